@@ -1,0 +1,73 @@
+"""governed_db: identity, guardrails, masking and a tamper-evident record for any DB-API 2.0 connection.
+
+    conn = governed_db.wrap(sqlite3.connect("app.db"), identity=governed_db.Identity("bot", kind="agent"))
+
+Heavy parts (the OpenTelemetry SDK, Presidio, the drivers) load lazily, so
+``import governed_db`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+from governed_db.decision import Action, Decision, RuleHit
+from governed_db.errors import (
+    ApprovalRequired,
+    ConfigurationError,
+    GovernanceFault,
+    GovernedDBError,
+    GuardrailViolation,
+    InvalidStatement,
+)
+from governed_db.identity import Identity, acting_as, current_identity
+
+if TYPE_CHECKING:
+    from governed_db.api import govern_module, unwrap, wrap
+    from governed_db.policy import Policy, evaluate
+
+_LAZY = {
+    "wrap": "governed_db.api",
+    "unwrap": "governed_db.api",
+    "govern_module": "governed_db.api",
+    "evaluate": "governed_db.policy",
+    "Policy": "governed_db.policy",
+    "load_policy": "governed_db.policy",
+    "identity_from_token": "governed_db.tokens",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'governed_db' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Action",
+    "ApprovalRequired",
+    "ConfigurationError",
+    "Decision",
+    "GovernanceFault",
+    "GovernedDBError",
+    "GuardrailViolation",
+    "Identity",
+    "InvalidStatement",
+    "Policy",
+    "RuleHit",
+    "__version__",
+    "acting_as",
+    "current_identity",
+    "evaluate",
+    "govern_module",
+    "identity_from_token",
+    "load_policy",
+    "unwrap",
+    "wrap",
+]

@@ -1,0 +1,133 @@
+"""The one-line ways in: :func:`wrap`, :func:`unwrap`, :func:`govern_module`."""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from governed_db.audit import audit_processor
+from governed_db.drivers import Driver, driver_for, innermost
+from governed_db.errors import ConfigurationError
+from governed_db.pipeline import Governor
+from governed_db.settings import Settings, build_settings
+from governed_db.telemetry import Recorder, tracer_for
+
+
+def _is_governed(conn: Any) -> bool:
+    from governed_db.proxies import GovernedConnection
+
+    return isinstance(conn, GovernedConnection) and type(conn).__module__.startswith("governed_db")
+
+
+def wrap(
+    conn: Any,
+    *,
+    identity: Any = None,
+    environment: str | None = None,
+    policy: Any = None,
+    audit: Any = None,
+    tracer_provider: Any = None,
+    **options: Any,
+) -> Any:
+    """Govern a DB-API 2.0 connection; returns a proxy that behaves like it.
+
+    Every statement then carries ``identity``, is judged by ``policy`` in
+    ``environment`` before it reaches the database, comes back masked, and is
+    recorded as an OpenTelemetry span (and in the ``audit`` store).
+    """
+    if conn is None or not callable(getattr(conn, "cursor", None)):
+        raise ConfigurationError(
+            f"wrap() needs a DB-API 2.0 connection (an object with cursor()), got {type(conn).__name__}; "
+            "pass what your driver's connect() returned"
+        )
+    if type(conn).__name__ == "GovernedConnection" or _is_governed(conn):
+        raise ConfigurationError("this connection is already governed; wrap the raw connection once")
+    settings = build_settings(
+        identity=identity,
+        environment=environment,
+        policy=policy,
+        audit=audit,
+        tracer_provider=tracer_provider,
+        options=options,
+    )
+    driver = driver_for(conn)
+    raw = innermost(conn)
+    if driver.is_closed(raw):
+        raise ConfigurationError("the connection is closed; wrap an open connection")
+    return _govern(conn, raw, driver, settings)
+
+
+def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
+    processor = audit_processor(settings.audit)
+    tracer = tracer_for(settings.tracer_provider, processor)
+    recorder = Recorder(
+        tracer,
+        static_attributes=driver.static_attributes(raw),
+        environment=settings.environment,
+        capture_parameters=bool(settings.option("capture_parameters")),
+    )
+    gov = Governor(conn, driver, settings, recorder)
+    proxy = driver.connection_proxy(conn, gov)
+    on_wrap = getattr(driver, "on_wrap", None)
+    if on_wrap is not None:
+        on_wrap(proxy, gov)
+    return proxy
+
+
+def unwrap(conn: Any) -> Any:
+    """The connection given to :func:`wrap` (for APIs that type-check in C, e.g. sqlite3 ``backup`` targets)."""
+    if not _is_governed(conn):
+        raise ConfigurationError(f"unwrap() takes a governed connection, got {type(conn).__name__}")
+    return conn.__wrapped__
+
+
+class GovernedModule(types.ModuleType):
+    """A DB-API 2.0 module facade whose ``connect()`` returns governed connections."""
+
+    def __init__(self, module: types.ModuleType, options: dict[str, Any]) -> None:
+        super().__init__(module.__name__, getattr(module, "__doc__", None))
+        self.__dict__["_governed_module"] = module
+        self.__dict__["_governed_options"] = options
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        module = self.__dict__["_governed_module"]
+        # looked up at call time, so instrumentation that patched module.connect still applies
+        return wrap(module.connect(*args, **kwargs), **self.__dict__["_governed_options"])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_governed_module"], name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self.__dict__["_governed_module"])) | {"connect"})
+
+    def __repr__(self) -> str:
+        return f"<governed module {self.__name__!r}>"
+
+
+_DBAPI_NAMES = ("connect", "apilevel", "paramstyle")
+
+
+def govern_module(
+    dbapi_module: types.ModuleType,
+    *,
+    identity: Any = None,
+    environment: str | None = None,
+    policy: Any = None,
+    audit: Any = None,
+    tracer_provider: Any = None,
+    **options: Any,
+) -> GovernedModule:
+    """``sqlite3 = governed_db.govern_module(sqlite3)``: a drop-in module whose connections are governed."""
+    if not isinstance(dbapi_module, types.ModuleType) or not all(hasattr(dbapi_module, n) for n in _DBAPI_NAMES):
+        raise ConfigurationError(
+            f"govern_module() takes a DB-API 2.0 driver module (with connect, apilevel, paramstyle), "
+            f"got {dbapi_module!r}"
+        )
+    # validate the options now rather than at the first connect()
+    build_settings(
+        identity=identity, environment=environment, policy=policy, audit=audit,
+        tracer_provider=tracer_provider, options=options,
+    )
+    opts = dict(options, identity=identity, environment=environment, policy=policy, audit=audit,
+                tracer_provider=tracer_provider)
+    return GovernedModule(dbapi_module, opts)

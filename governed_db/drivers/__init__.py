@@ -1,0 +1,126 @@
+"""What governed_db knows about each DB-API driver.
+
+A :class:`Driver` says which dialect and semantic-convention system a
+connection speaks, how to read statement text and cursor metadata, and which
+proxy classes cover the driver's extra entry points. Driver modules are
+imported only when a connection of theirs is wrapped.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from governed_db.errors import ConfigurationError, InvalidStatement
+
+
+class Driver:
+    """Generic DB-API 2.0 behaviour; subclasses override what their driver does differently."""
+
+    name = "dbapi"
+    dialect: str | None = None
+    db_system = "other_sql"
+    module_name: str | None = None
+
+    def __init__(self, module: Any = None) -> None:
+        self.module = module
+
+    # -- proxies -------------------------------------------------------------------------------
+    @property
+    def connection_proxy(self) -> type:
+        from governed_db.proxies import GovernedConnection
+
+        return GovernedConnection
+
+    # -- facts about a connection --------------------------------------------------------------
+    def dialect_for(self, raw: Any) -> str:
+        if self.dialect is None:
+            raise ConfigurationError(
+                f"governed_db does not know the SQL dialect of {type(raw).__module__}.{type(raw).__name__}; "
+                "pass dialect='postgres' (or 'mysql', 'sqlite', 'duckdb', any sqlglot dialect) to wrap()"
+            )
+        return self.dialect
+
+    def paramstyle_for(self, raw: Any) -> str:
+        return str(getattr(self.module, "paramstyle", "qmark"))
+
+    def is_closed(self, raw: Any) -> bool:
+        closed = getattr(raw, "closed", False)
+        return bool(closed) if not callable(closed) else False
+
+    def static_attributes(self, raw: Any) -> dict[str, Any]:
+        return {"db.system.name": self.db_system}
+
+    def error_class(self, raw: Any, name: str) -> type[BaseException] | None:
+        """The driver's exception class ``name`` (``ProgrammingError``, ``DatabaseError``)."""
+        found = getattr(raw, name, None) or getattr(self.module, name, None)
+        return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+    # -- facts about a statement / result ------------------------------------------------------
+    def statement_text(self, sql: Any, raw: Any) -> str:
+        if type(sql) is str:
+            return sql
+        if isinstance(sql, str):
+            return str(sql)
+        if isinstance(sql, (bytes, bytearray, memoryview)):
+            try:
+                return bytes(sql).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InvalidStatement(
+                    f"the statement is bytes that are not valid UTF-8 ({e.reason} at byte {e.start}); "
+                    "decode it with the right encoding and pass text"
+                ) from None
+        as_string = getattr(sql, "as_string", None)  # psycopg / psycopg2 sql.Composable
+        if callable(as_string):
+            return str(as_string(raw))
+        if sql is None:
+            raise InvalidStatement("the statement is None: pass the SQL text to execute")
+        raise InvalidStatement(
+            f"the statement must be SQL text (str or bytes), got {type(sql).__name__}: pass the SQL as a string"
+        )
+
+    def description(self, raw_cursor: Any) -> Any:
+        return raw_cursor.description
+
+    def rowcount(self, raw_cursor: Any) -> int | None:
+        count = getattr(raw_cursor, "rowcount", None)
+        return count if isinstance(count, int) else None
+
+
+_REGISTRY = {
+    "sqlite3": ("governed_db.drivers.sqlite", "SqliteDriver"),
+    "psycopg": ("governed_db.drivers.psycopg", "PsycopgDriver"),
+    "psycopg2": ("governed_db.drivers.psycopg2", "Psycopg2Driver"),
+    "pymysql": ("governed_db.drivers.pymysql", "PyMySQLDriver"),
+    "duckdb": ("governed_db.drivers.duckdb", "DuckDBDriver"),
+    "_duckdb": ("governed_db.drivers.duckdb", "DuckDBDriver"),
+}
+
+
+def innermost(conn: Any) -> Any:
+    """The driver's own object under any stack of proxies (ours or other instrumentation's)."""
+    seen = 0
+    while True:
+        try:
+            inner = object.__getattribute__(conn, "__wrapped__")
+        except AttributeError:
+            try:
+                inner = conn.__wrapped__
+            except AttributeError:
+                return conn
+        conn = inner
+        seen += 1
+        if seen > 32:  # pragma: no cover - a proxy cycle
+            raise ConfigurationError("the connection is wrapped in more than 32 proxies")
+
+
+def driver_for(conn: Any) -> Driver:
+    raw = innermost(conn)
+    top = type(raw).__module__.split(".")[0]
+    entry = _REGISTRY.get(top)
+    if entry is None:
+        module = importlib.import_module(top) if top not in ("builtins", "__main__") else None
+        return Driver(module)
+    mod = importlib.import_module(entry[0])
+    cls = getattr(mod, entry[1])
+    return cls()  # type: ignore[no-any-return]

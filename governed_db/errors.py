@@ -1,0 +1,142 @@
+"""Exceptions raised by governed_db.
+
+One root, :class:`GovernedDBError`. A refusal (:class:`GuardrailViolation`,
+:class:`ApprovalRequired`) carries its :class:`~governed_db.decision.Decision`
+and, when raised from a governed connection, is *also* an instance of the
+wrapped driver's ``ProgrammingError`` so that ``except driver.DatabaseError``,
+SQLAlchemy's ``DBAPIError`` wrapping and agent frameworks keep working.
+Exceptions stay picklable, including the per-driver subclasses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from governed_db.decision import Decision
+
+
+class GovernedDBError(Exception):
+    """Root of every exception governed_db raises itself."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (_public_class(type(self)), _driver_base(type(self)), self.args, self.__dict__))
+
+
+class ConfigurationError(GovernedDBError, ValueError):
+    """Bad configuration or bad input to governed_db's API (says what and how to fix)."""
+
+
+class GovernanceFault(GovernedDBError):
+    """Governance itself failed (a bug, a broken policy, a store that is down).
+
+    In production the statement is refused (fail closed); in development the
+    fault is logged as a warning and the statement proceeds.
+    """
+
+
+class InvalidStatement(GovernedDBError, TypeError):
+    """The statement is not SQL text governed_db can read (``None``, a number, bad bytes...)."""
+
+
+class GuardrailViolation(GovernedDBError):
+    """A statement was refused before it reached the database."""
+
+    def __init__(self, message: str, decision: Decision | None = None, *, statement: str | None = None):
+        super().__init__(message)
+        self.decision = decision
+        #: The normalized statement (literals replaced by placeholders), never parameters.
+        self.statement = statement
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return self.decision.rules if self.decision else ()
+
+    @property
+    def remedy(self) -> str | None:
+        return self.decision.remedy if self.decision else None
+
+
+
+class ApprovalRequired(GuardrailViolation):
+    """The statement needs an approval first; ``request_id`` names the request."""
+
+    def __init__(
+        self,
+        message: str,
+        decision: Decision | None = None,
+        *,
+        statement: str | None = None,
+        request_id: str | None = None,
+        fingerprint: str | None = None,
+        approve_command: str | None = None,
+    ):
+        super().__init__(message, decision, statement=statement)
+        self.request_id = request_id
+        self.fingerprint = fingerprint
+        self.approve_command = approve_command
+
+
+# --- driver-flavoured subclasses ---------------------------------------------------------------
+
+_DRIVER_CLASSES: dict[tuple[type, type], type] = {}
+
+
+def driver_flavoured(cls: type[GovernedDBError], driver_error: type[BaseException] | None) -> type:
+    """``cls`` mixed with the driver's error class, created once and cached.
+
+    The result is a subclass of both, so ``except GuardrailViolation`` and
+    ``except sqlite3.ProgrammingError`` both catch it.
+    """
+    if driver_error is None or issubclass(cls, driver_error):
+        return cls
+    key = (cls, driver_error)
+    made = _DRIVER_CLASSES.get(key)
+    if made is None:
+        made = type(cls.__name__, (cls, driver_error), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        _DRIVER_CLASSES[key] = made
+    return made
+
+
+def flavour(exc: GovernedDBError, driver_error: type[BaseException] | None) -> GovernedDBError:
+    """A copy of ``exc`` whose class is also ``driver_error`` (same message and attributes)."""
+    cls = driver_flavoured(type(exc), driver_error)
+    if cls is type(exc):
+        return exc
+    new = cls.__new__(cls)
+    Exception.__init__(new, *exc.args)
+    new.__dict__.update(exc.__dict__)
+    return new  # type: ignore[no-any-return]
+
+
+def _public_class(cls: type) -> type:
+    for base in cls.__mro__:
+        if base.__module__ == __name__ and base in _PUBLIC:
+            return base
+    return GovernedDBError  # pragma: no cover - every raised class derives from a public one
+
+
+def _driver_base(cls: type) -> tuple[str, str] | None:
+    for (public, driver_error), made in _DRIVER_CLASSES.items():
+        if made is cls:
+            return (driver_error.__module__, driver_error.__qualname__)
+    return None
+
+
+def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
+    cls: type = public
+    if driver is not None:
+        try:
+            obj: Any = importlib.import_module(driver[0])
+            for part in driver[1].split("."):
+                obj = getattr(obj, part)
+            cls = driver_flavoured(public, obj)
+        except (ImportError, AttributeError):
+            cls = public  # unpickled where the driver is absent: keep the governed_db class
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc  # type: ignore[no-any-return]
+
+
+_PUBLIC = (GovernedDBError, ConfigurationError, GovernanceFault, InvalidStatement, GuardrailViolation, ApprovalRequired)

@@ -1,0 +1,202 @@
+"""Who a statement runs for: :class:`Identity` and :func:`acting_as`.
+
+Resolution order for one statement (first that applies wins):
+
+1. the innermost :func:`acting_as` block (a context variable, so each thread
+   and each asyncio task sees its own);
+2. the ``identity=`` given to :func:`governed_db.wrap` — an :class:`Identity`,
+   or a callable returning one (or returning a token, see
+   :mod:`governed_db.tokens`);
+3. ``GOVERNED_DB_IDENTITY`` / ``GOVERNED_DB_TOKEN`` read when the connection
+   was wrapped;
+4. the operating-system user, as a self-declared human.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from governed_db.errors import ConfigurationError
+
+IdentityKind = Literal["human", "agent", "service"]
+KINDS: tuple[str, ...] = ("human", "agent", "service")
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Identity:
+    """A principal: a human, an AI agent or a service, possibly acting for someone.
+
+    ``verified`` is True only for identities built from a token the identity
+    provider signed (:func:`governed_db.identity_from_token`); ``issuer`` and
+    ``token_id`` record that provenance. The token itself is never kept.
+    """
+
+    subject: str
+    kind: IdentityKind
+    on_behalf_of: str | None
+    roles: tuple[str, ...]
+    attributes: Mapping[str, str] = field(compare=False)
+    verified: bool
+    issuer: str | None
+    token_id: str | None
+    _attr_items: tuple[tuple[str, str], ...] = field(repr=False)
+
+    def __init__(
+        self,
+        subject: str,
+        *,
+        kind: IdentityKind = "human",
+        on_behalf_of: str | None = None,
+        roles: tuple[str, ...] | list[str] | frozenset[str] = (),
+        attributes: Mapping[str, Any] | None = None,
+        verified: bool = False,
+        issuer: str | None = None,
+        token_id: str | None = None,
+    ) -> None:
+        if not isinstance(subject, str) or not subject.strip():
+            raise ConfigurationError(
+                f"Identity subject must be a non-empty string, got {subject!r}: "
+                "pass who runs the statement, e.g. Identity('alice') or Identity('report-bot', kind='agent')"
+            )
+        if kind not in KINDS:
+            raise ConfigurationError(f"Identity kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if on_behalf_of is not None and (not isinstance(on_behalf_of, str) or not on_behalf_of.strip()):
+            raise ConfigurationError(f"on_behalf_of must be a non-empty string or None, got {on_behalf_of!r}")
+        if isinstance(roles, str):
+            raise ConfigurationError(f"roles must be a sequence of role names, not the string {roles!r}")
+        role_tuple = tuple(dict.fromkeys(str(r) for r in roles))
+        items = tuple(sorted((str(k), str(v)) for k, v in (attributes or {}).items()))
+        set_ = object.__setattr__
+        set_(self, "subject", subject.strip())
+        set_(self, "kind", kind)
+        set_(self, "on_behalf_of", on_behalf_of.strip() if on_behalf_of else None)
+        set_(self, "roles", role_tuple)
+        set_(self, "attributes", MappingProxyType(dict(items)) if items else _EMPTY)
+        set_(self, "verified", bool(verified))
+        set_(self, "issuer", issuer)
+        set_(self, "token_id", token_id)
+        set_(self, "_attr_items", items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make_identity, (self.subject, self.to_dict()))
+
+    @property
+    def provenance(self) -> str:
+        return "verified" if self.verified else "self-declared"
+
+    def has_role(self, *roles: str) -> bool:
+        return any(r in self.roles for r in roles)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "kind": self.kind,
+            "on_behalf_of": self.on_behalf_of,
+            "roles": list(self.roles),
+            "attributes": dict(self.attributes),
+            "verified": self.verified,
+            "issuer": self.issuer,
+            "token_id": self.token_id,
+        }
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        """Parse the ``GOVERNED_DB_IDENTITY`` forms.
+
+        * JSON: ``{"subject": "report-bot", "kind": "agent", "on_behalf_of": "alice", "roles": ["analyst"]}``
+        * short: ``agent:report-bot`` or ``agent:report-bot@alice`` (kind, subject, on whose behalf),
+          optionally followed by ``;roles=analyst,reader``; a bare ``alice`` is a human.
+        """
+        text = text.strip()
+        if not text:
+            raise ConfigurationError("empty identity: set GOVERNED_DB_IDENTITY to e.g. 'agent:report-bot@alice'")
+        if text.startswith("{"):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ConfigurationError(f"identity JSON is not valid: {e}") from None
+            if not isinstance(data, dict) or "subject" not in data:
+                raise ConfigurationError("identity JSON must be an object with at least a 'subject' key")
+            unknown = set(data) - {"subject", "kind", "on_behalf_of", "roles", "attributes"}
+            if unknown:
+                raise ConfigurationError(f"identity JSON has unknown keys {sorted(unknown)}")
+            return cls(
+                data["subject"],
+                kind=data.get("kind", "human"),
+                on_behalf_of=data.get("on_behalf_of"),
+                roles=tuple(data.get("roles", ())),
+                attributes=data.get("attributes"),
+            )
+        head, _, tail = text.partition(";")
+        roles: tuple[str, ...] = ()
+        for part in filter(None, (p.strip() for p in tail.split(";"))):
+            key, eq, value = part.partition("=")
+            if not eq or key.strip() != "roles":
+                raise ConfigurationError(f"identity option {part!r} not understood; only 'roles=a,b' is")
+            roles = tuple(r.strip() for r in value.split(",") if r.strip())
+        kind = "human"
+        if ":" in head:
+            kind, _, head = head.partition(":")
+            kind = kind.strip()
+        subject, _, behalf = head.partition("@")
+        return cls(subject, kind=kind, on_behalf_of=behalf or None, roles=roles)  # type: ignore[arg-type]
+
+
+def _make_identity(subject: str, data: dict[str, Any]) -> Identity:
+    data = dict(data)
+    data.pop("subject", None)
+    data["roles"] = tuple(data.get("roles", ()))
+    return Identity(subject, **data)
+
+
+_current: ContextVar[Identity | None] = ContextVar("governed_db_identity", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(identity: Identity) -> Iterator[Identity]:
+    """Run the block's statements as ``identity`` (per thread / asyncio task)."""
+    if not isinstance(identity, Identity):
+        raise ConfigurationError(
+            f"acting_as() takes an Identity, got {type(identity).__name__}; "
+            "build one with Identity(...) or identity_from_token(...)"
+        )
+    token = _current.set(identity)
+    try:
+        yield identity
+    finally:
+        _current.reset(token)
+
+
+def current_identity() -> Identity | None:
+    """The identity set by the innermost :func:`acting_as`, if any."""
+    return _current.get()
+
+
+def os_identity() -> Identity:
+    """The operating-system user as a self-declared human (the last resort)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return Identity(user or "unknown", kind="human", attributes={"source": "os-user"})
+
+
+def identity_from_env(environ: Mapping[str, str] | None = None) -> Identity | None:
+    env = os.environ if environ is None else environ
+    raw = env.get("GOVERNED_DB_IDENTITY")
+    if raw:
+        try:
+            return Identity.parse(raw)
+        except ConfigurationError as e:
+            raise ConfigurationError(f"GOVERNED_DB_IDENTITY: {e}") from None
+    return None

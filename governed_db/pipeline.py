@@ -1,0 +1,249 @@
+"""The life of one statement.
+
+Every way SQL enters a governed connection ends in :func:`run`, which reads
+top to bottom::
+
+    resolve identity -> analyse -> decide -> (approval) -> tag -> run on the driver
+        -> plan masking from cursor.description -> record
+
+Each step is a small function owned by the module of its concern; this module
+only sequences them and decides what a fault inside governance means (refuse
+in production, warn in development). A :class:`Governor` holds what one
+governed connection needs for that: its settings, driver, policy and recorder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from governed_db import approvals, masking
+from governed_db.analysis import Analysis, analyze
+from governed_db.decision import Action, Decision, RuleHit
+from governed_db.errors import (
+    ApprovalRequired,
+    ConfigurationError,
+    GovernanceFault,
+    GovernedDBError,
+    GuardrailViolation,
+    InvalidStatement,
+    flavour,
+)
+from governed_db.identity import Identity, current_identity, identity_from_env, os_identity
+from governed_db.policy import load_policy
+from governed_db.settings import Settings
+from governed_db.sqlcomment import tag_statement
+from governed_db.telemetry import Recorder
+
+if TYPE_CHECKING:
+    from governed_db.drivers import Driver
+    from governed_db.results import ResultState
+
+log = logging.getLogger("governed_db")
+R = TypeVar("R")
+
+
+class Governor:
+    """Per-connection governance state and the steps of :func:`run`."""
+
+    def __init__(self, raw: Any, driver: Driver, settings: Settings, recorder: Recorder) -> None:
+        self.raw = raw
+        self.driver = driver
+        self.settings = settings
+        self.recorder = recorder
+        self.dialect: str = settings.option("dialect") or driver.dialect_for(raw)
+        self.environment = settings.environment
+        self.policy = load_policy(settings.policy)
+        self.fail_closed = settings.fail_closed
+        self._default_identity = _identity_source(settings)
+
+    # -- step 1: who ---------------------------------------------------------------------------
+    def resolve_identity(self) -> Identity:
+        ident = current_identity()
+        if ident is not None:
+            return ident
+        source = self._default_identity
+        if isinstance(source, Identity):
+            return source
+        produced = source()
+        if isinstance(produced, Identity):
+            return produced
+        if isinstance(produced, (str, bytes)):
+            from governed_db import tokens
+
+            return tokens.verify_configured(produced, self.settings)
+        raise ConfigurationError(
+            f"the identity provider returned {type(produced).__name__}; it must return an Identity or a token string"
+        )
+
+    # -- step 3: decide ------------------------------------------------------------------------
+    def decide(self, analysis: Analysis, identity: Identity) -> Decision:
+        decision: Decision = self.policy.evaluate(analysis, identity=identity, environment=self.environment)
+        limiter = getattr(self.policy, "limiter", None)
+        if limiter is not None:
+            hit = limiter.on_statement(identity, self.environment)
+            if hit is not None:
+                decision = Decision.combine(
+                    (*decision.hits, hit),
+                    environment=self.environment,
+                    dialect=decision.dialect,
+                    policy_name=decision.policy_name,
+                    details=decision.details,
+                )
+        return decision
+
+    # -- step 4: refuse, or check for an approval -----------------------------------------------
+    def enforce(self, decision: Decision, analysis: Analysis, identity: Identity, text: str, params: Any) -> None:
+        if decision.action is Action.DENY:
+            remedy = f" Next step: {decision.remedy}." if decision.remedy else ""
+            raise GuardrailViolation(
+                f"refused by governed_db: {decision.reason}.{remedy}",
+                decision,
+                statement=analysis.normalized,
+            )
+        if decision.action is Action.REQUIRE_APPROVAL:
+            approvals.check_approval(
+                decision,
+                analysis=analysis,
+                identity=identity,
+                environment=self.environment,
+                sql=text,
+                params=params,
+                settings=self.settings,
+            )
+        elif decision.action is Action.WARN:
+            log.warning(
+                "governed_db warning (%s) for %s: %s", ",".join(decision.rules), identity.subject, decision.reason
+            )
+
+    # -- faults inside governance ---------------------------------------------------------------
+    def fault(self, stage: str, exc: BaseException) -> Decision:
+        """Fail closed in production; in development warn and let the statement through."""
+        if self.fail_closed:
+            raise flavour(
+                GovernanceFault(
+                    f"governance failed while {stage} ({type(exc).__name__}: {exc}); the statement was refused "
+                    "(fail closed). Fix the cause, or use on_fault='warn' where continuing is acceptable."
+                ),
+                self.driver.error_class(self.raw, "DatabaseError"),
+            ) from exc
+        log.warning("governed_db fault while %s (continuing, on_fault=warn): %r", stage, exc)
+        hit = RuleHit("governance-fault", Action.WARN, f"governance failed while {stage}: {type(exc).__name__}")
+        return Decision.combine([hit], environment=self.environment, dialect=self.dialect)
+
+    def refusal(self, exc: GovernedDBError) -> GovernedDBError:
+        return flavour(exc, self.driver.error_class(self.raw, "ProgrammingError"))
+
+
+def run(
+    gov: Governor,
+    entry: str,
+    sql: Any,
+    params: Any,
+    invoke: Callable[[Any], R],
+    result: ResultState | None = None,
+) -> R:
+    """Govern one statement: decide, run it through ``invoke``, plan masking, record.
+
+    ``invoke(statement)`` runs the (possibly tagged) statement on the driver;
+    ``result``, when given, is the cursor's result state to arm with the
+    masking plan and row limit once the driver has answered.
+    """
+    start_ns = time.time_ns()
+    text = gov.driver.statement_text(sql, gov.raw)  # raises InvalidStatement on None, numbers...
+    try:
+        identity = gov.resolve_identity()
+    except GovernedDBError as e:
+        raise gov.refusal(GuardrailViolation(f"refused: no trustworthy identity ({e})")) from e
+    try:
+        analysis = analyze(text, gov.dialect)
+        decision = gov.decide(analysis, identity)
+    except GovernedDBError:
+        raise
+    except Exception as e:
+        analysis = analyze("", gov.dialect)
+        decision = gov.fault("deciding about the statement", e)
+
+    span = gov.recorder.start(
+        entry=entry, analysis=analysis, identity=identity, decision=decision, start_ns=start_ns, params=params
+    )
+    token = gov.recorder.tracer_context(span)
+    try:
+        if not decision.allowed:
+            try:
+                gov.enforce(decision, analysis, identity, text, params)
+            except GuardrailViolation as refused:
+                raise gov.refusal(refused) from None
+        elif decision.action is Action.WARN:
+            gov.enforce(decision, analysis, identity, text, params)
+        statement = tag_statement(sql, gov, identity, span, params)
+        outcome = invoke(statement)  # driver errors pass through unchanged
+        if result is not None:
+            _arm_result(gov, result, analysis, identity, decision, span)
+        gov.recorder.succeeded(
+            span,
+            rowcount=gov.driver.rowcount(result.raw) if result is not None else None,
+            masked_columns=result.masked_columns if result is not None else (),
+        )
+        return outcome
+    except (GuardrailViolation, ApprovalRequired) as e:
+        gov.recorder.refused(span, e)
+        raise
+    except BaseException as e:
+        gov.recorder.failed(span, e)
+        raise
+    finally:
+        gov.recorder.detach(token)
+        span.end()
+
+
+def _arm_result(
+    gov: Governor, result: ResultState, analysis: Analysis, identity: Identity, decision: Decision, span: Any
+) -> None:
+    """Step 7: build the masking plan once for this result, from its description."""
+    description = gov.driver.description(result.raw)
+    if not description:
+        result.reset()
+        return
+    try:
+        plan = masking.plan_masking(
+            description, analysis, identity=identity, environment=gov.environment, settings=gov.settings
+        )
+    except Exception as e:
+        if gov.fail_closed:
+            result.poison(
+                flavour(
+                    GovernanceFault(
+                        f"masking could not be planned ({type(e).__name__}: {e}); rows are withheld (fail closed)"
+                    ),
+                    gov.driver.error_class(gov.raw, "DatabaseError"),
+                )
+            )
+            return
+        log.warning("governed_db masking fault (continuing unmasked, on_fault=warn): %r", e)
+        plan = None
+    result.arm(
+        plan=plan,
+        row_limit=decision.row_limit if decision.action is Action.LIMIT else None,
+        span=span if gov.settings.option("record_results") and span.is_recording() else None,
+        identity=identity,
+    )
+
+
+def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
+    if settings.identity is not None:
+        return settings.identity
+    from_env = identity_from_env()
+    if from_env is not None:
+        return from_env
+    import os
+
+    token = os.environ.get("GOVERNED_DB_TOKEN")
+    if token:
+        return lambda: token
+    return os_identity()
+
+
+__all__ = ["Governor", "InvalidStatement", "run"]

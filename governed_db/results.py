@@ -1,0 +1,122 @@
+"""What a governed cursor does to rows on their way out.
+
+A :class:`ResultState` is armed once per executed statement with the masking
+plan and the row cap, then every exit (``fetchone``, ``fetchmany``,
+``fetchall``, iteration, driver extras) passes rows through it. When nothing
+needs doing it is left disarmed and rows pass through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from governed_db.identity import Identity
+    from governed_db.masking import MaskPlan
+    from governed_db.pipeline import Governor
+
+
+class ResultState:
+    __slots__ = ("active", "gov", "identity", "limit", "masked_cells", "plan", "poisoned", "raw", "rows", "span")
+
+    def __init__(self, raw: Any, gov: Governor) -> None:
+        self.raw = raw
+        self.gov = gov
+        self.reset()
+
+    def reset(self) -> None:
+        self.active = False
+        self.plan: MaskPlan | None = None
+        self.limit: int | None = None
+        self.span: Any = None
+        self.identity: Identity | None = None
+        self.poisoned: BaseException | None = None
+        self.rows = 0
+        self.masked_cells = 0
+
+    def arm(self, *, plan: MaskPlan | None, row_limit: int | None, span: Any, identity: Identity) -> None:
+        self.finish()
+        self.plan = plan
+        self.limit = row_limit
+        self.span = span
+        self.identity = identity
+        self.rows = 0
+        self.masked_cells = 0
+        self.active = plan is not None or row_limit is not None or span is not None
+
+    def poison(self, exc: BaseException) -> None:
+        """Withhold every row of this result (a fault happened while planning masking)."""
+        self.finish()
+        self.poisoned = exc
+        self.active = True
+
+    @property
+    def masked_columns(self) -> tuple[str, ...]:
+        return self.plan.masked_columns if self.plan is not None else ()
+
+    # -- exits -----------------------------------------------------------------------------------
+    def one(self, row: Any) -> Any:
+        if self.poisoned is not None:
+            raise self.poisoned
+        if row is None:
+            self.finish()
+            return None
+        if self.limit is not None and self.rows >= self.limit:
+            self.finish()
+            return None
+        self.rows += 1
+        return self.plan.apply_row(row) if self.plan is not None else row
+
+    def many(self, rows: list[Any], *, complete: bool) -> list[Any]:
+        if self.poisoned is not None:
+            raise self.poisoned
+        if self.limit is not None:
+            room = max(self.limit - self.rows, 0)
+            if len(rows) > room:
+                rows = rows[:room]
+                complete = True
+        self.rows += len(rows)
+        out = self.plan.apply_rows(rows) if self.plan is not None and rows else rows
+        if complete:
+            self.finish()
+        return out
+
+    def iterate(self, rows: Iterable[Any]) -> Iterator[Any]:
+        if self.poisoned is not None:
+            raise self.poisoned
+        plan = self.plan
+        for row in rows:
+            if self.limit is not None and self.rows >= self.limit:
+                break
+            self.rows += 1
+            yield plan.apply_row(row) if plan is not None else row
+        self.finish()
+
+    def frame(self, frame: Any) -> Any:
+        if self.poisoned is not None:
+            raise self.poisoned
+        if self.limit is not None:
+            frame = frame[: self.limit] if hasattr(frame, "__getitem__") else frame
+        out = self.plan.apply_frame(frame) if self.plan is not None else frame
+        try:
+            self.rows += len(frame)
+        except TypeError:
+            pass
+        self.finish()
+        return out
+
+    def finish(self) -> None:
+        """Record how many rows this result handed out (once)."""
+        span, self.span = self.span, None
+        if span is not None:
+            plan = self.plan
+            counted = getattr(plan, "masked_cells", None)
+            self.masked_cells = counted if isinstance(counted, int) else self.rows * len(self.masked_columns)
+            self.gov.recorder.result_consumed(
+                span, rows=self.rows, masked_cells=self.masked_cells, masked_columns=self.masked_columns
+            )
+        limiter = getattr(self.gov.policy, "limiter", None)
+        if limiter is not None and self.identity is not None and self.rows:
+            limiter.on_rows(self.identity, self.rows)
+            self.rows = 0

@@ -1,0 +1,227 @@
+"""The activity record: one OpenTelemetry CLIENT span per statement.
+
+Attributes follow the stable database semantic conventions (``db.system.name``,
+``db.namespace``, ``db.operation.name``, ``db.collection.name``,
+``db.query.text`` with literals replaced by placeholders) plus the identity and
+the decision under ``governed_db.*``. Raw parameters are recorded only with
+``capture_parameters=True``.
+
+The same spans feed the local audit store (:mod:`governed_db.audit`): when a
+store is configured its span processor is added to the SDK tracer provider in
+use, or — when the application has configured no SDK provider — to a private
+one, so the record exists with zero OpenTelemetry set-up.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from governed_db import __version__
+from governed_db.analysis import Analysis
+from governed_db.decision import Decision
+from governed_db.identity import Identity
+
+SCOPE = "governed_db"
+
+_attached: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
+_private: dict[int, Any] = {}
+_lock = threading.Lock()
+
+
+def _sdk_provider_class() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return TracerProvider
+
+
+def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
+    """The tracer governed_db records with, with the audit processor attached once."""
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if audit_processor is not None:
+        if hasattr(provider, "add_span_processor"):
+            with _lock:
+                seen = _attached.setdefault(provider, set())
+                if id(audit_processor) not in seen:
+                    provider.add_span_processor(audit_processor)
+                    seen.add(id(audit_processor))
+        else:
+            # No SDK provider configured by the application: record through a private one.
+            with _lock:
+                private = _private.get(id(audit_processor))
+                if private is None:
+                    private = _sdk_provider_class()()
+                    private.add_span_processor(audit_processor)
+                    _private[id(audit_processor)] = (private, audit_processor)
+                else:
+                    private = private[0]
+            provider = private
+    return provider.get_tracer(SCOPE, __version__)
+
+
+def identity_attributes(identity: Identity) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "user.id": identity.subject,
+        "enduser.id": identity.subject,
+        "governed_db.identity.subject": identity.subject,
+        "governed_db.identity.kind": identity.kind,
+        "governed_db.identity.provenance": identity.provenance,
+    }
+    if identity.roles:
+        attrs["user.roles"] = list(identity.roles)
+        attrs["governed_db.identity.roles"] = list(identity.roles)
+    if identity.on_behalf_of:
+        attrs["governed_db.identity.on_behalf_of"] = identity.on_behalf_of
+    if identity.issuer:
+        attrs["governed_db.identity.issuer"] = identity.issuer
+    if identity.token_id:
+        attrs["governed_db.identity.token_id"] = identity.token_id
+    return attrs
+
+
+class Recorder:
+    """Builds and ends statement spans for one governed connection."""
+
+    __slots__ = ("_id_cache", "capture_parameters", "environment", "static", "tracer")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        *,
+        static_attributes: Mapping[str, Any],
+        environment: str,
+        capture_parameters: bool,
+    ) -> None:
+        self.tracer = tracer
+        self.static = dict(static_attributes)
+        self.environment = environment
+        self.capture_parameters = capture_parameters
+        self._id_cache: dict[Identity, dict[str, Any]] = {}
+
+    def start(
+        self,
+        *,
+        entry: str,
+        analysis: Analysis,
+        identity: Identity,
+        decision: Decision,
+        start_ns: int,
+        params: Any = None,
+    ) -> Span:
+        span = self.tracer.start_span(_span_name(analysis, self.static), kind=SpanKind.CLIENT, start_time=start_ns)
+        if not span.is_recording():
+            return span
+        attrs = dict(self.static)
+        id_attrs = self._id_cache.get(identity)
+        if id_attrs is None:
+            if len(self._id_cache) > 256:
+                self._id_cache.clear()
+            id_attrs = self._id_cache[identity] = identity_attributes(identity)
+        attrs.update(id_attrs)
+        attrs["db.query.text"] = analysis.normalized
+        attrs["governed_db.environment"] = self.environment
+        attrs["governed_db.entry"] = entry
+        attrs["governed_db.decision"] = decision.action.value
+        op = analysis.operation
+        if op:
+            attrs["db.operation.name"] = op
+        tables = analysis.tables
+        if tables:
+            attrs["governed_db.tables"] = list(tables)
+            if len(tables) == 1:
+                attrs["db.collection.name"] = tables[0]
+        kinds = list(dict.fromkeys(s.kind for s in analysis.statements))
+        if kinds:
+            attrs["governed_db.statement.kinds"] = kinds
+        if len(analysis.statements) > 1:
+            attrs["db.operation.batch.size"] = len(analysis.statements)
+        if decision.hits:
+            attrs["governed_db.rules"] = list(decision.rules)
+            attrs["governed_db.reason"] = decision.reason
+        if analysis.error:
+            attrs["governed_db.analysis.error"] = analysis.error
+        if self.capture_parameters and params is not None:
+            attrs.update(_parameter_attributes(params))
+        span.set_attributes(attrs)
+        return span
+
+    def tracer_context(self, span: Span) -> Any:
+        """Attach ``span`` as current (so stacked instrumentation nests under it); returns a detach token."""
+        if not span.is_recording():
+            return None
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    @staticmethod
+    def detach(token: Any) -> None:
+        if token is not None:
+            otel_context.detach(token)
+
+    @staticmethod
+    def refused(span: Span, exc: BaseException) -> None:
+        if span.is_recording():
+            span.set_attribute("governed_db.refused", True)
+            request_id = getattr(exc, "request_id", None)
+            if request_id:
+                span.set_attribute("governed_db.approval.request_id", request_id)
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, "refused by governed_db"))
+
+    @staticmethod
+    def failed(span: Span, exc: BaseException) -> None:
+        if span.is_recording():
+            span.set_attribute("error.type", type(exc).__qualname__)
+            code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+            if code:
+                span.set_attribute("db.response.status_code", str(code))
+            span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+
+    @staticmethod
+    def succeeded(span: Span, *, rowcount: int | None, masked_columns: tuple[str, ...]) -> None:
+        if span.is_recording():
+            if rowcount is not None and rowcount >= 0:
+                span.set_attribute("governed_db.rows_affected", rowcount)
+            if masked_columns:
+                span.set_attribute("governed_db.masked_columns", list(masked_columns))
+
+    def result_consumed(
+        self, statement_span: Span, *, rows: int, masked_cells: int, masked_columns: tuple[str, ...]
+    ) -> None:
+        """A short follow-up span: how many rows the result set actually handed out."""
+        ctx = trace.set_span_in_context(statement_span)
+        span = self.tracer.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL)
+        if span.is_recording():
+            attrs: dict[str, Any] = {
+                "db.response.returned_rows": rows,
+                "governed_db.rows_returned": rows,
+                "governed_db.masked_cells": masked_cells,
+                "governed_db.environment": self.environment,
+                "governed_db.statement_span_id": format(statement_span.get_span_context().span_id, "016x"),
+            }
+            if masked_columns:
+                attrs["governed_db.masked_columns"] = list(masked_columns)
+            span.set_attributes(attrs)
+        span.end()
+
+
+def _span_name(analysis: Analysis, static: Mapping[str, Any]) -> str:
+    op = analysis.operation
+    if not op:
+        return str(static.get("db.system.name", "db"))
+    tables = analysis.tables
+    return f"{op} {tables[0]}" if len(tables) == 1 else op
+
+
+def _parameter_attributes(params: Any) -> dict[str, Any]:
+    if isinstance(params, Mapping):
+        items = params.items()
+    elif isinstance(params, (list, tuple)):
+        items = enumerate(params)  # type: ignore[assignment]
+    else:
+        return {}
+    return {f"db.query.parameter.{k}": repr(v)[:256] for k, v in items}

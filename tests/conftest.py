@@ -1,0 +1,101 @@
+"""Shared fixtures: real databases, an in-memory span exporter, an isolated environment.
+
+Server-backed fixtures skip with a clear reason when the server is absent,
+and fail instead when ``GOVERNED_DB_REQUIRE_SERVERS=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+PG_DSN = os.environ.get("GOVERNED_DB_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+REQUIRE_SERVERS = os.environ.get("GOVERNED_DB_REQUIRE_SERVERS") == "1"
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    msg = f"{what} is not reachable ({type(exc).__name__}: {exc})"
+    if REQUIRE_SERVERS:
+        pytest.fail(msg + " and GOVERNED_DB_REQUIRE_SERVERS=1", pytrace=False)
+    pytest.skip(msg + "; start it (see .ci/run) or set GOVERNED_DB_REQUIRE_SERVERS=1 to make this a failure")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """No test reads the developer's GOVERNED_DB_* variables or writes the default audit store."""
+    for key in list(os.environ):
+        if key.startswith("GOVERNED_DB_") and key not in ("GOVERNED_DB_REQUIRE_SERVERS", "GOVERNED_DB_TEST_PG"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("GOVERNED_DB_AUDIT", str(tmp_path / "audit-default"))
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for table names on shared servers."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def pg_dsn() -> str:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect(PG_DSN, connect_timeout=3).close()
+    except Exception as e:  # noqa: BLE001
+        _unavailable("PostgreSQL on 127.0.0.1:5432", e)
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_conn(pg_dsn: str) -> Iterator[Any]:
+    import psycopg
+
+    conn = psycopg.connect(pg_dsn, autocommit=True)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg2_conn(pg_dsn: str) -> Iterator[Any]:
+    psycopg2 = pytest.importorskip("psycopg2")
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def mysql_kw() -> dict[str, Any]:
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        pymysql.connect(connect_timeout=3, **MYSQL_KW).close()
+    except Exception as e:  # noqa: BLE001
+        _unavailable("MariaDB/MySQL on 127.0.0.1:3306", e)
+    return dict(MYSQL_KW)
+
+
+@pytest.fixture
+def mysql_conn(mysql_kw: dict[str, Any]) -> Iterator[Any]:
+    import pymysql
+
+    conn = pymysql.connect(autocommit=True, **mysql_kw)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """A real SDK tracer provider with an in-memory exporter: ``(provider, exporter)``."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
