@@ -58,6 +58,8 @@ class Governor:
         self.policy = load_policy(settings.policy)
         self.fail_closed = settings.fail_closed
         self._default_identity = _identity_source(settings)
+        #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
+        self.state: dict[str, Any] = {}
 
     # -- step 1: who ---------------------------------------------------------------------------
     def resolve_identity(self) -> Identity:
@@ -79,19 +81,25 @@ class Governor:
         )
 
     # -- step 3: decide ------------------------------------------------------------------------
-    def decide(self, analysis: Analysis, identity: Identity) -> Decision:
+    def decide(self, analysis: Analysis, identity: Identity, params: Any) -> Decision:
         decision: Decision = self.policy.evaluate(analysis, identity=identity, environment=self.environment)
+        extra = []
         limiter = getattr(self.policy, "limiter", None)
         if limiter is not None:
             hit = limiter.on_statement(identity, self.environment)
             if hit is not None:
-                decision = Decision.combine(
-                    (*decision.hits, hit),
-                    environment=self.environment,
-                    dialect=decision.dialect,
-                    policy_name=decision.policy_name,
-                    details=decision.details,
-                )
+                extra.append(hit)
+        masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
+        if masked is not None:
+            extra.append(masked)
+        if extra:
+            decision = Decision.combine(
+                (*decision.hits, *extra),
+                environment=self.environment,
+                dialect=decision.dialect,
+                policy_name=decision.policy_name,
+                details=decision.details,
+            )
         return decision
 
     # -- step 4: refuse, or check for an approval -----------------------------------------------
@@ -159,7 +167,7 @@ def run(
         raise gov.refusal(GuardrailViolation(f"refused: no trustworthy identity ({e})")) from e
     try:
         analysis = analyze(text, gov.dialect)
-        decision = gov.decide(analysis, identity)
+        decision = gov.decide(analysis, identity, params)
     except GovernedDBError:
         raise
     except Exception as e:
@@ -192,6 +200,7 @@ def run(
         gov.recorder.refused(span, e)
         raise
     except BaseException as e:
+        masking.scrub_error(e, gov=gov)
         gov.recorder.failed(span, e)
         raise
     finally:
@@ -208,9 +217,7 @@ def _arm_result(
         result.reset()
         return
     try:
-        plan = masking.plan_masking(
-            description, analysis, identity=identity, environment=gov.environment, settings=gov.settings
-        )
+        plan = masking.plan_masking(description, analysis, identity=identity, gov=gov)
     except Exception as e:
         if gov.fail_closed:
             result.poison(

@@ -1,0 +1,63 @@
+"""``governed-db``: a thin shell over the library.
+
+Each command lives in ``governed_db/cli/<name>.py`` and calls one library
+function; they are imported only when used, so ``governed-db --help`` stays
+fast. Exit codes: 0 success; 1 the operation found a problem (a refusal, a
+broken audit chain); 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+#: command name -> (module, attribute); a module that is not there yet is simply not listed
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("governed_db.cli.demo", "demo"),
+    "check": ("governed_db.cli.check", "check"),
+    "policy": ("governed_db.cli.policy", "policy"),
+    "audit": ("governed_db.cli.audit", "audit"),
+    "report": ("governed_db.cli.report", "report"),
+    "approvals": ("governed_db.cli.approvals", "approvals"),
+    "classify": ("governed_db.cli.classify", "classify"),
+    "whoami": ("governed_db.cli.whoami", "whoami"),
+    "mcp": ("governed_db.cli.mcp", "mcp"),
+}
+
+#: subcommands contributed to a group by another module: group -> [(name, module, attribute)]
+SUBCOMMANDS: dict[str, list[tuple[str, str, str]]] = {
+    "policy": [("replay", "governed_db.cli.replay", "replay")],
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            module = importlib.import_module(entry[0])
+        except ModuleNotFoundError as e:
+            if e.name == entry[0]:
+                return None
+            raise
+        command: Any = getattr(module, entry[1])
+        for name, mod, attr in SUBCOMMANDS.get(cmd_name, ()):
+            if isinstance(command, click.Group) and name not in command.commands:
+                try:
+                    command.add_command(getattr(importlib.import_module(mod), attr), name)
+                except ModuleNotFoundError as e:
+                    if e.name != mod:
+                        raise
+        return command  # type: ignore[no-any-return]
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="governed-db")
+def main() -> None:
+    """Identity, guardrails, masking and a tamper-evident record for database connections."""
