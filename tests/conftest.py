@@ -32,6 +32,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
         if key.startswith("GOVERNED_DB_") and key not in ("GOVERNED_DB_REQUIRE_SERVERS", "GOVERNED_DB_TEST_PG"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("GOVERNED_DB_AUDIT", str(tmp_path / "audit-default"))
+    monkeypatch.setenv("GOVERNED_DB_APPROVALS", str(tmp_path / "approvals-default.db"))
 
 
 @pytest.fixture

@@ -1,0 +1,146 @@
+"""The pipeline: identity resolution, fail-closed faults, approvals hook, row caps."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import Action, GovernanceFault, GuardrailViolation, Identity, RuleHit, acting_as
+from governed_db.policy import Policy
+
+
+def _conn(**kw: Any) -> Any:
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=False, **kw)
+    governed_db.unwrap(conn).execute("CREATE TABLE t (id INTEGER, name TEXT)")
+    governed_db.unwrap(conn).executemany("INSERT INTO t VALUES (?, ?)", [(i, f"n{i}") for i in range(10)])
+    return conn
+
+
+def _broken_rule(stmt: Any, ctx: Any) -> RuleHit | None:
+    raise RuntimeError("policy bug")
+
+
+def test_governance_fault_fails_closed_in_production() -> None:
+    """A bug inside a rule refuses the statement in production, as the driver's DatabaseError."""
+    conn = _conn(policy=Policy(name="broken", rules=(_broken_rule,)))
+    with pytest.raises(GovernanceFault, match="fail closed") as info:
+        conn.execute("DELETE FROM t")
+    assert isinstance(info.value, sqlite3.DatabaseError)
+    assert governed_db.unwrap(conn).execute("SELECT count(*) FROM t").fetchone() == (10,)
+
+
+def test_governance_fault_warns_and_continues_in_development(caplog: pytest.LogCaptureFixture) -> None:
+    """In development a governance fault is logged and the statement runs."""
+    conn = _conn(policy=Policy(name="broken", rules=(_broken_rule,)), environment="development")
+    with caplog.at_level("WARNING", logger="governed_db"):
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (10,)
+    assert any("fault" in r.getMessage() for r in caplog.records)
+
+
+def test_on_fault_option_overrides_the_environment() -> None:
+    """on_fault='fail' fails closed even in development."""
+    conn = _conn(policy=Policy(name="broken", rules=(_broken_rule,)), environment="development", on_fault="fail")
+    with pytest.raises(GovernanceFault):
+        conn.execute("SELECT 1")
+
+
+def test_masking_fault_withholds_rows_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the masking plan cannot be built, no row leaves the cursor (fail closed)."""
+    from governed_db import masking
+
+    def boom(*a: Any, **k: Any) -> Any:
+        raise RuntimeError("lineage bug")
+
+    monkeypatch.setattr(masking, "plan_masking", boom)
+    conn = _conn()
+    cur = conn.execute("SELECT name FROM t")
+    with pytest.raises(GovernanceFault, match="withheld"):
+        cur.fetchall()
+    with pytest.raises(GovernanceFault):
+        cur.fetchone()
+
+
+def test_identity_provider_is_called_per_statement_and_acting_as_wins() -> None:
+    """A callable identity is resolved per statement; acting_as overrides it for its block."""
+    seen: list[str] = []
+
+    def rule(stmt: Any, ctx: Any) -> RuleHit | None:
+        seen.append(ctx.identity.subject)
+        return None
+
+    current = {"who": "svc-a"}
+    conn = _conn(identity=lambda: Identity(current["who"], kind="service"), policy=Policy(rules=(rule,)))
+    conn.execute("SELECT 1")
+    current["who"] = "svc-b"
+    conn.execute("SELECT 2")
+    with acting_as(Identity("alice")):
+        conn.execute("SELECT 3")
+    assert seen == ["svc-a", "svc-b", "alice"]
+
+
+def test_identity_provider_returning_garbage_refuses() -> None:
+    """An identity provider that returns neither an Identity nor a token refuses the statement."""
+    conn = _conn(identity=lambda: 42)
+    with pytest.raises(GuardrailViolation, match="identity"):
+        conn.execute("SELECT 1")
+
+
+def test_require_approval_without_a_grant_raises_before_execution() -> None:
+    """A require_approval decision raises ApprovalRequired and the statement does not run."""
+
+    def needs_approval(stmt: Any, ctx: Any) -> RuleHit | None:
+        if stmt is not None and stmt.operation == "DELETE":
+            return RuleHit("delete-needs-approval", Action.REQUIRE_APPROVAL, "deletes need a reviewer")
+        return None
+
+    conn = _conn(policy=Policy(rules=(needs_approval,)))
+    with pytest.raises(governed_db.ApprovalRequired) as info:
+        conn.execute("DELETE FROM t")
+    assert isinstance(info.value, sqlite3.ProgrammingError)
+    assert "delete-needs-approval" in info.value.rules
+    assert governed_db.unwrap(conn).execute("SELECT count(*) FROM t").fetchone() == (10,)
+
+
+def test_limit_action_caps_rows_on_every_exit() -> None:
+    """A limit decision caps rows for fetchall, fetchmany, fetchone and iteration alike."""
+
+    def cap(stmt: Any, ctx: Any) -> RuleHit | None:
+        return RuleHit("row-cap", Action.LIMIT, "at most 3 rows", row_limit=3)
+
+    conn = _conn(policy=Policy(rules=(cap,)))
+    assert len(conn.execute("SELECT * FROM t").fetchall()) == 3
+    assert len(list(conn.execute("SELECT * FROM t"))) == 3
+    cur = conn.execute("SELECT * FROM t")
+    assert len(cur.fetchmany(2)) == 2 and len(cur.fetchmany(5)) == 1 and cur.fetchone() is None
+
+
+def test_invalid_statements_are_clear_errors() -> None:
+    """None, numbers and undecodable bytes are refused with a message naming the problem."""
+    conn = _conn()
+    with pytest.raises(TypeError, match="None"):
+        conn.execute(None)
+    with pytest.raises(TypeError, match="str or bytes"):
+        conn.execute(42)
+    with pytest.raises(TypeError, match="UTF-8"):
+        conn.execute(b"SELECT '\xff'")
+    # valid UTF-8 bytes are read for analysis and handed to the driver unchanged; sqlite3 itself refuses bytes
+    with pytest.raises(TypeError) as governed_err:
+        conn.execute(b"SELECT 7")
+    with pytest.raises(TypeError) as raw_err:
+        sqlite3.connect(":memory:").execute(b"SELECT 7")  # type: ignore[arg-type]
+    assert str(governed_err.value) == str(raw_err.value)
+
+
+def test_driver_errors_pass_through_unchanged() -> None:
+    """An error the database raises reaches the caller as the driver's own exception."""
+    conn = _conn()
+    raw = sqlite3.connect(":memory:")
+    with pytest.raises(sqlite3.OperationalError) as governed_err:
+        conn.execute("SELECT * FROM missing_table")
+    with pytest.raises(sqlite3.OperationalError) as raw_err:
+        raw.execute("SELECT * FROM missing_table")
+    assert type(governed_err.value) is type(raw_err.value)
+    assert str(governed_err.value) == str(raw_err.value)

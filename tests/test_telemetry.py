@@ -1,0 +1,201 @@
+"""The activity record: one CLIENT span per statement with semantic conventions, identity and decision."""
+
+from __future__ import annotations
+
+import sqlite3
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import governed_db
+from governed_db import GuardrailViolation, Identity
+from governed_db.sqlcomment import tag_statement
+
+
+def _statement_spans(exporter: Any) -> list[Any]:
+    return [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+
+
+def _conn(provider: Any, **kw: Any) -> Any:
+    kw.setdefault("identity", Identity("report-bot", kind="agent", on_behalf_of="alice", roles=("analyst",)))
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), tracer_provider=provider, audit=False, **kw)
+    governed_db.unwrap(conn).execute("CREATE TABLE users (id INTEGER, email TEXT)")
+    governed_db.unwrap(conn).execute("INSERT INTO users VALUES (1, 'a@example.com'), (2, 'b@example.com')")
+    return conn
+
+
+def test_one_client_span_per_statement_with_semantic_conventions(spans: Any) -> None:
+    """A statement yields one CLIENT span with db.* attributes, identity and decision; literals are placeholders."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    conn.execute("SELECT email FROM users WHERE email = 'a@example.com' AND id = 1").fetchall()
+    (span,) = _statement_spans(exporter)
+    a = span.attributes
+    assert span.kind is SpanKind.CLIENT and span.name == "SELECT users"
+    assert a["db.system.name"] == "sqlite"
+    assert a["db.operation.name"] == "SELECT" and a["db.collection.name"] == "users"
+    assert "a@example.com" not in a["db.query.text"] and "?" in a["db.query.text"]
+    assert a["governed_db.identity.subject"] == "report-bot" and a["user.id"] == "report-bot"
+    assert a["governed_db.identity.kind"] == "agent"
+    assert a["governed_db.identity.on_behalf_of"] == "alice"
+    assert tuple(a["user.roles"]) == ("analyst",)
+    assert a["governed_db.environment"] == "production"
+    assert a["governed_db.decision"] == "allow"
+
+
+def test_parameters_are_never_recorded_by_default(spans: Any) -> None:
+    """Raw parameters appear in no attribute unless capture_parameters=True."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    conn.execute("SELECT id FROM users WHERE email = ?", ("secret@example.com",)).fetchall()
+    for span in exporter.get_finished_spans():
+        assert "secret@example.com" not in repr(dict(span.attributes or {}))
+    exporter.clear()
+    conn = _conn(provider, capture_parameters=True)
+    conn.execute("SELECT id FROM users WHERE email = ?", ("secret@example.com",)).fetchall()
+    (span,) = _statement_spans(exporter)
+    assert span.attributes["db.query.parameter.0"] == "'secret@example.com'"
+
+
+def test_refused_statement_is_recorded_with_its_decision(spans: Any) -> None:
+    """A refusal yields a span too: decision deny, the rules that fired, an error status."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    with pytest.raises(GuardrailViolation):
+        conn.execute("DROP TABLE users")
+    (span,) = _statement_spans(exporter)
+    assert span.attributes["governed_db.decision"] == "deny"
+    assert span.attributes["governed_db.rules"]
+    assert span.attributes["governed_db.refused"] is True
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_driver_error_is_recorded_and_reraised(spans: Any) -> None:
+    """A database error marks the span as failed with error.type, and reaches the caller unchanged."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("SELECT nope FROM users")
+    (span,) = _statement_spans(exporter)
+    assert span.attributes["error.type"] == "OperationalError"
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_result_span_counts_rows_handed_out(spans: Any) -> None:
+    """When a result set is consumed, a follow-up span says how many rows left the cursor."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    conn.execute("SELECT * FROM users").fetchall()
+    (result,) = [s for s in exporter.get_finished_spans() if s.name == "governed_db.result"]
+    (stmt,) = _statement_spans(exporter)
+    assert result.attributes["governed_db.rows_returned"] == 2
+    assert result.parent is not None and result.parent.span_id == stmt.context.span_id
+
+
+def test_rows_affected_recorded_for_writes(spans: Any) -> None:
+    """A write records how many rows it affected."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    conn.execute("UPDATE users SET email = 'x@example.com' WHERE id = 1")
+    (span,) = _statement_spans(exporter)
+    assert span.attributes["governed_db.rows_affected"] == 1
+
+
+def test_spans_nest_under_the_applications_current_span(spans: Any) -> None:
+    """The statement span is a child of whatever span the application has open."""
+    provider, exporter = spans
+    conn = _conn(provider)
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("handle-request") as parent:
+        conn.execute("SELECT 1").fetchall()
+    (span,) = [s for s in _statement_spans(exporter) if s.name != "handle-request"]
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+
+
+@pytest.mark.parametrize("order", ["governed-outside", "instrumented-outside"])
+def test_stacks_with_opentelemetry_dbapi_instrumentation(spans: Any, order: str, tmp_path: Any) -> None:
+    """governed_db and opentelemetry-instrumentation-dbapi stack in either order: both record, refusals still hold."""
+    from opentelemetry.instrumentation.dbapi import instrument_connection, trace_integration
+
+    provider, exporter = spans
+    path = str(tmp_path / "stack.db")
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE t (id INTEGER)")
+    raw.commit()
+    if order == "governed-outside":
+        # instrument the driver's connection, then govern it
+        conn = governed_db.wrap(
+            instrument_connection("otel-dbapi", raw, "sqlite", tracer_provider=provider),
+            tracer_provider=provider, audit=False,
+        )
+    else:
+        # instrument governed_db's module facade: its connect() result is wrapped by the instrumentation
+        gsqlite3 = governed_db.govern_module(sqlite3, tracer_provider=provider, audit=False)
+        trace_integration(gsqlite3, "connect", "sqlite", tracer_provider=provider)
+        conn = gsqlite3.connect(path)
+        assert type(conn).__name__ == "TracedConnectionProxy"
+    cur = conn.cursor()
+    cur.execute("SELECT id FROM t")
+    assert cur.fetchall() == []
+    by_scope = {s.instrumentation_scope.name: s for s in _statement_spans(exporter)}
+    assert len(by_scope) == 2 and "governed_db" in by_scope
+    theirs = next(s for name, s in by_scope.items() if name != "governed_db")
+    outer, inner = (by_scope["governed_db"], theirs) if order == "governed-outside" else (theirs, by_scope["governed_db"])
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+
+    with pytest.raises(GuardrailViolation):
+        conn.cursor().execute("DROP TABLE t")
+    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name='t'").fetchone() == (1,)
+
+
+def test_no_recording_costs_no_attributes() -> None:
+    """With no SDK provider and no audit store, statements run and nothing is recorded."""
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=False)
+    span = conn.governor.recorder.tracer.start_span("x")
+    assert not span.is_recording()
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def _gov(paramstyle: str, sqlcommenter: bool = True) -> Any:
+    return SimpleNamespace(
+        settings=SimpleNamespace(option=lambda name: sqlcommenter if name == "sqlcommenter" else None),
+        environment="production",
+        driver=SimpleNamespace(paramstyle_for=lambda raw: paramstyle),
+        raw=None,
+    )
+
+
+def test_sqlcommenter_comment_carries_identity_and_reaches_the_database(spans: Any) -> None:
+    """With sqlcommenter=True the statement the database sees ends with a spec-format comment."""
+    provider, _ = spans
+    raw = sqlite3.connect(":memory:")
+    seen: list[str] = []
+    raw.set_trace_callback(seen.append)
+    conn = governed_db.wrap(
+        raw, identity=Identity("bot", kind="agent"), sqlcommenter=True, tracer_provider=provider, audit=False
+    )
+    conn.execute("SELECT 1;").fetchall()
+    (sent,) = [s for s in seen if s.startswith("SELECT 1")]
+    assert sent.endswith("*/;") and "db_user='bot'" in sent and "identity_kind='agent'" in sent
+    assert "traceparent='00-" in sent
+
+
+def test_sqlcommenter_is_off_by_default_and_leaves_commented_statements_alone() -> None:
+    """No comment unless enabled; a statement that already has a comment is not touched."""
+    ident = Identity("bot")
+    assert tag_statement("SELECT 1", _gov("qmark", sqlcommenter=False), ident, None, None) == "SELECT 1"
+    assert tag_statement("SELECT 1 /* app */", _gov("qmark"), ident, None, None) == "SELECT 1 /* app */"
+    assert tag_statement("SELECT 1 -- x", _gov("qmark"), ident, None, None) == "SELECT 1 -- x"
+
+
+def test_sqlcommenter_escapes_percent_only_for_format_drivers_with_parameters() -> None:
+    """URL-encoding produces '%'; it is doubled only for format/pyformat drivers when parameters are given."""
+    ident = Identity("a b")  # space is URL-encoded as %20
+    with_params = tag_statement("SELECT %s", _gov("pyformat"), ident, None, (1,))
+    assert "a%%20b" in with_params
+    without_params = tag_statement("SELECT 1", _gov("pyformat"), ident, None, None)
+    assert "a%20b" in without_params and "%%" not in without_params
+    qmark = tag_statement("SELECT ?", _gov("qmark"), ident, None, (1,))
+    assert "a%20b" in qmark and "%%" not in qmark
