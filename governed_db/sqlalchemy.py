@@ -1,0 +1,169 @@
+"""SQLAlchemy: an engine whose every pooled connection is governed.
+
+    from governed_db.sqlalchemy import create_engine
+    engine = create_engine("postgresql+psycopg://app@db/prod", identity=Identity("report-bot", kind="agent"))
+
+The engine is an ordinary :class:`sqlalchemy.engine.Engine`: Core, ORM
+sessions, pandas, jupysql and LangChain all use it unchanged. governed_db
+hooks the dialect's ``do_connect`` event, so the URL is still turned into
+driver arguments by SQLAlchemy and only the finished DB-API connection is
+wrapped. Everything SQLAlchemy runs — your statements and its own
+housekeeping (pre-ping, PRAGMAs, version and reflection queries, savepoints)
+— goes through the pipeline; a refusal is a subclass of the driver's
+``ProgrammingError``, so SQLAlchemy raises it as ``sqlalchemy.exc.DBAPIError``
+with ``exc.orig`` the :class:`~governed_db.errors.GuardrailViolation`.
+
+The same without this module (the "creator recipe")::
+
+    engine = sqlalchemy.create_engine(
+        "sqlite://", creator=lambda: governed_db.wrap(sqlite3.connect("app.db"), identity=...))
+
+``creator=`` bypasses the URL's connection arguments, which is why the helper
+uses ``do_connect`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.settings import OPTION_DEFAULTS, build_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+#: SQLAlchemy dialect name -> sqlglot dialect governed_db parses with
+SQLGLOT_DIALECTS: dict[str, str] = {
+    "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "duckdb": "duckdb",
+}
+
+#: the URL schemes this module is tested with (others work when their driver does)
+SUPPORTED = (
+    "sqlite",
+    "sqlite+pysqlite",
+    "postgresql+psycopg",
+    "postgresql+psycopg2",
+    "mysql+pymysql",
+    "mariadb+pymysql",
+    "duckdb",
+)
+
+
+def create_engine(
+    url: Any,
+    *,
+    identity: Any = None,
+    environment: str | None = None,
+    policy: Any = None,
+    audit: Any = None,
+    tracer_provider: Any = None,
+    wrap_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """``sqlalchemy.create_engine`` whose connections are governed.
+
+    Keyword arguments named like a :func:`governed_db.wrap` option
+    (``masking``, ``approvals``, ``on_fault``, ``sqlcommenter``...) go to
+    ``wrap``; ``wrap_options`` passes them explicitly; everything else goes
+    to :func:`sqlalchemy.create_engine` (``pool_pre_ping``, ``echo``,
+    ``connect_args``...). ``creator=`` is refused: pass the URL instead, or
+    use the creator recipe in this module's docstring.
+    """
+    import sqlalchemy
+
+    options = dict(wrap_options or {})
+    engine_kwargs: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        (options if name in OPTION_DEFAULTS else engine_kwargs)[name] = value
+    if "creator" in engine_kwargs:
+        raise ConfigurationError(
+            "governed_db.sqlalchemy.create_engine() builds the connections itself; drop creator= and pass the "
+            "URL, or call sqlalchemy.create_engine(url, creator=lambda: governed_db.wrap(...)) yourself"
+        )
+    # fail now, not at the first checkout, on a bad option or identity
+    build_settings(
+        identity=identity, environment=environment, policy=policy, audit=audit,
+        tracer_provider=tracer_provider, options=options,
+    )
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    if "dialect" not in options:
+        guessed = SQLGLOT_DIALECTS.get(engine.dialect.name)
+        if guessed is not None:
+            options["dialect"] = guessed
+    wrap_kwargs = dict(
+        options, identity=identity, environment=environment, policy=policy, audit=audit,
+        tracer_provider=tracer_provider,
+    )
+    govern_engine(engine, **wrap_kwargs)
+    return engine
+
+
+def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
+    """Govern the connections an existing, not yet used engine makes (``do_connect`` hook).
+
+    For engines created elsewhere (jupysql, a framework). Connections already
+    in the engine's pool are not governed: call this before the first use, or
+    ``engine.dispose()`` first.
+    """
+    from sqlalchemy import event
+
+    from governed_db.api import wrap
+
+    if getattr(engine, "_governed_db", False):
+        raise ConfigurationError("this engine is already governed")
+
+    def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
+        raw = dialect.connect(*cargs, **cparams)
+        try:
+            return _wrap_dbapi(raw, wrap, wrap_kwargs)
+        except BaseException:
+            raw.close()  # never leak (or pool) an ungoverned connection
+            raise
+
+    event.listen(engine, "do_connect", _connect)
+    engine._governed_db = True  # type: ignore[attr-defined]
+    return engine
+
+
+def _wrap_dbapi(raw: Any, wrap: Any, wrap_kwargs: dict[str, Any]) -> Any:
+    inner = _duckdb_engine_inner(raw)
+    if inner is None:
+        return wrap(raw, **wrap_kwargs)
+    # duckdb_engine hands SQLAlchemy its own ConnectionWrapper, whose cursors run statements on the
+    # duckdb connection itself (``conn.execute``). Govern that inner connection so the duckdb driver's
+    # proxies (and duckdb's own error classes, which SQLAlchemy wraps as DBAPIError) apply.
+    from duckdb_engine import ConnectionWrapper
+
+    return ConnectionWrapper(wrap(inner, **wrap_kwargs))
+
+
+def _duckdb_engine_inner(raw: Any) -> Any:
+    if type(raw).__module__ != "duckdb_engine" or type(raw).__name__ != "ConnectionWrapper":
+        return None
+    return raw.__dict__.get("_ConnectionWrapper__c")
+
+
+def is_governed(engine: Any) -> bool:
+    """Whether :func:`create_engine` / :func:`govern_engine` governs ``engine``."""
+    return bool(getattr(engine, "_governed_db", False))
+
+
+def refusal_of(exc: BaseException) -> GuardrailViolation | None:
+    """The :class:`GuardrailViolation` behind a SQLAlchemy error (``exc.orig``), or ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, GuardrailViolation):
+            return current
+        seen.add(id(current))
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
+
+
+__all__ = ["SQLGLOT_DIALECTS", "SUPPORTED", "create_engine", "govern_engine", "is_governed", "refusal_of"]
