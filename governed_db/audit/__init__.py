@@ -1,17 +1,105 @@
 """The tamper-evident activity record, fed by governed_db's OpenTelemetry spans.
 
-Interface used by ``governed_db.telemetry``::
+Interface used by :func:`governed_db.api.wrap` and ``governed_db.telemetry``::
 
     processor = audit_processor(option)   # option: the wrap(audit=...) value
     # -> opentelemetry.sdk.trace.SpanProcessor | None
 
-This minimal version records nothing; the audit work fills it in.
+``audit=`` accepts:
+
+* ``None`` — the default store: ``$GOVERNED_DB_AUDIT`` if set, else
+  ``$XDG_DATA_HOME/governed_db/audit.jsonl`` (``~/.local/share/...``);
+* ``False`` — no local store (spans still reach any OpenTelemetry exporter);
+* a path (``str`` / ``os.PathLike``; a directory means ``DIR/audit.jsonl``);
+* a mapping ``{"path": ..., "key": ..., "fsync_interval": 1.0, "checkpoint_every": 1000}``;
+* an :class:`AuditStore` or :class:`AuditSpanProcessor` built by the application.
+
+The checkpoint HMAC key comes from the mapping's ``key`` or from
+``GOVERNED_DB_AUDIT_KEY``. Connections sharing a store share one processor per
+process, so the chain has one writer object per process.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from governed_db.audit.metrics import SpanMetrics
+from governed_db.audit.processor import AuditSpanProcessor, metrics_processor
+from governed_db.audit.records import env_key
+from governed_db.audit.store import AuditStore, AuditStoreError, read_records
+from governed_db.audit.verify import VerifyResult, verify
+from governed_db.errors import ConfigurationError
 
-def audit_processor(option: Any) -> Any:
-    return None
+_cache: dict[Path, AuditSpanProcessor] = {}
+_cache_lock = threading.Lock()
+_STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every"})
+
+
+def default_store_path() -> Path:
+    """``$GOVERNED_DB_AUDIT``, else ``$XDG_DATA_HOME/governed_db/audit.jsonl``."""
+    configured = os.environ.get("GOVERNED_DB_AUDIT")
+    if configured:
+        return Path(configured).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "governed_db" / "audit.jsonl"
+
+
+def _normalise(path: Path) -> Path:
+    p = path.expanduser()
+    if p.is_dir():
+        p = p / "audit.jsonl"
+    return p.resolve()
+
+
+def audit_processor(option: Any) -> AuditSpanProcessor | None:
+    """The span processor recording into the store ``option`` names (see the module docs)."""
+    if option is False:
+        return None
+    if isinstance(option, AuditSpanProcessor):
+        return option
+    if isinstance(option, AuditStore):
+        return _cached(option.path, lambda: option)
+    settings: dict[str, Any] = {}
+    if option is None or option is True:
+        path = default_store_path()
+    elif isinstance(option, (str, os.PathLike)):
+        if not str(option).strip():
+            raise ConfigurationError("audit= is an empty path; pass a file path, False, or leave it out")
+        path = Path(option)
+    elif isinstance(option, Mapping):
+        unknown = set(option) - _STORE_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"unknown audit option(s) {sorted(unknown)}; valid: {sorted(_STORE_OPTIONS)}")
+        settings = {k: v for k, v in option.items() if k != "path"}
+        path = Path(option["path"]) if option.get("path") else default_store_path()
+    else:
+        raise ConfigurationError(
+            f"audit= takes a path, a mapping, an AuditStore, False or None; got {type(option).__name__}")
+    settings.setdefault("key", env_key())
+    return _cached(_normalise(path), lambda: AuditStore(path, **settings))
+
+
+def _cached(path: Path, make: Any) -> AuditSpanProcessor:
+    with _cache_lock:
+        processor = _cache.get(path)
+        if processor is None:
+            processor = _cache[path] = AuditSpanProcessor(make(), metrics=SpanMetrics())
+        return processor
+
+
+__all__ = [
+    "AuditSpanProcessor",
+    "AuditStore",
+    "AuditStoreError",
+    "SpanMetrics",
+    "VerifyResult",
+    "audit_processor",
+    "default_store_path",
+    "metrics_processor",
+    "read_records",
+    "verify",
+]

@@ -1,0 +1,68 @@
+"""Metrics derived from the spans (OpenTelemetry metrics API), so the statement path stays as it is.
+
+==================================  =======  ==========================================
+``governed_db.statements``          counter  statements run or refused
+``governed_db.refusals``            counter  statements refused (deny, or approval needed)
+``governed_db.approvals``           counter  statements that needed an approval, and approval transitions
+``governed_db.masked_cells``        counter  cells masked in results handed out
+==================================  =======  ==========================================
+
+All carry ``governed_db.identity.kind`` and ``governed_db.environment``; masked
+cells are attributed to the kind of the statement whose result they came from.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from opentelemetry import metrics
+
+from governed_db.audit import records as R
+
+_KINDS_REMEMBERED = 4096
+
+
+class SpanMetrics:
+    """Counts statements, refusals, approvals and masked cells from finished spans."""
+
+    def __init__(self, meter_provider: Any = None) -> None:
+        from governed_db import __version__
+
+        meter = (meter_provider.get_meter(R.SCOPE, __version__) if meter_provider is not None
+                 else metrics.get_meter(R.SCOPE, __version__))  # the global proxy: follows set_meter_provider
+        self.statements = meter.create_counter("governed_db.statements", "{statement}", "statements seen")
+        self.refusals = meter.create_counter("governed_db.refusals", "{statement}", "statements refused")
+        self.approvals = meter.create_counter(
+            "governed_db.approvals", "{event}", "statements needing approval and approval transitions")
+        self.masked_cells = meter.create_counter("governed_db.masked_cells", "{cell}", "cells masked in results")
+        # result spans end after their statement span and carry no identity: remember kinds briefly
+        self._kind_by_span: OrderedDict[int, str] = OrderedDict()
+
+    def observe(self, span: Any) -> None:
+        attrs = span.attributes or {}
+        env = str(attrs.get("governed_db.environment", "unknown"))
+        if span.name == "governed_db.result":
+            cells = int(attrs.get("governed_db.masked_cells", 0) or 0)
+            if cells:
+                parent = span.parent.span_id if span.parent is not None else 0
+                kind = self._kind_by_span.get(parent, "unknown")
+                self.masked_cells.add(cells, {"governed_db.identity.kind": kind, "governed_db.environment": env})
+            return
+        kind = str(attrs.get("governed_db.identity.kind", "unknown"))
+        labels = {"governed_db.identity.kind": kind, "governed_db.environment": env}
+        if span.name.startswith("governed_db.approval"):
+            self.approvals.add(1, labels)
+            return
+        decision = attrs.get("governed_db.decision")
+        if decision is None:
+            return
+        self.statements.add(1, labels)
+        if attrs.get("governed_db.refused") or decision == "deny":
+            self.refusals.add(1, labels)
+        if decision == "require_approval":
+            self.approvals.add(1, labels)
+        remembered = self._kind_by_span
+        remembered[span.context.span_id] = kind
+        if len(remembered) > _KINDS_REMEMBERED:
+            remembered.popitem(last=False)

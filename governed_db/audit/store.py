@@ -1,0 +1,298 @@
+"""The append-only audit store: one JSONL file, one linear hash chain, many writers.
+
+Why a JSONL file (see docs/decisions/0030-audit-store-jsonl.md): one
+``write()`` per record is the whole durability story — once it returns the
+record is in the kernel's page cache and survives SIGKILL of the writer;
+``fsync`` runs on a timer (``fsync_interval``) so power loss costs at most that
+window. Writers in many threads and processes serialise on a thread lock plus
+``flock`` on the file; under the lock a writer compares the file size with the
+end it last wrote, and only when another process has appended since does it
+re-read the tail for the last ``seq``/``hash``. The chain therefore stays one
+line, whoever writes.
+
+Every ``checkpoint_every`` records a checkpoint record carries an HMAC (key
+from configuration or ``GOVERNED_DB_AUDIT_KEY``) over the chain head, and the
+sidecar ``<store>.anchor`` is replaced to point at it, so cutting the file back
+past a checkpoint, or rewriting it wholesale, is detectable by ``verify``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from governed_db.audit import records as R
+from governed_db.errors import ConfigurationError, GovernedDBError
+
+log = logging.getLogger("governed_db.audit")
+
+_TAIL_WINDOW = 64 * 1024
+_stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
+
+
+class AuditStoreError(GovernedDBError):
+    """The audit store cannot be written (its tail is damaged, the disk is full, ...)."""
+
+
+def anchor_path(path: Path) -> Path:
+    return path.with_name(path.name + ".anchor")
+
+
+class AuditStore:
+    """Appends hash-chained records to ``path``; safe across threads and processes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: str | bytes | None = None,
+        fsync_interval: float | None = 1.0,
+        checkpoint_every: int = 1000,
+    ) -> None:
+        p = Path(path).expanduser()
+        if p.is_dir():
+            p = p / "audit.jsonl"
+        if checkpoint_every < 1:
+            raise ConfigurationError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        if fsync_interval is not None and fsync_interval < 0:
+            raise ConfigurationError(f"fsync_interval must be >= 0 seconds or None, got {fsync_interval}")
+        self.path = p.resolve()
+        self.key = R.key_bytes(key)
+        self.fsync_interval = fsync_interval
+        self.checkpoint_every = checkpoint_every
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._pid = -1
+        self._end = -1  # file size right after our last write; -1 = unknown
+        self._seq = -1
+        self._hash = R.GENESIS_PREV
+        self._last_type = ""
+        self._store_id = ""
+        self._dirty = False
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.appended = 0
+        _stores.add(self)
+
+    def __repr__(self) -> str:
+        return f"<AuditStore {str(self.path)!r}>"
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, body: Mapping[str, Any]) -> int:
+        """Chain and write one record; returns its ``seq``. The write() has happened on return."""
+        with self._lock:
+            fd = self._ensure_open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(fd).st_size
+                if size != self._end:
+                    self._refresh(fd, size)
+                seq = self._write(fd, body)
+                if seq % self.checkpoint_every == 0:
+                    self._checkpoint(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        if self.fsync_interval == 0:
+            self.sync()
+        return seq
+
+    def checkpoint(self) -> None:
+        """Seal the chain head now (also done every ``checkpoint_every`` records and on close)."""
+        with self._lock:
+            fd = self._ensure_open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(fd).st_size
+                if size != self._end:
+                    self._refresh(fd, size)
+                if self._last_type != R.CHECKPOINT:
+                    self._checkpoint(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def sync(self) -> None:
+        """fsync what has been written (the flusher thread does this every ``fsync_interval``)."""
+        fd = self._fd
+        if fd >= 0 and self._pid == os.getpid():
+            self._dirty = False
+            try:
+                os.fsync(fd)
+            except OSError as e:  # closed concurrently: nothing left to sync
+                if e.errno != errno.EBADF:
+                    raise
+
+    def close(self) -> None:
+        """Checkpoint, fsync and close; the store reopens by itself if appended to again."""
+        if self._fd >= 0 and self._pid == os.getpid():
+            try:
+                if self._seq >= 0:
+                    self.checkpoint()
+                self.sync()
+            finally:
+                with self._lock:
+                    self._stop.set()
+                    os.close(self._fd)
+                    self._fd = -1
+                    self._end = -1
+
+    # -- internals (called with self._lock held and, for the file, the flock) --------------------
+    def _ensure_open(self) -> int:
+        if self._fd >= 0 and self._pid == os.getpid():
+            return self._fd
+        # first use, or first use in a forked child: the inherited descriptor shares the parent's
+        # open file description, and flock would not exclude the two processes from each other.
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._pid = os.getpid()
+        self._end = -1
+        if self.fsync_interval:
+            self._stop = threading.Event()
+            self._flusher = threading.Thread(target=self._flush_loop, name="governed_db-audit-fsync", daemon=True)
+            self._flusher.start()
+        return self._fd
+
+    def _flush_loop(self) -> None:
+        stop, interval = self._stop, float(self.fsync_interval or 1.0)
+        while not stop.wait(interval):
+            if self._dirty:
+                try:
+                    self.sync()
+                except OSError as e:
+                    log.error("governed_db audit: fsync of %s failed: %s", self.path, e)
+
+    def _write(self, fd: int, body: Mapping[str, Any]) -> int:
+        seq = self._seq + 1
+        rec = dict(body)
+        rec["seq"] = seq
+        rec["prev"] = self._hash
+        line, digest = R.encode(rec)
+        view = memoryview(line)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        self._end += len(line)
+        self._seq, self._hash, self._last_type = seq, digest, str(rec.get("type", ""))
+        self._dirty = True
+        self.appended += 1
+        return seq
+
+    def _refresh(self, fd: int, size: int) -> None:
+        """Another writer appended (or this is the first write): learn the chain head from the file."""
+        self._end = size
+        if size == 0:
+            self._store_id = uuid.uuid4().hex
+            self._seq, self._hash = -1, R.GENESIS_PREV
+            self._write(fd, {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(),
+                             "store": self._store_id})
+            return
+        if not self._store_id:
+            first = os.pread(fd, min(size, _TAIL_WINDOW), 0).split(b"\n", 1)[0]
+            try:
+                self._store_id = str(json.loads(first)["store"])
+            except (ValueError, KeyError, TypeError):
+                raise AuditStoreError(
+                    f"{self.path} does not start with a governed_db genesis record; it is not an audit store "
+                    "(or its head was damaged): run `governed-db audit verify` and use a new path"
+                ) from None
+        window = _TAIL_WINDOW
+        while True:
+            start = max(0, size - window)
+            tail = os.pread(fd, size - start, start)
+            torn = b""
+            if not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                torn, tail = tail[cut + 1:], tail[: cut + 1]
+            lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
+            if len(lines) == 2 or start == 0:
+                break
+            window *= 4  # one very long record: read further back
+        last = lines[-1]
+        try:
+            rec = json.loads(last)
+            self._seq, self._hash, self._last_type = int(rec["seq"]), str(rec["hash"]), str(rec.get("type"))
+        except (ValueError, KeyError, TypeError):
+            raise AuditStoreError(
+                f"the last record of {self.path} is damaged, so the chain cannot be continued; "
+                "run `governed-db audit verify` on it and point the application at a new store"
+            ) from None
+        if torn:
+            self._recover(fd, size - len(torn), torn)
+
+    def _recover(self, fd: int, offset: int, torn: bytes) -> None:
+        """A crash left half a record: terminate it and chain a record that accounts for it."""
+        import hashlib
+
+        os.write(fd, b"\n")
+        self._end += 1
+        self._write(fd, {"v": R.FORMAT_VERSION, "type": R.RECOVERY, "time": time.time_ns(),
+                         "torn_offset": offset, "torn_bytes": len(torn),
+                         "torn_sha256": hashlib.sha256(torn).hexdigest()})
+        log.warning("governed_db audit: %s ended with a torn record (%d bytes at offset %d) from a crash; "
+                    "it is kept and accounted for by a recovery record", self.path, len(torn), offset)
+
+    def _checkpoint(self, fd: int) -> None:
+        now = time.time_ns()
+        seq = self._seq + 1
+        body: dict[str, Any] = {"v": R.FORMAT_VERSION, "type": R.CHECKPOINT, "time": now, "store": self._store_id}
+        if self.key is not None:
+            body["key_id"] = R.key_id(self.key)
+            body["mac"] = R.checkpoint_mac(self.key, store=self._store_id, seq=seq, prev=self._hash, time_ns=now)
+        else:
+            body["mac"] = None
+        self._write(fd, body)
+        # the log must be on disk before the anchor names it, or a power cut would look like truncation
+        os.fsync(fd)
+        self._dirty = False
+        anchor = {"store": self._store_id, "seq": self._seq, "hash": self._hash, "time": now}
+        target = anchor_path(self.path)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
+        os.replace(tmp, target)
+
+
+def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Parsed records in file order; damaged lines are skipped (``verify`` reports them)."""
+    p = store_path(path)
+    with open(p, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+def store_path(path: str | os.PathLike[str]) -> Path:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "audit.jsonl"
+    if not p.exists():
+        raise ConfigurationError(f"no audit store at {str(p)!r}; pass --store PATH (or set GOVERNED_DB_AUDIT)")
+    return p
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_stores):
+        store._lock = threading.Lock()
+        store._flusher = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
