@@ -67,11 +67,51 @@ def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
         capture_parameters=bool(settings.option("capture_parameters")),
     )
     gov = Governor(conn, driver, settings, recorder)
+    _apply_application_name(raw, gov)
     proxy = driver.connection_proxy(conn, gov)
     on_wrap = getattr(driver, "on_wrap", None)
     if on_wrap is not None:
         on_wrap(proxy, gov)
     return proxy
+
+
+def _apply_application_name(raw: Any, gov: Governor) -> None:
+    """Opt-in: show the identity in pg_stat_activity and the server log, once per session (free per statement).
+
+    Runs only on an idle session; when the driver is not in autocommit mode the
+    one statement it runs is committed, so no transaction is left open.
+    """
+    value = gov.settings.option("application_name")
+    if not value:
+        return
+    if gov.dialect not in ("postgres", "postgresql"):
+        raise ConfigurationError(
+            f"application_name= is supported on PostgreSQL connections only (this one speaks {gov.dialect}); "
+            "use sqlcommenter=True to carry identity to other databases"
+        )
+    if value is True:
+        ident = gov.resolve_identity()
+        value = f"governed_db {ident.kind}:{ident.subject}" + (f" for {ident.on_behalf_of}" if ident.on_behalf_of else "")
+    if not isinstance(value, str):
+        raise ConfigurationError(f"application_name must be True or a string, got {type(value).__name__}")
+    if not _pg_idle(raw):
+        raise ConfigurationError("application_name= needs an idle session: wrap the connection before starting a transaction")
+    cur = raw.cursor()
+    try:
+        cur.execute("SELECT set_config('application_name', %s, false)", (value[:63],))
+        cur.fetchall()
+    finally:
+        cur.close()
+    if not getattr(raw, "autocommit", True):
+        raw.commit()
+
+
+def _pg_idle(raw: Any) -> bool:
+    info = getattr(raw, "info", None)  # psycopg 3
+    if info is not None and hasattr(info, "transaction_status"):
+        return int(info.transaction_status) == 0
+    status = getattr(raw, "get_transaction_status", None)  # psycopg2
+    return status is None or int(status()) == 0
 
 
 def unwrap(conn: Any) -> Any:
