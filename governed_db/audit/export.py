@@ -1,0 +1,139 @@
+"""Getting records out: JSON Lines, CSV, and OTLP to an OpenTelemetry Collector.
+
+JSONL exports the stored lines as they are (hashes included), so an export of
+the whole store is itself verifiable. OTLP rebuilds the spans — same trace and
+span ids, times, attributes and status — and sends them with the standard
+OTLP/HTTP exporter, which is how the record reaches any OpenTelemetry backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from governed_db.audit import records as R
+from governed_db.audit.search import iso
+from governed_db.errors import ConfigurationError
+
+CSV_COLUMNS = (
+    "seq", "time", "end", "name", "identity", "kind", "on_behalf_of", "environment", "decision", "rules",
+    "operation", "tables", "masked_columns", "statement", "db_system", "status", "error_type",
+    "trace_id", "span_id", "hash",
+)
+
+
+def write_jsonl(recs: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    n = 0
+    for rec in recs:
+        out.write(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
+        n += 1
+    return n
+
+
+def csv_row(rec: dict[str, Any]) -> dict[str, Any]:
+    a = R.attr
+    return {
+        "seq": rec.get("seq"), "time": iso(rec.get("time")), "end": iso(rec.get("end")), "name": rec.get("name"),
+        "identity": a(rec, "governed_db.identity.subject", ""), "kind": a(rec, "governed_db.identity.kind", ""),
+        "on_behalf_of": a(rec, "governed_db.identity.on_behalf_of", ""),
+        "environment": a(rec, "governed_db.environment", ""), "decision": a(rec, "governed_db.decision", ""),
+        "rules": " ".join(R.as_list(a(rec, "governed_db.rules"))),
+        "operation": a(rec, "db.operation.name", ""), "tables": " ".join(R.as_list(a(rec, "governed_db.tables"))),
+        "masked_columns": " ".join(R.as_list(a(rec, "governed_db.masked_columns"))),
+        "statement": a(rec, "db.query.text", ""), "db_system": a(rec, "db.system.name", ""),
+        "status": rec.get("status", ""), "error_type": a(rec, "error.type", ""),
+        "trace_id": rec.get("trace_id", ""), "span_id": rec.get("span_id", ""), "hash": rec.get("hash"),
+    }
+
+
+def write_csv(recs: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for rec in recs:
+        writer.writerow(csv_row(rec))
+        n += 1
+    return n
+
+
+def to_readable_span(rec: dict[str, Any], resource: Any = None) -> Any:
+    """An SDK ``ReadableSpan`` equal to the one that was recorded."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    trace_id = int(rec["trace_id"], 16)
+    ctx = SpanContext(trace_id, int(rec["span_id"], 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    parent = None
+    if rec.get("parent_span_id"):
+        parent = SpanContext(trace_id, int(rec["parent_span_id"], 16), is_remote=False,
+                             trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    attrs = {k: v for k, v in (rec.get("attrs") or {}).items() if v is not None}
+    attrs["governed_db.audit.seq"] = rec["seq"]
+    attrs["governed_db.audit.hash"] = rec["hash"]
+    return ReadableSpan(
+        name=str(rec.get("name", "")),
+        context=ctx,
+        parent=parent,
+        resource=resource if resource is not None else Resource.create({"service.name": "governed_db-audit"}),
+        attributes=attrs,
+        kind=getattr(SpanKind, str(rec.get("kind") or "INTERNAL"), SpanKind.INTERNAL),
+        status=Status(getattr(StatusCode, str(rec.get("status") or "UNSET"), StatusCode.UNSET),
+                      rec.get("status_message")),
+        start_time=rec.get("time"),
+        end_time=rec.get("end"),
+        instrumentation_scope=InstrumentationScope(R.SCOPE),
+    )
+
+
+def _batches(recs: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for rec in recs:
+        if rec.get("type") != R.SPAN or not rec.get("trace_id"):
+            continue
+        batch.append(rec)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def export_otlp(recs: Iterable[dict[str, Any]], endpoint: str, *, headers: dict[str, str] | None = None,
+                timeout: float = 10.0, batch_size: int = 512) -> int:
+    """Send span records to an OTLP/HTTP endpoint (e.g. ``http://collector:4318/v1/traces``); returns the count."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import SpanExportResult
+    except ImportError:
+        raise ConfigurationError(
+            "OTLP export needs opentelemetry-exporter-otlp-proto-http: pip install 'governed-db[otlp]'"
+        ) from None
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError(f"the OTLP endpoint must be an http(s) URL, got {endpoint!r}")
+    if not endpoint.rstrip("/").endswith("/v1/traces"):
+        endpoint = endpoint.rstrip("/") + "/v1/traces"
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers or {}, timeout=timeout)
+    sent = 0
+    try:
+        for batch in _batches(recs, batch_size):
+            result = exporter.export([to_readable_span(r) for r in batch])
+            if result is not SpanExportResult.SUCCESS:
+                raise OSError(f"the OTLP endpoint {endpoint} did not accept the export after {sent} spans; "
+                              "check that a Collector listens there and accepts OTLP/HTTP protobuf")
+            sent += len(batch)
+    finally:
+        exporter.shutdown()
+    return sent
+
+
+def open_output(path: str | os.PathLike[str] | None) -> IO[str]:
+    import sys
+
+    if path is None or str(path) == "-":
+        return sys.stdout
+    return open(path, "w", encoding="utf-8", newline="")

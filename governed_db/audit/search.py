@@ -1,0 +1,211 @@
+"""Questions asked of the record: search, who touched what, and per-identity statistics.
+
+The store is a file read front to back; every query here is a single pass, so
+memory stays flat however large the store grows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from governed_db.audit import records as R
+from governed_db.audit.store import read_records
+from governed_db.errors import ConfigurationError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str | None, *, now: datetime | None = None) -> int | None:
+    """``None``, an ISO-8601 time (UTC if no zone), or a duration ago like ``24h``/``7d`` -> epoch ns."""
+    if text is None or text == "":
+        return None
+    m = _DURATION.match(text)
+    if m:
+        ref = now or datetime.now(timezone.utc)
+        return int((ref - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})).timestamp() * 1e9)
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(
+            f"cannot read the time {text!r}: use ISO-8601 (2026-01-31 or 2026-01-31T12:00:00Z) or a duration like 24h, 7d"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1e9)
+
+
+def iso(ns: Any) -> str:
+    if not isinstance(ns, int):
+        return ""
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _names_match(recorded: str, wanted: str) -> bool:
+    """``users`` matches ``public.users``; comparisons ignore case and quoting."""
+    r, w = recorded.strip('"`').lower(), wanted.strip('"`').lower()
+    return r == w or r.endswith("." + w) or w.endswith("." + r)
+
+
+def columns_of(record: dict[str, Any]) -> list[str]:
+    """Column names the spans carry: masked columns, and any column list other modules record."""
+    cols = R.as_list(R.attr(record, "governed_db.masked_columns"))
+    cols += R.as_list(R.attr(record, "governed_db.columns"))
+    return cols
+
+
+def mentions_column(record: dict[str, Any], column: str) -> bool:
+    if any(c.lower() == column.lower() for c in columns_of(record)):
+        return True
+    text = str(R.attr(record, "db.query.text", ""))
+    # the normalised text keeps identifiers; SELECT * reads every column
+    return bool(re.search(rf"(?<![\w$]){re.escape(column)}(?![\w$])", text, re.IGNORECASE)) or "*" in text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Query:
+    """Filters for :func:`search`; every given field must match (AND)."""
+
+    identity: str | None = None
+    kind: str | None = None
+    environment: str | None = None
+    table: str | None = None
+    column: str | None = None
+    decision: str | None = None
+    rule: str | None = None
+    since: int | None = None
+    until: int | None = None
+    #: include result follow-ups, approval transitions and store records, not only statements
+    all_records: bool = False
+
+    def matches(self, rec: dict[str, Any]) -> bool:
+        if not self.all_records and not R.is_statement(rec):
+            return False
+        t = rec.get("time")
+        if self.since is not None and (not isinstance(t, int) or t < self.since):
+            return False
+        if self.until is not None and (not isinstance(t, int) or t > self.until):
+            return False
+        if self.identity is not None and self.identity not in (
+            R.attr(rec, "governed_db.identity.subject"), R.attr(rec, "governed_db.identity.on_behalf_of")
+        ):
+            return False
+        if self.kind is not None and R.attr(rec, "governed_db.identity.kind") != self.kind:
+            return False
+        if self.environment is not None and R.attr(rec, "governed_db.environment") != self.environment:
+            return False
+        if self.decision is not None and R.attr(rec, "governed_db.decision") != self.decision:
+            return False
+        if self.rule is not None and self.rule not in R.as_list(R.attr(rec, "governed_db.rules")):
+            return False
+        if self.table is not None and not any(
+            _names_match(t, self.table) for t in R.as_list(R.attr(rec, "governed_db.tables"))
+        ):
+            return False
+        return self.column is None or mentions_column(rec, self.column)
+
+
+def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    q = query or Query()
+    n = 0
+    for rec in read_records(path):
+        if q.matches(rec):
+            yield rec
+            n += 1
+            if limit is not None and n >= limit:
+                return
+
+
+def tail(path: str | os.PathLike[str], n: int = 20, query: Query | None = None) -> list[dict[str, Any]]:
+    from collections import deque
+
+    return list(deque(search(path, query), maxlen=n))
+
+
+@dataclass
+class Touch:
+    subject: str
+    kind: str
+    statements: int = 0
+    operations: dict[str, int] = field(default_factory=dict)
+    first: int | None = None
+    last: int | None = None
+    refused: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"identity": self.subject, "kind": self.kind, "statements": self.statements,
+                "operations": self.operations, "refused": self.refused,
+                "first": iso(self.first), "last": iso(self.last)}
+
+
+def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None = None,
+                until: int | None = None) -> list[Touch]:
+    """Who ran statements on ``TABLE`` or ``TABLE.COLUMN`` (most active first).
+
+    Columns are matched from the column names the spans carry and the identifiers
+    in the normalised statement text (``SELECT *`` counts as touching every column).
+    """
+    table, _, column = target.rpartition(".") if target.count(".") >= 1 else (target, "", "")
+    if not table:
+        table, column = target, ""
+    q = Query(table=table, column=column or None, since=since, until=until)
+    by: dict[tuple[str, str], Touch] = {}
+    for rec in search(path, q):
+        key = (R.subject(rec), str(R.attr(rec, "governed_db.identity.kind", "?")))
+        t = by.get(key) or by.setdefault(key, Touch(*key))
+        t.statements += 1
+        op = str(R.attr(rec, "db.operation.name", "?"))
+        t.operations[op] = t.operations.get(op, 0) + 1
+        t.refused += int(R.is_refused(rec))
+        ts = rec.get("time")
+        if isinstance(ts, int):
+            t.first = ts if t.first is None else min(t.first, ts)
+            t.last = ts if t.last is None else max(t.last, ts)
+    return sorted(by.values(), key=lambda t: (-t.statements, t.subject))
+
+
+@dataclass
+class IdentityStats:
+    subject: str
+    kind: str
+    statements: int = 0
+    refusals: int = 0
+    approvals: int = 0
+    masked_reads: int = 0
+    masked_cells: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def stats(records: Iterable[dict[str, Any]], *, since: int | None = None, until: int | None = None
+          ) -> list[IdentityStats]:
+    """Per identity: statements, refusals, approvals needed/granted, reads that returned masked data."""
+    by: dict[tuple[str, str], IdentityStats] = {}
+    owner: dict[str, tuple[str, str]] = {}  # statement span id -> identity, for result follow-ups
+    for rec in records:
+        t = rec.get("time")
+        if (since is not None and (not isinstance(t, int) or t < since)) or (
+            until is not None and (not isinstance(t, int) or t > until)):
+            continue
+        if R.is_statement(rec):
+            key = (R.subject(rec), str(R.attr(rec, "governed_db.identity.kind", "?")))
+            s = by.get(key) or by.setdefault(key, IdentityStats(*key))
+            s.statements += 1
+            s.refusals += int(R.is_refused(rec))
+            s.approvals += int(R.attr(rec, "governed_db.decision") == "require_approval"
+                               or bool(R.attr(rec, "governed_db.approval.request_id")))
+            if R.attr(rec, "governed_db.masked_columns"):
+                s.masked_reads += 1
+            owner[str(rec.get("span_id"))] = key
+        elif R.is_result(rec):
+            cells = int(R.attr(rec, "governed_db.masked_cells", 0) or 0)
+            key_ = owner.get(str(R.attr(rec, "governed_db.statement_span_id") or rec.get("parent_span_id")))
+            if key_ is not None and cells:
+                by[key_].masked_cells += cells
+    return sorted(by.values(), key=lambda s: (-s.statements, s.subject))

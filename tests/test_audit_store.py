@@ -1,0 +1,220 @@
+"""The audit store's chain: appends, checkpoints, and every kind of tampering verify must catch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from governed_db.audit import AuditStore, verify
+from governed_db.audit import records as R
+from governed_db.audit.store import anchor_path, read_records
+from governed_db.errors import ConfigurationError
+
+KEY = "test-key-not-secret"
+
+
+def _make(path: Path, n: int = 20, *, key: str | None = KEY, every: int = 5) -> Path:
+    store = AuditStore(path, key=key, checkpoint_every=every, fsync_interval=None)
+    for i in range(n):
+        store.append({"v": 1, "type": "span", "name": f"SELECT t{i}", "attrs": {"i": i}})
+    store.close()
+    return path
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _write(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(lines))
+
+
+def _edit(path: Path) -> None:
+    lines = _lines(path)
+    rec = json.loads(lines[3])
+    rec["attrs"]["i"] = 999
+    lines[3] = json.dumps(rec).encode() + b"\n"
+    _write(path, lines)
+
+
+def _delete(path: Path) -> None:
+    lines = _lines(path)
+    del lines[3]
+    _write(path, lines)
+
+
+def _reorder(path: Path) -> None:
+    lines = _lines(path)
+    lines[3], lines[4] = lines[4], lines[3]
+    _write(path, lines)
+
+
+def _insert(path: Path) -> None:
+    # a well-formed record with a correct hash of its own, slotted into the middle
+    lines = _lines(path)
+    prev = json.loads(lines[2])
+    forged = {"v": 1, "type": "span", "name": "forged", "attrs": {}, "seq": prev["seq"] + 1, "prev": prev["hash"]}
+    line, _ = R.encode(forged)
+    lines.insert(3, line)
+    _write(path, lines)
+
+
+def _truncate_past_checkpoint(path: Path) -> None:
+    lines = _lines(path)
+    last_cp = max(i for i, ln in enumerate(lines) if json.loads(ln)["type"] == "checkpoint")
+    _write(path, lines[: last_cp - 1])
+
+
+def _rewrite_without_key(path: Path) -> None:
+    # recompute every hash after an edit, and re-seal checkpoints without the key
+    prev = R.GENESIS_PREV
+    out = []
+    for ln in _lines(path):
+        rec = json.loads(ln)
+        rec.pop("hash")
+        if rec.get("name") == "SELECT t3":
+            rec["name"] = "SELECT innocent"
+        if rec["type"] == "checkpoint":
+            rec.pop("key_id", None)
+            rec["mac"] = None
+        rec["prev"] = prev
+        line, prev = R.encode(rec)
+        out.append(line)
+    _write(path, out)
+    last = json.loads(out[-1])
+    anchor_path(path).write_text(json.dumps({"store": last["store"], "seq": last["seq"], "hash": last["hash"],
+                                             "time": 0}))
+
+
+def _delete_anchor(path: Path) -> None:
+    anchor_path(path).unlink()
+
+
+def _splice_genesis(path: Path) -> None:
+    lines = _lines(path)
+    rec = json.loads(lines[0])
+    rec.pop("hash")
+    rec["seq"], rec["prev"] = json.loads(lines[4])["seq"], json.loads(lines[3])["hash"]
+    lines[4] = R.encode(rec)[0]
+    _write(path, lines)
+
+
+TAMPERING: list[tuple[str, Callable[[Path], None], str]] = [
+    ("edit", _edit, "edited"),
+    ("delete", _delete, "deleted"),
+    ("reorder", _reorder, "expected seq"),
+    ("insert", _insert, "out of order or duplicated"),
+    ("truncate", _truncate_past_checkpoint, "cut off past a checkpoint"),
+    ("rewrite", _rewrite_without_key, "no MAC"),
+    ("anchor-deleted", _delete_anchor, "anchor file is missing"),
+    ("second-genesis", _splice_genesis, "second genesis"),
+]
+
+
+def test_intact_store_verifies(tmp_path: Path) -> None:
+    """A store written normally verifies, with every checkpoint MAC checked."""
+    path = _make(tmp_path / "a.jsonl")
+    result = verify(path, key=KEY)
+    assert result.ok and result.first_bad is None
+    assert result.spans == 20
+    assert result.checkpoints >= 4 and result.macs_checked == result.checkpoints
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize(("name", "tamper", "message"), TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_tampering_is_detected(tmp_path: Path, name: str, tamper: Callable[[Path], None], message: str) -> None:
+    """Each kind of tampering makes verify fail and name the first bad record."""
+    path = _make(tmp_path / "a.jsonl")
+    tamper(path)
+    result = verify(path, key=KEY)
+    assert not result.ok, name
+    assert result.first_bad is not None
+    assert message in result.first_bad.message
+
+
+def test_edit_names_the_edited_line(tmp_path: Path) -> None:
+    """The first bad record reported is the one that was changed."""
+    path = _make(tmp_path / "a.jsonl")
+    _edit(path)
+    result = verify(path, key=KEY)
+    assert result.first_bad is not None and result.first_bad.line == 4
+    assert "line 4" in str(result.first_bad)
+
+
+def test_wrong_key_is_reported(tmp_path: Path) -> None:
+    """Checkpoints sealed with another key fail verification."""
+    path = _make(tmp_path / "a.jsonl")
+    result = verify(path, key="another-key")
+    assert not result.ok and result.first_bad is not None
+    assert "different key" in result.first_bad.message
+
+
+def test_without_key_rewrite_goes_unnoticed_but_is_warned_about(tmp_path: Path) -> None:
+    """Without a key the chain is still checked, and verify says what it cannot check."""
+    path = _make(tmp_path / "a.jsonl", key=None)
+    result = verify(path)
+    assert result.ok
+    assert any("not checked" in w for w in result.warnings)
+
+
+def test_torn_tail_is_reported_and_recovered(tmp_path: Path) -> None:
+    """Half a record at the end is a warning; the next writer accounts for it and the chain continues."""
+    path = _make(tmp_path / "a.jsonl", n=7)
+    with open(path, "ab") as f:
+        f.write(b'{"attrs":{"i":7},"name":"SELECT t')
+    result = verify(path, key=KEY)
+    assert result.ok and result.spans == 7
+    assert any("torn last record" in w for w in result.warnings)
+
+    store = AuditStore(path, key=KEY, fsync_interval=None)
+    store.append({"v": 1, "type": "span", "name": "after crash", "attrs": {}})
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.first_bad
+    assert result.spans == 8
+    assert any("accounted for by the recovery record" in w for w in result.warnings)
+    assert [r["type"] for r in read_records(path)][-3:] == ["recovery", "span", "checkpoint"]
+
+
+def test_damaged_middle_line_without_recovery_is_bad(tmp_path: Path) -> None:
+    """Garbage in the middle of the file is not mistaken for a crash artefact."""
+    path = _make(tmp_path / "a.jsonl")
+    lines = _lines(path)
+    lines[5] = b"not json at all\n"
+    _write(path, lines)
+    result = verify(path, key=KEY)
+    assert not result.ok and result.first_bad is not None and result.first_bad.line == 6
+
+
+def test_seq_continues_across_store_objects(tmp_path: Path) -> None:
+    """A second writer object continues the first one's chain instead of starting a new one."""
+    path = tmp_path / "a.jsonl"
+    a = AuditStore(path, fsync_interval=None)
+    b = AuditStore(path, fsync_interval=None)
+    seqs = [a.append({"type": "span"}), b.append({"type": "span"}), a.append({"type": "span"})]
+    assert seqs == [1, 2, 3]
+    assert verify(path).ok
+
+
+def test_directory_means_audit_jsonl_inside(tmp_path: Path) -> None:
+    """A directory path stores into DIR/audit.jsonl."""
+    store = AuditStore(tmp_path, fsync_interval=None)
+    store.append({"type": "span"})
+    assert (tmp_path / "audit.jsonl").exists()
+    assert verify(tmp_path).ok
+
+
+@pytest.mark.parametrize("kwargs", [{"checkpoint_every": 0}, {"fsync_interval": -1}])
+def test_bad_settings_are_refused(tmp_path: Path, kwargs: dict[str, float]) -> None:
+    """Nonsense durability settings raise a ConfigurationError."""
+    with pytest.raises(ConfigurationError):
+        AuditStore(tmp_path / "a.jsonl", **kwargs)  # type: ignore[arg-type]
+
+
+def test_missing_store_is_bad_input(tmp_path: Path) -> None:
+    """Verifying a path that holds no store is a configuration error, not a broken chain."""
+    with pytest.raises(ConfigurationError):
+        verify(tmp_path / "nope.jsonl")
