@@ -1,0 +1,249 @@
+"""Verify a JWT with PyJWT and turn it into a verified Identity, caching the result until it expires.
+
+Checks, in order, each failing with a :class:`TokenError` that names the cause:
+the token is a JWS compact JWT; its ``alg`` is on the allow-list (asymmetric
+only: ``none`` and the HMAC family are refused, which closes algorithm
+confusion — an HS256 token "signed" with the issuer's public RSA key); a key
+with its ``kid`` exists (JWKS refreshed once if not) and can do that
+algorithm; the signature verifies; ``iss``, ``aud``, ``exp``, ``nbf`` and
+``iat`` hold within ``leeway`` seconds.
+
+The governed hot path asks for the same token on every statement, so a
+verified token is remembered — keyed by its SHA-256, never the token itself —
+until its ``exp``: a repeat costs a hash and a dict lookup (a few µs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from governed_db.errors import ConfigurationError
+from governed_db.identity import Identity
+from governed_db.tokens.claims import ClaimsMap, identity_from_claims
+from governed_db.tokens.errors import TokenError
+from governed_db.tokens.keys import (
+    DEFAULT_REFRESH_COOLDOWN,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TTL,
+    KeySource,
+    StaticJWKS,
+    check_url,
+    remote_jwks,
+)
+
+#: Asymmetric algorithms only. HS* would let anyone holding the (public) key mint tokens.
+DEFAULT_ALGORITHMS: tuple[str, ...] = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)
+DEFAULT_LEEWAY = 30.0
+DEFAULT_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a token proved: the identity, when the proof lapses, and the verified claims."""
+
+    identity: Identity
+    expires_at: dt.datetime | None
+    claims: Mapping[str, Any]
+
+
+class TokenVerifier:
+    """Verifies tokens of one issuer for one audience; reusable and thread-safe.
+
+    Give exactly one key source: ``jwks`` (dict, JSON text or file — air-gapped),
+    ``jwks_url`` (fetched over HTTPS), or neither, to discover the JWKS from
+    ``{issuer}/.well-known/openid-configuration``.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Sequence[str],
+        jwks: Any = None,
+        jwks_url: str | None = None,
+        claims_map: ClaimsMap | Mapping[str, Any] | None = None,
+        leeway: float = DEFAULT_LEEWAY,
+        algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        required_claims: Sequence[str] = ("exp",),
+        jwks_ttl: float = DEFAULT_TTL,
+        refresh_cooldown: float = DEFAULT_REFRESH_COOLDOWN,
+        timeout: float = DEFAULT_TIMEOUT,
+        allow_insecure_http_for_loopback: bool = False,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if not isinstance(issuer, str) or not issuer.strip():
+            raise ConfigurationError("token verification needs issuer= (e.g. 'https://dev-123.okta.com/oauth2/default')")
+        if isinstance(audience, str):
+            audience = (audience,)
+        if not audience or not all(isinstance(a, str) and a for a in audience):
+            raise ConfigurationError("token verification needs audience= (the API's audience, e.g. 'api://default')")
+        if jwks is not None and jwks_url is not None:
+            raise ConfigurationError("give jwks= (local keys) or jwks_url= (fetched), not both")
+        bad = [a for a in algorithms if a not in DEFAULT_ALGORITHMS]
+        if bad or not algorithms:
+            raise ConfigurationError(
+                f"algorithms must be a non-empty subset of {', '.join(DEFAULT_ALGORITHMS)}; got {list(algorithms)} "
+                "(symmetric HS* and 'none' are never accepted)"
+            )
+        if leeway < 0 or cache_size < 0:
+            raise ConfigurationError("leeway and cache_size must not be negative")
+        self.issuer = issuer
+        self.audience: tuple[str, ...] = tuple(audience)
+        self.claims_map = ClaimsMap.from_value(claims_map)
+        self.leeway = float(leeway)
+        self.algorithms = tuple(algorithms)
+        self.required_claims = tuple(dict.fromkeys(("iss", "aud", *required_claims)))
+        self.keys: KeySource
+        if jwks is not None:
+            self.keys = StaticJWKS(jwks)
+        else:
+            try:
+                if jwks_url is None:
+                    check_url(issuer, allow_insecure_http_for_loopback=allow_insecure_http_for_loopback,
+                              what="issuer URL")
+            except TokenError as e:
+                raise ConfigurationError(f"{e}; or give jwks= with the issuer's keys") from None
+            self.keys = remote_jwks(
+                jwks_url=jwks_url,
+                issuer=None if jwks_url is not None else issuer,
+                ttl=jwks_ttl,
+                refresh_cooldown=refresh_cooldown,
+                timeout=timeout,
+                allow_insecure_http_for_loopback=allow_insecure_http_for_loopback,
+            )
+        self.cache_size = int(cache_size)
+        self._cache: dict[bytes, tuple[float, VerifiedToken]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenVerifier(issuer={self.issuer!r}, audience={list(self.audience)!r}, keys={self.keys.description!r})"
+
+    def verify(self, token: str | bytes) -> Identity:
+        """The verified Identity ``token`` stands for; :class:`TokenError` naming the cause otherwise."""
+        return self.inspect(token).identity
+
+    def inspect(self, token: str | bytes) -> VerifiedToken:
+        """Like :meth:`verify`, with the expiry and the verified claims (for ``governed-db whoami``)."""
+        raw = token.encode("ascii", "replace") if isinstance(token, str) else bytes(token)
+        digest = hashlib.sha256(raw).digest()
+        hit = self._cache.get(digest)
+        if hit is not None:
+            if time.time() < hit[0]:
+                return hit[1]
+            self._cache.pop(digest, None)
+        verified = self._verify(raw)
+        if self.cache_size:
+            exp = verified.claims.get("exp")
+            until = float(exp) if isinstance(exp, (int, float)) else time.time() + 60.0
+            with self._lock:
+                while len(self._cache) >= self.cache_size:
+                    self._cache.pop(next(iter(self._cache)), None)  # oldest first
+                self._cache[digest] = (until, verified)
+        return verified
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # -- the checks ------------------------------------------------------------------------------
+    def _verify(self, raw: bytes) -> VerifiedToken:
+        header = _header(raw)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg.lower() == "none":
+            raise TokenError("the token is unsigned (alg 'none'); only signed tokens are accepted", cause="alg_none")
+        if alg not in self.algorithms:
+            confusion = " (a symmetric algorithm: accepting it would enable algorithm confusion)" if alg.startswith(
+                "HS") else ""
+            raise TokenError(
+                f"the token's algorithm {alg!r} is not allowed{confusion}; accepted: {', '.join(self.algorithms)}",
+                cause="alg_not_allowed",
+            )
+        kid = header.get("kid")
+        key = self.keys.key_for(kid if isinstance(kid, str) else None, alg)
+        try:
+            claims = jwt.decode(
+                raw,
+                key,
+                algorithms=[alg],
+                audience=list(self.audience),
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(self.required_claims), "verify_iat": True},
+            )
+        except jwt.PyJWTError as e:
+            raise _explain(e, self) from None
+        expires = claims.get("exp")
+        expires_at = (
+            dt.datetime.fromtimestamp(float(expires), tz=dt.timezone.utc) if isinstance(expires, (int, float)) else None
+        )
+        identity = identity_from_claims(claims, self.claims_map, issuer=self.issuer)
+        return VerifiedToken(identity, expires_at, claims)
+
+
+def _header(raw: bytes) -> dict[str, Any]:
+    if raw.count(b".") != 2:
+        parts = raw.count(b".") + 1
+        hint = " (5 parts: an encrypted JWE, which is not supported)" if parts == 5 else ""
+        raise TokenError(
+            f"the token is malformed: a JWT has 3 dot-separated parts, this has {parts}{hint}; "
+            "pass the raw access or ID token (without 'Bearer ')",
+            cause="malformed",
+        )
+    try:
+        header = jwt.get_unverified_header(raw)
+    except jwt.PyJWTError as e:
+        raise TokenError(f"the token is malformed: its header cannot be read ({e})", cause="malformed") from None
+    return dict(header)
+
+
+def _explain(e: jwt.PyJWTError, verifier: TokenVerifier) -> TokenError:
+    """One PyJWT failure as a TokenError that says what happened and what to do next."""
+    if isinstance(e, jwt.ExpiredSignatureError):
+        return TokenError(
+            f"the token has expired (leeway {verifier.leeway:g} s); get a fresh token from the identity provider",
+            cause="expired",
+        )
+    if isinstance(e, (jwt.ImmatureSignatureError, jwt.InvalidIssuedAtError)):
+        return TokenError(
+            f"the token is not valid yet ({e}); check the clocks, or raise leeway (now {verifier.leeway:g} s)",
+            cause="not_yet_valid",
+        )
+    if isinstance(e, jwt.InvalidIssuerError):
+        return TokenError(
+            f"the token was issued by someone other than {verifier.issuer!r}; "
+            "use a token from the configured issuer, or fix issuer=",
+            cause="wrong_issuer",
+        )
+    if isinstance(e, jwt.InvalidAudienceError):
+        return TokenError(
+            f"the token is not meant for audience {' or '.join(map(repr, verifier.audience))}; "
+            "request a token for this API, or fix audience=",
+            cause="wrong_audience",
+        )
+    if isinstance(e, jwt.MissingRequiredClaimError):
+        return TokenError(f"the token lacks the required claim {e.claim!r}", cause="missing_claim")
+    if isinstance(e, jwt.InvalidSignatureError):
+        return TokenError(
+            "the token's signature does not verify with the issuer's key; it was altered or signed by someone else",
+            cause="bad_signature",
+        )
+    if isinstance(e, jwt.InvalidAlgorithmError):
+        return TokenError(f"the token's algorithm was refused ({e})", cause="alg_not_allowed")
+    if isinstance(e, jwt.InvalidKeyError):
+        return TokenError(f"the issuer's key cannot verify this token ({e})", cause="key_mismatch")
+    if isinstance(e, jwt.DecodeError):
+        return TokenError(f"the token is malformed ({e})", cause="malformed")
+    return TokenError(f"the token is invalid ({type(e).__name__}: {e})", cause="invalid")
+
+
+__all__ = ["DEFAULT_ALGORITHMS", "DEFAULT_LEEWAY", "TokenVerifier", "VerifiedToken"]
