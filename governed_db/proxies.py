@@ -3,7 +3,9 @@
 The proxies hold no logic of their own beyond routing: statements go to
 :func:`governed_db.pipeline.run`, rows go through
 :class:`governed_db.results.ResultState`. Driver-specific entry points live in
-``governed_db.drivers.<driver>`` as small subclasses of these two.
+``governed_db.drivers.<driver>`` as small subclasses of these, assembled from
+the mixins below so that a governed cursor has exactly the methods the
+driver's cursor has (``hasattr(cur, "callproc")`` answers as the raw would).
 
 Conventions (wrapt): proxy state uses the ``_self_`` prefix; the real object
 is ``__wrapped__``; any method that would hand back the raw cursor or
@@ -17,85 +19,17 @@ from typing import Any
 
 import wrapt
 
+from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
 
 
-class GovernedCursor(wrapt.ObjectProxy):  # type: ignore[misc]
-    """A DB-API cursor whose statements are governed and whose rows are masked."""
+class RowsOut:
+    """Mixin: the DB-API ``fetch*`` exits, all through ``self._self_result``."""
 
-    def __init__(self, raw: Any, gov: Governor, connection: Any) -> None:
-        super().__init__(raw)
-        self._self_gov = gov
-        self._self_connection = connection
-        self._self_result = ResultState(raw, gov)
+    __wrapped__: Any
+    _self_result: ResultState
 
-    # -- the proxy itself is what callers get back -------------------------------------------
-    def _self_out(self, value: Any) -> Any:
-        if value is self.__wrapped__:
-            return self
-        if value is self._self_gov.raw:
-            return self._self_connection
-        return value
-
-    @property
-    def connection(self) -> Any:
-        return self._self_connection
-
-    def __enter__(self) -> GovernedCursor:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> Any:
-        self._self_result.finish()
-        return self.__wrapped__.__exit__(*exc)
-
-    def __repr__(self) -> str:
-        return f"<governed {self.__wrapped__!r}>"
-
-    # -- in ------------------------------------------------------------------------------------
-    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
-        raw = self.__wrapped__
-        out = run(
-            self._self_gov,
-            "cursor.execute",
-            operation,
-            _params(args, kwargs),
-            lambda sql: raw.execute(sql, *args, **kwargs),
-            self._self_result,
-        )
-        return self._self_out(out)
-
-    def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
-        raw = self.__wrapped__
-        if not isinstance(seq_of_parameters, (list, tuple)):
-            seq_of_parameters = list(seq_of_parameters)  # consumed once, by the record and the driver alike
-        out = run(
-            self._self_gov,
-            "cursor.executemany",
-            operation,
-            seq_of_parameters,
-            lambda sql: raw.executemany(sql, seq_of_parameters, *args, **kwargs),
-            self._self_result,
-        )
-        return self._self_out(out)
-
-    def callproc(self, procname: Any, *args: Any, **kwargs: Any) -> Any:
-        raw = self.__wrapped__
-        name = procname if isinstance(procname, str) else str(procname)
-        params = args[0] if args else None
-        placeholders = ", ".join("?" for _ in (params or ()))
-        out = run(
-            self._self_gov,
-            "cursor.callproc",
-            f"CALL {name}({placeholders})",
-            params,
-            lambda _sql: raw.callproc(procname, *args, **kwargs),
-            self._self_result,
-        )
-        return self._self_out(out)
-
-    # -- out -----------------------------------------------------------------------------------
     def fetchone(self) -> Any:
         row = self.__wrapped__.fetchone()
         st = self._self_result
@@ -114,8 +48,49 @@ class GovernedCursor(wrapt.ObjectProxy):  # type: ignore[misc]
         st = self._self_result
         return st.many(list(rows), complete=True) if st.active else rows
 
+
+class GovernedCursor(RowsOut, wrapt.ObjectProxy):  # type: ignore[misc]
+    """A DB-API cursor whose statements are governed and whose rows are masked."""
+
+    def __init__(self, raw: Any, gov: Governor, connection: Any) -> None:
+        super().__init__(raw)
+        self._self_gov = gov
+        self._self_connection = connection
+        self._self_result = ResultState(raw, gov)
+
+    # -- the proxy itself is what callers get back -------------------------------------------
+    def _self_out(self, value: Any) -> Any:
+        if value is self.__wrapped__:
+            return self
+        if value is self._self_gov.raw or value is getattr(self._self_connection, "__wrapped__", None):
+            return self._self_connection
+        return value
+
+    @property
+    def connection(self) -> Any:
+        return self._self_connection
+
+    def __enter__(self) -> GovernedCursor:
+        raw = self.__wrapped__
+        enter = getattr(type(raw), "__enter__", None)
+        if enter is None:  # sqlite3 cursors are not context managers: say so as Python would
+            raise TypeError(
+                f"'{type(raw).__module__}.{type(raw).__name__}' object does not support the context "
+                "manager protocol"
+            )
+        enter(raw)
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        self._self_result.finish()
+        return self.__wrapped__.__exit__(*exc)
+
+    def __repr__(self) -> str:
+        return f"<governed {self.__wrapped__!r}>"
+
     def __iter__(self) -> Iterator[Any]:
-        # Always a generator: some drivers' iter(cursor) is the raw cursor itself.
+        # Always a generator over the raw iterator, so batched iteration (psycopg2 named
+        # cursors fetch ``itersize`` rows per round trip) stays batched.
         st = self._self_result
         raw_iter = iter(self.__wrapped__)
         if st.active:
@@ -123,40 +98,116 @@ class GovernedCursor(wrapt.ObjectProxy):  # type: ignore[misc]
         return (row for row in raw_iter)
 
     def __next__(self) -> Any:
-        row = self.fetchone()
-        if row is None:
+        st = self._self_result
+        try:
+            row = next(self.__wrapped__)
+        except StopIteration:
+            if st.active:
+                st.finish()
+            raise
+        if not st.active:
+            return row
+        out = st.one(row)
+        if out is None:  # the row cap was reached
             raise StopIteration
-        return row
-
-    def nextset(self, *args: Any, **kwargs: Any) -> Any:
-        self._self_result.finish()
-        out = self.__wrapped__.nextset(*args, **kwargs)
-        # the next result set has its own columns: refuse to hand them out unplanned
-        if out and self._self_result.plan is not None:
-            from governed_db.errors import GuardrailViolation
-
-            self._self_result.poison(
-                self._self_gov.refusal(
-                    GuardrailViolation("a second result set of a masked statement is withheld; run statements one by one")
-                )
-            )
-        return self._self_out(out)
+        return out
 
     def close(self) -> Any:
         self._self_result.finish()
         return self.__wrapped__.close()
 
+    # -- in ------------------------------------------------------------------------------------
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        params = _params(args, kwargs)
+        check_placeholders(self._self_gov, operation, params)
+        out = run(
+            self._self_gov,
+            "cursor.execute",
+            operation,
+            params,
+            lambda sql: raw.execute(sql, *args, **kwargs),
+            self._self_result,
+        )
+        return self._self_out(out)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        if not isinstance(seq_of_parameters, (list, tuple)):
+            seq_of_parameters = list(seq_of_parameters)  # consumed once, by the record and the driver alike
+        if seq_of_parameters:
+            check_placeholders(self._self_gov, operation, seq_of_parameters[0])
+        out = run(
+            self._self_gov,
+            "cursor.executemany",
+            operation,
+            seq_of_parameters,
+            lambda sql: raw.executemany(sql, seq_of_parameters, *args, **kwargs),
+            self._self_result,
+        )
+        return self._self_out(out)
+
+
+class NextSet:
+    """Mixin for drivers whose cursors have ``nextset()`` (more than one result set)."""
+
+    __wrapped__: Any
+    _self_gov: Governor
+    _self_result: ResultState
+    _self_out: Any
+
+    def nextset(self, *args: Any, **kwargs: Any) -> Any:
+        self._self_result.finish()
+        out = self.__wrapped__.nextset(*args, **kwargs)
+        withhold_unplanned(self._self_gov, self._self_result, bool(out))
+        return self._self_out(out)
+
+
+class CallProc:
+    """Mixin for drivers whose cursors have ``callproc()``; judged as the statement it runs."""
+
+    __wrapped__: Any
+    _self_gov: Governor
+    _self_result: ResultState
+    _self_out: Any
+
+    def callproc_sql(self, name: str, params: Any) -> str:
+        placeholders = ", ".join("?" for _ in (params or ()))
+        return f"CALL {name}({placeholders})"
+
+    def callproc(self, procname: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        if not isinstance(procname, str):
+            raise self._self_gov.refusal(
+                InvalidStatement(f"callproc() takes the procedure name as str, got {type(procname).__name__}")
+            )
+        params = args[0] if args else kwargs.get("parameters", kwargs.get("args"))
+        out = run(
+            self._self_gov,
+            "cursor.callproc",
+            self.callproc_sql(procname, params),
+            params,
+            lambda _sql: raw.callproc(procname, *args, **kwargs),
+            self._self_result,
+        )
+        return self._self_out(out)
+
+
+class DBAPICursor(CallProc, NextSet, GovernedCursor):
+    """The cursor proxy for drivers governed_db has no specific module for."""
+
 
 class GovernedConnection(wrapt.ObjectProxy):  # type: ignore[misc]
     """A DB-API connection whose cursors, shortcuts and context managers stay governed."""
 
-    cursor_proxy: type[GovernedCursor] = GovernedCursor
+    cursor_proxy: type[GovernedCursor] = DBAPICursor
 
     def __init__(self, raw: Any, gov: Governor) -> None:
         super().__init__(raw)
         self._self_gov = gov
 
-    def cursor(self, *args: Any, **kwargs: Any) -> GovernedCursor:
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        # whatever the driver builds (cursor_factory, row_factory, named cursors) is wrapped
         return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_gov, self)
 
     def __enter__(self) -> GovernedConnection:
@@ -176,6 +227,27 @@ class GovernedConnection(wrapt.ObjectProxy):  # type: ignore[misc]
     def governor(self) -> Governor:
         """governed_db's state for this connection (settings, dialect, policy)."""
         return self._self_gov
+
+
+def withhold_unplanned(gov: Governor, result: ResultState, more: bool) -> None:
+    """After switching to another result set: its columns were never planned, so withhold it."""
+    if more and result.plan is not None:
+        result.poison(
+            gov.refusal(
+                GuardrailViolation(
+                    "a second result set of a masked statement is withheld; run statements one by one"
+                )
+            )
+        )
+
+
+def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
+    """Refuse a statement written for another paramstyle, naming both styles."""
+    if not params or not isinstance(operation, str):
+        return
+    problem = gov.driver.placeholder_problem(operation, params)
+    if problem:
+        raise gov.refusal(InvalidStatement(problem))
 
 
 def _params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ imported only when a connection of theirs is wrapped.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 from governed_db.errors import ConfigurationError, InvalidStatement
@@ -79,6 +80,36 @@ class Driver:
             f"the statement must be SQL text (str or bytes), got {type(sql).__name__}: pass the SQL as a string"
         )
 
+    def placeholder_problem(self, text: str, params: Any) -> str | None:
+        """Why ``text`` cannot take ``params`` in this driver's paramstyle (None: no evident problem).
+
+        Only called when parameters are given; flags a statement written for
+        another paramstyle, which the driver would reject less clearly.
+        """
+        style = self.paramstyle_for(None)
+        if style in ("format", "pyformat"):
+            if "%s" in text or "%(" in text or "%b" in text or "%t" in text:
+                return None
+            found = "?" if "?" in text else ("$1" if _DOLLAR.search(text) else None)
+            if found:
+                return (
+                    f"{self.name} uses %s placeholders (paramstyle {style!r}), but the statement has {found}: "
+                    "write %s (or %(name)s) for each parameter"
+                )
+        elif style in ("qmark", "named", "numeric"):
+            if "?" in text or ":" in text or "$" in text:
+                return None
+            if "%s" in text or "%(" in text:
+                return (
+                    f"{self.name} uses ? placeholders (paramstyle {style!r}), but the statement has %s: "
+                    "write ? (or :name) for each parameter"
+                )
+        return None
+
+    def module_attribute(self, facade: Any, name: str, value: Any) -> Any:
+        """What ``govern_module(module).<name>`` hands out (drivers with module-level SQL override this)."""
+        return value
+
     def description(self, raw_cursor: Any) -> Any:
         return raw_cursor.description
 
@@ -86,6 +117,8 @@ class Driver:
         count = getattr(raw_cursor, "rowcount", None)
         return count if isinstance(count, int) else None
 
+
+_DOLLAR = re.compile(r"\$\d")
 
 _REGISTRY = {
     "sqlite3": ("governed_db.drivers.sqlite", "SqliteDriver"),
@@ -112,6 +145,15 @@ def innermost(conn: Any) -> Any:
         seen += 1
         if seen > 32:  # pragma: no cover - a proxy cycle
             raise ConfigurationError("the connection is wrapped in more than 32 proxies")
+
+
+def driver_for_module(module: Any) -> Driver:
+    """The :class:`Driver` for a DB-API module (for :func:`governed_db.govern_module`)."""
+    entry = _REGISTRY.get(str(getattr(module, "__name__", "")).split(".")[0])
+    if entry is None:
+        return Driver(module)
+    cls = getattr(importlib.import_module(entry[0]), entry[1])
+    return cls()  # type: ignore[no-any-return]
 
 
 def driver_for(conn: Any) -> Driver:

@@ -18,7 +18,9 @@ from governed_db.proxies import GovernedConnection, GovernedCursor
 class SqliteCursor(GovernedCursor):
     def executescript(self, sql_script: Any) -> Any:
         raw = self.__wrapped__
-        out = run(self._self_gov, "cursor.executescript", sql_script, None, raw.executescript, self._self_result)
+        out = run(
+            self._self_gov, "cursor.executescript", sql_script, None, raw.executescript, self._self_result
+        )
         return self._self_out(out)
 
 

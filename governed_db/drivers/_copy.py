@@ -1,0 +1,88 @@
+"""COPY ... TO: rows that leave in a format the database writes itself.
+
+``COPY t TO STDOUT`` (psycopg ``copy()``, psycopg2 ``copy_to``/``copy_expert``)
+and DuckDB's ``COPY (...) TO 'file'`` hand out rows that never pass through a
+cursor, so masking cannot reach them. The statement is still judged by the
+pipeline like any other; in addition, before it runs, the columns it would
+export are described with a zero-row probe and masking is planned for them:
+if anything would be masked, the COPY is refused (fail closed) and the caller
+is told to select the rows instead. See docs/decisions/0061-copy-out-masking.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from governed_db import masking
+from governed_db.analysis import analyze, sqlglot_dialect
+from governed_db.errors import GuardrailViolation
+
+if TYPE_CHECKING:
+    from governed_db.pipeline import Governor
+
+_MAYBE_COPY = re.compile(r"\bcopy\b", re.IGNORECASE)
+
+Describe = Callable[[str], Any]
+
+
+def copy_out_probe(text: str, dialect: str) -> str | None:
+    """A zero-row SELECT with the columns a ``COPY ... TO`` in ``text`` exports (None: no COPY TO)."""
+    if not _MAYBE_COPY.search(text):
+        return None
+    analysis = analyze(text, dialect)
+    out = sqlglot_dialect(dialect)
+    for stmt in analysis.statements:
+        node = stmt.expression
+        if not isinstance(node, exp.Copy) or node.args.get("kind"):  # kind=True is COPY ... FROM
+            continue
+        source = node.this
+        if isinstance(source, exp.Subquery):
+            return f"SELECT * FROM ({source.this.sql(dialect=out)}) AS governed_copy LIMIT 0"
+        if isinstance(source, exp.Schema) and isinstance(source.this, exp.Table):
+            cols = ", ".join(c.sql(dialect=out) for c in source.expressions) or "*"
+            return f"SELECT {cols} FROM {source.this.sql(dialect=out)} LIMIT 0"
+        if isinstance(source, exp.Table):
+            return f"SELECT * FROM {source.sql(dialect=out)} LIMIT 0"
+        if isinstance(source, exp.Expression):  # duckdb: COPY (SELECT ...) without a Subquery wrapper
+            return f"SELECT * FROM ({source.sql(dialect=out)}) AS governed_copy LIMIT 0"
+    return None
+
+
+def refuse_unmaskable_copy(gov: Governor, text: str, describe: Describe) -> None:
+    """Raise a refusal when the rows a COPY ... TO exports would have masked columns."""
+    probe = copy_out_probe(text, gov.dialect)
+    if probe is None:
+        return
+    description = describe(probe)
+    if not description:
+        return
+    plan = masking.plan_masking(
+        description, analyze(probe, gov.dialect), identity=gov.resolve_identity(), gov=gov
+    )
+    masked = tuple(getattr(plan, "masked_columns", ()) or ()) if plan is not None else ()
+    if masked:
+        raise gov.refusal(
+            GuardrailViolation(
+                f"refused by governed_db: COPY ... TO exports rows the database formats itself, so masking cannot "
+                f"reach them, and this export has masked columns ({', '.join(masked)}). Next step: select the "
+                "rows with execute() and fetch them (they come back masked), or export without those columns."
+            )
+        )
+
+
+def describe_with(raw_conn: Any) -> Describe:
+    """A describer running the probe on a fresh cursor of ``raw_conn`` (ungoverned: it returns no rows)."""
+
+    def describe(sql: str) -> Any:
+        cur = raw_conn.cursor()
+        try:
+            cur.execute(sql)
+            return cur.description
+        finally:
+            cur.close()
+
+    return describe

@@ -1,0 +1,294 @@
+"""Governed DuckDB relations: lazy queries judged when they produce output.
+
+``conn.sql("SELECT ...")``, ``conn.table("t")`` and friends return a
+``DuckDBPyRelation``: a query that runs each time it is read, and that can be
+composed (``.filter()``, ``.project()``, ``.join()``...). The proxy judges the
+SQL the relation amounts to (``rel.sql_query()``) every time it is read, plans
+masking from ``rel.description`` and hands the output through a fresh
+:class:`~governed_db.results.ResultState`. Composition returns governed
+relations. Every public member of ``DuckDBPyRelation`` is classified below;
+an unclassified method may only return a relation (governed) or nothing, so a
+new DuckDB release cannot open a silent way around (see
+docs/decisions/0062-duckdb-relations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import wrapt
+
+from governed_db.drivers._copy import refuse_unmaskable_copy
+from governed_db.errors import GovernanceFault, GuardrailViolation
+from governed_db.pipeline import Governor, run
+from governed_db.results import ResultState
+
+#: exits handing out rows (lists, iterators)
+ROW_OUTPUTS = frozenset({"fetchall", "fetchone", "fetchmany", "to_dicts", "iter_rows"})
+#: exits handing out a frame (pandas, polars, Arrow tables, numpy/tensor dicts)
+FRAME_OUTPUTS = frozenset(
+    {
+        "df",
+        "fetchdf",
+        "to_df",
+        "pl",
+        "fetch_arrow_table",
+        "to_arrow_table",
+        "fetchnumpy",
+        "tf",
+        "torch",
+    }
+)
+#: exits handing out a stream the proxy cannot mask batch by batch
+READER_OUTPUTS = frozenset({"arrow", "to_arrow_reader", "fetch_arrow_reader", "fetch_record_batch"})
+#: exits that print or render rows
+DISPLAY_OUTPUTS = frozenset({"show", "preview"})
+#: exits the database engine writes to a file itself
+FILE_OUTPUTS = frozenset({"write_csv", "to_csv", "write_parquet", "to_parquet"})
+#: exits that write the rows into a table or define a view
+TABLE_OUTPUTS = frozenset({"create", "to_table", "insert_into", "create_view", "to_view", "insert", "update"})
+#: members that describe the relation and hand out no row
+METADATA = frozenset(
+    {
+        "alias",
+        "columns",
+        "description",
+        "dtypes",
+        "shape",
+        "sql_query",
+        "type",
+        "types",
+        "explain",
+        "close",
+    }
+)
+
+
+class GovernedRelation(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, raw: Any, gov: Governor, connection: Any) -> None:
+        super().__init__(raw)
+        self._self_gov = gov
+        self._self_connection = connection
+
+    # -- the gate every output passes -------------------------------------------------------
+    def _self_emit(
+        self, entry: str, produce: Callable[[], Any], sql: str | None = None
+    ) -> tuple[Any, ResultState]:
+        raw = self.__wrapped__
+        st = ResultState(raw, self._self_gov)
+        out = run(self._self_gov, f"relation.{entry}", sql or raw.sql_query(), None, lambda _s: produce(), st)
+        return out, st
+
+    def _self_wrap(self, value: Any) -> Any:
+        return wrap_result(value, self._self_gov, self._self_connection)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.__wrapped__, name)
+        if name in METADATA or name.startswith("__"):
+            return value
+        if callable(value) and not isinstance(value, type):
+            return _composer(self, name, value)
+        return self._self_wrap(value)  # rel.col_name: a projection
+
+    def __getitem__(self, name: Any) -> Any:
+        return self._self_wrap(self.__wrapped__[name])
+
+    def __iter__(self) -> Any:
+        raise TypeError("'DuckDBPyRelation' object is not iterable")
+
+    # -- displays -----------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return self._self_render("repr", repr)
+
+    def __str__(self) -> str:
+        return self._self_render("str", str)
+
+    def _repr_mimebundle_(self, *args: Any, **kwargs: Any) -> Any:
+        text = self._self_render("repr", repr)
+        return {"text/plain": text}
+
+    def preview(self, limit: int = 10) -> str:
+        return self._self_render("preview", lambda r: r.preview(limit))
+
+    def show(self, **kwargs: Any) -> None:
+        print(self._self_render("show", lambda r: r.preview(kwargs.get("max_rows") or 10000)))
+
+    def _self_render(self, entry: str, render: Callable[[Any], str]) -> str:
+        raw = self.__wrapped__
+        limited = raw.limit(10000)
+        rows, st = self._self_emit(entry, limited.fetchall, raw.sql_query())
+        if st.poisoned is None and st.plan is None and st.limit is None:
+            st.many(list(rows), complete=True)  # counted; duckdb draws its own box
+            return render(raw)
+        masked = st.many(list(rows), complete=True)
+        return _box([d[0] for d in raw.description], masked)
+
+    # -- streams the proxy cannot mask --------------------------------------------------------
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self._self_reader("__arrow_c_stream__", (requested_schema,), {})
+
+
+def _composer(rel: GovernedRelation, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = method(*_unwrap_args(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+        wrapped = rel._self_wrap(out)
+        if wrapped is out and out is not None and not isinstance(out, (str, bool, int)):
+            raise rel._self_gov.refusal(
+                GuardrailViolation(
+                    f"DuckDBPyRelation.{name}() returned {type(out).__name__}, which governed_db does not know how "
+                    "to govern; its output was withheld. Read the relation with fetchall()/df() instead."
+                )
+            )
+        return wrapped
+
+    call.__name__ = name
+    return call
+
+
+def _unwrap(value: Any) -> Any:
+    return value.__wrapped__ if isinstance(value, GovernedRelation) else value
+
+
+def _unwrap_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(_unwrap(a) for a in args)
+
+
+def wrap_result(value: Any, gov: Governor, connection: Any) -> Any:
+    """A relation becomes a governed relation, the raw connection becomes the governed one."""
+    import duckdb
+
+    if isinstance(value, duckdb.DuckDBPyRelation) and not isinstance(value, GovernedRelation):
+        return GovernedRelation(value, gov, connection)
+    if isinstance(value, duckdb.DuckDBPyConnection) and not isinstance(value, wrapt.ObjectProxy):
+        if value is getattr(connection, "__wrapped__", None):
+            return connection
+        return type(connection)(value, gov)
+    return value
+
+
+def _row_output(name: str) -> Callable[..., Any]:
+    def output(self: GovernedRelation, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self.__wrapped__, name)
+        out, st = self._self_emit(name, lambda: method(*args, **kwargs))
+        if not st.active:
+            return out
+        if name == "iter_rows":
+            return st.iterate(out)
+        if name == "fetchone":
+            return st.one(out)
+        return st.many(list(out), complete=True)
+
+    output.__name__ = name
+    return output
+
+
+def _frame_output(name: str) -> Callable[..., Any]:
+    def output(self: GovernedRelation, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self.__wrapped__, name)
+        out, st = self._self_emit(name, lambda: method(*args, **kwargs))
+        return st.frame(out) if st.active else out
+
+    output.__name__ = name
+    return output
+
+
+def _reader_output(name: str) -> Callable[..., Any]:
+    def output(self: GovernedRelation, *args: Any, **kwargs: Any) -> Any:
+        return self._self_reader(name, args, kwargs)
+
+    output.__name__ = name
+    return output
+
+
+def _self_reader(self: GovernedRelation, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    method = getattr(self.__wrapped__, name)
+    out, st = self._self_emit(name, lambda: method(*args, **kwargs))
+    if st.poisoned is not None:
+        raise st.poisoned
+    if st.plan is not None or st.limit is not None:
+        raise self._self_gov.refusal(
+            GuardrailViolation(
+                f"refused by governed_db: {name}() streams record batches that cannot be masked or capped one by "
+                "one, and this result has masked columns or a row limit. Next step: use to_arrow_table() or df()."
+            )
+        )
+    st.finish()
+    return out
+
+
+def _file_output(name: str) -> Callable[..., Any]:
+    def output(self: GovernedRelation, file_name: Any, *args: Any, **kwargs: Any) -> Any:
+        raw, gov = self.__wrapped__, self._self_gov
+        target = file_name if isinstance(file_name, str) else "<file>"
+        text = f"COPY ({raw.sql_query()}) TO {_literal(target)}"
+
+        def produce() -> Any:
+            refuse_unmaskable_copy(gov, text, lambda _probe: raw.description)
+            return getattr(raw, name)(file_name, *args, **kwargs)
+
+        return run(gov, f"relation.{name}", text, None, lambda _s: produce())
+
+    output.__name__ = name
+    return output
+
+
+def _table_output(name: str) -> Callable[..., Any]:
+    def output(self: GovernedRelation, *args: Any, **kwargs: Any) -> Any:
+        raw, gov = self.__wrapped__, self._self_gov
+        sql = raw.sql_query()
+        target = _ident(str(args[0] if args else next(iter(kwargs.values()), raw.alias)))
+        text = {
+            "create": f"CREATE TABLE {target} AS {sql}",
+            "to_table": f"CREATE TABLE {target} AS {sql}",
+            "insert_into": f"INSERT INTO {target} {sql}",
+            "create_view": f"CREATE OR REPLACE VIEW {target} AS {sql}",
+            "to_view": f"CREATE OR REPLACE VIEW {target} AS {sql}",
+            "insert": f"INSERT INTO {_ident(raw.alias)} SELECT * FROM ({sql}) AS governed_rows",
+            "update": f"UPDATE {_ident(raw.alias)} SET governed_column = NULL",
+        }[name]
+        out = run(gov, f"relation.{name}", text, None, lambda _s: getattr(raw, name)(*args, **kwargs))
+        return self._self_wrap(out)
+
+    output.__name__ = name
+    return output
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _box(columns: list[str], rows: list[Any]) -> str:
+    """A plain text table of (already masked) rows."""
+    cells = [[str(c) for c in columns]] + [
+        [("NULL" if v is None else str(v)) for v in _values(r)] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(columns))]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=False)) + " |", line]
+    out += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells[1:]]
+    out += [line, f"{len(rows)} rows (governed)"]
+    return "\n".join(out)
+
+
+def _values(row: Any) -> Iterator[Any]:
+    return iter(row.values()) if isinstance(row, dict) else iter(row)
+
+
+for _name in ROW_OUTPUTS:
+    setattr(GovernedRelation, _name, _row_output(_name))
+for _name in FRAME_OUTPUTS:
+    setattr(GovernedRelation, _name, _frame_output(_name))
+for _name in READER_OUTPUTS:
+    setattr(GovernedRelation, _name, _reader_output(_name))
+for _name in FILE_OUTPUTS:
+    setattr(GovernedRelation, _name, _file_output(_name))
+for _name in TABLE_OUTPUTS:
+    setattr(GovernedRelation, _name, _table_output(_name))
+GovernedRelation._self_reader = _self_reader
+
+__all__ = ["GovernanceFault", "GovernedRelation", "wrap_result"]

@@ -1,0 +1,349 @@
+"""DuckDB: the connection is its own cursor, relations are lazy queries, the module has a default connection.
+
+* ``conn.execute()`` returns the connection; rows are then read from it
+  (``fetch*``, ``df``, ``fetchnumpy``, ``to_arrow_table``...), so the
+  governed connection carries a result state of its own.
+* ``sql/query/from_query`` of a read returns a lazy relation governed at
+  output (:mod:`governed_db.drivers._duckdb_relation`); any other statement
+  runs at once and is judged at once. ``read_csv``/``read_json``/
+  ``read_parquet``/``from_*`` open files when called, so they are judged when
+  called (as ``SELECT * FROM read_csv('path')``) and again when read.
+* ``install_extension``/``load_extension`` are judged as ``INSTALL x``/``LOAD x``.
+* ``govern_module(duckdb)``: module functions that use the default connection
+  are routed to a governed default connection; the DataFrame helpers that run
+  outside any governed connection are refused with a pointer to the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from governed_db.analysis import analyze
+from governed_db.drivers import Driver
+from governed_db.drivers._copy import refuse_unmaskable_copy
+from governed_db.drivers._duckdb_relation import GovernedRelation, _ident, _literal, wrap_result
+from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.pipeline import run
+from governed_db.proxies import GovernedConnection, RowsOut, _params, check_placeholders
+from governed_db.results import ResultState
+
+#: connection exits handing out frames
+FRAME_OUTPUTS = (
+    "df",
+    "fetch_df",
+    "fetchdf",
+    "fetchnumpy",
+    "to_arrow_table",
+    "fetch_arrow_table",
+    "arrow",
+    "pl",
+    "torch",
+    "tf",
+    "fetch_df_chunk",
+)
+READER_OUTPUTS = ("to_arrow_reader", "fetch_record_batch")
+FILE_READERS = ("read_csv", "read_json", "read_parquet", "from_csv_auto", "from_parquet")
+LAZY_RELATIONS = ("table", "view", "values", "from_df", "from_arrow")
+#: DataFrame helpers of the duckdb module that run outside any governed connection
+MODULE_REFUSED = frozenset(
+    {
+        "aggregate",
+        "alias",
+        "arrow",
+        "distinct",
+        "filter",
+        "limit",
+        "order",
+        "project",
+        "query_df",
+        "write_csv",
+    }
+)
+
+
+class DuckDBConnection(RowsOut, GovernedConnection):
+    def __init__(self, raw: Any, gov: Any) -> None:
+        super().__init__(raw, gov)
+        self._self_result = ResultState(raw, gov)
+
+    def _self_wrap(self, value: Any) -> Any:
+        return wrap_result(value, self._self_gov, self)
+
+    def __getattr__(self, name: str) -> Any:
+        # methods not routed below (begin, commit, append...) may return the raw connection
+        value = getattr(self.__wrapped__, name)
+        if callable(value) and not name.startswith("__") and not isinstance(value, type):
+            return lambda *a, **k: self._self_wrap(value(*a, **k))
+        return value
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return DuckDBConnection(self.__wrapped__.cursor(*args, **kwargs), self._self_gov)
+
+    def duplicate(self) -> Any:
+        return DuckDBConnection(self.__wrapped__.duplicate(), self._self_gov)
+
+    # -- in ------------------------------------------------------------------------------------
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._self_statement("connection.execute", "execute", query, args, kwargs)
+
+    def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._self_statement("connection.executemany", "executemany", query, args, kwargs)
+
+    def _self_statement(self, entry: str, method: str, query: Any, args: Any, kwargs: Any) -> Any:
+        gov, raw = self._self_gov, self.__wrapped__
+        params = _params(args, kwargs)
+        if method == "execute":
+            check_placeholders(gov, query, params)
+        text = gov.driver.statement_text(query, raw)
+
+        def invoke(sql: Any) -> Any:
+            refuse_unmaskable_copy(gov, text, _describer(raw))
+            return getattr(raw, method)(sql, *args, **kwargs)
+
+        return self._self_wrap(run(gov, entry, query, params, invoke, self._self_result))
+
+    def sql(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._self_relation_sql("sql", query, args, kwargs)
+
+    def query(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._self_relation_sql("query", query, args, kwargs)
+
+    def from_query(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._self_relation_sql("from_query", query, args, kwargs)
+
+    def _self_relation_sql(self, method: str, query: Any, args: Any, kwargs: Any) -> Any:
+        gov, raw = self._self_gov, self.__wrapped__
+        text = gov.driver.statement_text(query, raw)
+        check_placeholders(gov, text, kwargs.get("params"))
+        if analyze(text, gov.dialect).is_read_only:
+            # a read is a lazy relation: judged each time it produces output
+            return self._self_wrap(getattr(raw, method)(query, *args, **kwargs))
+
+        def invoke(sql: Any) -> Any:
+            refuse_unmaskable_copy(gov, text, _describer(raw))
+            return getattr(raw, method)(sql, *args, **kwargs)
+
+        return self._self_wrap(run(gov, f"connection.{method}", query, kwargs.get("params"), invoke))
+
+    def install_extension(self, extension: str, *args: Any, **kwargs: Any) -> Any:
+        return run(
+            self._self_gov,
+            "connection.install_extension",
+            f"INSTALL {_ident(str(extension))}",
+            None,
+            lambda _s: self.__wrapped__.install_extension(extension, *args, **kwargs),
+        )
+
+    def load_extension(self, extension: str, *args: Any, **kwargs: Any) -> Any:
+        return run(
+            self._self_gov,
+            "connection.load_extension",
+            f"LOAD {_ident(str(extension))}",
+            None,
+            lambda _s: self.__wrapped__.load_extension(extension, *args, **kwargs),
+        )
+
+    def append(self, table_name: str, df: Any, *args: Any, **kwargs: Any) -> Any:
+        out = run(
+            self._self_gov,
+            "connection.append",
+            f"INSERT INTO {_ident(str(table_name))} SELECT * FROM df",
+            None,
+            lambda _s: self.__wrapped__.append(table_name, df, *args, **kwargs),
+        )
+        return self._self_wrap(out)
+
+    def appender(self, table: str, *args: Any, **kwargs: Any) -> Any:
+        return run(
+            self._self_gov,
+            "connection.appender",
+            f"INSERT INTO {_ident(str(table))} SELECT * FROM rows",
+            None,
+            lambda _s: self.__wrapped__.appender(table, *args, **kwargs),
+        )
+
+    def query_appender(self, dml: Any, *args: Any, **kwargs: Any) -> Any:
+        return run(
+            self._self_gov,
+            "connection.query_appender",
+            dml,
+            None,
+            lambda s: self.__wrapped__.query_appender(s, *args, **kwargs),
+        )
+
+    def table_function(self, name: str, parameters: Any = None, *args: Any, **kwargs: Any) -> Any:
+        values = (
+            parameters
+            if isinstance(parameters, (list, tuple))
+            else ([] if parameters is None else [parameters])
+        )
+        text = f"SELECT * FROM {name}({', '.join(_sql_value(v) for v in values)})"
+        out = run(
+            self._self_gov,
+            "connection.table_function",
+            text,
+            None,
+            lambda _s: self.__wrapped__.table_function(name, parameters, *args, **kwargs),
+        )
+        return self._self_wrap(out)
+
+    def __enter__(self) -> DuckDBConnection:
+        self.__wrapped__.__enter__()
+        return self
+
+
+def _file_reader(name: str) -> Callable[..., Any]:
+    def reader(self: DuckDBConnection, path: Any, *args: Any, **kwargs: Any) -> Any:
+        fn = "read_parquet" if "parquet" in name else ("read_json" if "json" in name else "read_csv")
+        text = f"SELECT * FROM {fn}({_sql_value(path)})"
+        out = run(
+            self._self_gov,
+            f"connection.{name}",
+            text,
+            None,
+            lambda _s: getattr(self.__wrapped__, name)(path, *args, **kwargs),
+        )
+        return self._self_wrap(out)
+
+    reader.__name__ = name
+    return reader
+
+
+def _lazy_relation(name: str) -> Callable[..., Any]:
+    def make(self: DuckDBConnection, *args: Any, **kwargs: Any) -> Any:
+        return self._self_wrap(getattr(self.__wrapped__, name)(*args, **kwargs))
+
+    make.__name__ = name
+    return make
+
+
+def _frame_output(name: str) -> Callable[..., Any]:
+    def output(self: DuckDBConnection, *args: Any, **kwargs: Any) -> Any:
+        out = getattr(self.__wrapped__, name)(*args, **kwargs)
+        st = self._self_result
+        return st.frame(out) if st.active else out
+
+    output.__name__ = name
+    return output
+
+
+def _reader_output(name: str) -> Callable[..., Any]:
+    def output(self: DuckDBConnection, *args: Any, **kwargs: Any) -> Any:
+        st = self._self_result
+        if st.poisoned is not None:
+            raise st.poisoned
+        if st.plan is not None or st.limit is not None:
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    f"refused by governed_db: {name}() streams record batches that cannot be masked or capped one by "
+                    "one, and this result has masked columns or a row limit. Next step: use to_arrow_table() or df()."
+                )
+            )
+        st.finish()
+        return getattr(self.__wrapped__, name)(*args, **kwargs)
+
+    output.__name__ = name
+    return output
+
+
+def _install(names: tuple[str, ...], factory: Callable[[str], Callable[..., Any]]) -> None:
+    import duckdb
+
+    for name in names:
+        if hasattr(duckdb.DuckDBPyConnection, name):  # only what this duckdb version has
+            setattr(DuckDBConnection, name, factory(name))
+
+
+def _sql_value(value: Any) -> str:
+    if isinstance(value, str):
+        return _literal(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_sql_value(v) for v in value) + "]"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return _literal(f"<{type(value).__name__}>")
+
+
+def _describer(raw: Any) -> Callable[[str], Any]:
+    def describe(sql: str) -> Any:
+        cur = raw.cursor()  # a separate cursor: the connection's own pending result is left alone
+        try:
+            return cur.execute(sql).description
+        finally:
+            cur.close()
+
+    return describe
+
+
+_install(FRAME_OUTPUTS, _frame_output)
+_install(READER_OUTPUTS, _reader_output)
+_install(FILE_READERS, _file_reader)
+_install(LAZY_RELATIONS, _lazy_relation)
+
+
+class DuckDBDriver(Driver):
+    name = "duckdb"
+    dialect = "duckdb"
+    db_system = "duckdb"
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import duckdb
+
+            module = duckdb
+        super().__init__(module)
+
+    @property
+    def connection_proxy(self) -> type:
+        return DuckDBConnection
+
+    def paramstyle_for(self, raw: Any) -> str:
+        return "qmark"
+
+    def is_closed(self, raw: Any) -> bool:
+        try:
+            raw.execute("SELECT 1")  # duckdb exposes no 'closed' flag
+        except Exception:  # ConnectionException on a closed connection
+            return True
+        return False
+
+    def statement_text(self, sql: Any, raw: Any) -> str:
+        query = getattr(sql, "query", None)  # duckdb.Statement from extract_statements()
+        if isinstance(query, str) and type(sql).__name__ == "Statement":
+            return query
+        return super().statement_text(sql, raw)
+
+    def module_attribute(self, facade: Any, name: str, value: Any) -> Any:
+        import duckdb
+
+        if isinstance(value, type) or not callable(value) or name == "set_default_connection":
+            return value
+        if name == "default_connection":
+            return lambda: _governed_default(facade)
+        if hasattr(duckdb.DuckDBPyConnection, name):
+            return getattr(_governed_default(facade), name)
+        if name in MODULE_REFUSED:
+
+            def refused(*_a: Any, **_k: Any) -> Any:
+                raise ConfigurationError(
+                    f"duckdb.{name}() runs on a DataFrame outside any governed connection; use "
+                    f"conn = <governed duckdb>.connect() (or .default_connection()) and conn.from_df(df).{name}(...)"
+                )
+
+            return refused
+        return value  # expression builders, tokenize, version...
+
+
+def _governed_default(facade: Any) -> Any:
+    from governed_db.api import wrap
+
+    raw = facade.__dict__["_governed_module"].default_connection()
+    cached = facade.__dict__.get("_governed_duckdb_default")
+    if cached is None or cached[0] is not raw:
+        cached = (raw, wrap(raw, **facade.__dict__["_governed_options"]))
+        facade.__dict__["_governed_duckdb_default"] = cached
+    return cached[1]
+
+
+__all__ = ["DuckDBConnection", "DuckDBDriver", "GovernedRelation"]

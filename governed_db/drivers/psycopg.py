@@ -1,0 +1,166 @@
+"""psycopg 3: ``conn.execute``, ``cursor.stream``, ``cursor.copy``, server-side cursors.
+
+``conn.execute()`` in psycopg builds its cursor with ``self.cursor()`` on the
+raw connection, which would go around the proxy; here it is rebuilt on the
+governed ``cursor()``. ``stream()`` stays lazy (nothing is sent before the
+first row is asked for) and its rows pass through the result state; ``copy()``
+is judged as the COPY statement and refused when a COPY ... TO would export
+masked columns (:mod:`governed_db.drivers._copy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from itertools import chain
+from typing import Any
+
+import wrapt
+
+from governed_db.drivers import Driver
+from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.pipeline import run
+from governed_db.proxies import (
+    GovernedConnection,
+    GovernedCursor,
+    NextSet,
+    check_placeholders,
+    withhold_unplanned,
+)
+
+_END = object()
+
+
+class PsycopgCursor(NextSet, GovernedCursor):
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self._self_many = False
+        return super().execute(query, *args, **kwargs)
+
+    def executemany(self, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
+        out = super().executemany(query, params_seq, *args, **kwargs)
+        # executemany(returning=True) yields one result set per parameter set, all of the
+        # same statement: the plan made for the first applies to every one of them.
+        self._self_many = True
+        return out
+
+    def nextset(self, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "_self_many", False):
+            self._self_result.finish()
+            return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
+        return super().nextset(*args, **kwargs)
+
+    def set_result(self, index: int) -> Any:
+        out = self.__wrapped__.set_result(index)
+        if not getattr(self, "_self_many", False):
+            withhold_unplanned(self._self_gov, self._self_result, index != 0)
+        return self._self_out(out)
+
+    def results(self) -> Iterator[Any]:
+        first = True
+        for _ in self.__wrapped__.results():
+            if not first and not getattr(self, "_self_many", False):
+                withhold_unplanned(self._self_gov, self._self_result, True)
+            first = False
+            yield self
+
+    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
+        # a generator function, like psycopg's: the statement is judged and sent at the first next()
+        gov, raw, st = self._self_gov, self.__wrapped__, self._self_result
+        check_placeholders(gov, query, params)
+        self._self_many = False
+
+        def invoke(sql: Any) -> tuple[Iterator[Any], Any]:
+            gen = raw.stream(sql, params, **kwargs)
+            return gen, next(gen, _END)  # runs the query, so the description exists for the plan
+
+        gen, first = run(gov, "cursor.stream", query, params, invoke, st)
+        try:
+            if first is _END:
+                st.finish()
+                return
+            rows = chain((first,), gen)
+            yield from (st.iterate(rows) if st.active else rows)
+        finally:
+            gen.close()  # lets psycopg cancel a stream abandoned half-way
+
+    @contextmanager
+    def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
+        gov, raw = self._self_gov, self.__wrapped__
+        text = gov.driver.statement_text(statement, gov.raw)
+        with ExitStack() as stack:
+
+            def invoke(sql: Any) -> Any:
+                refuse_unmaskable_copy(gov, text, describe_with(gov.raw))
+                return stack.enter_context(raw.copy(sql, params, **kwargs))
+
+            yield run(gov, "cursor.copy", statement, params, invoke)
+
+
+class _OwnedByGoverned(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A transaction/pipeline object whose ``.connection`` is the governed connection."""
+
+    def __init__(self, raw: Any, connection: Any) -> None:
+        super().__init__(raw)
+        self._self_connection = connection
+
+    @property
+    def connection(self) -> Any:
+        return self._self_connection
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.__wrapped__.__exit__(*exc)
+
+
+class PsycopgConnection(GovernedConnection):
+    cursor_proxy = PsycopgCursor
+
+    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
+        cur = self.cursor(binary=True) if binary else self.cursor()
+        return cur.execute(query, params, prepare=prepare)
+
+    @contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.__wrapped__.transaction(*args, **kwargs) as tx:
+            yield _OwnedByGoverned(tx, self)
+
+    def __enter__(self) -> PsycopgConnection:
+        self.__wrapped__.__enter__()
+        return self
+
+
+class PsycopgDriver(Driver):
+    name = "psycopg"
+    dialect = "postgres"
+    db_system = "postgresql"
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import psycopg
+
+            module = psycopg
+        super().__init__(module)
+
+    @property
+    def connection_proxy(self) -> type:
+        return PsycopgConnection
+
+    def paramstyle_for(self, raw: Any) -> str:
+        return "pyformat"
+
+    def is_closed(self, raw: Any) -> bool:
+        return bool(raw.closed)
+
+    def static_attributes(self, raw: Any) -> dict[str, Any]:
+        attrs = super().static_attributes(raw)
+        try:
+            info = raw.info
+            attrs["db.namespace"] = info.dbname
+            attrs["server.address"] = info.host
+            attrs["server.port"] = int(info.port)
+        except Exception:  # metadata only; never fail a wrap over it
+            pass
+        return attrs

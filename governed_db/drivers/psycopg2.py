@@ -1,0 +1,144 @@
+"""psycopg2: ``copy_*``, ``callproc``, named cursors, ``lobject``.
+
+``copy_from``/``copy_to`` build their COPY statement in C; each is judged as
+the statement it amounts to (``copy_to(f, "t")`` is ``COPY "t" TO STDOUT``).
+Named (server-side) cursors only learn their columns at the first FETCH, so
+the proxy asks for them with a zero-row FETCH right after ``execute`` — the
+masking plan needs them before any row leaves. Iteration stays batched
+(``itersize`` rows per round trip), exactly as psycopg2 does it.
+
+psycopg2 type-checks connections in C (``register_type``, ``extras.register_*``,
+``sql.Composable.as_string``): pass ``governed_db.unwrap(conn)`` there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from governed_db.drivers import Driver, innermost
+from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.pipeline import run
+from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _copy_sql(table: str, columns: Sequence[str] | None, direction: str) -> str:
+    cols = f" ({', '.join(_ident(c) for c in columns)})" if columns else ""
+    return f"COPY {_ident(table)}{cols} {direction}"
+
+
+class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
+    def callproc_sql(self, name: str, params: Any) -> str:
+        # what psycopg2 actually sends
+        if isinstance(params, Mapping):
+            args = ", ".join(f"{k} := %({k})s" for k in params)
+        else:
+            args = ", ".join("%s" for _ in (params or ()))
+        return f"SELECT * FROM {name}({args})"
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        if not getattr(raw, "name", None):
+            return super().execute(query, *args, **kwargs)
+        from governed_db.proxies import _params, check_placeholders
+
+        params = _params(args, kwargs)
+        check_placeholders(self._self_gov, query, params)
+
+        def invoke(sql: Any) -> Any:
+            out = raw.execute(sql, *args, **kwargs)
+            if raw.description is None:
+                raw.fetchmany(0)  # FETCH FORWARD 0: learns the columns, moves nothing
+            return out
+
+        return self._self_out(run(self._self_gov, "cursor.execute", query, params, invoke, self._self_result))
+
+    def copy_expert(self, sql: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
+        gov, raw = self._self_gov, self.__wrapped__
+        text = gov.driver.statement_text(sql, gov.raw)
+
+        def invoke(statement: Any) -> Any:
+            refuse_unmaskable_copy(gov, text, describe_with(innermost(gov.raw)))
+            return raw.copy_expert(statement, file, *args, **kwargs)
+
+        return run(gov, "cursor.copy_expert", sql, None, invoke)
+
+    def copy_from(self, file: Any, table: str, *args: Any, **kwargs: Any) -> Any:
+        columns = kwargs.get("columns", args[3] if len(args) > 3 else None)
+        raw = self.__wrapped__
+        return run(
+            self._self_gov,
+            "cursor.copy_from",
+            _copy_sql(table, columns, "FROM STDIN"),
+            None,
+            lambda _s: raw.copy_from(file, table, *args, **kwargs),
+        )
+
+    def copy_to(self, file: Any, table: str, *args: Any, **kwargs: Any) -> Any:
+        gov, raw = self._self_gov, self.__wrapped__
+        columns = kwargs.get("columns", args[2] if len(args) > 2 else None)
+        text = _copy_sql(table, columns, "TO STDOUT")
+
+        def invoke(_s: Any) -> Any:
+            refuse_unmaskable_copy(gov, text, describe_with(innermost(gov.raw)))
+            return raw.copy_to(file, table, *args, **kwargs)
+
+        return run(gov, "cursor.copy_to", text, None, invoke)
+
+
+class Psycopg2Connection(GovernedConnection):
+    cursor_proxy = Psycopg2Cursor
+
+    def lobject(self, oid: int = 0, mode: str = "", *args: Any, **kwargs: Any) -> Any:
+        # large objects are read and written without SQL: judged as the server call that opens one
+        return run(
+            self._self_gov,
+            "connection.lobject",
+            "SELECT lo_open(%s, %s)",
+            (oid, mode),
+            lambda _s: self.__wrapped__.lobject(oid, mode, *args, **kwargs),
+        )
+
+
+class Psycopg2Driver(Driver):
+    name = "psycopg2"
+    dialect = "postgres"
+    db_system = "postgresql"
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import psycopg2
+
+            module = psycopg2
+        super().__init__(module)
+
+    @property
+    def connection_proxy(self) -> type:
+        return Psycopg2Connection
+
+    def paramstyle_for(self, raw: Any) -> str:
+        return "pyformat"
+
+    def is_closed(self, raw: Any) -> bool:
+        return bool(raw.closed)
+
+    def statement_text(self, sql: Any, raw: Any) -> str:
+        as_string = getattr(sql, "as_string", None)
+        if callable(as_string) and not isinstance(sql, (str, bytes)):
+            return str(as_string(innermost(raw)))  # psycopg2 checks the connection's type in C
+        return super().statement_text(sql, raw)
+
+    def static_attributes(self, raw: Any) -> dict[str, Any]:
+        attrs = super().static_attributes(raw)
+        try:
+            dsn = raw.get_dsn_parameters()
+            attrs["db.namespace"] = dsn.get("dbname")
+            attrs["server.address"] = dsn.get("host")
+            attrs["server.port"] = int(dsn.get("port", 5432))
+        except Exception:  # metadata only; never fail a wrap over it
+            pass
+        return {k: v for k, v in attrs.items() if v is not None}
