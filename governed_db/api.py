@@ -10,7 +10,7 @@ from governed_db.drivers import Driver, driver_for, innermost
 from governed_db.errors import ConfigurationError
 from governed_db.pipeline import Governor
 from governed_db.settings import Settings, build_settings
-from governed_db.telemetry import Recorder, tracer_for
+from governed_db.telemetry import Recorder, recording_known, tracer_for
 
 
 def _is_governed(conn: Any) -> bool:
@@ -65,6 +65,7 @@ def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
         static_attributes=driver.static_attributes(raw),
         environment=settings.environment,
         capture_parameters=bool(settings.option("capture_parameters")),
+        enabled=recording_known(settings.tracer_provider, processor),
     )
     gov = Governor(conn, driver, settings, recorder)
     _apply_application_name(raw, gov)
@@ -135,7 +136,14 @@ class GovernedModule(types.ModuleType):
         return wrap(module.connect(*args, **kwargs), **self.__dict__["_governed_options"])
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["_governed_module"], name)
+        value = getattr(self.__dict__["_governed_module"], name)
+        # drivers with module-level SQL (duckdb's default connection) route it through governance
+        driver = self.__dict__.get("_governed_driver")
+        if driver is None:
+            from governed_db.drivers import driver_for_module
+
+            driver = self.__dict__["_governed_driver"] = driver_for_module(self.__dict__["_governed_module"])
+        return driver.module_attribute(self, name, value)
 
     def __dir__(self) -> list[str]:
         return sorted(set(dir(self.__dict__["_governed_module"])) | {"connect"})
