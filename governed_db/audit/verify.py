@@ -139,7 +139,7 @@ def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> V
     result.last_hash = prev if expected else None
     _check_anchor(anchor, hashes, store_id, result)
     if result.checkpoints and not result.macs_checked:
-        result.warnings.append("checkpoint MACs were not checked (no key given: pass --key or set "
+        result.warnings.append("checkpoint MACs were not checked (no key given: pass --key-file or set "
                                "GOVERNED_DB_AUDIT_KEY); a wholesale rewrite of the file would not be detected")
     return result
 

@@ -1,0 +1,304 @@
+"""``governed-db audit``: verify, tail, search, who-touched, export and stats over an audit store.
+
+Exit codes: 0 fine; 1 the chain is broken (``verify``) or an export failed; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from governed_db.audit import default_store_path
+from governed_db.audit import records as R
+from governed_db.audit.search import Query, iso, parse_time, search, stats, who_touched
+from governed_db.errors import ConfigurationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(soft_wrap=False, width=160)
+    return console
+
+
+def store_option(f: F) -> F:
+    return click.option("--store", "store", type=click.Path(path_type=Path), default=None,
+                        help="audit store (default: $GOVERNED_DB_AUDIT or ~/.local/share/governed_db/audit.jsonl)")(f)
+
+
+def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default, show_default=True,
+                        help="output format")
+
+
+def filter_options(f: F) -> F:
+    opts = [
+        click.option("--identity", help="subject (or on-behalf-of) of the identity"),
+        click.option("--kind", type=click.Choice(["human", "agent", "service"]), help="identity kind"),
+        click.option("--environment", help="environment, e.g. production"),
+        click.option("--table", help="table read or written (schema optional)"),
+        click.option("--column", help="column (masked columns, column lists, identifiers in the statement)"),
+        click.option("--decision", type=click.Choice(["allow", "warn", "limit", "require_approval", "deny"])),
+        click.option("--rule", help="id of a rule that fired"),
+        click.option("--since", help="ISO-8601 time or a duration ago: 24h, 7d"),
+        click.option("--until", help="ISO-8601 time or a duration ago"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _query(kw: dict[str, Any], *, all_records: bool = False) -> Query:
+    return Query(identity=kw.get("identity"), kind=kw.get("kind"), environment=kw.get("environment"),
+                 table=kw.get("table"), column=kw.get("column"), decision=kw.get("decision"), rule=kw.get("rule"),
+                 since=parse_time(kw.get("since")), until=parse_time(kw.get("until")), all_records=all_records)
+
+
+def bad_input(f: F) -> F:
+    """ConfigurationError and missing files become a clear message and exit 2."""
+
+    @functools.wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ConfigurationError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return run  # type: ignore[return-value]
+
+
+def _path(store: Path | None) -> Path:
+    return store if store is not None else default_store_path()
+
+
+def _key(key_file: Path | None) -> bytes | None:
+    if key_file is not None:
+        return key_file.read_bytes().strip() or None
+    return R.env_key()
+
+
+def record_table(recs: list[dict[str, Any]], title: str) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False)
+    for col in ("seq", "time (UTC)", "identity", "env", "decision", "operation", "tables", "statement", "status"):
+        t.add_column(col, overflow="fold")
+    for r in recs:
+        who = f"{R.subject(r)} ({R.attr(r, 'governed_db.identity.kind', '?')})" if R.is_statement(r) else ""
+        decision = str(R.attr(r, "governed_db.decision", "") or "")
+        style = {"deny": "red", "require_approval": "yellow", "warn": "yellow"}.get(decision, "")
+        t.add_row(str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
+                  f"[{style}]{decision}[/]" if style else decision, str(R.attr(r, "db.operation.name", r.get("name"))),
+                  " ".join(R.as_list(R.attr(r, "governed_db.tables"))),
+                  str(R.attr(r, "db.query.text", ""))[:120], str(r.get("status", r.get("type"))))
+    return t
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group("audit")
+def audit() -> None:
+    """Inspect the tamper-evident activity record."""
+
+
+@audit.command("verify")
+@store_option
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="file holding the checkpoint key (default: $GOVERNED_DB_AUDIT_KEY)")
+@format_option("text", "json", default="text")
+@bad_input
+def verify_cmd(store: Path | None, key_file: Path | None, fmt: str) -> None:
+    """Check every hash, link and checkpoint; exit 1 naming the first bad record."""
+    from governed_db.audit.verify import verify
+
+    result = verify(_path(store), key=_key(key_file))
+    if fmt == "json":
+        _emit_json(result.to_dict())
+    else:
+        console = _console()
+        for w in result.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        if result.ok:
+            console.print(f"[green]intact[/]: {result.records} records ({result.spans} spans, "
+                          f"{result.checkpoints} checkpoints, {result.macs_checked} MACs checked) in {result.path}")
+        else:
+            console.print(f"[red]BROKEN[/] at {result.first_bad}. Records before it verify; keep a copy of the file "
+                          "and investigate who had write access to it.")
+    sys.exit(0 if result.ok else 1)
+
+
+def _follow(path: Path, poll: float) -> Iterator[dict[str, Any]]:
+    from governed_db.audit.store import store_path
+
+    p = store_path(path)
+    with open(p, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        buf = b""
+        while True:
+            chunk = f.read()
+            if not chunk:
+                time.sleep(poll)
+                continue
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+
+@audit.command("tail")
+@store_option
+@click.option("-n", "lines", default=20, show_default=True, help="how many recent statements")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new records as they are written")
+@click.option("--poll", default=0.5, hidden=True)
+@filter_options
+@format_option("table", "json", default="table")
+@bad_input
+def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str, **filters: Any) -> None:
+    """The most recent statements (JSON Lines with --format json)."""
+    from governed_db.audit.search import tail
+
+    path, q = _path(store), _query(filters)
+    recent = tail(path, lines, q)
+    if fmt == "json":
+        for r in recent:
+            click.echo(json.dumps(r, sort_keys=True))
+    else:
+        _console().print(record_table(recent, f"last {len(recent)} statements in {path}"))
+    if follow:
+        try:
+            for r in _follow(path, poll):
+                if not q.matches(r):
+                    continue
+                if fmt == "json":
+                    click.echo(json.dumps(r, sort_keys=True))
+                else:
+                    _console().print(record_table([r], ""), end="")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+@audit.command("search")
+@store_option
+@filter_options
+@click.option("--limit", type=int, default=None, help="stop after this many matches")
+@format_option("table", "json", "jsonl", default="table")
+@bad_input
+def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) -> None:
+    """Statements matching every given filter."""
+    found = search(_path(store), _query(filters), limit=limit)
+    if fmt == "jsonl":
+        for r in found:
+            click.echo(json.dumps(r, sort_keys=True))
+    elif fmt == "json":
+        _emit_json(list(found))
+    else:
+        recs = list(found)
+        _console().print(record_table(recs, f"{len(recs)} matching statements"))
+
+
+@audit.command("who-touched")
+@click.argument("target")
+@store_option
+@click.option("--since")
+@click.option("--until")
+@format_option("table", "json")
+@bad_input
+def who_touched_cmd(target: str, store: Path | None, since: str | None, until: str | None, fmt: str) -> None:
+    """Who ran statements on TABLE or TABLE.COLUMN."""
+    rows = who_touched(_path(store), target, since=parse_time(since), until=parse_time(until))
+    if fmt == "json":
+        _emit_json([r.to_dict() for r in rows])
+        return
+    from rich.table import Table
+
+    t = Table(title=f"who touched {target}")
+    for col in ("identity", "kind", "statements", "operations", "refused", "first", "last"):
+        t.add_column(col)
+    for r in rows:
+        ops = ", ".join(f"{k} x{v}" for k, v in sorted(r.operations.items()))
+        t.add_row(r.subject, r.kind, str(r.statements), ops, str(r.refused), iso(r.first), iso(r.last))
+    _console().print(t)
+
+
+@audit.command("export")
+@store_option
+@format_option("jsonl", "csv", "otlp", default="jsonl")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="file to write (default: stdout)")
+@click.option("--endpoint", help="OTLP/HTTP endpoint for --format otlp, e.g. http://collector:4318")
+@click.option("--header", "headers", multiple=True, help="extra HTTP header for OTLP, KEY=VALUE")
+@click.option("--timeout", default=10.0, show_default=True, help="seconds to keep retrying an OTLP batch")
+@filter_options
+@bad_input
+def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str | None,
+               headers: tuple[str, ...], timeout: float, **filters: Any) -> None:
+    """Export records: jsonl (one record per line, hashes kept), csv, or OTLP to a Collector."""
+    from governed_db.audit import export as X
+    from governed_db.audit.store import read_records
+
+    path = _path(store)
+    filtered = any(v is not None for v in filters.values())
+    # an unfiltered JSONL export keeps every record (checkpoints too), so the copy verifies on its own
+    recs = search(path, _query(filters)) if filtered or fmt == "csv" else read_records(path)
+    if fmt == "otlp":
+        if not endpoint:
+            raise ConfigurationError("--format otlp needs --endpoint URL (e.g. http://127.0.0.1:4318)")
+        hdrs = dict(h.split("=", 1) for h in headers if "=" in h)
+        try:
+            n = X.export_otlp(recs, endpoint, headers=hdrs, timeout=timeout)
+        except OSError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        click.echo(f"sent {n} spans to {endpoint}", err=True)
+        return
+    out = X.open_output(output)
+    try:
+        n = X.write_jsonl(recs, out) if fmt == "jsonl" else X.write_csv(recs, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if output is not None:
+        click.echo(f"wrote {n} records to {output}", err=True)
+
+
+@audit.command("stats")
+@store_option
+@click.option("--since")
+@click.option("--until")
+@format_option("table", "json")
+@bad_input
+def stats_cmd(store: Path | None, since: str | None, until: str | None, fmt: str) -> None:
+    """Per identity: statements, refusals, approvals, masked reads."""
+    from governed_db.audit.store import read_records
+
+    rows = stats(read_records(_path(store)), since=parse_time(since), until=parse_time(until))
+    if fmt == "json":
+        _emit_json([r.to_dict() for r in rows])
+        return
+    from rich.table import Table
+
+    t = Table(title="activity by identity")
+    for col in ("identity", "kind", "statements", "refusals", "approvals", "masked reads", "masked cells"):
+        t.add_column(col, justify="right" if col not in ("identity", "kind") else "left")
+    for r in rows:
+        t.add_row(r.subject, r.kind, str(r.statements), str(r.refusals), str(r.approvals), str(r.masked_reads),
+                  str(r.masked_cells))
+    _console().print(t)
