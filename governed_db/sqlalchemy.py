@@ -27,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.errors import ConfigurationError
 from governed_db.settings import OPTION_DEFAULTS, build_settings
+from governed_db.tooling import refusal_message, refusal_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -153,17 +154,12 @@ def is_governed(engine: Any) -> bool:
     return bool(getattr(engine, "_governed_db", False))
 
 
-def refusal_of(exc: BaseException) -> GuardrailViolation | None:
-    """The :class:`GuardrailViolation` behind a SQLAlchemy error (``exc.orig``), or ``None``."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, GuardrailViolation):
-            return current
-        seen.add(id(current))
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return None
-
-
-__all__ = ["SQLGLOT_DIALECTS", "SUPPORTED", "create_engine", "govern_engine", "is_governed", "refusal_of"]
+__all__ = [
+    "SQLGLOT_DIALECTS",
+    "SUPPORTED",
+    "create_engine",
+    "govern_engine",
+    "is_governed",
+    "refusal_message",
+    "refusal_of",
+]
