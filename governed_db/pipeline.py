@@ -31,11 +31,14 @@ from governed_db.errors import (
     InvalidStatement,
     flavour,
 )
-from governed_db.identity import Identity, current_identity, identity_from_env, os_identity
+from governed_db.identity import Identity, identity_from_env, os_identity
+from governed_db.identity import _current as _current_identity
 from governed_db.policy import load_policy
 from governed_db.settings import Settings
 from governed_db.sqlcomment import tag_statement
 from governed_db.telemetry import Recorder
+
+from governed_db.drivers import innermost as driver_innermost
 
 if TYPE_CHECKING:
     from governed_db.drivers import Driver
@@ -57,13 +60,18 @@ class Governor:
         self.environment = settings.environment
         self.policy = load_policy(settings.policy)
         self.fail_closed = settings.fail_closed
+        self.tagging = bool(settings.option("sqlcommenter"))
+        #: the wrapped connection is itself a proxy (instrumentation): our span must be its parent
+        self.nested = raw is not driver_innermost(raw)
+        self.record_results = bool(settings.option("record_results"))
+        self.limiter = getattr(self.policy, "limiter", None)
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
 
     # -- step 1: who ---------------------------------------------------------------------------
     def resolve_identity(self) -> Identity:
-        ident = current_identity()
+        ident = _current_identity.get()
         if ident is not None:
             return ident
         source = self._default_identity
@@ -84,7 +92,7 @@ class Governor:
     def decide(self, analysis: Analysis, identity: Identity, params: Any) -> Decision:
         decision: Decision = self.policy.evaluate(analysis, identity=identity, environment=self.environment)
         extra = []
-        limiter = getattr(self.policy, "limiter", None)
+        limiter = self.limiter
         if limiter is not None:
             hit = limiter.on_statement(identity, self.environment)
             if hit is not None:
@@ -159,12 +167,17 @@ def run(
     ``result``, when given, is the cursor's result state to arm with the
     masking plan and row limit once the driver has answered.
     """
-    start_ns = time.time_ns()
-    text = gov.driver.statement_text(sql, gov.raw)  # raises InvalidStatement on None, numbers...
+    recorder = gov.recorder
+    start_ns = time.time_ns() if recorder.enabled else 0
+    text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)  # InvalidStatement on None...
+
+    # 1. who
     try:
         identity = gov.resolve_identity()
     except GovernedDBError as e:
         raise gov.refusal(GuardrailViolation(f"refused: no trustworthy identity ({e})")) from e
+
+    # 2-3. what, and is it allowed (analysis is cached by text + dialect; policies cache decisions)
     try:
         analysis = analyze(text, gov.dialect)
         decision = gov.decide(analysis, identity, params)
@@ -174,38 +187,44 @@ def run(
         analysis = analyze("", gov.dialect)
         decision = gov.fault("deciding about the statement", e)
 
-    span = gov.recorder.start(
+    span = recorder.start(
         entry=entry, analysis=analysis, identity=identity, decision=decision, start_ns=start_ns, params=params
-    )
-    token = gov.recorder.tracer_context(span)
+    ) if start_ns else None
+    # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
+    token = recorder.make_current(span) if gov.nested else None
     try:
-        if not decision.allowed:
+        # 4. refuse, or look for an approval
+        if decision.action is not Action.ALLOW:
             try:
                 gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
                 raise gov.refusal(refused) from None
-        elif decision.action is Action.WARN:
-            gov.enforce(decision, analysis, identity, text, params)
-        statement = tag_statement(sql, gov, identity, span, params)
-        outcome = invoke(statement)  # driver errors pass through unchanged
+        # 5. tag, 6. run on the driver (its errors pass through unchanged)
+        statement = tag_statement(sql, gov, identity, span, params) if gov.tagging else sql
+        outcome = invoke(statement)
+        # 7. plan masking for the result, once
         if result is not None:
             _arm_result(gov, result, analysis, identity, decision, span)
-        gov.recorder.succeeded(
-            span,
-            rowcount=gov.driver.rowcount(result.raw) if result is not None else None,
-            masked_columns=result.masked_columns if result is not None else (),
-        )
+        if span is not None:
+            recorder.succeeded(
+                span,
+                rowcount=gov.driver.rowcount(result.raw) if result is not None else None,
+                masked_columns=result.masked_columns if result is not None else (),
+            )
         return outcome
-    except (GuardrailViolation, ApprovalRequired) as e:
-        gov.recorder.refused(span, e)
+    except GuardrailViolation as e:
+        recorder.refused(span, e)
         raise
     except BaseException as e:
         masking.scrub_error(e, gov=gov)
-        gov.recorder.failed(span, e)
+        recorder.failed(span, e)
         raise
     finally:
-        gov.recorder.detach(token)
-        span.end()
+        # 8. record: the span ends (and reaches the audit store) before execute() returns
+        if token is not None:
+            recorder.detach(token)
+        if span is not None:
+            span.end()
 
 
 def _arm_result(
@@ -214,7 +233,7 @@ def _arm_result(
     """Step 7: build the masking plan once for this result, from its description."""
     description = gov.driver.description(result.raw)
     if not description:
-        result.reset()
+        result.arm(plan=None, row_limit=None, span=None, identity=identity)
         return
     try:
         plan = masking.plan_masking(description, analysis, identity=identity, gov=gov)
@@ -234,9 +253,11 @@ def _arm_result(
     result.arm(
         plan=plan,
         row_limit=decision.row_limit if decision.action is Action.LIMIT else None,
-        span=span if gov.settings.option("record_results") and span.is_recording() else None,
+        span=span if span is not None and gov.record_results and span.is_recording() else None,
         identity=identity,
     )
+    if gov.limiter is not None:
+        result.active = True  # rows read per minute are counted on the way out
 
 
 def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:

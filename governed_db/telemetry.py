@@ -41,6 +41,16 @@ def _sdk_provider_class() -> Any:
     return TracerProvider
 
 
+def recording_known(tracer_provider: Any, audit_processor: Any) -> bool | None:
+    """Whether spans from :func:`tracer_for` can record: known now, or ``None`` (follows the global provider)."""
+    if audit_processor is not None:
+        return True
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        return None
+    return not isinstance(provider, trace.NoOpTracerProvider)
+
+
 def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
     """The tracer governed_db records with, with the audit processor attached once."""
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -66,29 +76,40 @@ def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
 
 
 def identity_attributes(identity: Identity) -> dict[str, Any]:
+    """Identity attributes: semconv ``user.*`` plus ``governed_db.identity.*``.
+
+    Kept lean (every attribute costs on the hot path): provenance and issuer
+    appear only for verified identities — no such attribute means self-declared.
+    """
     attrs: dict[str, Any] = {
         "user.id": identity.subject,
-        "enduser.id": identity.subject,
         "governed_db.identity.subject": identity.subject,
         "governed_db.identity.kind": identity.kind,
-        "governed_db.identity.provenance": identity.provenance,
     }
     if identity.roles:
         attrs["user.roles"] = list(identity.roles)
-        attrs["governed_db.identity.roles"] = list(identity.roles)
     if identity.on_behalf_of:
         attrs["governed_db.identity.on_behalf_of"] = identity.on_behalf_of
-    if identity.issuer:
-        attrs["governed_db.identity.issuer"] = identity.issuer
-    if identity.token_id:
-        attrs["governed_db.identity.token_id"] = identity.token_id
+    if identity.verified:
+        attrs["governed_db.identity.provenance"] = "verified"
+        if identity.issuer:
+            attrs["governed_db.identity.issuer"] = identity.issuer
+        if identity.token_id:
+            attrs["governed_db.identity.token_id"] = identity.token_id
     return attrs
 
 
 class Recorder:
-    """Builds and ends statement spans for one governed connection."""
+    """Builds and ends statement spans for one governed connection.
 
-    __slots__ = ("_id_cache", "capture_parameters", "environment", "static", "tracer")
+    Hot path: when nothing records, :meth:`start` returns ``None`` without
+    building a span or an attribute; when something does, the span name and the
+    attributes that depend only on the (cached) analysis, identity or decision
+    are built once and merged into one dict handed to ``start_span``.
+    """
+
+    __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "capture_parameters",
+                 "environment", "static", "tracer")
 
     def __init__(
         self,
@@ -97,12 +118,23 @@ class Recorder:
         static_attributes: Mapping[str, Any],
         environment: str,
         capture_parameters: bool,
+        enabled: bool | None = None,
     ) -> None:
         self.tracer = tracer
         self.static = dict(static_attributes)
         self.environment = environment
         self.capture_parameters = capture_parameters
-        self._id_cache: dict[Identity, dict[str, Any]] = {}
+        #: True/False when known at wrap time; None: follow the global provider (it may be set later)
+        self._enabled = enabled
+        self._by_analysis: dict[int, tuple[Analysis, str, dict[str, Any]]] = {}
+        self._by_identity: dict[Identity, dict[str, Any]] = {}
+        self._by_decision: dict[int, tuple[Decision, dict[str, Any]]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        if self._enabled is not None:
+            return self._enabled
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
     def start(
         self,
@@ -113,21 +145,29 @@ class Recorder:
         decision: Decision,
         start_ns: int,
         params: Any = None,
-    ) -> Span:
-        span = self.tracer.start_span(_span_name(analysis, self.static), kind=SpanKind.CLIENT, start_time=start_ns)
-        if not span.is_recording():
-            return span
-        attrs = dict(self.static)
-        id_attrs = self._id_cache.get(identity)
+    ) -> Span | None:
+        if not self.enabled:
+            return None
+        cached = self._by_analysis.get(id(analysis))
+        if cached is None or cached[0] is not analysis:
+            cached = self._remember_analysis(analysis)
+        id_attrs = self._by_identity.get(identity)
         if id_attrs is None:
-            if len(self._id_cache) > 256:
-                self._id_cache.clear()
-            id_attrs = self._id_cache[identity] = identity_attributes(identity)
-        attrs.update(id_attrs)
-        attrs["db.query.text"] = analysis.normalized
-        attrs["governed_db.environment"] = self.environment
-        attrs["governed_db.entry"] = entry
-        attrs["governed_db.decision"] = decision.action.value
+            if len(self._by_identity) > 256:
+                self._by_identity.clear()
+            id_attrs = self._by_identity[identity] = identity_attributes(identity)
+        dec = self._by_decision.get(id(decision))
+        if dec is None or dec[0] is not decision:
+            dec = self._remember_decision(decision)
+        attrs = {**self.static, **cached[2], **id_attrs, **dec[1]}
+        if entry != "cursor.execute":
+            attrs["governed_db.entry"] = entry
+        if self.capture_parameters and params is not None:
+            attrs.update(_parameter_attributes(params))
+        return self.tracer.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
+
+    def _remember_analysis(self, analysis: Analysis) -> tuple[Analysis, str, dict[str, Any]]:
+        attrs: dict[str, Any] = {"db.query.text": analysis.normalized, "governed_db.environment": self.environment}
         op = analysis.operation
         if op:
             attrs["db.operation.name"] = op
@@ -136,24 +176,32 @@ class Recorder:
             attrs["governed_db.tables"] = list(tables)
             if len(tables) == 1:
                 attrs["db.collection.name"] = tables[0]
-        kinds = list(dict.fromkeys(s.kind for s in analysis.statements))
-        if kinds:
-            attrs["governed_db.statement.kinds"] = kinds
         if len(analysis.statements) > 1:
             attrs["db.operation.batch.size"] = len(analysis.statements)
-        if decision.hits:
-            attrs["governed_db.rules"] = list(decision.rules)
-            attrs["governed_db.reason"] = decision.reason
         if analysis.error:
             attrs["governed_db.analysis.error"] = analysis.error
-        if self.capture_parameters and params is not None:
-            attrs.update(_parameter_attributes(params))
-        span.set_attributes(attrs)
-        return span
+        if len(self._by_analysis) > 1024:
+            self._by_analysis.clear()
+        entry = (analysis, _span_name(analysis, self.static), attrs)
+        self._by_analysis[id(analysis)] = entry
+        return entry
 
-    def tracer_context(self, span: Span) -> Any:
+    def _remember_decision(self, decision: Decision) -> tuple[Decision, dict[str, Any]]:
+        attrs: dict[str, Any] = {"governed_db.decision": decision.action.value}
+        if decision.hits:
+            attrs["governed_db.rules"] = list(decision.rules)
+            if decision.action.severity > 0:
+                attrs["governed_db.reason"] = decision.reason
+        if len(self._by_decision) > 1024:
+            self._by_decision.clear()
+        entry = (decision, attrs)
+        self._by_decision[id(decision)] = entry
+        return entry
+
+    @staticmethod
+    def make_current(span: Span | None) -> Any:
         """Attach ``span`` as current (so stacked instrumentation nests under it); returns a detach token."""
-        if not span.is_recording():
+        if span is None:
             return None
         return otel_context.attach(trace.set_span_in_context(span))
 
@@ -163,18 +211,18 @@ class Recorder:
             otel_context.detach(token)
 
     @staticmethod
-    def refused(span: Span, exc: BaseException) -> None:
-        if span.is_recording():
-            span.set_attribute("governed_db.refused", True)
+    def refused(span: Span | None, exc: BaseException) -> None:
+        if span is not None and span.is_recording():
+            attrs: dict[str, Any] = {"governed_db.refused": True, "error.type": type(exc).__name__}
             request_id = getattr(exc, "request_id", None)
             if request_id:
-                span.set_attribute("governed_db.approval.request_id", request_id)
-            span.set_attribute("error.type", type(exc).__name__)
+                attrs["governed_db.approval.request_id"] = request_id
+            span.set_attributes(attrs)
             span.set_status(Status(StatusCode.ERROR, "refused by governed_db"))
 
     @staticmethod
-    def failed(span: Span, exc: BaseException) -> None:
-        if span.is_recording():
+    def failed(span: Span | None, exc: BaseException) -> None:
+        if span is not None and span.is_recording():
             span.set_attribute("error.type", type(exc).__qualname__)
             code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
             if code:
@@ -182,31 +230,29 @@ class Recorder:
             span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
 
     @staticmethod
-    def succeeded(span: Span, *, rowcount: int | None, masked_columns: tuple[str, ...]) -> None:
-        if span.is_recording():
-            if rowcount is not None and rowcount >= 0:
-                span.set_attribute("governed_db.rows_affected", rowcount)
-            if masked_columns:
-                span.set_attribute("governed_db.masked_columns", list(masked_columns))
+    def succeeded(span: Span | None, *, rowcount: int | None, masked_columns: tuple[str, ...]) -> None:
+        if span is None:
+            return
+        if rowcount is not None and rowcount >= 0:
+            span.set_attribute("governed_db.rows_affected", rowcount)
+        if masked_columns:
+            span.set_attribute("governed_db.masked_columns", list(masked_columns))
 
     def result_consumed(
         self, statement_span: Span, *, rows: int, masked_cells: int, masked_columns: tuple[str, ...]
     ) -> None:
         """A short follow-up span: how many rows the result set actually handed out."""
+        attrs: dict[str, Any] = {
+            "db.response.returned_rows": rows,
+            "governed_db.rows_returned": rows,
+            "governed_db.masked_cells": masked_cells,
+            "governed_db.environment": self.environment,
+            "governed_db.statement_span_id": format(statement_span.get_span_context().span_id, "016x"),
+        }
+        if masked_columns:
+            attrs["governed_db.masked_columns"] = list(masked_columns)
         ctx = trace.set_span_in_context(statement_span)
-        span = self.tracer.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL)
-        if span.is_recording():
-            attrs: dict[str, Any] = {
-                "db.response.returned_rows": rows,
-                "governed_db.rows_returned": rows,
-                "governed_db.masked_cells": masked_cells,
-                "governed_db.environment": self.environment,
-                "governed_db.statement_span_id": format(statement_span.get_span_context().span_id, "016x"),
-            }
-            if masked_columns:
-                attrs["governed_db.masked_columns"] = list(masked_columns)
-            span.set_attributes(attrs)
-        span.end()
+        self.tracer.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs).end()
 
 
 def _span_name(analysis: Analysis, static: Mapping[str, Any]) -> str:
