@@ -103,7 +103,7 @@ def flavour(exc: GovernedDBError, driver_error: type[BaseException] | None) -> G
     cls = driver_flavoured(type(exc), driver_error)
     if cls is type(exc):
         return exc
-    new = cls.__new__(cls)
+    new: Any = Exception.__new__(cls)
     Exception.__init__(new, *exc.args)
     new.__dict__.update(exc.__dict__)
     return new  # type: ignore[no-any-return]
@@ -117,7 +117,7 @@ def _public_class(cls: type) -> type:
 
 
 def _driver_base(cls: type) -> tuple[str, str] | None:
-    for (public, driver_error), made in _DRIVER_CLASSES.items():
+    for (_public, driver_error), made in _DRIVER_CLASSES.items():
         if made is cls:
             return (driver_error.__module__, driver_error.__qualname__)
     return None
@@ -133,7 +133,7 @@ def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...]
             cls = driver_flavoured(public, obj)
         except (ImportError, AttributeError):
             cls = public  # unpickled where the driver is absent: keep the governed_db class
-    exc = cls.__new__(cls)
+    exc: Any = Exception.__new__(cls)
     Exception.__init__(exc, *args)
     exc.__dict__.update(state)
     return exc  # type: ignore[no-any-return]

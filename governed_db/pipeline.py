@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from governed_db import approvals, masking
 from governed_db.analysis import Analysis, analyze
 from governed_db.decision import Action, Decision, RuleHit
+from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
-    ApprovalRequired,
     ConfigurationError,
     GovernanceFault,
     GovernedDBError,
@@ -37,8 +37,6 @@ from governed_db.policy import load_policy
 from governed_db.settings import Settings
 from governed_db.sqlcomment import tag_statement
 from governed_db.telemetry import Recorder
-
-from governed_db.drivers import innermost as driver_innermost
 
 if TYPE_CHECKING:
     from governed_db.drivers import Driver

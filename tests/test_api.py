@@ -116,7 +116,7 @@ def test_govern_module_is_a_drop_in_for_sqlite3(tmp_path: Any) -> None:
 
 def test_govern_module_rejects_non_modules_and_bad_options() -> None:
     """govern_module validates its arguments immediately."""
-    with pytest.raises(ConfigurationError, match="DB-API 2.0 driver module"):
+    with pytest.raises(ConfigurationError, match=r"DB-API 2\.0 driver module"):
         governed_db.govern_module(object())  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="unknown option"):
         governed_db.govern_module(sqlite3, bogus=True)

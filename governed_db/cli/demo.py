@@ -6,6 +6,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console, Group
@@ -47,7 +48,7 @@ def demo(workdir: Path | None, fmt: str) -> None:
         who = f"{scene.who.kind} [bold]{scene.who.subject}[/]"
         if scene.who.on_behalf_of:
             who += f" for {scene.who.on_behalf_of}"
-        parts: list = [Text.from_markup(who), Syntax(scene.sql, "sql", word_wrap=True, background_color="default")]
+        parts: list[Any] = [Text.from_markup(who), Syntax(scene.sql, "sql", word_wrap=True, background_color="default")]
         if scene.outcome == "rows":
             table = Table(*scene.columns, show_header=True, header_style="bold")
             for row in scene.rows:
