@@ -181,7 +181,7 @@ class TokenVerifier:
                 options={"require": list(self.required_claims), "verify_iat": True},
             )
         except jwt.PyJWTError as e:
-            raise _explain(e, self) from None
+            raise _explain(e, self, raw) from None
         expires = claims.get("exp")
         expires_at = (
             dt.datetime.fromtimestamp(float(expires), tz=dt.timezone.utc) if isinstance(expires, (int, float)) else None
@@ -202,11 +202,21 @@ def _header(raw: bytes) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(raw)
     except jwt.PyJWTError as e:
-        raise TokenError(f"the token is malformed: its header cannot be read ({e})", cause="malformed") from None
+        raise TokenError(f"the token is malformed ({e})", cause="malformed") from None
     return dict(header)
 
 
-def _explain(e: jwt.PyJWTError, verifier: TokenVerifier) -> TokenError:
+def _claimed(raw: bytes, name: str) -> str:
+    """What the (unverified, possibly hostile) token claims for ``name``, shortened, for error messages."""
+    try:
+        value = jwt.decode(raw, options={"verify_signature": False}).get(name)
+    except Exception:  # a message helper must never fail the failure path
+        return "?"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _explain(e: jwt.PyJWTError, verifier: TokenVerifier, raw: bytes) -> TokenError:
     """One PyJWT failure as a TokenError that says what happened and what to do next."""
     if isinstance(e, jwt.ExpiredSignatureError):
         return TokenError(
@@ -220,13 +230,13 @@ def _explain(e: jwt.PyJWTError, verifier: TokenVerifier) -> TokenError:
         )
     if isinstance(e, jwt.InvalidIssuerError):
         return TokenError(
-            f"the token was issued by someone other than {verifier.issuer!r}; "
+            f"the token was issued by {_claimed(raw, 'iss')}, not the configured {verifier.issuer!r}; "
             "use a token from the configured issuer, or fix issuer=",
             cause="wrong_issuer",
         )
     if isinstance(e, jwt.InvalidAudienceError):
         return TokenError(
-            f"the token is not meant for audience {' or '.join(map(repr, verifier.audience))}; "
+            f"the token is for audience {_claimed(raw, 'aud')}, not {' or '.join(map(repr, verifier.audience))}; "
             "request a token for this API, or fix audience=",
             cause="wrong_audience",
         )
