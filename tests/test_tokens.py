@@ -14,7 +14,7 @@ from test_tokens_idp import (
     azure_app,
     azure_user,
     exchanged,
-    idp,  # noqa: F401  (fixture)
+    idp_fixture,  # noqa: F401  (the idp fixture)
     okta_client,
     okta_user,
 )

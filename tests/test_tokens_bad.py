@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_tokens_idp import FakeIdP, idp, okta_user, rsa_key  # noqa: F401
+from test_tokens_idp import FakeIdP, idp_fixture, okta_user, rsa_key  # noqa: F401
 
 from governed_db.tokens import TokenError, TokenVerifier
 

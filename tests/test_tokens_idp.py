@@ -161,8 +161,8 @@ def exchanged(**over: Any) -> dict[str, Any]:
             "groups": ["Analysts"], "act": {"sub": "agent-42", "act": {"sub": "gateway"}}, **over}
 
 
-@pytest.fixture
-def idp() -> Iterator[FakeIdP]:
+@pytest.fixture(name="idp")
+def idp_fixture() -> Iterator[FakeIdP]:
     from governed_db.tokens import clear_caches
 
     server = FakeIdP()

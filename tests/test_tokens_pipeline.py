@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-from test_tokens_idp import FakeIdP, azure_user, exchanged, idp, okta_client, okta_user  # noqa: F401
+from test_tokens_idp import FakeIdP, azure_user, exchanged, idp_fixture, okta_client, okta_user  # noqa: F401
 
 import governed_db
 from governed_db import Action, GuardrailViolation, Identity, RuleHit, acting_as, identity_from_token
