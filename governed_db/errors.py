@@ -103,7 +103,7 @@ def flavour(exc: GovernedDBError, driver_error: type[BaseException] | None) -> G
     cls = driver_flavoured(type(exc), driver_error)
     if cls is type(exc):
         return exc
-    new: Any = Exception.__new__(cls)
+    new: Any = cls.__new__(cls)  # not Exception.__new__: C-based driver errors (psycopg2) refuse it
     Exception.__init__(new, *exc.args)
     new.__dict__.update(exc.__dict__)
     return new  # type: ignore[no-any-return]
@@ -133,7 +133,7 @@ def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...]
             cls = driver_flavoured(public, obj)
         except (ImportError, AttributeError):
             cls = public  # unpickled where the driver is absent: keep the governed_db class
-    exc: Any = Exception.__new__(cls)
+    exc: Any = cls.__new__(cls)
     Exception.__init__(exc, *args)
     exc.__dict__.update(state)
     return exc  # type: ignore[no-any-return]
