@@ -1,18 +1,39 @@
-"""Static analysis of SQL text in an exact dialect, with sqlglot.
+"""Static analysis of SQL text in an exact dialect, with sqlglot (+ sqlglotc).
 
 ``analyze(sql, dialect)`` is a pure function of its arguments, cached in a
 bounded LRU. Its result is shared between callers: treat the sqlglot trees in
 it as read-only (``copy()`` before transforming).
+
+How one text becomes statements:
+
+1. tokenize once with the dialect's own tokenizer, so quoting rules are the
+   server's (PostgreSQL ``E'\\''`` and dollar quotes, MySQL backslash escapes
+   and ``--1``, nested comments);
+2. MySQL/MariaDB executable comments (``/*! ... */``) are code to the server
+   but comments to a parser: when one is present the text is analysed *as the
+   server runs it* and the statement is flagged (``executable-comment``);
+3. split at statement separators and parse each statement on its own, so one
+   statement the parser does not know cannot hide the others;
+4. statements sqlglot only knows as an opaque ``Command`` (or cannot parse at
+   all) are classified by their leading keywords
+   (:mod:`governed_db.analysis_commands`); what is still unknown stays
+   ``unknown`` and the policy treats it as high risk (fail closed).
+
+Facts per statement (class, tables, boundedness of writes, functions, ...)
+come from :mod:`governed_db.analysis_facts`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import Token, TokenType
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {
@@ -23,6 +44,14 @@ SQLGLOT_DIALECTS = {
     "mariadb": "mysql",
     "duckdb": "duckdb",
 }
+
+#: Texts longer than this are not parsed at all: the statement is refused as too large to analyse.
+MAX_ANALYSIS_CHARS = 1_000_000
+#: More statements than this in one text is not a query, it is a script: refused unanalysed.
+MAX_STATEMENTS = 1_000
+
+#: ``read / write / ddl / privilege / session / transaction / exec / file / admin / unknown``
+KINDS = ("read", "write", "ddl", "privilege", "session", "transaction", "exec", "file", "admin", "unknown")
 
 
 def sqlglot_dialect(dialect: str) -> str:
@@ -41,6 +70,39 @@ class StatementInfo:
     tables_written: tuple[str, ...]
     #: The parsed tree; ``None`` when parsing failed. Shared: do not mutate.
     expression: exp.Expression | None
+    #: Why this statement could not be analysed (it is then high risk).
+    error: str | None = None
+    #: For UPDATE/DELETE anywhere in the statement, the worst of: ``bounded``, ``missing`` (no WHERE),
+    #: ``tautology`` (WHERE true for every row, or referencing no column), ``undecidable``.
+    where: str | None = None
+    #: Lower-case names of the functions called (including table functions).
+    functions: frozenset[str] = frozenset()
+    #: INSERT/UPDATE/DELETE/MERGE nested below the top (CTE, subquery).
+    nested_dml: bool = False
+    #: SELECT ... INTO a table, or CREATE TABLE ... AS SELECT.
+    select_into: bool = False
+    #: DROP/TRUNCATE ... CASCADE.
+    cascade: bool = False
+    #: A ``SELECT *`` / ``t.*`` projection somewhere.
+    star: bool = False
+    #: The outermost query carries LIMIT / FETCH FIRST.
+    limited: bool = False
+    #: Settings touched: ``(name, scope, is_write)``; scope is session/local/global/user/pragma/system/transaction.
+    settings: tuple[tuple[str, str, bool], ...] = ()
+    #: Facts about what the statement does, e.g. ``explain-analyze``, ``copy-program``, ``file-write``,
+    #: ``set-role``, ``user-management``, ``dynamic-sql``, ``lock``, ``maintenance``, ``extension``.
+    flags: frozenset[str] = frozenset()
+    #: Database / catalog qualifiers referenced (folded), e.g. ``otherdb`` in MySQL ``otherdb.t``.
+    qualifiers: tuple[str, ...] = ()
+
+    @property
+    def bounded(self) -> bool:
+        """False when an UPDATE/DELETE in this statement may touch every row."""
+        return self.where in (None, "bounded")
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.tables_written, *self.tables_read)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +110,12 @@ class Analysis:
     sql: str
     dialect: str
     statements: tuple[StatementInfo, ...]
-    #: The text with literals replaced by placeholders (what the record keeps).
+    #: The text with literals replaced by placeholders and comments dropped (what the record keeps).
     normalized: str
     #: Why parsing failed, when it did (the statement is then treated as high risk).
     error: str | None = None
+    #: Lexical facts about the whole text: ``executable-comment``, ``too-large``, ``too-many-statements``.
+    flags: frozenset[str] = field(default=frozenset())
 
     @property
     def operation(self) -> str | None:
@@ -72,97 +136,142 @@ class Analysis:
     def is_read_only(self) -> bool:
         return self.error is None and bool(self.statements) and all(s.kind == "read" for s in self.statements)
 
-
-_READ = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values)
-_WRITE = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
-_DDL = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
-
-
-def _kind_of(node: exp.Expression) -> str:
-    if isinstance(node, _READ):
-        # a read that contains DML anywhere (CTE, subquery) is a write
-        return "write" if any(node.find_all(*_WRITE)) else "read"
-    if isinstance(node, _WRITE):
-        return "write"
-    if isinstance(node, _DDL):
-        return "ddl"
-    if isinstance(node, (exp.Grant, exp.Revoke)):
-        return "privilege"
-    if isinstance(node, (exp.Set, exp.Use)):
-        return "session"
-    if isinstance(node, (exp.Transaction, exp.Commit, exp.Rollback)):
-        return "transaction"
-    if isinstance(node, (exp.Copy, exp.LoadData)):
-        return "file"
-    if isinstance(node, (exp.Describe, exp.Show)):
-        return "read"
-    if isinstance(node, exp.Pragma):
-        return "session"
-    return "unknown"
+    @property
+    def size(self) -> int:
+        return len(self.sql)
 
 
-def _operation_of(node: exp.Expression) -> str:
-    if isinstance(node, (exp.Create, exp.Drop)):
-        kind = node.args.get("kind")
-        return f"{node.key.upper()} {kind}".strip() if kind else node.key.upper()
-    if isinstance(node, exp.Command):
-        return str(node.this).upper()
-    if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
-        return "SELECT"
-    if isinstance(node, exp.TruncateTable):
-        return "TRUNCATE"
-    return node.key.upper()
+class _DropFallbackNotice(logging.Filter):
+    """sqlglot logs a warning each time it falls back to an opaque Command; we classify those ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
 
 
-def _table_name(t: exp.Table, dialect: str) -> str:
-    parts = [p.name for p in (t.args.get("catalog"), t.args.get("db"), t.this) if p is not None and p.name]
-    return ".".join(parts)
+logging.getLogger("sqlglot").addFilter(_DropFallbackNotice())
+
+_LITERAL_TOKENS = frozenset(
+    getattr(TokenType, n)
+    for n in (
+        "STRING",
+        "NUMBER",
+        "NATIONAL_STRING",
+        "RAW_STRING",
+        "HEREDOC_STRING",
+        "HEX_STRING",
+        "BIT_STRING",
+        "BYTE_STRING",
+        "UNICODE_STRING",
+    )
+    if hasattr(TokenType, n)
+)
+_NO_SPACE_BEFORE = frozenset({TokenType.COMMA, TokenType.R_PAREN, TokenType.DOT, TokenType.R_BRACKET})
+_NO_SPACE_AFTER = frozenset({TokenType.L_PAREN, TokenType.DOT, TokenType.L_BRACKET})
+_EXEC_COMMENT = re.compile(r"/\*M?!(?:\d{5,6})?(.*?)\*/", re.DOTALL)
+_MYSQL_FAMILY = frozenset({"mysql", "mariadb", "singlestore", "doris", "starrocks"})
 
 
-def _tables(node: exp.Expression, dialect: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    cte_names = {c.alias_or_name for c in node.find_all(exp.CTE)}
-    written: dict[str, None] = {}
-    for w in node.find_all(*_WRITE, *_DDL):
-        target = w.this if not isinstance(w, exp.Insert) else w.this
-        if isinstance(target, exp.Schema):
-            target = target.this
-        if isinstance(target, exp.Table):
-            written.setdefault(_table_name(target, dialect), None)
-    read: dict[str, None] = {}
-    for t in node.find_all(exp.Table):
-        name = _table_name(t, dialect)
-        if name and name not in written and name not in cte_names:
-            read.setdefault(name, None)
-    return tuple(read), tuple(written)
+def _normalize(text: str, tokens: list[Token]) -> str:
+    """Literals become ``?``; comments vanish; identifiers keep their quotes. Cheap: no tree generation."""
+    out: list[str] = []
+    prev: Token | None = None
+    for tok in tokens:
+        tt = tok.token_type
+        if tt == TokenType.SEMICOLON:
+            if out and out[-1] != "; ":
+                out.append("; ")
+            prev = None
+            continue
+        piece = "?" if tt in _LITERAL_TOKENS else text[tok.start : tok.end + 1]
+        if prev is not None and tt not in _NO_SPACE_BEFORE and prev.token_type not in _NO_SPACE_AFTER:
+            out.append(" ")
+        out.append(piece)
+        prev = tok
+    if out and out[-1] == "; ":
+        out.pop()
+    return "".join(out)
 
 
-def _normalize(trees: list[exp.Expression], dialect: str) -> str:
-    def _placeholder(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Literal):
-            return exp.Placeholder()
-        return node
+def _split(tokens: list[Token]) -> list[list[Token]]:
+    chunks: list[list[Token]] = []
+    current: list[Token] = []
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            if current:
+                chunks.append(current)
+            current = []
+        else:
+            current.append(tok)
+    if current:
+        chunks.append(current)
+    return chunks
 
-    out = []
-    for tree in trees:
-        out.append(tree.copy().transform(_placeholder, copy=False).sql(dialect=dialect))
-    return "; ".join(out)
+
+def _has_exec_comment(tokens: list[Token]) -> bool:
+    return any(c.lstrip().startswith(("!", "M!")) for tok in tokens for c in (tok.comments or ()))
+
+
+def _failed(sql: str, dialect: str, reason: str, flags: frozenset[str] = frozenset()) -> Analysis:
+    stmt = StatementInfo("unknown", "UNKNOWN", (), (), None, error=reason)
+    return Analysis(sql, dialect, (stmt,), "<statement could not be analysed>", error=reason, flags=flags)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 @lru_cache(maxsize=4096)
 def analyze(sql: str, dialect: str) -> Analysis:
-    """Split, parse and classify ``sql`` in ``dialect``. Never raises on bad SQL."""
+    """Split, parse and classify ``sql`` in ``dialect``. Never raises on bad SQL; fails closed."""
+    from governed_db.analysis_facts import statement_info
+
+    if not isinstance(sql, str):
+        sql = bytes(sql).decode("utf-8", errors="replace") if isinstance(sql, (bytes, bytearray)) else str(sql)
+    if len(sql) > MAX_ANALYSIS_CHARS:
+        reason = f"statement too large to analyse ({len(sql)} characters; the limit is {MAX_ANALYSIS_CHARS})"
+        return _failed(sql, dialect, reason, frozenset({"too-large"}))
     gd = sqlglot_dialect(dialect)
     try:
-        trees = [t for t in sqlglot.parse(sql, read=gd) if t is not None]
-    except (ParseError, TokenError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return Analysis(sql, dialect, (), "<unparsed statement>", error=f"could not parse: {first}")
-    stmts = []
-    for tree in trees:
-        read, written = _tables(tree, gd)
-        stmts.append(StatementInfo(_kind_of(tree), _operation_of(tree), read, written, tree))
+        d = Dialect.get_or_raise(gd)
+    except Exception as e:
+        return _failed(sql, dialect, f"unknown SQL dialect {dialect!r} ({_first_line(e)})")
+    flags: set[str] = set()
+    text = sql
     try:
-        normalized = _normalize(trees, gd)
-    except Exception:  # generation gaps in sqlglot must not leak the literal text
-        normalized = "<statement could not be normalized>"
-    return Analysis(sql, dialect, tuple(stmts), normalized)
+        tokens = d.tokenize(text)
+        if gd in _MYSQL_FAMILY and _has_exec_comment(tokens):
+            # the server executes the comment's content; analyse what it runs
+            flags.add("executable-comment")
+            text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
+            tokens = d.tokenize(text)
+        chunks = _split(tokens)
+        if len(chunks) > MAX_STATEMENTS:
+            flags.add("too-many-statements")
+            reason = f"{len(chunks)} statements in one text (the limit is {MAX_STATEMENTS})"
+            return _failed(sql, dialect, reason, frozenset(flags))
+        stmts: list[StatementInfo] = []
+        pieces: list[str] = []
+        commands = d.tokenizer_class.COMMANDS
+        for chunk in chunks:
+            if len(chunk) > 1 and chunk[0].token_type in commands and chunk[1].token_type == TokenType.STRING:
+                # the tokenizer keeps an opaque command's arguments as one string: look inside
+                rest = chunk[1].text
+                inner = d.tokenize(rest)
+                stmts.append(statement_info(d, gd, rest, [chunk[0], *inner], parsed_from=chunk, full=text))
+                pieces.append(f"{chunk[0].text.upper()} {_normalize(rest, inner)}".strip())
+            else:
+                stmts.append(statement_info(d, gd, text, chunk))
+                pieces.append(_normalize(text, chunk))
+        normalized = "; ".join(p for p in pieces if p)
+    except RecursionError:
+        return _failed(sql, dialect, "statement nested too deeply to analyse", frozenset({*flags, "too-deep"}))
+    except SqlglotError as e:
+        return _failed(sql, dialect, f"could not parse: {_first_line(e)}", frozenset(flags))
+    except Exception as e:  # a gap in the analyser must refuse, never allow
+        return _failed(sql, dialect, f"analysis failed ({type(e).__name__}: {_first_line(e)})", frozenset(flags))
+    error = next((s.error for s in stmts if s.error), None)
+    return Analysis(sql, dialect, tuple(stmts), normalized, error=error, flags=frozenset(flags))
+
+
+__all__ = ["KINDS", "MAX_ANALYSIS_CHARS", "Analysis", "StatementInfo", "analyze", "sqlglot_dialect"]

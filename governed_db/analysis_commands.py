@@ -1,0 +1,189 @@
+"""Classify statements sqlglot only knows as opaque commands, by their leading keywords.
+
+sqlglot parses many server commands (``SET ROLE``, ``VACUUM INTO``, ``DO``,
+``LOCK TABLE``, ``RELEASE SAVEPOINT``...) as an opaque ``Command`` or not at
+all. Guessing "probably fine" would be the bypass, so each family we know is
+named here; anything else stays ``unknown`` and the policy treats it as high
+risk. Statements classified here carry the ``opaque`` flag: their tables are
+not known.
+"""
+
+from __future__ import annotations
+
+from sqlglot.tokens import Token, TokenType
+
+Classified = tuple[str, str, frozenset[str], tuple[tuple[str, str, bool], ...]]
+
+#: PRAGMAs that only report (with or without an argument); everything else with a value writes.
+READ_PRAGMAS = frozenset(
+    {
+        "table_info", "table_xinfo", "table_list", "index_info", "index_list", "index_xinfo",
+        "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "database_list",
+        "collation_list", "function_list", "module_list", "pragma_list", "compile_options",
+        "data_version", "freelist_count", "page_count",
+    }
+)  # fmt: skip
+#: PRAGMAs that act even without a value.
+ACTION_PRAGMAS = frozenset({"optimize", "shrink_memory", "incremental_vacuum", "wal_checkpoint"})
+
+#: Keywords that start the statement after EXPLAIN [options].
+_STARTERS = frozenset(
+    {"SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "VALUES", "TABLE", "CREATE",
+     "DECLARE", "EXECUTE", "DROP", "ALTER", "TRUNCATE", "CALL", "COPY"}
+)  # fmt: skip
+_DML = frozenset({"SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "REPLACE"})
+_MAINTENANCE = frozenset(
+    {"VACUUM", "ANALYZE", "ANALYSE", "REINDEX", "CLUSTER", "CHECKPOINT", "OPTIMIZE", "REPAIR", "CHECK",
+     "CHECKSUM", "REFRESH"}
+)  # fmt: skip
+_SERVER_CONTROL = frozenset({"KILL", "SHUTDOWN", "FLUSH", "PURGE", "CHANGE", "STOP", "UNINSTALL", "RESTART"})
+_PRINCIPALS = frozenset({"ROLE", "USER", "GROUP"})
+
+
+def explain_split(words: list[str], tokens: list[Token], gd: str) -> tuple[bool, list[Token]] | None:
+    """For ``EXPLAIN [ANALYZE] stmt`` (and MariaDB ``ANALYZE stmt``): (runs the statement?, its tokens)."""
+    if not words:
+        return None
+    if words[0] == "ANALYZE" and gd == "mysql" and len(words) > 1 and words[1] in _DML:
+        return True, tokens[1:]  # MariaDB executes the statement and reports on it
+    if words[0] != "EXPLAIN":
+        return None
+    analyse = False
+    i = 1
+    if i < len(tokens) and tokens[i].token_type == TokenType.L_PAREN:
+        depth = 0
+        options: list[str] = []
+        while i < len(tokens):
+            tt = tokens[i].token_type
+            depth += tt == TokenType.L_PAREN
+            depth -= tt == TokenType.R_PAREN
+            options.append(tokens[i].text.upper())
+            i += 1
+            if depth == 0:
+                break
+        for j, opt in enumerate(options):
+            if opt in ("ANALYZE", "ANALYSE"):
+                nxt = options[j + 1] if j + 1 < len(options) else ""
+                analyse = analyse or nxt not in ("FALSE", "OFF", "0")
+    while i < len(tokens) and tokens[i].text.upper() not in _STARTERS:
+        if tokens[i].text.upper() in ("ANALYZE", "ANALYSE"):
+            analyse = True
+        i += 1
+    if i >= len(tokens):
+        return None  # MySQL ``EXPLAIN t`` is DESCRIBE t: let the parser have it
+    return analyse, tokens[i:]
+
+
+def _words(tokens: list[Token]) -> list[str]:
+    return [t.text.upper() for t in tokens]
+
+
+def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) -> Classified | None:
+    """(kind, operation, flags, settings) for a statement known by its keywords, else ``None``."""
+    if not words:
+        return None
+    w0, w1 = words[0], (words[1] if len(words) > 1 else "")
+    op = " ".join(words[:2]) if w1.isalpha() else w0
+    mysql = gd == "mysql"
+    if mysql and w0 in ("SELECT", "WITH", "TABLE", "(") and _into_outfile(tokens):
+        return _c("file", "SELECT INTO OUTFILE", "file-write")
+    if w0 in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN"):
+        return _c("read", w0)
+    if w0 in ("BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "XA", "UNLOCK"):
+        if w1 == "PREPARED":
+            return _c("transaction", op, "two-phase")
+        return _c("transaction", w0, *(("savepoint",) if w0 in ("SAVEPOINT", "RELEASE") or "TO" in words else ()))
+    if w0 == "START" and w1 == "TRANSACTION":
+        return _c("transaction", "BEGIN")
+    if w0 == "PREPARE" and w1 == "TRANSACTION":
+        return _c("transaction", op, "two-phase")
+    if w0 == "SET":
+        return _set(words, tokens)
+    if w0 == "RESET":
+        if mysql:
+            return _c("admin", op, "server-control")
+        if w1 == "ROLE" or words[1:3] == ["SESSION", "AUTHORIZATION"]:
+            return _c("session", op)  # back to the login identity: never an escalation
+        return _c("session", "RESET", settings=((w1.lower() or "all", "reset", True),))
+    if w0 == "ALTER" and w1 == "SYSTEM":
+        name = words[3].lower() if len(words) > 3 and words[2] in ("SET", "RESET") else "all"
+        return _c("admin", "ALTER SYSTEM", "alter-system", settings=((name, "system", True),))
+    if w0 in ("ALTER", "CREATE", "DROP") and w1 in _PRINCIPALS:
+        return _c("privilege", op, "user-management")
+    if (w0, w1) in (("RENAME", "USER"), ("REASSIGN", "OWNED"), ("DROP", "OWNED"), ("SECURITY", "LABEL")):
+        return _c("privilege", op, "user-management")
+    if w0 in ("GRANT", "REVOKE") or (w0 == "ALTER" and w1 == "DEFAULT"):
+        return _c("privilege", w0)
+    if (w0 == "CREATE" and w1 == "EXTENSION") or (w0 in ("INSTALL", "LOAD") and w1 not in ("DATA", "XML")):
+        return _c("exec", op if w0 == "CREATE" else w0, "extension")
+    if w0 == "FORCE" and w1 == "INSTALL":
+        return _c("exec", "INSTALL", "extension")
+    if w0 in ("DO", "CALL", "EXEC", "EXECUTE", "PREPARE"):
+        return _c("exec", w0, "dynamic-sql")
+    if w0 == "DEALLOCATE":
+        return _c("session", w0)
+    if w0 == "LOCK":
+        return _c("admin", "LOCK", "lock")
+    if w0 == "VACUUM" and "INTO" in _words(tokens):
+        return _c("file", "VACUUM INTO", "file-write")
+    if w0 in _MAINTENANCE:
+        return _c("admin", w0, "maintenance")
+    if w0 in _SERVER_CONTROL or (w0 == "START" and w1 in ("SLAVE", "REPLICA")):
+        return _c("admin", w0, "server-control")
+    if w0 in ("LISTEN", "UNLISTEN", "NOTIFY", "DISCARD"):
+        return _c("session", w0)
+    if w0 == "COPY":
+        all_words = _words(tokens)
+        flags = ["copy-program"] if "PROGRAM" in all_words else []
+        if not {"STDIN", "STDOUT"} & set(all_words) or flags:
+            flags.append("file-read" if "FROM" in all_words else "file-write")
+        return _c("file" if flags else "write", "COPY", *flags)
+    if w0 == "LOAD" and w1 in ("DATA", "XML"):
+        return _c("file", op, "file-read")
+    if w0 == "ATTACH":
+        return _c("file", "ATTACH", "attach")
+    if w0 == "DETACH":
+        return _c("session", "DETACH")
+    if w0 == "USE":
+        return _c("session", "USE", "use-database")
+    if w0 == "TRUNCATE":
+        return _c("ddl", "TRUNCATE", "truncate")
+    if w0 == "DROP":
+        return _c("ddl", op, "drop")
+    if w0 in ("CREATE", "ALTER", "COMMENT", "RENAME", "IMPORT"):
+        return _c("ddl", op)
+    if w0 in ("REPLACE", "UPSERT"):
+        return _c("write", w0)
+    if w0 == "PRAGMA":
+        return _c("session", "PRAGMA", settings=((w1.lower(), "pragma", True),))
+    return None
+
+
+def _c(kind: str, op: str, *flags: str, settings: tuple[tuple[str, str, bool], ...] = ()) -> Classified:
+    return kind, op, frozenset((*flags, "opaque")), settings
+
+
+def _into_outfile(tokens: list[Token]) -> bool:
+    words = _words(tokens)
+    return any(w == "INTO" and i + 1 < len(words) and words[i + 1] in ("OUTFILE", "DUMPFILE")
+               for i, w in enumerate(words))  # fmt: skip
+
+
+def _set(words: list[str], tokens: list[Token]) -> Classified:
+    rest = [w for w in words[1:] if w not in ("SESSION", "LOCAL")] if len(words) > 1 else []
+    scope = "local" if len(words) > 1 and words[1] == "LOCAL" else "session"
+    head = rest[0] if rest else ""
+    if head == "ROLE":
+        return _c("session", "SET ROLE", "set-role")
+    if rest[:1] == ["AUTHORIZATION"]:
+        return _c("session", "SET SESSION AUTHORIZATION", "set-role")
+    if head == "PASSWORD":
+        return _c("privilege", "SET PASSWORD", "user-management")
+    if head in ("TRANSACTION", "CHARACTERISTICS", "CONSTRAINTS"):
+        return _c("session", "SET", settings=(("transaction", "transaction", True),))
+    if rest[:2] == ["TIME", "ZONE"]:
+        return _c("session", "SET", settings=(("timezone", scope, True),))
+    if head in ("GLOBAL", "PERSIST", "PERSIST_ONLY"):
+        name = rest[1].lower() if len(rest) > 1 else "?"
+        return _c("session", "SET", settings=((name, "global", True),))
+    return _c("session", "SET", settings=((head.lower() or "?", scope, True),))

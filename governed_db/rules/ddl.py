@@ -1,0 +1,88 @@
+"""Rules about schema changes: DROP, TRUNCATE, CASCADE, destructive ALTER and other DDL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from governed_db.decision import Action
+from governed_db.rules import Finding, approval_remedy, rule
+
+if TYPE_CHECKING:
+    from governed_db.analysis import StatementInfo
+    from governed_db.policy import RuleContext
+
+_MIGRATION = "make the change through a reviewed migration, not ad hoc"
+
+
+def _what(stmt: StatementInfo) -> str:
+    return f"{stmt.operation} {', '.join(stmt.tables_written)}".strip()
+
+
+@rule(
+    "drop",
+    family="ddl",
+    rationale="DROP destroys objects and their data irreversibly.",
+    remedy=_MIGRATION,
+    production=Action.DENY,
+    staging=Action.REQUIRE_APPROVAL,
+)
+def drop(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "drop" not in stmt.flags or stmt.kind != "ddl":
+        return None
+    return Finding(f"{_what(stmt)} destroys data")
+
+
+@rule(
+    "truncate",
+    family="ddl",
+    rationale="TRUNCATE empties tables without row-level triggers or a WHERE clause.",
+    remedy=_MIGRATION,
+    production=Action.DENY,
+    staging=Action.REQUIRE_APPROVAL,
+)
+def truncate(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "truncate" not in stmt.flags:
+        return None
+    return Finding(f"{_what(stmt)} deletes every row")
+
+
+@rule(
+    "cascade",
+    family="ddl",
+    rationale="CASCADE silently extends a DROP or TRUNCATE to every dependent object.",
+    remedy="name each object explicitly instead of CASCADE, in a reviewed migration",
+    production=Action.DENY,
+)
+def cascade(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or not stmt.cascade:
+        return None
+    return Finding(f"{_what(stmt)} CASCADE reaches dependent objects too")
+
+
+@rule(
+    "destructive-alter",
+    family="ddl",
+    rationale="ALTER ... DROP COLUMN/CONSTRAINT destroys data or integrity guarantees.",
+    remedy=_MIGRATION,
+    production=Action.DENY,
+    staging=Action.REQUIRE_APPROVAL,
+)
+def destructive_alter(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "destructive-alter" not in stmt.flags:
+        return None
+    return Finding(f"{_what(stmt)} drops part of the schema")
+
+
+@rule(
+    "ddl",
+    family="ddl",
+    rationale="Schema changes (CREATE, ALTER, COMMENT, RENAME) belong in reviewed migrations.",
+    remedy=approval_remedy("change the schema"),
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def ddl(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or stmt.kind != "ddl" or stmt.flags & {"drop", "truncate", "destructive-alter"}:
+        return None
+    return Finding(f"{_what(stmt)} changes the schema")
