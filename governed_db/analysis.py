@@ -46,7 +46,7 @@ SQLGLOT_DIALECTS = {
 }
 
 #: Texts longer than this are not parsed at all: the statement is refused as too large to analyse.
-MAX_ANALYSIS_CHARS = 1_000_000
+MAX_ANALYSIS_CHARS = 256_000
 #: More statements than this in one text is not a query, it is a script: refused unanalysed.
 MAX_STATEMENTS = 1_000
 
