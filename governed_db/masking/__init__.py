@@ -10,10 +10,16 @@ Interface used by the execution pipeline (``governed_db.pipeline``)::
 
 A ``MaskPlan`` has ``masked_columns`` (names), ``apply_row(row)``,
 ``apply_rows(rows)``, ``apply_frame(obj)`` (pandas/polars/pyarrow/numpy
-results) and optionally an int ``masked_cells`` counter. ``gov`` is the
-connection's :class:`~governed_db.pipeline.Governor` (``gov.raw``,
-``gov.dialect``, ``gov.environment``, ``gov.settings``, and ``gov.state``, a
-dict for per-connection caches). This minimal version masks nothing.
+results) and an int ``masked_cells`` counter. ``gov`` is the connection's
+:class:`~governed_db.pipeline.Governor`; masking keeps its per-connection
+state (configuration, catalog, table labels, lineage cache) in
+``gov.state["masking"]``.
+
+Zero configuration: outside development-like environments every identity
+sees sensitive columns masked unless a grant in the ``masking=`` option of
+:func:`governed_db.wrap` unmasks them (see :mod:`governed_db.masking.config`
+and ``docs/masking.md``). Nothing heavy is imported here: Presidio loads on
+the first value that needs it.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
 
 class MaskPlan(Protocol):
     masked_columns: tuple[str, ...]
+    masked_cells: int
 
     def apply_row(self, row: Any) -> Any: ...
 
@@ -42,12 +49,52 @@ class MaskPlan(Protocol):
 def plan_masking(
     description: Sequence[Sequence[Any]] | None, analysis: Analysis, *, identity: Identity, gov: Governor
 ) -> MaskPlan | None:
-    return None
+    """The plan for one result (``None`` when nothing in it is masked for ``identity``)."""
+    if not description:
+        return None
+    from governed_db.masking.engine import state_for
+
+    state = state_for(gov)
+    if not state.active:
+        return None
+    from governed_db.masking.plan import Access, build_maskers
+    from governed_db.masking.rows import RowMasker
+
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
+    maskers = build_maskers(names, state.facts_for(analysis), access)
+    if not any(m is not None for m in maskers):
+        return None
+    return RowMasker(names, maskers)
 
 
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:
-    return None
+    """Refuse masked columns in WHERE/JOIN/ORDER BY/GROUP BY/HAVING, copies, and placeholder write-backs."""
+    from governed_db.masking.engine import state_for
+
+    state = state_for(gov)
+    if not state.active:
+        return None
+    from governed_db.masking import guard
+
+    return guard.predicate_hit(state, analysis, identity, params)
 
 
 def scrub_error(exc: BaseException, *, gov: Governor) -> None:
-    return None
+    """Remove values a database error message echoes (``exc.args`` changed in place, type kept)."""
+    from governed_db.masking.engine import state_for
+
+    try:
+        state = state_for(gov)
+    except Exception:
+        return
+    if not state.active:
+        return
+    from governed_db.masking import guard
+
+    guard.scrub_error(state, exc)
+
+
+__all__ = ["MaskPlan", "plan_masking", "predicate_hit", "scrub_error"]

@@ -1,0 +1,402 @@
+"""Column classification: a label, a confidence and the evidence, from name, type and values.
+
+Three sources, combined per column:
+
+* the **name**, split into words (``billingEmail`` -> ``billing email``) and
+  matched against word sequences per label, with words that turn a
+  sensitive name into metadata (``email_verified``, ``phone_count``,
+  ``password_changed_at``) vetoing the match;
+* the **declared type** (an ``inet`` is an IP address; a boolean is never an
+  e-mail address);
+* a **sample of values**, labelled by the share of non-empty values that are
+  one sensitive item (``alice@example.com``), or — for free text — that
+  contain one. One stray hit does not label a column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from governed_db.masking import detect
+
+#: share of sampled non-empty values that must be one item of a label to label the column
+VALUE_SHARE = 0.6
+#: share (and count) of values containing an item for a free-text column to be labelled FREE_TEXT
+TEXT_SHARE = 0.01
+TEXT_MIN_HITS = 2
+
+_TEXTY = frozenset({"text", "binary", "json", "unknown"})
+_NUMBERY = frozenset({"text", "binary", "unknown", "int"})
+_DATEY = frozenset({"date", "text", "unknown"})
+
+#: (label, word sequences, type categories it may have, confidence)
+_NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float], ...] = (
+    ("EMAIL", (("email",), ("e", "mail"), ("emailaddress",)), _TEXTY, 0.9),
+    (
+        "IP_ADDRESS",
+        (("ip",), ("ipaddr",), ("ipv4",), ("ipv6",), ("remote", "addr"), ("client", "addr")),
+        _TEXTY,
+        0.85,
+    ),
+    (
+        "PASSWORD",
+        (("password",), ("passwd",), ("pwd",), ("pass", "hash"), ("passhash",), ("pin", "hash")),
+        _TEXTY,
+        0.95,
+    ),
+    (
+        "SECRET",
+        (
+            ("api", "key"),
+            ("apikey",),
+            ("secret",),
+            ("access", "token"),
+            ("refresh", "token"),
+            ("auth", "token"),
+            ("token",),
+            ("private", "key"),
+            ("access", "key"),
+            ("session", "key"),
+            ("signing", "key"),
+            ("credentials",),
+            ("credential",),
+        ),
+        _TEXTY,
+        0.9,
+    ),
+    ("US_SSN", (("ssn",), ("social", "security")), _NUMBERY, 0.95),
+    (
+        "NATIONAL_ID",
+        (
+            ("national", "id"),
+            ("passport",),
+            ("tax", "id"),
+            ("tin",),
+            ("nino",),
+            ("sin",),
+            ("nhs", "number"),
+            ("driver", "license"),
+            ("drivers", "license"),
+            ("driving", "licence"),
+            ("personal", "id"),
+            ("id", "number"),
+            ("national", "insurance"),
+        ),
+        _NUMBERY,
+        0.85,
+    ),
+    (
+        "CREDIT_CARD",
+        (
+            ("card", "number"),
+            ("credit", "card"),
+            ("cc", "number"),
+            ("ccn",),
+            ("pan",),
+            ("cardnumber",),
+            ("card", "no"),
+        ),
+        _NUMBERY,
+        0.9,
+    ),
+    ("IBAN", (("iban",), ("bank", "account"), ("account", "number"), ("bban",)), _NUMBERY, 0.85),
+    (
+        "PHONE",
+        (
+            ("phone",),
+            ("mobile",),
+            ("telephone",),
+            ("tel",),
+            ("fax",),
+            ("msisdn",),
+            ("cellphone",),
+            ("phonenumber",),
+        ),
+        _NUMBERY,
+        0.85,
+    ),
+    (
+        "DATE_OF_BIRTH",
+        (("dob",), ("birth", "date"), ("date", "of", "birth"), ("birthday",), ("birthdate",), ("born",)),
+        _DATEY,
+        0.9,
+    ),
+    (
+        "PERSON_NAME",
+        (
+            ("first", "name"),
+            ("last", "name"),
+            ("full", "name"),
+            ("given", "name"),
+            ("family", "name"),
+            ("middle", "name"),
+            ("maiden", "name"),
+            ("surname",),
+            ("firstname",),
+            ("lastname",),
+            ("fullname",),
+            ("contact", "name"),
+            ("customer", "name"),
+        ),
+        _TEXTY,
+        0.85,
+    ),
+    (
+        "ADDRESS",
+        (
+            ("address",),
+            ("street",),
+            ("addr",),
+            ("postal", "code"),
+            ("postcode",),
+            ("zip",),
+            ("zipcode",),
+            ("home", "address"),
+        ),
+        _TEXTY,
+        0.8,
+    ),
+    # free text is where personal data hides; scanning it only replaces what the detectors find
+    (
+        "FREE_TEXT",
+        (
+            ("notes",),
+            ("note",),
+            ("comment",),
+            ("comments",),
+            ("description",),
+            ("body",),
+            ("message",),
+            ("content",),
+            ("remarks",),
+            ("bio",),
+            ("memo",),
+            ("feedback",),
+            ("payload",),
+            ("metadata",),
+        ),
+        frozenset({"text", "json", "unknown", "binary"}),
+        0.5,
+    ),
+)
+
+#: words that make a sensitive-sounding name describe metadata instead of the value itself
+_VETO = frozenset(
+    [
+        "count",
+        "cnt",
+        "num",
+        "verified",
+        "confirmed",
+        "enabled",
+        "disabled",
+        "flag",
+        "is",
+        "has",
+        "type",
+        "kind",
+        "format",
+        "status",
+        "sent",
+        "opt",
+        "optin",
+        "opted",
+        "consent",
+        "length",
+        "len",
+        "at",
+        "on",
+        "time",
+        "changed",
+        "updated",
+        "created",
+        "expires",
+        "expiry",
+        "expired",
+        "reset",
+        "attempts",
+        "policy",
+        "template",
+        "domain",
+        "provider",
+        "id",
+        "ids",
+        "hint",
+        "required",
+        "valid",
+        "validated",
+        "last4",
+        "prefix",
+        "suffix",
+        "mask",
+        "masked",
+        "visible",
+        "allowed",
+        "length",
+        "strength",
+        "version",
+        "algorithm",
+        "algo",
+        "salt",
+        "rounds",
+    ]
+)
+#: tables whose bare ``name`` column names a person
+_PERSON_TABLES = re.compile(
+    r"(?:^|_)(users?|customers?|clients?|employees?|staff|people|persons?|members?|patients?|contacts?|authors?|"
+    r"students?|accounts?|profiles?|owners?|applicants?|candidates?|subscribers?|guests?|passengers?)$"
+)
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+@dataclass(slots=True)
+class ColumnClass:
+    """What a column holds: ``label`` (None: not sensitive), ``confidence`` 0..1, and why."""
+
+    label: str | None
+    confidence: float = 0.0
+    evidence: dict[str, str] = field(default_factory=dict)
+    #: strategy override from a reviewed catalog: (name, options)
+    strategy: tuple[str, dict[str, Any]] | None = None
+    #: True when a person reviewed it (a catalog entry), False for online guesses
+    reviewed: bool = False
+
+
+def words(name: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in _WORDS.findall(name))
+
+
+def type_category(declared: str | None) -> str:
+    if not declared:
+        return "unknown"
+    t = declared.lower()
+    if t.startswith(("inet", "cidr")):
+        return "inet"
+    if "bool" in t:
+        return "bool"
+    if "json" in t:
+        return "json"
+    if any(k in t for k in ("char", "text", "clob", "string", "enum", "uuid", "name", "citext")):
+        return "text"
+    if any(k in t for k in ("blob", "bytea", "binary", "bytes")):
+        return "binary"
+    if "timestamp" in t or "datetime" in t:
+        return "date"
+    if t.startswith("date"):
+        return "date"
+    if t.startswith("time") or "interval" in t:
+        return "other"
+    if "int" in t or t in ("serial", "bigserial", "smallserial", "oid"):
+        return "int"
+    if any(k in t for k in ("real", "double", "float", "numeric", "decimal", "money")):
+        return "float"
+    return "unknown"
+
+
+def _contains(seq: tuple[str, ...], part: tuple[str, ...]) -> int:
+    n = len(part)
+    for i in range(len(seq) - n + 1):
+        if seq[i : i + n] == part:
+            return i
+    return -1
+
+
+def classify_name(table: str, column: str, declared: str | None = None) -> ColumnClass | None:
+    """Label from the column's name and declared type alone (None when nothing matches)."""
+    category = type_category(declared)
+    if category == "inet":
+        return ColumnClass("IP_ADDRESS", 0.9, {"type": f"declared type {declared} holds IP addresses"})
+    toks = words(column)
+    if category == "bool" or not toks:
+        return None
+    for label, sequences, categories, confidence in _NAME_RULES:
+        for seq in sequences:
+            at = _contains(toks, seq)
+            if at < 0:
+                continue
+            rest = toks[:at] + toks[at + len(seq) :]
+            if any(w in _VETO for w in rest):
+                return None
+            if category not in categories:
+                return None
+            return ColumnClass(
+                label, confidence, {"name": f"column name {column!r} matches {' '.join(seq)!r}"}
+            )
+    table_last = table.rsplit(".", 1)[-1].lower()
+    if toks == ("name",) and category in _TEXTY and _PERSON_TABLES.search(table_last):
+        return ColumnClass("PERSON_NAME", 0.7, {"name": f"'name' in person-like table {table_last!r}"})
+    if category == "json":
+        return ColumnClass("FREE_TEXT", 0.5, {"type": f"declared type {declared} holds documents (scanned)"})
+    return None
+
+
+def classify_values(values: Iterable[Any]) -> tuple[str | None, float, str]:
+    """(label, share, evidence) from sampled values: a label needs most values to be one item of it."""
+    whole: Counter[str] = Counter()
+    embedded = 0
+    total = 0
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            try:
+                v = bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        elif isinstance(v, (dict, list)):
+            import json
+
+            v = json.dumps(v, default=str)
+        elif isinstance(v, bool) or not isinstance(v, (str, int)):
+            continue
+        text = str(v)
+        if not text.strip():
+            continue
+        total += 1
+        label = detect.whole_value_label(text)
+        if label is not None:
+            whole[label] += 1
+        elif detect.find_spans(text):
+            embedded += 1
+    if total == 0:
+        return None, 0.0, "no non-empty values sampled"
+    if whole:
+        label, hits = whole.most_common(1)[0]
+        share = hits / total
+        if share >= VALUE_SHARE and hits >= min(2, total):
+            return label, share, f"{share:.0%} of {total} sampled values are {label}"
+    mixed = embedded + sum(whole.values())
+    share = mixed / total
+    if mixed >= TEXT_MIN_HITS and share >= TEXT_SHARE:
+        return "FREE_TEXT", share, f"{share:.0%} of {total} sampled values contain personal data or secrets"
+    return None, 0.0, f"no sensitive values in {total} sampled values"
+
+
+def classify_column(
+    table: str, column: str, declared: str | None = None, values: Sequence[Any] | None = None
+) -> ColumnClass:
+    """Combine name, type and value evidence into one :class:`ColumnClass`."""
+    by_name = classify_name(table, column, declared)
+    result = by_name or ColumnClass(None, 0.0, {})
+    if declared:
+        result.evidence.setdefault("type", str(declared))
+    if not values:
+        return result
+    label, share, why = classify_values(values)
+    result.evidence["values"] = why
+    if label is None:
+        return result
+    if by_name is not None and by_name.label == label:
+        result.confidence = round(min(0.99, max(by_name.confidence, share) + 0.05), 2)
+    elif by_name is None or label != "FREE_TEXT":
+        # values that are clearly one thing outrank a name (a "contact" column full of e-mails)
+        result.label = label
+        result.confidence = round(min(0.95, share if label != "FREE_TEXT" else 0.5 + share), 2)
+    return result
+
+
+__all__ = ["ColumnClass", "classify_column", "classify_name", "classify_values", "type_category", "words"]

@@ -1,0 +1,168 @@
+"""Value-based detection: which parts of a text are personal data or secrets.
+
+Presidio's pattern and checksum recognizers cost tens of microseconds per
+call, so one compiled prefilter runs first and most cells (no ``@``, no long
+digit run, no key-like token) never reach them. Only the recognizers whose
+kind of candidate the prefilter saw are asked.
+
+Presidio runs fully offline: recognizers are used directly (no
+``AnalyzerEngine``, so no spaCy model is ever loaded or downloaded) and the
+e-mail recognizer's public-suffix lookup (``tldextract``, which fetches a
+list from the network) is replaced by a local syntax check. Presidio is
+imported on first use only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from governed_db.masking.labels import ENTITY_LABELS
+from governed_db.masking.secret_patterns import find_secrets, is_password_hash
+
+_PREFILTER = re.compile(
+    r"(?P<email>[^\s@]@[^\s@.]+\.[^\s@])"
+    r"|(?P<digits>\d[\d\s().\-/+]{5,}\d)"
+    r"|(?P<iban>\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4})"
+    r"|(?P<ipv6>[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4})"
+    r"|(?P<secret>AKIA|ASIA|AIza|gh[pousr]_|github_pat_|[spr]k_(?:live|test)_|xox[abprs]-|eyJ|-----BEGIN|whsec_|sk-)"
+    r"|(?P<token>[A-Za-z0-9+/_\-]{32,})"
+    r"|(?P<kv>(?i:api[_-]?key|secret|token|passw(?:or)?d|pwd)[\"']?\s*[:=])"
+)
+
+#: prefilter group -> Presidio recognizers to ask
+_GROUP_RECOGNIZERS = {
+    "email": ("email",),
+    "digits": ("phone", "credit_card", "us_ssn", "ip", "uk_nhs"),
+    "iban": ("iban",),
+    "ipv6": ("ip",),
+}
+_SECRET_GROUPS = frozenset({"secret", "token", "kv"})
+#: below this Presidio score a match is noise (Presidio's weak SSN patterns score 0.05)
+MIN_SCORE = 0.4
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    label: str
+    score: float
+
+
+_lock = threading.Lock()
+_recognizers: dict[str, tuple[Any, str]] | None = None
+
+
+def _offline_email_recognizer() -> Any:
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc,unused-ignore]
+        """Presidio's pattern with a local check instead of tldextract's network lookup."""
+
+        def validate_result(self, pattern_text: str) -> bool:
+            domain = pattern_text.rpartition("@")[2]
+            labels = domain.split(".")
+            return len(labels) >= 2 and all(labels) and labels[-1].isalpha() and len(labels[-1]) >= 2
+
+    return OfflineEmailRecognizer()
+
+
+def recognizers() -> dict[str, tuple[Any, str]]:
+    """name -> (Presidio recognizer, entity), built once per process on first use."""
+    global _recognizers
+    if _recognizers is not None:
+        return _recognizers
+    with _lock:
+        if _recognizers is None:
+            from presidio_analyzer.predefined_recognizers import (
+                CreditCardRecognizer,
+                IbanRecognizer,
+                IpRecognizer,
+                NhsRecognizer,
+                PhoneRecognizer,
+                UsSsnRecognizer,
+            )
+
+            _recognizers = {
+                "email": (_offline_email_recognizer(), "EMAIL_ADDRESS"),
+                "phone": (PhoneRecognizer(), "PHONE_NUMBER"),
+                "credit_card": (CreditCardRecognizer(), "CREDIT_CARD"),
+                "us_ssn": (UsSsnRecognizer(), "US_SSN"),
+                "ip": (IpRecognizer(), "IP_ADDRESS"),
+                "uk_nhs": (NhsRecognizer(), "UK_NHS"),
+                "iban": (IbanRecognizer(), "IBAN_CODE"),
+            }
+    return _recognizers
+
+
+def has_candidate(text: str) -> bool:
+    return _PREFILTER.search(text) is not None
+
+
+def find_spans(text: str) -> list[Span]:
+    """Non-overlapping sensitive spans of ``text``, in order."""
+    first = _PREFILTER.search(text)
+    if first is None:
+        return []
+    groups: set[str] = set()
+    for m in _PREFILTER.finditer(text, first.start()):
+        groups.add(m.lastgroup or "")
+    found: list[Span] = []
+    if groups & _SECRET_GROUPS:
+        found.extend(Span(s, e, "SECRET", 1.0) for s, e in find_secrets(text))
+    wanted: dict[str, None] = {}
+    for g in groups:
+        for name in _GROUP_RECOGNIZERS.get(g, ()):
+            wanted[name] = None
+    if wanted:
+        table = recognizers()
+        for name in wanted:
+            recognizer, entity = table[name]
+            for r in recognizer.analyze(text, entities=[entity], nlp_artifacts=None):
+                if r.score >= MIN_SCORE:
+                    found.append(Span(r.start, r.end, ENTITY_LABELS.get(r.entity_type, "SECRET"), r.score))
+    return _merge(found)
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    if len(spans) < 2:
+        return spans
+    # longest first at each start, then drop whatever overlaps something kept
+    spans.sort(key=lambda s: (s.start, -(s.end - s.start), -s.score))
+    out: list[Span] = []
+    for s in spans:
+        if out and s.start < out[-1].end:
+            if s.end > out[-1].end:  # partial overlap: widen the kept span (mask more, never less)
+                last = out[-1]
+                out[-1] = Span(last.start, s.end, last.label, max(last.score, s.score))
+            continue
+        out.append(s)
+    return out
+
+
+def replace_spans(text: str, spans: Iterable[Span]) -> str:
+    parts: list[str] = []
+    pos = 0
+    for s in spans:
+        parts.append(text[pos : s.start])
+        parts.append(f"[{s.label}]")
+        pos = s.end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def whole_value_label(text: str) -> str | None:
+    """The label when the whole value is one sensitive item (``alice@x.org``, a card number, a key)."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if is_password_hash(stripped):
+        return "PASSWORD"
+    spans = find_spans(stripped)
+    if len(spans) == 1 and spans[0].end - spans[0].start >= 0.9 * len(stripped):
+        return spans[0].label
+    return None

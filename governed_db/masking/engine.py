@@ -1,0 +1,230 @@
+"""Per-connection masking state: configuration, catalog, table classifications, lineage cache.
+
+Kept in ``gov.state["masking"]``. Table facts (columns, labels) are read
+once per connection and schema version (DDL through the connection bumps
+the version); lineage is computed once per (statement text, schema version)
+and shared by the predicate guard (before the statement runs — the best
+moment to read the catalog) and the result plan (after).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from governed_db.analysis import Analysis, sqlglot_dialect
+from governed_db.identity import Identity
+from governed_db.masking import schema
+from governed_db.masking.catalog import Catalog, load_catalog, table_key
+from governed_db.masking.classify import ColumnClass, classify_column, classify_name
+from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
+from governed_db.masking.lineage import Lineage, trace
+from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+
+if TYPE_CHECKING:
+    from governed_db.pipeline import Governor
+
+#: a table whose catalog could not be read is tried again after this many seconds
+RETRY_SECONDS = 30.0
+_LINEAGE_CACHE = 512
+
+
+@dataclass
+class TableInfo:
+    key: str
+    columns: list[str] | None
+    classes: dict[str, ColumnClass] = field(default_factory=dict)
+    read_at: float = 0.0
+
+
+@dataclass
+class StatementFacts:
+    """What masking needs to know about one statement, identity-independent."""
+
+    lineage: Lineage | None
+    #: string literals written by INSERT/UPDATE/MERGE (checked for masked placeholders)
+    written_literals: tuple[str, ...] = ()
+    writes: bool = False
+
+
+class MaskingState:
+    def __init__(self, gov: Governor) -> None:
+        self.gov = gov
+        self.config: MaskingConfig = load_config(gov.settings.option("masking"))
+        self.catalog: Catalog | None = load_catalog(self.config.catalog)
+        self.ctx = StrategyContext(resolve_key(self.config))
+        self.dialect = gov.dialect
+        self.sg_dialect = sqlglot_dialect(gov.dialect)
+        self.tables: dict[str, TableInfo] = {}
+        self.version = 0
+        self.facts: OrderedDict[tuple[str, int], StatementFacts] = OrderedDict()
+        self.maskers: dict[tuple[str, str, str], Masker] = {}
+        self.lock = threading.RLock()
+
+    @property
+    def active(self) -> bool:
+        return self.config.active_in(self.gov.environment)
+
+    # -- tables ----------------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        with self.lock:
+            self.version += 1
+            self.tables.clear()
+            self.facts.clear()
+
+    def columns_of(self, node: exp.Table) -> tuple[str, list[str] | None]:
+        key = table_key(".".join(p.name for p in node.parts))
+        info = self.table(key, node)
+        return key, info.columns
+
+    def table(self, key: str, node: exp.Table | None = None) -> TableInfo:
+        info = self.tables.get(key)
+        if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
+            return info
+        with self.lock:
+            info = self._read_table(key, node)
+            self.tables[key] = info
+        return info
+
+    def _read_table(self, key: str, node: exp.Table | None) -> TableInfo:
+        raw = self.gov.raw
+        if node is not None:
+            bare = node.copy()
+            bare.set("alias", None)
+            table_sql = bare.sql(dialect=self.sg_dialect)
+            name = node.name
+            db = node.args.get("db")
+            schema_name = db.name if isinstance(db, exp.Identifier) else None
+        else:
+            table_sql, name, schema_name = (
+                key,
+                key.rsplit(".", 1)[-1],
+                (key.rsplit(".", 1)[0] if "." in key else None),
+            )
+        cols = schema.read_columns(raw, self.dialect, table_sql, schema_name, name)
+        info = TableInfo(key, [c for c, _ in cols] if cols else None, read_at=time.monotonic())
+        if cols is None:
+            return info
+        types = {c.lower(): t for c, t in cols}
+        missing = [c for c, _ in cols if self.catalog is None or self.catalog.lookup(key, c) is None]
+        values: dict[str, list[Any]] = {}
+        if missing and self.config.online and self.config.sample_rows > 0:
+            sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
+            if sampled is not None:
+                names, rows = sampled
+                for i, n in enumerate(names):
+                    values[n.lower()] = [r[i] for r in rows if i < len(r)]
+        for c in missing:
+            info.classes[c.lower()] = classify_column(key, c, types.get(c.lower()), values.get(c.lower()))
+        return info
+
+    def column_class(self, key: str, column: str) -> ColumnClass | None:
+        """The label of ``key.column`` (catalog first, then online); ``None`` when not sensitive.
+
+        For a table whose catalog cannot be read, the name alone decides, and
+        :data:`UNREADABLE` says that values must be checked as they pass.
+        """
+        if self.catalog is not None:
+            found = self.catalog.lookup(key, column)
+            if found is not None:
+                return found if found.label else None
+        info = self.table(key)
+        if info.columns is None:
+            by_name = classify_name(key, column, None)
+            return by_name if by_name is not None else UNREADABLE
+        cls = info.classes.get(column.lower())
+        if cls is None or cls.label is None or cls.confidence < self.config.min_confidence:
+            return None
+        return cls
+
+    def table_classes(self, key: str) -> dict[str, ColumnClass] | None:
+        """Sensitive columns of a table (``None`` when its columns are unknown)."""
+        info = self.table(key)
+        out: dict[str, ColumnClass] = {}
+        names = set(info.columns or ())
+        if self.catalog is not None:
+            for t, c, _cls in self.catalog:
+                if t == key or t.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]:
+                    names.add(c)
+        if info.columns is None and not names:
+            return None
+        for c in names:
+            cls = self.column_class(key, c)
+            if cls is not None and cls is not UNREADABLE:
+                out[c.lower()] = cls
+        return out
+
+    # -- statements ------------------------------------------------------------------------------
+    def facts_for(self, analysis: Analysis) -> StatementFacts:
+        key = (analysis.sql, self.version)
+        found = self.facts.get(key)
+        if found is not None:
+            self.facts.move_to_end(key)
+            return found
+        facts = self._facts(analysis)
+        with self.lock:
+            self.facts[key] = facts
+            while len(self.facts) > _LINEAGE_CACHE:
+                self.facts.popitem(last=False)
+        return facts
+
+    def _facts(self, analysis: Analysis) -> StatementFacts:
+        stmts = [s for s in analysis.statements if s.expression is not None]
+        if analysis.error is not None or len(stmts) != 1:
+            return StatementFacts(None)
+        tree = stmts[0].expression
+        assert tree is not None
+        lineage = trace(tree, self.columns_of, self.sg_dialect)
+        writes = isinstance(tree, (exp.Insert, exp.Update, exp.Merge)) or stmts[0].kind == "write"
+        literals = (
+            tuple(
+                lit.this for lit in tree.find_all(exp.Literal) if lit.is_string and isinstance(lit.this, str)
+            )
+            if writes
+            else ()
+        )
+        return StatementFacts(lineage, literals, writes)
+
+    # -- who sees what ---------------------------------------------------------------------------
+    def grants(self, identity: Identity) -> list[Grant]:
+        return list(unmask_grants(self.config, identity, self.gov.environment))
+
+    def masker(self, key: str, column: str, cls: ColumnClass) -> Masker:
+        label = cls.label or "SENSITIVE"
+        name, options = cls.strategy or self.config.strategy_for(key, column, label)
+        cache_key = (f"{key}.{column}", label, name)
+        found = self.maskers.get(cache_key)
+        if found is None:
+            found = build_strategy(name, label, _freeze(options), self.ctx)
+            self.maskers[cache_key] = found
+        return found
+
+    def label_masker(self, label: str) -> Masker:
+        name, options = self.config.strategy_for("", "", label)
+        cache_key = ("", label, name)
+        found = self.maskers.get(cache_key)
+        if found is None:
+            found = build_strategy(name, label, _freeze(options), self.ctx)
+            self.maskers[cache_key] = found
+        return found
+
+
+def _freeze(options: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(options)
+
+
+#: marker class: the table's columns are unknown, so values are checked as they pass
+UNREADABLE = ColumnClass("UNKNOWN", 1.0, {"catalog": "table catalog could not be read"})
+
+
+def state_for(gov: Governor) -> MaskingState:
+    st = gov.state.get("masking")
+    if st is None:
+        st = gov.state.setdefault("masking", MaskingState(gov))
+    return st  # type: ignore[no-any-return]

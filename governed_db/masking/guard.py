@@ -1,0 +1,128 @@
+"""Closing the side doors of masking: predicates, write-backs and error messages.
+
+* A column masked for an identity cannot be used by it to filter, join, sort or
+  group (``WHERE ssn LIKE '5%'`` would reveal the value one character at a
+  time), nor copied into another column (``UPDATE t SET note = ssn``).
+* A masked placeholder (``[EMAIL]``, ``j***@example.com``, ``hmac:...``,
+  ``TOK_...``) written back by INSERT/UPDATE would destroy the real value: refused.
+* Database errors that echo values (``Key (email)=(alice@example.com) already
+  exists``, ``Duplicate entry '...'``, ``Failing row contains (...)``) are
+  scrubbed in place, keeping the exception's type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from governed_db.analysis import Analysis
+from governed_db.decision import Action, RuleHit
+from governed_db.identity import Identity
+from governed_db.masking.engine import MaskingState
+from governed_db.masking.plan import Access
+from governed_db.masking.strategies import looks_masked
+from governed_db.masking.strategies.spans import scrub_text
+
+PREDICATE_RULE = "masked-column-predicate"
+COPY_RULE = "masked-column-copy"
+WRITE_BACK_RULE = "masked-value-write"
+
+_ECHOES = (
+    re.compile(r"(Key \([^)]*\)=\()(.*?)(\)(?: already exists| is not present| conflicts))", re.S),
+    re.compile(r"(Failing row contains \()(.*)(\))", re.S),
+    re.compile(r"(Duplicate entry ')(.*?)(' for key)", re.S),
+    re.compile(r"(Incorrect \w+ value: ')(.*?)(')", re.S),
+    re.compile(r"(Data truncated for column '[^']*' at row \d+: ')(.*?)(')", re.S),
+)
+
+
+def _action(state: MaskingState) -> Action:
+    return Action.REQUIRE_APPROVAL if state.config.predicate_action == "require_approval" else Action.DENY
+
+
+def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
+    if any(s.kind == "ddl" for s in analysis.statements):
+        state.invalidate()  # the schema is changing: re-read it on next sight
+    access = Access(state, identity)
+    if access.everything or not analysis.statements:
+        return None
+    if not any(s.kind in ("read", "write", "ddl") for s in analysis.statements):
+        return None
+    facts = state.facts_for(analysis)
+    if facts.lineage is not None:
+        for clause, origin in facts.lineage.uses:
+            if not access.is_masked(origin):
+                continue
+            cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
+            cols = cols or (origin.hint or "a masked column")
+            if clause == "copy":
+                return RuleHit(
+                    COPY_RULE,
+                    _action(state),
+                    f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
+                    "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
+                )
+            return RuleHit(
+                PREDICATE_RULE,
+                _action(state),
+                f"masked column(s) {cols} are used in {clause}; filtering or sorting on a masked value reveals it",
+                "filter on a non-sensitive key (an id) instead, or ask for an unmask grant (masking.unmask) "
+                "for your role",
+            )
+    if facts.writes:
+        values = list(facts.written_literals)
+        values.extend(_param_strings(params))
+        for v in values:
+            if looks_masked(v):
+                return RuleHit(
+                    WRITE_BACK_RULE,
+                    Action.DENY,
+                    "the statement writes a masked placeholder back to the database, which would destroy the real value",
+                    "write real values only: re-read the row through an identity allowed to see it, or leave "
+                    "the column out of the statement",
+                )
+    return None
+
+
+def _param_strings(params: Any, depth: int = 0) -> Iterator[str]:
+    if params is None or depth > 2:
+        return
+    if isinstance(params, str):
+        yield params
+    elif isinstance(params, Mapping):
+        for v in params.values():
+            yield from _param_strings(v, depth + 1)
+    elif isinstance(params, (list, tuple)):
+        for v in params:
+            yield from _param_strings(v, depth + 1)
+
+
+def scrub_message(text: str) -> str:
+    for pattern in _ECHOES:
+        text = pattern.sub(lambda m: m.group(1) + "[REDACTED]" + m.group(3), text)
+    return scrub_text(text)
+
+
+def scrub_error(state: MaskingState, exc: BaseException) -> None:
+    """Replace echoed values in ``exc.args`` (and its notes) in place."""
+    try:
+        args = exc.args
+    except AttributeError:
+        return
+    changed = False
+    new_args = []
+    for a in args:
+        if isinstance(a, str):
+            s = scrub_message(a)
+            changed = changed or s != a
+            new_args.append(s)
+        else:
+            new_args.append(a)
+    if changed:
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.args = tuple(new_args)
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        notes[:] = [scrub_message(n) if isinstance(n, str) else n for n in notes]

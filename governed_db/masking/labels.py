@@ -1,0 +1,70 @@
+"""Semantic labels for sensitive data, and how each is masked by default.
+
+A label says *what* a column holds (``EMAIL``, ``US_SSN``, ``SECRET``...);
+the strategy says *how* it is masked. The defaults below keep a little shape
+where that helps an agent reason about the data (the e-mail domain, the last
+four digits of a card) and reveal nothing where any part would hurt
+(passwords, secrets, names, addresses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+#: label -> (default strategy name, default strategy options)
+_DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "EMAIL": ("partial", {"email": "keep_domain"}),
+    "PHONE": ("partial", {"keep_last": 2}),
+    "PERSON_NAME": ("redact", {}),
+    "US_SSN": ("partial", {"keep_last": 4}),
+    "NATIONAL_ID": ("redact", {}),
+    "CREDIT_CARD": ("partial", {"keep_last": 4}),
+    "IBAN": ("partial", {"keep_first": 2, "keep_last": 4}),
+    "IP_ADDRESS": ("redact", {}),
+    "DATE_OF_BIRTH": ("generalize", {"granularity": "year"}),
+    "ADDRESS": ("redact", {}),
+    "PASSWORD": ("redact", {}),
+    "SECRET": ("redact", {}),
+    # free text or JSON that contains sensitive values: only the matching spans are replaced
+    "FREE_TEXT": ("spans", {}),
+}
+
+#: Every label governed_db assigns, in a stable order.
+LABELS: tuple[str, ...] = tuple(_DEFAULTS)
+
+DEFAULT_STRATEGIES: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyType(
+    {k: (name, MappingProxyType(opts)) for k, (name, opts) in _DEFAULTS.items()}
+)
+
+#: Presidio entity types (and our own detector names) -> governed_db label
+ENTITY_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "EMAIL_ADDRESS": "EMAIL",
+        "PHONE_NUMBER": "PHONE",
+        "US_SSN": "US_SSN",
+        "US_ITIN": "NATIONAL_ID",
+        "US_PASSPORT": "NATIONAL_ID",
+        "UK_NHS": "NATIONAL_ID",
+        "UK_NINO": "NATIONAL_ID",
+        "CREDIT_CARD": "CREDIT_CARD",
+        "IBAN_CODE": "IBAN",
+        "IP_ADDRESS": "IP_ADDRESS",
+        "SECRET": "SECRET",
+        "PRIVATE_KEY": "SECRET",
+    }
+)
+
+#: Labels a value detector can recognise on its own (the others come from names and types).
+VALUE_LABELS: frozenset[str] = frozenset(ENTITY_LABELS.values())
+
+
+def normalize_label(label: Any) -> str | None:
+    """``"email"`` -> ``"EMAIL"``; ``None``/empty -> ``None`` (reviewed as not sensitive)."""
+    if label is None:
+        return None
+    text = str(label).strip().upper().replace("-", "_").replace(" ", "_")
+    if not text or text in ("NONE", "NULL", "PUBLIC"):
+        return None
+    return text

@@ -1,0 +1,385 @@
+"""Column lineage: which source columns each result column (and each predicate) is made of.
+
+A walk over the statement's sqlglot tree (copied, never mutated), scope by
+scope: ``FROM`` items (tables, subqueries, CTEs) become sources whose columns
+come from the database catalog (``columns_of``); each projection becomes an
+:class:`Origin`:
+
+* ``column`` — a plain source column passed through (aliases, subqueries,
+  CTEs and UNION branches keep it plain);
+* ``expr`` — computed from source columns (``upper``, ``||``, ``hex``, CASE,
+  casts, aggregates...): masked whole when any source is sensitive;
+* ``row`` — a whole row (``row_to_json(u)``, ``SELECT u``): sensitive fields
+  (or the whole value) masked;
+* ``const`` — no column involved (literals, ``count(*)``);
+* ``unknown`` — could not be traced: value-based detection, and masking
+  when unsure.
+
+Columns used in WHERE/JOIN/GROUP BY/HAVING/ORDER BY/window clauses, and
+columns copied by INSERT ... SELECT, UPDATE ... SET and CREATE TABLE AS, are
+collected as *uses* for the predicate guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+#: (table key, column) of a real table
+Ref = tuple[str, str]
+#: table node -> (table key, its columns in order, or None when unknown)
+ColumnsOf = Callable[[exp.Table], "tuple[str, list[str] | None]"]
+
+_QUERY = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
+#: aggregates whose result says nothing about the values they read
+_OPAQUE = (exp.Count, exp.Exists)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    kind: str  # column | expr | row | const | unknown
+    sources: frozenset[Ref] = frozenset()
+    #: tables whose whole row flows into the value
+    rows: frozenset[str] = frozenset()
+    #: the name as written, for columns nothing could resolve
+    hint: str | None = None
+
+    @property
+    def traced(self) -> bool:
+        return self.kind != "unknown"
+
+
+CONST = Origin("const")
+
+
+def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
+    sources: set[Ref] = set()
+    rows: set[str] = set()
+    unknown = False
+    hint = None
+    for o in origins:
+        sources |= o.sources
+        rows |= o.rows
+        if o.kind == "unknown":
+            unknown = True
+            hint = hint or o.hint
+    if unknown:
+        return Origin("unknown", frozenset(sources), frozenset(rows), hint)
+    if not sources and not rows:
+        return CONST
+    return Origin("row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    name: str
+    origin: Origin
+
+
+@dataclass
+class Lineage:
+    #: result columns in order; ``None`` when the statement's result shape is not known
+    outputs: list[Output] | None = None
+    #: False when a ``*`` over a table of unknown columns made the count uncertain
+    exact: bool = True
+    #: (clause, origin) for every column used to filter, join, sort, group or copied
+    uses: list[tuple[str, Origin]] = field(default_factory=list)
+    #: table key -> SQL to reference it (as written), for every real table read
+    tables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Source:
+    alias: str
+    table: str | None
+    columns: list[tuple[str, Origin]] | None
+
+    def find(self, name: str) -> Origin | None:
+        if self.columns is None:
+            return None
+        for n, o in self.columns:
+            if n == name:
+                return o
+        return None
+
+    def whole_row(self) -> Origin:
+        if self.table is not None:
+            return Origin("row", rows=frozenset({self.table}))
+        if self.columns is None:
+            return Origin("unknown")
+        return combine((o for _, o in self.columns), kind="row")
+
+
+@dataclass
+class _Scope:
+    sources: list[_Source]
+    parent: _Scope | None = None
+    projections: list[Output] = field(default_factory=list)
+
+
+class _Walker:
+    def __init__(self, columns_of: ColumnsOf, dialect: str) -> None:
+        self.columns_of = columns_of
+        self.dialect = dialect
+        self.lineage = Lineage()
+
+    # -- sources ---------------------------------------------------------------------------------
+    def table_source(self, node: exp.Table, ctes: dict[str, tuple[list[Output], bool]]) -> _Source:
+        alias = (node.alias_or_name or node.name).lower()
+        if not node.args.get("db") and node.name.lower() in ctes:
+            outs, exact = ctes[node.name.lower()]
+            return _Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
+        key, cols = self.columns_of(node)
+        bare = node.copy()
+        bare.set("alias", None)
+        self.lineage.tables.setdefault(key, bare.sql(dialect=self.dialect))
+        columns = (
+            None
+            if cols is None
+            else [(c.lower(), Origin("column", frozenset({(key, c.lower())}))) for c in cols]
+        )
+        return _Source(alias, key, columns)
+
+    def from_item(
+        self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], scope: _Scope | None
+    ) -> _Source:
+        if isinstance(node, exp.Table):
+            if node.this is None or isinstance(node.this, (exp.Identifier, str)):
+                return self.table_source(node, ctes)
+            # a table function (unnest, generate_series, json_each...): its columns come from its arguments
+            inner = self.expr(node.this, scope or _Scope([]), ctes)
+            return _Source(
+                node.alias_or_name.lower(), None, None if inner.kind == "const" else [("*", inner)]
+            )
+        if isinstance(node, (exp.Subquery, *_QUERY)):
+            query = node.this if isinstance(node, exp.Subquery) else node
+            outs, exact = self.query(query, ctes, scope)
+            alias = node.alias_or_name.lower() if isinstance(node, exp.Subquery) else ""
+            return _Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
+        return _Source(getattr(node, "alias_or_name", "").lower(), None, None)
+
+    # -- columns ---------------------------------------------------------------------------------
+    def column(self, col: exp.Column, scope: _Scope) -> Origin:
+        name = col.name.lower()
+        qualifier = col.table.lower()
+        s: _Scope | None = scope
+        while s is not None:
+            if qualifier:
+                for src in s.sources:
+                    if src.alias == qualifier or (src.table and src.table.rsplit(".", 1)[-1] == qualifier):
+                        if isinstance(col.this, exp.Star):
+                            return src.whole_row()
+                        found = src.find(name)
+                        if found is not None:
+                            return found
+                        if src.table is not None:
+                            return Origin("column", frozenset({(src.table, name)}))
+                        if src.columns is not None and len(src.columns) == 1 and src.columns[0][0] == "*":
+                            return src.columns[0][1]
+                        return Origin("unknown", hint=name)
+            else:
+                hits = [o for src in s.sources if (o := src.find(name)) is not None]
+                if len(hits) == 1:
+                    return hits[0]
+                if hits:
+                    return combine(hits)
+                rows = [src for src in s.sources if src.alias == name]
+                if rows:
+                    return rows[0].whole_row()
+                unknown = [
+                    src for src in s.sources if src.columns is None or src.columns[:1] == [("*", CONST)]
+                ]
+                if unknown:
+                    candidates = [Origin("column", frozenset({(u.table, name)})) for u in unknown if u.table]
+                    if candidates and len(candidates) == len(unknown):
+                        return (
+                            combine(candidates, kind="column")
+                            if len(candidates) == 1
+                            else combine(candidates)
+                        )
+                    return Origin("unknown", hint=name)
+                fn = [src for src in s.sources if src.columns and src.columns[0][0] == "*"]
+                if fn:
+                    return combine(src.columns[0][1] for src in fn if src.columns)
+                for out in s.projections:  # ORDER BY / GROUP BY an output alias
+                    if out.name.lower() == name:
+                        return out.origin
+            s = s.parent
+        return Origin("unknown", hint=name)
+
+    def expr(self, node: exp.Expression, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> Origin:
+        if isinstance(node, exp.Column):
+            return self.column(node, scope)
+        if isinstance(node, (exp.Alias, exp.Paren)):
+            return self.expr(node.this, scope, ctes)
+        if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star, exp.Parameter)):
+            return CONST
+        if isinstance(node, _QUERY):
+            query = node.this if isinstance(node, exp.Subquery) else node
+            outs, exact = self.query(query, ctes, scope)
+            return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
+        parts = [self.expr(child, scope, ctes) for child in node.iter_expressions()]
+        if isinstance(node, _OPAQUE):
+            return CONST
+        return combine(parts, kind="expr")
+
+    # -- queries ---------------------------------------------------------------------------------
+    def ctes_of(
+        self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], scope: _Scope | None
+    ) -> dict[str, tuple[list[Output], bool]]:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if not with_:
+            return ctes
+        local = dict(ctes)
+        for cte in with_.expressions:
+            name = cte.alias_or_name.lower()
+            local[name] = ([], False)  # a recursive reference to itself is untraceable
+            outs, exact = self.query(cte.this, local, scope)
+            columns = [c.name for c in (cte.args.get("alias").columns if cte.args.get("alias") else [])]
+            if columns and len(columns) == len(outs):
+                outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
+            local[name] = (outs, exact)
+        return local
+
+    def query(
+        self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], parent: _Scope | None
+    ) -> tuple[list[Output], bool]:
+        ctes = self.ctes_of(node, ctes, parent)
+        if isinstance(node, exp.Subquery):
+            return self.query(node.this, ctes, parent)
+        if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
+            left, lx = self.query(node.this, ctes, parent)
+            right, rx = self.query(node.expression, ctes, parent)
+            if lx and rx and len(left) == len(right):
+                merged = []
+                for a, b in zip(left, right, strict=True):
+                    plain = a.origin.kind in ("column", "const") and b.origin.kind in ("column", "const")
+                    merged.append(
+                        Output(a.name, combine((a.origin, b.origin), kind="column" if plain else "expr"))
+                    )
+                return merged, True
+            every = combine([o.origin for o in left] + [o.origin for o in right])
+            return [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left], False
+        if isinstance(node, exp.Values):
+            width = len(node.expressions[0].expressions) if node.expressions else 0
+            return [Output(f"column{i + 1}", CONST) for i in range(width)], True
+        if not isinstance(node, exp.Select):
+            return [], False
+        scope = _Scope([], parent)
+        from_ = node.args.get("from_") or node.args.get("from")
+        if from_ is not None:
+            scope.sources.append(self.from_item(from_.this, ctes, parent))
+        for join in node.args.get("joins") or ():
+            scope.sources.append(self.from_item(join.this, ctes, parent))
+        outputs: list[Output] = []
+        exact = True
+        for proj in node.expressions:
+            if isinstance(proj, exp.Star) or (
+                isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
+            ):
+                chosen = scope.sources
+                if isinstance(proj, exp.Column) and proj.table:
+                    q = proj.table.lower()
+                    chosen = [s for s in scope.sources if s.alias == q] or scope.sources
+                for src in chosen:
+                    if src.columns is None:
+                        exact = False
+                        outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
+                    else:
+                        outputs.extend(Output(n, o) for n, o in src.columns)
+                continue
+            outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
+        scope.projections = outputs
+        self.uses_of(node, scope, ctes)
+        return outputs, exact
+
+    def uses_of(self, node: exp.Select, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> None:
+        clauses: list[tuple[str, exp.Expression | None]] = [
+            ("WHERE", node.args.get("where")),
+            ("GROUP BY", node.args.get("group")),
+            ("HAVING", node.args.get("having")),
+            ("ORDER BY", node.args.get("order")),
+            ("QUALIFY", node.args.get("qualify")),
+        ]
+        for join in node.args.get("joins") or ():
+            clauses.append(("JOIN", join.args.get("on")))
+            for ident in join.args.get("using") or ():
+                clauses.append(
+                    ("JOIN", exp.column(ident.name) if isinstance(ident, exp.Identifier) else ident)
+                )
+        for window in node.find_all(exp.Window):
+            clauses.append(
+                (
+                    "PARTITION BY",
+                    exp.Tuple(expressions=[e.copy() for e in window.args.get("partition_by") or ()]),
+                )
+            )
+            clauses.append(("ORDER BY", window.args.get("order")))
+        for clause, part in clauses:
+            if part is None:
+                continue
+            if clause in ("ORDER BY", "GROUP BY"):
+                for item in part.expressions:
+                    target = item.this if isinstance(item, exp.Ordered) else item
+                    if isinstance(target, exp.Literal) and target.is_int:
+                        idx = int(target.name) - 1
+                        if 0 <= idx < len(scope.projections):
+                            self.lineage.uses.append((clause, scope.projections[idx].origin))
+                        continue
+                    self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
+                continue
+            self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+
+def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:
+    """Lineage of one parsed statement (the tree is copied, not modified)."""
+    tree = statement.copy()
+    w = _Walker(columns_of, dialect)
+    lin = w.lineage
+    if isinstance(tree, _QUERY):
+        outs, exact = w.query(tree, {}, None)
+        lin.outputs, lin.exact = outs, exact
+        return lin
+    if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Merge)):
+        ctes = w.ctes_of(tree, {}, None)
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        scope = _Scope([])
+        if isinstance(target, exp.Table):
+            scope.sources.append(w.table_source(target, ctes))
+        for key in ("from_", "from", "using"):
+            extra = tree.args.get(key)
+            if isinstance(extra, exp.From):
+                scope.sources.append(w.from_item(extra.this, ctes, None))
+            elif isinstance(extra, exp.Expression):
+                scope.sources.append(w.from_item(extra, ctes, None))
+        for join in tree.args.get("joins") or ():
+            scope.sources.append(w.from_item(join.this, ctes, None))
+        query = tree.args.get("expression")
+        if isinstance(query, _QUERY):
+            outs, _ = w.query(query, ctes, None)
+            lin.uses.extend(("copy", o.origin) for o in outs)
+        if isinstance(tree, exp.Update):
+            for assignment in tree.expressions:
+                value = assignment.expression if isinstance(assignment, exp.EQ) else assignment
+                lin.uses.append(("copy", w.expr(value, scope, ctes)))
+        where = tree.args.get("where")
+        if where is not None:
+            lin.uses.append(("WHERE", w.expr(where, scope, ctes)))
+        returning = tree.args.get("returning")
+        if returning is not None:
+            outputs: list[Output] = []
+            for proj in returning.expressions:
+                if isinstance(proj, exp.Star):
+                    src = scope.sources[0] if scope.sources else None
+                    if src is None or src.columns is None:
+                        lin.exact = False
+                        outputs.append(Output("*", src.whole_row() if src else Origin("unknown")))
+                    else:
+                        outputs.extend(Output(n, o) for n, o in src.columns)
+                else:
+                    outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
+            lin.outputs = outputs
+        return lin
+    return lin

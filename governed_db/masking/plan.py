@@ -1,0 +1,211 @@
+"""Turning lineage into maskers for one identity: the plan built once per result.
+
+Rules, per result column:
+
+* plain column of a sensitive source -> that column's strategy;
+* several plain sources (UNION) -> their common strategy, or ``redact`` when they differ;
+* an expression over a sensitive column -> ``redact`` (no encoding of it may pass);
+* a whole row / JSON of a table with sensitive columns -> those fields masked inside the
+  JSON, or the whole value when it is not JSON;
+* untraced, or from a table whose catalog cannot be read -> value-based detection, and
+  the name's label when the name says what it is (fail closed).
+
+A grant (``masking.unmask``) for the identity lifts the mask of what it covers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from governed_db.identity import Identity
+from governed_db.masking import detect
+from governed_db.masking.catalog import table_key
+from governed_db.masking.classify import ColumnClass, classify_name
+from governed_db.masking.config import Grant
+from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
+from governed_db.masking.lineage import Origin
+from governed_db.masking.strategies import Masker
+from governed_db.masking.strategies.redact import constant_for
+from governed_db.masking.strategies.spans import scrub_text, scrub_value
+
+
+class Access:
+    """What one identity may see on one connection."""
+
+    def __init__(self, state: MaskingState, identity: Identity) -> None:
+        self.state = state
+        self.grants: list[Grant] = state.grants(identity)
+        #: a grant without label or column limits: nothing is masked for this identity
+        self.everything = any(not g.labels and not g.columns for g in self.grants)
+
+    def hidden(self, key: str, column: str) -> ColumnClass | None:
+        """The column's class when it is masked for this identity; ``None`` when it is visible."""
+        cls = self.state.column_class(key, column)
+        if cls is None:
+            return None
+        if cls is not UNREADABLE and any(g.unmasks(key, column, cls.label or "") for g in self.grants):
+            return None
+        return cls
+
+    def hidden_fields(self, key: str) -> dict[str, ColumnClass] | None:
+        classes = self.state.table_classes(key)
+        if classes is None:
+            return None
+        return {
+            c: cls
+            for c, cls in classes.items()
+            if not any(g.unmasks(key, c, cls.label or "") for g in self.grants)
+        }
+
+    def is_masked(self, origin: Origin) -> bool:
+        """True when ``origin`` involves a value this identity must not see (for predicates)."""
+        if origin.kind == "const":
+            return False
+        for t, c in origin.sources:
+            cls = self.hidden(t, c)
+            if cls is not None and cls is not UNREADABLE:
+                return True
+        for t in origin.rows:
+            fields = self.hidden_fields(t)
+            if fields:
+                return True
+        if origin.kind == "unknown" and origin.hint:
+            by_name = classify_name("", origin.hint, None)
+            return by_name is not None and by_name.label not in (None, "FREE_TEXT")
+        return False
+
+
+def redact_masker(label: str) -> Masker:
+    token = f"[{label}]"
+
+    def redact(value: Any) -> Any:
+        return None if value is None else constant_for(value, token)
+
+    return redact
+
+
+def detect_masker(state: MaskingState) -> Masker:
+    """Value-based: a whole sensitive value gets its label's strategy; free text its spans."""
+
+    def detected(value: Any) -> Any:
+        if value is None:
+            return None
+        if value.__class__ is str:
+            if not detect.has_candidate(value):
+                return value
+            label = detect.whole_value_label(value)
+            return state.label_masker(label)(value) if label else scrub_text(value)
+        return scrub_value(value)
+
+    return detected
+
+
+def row_masker(state: MaskingState, fields: dict[str, Masker]) -> Masker:
+    """Mask the sensitive fields inside a JSON row (``row_to_json``), or the whole value otherwise."""
+    whole = redact_masker("ROW")
+
+    def masked_doc(doc: Any) -> Any:
+        if isinstance(doc, dict):
+            return {
+                k: (fields[str(k).lower()](v) if str(k).lower() in fields else scrub_value(v))
+                for k, v in doc.items()
+            }
+        if isinstance(doc, list):
+            return [masked_doc(v) for v in doc]
+        return scrub_value(doc)
+
+    def row(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, (dict, list)):
+            return masked_doc(value)
+        if isinstance(value, (str, bytes)):
+            try:
+                doc = json.loads(value)
+            except ValueError:
+                return whole(value)
+            if isinstance(doc, (dict, list)):
+                return json.dumps(masked_doc(doc))
+        return whole(value)
+
+    return row
+
+
+def _masker_for(origin: Origin, name: str, access: Access, tables: Sequence[str]) -> Masker | None:
+    state = access.state
+    if origin.kind == "const":
+        return None
+    hits: list[tuple[str, str, ColumnClass]] = []
+    for t, c in sorted(origin.sources):
+        cls = access.hidden(t, c)
+        if cls is not None:
+            hits.append((t, c, cls))
+    real = [h for h in hits if h[2] is not UNREADABLE]
+    unreadable = len(real) < len(hits)
+    row_fields: dict[str, Masker] = {}
+    row_unknown = False
+    for t in sorted(origin.rows):
+        fields = access.hidden_fields(t)
+        if fields is None:
+            row_unknown = True
+            continue
+        for c, cls in fields.items():
+            row_fields[c] = state.masker(t, c, cls)
+    if origin.kind == "column" and not origin.rows:
+        if real:
+            labels = {cls.label for _, _, cls in real}
+            t, c, cls = real[0]
+            if len(labels) == 1 and not unreadable:
+                return state.masker(t, c, cls)
+            return redact_masker(cls.label or "SENSITIVE")
+        return detect_masker(state) if unreadable else None
+    if origin.kind == "expr" and not origin.rows:
+        if real:
+            return redact_masker(real[0][2].label or "SENSITIVE")
+        return detect_masker(state) if unreadable else None
+    if origin.kind == "row" or (origin.rows and origin.kind != "unknown"):
+        if real:
+            return redact_masker(real[0][2].label or "SENSITIVE")
+        if row_fields:
+            return row_masker(state, row_fields)
+        return detect_masker(state) if row_unknown or unreadable else None
+    # unknown: the name may still say what it is; otherwise check values as they pass
+    if real or row_fields:
+        return redact_masker(real[0][2].label if real and real[0][2].label else "SENSITIVE")
+    hint = origin.hint or name
+    for t in tables:
+        cls = access.hidden(t, hint)
+        if cls is not None and cls is not UNREADABLE:
+            return state.masker(t, hint, cls)
+    by_name = classify_name("", hint, None)
+    if by_name is not None and by_name.label and by_name.label != "FREE_TEXT":
+        return state.label_masker(by_name.label)
+    return detect_masker(state)
+
+
+def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origin], list[str]]:
+    """One origin per result column, matched to the description."""
+    lin = facts.lineage
+    if lin is None or lin.outputs is None:
+        return [Origin("unknown", hint=n) for n in names], []
+    tables = list(lin.tables)
+    if lin.exact and len(lin.outputs) == len(names):
+        return [o.origin for o in lin.outputs], tables
+    by_name = {o.name.lower(): o.origin for o in lin.outputs if o.name != "*"}
+    star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
+    out = []
+    for n in names:
+        found = by_name.get(n.lower())
+        if found is None and len(star_tables) == 1:
+            found = Origin("column", frozenset({(table_key(star_tables[0]), n.lower())}))
+        elif found is None and star_tables:
+            found = Origin("unknown", frozenset((table_key(t), n.lower()) for t in star_tables), hint=n)
+        out.append(found if found is not None else Origin("unknown", hint=n))
+    return out, tables
+
+
+def build_maskers(names: Sequence[str], facts: StatementFacts, access: Access) -> list[Masker | None]:
+    origins, tables = origins_for(names, facts)
+    return [_masker_for(o, n, access, tables) for o, n in zip(origins, names, strict=True)]

@@ -1,0 +1,57 @@
+"""``spans``: replace only the sensitive parts of free text or JSON.
+
+``"call me at alice@example.com"`` becomes ``"call me at [EMAIL]"``. The
+text is scanned by :mod:`governed_db.masking.detect` (a compiled prefilter,
+then Presidio's pattern/checksum recognizers and governed_db's secret
+detectors); JSON objects and arrays are walked and their strings scanned.
+Cells without a candidate come back unchanged, as the same object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governed_db.masking import detect
+from governed_db.masking.strategies import Masker, StrategyContext
+
+NAME = "spans"
+SUMMARY = "In-text span replacement: only detected PII/secret spans inside text or JSON become [LABEL]."
+
+
+def scrub_text(text: str) -> str:
+    spans = detect.find_spans(text)
+    return detect.replace_spans(text, spans) if spans else text
+
+
+def scrub_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if value.__class__ is str:
+        return scrub_text(value)
+    if isinstance(value, str):
+        return scrub_text(str(value))
+    if isinstance(value, dict):
+        return {k: scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return (
+            type(value)(scrub_value(v) for v in value)
+            if isinstance(value, list)
+            else tuple(scrub_value(v) for v in value)
+        )
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+        out = scrub_text(text)
+        return raw if out == text else out.encode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool):
+        # a card or phone number stored as an integer in a column nobody labelled
+        text = str(value)
+        return value if scrub_text(text) == text else 0
+    return value
+
+
+def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
+    return scrub_value
