@@ -212,3 +212,17 @@ def test_acting_as_per_request_in_a_web_app(idp: FakeIdP, spans: Any) -> None:
     assert subjects == [("alice@example.com", "verified"), ("bob@contoso.com", "verified"),
                         ("agent-42", "verified"), ("web-app", "self-declared")]
     assert idp.jwks_fetches == 1
+
+
+def test_require_verified_identity_rule(idp: FakeIdP) -> None:
+    """The require_verified_identity rule refuses self-declared identities and lets verified ones run."""
+    from governed_db.tokens import require_verified_identity
+
+    policy = Policy(name="verified-only", rules=(require_verified_identity,))
+    token = idp.token(okta_user())
+    assert _conn(idp, lambda: token, policy=policy).execute("SELECT 1").fetchone() == (1,)
+    self_declared = governed_db.wrap(sqlite3.connect(":memory:"), identity=Identity("mallory"), policy=policy,
+                                     audit=False)
+    with pytest.raises(GuardrailViolation, match="'mallory' is self-declared") as info:
+        self_declared.execute("SELECT 1")
+    assert info.value.rules == ("verified-identity-required",)

@@ -29,6 +29,7 @@ from governed_db.tokens.config import (
 )
 from governed_db.tokens.errors import CAUSES, TokenError
 from governed_db.tokens.keys import RemoteJWKS, StaticJWKS
+from governed_db.tokens.rules import require_verified_identity
 from governed_db.tokens.verifier import DEFAULT_ALGORITHMS, TokenVerifier, VerifiedToken
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "config_from_env",
     "identity_from_claims",
     "identity_from_token",
+    "require_verified_identity",
     "resolve",
     "verify_configured",
 ]
