@@ -29,8 +29,21 @@ from governed_db.identity import Identity
 
 REVIEWER_ENV = "GOVERNED_DB_REVIEWER"
 REVIEWER_TOKEN_ENV = "GOVERNED_DB_REVIEWER_TOKEN"
-_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+
+
+def _set_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # after the subcommand it overrides the group's --store (so copied commands work as printed)
+        ctx.meta["governed_db.approvals.store"] = value
+
+
+_STORE = click.option("--store", default=None, metavar="URL|PATH", expose_value=False, callback=_set_store,
+                      help="approval store (same as the group option)")
+_FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
                        help="rich table for people, json for machines")
+
+
+def _FORMAT(f: Any) -> Any:
+    return _STORE(_FORMAT_OPTION(f))
 
 
 def _service(ctx: click.Context, config: ApprovalConfig | None = None) -> Approvals:
@@ -100,14 +113,16 @@ def _print(reqs: list[ApprovalRequest], now: float, fmt: str, *, title: str) -> 
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("id", "state", "requester", "env", "statement", "rules", "approvals", "expires"):
+    for col in ("id", "state", "approvals"):
+        table.add_column(col, no_wrap=True)  # ids must stay copyable
+    for col in ("requester", "env", "statement", "rules", "expires"):
         table.add_column(col, overflow="fold")
     for r in reqs:
         who = r.requester + (f" for {r.on_behalf_of}" if r.on_behalf_of else "")
         state = r.effective_state(now)
         until = r.grant_expires_at if state == "approved" else r.expires_at
-        table.add_row(r.id, state, who, r.environment, r.statement[:120], ", ".join(r.rules),
-                      f"{len(r.approvals)}/{r.policy.quorum}", _ts(until))
+        table.add_row(r.id, state, f"{len(r.approvals)}/{r.policy.quorum}", who, r.environment,
+                      r.statement[:120], ", ".join(r.rules), _ts(until))
     Console().print(table)
 
 
@@ -119,6 +134,8 @@ def _show(req: ApprovalRequest, now: float, fmt: str) -> None:
     from rich.table import Table
 
     info = Table(show_header=False, title=f"approval request {req.id}")
+    info.add_column(no_wrap=True)
+    info.add_column(overflow="fold")
     who = req.requester + f" ({req.requester_kind})" + (f" on behalf of {req.on_behalf_of}" if req.on_behalf_of else "")
     rows = [
         ("state", req.effective_state(now)), ("kind", req.kind), ("requester", who),
