@@ -53,7 +53,7 @@ def statement_info(
 ) -> StatementInfo:
     """Facts for one statement. ``tokens`` may be a command's re-tokenized arguments (then the parser
     gets the original ``parsed_from`` tokens of the ``full`` text)."""
-    words = [t.text.upper() for t in tokens[:4]]
+    words = [w for t in tokens[:6] for w in t.text.upper().split()][:6]  # some tokens are multi-word
     explain = explain_split(words, tokens, gd)
     if explain is not None:
         analyse, rest = explain
