@@ -303,7 +303,7 @@ class DuckDBDriver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         try:
-            raw.execute("SELECT 1")  # duckdb exposes no 'closed' flag
+            raw.cursor().close()  # no 'closed' flag; a cursor leaves any pending result alone
         except Exception:  # ConnectionException on a closed connection
             return True
         return False
