@@ -240,7 +240,8 @@ def test_unreachable_postgres_store_fails_closed(db: str) -> None:
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (10,)
     with pytest.raises(GovernanceFault) as info:
         conn.execute("DELETE FROM t")
-    assert "unreachable" in str(info.value) and "127.0.0.1:1" in str(info.value)
+    # (the host may be scrubbed from the message by error masking; the store kind and port remain)
+    assert "unreachable" in str(info.value) and "postgresql://postgres@" in str(info.value)
 
 
 @pytest.mark.parametrize(
