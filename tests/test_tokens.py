@@ -280,3 +280,45 @@ def test_token_error_pickles_with_its_cause() -> None:
     err = pickle.loads(pickle.dumps(TokenError("the token has expired", cause="expired")))
     assert type(err) is TokenError and err.cause == "expired" and str(err) == "the token has expired"
     assert isinstance(err, governed_db.GovernedDBError)
+
+
+def test_bytes_bearer_prefix_and_whitespace_are_accepted(idp: FakeIdP) -> None:
+    """A token as bytes, or with a 'Bearer ' prefix and a trailing newline, verifies as the bare token does."""
+    v = verifier(idp)
+    token = idp.token(okta_user())
+    assert v.verify(token.encode()) == v.verify(f"Bearer {token}\n") == v.verify(token)
+    with pytest.raises(TokenError) as info:
+        v.verify(12345)  # type: ignore[arg-type]
+    assert info.value.cause == "malformed"
+
+
+def test_withdrawn_key_stops_verifying_cached_tokens(idp: FakeIdP, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached verifications expire (at most MAX_CACHE_SECONDS), so a key removed from the JWKS stops working."""
+    from governed_db.tokens import verifier as verifier_module
+
+    monkeypatch.setattr(verifier_module, "MAX_CACHE_SECONDS", 0.0)
+    v = verifier(idp, jwks_url=idp.jwks_url, jwks_ttl=0, refresh_cooldown=0)
+    token = idp.token(okta_user())
+    assert v.verify(token).verified
+    idp.published.clear()  # the issuer withdraws its (compromised) key
+    with pytest.raises(TokenError) as info:
+        v.verify(token)
+    assert info.value.cause == "unknown_kid"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "ok"),
+    [
+        ({"leeway": "10", "jwks_ttl": "60", "timeout": "2.5", "cache_size": "5"}, True),
+        ({"leeway": "ten"}, False),
+        ({"leeway": -1}, False),
+        ({"timeout": 0}, False),
+    ],
+)
+def test_numeric_settings_from_text(idp: FakeIdP, kwargs: dict[str, Any], ok: bool) -> None:
+    """Numbers given as text (env, JSON config) are accepted; nonsense is a ConfigurationError."""
+    if ok:
+        assert verifier(idp, **kwargs).leeway == float(kwargs["leeway"])
+    else:
+        with pytest.raises(ConfigurationError):
+            verifier(idp, **kwargs)

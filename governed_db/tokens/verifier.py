@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -45,6 +46,9 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
 )
 DEFAULT_LEEWAY = 30.0
 DEFAULT_CACHE_SIZE = 1024
+#: a verified token is re-verified at least this often, so a key withdrawn from the JWKS stops working
+#: within minutes even for long-lived tokens already seen
+MAX_CACHE_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +99,22 @@ class TokenVerifier:
                 f"algorithms must be a non-empty subset of {', '.join(DEFAULT_ALGORITHMS)}; got {list(algorithms)} "
                 "(symmetric HS* and 'none' are never accepted)"
             )
-        if leeway < 0 or cache_size < 0:
-            raise ConfigurationError("leeway and cache_size must not be negative")
+        try:
+            leeway, jwks_ttl, refresh_cooldown, timeout = (
+                float(leeway), float(jwks_ttl), float(refresh_cooldown), float(timeout)
+            )
+            cache_size = int(cache_size)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                "leeway, jwks_ttl, refresh_cooldown and timeout must be numbers of seconds, cache_size an integer"
+            ) from None
+        if min(leeway, jwks_ttl, refresh_cooldown, cache_size) < 0 or timeout <= 0:
+            raise ConfigurationError("leeway, jwks_ttl, refresh_cooldown and cache_size must not be negative, "
+                                     "timeout must be positive")
         self.issuer = issuer
         self.audience: tuple[str, ...] = tuple(audience)
         self.claims_map = ClaimsMap.from_value(claims_map)
-        self.leeway = float(leeway)
+        self.leeway = leeway
         self.algorithms = tuple(algorithms)
         self.required_claims = tuple(dict.fromkeys(("iss", "aud", *required_claims)))
         self.keys: KeySource
@@ -121,7 +135,7 @@ class TokenVerifier:
                 timeout=timeout,
                 allow_insecure_http_for_loopback=allow_insecure_http_for_loopback,
             )
-        self.cache_size = int(cache_size)
+        self.cache_size = cache_size
         self._cache: dict[bytes, tuple[float, VerifiedToken]] = {}
         self._lock = threading.Lock()
 
@@ -134,7 +148,7 @@ class TokenVerifier:
 
     def inspect(self, token: str | bytes) -> VerifiedToken:
         """Like :meth:`verify`, with the expiry and the verified claims (for ``governed-db whoami``)."""
-        raw = token.encode("ascii", "replace") if isinstance(token, str) else bytes(token)
+        raw = _raw_token(token)
         digest = hashlib.sha256(raw).digest()
         hit = self._cache.get(digest)
         if hit is not None:
@@ -144,10 +158,15 @@ class TokenVerifier:
         verified = self._verify(raw)
         if self.cache_size:
             exp = verified.claims.get("exp")
-            until = float(exp) if isinstance(exp, (int, float)) else time.time() + 60.0
+            until = time.time() + MAX_CACHE_SECONDS
+            if isinstance(exp, (int, float)):
+                until = min(until, float(exp))
             with self._lock:
                 while len(self._cache) >= self.cache_size:
-                    self._cache.pop(next(iter(self._cache)), None)  # oldest first
+                    try:
+                        self._cache.pop(next(iter(self._cache)), None)  # oldest first
+                    except (RuntimeError, StopIteration):  # a reader dropped an expired entry meanwhile
+                        continue
                 self._cache[digest] = (until, verified)
         return verified
 
@@ -187,7 +206,21 @@ class TokenVerifier:
             dt.datetime.fromtimestamp(float(expires), tz=dt.timezone.utc) if isinstance(expires, (int, float)) else None
         )
         identity = identity_from_claims(claims, self.claims_map, issuer=self.issuer)
-        return VerifiedToken(identity, expires_at, claims)
+        return VerifiedToken(identity, expires_at, MappingProxyType(claims))
+
+
+def _raw_token(token: str | bytes) -> bytes:
+    """The token as bytes, without surrounding whitespace or an HTTP ``Bearer`` prefix."""
+    if isinstance(token, str):
+        raw = token.encode("utf-8", "replace")
+    elif isinstance(token, (bytes, bytearray, memoryview)):
+        raw = bytes(token)
+    else:
+        raise TokenError(f"a token must be str or bytes, got {type(token).__name__}", cause="malformed")
+    raw = raw.strip()
+    if raw[:7].lower() == b"bearer ":
+        raw = raw[7:].lstrip()
+    return raw
 
 
 def _header(raw: bytes) -> dict[str, Any]:
@@ -196,7 +229,7 @@ def _header(raw: bytes) -> dict[str, Any]:
         hint = " (5 parts: an encrypted JWE, which is not supported)" if parts == 5 else ""
         raise TokenError(
             f"the token is malformed: a JWT has 3 dot-separated parts, this has {parts}{hint}; "
-            "pass the raw access or ID token (without 'Bearer ')",
+            "pass the access or ID token itself",
             cause="malformed",
         )
     try:
