@@ -154,7 +154,7 @@ def test_export_csv(store: Path) -> None:
 class _Collector(BaseHTTPRequestHandler):
     received: list[Any] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         body = self.rfile.read(int(self.headers["Content-Length"]))

@@ -83,6 +83,30 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+_SCALARS = (str, int, bool)
+
+
+def _attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Span attributes as JSON-ready values; the SDK already cleaned them, so this is mostly a copy.
+
+    Tuples serialise as JSON arrays, which is what a parsed record holds, so hashing stays canonical.
+    """
+    out = dict(attrs)
+    for k, v in out.items():
+        t = type(v)
+        if t in _SCALARS:
+            continue
+        if t is float:
+            if not math.isfinite(v):
+                out[k] = str(v)
+        elif t is tuple or t is list:
+            if not all(type(x) in _SCALARS for x in v):
+                out[k] = [_plain(x) for x in v]
+        else:
+            out[k] = _plain(v)
+    return out
+
+
 def span_body(span: Any, *, pid: int) -> dict[str, Any]:
     """The recorded content of a finished SDK span (``ReadableSpan``); seq/prev are added by the store."""
     ctx = span.context
@@ -100,7 +124,7 @@ def span_body(span: Any, *, pid: int) -> dict[str, Any]:
         "span_id": format(ctx.span_id, "016x"),
         "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
         "status": status.status_code.name if status is not None else "UNSET",
-        "attrs": {str(k): _plain(v) for k, v in attrs.items()},
+        "attrs": _attributes(attrs),
         "pid": pid,
     }
     if status is not None and status.description:

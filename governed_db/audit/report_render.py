@@ -131,12 +131,12 @@ def html_page(rep: Report) -> str:
         + "<h3>Approvals (requests and reviewer decisions)</h3>"
         + _table(("time", "identity", "env", "operation", "tables", "decision", "rules", "approval", "statement"),
                  _events(rep.approvals, with_extra="1")),
-        f'<h2 id="CC72">CC7.2 — Monitoring: record integrity and sensitive-data access</h2>'
+        '<h2 id="CC72">CC7.2 — Monitoring: record integrity and sensitive-data access</h2>'
         + _verification_html(rep)
         + column_chart("Statements per day", list(rep.by_day.items()), chart_id="chart-days")
         + "<h3>Sensitive columns read (returned masked)</h3>"
         + _table(("identity", "column", "reads"), sensitive_rows),
-        f'<h2 id="CC81">CC8.1 — Change management: schema, privilege and admin statements</h2>'
+        '<h2 id="CC81">CC8.1 — Change management: schema, privilege and admin statements</h2>'
         + _table(("time", "identity", "env", "operation", "tables", "decision", "rules", "reason", "statement"),
                  _events(rep.changes)),
     ]

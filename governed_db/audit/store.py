@@ -18,6 +18,7 @@ past a checkpoint, or rewriting it wholesale, is detectable by ``verify``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -152,10 +153,8 @@ class AuditStore:
         # first use, or first use in a forked child: the inherited descriptor shares the parent's
         # open file description, and flock would not exclude the two processes from each other.
         if self._fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._pid = os.getpid()
@@ -181,10 +180,11 @@ class AuditStore:
         rec["seq"] = seq
         rec["prev"] = self._hash
         line, digest = R.encode(rec)
-        view = memoryview(line)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        n = os.write(fd, line)
+        if n != len(line):  # a short write (e.g. a signal or a full disk): finish it or raise
+            view = memoryview(line)[n:]
+            while view:
+                view = view[os.write(fd, view):]
         self._end += len(line)
         self._seq, self._hash, self._last_type = seq, digest, str(rec.get("type", ""))
         self._dirty = True
