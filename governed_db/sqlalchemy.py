@@ -91,6 +91,8 @@ def create_engine(
         identity=identity, environment=environment, policy=policy, audit=audit,
         tracer_provider=tracer_provider, options=options,
     )
+    if sqlalchemy.engine.make_url(url).get_dialect().driver == "psycopg2":
+        install_psycopg2_shim()  # before create_engine: the dialect captures its extras module there
     engine = sqlalchemy.create_engine(url, **engine_kwargs)
     if "dialect" not in options:
         guessed = SQLGLOT_DIALECTS.get(engine.dialect.name)
@@ -147,6 +149,44 @@ def _duckdb_engine_inner(raw: Any) -> Any:
     if type(raw).__module__ != "duckdb_engine" or type(raw).__name__ != "ConnectionWrapper":
         return None
     return raw.__dict__.get("_ConnectionWrapper__c")
+
+
+class _Psycopg2Extras:
+    """``psycopg2.extras`` whose type-registration functions accept a governed connection.
+
+    They are C functions that type-check their connection argument, which no
+    proxy passes; SQLAlchemy's psycopg2 dialect calls ``register_uuid`` (and
+    ``register_hstore``, ``register_default_json[b]``) on every new connection.
+    The registration only installs typecasters, so it is done on the real
+    connection underneath; everything else is psycopg2.extras itself.
+    """
+
+    _UNWRAP = ("register_uuid", "register_hstore", "register_default_json", "register_default_jsonb")
+
+    def __init__(self, extras: Any) -> None:
+        self._extras = extras
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._extras, name)
+        if name not in self._UNWRAP:
+            return value
+        from governed_db.drivers import innermost
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(innermost(a) if hasattr(a, "cursor") else a for a in args)
+            kwargs = {k: innermost(v) if k == "conn_or_curs" else v for k, v in kwargs.items()}
+            return value(*args, **kwargs)
+
+        return call
+
+
+def install_psycopg2_shim() -> None:
+    """Let SQLAlchemy's psycopg2 dialect register typecasters on governed connections (idempotent)."""
+    from psycopg2 import extras
+    from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+
+    if not isinstance(PGDialect_psycopg2.__dict__.get("_psycopg2_extras"), _Psycopg2Extras):
+        PGDialect_psycopg2._psycopg2_extras = _Psycopg2Extras(extras)
 
 
 def is_governed(engine: Any) -> bool:

@@ -58,6 +58,8 @@ def db(tmp_path: Path) -> Path:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
     conn.execute("INSERT INTO people VALUES (1, 'Grace', 'grace@example.com')")
+    conn.execute("CREATE TABLE widgets (id INTEGER PRIMARY KEY, label TEXT)")
+    conn.execute("INSERT INTO widgets VALUES (1, 'sprocket-42')")
     conn.commit()
     conn.close()
     return path
@@ -83,7 +85,7 @@ def test_notebook_code_connections_are_governed_and_refusals_render(
     assert "agent:nb-bot@alice" in _html(cells[1]) and "production" in _html(cells[1])
     assert _text(cells[2]).split() == ["governed_db.drivers.sqlite", "nb-bot", "production"]
     box = _html(cells[3])
-    assert "governed_db — Refused" in box and "refused by rule drop-truncate" in box and "Next step" in box
+    assert "governed_db — Refused" in box and "refused by rule drop" in box and "Next step" in box
     error = next(o for o in cells[3].outputs if o.output_type == "error")
     assert len(error.traceback) == 1  # one readable line, not a stack trace
     assert _text(cells[4]).strip() == "1" and _text(cells[5]).strip() == "1"
@@ -99,16 +101,16 @@ def test_jupysql_engines_are_governed(tmp_path: Path, db: Path, monkeypatch: pyt
         ("%governed_db --identity agent:sql-bot --environment production", False),
         ("%load_ext sql", False),
         (f"%sql sqlite:///{db}", False),
-        ("%sql SELECT name FROM people", False),
+        ("%sql SELECT label FROM widgets", False),
         ("%sql DROP TABLE people", True),
         ("from sql.connection import ConnectionManager\n"
          "dbapi = ConnectionManager.current._connection.connection.dbapi_connection\n"
          "print(type(dbapi).__module__, dbapi.governor.resolve_identity().subject)", False),
     ], monkeypatch)
     cells = nb.cells
-    assert "Grace" in _text(cells[4])
+    assert "sprocket-42" in _text(cells[4])
     box = _html(cells[5])
-    assert "governed_db — Refused" in box and "drop-truncate" in box
+    assert "governed_db — Refused" in box and "refused by rule drop" in box
     assert _text(cells[6]).split() == ["governed_db.drivers.sqlite", "sql-bot"]
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM people").fetchone() == (1,)  # the table survived

@@ -24,7 +24,6 @@ from governed_db.sqlalchemy import create_engine
 
 AGENT = Identity("sql-agent", kind="agent", on_behalf_of="alice")
 EMAIL = "heidi.private@example.com"
-MASKING_PENDING = pytest.mark.xfail(strict=True, reason="masking lands in issue 5")
 
 
 @pytest.fixture
@@ -50,17 +49,17 @@ def test_tool_call_gets_a_readable_refusal(url: str) -> None:
     """QuerySQLDatabaseTool returns 'Error: refused by rule …: … Next step: …', no SQL echo or trace."""
     tool = QuerySQLDatabaseTool(db=_db(url))
     answer = tool.invoke({"query": "DROP TABLE customers"})
-    assert answer.startswith("Error: refused by rule drop-truncate:")
+    assert answer.startswith("Error: refused by rule drop:")
     assert "Next step:" in answer
     assert "[SQL:" not in answer and "Traceback" not in answer and "sqlalche.me" not in answer
-    assert "Heidi" in tool.invoke({"query": "SELECT name FROM customers ORDER BY id"})  # the table survived
+    assert tool.invoke({"query": "SELECT id FROM customers ORDER BY id"}) == "[(1,), (2,)]"  # the table survived
 
 
 def test_plain_sqldatabase_over_governed_engine_is_governed_too(url: str) -> None:
     """Even the stock SQLDatabase class refuses through a governed engine (message less tidy)."""
     db = SQLDatabase(create_engine(url, identity=AGENT, environment="production"))
     answer = QuerySQLDatabaseTool(db=db).invoke({"query": "DROP TABLE customers"})
-    assert answer.startswith("Error:") and "drop-truncate" in answer
+    assert answer.startswith("Error:") and "drop" in answer
 
 
 def test_other_database_errors_keep_langchain_format(url: str) -> None:
@@ -87,7 +86,6 @@ def test_list_and_info_tools_work(url: str) -> None:
     assert "CREATE TABLE customers" in info and "3 rows from customers table" in info
 
 
-@MASKING_PENDING
 def test_sample_rows_in_prompt_are_masked(url: str) -> None:
     """The sample rows get_table_info() puts into an LLM prompt come out masked."""
     assert EMAIL not in _db(url).get_table_info()
