@@ -322,3 +322,25 @@ def test_numeric_settings_from_text(idp: FakeIdP, kwargs: dict[str, Any], ok: bo
     else:
         with pytest.raises(ConfigurationError):
             verifier(idp, **kwargs)
+
+
+def test_concurrent_first_use_fetches_the_jwks_once(idp: FakeIdP) -> None:
+    """Many threads verifying at once on a cold verifier cause one JWKS fetch and all succeed."""
+    import threading
+
+    v = verifier(idp, jwks_url=idp.jwks_url)
+    tokens = [idp.token(okta_user(jti=f"c{i}")) for i in range(16)]
+    results: list[str | None] = [None] * len(tokens)
+    barrier = threading.Barrier(len(tokens))
+
+    def work(i: int) -> None:
+        barrier.wait()
+        results[i] = v.verify(tokens[i]).token_id
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(tokens))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [f"c{i}" for i in range(16)]
+    assert idp.jwks_fetches == 1
