@@ -186,7 +186,7 @@ def install_psycopg2_shim() -> None:
     from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 
     if not isinstance(PGDialect_psycopg2.__dict__.get("_psycopg2_extras"), _Psycopg2Extras):
-        PGDialect_psycopg2._psycopg2_extras = _Psycopg2Extras(extras)
+        setattr(PGDialect_psycopg2, "_psycopg2_extras", _Psycopg2Extras(extras))  # noqa: B010 - replaces a memoized property
 
 
 def is_governed(engine: Any) -> bool:
