@@ -1,0 +1,94 @@
+"""Policy files: valid YAML becomes a policy; every problem names file, line and key; never allow-all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from governed_db.decision import Action
+from governed_db.errors import ConfigurationError
+from governed_db.identity import Identity
+from governed_db.policy import evaluate, load_policy
+from governed_db.policy_file import PolicyFileError, check_policy_file
+
+GOOD = """\
+name: acme
+environments:
+  qa: staging
+  sandbox: observe
+rules:
+  drop: require_approval
+  ddl: {production: deny, staging: warn}
+  table-deny: {tables: [payroll]}
+overrides:
+  - when: {kind: agent, environment: production}
+    rules: {write-statement: require_approval}
+identities:
+  require_verified: [production]
+limits:
+  - when: {kind: agent}
+    statements_per_minute: 60
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "policy.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_valid_file(tmp_path: Path) -> None:
+    """A valid file sets actions per environment, environment classes and a limiter."""
+    pol = load_policy(_write(tmp_path, GOOD))
+    assert pol.name == "acme" and pol.limiter is not None
+    verified = Identity("ci", kind="service", verified=True)
+    assert evaluate("DROP TABLE t", dialect="postgres", policy=pol, identity=verified).action is Action.REQUIRE_APPROVAL
+    assert evaluate("SELECT 1", dialect="postgres", policy=pol).rules == ("identity-unverified",)
+    assert evaluate("CREATE TABLE x (a int)", dialect="postgres", environment="qa", policy=pol).action is Action.WARN
+    assert evaluate("DROP TABLE t", dialect="postgres", environment="sandbox", policy=pol).action is Action.WARN
+    assert evaluate("SELECT * FROM payroll", dialect="postgres", environment="qa", policy=pol).action is Action.DENY
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("rules:\n  dorp: deny\n", 2, "rules.dorp", "did you mean 'drop'"),
+        ("rules:\n  drop: maybe\n", 2, "rules.drop", "not an action"),
+        ("rules:\n  table-deny:\n    tabels: [x]\n", 3, "rules.table-deny.tabels", "did you mean 'tables'"),
+        ("rules:\n  statement-size: {max_chars: -5}\n", 2, "rules.statement-size.max_chars", "positive integer"),
+        ("overides: []\n", 1, "overides", "did you mean 'overrides'"),
+        ("overrides:\n  - when: {kind: robot}\n    rules: {drop: warn}\n", 2, "overrides[0].when.kind", "identity kind"),
+        ("limits:\n  - when: {kind: agent}\n", 2, "limits[0]", "statements_per_minute"),
+        ("rules:\n  drop: deny\n  drop: allow\n", 3, "drop", "duplicate key"),
+        ("rules: [drop]\n", 1, "rules", "mapping"),
+        ("rules:\n  drop: deny\n bad indent: [\n", 3, "<yaml>", "not valid YAML"),
+        ("", 1, "<file>", "empty"),
+    ],
+)
+def test_problems_report_file_line_key(tmp_path: Path, text: str, line: int, key: str, words: str) -> None:
+    """Each problem names the file, the line and the offending key."""
+    path = _write(tmp_path, text)
+    _, problems = check_policy_file(path)
+    assert problems, "an invalid policy must be reported"
+    p = problems[0]
+    assert (p.file, p.line, p.key) == (str(path), line, key), p
+    assert words in p.message
+    with pytest.raises(PolicyFileError) as err:
+        load_policy(path)
+    assert str(path) in str(err.value) and isinstance(err.value, ConfigurationError)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    """A policy path that does not exist is a configuration error, not the default policy."""
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_file_reloaded_when_changed(tmp_path: Path) -> None:
+    """load_policy re-reads a file after it changes, and caches it otherwise."""
+    path = _write(tmp_path, "rules:\n  drop: warn\n")
+    first = load_policy(path)
+    assert load_policy(path) is first
+    path.write_text("rules:\n  drop: require_approval\n  truncate: warn\n")
+    assert evaluate("DROP TABLE t", dialect="sqlite", policy=path).action is Action.REQUIRE_APPROVAL
