@@ -368,3 +368,11 @@ def test_statements_not_needing_approval_never_touch_the_store(db: str, tmp_path
     conn = governed(db, str(path))
     assert conn.execute("SELECT v FROM t WHERE id = 1").fetchone() == ("v1",)
     assert not path.exists()
+
+
+def test_worked_example_in_the_docs_runs() -> None:
+    """The worked example in docs/approvals.md runs as written."""
+    text = (Path(__file__).parent.parent / "docs" / "approvals.md").read_text()
+    section = text.split("## Worked example", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/approvals.md", "exec"), {"__name__": "docs_example"})
