@@ -188,3 +188,30 @@ def test_unreachable_store_exits_1(tmp_path: Path) -> None:
     blocker.write_text("x")
     result = cli(str(blocker / "sub" / "a.sqlite3"), "list")
     assert result.exit_code == 1 and "unreachable" in result.output
+
+
+def test_verified_reviewer_token(db: str, store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reviewer token verified against the issuer's keys approves where verified reviewers are required."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="k1", alg="RS256", use="sig")
+    monkeypatch.setenv("GOVERNED_DB_TOKEN_ISSUER", "https://idp.example")
+    monkeypatch.setenv("GOVERNED_DB_TOKEN_AUDIENCE", "governed-db")
+    monkeypatch.setenv("GOVERNED_DB_TOKEN_JWKS", json.dumps({"keys": [jwk]}))
+    now = int(time.time())
+    token = jwt.encode({"iss": "https://idp.example", "aud": "governed-db", "sub": "dana", "groups": ["dba"],
+                        "iat": now, "exp": now + 300}, key, algorithm="RS256", headers={"kid": "k1"})
+    e = pending_request(db, store, reviewer_roles=["dba"], require_verified_reviewer=True)
+    self_declared = cli(store, "approve", e.request_id or "", "--as", "dana", "--role", "dba")
+    assert self_declared.exit_code == 1 and "verified token" in self_declared.output
+    forged = cli(store, "approve", e.request_id or "", "--token", token[:-4] + "AAAA")
+    assert forged.exit_code == 2 and "approved" not in forged.output
+    ok = cli(store, "approve", e.request_id or "", "--format", "json", env={"GOVERNED_DB_REVIEWER_TOKEN": token})
+    assert ok.exit_code == 0, ok.output
+    review = json.loads(ok.output)["reviews"][0]
+    assert (review["reviewer"], review["verified"], json.loads(ok.output)["state"]) == ("dana", True, "approved")
