@@ -103,10 +103,16 @@ def flavour(exc: GovernedDBError, driver_error: type[BaseException] | None) -> G
     cls = driver_flavoured(type(exc), driver_error)
     if cls is type(exc):
         return exc
-    new: Any = cls.__new__(cls)  # not Exception.__new__: C-based driver errors (psycopg2) refuse it
+    new: Any = _new(cls, driver_error)
     Exception.__init__(new, *exc.args)
     new.__dict__.update(exc.__dict__)
     return new  # type: ignore[no-any-return]
+
+
+def _new(cls: type, driver_error: Any) -> Any:
+    # The driver's __new__, not Exception's or TypeError's: C-based driver errors (psycopg2) refuse
+    # any other base's __new__ ("TypeError.__new__(InvalidStatement) is not safe").
+    return (driver_error if isinstance(driver_error, type) else cls).__new__(cls)
 
 
 def _public_class(cls: type) -> type:
@@ -125,6 +131,7 @@ def _driver_base(cls: type) -> tuple[str, str] | None:
 
 def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
     cls: type = public
+    obj: Any = None
     if driver is not None:
         try:
             obj: Any = importlib.import_module(driver[0])
@@ -132,8 +139,8 @@ def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...]
                 obj = getattr(obj, part)
             cls = driver_flavoured(public, obj)
         except (ImportError, AttributeError):
-            cls = public  # unpickled where the driver is absent: keep the governed_db class
-    exc: Any = cls.__new__(cls)
+            cls, obj = public, None  # unpickled where the driver is absent: keep the governed_db class
+    exc: Any = _new(cls, obj if cls is not public else None)
     Exception.__init__(exc, *args)
     exc.__dict__.update(state)
     return exc  # type: ignore[no-any-return]
