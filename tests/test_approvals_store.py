@@ -280,3 +280,32 @@ def test_bad_schema_name_refused() -> None:
     """The schema name is an identifier, never SQL."""
     with pytest.raises(ConfigurationError):
         PostgresStore("postgresql://u@h/db", schema='x"; DROP TABLE y; --')
+
+
+def test_governed_postgresql_connection_with_postgresql_store(pg_dsn: str, pg_conn: Any, unique: str) -> None:
+    """On PostgreSQL end to end: the refused DELETE never reaches the server; after approval it runs once."""
+    import psycopg
+
+    table = f"appr_e2e_{unique}"
+    pg_conn.execute(f"CREATE TABLE {table} (id int)")
+    pg_conn.execute(f"INSERT INTO {table} SELECT generate_series(1, 5)")
+    stores = _pg_store(pg_dsn, unique)
+    store = next(stores)
+    try:
+        conn = governed_db.wrap(psycopg.connect(pg_dsn, autocommit=True), identity=ALICE, policy=POLICY,
+                                approvals={"store": store})
+        with pytest.raises(ApprovalRequired) as e:
+            conn.execute(f"DELETE FROM {table} WHERE id > %s", (3,))
+        assert isinstance(e.value, psycopg.ProgrammingError)
+        assert pg_conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (5,)
+        svc = Approvals(ApprovalConfig(), store=store)
+        assert svc.get(e.value.request_id or "").statement.startswith(f"DELETE FROM {table} WHERE id >")
+        svc.approve(e.value.request_id or "", REVIEWERS[0], "ok")
+        conn.execute(f"DELETE FROM {table} WHERE id > %s", (3,))
+        assert pg_conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
+        with pytest.raises(ApprovalRequired):
+            conn.execute(f"DELETE FROM {table} WHERE id > %s", (3,))
+        conn.close()
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
+        next(stores, None)
