@@ -151,6 +151,9 @@ class Policy:
         return Decision.combine(hits, environment=environment, dialect=analysis.dialect, policy_name=self.name)
 
 
+#: The catalog's rule callables when this module was imported (compatibility; ``Policy()`` tracks the catalog).
+DEFAULT_RULES: tuple[Rule, ...] = catalog_rules()
+
 _DEFAULT = Policy()
 
 
@@ -225,6 +228,7 @@ def rule_ids() -> tuple[str, ...]:
 
 __all__ = [
     "DEFAULT_ENVIRONMENT",
+    "DEFAULT_RULES",
     "FAIL_CLOSED_RULES",
     "Policy",
     "Rule",

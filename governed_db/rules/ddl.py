@@ -77,9 +77,10 @@ def destructive_alter(stmt: StatementInfo | None, ctx: RuleContext, opts: Mappin
 @rule(
     "ddl",
     family="ddl",
-    rationale="Schema changes (CREATE, ALTER, COMMENT, RENAME) belong in reviewed migrations.",
-    remedy=approval_remedy("change the schema"),
-    production=Action.REQUIRE_APPROVAL,
+    rationale="Additive schema changes (CREATE, ALTER, COMMENT, RENAME) belong in reviewed migrations; they warn "
+    "by default so applications that create their tables at start-up keep working (tighten per policy).",
+    remedy="make schema changes through reviewed migrations (set ddl: require_approval to enforce)",
+    production=Action.WARN,
     staging=Action.WARN,
 )
 def ddl(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
