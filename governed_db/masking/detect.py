@@ -33,13 +33,39 @@ _PREFILTER = re.compile(
     r"|(?P<kv>(?i:api[_-]?key|secret|token|passw(?:or)?d|pwd)[\"']?\s*[:=])"
 )
 
-#: prefilter group -> Presidio recognizers to ask
+#: prefilter group -> Presidio recognizers to ask (digit runs are narrowed further by :func:`_digit_kinds`)
 _GROUP_RECOGNIZERS = {
     "email": ("email",),
-    "digits": ("phone", "credit_card", "us_ssn", "ip", "uk_nhs"),
     "iban": ("iban",),
     "ipv6": ("ip",),
 }
+_SSN_SHAPE = re.compile(r"\d{3}[- .]\d{2}[- .]\d{4}")
+_DATE_SHAPE = re.compile(
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T]\d{1,2}(?::\d{2}){0,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+)
+_QUAD_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
+def _digit_kinds(run: str) -> tuple[str, ...]:
+    """Which recognizers a digit run could satisfy (phone parsing costs ~300 us: ask it only when useful)."""
+    run = run.strip()
+    if _QUAD_SHAPE.fullmatch(run):
+        return ("ip",)
+    if _DATE_SHAPE.fullmatch(run):
+        return ()
+    n = sum(c.isdigit() for c in run)
+    kinds: list[str] = []
+    if _SSN_SHAPE.fullmatch(run) or (n == 9 and run.isdigit()):
+        kinds.append("us_ssn")
+    elif 7 <= n <= 15:
+        kinds.append("phone")
+    if 12 <= n <= 19:
+        kinds.append("credit_card")
+    if n == 10:
+        kinds.append("uk_nhs")
+    return tuple(kinds)
+
+
 _SECRET_GROUPS = frozenset({"secret", "token", "kv"})
 #: below this Presidio score a match is noise (Presidio's weak SSN patterns score 0.05)
 MIN_SCORE = 0.4
@@ -109,15 +135,16 @@ def find_spans(text: str) -> list[Span]:
     if first is None:
         return []
     groups: set[str] = set()
+    wanted: dict[str, None] = {}
     for m in _PREFILTER.finditer(text, first.start()):
-        groups.add(m.lastgroup or "")
+        group = m.lastgroup or ""
+        groups.add(group)
+        names = _digit_kinds(m.group()) if group == "digits" else _GROUP_RECOGNIZERS.get(group, ())
+        for name in names:
+            wanted[name] = None
     found: list[Span] = []
     if groups & _SECRET_GROUPS:
         found.extend(Span(s, e, "SECRET", 1.0) for s, e in find_secrets(text))
-    wanted: dict[str, None] = {}
-    for g in groups:
-        for name in _GROUP_RECOGNIZERS.get(g, ()):
-            wanted[name] = None
     if wanted:
         table = recognizers()
         for name in wanted:

@@ -18,7 +18,8 @@ _DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "EMAIL": ("partial", {"email": "keep_domain"}),
     "PHONE": ("partial", {"keep_last": 2}),
     "PERSON_NAME": ("redact", {}),
-    "US_SSN": ("partial", {"keep_last": 4}),
+    # the last four digits of an SSN are an authentication factor in their own right: nothing is kept
+    "US_SSN": ("redact", {}),
     "NATIONAL_ID": ("redact", {}),
     "CREDIT_CARD": ("partial", {"keep_last": 4}),
     "IBAN": ("partial", {"keep_first": 2, "keep_last": 4}),

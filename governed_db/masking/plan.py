@@ -83,6 +83,7 @@ def redact_masker(label: str) -> Masker:
     def redact(value: Any) -> Any:
         return None if value is None else constant_for(value, token)
 
+    redact.text_constant = token  # type: ignore[attr-defined]
     return redact
 
 

@@ -45,7 +45,12 @@ def compile_tuple_fn(maskers: Sequence[Masker | None]) -> Callable[[Sequence[Any
             parts.append(f"r[{i}]")
         else:
             env[f"m{i}"] = m
-            parts.append(f"m{i}(r[{i}])")
+            constant = getattr(m, "text_constant", None)
+            if isinstance(constant, str):
+                env[f"c{i}"] = constant
+                parts.append(f"(c{i} if r[{i}].__class__ is str else m{i}(r[{i}]))")
+            else:
+                parts.append(f"m{i}(r[{i}])")
     body = ", ".join(parts) + ("," if len(parts) == 1 else "")
     fn: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(f"lambda r: ({body})", env)
     return fn

@@ -12,6 +12,7 @@ never shown whole.
 from __future__ import annotations
 
 import re
+import string
 from typing import Any
 
 from governed_db.errors import ConfigurationError
@@ -24,17 +25,51 @@ SUMMARY = (
 )
 
 
+_ASCII_ALNUM = string.ascii_letters + string.digits
+_TABLES: dict[str, dict[int, str]] = {}
+
+
+def _table(char: str) -> dict[int, str]:
+    table = _TABLES.get(char)
+    if table is None:
+        table = _TABLES[char] = {ord(c): char for c in _ASCII_ALNUM}
+    return table
+
+
 def mask_text(text: str, keep_first: int, keep_last: int, char: str) -> str:
-    positions = [i for i, c in enumerate(text) if c.isalnum()]
-    n = len(positions)
+    # str.translate over ASCII alnum is the fast path (this runs once per masked cell)
+    if text.isascii():
+        masked = text.translate(_table(char))
+        n = masked.count(char) - text.count(char)
+    else:
+        positions = [i for i, c in enumerate(text) if c.isalnum()]
+        hidden_all = set(positions)
+        masked = "".join(char if i in hidden_all else c for i, c in enumerate(text))
+        n = len(positions)
     if n == 0:
         return char * 3
     # never reveal more than half of the significant characters
     budget = n // 2
     first = min(keep_first, budget)
     last = min(keep_last, budget - first)
-    hidden = set(positions[first : n - last] if last else positions[first:])
-    return "".join(char if i in hidden else c for i, c in enumerate(text))
+    if not first and not last:
+        return masked
+    head = _after_alnum(text, first) if first else 0
+    tail = len(text) - _after_alnum(text[::-1], last) if last else len(text)
+    return text[:head] + masked[head:tail] + text[tail:]
+
+
+def _after_alnum(text: str, count: int) -> int:
+    """Index just past the ``count``-th alphanumeric character of ``text``."""
+    if text[:count].isalnum():
+        return count
+    seen = 0
+    for i, c in enumerate(text):
+        if c.isalnum():
+            seen += 1
+            if seen == count:
+                return i + 1
+    return len(text)
 
 
 def mask_email(text: str, keep_domain: bool, char: str) -> str:
@@ -68,10 +103,19 @@ def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
 
         return partial_email
 
+    table = _table(char)
+    tail_only = keep_last > 0 and keep_first == 0
+
     def partial(value: Any) -> Any:
         if value is None:
             return None
         text = value if value.__class__ is str else _as_text(value)
+        if tail_only and text.isascii():
+            # fast path (SSNs, cards, phones): the last N characters are alphanumeric and at most half
+            tail = text[-keep_last:]
+            masked = text.translate(table)
+            if tail.isalnum() and 2 * keep_last <= masked.count(char) - text.count(char):
+                return masked[:-keep_last] + tail
         return mask_text(text, keep_first, keep_last, char)
 
     return partial

@@ -56,6 +56,8 @@ def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
             return token
         return constant_for(value, token)
 
+    # lets the per-row function inline the constant for text cells instead of calling this
+    redact.text_constant = token  # type: ignore[attr-defined]
     return redact
 
 
