@@ -169,16 +169,19 @@ def run(
     start_ns = time.time_ns() if recorder.enabled else 0
     text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)  # InvalidStatement on None...
 
-    # 1. who
+    # 1. who (a token that fails verification is a recorded refusal, never a fallback)
+    identity_problem: Decision | None = None
     try:
         identity = gov.resolve_identity()
     except GovernedDBError as e:
-        raise gov.refusal(GuardrailViolation(f"refused: no trustworthy identity ({e})")) from e
+        identity, identity_problem = UNVERIFIED, _unverified(gov, e)
+    except Exception as e:
+        identity, identity_problem = UNVERIFIED, gov.fault("resolving the identity", e)
 
     # 2-3. what, and is it allowed (analysis is cached by text + dialect; policies cache decisions)
     try:
         analysis = analyze(text, gov.dialect)
-        decision = gov.decide(analysis, identity, params)
+        decision = identity_problem or gov.decide(analysis, identity, params)
     except GovernedDBError:
         raise
     except Exception as e:
@@ -223,6 +226,20 @@ def run(
             recorder.detach(token)
         if span is not None:
             span.end()
+
+
+#: who a statement runs as when its identity could not be established (it is then refused)
+UNVERIFIED = Identity("unverified", kind="human", attributes={"source": "identity-failure"})
+
+
+def _unverified(gov: Governor, exc: GovernedDBError) -> Decision:
+    hit = RuleHit(
+        "identity-unverified",
+        Action.DENY,
+        f"no trustworthy identity ({exc})",
+        "supply a valid identity-provider token (see `governed-db whoami`), or fix the token settings",
+    )
+    return Decision.combine([hit], environment=gov.environment, dialect=gov.dialect)
 
 
 def _arm_result(

@@ -144,3 +144,32 @@ def test_driver_errors_pass_through_unchanged() -> None:
         raw.execute("SELECT * FROM missing_table")
     assert type(governed_err.value) is type(raw_err.value)
     assert str(governed_err.value) == str(raw_err.value)
+
+
+def test_identity_failure_is_a_recorded_refusal(spans: Any) -> None:
+    """A token source that fails refuses the statement and leaves a span saying so (no fallback identity)."""
+    from governed_db.errors import GovernedDBError
+
+    provider, exporter = spans
+
+    def broken_token_source() -> Identity:
+        raise GovernedDBError("token expired")
+
+    conn = _conn(identity=broken_token_source, tracer_provider=provider)
+    with pytest.raises(GuardrailViolation, match="no trustworthy identity") as info:
+        conn.execute("SELECT 1")
+    assert isinstance(info.value, sqlite3.ProgrammingError)
+    (span,) = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+    assert span.attributes["governed_db.decision"] == "deny"
+    assert span.attributes["governed_db.rules"] == ("identity-unverified",)
+    assert span.attributes["governed_db.identity.subject"] == "unverified"
+
+
+def test_crashing_identity_provider_fails_closed_in_production() -> None:
+    """An identity provider that crashes refuses the statement in production (a governance fault)."""
+
+    def crash() -> Identity:
+        raise RuntimeError("refresh endpoint down")
+
+    with pytest.raises(GovernanceFault, match="resolving the identity"):
+        _conn(identity=crash).execute("SELECT 1")

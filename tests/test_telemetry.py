@@ -21,8 +21,10 @@ def _statement_spans(exporter: Any) -> list[Any]:
 def _conn(provider: Any, **kw: Any) -> Any:
     kw.setdefault("identity", Identity("report-bot", kind="agent", on_behalf_of="alice", roles=("analyst",)))
     conn = governed_db.wrap(sqlite3.connect(":memory:"), tracer_provider=provider, audit=False, **kw)
-    governed_db.unwrap(conn).execute("CREATE TABLE users (id INTEGER, email TEXT)")
-    governed_db.unwrap(conn).execute("INSERT INTO users VALUES (1, 'a@example.com'), (2, 'b@example.com')")
+    governed_db.unwrap(conn).execute("CREATE TABLE users (id INTEGER, email TEXT, plan TEXT)")
+    governed_db.unwrap(conn).execute(
+        "INSERT INTO users VALUES (1, 'a@example.com', 'gold'), (2, 'b@example.com', 'basic')"
+    )
     return conn
 
 
@@ -30,13 +32,13 @@ def test_one_client_span_per_statement_with_semantic_conventions(spans: Any) -> 
     """A statement yields one CLIENT span with db.* attributes, identity and decision; literals are placeholders."""
     provider, exporter = spans
     conn = _conn(provider)
-    conn.execute("SELECT email FROM users WHERE email = 'a@example.com' AND id = 1").fetchall()
+    conn.execute("SELECT email FROM users WHERE plan = 'gold-secret-literal' AND id = 1").fetchall()
     (span,) = _statement_spans(exporter)
     a = span.attributes
     assert span.kind is SpanKind.CLIENT and span.name == "SELECT users"
     assert a["db.system.name"] == "sqlite"
     assert a["db.operation.name"] == "SELECT" and a["db.collection.name"] == "users"
-    assert "a@example.com" not in a["db.query.text"] and "?" in a["db.query.text"]
+    assert "gold-secret-literal" not in a["db.query.text"] and "?" in a["db.query.text"]
     assert a["governed_db.identity.subject"] == "report-bot" and a["user.id"] == "report-bot"
     assert a["governed_db.identity.kind"] == "agent"
     assert a["governed_db.identity.on_behalf_of"] == "alice"
@@ -49,12 +51,12 @@ def test_parameters_are_never_recorded_by_default(spans: Any) -> None:
     """Raw parameters appear in no attribute unless capture_parameters=True."""
     provider, exporter = spans
     conn = _conn(provider)
-    conn.execute("SELECT id FROM users WHERE email = ?", ("secret@example.com",)).fetchall()
+    conn.execute("SELECT id FROM users WHERE plan = ?", ("secret@example.com",)).fetchall()
     for span in exporter.get_finished_spans():
         assert "secret@example.com" not in repr(dict(span.attributes or {}))
     exporter.clear()
     conn = _conn(provider, capture_parameters=True)
-    conn.execute("SELECT id FROM users WHERE email = ?", ("secret@example.com",)).fetchall()
+    conn.execute("SELECT id FROM users WHERE plan = ?", ("secret@example.com",)).fetchall()
     (span,) = _statement_spans(exporter)
     assert span.attributes["db.query.parameter.0"] == "'secret@example.com'"
 
@@ -98,7 +100,7 @@ def test_rows_affected_recorded_for_writes(spans: Any) -> None:
     """A write records how many rows it affected."""
     provider, exporter = spans
     conn = _conn(provider)
-    conn.execute("UPDATE users SET email = 'x@example.com' WHERE id = 1")
+    conn.execute("UPDATE users SET plan = 'basic' WHERE id = 1")
     (span,) = _statement_spans(exporter)
     assert span.attributes["governed_db.rows_affected"] == 1
 
