@@ -35,6 +35,9 @@ _LAZY = {
     "Policy": "governed_db.policy",
     "load_policy": "governed_db.policy",
     "identity_from_token": "governed_db.tokens",
+    "TokenError": "governed_db.tokens",
+    "TokenVerifier": "governed_db.tokens",
+    "ClaimsMap": "governed_db.tokens",
 }
 
 
@@ -52,6 +55,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Action",
     "ApprovalRequired",
+    "ClaimsMap",
     "ConfigurationError",
     "Decision",
     "GovernanceFault",
@@ -61,6 +65,8 @@ __all__ = [
     "InvalidStatement",
     "Policy",
     "RuleHit",
+    "TokenError",
+    "TokenVerifier",
     "__version__",
     "acting_as",
     "current_identity",
