@@ -21,8 +21,9 @@ WRITER = textwrap.dedent(
     from governed_db import Identity
     from governed_db.identity import acting_as
 
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=sys.argv[1], environment="production")
-    conn.execute("CREATE TABLE t (a INTEGER)")
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (a INTEGER)")
+    conn = governed_db.wrap(raw, audit=sys.argv[1], environment="production")
     i = 0
     while True:
         with acting_as(Identity(f"u{i}")):

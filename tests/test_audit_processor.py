@@ -18,6 +18,7 @@ from governed_db.audit.metrics import SpanMetrics
 from governed_db.audit.store import read_records
 from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.identity import acting_as
+from governed_db.policy import evaluate
 
 
 def _statements(path: Path) -> list[dict[str, Any]]:
@@ -27,9 +28,10 @@ def _statements(path: Path) -> list[dict[str, Any]]:
 def test_wrap_records_allowed_and_refused_statements(tmp_path: Path) -> None:
     """Allowed and refused statements both land in the store, with identity, decision, rules and tables."""
     store = tmp_path / "audit.jsonl"
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=store, environment="production",
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE users (id INTEGER, email TEXT)")  # schema set up outside governance
+    conn = governed_db.wrap(raw, audit=store, environment="production",
                             identity=Identity("report-bot", kind="agent", on_behalf_of="alice"))
-    conn.execute("CREATE TABLE users (id INTEGER, email TEXT)")
     conn.execute("INSERT INTO users VALUES (1, 'a@example.com')")
     assert conn.execute("SELECT email FROM users WHERE id = 1").fetchall()
     with pytest.raises(GuardrailViolation):
@@ -37,10 +39,11 @@ def test_wrap_records_allowed_and_refused_statements(tmp_path: Path) -> None:
 
     recs = _statements(store)
     ops = [r["attrs"]["db.operation.name"] for r in recs]
-    assert ops == ["CREATE TABLE", "INSERT", "SELECT", "DROP TABLE"]
+    assert ops == ["INSERT", "SELECT", "DROP TABLE"]
     refused = recs[-1]
     assert refused["attrs"]["governed_db.decision"] == "deny"
-    assert refused["attrs"]["governed_db.rules"] == ["drop-truncate"]
+    expected = evaluate("DROP TABLE users", dialect="sqlite", environment="production").rules
+    assert expected and refused["attrs"]["governed_db.rules"] == list(expected)
     assert refused["attrs"]["error.type"] == "GuardrailViolation"
     assert refused["status"] == "ERROR"
     for r in recs:
@@ -57,16 +60,18 @@ def test_wrap_records_allowed_and_refused_statements(tmp_path: Path) -> None:
 def test_literals_and_parameters_are_not_stored_by_default(tmp_path: Path) -> None:
     """Neither literal values in the SQL nor bound parameters reach the store unless capture is enabled."""
     store = tmp_path / "audit.jsonl"
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=store)
-    conn.execute("CREATE TABLE s (v TEXT)")
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE s (v TEXT)")
+    conn = governed_db.wrap(raw, audit=store)
     conn.execute("INSERT INTO s VALUES ('literal-secret-1')")
     conn.execute("INSERT INTO s VALUES (?)", ("param-secret-2",))
     data = store.read_bytes()
     assert b"literal-secret-1" not in data and b"param-secret-2" not in data
 
     opted = tmp_path / "opted.jsonl"
-    conn2 = governed_db.wrap(sqlite3.connect(":memory:"), audit=opted, capture_parameters=True)
-    conn2.execute("CREATE TABLE s (v TEXT)")
+    raw2 = sqlite3.connect(":memory:")
+    raw2.execute("CREATE TABLE s (v TEXT)")
+    conn2 = governed_db.wrap(raw2, audit=opted, capture_parameters=True)
     conn2.execute("INSERT INTO s VALUES (?)", ("param-visible-3",))
     assert b"param-visible-3" in opted.read_bytes()
 
@@ -176,32 +181,35 @@ def test_metrics_by_identity_kind_and_environment(tmp_path: Path, spans: Any) ->
     provider, _ = spans
     reader = InMemoryMetricReader()
     proc = AuditSpanProcessor(AuditStore(tmp_path / "m.jsonl"), metrics=SpanMetrics(MeterProvider([reader])))
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, tracer_provider=provider, environment="staging")
-    conn.execute("CREATE TABLE t (a)")
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (a)")
+    conn = governed_db.wrap(raw, audit=proc, tracer_provider=provider, environment="production")
+    conn.execute("SELECT a FROM t").fetchall()
     with acting_as(Identity("bot", kind="agent")):
         conn.execute("SELECT * FROM t").fetchall()
         with pytest.raises(GuardrailViolation):
             conn.execute("DROP TABLE t")
     with provider.get_tracer("governed_db").start_as_current_span(
         "governed_db.approval.requested",
-        attributes={"governed_db.identity.kind": "agent", "governed_db.environment": "staging"},
+        attributes={"governed_db.identity.kind": "agent", "governed_db.environment": "production",
+                    "governed_db.approval.transition": "requested"},
     ):
         pass
     # a result span with masked cells, attributed to its statement's kind
     tracer = provider.get_tracer("governed_db")
     stmt = tracer.start_span("SELECT t", attributes={
-        "governed_db.decision": "allow", "governed_db.identity.kind": "service", "governed_db.environment": "staging"
+        "governed_db.decision": "allow", "governed_db.identity.kind": "service", "governed_db.environment": "production"
     })
     stmt.end()  # as in the pipeline: the statement span ends in execute(), the result is consumed later
     ctx = trace.set_span_in_context(stmt)
     tracer.start_span("governed_db.result", context=ctx, attributes={
-        "governed_db.masked_cells": 5, "governed_db.environment": "staging"
+        "governed_db.masked_cells": 5, "governed_db.environment": "production"
     }).end()
     points = _points(reader)
-    human = points[("governed_db.statements", "human", "staging")]
+    human = points[("governed_db.statements", "human", "production")]
     assert human == 1
-    assert points[("governed_db.statements", "agent", "staging")] == 2
-    assert points[("governed_db.refusals", "agent", "staging")] == 1
-    assert points[("governed_db.approvals", "agent", "staging")] == 1
-    assert points[("governed_db.masked_cells", "service", "staging")] == 5
-    assert ("governed_db.refusals", "human", "staging") not in points
+    assert points[("governed_db.statements", "agent", "production")] == 2
+    assert points[("governed_db.refusals", "agent", "production")] == 1
+    assert points[("governed_db.approvals", "agent", "production")] == 1
+    assert points[("governed_db.masked_cells", "service", "production")] == 5
+    assert ("governed_db.refusals", "human", "production") not in points

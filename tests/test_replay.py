@@ -18,7 +18,7 @@ from governed_db.cli.replay import replay as replay_cmd
 from governed_db.decision import Action, RuleHit
 from governed_db.errors import GuardrailViolation
 from governed_db.identity import acting_as
-from governed_db.policy import DEFAULT_RULES, Policy, RuleContext
+from governed_db.policy import Policy, RuleContext, default_policy
 
 
 def _no_agent_deletes(stmt: Any, ctx: RuleContext) -> RuleHit | None:
@@ -39,16 +39,24 @@ def _warn_on_orders(stmt: Any, ctx: RuleContext) -> RuleHit | None:
     return None
 
 
-STRICT = Policy(name="strict", rules=(*DEFAULT_RULES, _no_agent_deletes, _approve_updates, _warn_on_orders))
+STRICT = default_policy().with_rules(_no_agent_deletes, _approve_updates, _warn_on_orders)
 LAX = Policy(name="lax", rules=())
+
+#: a real policy file: agents may not write in production
+AGENT_NO_WRITES = """\
+name: agents-read-only
+overrides:
+  - when: {kind: agent, environment: production}
+    rules: {write-statement: deny}
+"""
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     path = tmp_path / "audit.jsonl"
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=path, environment="production",
-                            identity=Identity("alice"))
-    conn.execute("CREATE TABLE orders (id INTEGER, total REAL)")
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE orders (id INTEGER, total REAL)")
+    conn = governed_db.wrap(raw, audit=path, environment="production", identity=Identity("alice"))
     conn.execute("INSERT INTO orders VALUES (1, 9.5)")
     with acting_as(Identity("cleanup-bot", kind="agent")):
         conn.execute("DELETE FROM orders WHERE id = 1")
@@ -63,10 +71,10 @@ def store(tmp_path: Path) -> Path:
 def test_stricter_policy_shows_what_it_would_stop(store: Path) -> None:
     """A stricter policy reports statements that ran but would now be refused, need approval, or be warned."""
     result = replay(store, STRICT)
-    assert result.statements == result.replayed == 7
+    assert result.statements == result.replayed == 6
     assert result.newly_refused == 1      # the agent's DELETE
     assert result.newly_approval == 1     # alice's UPDATE
-    assert result.newly_warned == 4       # CREATE, INSERT, SELECT and the human DELETE touch orders
+    assert result.newly_warned == 3       # INSERT, SELECT and the human DELETE touch orders
     changed = {(c.identity, c.statement.split()[0], c.before, c.after) for c in result.changes}
     assert ("cleanup-bot", "DELETE", "allow", "deny") in changed
     assert ("alice", "UPDATE", "allow", "require_approval") in changed
@@ -81,6 +89,15 @@ def test_laxer_policy_shows_what_it_would_let_through(store: Path) -> None:
     assert result.relaxed == 1 and result.newly_refused == 0
     (change,) = result.changes
     assert change.before == "deny" and change.after == "allow" and change.statement == "DROP TABLE orders"
+
+
+def test_yaml_policy_file(store: Path, tmp_path: Path) -> None:
+    """A real YAML policy file is loaded with load_policy and replayed per identity kind."""
+    policy_file = tmp_path / "agents.yaml"
+    policy_file.write_text(AGENT_NO_WRITES)
+    result = replay(store, policy_file)
+    assert result.policy == "agents-read-only"
+    assert [(c.identity, c.before, c.after) for c in result.changes] == [("cleanup-bot", "allow", "deny")]
 
 
 def test_replay_uses_recorded_environment(store: Path) -> None:
@@ -98,10 +115,20 @@ def test_unreplayable_statements_are_counted(tmp_path: Path) -> None:
     assert result.statements == 1 and result.not_replayable == 1 and result.replayed == 0
 
 
-def test_cli_replay(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`governed-db policy replay` loads the policy file through load_policy and prints the changes."""
-    policy_file = tmp_path / "strict.yaml"
-    policy_file.write_text("name: strict\n")
+def test_cli_replay(store: Path, tmp_path: Path) -> None:
+    """`governed-db policy replay --policy FILE.yaml` prints the summary and the changed statements."""
+    policy_file = tmp_path / "agents.yaml"
+    policy_file.write_text(AGENT_NO_WRITES)
+    out = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(policy_file), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["newly_refused"] == 1 and data["replayed"] == 6
+    table = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(policy_file)])
+    assert "Would newly refuse" in table.output and "cleanup-bot" in table.output
+
+
+def test_cli_replay_library_policy(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI hands the --policy path to load_policy unchanged."""
     seen: list[Any] = []
 
     def fake_load(source: Any) -> Policy:
@@ -109,13 +136,19 @@ def test_cli_replay(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         return STRICT
 
     monkeypatch.setattr(replay_mod, "load_policy", fake_load)
-    out = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(policy_file), "--format", "json"])
+    out = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(tmp_path / "x.yaml"),
+                                          "--format", "json"])
     assert out.exit_code == 0, out.output
-    assert seen == [policy_file]
-    data = json.loads(out.output)
-    assert data["newly_refused"] == 1 and data["newly_approval"] == 1
-    table = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(policy_file)])
-    assert "Would newly refuse" in table.output and "agent-delete" in table.output
+    assert seen == [tmp_path / "x.yaml"]
+    assert json.loads(out.output)["newly_approval"] == 1
+
+
+def test_cli_replay_invalid_policy_is_bad_input(store: Path, tmp_path: Path) -> None:
+    """An invalid policy file exits 2 with the loader's message."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: {no-such-rule: deny}\n")
+    out = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(bad)])
+    assert out.exit_code == 2 and "error:" in out.output
 
 
 def test_cli_replay_bad_policy_is_bad_input(store: Path, tmp_path: Path) -> None:

@@ -29,9 +29,10 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/
 def store(tmp_path: Path) -> Path:
     """Activity from a human, an agent and a service: reads, a change, a refusal, a masked read, an approval."""
     path = tmp_path / "audit.jsonl"
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=path, environment="production",
-                            identity=Identity("alice"))
-    conn.execute("CREATE TABLE customers (id INTEGER, email TEXT)")
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE customers (id INTEGER, email TEXT)")
+    conn = governed_db.wrap(raw, audit=path, environment="production", identity=Identity("alice"))
+    conn.execute("SELECT id FROM customers").fetchall()
     with acting_as(Identity("report-bot", kind="agent", on_behalf_of="alice")):
         for _ in range(3):
             conn.execute("SELECT id FROM customers").fetchall()
@@ -45,6 +46,12 @@ def store(tmp_path: Path) -> Path:
         "governed_db.identity.kind": "agent", "governed_db.environment": "production",
         "governed_db.masked_columns": ["email"], "db.query.text": "SELECT * FROM customers",
     }).end()
+    tracer.start_span("ALTER TABLE customers", attributes={  # a change that waited for approval
+        "governed_db.decision": "require_approval", "governed_db.identity.subject": "alice",
+        "governed_db.identity.kind": "human", "governed_db.environment": "production", "governed_db.refused": True,
+        "governed_db.approval.request_id": "req-1", "db.operation.name": "ALTER TABLE",
+        "governed_db.statement.kinds": ["ddl"], "db.query.text": "ALTER TABLE customers ADD COLUMN x INTEGER",
+    }).end()
     tracer.start_span("governed_db.approval.approved", attributes={
         "governed_db.identity.subject": "report-bot", "governed_db.approval.reviewer": "carol",
         "governed_db.environment": "production",
@@ -56,12 +63,13 @@ def test_report_content_maps_to_soc2(store: Path) -> None:
     """The report gathers access by identity and kind, refusals, approvals with reviewers, masked reads, changes."""
     rep = build_report(store)
     assert rep.verification.ok
-    assert rep.totals["statements"] == 7 and rep.totals["identities"] == 3
-    assert rep.by_kind == {"human": 1, "agent": 5, "service": 1}
-    assert [e.operation for e in rep.refused] == ["DROP TABLE"]
+    assert rep.totals["statements"] == 8 and rep.totals["identities"] == 3
+    assert rep.by_kind == {"human": 2, "agent": 5, "service": 1}
+    assert [e.operation for e in rep.refused] == ["DROP TABLE", "ALTER TABLE"]
+    assert any(e.operation == "ALTER TABLE" and "req-1" in e.extra for e in rep.approvals)
     assert any("reviewer=carol" in e.extra for e in rep.approvals)
     assert rep.sensitive == {"report-bot": {"email": 1}}
-    assert [e.operation for e in rep.changes] == ["CREATE TABLE", "DROP TABLE"]
+    assert [e.operation for e in rep.changes] == ["DROP TABLE", "ALTER TABLE"]
     assert set(rep.criteria) == {"CC6.1", "CC6.3", "CC7.2", "CC8.1"}
 
 

@@ -3,12 +3,14 @@
 ==================================  =======  ==========================================
 ``governed_db.statements``          counter  statements run or refused
 ``governed_db.refusals``            counter  statements refused (deny, or approval needed)
-``governed_db.approvals``           counter  statements that needed an approval, and approval transitions
+``governed_db.approvals``           counter  approval transitions (requested, approved, denied, ...)
 ``governed_db.masked_cells``        counter  cells masked in results handed out
 ==================================  =======  ==========================================
 
 All carry ``governed_db.identity.kind`` and ``governed_db.environment``; masked
-cells are attributed to the kind of the statement whose result they came from.
+cells are attributed to the kind of the statement whose result they came from;
+approvals also carry ``governed_db.approval.transition`` and the requester's kind.
+A statement that waits for approval counts as a refusal (it did not run).
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ class SpanMetrics:
                  else metrics.get_meter(R.SCOPE, __version__))  # the global proxy: follows set_meter_provider
         self.statements = meter.create_counter("governed_db.statements", "{statement}", "statements seen")
         self.refusals = meter.create_counter("governed_db.refusals", "{statement}", "statements refused")
-        self.approvals = meter.create_counter(
-            "governed_db.approvals", "{event}", "statements needing approval and approval transitions")
+        self.approvals = meter.create_counter("governed_db.approvals", "{event}", "approval transitions")
         self.masked_cells = meter.create_counter("governed_db.masked_cells", "{cell}", "cells masked in results")
         # result spans end after their statement span and carry no identity: remember kinds briefly
         self._kind_by_span: OrderedDict[int, str] = OrderedDict()
@@ -52,7 +53,8 @@ class SpanMetrics:
         kind = str(attrs.get("governed_db.identity.kind", "unknown"))
         labels = {"governed_db.identity.kind": kind, "governed_db.environment": env}
         if span.name.startswith("governed_db.approval"):
-            self.approvals.add(1, labels)
+            transition = str(attrs.get("governed_db.approval.transition") or span.name.rpartition(".")[2])
+            self.approvals.add(1, {**labels, "governed_db.approval.transition": transition})
             return
         decision = attrs.get("governed_db.decision")
         if decision is None:
@@ -60,8 +62,6 @@ class SpanMetrics:
         self.statements.add(1, labels)
         if attrs.get("governed_db.refused") or decision == "deny":
             self.refusals.add(1, labels)
-        if decision == "require_approval":
-            self.approvals.add(1, labels)
         remembered = self._kind_by_span
         remembered[span.context.span_id] = kind
         if len(remembered) > _KINDS_REMEMBERED:

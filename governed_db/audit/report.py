@@ -103,6 +103,8 @@ def _event(rec: dict[str, Any], extra: str = "") -> Event:
 
 def _reviewer(rec: dict[str, Any]) -> str:
     attrs = rec.get("attrs") or {}
+    if attrs.get("governed_db.approval.reviewer"):
+        return str(attrs["governed_db.approval.reviewer"])
     for k, v in attrs.items():
         if any(w in k for w in ("reviewer", "approver", "approved_by", "decided_by")) and v:
             return str(v)
