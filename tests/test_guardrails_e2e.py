@@ -1,0 +1,161 @@
+"""End to end through governed_db.wrap: refused statements never reach SQLite, PostgreSQL or MariaDB."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db.errors import GuardrailViolation
+from governed_db.identity import Identity
+
+AGENT = Identity("e2e-bot", kind="agent", on_behalf_of="alice")
+
+
+def _count(raw: Any, table: str) -> int:
+    cur = raw.cursor()
+    cur.execute(f"SELECT COUNT(*) FROM {table}")
+    n = cur.fetchone()[0]
+    cur.close()
+    return int(n)
+
+
+# -- SQLite ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Any:
+    raw = sqlite3.connect(tmp_path / "e2e.db")
+    raw.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)")
+    raw.executemany("INSERT INTO orders VALUES (?, ?)", [(i, i * 10) for i in range(1, 6)])
+    raw.commit()
+    yield raw
+    raw.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM orders",
+        "UPDATE orders SET total = 0 WHERE 1 = 1",
+        "DROP TABLE orders",
+        "delete\n  from ORDERS -- tidy up\n",
+        "WITH gone AS (SELECT 1) DELETE FROM orders",
+        "SELECT 1; DROP TABLE orders",
+        "SELECT 'a\\'; DROP TABLE orders; --'",
+    ],
+)
+def test_sqlite_refused_statement_never_runs(lite: sqlite3.Connection, sql: str) -> None:
+    """A refused statement raises (also as sqlite3.ProgrammingError) and the rows are still there."""
+    conn = governed_db.wrap(lite, identity=AGENT)
+    with pytest.raises(GuardrailViolation) as err:
+        conn.execute(sql)
+    assert isinstance(err.value, sqlite3.ProgrammingError)
+    assert err.value.rules and err.value.remedy
+    assert _count(lite, "orders") == 5
+
+
+def test_sqlite_housekeeping_and_bounded_work_allowed(lite: sqlite3.Connection) -> None:
+    """Schema discovery, savepoints and bounded writes run in production with zero config."""
+    conn = governed_db.wrap(lite, identity=AGENT)
+    assert conn.execute("PRAGMA table_info(orders)").fetchall()
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [("orders",)]
+    conn.execute("SAVEPOINT sp1")
+    conn.execute("UPDATE orders\n   SET total = total + 1\n WHERE id = 1")
+    conn.execute("RELEASE SAVEPOINT sp1")
+    conn.commit()
+    assert conn.execute("SELECT total FROM orders WHERE id = 1").fetchone() == (11,)
+    assert conn.execute("SELECT 'DROP TABLE orders' AS s").fetchone() == ("DROP TABLE orders",)
+
+
+def test_sqlite_development_observes_only(lite: sqlite3.Connection) -> None:
+    """In development the same DELETE runs (warned and recorded)."""
+    conn = governed_db.wrap(lite, identity=AGENT, environment="development")
+    conn.execute("DELETE FROM orders")
+    assert _count(lite, "orders") == 0
+
+
+def test_sqlite_rate_limit_and_row_cap(lite: sqlite3.Connection) -> None:
+    """A policy's statement budget refuses the excess; max-rows caps what comes back."""
+    policy = governed_db.policy.load_policy({
+        "rules": {"max-rows": {"limit": 2}},
+        "limits": [{"when": {"kind": "agent"}, "statements_per_minute": 3}],
+    })  # fmt: skip
+    conn = governed_db.wrap(lite, identity=AGENT, policy=policy)
+    assert len(conn.execute("SELECT * FROM orders").fetchall()) == 2
+    conn.execute("SELECT 1")
+    conn.execute("SELECT 2")
+    with pytest.raises(GuardrailViolation) as err:
+        conn.execute("SELECT 3")
+    assert err.value.rules[0] == "rate-limit-statements"
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+@pytest.mark.postgres
+def test_postgres_refusals_never_reach_server(pg_conn: Any, unique: str) -> None:
+    """DROP, smuggled second statements and DML in a CTE are refused; the table and rows remain."""
+    table = f"gd_e2e_{unique}"
+    with pg_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, total int)")
+        cur.execute(f"INSERT INTO {table} VALUES (1, 10), (2, 20)")
+    try:
+        conn = governed_db.wrap(pg_conn, identity=AGENT)
+        cur = conn.cursor()
+        for sql in (
+            f"DROP TABLE {table}",
+            f"TRUNCATE {table}",
+            f"SELECT 'a\\'; DROP TABLE {table}; --'",
+            f"WITH d AS (DELETE FROM {table} RETURNING *) SELECT * FROM d",
+            f"EXPLAIN ANALYZE DELETE FROM {table}",
+            f"DO $$ BEGIN EXECUTE 'DROP TABLE {table}'; END $$",
+            "SELECT pg_sleep(5)",
+        ):
+            with pytest.raises(GuardrailViolation):
+                cur.execute(sql)
+        assert _count(pg_conn, table) == 2
+        cur.execute(f"SELECT E'\\'; DROP TABLE {table}; --' AS s")
+        assert cur.fetchone()[0].startswith("'")
+        for ok in ("SELECT 1", "SELECT version()", "SHOW server_version",
+                   "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+                   "SET datestyle TO ISO", f"UPDATE {table} SET total = 11 WHERE id = 1"):  # fmt: skip
+            cur.execute(ok)
+        assert _count(pg_conn, table) == 2
+    finally:
+        with pg_conn.cursor() as raw:
+            raw.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+# -- MariaDB --------------------------------------------------------------------------------------
+
+@pytest.mark.mariadb
+def test_mariadb_refusals_never_reach_server(mysql_conn: Any, unique: str) -> None:
+    """MySQL-specific tricks are refused before the server; driver housekeeping passes."""
+    table = f"gd_e2e_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, total int)")
+        cur.execute(f"INSERT INTO {table} VALUES (1, 10), (2, 20)")
+    try:
+        conn = governed_db.wrap(mysql_conn, identity=AGENT)
+        cur = conn.cursor()
+        for sql in (
+            f"DELETE FROM {table} LIMIT 1",
+            f"DROP TABLE {table}",
+            f"SELECT 1 /*!50000 , (SELECT COUNT(*) FROM {table}) */",
+            f"ANALYZE DELETE FROM {table}",
+            "SELECT SLEEP(3)",
+            f"SELECT * FROM {table} INTO OUTFILE '/tmp/{table}.txt'",
+            "SET GLOBAL general_log = 0",
+        ):
+            with pytest.raises(GuardrailViolation):
+                cur.execute(sql)
+        assert _count(mysql_conn, table) == 2
+        for ok in ("SET NAMES utf8mb4", "SHOW VARIABLES LIKE 'sql_mode'", "SELECT DATABASE()", "SELECT @@version",
+                   f"DESCRIBE {table}", f"DELETE FROM {table} WHERE id = 2"):  # fmt: skip
+            cur.execute(ok)
+        assert _count(mysql_conn, table) == 1
+    finally:
+        with mysql_conn.cursor() as raw:
+            raw.execute(f"DROP TABLE IF EXISTS {table}")
