@@ -376,3 +376,69 @@ def test_worked_example_in_the_docs_runs() -> None:
     section = text.split("## Worked example", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "docs/approvals.md", "exec"), {"__name__": "docs_example"})
+
+
+def test_wait_ends_early_when_the_request_is_denied(db: str, store_path: str) -> None:
+    """A denial while an execute waits ends the wait at once with the denial, not after the timeout."""
+    conn = governed(db, {"store": store_path, "wait": 10})
+
+    def reviewer() -> None:
+        for _ in range(200):
+            pending = approvals.list_requests(pending=True, store=store_path)
+            if pending:
+                approvals.deny(pending[0].id, reviewer=BOB, comment="not today", store=store_path)
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=reviewer)
+    t.start()
+    start = time.monotonic()
+    e = refused(conn, "DELETE FROM t")
+    t.join()
+    assert time.monotonic() - start < 8 and "denied by bob" in str(e) and "not today" in str(e)
+
+
+def test_enabled_false_in_a_mapping_turns_approvals_off(db: str, store_path: str) -> None:
+    """approvals={'enabled': False} refuses like approvals=False and files nothing."""
+    e = refused(governed(db, {"store": store_path, "enabled": False}), "DELETE FROM t")
+    assert e.request_id is None and not Path(store_path).exists()
+
+
+def test_policy_settings_apply_to_a_shared_approvals_object(db: str, store_path: str) -> None:
+    """Passing an Approvals object still lets the policy's quorum win."""
+    strict = Policy(name="strict", rules=(risky_writes,), extra={"approvals": {"quorum": 3}})
+    svc = Approvals(ApprovalConfig(store=store_path, quorum=1))
+    conn = governed_db.wrap(sqlite3.connect(db), identity=ALICE, policy=strict, approvals=svc)
+    e = refused(conn, "DELETE FROM t")
+    assert svc.get(e.request_id or "").policy.quorum == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"quorum": 0}, "quorum"),
+        ({"quorum": "2"}, "quorum"),
+        ({"grant_ttl": -1}, "grant_ttl"),
+        ({"notify": "not callable"}, "notify"),
+        ({"colour": "red"}, "unknown approvals setting"),
+    ],
+)
+def test_bad_settings_are_configuration_errors(option: dict[str, Any], message: str) -> None:
+    """Bad approvals settings are refused with a message naming the setting."""
+    with pytest.raises(governed_db.ConfigurationError, match=message):
+        approvals.resolve_config(option)
+
+
+def test_transitions_reach_the_audit_store(db: str, store_path: str, tmp_path: Path) -> None:
+    """With audit=PATH the request, the review (library/CLI side) and the consume land in the chained record."""
+    from governed_db.audit import read_records, verify
+
+    audit = tmp_path / "audit.jsonl"
+    conn = governed(db, store_path, audit=str(audit))
+    e = refused(conn, "DELETE FROM t WHERE id = 2")
+    approvals.approve(e.request_id or "", reviewer=BOB, store=store_path, audit=str(audit))
+    conn.execute("DELETE FROM t WHERE id = 2")
+    names = [r.get("name") for r in read_records(audit)]
+    assert [n for n in names if str(n).startswith("governed_db.approval.")] == [
+        "governed_db.approval.requested", "governed_db.approval.approved", "governed_db.approval.consumed"]
+    assert verify(audit).ok

@@ -137,6 +137,8 @@ def approvals_for(settings: Any) -> Approvals:
     option = settings.option("approvals")
     if isinstance(option, Approvals):
         service = option
+        if _policy_settings(settings.policy):
+            service = _with_config(option, resolve_config(option.config, settings.policy))
     else:
         from governed_db.audit import audit_processor
         from governed_db.telemetry import tracer_for
@@ -164,13 +166,13 @@ def check_approval(
 ) -> ApprovalRequest:
     """Return the grant covering this execute (the pipeline may ignore it), else raise ApprovalRequired."""
     option = settings.option("approvals")
-    if option is False:
+    service = None if option is False else approvals_for(settings)
+    if service is None or not service.config.enabled:
         raise ApprovalRequired(
             f"approval required ({decision.reason}); approvals are turned off for this connection "
             "(approvals=False), so the statement cannot run here",
             decision, statement=analysis.normalized,
         )
-    service = approvals_for(settings)
     if _decision_settings(decision):
         # review settings can differ per rule: a per-statement view over the same store and tracer
         config = resolve_config(service.config, None, decision)

@@ -20,7 +20,7 @@ so a request past its time is never usable even before anything records it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from governed_db.errors import ConfigurationError
@@ -177,7 +177,6 @@ class ApprovalConfig:
     wait: float = 0.0
     #: ``False``: no store at all; statements needing approval are simply refused
     enabled: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def review_policy(self) -> ReviewPolicy:
@@ -200,7 +199,7 @@ def config_from_mapping(data: Mapping[str, Any], base: ApprovalConfig | None = N
     cfg = base or ApprovalConfig()
     changes: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("quorum",):
+        if key == "quorum":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"approvals quorum must be an integer >= 1, got {value!r}")
             changes[key] = value

@@ -64,10 +64,15 @@ class Approvals:
             assert found.request is not None
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
             now = self.store.get(found.request.id)
-            if now is not None and now.state != "pending":
-                found = self.store.resolve(statement_hash=digest, requester=identity, environment=environment,
-                                           operations=operations, tables=analysis.tables, create=None,
-                                           emit=self._emit)
+            if now is None or now.effective_state(self.store.clock()) == "pending":
+                continue
+            if now.state != "approved":  # denied, revoked or expired while we waited
+                raise self._closed(decision, analysis, now)
+            found = self.store.resolve(statement_hash=digest, requester=identity, environment=environment,
+                                       operations=operations, tables=analysis.tables, create=None,
+                                       emit=self._emit)
+            if found.outcome == "none":  # revoked or used up between our two looks
+                raise self._closed(decision, analysis, self.get(now.id))
         if found.outcome in ("consumed", "window"):
             assert found.request is not None
             span = trace.get_current_span()  # the statement span, when the pipeline made it current
@@ -78,11 +83,20 @@ class Approvals:
             return found.request
         raise self._refusal(decision, analysis, found.outcome, found.request, sql)
 
+    def _closed(self, decision: Decision, analysis: Analysis, req: ApprovalRequest) -> ApprovalRequired:
+        if req.effective_state(self.store.clock()) == "denied":
+            return self._refusal(decision, analysis, "denied", req, analysis.sql)
+        return ApprovalRequired(
+            f"approval required ({decision.reason}); request {req.id} was "
+            f"{req.effective_state(self.store.clock())} while waiting. Run the statement again to file a new one",
+            decision, statement=analysis.normalized, request_id=req.id, fingerprint=fingerprint(analysis.normalized),
+        )
+
     def _refusal(self, decision: Decision, analysis: Analysis, outcome: str, req: ApprovalRequest | None,
                  sql: str) -> ApprovalRequired:
         fp = fingerprint(analysis.normalized)
         if req is None:  # the policy wants a reason and none was given: nothing was filed
-            ask = self.request_command(sql, analysis.dialect, req)
+            ask = self.request_command(sql, analysis.dialect)
             return ApprovalRequired(
                 f"approval required ({decision.reason}). This policy needs a reason before a request is filed: "
                 "run the statement inside `with governed_db.approvals.reason('why'):`, or ask ahead with:\n"
@@ -194,7 +208,7 @@ class Approvals:
     def approve_command(self, request_id: str) -> str:
         return f"governed-db approvals approve {request_id} --as <reviewer>{self._store_flag()}"
 
-    def request_command(self, sql: str, dialect: str, req: ApprovalRequest | None) -> str:
+    def request_command(self, sql: str, dialect: str) -> str:
         return (f"governed-db approvals request --sql {shlex.quote(sql)} --dialect {dialect} "
                 f"--reason '<why>'{self._store_flag()}")
 
