@@ -41,12 +41,12 @@ class RowsOut:
         if not st.active:
             return rows  # type: ignore[no-any-return]
         size = args[0] if args else kwargs.get("size", getattr(self.__wrapped__, "arraysize", 1))
-        return st.many(list(rows), complete=len(rows) < (size or 1))
+        return _same_kind(rows, st.many(list(rows), complete=len(rows) < (size or 1)))
 
     def fetchall(self) -> list[Any]:
         rows = self.__wrapped__.fetchall()
         st = self._self_result
-        return st.many(list(rows), complete=True) if st.active else rows
+        return _same_kind(rows, st.many(list(rows), complete=True)) if st.active else rows
 
 
 class GovernedCursor(RowsOut, wrapt.ObjectProxy):  # type: ignore[misc]
@@ -248,6 +248,11 @@ def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
     problem = gov.driver.placeholder_problem(operation, params)
     if problem:
         raise gov.refusal(InvalidStatement(problem))
+
+
+def _same_kind(raw_rows: Any, rows: list[Any]) -> Any:
+    """The masked rows in the container the driver used (PyMySQL returns tuples, others lists)."""
+    return tuple(rows) if isinstance(raw_rows, tuple) else rows
 
 
 def _params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
