@@ -74,8 +74,11 @@ def current_reason() -> str | None:
 
 
 def _policy_settings(policy_source: Any) -> Mapping[str, Any]:
-    from governed_db.policy import Policy
+    from governed_db.policy import Policy, load_policy
 
+    if policy_source is not None and not isinstance(policy_source, Policy):
+        # a file or mapping: the governor has loaded it already, so this is a cache hit
+        policy_source = load_policy(policy_source)
     if not isinstance(policy_source, Policy):
         return {}
     found = getattr(policy_source, "approvals", None)
