@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governed_db.audit import AuditStore, verify
 from governed_db.audit import records as R
@@ -218,3 +221,40 @@ def test_missing_store_is_bad_input(tmp_path: Path) -> None:
     """Verifying a path that holds no store is a configuration error, not a broken chain."""
     with pytest.raises(ConfigurationError):
         verify(tmp_path / "nope.jsonl")
+
+
+def test_quiet_chain_is_sealed_by_time(tmp_path: Path) -> None:
+    """A store that sees few records still gets a checkpoint (and anchor) after checkpoint_interval."""
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=0.05, checkpoint_interval=0.2)
+    store.append({"v": 1, "type": "span", "name": "one", "attrs": {}})
+    deadline = time.monotonic() + 10
+    while not anchor_path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["type"] for r in read_records(path)] == ["genesis", "span", "checkpoint"]
+    result = verify(path, key=KEY)
+    assert result.ok and result.macs_checked == 1
+    store.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(attrs=st.dictionaries(
+    st.text(min_size=1, max_size=20),
+    st.one_of(st.text(max_size=40), st.integers(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True),
+              st.lists(st.text(max_size=10), max_size=4)),
+    max_size=8,
+))
+def test_any_attributes_round_trip_and_verify(attrs: dict[str, object]) -> None:
+    """Whatever attribute values a span carries (unicode, huge ints, NaN), the record re-hashes identically."""
+    import tempfile
+
+    from governed_db.audit.records import _attributes
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "a.jsonl"
+        store = AuditStore(path, fsync_interval=None, checkpoint_interval=None)
+        store.append({"v": 1, "type": "span", "attrs": _attributes(attrs)})
+        store.close()
+        assert verify(path).ok
+        (rec,) = [r for r in read_records(path) if r["type"] == "span"]
+        assert set(rec["attrs"]) == set(attrs)

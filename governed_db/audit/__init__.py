@@ -11,7 +11,8 @@ Interface used by :func:`governed_db.api.wrap` and ``governed_db.telemetry``::
   ``$XDG_DATA_HOME/governed_db/audit.jsonl`` (``~/.local/share/...``);
 * ``False`` — no local store (spans still reach any OpenTelemetry exporter);
 * a path (``str`` / ``os.PathLike``; a directory means ``DIR/audit.jsonl``);
-* a mapping ``{"path": ..., "key": ..., "fsync_interval": 1.0, "checkpoint_every": 1000}``;
+* a mapping ``{"path": ..., "key": ..., "fsync_interval": 1.0, "checkpoint_every": 1000,
+  "checkpoint_interval": 60.0}``;
 * an :class:`AuditStore` or :class:`AuditSpanProcessor` built by the application.
 
 The checkpoint HMAC key comes from the mapping's ``key`` or from
@@ -36,7 +37,7 @@ from governed_db.errors import ConfigurationError
 
 _cache: dict[Path, AuditSpanProcessor] = {}
 _cache_lock = threading.Lock()
-_STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every"})
+_STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval"})
 
 
 def default_store_path() -> Path:

@@ -18,6 +18,7 @@ past a checkpoint, or rewriting it wholesale, is detectable by ``verify``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -59,6 +60,7 @@ class AuditStore:
         key: str | bytes | None = None,
         fsync_interval: float | None = 1.0,
         checkpoint_every: int = 1000,
+        checkpoint_interval: float | None = 60.0,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -67,10 +69,14 @@ class AuditStore:
             raise ConfigurationError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         if fsync_interval is not None and fsync_interval < 0:
             raise ConfigurationError(f"fsync_interval must be >= 0 seconds or None, got {fsync_interval}")
+        if checkpoint_interval is not None and checkpoint_interval <= 0:
+            raise ConfigurationError(f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}")
         self.path = p.resolve()
         self.key = R.key_bytes(key)
         self.fsync_interval = fsync_interval
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self._sealed_at = time.monotonic()
         self._lock = threading.Lock()
         self._fd = -1
         self._pid = -1
@@ -159,20 +165,25 @@ class AuditStore:
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._pid = os.getpid()
         self._end = -1
-        if self.fsync_interval:
+        if self.fsync_interval or self.checkpoint_interval:
             self._stop = threading.Event()
             self._flusher = threading.Thread(target=self._flush_loop, name="governed_db-audit-fsync", daemon=True)
             self._flusher.start()
         return self._fd
 
     def _flush_loop(self) -> None:
-        stop, interval = self._stop, float(self.fsync_interval or 1.0)
+        """fsync every ``fsync_interval``; seal a quiet chain every ``checkpoint_interval``."""
+        stop = self._stop
+        interval = min(i for i in (self.fsync_interval, self.checkpoint_interval) if i)
         while not stop.wait(interval):
-            if self._dirty:
-                try:
+            try:
+                if self._dirty and self.fsync_interval:
                     self.sync()
-                except OSError as e:
-                    log.error("governed_db audit: fsync of %s failed: %s", self.path, e)
+                if (self.checkpoint_interval and self._last_type != R.CHECKPOINT
+                        and time.monotonic() - self._sealed_at >= self.checkpoint_interval):
+                    self.checkpoint()
+            except (OSError, AuditStoreError) as e:
+                log.error("governed_db audit: background fsync/checkpoint of %s failed: %s", self.path, e)
 
     def _write(self, fd: int, body: Mapping[str, Any]) -> int:
         seq = self._seq + 1
@@ -255,6 +266,7 @@ class AuditStore:
         else:
             body["mac"] = None
         self._write(fd, body)
+        self._sealed_at = time.monotonic()
         # the log must be on disk before the anchor names it, or a power cut would look like truncation
         os.fsync(fd)
         self._dirty = False
@@ -295,4 +307,14 @@ def _after_fork_in_child() -> None:
         store._flusher = None
 
 
+def _close_all() -> None:
+    """At exit, seal and sync every store this process wrote to (providers may never be shut down)."""
+    for store in list(_stores):
+        try:
+            store.close()
+        except Exception as e:  # never turn interpreter exit into a traceback
+            log.error("governed_db audit: could not seal %s at exit: %s", store.path, e)
+
+
 os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all)
