@@ -35,21 +35,21 @@ class RowsOut:
         st = self._self_result
         return st.one(row) if st.active else row
 
-    def fetchmany(self, *args: Any, **kwargs: Any) -> list[Any]:
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         rows = self.__wrapped__.fetchmany(*args, **kwargs)
         st = self._self_result
         if not st.active:
-            return rows  # type: ignore[no-any-return]
+            return rows
         size = args[0] if args else kwargs.get("size", getattr(self.__wrapped__, "arraysize", 1))
         return _same_kind(rows, st.many(list(rows), complete=len(rows) < (size or 1)))
 
-    def fetchall(self) -> list[Any]:
+    def fetchall(self) -> Any:
         rows = self.__wrapped__.fetchall()
         st = self._self_result
         return _same_kind(rows, st.many(list(rows), complete=True)) if st.active else rows
 
 
-class GovernedCursor(RowsOut, wrapt.ObjectProxy):  # type: ignore[misc]
+class GovernedCursor(RowsOut, wrapt.ObjectProxy[Any]):
     """A DB-API cursor whose statements are governed and whose rows are masked."""
 
     def __init__(self, raw: Any, gov: Governor, connection: Any) -> None:
@@ -197,7 +197,7 @@ class DBAPICursor(CallProc, NextSet, GovernedCursor):
     """The cursor proxy for drivers governed_db has no specific module for."""
 
 
-class GovernedConnection(wrapt.ObjectProxy):  # type: ignore[misc]
+class GovernedConnection(wrapt.ObjectProxy[Any]):
     """A DB-API connection whose cursors, shortcuts and context managers stay governed."""
 
     cursor_proxy: type[GovernedCursor] = DBAPICursor

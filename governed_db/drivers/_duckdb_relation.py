@@ -65,7 +65,7 @@ METADATA = frozenset(
 )
 
 
-class GovernedRelation(wrapt.ObjectProxy):  # type: ignore[misc]
+class GovernedRelation(wrapt.ObjectProxy[Any]):
     def __init__(self, raw: Any, gov: Governor, connection: Any) -> None:
         super().__init__(raw)
         self._self_gov = gov
@@ -125,6 +125,9 @@ class GovernedRelation(wrapt.ObjectProxy):  # type: ignore[misc]
         return _box([d[0] for d in raw.description], masked)
 
     # -- streams the proxy cannot mask --------------------------------------------------------
+    def _self_reader(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _reader_gate(self, name, args, kwargs)
+
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         return self._self_reader("__arrow_c_stream__", (requested_schema,), {})
 
@@ -201,7 +204,7 @@ def _reader_output(name: str) -> Callable[..., Any]:
     return output
 
 
-def _self_reader(self: GovernedRelation, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _reader_gate(self: GovernedRelation, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     method = getattr(self.__wrapped__, name)
     out, st = self._self_emit(name, lambda: method(*args, **kwargs))
     if st.poisoned is not None:
@@ -289,6 +292,5 @@ for _name in FILE_OUTPUTS:
     setattr(GovernedRelation, _name, _file_output(_name))
 for _name in TABLE_OUTPUTS:
     setattr(GovernedRelation, _name, _table_output(_name))
-GovernedRelation._self_reader = _self_reader
 
 __all__ = ["GovernanceFault", "GovernedRelation", "wrap_result"]

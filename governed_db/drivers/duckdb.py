@@ -64,6 +64,7 @@ MODULE_REFUSED = frozenset(
 
 class DuckDBConnection(RowsOut, GovernedConnection):
     __iter__ = None  # type: ignore[assignment]  # like DuckDBPyConnection (wrapt's proxy would forward iter())
+
     def __init__(self, raw: Any, gov: Any) -> None:
         super().__init__(raw, gov)
         self._self_result = ResultState(raw, gov)

@@ -32,12 +32,12 @@ _END = object()
 
 
 class PsycopgCursor(NextSet, GovernedCursor):
-    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
-        return super().execute(query, *args, **kwargs)
+        return super().execute(operation, *args, **kwargs)
 
-    def executemany(self, query: Any, params_seq: Any, *args: Any, **kwargs: Any) -> Any:
-        out = super().executemany(query, params_seq, *args, **kwargs)
+    def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
+        out = super().executemany(operation, seq_of_parameters, *args, **kwargs)
         # executemany(returning=True) yields one result set per parameter set, all of the
         # same statement: the plan made for the first applies to every one of them.
         self._self_many = True
@@ -69,7 +69,7 @@ class PsycopgCursor(NextSet, GovernedCursor):
         check_placeholders(gov, query, params)
         self._self_many = False
 
-        def invoke(sql: Any) -> tuple[Iterator[Any], Any]:
+        def invoke(sql: Any) -> tuple[Any, Any]:
             gen = raw.stream(sql, params, **kwargs)
             return gen, next(gen, _END)  # runs the query, so the description exists for the plan
 
@@ -96,7 +96,7 @@ class PsycopgCursor(NextSet, GovernedCursor):
             yield run(gov, "cursor.copy", statement, params, invoke)
 
 
-class _OwnedByGoverned(wrapt.ObjectProxy):  # type: ignore[misc]
+class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
     """A transaction/pipeline object whose ``.connection`` is the governed connection."""
 
     def __init__(self, raw: Any, connection: Any) -> None:

@@ -40,8 +40,8 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
             args = ", ".join("%s" for _ in (params or ()))
         return f"SELECT * FROM {name}({args})"
 
-    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        raw = self.__wrapped__
+    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        raw, query = self.__wrapped__, operation
         if not getattr(raw, "name", None):
             return super().execute(query, *args, **kwargs)
         from governed_db.proxies import _params, check_placeholders
