@@ -30,10 +30,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlglot import exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token, TokenType
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {

@@ -10,7 +10,7 @@ not known.
 
 from __future__ import annotations
 
-from sqlglot.tokens import Token, TokenType
+from sqlglot import Token, TokenType
 
 Classified = tuple[str, str, frozenset[str], tuple[tuple[str, str, bool], ...]]
 

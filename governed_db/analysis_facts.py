@@ -7,10 +7,11 @@ mutates it. Statements sqlglot only knows as an opaque ``Command`` go to
 
 from __future__ import annotations
 
-from sqlglot import exp
+from typing import cast
+
+from sqlglot import Token, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token
 
 from governed_db.analysis import StatementInfo
 from governed_db.analysis_commands import classify_words, explain_split
@@ -63,7 +64,7 @@ def statement_info(
         tree = parsed[0] if parsed else None
     except SqlglotError as e:
         tree = None
-        error = f"could not parse: {_first_line(e)}"
+        error: str | None = f"could not parse: {_first_line(e)}"
     else:
         error = None if tree is not None else "empty statement"
     if tree is not None and isinstance(tree, _STATEMENTS) and not isinstance(tree, exp.Command):
@@ -74,9 +75,9 @@ def statement_info(
     known = classify_words(words, tokens, text, gd)
     if known is not None:
         kind, operation, flags, settings = known
-        return StatementInfo(kind, operation, (), (), tree, flags=flags, settings=settings)
+        return StatementInfo(kind, operation, (), (), _as_expression(tree), flags=flags, settings=settings)
     operation = words[0] if words else "UNKNOWN"
-    return StatementInfo("unknown", operation, (), (), tree, error=error)
+    return StatementInfo("unknown", operation, (), (), _as_expression(tree), error=error)
 
 
 def _explained(d: Dialect, gd: str, text: str, rest: list[Token], analyse: bool) -> StatementInfo:
@@ -86,22 +87,24 @@ def _explained(d: Dialect, gd: str, text: str, rest: list[Token], analyse: bool)
     return _wrap_explain(inner, analyse, inner.expression)
 
 
-def _wrap_explain(inner: StatementInfo, analyse: bool, tree: exp.Expression | None) -> StatementInfo:
+def _wrap_explain(inner: StatementInfo, analyse: bool, tree: exp.Expr | None) -> StatementInfo:
     """EXPLAIN only plans (a read); EXPLAIN ANALYZE *runs* the statement, so it keeps the inner facts."""
     if analyse and inner.kind != "read":
         flags = inner.flags | {"explain-analyze"}
         return StatementInfo(
-            inner.kind, inner.operation, inner.tables_read, inner.tables_written, tree, inner.error,
+            inner.kind, inner.operation, inner.tables_read, inner.tables_written, _as_expression(tree), inner.error,
             inner.where, inner.functions, inner.nested_dml, inner.select_into, inner.cascade, inner.star,
             inner.limited, inner.settings, flags, inner.qualifiers,
         )  # fmt: skip
     kind = "read" if inner.kind != "unknown" else "unknown"
     tables = tuple(dict.fromkeys((*inner.tables_read, *inner.tables_written)))
     functions = inner.functions if analyse else frozenset()
-    return StatementInfo("read", "EXPLAIN", tables, (), tree, inner.error, functions=functions) if kind == "read" else inner
+    if kind != "read":
+        return inner
+    return StatementInfo("read", "EXPLAIN", tables, (), _as_expression(tree), inner.error, functions=functions)
 
 
-def _from_tree(d: Dialect, gd: str, tree: exp.Expression) -> StatementInfo:
+def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     kind, operation, flags, settings = _classify(tree)
     read, written, qualifiers = _tables(d, gd, tree)
     functions = _functions(tree)
@@ -117,12 +120,12 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expression) -> StatementInfo:
                for s in tree.find_all(exp.Select) for p in s.expressions)  # fmt: skip
     limited = isinstance(tree, exp.Query) and (tree.args.get("limit") is not None or tree.args.get("fetch") is not None)
     return StatementInfo(
-        kind, operation, read, written, tree, None, where, functions, nested, select_into, cascade, star,
+        kind, operation, read, written, _as_expression(tree), None, where, functions, nested, select_into, cascade, star,
         limited, settings, flags, qualifiers,
     )  # fmt: skip
 
 
-def _classify(tree: exp.Expression) -> tuple[str, str, frozenset[str], tuple[tuple[str, str, bool], ...]]:
+def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str, str, bool], ...]]:
     flags: set[str] = set()
     settings: tuple[tuple[str, str, bool], ...] = ()
     if isinstance(tree, _READ):
@@ -223,7 +226,7 @@ def _pragma(tree: exp.Pragma) -> tuple[str, str, tuple[tuple[str, str, bool], ..
         name = str(node.this)
         write = name.lower().rsplit(".", 1)[-1] not in READ_PRAGMAS  # PRAGMA x(v) is PRAGMA x = v
     else:
-        name = name_node.sql() if isinstance(name_node, exp.Expression) else str(name_node)
+        name = name_node.sql() if isinstance(name_node, exp.Expr) else str(name_node)
     name = name.lower().rsplit(".", 1)[-1]
     if name in READ_PRAGMAS:
         write = False
@@ -244,7 +247,7 @@ def _copy(tree: exp.Copy, flags: set[str]) -> tuple[str, str]:
     return ("write" if from_ else "read"), "COPY"
 
 
-def _fold(ident: exp.Expression | None, strategy: NormalizationStrategy) -> str:
+def _fold(ident: exp.Expr | None, strategy: NormalizationStrategy) -> str:
     if ident is None:
         return ""
     name = ident.name
@@ -260,7 +263,7 @@ def _table_name(t: exp.Table, strategy: NormalizationStrategy) -> str:
     return ".".join(p for p in parts if p)
 
 
-def _targets(tree: exp.Expression) -> list[exp.Table]:
+def _targets(tree: exp.Expr) -> list[exp.Table]:
     out: list[exp.Table] = []
     for w in (tree, *tree.find_all(*_WRITE, exp.Into)):
         if isinstance(w, exp.Drop):
@@ -283,7 +286,7 @@ def _targets(tree: exp.Expression) -> list[exp.Table]:
     return out
 
 
-def _tables(d: Dialect, gd: str, tree: exp.Expression) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _tables(d: Dialect, gd: str, tree: exp.Expr) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     strategy = d.normalization_strategy
     ctes = {_fold(c.args.get("alias") and c.args["alias"].this, strategy) for c in tree.find_all(exp.CTE)}
     targets = _targets(tree)
@@ -306,7 +309,7 @@ def _tables(d: Dialect, gd: str, tree: exp.Expression) -> tuple[tuple[str, ...],
     return tuple(read), tuple(written), tuple(qualifiers)
 
 
-def _functions(tree: exp.Expression) -> frozenset[str]:
+def _functions(tree: exp.Expr) -> frozenset[str]:
     names: set[str] = set()
     for f in tree.find_all(exp.Func):
         if isinstance(f, exp.Anonymous):
@@ -316,7 +319,7 @@ def _functions(tree: exp.Expression) -> frozenset[str]:
     return frozenset(names)
 
 
-def _worst_where(tree: exp.Expression) -> str | None:
+def _worst_where(tree: exp.Expr) -> str | None:
     worst: str | None = None
     for node in tree.find_all(exp.Update, exp.Delete):
         w = node.args.get("where")
@@ -326,7 +329,7 @@ def _worst_where(tree: exp.Expression) -> str | None:
     return worst
 
 
-def _judge(cond: exp.Expression) -> str:
+def _judge(cond: exp.Expr) -> str:
     """``bounded`` / ``tautology`` / ``undecidable`` for a WHERE condition (conservative)."""
     while isinstance(cond, exp.Paren):
         cond = cond.this
@@ -347,18 +350,17 @@ def _judge(cond: exp.Expression) -> str:
         return "tautology" if all(s == "tautology" for s in statuses) else "undecidable"
     if isinstance(cond, (exp.EQ, exp.GTE, exp.LTE, exp.NullSafeEQ)) and cond.this == cond.expression:
         return "tautology"  # a = a
-    if isinstance(cond, exp.Like) and isinstance(cond.expression, exp.Literal):
-        if set(cond.expression.name) <= {"%"}:
-            return "undecidable"  # x LIKE '%': every non-NULL x
+    if isinstance(cond, exp.Like) and isinstance(cond.expression, exp.Literal) and set(cond.expression.name) <= {"%"}:
+        return "undecidable"  # x LIKE '%': every non-NULL x
     if isinstance(cond, exp.Not):
         return "undecidable" if _judge(cond.this) == "undecidable" else "bounded"
     return "bounded"
 
 
-_COMPLEMENT = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.LTE, exp.LTE: exp.GT, exp.LT: exp.GTE, exp.GTE: exp.LT}
+_COMPLEMENT: dict[type[exp.Expr], type[exp.Expr]] = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.LTE, exp.LTE: exp.GT, exp.LT: exp.GTE, exp.GTE: exp.LT}
 
 
-def _signature(p: exp.Expression) -> tuple[str, type, str] | None:
+def _signature(p: exp.Expr) -> tuple[str, type, str] | None:
     while isinstance(p, exp.Paren):
         p = p.this
     negate = False
@@ -374,7 +376,7 @@ def _signature(p: exp.Expression) -> tuple[str, type, str] | None:
     return None
 
 
-def _complementary(parts: list[exp.Expression]) -> bool:
+def _complementary(parts: list[exp.Expr]) -> bool:
     """``x IS NULL OR x IS NOT NULL``, ``x > 5 OR x <= 5``: every row, but only if you trust NULL handling."""
     sigs = {s for s in (_signature(p) for p in parts) if s is not None}
     for col, op, rhs in sigs:
@@ -383,6 +385,10 @@ def _complementary(parts: list[exp.Expression]) -> bool:
         if op in _COMPLEMENT and (col, _COMPLEMENT[op], rhs) in sigs:
             return True
     return False
+
+
+def _as_expression(tree: exp.Expr | None) -> exp.Expression | None:
+    return cast("exp.Expression | None", tree)
 
 
 def _first_line(e: BaseException) -> str:

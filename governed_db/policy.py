@@ -14,6 +14,7 @@ separately for every statement.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -111,10 +112,8 @@ class Policy:
         cache = self._cache
         hit = cache.get(key)
         if hit is not None:
-            try:
+            with contextlib.suppress(KeyError):  # evicted by another thread meanwhile: still valid
                 cache.move_to_end(key)
-            except KeyError:  # evicted by another thread meanwhile: still a valid decision
-                pass
             return hit
         decision = self._decide(analysis, identity, environment, rules)
         if self.cache_size > 0:
@@ -179,7 +178,8 @@ def load_policy(source: Policy | str | os.PathLike[str] | Mapping[str, Any] | No
     from governed_db.policy_file import policy_from_mapping, read_policy_file
 
     if isinstance(source, Mapping):
-        return policy_from_mapping(source, source_name="<mapping>")
+        mapped: Policy = policy_from_mapping(source, source_name="<mapping>")
+        return mapped
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
@@ -195,7 +195,7 @@ def load_policy(source: Policy | str | os.PathLike[str] | Mapping[str, Any] | No
             cached = _file_cache.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        policy = read_policy_file(path)
+        policy: Policy = read_policy_file(path)
         with _file_lock:
             _file_cache[key] = (stamp, policy)
         return policy

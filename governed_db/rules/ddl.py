@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governed_db.decision import Action
-from governed_db.rules import Finding, approval_remedy, rule
+from governed_db.rules import Finding, rule
 
 if TYPE_CHECKING:
     from governed_db.analysis import StatementInfo
