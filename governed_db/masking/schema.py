@@ -148,6 +148,8 @@ def read_columns(
         params = (name,)
     elif fam == "postgres":
         params = (table_sql,)
+    elif fam == "duckdb":
+        params = (name, schema)
     else:
         params = (schema, name)
 

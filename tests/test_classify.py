@@ -1,0 +1,190 @@
+"""Classification: detection of sensitive values offline, column labels from names/types/values, catalogs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from governed_db.masking import detect
+from governed_db.masking.catalog import Catalog, load_catalog
+from governed_db.masking.classify import ColumnClass, classify_column, classify_name, classify_values
+
+PY = sys.executable
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "label"),
+    [
+        ("contact alice.smith@example.com now", "alice.smith@example.com", "EMAIL"),
+        ("card 4111 1111 1111 1111 ok", "4111 1111 1111 1111", "CREDIT_CARD"),
+        ("ssn 536-22-8726", "536-22-8726", "US_SSN"),
+        ("call +1 415-555-2671", "+1 415-555-2671", "PHONE"),
+        ("iban DE89370400440532013000", "DE89370400440532013000", "IBAN"),
+        ("from 192.168.1.20", "192.168.1.20", "IP_ADDRESS"),
+        ("nhs 943 476 5919", "943 476 5919", "NATIONAL_ID"),
+        ("key AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "SECRET"),
+        ("gcp AIzaSyA1234567890abcdefghijklmnopqrstuv", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "SECRET"),
+        ("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "SECRET"),
+        ("stripe sk_live_abcdefghijklmnop1234", "sk_live_abcdefghijklmnop1234", "SECRET"),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.abcdefghijklmnopqrstuv",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.abcdefghijklmnopqrstuv",
+            "SECRET",
+        ),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "SECRET",
+        ),
+        ("config api_key=sEcr3tValue99", "sEcr3tValue99", "SECRET"),
+        ("random k9Xq2LmZ8vR4tY7wP1sD6fG3hJ0kL5nBq", "k9Xq2LmZ8vR4tY7wP1sD6fG3hJ0kL5nBq", "SECRET"),
+    ],
+)
+def test_detection_finds_each_kind(text: str, found: str, label: str) -> None:
+    """Each kind of PII or secret is found as one span with its label."""
+    spans = detect.find_spans(text)
+    assert [(text[s.start : s.end], s.label) for s in spans] == [(found, label)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the order shipped late",
+        "on 2024-05-12 at 10:30 the total was 432.12",
+        "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "card 4111 1111 1111 1112 fails the checksum",
+        "version 1.2.3 released",
+    ],
+)
+def test_detection_leaves_ordinary_text_alone(text: str) -> None:
+    """Dates, amounts, UUIDs, hex digests and invalid card numbers are not flagged."""
+    assert detect.find_spans(text) == []
+
+
+def _run(code: str) -> str:
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_detection_never_touches_the_network() -> None:
+    """With every socket operation raising, Presidio-based detection still works (no model, no suffix list)."""
+    code = """
+import socket
+def refuse(*a, **k):
+    raise AssertionError("network access attempted")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from governed_db.masking import detect
+spans = detect.find_spans("mail alice@example.co.uk or bob@corp.io, card 4111 1111 1111 1111, +44 20 7946 0958")
+print(sorted(s.label for s in spans))
+"""
+    assert _run(code).strip() == "['CREDIT_CARD', 'EMAIL', 'EMAIL', 'PHONE']"
+
+
+def test_import_stays_light() -> None:
+    """import governed_db (and its masking package) loads neither Presidio nor spaCy."""
+    code = """
+import sys, governed_db, governed_db.masking, governed_db.pipeline
+print(sorted(m for m in ("presidio_analyzer", "spacy", "tldextract") if m in sys.modules))
+"""
+    assert _run(code).strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "declared", "label"),
+    [
+        ("users", "email", "TEXT", "EMAIL"),
+        ("users", "billingEmail", "varchar(200)", "EMAIL"),
+        ("users", "email_verified", "BOOLEAN", None),
+        ("users", "emailVerified", "INTEGER", None),
+        ("users", "phone_count", "INTEGER", None),
+        ("users", "password_changed_at", "TIMESTAMP", None),
+        ("users", "password_hash", "TEXT", "PASSWORD"),
+        ("users", "ssn", "TEXT", "US_SSN"),
+        ("users", "name", "TEXT", "PERSON_NAME"),
+        ("products", "name", "TEXT", None),
+        ("users", "dob", "DATE", "DATE_OF_BIRTH"),
+        ("users", "birth_date", "TEXT", "DATE_OF_BIRTH"),
+        ("events", "client_ip", "inet", "IP_ADDRESS"),
+        ("keys", "api_key", "TEXT", "SECRET"),
+        ("llm", "token_count", "INTEGER", None),
+        ("users", "street_address", "TEXT", "ADDRESS"),
+        ("users", "email_address", "TEXT", "EMAIL"),
+        ("payments", "card_number", "TEXT", "CREDIT_CARD"),
+        ("payments", "iban", "TEXT", "IBAN"),
+        ("users", "passport_number", "TEXT", "NATIONAL_ID"),
+        ("tickets", "notes", "TEXT", "FREE_TEXT"),
+        ("events", "payload_json", "jsonb", "FREE_TEXT"),
+        ("orders", "total", "NUMERIC", None),
+    ],
+)
+def test_names_and_types(table: str, column: str, declared: str, label: str | None) -> None:
+    """Column names label columns, metadata words veto, and declared types must fit the label."""
+    found = classify_name(table, column, declared)
+    assert (found.label if found else None) == label
+    if found is not None:
+        assert found.evidence and 0 < found.confidence <= 1
+
+
+def test_values_label_by_share_not_one_hit() -> None:
+    """A column is labelled when most sampled values match; a single stray match labels nothing."""
+    emails = [f"user{i}@example.com" for i in range(40)]
+    assert classify_values(emails)[0] == "EMAIL"
+    stray = ["plain words"] * 99 + ["x alice@example.com"]
+    assert classify_values(stray)[0] is None
+    several = ["plain words"] * 90 + [f"write to u{i}@example.org" for i in range(10)]
+    label, share, why = classify_values(several)
+    assert label == "FREE_TEXT" and share == pytest.approx(0.1) and "10%" in why
+    assert classify_values(["$2b$12$" + "a" * 53] * 5)[0] == "PASSWORD"
+
+
+def test_values_win_over_a_silent_name_and_agree_with_a_loud_one() -> None:
+    """Values label an innocuously named column; matching values raise a name's confidence."""
+    contact = classify_column("t", "contact", "TEXT", [f"u{i}@example.com" for i in range(30)])
+    assert contact.label == "EMAIL" and "values" in contact.evidence
+    named = classify_column("users", "email", "TEXT", [f"u{i}@example.com" for i in range(30)])
+    assert named.label == "EMAIL" and named.confidence > 0.9
+
+
+def test_catalog_round_trip(tmp_path: Path) -> None:
+    """A catalog saved as YAML or JSON loads back with labels, confidence, evidence and strategies."""
+    cat = Catalog(dialect="sqlite")
+    cat.set("users", "email", ColumnClass("EMAIL", 0.97, {"name": "email"}))
+    cat.set("users", "ssn", ColumnClass("US_SSN", 0.95, {}, ("partial", {"keep_last": 4})))
+    cat.set("users", "id", ColumnClass(None, 0.0))
+    for name in ("c.yaml", "c.json"):
+        cat.save(tmp_path / name)
+        back = load_catalog(str(tmp_path / name))
+        assert back is not None
+        assert back.lookup("users", "EMAIL") == ColumnClass("EMAIL", 0.97, {"name": "email"}, None, True)
+        assert back.lookup("main.users", "ssn").strategy == ("partial", {"keep_last": 4})  # type: ignore[union-attr]
+        assert back.lookup("users", "id").label is None  # type: ignore[union-attr]
+    assert (tmp_path / "c.yaml").read_text().startswith("# governed_db data catalog")
+
+
+def test_catalog_accepts_short_entries() -> None:
+    """A hand-written catalog may give just a label (or null) per column."""
+    cat = Catalog.from_dict({"tables": {"public.users": {"email": "email", "id": None}}})
+    assert cat.lookup("users", "email").label == "EMAIL"  # type: ignore[union-attr]
+    assert cat.lookup("public.users", "id").label is None  # type: ignore[union-attr]
+
+
+def test_catalog_rejects_unknown_strategy() -> None:
+    """A catalog naming a strategy that does not exist is refused with the reason."""
+    from governed_db.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown strategy"):
+        Catalog.from_dict({"tables": {"t": {"c": {"label": "EMAIL", "strategy": "shred"}}}})
+
+
+def _json(text: str) -> Any:
+    return json.loads(text[text.index("{") :])
