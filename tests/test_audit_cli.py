@@ -236,3 +236,13 @@ def test_tail_and_follow(store: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_commands_are_mounted_on_governed_db(store: Path) -> None:
+    """`governed-db audit ...` and `governed-db policy replay` resolve through the lazy top-level group."""
+    from governed_db.cli import main
+
+    res = CliRunner().invoke(main, ["audit", "verify", "--store", str(store)])
+    assert res.exit_code == 0 and "intact" in res.output
+    helptext = CliRunner().invoke(main, ["policy", "--help"])
+    assert "replay" in helptext.output

@@ -155,3 +155,24 @@ def test_cli_replay_bad_policy_is_bad_input(store: Path, tmp_path: Path) -> None
     """A policy file that does not exist exits 2."""
     out = CliRunner().invoke(replay_cmd, ["--store", str(store), "--policy", str(tmp_path / "missing.yaml")])
     assert out.exit_code == 2 and "error:" in out.output
+
+
+def test_replay_postgres_record(pg_conn: Any, unique: str, tmp_path: Path) -> None:
+    """Statements recorded on PostgreSQL (%s placeholders) replay in the postgres dialect."""
+    table = f"audit_replay_{unique}"
+    pg_conn.execute(f"CREATE TABLE {table} (id integer)")
+    try:
+        path = tmp_path / "pg.jsonl"
+        conn = governed_db.wrap(pg_conn, audit=path, environment="production",
+                                identity=Identity("etl-bot", kind="agent"))
+        cur = conn.cursor()
+        cur.execute(f"INSERT INTO {table} VALUES (%s)", (1,))
+        cur.execute(f"DELETE FROM {table} WHERE id = 1")
+        policy_file = tmp_path / "agents.yaml"
+        policy_file.write_text(AGENT_NO_WRITES)
+        result = replay(path, policy_file)
+        assert result.replayed == 2 and result.not_replayable == 0
+        assert {c.statement.split()[0] for c in result.changes} == {"INSERT", "DELETE"}
+        assert all(c.after == "deny" for c in result.changes)
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {table}")

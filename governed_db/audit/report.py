@@ -101,6 +101,19 @@ def _event(rec: dict[str, Any], extra: str = "") -> Event:
     )
 
 
+def _approval_event(rec: dict[str, Any]) -> Event:
+    """An approval transition, described with the request's own statement, tables and rules."""
+    a = R.attr
+    ev = _event(rec, extra=f"{str(rec.get('name', '')).rpartition('.')[2]} {a(rec, 'governed_db.approval.request_id', '')}"
+                           f" reviewer={_reviewer(rec) or '-'}")
+    ev.operation = ev.operation or ", ".join(R.as_list(a(rec, "governed_db.approval.operations")))
+    ev.tables = ev.tables or ", ".join(R.as_list(a(rec, "governed_db.approval.tables")))
+    ev.rules = ev.rules or ", ".join(R.as_list(a(rec, "governed_db.approval.rules")))
+    ev.decision = ev.decision or str(a(rec, "governed_db.approval.state", ""))
+    ev.statement = ev.statement or str(a(rec, "governed_db.approval.statement", ""))[:500]
+    return ev
+
+
 def _reviewer(rec: dict[str, Any]) -> str:
     attrs = rec.get("attrs") or {}
     if attrs.get("governed_db.approval.reviewer"):
@@ -129,7 +142,8 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
                 until is not None and (not isinstance(t, int) or t > until)):
             continue
         if R.is_approval(rec):
-            rep.approvals.append(_event(rec, extra=f"{rec.get('name', '')} reviewer={_reviewer(rec) or '-'}"))
+            if len(rep.approvals) < _LIST_CAP:
+                rep.approvals.append(_approval_event(rec))
             continue
         if not R.is_statement(rec):
             continue

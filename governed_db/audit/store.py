@@ -38,7 +38,7 @@ from governed_db.errors import ConfigurationError, GovernedDBError
 
 log = logging.getLogger("governed_db.audit")
 
-_TAIL_WINDOW = 64 * 1024
+_TAIL_WINDOW = 8 * 1024  # a few records; grown when one record is longer
 _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
 
 
