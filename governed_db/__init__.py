@@ -38,6 +38,7 @@ _LAZY = {
     "TokenError": "governed_db.tokens",
     "TokenVerifier": "governed_db.tokens",
     "ClaimsMap": "governed_db.tokens",
+    "approvals": "governed_db.approvals",
 }
 
 
@@ -47,7 +48,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'governed_db' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module.endswith("." + name) else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -69,6 +71,7 @@ __all__ = [
     "TokenVerifier",
     "__version__",
     "acting_as",
+    "approvals",
     "current_identity",
     "evaluate",
     "govern_module",

@@ -50,6 +50,10 @@ def wrap(
         tracer_provider=tracer_provider,
         options=options,
     )
+    if settings.option("approvals") is not None:
+        from governed_db.approvals import resolve_config
+
+        resolve_config(settings.option("approvals"), settings.policy)  # bad approval settings fail now, not later
     driver = driver_for(conn)
     raw = innermost(conn)
     if driver.is_closed(raw):

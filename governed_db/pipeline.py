@@ -109,7 +109,8 @@ class Governor:
         return decision
 
     # -- step 4: refuse, or check for an approval -----------------------------------------------
-    def enforce(self, decision: Decision, analysis: Analysis, identity: Identity, text: str, params: Any) -> None:
+    def enforce(self, decision: Decision, analysis: Analysis, identity: Identity, text: str, params: Any) -> Any:
+        """Raise the refusal, or return the approval grant that lets the statement run (``None`` otherwise)."""
         if decision.action is Action.DENY:
             remedy = f" Next step: {decision.remedy}." if decision.remedy else ""
             raise GuardrailViolation(
@@ -118,7 +119,7 @@ class Governor:
                 statement=analysis.normalized,
             )
         if decision.action is Action.REQUIRE_APPROVAL:
-            approvals.check_approval(
+            return approvals.check_approval(
                 decision,
                 analysis=analysis,
                 identity=identity,
@@ -127,10 +128,11 @@ class Governor:
                 params=params,
                 settings=self.settings,
             )
-        elif decision.action is Action.WARN:
+        if decision.action is Action.WARN:
             log.warning(
                 "governed_db warning (%s) for %s: %s", ",".join(decision.rules), identity.subject, decision.reason
             )
+        return None
 
     # -- faults inside governance ---------------------------------------------------------------
     def fault(self, stage: str, exc: BaseException) -> Decision:
@@ -197,9 +199,11 @@ def run(
         # 4. refuse, or look for an approval
         if decision.action is not Action.ALLOW:
             try:
-                gov.enforce(decision, analysis, identity, text, params)
+                grant = gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
                 raise gov.refusal(refused) from None
+            if grant is not None and span is not None:
+                span.set_attribute("governed_db.approval.request_id", str(getattr(grant, "id", grant)))
         # 5. tag, 6. run on the driver (its errors pass through unchanged)
         statement = tag_statement(sql, gov, identity, span, params) if gov.tagging else sql
         outcome = invoke(statement)

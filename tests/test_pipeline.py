@@ -173,3 +173,33 @@ def test_crashing_identity_provider_fails_closed_in_production() -> None:
 
     with pytest.raises(GovernanceFault, match="resolving the identity"):
         _conn(identity=crash).execute("SELECT 1")
+
+
+def test_statement_run_under_an_approval_names_its_grant(spans: Any, tmp_path: Any) -> None:
+    """After approval the same call runs, and its span names the request that allowed it."""
+    from governed_db.approvals import approve
+
+    provider, exporter = spans
+
+    def needs_approval(stmt: Any, ctx: Any) -> RuleHit | None:
+        if stmt is not None and stmt.operation == "DELETE":
+            return RuleHit("delete-needs-approval", Action.REQUIRE_APPROVAL, "deletes need a reviewer")
+        return None
+
+    store = str(tmp_path / "approvals.db")
+    conn = _conn(policy=Policy(rules=(needs_approval,)), approvals={"store": store}, tracer_provider=provider,
+                 identity=Identity("bot", kind="agent"))
+    with pytest.raises(governed_db.ApprovalRequired) as info:
+        conn.execute("DELETE FROM t WHERE id = 3")
+    approve(info.value.request_id, reviewer=Identity("dana", roles=("dba",)), store=store)
+    exporter.clear()
+    conn.execute("DELETE FROM t WHERE id = 3")
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "DELETE t"]
+    assert span.attributes["governed_db.approval.request_id"] == info.value.request_id
+    assert governed_db.unwrap(conn).execute("SELECT count(*) FROM t").fetchone() == (9,)
+
+
+def test_bad_approval_settings_fail_at_wrap_time() -> None:
+    """A malformed approvals= option is refused when wrapping, not at the first risky statement."""
+    with pytest.raises(governed_db.ConfigurationError):
+        governed_db.wrap(sqlite3.connect(":memory:"), approvals={"quorum": "many"}, audit=False)
