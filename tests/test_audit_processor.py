@@ -30,8 +30,12 @@ def test_wrap_records_allowed_and_refused_statements(tmp_path: Path) -> None:
     store = tmp_path / "audit.jsonl"
     raw = sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE users (id INTEGER, email TEXT)")  # schema set up outside governance
-    conn = governed_db.wrap(raw, audit=store, environment="production",
-                            identity=Identity("report-bot", kind="agent", on_behalf_of="alice"))
+    conn = governed_db.wrap(
+        raw,
+        audit=store,
+        environment="production",
+        identity=Identity("report-bot", kind="agent", on_behalf_of="alice"),
+    )
     conn.execute("INSERT INTO users VALUES (1, 'a@example.com')")
     assert conn.execute("SELECT email FROM users WHERE id = 1").fetchall()
     with pytest.raises(GuardrailViolation):
@@ -112,7 +116,9 @@ def test_audit_option_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert audit_processor(a) is a
     store = AuditStore(tmp_path / "y.jsonl")
     b = audit_processor(store)
-    assert isinstance(b, AuditSpanProcessor) and b.store is store
+    assert isinstance(b, AuditSpanProcessor) and b.store is store and audit_processor(store) is b
+    other = AuditStore(tmp_path / "x.jsonl")  # the application's own object for a cached path: it is used
+    assert audit_processor(other).store is other  # type: ignore[union-attr]
     c = audit_processor({"path": tmp_path / "z.jsonl", "key": "k", "checkpoint_every": 7})
     assert c is not None and c.store.checkpoint_every == 7 and c.store.key == b"k"
     monkeypatch.setenv("GOVERNED_DB_AUDIT", str(tmp_path / "env.jsonl"))
@@ -191,20 +197,30 @@ def test_metrics_by_identity_kind_and_environment(tmp_path: Path, spans: Any) ->
             conn.execute("DROP TABLE t")
     with provider.get_tracer("governed_db").start_as_current_span(
         "governed_db.approval.requested",
-        attributes={"governed_db.identity.kind": "agent", "governed_db.environment": "production",
-                    "governed_db.approval.transition": "requested"},
+        attributes={
+            "governed_db.identity.kind": "agent",
+            "governed_db.environment": "production",
+            "governed_db.approval.transition": "requested",
+        },
     ):
         pass
     # a result span with masked cells, attributed to its statement's kind
     tracer = provider.get_tracer("governed_db")
-    stmt = tracer.start_span("SELECT t", attributes={
-        "governed_db.decision": "allow", "governed_db.identity.kind": "service", "governed_db.environment": "production"
-    })
+    stmt = tracer.start_span(
+        "SELECT t",
+        attributes={
+            "governed_db.decision": "allow",
+            "governed_db.identity.kind": "service",
+            "governed_db.environment": "production",
+        },
+    )
     stmt.end()  # as in the pipeline: the statement span ends in execute(), the result is consumed later
     ctx = trace.set_span_in_context(stmt)
-    tracer.start_span("governed_db.result", context=ctx, attributes={
-        "governed_db.masked_cells": 5, "governed_db.environment": "production"
-    }).end()
+    tracer.start_span(
+        "governed_db.result",
+        context=ctx,
+        attributes={"governed_db.masked_cells": 5, "governed_db.environment": "production"},
+    ).end()
     points = _points(reader)
     human = points[("governed_db.statements", "human", "production")]
     assert human == 1

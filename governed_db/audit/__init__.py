@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from governed_db.audit.verify import VerifyResult, verify
 from governed_db.errors import ConfigurationError
 
 _cache: dict[Path, AuditSpanProcessor] = {}
+_by_store: weakref.WeakKeyDictionary[AuditStore, AuditSpanProcessor] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 _STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval"})
 
@@ -63,7 +65,11 @@ def audit_processor(option: Any) -> AuditSpanProcessor | None:
     if isinstance(option, AuditSpanProcessor):
         return option
     if isinstance(option, AuditStore):
-        return _cached(option.path, lambda: option)
+        with _cache_lock:
+            found = _by_store.get(option)
+            if found is None:
+                found = _by_store[option] = AuditSpanProcessor(option, metrics=SpanMetrics())
+            return found
     settings: dict[str, Any] = {}
     if option is None or option is True:
         path = default_store_path()
