@@ -206,6 +206,47 @@ def _split(tokens: list[Token]) -> list[list[Token]]:
     return chunks
 
 
+def _pyformat_to_qmark(text: str, tokens: list[Token]) -> str | None:
+    """``%s`` / ``%(name)s`` (pymysql, psycopg2) become ``?`` so every dialect's parser reads them.
+
+    The driver interpolates an escaped literal there, so a placeholder is what the server will see.
+    ``%%`` outside strings is the driver's escaped ``%``. Returns None when there is nothing to do.
+    """
+    out: list[str] = []
+    last = 0
+    i, n = 0, len(tokens)
+    changed = False
+    while i < n:
+        tok = tokens[i]
+        if tok.token_type == TokenType.MOD:
+            nxt = tokens[i + 1] if i + 1 < n else None
+            if nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
+                out.append(text[last : tok.start] + "?")
+                last, i, changed = nxt.end + 1, i + 2, True
+                continue
+            if (
+                i + 4 < n
+                and nxt is not None
+                and nxt.token_type == TokenType.L_PAREN
+                and nxt.start == tok.end + 1
+                and tokens[i + 3].token_type == TokenType.R_PAREN
+                and tokens[i + 4].text == "s"
+                and tokens[i + 4].start == tokens[i + 3].end + 1
+            ):
+                out.append(text[last : tok.start] + "?")
+                last, i, changed = tokens[i + 4].end + 1, i + 5, True
+                continue
+            if nxt is not None and nxt.token_type == TokenType.MOD and nxt.start == tok.end + 1:
+                out.append(text[last : tok.start] + "%")
+                last, i, changed = nxt.end + 1, i + 2, True
+                continue
+        i += 1
+    if not changed:
+        return None
+    out.append(text[last:])
+    return "".join(out)
+
+
 def _has_exec_comment(tokens: list[Token]) -> bool:
     return any(c.lstrip().startswith(("!", "M!")) for tok in tokens for c in (tok.comments or ()))
 
@@ -244,6 +285,11 @@ def analyze(sql: str, dialect: str) -> Analysis:
             flags.add("executable-comment")
             text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
             tokens = d.tokenize(text)
+        if gd != "postgres" and "%" in text:
+            rewritten = _pyformat_to_qmark(text, tokens)
+            if rewritten is not None:
+                text = rewritten
+                tokens = d.tokenize(text)
         chunks = _split(tokens)
         if len(chunks) > MAX_STATEMENTS:
             flags.add("too-many-statements")

@@ -87,8 +87,10 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
     mysql = gd == "mysql"
     if mysql and w0 in ("SELECT", "WITH", "TABLE", "(") and _into_outfile(tokens):
         return _c("file", "SELECT INTO OUTFILE", "file-write")
-    if w0 in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN"):
-        return _c("read", w0)
+    if w0 in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "SUMMARIZE", "FETCH", "MOVE", "CLOSE"):
+        return _c("read", w0)  # reports, and cursor steps over a query already judged at DECLARE
+    if w0 in ("EXPORT", "IMPORT") and w1 == "DATABASE":
+        return _c("file", op, "file-write" if w0 == "EXPORT" else "file-read")
     if w0 in ("BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "XA", "UNLOCK"):
         if w1 == "PREPARED":
             return _c("transaction", op, "two-phase")

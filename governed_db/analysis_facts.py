@@ -55,6 +55,18 @@ def statement_info(
     """Facts for one statement. ``tokens`` may be a command's re-tokenized arguments (then the parser
     gets the original ``parsed_from`` tokens of the ``full`` text)."""
     words = [w for t in tokens[:6] for w in t.text.upper().split()][:6]  # some tokens are multi-word
+    if words[:1] == ["DECLARE"] and "CURSOR" in words:
+        # DECLARE c CURSOR ... FOR <query>: the cursor runs the query; judge the query
+        at = next((i for i, t in enumerate(tokens) if t.text.upper() == "FOR" and i > 1), None)
+        if at is not None and at + 1 < len(tokens):
+            return statement_info(d, gd, text, tokens[at + 1 :])
+    if gd == "mysql" and words[:1] == ["DO"] and len(tokens) > 1:
+        # MySQL DO evaluates expressions like SELECT without returning them
+        sub = "SELECT " + text[tokens[1].start : tokens[-1].end + 1]
+        inner = statement_info(d, gd, sub, d.tokenize(sub))
+        return inner if inner.kind != "read" else StatementInfo(
+            "read", "DO", inner.tables_read, (), inner.expression, inner.error, functions=inner.functions
+        )  # fmt: skip
     explain = explain_split(words, tokens, gd)
     if explain is not None:
         analyse, rest = explain
@@ -112,9 +124,7 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     if nested and kind == "read":
         kind = "write"
     where = _worst_where(tree)
-    select_into = (isinstance(tree, exp.Select) and tree.args.get("into") is not None) or (
-        isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Query)
-    )
+    select_into = _select_into(tree)
     cascade = bool(tree.args.get("cascade")) or str(tree.args.get("option") or "").upper() == "CASCADE"
     star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
                for s in tree.find_all(exp.Select) for p in s.expressions)  # fmt: skip
@@ -123,6 +133,17 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
         kind, operation, read, written, _as_expression(tree), None, where, functions, nested, select_into, cascade, star,
         limited, settings, flags, qualifiers,
     )  # fmt: skip
+
+
+def _select_into(tree: exp.Expr) -> bool:
+    """SELECT INTO / CREATE TABLE AS into a persistent table (session-private temp tables are not copies out)."""
+    if isinstance(tree, exp.Select):
+        into = tree.args.get("into")
+        return into is not None and not into.args.get("temporary")
+    if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Query):
+        props = tree.args.get("properties")
+        return not (props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions))
+    return False
 
 
 def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str, str, bool], ...]]:
@@ -144,6 +165,11 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
             flags.add("user-management")
         if isinstance(tree, exp.Drop):
             flags.add("drop")
+        props = tree.args.get("properties")
+        if tree.args.get("temporary") or (
+            props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
+        ):
+            flags.add("temporary")  # session-private: gone when the connection closes
     elif isinstance(tree, exp.TruncateTable):
         kind, op = "ddl", "TRUNCATE"
         flags.add("truncate")

@@ -34,7 +34,7 @@ HARMLESS_SETTINGS = (
     "session_track_*", "group_concat_max_len", "foreign_keys", "busy_timeout", "cache_size", "temp_store",
     "journal_mode", "synchronous", "mmap_size", "recursive_triggers", "defer_foreign_keys",
     "wal_autocheckpoint", "analysis_limit", "optimize", "threads", "memory_limit", "jit", "work_mem",
-    "constraints", "all",
+    "constraints", "all", "user_version", "application_id", "wal_checkpoint",
 )  # fmt: skip
 
 

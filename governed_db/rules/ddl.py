@@ -77,13 +77,14 @@ def destructive_alter(stmt: StatementInfo | None, ctx: RuleContext, opts: Mappin
 @rule(
     "ddl",
     family="ddl",
-    rationale="Additive schema changes (CREATE, ALTER, COMMENT, RENAME) belong in reviewed migrations; they warn "
-    "by default so applications that create their tables at start-up keep working (tighten per policy).",
+    rationale="Additive schema changes (CREATE, ALTER, COMMENT, RENAME; temporary tables excepted) belong in "
+    "reviewed migrations; they warn by default so applications that create their tables at start-up keep "
+    "working (tighten per policy).",
     remedy="make schema changes through reviewed migrations (set ddl: require_approval to enforce)",
     production=Action.WARN,
     staging=Action.WARN,
 )
 def ddl(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
-    if stmt is None or stmt.kind != "ddl" or stmt.flags & {"drop", "truncate", "destructive-alter"}:
+    if stmt is None or stmt.kind != "ddl" or stmt.flags & {"drop", "truncate", "destructive-alter", "temporary"}:
         return None
     return Finding(f"{_what(stmt)} changes the schema")

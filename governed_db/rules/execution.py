@@ -112,7 +112,31 @@ def function_remote(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[
 )
 def function_server_control(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, CONTROL_FUNCTIONS)
+    if called == ["set_config"] and stmt is not None and _harmless_set_config(stmt):
+        return None
     return Finding(f"calls {', '.join(called)}(), which changes server or session state") if called else None
+
+
+def _harmless_set_config(stmt: StatementInfo) -> bool:
+    """set_config('search_path' | 'application_name' | ..., ...) is what frameworks do; judge it like SET."""
+    from fnmatch import fnmatchcase
+
+    from sqlglot import exp
+
+    from governed_db.rules.access import HARMLESS_SETTINGS
+
+    if stmt.expression is None:
+        return False
+    for call in stmt.expression.find_all(exp.Anonymous):
+        if str(call.this).lower() != "set_config":
+            continue
+        first = call.expressions[0] if call.expressions else None
+        if not (isinstance(first, exp.Literal) and first.is_string):
+            return False  # a computed setting name could be anything
+        name = first.name.lower()
+        if not any(fnmatchcase(name, p) for p in HARMLESS_SETTINGS):
+            return False
+    return True
 
 
 @rule(
