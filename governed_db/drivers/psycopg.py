@@ -19,11 +19,13 @@ import wrapt
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.errors import ConfigurationError
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
     GovernedCursor,
     NextSet,
+    _params,
     check_placeholders,
     withhold_unplanned,
 )
@@ -34,7 +36,23 @@ _END = object()
 class PsycopgCursor(NextSet, GovernedCursor):
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
-        return super().execute(operation, *args, **kwargs)
+        raw = self.__wrapped__
+        if getattr(raw.connection, "_pipeline", None) is None:
+            return super().execute(operation, *args, **kwargs)
+        # Pipeline mode: results arrive at the next sync, but masking must be planned from
+        # the description before any row leaves; fetch this statement's result now (fail closed).
+        params = _params(args, kwargs)
+        check_placeholders(self._self_gov, operation, params)
+
+        def invoke(sql: Any) -> Any:
+            out = raw.execute(sql, *args, **kwargs)
+            if raw.description is None:
+                raw._fetch_pipeline()
+            return out
+
+        return self._self_out(
+            run(self._self_gov, "cursor.execute", operation, params, invoke, self._self_result)
+        )
 
     def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
         out = super().executemany(operation, seq_of_parameters, *args, **kwargs)
@@ -150,6 +168,22 @@ class PsycopgDriver(Driver):
 
     def paramstyle_for(self, raw: Any) -> str:
         return "pyformat"
+
+    def placeholder_problem(self, text: str, params: Any) -> str | None:
+        if "$" in text:  # RawCursor / AsyncRawCursor take PostgreSQL's own $1 placeholders
+            return None
+        return super().placeholder_problem(text, params)
+
+    def on_wrap(self, proxy: Any, gov: Any) -> None:
+        import psycopg
+
+        if isinstance(gov.raw, psycopg.AsyncConnection):
+            # an awaitable execute() would be judged before it runs but planned before its result
+            # exists: refuse rather than hand out unmasked rows
+            raise ConfigurationError(
+                "governed_db does not govern psycopg.AsyncConnection yet; use a synchronous psycopg.Connection "
+                "(e.g. in a thread via asyncio.to_thread) until async support lands"
+            )
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)

@@ -13,13 +13,21 @@ psycopg2 type-checks connections in C (``register_type``, ``extras.register_*``,
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from governed_db.drivers import Driver, innermost
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.pipeline import run
-from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet
+from governed_db.proxies import (
+    CallProc,
+    GovernedConnection,
+    GovernedCursor,
+    NextSet,
+    _params,
+    check_placeholders,
+)
 
 
 def _ident(name: str) -> str:
@@ -44,18 +52,36 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
         raw, query = self.__wrapped__, operation
         if not getattr(raw, "name", None):
             return super().execute(query, *args, **kwargs)
-        from governed_db.proxies import _params, check_placeholders
-
         params = _params(args, kwargs)
         check_placeholders(self._self_gov, query, params)
 
         def invoke(sql: Any) -> Any:
-            out = raw.execute(sql, *args, **kwargs)
+            nonlocal raw
+            try:
+                out = raw.execute(sql, *args, **kwargs)
+            except raw.connection.ProgrammingError as e:
+                # psycopg2 invalidates a named cursor when its connection commits or rolls back between
+                # cursor() and execute(); governance's own catalog reads may do that, so make it anew
+                remake = getattr(self, "_self_remake", None)
+                if remake is None or raw.query is not None or "isn't valid anymore" not in str(e):
+                    raise
+                raw = self._self_replace(remake())
+                out = raw.execute(sql, *args, **kwargs)
             if raw.description is None:
                 raw.fetchmany(0)  # FETCH FORWARD 0: learns the columns, moves nothing
             return out
 
         return self._self_out(run(self._self_gov, "cursor.execute", query, params, invoke, self._self_result))
+
+    def _self_replace(self, fresh: Any) -> Any:
+        old = self.__wrapped__
+        for attr in ("itersize", "arraysize", "scrollable", "withhold", "tzinfo_factory"):
+            with contextlib.suppress(AttributeError, TypeError, ValueError):
+                setattr(fresh, attr, getattr(old, attr))
+        old.close()
+        self.__wrapped__ = fresh
+        self._self_result.raw = fresh
+        return fresh
 
     def copy_expert(self, sql: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
         gov, raw = self._self_gov, self.__wrapped__
@@ -92,6 +118,12 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
 
 class Psycopg2Connection(GovernedConnection):
     cursor_proxy = Psycopg2Cursor
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        proxy = super().cursor(*args, **kwargs)
+        if args or kwargs.get("name"):  # a named cursor: remember how to make it again
+            proxy._self_remake = lambda: self.__wrapped__.cursor(*args, **kwargs)
+        return proxy
 
     def lobject(self, oid: int = 0, mode: str = "", *args: Any, **kwargs: Any) -> Any:
         # large objects are read and written without SQL: judged as the server call that opens one
