@@ -157,6 +157,18 @@ def test_export_csv(store: Path) -> None:
     assert rows[0]["statement"] == "DROP TABLE users"
 
 
+def test_export_csv_neutralises_formulas(tmp_path: Path) -> None:
+    """A recorded identity that looks like a spreadsheet formula is exported as text."""
+    path = tmp_path / "f.jsonl"
+    s = AuditStore(path, fsync_interval=None)
+    s.append({"v": 1, "type": "span", "name": "q", "attrs": {
+        "governed_db.decision": "allow", "governed_db.identity.subject": "=HYPERLINK(\"http://x\")"}})
+    s.close()
+    res = _run("export", "--store", path, "--format", "csv")
+    (row,) = list(csv.DictReader(io.StringIO(res.output)))
+    assert row["identity"] == "'=HYPERLINK(\"http://x\")"
+
+
 class _Collector(BaseHTTPRequestHandler):
     received: list[Any] = []
 

@@ -108,6 +108,57 @@ def test_threads_and_processes_share_one_linear_chain(tmp_path: Path) -> None:
         assert mine == list(range(n)), writer  # each writer's records appear once, in its own order
 
 
+E2E_PROC = textwrap.dedent(
+    """
+    import sqlite3, sys
+    import governed_db
+    from governed_db import Identity
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (a INTEGER)")
+    conn = governed_db.wrap(raw, audit=sys.argv[1], environment="production", identity=Identity(sys.argv[3]))
+    for i in range(int(sys.argv[2])):
+        conn.execute("SELECT a FROM t WHERE a = ?", (i,)).fetchall()
+    """
+)
+
+
+def test_governed_connections_in_threads_and_processes(tmp_path: Path) -> None:
+    """End to end: 8 threads and 3 processes running governed statements give the exact count in one chain."""
+    import sqlite3
+
+    import governed_db
+    from governed_db import Identity
+
+    path = tmp_path / "audit.jsonl"
+    per_thread, per_proc = 60, 80
+    procs = [subprocess.Popen([sys.executable, "-c", E2E_PROC, str(path), str(per_proc), f"proc-{k}"])
+             for k in range(3)]
+
+    def work(k: int) -> None:
+        raw = sqlite3.connect(":memory:")
+        raw.execute("CREATE TABLE t (a INTEGER)")
+        conn = governed_db.wrap(raw, audit=path, environment="production", identity=Identity(f"thread-{k}"))
+        for i in range(per_thread):
+            conn.execute("SELECT a FROM t WHERE a = ?", (i,)).fetchall()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    result = verify(path)
+    assert result.ok, result.first_bad
+    counts: dict[str, int] = {}
+    for r in read_records(path):
+        if r.get("type") == "span" and "governed_db.decision" in r["attrs"]:
+            who = r["attrs"]["governed_db.identity.subject"]
+            counts[who] = counts.get(who, 0) + 1
+    assert counts == {**{f"thread-{k}": per_thread for k in range(8)}, **{f"proc-{k}": per_proc for k in range(3)}}
+
+
 def test_forked_child_writes_to_the_same_chain(tmp_path: Path) -> None:
     """A store object inherited across fork() reopens its file, so parent and child still exclude each other."""
     path = tmp_path / "audit.jsonl"

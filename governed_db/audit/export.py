@@ -49,12 +49,23 @@ def csv_row(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    # recorded text (identities, statements) is attacker-influenced: keep spreadsheets from running it
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(recs: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    """CSV for spreadsheets; text cells that would start a formula get a leading apostrophe."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     n = 0
     for rec in recs:
-        writer.writerow(csv_row(rec))
+        writer.writerow({k: _cell(v) for k, v in csv_row(rec).items()})
         n += 1
     return n
 
