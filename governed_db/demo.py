@@ -23,6 +23,15 @@ _CITIES = ["Lisbon", "Oslo", "Austin", "Kyoto", "Nairobi", "Toronto", "Lyon", "P
 AGENT = Identity("support-bot", kind="agent", on_behalf_of="alice@shop.example", roles=("support",))
 REVIEWER = Identity("dana", kind="human", roles=("dba",))
 
+#: The demo's policy, written next to the database so people can read and edit it.
+DEMO_POLICY = """\
+# governed_db demo policy. The built-in rule catalog applies (production semantics);
+# on top of it: an AI agent's writes in production wait for a human's approval.
+overrides:
+  - when: {kind: agent, environment: production}
+    rules: {write-statement: require_approval}
+"""
+
 
 @dataclass
 class Scene:
@@ -129,13 +138,15 @@ def run_demo(workdir: Path) -> DemoResult:
 
     workdir.mkdir(parents=True, exist_ok=True)
     db, audit, approvals = workdir / "shop.db", workdir / "audit.jsonl", workdir / "approvals.db"
-    for p in (db, audit, approvals):
+    policy = workdir / "policy.yaml"
+    for p in (db, audit, approvals, policy):
         if p.exists():
             p.unlink()
     create_shop(db)
+    policy.write_text(DEMO_POLICY, encoding="utf-8")
     conn = governed_db.wrap(
-        sqlite3.connect(db), identity=AGENT, environment="production", audit=audit,
-        approvals={"store": str(approvals)},
+        sqlite3.connect(db), identity=AGENT, environment="production", audit=audit, policy=policy,
+        approvals={"store": str(approvals), "reviewer_roles": ["dba"]},
     )
     scenes = [
         _query(conn, "The agent looks around the schema", AGENT,
@@ -159,9 +170,15 @@ def run_demo(workdir: Path) -> DemoResult:
     if needs.request_id:
         from governed_db.approvals import approve
 
-        approve(needs.request_id, reviewer=REVIEWER, comment="refunds for the January outage", store=str(approvals))
+        approve(needs.request_id, reviewer=REVIEWER, comment="refunds for the January outage", store=str(approvals),
+                audit=audit)
         scenes.append(_query(conn, "Approved by dana (dba): the same call now runs", AGENT, bulk))
     conn.close()
-    records = list(read_records(audit))
+    records = [r for r in read_records(audit) if r.get("type") == "span"]
     result = verify(audit)
-    return DemoResult(workdir, db, audit, approvals, scenes, records, result.ok, str(result))
+    summary = (
+        f"{result.records} records, hash chain verified"
+        if result.ok
+        else f"first bad record: {result.first_bad}"
+    )
+    return DemoResult(workdir, db, audit, approvals, scenes, records, result.ok, summary)

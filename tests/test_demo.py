@@ -69,7 +69,7 @@ def test_demo_approval_flow_runs_the_statement_after_review(demo) -> None:  # ty
 
 def test_demo_activity_record_is_complete_and_verifies(demo) -> None:  # type: ignore[no-untyped-def]
     """Every scene left a record, refusals included, and the hash chain verifies."""
-    decisions = [r["attributes"].get("governed_db.decision") for r in demo.records if r.get("attributes")]
+    decisions = [r["attrs"].get("governed_db.decision") for r in demo.records]
     assert "deny" in decisions and "allow" in decisions and "require_approval" in decisions
     assert demo.chain_ok
 

@@ -58,10 +58,6 @@ def demo(workdir: Path | None, fmt: str) -> None:
             parts.append(Text(scene.message, style="green"))
         else:
             parts.append(Text(scene.message, style=_STYLE[scene.outcome]))
-            if scene.request_id:
-                parts.append(Text.from_markup(f"request id: [bold]{scene.request_id}[/]"))
-            if scene.remedy and scene.outcome == "approval":
-                parts.append(Text.from_markup(f"approve with: [bold]{scene.remedy}[/]"))
         style = _STYLE[scene.outcome]
         console.print(Panel(Group(*parts), title=f"[{style}]{_LABEL[scene.outcome]}[/] {scene.title}",
                             title_align="left", border_style=style))
@@ -70,18 +66,28 @@ def demo(workdir: Path | None, fmt: str) -> None:
     for col in ("time", "identity", "kind", "operation", "decision", "rules", "masked columns"):
         table.add_column(col)
     for rec in result.records:
-        attrs = rec.get("attributes", {})
-        if rec.get("name") == "governed_db.result" or "governed_db.decision" not in attrs:
-            continue
-        table.add_row(
-            time.strftime("%H:%M:%S", time.localtime(int(rec.get("start_time_ns", rec.get("time_ns", 0))) / 1e9)),
-            str(attrs.get("governed_db.identity.subject", "")),
-            str(attrs.get("governed_db.identity.kind", "")),
-            str(attrs.get("db.operation.name", "")),
-            str(attrs.get("governed_db.decision", "")),
-            ", ".join(attrs.get("governed_db.rules", []) or []),
-            ", ".join(attrs.get("governed_db.masked_columns", []) or []),
-        )
+        attrs = rec.get("attrs", {})
+        when = time.strftime("%H:%M:%S", time.localtime(int(rec.get("time", 0)) / 1e9))
+        request = attrs.get("governed_db.approval.request_id")
+        if "governed_db.decision" in attrs:
+            decision = str(attrs["governed_db.decision"])
+            if request and not attrs.get("governed_db.refused"):
+                decision = f"approved ({request})"
+            table.add_row(
+                when,
+                str(attrs.get("governed_db.identity.subject", "")),
+                str(attrs.get("governed_db.identity.kind", "")),
+                str(attrs.get("db.operation.name", "")),
+                decision,
+                ", ".join(attrs.get("governed_db.rules", []) or []),
+                ", ".join(attrs.get("governed_db.masked_columns", []) or []),
+            )
+        elif attrs.get("governed_db.approval.transition") in ("requested", "approved", "denied", "revoked"):
+            transition = attrs["governed_db.approval.transition"]
+            actor = attrs.get("governed_db.approval.reviewer") or attrs.get("governed_db.identity.subject", "")
+            kind = attrs.get("governed_db.approval.reviewer.kind") or attrs.get("governed_db.identity.kind", "")
+            table.add_row(when, str(actor), str(kind), "APPROVAL", f"{transition} ({request})", "", "",
+                          style="yellow")
     console.print(table)
     verdict = "[green]intact[/]" if result.chain_ok else "[red]BROKEN[/]"
     console.print(f"Audit chain: {verdict} — {result.chain_summary}")
