@@ -258,3 +258,15 @@ def test_any_attributes_round_trip_and_verify(attrs: dict[str, object]) -> None:
         assert verify(path).ok
         (rec,) = [r for r in read_records(path) if r["type"] == "span"]
         assert set(rec["attrs"]) == set(attrs)
+
+
+def test_writer_keeps_the_anchor_after_truncation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A writer that continues a truncated store does not overwrite the anchor that proves the truncation."""
+    path = _make(tmp_path / "a.jsonl", n=12, every=5)
+    before = anchor_path(path).read_text()
+    _truncate_past_checkpoint(path)
+    _make(path, n=12, every=5)  # the application keeps writing, passing the anchored seq again
+    assert anchor_path(path).read_text() == before
+    assert "no longer in the store" in caplog.text
+    result = verify(path, key=KEY)
+    assert not result.ok and result.first_bad is not None

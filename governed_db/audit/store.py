@@ -256,6 +256,26 @@ class AuditStore:
         log.warning("governed_db audit: %s ended with a torn record (%d bytes at offset %d) from a crash; "
                     "it is kept and accounted for by a recovery record", self.path, len(torn), offset)
 
+    def _anchor_violated(self, fd: int, target: Path) -> str | None:
+        """Why the current anchor must not be replaced: the checkpoint it names is no longer in the file."""
+        anchor = _read_anchor(target)
+        if anchor is None:
+            return None
+        if anchor.get("store") != self._store_id:
+            return "the anchor file is damaged or belongs to another store"
+        offset = anchor.get("offset")
+        if not isinstance(offset, int):
+            return None  # written by a version that did not record offsets: nothing cheap to check
+        line = os.pread(fd, _TAIL_WINDOW, offset).split(b"\n", 1)[0]
+        try:
+            rec = json.loads(line)
+            if rec.get("seq") == anchor.get("seq") and rec.get("hash") == anchor.get("hash"):
+                return None
+        except ValueError:
+            pass
+        return (f"the checkpoint the anchor names (seq {anchor.get('seq')}) is no longer in the store: "
+                "it was truncated or rewritten")
+
     def _checkpoint(self, fd: int) -> None:
         now = time.time_ns()
         seq = self._seq + 1
@@ -265,16 +285,34 @@ class AuditStore:
             body["mac"] = R.checkpoint_mac(self.key, store=self._store_id, seq=seq, prev=self._hash, time_ns=now)
         else:
             body["mac"] = None
+        offset = self._end
         self._write(fd, body)
         self._sealed_at = time.monotonic()
         # the log must be on disk before the anchor names it, or a power cut would look like truncation
         os.fsync(fd)
         self._dirty = False
-        anchor = {"store": self._store_id, "seq": self._seq, "hash": self._hash, "time": now}
         target = anchor_path(self.path)
+        problem = self._anchor_violated(fd, target)
+        if problem:
+            # keep the old anchor: it is the evidence that records it names have gone
+            log.error("governed_db audit: %s — %s; the anchor is left as it is. Run `governed-db audit verify "
+                      "--store %s` and investigate; new records are still chained and written", self.path,
+                      problem, self.path)
+            return
+        anchor = {"store": self._store_id, "seq": self._seq, "hash": self._hash, "offset": offset, "time": now}
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
         os.replace(tmp, target)
+
+
+def _read_anchor(target: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(target.read_text(encoding="ascii"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
