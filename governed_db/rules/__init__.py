@@ -174,7 +174,8 @@ def _load_builtin() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from governed_db.rules import access, ddl, dml, execution, files, statements, tables  # noqa: F401
+        # registration order is the order in which rules run and appear in the reference
+        from governed_db.rules import statements, dml, ddl, execution, files, access, tables  # noqa: F401, I001
 
 
 __all__ = [
