@@ -65,6 +65,7 @@ def test_report_content_maps_to_soc2(store: Path) -> None:
     assert rep.verification.ok
     assert rep.totals["statements"] == 8 and rep.totals["identities"] == 3
     assert rep.by_kind == {"human": 2, "agent": 5, "service": 1}
+    assert rep.by_provenance == {"self-declared": 8}
     assert [e.operation for e in rep.refused] == ["DROP TABLE", "ALTER TABLE"]
     assert any(e.operation == "ALTER TABLE" and "req-1" in e.extra for e in rep.approvals)
     assert any("reviewer=carol" in e.extra for e in rep.approvals)

@@ -149,7 +149,8 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
             continue
         identities.add(R.subject(rec))
         kinds[str(R.attr(rec, "governed_db.identity.kind", "unknown"))] += 1
-        prov[str(R.attr(rec, "governed_db.identity.provenance", "unknown"))] += 1
+        # telemetry records provenance only for verified identities: absent means self-declared
+        prov[str(R.attr(rec, "governed_db.identity.provenance") or "self-declared")] += 1
         decision = str(R.attr(rec, "governed_db.decision"))
         decisions[decision] += 1
         rules.update(R.as_list(R.attr(rec, "governed_db.rules")))

@@ -51,7 +51,7 @@ def column_chart(title: str, items: Sequence[tuple[str, int]], *, chart_id: str 
     items = list(items)[-60:]
     width, height, base = 640, 200, 170
     top = max((v for _, v in items), default=0) or 1
-    step = (width - 40) / max(1, len(items))
+    step = min(60.0, (width - 40) / max(1, len(items)))
     parts = [f'<svg class="chart" id="{escape(chart_id)}" role="img" aria-label="{escape(title)}" '
              f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
              f"<title>{escape(title)}</title>", f'<text x="0" y="16" class="chart-title">{escape(title)}</text>',
