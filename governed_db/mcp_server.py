@@ -104,6 +104,7 @@ def make_tools(
     audit: Any = None,
     tracer_provider: Any = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    commit: bool = True,
     **wrap_options: Any,
 ) -> SQLTools:
     """The governed engine and tools behind ``governed-db mcp``."""
@@ -120,7 +121,7 @@ def make_tools(
         identity = default_identity()
     engine = create_engine(engine_url(dsn), identity=identity, environment=environment, policy=policy,
                            audit=audit, tracer_provider=tracer_provider, wrap_options=wrap_options)
-    return SQLTools(engine, max_rows=max_rows)
+    return SQLTools(engine, max_rows=max_rows, commit=commit)
 
 
 def serve(dsn: str, **kwargs: Any) -> None:  # pragma: no cover - exercised through the CLI over stdio

@@ -156,3 +156,41 @@ def test_cli_bad_dsn_exits_2() -> None:
     """A bad --dsn is a usage error (exit 2)."""
     result = CliRunner().invoke(main, ["mcp", "--dsn", "nonsense", "--check"])
     assert result.exit_code == 2 and "SQLAlchemy URL" in result.output
+
+
+def test_rollback_writes_keeps_data(db: Path) -> None:
+    """With commit=False (--rollback-writes) an allowed write is reported but not persisted."""
+    _, wrote, count = _call(db, [
+        ("run_query", {"sql": "UPDATE orders SET total = 0 WHERE id = 10"}),
+        ("run_query", {"sql": "SELECT total FROM orders WHERE id = 10"}),
+    ], commit=False)
+    assert wrote.structured_content["rows_affected"] == 1
+    assert count.structured_content["rows"] == [[9.5]]
+
+
+def test_cli_serves_over_stdio(db: Path, tmp_path: Path) -> None:
+    """`governed-db mcp` as a real subprocess speaks MCP over stdio and refuses readably."""
+    import os
+    import sys
+
+    from mcp.client.stdio import StdioServerParameters
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNED_DB_")}
+    env["GOVERNED_DB_AUDIT"] = str(tmp_path / "audit")
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", "from governed_db.cli import main; main()", "mcp", "--dsn", str(db),
+              "--identity", "agent:stdio-bot", "--environment", "production"],
+        env=env,
+    )
+    out: list[Any] = []
+
+    async def session() -> None:
+        async with Client(params) as client:
+            out.append(await client.call_tool("list_tables", {}))
+            out.append(await client.call_tool("run_query", {"sql": "DELETE FROM orders"}))
+
+    anyio.run(session)
+    tables, refused = out
+    assert tables.structured_content["result"] == ["customers", "orders"]
+    assert refused.is_error and "refused by rule" in _text(refused) and "Next step:" in _text(refused)

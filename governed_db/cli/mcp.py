@@ -20,9 +20,11 @@ from governed_db.errors import ConfigurationError
 @click.option("--policy", default=None, help="Policy file (default: GOVERNED_DB_POLICY or the built-in policy).")
 @click.option("--max-rows", default=200, show_default=True, type=click.IntRange(1, 100_000),
               help="Most rows one run_query hands to the agent.")
+@click.option("--rollback-writes", is_flag=True,
+              help="Roll back every run_query instead of committing (agents explore, nothing persists).")
 @click.option("--check", is_flag=True, help="Build the server, list the tables once, print them and exit.")
 def mcp(dsn: str, identity: str | None, token: str | None, environment: str | None, policy: str | None,
-        max_rows: int, check: bool) -> None:
+        max_rows: int, rollback_writes: bool, check: bool) -> None:
     """Serve list_tables / describe_table / run_query over the Model Context Protocol (stdio).
 
     Exit codes: 0 served (or --check passed); 1 the database or governance refused the check; 2 bad input.
@@ -32,7 +34,7 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
 
     try:
         tools = mcp_server.make_tools(dsn, identity=identity, token=token, environment=environment,
-                                      policy=policy, max_rows=max_rows)
+                                      policy=policy, max_rows=max_rows, commit=not rollback_writes)
     except ConfigurationError as e:
         raise click.UsageError(str(e)) from None
     except ModuleNotFoundError as e:
