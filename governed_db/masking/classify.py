@@ -245,10 +245,48 @@ _VETO = frozenset(
         "rounds",
     ]
 )
-#: tables whose bare ``name`` column names a person
-_PERSON_TABLES = re.compile(
-    r"(?:^|_)(users?|customers?|clients?|employees?|staff|people|persons?|members?|patients?|contacts?|authors?|"
-    r"students?|accounts?|profiles?|owners?|applicants?|candidates?|subscribers?|guests?|passengers?)$"
+#: words in a table name saying its rows are people (so a bare ``name`` column names a person)
+_PERSON_TABLE_WORDS = frozenset(
+    [
+        "user",
+        "users",
+        "customer",
+        "customers",
+        "client",
+        "clients",
+        "employee",
+        "employees",
+        "staff",
+        "people",
+        "person",
+        "persons",
+        "member",
+        "members",
+        "patient",
+        "patients",
+        "contact",
+        "contacts",
+        "author",
+        "authors",
+        "student",
+        "students",
+        "account",
+        "accounts",
+        "profile",
+        "profiles",
+        "owner",
+        "owners",
+        "applicant",
+        "applicants",
+        "candidate",
+        "candidates",
+        "subscriber",
+        "subscribers",
+        "guest",
+        "guests",
+        "passenger",
+        "passengers",
+    ]
 )
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -327,7 +365,7 @@ def classify_name(table: str, column: str, declared: str | None = None) -> Colum
                 label, confidence, {"name": f"column name {column!r} matches {' '.join(seq)!r}"}
             )
     table_last = table.rsplit(".", 1)[-1].lower()
-    if toks == ("name",) and category in _TEXTY and _PERSON_TABLES.search(table_last):
+    if toks == ("name",) and category in _TEXTY and _PERSON_TABLE_WORDS.intersection(words(table_last)):
         return ColumnClass("PERSON_NAME", 0.7, {"name": f"'name' in person-like table {table_last!r}"})
     if category == "json":
         return ColumnClass("FREE_TEXT", 0.5, {"type": f"declared type {declared} holds documents (scanned)"})
