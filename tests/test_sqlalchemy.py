@@ -86,7 +86,9 @@ def _seed(engine: Any, b: Backend) -> None:
     del engine
     plain = sa.create_engine(b.url)
     with plain.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE {b.table} (id INTEGER PRIMARY KEY, name {b.ddl_type}, email {b.ddl_type})")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {b.table} (id INTEGER PRIMARY KEY, name {b.ddl_type}, email {b.ddl_type})"
+        )
         conn.execute(
             text(f"INSERT INTO {b.table} (id, name, email) VALUES (:i, :n, :e)"),
             [{"i": 1, "n": "Alice", "e": EMAIL}, {"i": 2, "n": "Bob", "e": "bob@example.org"}],
@@ -127,8 +129,11 @@ def test_pool_and_session_keep_working_after_refusal(backend: Backend) -> None:
         first = conn.connection.dbapi_connection
     with Session(engine) as session:
         with pytest.raises(sa.exc.DBAPIError):
-            session.execute(text(f"TRUNCATE TABLE {backend.table}") if backend.name != "sqlite"
-                            else text(f"DROP TABLE {backend.table}"))
+            session.execute(
+                text(f"TRUNCATE TABLE {backend.table}")
+                if backend.name != "sqlite"
+                else text(f"DROP TABLE {backend.table}")
+            )
         session.rollback()
         assert session.execute(text(f"SELECT count(*) FROM {backend.table}")).scalar_one() == 2
     with engine.connect() as conn:
@@ -147,7 +152,9 @@ def test_dialect_housekeeping_is_never_refused_in_production(backend: Backend, s
             conn.exec_driver_sql("SELECT 1")
     inspector = sa.inspect(engine)
     assert backend.table in inspector.get_table_names()
-    if backend.name != "duckdb":  # duckdb_engine's column reflection is broken on SQLAlchemy 2.1 (ungoverned too)
+    if (
+        backend.name != "duckdb"
+    ):  # duckdb_engine's column reflection is broken on SQLAlchemy 2.1 (ungoverned too)
         assert [c["name"] for c in inspector.get_columns(backend.table)] == ["id", "name", "email"]
         assert inspector.get_pk_constraint(backend.table)["constrained_columns"] == ["id"]
         metadata = sa.MetaData()
@@ -159,7 +166,9 @@ def test_dialect_housekeeping_is_never_refused_in_production(backend: Backend, s
             session.execute(text(f"UPDATE {backend.table} SET name = 'x' WHERE id = 1"))
             nested.rollback()
         with engine.connect() as conn:
-            assert conn.execute(text(f"SELECT name FROM {backend.table} WHERE id = 1")).scalar_one() == "Alice"
+            assert (
+                conn.execute(text(f"SELECT name FROM {backend.table} WHERE id = 1")).scalar_one() == "Alice"
+            )
     assert _refused_spans(exporter) == []
     recorded = exporter.get_finished_spans()
     assert any(s.attributes.get("governed_db.identity.subject") == "report-bot" for s in recorded)
@@ -171,13 +180,17 @@ class _Base(DeclarativeBase):
 
 
 def _user_model(table: str) -> type:
-    return type(f"User_{table}", (_Base,), {
-        "__tablename__": table,
-        "id": Column(Integer, primary_key=True),
-        "name": Column(String(200)),
-        "email": Column(String(200)),
-        "__table_args__": {"extend_existing": True},
-    })
+    return type(
+        f"User_{table}",
+        (_Base,),
+        {
+            "__tablename__": table,
+            "id": Column(Integer, primary_key=True),
+            "name": Column(String(200)),
+            "email": Column(String(200)),
+            "__table_args__": {"extend_existing": True},
+        },
+    )
 
 
 @pytest.mark.parametrize("api", ["orm", "core"])
@@ -190,9 +203,36 @@ def test_email_never_comes_back_raw(backend: Backend, api: str) -> None:
             model: Any = _user_model(backend.table)
             rows = [(u.name, u.email) for u in session.scalars(select(model).order_by(model.id))]
         else:
-            rows = [tuple(r) for r in session.execute(text(f"SELECT name, email FROM {backend.table} ORDER BY id"))]
+            rows = [
+                tuple(r)
+                for r in session.execute(text(f"SELECT name, email FROM {backend.table} ORDER BY id"))
+            ]
     assert rows[0][0] == "Alice"
     assert EMAIL not in repr(rows)
+    engine.dispose()
+
+
+def test_orm_unit_of_work_and_executemany_are_governed(backend: Backend, spans: Any) -> None:
+    """ORM inserts, updates and deletes by primary key, and a Core executemany, run and are each recorded."""
+    provider, exporter = spans
+    engine = _engine(backend, provider)
+    _seed(engine, backend)
+    model: Any = _user_model(backend.table)
+    with Session(engine) as session:
+        session.add_all([model(id=10, name="Carol", email="c@example.net"), model(id=11, name="Dan", email=None)])
+        session.commit()
+        carol = session.get(model, 10)
+        carol.name = "Caroline"
+        session.delete(session.get(model, 11))
+        session.commit()
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO {backend.table} (id, name) VALUES (:i, :n)"),
+                     [{"i": 20 + k, "n": f"n{k}"} for k in range(5)])
+    with engine.connect() as conn:
+        assert conn.execute(text(f"SELECT count(*) FROM {backend.table}")).scalar_one() == 8
+    ops = [s.attributes.get("db.operation.name") for s in exporter.get_finished_spans()]
+    assert {"INSERT", "UPDATE", "DELETE", "SELECT"} <= set(ops)
+    assert _refused_spans(exporter) == []
     engine.dispose()
 
 
@@ -241,22 +281,37 @@ def test_govern_engine_refuses_twice() -> None:
         govern_engine(engine, identity=BOT)
 
 
+def _review_ddl(stmt: Any, ctx: Any) -> Any:
+    from governed_db.decision import Action, RuleHit
+
+    if stmt is not None and stmt.operation.startswith("CREATE"):
+        return RuleHit("review-ddl", Action.REQUIRE_APPROVAL, "schema changes are reviewed", None)
+    return None
+
+
+REVIEW_DDL = governed_db.Policy(name="review-ddl", rules=(_review_ddl,))
+
+
 def test_approval_request_surfaces_through_sqlalchemy(tmp_path: Any) -> None:
     """A statement needing approval raises DBAPIError whose .orig is ApprovalRequired with a request id."""
     from governed_db import ApprovalRequired
     from governed_db.tooling import refusal_message
 
-    sql = "CREATE TABLE fresh (id INTEGER)"
-    if governed_db.evaluate(sql, dialect="sqlite", environment="production").action.value != "require_approval":
-        pytest.skip("the policy in this build does not send DDL for approval")
-    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}", identity=BOT, environment="production",
-                           approvals=str(tmp_path / "approvals.db"))
+    engine = create_engine(
+        f"sqlite:///{tmp_path / 'a.db'}",
+        identity=BOT,
+        environment="production",
+        policy=REVIEW_DDL,
+        approvals=str(tmp_path / "approvals.db"),
+    )
     with pytest.raises(sa.exc.DBAPIError) as info, engine.begin() as conn:
-        conn.exec_driver_sql(sql)
-    assert isinstance(info.value.orig, ApprovalRequired)
+        conn.exec_driver_sql("CREATE TABLE fresh (id INTEGER)")
+    assert isinstance(info.value.orig, ApprovalRequired) and info.value.orig.request_id
     message = refusal_message(info.value)
-    assert message is not None and message.startswith("approval required by rule")
-    assert "Next step:" in message
+    assert message is not None and message.startswith("approval required by rule review-ddl")
+    assert info.value.orig.request_id in message and "Next step:" in message
+    with engine.connect() as conn:  # the pool is fine afterwards
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
 
 
 def test_development_warns_instead_of_refusing(tmp_path: Any) -> None:
