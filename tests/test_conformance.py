@@ -122,24 +122,8 @@ MAKERS = {
 }
 
 
-_WITH_PARAMS = {"test_rowcount_lastrowid_and_arraysize_match", "test_commit_and_rollback_behave_the_same"}
-
-
-def mysql_placeholders_unparsed() -> bool:
-    """sqlglot's mysql dialect reads %s as modulo; until analysis handles it, parametrized PyMySQL SQL is refused."""
-    from governed_db.analysis import analyze
-
-    return analyze("SELECT 1 WHERE 1 = %s", "mysql").error is not None
-
-
 @pytest.fixture(params=DRIVERS)
 def pair(request: pytest.FixtureRequest, tmp_path: Any, unique: str) -> Iterator[Pair]:
-    if (
-        request.param == "pymysql"
-        and request.node.originalname in _WITH_PARAMS
-        and mysql_placeholders_unparsed()
-    ):
-        pytest.xfail("analysis does not parse PyMySQL's %s placeholders yet (sqlglot mysql dialect)")
     p = MAKERS[request.param](request, tmp_path, unique)
     cur = p.cursor_of(p.raw)
     cur.execute(f"CREATE TABLE {p.table} (n INTEGER, label VARCHAR(20))")

@@ -426,15 +426,12 @@ def _my_run(
     return call
 
 
-MYSQL_ENTRIES: list[Any] = [
+MYSQL_ENTRIES: list[Case] = [
     ("cursor.execute", "cursor.execute", _my_run(None, "SELECT * FROM {t}")),
-    pytest.param(
+    (
         "cursor.executemany",
         "cursor.executemany",
         _my_run(None, "INSERT INTO {t} VALUES (%s, %s)", "executemany", [(9, "z")]),
-        marks=pytest.mark.xfail(
-            reason="analysis: sqlglot's mysql dialect does not parse %s placeholders yet"
-        ),
     ),
     ("bytes", "cursor.execute", lambda c, t: c.cursor().execute(f"SELECT * FROM {t}".encode())),
     ("DictCursor", "cursor.execute", _my_run("DictCursor", "SELECT * FROM {t}")),
@@ -461,7 +458,7 @@ def mysql_make(mysql_conn: Any, spans: Any, unique: str) -> Iterator[tuple[Calla
         mysql_conn.cursor().execute(f"DROP TABLE IF EXISTS {t}")
 
 
-@pytest.mark.parametrize(("case", "entry", "call"), MYSQL_ENTRIES)
+@pytest.mark.parametrize(("case", "entry", "call"), MYSQL_ENTRIES, ids=[c[0] for c in MYSQL_ENTRIES])
 def test_pymysql_entry_meets_pipeline(mysql_make: Any, spans: Any, case: str, entry: str, call: Any) -> None:
     """Each PyMySQL way in is recorded and refused for a marker table."""
     make, table, marker = mysql_make
@@ -521,9 +518,10 @@ DUCK_ENTRIES: list[Case] = [
     ("duplicate().execute", "connection.execute", lambda c, t: c.duplicate().execute(f"SELECT * FROM {t}")),
     ("Statement", "connection.execute", _duck_statement),
     ("sql write", "connection.sql", lambda c, t: c.sql(f"INSERT INTO {t} VALUES (9, 'z')")),
-    ("sql read", "relation.fetchall", lambda c, t: c.sql(f"SELECT * FROM {t}").fetchall()),
-    ("query", "relation.fetchall", lambda c, t: c.query(f"SELECT * FROM {t}").fetchall()),
-    ("from_query", "relation.df", lambda c, t: c.from_query(f"SELECT * FROM {t}").df()),
+    ("sql read", "connection.sql", lambda c, t: c.sql(f"SELECT * FROM {t}").fetchall()),
+    ("query", "connection.query", lambda c, t: c.query(f"SELECT * FROM {t}").fetchall()),
+    ("from_query", "connection.from_query", lambda c, t: c.from_query(f"SELECT * FROM {t}").df()),
+    ("relation read", "relation.fetchall", lambda c, t: c.table(t).fetchall()),
     ("table", "relation.fetchall", lambda c, t: c.table(t).fetchall()),
     ("table.filter", "relation.fetchall", lambda c, t: c.table(t).filter("id > 0").fetchall()),
     (
@@ -544,7 +542,7 @@ DUCK_ENTRIES: list[Case] = [
     ("relation.create_view", "relation.create_view", lambda c, t: c.table(t).create_view(f"{t}_v")),
     ("relation.iter_rows", "relation.iter_rows", lambda c, t: list(c.table(t).iter_rows())),
     ("relation.to_dicts", "relation.to_dicts", lambda c, t: c.table(t).to_dicts()),
-    ("module facade sql", "relation.fetchall", lambda c, t: _facade(c).sql(f"SELECT * FROM {t}").fetchall()),
+    ("module facade sql", "connection.sql", lambda c, t: _facade(c).sql(f"SELECT * FROM {t}").fetchall()),
     ("module facade execute", "connection.execute", lambda c, t: _facade(c).execute(f"SELECT * FROM {t}")),
 ]
 

@@ -48,6 +48,20 @@ DISPLAY_OUTPUTS = frozenset({"show", "preview"})
 FILE_OUTPUTS = frozenset({"write_csv", "to_csv", "write_parquet", "to_parquet"})
 #: exits that write the rows into a table or define a view
 TABLE_OUTPUTS = frozenset({"create", "to_table", "insert_into", "create_view", "to_view", "insert", "update"})
+#: composition: each returns another (governed) relation, read through the gates above
+COMPOSITION = frozenset({
+    "aggregate", "any_value", "apply", "arg_max", "arg_min", "avg", "bit_and", "bit_or", "bit_xor",
+    "bitstring_agg", "bool_and", "bool_or", "count", "cross", "cume_dist", "dense_rank", "describe", "distinct",
+    "drop", "except_", "favg", "filter", "first", "first_value", "fsum", "geomean", "group_by", "head",
+    "histogram", "intersect", "join", "lag", "last", "last_value", "lead", "limit", "list", "materialize", "max",
+    "mean", "median", "min", "mode", "n_tile", "nth_value", "offset", "order", "percent_rank", "pivot", "product",
+    "project", "quantile", "quantile_cont", "quantile_disc", "query", "rank", "rank_dense", "rename", "row_number",
+    "sample", "select", "select_dtypes", "select_types", "set_alias", "sort", "std", "stddev", "stddev_pop",
+    "stddev_samp", "string_agg", "sum", "union", "union_by_name", "unique", "unnest", "unpivot", "value_counts",
+    "var", "var_pop", "var_samp", "variance", "with_columns",
+})  # fmt: skip
+#: hands every row to a Python function: refused when the relation has masked columns
+CALLBACKS = frozenset({"map"})
 #: members that describe the relation and hand out no row
 METADATA = frozenset(
     {
@@ -90,6 +104,23 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
         if callable(value) and not isinstance(value, type):
             return _composer(self, name, value)
         return self._self_wrap(value)  # rel.col_name: a projection
+
+    def map(self, map_function: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        # judged as a read of the relation: the function sees every row before any masking
+        _, st = self._self_emit("map", lambda: None)
+        if st.poisoned is not None:
+            raise st.poisoned
+        if st.plan is not None and st.masked_columns:
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    "refused by governed_db: map() hands unmasked rows to a Python function, and this relation has "
+                    f"masked columns ({', '.join(st.masked_columns)}). Next step: project those columns away first, "
+                    "or fetch the rows (masked) and transform them in Python."
+                )
+            )
+        st.finish()
+        return self._self_wrap(raw.map(map_function, *args, **kwargs))
 
     def __getitem__(self, name: Any) -> Any:
         return self._self_wrap(self.__wrapped__[name])
@@ -206,7 +237,8 @@ def _reader_output(name: str) -> Callable[..., Any]:
 
 def _reader_gate(self: GovernedRelation, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     method = getattr(self.__wrapped__, name)
-    out, st = self._self_emit(name, lambda: method(*args, **kwargs))
+    # judged and planned first; the stream is only opened when nothing would need masking
+    _, st = self._self_emit(name, lambda: None)
     if st.poisoned is not None:
         raise st.poisoned
     if st.plan is not None or st.limit is not None:
@@ -217,7 +249,7 @@ def _reader_gate(self: GovernedRelation, name: str, args: tuple[Any, ...], kwarg
             )
         )
     st.finish()
-    return out
+    return method(*args, **kwargs)
 
 
 def _file_output(name: str) -> Callable[..., Any]:

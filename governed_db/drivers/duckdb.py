@@ -3,9 +3,10 @@
 * ``conn.execute()`` returns the connection; rows are then read from it
   (``fetch*``, ``df``, ``fetchnumpy``, ``to_arrow_table``...), so the
   governed connection carries a result state of its own.
-* ``sql/query/from_query`` of a read returns a lazy relation governed at
-  output (:mod:`governed_db.drivers._duckdb_relation`); any other statement
-  runs at once and is judged at once. ``read_csv``/``read_json``/
+* ``sql/query/from_query`` are judged when called (duckdb binds at once, and
+  runs any statement that is not a read); a read returns a lazy relation
+  judged again each time it produces output
+  (:mod:`governed_db.drivers._duckdb_relation`). ``read_csv``/``read_json``/
   ``read_parquet``/``from_*`` open files when called, so they are judged when
   called (as ``SELECT * FROM read_csv('path')``) and again when read.
 * ``install_extension``/``load_extension`` are judged as ``INSTALL x``/``LOAD x``.
@@ -19,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from governed_db.analysis import analyze
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._duckdb_relation import GovernedRelation, _ident, _literal, wrap_result
@@ -45,6 +45,16 @@ FRAME_OUTPUTS = (
 READER_OUTPUTS = ("to_arrow_reader", "fetch_record_batch")
 FILE_READERS = ("read_csv", "read_json", "read_parquet", "from_csv_auto", "from_parquet")
 LAZY_RELATIONS = ("table", "view", "values", "from_df", "from_arrow")
+#: connection members that neither take SQL nor hand out rows: reached through the proxy as they are
+#: (a relation or connection they return is still governed by ``__getattr__``)
+PASS_THROUGH = frozenset({
+    "abort", "array_type", "begin", "checkpoint", "close", "commit", "complete", "create_function",
+    "decimal_type", "description", "disable_profiling", "dtype", "enable_profiling", "enum_type",
+    "extract_statements", "filesystem_is_registered", "get_profiling_information", "get_table_names",
+    "interrupt", "list_filesystems", "list_type", "map_type", "query_progress", "register", "register_filesystem",
+    "remove_function", "rollback", "row_type", "rowcount", "sqltype", "string_type", "struct_type", "type",
+    "union_type", "unregister", "unregister_filesystem",
+})  # fmt: skip
 #: DataFrame helpers of the duckdb module that run outside any governed connection
 MODULE_REFUSED = frozenset(
     {
@@ -118,10 +128,9 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         gov, raw = self._self_gov, self.__wrapped__
         text = gov.driver.statement_text(query, raw)
         check_placeholders(gov, text, kwargs.get("params"))
-        if analyze(text, gov.dialect).is_read_only:
-            # a read is a lazy relation: judged each time it produces output
-            return self._self_wrap(getattr(raw, method)(query, *args, **kwargs))
 
+        # Judged now, because duckdb binds at once (a read_csv() in the query already opens the file)
+        # and runs any statement that is not a read; a read is judged again each time it is read.
         def invoke(sql: Any) -> Any:
             refuse_unmaskable_copy(gov, text, _describer(raw))
             return getattr(raw, method)(sql, *args, **kwargs)

@@ -1,0 +1,201 @@
+"""DuckDB specifics: the connection is its own cursor, relations are governed lazily, the module facade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import GuardrailViolation, masking
+from governed_db.drivers import _duckdb_relation as rel_mod
+from governed_db.drivers.duckdb import (
+    FILE_READERS,
+    FRAME_OUTPUTS,
+    LAZY_RELATIONS,
+    PASS_THROUGH,
+    DuckDBConnection,
+)
+from tests._interception_support import MARKER, POLICY, stub_plan_masking
+
+duckdb = pytest.importorskip("duckdb")
+
+
+@pytest.fixture(autouse=True)
+def _stub_masking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mask the column ``pii`` only; the real masking is tested on its own."""
+    monkeypatch.setattr(masking, "predicate_hit", lambda *a, **k: None)
+    monkeypatch.setattr(masking, "plan_masking", stub_plan_masking)
+
+
+@pytest.fixture
+def conn(spans: Any) -> Iterator[Any]:
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE people (id INTEGER, pii VARCHAR)")
+    raw.execute("INSERT INTO people VALUES (1, 'alice@example.com'), (2, 'bob@example.com')")
+    raw.execute("CREATE TABLE plain (id INTEGER, label VARCHAR)")
+    raw.execute("INSERT INTO plain VALUES (1, 'a'), (2, 'b')").fetchall()
+    yield governed_db.wrap(raw, environment="production", policy=POLICY, tracer_provider=spans[0])
+    raw.close()
+
+
+def test_every_relation_member_is_classified() -> None:
+    """Each public DuckDBPyRelation member is a known output, composition, callback or metadata."""
+    known = (
+        rel_mod.ROW_OUTPUTS | rel_mod.FRAME_OUTPUTS | rel_mod.READER_OUTPUTS | rel_mod.DISPLAY_OUTPUTS
+        | rel_mod.FILE_OUTPUTS | rel_mod.TABLE_OUTPUTS | rel_mod.COMPOSITION | rel_mod.CALLBACKS | rel_mod.METADATA
+    )  # fmt: skip
+    public = {n for n in dir(duckdb.DuckDBPyRelation) if not n.startswith("_")}
+    assert public - known == set(), "review these new DuckDBPyRelation members and classify them"
+
+
+def test_every_connection_member_is_routed_or_passes_through() -> None:
+    """Each public DuckDBPyConnection member is governed by the proxy or listed as one that carries no SQL/rows."""
+    routed = {n for k in DuckDBConnection.__mro__ if k.__module__.startswith("governed_db") for n in vars(k)}
+    public = {n for n in dir(duckdb.DuckDBPyConnection) if not n.startswith("_")}
+    assert public - routed - PASS_THROUGH == set(), "review these new DuckDBPyConnection members"
+    assert not (set(FRAME_OUTPUTS) | set(FILE_READERS) | set(LAZY_RELATIONS)) & PASS_THROUGH
+
+
+def test_execute_returns_the_governed_connection(conn: Any) -> None:
+    """conn.execute() returns the connection itself: the governed one, never the raw."""
+    assert conn.execute("SELECT 1") is conn
+    assert isinstance(conn, duckdb.DuckDBPyConnection)
+
+
+def test_cursor_and_duplicate_are_governed(conn: Any) -> None:
+    """cursor()/duplicate() give governed connections whose rows are masked."""
+    for other in (conn.cursor(), conn.duplicate()):
+        assert isinstance(other, DuckDBConnection)
+        assert other.execute("SELECT pii FROM people ORDER BY id").fetchall() == [("***",), ("***",)]
+        with pytest.raises(GuardrailViolation):
+            other.execute(f"SELECT * FROM {MARKER}x")
+
+
+def test_methods_returning_the_raw_connection_hand_back_the_proxy(conn: Any) -> None:
+    """begin()/commit() and other pass-through methods never leak the raw connection."""
+    assert conn.begin() is conn
+    assert conn.commit() is conn
+
+
+def test_relation_reads_are_judged_when_made_and_each_time_read(conn: Any, spans: Any) -> None:
+    """sql() of a read is judged when called (duckdb binds at once) and again at every read."""
+    exporter = spans[1]
+    exporter.clear()
+    rel = conn.sql("SELECT * FROM plain ORDER BY id")
+    assert isinstance(rel, rel_mod.GovernedRelation)
+    assert rel.fetchall() == [(1, "a"), (2, "b")]
+    assert rel.fetchall() == [(1, "a"), (2, "b")]
+    statements = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+    entries = [s.attributes["governed_db.entry"] for s in statements]
+    assert entries == ["connection.sql", "relation.fetchall", "relation.fetchall"]
+    with pytest.raises(GuardrailViolation):
+        conn.sql(f"SELECT * FROM {MARKER}not_even_bound")  # refused before duckdb binds it
+
+
+def test_composition_returns_governed_relations(conn: Any) -> None:
+    """filter/project/order/aggregate/join and column access all return governed relations."""
+    base = conn.table("people")
+    made = [
+        base.filter("id > 0"),
+        base.project("pii"),
+        base.order("id"),
+        base.aggregate("count(*)"),
+        base.set_alias("a").join(conn.table("plain").set_alias("b"), "a.id = b.id"),
+        base.pii,
+        base["pii"],
+        base.limit(1),
+    ]
+    assert all(isinstance(r, rel_mod.GovernedRelation) for r in made)
+    assert base.project("pii").fetchall() == [("***",), ("***",)]
+
+
+def test_relation_outputs_refuse_what_cannot_be_masked(conn: Any, tmp_path: Any) -> None:
+    """Arrow readers, map() and file exports of a masked relation are refused before any row leaves."""
+    people = conn.table("people")
+    with pytest.raises(GuardrailViolation, match="record batches"):
+        people.to_arrow_reader()
+    with pytest.raises(GuardrailViolation, match="map"):
+        people.map(lambda df: df)
+    target = tmp_path / "out.csv"
+    with pytest.raises(GuardrailViolation, match="masking cannot"):
+        people.write_csv(str(target))
+    assert not target.exists()
+    conn.table("plain").write_csv(str(target))  # nothing masked: allowed
+    assert target.read_text().splitlines()[0] == "id,label"
+
+
+def test_relation_display_is_masked(conn: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """repr(), str(), show() and preview() of a masked relation draw masked values."""
+    people = conn.table("people")
+    people.show()
+    shown = capsys.readouterr().out
+    for text in (
+        repr(people),
+        str(people),
+        people.preview(),
+        shown,
+        people._repr_mimebundle_()["text/plain"],
+    ):
+        assert "alice@example.com" not in text and "***" in text
+
+
+def test_writes_from_relations_are_judged_as_their_sql(conn: Any) -> None:
+    """create/insert_into/create_view are judged as CREATE TABLE AS / INSERT ... SELECT / CREATE VIEW."""
+    plain = conn.table("plain")
+    plain.create("plain_copy")
+    plain.insert_into("plain_copy")
+    assert conn.execute("SELECT count(*) FROM plain_copy").fetchall() == [(4,)]
+    with pytest.raises(GuardrailViolation):
+        plain.create(f"{MARKER}copy")
+
+
+def test_statement_objects_are_read_as_their_query(conn: Any) -> None:
+    """extract_statements() objects are judged by their SQL and passed to duckdb unchanged."""
+    stmt = conn.extract_statements(f"SELECT * FROM {MARKER}x")[0]
+    with pytest.raises(GuardrailViolation):
+        conn.execute(stmt)
+    ok = conn.extract_statements("SELECT id FROM plain ORDER BY id")[0]
+    assert conn.execute(ok).fetchall() == [(1,), (2,)]
+
+
+def test_extensions_are_judged_as_install_and_load(conn: Any) -> None:
+    """install_extension/load_extension are refused by a rule that sees INSTALL/LOAD of the name."""
+    with pytest.raises(GuardrailViolation):
+        conn.install_extension(f"{MARKER}ext")
+    with pytest.raises(GuardrailViolation):
+        conn.load_extension(f"{MARKER}ext")
+
+
+def test_frames_from_the_connection_are_masked(conn: Any) -> None:
+    """df()/fetchnumpy() after execute() go through the frame exit."""
+    frame = conn.execute("SELECT * FROM people").df()
+    assert list(frame["pii"]) == ["***", "***"]
+    arrays = conn.execute("SELECT * FROM people").fetchnumpy()
+    assert list(arrays["pii"]) == ["***", "***"]
+
+
+def test_module_facade_uses_a_governed_default_connection(spans: Any) -> None:
+    """govern_module(duckdb): duckdb.sql/execute run on a governed default connection; DataFrame helpers refuse."""
+    facade = governed_db.govern_module(
+        duckdb, environment="production", policy=POLICY, tracer_provider=spans[0]
+    )
+    default = facade.default_connection()
+    assert isinstance(default, DuckDBConnection)
+    assert facade.default_connection() is default
+    with pytest.raises(GuardrailViolation):
+        facade.sql(f"SELECT * FROM {MARKER}x").fetchall()
+    assert facade.execute("SELECT 42").fetchall() == [(42,)]
+    with pytest.raises(governed_db.ConfigurationError, match="outside any governed connection"):
+        facade.filter(None, "x > 1")
+    assert facade.col("x") is not None  # expression builders are pure
+    assert isinstance(facade.connect(), DuckDBConnection)
+
+
+def test_closed_connection_cannot_be_wrapped() -> None:
+    """wrap() of a closed duckdb connection names the problem."""
+    raw = duckdb.connect()
+    raw.close()
+    with pytest.raises(governed_db.ConfigurationError, match="closed"):
+        governed_db.wrap(raw)
