@@ -57,17 +57,24 @@ def plan_masking(
     state = state_for(gov)
     if not state.active:
         return None
+    from governed_db.masking.engine import MISSING
     from governed_db.masking.plan import Access, build_maskers
-    from governed_db.masking.rows import RowMasker
+    from governed_db.masking.rows import RowMasker, compile_tuple_fn
 
-    access = Access(state, identity)
-    if access.everything:
-        return None
     names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
-    maskers = build_maskers(names, state.facts_for(analysis), access)
-    if not any(m is not None for m in maskers):
+    key = ("plan", analysis.sql, state.version, identity, tuple(names))
+    found = state.recall(key)
+    if found is MISSING:
+        access = Access(state, identity)
+        maskers = None if access.everything else build_maskers(names, state.facts_for(analysis), access)
+        if maskers is None or not any(m is not None for m in maskers):
+            found = None
+        else:
+            found = (tuple(maskers), compile_tuple_fn(maskers))
+        state.remember(key, found, state.good_until(access.grants))
+    if found is None:
         return None
-    return RowMasker(names, maskers)
+    return RowMasker(names, found[0], found[1])
 
 
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:

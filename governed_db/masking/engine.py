@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 #: a table whose catalog could not be read is tried again after this many seconds
 RETRY_SECONDS = 30.0
 _LINEAGE_CACHE = 512
+_MEMO_CACHE = 2048
+#: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
+MEMO_SECONDS = 60.0
+MISSING = object()
 
 
 @dataclass
@@ -65,6 +69,8 @@ class MaskingState:
         self.version = 0
         self.facts: OrderedDict[tuple[str, int], StatementFacts] = OrderedDict()
         self.maskers: dict[tuple[str, str, str], Masker] = {}
+        #: identity-dependent results (plans, predicate verdicts), each with a time it is good until
+        self.memo: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
         self.lock = threading.RLock()
 
     @property
@@ -77,6 +83,20 @@ class MaskingState:
             self.version += 1
             self.tables.clear()
             self.facts.clear()
+            self.memo.clear()
+
+    def recall(self, key: tuple[Any, ...]) -> Any:
+        """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""
+        found = self.memo.get(key)
+        if found is None or found[0] < time.time():
+            return MISSING
+        return found[1]
+
+    def remember(self, key: tuple[Any, ...], value: Any, good_until: float) -> None:
+        with self.lock:
+            self.memo[key] = (good_until, value)
+            if len(self.memo) > _MEMO_CACHE:
+                self.memo.popitem(last=False)
 
     def columns_of(self, node: exp.Table) -> tuple[str, list[str] | None]:
         key = table_key(".".join(p.name for p in node.parts))
@@ -165,7 +185,6 @@ class MaskingState:
         key = (analysis.sql, self.version)
         found = self.facts.get(key)
         if found is not None:
-            self.facts.move_to_end(key)
             return found
         facts = self._facts(analysis)
         with self.lock:
@@ -194,6 +213,14 @@ class MaskingState:
     # -- who sees what ---------------------------------------------------------------------------
     def grants(self, identity: Identity) -> list[Grant]:
         return list(unmask_grants(self.config, identity, self.gov.environment))
+
+    def good_until(self, grants: list[Grant]) -> float:
+        """When answers derived from ``grants`` must be re-derived: soon, and never after one expires."""
+        until = time.time() + MEMO_SECONDS
+        for g in grants:
+            if g.expires is not None:
+                until = min(until, g.expires.timestamp())
+        return until
 
     def masker(self, key: str, column: str, cls: ColumnClass) -> Masker:
         label = cls.label or "SENSITIVE"

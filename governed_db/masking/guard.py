@@ -20,7 +20,7 @@ from typing import Any
 from governed_db.analysis import Analysis
 from governed_db.decision import Action, RuleHit
 from governed_db.identity import Identity
-from governed_db.masking.engine import MaskingState
+from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.plan import Access
 from governed_db.masking.strategies import looks_masked
 from governed_db.masking.strategies.spans import scrub_text
@@ -45,11 +45,33 @@ def _action(state: MaskingState) -> Action:
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
     if any(s.kind == "ddl" for s in analysis.statements):
         state.invalidate()  # the schema is changing: re-read it on next sight
-    access = Access(state, identity)
-    if access.everything or not analysis.statements:
+    if not analysis.statements or not any(s.kind in ("read", "write", "ddl") for s in analysis.statements):
         return None
-    if not any(s.kind in ("read", "write", "ddl") for s in analysis.statements):
-        return None
+    key = ("uses", analysis.sql, state.version, identity)
+    verdict = state.recall(key)
+    if verdict is MISSING:
+        access = Access(state, identity)
+        verdict = None if access.everything else _uses_hit(state, analysis, access)
+        state.remember(key, verdict, state.good_until(access.grants))
+    if verdict is not None:
+        return verdict  # type: ignore[no-any-return]
+    facts = state.facts_for(analysis)
+    if facts.writes:
+        values = list(facts.written_literals)
+        values.extend(_param_strings(params))
+        for v in values:
+            if looks_masked(v):
+                return RuleHit(
+                    WRITE_BACK_RULE,
+                    Action.DENY,
+                    "the statement writes a masked placeholder back to the database, which would destroy the real value",
+                    "write real values only: re-read the row through an identity allowed to see it, or leave "
+                    "the column out of the statement",
+                )
+    return None
+
+
+def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHit | None:
     facts = state.facts_for(analysis)
     if facts.lineage is not None:
         for clause, origin in facts.lineage.uses:
@@ -71,18 +93,6 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
                 "filter on a non-sensitive key (an id) instead, or ask for an unmask grant (masking.unmask) "
                 "for your role",
             )
-    if facts.writes:
-        values = list(facts.written_literals)
-        values.extend(_param_strings(params))
-        for v in values:
-            if looks_masked(v):
-                return RuleHit(
-                    WRITE_BACK_RULE,
-                    Action.DENY,
-                    "the statement writes a masked placeholder back to the database, which would destroy the real value",
-                    "write real values only: re-read the row through an identity allowed to see it, or leave "
-                    "the column out of the statement",
-                )
     return None
 
 

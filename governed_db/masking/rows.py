@@ -61,14 +61,19 @@ class RowMasker:
 
     __slots__ = ("_by_name", "_fn", "_idx", "masked_cells", "masked_columns", "maskers", "names", "width")
 
-    def __init__(self, names: Sequence[str], maskers: Sequence[Masker | None]) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        maskers: Sequence[Masker | None],
+        fn: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None,
+    ) -> None:
         self.names = tuple(names)
         self.maskers = tuple(maskers)
         self.width = len(maskers)
         self._idx = tuple((i, m) for i, m in enumerate(maskers) if m is not None)
         self.masked_columns = tuple(self.names[i] for i, _ in self._idx)
         self._by_name = {self.names[i]: m for i, m in self._idx}
-        self._fn = compile_tuple_fn(maskers)
+        self._fn = fn if fn is not None else compile_tuple_fn(maskers)
         self.masked_cells = 0
 
     def apply_row(self, row: Any) -> Any:
