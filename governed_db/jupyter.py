@@ -41,9 +41,11 @@ from governed_db.tooling import refusal_message, refusal_of
 #: driver modules whose ``connect`` is replaced while loaded (when installed)
 PATCHED_MODULES = ("sqlite3", "psycopg", "psycopg2", "pymysql", "duckdb")
 #: callers left alone by the patched ``connect``: the kernel's own machinery (history database...),
-#: and SQLAlchemy / duckdb_engine, whose connections the ``do_connect`` listener governs instead
+#: SQLAlchemy / duckdb_engine, whose connections the ``do_connect`` listener governs instead, and
+#: governed_db itself (``govern_module`` wraps what it opens; classification reads the schema)
 _EXEMPT_CALLERS = (
     "IPython.", "ipykernel.", "jupyter_client.", "jupyter_core.", "traitlets.", "sqlalchemy.", "duckdb_engine",
+    "governed_db.",
 )
 
 

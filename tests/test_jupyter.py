@@ -152,3 +152,30 @@ def test_refusal_html_escapes_and_names_approval() -> None:
     assert "Approval required" in markup and "req-42" in markup and "&lt;b&gt;" in markup and "<b>" not in markup
     assert "governed-db approvals approve req-42" in markup
     assert refusal_html(ValueError("x")) is None
+
+
+def test_in_process_load_unload_and_govern_module() -> None:
+    """Loading patches sqlite3.connect (no double wrap through govern_module); unloading restores everything."""
+    import sqlite3 as driver
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from governed_db import govern_module
+    from governed_db.jupyter import load_ipython_extension, unload_ipython_extension
+
+    shell = InteractiveShell.instance()
+    original = driver.connect
+    load_ipython_extension(shell)
+    try:
+        assert driver.connect is not original
+        direct = driver.connect(":memory:")
+        assert type(direct).__module__ == "governed_db.drivers.sqlite"
+        via_module = govern_module(driver).connect(":memory:")  # governed once, with the module's settings
+        assert type(via_module).__module__ == "governed_db.drivers.sqlite"
+        assert shell.custom_exceptions == (Exception,)
+        direct.close()
+        via_module.close()
+    finally:
+        unload_ipython_extension(shell)
+    assert driver.connect is original
+    assert shell.custom_exceptions == ()
