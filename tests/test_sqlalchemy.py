@@ -236,6 +236,19 @@ def test_orm_unit_of_work_and_executemany_are_governed(backend: Backend, spans: 
     engine.dispose()
 
 
+def test_streamed_results_are_masked(backend: Backend) -> None:
+    """stream_results (server-side / unbuffered cursors) hands out masked rows, partition by partition."""
+    engine = _engine(backend)
+    _seed(engine, backend)
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, max_row_buffer=1).execute(
+            text(f"SELECT id, email FROM {backend.table} ORDER BY id"))
+        partitions = list(result.partitions(1))
+    assert [len(p) for p in partitions] == [1, 1]
+    assert partitions[0][0][0] == 1 and EMAIL not in repr(partitions)
+    engine.dispose()
+
+
 def test_wrap_options_and_engine_kwargs_are_split() -> None:
     """Keyword arguments named like wrap() options go to wrap; the rest go to SQLAlchemy."""
     engine = create_engine("sqlite://", identity=BOT, environment="production", sqlcommenter=True, echo=False)
