@@ -1,0 +1,172 @@
+"""psycopg 3 specifics: conn.execute, stream, copy, server-side cursors, transactions, pipeline, Composed SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import GuardrailViolation, masking
+from tests._interception_support import MARKER, POLICY, stub_plan_masking
+
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture(autouse=True)
+def _stub_masking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mask the column ``pii`` only; the real masking is tested on its own."""
+    monkeypatch.setattr(masking, "predicate_hit", lambda *a, **k: None)
+    monkeypatch.setattr(masking, "plan_masking", stub_plan_masking)
+
+
+@pytest.fixture
+def env(pg_conn: Any, spans: Any, unique: str) -> Iterator[tuple[Any, str]]:
+    table = f"gdp_{unique}"
+    pg_conn.execute(f"CREATE TABLE {table} (id int, pii text)")
+    pg_conn.execute(
+        f"INSERT INTO {table} SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 5) g"
+    )
+    yield governed_db.wrap(pg_conn, environment="production", policy=POLICY, tracer_provider=spans[0]), table
+    pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_conn_execute_returns_a_governed_cursor(env: tuple[Any, str]) -> None:
+    """conn.execute() builds its cursor through the proxy: governed, with .connection the governed conn."""
+    conn, table = env
+    cur = conn.execute(f"SELECT id FROM {table} ORDER BY id")
+    assert type(cur).__module__.startswith("governed_db")
+    assert isinstance(cur, psycopg.Cursor)
+    assert cur.connection is conn
+    assert cur.fetchone() == (1,)
+
+
+def test_stream_is_lazy_and_masked(env: tuple[Any, str], spans: Any) -> None:
+    """stream() sends nothing until iterated, then hands out masked rows."""
+    conn, table = env
+    spans[1].clear()
+    gen = conn.cursor().stream(f"SELECT id, pii FROM {table} ORDER BY id")
+    assert spans[1].get_finished_spans() == ()
+    rows = list(gen)
+    assert rows[0] == (1, "***") and len(rows) == 5
+    with pytest.raises(GuardrailViolation):
+        next(conn.cursor().stream(f"SELECT * FROM {MARKER}x"))
+
+
+def test_abandoned_stream_leaves_the_connection_usable(env: tuple[Any, str]) -> None:
+    """Closing a half-read stream lets psycopg cancel it; the connection keeps working."""
+    conn, table = env
+    gen = conn.cursor().stream(f"SELECT id FROM {table}")
+    next(gen)
+    gen.close()
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_copy_from_stdin_is_judged_and_writes(env: tuple[Any, str]) -> None:
+    """cursor.copy('COPY t FROM STDIN') is judged as that statement and loads the rows."""
+    conn, table = env
+    with conn.cursor().copy(f"COPY {table} (id) FROM STDIN") as copy:
+        copy.write_row((42,))
+    assert conn.execute(f"SELECT count(*) FROM {table} WHERE id = 42").fetchone() == (1,)
+    with pytest.raises(GuardrailViolation), conn.cursor().copy(f"COPY {MARKER}x FROM STDIN"):
+        pass
+
+
+def test_copy_out_without_masked_columns_is_allowed(env: tuple[Any, str]) -> None:
+    """COPY ... TO of columns nothing masks runs and streams its data."""
+    conn, table = env
+    with conn.cursor().copy(f"COPY (SELECT id FROM {table} ORDER BY id) TO STDOUT") as copy:
+        data = b"".join(bytes(b) for b in copy)
+    assert data.splitlines()[0] == b"1"
+
+
+def test_server_side_cursor_is_governed_and_masked(env: tuple[Any, str]) -> None:
+    """conn.cursor(name=...) gives a governed ServerCursor; iteration and fetchmany are masked."""
+    conn, table = env
+    with conn.transaction(), conn.cursor(name="gd_srv") as cur:
+        assert isinstance(cur, psycopg.ServerCursor)
+        cur.itersize = 2
+        cur.execute(f"SELECT id, pii FROM {table} ORDER BY id")
+        assert cur.fetchmany(2) == [(1, "***"), (2, "***")]
+        assert [r[1] for r in cur] == ["***"] * 3
+
+
+def test_transaction_object_points_at_the_governed_connection(env: tuple[Any, str]) -> None:
+    """with conn.transaction() as tx: tx.connection is the governed connection; rollback works."""
+    conn, table = env
+    with pytest.raises(RuntimeError), conn.transaction() as tx:
+        assert tx.connection is conn
+        tx.connection.execute(f"DELETE FROM {table} WHERE id = 1")
+        raise RuntimeError("roll back")
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (5,)
+
+
+def test_composed_sql_is_read_for_analysis_and_passed_unchanged(env: tuple[Any, str]) -> None:
+    """sql.SQL/Composed statements are judged by their text and executed as Composed objects."""
+    from psycopg import sql
+
+    conn, table = env
+    query = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(sql.Identifier("id"), sql.Identifier(table))
+    assert conn.execute(query, (3,)).fetchone() == (3,)
+    with pytest.raises(GuardrailViolation):
+        conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(f"{MARKER}x")))
+
+
+def test_multiple_result_sets_of_a_masked_statement_are_withheld(env: tuple[Any, str]) -> None:
+    """After nextset() the next result's columns were never planned, so its rows are withheld."""
+    conn, table = env
+    cur = conn.execute(f"SELECT id, pii FROM {table} WHERE id = 1; SELECT 'alice@example.com' AS other")
+    assert cur.fetchall() == [(1, "***")]
+    assert cur.nextset()
+    with pytest.raises(GuardrailViolation, match="second result set"):
+        cur.fetchall()
+
+
+def test_executemany_returning_keeps_the_plan_for_each_result(env: tuple[Any, str]) -> None:
+    """executemany(returning=True) results all come from one statement and are all masked."""
+    conn, table = env
+    cur = conn.cursor()
+    cur.executemany(f"SELECT id, pii FROM {table} WHERE id = %s", [(1,), (2,)], returning=True)
+    seen = []
+    while True:
+        seen.extend(cur.fetchall())
+        if not cur.nextset():
+            break
+    assert seen == [(1, "***"), (2, "***")]
+
+
+def test_raw_cursor_dollar_placeholders_are_accepted(pg_dsn: str) -> None:
+    """A RawCursor connection's $1 placeholders are not mistaken for a wrong paramstyle."""
+    raw = psycopg.connect(pg_dsn, autocommit=True, cursor_factory=psycopg.RawCursor)
+    try:
+        conn = governed_db.wrap(raw, environment="production")
+        assert conn.execute("SELECT $1::int", (7,)).fetchone() == (7,)
+    finally:
+        raw.close()
+
+
+def test_async_connections_are_refused_clearly(pg_dsn: str) -> None:
+    """An AsyncConnection is refused at wrap() with the alternative named (never half-governed)."""
+    import asyncio
+
+    async def attempt() -> str:
+        aconn = await psycopg.AsyncConnection.connect(pg_dsn)
+        try:
+            governed_db.wrap(aconn)
+        except governed_db.ConfigurationError as e:
+            return str(e)
+        finally:
+            await aconn.close()
+        return "wrapped"
+
+    assert "AsyncConnection" in asyncio.run(attempt())
+
+
+def test_refusal_is_also_psycopgs_programming_error(env: tuple[Any, str]) -> None:
+    """A refusal is catchable as psycopg.ProgrammingError, conn.Error and GuardrailViolation."""
+    conn, _ = env
+    with pytest.raises(psycopg.ProgrammingError):
+        conn.execute(f"SELECT * FROM {MARKER}x")
+    with pytest.raises(conn.Error):
+        conn.execute(f"SELECT * FROM {MARKER}x")
