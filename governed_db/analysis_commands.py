@@ -110,6 +110,13 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
     if w0 == "ALTER" and w1 == "SYSTEM":
         name = words[3].lower() if len(words) > 3 and words[2] in ("SET", "RESET") else "all"
         return _c("admin", "ALTER SYSTEM", "alter-system", settings=((name, "system", True),))
+    if w0 == "ALTER" and w1 == "DATABASE" and "SET" in words:
+        at = words.index("SET")
+        name = words[at + 1].lower() if at + 1 < len(words) else "?"
+        return _c("admin", "ALTER DATABASE", settings=((name, "database", True),))
+    routine = [w for w in words[1:4] if w not in ("OR", "REPLACE", "DEFINER", "TEMP", "TEMPORARY", "CONSTRAINT")]
+    if w0 == "CREATE" and routine[:1] and routine[0] in ("FUNCTION", "PROCEDURE", "TRIGGER", "EVENT", "RULE"):
+        return _c("ddl", f"CREATE {routine[0]}", "stored-code")
     if w0 in ("ALTER", "CREATE", "DROP") and w1 in _PRINCIPALS:
         return _c("privilege", op, "user-management")
     if (w0, w1) in (("RENAME", "USER"), ("REASSIGN", "OWNED"), ("DROP", "OWNED"), ("SECURITY", "LABEL")):

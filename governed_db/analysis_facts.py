@@ -123,7 +123,7 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     nested = any(n is not tree for n in tree.find_all(*_WRITE))
     if nested and kind == "read":
         kind = "write"
-    where = _worst_where(tree)
+    where = _worst_where(tree, gd)
     select_into = _select_into(tree)
     cascade = bool(tree.args.get("cascade")) or str(tree.args.get("option") or "").upper() == "CASCADE"
     star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
@@ -139,7 +139,9 @@ def _select_into(tree: exp.Expr) -> bool:
     """SELECT INTO / CREATE TABLE AS into a persistent table (session-private temp tables are not copies out)."""
     if isinstance(tree, exp.Select):
         into = tree.args.get("into")
-        return into is not None and not into.args.get("temporary")
+        if into is None or into.args.get("temporary"):
+            return False
+        return not (isinstance(into.this, exp.Table) and isinstance(into.this.this, (exp.Parameter, exp.Var)))
     if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Query):
         props = tree.args.get("properties")
         return not (props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions))
@@ -160,6 +162,8 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
     elif isinstance(tree, (exp.Create, exp.Drop)):
         what = str(tree.args.get("kind") or "").upper()
         kind, op = "ddl", f"{tree.key.upper()} {what}".strip()
+        if what in ("FUNCTION", "PROCEDURE", "TRIGGER", "EVENT", "RULE") and isinstance(tree, exp.Create):
+            flags.add("stored-code")
         if what in ("USER", "ROLE", "GROUP"):
             kind = "privilege"
             flags.add("user-management")
@@ -345,32 +349,36 @@ def _functions(tree: exp.Expr) -> frozenset[str]:
     return frozenset(names)
 
 
-def _worst_where(tree: exp.Expr) -> str | None:
+def _worst_where(tree: exp.Expr, gd: str) -> str | None:
     worst: str | None = None
     for node in tree.find_all(exp.Update, exp.Delete):
         w = node.args.get("where")
-        status = "missing" if w is None else _judge(w.this)
+        status = "missing" if w is None else _judge(w.this, truthy=gd != "postgres")
         if _WHERE_RANK[status] > _WHERE_RANK[worst] or worst is None:
             worst = status
     return worst
 
 
-def _judge(cond: exp.Expr) -> str:
-    """``bounded`` / ``tautology`` / ``undecidable`` for a WHERE condition (conservative)."""
+def _judge(cond: exp.Expr, truthy: bool = False) -> str:
+    """``bounded`` / ``tautology`` / ``undecidable`` for a WHERE condition (conservative).
+
+    ``truthy``: the dialect filters on any value's truthiness (MySQL, SQLite...), so a bare ``WHERE id`` may
+    match every row; in PostgreSQL a bare column must be boolean, a genuine filter.
+    """
     while isinstance(cond, exp.Paren):
         cond = cond.this
     if cond.find(exp.Column) is None:
         return "tautology"  # WHERE 1=1, WHERE true, WHERE 'a'='a': no column, nothing is filtered per row
     if isinstance(cond, exp.Or):
         parts = list(cond.flatten())
-        statuses = [_judge(p) for p in parts]
+        statuses = [_judge(p, truthy) for p in parts]
         if "tautology" in statuses:
             return "tautology"
         if "undecidable" in statuses or _complementary(parts):
             return "undecidable"
         return "bounded"
     if isinstance(cond, exp.And):
-        statuses = [_judge(p) for p in cond.flatten()]
+        statuses = [_judge(p, truthy) for p in cond.flatten()]
         if "bounded" in statuses:
             return "bounded"
         return "tautology" if all(s == "tautology" for s in statuses) else "undecidable"
@@ -379,7 +387,9 @@ def _judge(cond: exp.Expr) -> str:
     if isinstance(cond, exp.Like) and isinstance(cond.expression, exp.Literal) and set(cond.expression.name) <= {"%"}:
         return "undecidable"  # x LIKE '%': every non-NULL x
     if isinstance(cond, exp.Not):
-        return "undecidable" if _judge(cond.this) == "undecidable" else "bounded"
+        return "undecidable" if _judge(cond.this, truthy) == "undecidable" else "bounded"
+    if truthy and isinstance(cond, (exp.Column, exp.Func)) and not isinstance(cond, (exp.Predicate, exp.Connector)):
+        return "undecidable"  # WHERE id / WHERE LENGTH(name): true for most rows
     return "bounded"
 
 

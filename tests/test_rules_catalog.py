@@ -53,6 +53,9 @@ REFUSED = [
     ("postgres", "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", "dynamic-sql", "require_approval"),
     ("mysql", "PREPARE s FROM 'DROP TABLE t'", "dynamic-sql", "require_approval"),
     ("postgres", "CALL purge_everything()", "dynamic-sql", "require_approval"),
+    ("postgres", "CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM t $$ LANGUAGE sql", "stored-code", "require_approval"),
+    ("mysql", "CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t", "stored-code", "require_approval"),
+    ("sqlite", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM u; END", "multiple-statements", "deny"),
     ("postgres", "CREATE EXTENSION dblink", "extension-load", "deny"),
     ("sqlite", "SELECT load_extension('/tmp/evil.so')", "extension-load", "deny"),
     ("duckdb", "INSTALL httpfs", "extension-load", "deny"),
@@ -93,6 +96,7 @@ REFUSED = [
     ("sqlite", "PRAGMA writable_schema = 1", "settings-critical", "deny"),
     ("sqlite", "PRAGMA query_only = 0", "settings-critical", "deny"),
     ("postgres", "SET default_transaction_read_only = off", "settings-critical", "deny"),
+    ("postgres", "ALTER DATABASE app SET log_statement = 'none'", "settings-critical", "deny"),
     ("postgres", "SET enable_seqscan = off", "settings-write", "require_approval"),
     ("postgres", "BEGIN; DELETE FROM t WHERE id = 1; COMMIT", "transaction-control", "deny"),
     ("postgres", "PREPARE TRANSACTION 'x'", "transaction-control", "require_approval"),
@@ -189,6 +193,41 @@ INNOCENT = [
     ("duckdb", "CREATE TEMP TABLE scratch AS SELECT * FROM orders"),
     ("duckdb", "SUMMARIZE orders"),
     ("sqlite", "PRAGMA user_version = 3"),
+    ("mysql", "SELECT id INTO @last FROM orders WHERE id = 1"),
+    ("postgres", "DELETE FROM sessions WHERE expired"),
+]
+
+# Bypass attempts, by family: each must be refused (not allowed to run as is) in production.
+BYPASSES = [
+    ("case/whitespace", "postgres", "dElEtE\n\tFROM\n orders"),
+    ("comments as whitespace", "postgres", "DELETE/**/FROM/**/orders"),
+    ("comment hides nothing", "mysql", "DELETE FROM orders -- WHERE id = 1"),
+    ("quoted identifiers", "postgres", 'DROP TABLE "orders"'),
+    ("backslash-escaped quote (standard strings)", "postgres", "SELECT 'x\\'; DROP TABLE orders; --'"),
+    ("dollar quoting", "postgres", "SELECT $a$ x $a$; DROP TABLE orders"),
+    ("MySQL --1 is not a comment", "mysql", "SELECT 1 --1\n; DROP TABLE orders"),
+    ("MySQL # comment then stacked", "mysql", "SELECT 1 # x\n; DROP TABLE orders"),
+    ("nested comment closing early (not in PG)", "postgres", "SELECT 1 /* /* */ ; DROP TABLE orders; /* */"),
+    ("MySQL executable comment", "mysql", "SELECT 1 /*!50000 ; DROP TABLE orders */"),
+    ("MariaDB executable comment", "mysql", "SELECT 1 /*M!100000 ; DROP TABLE orders */"),
+    ("executable comment hides a function", "mysql", "SELECT id /*!, SLEEP(10) */ FROM orders"),
+    ("DML in a CTE", "postgres", "WITH x AS (UPDATE orders SET total = 0 RETURNING id) SELECT count(*) FROM x"),
+    ("DML in a CTE of an INSERT", "postgres", "WITH x AS (DELETE FROM orders RETURNING *) INSERT INTO log SELECT * FROM x"),
+    ("EXPLAIN ANALYZE runs DML", "postgres", "EXPLAIN (ANALYZE true) DELETE FROM orders"),
+    ("MariaDB ANALYZE runs DML", "mysql", "ANALYZE UPDATE orders SET total = 0"),
+    ("dynamic SQL", "postgres", "DO $$ BEGIN EXECUTE 'TRUNCATE orders'; END $$"),
+    ("prepared dynamic SQL", "mysql", "PREPARE s FROM CONCAT('DROP ', 'TABLE orders')"),
+    ("side effect inside SELECT", "postgres", "SELECT id FROM orders WHERE id = (SELECT pg_terminate_backend(1))"),
+    ("side effect in a subquery", "mysql", "SELECT (SELECT LOAD_FILE('/etc/shadow')) AS x"),
+    ("delay in a predicate", "mysql", "SELECT * FROM orders WHERE id = 1 AND IF(1=1, SLEEP(5), 0)"),
+    ("LIMIT does not bound", "mysql", "UPDATE orders SET total = 0 ORDER BY id LIMIT 100000"),
+    ("always-true predicate", "mysql", "DELETE FROM orders WHERE 1 OR id = 2"),
+    ("function of itself", "postgres", "UPDATE orders SET total = 0 WHERE COALESCE(id, 0) = COALESCE(id, 0)"),
+    ("trailing second statement without spaces", "sqlite", "SELECT 1;DROP TABLE orders"),
+    ("unterminated string", "postgres", "SELECT 'x; DROP TABLE orders"),
+    ("psql meta-command", "postgres", "\\! rm -rf /"),
+    ("stored code defined to run later", "postgres",
+     "CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN DELETE FROM orders; RETURN NULL; END $$ LANGUAGE plpgsql"),
 ]
 
 
@@ -206,6 +245,13 @@ def test_innocent_statement_allowed(dialect: str, sql: str) -> None:
     """Look-alikes and driver/ORM housekeeping pass in production with no configuration."""
     d = evaluate(sql, dialect=dialect)
     assert d.action.value == "allow", (d.rules, d.reason)
+
+
+@pytest.mark.parametrize(("family", "dialect", "sql"), BYPASSES, ids=[b[0] for b in BYPASSES])
+def test_bypass_attempt_refused(family: str, dialect: str, sql: str) -> None:
+    """Known bypass families are refused before they run."""
+    d = evaluate(sql, dialect=dialect)
+    assert not d.allowed, (family, d.action, d.rules)
 
 
 def test_every_catalog_rule_is_exercised() -> None:

@@ -38,6 +38,10 @@ HARMLESS_SETTINGS = (
 )  # fmt: skip
 
 
+#: Setting scopes that outlive the session or reach every session.
+_SERVER_WIDE = frozenset({"global", "system", "persist", "persist_only", "database"})
+
+
 def _matches(name: str, patterns: Any) -> bool:
     return any(fnmatchcase(name, str(p).lower()) for p in patterns)
 
@@ -45,8 +49,8 @@ def _matches(name: str, patterns: Any) -> bool:
 def _critical(stmt: StatementInfo, opts: Mapping[str, Any]) -> list[str]:
     out = []
     for name, scope, write in stmt.settings:
-        if write and (scope in ("global", "system", "persist", "persist_only") or _matches(name, opts["critical"])):
-            out.append(f"{scope} {name}" if scope in ("global", "system") else name)
+        if write and (scope in _SERVER_WIDE or _matches(name, opts["critical"])):
+            out.append(f"{scope} {name}" if scope in _SERVER_WIDE else name)
     return out
 
 

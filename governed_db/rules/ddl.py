@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from governed_db.policy import RuleContext
 
 _MIGRATION = "make the change through a reviewed migration, not ad hoc"
+#: statements another, stricter rule already judges (or temporary objects, which are session-private)
+_OTHER_RULES = frozenset({"drop", "truncate", "destructive-alter", "temporary", "stored-code"})
 
 
 def _what(stmt: StatementInfo) -> str:
@@ -85,6 +87,6 @@ def destructive_alter(stmt: StatementInfo | None, ctx: RuleContext, opts: Mappin
     staging=Action.WARN,
 )
 def ddl(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
-    if stmt is None or stmt.kind != "ddl" or stmt.flags & {"drop", "truncate", "destructive-alter", "temporary"}:
+    if stmt is None or stmt.kind != "ddl" or stmt.flags & _OTHER_RULES:
         return None
     return Finding(f"{_what(stmt)} changes the schema")

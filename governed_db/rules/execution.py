@@ -66,6 +66,21 @@ def dynamic_sql(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str,
 
 
 @rule(
+    "stored-code",
+    family="execution",
+    rationale="CREATE FUNCTION/PROCEDURE/TRIGGER/EVENT/RULE define code that runs later, out of the analyser's "
+    "sight (and, for triggers and events, without anyone calling it).",
+    remedy=approval_remedy("define stored code"),
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def stored_code(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "stored-code" not in stmt.flags:
+        return None
+    return Finding(f"{stmt.operation} defines code that runs later, unanalysed")
+
+
+@rule(
     "extension-load",
     family="execution",
     rationale="Loading extensions (CREATE EXTENSION, LOAD, INSTALL, load_extension) runs native code.",
