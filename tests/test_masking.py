@@ -108,6 +108,18 @@ def test_grants_unmask_by_role_label_and_expiry() -> None:
         assert agent.execute("SELECT email FROM users WHERE id = 1").fetchone() == ("alice@example.com",)
 
 
+def test_grant_expiry_is_honoured_even_when_plans_are_memoised() -> None:
+    """A grant that expires stops unmasking at its expiry, although plans are cached per identity."""
+    import time
+
+    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    conn = governed(identity=SUPPORT, masking={"unmask": [{"role": "support", "expires": expires.isoformat()}]})
+    sql = "SELECT email FROM users WHERE id = 1"
+    assert conn.execute(sql).fetchone() == ("alice@example.com",)
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 0.05)
+    assert conn.execute(sql).fetchone() == ("a***@example.com",)
+
+
 def test_column_grants_and_strategy_overrides() -> None:
     """Grants may name columns; strategies may be chosen per label or per column."""
     conn = governed(
