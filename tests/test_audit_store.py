@@ -270,3 +270,29 @@ def test_writer_keeps_the_anchor_after_truncation(tmp_path: Path, caplog: pytest
     assert "no longer in the store" in caplog.text
     result = verify(path, key=KEY)
     assert not result.ok and result.first_bad is not None
+
+
+def test_writer_follows_a_replaced_store(tmp_path: Path) -> None:
+    """If the store is deleted while a writer has it open, new records go to the file at the path, not the void."""
+    from governed_db.audit import delete_store
+
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None)
+    store.append({"v": 1, "type": "span", "name": "before", "attrs": {}})
+    store.checkpoint()
+    delete_store(path)
+    assert not anchor_path(path).exists()
+    store.append({"v": 1, "type": "span", "name": "after", "attrs": {}})
+    store.close()
+    assert [r.get("name") for r in read_records(path) if r["type"] == "span"] == ["after"]
+    assert verify(path, key=KEY).ok
+
+
+def test_store_deleted_without_its_anchor_is_detected(tmp_path: Path) -> None:
+    """Deleting only the store file leaves an anchor from another store: the new chain does not verify."""
+    path = _make(tmp_path / "a.jsonl")
+    path.unlink()
+    _make(path)
+    result = verify(path, key=KEY)
+    assert not result.ok and result.first_bad is not None
+    assert "different store" in result.first_bad.message

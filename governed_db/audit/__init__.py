@@ -32,7 +32,7 @@ from typing import Any
 from governed_db.audit.metrics import SpanMetrics
 from governed_db.audit.processor import AuditSpanProcessor, metrics_processor
 from governed_db.audit.records import env_key
-from governed_db.audit.store import AuditStore, AuditStoreError, read_records
+from governed_db.audit.store import AuditStore, AuditStoreError, delete_store, read_records
 from governed_db.audit.verify import VerifyResult, verify
 from governed_db.errors import ConfigurationError
 
@@ -106,6 +106,7 @@ __all__ = [
     "VerifyResult",
     "audit_processor",
     "default_store_path",
+    "delete_store",
     "metrics_processor",
     "read_records",
     "verify",

@@ -86,6 +86,7 @@ class AuditStore:
         self._last_type = ""
         self._store_id = ""
         self._dirty = False
+        self._file_id: tuple[int, int] = (0, 0)
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self.appended = 0
@@ -98,7 +99,7 @@ class AuditStore:
     def append(self, body: Mapping[str, Any]) -> int:
         """Chain and write one record; returns its ``seq``. The write() has happened on return."""
         with self._lock:
-            fd = self._ensure_open()
+            fd = self._ensure_open(check_path=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(fd).st_size
@@ -116,7 +117,7 @@ class AuditStore:
     def checkpoint(self) -> None:
         """Seal the chain head now (also done every ``checkpoint_every`` records and on close)."""
         with self._lock:
-            fd = self._ensure_open()
+            fd = self._ensure_open(check_path=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 size = os.fstat(fd).st_size
@@ -153,23 +154,38 @@ class AuditStore:
                     self._end = -1
 
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
-    def _ensure_open(self) -> int:
+    def _ensure_open(self, *, check_path: bool = False) -> int:
         if self._fd >= 0 and self._pid == os.getpid():
-            return self._fd
+            if not check_path or self._same_file():
+                return self._fd
+            # records written to an unlinked inode would be lost to every reader: follow the path
+            log.warning("governed_db audit: %s was removed or replaced while in use; writing on in the file now "
+                        "at that path", self.path)
         # first use, or first use in a forked child: the inherited descriptor shares the parent's
         # open file description, and flock would not exclude the two processes from each other.
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
+        self._stop.set()  # the previous flusher thread, if any, ends
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        st = os.fstat(self._fd)
+        self._file_id = (st.st_dev, st.st_ino)
         self._pid = os.getpid()
         self._end = -1
+        self._store_id = ""  # the file at the path may be another store now
         if self.fsync_interval or self.checkpoint_interval:
             self._stop = threading.Event()
             self._flusher = threading.Thread(target=self._flush_loop, name="governed_db-audit-fsync", daemon=True)
             self._flusher.start()
         return self._fd
+
+    def _same_file(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self._file_id
 
     def _flush_loop(self) -> None:
         """fsync every ``fsync_interval``; seal a quiet chain every ``checkpoint_interval``."""
@@ -303,6 +319,16 @@ class AuditStore:
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
         os.replace(tmp, target)
+
+
+def delete_store(path: str | os.PathLike[str]) -> None:
+    """Remove a store *and* its anchor (a store deleted without its anchor looks tampered with, by design)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "audit.jsonl"
+    for f in (p, anchor_path(p)):
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
 
 
 def _read_anchor(target: Path) -> dict[str, Any] | None:
