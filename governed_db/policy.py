@@ -79,6 +79,8 @@ class Policy:
     #: where the policy came from (a file path), for messages and the record
     source: str | None = field(default=None, compare=False)
     cache_size: int = field(default=4096, compare=False)
+    #: rule callables run after ``rules`` (or the catalog): how files and :meth:`with_rules` add custom rules
+    extra_rules: tuple[Rule, ...] = ()
     _cache: OrderedDict[tuple[Any, ...], Decision] = field(
         default_factory=OrderedDict, init=False, repr=False, compare=False, hash=False
     )
@@ -96,14 +98,15 @@ class Policy:
             present = {getattr(r, "id", None) for r in self.rules}
             guards = tuple(r for r in catalog_rules() if r.id in FAIL_CLOSED_RULES and r.id not in present)
             rules = (*guards, *self.rules)
+        rules = (*rules, *self.extra_rules)
         with self._lock:
             self._state[:] = [version, rules]
             self._cache.clear()  # the catalog changed: earlier decisions may be stale
         return rules
 
     def with_rules(self, *extra: Rule) -> Policy:
-        """A copy of this policy with ``extra`` rule callables added after its current rules."""
-        return replace(self, rules=(*self.active_rules(), *extra))
+        """A copy of this policy with ``extra`` rule callables run after its current rules."""
+        return replace(self, extra_rules=(*self.extra_rules, *extra))
 
     def evaluate(self, analysis: Analysis, *, identity: Identity | None, environment: str) -> Decision:
         key = (analysis.sql, analysis.dialect, identity, environment)

@@ -15,6 +15,7 @@ invalid file is an error - never an "allow all" policy. See
       - when: {kind: agent, environment: production}
         rules: {write-statement: require_approval}
     identities: {require_verified: [production]}
+    python_rules: ["acme.guardrails:no_friday_writes"]
     limits:
       - when: {kind: agent}
         statements_per_minute: 120
@@ -36,7 +37,8 @@ from governed_db.errors import ConfigurationError
 from governed_db.identity import KINDS
 from governed_db.policy_settings import LimitSpec, Override, PolicySettings, Scope
 
-_TOP = ("name", "version", "description", "environments", "rules", "overrides", "identities", "limits")
+_TOP = ("name", "version", "description", "environments", "rules", "overrides", "identities", "limits",
+        "python_rules")  # fmt: skip
 _WHEN = ("environment", "environments", "kind", "kinds", "role", "roles", "subject", "subjects", "on_behalf_of",
          "verified", "table", "tables", "dialect", "dialects")  # fmt: skip
 _ENV_CLASSES = ("production", "staging", "observe")
@@ -283,13 +285,41 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
                 envs_required = tuple(e.lower() for e in b.strings(ident, k, "identities.require_verified", v))
                 options.setdefault("identity-unverified", {})["environments"] = envs_required
     limits = _limits(b, data)
+    python_rules = _python_rules(b, data)
     if problems:
         return None, problems
     settings = PolicySettings(actions=actions, options=options, overrides=overrides, environments=environments,
                               limits=limits)  # fmt: skip
     name = str(data.get("name") or Path(file).stem)
     limiter = RateLimiter(limits, settings) if limits else None
-    return Policy(name=name, settings=settings, limiter=limiter, source=file), problems
+    return Policy(name=name, settings=settings, limiter=limiter, source=file, extra_rules=python_rules), problems
+
+
+def _python_rules(b: _Builder, data: Any) -> tuple[Any, ...]:
+    """``python_rules: ["package.module:function", ...]`` - rule callables ``rule(stmt, ctx)`` imported by name."""
+    import importlib
+
+    raw = data.get("python_rules") or []
+    names = b.strings(data, "python_rules", "python_rules", raw) if raw else ()
+    out = []
+    for i, ref in enumerate(names):
+        path = f"python_rules[{i}]"
+        module, _, attr = ref.partition(":")
+        if not module or not attr:
+            b.bad(data, "python_rules", path, f"{ref!r} is not 'package.module:function'")
+            continue
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            b.bad(data, "python_rules", path, f"cannot import {ref!r} ({type(e).__name__}: {e})")
+            continue
+        if not callable(obj):
+            b.bad(data, "python_rules", path, f"{ref!r} is not callable; a rule is rule(stmt, ctx) -> RuleHit | None")
+            continue
+        out.append(obj)
+    return tuple(out)
 
 
 def _option(b: _Builder, parent: Any, key: Any, path: str, value: Any, default: Any) -> Any:

@@ -92,6 +92,18 @@ def test_sqlite_rate_limit_and_row_cap(lite: sqlite3.Connection) -> None:
     assert err.value.rules[0] == "rate-limit-statements"
 
 
+def test_sqlite_rows_per_minute(lite: sqlite3.Connection) -> None:
+    """Rows read count per identity; past the budget the next statement is refused."""
+    policy = governed_db.policy.load_policy({"limits": [{"when": {"kind": "agent"}, "rows_per_minute": 4}]})
+    conn = governed_db.wrap(lite, identity=AGENT, policy=policy)
+    assert len(conn.execute("SELECT * FROM orders").fetchall()) == 5
+    with pytest.raises(GuardrailViolation) as err:
+        conn.execute("SELECT 1")
+    assert err.value.rules[0] == "rate-limit-rows"
+    other = governed_db.wrap(lite, identity=Identity("other-bot", kind="agent"), policy=policy)
+    assert other.execute("SELECT 1").fetchone() == (1,)
+
+
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
 @pytest.mark.postgres

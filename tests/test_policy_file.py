@@ -92,3 +92,21 @@ def test_file_reloaded_when_changed(tmp_path: Path) -> None:
     assert load_policy(path) is first
     path.write_text("rules:\n  drop: require_approval\n  truncate: warn\n")
     assert evaluate("DROP TABLE t", dialect="sqlite", policy=path).action is Action.REQUIRE_APPROVAL
+
+
+def friday_rule(stmt, ctx):  # type: ignore[no-untyped-def]
+    """A custom rule referenced from a policy file by name."""
+    from governed_db.decision import RuleHit
+
+    if stmt is not None and "friday" in stmt.tables:
+        return RuleHit("no-friday", Action.DENY, "not on fridays", "wait for monday")
+    return None
+
+
+def test_python_rules_by_name(tmp_path: Path) -> None:
+    """python_rules imports rule callables by 'module:function'; a bad reference is a located problem."""
+    pol = load_policy(_write(tmp_path, "python_rules: ['tests.test_policy_file:friday_rule']\n"))
+    assert evaluate("SELECT * FROM friday", dialect="sqlite", policy=pol).rules == ("no-friday",)
+    assert evaluate("DROP TABLE t", dialect="sqlite", policy=pol).rules == ("drop",)  # the catalog still runs
+    _, problems = check_policy_file(_write(tmp_path, "name: x\npython_rules: [no.such.module:f]\n"))
+    assert problems[0].line == 2 and problems[0].key == "python_rules[0]" and "cannot import" in problems[0].message
