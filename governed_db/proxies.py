@@ -60,6 +60,8 @@ class GovernedCursor(RowsOut, wrapt.ObjectProxy[Any]):
 
     # -- the proxy itself is what callers get back -------------------------------------------
     def _self_out(self, value: Any) -> Any:
+        if value is None:
+            return None
         if value is self.__wrapped__:
             return self
         if value is self._self_gov.raw or value is getattr(self._self_connection, "__wrapped__", None):

@@ -45,6 +45,7 @@ def test_every_relation_member_is_classified() -> None:
     known = (
         rel_mod.ROW_OUTPUTS | rel_mod.FRAME_OUTPUTS | rel_mod.READER_OUTPUTS | rel_mod.DISPLAY_OUTPUTS
         | rel_mod.FILE_OUTPUTS | rel_mod.TABLE_OUTPUTS | rel_mod.COMPOSITION | rel_mod.CALLBACKS | rel_mod.METADATA
+        | rel_mod.STATEMENTS
     )  # fmt: skip
     public = {n for n in dir(duckdb.DuckDBPyRelation) if not n.startswith("_")}
     assert public - known == set(), "review these new DuckDBPyRelation members and classify them"
@@ -149,6 +150,20 @@ def test_writes_from_relations_are_judged_as_their_sql(conn: Any) -> None:
     assert conn.execute("SELECT count(*) FROM plain_copy").fetchall() == [(4,)]
     with pytest.raises(GuardrailViolation):
         plain.create(f"{MARKER}copy")
+
+
+def test_relation_query_and_len_are_judged(conn: Any) -> None:
+    """rel.query(view, sql) is judged as that SQL when called; len(rel) is judged as a count of the relation."""
+    with pytest.raises(GuardrailViolation):
+        conn.table("plain").query("v", f"CREATE TABLE {MARKER}made AS SELECT * FROM v")
+    raw = governed_db.unwrap(conn)
+    assert raw.execute(
+        f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{MARKER}made'"
+    ).fetchall() == [(0,)]
+    assert len(conn.table("plain")) == 2
+    raw.execute(f"CREATE TABLE {MARKER}t AS SELECT 1 AS id")
+    with pytest.raises(GuardrailViolation):
+        len(conn.table(f"{MARKER}t"))
 
 
 def test_statement_objects_are_read_as_their_query(conn: Any) -> None:

@@ -55,13 +55,15 @@ COMPOSITION = frozenset({
     "drop", "except_", "favg", "filter", "first", "first_value", "fsum", "geomean", "group_by", "head",
     "histogram", "intersect", "join", "lag", "last", "last_value", "lead", "limit", "list", "materialize", "max",
     "mean", "median", "min", "mode", "n_tile", "nth_value", "offset", "order", "percent_rank", "pivot", "product",
-    "project", "quantile", "quantile_cont", "quantile_disc", "query", "rank", "rank_dense", "rename", "row_number",
+    "project", "quantile", "quantile_cont", "quantile_disc", "rank", "rank_dense", "rename", "row_number",
     "sample", "select", "select_dtypes", "select_types", "set_alias", "sort", "std", "stddev", "stddev_pop",
     "stddev_samp", "string_agg", "sum", "union", "union_by_name", "unique", "unnest", "unpivot", "value_counts",
     "var", "var_pop", "var_samp", "variance", "with_columns",
 })  # fmt: skip
 #: hands every row to a Python function: refused when the relation has masked columns
 CALLBACKS = frozenset({"map"})
+#: takes SQL of its own: judged when called
+STATEMENTS = frozenset({"query"})
 #: members that describe the relation and hand out no row
 METADATA = frozenset(
     {
@@ -121,6 +123,25 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
             )
         st.finish()
         return self._self_wrap(raw.map(map_function, *args, **kwargs))
+
+    def query(self, virtual_table_name: str, sql_query: Any) -> Any:
+        # runs at once when sql_query is not a read (like conn.sql): judged now, and again when read
+        raw = self.__wrapped__
+        out = run(
+            self._self_gov,
+            "relation.query",
+            sql_query,
+            None,
+            lambda s: raw.query(virtual_table_name, s),
+        )
+        return self._self_wrap(out)
+
+    def __len__(self) -> int:
+        raw = self.__wrapped__
+        out, _ = self._self_emit(
+            "len", lambda: len(raw), f"SELECT count(*) FROM ({raw.sql_query()}) AS governed_len"
+        )
+        return int(out)
 
     def __getitem__(self, name: Any) -> Any:
         return self._self_wrap(self.__wrapped__[name])
