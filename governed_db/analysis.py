@@ -271,6 +271,9 @@ def analyze(sql: str, dialect: str) -> Analysis:
     if len(sql) > MAX_ANALYSIS_CHARS:
         reason = f"statement too large to analyse ({len(sql)} characters; the limit is {MAX_ANALYSIS_CHARS})"
         return _failed(sql, dialect, reason, frozenset({"too-large"}))
+    if "\x00" in sql:
+        # servers and parsers disagree about NUL (end of text, error, or ignored): never guess
+        return _failed(sql, dialect, "the statement contains a NUL character", frozenset({"nul"}))
     gd = sqlglot_dialect(dialect)
     try:
         d = Dialect.get_or_raise(gd)
@@ -280,7 +283,8 @@ def analyze(sql: str, dialect: str) -> Analysis:
     text = sql
     try:
         tokens = d.tokenize(text)
-        if gd in _MYSQL_FAMILY and _has_exec_comment(tokens):
+        if gd in _MYSQL_FAMILY and ("/*!" in text or "/*M!" in text) and (not tokens or _has_exec_comment(tokens)):
+            # (a text that is nothing but comments has no tokens to carry them: the substring decides)
             # the server executes the comment's content; analyse what it runs
             flags.add("executable-comment")
             text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
