@@ -156,28 +156,10 @@ class SQLTools:
         return out
 
 
-def format_table(result: QueryResult, *, max_width: int = 60) -> str:
-    """A plain-text table an LLM (or a terminal) reads easily."""
-    if not result.columns:
-        n = result.rows_affected
-        return "statement executed" + (f"; {n} row(s) affected" if n is not None else "")
-
-    def cell(v: Any) -> str:
-        s = "NULL" if v is None else str(v)
-        return s if len(s) <= max_width else s[: max_width - 1] + "…"
-
-    lines = [" | ".join(result.columns)]
-    lines.append("-+-".join("-" * len(c) for c in result.columns))
-    lines.extend(" | ".join(cell(v) for v in row) for row in result.rows)
-    tail = f"({len(result.rows)} row(s){', truncated' if result.truncated else ''})"
-    return "\n".join([*lines, tail])
-
-
 __all__ = [
     "DEFAULT_MAX_ROWS",
     "QueryResult",
     "SQLTools",
-    "format_table",
     "json_safe",
     "refusal_message",
     "refusal_of",
