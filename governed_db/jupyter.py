@@ -259,6 +259,10 @@ def load_ipython_extension(ipython: Any) -> None:
     else:
         event.listen(Engine, "do_connect", _do_connect)
         session.listener = _do_connect
+        if importlib.util.find_spec("psycopg2") is not None:
+            from governed_db.sqlalchemy import install_psycopg2_shim
+
+            install_psycopg2_shim()  # `%sql postgresql://` uses psycopg2 (see governed_db.sqlalchemy)
     session.previous_custom = (tuple(ipython.custom_exceptions), getattr(ipython, "CustomTB", None))
     ipython.set_custom_exc((Exception,), _custom_exc)
     ipython.register_magic_function(governed_db_magic, magic_kind="line", magic_name="governed_db")

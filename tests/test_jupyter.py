@@ -179,3 +179,28 @@ def test_in_process_load_unload_and_govern_module() -> None:
         unload_ipython_extension(shell)
     assert driver.connect is original
     assert shell.custom_exceptions == ()
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_engines_made_in_the_kernel_are_governed_on_postgres(pg_dsn: str, driver: str) -> None:
+    """A plain sqlalchemy.create_engine('postgresql+…') made while loaded connects governed (psycopg2 included)."""
+    sa = pytest.importorskip("sqlalchemy")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from governed_db.jupyter import configure, load_ipython_extension, unload_ipython_extension
+
+    parts = dict(p.split("=", 1) for p in pg_dsn.split())
+    url = f"postgresql+{driver}://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    shell = InteractiveShell.instance()
+    load_ipython_extension(shell)
+    try:
+        configure(identity="agent:pg-nb", environment="production")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert type(dbapi).__module__.startswith("governed_db.drivers")
+            assert dbapi.governor.resolve_identity().subject == "pg-nb"
+            assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+        engine.dispose()
+    finally:
+        unload_ipython_extension(shell)
