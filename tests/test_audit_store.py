@@ -296,3 +296,35 @@ def test_store_deleted_without_its_anchor_is_detected(tmp_path: Path) -> None:
     result = verify(path, key=KEY)
     assert not result.ok and result.first_bad is not None
     assert "different store" in result.first_bad.message
+
+
+def test_damaged_tail_is_recovered_not_chained_onto(tmp_path: Path) -> None:
+    """Garbage lines (and a fragment) at the end are kept, accounted for by one recovery record, and reported."""
+    path = _make(tmp_path / "a.jsonl", n=3)
+    before = verify(path, key=KEY).last_seq
+    with open(path, "ab") as f:
+        f.write(b"garbage that is a complete line\nmore garbage\n{\"half\":")
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None)
+    store.append({"v": 1, "type": "span", "name": "after", "attrs": {}})
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.first_bad
+    assert any("damaged bytes" in w and "recovery record" in w for w in result.warnings)
+    recs = list(read_records(path))
+    assert recs[-3]["type"] == "recovery" and recs[-3]["seq"] == (before or 0) + 1
+    assert recs[-2]["name"] == "after"
+
+
+@pytest.mark.parametrize(("tail", "ok"), [
+    (b'{"half":', True),                     # torn by a crash
+    (b'{"half":\n', True),                   # a recovering writer died after terminating the fragment
+    (b"garbage\nmore garbage\n", False),     # no crash writes two complete garbage lines
+])
+def test_unrecovered_tail(tmp_path: Path, tail: bytes, ok: bool) -> None:
+    """Only what a crash can leave at the end is tolerated before the next writer recovers it."""
+    path = _make(tmp_path / "a.jsonl", n=3)
+    with open(path, "ab") as f:
+        f.write(tail)
+    result = verify(path, key=KEY)
+    assert result.ok is ok
+    assert result.warnings if ok else result.first_bad is not None

@@ -143,13 +143,14 @@ class AuditStore:
         """Checkpoint, fsync and close; the store reopens by itself if appended to again."""
         if self._fd >= 0 and self._pid == os.getpid():
             try:
-                if self._seq >= 0:
+                if self._seq >= 0 and self._same_file():  # never create a store just to seal it
                     self.checkpoint()
                 self.sync()
             finally:
                 with self._lock:
                     self._stop.set()
-                    os.close(self._fd)
+                    if self._fd >= 0:
+                        os.close(self._fd)
                     self._fd = -1
                     self._end = -1
 
@@ -220,6 +221,13 @@ class AuditStore:
 
     def _refresh(self, fd: int, size: int) -> None:
         """Another writer appended (or this is the first write): learn the chain head from the file."""
+        try:
+            self._read_head(fd, size)
+        except BaseException:
+            self._end = -1  # never chain onto a head that could not be read
+            raise
+
+    def _read_head(self, fd: int, size: int) -> None:
         self._end = size
         if size == 0:
             self._store_id = uuid.uuid4().hex
@@ -240,37 +248,38 @@ class AuditStore:
         while True:
             start = max(0, size - window)
             tail = os.pread(fd, size - start, start)
-            torn = b""
-            if not tail.endswith(b"\n"):
-                cut = tail.rfind(b"\n")
-                torn, tail = tail[cut + 1:], tail[: cut + 1]
-            lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
-            if len(lines) == 2 or start == 0:
+            found = _last_good_record(tail, partial_first=start > 0)
+            if found is not None or start == 0:
                 break
-            window *= 4  # one very long record: read further back
-        last = lines[-1]
-        try:
-            rec = json.loads(last)
-            self._seq, self._hash, self._last_type = int(rec["seq"]), str(rec["hash"]), str(rec.get("type"))
-        except (ValueError, KeyError, TypeError):
+            window *= 4  # very long or many damaged records: read further back
+        if found is None:
             raise AuditStoreError(
-                f"the last record of {self.path} is damaged, so the chain cannot be continued; "
-                "run `governed-db audit verify` on it and point the application at a new store"
-            ) from None
-        if torn:
-            self._recover(fd, size - len(torn), torn)
+                f"{self.path} holds no readable record to continue the chain from; run `governed-db audit verify` "
+                "on it and point the application at a new store"
+            )
+        rec, good_end = found
+        self._seq, self._hash, self._last_type = int(rec["seq"]), str(rec["hash"]), str(rec.get("type"))
+        damaged = tail[good_end:]
+        if damaged:
+            self._recover(fd, start + good_end, damaged)
 
-    def _recover(self, fd: int, offset: int, torn: bytes) -> None:
-        """A crash left half a record: terminate it and chain a record that accounts for it."""
+    def _recover(self, fd: int, offset: int, damaged: bytes) -> None:
+        """A crash left half a record (or the tail is damaged): keep the bytes, chain a record accounting for them.
+
+        Writing on rather than refusing keeps the application recorded; the damaged bytes stay in the file
+        and ``verify`` lists them, so nothing is hidden.
+        """
         import hashlib
 
-        os.write(fd, b"\n")
-        self._end += 1
+        if not damaged.endswith(b"\n"):
+            os.write(fd, b"\n")
+            self._end += 1
         self._write(fd, {"v": R.FORMAT_VERSION, "type": R.RECOVERY, "time": time.time_ns(),
-                         "torn_offset": offset, "torn_bytes": len(torn),
-                         "torn_sha256": hashlib.sha256(torn).hexdigest()})
-        log.warning("governed_db audit: %s ended with a torn record (%d bytes at offset %d) from a crash; "
-                    "it is kept and accounted for by a recovery record", self.path, len(torn), offset)
+                         "torn_offset": offset, "torn_bytes": len(damaged),
+                         "torn_sha256": hashlib.sha256(damaged).hexdigest()})
+        log.warning("governed_db audit: %s ended with %d damaged bytes at offset %d (a record torn by a crash, or "
+                    "tampering); they are kept and accounted for by a recovery record — run `governed-db audit "
+                    "verify`", self.path, len(damaged), offset)
 
     def _anchor_violated(self, fd: int, target: Path) -> str | None:
         """Why the current anchor must not be replaced: the checkpoint it names is no longer in the file."""
@@ -319,6 +328,23 @@ class AuditStore:
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
         os.replace(tmp, target)
+
+
+def _last_good_record(tail: bytes, *, partial_first: bool) -> tuple[dict[str, Any], int] | None:
+    """The last parseable record in ``tail`` and the offset just past its line, or None."""
+    end = tail.rfind(b"\n") + 1  # bytes after the last newline are a torn fragment
+    while end > 0:
+        begin = tail.rfind(b"\n", 0, end - 1) + 1
+        if begin == 0 and partial_first:
+            return None  # the first line of the window may be cut: read further back
+        try:
+            rec = json.loads(tail[begin:end])
+            if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str):
+                return rec, end
+        except ValueError:
+            pass
+        end = begin
+    return None
 
 
 def delete_store(path: str | os.PathLike[str]) -> None:
