@@ -119,6 +119,13 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
 
     if getattr(engine, "_governed_db", False):
         raise ConfigurationError("this engine is already governed")
+    pool = engine.pool
+    in_use = [getattr(pool, name, lambda: 0)() for name in ("checkedin", "checkedout")]
+    if any(isinstance(n, int) and n > 0 for n in in_use):
+        raise ConfigurationError(
+            "this engine already holds ungoverned connections; call engine.dispose() (and return any "
+            "checked-out connection) before govern_engine(), or create it with governed_db.sqlalchemy.create_engine"
+        )
 
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         raw = dialect.connect(*cargs, **cparams)
@@ -130,6 +137,8 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
 
     event.listen(engine, "do_connect", _connect)
     engine._governed_db = True  # type: ignore[attr-defined]
+    # marks the dialect too: the Jupyter extension's class-level listener then leaves this engine alone
+    engine.dialect._governed_db = True  # type: ignore[attr-defined]
     return engine
 
 

@@ -14,6 +14,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 import governed_db  # noqa: E402
+from governed_db import Identity  # noqa: E402
 
 # `%load_ext governed_db` needs the one-line re-export in governed_db/__init__.py; the submodule always works
 EXT = "governed_db" if hasattr(governed_db, "load_ipython_extension") else "governed_db.jupyter"
@@ -172,6 +173,14 @@ def test_in_process_load_unload_and_govern_module() -> None:
         assert type(direct).__module__ == "governed_db.drivers.sqlite"
         via_module = govern_module(driver).connect(":memory:")  # governed once, with the module's settings
         assert type(via_module).__module__ == "governed_db.drivers.sqlite"
+        from governed_db.jupyter import configure
+        from governed_db.sqlalchemy import create_engine
+
+        configure(identity="agent:notebook")
+        own = create_engine("sqlite://", identity=Identity("engine-owner", kind="service"))
+        with own.connect() as conn:  # an engine from governed_db.sqlalchemy keeps its own settings
+            assert conn.connection.dbapi_connection.governor.resolve_identity().subject == "engine-owner"
+        own.dispose()
         assert shell.custom_exceptions == (Exception,)
         direct.close()
         via_module.close()

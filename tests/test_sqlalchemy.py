@@ -327,6 +327,19 @@ def test_approval_request_surfaces_through_sqlalchemy(tmp_path: Any) -> None:
         assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
 
 
+def test_govern_engine_refuses_an_engine_with_pooled_connections(tmp_path: Any) -> None:
+    """govern_engine() on an engine that already pooled raw connections says so instead of half-governing."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    with pytest.raises(ConfigurationError, match="dispose"):
+        govern_engine(engine, identity=BOT)
+    engine.dispose()
+    govern_engine(engine, identity=BOT)
+    with engine.connect() as conn:
+        assert type(conn.connection.dbapi_connection).__module__.startswith("governed_db")
+
+
 def test_development_warns_instead_of_refusing(tmp_path: Any) -> None:
     """In development the same DROP is observed (warned), not refused — environments matter."""
     engine = create_engine(f"sqlite:///{tmp_path / 'dev.db'}", identity=BOT, environment="development")
