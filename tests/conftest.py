@@ -25,6 +25,41 @@ def _unavailable(what: str, exc: BaseException) -> None:
     pytest.skip(msg + "; start it (see .ci/run) or set GOVERNED_DB_REQUIRE_SERVERS=1 to make this a failure")
 
 
+_MISSING_INSTALL = ("could not import", "is not installed", "No module named")
+
+
+def _hides_missing_install(report: Any) -> bool:
+    return bool(report.skipped) and any(m in str(report.longrepr) for m in _MISSING_INSTALL)
+
+
+_missing_modules: list[str] = []
+
+
+def pytest_collectreport(report: Any) -> None:
+    """In CI a test module skipped for a missing package is a missing install step: fail it."""
+    if REQUIRE_SERVERS and _hides_missing_install(report):
+        report.outcome = "failed"
+        _missing_modules.append(f"{report.nodeid}: {report.longrepr}")
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if _missing_modules:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _missing_modules:
+        terminalreporter.write_line(f"MISSING INSTALL STEP (GOVERNED_DB_REQUIRE_SERVERS=1): {line}", red=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_SERVERS and _hides_missing_install(report):
+        report.outcome = "failed"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """No test reads the developer's GOVERNED_DB_* variables or writes the default audit store."""
