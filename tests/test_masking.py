@@ -113,7 +113,9 @@ def test_grant_expiry_is_honoured_even_when_plans_are_memoised() -> None:
     import time
 
     expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
-    conn = governed(identity=SUPPORT, masking={"unmask": [{"role": "support", "expires": expires.isoformat()}]})
+    conn = governed(
+        identity=SUPPORT, masking={"unmask": [{"role": "support", "expires": expires.isoformat()}]}
+    )
     sql = "SELECT email FROM users WHERE id = 1"
     assert conn.execute(sql).fetchone() == ("alice@example.com",)
     time.sleep(max(0.0, (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 0.05)
@@ -253,6 +255,32 @@ def test_duckdb_frames_are_masked() -> None:
     assert df["email"].tolist() == ["a***@example.com"] and df["city"].tolist() == ["Paris"]
     arrays = conn.execute("SELECT email, city FROM users").fetchnumpy()
     assert list(arrays["email"]) == ["a***@example.com"] and list(arrays["city"]) == ["Paris"]
+
+
+@pytest.mark.parametrize("exit_name", ["pl", "to_arrow_table", "df", "fetchall"])
+def test_duckdb_relation_frames_are_masked(exit_name: str) -> None:
+    """duckdb relations (con.sql) hand out masked polars, Arrow and pandas frames and rows."""
+    duckdb = pytest.importorskip("duckdb")
+    if exit_name == "pl":
+        pytest.importorskip("polars")
+    if exit_name == "to_arrow_table":
+        pytest.importorskip("pyarrow")
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE users (id INTEGER, email VARCHAR, city VARCHAR)")
+    raw.execute("INSERT INTO users VALUES (1, 'alice@example.com', 'Paris'), (2, NULL, 'Lyon')")
+    conn = governed_db.wrap(raw, identity=AGENT, audit=False)
+    out = getattr(conn.sql("SELECT * FROM users ORDER BY id"), exit_name)()
+    if exit_name == "fetchall":
+        assert out == [(1, "a***@example.com", "Paris"), (2, None, "Lyon")]
+        return
+    if exit_name == "df":
+        emails, cities = out["email"].tolist(), out["city"].tolist()
+    else:
+        emails, cities = (
+            out["email"].to_list() if exit_name == "pl" else out.column("email").to_pylist(),
+            (out["city"].to_list() if exit_name == "pl" else out.column("city").to_pylist()),
+        )
+    assert emails == ["a***@example.com", None] and cities == ["Paris", "Lyon"]
 
 
 @pytest.mark.parametrize(
@@ -421,3 +449,29 @@ def test_postgres_unique_violation_is_scrubbed(pg_conn: Any, unique: str) -> Non
         assert "alice@example.com" not in str(info.value) and "[REDACTED]" in str(info.value)
     finally:
         pg_conn.execute(f"DROP TABLE {t}")
+
+
+def test_unbuffered_mysql_result_is_not_drained(mysql_kw: dict[str, Any], unique: str) -> None:
+    """While a pymysql SSCursor result is streaming, masking does not run catalog reads that would drain it."""
+    import pymysql
+
+    from governed_db.masking.schema import guarded
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    t = f"mask_ss_{unique}"
+    try:
+        with raw.cursor() as c:
+            c.execute(f"CREATE TABLE {t} (id int, email varchar(50))")
+            c.executemany(f"INSERT INTO {t} VALUES (%s, %s)", [(i, f"u{i}@example.com") for i in range(20)])
+        conn = governed_db.wrap(raw, identity=AGENT, audit=False)
+        cur = conn.cursor(pymysql.cursors.SSCursor)
+        cur.execute(f"SELECT id, email FROM {t} ORDER BY id")
+        assert cur.fetchone() == (0, "u***@example.com")
+        assert (
+            guarded(raw, "mysql", lambda c: c.execute("SELECT 1")) is None
+        )  # refused: a result is streaming
+        assert len(cur.fetchall()) == 19
+    finally:
+        with raw.cursor() as c:
+            c.execute(f"DROP TABLE IF EXISTS {t}")
+        raw.close()

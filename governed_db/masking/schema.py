@@ -92,10 +92,21 @@ def _pg_status(conn: Any) -> tuple[int | None, bool]:
     return (int(status) if status is not None else None), autocommit
 
 
+def _busy(conn: Any) -> bool:
+    """True when a query of the caller's is still streaming (our read would drain or break it)."""
+    pending = getattr(conn, "_result", None)  # pymysql: an unbuffered (SSCursor) result not yet read
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        return True
+    info = getattr(conn, "info", None)  # psycopg 3: ACTIVE = a command (COPY, pipeline) in progress
+    return getattr(info, "transaction_status", None) == 1
+
+
 def guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     """Run ``work(cursor)`` on a fresh cursor; ``None`` (logged) instead of any error."""
     fam = family(dialect)
     savepoint = rollback_after = False
+    if _busy(conn):
+        return None
     if fam == "postgres":
         status, autocommit = _pg_status(conn)
         if status == 3:  # INERROR: the caller's transaction has failed; reading would fail too
