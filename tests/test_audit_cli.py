@@ -108,6 +108,17 @@ def test_search_filters(store: Path, args: list[str], ops: list[str]) -> None:
     assert [r["attrs"]["db.operation.name"] for r in json.loads(out.output)] == ops
 
 
+def test_search_all_includes_approval_transitions(store: Path) -> None:
+    """--all adds approval transitions and result follow-ups to the statements."""
+    tracer = governed_db.telemetry.tracer_for(None, governed_db.audit.audit_processor(store))
+    tracer.start_span("governed_db.approval.approved", attributes={
+        "governed_db.identity.subject": "report-bot", "governed_db.approval.reviewer": "carol"}).end()
+    plain = json.loads(_run("search", "--store", store, "--identity", "report-bot", "--format", "json").output)
+    full = json.loads(_run("search", "--store", store, "--identity", "report-bot", "--all", "--format", "json").output)
+    assert "governed_db.approval.approved" not in [r["name"] for r in plain]
+    assert "governed_db.approval.approved" in [r["name"] for r in full]
+
+
 def test_search_bad_time_is_bad_input(store: Path) -> None:
     """An unreadable --since exits 2 with a hint."""
     out = _run("search", "--store", store, "--since", "yesterday-ish")

@@ -54,16 +54,19 @@ def filter_options(f: F) -> F:
         click.option("--rule", help="id of a rule that fired"),
         click.option("--since", help="ISO-8601 time or a duration ago: 24h, 7d"),
         click.option("--until", help="ISO-8601 time or a duration ago"),
+        click.option("--all", "all_records", is_flag=True,
+                     help="also approval transitions, result follow-ups and store records, not only statements"),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def _query(kw: dict[str, Any], *, all_records: bool = False) -> Query:
+def _query(kw: dict[str, Any]) -> Query:
     return Query(identity=kw.get("identity"), kind=kw.get("kind"), environment=kw.get("environment"),
                  table=kw.get("table"), column=kw.get("column"), decision=kw.get("decision"), rule=kw.get("rule"),
-                 since=parse_time(kw.get("since")), until=parse_time(kw.get("until")), all_records=all_records)
+                 since=parse_time(kw.get("since")), until=parse_time(kw.get("until")),
+                 all_records=bool(kw.get("all_records")))
 
 
 def bad_input(f: F) -> F:
@@ -255,7 +258,7 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
     from governed_db.audit.store import read_records
 
     path = _path(store)
-    filtered = any(v is not None for v in filters.values())
+    filtered = any(v not in (None, False) for v in filters.values())
     # an unfiltered JSONL export keeps every record (checkpoints too), so the copy verifies on its own
     recs = search(path, _query(filters)) if filtered or fmt == "csv" else read_records(path)
     if fmt == "otlp":
