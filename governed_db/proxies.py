@@ -245,9 +245,15 @@ def withhold_unplanned(gov: Governor, result: ResultState, more: bool) -> None:
 
 def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
     """Refuse a statement written for another paramstyle, naming both styles."""
-    if not params or not isinstance(operation, str):
+    if not params or type(operation) is not str:
         return
-    problem = gov.driver.placeholder_problem(operation, params)
+    verdicts = gov.driver.placeholder_verdicts
+    try:
+        problem = verdicts[operation]
+    except KeyError:
+        if len(verdicts) > 2048:
+            verdicts.clear()
+        problem = verdicts[operation] = gov.driver.placeholder_problem(operation, params)
     if problem:
         raise gov.refusal(InvalidStatement(problem))
 

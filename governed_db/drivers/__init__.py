@@ -25,6 +25,8 @@ class Driver:
 
     def __init__(self, module: Any = None) -> None:
         self.module = module
+        #: statement text -> placeholder problem (None: fine); statements repeat, the check is per text
+        self.placeholder_verdicts: dict[str, str | None] = {}
 
     # -- proxies -------------------------------------------------------------------------------
     @property
