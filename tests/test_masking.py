@@ -136,7 +136,7 @@ def test_column_grants_and_strategy_overrides() -> None:
 
 
 def test_masking_config_file(tmp_path: Any) -> None:
-    """The masking option may be a YAML file (or a policy file with a masking section)."""
+    """The masking option may be a YAML file, its keys at the top level or under a masking section."""
     path = tmp_path / "policy.yaml"
     path.write_text("masking:\n  unmask:\n    - role: support\n      labels: [EMAIL]\n")
     conn = governed(identity=SUPPORT, masking=str(path))

@@ -180,7 +180,7 @@ def _read_file(path: Path) -> Mapping[str, Any]:
 
         data = yaml.safe_load(text)
     if isinstance(data, Mapping) and "masking" in data and isinstance(data["masking"], Mapping):
-        data = data["masking"]  # a policy file with a masking section
+        data = data["masking"]  # the keys may sit under a top-level "masking:" section
     if not isinstance(data, Mapping):
         raise ConfigurationError(f"masking configuration {str(path)!r} must hold a mapping")
     return data
