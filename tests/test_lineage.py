@@ -120,6 +120,12 @@ def test_unknown_table_columns_stay_attributed() -> None:
         ("UPDATE users SET city = ssn WHERE id = 1", "copy", {"users.ssn"}),
         ("INSERT INTO orders (note) SELECT email FROM users", "copy", E),
         ("DELETE FROM users WHERE email = 'a@b.c'", "WHERE", E),
+        ("SELECT DISTINCT ON (ssn) id FROM users", "DISTINCT ON", {"users.ssn"}),
+        (
+            "SELECT id FROM users WHERE EXISTS (SELECT 1 FROM orders o WHERE o.note = users.email)",
+            "WHERE",
+            {"orders.note", "users.email"},
+        ),
     ],
 )
 def test_uses_are_collected(sql: str, clause: str, sources: set[str]) -> None:

@@ -303,6 +303,9 @@ class _Walker:
             ("ORDER BY", node.args.get("order")),
             ("QUALIFY", node.args.get("qualify")),
         ]
+        distinct = node.args.get("distinct")
+        if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None:
+            clauses.append(("DISTINCT ON", distinct.args["on"]))
         for join in node.args.get("joins") or ():
             clauses.append(("JOIN", join.args.get("on")))
             for ident in join.args.get("using") or ():
