@@ -213,3 +213,43 @@ def test_engines_made_in_the_kernel_are_governed_on_postgres(pg_dsn: str, driver
         engine.dispose()
     finally:
         unload_ipython_extension(shell)
+
+
+def test_approval_round_trip_in_a_notebook(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement needing approval renders its request; after a reviewer approves, the same cell runs."""
+    import re
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
+    monkeypatch.setenv("GOVERNED_DB_AUDIT", str(tmp_path / "audit"))
+    monkeypatch.setenv("GOVERNED_DB_APPROVALS", str(tmp_path / "approvals.db"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: review-ddl\nrules:\n  ddl: require_approval\n")
+    sources = [
+        f"%load_ext {EXT}",
+        f"%governed_db --identity agent:nb-bot@alice --environment production --policy {policy}",
+        f"import sqlite3\nconn = sqlite3.connect({str(db)!r})",
+        "conn.execute('CREATE TABLE audit_notes (id INTEGER)')",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.cells[3].metadata["tags"] = ["raises-exception"]
+    client = nbclient.NotebookClient(nb, timeout=60, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        box = _html(nb.cells[3])
+        assert "governed_db — Approval required" in box and "approval required by rule ddl" in box
+        found = re.search(r"Request</th><td><code>([^<]+)</code>", box)
+        assert found is not None
+        approve = subprocess.run(
+            [sys.executable, "-c", "from governed_db.cli import main; main()", "approvals", "approve",
+             found.group(1), "--as", "dana", "--role", "dba"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert approve.returncode == 0, approve.stdout + approve.stderr
+        retry = nbformat.v4.new_code_cell("conn.execute('CREATE TABLE audit_notes (id INTEGER)')\nprint('created')")
+        nb.cells.append(retry)
+        client.execute_cell(retry, len(nb.cells) - 1)
+    assert _text(retry).strip() == "created"
