@@ -214,3 +214,22 @@ def test_closed_connection_cannot_be_wrapped() -> None:
     raw.close()
     with pytest.raises(governed_db.ConfigurationError, match="closed"):
         governed_db.wrap(raw)
+
+
+@pytest.mark.parametrize("name", sorted(rel_mod.FRAME_OUTPUTS))
+def test_every_relation_frame_output_goes_through_masking(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Each frame exit (pl, to_arrow_table, torch, tf...) is masked, shown with a stand-in frame library.
+
+    polars/pyarrow/torch are optional: the raw method is replaced by one returning the pandas frame (or the
+    numpy dict) of the same rows, which is what the exit hands to the mask plan's apply_frame.
+    """
+    make = (
+        duckdb.DuckDBPyRelation.fetchnumpy
+        if name in ("fetchnumpy", "tf", "torch")
+        else duckdb.DuckDBPyRelation.df
+    )
+    monkeypatch.setattr(duckdb.DuckDBPyRelation, name, lambda self, *a, **k: make(self), raising=False)
+    out = getattr(conn.table("people"), name)()
+    assert list(out["pii"]) == ["***", "***"]

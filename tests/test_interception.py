@@ -240,6 +240,7 @@ PG3_EXITS = [
     ("fetchmany", lambda c, t: c.execute(f"SELECT * FROM {t}").fetchmany(5)),
     ("iteration", lambda c, t: list(c.execute(f"SELECT * FROM {t}"))),
     ("stream", lambda c, t: list(c.cursor().stream(f"SELECT * FROM {t}"))),
+    ("next", lambda c, t: [next(c.execute(f"SELECT * FROM {t}"))]),
     ("row_factory", _pg3_dict_rows),
     ("named cursor", _pg3_named),
     ("pipeline mode", _pg3_pipeline),
@@ -371,6 +372,7 @@ PG2_EXITS = [
     ("fetchone", lambda c, t: [_cur_run("execute", "SELECT * FROM {t}")(c, t).fetchone()]),
     ("fetchmany", lambda c, t: _cur_run("execute", "SELECT * FROM {t}")(c, t).fetchmany(5)),
     ("iteration", lambda c, t: list(_cur_run("execute", "SELECT * FROM {t}")(c, t))),
+    ("next", lambda c, t: [next(_cur_run("execute", "SELECT * FROM {t}")(c, t))]),
     ("named cursor iteration", _pg2_named),
     ("cursor_factory", lambda c, t: _dict_cursor(c).__enter__().execute(f"SELECT * FROM {t}") or None),
 ]
@@ -483,6 +485,7 @@ MYSQL_EXITS = [
     ("fetchone", lambda c, t: [_my_run(None, "SELECT * FROM {t}")(c, t).fetchone()]),
     ("fetchmany", lambda c, t: _my_run(None, "SELECT * FROM {t}")(c, t).fetchmany(5)),
     ("iteration", lambda c, t: list(_my_run(None, "SELECT * FROM {t}")(c, t))),
+    ("next", lambda c, t: [next(_my_run(None, "SELECT * FROM {t}")(c, t))]),
     ("DictCursor", lambda c, t: _my_run("DictCursor", "SELECT * FROM {t}")(c, t).fetchall()),
     ("SSCursor iteration", lambda c, t: list(_my_run("SSCursor", "SELECT * FROM {t}")(c, t))),
     (
