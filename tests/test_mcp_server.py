@@ -194,3 +194,37 @@ def test_cli_serves_over_stdio(db: Path, tmp_path: Path) -> None:
     tables, refused = out
     assert tables.structured_content["result"] == ["customers", "orders"]
     assert refused.is_error and "refused by rule" in _text(refused) and "Next step:" in _text(refused)
+
+
+def test_approval_request_reaches_the_agent_and_approval_unblocks_it(db: Path, tmp_path: Path) -> None:
+    """A statement needing approval is a tool error naming the request; once approved the same call runs."""
+    import re
+
+    from governed_db import Identity, approvals
+
+    store = str(tmp_path / "approvals.db")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: review-ddl\nrules:\n  ddl: require_approval\n")
+    tools = mcp_server.make_tools(str(db), identity="agent:claude@alice", environment="production",
+                                  policy=str(policy), approvals=store)
+    server = mcp_server.build_server(tools)
+    create = {"sql": "CREATE TABLE notes (id INTEGER)"}
+    out: list[Any] = []
+
+    async def session() -> None:
+        async with Client(server) as client:
+            first = await client.call_tool("run_query", create)
+            out.append(first)
+            found = re.search(r"Request id: (\S+)\.", _text(first))
+            assert found is not None, _text(first)
+            approvals.approve(found.group(1), reviewer=Identity("dana", roles=("dba",)), store=store)
+            out.append(await client.call_tool("run_query", create))
+
+    try:
+        anyio.run(session)
+    finally:
+        tools.engine.dispose()
+    pending, done = out
+    assert pending.is_error and "approval required by rule ddl" in _text(pending)
+    assert "Next step:" in _text(pending)
+    assert not done.is_error
