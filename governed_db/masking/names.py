@@ -1,0 +1,184 @@
+"""Vocabulary of column-name classification: word sequences per label, and the words that veto them.
+
+Kept apart from :mod:`governed_db.masking.classify` so the lists can grow without burying the logic.
+"""
+
+from __future__ import annotations
+
+_TEXTY = frozenset({"text", "binary", "json", "unknown"})
+_NUMBERY = frozenset({"text", "binary", "unknown", "int"})
+_DATEY = frozenset({"date", "text", "unknown"})
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: (label, word sequences, type categories it may have, confidence)
+NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float], ...] = (
+    ("EMAIL", (("email",), ("e", "mail"), ("emailaddress",)), _TEXTY, 0.9),
+    (
+        "IP_ADDRESS",
+        (("ip",), ("ipaddr",), ("ipv4",), ("ipv6",), ("remote", "addr"), ("client", "addr")),
+        _TEXTY,
+        0.85,
+    ),
+    (
+        "PASSWORD",
+        (("password",), ("passwd",), ("pwd",), ("pass", "hash"), ("passhash",), ("pin", "hash")),
+        _TEXTY,
+        0.95,
+    ),
+    (
+        "SECRET",
+        (
+            ("api", "key"),
+            ("apikey",),
+            ("secret",),
+            ("access", "token"),
+            ("refresh", "token"),
+            ("auth", "token"),
+            ("token",),
+            ("private", "key"),
+            ("access", "key"),
+            ("session", "key"),
+            ("signing", "key"),
+            ("credentials",),
+            ("credential",),
+        ),
+        _TEXTY,
+        0.9,
+    ),
+    ("US_SSN", (("ssn",), ("social", "security")), _NUMBERY, 0.95),
+    (
+        "NATIONAL_ID",
+        (
+            ("national", "id"),
+            ("passport",),
+            ("tax", "id"),
+            ("tin",),
+            ("nino",),
+            ("sin",),
+            ("nhs", "number"),
+            ("driver", "license"),
+            ("drivers", "license"),
+            ("driving", "licence"),
+            ("personal", "id"),
+            ("id", "number"),
+            ("national", "insurance"),
+        ),
+        _NUMBERY,
+        0.85,
+    ),
+    (
+        "CREDIT_CARD",
+        (
+            ("card", "number"),
+            ("credit", "card"),
+            ("cc", "number"),
+            ("ccn",),
+            ("pan",),
+            ("cardnumber",),
+            ("card", "no"),
+        ),
+        _NUMBERY,
+        0.9,
+    ),
+    ("IBAN", (("iban",), ("bank", "account"), ("account", "number"), ("bban",)), _NUMBERY, 0.85),
+    (
+        "PHONE",
+        (
+            ("phone",),
+            ("mobile",),
+            ("telephone",),
+            ("tel",),
+            ("fax",),
+            ("msisdn",),
+            ("cellphone",),
+            ("phonenumber",),
+        ),
+        _NUMBERY,
+        0.85,
+    ),
+    (
+        "DATE_OF_BIRTH",
+        (("dob",), ("birth", "date"), ("date", "of", "birth"), ("birthday",), ("birthdate",), ("born",)),
+        _DATEY,
+        0.9,
+    ),
+    (
+        "PERSON_NAME",
+        (
+            ("first", "name"),
+            ("last", "name"),
+            ("full", "name"),
+            ("given", "name"),
+            ("family", "name"),
+            ("middle", "name"),
+            ("maiden", "name"),
+            ("surname",),
+            ("firstname",),
+            ("lastname",),
+            ("fullname",),
+            ("contact", "name"),
+            ("customer", "name"),
+        ),
+        _TEXTY,
+        0.85,
+    ),
+    (
+        "ADDRESS",
+        (
+            ("address",),
+            ("street",),
+            ("addr",),
+            ("postal", "code"),
+            ("postcode",),
+            ("zip",),
+            ("zipcode",),
+            ("home", "address"),
+        ),
+        _TEXTY,
+        0.8,
+    ),
+    # free text is where personal data hides; scanning it only replaces what the detectors find
+    (
+        "FREE_TEXT",
+        (
+            ("notes",),
+            ("note",),
+            ("comment",),
+            ("comments",),
+            ("description",),
+            ("body",),
+            ("message",),
+            ("content",),
+            ("remarks",),
+            ("bio",),
+            ("memo",),
+            ("feedback",),
+            ("payload",),
+            ("metadata",),
+        ),
+        frozenset({"text", "json", "unknown", "binary"}),
+        0.5,
+    ),
+)
+
+#: words that make a sensitive-sounding name describe metadata instead of the value itself
+
+#: words that make a sensitive-sounding name describe metadata instead of the value itself
+VETO = _words(
+    "count cnt num verified confirmed enabled disabled flag is has type kind format status sent opt optin "
+    "opted consent length len at on time changed updated created expires expiry expired reset attempts "
+    "policy template domain provider id ids hint required valid validated last4 prefix suffix mask masked "
+    "visible allowed length strength version algorithm algo salt rounds"
+)
+#: words in a table name saying its rows are people (so a bare ``name`` column names a person)
+PERSON_TABLE_WORDS = _words(
+    "user users customer customers client clients employee employees staff people person persons member "
+    "members patient patients contact contacts author authors student students account accounts profile "
+    "profiles owner owners applicant applicants candidate candidates subscriber subscribers guest guests "
+    "passenger passengers"
+)
+TEXTY = _TEXTY
