@@ -15,6 +15,7 @@ from sqlglot.errors import SqlglotError
 
 from governed_db.analysis import StatementInfo
 from governed_db.analysis_commands import classify_words, explain_split
+from governed_db.analysis_where import worst_where
 
 _READ = (exp.Query, exp.Values)
 _WRITE = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
@@ -40,7 +41,6 @@ _STATEMENTS = (
     exp.Kill,
 )
 _OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Paren)
-_WHERE_RANK = {None: 0, "bounded": 0, "undecidable": 1, "tautology": 2, "missing": 3}
 
 
 def statement_info(
@@ -123,7 +123,7 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     nested = any(n is not tree for n in tree.find_all(*_WRITE))
     if nested and kind == "read":
         kind = "write"
-    where = _worst_where(tree, gd)
+    where = worst_where(tree, gd)
     select_into = _select_into(tree)
     cascade = bool(tree.args.get("cascade")) or str(tree.args.get("option") or "").upper() == "CASCADE"
     star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
@@ -347,80 +347,6 @@ def _functions(tree: exp.Expr) -> frozenset[str]:
         elif not isinstance(f, _OPERATORS):
             names.add(f.sql_name().lower())
     return frozenset(names)
-
-
-def _worst_where(tree: exp.Expr, gd: str) -> str | None:
-    worst: str | None = None
-    for node in tree.find_all(exp.Update, exp.Delete):
-        w = node.args.get("where")
-        status = "missing" if w is None else _judge(w.this, truthy=gd != "postgres")
-        if _WHERE_RANK[status] > _WHERE_RANK[worst] or worst is None:
-            worst = status
-    return worst
-
-
-def _judge(cond: exp.Expr, truthy: bool = False) -> str:
-    """``bounded`` / ``tautology`` / ``undecidable`` for a WHERE condition (conservative).
-
-    ``truthy``: the dialect filters on any value's truthiness (MySQL, SQLite...), so a bare ``WHERE id`` may
-    match every row; in PostgreSQL a bare column must be boolean, a genuine filter.
-    """
-    while isinstance(cond, exp.Paren):
-        cond = cond.this
-    if cond.find(exp.Column) is None:
-        return "tautology"  # WHERE 1=1, WHERE true, WHERE 'a'='a': no column, nothing is filtered per row
-    if isinstance(cond, exp.Or):
-        parts = list(cond.flatten())
-        statuses = [_judge(p, truthy) for p in parts]
-        if "tautology" in statuses:
-            return "tautology"
-        if "undecidable" in statuses or _complementary(parts):
-            return "undecidable"
-        return "bounded"
-    if isinstance(cond, exp.And):
-        statuses = [_judge(p, truthy) for p in cond.flatten()]
-        if "bounded" in statuses:
-            return "bounded"
-        return "tautology" if all(s == "tautology" for s in statuses) else "undecidable"
-    if isinstance(cond, (exp.EQ, exp.GTE, exp.LTE, exp.NullSafeEQ)) and cond.this == cond.expression:
-        return "tautology"  # a = a
-    if isinstance(cond, exp.Like) and isinstance(cond.expression, exp.Literal) and set(cond.expression.name) <= {"%"}:
-        return "undecidable"  # x LIKE '%': every non-NULL x
-    if isinstance(cond, exp.Not):
-        return "undecidable" if _judge(cond.this, truthy) == "undecidable" else "bounded"
-    if truthy and isinstance(cond, (exp.Column, exp.Func)) and not isinstance(cond, (exp.Predicate, exp.Connector)):
-        return "undecidable"  # WHERE id / WHERE LENGTH(name): true for most rows
-    return "bounded"
-
-
-_COMPLEMENT: dict[type[exp.Expr], type[exp.Expr]] = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.LTE, exp.LTE: exp.GT, exp.LT: exp.GTE, exp.GTE: exp.LT}
-
-
-def _signature(p: exp.Expr) -> tuple[str, type, str] | None:
-    while isinstance(p, exp.Paren):
-        p = p.this
-    negate = False
-    if isinstance(p, exp.Not):
-        negate, p = True, p.this
-        while isinstance(p, exp.Paren):
-            p = p.this
-    if isinstance(p, exp.Is):
-        neg = negate != bool(p.args.get("negate"))
-        return (p.this.sql(), exp.Is, "NOT NULL" if neg else "NULL")
-    if type(p) in _COMPLEMENT and not negate:
-        return (p.this.sql(), type(p), p.expression.sql())
-    return None
-
-
-def _complementary(parts: list[exp.Expr]) -> bool:
-    """``x IS NULL OR x IS NOT NULL``, ``x > 5 OR x <= 5``: every row, but only if you trust NULL handling."""
-    sigs = {s for s in (_signature(p) for p in parts) if s is not None}
-    for col, op, rhs in sigs:
-        if op is exp.Is and (col, exp.Is, "NOT NULL" if rhs == "NULL" else "NULL") in sigs:
-            return True
-        if op in _COMPLEMENT and (col, _COMPLEMENT[op], rhs) in sigs:
-            return True
-    return False
 
 
 def _as_expression(tree: exp.Expr | None) -> exp.Expression | None:
