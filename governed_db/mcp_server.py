@@ -56,7 +56,8 @@ def build_server(tools: SQLTools, *, name: str = "governed-db") -> MCPServer:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS)
+    # refusals are answers, not server errors: keep the SDK from logging each one as a failure
+    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING")
 
     def _tool_error(exc: Exception) -> ToolError:
         message = refusal_message(exc)
