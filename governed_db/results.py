@@ -18,7 +18,18 @@ if TYPE_CHECKING:
 
 
 class ResultState:
-    __slots__ = ("active", "gov", "identity", "limit", "masked_cells", "plan", "poisoned", "raw", "rows", "span")
+    __slots__ = (
+        "active",
+        "gov",
+        "identity",
+        "limit",
+        "masked_cells",
+        "plan",
+        "poisoned",
+        "raw",
+        "rows",
+        "span",
+    )
 
     def __init__(self, raw: Any, gov: Governor) -> None:
         self.raw = raw
@@ -94,15 +105,17 @@ class ResultState:
         self.finish()
 
     def frame(self, frame: Any) -> Any:
+        """A whole result as a frame (pandas, polars, Arrow, or a dict of column arrays), capped and masked."""
         if self.poisoned is not None:
             raise self.poisoned
+        n = _frame_rows(frame)
         if self.limit is not None:
-            frame = frame[: self.limit] if hasattr(frame, "__getitem__") else frame
+            room = max(self.limit - self.rows, 0)
+            if n is None or n > room:  # counted across chunks (fetch_df_chunk)
+                frame = _frame_head(frame, room)
+                n = room
         out = self.plan.apply_frame(frame) if self.plan is not None else frame
-        try:
-            self.rows += len(frame)
-        except TypeError:
-            pass
+        self.rows += n or 0
         self.finish()
         return out
 
@@ -120,3 +133,23 @@ class ResultState:
         if limiter is not None and self.identity is not None and self.rows:
             limiter.on_rows(self.identity, self.rows)
             self.rows = 0
+
+
+def _frame_rows(frame: Any) -> int | None:
+    if isinstance(frame, dict):  # fetchnumpy / torch / tf: column name -> array
+        return len(next(iter(frame.values()))) if frame else 0
+    try:
+        return len(frame)
+    except TypeError:
+        return None
+
+
+def _frame_head(frame: Any, n: int) -> Any:
+    """The first ``n`` rows, in the frame's own type."""
+    if isinstance(frame, dict):
+        return {k: v[:n] for k, v in frame.items()}
+    if hasattr(frame, "iloc"):  # pandas: [:n] would slice rows too, but iloc says so
+        return frame.iloc[:n]
+    if callable(getattr(frame, "slice", None)):  # polars DataFrame, pyarrow Table
+        return frame.slice(0, n)
+    return frame[:n]

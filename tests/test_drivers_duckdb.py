@@ -233,3 +233,28 @@ def test_every_relation_frame_output_goes_through_masking(
     monkeypatch.setattr(duckdb.DuckDBPyRelation, name, lambda self, *a, **k: make(self), raising=False)
     out = getattr(conn.table("people"), name)()
     assert list(out["pii"]) == ["***", "***"]
+
+
+def test_row_cap_applies_to_frames(spans: Any) -> None:
+    """A LIMIT decision caps pandas frames and numpy dicts too, counted across fetch_df_chunk calls."""
+    from governed_db.decision import Action, RuleHit
+    from governed_db.policy import Policy
+
+    cap = Policy(rules=(lambda s, c: RuleHit("cap", Action.LIMIT, "three rows", None, 3) if s else None,))
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE big AS SELECT range AS id FROM range(5000)")
+    conn = governed_db.wrap(raw, environment="production", policy=cap)
+    assert len(conn.execute("SELECT id FROM big").df()) == 3
+    assert len(conn.execute("SELECT id FROM big").fetchnumpy()["id"]) == 3
+    assert len(conn.table("big").df()) == 3
+    conn.execute("SELECT id FROM big")
+    first = conn.fetch_df_chunk()
+    second = conn.fetch_df_chunk()
+    assert len(first) == 3 and len(second) == 0
+    raw.close()
+
+
+def test_copy_out_that_cannot_be_described_is_refused(conn: Any) -> None:
+    """A COPY ... TO whose columns cannot be worked out is refused in production (fail closed)."""
+    with pytest.raises(GuardrailViolation, match="could not tell"):
+        conn.execute("COPY (SELECT * FROM no_such_table) TO '/nonexistent/out.csv'")

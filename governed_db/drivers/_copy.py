@@ -11,6 +11,7 @@ is told to select the rows instead. See docs/decisions/0061-copy-out-masking.md.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from governed_db.errors import GuardrailViolation
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
+log = logging.getLogger("governed_db")
 _MAYBE_COPY = re.compile(r"\bcopy\b", re.IGNORECASE)
 
 Describe = Callable[[str], Any]
@@ -57,7 +59,19 @@ def refuse_unmaskable_copy(gov: Governor, text: str, describe: Describe) -> None
     probe = copy_out_probe(text, gov.dialect)
     if probe is None:
         return
-    description = describe(probe)
+    try:
+        description = describe(probe)
+    except Exception as e:
+        if not gov.fail_closed:
+            log.warning("governed_db could not check COPY ... TO for masked columns (continuing): %r", e)
+            return
+        raise gov.refusal(
+            GuardrailViolation(
+                f"refused by governed_db: could not tell which columns this COPY ... TO exports "
+                f"({type(e).__name__}: {e}), so it cannot be checked for masked columns (fail closed). "
+                "Next step: select the rows with execute() instead."
+            )
+        ) from e
     if not description:
         return
     plan = masking.plan_masking(

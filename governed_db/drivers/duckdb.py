@@ -277,14 +277,9 @@ def _sql_value(value: Any) -> str:
 
 
 def _describer(raw: Any) -> Callable[[str], Any]:
-    def describe(sql: str) -> Any:
-        cur = raw.cursor()  # a separate cursor: the connection's own pending result is left alone
-        try:
-            return cur.execute(sql).description
-        finally:
-            cur.close()
-
-    return describe
+    # On the connection itself (its cursor() would be another connection, blind to this transaction):
+    # the statement about to run replaces any pending result anyway.
+    return lambda sql: raw.execute(sql).description
 
 
 _install(FRAME_OUTPUTS, _frame_output)
