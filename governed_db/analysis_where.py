@@ -17,10 +17,27 @@ def worst_where(tree: exp.Expr, gd: str) -> str | None:
     worst: str | None = None
     for node in tree.find_all(exp.Update, exp.Delete):
         w = node.args.get("where")
-        status = "missing" if w is None else _judge(w.this, truthy=gd != "postgres")
+        status = _judge(w.this, truthy=gd != "postgres") if w is not None else _by_joins(node, gd)
         if _WHERE_RANK[status] > _WHERE_RANK[worst] or worst is None:
             worst = status
     return worst
+
+
+def _by_joins(node: exp.Expr, gd: str) -> str:
+    """No WHERE: an inner join's ON condition (MySQL ``UPDATE t JOIN u ON ... SET``) still selects the rows."""
+    target = node.this
+    joins = target.args.get("joins") if isinstance(target, exp.Table) else None
+    best = "missing"
+    for j in joins or ():
+        on = j.args.get("on")
+        if on is None or j.args.get("side"):  # a comma/CROSS join or an outer join keeps every target row
+            continue
+        status = _judge(on, truthy=gd != "postgres")
+        if status == "bounded":
+            return status
+        if _WHERE_RANK[status] < _WHERE_RANK[best]:
+            best = status
+    return best
 
 
 def _judge(cond: exp.Expr, truthy: bool = False) -> str:

@@ -87,6 +87,22 @@ def test_where_boundedness(sql: str, where: str | None) -> None:
     assert analyze(sql, "postgres").statements[0].where == where
 
 
+@pytest.mark.parametrize(
+    ("sql", "where"),
+    [
+        ("UPDATE t JOIN u ON t.a = u.a SET t.b = 1", "bounded"),
+        ("DELETE t1 FROM t1 JOIN t2 ON t1.id = t2.id", "bounded"),
+        ("DELETE t1 FROM t1 JOIN t2 ON 1 = 1", "tautology"),
+        ("UPDATE t LEFT JOIN u ON t.a = u.a SET t.b = 1", "missing"),
+        ("UPDATE t, u SET t.b = 1", "missing"),
+        ("DELETE FROM t WHERE id", "undecidable"),
+    ],
+)
+def test_mysql_join_bounds_and_truthiness(sql: str, where: str) -> None:
+    """MySQL multi-table writes are bounded by inner-join conditions; a bare column is only truthiness."""
+    assert analyze(sql, "mysql").statements[0].where == where
+
+
 def test_functions_and_flags() -> None:
     """Functions called anywhere are listed; EXPLAIN ANALYZE keeps the inner statement's facts."""
     s = analyze("SELECT pg_sleep(1) FROM t WHERE x IN (SELECT lo_import('/x'))", "postgres").statements[0]
