@@ -386,6 +386,8 @@ def _limits(b: _Builder, data: Any) -> tuple[LimitSpec, ...]:
             if k not in valid:
                 b.bad(item, k, f"{path}.{k}", f"unknown key{_suggest(k, valid)}; valid: {', '.join(valid)}")
         when = b.scope(item, "when", f"{path}.when", item.get("when", {}))
+        if when.tables or when.dialects:
+            b.bad(item, "when", f"{path}.when", "limits count per identity; they cannot be scoped by tables or dialect")
         spm = _option(b, item, "statements_per_minute", f"{path}.statements_per_minute",
                       item.get("statements_per_minute"), None)  # fmt: skip
         rpm = _option(b, item, "rows_per_minute", f"{path}.rows_per_minute", item.get("rows_per_minute"), None)

@@ -60,6 +60,7 @@ def test_valid_file(tmp_path: Path) -> None:
         ("overides: []\n", 1, "overides", "did you mean 'overrides'"),
         ("overrides:\n  - when: {kind: robot}\n    rules: {drop: warn}\n", 2, "overrides[0].when.kind", "identity kind"),
         ("limits:\n  - when: {kind: agent}\n", 2, "limits[0]", "statements_per_minute"),
+        ("limits:\n  - when: {tables: [t]}\n    statements_per_minute: 5\n", 2, "limits[0].when", "per identity"),
         ("rules:\n  drop: deny\n  drop: allow\n", 3, "drop", "duplicate key"),
         ("rules: [drop]\n", 1, "rules", "mapping"),
         ("rules:\n  drop: deny\n bad indent: [\n", 3, "<yaml>", "not valid YAML"),
