@@ -17,7 +17,7 @@ from governed_db.identity import Identity
 from governed_db.policy import evaluate
 
 
-def render_decision(decision: Decision, sql: str) -> None:
+def render_decision(decision: Decision) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -48,7 +48,10 @@ def render_decision(decision: Decision, sql: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def check(sql: str, dialect: str, environment: str | None, identity_text: str | None, policy_file: str | None,
           fmt: str) -> None:
-    """Decide about SQL (or '-' to read it from stdin) as a governed connection would."""
+    """Decide about SQL (or '-' to read it from stdin) as a governed connection would.
+
+    Exit codes: 0 it would run (allow, warn, limit); 1 it would be refused (deny, require_approval); 2 bad input.
+    """
     import os
 
     if sql == "-":
@@ -63,5 +66,5 @@ def check(sql: str, dialect: str, environment: str | None, identity_text: str | 
     if fmt == "json":
         click.echo(json.dumps(decision.to_dict(), indent=2, sort_keys=True))
     else:
-        render_decision(decision, sql)
+        render_decision(decision)
     sys.exit(0 if decision.allowed else 1)

@@ -19,7 +19,10 @@ from governed_db.policy_test import CaseResult, load_cases, run_cases
 
 @click.group("policy")
 def policy() -> None:
-    """Check policy files and test them against tables of statements."""
+    """Check policy files and test them against tables of statements.
+
+    Exit codes: 0 ok; 1 problems found (invalid policy, failing cases); 2 bad input.
+    """
 
 
 @policy.command("lint")
