@@ -130,3 +130,25 @@ def test_refusal_is_also_the_drivers_programming_error(conn: Any) -> None:
         conn.execute(f"SELECT * FROM {MARKER}x")
     with pytest.raises(conn.DatabaseError):
         conn.execute(f"SELECT * FROM {MARKER}x")
+
+
+def test_serialize_and_deserialize_are_judged_as_export_and_replacement(raw: sqlite3.Connection) -> None:
+    """serialize() is judged as VACUUM INTO and deserialize() as DROP SCHEMA: the default policy refuses both."""
+    conn = governed_db.wrap(raw, environment="production")
+    with pytest.raises(GuardrailViolation):
+        conn.serialize()
+    with pytest.raises(GuardrailViolation):
+        conn.deserialize(raw.serialize())
+    assert raw.execute("SELECT count(*) FROM people").fetchone() == (5,)
+    allowed = governed_db.wrap(raw, environment="production", policy=POLICY)
+    assert allowed.serialize()[:15] == b"SQLite format 3"
+
+
+def test_blob_of_a_masked_column_is_refused(conn: Any) -> None:
+    """blobopen() hands out a cell's bytes directly, so a masked column is refused; others are allowed."""
+    conn.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, body BLOB, pii BLOB)")
+    conn.execute("INSERT INTO files VALUES (1, x'00ff', x'00ff')")
+    with pytest.raises(GuardrailViolation, match="reads the cell directly"):
+        conn.blobopen("files", "pii", 1, readonly=True)
+    with conn.blobopen("files", "body", 1, readonly=True) as blob:
+        assert blob.read() == b"\x00\xff"

@@ -57,8 +57,15 @@ def copy_out_probe(text: str, dialect: str) -> str | None:
 def refuse_unmaskable_copy(gov: Governor, text: str, describe: Describe) -> None:
     """Raise a refusal when the rows a COPY ... TO exports would have masked columns."""
     probe = copy_out_probe(text, gov.dialect)
-    if probe is None:
-        return
+    if probe is not None:
+        refuse_masked_export(gov, probe, describe, "COPY ... TO exports rows the database formats itself")
+
+
+def refuse_masked_export(gov: Governor, probe: str, describe: Describe, how: str) -> None:
+    """Raise a refusal when the columns of ``probe`` (a zero-row SELECT) would be masked.
+
+    ``how`` says why masking cannot follow the data (it becomes part of the message).
+    """
     try:
         description = describe(probe)
     except Exception as e:
@@ -67,7 +74,7 @@ def refuse_unmaskable_copy(gov: Governor, text: str, describe: Describe) -> None
             return
         raise gov.refusal(
             GuardrailViolation(
-                f"refused by governed_db: could not tell which columns this COPY ... TO exports "
+                f"refused by governed_db: could not tell which columns this export reads "
                 f"({type(e).__name__}: {e}), so it cannot be checked for masked columns (fail closed). "
                 "Next step: select the rows with execute() instead."
             )
@@ -81,9 +88,9 @@ def refuse_unmaskable_copy(gov: Governor, text: str, describe: Describe) -> None
     if masked:
         raise gov.refusal(
             GuardrailViolation(
-                f"refused by governed_db: COPY ... TO exports rows the database formats itself, so masking cannot "
-                f"reach them, and this export has masked columns ({', '.join(masked)}). Next step: select the "
-                "rows with execute() and fetch them (they come back masked), or export without those columns."
+                f"refused by governed_db: {how}, so masking cannot reach the data, and it has masked columns "
+                f"({', '.join(masked)}). Next step: select the rows with execute() and fetch them (they come "
+                "back masked), or leave those columns out."
             )
         )
 

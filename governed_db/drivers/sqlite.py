@@ -1,8 +1,10 @@
 """sqlite3: connection shortcuts, ``executescript``, and the non-SQL ways data leaves.
 
-``backup``, ``iterdump``, ``load_extension`` and ``blobopen`` move data or
-code without a SQL statement; each is judged as the statement it amounts to,
-so the same rules apply (``VACUUM INTO``, a full read, ``load_extension()``).
+``backup``, ``iterdump``, ``serialize``, ``deserialize``, ``load_extension`` and
+``blobopen`` move data or code without a SQL statement; each is judged as the
+statement it amounts to, so the same rules apply (``VACUUM INTO``,
+``DROP SCHEMA``, ``load_extension()``, a read or update of one column; a blob
+of a masked column is refused, since its bytes never pass through a cursor).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from governed_db.drivers import Driver
+from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, GovernedCursor
 
@@ -70,20 +73,45 @@ class SqliteConnection(GovernedConnection):
         )
 
     def blobopen(self, table: str, column: str, row: int, /, **kwargs: Any) -> Any:
-        # incremental blob I/O reads (or writes) a cell directly: judged as reading/updating that column
-        readonly = kwargs.get("readonly", False)
-        sql = (
-            f'SELECT "{column}" FROM "{table}" WHERE rowid = ?'
-            if readonly
-            else f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?'
-        )
+        # incremental blob I/O reads (or writes) a cell directly: judged as reading/updating that
+        # column, and refused when that column is masked (its bytes never pass through a cursor)
+        gov, t, c = self._self_gov, _ident(table), _ident(column)
+        read = f"SELECT {c} FROM {t} WHERE rowid = ?"
+        sql = read if kwargs.get("readonly", False) else f"UPDATE {t} SET {c} = ? WHERE rowid = ?"
+
+        def invoke(_s: Any) -> Any:
+            probe = f"SELECT {c} FROM {t} LIMIT 0"
+            refuse_masked_export(
+                gov, probe, describe_with(self.__wrapped__), "blobopen() reads the cell directly"
+            )
+            return self.__wrapped__.blobopen(table, column, row, **kwargs)
+
+        return run(gov, "connection.blobopen", sql, (row,), invoke)
+
+    def serialize(self, *args: Any, **kwargs: Any) -> Any:
+        # the whole database as bytes, unmasked: judged as writing the database to a file
         return run(
             self._self_gov,
-            "connection.blobopen",
-            sql,
+            "connection.serialize",
+            "VACUUM INTO 'serialize'",
             None,
-            lambda _s: self.__wrapped__.blobopen(table, column, row, **kwargs),
+            lambda _s: self.__wrapped__.serialize(*args, **kwargs),
         )
+
+    def deserialize(self, data: Any, *args: Any, **kwargs: Any) -> Any:
+        # replaces every table of the schema at once: judged as dropping it
+        schema = kwargs.get("name", args[0] if args else "main")
+        return run(
+            self._self_gov,
+            "connection.deserialize",
+            f"DROP SCHEMA {_ident(str(schema))}",
+            None,
+            lambda _s: self.__wrapped__.deserialize(data, *args, **kwargs),
+        )
+
+
+def _ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
 
 
 class SqliteDriver(Driver):
