@@ -38,7 +38,11 @@ from governed_db.identity import KINDS
 from governed_db.policy_settings import LimitSpec, Override, PolicySettings, Scope
 
 _TOP = ("name", "version", "description", "environments", "rules", "overrides", "identities", "limits",
-        "python_rules")  # fmt: skip
+        "python_rules", "approvals")  # fmt: skip
+#: review settings a policy may impose on approvals (see docs/approvals.md); value checks per key
+_APPROVAL_KEYS: dict[str, str] = {"quorum": "int", "reviewer_roles": "strings", "reason_required": "bool",
+                                  "require_verified_reviewer": "bool", "request_ttl": "seconds",
+                                  "grant_ttl": "seconds"}  # fmt: skip
 _WHEN = ("environment", "environments", "kind", "kinds", "role", "roles", "subject", "subjects", "on_behalf_of",
          "verified", "table", "tables", "dialect", "dialects")  # fmt: skip
 _ENV_CLASSES = ("production", "staging", "observe")
@@ -286,13 +290,43 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
                 options.setdefault("identity-unverified", {})["environments"] = envs_required
     limits = _limits(b, data)
     python_rules = _python_rules(b, data)
+    approvals = _approvals(b, data)
     if problems:
         return None, problems
     settings = PolicySettings(actions=actions, options=options, overrides=overrides, environments=environments,
                               limits=limits)  # fmt: skip
     name = str(data.get("name") or Path(file).stem)
     limiter = RateLimiter(limits, settings) if limits else None
-    return Policy(name=name, settings=settings, limiter=limiter, source=file, extra_rules=python_rules), problems
+    extra = {"approvals": approvals} if approvals is not None else {}
+    return Policy(name=name, settings=settings, limiter=limiter, source=file, extra_rules=python_rules,
+                  extra=extra), problems  # fmt: skip
+
+
+def _approvals(b: _Builder, data: Any) -> dict[str, Any] | None:
+    """``approvals:`` review settings the policy imposes (they override the connection's approvals option)."""
+    raw = data.get("approvals")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        b.bad(data, "approvals", "approvals", "expected a mapping, e.g. {quorum: 2, reviewer_roles: [dba]}")
+        return None
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        p = f"approvals.{k}"
+        kind = _APPROVAL_KEYS.get(str(k))
+        if kind is None:
+            b.bad(raw, k, p, f"unknown setting{_suggest(k, _APPROVAL_KEYS)}; valid: {', '.join(_APPROVAL_KEYS)}")
+        elif kind == "strings":
+            out[k] = b.strings(raw, k, p, v)
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                b.bad(raw, k, p, "expected true or false")
+            out[k] = bool(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 or (kind == "int" and not isinstance(v, int)):
+            b.bad(raw, k, p, f"expected a positive {'integer' if kind == 'int' else 'number of seconds'}, got {v!r}")
+        else:
+            out[k] = v
+    return out
 
 
 def _python_rules(b: _Builder, data: Any) -> tuple[Any, ...]:

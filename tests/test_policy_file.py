@@ -65,6 +65,8 @@ def test_valid_file(tmp_path: Path) -> None:
         ("rules: [drop]\n", 1, "rules", "mapping"),
         ("rules:\n  drop: deny\n bad indent: [\n", 3, "<yaml>", "not valid YAML"),
         ("", 1, "<file>", "empty"),
+        ("approvals:\n  quorum: 0\n", 2, "approvals.quorum", "positive integer"),
+        ("approvals:\n  qourum: 2\n", 2, "approvals.qourum", "did you mean 'quorum'"),
     ],
 )
 def test_problems_report_file_line_key(tmp_path: Path, text: str, line: int, key: str, words: str) -> None:
@@ -111,3 +113,14 @@ def test_python_rules_by_name(tmp_path: Path) -> None:
     assert evaluate("DROP TABLE t", dialect="sqlite", policy=pol).rules == ("drop",)  # the catalog still runs
     _, problems = check_policy_file(_write(tmp_path, "name: x\npython_rules: [no.such.module:f]\n"))
     assert problems[0].line == 2 and problems[0].key == "python_rules[0]" and "cannot import" in problems[0].message
+
+
+def test_approvals_section_reaches_the_approvals_service(tmp_path: Path) -> None:
+    """approvals: review settings are kept on the policy where the approvals service reads them."""
+    from governed_db.approvals import resolve_config
+
+    path = _write(tmp_path, "approvals:\n  quorum: 2\n  reviewer_roles: [dba]\n  reason_required: true\n")
+    pol = load_policy(path)
+    assert pol.extra["approvals"] == {"quorum": 2, "reviewer_roles": ("dba",), "reason_required": True}
+    config = resolve_config(None, pol)
+    assert config.quorum == 2 and tuple(config.reviewer_roles) == ("dba",)
