@@ -328,3 +328,23 @@ def test_unrecovered_tail(tmp_path: Path, tail: bytes, ok: bool) -> None:
     result = verify(path, key=KEY)
     assert result.ok is ok
     assert result.warnings if ok else result.first_bad is not None
+
+
+def test_checkpoint_anchor_is_published_by_the_flusher(tmp_path: Path) -> None:
+    """With a flusher thread, appends do not wait for the checkpoint fsync; the anchor follows shortly after."""
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=0.05, checkpoint_every=5, checkpoint_interval=None)
+    for i in range(12):
+        store.append({"v": 1, "type": "span", "name": f"q{i}", "attrs": {}})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        anchor = json.loads(anchor_path(path).read_text()) if anchor_path(path).exists() else {}
+        if anchor.get("seq", 0) >= 10:
+            break
+        time.sleep(0.02)
+    checkpoints = [r["seq"] for r in read_records(path) if r["type"] == "checkpoint"]
+    assert anchor["seq"] == checkpoints[-1]
+    result = verify(path, key=KEY)
+    assert result.ok and result.macs_checked == len(checkpoints) == 2
+    store.close()
+    assert verify(path, key=KEY).ok

@@ -88,6 +88,8 @@ class AuditStore:
         self._dirty = False
         self._file_id: tuple[int, int] = (0, 0)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._pending_anchor: dict[str, Any] | None = None
         self._flusher: threading.Thread | None = None
         self.appended = 0
         _stores.add(self)
@@ -107,15 +109,19 @@ class AuditStore:
                     self._refresh(fd, size)
                 seq = self._write(fd, body)
                 if seq % self.checkpoint_every == 0:
-                    self._checkpoint(fd)
+                    # with a flusher thread the statement never waits for the checkpoint's fsync
+                    self._checkpoint(fd, inline=self._flusher is None)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         if self.fsync_interval == 0:
             self.sync()
         return seq
 
-    def checkpoint(self) -> None:
-        """Seal the chain head now (also done every ``checkpoint_every`` records and on close)."""
+    def checkpoint(self, *, inline: bool = True) -> None:
+        """Seal the chain head now (also done every ``checkpoint_every`` records and on close).
+
+        ``inline=False`` leaves the fsync and the anchor to the flusher thread.
+        """
         with self._lock:
             fd = self._ensure_open(check_path=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -124,7 +130,10 @@ class AuditStore:
                 if size != self._end:
                     self._refresh(fd, size)
                 if self._last_type != R.CHECKPOINT:
-                    self._checkpoint(fd)
+                    self._checkpoint(fd, inline=inline or self._flusher is None)
+                elif inline and self._pending_anchor is not None:
+                    os.fsync(fd)
+                    self._publish_locked(fd, self._pending_anchor)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
@@ -149,6 +158,7 @@ class AuditStore:
             finally:
                 with self._lock:
                     self._stop.set()
+                    self._wake.set()
                     if self._fd >= 0:
                         os.close(self._fd)
                     self._fd = -1
@@ -168,6 +178,7 @@ class AuditStore:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._stop.set()  # the previous flusher thread, if any, ends
+        self._wake.set()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         st = os.fstat(self._fd)
@@ -175,8 +186,9 @@ class AuditStore:
         self._pid = os.getpid()
         self._end = -1
         self._store_id = ""  # the file at the path may be another store now
+        self._pending_anchor = None
         if self.fsync_interval or self.checkpoint_interval:
-            self._stop = threading.Event()
+            self._stop, self._wake = threading.Event(), threading.Event()
             self._flusher = threading.Thread(target=self._flush_loop, name="governed_db-audit-fsync", daemon=True)
             self._flusher.start()
         return self._fd
@@ -190,15 +202,30 @@ class AuditStore:
 
     def _flush_loop(self) -> None:
         """fsync every ``fsync_interval``; seal a quiet chain every ``checkpoint_interval``."""
-        stop = self._stop
+        stop, wake = self._stop, self._wake
         interval = min(i for i in (self.fsync_interval, self.checkpoint_interval) if i)
-        while not stop.wait(interval):
+        while True:
+            wake.wait(interval)
+            wake.clear()
+            if stop.is_set():
+                return
             try:
-                if self._dirty and self.fsync_interval:
-                    self.sync()
                 if (self.checkpoint_interval and self._last_type != R.CHECKPOINT
                         and time.monotonic() - self._sealed_at >= self.checkpoint_interval):
-                    self.checkpoint()
+                    self.checkpoint(inline=False)
+                pending = self._pending_anchor
+                if pending is not None:
+                    # fsync outside the lock (appends go on meanwhile); it covers `pending`, written before it
+                    self.sync()
+                    with self._lock:
+                        if self._fd >= 0 and self._pid == os.getpid():
+                            fcntl.flock(self._fd, fcntl.LOCK_EX)
+                            try:
+                                self._publish_locked(self._fd, pending)
+                            finally:
+                                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                elif self._dirty and self.fsync_interval:
+                    self.sync()
             except (OSError, AuditStoreError) as e:
                 log.error("governed_db audit: background fsync/checkpoint of %s failed: %s", self.path, e)
 
@@ -301,7 +328,7 @@ class AuditStore:
         return (f"the checkpoint the anchor names (seq {anchor.get('seq')}) is no longer in the store: "
                 "it was truncated or rewritten")
 
-    def _checkpoint(self, fd: int) -> None:
+    def _checkpoint(self, fd: int, *, inline: bool = True) -> None:
         now = time.time_ns()
         seq = self._seq + 1
         body: dict[str, Any] = {"v": R.FORMAT_VERSION, "type": R.CHECKPOINT, "time": now, "store": self._store_id}
@@ -313,10 +340,29 @@ class AuditStore:
         offset = self._end
         self._write(fd, body)
         self._sealed_at = time.monotonic()
-        # the log must be on disk before the anchor names it, or a power cut would look like truncation
-        os.fsync(fd)
-        self._dirty = False
+        self._pending_anchor = {"store": self._store_id, "seq": self._seq, "hash": self._hash, "offset": offset,
+                                "time": now}
+        if inline:
+            # the log must be on disk before the anchor names it, or a power cut would look like truncation
+            os.fsync(fd)
+            self._dirty = False
+            self._publish_locked(fd, self._pending_anchor)
+        else:
+            self._wake.set()  # the flusher fsyncs outside the lock, then publishes
+
+    def _publish_locked(self, fd: int, pending: dict[str, Any] | None) -> None:
+        """Point the anchor at checkpoint ``pending`` (caller holds both locks and fsynced after it was written)."""
+        if pending is None:
+            return
+        if self._pending_anchor is pending:
+            self._pending_anchor = None
+        if pending["store"] != self._store_id:
+            return  # the file was replaced since: that checkpoint is not in this one
         target = anchor_path(self.path)
+        current = _read_anchor(target)
+        if (current and current.get("store") == pending["store"] and isinstance(current.get("seq"), int)
+                and current["seq"] >= pending["seq"] and not self._anchor_violated(fd, target)):
+            return  # another writer already published a later checkpoint
         problem = self._anchor_violated(fd, target)
         if problem:
             # keep the old anchor: it is the evidence that records it names have gone
@@ -324,7 +370,7 @@ class AuditStore:
                       "--store %s` and investigate; new records are still chained and written", self.path,
                       problem, self.path)
             return
-        anchor = {"store": self._store_id, "seq": self._seq, "hash": self._hash, "offset": offset, "time": now}
+        anchor = pending
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
         os.replace(tmp, target)
