@@ -170,3 +170,13 @@ def test_refusal_is_also_psycopgs_programming_error(env: tuple[Any, str]) -> Non
         conn.execute(f"SELECT * FROM {MARKER}x")
     with pytest.raises(conn.Error):
         conn.execute(f"SELECT * FROM {MARKER}x")
+
+
+def test_copy_object_points_at_the_governed_cursor_and_connection(env: tuple[Any, str]) -> None:
+    """The Copy object's .cursor and .connection are the governed ones (no raw object escapes)."""
+    conn, table = env
+    cur = conn.cursor()
+    with cur.copy(f"COPY (SELECT id FROM {table} WHERE id = 1) TO STDOUT") as copy:
+        assert copy.cursor is cur
+        assert copy.connection is conn
+        assert b"".join(bytes(b) for b in copy) == b"1\n"

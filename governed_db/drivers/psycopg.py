@@ -111,19 +111,24 @@ class PsycopgCursor(NextSet, GovernedCursor):
                 refuse_unmaskable_copy(gov, text, describe_with(gov.raw))
                 return stack.enter_context(raw.copy(sql, params, **kwargs))
 
-            yield run(gov, "cursor.copy", statement, params, invoke)
+            yield _OwnedByGoverned(run(gov, "cursor.copy", statement, params, invoke), self.connection, self)
 
 
 class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
-    """A transaction/pipeline object whose ``.connection`` is the governed connection."""
+    """A transaction or copy object whose ``.connection`` (and ``.cursor``) are the governed ones."""
 
-    def __init__(self, raw: Any, connection: Any) -> None:
+    def __init__(self, raw: Any, connection: Any, cursor: Any = None) -> None:
         super().__init__(raw)
         self._self_connection = connection
+        self._self_cursor = cursor
 
     @property
     def connection(self) -> Any:
         return self._self_connection
+
+    @property
+    def cursor(self) -> Any:
+        return self._self_cursor if self._self_cursor is not None else self.__wrapped__.cursor
 
     def __enter__(self) -> Any:
         self.__wrapped__.__enter__()
