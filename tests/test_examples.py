@@ -14,6 +14,13 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_jupyter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The notebook's kernel keeps its history and connection files in the test's directory."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
+
+
 def _run(script: str, *args: str, tmp_path: Path) -> str:
     env = dict(os.environ, GOVERNED_DB_AUDIT=str(tmp_path / "audit"), PLOOMBER_STATS_ENABLED="false")
     done = subprocess.run(

@@ -20,6 +20,25 @@ from governed_db import Identity  # noqa: E402
 EXT = "governed_db" if hasattr(governed_db, "load_ipython_extension") else "governed_db.jupyter"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_jupyter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Kernels and shells keep their history and connection files in the test's directory."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
+
+
+def _shell() -> Any:
+    """The in-process IPython shell (a singleton), created without a history database."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    if InteractiveShell.initialized():
+        return InteractiveShell.instance()
+    config = Config()
+    config.HistoryManager.enabled = False
+    return InteractiveShell.instance(config=config)
+
+
 def _run(tmp_path: Path, cells: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch) -> Any:
     """Execute ``cells`` (source, raises) in a fresh kernel; returns the executed notebook."""
     monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")  # jupysql telemetry: no network, ever
@@ -159,12 +178,10 @@ def test_in_process_load_unload_and_govern_module() -> None:
     """Loading patches sqlite3.connect (no double wrap through govern_module); unloading restores everything."""
     import sqlite3 as driver
 
-    from IPython.core.interactiveshell import InteractiveShell
-
     from governed_db import govern_module
     from governed_db.jupyter import load_ipython_extension, unload_ipython_extension
 
-    shell = InteractiveShell.instance()
+    shell = _shell()
     original = driver.connect
     load_ipython_extension(shell)
     try:
@@ -194,13 +211,11 @@ def test_in_process_load_unload_and_govern_module() -> None:
 def test_engines_made_in_the_kernel_are_governed_on_postgres(pg_dsn: str, driver: str) -> None:
     """A plain sqlalchemy.create_engine('postgresql+…') made while loaded connects governed (psycopg2 included)."""
     sa = pytest.importorskip("sqlalchemy")
-    from IPython.core.interactiveshell import InteractiveShell
-
     from governed_db.jupyter import configure, load_ipython_extension, unload_ipython_extension
 
     parts = dict(p.split("=", 1) for p in pg_dsn.split())
     url = f"postgresql+{driver}://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
-    shell = InteractiveShell.instance()
+    shell = _shell()
     load_ipython_extension(shell)
     try:
         configure(identity="agent:pg-nb", environment="production")
