@@ -24,41 +24,21 @@ invalid file is an error - never an "allow all" policy. See
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from governed_db import policy_file_parts as parts
 from governed_db.decision import Action
 from governed_db.errors import ConfigurationError
-from governed_db.identity import KINDS
-from governed_db.policy_settings import LimitSpec, Override, PolicySettings, Scope
+from governed_db.policy_file_parts import ACTIONS, Builder, PolicyProblem, suggest
+from governed_db.policy_settings import PolicySettings
 
 _TOP = ("name", "version", "description", "environments", "rules", "overrides", "identities", "limits",
         "python_rules", "approvals")  # fmt: skip
-#: review settings a policy may impose on approvals (see docs/approvals.md); value checks per key
-_APPROVAL_KEYS: dict[str, str] = {"quorum": "int", "reviewer_roles": "strings", "reason_required": "bool",
-                                  "require_verified_reviewer": "bool", "request_ttl": "seconds",
-                                  "grant_ttl": "seconds"}  # fmt: skip
-_WHEN = ("environment", "environments", "kind", "kinds", "role", "roles", "subject", "subjects", "on_behalf_of",
-         "verified", "table", "tables", "dialect", "dialects")  # fmt: skip
 _ENV_CLASSES = ("production", "staging", "observe")
-_ACTIONS = tuple(a.value for a in Action)
-
-
-@dataclass(frozen=True)
-class PolicyProblem:
-    file: str
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message}"
 
 
 class PolicyFileError(ConfigurationError):
@@ -71,6 +51,21 @@ class PolicyFileError(ConfigurationError):
         super().__init__(f"invalid policy: {first}{more}")
         self.problems = problems
         self.file, self.line, self.key = first.file, first.line, first.key
+
+
+#: top-level sections other modules add to policy files: name -> parse(value) (raise ValueError on a problem)
+_SECTIONS: dict[str, Callable[[Any], Any]] = {}
+
+
+def register_section(name: str, parse: Callable[[Any], Any]) -> None:
+    """Let policy files carry a ``name:`` section for another module (kept in ``Policy.extra[name]``).
+
+    ``parse(value)`` validates and converts the section; a ``ValueError`` it raises is reported with the
+    file, line and key like any other policy problem.
+    """
+    if name in _TOP:
+        raise ValueError(f"{name!r} is a built-in policy section")
+    _SECTIONS[name] = parse
 
 
 class _Map(dict[Any, Any]):
@@ -149,77 +144,25 @@ def policy_from_mapping(data: Mapping[str, Any], *, source_name: str = "<mapping
     return policy
 
 
-class _Builder:
-    def __init__(self, file: str, problems: list[PolicyProblem]) -> None:
-        self.file = file
-        self.problems = problems
-
-    def bad(self, parent: Any, key: Any, path: str, message: str) -> None:
-        lines = getattr(parent, "lines", {})
-        line = lines.get(key) if isinstance(lines, dict) else None
-        self.problems.append(PolicyProblem(self.file, line or getattr(parent, "line", None), path, message))
-
-    def action(self, parent: Any, key: Any, path: str, value: Any) -> Action | None:
-        if isinstance(value, str) and value.strip().lower() in _ACTIONS:
-            return Action(value.strip().lower())
-        self.bad(parent, key, path, f"{value!r} is not an action; use one of {', '.join(_ACTIONS)}")
-        return None
-
-    def strings(self, parent: Any, key: Any, path: str, value: Any) -> tuple[str, ...]:
-        items = [value] if isinstance(value, (str, int)) else value
-        if not isinstance(items, list) or not all(isinstance(v, (str, int)) for v in items):
-            self.bad(parent, key, path, "expected a string or a list of strings")
-            return ()
-        return tuple(str(v) for v in items)
-
-    def scope(self, parent: Any, key: Any, path: str, when: Any) -> Scope:
-        if not isinstance(when, dict):
-            self.bad(parent, key, path, "expected a mapping of conditions (environment, kind, roles, subject, ...)")
-            return Scope()
-        fields: dict[str, Any] = {}
-        for k, v in when.items():
-            p = f"{path}.{k}"
-            if k not in _WHEN:
-                self.bad(when, k, p, f"unknown condition{_suggest(k, _WHEN)}; valid: {', '.join(_WHEN)}")
-                continue
-            base = str(k).rstrip("s") if k not in ("on_behalf_of", "verified") else k
-            if base == "verified":
-                if not isinstance(v, bool):
-                    self.bad(when, k, p, "expected true or false")
-                fields["verified"] = bool(v)
-            elif base == "on_behalf_of":
-                fields["on_behalf_of"] = () if v is None else self.strings(when, k, p, v)
-            else:
-                values = self.strings(when, k, p, v)
-                if base == "environment":
-                    values = tuple(x.lower() for x in values)
-                if base == "kind":
-                    for x in values:
-                        if x not in KINDS:
-                            self.bad(when, k, p, f"{x!r} is not an identity kind; use {', '.join(KINDS)}")
-                field = {"environment": "environments", "kind": "kinds", "role": "roles", "subject": "subjects",
-                         "table": "tables", "dialect": "dialects"}[base]  # fmt: skip
-                fields[field] = values
-        return Scope(**fields)
-
-
-def _suggest(word: Any, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, list[PolicyProblem]]:
     from governed_db.policy import Policy
     from governed_db.ratelimit import RateLimiter
     from governed_db.rules import catalog
 
-    b = _Builder(file, problems)
+    b = Builder(file, problems)
     if not isinstance(data, dict):
         b.bad(data, None, "<file>", "a policy is a mapping with keys like rules:, overrides:, limits:")
         return None, problems
+    sections: dict[str, Any] = {}
     for k in data:
-        if k not in _TOP:
-            b.bad(data, k, str(k), f"unknown top-level key{_suggest(k, _TOP)}; valid: {', '.join(_TOP)}")
+        if k in _SECTIONS:
+            try:
+                sections[k] = _SECTIONS[k](data[k])
+            except ValueError as e:
+                b.bad(data, k, str(k), str(e))
+        elif k not in _TOP:
+            known = (*_TOP, *_SECTIONS)
+            b.bad(data, k, str(k), f"unknown top-level key{suggest(k, known)}; valid: {', '.join(known)}")
     specs = catalog()
     environments: dict[str, str] = {}
     envs = data.get("environments") or {}
@@ -242,7 +185,7 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
         path = f"rules.{rid}"
         spec = specs.get(rid)
         if spec is None:
-            b.bad(rules, rid, path, f"unknown rule{_suggest(rid, specs)}; see docs/reference/rules.md")
+            b.bad(rules, rid, path, f"unknown rule{suggest(rid, specs)}; see docs/reference/rules.md")
             continue
         if isinstance(cfg, str):
             act = b.action(rules, rid, path, cfg)
@@ -257,7 +200,7 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
         for k, v in cfg.items():
             p = f"{path}.{k}"
             if k in spec.options:
-                opts[k] = _option(b, cfg, k, p, v, spec.options[k])
+                opts[k] = parts.option(b, cfg, k, p, v, spec.options[k])
             elif k == "action":
                 if isinstance(v, dict):
                     for env, a in v.items():
@@ -268,168 +211,45 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
                     act = b.action(cfg, k, p, v)
                     if act is not None:
                         per_env["*"] = act
-            elif isinstance(v, str) and v.lower() in _ACTIONS:
+            elif isinstance(v, str) and v.lower() in ACTIONS:
                 per_env[str(k).lower()] = Action(v.lower())
             else:
                 valid = ", ".join(("action", *spec.options)) or "action"
-                b.bad(cfg, k, p, f"unknown setting for rule {rid}{_suggest(k, spec.options)}; valid: {valid}")
+                b.bad(cfg, k, p, f"unknown setting for rule {rid}{suggest(k, spec.options)}; valid: {valid}")
         if per_env:
             actions[rid] = per_env
         if opts:
             options[rid] = opts
-    overrides = _overrides(b, data, specs)
+    overrides = parts.overrides(b, data, specs)
     ident = data.get("identities") or {}
     if not isinstance(ident, dict):
         b.bad(data, "identities", "identities", "expected a mapping, e.g. {require_verified: [production]}")
     else:
         for k, v in ident.items():
             if k != "require_verified":
-                b.bad(ident, k, f"identities.{k}", f"unknown setting{_suggest(k, ['require_verified'])}")
+                b.bad(ident, k, f"identities.{k}", f"unknown setting{suggest(k, ['require_verified'])}")
             else:
                 envs_required = tuple(e.lower() for e in b.strings(ident, k, "identities.require_verified", v))
                 options.setdefault("identity-unverified", {})["environments"] = envs_required
-    limits = _limits(b, data)
-    python_rules = _python_rules(b, data)
-    approvals = _approvals(b, data)
+    limits = parts.limits(b, data)
+    python_rules = parts.python_rules(b, data)
+    approvals = parts.approvals(b, data)
     if problems:
         return None, problems
     settings = PolicySettings(actions=actions, options=options, overrides=overrides, environments=environments,
                               limits=limits)  # fmt: skip
     name = str(data.get("name") or Path(file).stem)
     limiter = RateLimiter(limits, settings) if limits else None
-    extra = {"approvals": approvals} if approvals is not None else {}
+    extra = {**sections, **({"approvals": approvals} if approvals is not None else {})}
     return Policy(name=name, settings=settings, limiter=limiter, source=file, extra_rules=python_rules,
                   extra=extra), problems  # fmt: skip
 
 
-def _approvals(b: _Builder, data: Any) -> dict[str, Any] | None:
-    """``approvals:`` review settings the policy imposes (they override the connection's approvals option)."""
-    raw = data.get("approvals")
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        b.bad(data, "approvals", "approvals", "expected a mapping, e.g. {quorum: 2, reviewer_roles: [dba]}")
-        return None
-    out: dict[str, Any] = {}
-    for k, v in raw.items():
-        p = f"approvals.{k}"
-        kind = _APPROVAL_KEYS.get(str(k))
-        if kind is None:
-            b.bad(raw, k, p, f"unknown setting{_suggest(k, _APPROVAL_KEYS)}; valid: {', '.join(_APPROVAL_KEYS)}")
-        elif kind == "strings":
-            out[k] = b.strings(raw, k, p, v)
-        elif kind == "bool":
-            if not isinstance(v, bool):
-                b.bad(raw, k, p, "expected true or false")
-            out[k] = bool(v)
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 or (kind == "int" and not isinstance(v, int)):
-            b.bad(raw, k, p, f"expected a positive {'integer' if kind == 'int' else 'number of seconds'}, got {v!r}")
-        else:
-            out[k] = v
-    return out
-
-
-def _python_rules(b: _Builder, data: Any) -> tuple[Any, ...]:
-    """``python_rules: ["package.module:function", ...]`` - rule callables ``rule(stmt, ctx)`` imported by name."""
-    import importlib
-
-    raw = data.get("python_rules") or []
-    names = b.strings(data, "python_rules", "python_rules", raw) if raw else ()
-    out = []
-    for i, ref in enumerate(names):
-        path = f"python_rules[{i}]"
-        module, _, attr = ref.partition(":")
-        if not module or not attr:
-            b.bad(data, "python_rules", path, f"{ref!r} is not 'package.module:function'")
-            continue
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as e:
-            b.bad(data, "python_rules", path, f"cannot import {ref!r} ({type(e).__name__}: {e})")
-            continue
-        if not callable(obj):
-            b.bad(data, "python_rules", path, f"{ref!r} is not callable; a rule is rule(stmt, ctx) -> RuleHit | None")
-            continue
-        out.append(obj)
-    return tuple(out)
-
-
-def _option(b: _Builder, parent: Any, key: Any, path: str, value: Any, default: Any) -> Any:
-    if isinstance(default, (tuple, list)):
-        return b.strings(parent, key, path, value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            b.bad(parent, key, path, "expected true or false")
-        return bool(value)
-    if isinstance(default, int) or default is None:
-        if value is None and default is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            b.bad(parent, key, path, f"expected a positive integer, got {value!r}")
-            return default
-        return value
-    return value
-
-
-def _overrides(b: _Builder, data: Any, specs: Mapping[str, Any]) -> tuple[Override, ...]:
-    raw = data.get("overrides") or []
-    if not isinstance(raw, list):
-        b.bad(data, "overrides", "overrides", "expected a list of {when: ..., rules: ...}")
-        return ()
-    out = []
-    for i, item in enumerate(raw):
-        path = f"overrides[{i}]"
-        if not isinstance(item, dict):
-            b.problems.append(PolicyProblem(b.file, getattr(raw, "line", None), path, "expected {when: ..., rules: ...}"))
-            continue
-        for k in item:
-            if k not in ("when", "rules"):
-                b.bad(item, k, f"{path}.{k}", "unknown key; an override has 'when' and 'rules'")
-        when = b.scope(item, "when", f"{path}.when", item.get("when", {}))
-        rules = item.get("rules")
-        acts: dict[str, Action] = {}
-        if not isinstance(rules, dict) or not rules:
-            b.bad(item, "rules" if "rules" in item else None, f"{path}.rules", "expected a mapping of rule id -> action")
-        else:
-            for rid, a in rules.items():
-                if rid != "*" and rid not in specs:
-                    b.bad(rules, rid, f"{path}.rules.{rid}", f"unknown rule{_suggest(rid, specs)}")
-                    continue
-                act = b.action(rules, rid, f"{path}.rules.{rid}", a)
-                if act is not None:
-                    acts[str(rid)] = act
-        out.append(Override(when, acts, getattr(item, "line", None)))
-    return tuple(out)
-
-
-def _limits(b: _Builder, data: Any) -> tuple[LimitSpec, ...]:
-    raw = data.get("limits") or []
-    if not isinstance(raw, list):
-        b.bad(data, "limits", "limits", "expected a list of {when:, statements_per_minute:, rows_per_minute:}")
-        return ()
-    out = []
-    valid = ("when", "statements_per_minute", "rows_per_minute", "action")
-    for i, item in enumerate(raw):
-        path = f"limits[{i}]"
-        if not isinstance(item, dict):
-            b.problems.append(PolicyProblem(b.file, getattr(raw, "line", None), path, "expected a mapping"))
-            continue
-        for k in item:
-            if k not in valid:
-                b.bad(item, k, f"{path}.{k}", f"unknown key{_suggest(k, valid)}; valid: {', '.join(valid)}")
-        when = b.scope(item, "when", f"{path}.when", item.get("when", {}))
-        if when.tables or when.dialects:
-            b.bad(item, "when", f"{path}.when", "limits count per identity; they cannot be scoped by tables or dialect")
-        spm = _option(b, item, "statements_per_minute", f"{path}.statements_per_minute",
-                      item.get("statements_per_minute"), None)  # fmt: skip
-        rpm = _option(b, item, "rows_per_minute", f"{path}.rows_per_minute", item.get("rows_per_minute"), None)
-        if spm is None and rpm is None:
-            b.bad(item, None, path, "a limit needs statements_per_minute and/or rows_per_minute")
-        act = b.action(item, "action", f"{path}.action", item["action"]) if "action" in item else None
-        out.append(LimitSpec(when, spm, rpm, act))
-    return tuple(out)
-
-
-__all__ = ["PolicyFileError", "PolicyProblem", "check_policy_file", "policy_from_mapping", "read_policy_file"]
+__all__ = [
+    "PolicyFileError",
+    "PolicyProblem",
+    "check_policy_file",
+    "policy_from_mapping",
+    "read_policy_file",
+    "register_section",
+]

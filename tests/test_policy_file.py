@@ -124,3 +124,22 @@ def test_approvals_section_reaches_the_approvals_service(tmp_path: Path) -> None
     assert pol.extra["approvals"] == {"quorum": 2, "reviewer_roles": ("dba",), "reason_required": True}
     config = resolve_config(None, pol)
     assert config.quorum == 2 and tuple(config.reviewer_roles) == ("dba",)
+
+
+def test_registered_section(tmp_path: Path) -> None:
+    """Other modules register top-level sections; their problems are located like any other."""
+    from governed_db import policy_file
+
+    def parse(value: object) -> dict[str, object]:
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping")
+        return dict(value)
+
+    policy_file.register_section("test-extension", parse)
+    try:
+        pol = load_policy(_write(tmp_path, "test-extension: {a: 1}\n"))
+        assert pol.extra["test-extension"] == {"a": 1}
+        _, problems = check_policy_file(_write(tmp_path, "name: x\ntest-extension: [1]\n"))
+        assert (problems[0].line, problems[0].key, problems[0].message) == (2, "test-extension", "expected a mapping")
+    finally:
+        policy_file._SECTIONS.pop("test-extension", None)
