@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import governed_db
 from governed_db import ConfigurationError, InvalidStatement
@@ -409,3 +411,35 @@ def test_iterability_matches_the_raw_cursor(pair: Pair) -> None:
     for conn in (pair.raw, pair.gov):
         pair.cursor_of(conn).execute(f"SELECT n FROM {pair.table}")
     assert iterable(pair.cursor_of(pair.gov)) == iterable(pair.cursor_of(pair.raw))
+
+
+_FRAGMENTS = [
+    "SELECT", "n", "label", "FROM", "conf", "WHERE", "=", "1", "'a'", ",", "(", ")", ";", "*", "ORDER BY",
+    "INSERT INTO", "VALUES", "UPDATE", "SET", "DELETE", "--", "/*", "*/", "?", "%s", "x'00'", "NULL", "AND",
+]  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map(" ".join)))
+def test_any_text_is_either_refused_or_behaves_like_the_raw_driver(text: str) -> None:
+    """For arbitrary statement text, a governed sqlite3 connection refuses it or does exactly what sqlite3 does."""
+
+    def make() -> sqlite3.Connection:
+        c = sqlite3.connect(":memory:")
+        c.execute("CREATE TABLE conf (n INTEGER, label TEXT)")
+        c.execute("INSERT INTO conf VALUES (1, 'a'), (2, 'b')")
+        return c
+
+    def outcome(conn: Any) -> tuple[str, Any]:
+        try:
+            return "rows", conn.execute(text).fetchall()
+        except (governed_db.GuardrailViolation, InvalidStatement):
+            return "refused", None
+        except Exception as e:
+            return "error", (type(e), str(e))
+
+    raw_conn = make()
+    gov = governed_db.wrap(make(), environment="production", policy=governed_db.Policy(rules=()))
+    raw_out, gov_out = outcome(raw_conn), outcome(gov)
+    if gov_out[0] != "refused":
+        assert gov_out == raw_out
