@@ -175,3 +175,28 @@ def test_refusal_is_also_psycopg2s_programming_error(env: tuple[Any, str]) -> No
     assert isinstance(refused.value, conn.Error)
     again = pickle.loads(pickle.dumps(refused.value))
     assert isinstance(again, psycopg2.ProgrammingError) and isinstance(again, GuardrailViolation)
+
+
+def test_named_cursor_survives_a_rollback_by_governance(
+    env: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A governance read that rolls back between cursor() and execute() does not break a named cursor."""
+    conn, table = env
+    raw = governed_db.unwrap(conn)
+
+    def catalog_read(*_a: Any, **_k: Any) -> None:  # what a schema lookup on an idle connection does
+        cur = raw.cursor()
+        cur.execute("SELECT 1")
+        raw.rollback()
+
+    monkeypatch.setattr(masking, "predicate_hit", catalog_read)
+    conn.autocommit = False
+    try:
+        cur = conn.cursor("gd_survivor")
+        cur.itersize = 2
+        cur.execute(f"SELECT id, pii FROM {table} ORDER BY id")
+        assert cur.itersize == 2
+        assert [r for r in cur][:2] == [(1, "***"), (2, "***")]
+    finally:
+        conn.rollback()
+        conn.autocommit = True
