@@ -652,3 +652,41 @@ def test_duckdb_file_export_of_masked_columns_is_refused(
     """The engine writes files itself, so exporting a masked column is refused before it runs."""
     with pytest.raises(GuardrailViolation, match="masking cannot"):
         call(duck_make())
+
+
+# -- stacked under opentelemetry-instrumentation-dbapi ------------------------------------------
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "psycopg2", "pymysql"])
+def test_entries_and_exits_hold_over_otel_instrumented_connections(
+    request: pytest.FixtureRequest, spans: Any, stub_masking: None, unique: str, driver: str
+) -> None:
+    """Wrapping a connection the official dbapi instrumentation already traces keeps refusals and masking."""
+    from opentelemetry.instrumentation.dbapi import instrument_connection
+
+    if driver == "sqlite3":
+        raw: Any = sqlite3.connect(":memory:")
+        system = "sqlite"
+    elif driver == "psycopg2":
+        raw = request.getfixturevalue("pg2_conn")
+        system = "postgresql"
+    else:
+        raw = request.getfixturevalue("mysql_conn")
+        system = "mysql"
+    table = f"gdo_{unique}"
+    cur = raw.cursor()
+    cur.execute(f"CREATE TABLE {table} (id int, pii varchar(64))")
+    cur.execute(f"INSERT INTO {table} VALUES (1, 'alice@example.com')")
+    try:
+        traced = instrument_connection("otel-dbapi", raw, system, tracer_provider=spans[0])
+        conn = governed_db.wrap(traced, environment="production", policy=POLICY, tracer_provider=spans[0])
+        assert isinstance(conn, type(raw))
+        gcur = conn.cursor()
+        gcur.execute(f"SELECT id, pii FROM {table}")
+        assert gcur.fetchall() in ([(1, "***")], ((1, "***"),))
+        with pytest.raises(GuardrailViolation):
+            conn.cursor().execute(f"SELECT * FROM {MARKER}x")
+        names = {s.name for s in spans[1].get_finished_spans()}
+        assert any(n.startswith("SELECT") for n in names)
+    finally:
+        raw.cursor().execute(f"DROP TABLE IF EXISTS {table}")
