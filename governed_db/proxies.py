@@ -243,6 +243,23 @@ def withhold_unplanned(gov: Governor, result: ResultState, more: bool) -> None:
         )
 
 
+def low_level_result(cursor: Any, name: str) -> Any:
+    """A driver's raw result handle (psycopg ``pgresult``), withheld when rows need masking or a cap.
+
+    Values read through it would skip the result state, so it is only handed out when nothing
+    would be done to the rows anyway.
+    """
+    st: ResultState = cursor._self_result
+    if st.poisoned is not None or st.plan is not None or st.limit is not None:
+        raise cursor._self_gov.refusal(
+            GuardrailViolation(
+                f"refused by governed_db: cursor.{name} reads result values directly, and this result has masked "
+                "columns or a row limit. Next step: read rows with fetchone()/fetchmany()/fetchall()."
+            )
+        )
+    return getattr(cursor.__wrapped__, name)
+
+
 def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
     """Refuse a statement written for another paramstyle, naming both styles."""
     if not params or type(operation) is not str:

@@ -180,3 +180,13 @@ def test_copy_object_points_at_the_governed_cursor_and_connection(env: tuple[Any
         assert copy.cursor is cur
         assert copy.connection is conn
         assert b"".join(bytes(b) for b in copy) == b"1\n"
+
+
+def test_pgresult_is_withheld_when_rows_need_masking(env: tuple[Any, str]) -> None:
+    """cursor.pgresult reads values directly: withheld for a masked result, handed out otherwise."""
+    conn, table = env
+    cur = conn.execute(f"SELECT id, pii FROM {table}")
+    with pytest.raises(GuardrailViolation, match="pgresult"):
+        cur.pgresult  # noqa: B018
+    cur = conn.execute(f"SELECT id FROM {table} ORDER BY id")
+    assert cur.pgresult.get_value(0, 0) == b"1"

@@ -200,3 +200,14 @@ def test_named_cursor_survives_a_rollback_by_governance(
     finally:
         conn.rollback()
         conn.autocommit = True
+
+
+def test_pgresult_ptr_is_withheld_when_rows_need_masking(env: tuple[Any, str]) -> None:
+    """cursor.pgresult_ptr (a libpq handle for ctypes) is withheld for a masked result."""
+    conn, table = env
+    cur = conn.cursor()
+    cur.execute(f"SELECT id, pii FROM {table}")
+    with pytest.raises(GuardrailViolation, match="pgresult_ptr"):
+        cur.pgresult_ptr  # noqa: B018
+    cur.execute(f"SELECT id FROM {table}")
+    assert isinstance(cur.pgresult_ptr, int)

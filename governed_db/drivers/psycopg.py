@@ -27,6 +27,7 @@ from governed_db.proxies import (
     NextSet,
     _params,
     check_placeholders,
+    low_level_result,
     withhold_unplanned,
 )
 
@@ -80,6 +81,10 @@ class PsycopgCursor(NextSet, GovernedCursor):
                 withhold_unplanned(self._self_gov, self._self_result, True)
             first = False
             yield self
+
+    @property
+    def pgresult(self) -> Any:
+        return low_level_result(self, "pgresult")
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
         # a generator function, like psycopg's: the statement is judged and sent at the first next()

@@ -27,6 +27,7 @@ from governed_db.proxies import (
     NextSet,
     _params,
     check_placeholders,
+    low_level_result,
 )
 
 
@@ -72,6 +73,10 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
             return out
 
         return self._self_out(run(self._self_gov, "cursor.execute", query, params, invoke, self._self_result))
+
+    @property
+    def pgresult_ptr(self) -> Any:
+        return low_level_result(self, "pgresult_ptr")
 
     def _self_replace(self, fresh: Any) -> Any:
         old = self.__wrapped__
