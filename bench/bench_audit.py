@@ -1,6 +1,6 @@
 """Audit store append throughput, with the SIGKILL guarantee (one write() per record before returning).
 
-    python bench/bench_audit.py [N]
+    python bench/bench_audit.py [N]          (BENCH_REPEATS=3: best of 3 runs per row)
 
 Prints records/s for: the hash-chained store (single thread, 4 threads, 2
 processes), the full span path (SDK span -> processor -> store), fsync on every
@@ -173,10 +173,14 @@ def main() -> None:
         ("SQLite WAL, 1 txn/record (alternative)", lambda d: bench_sqlite(d / "q.db", n // 4), n // 4),
     ]
     rows = []
-    with tempfile.TemporaryDirectory() as d:
-        for name, run, count in cases:
-            wall = run(Path(d))
-            rows.append((name, count, wall, LAST_CPU[0]))
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    for name, run, count in cases:
+        best = (0.0, 0.0)
+        for _ in range(repeats):  # best of N: on a shared machine the fastest run is the least disturbed one
+            with tempfile.TemporaryDirectory() as d:
+                wall = run(Path(d))
+            best = max(best, (wall, LAST_CPU[0]))
+        rows.append((name, count, best[0], best[1]))
     base_wall, base_cpu = rows[1][2], rows[1][3]
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'configuration':<50} {'records':>8} {'records/s':>11} {'per CPU-s':>11} {'vs store':>9}")

@@ -70,7 +70,9 @@ class AuditStore:
         if fsync_interval is not None and fsync_interval < 0:
             raise ConfigurationError(f"fsync_interval must be >= 0 seconds or None, got {fsync_interval}")
         if checkpoint_interval is not None and checkpoint_interval <= 0:
-            raise ConfigurationError(f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}")
+            raise ConfigurationError(
+                f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}"
+            )
         self.path = p.resolve()
         self.key = R.key_bytes(key)
         self.fsync_interval = fsync_interval
@@ -101,12 +103,8 @@ class AuditStore:
     def append(self, body: Mapping[str, Any]) -> int:
         """Chain and write one record; returns its ``seq``. The write() has happened on return."""
         with self._lock:
-            fd = self._ensure_open(check_path=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = self._lock_file()
             try:
-                size = os.fstat(fd).st_size
-                if size != self._end:
-                    self._refresh(fd, size)
                 seq = self._write(fd, body)
                 if seq % self.checkpoint_every == 0:
                     # with a flusher thread the statement never waits for the checkpoint's fsync
@@ -123,12 +121,8 @@ class AuditStore:
         ``inline=False`` leaves the fsync and the anchor to the flusher thread.
         """
         with self._lock:
-            fd = self._ensure_open(check_path=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = self._lock_file()
             try:
-                size = os.fstat(fd).st_size
-                if size != self._end:
-                    self._refresh(fd, size)
                 if self._last_type != R.CHECKPOINT:
                     self._checkpoint(fd, inline=inline or self._flusher is None)
                 elif inline and self._pending_anchor is not None:
@@ -165,13 +159,33 @@ class AuditStore:
                     self._end = -1
 
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
-    def _ensure_open(self, *, check_path: bool = False) -> int:
+    def _lock_file(self) -> int:
+        """Open if needed, take the file lock, and bring the chain head up to date; returns the descriptor."""
+        for _ in range(3):
+            fd = self._ensure_open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            if st.st_nlink:
+                if st.st_size != self._end:
+                    try:
+                        self._refresh(fd, st.st_size)
+                    except BaseException:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                        raise
+                return fd
+            # deleted or replaced under us: records written to an unlinked inode would be lost to every reader
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            log.warning(
+                "governed_db audit: %s was removed or replaced while in use; writing on in the file now "
+                "at that path",
+                self.path,
+            )
+            self._pid = -1  # reopen
+        raise AuditStoreError(f"{self.path} keeps being removed while governed_db writes to it")
+
+    def _ensure_open(self) -> int:
         if self._fd >= 0 and self._pid == os.getpid():
-            if not check_path or self._same_file():
-                return self._fd
-            # records written to an unlinked inode would be lost to every reader: follow the path
-            log.warning("governed_db audit: %s was removed or replaced while in use; writing on in the file now "
-                        "at that path", self.path)
+            return self._fd
         # first use, or first use in a forked child: the inherited descriptor shares the parent's
         # open file description, and flock would not exclude the two processes from each other.
         if self._fd >= 0:
@@ -189,7 +203,9 @@ class AuditStore:
         self._pending_anchor = None
         if self.fsync_interval or self.checkpoint_interval:
             self._stop, self._wake = threading.Event(), threading.Event()
-            self._flusher = threading.Thread(target=self._flush_loop, name="governed_db-audit-fsync", daemon=True)
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="governed_db-audit-fsync", daemon=True
+            )
             self._flusher.start()
         return self._fd
 
@@ -210,8 +226,11 @@ class AuditStore:
             if stop.is_set():
                 return
             try:
-                if (self.checkpoint_interval and self._last_type != R.CHECKPOINT
-                        and time.monotonic() - self._sealed_at >= self.checkpoint_interval):
+                if (
+                    self.checkpoint_interval
+                    and self._last_type != R.CHECKPOINT
+                    and time.monotonic() - self._sealed_at >= self.checkpoint_interval
+                ):
                     self.checkpoint(inline=False)
                 pending = self._pending_anchor
                 if pending is not None:
@@ -239,7 +258,7 @@ class AuditStore:
         if n != len(line):  # a short write (e.g. a signal or a full disk): finish it or raise
             view = memoryview(line)[n:]
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         self._end += len(line)
         self._seq, self._hash, self._last_type = seq, digest, str(rec.get("type", ""))
         self._dirty = True
@@ -259,8 +278,10 @@ class AuditStore:
         if size == 0:
             self._store_id = uuid.uuid4().hex
             self._seq, self._hash = -1, R.GENESIS_PREV
-            self._write(fd, {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(),
-                             "store": self._store_id})
+            self._write(
+                fd,
+                {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(), "store": self._store_id},
+            )
             return
         if not self._store_id:
             first = os.pread(fd, min(size, _TAIL_WINDOW), 0).split(b"\n", 1)[0]
@@ -301,12 +322,25 @@ class AuditStore:
         if not damaged.endswith(b"\n"):
             os.write(fd, b"\n")
             self._end += 1
-        self._write(fd, {"v": R.FORMAT_VERSION, "type": R.RECOVERY, "time": time.time_ns(),
-                         "torn_offset": offset, "torn_bytes": len(damaged),
-                         "torn_sha256": hashlib.sha256(damaged).hexdigest()})
-        log.warning("governed_db audit: %s ended with %d damaged bytes at offset %d (a record torn by a crash, or "
-                    "tampering); they are kept and accounted for by a recovery record — run `governed-db audit "
-                    "verify`", self.path, len(damaged), offset)
+        self._write(
+            fd,
+            {
+                "v": R.FORMAT_VERSION,
+                "type": R.RECOVERY,
+                "time": time.time_ns(),
+                "torn_offset": offset,
+                "torn_bytes": len(damaged),
+                "torn_sha256": hashlib.sha256(damaged).hexdigest(),
+            },
+        )
+        log.warning(
+            "governed_db audit: %s ended with %d damaged bytes at offset %d (a record torn by a crash, or "
+            "tampering); they are kept and accounted for by a recovery record — run `governed-db audit "
+            "verify`",
+            self.path,
+            len(damaged),
+            offset,
+        )
 
     def _anchor_violated(self, fd: int, target: Path) -> str | None:
         """Why the current anchor must not be replaced: the checkpoint it names is no longer in the file."""
@@ -325,23 +359,37 @@ class AuditStore:
                 return None
         except ValueError:
             pass
-        return (f"the checkpoint the anchor names (seq {anchor.get('seq')}) is no longer in the store: "
-                "it was truncated or rewritten")
+        return (
+            f"the checkpoint the anchor names (seq {anchor.get('seq')}) is no longer in the store: "
+            "it was truncated or rewritten"
+        )
 
     def _checkpoint(self, fd: int, *, inline: bool = True) -> None:
         now = time.time_ns()
         seq = self._seq + 1
-        body: dict[str, Any] = {"v": R.FORMAT_VERSION, "type": R.CHECKPOINT, "time": now, "store": self._store_id}
+        body: dict[str, Any] = {
+            "v": R.FORMAT_VERSION,
+            "type": R.CHECKPOINT,
+            "time": now,
+            "store": self._store_id,
+        }
         if self.key is not None:
             body["key_id"] = R.key_id(self.key)
-            body["mac"] = R.checkpoint_mac(self.key, store=self._store_id, seq=seq, prev=self._hash, time_ns=now)
+            body["mac"] = R.checkpoint_mac(
+                self.key, store=self._store_id, seq=seq, prev=self._hash, time_ns=now
+            )
         else:
             body["mac"] = None
         offset = self._end
         self._write(fd, body)
         self._sealed_at = time.monotonic()
-        self._pending_anchor = {"store": self._store_id, "seq": self._seq, "hash": self._hash, "offset": offset,
-                                "time": now}
+        self._pending_anchor = {
+            "store": self._store_id,
+            "seq": self._seq,
+            "hash": self._hash,
+            "offset": offset,
+            "time": now,
+        }
         if inline:
             # the log must be on disk before the anchor names it, or a power cut would look like truncation
             os.fsync(fd)
@@ -360,15 +408,24 @@ class AuditStore:
             return  # the file was replaced since: that checkpoint is not in this one
         target = anchor_path(self.path)
         current = _read_anchor(target)
-        if (current and current.get("store") == pending["store"] and isinstance(current.get("seq"), int)
-                and current["seq"] >= pending["seq"] and not self._anchor_violated(fd, target)):
+        if (
+            current
+            and current.get("store") == pending["store"]
+            and isinstance(current.get("seq"), int)
+            and current["seq"] >= pending["seq"]
+            and not self._anchor_violated(fd, target)
+        ):
             return  # another writer already published a later checkpoint
         problem = self._anchor_violated(fd, target)
         if problem:
             # keep the old anchor: it is the evidence that records it names have gone
-            log.error("governed_db audit: %s — %s; the anchor is left as it is. Run `governed-db audit verify "
-                      "--store %s` and investigate; new records are still chained and written", self.path,
-                      problem, self.path)
+            log.error(
+                "governed_db audit: %s — %s; the anchor is left as it is. Run `governed-db audit verify "
+                "--store %s` and investigate; new records are still chained and written",
+                self.path,
+                problem,
+                self.path,
+            )
             return
         anchor = pending
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -433,7 +490,9 @@ def store_path(path: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         p = p / "audit.jsonl"
     if not p.exists():
-        raise ConfigurationError(f"no audit store at {str(p)!r}; pass --store PATH (or set GOVERNED_DB_AUDIT)")
+        raise ConfigurationError(
+            f"no audit store at {str(p)!r}; pass --store PATH (or set GOVERNED_DB_AUDIT)"
+        )
     return p
 
 
