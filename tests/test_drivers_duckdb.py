@@ -258,3 +258,23 @@ def test_copy_out_that_cannot_be_described_is_refused(conn: Any) -> None:
     """A COPY ... TO whose columns cannot be worked out is refused in production (fail closed)."""
     with pytest.raises(GuardrailViolation, match="could not tell"):
         conn.execute("COPY (SELECT * FROM no_such_table) TO '/nonexistent/out.csv'")
+
+
+def test_arrow_capsule_export_is_gated(conn: Any) -> None:
+    """__arrow_c_stream__ (how polars/pyarrow import a relation) is refused for a masked relation."""
+    with pytest.raises(GuardrailViolation, match="record batches"):
+        conn.table("people").__arrow_c_stream__()
+    assert conn.table("plain").__arrow_c_stream__() is not None
+
+
+def test_append_and_appender_are_judged_as_inserts(conn: Any) -> None:
+    """append(table, df) and appender(table) are judged as INSERT INTO that table."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [3], "label": ["c"]})
+    assert conn.append("plain", frame) is conn
+    assert conn.execute("SELECT count(*) FROM plain").fetchall() == [(3,)]
+    with pytest.raises(GuardrailViolation):
+        conn.append(f"{MARKER}x", frame)
+    with pytest.raises(GuardrailViolation):
+        conn.appender(f"{MARKER}x")
