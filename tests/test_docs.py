@@ -34,18 +34,44 @@ def _mkdocs_config() -> dict[str, object]:
     return yaml.safe_load((ROOT / "mkdocs.yml").read_text())  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("page", RUNNABLE_PAGES)
-def test_page_code_runs(page: str, tmp_path: Path) -> None:
-    """Every python block of the page, run in order in a fresh interpreter, succeeds offline."""
-    blocks = _BLOCK.findall((DOCS / page).read_text())
-    assert blocks, f"{page} has no python blocks; drop it from RUNNABLE_PAGES"
-    script = tmp_path / "page.py"
-    script.write_text("\n".join(blocks))
+_RUNNER = """
+import json, os, sys, traceback
+results = {}
+for page, code, cwd in json.loads(sys.stdin.read()):
+    os.makedirs(cwd)
+    os.chdir(cwd)
+    try:
+        exec(compile(code, page, "exec"), {"__name__": "__main__"})
+        results[page] = None
+    except BaseException:
+        results[page] = traceback.format_exc()
+sys.stdout.write("\\n" + json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def page_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
+    """Each page's python blocks, run in order as one script in its own directory; one interpreter for all."""
+    import json
+
+    tmp = tmp_path_factory.mktemp("docs")
+    jobs = []
+    for page in RUNNABLE_PAGES:
+        blocks = _BLOCK.findall((DOCS / page).read_text())
+        assert blocks, f"{page} has no python blocks; drop it from RUNNABLE_PAGES"
+        jobs.append((page, "\n".join(blocks), str(tmp / page.replace(".md", ""))))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNED_DB_")}
-    env.update(GOVERNED_DB_AUDIT=str(tmp_path / "audit"), GOVERNED_DB_APPROVALS=str(tmp_path / "approvals.db"))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, f"{page}:\n{done.stderr}"
+    env.update(GOVERNED_DB_AUDIT=str(tmp / "audit"), GOVERNED_DB_APPROVALS=str(tmp / "approvals.db"))
+    done = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps(jobs), cwd=tmp, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.rsplit("\n", 1)[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_page_code_runs(page: str, page_results: dict[str, str | None]) -> None:
+    """Every python block of the page, run in order in a fresh directory, succeeds offline."""
+    assert page_results[page] is None, f"{page}:\n{page_results[page]}"
 
 
 def test_every_decision_record_is_indexed() -> None:
