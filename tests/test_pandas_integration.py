@@ -28,8 +28,12 @@ def con(request: pytest.FixtureRequest, tmp_path: Any, spans: Any) -> Any:
     plain.execute("CREATE TABLE people (id INTEGER, name TEXT, email TEXT)")
     plain.commit()
     plain.close()
-    opts: dict[str, Any] = {"identity": BOT, "environment": "production", "tracer_provider": provider,
-                            "approvals": str(tmp_path / "approvals.db")}
+    opts: dict[str, Any] = {
+        "identity": BOT,
+        "environment": "production",
+        "tracer_provider": provider,
+        "approvals": str(tmp_path / "approvals.db"),
+    }
     if request.param == "sqlite3":
         conn = governed_db.wrap(sqlite3.connect(path), **opts)
         yield conn
@@ -49,8 +53,11 @@ def test_to_sql_then_read_sql_round_trip(con: Any, spans: Any) -> None:
     recorded = exporter.get_finished_spans()
     ops = {s.attributes.get("db.operation.name") for s in recorded}
     assert {"INSERT", "SELECT"} <= ops
-    assert all(s.attributes.get("governed_db.identity.subject") == "notebook-bot"
-               for s in recorded if "db.operation.name" in s.attributes)
+    assert all(
+        s.attributes.get("governed_db.identity.subject") == "notebook-bot"
+        for s in recorded
+        if "db.operation.name" in s.attributes
+    )
 
 
 def test_replace_is_refused_in_production(con: Any) -> None:
@@ -65,17 +72,30 @@ def test_replace_is_refused_in_production(con: Any) -> None:
     assert len(pd.read_sql("SELECT * FROM people", con)) == 2  # nothing was dropped
 
 
-def test_new_table_needs_approval_in_production(con: Any) -> None:
-    """to_sql into a new table is DDL: production answers with an approval request, readable as text."""
+def _review_ddl(stmt: Any, ctx: Any) -> Any:
+    from governed_db.decision import Action, RuleHit
+
+    if stmt is not None and stmt.operation.startswith("CREATE"):
+        return RuleHit("review-ddl", Action.REQUIRE_APPROVAL, "schema changes are reviewed", None)
+    return None
+
+
+def test_new_table_waits_for_approval_under_a_reviewing_policy(tmp_path: Any) -> None:
+    """to_sql into a new table is DDL: under a policy that reviews DDL, the approval request reads as text."""
     from governed_db.tooling import refusal_message
 
-    if governed_db.evaluate("CREATE TABLE x (a INT)", dialect="sqlite",
-                            environment="production").action.value != "require_approval":
-        pytest.skip("the policy in this build does not send DDL for approval")
+    conn = governed_db.wrap(
+        sqlite3.connect(tmp_path / "r.db"),
+        identity=BOT,
+        environment="production",
+        policy=governed_db.Policy(name="review", rules=(_review_ddl,)),
+        approvals=str(tmp_path / "approvals.db"),
+    )
     with pytest.raises(Exception) as info:
-        FRAME.to_sql("brand_new", con, index=False)
+        FRAME.to_sql("brand_new", conn, index=False)
     assert isinstance(refusal_of(info.value), ApprovalRequired)
-    assert (refusal_message(info.value) or "").startswith("approval required by rule")
+    assert (refusal_message(info.value) or "").startswith("approval required by rule review-ddl")
+    conn.close()
 
 
 def test_read_sql_masks_email(con: Any) -> None:
