@@ -348,3 +348,19 @@ def test_checkpoint_anchor_is_published_by_the_flusher(tmp_path: Path) -> None:
     assert result.ok and result.macs_checked == len(checkpoints) == 2
     store.close()
     assert verify(path, key=KEY).ok
+
+
+def test_idle_store_is_sealed_and_closed_then_reopens(tmp_path: Path) -> None:
+    """After idle_close seconds without appends the file is sealed and closed; the next append carries on."""
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=0.05, checkpoint_interval=None, idle_close=0.2)
+    store.append({"v": 1, "type": "span", "name": "one", "attrs": {}})
+    deadline = time.monotonic() + 10
+    while store._fd >= 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store._fd == -1
+    assert [r["type"] for r in read_records(path)][-1] == "checkpoint"
+    store.append({"v": 1, "type": "span", "name": "two", "attrs": {}})
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok and result.spans == 2

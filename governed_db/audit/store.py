@@ -61,6 +61,7 @@ class AuditStore:
         fsync_interval: float | None = 1.0,
         checkpoint_every: int = 1000,
         checkpoint_interval: float | None = 60.0,
+        idle_close: float | None = 60.0,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -78,6 +79,10 @@ class AuditStore:
         self.fsync_interval = fsync_interval
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
+        #: seal and close the file (and end the flusher thread) after this long without appends, so
+        #: processes that touch many stores do not keep a descriptor and a thread for each
+        self.idle_close = idle_close
+        self._last_append = time.monotonic()
         self._sealed_at = time.monotonic()
         self._lock = threading.Lock()
         self._fd = -1
@@ -201,6 +206,7 @@ class AuditStore:
         self._end = -1
         self._store_id = ""  # the file at the path may be another store now
         self._pending_anchor = None
+        self._last_append = time.monotonic()
         if self.fsync_interval or self.checkpoint_interval:
             self._stop, self._wake = threading.Event(), threading.Event()
             self._flusher = threading.Thread(
@@ -219,11 +225,17 @@ class AuditStore:
     def _flush_loop(self) -> None:
         """fsync every ``fsync_interval``; seal a quiet chain every ``checkpoint_interval``."""
         stop, wake = self._stop, self._wake
-        interval = min(i for i in (self.fsync_interval, self.checkpoint_interval) if i)
+        interval = min(i for i in (self.fsync_interval, self.checkpoint_interval, self.idle_close) if i)
         while True:
             wake.wait(interval)
             wake.clear()
             if stop.is_set():
+                return
+            if self.idle_close and time.monotonic() - self._last_append >= self.idle_close:
+                try:
+                    self.close()
+                except (OSError, AuditStoreError) as e:
+                    log.error("governed_db audit: closing idle %s failed: %s", self.path, e)
                 return
             try:
                 if (
@@ -262,6 +274,7 @@ class AuditStore:
         self._end += len(line)
         self._seq, self._hash, self._last_type = seq, digest, str(rec.get("type", ""))
         self._dirty = True
+        self._last_append = time.monotonic()
         self.appended += 1
         return seq
 
