@@ -39,6 +39,11 @@ _LAZY = {
     "TokenVerifier": "governed_db.tokens",
     "ClaimsMap": "governed_db.tokens",
     "approvals": "governed_db.approvals",
+    "RuleContext": "governed_db.policy",
+    "PolicyFileError": "governed_db.policy_file",
+    "register_rule": "governed_db.rules",
+    "RuleSpec": "governed_db.rules",
+    "Finding": "governed_db.rules",
 }
 
 
@@ -60,13 +65,17 @@ __all__ = [
     "ClaimsMap",
     "ConfigurationError",
     "Decision",
+    "Finding",
     "GovernanceFault",
     "GovernedDBError",
     "GuardrailViolation",
     "Identity",
     "InvalidStatement",
     "Policy",
+    "PolicyFileError",
+    "RuleContext",
     "RuleHit",
+    "RuleSpec",
     "TokenError",
     "TokenVerifier",
     "__version__",
@@ -77,6 +86,7 @@ __all__ = [
     "govern_module",
     "identity_from_token",
     "load_policy",
+    "register_rule",
     "unwrap",
     "wrap",
 ]
