@@ -120,18 +120,27 @@ class GovernedCursor(RowsOut, wrapt.ObjectProxy[Any]):
 
     # -- in ------------------------------------------------------------------------------------
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        # the hot path: kept to a few attribute reads (see bench/bench_core.py)
         raw = self.__wrapped__
-        params = _params(args, kwargs)
-        check_placeholders(self._self_gov, operation, params)
-        out = run(
-            self._self_gov,
-            "cursor.execute",
-            operation,
-            params,
-            lambda sql: raw.execute(sql, *args, **kwargs),
-            self._self_result,
-        )
-        return self._self_out(out)
+        gov = self._self_gov
+        run_raw = raw.execute
+        if kwargs or len(args) > 1:
+            params = _params(args, kwargs)
+            invoke = lambda sql: run_raw(sql, *args, **kwargs)  # noqa: E731
+        elif args:
+            params = args[0]
+            invoke = lambda sql: run_raw(sql, params)  # noqa: E731
+        else:
+            params = None
+            invoke = run_raw
+        if (
+            params
+            and type(operation) is str
+            and gov.driver.placeholder_verdicts.get(operation, _UNSEEN) is not None
+        ):
+            check_placeholders(gov, operation, params)
+        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result)
+        return self if out is raw else self._self_out(out)
 
     def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
         raw = self.__wrapped__
@@ -273,6 +282,9 @@ def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
         problem = verdicts[operation] = gov.driver.placeholder_problem(operation, params)
     if problem:
         raise gov.refusal(InvalidStatement(problem))
+
+
+_UNSEEN = object()
 
 
 def _same_kind(raw_rows: Any, rows: list[Any]) -> Any:
