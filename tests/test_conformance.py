@@ -443,3 +443,72 @@ def test_any_text_is_either_refused_or_behaves_like_the_raw_driver(text: str) ->
     raw_out, gov_out = outcome(raw_conn), outcome(gov)
     if gov_out[0] != "refused":
         assert gov_out == raw_out
+
+
+class _OtherCursor:
+    """A cursor of a driver governed_db has no module for (DB-API 2.0 with callproc and nextset)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._cur = conn.cursor()
+        self.arraysize = 1
+
+    description = property(lambda self: self._cur.description)
+    rowcount = property(lambda self: self._cur.rowcount)
+
+    def execute(self, sql: str, params: Any = ()) -> None:
+        self._cur.execute(sql, params)
+
+    def executemany(self, sql: str, seq: Any) -> None:
+        self._cur.executemany(sql, seq)
+
+    def callproc(self, name: str, params: Any = ()) -> Any:
+        self._cur.execute(f"SELECT {name}({', '.join('?' for _ in params)})", params)
+        return params
+
+    def nextset(self) -> None:
+        return None
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchmany(self, size: int = 1) -> Any:
+        return self._cur.fetchmany(size)
+
+    def fetchall(self) -> Any:
+        return self._cur.fetchall()
+
+    def close(self) -> None:
+        self._cur.close()
+
+
+class _OtherConnection:
+    def __init__(self) -> None:
+        self._conn = sqlite3.connect(":memory:")
+
+    def cursor(self) -> _OtherCursor:
+        return _OtherCursor(self._conn)
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def test_unknown_drivers_need_a_dialect_and_are_then_governed() -> None:
+    """A driver without a governed_db module asks for dialect=; with it, execute and callproc are governed."""
+    from tests._interception_support import MARKER, POLICY
+
+    with pytest.raises(ConfigurationError, match="dialect="):
+        governed_db.wrap(_OtherConnection())
+    conn = governed_db.wrap(_OtherConnection(), dialect="sqlite", environment="production", policy=POLICY)
+    cur = conn.cursor()
+    assert hasattr(cur, "callproc") and hasattr(cur, "nextset")
+    cur.execute("SELECT ? + 1", (1,))
+    assert cur.fetchone() == (2,)
+    assert cur.callproc("abs", (-3,)) == (-3,)
+    assert cur.fetchone() == (3,)
+    with pytest.raises(governed_db.GuardrailViolation):
+        cur.execute(f"SELECT * FROM {MARKER}x")
+    with pytest.raises(governed_db.GuardrailViolation):
+        cur.callproc(f"{MARKER}fn", ())
