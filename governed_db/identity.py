@@ -32,7 +32,7 @@ KINDS: tuple[str, ...] = ("human", "agent", "service")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True, init=False, eq=False)
 class Identity:
     """A principal: a human, an AI agent or a service, possibly acting for someone.
 
@@ -50,6 +50,8 @@ class Identity:
     issuer: str | None
     token_id: str | None
     _attr_items: tuple[tuple[str, str], ...] = field(repr=False)
+    _key: tuple[Any, ...] = field(repr=False)
+    _hash: int = field(repr=False)
 
     def __init__(
         self,
@@ -86,6 +88,20 @@ class Identity:
         set_(self, "issuer", issuer)
         set_(self, "token_id", token_id)
         set_(self, "_attr_items", items)
+        # identities key several per-statement caches: compare and hash a precomputed key
+        key = (self.subject, kind, self.on_behalf_of, role_tuple, items, self.verified, issuer, token_id)
+        set_(self, "_key", key)
+        set_(self, "_hash", hash(key))
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Identity):
+            return NotImplemented
+        return self._hash == other._hash and self._key == other._key
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_make_identity, (self.subject, self.to_dict()))
