@@ -190,3 +190,13 @@ def test_pgresult_is_withheld_when_rows_need_masking(env: tuple[Any, str]) -> No
         cur.pgresult  # noqa: B018
     cur = conn.execute(f"SELECT id FROM {table} ORDER BY id")
     assert cur.pgresult.get_value(0, 0) == b"1"
+
+
+def test_spans_name_the_server_and_database(env: tuple[Any, str], spans: Any) -> None:
+    """Statement spans carry db.system.name, db.namespace, server.address and server.port."""
+    conn, table = env
+    conn.execute(f"SELECT id FROM {table}")
+    span = next(s for s in spans[1].get_finished_spans() if s.name.startswith("SELECT"))
+    assert span.attributes["db.system.name"] == "postgresql"
+    assert span.attributes["db.namespace"] == conn.info.dbname
+    assert span.attributes["server.port"] == int(conn.info.port)

@@ -211,3 +211,14 @@ def test_pgresult_ptr_is_withheld_when_rows_need_masking(env: tuple[Any, str]) -
         cur.pgresult_ptr  # noqa: B018
     cur.execute(f"SELECT id FROM {table}")
     assert isinstance(cur.pgresult_ptr, int)
+
+
+def test_spans_name_the_server_and_database(env: tuple[Any, str], spans: Any) -> None:
+    """Statement spans carry db.system.name, db.namespace, server.address and server.port."""
+    conn, table = env
+    conn.cursor().execute(f"SELECT id FROM {table}")
+    span = next(s for s in spans[1].get_finished_spans() if s.name.startswith("SELECT"))
+    params = governed_db.unwrap(conn).get_dsn_parameters()
+    assert span.attributes["db.system.name"] == "postgresql"
+    assert span.attributes["db.namespace"] == params["dbname"]
+    assert span.attributes["server.port"] == int(params["port"])

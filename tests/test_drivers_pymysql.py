@@ -113,3 +113,16 @@ def test_refusal_is_also_pymysqls_programming_error(env: tuple[Any, str]) -> Non
         conn.cursor().execute(f"SELECT * FROM {MARKER}x")
     with pytest.raises(conn.Error):
         conn.cursor().execute(f"SELECT * FROM {MARKER}x")
+
+
+def test_spans_name_the_server_and_database(
+    env: tuple[Any, str], mysql_kw: dict[str, Any], spans: Any
+) -> None:
+    """Statement spans carry db.system.name (mariadb or mysql), db.namespace and the server address."""
+    conn, table = env
+    conn.cursor().execute(f"SELECT id FROM {table}")
+    span = next(s for s in spans[1].get_finished_spans() if s.name.startswith("SELECT"))
+    version = str(governed_db.unwrap(conn).server_version).lower()
+    assert span.attributes["db.system.name"] == ("mariadb" if "mariadb" in version else "mysql")
+    assert span.attributes["db.namespace"] == mysql_kw["database"]
+    assert span.attributes["server.address"] == mysql_kw["host"]

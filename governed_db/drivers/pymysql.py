@@ -98,6 +98,8 @@ class PyMySQLDriver(Driver):
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)
+        if "mariadb" in str(getattr(raw, "server_version", "")).lower():
+            attrs["db.system.name"] = "mariadb"  # the semantic conventions name MariaDB on its own
         db = getattr(raw, "db", None)
         if isinstance(db, bytes):
             db = db.decode("utf-8", "replace")
