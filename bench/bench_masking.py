@@ -82,9 +82,12 @@ def bench_fetchall() -> list[tuple[str, str, str, str]]:
     )
     sql = "SELECT id, city, email, ssn, amount, created FROM customers"
     gov.execute(sql).fetchall()  # warm: catalog read, lineage, plan
-    t_raw = best(lambda: raw.execute(sql).fetchall())
-    t_gov = best(lambda: gov.execute(sql).fetchall())
-    t_iter = best(lambda: list(gov.execute(sql)))
+    # interleaved, best of many: the shared machine is noisy
+    t_raw = t_gov = t_iter = float("inf")
+    for _ in range(5):
+        t_raw = min(t_raw, best(lambda: raw.execute(sql).fetchall(), 3))
+        t_gov = min(t_gov, best(lambda: gov.execute(sql).fetchall(), 3))
+        t_iter = min(t_iter, best(lambda: list(gov.execute(sql)), 3))
     return [
         ("fetchall 10k x 6, raw sqlite3", f"{t_raw:.1f} ms", "", ""),
         ("fetchall 10k x 6, governed (2 masked)", f"{t_gov:.1f} ms", f"{t_gov / t_raw:.2f}x", "<= 2x"),
@@ -101,10 +104,12 @@ def bench_detection() -> list[tuple[str, str, str, str]]:
             text += f" contact {rnd.choice(FIRST)}{i}@example.org"
         cells.append(text)
     detect.find_spans("warm up alice@example.com")
-    t = time.perf_counter()
-    for c in cells:
-        detect.find_spans(c)
-    rate = len(cells) / (time.perf_counter() - t)
+
+    def scan() -> None:
+        for c in cells:
+            detect.find_spans(c)
+
+    rate = len(cells) / (best(scan, repeat=5) / 1000)
     return [("value detection, free text (10% with an e-mail)", f"{rate:,.0f} cells/s", "", ">= 50,000")]
 
 
@@ -141,7 +146,7 @@ def main() -> None:
     print(f"{'measure':<{width}}  {'figure':>16}  {'ratio':>7}  target")
     for name, figure, ratio, target in rows:
         print(f"{name:<{width}}  {figure:>16}  {ratio:>7}  {target}")
-    print(f"(python {sys.version.split()[0]}; timings are the best of 7 runs)")
+    print(f"(python {sys.version.split()[0]}; timings are the best of several interleaved runs)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Value-based detection: which parts of a text are personal data or secrets.
 
 Presidio's pattern and checksum recognizers cost tens of microseconds per
-call, so one compiled prefilter runs first and most cells (no ``@``, no long
-digit run, no key-like token) never reach them. Only the recognizers whose
-kind of candidate the prefilter saw are asked.
+call (the phone recognizer hundreds), so compiled gates run first and most
+cells (no ``@``, no digit run, no long token, no ``key=``) never reach them.
+Only the recognizers whose kind of candidate a gate saw are asked.
 
 Presidio runs fully offline: recognizers are used directly (no
 ``AnalyzerEngine``, so no spaCy model is ever loaded or downloaded) and the
@@ -23,22 +23,16 @@ from typing import Any
 from governed_db.masking.labels import ENTITY_LABELS
 from governed_db.masking.secret_patterns import find_secrets, is_password_hash
 
-_PREFILTER = re.compile(
-    r"(?P<email>[^\s@]@[^\s@.]+\.[^\s@])"
-    r"|(?P<digits>\d[\d\s().\-/+]{5,}\d)"
-    r"|(?P<iban>\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4})"
-    r"|(?P<ipv6>[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4})"
-    r"|(?P<secret>AKIA|ASIA|AIza|gh[pousr]_|github_pat_|[spr]k_(?:live|test)_|xox[abprs]-|eyJ|-----BEGIN|whsec_|sk-)"
-    r"|(?P<token>[A-Za-z0-9+/_\-]{32,})"
-    r"|(?P<kv>(?i:api[_-]?key|secret|token|passw(?:or)?d|pwd)[\"']?\s*[:=])"
-)
-
-#: prefilter group -> Presidio recognizers to ask (digit runs are narrowed further by :func:`_digit_kinds`)
-_GROUP_RECOGNIZERS = {
-    "email": ("email",),
-    "iban": ("iban",),
-    "ipv6": ("ip",),
-}
+# Gates, cheapest first: a character test in C, then one small pattern per kind of candidate. One big
+# alternation was measured at 12-17 us per 80-character cell (every branch tried at every position); these
+# gates cost about 1.3 us on text without candidates.
+_DIGIT = re.compile(r"\d")
+_LONG_TOKEN = re.compile(r"(?<!\S)\S{15,}")  # every vendor key, token, JWT and private-key body is this long
+_EMAIL = re.compile(r"[^\s@]@[^\s@.]+\.[^\s@]")
+_DIGIT_RUN = re.compile(r"\d[\d\s().\-/+]{5,}\d")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}")
+_IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
+_ASSIGNED = re.compile(r"(?i:api[_-]?key|secret|token|passw(?:or)?d|pwd)[\"']?\s*[:=]")
 _SSN_SHAPE = re.compile(r"\d{3}[- .]\d{2}[- .]\d{4}")
 _DATE_SHAPE = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T]\d{1,2}(?::\d{2}){0,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
@@ -125,25 +119,39 @@ def recognizers() -> dict[str, tuple[Any, str]]:
     return _recognizers
 
 
+def _candidates(text: str) -> tuple[dict[str, None], bool]:
+    """(Presidio recognizers worth asking, whether secret detectors are worth running) for ``text``."""
+    wanted: dict[str, None] = {}
+    if "@" in text and _EMAIL.search(text):
+        wanted["email"] = None
+    if _DIGIT.search(text):
+        for m in _DIGIT_RUN.finditer(text):
+            for name in _digit_kinds(m.group()):
+                wanted[name] = None
+        if _IBAN.search(text):
+            wanted["iban"] = None
+    if ":" in text and _IPV6.search(text):
+        wanted["ip"] = None
+    secrets = (
+        bool(("=" in text or ":" in text) and _ASSIGNED.search(text))
+        or "-----BEGIN" in text
+        or _LONG_TOKEN.search(text) is not None
+    )
+    return wanted, secrets
+
+
 def has_candidate(text: str) -> bool:
-    return _PREFILTER.search(text) is not None
+    wanted, secrets = _candidates(text)
+    return secrets or bool(wanted)
 
 
 def find_spans(text: str) -> list[Span]:
     """Non-overlapping sensitive spans of ``text``, in order."""
-    first = _PREFILTER.search(text)
-    if first is None:
+    wanted, secrets = _candidates(text)
+    if not wanted and not secrets:
         return []
-    groups: set[str] = set()
-    wanted: dict[str, None] = {}
-    for m in _PREFILTER.finditer(text, first.start()):
-        group = m.lastgroup or ""
-        groups.add(group)
-        names = _digit_kinds(m.group()) if group == "digits" else _GROUP_RECOGNIZERS.get(group, ())
-        for name in names:
-            wanted[name] = None
     found: list[Span] = []
-    if groups & _SECRET_GROUPS:
+    if secrets:
         found.extend(Span(s, e, "SECRET", 1.0) for s, e in find_secrets(text))
     if wanted:
         table = recognizers()

@@ -46,9 +46,17 @@ def compile_tuple_fn(maskers: Sequence[Masker | None]) -> Callable[[Sequence[Any
         else:
             env[f"m{i}"] = m
             constant = getattr(m, "text_constant", None)
+            inline = getattr(m, "inline", None)
             if isinstance(constant, str):
                 env[f"c{i}"] = constant
                 parts.append(f"(c{i} if r[{i}].__class__ is str else m{i}(r[{i}]))")
+            elif inline is not None:
+                # a strategy's fast path for text, spelled out in the row function (no call per cell)
+                template, consts = inline
+                for name, value in consts.items():
+                    env[f"{name}{i}"] = value
+                names = {name: f"{name}{i}" for name in consts}
+                parts.append(template.format(v=f"v{i}", x=f"x{i}", r=f"r[{i}]", m=f"m{i}", **names))
             else:
                 parts.append(f"m{i}(r[{i}])")
     body = ", ".join(parts) + ("," if len(parts) == 1 else "")

@@ -101,6 +101,13 @@ def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
             text = value if value.__class__ is str else _as_text(value)
             return mask_email(text, keep_domain, char)
 
+        # the same as mask_email for text with an "@" after the first character, inlined by the row function
+        domain = "{v}[{x}:]" if keep_domain else "'@' + {s}"
+        partial_email.inline = (  # type: ignore[attr-defined]
+            "({v}[0] + {s} + " + domain + " if ({v} := {r}).__class__ is str and ({x} := {v}.rfind('@')) > 0 "
+            "else {m}({v}))",
+            {"s": char * 3},
+        )
         return partial_email
 
     table = _table(char)
