@@ -317,7 +317,7 @@ def test_damaged_tail_is_recovered_not_chained_onto(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("tail", "ok"), [
     (b'{"half":', True),                     # torn by a crash
-    (b'{"half":\n', True),                   # a recovering writer died after terminating the fragment
+    (b'{"half":\n', False),                  # writers terminate a fragment and recover in one write()
     (b"garbage\nmore garbage\n", False),     # no crash writes two complete garbage lines
 ])
 def test_unrecovered_tail(tmp_path: Path, tail: bytes, ok: bool) -> None:
@@ -364,3 +364,20 @@ def test_idle_store_is_sealed_and_closed_then_reopens(tmp_path: Path) -> None:
     store.close()
     result = verify(path, key=KEY)
     assert result.ok and result.spans == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_flipped_byte_is_detected(data: st.DataObject) -> None:
+    """Changing any one byte of a sealed, keyed store fails verification."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = _make(Path(d) / "a.jsonl", n=6, every=3)
+        raw = bytearray(path.read_bytes())
+        pos = data.draw(st.integers(0, len(raw) - 1), label="position")
+        raw[pos] ^= data.draw(st.integers(1, 255), label="xor")
+        path.write_bytes(bytes(raw))
+        result = verify(path, key=KEY)
+        # even the final newline: the last record is the anchored closing checkpoint, so "torn" means cut off
+        assert not result.ok, (pos, bytes(raw[max(0, pos - 20) : pos + 20]))

@@ -260,12 +260,14 @@ class AuditStore:
             except (OSError, AuditStoreError) as e:
                 log.error("governed_db audit: background fsync/checkpoint of %s failed: %s", self.path, e)
 
-    def _write(self, fd: int, body: Mapping[str, Any]) -> int:
+    def _write(self, fd: int, body: Mapping[str, Any], *, prefix: bytes = b"") -> int:
         seq = self._seq + 1
         rec = dict(body)
         rec["seq"] = seq
         rec["prev"] = self._hash
         line, digest = R.encode(rec)
+        if prefix:
+            line = prefix + line
         n = os.write(fd, line)
         if n != len(line):  # a short write (e.g. a signal or a full disk): finish it or raise
             view = memoryview(line)[n:]
@@ -332,9 +334,8 @@ class AuditStore:
         """
         import hashlib
 
-        if not damaged.endswith(b"\n"):
-            os.write(fd, b"\n")
-            self._end += 1
+        # the fragment's terminating newline and the recovery record go out in ONE write(): a complete
+        # unreadable line with no recovery record after it is then never a crash artefact
         self._write(
             fd,
             {
@@ -345,6 +346,7 @@ class AuditStore:
                 "torn_bytes": len(damaged),
                 "torn_sha256": hashlib.sha256(damaged).hexdigest(),
             },
+            prefix=b"" if damaged.endswith(b"\n") else b"\n",
         )
         log.warning(
             "governed_db audit: %s ended with %d damaged bytes at offset %d (a record torn by a crash, or "
