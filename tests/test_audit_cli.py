@@ -269,3 +269,18 @@ def test_commands_are_mounted_on_governed_db(store: Path) -> None:
     assert res.exit_code == 0 and "intact" in res.output
     helptext = CliRunner().invoke(main, ["policy", "--help"])
     assert "replay" in helptext.output
+
+
+def test_documented_commands_and_options_exist() -> None:
+    """Every `governed-db audit CMD --option` line in docs/audit.md names a real command and option."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "audit.md").read_text()
+    lines = re.findall(r"^governed-db audit (\S+)(.*)$", doc, re.M)
+    assert len(lines) >= 6
+    for name, rest in lines:
+        cmd = audit.commands.get(name)
+        assert cmd is not None, name
+        known = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        for opt in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest):
+            assert opt in known, f"audit {name}: {opt} is documented but not an option"
