@@ -303,6 +303,25 @@ def test_masked_columns_cannot_filter_sort_group_or_copy(sql: str) -> None:
     assert {guard.PREDICATE_RULE, guard.COPY_RULE} & set(info.value.decision.rules)
 
 
+def test_free_text_predicates_depend_on_observed_pii() -> None:
+    """Text columns that merely might hold PII can be searched; ones where PII was seen cannot."""
+    raw = make_db()
+    raw.execute("CREATE TABLE products_catalog (id INTEGER, description TEXT)")
+    raw.executemany(
+        "INSERT INTO products_catalog VALUES (?, ?)", [(i, f"widget model {i}") for i in range(20)]
+    )
+    conn = governed(raw)
+    sql = "SELECT id FROM products_catalog WHERE description LIKE '%model 3%'"
+    assert conn.execute(sql).fetchall() == [(3,)]
+    raw.execute("CREATE TABLE tickets (id INTEGER, notes TEXT)")
+    raw.executemany(
+        "INSERT INTO tickets VALUES (?, ?)",
+        [(i, f"reach me at user{i}@corp.io" if i % 3 == 0 else "printer jammed") for i in range(12)],
+    )
+    with pytest.raises(GuardrailViolation, match=r"tickets\.notes"):
+        conn.execute("SELECT id FROM tickets WHERE notes LIKE '%corp.io%'")
+
+
 def test_unmasked_identity_may_filter_and_approval_mode() -> None:
     """A granted identity may filter on the column; predicate_action may ask for approval instead of denying."""
     raw = make_db()

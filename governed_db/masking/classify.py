@@ -32,6 +32,9 @@ VALUE_SHARE = 0.6
 #: share (and count) of values containing an item for a free-text column to be labelled FREE_TEXT
 TEXT_SHARE = 0.01
 TEXT_MIN_HITS = 2
+#: FREE_TEXT confidence once personal data was seen in sampled values (by name alone it is 0.5): such a
+#: column may not be filtered on by identities it is masked for; a merely text-like one may
+OBSERVED_TEXT = 0.6
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -173,12 +176,17 @@ def classify_column(
     result.evidence["values"] = why
     if label is None:
         return result
-    if by_name is not None and by_name.label == label:
+    if label == "FREE_TEXT":
+        # personal data seen inside the text; a specific name label (an "email" column) still wins
+        if by_name is None or by_name.label == "FREE_TEXT":
+            result.label = label
+            result.confidence = round(min(0.95, OBSERVED_TEXT + share), 2)
+    elif by_name is not None and by_name.label == label:
         result.confidence = round(min(0.99, max(by_name.confidence, share) + 0.05), 2)
-    elif by_name is None or label != "FREE_TEXT":
+    else:
         # values that are clearly one thing outrank a name (a "contact" column full of e-mails)
         result.label = label
-        result.confidence = round(min(0.95, share if label != "FREE_TEXT" else 0.5 + share), 2)
+        result.confidence = round(min(0.95, share), 2)
     return result
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from governed_db.identity import Identity
 from governed_db.masking import detect
 from governed_db.masking.catalog import table_key
-from governed_db.masking.classify import ColumnClass, classify_name
+from governed_db.masking.classify import OBSERVED_TEXT, ColumnClass, classify_name
 from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
@@ -65,8 +65,11 @@ class Access:
             return False
         for t, c in origin.sources:
             cls = self.hidden(t, c)
-            if cls is not None and cls is not UNREADABLE:
-                return True
+            if cls is None or cls is UNREADABLE:
+                continue
+            if cls.label == "FREE_TEXT" and not cls.reviewed and cls.confidence < OBSERVED_TEXT:
+                continue  # text that merely might hold PII (a product description) may still be searched
+            return True
         for t in origin.rows:
             fields = self.hidden_fields(t)
             if fields:
