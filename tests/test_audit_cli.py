@@ -94,7 +94,7 @@ SEARCHES: list[tuple[list[str], list[str]]] = [
     (["--rule", DROP_RULE], ["DROP TABLE"]),
     (["--environment", "staging"], []),
     (["--table", "main.users", "--kind", "agent"], ["SELECT", "SELECT", "DROP TABLE", "SELECT"]),
-    (["--column", "email", "--kind", "agent"], ["SELECT", "SELECT"]),
+    (["--column", "email", "--kind", "agent"], ["SELECT", "DROP TABLE", "SELECT"]),  # DROP takes every column
     (["--since", "1h"], ["SELECT", "INSERT", "SELECT", "SELECT", "DROP TABLE", "SELECT"]),
     (["--until", "2000-01-01"], []),
 ]
@@ -132,8 +132,10 @@ def test_who_touched_table_and_column(store: Path) -> None:
     bot = next(r for r in rows if r["identity"] == "report-bot")
     assert bot["refused"] == 1 and bot["operations"]["SELECT"] == 3
     cols = json.loads(_run("who-touched", "users.email", "--store", store, "--format", "json").output)
-    # alice: SELECT email; report-bot: SELECT email, and SELECT * with email masked
-    assert {r["identity"]: r["statements"] for r in cols} == {"alice": 1, "report-bot": 2}
+    # alice: SELECT email, INSERT without a column list; report-bot: SELECT email, DROP (refused), SELECT *
+    assert {r["identity"]: r["statements"] for r in cols} == {"alice": 2, "report-bot": 3}
+    ids = json.loads(_run("who-touched", "users.id", "--store", store, "--format", "json").output)
+    assert {r["identity"]: r["statements"] for r in ids} == {"alice": 2, "report-bot": 3}
 
 
 def test_stats_per_identity(store: Path) -> None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from governed_db.audit import records as R
@@ -59,12 +60,58 @@ def columns_of(record: dict[str, Any]) -> list[str]:
     return cols
 
 
+_ALL = frozenset({"*"})
+
+
+def _whole_row_types() -> tuple[type, ...]:
+    from sqlglot import exp
+
+    return tuple(t for t in (exp.Delete, exp.Drop, getattr(exp, "TruncateTable", None)) if isinstance(t, type))
+
+
+_WHOLE_ROWS = _whole_row_types()
+
+
+@lru_cache(maxsize=4096)
+def statement_columns(text: str, dialect: str | None) -> frozenset[str]:
+    """Lower-case column names a statement names; ``{"*"}`` when it touches every column.
+
+    ``SELECT *``, ``INSERT`` without a column list, ``DELETE``, ``DROP`` and ``TRUNCATE``
+    touch every column (whole rows or the whole table). Text that
+    does not parse falls back to "any identifier in the text".
+    """
+    from sqlglot import exp
+
+    from governed_db.analysis import analyze
+
+    if dialect is not None:
+        analysis = analyze(text, dialect)
+        if analysis.error is None and analysis.statements:
+            names: set[str] = set()
+            for stmt in analysis.statements:
+                tree = stmt.expression
+                if tree is None:
+                    return _ALL
+                if tree.find(exp.Star) is not None or isinstance(tree, _WHOLE_ROWS):
+                    return _ALL
+                for insert in tree.find_all(exp.Insert):
+                    if not isinstance(insert.this, exp.Schema):
+                        return _ALL  # INSERT INTO t VALUES (...): every column
+                    names.update(i.name.lower() for i in insert.this.expressions)
+                names.update(c.name.lower() for c in tree.find_all(exp.Column))
+                names.update(d.name.lower() for d in tree.find_all(exp.ColumnDef))
+            return frozenset(names)
+    return frozenset(w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", text)) | (_ALL if "*" in text else frozenset())
+
+
 def mentions_column(record: dict[str, Any], column: str) -> bool:
     if any(c.lower() == column.lower() for c in columns_of(record)):
         return True
+    from governed_db.audit.replay import DIALECTS
+
     text = str(R.attr(record, "db.query.text", ""))
-    # the normalised text keeps identifiers; SELECT * reads every column
-    return bool(re.search(rf"(?<![\w$]){re.escape(column)}(?![\w$])", text, re.IGNORECASE)) or "*" in text
+    cols = statement_columns(text, DIALECTS.get(str(R.attr(record, "db.system.name", ""))))
+    return column.lower() in cols or "*" in cols
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,8 +194,9 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
                 until: int | None = None) -> list[Touch]:
     """Who ran statements on ``TABLE`` or ``TABLE.COLUMN`` (most active first).
 
-    Columns are matched from the column names the spans carry and the identifiers
-    in the normalised statement text (``SELECT *`` counts as touching every column).
+    Columns are matched from the column names the spans carry and the columns the
+    normalised statement names, parsed in its dialect (``SELECT *`` and ``INSERT``
+    without a column list count as touching every column).
     """
     table, _, column = target.rpartition(".") if target.count(".") >= 1 else (target, "", "")
     if not table:
