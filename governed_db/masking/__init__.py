@@ -104,4 +104,40 @@ def scrub_error(exc: BaseException, *, gov: Governor) -> None:
     guard.scrub_error(state, exc)
 
 
-__all__ = ["MaskPlan", "plan_masking", "predicate_hit", "scrub_error"]
+_LAZY = {
+    "MaskingConfig": "governed_db.masking.config",
+    "Grant": "governed_db.masking.config",
+    "Catalog": "governed_db.masking.catalog",
+    "ColumnClass": "governed_db.masking.classify",
+    "classify_column": "governed_db.masking.classify",
+    "classify_database": "governed_db.masking.scan",
+    "find_spans": "governed_db.masking.detect",
+    "STRATEGY_NAMES": "governed_db.masking.strategies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'governed_db.masking' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "STRATEGY_NAMES",
+    "Catalog",
+    "ColumnClass",
+    "Grant",
+    "MaskPlan",
+    "MaskingConfig",
+    "classify_column",
+    "classify_database",
+    "find_spans",
+    "plan_masking",
+    "predicate_hit",
+    "scrub_error",
+]
