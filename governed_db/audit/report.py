@@ -104,8 +104,10 @@ def _event(rec: dict[str, Any], extra: str = "") -> Event:
 def _approval_event(rec: dict[str, Any]) -> Event:
     """An approval transition, described with the request's own statement, tables and rules."""
     a = R.attr
-    ev = _event(rec, extra=f"{str(rec.get('name', '')).rpartition('.')[2]} {a(rec, 'governed_db.approval.request_id', '')}"
-                           f" reviewer={_reviewer(rec) or '-'}")
+    transition = str(rec.get("name", "")).rpartition(".")[2]
+    actor = _reviewer(rec)  # whoever made the transition: a reviewer, or the requester consuming a grant
+    ev = _event(rec, extra=f"{transition} {a(rec, 'governed_db.approval.request_id', '')}"
+                           + (f" by {actor}" if actor else ""))
     ev.operation = ev.operation or ", ".join(R.as_list(a(rec, "governed_db.approval.operations")))
     ev.tables = ev.tables or ", ".join(R.as_list(a(rec, "governed_db.approval.tables")))
     ev.rules = ev.rules or ", ".join(R.as_list(a(rec, "governed_db.approval.rules")))
@@ -170,6 +172,9 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
     rep.by_kind, rep.by_provenance = dict(kinds), dict(prov)
     rep.by_decision, rep.by_rule = dict(decisions), dict(rules.most_common())
     rep.by_day = dict(sorted(days.items()))
+    # the file is in end-of-span order; people read these lists by start time
+    for events in (rep.refused, rep.approvals, rep.changes):
+        events.sort(key=lambda e: e.time)
     rep.totals = {
         "statements": sum(decisions.values()),
         "identities": len(identities),
