@@ -67,7 +67,7 @@ def test_report_content_maps_to_soc2(store: Path) -> None:
     assert rep.by_kind == {"human": 2, "agent": 5, "service": 1}
     assert rep.by_provenance == {"self-declared": 8}
     assert [e.operation for e in rep.refused] == ["DROP TABLE", "ALTER TABLE"]
-    assert any(e.operation == "ALTER TABLE" and "req-1" in e.extra for e in rep.approvals)
+    assert any(e.operation == "ALTER TABLE" and e.extra == "held for approval req-1" for e in rep.approvals)
     assert any(e.extra.startswith("approved") and e.extra.endswith("by carol") for e in rep.approvals)
     assert rep.sensitive == {"report-bot": {"email": 1}}
     assert [e.operation for e in rep.changes] == ["DROP TABLE", "ALTER TABLE"]

@@ -160,7 +160,11 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
         if R.is_refused(rec) and len(rep.refused) < _LIST_CAP:
             rep.refused.append(_event(rec, extra=str(R.attr(rec, "error.type", ""))))
         if decision == "require_approval" and len(rep.approvals) < _LIST_CAP:
-            rep.approvals.append(_event(rec, extra=f"request {R.attr(rec, 'governed_db.approval.request_id', '-')}"))
+            rid = R.attr(rec, "governed_db.approval.request_id", "-")
+            grant = R.attr(rec, "governed_db.approval.grant")
+            ran = not R.is_refused(rec)
+            rep.approvals.append(_event(rec, extra=f"ran under grant {rid}" + (f" ({grant})" if grant else "")
+                                        if ran else f"held for approval {rid}"))
         for col in R.as_list(R.attr(rec, "governed_db.masked_columns")):
             cols = rep.sensitive.setdefault(R.subject(rec), {})
             cols[col] = cols.get(col, 0) + 1
