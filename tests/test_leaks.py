@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import governed_db
 from governed_db import Identity
@@ -290,3 +292,67 @@ def test_mariadb_dict_cursor_does_not_leak(mysql_kw: dict[str, Any], mysql_table
         check_exact(conn, mysql_tables[0])
     finally:
         raw.close()
+
+
+SQLITE_WRAPPERS = [
+    "upper({})",
+    "lower({})",
+    "trim({})",
+    "{} || ''",
+    "substr({}, 1)",
+    "replace({}, ' ', '')",
+    "hex({})",
+    "coalesce({}, 'x')",
+    "CAST({} AS TEXT)",
+    "ifnull({}, '')",
+    "ltrim({})",
+    "printf('%s', {})",
+    "json_quote({})",
+    "quote({})",
+    "min({})",
+    "group_concat({})",
+    "CASE WHEN 1 THEN {} END",
+    "nullif({}, 'zz')",
+    "({})",
+]
+SQLITE_SHAPES = [
+    "SELECT {e} AS out FROM people",
+    "SELECT s.out FROM (SELECT {e} AS out FROM people) AS s",
+    "WITH c AS (SELECT {e} AS out FROM people) SELECT out FROM c",
+    "SELECT city FROM people UNION ALL SELECT {e} FROM people",
+    "SELECT (SELECT {e} FROM people p2 WHERE p2.id = people.id) FROM people",
+    "SELECT * FROM (SELECT id, {e} AS out, city FROM people) AS s",
+]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    column=st.sampled_from(["name", "email", "ssn", "api_key", "card_number", "notes"]),
+    wrappers=st.lists(st.sampled_from(SQLITE_WRAPPERS), min_size=0, max_size=3),
+    shape=st.sampled_from(SQLITE_SHAPES),
+)
+def test_sqlite_composed_queries_do_not_leak(column: str, wrappers: list[str], shape: str) -> None:
+    """Any nesting of SQLite functions over a sensitive column, in any query shape, reveals nothing."""
+    expr = column
+    for w in wrappers:
+        expr = w.format(expr)
+    sql = shape.format(e=expr)
+    try:
+        rows = _SQLITE_PROBE.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # e.g. an aggregate where SQLite does not allow one
+        return
+    assert not leaked(rows), sql
+
+
+def _probe() -> Any:
+    raw = sqlite3.connect(":memory:", check_same_thread=False)
+    raw.execute(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, email TEXT, ssn TEXT, city TEXT, "
+        "notes TEXT, api_key TEXT, card_number TEXT)"
+    )
+    raw.executemany("INSERT INTO people VALUES (?,?,?,?,?,?,?,?)", DATA)
+    raw.commit()
+    return governed_db.wrap(raw, identity=AGENT, audit=False)
+
+
+_SQLITE_PROBE = _probe()
