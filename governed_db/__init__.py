@@ -44,6 +44,7 @@ _LAZY = {
     "register_rule": "governed_db.rules",
     "RuleSpec": "governed_db.rules",
     "Finding": "governed_db.rules",
+    "AuditStore": "governed_db.audit",
 }
 
 
@@ -62,6 +63,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Action",
     "ApprovalRequired",
+    "AuditStore",
     "ClaimsMap",
     "ConfigurationError",
     "Decision",

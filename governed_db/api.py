@@ -72,6 +72,7 @@ def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
         enabled=recording_known(settings.tracer_provider, processor),
     )
     gov = Governor(conn, driver, settings, recorder)
+    gov.audit = processor
     _apply_application_name(raw, gov)
     proxy = driver.connection_proxy(conn, gov)
     on_wrap = getattr(driver, "on_wrap", None)

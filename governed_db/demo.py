@@ -139,7 +139,10 @@ def run_demo(workdir: Path) -> DemoResult:
     workdir.mkdir(parents=True, exist_ok=True)
     db, audit, approvals = workdir / "shop.db", workdir / "audit.jsonl", workdir / "approvals.db"
     policy = workdir / "policy.yaml"
-    for p in (db, audit, approvals, policy):
+    from governed_db.audit import delete_store
+
+    delete_store(audit)  # the store *and* its anchor: a store deleted alone looks tampered with
+    for p in (db, approvals, policy):
         if p.exists():
             p.unlink()
     create_shop(db)

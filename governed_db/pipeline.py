@@ -63,6 +63,8 @@ class Governor:
         self.nested = raw is not driver_innermost(raw)
         self.record_results = bool(settings.option("record_results"))
         self.limiter = getattr(self.policy, "limiter", None)
+        #: the audit span processor, when this connection records to a local store
+        self.audit: Any = None
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
@@ -204,6 +206,9 @@ def run(
                 raise gov.refusal(refused) from None
             if grant is not None and span is not None:
                 span.set_attribute("governed_db.approval.request_id", str(getattr(grant, "id", grant)))
+        # a statement must not run unrecorded: in production, refuse while the audit store cannot be written
+        if gov.audit is not None and gov.audit.last_error is not None and gov.fail_closed:
+            gov.fault("recording to the audit store", gov.audit.last_error)
         # 5. tag, 6. run on the driver (its errors pass through unchanged)
         statement = tag_statement(sql, gov, identity, span, params) if gov.tagging else sql
         outcome = invoke(statement)

@@ -106,3 +106,10 @@ def test_demo_cli_runs_offline(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert out["chain_ok"] and out["records"] > 0
+
+
+def test_demo_can_run_twice_in_the_same_directory(tmp_path: Path) -> None:
+    """Re-running the demo in one directory starts a fresh store whose chain verifies."""
+    run_demo(tmp_path)
+    again = run_demo(tmp_path)
+    assert again.chain_ok, again.chain_summary

@@ -203,3 +203,34 @@ def test_bad_approval_settings_fail_at_wrap_time() -> None:
     """A malformed approvals= option is refused when wrapping, not at the first risky statement."""
     with pytest.raises(governed_db.ConfigurationError):
         governed_db.wrap(sqlite3.connect(":memory:"), approvals={"quorum": "many"}, audit=False)
+
+
+def test_unwritable_audit_store_fails_closed_in_production(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Once the audit store cannot be written, production refuses statements until it can again."""
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=tmp_path / "audit.jsonl")
+    store = conn.governor.audit.store
+    real_append = store.append
+
+    def disk_full(body: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    conn.execute("SELECT 1").fetchall()
+    store.append = disk_full
+    with caplog.at_level("ERROR"):
+        conn.execute("SELECT 2").fetchall()  # ran; its record failed (logged)
+    assert any("could not record" in r.getMessage() for r in caplog.records)
+    with pytest.raises(GovernanceFault, match="audit store") as info:
+        conn.execute("SELECT 3")
+    assert isinstance(info.value, sqlite3.DatabaseError)
+    store.append = real_append  # the disk has room again: the refusal's own record clears the fault
+    with pytest.raises(GovernanceFault):
+        conn.execute("SELECT 4")
+    assert conn.execute("SELECT 5").fetchone() == (5,)
+
+
+def test_unwritable_audit_store_only_warns_in_development(tmp_path: Any) -> None:
+    """In development a broken audit store is logged and statements keep running."""
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=tmp_path / "audit.jsonl", environment="development")
+    conn.governor.audit.store.append = lambda body: (_ for _ in ()).throw(OSError(28, "full"))
+    conn.execute("SELECT 1").fetchall()
+    assert conn.execute("SELECT 2").fetchone() == (2,)

@@ -35,6 +35,9 @@ class AuditSpanProcessor(SpanProcessor):
         self.store = store
         self.metrics = metrics
         self.failures = 0
+        #: the last append error, cleared by the next successful append; the pipeline refuses
+        #: statements in production while it is set (a statement must not run unrecorded)
+        self.last_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"<AuditSpanProcessor {str(self.store.path)!r}>"
@@ -47,8 +50,10 @@ class AuditSpanProcessor(SpanProcessor):
             return
         try:
             self.store.append(R.span_body(span, pid=os.getpid()))
+            self.last_error = None
         except Exception as e:  # a processor must not break the application's statement
             self.failures += 1
+            self.last_error = e
             log.error("governed_db audit: could not record %r in %s (%s: %s); fix the store (disk space, "
                       "permissions) — statements are not being recorded", span.name, self.store.path,
                       type(e).__name__, e)
