@@ -142,7 +142,7 @@ def run_demo(workdir: Path) -> DemoResult:
     from governed_db.audit import delete_store
 
     delete_store(audit)  # the store *and* its anchor: a store deleted alone looks tampered with
-    for p in (db, approvals, policy):
+    for p in (db, policy):  # the approvals store is kept: earlier requests were consumed or expire
         if p.exists():
             p.unlink()
     create_shop(db)
