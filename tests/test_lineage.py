@@ -121,6 +121,8 @@ def test_unknown_table_columns_stay_attributed() -> None:
         ("INSERT INTO orders (note) SELECT email FROM users", "copy", E),
         ("DELETE FROM users WHERE email = 'a@b.c'", "WHERE", E),
         ("SELECT DISTINCT ON (ssn) id FROM users", "DISTINCT ON", {"users.ssn"}),
+        ("SELECT my_udf(email) FROM users", "copy", E),
+        ("SELECT set_config('a.b', (SELECT email FROM users LIMIT 1), false)", "copy", E),
         (
             "SELECT id FROM users WHERE EXISTS (SELECT 1 FROM orders o WHERE o.note = users.email)",
             "WHERE",
@@ -132,6 +134,34 @@ def test_uses_are_collected(sql: str, clause: str, sources: set[str]) -> None:
     """Columns used to filter, join, sort, group, partition or copy are collected with their clause."""
     uses = {(c, frozenset(shape(o)[1])) for c, o in run(sql).uses}
     assert (clause, frozenset(sources)) in uses
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("SELECT email INTO @v FROM users", "mysql"),
+        ("SET @v = (SELECT email FROM users LIMIT 1)", "mysql"),
+        ("SELECT email INTO TEMP t2 FROM users", "postgres"),
+    ],
+)
+def test_stashing_a_value_is_a_copy(sql: str, dialect: str) -> None:
+    """SELECT ... INTO and SET from a query move the value where masking does not follow: a copy use."""
+    uses = {(c, frozenset(shape(o)[1])) for c, o in run(sql, dialect).uses}
+    assert ("copy", frozenset(E)) in uses
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("SELECT @v AS x", "mysql"),
+        ("SELECT @@hostname AS x", "mysql"),
+        ("SELECT current_setting('a.b') AS x", "postgres"),
+        ("SELECT lookup(id) AS x FROM users", "postgres"),
+    ],
+)
+def test_state_and_unknown_functions_are_untraced(sql: str, dialect: str) -> None:
+    """Session variables, settings and functions sqlglot does not know are 'unknown' (checked by value), never const."""
+    assert (run(sql, dialect).outputs or [])[0].origin.kind == "unknown"
 
 
 def test_returning_is_traced() -> None:

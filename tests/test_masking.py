@@ -405,6 +405,36 @@ def test_unreadable_catalog_fails_closed(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "bob@example.org" not in repr(star) and "219-45-1234" not in repr(star) and "Lyon" in star
 
 
+def test_user_defined_functions_are_checked_by_value_and_cannot_take_masked_columns() -> None:
+    """A UDF's result is masked by its name or by value detection; passing it a masked column is refused."""
+    raw = make_db()
+    raw.create_function("whois", 1, lambda i: "alice@example.com" if i == 1 else "nobody")
+    raw.create_function("lookup_email", 1, lambda i: "someone")
+    raw.create_function("stash", 1, lambda v: 1)
+    conn = governed(raw)
+    assert conn.execute("SELECT whois(id) AS w FROM users ORDER BY id").fetchall() == [
+        ("a***@example.com",),
+        ("nobody",),
+    ]
+    assert conn.execute("SELECT lookup_email(1)").fetchone() == ("*******",)
+    with pytest.raises(GuardrailViolation, match=guard.COPY_RULE):
+        conn.execute("SELECT stash(email) FROM users")
+
+
+def test_session_variables_cannot_smuggle_values(mysql_conn: Any) -> None:
+    """MariaDB: SET @v from a masked column is refused; a variable's content is checked as it comes out."""
+    conn = governed_db.wrap(mysql_conn, identity=AGENT, audit=False)
+    with mysql_conn.cursor() as c:
+        c.execute("CREATE TEMPORARY TABLE IF NOT EXISTS mask_vars (id int, email varchar(50))")
+        c.execute("INSERT INTO mask_vars VALUES (1, 'alice@example.com')")
+        c.execute("SET @raw_email = 'bob@example.org'")
+    with pytest.raises(GuardrailViolation, match=guard.COPY_RULE):
+        conn.cursor().execute("SET @v = (SELECT email FROM mask_vars LIMIT 1)")
+    cur = conn.cursor()
+    cur.execute("SELECT @raw_email")
+    assert list(cur.fetchall()) == [("b***@example.org",)]
+
+
 def test_unseen_column_is_classified_online_from_values() -> None:
     """A column whose name says nothing is labelled from a sample of its values on first sight."""
     raw = make_db()

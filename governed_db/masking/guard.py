@@ -45,7 +45,9 @@ def _action(state: MaskingState) -> Action:
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
     if any(s.kind == "ddl" for s in analysis.statements):
         state.invalidate()  # the schema is changing: re-read it on next sight
-    if not analysis.statements or not any(s.kind in ("read", "write", "ddl") for s in analysis.statements):
+    if not analysis.statements or not any(
+        s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
+    ):
         return None
     key = ("uses", analysis.sql, state.version, identity)
     verdict = state.recall(key)

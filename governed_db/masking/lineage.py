@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from governed_db.masking.names import PURE_FUNCTIONS
+
 #: (table key, column) of a real table
 Ref = tuple[str, str]
 #: table node -> (table key, its columns in order, or None when unknown)
@@ -214,8 +216,13 @@ class _Walker:
             return self.column(node, scope)
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
-        if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star, exp.Parameter)):
+        if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
+        if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
+            return CONST  # a positional bind parameter ($1)
+        if isinstance(node, (exp.Parameter, exp.SessionParameter)):
+            # a session variable (@v, @@x) may hold anything a previous statement put there
+            return Origin("unknown", hint=node.name or None)
         if isinstance(node, _QUERY):
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
@@ -223,6 +230,14 @@ class _Walker:
         parts = [self.expr(child, scope, ctes) for child in node.iter_expressions()]
         if isinstance(node, _OPAQUE):
             return CONST
+        if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
+            # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
+            # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
+            # writes), so its arguments count as copied
+            merged = combine(parts)
+            if merged.sources or merged.rows:
+                self.lineage.uses.append(("copy", merged))
+            return Origin("unknown", merged.sources, merged.rows, hint=str(node.name))
         return combine(parts, kind="expr")
 
     # -- queries ---------------------------------------------------------------------------------
@@ -293,6 +308,8 @@ class _Walker:
             outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
         scope.projections = outputs
         self.uses_of(node, scope, ctes)
+        if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
+            self.lineage.uses.extend(("copy", o.origin) for o in outputs)
         return outputs, exact
 
     def uses_of(self, node: exp.Select, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> None:
@@ -385,4 +402,9 @@ def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lin
                     outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
             lin.outputs = outputs
         return lin
+    # SET @v = (SELECT ...), CALL p((SELECT ...)), DO ...: whatever a query inside reads is copied somewhere
+    for query in tree.find_all(exp.Select):
+        if query.find_ancestor(exp.Select) is None:
+            outs, _ = w.query(query, {}, None)
+            lin.uses.extend(("copy", o.origin) for o in outs)
     return lin

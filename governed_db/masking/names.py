@@ -182,3 +182,16 @@ PERSON_TABLE_WORDS = _words(
     "passenger passengers"
 )
 TEXTY = _TEXTY
+#: functions sqlglot leaves untyped (``Anonymous``) that only transform their arguments; any other untyped
+#: function is treated as possibly reading state or tables, and as storing what it is given
+PURE_FUNCTIONS = _words(
+    "row_to_json to_json to_jsonb json_agg jsonb_agg json_build_object jsonb_build_object json_build_array "
+    "jsonb_build_array json_object json_array json_group_array json_group_object json_quote json_insert "
+    "json_set json_replace printf format quote hex unhex ifnull nullif instr char_length initcap concat_ws "
+    "lpad rpad encode decode convert_to convert_from md5 sha1 sha2 sha256 to_base64 from_base64 reverse "
+    "soundex translate overlay ascii chr char unicode zeroblob typeof octet_length bit_length split_part "
+    "regexp_replace regexp_substr btrim json_extract jsonb_extract_path json_extract_path_text "
+    "json_arrayagg json_objectagg json_each json_tree jsonb_each json_array_elements jsonb_array_elements "
+    "json_array_elements_text jsonb_array_elements_text unnest generate_series string_to_array array_to_string "
+    "regexp_split_to_table regexp_split_to_array array_length cardinality"
+)
