@@ -496,8 +496,29 @@ def test_postgres_unique_violation_is_scrubbed(pg_conn: Any, unique: str) -> Non
         with pytest.raises(psycopg.errors.UniqueViolation) as info:
             conn.execute(f"INSERT INTO {t} VALUES (2, %s)", ("alice@example.com",))
         assert "alice@example.com" not in str(info.value) and "[REDACTED]" in str(info.value)
+        diag = info.value.diag
+        assert "alice@example.com" not in (diag.message_detail or "") and diag.constraint_name
+        assert info.value.sqlstate == "23505"
     finally:
         pg_conn.execute(f"DROP TABLE {t}")
+
+
+def test_psycopg2_unique_violation_is_scrubbed(pg2_conn: Any, unique: str) -> None:
+    """psycopg2: str(exc) and exc.pgerror no longer echo the value (exc.diag is C-level and documented)."""
+    t = f"mask_err2_{unique}"
+    cur = pg2_conn.cursor()
+    cur.execute(f"CREATE TABLE {t} (id int, email text UNIQUE)")
+    try:
+        cur.execute(f"INSERT INTO {t} VALUES (1, 'alice@example.com')")
+        conn = governed_db.wrap(pg2_conn, identity=AGENT, audit=False)
+        import psycopg2.errors
+
+        with pytest.raises(psycopg2.errors.UniqueViolation) as info:
+            conn.cursor().execute(f"INSERT INTO {t} VALUES (2, %s)", ("alice@example.com",))
+        assert "alice@example.com" not in str(info.value)
+        assert "alice@example.com" not in info.value.pgerror and info.value.pgcode == "23505"
+    finally:
+        cur.execute(f"DROP TABLE {t}")
 
 
 def test_unbuffered_mysql_result_is_not_drained(mysql_kw: dict[str, Any], unique: str) -> None:

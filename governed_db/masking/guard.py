@@ -138,3 +138,36 @@ def scrub_error(state: MaskingState, exc: BaseException) -> None:
     notes = getattr(exc, "__notes__", None)
     if isinstance(notes, list):
         notes[:] = [scrub_message(n) if isinstance(n, str) else n for n in notes]
+    _scrub_psycopg(exc)
+    _scrub_psycopg2(exc)
+
+
+def _scrub_psycopg(exc: BaseException) -> None:
+    """psycopg 3 keeps the server's fields (``exc.diag``) in ``_info``: replace them by scrubbed copies."""
+    info = getattr(exc, "_info", None)
+    if info is None or type(exc).__module__.split(".")[0] != "psycopg":
+        return
+    try:
+        from psycopg.pq import DiagnosticField
+
+        fields = (
+            {f: info.error_field(f) for f in DiagnosticField} if hasattr(info, "error_field") else dict(info)
+        )
+        scrubbed = {
+            k: scrub_message(v.decode("utf-8", "replace")).encode() if isinstance(v, bytes) else v
+            for k, v in fields.items()
+        }
+        exc._info = scrubbed  # type: ignore[attr-defined]
+    except Exception:
+        return
+
+
+def _scrub_psycopg2(exc: BaseException) -> None:
+    """psycopg2's ``pgerror`` is read-only but restorable through ``__setstate__`` (its ``diag`` is not)."""
+    pgerror = getattr(exc, "pgerror", None)
+    if not isinstance(pgerror, str) or type(exc).__module__.split(".")[0] != "psycopg2":
+        return
+    cleaned = scrub_message(pgerror)
+    if cleaned != pgerror:
+        with contextlib.suppress(Exception):
+            exc.__setstate__({"pgerror": cleaned, "pgcode": getattr(exc, "pgcode", None)})  # type: ignore[attr-defined,unused-ignore]
