@@ -72,6 +72,15 @@ def test_classify_bad_target_exits_2(target: str, tmp_path: Path) -> None:
     assert "SQLite" in result.output or "does not exist" in result.output
 
 
+def test_classify_a_file_that_is_not_a_database_exits_2(tmp_path: Path) -> None:
+    """A file that is not a SQLite database is reported as bad input, and no catalog is written."""
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("just text, not a database\n" * 50)
+    result = CliRunner().invoke(main, ["classify", str(bogus), "-o", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "cannot list the tables" in result.output
+    assert not (tmp_path / "c.yaml").exists()
+
+
 def test_catalog_drives_masking(tmp_path: Path) -> None:
     """wrap(masking={'catalog': ...}) masks what the reviewed catalog labels and unmasks what it clears."""
     db = _sqlite_file(tmp_path / "app.db")

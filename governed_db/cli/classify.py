@@ -62,6 +62,9 @@ def classify(
             catalog = classify_database(conn, dialect, sample_rows=sample_rows, tables=tables or None)
         else:
             catalog = _with_progress(conn, dialect, sample_rows, tables)
+    except ConfigurationError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
     finally:
         conn.close()
     catalog.save(output)

@@ -69,7 +69,16 @@ def classify_database(
     on_table: Callable[[str, int, int], None] | None = None,
 ) -> Catalog:
     """Label every column of every (or each given) table from names, types and a sample."""
-    names = list(tables) if tables else schema.list_tables(conn, dialect)
+    if tables:
+        names = list(tables)
+    else:
+        found = schema.list_tables(conn, dialect)
+        if found is None:
+            raise ConfigurationError(
+                f"cannot list the tables of this {dialect} database (not a database, or no permission to read "
+                "its catalog); check the target, or name tables with --table"
+            )
+        names = found
     catalog = Catalog(dialect=dialect)
     for i, table in enumerate(names):
         if on_table is not None:

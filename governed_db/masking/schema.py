@@ -189,10 +189,11 @@ def sample(
     return guarded(conn, dialect, work)
 
 
-def list_tables(conn: Any, dialect: str) -> list[str]:
+def list_tables(conn: Any, dialect: str) -> list[str] | None:
+    """Base tables of the database (outside the default schema as ``schema.table``); ``None`` when unreadable."""
     fam = family(dialect)
     if fam is None:
-        return []
+        return None
 
     def work(cur: Any) -> list[str]:
         cur.execute(_TABLES_SQL[fam])
@@ -202,4 +203,4 @@ def list_tables(conn: Any, dialect: str) -> list[str]:
             out.append(str(name) if not schema or str(schema) in _DEFAULT_SCHEMAS else f"{schema}.{name}")
         return out
 
-    return guarded(conn, dialect, work) or []
+    return guarded(conn, dialect, work)
