@@ -51,6 +51,19 @@ def recording_known(tracer_provider: Any, audit_processor: Any) -> bool | None:
     return not isinstance(provider, trace.NoOpTracerProvider)
 
 
+def _private_tracer(audit_processor: Any) -> trace.Tracer:
+    """A tracer on a private, always-sampling provider whose only processor is the audit store."""
+    with _lock:
+        entry = _private.get(id(audit_processor))
+        if entry is None:
+            from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+            provider = _sdk_provider_class()(sampler=ALWAYS_ON)
+            provider.add_span_processor(audit_processor)
+            entry = _private[id(audit_processor)] = (provider, audit_processor)
+    return entry[0].get_tracer(SCOPE, __version__)  # type: ignore[no-any-return]
+
+
 def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
     """The tracer governed_db records with, with the audit processor attached once."""
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -63,16 +76,21 @@ def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
                     seen.add(id(audit_processor))
         else:
             # No SDK provider configured by the application: record through a private one.
-            with _lock:
-                private = _private.get(id(audit_processor))
-                if private is None:
-                    private = _sdk_provider_class()()
-                    private.add_span_processor(audit_processor)
-                    _private[id(audit_processor)] = (private, audit_processor)
-                else:
-                    private = private[0]
-            provider = private
+            return _private_tracer(audit_processor)
     return provider.get_tracer(SCOPE, __version__)
+
+
+def audit_fallback(tracer_provider: Any, audit_processor: Any) -> trace.Tracer | None:
+    """Where a statement span goes when the application's sampler drops it: the audit record must not.
+
+    ``None`` when the main tracer already is the private, always-sampling one (or there is no store).
+    """
+    if audit_processor is None:
+        return None
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if not hasattr(provider, "add_span_processor"):
+        return None
+    return _private_tracer(audit_processor)
 
 
 def identity_attributes(identity: Identity) -> dict[str, Any]:
@@ -109,7 +127,7 @@ class Recorder:
     """
 
     __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "capture_parameters",
-                 "environment", "static", "tracer")
+                 "environment", "fallback", "static", "tracer")
 
     def __init__(
         self,
@@ -119,8 +137,11 @@ class Recorder:
         environment: str,
         capture_parameters: bool,
         enabled: bool | None = None,
+        fallback: trace.Tracer | None = None,
     ) -> None:
         self.tracer = tracer
+        #: audit-only tracer for statements the application's sampler drops
+        self.fallback = fallback
         self.static = dict(static_attributes)
         self.environment = environment
         self.capture_parameters = capture_parameters
@@ -164,7 +185,10 @@ class Recorder:
             attrs["governed_db.entry"] = entry
         if self.capture_parameters and params is not None:
             attrs.update(_parameter_attributes(params))
-        return self.tracer.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
+        span = self.tracer.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
+        if self.fallback is not None and not span.is_recording():
+            span = self.fallback.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
+        return span
 
     def _remember_analysis(self, analysis: Analysis) -> tuple[Analysis, str, dict[str, Any]]:
         attrs: dict[str, Any] = {"db.query.text": analysis.normalized, "governed_db.environment": self.environment}
@@ -252,7 +276,10 @@ class Recorder:
         if masked_columns:
             attrs["governed_db.masked_columns"] = list(masked_columns)
         ctx = trace.set_span_in_context(statement_span)
-        self.tracer.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs).end()
+        span = self.tracer.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
+        if self.fallback is not None and not span.is_recording():
+            span = self.fallback.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
+        span.end()
 
 
 def _span_name(analysis: Analysis, static: Mapping[str, Any]) -> str:

@@ -201,3 +201,25 @@ def test_sqlcommenter_escapes_percent_only_for_format_drivers_with_parameters() 
     assert "a%20b" in without_params and "%%" not in without_params
     qmark = tag_statement("SELECT ?", _gov("qmark"), ident, None, (1,))
     assert "a%20b" in qmark and "%%" not in qmark
+
+
+def test_audit_record_does_not_depend_on_the_applications_sampler(tmp_path: Any) -> None:
+    """Statements the application's sampler drops still reach the audit store (and only sampled ones its exporter)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from governed_db.audit import read_records
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    store = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), tracer_provider=provider, audit=store)
+    conn.execute("CREATE TABLE t (id INTEGER)")
+    for i in range(20):
+        conn.execute("UPDATE t SET id = ? WHERE id = ?", (i, i))
+    statements = [r for r in read_records(store) if r.get("type") == "span" and r["name"].startswith("UPDATE")]
+    assert len(statements) == 20
+    assert exporter.get_finished_spans() == ()
