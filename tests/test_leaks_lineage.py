@@ -1,0 +1,232 @@
+"""Lineage side doors found by the red team: VALUES cells, lost lineage over sensitive tables (positional and
+aliased columns, table functions, LATERAL), oracles in LIMIT/CASE, error echoes and derived values — on
+SQLite, PostgreSQL and DuckDB, with non-sensitive queries staying exact."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import Identity
+
+BOT = Identity("bot", kind="agent")
+DDL = "(id int primary key, email text, phone text, ssn text, credit_card text, api_key text, full_name text)"
+ROW = (1, "alice@example.com", "+1 415-555-0132", "536-22-8726", "4111 1111 1111 1111",
+       "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "Alice Smith")
+RAW_FORMS = ["536-22-8726", "6278-22-635", "alice@example.com", "moc.elpmaxe@ecila", "Alice Smith",
+             "htimS ecilA", "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "4111 1111 1111 1111", "1111 1111 1111 1114"]
+
+
+def leaked(rows: Any) -> list[str]:
+    text = repr(rows)
+    return [f for f in RAW_FORMS if f in text]
+
+
+def wrap(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=BOT, environment="production", audit=False)
+
+
+def refused_rule(conn: Any, sql: str) -> str | None:
+    try:
+        conn.execute(sql).fetchall()
+    except governed_db.GuardrailViolation as e:
+        return ",".join(e.decision.rules)
+    return None
+
+
+@pytest.fixture
+def sq() -> Iterator[Any]:
+    raw = sqlite3.connect(":memory:")
+    raw.execute(f"CREATE TABLE customers {DDL}")
+    raw.execute("INSERT INTO customers VALUES (?,?,?,?,?,?,?)", ROW)
+    raw.execute("CREATE TABLE other (id int, note text)")
+    raw.execute("CREATE TABLE items (id int, name text, price real)")
+    raw.execute("INSERT INTO items VALUES (1, 'widget', 2.5)")
+    raw.commit()
+    yield wrap(raw)
+    raw.close()
+
+
+@pytest.fixture
+def dk() -> Iterator[Any]:
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    raw.execute(f"CREATE TABLE customers {DDL}")
+    raw.execute("INSERT INTO customers VALUES (?,?,?,?,?,?,?)", ROW)
+    raw.execute("CREATE TABLE items (id int, name text, price double)")
+    raw.execute("INSERT INTO items VALUES (1, 'widget', 2.5)")
+    yield wrap(raw)
+    raw.close()
+
+
+@pytest.fixture
+def pg(pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[tuple[Any, str]]:
+    import psycopg
+
+    t = f"lin_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} {DDL}")
+    pg_conn.execute(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROW)
+    pg_conn.execute(f"CREATE TABLE {t}_o (id int, note text)")
+    pg_conn.execute(f"CREATE TABLE {t}_i (id int, name text, price numeric)")
+    pg_conn.execute(f"INSERT INTO {t}_i VALUES (1, 'widget', 2.5)")
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        yield wrap(raw), t
+    finally:
+        raw.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_o, {t}_i")
+
+
+VALUES_SQL = "VALUES ((SELECT ssn FROM customers), (SELECT api_key FROM customers), (SELECT email FROM customers))"
+
+
+def test_sqlite_values_scalar_subquery_is_masked(sq: Any) -> None:
+    """A scalar subquery inside a VALUES row is traced like any subquery, not treated as a constant."""
+    rows = sq.execute(VALUES_SQL).fetchall()
+    assert leaked(rows) == [], rows
+
+
+def test_sqlite_values_of_constants_stay_exact(sq: Any) -> None:
+    """VALUES of literals and of non-sensitive subqueries come back exactly."""
+    assert sq.execute("VALUES (1, 'x'), (2, (SELECT name FROM items))").fetchall() == [(1, "x"), (2, "widget")]
+
+
+def test_sqlite_insert_values_subquery_is_a_copy(sq: Any) -> None:
+    """INSERT ... VALUES ((SELECT ssn ...)) moves a masked value: refused as masked-column-copy."""
+    rule = refused_rule(sq, "INSERT INTO other VALUES (1, (SELECT ssn FROM customers LIMIT 1))")
+    assert rule == "masked-column-copy"
+
+
+def test_duckdb_values_scalar_subquery_is_masked(dk: Any) -> None:
+    """DuckDB: VALUES ((SELECT ssn ...)) is masked."""
+    rows = dk.execute("VALUES ((SELECT ssn FROM customers))").fetchall()
+    assert leaked(rows) == [], rows
+
+
+def test_duckdb_positional_column_is_masked(dk: Any) -> None:
+    """DuckDB `#4` cannot be traced to a column: over a table with sensitive columns it is masked whole."""
+    rows = dk.execute("SELECT #4 FROM customers").fetchall()
+    assert leaked(rows) == [], rows
+
+
+def test_duckdb_positional_column_on_plain_table_is_exact(dk: Any) -> None:
+    """Lost lineage over a table with nothing sensitive stays exact (no over-masking)."""
+    assert dk.execute("SELECT #2 FROM items").fetchall() == [("widget",)]
+
+
+def test_duckdb_relation_project_positional_is_masked(dk: Any) -> None:
+    """relation.project('reverse(#2)') over a sensitive column does not come back raw or reversed."""
+    try:
+        rows = dk.sql("SELECT id, ssn FROM customers").project("reverse(#2)").fetchall()
+    except governed_db.GuardrailViolation:
+        return
+    assert leaked(rows) == [], rows
+
+
+def test_duckdb_cast_error_does_not_echo_value(dk: Any) -> None:
+    """DuckDB `ssn::INT` conversion errors do not echo the SSN; the exception type is kept."""
+    import duckdb
+
+    with pytest.raises(duckdb.Error) as info:
+        dk.execute("SELECT ssn::INT FROM customers").fetchall()
+    assert "536-22-8726" not in str(info.value)
+
+
+def test_sqlite_derived_boolean_is_null_not_wrong(sq: Any) -> None:
+    """`full_name IS NOT NULL` / `length(email)` over masked columns are NULL, never a wrong 0."""
+    row = sq.execute("SELECT full_name IS NOT NULL AS has_name, length(email) FROM customers").fetchone()
+    assert row == (None, None)
+
+
+def test_sqlite_case_condition_on_masked_column_is_refused(sq: Any) -> None:
+    """CASE WHEN ssn LIKE ... in the select list is an oracle (1/0 errors): refused as a predicate."""
+    rule = refused_rule(sq, "SELECT 1/(CASE WHEN ssn LIKE '5%' THEN 0 ELSE 1 END) FROM customers")
+    assert rule == "masked-column-predicate"
+
+
+def test_sqlite_limit_subquery_predicate_is_refused(sq: Any) -> None:
+    """A masked predicate hidden in a LIMIT subquery is refused."""
+    sql = "SELECT id FROM items LIMIT (SELECT count(*) FROM customers WHERE ssn LIKE '5%')"
+    assert refused_rule(sq, sql) == "masked-column-predicate"
+
+
+def test_sqlite_select_list_subquery_predicate_is_refused(sq: Any) -> None:
+    """A masked predicate inside a select-list subquery is refused."""
+    sql = "SELECT (SELECT count(*) FROM customers WHERE ssn LIKE '5%') FROM items"
+    assert refused_rule(sq, sql) == "masked-column-predicate"
+
+
+def test_sqlite_non_sensitive_stays_exact(sq: Any) -> None:
+    """Queries touching nothing sensitive return exact values, including CASE and LIMIT subqueries."""
+    assert sq.execute("SELECT id, name, price FROM items WHERE id = ?", (1,)).fetchall() == [(1, "widget", 2.5)]
+    assert sq.execute("SELECT CASE WHEN name LIKE 'w%' THEN 1 ELSE 0 END FROM items").fetchall() == [(1,)]
+    assert sq.execute("SELECT id FROM items LIMIT (SELECT count(*) FROM items)").fetchall() == [(1,)]
+    assert sq.execute("SELECT id, city_len FROM (SELECT id, 3 AS city_len FROM customers)").fetchall() == [(1, 3)]
+
+
+PG_LEAKS = [
+    "VALUES ((SELECT ssn FROM {t}), (SELECT credit_card FROM {t}))",
+    "SELECT reverse(v) FROM {t}, unnest(ARRAY[email, ssn, credit_card, full_name]) v",
+    "SELECT reverse(x) FROM {t}, LATERAL (SELECT ssn AS x) l",
+    "SELECT reverse(d), f FROM {t} AS s(a,b,c,d,e,f)",
+    "SELECT j.key, j.value FROM {t} c, jsonb_each_text(to_jsonb(c)) j",
+    "SELECT string_agg(x, '') FROM {t}, unnest(string_to_array(api_key, NULL)) x",
+]
+
+
+@pytest.mark.parametrize("sql", PG_LEAKS)
+def test_postgres_lost_lineage_is_masked(pg: tuple[Any, str], sql: str) -> None:
+    """PostgreSQL: table functions, LATERAL, alias column lists and VALUES do not return raw values."""
+    conn, t = pg
+    try:
+        rows = conn.execute(sql.format(t=t)).fetchall()
+    except governed_db.GuardrailViolation:
+        return
+    assert leaked(rows) == [], rows
+
+
+PG_ORACLES = [
+    ("SELECT i FROM {t} AS s(i,e,p,d) WHERE d LIKE '536%'", "masked-column-predicate"),
+    ("SELECT 1 FROM {t}, LATERAL (SELECT ssn AS s) l WHERE s LIKE '5%'", "masked-column-predicate"),
+    ("SELECT 1 FROM generate_series(1,10) LIMIT (SELECT count(*) FROM {t} WHERE ssn LIKE '5%')",
+     "masked-column-predicate"),
+    ("SELECT 1 / (CASE WHEN ssn LIKE '5%' THEN 0 ELSE 1 END) FROM {t}", "masked-column-predicate"),
+    ("INSERT INTO {t}_o VALUES (1, (SELECT ssn FROM {t} LIMIT 1))", "masked-column-copy"),
+    ("UPDATE {t}_o o SET note = v.x FROM (VALUES ((SELECT full_name FROM {t}))) v(x) WHERE o.id = 1",
+     "masked-column-copy"),
+]
+
+
+@pytest.mark.parametrize(("sql", "rule"), PG_ORACLES)
+def test_postgres_oracles_and_copies_are_refused(pg: tuple[Any, str], sql: str, rule: str) -> None:
+    """PostgreSQL: predicates over renamed/lateral/LIMIT-subquery sources and VALUES copies are refused."""
+    conn, t = pg
+    assert refused_rule(conn, sql.format(t=t)) == rule
+
+
+def test_postgres_cast_error_does_not_echo_value(pg: tuple[Any, str]) -> None:
+    """`full_name::int` fails without echoing the name; the driver exception type is kept."""
+    import psycopg
+
+    conn, t = pg
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation) as info:
+        conn.execute(f"SELECT full_name::int FROM {t}").fetchall()
+    assert "Alice" not in str(info.value)
+    assert "Alice" not in repr(info.value.args)
+    with pytest.raises(psycopg.Error) as info2:
+        conn.execute(f"SELECT ('{{\"a\": ' || full_name || '}}')::jsonb FROM {t}").fetchall()
+    assert "Alice" not in str(info2.value)
+    assert "Alice" not in str(info2.value.diag.context or "")
+
+
+def test_postgres_non_sensitive_stays_exact(pg: tuple[Any, str]) -> None:
+    """PostgreSQL: non-sensitive table functions, aliases and VALUES come back exactly."""
+    conn, t = pg
+    assert conn.execute(f"SELECT n, x FROM {t}_i AS s(i, n, p), unnest(ARRAY[1, 2]) x").fetchall() == [
+        ("widget", 1), ("widget", 2)]
+    assert conn.execute("VALUES (1, 'a')").fetchall() == [(1, "a")]
+    assert conn.execute(f"SELECT reverse(name) FROM {t}_i").fetchall() == [("tegdiw",)]
