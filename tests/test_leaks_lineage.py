@@ -15,10 +15,26 @@ from governed_db import Identity
 
 BOT = Identity("bot", kind="agent")
 DDL = "(id int primary key, email text, phone text, ssn text, credit_card text, api_key text, full_name text)"
-ROW = (1, "alice@example.com", "+1 415-555-0132", "536-22-8726", "4111 1111 1111 1111",
-       "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "Alice Smith")
-RAW_FORMS = ["536-22-8726", "6278-22-635", "alice@example.com", "moc.elpmaxe@ecila", "Alice Smith",
-             "htimS ecilA", "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "4111 1111 1111 1111", "1111 1111 1111 1114"]
+ROW = (
+    1,
+    "alice@example.com",
+    "+1 415-555-0132",
+    "536-22-8726",
+    "4111 1111 1111 1111",
+    "sk_live_51H8abcdEFGHijklMNOPqrstUVwx",
+    "Alice Smith",
+)
+RAW_FORMS = [
+    "536-22-8726",
+    "6278-22-635",
+    "alice@example.com",
+    "moc.elpmaxe@ecila",
+    "Alice Smith",
+    "htimS ecilA",
+    "sk_live_51H8abcdEFGHijklMNOPqrstUVwx",
+    "4111 1111 1111 1111",
+    "1111 1111 1111 1114",
+]
 
 
 def leaked(rows: Any) -> list[str]:
@@ -81,7 +97,9 @@ def pg(pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[tuple[Any, str]]:
         pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_o, {t}_i")
 
 
-VALUES_SQL = "VALUES ((SELECT ssn FROM customers), (SELECT api_key FROM customers), (SELECT email FROM customers))"
+VALUES_SQL = (
+    "VALUES ((SELECT ssn FROM customers), (SELECT api_key FROM customers), (SELECT email FROM customers))"
+)
 
 
 def test_sqlite_values_scalar_subquery_is_masked(sq: Any) -> None:
@@ -92,7 +110,10 @@ def test_sqlite_values_scalar_subquery_is_masked(sq: Any) -> None:
 
 def test_sqlite_values_of_constants_stay_exact(sq: Any) -> None:
     """VALUES of literals and of non-sensitive subqueries come back exactly."""
-    assert sq.execute("VALUES (1, 'x'), (2, (SELECT name FROM items))").fetchall() == [(1, "x"), (2, "widget")]
+    assert sq.execute("VALUES (1, 'x'), (2, (SELECT name FROM items))").fetchall() == [
+        (1, "x"),
+        (2, "widget"),
+    ]
 
 
 def test_sqlite_insert_values_subquery_is_a_copy(sq: Any) -> None:
@@ -162,10 +183,14 @@ def test_sqlite_select_list_subquery_predicate_is_refused(sq: Any) -> None:
 
 def test_sqlite_non_sensitive_stays_exact(sq: Any) -> None:
     """Queries touching nothing sensitive return exact values, including CASE and LIMIT subqueries."""
-    assert sq.execute("SELECT id, name, price FROM items WHERE id = ?", (1,)).fetchall() == [(1, "widget", 2.5)]
+    assert sq.execute("SELECT id, name, price FROM items WHERE id = ?", (1,)).fetchall() == [
+        (1, "widget", 2.5)
+    ]
     assert sq.execute("SELECT CASE WHEN name LIKE 'w%' THEN 1 ELSE 0 END FROM items").fetchall() == [(1,)]
     assert sq.execute("SELECT id FROM items LIMIT (SELECT count(*) FROM items)").fetchall() == [(1,)]
-    assert sq.execute("SELECT id, city_len FROM (SELECT id, 3 AS city_len FROM customers)").fetchall() == [(1, 3)]
+    assert sq.execute("SELECT id, city_len FROM (SELECT id, 3 AS city_len FROM customers)").fetchall() == [
+        (1, 3)
+    ]
 
 
 PG_LEAKS = [
@@ -192,12 +217,16 @@ def test_postgres_lost_lineage_is_masked(pg: tuple[Any, str], sql: str) -> None:
 PG_ORACLES = [
     ("SELECT i FROM {t} AS s(i,e,p,d) WHERE d LIKE '536%'", "masked-column-predicate"),
     ("SELECT 1 FROM {t}, LATERAL (SELECT ssn AS s) l WHERE s LIKE '5%'", "masked-column-predicate"),
-    ("SELECT 1 FROM generate_series(1,10) LIMIT (SELECT count(*) FROM {t} WHERE ssn LIKE '5%')",
-     "masked-column-predicate"),
+    (
+        "SELECT 1 FROM generate_series(1,10) LIMIT (SELECT count(*) FROM {t} WHERE ssn LIKE '5%')",
+        "masked-column-predicate",
+    ),
     ("SELECT 1 / (CASE WHEN ssn LIKE '5%' THEN 0 ELSE 1 END) FROM {t}", "masked-column-predicate"),
     ("INSERT INTO {t}_o VALUES (1, (SELECT ssn FROM {t} LIMIT 1))", "masked-column-copy"),
-    ("UPDATE {t}_o o SET note = v.x FROM (VALUES ((SELECT full_name FROM {t}))) v(x) WHERE o.id = 1",
-     "masked-column-copy"),
+    (
+        "UPDATE {t}_o o SET note = v.x FROM (VALUES ((SELECT full_name FROM {t}))) v(x) WHERE o.id = 1",
+        "masked-column-copy",
+    ),
 ]
 
 
@@ -227,6 +256,8 @@ def test_postgres_non_sensitive_stays_exact(pg: tuple[Any, str]) -> None:
     """PostgreSQL: non-sensitive table functions, aliases and VALUES come back exactly."""
     conn, t = pg
     assert conn.execute(f"SELECT n, x FROM {t}_i AS s(i, n, p), unnest(ARRAY[1, 2]) x").fetchall() == [
-        ("widget", 1), ("widget", 2)]
+        ("widget", 1),
+        ("widget", 2),
+    ]
     assert conn.execute("VALUES (1, 'a')").fetchall() == [(1, "a")]
     assert conn.execute(f"SELECT reverse(name) FROM {t}_i").fetchall() == [("tegdiw",)]

@@ -76,8 +76,9 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHit | None:
     facts = state.facts_for(analysis)
     if facts.lineage is not None:
+        tables = list(facts.lineage.tables)
         for clause, origin in facts.lineage.uses:
-            if not access.is_masked(origin):
+            if not access.is_masked(origin, tables):
                 continue
             cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
             cols = cols or (origin.hint or "a masked column")

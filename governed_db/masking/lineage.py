@@ -47,10 +47,18 @@ class Origin:
     rows: frozenset[str] = frozenset()
     #: the name as written, for columns nothing could resolve
     hint: str | None = None
+    #: an ``unknown`` that is the result of a function or session variable whose inputs *are* traced
+    #: (``sources``/``rows``); when False an ``unknown`` means the lineage itself was lost
+    opaque: bool = False
 
     @property
     def traced(self) -> bool:
         return self.kind != "unknown"
+
+    @property
+    def lost(self) -> bool:
+        """The walk could not follow this value: over a sensitive table it is masked and never a predicate."""
+        return self.kind == "unknown" and not self.opaque
 
 
 CONST = Origin("const")
@@ -60,15 +68,17 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
     sources: set[Ref] = set()
     rows: set[str] = set()
     unknown = False
+    opaque = True
     hint = None
     for o in origins:
         sources |= o.sources
         rows |= o.rows
         if o.kind == "unknown":
             unknown = True
+            opaque = opaque and o.opaque
             hint = hint or o.hint
     if unknown:
-        return Origin("unknown", frozenset(sources), frozenset(rows), hint)
+        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
     if not sources and not rows:
         return CONST
     return Origin("row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows))
@@ -142,7 +152,11 @@ class _Walker:
             if cols is None
             else [(c.lower(), Origin("column", frozenset({(key, c.lower())}))) for c in cols]
         )
-        return _Source(alias, key, columns)
+        renamed = _alias_columns(node)
+        if renamed and columns is None:
+            # ``t AS s(a, b)`` over a table of unknown columns: the new names cannot be traced to the old ones
+            return _Source(alias, None, [(n, Origin("unknown", hint=n)) for n in renamed])
+        return _Source(alias, key, _rename(columns, renamed) if columns is not None else None)
 
     def from_item(
         self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], scope: _Scope | None
@@ -151,16 +165,40 @@ class _Walker:
             if node.this is None or isinstance(node.this, (exp.Identifier, str)):
                 return self.table_source(node, ctes)
             # a table function (unnest, generate_series, json_each...): its columns come from its arguments
-            inner = self.expr(node.this, scope or _Scope([]), ctes)
-            return _Source(
-                node.alias_or_name.lower(), None, None if inner.kind == "const" else [("*", inner)]
-            )
+            return self.function_source(node, node.this, scope, ctes)
+        if isinstance(node, exp.Lateral) and isinstance(node.this, (exp.Subquery, *_QUERY)):
+            inner_src = self.from_item(node.this, ctes, scope)
+            return _Source(_alias_name(node), None, _rename(inner_src.columns, _alias_columns(node)))
+        if isinstance(node, exp.Lateral):  # LATERAL func(...) / LATERAL VIEW explode(...)
+            return self.function_source(node, node.this, scope, ctes)
+        if isinstance(node, exp.Unnest):
+            return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *_QUERY)):
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
-            alias = node.alias_or_name.lower() if isinstance(node, exp.Subquery) else ""
-            return _Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
-        return _Source(getattr(node, "alias_or_name", "").lower(), None, None)
+            columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
+            return _Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+        # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
+        # reads is known: keep it so a lost value over a sensitive table is still masked
+        inner = combine(self.expr(child, scope or _Scope([]), ctes) for child in node.iter_expressions())
+        return _Source(_alias_name(node), None, [("*", Origin("unknown", inner.sources, inner.rows))])
+
+    def function_source(
+        self,
+        node: exp.Expression,
+        call: exp.Expression,
+        scope: _Scope | None,
+        ctes: dict[str, tuple[list[Output], bool]],
+    ) -> _Source:
+        inner = self.expr(call, scope or _Scope([]), ctes)
+        if inner.kind == "const":
+            return _Source(_alias_name(node), None, None)
+        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
+        names = _alias_columns(node)
+        if inner.kind == "column":
+            inner = Origin("expr", inner.sources, inner.rows)
+        columns = [("*", inner)] + [(n, inner) for n in names]
+        return _Source(_alias_name(node), None, columns)
 
     # -- columns ---------------------------------------------------------------------------------
     def column(self, col: exp.Column, scope: _Scope) -> Origin:
@@ -178,7 +216,7 @@ class _Walker:
                             return found
                         if src.table is not None:
                             return Origin("column", frozenset({(src.table, name)}))
-                        if src.columns is not None and len(src.columns) == 1 and src.columns[0][0] == "*":
+                        if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
                         return Origin("unknown", hint=name)
             else:
@@ -189,7 +227,10 @@ class _Walker:
                     return combine(hits)
                 rows = [src for src in s.sources if src.alias == name]
                 if rows:
-                    return rows[0].whole_row()
+                    src = rows[0]
+                    if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
+                        return src.columns[0][1]  # unnest(...) v: ``v`` is the function's value
+                    return src.whole_row()
                 unknown = [
                     src for src in s.sources if src.columns is None or src.columns[:1] == [("*", CONST)]
                 ]
@@ -216,13 +257,17 @@ class _Walker:
             return self.column(node, scope)
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
+        if isinstance(node, exp.PositionalColumn):
+            return self.positional(node, scope)
+        if isinstance(node, (exp.Case, exp.If)):
+            self.conditions(node, scope, ctes)
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
             # a session variable (@v, @@x) may hold anything a previous statement put there
-            return Origin("unknown", hint=node.name or None)
+            return Origin("unknown", hint=node.name or None, opaque=True)
         if isinstance(node, _QUERY):
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
@@ -237,8 +282,34 @@ class _Walker:
             merged = combine(parts)
             if merged.sources or merged.rows:
                 self.lineage.uses.append(("copy", merged))
-            return Origin("unknown", merged.sources, merged.rows, hint=str(node.name))
+            return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         return combine(parts, kind="expr")
+
+    def positional(self, node: exp.PositionalColumn, scope: _Scope) -> Origin:
+        """DuckDB ``#n``: the n-th column of the FROM clause when its columns are known."""
+        columns: list[tuple[str, Origin]] = []
+        for src in scope.sources:
+            if src.columns is None or (src.columns[:1] and src.columns[0][0] == "*"):
+                return Origin("unknown", hint=f"#{node.name}")
+            columns.extend(src.columns)
+        idx = int(node.name) - 1 if node.name.isdigit() else -1
+        return columns[idx][1] if 0 <= idx < len(columns) else Origin("unknown", hint=f"#{node.name}")
+
+    def conditions(
+        self, node: exp.Case | exp.If, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]
+    ) -> None:
+        """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
+        it into an error oracle, so a condition is a predicate wherever it appears."""
+        tests: list[exp.Expression] = []
+        if isinstance(node, exp.If):
+            tests.append(node.this)
+        else:
+            if node.this is not None:
+                tests.append(node.this)  # CASE ssn WHEN '...' compares ssn
+            tests.extend(branch.this for branch in node.args.get("ifs") or ())
+        for test in tests:
+            if isinstance(test, exp.Expression):
+                self.lineage.uses.append(("CASE", self.expr(test, scope, ctes)))
 
     # -- queries ---------------------------------------------------------------------------------
     def ctes_of(
@@ -274,12 +345,13 @@ class _Walker:
                     merged.append(
                         Output(a.name, combine((a.origin, b.origin), kind="column" if plain else "expr"))
                     )
+                self.bounds(node, _Scope([], parent), ctes)
                 return merged, True
             every = combine([o.origin for o in left] + [o.origin for o in right])
+            self.bounds(node, _Scope([], parent), ctes)
             return [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left], False
         if isinstance(node, exp.Values):
-            width = len(node.expressions[0].expressions) if node.expressions else 0
-            return [Output(f"column{i + 1}", CONST) for i in range(width)], True
+            return self.values(node, ctes, parent), True
         if not isinstance(node, exp.Select):
             return [], False
         scope = _Scope([], parent)
@@ -287,7 +359,8 @@ class _Walker:
         if from_ is not None:
             scope.sources.append(self.from_item(from_.this, ctes, parent))
         for join in node.args.get("joins") or ():
-            scope.sources.append(self.from_item(join.this, ctes, parent))
+            # LATERAL subqueries and table functions see the FROM items before them
+            scope.sources.append(self.from_item(join.this, ctes, scope))
         outputs: list[Output] = []
         exact = True
         for proj in node.expressions:
@@ -308,9 +381,31 @@ class _Walker:
             outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
         scope.projections = outputs
         self.uses_of(node, scope, ctes)
+        self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
         return outputs, exact
+
+    def values(
+        self, node: exp.Values, ctes: dict[str, tuple[list[Output], bool]], parent: _Scope | None
+    ) -> list[Output]:
+        """Each VALUES column is what its cells are made of: ``VALUES ((SELECT ssn FROM t))`` is ssn."""
+        scope = _Scope([], parent)
+        cells: list[list[Origin]] = []
+        for row in node.expressions:
+            items = row.expressions if isinstance(row, exp.Tuple) else [row]
+            for i, item in enumerate(items):
+                while len(cells) <= i:
+                    cells.append([])
+                cells[i].append(self.expr(item, scope, ctes))
+        return [Output(f"column{i + 1}", combine(col, kind="expr")) for i, col in enumerate(cells)]
+
+    def bounds(self, node: exp.Expression, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> None:
+        """LIMIT/OFFSET may hold a subquery whose WHERE is an oracle (``LIMIT (SELECT count(*) ... )``)."""
+        for key in ("limit", "offset"):
+            part = node.args.get(key)
+            if isinstance(part, exp.Expression):
+                self.lineage.uses.append((key.upper(), self.expr(part, scope, ctes)))
 
     def uses_of(self, node: exp.Select, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> None:
         clauses: list[tuple[str, exp.Expression | None]] = [
@@ -351,6 +446,29 @@ class _Walker:
                     self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+
+def _alias_columns(node: exp.Expression) -> list[str]:
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias):
+        return [c.name.lower() for c in alias.columns]
+    return []
+
+
+def _alias_name(node: exp.Expression) -> str:
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias):
+        return alias.name.lower()
+    return str(getattr(node, "alias_or_name", "") or "").lower()
+
+
+def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[tuple[str, Origin]] | None:
+    """``AS s(a, b, ...)`` renames the first columns positionally (PostgreSQL, DuckDB)."""
+    if columns is None or not names:
+        return columns
+    if columns[:1] and columns[0][0] == "*":
+        return columns
+    return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
 
 
 def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:

@@ -59,10 +59,20 @@ class Access:
             if not any(g.unmasks(key, c, cls.label or "") for g in self.grants)
         }
 
-    def is_masked(self, origin: Origin) -> bool:
-        """True when ``origin`` involves a value this identity must not see (for predicates)."""
+    def reads_hidden(self, tables: Sequence[str]) -> bool:
+        """True when one of ``tables`` has a column masked for this identity (lost lineage fails closed)."""
+        return any(self.hidden_fields(t) for t in tables)
+
+    def is_masked(self, origin: Origin, tables: Sequence[str] = ()) -> bool:
+        """True when ``origin`` involves a value this identity must not see (for predicates).
+
+        A value whose lineage was lost (``t AS s(a, b)`` over an unknown table, a FROM item sqlglot does not
+        model) counts as masked when the statement reads a table with masked columns: it may be one of them.
+        """
         if origin.kind == "const":
             return False
+        if origin.lost and self.reads_hidden(tables):
+            return True
         for t, c in origin.sources:
             cls = self.hidden(t, c)
             if cls is None or cls is UNREADABLE:
@@ -80,11 +90,21 @@ class Access:
         return False
 
 
+#: what an expression over a masked column may still return: text/bytes/JSON become a placeholder; a number,
+#: boolean or date computed from a masked value (``length(email)``, ``full_name IS NOT NULL``) becomes NULL —
+#: a type-aware constant there (0, false) would be a wrong answer that looks right
+_KEEP_SHAPE = (str, bytes, bytearray, memoryview, dict, list, tuple)
+
+
 def redact_masker(label: str) -> Masker:
     token = f"[{label}]"
 
     def redact(value: Any) -> Any:
-        return None if value is None else constant_for(value, token)
+        if value is None:
+            return None
+        if value.__class__ is str:
+            return token
+        return constant_for(value, token) if isinstance(value, _KEEP_SHAPE) else None
 
     redact.text_constant = token  # type: ignore[attr-defined]
     return redact
@@ -178,6 +198,10 @@ def _masker_for(origin: Origin, name: str, access: Access, tables: Sequence[str]
     # unknown: the name may still say what it is; otherwise check values as they pass
     if real or row_fields:
         return redact_masker(real[0][2].label if real and real[0][2].label else "SENSITIVE")
+    if origin.lost and access.reads_hidden(tables):
+        # lineage lost over a table with masked columns (``#4``, ``reverse(v)`` over an untraced source):
+        # detection is defeated by any reversible transformation, so the value is masked whole
+        return redact_masker("SENSITIVE")
     hint = origin.hint or name
     for t in tables:
         cls = access.hidden(t, hint)
