@@ -61,7 +61,7 @@ class Governor:
         self.tagging = bool(settings.option("sqlcommenter"))
         #: the wrapped connection is itself a proxy (instrumentation): our span must be its parent
         self.nested = raw is not driver_innermost(raw)
-        self.record_results = bool(settings.option("record_results"))
+        self.record_results = recorder.results is not None
         self.limiter = getattr(self.policy, "limiter", None)
         #: the audit span processor, when this connection records to a local store
         self.audit: Any = None

@@ -40,8 +40,9 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "approvals": None,
     # how to verify identity-provider tokens (see governed_db.tokens)
     "token": None,
-    # emit a short follow-up span when a result set is consumed (rows returned, masked cells)
-    "record_results": True,
+    # follow-up record when a result set is consumed (rows returned, masked cells): None = to the audit store
+    # only (cheap); True = also as a span to the application's OpenTelemetry exporter; False = nowhere
+    "record_results": None,
 }
 
 #: Environments where a governance fault warns instead of refusing (``on_fault="auto"``).

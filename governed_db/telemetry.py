@@ -14,7 +14,9 @@ one, so the record exists with zero OpenTelemetry set-up.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +31,8 @@ from governed_db.decision import Decision
 from governed_db.identity import Identity
 
 SCOPE = "governed_db"
+# the module-level generator, as the SDK's RandomIdGenerator uses: Python reseeds it in forked children
+_random = random
 
 _attached: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
 _private: dict[int, Any] = {}
@@ -51,17 +55,102 @@ def recording_known(tracer_provider: Any, audit_processor: Any) -> bool | None:
     return not isinstance(provider, trace.NoOpTracerProvider)
 
 
-def _private_tracer(audit_processor: Any) -> trace.Tracer:
-    """A tracer on a private, always-sampling provider whose only processor is the audit store."""
-    with _lock:
-        entry = _private.get(id(audit_processor))
-        if entry is None:
-            from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+class _Scope:
+    __slots__ = ("name", "schema_url", "version")
 
-            provider = _sdk_provider_class()(sampler=ALWAYS_ON)
-            provider.add_span_processor(audit_processor)
-            entry = _private[id(audit_processor)] = (provider, audit_processor)
-    return entry[0].get_tracer(SCOPE, __version__)  # type: ignore[no-any-return]
+    def __init__(self) -> None:
+        self.name, self.version, self.schema_url = SCOPE, __version__, ""
+
+
+_SCOPE_INFO = _Scope()
+_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+
+
+class AuditOnlySpan(trace.Span):
+    """A span whose only consumer is the local audit store: the same record, without the SDK's per-span work.
+
+    Used when the application has no SDK tracer provider (or its sampler dropped the span). It carries exactly
+    what the audit processor reads from an SDK span (context, parent, times, name, kind, status, attributes,
+    instrumentation scope) and hands itself to the processor when it ends.
+    """
+
+    __slots__ = ("_ended", "_processor", "attributes", "context", "end_time", "kind", "name", "parent",
+                 "start_time", "status")
+
+    instrumentation_scope = _SCOPE_INFO
+
+    def __init__(self, processor: Any, name: str, kind: SpanKind, start_time: int | None,
+                 attributes: Mapping[str, Any] | None, parent_context: Any) -> None:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else _random.getrandbits(128)
+        self.context = trace.SpanContext(trace_id, _random.getrandbits(64), False, _SAMPLED)
+        self.parent = parent if parent.is_valid else None
+        self.name, self.kind = name, kind
+        self.start_time = start_time or time.time_ns()
+        self.end_time: int | None = None
+        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        self.status: Status | None = None
+        self._processor = processor
+        self._ended = False
+
+    def get_span_context(self) -> trace.SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return not self._ended
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self.attributes.update(attributes)
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        self.status = status if isinstance(status, Status) else Status(status, description)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        return None
+
+    def add_link(self, context: Any, attributes: Any = None) -> None:
+        return None
+
+    def update_name(self, name: str) -> None:
+        self.name = name
+
+    def record_exception(self, exception: BaseException, attributes: Any = None, timestamp: int | None = None,
+                         escaped: bool = False) -> None:
+        self.attributes.setdefault("error.type", type(exception).__qualname__)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.end_time = end_time or time.time_ns()
+        self._processor.on_end(self)
+
+
+class AuditOnlyTracer(trace.Tracer):
+    """Starts :class:`AuditOnlySpan` objects for one audit processor."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def start_span(self, name: str, context: Any = None, kind: SpanKind = SpanKind.INTERNAL,
+                   attributes: Any = None, links: Any = None, start_time: int | None = None,
+                   record_exception: bool = True, set_status_on_exception: bool = True) -> trace.Span:
+        return AuditOnlySpan(self.processor, name, kind, start_time, attributes, context)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - not used
+        raise NotImplementedError("governed_db records statement spans with start_span()")
+
+
+def _private_tracer(audit_processor: Any) -> trace.Tracer:
+    """The audit-only tracer for ``audit_processor`` (one per processor)."""
+    with _lock:
+        tracer = _private.get(id(audit_processor))
+        if tracer is None:
+            tracer = _private[id(audit_processor)] = (AuditOnlyTracer(audit_processor), audit_processor)
+    return tracer[0]  # type: ignore[no-any-return]
 
 
 def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
@@ -78,6 +167,15 @@ def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
             # No SDK provider configured by the application: record through a private one.
             return _private_tracer(audit_processor)
     return provider.get_tracer(SCOPE, __version__)
+
+
+def results_tracer(option: bool | None, tracer: trace.Tracer, audit_processor: Any) -> trace.Tracer | None:
+    """Where result records go: ``True`` with the statement spans; ``None`` only to the audit store; ``False`` nowhere."""
+    if option is True:
+        return tracer
+    if option is None and audit_processor is not None:
+        return _private_tracer(audit_processor)
+    return None
 
 
 def audit_fallback(tracer_provider: Any, audit_processor: Any) -> trace.Tracer | None:
@@ -127,7 +225,7 @@ class Recorder:
     """
 
     __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "capture_parameters",
-                 "environment", "fallback", "static", "tracer")
+                 "environment", "fallback", "results", "static", "tracer")
 
     def __init__(
         self,
@@ -138,10 +236,13 @@ class Recorder:
         capture_parameters: bool,
         enabled: bool | None = None,
         fallback: trace.Tracer | None = None,
+        results: trace.Tracer | None = None,
     ) -> None:
         self.tracer = tracer
         #: audit-only tracer for statements the application's sampler drops
         self.fallback = fallback
+        #: where result records go (None: nowhere); see the ``record_results`` option
+        self.results = results
         self.static = dict(static_attributes)
         self.environment = environment
         self.capture_parameters = capture_parameters
@@ -275,8 +376,10 @@ class Recorder:
         }
         if masked_columns:
             attrs["governed_db.masked_columns"] = list(masked_columns)
+        if self.results is None:
+            return
         ctx = trace.set_span_in_context(statement_span)
-        span = self.tracer.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
+        span = self.results.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
         if self.fallback is not None and not span.is_recording():
             span = self.fallback.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
         span.end()

@@ -20,7 +20,8 @@ def _statement_spans(exporter: Any) -> list[Any]:
 
 def _conn(provider: Any, **kw: Any) -> Any:
     kw.setdefault("identity", Identity("report-bot", kind="agent", on_behalf_of="alice", roles=("analyst",)))
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), tracer_provider=provider, audit=False, **kw)
+    kw.setdefault("audit", False)
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), tracer_provider=provider, **kw)
     governed_db.unwrap(conn).execute("CREATE TABLE users (id INTEGER, email TEXT, plan TEXT)")
     governed_db.unwrap(conn).execute(
         "INSERT INTO users VALUES (1, 'a@example.com', 'gold'), (2, 'b@example.com', 'basic')"
@@ -86,9 +87,9 @@ def test_driver_error_is_recorded_and_reraised(spans: Any) -> None:
 
 
 def test_result_span_counts_rows_handed_out(spans: Any) -> None:
-    """When a result set is consumed, a follow-up span says how many rows left the cursor."""
+    """With record_results=True a follow-up span says how many rows left the cursor."""
     provider, exporter = spans
-    conn = _conn(provider)
+    conn = _conn(provider, record_results=True)
     conn.execute("SELECT * FROM users").fetchall()
     (result,) = [s for s in exporter.get_finished_spans() if s.name == "governed_db.result"]
     (stmt,) = _statement_spans(exporter)
@@ -223,3 +224,55 @@ def test_audit_record_does_not_depend_on_the_applications_sampler(tmp_path: Any)
     statements = [r for r in read_records(store) if r.get("type") == "span" and r["name"].startswith("UPDATE")]
     assert len(statements) == 20
     assert exporter.get_finished_spans() == ()
+
+
+def test_audit_only_records_have_the_shape_of_sdk_span_records(tmp_path: Any, spans: Any) -> None:
+    """Without an SDK provider the audit store gets the same record fields as from an SDK span, result span linked."""
+    from governed_db.audit import read_records, verify
+
+    provider, _ = spans
+    light, sdk = tmp_path / "light.jsonl", tmp_path / "sdk.jsonl"
+    for store, tp in ((light, None), (sdk, provider)):
+        conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=store, tracer_provider=tp,
+                                identity=Identity("bot", kind="agent"))
+        conn.execute("SELECT 1").fetchall()
+        with pytest.raises(GuardrailViolation):
+            conn.execute("DROP TABLE x")
+    def spans_of(path: Any) -> list[dict[str, Any]]:
+        return [r for r in read_records(path) if r.get("type") == "span"]
+
+    a, b = spans_of(light), spans_of(sdk)
+    assert [r["name"] for r in a] == [r["name"] for r in b] == ["SELECT", "governed_db.result", "DROP TABLE x"]
+    for x, y in zip(a, b, strict=True):
+        assert set(x) == set(y) and x["kind"] == y["kind"] and x["status"] == y["status"]
+        assert x["attrs"] == y["attrs"] or x["name"] == "governed_db.result"
+    stmt, result = a[0], a[1]
+    assert result["parent_span_id"] == stmt["span_id"] and result["trace_id"] == stmt["trace_id"]
+    assert verify(light).ok
+
+
+def test_result_records_go_to_the_audit_store_by_default(spans: Any, tmp_path: Any) -> None:
+    """By default rows returned reach the audit store while the exporter gets one span per statement."""
+    from governed_db.audit import read_records
+
+    provider, exporter = spans
+    store = tmp_path / "audit.jsonl"
+    conn = _conn(provider, audit=store)
+    conn.execute("SELECT * FROM users").fetchall()
+    assert [s.name for s in exporter.get_finished_spans()] == ["SELECT users"]
+    (result,) = [r for r in read_records(store) if r.get("name") == "governed_db.result"]
+    assert result["attrs"]["governed_db.rows_returned"] == 2
+    statement = exporter.get_finished_spans()[0]
+    assert result["parent_span_id"] == format(statement.context.span_id, "016x")
+
+
+def test_record_results_false_records_no_result(spans: Any, tmp_path: Any) -> None:
+    """record_results=False keeps result records out of the store and the exporter."""
+    from governed_db.audit import read_records
+
+    provider, exporter = spans
+    store = tmp_path / "audit.jsonl"
+    conn = _conn(provider, audit=store, record_results=False)
+    conn.execute("SELECT * FROM users").fetchall()
+    assert not [r for r in read_records(store) if r.get("name") == "governed_db.result"]
+    assert [s.name for s in exporter.get_finished_spans()] == ["SELECT users"]
