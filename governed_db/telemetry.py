@@ -224,7 +224,7 @@ class Recorder:
     are built once and merged into one dict handed to ``start_span``.
     """
 
-    __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "capture_parameters",
+    __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "_next_check", "capture_parameters",
                  "environment", "fallback", "results", "static", "tracer")
 
     def __init__(
@@ -248,6 +248,7 @@ class Recorder:
         self.capture_parameters = capture_parameters
         #: True/False when known at wrap time; None: follow the global provider (it may be set later)
         self._enabled = enabled
+        self._next_check = 0.0
         self._by_analysis: dict[int, tuple[Analysis, str, dict[str, Any]]] = {}
         self._by_identity: dict[Identity, dict[str, Any]] = {}
         self._by_decision: dict[int, tuple[Decision, dict[str, Any]]] = {}
@@ -256,7 +257,18 @@ class Recorder:
     def enabled(self) -> bool:
         if self._enabled is not None:
             return self._enabled
-        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        # Following the global provider: OpenTelemetry reads os.environ on every get_tracer_provider() call
+        # until one is set, so look at most once a second; a global provider can only be set once, so once
+        # seen it is final. (Set OpenTelemetry up before wrapping, or pass tracer_provider=, to record from
+        # the first statement.)
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + 1.0
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return False
+        self._enabled = True
+        return True
 
     def start(
         self,

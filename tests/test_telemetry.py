@@ -276,3 +276,31 @@ def test_record_results_false_records_no_result(spans: Any, tmp_path: Any) -> No
     conn.execute("SELECT * FROM users").fetchall()
     assert not [r for r in read_records(store) if r.get("name") == "governed_db.result"]
     assert [s.name for s in exporter.get_finished_spans()] == ["SELECT users"]
+
+
+def test_global_provider_set_after_wrapping_is_picked_up() -> None:
+    """A global SDK provider set after wrap() records statements (checked at most once a second)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sqlite3, time, governed_db
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=False)
+        conn.execute("SELECT 1").fetchall()
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        time.sleep(1.1)
+        conn.execute("SELECT 2").fetchall()
+        print(sorted(s.name for s in exporter.get_finished_spans()))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['SELECT']"
