@@ -261,3 +261,22 @@ def test_postgres_non_sensitive_stays_exact(pg: tuple[Any, str]) -> None:
     ]
     assert conn.execute("VALUES (1, 'a')").fetchall() == [(1, "a")]
     assert conn.execute(f"SELECT reverse(name) FROM {t}_i").fetchall() == [("tegdiw",)]
+
+
+def test_duckdb_cast_error_does_not_echo_name(dk: Any) -> None:
+    """DuckDB conversion errors of a statement reading masked columns blank the quoted value (names too)."""
+    import duckdb
+
+    with pytest.raises(duckdb.ConversionException) as info:
+        dk.execute("SELECT full_name::INT FROM customers").fetchall()
+    assert "Alice" not in str(info.value)
+    assert "[REDACTED]" in str(info.value)
+
+
+def test_duckdb_cast_error_of_plain_table_keeps_value(dk: Any) -> None:
+    """A conversion error over a table with nothing masked keeps its detail (no over-scrubbing)."""
+    import duckdb
+
+    with pytest.raises(duckdb.ConversionException) as info:
+        dk.execute("SELECT name::INT FROM items").fetchall()
+    assert "widget" in str(info.value)

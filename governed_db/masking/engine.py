@@ -72,6 +72,8 @@ class MaskingState:
         #: identity-dependent results (plans, predicate verdicts), each with a time it is good until
         self.memo: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
         self.lock = threading.RLock()
+        #: the statement this thread is running (set by the predicate guard, read when an error is scrubbed)
+        self.current = threading.local()
 
     @property
     def active(self) -> bool:

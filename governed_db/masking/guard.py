@@ -42,7 +42,21 @@ def _action(state: MaskingState) -> Action:
     return Action.REQUIRE_APPROVAL if state.config.predicate_action == "require_approval" else Action.DENY
 
 
+#: quoted values a database echoes when it cannot convert, cast or parse one (``invalid input syntax for type
+#: integer: "Alice Smith"``, DuckDB ``Could not convert string '536-22-8726' to INT32``, ``Token "Alice" is
+#: invalid``, MySQL ``Truncated incorrect DOUBLE value: '...'``); the statement's own text (``LINE 1: ...``) is
+#: kept. Applied to errors of statements that read masked columns.
+_CONVERSION_ECHOES = (
+    re.compile(
+        r"(?im)^((?!LINE \d+:)[^\n]*?\b(?:syntax|convert|cast|value|input|format|invalid|malformed|token|"
+        r"truncated|incorrect|parse|parsing|out of range)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
+    ),
+    re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
+)
+
+
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
+    state.current.statement = (analysis, identity)
     if any(s.kind == "ddl" for s in analysis.statements):
         state.invalidate()  # the schema is changing: re-read it on next sight
     if not analysis.statements or not any(
@@ -112,10 +126,34 @@ def _param_strings(params: Any, depth: int = 0) -> Iterator[str]:
             yield from _param_strings(v, depth + 1)
 
 
-def scrub_message(text: str) -> str:
+def scrub_message(text: str, *, conversions: bool = False) -> str:
+    """``text`` without echoed values; ``conversions`` also blanks values quoted by conversion errors."""
     for pattern in _ECHOES:
         text = pattern.sub(lambda m: m.group(1) + "[REDACTED]" + m.group(3), text)
+    if conversions:
+        text = _CONVERSION_ECHOES[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
+        text = _CONVERSION_ECHOES[1].sub(lambda m: m.group(1) + "[REDACTED]", text)
     return scrub_text(text)
+
+
+def _reads_masked(state: MaskingState) -> bool:
+    """Whether the failing statement (this thread's last) reads a column masked for its identity.
+
+    Unknown (no statement seen, or one that could not be traced) counts as yes: scrubbing a message that
+    held nothing sensitive costs a little debugging, leaving a value in it is a leak.
+    """
+    current = getattr(state.current, "statement", None)
+    if current is None:
+        return True
+    analysis, identity = current
+    try:
+        facts = state.facts_for(analysis)
+        if facts.lineage is None:
+            return bool(analysis.statements)
+        access = Access(state, identity)
+        return not access.everything and access.reads_hidden(list(facts.lineage.tables))
+    except Exception:
+        return True
 
 
 def scrub_error(state: MaskingState, exc: BaseException) -> None:
@@ -124,11 +162,12 @@ def scrub_error(state: MaskingState, exc: BaseException) -> None:
         args = exc.args
     except AttributeError:
         return
+    conversions = _reads_masked(state)
     changed = False
     new_args = []
     for a in args:
         if isinstance(a, str):
-            s = scrub_message(a)
+            s = scrub_message(a, conversions=conversions)
             changed = changed or s != a
             new_args.append(s)
         else:
@@ -138,12 +177,12 @@ def scrub_error(state: MaskingState, exc: BaseException) -> None:
             exc.args = tuple(new_args)
     notes = getattr(exc, "__notes__", None)
     if isinstance(notes, list):
-        notes[:] = [scrub_message(n) if isinstance(n, str) else n for n in notes]
-    _scrub_psycopg(exc)
-    _scrub_psycopg2(exc)
+        notes[:] = [scrub_message(n, conversions=conversions) if isinstance(n, str) else n for n in notes]
+    _scrub_psycopg(exc, conversions)
+    _scrub_psycopg2(exc, conversions)
 
 
-def _scrub_psycopg(exc: BaseException) -> None:
+def _scrub_psycopg(exc: BaseException, conversions: bool) -> None:
     """psycopg 3 keeps the server's fields (``exc.diag``) in ``_info``: replace them by scrubbed copies."""
     info = getattr(exc, "_info", None)
     if info is None or type(exc).__module__.split(".")[0] != "psycopg":
@@ -155,7 +194,9 @@ def _scrub_psycopg(exc: BaseException) -> None:
             {f: info.error_field(f) for f in DiagnosticField} if hasattr(info, "error_field") else dict(info)
         )
         scrubbed = {
-            k: scrub_message(v.decode("utf-8", "replace")).encode() if isinstance(v, bytes) else v
+            k: scrub_message(v.decode("utf-8", "replace"), conversions=conversions).encode()
+            if isinstance(v, bytes)
+            else v
             for k, v in fields.items()
         }
         exc._info = scrubbed  # type: ignore[attr-defined]
@@ -163,12 +204,12 @@ def _scrub_psycopg(exc: BaseException) -> None:
         return
 
 
-def _scrub_psycopg2(exc: BaseException) -> None:
+def _scrub_psycopg2(exc: BaseException, conversions: bool) -> None:
     """psycopg2's ``pgerror`` is read-only but restorable through ``__setstate__`` (its ``diag`` is not)."""
     pgerror = getattr(exc, "pgerror", None)
     if not isinstance(pgerror, str) or type(exc).__module__.split(".")[0] != "psycopg2":
         return
-    cleaned = scrub_message(pgerror)
+    cleaned = scrub_message(pgerror, conversions=conversions)
     if cleaned != pgerror:
         with contextlib.suppress(Exception):
             exc.__setstate__({"pgerror": cleaned, "pgcode": getattr(exc, "pgcode", None)})  # type: ignore[attr-defined,unused-ignore]
