@@ -200,3 +200,82 @@ def test_spans_name_the_server_and_database(env: tuple[Any, str], spans: Any) ->
     assert span.attributes["db.system.name"] == "postgresql"
     assert span.attributes["db.namespace"] == conn.info.dbname
     assert span.attributes["server.port"] == int(conn.info.port)
+
+
+_FOREIGN_CURSORS = {
+    "Cursor": lambda c: psycopg.Cursor(c),
+    "ClientCursor": lambda c: psycopg.ClientCursor(c),
+    "RawCursor": lambda c: psycopg.RawCursor(c),
+    "ServerCursor": lambda c: psycopg.ServerCursor(c, "gd_foreign"),
+    "cursor class of a governed cursor": lambda c: c.cursor().__class__(c),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_FOREIGN_CURSORS))
+def test_cursors_built_on_the_governed_connection_cannot_run(env: tuple[Any, str], kind: str) -> None:
+    """psycopg.Cursor(conn) & co. bind to conn.pgconn: they cannot delete or read anything around governance."""
+    conn, table = env
+    cur = _FOREIGN_CURSORS[kind](conn)
+    with pytest.raises((psycopg.ProgrammingError, TypeError)) as refused:
+        cur.execute(f"DELETE FROM {table}")
+    if kind != "ServerCursor":  # psycopg's C declare path type-checks the PGconn first (a TypeError)
+        assert isinstance(refused.value, GuardrailViolation)
+        assert "bypasses governance; use conn.cursor(...)" in str(refused.value)
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (5,)
+
+
+_RAW_PROTOCOL = {
+    "conn.pgconn.exec_": lambda c, t: c.pgconn.exec_(f"SELECT pii FROM {t}".encode()),
+    "conn.pgconn.send_query": lambda c, t: c.pgconn.send_query(f"DELETE FROM {t}".encode()),
+    "conn.pgconn.pgconn_ptr": lambda c, t: c.pgconn.pgconn_ptr,
+    "conn.info.pgconn.exec_": lambda c, t: c.info.pgconn.exec_(f"SELECT pii FROM {t}".encode()),
+    "conn.pipeline().pgconn.exec_": lambda c, t: _in_pipeline(c, lambda p: p.pgconn.exec_(b"SELECT 1")),
+    "conn.transaction().pgconn.exec_": lambda c, t: _in_transaction(
+        c, lambda tx: tx.pgconn.exec_(b"SELECT 1")
+    ),
+    "psycopg.Copy(cursor)": lambda c, t: psycopg.Copy(c.cursor()).read(),
+}
+
+
+def _in_pipeline(conn: Any, use: Any) -> Any:
+    with conn.pipeline() as pipe:
+        return use(pipe)
+
+
+def _in_transaction(conn: Any, use: Any) -> Any:
+    with conn.transaction() as tx:
+        return use(tx)
+
+
+@pytest.mark.parametrize("path", sorted(_RAW_PROTOCOL))
+def test_raw_protocol_handles_are_refused(env: tuple[Any, str], path: str) -> None:
+    """Every public way to the PGconn refuses protocol calls with psycopg's ProgrammingError and a next step."""
+    conn, table = env
+    with pytest.raises(psycopg.ProgrammingError, match=r"bypasses governance; use conn\.cursor") as refused:
+        _RAW_PROTOCOL[path](conn, table)
+    assert isinstance(refused.value, GuardrailViolation)
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (5,)
+
+
+def test_connection_facts_stay_readable(env: tuple[Any, str]) -> None:
+    """conn.info, conn.pgconn facts and sql.Composable.as_string(conn) still work on the governed connection."""
+    conn, _ = env
+    raw = governed_db.unwrap(conn)
+    assert conn.info.encoding == raw.info.encoding
+    assert conn.info.dbname == raw.info.dbname and conn.info.backend_pid == raw.info.backend_pid
+    assert conn.info.transaction_status == raw.info.transaction_status
+    assert conn.pgconn.server_version == raw.pgconn.server_version
+    query = psycopg.sql.SQL("SELECT {} FROM {}").format(psycopg.sql.Literal("a"), psycopg.sql.Identifier("t"))
+    assert query.as_string(conn) == "SELECT 'a' FROM \"t\""
+    with conn.pipeline() as pipe:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        pipe.sync()
+        assert cur.fetchall() == [(1,)]
+
+
+def test_typeinfo_fetch_works_on_the_governed_connection(env: tuple[Any, str]) -> None:
+    """psycopg's TypeInfo.fetch (SQLAlchemy's hstore set-up) builds its own cursor; it still works."""
+    conn, _ = env
+    info = psycopg.types.TypeInfo.fetch(conn, "int4")
+    assert info is not None and info.oid == 23

@@ -222,3 +222,29 @@ def test_spans_name_the_server_and_database(env: tuple[Any, str], spans: Any) ->
     assert span.attributes["db.system.name"] == "postgresql"
     assert span.attributes["db.namespace"] == params["dbname"]
     assert span.attributes["server.port"] == int(params["port"])
+
+
+@pytest.mark.parametrize(
+    "kind", ["extensions.cursor", "extras.DictCursor", "extras.RealDictCursor", "extras.NamedTupleCursor"]
+)
+def test_cursor_classes_cannot_be_built_on_the_governed_connection(env: tuple[Any, str], kind: str) -> None:
+    """psycopg2's cursor types check their connection's C type: built on the proxy, they are refused outright."""
+    import psycopg2.extensions
+    import psycopg2.extras
+
+    conn, _ = env
+    module, name = kind.split(".")
+    cls = getattr({"extensions": psycopg2.extensions, "extras": psycopg2.extras}[module], name)
+    with pytest.raises(TypeError, match=r"must be psycopg2\.extensions\.connection"):
+        cls(conn)
+    with pytest.raises(TypeError):
+        psycopg2.extensions.connection.cursor(conn)
+
+
+def test_pgconn_ptr_is_withheld(env: tuple[Any, str]) -> None:
+    """conn.pgconn_ptr (libpq's connection for ctypes, i.e. PQexec around governance) is refused clearly."""
+    conn, _ = env
+    with pytest.raises(psycopg2.ProgrammingError, match=r"bypasses governance; use conn\.cursor") as refused:
+        conn.pgconn_ptr  # noqa: B018
+    assert isinstance(refused.value, GuardrailViolation)
+    assert conn.info.dbname == governed_db.unwrap(conn).info.dbname  # the read-only facts stay

@@ -126,3 +126,43 @@ def test_spans_name_the_server_and_database(
     assert span.attributes["db.system.name"] == ("mariadb" if "mariadb" in version else "mysql")
     assert span.attributes["db.namespace"] == mysql_kw["database"]
     assert span.attributes["server.address"] == mysql_kw["host"]
+
+
+@pytest.mark.parametrize("kind", ["Cursor", "DictCursor", "SSCursor", "SSDictCursor"])
+def test_cursor_classes_built_on_the_governed_connection_are_masked(env: tuple[Any, str], kind: str) -> None:
+    """pymysql.cursors.X(conn) reads rows through conn.query(): they come out masked, the statement judged."""
+    conn, table = env
+    cur = getattr(pymysql.cursors, kind)(conn)
+    cur.execute(f"SELECT id, pii FROM {table} ORDER BY id")
+    first = cur.fetchone()
+    rest = cur.fetchall()
+    rows = [first, *rest]
+    assert len(rows) == 5
+    pii = [r["pii"] if isinstance(r, dict) else r[1] for r in rows]
+    assert pii == ["***"] * 5
+    with pytest.raises(GuardrailViolation):
+        getattr(pymysql.cursors, kind)(conn).execute(f"DELETE FROM {MARKER}x WHERE id = 1")
+    cur.close()
+
+
+def test_a_foreign_cursor_row_cap_applies(mysql_conn: Any, unique: str) -> None:
+    """A row cap (limit action) holds for rows read by a cursor built on the governed connection."""
+    from governed_db.decision import Action, RuleHit
+    from governed_db.policy import Policy
+
+    table = f"gdmc_{unique}"
+    raw = mysql_conn.cursor()
+    raw.execute(f"CREATE TABLE {table} (id int)")
+    raw.executemany(f"INSERT INTO {table} VALUES (%s)", [(i,) for i in range(10)])
+    try:
+        policy = Policy(
+            rules=(lambda s, c: RuleHit("cap", Action.LIMIT, "three rows", None, 3) if s else None,)
+        )
+        conn = governed_db.wrap(mysql_conn, environment="production", policy=policy)
+        for kind in ("Cursor", "SSCursor"):
+            cur = getattr(pymysql.cursors, kind)(conn)
+            cur.execute(f"SELECT id FROM {table}")
+            assert len(list(cur.fetchall())) == 3
+            cur.close()
+    finally:
+        raw.execute(f"DROP TABLE IF EXISTS {table}")

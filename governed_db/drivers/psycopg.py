@@ -10,6 +10,8 @@ masked columns (:mod:`governed_db.drivers._copy`).
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from itertools import chain
@@ -19,7 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
-from governed_db.errors import ConfigurationError
+from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
@@ -119,8 +121,99 @@ class PsycopgCursor(NextSet, GovernedCursor):
             yield _OwnedByGoverned(run(gov, "cursor.copy", statement, params, invoke), self.connection, self)
 
 
+#: What the governed connection's ``pgconn`` still answers: connection facts psycopg itself reads through
+#: whatever object it is given (``ConnectionInfo``, ``sql.Composable.as_string(conn)`` reads ``_encoding``).
+#: Everything else on a ``PGconn`` sends protocol messages or reads results (``exec_``, ``send_query*``,
+#: ``get_result``, ``pgconn_ptr``...), which would run statements around governance.
+PGCONN_FACTS = frozenset(
+    {
+        "_encoding",
+        "backend_pid",
+        "db",
+        "error_message",
+        "full_protocol_version",
+        "get_error_message",
+        "host",
+        "hostaddr",
+        "info",
+        "needs_password",
+        "options",
+        "parameter_status",
+        "password",
+        "pipeline_status",
+        "port",
+        "protocol_version",
+        "server_version",
+        "ssl_in_use",
+        "status",
+        "transaction_status",
+        "tty",
+        "used_gssapi",
+        "used_password",
+        "user",
+    }
+)
+
+RAW_PROTOCOL = (
+    "refused by governed_db: raw protocol access (pgconn.{name}) bypasses governance; "
+    "use conn.cursor(...) or conn.execute(...)"
+)
+
+
+class GuardedPGconn:
+    """The governed connection's ``pgconn``: connection facts readable, protocol calls refused.
+
+    psycopg's cursor, copy and pipeline constructors (``psycopg.Cursor(conn)``, ``ClientCursor``,
+    ``ServerCursor``, ``RawCursor``, ``Copy``, ``Pipeline``) bind to ``conn.pgconn`` and send
+    statements on it directly; handed this object, they are built but cannot run anything.
+    """
+
+    __slots__ = ("_gov", "_raw")
+
+    def __init__(self, raw: Any, gov: Any) -> None:
+        object.__setattr__(self, "_raw", raw)
+        object.__setattr__(self, "_gov", gov)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PGCONN_FACTS:
+            return getattr(self._raw, name)
+        raise self._gov.refusal(GuardrailViolation(RAW_PROTOCOL.format(name=name)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise self._gov.refusal(GuardrailViolation(RAW_PROTOCOL.format(name=name)))
+
+    def __repr__(self) -> str:
+        return f"<governed {self._raw!r} (protocol calls refused)>"
+
+
+def guarded_pgconn(owner: Any, gov: Any) -> GuardedPGconn:
+    return GuardedPGconn(owner.pgconn, gov)
+
+
+@functools.cache
+def _typeinfo_code() -> Any:
+    from psycopg.types import TypeInfo
+
+    return TypeInfo._fetch.__func__.__code__  # type: ignore[attr-defined]
+
+
+def _inside_typeinfo_fetch(depth: int = 12) -> bool:
+    """True when psycopg's ``TypeInfo.fetch`` (a fixed ``pg_type`` catalog read) is what asks for ``pgconn``.
+
+    It builds ``psycopg.Cursor(conn)`` itself and its C dumpers need the real PGconn; SQLAlchemy's
+    psycopg dialect and ``register_hstore``-style setup call it with the governed connection.
+    Matched by code object, not module name, so other callers cannot pass for it.
+    """
+    code, frame = _typeinfo_code(), sys._getframe(2)
+    while frame is not None and depth:
+        if frame.f_code is code:
+            return True
+        frame, depth = frame.f_back, depth - 1  # type: ignore[assignment]
+    return False
+
+
 class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
-    """A transaction or copy object whose ``.connection`` (and ``.cursor``) are the governed ones."""
+    """A transaction, copy or pipeline object whose ``.connection`` (``.cursor``, ``.pgconn``) are governed."""
 
     def __init__(self, raw: Any, connection: Any, cursor: Any = None) -> None:
         super().__init__(raw)
@@ -134,6 +227,10 @@ class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
     @property
     def cursor(self) -> Any:
         return self._self_cursor if self._self_cursor is not None else self.__wrapped__.cursor
+
+    @property
+    def pgconn(self) -> Any:
+        return guarded_pgconn(self.__wrapped__, self._self_connection._self_gov)
 
     def __enter__(self) -> Any:
         self.__wrapped__.__enter__()
@@ -154,6 +251,24 @@ class PsycopgConnection(GovernedConnection):
     def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         with self.__wrapped__.transaction(*args, **kwargs) as tx:
             yield _OwnedByGoverned(tx, self)
+
+    @contextmanager
+    def pipeline(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.__wrapped__.pipeline(*args, **kwargs) as pipe:
+            yield _OwnedByGoverned(pipe, self)
+
+    # psycopg's cursor constructors bind to ``connection.pgconn`` and would send statements on it
+    # directly (decision 0064): the governed connection hands out a PGconn that only answers facts.
+    @property
+    def pgconn(self) -> Any:
+        if _inside_typeinfo_fetch():
+            return self.__wrapped__.pgconn
+        return guarded_pgconn(self.__wrapped__, self._self_gov)
+
+    @property
+    def info(self) -> Any:
+        info = self.__wrapped__.info
+        return type(info)(guarded_pgconn(self.__wrapped__, self._self_gov))
 
     def __enter__(self) -> PsycopgConnection:
         self.__wrapped__.__enter__()

@@ -19,6 +19,7 @@ from typing import Any
 
 from governed_db.drivers import Driver, innermost
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.errors import GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import (
     CallProc,
@@ -129,6 +130,16 @@ class Psycopg2Connection(GovernedConnection):
         if args or kwargs.get("name"):  # a named cursor: remember how to make it again
             proxy._self_remake = lambda: self.__wrapped__.cursor(*args, **kwargs)
         return proxy
+
+    @property
+    def pgconn_ptr(self) -> Any:
+        # libpq's PGconn* for ctypes: PQexec on it would run statements around governance (decision 0064)
+        raise self._self_gov.refusal(
+            GuardrailViolation(
+                "refused by governed_db: raw protocol access (connection.pgconn_ptr) bypasses governance; "
+                "use conn.cursor(...)"
+            )
+        )
 
     def lobject(self, oid: int = 0, mode: str = "", *args: Any, **kwargs: Any) -> Any:
         # large objects are read and written without SQL: judged as the server call that opens one

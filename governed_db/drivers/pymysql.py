@@ -2,8 +2,11 @@
 
 ``Connection.query(sql)`` is a raw path that every PyMySQL cursor uses
 internally; called on the governed connection it is judged like any
-statement (cursors keep calling the raw connection's ``query``, so nothing
-is judged twice). ``select_db(db)`` is judged as ``USE db`` and ``kill(id)``
+statement (governed cursors keep calling the raw connection's ``query``, so
+nothing is judged twice). A cursor built directly on the governed connection
+(``pymysql.cursors.Cursor(conn)``) also comes through it and then reads the
+rows from ``conn._result``: that result is masked and capped in place before
+the cursor sees it (buffered rows at once, unbuffered rows one by one). ``select_db(db)`` is judged as ``USE db`` and ``kill(id)``
 as ``KILL id``. The unbuffered cursors' extra exits (``fetchall_unbuffered``,
 ``read_next``) go through the result state like ``fetchone``.
 """
@@ -13,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import wrapt
+
 from governed_db.drivers import Driver
-from governed_db.errors import InvalidStatement
+from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet
+from governed_db.results import ResultState
 
 
 def _ident(name: str) -> str:
@@ -39,17 +45,90 @@ class PyMySQLCursor(CallProc, NextSet, GovernedCursor):
         return st.one(row) if st.active else row
 
 
+class _LastResult:
+    """What the pipeline plans masking from after ``connection.query()``: the connection's last result."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @property
+    def description(self) -> Any:
+        result = self.conn._result
+        return result.description if result is not None else None
+
+    @property
+    def rowcount(self) -> Any:
+        return self.conn.affected_rows()
+
+
+class _UnbufferedResult(wrapt.ObjectProxy[Any]):
+    """An unbuffered ``MySQLResult`` whose rows leave one by one through the result state."""
+
+    def __init__(self, raw: Any, state: ResultState) -> None:
+        super().__init__(raw)
+        self._self_state = state
+
+    def _read_rowdata_packet_unbuffered(self) -> Any:
+        raw, st = self.__wrapped__, self._self_state
+        row = raw._read_rowdata_packet_unbuffered()
+        out = st.one(row)
+        if out is None and row is not None:  # the row cap was reached: drop what is left on the wire
+            raw._finish_unbuffered_query()
+        return out
+
+
+def _govern_last_result(raw: Any, st: ResultState) -> None:
+    """Mask and cap ``raw._result`` in place, before any cursor reads it."""
+    result = raw._result
+    if result is None:
+        st.finish()
+    elif result.unbuffered_active:
+        raw._result = _UnbufferedResult(result, st)
+    elif result.rows is not None:
+        result.rows = tuple(st.many(list(result.rows), complete=True))
+    else:
+        st.finish()
+
+
 class PyMySQLConnection(GovernedConnection):
     cursor_proxy = PyMySQLCursor
 
     def query(self, sql: Any, unbuffered: bool = False) -> Any:
-        return run(
+        raw = self.__wrapped__
+        st = ResultState(_LastResult(raw), self._self_gov)
+        out = run(
             self._self_gov,
             "connection.query",
             sql,
             None,
-            lambda s: self.__wrapped__.query(s, unbuffered=unbuffered),
+            lambda s: raw.query(s, unbuffered=unbuffered),
+            st,
         )
+        self._self_last = st
+        if st.active:
+            _govern_last_result(raw, st)
+        return out
+
+    def next_result(self, unbuffered: bool = False) -> Any:
+        raw = self.__wrapped__
+        out = raw.next_result(unbuffered=unbuffered)
+        last: ResultState | None = getattr(self, "_self_last", None)
+        result = raw._result
+        masked = last is not None and (last.plan is not None or last.limit is not None)
+        if masked and result is not None and result.description:
+            # another statement's rows, never planned: withhold them (decision 0063)
+            if result.unbuffered_active:
+                result._finish_unbuffered_query()
+            result.rows = None
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    "refused by governed_db: a further result set of a masked statement is withheld; "
+                    "run statements one by one"
+                )
+            )
+        return out
 
     def select_db(self, db: Any) -> Any:
         if not isinstance(db, str):
