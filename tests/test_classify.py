@@ -188,3 +188,94 @@ def test_catalog_rejects_unknown_strategy() -> None:
 
 def _json(text: str) -> Any:
     return json.loads(text[text.index("{") :])
+
+
+@pytest.mark.parametrize(
+    ("column", "declared", "label"),
+    [
+        ("auth", "TEXT", "SECRET"),
+        ("authorization", "TEXT", "SECRET"),
+        ("bearer", "TEXT", "SECRET"),
+        ("token", "TEXT", "SECRET"),
+        ("cvv", "TEXT", "CARD_SECURITY_CODE"),
+        ("cvc", "INTEGER", "CARD_SECURITY_CODE"),
+        ("card_cvv", "TEXT", "CARD_SECURITY_CODE"),
+        ("username", "TEXT", "USERNAME"),
+        ("user_name", "VARCHAR(40)", "USERNAME"),
+        ("login", "TEXT", "USERNAME"),
+        ("login_count", "INTEGER", None),
+        ("salary", "NUMERIC(10,2)", "FINANCIAL"),
+        ("income", "INTEGER", "FINANCIAL"),
+        ("wage", "DOUBLE PRECISION", "FINANCIAL"),
+        ("routing", "TEXT", "BANK_ACCOUNT"),
+        ("routing_number", "TEXT", "BANK_ACCOUNT"),
+        ("account_number", "TEXT", "BANK_ACCOUNT"),
+        ("iban", "TEXT", "IBAN"),
+    ],
+)
+def test_names_of_credentials_pay_and_accounts(column: str, declared: str, label: str | None) -> None:
+    """Auth headers, card security codes, login names, pay and bank accounts are labelled by their names."""
+    found = classify_name("people", column, declared)
+    assert (found.label if found else None) == label
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc",
+        ),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc"),
+    ],
+)
+def test_auth_header_values_are_secrets(text: str, found: str) -> None:
+    """HTTP credentials (Basic/Bearer) and short-signature JWTs are detected as SECRET by value."""
+    spans = detect.find_spans(text)
+    assert [(text[s.start : s.end], s.label) for s in spans] == [(found, "SECRET")]
+
+
+def test_one_sampled_document_with_pii_labels_free_text() -> None:
+    """A one-row sample whose JSON holds an e-mail and an SSN labels the column FREE_TEXT (spans masked)."""
+    cls = classify_column("events", "data", "TEXT", ['{"email":"bob@corp.io","ssn":"536-22-8726"}'])
+    assert cls.label == "FREE_TEXT"
+
+
+def test_credentials_pay_and_accounts_are_masked_end_to_end() -> None:
+    """Through a governed connection: JSON, auth headers, CVV, username, salary and routing are masked."""
+    import sqlite3
+
+    import governed_db
+    from governed_db import Identity
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute(
+        "CREATE TABLE events (id INTEGER, data TEXT, auth TEXT, bearer TEXT, cvv TEXT, username TEXT, "
+        "salary INTEGER, routing TEXT)"
+    )
+    row = (
+        1,
+        '{"email":"bob@corp.io","ssn":"536-22-8726"}',
+        "Basic dXNlcjpwYXNz",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc",
+        "123",
+        "bob_jones",
+        123456,
+        "021000021",
+    )
+    raw.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", row)
+    conn = governed_db.wrap(
+        raw, identity=Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    got = conn.execute("SELECT * FROM events").fetchone()
+    assert got == (
+        1,
+        '{"email":"[EMAIL]","ssn":"[US_SSN]"}',
+        "[SECRET]",
+        "[SECRET]",
+        "[CARD_SECURITY_CODE]",
+        "b**_*****",
+        120000,
+        "*****0021",
+    )

@@ -157,7 +157,8 @@ def classify_values(values: Iterable[Any]) -> tuple[str | None, float, str]:
             return label, share, f"{share:.0%} of {total} sampled values are {label}"
     mixed = embedded + sum(whole.values())
     share = mixed / total
-    if mixed >= TEXT_MIN_HITS and share >= TEXT_SHARE:
+    # a small sample (a table of one row) cannot show two hits: then every sampled value must hold one
+    if mixed >= min(TEXT_MIN_HITS, total) and share >= TEXT_SHARE:
         return "FREE_TEXT", share, f"{share:.0%} of {total} sampled values contain personal data or secrets"
     return None, 0.0, f"no sensitive values in {total} sampled values"
 

@@ -32,6 +32,7 @@ _EMAIL = re.compile(r"[^\s@]@[^\s@.]+\.[^\s@]")
 _DIGIT_RUN = re.compile(r"\d[\d\s().\-/+]{5,}\d")
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
+_AUTH_SCHEME = re.compile(r"(?i:basic|bearer|token|digest) +\S{8,}")
 _ASSIGNED = re.compile(r"(?i:api[_-]?key|secret|token|passw(?:or)?d|pwd)[\"']?\s*[:=]")
 _SSN_SHAPE = re.compile(r"\d{3}[- .]\d{2}[- .]\d{4}")
 _DATE_SHAPE = re.compile(
@@ -119,6 +120,14 @@ def recognizers() -> dict[str, tuple[Any, str]]:
     return _recognizers
 
 
+def _has_auth_word(text: str) -> bool:
+    # substring tests cost ~40 ns each; the case-insensitive pattern costs microseconds on any long text
+    return any(w in text for w in _AUTH_WORDS)
+
+
+_AUTH_WORDS = ("asic ", "earer ", "ASIC ", "EARER ", "oken ", "OKEN ", "igest ", "IGEST ")
+
+
 def _candidates(text: str) -> tuple[dict[str, None], bool]:
     """(Presidio recognizers worth asking, whether secret detectors are worth running) for ``text``."""
     wanted: dict[str, None] = {}
@@ -136,6 +145,7 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
         bool(("=" in text or ":" in text) and _ASSIGNED.search(text))
         or "-----BEGIN" in text
         or _LONG_TOKEN.search(text) is not None
+        or (_has_auth_word(text) and _AUTH_SCHEME.search(text) is not None)
     )
     return wanted, secrets
 

@@ -23,6 +23,12 @@ _DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "NATIONAL_ID": ("redact", {}),
     "CREDIT_CARD": ("partial", {"keep_last": 4}),
     "IBAN": ("partial", {"keep_first": 2, "keep_last": 4}),
+    # account and routing numbers (US ABA, UK sort codes...): the last four digits identify it to its owner
+    "BANK_ACCOUNT": ("partial", {"keep_last": 4}),
+    "CARD_SECURITY_CODE": ("redact", {}),
+    # salaries, income, wages: to the nearest 10 000 (ranges and averages still work)
+    "FINANCIAL": ("bucket", {"size": 10000}),
+    "USERNAME": ("partial", {"keep_first": 1}),
     "IP_ADDRESS": ("redact", {}),
     "DATE_OF_BIRTH": ("generalize", {"granularity": "year"}),
     "ADDRESS": ("redact", {}),

@@ -8,6 +8,7 @@ from __future__ import annotations
 _TEXTY = frozenset({"text", "binary", "json", "unknown"})
 _NUMBERY = frozenset({"text", "binary", "unknown", "int"})
 _DATEY = frozenset({"date", "text", "unknown"})
+_AMOUNTY = frozenset({"text", "unknown", "int", "float"})
 
 
 def _words(text: str) -> frozenset[str]:
@@ -45,8 +46,20 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("signing", "key"),
             ("credentials",),
             ("credential",),
+            # HTTP credentials: ``Basic <base64>``, ``Bearer <jwt>``
+            ("auth",),
+            ("authorization",),
+            ("bearer",),
+            ("auth", "header"),
         ),
         _TEXTY,
+        0.9,
+    ),
+    # a card's security code authenticates card-not-present payments: never shown, not even in part
+    (
+        "CARD_SECURITY_CODE",
+        (("cvv",), ("cvc",), ("cvv2",), ("cvc2",), ("cid",), ("card", "security", "code"), ("card", "code")),
+        _NUMBERY,
         0.9,
     ),
     ("US_SSN", (("ssn",), ("social", "security")), _NUMBERY, 0.95),
@@ -84,7 +97,49 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
         _NUMBERY,
         0.9,
     ),
-    ("IBAN", (("iban",), ("bank", "account"), ("account", "number"), ("bban",)), _NUMBERY, 0.85),
+    ("IBAN", (("iban",),), _NUMBERY, 0.85),
+    (
+        "BANK_ACCOUNT",
+        (
+            ("bank", "account"),
+            ("account", "number"),
+            ("account", "no"),
+            ("acct", "number"),
+            ("acct", "no"),
+            ("bban",),
+            ("routing",),
+            ("routing", "number"),
+            ("aba", "number"),
+            ("sort", "code"),
+            ("bsb",),
+        ),
+        _NUMBERY,
+        0.85,
+    ),
+    # pay: bucketed, so ranges and averages still work but no one's exact figure is shown
+    (
+        "FINANCIAL",
+        (
+            ("salary",),
+            ("salaries",),
+            ("income",),
+            ("wage",),
+            ("wages",),
+            ("compensation",),
+            ("pay", "rate"),
+            ("bonus",),
+            ("net", "worth"),
+        ),
+        _AMOUNTY,
+        0.8,
+    ),
+    # a login name identifies a person in most systems: partially masked
+    (
+        "USERNAME",
+        (("username",), ("user", "name"), ("login",), ("login", "name"), ("screen", "name"), ("handle",)),
+        _TEXTY,
+        0.8,
+    ),
     (
         "PHONE",
         (

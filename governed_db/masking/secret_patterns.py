@@ -24,7 +24,10 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "slack_token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
     "openai_style_key": re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}"),
-    "jwt": re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{8,}"),
+    # the signature may be short or empty (an unsecured JWT): header and payload alone identify one
+    "jwt": re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
+    # HTTP Authorization values: ``Basic dXNlcjpwYXNz`` is a base64 user:password
+    "auth_header": re.compile(r"(?i:\b(?:basic|bearer|token|digest)) +(?P<v>[A-Za-z0-9+/=._~\-]{8,})"),
     "private_key": re.compile(
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)"
     ),
