@@ -168,6 +168,8 @@ _NO_SPACE_BEFORE = frozenset({TokenType.COMMA, TokenType.R_PAREN, TokenType.DOT,
 _NO_SPACE_AFTER = frozenset({TokenType.L_PAREN, TokenType.DOT, TokenType.L_BRACKET})
 _EXEC_COMMENT = re.compile(r"/\*M?!(?:\d{5,6})?(.*?)\*/", re.DOTALL)
 _MYSQL_FAMILY = frozenset({"mysql", "mariadb", "singlestore", "doris", "starrocks"})
+#: ``--`` then a non-ASCII space: a comment to the parser (``str.isspace``), code to MySQL (ASCII only)
+_DASH_UNICODE_SPACE = re.compile(r"--[^\x00-\x7f]")
 
 
 def _normalize(text: str, tokens: list[Token]) -> str:
@@ -251,6 +253,18 @@ def _has_exec_comment(tokens: list[Token]) -> bool:
     return any(c.lstrip().startswith(("!", "M!")) for tok in tokens for c in (tok.comments or ()))
 
 
+def _ambiguous_dash(text: str, tokens: list[Token]) -> bool:
+    """MySQL starts a ``--`` comment only before ASCII whitespace/control characters; where the two readings
+    differ (a Unicode space outside any string or quoted name) nothing can be judged: refuse, never guess."""
+    for m in _DASH_UNICODE_SPACE.finditer(text):
+        if not m.group()[2].isspace():
+            continue
+        at = m.start()
+        if not any(tok.start <= at <= tok.end for tok in tokens):
+            return True
+    return False
+
+
 def _failed(sql: str, dialect: str, reason: str, flags: frozenset[str] = frozenset()) -> Analysis:
     stmt = StatementInfo("unknown", "UNKNOWN", (), (), None, error=reason)
     return Analysis(sql, dialect, (stmt,), "<statement could not be analysed>", error=reason, flags=flags)
@@ -283,6 +297,9 @@ def analyze(sql: str, dialect: str) -> Analysis:
     text = sql
     try:
         tokens = d.tokenize(text)
+        if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
+            reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
+            return _failed(sql, dialect, reason, frozenset({"ambiguous-comment"}))
         if gd in _MYSQL_FAMILY and ("/*!" in text or "/*M!" in text) and (not tokens or _has_exec_comment(tokens)):
             # (a text that is nothing but comments has no tokens to carry them: the substring decides)
             # the server executes the comment's content; analyse what it runs

@@ -94,9 +94,11 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
     if w0 in ("BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "XA", "UNLOCK"):
         if w1 == "PREPARED":
             return _c("transaction", op, "two-phase")
+        if w0 == "BEGIN" and _read_write(tokens):
+            return _c("transaction", "BEGIN", settings=_READ_WRITE)
         return _c("transaction", w0, *(("savepoint",) if w0 in ("SAVEPOINT", "RELEASE") or "TO" in words else ()))
     if w0 == "START" and w1 == "TRANSACTION":
-        return _c("transaction", "BEGIN")
+        return _c("transaction", "BEGIN", settings=_READ_WRITE if _read_write(tokens) else ())
     if w0 == "PREPARE" and w1 == "TRANSACTION":
         return _c("transaction", op, "two-phase")
     if w0 == "SET":
@@ -105,7 +107,9 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         if mysql:
             return _c("admin", op, "server-control")
         if w1 == "ROLE" or words[1:3] == ["SESSION", "AUTHORIZATION"]:
-            return _c("session", op)  # back to the login identity: never an escalation
+            # back to the login identity: undoes a SET ROLE the application made to narrow its rights
+            return _c("session", "RESET ROLE" if w1 == "ROLE" else "RESET SESSION AUTHORIZATION", "set-role")
+        # back to the defaults: undoes read-only modes and timeouts the application set up
         return _c("session", "RESET", settings=((w1.lower() or "all", "reset", True),))
     if w0 == "ALTER" and w1 == "SYSTEM":
         name = words[3].lower() if len(words) > 3 and words[2] in ("SET", "RESET") else "all"
@@ -139,6 +143,9 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         return _c("admin", w0, "maintenance")
     if w0 in _SERVER_CONTROL or (w0 == "START" and w1 in ("SLAVE", "REPLICA")):
         return _c("admin", w0, "server-control")
+    if w0 == "DISCARD" and w1 == "ALL":
+        # DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL
+        return _c("session", "DISCARD ALL", "set-role", settings=(("all", "reset", True),))
     if w0 in ("LISTEN", "UNLISTEN", "NOTIFY", "DISCARD"):
         return _c("session", w0)
     if w0 == "COPY":
@@ -155,6 +162,10 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         return _c("session", "DETACH")
     if w0 == "USE":
         return _c("session", "USE", "use-database")
+    if w0 == "RENAME":
+        return _c("ddl", op, "schema-rewrite")
+    if w0 == "ALTER" and "RENAME" in _words(tokens):
+        return _c("ddl", op, "schema-rewrite")
     if w0 == "TRUNCATE":
         return _c("ddl", "TRUNCATE", "truncate")
     if w0 == "DROP":
@@ -170,6 +181,15 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
 
 def _c(kind: str, op: str, *flags: str, settings: tuple[tuple[str, str, bool], ...] = ()) -> Classified:
     return kind, op, frozenset((*flags, "opaque")), settings
+
+
+#: ``READ WRITE`` transaction modes switch off a read-only session: judged as a critical settings write.
+_READ_WRITE = (("transaction_read_only", "transaction", True),)
+
+
+def _read_write(tokens: list[Token]) -> bool:
+    words = " ".join(" ".join(_words(tokens)).split())
+    return "READ WRITE" in words
 
 
 def _into_outfile(tokens: list[Token]) -> bool:
@@ -189,6 +209,9 @@ def _set(words: list[str], tokens: list[Token]) -> Classified:
     if head == "PASSWORD":
         return _c("privilege", "SET PASSWORD", "user-management")
     if head in ("TRANSACTION", "CHARACTERISTICS", "CONSTRAINTS"):
+        if _read_write(tokens):
+            name = "default_transaction_read_only" if head == "CHARACTERISTICS" else "transaction_read_only"
+            return _c("session", "SET", settings=((name, "session", True),))
         return _c("session", "SET", settings=(("transaction", "transaction", True),))
     if rest[:2] == ["TIME", "ZONE"]:
         return _c("session", "SET", settings=(("timezone", scope, True),))

@@ -7,9 +7,11 @@ mutates it. Statements sqlglot only knows as an opaque ``Command`` go to
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import cast
 
-from sqlglot import Token, exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
 
@@ -41,6 +43,9 @@ _STATEMENTS = (
     exp.Kill,
 )
 _OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Paren)
+_STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING})
+#: an odd run of backslashes before a quote: the quote is escaped, unless NO_BACKSLASH_ESCAPES is on
+_ESCAPED_QUOTE = re.compile(r"(?<!\\)(?:\\\\)*\\['\"]")
 
 
 def statement_info(
@@ -54,6 +59,36 @@ def statement_info(
 ) -> StatementInfo:
     """Facts for one statement. ``tokens`` may be a command's re-tokenized arguments (then the parser
     gets the original ``parsed_from`` tokens of the ``full`` text)."""
+    info = _statement_info(d, gd, text, tokens, parsed_from=parsed_from, full=full)
+    if gd == "mysql" and info.kind != "read" and "\\" in text and _backslash_quote(text, tokens):
+        # MySQL's sql_mode decides whether \' ends the string: the server may run code we read as a literal
+        info = dataclasses.replace(info, flags=info.flags | {"backslash-quote"})
+    return info
+
+
+def _backslash_quote(text: str, tokens: list[Token]) -> bool:
+    for tok in tokens:
+        if tok.token_type not in _STRING_TOKENS:
+            continue
+        raw = text[tok.start : tok.end + 1]
+        at = min((i for i in (raw.find("'"), raw.find('"')) if i >= 0), default=-1)
+        if at < 0:
+            continue
+        quote, body = raw[at], raw[at + 1 : -1]
+        if any(m.group()[-1] == quote for m in _ESCAPED_QUOTE.finditer(body)):
+            return True
+    return False
+
+
+def _statement_info(
+    d: Dialect,
+    gd: str,
+    text: str,
+    tokens: list[Token],
+    *,
+    parsed_from: list[Token] | None = None,
+    full: str | None = None,
+) -> StatementInfo:
     words = [w for t in tokens[:6] for w in t.text.upper().split()][:6]  # some tokens are multi-word
     if words[:1] == ["DECLARE"] and "CURSOR" in words:
         # DECLARE c CURSOR ... FOR <query>: the cursor runs the query; judge the query
@@ -120,7 +155,8 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     kind, operation, flags, settings = _classify(tree)
     read, written, qualifiers = _tables(d, gd, tree)
     functions = _functions(tree)
-    nested = any(n is not tree for n in tree.find_all(*_WRITE))
+    # a MERGE's own WHEN ... THEN UPDATE/INSERT actions are the MERGE, not DML hidden inside it
+    nested = any(n is not tree and not isinstance(n.parent, exp.When) for n in tree.find_all(*_WRITE))
     if nested and kind == "read":
         kind = "write"
     where = worst_where(tree, gd)
@@ -129,10 +165,51 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
                for s in tree.find_all(exp.Select) for p in s.expressions)  # fmt: skip
     limited = isinstance(tree, exp.Query) and (tree.args.get("limit") is not None or tree.args.get("fetch") is not None)
+    if gd == "duckdb":
+        flags |= _duckdb_file_scans(tree)
+    if gd == "mysql" and _variable_copy(tree):
+        flags |= {"variable-copy"}
     return StatementInfo(
         kind, operation, read, written, _as_expression(tree), None, where, functions, nested, select_into, cascade, star,
         limited, settings, flags, qualifiers,
     )  # fmt: skip
+
+
+#: A name DuckDB reads as a file (its "replacement scan"): a path, a glob, a URL or a data-file extension.
+_FILE_NAME = re.compile(
+    r"[/\\*?~]|://|\.(?:csv|tsv|txt|json|jsonl|ndjson|parquet|xlsx|arrow|feather|avro|orc|db|duckdb|sqlite3?"
+    r"|gz|zst|bz2|xz|lz4|tbl|dat|log)$",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _duckdb_file_scans(tree: exp.Expr) -> frozenset[str]:
+    """``FROM '/data/x.csv'`` (or ``"x.parquet"``, a glob, an https/s3 URL): DuckDB reads the file or URL."""
+    found: set[str] = set()
+    for t in tree.find_all(exp.Table):
+        ident = t.this
+        if not isinstance(ident, exp.Identifier) or not ident.quoted or t.args.get("db"):
+            continue
+        if _FILE_NAME.search(ident.name):
+            found.add("file-read")
+            if _URL.match(ident.name):
+                found.add("network")
+    for lit in tree.find_all(exp.Literal):
+        if lit.is_string and _URL.match(lit.name) and isinstance(lit.parent, (exp.Func, exp.Table)):
+            found |= {"file-read", "network"}  # read_csv('https://...'), any reader given a URL
+    return frozenset(found)
+
+
+def _variable_copy(tree: exp.Expr) -> bool:
+    """MySQL ``SELECT @v := col``: the raw value lands in a session variable, past masking of the result."""
+    for node in tree.find_all(exp.PropertyEQ):
+        target = node.this
+        if isinstance(target, exp.Parameter) or (isinstance(target, exp.Column) and target.name.startswith("@")):
+            value = node.expression
+            if value is not None and value.find(exp.Column) is not None:
+                return True
+    return False
 
 
 def _select_into(tree: exp.Expr) -> bool:
@@ -179,8 +256,11 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
         flags.add("truncate")
     elif isinstance(tree, exp.Alter):
         kind, op = "ddl", f"ALTER {str(tree.args.get('kind') or '').upper()}".strip()
-        if any(isinstance(a, exp.Drop) for a in tree.args.get("actions") or ()):
+        actions = tree.args.get("actions") or ()
+        if any(isinstance(a, exp.Drop) for a in actions):
             flags.add("destructive-alter")
+        if any(_rewrites(a) for a in actions):
+            flags.add("schema-rewrite")
     elif isinstance(tree, _DDL):
         kind, op = "ddl", tree.key.upper()
     elif isinstance(tree, (exp.Grant, exp.Revoke)):
@@ -198,6 +278,9 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
         kind, op, settings = _pragma(tree)
     elif isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
         kind, op = "transaction", {"transaction": "BEGIN"}.get(tree.key, tree.key.upper())
+        if isinstance(tree, exp.Transaction) and any(_read_write(str(m)) for m in tree.args.get("modes") or ()):
+            # BEGIN READ WRITE overrides a read-only session the application set up: a settings write
+            settings = (("transaction_read_only", "transaction", True),)
     elif isinstance(tree, exp.Copy):
         kind, op = _copy(tree, flags)
     elif isinstance(tree, exp.LoadData):
@@ -229,7 +312,8 @@ def _set_items(tree: exp.Set) -> list[tuple[str, str, bool]]:
             out.append((scope, "session", True))
             continue
         if scope == "transaction":
-            out.append(("transaction", "transaction", True))
+            modes = " ".join(str(m.sql()) for m in item.expressions)
+            out.append(("transaction_read_only" if _read_write(modes) else "transaction", "transaction", True))
             continue
         if isinstance(target, exp.EQ):
             target = target.this
@@ -242,6 +326,18 @@ def _set_items(tree: exp.Set) -> list[tuple[str, str, bool]]:
         else:
             out.append(((target.sql() if target is not None else "?").lower(), scope, True))
     return out
+
+
+def _read_write(modes: str) -> bool:
+    return " ".join(modes.upper().split()).find("READ WRITE") >= 0
+
+
+def _rewrites(action: exp.Expr) -> bool:
+    """Renames (which defeat name-based masking and break callers) and type changes (``USING`` can rewrite
+    every value; a narrower type truncates)."""
+    if isinstance(action, (exp.RenameColumn, exp.AlterRename, exp.ModifyColumn)):
+        return True
+    return isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None
 
 
 def _pragma(tree: exp.Pragma) -> tuple[str, str, tuple[tuple[str, str, bool], ...]]:
@@ -340,10 +436,12 @@ def _tables(d: Dialect, gd: str, tree: exp.Expr) -> tuple[tuple[str, ...], tuple
 
 
 def _functions(tree: exp.Expr) -> frozenset[str]:
+    """Function names, unquoted and case-folded: ``"pg_read_file"(...)`` and `` `load_file`(...) `` are the
+    built-ins (folding a quoted PostgreSQL name can only over-match, never miss)."""
     names: set[str] = set()
     for f in tree.find_all(exp.Func):
         if isinstance(f, exp.Anonymous):
-            names.add(str(f.this).lower())
+            names.add(f.name.lower() if isinstance(f.this, exp.Identifier) else str(f.this).strip('"`[]').lower())
         elif not isinstance(f, _OPERATORS):
             names.add(f.sql_name().lower())
     return frozenset(names)

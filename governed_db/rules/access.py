@@ -21,14 +21,14 @@ CRITICAL_SETTINGS = (
     "trusted_schema", "cell_size_check", "foreign_key_checks", "unique_checks", "sql_safe_updates",
     "local_infile", "secure_file_priv", "shared_preload_libraries", "session_preload_libraries",
     "local_preload_libraries", "dynamic_library_path", "allow_system_table_mods", "enable_external_access",
-    "allow_unsigned_extensions", "lock_configuration",
+    "allow_unsigned_extensions", "lock_configuration", "sql_mode",
 )  # fmt: skip
 #: Session settings drivers, ORMs and pools set routinely (glob patterns); anything else needs review.
 HARMLESS_SETTINGS = (
     "names", "character set", "charset", "character_set_*", "collation_connection", "client_encoding",
     "datestyle", "timezone", "time_zone", "intervalstyle", "application_name", "extra_float_digits",
     "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "search_path", "transaction",
-    "transaction_isolation", "tx_isolation", "default_transaction_isolation", "autocommit", "sql_mode",
+    "transaction_isolation", "tx_isolation", "default_transaction_isolation", "autocommit",
     "standard_conforming_strings", "client_min_messages", "bytea_output", "max_execution_time",
     "net_read_timeout", "net_write_timeout", "wait_timeout", "innodb_lock_wait_timeout", "sql_auto_is_null",
     "session_track_*", "group_concat_max_len", "foreign_keys", "busy_timeout", "cache_size", "temp_store",
@@ -49,7 +49,8 @@ def _matches(name: str, patterns: Any) -> bool:
 def _critical(stmt: StatementInfo, opts: Mapping[str, Any]) -> list[str]:
     out = []
     for name, scope, write in stmt.settings:
-        if write and (scope in _SERVER_WIDE or _matches(name, opts["critical"])):
+        # RESET (and DISCARD ALL) puts back defaults: it undoes whatever protection the application set up
+        if write and (scope in _SERVER_WIDE or scope == "reset" or _matches(name, opts["critical"])):
             out.append(f"{scope} {name}" if scope in _SERVER_WIDE else name)
     return out
 

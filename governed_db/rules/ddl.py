@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governed_db.decision import Action
-from governed_db.rules import Finding, rule
+from governed_db.rules import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
     from governed_db.analysis import StatementInfo
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 _MIGRATION = "make the change through a reviewed migration, not ad hoc"
 #: statements another, stricter rule already judges (or temporary objects, which are session-private)
-_OTHER_RULES = frozenset({"drop", "truncate", "destructive-alter", "temporary", "stored-code"})
+_OTHER_RULES = frozenset({"drop", "truncate", "destructive-alter", "schema-rewrite", "temporary", "stored-code"})
 
 
 def _what(stmt: StatementInfo) -> str:
@@ -74,6 +74,22 @@ def destructive_alter(stmt: StatementInfo | None, ctx: RuleContext, opts: Mappin
     if stmt is None or "destructive-alter" not in stmt.flags:
         return None
     return Finding(f"{_what(stmt)} drops part of the schema")
+
+
+@rule(
+    "schema-rewrite",
+    family="ddl",
+    rationale="Renaming tables or columns (which can defeat name-based masking and breaks every caller) and "
+    "changing a column's type (ALTER ... TYPE ... USING rewrites every value; a narrower type truncates) "
+    "are not additive.",
+    remedy=approval_remedy("rename or retype part of the schema") + "; better, a reviewed migration",
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def schema_rewrite(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "schema-rewrite" not in stmt.flags or stmt.flags & {"temporary"}:
+        return None
+    return Finding(f"{_what(stmt)} renames or retypes existing columns or tables")
 
 
 @rule(

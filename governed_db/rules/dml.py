@@ -105,6 +105,22 @@ def select_into(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str,
 
 
 @rule(
+    "variable-copy",
+    family="dml",
+    rationale="MySQL SELECT @v := column copies raw values into a session variable, where masking of the "
+    "result does not follow them (like SELECT ... INTO @v).",
+    remedy="select the columns themselves, or use window functions (ROW_NUMBER(), LAG()) instead of user "
+    "variables",
+    production=Action.DENY,
+    staging=Action.REQUIRE_APPROVAL,
+)
+def variable_copy(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "variable-copy" not in stmt.flags:
+        return None
+    return Finding(f"{stmt.operation} assigns column values to a user variable (@v := ...)")
+
+
+@rule(
     "write-statement",
     family="dml",
     rationale="Any data change; off by default, for making identities or environments read-only.",

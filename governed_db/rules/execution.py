@@ -26,8 +26,14 @@ FILE_FUNCTIONS: dict[str, frozenset[str]] = {
     "mysql": frozenset({"load_file"}),
     "sqlite": frozenset({"readfile", "writefile", "edit", "fsdir"}),
     "duckdb": frozenset({"read_text", "read_blob", "read_csv", "read_csv_auto", "read_parquet", "parquet_scan",
-                         "read_json", "read_json_auto", "read_ndjson", "glob"}),
+                         "read_json", "read_json_auto", "read_ndjson", "read_ndjson_auto", "read_json_objects",
+                         "read_ndjson_objects", "read_json_objects_auto", "read_xlsx", "sniff_csv",
+                         "parquet_metadata", "parquet_schema", "parquet_file_metadata", "parquet_kv_metadata",
+                         "parquet_bloom_probe", "glob", "delta_scan", "iceberg_scan", "iceberg_metadata",
+                         "iceberg_snapshots", "sqlite_scan", "sqlite_attach", "postgres_scan", "mysql_scan"}),
 }  # fmt: skip
+#: DuckDB reader families: every ``read_*`` built-in reads a file or URL.
+_DUCKDB_FILE_PREFIXES = ("read_", "parquet_", "iceberg_")
 #: Functions that reach other servers.
 REMOTE_FUNCTIONS = frozenset({"dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query",
                               "dblink_open", "dblink_fetch", "dblink_get_result"})  # fmt: skip
@@ -42,6 +48,15 @@ CONTROL_FUNCTIONS = frozenset(
 #: Functions that stall the server (time-based blind injection, denial of service).
 DELAY_FUNCTIONS = frozenset({"pg_sleep", "pg_sleep_for", "pg_sleep_until", "sleep", "benchmark"})
 EXTENSION_FUNCTIONS = frozenset({"load_extension"})
+#: PostgreSQL functions that run SQL text (or dump whole tables, schemas, databases) the analyser never sees.
+DYNAMIC_SQL_FUNCTIONS = frozenset(
+    {"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
+     "table_to_xml_and_xmlschema", "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
+     "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema", "cursor_to_xml",
+     "cursor_to_xmlschema", "ts_stat"}
+)  # fmt: skip
+#: Functions that send data out of band (to every listening session).
+NOTIFY_FUNCTIONS = frozenset({"pg_notify"})
 _ALL_FILE = frozenset().union(*FILE_FUNCTIONS.values())
 
 
@@ -97,12 +112,15 @@ def extension_load(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
 @rule(
     "function-file-access",
     family="functions",
-    rationale="pg_read_file, pg_ls_dir, lo_*, LOAD_FILE, readfile/writefile read or write server files.",
+    rationale="pg_read_file, pg_ls_dir, lo_*, LOAD_FILE, readfile/writefile and DuckDB's read_*/parquet_*/glob "
+    "readers read or write server files (names are matched unquoted and case-folded).",
     remedy="read files outside the database, or ask an administrator",
     production=Action.DENY,
 )
 def function_file_access(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, _ALL_FILE, "lo_")
+    if stmt is not None and stmt.functions and ctx.analysis.dialect.lower() == "duckdb":
+        called = sorted({*called, *(f for f in stmt.functions if f.startswith(_DUCKDB_FILE_PREFIXES))})
     return Finding(f"calls {', '.join(called)}(), which touches server files") if called else None
 
 
@@ -143,7 +161,7 @@ def _harmless_set_config(stmt: StatementInfo) -> bool:
     if stmt.expression is None:
         return False
     for call in stmt.expression.find_all(exp.Anonymous):
-        if str(call.this).lower() != "set_config":
+        if call.name.lower() != "set_config":
             continue
         first = call.expressions[0] if call.expressions else None
         if not (isinstance(first, exp.Literal) and first.is_string):
@@ -164,3 +182,45 @@ def _harmless_set_config(stmt: StatementInfo) -> bool:
 def function_delay(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, DELAY_FUNCTIONS)
     return Finding(f"calls {', '.join(called)}(), which stalls the connection") if called else None
+
+
+@rule(
+    "function-dynamic-sql",
+    family="functions",
+    rationale="query_to_xml, table_to_xml, schema_to_xml, database_to_xml, cursor_to_xml, ts_stat and the "
+    "query form of ts_rewrite run SQL text (or dump whole tables) the analyser and masking never see.",
+    remedy="run the query itself through governed_db, and format the result in the application",
+    production=Action.DENY,
+)
+def function_dynamic_sql(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    called = _called(stmt, DYNAMIC_SQL_FUNCTIONS)
+    if stmt is not None and "ts_rewrite" in stmt.functions and _ts_rewrite_query(stmt):
+        called.append("ts_rewrite")
+    return Finding(f"calls {', '.join(called)}(), which runs SQL the analyser cannot see") if called else None
+
+
+def _ts_rewrite_query(stmt: StatementInfo) -> bool:
+    """ts_rewrite(query, 'SELECT ...'): the two-argument form runs its second argument as a query."""
+    from sqlglot import exp
+
+    if stmt.expression is None:
+        return True
+    for call in stmt.expression.find_all(exp.Func):
+        name = call.name if isinstance(call, exp.Anonymous) else call.sql_name()
+        if name.lower() == "ts_rewrite" and len(list(call.iter_expressions())) < 3:
+            return True
+    return False
+
+
+@rule(
+    "function-notify",
+    family="functions",
+    rationale="pg_notify sends any value it is given to every listening session: a side channel past masking "
+    "and the result record.",
+    remedy=approval_remedy("send notifications from SQL") + "; or NOTIFY from the application",
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def function_notify(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    called = _called(stmt, NOTIFY_FUNCTIONS)
+    return Finding(f"calls {', '.join(called)}(), which sends data to other sessions") if called else None

@@ -16,13 +16,16 @@ if TYPE_CHECKING:
 @rule(
     "file-io",
     family="files",
-    rationale="COPY to/from files, INTO OUTFILE/DUMPFILE, LOAD DATA and VACUUM INTO move data past every control.",
+    rationale="COPY to/from files, INTO OUTFILE/DUMPFILE, LOAD DATA, VACUUM INTO and DuckDB's FROM '/path/x.csv' "
+    "(or an https/s3 URL) move data past every control.",
     remedy="export or import through the application (COPY ... STDIN/STDOUT, fetch and write), not server files",
     production=Action.DENY,
 )
 def file_io(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     if stmt is None or not stmt.flags & {"file-read", "file-write"} or "copy-program" in stmt.flags:
         return None
+    if "network" in stmt.flags:
+        return Finding(f"{stmt.operation} reads a URL from inside the database (network access)")
     direction = "writes" if "file-write" in stmt.flags else "reads"
     return Finding(f"{stmt.operation} {direction} files on the database server")
 

@@ -99,3 +99,21 @@ def executable_comment(stmt: StatementInfo | None, ctx: RuleContext, opts: Mappi
     if "executable-comment" not in ctx.analysis.flags:
         return None
     return Finding("the text contains a MySQL executable comment (/*! ... */); it was analysed as the server runs it")
+
+
+@rule(
+    "backslash-quote",
+    family="statements",
+    rationale="In MySQL/MariaDB, whether \\' ends a string depends on sql_mode (NO_BACKSLASH_ESCAPES), which "
+    "can be set outside governed_db: a data change whose literal holds a backslash-escaped quote may run "
+    "code the analyser read as text.",
+    remedy="pass values as parameters (%s) instead of quoting them in the SQL text; or "
+    + approval_remedy("run a write with a backslash-escaped quote"),
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def backslash_quote(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "backslash-quote" not in stmt.flags:
+        return None
+    return Finding(f"{stmt.operation} has a string literal with a backslash-escaped quote, which reads "
+                   "differently under NO_BACKSLASH_ESCAPES")

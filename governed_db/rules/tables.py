@@ -27,6 +27,12 @@ CREDENTIAL_TABLES = frozenset(
      "mysql.user", "mysql.global_priv", "mysql.password_history", "mysql.slave_master_info",
      "mysql.replication_connection_configuration"}
 )  # fmt: skip
+#: Statistics catalogs that hold column *values* (histogram bounds, most common values, samples): reading them
+#: reads the data past masking, so they are not schema discovery.
+VALUE_CATALOGS = frozenset(
+    {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
+     "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3"}
+)  # fmt: skip
 _LIMIT_KINDS = frozenset({"write", "file", "ddl", "admin"})
 
 
@@ -48,6 +54,12 @@ def _is_catalog(name: str) -> bool:
 def _credential(name: str) -> bool:
     low = name.lower()
     return low in CREDENTIAL_TABLES or low.rsplit(".", 1)[-1] in CREDENTIAL_TABLES
+
+
+def _values(name: str) -> bool:
+    low = name.lower()
+    last2 = ".".join(low.rsplit(".", 2)[-2:])
+    return low in VALUE_CATALOGS or last2 in VALUE_CATALOGS or low.rsplit(".", 1)[-1] in VALUE_CATALOGS
 
 
 @rule(
@@ -88,8 +100,9 @@ def table_allow(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str,
 @rule(
     "system-catalog",
     family="tables",
-    rationale="Writing system catalogs, or reading credential catalogs (pg_authid, mysql.user), is never "
-    "routine; plain schema discovery stays allowed.",
+    rationale="Writing system catalogs, or reading credential catalogs (pg_authid, mysql.user) or statistics "
+    "catalogs that hold column values (pg_stats, pg_statistic, column_statistics), is never routine; plain "
+    "schema discovery stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
 )
@@ -100,7 +113,10 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     if written:
         return Finding(f"{stmt.operation} writes system catalog(s) {', '.join(written)}")
     secret = [t for t in stmt.tables_read if _credential(t)]
-    return Finding(f"reads credential catalog(s) {', '.join(secret)}") if secret else None
+    if secret:
+        return Finding(f"reads credential catalog(s) {', '.join(secret)}")
+    values = [t for t in stmt.tables_read if _values(t)]
+    return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
 
 
 @rule(
