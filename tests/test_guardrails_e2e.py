@@ -171,3 +171,88 @@ def test_mariadb_refusals_never_reach_server(mysql_conn: Any, unique: str) -> No
     finally:
         with mysql_conn.cursor() as raw:
             raw.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+# -- security review: the evasions against real servers ------------------------------------------
+
+@pytest.mark.mariadb
+def test_mariadb_review_evasions_refused(mysql_conn: Any, unique: str) -> None:
+    """id=0--id, sql_mode writes, backslash-quoted writes, READ WRITE and @v := never reach MariaDB."""
+    table = f"gd_rv_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name varchar(20))")
+        cur.execute(f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    try:
+        conn = governed_db.wrap(mysql_conn, identity=AGENT, environment="production")
+        cur = conn.cursor()
+        for sql in (
+            f"DELETE FROM {table} WHERE id=0--id",
+            "SET SESSION sql_mode='NO_BACKSLASH_ESCAPES'",
+            f"DELETE FROM {table} WHERE name = 'x\\' OR 1=1 -- '",
+            "SET SESSION TRANSACTION READ WRITE",
+            f"SELECT @q := name FROM {table}",
+            f"SELECT `load_file`('/etc/hostname')",
+        ):
+            with pytest.raises(GuardrailViolation):
+                cur.execute(sql)
+        assert _count(mysql_conn, table) == 3
+        cur.execute("SELECT @@sql_mode")
+        assert "NO_BACKSLASH_ESCAPES" not in cur.fetchone()[0]
+        for ok in (f"DELETE FROM {table} WHERE id = 3 -- tidy", f"SELECT id - -1 FROM {table} WHERE id = 1",
+                   "START TRANSACTION", "COMMIT"):  # fmt: skip
+            cur.execute(ok)
+        assert _count(mysql_conn, table) == 2
+    finally:
+        with mysql_conn.cursor() as raw:
+            raw.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.postgres
+def test_postgres_review_evasions_refused(pg_conn: Any, unique: str) -> None:
+    """MERGE ON true, RESET ROLE/ALL, READ WRITE, query_to_xml, quoted pg_read_file, pg_stats: refused."""
+    table = f"gd_rv_{unique}"
+    with pg_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text)")
+        cur.execute(f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    try:
+        conn = governed_db.wrap(pg_conn, identity=AGENT, environment="production")
+        cur = conn.cursor()
+        for sql in (
+            f"MERGE INTO {table} USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
+            f"ALTER TABLE {table} ALTER COLUMN name TYPE text USING NULL",
+            f"ALTER TABLE {table} RENAME COLUMN name TO label",
+            "RESET ALL",
+            "RESET ROLE",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            "SELECT query_to_xml('SELECT rolname FROM pg_authid', true, false, '')",
+            "SELECT \"pg_read_file\"('/etc/hostname')",
+            f"SELECT most_common_vals FROM pg_stats WHERE tablename = '{table}'",
+        ):
+            with pytest.raises(GuardrailViolation):
+                cur.execute(sql)
+        assert _count(pg_conn, table) == 3
+        with pg_conn.cursor() as raw:
+            raw.execute(f"SELECT count(name) FROM {table}")
+            assert raw.fetchone()[0] == 3
+        cur.execute(f"MERGE INTO {table} t USING (SELECT 3 AS id) s ON t.id = s.id WHEN MATCHED THEN DELETE")
+        for ok in ("BEGIN", "COMMIT", "BEGIN READ ONLY", "ROLLBACK"):
+            cur.execute(ok)
+        assert _count(pg_conn, table) == 2
+    finally:
+        with pg_conn.cursor() as raw:
+            raw.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_duckdb_file_scan_refused(tmp_path: Path) -> None:
+    """DuckDB's FROM '/path/file.csv' and quoted read_text() never read the file; plain tables still work."""
+    duckdb = pytest.importorskip("duckdb")
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a,b\n1,file-secret\n")
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE orders (id int)")
+    conn = governed_db.wrap(raw, identity=AGENT, environment="production")
+    for sql in (f"SELECT * FROM '{secret}'", f"SELECT * FROM \"read_text\"('{secret}')",
+                f"SELECT * FROM read_json_objects('{secret}')", "SELECT * FROM 'https://example.com/x.csv'"):  # fmt: skip
+        with pytest.raises(GuardrailViolation):
+            conn.execute(sql)
+    assert conn.execute("SELECT count(*) FROM orders").fetchall() == [(0,)]
