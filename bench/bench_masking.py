@@ -1,152 +1,106 @@
-"""Masking speed, side by side (a plain script, not a timed test).
+"""Per-statement cost of masking on a repeated non-sensitive statement (not a timed test).
 
-    python bench/bench_masking.py
+    python bench/bench_masking.py [--n 20000]
 
-1. ``fetchall`` of 10,000 rows x 6 columns (2 masked) through a governed
-   sqlite3 connection vs the raw connection (target: <= 2x).
-2. Value-based detection on free text, cells per second (target: >= 50,000).
-3. ``classify_database`` on a 20-table schema with 1,000-row samples (target: <= 10 s).
+Side by side on one governed sqlite3 connection (audit off), the same statement and result:
+  * ``plan_masking`` + ``predicate_hit`` called directly (the masking share of a statement), hot cache;
+  * the same two with the hot cache bypassed (the memo keyed by statement text + identity + names);
+  * whole statements: governed with masking active (production) vs masking off (``mode: off``).
+Variants take turns each round, so load drift on a shared machine hits them alike; medians are printed.
 """
 
 from __future__ import annotations
 
-import random
+import argparse
 import sqlite3
-import sys
+import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from typing import Any
 
 import governed_db
-from governed_db.masking import detect
-from governed_db.masking.scan import classify_database
+from governed_db import Identity, masking
+from governed_db.analysis import analyze
 
-FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
-WORDS = [
-    "the",
-    "order",
-    "shipped",
-    "late",
-    "and",
-    "the",
-    "customer",
-    "asked",
-    "for",
-    "a",
-    "refund",
-    "about",
-    "the",
-    "delivery",
-    "window",
-]
+SQL = "SELECT id, name, price FROM items WHERE id = ?"
 
 
-def best(fn: Callable[[], object], repeat: int = 7) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1000 if times else 0.0
-
-
-def make_rows(n: int) -> list[tuple[object, ...]]:
-    rnd = random.Random(7)
-    return [
-        (
-            i,
-            rnd.choice(["Paris", "Lyon", "Oslo", "Quito"]),
-            f"{rnd.choice(FIRST)}{i}@example.com",
-            f"{rnd.randint(100, 665)}-{rnd.randint(10, 99)}-{rnd.randint(1000, 9999)}",
-            round(rnd.random() * 500, 2),
-            f"2024-05-{rnd.randint(1, 28):02d}",
-        )
-        for i in range(n)
-    ]
-
-
-def bench_fetchall() -> list[tuple[str, str, str, str]]:
-    raw = sqlite3.connect(":memory:")
-    raw.execute(
-        "CREATE TABLE customers (id INTEGER, city TEXT, email TEXT, ssn TEXT, amount REAL, created TEXT)"
+def _conn(**masking_option: Any) -> Any:
+    raw = sqlite3.connect(":memory:", check_same_thread=False)
+    raw.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
+    raw.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(1000)])
+    return governed_db.wrap(
+        raw, identity=Identity("bot", kind="agent"), environment="production", audit=False, **masking_option
     )
-    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", make_rows(10_000))
-    gov = governed_db.wrap(
-        raw,
-        identity=governed_db.Identity("bench-bot", kind="agent"),
-        environment="production",
-        audit=False,
-        record_results=False,
-    )
-    sql = "SELECT id, city, email, ssn, amount, created FROM customers"
-    gov.execute(sql).fetchall()  # warm: catalog read, lineage, plan
-    # interleaved, best of many: the shared machine is noisy
-    t_raw = t_gov = t_iter = float("inf")
-    for _ in range(5):
-        t_raw = min(t_raw, best(lambda: raw.execute(sql).fetchall(), 3))
-        t_gov = min(t_gov, best(lambda: gov.execute(sql).fetchall(), 3))
-        t_iter = min(t_iter, best(lambda: list(gov.execute(sql)), 3))
-    return [
-        ("fetchall 10k x 6, raw sqlite3", f"{t_raw:.1f} ms", "", ""),
-        ("fetchall 10k x 6, governed (2 masked)", f"{t_gov:.1f} ms", f"{t_gov / t_raw:.2f}x", "<= 2x"),
-        ("iteration 10k x 6, governed (2 masked)", f"{t_iter:.1f} ms", f"{t_iter / t_raw:.2f}x", ""),
-    ]
 
 
-def bench_detection() -> list[tuple[str, str, str, str]]:
-    rnd = random.Random(3)
-    cells = []
-    for i in range(20_000):
-        text = " ".join(rnd.choice(WORDS) for _ in range(12))
-        if i % 10 == 0:
-            text += f" contact {rnd.choice(FIRST)}{i}@example.org"
-        cells.append(text)
-    detect.find_spans("warm up alice@example.com")
+def _statements(conn: Any) -> Callable[[int], None]:
+    cur = conn.cursor()
 
-    def scan() -> None:
-        for c in cells:
-            detect.find_spans(c)
+    def run(n: int) -> None:
+        for i in range(n):
+            cur.execute(SQL, (i % 1000,))
+            cur.fetchall()
 
-    rate = len(cells) / (best(scan, repeat=5) / 1000)
-    return [("value detection, free text (10% with an e-mail)", f"{rate:,.0f} cells/s", "", ">= 50,000")]
+    run(200)
+    return run
 
 
-def bench_classify() -> list[tuple[str, str, str, str]]:
-    raw = sqlite3.connect(":memory:")
-    rows = make_rows(1000)
-    rnd = random.Random(5)
-    for t in range(20):
-        raw.execute(
-            f"CREATE TABLE t{t} (id INTEGER, city TEXT, contact TEXT, ssn TEXT, amount REAL, created TEXT, "
-            "notes TEXT)"
-        )
-        raw.executemany(
-            f"INSERT INTO t{t} VALUES (?,?,?,?,?,?,?)",
-            [(*r, " ".join(rnd.choice(WORDS) for _ in range(8))) for r in rows],
-        )
-    t0 = time.perf_counter()
-    catalog = classify_database(raw, "sqlite", sample_rows=1000)
-    elapsed = time.perf_counter() - t0
-    found = sum(1 for _, _, c in catalog if c.label)
-    return [
-        (
-            f"classify 20 tables x 7 columns, 1,000-row samples ({found} labelled)",
-            f"{elapsed:.2f} s",
-            "",
-            "<= 10 s",
-        )
-    ]
+def _masking_calls(conn: Any, hot: bool) -> Callable[[int], None]:
+    cur = conn.cursor()
+    cur.execute(SQL, (1,))
+    description = cur.description
+    gov = conn._self_gov
+    analysis = analyze(SQL, gov.dialect)
+    identity = gov.settings.identity
+    state = gov.state["masking"]
+
+    def run(n: int) -> None:
+        for i in range(n):
+            if not hot:
+                state.hot_plans.clear()
+                state.hot_uses.clear()
+            masking.predicate_hit(analysis, identity=identity, gov=gov, params=(i,))
+            masking.plan_masking(description, analysis, identity=identity, gov=gov)
+
+    run(200)
+    return run
+
+
+def _interleaved(variants: dict[str, Callable[[int], None]], n: int, rounds: int = 7) -> dict[str, float]:
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            t0 = time.perf_counter_ns()
+            run(n)
+            samples[name].append((time.perf_counter_ns() - t0) / n / 1000)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def main() -> None:
-    rows = bench_fetchall() + bench_detection() + bench_classify()
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'figure':>16}  {'ratio':>7}  target")
-    for name, figure, ratio, target in rows:
-        print(f"{name:<{width}}  {figure:>16}  {ratio:>7}  {target}")
-    print(f"(python {sys.version.split()[0]}; timings are the best of several interleaved runs)")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20000)
+    args = parser.parse_args()
+    on = _conn()
+    off = _conn(masking={"mode": "off"})
+    calls = _interleaved(
+        {
+            "masking calls, hot cache": _masking_calls(on, True),
+            "masking calls, memo only": _masking_calls(on, False),
+        },
+        args.n,
+    )
+    whole = _interleaved(
+        {"statement, masking on": _statements(on), "statement, masking off": _statements(off)}, args.n
+    )
+    print(f"{'variant':34} {'us/statement':>13}")
+    for name, us in {**calls, **whole}.items():
+        print(f"{name:34} {us:13.2f}")
+    print(
+        f"{'hot cache speed-up (memo / hot)':34} {calls['masking calls, memo only'] / calls['masking calls, hot cache']:12.1f}x"
+    )
+    delta = whole["statement, masking on"] - whole["statement, masking off"]
+    print(f"{'masking share of a statement':34} {delta:13.2f}")
 
 
 if __name__ == "__main__":

@@ -74,10 +74,27 @@ class MaskingState:
         self.lock = threading.RLock()
         #: the statement this thread is running (set by the predicate guard, read when an error is scrubbed)
         self.current = threading.local()
+        #: hot-path caches keyed by ``id(analysis)`` (analyses are cached objects, so a repeated statement is
+        #: the same object): entries hold the analysis itself (checked with ``is``, so a recycled id never
+        #: matches), the identity, the schema version and a good-until time, and answer without hashing
+        #: the statement text or the identity
+        self.hot_plans: dict[int, tuple[Any, ...]] = {}
+        self.hot_uses: dict[int, tuple[Any, ...]] = {}
+        self._active_for: tuple[str, bool] | None = None
 
     @property
     def active(self) -> bool:
-        return self.config.active_in(self.gov.environment)
+        env = self.gov.environment
+        seen = self._active_for
+        if seen is None or seen[0] is not env:
+            seen = self._active_for = (env, self.config.active_in(env))
+        return seen[1]
+
+    def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
+        with self.lock:
+            if len(cache) >= _MEMO_CACHE:
+                cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
+            cache[id(analysis)] = entry
 
     # -- tables ----------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -86,6 +103,8 @@ class MaskingState:
             self.tables.clear()
             self.facts.clear()
             self.memo.clear()
+            self.hot_plans.clear()
+            self.hot_uses.clear()
 
     def recall(self, key: tuple[Any, ...]) -> Any:
         """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""

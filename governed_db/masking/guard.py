@@ -72,6 +72,13 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
+    if not facts.writes and not any(s.kind == "ddl" for s in analysis.statements):
+        # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
+        # next time, until the grants' answers must be re-derived
+        until = state.memo.get(key, (0.0, None))[0]
+        state.remember_hot(
+            state.hot_uses, analysis, (analysis, identity, state.version, until, (analysis, identity))
+        )
     if facts.writes:
         values = list(facts.written_literals)
         values.extend(_param_strings(params))
