@@ -278,3 +278,66 @@ def test_append_and_appender_are_judged_as_inserts(conn: Any) -> None:
         conn.append(f"{MARKER}x", frame)
     with pytest.raises(GuardrailViolation):
         conn.appender(f"{MARKER}x")
+
+
+def test_extension_autoinstall_is_off_on_a_governed_connection() -> None:
+    """wrap() turns off DuckDB's automatic extension downloads (autoload is left as it is)."""
+    raw = duckdb.connect()
+    autoload = raw.execute("SELECT current_setting('autoload_known_extensions')").fetchone()
+    conn = governed_db.wrap(raw, environment="production")
+    assert conn.execute("SELECT current_setting('autoinstall_known_extensions')").fetchone() == (False,)
+    assert conn.execute("SELECT current_setting('autoload_known_extensions')").fetchone() == autoload
+    installed = raw.execute(
+        "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'excel'"
+    ).fetchone()
+    if installed == (False,):  # the setting is the database's: even the raw connection stops, no download
+        with pytest.raises(duckdb.Error, match="INSTALL excel"):
+            raw.execute("SELECT * FROM read_xlsx('/nonexistent/governed.xlsx')")
+    raw.close()
+
+
+_DATA_NAMED = {
+    "PIVOT ... ON masked": "SELECT * FROM (PIVOT (SELECT id, pii FROM people) ON pii USING count(*))",
+    "PIVOT table": "FROM (PIVOT people ON pii USING count(*))",
+    "PIVOT_WIDER": "SELECT * FROM (PIVOT_WIDER people ON pii)",
+    "PIVOT ... IN list": "FROM (PIVOT people ON pii IN ('alice@example.com') USING count(*))",
+    "PIVOT USING masked aggregate": "FROM (PIVOT (SELECT id, pii FROM people) ON id USING max(pii) AS pii)",
+    "standard PIVOT": "SELECT * FROM people PIVOT (count(*) FOR pii IN ('alice@example.com'))",
+    "PIVOT over a CTE": "WITH s AS (SELECT id, pii FROM people) SELECT * FROM (PIVOT s ON pii USING count(*))",
+    "UNPIVOT masked": "SELECT * FROM (UNPIVOT people ON pii INTO NAME k VALUE v)",
+    "SUMMARIZE table": "SUMMARIZE people",
+    "SUMMARIZE query": "SUMMARIZE SELECT pii FROM people",
+    "SUMMARIZE nested": "SELECT * FROM (SUMMARIZE people)",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DATA_NAMED))
+def test_results_derived_from_masked_values_are_refused(conn: Any, case: str) -> None:
+    """PIVOT (column names from data), UNPIVOT and SUMMARIZE (min/max of values) over masked columns are refused."""
+    sql = _DATA_NAMED[case]
+    with pytest.raises(GuardrailViolation, match="masked columns"):
+        conn.execute(sql)
+    with pytest.raises(GuardrailViolation, match="masked columns"):
+        conn.sql(sql)
+    assert conn.description is None or all("example.com" not in str(d[0]) for d in conn.description)
+
+
+def test_relation_query_pivot_over_masked_columns_is_refused(conn: Any) -> None:
+    """rel.query('v', 'PIVOT v ON pii') is checked like conn.sql()."""
+    with pytest.raises(GuardrailViolation, match="masked columns"):
+        conn.table("people").query("v", "FROM (PIVOT v ON pii USING count(*))")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "FROM (PIVOT plain ON label USING count(*))",
+        "SELECT * FROM (PIVOT (SELECT id, label FROM plain) ON label USING sum(id))",
+        "SUMMARIZE plain",
+        "FROM (PIVOT people ON id USING count(*))",
+    ],
+)
+def test_pivot_and_summarize_without_masked_values_run(conn: Any, sql: str) -> None:
+    """PIVOT/SUMMARIZE whose names and cells come from unmasked columns still work."""
+    rows = conn.execute(sql).fetchall()
+    assert rows

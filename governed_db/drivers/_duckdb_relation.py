@@ -20,6 +20,7 @@ from typing import Any
 import wrapt
 
 from governed_db.drivers._copy import refuse_unmaskable_copy
+from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.errors import GovernanceFault, GuardrailViolation
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
@@ -126,14 +127,16 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
 
     def query(self, virtual_table_name: str, sql_query: Any) -> Any:
         # runs at once when sql_query is not a read (like conn.sql): judged now, and again when read
-        raw = self.__wrapped__
-        out = run(
-            self._self_gov,
-            "relation.query",
-            sql_query,
-            None,
-            lambda s: raw.query(virtual_table_name, s),
-        )
+        raw, gov = self.__wrapped__, self._self_gov
+        text = gov.driver.statement_text(sql_query, None)
+
+        def invoke(sql: Any) -> Any:
+            refuse_derived_from_masked(
+                gov, text, lambda probe: raw.query(virtual_table_name, probe).description
+            )
+            return raw.query(virtual_table_name, sql)
+
+        out = run(gov, "relation.query", sql_query, None, invoke)
         return self._self_wrap(out)
 
     def __len__(self) -> int:

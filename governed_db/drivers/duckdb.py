@@ -17,16 +17,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import refuse_unmaskable_copy
+from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.drivers._duckdb_relation import GovernedRelation, _ident, _literal, wrap_result
 from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, RowsOut, _params, check_placeholders
 from governed_db.results import ResultState
+
+log = logging.getLogger("governed_db")
 
 #: connection exits handing out frames
 FRAME_OUTPUTS = (
@@ -111,6 +115,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
 
         def invoke(sql: Any) -> Any:
             refuse_unmaskable_copy(gov, text, _describer(raw))
+            refuse_derived_from_masked(gov, text, _describer(raw))
             return getattr(raw, method)(sql, *args, **kwargs)
 
         return self._self_wrap(run(gov, entry, query, params, invoke, self._self_result))
@@ -133,6 +138,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         # and runs any statement that is not a read; a read is judged again each time it is read.
         def invoke(sql: Any) -> Any:
             refuse_unmaskable_copy(gov, text, _describer(raw))
+            refuse_derived_from_masked(gov, text, _describer(raw))
             return getattr(raw, method)(sql, *args, **kwargs)
 
         return self._self_wrap(run(gov, f"connection.{method}", query, kwargs.get("params"), invoke))
@@ -306,6 +312,15 @@ class DuckDBDriver(Driver):
 
     def paramstyle_for(self, raw: Any) -> str:
         return "qmark"
+
+    def on_wrap(self, proxy: Any, gov: Any) -> None:
+        # The library must never fetch anything: a query naming an extension DuckDB knows (read_xlsx,
+        # FROM 'https://...') would otherwise download it. Autoload of installed ones is left as it is.
+        # The setting belongs to the database instance, so the raw connection and its cursors see it too.
+        try:
+            gov.raw.execute("SET autoinstall_known_extensions = false")
+        except Exception as e:  # a connection that cannot change it; nothing else to do here
+            log.warning("governed_db could not turn off DuckDB extension auto-install: %r", e)
 
     def is_closed(self, raw: Any) -> bool:
         try:

@@ -1,0 +1,112 @@
+"""Results whose column names or summary cells the database derives from the data.
+
+Masking works on a result's cells, column by column, as the result's
+``description`` names them. Two DuckDB constructs put values where that cannot
+reach them:
+
+* ``PIVOT`` (also ``PIVOT_WIDER`` and the standard ``t PIVOT (agg FOR col IN ...)``)
+  names result columns after the *values* of its ``ON``/``FOR`` columns: a
+  pivot on ``ssn`` puts every SSN into ``cursor.description``. Its ``USING``
+  aggregates (``max(ssn)``) and ``UNPIVOT``'s value column carry values into
+  cells under names masking cannot trace back.
+* ``SUMMARIZE`` reports ``min``/``max``/quantiles of every column as rows.
+
+Before such a statement runs, each construct's inputs are described with a
+zero-row probe (``SELECT <on columns> FROM <source> LIMIT 0``, one per
+aggregate) and masking is planned for them, as for ``COPY ... TO``
+(:mod:`governed_db.drivers._copy`): if anything would be masked, the statement
+is refused. See docs/decisions/0066-data-derived-names-and-summaries.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from governed_db.analysis import analyze, sqlglot_dialect
+from governed_db.drivers._copy import Describe, refuse_masked_export
+
+if TYPE_CHECKING:
+    from governed_db.pipeline import Governor
+
+_MAYBE_DERIVED = re.compile(r"pivot|summarize", re.IGNORECASE)  # also PIVOT_WIDER, UNPIVOT, PIVOT_LONGER
+
+PIVOT_HOW = "PIVOT turns the values of its ON columns into column names (and its aggregates into cells)"
+UNPIVOT_HOW = "UNPIVOT moves the values of its columns into a column masking cannot trace"
+SUMMARIZE_HOW = "SUMMARIZE reports min, max and quantiles of the column values"
+
+
+def derived_probes(text: str, dialect: str) -> list[tuple[str, str]]:
+    """``(zero-row probe, why)`` for every PIVOT/UNPIVOT/SUMMARIZE in ``text`` (empty: none)."""
+    if not _MAYBE_DERIVED.search(text):
+        return []
+    out = sqlglot_dialect(dialect)
+    probes: list[tuple[str, str]] = []
+    for stmt in analyze(text, dialect).statements:
+        root = stmt.expression
+        if root is None:
+            continue
+        with_key = "with_" if "with_" in root.args else "with"  # the key sqlglot uses differs by release
+        with_ = root.args.get(with_key)
+        for node in root.find_all(exp.Pivot, exp.Summarize):
+            for select, how in _node_probes(node):
+                if with_ is not None:  # the source may be a CTE of the statement
+                    select.set(with_key, with_.copy())
+                probes.append((select.sql(dialect=out), how))
+    return probes
+
+
+def refuse_derived_from_masked(gov: Governor, text: str, describe: Describe) -> None:
+    """Raise a refusal when a PIVOT/UNPIVOT/SUMMARIZE in ``text`` would expose masked values."""
+    for probe, how in derived_probes(text, gov.dialect):
+        refuse_masked_export(gov, probe, describe, how)
+
+
+def _node_probes(node: exp.Expression) -> list[tuple[exp.Select, str]]:
+    source = _source(node)
+    if isinstance(node, exp.Summarize):
+        return [(_select([exp.Star()], source), SUMMARIZE_HOW)]
+    unpivot = bool(node.args.get("unpivot"))
+    fields = node.args.get("fields") or []
+    if fields:  # standard: PIVOT (aggs FOR col IN (...)) / UNPIVOT (value FOR name IN (cols))
+        ins = [f for f in fields if isinstance(f, exp.In)]
+        if unpivot:
+            columns = [e for f in ins for e in f.expressions]
+            aggregates: list[exp.Expression] = []
+        else:
+            columns = [f.this for f in ins]
+            aggregates = list(node.expressions)
+    else:  # duckdb: PIVOT src ON cols [IN (...)] USING aggs / UNPIVOT src ON cols INTO ...
+        columns = [e.this if isinstance(e, exp.In) else e for e in node.expressions]
+        using = node.args.get("using")
+        aggregates = list(using) if isinstance(using, list) else []
+    how = UNPIVOT_HOW if unpivot else PIVOT_HOW
+    probes = [(_select(columns or [exp.Star()], source), how)]
+    # an aggregate next to plain columns would need a GROUP BY: one probe each
+    probes.extend((_select([agg], source), how) for agg in aggregates)
+    return probes
+
+
+def _source(node: exp.Expression) -> exp.Expression:
+    """What the construct reads: ``PIVOT <src> ON``, ``SUMMARIZE <src>``, or the table a pivot hangs on."""
+    source = node.this
+    if source is None and isinstance(node.parent, (exp.Table, exp.Subquery)):
+        source = node.parent.copy()
+        source.set("pivots", None)
+    if source is None:
+        # cannot tell what it reads: a probe that fails, so the export check refuses (fail closed)
+        return exp.to_table("governed_db_unknown_pivot_source")
+    source = source.copy()
+    if isinstance(source, exp.Table):
+        return source
+    if not isinstance(source, exp.Subquery):
+        source = exp.Subquery(this=source)
+    if not source.alias:
+        source.set("alias", exp.TableAlias(this=exp.to_identifier("governed_source")))
+    return source
+
+
+def _select(columns: list[exp.Expression], source: exp.Expression) -> exp.Select:
+    return exp.Select(expressions=[c.copy() for c in columns]).from_(source, copy=False).limit(0)
