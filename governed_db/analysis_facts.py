@@ -8,15 +8,15 @@ mutates it. Statements sqlglot only knows as an opaque ``Command`` go to
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import cast
 
-from sqlglot import Token, TokenType, exp
+from sqlglot import Token, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
 
 from governed_db.analysis import StatementInfo
 from governed_db.analysis_commands import classify_words, explain_split
+from governed_db.analysis_risks import backslash_quote, duckdb_file_scans, variable_copy
 from governed_db.analysis_where import worst_where
 
 _READ = (exp.Query, exp.Values)
@@ -43,9 +43,6 @@ _STATEMENTS = (
     exp.Kill,
 )
 _OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Paren)
-_STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING})
-#: an odd run of backslashes before a quote: the quote is escaped, unless NO_BACKSLASH_ESCAPES is on
-_ESCAPED_QUOTE = re.compile(r"(?<!\\)(?:\\\\)*\\['\"]")
 
 
 def statement_info(
@@ -60,24 +57,12 @@ def statement_info(
     """Facts for one statement. ``tokens`` may be a command's re-tokenized arguments (then the parser
     gets the original ``parsed_from`` tokens of the ``full`` text)."""
     info = _statement_info(d, gd, text, tokens, parsed_from=parsed_from, full=full)
-    if gd == "mysql" and info.kind != "read" and "\\" in text and _backslash_quote(text, tokens):
+    if gd == "mysql" and info.kind != "read" and "\\" in text and backslash_quote(text, tokens):
         # MySQL's sql_mode decides whether \' ends the string: the server may run code we read as a literal
         info = dataclasses.replace(info, flags=info.flags | {"backslash-quote"})
     return info
 
 
-def _backslash_quote(text: str, tokens: list[Token]) -> bool:
-    for tok in tokens:
-        if tok.token_type not in _STRING_TOKENS:
-            continue
-        raw = text[tok.start : tok.end + 1]
-        at = min((i for i in (raw.find("'"), raw.find('"')) if i >= 0), default=-1)
-        if at < 0:
-            continue
-        quote, body = raw[at], raw[at + 1 : -1]
-        if any(m.group()[-1] == quote for m in _ESCAPED_QUOTE.finditer(body)):
-            return True
-    return False
 
 
 def _statement_info(
@@ -166,8 +151,8 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
                for s in tree.find_all(exp.Select) for p in s.expressions)  # fmt: skip
     limited = isinstance(tree, exp.Query) and (tree.args.get("limit") is not None or tree.args.get("fetch") is not None)
     if gd == "duckdb":
-        flags |= _duckdb_file_scans(tree)
-    if gd == "mysql" and _variable_copy(tree):
+        flags |= duckdb_file_scans(tree)
+    if gd == "mysql" and variable_copy(tree):
         flags |= {"variable-copy"}
     return StatementInfo(
         kind, operation, read, written, _as_expression(tree), None, where, functions, nested, select_into, cascade, star,
@@ -175,41 +160,6 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     )  # fmt: skip
 
 
-#: A name DuckDB reads as a file (its "replacement scan"): a path, a glob, a URL or a data-file extension.
-_FILE_NAME = re.compile(
-    r"[/\\*?~]|://|\.(?:csv|tsv|txt|json|jsonl|ndjson|parquet|xlsx|arrow|feather|avro|orc|db|duckdb|sqlite3?"
-    r"|gz|zst|bz2|xz|lz4|tbl|dat|log)$",
-    re.IGNORECASE,
-)
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-
-
-def _duckdb_file_scans(tree: exp.Expr) -> frozenset[str]:
-    """``FROM '/data/x.csv'`` (or ``"x.parquet"``, a glob, an https/s3 URL): DuckDB reads the file or URL."""
-    found: set[str] = set()
-    for t in tree.find_all(exp.Table):
-        ident = t.this
-        if not isinstance(ident, exp.Identifier) or not ident.quoted or t.args.get("db"):
-            continue
-        if _FILE_NAME.search(ident.name):
-            found.add("file-read")
-            if _URL.match(ident.name):
-                found.add("network")
-    for lit in tree.find_all(exp.Literal):
-        if lit.is_string and _URL.match(lit.name) and isinstance(lit.parent, (exp.Func, exp.Table)):
-            found |= {"file-read", "network"}  # read_csv('https://...'), any reader given a URL
-    return frozenset(found)
-
-
-def _variable_copy(tree: exp.Expr) -> bool:
-    """MySQL ``SELECT @v := col``: the raw value lands in a session variable, past masking of the result."""
-    for node in tree.find_all(exp.PropertyEQ):
-        target = node.this
-        if isinstance(target, exp.Parameter) or (isinstance(target, exp.Column) and target.name.startswith("@")):
-            value = node.expression
-            if value is not None and value.find(exp.Column) is not None:
-                return True
-    return False
 
 
 def _select_into(tree: exp.Expr) -> bool:

@@ -191,7 +191,7 @@ def test_mariadb_review_evasions_refused(mysql_conn: Any, unique: str) -> None:
             f"DELETE FROM {table} WHERE name = 'x\\' OR 1=1 -- '",
             "SET SESSION TRANSACTION READ WRITE",
             f"SELECT @q := name FROM {table}",
-            f"SELECT `load_file`('/etc/hostname')",
+            "SELECT `load_file`('/etc/hostname')",
         ):
             with pytest.raises(GuardrailViolation):
                 cur.execute(sql)

@@ -58,3 +58,24 @@ def test_pathological_input_is_bounded_and_refused(text: str) -> None:
     d = evaluate(text, dialect="postgres")
     assert time.perf_counter() - start < 15
     assert not d.allowed
+
+
+_NEUTRAL = st.sampled_from(["({})", "{} + 0", "0 + {}", "{} * 1", "1 * {}", "{} / 1", "- -{}", "0 - -{}", "{} - 0"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    wraps=st.lists(_NEUTRAL, min_size=1, max_size=4),
+    op=st.sampled_from(["=", ">=", "<=", "<=>"]),
+    stmt=st.sampled_from(["DELETE FROM v WHERE {}", "UPDATE v SET a = 1 WHERE {}"]),
+    dialect=st.sampled_from(["mysql", "mariadb", "postgres"]),
+)
+def test_disguised_self_comparison_never_allowed(wraps: list[str], op: str, stmt: str, dialect: str) -> None:
+    """``id = <id under value-preserving arithmetic>`` (MySQL's id=0--id among them) is never allowed."""
+    if op == "<=>" and dialect == "postgres":
+        op = "="
+    side = "id"
+    for w in wraps:
+        side = w.format(side)
+    d = evaluate(stmt.format(f"id {op} {side}"), dialect=dialect)
+    assert not d.allowed, (side, d.rules)

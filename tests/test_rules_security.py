@@ -170,6 +170,7 @@ INNOCENT = [
     ("duckdb", 'SELECT * FROM "orders"'),
     ("duckdb", "SELECT * FROM orders o JOIN customers c ON o.cid = c.id"),
     ("duckdb", "SELECT 'https://example.com' AS url"),
+    ("duckdb", "SELECT upper('https://example.com'), regexp_matches(url, 's3://') FROM links"),
     ("duckdb", "SELECT * FROM t WHERE path = '/etc/x.csv'"),
     ("postgres", "SELECT * FROM read_csv_metadata"),
     ("postgres", "SELECT c.relname FROM pg_catalog.pg_class c"),
