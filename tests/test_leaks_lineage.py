@@ -280,3 +280,46 @@ def test_duckdb_cast_error_of_plain_table_keeps_value(dk: Any) -> None:
     with pytest.raises(duckdb.ConversionException) as info:
         dk.execute("SELECT name::INT FROM items").fetchall()
     assert "widget" in str(info.value)
+
+
+def test_sqlite_row_locators_stay_exact(sq: Any) -> None:
+    """rowid is not data: it comes back exactly next to masked columns (no fail-closed over-masking)."""
+    assert sq.execute("SELECT rowid, email FROM customers").fetchall() == [(1, "a***@example.com")]
+    assert sq.execute("SELECT c.rowid FROM customers c").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 / (length(ssn) - 11) FROM customers",
+        "SELECT id % (unicode(substr(ssn, 1, 1)) - 53) FROM customers",
+    ],
+)
+def test_sqlite_division_by_a_masked_value_is_refused(sq: Any, sql: str) -> None:
+    """A divisor computed from a masked column errors exactly when it matches: refused as a predicate."""
+    assert refused_rule(sq, sql) == "masked-column-predicate"
+
+
+def test_sqlite_upsert_copies_are_refused_but_plain_upserts_run(sq: Any) -> None:
+    """ON CONFLICT DO UPDATE SET x = (SELECT ssn ...) is a copy; excluded.x (the inserted value) is not."""
+    sq.execute("CREATE UNIQUE INDEX other_id ON other (id)")
+    bad = (
+        "INSERT INTO other VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = (SELECT ssn FROM customers)"
+    )
+    assert refused_rule(sq, bad) == "masked-column-copy"
+    ok = "INSERT INTO other VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = excluded.note"
+    sq.execute(ok)
+    sq.execute(ok)
+    assert sq.execute("SELECT id, note FROM other").fetchall() == [(1, "x")]
+
+
+def test_postgres_merge_copies_and_join_predicates_are_refused(pg: tuple[Any, str]) -> None:
+    """MERGE: assigning a masked column is a copy, and joining ON it is a predicate."""
+    conn, t = pg
+    copy = (
+        f"MERGE INTO {t}_o o USING {t} c ON o.id = c.id "
+        "WHEN MATCHED THEN UPDATE SET note = c.ssn WHEN NOT MATCHED THEN INSERT (id, note) VALUES (c.id, c.email)"
+    )
+    assert refused_rule(conn, copy) == "masked-column-copy"
+    oracle = f"MERGE INTO {t}_o o USING {t} c ON c.ssn LIKE '5%' WHEN MATCHED THEN DELETE"
+    assert refused_rule(conn, oracle) == "masked-column-predicate"

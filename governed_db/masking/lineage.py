@@ -35,6 +35,8 @@ Ref = tuple[str, str]
 ColumnsOf = Callable[[exp.Table], "tuple[str, list[str] | None]"]
 
 _QUERY = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
+#: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
+_ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
 
@@ -215,6 +217,8 @@ class _Walker:
                         if found is not None:
                             return found
                         if src.table is not None:
+                            if name in _ROW_LOCATORS and src.columns is not None:
+                                return CONST
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
@@ -250,6 +254,8 @@ class _Walker:
                     if out.name.lower() == name:
                         return out.origin
             s = s.parent
+        if name in _ROW_LOCATORS and not qualifier:
+            return CONST  # rowid, ctid...: where a row is stored, not what it holds
         return Origin("unknown", hint=name)
 
     def expr(self, node: exp.Expression, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> Origin:
@@ -261,6 +267,9 @@ class _Walker:
             return self.positional(node, scope)
         if isinstance(node, (exp.Case, exp.If)):
             self.conditions(node, scope, ctes)
+        if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
+            # ``1 / (ascii(ssn) - 53)`` fails exactly when the value is what the divisor tests: an error oracle
+            self.lineage.uses.append(("division", self.expr(node.expression, scope, ctes)))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
@@ -471,6 +480,17 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
 
 
+def _assignments(
+    w: _Walker, items: Iterable[exp.Expression], scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]
+) -> None:
+    """``SET a = <value>`` / ``INSERT (...) VALUES (<values>)``: every value is copied into the target."""
+    for item in items:
+        value = item.expression if isinstance(item, exp.EQ) else item
+        values = value.expressions if isinstance(value, exp.Tuple) else [value]
+        for v in values:
+            w.lineage.uses.append(("copy", w.expr(v, scope, ctes)))
+
+
 def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:
     """Lineage of one parsed statement (the tree is copied, not modified)."""
     tree = statement.copy()
@@ -493,15 +513,39 @@ def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lin
             elif isinstance(extra, exp.Expression):
                 scope.sources.append(w.from_item(extra, ctes, None))
         for join in tree.args.get("joins") or ():
-            scope.sources.append(w.from_item(join.this, ctes, None))
+            scope.sources.append(w.from_item(join.this, ctes, scope))
+        for join in tree.args.get("joins") or ():
+            if join.args.get("on") is not None:
+                lin.uses.append(("JOIN", w.expr(join.args["on"], scope, ctes)))
         query = tree.args.get("expression")
         if isinstance(query, _QUERY):
             outs, _ = w.query(query, ctes, None)
             lin.uses.extend(("copy", o.origin) for o in outs)
         if isinstance(tree, exp.Update):
-            for assignment in tree.expressions:
-                value = assignment.expression if isinstance(assignment, exp.EQ) else assignment
-                lin.uses.append(("copy", w.expr(value, scope, ctes)))
+            _assignments(w, tree.expressions, scope, ctes)
+        if isinstance(tree, exp.Insert) and isinstance(tree.args.get("conflict"), exp.OnConflict):
+            # ON CONFLICT DO UPDATE / ON DUPLICATE KEY UPDATE: ``excluded.x`` / ``new.x`` are the values being
+            # inserted (traced above as copies); anything else assigned is copied into the target
+            target_src = scope.sources[0] if scope.sources else None
+            inserted = (
+                [(n, CONST) for n, _ in target_src.columns] if target_src and target_src.columns else None
+            )
+            upsert = _Scope(
+                [*scope.sources, _Source("excluded", None, inserted), _Source("new", None, inserted)]
+            )
+            _assignments(w, tree.args["conflict"].expressions, upsert, ctes)
+        if isinstance(tree, exp.Merge):
+            if tree.args.get("on") is not None:
+                lin.uses.append(("JOIN", w.expr(tree.args["on"], scope, ctes)))
+            whens = tree.args.get("whens")
+            for when in whens.expressions if isinstance(whens, exp.Whens) else []:
+                then = when.args.get("then")
+                if when.args.get("condition") is not None:
+                    lin.uses.append(("WHERE", w.expr(when.args["condition"], scope, ctes)))
+                if isinstance(then, exp.Update):
+                    _assignments(w, then.expressions, scope, ctes)
+                elif isinstance(then, exp.Insert) and isinstance(then.expression, exp.Expression):
+                    _assignments(w, [then.expression], scope, ctes)
         where = tree.args.get("where")
         if where is not None:
             lin.uses.append(("WHERE", w.expr(where, scope, ctes)))
