@@ -12,139 +12,59 @@ come from the database catalog (``columns_of``); each projection becomes an
 * ``row`` — a whole row (``row_to_json(u)``, ``SELECT u``): sensitive fields
   (or the whole value) masked;
 * ``const`` — no column involved (literals, ``count(*)``);
-* ``unknown`` — could not be traced: value-based detection, and masking
-  when unsure.
+* ``unknown`` — the result of a function or session variable governed_db
+  does not know (``opaque``: its inputs are traced, its value is checked as
+  it passes), or a value whose lineage was *lost* (``#4``, a FROM item sqlglot
+  does not model): over a table with masked columns a lost value is masked
+  whole and may not be used as a predicate (fail closed).
 
-Columns used in WHERE/JOIN/GROUP BY/HAVING/ORDER BY/window clauses, and
-columns copied by INSERT ... SELECT, UPDATE ... SET and CREATE TABLE AS, are
-collected as *uses* for the predicate guard.
+VALUES rows, ``t AS s(a, b)`` column lists, LATERAL subqueries and table
+functions (``unnest(ARRAY[email, ssn]) v``) are traced like subqueries.
+
+Columns used in WHERE/JOIN/GROUP BY/HAVING/ORDER BY/window clauses, in
+LIMIT/OFFSET subqueries, in CASE/IF conditions and divisors anywhere (error
+oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
+(:mod:`governed_db.masking.writes`) are collected as *uses* for the guard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-
 from sqlglot import exp
 
 from governed_db.masking.names import PURE_FUNCTIONS
+from governed_db.masking.origins import (
+    CONST,
+    QUERY,
+    ColumnsOf,
+    Ctes,
+    Lineage,
+    Origin,
+    Output,
+    Ref,
+    Scope,
+    Source,
+    combine,
+)
+from governed_db.masking.writes import trace_write
 
-#: (table key, column) of a real table
-Ref = tuple[str, str]
-#: table node -> (table key, its columns in order, or None when unknown)
-ColumnsOf = Callable[[exp.Table], "tuple[str, list[str] | None]"]
-
-_QUERY = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    kind: str  # column | expr | row | const | unknown
-    sources: frozenset[Ref] = frozenset()
-    #: tables whose whole row flows into the value
-    rows: frozenset[str] = frozenset()
-    #: the name as written, for columns nothing could resolve
-    hint: str | None = None
-    #: an ``unknown`` that is the result of a function or session variable whose inputs *are* traced
-    #: (``sources``/``rows``); when False an ``unknown`` means the lineage itself was lost
-    opaque: bool = False
-
-    @property
-    def traced(self) -> bool:
-        return self.kind != "unknown"
-
-    @property
-    def lost(self) -> bool:
-        """The walk could not follow this value: over a sensitive table it is masked and never a predicate."""
-        return self.kind == "unknown" and not self.opaque
-
-
-CONST = Origin("const")
-
-
-def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
-    sources: set[Ref] = set()
-    rows: set[str] = set()
-    unknown = False
-    opaque = True
-    hint = None
-    for o in origins:
-        sources |= o.sources
-        rows |= o.rows
-        if o.kind == "unknown":
-            unknown = True
-            opaque = opaque and o.opaque
-            hint = hint or o.hint
-    if unknown:
-        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
-    if not sources and not rows:
-        return CONST
-    return Origin("row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows))
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    name: str
-    origin: Origin
-
-
-@dataclass
-class Lineage:
-    #: result columns in order; ``None`` when the statement's result shape is not known
-    outputs: list[Output] | None = None
-    #: False when a ``*`` over a table of unknown columns made the count uncertain
-    exact: bool = True
-    #: (clause, origin) for every column used to filter, join, sort, group or copied
-    uses: list[tuple[str, Origin]] = field(default_factory=list)
-    #: table key -> SQL to reference it (as written), for every real table read
-    tables: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Source:
-    alias: str
-    table: str | None
-    columns: list[tuple[str, Origin]] | None
-
-    def find(self, name: str) -> Origin | None:
-        if self.columns is None:
-            return None
-        for n, o in self.columns:
-            if n == name:
-                return o
-        return None
-
-    def whole_row(self) -> Origin:
-        if self.table is not None:
-            return Origin("row", rows=frozenset({self.table}))
-        if self.columns is None:
-            return Origin("unknown")
-        return combine((o for _, o in self.columns), kind="row")
-
-
-@dataclass
-class _Scope:
-    sources: list[_Source]
-    parent: _Scope | None = None
-    projections: list[Output] = field(default_factory=list)
-
-
-class _Walker:
+class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str) -> None:
         self.columns_of = columns_of
         self.dialect = dialect
         self.lineage = Lineage()
 
     # -- sources ---------------------------------------------------------------------------------
-    def table_source(self, node: exp.Table, ctes: dict[str, tuple[list[Output], bool]]) -> _Source:
+    def table_source(self, node: exp.Table, ctes: Ctes) -> Source:
         alias = (node.alias_or_name or node.name).lower()
         if not node.args.get("db") and node.name.lower() in ctes:
             outs, exact = ctes[node.name.lower()]
-            return _Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
+            return Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
         key, cols = self.columns_of(node)
         bare = node.copy()
         bare.set("alias", None)
@@ -157,56 +77,54 @@ class _Walker:
         renamed = _alias_columns(node)
         if renamed and columns is None:
             # ``t AS s(a, b)`` over a table of unknown columns: the new names cannot be traced to the old ones
-            return _Source(alias, None, [(n, Origin("unknown", hint=n)) for n in renamed])
-        return _Source(alias, key, _rename(columns, renamed) if columns is not None else None)
+            return Source(alias, None, [(n, Origin("unknown", hint=n)) for n in renamed])
+        return Source(alias, key, _rename(columns, renamed) if columns is not None else None)
 
-    def from_item(
-        self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], scope: _Scope | None
-    ) -> _Source:
+    def from_item(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Source:
         if isinstance(node, exp.Table):
             if node.this is None or isinstance(node.this, (exp.Identifier, str)):
                 return self.table_source(node, ctes)
             # a table function (unnest, generate_series, json_each...): its columns come from its arguments
             return self.function_source(node, node.this, scope, ctes)
-        if isinstance(node, exp.Lateral) and isinstance(node.this, (exp.Subquery, *_QUERY)):
+        if isinstance(node, exp.Lateral) and isinstance(node.this, (exp.Subquery, *QUERY)):
             inner_src = self.from_item(node.this, ctes, scope)
-            return _Source(_alias_name(node), None, _rename(inner_src.columns, _alias_columns(node)))
+            return Source(_alias_name(node), None, _rename(inner_src.columns, _alias_columns(node)))
         if isinstance(node, exp.Lateral):  # LATERAL func(...) / LATERAL VIEW explode(...)
             return self.function_source(node, node.this, scope, ctes)
         if isinstance(node, exp.Unnest):
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
-        if isinstance(node, (exp.Subquery, *_QUERY)):
+        if isinstance(node, (exp.Subquery, *QUERY)):
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
             columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
-            return _Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+            return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
         # reads is known: keep it so a lost value over a sensitive table is still masked
-        inner = combine(self.expr(child, scope or _Scope([]), ctes) for child in node.iter_expressions())
-        return _Source(_alias_name(node), None, [("*", Origin("unknown", inner.sources, inner.rows))])
+        inner = combine(self.expr(child, scope or Scope([]), ctes) for child in node.iter_expressions())
+        return Source(_alias_name(node), None, [("*", Origin("unknown", inner.sources, inner.rows))])
 
     def function_source(
         self,
         node: exp.Expression,
         call: exp.Expression,
-        scope: _Scope | None,
-        ctes: dict[str, tuple[list[Output], bool]],
-    ) -> _Source:
-        inner = self.expr(call, scope or _Scope([]), ctes)
+        scope: Scope | None,
+        ctes: Ctes,
+    ) -> Source:
+        inner = self.expr(call, scope or Scope([]), ctes)
         if inner.kind == "const":
-            return _Source(_alias_name(node), None, None)
+            return Source(_alias_name(node), None, None)
         # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
         names = _alias_columns(node)
         if inner.kind == "column":
             inner = Origin("expr", inner.sources, inner.rows)
         columns = [("*", inner)] + [(n, inner) for n in names]
-        return _Source(_alias_name(node), None, columns)
+        return Source(_alias_name(node), None, columns)
 
     # -- columns ---------------------------------------------------------------------------------
-    def column(self, col: exp.Column, scope: _Scope) -> Origin:
+    def column(self, col: exp.Column, scope: Scope) -> Origin:
         name = col.name.lower()
         qualifier = col.table.lower()
-        s: _Scope | None = scope
+        s: Scope | None = scope
         while s is not None:
             if qualifier:
                 for src in s.sources:
@@ -258,7 +176,7 @@ class _Walker:
             return CONST  # rowid, ctid...: where a row is stored, not what it holds
         return Origin("unknown", hint=name)
 
-    def expr(self, node: exp.Expression, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> Origin:
+    def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
         if isinstance(node, exp.Column):
             return self.column(node, scope)
         if isinstance(node, (exp.Alias, exp.Paren)):
@@ -277,7 +195,7 @@ class _Walker:
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
             # a session variable (@v, @@x) may hold anything a previous statement put there
             return Origin("unknown", hint=node.name or None, opaque=True)
-        if isinstance(node, _QUERY):
+        if isinstance(node, QUERY):
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
@@ -294,7 +212,7 @@ class _Walker:
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         return combine(parts, kind="expr")
 
-    def positional(self, node: exp.PositionalColumn, scope: _Scope) -> Origin:
+    def positional(self, node: exp.PositionalColumn, scope: Scope) -> Origin:
         """DuckDB ``#n``: the n-th column of the FROM clause when its columns are known."""
         columns: list[tuple[str, Origin]] = []
         for src in scope.sources:
@@ -304,9 +222,7 @@ class _Walker:
         idx = int(node.name) - 1 if node.name.isdigit() else -1
         return columns[idx][1] if 0 <= idx < len(columns) else Origin("unknown", hint=f"#{node.name}")
 
-    def conditions(
-        self, node: exp.Case | exp.If, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]
-    ) -> None:
+    def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
         it into an error oracle, so a condition is a predicate wherever it appears."""
         tests: list[exp.Expression] = []
@@ -321,9 +237,7 @@ class _Walker:
                 self.lineage.uses.append(("CASE", self.expr(test, scope, ctes)))
 
     # -- queries ---------------------------------------------------------------------------------
-    def ctes_of(
-        self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], scope: _Scope | None
-    ) -> dict[str, tuple[list[Output], bool]]:
+    def ctes_of(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Ctes:
         with_ = node.args.get("with_") or node.args.get("with")
         if not with_:
             return ctes
@@ -338,9 +252,7 @@ class _Walker:
             local[name] = (outs, exact)
         return local
 
-    def query(
-        self, node: exp.Expression, ctes: dict[str, tuple[list[Output], bool]], parent: _Scope | None
-    ) -> tuple[list[Output], bool]:
+    def query(self, node: exp.Expression, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
         ctes = self.ctes_of(node, ctes, parent)
         if isinstance(node, exp.Subquery):
             return self.query(node.this, ctes, parent)
@@ -354,16 +266,16 @@ class _Walker:
                     merged.append(
                         Output(a.name, combine((a.origin, b.origin), kind="column" if plain else "expr"))
                     )
-                self.bounds(node, _Scope([], parent), ctes)
+                self.bounds(node, Scope([], parent), ctes)
                 return merged, True
             every = combine([o.origin for o in left] + [o.origin for o in right])
-            self.bounds(node, _Scope([], parent), ctes)
+            self.bounds(node, Scope([], parent), ctes)
             return [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left], False
         if isinstance(node, exp.Values):
             return self.values(node, ctes, parent), True
         if not isinstance(node, exp.Select):
             return [], False
-        scope = _Scope([], parent)
+        scope = Scope([], parent)
         from_ = node.args.get("from_") or node.args.get("from")
         if from_ is not None:
             scope.sources.append(self.from_item(from_.this, ctes, parent))
@@ -395,11 +307,9 @@ class _Walker:
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
         return outputs, exact
 
-    def values(
-        self, node: exp.Values, ctes: dict[str, tuple[list[Output], bool]], parent: _Scope | None
-    ) -> list[Output]:
+    def values(self, node: exp.Values, ctes: Ctes, parent: Scope | None) -> list[Output]:
         """Each VALUES column is what its cells are made of: ``VALUES ((SELECT ssn FROM t))`` is ssn."""
-        scope = _Scope([], parent)
+        scope = Scope([], parent)
         cells: list[list[Origin]] = []
         for row in node.expressions:
             items = row.expressions if isinstance(row, exp.Tuple) else [row]
@@ -409,14 +319,14 @@ class _Walker:
                 cells[i].append(self.expr(item, scope, ctes))
         return [Output(f"column{i + 1}", combine(col, kind="expr")) for i, col in enumerate(cells)]
 
-    def bounds(self, node: exp.Expression, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> None:
+    def bounds(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> None:
         """LIMIT/OFFSET may hold a subquery whose WHERE is an oracle (``LIMIT (SELECT count(*) ... )``)."""
         for key in ("limit", "offset"):
             part = node.args.get(key)
             if isinstance(part, exp.Expression):
                 self.lineage.uses.append((key.upper(), self.expr(part, scope, ctes)))
 
-    def uses_of(self, node: exp.Select, scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]) -> None:
+    def uses_of(self, node: exp.Select, scope: Scope, ctes: Ctes) -> None:
         clauses: list[tuple[str, exp.Expression | None]] = [
             ("WHERE", node.args.get("where")),
             ("GROUP BY", node.args.get("group")),
@@ -480,93 +390,23 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
 
 
-def _assignments(
-    w: _Walker, items: Iterable[exp.Expression], scope: _Scope, ctes: dict[str, tuple[list[Output], bool]]
-) -> None:
-    """``SET a = <value>`` / ``INSERT (...) VALUES (<values>)``: every value is copied into the target."""
-    for item in items:
-        value = item.expression if isinstance(item, exp.EQ) else item
-        values = value.expressions if isinstance(value, exp.Tuple) else [value]
-        for v in values:
-            w.lineage.uses.append(("copy", w.expr(v, scope, ctes)))
-
-
 def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:
     """Lineage of one parsed statement (the tree is copied, not modified)."""
     tree = statement.copy()
-    w = _Walker(columns_of, dialect)
+    w = Walker(columns_of, dialect)
     lin = w.lineage
-    if isinstance(tree, _QUERY):
+    if isinstance(tree, QUERY):
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact
         return lin
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Merge)):
-        ctes = w.ctes_of(tree, {}, None)
-        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
-        scope = _Scope([])
-        if isinstance(target, exp.Table):
-            scope.sources.append(w.table_source(target, ctes))
-        for key in ("from_", "from", "using"):
-            extra = tree.args.get(key)
-            if isinstance(extra, exp.From):
-                scope.sources.append(w.from_item(extra.this, ctes, None))
-            elif isinstance(extra, exp.Expression):
-                scope.sources.append(w.from_item(extra, ctes, None))
-        for join in tree.args.get("joins") or ():
-            scope.sources.append(w.from_item(join.this, ctes, scope))
-        for join in tree.args.get("joins") or ():
-            if join.args.get("on") is not None:
-                lin.uses.append(("JOIN", w.expr(join.args["on"], scope, ctes)))
-        query = tree.args.get("expression")
-        if isinstance(query, _QUERY):
-            outs, _ = w.query(query, ctes, None)
-            lin.uses.extend(("copy", o.origin) for o in outs)
-        if isinstance(tree, exp.Update):
-            _assignments(w, tree.expressions, scope, ctes)
-        if isinstance(tree, exp.Insert) and isinstance(tree.args.get("conflict"), exp.OnConflict):
-            # ON CONFLICT DO UPDATE / ON DUPLICATE KEY UPDATE: ``excluded.x`` / ``new.x`` are the values being
-            # inserted (traced above as copies); anything else assigned is copied into the target
-            target_src = scope.sources[0] if scope.sources else None
-            inserted = (
-                [(n, CONST) for n, _ in target_src.columns] if target_src and target_src.columns else None
-            )
-            upsert = _Scope(
-                [*scope.sources, _Source("excluded", None, inserted), _Source("new", None, inserted)]
-            )
-            _assignments(w, tree.args["conflict"].expressions, upsert, ctes)
-        if isinstance(tree, exp.Merge):
-            if tree.args.get("on") is not None:
-                lin.uses.append(("JOIN", w.expr(tree.args["on"], scope, ctes)))
-            whens = tree.args.get("whens")
-            for when in whens.expressions if isinstance(whens, exp.Whens) else []:
-                then = when.args.get("then")
-                if when.args.get("condition") is not None:
-                    lin.uses.append(("WHERE", w.expr(when.args["condition"], scope, ctes)))
-                if isinstance(then, exp.Update):
-                    _assignments(w, then.expressions, scope, ctes)
-                elif isinstance(then, exp.Insert) and isinstance(then.expression, exp.Expression):
-                    _assignments(w, [then.expression], scope, ctes)
-        where = tree.args.get("where")
-        if where is not None:
-            lin.uses.append(("WHERE", w.expr(where, scope, ctes)))
-        returning = tree.args.get("returning")
-        if returning is not None:
-            outputs: list[Output] = []
-            for proj in returning.expressions:
-                if isinstance(proj, exp.Star):
-                    src = scope.sources[0] if scope.sources else None
-                    if src is None or src.columns is None:
-                        lin.exact = False
-                        outputs.append(Output("*", src.whole_row() if src else Origin("unknown")))
-                    else:
-                        outputs.extend(Output(n, o) for n, o in src.columns)
-                else:
-                    outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
-            lin.outputs = outputs
-        return lin
+        return trace_write(w, tree)
     # SET @v = (SELECT ...), CALL p((SELECT ...)), DO ...: whatever a query inside reads is copied somewhere
     for query in tree.find_all(exp.Select):
         if query.find_ancestor(exp.Select) is None:
             outs, _ = w.query(query, {}, None)
             lin.uses.extend(("copy", o.origin) for o in outs)
     return lin
+
+
+__all__ = ["CONST", "ColumnsOf", "Lineage", "Origin", "Output", "Ref", "Walker", "combine", "trace"]

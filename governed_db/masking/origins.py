@@ -1,0 +1,114 @@
+"""The values lineage works with: where a value comes from (:class:`Origin`), a statement's result columns
+and uses (:class:`Lineage`), and the sources and scopes of the walk over a query.
+
+Kept apart from :mod:`governed_db.masking.lineage` (the walk) and :mod:`governed_db.masking.writes` (the
+statements that write) so each stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+#: (table key, column) of a real table
+Ref = tuple[str, str]
+#: table node -> (table key, its columns in order, or None when unknown)
+ColumnsOf = Callable[[exp.Table], "tuple[str, list[str] | None]"]
+#: name -> (result columns, whether their count is exact) of the CTEs in scope
+Ctes = dict[str, "tuple[list[Output], bool]"]
+
+QUERY = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    kind: str  # column | expr | row | const | unknown
+    sources: frozenset[Ref] = frozenset()
+    #: tables whose whole row flows into the value
+    rows: frozenset[str] = frozenset()
+    #: the name as written, for columns nothing could resolve
+    hint: str | None = None
+    #: an ``unknown`` that is the result of a function or session variable whose inputs *are* traced
+    #: (``sources``/``rows``); when False an ``unknown`` means the lineage itself was lost
+    opaque: bool = False
+
+    @property
+    def traced(self) -> bool:
+        return self.kind != "unknown"
+
+    @property
+    def lost(self) -> bool:
+        """The walk could not follow this value: over a sensitive table it is masked and never a predicate."""
+        return self.kind == "unknown" and not self.opaque
+
+
+CONST = Origin("const")
+
+
+def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
+    sources: set[Ref] = set()
+    rows: set[str] = set()
+    unknown = False
+    opaque = True
+    hint = None
+    for o in origins:
+        sources |= o.sources
+        rows |= o.rows
+        if o.kind == "unknown":
+            unknown = True
+            opaque = opaque and o.opaque
+            hint = hint or o.hint
+    if unknown:
+        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
+    if not sources and not rows:
+        return CONST
+    return Origin("row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    name: str
+    origin: Origin
+
+
+@dataclass
+class Lineage:
+    #: result columns in order; ``None`` when the statement's result shape is not known
+    outputs: list[Output] | None = None
+    #: False when a ``*`` over a table of unknown columns made the count uncertain
+    exact: bool = True
+    #: (clause, origin) for every column used to filter, join, sort, group or copied
+    uses: list[tuple[str, Origin]] = field(default_factory=list)
+    #: table key -> SQL to reference it (as written), for every real table read
+    tables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    alias: str
+    table: str | None
+    columns: list[tuple[str, Origin]] | None
+
+    def find(self, name: str) -> Origin | None:
+        if self.columns is None:
+            return None
+        for n, o in self.columns:
+            if n == name:
+                return o
+        return None
+
+    def whole_row(self) -> Origin:
+        if self.table is not None:
+            return Origin("row", rows=frozenset({self.table}))
+        if self.columns is None:
+            return Origin("unknown")
+        return combine((o for _, o in self.columns), kind="row")
+
+
+@dataclass
+class Scope:
+    sources: list[Source]
+    parent: Scope | None = None
+    projections: list[Output] = field(default_factory=list)
