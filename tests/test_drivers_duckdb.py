@@ -341,3 +341,23 @@ def test_pivot_and_summarize_without_masked_values_run(conn: Any, sql: str) -> N
     """PIVOT/SUMMARIZE whose names and cells come from unmasked columns still work."""
     rows = conn.execute(sql).fetchall()
     assert rows
+
+
+@pytest.mark.parametrize(
+    "compose",
+    [
+        lambda r: r.pivot("id", [1], "max(pii) AS pii"),
+        lambda r: r.unpivot("pii"),
+    ],
+    ids=["pivot", "unpivot"],
+)
+def test_relation_pivot_and_unpivot_of_masked_columns_are_refused(conn: Any, compose: Any) -> None:
+    """rel.pivot()/rel.unpivot() over masked columns are refused at output, like their SQL forms."""
+    rel = compose(conn.table("people"))
+    with pytest.raises(GuardrailViolation, match="masked columns"):
+        rel.fetchall()
+    with pytest.raises(GuardrailViolation, match="masked columns"):
+        rel.df()
+    with pytest.raises(GuardrailViolation, match="masked columns"):
+        rel.create("governed_pivot_copy")
+    assert sorted(conn.table("plain").pivot("label", ["a"], "count(*)").fetchall()) == [(1, 1), (2, 0)]

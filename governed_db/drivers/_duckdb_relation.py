@@ -92,9 +92,16 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
     def _self_emit(
         self, entry: str, produce: Callable[[], Any], sql: str | None = None
     ) -> tuple[Any, ResultState]:
-        raw = self.__wrapped__
-        st = ResultState(raw, self._self_gov)
-        out = run(self._self_gov, f"relation.{entry}", sql or raw.sql_query(), None, lambda _s: produce(), st)
+        raw, gov = self.__wrapped__, self._self_gov
+        st = ResultState(raw, gov)
+        text = sql or raw.sql_query()
+
+        def invoke(_s: Any) -> Any:
+            # rel.pivot()/unpivot() compose PIVOT/UNPIVOT, whose lineage masking cannot follow (decision 0066)
+            refuse_derived_from_masked(gov, text, _relation_describer(raw))
+            return produce()
+
+        out = run(gov, f"relation.{entry}", text, None, invoke, st)
         return out, st
 
     def _self_wrap(self, value: Any) -> Any:
@@ -276,6 +283,11 @@ def _reader_gate(self: GovernedRelation, name: str, args: tuple[Any, ...], kwarg
     return method(*args, **kwargs)
 
 
+def _relation_describer(raw: Any) -> Callable[[str], Any]:
+    # binds the probe in the relation's own context (no rows, and the connection's pending result is untouched)
+    return lambda probe: raw.query("governed_relation", probe).description
+
+
 def _file_output(name: str) -> Callable[..., Any]:
     def output(self: GovernedRelation, file_name: Any, *args: Any, **kwargs: Any) -> Any:
         raw, gov = self.__wrapped__, self._self_gov
@@ -284,6 +296,7 @@ def _file_output(name: str) -> Callable[..., Any]:
 
         def produce() -> Any:
             refuse_unmaskable_copy(gov, text, lambda _probe: raw.description)
+            refuse_derived_from_masked(gov, text, _relation_describer(raw))
             return getattr(raw, name)(file_name, *args, **kwargs)
 
         return run(gov, f"relation.{name}", text, None, lambda _s: produce())
@@ -306,8 +319,12 @@ def _table_output(name: str) -> Callable[..., Any]:
             "insert": f"INSERT INTO {_ident(raw.alias)} SELECT * FROM ({sql}) AS governed_rows",
             "update": f"UPDATE {_ident(raw.alias)} SET governed_column = NULL",
         }[name]
-        out = run(gov, f"relation.{name}", text, None, lambda _s: getattr(raw, name)(*args, **kwargs))
-        return self._self_wrap(out)
+
+        def invoke(_s: Any) -> Any:
+            refuse_derived_from_masked(gov, sql, _relation_describer(raw))
+            return getattr(raw, name)(*args, **kwargs)
+
+        return self._self_wrap(run(gov, f"relation.{name}", text, None, invoke))
 
     output.__name__ = name
     return output
