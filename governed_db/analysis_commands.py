@@ -206,6 +206,11 @@ def _set(words: list[str], tokens: list[Token]) -> Classified:
         return _c("session", "SET ROLE", "set-role")
     if rest[:1] == ["AUTHORIZATION"]:
         return _c("session", "SET SESSION AUTHORIZATION", "set-role")
+    if head == "STATEMENT":
+        # MariaDB SET STATEMENT a=1, b=2 FOR <statement>: settings for one statement we do not analyse
+        all_words = _words(tokens)
+        names = tuple((all_words[i - 1].lower(), "session", True) for i, w in enumerate(all_words) if w == "=" and i > 0)
+        return _c("session", "SET STATEMENT", "dynamic-sql", settings=names)
     if head == "PASSWORD":
         return _c("privilege", "SET PASSWORD", "user-management")
     if head in ("TRANSACTION", "CHARACTERISTICS", "CONSTRAINTS"):

@@ -32,6 +32,8 @@ def worst_where(tree: exp.Expr, gd: str) -> str | None:
         else:
             w = node.args.get("where")
             status = _judge(w.this, truthy) if w is not None else _by_joins(node, gd)
+            if status == "bounded" and w is not None and not _names_target(node, w.this):
+                status = "undecidable"  # WHERE u.flag / EXISTS (SELECT 1 FROM u): the same for every row
         if worst is None or _WHERE_RANK[status] > _WHERE_RANK[worst]:
             worst = status
     return worst
@@ -41,6 +43,8 @@ def _merge(node: exp.Merge, truthy: bool) -> str | None:
     """The worst bound of a MERGE's UPDATE/DELETE actions (None when it only inserts)."""
     on = node.args.get("on")
     on_status = _judge(on, truthy) if isinstance(on, exp.Expr) else "missing"
+    if on_status == "bounded" and isinstance(on, exp.Expr) and not _names_target(node, on):
+        on_status = "undecidable"  # ON s.k = 1: every target row matches a qualifying source row
     whens = node.args.get("whens")
     worst: str | None = None
     for when in whens.expressions if whens is not None else ():
@@ -198,6 +202,31 @@ def _not_null_operand(cond: exp.Expr) -> exp.Expr | None:
         operand = cond.this
         return operand if isinstance(operand, exp.Expr) else None
     return None
+
+
+def _names_target(node: exp.Expr, cond: exp.Expr) -> bool:
+    """Could ``cond`` tell the target's rows apart? It must reference a column of the target table: qualified with
+    its name or alias, or unqualified outside any subquery. Multi-table forms (joins, MySQL ``DELETE t FROM``)
+    are given the benefit of the doubt."""
+    target = node.this
+    if not isinstance(target, exp.Table) or target.args.get("joins") or node.args.get("tables"):
+        return True
+    names = {target.name.lower(), target.alias.lower()} - {""}
+    for col in cond.find_all(exp.Column):
+        qualifier = col.table.lower()
+        if (qualifier in names) if qualifier else _outer(col, cond):
+            return True
+    return False
+
+
+def _outer(col: exp.Column, cond: exp.Expr) -> bool:
+    """No query boundary between ``col`` and the top of ``cond``."""
+    node: exp.Expr | None = col.parent
+    while node is not None and node is not cond:
+        if isinstance(node, (exp.Select, exp.Subquery, exp.Query)):
+            return False
+        node = node.parent
+    return True
 
 
 def _target_names(node: exp.Expr) -> set[str]:

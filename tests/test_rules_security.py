@@ -129,6 +129,17 @@ REFUSED = [
     ("11 where", "postgres", "DELETE FROM v WHERE id IN (SELECT id FROM v)", "tautological-where", "deny"),
     ("11 where", "postgres", "UPDATE v SET a = 1 WHERE id <> id + 1", "undecidable-where", "require_approval"),
     ("11 where", "mysql", "DELETE FROM v WHERE id = 1 XOR 1", "undecidable-where", "require_approval"),
+    ("11 where", "postgres", "DELETE FROM v USING u WHERE u.x = 1", "undecidable-where", "require_approval"),
+    ("11 where", "postgres", "DELETE FROM v WHERE EXISTS (SELECT 1 FROM u WHERE u.a = 1)", "undecidable-where",
+     "require_approval"),
+    ("11 where", "postgres", "UPDATE v SET a = 1 FROM u WHERE u.id = 5", "undecidable-where", "require_approval"),
+    ("3 merge", "postgres", "MERGE INTO v USING s ON s.k = 1 WHEN MATCHED THEN DELETE", "undecidable-where",
+     "require_approval"),
+    # SET role = x is SET ROLE; MariaDB SET STATEMENT sql_mode=... FOR <statement>
+    ("5 role", "postgres", "SET role = postgres", "session-identity", "deny"),
+    ("5 role", "postgres", "SET session_authorization = postgres", "session-identity", "deny"),
+    ("2 sql_mode", "mariadb", "SET STATEMENT sql_mode='NO_BACKSLASH_ESCAPES' FOR DELETE FROM v WHERE id = 1",
+     "settings-critical", "deny"),
 ]
 
 # Look-alikes that must keep passing in production with no configuration.
@@ -184,6 +195,11 @@ INNOCENT = [
     ("postgres", "DELETE FROM v WHERE processed_at IS NOT NULL"),
     ("postgres", "DELETE FROM v WHERE id IN (SELECT id FROM v WHERE stale)"),
     ("postgres", "DELETE FROM v WHERE id IN (SELECT v_id FROM gone)"),
+    ("postgres", "DELETE FROM v WHERE EXISTS (SELECT 1 FROM u WHERE u.v_id = v.id)"),
+    ("postgres", "UPDATE v SET a = u.a FROM u WHERE u.id = v.id"),
+    ("postgres", "DELETE FROM v AS x WHERE x.id = 1"),
+    ("mysql", "DELETE v FROM v JOIN u ON u.id = v.id WHERE u.x = 1"),
+    ("postgres", "MERGE INTO v t USING s ON t.id = s.id WHEN MATCHED THEN DELETE"),
     ("postgres", "UPDATE v SET a = 1 WHERE updated_at > created_at"),
     ("postgres", "DELETE FROM v WHERE id * 2 = 8"),
     ("mysql", "DELETE FROM v WHERE a = 1 XOR b = 2"),

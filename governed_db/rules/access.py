@@ -90,9 +90,15 @@ def user_management(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[
     production=Action.DENY,
 )
 def session_identity(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
-    if stmt is None or "set-role" not in stmt.flags:
+    if stmt is None:
+        return None
+    # SET role = x / SET session_authorization = x are SET ROLE spelled as a setting
+    if "set-role" not in stmt.flags and not any(w and n in _IDENTITY_SETTINGS for n, _, w in stmt.settings):
         return None
     return Finding(f"{stmt.operation} changes the session's database identity")
+
+
+_IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
 
 
 @rule(
