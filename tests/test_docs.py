@@ -74,11 +74,21 @@ def test_page_code_runs(page: str, page_results: dict[str, str | None]) -> None:
     assert page_results[page] is None, f"{page}:\n{page_results[page]}"
 
 
+def decision_index() -> str:
+    """docs/decisions/index.md as it should be: every record, titled by its first line."""
+    lines = ["# Decisions", "", "Architecture decision records: the context, the choice and the evidence for each.", ""]
+    for record in sorted((DOCS / "decisions").glob("[0-9][0-9][0-9][0-9]-*.md")):
+        title = record.read_text().splitlines()[0].lstrip("# ").strip()
+        lines.append(f"- [{title}]({record.name})")
+    return "\n".join(lines) + "\n"
+
+
 def test_every_decision_record_is_indexed() -> None:
-    """docs/decisions/index.md links every decision record (regenerate it when adding one)."""
+    """docs/decisions/index.md lists every decision record (regenerate: python tests/test_docs.py)."""
     index = (DOCS / "decisions" / "index.md").read_text()
-    missing = [p.name for p in sorted((DOCS / "decisions").glob("[0-9][0-9][0-9][0-9]-*.md")) if f"({p.name})" not in index]
-    assert missing == []
+    missing = [p.name for p in sorted((DOCS / "decisions").glob("[0-9][0-9][0-9][0-9]-*.md"))
+               if f"({p.name})" not in index]
+    assert missing == [], "run `python tests/test_docs.py` to regenerate docs/decisions/index.md"
 
 
 #: nav pages written outside the docs work (by the lead): skipped, not failed, while they do not exist yet
@@ -111,3 +121,8 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "integrations" / "index.html").exists()
+
+
+if __name__ == "__main__":
+    (DOCS / "decisions" / "index.md").write_text(decision_index())
+    print("wrote docs/decisions/index.md")
