@@ -46,12 +46,13 @@ def wrap(raw: Any) -> Any:
     return governed_db.wrap(raw, identity=BOT, environment="production", audit=False)
 
 
-def refused_rule(conn: Any, sql: str) -> str | None:
+def refused_rule(conn: Any, sql: str) -> list[str]:
+    """The rules that refused ``sql`` (other guardrails may refuse it too), or [] when it ran."""
     try:
         conn.execute(sql).fetchall()
     except governed_db.GuardrailViolation as e:
-        return ",".join(e.decision.rules)
-    return None
+        return list(e.decision.rules)
+    return []
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_sqlite_values_of_constants_stay_exact(sq: Any) -> None:
 def test_sqlite_insert_values_subquery_is_a_copy(sq: Any) -> None:
     """INSERT ... VALUES ((SELECT ssn ...)) moves a masked value: refused as masked-column-copy."""
     rule = refused_rule(sq, "INSERT INTO other VALUES (1, (SELECT ssn FROM customers LIMIT 1))")
-    assert rule == "masked-column-copy"
+    assert "masked-column-copy" in rule
 
 
 def test_duckdb_values_scalar_subquery_is_masked(dk: Any) -> None:
@@ -166,19 +167,19 @@ def test_sqlite_derived_boolean_is_null_not_wrong(sq: Any) -> None:
 def test_sqlite_case_condition_on_masked_column_is_refused(sq: Any) -> None:
     """CASE WHEN ssn LIKE ... in the select list is an oracle (1/0 errors): refused as a predicate."""
     rule = refused_rule(sq, "SELECT 1/(CASE WHEN ssn LIKE '5%' THEN 0 ELSE 1 END) FROM customers")
-    assert rule == "masked-column-predicate"
+    assert "masked-column-predicate" in rule
 
 
 def test_sqlite_limit_subquery_predicate_is_refused(sq: Any) -> None:
     """A masked predicate hidden in a LIMIT subquery is refused."""
     sql = "SELECT id FROM items LIMIT (SELECT count(*) FROM customers WHERE ssn LIKE '5%')"
-    assert refused_rule(sq, sql) == "masked-column-predicate"
+    assert "masked-column-predicate" in refused_rule(sq, sql)
 
 
 def test_sqlite_select_list_subquery_predicate_is_refused(sq: Any) -> None:
     """A masked predicate inside a select-list subquery is refused."""
     sql = "SELECT (SELECT count(*) FROM customers WHERE ssn LIKE '5%') FROM items"
-    assert refused_rule(sq, sql) == "masked-column-predicate"
+    assert "masked-column-predicate" in refused_rule(sq, sql)
 
 
 def test_sqlite_non_sensitive_stays_exact(sq: Any) -> None:
@@ -234,7 +235,7 @@ PG_ORACLES = [
 def test_postgres_oracles_and_copies_are_refused(pg: tuple[Any, str], sql: str, rule: str) -> None:
     """PostgreSQL: predicates over renamed/lateral/LIMIT-subquery sources and VALUES copies are refused."""
     conn, t = pg
-    assert refused_rule(conn, sql.format(t=t)) == rule
+    assert rule in refused_rule(conn, sql.format(t=t))
 
 
 def test_postgres_cast_error_does_not_echo_value(pg: tuple[Any, str]) -> None:
@@ -297,7 +298,7 @@ def test_sqlite_row_locators_stay_exact(sq: Any) -> None:
 )
 def test_sqlite_division_by_a_masked_value_is_refused(sq: Any, sql: str) -> None:
     """A divisor computed from a masked column errors exactly when it matches: refused as a predicate."""
-    assert refused_rule(sq, sql) == "masked-column-predicate"
+    assert "masked-column-predicate" in refused_rule(sq, sql)
 
 
 def test_sqlite_upsert_copies_are_refused_but_plain_upserts_run(sq: Any) -> None:
@@ -306,7 +307,7 @@ def test_sqlite_upsert_copies_are_refused_but_plain_upserts_run(sq: Any) -> None
     bad = (
         "INSERT INTO other VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = (SELECT ssn FROM customers)"
     )
-    assert refused_rule(sq, bad) == "masked-column-copy"
+    assert "masked-column-copy" in refused_rule(sq, bad)
     ok = "INSERT INTO other VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = excluded.note"
     sq.execute(ok)
     sq.execute(ok)
@@ -320,6 +321,27 @@ def test_postgres_merge_copies_and_join_predicates_are_refused(pg: tuple[Any, st
         f"MERGE INTO {t}_o o USING {t} c ON o.id = c.id "
         "WHEN MATCHED THEN UPDATE SET note = c.ssn WHEN NOT MATCHED THEN INSERT (id, note) VALUES (c.id, c.email)"
     )
-    assert refused_rule(conn, copy) == "masked-column-copy"
+    assert "masked-column-copy" in refused_rule(conn, copy)
     oracle = f"MERGE INTO {t}_o o USING {t} c ON c.ssn LIKE '5%' WHEN MATCHED THEN DELETE"
-    assert refused_rule(conn, oracle) == "masked-column-predicate"
+    assert "masked-column-predicate" in refused_rule(conn, oracle)
+
+
+DUCK_STARS = [
+    ("SELECT * REPLACE (reverse(email) AS email) FROM customers", None),
+    ("SELECT c.* EXCLUDE (id) REPLACE (reverse(full_name) AS full_name) FROM customers c", None),
+    ("SELECT reverse(COLUMNS('full.*')) FROM customers", None),
+    ("SELECT id, reverse(COLUMNS(* EXCLUDE (id))) FROM customers", None),
+    ("SELECT COLUMNS(*) FROM customers", (1, "a***@example.com")),
+    ("SELECT * RENAME (email AS contact) FROM customers", (1, "a***@example.com")),
+]
+
+
+@pytest.mark.parametrize(("sql", "head"), DUCK_STARS)
+def test_duckdb_star_modifiers_and_columns_are_traced(
+    dk: Any, sql: str, head: tuple[Any, ...] | None
+) -> None:
+    """DuckDB * REPLACE/EXCLUDE/RENAME and COLUMNS(...) are traced: no reversed value, plain columns exact."""
+    rows = dk.execute(sql).fetchall()
+    assert leaked(rows) == [] and "ecila" not in repr(rows), rows
+    if head is not None:
+        assert rows[0][:2] == head

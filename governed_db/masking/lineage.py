@@ -183,6 +183,11 @@ class Walker:
             return self.expr(node.this, scope, ctes)
         if isinstance(node, exp.PositionalColumn):
             return self.positional(node, scope)
+        if isinstance(node, exp.Columns):
+            # COLUMNS('re') inside an expression may be any column of the FROM clause
+            every = [o for src in scope.sources for _, o in src.columns or ()]
+            every.extend(src.whole_row() for src in scope.sources if src.columns is None)
+            return combine(every, kind="expr")
         if isinstance(node, (exp.Case, exp.If)):
             self.conditions(node, scope, ctes)
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
@@ -211,6 +216,23 @@ class Walker:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         return combine(parts, kind="expr")
+
+    def star_modifiers(
+        self, star: exp.Expression, scope: Scope, ctes: Ctes
+    ) -> dict[str, Origin | None] | None:
+        """``* EXCLUDE (a) REPLACE (f(b) AS b) RENAME (c AS d)``: name -> new origin (``None``: dropped)."""
+        out: dict[str, Origin | None] = {}
+        for col in star.args.get("except_") or star.args.get("except") or ():
+            out[col.name.lower()] = None
+        for alias in star.args.get("replace") or ():
+            out[alias.alias_or_name.lower()] = self.expr(alias, scope, ctes)
+        for alias in star.args.get("rename") or ():
+            if isinstance(alias, exp.Alias):
+                old = alias.this.name.lower()
+                found = next((o for src in scope.sources for n, o in src.columns or () if n == old), None)
+                out[old] = None
+                out[alias.alias.lower()] = found if found is not None else Origin("unknown", hint=old)
+        return out or None
 
     def positional(self, node: exp.PositionalColumn, scope: Scope) -> Origin:
         """DuckDB ``#n``: the n-th column of the FROM clause when its columns are known."""
@@ -292,13 +314,32 @@ class Walker:
                 if isinstance(proj, exp.Column) and proj.table:
                     q = proj.table.lower()
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
+                star = proj if isinstance(proj, exp.Star) else proj.this
+                modified = self.star_modifiers(star, scope, ctes)
                 for src in chosen:
                     if src.columns is None:
                         exact = False
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
+                        # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
+                        outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
+                    else:
+                        outputs.extend(_modified(src.columns, modified))
+                if modified:
+                    exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
+                continue
+            if isinstance(proj, exp.Columns) or (
+                isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Columns)
+            ):
+                # DuckDB COLUMNS(*) / COLUMNS('re'): a star by another name, expanded by the database
+                exact = False
+                for src in scope.sources:
+                    if src.columns is None:
+                        outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
                         outputs.extend(Output(n, o) for n, o in src.columns)
                 continue
+            if proj.find(exp.Columns) is not None:
+                exact = False  # f(COLUMNS(...)) yields one column per match, named by the database
             outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
         scope.projections = outputs
         self.uses_of(node, scope, ctes)
@@ -365,6 +406,19 @@ class Walker:
                     self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+
+def _modified(columns: list[tuple[str, Origin]], modified: dict[str, Origin | None] | None) -> list[Output]:
+    if not modified:
+        return [Output(n, o) for n, o in columns]
+    out: list[Output] = []
+    for n, o in columns:
+        new = modified.get(n, o)
+        if new is not None:
+            out.append(Output(n, new))
+    known = {n for n, _ in columns}
+    out.extend(Output(n, o) for n, o in modified.items() if o is not None and n not in known)
+    return out
 
 
 def _alias_columns(node: exp.Expression) -> list[str]:
