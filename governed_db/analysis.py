@@ -25,6 +25,7 @@ come from :mod:`governed_db.analysis_facts`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -330,6 +331,12 @@ def analyze(sql: str, dialect: str) -> Analysis:
                 stmts.append(statement_info(d, gd, text, chunk))
                 pieces.append(_normalize(text, chunk))
         normalized = "; ".join(p for p in pieces if p)
+        if gd == "mysql" and "\\" in text:
+            from governed_db.analysis_risks import other_reading_differs
+
+            if other_reading_differs(text, tokens, stmts):
+                # under NO_BACKSLASH_ESCAPES the server would run something else: needs a person
+                stmts = [dataclasses.replace(st, flags=st.flags | {"backslash-quote"}) for st in stmts]
     except RecursionError:
         return _failed(sql, dialect, "statement nested too deeply to analyse", frozenset({*flags, "too-deep"}))
     except SqlglotError as e:

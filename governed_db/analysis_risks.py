@@ -1,7 +1,8 @@
 """Facts about statements that read one way to the analyser and may run another way on the server.
 
 * MySQL/MariaDB string literals with a backslash-escaped quote: ``\\'`` ends the string or not depending on
-  ``sql_mode`` (``NO_BACKSLASH_ESCAPES``), which may be set outside governed_db;
+  ``sql_mode`` (``NO_BACKSLASH_ESCAPES``), which may be set outside governed_db. Writes with one are flagged;
+  reads only when the other reading would do something else (another table, a function, a second statement);
 * DuckDB "replacement scans": a quoted name that looks like a path, glob, data file or URL is read from the
   file system or the network (``FROM '/data/x.csv'``, ``FROM 'https://...'``);
 * MySQL user-variable assignment inside a query (``SELECT @v := col``), a copy past result masking.
@@ -10,8 +11,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlglot import Token, TokenType, exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.dialects.mysql import MySQL
+from sqlglot.errors import SqlglotError
+
+if TYPE_CHECKING:
+    from governed_db.analysis import StatementInfo
 
 _STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING})
 #: an odd run of backslashes before a quote: the quote is escaped, unless NO_BACKSLASH_ESCAPES is on
@@ -79,4 +88,46 @@ def variable_copy(tree: exp.Expr) -> bool:
     return False
 
 
-__all__ = ["backslash_quote", "duckdb_file_scans", "variable_copy"]
+class _MySQLNoBackslashEscapes(MySQL):
+    """MySQL as the server reads it under ``sql_mode = NO_BACKSLASH_ESCAPES``: only a doubled quote escapes."""
+
+    class Tokenizer(MySQL.Tokenizer):
+        STRING_ESCAPES = ["'", '"']
+
+
+_NBE: Dialect | None = None
+
+
+def other_reading_differs(text: str, tokens: list[Token], stmts: Sequence[StatementInfo]) -> bool:
+    """Would ``text`` do something else if the server did not treat backslash as an escape?
+
+    Only texts with a backslash-escaped quote have two readings. When the other reading does not parse, the
+    server would reject it too (nothing runs); when it parses to the same kinds, tables, functions and flags,
+    the difference is inside a value. Anything else (another table, a function, a second statement) differs.
+    """
+    global _NBE
+    if not backslash_quote(text, tokens):
+        return False
+    from governed_db.analysis import _split
+    from governed_db.analysis_facts import statement_info
+
+    if _NBE is None:
+        _NBE = _MySQLNoBackslashEscapes()
+    try:
+        chunks = _split(_NBE.tokenize(text))
+        other = [statement_info(_NBE, "mysql", text, chunk) for chunk in chunks]
+    except SqlglotError:  # the server would not run it either
+        return False
+    except Exception:  # a gap in the analyser must refuse, never allow
+        return True
+    if any(st.error for st in other):
+        return False
+    return [_effect(st) for st in other] != [_effect(st) for st in stmts]
+
+
+def _effect(st: StatementInfo) -> tuple[object, ...]:
+    flags = st.flags - {"backslash-quote"}
+    return (st.kind, st.tables_read, st.tables_written, st.functions, flags, st.settings, st.where, st.select_into)
+
+
+__all__ = ["backslash_quote", "duckdb_file_scans", "other_reading_differs", "variable_copy"]

@@ -23,6 +23,12 @@ REFUSED = [
     ("2 backslash", "mysql", "DELETE FROM v WHERE name = 'x\\' OR 1=1 -- '", "backslash-quote", "require_approval"),
     ("2 backslash", "mariadb", "UPDATE v SET a = 'p\\\\\\'q' WHERE id = 1", "backslash-quote", "require_approval"),
     ("2 backslash", "mysql", 'INSERT INTO v (name) VALUES ("x\\" OR 1=1 -- ")', "backslash-quote", "require_approval"),
+    # a read whose other reading (NO_BACKSLASH_ESCAPES set outside governed_db) reaches elsewhere
+    ("2 backslash", "mysql",
+     "SELECT * FROM v WHERE name = 'x\\' UNION SELECT authentication_string FROM mysql.user -- '",
+     "backslash-quote", "require_approval"),
+    ("2 backslash", "mysql", "SELECT * FROM v WHERE name = 'x\\' OR SLEEP(5) -- '", "backslash-quote",
+     "require_approval"),
     # 3. MERGE with an unbounded ON
     ("3 merge", "postgres", "MERGE INTO v USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE", "tautological-where",
      "deny"),
@@ -153,7 +159,9 @@ INNOCENT = [
     ("mysql", "SET NAMES utf8mb4"),
     ("mysql", "SHOW VARIABLES LIKE 'sql_mode'"),
     ("mysql", "SELECT @@sql_mode"),
-    ("mysql", "SELECT * FROM v WHERE name = 'x\\' OR 1=1 -- '"),  # reads stay allowed
+    ("mysql", "SELECT * FROM v WHERE name = 'x\\' OR 1=1 -- '"),  # reads stay allowed: the same table either way
+    ("mysql", "SELECT 'it\\'s' AS s"),
+    ("mysql", "SELECT * FROM v WHERE note LIKE '%\\'%'"),
     ("mysql", "UPDATE v SET name = 'O''Brien' WHERE id = 1"),
     ("mysql", "UPDATE v SET name = 'C:\\\\temp\\\\' WHERE id = 1"),
     ("mysql", "UPDATE v SET name = %s WHERE id = %s"),
