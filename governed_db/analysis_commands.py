@@ -164,6 +164,14 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         return _c("session", "USE", "use-database")
     if w0 == "RENAME":
         return _c("ddl", op, "schema-rewrite")
+    if w0 == "ALTER" and w1 == "TABLE":
+        all_words = _words(tokens)
+        if "DISABLE" in all_words or ("NO" in all_words and "FORCE" in all_words):
+            # DISABLE TRIGGER / ROW LEVEL SECURITY switch off protections the database enforces
+            what = "row_security" if "SECURITY" in all_words else "triggers"
+            return _c("ddl", op, settings=((what, "table", True),))
+        if "DISCARD" in all_words:
+            return _c("ddl", op, "destructive-alter")  # DISCARD TABLESPACE: the table's data file is deleted
     if w0 == "ALTER" and "RENAME" in _words(tokens):
         return _c("ddl", op, "schema-rewrite")
     if w0 == "TRUNCATE":

@@ -209,7 +209,7 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
         actions = tree.args.get("actions") or ()
         if any(isinstance(a, exp.Drop) for a in actions):
             flags.add("destructive-alter")
-        if any(_rewrites(a) for a in actions):
+        if any(_rewrites(a) for a in (*actions, *(tree.args.get("options") or ()))):
             flags.add("schema-rewrite")
     elif isinstance(tree, _DDL):
         kind, op = "ddl", tree.key.upper()
@@ -283,9 +283,9 @@ def _read_write(modes: str) -> bool:
 
 
 def _rewrites(action: exp.Expr) -> bool:
-    """Renames (which defeat name-based masking and break callers) and type changes (``USING`` can rewrite
-    every value; a narrower type truncates)."""
-    if isinstance(action, (exp.RenameColumn, exp.AlterRename, exp.ModifyColumn)):
+    """Renames (which defeat name-based masking and break callers), type changes (``USING`` can rewrite
+    every value; a narrower type truncates) and engine changes (MySQL ``ENGINE=BLACKHOLE`` discards rows)."""
+    if isinstance(action, (exp.RenameColumn, exp.AlterRename, exp.ModifyColumn, exp.EngineProperty)):
         return True
     return isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None
 

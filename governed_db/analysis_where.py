@@ -273,8 +273,9 @@ def _signature(p: exp.Expr) -> tuple[str, type, str] | None:
     if isinstance(p, exp.Is):
         neg = negate != bool(p.args.get("negate"))
         return (p.this.sql(), exp.Is, "NOT NULL" if neg else "NULL")
-    if type(p) in _COMPLEMENT and not negate:
-        return (p.this.sql(), type(p), p.expression.sql())
+    if type(p) in _COMPLEMENT:
+        op = _COMPLEMENT[type(p)] if negate else type(p)  # NOT a = b is a <> b
+        return (p.this.sql(), op, p.expression.sql())
     return None
 
 

@@ -141,6 +141,12 @@ REFUSED = [
     ("11 where", "postgres", "UPDATE v SET a = 1 FROM u WHERE u.id = 5", "undecidable-where", "require_approval"),
     ("3 merge", "postgres", "MERGE INTO v USING s ON s.k = 1 WHEN MATCHED THEN DELETE", "undecidable-where",
      "require_approval"),
+    ("5 table switches", "postgres", "ALTER TABLE t DISABLE TRIGGER ALL", "settings-critical", "deny"),
+    ("5 table switches", "postgres", "ALTER TABLE t DISABLE ROW LEVEL SECURITY", "settings-critical", "deny"),
+    ("5 table switches", "postgres", "ALTER TABLE t NO FORCE ROW LEVEL SECURITY", "settings-critical", "deny"),
+    ("6 engine", "mysql", "ALTER TABLE t ENGINE=BLACKHOLE", "schema-rewrite", "require_approval"),
+    ("6 tablespace", "mysql", "ALTER TABLE t DISCARD TABLESPACE", "destructive-alter", "deny"),
+    ("11 where", "mysql", "DELETE FROM t WHERE NOT id = 0 OR id = 0", "undecidable-where", "require_approval"),
     # SET role = x is SET ROLE; MariaDB SET STATEMENT sql_mode=... FOR <statement>
     ("5 role", "postgres", "SET role = postgres", "session-identity", "deny"),
     ("5 role", "postgres", "SET session_authorization = postgres", "session-identity", "deny"),
@@ -214,6 +220,8 @@ INNOCENT = [
     ("postgres", "ALTER TABLE t ADD COLUMN note text"),  # additive DDL keeps warning
     ("postgres", "CREATE INDEX i ON t (a)"),
     ("postgres", "ALTER TABLE t ALTER COLUMN a SET DEFAULT 0"),
+    ("postgres", "ALTER TABLE t ENABLE ROW LEVEL SECURITY"),
+    ("mysql", "DELETE FROM t WHERE NOT id = 0 OR id = 1"),
 ]
 
 

@@ -21,7 +21,7 @@ CRITICAL_SETTINGS = (
     "trusted_schema", "cell_size_check", "foreign_key_checks", "unique_checks", "sql_safe_updates",
     "local_infile", "secure_file_priv", "shared_preload_libraries", "session_preload_libraries",
     "local_preload_libraries", "dynamic_library_path", "allow_system_table_mods", "enable_external_access",
-    "allow_unsigned_extensions", "lock_configuration", "sql_mode",
+    "allow_unsigned_extensions", "lock_configuration", "sql_mode", "triggers",
 )  # fmt: skip
 #: Session settings drivers, ORMs and pools set routinely (glob patterns); anything else needs review.
 HARMLESS_SETTINGS = (

@@ -65,7 +65,7 @@ def cascade(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any
 @rule(
     "destructive-alter",
     family="ddl",
-    rationale="ALTER ... DROP COLUMN/CONSTRAINT destroys data or integrity guarantees.",
+    rationale="ALTER ... DROP COLUMN/CONSTRAINT (and MySQL DISCARD TABLESPACE) destroys data or integrity guarantees.",
     remedy=_MIGRATION,
     production=Action.DENY,
     staging=Action.REQUIRE_APPROVAL,
