@@ -298,15 +298,15 @@ def analyze(sql: str, dialect: str) -> Analysis:
     text = sql
     try:
         tokens = d.tokenize(text)
-        if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
-            reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
-            return _failed(sql, dialect, reason, frozenset({"ambiguous-comment"}))
         if gd in _MYSQL_FAMILY and ("/*!" in text or "/*M!" in text) and (not tokens or _has_exec_comment(tokens)):
             # (a text that is nothing but comments has no tokens to carry them: the substring decides)
             # the server executes the comment's content; analyse what it runs
             flags.add("executable-comment")
             text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
             tokens = d.tokenize(text)
+        if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
+            reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
+            return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
         if gd != "postgres" and "%" in text:
             rewritten = _pyformat_to_qmark(text, tokens)
             if rewritten is not None:
