@@ -345,3 +345,31 @@ def test_duckdb_star_modifiers_and_columns_are_traced(
     assert leaked(rows) == [] and "ecila" not in repr(rows), rows
     if head is not None:
         assert rows[0][:2] == head
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT abs(-9223372036854775807 - (ssn LIKE '5%')) FROM customers",
+        "SELECT count(nullif(ssn, '536-22-8726')) FROM customers",
+        "SELECT sum(substr(ssn, 1, 1) = '5') FROM customers",
+        "SELECT count(*) FILTER (WHERE ssn LIKE '5%') FROM customers",
+        "SELECT coalesce(nullif(greatest(ssn, '5'), '5'), 'x') FROM customers",
+    ],
+)
+def test_sqlite_nested_comparisons_of_masked_columns_are_refused(sq: Any, sql: str) -> None:
+    """A comparison over a masked column fed into more SQL (arithmetic, count, nullif) is a predicate."""
+    assert "masked-column-predicate" in refused_rule(sq, sql)
+
+
+def test_sqlite_counts_over_values_are_not_constants(sq: Any) -> None:
+    """count(f(masked)) depends on the values: masked (NULL); count(*) and count(col) stay exact."""
+    row = sq.execute(
+        "SELECT count(*), count(ssn), count(upper(ssn)), count(DISTINCT email) FROM customers"
+    ).fetchone()
+    assert row == (1, 1, None, 1)
+
+
+def test_sqlite_comparisons_over_plain_columns_stay_exact(sq: Any) -> None:
+    """Comparisons over non-sensitive columns anywhere keep working."""
+    assert sq.execute("SELECT count(nullif(name, 'x')), abs(1 - (price > 1)) FROM items").fetchone() == (1, 0)

@@ -98,7 +98,8 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHi
     facts = state.facts_for(analysis)
     if facts.lineage is not None:
         tables = list(facts.lineage.tables)
-        for clause, origin in facts.lineage.uses:
+        # a named clause (WHERE, JOIN...) makes the clearer message when a comparison is also found inside it
+        for clause, origin in sorted(facts.lineage.uses, key=lambda use: use[0] == "a comparison"):
             if not access.is_masked(origin, tables):
                 continue
             cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))

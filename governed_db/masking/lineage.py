@@ -51,6 +51,9 @@ from governed_db.masking.writes import trace_write
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
+#: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
+#: (``abs(-9223372036854775807 - (ssn LIKE '5%'))`` overflows) or a NULL (``nullif``)
+_COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
 
 
 class Walker:
@@ -58,6 +61,9 @@ class Walker:
         self.columns_of = columns_of
         self.dialect = dialect
         self.lineage = Lineage()
+        #: the projection being traced, unwrapped: a comparison *there* is the result (masked like any
+        #: derived value); a comparison nested anywhere else is a predicate
+        self.top: exp.Expression | None = None
 
     # -- sources ---------------------------------------------------------------------------------
     def table_source(self, node: exp.Table, ctes: Ctes) -> Source:
@@ -205,6 +211,13 @@ class Walker:
             outs, exact = self.query(query, ctes, scope)
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
         parts = [self.expr(child, scope, ctes) for child in node.iter_expressions()]
+        if isinstance(node, _COMPARISONS) and not isinstance(node, exp.Exists) and node is not self.top:
+            compared = combine(parts)
+            self.lineage.uses.append(("a comparison", compared))
+            return compared
+        if isinstance(node, exp.Count) and not _counts_rows(node):
+            # count(nullif(ssn, '...')), count(regexp_match(ssn, '^5')): what is counted depends on the value
+            return combine(parts, kind="expr")
         if isinstance(node, _OPAQUE):
             return CONST
         if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
@@ -340,7 +353,14 @@ class Walker:
                 continue
             if proj.find(exp.Columns) is not None:
                 exact = False  # f(COLUMNS(...)) yields one column per match, named by the database
-            outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
+            root = proj
+            while isinstance(root, (exp.Alias, exp.Paren, exp.Not)):
+                root = root.this
+            outer, self.top = self.top, root
+            try:
+                outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
+            finally:
+                self.top = outer
         scope.projections = outputs
         self.uses_of(node, scope, ctes)
         self.bounds(node, scope, ctes)
@@ -406,6 +426,13 @@ class Walker:
                     self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+
+def _counts_rows(node: exp.Count) -> bool:
+    """``count(*)``, ``count(col)``, ``count(DISTINCT a, b)``: the answer says how many, not which values."""
+    arg = node.this
+    items = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
+    return all(a is None or isinstance(a, (exp.Star, exp.Column, exp.Literal)) for a in items)
 
 
 def _modified(columns: list[tuple[str, Origin]], modified: dict[str, Origin | None] | None) -> list[Output]:
