@@ -381,7 +381,7 @@ def test_error_messages_are_scrubbed(message: str, leaked: str) -> None:
 def test_spans_record_masked_columns_and_cells(spans: Any) -> None:
     """The statement span lists masked columns; the result span counts masked cells."""
     provider, exporter = spans
-    conn = governed(tracer_provider=provider)
+    conn = governed(tracer_provider=provider, record_results=True)  # result spans to the exporter too
     conn.execute("SELECT id, email, ssn FROM users").fetchall()
     finished = exporter.get_finished_spans()
     stmt = next(
