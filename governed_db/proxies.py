@@ -204,6 +204,32 @@ class CallProc:
         return self._self_out(out)
 
 
+class PrivateWithheld:
+    """Mixin for proxies of pure-Python drivers: the driver's private members are not forwarded.
+
+    A driver class's own method called with the proxy as ``self``
+    (``psycopg.Cursor.execute(governed_cursor, sql)``, ``pymysql.connections.Connection.query(governed, sql)``)
+    reads private members (``self._conn``, ``self._query``, ``self._execute_command``) and, forwarded, they
+    are the raw object's: the statement would run unjudged. C drivers refuse such calls by type. An
+    ``AttributeError`` (so ``hasattr``/``getattr(..., default)`` probes keep working) says why.
+    """
+
+    __wrapped__: Any
+    #: private names callers legitimately read through the proxy (per driver)
+    private_allowed: frozenset[str] = frozenset()
+
+    def __getattr__(self, name: str) -> Any:
+        if name[:1] == "_" and name[:2] != "__" and name not in self.private_allowed:
+            if name.startswith("_self_"):  # the proxy's own state that was never set
+                raise AttributeError(name)
+            raise AttributeError(
+                f"governed_db withholds the driver's private member {name!r}: driver internals called with a "
+                "governed object would run around governance. Use the governed object's public methods "
+                "(or governed_db.unwrap(conn) where going around governance is intended)."
+            )
+        return getattr(self.__wrapped__, name)
+
+
 class DBAPICursor(CallProc, NextSet, GovernedCursor):
     """The cursor proxy for drivers governed_db has no specific module for."""
 

@@ -282,3 +282,12 @@ def test_typeinfo_fetch_works_on_the_governed_connection(env: tuple[Any, str]) -
     conn, _ = env
     info = psycopg.types.TypeInfo.fetch(conn, "int4")
     assert info is not None and info.oid == 23
+
+
+def test_driver_methods_called_with_the_governed_cursor_cannot_run(env: tuple[Any, str]) -> None:
+    """psycopg.Cursor.execute(governed_cursor, sql) reads private members, which the proxy withholds."""
+    conn, table = env
+    with pytest.raises(AttributeError, match="withholds the driver's private member"):
+        psycopg.Cursor.execute(conn.cursor(), f"DELETE FROM {table}")
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (5,)
+    assert not hasattr(conn.cursor(), "_conn")  # probes answer as for a missing attribute

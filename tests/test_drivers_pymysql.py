@@ -166,3 +166,24 @@ def test_a_foreign_cursor_row_cap_applies(mysql_conn: Any, unique: str) -> None:
             cur.close()
     finally:
         raw.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c, t: pymysql.cursors.Cursor.execute(c.cursor(), f"DELETE FROM {t}"),
+        lambda c, t: pymysql.connections.Connection.query(c, f"DELETE FROM {t}"),
+        lambda c, t: pymysql.connections.Connection.select_db(c, "mysql"),
+    ],
+    ids=["Cursor.execute", "Connection.query", "Connection.select_db"],
+)
+def test_driver_methods_called_with_governed_objects_cannot_run(env: tuple[Any, str], call: Any) -> None:
+    """PyMySQL's own methods called with a governed cursor/connection as self hit withheld private members."""
+    conn, table = env
+    with pytest.raises(AttributeError, match="withholds the driver's private member"):
+        call(conn, table)
+    cur = conn.cursor()
+    cur.execute(f"SELECT count(*) FROM {table}")
+    assert cur.fetchone() == (5,)
+    cur.execute(f"SELECT id FROM {table} WHERE id = 1")
+    assert cur._executed.endswith("id = 1")  # the debugging aid stays readable

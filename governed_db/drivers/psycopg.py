@@ -27,6 +27,7 @@ from governed_db.proxies import (
     GovernedConnection,
     GovernedCursor,
     NextSet,
+    PrivateWithheld,
     _params,
     check_placeholders,
     low_level_result,
@@ -36,7 +37,7 @@ from governed_db.proxies import (
 _END = object()
 
 
-class PsycopgCursor(NextSet, GovernedCursor):
+class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
         raw = self.__wrapped__

@@ -21,7 +21,7 @@ import wrapt
 from governed_db.drivers import Driver
 from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.pipeline import run
-from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet
+from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
 
 
@@ -29,7 +29,9 @@ def _ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-class PyMySQLCursor(CallProc, NextSet, GovernedCursor):
+class PyMySQLCursor(PrivateWithheld, CallProc, NextSet, GovernedCursor):
+    private_allowed = frozenset({"_executed"})  # the last statement's text, read for debugging
+
     def callproc_sql(self, name: str, params: Any) -> str:
         return f"CALL {name}({', '.join('%s' for _ in (params or ()))})"
 
@@ -92,8 +94,10 @@ def _govern_last_result(raw: Any, st: ResultState) -> None:
         st.finish()
 
 
-class PyMySQLConnection(GovernedConnection):
+class PyMySQLConnection(PrivateWithheld, GovernedConnection):
     cursor_proxy = PyMySQLCursor
+    # cursors built on the governed connection read their rows here (masked in place by query())
+    private_allowed = frozenset({"_result"})
 
     def query(self, sql: Any, unbuffered: bool = False) -> Any:
         raw = self.__wrapped__
