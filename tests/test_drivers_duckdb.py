@@ -361,3 +361,17 @@ def test_relation_pivot_and_unpivot_of_masked_columns_are_refused(conn: Any, com
     with pytest.raises(GuardrailViolation, match="masked columns"):
         rel.create("governed_pivot_copy")
     assert sorted(conn.table("plain").pivot("label", ["a"], "count(*)").fetchall()) == [(1, 1), (2, 0)]
+
+
+def test_pivot_check_that_cannot_be_worked_out_fails_closed(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the PIVOT's inputs cannot be worked out, production refuses instead of running it unchecked."""
+    from governed_db.drivers import _derived
+
+    def broken(text: str, dialect: str) -> Any:
+        raise KeyError("unforeseen tree")
+
+    monkeypatch.setattr(_derived, "derived_probes", broken)
+    with pytest.raises(GuardrailViolation, match="fail closed"):
+        conn.execute("FROM (PIVOT plain ON label USING count(*))")

@@ -20,6 +20,7 @@ is refused. See docs/decisions/0066-data-derived-names-and-summaries.md.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -27,10 +28,12 @@ from sqlglot import exp
 
 from governed_db.analysis import analyze, sqlglot_dialect
 from governed_db.drivers._copy import Describe, refuse_masked_export
+from governed_db.errors import GuardrailViolation
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
+log = logging.getLogger("governed_db")
 _MAYBE_DERIVED = re.compile(r"pivot|summarize", re.IGNORECASE)  # also PIVOT_WIDER, UNPIVOT, PIVOT_LONGER
 
 PIVOT_HOW = "PIVOT turns the values of its ON columns into column names (and its aggregates into cells)"
@@ -60,7 +63,20 @@ def derived_probes(text: str, dialect: str) -> list[tuple[str, str]]:
 
 def refuse_derived_from_masked(gov: Governor, text: str, describe: Describe) -> None:
     """Raise a refusal when a PIVOT/UNPIVOT/SUMMARIZE in ``text`` would expose masked values."""
-    for probe, how in derived_probes(text, gov.dialect):
+    try:
+        probes = derived_probes(text, gov.dialect)
+    except Exception as e:  # an unforeseen tree shape: refuse in production rather than guess
+        if not gov.fail_closed:
+            log.warning("governed_db could not check PIVOT/SUMMARIZE for masked columns (continuing): %r", e)
+            return
+        raise gov.refusal(
+            GuardrailViolation(
+                f"refused by governed_db: could not tell which columns this PIVOT/UNPIVOT/SUMMARIZE reads "
+                f"({type(e).__name__}), so it cannot be checked for masked columns (fail closed). "
+                "Next step: select the rows with a plain SELECT instead."
+            )
+        ) from e
+    for probe, how in probes:
         refuse_masked_export(gov, probe, describe, how)
 
 
