@@ -373,3 +373,23 @@ def test_sqlite_counts_over_values_are_not_constants(sq: Any) -> None:
 def test_sqlite_comparisons_over_plain_columns_stay_exact(sq: Any) -> None:
     """Comparisons over non-sensitive columns anywhere keep working."""
     assert sq.execute("SELECT count(nullif(name, 'x')), abs(1 - (price > 1)) FROM items").fetchone() == (1, 0)
+
+
+DUCK_EMBEDDED = [
+    ("SELECT * FROM query('SELECT ssn FROM customers')", [("[US_SSN]",)]),
+    ("SELECT reverse(full_name) FROM query_table('customers')", [("[PERSON_NAME]",)]),
+    ("SELECT * FROM query('SELECT ' || 'ssn FROM customers')", [("[SENSITIVE]",)]),
+    ("SELECT * FROM query('SELECT name FROM items')", [("widget",)]),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), DUCK_EMBEDDED)
+def test_duckdb_sql_in_strings_is_traced(dk: Any, sql: str, expected: list[tuple[Any, ...]]) -> None:
+    """DuckDB query('...')/query_table('t') are traced like subqueries; SQL built at run time is masked."""
+    assert dk.execute(sql).fetchall() == expected
+
+
+def test_duckdb_predicate_on_embedded_query_is_refused(dk: Any) -> None:
+    """Filtering on a masked column that came out of query('...') is refused."""
+    sql = "SELECT 1 FROM query('SELECT ssn FROM customers') q WHERE ssn LIKE '5%'"
+    assert "masked-column-predicate" in refused_rule(dk, sql)

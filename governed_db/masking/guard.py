@@ -100,7 +100,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHi
         tables = list(facts.lineage.tables)
         # a named clause (WHERE, JOIN...) makes the clearer message when a comparison is also found inside it
         for clause, origin in sorted(facts.lineage.uses, key=lambda use: use[0] == "a comparison"):
-            if not access.is_masked(origin, tables):
+            if not access.is_masked(origin, tables, facts.lineage.blind):
                 continue
             cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
             cols = cols or (origin.hint or "a masked column")
@@ -159,7 +159,7 @@ def _reads_masked(state: MaskingState) -> bool:
         if facts.lineage is None:
             return bool(analysis.statements)
         access = Access(state, identity)
-        return not access.everything and access.reads_hidden(list(facts.lineage.tables))
+        return not access.everything and access.reads_hidden(list(facts.lineage.tables), facts.lineage.blind)
     except Exception:
         return True
 

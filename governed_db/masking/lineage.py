@@ -29,6 +29,8 @@ oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
 
 from __future__ import annotations
 
+import sqlglot
+import sqlglot.errors
 from sqlglot import exp
 
 from governed_db.masking.names import PURE_FUNCTIONS
@@ -51,6 +53,8 @@ from governed_db.masking.writes import trace_write
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
+#: DuckDB table functions that run SQL given as text
+_EMBEDDED_SQL = frozenset({"query", "query_table"})
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
 #: (``abs(-9223372036854775807 - (ssn LIKE '5%'))`` overflows) or a NULL (``nullif``)
 _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
@@ -116,6 +120,9 @@ class Walker:
         scope: Scope | None,
         ctes: Ctes,
     ) -> Source:
+        if isinstance(call, exp.Anonymous) and str(call.name).lower() in _EMBEDDED_SQL:
+            columns = self.embedded(call)
+            return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         inner = self.expr(call, scope or Scope([]), ctes)
         if inner.kind == "const":
             return Source(_alias_name(node), None, None)
@@ -125,6 +132,38 @@ class Walker:
             inner = Origin("expr", inner.sources, inner.rows)
         columns = [("*", inner)] + [(n, inner) for n in names]
         return Source(_alias_name(node), None, columns)
+
+    def embedded(self, call: exp.Anonymous) -> list[tuple[str, Origin]]:
+        """DuckDB ``query('SELECT ...')`` / ``query_table('t')``: SQL in a string, traced like a subquery.
+
+        Anything else (SQL computed at run time, text that does not parse) makes the statement *blind*.
+        """
+        args = call.expressions
+        texts = [a.name for a in args if isinstance(a, exp.Literal) and a.is_string]
+        if str(call.name).lower() == "query_table" and len(args) == 1 and isinstance(args[0], exp.Array):
+            texts = [a.name for a in args[0].expressions if isinstance(a, exp.Literal) and a.is_string]
+            args = args[0].expressions
+        if not texts or len(texts) != len(args):
+            self.lineage.blind = True
+            return [("*", Origin("unknown", hint=str(call.name)))]
+        try:
+            if str(call.name).lower() == "query":
+                parsed = [p for p in sqlglot.parse(texts[0], read=self.dialect) if p is not None]
+                if len(parsed) != 1 or not isinstance(parsed[0], QUERY):
+                    raise ValueError("not one query")
+                outs, exact = self.query(parsed[0], {}, None)
+                if exact:
+                    return [(o.name.lower(), o.origin) for o in outs]
+                every = combine(o.origin for o in outs)
+            else:
+                tables = [self.table_source(exp.to_table(t, dialect=self.dialect), {}) for t in texts]
+                if len(tables) == 1 and tables[0].columns is not None:
+                    return list(tables[0].columns)
+                every = combine(src.whole_row() for src in tables)
+        except (sqlglot.errors.SqlglotError, ValueError):
+            self.lineage.blind = True
+            return [("*", Origin("unknown", hint=str(call.name)))]
+        return [("*", Origin("unknown", every.sources, every.rows, str(call.name)))]
 
     # -- columns ---------------------------------------------------------------------------------
     def column(self, col: exp.Column, scope: Scope) -> Origin:

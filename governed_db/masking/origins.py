@@ -83,6 +83,9 @@ class Lineage:
     uses: list[tuple[str, Origin]] = field(default_factory=list)
     #: table key -> SQL to reference it (as written), for every real table read
     tables: dict[str, str] = field(default_factory=dict)
+    #: the statement reads data through SQL built at run time (DuckDB ``query(expr)``): what it reads is
+    #: unknown, so every lost value in it is treated as sensitive
+    blind: bool = False
 
 
 @dataclass

@@ -59,11 +59,11 @@ class Access:
             if not any(g.unmasks(key, c, cls.label or "") for g in self.grants)
         }
 
-    def reads_hidden(self, tables: Sequence[str]) -> bool:
+    def reads_hidden(self, tables: Sequence[str], blind: bool = False) -> bool:
         """True when one of ``tables`` has a column masked for this identity (lost lineage fails closed)."""
-        return any(self.hidden_fields(t) for t in tables)
+        return blind or any(self.hidden_fields(t) for t in tables)
 
-    def is_masked(self, origin: Origin, tables: Sequence[str] = ()) -> bool:
+    def is_masked(self, origin: Origin, tables: Sequence[str] = (), blind: bool = False) -> bool:
         """True when ``origin`` involves a value this identity must not see (for predicates).
 
         A value whose lineage was lost (``t AS s(a, b)`` over an unknown table, a FROM item sqlglot does not
@@ -71,7 +71,7 @@ class Access:
         """
         if origin.kind == "const":
             return False
-        if origin.lost and self.reads_hidden(tables):
+        if origin.lost and self.reads_hidden(tables, blind):
             return True
         for t, c in origin.sources:
             cls = self.hidden(t, c)
@@ -157,7 +157,9 @@ def row_masker(state: MaskingState, fields: dict[str, Masker]) -> Masker:
     return row
 
 
-def _masker_for(origin: Origin, name: str, access: Access, tables: Sequence[str]) -> Masker | None:
+def _masker_for(
+    origin: Origin, name: str, access: Access, tables: Sequence[str], blind: bool = False
+) -> Masker | None:
     state = access.state
     if origin.kind == "const":
         return None
@@ -198,7 +200,7 @@ def _masker_for(origin: Origin, name: str, access: Access, tables: Sequence[str]
     # unknown: the name may still say what it is; otherwise check values as they pass
     if real or row_fields:
         return redact_masker(real[0][2].label if real and real[0][2].label else "SENSITIVE")
-    if origin.lost and access.reads_hidden(tables):
+    if origin.lost and access.reads_hidden(tables, blind):
         # lineage lost over a table with masked columns (``#4``, ``reverse(v)`` over an untraced source):
         # detection is defeated by any reversible transformation, so the value is masked whole
         return redact_masker("SENSITIVE")
@@ -236,4 +238,5 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
 
 def build_maskers(names: Sequence[str], facts: StatementFacts, access: Access) -> list[Masker | None]:
     origins, tables = origins_for(names, facts)
-    return [_masker_for(o, n, access, tables) for o, n in zip(origins, names, strict=True)]
+    blind = facts.lineage is not None and facts.lineage.blind
+    return [_masker_for(o, n, access, tables, blind) for o, n in zip(origins, names, strict=True)]
