@@ -187,3 +187,16 @@ def test_driver_methods_called_with_governed_objects_cannot_run(env: tuple[Any, 
     assert cur.fetchone() == (5,)
     cur.execute(f"SELECT id FROM {table} WHERE id = 1")
     assert cur._executed.endswith("id = 1")  # the debugging aid stays readable
+
+
+def test_connection_result_of_a_governed_cursor_is_withheld(env: tuple[Any, str]) -> None:
+    """conn._result after a governed cursor's SELECT holds raw rows: withheld; after conn.query() it is masked."""
+    conn, table = env
+    cur = conn.cursor()
+    cur.execute(f"SELECT pii FROM {table} ORDER BY id")
+    with pytest.raises(AttributeError, match="withholds"):
+        conn._result  # noqa: B018
+    assert not hasattr(conn, "_result")
+    assert cur.fetchall()[0] == ("***",)
+    conn.query(f"SELECT pii FROM {table} ORDER BY id")
+    assert conn._result.rows[0] == ("***",)

@@ -96,8 +96,15 @@ def _govern_last_result(raw: Any, st: ResultState) -> None:
 
 class PyMySQLConnection(PrivateWithheld, GovernedConnection):
     cursor_proxy = PyMySQLCursor
-    # cursors built on the governed connection read their rows here (masked in place by query())
-    private_allowed = frozenset({"_result"})
+
+    @property
+    def _result(self) -> Any:
+        # Cursors built on the governed connection read their rows here, right after query()/next_result()
+        # masked them in place. A result a governed cursor produced holds the raw rows: withheld.
+        result = self.__wrapped__._result
+        if result is None or result is getattr(self, "_self_owned", None):
+            return result
+        raise AttributeError("_result")  # PrivateWithheld.__getattr__ then says why
 
     def query(self, sql: Any, unbuffered: bool = False) -> Any:
         raw = self.__wrapped__
@@ -113,6 +120,7 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
         self._self_last = st
         if st.active:
             _govern_last_result(raw, st)
+        self._self_owned = raw._result
         return out
 
     def next_result(self, unbuffered: bool = False) -> Any:
@@ -132,6 +140,7 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
                     "run statements one by one"
                 )
             )
+        self._self_owned = result
         return out
 
     def select_db(self, db: Any) -> Any:
