@@ -29,10 +29,9 @@ oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
 
 from __future__ import annotations
 
-import sqlglot
-import sqlglot.errors
 from sqlglot import exp
 
+from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.names import PURE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
@@ -53,8 +52,6 @@ from governed_db.masking.writes import trace_write
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
-#: DuckDB table functions that run SQL given as text
-_EMBEDDED_SQL = frozenset({"query", "query_table"})
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
 #: (``abs(-9223372036854775807 - (ssn LIKE '5%'))`` overflows) or a NULL (``nullif``)
 _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
@@ -120,8 +117,8 @@ class Walker:
         scope: Scope | None,
         ctes: Ctes,
     ) -> Source:
-        if isinstance(call, exp.Anonymous) and str(call.name).lower() in _EMBEDDED_SQL:
-            columns = self.embedded(call)
+        if isinstance(call, exp.Anonymous) and str(call.name).lower() in duck.EMBEDDED_SQL:
+            columns = duck.embedded(self, call)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         inner = self.expr(call, scope or Scope([]), ctes)
         if inner.kind == "const":
@@ -132,38 +129,6 @@ class Walker:
             inner = Origin("expr", inner.sources, inner.rows)
         columns = [("*", inner)] + [(n, inner) for n in names]
         return Source(_alias_name(node), None, columns)
-
-    def embedded(self, call: exp.Anonymous) -> list[tuple[str, Origin]]:
-        """DuckDB ``query('SELECT ...')`` / ``query_table('t')``: SQL in a string, traced like a subquery.
-
-        Anything else (SQL computed at run time, text that does not parse) makes the statement *blind*.
-        """
-        args = call.expressions
-        texts = [a.name for a in args if isinstance(a, exp.Literal) and a.is_string]
-        if str(call.name).lower() == "query_table" and len(args) == 1 and isinstance(args[0], exp.Array):
-            texts = [a.name for a in args[0].expressions if isinstance(a, exp.Literal) and a.is_string]
-            args = args[0].expressions
-        if not texts or len(texts) != len(args):
-            self.lineage.blind = True
-            return [("*", Origin("unknown", hint=str(call.name)))]
-        try:
-            if str(call.name).lower() == "query":
-                parsed = [p for p in sqlglot.parse(texts[0], read=self.dialect) if p is not None]
-                if len(parsed) != 1 or not isinstance(parsed[0], QUERY):
-                    raise ValueError("not one query")
-                outs, exact = self.query(parsed[0], {}, None)
-                if exact:
-                    return [(o.name.lower(), o.origin) for o in outs]
-                every = combine(o.origin for o in outs)
-            else:
-                tables = [self.table_source(exp.to_table(t, dialect=self.dialect), {}) for t in texts]
-                if len(tables) == 1 and tables[0].columns is not None:
-                    return list(tables[0].columns)
-                every = combine(src.whole_row() for src in tables)
-        except (sqlglot.errors.SqlglotError, ValueError):
-            self.lineage.blind = True
-            return [("*", Origin("unknown", hint=str(call.name)))]
-        return [("*", Origin("unknown", every.sources, every.rows, str(call.name)))]
 
     # -- columns ---------------------------------------------------------------------------------
     def column(self, col: exp.Column, scope: Scope) -> Origin:
@@ -227,7 +192,7 @@ class Walker:
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
         if isinstance(node, exp.PositionalColumn):
-            return self.positional(node, scope)
+            return duck.positional(node, scope)
         if isinstance(node, exp.Columns):
             # COLUMNS('re') inside an expression may be any column of the FROM clause
             every = [o for src in scope.sources for _, o in src.columns or ()]
@@ -268,33 +233,6 @@ class Walker:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         return combine(parts, kind="expr")
-
-    def star_modifiers(
-        self, star: exp.Expression, scope: Scope, ctes: Ctes
-    ) -> dict[str, Origin | None] | None:
-        """``* EXCLUDE (a) REPLACE (f(b) AS b) RENAME (c AS d)``: name -> new origin (``None``: dropped)."""
-        out: dict[str, Origin | None] = {}
-        for col in star.args.get("except_") or star.args.get("except") or ():
-            out[col.name.lower()] = None
-        for alias in star.args.get("replace") or ():
-            out[alias.alias_or_name.lower()] = self.expr(alias, scope, ctes)
-        for alias in star.args.get("rename") or ():
-            if isinstance(alias, exp.Alias):
-                old = alias.this.name.lower()
-                found = next((o for src in scope.sources for n, o in src.columns or () if n == old), None)
-                out[old] = None
-                out[alias.alias.lower()] = found if found is not None else Origin("unknown", hint=old)
-        return out or None
-
-    def positional(self, node: exp.PositionalColumn, scope: Scope) -> Origin:
-        """DuckDB ``#n``: the n-th column of the FROM clause when its columns are known."""
-        columns: list[tuple[str, Origin]] = []
-        for src in scope.sources:
-            if src.columns is None or (src.columns[:1] and src.columns[0][0] == "*"):
-                return Origin("unknown", hint=f"#{node.name}")
-            columns.extend(src.columns)
-        idx = int(node.name) - 1 if node.name.isdigit() else -1
-        return columns[idx][1] if 0 <= idx < len(columns) else Origin("unknown", hint=f"#{node.name}")
 
     def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
@@ -367,7 +305,7 @@ class Walker:
                     q = proj.table.lower()
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
                 star = proj if isinstance(proj, exp.Star) else proj.this
-                modified = self.star_modifiers(star, scope, ctes)
+                modified = duck.star_modifiers(self, star, scope, ctes)
                 for src in chosen:
                     if src.columns is None:
                         exact = False
@@ -375,7 +313,7 @@ class Walker:
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
-                        outputs.extend(_modified(src.columns, modified))
+                        outputs.extend(duck.modified(src.columns, modified))
                 if modified:
                     exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
                 continue
@@ -472,19 +410,6 @@ def _counts_rows(node: exp.Count) -> bool:
     arg = node.this
     items = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
     return all(a is None or isinstance(a, (exp.Star, exp.Column, exp.Literal)) for a in items)
-
-
-def _modified(columns: list[tuple[str, Origin]], modified: dict[str, Origin | None] | None) -> list[Output]:
-    if not modified:
-        return [Output(n, o) for n, o in columns]
-    out: list[Output] = []
-    for n, o in columns:
-        new = modified.get(n, o)
-        if new is not None:
-            out.append(Output(n, new))
-    known = {n for n, _ in columns}
-    out.extend(Output(n, o) for n, o in modified.items() if o is not None and n not in known)
-    return out
 
 
 def _alias_columns(node: exp.Expression) -> list[str]:

@@ -1,0 +1,99 @@
+"""DuckDB's extensions to SQL, as the lineage walk sees them.
+
+* ``#n`` positional columns;
+* ``* EXCLUDE (...) REPLACE (expr AS name) RENAME (a AS b)``: a replaced column is an expression, not the
+  plain column it is named after (``* REPLACE (reverse(email) AS email)`` must not get e-mail masking);
+* ``query('SELECT ...')`` / ``query_table('t')``: SQL in a string, traced like a subquery; SQL built at run
+  time makes the statement *blind* (every untraced value in it is masked).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from governed_db.masking.origins import QUERY, Ctes, Origin, Output, Scope, combine
+
+if TYPE_CHECKING:
+    from governed_db.masking.lineage import Walker
+
+#: table functions that run SQL given as text
+EMBEDDED_SQL = frozenset({"query", "query_table"})
+
+
+def embedded(w: Walker, call: exp.Anonymous) -> list[tuple[str, Origin]]:
+    """DuckDB ``query('SELECT ...')`` / ``query_table('t')``: SQL in a string, traced like a subquery.
+
+    Anything else (SQL computed at run time, text that does not parse) makes the statement *blind*.
+    """
+    args = call.expressions
+    texts = [a.name for a in args if isinstance(a, exp.Literal) and a.is_string]
+    if str(call.name).lower() == "query_table" and len(args) == 1 and isinstance(args[0], exp.Array):
+        texts = [a.name for a in args[0].expressions if isinstance(a, exp.Literal) and a.is_string]
+        args = args[0].expressions
+    if not texts or len(texts) != len(args):
+        w.lineage.blind = True
+        return [("*", Origin("unknown", hint=str(call.name)))]
+    try:
+        if str(call.name).lower() == "query":
+            parsed = [p for p in sqlglot.parse(texts[0], read=w.dialect) if p is not None]
+            if len(parsed) != 1 or not isinstance(parsed[0], QUERY):
+                raise ValueError("not one query")
+            outs, exact = w.query(parsed[0], {}, None)
+            if exact:
+                return [(o.name.lower(), o.origin) for o in outs]
+            every = combine(o.origin for o in outs)
+        else:
+            tables = [w.table_source(exp.to_table(t, dialect=w.dialect), {}) for t in texts]
+            if len(tables) == 1 and tables[0].columns is not None:
+                return list(tables[0].columns)
+            every = combine(src.whole_row() for src in tables)
+    except (sqlglot.errors.SqlglotError, ValueError):
+        w.lineage.blind = True
+        return [("*", Origin("unknown", hint=str(call.name)))]
+    return [("*", Origin("unknown", every.sources, every.rows, str(call.name)))]
+
+
+def star_modifiers(
+    w: Walker, star: exp.Expression, scope: Scope, ctes: Ctes
+) -> dict[str, Origin | None] | None:
+    """``* EXCLUDE (a) REPLACE (f(b) AS b) RENAME (c AS d)``: name -> new origin (``None``: dropped)."""
+    out: dict[str, Origin | None] = {}
+    for col in star.args.get("except_") or star.args.get("except") or ():
+        out[col.name.lower()] = None
+    for alias in star.args.get("replace") or ():
+        out[alias.alias_or_name.lower()] = w.expr(alias, scope, ctes)
+    for alias in star.args.get("rename") or ():
+        if isinstance(alias, exp.Alias):
+            old = alias.this.name.lower()
+            found = next((o for src in scope.sources for n, o in src.columns or () if n == old), None)
+            out[old] = None
+            out[alias.alias.lower()] = found if found is not None else Origin("unknown", hint=old)
+    return out or None
+
+
+def positional(node: exp.PositionalColumn, scope: Scope) -> Origin:
+    """DuckDB ``#n``: the n-th column of the FROM clause when its columns are known."""
+    columns: list[tuple[str, Origin]] = []
+    for src in scope.sources:
+        if src.columns is None or (src.columns[:1] and src.columns[0][0] == "*"):
+            return Origin("unknown", hint=f"#{node.name}")
+        columns.extend(src.columns)
+    idx = int(node.name) - 1 if node.name.isdigit() else -1
+    return columns[idx][1] if 0 <= idx < len(columns) else Origin("unknown", hint=f"#{node.name}")
+
+
+def modified(columns: list[tuple[str, Origin]], modified: dict[str, Origin | None] | None) -> list[Output]:
+    if not modified:
+        return [Output(n, o) for n, o in columns]
+    out: list[Output] = []
+    for n, o in columns:
+        new = modified.get(n, o)
+        if new is not None:
+            out.append(Output(n, new))
+    known = {n for n, _ in columns}
+    out.extend(Output(n, o) for n, o in modified.items() if o is not None and n not in known)
+    return out
