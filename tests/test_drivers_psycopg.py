@@ -237,6 +237,8 @@ _RAW_PROTOCOL = {
         c, lambda tx: tx.pgconn.exec_(b"SELECT 1")
     ),
     "psycopg.Copy(cursor)": lambda c, t: psycopg.Copy(c.cursor()).read(),
+    "conn._exec_command": lambda c, t: c._exec_command(f"DELETE FROM {t}".encode()),
+    "Connection._exec_command(conn)": lambda c, t: c.wait(psycopg.Connection._exec_command(c, b"SELECT 1")),
 }
 
 

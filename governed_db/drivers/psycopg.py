@@ -266,6 +266,10 @@ class PsycopgConnection(GovernedConnection):
             return self.__wrapped__.pgconn
         return guarded_pgconn(self.__wrapped__, self._self_gov)
 
+    def _exec_command(self, command: Any, *args: Any, **kwargs: Any) -> Any:
+        # psycopg's private "run this SQL" helper; its own callers use the raw connection, never the proxy
+        raise self._self_gov.refusal(GuardrailViolation(RAW_PROTOCOL.format(name="_exec_command")))
+
     @property
     def info(self) -> Any:
         info = self.__wrapped__.info
