@@ -262,6 +262,12 @@ def test_postgres_non_sensitive_stays_exact(pg: tuple[Any, str]) -> None:
     ]
     assert conn.execute("VALUES (1, 'a')").fetchall() == [(1, "a")]
     assert conn.execute(f"SELECT reverse(name) FROM {t}_i").fetchall() == [("tegdiw",)]
+    # constants from a table function next to a sensitive table are not "lost lineage"
+    assert conn.execute(f"SELECT id, x FROM {t}, generate_series(1, 2) x").fetchall() == [(1, 1), (1, 2)]
+    assert conn.execute(f"SELECT g.n FROM {t}, unnest(ARRAY[7]) AS g(n)").fetchall() == [(7,)]
+    assert conn.execute(f"SELECT id, n FROM {t} CROSS JOIN LATERAL generate_series(1, id) n").fetchall() == [
+        (1, 1)
+    ]
 
 
 def test_duckdb_cast_error_does_not_echo_name(dk: Any) -> None:

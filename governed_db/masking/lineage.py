@@ -121,10 +121,11 @@ class Walker:
             columns = duck.embedded(self, call)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         inner = self.expr(call, scope or Scope([]), ctes)
-        if inner.kind == "const":
-            return Source(_alias_name(node), None, None)
-        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
         names = _alias_columns(node)
+        if inner.kind == "const":
+            # generate_series(1, 3) x: made of constants (its columns are named by the database)
+            return Source(_alias_name(node), None, [("*", CONST)] + [(n, CONST) for n in names])
+        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
         if inner.kind == "column":
             inner = Origin("expr", inner.sources, inner.rows)
         columns = [("*", inner)] + [(n, inner) for n in names]
