@@ -39,7 +39,7 @@ class PyMySQLCursor(PrivateWithheld, CallProc, NextSet, GovernedCursor):
     def fetchall_unbuffered(self) -> Iterator[Any]:
         st = self._self_result
         rows = self.__wrapped__.fetchall_unbuffered()
-        return st.iterate(rows) if st.active else rows  # type: ignore[no-any-return]
+        return st.iterate(rows) if st.active else rows
 
     def read_next(self) -> Any:
         row = self.__wrapped__.read_next()
