@@ -399,3 +399,28 @@ def test_duckdb_predicate_on_embedded_query_is_refused(dk: Any) -> None:
     """Filtering on a masked column that came out of query('...') is refused."""
     sql = "SELECT 1 FROM query('SELECT ssn FROM customers') q WHERE ssn LIKE '5%'"
     assert "masked-column-predicate" in refused_rule(dk, sql)
+
+
+def test_mariadb_show_warnings_does_not_echo_values(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    """SHOW WARNINGS after a conversion of a masked column blanks the quoted value (names included)."""
+    import pymysql
+
+    t = f"warn_{unique}"
+    with mysql_conn.cursor() as admin:
+        admin.execute(f"CREATE TABLE {t} (id int, full_name text)")
+        admin.execute(f"INSERT INTO {t} VALUES (1, 'Alice Smith')")
+    raw = pymysql.connect(**mysql_kw)
+    try:
+        cur = wrap(raw).cursor()
+        cur.execute(f"SELECT full_name + 0 FROM {t}")
+        assert cur.fetchall() == ((None,),)
+        cur.execute("SHOW WARNINGS")
+        messages = [row[2] for row in cur.fetchall()]
+        assert messages and not any("Alice" in m for m in messages), messages
+        assert "Truncated incorrect DOUBLE value" in messages[0]
+    finally:
+        raw.close()
+        with mysql_conn.cursor() as admin:
+            admin.execute(f"DROP TABLE IF EXISTS {t}")

@@ -55,6 +55,8 @@ class StatementFacts:
     #: string literals written by INSERT/UPDATE/MERGE (checked for masked placeholders)
     written_literals: tuple[str, ...] = ()
     writes: bool = False
+    #: ``SHOW WARNINGS``/``SHOW ERRORS``: messages that quote values of earlier statements
+    diagnostics: bool = False
 
 
 class MaskingState:
@@ -229,7 +231,8 @@ class MaskingState:
             if writes
             else ()
         )
-        return StatementFacts(lineage, literals, writes)
+        diagnostics = isinstance(tree, exp.Show) and tree.name.upper() in ("WARNINGS", "ERRORS")
+        return StatementFacts(lineage, literals, writes, diagnostics)
 
     # -- who sees what ---------------------------------------------------------------------------
     def grants(self, identity: Identity) -> list[Grant]:

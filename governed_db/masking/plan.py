@@ -236,7 +236,20 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     return out, tables
 
 
+def diagnostics_masker() -> Masker:
+    """``SHOW WARNINGS`` messages quote values of earlier statements (``Truncated incorrect DOUBLE value:
+    'Alice Smith'``): blank what they quote, as for error messages."""
+    from governed_db.masking.guard import scrub_message
+
+    def message(value: Any) -> Any:
+        return scrub_message(value, conversions=True) if isinstance(value, str) else value
+
+    return message
+
+
 def build_maskers(names: Sequence[str], facts: StatementFacts, access: Access) -> list[Masker | None]:
+    if facts.diagnostics:
+        return [diagnostics_masker() if n.lower() == "message" else None for n in names]
     origins, tables = origins_for(names, facts)
     blind = facts.lineage is not None and facts.lineage.blind
     return [_masker_for(o, n, access, tables, blind) for o, n in zip(origins, names, strict=True)]
