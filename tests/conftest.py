@@ -81,7 +81,7 @@ def pg_dsn() -> str:
     psycopg = pytest.importorskip("psycopg")
     try:
         psycopg.connect(PG_DSN, connect_timeout=3).close()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _unavailable("PostgreSQL on 127.0.0.1:5432", e)
     return PG_DSN
 
@@ -109,7 +109,7 @@ def mysql_kw() -> dict[str, Any]:
     pymysql = pytest.importorskip("pymysql")
     try:
         pymysql.connect(connect_timeout=3, **MYSQL_KW).close()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         _unavailable("MariaDB/MySQL on 127.0.0.1:3306", e)
     return dict(MYSQL_KW)
 
