@@ -212,3 +212,71 @@ def test_any_expression_over_a_column_keeps_its_source(col: str, wrap: str, dept
     lin = run(sql)
     kind, sources = shape((lin.outputs or [])[0].origin)
     assert f"users.{col}" in sources and kind == "expr"
+
+
+NEW_SHAPES = [
+    ("VALUES ((SELECT email FROM users))", "postgres", [("expr", E)]),
+    ("SELECT x FROM (VALUES ((SELECT ssn FROM users))) AS v(x)", "postgres", [("expr", {"users.ssn"})]),
+    ("SELECT d FROM users AS s(a, b, d)", "postgres", [("column", E)]),
+    (
+        "SELECT v FROM users, unnest(ARRAY[email, ssn]) AS v",
+        "postgres",
+        [("expr", {"users.email", "users.ssn"})],
+    ),
+    ("SELECT l.x FROM users, LATERAL (SELECT ssn AS x) AS l", "postgres", [("column", {"users.ssn"})]),
+    ("SELECT #3 FROM users", "duckdb", [("column", E)]),
+    ("SELECT x FROM users, generate_series(1, 3) AS x", "postgres", [("const", set())]),
+    ("SELECT rowid FROM users", "sqlite", [("const", set())]),
+    ("SELECT count(upper(email)) FROM users", "postgres", [("expr", E)]),
+    ("SELECT email IS NULL FROM users", "postgres", [("expr", E)]),
+    ("SELECT * FROM query('SELECT email FROM users')", "duckdb", [("column", E)]),
+]
+
+
+@pytest.mark.parametrize(("sql", "dialect", "expected"), NEW_SHAPES)
+def test_values_renames_table_functions_and_positions_are_traced(
+    sql: str, dialect: str, expected: list[tuple[str, set[str]]]
+) -> None:
+    """VALUES cells, alias column lists, unnest/LATERAL, #n, row locators, count(f(x)) and query() trace."""
+    lin = run(sql, dialect)
+    assert lin.outputs is not None
+    assert [shape(o.origin) for o in lin.outputs] == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "clause", "sources"),
+    [
+        (
+            "SELECT 1 FROM orders LIMIT (SELECT count(*) FROM users WHERE ssn LIKE '5%')",
+            "WHERE",
+            {"users.ssn"},
+        ),
+        ("SELECT 1 / (CASE WHEN ssn LIKE '5%' THEN 0 ELSE 1 END) FROM users", "CASE", {"users.ssn"}),
+        ("SELECT 1 / (length(ssn) - 11) FROM users", "division", {"users.ssn"}),
+        ("SELECT count(nullif(ssn, 'x')) FROM users", "a comparison", {"users.ssn"}),
+        (
+            "MERGE INTO orders o USING users u ON u.id = o.user_id WHEN MATCHED THEN UPDATE SET note = u.ssn",
+            "copy",
+            {"users.ssn"},
+        ),
+        (
+            "INSERT INTO orders (id, note) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = "
+            "(SELECT email FROM users LIMIT 1)",
+            "copy",
+            E,
+        ),
+    ],
+)
+def test_oracles_and_copies_are_uses(sql: str, clause: str, sources: set[str]) -> None:
+    """LIMIT subqueries, CASE conditions, divisors, nested comparisons, MERGE and upserts are collected."""
+    uses = {(c, frozenset(shape(o)[1])) for c, o in run(sql).uses}
+    assert (clause, frozenset(sources)) in uses
+
+
+def test_lost_and_opaque_unknowns_differ() -> None:
+    """A UDF result is opaque (inputs traced); an unresolvable name is lost (fails closed over PII)."""
+    udf, lost = run("SELECT my_udf(id), nosuchcol FROM users").outputs or []
+    assert udf.origin.kind == "unknown" and not udf.origin.lost
+    assert lost.origin.lost
+    top = run("SELECT email IS NULL AS gone FROM users")
+    assert not [u for u in top.uses if u[0] == "a comparison"]  # a result column, not a predicate
