@@ -6,7 +6,8 @@ Compares, on the same cached statement:
   raw sqlite3 | governed (nothing recording) | governed + audit store |
   OTel dbapi instrumentation + SDK (batch) | governed + SDK (batch)
 and, when PostgreSQL is reachable on 127.0.0.1, raw psycopg vs governed psycopg over loopback.
-Prints medians of several rounds and the ratios the project targets.
+Variants take turns within each round (interleaved), so load drifts on a shared machine hit them alike;
+prints the medians and the ratios the project targets.
 """
 
 from __future__ import annotations
@@ -33,19 +34,29 @@ def _sqlite() -> sqlite3.Connection:
     return conn
 
 
-def _per_statement(conn: Any, n: int, sql: str = SQL, param: Callable[[int], Any] = lambda i: (i % 1000,)) -> float:
+def _loop(conn: Any, sql: str = SQL, param: Callable[[int], Any] = lambda i: (i % 1000,)) -> Callable[[int], None]:
     cur = conn.cursor()
     for i in range(200):  # warm caches
         cur.execute(sql, param(i))
         cur.fetchall()
-    rounds = []
-    for _ in range(5):
-        t0 = time.perf_counter_ns()
+
+    def run(n: int) -> None:
         for i in range(n):
             cur.execute(sql, param(i))
             cur.fetchall()
-        rounds.append((time.perf_counter_ns() - t0) / n / 1000)
-    return statistics.median(rounds)
+
+    return run
+
+
+def _interleaved(variants: dict[str, tuple[Callable[[int], None], int]], rounds: int = 7) -> dict[str, float]:
+    """Median µs per statement; variants take turns each round, so machine load drifts hit them alike."""
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, (run, n) in variants.items():
+            t0 = time.perf_counter_ns()
+            run(n)
+            samples[name].append((time.perf_counter_ns() - t0) / n / 1000)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def _sdk_provider() -> Any:
@@ -82,27 +93,21 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     n = args.n
-    res: dict[str, float] = {}
 
-    res["sqlite raw"] = _per_statement(_sqlite(), n)
-    res["sqlite governed (nothing recording)"] = _per_statement(governed_db.wrap(_sqlite(), audit=False), n)
-    with tempfile.TemporaryDirectory() as tmp:
-        audited = governed_db.wrap(_sqlite(), audit=os.path.join(tmp, "audit"))
-        res["sqlite governed + audit store"] = _per_statement(audited, n)
+    tmp = tempfile.TemporaryDirectory()
     otel_provider = _sdk_provider()
-    res["sqlite OTel dbapi + SDK batch"] = _per_statement(
-        instrument_connection("sqlite3", _sqlite(), "sqlite", tracer_provider=otel_provider), n
-    )
     gov_provider = _sdk_provider()
-    res["sqlite governed + SDK batch"] = _per_statement(
-        governed_db.wrap(_sqlite(), audit=False, tracer_provider=gov_provider), n
-    )
-    res["sqlite governed + SDK batch, no result spans"] = _per_statement(
-        governed_db.wrap(_sqlite(), audit=False, tracer_provider=gov_provider, record_results=False), n
-    )
-    otel_provider.shutdown()
-    gov_provider.shutdown()
-
+    variants: dict[str, tuple[Callable[[int], None], int]] = {
+        "sqlite raw": (_loop(_sqlite()), n),
+        "sqlite governed (nothing recording)": (_loop(governed_db.wrap(_sqlite(), audit=False)), n),
+        "sqlite governed + audit store": (_loop(governed_db.wrap(_sqlite(), audit=os.path.join(tmp.name, "a"))), n),
+        "sqlite OTel dbapi + SDK batch": (
+            _loop(instrument_connection("sqlite3", _sqlite(), "sqlite", tracer_provider=otel_provider)), n),
+        "sqlite governed + SDK batch": (
+            _loop(governed_db.wrap(_sqlite(), audit=False, tracer_provider=gov_provider)), n),
+        "sqlite governed + SDK batch, no result spans": (
+            _loop(governed_db.wrap(_sqlite(), audit=False, tracer_provider=gov_provider, record_results=False)), n),
+    }
     try:
         import psycopg
 
@@ -112,11 +117,14 @@ def main() -> None:
         with pg.cursor() as c:
             c.executemany("INSERT INTO items VALUES (%s, %s, %s)", [(i, f"item {i}", i * 1.5) for i in range(1000)])
         psql = SQL.replace("?", "%s")
-        governed_pg = governed_db.wrap(pg, audit=False)
-        res["psycopg raw (loopback)"] = _per_statement(pg, n // 4, psql)
-        res["psycopg governed (loopback)"] = _per_statement(governed_pg, n // 4, psql)
+        variants["psycopg raw (loopback)"] = (_loop(pg, psql), n // 10)
+        variants["psycopg governed (loopback)"] = (_loop(governed_db.wrap(pg, audit=False), psql), n // 10)
     except Exception as e:  # noqa: BLE001
         print(f"(PostgreSQL part skipped: {type(e).__name__}: {e})", file=sys.stderr)
+    res: dict[str, float] = _interleaved(variants)
+    otel_provider.shutdown()
+    gov_provider.shutdown()
+    tmp.cleanup()
 
     res["import governed_db (ms)"] = _import_ms()
 
@@ -134,7 +142,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"per_statement_us": res, "ratios": ratios}, indent=2))
         return
-    print(f"{'per statement (median of 5 rounds)':55} {'µs':>10}")
+    print(f"{'per statement (median of 7 interleaved rounds)':55} {'µs':>10}")
     for k, v in res.items():
         unit = "ms" if k.endswith("(ms)") else "µs"
         print(f"{k:55} {v:10.2f} {unit}")
