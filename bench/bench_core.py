@@ -85,8 +85,9 @@ def _import_ms() -> float:
 
 
 def main() -> None:
-    import governed_db
     from opentelemetry.instrumentation.dbapi import instrument_connection
+
+    import governed_db
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
@@ -119,7 +120,7 @@ def main() -> None:
         psql = SQL.replace("?", "%s")
         variants["psycopg raw (loopback)"] = (_loop(pg, psql), n // 10)
         variants["psycopg governed (loopback)"] = (_loop(governed_db.wrap(pg, audit=False), psql), n // 10)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         print(f"(PostgreSQL part skipped: {type(e).__name__}: {e})", file=sys.stderr)
     res: dict[str, float] = _interleaved(variants)
     otel_provider.shutdown()

@@ -112,7 +112,8 @@ def flavour(exc: GovernedDBError, driver_error: type[BaseException] | None) -> G
 def _new(cls: type, driver_error: Any) -> Any:
     # The driver's __new__, not Exception's or TypeError's: C-based driver errors (psycopg2) refuse
     # any other base's __new__ ("TypeError.__new__(InvalidStatement) is not safe").
-    return (driver_error if isinstance(driver_error, type) else cls).__new__(cls)
+    base: Any = driver_error if isinstance(driver_error, type) else cls
+    return base.__new__(cls)
 
 
 def _public_class(cls: type) -> type:
@@ -134,7 +135,7 @@ def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...]
     obj: Any = None
     if driver is not None:
         try:
-            obj: Any = importlib.import_module(driver[0])
+            obj = importlib.import_module(driver[0])
             for part in driver[1].split("."):
                 obj = getattr(obj, part)
             cls = driver_flavoured(public, obj)
