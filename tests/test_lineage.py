@@ -254,6 +254,7 @@ def test_values_renames_table_functions_and_positions_are_traced(
         ("SELECT 1 / (CASE WHEN ssn LIKE '5%' THEN 0 ELSE 1 END) FROM users", "CASE", {"users.ssn"}),
         ("SELECT 1 / (length(ssn) - 11) FROM users", "division", {"users.ssn"}),
         ("SELECT count(nullif(ssn, 'x')) FROM users", "a comparison", {"users.ssn"}),
+        ("SELECT (ascii(ssn) - 53) * 99 FROM users", "arithmetic", {"users.ssn"}),
         (
             "MERGE INTO orders o USING users u ON u.id = o.user_id WHEN MATCHED THEN UPDATE SET note = u.ssn",
             "copy",

@@ -38,6 +38,10 @@ _ECHOES = (
 )
 
 
+#: uses found inside expressions; a named clause (WHERE, JOIN...) holding them makes the clearer message
+_INNER_CLAUSES = frozenset({"a comparison", "arithmetic", "division", "CASE"})
+
+
 def _action(state: MaskingState) -> Action:
     return Action.REQUIRE_APPROVAL if state.config.predicate_action == "require_approval" else Action.DENY
 
@@ -99,7 +103,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHi
     if facts.lineage is not None:
         tables = list(facts.lineage.tables)
         # a named clause (WHERE, JOIN...) makes the clearer message when a comparison is also found inside it
-        for clause, origin in sorted(facts.lineage.uses, key=lambda use: use[0] == "a comparison"):
+        for clause, origin in sorted(facts.lineage.uses, key=lambda use: use[0] in _INNER_CLAUSES):
             if not access.is_masked(origin, tables, facts.lineage.blind):
                 continue
             cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))

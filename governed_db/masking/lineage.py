@@ -204,6 +204,12 @@ class Walker:
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
             # ``1 / (ascii(ssn) - 53)`` fails exactly when the value is what the divisor tests: an error oracle
             self.lineage.uses.append(("division", self.expr(node.expression, scope, ctes)))
+        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Pow)):
+            # ``(ascii(ssn) - 53) * 4611686018427387904`` overflows exactly for some values: an error oracle
+            # (and the result would be NULL anyway: a number derived from a masked value)
+            self.lineage.uses.append(
+                ("arithmetic", combine(self.expr(c, scope, ctes) for c in node.iter_expressions()))
+            )
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
