@@ -45,6 +45,9 @@ _LAZY = {
     "RuleSpec": "governed_db.rules",
     "Finding": "governed_db.rules",
     "AuditStore": "governed_db.audit",
+    # `%load_ext governed_db` (IPython looks these up on the package; not in __all__: IPython is optional)
+    "load_ipython_extension": "governed_db.jupyter",
+    "unload_ipython_extension": "governed_db.jupyter",
 }
 
 
