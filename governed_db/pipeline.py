@@ -15,6 +15,7 @@ governed connection needs for that: its settings, driver, policy and recorder.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,7 +29,6 @@ from governed_db.errors import (
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
-    InvalidStatement,
     flavour,
 )
 from governed_db.identity import Identity, identity_from_env, os_identity
@@ -137,19 +137,33 @@ class Governor:
         return None
 
     # -- faults inside governance ---------------------------------------------------------------
+    def fault_error(self, stage: str, exc: BaseException) -> GovernedDBError:
+        """The refusal a fault inside governance becomes (the driver's DatabaseError as well)."""
+        err = flavour(
+            GovernanceFault(
+                f"governance failed while {stage} ({type(exc).__name__}: {exc}); the statement was refused "
+                "(fail closed). Fix the cause, or use on_fault='warn' where continuing is acceptable."
+            ),
+            self.driver.error_class(self.raw, "DatabaseError"),
+        )
+        err.__cause__ = exc
+        return err
+
     def fault(self, stage: str, exc: BaseException) -> Decision:
-        """Fail closed in production; in development warn and let the statement through."""
+        """Fail closed in production (raise); in development warn and let the statement through."""
         if self.fail_closed:
-            raise flavour(
-                GovernanceFault(
-                    f"governance failed while {stage} ({type(exc).__name__}: {exc}); the statement was refused "
-                    "(fail closed). Fix the cause, or use on_fault='warn' where continuing is acceptable."
-                ),
-                self.driver.error_class(self.raw, "DatabaseError"),
-            ) from exc
+            raise self.fault_error(stage, exc)
         log.warning("governed_db fault while %s (continuing, on_fault=warn): %r", stage, exc)
         hit = RuleHit("governance-fault", Action.WARN, f"governance failed while {stage}: {type(exc).__name__}")
         return Decision.combine([hit], environment=self.environment, dialect=self.dialect)
+
+    def faulted(self, stage: str, exc: BaseException) -> tuple[Decision, GovernedDBError | None]:
+        """Like :meth:`fault`, but hand back the refusal so that it is raised where it gets recorded."""
+        if not self.fail_closed:
+            return self.fault(stage, exc), None
+        hit = RuleHit("governance-fault", Action.DENY, f"governance failed while {stage}: {type(exc).__name__}")
+        decision = Decision.combine([hit], environment=self.environment, dialect=self.dialect)
+        return decision, self.fault_error(stage, exc)
 
     def refusal(self, exc: GovernedDBError) -> GovernedDBError:
         return flavour(exc, self.driver.error_class(self.raw, "ProgrammingError"))
@@ -175,22 +189,25 @@ def run(
 
     # 1. who (a token that fails verification is a recorded refusal, never a fallback)
     identity_problem: Decision | None = None
+    pending: GovernedDBError | None = None  # a governance fault, raised once the span records it
     try:
         identity = gov.resolve_identity()
     except GovernedDBError as e:
         identity, identity_problem = UNVERIFIED, _unverified(gov, e)
     except Exception as e:
-        identity, identity_problem = UNVERIFIED, gov.fault("resolving the identity", e)
+        identity = UNVERIFIED
+        identity_problem, pending = gov.faulted("resolving the identity", e)
 
     # 2-3. what, and is it allowed (analysis is cached by text + dialect; policies cache decisions)
+    analysis: Analysis | None = None
     try:
         analysis = analyze(text, gov.dialect)
         decision = identity_problem or gov.decide(analysis, identity, params)
     except GovernedDBError:
         raise
     except Exception as e:
-        analysis = analyze("", gov.dialect)
-        decision = gov.fault("deciding about the statement", e)
+        analysis = analysis or analyze("", gov.dialect)
+        decision, pending = gov.faulted("deciding about the statement", e)
 
     span = recorder.start(
         entry=entry, analysis=analysis, identity=identity, decision=decision, start_ns=start_ns, params=params
@@ -198,6 +215,8 @@ def run(
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
     try:
+        if pending is not None:
+            raise pending
         # 4. refuse, or look for an approval
         if decision.action is not Action.ALLOW:
             try:
@@ -263,14 +282,7 @@ def _arm_result(
         plan = masking.plan_masking(description, analysis, identity=identity, gov=gov)
     except Exception as e:
         if gov.fail_closed:
-            result.poison(
-                flavour(
-                    GovernanceFault(
-                        f"masking could not be planned ({type(e).__name__}: {e}); rows are withheld (fail closed)"
-                    ),
-                    gov.driver.error_class(gov.raw, "DatabaseError"),
-                )
-            )
+            result.poison(gov.fault_error("planning masking (rows are withheld)", e))
             return
         log.warning("governed_db masking fault (continuing unmasked, on_fault=warn): %r", e)
         plan = None
@@ -290,12 +302,10 @@ def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
     from_env = identity_from_env()
     if from_env is not None:
         return from_env
-    import os
-
     token = os.environ.get("GOVERNED_DB_TOKEN")
     if token:
         return lambda: token
     return os_identity()
 
 
-__all__ = ["Governor", "InvalidStatement", "run"]
+__all__ = ["Governor", "run"]

@@ -234,3 +234,15 @@ def test_unwritable_audit_store_only_warns_in_development(tmp_path: Any) -> None
     conn.governor.audit.store.append = lambda body: (_ for _ in ()).throw(OSError(28, "full"))
     conn.execute("SELECT 1").fetchall()
     assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_governance_fault_refusal_is_recorded(spans: Any) -> None:
+    """A fault that refuses a statement in production still leaves a span naming it."""
+    provider, exporter = spans
+    conn = _conn(policy=Policy(name="broken", rules=(_broken_rule,)), tracer_provider=provider)
+    with pytest.raises(GovernanceFault):
+        conn.execute("SELECT 1")
+    (span,) = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+    assert span.attributes["governed_db.decision"] == "deny"
+    assert span.attributes["governed_db.rules"] == ("governance-fault",)
+    assert span.attributes["error.type"] == "GovernanceFault"
