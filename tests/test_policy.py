@@ -154,3 +154,19 @@ def test_rate_limit_rows_and_observe_only() -> None:
 def test_default_policy_has_no_limiter() -> None:
     """Zero configuration sets no rate limits (the pipeline skips the limiter)."""
     assert load_policy(None).limiter is None
+
+
+def test_failed_catalog_load_is_not_remembered_as_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built-in rule module that fails to import fails every catalog read, never a silently partial catalog."""
+    import sys
+
+    import governed_db.rules as r
+
+    monkeypatch.setattr(r, "_loaded", False)
+    monkeypatch.delattr(r, "tables")
+    monkeypatch.setitem(sys.modules, "governed_db.rules.tables", None)  # the import now raises ImportError
+    for _ in range(2):
+        with pytest.raises(ImportError):
+            r.catalog_rules()
+    monkeypatch.undo()
+    assert "table-deny" in catalog()

@@ -168,14 +168,21 @@ def catalog_rules() -> tuple[CatalogRule, ...]:
 
 
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def _load_builtin() -> None:
     global _loaded
-    if not _loaded:
-        _loaded = True
-        # registration order is the order in which rules run and appear in the reference
-        from governed_db.rules import statements, dml, ddl, execution, files, access, tables  # noqa: F401, I001
+    if _loaded:
+        return
+    # Marked loaded only once every module has registered, under a lock: a thread that saw the flag set
+    # early would snapshot a partial catalog and decide with rules missing; a failed import is retried.
+    with _load_lock:
+        if not _loaded:
+            # registration order is the order in which rules run and appear in the reference
+            from governed_db.rules import statements, dml, ddl, execution, files, access, tables  # noqa: F401, I001
+
+            _loaded = True
 
 
 __all__ = [
