@@ -10,7 +10,7 @@ from governed_db.drivers import Driver, driver_for, innermost
 from governed_db.errors import ConfigurationError
 from governed_db.pipeline import Governor
 from governed_db.settings import Settings, build_settings
-from governed_db.telemetry import Recorder, audit_fallback, recording_known, results_tracer, tracer_for
+from governed_db.telemetry import recorder_for
 
 
 def _is_governed(conn: Any) -> bool:
@@ -63,15 +63,13 @@ def wrap(
 
 def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
     processor = audit_processor(settings.audit)
-    tracer = tracer_for(settings.tracer_provider, processor)
-    recorder = Recorder(
-        tracer,
+    recorder = recorder_for(
+        settings.tracer_provider,
+        processor,
+        record_results=settings.option("record_results"),
         static_attributes=driver.static_attributes(raw),
         environment=settings.environment,
         capture_parameters=bool(settings.option("capture_parameters")),
-        enabled=recording_known(settings.tracer_provider, processor),
-        fallback=audit_fallback(settings.tracer_provider, processor),
-        results=results_tracer(settings.option("record_results"), tracer, processor),
     )
     gov = Governor(conn, driver, settings, recorder)
     gov.audit = processor

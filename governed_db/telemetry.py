@@ -45,16 +45,6 @@ def _sdk_provider_class() -> Any:
     return TracerProvider
 
 
-def recording_known(tracer_provider: Any, audit_processor: Any) -> bool | None:
-    """Whether spans from :func:`tracer_for` can record: known now, or ``None`` (follows the global provider)."""
-    if audit_processor is not None:
-        return True
-    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider):
-        return None
-    return not isinstance(provider, trace.NoOpTracerProvider)
-
-
 class _Scope:
     __slots__ = ("name", "schema_url", "version")
 
@@ -169,26 +159,49 @@ def tracer_for(tracer_provider: Any, audit_processor: Any) -> trace.Tracer:
     return provider.get_tracer(SCOPE, __version__)
 
 
-def results_tracer(option: bool | None, tracer: trace.Tracer, audit_processor: Any) -> trace.Tracer | None:
-    """Where result records go: ``True`` with the statement spans; ``None`` only to the audit store; ``False`` nowhere."""
-    if option is True:
-        return tracer
-    if option is None and audit_processor is not None:
-        return _private_tracer(audit_processor)
-    return None
+def recorder_for(
+    tracer_provider: Any,
+    audit_processor: Any,
+    *,
+    record_results: bool | None,
+    static_attributes: Mapping[str, Any],
+    environment: str,
+    capture_parameters: bool,
+) -> Recorder:
+    """The :class:`Recorder` for one governed connection: every tracing decision is taken here, once.
 
-
-def audit_fallback(tracer_provider: Any, audit_processor: Any) -> trace.Tracer | None:
-    """Where a statement span goes when the application's sampler drops it: the audit record must not.
-
-    ``None`` when the main tracer already is the private, always-sampling one (or there is no store).
+    * statements go to the application's provider (global or given), with the audit processor attached;
+      with no SDK provider they go to an audit-only tracer;
+    * ``enabled`` is known now, or ``None`` to follow a global provider that may be set later;
+    * ``fallback``: where statements the application's sampler drops still reach the audit store;
+    * ``results``: where result records go — ``record_results=True`` with the statements, ``None`` to the
+      audit store only, ``False`` nowhere.
     """
-    if audit_processor is None:
-        return None
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    if not hasattr(provider, "add_span_processor"):
-        return None
-    return _private_tracer(audit_processor)
+    tracer = tracer_for(tracer_provider, audit_processor)
+    sdk = hasattr(provider, "add_span_processor")
+    audit_only = _private_tracer(audit_processor) if audit_processor is not None else None
+    if audit_processor is not None:
+        enabled: bool | None = True
+    elif isinstance(provider, trace.ProxyTracerProvider):
+        enabled = None
+    else:
+        enabled = not isinstance(provider, trace.NoOpTracerProvider)
+    if record_results is True:
+        results: trace.Tracer | None = tracer
+    elif record_results is None:
+        results = audit_only
+    else:
+        results = None
+    return Recorder(
+        tracer,
+        static_attributes=static_attributes,
+        environment=environment,
+        capture_parameters=capture_parameters,
+        enabled=enabled,
+        fallback=audit_only if sdk else None,
+        results=results,
+    )
 
 
 def identity_attributes(identity: Identity) -> dict[str, Any]:
