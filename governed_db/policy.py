@@ -122,6 +122,10 @@ class Policy:
         decision = self._decide(analysis, identity, environment, rules)
         if self.cache_size > 0:
             with self._lock:
+                # a rule registered while deciding has already cleared the cache: caching this decision,
+                # made without that rule, would serve it unchecked until evicted
+                if self._state[1] != rules:
+                    return decision
                 cache[key] = decision
                 while len(cache) > self.cache_size:
                     cache.popitem(last=False)

@@ -170,3 +170,28 @@ def test_failed_catalog_load_is_not_remembered_as_loaded(monkeypatch: pytest.Mon
             r.catalog_rules()
     monkeypatch.undo()
     assert "table-deny" in catalog()
+
+
+def test_decision_made_while_catalog_changes_is_not_cached() -> None:
+    """A rule registered while a decision is being made applies to the next evaluation of the same SQL."""
+    import governed_db.rules as r
+
+    sql = "SELECT late_col FROM t"
+    late = RuleSpec("test-late-rule", "test", "test rule",
+                    lambda s, c, o: Finding("late") if s is not None and "late_col" in s.expression.sql() else None,
+                    MappingProxyType({"production": Action.DENY}), "do not")  # fmt: skip
+
+    def registers_meanwhile(stmt, ctx):  # type: ignore[no-untyped-def]
+        if "test-late-rule" not in r._registry:
+            register_rule(late)  # another thread registers a rule ...
+            pol.active_rules()  # ... and evaluates something, clearing the cache, while this decision runs
+        return None
+
+    pol = Policy(name="racy", extra_rules=(registers_meanwhile,))
+    try:
+        assert pol.evaluate(analyze(sql, "sqlite"), identity=None, environment="production").action is Action.ALLOW
+        again = pol.evaluate(analyze(sql, "sqlite"), identity=None, environment="production")
+        assert again.rules == ("test-late-rule",) and again.action is Action.DENY
+    finally:
+        r._registry.pop("test-late-rule", None)
+        r._version += 1
