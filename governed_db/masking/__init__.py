@@ -35,6 +35,7 @@ from governed_db.identity import Identity
 
 if TYPE_CHECKING:
     from governed_db.masking.engine import MaskingState
+    from governed_db.masking.rows import RowMasker
     from governed_db.pipeline import Governor
 
 
@@ -68,15 +69,11 @@ def plan_masking(
         and hot[3] > _now()
         and _same_names(description, hot[4])
     ):
-        found = hot[5]
-        names: Sequence[str] = hot[4]
+        template = hot[5]
     else:
-        names, found = _plan_slow(description, analysis, identity, state)
-    if found is None:
-        return None
-    from governed_db.masking.rows import RowMasker
-
-    return RowMasker(list(names), found[0], found[1])
+        template = _plan_slow(description, analysis, identity, state)
+    # the plan's derived parts are built once per statement shape; each result gets its own counter
+    return None if template is None else template.fresh()
 
 
 def _same_names(description: Sequence[Sequence[Any]], names: tuple[str, ...]) -> bool:
@@ -85,10 +82,10 @@ def _same_names(description: Sequence[Sequence[Any]], names: tuple[str, ...]) ->
 
 def _plan_slow(
     description: Sequence[Sequence[Any]], analysis: Analysis, identity: Identity, state: MaskingState
-) -> tuple[list[str], Any]:
+) -> RowMasker | None:
     from governed_db.masking.engine import MISSING
     from governed_db.masking.plan import Access, build_maskers
-    from governed_db.masking.rows import compile_tuple_fn
+    from governed_db.masking.rows import RowMasker, compile_tuple_fn
 
     names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
     key = ("plan", analysis.sql, state.version, identity, tuple(names))
@@ -100,13 +97,13 @@ def _plan_slow(
         if maskers is None or not any(m is not None for m in maskers):
             found = None
         else:
-            found = (tuple(maskers), compile_tuple_fn(maskers))
+            found = RowMasker(names, maskers, compile_tuple_fn(maskers))
         until = state.good_until(access.grants)
         state.remember(key, found, until)
     state.remember_hot(
         state.hot_plans, analysis, (analysis, identity, state.version, until, tuple(names), found)
     )
-    return names, found
+    return found  # type: ignore[no-any-return]
 
 
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:

@@ -84,6 +84,23 @@ class RowMasker:
         self._fn = fn if fn is not None else compile_tuple_fn(maskers)
         self.masked_cells = 0
 
+    def fresh(self) -> RowMasker:
+        """A plan over the same columns with its own ``masked_cells`` counter, nothing re-derived.
+
+        The masking hot path keeps one plan per statement shape as a template and hands each result a
+        fresh copy, so counters are never shared between results (or threads).
+        """
+        new = RowMasker.__new__(RowMasker)
+        new.names, new.maskers, new.width = self.names, self.maskers, self.width
+        new._idx, new.masked_columns, new._by_name, new._fn = (
+            self._idx,
+            self.masked_columns,
+            self._by_name,
+            self._fn,
+        )
+        new.masked_cells = 0
+        return new
+
     def apply_row(self, row: Any) -> Any:
         if row is None:
             return None
