@@ -20,12 +20,13 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from governed_db.decision import Action
+from governed_db.settings import DEVELOPMENT_ENVIRONMENTS
 
 if TYPE_CHECKING:
     from governed_db.identity import Identity
     from governed_db.rules import RuleSpec
 
-OBSERVE_ONLY = frozenset({"development", "dev", "local", "test"})
+OBSERVE_ONLY = DEVELOPMENT_ENVIRONMENTS
 _CLASSES = {"production": "production", "prod": "production", "staging": "staging", "stage": "staging"}
 
 

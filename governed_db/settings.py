@@ -45,8 +45,10 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "record_results": None,
 }
 
-#: Environments where a governance fault warns instead of refusing (``on_fault="auto"``).
-LENIENT_ENVIRONMENTS = frozenset({"development", "dev", "local", "test"})
+#: Development-like environments: the policy only observes (refusals become warnings), masking is off, and a
+#: governance fault warns instead of refusing (``on_fault="auto"``). The one definition; others import it.
+DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "dev", "local", "test"})
+LENIENT_ENVIRONMENTS = DEVELOPMENT_ENVIRONMENTS
 
 
 @dataclass(frozen=True, kw_only=True)

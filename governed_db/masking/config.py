@@ -33,11 +33,12 @@ from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.masking.labels import DEFAULT_STRATEGIES, normalize_label
 from governed_db.masking.strategies import STRATEGY_NAMES
+from governed_db.settings import DEVELOPMENT_ENVIRONMENTS
 
 log = logging.getLogger("governed_db.masking")
 
 #: environments where masking is off unless ``mode: "on"``
-UNMASKED_ENVIRONMENTS = frozenset({"development", "dev", "local", "test"})
+UNMASKED_ENVIRONMENTS = DEVELOPMENT_ENVIRONMENTS
 KEY_ENV = "GOVERNED_DB_MASKING_KEY"
 
 
