@@ -85,3 +85,25 @@ def test_hot_cache_still_refuses_predicates() -> None:
     for _ in range(2):
         with pytest.raises(governed_db.GuardrailViolation):
             conn.execute("SELECT id FROM users WHERE ssn LIKE '5%'")
+
+
+def test_hot_plans_count_masked_cells_per_result() -> None:
+    """Each result of a repeated masked statement gets its own plan, so masked_cells never accumulates."""
+    from governed_db import masking
+    from governed_db.analysis import analyze
+
+    _, conn = _conn()
+    sql = "SELECT email, ssn FROM users"
+    cur = conn.cursor()
+    cur.execute(sql)
+    description = cur.description
+    gov = conn._self_gov
+    analysis = analyze(sql, gov.dialect)
+    plans = [masking.plan_masking(description, analysis, identity=BOT, gov=gov) for _ in range(2)]
+    assert plans[0] is not None and plans[1] is not None and plans[0] is not plans[1]
+    assert (
+        plans[0].apply_rows([("alice@example.com", "536-22-8726")] * 3)
+        == [("a***@example.com", "[US_SSN]")] * 3
+    )
+    assert (plans[0].masked_cells, plans[1].masked_cells) == (6, 0)
+    assert plans[1].masked_columns == ("email", "ssn")
