@@ -290,3 +290,13 @@ def test_staging_is_lighter_than_production() -> None:
     """Staging defaults: multiple statements warn instead of deny."""
     assert evaluate("SELECT 1; SELECT 2", dialect="postgres", environment="staging").action.value == "warn"
     assert evaluate("SELECT 1; SELECT 2", dialect="postgres", environment="qa-unknown").action.value == "deny"
+
+
+def test_function_rules_name_the_functions_called() -> None:
+    """Function rules say which functions were called and what each kind does."""
+    d = evaluate("SELECT pg_sleep(1), dblink_connect('x'), lo_import('/etc/passwd')", dialect="postgres")
+    assert sorted(h.reason for h in d.hits) == [
+        "calls dblink_connect(), which reaches another server",
+        "calls lo_import(), which touches server files",
+        "calls pg_sleep(), which stalls the connection",
+    ]

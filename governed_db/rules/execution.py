@@ -63,8 +63,12 @@ _ALL_FILE = frozenset().union(*FILE_FUNCTIONS.values())
 def _called(stmt: StatementInfo | None, names: frozenset[str], prefix: str | None = None) -> list[str]:
     if stmt is None or not stmt.functions:
         return []
-    hits = sorted(f for f in stmt.functions if f in names or (prefix is not None and f.startswith(prefix)))
-    return hits
+    return sorted(f for f in stmt.functions if f in names or (prefix is not None and f.startswith(prefix)))
+
+
+def _calls(called: list[str], effect: str) -> Finding | None:
+    """The finding for the function rules: which functions were called, and what they do."""
+    return Finding(f"calls {', '.join(called)}(), {effect}") if called else None
 
 
 @rule(
@@ -106,7 +110,7 @@ def extension_load(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     if stmt is not None and "extension" in stmt.flags:
         return Finding(f"{stmt.operation} loads native code into the server")
     called = _called(stmt, EXTENSION_FUNCTIONS)
-    return Finding(f"calls {', '.join(called)}(), which loads native code") if called else None
+    return _calls(called, "which loads native code")
 
 
 @rule(
@@ -121,7 +125,7 @@ def function_file_access(stmt: StatementInfo | None, ctx: RuleContext, opts: Map
     called = _called(stmt, _ALL_FILE, "lo_")
     if stmt is not None and stmt.functions and ctx.analysis.dialect.lower() == "duckdb":
         called = sorted({*called, *(f for f in stmt.functions if f.startswith(_DUCKDB_FILE_PREFIXES))})
-    return Finding(f"calls {', '.join(called)}(), which touches server files") if called else None
+    return _calls(called, "which touches server files")
 
 
 @rule(
@@ -133,7 +137,7 @@ def function_file_access(stmt: StatementInfo | None, ctx: RuleContext, opts: Map
 )
 def function_remote(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, REMOTE_FUNCTIONS, "dblink")
-    return Finding(f"calls {', '.join(called)}(), which reaches another server") if called else None
+    return _calls(called, "which reaches another server")
 
 
 @rule(
@@ -147,7 +151,7 @@ def function_server_control(stmt: StatementInfo | None, ctx: RuleContext, opts: 
     called = _called(stmt, CONTROL_FUNCTIONS)
     if called == ["set_config"] and stmt is not None and _harmless_set_config(stmt):
         return None
-    return Finding(f"calls {', '.join(called)}(), which changes server or session state") if called else None
+    return _calls(called, "which changes server or session state")
 
 
 def _harmless_set_config(stmt: StatementInfo) -> bool:
@@ -181,7 +185,7 @@ def _harmless_set_config(stmt: StatementInfo) -> bool:
 )
 def function_delay(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, DELAY_FUNCTIONS)
-    return Finding(f"calls {', '.join(called)}(), which stalls the connection") if called else None
+    return _calls(called, "which stalls the connection")
 
 
 @rule(
@@ -196,7 +200,7 @@ def function_dynamic_sql(stmt: StatementInfo | None, ctx: RuleContext, opts: Map
     called = _called(stmt, DYNAMIC_SQL_FUNCTIONS)
     if stmt is not None and "ts_rewrite" in stmt.functions and _ts_rewrite_query(stmt):
         called.append("ts_rewrite")
-    return Finding(f"calls {', '.join(called)}(), which runs SQL the analyser cannot see") if called else None
+    return _calls(called, "which runs SQL the analyser cannot see")
 
 
 def _ts_rewrite_query(stmt: StatementInfo) -> bool:
@@ -223,4 +227,4 @@ def _ts_rewrite_query(stmt: StatementInfo) -> bool:
 )
 def function_notify(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, NOTIFY_FUNCTIONS)
-    return Finding(f"calls {', '.join(called)}(), which sends data to other sessions") if called else None
+    return _calls(called, "which sends data to other sessions")
