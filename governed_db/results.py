@@ -48,12 +48,11 @@ class ResultState:
 
     def arm(self, *, plan: MaskPlan | None, row_limit: int | None, span: Any, identity: Identity) -> None:
         self.finish()
+        self.reset()  # a new statement's result: nothing of the last one (its poison included) carries over
         self.plan = plan
         self.limit = row_limit
         self.span = span
         self.identity = identity
-        self.rows = 0
-        self.masked_cells = 0
         self.active = plan is not None or row_limit is not None or span is not None
 
     def poison(self, exc: BaseException) -> None:

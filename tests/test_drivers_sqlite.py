@@ -152,3 +152,20 @@ def test_blob_of_a_masked_column_is_refused(conn: Any) -> None:
         conn.blobopen("files", "pii", 1, readonly=True)
     with conn.blobopen("files", "body", 1, readonly=True) as blob:
         assert blob.read() == b"\x00\xff"
+
+
+def test_a_withheld_result_does_not_outlive_the_next_statement(
+    conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows withheld after a masking fault stay withheld, but the cursor's next statement reads normally."""
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("classifier down")
+
+    cur = conn.cursor()
+    monkeypatch.setattr(masking, "plan_masking", broken)
+    cur.execute("SELECT id, pii FROM people")
+    with pytest.raises(governed_db.GovernanceFault):
+        cur.fetchall()
+    monkeypatch.setattr(masking, "plan_masking", stub_plan_masking)
+    assert cur.execute("SELECT id, pii FROM people WHERE id = 1").fetchall() == [(1, "***")]
