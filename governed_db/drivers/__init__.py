@@ -122,6 +122,12 @@ class Driver:
 
 _DOLLAR = re.compile(r"\$\d")
 
+
+def quote_ident(name: object, quote: str = '"') -> str:
+    """``name`` as a quoted SQL identifier (``quote`` doubled inside), for statements a driver call amounts to."""
+    return quote + str(name).replace(quote, quote * 2) + quote
+
+
 _REGISTRY = {
     "sqlite3": ("governed_db.drivers.sqlite", "SqliteDriver"),
     "psycopg": ("governed_db.drivers.psycopg", "PsycopgDriver"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import wrapt
 
+from governed_db.drivers import quote_ident
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.errors import GovernanceFault, GuardrailViolation
@@ -309,15 +310,15 @@ def _table_output(name: str) -> Callable[..., Any]:
     def output(self: GovernedRelation, *args: Any, **kwargs: Any) -> Any:
         raw, gov = self.__wrapped__, self._self_gov
         sql = raw.sql_query()
-        target = _ident(str(args[0] if args else next(iter(kwargs.values()), raw.alias)))
+        target = quote_ident(args[0] if args else next(iter(kwargs.values()), raw.alias))
         text = {
             "create": f"CREATE TABLE {target} AS {sql}",
             "to_table": f"CREATE TABLE {target} AS {sql}",
             "insert_into": f"INSERT INTO {target} {sql}",
             "create_view": f"CREATE OR REPLACE VIEW {target} AS {sql}",
             "to_view": f"CREATE OR REPLACE VIEW {target} AS {sql}",
-            "insert": f"INSERT INTO {_ident(raw.alias)} SELECT * FROM ({sql}) AS governed_rows",
-            "update": f"UPDATE {_ident(raw.alias)} SET governed_column = NULL",
+            "insert": f"INSERT INTO {quote_ident(raw.alias)} SELECT * FROM ({sql}) AS governed_rows",
+            "update": f"UPDATE {quote_ident(raw.alias)} SET governed_column = NULL",
         }[name]
 
         def invoke(_s: Any) -> Any:
@@ -328,10 +329,6 @@ def _table_output(name: str) -> Callable[..., Any]:
 
     output.__name__ = name
     return output
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(value: str) -> str:

@@ -21,10 +21,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from governed_db.drivers import Driver
+from governed_db.drivers import Driver, quote_ident
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
-from governed_db.drivers._duckdb_relation import GovernedRelation, _ident, _literal, wrap_result
+from governed_db.drivers._duckdb_relation import GovernedRelation, _literal, wrap_result
 from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, RowsOut, _params, check_placeholders
@@ -147,7 +147,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         return run(
             self._self_gov,
             "connection.install_extension",
-            f"INSTALL {_ident(str(extension))}",
+            f"INSTALL {quote_ident(extension)}",
             None,
             lambda _s: self.__wrapped__.install_extension(extension, *args, **kwargs),
         )
@@ -156,7 +156,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         return run(
             self._self_gov,
             "connection.load_extension",
-            f"LOAD {_ident(str(extension))}",
+            f"LOAD {quote_ident(extension)}",
             None,
             lambda _s: self.__wrapped__.load_extension(extension, *args, **kwargs),
         )
@@ -165,7 +165,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         out = run(
             self._self_gov,
             "connection.append",
-            f"INSERT INTO {_ident(str(table_name))} SELECT * FROM df",
+            f"INSERT INTO {quote_ident(table_name)} SELECT * FROM df",
             None,
             lambda _s: self.__wrapped__.append(table_name, df, *args, **kwargs),
         )
@@ -175,7 +175,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         return run(
             self._self_gov,
             "connection.appender",
-            f"INSERT INTO {_ident(str(table))} SELECT * FROM rows",
+            f"INSERT INTO {quote_ident(table)} SELECT * FROM rows",
             None,
             lambda _s: self.__wrapped__.appender(table, *args, **kwargs),
         )

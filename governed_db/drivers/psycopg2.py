@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from governed_db.drivers import Driver, innermost
+from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.errors import GuardrailViolation
 from governed_db.pipeline import run
@@ -32,13 +32,9 @@ from governed_db.proxies import (
 )
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _copy_sql(table: str, columns: Sequence[str] | None, direction: str) -> str:
-    cols = f" ({', '.join(_ident(c) for c in columns)})" if columns else ""
-    return f"COPY {_ident(table)}{cols} {direction}"
+    cols = f" ({', '.join(quote_ident(c) for c in columns)})" if columns else ""
+    return f"COPY {quote_ident(table)}{cols} {direction}"
 
 
 class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):

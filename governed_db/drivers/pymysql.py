@@ -18,15 +18,11 @@ from typing import Any
 
 import wrapt
 
-from governed_db.drivers import Driver
+from governed_db.drivers import Driver, quote_ident
 from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 class PyMySQLCursor(PrivateWithheld, CallProc, NextSet, GovernedCursor):
@@ -151,7 +147,7 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
         return run(
             self._self_gov,
             "connection.select_db",
-            f"USE {_ident(db)}",
+            f"USE {quote_ident(db, '`')}",
             None,
             lambda _s: self.__wrapped__.select_db(db),
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from governed_db.drivers import Driver
+from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, GovernedCursor
@@ -41,8 +41,6 @@ class SqliteConnection(GovernedConnection):
 
     def backup(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         # A backup copies every row unmasked: judged as writing the database to a file.
-        from governed_db.drivers import innermost
-
         raw_target = innermost(target)
         return run(
             self._self_gov,
@@ -75,7 +73,7 @@ class SqliteConnection(GovernedConnection):
     def blobopen(self, table: str, column: str, row: int, /, **kwargs: Any) -> Any:
         # incremental blob I/O reads (or writes) a cell directly: judged as reading/updating that
         # column, and refused when that column is masked (its bytes never pass through a cursor)
-        gov, t, c = self._self_gov, _ident(table), _ident(column)
+        gov, t, c = self._self_gov, quote_ident(table), quote_ident(column)
         read = f"SELECT {c} FROM {t} WHERE rowid = ?"
         sql = read if kwargs.get("readonly", False) else f"UPDATE {t} SET {c} = ? WHERE rowid = ?"
 
@@ -104,14 +102,10 @@ class SqliteConnection(GovernedConnection):
         return run(
             self._self_gov,
             "connection.deserialize",
-            f"DROP SCHEMA {_ident(str(schema))}",
+            f"DROP SCHEMA {quote_ident(schema)}",
             None,
             lambda _s: self.__wrapped__.deserialize(data, *args, **kwargs),
         )
-
-
-def _ident(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 class SqliteDriver(Driver):
