@@ -71,15 +71,6 @@ class RateLimiter:
             table.move_to_end(key)
         return w
 
-    def _action(self, rule_id: str, limit: LimitSpec, environment: str, identity: Identity) -> Action:
-        from governed_db.rules import catalog
-
-        spec = catalog()[rule_id]
-        action = limit.action or self.settings.action_for(spec, environment, identity, None, ())
-        if self.settings.observe_only(environment) and action.severity > Action.WARN.severity:
-            action = Action.WARN
-        return action
-
     def on_statement(self, identity: Identity, environment: str) -> RuleHit | None:
         now = self.clock()
         who = self._who(identity)
@@ -113,7 +104,11 @@ class RateLimiter:
     def _hit(self, rule_id: str, limit: LimitSpec, environment: str, identity: Identity, reason: str) -> RuleHit:
         from governed_db.rules import catalog
 
-        return RuleHit(rule_id, self._action(rule_id, limit, environment, identity), reason, catalog()[rule_id].remedy)
+        spec = catalog()[rule_id]  # one snapshot of the catalog per breach, for both action and remedy
+        action = limit.action or self.settings.action_for(spec, environment, identity, None, ())
+        if self.settings.observe_only(environment) and action.severity > Action.WARN.severity:
+            action = Action.WARN
+        return RuleHit(rule_id, action, reason, spec.remedy)
 
     def on_rows(self, identity: Identity, n: int) -> None:
         if n <= 0:
