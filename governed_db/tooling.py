@@ -55,8 +55,11 @@ def refusal_message(exc: BaseException) -> str | None:
         command = refusal.approve_command or (
             f"governed-db approvals approve {refusal.request_id}" if refusal.request_id else None
         )
-        nxt = f"ask a reviewer to run `{command}`, then retry the same statement" if command else (
-            "ask a reviewer to approve this statement, then retry it unchanged")
+        nxt = (
+            f"ask a reviewer to run `{command}`, then retry the same statement"
+            if command
+            else ("ask a reviewer to approve this statement, then retry it unchanged")
+        )
         parts.append(f"Next step: {nxt}.")
         return " ".join(parts)
     remedy = refusal.remedy or "rewrite the statement so the rule no longer applies, or ask a human"
@@ -100,8 +103,12 @@ class QueryResult:
     rows_affected: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": self.columns, "rows": self.rows, "truncated": self.truncated,
-                "rows_affected": self.rows_affected}
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "truncated": self.truncated,
+            "rows_affected": self.rows_affected,
+        }
 
 
 @dataclass
@@ -119,7 +126,9 @@ class SQLTools:
         import sqlalchemy
 
         inspector = sqlalchemy.inspect(self.engine)
-        return sorted(inspector.get_table_names(schema=self.schema) + inspector.get_view_names(schema=self.schema))
+        return sorted(
+            inspector.get_table_names(schema=self.schema) + inspector.get_view_names(schema=self.schema)
+        )
 
     def describe_table(self, table: str) -> list[dict[str, Any]]:
         import sqlalchemy
@@ -131,8 +140,12 @@ class SQLTools:
         except NotImplementedError:  # pragma: no cover - dialects without PK reflection
             pk = set()
         return [
-            {"name": c["name"], "type": str(c["type"]), "nullable": bool(c.get("nullable", True)),
-             "primary_key": c["name"] in pk}
+            {
+                "name": c["name"],
+                "type": str(c["type"]),
+                "nullable": bool(c.get("nullable", True)),
+                "primary_key": c["name"] in pk,
+            }
             for c in columns
         ]
 
