@@ -138,16 +138,22 @@ class SQLStore:
         self._ensure()
         conn = self._open()
         try:
-            with self._transaction(conn, write) as cur:
+            with self._reachable(), self._transaction(conn, write) as cur:
                 yield _Exec(cur, self.placeholder)
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn the driver's "cannot reach the store" errors into :class:`StoreUnavailable` (fail closed)."""
+        try:
+            yield
         except (ReviewRefused, GovernanceFault):
             raise
         except Exception as e:
             if self._unavailable(e):
                 raise StoreUnavailable(self._down_message(e)) from e
             raise
-        finally:
-            conn.close()
 
     def _open(self) -> Any:
         try:
@@ -171,13 +177,10 @@ class SQLStore:
                 return
             conn = self._open()
             try:
-                self._prepare(conn)
-                with self._transaction(conn, True) as cur:
-                    self._create_schema(_Exec(cur, self.placeholder))
-            except Exception as e:
-                if self._unavailable(e):
-                    raise StoreUnavailable(self._down_message(e)) from e
-                raise
+                with self._reachable():
+                    self._prepare(conn)
+                    with self._transaction(conn, True) as cur:
+                        self._create_schema(_Exec(cur, self.placeholder))
             finally:
                 conn.close()
             self._ready = True
