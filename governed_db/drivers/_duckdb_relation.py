@@ -271,17 +271,22 @@ def _reader_gate(self: GovernedRelation, name: str, args: tuple[Any, ...], kwarg
     method = getattr(self.__wrapped__, name)
     # judged and planned first; the stream is only opened when nothing would need masking
     _, st = self._self_emit(name, lambda: None)
+    release_stream(self._self_gov, st, name)
+    return method(*args, **kwargs)
+
+
+def release_stream(gov: Governor, st: ResultState, name: str) -> None:
+    """Let a record-batch stream (``name``) out only when nothing would be done to its rows; else refuse."""
     if st.poisoned is not None:
         raise st.poisoned
     if st.plan is not None or st.limit is not None:
-        raise self._self_gov.refusal(
+        raise gov.refusal(
             GuardrailViolation(
                 f"refused by governed_db: {name}() streams record batches that cannot be masked or capped one by "
                 "one, and this result has masked columns or a row limit. Next step: use to_arrow_table() or df()."
             )
         )
     st.finish()
-    return method(*args, **kwargs)
 
 
 def _relation_describer(raw: Any) -> Callable[[str], Any]:

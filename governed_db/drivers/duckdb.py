@@ -24,8 +24,8 @@ from typing import Any
 from governed_db.drivers import Driver, quote_ident
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
-from governed_db.drivers._duckdb_relation import GovernedRelation, _literal, wrap_result
-from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.drivers._duckdb_relation import GovernedRelation, _literal, release_stream, wrap_result
+from governed_db.errors import ConfigurationError
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, RowsOut, _params, check_placeholders
 from governed_db.results import ResultState
@@ -112,12 +112,7 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         if method == "execute":
             check_placeholders(gov, query, params)
         text = gov.driver.statement_text(query, raw)
-
-        def invoke(sql: Any) -> Any:
-            refuse_unmaskable_copy(gov, text, _describer(raw))
-            refuse_derived_from_masked(gov, text, _describer(raw))
-            return getattr(raw, method)(sql, *args, **kwargs)
-
+        invoke = _checked(gov, raw, text, lambda sql: getattr(raw, method)(sql, *args, **kwargs))
         return self._self_wrap(run(gov, entry, query, params, invoke, self._self_result))
 
     def sql(self, query: Any, *args: Any, **kwargs: Any) -> Any:
@@ -132,16 +127,12 @@ class DuckDBConnection(RowsOut, GovernedConnection):
     def _self_relation_sql(self, method: str, query: Any, args: Any, kwargs: Any) -> Any:
         gov, raw = self._self_gov, self.__wrapped__
         text = gov.driver.statement_text(query, raw)
-        check_placeholders(gov, text, kwargs.get("params"))
-
+        params = kwargs.get("params")
+        check_placeholders(gov, text, params)
         # Judged now, because duckdb binds at once (a read_csv() in the query already opens the file)
         # and runs any statement that is not a read; a read is judged again each time it is read.
-        def invoke(sql: Any) -> Any:
-            refuse_unmaskable_copy(gov, text, _describer(raw))
-            refuse_derived_from_masked(gov, text, _describer(raw))
-            return getattr(raw, method)(sql, *args, **kwargs)
-
-        return self._self_wrap(run(gov, f"connection.{method}", query, kwargs.get("params"), invoke))
+        invoke = _checked(gov, raw, text, lambda sql: getattr(raw, method)(sql, *args, **kwargs))
+        return self._self_wrap(run(gov, f"connection.{method}", query, params, invoke))
 
     def install_extension(self, extension: str, *args: Any, **kwargs: Any) -> Any:
         return run(
@@ -247,17 +238,7 @@ def _frame_output(name: str) -> Callable[..., Any]:
 
 def _reader_output(name: str) -> Callable[..., Any]:
     def output(self: DuckDBConnection, *args: Any, **kwargs: Any) -> Any:
-        st = self._self_result
-        if st.poisoned is not None:
-            raise st.poisoned
-        if st.plan is not None or st.limit is not None:
-            raise self._self_gov.refusal(
-                GuardrailViolation(
-                    f"refused by governed_db: {name}() streams record batches that cannot be masked or capped one by "
-                    "one, and this result has masked columns or a row limit. Next step: use to_arrow_table() or df()."
-                )
-            )
-        st.finish()
+        release_stream(self._self_gov, self._self_result, name)
         return getattr(self.__wrapped__, name)(*args, **kwargs)
 
     output.__name__ = name
@@ -280,6 +261,18 @@ def _sql_value(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
     return _literal(f"<{type(value).__name__}>")
+
+
+def _checked(gov: Any, raw: Any, text: str, call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``call`` preceded by the checks for rows masking cannot reach (COPY ... TO, PIVOT, SUMMARIZE) in ``text``."""
+
+    def invoke(sql: Any) -> Any:
+        describe = _describer(raw)
+        refuse_unmaskable_copy(gov, text, describe)
+        refuse_derived_from_masked(gov, text, describe)
+        return call(sql)
+
+    return invoke
 
 
 def _describer(raw: Any) -> Callable[[str], Any]:
