@@ -2,7 +2,7 @@
 
 The pipeline calls ``on_statement(identity, environment)`` for every
 statement (before it runs; refused attempts count too - an agent hammering
-refusals is still hammering) and ``on_rows(identity, n)`` when a result is
+refusals is still hammering) and ``on_rows(identity, n, environment)`` when a result is
 consumed. A breach is a :class:`~governed_db.decision.RuleHit` like any other
 (``rate-limit-statements`` / ``rate-limit-rows``), so it is recorded and
 enforced by the same pipeline. Limits are never cached with decisions.
@@ -110,13 +110,19 @@ class RateLimiter:
             action = Action.WARN
         return RuleHit(rule_id, action, reason, spec.remedy)
 
-    def on_rows(self, identity: Identity, n: int) -> None:
+    def on_rows(self, identity: Identity, n: int, environment: str | None = None) -> None:
+        """Count ``n`` rows read by ``identity`` in ``environment``.
+
+        Pass the environment the rows were read in: without it they count where this identity last ran a
+        statement, which misses a limit scoped to one environment when the identity is active in two.
+        """
         if n <= 0:
             return
         now = self.clock()
         who = self._who(identity)
         with self._lock:
-            environment = self._last_env.get(who, "production")
+            if environment is None:
+                environment = self._last_env.get(who, "production")
             for i, limit in enumerate(self.limits):
                 if limit.rows_per_minute is None or not limit.when.matches(environment, identity, None):
                     continue

@@ -195,3 +195,14 @@ def test_decision_made_while_catalog_changes_is_not_cached() -> None:
     finally:
         r._registry.pop("test-late-rule", None)
         r._version += 1
+
+
+def test_rows_count_in_the_environment_they_were_read_in() -> None:
+    """on_rows(environment=) counts rows under that environment's limit, whatever the identity ran since."""
+    pol = load_policy({"limits": [{"when": {"environment": "production"}, "rows_per_minute": 100}]})
+    lim = pol.limiter
+    assert lim is not None and lim.on_statement(AGENT, "production") is None
+    assert lim.on_statement(AGENT, "development") is None  # same identity, another connection, meanwhile
+    lim.on_rows(AGENT, 150, environment="production")
+    hit = lim.on_statement(AGENT, "production")
+    assert hit is not None and hit.rule_id == "rate-limit-rows"
