@@ -16,10 +16,12 @@ import base64
 import datetime as _dt
 import decimal
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from governed_db.errors import ApprovalRequired, GovernanceFault, GuardrailViolation
+
+_E = TypeVar("_E", bound=BaseException)
 
 #: rows handed to an agent per query unless the caller asks otherwise
 DEFAULT_MAX_ROWS = 200
@@ -27,10 +29,15 @@ DEFAULT_MAX_ROWS = 200
 
 def refusal_of(exc: BaseException) -> GuardrailViolation | None:
     """The :class:`GuardrailViolation` behind ``exc`` (``exc.orig``, ``__cause__`` chains), or ``None``."""
+    return _in_chain(exc, GuardrailViolation)
+
+
+def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first ``kind`` in ``exc``'s chain: SQLAlchemy's ``.orig``, else ``__cause__``/``__context__``."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, GuardrailViolation):
+        if isinstance(current, kind):
             return current
         seen.add(id(current))
         orig = getattr(current, "orig", None)
@@ -42,7 +49,7 @@ def refusal_message(exc: BaseException) -> str | None:
     """One readable paragraph for an agent or a notebook user, or ``None`` when ``exc`` is no refusal."""
     refusal = refusal_of(exc)
     if refusal is None:
-        fault = _fault_of(exc)
+        fault = _in_chain(exc, GovernanceFault)
         return None if fault is None else f"governance fault, the statement was not run: {fault}"
     decision = refusal.decision
     rules = ", ".join(refusal.rules) or "governed_db"
@@ -64,18 +71,6 @@ def refusal_message(exc: BaseException) -> str | None:
         return " ".join(parts)
     remedy = refusal.remedy or "rewrite the statement so the rule no longer applies, or ask a human"
     return f"refused by rule {rules}: {reason}. Next step: {remedy}."
-
-
-def _fault_of(exc: BaseException) -> GovernanceFault | None:
-    current: BaseException | None = exc
-    for _ in range(8):
-        if current is None:
-            return None
-        if isinstance(current, GovernanceFault):
-            return current
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return None
 
 
 def json_safe(value: Any) -> Any:
@@ -120,7 +115,6 @@ class SQLTools:
     #: commit statements that change data (False: roll every statement back — a dry run)
     commit: bool = True
     schema: str | None = None
-    _inspected: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def list_tables(self) -> list[str]:
         import sqlalchemy

@@ -109,3 +109,20 @@ def test_sql_tools_refusal_raises_for_the_caller_to_render(tools: SQLTools) -> N
     with pytest.raises(Exception) as info:
         tools.run_query("DELETE FROM n")
     assert (refusal_message(info.value) or "").startswith("refused by rule")
+
+
+def test_refusal_message_finds_a_fault_under_orig_and_cause_chains() -> None:
+    """A governance fault wrapped by SQLAlchemy (.orig) and re-raised (__cause__) still reads as a fault."""
+    fault = GovernanceFault("audit store down")
+
+    class Wrapped(Exception):
+        orig = fault
+
+    try:
+        try:
+            raise Wrapped("sqlalchemy-style")
+        except Wrapped as inner:
+            raise RuntimeError("pandas-style") from inner
+    except RuntimeError as outer:
+        assert refusal_message(outer) == "governance fault, the statement was not run: audit store down"
+    assert refusal_message(ValueError("not governance")) is None
