@@ -206,3 +206,21 @@ def test_rows_count_in_the_environment_they_were_read_in() -> None:
     lim.on_rows(AGENT, 150, environment="production")
     hit = lim.on_statement(AGENT, "production")
     assert hit is not None and hit.rule_id == "rate-limit-rows"
+
+
+@pytest.mark.parametrize(
+    ("sql", "fires"),
+    [
+        ("CREATE TABLE t2 AS SELECT * FROM t", True),
+        ("SELECT * INTO t2 FROM t", True),
+        ("INSERT INTO t VALUES (1)", True),
+        ("CREATE TABLE t2 (a INT)", False),
+        ("SELECT * FROM t", False),
+    ],
+)
+def test_write_statement_covers_copies_into_new_tables(sql: str, fires: bool) -> None:
+    """A read-only policy (write-statement: deny) also refuses copying data into a new table, even in staging."""
+    d = evaluate(sql, dialect="postgres", environment="staging", policy={"rules": {"write-statement": "deny"}})
+    assert ("write-statement" in d.rules) is fires
+    if fires:
+        assert d.action is Action.DENY

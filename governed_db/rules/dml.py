@@ -128,6 +128,7 @@ def variable_copy(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[st
     production=Action.ALLOW,
 )
 def write_statement(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
-    if stmt is None or stmt.kind != "write":
+    # CREATE TABLE ... AS SELECT is classed as DDL but copies data all the same: read-only means no copy either
+    if stmt is None or (stmt.kind != "write" and not stmt.select_into):
         return None
     return Finding(f"{stmt.operation} changes data in {_target(stmt)}")
