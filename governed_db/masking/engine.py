@@ -249,25 +249,20 @@ class MaskingState:
     def masker(self, key: str, column: str, cls: ColumnClass) -> Masker:
         label = cls.label or "SENSITIVE"
         name, options = cls.strategy or self.config.strategy_for(key, column, label)
-        cache_key = (f"{key}.{column}", label, name)
-        found = self.maskers.get(cache_key)
-        if found is None:
-            found = build_strategy(name, label, _freeze(options), self.ctx)
-            self.maskers[cache_key] = found
-        return found
+        return self._strategy(f"{key}.{column}", label, name, options)
 
     def label_masker(self, label: str) -> Masker:
+        """The configured strategy for a label found in a value (no column to tell it apart)."""
         name, options = self.config.strategy_for("", "", label)
-        cache_key = ("", label, name)
+        return self._strategy("", label, name, options)
+
+    def _strategy(self, where: str, label: str, name: str, options: Mapping[str, Any]) -> Masker:
+        # built once per column (or label) and strategy, then shared by every plan that masks it
+        cache_key = (where, label, name)
         found = self.maskers.get(cache_key)
         if found is None:
-            found = build_strategy(name, label, _freeze(options), self.ctx)
-            self.maskers[cache_key] = found
+            found = self.maskers[cache_key] = build_strategy(name, label, dict(options), self.ctx)
         return found
-
-
-def _freeze(options: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(options)
 
 
 #: marker class: the table's columns are unknown, so values are checked as they pass
