@@ -38,9 +38,10 @@ def mask_frame(plan: RowMasker, frame: Any) -> Any:
 
 
 def _targets(plan: RowMasker, names: list[str]) -> list[tuple[int, Any]]:
+    """(position, masker) per masked column: by position when the frame is as wide as the result, else by name."""
     if len(names) == plan.width:
-        return [(i, m) for i, m in enumerate(plan.maskers) if m is not None]
-    by_name = {plan.names[i]: m for i, m in enumerate(plan.maskers) if m is not None}
+        return list(plan.masked_positions)
+    by_name = plan.maskers_by_name
     return [(i, by_name[n]) for i, n in enumerate(names) if n in by_name]
 
 

@@ -101,6 +101,16 @@ class RowMasker:
         new.masked_cells = 0
         return new
 
+    @property
+    def masked_positions(self) -> tuple[tuple[int, Masker], ...]:
+        """``(index, masker)`` for each masked column of the result."""
+        return self._idx
+
+    @property
+    def maskers_by_name(self) -> dict[str, Masker]:
+        """Masked column name -> masker (for shapes keyed by name: dict rows, frames)."""
+        return self._by_name
+
     def apply_row(self, row: Any) -> Any:
         if row is None:
             return None
