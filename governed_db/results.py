@@ -128,7 +128,7 @@ class ResultState:
             self.gov.recorder.result_consumed(
                 span, rows=self.rows, masked_cells=self.masked_cells, masked_columns=self.masked_columns
             )
-        limiter = getattr(self.gov.policy, "limiter", None)
+        limiter = self.gov.limiter  # the policy's, looked up once per connection
         if limiter is not None and self.identity is not None and self.rows:
             limiter.on_rows(self.identity, self.rows)
             self.rows = 0
