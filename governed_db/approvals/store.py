@@ -28,7 +28,6 @@ from governed_db.approvals.model import ApprovalRequest, Review, ReviewPolicy
 from governed_db.approvals.review import (
     ReviewRefused,
     Verdict,
-    check_open,
     check_review,
     check_revoke,
     covers,
@@ -374,14 +373,6 @@ class SQLStore:
             after = self._close(ex, req, "revoked", now, actor.subject, comment, expect=("pending", "approved"))
         emit("revoked", after, actor, comment)
         return after
-
-    def check_pending(self, request_id: str) -> ApprovalRequest:
-        """The request, or :class:`ReviewRefused` when it is unknown or no longer open."""
-        req = self.get(request_id)
-        if req is None:
-            raise ReviewRefused(f"no approval request with id {request_id!r}", code="unknown")
-        check_open(req, self.clock(), allowed=("pending", "approved"))
-        return req
 
 
 def _to_request(row: dict[str, Any], reviews: tuple[Review, ...]) -> ApprovalRequest:
