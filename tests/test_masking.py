@@ -545,3 +545,13 @@ def test_unbuffered_mysql_result_is_not_drained(mysql_kw: dict[str, Any], unique
         with raw.cursor() as c:
             c.execute(f"DROP TABLE IF EXISTS {t}")
         raw.close()
+
+
+@pytest.mark.parametrize("row", [("a@b.co",), [1, "a@b.co", "extra"], DictRow(["a@b.co"])])
+def test_rows_of_another_width_are_withheld(row: Any) -> None:
+    """A row whose width differs from the result's (a row_factory dropped or added values) is withheld."""
+    plan = RowMasker(["id", "email"], [None, lambda v: "X"])
+    with pytest.raises(TypeError, match="rows are withheld"):
+        plan.apply_row(row)
+    with pytest.raises(TypeError, match="rows are withheld"):
+        plan.apply_rows([row])

@@ -135,29 +135,27 @@ class RowMasker:
             return _sqlite_row(self._fn(tuple(row)), tuple(row.keys()))
         if isinstance(row, Mapping):
             return self._mapping(row)
+        if isinstance(row, (str, bytes)) or not isinstance(row, Sequence):
+            raise TypeError(f"governed_db cannot mask a row of type {type(row).__name__}; rows are withheld")
+        if len(row) != self.width:
+            # a row_factory dropped or added values: positions no longer say which cells are masked
+            raise TypeError(
+                f"governed_db cannot mask a row of {len(row)} values for a result of {self.width} columns; "
+                "rows are withheld (use a row factory that keeps every column in order)"
+            )
         if isinstance(row, tuple):
-            masked = self._fn(row) if len(row) == self.width else self._positional(row)
             make = getattr(row, "_make", None)  # namedtuple
+            masked = self._fn(row)
             return (
                 make(masked) if make is not None else type(row)(masked) if type(row) is not tuple else masked
             )
+        if type(row) is list:
+            return list(self._fn(row))
         if isinstance(row, list):
-            if type(row) is list:
-                return list(self._fn(row)) if len(row) == self.width else list(self._positional(row))
             for i, m in self._idx:  # list subclasses (psycopg2 DictRow) keep their index: mask in place
-                if i < len(row):
-                    row[i] = m(row[i])
+                row[i] = m(row[i])
             return row
-        if isinstance(row, Sequence) and not isinstance(row, (str, bytes)):
-            return self._positional(row)
-        raise TypeError(f"governed_db cannot mask a row of type {type(row).__name__}; rows are withheld")
-
-    def _positional(self, row: Sequence[Any]) -> tuple[Any, ...]:
-        out = list(row)
-        for i, m in self._idx:
-            if i < len(out):
-                out[i] = m(out[i])
-        return tuple(out)
+        return self._fn(row)
 
     def _mapping(self, row: Mapping[Any, Any]) -> Any:
         keys = list(row.keys())
