@@ -42,13 +42,16 @@ def test_check_environment_identity_and_policy(tmp_path: Path) -> None:
 
 
 def test_check_bad_input_exits_2(tmp_path: Path) -> None:
-    """An invalid policy or identity is bad input (exit 2), never a silent allow."""
+    """An invalid policy, identity or dialect is bad input (exit 2), never a silent allow."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  dorp: deny\n")
     code, out = _run("check", "-p", str(bad), "SELECT 1")
     assert code == 2 and "bad.yaml:2" in out and "rules.dorp" in out
     code, _ = _run("check", "-i", "robot:x", "SELECT 1")
     assert code == 2
+    code, out = _run("check", "-d", "postgress", "SELECT 1")
+    assert code == 2 and "unknown --dialect 'postgress'" in out
+    assert _run("check", "-d", "mariadb", "SELECT 1")[0] == 0
 
 
 def test_policy_lint(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """``governed-db check``: what the guardrails decide about one statement, without a database.
 
 Exit codes: 0 the statement would run (allow, warn, limit); 1 it would be
-refused (deny, require_approval); 2 bad input (unreadable policy, bad identity).
+refused (deny, require_approval); 2 bad input (unreadable policy, bad identity, unknown dialect).
 """
 
 from __future__ import annotations
@@ -37,6 +37,18 @@ def render_decision(decision: Decision) -> None:
         console.print(f"rows are capped at {decision.row_limit}")
 
 
+def _known_dialect(dialect: str) -> None:
+    """A misspelt --dialect is bad input (exit 2), not a statement the guardrails refuse (exit 1)."""
+    from sqlglot.dialects.dialect import Dialect
+
+    from governed_db.analysis import sqlglot_dialect
+
+    try:
+        Dialect.get_or_raise(sqlglot_dialect(dialect))
+    except ValueError as e:
+        raise ConfigurationError(f"unknown --dialect {dialect!r} ({e}); try postgres, mysql, sqlite or duckdb") from None
+
+
 @click.command("check")
 @click.argument("sql")
 @click.option("--dialect", "-d", default="postgres", show_default=True,
@@ -57,6 +69,7 @@ def check(sql: str, dialect: str, environment: str | None, identity_text: str | 
     if sql == "-":
         sql = sys.stdin.read()
     try:
+        _known_dialect(dialect)
         identity = Identity.parse(identity_text) if identity_text else None
         decision = evaluate(sql, dialect=dialect, environment=environment, identity=identity,
                             policy=policy_file or os.environ.get("GOVERNED_DB_POLICY") or None)  # fmt: skip
