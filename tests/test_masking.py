@@ -555,3 +555,11 @@ def test_rows_of_another_width_are_withheld(row: Any) -> None:
         plan.apply_row(row)
     with pytest.raises(TypeError, match="rows are withheld"):
         plan.apply_rows([row])
+
+
+def test_mapping_rows_with_renamed_keys_are_withheld() -> None:
+    """A dict row narrower than the result whose keys name no result column (renamed by a factory) is withheld."""
+    plan = RowMasker(["id", "email", "email"], [None, lambda v: "X", None])
+    assert plan.apply_row({"id": 1, "email": "a@b.co"}) == {"id": 1, "email": "X"}  # duplicates collapsed
+    with pytest.raises(TypeError, match="rows are withheld"):
+        plan.apply_row({"ID": 1, "EMAIL": "a@b.co"})

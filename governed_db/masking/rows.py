@@ -163,6 +163,14 @@ class RowMasker:
         if len(keys) == self.width:
             pairs = [(keys[i], m) for i, m in self._idx]
         else:
+            # fewer keys than columns: duplicate names collapsed (psycopg dict_row keeps the last). A key that is
+            # no column name was renamed by a row factory, so nothing says whether it is masked: withhold
+            unknown = set(keys).difference(self.names)
+            if unknown:
+                raise TypeError(
+                    f"governed_db cannot mask a row with key(s) {sorted(map(str, unknown))} that name no column "
+                    "of the result; rows are withheld (use a row factory that keeps the column names)"
+                )
             pairs = [(k, self._by_name[k]) for k in keys if k in self._by_name]
         if type(row) is dict:
             out: Any = dict(row)
