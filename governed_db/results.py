@@ -27,6 +27,7 @@ class ResultState:
         "plan",
         "poisoned",
         "raw",
+        "reported",
         "rows",
         "span",
     )
@@ -44,6 +45,7 @@ class ResultState:
         self.identity: Identity | None = None
         self.poisoned: BaseException | None = None
         self.rows = 0
+        self.reported = 0  # of ``rows``, how many the rate limiter has been told about
         self.masked_cells = 0
 
     def arm(self, *, plan: MaskPlan | None, row_limit: int | None, span: Any, identity: Identity) -> None:
@@ -129,9 +131,10 @@ class ResultState:
                 span, rows=self.rows, masked_cells=self.masked_cells, masked_columns=self.masked_columns
             )
         limiter = self.gov.limiter  # the policy's, looked up once per connection
-        if limiter is not None and self.identity is not None and self.rows:
-            limiter.on_rows(self.identity, self.rows)
-            self.rows = 0
+        # only the rows not yet reported: ``rows`` itself keeps counting, since the row cap is measured on it
+        if limiter is not None and self.identity is not None and self.rows > self.reported:
+            limiter.on_rows(self.identity, self.rows - self.reported)
+            self.reported = self.rows
 
 
 def _frame_rows(frame: Any) -> int | None:

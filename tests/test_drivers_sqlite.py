@@ -169,3 +169,37 @@ def test_a_withheld_result_does_not_outlive_the_next_statement(
         cur.fetchall()
     monkeypatch.setattr(masking, "plan_masking", stub_plan_masking)
     assert cur.execute("SELECT id, pii FROM people WHERE id = 1").fetchall() == [(1, "***")]
+
+
+class _CountingLimiter:
+    """A rate limiter that allows every statement and records the rows it is told about."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+
+    def on_statement(self, identity: Any, environment: Any) -> None:
+        return None
+
+    def on_rows(self, identity: Any, n: int) -> None:
+        self.rows.append(n)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda cur: cur.fetchmany(2) + cur.fetchmany(2) + cur.fetchmany(2) + cur.fetchall(),
+        lambda cur: [cur.fetchone() for _ in range(5)],
+        lambda cur: list(cur) + cur.fetchall(),
+    ],
+    ids=["fetchmany", "fetchone", "iteration"],
+)
+def test_row_cap_holds_across_calls_when_rows_are_also_rate_counted(
+    raw: sqlite3.Connection, read: Any
+) -> None:
+    """With a rate limiter counting rows, a LIMIT cap still holds across repeated fetches of one result."""
+    limiter = _CountingLimiter()
+    policy = Policy(rules=(_limit_three,), limiter=limiter)  # type: ignore[arg-type]
+    capped = governed_db.wrap(raw, environment="production", policy=policy)
+    rows = [r for r in read(capped.execute("SELECT * FROM people")) if r is not None]
+    assert len(rows) == 3
+    assert sum(limiter.rows) == 3
