@@ -563,3 +563,13 @@ def test_mapping_rows_with_renamed_keys_are_withheld() -> None:
     assert plan.apply_row({"id": 1, "email": "a@b.co"}) == {"id": 1, "email": "X"}  # duplicates collapsed
     with pytest.raises(TypeError, match="rows are withheld"):
         plan.apply_row({"ID": 1, "EMAIL": "a@b.co"})
+
+
+def test_frames_with_renamed_columns_are_withheld() -> None:
+    """A frame narrower than the result whose columns name no result column is withheld, not passed through."""
+    import pandas as pd
+
+    plan = RowMasker(["id", "email", "note"], [None, lambda v: "X", None])
+    assert plan.apply_frame(pd.DataFrame({"email": ["a@b.co"]}))["email"].tolist() == ["X"]
+    with pytest.raises(TypeError, match="withheld"):
+        plan.apply_frame(pd.DataFrame({"mail": ["a@b.co"]}))

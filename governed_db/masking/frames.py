@@ -41,6 +41,12 @@ def _targets(plan: RowMasker, names: list[str]) -> list[tuple[int, Any]]:
     """(position, masker) per masked column: by position when the frame is as wide as the result, else by name."""
     if len(names) == plan.width:
         return list(plan.masked_positions)
+    unknown = set(names).difference(plan.names)
+    if unknown:  # renamed columns: nothing says whether they are masked
+        raise TypeError(
+            f"governed_db cannot mask a result with column(s) {sorted(unknown)} that name no column of the "
+            "statement's result; it is withheld"
+        )
     by_name = plan.maskers_by_name
     return [(i, by_name[n]) for i, n in enumerate(names) if n in by_name]
 
