@@ -442,3 +442,25 @@ def test_transitions_reach_the_audit_store(db: str, store_path: str, tmp_path: P
     assert [n for n in names if str(n).startswith("governed_db.approval.")] == [
         "governed_db.approval.requested", "governed_db.approval.approved", "governed_db.approval.consumed"]
     assert verify(audit).ok
+
+
+@pytest.mark.parametrize(
+    ("operations", "tables", "covered"),
+    [
+        (["DELETE"], ["public.t"], True),
+        (["DELETE"], ["t"], False),  # a qualified grant table does not cover other schemas' t
+        (["DELETE"], [], False),  # tables unknown (opaque statement): outside a table-scoped window
+        (["DO"], [], False),
+        (["UPDATE"], ["public.t"], False),
+    ],
+)
+def test_table_scoped_window_covers_only_statements_on_its_tables(
+    operations: list[str], tables: list[str], covered: bool
+) -> None:
+    """A window scoped to tables never covers a statement whose tables are unknown."""
+    from types import SimpleNamespace
+
+    from governed_db.approvals.review import covers
+
+    grant = SimpleNamespace(operations=("DELETE", "DO"), tables=("public.t",))
+    assert covers(grant, operations, tables) is covered  # type: ignore[arg-type]

@@ -115,6 +115,8 @@ def covers(grant: ApprovalRequest, operations: Iterable[str], tables: Iterable[s
         return False
     if not grant.tables:
         return True
+    if not tabs:
+        return False  # a statement whose tables are unknown (DO, CALL, ...) is outside any table-scoped window
     allowed = {t.casefold() for t in grant.tables}
     # an unqualified grant table ("orders") covers a qualified use ("public.orders"), not the reverse
     return all(t in allowed or t.rsplit(".", 1)[-1] in allowed for t in tabs)
