@@ -14,6 +14,7 @@ connection hands back the proxy instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -247,6 +248,14 @@ class GovernedConnection(wrapt.ObjectProxy[Any]):
         # whatever the driver builds (cursor_factory, row_factory, named cursors) is wrapped
         return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_gov, self)
 
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.__wrapped__, name)
+        if name in CURSOR_SHORTCUTS and callable(value):
+            # pyodbc/pysqlite3-style ``conn.execute()`` runs on a raw cursor of the driver's own: run it on a
+            # governed one instead (only where the driver has the shortcut, so hasattr answers as the raw would)
+            return functools.partial(_run_on_new_cursor, self, name)
+        return value
+
     def __enter__(self) -> GovernedConnection:
         self.__wrapped__.__enter__()
         return self
@@ -311,6 +320,16 @@ def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
 
 
 _UNSEEN = object()
+
+#: connection-level statement shortcuts (not DB-API, but common) that stand for ``conn.cursor().<name>``
+CURSOR_SHORTCUTS = frozenset({"execute", "executemany"})
+
+
+def _run_on_new_cursor(conn: GovernedConnection, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``conn.<name>(...)`` as the shortcut drivers define it: on a new (governed) cursor, which is returned."""
+    cur = conn.cursor()
+    getattr(cur, name)(*args, **kwargs)
+    return cur
 
 
 def _same_kind(raw_rows: Any, rows: list[Any]) -> Any:

@@ -516,3 +516,34 @@ def test_unknown_drivers_need_a_dialect_and_are_then_governed() -> None:
         cur.execute(f"SELECT * FROM {MARKER}x")
     with pytest.raises(governed_db.GuardrailViolation):
         cur.callproc(f"{MARKER}fn", ())
+
+
+class _ShortcutConnection(_OtherConnection):
+    """An unknown driver with pyodbc-style connection shortcuts that make a cursor and run on it."""
+
+    def execute(self, sql: str, params: Any = ()) -> _OtherCursor:
+        cur = self.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    def executemany(self, sql: str, seq: Any) -> _OtherCursor:
+        cur = self.cursor()
+        cur.executemany(sql, seq)
+        return cur
+
+
+def test_unknown_drivers_connection_shortcuts_are_governed() -> None:
+    """conn.execute()/executemany() of an unknown driver run on a governed cursor; absent ones stay absent."""
+    from tests._interception_support import MARKER, POLICY
+
+    plain = governed_db.wrap(_OtherConnection(), dialect="sqlite", environment="production", policy=POLICY)
+    assert not hasattr(plain, "execute") and not hasattr(plain, "executemany")
+    conn = governed_db.wrap(_ShortcutConnection(), dialect="sqlite", environment="production", policy=POLICY)
+    assert conn.execute("SELECT ? + 1", (1,)).fetchone() == (2,)
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.execute(f"SELECT * FROM {MARKER}x")
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.executemany(f"INSERT INTO {MARKER}x VALUES (?)", [(1,)])
