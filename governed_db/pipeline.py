@@ -203,9 +203,7 @@ def run(
     try:
         analysis = analyze(text, gov.dialect)
         decision = identity_problem or gov.decide(analysis, identity, params)
-    except GovernedDBError:
-        raise
-    except Exception as e:
+    except Exception as e:  # a broken rule or policy, ours or the user's: refused (and recorded) in production
         analysis = analysis or analyze("", gov.dialect)
         decision, pending = gov.faulted("deciding about the statement", e)
 

@@ -246,3 +246,18 @@ def test_governance_fault_refusal_is_recorded(spans: Any) -> None:
     assert span.attributes["governed_db.decision"] == "deny"
     assert span.attributes["governed_db.rules"] == ("governance-fault",)
     assert span.attributes["error.type"] == "GovernanceFault"
+
+
+def test_rule_raising_a_governed_db_error_is_a_recorded_fault(spans: Any) -> None:
+    """A custom rule that raises one of governed_db's own errors is a governance fault, recorded and refused."""
+    from governed_db.errors import ConfigurationError
+
+    def misconfigured(stmt: Any, ctx: Any) -> RuleHit | None:
+        raise ConfigurationError("rule needs a table list")
+
+    provider, exporter = spans
+    conn = _conn(policy=Policy(name="bad", rules=(misconfigured,)), tracer_provider=provider)
+    with pytest.raises(GovernanceFault, match="rule needs a table list"):
+        conn.execute("SELECT 1")
+    (span,) = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+    assert span.attributes["governed_db.rules"] == ("governance-fault",)
