@@ -107,3 +107,25 @@ def test_hot_plans_count_masked_cells_per_result() -> None:
     )
     assert (plans[0].masked_cells, plans[1].masked_cells) == (6, 0)
     assert plans[1].masked_columns == ("email", "ssn")
+
+
+def test_plan_built_across_a_schema_change_is_not_reused() -> None:
+    """A plan built while DDL (another thread) bumped the schema version is stamped old, so it is never reused."""
+    _, conn = _conn()
+    sql = "SELECT email FROM users"
+    assert conn.execute(sql).fetchall() == [("a***@example.com",)]
+    state = _state(conn)
+    state.invalidate()
+    real = state.facts_for
+
+    def facts_then_ddl(analysis: Any) -> Any:
+        facts = real(analysis)
+        state.invalidate()  # what a concurrent ALTER/CREATE VIEW through the connection does
+        return facts
+
+    state.facts_for = facts_then_ddl
+    try:
+        assert conn.execute(sql).fetchall() == [("a***@example.com",)]
+    finally:
+        del state.facts_for
+    assert [entry[2] for entry in state.hot_plans.values()] == [state.version - 1]

@@ -90,7 +90,10 @@ def _plan_slow(
     from governed_db.masking.rows import RowMasker, compile_tuple_fn
 
     names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
-    key = ("plan", analysis.sql, state.version, identity, tuple(names))
+    # read once: DDL on another thread may bump it meanwhile, and the hot entry must carry the version the
+    # plan was built under, or a plan of the old schema would pass for one of the new
+    version = state.version
+    key = ("plan", analysis.sql, version, identity, tuple(names))
     found = state.recall(key)
     until = state.memo.get(key, (0.0, None))[0]
     if found is MISSING:
@@ -102,9 +105,7 @@ def _plan_slow(
             found = RowMasker(names, maskers, compile_tuple_fn(maskers))
         until = state.good_until(access.grants)
         state.remember(key, found, until)
-    state.remember_hot(
-        state.hot_plans, analysis, (analysis, identity, state.version, until, tuple(names), found)
-    )
+    state.remember_hot(state.hot_plans, analysis, (analysis, identity, version, until, tuple(names), found))
     return found  # type: ignore[no-any-return]
 
 

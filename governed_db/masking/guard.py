@@ -67,7 +67,8 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
         return None
-    key = ("uses", analysis.sql, state.version, identity)
+    version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
+    key = ("uses", analysis.sql, version, identity)
     verdict = state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
@@ -81,7 +82,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # next time, until the grants' answers must be re-derived
         until = state.memo.get(key, (0.0, None))[0]
         state.remember_hot(
-            state.hot_uses, analysis, (analysis, identity, state.version, until, (analysis, identity))
+            state.hot_uses, analysis, (analysis, identity, version, until, (analysis, identity))
         )
     if facts.writes:
         values = list(facts.written_literals)
