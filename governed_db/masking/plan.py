@@ -126,7 +126,7 @@ def detect_masker(state: MaskingState) -> Masker:
     return detected
 
 
-def row_masker(state: MaskingState, fields: dict[str, Masker]) -> Masker:
+def row_masker(fields: dict[str, Masker]) -> Masker:
     """Mask the sensitive fields inside a JSON row (``row_to_json``), or the whole value otherwise."""
     whole = redact_masker("ROW")
 
@@ -195,7 +195,7 @@ def _masker_for(
         if real:
             return redact_masker(real[0][2].label or "SENSITIVE")
         if row_fields:
-            return row_masker(state, row_fields)
+            return row_masker(row_fields)
         return detect_masker(state) if row_unknown or unreadable else None
     # unknown: the name may still say what it is; otherwise check values as they pass
     if real or row_fields:
