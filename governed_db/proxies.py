@@ -234,6 +234,13 @@ class PrivateWithheld:
 class DBAPICursor(CallProc, NextSet, GovernedCursor):
     """The cursor proxy for drivers governed_db has no specific module for."""
 
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.__wrapped__, name)
+        if name == "executescript" and callable(value):
+            # sqlite3-compatible drivers (pysqlite3, sqlcipher): a whole script, judged as one text
+            return functools.partial(_executescript, self)
+        return value
+
 
 class GovernedConnection(wrapt.ObjectProxy[Any]):
     """A DB-API connection whose cursors, shortcuts and context managers stay governed."""
@@ -322,7 +329,15 @@ def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
 _UNSEEN = object()
 
 #: connection-level statement shortcuts (not DB-API, but common) that stand for ``conn.cursor().<name>``
-CURSOR_SHORTCUTS = frozenset({"execute", "executemany"})
+CURSOR_SHORTCUTS = frozenset({"execute", "executemany", "executescript"})
+
+
+def _executescript(cursor: GovernedCursor, sql_script: Any) -> Any:
+    raw = cursor.__wrapped__
+    out = run(
+        cursor._self_gov, "cursor.executescript", sql_script, None, raw.executescript, cursor._self_result
+    )
+    return cursor._self_out(out)
 
 
 def _run_on_new_cursor(conn: GovernedConnection, name: str, *args: Any, **kwargs: Any) -> Any:

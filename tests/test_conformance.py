@@ -547,3 +547,38 @@ def test_unknown_drivers_connection_shortcuts_are_governed() -> None:
         conn.execute(f"SELECT * FROM {MARKER}x")
     with pytest.raises(governed_db.GuardrailViolation):
         conn.executemany(f"INSERT INTO {MARKER}x VALUES (?)", [(1,)])
+
+
+class _ScriptCursor(_OtherCursor):
+    """A sqlite3-compatible driver's cursor (pysqlite3, sqlcipher) with executescript()."""
+
+    def executescript(self, script: str) -> _ScriptCursor:
+        self._cur.executescript(script)
+        return self
+
+
+class _ScriptConnection(_ShortcutConnection):
+    def cursor(self) -> _ScriptCursor:
+        return _ScriptCursor(self._conn)
+
+    def executescript(self, script: str) -> _ScriptCursor:
+        return self.cursor().executescript(script)
+
+
+def test_unknown_drivers_executescript_is_governed() -> None:
+    """An unknown driver's cursor.executescript()/conn.executescript() are judged as one text before they run."""
+    from tests._interception_support import MARKER, POLICY
+
+    plain = governed_db.wrap(_OtherConnection(), dialect="sqlite", environment="production", policy=POLICY)
+    assert not hasattr(plain.cursor(), "executescript") and not hasattr(plain, "executescript")
+    conn = governed_db.wrap(_ScriptConnection(), dialect="sqlite", environment="production", policy=POLICY)
+    cur = conn.cursor()
+    assert cur.executescript("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);") is cur
+    conn.executescript("INSERT INTO t VALUES (2);")
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    for run_script in (cur.executescript, conn.executescript):
+        with pytest.raises(governed_db.GuardrailViolation):
+            run_script(f"CREATE TABLE {MARKER}x (x INTEGER); SELECT 1;")
+    raw = governed_db.unwrap(conn)._conn
+    created = raw.execute("SELECT name FROM sqlite_master WHERE name LIKE 'forbidden%'").fetchall()
+    assert created == []  # the refused scripts never reached the driver
