@@ -238,7 +238,7 @@ class DBAPICursor(CallProc, NextSet, GovernedCursor):
         value = getattr(self.__wrapped__, name)
         if name == "executescript" and callable(value):
             # sqlite3-compatible drivers (pysqlite3, sqlcipher): a whole script, judged as one text
-            return functools.partial(_executescript, self)
+            return functools.partial(governed_executescript, self)
         return value
 
 
@@ -332,7 +332,8 @@ _UNSEEN = object()
 CURSOR_SHORTCUTS = frozenset({"execute", "executemany", "executescript"})
 
 
-def _executescript(cursor: GovernedCursor, sql_script: Any) -> Any:
+def governed_executescript(cursor: GovernedCursor, sql_script: Any) -> Any:
+    """sqlite3-style ``cursor.executescript(script)``: the whole script judged as one text, then run."""
     raw = cursor.__wrapped__
     out = run(
         cursor._self_gov, "cursor.executescript", sql_script, None, raw.executescript, cursor._self_result

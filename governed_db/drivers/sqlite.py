@@ -15,29 +15,17 @@ from typing import Any
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.pipeline import run
-from governed_db.proxies import GovernedConnection, GovernedCursor
+from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript
 
 
 class SqliteCursor(GovernedCursor):
     def executescript(self, sql_script: Any) -> Any:
-        raw = self.__wrapped__
-        out = run(
-            self._self_gov, "cursor.executescript", sql_script, None, raw.executescript, self._self_result
-        )
-        return self._self_out(out)
+        return governed_executescript(self, sql_script)
 
 
 class SqliteConnection(GovernedConnection):
+    # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
     cursor_proxy = SqliteCursor
-
-    def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.cursor().execute(sql, *args, **kwargs)
-
-    def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.cursor().executemany(sql, *args, **kwargs)
-
-    def executescript(self, sql_script: Any) -> Any:
-        return self.cursor().executescript(sql_script)
 
     def backup(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         # A backup copies every row unmasked: judged as writing the database to a file.
