@@ -573,3 +573,11 @@ def test_frames_with_renamed_columns_are_withheld() -> None:
     assert plan.apply_frame(pd.DataFrame({"email": ["a@b.co"]}))["email"].tolist() == ["X"]
     with pytest.raises(TypeError, match="withheld"):
         plan.apply_frame(pd.DataFrame({"mail": ["a@b.co"]}))
+
+
+def test_mapping_rows_are_masked_by_name_whatever_the_key_order() -> None:
+    """A dict row whose factory reordered the keys is masked by column name, not by position."""
+    plan = RowMasker(["id", "email"], [None, lambda v: "X"])
+    assert plan.apply_row({"email": "a@b.co", "id": 1}) == {"email": "X", "id": 1}
+    # renamed (pymysql DictCursor style) but one key per column, in column order: by position
+    assert plan.apply_row({"u.id": 1, "o.email": "a@b.co"}) == {"u.id": 1, "o.email": "X"}

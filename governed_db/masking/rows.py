@@ -160,18 +160,21 @@ class RowMasker:
     def _mapping(self, row: Mapping[Any, Any]) -> Any:
         keys = list(row.keys())
         pairs: list[tuple[Any, Masker]]
-        if len(keys) == self.width:
+        unknown = set(keys).difference(self.names) if tuple(keys) != self.names else ()
+        if not unknown:
+            # keys are column names: by name, whatever their order (a factory may sort them; duplicate names
+            # collapse to one key — psycopg dict_row keeps the last)
+            pairs = [(k, self._by_name[k]) for k in keys if k in self._by_name]
+        elif len(keys) == self.width:
+            # renamed but as wide as the result (pymysql DictCursor: the second ``email`` becomes ``o.email``):
+            # the keys are in column order
             pairs = [(keys[i], m) for i, m in self._idx]
         else:
-            # fewer keys than columns: duplicate names collapsed (psycopg dict_row keeps the last). A key that is
-            # no column name was renamed by a row factory, so nothing says whether it is masked: withhold
-            unknown = set(keys).difference(self.names)
-            if unknown:
-                raise TypeError(
-                    f"governed_db cannot mask a row with key(s) {sorted(map(str, unknown))} that name no column "
-                    "of the result; rows are withheld (use a row factory that keeps the column names)"
-                )
-            pairs = [(k, self._by_name[k]) for k in keys if k in self._by_name]
+            # a key that names no column, and not one key per column: nothing says which are masked
+            raise TypeError(
+                f"governed_db cannot mask a row with key(s) {sorted(map(str, unknown))} that name no column "
+                "of the result; rows are withheld (use a row factory that keeps the column names)"
+            )
         if type(row) is dict:
             out: Any = dict(row)
         else:
