@@ -38,6 +38,9 @@ _END = object()
 
 
 class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
+    #: the current results come from executemany(returning=True): one statement, so one plan for them all
+    _self_many = False
+
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
         raw = self.__wrapped__
@@ -66,21 +69,21 @@ class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
         return out
 
     def nextset(self, *args: Any, **kwargs: Any) -> Any:
-        if getattr(self, "_self_many", False):
+        if self._self_many:
             self._self_result.finish()
             return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
         return super().nextset(*args, **kwargs)
 
     def set_result(self, index: int) -> Any:
         out = self.__wrapped__.set_result(index)
-        if not getattr(self, "_self_many", False):
+        if not self._self_many:
             withhold_unplanned(self._self_gov, self._self_result, index != 0)
         return self._self_out(out)
 
     def results(self) -> Iterator[Any]:
         first = True
         for _ in self.__wrapped__.results():
-            if not first and not getattr(self, "_self_many", False):
+            if not first and not self._self_many:
                 withhold_unplanned(self._self_gov, self._self_result, True)
             first = False
             yield self
