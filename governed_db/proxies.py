@@ -301,7 +301,7 @@ def low_level_result(cursor: Any, name: str) -> Any:
     would be done to the rows anyway.
     """
     st: ResultState = cursor._self_result
-    if st.poisoned is not None or st.plan is not None or st.limit is not None:
+    if st.touches_rows:
         raise cursor._self_gov.refusal(
             GuardrailViolation(
                 f"refused by governed_db: cursor.{name} reads result values directly, and this result has masked "

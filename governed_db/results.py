@@ -64,6 +64,11 @@ class ResultState:
         self.active = True
 
     @property
+    def touches_rows(self) -> bool:
+        """Whether rows of this result are withheld, masked or capped (False: they would leave as they are)."""
+        return self.poisoned is not None or self.plan is not None or self.limit is not None
+
+    @property
     def masked_columns(self) -> tuple[str, ...]:
         return self.plan.masked_columns if self.plan is not None else ()
 

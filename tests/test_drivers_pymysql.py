@@ -200,3 +200,29 @@ def test_connection_result_of_a_governed_cursor_is_withheld(env: tuple[Any, str]
     assert cur.fetchall()[0] == ("***",)
     conn.query(f"SELECT pii FROM {table} ORDER BY id")
     assert conn._result.rows[0] == ("***",)
+
+
+def test_further_result_sets_of_a_withheld_query_are_withheld(
+    mysql_kw: dict[str, Any], unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After conn.query() withholds rows (masking could not be planned), next_result() withholds the next set too."""
+    from pymysql.constants import CLIENT
+
+    raw = pymysql.connect(autocommit=True, client_flag=CLIENT.MULTI_STATEMENTS, **mysql_kw)
+    table = f"gdmq_{unique}"
+    try:
+        raw.cursor().execute(f"CREATE TABLE {table} (id int, pii varchar(64))")
+        raw.cursor().execute(f"INSERT INTO {table} VALUES (1, 'a@example.com')")
+        conn = governed_db.wrap(raw, environment="production", policy=POLICY)
+
+        def broken(*_a: Any, **_k: Any) -> Any:
+            raise RuntimeError("classifier down")
+
+        monkeypatch.setattr(masking, "plan_masking", broken)
+        with pytest.raises(governed_db.GovernanceFault):
+            conn.query(f"SELECT pii FROM {table}; SELECT pii FROM {table}")
+        with pytest.raises(GuardrailViolation, match="withheld"):
+            conn.next_result()
+    finally:
+        raw.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+        raw.close()

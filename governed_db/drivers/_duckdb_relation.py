@@ -181,7 +181,7 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
         raw = self.__wrapped__
         limited = raw.limit(10000)
         rows, st = self._self_emit(entry, limited.fetchall, raw.sql_query())
-        if st.poisoned is None and st.plan is None and st.limit is None:
+        if not st.touches_rows:
             st.many(list(rows), complete=True)  # counted; duckdb draws its own box
             return render(raw)
         masked = st.many(list(rows), complete=True)

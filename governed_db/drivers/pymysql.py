@@ -124,8 +124,7 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
         out = raw.next_result(unbuffered=unbuffered)
         last: ResultState | None = getattr(self, "_self_last", None)
         result = raw._result
-        masked = last is not None and (last.plan is not None or last.limit is not None)
-        if masked and result is not None and result.description:
+        if last is not None and last.touches_rows and result is not None and result.description:
             # another statement's rows, never planned: withhold them (decision 0063)
             if result.unbuffered_active:
                 result._finish_unbuffered_query()
