@@ -54,6 +54,10 @@ def wrap(
         from governed_db.approvals import resolve_config
 
         resolve_config(settings.option("approvals"), settings.policy)  # bad approval settings fail now, not later
+    if settings.option("masking") is not None:
+        from governed_db.masking.config import load_config
+
+        load_config(settings.option("masking"))  # bad masking settings fail now, not at the first statement
     driver = driver_for(conn)
     raw = innermost(conn)
     if driver.is_closed(raw):
