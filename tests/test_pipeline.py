@@ -261,3 +261,21 @@ def test_rule_raising_a_governed_db_error_is_a_recorded_fault(spans: Any) -> Non
         conn.execute("SELECT 1")
     (span,) = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
     assert span.attributes["governed_db.rules"] == ("governance-fault",)
+
+
+def test_rows_read_in_development_do_not_count_against_a_production_limit() -> None:
+    """Rows are counted in the environment of the connection that read them."""
+    from governed_db.policy import load_policy
+
+    policy = load_policy(
+        {"limits": [{"when": {"kind": "agent", "environment": "production"}, "rows_per_minute": 5, "action": "deny"}]}
+    )
+    bot = Identity("bot", kind="agent")
+    dev = _conn(policy=policy, environment="development", identity=bot)
+    prod = _conn(policy=policy, environment="production", identity=bot)
+    dev_cur = dev.execute("SELECT * FROM t")
+    assert len(prod.execute("SELECT * FROM t WHERE id < 3").fetchall()) == 3  # production ran last...
+    assert len(dev_cur.fetchall()) == 10  # ...but these 10 rows were read in development
+    prod.execute("SELECT * FROM t WHERE id < 3").fetchall()  # 6 rows read in production: over the limit now
+    with pytest.raises(GuardrailViolation):
+        prod.execute("SELECT 1")
