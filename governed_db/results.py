@@ -138,7 +138,7 @@ class ResultState:
         limiter = self.gov.limiter  # the policy's, looked up once per connection
         # only the rows not yet reported: ``rows`` itself keeps counting, since the row cap is measured on it
         if limiter is not None and self.identity is not None and self.rows > self.reported:
-            limiter.on_rows(self.identity, self.rows - self.reported, self.gov.environment)
+            limiter.on_rows(self.identity, self.rows - self.reported, environment=self.gov.environment)
             self.reported = self.rows
 
 

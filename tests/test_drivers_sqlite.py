@@ -180,7 +180,7 @@ class _CountingLimiter:
     def on_statement(self, identity: Any, environment: Any) -> None:
         return None
 
-    def on_rows(self, identity: Any, n: int) -> None:
+    def on_rows(self, identity: Any, n: int, environment: str | None = None) -> None:
         self.rows.append(n)
 
 
