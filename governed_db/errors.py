@@ -1,7 +1,7 @@
 """Exceptions raised by governed_db.
 
 One root, :class:`GovernedDBError`. A refusal (:class:`GuardrailViolation`,
-:class:`ApprovalRequired`) carries its :class:`~governed_db.decision.Decision`
+:class:`ApprovalRequired`) carries its :class:`~governed_db.policy.decision.Decision`
 and, when raised from a governed connection, is *also* an instance of the
 wrapped driver's ``ProgrammingError`` so that ``except driver.DatabaseError``,
 SQLAlchemy's ``DBAPIError`` wrapping and agent frameworks keep working.
@@ -11,9 +11,10 @@ Exceptions stay picklable, including the per-driver subclasses.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Decision
+if TYPE_CHECKING:
+    from governed_db.policy.decision import Decision
 
 
 class GovernedDBError(Exception):

@@ -25,8 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from governed_db import approvals, masking
-from governed_db.analysis import Analysis, analyze
-from governed_db.decision import Action, Decision, RuleHit
 from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
     ConfigurationError,
@@ -38,7 +36,9 @@ from governed_db.errors import (
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import _current as _current_identity
 from governed_db.policy import load_policy
+from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.settings import Settings
+from governed_db.sql.analysis import Analysis, analyze
 from governed_db.sqlcomment import tag_statement
 from governed_db.telemetry import Recorder
 

@@ -26,9 +26,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from governed_db import __version__
-from governed_db.analysis import Analysis
-from governed_db.decision import Decision
 from governed_db.identity import Identity
+from governed_db.policy.decision import Decision
+from governed_db.sql.analysis import Analysis
 
 SCOPE = "governed_db"
 # the module-level generator, as the SDK's RandomIdGenerator uses: Python reseeds it in forked children
@@ -329,7 +329,7 @@ class Recorder:
         if len(analysis.statements) > 1:
             attrs["db.operation.batch.size"] = len(analysis.statements)
         if analysis.error:
-            attrs["governed_db.analysis.error"] = analysis.error
+            attrs["governed_db.sql.analysis.error"] = analysis.error
         if len(self._by_analysis) > 1024:
             self._by_analysis.clear()
         entry = (analysis, _span_name(analysis, self.static), attrs)

@@ -18,10 +18,10 @@ from governed_db.approvals import ApprovalConfig, Approvals, ReviewRefused, open
 from governed_db.approvals.postgres_store import PostgresStore, redact, split_url
 from governed_db.approvals.sqlite_store import SQLiteStore
 from governed_db.approvals.store import SQLStore
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import ApprovalRequired, ConfigurationError, GovernanceFault
 from governed_db.identity import Identity
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 
 ALICE = Identity("alice")
 REVIEWERS = [Identity(f"reviewer{i}", roles=("dba",)) for i in range(8)]

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from governed_db import ApprovalRequired, Decision, GovernedDBError, GuardrailViolation, RuleHit
-from governed_db.decision import Action
 from governed_db.errors import GovernanceFault, driver_flavoured, flavour
+from governed_db.policy.decision import Action
 
 
 def _decision() -> Decision:

@@ -11,11 +11,11 @@ import pytest
 
 import governed_db
 from governed_db import Action, GuardrailViolation, Identity
-from governed_db.analysis import analyze
 from governed_db.errors import ConfigurationError
 from governed_db.masking import guard, schema
 from governed_db.masking.engine import state_for
 from governed_db.masking.rows import RowMasker
+from governed_db.sql.analysis import analyze
 
 AGENT = Identity("report-bot", kind="agent")
 SUPPORT = Identity("sam", kind="human", roles=("support",))

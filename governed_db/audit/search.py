@@ -82,7 +82,7 @@ def statement_columns(text: str, dialect: str | None) -> frozenset[str]:
     """
     from sqlglot import exp
 
-    from governed_db.analysis import analyze
+    from governed_db.sql.analysis import analyze
 
     if dialect is not None:
         analysis = analyze(text, dialect)

@@ -29,8 +29,8 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
 
     Exit codes: 0 served (or --check passed); 1 the database or governance refused the check; 2 bad input.
     """
-    from governed_db import mcp_server
-    from governed_db.tooling import refusal_message
+    from governed_db.integrations import mcp_server
+    from governed_db.integrations.tooling import refusal_message
 
     try:
         tools = mcp_server.make_tools(dsn, identity=identity, token=token, environment=environment,

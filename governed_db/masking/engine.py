@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from governed_db.analysis import Analysis, sqlglot_dialect
 from governed_db.identity import Identity
 from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
@@ -26,6 +25,7 @@ from governed_db.masking.classify import ColumnClass, classify_column, classify_
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.lineage import Lineage, trace
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor

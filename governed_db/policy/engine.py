@@ -2,8 +2,8 @@
 
 A rule is a callable ``rule(stmt, ctx) -> RuleHit | None`` (structlog-style:
 one signature, one job each, composed as a list). The default policy uses
-the whole catalog (:mod:`governed_db.rules`, documented in
-``docs/reference/rules.md``); a policy file (:mod:`governed_db.policy_file`)
+the whole catalog (:mod:`governed_db.policy.rules`, documented in
+``docs/reference/rules.md``); a policy file (:mod:`governed_db.policy.file`)
 tunes actions per environment, identity and table, and adds rate limits.
 
 Decisions are cached per policy in a bounded LRU keyed by (SQL, dialect,
@@ -22,15 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governed_db.analysis import Analysis, StatementInfo, analyze
-from governed_db.decision import Action, Decision, RuleHit
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
-from governed_db.policy_settings import DEFAULT_SETTINGS, OBSERVE_ONLY, PolicySettings
-from governed_db.rules import RuleSpec, catalog, catalog_rules, catalog_version
+from governed_db.policy.decision import Action, Decision, RuleHit
+from governed_db.policy.rules import RuleSpec, catalog, catalog_rules, catalog_version
+from governed_db.policy.settings import DEFAULT_SETTINGS, OBSERVE_ONLY, PolicySettings
+from governed_db.sql.analysis import Analysis, StatementInfo, analyze
 
 if TYPE_CHECKING:
-    from governed_db.ratelimit import RateLimiter
+    from governed_db.policy.ratelimit import RateLimiter
 
 DEFAULT_ENVIRONMENT = "production"
 #: Rules every policy runs even when it lists its own ``rules=``: governed_db fails closed.
@@ -64,7 +64,7 @@ class Policy:
     """An immutable set of rules, their per-environment actions and limits.
 
     ``rules=None`` (the default) means the whole catalog, including rules
-    registered later with :func:`governed_db.rules.register_rule`. Passing
+    registered later with :func:`governed_db.policy.rules.register_rule`. Passing
     your own ``rules`` replaces the catalog, except :data:`FAIL_CLOSED_RULES`,
     which always run.
     """
@@ -176,14 +176,14 @@ def load_policy(source: Policy | str | os.PathLike[str] | Mapping[str, Any] | No
     """A :class:`Policy` from a policy object, a YAML file path, a mapping, or ``None`` (the default).
 
     Files are re-read when they change. An invalid policy raises
-    :class:`~governed_db.policy_file.PolicyFileError` (file, line, key); it
+    :class:`~governed_db.policy.file.PolicyFileError` (file, line, key); it
     never degrades to "allow all".
     """
     if source is None:
         return _DEFAULT
     if isinstance(source, Policy):
         return source
-    from governed_db.policy_file import policy_from_mapping, read_policy_file
+    from governed_db.policy.file import policy_from_mapping, read_policy_file
 
     if isinstance(source, Mapping):
         mapped: Policy = policy_from_mapping(source, source_name="<mapping>")

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Action, RuleHit
+from governed_db.policy.decision import Action, RuleHit
 
 if TYPE_CHECKING:
-    from governed_db.analysis import StatementInfo
     from governed_db.policy import RuleContext
+    from governed_db.sql.analysis import StatementInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,7 @@ def _load_builtin() -> None:
     with _load_lock:
         if not _loaded:
             # registration order is the order in which rules run and appear in the reference
-            from governed_db.rules import statements, dml, ddl, execution, files, access, tables  # noqa: F401, I001
+            from governed_db.policy.rules import statements, dml, ddl, execution, files, access, tables  # noqa: F401, I001
 
             _loaded = True
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Action
-from governed_db.rules import Finding, approval_remedy, rule
+from governed_db.policy.decision import Action
+from governed_db.policy.rules import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
-    from governed_db.analysis import StatementInfo
     from governed_db.policy import RuleContext
+    from governed_db.sql.analysis import StatementInfo
 
 #: Settings that switch off auditing/logging, read-only modes or integrity checks (glob patterns).
 CRITICAL_SETTINGS = (

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Action
+from governed_db.policy.decision import Action
 from governed_db.settings import DEVELOPMENT_ENVIRONMENTS
 
 if TYPE_CHECKING:
     from governed_db.identity import Identity
-    from governed_db.rules import RuleSpec
+    from governed_db.policy.rules import RuleSpec
 
 OBSERVE_ONLY = DEVELOPMENT_ENVIRONMENTS
 _CLASSES = {"production": "production", "prod": "production", "staging": "staging", "stage": "staging"}
@@ -68,7 +68,7 @@ class Scope:
     def matches_tables(self, tables: tuple[str, ...]) -> bool:
         if not self.tables:
             return True
-        from governed_db.rules.tables import table_matches
+        from governed_db.policy.rules.tables import table_matches
 
         return any(table_matches(t, self.tables) for t in tables)
 

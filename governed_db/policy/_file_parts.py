@@ -1,6 +1,6 @@
 """Pieces of policy-file validation: located problems, a builder that reports them, and the sections.
 
-Split from :mod:`governed_db.policy_file` (which owns the YAML loader and assembles the policy); every
+Split from :mod:`governed_db.policy.file` (which owns the YAML loader and assembles the policy); every
 function here records problems on the builder instead of raising, so one lint run lists them all.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from governed_db.decision import Action
 from governed_db.identity import KINDS
-from governed_db.policy_settings import LimitSpec, Override, Scope
+from governed_db.policy.decision import Action
+from governed_db.policy.settings import LimitSpec, Override, Scope
 
 _WHEN = ("environment", "environments", "kind", "kinds", "role", "roles", "subject", "subjects", "on_behalf_of",
          "verified", "table", "tables", "dialect", "dialects")  # fmt: skip

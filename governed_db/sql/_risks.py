@@ -20,7 +20,7 @@ from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import SqlglotError
 
 if TYPE_CHECKING:
-    from governed_db.analysis import StatementInfo
+    from governed_db.sql.analysis import StatementInfo
 
 _STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING})
 #: an odd run of backslashes before a quote: the quote is escaped, unless NO_BACKSLASH_ESCAPES is on
@@ -108,8 +108,8 @@ def other_reading_differs(text: str, tokens: list[Token], stmts: Sequence[Statem
     global _NBE
     if not backslash_quote(text, tokens):
         return False
-    from governed_db.analysis import _split
-    from governed_db.analysis_facts import statement_info
+    from governed_db.sql._facts import statement_info
+    from governed_db.sql.analysis import _split
 
     if _NBE is None:
         _NBE = _MySQLNoBackslashEscapes()

@@ -3,7 +3,7 @@
 The pipeline calls ``on_statement(identity, environment)`` for every
 statement (before it runs; refused attempts count too - an agent hammering
 refusals is still hammering) and ``on_rows(identity, n, environment)`` when a result is
-consumed. A breach is a :class:`~governed_db.decision.RuleHit` like any other
+consumed. A breach is a :class:`~governed_db.policy.decision.RuleHit` like any other
 (``rate-limit-statements`` / ``rate-limit-rows``), so it is recorded and
 enforced by the same pipeline. Limits are never cached with decisions.
 """
@@ -16,11 +16,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from governed_db.decision import Action, RuleHit
+from governed_db.policy.decision import Action, RuleHit
 
 if TYPE_CHECKING:
     from governed_db.identity import Identity
-    from governed_db.policy_settings import LimitSpec, PolicySettings
+    from governed_db.policy.settings import LimitSpec, PolicySettings
 
 #: identities tracked at most (least recently seen are forgotten first)
 MAX_TRACKED = 10_000
@@ -102,7 +102,7 @@ class RateLimiter:
         return max(hits, key=lambda h: h.action.severity)
 
     def _hit(self, rule_id: str, limit: LimitSpec, environment: str, identity: Identity, reason: str) -> RuleHit:
-        from governed_db.rules import catalog
+        from governed_db.policy.rules import catalog
 
         spec = catalog()[rule_id]  # one snapshot of the catalog per breach, for both action and remedy
         action = limit.action or self.settings.action_for(spec, environment, identity, None, ())

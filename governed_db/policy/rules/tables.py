@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Action
-from governed_db.rules import Finding, approval_remedy, rule
+from governed_db.policy.decision import Action
+from governed_db.policy.rules import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
-    from governed_db.analysis import StatementInfo
     from governed_db.policy import RuleContext
+    from governed_db.sql.analysis import StatementInfo
 
 #: Schemas/databases that are system catalogs (writing them is never routine).
 CATALOG_SCHEMAS = frozenset({"pg_catalog", "information_schema", "mysql", "performance_schema", "sys", "pg_toast"})
@@ -206,7 +206,7 @@ def identity_unverified(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapp
 
 
 def _never(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
-    return None  # fired by the rate limiter (governed_db.ratelimit), not per statement
+    return None  # fired by the rate limiter (governed_db.policy.ratelimit), not per statement
 
 
 rule(

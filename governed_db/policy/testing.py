@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from governed_db.decision import Action
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy import evaluate, load_policy
+from governed_db.policy.decision import Action
 
 _ACTIONS = tuple(a.value for a in Action)
 _KEYS = ("name", "sql", "expect", "dialect", "environment", "identity", "rules")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Action
-from governed_db.rules import Finding, approval_remedy, rule
+from governed_db.policy.decision import Action
+from governed_db.policy.rules import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
-    from governed_db.analysis import StatementInfo
     from governed_db.policy import RuleContext
+    from governed_db.sql.analysis import StatementInfo
 
 
 @rule(

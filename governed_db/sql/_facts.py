@@ -2,7 +2,7 @@
 
 Everything here reads the sqlglot tree once per kind of fact and never
 mutates it. Statements sqlglot only knows as an opaque ``Command`` go to
-:mod:`governed_db.analysis_commands`.
+:mod:`governed_db.sql._commands`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from sqlglot import Token, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
 
-from governed_db.analysis import StatementInfo
-from governed_db.analysis_commands import classify_words, explain_split
-from governed_db.analysis_risks import backslash_quote, duckdb_file_scans, variable_copy
-from governed_db.analysis_where import worst_where
+from governed_db.sql._commands import classify_words, explain_split
+from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
+from governed_db.sql._where import worst_where
+from governed_db.sql.analysis import StatementInfo
 
 _READ = (exp.Query, exp.Values)
 _WRITE = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
@@ -291,7 +291,7 @@ def _rewrites(action: exp.Expr) -> bool:
 
 
 def _pragma(tree: exp.Pragma) -> tuple[str, str, tuple[tuple[str, str, bool], ...]]:
-    from governed_db.analysis_commands import ACTION_PRAGMAS, READ_PRAGMAS
+    from governed_db.sql._commands import ACTION_PRAGMAS, READ_PRAGMAS
 
     node = tree.this
     write = False

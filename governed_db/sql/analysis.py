@@ -16,11 +16,11 @@ How one text becomes statements:
    statement the parser does not know cannot hide the others;
 4. statements sqlglot only knows as an opaque ``Command`` (or cannot parse at
    all) are classified by their leading keywords
-   (:mod:`governed_db.analysis_commands`); what is still unknown stays
+   (:mod:`governed_db.sql._commands`); what is still unknown stays
    ``unknown`` and the policy treats it as high risk (fail closed).
 
 Facts per statement (class, tables, boundedness of writes, functions, ...)
-come from :mod:`governed_db.analysis_facts`.
+come from :mod:`governed_db.sql._facts`.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def _first_line(e: BaseException) -> str:
 @lru_cache(maxsize=4096)
 def analyze(sql: str, dialect: str) -> Analysis:
     """Split, parse and classify ``sql`` in ``dialect``. Never raises on bad SQL; fails closed."""
-    from governed_db.analysis_facts import statement_info
+    from governed_db.sql._facts import statement_info
 
     if not isinstance(sql, str):
         sql = bytes(sql).decode("utf-8", errors="replace") if isinstance(sql, (bytes, bytearray)) else str(sql)
@@ -332,7 +332,7 @@ def analyze(sql: str, dialect: str) -> Analysis:
                 pieces.append(_normalize(text, chunk))
         normalized = "; ".join(p for p in pieces if p)
         if gd == "mysql" and "\\" in text:
-            from governed_db.analysis_risks import other_reading_differs
+            from governed_db.sql._risks import other_reading_differs
 
             if other_reading_differs(text, tokens, stmts):
                 # under NO_BACKSLASH_ESCAPES the server would run something else: needs a person

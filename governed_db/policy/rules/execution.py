@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Action
-from governed_db.rules import Finding, approval_remedy, rule
+from governed_db.policy.decision import Action
+from governed_db.policy.rules import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
-    from governed_db.analysis import StatementInfo
     from governed_db.policy import RuleContext
+    from governed_db.sql.analysis import StatementInfo
 
 #: Functions that read or write server files, per dialect.
 FILE_FUNCTIONS: dict[str, frozenset[str]] = {
@@ -160,7 +160,7 @@ def _harmless_set_config(stmt: StatementInfo) -> bool:
 
     from sqlglot import exp
 
-    from governed_db.rules.access import HARMLESS_SETTINGS
+    from governed_db.policy.rules.access import HARMLESS_SETTINGS
 
     if stmt.expression is None:
         return False
