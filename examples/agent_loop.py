@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from governed_db import Identity
-from governed_db.integrations.sqlalchemy import create_engine
-from governed_db.integrations.tooling import SQLTools, refusal_message
+from governed_db.sqlalchemy import create_engine
+from governed_db.tooling import SQLTools, refusal_message
 
 AGENT = Identity("support-agent", kind="agent", on_behalf_of="alice")
 

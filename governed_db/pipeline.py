@@ -31,6 +31,7 @@ from governed_db.errors import (
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
+    InvalidStatement,
     flavour,
 )
 from governed_db.identity import Identity, identity_from_env, os_identity
@@ -173,6 +174,12 @@ class Governor:
         decision = Decision.combine([hit], environment=self.environment, dialect=self.dialect)
         return decision, self.fault_error(stage, exc)
 
+    def fault_error_of(self, exc: GovernedDBError) -> GovernedDBError:
+        """``exc`` as the driver's error: refusals as its ProgrammingError, everything else as its DatabaseError."""
+        if isinstance(exc, (GuardrailViolation, InvalidStatement)):
+            return self.refusal(exc)
+        return flavour(exc, self.driver.error_class(self.raw, "DatabaseError"))
+
     def refusal(self, exc: GovernedDBError) -> GovernedDBError:
         return flavour(exc, self.driver.error_class(self.raw, "ProgrammingError"))
 
@@ -308,6 +315,14 @@ def begin(
         # 5. tag
         if gov.tagging:
             st.sql = tag_statement(sql, gov, identity, span, params)
+    except GovernedDBError as e:
+        # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
+        err = e if e._flavoured_with is not None else gov.fault_error_of(e)
+        st.failed(err)
+        st.end()
+        if err is e:
+            raise
+        raise err from e.__cause__
     except BaseException as e:
         st.failed(e)
         st.end()

@@ -329,7 +329,7 @@ class Recorder:
         if len(analysis.statements) > 1:
             attrs["db.operation.batch.size"] = len(analysis.statements)
         if analysis.error:
-            attrs["governed_db.sql.analysis.error"] = analysis.error
+            attrs["governed_db.analysis.error"] = analysis.error
         if len(self._by_analysis) > 1024:
             self._by_analysis.clear()
         entry = (analysis, _span_name(analysis, self.static), attrs)

@@ -240,6 +240,8 @@ def test_unreachable_postgres_store_fails_closed(db: str) -> None:
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (10,)
     with pytest.raises(GovernanceFault) as info:
         conn.execute("DELETE FROM t")
+    # the error contract: a fault leaving a governed call is the driver's error class too
+    assert isinstance(info.value, sqlite3.DatabaseError)
     # (the host may be scrubbed from the message by error masking; the store kind and port remain)
     assert "unreachable" in str(info.value) and "postgresql://postgres@" in str(info.value)
 

@@ -91,7 +91,7 @@ def replay(path: str | os.PathLike[str], policy: Any, *, since: int | None = Non
         result.statements += 1
         text = R.attr(rec, "db.query.text")
         dialect = DIALECTS.get(str(R.attr(rec, "db.system.name", "")))
-        if not text or text in _UNREPLAYABLE or dialect is None or R.attr(rec, "governed_db.sql.analysis.error"):
+        if not text or text in _UNREPLAYABLE or dialect is None or R.attr(rec, "governed_db.analysis.error"):
             result.not_replayable += 1
             continue
         env = environment or str(R.attr(rec, "governed_db.environment", "production"))

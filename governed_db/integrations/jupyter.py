@@ -14,7 +14,7 @@ While the extension is loaded, in this kernel only:
 * one class-level SQLAlchemy ``do_connect`` listener governs every engine
   the kernel creates — jupysql's ``%sql`` engines, ``sqlalchemy.create_engine``
   in cells, ``pandas.read_sql("sqlite:///…")``. Engines from
-  :func:`governed_db.integrations.sqlalchemy.create_engine` keep their own settings.
+  :func:`governed_db.sqlalchemy.create_engine` keep their own settings.
 * a custom exception handler shows refusals and approval requests as a
   readable HTML box (rule, reason, next step) instead of a stack trace; other
   errors are shown as IPython would.
@@ -124,7 +124,7 @@ def _patched_connect(original: Any) -> Any:
 
 def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
     if getattr(dialect, "_governed_db", False):
-        return None  # an engine from governed_db.integrations.sqlalchemy: its own hook governs it
+        return None  # an engine from governed_db.sqlalchemy: its own hook governs it
     from governed_db.api import _is_governed, wrap
     from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS, _duckdb_engine_inner, _wrap_dbapi
 
@@ -262,7 +262,7 @@ def load_ipython_extension(ipython: Any) -> None:
         if importlib.util.find_spec("psycopg2") is not None:
             from governed_db.integrations.sqlalchemy import install_psycopg2_shim
 
-            install_psycopg2_shim()  # `%sql postgresql://` uses psycopg2 (see governed_db.integrations.sqlalchemy)
+            install_psycopg2_shim()  # `%sql postgresql://` uses psycopg2 (see governed_db.sqlalchemy)
     session.previous_custom = (tuple(ipython.custom_exceptions), getattr(ipython, "CustomTB", None))
     ipython.set_custom_exc((Exception,), _custom_exc)
     ipython.register_magic_function(governed_db_magic, magic_kind="line", magic_name="governed_db")

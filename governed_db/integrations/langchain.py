@@ -30,7 +30,7 @@ try:
     from langchain_community.utilities.sql_database import SQLDatabase
 except ImportError as e:  # pragma: no cover - the extra is not installed
     raise ImportError(
-        "governed_db.integrations.langchain needs langchain-community: pip install 'governed-db[langchain]'"
+        "governed_db.langchain needs langchain-community: pip install 'governed-db[langchain]'"
     ) from e
 
 
@@ -88,7 +88,7 @@ def sql_database(
     """A :class:`GovernedSQLDatabase` over a governed engine (built from a URL, or one you pass).
 
     ``kwargs`` go to ``SQLDatabase`` (``include_tables``, ``max_string_length``...);
-    ``engine_kwargs`` to :func:`governed_db.integrations.sqlalchemy.create_engine`.
+    ``engine_kwargs`` to :func:`governed_db.sqlalchemy.create_engine`.
     """
     from governed_db.integrations.sqlalchemy import create_engine, is_governed
 
@@ -99,7 +99,7 @@ def sql_database(
         engine = engine_or_url
         if not is_governed(engine):
             raise ConfigurationError(
-                "this engine is not governed; build it with governed_db.integrations.sqlalchemy.create_engine() "
+                "this engine is not governed; build it with governed_db.sqlalchemy.create_engine() "
                 "or pass the URL"
             )
     return GovernedSQLDatabase(engine, commit_writes=commit_writes,

@@ -3,7 +3,7 @@
     governed-db mcp --dsn sqlite:///app.db --identity agent:claude@alice
 
 Any MCP-capable agent then reaches the database only through these three
-tools, each backed by :class:`governed_db.integrations.tooling.SQLTools` over a governed
+tools, each backed by :class:`governed_db.tooling.SQLTools` over a governed
 engine: every statement (the catalogue queries too) carries the identity, is
 judged by the policy, comes back masked and is recorded. A refusal reaches
 the agent as a tool error it can read and act on (``isError`` with "refused

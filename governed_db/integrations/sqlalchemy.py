@@ -83,7 +83,7 @@ def create_engine(
         (options if name in OPTION_DEFAULTS else engine_kwargs)[name] = value
     if "creator" in engine_kwargs:
         raise ConfigurationError(
-            "governed_db.integrations.sqlalchemy.create_engine() builds the connections itself; drop creator= and pass the "
+            "governed_db.sqlalchemy.create_engine() builds the connections itself; drop creator= and pass the "
             "URL, or call sqlalchemy.create_engine(url, creator=lambda: governed_db.wrap(...)) yourself"
         )
     # fail now, not at the first checkout, on a bad option or identity
@@ -124,7 +124,7 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
     if any(isinstance(n, int) and n > 0 for n in in_use):
         raise ConfigurationError(
             "this engine already holds ungoverned connections; call engine.dispose() (and return any "
-            "checked-out connection) before govern_engine(), or create it with governed_db.integrations.sqlalchemy.create_engine"
+            "checked-out connection) before govern_engine(), or create it with governed_db.sqlalchemy.create_engine"
         )
 
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
