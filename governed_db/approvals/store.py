@@ -131,16 +131,24 @@ class SQLStore:
     def _unavailable(self, exc: BaseException) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _operation(self) -> contextlib.AbstractContextManager[Any]:
+        """Bounds one whole store operation (connect, schema, transaction) in time; engines that can hang do."""
+        return contextlib.nullcontext()
+
+    def _disconnect(self, conn: Any) -> None:
+        conn.close()
+
     # -- plumbing -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self, write: bool = True) -> Iterator[_Exec]:
-        self._ensure()
-        conn = self._open()
-        try:
-            with self._reachable(), self._transaction(conn, write) as cur:
-                yield _Exec(cur, self.placeholder)
-        finally:
-            conn.close()
+        with self._operation():
+            self._ensure()
+            conn = self._open()
+            try:
+                with self._reachable(), self._transaction(conn, write) as cur:
+                    yield _Exec(cur, self.placeholder)
+            finally:
+                self._disconnect(conn)
 
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -181,7 +189,7 @@ class SQLStore:
                     with self._transaction(conn, True) as cur:
                         self._create_schema(_Exec(cur, self.placeholder))
             finally:
-                conn.close()
+                self._disconnect(conn)
             self._ready = True
 
     def hash_key(self) -> bytes:
