@@ -106,7 +106,10 @@ def build_options(options: Mapping[str, Any], *, policy: Any = None) -> Options:
         raise ConfigurationError(
             f"unknown option(s) {', '.join(unknown)}; valid options are: {', '.join(sorted(OPTION_DEFAULTS))}"
         )
-    get = lambda name: options.get(name, OPTION_DEFAULTS[name])  # noqa: E731
+
+    def get(name: str) -> Any:
+        return options.get(name, OPTION_DEFAULTS[name])
+
     on_fault = get("on_fault")
     if on_fault not in ("auto", "fail", "warn"):
         raise ConfigurationError(f"on_fault must be 'auto', 'fail' or 'warn', got {on_fault!r}")
