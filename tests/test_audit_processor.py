@@ -238,6 +238,6 @@ def test_second_wrap_on_the_same_store_with_another_key_is_an_error(tmp_path: Pa
     assert audit_processor({"path": str(path), "key": "k" * 32}) is first
     with pytest.raises(ConfigurationError, match="already open in this process with different settings"):
         governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": "z" * 32})
-    with pytest.raises(ConfigurationError, match="shared.jsonl"):
+    with pytest.raises(ConfigurationError, match=r"shared\.jsonl"):
         governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": "k" * 32,
                                                                "checkpoint_every": 7})
