@@ -183,6 +183,10 @@ class Governor:
     def refusal(self, exc: GovernedDBError) -> GovernedDBError:
         return flavour(exc, self.driver.error_class(self.raw, "ProgrammingError"))
 
+    def unavailable(self, exc: GovernanceFault) -> GovernedDBError:
+        """A dependency governance needs is down (the approval store): the driver's DatabaseError as well."""
+        return flavour(exc, self.driver.error_class(self.raw, "DatabaseError"))
+
 
 class Statement:
     """One governed statement, from its judgement to its record.
@@ -307,6 +311,8 @@ def begin(
                 grant = gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
                 raise gov.refusal(refused) from None
+            except GovernanceFault as down:  # the approval store is unreachable or out of time: refused
+                raise gov.unavailable(down) from down
             if grant is not None and span is not None:
                 span.set_attribute("governed_db.approval.request_id", str(getattr(grant, "id", grant)))
         # a statement must not run unrecorded: in production, refuse while the audit store cannot be written

@@ -311,3 +311,39 @@ def test_governed_postgresql_connection_with_postgresql_store(pg_dsn: str, pg_co
     finally:
         pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
         next(stores, None)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("operations", "{not json"),
+        ("tables_", "[" * 5000 + "]" * 5000),
+        ("rules", '{"a": 1}'),
+        ("review_policy", "[1, 2]"),
+    ],
+)
+def test_corrupt_request_row_is_a_governance_fault(store: SQLStore, column: str, value: Any) -> None:
+    """A damaged row (bad or deeply nested JSON, wrong shape) is a GovernanceFault naming the request."""
+    svc = Approvals(ApprovalConfig(store=store))
+    rid = _filed(svc)
+    with store._tx() as ex:
+        ex.run(f"UPDATE {store.t['requests']} SET {column} = ? WHERE id = ?", (value, rid))
+    with pytest.raises(GovernanceFault, match=f"corrupt request row \\(request '{rid}'"):
+        store.get(rid)
+    with pytest.raises(GovernanceFault, match="corrupt"):
+        store.list()
+
+
+def test_corrupt_review_row_and_hash_key_are_governance_faults(store: SQLStore) -> None:
+    """A review whose roles are not a list, or a hash key that is not hex, fails closed with a GovernanceFault."""
+    svc = Approvals(ApprovalConfig(store=store))
+    rid = _filed(svc)
+    svc.approve(rid, REVIEWERS[0])
+    with store._tx() as ex:
+        ex.run(f"UPDATE {store.t['reviews']} SET roles = ? WHERE request_id = ?", ('"dba"', rid))
+        ex.run(f"UPDATE {store.t['meta']} SET value = ? WHERE key = ?", ("zz-not-hex", "hash_key"))
+    with pytest.raises(GovernanceFault, match="corrupt review row"):
+        store.get(rid)
+    store._key = None
+    with pytest.raises(GovernanceFault, match="corrupt key row"):
+        store.hash_key()

@@ -229,3 +229,15 @@ def test_metrics_by_identity_kind_and_environment(tmp_path: Path, spans: Any) ->
     assert points[("governed_db.approvals", "agent", "production")] == 1
     assert points[("governed_db.masked_cells", "service", "production")] == 5
     assert ("governed_db.refusals", "human", "production") not in points
+
+
+def test_second_wrap_on_the_same_store_with_another_key_is_an_error(tmp_path: Path) -> None:
+    """Same path, different key: ConfigurationError naming the path; same settings share one processor."""
+    path = tmp_path / "shared.jsonl"
+    first = audit_processor({"path": str(path), "key": "k" * 32})
+    assert audit_processor({"path": str(path), "key": "k" * 32}) is first
+    with pytest.raises(ConfigurationError, match="already open in this process with different settings"):
+        governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": "z" * 32})
+    with pytest.raises(ConfigurationError, match=r"shared\.jsonl"):
+        governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": "k" * 32,
+                                                               "checkpoint_every": 7})

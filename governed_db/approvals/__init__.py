@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,7 @@ from governed_db.approvals.model import (
     ApprovalRequest,
     Review,
     ReviewPolicy,
+    check_store_spec,
     config_from_mapping,
 )
 from governed_db.approvals.review import ReviewRefused
@@ -121,8 +123,13 @@ def resolve_config(option: Any, policy: Any = None, decision: Decision | None = 
         base = option
     elif isinstance(option, Mapping):
         base = config_from_mapping(option)
+    elif isinstance(option, (str, os.PathLike, SQLStore)):
+        base = ApprovalConfig(store=check_store_spec(option))
     else:
-        base = ApprovalConfig(store=option)  # a path, URL or store; validated when opened
+        raise ConfigurationError(
+            "approvals= takes a store path or URL, a mapping of settings, an ApprovalConfig or Approvals, "
+            f"True, False or None; got {type(option).__name__}"
+        )
     overlay = {**_policy_settings(policy), **_decision_settings(decision)}
     return config_from_mapping(overlay, base) if overlay else base
 

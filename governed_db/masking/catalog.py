@@ -117,13 +117,11 @@ class Catalog:
             raise ConfigurationError(
                 f"catalog file {str(p)!r} does not exist; create it with `governed-db classify`"
             )
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+        from governed_db.config_files import load_json, load_yaml, read_config_text
 
-            data = yaml.safe_load(text) or {}
+        what = f"catalog file {str(p)!r}"
+        text = read_config_text(p, "catalog file")  # bounded size and depth: ConfigurationError
+        data = load_json(text, what) if p.suffix.lower() == ".json" else (load_yaml(text, what) or {})
         return cls.from_dict(data, source=str(p))
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from governed_db.config_files import read_config_text, yaml_problem
 from governed_db.errors import ConfigurationError
 from governed_db.policy import _file_parts as parts
 from governed_db.policy._file_parts import ACTIONS, Builder, PolicyProblem, suggest
@@ -116,9 +117,12 @@ def check_policy_file(path: str | Path) -> tuple[Any, list[PolicyProblem]]:
     """(policy or None, problems) - what ``governed-db policy lint`` reports."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        return None, [PolicyProblem(name, None, "<file>", f"cannot read the policy file ({e})")]
+        text = read_config_text(path, "policy file")
+    except ConfigurationError as e:
+        return None, [PolicyProblem(name, None, "<file>", str(e))]
+    too_much = yaml_problem(text)  # before composing: a 5,000-deep document must not recurse into a crash
+    if too_much is not None:
+        return None, [PolicyProblem(name, None, "<file>", f"the policy file is refused: {too_much}")]
     loader = _Loader(text)
     loader.duplicates = []
     try:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from governed_db.config_files import load_yaml, read_config_text
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy import evaluate, load_policy
@@ -55,10 +54,7 @@ class CaseResult:
 
 
 def load_cases(path: str | Path) -> list[Case]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigurationError(f"cannot read cases file {str(path)!r}: {e}") from None
+    data = load_yaml(read_config_text(path, "cases file"), f"cases file {str(path)!r}")
     if isinstance(data, list):
         data = {"cases": data}
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
