@@ -117,3 +117,39 @@ def test_whole_value_labels() -> None:
     assert detect.whole_value_label("de89 3704 0044 0532 0130 00") == "IBAN"
     assert detect.whole_value_label("$2b$12$" + "a" * 53) == "PASSWORD"
     assert detect.whole_value_label("reach alice@example.com after lunch on monday") is None
+
+
+def test_one_false_positive_does_not_refuse_every_filter_on_a_text_column() -> None:
+    """A text column with one stray hit in its sample is scanned per value but may still be filtered on."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE releases (id INTEGER, summary TEXT)")
+    rows = [(i, f"fixed crash number {i} in the exporter") for i in range(60)]
+    rows.append((60, "questions to alice@example.com"))
+    raw.executemany("INSERT INTO releases VALUES (?, ?)", rows)
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    found = conn.execute("SELECT id, summary FROM releases WHERE summary LIKE '%questions%'").fetchall()
+    assert found == [(60, "questions to [EMAIL]")]
+
+
+def test_a_text_column_full_of_pii_still_refuses_filters() -> None:
+    """When enough of the sample holds personal data, filtering on the column is refused as before."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE calls (id INTEGER, summary TEXT)")
+    raw.executemany(
+        "INSERT INTO calls VALUES (?, ?)", [(i, f"call back alice{i}@example.com today") for i in range(20)]
+    )
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.execute("SELECT id FROM calls WHERE summary LIKE 'call back a%'")

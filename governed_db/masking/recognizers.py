@@ -155,13 +155,20 @@ VERSION_WORDS = _words(
     "patch update upgrade upgraded downgrade downgraded driver bios package pkg library lib plugin "
     "tag semver changelog runtime python java chrome firefox"
 )
-_WORD_BEFORE = re.compile(r"([A-Za-z]+)[\s:=#@\-_]*(?:v|ver\.?)?\s*$")
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)[\s:=#@\-_.]*$")
 
 
 def version_context(text: str, start: int) -> bool:
-    """True when the word just before ``start`` says a version number follows."""
+    """True when the word just before ``start`` says a version number follows (``agent v 2.8.3.9``)."""
     m = _WORD_BEFORE.search(text, max(0, start - 24), start)
     return m is not None and m.group(1).lower() in VERSION_WORDS
+
+
+def inside_number(text: str, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` continues a longer dotted or dashed number (an OID, a version, a range)."""
+    before = start >= 2 and text[start - 1] in ".-" and text[start - 2].isdigit()
+    after = end + 1 < len(text) and text[end] in ".-" and text[end + 1].isdigit()
+    return before or after
 
 
 def ips(text: str) -> Iterator[Found]:
@@ -269,7 +276,13 @@ def phones(text: str) -> Iterator[Found]:
     for region in PHONE_REGIONS:
         for match in pn.PhoneNumberMatcher(text, region, leniency=pn.Leniency.VALID):
             span = (match.start, match.end)
-            if span not in seen:
+            # an OID or a long version (1.3.6.1.4.1.13591) parses as a number in some region; a phone has at
+            # most four dotted groups (+44.20.7946.0958)
+            if (
+                span not in seen
+                and not inside_number(text, match.start, match.end)
+                and match.raw_string.count(".") < 4
+            ):
                 seen.add(span)
                 yield match.start, match.end, "PHONE_NUMBER"
 
