@@ -59,6 +59,9 @@ class ColumnClass:
     strategy: tuple[str, dict[str, Any]] | None = None
     #: True when a person reviewed it (a catalog entry), False for online guesses
     reviewed: bool = False
+    #: True while the label stands in for a classification the data could not support yet (the table was empty
+    #: or nearly so): values are scanned as they pass, and the column is classified again once data arrives
+    provisional: bool = False
 
 
 def words(name: str) -> tuple[str, ...]:
@@ -210,6 +213,30 @@ def text_confidence(evidence: ValueEvidence) -> float:
     return 0.5
 
 
+#: a table sampled with fewer rows than this is classified again later (its labels are provisional)
+FEW_ROWS = 10
+#: type categories whose values are scanned while a column's label is provisional
+_SCANNED_WHILE_PROVISIONAL = frozenset({"text", "unknown", "json", "binary"})
+
+
+def provisional_class(result: ColumnClass, declared: str | None, rows: int) -> ColumnClass:
+    """What a column of a nearly empty table is until it is classified again.
+
+    A name label (``email``) or a label from the few values there were stands; otherwise a text-like column
+    becomes FREE_TEXT at 0.5 confidence: its values are scanned like free text as they pass, and it may still
+    be filtered on (nothing says yet that it holds personal data).
+    """
+    result.evidence["sample"] = (
+        f"the table had {rows} row(s) when sampled; classified again once data arrives"
+    )
+    if result.label is None and type_category(declared) in _SCANNED_WHILE_PROVISIONAL:
+        result.label = "FREE_TEXT"
+        result.confidence = 0.5
+        result.provisional = True
+        result.evidence["values"] = "scanned as they pass until the column is classified again"
+    return result
+
+
 def classify_column(
     table: str, column: str, declared: str | None = None, values: Sequence[Any] | None = None
 ) -> ColumnClass:
@@ -245,6 +272,7 @@ __all__ = [
     "classify_column",
     "classify_name",
     "classify_values",
+    "provisional_class",
     "text_confidence",
     "type_category",
     "words",
