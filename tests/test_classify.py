@@ -12,7 +12,13 @@ import pytest
 
 from governed_db.masking import detect
 from governed_db.masking.catalog import Catalog, load_catalog
-from governed_db.masking.classify import ColumnClass, classify_column, classify_name, classify_values
+from governed_db.masking.classify import (
+    OBSERVED_TEXT,
+    ColumnClass,
+    classify_column,
+    classify_name,
+    classify_values,
+)
 
 PY = sys.executable
 
@@ -136,14 +142,18 @@ def test_names_and_types(table: str, column: str, declared: str, label: str | No
 
 
 def test_values_label_by_share_not_one_hit() -> None:
-    """A column is labelled when most sampled values match; a single stray match labels nothing."""
+    """A column is labelled when most sampled values match; a single stray match only makes it scanned text."""
     emails = [f"user{i}@example.com" for i in range(40)]
     assert classify_values(emails)[0] == "EMAIL"
+    assert classify_values(["plain words"] * 100)[0] is None
     stray = ["plain words"] * 99 + ["x alice@example.com"]
-    assert classify_values(stray)[0] is None
+    assert classify_values(stray)[0] == "FREE_TEXT"
+    # scanned as it passes, but still filterable: one hit is not enough to call the column sensitive
+    assert classify_column("t", "title", "TEXT", stray).confidence < OBSERVED_TEXT
     several = ["plain words"] * 90 + [f"write to u{i}@example.org" for i in range(10)]
-    label, share, why = classify_values(several)
-    assert label == "FREE_TEXT" and share == pytest.approx(0.1) and "10%" in why
+    label, share, why, hits = classify_values(several)
+    assert label == "FREE_TEXT" and share == pytest.approx(0.1) and "10%" in why and hits == 10
+    assert classify_column("t", "title", "TEXT", several).confidence >= OBSERVED_TEXT
     assert classify_values(["$2b$12$" + "a" * 53] * 5)[0] == "PASSWORD"
 
 
