@@ -64,7 +64,7 @@ def test_sqlalchemy_date_column_loads_a_masked_sqlite_date(tmp_path: Path) -> No
     from sqlalchemy import Column, Date, Integer, String, select
     from sqlalchemy.orm import DeclarativeBase, Session
 
-    from governed_db.sqlalchemy import create_engine
+    from governed_db.integrations.sqlalchemy import create_engine
 
     path = tmp_path / "people.db"
     _people_db(path)
