@@ -289,3 +289,38 @@ def test_credentials_pay_and_accounts_are_masked_end_to_end() -> None:
         120000,
         "*****0021",
     )
+
+
+def test_catalog_written_on_an_empty_table_does_not_settle_its_columns(tmp_path: Path) -> None:
+    """`classify` on an empty table writes provisional entries; once data arrives, online classification masks it."""
+    import sqlite3
+
+    import governed_db
+    from governed_db import Identity
+    from governed_db.masking.scan import classify_database
+
+    path = tmp_path / "app.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE leads (id INTEGER, info TEXT, email TEXT)")
+    raw.commit()
+    catalog = classify_database(raw, "sqlite")
+    saved = tmp_path / "catalog.yaml"
+    catalog.save(saved)
+    reloaded = Catalog.load(saved)
+    assert reloaded.to_dict()["tables"]["leads"]["info"]["provisional"] is True
+    assert reloaded.lookup("leads", "info") is None  # decides nothing
+    assert (
+        reloaded.lookup("leads", "email") is not None and reloaded.lookup("leads", "email").label == "EMAIL"
+    )  # type: ignore[union-attr]
+    raw.executemany(
+        "INSERT INTO leads VALUES (?, ?, ?)", [(i, f"bob{i}@corp.io", f"a{i}@x.org") for i in range(30)]
+    )
+    raw.commit()
+    conn = governed_db.wrap(
+        sqlite3.connect(path),
+        identity=Identity("bot", kind="agent"),
+        environment="production",
+        audit=False,
+        masking={"catalog": str(saved)},
+    )
+    assert conn.execute("SELECT info FROM leads WHERE id = 3").fetchall() == [("b***@corp.io",)]
