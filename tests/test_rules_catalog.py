@@ -273,7 +273,7 @@ def test_every_catalog_rule_is_exercised() -> None:
     from governed_db.policy.rules import catalog
 
     configured_only = {"write-statement", "table-deny", "table-allow", "select-star", "missing-limit", "max-rows",
-                       "identity-unverified", "rate-limit-statements", "rate-limit-rows"}  # fmt: skip
+                       "identity-unverified", "rate-limit-statements", "rate-limit-rows", "rate-limit-unavailable"}  # fmt: skip
     covered = {r for _, _, r, _ in REFUSED}
     assert set(catalog()) - configured_only - covered == set()
 

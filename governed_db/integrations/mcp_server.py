@@ -17,14 +17,17 @@ only when a server is built.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from governed_db.errors import ConfigurationError
-from governed_db.identity import Identity, os_identity
+from governed_db.identity import Identity, acting_as, os_identity
 from governed_db.integrations.tooling import DEFAULT_MAX_ROWS, SQLTools, refusal_message
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
+
+    from governed_db.mcp_tools import ToolsFile
 
 INSTRUCTIONS = (
     "Read-mostly SQL access governed by governed_db. Call list_tables, then describe_table, then run_query "
@@ -51,13 +54,42 @@ def default_identity() -> Identity:
                     attributes={"source": "governed-db mcp default"})
 
 
-def build_server(tools: SQLTools, *, name: str = "governed-db") -> MCPServer:
-    """An MCP server exposing ``tools`` (not yet running: call ``.run()`` or connect a client)."""
+def server_version() -> str:
+    """The installed package version, announced to clients in ``serverInfo``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("governed-db")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without an install
+        return "0+unknown"
+
+
+def build_server(
+    tools: SQLTools,
+    *,
+    name: str = "governed-db",
+    curated: ToolsFile | None = None,
+    caller: Callable[[], Identity] | None = None,
+    auth: Any = None,
+    token_verifier: Any = None,
+) -> MCPServer:
+    """An MCP server exposing ``tools`` (not yet running: call ``.run()`` or connect a client).
+
+    ``curated`` adds the tools of a tools file (and may hide the generic three); ``caller`` returns the
+    identity each call runs as (HTTP: the verified bearer token's, see :mod:`governed_db.mcp_http`).
+    """
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
+
+    from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS
+    from governed_db.mcp_tools import run_curated, syntax_problem, tool_function
 
     # refusals are answers, not server errors: keep the SDK from logging each one as a failure
-    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING")
+    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING", version=server_version(),
+                                  auth=auth, token_verifier=token_verifier)  # fmt: skip
+    dialect = SQLGLOT_DIALECTS.get(tools.engine.dialect.name, tools.engine.dialect.name)
+    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
     def _tool_error(exc: Exception) -> ToolError:
         message = refusal_message(exc)
@@ -66,31 +98,51 @@ def build_server(tools: SQLTools, *, name: str = "governed-db") -> MCPServer:
             message = f"the database reported an error: {type(orig).__name__}: {orig}".splitlines()[0]
         return ToolError(message)
 
-    @server.tool(description="List the tables and views this identity may query.")
-    def list_tables() -> list[str]:
+    def _call(fn: Callable[[], Any]) -> Any:
+        """Run one tool body as the caller; every failure becomes a readable tool error."""
         try:
-            return tools.list_tables()
+            if caller is None:
+                return fn()
+            with acting_as(caller()):
+                return fn()
+        except ToolError:
+            raise
         except Exception as e:
             raise _tool_error(e) from None
 
-    @server.tool(description="Columns of one table: name, type, nullable, primary_key.")
-    def describe_table(table: str) -> list[dict[str, Any]]:
-        try:
-            return tools.describe_table(table)
-        except Exception as e:
-            raise _tool_error(e) from None
+    if curated is None or curated.sql_tools:
 
-    @server.tool(
-        description=(
-            "Run one SQL statement and return columns and rows (at most max_rows; sensitive values are masked). "
-            "Statements a policy forbids are refused with the rule and the next step."
+        @server.tool(description="List the tables and views this identity may query.", annotations=reads)
+        def list_tables() -> list[str]:
+            return _call(tools.list_tables)  # type: ignore[no-any-return]
+
+        @server.tool(description="Columns of one table: name, type, nullable, primary_key.", annotations=reads)
+        def describe_table(table: str) -> list[dict[str, Any]]:
+            return _call(lambda: tools.describe_table(table))  # type: ignore[no-any-return]
+
+        @server.tool(
+            description=(
+                "Run one SQL statement and return columns and rows (at most max_rows; sensitive values are "
+                "masked). Statements a policy forbids are refused with the rule and the next step."
+            ),
+            annotations=ToolAnnotations(read_only_hint=False, destructive_hint=tools.commit, open_world_hint=False),
         )
-    )
-    def run_query(sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str, Any]:
-        try:
-            return tools.run_query(sql, max_rows=max_rows).to_dict()
-        except Exception as e:
-            raise _tool_error(e) from None
+        def run_query(sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str, Any]:
+            problem = syntax_problem(sql, dialect)
+            if problem is not None:  # a typo is the agent's to fix, not a reviewer's to read
+                raise ToolError(problem)
+            return _call(lambda: tools.run_query(sql, max_rows=max_rows).to_dict())  # type: ignore[no-any-return]
+
+    for tool in curated.tools if curated is not None else ():
+        hints = ToolAnnotations(title=tool.title, read_only_hint=tool.read_only, idempotent_hint=tool.read_only,
+                                destructive_hint=tool.destructive, open_world_hint=False)  # fmt: skip
+
+        def call(t: Any, values: dict[str, Any]) -> Any:
+            return _call(lambda: run_curated(tools.engine, t, values, max_rows=tools.max_rows,
+                                             commit=tools.commit).to_dict())  # fmt: skip
+
+        server.add_tool(tool_function(tool, call), name=tool.name, description=tool.description,
+                        annotations=hints, structured_output=True)  # fmt: skip
 
     return server
 
@@ -134,4 +186,4 @@ def serve(dsn: str, **kwargs: Any) -> None:  # pragma: no cover - exercised thro
         tools.engine.dispose()
 
 
-__all__ = ["INSTRUCTIONS", "build_server", "default_identity", "engine_url", "make_tools", "serve"]
+__all__ = ["INSTRUCTIONS", "build_server", "default_identity", "engine_url", "make_tools", "serve", "server_version"]

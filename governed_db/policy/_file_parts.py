@@ -225,3 +225,20 @@ def limits(b: Builder, data: Any) -> tuple[LimitSpec, ...]:
         act = b.action(item, "action", f"{path}.action", item["action"]) if "action" in item else None
         out.append(LimitSpec(when, spm, rpm, act))
     return tuple(out)
+
+
+def limit_storage(b: Builder, data: Any, limits: tuple[LimitSpec, ...]) -> Any:
+    """The ``limit_storage:`` section (shared limits in Redis), or ``None`` when limits count in process."""
+    if "limit_storage" not in data:
+        return None
+    from governed_db.ratelimit_redis import parse_limit_storage
+
+    try:
+        storage = parse_limit_storage(data["limit_storage"])
+    except ValueError as e:
+        b.bad(data, "limit_storage", "limit_storage", str(e))
+        return None
+    if not limits:
+        b.bad(data, "limit_storage", "limit_storage", "limit_storage is set but there are no limits: to share")
+        return None
+    return storage

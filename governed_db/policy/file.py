@@ -38,7 +38,7 @@ from governed_db.policy.decision import Action
 from governed_db.policy.settings import PolicySettings
 
 _TOP = ("name", "version", "description", "environments", "rules", "overrides", "identities", "limits",
-        "python_rules", "approvals")  # fmt: skip
+        "limit_storage", "python_rules", "approvals")  # fmt: skip
 _ENV_CLASSES = ("production", "staging", "observe")
 
 
@@ -236,6 +236,7 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
                 envs_required = tuple(e.lower() for e in b.strings(ident, k, "identities.require_verified", v))
                 options.setdefault("identity-unverified", {})["environments"] = envs_required
     limits = parts.limits(b, data)
+    storage = parts.limit_storage(b, data, limits)
     python_rules = parts.python_rules(b, data)
     approvals = parts.approvals(b, data)
     if problems:
@@ -244,6 +245,10 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
                               limits=limits)  # fmt: skip
     name = str(data.get("name") or Path(file).stem)
     limiter = RateLimiter(limits, settings) if limits else None
+    if storage is not None:
+        from governed_db.ratelimit_redis import SharedRateLimiter
+
+        limiter = SharedRateLimiter(limits, settings, storage, scope=name)
     extra = {**sections, **({"approvals": approvals} if approvals is not None else {})}
     return Policy(name=name, settings=settings, limiter=limiter, source=file, extra_rules=python_rules,
                   extra=extra), problems  # fmt: skip

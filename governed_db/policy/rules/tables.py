@@ -217,6 +217,14 @@ rule(
     production=Action.DENY,
 )(_never)
 rule(
+    "rate-limit-unavailable",
+    family="limits",
+    rationale="The shared rate-limit store (policy 'limit_storage') is unreachable, so the count is unknown.",
+    remedy="retry when the rate-limit store (Redis) is back; operators: check the limit_storage url",
+    production=Action.DENY,
+    staging=Action.WARN,
+)(_never)
+rule(
     "rate-limit-rows",
     family="limits",
     rationale="Rows read per minute per identity (policy 'limits'): bulk extraction is throttled.",
