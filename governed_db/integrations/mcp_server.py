@@ -27,7 +27,7 @@ from governed_db.integrations.tooling import DEFAULT_MAX_ROWS, SQLTools, refusal
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from governed_db.mcp_tools import ToolsFile
+    from governed_db.integrations.mcp_tools import ToolsFile
 
 INSTRUCTIONS = (
     "Read-mostly SQL access governed by governed_db. Call list_tables, then describe_table, then run_query "
@@ -76,14 +76,14 @@ def build_server(
     """An MCP server exposing ``tools`` (not yet running: call ``.run()`` or connect a client).
 
     ``curated`` adds the tools of a tools file (and may hide the generic three); ``caller`` returns the
-    identity each call runs as (HTTP: the verified bearer token's, see :mod:`governed_db.mcp_http`).
+    identity each call runs as (HTTP: the verified bearer token's, see :mod:`governed_db.integrations.mcp_http`).
     """
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.types import ToolAnnotations
 
+    from governed_db.integrations.mcp_tools import run_curated, syntax_problem, tool_function
     from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS
-    from governed_db.mcp_tools import run_curated, syntax_problem, tool_function
 
     # refusals are answers, not server errors: keep the SDK from logging each one as a failure
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING", version=server_version(),

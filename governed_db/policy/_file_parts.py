@@ -231,7 +231,7 @@ def limit_storage(b: Builder, data: Any, limits: tuple[LimitSpec, ...]) -> Any:
     """The ``limit_storage:`` section (shared limits in Redis), or ``None`` when limits count in process."""
     if "limit_storage" not in data:
         return None
-    from governed_db.ratelimit_redis import parse_limit_storage
+    from governed_db.policy.ratelimit_redis import parse_limit_storage
 
     try:
         storage = parse_limit_storage(data["limit_storage"])

@@ -246,7 +246,7 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
     name = str(data.get("name") or Path(file).stem)
     limiter = RateLimiter(limits, settings) if limits else None
     if storage is not None:
-        from governed_db.ratelimit_redis import SharedRateLimiter
+        from governed_db.policy.ratelimit_redis import SharedRateLimiter
 
         limiter = SharedRateLimiter(limits, settings, storage, scope=name)
     extra = {**sections, **({"approvals": approvals} if approvals is not None else {})}
