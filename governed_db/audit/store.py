@@ -76,6 +76,7 @@ class AuditStore:
             )
         self.path = p.resolve()
         self.key = R.key_bytes(key)
+        self._rkey = R.record_key(self.key) if self.key is not None else None
         self.fsync_interval = fsync_interval
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
@@ -94,9 +95,18 @@ class AuditStore:
         self._store_id = ""
         self._dirty = False
         self._file_id: tuple[int, int] = (0, 0)
+        #: bytes the next write starts with: the newline a complete last record lost to a crash
+        self._prefix = b""
+        #: the highest seq this writer knows the anchor names (checkpoints record it: a replayed older
+        #: anchor is then detectable)
+        self._anchored = -1
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pending_anchor: dict[str, Any] | None = None
+        #: (store id, seq, hash) of the file we left when it was rotated away: a new, empty file at the path
+        #: starts with a segment record continuing that chain
+        self._carry: tuple[str, int, str] | None = None
+        self._first_seq = 0  # seq of the first record in the current file
         self._flusher: threading.Thread | None = None
         self.appended = 0
         _stores.add(self)
@@ -120,7 +130,7 @@ class AuditStore:
             self.sync()
         return seq
 
-    def checkpoint(self, *, inline: bool = True) -> None:
+    def checkpoint(self, *, inline: bool = True, reason: str = "explicit") -> None:
         """Seal the chain head now (also done every ``checkpoint_every`` records and on close).
 
         ``inline=False`` leaves the fsync and the anchor to the flusher thread.
@@ -129,7 +139,7 @@ class AuditStore:
             fd = self._lock_file()
             try:
                 if self._last_type != R.CHECKPOINT:
-                    self._checkpoint(fd, inline=inline or self._flusher is None)
+                    self._checkpoint(fd, inline=inline or self._flusher is None, reason=reason)
                 elif inline and self._pending_anchor is not None:
                     os.fsync(fd)
                     self._publish_locked(fd, self._pending_anchor)
@@ -152,7 +162,7 @@ class AuditStore:
         if self._fd >= 0 and self._pid == os.getpid():
             try:
                 if self._seq >= 0 and self._same_file():  # never create a store just to seal it
-                    self.checkpoint()
+                    self.checkpoint(reason="close")
                 self.sync()
             finally:
                 with self._lock:
@@ -169,8 +179,13 @@ class AuditStore:
         for _ in range(3):
             fd = self._ensure_open()
             fcntl.flock(fd, fcntl.LOCK_EX)
-            st = os.fstat(fd)
-            if st.st_nlink:
+            # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
+            # log rotation), deleted or replaced from the file we hold — fstat would not see a rename
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == self._file_id:
                 if st.st_size != self._end:
                     try:
                         self._refresh(fd, st.st_size)
@@ -178,15 +193,31 @@ class AuditStore:
                         fcntl.flock(fd, fcntl.LOCK_UN)
                         raise
                 return fd
-            # deleted or replaced under us: records written to an unlinked inode would be lost to every reader
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            log.warning(
-                "governed_db audit: %s was removed or replaced while in use; writing on in the file now "
-                "at that path",
-                self.path,
-            )
-            self._pid = -1  # reopen
+            # renamed, deleted or replaced under us: continue the chain in the file now at the path
+            try:
+                self._leave_file(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         raise AuditStoreError(f"{self.path} keeps being removed while governed_db writes to it")
+
+    def _leave_file(self, fd: int) -> None:
+        """Our file is no longer at the path: learn its final head, so the next file continues the chain."""
+        try:
+            st = os.fstat(fd)
+            if st.st_nlink == 0:  # deleted (e.g. delete_store): whatever comes next is a new store
+                self._carry = None
+            else:
+                if st.st_size != self._end:
+                    self._refresh(fd, st.st_size)
+                self._carry = (self._store_id, self._seq, self._hash) if self._seq >= 0 else None
+        except (OSError, AuditStoreError):
+            self._carry = None
+        log.warning(
+            "governed_db audit: %s was renamed, removed or replaced while in use (log rotation?); the chain "
+            "continues in the file now at that path",
+            self.path,
+        )
+        self._pid = -1  # reopen
 
     def _ensure_open(self) -> int:
         if self._fd >= 0 and self._pid == os.getpid():
@@ -243,7 +274,7 @@ class AuditStore:
                     and self._last_type != R.CHECKPOINT
                     and time.monotonic() - self._sealed_at >= self.checkpoint_interval
                 ):
-                    self.checkpoint(inline=False)
+                    self.checkpoint(inline=False, reason="time")
                 pending = self._pending_anchor
                 if pending is not None:
                     # fsync outside the lock (appends go on meanwhile); it covers `pending`, written before it
@@ -265,7 +296,11 @@ class AuditStore:
         rec = dict(body)
         rec["seq"] = seq
         rec["prev"] = self._hash
-        line, digest = R.encode(rec)
+        line, digest = R.encode(rec, self._rkey)
+        if len(line) > R.MAX_LINE:
+            line, digest = R.encode(_shortened(rec), self._rkey)
+        if self._prefix:
+            prefix, self._prefix = self._prefix + prefix, b""
         if prefix:
             line = prefix + line
         n = os.write(fd, line)
@@ -290,41 +325,65 @@ class AuditStore:
 
     def _read_head(self, fd: int, size: int) -> None:
         self._end = size
+        self._prefix = b""
         if size == 0:
-            self._store_id = uuid.uuid4().hex
-            self._seq, self._hash = -1, R.GENESIS_PREV
-            self._write(
-                fd,
-                {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(), "store": self._store_id},
-            )
+            self._start_file(fd)
             return
+        self._carry = None
         if not self._store_id:
-            first = os.pread(fd, min(size, _TAIL_WINDOW), 0).split(b"\n", 1)[0]
-            try:
-                self._store_id = str(json.loads(first)["store"])
-            except (ValueError, KeyError, TypeError):
+            first = R.parse_line(os.pread(fd, min(size, R.MAX_LINE + 1), 0).split(b"\n", 1)[0])
+            if first is None or first.get("type") not in (R.GENESIS, R.SEGMENT) or not first.get("store"):
                 raise AuditStoreError(
                     f"{self.path} does not start with a governed_db genesis record; it is not an audit store "
                     "(or its head was damaged): run `governed-db audit verify` and use a new path"
-                ) from None
+                )
+            self._store_id = str(first["store"])
+            self._first_seq = int(first["seq"]) if isinstance(first.get("seq"), int) else 0
+            self._anchored = _anchored_seq(anchor_path(self.path), self._store_id)
         window = _TAIL_WINDOW
         while True:
             start = max(0, size - window)
             tail = os.pread(fd, size - start, start)
             found = _last_good_record(tail, partial_first=start > 0)
-            if found is not None or start == 0:
+            if found is not None or start == 0 or window > 4 * R.MAX_LINE:
                 break
             window *= 4  # very long or many damaged records: read further back
         if found is None:
             raise AuditStoreError(
-                f"{self.path} holds no readable record to continue the chain from; run `governed-db audit verify` "
-                "on it and point the application at a new store"
+                f"{self.path} holds no readable record near its end to continue the chain from; run "
+                "`governed-db audit verify` on it and point the application at a new store"
             )
         rec, good_end = found
         self._seq, self._hash, self._last_type = int(rec["seq"]), str(rec["hash"]), str(rec.get("type"))
         damaged = tail[good_end:]
-        if damaged:
+        if good_end == len(tail) and not tail.endswith(b"\n"):
+            # a complete record that lost only its newline to a crash: it is the head; the newline goes
+            # out with the next record (one write)
+            self._prefix = b"\n"
+        elif damaged:
             self._recover(fd, start + good_end, damaged)
+
+    def _start_file(self, fd: int) -> None:
+        """An empty file: a new store (genesis), or the next file of a chain whose file was rotated away."""
+        carry, self._carry = self._carry, None
+        if carry is not None:
+            self._store_id, self._seq, self._hash = carry
+            self._first_seq = self._seq + 1
+            self._write(fd, {"v": R.FORMAT_VERSION, "type": R.SEGMENT, "time": time.time_ns(),
+                             "store": self._store_id})
+            return
+        self._store_id = uuid.uuid4().hex
+        self._seq, self._hash, self._anchored, self._first_seq = -1, R.GENESIS_PREV, -1, 0
+        body: dict[str, Any] = {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(),
+                                "store": self._store_id}
+        if self.key is not None:
+            body["key_id"] = R.key_id(self.key)
+        self._write(fd, body)
+        # anchored from the first record on: with a key, a store without an anchor is then never intact
+        self._pending_anchor = self._anchor_for(0, self._hash, 0, body["time"])
+        os.fsync(fd)
+        self._dirty = False
+        self._publish_locked(fd, self._pending_anchor)
 
     def _recover(self, fd: int, offset: int, damaged: bytes) -> None:
         """A crash left half a record (or the tail is damaged): keep the bytes, chain a record accounting for them.
@@ -358,7 +417,7 @@ class AuditStore:
         )
 
     def _anchor_violated(self, fd: int, target: Path) -> str | None:
-        """Why the current anchor must not be replaced: the checkpoint it names is no longer in the file."""
+        """Why the current anchor must not be replaced: the checkpoint it names is no longer in the store."""
         anchor = _read_anchor(target)
         if anchor is None:
             return None
@@ -367,44 +426,39 @@ class AuditStore:
         offset = anchor.get("offset")
         if not isinstance(offset, int):
             return None  # written by a version that did not record offsets: nothing cheap to check
-        line = os.pread(fd, _TAIL_WINDOW, offset).split(b"\n", 1)[0]
-        try:
-            rec = json.loads(line)
-            if rec.get("seq") == anchor.get("seq") and rec.get("hash") == anchor.get("hash"):
-                return None
-        except ValueError:
-            pass
+        if isinstance(anchor.get("seq"), int) and anchor["seq"] < self._first_seq:
+            return None  # it names a checkpoint in an earlier (rotated) file
+        rec = R.parse_line(os.pread(fd, _TAIL_WINDOW, offset).split(b"\n", 1)[0])
+        if rec is not None and rec.get("seq") == anchor.get("seq") and rec.get("hash") == anchor.get("hash"):
+            return None
         return (
             f"the checkpoint the anchor names (seq {anchor.get('seq')}) is no longer in the store: "
             "it was truncated or rewritten"
         )
 
-    def _checkpoint(self, fd: int, *, inline: bool = True) -> None:
+    def _anchor_for(self, seq: int, digest: str, offset: int, now: int) -> dict[str, Any]:
+        anchor: dict[str, Any] = {"v": R.FORMAT_VERSION, "store": self._store_id, "seq": seq, "hash": digest,
+                                  "offset": offset, "time": now, "file": self.path.name}
+        anchor["mac"] = R.anchor_mac(self.key, anchor) if self.key is not None else None
+        return anchor
+
+    def _checkpoint(self, fd: int, *, inline: bool = True, reason: str = "count") -> None:
         now = time.time_ns()
-        seq = self._seq + 1
         body: dict[str, Any] = {
             "v": R.FORMAT_VERSION,
             "type": R.CHECKPOINT,
             "time": now,
             "store": self._store_id,
+            "reason": reason,
+            # what the anchor named when this was written: an anchor older than this is a replayed one
+            "anchored": self._anchored,
         }
         if self.key is not None:
             body["key_id"] = R.key_id(self.key)
-            body["mac"] = R.checkpoint_mac(
-                self.key, store=self._store_id, seq=seq, prev=self._hash, time_ns=now
-            )
-        else:
-            body["mac"] = None
         offset = self._end
         self._write(fd, body)
         self._sealed_at = time.monotonic()
-        self._pending_anchor = {
-            "store": self._store_id,
-            "seq": self._seq,
-            "hash": self._hash,
-            "offset": offset,
-            "time": now,
-        }
+        self._pending_anchor = self._anchor_for(self._seq, self._hash, offset, now)
         if inline:
             # the log must be on disk before the anchor names it, or a power cut would look like truncation
             os.fsync(fd)
@@ -430,6 +484,7 @@ class AuditStore:
             and current["seq"] >= pending["seq"]
             and not self._anchor_violated(fd, target)
         ):
+            self._anchored = max(self._anchored, current["seq"])
             return  # another writer already published a later checkpoint
         problem = self._anchor_violated(fd, target)
         if problem:
@@ -442,27 +497,82 @@ class AuditStore:
                 self.path,
             )
             return
-        anchor = pending
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
+        data = json.dumps(pending, sort_keys=True).encode("ascii") + b"\n"
+        tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(tfd, data)
+            os.fsync(tfd)
+        finally:
+            os.close(tfd)
         os.replace(tmp, target)
+        # the rename must be durable before a later checkpoint says the anchor names this one, or a power
+        # cut could bring back the older anchor and make an honest store look replayed
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self._anchored = max(self._anchored, int(pending["seq"]))
+
+
+_SHORTEN = 64 * 1024
+
+
+def _shortened(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record too long for one line: long attribute strings keep their start and their SHA-256."""
+    import hashlib
+
+    attrs = rec.get("attrs")
+    if not isinstance(attrs, dict):
+        return rec
+    out = dict(attrs)
+    for k, v in attrs.items():
+        if isinstance(v, str) and len(v) > _SHORTEN:
+            out[k] = v[:_SHORTEN]
+            out[k + ".sha256"] = hashlib.sha256(v.encode("utf-8", "backslashreplace")).hexdigest()
+            out[k + ".length"] = len(v)
+        elif isinstance(v, list) and len(v) > 1024:
+            out[k] = v[:1024]
+            out[k + ".length"] = len(v)
+    return {**rec, "attrs": out}
 
 
 def _last_good_record(tail: bytes, *, partial_first: bool) -> tuple[dict[str, Any], int] | None:
-    """The last parseable record in ``tail`` and the offset just past its line, or None."""
-    end = tail.rfind(b"\n") + 1  # bytes after the last newline are a torn fragment
+    """The last parseable record in ``tail`` and the offset just past it, or None.
+
+    Bytes after the last newline are a torn fragment — unless they are a complete record that lost only
+    its newline (then the offset returned is ``len(tail)``).
+    """
+    end = len(tail)
+    last_nl = tail.rfind(b"\n")
+    if last_nl + 1 < end:
+        frag = tail[last_nl + 1 :]
+        rec = R.parse_line(frag)
+        if _is_head(rec) and (last_nl >= 0 or not partial_first) and _complete(rec, frag):
+            return rec, end  # type: ignore[return-value]
+    end = last_nl + 1
     while end > 0:
         begin = tail.rfind(b"\n", 0, end - 1) + 1
         if begin == 0 and partial_first:
             return None  # the first line of the window may be cut: read further back
-        try:
-            rec = json.loads(tail[begin:end])
-            if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str):
-                return rec, end
-        except ValueError:
-            pass
+        rec = R.parse_line(tail[begin:end])
+        if _is_head(rec):
+            return rec, end  # type: ignore[return-value]
         end = begin
     return None
+
+
+def _is_head(rec: dict[str, Any] | None) -> bool:
+    return rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str)
+
+
+def _complete(rec: dict[str, Any], frag: bytes) -> bool:
+    """A fragment is a whole record only if it is byte for byte what a writer writes (minus the newline)."""
+    try:
+        return R.expected_line(rec, None) == frag + b"\n"
+    except (TypeError, ValueError):
+        return False
 
 
 def delete_store(path: str | os.PathLike[str]) -> None:
@@ -477,27 +587,114 @@ def delete_store(path: str | os.PathLike[str]) -> None:
 
 def _read_anchor(target: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(target.read_text(encoding="ascii"))
+        with open(target, "rb") as f:
+            data = R.parse_line(f.read(64 * 1024).strip())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except OSError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return data if data is not None else {}
 
 
-def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Parsed records in file order; damaged lines are skipped (``verify`` reports them)."""
-    p = store_path(path)
-    with open(p, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
+def _anchored_seq(target: Path, store_id: str) -> int:
+    anchor = _read_anchor(target)
+    if anchor and anchor.get("store") == store_id and isinstance(anchor.get("seq"), int):
+        return int(anchor["seq"])
+    return -1
+
+
+def raw_lines(p: Path) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` for every line of ``p``, a line longer than ``R.MAX_LINE`` cut into pieces of at
+    most that size (each a damaged record) — memory stays bounded whatever the file holds."""
+    offset = 0
+    limit = R.MAX_LINE + 1
+    with _open_segment(p) as f:
+        while True:
+            line = f.readline(limit)
+            if not line:
                 return
-            try:
-                rec = json.loads(line)
-            except ValueError:
+            yield offset, line
+            offset += len(line)
+
+
+def _open_segment(p: Path) -> Any:
+    if p.name.endswith(".gz"):  # external rotation may compress the files it rotated away
+        import gzip
+
+        return gzip.open(p, "rb")
+    return open(p, "rb")
+
+
+def store_files(p: Path) -> list[Path]:
+    """The store's files in chain order: files rotated away (``<name>.<suffix>``, also ``.gz``) by their
+    first ``seq``, then the live file. The anchor, its temporary files and the index are not segments."""
+    prefix = p.name + "."
+    found: list[tuple[int, str, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for f in p.parent.iterdir():
+            name = f.name
+            if not name.startswith(prefix) or name[len(prefix):].startswith(("anchor", "index")):
                 continue
-            if isinstance(rec, dict):
+            first = _first_record(f)
+            if first is not None and isinstance(first.get("seq"), int):
+                found.append((int(first["seq"]), name, f))
+    found.sort()
+    files = [f for _, _, f in found]
+    if p.exists():
+        files.append(p)
+    return files
+
+
+def _first_record(f: Path) -> dict[str, Any] | None:
+    try:
+        with _open_segment(f) as fh:
+            rec = R.parse_line(fh.readline(R.MAX_LINE + 1))
+    except (OSError, EOFError, ValueError):
+        return None
+    if rec is None or rec.get("type") not in (R.GENESIS, R.SEGMENT):
+        return None
+    return rec
+
+
+def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Parsed lines in chain order across rotated files, as written (intents and outcomes apart);
+    damaged lines are skipped (``verify`` reports them)."""
+    for p in store_files(store_path(path)):
+        for _, line in raw_lines(p):
+            if not line.endswith(b"\n"):
+                rec = R.parse_line(line)
+                if rec is not None and _is_head(rec) and _complete(rec, line):
+                    yield rec
+                break
+            rec = R.parse_line(line)
+            if rec is not None:
                 yield rec
+
+
+def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterator[dict[str, Any]]:
+    """Records in file order; damaged lines are skipped (``verify`` reports them).
+
+    With ``merge`` (the default) a statement's intent and outcome come back as one ``span`` record, at the
+    outcome's position (completion order, as format 1 wrote them); intents whose outcome never came are
+    yielded at the end with ``status``/``outcome`` ``"UNKNOWN"``.
+    """
+    if not merge:
+        yield from read_raw(path)
+        return
+    pending: dict[int, dict[str, Any]] = {}
+    for rec in read_raw(path):
+        kind = rec.get("type")
+        if kind == R.INTENT and isinstance(rec.get("seq"), int):
+            pending[rec["seq"]] = rec
+            continue
+        if kind == R.OUTCOME:
+            intent = pending.pop(rec.get("intent"), None)  # type: ignore[arg-type]
+            if intent is not None:
+                yield R.merged(intent, rec)
+                continue
+        yield rec
+    for intent in pending.values():
+        yield R.merged(intent, None)
 
 
 def store_path(path: str | os.PathLike[str]) -> Path:

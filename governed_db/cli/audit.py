@@ -255,12 +255,17 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
                headers: tuple[str, ...], timeout: float, **filters: Any) -> None:
     """Export records: jsonl (one record per line, hashes kept), csv, or OTLP to a Collector."""
     from governed_db.audit import export as X
-    from governed_db.audit.store import read_records
+    from governed_db.audit.store import read_raw, read_records
 
     path = _path(store)
     filtered = any(v not in (None, False) for v in filters.values())
     # an unfiltered JSONL export keeps every record (checkpoints too), so the copy verifies on its own
-    recs = search(path, _query(filters)) if filtered or fmt == "csv" else read_records(path)
+    if filtered or fmt == "csv":
+        recs = search(path, _query(filters))
+    elif fmt == "otlp":
+        recs = read_records(path)  # statements as one span each (intent and outcome merged)
+    else:
+        recs = read_raw(path)
     if fmt == "otlp":
         if not endpoint:
             raise ConfigurationError("--format otlp needs --endpoint URL (e.g. http://127.0.0.1:4318)")
