@@ -549,16 +549,16 @@ def _last_good_record(tail: bytes, *, partial_first: bool) -> tuple[dict[str, An
     if last_nl + 1 < end:
         frag = tail[last_nl + 1 :]
         rec = R.parse_line(frag)
-        if _is_head(rec) and (last_nl >= 0 or not partial_first) and _complete(rec, frag):
-            return rec, end  # type: ignore[return-value]
+        if rec is not None and _is_head(rec) and (last_nl >= 0 or not partial_first) and _complete(rec, frag):
+            return rec, end
     end = last_nl + 1
     while end > 0:
         begin = tail.rfind(b"\n", 0, end - 1) + 1
         if begin == 0 and partial_first:
             return None  # the first line of the window may be cut: read further back
         rec = R.parse_line(tail[begin:end])
-        if _is_head(rec):
-            return rec, end  # type: ignore[return-value]
+        if rec is not None and _is_head(rec):
+            return rec, end
         end = begin
     return None
 

@@ -106,7 +106,8 @@ def record_table(recs: list[dict[str, Any]], title: str) -> Any:
         t.add_row(str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
                   f"[{style}]{decision}[/]" if style else decision, str(R.attr(r, "db.operation.name", r.get("name"))),
                   " ".join(R.as_list(R.attr(r, "governed_db.tables"))),
-                  str(R.attr(r, "db.query.text", ""))[:120], str(r.get("status", r.get("type"))))
+                  str(R.attr(r, "db.query.text", ""))[:120],
+                  "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type"))))
     return t
 
 
@@ -137,11 +138,16 @@ def verify_cmd(store: Path | None, key_file: Path | None, fmt: str) -> None:
         for w in result.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         if result.ok:
-            console.print(f"[green]intact[/]: {result.records} records ({result.spans} spans, "
+            unknown = f", {result.outcome_unknown} outcome unknown" if result.outcome_unknown else ""
+            console.print(f"[green]intact[/]: {result.records} records ({result.statements} statements{unknown}, "
                           f"{result.checkpoints} checkpoints, {result.macs_checked} MACs checked) in {result.path}")
         else:
-            console.print(f"[red]BROKEN[/] at {result.first_bad}. Records before it verify; keep a copy of the file "
-                          "and investigate who had write access to it.")
+            console.print(f"[red]BROKEN[/]: {result.problem_count} problem(s) in {result.path}; keep a copy of the "
+                          "files and investigate who had write access to them.")
+            for problem in result.problems[:50]:
+                console.print(f"  {problem}", markup=False, highlight=False)
+            if result.problem_count > 50:
+                console.print(f"  ... and {result.problem_count - 50} more (--format json lists up to 1000)")
     sys.exit(0 if result.ok else 1)
 
 
