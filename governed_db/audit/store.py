@@ -340,28 +340,20 @@ class AuditStore:
             self._store_id = str(first["store"])
             self._first_seq = int(first["seq"]) if isinstance(first.get("seq"), int) else 0
             self._anchored = _anchored_seq(anchor_path(self.path), self._store_id)
-        window = _TAIL_WINDOW
-        while True:
-            start = max(0, size - window)
-            tail = os.pread(fd, size - start, start)
-            found = _last_good_record(tail, partial_first=start > 0)
-            if found is not None or start == 0 or window > 4 * R.MAX_LINE:
-                break
-            window *= 4  # very long or many damaged records: read further back
+        found = _last_good_record(fd, size)
         if found is None:
             raise AuditStoreError(
-                f"{self.path} holds no readable record near its end to continue the chain from; run "
+                f"{self.path} holds no readable record to continue the chain from; run "
                 "`governed-db audit verify` on it and point the application at a new store"
             )
         rec, good_end = found
         self._seq, self._hash, self._last_type = int(rec["seq"]), str(rec["hash"]), str(rec.get("type"))
-        damaged = tail[good_end:]
-        if good_end == len(tail) and not tail.endswith(b"\n"):
+        if good_end == size + 1:
             # a complete record that lost only its newline to a crash: it is the head; the newline goes
             # out with the next record (one write)
             self._prefix = b"\n"
-        elif damaged:
-            self._recover(fd, start + good_end, damaged)
+        elif good_end < size:
+            self._recover(fd, good_end, size)
 
     def _start_file(self, fd: int) -> None:
         """An empty file: a new store (genesis), or the next file of a chain whose file was rotated away."""
@@ -385,14 +377,25 @@ class AuditStore:
         self._dirty = False
         self._publish_locked(fd, self._pending_anchor)
 
-    def _recover(self, fd: int, offset: int, damaged: bytes) -> None:
+    def _recover(self, fd: int, offset: int, size: int) -> None:
         """A crash left half a record (or the tail is damaged): keep the bytes, chain a record accounting for them.
 
         Writing on rather than refusing keeps the application recorded; the damaged bytes stay in the file
-        and ``verify`` lists them, so nothing is hidden.
+        and ``verify`` lists them, so nothing is hidden. They are hashed in chunks: memory stays bounded
+        however much garbage the tail holds.
         """
         import hashlib
 
+        digest = hashlib.sha256()
+        pos = offset
+        last = b""
+        while pos < size:
+            chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
+            if not chunk:
+                break
+            digest.update(chunk)
+            last = chunk[-1:]
+            pos += len(chunk)
         # the fragment's terminating newline and the recovery record go out in ONE write(): a complete
         # unreadable line with no recovery record after it is then never a crash artefact
         self._write(
@@ -402,17 +405,17 @@ class AuditStore:
                 "type": R.RECOVERY,
                 "time": time.time_ns(),
                 "torn_offset": offset,
-                "torn_bytes": len(damaged),
-                "torn_sha256": hashlib.sha256(damaged).hexdigest(),
+                "torn_bytes": size - offset,
+                "torn_sha256": digest.hexdigest(),
             },
-            prefix=b"" if damaged.endswith(b"\n") else b"\n",
+            prefix=b"" if last == b"\n" else b"\n",
         )
         log.warning(
             "governed_db audit: %s ended with %d damaged bytes at offset %d (a record torn by a crash, or "
             "tampering); they are kept and accounted for by a recovery record — run `governed-db audit "
             "verify`",
             self.path,
-            len(damaged),
+            size - offset,
             offset,
         )
 
@@ -538,29 +541,46 @@ def _shortened(rec: dict[str, Any]) -> dict[str, Any]:
     return {**rec, "attrs": out}
 
 
-def _last_good_record(tail: bytes, *, partial_first: bool) -> tuple[dict[str, Any], int] | None:
-    """The last parseable record in ``tail`` and the offset just past it, or None.
+def _last_good_record(fd: int, size: int) -> tuple[dict[str, Any], int] | None:
+    """The last readable record of the file and the offset just past its newline, or None.
 
+    Walks lines backwards from the end, reading each line start with bounded ``pread`` calls, so a
+    gigantic or deeply nested tail costs time proportional to its size but never memory or a crash.
     Bytes after the last newline are a torn fragment — unless they are a complete record that lost only
-    its newline (then the offset returned is ``len(tail)``).
+    its newline: then the offset returned is ``size + 1`` (one past the end: the newline is still owed).
     """
-    end = len(tail)
-    last_nl = tail.rfind(b"\n")
-    if last_nl + 1 < end:
-        frag = tail[last_nl + 1 :]
-        rec = R.parse_line(frag)
-        if rec is not None and _is_head(rec) and (last_nl >= 0 or not partial_first) and _complete(rec, frag):
-            return rec, end
-    end = last_nl + 1
+    end = size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        start = _line_start(fd, size)
+        if size - start <= R.MAX_LINE:
+            frag = os.pread(fd, size - start, start)
+            rec = R.parse_line(frag)
+            if rec is not None and _is_head(rec) and _complete(rec, frag):
+                return rec, size + 1
+        end = start
     while end > 0:
-        begin = tail.rfind(b"\n", 0, end - 1) + 1
-        if begin == 0 and partial_first:
-            return None  # the first line of the window may be cut: read further back
-        rec = R.parse_line(tail[begin:end])
-        if rec is not None and _is_head(rec):
-            return rec, end
-        end = begin
+        start = _line_start(fd, end - 1)
+        if end - start <= R.MAX_LINE + 1:
+            rec = R.parse_line(os.pread(fd, end - start, start))
+            if rec is not None and _is_head(rec):
+                return rec, end
+        end = start
     return None
+
+
+_CHUNK = 1024 * 1024
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset just after the last newline before ``end`` (0 if none)."""
+    pos = end
+    while pos > 0:
+        lo = max(0, pos - (_TAIL_WINDOW if pos == end else _CHUNK))
+        i = os.pread(fd, pos - lo, lo).rfind(b"\n")
+        if i >= 0:
+            return lo + i + 1
+        pos = lo
+    return 0
 
 
 def _is_head(rec: dict[str, Any] | None) -> bool:
@@ -660,8 +680,13 @@ def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Parsed lines in chain order across rotated files, as written (intents and outcomes apart);
     damaged lines are skipped (``verify`` reports them)."""
     for p in store_files(store_path(path)):
+        continued = False
         for _, line in raw_lines(p):
-            if not line.endswith(b"\n"):
+            complete = line.endswith(b"\n")
+            if continued or len(line) > R.MAX_LINE:  # a piece of an oversized (damaged) line
+                continued = not complete
+                continue
+            if not complete:
                 rec = R.parse_line(line)
                 if rec is not None and _is_head(rec) and _complete(rec, line):
                     yield rec

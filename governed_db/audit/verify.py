@@ -141,11 +141,21 @@ class _Verifier:
 
     def _file(self, f: Path, *, last: bool, first: bool) -> None:
         result = self.result
-        pending: tuple[int, int, bytearray] | None = None  # damaged lines waiting for their recovery record
+        pending: _Damage | None = None  # damaged lines waiting for their recovery record
         lineno = 0
+        continued = False  # the previous piece was part of an oversized line
         for here, raw in raw_lines(f):
-            lineno += 1
-            if not raw.endswith(b"\n"):
+            if not continued:
+                lineno += 1
+            complete = raw.endswith(b"\n")
+            if continued or len(raw) > R.MAX_LINE:
+                # an oversized line, read in bounded pieces: damaged, never loaded whole
+                continued = not complete
+                if pending is None:
+                    pending = _Damage(lineno, here)
+                pending.add(raw)
+                continue
+            if not complete:
                 rec = R.parse_line(raw)
                 if rec is not None and _is_record(rec) and _exact(rec, raw + b"\n", None):
                     result.warnings.append(
@@ -156,12 +166,8 @@ class _Verifier:
                     pending = None
                     self._record(rec, raw + b"\n", lineno, here, first_line=lineno == 1)
                     continue
-                if len(raw) > R.MAX_LINE:
-                    # an oversized line, read in bounded pieces: damaged, never loaded whole
-                    if pending is None:
-                        pending = (lineno, here, bytearray())
-                    pending[2].extend(raw[:64])
-                    continue
+                if pending is not None:
+                    break  # reported below, with the fragment
                 result.warnings.append(
                     f"torn last record at {self._where(lineno)} ({len(raw)} bytes at offset {here}): a write cut "
                     "short by a crash; every record before it verifies, and the next writer will account for it"
@@ -170,8 +176,8 @@ class _Verifier:
             rec = R.parse_line(raw)
             if rec is None or not _is_record(rec):
                 if pending is None:
-                    pending = (lineno, here, bytearray())
-                pending[2].extend(raw)
+                    pending = _Damage(lineno, here)
+                pending.add(raw)
                 continue
             self._pending_check(pending, rec, lineno, here)
             pending = None
@@ -179,27 +185,24 @@ class _Verifier:
         if pending is not None:
             # a recovering writer terminates a torn fragment and chains its recovery record in one write(),
             # so complete unreadable lines with nothing after them are not something a crash leaves
-            result.bad(pending[0], None, pending[1], "damaged lines at the end of the store that no crash "
+            result.bad(pending.line, None, pending.offset, "damaged lines at the end of the store that no crash "
                        "explains and no recovery record accounts for", self.file)
 
-    def _pending_check(self, pending: tuple[int, int, bytearray] | None, rec: dict[str, Any], lineno: int,
-                       here: int) -> None:
+    def _pending_check(self, pending: _Damage | None, rec: dict[str, Any], lineno: int, here: int) -> None:
         if pending is None:
             if rec.get("type") == R.RECOVERY:
                 self.result.bad(lineno, _seq(rec), here, "recovery record without the torn record it accounts for",
                                 self.file)
             return
-        region = bytes(pending[2])
         # a torn fragment got its newline from the recovering writer; damaged whole lines kept theirs
-        candidates = {hashlib.sha256(region).hexdigest(), hashlib.sha256(region[:-1]).hexdigest()}
-        if (rec.get("type") == R.RECOVERY and rec.get("torn_offset") == pending[1]
-                and rec.get("torn_sha256") in candidates):
+        if (rec.get("type") == R.RECOVERY and rec.get("torn_offset") == pending.offset
+                and rec.get("torn_sha256") in pending.digests()):
             self.result.warnings.append(
-                f"{self._where(pending[0])}: {len(region)} damaged bytes (a record torn by a crash, or tampering), "
-                f"accounted for by the recovery record at line {lineno}")
+                f"{self._where(pending.line)}: {pending.size} damaged bytes (a record torn by a crash, or "
+                f"tampering), accounted for by the recovery record at line {lineno}")
         else:
-            self.result.bad(pending[0], None, pending[1], "damaged line(s) (not a readable record: invalid JSON, "
-                            "nested too deep or too long) that no recovery record accounts for", self.file)
+            self.result.bad(pending.line, None, pending.offset, "damaged line(s) (not a readable record: invalid "
+                            "JSON, nested too deep or too long) that no recovery record accounts for", self.file)
 
     def _where(self, lineno: int) -> str:
         return f"{self.file} line {lineno}" if self.file else f"line {lineno}"
@@ -401,6 +404,27 @@ class _Verifier:
               and self.last_checkpoint[1] == "close" and seq < self.last_checkpoint[0]):
             result.bad(0, seq, 0, f"the store was sealed on close at seq {self.last_checkpoint[0]} but the anchor "
                        f"names seq {seq}: an older anchor was put back (replayed)")
+
+
+class _Damage:
+    """A run of unreadable bytes, hashed as it is read (it may be far larger than memory should hold)."""
+
+    def __init__(self, line: int, offset: int) -> None:
+        self.line, self.offset, self.size = line, offset, 0
+        self._all = hashlib.sha256()
+        self._but_last = hashlib.sha256()  # the run without its final byte (the newline a recovery added)
+        self._last = b""
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self._all.update(data)
+        self._but_last.update(self._last + data[:-1])
+        self._last = data[-1:]
+        self.size += len(data)
+
+    def digests(self) -> set[str]:
+        return {self._all.hexdigest(), self._but_last.hexdigest()}
 
 
 def _seq(rec: dict[str, Any]) -> int | None:

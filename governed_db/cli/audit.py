@@ -155,6 +155,7 @@ def _follow(path: Path, poll: float) -> Iterator[dict[str, Any]]:
     from governed_db.audit.store import store_path
 
     p = store_path(path)
+    pending: dict[int, dict[str, Any]] = {}
     with open(p, "rb") as f:
         f.seek(0, os.SEEK_END)
         buf = b""
@@ -165,11 +166,27 @@ def _follow(path: Path, poll: float) -> Iterator[dict[str, Any]]:
                 continue
             buf += chunk
             *lines, buf = buf.split(b"\n")
+            if len(buf) > R.MAX_LINE:
+                buf = b""  # an oversized line: damaged, skipped (verify reports it)
             for line in lines:
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
+                rec = R.parse_line(line)
+                if rec is not None and rec.get("type") not in (R.INTENT, R.OUTCOME):
+                    yield rec
+                elif rec is not None:
+                    yield _followed(rec, pending)
+
+
+def _followed(rec: dict[str, Any], pending: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Live view of write-ahead records: an intent shows as running, its outcome completes it."""
+    if rec.get("type") == R.INTENT:
+        if len(pending) > 10_000:
+            pending.clear()
+        pending[int(rec.get("seq", -1))] = rec
+        shown = R.merged(rec, None)
+        shown["status"] = shown["outcome"] = "RUNNING"
+        return shown
+    intent = pending.pop(rec.get("intent"), None)  # type: ignore[arg-type]
+    return R.merged(intent, rec) if intent is not None else rec
 
 
 @audit.command("tail")
