@@ -62,6 +62,9 @@ class AuditStore:
         checkpoint_every: int = 1000,
         checkpoint_interval: float | None = 60.0,
         idle_close: float | None = 60.0,
+        rotate_bytes: int | None = 64 * 1024 * 1024,
+        retain_bytes: int | None = None,
+        retain_age: float | None = None,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -74,7 +77,18 @@ class AuditStore:
             raise ConfigurationError(
                 f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}"
             )
+        for name, value in (("rotate_bytes", rotate_bytes), ("retain_bytes", retain_bytes),
+                            ("retain_age", retain_age)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ConfigurationError(f"{name} must be a positive number or None, got {value!r}")
         self.path = p.resolve()
+        #: the live file is sealed and renamed to ``<name>.<first seq>`` once it is this large; the chain
+        #: continues in a new file (see :mod:`governed_db.audit.segments`)
+        self.rotate_bytes = rotate_bytes
+        #: rotated files beyond this total size, or older than this many seconds, are removed, leaving a
+        #: sealed ``retention`` record that summarises them
+        self.retain_bytes = retain_bytes
+        self.retain_age = retain_age
         self.key = R.key_bytes(key)
         self._rkey = R.record_key(self.key) if self.key is not None else None
         self.fsync_interval = fsync_interval
@@ -107,6 +121,7 @@ class AuditStore:
         #: starts with a segment record continuing that chain
         self._carry: tuple[str, int, str] | None = None
         self._first_seq = 0  # seq of the first record in the current file
+        self._pending_retention = False  # rotated: apply retention once the next file is started
         self._flusher: threading.Thread | None = None
         self.appended = 0
         _stores.add(self)
@@ -119,13 +134,19 @@ class AuditStore:
         """Chain and write one record; returns its ``seq``. The write() has happened on return."""
         with self._lock:
             fd = self._lock_file()
+            rotated = False
             try:
                 seq = self._write(fd, body)
                 if seq % self.checkpoint_every == 0:
                     # with a flusher thread the statement never waits for the checkpoint's fsync
                     self._checkpoint(fd, inline=self._flusher is None)
+                if self.rotate_bytes is not None and self._end >= self.rotate_bytes:
+                    rotated = self._rotate(fd)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+            if rotated:
+                # start the next file now, so that the path always holds the live file
+                fcntl.flock(self._lock_file(), fcntl.LOCK_UN)
         if self.fsync_interval == 0:
             self.sync()
         return seq
@@ -176,7 +197,7 @@ class AuditStore:
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
     def _lock_file(self) -> int:
         """Open if needed, take the file lock, and bring the chain head up to date; returns the descriptor."""
-        for _ in range(3):
+        for _ in range(8):
             fd = self._ensure_open()
             fcntl.flock(fd, fcntl.LOCK_EX)
             # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
@@ -199,6 +220,22 @@ class AuditStore:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         raise AuditStoreError(f"{self.path} keeps being removed while governed_db writes to it")
+
+    def _rotate(self, fd: int) -> bool:
+        """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
+        from governed_db.audit import segments
+
+        if not self._same_file():
+            return False  # rotated away already (by another writer, or externally)
+        self._checkpoint(fd, inline=True, reason="rotate")
+        rotated = segments.rotated_name(self.path, self._first_seq)
+        os.rename(self.path, rotated)
+        log.info("governed_db audit: rotated %s to %s", self.path, rotated.name)
+        self._carry = (self._store_id, self._seq, self._hash)
+        self._pid = -1  # reopen at the path
+        if self.retain_bytes is not None or self.retain_age is not None:
+            self._pending_retention = True
+        return True
 
     def _leave_file(self, fd: int) -> None:
         """Our file is no longer at the path: learn its final head, so the next file continues the chain."""
@@ -327,6 +364,9 @@ class AuditStore:
         self._end = size
         self._prefix = b""
         if size == 0:
+            if self._carry is None and self._store_id and self._seq >= 0:
+                # emptied in place (copy-and-truncate rotation): the chain goes on from the head we know
+                self._carry = (self._store_id, self._seq, self._hash)
             self._start_file(fd)
             return
         self._carry = None
@@ -363,6 +403,9 @@ class AuditStore:
             self._first_seq = self._seq + 1
             self._write(fd, {"v": R.FORMAT_VERSION, "type": R.SEGMENT, "time": time.time_ns(),
                              "store": self._store_id})
+            if self._pending_retention:
+                self._pending_retention = False
+                self._retain(fd)
             return
         self._store_id = uuid.uuid4().hex
         self._seq, self._hash, self._anchored, self._first_seq = -1, R.GENESIS_PREV, -1, 0
@@ -376,6 +419,24 @@ class AuditStore:
         os.fsync(fd)
         self._dirty = False
         self._publish_locked(fd, self._pending_anchor)
+
+    def _retain(self, fd: int) -> None:
+        """Remove rotated files past ``retain_bytes``/``retain_age``; a sealed summary is written first."""
+        from governed_db.audit import segments
+
+        removed = segments.select_for_removal(self.path, self._store_id, retain_bytes=self.retain_bytes,
+                                              retain_age=self.retain_age)
+        if not removed:
+            return
+        summary = segments.retention_body(removed)
+        self._write(fd, summary)
+        os.fsync(fd)  # the summary is on disk before anything it describes is gone
+        self._dirty = False
+        for seg in removed:
+            with contextlib.suppress(FileNotFoundError):
+                seg.path.unlink()
+        log.info("governed_db audit: retention removed %d file(s) of %s (seq %d-%d)", len(removed), self.path,
+                 removed[0].first_seq, removed[-1].last_seq)
 
     def _recover(self, fd: int, offset: int, size: int) -> None:
         """A crash left half a record (or the tail is damaged): keep the bytes, chain a record accounting for them.
