@@ -196,3 +196,35 @@ def test_processes_rotating_one_chain(tmp_path: Path) -> None:
     assert result.ok, result.problems[:5]
     assert sorted(_names(path)) == list(range(150)) + list(range(1000, 1150))
     assert len(store_files(path)) > 3
+
+
+def test_rotation_while_no_writer_runs_is_continued_by_the_next(tmp_path: Path) -> None:
+    """logrotate renames the store between two runs: the next process continues the same chain."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, rotate_bytes=None)
+    for i in range(3):
+        store.append(_body(i))
+    store.close()
+    os.rename(path, tmp_path / "audit.jsonl.1")
+    store = _store(path, rotate_bytes=None)
+    store.append(_body(3))
+    store.close()
+    assert json.loads(path.read_bytes().split(b"\n", 1)[0])["type"] == "segment"
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert _names(path) == [0, 1, 2, 3]
+
+
+def test_delete_store_removes_rotated_files_and_index(tmp_path: Path) -> None:
+    """delete_store leaves nothing behind: a new store at the path starts a new chain."""
+    from governed_db.audit import delete_store
+    from governed_db.audit.search import search
+
+    path = tmp_path / "audit.jsonl"
+    store = _store(path)
+    for i in range(30):
+        store.append(_body(i))
+    store.close()
+    list(search(path))
+    delete_store(path)
+    assert list(tmp_path.iterdir()) == []

@@ -398,6 +398,8 @@ class AuditStore:
     def _start_file(self, fd: int) -> None:
         """An empty file: a new store (genesis), or the next file of a chain whose file was rotated away."""
         carry, self._carry = self._carry, None
+        if carry is None:
+            carry = _rotated_head(self.path)  # rotated away while no writer had it open: continue that chain
         if carry is not None:
             self._store_id, self._seq, self._hash = carry
             self._first_seq = self._seq + 1
@@ -657,13 +659,46 @@ def _complete(rec: dict[str, Any], frag: bytes) -> bool:
 
 
 def delete_store(path: str | os.PathLike[str]) -> None:
-    """Remove a store *and* its anchor (a store deleted without its anchor looks tampered with, by design)."""
+    """Remove a store, its rotated files, its anchor and its index (a store deleted without its anchor
+    looks tampered with, by design)."""
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "audit.jsonl"
-    for f in (p, anchor_path(p)):
+    index = p.with_name(p.name + ".index.sqlite")
+    extra = [Path(str(index) + s) for s in ("-wal", "-shm", "-journal")]
+    for f in [*store_files(p), p, anchor_path(p), index, *extra]:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
+
+
+def _rotated_head(path: Path) -> tuple[str, int, str] | None:
+    """(store id, seq, hash) of the newest file rotated away from ``path``, or None when there is none."""
+    rotated = [f for f in store_files(path) if f != path]
+    if not rotated:
+        return None
+    newest = rotated[-1]
+    first = _first_record(newest)
+    if first is None:
+        return None
+    last: dict[str, Any] | None = None
+    try:
+        if newest.name.endswith(".gz"):
+            for _, line in raw_lines(newest):
+                rec = R.parse_line(line) if line.endswith(b"\n") else None
+                if rec is not None and _is_head(rec):
+                    last = rec
+        else:
+            fd = os.open(newest, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                found = _last_good_record(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+            last = found[0] if found is not None else None
+    except (OSError, EOFError):
+        return None
+    if last is None:
+        return None
+    return str(first["store"]), int(last["seq"]), str(last["hash"])
 
 
 def _read_anchor(target: Path) -> dict[str, Any] | None:

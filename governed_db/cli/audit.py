@@ -310,6 +310,31 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
         click.echo(f"wrote {n} records to {output}", err=True)
 
 
+@audit.command("index")
+@store_option
+@click.option("--rebuild", is_flag=True, help="drop the index and build it again from the store")
+@bad_input
+def index_cmd(store: Path | None, rebuild: bool) -> None:
+    """Build or bring up to date the search index (<store>.index.sqlite); search does this by itself too."""
+    import sqlite3
+
+    from governed_db.audit.index import index_path, open_index
+
+    started = time.monotonic()
+    try:
+        idx = open_index(_path(store), update=False, rebuild=rebuild)
+        try:
+            added = idx.update()
+            total = idx.db.execute("SELECT count(*) FROM stmt").fetchone()[0]
+        finally:
+            idx.close()
+    except (sqlite3.Error, OSError) as e:
+        click.echo(f"error: cannot write the index next to the store: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"indexed {added} new statement(s), {total} in all, in {time.monotonic() - started:.1f} s: "
+               f"{index_path(Path(idx.store))}")
+
+
 @audit.command("stats")
 @store_option
 @click.option("--since")
