@@ -82,6 +82,7 @@ class AuditOnlySpan(trace.Span):
         self.status: Status | None = None
         self._processor = processor
         self._ended = False
+        processor.on_start(self)  # the statement's intent is recorded now, before the driver runs it
 
     def get_span_context(self) -> trace.SpanContext:
         return self.context
