@@ -146,21 +146,18 @@ def test_raw_cursor_dollar_placeholders_are_accepted(pg_dsn: str) -> None:
         raw.close()
 
 
-def test_async_connections_are_refused_clearly(pg_dsn: str) -> None:
-    """An AsyncConnection is refused at wrap() with the alternative named (never half-governed)."""
+def test_async_connections_are_governed(pg_dsn: str) -> None:
+    """An AsyncConnection is governed at wrap() by the async proxies (tests/test_drivers_psycopg_async.py)."""
     import asyncio
 
     async def attempt() -> str:
         aconn = await psycopg.AsyncConnection.connect(pg_dsn)
         try:
-            governed_db.wrap(aconn)
-        except governed_db.ConfigurationError as e:
-            return str(e)
+            return type(governed_db.wrap(aconn)).__name__
         finally:
             await aconn.close()
-        return "wrapped"
 
-    assert "AsyncConnection" in asyncio.run(attempt())
+    assert asyncio.run(attempt()) == "AsyncPsycopgConnection"
 
 
 def test_refusal_is_also_psycopgs_programming_error(env: tuple[Any, str]) -> None:

@@ -21,7 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
-from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.errors import GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
@@ -37,9 +37,24 @@ from governed_db.proxies import (
 _END = object()
 
 
-class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
+class PsycopgResults(NextSet):
+    """What psycopg's sync and async cursors share about result sets (``nextset`` and ``pgresult`` are sync in both)."""
+
     #: the current results come from executemany(returning=True): one statement, so one plan for them all
     _self_many = False
+
+    def nextset(self, *args: Any, **kwargs: Any) -> Any:
+        if self._self_many:
+            self._self_result.finish()
+            return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
+        return super().nextset(*args, **kwargs)
+
+    @property
+    def pgresult(self) -> Any:
+        return low_level_result(self, "pgresult")
+
+
+class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
@@ -68,12 +83,6 @@ class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
         self._self_many = True
         return out
 
-    def nextset(self, *args: Any, **kwargs: Any) -> Any:
-        if self._self_many:
-            self._self_result.finish()
-            return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
-        return super().nextset(*args, **kwargs)
-
     def set_result(self, index: int) -> Any:
         out = self.__wrapped__.set_result(index)
         if not self._self_many:
@@ -87,10 +96,6 @@ class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
                 withhold_unplanned(self._self_gov, self._self_result, True)
             first = False
             yield self
-
-    @property
-    def pgresult(self) -> Any:
-        return low_level_result(self, "pgresult")
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
         # a generator function, like psycopg's: the statement is judged and sent at the first next()
@@ -244,22 +249,11 @@ class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
         return self.__wrapped__.__exit__(*exc)
 
 
-class PsycopgConnection(GovernedConnection):
-    cursor_proxy = PsycopgCursor
+class PsycopgConnectionFacts:
+    """What psycopg's sync and async connection proxies share: the guarded protocol handle."""
 
-    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
-        cur = self.cursor(binary=True) if binary else self.cursor()
-        return cur.execute(query, params, prepare=prepare)
-
-    @contextmanager
-    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with self.__wrapped__.transaction(*args, **kwargs) as tx:
-            yield _OwnedByGoverned(tx, self)
-
-    @contextmanager
-    def pipeline(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with self.__wrapped__.pipeline(*args, **kwargs) as pipe:
-            yield _OwnedByGoverned(pipe, self)
+    __wrapped__: Any
+    _self_gov: Any
 
     # psycopg's cursor constructors bind to ``connection.pgconn`` and would send statements on it
     # directly (decision 0064): the governed connection hands out a PGconn that only answers facts.
@@ -277,6 +271,24 @@ class PsycopgConnection(GovernedConnection):
     def info(self) -> Any:
         info = self.__wrapped__.info
         return type(info)(guarded_pgconn(self.__wrapped__, self._self_gov))
+
+
+class PsycopgConnection(PsycopgConnectionFacts, GovernedConnection):
+    cursor_proxy = PsycopgCursor
+
+    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
+        cur = self.cursor(binary=True) if binary else self.cursor()
+        return cur.execute(query, params, prepare=prepare)
+
+    @contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.__wrapped__.transaction(*args, **kwargs) as tx:
+            yield _OwnedByGoverned(tx, self)
+
+    @contextmanager
+    def pipeline(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.__wrapped__.pipeline(*args, **kwargs) as pipe:
+            yield _OwnedByGoverned(pipe, self)
 
     def __enter__(self) -> PsycopgConnection:
         self.__wrapped__.__enter__()
@@ -307,16 +319,15 @@ class PsycopgDriver(Driver):
             return None
         return super().placeholder_problem(text, params)
 
-    def on_wrap(self, proxy: Any, gov: Any) -> None:
+    @classmethod
+    def for_connection(cls, raw: Any) -> Driver:
         import psycopg
 
-        if isinstance(gov.raw, psycopg.AsyncConnection):
-            # an awaitable execute() would be judged before it runs but planned before its result
-            # exists: refuse rather than hand out unmasked rows
-            raise ConfigurationError(
-                "governed_db does not govern psycopg.AsyncConnection yet; use a synchronous psycopg.Connection "
-                "(e.g. in a thread via asyncio.to_thread) until async support lands"
-            )
+        if isinstance(raw, psycopg.AsyncConnection):
+            from governed_db.drivers.psycopg_async import AsyncPsycopgDriver
+
+            return AsyncPsycopgDriver()
+        return cls()
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
