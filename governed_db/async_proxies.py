@@ -105,7 +105,8 @@ class AsyncRowsOut:
         return many_out(self, rows, None, None)
 
     def __aiter__(self) -> Any:
-        return self
+        # over the driver's own async iterator, so chunked iteration (aiosqlite, server cursors) stays chunked
+        return rows_out(self._self_result, self.__wrapped__.__aiter__())
 
     async def __anext__(self) -> Any:
         st = self._self_result
