@@ -35,6 +35,12 @@ class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
 class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiosqliteCursor
 
+    @property
+    def _connection(self) -> Any:
+        # SQLAlchemy's aiosqlite adapter asks whether the connection is open by this private member; the
+        # sqlite3 connection itself would run statements around governance, so it answers only that
+        return True if self.__wrapped__._connection is not None else None
+
     def cursor(self) -> Any:
         return Result(self._self_cursor())
 

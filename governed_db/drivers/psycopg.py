@@ -51,7 +51,43 @@ class PsycopgResults(NextSet):
 
     @property
     def pgresult(self) -> Any:
-        return low_level_result(self, "pgresult")
+        if not self._self_result.touches_rows:
+            return self.__wrapped__.pgresult
+        # the result's facts stay readable (SQLAlchemy's async psycopg adapter reads .status after each
+        # execute); its values would skip masking, so reading them is refused (decision 0064)
+        raw = self.__wrapped__.pgresult
+        return None if raw is None else GuardedPGresult(raw, self)
+
+
+#: what a masked result's ``pgresult`` still answers: its shape and status, never a value
+PGRESULT_FACTS = frozenset(
+    {
+        "status", "ntuples", "nfields", "nparams", "command_status", "command_tuples", "oid_value",
+        "error_message", "get_error_message", "error_field", "fname", "ftype", "fmod", "fsize", "fformat",
+        "ftable", "ftablecol", "param_type", "binary_tuples",
+    }
+)
+
+
+class GuardedPGresult:
+    """A masked result's ``pgresult``: facts readable, values (``get_value``, ``pgresult_ptr``) refused."""
+
+    __slots__ = ("_cursor", "_raw")
+
+    def __init__(self, raw: Any, cursor: Any) -> None:
+        object.__setattr__(self, "_raw", raw)
+        object.__setattr__(self, "_cursor", cursor)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PGRESULT_FACTS:
+            return getattr(self._raw, name)
+        return low_level_result(self._cursor, "pgresult." + name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        low_level_result(self._cursor, "pgresult." + name)
+
+    def __repr__(self) -> str:
+        return f"<governed {self._raw!r} (values withheld)>"
 
 
 class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
@@ -200,22 +236,24 @@ def guarded_pgconn(owner: Any, gov: Any) -> GuardedPGconn:
 
 
 @functools.cache
-def _typeinfo_code() -> Any:
+def _typeinfo_codes() -> tuple[Any, ...]:
     from psycopg.types import TypeInfo
 
-    return TypeInfo._fetch.__func__.__code__  # type: ignore[attr-defined]
+    return tuple(
+        getattr(TypeInfo, name).__func__.__code__ for name in ("_fetch", "_fetch_async") if hasattr(TypeInfo, name)
+    )
 
 
 def _inside_typeinfo_fetch(depth: int = 12) -> bool:
     """True when psycopg's ``TypeInfo.fetch`` (a fixed ``pg_type`` catalog read) is what asks for ``pgconn``.
 
-    It builds ``psycopg.Cursor(conn)`` itself and its C dumpers need the real PGconn; SQLAlchemy's
-    psycopg dialect and ``register_hstore``-style setup call it with the governed connection.
-    Matched by code object, not module name, so other callers cannot pass for it.
+    It builds ``psycopg.Cursor(conn)`` (``AsyncCursor`` for async connections) itself and its C dumpers
+    need the real PGconn; SQLAlchemy's psycopg dialects and ``register_hstore``-style setup call it with
+    the governed connection. Matched by code object, not module name, so other callers cannot pass for it.
     """
-    code, frame = _typeinfo_code(), sys._getframe(2)
+    codes, frame = _typeinfo_codes(), sys._getframe(2)
     while frame is not None and depth:
-        if frame.f_code is code:
+        if frame.f_code in codes:
             return True
         frame, depth = frame.f_back, depth - 1  # type: ignore[assignment]
     return False

@@ -35,6 +35,9 @@ _END = object()
 class AsyncPsycopgCursor(PrivateWithheld, PsycopgResults, AsyncGovernedCursor):
     """``AsyncCursor``, ``AsyncClientCursor``, ``AsyncRawCursor`` and ``AsyncServerCursor`` alike."""
 
+    #: SQLAlchemy's async adapter closes cursors with the private, synchronous ``_close()``
+    private_allowed = frozenset({"_close"})
+
     async def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
         raw, gov = self.__wrapped__, self._self_gov
