@@ -97,7 +97,7 @@ async def test_masked_records_behave_like_records(env: Any) -> None:
     assert dict(rec.items()) == dict(rec) == {"id": 1, "email": "a***@example.com"}
     assert rec == (1, "a***@example.com") and repr(rec) == "<Record id=1 email='a***@example.com'>"
     with pytest.raises(KeyError):
-        rec["nope"]  # noqa: B018
+        rec["nope"]
     plain = await conn.fetchrow(f"SELECT id FROM {table} WHERE id = $1", 1)
     assert type(plain) is asyncpg.Record  # nothing masked: the driver's own Record
 

@@ -294,7 +294,11 @@ def test_async_connections_made_in_cells_are_governed(
 
 def test_loading_patches_and_unloading_restores_async_connects() -> None:
     """Loading replaces the async drivers' connect functions; unloading puts back exactly what was there."""
-    from governed_db.integrations.jupyter import ASYNC_CONNECTS, load_ipython_extension, unload_ipython_extension
+    from governed_db.integrations.jupyter import (
+        ASYNC_CONNECTS,
+        load_ipython_extension,
+        unload_ipython_extension,
+    )
 
     def current() -> dict[str, Any]:
         import importlib

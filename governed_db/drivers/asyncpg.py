@@ -70,7 +70,7 @@ class GovernedRecord:
         return iter(self._values)
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        return iter(zip(self._names, self._values))
+        return iter(zip(self._names, self._values, strict=True))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._values)
@@ -90,7 +90,7 @@ class GovernedRecord:
         return hash(self._values)
 
     def __repr__(self) -> str:
-        return "<Record " + " ".join(f"{n}={v!r}" for n, v in zip(self._names, self._values)) + ">"
+        return "<Record " + " ".join(f"{n}={v!r}" for n, v in zip(self._names, self._values, strict=True)) + ">"
 
 
 class _Rows:
@@ -105,7 +105,7 @@ class _Rows:
     def from_records(self, records: list[Any]) -> None:
         self.rowcount = len(records)
         if records:
-            self.description = [(name, None) for name in records[0].keys()]
+            self.description = [(name, None) for name in records[0].keys()]  # noqa: SIM118 - Record iterates values
 
     def from_attributes(self, attributes: Any) -> None:
         self.description = [(a.name, None) for a in attributes] or None
@@ -476,9 +476,10 @@ class AsyncpgDriver(AsyncDriver):
         # ProgrammingError (a refusal: insufficient privilege, 42501) and InternalError (a governance fault)
         from asyncpg import exceptions
 
-        if name == "ProgrammingError":
-            return exceptions.InsufficientPrivilegeError
-        return exceptions.InternalClientError
+        found: type[BaseException] = (
+            exceptions.InsufficientPrivilegeError if name == "ProgrammingError" else exceptions.InternalClientError
+        )
+        return found
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.is_closed())

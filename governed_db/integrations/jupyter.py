@@ -210,9 +210,12 @@ def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
     if getattr(dialect, "_governed_db", False):
         return None  # an engine from governed_db.integrations.sqlalchemy: its own hook governs it
     from governed_db.api import _is_governed, wrap
-    from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS, _duckdb_engine_inner, _wrap_dbapi
-
-    from governed_db.integrations.sqlalchemy import async_adapted
+    from governed_db.integrations.sqlalchemy import (
+        SQLGLOT_DIALECTS,
+        _duckdb_engine_inner,
+        _wrap_dbapi,
+        async_adapted,
+    )
 
     raw = dialect.connect(*cargs, **cparams)
     inner = _duckdb_engine_inner(raw)
