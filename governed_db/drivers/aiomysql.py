@@ -1,8 +1,8 @@
 """aiomysql: the async MySQL/MariaDB driver (PyMySQL's protocol code on asyncio).
 
 Chosen over asyncmy because it is what most users run: it is aio-libs'
-driver, SQLAlchemy's ``mysql+aiomysql`` dialect and most tutorials use it,
-and it is downloaded several times as often (decision 0101).
+driver, the one SQLAlchemy's asyncio docs and most tutorials use
+(decision 0101).
 
 ``conn.cursor(...)`` (awaited or ``async with``) gives a governed cursor of
 whatever class was asked for (``DictCursor``, ``SSCursor``...); its
