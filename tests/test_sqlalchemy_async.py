@@ -140,3 +140,33 @@ def test_sync_engine_is_unchanged(tmp_path: Path) -> None:
         assert type(conn.connection.dbapi_connection).__module__.startswith("governed_db")
     eng.dispose()
     assert governed_db is not None
+
+
+async def test_identity_is_per_task_through_the_engine(env: Env, spans: Any) -> None:
+    """Two concurrent tasks acting as different identities on one async engine: each statement is theirs.
+
+    (asyncpg statements are judged, and recorded, when prepared as well: those records are left out.)"""
+    import asyncio
+
+    from governed_db import Identity, acting_as
+
+    eng, table = env.engine, env.table
+    spans[1].clear()
+
+    async def act(name: str) -> None:
+        with acting_as(Identity(name, kind="agent")):
+            for _ in range(2):
+                async with eng.connect() as conn:
+                    await conn.execute(text(f"SELECT email FROM {table}"))
+                await asyncio.sleep(0)
+
+    await asyncio.gather(act("bot-a"), act("bot-b"))
+    by_subject: dict[str, int] = {}
+    for s in spans[1].get_finished_spans():
+        attrs = s.attributes or {}
+        if attrs.get("governed_db.entry") == "connection.prepare":
+            continue
+        if str(attrs.get("db.query.text", "")).startswith(f"SELECT email FROM {table}"):
+            subject = str(attrs["governed_db.identity.subject"])
+            by_subject[subject] = by_subject.get(subject, 0) + 1
+    assert by_subject == {"bot-a": 2, "bot-b": 2}
