@@ -140,3 +140,32 @@ async def test_decisions_match_the_sync_driver(tmp_path: Path) -> None:
     for env, outcomes in expected.items():
         assert await async_outcomes(env) == outcomes, env
     assert expected["production"] != ["ran"] * 3
+
+
+async def test_catalog_is_read_with_await_and_classifies_as_for_sync(tmp_path: Path) -> None:
+    """A column whose name says nothing but whose sampled values are e-mails is masked as sqlite3 masks it;
+    the table's catalog is read once (then cached), and never through an unawaited coroutine."""
+    import sqlite3
+    import warnings
+
+    path = tmp_path / "c.db"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE contacts (id INTEGER, reach TEXT)")
+    setup.executemany("INSERT INTO contacts VALUES (?, ?)", [(i, f"user{i}@example.com") for i in range(20)])
+    setup.commit()
+    sync_rows = governed_db.wrap(setup, environment="production").execute(
+        "SELECT id, reach FROM contacts ORDER BY id"
+    ).fetchall()
+    setup.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "coroutine ... was never awaited" RuntimeWarning fails the test
+        async with aiosqlite.connect(path) as raw:
+            conn = governed_db.wrap(raw, environment="production")
+            rows = await conn.execute_fetchall("SELECT id, reach FROM contacts ORDER BY id")
+            state = conn.governor.state["masking"]
+            info = state.tables["contacts"]
+            assert info.columns == ["id", "reach"]
+            await conn.execute_fetchall("SELECT reach FROM contacts")
+            assert state.tables["contacts"] is info  # cached: not read again
+    assert [tuple(r) for r in rows] == [tuple(r) for r in sync_rows]
+    assert rows[0][1] != "user0@example.com"

@@ -156,3 +156,23 @@ async def test_raw_protocol_handle_is_guarded(env: Any) -> None:
     assert conn.pgconn.status == 0
     with pytest.raises(GuardrailViolation):
         conn.pgconn.exec_(b"SELECT 1")
+
+
+async def test_catalog_reads_inside_a_transaction_leave_it_usable(pg_dsn: str, unique: str) -> None:
+    """In an open transaction, masking's awaited catalog reads run under a savepoint: the caller's
+    uncommitted table is seen (and masked), and the transaction still commits or rolls back as asked."""
+    raw = await psycopg.AsyncConnection.connect(pg_dsn)  # not autocommit: statements open a transaction
+    table = f"gdat_{unique}"
+    try:
+        conn = governed_db.wrap(raw, environment="production")
+        await raw.execute(f"CREATE TABLE {table} (id int, email text)")
+        await raw.execute(f"INSERT INTO {table} VALUES (1, 'alice@example.com')")
+        cur = await conn.execute(f"SELECT id, email FROM {table}")
+        assert await cur.fetchall() == [(1, "a***@example.com")]
+        assert conn.governor.state["masking"].tables[table].columns == ["id", "email"]
+        await conn.rollback()
+        check = await raw.execute("SELECT to_regclass(%s)", (table,))
+        assert await check.fetchone() == (None,)  # the whole transaction rolled back, table included
+    finally:
+        await raw.rollback()
+        await raw.close()
