@@ -169,3 +169,23 @@ async def test_catalog_is_read_with_await_and_classifies_as_for_sync(tmp_path: P
             assert state.tables["contacts"] is info  # cached: not read again
     assert [tuple(r) for r in rows] == [tuple(r) for r in sync_rows]
     assert rows[0][1] != "user0@example.com"
+
+
+async def test_row_limit_caps_every_async_exit(tmp_path: Path) -> None:
+    """A limit decision caps rows for fetchall, fetchmany, fetchone, async for and execute_fetchall alike."""
+    from governed_db.policy import Policy
+    from governed_db.policy.decision import Action, RuleHit
+
+    def cap(stmt: Any, ctx: Any) -> RuleHit | None:
+        return RuleHit("row-cap", Action.LIMIT, "at most 3 rows", row_limit=3)
+
+    async with aiosqlite.connect(tmp_path / "cap.db") as raw:
+        await raw.execute("CREATE TABLE t (n INTEGER)")
+        await raw.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+        conn = governed_db.wrap(raw, environment="production", policy=Policy(rules=(cap,)))
+        assert len(await (await conn.execute("SELECT n FROM t")).fetchall()) == 3
+        assert len([r async for r in await conn.execute("SELECT n FROM t")]) == 3
+        assert len(await conn.execute_fetchall("SELECT n FROM t")) == 3
+        cur = await conn.execute("SELECT n FROM t")
+        assert len(await cur.fetchmany(2)) == 2 and len(await cur.fetchmany(5)) == 1
+        assert await cur.fetchone() is None

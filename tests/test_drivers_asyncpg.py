@@ -166,3 +166,23 @@ async def test_private_protocol_is_withheld(env: Any) -> None:
     conn, _, _ = env
     with pytest.raises(AttributeError, match="withholds"):
         conn._protocol  # noqa: B018
+
+
+async def test_row_limit_caps_fetch_and_cursors(pg_dsn: str, unique: str) -> None:
+    """A limit decision caps fetch(), prepared fetch() and cursor iteration at the limit."""
+    from governed_db.policy import Policy
+    from governed_db.policy.decision import Action, RuleHit
+
+    def cap(stmt: Any, ctx: Any) -> RuleHit | None:
+        return RuleHit("row-cap", Action.LIMIT, "at most 2 rows", row_limit=2)
+
+    raw = await asyncpg.connect(_url())
+    try:
+        conn = governed_db.wrap(raw, environment="production", policy=Policy(rules=(cap,)))
+        q = "SELECT g FROM generate_series(1, 10) g"
+        assert len(await conn.fetch(q)) == 2
+        assert len(await (await conn.prepare(q)).fetch()) == 2
+        async with conn.transaction():
+            assert [r[0] async for r in conn.cursor(q)] == [1, 2]
+    finally:
+        await raw.close()
