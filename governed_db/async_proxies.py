@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ from governed_db.proxies import (
 from governed_db.results import ResultState
 
 R = TypeVar("R")
+log = logging.getLogger("governed_db")
 
 
 async def govern(
@@ -50,10 +52,12 @@ async def govern(
     Before the statement is judged, the catalog facts masking needs are read
     with ``await`` (masking itself is synchronous and cannot await them).
     """
-    driver = gov.driver
-    warm = getattr(driver, "warm_catalog", None)
+    warm = getattr(gov.driver, "warm_catalog", None)
     if warm is not None:
-        await warm(gov, sql)
+        try:
+            await warm(gov, sql)
+        except Exception as e:  # masking then judges without the catalog: by names and values, masking when unsure
+            log.debug("governed_db: async catalog reads failed before judging: %r", e)
     return await run_async(gov, entry, sql, params, call, result)
 
 

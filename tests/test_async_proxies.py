@@ -189,3 +189,21 @@ async def test_row_limit_caps_every_async_exit(tmp_path: Path) -> None:
         cur = await conn.execute("SELECT n FROM t")
         assert len(await cur.fetchmany(2)) == 2 and len(await cur.fetchmany(5)) == 1
         assert await cur.fetchone() is None
+
+
+async def test_a_failing_catalog_read_still_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the awaited catalog reads fail, the statement is still judged and e-mails are still masked."""
+    from governed_db.drivers.aiosqlite import AiosqliteDriver
+
+    async def broken(self: Any, raw: Any, sql: str, params: Any) -> Any:
+        raise OSError("catalog unreachable")
+
+    monkeypatch.setattr(AiosqliteDriver, "catalog_rows", broken)
+    async with aiosqlite.connect(tmp_path / "f.db") as raw:
+        await raw.execute("CREATE TABLE users (id INTEGER, email TEXT)")
+        await raw.execute("INSERT INTO users VALUES (1, 'alice@example.com')")
+        conn = governed_db.wrap(raw, environment="production")
+        rows = await conn.execute_fetchall("SELECT * FROM users")
+        assert "alice@example.com" not in repr(rows)
+        with pytest.raises(GuardrailViolation):
+            await conn.execute("DROP TABLE users")

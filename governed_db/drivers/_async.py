@@ -58,12 +58,13 @@ class AsyncDriver(Driver):
         if not nodes:
             return
         from governed_db.masking.catalog import table_key
+        from governed_db.masking.engine import RETRY_SECONDS
 
         replay: _Replay = self.catalog_connection(gov)
         for node in nodes:
             key = table_key(".".join(p.name for p in node.parts))
             info = state.tables.get(key)
-            if info is not None and (info.columns is not None or time.monotonic() - info.read_at < 30.0):
+            if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
                 continue
             # which statements masking's reader runs for this table (recorded, not run)
             recording = _Recording()
