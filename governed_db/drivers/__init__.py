@@ -22,6 +22,8 @@ class Driver:
     dialect: str | None = None
     db_system = "other_sql"
     module_name: str | None = None
+    #: the connection's methods are coroutines (see governed_db.drivers._async.AsyncDriver)
+    is_async = False
 
     def __init__(self, module: Any = None) -> None:
         self.module = module
@@ -34,6 +36,15 @@ class Driver:
         from governed_db.proxies import GovernedConnection
 
         return GovernedConnection
+
+    @classmethod
+    def for_connection(cls, raw: Any) -> Driver:
+        """The driver for ``raw`` (a module with sync and async connections picks by the connection)."""
+        return cls()
+
+    def catalog_connection(self, gov: Any) -> Any:
+        """The connection masking reads the catalog through (synchronously)."""
+        return gov.raw
 
     # -- facts about a connection --------------------------------------------------------------
     def dialect_for(self, raw: Any) -> str:
@@ -135,6 +146,9 @@ _REGISTRY = {
     "pymysql": ("governed_db.drivers.pymysql", "PyMySQLDriver"),
     "duckdb": ("governed_db.drivers.duckdb", "DuckDBDriver"),
     "_duckdb": ("governed_db.drivers.duckdb", "DuckDBDriver"),
+    "asyncpg": ("governed_db.drivers.asyncpg", "AsyncpgDriver"),
+    "aiosqlite": ("governed_db.drivers.aiosqlite", "AiosqliteDriver"),
+    "aiomysql": ("governed_db.drivers.aiomysql", "AiomysqlDriver"),
 }
 
 
@@ -173,4 +187,4 @@ def driver_for(conn: Any) -> Driver:
         return Driver(module)
     mod = importlib.import_module(entry[0])
     cls = getattr(mod, entry[1])
-    return cls()  # type: ignore[no-any-return]
+    return cls.for_connection(raw)  # type: ignore[no-any-return]

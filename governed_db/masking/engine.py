@@ -180,7 +180,7 @@ class MaskingState:
             self.hot_uses.clear()
 
     def _read_table(self, key: str, node: exp.Table | None) -> TableInfo:
-        raw = self.gov.raw
+        raw = self.gov.driver.catalog_connection(self.gov)  # async drivers: the answers read with await
         if node is not None:
             bare = node.copy()
             bare.set("alias", None)
