@@ -65,6 +65,8 @@ class Governor:
         self.limiter = getattr(self.policy, "limiter", None)
         #: the audit span processor, when this connection records to a local store
         self.audit: Any = None
+        #: OpenTelemetry metrics (governed_db.metrics.StatementMetrics), set at wrap time
+        self.metrics: Any = None
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
@@ -185,6 +187,8 @@ def run(
     """
     recorder = gov.recorder
     start_ns = time.time_ns() if recorder.enabled else 0
+    started = time.perf_counter()
+    error: BaseException | None = None  # for the metrics: how the statement ended
     text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)  # InvalidStatement on None...
 
     # 1. who (a token that fails verification is a recorded refusal, never a fallback)
@@ -240,9 +244,11 @@ def run(
             )
         return outcome
     except GuardrailViolation as e:
+        error = e
         recorder.refused(span, e)
         raise
     except BaseException as e:
+        error = e
         masking.scrub_error(e, gov=gov)
         recorder.failed(span, e)
         raise
@@ -252,6 +258,8 @@ def run(
             recorder.detach(token)
         if span is not None:
             span.end()
+        if gov.metrics is not None:
+            gov.metrics.record(analysis, error, isinstance(error, GuardrailViolation), time.perf_counter() - started)
 
 
 #: who a statement runs as when its identity could not be established (it is then refused)

@@ -43,6 +43,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     # follow-up record when a result set is consumed (rows returned, masked cells): None = to the audit store
     # only (cheap); True = also as a span to the application's OpenTelemetry exporter; False = nowhere
     "record_results": None,
+    # OpenTelemetry MeterProvider for db.client.operation.duration and governed_db.refusals (None: the global)
+    "meter_provider": None,
 }
 
 #: Development-like environments: the policy only observes (refusals become warnings), masking is off, and a
