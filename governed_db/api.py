@@ -51,14 +51,6 @@ def wrap(
         tracer_provider=tracer_provider,
         options=options,
     )
-    if settings.option("approvals") is not None:
-        from governed_db.approvals import resolve_config
-
-        resolve_config(settings.option("approvals"), settings.policy)  # bad approval settings fail now, not later
-    if settings.option("masking") is not None:
-        from governed_db.masking.config import load_config
-
-        load_config(settings.option("masking"))  # bad masking settings fail now, not at the first statement
     driver = driver_for(conn)
     raw = innermost(conn)
     if driver.is_closed(raw):
@@ -133,6 +125,20 @@ def unwrap(conn: Any) -> Any:
     return conn.__wrapped__
 
 
+def _check_audit_option(audit: Any) -> None:
+    """The shape of ``audit=`` (the store itself is opened at the first connect)."""
+    import os
+    from collections.abc import Mapping
+
+    from governed_db.audit import AuditSpanProcessor, AuditStore
+
+    if audit is None or isinstance(audit, (bool, str, os.PathLike, Mapping, AuditStore, AuditSpanProcessor)):
+        return
+    raise ConfigurationError(
+        f"audit= takes a path, a mapping, an AuditStore, False or None; got {type(audit).__name__}"
+    )
+
+
 class GovernedModule(types.ModuleType):
     """A DB-API 2.0 module facade whose ``connect()`` returns governed connections."""
 
@@ -183,10 +189,14 @@ def govern_module(
             f"got {dbapi_module!r}"
         )
     # validate the options now rather than at the first connect()
-    build_settings(
+    settings = build_settings(
         identity=identity, environment=environment, policy=policy, audit=audit,
         tracer_provider=tracer_provider, options=options,
     )
+    from governed_db.policy import load_policy
+
+    load_policy(settings.policy)  # cached: the first connect() reuses it
+    _check_audit_option(audit)
     opts = dict(options, identity=identity, environment=environment, policy=policy, audit=audit,
                 tracer_provider=tracer_provider)
     return GovernedModule(dbapi_module, opts)

@@ -23,7 +23,7 @@ from opentelemetry import metrics
 from governed_db import __version__
 
 if TYPE_CHECKING:
-    from governed_db.analysis import Analysis
+    from governed_db.sql.analysis import Analysis
 
 SCOPE = "governed_db"
 #: the semantic conventions' advisory buckets for db.client.operation.duration (seconds)

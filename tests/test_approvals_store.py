@@ -18,10 +18,10 @@ from governed_db.approvals import ApprovalConfig, Approvals, ReviewRefused, open
 from governed_db.approvals.postgres_store import PostgresStore, redact, split_url
 from governed_db.approvals.sqlite_store import SQLiteStore
 from governed_db.approvals.store import SQLStore
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import ApprovalRequired, ConfigurationError, GovernanceFault
 from governed_db.identity import Identity
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 
 ALICE = Identity("alice")
 REVIEWERS = [Identity(f"reviewer{i}", roles=("dba",)) for i in range(8)]
@@ -240,6 +240,8 @@ def test_unreachable_postgres_store_fails_closed(db: str) -> None:
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (10,)
     with pytest.raises(GovernanceFault) as info:
         conn.execute("DELETE FROM t")
+    # the error contract: a fault leaving a governed call is the driver's error class too
+    assert isinstance(info.value, sqlite3.DatabaseError)
     # (the host may be scrubbed from the message by error masking; the store kind and port remain)
     assert "unreachable" in str(info.value) and "postgresql://postgres@" in str(info.value)
 
@@ -309,3 +311,39 @@ def test_governed_postgresql_connection_with_postgresql_store(pg_dsn: str, pg_co
     finally:
         pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
         next(stores, None)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("operations", "{not json"),
+        ("tables_", "[" * 5000 + "]" * 5000),
+        ("rules", '{"a": 1}'),
+        ("review_policy", "[1, 2]"),
+    ],
+)
+def test_corrupt_request_row_is_a_governance_fault(store: SQLStore, column: str, value: Any) -> None:
+    """A damaged row (bad or deeply nested JSON, wrong shape) is a GovernanceFault naming the request."""
+    svc = Approvals(ApprovalConfig(store=store))
+    rid = _filed(svc)
+    with store._tx() as ex:
+        ex.run(f"UPDATE {store.t['requests']} SET {column} = ? WHERE id = ?", (value, rid))
+    with pytest.raises(GovernanceFault, match=f"corrupt request row \\(request '{rid}'"):
+        store.get(rid)
+    with pytest.raises(GovernanceFault, match="corrupt"):
+        store.list()
+
+
+def test_corrupt_review_row_and_hash_key_are_governance_faults(store: SQLStore) -> None:
+    """A review whose roles are not a list, or a hash key that is not hex, fails closed with a GovernanceFault."""
+    svc = Approvals(ApprovalConfig(store=store))
+    rid = _filed(svc)
+    svc.approve(rid, REVIEWERS[0])
+    with store._tx() as ex:
+        ex.run(f"UPDATE {store.t['reviews']} SET roles = ? WHERE request_id = ?", ('"dba"', rid))
+        ex.run(f"UPDATE {store.t['meta']} SET value = ? WHERE key = ?", ("zz-not-hex", "hash_key"))
+    with pytest.raises(GovernanceFault, match="corrupt review row"):
+        store.get(rid)
+    store._key = None
+    with pytest.raises(GovernanceFault, match="corrupt key row"):
+        store.hash_key()

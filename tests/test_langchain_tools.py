@@ -11,7 +11,7 @@ from langchain_core.tools import BaseTool
 
 from governed_db import Identity, approvals
 from governed_db.errors import ConfigurationError
-from governed_db.langchain_tools import sql_tools
+from governed_db.integrations.langchain_tools import sql_tools
 
 AGENT = Identity("sql-agent", kind="agent", on_behalf_of="alice")
 EMAIL = "heidi.private@example.com"
@@ -40,7 +40,7 @@ def test_tools_need_only_langchain_core(url: str) -> None:
     """The module imports nothing from langchain_community; the three tools are StructuredTools with schemas."""
     import sys
 
-    import governed_db.langchain_tools as module
+    import governed_db.integrations.langchain_tools as module
 
     tools = _tools(url)
     assert sorted(tools) == ["describe_table", "list_tables", "run_query"]

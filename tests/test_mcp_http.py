@@ -16,9 +16,10 @@ import pytest
 from mcp import Client
 from test_tokens_idp import FakeIdP, idp_fixture, okta_user  # noqa: F401
 
-from governed_db import approvals, mcp_http, mcp_server
+from governed_db import approvals
 from governed_db.errors import ConfigurationError
-from governed_db.mcp_tools import load_tools_file, syntax_problem
+from governed_db.integrations import mcp_http, mcp_server
+from governed_db.integrations.mcp_tools import load_tools_file, syntax_problem
 from governed_db.tokens import TokenVerifier
 
 EMAIL = "erin.hidden@example.com"

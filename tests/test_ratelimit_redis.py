@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from governed_db.decision import Action
 from governed_db.identity import Identity
 from governed_db.policy import load_policy
-from governed_db.policy_file import PolicyFileError, policy_from_mapping
-from governed_db.ratelimit_redis import LimitStorage, SharedRateLimiter, parse_limit_storage
+from governed_db.policy.decision import Action
+from governed_db.policy.file import PolicyFileError, policy_from_mapping
+from governed_db.policy.ratelimit_redis import LimitStorage, SharedRateLimiter, parse_limit_storage
 
 AGENT = Identity("report-bot", kind="agent", on_behalf_of="alice")
 OTHER = Identity("etl-bot", kind="agent")

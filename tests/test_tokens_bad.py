@@ -182,3 +182,28 @@ def test_alg_allow_list_can_be_narrowed(idp: FakeIdP) -> None:
     with pytest.raises(TokenError, match="not allowed") as info:
         v.verify(idp.token(okta_user()))
     assert info.value.cause == "alg_not_allowed"
+
+
+@pytest.mark.parametrize("exp", [10**12, -(10**12), float("inf"), float("nan"), 1e300])
+def test_absurd_exp_is_a_refused_token_not_a_crash(idp: FakeIdP, exp: Any) -> None:
+    """exp beyond year 9999, infinite or NaN: a TokenError (invalid, expired or malformed), never ValueError."""
+    v = TokenVerifier(issuer=idp.issuer, audience="api://default", allow_insecure_http_for_loopback=True)
+    with pytest.raises(TokenError) as info:
+        v.verify(idp.token(okta_user(), exp=exp))
+    assert info.value.cause in ("invalid", "expired", "malformed")
+
+
+def test_absurd_exp_refuses_a_governed_statement_as_identity_unverified(idp: FakeIdP) -> None:
+    """Through wrap(): a token with exp=10**12 refuses the statement as identity-unverified, naming exp."""
+    import sqlite3
+
+    import governed_db
+    from governed_db.errors import GuardrailViolation
+
+    token = idp.token(okta_user(), exp=10**12)
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), identity=lambda: token, audit=False,
+                            token={"issuer": idp.issuer, "audience": "api://default",
+                                   "allow_insecure_http_for_loopback": True})
+    with pytest.raises(GuardrailViolation) as info:
+        conn.execute("SELECT 1")
+    assert info.value.rules == ("identity-unverified",) and "exp claim" in str(info.value)

@@ -30,26 +30,28 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from governed_db.analysis import Analysis
 from governed_db.approvals.model import (
     ApprovalConfig,
     ApprovalRequest,
     Review,
     ReviewPolicy,
+    check_store_spec,
     config_from_mapping,
 )
 from governed_db.approvals.review import ReviewRefused
 from governed_db.approvals.service import Approvals
 from governed_db.approvals.store import SQLStore, StoreUnavailable
 from governed_db.approvals.stores import ENV_VAR, default_path, open_store
-from governed_db.decision import Decision
 from governed_db.errors import ApprovalRequired, ConfigurationError
 from governed_db.identity import Identity
+from governed_db.policy.decision import Decision
+from governed_db.sql.analysis import Analysis
 
 #: review settings a policy may set (the rest — store, hooks, wait — belong to the connection)
 POLICY_KEYS = ("quorum", "reviewer_roles", "reason_required", "require_verified_reviewer", "request_ttl", "grant_ttl")
@@ -121,8 +123,13 @@ def resolve_config(option: Any, policy: Any = None, decision: Decision | None = 
         base = option
     elif isinstance(option, Mapping):
         base = config_from_mapping(option)
+    elif isinstance(option, (str, os.PathLike, SQLStore)):
+        base = ApprovalConfig(store=check_store_spec(option))
     else:
-        base = ApprovalConfig(store=option)  # a path, URL or store; validated when opened
+        raise ConfigurationError(
+            "approvals= takes a store path or URL, a mapping of settings, an ApprovalConfig or Approvals, "
+            f"True, False or None; got {type(option).__name__}"
+        )
     overlay = {**_policy_settings(policy), **_decision_settings(decision)}
     return config_from_mapping(overlay, base) if overlay else base
 

@@ -19,6 +19,7 @@ so a request past its time is never usable even before anything records it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -220,6 +221,21 @@ def config_from_mapping(data: Mapping[str, Any], base: ApprovalConfig | None = N
             changes[key] = hooks
         elif key in ("webhooks", "webhook"):
             changes["webhooks"] = (value,) if isinstance(value, (str, Mapping)) else tuple(value)
+        elif key == "store":
+            changes[key] = check_store_spec(value)
         else:
             changes[key] = value
     return replace(cfg, **changes)
+
+
+def check_store_spec(value: Any) -> Any:
+    """``value`` if it can name an approval store (None, a path or URL, a store object); else ConfigurationError."""
+    from governed_db.approvals.store import SQLStore
+
+    if value is None or isinstance(value, (os.PathLike, SQLStore)):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    raise ConfigurationError(
+        f"the approval store must be a path, a sqlite:/// or postgresql:// URL, or a store object; got {value!r}"
+    )

@@ -131,16 +131,24 @@ class SQLStore:
     def _unavailable(self, exc: BaseException) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _operation(self) -> contextlib.AbstractContextManager[Any]:
+        """Bounds one whole store operation (connect, schema, transaction) in time; engines that can hang do."""
+        return contextlib.nullcontext()
+
+    def _disconnect(self, conn: Any) -> None:
+        conn.close()
+
     # -- plumbing -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self, write: bool = True) -> Iterator[_Exec]:
-        self._ensure()
-        conn = self._open()
-        try:
-            with self._reachable(), self._transaction(conn, write) as cur:
-                yield _Exec(cur, self.placeholder)
-        finally:
-            conn.close()
+        with self._operation():
+            self._ensure()
+            conn = self._open()
+            try:
+                with self._reachable(), self._transaction(conn, write) as cur:
+                    yield _Exec(cur, self.placeholder)
+            finally:
+                self._disconnect(conn)
 
     @contextlib.contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -181,7 +189,7 @@ class SQLStore:
                     with self._transaction(conn, True) as cur:
                         self._create_schema(_Exec(cur, self.placeholder))
             finally:
-                conn.close()
+                self._disconnect(conn)
             self._ready = True
 
     def hash_key(self) -> bytes:
@@ -191,7 +199,11 @@ class SQLStore:
                 ex.run(f"INSERT INTO {self.t['meta']} (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                        ("hash_key", secrets.token_hex(32)))
                 value = ex.rows(f"SELECT value FROM {self.t['meta']} WHERE key = ?", ("hash_key",))[0]["value"]
-            self._key = bytes.fromhex(value)
+            with self._row("hash_key", "key"):
+                key = bytes.fromhex(value)
+                if len(key) < 16:
+                    raise ValueError("hash key too short")
+            self._key = key
         return self._key
 
     # -- rows <-> requests ----------------------------------------------------------------------
@@ -213,11 +225,28 @@ class SQLStore:
         marks = ", ".join("?" for _ in ids)
         reviews: dict[str, list[Review]] = {}
         for v in ex.rows(f"SELECT * FROM {self.t['reviews']} WHERE request_id IN ({marks}) ORDER BY at", ids):
-            reviews.setdefault(v["request_id"], []).append(
-                Review(v["reviewer"], v["verdict"], tuple(json.loads(v["roles"])), bool(v["verified"]),
-                       v["comment"], float(v["at"]))
-            )
-        return [_to_request(r, tuple(reviews.get(r["id"], ()))) for r in rows]
+            with self._row(v.get("request_id"), "review"):
+                reviews.setdefault(v["request_id"], []).append(
+                    Review(v["reviewer"], v["verdict"], _str_tuple(v["roles"]), bool(v["verified"]),
+                           v["comment"], float(v["at"]))
+                )
+        out = []
+        for r in rows:
+            with self._row(r.get("id"), "request"):
+                out.append(_to_request(r, tuple(reviews.get(r["id"], ()))))
+        return out
+
+    @contextlib.contextmanager
+    def _row(self, row_id: Any, what: str) -> Iterator[None]:
+        """A row that cannot be read back (edited by hand, damaged) is a GovernanceFault naming it: fail closed."""
+        try:
+            yield
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+            raise GovernanceFault(
+                f"the approval store at {self.url} holds a corrupt {what} row (request {str(row_id)[:40]!r}: "
+                f"{type(e).__name__}); statements it concerns are refused (fail closed). Inspect or remove the "
+                "row in the store"
+            ) from None
 
     def _load(self, ex: _Exec, request_id: str, *, lock: bool) -> ApprovalRequest | None:
         found = self._requests(ex, "id = ?", (request_id,), self.for_update if lock else "")
@@ -375,6 +404,23 @@ class SQLStore:
         return after
 
 
+#: JSON columns hold short flat lists; anything nested deeper is damage, not data
+_MAX_JSON_CHARS = 1 << 20
+
+
+def _json(text: Any) -> Any:
+    if not isinstance(text, str) or len(text) > _MAX_JSON_CHARS:
+        raise ValueError("not a JSON text of a sane size")
+    return json.loads(text)
+
+
+def _str_tuple(text: Any) -> tuple[str, ...]:
+    value = _json(text)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("not a JSON list of strings")
+    return tuple(value)
+
+
 def _to_request(row: dict[str, Any], reviews: tuple[Review, ...]) -> ApprovalRequest:
     def num(key: str) -> float | None:
         return None if row[key] is None else float(row[key])
@@ -384,9 +430,9 @@ def _to_request(row: dict[str, Any], reviews: tuple[Review, ...]) -> ApprovalReq
         requester_kind=row["requester_kind"], on_behalf_of=row["on_behalf_of"] or None,
         environment=row["environment"], dialect=row["dialect"], statement=row["statement"],
         fingerprint=row["fingerprint"], statement_hash=row["statement_hash"],
-        operations=tuple(json.loads(row["operations"])), tables=tuple(json.loads(row["tables_"])),
-        rules=tuple(json.loads(row["rules"])), reason=row["reason"],
-        policy=ReviewPolicy.from_dict(json.loads(row["review_policy"])), grant_seconds=float(row["grant_seconds"]),
+        operations=_str_tuple(row["operations"]), tables=_str_tuple(row["tables_"]),
+        rules=_str_tuple(row["rules"]), reason=row["reason"],
+        policy=ReviewPolicy.from_dict(_json(row["review_policy"])), grant_seconds=float(row["grant_seconds"]),
         created_at=float(row["created_at"]), expires_at=float(row["expires_at"]), decided_at=num("decided_at"),
         grant_expires_at=num("grant_expires_at"), closed_at=num("closed_at"), closed_by=row["closed_by"],
         close_comment=row["close_comment"], reviews=reviews,

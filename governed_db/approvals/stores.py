@@ -2,7 +2,7 @@
 
 =====================================================  ===========================================
 ``None``                                               ``GOVERNED_DB_APPROVALS``, else the default
-``postgresql://user@host/db?schema=NAME``              :class:`PostgresStore` (also ``postgres://``)
+``postgresql://user@host/db?schema=NAME&timeout=S``    :class:`PostgresStore` (also ``postgres://``)
 ``sqlite:///abs/path.sqlite3`` or a plain path         :class:`SQLiteStore`
 a store object                                         used as is
 =====================================================  ===========================================
@@ -20,7 +20,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from governed_db.approvals.postgres_store import DEFAULT_SCHEMA, PostgresStore, redact, split_url
+from governed_db.approvals.postgres_store import (
+    DEFAULT_SCHEMA,
+    DEFAULT_TIMEOUT,
+    PostgresStore,
+    redact,
+    split_url_settings,
+)
 from governed_db.approvals.sqlite_store import SQLiteStore
 from governed_db.approvals.store import SQLStore
 from governed_db.errors import ConfigurationError
@@ -71,8 +77,8 @@ def open_store(spec: Any = None) -> SQLStore:
 
 def _make(url: str) -> SQLStore:
     if url.startswith(("postgresql://", "postgres://")):
-        dsn, schema = split_url(url)
-        return PostgresStore(dsn, schema=schema)
+        dsn, schema, timeout = split_url_settings(url)
+        return PostgresStore(dsn, schema=schema, timeout=timeout)
     if "://" in url:
         scheme = url.split("://", 1)[0]
         raise ConfigurationError(
@@ -91,6 +97,8 @@ def cli_url(store: SQLStore) -> str:
         dsn = redact(store.dsn)
         if store.schema != DEFAULT_SCHEMA:
             dsn += ("&" if "?" in dsn else "?") + f"schema={store.schema}"
+        if store.timeout != DEFAULT_TIMEOUT:
+            dsn += ("&" if "?" in dsn else "?") + f"timeout={store.timeout:g}"
         return dsn
     if isinstance(store, SQLiteStore):
         return str(store.path)

@@ -109,7 +109,7 @@ def verify_slack_signature(
 
 
 def _rationale(rule_id: str) -> str:
-    from governed_db.rules import catalog
+    from governed_db.policy.rules import catalog
 
     spec = catalog().get(rule_id)
     return spec.rationale if spec is not None else ""

@@ -12,7 +12,8 @@ Interface used by :func:`governed_db.api.wrap` and ``governed_db.telemetry``::
 * ``False`` — no local store (spans still reach any OpenTelemetry exporter);
 * a path (``str`` / ``os.PathLike``; a directory means ``DIR/audit.jsonl``);
 * a mapping ``{"path": ..., "key": ..., "fsync_interval": 1.0, "checkpoint_every": 1000,
-  "checkpoint_interval": 60.0, "idle_close": 60.0}``;
+  "checkpoint_interval": 60.0, "idle_close": 60.0, "rotate_bytes": 64 MiB, "retain_bytes": None,
+  "retain_age": None}``;
 * an :class:`AuditStore` or :class:`AuditSpanProcessor` built by the application.
 
 The checkpoint HMAC key comes from the mapping's ``key`` or from
@@ -22,6 +23,7 @@ process, so the chain has one writer object per process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import weakref
@@ -37,10 +39,12 @@ from governed_db.audit.verify import VerifyResult, verify
 from governed_db.errors import ConfigurationError
 
 _cache: dict[Path, AuditSpanProcessor] = {}
+#: the settings digest each cached store was opened with
+_opened_with: dict[Path, str] = {}
 _by_store: weakref.WeakKeyDictionary[AuditStore, AuditSpanProcessor] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 _STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval",
-                            "idle_close"})
+                            "idle_close", "rotate_bytes", "retain_bytes", "retain_age"})
 
 
 def default_store_path() -> Path:
@@ -88,14 +92,30 @@ def audit_processor(option: Any) -> AuditSpanProcessor | None:
         raise ConfigurationError(
             f"audit= takes a path, a mapping, an AuditStore, False or None; got {type(option).__name__}")
     settings.setdefault("key", env_key())
-    return _cached(_normalise(path), lambda: AuditStore(path, **settings))
+    return _cached(_normalise(path), settings, lambda: AuditStore(path, **settings))
 
 
-def _cached(path: Path, make: Any) -> AuditSpanProcessor:
+def _fingerprint(settings: Mapping[str, Any]) -> str:
+    """A digest of a store's settings (never the key itself), to tell a second, different opening apart."""
+    canonical = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _cached(path: Path, settings: Mapping[str, Any], make: Any) -> AuditSpanProcessor:
+    wanted = _fingerprint(settings)
     with _cache_lock:
         processor = _cache.get(path)
         if processor is None:
             processor = _cache[path] = AuditSpanProcessor(make(), metrics=SpanMetrics())
+            _opened_with[path] = wanted
+        elif _opened_with.get(path, wanted) != wanted:
+            # one file, one writer per process: a silent share would write with the first caller's key
+            names = ", ".join(sorted(settings)) or "defaults"
+            raise ConfigurationError(
+                f"the audit store {str(path)!r} is already open in this process with different settings "
+                f"(compare: {names}; a different key counts); pass the same audit= settings to every connection "
+                "that records there, or give this one another path"
+            )
         return processor
 
 

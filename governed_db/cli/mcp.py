@@ -43,14 +43,14 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
     identity the statements run as. Exit codes: 0 served (or --check passed); 1 the database or governance
     refused the check; 2 bad input.
     """
-    from governed_db import mcp_server
     from governed_db.errors import GovernedDBError
-    from governed_db.tooling import refusal_message
+    from governed_db.integrations import mcp_server
+    from governed_db.integrations.tooling import refusal_message
 
     http: dict[str, object] = {}
     try:
         if transport == "http":
-            from governed_db import mcp_http
+            from governed_db.integrations import mcp_http
 
             if identity or token:
                 raise ConfigurationError("over HTTP the identity is each request's bearer token; drop --identity/--token")
@@ -69,8 +69,8 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
         raise click.UsageError(f"{e}; install the driver for this URL") from None
     curated = None
     if tools_file:
-        from governed_db.mcp_tools import load_tools_file
-        from governed_db.sqlalchemy import SQLGLOT_DIALECTS
+        from governed_db.integrations.mcp_tools import load_tools_file
+        from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS
 
         name = tools.engine.dialect.name
         try:
@@ -91,7 +91,7 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
     try:
         server = mcp_server.build_server(tools, curated=curated, **http)  # type: ignore[arg-type]
         if transport == "http":
-            from governed_db import mcp_http
+            from governed_db.integrations import mcp_http
 
             click.echo(f"MCP over streamable HTTP at http://{host}:{port}/mcp (bearer tokens required)", err=True)
             mcp_http.serve_http(server, host=host, port=port)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import fnmatch
-import json
 import logging
 import os
 import secrets as _secrets
@@ -173,13 +172,11 @@ def _strategy_spec(key: str, raw: Any) -> tuple[str, Mapping[str, Any]]:
 def _read_file(path: Path) -> Mapping[str, Any]:
     if not path.exists():
         raise ConfigurationError(f"masking configuration file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+    from governed_db.config_files import load_json, load_yaml, read_config_text
 
-        data = yaml.safe_load(text)
+    what = f"masking configuration {str(path)!r}"
+    text = read_config_text(path, "masking configuration")  # bounded size and depth: ConfigurationError
+    data = load_json(text, what) if path.suffix.lower() == ".json" else load_yaml(text, what)
     if isinstance(data, Mapping) and "masking" in data and isinstance(data["masking"], Mapping):
         data = data["masking"]  # the keys may sit under a top-level "masking:" section
     if not isinstance(data, Mapping):

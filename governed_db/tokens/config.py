@@ -75,6 +75,29 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return config
 
 
+def check_option(option: Any, environ: Mapping[str, str] | None = None) -> None:
+    """Check the ``token`` option at wrap time: its shape, its keys, and — when issuer and audience are
+    known — every value (by building the verifier, which fetches nothing). ConfigurationError otherwise."""
+    if option is None or isinstance(option, TokenVerifier):
+        return
+    if not isinstance(option, Mapping):
+        raise ConfigurationError(
+            f"the token option must be a TokenVerifier, a dict of its arguments or None, got {type(option).__name__}"
+        )
+    unknown = sorted(str(k) for k in set(option) - _VERIFIER_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"token option has unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_VERIFIER_KEYS))}"
+        )
+    try:
+        build_verifier(option, environ)
+    except TokenError as e:
+        if e.cause != "not_configured":  # incomplete is fine until a token arrives (env may complete it)
+            raise ConfigurationError(str(e)) from None
+    except TypeError as e:
+        raise ConfigurationError(f"the token option has a value of the wrong type ({e})") from None
+
+
 def build_verifier(option: Any, environ: Mapping[str, str] | None = None) -> TokenVerifier:
     """The TokenVerifier the ``token`` option (plus env vars) describes; ConfigurationError if incomplete."""
     if isinstance(option, TokenVerifier):
@@ -228,6 +251,7 @@ __all__ = [
     "ENV_VARS",
     "Resolution",
     "build_verifier",
+    "check_option",
     "clear_caches",
     "config_from_env",
     "identity_from_token",

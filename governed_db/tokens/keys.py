@@ -16,10 +16,12 @@ Plain ``http`` is refused, except for loopback addresses when
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 
 import jwt
 
+from governed_db.deadline import Deadline, shutdown_socket
 from governed_db.errors import ConfigurationError
 from governed_db.tokens.errors import TokenError
 
@@ -175,12 +178,104 @@ class _SafeRedirect(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def fetch_json(url: str, *, timeout: float, allow_insecure_http_for_loopback: bool = False) -> Any:
-    """GET a small JSON document; every failure is a TokenError naming the URL and the reason."""
+def _deadline_connection(base: type[http.client.HTTPConnection], deadline: Deadline) -> type[Any]:
+    """``base`` whose sockets the deadline's watchdog shuts down when the whole fetch runs out of time."""
+
+    class DeadlineConnection(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            create: Any = getattr(self, "_create_connection")  # noqa: B009 - typeshed does not declare it
+
+            def create_connection(*a: Any, **kw: Any) -> socket.socket:
+                sock: socket.socket = create(*a, **kw)
+                deadline.watch(lambda: shutdown_socket(sock))
+                return sock
+
+            self._create_connection = create_connection
+
+        def connect(self) -> None:
+            super().connect()
+            # after TLS, the raw socket is detached: cut the wrapped one (the response reads through it)
+            sock = self.sock
+            deadline.watch(lambda: shutdown_socket(sock))
+
+    return DeadlineConnection
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_deadline_connection(http.client.HTTPConnection, self.deadline), req)  # type: ignore[arg-type]
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_deadline_connection(http.client.HTTPSConnection, self.deadline), req)  # type: ignore[arg-type]
+
+
+def fetch_json(
+    url: str,
+    *,
+    timeout: float | None = None,
+    deadline: Deadline | None = None,
+    allow_insecure_http_for_loopback: bool = False,
+) -> Any:
+    """GET a small JSON document within one total deadline; every failure is a TokenError naming the URL.
+
+    The deadline covers the whole fetch (connect, TLS, headers, body, redirects) — a server trickling one
+    byte a second cannot stretch it. The fetch runs in a helper thread the caller waits for; when time is
+    up the helper's sockets are shut down (so it ends too) and the caller is refused at once.
+    """
+    check_url(url, allow_insecure_http_for_loopback=allow_insecure_http_for_loopback)
+    if deadline is None:
+        with Deadline(DEFAULT_TIMEOUT if timeout is None else timeout).running() as own:
+            return fetch_json(url, deadline=own, allow_insecure_http_for_loopback=allow_insecure_http_for_loopback)
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append((True, _fetch(url, deadline, allow_insecure_http_for_loopback)))
+        except BaseException as e:  # handed to the caller, who raises it
+            outcome.append((False, e))
+        finally:
+            done.set()
+
+    helper = threading.Thread(target=work, name="governed_db-jwks-fetch", daemon=True)
+    helper.start()
+    if not done.wait(deadline.remaining()):
+        deadline.expire()
+        raise _timed_out(url, deadline)
+    ok, value = outcome[0]
+    if not ok:
+        if deadline.expired:
+            raise _timed_out(url, deadline) from None
+        raise value
+    return value
+
+
+def _timed_out(url: str, deadline: Deadline) -> TokenError:
+    return TokenError(
+        f"fetching {url} did not finish within {deadline.seconds:g} s (the total deadline for the identity "
+        "provider's keys); the statement is refused. Check the identity provider, raise timeout=, or configure "
+        "a local JWKS (jwks=...)",
+        cause="jwks_unreachable",
+    )
+
+
+def _fetch(url: str, deadline: Deadline, allow_insecure_http_for_loopback: bool) -> Any:
     from governed_db import __version__
 
-    check_url(url, allow_insecure_http_for_loopback=allow_insecure_http_for_loopback)
-    handlers: list[Any] = [_SafeRedirect(allow_insecure_http_for_loopback)]
+    handlers: list[Any] = [
+        _SafeRedirect(allow_insecure_http_for_loopback), _DeadlineHTTP(deadline), _DeadlineHTTPS(deadline),
+    ]
     if urllib.parse.urlsplit(url).hostname in LOOPBACK_HOSTS:
         handlers.append(urllib.request.ProxyHandler({}))  # a proxy cannot reach our loopback
     opener = urllib.request.build_opener(*handlers)
@@ -188,24 +283,27 @@ def fetch_json(url: str, *, timeout: float, allow_insecure_http_for_loopback: bo
         url, headers={"Accept": "application/json", "User-Agent": f"governed-db/{__version__}"}
     )
     try:
-        with opener.open(request, timeout=timeout) as response:
+        # the per-read timeout is what is left of the deadline; the watchdog bounds the total
+        with opener.open(request, timeout=max(deadline.remaining(), 0.001)) as response:
             body = response.read(MAX_DOCUMENT_BYTES + 1)
     except urllib.error.HTTPError as e:
         raise TokenError(f"{url} answered HTTP {e.code}; check the issuer/JWKS URL", cause="jwks_unreachable") from None
     except TokenError:
         raise
-    except (urllib.error.URLError, OSError, ValueError) as e:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or e
         raise TokenError(
             f"could not fetch {url} ({reason}); check network access to the identity provider, "
             "or configure a local JWKS (jwks=...) for air-gapped sites",
             cause="jwks_unreachable",
         ) from None
+    if deadline.expired:  # a cut socket can look like a short, complete body
+        raise _timed_out(url, deadline)
     if len(body) > MAX_DOCUMENT_BYTES:
         raise TokenError(f"{url} returned more than {MAX_DOCUMENT_BYTES} bytes", cause="jwks_unreachable")
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise TokenError(f"{url} did not return JSON", cause="jwks_unreachable") from None
 
 
@@ -285,15 +383,17 @@ class RemoteJWKS:
             return keys
 
     def _fetch_document(self) -> Any:
-        if self.jwks_url is None:
-            self.jwks_url = self._discover()
-        self.fetches += 1
-        return fetch_json(self.jwks_url, timeout=self.timeout, allow_insecure_http_for_loopback=self.allow_http)
+        # one deadline for discovery and the JWKS together: the statement waiting on them waits at most this
+        with Deadline(self.timeout).running() as deadline:
+            if self.jwks_url is None:
+                self.jwks_url = self._discover(deadline)
+            self.fetches += 1
+            return fetch_json(self.jwks_url, deadline=deadline, allow_insecure_http_for_loopback=self.allow_http)
 
-    def _discover(self) -> str:
+    def _discover(self, deadline: Deadline) -> str:
         issuer = str(self.issuer)
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        meta = fetch_json(url, timeout=self.timeout, allow_insecure_http_for_loopback=self.allow_http)
+        meta = fetch_json(url, deadline=deadline, allow_insecure_http_for_loopback=self.allow_http)
         if not isinstance(meta, Mapping) or not isinstance(meta.get("jwks_uri"), str):
             raise TokenError(f"{url} has no jwks_uri; is {issuer!r} an OpenID issuer?", cause="jwks_unreachable")
         # OpenID Connect Discovery §4.3: the metadata must name the issuer we asked about

@@ -201,12 +201,28 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as e:
             raise _explain(e, self, raw) from None
-        expires = claims.get("exp")
-        expires_at = (
-            dt.datetime.fromtimestamp(float(expires), tz=dt.timezone.utc) if isinstance(expires, (int, float)) else None
-        )
+        except (ValueError, TypeError, OverflowError):  # a time claim PyJWT could not compare (inf, 1e400)
+            raise TokenError("the token's time claims (exp, nbf, iat) are not valid times", cause="invalid") from None
+        expires_at = _expiry(claims.get("exp"))
         identity = identity_from_claims(claims, self.claims_map, issuer=self.issuer)
         return VerifiedToken(identity, expires_at, MappingProxyType(claims))
+
+
+#: 9999-12-31T23:59:59Z: the last instant a datetime can hold; a later exp is not a time but a "never"
+MAX_EXP = 253_402_300_799
+
+
+def _expiry(exp: Any) -> dt.datetime | None:
+    """``exp`` as a datetime; an absurd value (beyond year 9999, inf, NaN) is a refused token, not a ValueError."""
+    if exp is None:
+        return None
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not -MAX_EXP <= exp <= MAX_EXP:
+        raise TokenError(
+            f"the token's exp claim {str(exp)[:32]!r} is not a valid time (it must be seconds since 1970, before "
+            "year 10000); the identity provider issued a malformed token",
+            cause="invalid",
+        )
+    return dt.datetime.fromtimestamp(float(exp), tz=dt.timezone.utc)
 
 
 def _raw_token(token: str | bytes) -> bytes:
