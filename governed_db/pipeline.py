@@ -70,6 +70,8 @@ class Governor:
         self.limiter = getattr(self.policy, "limiter", None)
         #: the audit span processor, when this connection records to a local store
         self.audit: Any = None
+        #: OpenTelemetry metrics (governed_db.metrics.StatementMetrics), set at wrap time
+        self.metrics: Any = None
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
@@ -211,7 +213,7 @@ class Statement:
             st.end()
     """
 
-    __slots__ = ("analysis", "decision", "gov", "identity", "result", "span", "sql", "token")
+    __slots__ = ("analysis", "decision", "error", "gov", "identity", "result", "span", "sql", "started", "token")
 
     def __init__(
         self,
@@ -233,6 +235,9 @@ class Statement:
         self.span = span
         self.token = token
         self.result = result
+        #: for the duration metric: when the driver call started, and how the statement ended
+        self.started = time.perf_counter()
+        self.error: BaseException | None = None
 
     # 7. plan masking for the result, once; record success
     def succeeded(self) -> None:
@@ -249,6 +254,7 @@ class Statement:
 
     def failed(self, exc: BaseException) -> None:
         """The driver (or :meth:`succeeded`) raised: scrub the error of masked values, record the failure."""
+        self.error = exc
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return
@@ -261,6 +267,10 @@ class Statement:
             self.gov.recorder.detach(self.token)
         if self.span is not None:
             self.span.end()
+        metrics = self.gov.metrics
+        if metrics is not None:
+            error = self.error
+            metrics.record(self.analysis, error, isinstance(error, GuardrailViolation), time.perf_counter() - self.started)
 
 
 def begin(
@@ -321,6 +331,7 @@ def begin(
         # 5. tag
         if gov.tagging:
             st.sql = tag_statement(sql, gov, identity, span, params)
+        st.started = time.perf_counter()  # the operation the duration metric times is the driver call
     except GovernedDBError as e:
         # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
         err = e if e._flavoured_with is not None else gov.fault_error_of(e)
