@@ -126,7 +126,7 @@ def test_sqlalchemy_orm_get_records_its_bind_name(pg_dsn: str, pg_conn: Any, spa
     """An ORM primary-key lookup over psycopg2 records `WHERE ... = %(pk_1)s`, not `% (pk_1) s`."""
     import sqlalchemy as sa
 
-    from governed_db.sqlalchemy import create_engine
+    from governed_db.integrations.sqlalchemy import create_engine
 
     provider, exporter = spans
     table = f"orm_{unique}"
@@ -206,7 +206,7 @@ def test_mcp_tool_calls_are_timed(tmp_path: Any, meter: tuple[MeterProvider, InM
     import anyio
     from mcp import Client
 
-    from governed_db import mcp_server
+    from governed_db.integrations import mcp_server
 
     provider, reader = meter
     path = tmp_path / "m.db"
