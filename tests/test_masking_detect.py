@@ -153,3 +153,23 @@ def test_a_text_column_full_of_pii_still_refuses_filters() -> None:
     )
     with pytest.raises(governed_db.GuardrailViolation):
         conn.execute("SELECT id FROM calls WHERE summary LIKE 'call back a%'")
+
+
+def test_nine_digit_ssns_under_ssn_names_are_masked_and_order_numbers_are_not() -> None:
+    """9-digit SSNs (text or integer) under SSN-like names are masked; 9-digit order numbers come back exact."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE people (id INTEGER, ssn INTEGER, social_security_number TEXT, order_no TEXT)")
+    raw.executemany(
+        "INSERT INTO people VALUES (?, ?, ?, ?)",
+        [(i, 536228700 + i, f"{219451200 + i}", f"{536228700 + i}") for i in range(30)],
+    )
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    rows = conn.execute("SELECT ssn, social_security_number, order_no FROM people ORDER BY id").fetchall()
+    assert rows[0] == (0, "[US_SSN]", "536228700")
+    assert conn.execute("SELECT id FROM people WHERE order_no = '536228701'").fetchall() == [(1,)]
