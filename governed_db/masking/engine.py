@@ -58,6 +58,8 @@ class TableInfo:
     provisional: bool = False
     recheck_at: float = 0.0
     backoff: float = RECHECK_FIRST
+    #: the sample was wanted but could not be read
+    sample_failed: bool = False
 
 
 @dataclass
@@ -152,6 +154,10 @@ class MaskingState:
         with self.lock:
             old = info
             info = self._read_table(key, node)
+            if old is not None and old.provisional and (info.sample_failed or info.columns is None):
+                # a failed re-sample proves nothing: keep scanning under the provisional labels, try again later
+                info = old
+                info.provisional = True
             if info.provisional:
                 # still nearly empty: look again later, less often each time
                 backoff = (
@@ -204,6 +210,7 @@ class MaskingState:
         sampled_rows: int | None = None
         if missing and self.config.online and self.config.sample_rows > 0:
             sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
+            info.sample_failed = sampled is None
             if sampled is not None:
                 names, rows = sampled
                 sampled_rows = len(rows)
