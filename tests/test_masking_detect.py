@@ -60,6 +60,9 @@ FOUND = [
     ("pwd=abc", "PASSWORD"),
     ("my password is hunter2", "PASSWORD"),
     ("password: 'correct horse'", "PASSWORD"),
+    ("pin: 1234", "PASSWORD"),
+    ("key SG.abcdefghij.klmnopqrstuv", "SECRET"),
+    ("slack xoxe.xoxp-1-abcdefghijkl", "SECRET"),
     ("client 10.4.2.1 connected", "IP_ADDRESS"),
     ("nhs 943 476 5919", "NATIONAL_ID"),
 ]
@@ -83,6 +86,7 @@ LEFT_ALONE = [
     "password: required",
     "password reset requested by the user",
     "my password is wrong",
+    "tests pass: 120 fail: 0",
     "invoice 9434765919 paid",  # a bare 10-digit number passes the NHS checksum, but nothing says NHS
     "sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "id 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
