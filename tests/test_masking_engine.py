@@ -71,7 +71,7 @@ def test_empty_table_is_sampled_again_when_data_arrives_without_a_hit(
 
 
 def test_a_still_empty_table_is_sampled_less_and_less_often(tmp_path: Path) -> None:
-    """Each new sample of a table that is still nearly empty doubles the wait, up to RETRY_SECONDS."""
+    """Each new sample of a table that is still nearly empty doubles the wait, up to RECHECK_MAX."""
     conn, _ = _sqlite_pair(tmp_path)
     conn.execute("SELECT id FROM leads").fetchall()
     state = state_for(conn.governor)
@@ -81,7 +81,7 @@ def test_a_still_empty_table_is_sampled_less_and_less_often(tmp_path: Path) -> N
         state.table("leads")
         waits.append(state.tables["leads"].backoff)
     assert waits == sorted(waits) and waits[0] == 2 * engine.RECHECK_FIRST
-    assert waits[-1] == engine.RETRY_SECONDS
+    assert waits[-1] == engine.RECHECK_MAX
 
 
 def test_text_of_a_nearly_empty_table_stays_usable(tmp_path: Path) -> None:

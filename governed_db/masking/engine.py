@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 #: a table whose catalog could not be read is tried again after this many seconds
 RETRY_SECONDS = 30.0
 #: a table sampled (nearly) empty is sampled again after this many seconds, then twice as long each time it is
-#: still nearly empty, up to RETRY_SECONDS; a value the scan finds masked brings the next sample forward
+#: still nearly empty, up to RECHECK_MAX; a value the scan finds masked brings the next sample forward. The cap
+#: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
+RECHECK_MAX = 5.0
 _LINEAGE_CACHE = 512
 _MEMO_CACHE = 2048
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
@@ -163,7 +165,7 @@ class MaskingState:
                 backoff = (
                     RECHECK_FIRST
                     if old is None or not old.provisional
-                    else min(old.backoff * 2, RETRY_SECONDS)
+                    else min(old.backoff * 2, RECHECK_MAX)
                 )
                 info.backoff = backoff
                 info.recheck_at = time.time() + backoff
