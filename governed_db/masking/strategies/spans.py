@@ -2,8 +2,7 @@
 
 ``"call me at alice@example.com"`` becomes ``"call me at [EMAIL]"``. The
 text is scanned by :mod:`governed_db.masking.detect` (a compiled prefilter,
-then Presidio's pattern/checksum recognizers and governed_db's secret
-detectors); JSON objects and arrays are walked and their strings scanned.
+then governed_db's pattern/checksum recognizers and secret detectors); JSON objects and arrays are walked and their strings scanned.
 Cells without a candidate come back unchanged, as the same object.
 """
 
