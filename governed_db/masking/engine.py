@@ -163,9 +163,7 @@ class MaskingState:
             if info.provisional:
                 # still nearly empty: look again later, less often each time
                 backoff = (
-                    RECHECK_FIRST
-                    if old is None or not old.provisional
-                    else min(old.backoff * 2, RECHECK_MAX)
+                    RECHECK_FIRST if old is None or not old.provisional else min(old.backoff * 2, RECHECK_MAX)
                 )
                 info.backoff = backoff
                 info.recheck_at = time.time() + backoff
