@@ -64,6 +64,8 @@ FOUND = [
     ("key SG.abcdefghij.klmnopqrstuv", "SECRET"),
     ("slack xoxe.xoxp-1-abcdefghijkl", "SECRET"),
     ("client 10.4.2.1 connected", "IP_ADDRESS"),
+    ("connected to 10.0.0.5", "IP_ADDRESS"),
+    ("server v2 at 10.0.0.5", "IP_ADDRESS"),
     ("nhs 943 476 5919", "NATIONAL_ID"),
 ]
 
@@ -78,6 +80,7 @@ def test_sensitive_items_are_found(text: str, label: str) -> None:
 LEFT_ALONE = [
     "firmware 10.4.2.1",
     "upgraded to version 2.3.0.1 yesterday",
+    "firmware upgraded to 2.3.0.1",
     "v 1.2.3.4",
     "OID 1.3.6.1.4.1",
     "visit us at example.com",
@@ -177,3 +180,20 @@ def test_nine_digit_ssns_under_ssn_names_are_masked_and_order_numbers_are_not() 
     rows = conn.execute("SELECT ssn, social_security_number, order_no FROM people ORDER BY id").fetchall()
     assert rows[0] == (0, "[US_SSN]", "536228700")
     assert conn.execute("SELECT id FROM people WHERE order_no = '536228701'").fetchall() == [(1,)]
+
+
+def test_version_columns_of_a_nearly_empty_table_are_not_read_as_addresses() -> None:
+    """While a small table's columns are only scanned, a firmware column's dotted quads stay; an IP column's don't."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE devices (id INTEGER, firmware TEXT, note TEXT)")
+    raw.execute("INSERT INTO devices VALUES (1, '10.4.2.1', 'reached 10.0.0.5')")
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    assert conn.execute("SELECT firmware, note FROM devices").fetchall() == [
+        ("10.4.2.1", "reached [IP_ADDRESS]")
+    ]

@@ -221,7 +221,7 @@ FEW_ROWS = 10
 _SCANNED_WHILE_PROVISIONAL = frozenset({"text", "unknown", "json", "binary"})
 
 
-def provisional_class(result: ColumnClass, declared: str | None, rows: int) -> ColumnClass:
+def provisional_class(result: ColumnClass, declared: str | None, rows: int, column: str = "") -> ColumnClass:
     """What a column of a nearly empty table is until it is classified again.
 
     A name label (``email``) or a label from the few values there were stands; otherwise a text-like column
@@ -236,6 +236,9 @@ def provisional_class(result: ColumnClass, declared: str | None, rows: int) -> C
         result.confidence = 0.5
         result.provisional = True
         result.evidence["values"] = "scanned as they pass until the column is classified again"
+        if column and VERSION_WORDS.intersection(words(column)):
+            # the scan has no column name to go by: a firmware column's dotted quads are versions
+            result.strategy = ("spans", {"ignore": ["IP_ADDRESS"]})
     return result
 
 

@@ -222,7 +222,7 @@ class MaskingState:
             declared = types.get(c.lower())
             cls = classify_column(key, c, declared, values.get(c.lower()))
             if info.provisional:
-                cls = provisional_class(cls, declared, sampled_rows or 0)
+                cls = provisional_class(cls, declared, sampled_rows or 0, c)
             info.classes[c.lower()] = cls
         return info
 
