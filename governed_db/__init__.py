@@ -2,7 +2,7 @@
 
     conn = governed_db.wrap(sqlite3.connect("app.db"), identity=governed_db.Identity("bot", kind="agent"))
 
-Heavy parts (the OpenTelemetry SDK, Presidio, the drivers) load lazily, so
+Heavy parts (the OpenTelemetry SDK, phone-number parsing, the drivers) load lazily, so
 ``import governed_db`` stays fast.
 """
 
