@@ -306,6 +306,25 @@ class DuckDBDriver(Driver):
     def paramstyle_for(self, raw: Any) -> str:
         return "qmark"
 
+    # -- effect guard (docs/guardrails.md) ------------------------------------------------------
+    #: DuckDB has no savepoints: a bounded write runs in a transaction of its own, never inside the app's
+    savepoints = False
+    results_on_connection = True
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        # no flag says whether a transaction is open; in autocommit every statement has its own id
+        first = raw.execute("SELECT txid_current()").fetchone()[0]
+        second = raw.execute("SELECT txid_current()").fetchone()[0]
+        return "open" if first == second else "autocommit"
+
+    def guard_execute(self, raw: Any, sql: str) -> list[Any]:
+        # on the connection itself: a DuckDB cursor is a connection of its own, in another transaction
+        raw.execute(sql)
+        return list(raw.fetchall()) if raw.description else []
+
+    def restore_result_sql(self, changed: int) -> str | None:
+        return f'SELECT CAST({int(changed)} AS BIGINT) AS "Count"'
+
     def on_wrap(self, proxy: Any, gov: Any) -> None:
         # The library must never fetch anything: a query naming an extension DuckDB knows (read_xlsx,
         # FROM 'https://...') would otherwise download it. Autoload of installed ones is left as it is.

@@ -21,6 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import (
@@ -283,7 +284,7 @@ class PsycopgConnection(GovernedConnection):
         return self
 
 
-class PsycopgDriver(Driver):
+class PsycopgDriver(PostgresSession, Driver):
     name = "psycopg"
     dialect = "postgres"
     db_system = "postgresql"
@@ -320,6 +321,11 @@ class PsycopgDriver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.autocommit:
+            return "autocommit"
+        return "implicit" if int(raw.info.transaction_status) == 0 else "open"  # pq.TransactionStatus.IDLE
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)

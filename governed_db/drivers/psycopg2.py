@@ -19,6 +19,7 @@ from typing import Any
 
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import (
@@ -148,7 +149,7 @@ class Psycopg2Connection(GovernedConnection):
         )
 
 
-class Psycopg2Driver(Driver):
+class Psycopg2Driver(PostgresSession, Driver):
     name = "psycopg2"
     dialect = "postgres"
     db_system = "postgresql"
@@ -169,6 +170,16 @@ class Psycopg2Driver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.autocommit:
+            return "autocommit"
+        return "implicit" if raw.get_transaction_status() == 0 else "open"  # TRANSACTION_STATUS_IDLE
+
+    def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:
+        # psycopg2 sends one text (parameters are interpolated client-side); the cursor keeps the last
+        # result, so the bracket opens in the statement's own round trip
+        return f"{prefix}; {sql}" if type(sql) is str else None
 
     def statement_text(self, sql: Any, raw: Any) -> str:
         as_string = getattr(sql, "as_string", None)

@@ -13,6 +13,7 @@ as ``KILL id``. The unbuffered cursors' extra exits (``fetchall_unbuffered``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,6 +162,10 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
         )
 
 
+_SERVER_STATUS_IN_TRANS = 1
+_ROWS_MATCHED = re.compile(r"Rows matched: (\d+)")
+
+
 class PyMySQLDriver(Driver):
     name = "pymysql"
     dialect = "mysql"
@@ -182,6 +187,59 @@ class PyMySQLDriver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return not bool(getattr(raw, "open", True))
+
+    # -- effect guard and session (docs/guardrails.md) -----------------------------------------
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.get_autocommit():
+            return "autocommit"
+        return "open" if raw.server_status & _SERVER_STATUS_IN_TRANS else "implicit"
+
+    def quote_table(self, name: str) -> str:
+        return ".".join(quote_ident(part, "`") for part in name.split("."))
+
+    def quote_literal(self, value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def engine_sql(self, gov: Any, tables: tuple[str, ...]) -> str | None:
+        # MyISAM/MEMORY/... ignore ROLLBACK: a bounded write to them cannot be measured before it is kept
+        wanted = []
+        for name in tables:
+            schema, _, table = name.rpartition(".")
+            db = self.quote_literal(schema) if schema else "DATABASE()"
+            wanted.append(f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(table)} AS t")
+        return (
+            "SELECT r.n, e.TRANSACTIONS FROM (" + " UNION ALL ".join(wanted) + ") AS r "
+            "LEFT JOIN information_schema.TABLES AS i ON i.TABLE_SCHEMA = r.s AND i.TABLE_NAME = r.t "
+            "LEFT JOIN information_schema.ENGINES AS e ON e.ENGINE = i.ENGINE"
+        )
+
+    def non_transactional(self, gov: Any, rows: list[Any]) -> tuple[str, ...]:
+        # a view or temporary table has no engine here: it cannot be shown to roll back, so it fails closed
+        return tuple(str(name) for name, transactions in rows if str(transactions or "").upper() != "YES")
+
+    def effect_rowcount(self, raw_cursor: Any) -> int | None:
+        # MySQL reports rows *changed*; an UPDATE that sets some rows to the value they had matched them all
+        count = self.rowcount(raw_cursor)
+        if count is None or count < 0:
+            return None
+        message = getattr(getattr(raw_cursor, "_result", None), "message", None)
+        if isinstance(message, bytes):
+            message = message.decode("ascii", "replace")
+        found = _ROWS_MATCHED.search(message) if isinstance(message, str) else None
+        return max(count, int(found.group(1))) if found else count
+
+    def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
+        if read_only and not raw.get_autocommit() and raw.server_status & _SERVER_STATUS_IN_TRANS:
+            # MySQL changes the access mode of the *next* transaction only: the open one would stay writable
+            raise gov.refusal(GuardrailViolation(
+                "refused by governed_db: a read-only identity cannot act inside a transaction that is already "
+                "open and writable on MySQL/MariaDB. Next step: commit or roll back first."
+            ))  # fmt: skip
+        return (f"SET SESSION TRANSACTION {'READ ONLY' if read_only else 'READ WRITE'}",)
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = getattr(exc, "args", ())
+        return len(args) > 0 and args[0] == 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)
