@@ -147,6 +147,10 @@ class Driver:
         count = self.rowcount(raw_cursor)
         return count if count is not None and count >= 0 else None
 
+    def guard_connection(self, st: Any) -> Any:
+        """The driver connection ``st`` runs on, where governance's own SQL for it must run too."""
+        return innermost(st.gov.raw)
+
     def guard_execute(self, raw: Any, sql: str) -> list[Any]:
         """Run governance's own ``sql`` on the raw connection (never the application's cursor); its rows."""
         cur = raw.cursor()

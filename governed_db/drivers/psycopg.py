@@ -23,6 +23,7 @@ from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
@@ -247,6 +248,22 @@ class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
 
 class PsycopgConnection(GovernedConnection):
     cursor_proxy = PsycopgCursor
+
+    # -- read_only=False makes psycopg open transactions with BEGIN READ WRITE: judged as that statement
+    def set_read_only(self, value: Any) -> Any:
+        raw = self.__wrapped__
+        if value is True:
+            return raw.set_read_only(value)
+        return judged_call(self._self_gov, "connection.set_read_only", "BEGIN READ WRITE",
+                           lambda: raw.set_read_only(value))  # fmt: skip
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "read_only" and value is not True:
+            raw = self.__wrapped__
+            judged_call(self._self_gov, "connection.read_only", "BEGIN READ WRITE",
+                        lambda: setattr(raw, name, value))  # fmt: skip
+            return
+        super().__setattr__(name, value)
 
     def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
         cur = self.cursor(binary=True) if binary else self.cursor()

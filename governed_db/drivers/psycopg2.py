@@ -21,6 +21,7 @@ from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import GuardrailViolation
+from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
 from governed_db.proxies import (
     CallProc,
@@ -127,6 +128,29 @@ class Psycopg2Connection(GovernedConnection):
         if args or kwargs.get("name"):  # a named cursor: remember how to make it again
             proxy._self_remake = lambda: self.__wrapped__.cursor(*args, **kwargs)
         return proxy
+
+    # -- methods that change the session: judged as the statement psycopg2 sends (docs/guardrails.md)
+    def reset(self) -> Any:
+        return judged_call(self._self_gov, "connection.reset", "RESET ALL", self.__wrapped__.reset, resets=True)
+
+    def set_session(self, *args: Any, **kwargs: Any) -> Any:
+        readonly = kwargs.get("readonly", args[1] if len(args) > 1 else True)
+        raw = self.__wrapped__
+
+        def call() -> Any:
+            return raw.set_session(*args, **kwargs)
+
+        if readonly is True:  # isolation level, deferrable, autocommit, or read-only: nothing undone
+            return call()
+        return judged_call(self._self_gov, "connection.set_session", "BEGIN READ WRITE", call)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "readonly" and value is not True:
+            raw = self.__wrapped__
+            judged_call(self._self_gov, "connection.readonly", "BEGIN READ WRITE",
+                        lambda: setattr(raw, name, value))  # fmt: skip
+            return
+        super().__setattr__(name, value)
 
     @property
     def pgconn_ptr(self) -> Any:

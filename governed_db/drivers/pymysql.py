@@ -21,6 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver, quote_ident
 from governed_db.errors import GuardrailViolation, InvalidStatement
+from governed_db.guards.session import reconnected
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
@@ -93,6 +94,16 @@ def _govern_last_result(raw: Any, st: ResultState) -> None:
 
 class PyMySQLConnection(PrivateWithheld, GovernedConnection):
     cursor_proxy = PyMySQLCursor
+
+    # -- methods that change the session (docs/guardrails.md) -----------------------------------
+    def ping(self, *args: Any, **kwargs: Any) -> Any:
+        # a reconnect starts a new session with the server's defaults: governed_db sets its state again
+        raw = self.__wrapped__
+        before = raw.thread_id() if raw.open else None
+        try:
+            return raw.ping(*args, **kwargs)
+        finally:
+            reconnected(self._self_gov, before, raw.thread_id() if raw.open else None)
 
     @property
     def _result(self) -> Any:
@@ -220,9 +231,13 @@ class PyMySQLDriver(Driver):
     def effect_rowcount(self, raw_cursor: Any) -> int | None:
         # MySQL reports rows *changed*; an UPDATE that sets some rows to the value they had matched them all
         count = self.rowcount(raw_cursor)
-        if count is None or count < 0:
+        result = getattr(raw_cursor, "_result", None)
+        if count is None and result is None:  # connection.query(): the connection's last result
+            result = getattr(getattr(raw_cursor, "conn", None), "_result", None)
+            count = getattr(result, "affected_rows", None)
+        if not isinstance(count, int) or count < 0:
             return None
-        message = getattr(getattr(raw_cursor, "_result", None), "message", None)
+        message = getattr(result, "message", None)
         if isinstance(message, bytes):
             message = message.decode("ascii", "replace")
         found = _ROWS_MATCHED.search(message) if isinstance(message, str) else None

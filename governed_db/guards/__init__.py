@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from governed_db.drivers import innermost
-
 if TYPE_CHECKING:
     from governed_db.pipeline import Statement
 
@@ -39,6 +37,12 @@ class _Run:
 RUN: Any = _Run()
 
 Steps = Generator[Any, Any, None]
+
+
+class Unread(str):
+    """Governance's SQL whose rows are the application's to read (a result given back): run, not fetched."""
+
+    __slots__ = ()
 
 
 def steps(st: Statement) -> Steps | None:
@@ -71,7 +75,7 @@ def _chain(st: Statement, switch: tuple[str, ...], guard: Steps | None, read_onl
 def drive(st: Statement, plan: Steps, invoke: Callable[[Any], Any]) -> Any:
     """Run ``plan`` synchronously: governance's SQL through the driver hook, the statement through ``invoke``."""
     gov = st.gov
-    raw = innermost(gov.raw)
+    raw = gov.driver.guard_connection(st)
     outcome: Any = None
     request = next(plan)
     while True:
@@ -95,7 +99,7 @@ def drive(st: Statement, plan: Steps, invoke: Callable[[Any], Any]) -> Any:
 async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaitable[Any]]) -> Any:
     """:func:`drive` for async drivers: the same steps, each awaited."""
     gov = st.gov
-    raw = innermost(gov.raw)
+    raw = gov.driver.guard_connection(st)
     outcome: Any = None
     request = next(plan)
     while True:
@@ -116,4 +120,4 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
             return outcome
 
 
-__all__ = ["RUN", "drive", "drive_async", "steps"]
+__all__ = ["RUN", "Unread", "drive", "drive_async", "steps"]

@@ -79,8 +79,9 @@ def _replace_target(stmt: StatementInfo) -> tuple[str, ...]:
     """MySQL ``REPLACE INTO t ...`` is an opaque command to the parser; its target is the first name."""
     if stmt.operation != "REPLACE" or stmt.expression is None:
         return ()
-    found = _REPLACE_TARGET.match(stmt.expression.sql() if not isinstance(stmt.expression, exp.Command)
-                                  else f"REPLACE {stmt.expression.expression}")  # fmt: skip
+    tree = stmt.expression
+    rest = tree.expression.name if isinstance(tree, exp.Command) and tree.expression is not None else ""
+    found = _REPLACE_TARGET.match(f"REPLACE {rest}" if rest else tree.sql())
     return (found.group(1).replace("`", "").replace('"', ""),) if found else ()
 
 
@@ -123,9 +124,7 @@ def _effect_text(mode: str, table: str, changed: int, remaining: int) -> str:
 def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
     gov, driver, bounds = st.gov, st.gov.driver, st.bounds
     assert bounds is not None
-    from governed_db.drivers import innermost
-
-    raw = innermost(gov.raw)
+    raw = driver.guard_connection(st)
     try:
         state = driver.transaction_state(gov, raw)
     except GovernedDBError:

@@ -18,7 +18,8 @@ the analyser alone (``docs/guardrails.md``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from governed_db.errors import GuardrailViolation
 from governed_db.guards import RUN, Steps
@@ -47,8 +48,9 @@ def refusal_hit(analysis: Analysis, bounds: WriteBounds) -> RuleHit | None:
         touched = [name for name, _scope, is_write in stmt.settings if is_write and name.lower() in _SWITCHES]
         if "set-role" in stmt.flags:
             touched.append("role")
-        if touched or stmt.functions & _SETTERS or stmt.operation in ("RESET", "DISCARD"):
-            what = ", ".join(touched) or stmt.operation.lower()
+        setters = stmt.functions & _SETTERS
+        if touched or setters or stmt.operation in ("RESET", "DISCARD"):
+            what = ", ".join(touched) or ", ".join(f"{f}()" for f in sorted(setters)) or stmt.operation
             return RuleHit(
                 RULE,
                 Action.DENY,
@@ -65,9 +67,7 @@ def switch_sql(st: Statement) -> tuple[str, ...]:
     want = st.bounds is not None and st.bounds.read_only
     if gov.session_read_only is want:
         return ()
-    from governed_db.drivers import innermost
-
-    return gov.driver.session_read_only_sql(gov, innermost(gov.raw), want)
+    return gov.driver.session_read_only_sql(gov, gov.driver.guard_connection(st), want)
 
 
 def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
@@ -101,4 +101,24 @@ def run_read_only(st: Statement) -> Steps:
         raise err from e
 
 
-__all__ = ["RULE", "refusal_hit", "run_read_only", "switch", "switch_sql"]
+def judged_call(gov: Any, entry: str, sql: str, call: Callable[[], Any], *, resets: bool = False) -> Any:
+    """A driver method that changes the session, judged as the statement it sends (refused like it).
+
+    ``resets``: the method puts the session back to the server's defaults, so what governed_db set there
+    (the read-only state) is set again before the next statement.
+    """
+    from governed_db.pipeline import run
+
+    out = run(gov, entry, sql, None, lambda _s: call())
+    if resets:
+        gov.session_read_only = None
+    return out
+
+
+def reconnected(gov: Any, before: Any, after: Any) -> None:
+    """A driver reconnected under the proxy (``ping(reconnect=True)``): the new session starts read-write."""
+    if before != after:
+        gov.session_read_only = None
+
+
+__all__ = ["RULE", "judged_call", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
