@@ -158,7 +158,9 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
     opening = list(driver.open_guard(state))
     autocommit = state == "autocommit"
     keep = "COMMIT" if autocommit else driver.release_sql
-    undo = ("ROLLBACK",) if autocommit else driver.undo_sql()
+    # a transaction that holds nothing of the application's (the guard's own, or the one the driver opened
+    # for this write) is rolled back whole on a refusal: no lock or empty transaction is left behind
+    undo = ("ROLLBACK",) if state in ("autocommit", "implicit") else driver.undo_sql()
     folded = driver.fold_into(st.sql, st.params, opening[0]) if st.entry == "cursor.execute" else None
     if folded is not None:
         st.sql = folded
