@@ -464,8 +464,8 @@ def test_a_connection_lost_mid_measurement_changes_nothing(request: pytest.Fixtu
     """The server ends the session during the probe: refused, and the server rolled the write back."""
     import psycopg
 
+    original = Driver.guard_execute
     for d in _make(request, "psycopg", tmp_path, unique):
-        original = Driver.guard_execute
 
         def killing(self: Driver, raw: Any, sql: str) -> list[Any]:
             if "LIMIT" in sql:
