@@ -210,6 +210,9 @@ class Driver:
         """
         return ()
 
+    def after_session_switch(self, gov: Any, raw: Any, read_only: bool) -> None:
+        """Check the switch took hold (raise the refusal when the open transaction stays writable)."""
+
     def is_read_only_error(self, exc: BaseException) -> bool:
         """``exc`` is the database refusing a write in a read-only session."""
         return False

@@ -244,13 +244,21 @@ class PyMySQLDriver(Driver):
         return max(count, int(found.group(1))) if found else count
 
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
+        self._refuse_open_transaction(gov, raw, read_only)
+        return (f"SET SESSION TRANSACTION {'READ ONLY' if read_only else 'READ WRITE'}",)
+
+    def after_session_switch(self, gov: Any, raw: Any, read_only: bool) -> None:
+        # a SELECT without autocommit starts a transaction the server reports only after the next statement
+        self._refuse_open_transaction(gov, raw, read_only)
+
+    @staticmethod
+    def _refuse_open_transaction(gov: Any, raw: Any, read_only: bool) -> None:
         if read_only and not raw.get_autocommit() and raw.server_status & _SERVER_STATUS_IN_TRANS:
             # MySQL changes the access mode of the *next* transaction only: the open one would stay writable
             raise gov.refusal(GuardrailViolation(
                 "refused by governed_db: a read-only identity cannot act inside a transaction that is already "
                 "open and writable on MySQL/MariaDB. Next step: commit or roll back first."
             ))  # fmt: skip
-        return (f"SET SESSION TRANSACTION {'READ ONLY' if read_only else 'READ WRITE'}",)
 
     def is_read_only_error(self, exc: BaseException) -> bool:
         args: tuple[Any, ...] = getattr(exc, "args", ())

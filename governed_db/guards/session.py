@@ -81,6 +81,7 @@ def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
             gov.session_read_only = None  # unknown: the next statement switches again
             raise gov.fault_error("switching the session's read-only state", e) from e
     gov.session_read_only = want
+    gov.driver.after_session_switch(gov, gov.driver.guard_connection(st), want)
 
 
 def run_read_only(st: Statement) -> Steps:
