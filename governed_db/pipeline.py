@@ -48,6 +48,7 @@ from governed_db.telemetry import Recorder
 if TYPE_CHECKING:
     from governed_db.drivers import Driver
     from governed_db.guards import Steps
+    from governed_db.guards.session import SessionState
     from governed_db.policy.settings import WriteBounds
     from governed_db.results import ResultState
 
@@ -77,8 +78,8 @@ class Governor:
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
-        #: whether governed_db made the session read-only (False: as the connection came; None: unknown)
-        self.session_read_only: bool | None = False
+        #: what governed_db set on the session (read-only, role, claims); None: unknown, set it again
+        self.session_state: SessionState | None = guard_session.AS_CONNECTED
         self._bounds: dict[Identity, WriteBounds | None] = {}
 
     def bounds_for(self, identity: Identity) -> WriteBounds | None:
@@ -129,7 +130,7 @@ class Governor:
         if masked is not None:
             extra.append(masked)
         bounds = self.bounds_for(identity)
-        if bounds is not None and bounds.read_only:
+        if bounds is not None:
             switch = guard_session.refusal_hit(analysis, bounds)
             if switch is not None:
                 extra.append(switch)
@@ -271,7 +272,7 @@ class Statement:
         A proxy with steps drives them with :func:`governed_db.guards.drive` (or ``drive_async``) instead
         of calling the driver itself; they yield the statement back to it to run.
         """
-        if self.bounds is None and self.gov.session_read_only is False:
+        if self.bounds is None and self.gov.session_state is guard_session.AS_CONNECTED:
             return None  # the hot path: an unbounded identity on a session governed_db never switched
         return guards.steps(self)
 

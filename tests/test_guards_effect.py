@@ -247,17 +247,20 @@ def test_refusal_keeps_the_applications_earlier_work(sdb: Db) -> None:
     assert sdb.rows() == [*SEEDED, (4, "v4")]
 
 
-def test_duckdb_refuses_bounded_writes_inside_an_open_transaction(request: pytest.FixtureRequest,
-                                                                  tmp_path: Path, unique: str) -> None:
-    """DuckDB has no savepoints: a bounded write inside the app's transaction is refused (fail closed)."""
+def test_duckdb_inside_a_transaction_rolls_it_back_whole_on_a_refusal(request: pytest.FixtureRequest,
+                                                                       tmp_path: Path, unique: str) -> None:
+    """DuckDB has no savepoints: bounded writes in the app's transaction run; a refusal rolls all of it back."""
     for d in _make(request, "duckdb", tmp_path, unique):
         d.governed.begin()
-        with governed_db.acting_as(HUMAN):  # the application's own (unbounded) work
-            d.governed.execute(f"INSERT INTO {d.table} VALUES (4, 'v4')")
-        with pytest.raises(GuardrailViolation, match="no savepoints"):
-            d.governed.execute(f"UPDATE {d.table} SET s = 'x' WHERE id = 1")
+        d.governed.execute(f"INSERT INTO {d.table} VALUES (4, 'v4')")
+        d.governed.execute(f"UPDATE {d.table} SET s = 'x' WHERE id = 4")
         d.governed.commit()
-        assert d.rows() == [*SEEDED, (4, "v4")]
+        assert d.rows() == [*SEEDED, (4, "x")]
+        d.governed.begin()
+        d.governed.execute(f"INSERT INTO {d.table} VALUES (5, 'v5')")
+        with pytest.raises(GuardrailViolation, match="transaction was rolled back with it"):
+            d.governed.execute(f"UPDATE {d.table} SET s = 'y' WHERE id > 0")
+        assert d.rows() == [*SEEDED, (4, "x")]
 
 
 # -- max_affected_rows -----------------------------------------------------------------------------

@@ -319,3 +319,60 @@ def test_writes_section_resolves_per_identity() -> None:
     default = Policy().settings.write_bounds("production", Identity("bot", kind="agent"), "postgres")
     assert default.guard and default.max_affected_rows == 100 and not default.read_only
     assert not Policy().settings.write_bounds("production", HUMAN, "postgres").active
+
+
+# -- database roles and row-level security (the docs example) ---------------------------------------------
+def test_docs_rls_example_filters_rows_per_end_user(pg_dsn: str, unique: str) -> None:
+    """docs/guardrails.md's RLS example runs: each end user's rows only, through a mapped database role."""
+    import re
+    from pathlib import Path
+
+    import psycopg
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "guardrails.md").read_text()
+    code = re.search(r"^```py\n(.*?)^```", page, re.S | re.M)
+    assert code is not None
+    role, table = f"support_agent_{unique}", f"tickets_{unique}"
+    text = code.group(1).replace("support_agent", role).replace("tickets", table)
+    try:
+        exec(compile(text, "docs/guardrails.md", "exec"), {"DSN": pg_dsn, "__name__": "docs"})
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP TABLE IF EXISTS {table}")
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_identity_cannot_leave_its_database_role(pg_dsn: str, unique: str) -> None:
+    """RESET ROLE / SET ROLE / set_config('governed_db.on_behalf_of', ...) by the mapped identity are refused."""
+    import psycopg
+
+    role = f"gdb_role_{unique}"
+    admin = psycopg.connect(pg_dsn, autocommit=True)
+    admin.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        policy = {"writes": [{"when": {"kind": "agent"}, "database_role": role, "session_claims": True}]}
+        raw = psycopg.connect(pg_dsn, autocommit=True)
+        gov = governed_db.wrap(raw, environment="production", policy=policy, audit=False)
+        agent = Identity("assistant", kind="agent", on_behalf_of="alice")
+        with governed_db.acting_as(agent):
+            assert gov.execute("SELECT current_user, current_setting('governed_db.on_behalf_of')").fetchone() == (
+                role, "alice")
+            for sql in ("RESET ROLE", "SET ROLE postgres", "SELECT set_config('governed_db.on_behalf_of', 'bob', false)"):
+                with pytest.raises(GuardrailViolation):
+                    gov.execute(sql)
+            assert gov.execute("SELECT current_user").fetchone() == (role,)
+        with governed_db.acting_as(HUMAN):
+            assert gov.execute("SELECT current_user, current_setting('governed_db.subject')").fetchone() == (
+                "postgres", "")
+        raw.close()
+    finally:
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
+
+
+def test_roles_and_claims_are_refused_off_postgres(tmp_path: Any) -> None:
+    """A policy mapping identities to database roles cannot be kept on SQLite: the statement is refused."""
+    gov = governed_db.wrap(sqlite3.connect(tmp_path / "r.db"), environment="production", audit=False,
+                           policy={"writes": [{"when": {"kind": "agent"}, "database_role": "reader"}]})
+    with governed_db.acting_as(READER), pytest.raises(GuardrailViolation, match="PostgreSQL only"):
+        gov.execute("SELECT 1")

@@ -203,6 +203,23 @@ class Driver:
         """From :meth:`engine_sql`'s rows: the tables whose writes a rollback cannot undo (MyISAM, MEMORY)."""
         return ()
 
+    def session_sql(self, gov: Any, raw: Any, current: Any, want: Any) -> tuple[str, ...]:
+        """Statements that take the session from ``current`` (a ``SessionState``, None: unknown) to ``want``.
+
+        Database roles and identity claims are PostgreSQL's: other drivers refuse an identity that needs them.
+        """
+        if want.role is not None or want.claims is not None:
+            from governed_db.errors import GuardrailViolation
+
+            raise gov.refusal(GuardrailViolation(
+                f"refused by governed_db: the policy maps this identity to a database role or passes its claims "
+                f"to the session, which governed_db does on PostgreSQL only, not on {self.name}. Next step: "
+                "remove database_role/session_claims from the policy's writes: entry for this database"
+            ))  # fmt: skip
+        if current is not None and current.read_only == want.read_only:
+            return ()
+        return self.session_read_only_sql(gov, raw, want.read_only)
+
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
         """Statements that make the session (and the open transaction) read-only, or read-write again.
 

@@ -15,6 +15,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from governed_db.drivers import quote_ident
+
+#: the claims governed_db passes as ``governed_db.<name>`` (see governed_db.guards.session.claims_of)
+CLAIMS = ("subject", "kind", "on_behalf_of", "roles", "verified")
+
+
+def _literal(value: str) -> str:
+    """An E'' literal: read the same whatever standard_conforming_strings says."""
+    if "\x00" in value:
+        raise ValueError("an identity claim cannot contain NUL")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 _VIOLATION = re.compile(r'governed_db-effect (\d+) (.*?)"')
 
 #: SQLSTATE 25006 read_only_sql_transaction
@@ -44,6 +57,19 @@ class PostgresSession:
         if read_only:
             return ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET TRANSACTION READ ONLY",)
         return ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",)
+
+    def session_sql(self, gov: Any, raw: Any, current: Any, want: Any) -> tuple[str, ...]:
+        # one text, one round trip: read-only state, role and claims together, only what changed
+        parts: list[str] = []
+        if current is None or current.read_only != want.read_only:
+            parts.extend(self.session_read_only_sql(gov, raw, want.read_only))
+        if current is None or current.role != want.role:
+            parts.append(f"SET ROLE {quote_ident(want.role)}" if want.role else "RESET ROLE")
+        if current is None or current.claims != want.claims:
+            values = dict(want.claims or ())  # an identity without claims clears those of the last one
+            parts.append("SELECT " + ", ".join(
+                f"set_config('governed_db.{name}', {_literal(values.get(name, ''))}, false)" for name in CLAIMS))
+        return ("; ".join(parts),) if parts else ()
 
     def is_read_only_error(self, exc: BaseException) -> bool:
         code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)

@@ -33,6 +33,7 @@ aborted.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -131,13 +132,8 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
         raise
     except Exception as e:
         raise _fault(st, "reading the transaction state before a bounded write", e) from e
-    if state == "open" and not driver.savepoints:
-        raise _refusal(st, [RuleHit(
-            RULE, Action.DENY,
-            f"{driver.name} cannot roll back one statement inside a transaction (no savepoints), so a bounded "
-            "write cannot be measured there",
-            "commit or roll back first: a bounded write runs in a transaction governed_db opens itself",
-        )])  # fmt: skip
+    # no savepoints (DuckDB) inside the application's transaction: a refusal can only roll back all of it
+    whole = state == "open" and not driver.savepoints
 
     # tables whose writes no rollback undoes (MySQL MyISAM/MEMORY): refused before anything runs
     engine_sql = driver.engine_sql(gov, tables)
@@ -155,13 +151,16 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
                 "move the table to a transactional engine (InnoDB), or have a person run the write",
             )])  # fmt: skip
 
-    opening = list(driver.open_guard(state))
+    opening = [] if whole else list(driver.open_guard(state))
     autocommit = state == "autocommit"
-    keep = "COMMIT" if autocommit else driver.release_sql
+    keep = "" if whole else "COMMIT" if autocommit else driver.release_sql
     # a transaction that holds nothing of the application's (the guard's own, or the one the driver opened
     # for this write) is rolled back whole on a refusal: no lock or empty transaction is left behind
-    undo = ("ROLLBACK",) if state in ("autocommit", "implicit") else driver.undo_sql()
-    folded = driver.fold_into(st.sql, st.params, opening[0]) if st.entry == "cursor.execute" else None
+    undo = ("ROLLBACK",) if whole or state in ("autocommit", "implicit") else driver.undo_sql()
+    st_note = _WHOLE_TXN.format(driver.name) if whole else ""
+    folded = None
+    if opening and st.entry == "cursor.execute":
+        folded = driver.fold_into(st.sql, st.params, opening[0])
     if folded is not None:
         st.sql = folded
         opening.pop(0)
@@ -194,7 +193,7 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
     violations: list[tuple[str, int]] = []
     if mode != "insert" and changed > 1:
         probe = _probe_sql(driver, tables, mode, changed)
-        fused = None if over else driver.fused_probe(probe, _violation_sql(mode, changed), keep)
+        fused = None if over or not keep else driver.fused_probe(probe, _violation_sql(mode, changed), keep)
         if fused is not None:
             try:
                 yield fused
@@ -221,9 +220,12 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
         hits.append(RuleHit(RULE, bounds.over_limit,
                             f"would change {changed} rows in {', '.join(tables)}, more than the {limit} this "
                             "identity may change in one statement", _OVER_REMEDY))  # fmt: skip
+    if whole:
+        hits = [replace(h, reason=h.reason + st_note) for h in hits]
     if not hits:
         try:
-            yield keep
+            if keep:
+                yield keep
         except Exception as e:
             yield from _undo(st, undo, e)
             raise _fault(st, "keeping a bounded write", e) from e
@@ -252,7 +254,8 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
                                     f"{hits[0].reason}; the approval covered {covered}",
                                     "file a new approval request: run the statement again")])  # fmt: skip
     try:
-        yield keep
+        if keep:
+            yield keep
     except Exception as e:
         yield from _undo(st, undo, e)
         raise _fault(st, "keeping an approved bounded write", e) from e
@@ -266,6 +269,7 @@ def _restore(st: Statement, changed: int) -> Steps:
         yield sql
 
 
+_WHOLE_TXN = " ({} has no savepoints: the application's transaction was rolled back with it)"
 _WHOLE_REMEDY = "add a WHERE clause that selects only the rows to change, or ask a person to run it"
 _OVER_REMEDY = "change fewer rows per statement, or ask for an approval"
 

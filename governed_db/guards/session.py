@@ -19,6 +19,7 @@ the analyser alone (``docs/guardrails.md``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from governed_db.errors import GuardrailViolation
@@ -26,6 +27,7 @@ from governed_db.guards import RUN, Steps
 from governed_db.policy.decision import Action, RuleHit
 
 if TYPE_CHECKING:
+    from governed_db.identity import Identity
     from governed_db.pipeline import Statement
     from governed_db.policy.settings import WriteBounds
     from governed_db.sql.analysis import Analysis
@@ -35,14 +37,16 @@ RULE = "read-only-session"
 _SWITCHES = frozenset({
     "read_only", "transaction_read_only", "default_transaction_read_only", "tx_read_only", "query_only",
     "session_authorization", "role", "session_replication_role",
-})  # fmt: skip
+})
+#: settings prefix of the identity claims governed_db passes to the session
+CLAIMS_PREFIX = "governed_db."  # fmt: skip
 #: functions that change settings (or the role) from inside a query
 _SETTERS = frozenset({"set_config", "pg_catalog.set_config"})
 
 
 def refusal_hit(analysis: Analysis, bounds: WriteBounds) -> RuleHit | None:
-    """A refusal when a read-only identity tries to change the session's read-only state itself."""
-    if not bounds.read_only:
+    """A refusal when the identity tries to change what governed_db keeps on its session itself."""
+    if not (bounds.read_only or bounds.database_role or bounds.session_claims):
         return None
     for stmt in analysis.statements:
         touched = [name for name, _scope, is_write in stmt.settings if is_write and name.lower() in _SWITCHES]
@@ -54,34 +58,71 @@ def refusal_hit(analysis: Analysis, bounds: WriteBounds) -> RuleHit | None:
             return RuleHit(
                 RULE,
                 Action.DENY,
-                f"this identity is read-only here, and {what} would change the session governed_db keeps "
-                "read-only",
-                "read-only identities cannot switch the session; ask for write access",
+                f"{what} would change the session state governed_db keeps for this identity (read-only, "
+                "database role or identity claims)",
+                "this identity cannot switch its session; ask for the access it needs",
             )
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What governed_db set on the session: read-only, the database role, the identity's claims."""
+
+    read_only: bool = False
+    #: PostgreSQL role (``SET ROLE``); None: the connection's own
+    role: str | None = None
+    #: ``governed_db.<name>`` settings for row-level security policies; None: none set
+    claims: tuple[tuple[str, str], ...] | None = None
+
+
+#: the session as the connection came (and as governed_db leaves it for unbounded identities)
+AS_CONNECTED = SessionState()
+
+
+def wanted(st: Statement) -> SessionState:
+    """The session state ``st``'s identity needs."""
+    bounds = st.bounds
+    if bounds is None:
+        return AS_CONNECTED
+    claims = claims_of(st.identity) if bounds.session_claims else None
+    state = SessionState(bounds.read_only, bounds.database_role, claims)
+    return AS_CONNECTED if state == AS_CONNECTED else state
+
+
+def claims_of(identity: Identity) -> tuple[tuple[str, str], ...]:
+    """The identity as ``governed_db.*`` session settings (``current_setting('governed_db.subject', true)``)."""
+    return (
+        ("subject", identity.subject),
+        ("kind", identity.kind),
+        ("on_behalf_of", identity.on_behalf_of or ""),
+        ("roles", ",".join(identity.roles)),
+        ("verified", "true" if identity.verified else "false"),
+    )
 
 
 def switch_sql(st: Statement) -> tuple[str, ...]:
     """The statements that put the session in the state ``st``'s identity needs (none when it is already)."""
     gov = st.gov
-    want = st.bounds is not None and st.bounds.read_only
-    if gov.session_read_only is want:
+    want = wanted(st)
+    current = gov.session_state
+    if current == want:
         return ()
-    return gov.driver.session_read_only_sql(gov, gov.driver.guard_connection(st), want)
+    return gov.driver.session_sql(gov, gov.driver.guard_connection(st), current, want)
 
 
 def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
     """Run the switch; only a successful one changes what governed_db believes the session is."""
     gov = st.gov
-    want = st.bounds is not None and st.bounds.read_only
+    want = wanted(st)
     for sql in sqls:
         try:
             yield sql
         except Exception as e:
-            gov.session_read_only = None  # unknown: the next statement switches again
-            raise gov.fault_error("switching the session's read-only state", e) from e
-    gov.session_read_only = want
-    gov.driver.after_session_switch(gov, gov.driver.guard_connection(st), want)
+            gov.session_state = None  # unknown: the next statement switches again
+            raise gov.fault_error("switching the session's state (read-only, role, claims)", e) from e
+    gov.session_state = want
+    gov.driver.after_session_switch(gov, gov.driver.guard_connection(st), want.read_only)
 
 
 def run_read_only(st: Statement) -> Steps:
@@ -112,14 +153,14 @@ def judged_call(gov: Any, entry: str, sql: str, call: Callable[[], Any], *, rese
 
     out = run(gov, entry, sql, None, lambda _s: call())
     if resets:
-        gov.session_read_only = None
+        gov.session_state = None
     return out
 
 
 def reconnected(gov: Any, before: Any, after: Any) -> None:
     """A driver reconnected under the proxy (``ping(reconnect=True)``): the new session starts read-write."""
     if before != after:
-        gov.session_read_only = None
+        gov.session_state = None
 
 
-__all__ = ["RULE", "judged_call", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
+__all__ = ["AS_CONNECTED", "RULE", "SessionState", "claims_of", "judged_call", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
