@@ -230,8 +230,8 @@ class Statement:
             st.end()
     """
 
-    __slots__ = ("analysis", "bounds", "decision", "entry", "gov", "grant", "identity", "params", "result", "span",
-                 "sql", "text", "token")  # fmt: skip
+    __slots__ = ("analysis", "bounds", "decision", "entry", "gov", "grant", "identity", "params", "prefix",
+                 "result", "span", "sql", "text", "token")  # fmt: skip
 
     def __init__(
         self,
@@ -257,6 +257,8 @@ class Statement:
         self.bounds = bounds
         #: the approval grant consumed when the statement was judged (its effect ceiling binds the guard)
         self.grant: Any = None
+        #: governance's SQL the driver sends in the statement's own round trip (a pipelined savepoint)
+        self.prefix: str | None = None
         #: the statement to send to the driver (tagged when sqlcommenter is on)
         self.sql = sql
         self.analysis = analysis

@@ -401,17 +401,19 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
 def test_reads_pay_nothing_and_a_postgres_write_one_round_trip(request: pytest.FixtureRequest, tmp_path: Path,
-                                                               unique: str, counted: list[str]) -> None:
-    """A bounded agent's read sends nothing extra; a guarded psycopg2 write sends one extra text."""
-    for d in _make(request, "psycopg2", tmp_path, unique):
+                                                               unique: str, counted: list[str], driver: str) -> None:
+    """A bounded agent's read sends nothing extra; a guarded write one extra round trip (psycopg2 and 3)."""
+    for d in _make(request, driver, tmp_path, unique):
         d.run("SELECT * FROM {t} WHERE id = %s", (1,)).fetchall()
         assert counted == []
-        d.run("UPDATE {t} SET s = 'y' WHERE id IN (1, 2)")
-        assert len(counted) == 1 and counted[0].endswith("COMMIT")
+        d.run("UPDATE {t} SET s = 'y' WHERE id IN (%s, %s)", (1, 2))
+        assert len(counted) == 1 and counted[0].endswith("COMMIT")  # the probe fused with the COMMIT
         d.raw.autocommit = False
         counted.clear()
-        d.run("UPDATE {t} SET s = 'z' WHERE id = 1")
+        cur = d.run("UPDATE {t} SET s = 'z' WHERE id = %s RETURNING id", (1,))
+        assert cur.fetchall() == [(1,)]  # the statement's own rows reach the application
         assert counted == ["RELEASE SAVEPOINT governed_db_guard"]
         d.raw.commit()
         assert d.rows()[:2] == [(1, "z"), (2, "y")]
@@ -434,6 +436,7 @@ def test_a_savepoint_that_cannot_be_made_refuses(sdb: Db, monkeypatch: pytest.Mo
     sdb.begin()
     _failing_on(monkeypatch, "SAVEPOINT governed_db_guard", RuntimeError("no savepoint today"))
     monkeypatch.setattr(type(sdb.governed.governor.driver), "fold_into", lambda *a: None)
+    monkeypatch.setattr(type(sdb.governed.governor.driver), "pipelines", lambda *a: False)
     with pytest.raises(GovernanceFault, match="opening a savepoint"):
         sdb.run("UPDATE {t} SET s = 'x' WHERE id = 1")
     sdb.rollback()

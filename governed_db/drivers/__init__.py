@@ -175,6 +175,15 @@ class Driver:
         """``sql`` with ``prefix`` sent in the same round trip, or None when the driver cannot (one statement)."""
         return None
 
+    def pipelines(self, raw: Any) -> bool:
+        """The driver can send governance's ``prefix`` and the statement in one round trip (:meth:`run_after`)."""
+        return False
+
+    def run_after(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        """Send ``prefix`` then ``invoke(sql)`` in one round trip (psycopg 3 pipeline mode); the call's outcome."""
+        self.guard_execute(raw, prefix)
+        return invoke(sql)
+
     def fused_probe(self, probe: str, violation: str, keep: str) -> str | None:
         """One text that raises when a row of ``probe`` (``t``, ``c``) meets ``violation`` and otherwise keeps
         the write (None: the driver runs probe and keep as two round trips)."""

@@ -339,6 +339,17 @@ class PsycopgDriver(PostgresSession, Driver):
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
 
+    def pipelines(self, raw: Any) -> bool:
+        # a statement with parameters is one statement on the wire: the savepoint rides in a pipeline instead
+        import psycopg
+
+        return bool(psycopg.Pipeline.is_supported()) and getattr(raw, "_pipeline", None) is None
+
+    def run_after(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        with raw.pipeline():
+            raw.cursor().execute(prefix)
+            return invoke(sql)  # the results arrive at the pipeline's sync, before this block is left
+
     def transaction_state(self, gov: Any, raw: Any) -> str:
         if raw.autocommit:
             return "autocommit"

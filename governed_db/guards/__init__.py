@@ -81,7 +81,11 @@ def drive(st: Statement, plan: Steps, invoke: Callable[[Any], Any]) -> Any:
     while True:
         try:
             if request is RUN:
-                outcome = reply = invoke(st.sql)
+                prefix = st.prefix
+                if prefix is None:
+                    outcome = reply = invoke(st.sql)
+                else:
+                    outcome = reply = gov.driver.run_after(raw, prefix, invoke, st.sql)
             else:
                 reply = gov.driver.guard_execute(raw, request)
         except BaseException as e:
@@ -105,6 +109,8 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
     while True:
         try:
             if request is RUN:
+                if st.prefix is not None:  # async drivers send governance's prefix on its own
+                    await gov.driver.guard_execute_async(raw, st.prefix)
                 outcome = reply = await invoke(st.sql)
             else:
                 reply = await gov.driver.guard_execute_async(raw, request)

@@ -158,12 +158,13 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
     # for this write) is rolled back whole on a refusal: no lock or empty transaction is left behind
     undo = ("ROLLBACK",) if whole or state in ("autocommit", "implicit") else driver.undo_sql()
     st_note = _WHOLE_TXN.format(driver.name) if whole else ""
-    folded = None
-    if opening and st.entry == "cursor.execute":
+    if opening and st.entry == "cursor.execute":  # the bracket opens in the statement's own round trip
         folded = driver.fold_into(st.sql, st.params, opening[0])
-    if folded is not None:
-        st.sql = folded
-        opening.pop(0)
+        if folded is not None:
+            st.sql = folded
+            opening.pop(0)
+        elif len(opening) == 1 and driver.pipelines(raw):
+            st.prefix = opening.pop()
     for sql in opening:
         try:
             yield sql
