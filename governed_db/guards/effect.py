@@ -41,6 +41,7 @@ from sqlglot import exp
 from governed_db.errors import GovernanceFault, GovernedDBError, GuardrailViolation, flavour
 from governed_db.guards import RUN, Steps
 from governed_db.policy.decision import Action, Decision, RuleHit
+from governed_db.sql.analysis import sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Statement
@@ -61,7 +62,8 @@ def plan(st: Statement) -> Steps | None:
         return _refuse_now(st, "a script with a data change cannot be measured statement by statement; "
                                "run the statements one by one")  # fmt: skip
     stmt = writes[0]
-    tables = stmt.tables_written or _replace_target(stmt)
+    rendered = _targets(stmt, st.gov.dialect)
+    tables = rendered or stmt.tables_written or _replace_target(stmt)
     if not tables:
         return _refuse_now(st, f"governed_db cannot tell which table {stmt.operation} changes, so its effect "
                                "cannot be measured")  # fmt: skip
@@ -69,11 +71,32 @@ def plan(st: Statement) -> Steps | None:
     if returning and st.gov.driver.results_on_connection:
         return _refuse_now(st, f"{st.gov.driver.name} keeps a statement's rows on the connection, where measuring "
                                "the write would replace them: a bounded write cannot return rows (RETURNING) here")
-    return _guarded(st, tables, _mode(stmt))
+    return _guarded(st, tables, _mode(stmt), rendered=bool(rendered))
 
 
 def _writes(stmt: StatementInfo) -> bool:
     return stmt.kind in ("write", "exec", "unknown") or stmt.nested_dml
+
+
+def _targets(stmt: StatementInfo, dialect: str) -> tuple[str, ...]:
+    """The written table as the statement names it (quoting kept, alias dropped), for the probe to read.
+
+    Only the single-target forms; anything else (multi-table DELETE/UPDATE, nested DML) falls back to the
+    analysis' names.
+    """
+    tree = stmt.expression
+    if stmt.nested_dml or not isinstance(tree, (exp.Update, exp.Delete, exp.Insert, exp.Merge)):
+        return ()
+    if isinstance(tree, exp.Delete) and tree.args.get("tables"):
+        return ()
+    target = tree.this
+    if isinstance(target, exp.Schema):
+        target = target.this
+    if not isinstance(target, exp.Table) or not isinstance(target.this, exp.Identifier) or target.args.get("joins"):
+        return ()
+    bare = target.copy()
+    bare.set("alias", None)
+    return (bare.sql(dialect=sqlglot_dialect(dialect)),)
 
 
 def _replace_target(stmt: StatementInfo) -> tuple[str, ...]:
@@ -122,7 +145,7 @@ def _effect_text(mode: str, table: str, changed: int, remaining: int) -> str:
     return f"would change {remaining} of {remaining} rows in {table}"
 
 
-def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
+def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: bool = False) -> Steps:
     gov, driver, bounds = st.gov, st.gov.driver, st.bounds
     assert bounds is not None
     raw = driver.guard_connection(st)
@@ -193,19 +216,22 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str) -> Steps:
     over = limit is not None and changed > limit
     violations: list[tuple[str, int]] = []
     if mode != "insert" and changed > 1:
-        probe = _probe_sql(driver, tables, mode, changed)
-        fused = None if over or not keep else driver.fused_probe(probe, _violation_sql(mode, changed), keep)
+        probe = _probe_sql(driver, tables, mode, changed, rendered)
+        # fused only where a violation is always refused: its error aborts the bracket, nothing can be kept
+        fusable = not over and keep and bounds.whole_table is Action.DENY
+        fused = driver.fused_probe(probe, _violation_sql(mode, changed), keep) if fusable else None
         if fused is not None:
             try:
                 yield fused
-                yield from _restore(st, changed)
-                return  # no violation: the write was kept in the same round trip
             except Exception as e:
                 found = driver.probe_violation(e)
                 if found is None:
                     yield from _undo(st, undo, e)
                     raise _fault(st, "measuring the effect of a bounded write", e) from e
                 violations.append(found)  # the probe's error aborted the bracket; rolled back below
+            else:
+                yield from _restore(st, changed)
+                return  # no violation: the write was kept in the same round trip
         else:
             try:
                 rows = yield probe
@@ -275,11 +301,11 @@ _WHOLE_REMEDY = "add a WHERE clause that selects only the rows to change, or ask
 _OVER_REMEDY = "change fewer rows per statement, or ask for an approval"
 
 
-def _probe_sql(driver: Any, tables: tuple[str, ...], mode: str, changed: int) -> str:
+def _probe_sql(driver: Any, tables: tuple[str, ...], mode: str, changed: int, rendered: bool) -> str:
     lim = _probe_limit(mode, changed)
     parts = [
-        f"SELECT {driver.quote_literal(t)} AS t, (SELECT count(*) FROM (SELECT 1 FROM {driver.quote_table(t)} "
-        f"LIMIT {lim}) AS s) AS c"
+        f"SELECT {driver.quote_literal(t)} AS t, (SELECT count(*) FROM (SELECT 1 FROM "
+        f"{t if rendered else driver.quote_table(t)} LIMIT {lim}) AS s) AS c"
         for t in tables
     ]
     return " UNION ALL ".join(parts)
