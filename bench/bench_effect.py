@@ -17,6 +17,8 @@ trip more: a statement with parameters cannot carry a second one):
   (all of governance) and against an unbounded person through governed_db (the guard's share: ~1.0x).
 
 The governed side records nothing (``audit=False``, no tracer): bench_core.py measures the record.
+``BENCH_NO_FSYNC=1`` runs both sides with ``synchronous_commit = off``: a write then costs a round trip
+rather than a WAL flush, which shows the guard's own cost (governance + one round trip) undiluted.
 """
 
 from __future__ import annotations
@@ -45,15 +47,16 @@ def _per_op(fn: Callable[[int], object]) -> float:
 
 
 def _connect(driver: str) -> Any:
+    options = "-c synchronous_commit=off" if os.environ.get("BENCH_NO_FSYNC") == "1" else ""
     if driver == "psycopg2":
         import psycopg2
 
-        conn = psycopg2.connect(DSN)
+        conn = psycopg2.connect(DSN, options=options)
         conn.autocommit = True
         return conn
     import psycopg
 
-    return psycopg.connect(DSN, autocommit=True)
+    return psycopg.connect(DSN, autocommit=True, options=options)
 
 
 def _cases(cur: Any, table: str, conn: Any) -> dict[str, Callable[[int], object]]:

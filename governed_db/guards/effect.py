@@ -33,7 +33,8 @@ aborted.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -45,7 +46,7 @@ from governed_db.sql.analysis import sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Statement
-    from governed_db.sql.analysis import StatementInfo
+    from governed_db.sql.analysis import Analysis, StatementInfo
 
 #: the rule id effect refusals and approval requests carry
 RULE = "write-effect"
@@ -53,25 +54,63 @@ _CEILING = re.compile(r"^effect<=(\d+)$")
 _REPLACE_TARGET = re.compile(r"^\s*REPLACE\s+(?:LOW_PRIORITY\s+|DELAYED\s+)?(?:INTO\s+)?([`\"\w.$]+)", re.I)
 
 
-def plan(st: Statement) -> Steps | None:
-    """The guarded steps for ``st``, or None when it provably changes no rows (reads, DDL, settings)."""
-    writes = [s for s in st.analysis.statements if _writes(s)]
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the guard needs from a statement's analysis (a pure function of it, so cached by its text)."""
+
+    #: None: no data change (not guarded); otherwise why it cannot be measured ("" when it can)
+    problem: str | None
+    tables: tuple[str, ...] = ()
+    mode: str = "mixed"
+    #: ``tables`` are SQL as the statement wrote them (quoting kept), not analysis names
+    rendered: bool = False
+    returning: bool = False
+
+
+_NOT_GUARDED = _Shape(None)
+_shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
+_SHAPES_MAX = 2048
+
+
+def shape_of(analysis: Analysis, dialect: str) -> _Shape:
+    """The statement's shape for the guard, from a bounded cache keyed by (text, dialect)."""
+    key = (analysis.sql, dialect)
+    found = _shapes.get(key)
+    if found is None:
+        found = _shapes[key] = _shape(analysis, dialect)
+        if len(_shapes) > _SHAPES_MAX:
+            _shapes.popitem(last=False)
+    return found
+
+
+def _shape(analysis: Analysis, dialect: str) -> _Shape:
+    writes = [s for s in analysis.statements if _writes(s)]
     if not writes:
-        return None
-    if len(writes) > 1 or len(st.analysis.statements) > 1:
-        return _refuse_now(st, "a script with a data change cannot be measured statement by statement; "
-                               "run the statements one by one")  # fmt: skip
+        return _NOT_GUARDED
+    if len(writes) > 1 or len(analysis.statements) > 1:
+        return _Shape("a script with a data change cannot be measured statement by statement; run the "
+                      "statements one by one")  # fmt: skip
     stmt = writes[0]
-    rendered = _targets(stmt, st.gov.dialect)
+    rendered = _targets(stmt, dialect)
     tables = rendered or stmt.tables_written or _replace_target(stmt)
     if not tables:
-        return _refuse_now(st, f"governed_db cannot tell which table {stmt.operation} changes, so its effect "
-                               "cannot be measured")  # fmt: skip
+        return _Shape(f"governed_db cannot tell which table {stmt.operation} changes, so its effect cannot be "
+                      "measured")  # fmt: skip
     returning = stmt.expression is not None and stmt.expression.find(exp.Returning) is not None
-    if returning and st.gov.driver.results_on_connection:
+    return _Shape("", tables, _mode(stmt), bool(rendered), returning)
+
+
+def plan(st: Statement) -> Steps | None:
+    """The guarded steps for ``st``, or None when it provably changes no rows (reads, DDL, settings)."""
+    shape = shape_of(st.analysis, st.gov.dialect)
+    if shape.problem is None:
+        return None
+    if shape.problem:
+        return _refuse_now(st, shape.problem)
+    if shape.returning and st.gov.driver.results_on_connection:
         return _refuse_now(st, f"{st.gov.driver.name} keeps a statement's rows on the connection, where measuring "
                                "the write would replace them: a bounded write cannot return rows (RETURNING) here")
-    return _guarded(st, tables, _mode(stmt), rendered=bool(rendered))
+    return _guarded(st, shape.tables, shape.mode, rendered=shape.rendered)
 
 
 def _writes(stmt: StatementInfo) -> bool:
