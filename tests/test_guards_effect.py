@@ -501,3 +501,38 @@ def test_effect_refusal_is_recorded_like_any_other(spans: Any, tmp_path: Path) -
     assert "would delete 3 of 3 rows in t" in span.attributes["governed_db.reason"]
     audit = (tmp_path / "audit.jsonl").read_text()
     assert "would delete 3 of 3 rows in t" in audit
+
+
+# -- the same steps, awaited (for async proxies) -----------------------------------------------------
+def test_async_driving_runs_the_same_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_async drives the guard's steps with await: a whole-table write is refused, a bounded one kept."""
+    import asyncio
+
+    from governed_db.pipeline import run_async
+
+    raw = sqlite3.connect(tmp_path / "a.db")
+    _seed(raw.execute, "t")
+    raw.commit()
+    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = conn.governor
+    sent: list[str] = []
+
+    async def guard_execute_async(self: Driver, inner: Any, sql: str) -> list[Any]:
+        sent.append(sql)
+        return self.guard_execute(inner, sql)
+
+    monkeypatch.setattr(Driver, "guard_execute_async", guard_execute_async)
+    cur = raw.cursor()
+
+    async def invoke(sql: Any) -> Any:
+        return cur.execute(sql)
+
+    async def main() -> None:
+        with pytest.raises(GuardrailViolation, match="would change 3 of 3 rows in t"):
+            await run_async(gov, "cursor.execute", "UPDATE t SET s = 'x' WHERE id > 0", None, invoke)
+        await run_async(gov, "cursor.execute", "UPDATE t SET s = 'y' WHERE id = 1", None, invoke)
+
+    asyncio.run(main())
+    raw.commit()
+    assert [r[1] for r in raw.execute("SELECT id, s FROM t ORDER BY id")] == ["y", "v2", "v3"]
+    assert "RELEASE SAVEPOINT governed_db_guard" in sent
