@@ -129,7 +129,7 @@ class Governor:
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
         if masked is not None:
             extra.append(masked)
-        bounds = self.bounds_for(identity)
+        bounds = self._bounds.get(identity) if identity in self._bounds else self.bounds_for(identity)
         if bounds is not None:
             switch = guard_session.refusal_hit(analysis, bounds)
             if switch is not None:
@@ -354,7 +354,7 @@ def begin(
     ) if start_ns else None
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
-    bounds = gov.bounds_for(identity) if pending is None else None
+    bounds = gov._bounds.get(identity) if pending is None else None  # resolved by decide()
     st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds)
     try:
         if pending is not None:

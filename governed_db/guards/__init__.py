@@ -47,8 +47,6 @@ class Unread(str):
 
 def steps(st: Statement) -> Steps | None:
     """The steps around the driver call for ``st``, or None when it needs none (the common case)."""
-    from governed_db.guards import effect, session
-
     bounds = st.bounds
     read_only = bounds is not None and bounds.read_only
     switch = session.switch_sql(st)
@@ -60,8 +58,6 @@ def steps(st: Statement) -> Steps | None:
 
 
 def _chain(st: Statement, switch: tuple[str, ...], guard: Steps | None, read_only: bool) -> Steps:
-    from governed_db.guards import session
-
     if switch:
         yield from session.switch(st, switch)
     if guard is not None:
@@ -126,4 +122,7 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
             return outcome
 
 
-__all__ = ["RUN", "Unread", "drive", "drive_async", "steps"]
+# the guards themselves (they import RUN and Steps from here)
+from governed_db.guards import effect, session  # noqa: E402
+
+__all__ = ["RUN", "Unread", "drive", "drive_async", "effect", "session", "steps"]

@@ -80,11 +80,17 @@ class SessionState:
 AS_CONNECTED = SessionState()
 
 
+#: the session of a read-only identity without role or claims (the common read-only case, made once)
+READ_ONLY = SessionState(read_only=True)
+
+
 def wanted(st: Statement) -> SessionState:
     """The session state ``st``'s identity needs."""
     bounds = st.bounds
     if bounds is None:
         return AS_CONNECTED
+    if bounds.database_role is None and not bounds.session_claims:
+        return READ_ONLY if bounds.read_only else AS_CONNECTED
     claims = claims_of(st.identity) if bounds.session_claims else None
     state = SessionState(bounds.read_only, bounds.database_role, claims)
     return AS_CONNECTED if state == AS_CONNECTED else state
@@ -106,7 +112,7 @@ def switch_sql(st: Statement) -> tuple[str, ...]:
     gov = st.gov
     want = wanted(st)
     current = gov.session_state
-    if current == want:
+    if current is want or current == want:
         return ()
     return gov.driver.session_sql(gov, gov.driver.guard_connection(st), current, want)
 
