@@ -536,3 +536,18 @@ def test_async_driving_runs_the_same_steps(tmp_path: Path, monkeypatch: pytest.M
     raw.commit()
     assert [r[1] for r in raw.execute("SELECT id, s FROM t ORDER BY id")] == ["y", "v2", "v3"]
     assert "RELEASE SAVEPOINT governed_db_guard" in sent
+
+
+def test_executescript_and_copy(tmp_path: Path, request: pytest.FixtureRequest, unique: str) -> None:
+    """Bounded writes through executescript() (it commits first) and COPY FROM (rows stream after) are refused."""
+    for d in _make(request, "sqlite", tmp_path, unique):
+        with pytest.raises(GuardrailViolation, match="executescript"):
+            d.governed.executescript(f"UPDATE {d.table} SET s = 'x' WHERE id = 1")
+        assert d.rows() == SEEDED
+    import io
+
+    (tmp_path / "pg").mkdir()
+    for d in _make(request, "psycopg2", tmp_path / "pg", unique):
+        with pytest.raises(GuardrailViolation, match="cannot be measured"):
+            d.governed.cursor().copy_expert(f"COPY {d.table} FROM STDIN", io.StringIO("7\tn7\n8\tn8\n"))
+        assert d.rows() == SEEDED

@@ -68,6 +68,8 @@ class _Shape:
 
 
 _NOT_GUARDED = _Shape(None)
+#: entry points that run a script with transaction control of their own
+_SCRIPT_ENTRIES = frozenset({"cursor.executescript", "connection.executescript"})
 _shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
 _SHAPES_MAX = 2048
 
@@ -107,6 +109,10 @@ def plan(st: Statement) -> Steps | None:
         return None
     if shape.problem:
         return _refuse_now(st, shape.problem)
+    if st.entry in _SCRIPT_ENTRIES:
+        # sqlite3's executescript() commits a pending transaction first: no bracket survives it
+        return _refuse_now(st, f"{st.entry}() manages transactions itself, so a bounded write in it cannot be "
+                               "measured; run the statement with execute()")
     if shape.returning and st.gov.driver.results_on_connection:
         return _refuse_now(st, f"{st.gov.driver.name} keeps a statement's rows on the connection, where measuring "
                                "the write would replace them: a bounded write cannot return rows (RETURNING) here")
@@ -153,6 +159,8 @@ def _mode(stmt: StatementInfo) -> str:
     tree = stmt.expression
     if stmt.nested_dml or isinstance(tree, exp.Merge) or stmt.operation == "REPLACE":
         return "mixed"
+    if isinstance(tree, exp.Copy):
+        return "insert"  # COPY ... FROM loads rows; it changes none that were there
     if isinstance(tree, exp.Delete):
         return "delete"
     if isinstance(tree, exp.Update):
