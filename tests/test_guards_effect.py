@@ -361,6 +361,11 @@ def test_postgres_upsert_merge_and_self_join_measured(request: pytest.FixtureReq
             with pytest.raises(GuardrailViolation):
                 d.run(sql)
             assert d.rows() == SEEDED, sql
+        for sql in ("WITH gone AS (DELETE FROM {t} WHERE id > 0 RETURNING id) SELECT 1",
+                    "CALL no_such_procedure()", "DO $$ BEGIN DELETE FROM {t}; END $$"):
+            with pytest.raises(GuardrailViolation):  # the rowcount would not say what changed: refused
+                d.run(sql)
+            assert d.rows() == SEEDED, sql
         d.run("INSERT INTO {t} VALUES (1, 'y') ON CONFLICT (id) DO UPDATE SET s = 'y'")
         assert d.rows()[0] == (1, "y")
 

@@ -93,6 +93,10 @@ def _shape(analysis: Analysis, dialect: str) -> _Shape:
         return _Shape("a script with a data change cannot be measured statement by statement; run the "
                       "statements one by one")  # fmt: skip
     stmt = writes[0]
+    if stmt.nested_dml or "explain-analyze" in stmt.flags:
+        # the rowcount is the outer query's (or the plan's lines), not what the nested data change did
+        return _Shape(f"the rowcount of {stmt.operation} does not count the rows its nested data change "
+                      "changes, so its effect cannot be measured")  # fmt: skip
     rendered = _targets(stmt, dialect)
     tables = rendered or stmt.tables_written or _replace_target(stmt)
     if not tables:
