@@ -225,7 +225,9 @@ def test_mariadb_refuses_a_read_only_identity_in_an_open_writable_transaction(
     gov.rollback()
     with governed_db.acting_as(READER):
         g.execute(f"SELECT count(*) FROM ro_{u}")
-    gov.autocommit(True)
+        gov.autocommit(True)  # judged as SET AUTOCOMMIT = 1: allowed, and the session stays read-only
+        with pytest.raises(GuardrailViolation, match="read-only"):
+            g.execute(f"SELECT NEXTVAL(seq_{u})")
 
 
 @pytest.mark.filterwarnings("ignore:The 'reconnect' argument is deprecated:DeprecationWarning")

@@ -21,7 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver, quote_ident
 from governed_db.errors import GuardrailViolation, InvalidStatement
-from governed_db.guards.session import reconnected
+from governed_db.guards.session import judged_call, reconnected
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
@@ -96,6 +96,12 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
     cursor_proxy = PyMySQLCursor
 
     # -- methods that change the session (docs/guardrails.md) -----------------------------------
+    def autocommit(self, value: Any) -> Any:
+        # PyMySQL sends SET AUTOCOMMIT: judged as it, like any statement (the read-only session survives it)
+        raw = self.__wrapped__
+        return judged_call(self._self_gov, "connection.autocommit", f"SET AUTOCOMMIT = {1 if value else 0}",
+                           lambda: raw.autocommit(value))  # fmt: skip
+
     def ping(self, *args: Any, **kwargs: Any) -> Any:
         # a reconnect starts a new session with the server's defaults: governed_db sets its state again
         raw = self.__wrapped__
