@@ -359,7 +359,8 @@ def test_identity_cannot_leave_its_database_role(pg_dsn: str, unique: str) -> No
         with governed_db.acting_as(agent):
             assert gov.execute("SELECT current_user, current_setting('governed_db.on_behalf_of')").fetchone() == (
                 role, "alice")
-            for sql in ("RESET ROLE", "SET ROLE postgres", "SELECT set_config('governed_db.on_behalf_of', 'bob', false)"):
+            for sql in ("RESET ROLE", "SET ROLE postgres", "SET governed_db.on_behalf_of = 'bob'",
+                        "SELECT set_config('governed_db.on_behalf_of', 'bob', false)"):
                 with pytest.raises(GuardrailViolation):
                     gov.execute(sql)
             assert gov.execute("SELECT current_user").fetchone() == (role,)

@@ -37,9 +37,9 @@ RULE = "read-only-session"
 _SWITCHES = frozenset({
     "read_only", "transaction_read_only", "default_transaction_read_only", "tx_read_only", "query_only",
     "session_authorization", "role", "session_replication_role",
-})
+})  # fmt: skip
 #: settings prefix of the identity claims governed_db passes to the session
-CLAIMS_PREFIX = "governed_db."  # fmt: skip
+CLAIMS_PREFIX = "governed_db."
 #: functions that change settings (or the role) from inside a query
 _SETTERS = frozenset({"set_config", "pg_catalog.set_config"})
 
@@ -49,7 +49,8 @@ def refusal_hit(analysis: Analysis, bounds: WriteBounds) -> RuleHit | None:
     if not (bounds.read_only or bounds.database_role or bounds.session_claims):
         return None
     for stmt in analysis.statements:
-        touched = [name for name, _scope, is_write in stmt.settings if is_write and name.lower() in _SWITCHES]
+        touched = [name for name, _scope, is_write in stmt.settings
+                   if is_write and (name.lower() in _SWITCHES or name.lower().startswith(CLAIMS_PREFIX))]
         if "set-role" in stmt.flags:
             touched.append("role")
         setters = stmt.functions & _SETTERS
