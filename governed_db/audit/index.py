@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS stmt_rule (seq INTEGER, rule TEXT);
 CREATE INDEX IF NOT EXISTS stmt_subject ON stmt (subject);
 CREATE INDEX IF NOT EXISTS stmt_obo ON stmt (obo);
 CREATE INDEX IF NOT EXISTS stmt_time ON stmt (time);
+CREATE INDEX IF NOT EXISTS stmt_pos ON stmt (pos);
 CREATE INDEX IF NOT EXISTS stmt_decision ON stmt (decision);
 CREATE INDEX IF NOT EXISTS stmt_env ON stmt (env);
 CREATE INDEX IF NOT EXISTS stmt_table_last ON stmt_table (last, seq);
@@ -184,10 +185,17 @@ class Index:
 
     # -- queries ---------------------------------------------------------------------------------------
     def candidates(self, q: Any, *, newest_first: bool = False) -> Iterator[tuple[int, int, int | None, int | None]]:
-        """``(ffirst, off, offirst, ooff)`` of statements that may match ``q``, in full-scan order."""
+        """``(ffirst, off, offirst, ooff)`` of statements that may match ``q``, in full-scan order.
+
+        That order is: statements by the position of their outcome (a whole-span record is its own), then
+        those whose outcome is unknown, by intent. Two queries, so each can walk an index.
+        """
         where, args = _where(q)
-        order = "s.pos IS NULL DESC, s.pos DESC, s.seq DESC" if newest_first else "s.pos IS NULL, s.pos, s.seq"
-        yield from self.db.execute(f"SELECT ffirst, off, offirst, ooff FROM stmt s WHERE {where} ORDER BY {order}", args)
+        select = "SELECT ffirst, off, offirst, ooff FROM stmt s WHERE"
+        done = f"{select} {where} AND s.pos IS NOT NULL ORDER BY s.pos"
+        unknown = f"{select} {where} AND s.pos IS NULL ORDER BY s.seq"
+        for sql in ((unknown + " DESC", done + " DESC") if newest_first else (done, unknown)):
+            yield from self.db.execute(sql, args)
 
     def groups(self, q: Any) -> list[tuple[Any, ...]]:
         """Statements matching ``q`` (table and column not yet checked exactly) grouped for who-touched."""
