@@ -93,22 +93,56 @@ def _key(key_file: Path | None) -> bytes | None:
     return R.env_key()
 
 
+#: above this many rows tables are printed as plain aligned text: rich measures every cell, which for
+#: thousands of rows takes longer than the query
+_RICH_ROWS = 300
+_RECORD_COLUMNS = ("seq", "time (UTC)", "identity", "env", "decision", "operation", "tables", "statement", "status")
+
+
+def record_rows(recs: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in recs:
+        who = f"{R.subject(r)} ({R.attr(r, 'governed_db.identity.kind', '?')})" if R.is_statement(r) else ""
+        rows.append([str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
+                     str(R.attr(r, "governed_db.decision", "") or ""),
+                     str(R.attr(r, "db.operation.name", r.get("name"))),
+                     " ".join(R.as_list(R.attr(r, "governed_db.tables"))), str(R.attr(r, "db.query.text", ""))[:120],
+                     "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type")))])
+    return rows
+
+
 def record_table(recs: list[dict[str, Any]], title: str) -> Any:
+    return _table(title, _RECORD_COLUMNS, record_rows(recs), decision_column=4)
+
+
+def _table(title: str, headers: tuple[str, ...], rows: list[list[str]], *, decision_column: int | None = None) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
-    for col in ("seq", "time (UTC)", "identity", "env", "decision", "operation", "tables", "statement", "status"):
+    for col in headers:
         t.add_column(col, overflow="fold")
-    for r in recs:
-        who = f"{R.subject(r)} ({R.attr(r, 'governed_db.identity.kind', '?')})" if R.is_statement(r) else ""
-        decision = str(R.attr(r, "governed_db.decision", "") or "")
-        style = {"deny": "red", "require_approval": "yellow", "warn": "yellow"}.get(decision, "")
-        t.add_row(str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
-                  f"[{style}]{decision}[/]" if style else decision, str(R.attr(r, "db.operation.name", r.get("name"))),
-                  " ".join(R.as_list(R.attr(r, "governed_db.tables"))),
-                  str(R.attr(r, "db.query.text", ""))[:120],
-                  "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type"))))
+    for row in rows:
+        cells = [escape(c) for c in row]
+        if decision_column is not None:
+            style = {"deny": "red", "require_approval": "yellow", "warn": "yellow"}.get(row[decision_column], "")
+            if style:
+                cells[decision_column] = f"[{style}]{cells[decision_column]}[/]"
+        t.add_row(*cells)
     return t
+
+
+def _print_table(title: str, headers: tuple[str, ...], rows: list[list[str]], *,
+                 decision_column: int | None = None) -> None:
+    if len(rows) <= _RICH_ROWS:
+        _console().print(_table(title, headers, rows, decision_column=decision_column))
+        return
+    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(headers)]
+    click.echo(title)
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _emit_json(data: Any) -> None:
@@ -207,7 +241,8 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
         for r in recent:
             click.echo(json.dumps(r, sort_keys=True))
     else:
-        _console().print(record_table(recent, f"last {len(recent)} statements in {path}"))
+        _print_table(f"last {len(recent)} statements in {path}", _RECORD_COLUMNS, record_rows(recent),
+                     decision_column=4)
     if follow:
         try:
             for r in _follow(path, poll):
@@ -238,7 +273,7 @@ def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) 
         _emit_json(list(found))
     else:
         recs = list(found)
-        _console().print(record_table(recs, f"{len(recs)} matching statements"))
+        _print_table(f"{len(recs)} matching statements", _RECORD_COLUMNS, record_rows(recs), decision_column=4)
 
 
 @audit.command("who-touched")
@@ -254,15 +289,10 @@ def who_touched_cmd(target: str, store: Path | None, since: str | None, until: s
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
         return
-    from rich.table import Table
-
-    t = Table(title=f"who touched {target}")
-    for col in ("identity", "kind", "statements", "operations", "refused", "first", "last"):
-        t.add_column(col)
-    for r in rows:
-        ops = ", ".join(f"{k} x{v}" for k, v in sorted(r.operations.items()))
-        t.add_row(r.subject, r.kind, str(r.statements), ops, str(r.refused), iso(r.first), iso(r.last))
-    _console().print(t)
+    table = [[r.subject, r.kind, str(r.statements), ", ".join(f"{k} x{v}" for k, v in sorted(r.operations.items())),
+              str(r.refused), iso(r.first), iso(r.last)] for r in rows]
+    _print_table(f"who touched {target}", ("identity", "kind", "statements", "operations", "refused", "first",
+                                            "last"), table)
 
 
 @audit.command("export")
