@@ -65,6 +65,8 @@ class AuditStore:
         rotate_bytes: int | None = 64 * 1024 * 1024,
         retain_bytes: int | None = None,
         retain_age: float | None = None,
+        witness: str | Any = None,
+        witness_table: str | None = None,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -89,6 +91,14 @@ class AuditStore:
         #: sealed ``retention`` record that summarises them
         self.retain_bytes = retain_bytes
         self.retain_age = retain_age
+        #: where anchored checkpoints are also sent (a PostgreSQL DSN, or a Witness), so that a rollback of
+        #: store *and* anchor is detectable (see :mod:`governed_db.audit.witness`)
+        self.witness: Any = None
+        if witness is not None:
+            from governed_db.audit.witness import DEFAULT_TABLE, Witness
+
+            self.witness = witness if isinstance(witness, Witness) else Witness(
+                witness, table=witness_table or DEFAULT_TABLE)
         self.key = R.key_bytes(key)
         self._rkey = R.record_key(self.key) if self.key is not None else None
         self.fsync_interval = fsync_interval
@@ -185,6 +195,9 @@ class AuditStore:
                 if self._seq >= 0 and self._same_file():  # never create a store just to seal it
                     self.checkpoint(reason="close")
                 self.sync()
+                if self.witness is not None and not self.witness.flush():
+                    log.error("governed_db audit: the witness did not confirm the last checkpoints of %s in time",
+                              self.path)
             finally:
                 with self._lock:
                     self._stop.set()
@@ -572,6 +585,8 @@ class AuditStore:
         finally:
             os.close(tfd)
         os.replace(tmp, target)
+        if self.witness is not None:
+            self.witness.submit(pending)  # queued: a slow or absent witness never holds up a statement
         # the rename must be durable before a later checkpoint says the anchor names this one, or a power
         # cut could bring back the older anchor and make an honest store look replayed
         dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -158,13 +158,19 @@ def audit() -> None:
 @store_option
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="file holding the checkpoint key (default: $GOVERNED_DB_AUDIT_KEY)")
+@click.option("--witness", envvar="GOVERNED_DB_AUDIT_WITNESS",
+              help="PostgreSQL DSN of the audit witness (default: $GOVERNED_DB_AUDIT_WITNESS)")
+@click.option("--witness-table", default=None, help="table of the witness (default: governed_db_audit_witness)")
 @format_option("text", "json", default="text")
 @bad_input
-def verify_cmd(store: Path | None, key_file: Path | None, fmt: str) -> None:
-    """Check every hash, link and checkpoint; exit 1 naming the first bad record."""
+def verify_cmd(store: Path | None, key_file: Path | None, witness: str | None, witness_table: str | None,
+               fmt: str) -> None:
+    """Check every line, hash, link, MAC and the anchor; exit 1 listing every problem."""
     from governed_db.audit.verify import verify
+    from governed_db.audit.witness import DEFAULT_TABLE, Witness
 
-    result = verify(_path(store), key=_key(key_file))
+    checker = Witness(witness, table=witness_table or DEFAULT_TABLE) if witness else None
+    result = verify(_path(store), key=_key(key_file), witness=checker)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:
