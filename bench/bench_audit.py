@@ -202,6 +202,26 @@ def _variants(d: Path) -> dict[str, Any]:
         span.set_status(Status(StatusCode.UNSET))
         span.end()
 
+    class _OneRecordAtEnd(AuditSpanProcessor):
+        """governed_db 0.1's design, for comparison: one format-1 record when the span ends."""
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            return None
+
+        def on_end(self, span: Any) -> None:
+            rec = records.span_body(span, pid=1)
+            rec["v"] = 1
+            self.store.append(rec)
+
+    old = _OneRecordAtEnd(AuditStore(d / "old.jsonl", key="bench-key", fsync_interval=None,
+                                     checkpoint_interval=None, idle_close=None))
+
+    def statement_old() -> None:
+        span = AuditOnlySpan(old, "SELECT customers", SpanKind.CLIENT, None, attrs, None)
+        span.set_attribute("governed_db.rows_affected", 1)
+        span.set_status(Status(StatusCode.UNSET))
+        span.end()
+
     def store_v1() -> None:
         counter[0] += 1
         v1.append(body(counter[0]))
@@ -225,7 +245,8 @@ def _variants(d: Path) -> dict[str, Any]:
     return {"build the body dict (subtracted)": build_only, "floor: orjson + sha256 + write()": floor,
             "store append, format 1 (0.1 encoding)": store_v1, "store append, format 2": store_v2,
             "store append, format 2 + key (tag)": store_v2_key,
-            "statement: intent + outcome (key)": statement}
+            "statement: intent + outcome (key)": statement,
+            "statement, 0.1 design: one format-1 record": statement_old}
 
 
 def record_cost(rounds: int = 30, batch: int = 500) -> None:
