@@ -96,6 +96,13 @@ def test_damaged_tail_never_crashes_a_command(tmp_path: Path, damage: bytes) -> 
         res = runner.invoke(audit, [*args, "--store", str(path)])
         assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
         assert res.exit_code in (0, 1), (args, res.output[-500:])
+    from governed_db.cli import main
+
+    for args in (["report", "--store", str(path), "--format", "md"],
+                 ["policy", "replay", "--store", str(path), "--policy", "default"]):
+        res = runner.invoke(main, args)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
+        assert res.exit_code in (0, 1, 2), (args, res.output[-500:])
     result = verify(path, key=KEY)
     assert not result.ok and "no recovery record accounts for" in result.problems[0].message
 

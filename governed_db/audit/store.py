@@ -84,6 +84,7 @@ class AuditStore:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ConfigurationError(f"{name} must be a positive number or None, got {value!r}")
         self.path = p.resolve()
+        self._path_str = str(self.path)
         #: the live file is sealed and renamed to ``<name>.<first seq>`` once it is this large; the chain
         #: continues in a new file (see :mod:`governed_db.audit.segments`)
         self.rotate_bytes = rotate_bytes
@@ -216,7 +217,7 @@ class AuditStore:
             # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
             # log rotation), deleted or replaced from the file we hold — fstat would not see a rename
             try:
-                st = os.stat(self.path)
+                st = os.stat(self._path_str)
             except FileNotFoundError:
                 st = None
             if st is not None and (st.st_dev, st.st_ino) == self._file_id:
