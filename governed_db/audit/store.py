@@ -211,7 +211,10 @@ class AuditStore:
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
     def _lock_file(self) -> int:
         """Open if needed, take the file lock, and bring the chain head up to date; returns the descriptor."""
-        for _ in range(8):
+        # a file can be rotated away between our open() and our flock() (another writer rotating fast):
+        # retry for a while rather than a fixed number of times, so a busy rotating writer cannot starve us
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
             fd = self._ensure_open()
             fcntl.flock(fd, fcntl.LOCK_EX)
             # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
