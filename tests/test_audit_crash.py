@@ -92,7 +92,7 @@ def test_damaged_tail_never_crashes_a_command(tmp_path: Path, damage: bytes) -> 
         f.write(damage)
     runner = CliRunner()
     for args in (["verify"], ["tail"], ["search"], ["search", "--all"], ["who-touched", "t"], ["stats"],
-                 ["export", "--format", "jsonl"], ["export", "--format", "csv"]):
+                 ["export", "--format", "jsonl"], ["export", "--format", "csv"], ["index"]):
         res = runner.invoke(audit, [*args, "--store", str(path)])
         assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
         assert res.exit_code in (0, 1), (args, res.output[-500:])
