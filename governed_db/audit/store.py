@@ -1,19 +1,23 @@
-"""The append-only audit store: one JSONL file, one linear hash chain, many writers.
+"""The append-only audit store: JSONL files, one linear hash chain, many writers.
 
 Why a JSONL file (see docs/decisions/0030-audit-store-jsonl.md): one
 ``write()`` per record is the whole durability story — once it returns the
 record is in the kernel's page cache and survives SIGKILL of the writer;
 ``fsync`` runs on a timer (``fsync_interval``) so power loss costs at most that
 window. Writers in many threads and processes serialise on a thread lock plus
-``flock`` on the file; under the lock a writer compares the file size with the
-end it last wrote, and only when another process has appended since does it
-re-read the tail for the last ``seq``/``hash``. The chain therefore stays one
-line, whoever writes.
+``flock`` on the file; under the lock a writer ``stat``s the path — the size
+tells whether another process appended since (then it re-reads the chain
+head), the inode whether the file was renamed away by rotation (then the chain
+continues in the file at the path). The chain therefore stays one line,
+whoever writes, across files (:mod:`governed_db.audit.segments`).
 
-Every ``checkpoint_every`` records a checkpoint record carries an HMAC (key
-from configuration or ``GOVERNED_DB_AUDIT_KEY``) over the chain head, and the
-sidecar ``<store>.anchor`` is replaced to point at it, so cutting the file back
-past a checkpoint, or rewriting it wholesale, is detectable by ``verify``.
+With a key, every format-2 record carries a MAC (``tag``) of its hash; every
+``checkpoint_every`` records, every ``checkpoint_interval`` seconds when quiet,
+on close and at rotation a checkpoint is written, fsynced, and the
+authenticated sidecar ``<store>.anchor`` is replaced to name it (and sent to
+the witness, if one is configured), so rewriting the chain, forging records or
+cutting the file back past the anchor is detectable by ``verify``
+(docs/decisions/0036-audit-keyed-tamper-evidence.md).
 """
 
 from __future__ import annotations
