@@ -166,3 +166,24 @@ def test_parse_line_never_raises() -> None:
     for raw in samples:
         rec = R.parse_line(raw)
         assert rec is None or isinstance(rec, dict)
+
+
+def test_crash_between_closing_checkpoint_and_anchor_is_healed_by_the_next_writer(tmp_path: Path) -> None:
+    """A writer killed after its closing checkpoint but before the anchor: the next writer anchors it."""
+    import json
+
+    from governed_db.audit.store import anchor_path
+
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    store.append({"v": 2, "type": "span", "name": "one", "attrs": {}})
+    before_close = anchor_path(path).read_bytes()
+    store.close()
+    anchor_path(path).write_bytes(before_close)  # as if the process died right after writing the checkpoint
+    assert not verify(path, key=KEY).ok
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    store.append({"v": 2, "type": "span", "name": "two", "attrs": {}})
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert json.loads(anchor_path(path).read_text())["seq"] == result.last_seq

@@ -391,6 +391,7 @@ class AuditStore:
             self._start_file(fd)
             return
         self._carry = None
+        opening = not self._store_id
         if not self._store_id:
             first = R.parse_line(os.pread(fd, min(size, R.MAX_LINE + 1), 0).split(b"\n", 1)[0])
             if first is None or first.get("type") not in (R.GENESIS, R.SEGMENT) or not first.get("store"):
@@ -415,6 +416,12 @@ class AuditStore:
             self._prefix = b"\n"
         elif good_end < size:
             self._recover(fd, good_end, size)
+        elif opening and self._last_type == R.CHECKPOINT and self._anchored < self._seq:
+            # the store ends with a checkpoint the anchor does not name yet: a writer died between writing it
+            # and publishing the anchor (or an older anchor was put back). Anchor what is really there.
+            start = _line_start(fd, good_end - 1)
+            os.fsync(fd)
+            self._publish_locked(fd, self._anchor_for(self._seq, self._hash, start, int(rec.get("time") or 0)))
 
     def _start_file(self, fd: int) -> None:
         """An empty file: a new store (genesis), or the next file of a chain whose file was rotated away."""
