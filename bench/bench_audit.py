@@ -242,11 +242,32 @@ def _variants(d: Path) -> dict[str, Any]:
         counter[0] += 1
         body(counter[0])
 
+    import sqlite3 as _sqlite3
+
+    import governed_db
+
+    def governed(audit: Any) -> Any:
+        raw = _sqlite3.connect(":memory:")
+        raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT)")
+        raw.execute("INSERT INTO customers VALUES (1, 'eu')")
+        return governed_db.wrap(raw, audit=audit, identity=governed_db.Identity("bench"), environment="production")
+
+    with_audit = governed({"path": str(d / "wrapped.jsonl"), "key": "bench-key"})
+    without = governed(False)
+
+    def select_audited() -> None:
+        with_audit.execute("SELECT region FROM customers WHERE id = ?", (1,)).fetchall()
+
+    def select_unaudited() -> None:
+        without.execute("SELECT region FROM customers WHERE id = ?", (1,)).fetchall()
+
     return {"build the body dict (subtracted)": build_only, "floor: orjson + sha256 + write()": floor,
             "store append, format 1 (0.1 encoding)": store_v1, "store append, format 2": store_v2,
             "store append, format 2 + key (tag)": store_v2_key,
             "statement: intent + outcome (key)": statement,
-            "statement, 0.1 design: one format-1 record": statement_old}
+            "statement, 0.1 design: one format-1 record": statement_old,
+            "statement: governed sqlite SELECT, audit on": select_audited,
+            "statement: governed sqlite SELECT, audit=False": select_unaudited}
 
 
 def record_cost(rounds: int = 30, batch: int = 500) -> None:
