@@ -87,6 +87,20 @@ def _path(store: Path | None) -> Path:
     return store if store is not None else default_store_path()
 
 
+def _index_note(path: Path) -> None:
+    """Say so when this query first has to index a large store (later queries read only what was appended)."""
+    from governed_db.audit.index import index_path
+    from governed_db.audit.store import store_files, store_path
+
+    p = store_path(path)
+    if index_path(p).exists():
+        return
+    size = sum(f.stat().st_size for f in store_files(p))
+    if size > 32 * 1024 * 1024:
+        click.echo(f"building the search index for {size / 1e6:.0f} MB of records (once; `governed-db audit index` "
+                   "does it ahead of time) ...", err=True)
+
+
 def _key(key_file: Path | None) -> bytes | None:
     if key_file is not None:
         return key_file.read_bytes().strip() or None
@@ -242,6 +256,7 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
     from governed_db.audit.search import tail
 
     path, q = _path(store), _query(filters)
+    _index_note(path)
     recent = tail(path, lines, q)
     if fmt == "json":
         for r in recent:
@@ -271,6 +286,7 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
 @bad_input
 def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) -> None:
     """Statements matching every given filter."""
+    _index_note(_path(store))
     found = search(_path(store), _query(filters), limit=limit)
     if fmt == "jsonl":
         for r in found:
@@ -291,6 +307,7 @@ def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) 
 @bad_input
 def who_touched_cmd(target: str, store: Path | None, since: str | None, until: str | None, fmt: str) -> None:
     """Who ran statements on TABLE or TABLE.COLUMN."""
+    _index_note(_path(store))
     rows = who_touched(_path(store), target, since=parse_time(since), until=parse_time(until))
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
