@@ -10,9 +10,21 @@ Comparisons are judged after cheap arithmetic clean-up (``+ 0``, ``* 1``, ``- -x
 ``undecidable`` (``id = 1 - -id - 1``); one that reads no column at all after clean-up is a ``tautology``
 (``id * 0 = 0``). MERGE counts too: its ``WHEN MATCHED ... THEN DELETE/UPDATE`` actions are bounded by the
 ``ON`` condition (and the action's own ``AND`` condition), ``WHEN NOT MATCHED BY SOURCE`` ones only by theirs.
+
+Whole-table writes by construction are caught where it is cheap (the effect guard measures the rest):
+
+* a write that reads its own table again (a self-join, ``DELETE ... USING t t2``, ``UPDATE ... FROM t``, MySQL
+  multi-table forms, ``IN``/``EXISTS`` subqueries over the table, derived tables, CTEs, UNION, a MERGE or an
+  upsert/REPLACE sourced from the table) is bounded only by a condition that compares a column of the target
+  with constants (``t.id = 5``), or by a plain subquery over the table that is itself so bounded;
+* ``id BETWEEN id AND id``, ``id IN (1, id)``, ``id > -1`` / ``id <> 0``, predicates on ``tableoid``/``xmin``,
+  patterns that match every string (``~ ''``, ``SIMILAR TO '%'``, ``RLIKE ''``, ``REGEXP '.*'``, ``GLOB '*'``)
+  and SQLite's ``"name" = 'name'`` (an unknown double-quoted name is a string to SQLite) are ``undecidable``.
 """
 
 from __future__ import annotations
+
+import re
 
 from sqlglot import exp
 
@@ -22,11 +34,17 @@ _WHERE_RANK = {None: 0, "bounded": 0, "undecidable": 1, "tautology": 2, "missing
 def worst_where(tree: exp.Expr, gd: str) -> str | None:
     worst: str | None = None
     truthy = gd != "postgres"
-    for node in tree.find_all(exp.Update, exp.Delete, exp.Merge):
-        if isinstance(node, exp.Merge):
-            status: str | None = _merge(node, truthy)
+    for node in tree.find_all(exp.Update, exp.Delete, exp.Merge, exp.Insert):
+        if isinstance(node, exp.Insert):
+            status: str | None = _upsert(node, truthy)
             if status is None:
                 continue
+        elif isinstance(node, exp.Merge):
+            status = _merge(node, truthy)
+            if status is None:
+                continue
+            if status == "bounded" and _self_sourced(node) and not _constant_bound(node, _merge_conditions(node)):
+                status = "undecidable"  # MERGE INTO t USING t s ON t.id = s.id: every row matches itself
         elif isinstance(node.parent, exp.When):
             continue  # a MERGE action: judged with its MERGE
         else:
@@ -34,6 +52,10 @@ def worst_where(tree: exp.Expr, gd: str) -> str | None:
             status = _judge(w.this, truthy) if w is not None else _by_joins(node, gd)
             if status == "bounded" and w is not None and not _names_target(node, w.this):
                 status = "undecidable"  # WHERE u.flag / EXISTS (SELECT 1 FROM u): the same for every row
+            if status == "bounded" and _self_sourced(node) and not _constant_bound(node, _conditions(node)):
+                status = "undecidable"  # a self-join or a subquery over the table itself: may pair every row
+            if status == "bounded" and gd == "sqlite" and w is not None and _sqlite_quoted_string(w.this):
+                status = "undecidable"  # WHERE "x" = 'x': SQLite reads an unknown "x" as the string 'x'
         if worst is None or _WHERE_RANK[status] > _WHERE_RANK[worst]:
             worst = status
     return worst
@@ -65,6 +87,175 @@ def _merge(node: exp.Merge, truthy: bool) -> str | None:
         if worst is None or _WHERE_RANK[status] > _WHERE_RANK[worst]:
             worst = status
     return worst
+
+
+def _target_tables(node: exp.Expr) -> list[exp.Table]:
+    """The tables a write changes (MySQL ``DELETE t1, t2 FROM ...`` names aliases; they are resolved)."""
+    target = node.this
+    if isinstance(target, exp.Schema):
+        target = target.this
+    if not isinstance(target, exp.Table):
+        return []
+    named = node.args.get("tables") if isinstance(node, exp.Delete) else None
+    if not named:
+        return [target]
+    sources = [target, *(j.this for j in target.args.get("joins") or () if isinstance(j.this, exp.Table))]
+    out = []
+    for n in named:
+        key = n.name.lower()
+        by_alias = [s for s in sources if s.alias.lower() == key]
+        out.extend(by_alias or [s for s in sources if not s.alias and s.name.lower() == key])
+    return out or [target]
+
+
+def _key(t: exp.Table) -> tuple[str, str]:
+    return t.name.lower(), t.text("db").lower()
+
+
+def _self_sourced(node: exp.Expr) -> bool:
+    """Does the write read one of its own target tables again (join, USING/FROM, subquery, CTE, source)?"""
+    targets = _target_tables(node)
+    keys = {_key(t) for t in targets}
+    if len(keys) < len(targets):
+        return True  # MySQL DELETE t1, t2 FROM t t1 JOIN t t2: the same table twice
+    ids = {id(t) for t in targets}
+    if isinstance(node, exp.Delete):
+        ids |= {id(t) for t in node.args.get("tables") or ()}  # MySQL DELETE t FROM t: the list names the target
+    return any(isinstance(t.this, exp.Identifier) and id(t) not in ids and _key(t) in keys
+               for t in node.find_all(exp.Table))  # fmt: skip
+
+
+def _conditions(node: exp.Expr) -> list[exp.Expr]:
+    """The WHERE of an UPDATE/DELETE and the ON of its inner joins, split at AND."""
+    out: list[exp.Expr] = []
+    w = node.args.get("where")
+    if w is not None:
+        out.append(w.this)
+    target = node.this
+    for j in (target.args.get("joins") or ()) if isinstance(target, exp.Table) else ():
+        on = j.args.get("on")
+        if on is not None and not j.args.get("side"):
+            out.append(on)
+    return [c for cond in out for c in _conjuncts(cond)]
+
+
+def _merge_conditions(node: exp.Merge) -> list[exp.Expr]:
+    out = list(_conjuncts(node.args["on"])) if isinstance(node.args.get("on"), exp.Expr) else []
+    whens = node.args.get("whens")
+    conds = [w.args.get("condition") for w in (whens.expressions if whens is not None else ())]
+    # every changing action must be bounded by its own condition unless ON is: the ON conjuncts count for all
+    return out + [c for cond in conds if cond is not None for c in _conjuncts(cond)]
+
+
+def _conjuncts(cond: exp.Expr) -> list[exp.Expr]:
+    while isinstance(cond, exp.Paren):
+        cond = cond.this
+    if isinstance(cond, exp.And):
+        return [c for part in cond.flatten() for c in _conjuncts(part)]
+    return [cond]
+
+
+def _constant_bound(node: exp.Expr, conds: list[exp.Expr]) -> bool:
+    """Some condition compares a column of the target with constants only (``t.id = 5``, ``id IN (1, 2)``),
+    or with a plain, bounded subquery over the target table (``id IN (SELECT id FROM t WHERE total > 9)``)."""
+    targets = _target_tables(node)
+    names = {n for t in targets for n in (t.name.lower(), t.alias.lower()) if n}
+    keys = {_key(t) for t in targets}
+    for cond in conds:
+        if _judge(cond) != "bounded" or isinstance(cond, (exp.Not, exp.Or, exp.Xor)):
+            continue
+        outer_cols = [c for c in cond.find_all(exp.Column) if _outer(c, cond)]
+        qualifiers = {c.table.lower() for c in outer_cols}
+        if len(qualifiers) != 1 or not qualifiers <= names | {""}:
+            continue  # t.id = t2.id pairs rows, it does not pick them
+        scalar = isinstance(cond, (exp.EQ, exp.NullSafeEQ))
+        if all(not _reads(q, keys) or _plain_bounded(q, keys) or (scalar and _uncorrelated(q, names))
+               for q in _top_selects(cond)):  # fmt: skip
+            return True
+    return False
+
+
+def _uncorrelated(q: exp.Expr, outer: set[str]) -> bool:
+    """A scalar subquery that does not look at the outer row: one value for every row (``= (SELECT max(id)
+    FROM t)``); a correlated one (``= (SELECT t2.id FROM t t2 WHERE t2.id = t.id)``) matches each row itself."""
+    own = {n for t in q.find_all(exp.Table) for n in (t.name.lower(), t.alias.lower()) if n}
+    return not any(c.table and c.table.lower() in outer - own for c in q.find_all(exp.Column))
+
+
+def _top_selects(cond: exp.Expr) -> list[exp.Query]:
+    """The outermost queries inside a condition."""
+    out: list[exp.Query] = []
+    for q in cond.find_all(exp.Query):
+        parent = q.parent
+        while parent is not None and parent is not cond and not isinstance(parent, exp.Query):
+            parent = parent.parent
+        if parent is None or parent is cond:
+            out.append(q)
+    return out
+
+
+def _reads(q: exp.Expr, keys: set[tuple[str, str]]) -> bool:
+    return any(isinstance(t.this, exp.Identifier) and _key(t) in keys for t in q.find_all(exp.Table))
+
+
+def _plain_bounded(q: exp.Query, keys: set[tuple[str, str]]) -> bool:
+    """``SELECT col FROM t WHERE <constant bound on t>``: one source, the table itself, no set operation."""
+    while isinstance(q, exp.Subquery):
+        q = q.this
+    if not isinstance(q, exp.Select) or q.args.get("joins") or q.args.get("with_") or q.args.get("with"):
+        return False
+    source = q.args.get("from_") or q.args.get("from")
+    table = source.this if source is not None else None
+    if not isinstance(table, exp.Table) or _key(table) not in keys:
+        return False
+    w = q.args.get("where")
+    if w is None:
+        return False
+    names = {table.name.lower(), table.alias.lower()} - {""}
+    for cond in _conjuncts(w.this):
+        if _judge(cond) != "bounded" or isinstance(cond, (exp.Not, exp.Or, exp.Xor)) or cond.find(exp.Query):
+            continue
+        cols = list(cond.find_all(exp.Column))
+        if cols and all(not c.table or c.table.lower() in names for c in cols):
+            return True
+    return False
+
+
+def _upsert(node: exp.Insert, truthy: bool) -> str | None:
+    """INSERT ... SELECT that replaces or updates existing rows from the table itself (``ON CONFLICT DO UPDATE``,
+    ``ON DUPLICATE KEY UPDATE``, ``REPLACE``, ``INSERT OR REPLACE``): it changes the rows it reads."""
+    conflict = node.args.get("conflict")
+    updates = str(node.args.get("alternative") or "").upper() == "REPLACE" or (
+        conflict is not None and "UPDATE" in str(conflict.args.get("action") or "").upper()
+    )
+    source = node.args.get("expression")
+    if not updates or not isinstance(source, exp.Query):
+        return None
+    targets = _target_tables(node)
+    keys = {_key(t) for t in targets}
+    if not _reads(source, keys):
+        return None
+    return "bounded" if _plain_bounded(source, keys) else "undecidable"
+
+
+def _sqlite_quoted_string(cond: exp.Expr) -> bool:
+    """``"x" = 'x'``, ``"x" IS NOT NULL``, ``"x" <> 'y'``: an unknown double-quoted name is a string in SQLite."""
+    for col in cond.find_all(exp.Column):
+        ident = col.this
+        if col.table or not isinstance(ident, exp.Identifier) or not ident.quoted:
+            continue
+        parent = col.parent
+        while isinstance(parent, exp.Paren):
+            parent = parent.parent
+        if isinstance(parent, (exp.EQ, exp.NullSafeEQ, exp.Is)):
+            other = parent.expression if parent.this is col else parent.this
+            if isinstance(other, exp.Literal) and other.is_string and other.name == ident.name:
+                return True
+            if isinstance(parent, exp.Is):
+                return True
+        if isinstance(parent, (exp.NEQ, exp.Like, exp.Glob, exp.Not)):
+            return True
+    return False
 
 
 def _by_joins(node: exp.Expr, gd: str) -> str:
@@ -112,8 +303,20 @@ def _judge(cond: exp.Expr, truthy: bool = False) -> str:
         if any(p.find(exp.Column) is None or _judge(p, truthy) != "bounded" for p in parts):
             return "undecidable"  # c XOR 1 is NOT c: every row but the few c names
         return "bounded"
+    if _system_columns(cond):
+        return "undecidable"  # tableoid = 't'::regclass, xmin::text <> '': the same (or unknown) for every row
     if isinstance(cond, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)):
         return _compare(cond)
+    if isinstance(cond, exp.Between):
+        return _between(cond)
+    if isinstance(cond, exp.In) and cond.expressions:
+        cols = _columns(cond.this)
+        if any(cols and _columns(e) & cols for e in cond.expressions):
+            return "undecidable"  # id IN (1, id): the row's own value is in the list
+    if isinstance(cond, exp.Escape):
+        cond = cond.this
+    if isinstance(cond, _PATTERNS) and _matches_all(cond):
+        return "undecidable"  # x ~ '', x SIMILAR TO '%', x GLOB '*': every non-NULL x
     col = _not_null_operand(cond)
     if col is not None:
         if isinstance(col, exp.Column) and col.name.lower() in _ALWAYS_SET:
@@ -122,8 +325,6 @@ def _judge(cond: exp.Expr, truthy: bool = False) -> str:
             return "undecidable"  # t IS NOT NULL: the whole row, true unless every column is NULL
     if isinstance(cond, exp.In) and _same_table_subquery(cond):
         return "tautology"  # id IN (SELECT id FROM <the table itself>)
-    if isinstance(cond, exp.Like) and isinstance(cond.expression, exp.Literal) and set(cond.expression.name) <= {"%"}:
-        return "undecidable"  # x LIKE '%': every non-NULL x
     if isinstance(cond, exp.Not):
         return "undecidable" if _judge(cond.this, truthy) == "undecidable" else "bounded"
     if truthy and isinstance(cond, (exp.Column, exp.Func)) and not isinstance(cond, (exp.Predicate, exp.Connector)):
@@ -135,6 +336,23 @@ def _judge(cond: exp.Expr, truthy: bool = False) -> str:
 _ALWAYS_SET = frozenset({"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "rowid", "_rowid_", "oid", "_rowid"})
 
 
+#: System columns whose value says nothing about which row it is (the table's oid, transaction ids).
+_SYSTEM_VALUES = frozenset({"tableoid", "xmin", "xmax", "cmin", "cmax"})
+_PATTERNS = (exp.Like, exp.ILike, exp.RegexpLike, exp.RegexpILike, exp.SimilarTo, exp.Glob)
+#: Comparisons against a number this far out are true for every realistic key (``id < 2147483647``).
+_HUGE = 1_000_000_000
+
+
+def _system_columns(cond: exp.Expr) -> bool:
+    if cond.find(exp.Query) is not None:
+        return False
+    cols = [c.name.lower() for c in cond.find_all(exp.Column)]
+    if any(c in _SYSTEM_VALUES for c in cols):
+        return True
+    # ctid / rowid locate one row with '=', but ranges over them cover every row
+    return isinstance(cond, (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NEQ)) and any(c in _ALWAYS_SET for c in cols)
+
+
 def _compare(cond: exp.Expr) -> str:
     left, right = _simplify(cond.this), _simplify(cond.expression)
     if left.find(exp.Column) is None and right.find(exp.Column) is None:
@@ -144,11 +362,84 @@ def _compare(cond: exp.Expr) -> str:
     lcols, rcols = _columns(left), _columns(right)
     if lcols and lcols == rcols:
         return "undecidable"  # id = 1 - -id - 1: both sides move with the same row values
+    if _open_range(cond, left, right):
+        return "undecidable"  # id > -1, id >= 0, id <> 0, id < 2147483647: every key a table usually has
     return "bounded"
 
 
+def _number(e: exp.Expr) -> float | None:
+    neg = False
+    while isinstance(e, exp.Neg):
+        neg, e = not neg, e.this
+    if isinstance(e, exp.Literal) and not e.is_string:
+        try:
+            value = float(e.name)
+        except ValueError:
+            return None
+        return -value if neg else value
+    return None
+
+
+def _open_range(cond: exp.Expr, left: exp.Expr, right: exp.Expr) -> bool:
+    """A column compared with a number that keys are never below/above (cheap, conservative)."""
+    op = type(cond)
+    if _number(left) is not None and _number(right) is None:
+        left, right = right, left
+        op = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}.get(op, op)
+    value = _number(right)
+    if value is None or not isinstance(left, exp.Column):
+        return False
+    if op is exp.GT:
+        return value < 1
+    if op is exp.GTE:
+        return value <= 1
+    if op is exp.NEQ:
+        return value <= 0
+    if op in (exp.LT, exp.LTE):
+        return value >= _HUGE
+    return False
+
+
+def _between(cond: exp.Between) -> str:
+    this = _simplify(cond.this)
+    low, high = _simplify(cond.args["low"]), _simplify(cond.args["high"])
+    if low == this and high == this:
+        return "tautology"  # id BETWEEN id AND id
+    cols = _columns(this)
+    if cols and (_columns(low) & cols or _columns(high) & cols):
+        return "undecidable"  # id BETWEEN id - 1 AND id + 1
+    lo, hi = _number(low), _number(high)
+    if isinstance(this, exp.Column) and lo is not None and hi is not None and lo <= 1 and hi >= _HUGE:
+        return "undecidable"  # id BETWEEN 0 AND 2147483647
+    return "bounded"
+
+
+def _matches_all(cond: exp.Expr) -> bool:
+    """A pattern that matches every non-NULL string, or one that moves with the row itself (``x LIKE x``)."""
+    pattern = cond.expression
+    if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+        cols = _columns(cond.this)
+        return bool(cols and isinstance(pattern, exp.Expr) and _columns(pattern) & cols)
+    text = pattern.name
+    if isinstance(cond, (exp.Like, exp.ILike)):
+        return text.replace("%", "") == ""
+    if isinstance(cond, exp.Glob):
+        return text.replace("*", "") == ""
+    if isinstance(cond, exp.SimilarTo):
+        regex = "".join(".*" if ch == "%" else "." if ch == "_" else ch for ch in text)
+    else:
+        regex = text
+    try:
+        # a regular expression searched (or SIMILAR TO matched) that accepts the empty string accepts every
+        # string (``''``, ``.*``, ``a*``, ``^``); ``^$``-style ones are over-refused, which is the safe side
+        return re.fullmatch(regex, "") is not None or (not isinstance(cond, exp.SimilarTo) and re.search(regex, "") is not None)
+    except re.error:
+        return True  # a dialect feature Python does not read: cannot judge, so not bounded
+
+
 def _columns(e: exp.Expr) -> frozenset[tuple[str, str]]:
-    return frozenset((c.table.lower(), c.name.lower()) for c in e.find_all(exp.Column))
+    """The row's columns in ``e`` (a subquery's own columns are not the row's)."""
+    return frozenset((c.table.lower(), c.name.lower()) for c in e.find_all(exp.Column) if c is e or _outer(c, e))
 
 
 def _is_num(e: exp.Expr, value: str) -> bool:
