@@ -380,12 +380,15 @@ def _number(e: exp.Expr) -> float | None:
     return None
 
 
+_MIRROR: dict[type[exp.Expr], type[exp.Expr]] = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
+
+
 def _open_range(cond: exp.Expr, left: exp.Expr, right: exp.Expr) -> bool:
     """A column compared with a number that keys are never below/above (cheap, conservative)."""
-    op = type(cond)
+    op: type[exp.Expr] = type(cond)
     if _number(left) is not None and _number(right) is None:
         left, right = right, left
-        op = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}.get(op, op)
+        op = _MIRROR.get(op, op)
     value = _number(right)
     if value is None or not isinstance(left, exp.Column):
         return False
