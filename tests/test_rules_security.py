@@ -176,8 +176,6 @@ INNOCENT = [
     ("postgres", "MERGE INTO v USING src s ON v.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id)"),
     ("postgres", "SELECT xmlelement(name a, id) FROM t"),
     ("postgres", "SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)"),
-    ("postgres", "NOTIFY jobs, 'ready'"),
-    ("postgres", "LISTEN jobs"),
     ("postgres", "BEGIN"),
     ("postgres", "BEGIN READ ONLY"),
     ("postgres", "START TRANSACTION"),
