@@ -124,14 +124,17 @@ def _statement_info(
 
 def _copy_query(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementInfo | None:
     """``COPY (<statement>) TO ...``: PostgreSQL runs the statement inside, DML with RETURNING included."""
-    depth = 0
-    for i, tok in enumerate(tokens[1:], start=1):
-        depth += tok.token_type == TokenType.L_PAREN
-        depth -= tok.token_type == TokenType.R_PAREN
+    depth, end = 0, -1
+    for at in range(1, len(tokens)):
+        tt = tokens[at].token_type
+        depth += tt == TokenType.L_PAREN
+        depth -= tt == TokenType.R_PAREN
         if depth == 0:
+            end = at
             break
-    else:
+    if end < 0:
         return None
+    i = end
     inner = statement_info(d, gd, text, tokens[2:i])
     if inner.kind == "read" and not inner.error:
         return None  # COPY (SELECT ...) TO STDOUT: the parser reads it as it is

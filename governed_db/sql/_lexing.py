@@ -102,7 +102,8 @@ def _assignments(tree: exp.Expr) -> list[tuple[str, str | None]]:
     for call in tree.find_all(exp.Anonymous):
         if call.name.lower() == "set_config":
             args = call.expressions
-            name = _literal(args[0]).lower() if args and isinstance(args[0], exp.Literal) else "?"
+            first = _literal(args[0]) if args and isinstance(args[0], exp.Literal) else None
+            name = first.lower() if first is not None else "?"
             out.append((name, _literal(args[1]) if len(args) > 1 and isinstance(args[1], exp.Literal) else None))
     return out
 
