@@ -205,6 +205,12 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     limited = isinstance(tree, exp.Query) and (tree.args.get("limit") is not None or tree.args.get("fetch") is not None)
     if gd == "duckdb":
         flags |= duckdb_file_scans(tree)
+        embedded = _duckdb_nested(tree)
+        if embedded is not None:
+            extra_read, extra_functions, extra_flags = embedded
+            read = tuple(dict.fromkeys((*read, *extra_read)))
+            functions = functions | extra_functions
+            flags |= extra_flags
     if gd == "mysql" and variable_copy(tree):
         flags |= {"variable-copy"}
     return StatementInfo(
@@ -213,6 +219,42 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     )  # fmt: skip
 
 
+
+
+def _duckdb_nested(tree: exp.Expr) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]] | None:
+    """DuckDB ``query('<sql>')`` and ``query_table('<t>')`` run SQL from a string: a literal one is analysed and
+    its tables, functions and flags count as the statement's own; one built at run time is ``nested-sql``."""
+    from governed_db.sql.analysis import analyze
+
+    calls = [f for f in tree.find_all(exp.Anonymous) if f.name.lower() in ("query", "query_table")]
+    if not calls:
+        return None
+    read: dict[str, None] = {}
+    functions: set[str] = set()
+    flags: set[str] = set()
+    for call in calls:
+        args = list(call.expressions)
+        first = args[0] if args else None
+        if call.name.lower() == "query_table":
+            names = first.expressions if isinstance(first, exp.Array) else [first]
+            if not names or not all(isinstance(n, exp.Literal) and n.is_string for n in names):
+                flags.add("nested-sql")
+                continue
+            for n in names:
+                read.setdefault(n.name.lower(), None)
+            continue
+        if not (isinstance(first, exp.Literal) and first.is_string) or len(args) != 1:
+            flags.add("nested-sql")  # SQL built at run time: nobody can say what it reads or calls
+            continue
+        inner = analyze(first.name, "duckdb")
+        if inner.error or len(inner.statements) != 1 or inner.statements[0].kind != "read":
+            flags.add("nested-sql")
+            continue
+        st = inner.statements[0]
+        read.update(dict.fromkeys(st.tables_read))
+        functions |= st.functions
+        flags |= st.flags
+    return tuple(read), frozenset(functions), frozenset(flags)
 
 
 def _select_into(tree: exp.Expr) -> bool:
@@ -325,6 +367,8 @@ def _integrity_off(tree: exp.Pragma) -> bool:
     else:
         return False
     label = (name.name if isinstance(name, exp.Expr) else str(name)).lower().rsplit(".", 1)[-1]
+    if isinstance(value, exp.Boolean):
+        return label == "foreign_keys" and not value.this
     text = (value.name if isinstance(value, exp.Expr) else str(value)).strip("'\"").lower()
     return label == "foreign_keys" and text in ("off", "0", "false", "no")
 

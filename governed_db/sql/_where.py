@@ -17,7 +17,7 @@ Whole-table writes by construction are caught where it is cheap (the effect guar
   multi-table forms, ``IN``/``EXISTS`` subqueries over the table, derived tables, CTEs, UNION, a MERGE or an
   upsert/REPLACE sourced from the table) is bounded only by a condition that compares a column of the target
   with constants (``t.id = 5``), or by a plain subquery over the table that is itself so bounded;
-* ``id BETWEEN id AND id``, ``id IN (1, id)``, ``id > -1`` / ``id <> 0``, predicates on ``tableoid``/``xmin``,
+* ``id BETWEEN id AND id``, ``id IN (1, id)``, ``id > -1`` / ``id >= 0`` / ``id <> -1``, predicates on ``tableoid``/``xmin``,
   patterns that match every string (``~ ''``, ``SIMILAR TO '%'``, ``RLIKE ''``, ``REGEXP '.*'``, ``GLOB '*'``)
   and SQLite's ``"name" = 'name'`` (an unknown double-quoted name is a string to SQLite) are ``undecidable``.
 """
@@ -160,7 +160,7 @@ def _constant_bound(node: exp.Expr, conds: list[exp.Expr]) -> bool:
     or with a plain, bounded subquery over the target table (``id IN (SELECT id FROM t WHERE total > 9)``)."""
     targets = _target_tables(node)
     names = {n for t in targets for n in (t.name.lower(), t.alias.lower()) if n}
-    keys = {_key(t) for t in targets}
+    keys = _with_ctes(node, {_key(t) for t in targets})
     for cond in conds:
         if _judge(cond) != "bounded" or isinstance(cond, (exp.Not, exp.Or, exp.Xor)):
             continue
@@ -168,17 +168,34 @@ def _constant_bound(node: exp.Expr, conds: list[exp.Expr]) -> bool:
         qualifiers = {c.table.lower() for c in outer_cols}
         if len(qualifiers) != 1 or not qualifiers <= names | {""}:
             continue  # t.id = t2.id pairs rows, it does not pick them
-        scalar = isinstance(cond, (exp.EQ, exp.NullSafeEQ))
-        if all(not _reads(q, keys) or _plain_bounded(q, keys) or (scalar and _uncorrelated(q, names))
+        # = (SELECT ...) is one value; = ANY (SELECT ...) is a set, judged like IN
+        scalars = {id(q) for side in (cond.this, cond.expression) if isinstance(side, exp.Subquery)
+                   for q in (side, side.this)} if isinstance(cond, (exp.EQ, exp.NullSafeEQ)) else set()  # fmt: skip
+        if all(not _reads(q, keys) or _plain_bounded(q, keys) or (id(q) in scalars and _uncorrelated(q, names))
                for q in _top_selects(cond)):  # fmt: skip
             return True
     return False
 
 
+def _with_ctes(node: exp.Expr, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """``keys`` plus the names of the statement's CTEs that read one of them (``WITH c AS (SELECT id FROM t)``)."""
+    out = set(keys)
+    ctes = [c for c in node.find_all(exp.CTE) if c.alias]
+    changed = True
+    while changed:
+        changed = False
+        for cte in ctes:
+            key = (cte.alias.lower(), "")
+            if key not in out and _reads(cte.this, out):
+                out.add(key)
+                changed = True
+    return out
+
+
 def _uncorrelated(q: exp.Expr, outer: set[str]) -> bool:
     """A scalar subquery that does not look at the outer row: one value for every row (``= (SELECT max(id)
     FROM t)``); a correlated one (``= (SELECT t2.id FROM t t2 WHERE t2.id = t.id)``) matches each row itself."""
-    own = {n for t in q.find_all(exp.Table) for n in (t.name.lower(), t.alias.lower()) if n}
+    own = {(t.alias or t.name).lower() for t in q.find_all(exp.Table)}  # FROM t t2: only t2 names the inner row
     return not any(c.table and c.table.lower() in outer - own for c in q.find_all(exp.Column))
 
 
@@ -215,9 +232,9 @@ def _plain_bounded(q: exp.Query, keys: set[tuple[str, str]]) -> bool:
     for cond in _conjuncts(w.this):
         if _judge(cond) != "bounded" or isinstance(cond, (exp.Not, exp.Or, exp.Xor)) or cond.find(exp.Query):
             continue
-        cols = list(cond.find_all(exp.Column))
-        if cols and all(not c.table or c.table.lower() in names for c in cols):
-            return True
+        qualifiers = {c.table.lower() for c in cond.find_all(exp.Column)}
+        if len(qualifiers) == 1 and qualifiers <= names | {""}:
+            return True  # t2.id = t.id is a correlation with the outer row, not a bound
     return False
 
 
@@ -231,8 +248,7 @@ def _upsert(node: exp.Insert, truthy: bool) -> str | None:
     source = node.args.get("expression")
     if not updates or not isinstance(source, exp.Query):
         return None
-    targets = _target_tables(node)
-    keys = {_key(t) for t in targets}
+    keys = _with_ctes(node, {_key(t) for t in _target_tables(node)})
     if not _reads(source, keys):
         return None
     return "bounded" if _plain_bounded(source, keys) else "undecidable"
@@ -363,7 +379,7 @@ def _compare(cond: exp.Expr) -> str:
     if lcols and lcols == rcols:
         return "undecidable"  # id = 1 - -id - 1: both sides move with the same row values
     if _open_range(cond, left, right):
-        return "undecidable"  # id > -1, id >= 0, id <> 0, id < 2147483647: every key a table usually has
+        return "undecidable"  # id > -1, id >= 0, id <> -1, id < 2147483647: every key a table usually has
     return "bounded"
 
 
@@ -392,12 +408,13 @@ def _open_range(cond: exp.Expr, left: exp.Expr, right: exp.Expr) -> bool:
     value = _number(right)
     if value is None or not isinstance(left, exp.Column):
         return False
+    # id > 0 / qty <> 0 stay bounded: too common as genuine filters (the effect guard measures those)
     if op is exp.GT:
-        return value < 1
+        return value < 0
     if op is exp.GTE:
-        return value <= 1
-    if op is exp.NEQ:
         return value <= 0
+    if op is exp.NEQ:
+        return value < 0
     if op in (exp.LT, exp.LTE):
         return value >= _HUGE
     return False
@@ -412,7 +429,7 @@ def _between(cond: exp.Between) -> str:
     if cols and (_columns(low) & cols or _columns(high) & cols):
         return "undecidable"  # id BETWEEN id - 1 AND id + 1
     lo, hi = _number(low), _number(high)
-    if isinstance(this, exp.Column) and lo is not None and hi is not None and lo <= 1 and hi >= _HUGE:
+    if isinstance(this, exp.Column) and lo is not None and hi is not None and lo <= 0 and hi >= _HUGE:
         return "undecidable"  # id BETWEEN 0 AND 2147483647
     return "bounded"
 

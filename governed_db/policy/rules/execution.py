@@ -57,7 +57,7 @@ DYNAMIC_SQL_FUNCTIONS = frozenset(
 )  # fmt: skip
 #: DuckDB functions that run SQL text, change the parser, copy/import whole databases or reveal secrets.
 DUCKDB_DYNAMIC_FUNCTIONS = frozenset(
-    {"query", "query_table", "json_execute_serialized_sql", "copy_database", "import_database",
+    {"json_execute_serialized_sql", "copy_database", "import_database",
      "add_grammar_extension", "remove_grammar_extension", "duckdb_secrets", "which_secret",
      "enable_checkpoint_on_shutdown", "disable_checkpoint_on_shutdown"}
 )  # fmt: skip
@@ -198,7 +198,8 @@ def function_delay(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     "function-dynamic-sql",
     family="functions",
     rationale="query_to_xml, table_to_xml, schema_to_xml, database_to_xml, cursor_to_xml, ts_stat, the "
-    "query form of ts_rewrite and DuckDB's query(), query_table(), json_execute_serialized_sql(), "
+    "query form of ts_rewrite, DuckDB's query()/query_table() of SQL built at run time (a literal's SQL is "
+    "analysed as part of the statement), json_execute_serialized_sql(), "
     "copy_database(), import_database(), grammar extensions and duckdb_secrets() run SQL text (or dump whole "
     "tables, databases or secrets) the analyser and masking never see.",
     remedy="run the query itself through governed_db, and format the result in the application",
@@ -208,6 +209,8 @@ def function_dynamic_sql(stmt: StatementInfo | None, ctx: RuleContext, opts: Map
     called = _called(stmt, DYNAMIC_SQL_FUNCTIONS)
     if ctx.analysis.dialect.lower() == "duckdb":
         called += _called(stmt, DUCKDB_DYNAMIC_FUNCTIONS)
+        if stmt is not None and "nested-sql" in stmt.flags:
+            called.append("query")  # query()/query_table() of text built at run time
     if stmt is not None and "ts_rewrite" in stmt.functions and _ts_rewrite_query(stmt):
         called.append("ts_rewrite")
     return _calls(called, "which runs SQL the analyser cannot see")
