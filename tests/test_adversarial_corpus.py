@@ -9,6 +9,7 @@ the mark is removed (and the published score in docs/threat-model.md is updated)
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -120,10 +121,8 @@ class Env:
                 rows = []
             return [tuple(r) for r in rows or []]
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 cur.close()
-            except Exception:
-                pass
 
     def settle(self) -> None:
         """Back out of any transaction the last statement left open."""
@@ -132,10 +131,8 @@ class Env:
                 if self.raw.in_transaction:
                     self.raw.rollback()
             elif self.name == "duck":
-                try:
+                with contextlib.suppress(Exception):
                     self.raw.execute("ROLLBACK")
-                except Exception:
-                    pass
             else:
                 self.raw.rollback()
                 if self.name == "pg" and self.raw.info.transaction_status != 0:
@@ -179,10 +176,8 @@ class Env:
         except BaseException as e:
             return e
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 cur.close()
-            except Exception:
-                pass
         return None
 
 
@@ -343,7 +338,7 @@ def test_adversarial_case(case: Case, envs: dict[str, Any]) -> None:
             assert not isinstance(err, GovernedDBError), f"innocent statement refused: {err}"
             assert err is None, f"innocent statement failed in the database: {err!r}"
     finally:
-        if changed or case.expect == "run" or err is not None and not isinstance(err, GovernedDBError):
+        if changed or case.expect == "run" or (err is not None and not isinstance(err, GovernedDBError)):
             env.reset()
 
 

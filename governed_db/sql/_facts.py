@@ -236,12 +236,13 @@ def _duckdb_nested(tree: exp.Expr) -> tuple[tuple[str, ...], frozenset[str], fro
         args = list(call.expressions)
         first = args[0] if args else None
         if call.name.lower() == "query_table":
-            names = first.expressions if isinstance(first, exp.Array) else [first]
-            if not names or not all(isinstance(n, exp.Literal) and n.is_string for n in names):
+            names = list(first.expressions) if isinstance(first, exp.Array) else [first]
+            literals = [n for n in names if isinstance(n, exp.Literal) and n.is_string]
+            if not names or len(literals) != len(names):
                 flags.add("nested-sql")
                 continue
-            for n in names:
-                read.setdefault(n.name.lower(), None)
+            for lit in literals:
+                read.setdefault(lit.name.lower(), None)
             continue
         if not (isinstance(first, exp.Literal) and first.is_string) or len(args) != 1:
             flags.add("nested-sql")  # SQL built at run time: nobody can say what it reads or calls
