@@ -62,7 +62,28 @@ def wrap(
     raw = innermost(conn)
     if driver.is_closed(raw):
         raise ConfigurationError("the connection is closed; wrap an open connection")
+    _check_lexing(raw, driver)
     return _govern(conn, raw, driver, settings)
+
+
+def _check_lexing(raw: Any, driver: Driver) -> None:
+    """Refuse a session the server would read differently from the analyser (GBK, non-standard strings...)."""
+    from governed_db.sql._lexing import unsafe_session
+
+    try:
+        values = driver.lexing_settings(raw)
+    except Exception as e:  # cannot tell how the server reads SQL: never govern on a guess
+        raise ConfigurationError(
+            f"could not read the session's encoding and quoting settings ({type(e).__name__}: {e}); "
+            "governed_db does not govern a connection it cannot read the SQL of as the server does"
+        ) from None
+    bad = unsafe_session(values) if values else []
+    if bad:
+        raise ConfigurationError(
+            f"this session's settings make the server read SQL differently from governed_db's analyser "
+            f"({', '.join(bad)}); connect with a UTF-8 client encoding, standard_conforming_strings = on and no "
+            "ANSI_QUOTES / NO_BACKSLASH_ESCAPES in sql_mode"
+        )
 
 
 def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:

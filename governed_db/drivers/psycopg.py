@@ -318,6 +318,11 @@ class PsycopgDriver(Driver):
                 "(e.g. in a thread via asyncio.to_thread) until async support lands"
             )
 
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # reported by the server at connect and on every change (ParameterStatus): no query needed
+        status = raw.info.parameter_status
+        return {name: status(name) for name in ("standard_conforming_strings", "client_encoding")}
+
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
 

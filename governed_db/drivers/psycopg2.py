@@ -153,6 +153,11 @@ class Psycopg2Driver(Driver):
     dialect = "postgres"
     db_system = "postgresql"
 
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # reported by the server at connect and on every change (ParameterStatus): no query needed
+        status = raw.get_parameter_status
+        return {name: status(name) for name in ("standard_conforming_strings", "client_encoding")}
+
     def __init__(self, module: Any = None) -> None:
         if module is None:
             import psycopg2

@@ -183,6 +183,22 @@ class PyMySQLDriver(Driver):
     def is_closed(self, raw: Any) -> bool:
         return not bool(getattr(raw, "open", True))
 
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # one query at wrap time: sql_mode (ANSI_QUOTES is not reported in the server status flags)
+        cur = raw.cursor()
+        try:
+            cur.execute("SELECT @@session.character_set_client, @@session.character_set_connection, "
+                        "@@session.sql_mode")
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        client, connection, mode = (None, None, None) if row is None else row
+        return {
+            "character_set_client": None if client is None else str(client),
+            "character_set_connection": None if connection is None else str(connection),
+            "sql_mode": "" if mode is None else str(mode),
+        }
+
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)
         if "mariadb" in str(getattr(raw, "server_version", "")).lower():

@@ -66,7 +66,7 @@ def safe_value(name: str, value: str | None) -> bool:
         return low in _OFF or low == "safe_encoding"
     if name == "sql_mode":
         modes = {m.strip().upper() for m in low.split(",") if m.strip()}
-        return not modes & LEXING_SQL_MODES and "@@" not in low and "default" not in modes
+        return not modes & LEXING_SQL_MODES and "@@" not in low and "DEFAULT" not in modes
     return False
 
 
