@@ -21,6 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import (
@@ -216,6 +217,28 @@ def _inside_typeinfo_fetch(depth: int = 12) -> bool:
     return False
 
 
+@functools.cache
+def _sql_composition_codes() -> frozenset[Any]:
+    """Code objects of psycopg.sql's ``as_bytes``/``as_string``: they only quote, never send anything."""
+    import psycopg.sql as psql
+
+    codes = set()
+    for cls in vars(psql).values():
+        if isinstance(cls, type) and cls.__module__ == psql.__name__:
+            for name in ("as_bytes", "as_string"):
+                func = vars(cls).get(name)
+                if func is not None and hasattr(func, "__code__"):
+                    codes.add(func.__code__)
+    return frozenset(codes)
+
+
+def _composing_sql() -> bool:
+    """True when psycopg.sql quotes a literal for ``Composable.as_string(conn)``: its C transformer reads
+    ``conn.connection.pgconn`` for the encoding and needs the real one (matched by code object)."""
+    frame = sys._getframe(2)
+    return frame is not None and frame.f_code in _sql_composition_codes()
+
+
 class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
     """A transaction, copy or pipeline object whose ``.connection`` (``.cursor``, ``.pgconn``) are governed."""
 
@@ -244,8 +267,13 @@ class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
         return self.__wrapped__.__exit__(*exc)
 
 
-class PsycopgConnection(GovernedConnection):
+class PsycopgConnection(TwoPhase, GovernedConnection):
     cursor_proxy = PsycopgCursor
+
+    @property
+    def connection(self) -> Any:
+        # psycopg's Connection.connection is the connection itself: the governed one, never the raw one
+        return self
 
     def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
         cur = self.cursor(binary=True) if binary else self.cursor()
@@ -265,7 +293,7 @@ class PsycopgConnection(GovernedConnection):
     # directly (decision 0064): the governed connection hands out a PGconn that only answers facts.
     @property
     def pgconn(self) -> Any:
-        if _inside_typeinfo_fetch():
+        if _inside_typeinfo_fetch() or _composing_sql():
             return self.__wrapped__.pgconn
         return guarded_pgconn(self.__wrapped__, self._self_gov)
 

@@ -222,6 +222,8 @@ def known_form(head: str, tokens: list[Token]) -> bool:
     form: ``COMMIT customers`` or ``LISTEN AND`` is something the parser could not read, never housekeeping.
     """
     words = _words(tokens)
+    if head in ("COMMIT", "ROLLBACK") and words[1:2] == ["PREPARED"]:
+        return len(tokens) == 3 and tokens[2].token_type == TokenType.STRING  # two-phase: judged as such
     if head in _TX_HEADS:
         i = 0
         while i < len(tokens):
