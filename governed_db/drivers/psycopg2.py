@@ -63,6 +63,7 @@ def _splices_sql(params: Any) -> bool:
 
 
 class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
+    _self_mogrified: list[bytes] | None = None
     def callproc_sql(self, name: str, params: Any) -> str:
         # what psycopg2 actually sends
         if isinstance(params, Mapping):
@@ -74,7 +75,7 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
     def mogrify(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         out = self.__wrapped__.mogrify(operation, *args, **kwargs)
         # extras.execute_batch mogrifies each statement, then executes them joined with ';'
-        batch: list[bytes] | None = getattr(self, "_self_mogrified", None)
+        batch = self._self_mogrified
         if batch is None:
             batch = self._self_mogrified = []
         if len(batch) < _BATCH_MEMORY:
@@ -108,7 +109,7 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         raw, query = self.__wrapped__, operation
-        batch: list[bytes] = getattr(self, "_self_mogrified", None) or []
+        batch = self._self_mogrified or []
         self._self_mogrified = None
         if len(batch) > 1 and not args and not kwargs and isinstance(query, bytes) and query == b";".join(batch):
             # the driver joined statements it built itself (execute_batch): each is judged on its own
