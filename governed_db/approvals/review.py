@@ -47,8 +47,8 @@ _CONFUSABLE = str.maketrans(
 def canonical_name(name: str) -> str:
     """A name as a person reads it: NFKC, confusable letters folded, invisible characters removed, casefolded.
 
-    ``аlice`` (Cyrillic а), ``alice\u200b`` and ``ＡＬＩＣＥ`` are all ``alice``: a requester cannot approve their
-    own request under a look-alike name.
+    ``\u0430lice`` (Cyrillic a), ``alice\u200b`` and fullwidth ``\uff21\uff2c\uff29\uff23\uff25`` are all
+    ``alice``: a requester cannot approve their own request under a look-alike name.
     """
     import unicodedata
 
