@@ -41,6 +41,7 @@ class Case:
     expect: str
     as_: str = "agent"
     miss: bool = False
+    over: bool = False
 
 
 def load_corpus(path: Path = DATA) -> list[Case]:
@@ -51,7 +52,8 @@ def load_corpus(path: Path = DATA) -> list[Case]:
         dbs = DIALECTS if entry["db"] == "all" else tuple(entry["db"])
         assert set(dbs) <= set(DIALECTS) and entry["expect"] in ("refuse", "run"), entry
         for db in dbs:
-            out.append(Case(db, entry["sql"], entry["expect"], entry.get("as", "agent"), bool(entry.get("miss"))))
+            out.append(Case(db, entry["sql"], entry["expect"], entry.get("as", "agent"), bool(entry.get("miss")),
+                            bool(entry.get("over"))))
     return out
 
 
@@ -67,8 +69,9 @@ def _params() -> list[Any]:
             marks.append(pytest.mark.postgres)
         if case.db == "my":
             marks.append(pytest.mark.mariadb)
-        if case.miss:
-            marks.append(pytest.mark.xfail(strict=True, reason="known miss (docs/threat-model.md, published score)"))
+        if case.miss or case.over:
+            what = "known miss" if case.miss else "known over-refusal"
+            marks.append(pytest.mark.xfail(strict=True, reason=f"{what} (docs/threat-model.md, published score)"))
         key = f"{case.db}-{case.expect}-{case.as_}-{case.sql[:60]}"
         seen[key] = seen.get(key, 0) + 1
         params.append(pytest.param(case, id=key if seen[key] == 1 else f"{key}#{seen[key]}", marks=marks))
@@ -348,3 +351,25 @@ def test_corpus_is_large_and_balanced() -> None:
     for db in DIALECTS:
         assert any(c.db == db and c.expect == "refuse" for c in CORPUS)
         assert sum(c.db == db and c.expect == "run" for c in CORPUS) >= 10
+
+
+NAMES = {"pg": "PostgreSQL", "my": "MariaDB", "lite": "SQLite", "duck": "DuckDB"}
+
+
+def score() -> dict[str, tuple[int, int, int, int]]:
+    """Per dialect: (attacks, known misses, innocent look-alikes, known over-refusals)."""
+    out = {}
+    for db, name in NAMES.items():
+        cases = [c for c in CORPUS if c.db == db]
+        attacks = [c for c in cases if c.expect == "refuse"]
+        innocent = [c for c in cases if c.expect == "run"]
+        out[name] = (len(attacks), sum(c.miss for c in attacks), len(innocent), sum(c.over for c in innocent))
+    return out
+
+
+def test_published_score_matches_the_corpus() -> None:
+    """docs/threat-model.md states the corpus's current misses and over-refusals per dialect, as they are."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "threat-model.md").read_text(encoding="utf-8")
+    for name, (attacks, misses, innocent, over) in score().items():
+        row = f"| {name} | {attacks} | {misses} | {innocent} | {over} |"
+        assert row in text, f"update the published score in docs/threat-model.md: {row}"
