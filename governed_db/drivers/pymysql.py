@@ -185,14 +185,14 @@ class PyMySQLDriver(Driver):
 
     def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
         # one query at wrap time: sql_mode (ANSI_QUOTES is not reported in the server status flags)
-        cur = raw.cursor()
+        cur = raw.cursor(self.module.cursors.Cursor)  # tuples, whatever cursorclass the connection uses
         try:
             cur.execute("SELECT @@session.character_set_client, @@session.character_set_connection, "
                         "@@session.sql_mode")
             row = cur.fetchone()
         finally:
             cur.close()
-        client, connection, mode = (None, None, None) if row is None else row
+        client, connection, mode = (None, None, None) if row is None else tuple(row)
         return {
             "character_set_client": None if client is None else str(client),
             "character_set_connection": None if connection is None else str(connection),

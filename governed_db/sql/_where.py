@@ -299,6 +299,11 @@ def _judge(cond: exp.Expr, truthy: bool = False) -> str:
     """
     while isinstance(cond, exp.Paren):
         cond = cond.this
+    inline = _fromless(cond.this) if isinstance(cond, exp.Exists) else None
+    if inline is not None:
+        # EXISTS (SELECT 1 WHERE t.id = t.id): no FROM, so it is its WHERE evaluated on the outer row
+        where = inline.args.get("where")
+        return _judge(where.this, truthy) if where is not None else "tautology"
     if cond.find(exp.Column) is None:
         return "tautology"  # WHERE 1=1, WHERE true, WHERE 'a'='a': no column, nothing is filtered per row
     if isinstance(cond, exp.Or):
@@ -329,6 +334,11 @@ def _judge(cond: exp.Expr, truthy: bool = False) -> str:
         cols = _columns(cond.this)
         if any(cols and _columns(e) & cols for e in cond.expressions):
             return "undecidable"  # id IN (1, id): the row's own value is in the list
+        if not cols:
+            this = _simplify(cond.this)
+            if any(_simplify(e) == this for e in cond.expressions):
+                return "tautology"  # 1 IN (1, id): the constant is in its own list
+            return "undecidable"  # 2 IN (1, id): one value for the whole row set, not a filter on it
     if isinstance(cond, exp.Escape):
         cond = cond.this
     if isinstance(cond, _PATTERNS) and _matches_all(cond):
@@ -378,6 +388,8 @@ def _compare(cond: exp.Expr) -> str:
     lcols, rcols = _columns(left), _columns(right)
     if lcols and lcols == rcols:
         return "undecidable"  # id = 1 - -id - 1: both sides move with the same row values
+    if _same_names(lcols, rcols):
+        return "undecidable"  # id = t.id: the same column, once qualified and once not
     if _open_range(cond, left, right):
         return "undecidable"  # id > -1, id >= 0, id <> -1, id < 2147483647: every key a table usually has
     return "bounded"
@@ -387,9 +399,9 @@ def _number(e: exp.Expr) -> float | None:
     neg = False
     while isinstance(e, exp.Neg):
         neg, e = not neg, e.this
-    if isinstance(e, exp.Literal) and not e.is_string:
+    if isinstance(e, exp.Literal):
         try:
-            value = float(e.name)
+            value = float(e.name)  # '-1' too: the server casts it to the column's numeric type
         except ValueError:
             return None
         return -value if neg else value
@@ -434,13 +446,29 @@ def _between(cond: exp.Between) -> str:
     return "bounded"
 
 
+def _folded_string(e: exp.Expr | None) -> str | None:
+    """A string literal, or a concatenation of string literals (``'%' || ''``), as its value; else None."""
+    while isinstance(e, exp.Paren):
+        e = e.this
+    if isinstance(e, exp.Literal) and e.is_string:
+        return str(e.name)
+    if isinstance(e, exp.DPipe):
+        left, right = _folded_string(e.this), _folded_string(e.expression)
+        return None if left is None or right is None else left + right
+    if isinstance(e, exp.Concat):
+        parts = [_folded_string(a) for a in e.expressions]
+        return None if any(p is None for p in parts) else "".join(p for p in parts if p is not None)
+    return None
+
+
 def _matches_all(cond: exp.Expr) -> bool:
     """A pattern that matches every non-NULL string, or one that moves with the row itself (``x LIKE x``)."""
     pattern = cond.expression
-    if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+    folded = _folded_string(pattern)
+    if folded is None:
         cols = _columns(cond.this)
         return bool(cols and isinstance(pattern, exp.Expr) and _columns(pattern) & cols)
-    text = pattern.name
+    text = folded
     if isinstance(cond, (exp.Like, exp.ILike)):
         return text.replace("%", "") == ""
     if isinstance(cond, exp.Glob):
@@ -457,6 +485,13 @@ def _matches_all(cond: exp.Expr) -> bool:
         return True  # a dialect feature Python does not read: cannot judge, so not bounded
 
 
+def _same_names(a: frozenset[tuple[str, str]], b: frozenset[tuple[str, str]]) -> bool:
+    """Both sides read the same column names and one side leaves them unqualified (``id`` vs ``t.id``)."""
+    if not a or not b or {n for _, n in a} != {n for _, n in b}:
+        return False
+    return any(not q for q, _ in a) or any(not q for q, _ in b)
+
+
 def _columns(e: exp.Expr) -> frozenset[tuple[str, str]]:
     """The row's columns in ``e`` (a subquery's own columns are not the row's)."""
     return frozenset((c.table.lower(), c.name.lower()) for c in e.find_all(exp.Column) if c is e or _outer(c, e))
@@ -466,10 +501,26 @@ def _is_num(e: exp.Expr, value: str) -> bool:
     return isinstance(e, exp.Literal) and not e.is_string and e.name in (value, f"{value}.0")
 
 
+def _fromless(e: exp.Expr | None) -> exp.Select | None:
+    """``(SELECT <expr> [WHERE ...])`` with no FROM: an expression over the outer row in disguise."""
+    while isinstance(e, (exp.Subquery, exp.Paren)):
+        e = e.this
+    if not isinstance(e, exp.Select) or e.args.get("from_") or e.args.get("from") or e.args.get("joins"):
+        return None
+    if any(e.args.get(k) for k in ("group", "having", "with_", "with")):
+        return None
+    return e
+
+
 def _simplify(e: exp.Expr) -> exp.Expr:
-    """Drop arithmetic that does not change a value (``x + 0``, ``x * 1``, ``- -x``); ``x * 0`` is ``0``."""
+    """Drop arithmetic that does not change a value (``x + 0``, ``x * 1``, ``- -x``); ``x * 0`` is ``0``;
+    ``(SELECT id)`` (no FROM, no WHERE) is ``id``."""
     while isinstance(e, exp.Paren):
         e = e.this
+    inline = _fromless(e)
+    if inline is not None and len(inline.expressions) == 1 and not inline.args.get("where"):
+        picked = inline.expressions[0]
+        return _simplify(picked.this if isinstance(picked, exp.Alias) else picked)
     if isinstance(e, exp.Neg):
         inner = _simplify(e.this)
         if isinstance(inner, exp.Neg):
