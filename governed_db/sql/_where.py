@@ -28,6 +28,16 @@ import re
 
 from sqlglot import exp
 
+from governed_db.sql._self_reads import (
+    conditions,
+    constant_bound,
+    merge_conditions,
+    outer,
+    self_sourced,
+    sqlite_quoted_string,
+    upsert,
+)
+
 _WHERE_RANK = {None: 0, "bounded": 0, "undecidable": 1, "tautology": 2, "missing": 3}
 
 
@@ -36,14 +46,14 @@ def worst_where(tree: exp.Expr, gd: str) -> str | None:
     truthy = gd != "postgres"
     for node in tree.find_all(exp.Update, exp.Delete, exp.Merge, exp.Insert):
         if isinstance(node, exp.Insert):
-            status: str | None = _upsert(node, truthy)
+            status: str | None = upsert(node, _judge)
             if status is None:
                 continue
         elif isinstance(node, exp.Merge):
             status = _merge(node, truthy)
             if status is None:
                 continue
-            if status == "bounded" and _self_sourced(node) and not _constant_bound(node, _merge_conditions(node)):
+            if status == "bounded" and self_sourced(node) and not constant_bound(node, merge_conditions(node), _judge):
                 status = "undecidable"  # MERGE INTO t USING t s ON t.id = s.id: every row matches itself
         elif isinstance(node.parent, exp.When):
             continue  # a MERGE action: judged with its MERGE
@@ -52,9 +62,9 @@ def worst_where(tree: exp.Expr, gd: str) -> str | None:
             status = _judge(w.this, truthy) if w is not None else _by_joins(node, gd)
             if status == "bounded" and w is not None and not _names_target(node, w.this):
                 status = "undecidable"  # WHERE u.flag / EXISTS (SELECT 1 FROM u): the same for every row
-            if status == "bounded" and _self_sourced(node) and not _constant_bound(node, _conditions(node)):
+            if status == "bounded" and self_sourced(node) and not constant_bound(node, conditions(node), _judge):
                 status = "undecidable"  # a self-join or a subquery over the table itself: may pair every row
-            if status == "bounded" and gd == "sqlite" and w is not None and _sqlite_quoted_string(w.this):
+            if status == "bounded" and gd == "sqlite" and w is not None and sqlite_quoted_string(w.this):
                 status = "undecidable"  # WHERE "x" = 'x': SQLite reads an unknown "x" as the string 'x'
         if worst is None or _WHERE_RANK[status] > _WHERE_RANK[worst]:
             worst = status
@@ -87,191 +97,6 @@ def _merge(node: exp.Merge, truthy: bool) -> str | None:
         if worst is None or _WHERE_RANK[status] > _WHERE_RANK[worst]:
             worst = status
     return worst
-
-
-def _target_tables(node: exp.Expr) -> list[exp.Table]:
-    """The tables a write changes (MySQL ``DELETE t1, t2 FROM ...`` names aliases; they are resolved)."""
-    target = node.this
-    if isinstance(target, exp.Schema):
-        target = target.this
-    if not isinstance(target, exp.Table):
-        return []
-    named = node.args.get("tables") if isinstance(node, exp.Delete) else None
-    if not named:
-        return [target]
-    sources = [target, *(j.this for j in target.args.get("joins") or () if isinstance(j.this, exp.Table))]
-    out = []
-    for n in named:
-        key = n.name.lower()
-        by_alias = [s for s in sources if s.alias.lower() == key]
-        out.extend(by_alias or [s for s in sources if not s.alias and s.name.lower() == key])
-    return out or [target]
-
-
-def _key(t: exp.Table) -> tuple[str, str]:
-    return t.name.lower(), t.text("db").lower()
-
-
-def _self_sourced(node: exp.Expr) -> bool:
-    """Does the write read one of its own target tables again (join, USING/FROM, subquery, CTE, source)?"""
-    targets = _target_tables(node)
-    keys = {_key(t) for t in targets}
-    if len(keys) < len(targets):
-        return True  # MySQL DELETE t1, t2 FROM t t1 JOIN t t2: the same table twice
-    ids = {id(t) for t in targets}
-    if isinstance(node, exp.Delete):
-        ids |= {id(t) for t in node.args.get("tables") or ()}  # MySQL DELETE t FROM t: the list names the target
-    return any(isinstance(t.this, exp.Identifier) and id(t) not in ids and _key(t) in keys
-               for t in node.find_all(exp.Table))  # fmt: skip
-
-
-def _conditions(node: exp.Expr) -> list[exp.Expr]:
-    """The WHERE of an UPDATE/DELETE and the ON of its inner joins, split at AND."""
-    out: list[exp.Expr] = []
-    w = node.args.get("where")
-    if w is not None:
-        out.append(w.this)
-    target = node.this
-    for j in (target.args.get("joins") or ()) if isinstance(target, exp.Table) else ():
-        on = j.args.get("on")
-        if on is not None and not j.args.get("side"):
-            out.append(on)
-    return [c for cond in out for c in _conjuncts(cond)]
-
-
-def _merge_conditions(node: exp.Merge) -> list[exp.Expr]:
-    out = list(_conjuncts(node.args["on"])) if isinstance(node.args.get("on"), exp.Expr) else []
-    whens = node.args.get("whens")
-    conds = [w.args.get("condition") for w in (whens.expressions if whens is not None else ())]
-    # every changing action must be bounded by its own condition unless ON is: the ON conjuncts count for all
-    return out + [c for cond in conds if cond is not None for c in _conjuncts(cond)]
-
-
-def _conjuncts(cond: exp.Expr) -> list[exp.Expr]:
-    while isinstance(cond, exp.Paren):
-        cond = cond.this
-    if isinstance(cond, exp.And):
-        return [c for part in cond.flatten() for c in _conjuncts(part)]
-    return [cond]
-
-
-def _constant_bound(node: exp.Expr, conds: list[exp.Expr]) -> bool:
-    """Some condition compares a column of the target with constants only (``t.id = 5``, ``id IN (1, 2)``),
-    or with a plain, bounded subquery over the target table (``id IN (SELECT id FROM t WHERE total > 9)``)."""
-    targets = _target_tables(node)
-    names = {n for t in targets for n in (t.name.lower(), t.alias.lower()) if n}
-    keys = _with_ctes(node, {_key(t) for t in targets})
-    for cond in conds:
-        if _judge(cond) != "bounded" or isinstance(cond, (exp.Not, exp.Or, exp.Xor)):
-            continue
-        outer_cols = [c for c in cond.find_all(exp.Column) if _outer(c, cond)]
-        qualifiers = {c.table.lower() for c in outer_cols}
-        if len(qualifiers) != 1 or not qualifiers <= names | {""}:
-            continue  # t.id = t2.id pairs rows, it does not pick them
-        # = (SELECT ...) is one value; = ANY (SELECT ...) is a set, judged like IN
-        scalars = {id(q) for side in (cond.this, cond.expression) if isinstance(side, exp.Subquery)
-                   for q in (side, side.this)} if isinstance(cond, (exp.EQ, exp.NullSafeEQ)) else set()  # fmt: skip
-        if all(not _reads(q, keys) or _plain_bounded(q, keys) or (id(q) in scalars and _uncorrelated(q, names))
-               for q in _top_selects(cond)):  # fmt: skip
-            return True
-    return False
-
-
-def _with_ctes(node: exp.Expr, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """``keys`` plus the names of the statement's CTEs that read one of them (``WITH c AS (SELECT id FROM t)``)."""
-    out = set(keys)
-    ctes = [c for c in node.find_all(exp.CTE) if c.alias]
-    changed = True
-    while changed:
-        changed = False
-        for cte in ctes:
-            key = (cte.alias.lower(), "")
-            if key not in out and _reads(cte.this, out):
-                out.add(key)
-                changed = True
-    return out
-
-
-def _uncorrelated(q: exp.Expr, outer: set[str]) -> bool:
-    """A scalar subquery that does not look at the outer row: one value for every row (``= (SELECT max(id)
-    FROM t)``); a correlated one (``= (SELECT t2.id FROM t t2 WHERE t2.id = t.id)``) matches each row itself."""
-    own = {(t.alias or t.name).lower() for t in q.find_all(exp.Table)}  # FROM t t2: only t2 names the inner row
-    return not any(c.table and c.table.lower() in outer - own for c in q.find_all(exp.Column))
-
-
-def _top_selects(cond: exp.Expr) -> list[exp.Query]:
-    """The outermost queries inside a condition."""
-    out: list[exp.Query] = []
-    for q in cond.find_all(exp.Query):
-        parent = q.parent
-        while parent is not None and parent is not cond and not isinstance(parent, exp.Query):
-            parent = parent.parent
-        if parent is None or parent is cond:
-            out.append(q)
-    return out
-
-
-def _reads(q: exp.Expr, keys: set[tuple[str, str]]) -> bool:
-    return any(isinstance(t.this, exp.Identifier) and _key(t) in keys for t in q.find_all(exp.Table))
-
-
-def _plain_bounded(q: exp.Query, keys: set[tuple[str, str]]) -> bool:
-    """``SELECT col FROM t WHERE <constant bound on t>``: one source, the table itself, no set operation."""
-    while isinstance(q, exp.Subquery):
-        q = q.this
-    if not isinstance(q, exp.Select) or q.args.get("joins") or q.args.get("with_") or q.args.get("with"):
-        return False
-    source = q.args.get("from_") or q.args.get("from")
-    table = source.this if source is not None else None
-    if not isinstance(table, exp.Table) or _key(table) not in keys:
-        return False
-    w = q.args.get("where")
-    if w is None:
-        return False
-    names = {table.name.lower(), table.alias.lower()} - {""}
-    for cond in _conjuncts(w.this):
-        if _judge(cond) != "bounded" or isinstance(cond, (exp.Not, exp.Or, exp.Xor)) or cond.find(exp.Query):
-            continue
-        qualifiers = {c.table.lower() for c in cond.find_all(exp.Column)}
-        if len(qualifiers) == 1 and qualifiers <= names | {""}:
-            return True  # t2.id = t.id is a correlation with the outer row, not a bound
-    return False
-
-
-def _upsert(node: exp.Insert, truthy: bool) -> str | None:
-    """INSERT ... SELECT that replaces or updates existing rows from the table itself (``ON CONFLICT DO UPDATE``,
-    ``ON DUPLICATE KEY UPDATE``, ``REPLACE``, ``INSERT OR REPLACE``): it changes the rows it reads."""
-    conflict = node.args.get("conflict")
-    updates = str(node.args.get("alternative") or "").upper() == "REPLACE" or (
-        conflict is not None and "UPDATE" in str(conflict.args.get("action") or "").upper()
-    )
-    source = node.args.get("expression")
-    if not updates or not isinstance(source, exp.Query):
-        return None
-    keys = _with_ctes(node, {_key(t) for t in _target_tables(node)})
-    if not _reads(source, keys):
-        return None
-    return "bounded" if _plain_bounded(source, keys) else "undecidable"
-
-
-def _sqlite_quoted_string(cond: exp.Expr) -> bool:
-    """``"x" = 'x'``, ``"x" IS NOT NULL``, ``"x" <> 'y'``: an unknown double-quoted name is a string in SQLite."""
-    for col in cond.find_all(exp.Column):
-        ident = col.this
-        if col.table or not isinstance(ident, exp.Identifier) or not ident.quoted:
-            continue
-        parent = col.parent
-        while isinstance(parent, exp.Paren):
-            parent = parent.parent
-        if isinstance(parent, (exp.EQ, exp.NullSafeEQ, exp.Is)):
-            other = parent.expression if parent.this is col else parent.this
-            if isinstance(other, exp.Literal) and other.is_string and other.name == ident.name:
-                return True
-            if isinstance(parent, exp.Is):
-                return True
-        if isinstance(parent, (exp.NEQ, exp.Like, exp.Glob, exp.Not)):
-            return True
-    return False
 
 
 def _by_joins(node: exp.Expr, gd: str) -> str:
@@ -494,7 +319,7 @@ def _same_names(a: frozenset[tuple[str, str]], b: frozenset[tuple[str, str]]) ->
 
 def _columns(e: exp.Expr) -> frozenset[tuple[str, str]]:
     """The row's columns in ``e`` (a subquery's own columns are not the row's)."""
-    return frozenset((c.table.lower(), c.name.lower()) for c in e.find_all(exp.Column) if c is e or _outer(c, e))
+    return frozenset((c.table.lower(), c.name.lower()) for c in e.find_all(exp.Column) if c is e or outer(c, e))
 
 
 def _is_num(e: exp.Expr, value: str) -> bool:
@@ -576,19 +401,9 @@ def _names_target(node: exp.Expr, cond: exp.Expr) -> bool:
     names = {target.name.lower(), target.alias.lower()} - {""}
     for col in cond.find_all(exp.Column):
         qualifier = col.table.lower()
-        if (qualifier in names) if qualifier else _outer(col, cond):
+        if (qualifier in names) if qualifier else outer(col, cond):
             return True
     return False
-
-
-def _outer(col: exp.Column, cond: exp.Expr) -> bool:
-    """No query boundary between ``col`` and the top of ``cond``."""
-    node: exp.Expr | None = col.parent
-    while node is not None and node is not cond:
-        if isinstance(node, (exp.Select, exp.Subquery, exp.Query)):
-            return False
-        node = node.parent
-    return True
 
 
 def _target_names(node: exp.Expr) -> set[str]:
