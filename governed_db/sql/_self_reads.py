@@ -35,6 +35,14 @@ def _target_tables(node: exp.Expr) -> list[exp.Table]:
     return out or [target]
 
 
+def _among(key: tuple[str, str], keys: set[tuple[str, str]]) -> bool:
+    """Is ``key`` one of ``keys``? An unqualified name may be the qualified one (``t`` and ``public.t``)."""
+    if key in keys:
+        return True
+    name, db = key
+    return any(n == name and (not db or not d) for n, d in keys)
+
+
 def _key(t: exp.Table) -> tuple[str, str]:
     return t.name.lower(), t.text("db").lower()
 
@@ -43,12 +51,12 @@ def self_sourced(node: exp.Expr) -> bool:
     """Does the write read one of its own target tables again (join, USING/FROM, subquery, CTE, source)?"""
     targets = _target_tables(node)
     keys = {_key(t) for t in targets}
-    if len(keys) < len(targets):
+    if len({name for name, _ in keys}) < len(targets):
         return True  # MySQL DELETE t1, t2 FROM t t1 JOIN t t2: the same table twice
     ids = {id(t) for t in targets}
     if isinstance(node, exp.Delete):
         ids |= {id(t) for t in node.args.get("tables") or ()}  # MySQL DELETE t FROM t: the list names the target
-    return any(isinstance(t.this, exp.Identifier) and id(t) not in ids and _key(t) in keys
+    return any(isinstance(t.this, exp.Identifier) and id(t) not in ids and _among(_key(t), keys)
                for t in node.find_all(exp.Table))  # fmt: skip
 
 
@@ -139,7 +147,7 @@ def _top_selects(cond: exp.Expr) -> list[exp.Query]:
 
 
 def _reads(q: exp.Expr, keys: set[tuple[str, str]]) -> bool:
-    return any(isinstance(t.this, exp.Identifier) and _key(t) in keys for t in q.find_all(exp.Table))
+    return any(isinstance(t.this, exp.Identifier) and _among(_key(t), keys) for t in q.find_all(exp.Table))
 
 
 def plain_bounded(q: exp.Query, keys: set[tuple[str, str]], judge: Judge) -> bool:
@@ -150,7 +158,7 @@ def plain_bounded(q: exp.Query, keys: set[tuple[str, str]], judge: Judge) -> boo
         return False
     source = q.args.get("from_") or q.args.get("from")
     table = source.this if source is not None else None
-    if not isinstance(table, exp.Table) or _key(table) not in keys:
+    if not isinstance(table, exp.Table) or not _among(_key(table), keys):
         return False
     w = q.args.get("where")
     if w is None:
