@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 #: Settings whose value decides how string literals and quotes are lexed.
 LEXING_SETTINGS = frozenset(
     {"standard_conforming_strings", "backslash_quote", "client_encoding", "names", "character set", "charset",
-     "character_set_client", "character_set_connection", "sql_mode", "escape_string_syntax"}
+     "character_set_client", "character_set_connection", "collation_connection", "sql_mode"}
 )  # fmt: skip
 #: Client encodings where a multi-byte character can end in 0x5c (backslash) or 0x27 (quote): never safe.
 UNSAFE_ENCODINGS = frozenset(
@@ -59,6 +59,9 @@ def safe_value(name: str, value: str | None) -> bool:
     if name in ("client_encoding", "names", "character set", "charset", "character_set_client",
                 "character_set_connection"):  # fmt: skip
         return safe_encoding(low)
+    if name == "collation_connection":
+        # a collation names its character set first (gbk_chinese_ci); setting it sets character_set_connection
+        return safe_encoding(low.split("_", 1)[0])
     if name == "standard_conforming_strings":
         return low in _ON
     if name == "backslash_quote":

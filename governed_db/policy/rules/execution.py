@@ -47,7 +47,8 @@ CONTROL_FUNCTIONS = frozenset(
 )  # fmt: skip
 #: Functions that stall the server (time-based blind injection, denial of service).
 DELAY_FUNCTIONS = frozenset({"pg_sleep", "pg_sleep_for", "pg_sleep_until", "sleep", "benchmark"})
-EXTENSION_FUNCTIONS = frozenset({"load_extension"})
+#: load_extension loads a library; SQLite's two-argument fts3_tokenizer registers a raw function pointer.
+EXTENSION_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 #: PostgreSQL functions that run SQL text (or dump whole tables, schemas, databases) the analyser never sees.
 DYNAMIC_SQL_FUNCTIONS = frozenset(
     {"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
