@@ -141,3 +141,16 @@ def test_wrap_refuses_mysql_gbk_and_ansi_quotes(mysql_kw: dict[str, Any]) -> Non
         assert cur.fetchone()[0] != "gbk"
     finally:
         raw.close()
+
+
+@pytest.mark.mariadb
+def test_wrap_refuses_a_session_in_the_mysql_database(mysql_kw: dict[str, Any]) -> None:
+    """A connection whose default database is mysql would read user/global_priv unqualified: not governed."""
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **{**mysql_kw, "database": "mysql"})
+    try:
+        with pytest.raises(ConfigurationError, match="mysql system database"):
+            governed_db.wrap(raw, identity=AGENT)
+    finally:
+        raw.close()

@@ -19,7 +19,7 @@ from typing import Any
 import wrapt
 
 from governed_db.drivers import Driver, quote_ident
-from governed_db.errors import GuardrailViolation, InvalidStatement
+from governed_db.errors import ConfigurationError, GuardrailViolation, InvalidStatement
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
@@ -182,6 +182,16 @@ class PyMySQLDriver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return not bool(getattr(raw, "open", True))
+
+    def on_wrap(self, proxy: Any, gov: Any) -> None:
+        db = getattr(proxy.__wrapped__, "db", None)
+        name = db.decode("utf-8", "replace") if isinstance(db, bytes) else db
+        if isinstance(name, str) and name.lower() == "mysql":
+            # unqualified names would be the catalog's own tables (user, global_priv): USE mysql is refused too
+            raise ConfigurationError(
+                "this connection's default database is the mysql system database; connect to an application "
+                "database (database=...) and qualify catalog reads (information_schema, mysql.*) instead"
+            )
 
     def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
         # one query at wrap time: sql_mode (ANSI_QUOTES is not reported in the server status flags)
