@@ -154,3 +154,33 @@ def test_wrap_refuses_a_session_in_the_mysql_database(mysql_kw: dict[str, Any]) 
             governed_db.wrap(raw, identity=AGENT)
     finally:
         raw.close()
+
+
+_PAYLOADS = ["\u7e67' OR 1=1 -- ", "\\' OR 1=1 -- ", "\u00bf' ; DROP TABLE x; -- ", "a\\", "'; SELECT 1; --"]
+
+
+@pytest.mark.mariadb
+def test_pymysql_parameters_stay_literals_under_the_connection_charset(mysql_kw: dict[str, Any]) -> None:
+    """PyMySQL quotes client-side: under the charsets wrap() accepts, every payload comes back as the same text."""
+    import pymysql
+
+    for charset in ("utf8mb4", "latin1"):
+        raw = pymysql.connect(autocommit=True, **{**mysql_kw, "charset": charset})
+        try:
+            cur = governed_db.wrap(raw, identity=AGENT).cursor()
+            for payload in _PAYLOADS:
+                if charset == "latin1" and not all(ord(c) < 256 for c in payload):
+                    continue
+                cur.execute("SELECT %s", (payload,))
+                assert cur.fetchone() == (payload,)
+        finally:
+            raw.close()
+
+
+@pytest.mark.postgres
+def test_psycopg2_parameters_stay_literals(pg2_conn: Any) -> None:
+    """psycopg2 quotes client-side with libpq's encoding-aware escaping: payloads come back unchanged."""
+    cur = governed_db.wrap(pg2_conn, identity=AGENT).cursor()
+    for payload in _PAYLOADS:
+        cur.execute("SELECT %s", (payload,))
+        assert cur.fetchone() == (payload,)
