@@ -134,11 +134,10 @@ def _copy_query(d: Dialect, gd: str, text: str, tokens: list[Token]) -> Statemen
             break
     if end < 0:
         return None
-    i = end
-    inner = statement_info(d, gd, text, tokens[2:i])
+    inner = statement_info(d, gd, text, tokens[2:end])
     if inner.kind == "read" and not inner.error:
         return None  # COPY (SELECT ...) TO STDOUT: the parser reads it as it is
-    rest = [t.text.upper() for t in tokens[i + 1 :]]
+    rest = [t.text.upper() for t in tokens[end + 1 :]]
     flags = inner.flags | {"copy-dml"}
     if not {"STDOUT", "STDIN"} & set(rest) or "PROGRAM" in rest:
         flags |= {"file-write"} | ({"copy-program"} if "PROGRAM" in rest else set())
