@@ -15,7 +15,7 @@ a session's current values (read at ``wrap()`` time).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
@@ -30,9 +30,8 @@ LEXING_SETTINGS = frozenset(
 )  # fmt: skip
 #: Client encodings where a multi-byte character can end in 0x5c (backslash) or 0x27 (quote): never safe.
 UNSAFE_ENCODINGS = frozenset(
-    {"big5", "gbk", "sjis", "shift_jis", "shift_jis_2004", "cp932", "gb18030", "johab", "uhc", "euc_jis_2004x",
-     "cp949", "cp936", "cp950", "ms932", "windows_31j", "mskanji", "big5hkscs", "sjis_2004", "win950",
-     "win936", "euckr_uhc"}
+    {"big5", "gbk", "sjis", "shift_jis", "shift_jis_2004", "cp932", "gb18030", "johab", "uhc", "cp949",
+     "cp936", "cp950", "ms932", "windows_31j", "mskanji", "big5hkscs", "sjis_2004", "win950", "win936"}
 )  # fmt: skip
 #: Encodings in which a backslash or quote byte is always that character (the analyser's reading holds).
 _SAFE_ENCODING = re.compile(
@@ -138,10 +137,6 @@ def search_path_changes(stmt: StatementInfo) -> bool:
 def unsafe_session(values: Mapping[str, str | None]) -> list[str]:
     """Which of a session's current lexing settings the analyser does not read by (for ``wrap()``)."""
     return [f"{name}={value}" for name, value in values.items() if not safe_value(name, value)]
-
-
-def lexing_setting_names() -> Iterable[str]:
-    return sorted(LEXING_SETTINGS)
 
 
 __all__ = [
