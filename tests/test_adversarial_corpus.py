@@ -254,7 +254,7 @@ def _my_env(prefix: str) -> Env:
          "SELECT event_name FROM information_schema.events WHERE event_name LIKE '{p}%'",
          "SELECT @@session.sql_mode, @@session.character_set_client, @@session.character_set_connection, "
          "@@session.foreign_key_checks, DATABASE()",
-         "SELECT IS_USED_LOCK('x_{t}'), IS_USED_LOCK('x')"],
+         "SELECT IS_USED_LOCK('x_{t}'), IS_USED_LOCK('y_{t}')"],
     )  # fmt: skip
 
 
