@@ -250,6 +250,8 @@ def known_form(head: str, tokens: list[Token]) -> bool:
         )  # fmt: skip
     if head == "DETACH":
         rest = tokens[2:] if words[1:2] == ["DATABASE"] else tokens[1:]
+        if [t.text.upper() for t in rest[:2]] == ["IF", "EXISTS"]:
+            rest = rest[2:]  # DuckDB DETACH [DATABASE] IF EXISTS name
         return len(rest) == 1 and rest[0].token_type in (*_NAME_TOKENS, TokenType.STRING)
     return True
 
