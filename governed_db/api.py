@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any
 
@@ -61,6 +62,7 @@ def wrap(
     raw = innermost(conn)
     if driver.is_closed(raw):
         raise ConfigurationError("the connection is closed; wrap an open connection")
+    _check_lexing(raw, driver)
     return _govern(conn, raw, driver, settings)
 
 
@@ -70,6 +72,24 @@ def _unknown_async(conn: Any) -> bool:
 
     raw = innermost(conn)
     return looks_async(raw) and not driver_for(conn).is_async
+def _check_lexing(raw: Any, driver: Driver) -> None:
+    """Refuse a session the server would read differently from the analyser (GBK, non-standard strings...)."""
+    from governed_db.sql._lexing import unsafe_session
+
+    try:
+        values = driver.lexing_settings(raw)
+    except Exception as e:  # cannot tell how the server reads SQL: never govern on a guess
+        raise ConfigurationError(
+            f"could not read the session's encoding and quoting settings ({type(e).__name__}: {e}); "
+            "governed_db does not govern a connection it cannot read the SQL of as the server does"
+        ) from None
+    bad = unsafe_session(values) if values else []
+    if bad:
+        raise ConfigurationError(
+            f"this session's settings make the server read SQL differently from governed_db's analyser "
+            f"({', '.join(bad)}); connect with a UTF-8 client encoding, standard_conforming_strings = on and no "
+            "ANSI_QUOTES / NO_BACKSLASH_ESCAPES in sql_mode"
+        )
 
 
 def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
@@ -172,7 +192,12 @@ class GovernedModule(types.ModuleType):
         return wrap(module.connect(*args, **kwargs), **self.__dict__["_governed_options"])
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self.__dict__["_governed_module"], name)
+        module = self.__dict__["_governed_module"]
+        value = getattr(module, name)
+        if value is getattr(module, "connect", None) or _connection_class(value):
+            # pymysql.Connect / Connection, sqlite3.Connection(...), psycopg.Connection.connect(...): connections
+            # made through any of them are governed too
+            return _governed_factory(value, self.__dict__["_governed_options"])
         # drivers with module-level SQL (duckdb's default connection) route it through governance
         driver = self.__dict__.get("_governed_driver")
         if driver is None:
@@ -186,6 +211,63 @@ class GovernedModule(types.ModuleType):
 
     def __repr__(self) -> str:
         return f"<governed module {self.__name__!r}>"
+
+
+def _connection_class(value: Any) -> bool:
+    return isinstance(value, type) and callable(getattr(value, "cursor", None)) and (
+        callable(getattr(value, "commit", None)) or callable(getattr(value, "close", None))
+    )
+
+
+class _GovernedFactoryMeta(type):
+    """A stand-in for a driver's connection class: calling it, or its ``connect()``, gives governed connections;
+    ``isinstance(conn, module.Connection)`` keeps answering for the driver's class."""
+
+    _gd_target: Any
+    _gd_options: dict[str, Any]
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return _wrap_made(cls._gd_target(*args, **kwargs), cls._gd_options)
+
+    def __getattr__(cls, name: str) -> Any:
+        value = getattr(cls._gd_target, name)
+        if name in ("connect", "connect_async") and callable(value):
+            options = cls._gd_options
+
+            def make(*args: Any, **kwargs: Any) -> Any:
+                return _wrap_made(value(*args, **kwargs), options)
+
+            return make
+        return value
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls._gd_target)
+
+    def __subclasscheck__(cls, sub: Any) -> bool:
+        return isinstance(sub, type) and issubclass(sub, cls._gd_target)
+
+    def __repr__(cls) -> str:
+        return f"<governed {cls._gd_target!r}>"
+
+
+def _wrap_made(made: Any, options: dict[str, Any]) -> Any:
+    if inspect.isawaitable(made):  # psycopg AsyncConnection.connect(): wrap what it resolves to
+
+        async def later() -> Any:
+            return wrap(await made, **options)
+
+        return later()
+    return wrap(made, **options)
+
+
+def _governed_factory(value: Any, options: dict[str, Any]) -> Any:
+    if isinstance(value, type):
+        return _GovernedFactoryMeta(value.__name__, (), {"_gd_target": value, "_gd_options": options})
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        return _wrap_made(value(*args, **kwargs), options)
+
+    return make
 
 
 _DBAPI_NAMES = ("connect", "apilevel", "paramstyle")

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import inspect
 import json
 import os
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+import sys
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, Literal
 
 from governed_db.errors import ConfigurationError
@@ -175,27 +177,68 @@ def _make_identity(subject: str, data: dict[str, Any]) -> Identity:
     return Identity(subject, **data)
 
 
-_current: ContextVar[Identity | None] = ContextVar("governed_db_identity", default=None)
+#: The identities set by :func:`acting_as` in this context, each with the frame of the ``with`` block that set
+#: it. Only entries whose frame is on the running stack count: a generator suspended inside ``acting_as`` (or
+#: one closed from another thread, where resetting the context variable fails) leaves an entry behind in its
+#: caller's context, but its frame is not on the caller's stack, so the caller never acts as that identity.
+_current: ContextVar[tuple[tuple[Identity, FrameType], ...]] = ContextVar("governed_db_identity", default=())
 
 
-@contextlib.contextmanager
-def acting_as(identity: Identity) -> Iterator[Identity]:
-    """Run the block's statements as ``identity`` (per thread / asyncio task)."""
-    if not isinstance(identity, Identity):
-        raise ConfigurationError(
-            f"acting_as() takes an Identity, got {type(identity).__name__}; "
-            "build one with Identity(...) or identity_from_token(...)"
-        )
-    token = _current.set(identity)
-    try:
-        yield identity
-    finally:
-        _current.reset(token)
+class acting_as(contextlib.ContextDecorator):  # a context manager, named like the function it was
+    """Run the block's statements as ``identity`` (per thread / asyncio task; never leaks out of generators)."""
+
+    def __init__(self, identity: Identity) -> None:
+        if not isinstance(identity, Identity):
+            raise ConfigurationError(
+                f"acting_as() takes an Identity, got {type(identity).__name__}; "
+                "build one with Identity(...) or identity_from_token(...)"
+            )
+        self.identity = identity
+        self._tokens: list[Token[tuple[tuple[Identity, FrameType], ...]]] = []
+
+    def __enter__(self) -> Identity:
+        frame = sys._getframe(1)  # the with-block's frame (or ContextDecorator's wrapper, for the call)
+        self._tokens.append(_current.set((*_current.get(), (self.identity, frame))))
+        return self.identity
+
+    def __exit__(self, *exc: object) -> None:
+        token = self._tokens.pop()
+        # closed from another thread or context (a generator's close()) reset() raises: nothing of ours is set
+        # in this context, and the entry left in the other one is inert once its frame has left every stack
+        with contextlib.suppress(ValueError):
+            _current.reset(token)
 
 
 def current_identity() -> Identity | None:
-    """The identity set by the innermost :func:`acting_as`, if any."""
-    return _current.get()
+    """The identity of the innermost :func:`acting_as` block that is running in this thread or task.
+
+    Blocks are ranked by where their frame sits on the running stack (the deepest wins, so a generator's own
+    block applies inside it). A block in a generator or async generator counts only while that frame is
+    running; a block in a plain function or coroutine whose frame is not on this stack still applies (work
+    handed to a thread with the context copied, ``asyncio.to_thread``), after any block that is on the stack.
+    """
+    entries = _current.get()
+    if not entries:
+        return None
+    depth: dict[int, int] = {}
+    frame: FrameType | None = sys._getframe(1)
+    i = 0
+    while frame is not None:
+        depth.setdefault(id(frame), i)
+        frame, i = frame.f_back, i + 1
+    best: tuple[int, Identity] | None = None
+    fallback: Identity | None = None
+    for ident, owner in entries:
+        at = depth.get(id(owner))
+        if at is not None:
+            if best is None or at <= best[0]:
+                best = (at, ident)
+        elif not owner.f_code.co_flags & _SUSPENDABLE:
+            fallback = ident
+    return best[1] if best is not None else fallback
+
+
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 
 
 def os_identity() -> Identity:

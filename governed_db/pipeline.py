@@ -38,7 +38,7 @@ from governed_db.errors import (
 )
 from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
-from governed_db.identity import _current as _current_identity
+from governed_db.identity import current_identity as _current_identity
 from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.settings import Settings
@@ -103,7 +103,7 @@ class Governor:
 
     # -- step 1: who ---------------------------------------------------------------------------
     def resolve_identity(self) -> Identity:
-        ident = _current_identity.get()
+        ident = _current_identity()
         if ident is not None:
             return ident
         source = self._default_identity

@@ -169,3 +169,47 @@ def test_evaluate_is_pure_and_needs_a_dialect() -> None:
     assert governed_db.evaluate("SELECT 1", dialect="postgres").action == "allow"
     with pytest.raises(ConfigurationError, match="dialect"):
         governed_db.evaluate("SELECT 1", dialect="")
+
+
+def test_govern_module_connection_classes_give_governed_connections(tmp_path: Any) -> None:
+    """govern_module(m).Connection(...) / .Connect(...) / .Connection.connect(...) are governed like connect()."""
+    import sqlite3
+
+    mod = governed_db.govern_module(sqlite3, identity=governed_db.Identity("bot", kind="agent"))
+    conn = mod.Connection(str(tmp_path / "m.db"))
+    assert isinstance(conn, mod.Connection) and isinstance(conn, sqlite3.Connection)
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.execute("PRAGMA foreign_keys = OFF")
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (0,)  # a read, allowed
+
+
+@pytest.mark.mariadb
+def test_govern_module_pymysql_aliases(mysql_kw: dict[str, Any]) -> None:
+    """PyMySQL's Connect and Connection aliases of connect() return governed connections."""
+    import pymysql
+
+    mod = governed_db.govern_module(pymysql, identity=governed_db.Identity("bot", kind="agent"))
+    for factory in (mod.Connect, mod.Connection):
+        conn = factory(**mysql_kw)
+        try:
+            with pytest.raises(governed_db.GuardrailViolation):
+                conn.cursor().execute("USE mysql")
+            with pytest.raises(governed_db.GuardrailViolation):
+                conn.select_db("mysql")
+        finally:
+            conn.close()
+
+
+@pytest.mark.postgres
+def test_govern_module_psycopg_connection_connect(pg_dsn: str) -> None:
+    """psycopg.Connection.connect(...) through the governed module returns a governed connection."""
+    import psycopg
+
+    mod = governed_db.govern_module(psycopg, identity=governed_db.Identity("bot", kind="agent"))
+    conn = mod.Connection.connect(pg_dsn, autocommit=True)
+    try:
+        assert isinstance(conn, psycopg.Connection)
+        with pytest.raises(governed_db.GuardrailViolation):
+            conn.execute("SET standard_conforming_strings = off")
+    finally:
+        conn.close()

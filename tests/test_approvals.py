@@ -109,6 +109,7 @@ def test_rerun_after_approval_runs_once_with_no_code_change(db: str, store_path:
         ("DELETE FROM t WHERE id = ?", (1,), BOB, "production"),  # other identity
         ("DELETE FROM t WHERE id = ?", (1,), BOT, "production"),  # acting for alice is not alice
         ("DELETE FROM t WHERE id = ?", (1,), ALICE, "staging"),  # other environment
+        ("DELETE FROM t WHERE id = ?", (1,), Identity("alice", kind="agent"), "production"),  # other kind
     ],
 )
 def test_grant_covers_only_its_statement_params_identity_and_environment(
@@ -137,6 +138,10 @@ def test_acting_as_identity_is_the_requester(db: str, store_path: str) -> None:
         (Identity("report-bot"), "self-approval"),  # the requester itself
         (Identity("alice", roles=("dba",)), "self-approval"),  # the one it acts for
         (Identity("Alice "), "self-approval"),  # case and spacing do not disguise her
+        (Identity("\u0430lice", roles=("dba",)), "self-approval"),  # Cyrillic a: a look-alike is still alice
+        (Identity("ali\u200bce", roles=("dba",)), "self-approval"),  # a zero-width space does not hide her
+        (Identity("\uff41\uff4c\uff49\uff43\uff45", roles=("dba",)), "self-approval"),  # fullwidth (NFKC)
+        (Identity("rep\u043ert-b\u043et", roles=("dba",)), "self-approval"),  # Cyrillic o in the bot's name
         (Identity("mallory", on_behalf_of="alice", roles=("dba",)), "self-approval"),  # a proxy for alice
         (Identity("eve"), "not-a-reviewer"),  # lacks the reviewer role
     ],

@@ -375,3 +375,20 @@ def test_pivot_check_that_cannot_be_worked_out_fails_closed(
     monkeypatch.setattr(_derived, "derived_probes", broken)
     with pytest.raises(GuardrailViolation, match="fail closed"):
         conn.execute("FROM (PIVOT plain ON label USING count(*))")
+
+
+def test_checkpoint_method_is_judged_as_checkpoint(tmp_path: Any) -> None:
+    """con.checkpoint() is judged as CHECKPOINT: an agent in production needs approval for it."""
+    import duckdb
+
+    raw = duckdb.connect(str(tmp_path / "cp.duckdb"))
+    try:
+        conn = governed_db.wrap(raw, identity=governed_db.Identity("bot", kind="agent"))
+        with pytest.raises(governed_db.GuardrailViolation) as err:
+            conn.checkpoint()
+        assert "maintenance" in err.value.rules
+        app = governed_db.wrap(raw, identity=governed_db.Identity("app", kind="service"),
+                               policy={"rules": {"maintenance": "allow"}})
+        app.checkpoint()  # allowed by policy: it runs
+    finally:
+        raw.close()

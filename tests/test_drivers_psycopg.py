@@ -291,3 +291,39 @@ def test_driver_methods_called_with_the_governed_cursor_cannot_run(env: tuple[An
         psycopg.Cursor.execute(conn.cursor(), f"DELETE FROM {table}")
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (5,)
     assert not hasattr(conn.cursor(), "_conn")  # probes answer as for a missing attribute
+
+
+@pytest.mark.postgres
+def test_connection_attribute_is_the_governed_proxy(pg_dsn: str) -> None:
+    """psycopg's conn.connection and cursor.connection.connection hand back the governed connection."""
+    import psycopg
+
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        conn = governed_db.wrap(raw, identity=governed_db.Identity("bot", kind="agent"))
+        assert conn.connection is conn
+        assert conn.cursor().connection.connection is conn
+        with pytest.raises(governed_db.GuardrailViolation):
+            conn.connection.execute("DROP TABLE IF EXISTS gd_never_there")
+    finally:
+        raw.close()
+
+
+@pytest.mark.postgres
+def test_two_phase_prepare_is_judged_and_leaves_nothing_prepared(pg_dsn: str) -> None:
+    """tpc_prepare() is judged as PREPARE TRANSACTION (needs approval); the transaction can still be rolled back."""
+    import psycopg
+
+    raw = psycopg.connect(pg_dsn)
+    try:
+        conn = governed_db.wrap(raw, identity=governed_db.Identity("bot", kind="agent"))
+        xid = conn.xid(1, "gd-tpc-test", "b")
+        conn.tpc_begin(xid)
+        with pytest.raises(governed_db.GuardrailViolation) as err:
+            conn.tpc_prepare()
+        assert "transaction-control" in err.value.rules
+        conn.tpc_rollback()
+        assert raw.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%gd-tpc-test%'").fetchone() == (0,)
+    finally:
+        raw.rollback()
+        raw.close()

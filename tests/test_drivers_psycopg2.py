@@ -248,3 +248,46 @@ def test_pgconn_ptr_is_withheld(env: tuple[Any, str]) -> None:
         conn.pgconn_ptr  # noqa: B018
     assert isinstance(refused.value, GuardrailViolation)
     assert conn.info.dbname == governed_db.unwrap(conn).info.dbname  # the read-only facts stay
+
+
+@pytest.mark.postgres
+def test_asis_adapters_are_judged_as_the_sql_they_splice(pg2_conn: Any, unique: str) -> None:
+    """AsIs (and any ISQLQuote adapter) puts raw SQL in the text: judged as what psycopg2 builds; the table stays."""
+    from psycopg2.extensions import AsIs
+
+    table = f"gd_asis_{unique}"
+    raw_cur = pg2_conn.cursor()
+    raw_cur.execute(f"CREATE TABLE {table} (id int)")
+    try:
+        conn = governed_db.wrap(pg2_conn, identity=governed_db.Identity("app", kind="service"))
+        cur = conn.cursor()
+        with pytest.raises(GuardrailViolation):
+            cur.execute("SELECT %s", (AsIs(f"1; DROP TABLE {table}"),))
+        with pytest.raises(GuardrailViolation):
+            cur.executemany(f"INSERT INTO {table} VALUES (%s)", [(AsIs("5"),), (AsIs(f"6); DROP TABLE {table}; --"),)])
+        raw_cur.execute(f"SELECT count(*) FROM {table}")
+        assert raw_cur.fetchone() == (0,)  # the table is there, and no row of the refused batch was applied
+        cur.execute("SELECT %s", (AsIs("42"),))
+        assert cur.fetchone() == (42,)
+    finally:
+        raw_cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.postgres
+def test_extras_execute_batch_runs(pg2_conn: Any, unique: str) -> None:
+    """extras.execute_batch joins the statements it mogrified with ';': each is judged alone, and all run."""
+    import psycopg2.extras
+
+    table = f"gd_batch_{unique}"
+    raw_cur = pg2_conn.cursor()
+    raw_cur.execute(f"CREATE TABLE {table} (id int, v text)")
+    try:
+        conn = governed_db.wrap(pg2_conn, identity=governed_db.Identity("app", kind="service"))
+        cur = conn.cursor()
+        psycopg2.extras.execute_batch(cur, f"INSERT INTO {table} VALUES (%s, %s)", [(1, "a"), (2, "b;c"), (3, None)])
+        raw_cur.execute(f"SELECT id, v FROM {table} ORDER BY id")
+        assert raw_cur.fetchall() == [(1, "a"), (2, "b;c"), (3, None)]
+        with pytest.raises(GuardrailViolation):  # a stacked statement the caller wrote is still one text
+            cur.execute(f"INSERT INTO {table} VALUES (4, 'd'); INSERT INTO {table} VALUES (5, 'e')")
+    finally:
+        raw_cur.execute(f"DROP TABLE IF EXISTS {table}")

@@ -203,3 +203,16 @@ def test_row_cap_holds_across_calls_when_rows_are_also_rate_counted(
     rows = [r for r in read(capped.execute("SELECT * FROM people")) if r is not None]
     assert len(rows) == 3
     assert sum(limiter.rows) == 3
+
+
+def test_two_statement_executescript_runs_in_development(tmp_path: Any) -> None:
+    """executescript() of a two-statement script is warned, not refused, in development."""
+    import sqlite3
+
+    raw = sqlite3.connect(tmp_path / "dev.db")
+    try:
+        conn = governed_db.wrap(raw, environment="development", identity=governed_db.Identity("dev"))
+        conn.executescript("CREATE TABLE a (x int); INSERT INTO a VALUES (1);")
+        assert raw.execute("SELECT x FROM a").fetchall() == [(1,)]
+    finally:
+        raw.close()

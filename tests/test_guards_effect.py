@@ -186,9 +186,9 @@ def sdb(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator
 
 # -- whole-table writes ------------------------------------------------------------------------------
 WHOLE_TABLE = [
-    "UPDATE {t} SET s = 'x' WHERE id > -1",
+    "UPDATE {t} SET s = 'x' WHERE id > 0",
     "UPDATE {t} SET s = 'x' WHERE id = id",
-    "DELETE FROM {t} WHERE id > -1",
+    "DELETE FROM {t} WHERE id > 0",
     "DELETE FROM {t} WHERE id IN (1, 2, 3)",
     "UPDATE {t} SET s = 'x' WHERE id BETWEEN id AND id",
     "DELETE FROM {t} WHERE id IN (SELECT id FROM {t})",
@@ -208,7 +208,7 @@ def test_whole_table_write_is_refused_and_changes_nothing(db: Db, sql: str) -> N
 def test_refusal_names_the_measured_effect(db: Db) -> None:
     """The message says what the write would have done: "would change 3 of 3 rows in <table>"."""
     with pytest.raises(GuardrailViolation, match=rf"would change 3 of 3 rows in {db.table}") as e:
-        db.run("UPDATE {t} SET s = 'x' WHERE id > -1")
+        db.run("UPDATE {t} SET s = 'x' WHERE id > 0")
     assert e.value.rules[0] == "write-effect"
     driver_error = db.governed.governor.driver.error_class(db.raw, "ProgrammingError")
     assert driver_error is not None and isinstance(e.value, driver_error)  # generic handlers catch it
@@ -322,7 +322,7 @@ def test_humans_and_development_are_not_bounded(tmp_path: Path, unique: str) -> 
     dev = governed_db.wrap(sqlite3.connect(":memory:"), identity=AGENT, environment="development", audit=False)
     dev.execute("CREATE TABLE u (id INT)")
     dev.execute("INSERT INTO u VALUES (1), (2)")
-    assert dev.execute("UPDATE u SET id = id + 10 WHERE id > -1").rowcount == 2
+    assert dev.execute("UPDATE u SET id = id + 10 WHERE id > 0").rowcount == 2
 
 
 # -- engines that cannot roll back ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import threading
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,68 @@ def test_acting_as_requires_identity() -> None:
     """acting_as refuses a bare string, saying how to build an Identity."""
     with pytest.raises(ConfigurationError, match="Identity"), acting_as("alice"):  # type: ignore[arg-type]
         pass
+
+
+def test_acting_as_in_a_suspended_generator_does_not_leak_to_the_caller() -> None:
+    """A generator paused inside acting_as() leaves the caller acting as before, and acts as it inside."""
+    admin = Identity("admin")
+    seen = []
+
+    def gen() -> Any:
+        with acting_as(admin):
+            seen.append(current_identity())
+            yield 1
+            seen.append(current_identity())
+            yield 2
+
+    g = gen()
+    next(g)
+    assert current_identity() is None  # suspended: the caller is not admin
+    with acting_as(Identity("bot", kind="agent")) as bot:
+        next(g)
+        assert current_identity() is bot
+    assert seen == [admin, admin]
+    g.close()
+    assert current_identity() is None
+
+
+def test_acting_as_in_an_async_generator_does_not_leak() -> None:
+    """The same for async generators."""
+    async def agen() -> Any:
+        with acting_as(Identity("admin")):
+            yield 1
+
+    async def main() -> Any:
+        g = agen()
+        await g.__anext__()
+        leaked = current_identity()
+        await g.aclose()
+        return leaked
+
+    assert asyncio.run(main()) is None
+
+
+def test_generator_closed_from_another_thread_leaves_no_identity() -> None:
+    """Closing a paused generator from another thread neither raises nor leaves its identity set anywhere."""
+    def gen() -> Any:
+        with acting_as(Identity("admin")):
+            yield 1
+
+    g = gen()
+    next(g)
+    seen: list[Any] = []
+    t = threading.Thread(target=lambda: (g.close(), seen.append(current_identity())))
+    t.start()
+    t.join()
+    assert seen == [None]
+    assert current_identity() is None
+
+
+def test_acting_as_still_reaches_threads_given_the_context() -> None:
+    """Work handed to a thread with the context copied (asyncio.to_thread) keeps the block's identity."""
+    async def main() -> Any:
+        with acting_as(Identity("alice")) as alice:
+            got = await asyncio.to_thread(current_identity)
+            return got is alice
+
+    assert asyncio.run(main())

@@ -309,7 +309,8 @@ def test_sqlite_division_by_a_masked_value_is_refused(sq: Any, sql: str) -> None
 
 def test_sqlite_upsert_copies_are_refused_but_plain_upserts_run(sq: Any) -> None:
     """ON CONFLICT DO UPDATE SET x = (SELECT ssn ...) is a copy; excluded.x (the inserted value) is not."""
-    sq.execute("CREATE UNIQUE INDEX other_id ON other (id)")
+    with governed_db.acting_as(Identity("dba")):  # an agent's DDL needs approval (rule agent-ddl)
+        sq.execute("CREATE UNIQUE INDEX other_id ON other (id)")
     bad = (
         "INSERT INTO other VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET note = (SELECT ssn FROM customers)"
     )
@@ -386,7 +387,6 @@ def test_sqlite_comparisons_over_plain_columns_stay_exact(sq: Any) -> None:
 DUCK_EMBEDDED = [
     ("SELECT * FROM query('SELECT ssn FROM customers')", [("[US_SSN]",)]),
     ("SELECT reverse(full_name) FROM query_table('customers')", [("[PERSON_NAME]",)]),
-    ("SELECT * FROM query('SELECT ' || 'ssn FROM customers')", [("[SENSITIVE]",)]),
     ("SELECT * FROM query('SELECT name FROM items')", [("widget",)]),
 ]
 
@@ -395,6 +395,11 @@ DUCK_EMBEDDED = [
 def test_duckdb_sql_in_strings_is_traced(dk: Any, sql: str, expected: list[tuple[Any, ...]]) -> None:
     """DuckDB query('...')/query_table('t') are traced like subqueries; SQL built at run time is masked."""
     assert dk.execute(sql).fetchall() == expected
+
+
+def test_duckdb_sql_built_at_run_time_is_refused(dk: Any) -> None:
+    """query() of SQL built at run time could read anything (files, secrets): refused (function-dynamic-sql)."""
+    assert "function-dynamic-sql" in refused_rule(dk, "SELECT * FROM query('SELECT ' || 'ssn FROM customers')")
 
 
 def test_duckdb_predicate_on_embedded_query_is_refused(dk: Any) -> None:

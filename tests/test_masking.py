@@ -452,7 +452,8 @@ def test_schema_changes_are_picked_up() -> None:
     """DDL through the connection invalidates the cached schema, so a new sensitive column is masked."""
     conn = governed()
     assert conn.execute("SELECT * FROM products").fetchall() == [(1, "Widget", 9.5)]
-    conn.execute("ALTER TABLE products ADD COLUMN owner_email TEXT")
+    with governed_db.acting_as(Identity("dba")):  # an agent's DDL needs approval (rule agent-ddl)
+        conn.execute("ALTER TABLE products ADD COLUMN owner_email TEXT")
     conn.execute("UPDATE products SET owner_email = 'o@example.com' WHERE id = 1")
     assert conn.execute("SELECT * FROM products").fetchall() == [(1, "Widget", 9.5, "o***@example.com")]
 

@@ -224,3 +224,11 @@ def test_write_statement_covers_copies_into_new_tables(sql: str, fires: bool) ->
     assert ("write-statement" in d.rules) is fires
     if fires:
         assert d.action is Action.DENY
+
+
+def test_subject_globs_match_case_insensitively() -> None:
+    """An override for subject report-* also binds Report-Bot and REPORT-BOT (no case games past a rule)."""
+    pol = load_policy({"overrides": [{"when": {"subject": "report-*"}, "rules": {"write-statement": "deny"}}]})
+    for subject in ("report-bot", "Report-Bot", "REPORT-BOT"):
+        d = evaluate("UPDATE t SET a = 1 WHERE id = 1", dialect="postgres", policy=pol, identity=Identity(subject, kind="agent"))
+        assert d.action is Action.DENY, subject

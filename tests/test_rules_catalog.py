@@ -68,6 +68,8 @@ REFUSED = [
     ("postgres", "SELECT set_config('log_statement', 'none', false)", "function-server-control", "deny"),
     ("postgres", "SELECT set_config(name, 'x', false) FROM settings", "function-server-control", "deny"),
     ("postgres", "SELECT pg_terminate_backend(42)", "function-server-control", "deny"),
+    ("postgres", "SET standard_conforming_strings = off", "lexing-settings", "deny"),
+    ("postgres", "NOTIFY jobs, 'secret'", "notify", "require_approval"),
     ("postgres", "SELECT pg_sleep(10)", "function-delay", "deny"),
     ("mysql", "SELECT id FROM t WHERE id = 1 AND SLEEP(5)", "function-delay", "deny"),
     ("mysql", "SELECT BENCHMARK(1000000, MD5('a'))", "function-delay", "deny"),
@@ -273,7 +275,9 @@ def test_every_catalog_rule_is_exercised() -> None:
     from governed_db.policy.rules import catalog
 
     configured_only = {"write-statement", "table-deny", "table-allow", "select-star", "missing-limit", "max-rows",
-                       "identity-unverified", "rate-limit-statements", "rate-limit-rows", "rate-limit-unavailable"}  # fmt: skip
+                       "identity-unverified", "rate-limit-statements", "rate-limit-rows", "rate-limit-unavailable",
+                       # fire for agents only: exercised in tests/test_rules_construction.py
+                       "search-path", "agent-ddl"}  # fmt: skip
     covered = {r for _, _, r, _ in REFUSED}
     assert set(catalog()) - configured_only - covered == set()
 

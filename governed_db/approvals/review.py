@@ -30,7 +30,31 @@ class ReviewRefused(GovernedDBError):
 
 
 def _same(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+    return a is not None and b is not None and canonical_name(a) == canonical_name(b)
+
+
+#: Characters that render as nothing (zero-width spaces and joiners, soft hyphen, BOM, bidi marks).
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e"
+                                    "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
+                                    "\u2066\u2067\u2068\u2069\u3164\ufeff\uffa0"))
+#: Letters from other scripts that look like Latin ones (the common confusables of Unicode TR39).
+_CONFUSABLE = str.maketrans(
+    "аеорсухіјѕԁԛԝһӏвкмнтАВЕКМНОРСТХІЈЅԌԚԜΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριυνκτ",
+    "aeopcyxijsdqwhlbkmhtabekmhopctxijsgqwabezhikmnoptyxaopiuvkt",
+)
+
+
+def canonical_name(name: str) -> str:
+    """A name as a person reads it: NFKC, confusable letters folded, invisible characters removed, casefolded.
+
+    ``\u0430lice`` (Cyrillic a), ``alice\u200b`` and fullwidth ``\uff21\uff2c\uff29\uff23\uff25`` are all
+    ``alice``: a requester cannot approve their own request under a look-alike name.
+    """
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", name).translate(_INVISIBLE)
+    text = text.casefold().translate(_CONFUSABLE)
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 def is_party(request: ApprovalRequest, person: Identity) -> bool:

@@ -296,12 +296,13 @@ class SQLStore:
     ) -> Resolution:
         """Consume a one-time grant, find a covering window, or find / file the pending request."""
         now = self.clock()
-        who = (requester.subject, requester.on_behalf_of or "", environment)
+        # bound to the identity kind too: a grant made for agent "etl" does not serve a human or service "etl"
+        who = (requester.subject, requester.kind, requester.on_behalf_of or "", environment)
         events: list[tuple[str, ApprovalRequest]] = []
         result = Resolution("none", None)
         with self._tx() as ex:
             self._lock(ex, lock_key(statement_hash, *who))
-            match = "requester = ? AND on_behalf_of = ? AND environment = ?"
+            match = "requester = ? AND requester_kind = ? AND on_behalf_of = ? AND environment = ?"
             grant = self._requests(
                 ex, f"kind = 'statement' AND state = 'approved' AND statement_hash = ? AND {match} "
                 "AND grant_expires_at > ?", (statement_hash, *who, now),

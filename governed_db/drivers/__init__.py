@@ -119,6 +119,15 @@ class Driver:
                 )
         return None
 
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        """The session's settings that decide how the server lexes SQL (None: the driver has none to check).
+
+        ``wrap()`` refuses a connection whose values the analyser does not read by
+        (:func:`governed_db.sql._lexing.unsafe_session`): a GBK client encoding, ``standard_conforming_strings``
+        off, MySQL ``ANSI_QUOTES`` / ``NO_BACKSLASH_ESCAPES``.
+        """
+        return None
+
     def module_attribute(self, facade: Any, name: str, value: Any) -> Any:
         """What ``govern_module(module).<name>`` hands out (drivers with module-level SQL override this)."""
         return value

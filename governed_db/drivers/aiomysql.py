@@ -93,6 +93,17 @@ class AiomysqlDriver(AsyncDriver, PyMySQLDriver):
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
 
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # wrap() cannot await a query: the client character set is known here (sent at the handshake, it is the
+        # session's character_set_client/_connection); sql_mode is the one passed to connect(), when it was
+        # (a server whose *default* sql_mode has ANSI_QUOTES is not seen: docs/async.md, limits)
+        charset = getattr(raw, "charset", None)
+        values: dict[str, str | None] = {"character_set_client": charset, "character_set_connection": charset}
+        mode = getattr(raw, "sql_mode", None)
+        if mode is not None:
+            values["sql_mode"] = str(mode)
+        return values
+
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         cur = await raw.cursor()
         try:

@@ -463,6 +463,11 @@ class AsyncpgDriver(AsyncDriver):
     def paramstyle_for(self, raw: Any) -> str:
         return "numeric_dollar"
 
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # reported by the server at connect and on every change (ParameterStatus): no query needed
+        settings = raw.get_settings()
+        return {name: getattr(settings, name, None) for name in ("standard_conforming_strings", "client_encoding")}
+
     def placeholder_problem(self, text: str, params: Any) -> str | None:
         if "$" in text:
             return None

@@ -53,7 +53,7 @@ LAZY_RELATIONS = ("table", "view", "values", "from_df", "from_arrow")
 #: connection members that neither take SQL nor hand out rows: reached through the proxy as they are
 #: (a relation or connection they return is still governed by ``__getattr__``)
 PASS_THROUGH = frozenset({
-    "abort", "array_type", "begin", "checkpoint", "close", "commit", "complete", "create_function",
+    "abort", "array_type", "begin", "close", "commit", "complete", "create_function",
     "decimal_type", "description", "disable_profiling", "dtype", "enable_profiling", "enum_type",
     "extract_statements", "filesystem_is_registered", "get_profiling_information", "get_table_names",
     "interrupt", "list_filesystems", "list_type", "map_type", "query_progress", "register", "register_filesystem",
@@ -96,6 +96,12 @@ class DuckDBConnection(RowsOut, GovernedConnection):
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return DuckDBConnection(self.__wrapped__.cursor(*args, **kwargs), self._self_gov)
+
+    def checkpoint(self) -> Any:
+        # writes the WAL into the database file and blocks until done: judged as the CHECKPOINT it is
+        raw = self.__wrapped__
+        return self._self_wrap(run(self._self_gov, "connection.checkpoint", "CHECKPOINT", None,
+                                   lambda _s: raw.checkpoint()))
 
     def duplicate(self) -> Any:
         return DuckDBConnection(self.__wrapped__.duplicate(), self._self_gov)

@@ -22,6 +22,7 @@ import wrapt
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import PostgresSession
+from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
 from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
@@ -261,6 +262,28 @@ def _inside_typeinfo_fetch(depth: int = 12) -> bool:
     return False
 
 
+@functools.cache
+def _sql_composition_codes() -> frozenset[Any]:
+    """Code objects of psycopg.sql's ``as_bytes``/``as_string``: they only quote, never send anything."""
+    import psycopg.sql as psql
+
+    codes = set()
+    for cls in vars(psql).values():
+        if isinstance(cls, type) and cls.__module__ == psql.__name__:
+            for name in ("as_bytes", "as_string"):
+                func = vars(cls).get(name)
+                if func is not None and hasattr(func, "__code__"):
+                    codes.add(func.__code__)
+    return frozenset(codes)
+
+
+def _composing_sql() -> bool:
+    """True when psycopg.sql quotes a literal for ``Composable.as_string(conn)``: its C transformer reads
+    ``conn.connection.pgconn`` for the encoding and needs the real one (matched by code object)."""
+    frame = sys._getframe(2)
+    return frame is not None and frame.f_code in _sql_composition_codes()
+
+
 class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
     """A transaction, copy or pipeline object whose ``.connection`` (``.cursor``, ``.pgconn``) are governed."""
 
@@ -295,6 +318,11 @@ class PsycopgConnectionFacts:
     __wrapped__: Any
     _self_gov: Any
 
+    @property
+    def connection(self) -> Any:
+        # psycopg's Connection.connection is the connection itself: the governed one, never the raw one
+        return self
+
     # -- read_only=False makes psycopg open transactions with BEGIN READ WRITE: judged as that statement
     def set_read_only(self, value: Any) -> Any:
         raw = self.__wrapped__
@@ -315,7 +343,7 @@ class PsycopgConnectionFacts:
     # directly (decision 0064): the governed connection hands out a PGconn that only answers facts.
     @property
     def pgconn(self) -> Any:
-        if _inside_typeinfo_fetch():
+        if _inside_typeinfo_fetch() or _composing_sql():
             return self.__wrapped__.pgconn
         return guarded_pgconn(self.__wrapped__, self._self_gov)
 
@@ -329,7 +357,7 @@ class PsycopgConnectionFacts:
         return type(info)(guarded_pgconn(self.__wrapped__, self._self_gov))
 
 
-class PsycopgConnection(PsycopgConnectionFacts, GovernedConnection):
+class PsycopgConnection(PsycopgConnectionFacts, TwoPhase, GovernedConnection):
     cursor_proxy = PsycopgCursor
 
     def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
@@ -384,6 +412,11 @@ class PsycopgDriver(PostgresSession, Driver):
 
             return AsyncPsycopgDriver()
         return cls()
+
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # reported by the server at connect and on every change (ParameterStatus): no query needed
+        status = raw.info.parameter_status
+        return {name: status(name) for name in ("standard_conforming_strings", "client_encoding")}
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)

@@ -14,12 +14,16 @@ psycopg2 type-checks connections in C (``register_type``, ``extras.register_*``,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import datetime
+import decimal
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import PostgresSession
+from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
 from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
@@ -39,7 +43,29 @@ def _copy_sql(table: str, columns: Sequence[str] | None, direction: str) -> str:
     return f"COPY {quote_ident(table)}{cols} {direction}"
 
 
+#: mogrified statements remembered per cursor for execute_batch (its page_size defaults to 100)
+_BATCH_MEMORY = 10_000
+#: parameter types psycopg2 quotes as literals; anything else is an adapter whose getquoted() decides the SQL
+_PLAIN = (str, int, float, bool, bytes, bytearray, memoryview, type(None), decimal.Decimal, datetime.date,
+          datetime.time, datetime.timedelta, uuid.UUID)  # fmt: skip
+
+
+def _splices_sql(params: Any) -> bool:
+    """Does a parameter go through an adapter that may splice raw SQL (``AsIs``, a custom ``ISQLQuote``)?"""
+    values = params.values() if isinstance(params, Mapping) else params
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        values = (values,)
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            if _splices_sql(value):
+                return True
+        elif not isinstance(value, _PLAIN):
+            return True
+    return False
+
+
 class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
+    _self_mogrified: list[bytes] | None = None
     def callproc_sql(self, name: str, params: Any) -> str:
         # what psycopg2 actually sends
         if isinstance(params, Mapping):
@@ -48,8 +74,54 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
             args = ", ".join("%s" for _ in (params or ()))
         return f"SELECT * FROM {name}({args})"
 
+    def mogrify(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        out = self.__wrapped__.mogrify(operation, *args, **kwargs)
+        # extras.execute_batch mogrifies each statement, then executes them joined with ';'
+        batch = self._self_mogrified
+        if batch is None:
+            batch = self._self_mogrified = []
+        if len(batch) < _BATCH_MEMORY:
+            batch.append(out)
+        return out
+
+    def _self_run_all(self, texts: list[bytes]) -> None:
+        """Run statements one by one after judging them all (the first refused one is run to be refused)."""
+        from governed_db.sql.analysis import analyze
+
+        gov = self._self_gov
+        identity = gov.resolve_identity()
+        for text in texts:
+            decision = gov.policy.evaluate(
+                analyze(gov.driver.statement_text(text, gov.raw), gov.dialect), identity=identity,
+                environment=gov.environment,
+            )
+            if not decision.allowed:
+                super().execute(text)  # recorded and raised like any refusal
+        for text in texts:
+            super().execute(text)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
+        rows = list(seq_of_parameters)
+        if any(_splices_sql(row) for row in rows if row is not None):
+            # what psycopg2 does too: one execute per row, each judged as the SQL it builds; all are judged
+            # before the first runs, so a refused row leaves nothing half-applied
+            self._self_run_all([self.__wrapped__.mogrify(operation, row) for row in rows])
+            return None
+        return super().executemany(operation, rows, *args, **kwargs)
+
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         raw, query = self.__wrapped__, operation
+        batch = self._self_mogrified or []
+        self._self_mogrified = None
+        if len(batch) > 1 and not args and not kwargs and isinstance(query, bytes) and query == b";".join(batch):
+            # the driver joined statements it built itself (execute_batch): each is judged on its own
+            self._self_run_all(batch)
+            return None
+        params = _params(args, kwargs)
+        if params is not None and _splices_sql(params):
+            # AsIs and custom ISQLQuote adapters put raw SQL into the text: judge (and send) what psycopg2 builds
+            text = raw.mogrify(query, params)
+            return super().execute(text)
         if not getattr(raw, "name", None):
             return super().execute(query, *args, **kwargs)
         params = _params(args, kwargs)
@@ -120,7 +192,7 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
         return run(gov, "cursor.copy_to", text, None, invoke)
 
 
-class Psycopg2Connection(GovernedConnection):
+class Psycopg2Connection(TwoPhase, GovernedConnection):
     cursor_proxy = Psycopg2Cursor
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
@@ -177,6 +249,11 @@ class Psycopg2Driver(PostgresSession, Driver):
     name = "psycopg2"
     dialect = "postgres"
     db_system = "postgresql"
+
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # reported by the server at connect and on every change (ParameterStatus): no query needed
+        status = raw.get_parameter_status
+        return {name: status(name) for name in ("standard_conforming_strings", "client_encoding")}
 
     def __init__(self, module: Any = None) -> None:
         if module is None:

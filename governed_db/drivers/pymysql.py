@@ -20,7 +20,7 @@ from typing import Any
 import wrapt
 
 from governed_db.drivers import Driver, quote_ident
-from governed_db.errors import GuardrailViolation, InvalidStatement
+from governed_db.errors import ConfigurationError, GuardrailViolation, InvalidStatement
 from governed_db.guards.session import judged_call, reconnected
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
@@ -269,6 +269,31 @@ class PyMySQLDriver(Driver):
     def is_read_only_error(self, exc: BaseException) -> bool:
         args: tuple[Any, ...] = getattr(exc, "args", ())
         return len(args) > 0 and args[0] == 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+    def on_wrap(self, proxy: Any, gov: Any) -> None:
+        db = getattr(proxy.__wrapped__, "db", None)
+        name = db.decode("utf-8", "replace") if isinstance(db, bytes) else db
+        if isinstance(name, str) and name.lower() == "mysql":
+            # unqualified names would be the catalog's own tables (user, global_priv): USE mysql is refused too
+            raise ConfigurationError(
+                "this connection's default database is the mysql system database; connect to an application "
+                "database (database=...) and qualify catalog reads (information_schema, mysql.*) instead"
+            )
+
+    def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
+        # one query at wrap time: sql_mode (ANSI_QUOTES is not reported in the server status flags)
+        cur = raw.cursor(self.module.cursors.Cursor)  # tuples, whatever cursorclass the connection uses
+        try:
+            cur.execute("SELECT @@session.character_set_client, @@session.character_set_connection, "
+                        "@@session.sql_mode")
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        client, connection, mode = (None, None, None) if row is None else tuple(row)
+        return {
+            "character_set_client": None if client is None else str(client),
+            "character_set_connection": None if connection is None else str(connection),
+            "sql_mode": "" if mode is None else str(mode),
+        }
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)

@@ -54,14 +54,15 @@ class Scope:
             return False
         if self.roles and not identity.has_role(*self.roles):
             return False
-        if self.subjects and not any(fnmatchcase(identity.subject, p) for p in self.subjects):
+        # names compare case-insensitively: "Report-Bot" must not slip past a rule written for "report-*"
+        if self.subjects and not any(fnmatchcase(identity.subject.casefold(), p.casefold()) for p in self.subjects):
             return False
         if self.on_behalf_of is not None:
             behalf = identity.on_behalf_of
             if not self.on_behalf_of:  # on_behalf_of: [] / null -> acting for nobody
                 if behalf is not None:
                     return False
-            elif behalf is None or not any(fnmatchcase(behalf, p) for p in self.on_behalf_of):
+            elif behalf is None or not any(fnmatchcase(behalf.casefold(), p.casefold()) for p in self.on_behalf_of):
                 return False
         return self.verified is None or identity.verified == self.verified
 

@@ -38,6 +38,12 @@ _MAINTENANCE = frozenset(
 )  # fmt: skip
 _SERVER_CONTROL = frozenset({"KILL", "SHUTDOWN", "FLUSH", "PURGE", "CHANGE", "STOP", "UNINSTALL", "RESTART"})
 _PRINCIPALS = frozenset({"ROLE", "USER", "GROUP"})
+#: Objects whose definition is code the server runs later (an operator or cast is a function call in disguise;
+#: a conversion changes how client bytes are read).
+_CODE_OBJECTS = frozenset(
+    {"FUNCTION", "PROCEDURE", "TRIGGER", "EVENT", "RULE", "OPERATOR", "CAST", "AGGREGATE", "LANGUAGE",
+     "CONVERSION", "DEFAULT", "ACCESS", "POLICY", "PUBLICATION", "SUBSCRIPTION", "SERVER", "FOREIGN", "TRANSFORM"}
+)  # fmt: skip
 
 
 def explain_split(words: list[str], tokens: list[Token], gd: str) -> tuple[bool, list[Token]] | None:
@@ -119,7 +125,7 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         name = words[at + 1].lower() if at + 1 < len(words) else "?"
         return _c("admin", "ALTER DATABASE", settings=((name, "database", True),))
     routine = [w for w in words[1:4] if w not in ("OR", "REPLACE", "DEFINER", "TEMP", "TEMPORARY", "CONSTRAINT")]
-    if w0 == "CREATE" and routine[:1] and routine[0] in ("FUNCTION", "PROCEDURE", "TRIGGER", "EVENT", "RULE"):
+    if w0 == "CREATE" and routine[:1] and routine[0] in _CODE_OBJECTS:
         return _c("ddl", f"CREATE {routine[0]}", "stored-code")
     if w0 in ("ALTER", "CREATE", "DROP") and w1 in _PRINCIPALS:
         return _c("privilege", op, "user-management")
@@ -146,7 +152,9 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
     if w0 == "DISCARD" and w1 == "ALL":
         # DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT and RESET ALL
         return _c("session", "DISCARD ALL", "set-role", settings=(("all", "reset", True),))
-    if w0 in ("LISTEN", "UNLISTEN", "NOTIFY", "DISCARD"):
+    if w0 in ("LISTEN", "UNLISTEN", "NOTIFY"):
+        return _c("session", w0, "notify")  # a channel to and from other sessions, past masking and the record
+    if w0 == "DISCARD":
         return _c("session", w0)
     if w0 == "COPY":
         all_words = _words(tokens)
@@ -164,8 +172,17 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         return _c("session", "USE", "use-database")
     if w0 == "RENAME":
         return _c("ddl", op, "schema-rewrite")
+    if w0 == "ALTER" and "OWNER" in words[:8] + _words(tokens)[:12] and "TO" in _words(tokens):
+        return _c("privilege", op, "owner-change")  # ALTER ... OWNER TO: hands the object and its rights over
     if w0 == "ALTER" and w1 == "TABLE":
         all_words = _words(tokens)
+        if "PARTITION" in all_words and {"TRUNCATE", "DROP", "EXCHANGE", "DETACH", "REORGANIZE", "COALESCE",
+                                         "REMOVE", "DISCARD", "REBUILD"} & set(all_words):
+            return _c("ddl", op, "destructive-alter")  # partition TRUNCATE/DROP/EXCHANGE: rows go or move
+        if "DROP" in all_words:
+            return _c("ddl", op, "destructive-alter")  # DROP PRIMARY KEY / CONSTRAINT / COLUMN
+        if "SET" in all_words and ("SCHEMA" in all_words or "TABLESPACE" in all_words):
+            return _c("ddl", op, "schema-rewrite")  # moves the table out from under every caller and policy
         if "DISABLE" in all_words or ("NO" in all_words and "FORCE" in all_words):
             # DISABLE TRIGGER / ROW LEVEL SECURITY switch off protections the database enforces
             what = "row_security" if "SECURITY" in all_words else "triggers"
@@ -185,6 +202,58 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
     if w0 == "PRAGMA":
         return _c("session", "PRAGMA", settings=((w1.lower(), "pragma", True),))
     return None
+
+
+#: Words allowed in the transaction statements governed_db passes unparsed (anything else: refused).
+_TX_WORDS = frozenset(
+    {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "WORK", "TRANSACTION", "AND", "NO", "CHAIN",
+     "RELEASE", "DEFERRED", "IMMEDIATE", "EXCLUSIVE", "ISOLATION", "LEVEL", "READ", "WRITE", "ONLY",
+     "COMMITTED", "UNCOMMITTED", "REPEATABLE", "SERIALIZABLE", "NOT", "DEFERRABLE", ",", "WITH", "CONSISTENT",
+     "SNAPSHOT"}
+)  # fmt: skip
+_NAME_TOKENS = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+_TX_HEADS = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "START"})
+
+
+def known_form(head: str, tokens: list[Token]) -> bool:
+    """Is a statement classified by its keywords in a form the server reads as the analyser does?
+
+    Transaction control, LISTEN/UNLISTEN/NOTIFY and DETACH pass unparsed, so their whole text must be a known
+    form: ``COMMIT customers`` or ``LISTEN AND`` is something the parser could not read, never housekeeping.
+    """
+    words = _words(tokens)
+    if head in ("COMMIT", "ROLLBACK") and words[1:2] == ["PREPARED"]:
+        return len(tokens) == 3 and tokens[2].token_type == TokenType.STRING  # two-phase: judged as such
+    if head in _TX_HEADS:
+        i = 0
+        while i < len(tokens):
+            w = words[i]
+            if w in ("SAVEPOINT", "TO") or (w == "RELEASE" and i == 0):
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+                if nxt is not None and words[i + 1] == "SAVEPOINT" and w != "SAVEPOINT":
+                    i += 1
+                    nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+                if nxt is None or nxt.token_type not in _NAME_TOKENS:
+                    return False
+                i += 2
+                continue
+            if w not in _TX_WORDS:
+                return False
+            i += 1
+        return True
+    if head in ("LISTEN", "UNLISTEN"):
+        return len(tokens) == 2 and (tokens[1].token_type in _NAME_TOKENS or (head == "UNLISTEN" and words[1] == "*"))
+    if head == "NOTIFY":
+        return (len(tokens) == 2 and tokens[1].token_type in _NAME_TOKENS) or (
+            len(tokens) == 4 and tokens[1].token_type in _NAME_TOKENS and tokens[2].token_type == TokenType.COMMA
+            and tokens[3].token_type == TokenType.STRING
+        )  # fmt: skip
+    if head == "DETACH":
+        rest = tokens[2:] if words[1:2] == ["DATABASE"] else tokens[1:]
+        if [t.text.upper() for t in rest[:2]] == ["IF", "EXISTS"]:
+            rest = rest[2:]  # DuckDB DETACH [DATABASE] IF EXISTS name
+        return len(rest) == 1 and rest[0].token_type in (*_NAME_TOKENS, TokenType.STRING)
+    return True
 
 
 def _c(kind: str, op: str, *flags: str, settings: tuple[tuple[str, str, bool], ...] = ()) -> Classified:

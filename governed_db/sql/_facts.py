@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from typing import cast
 
-from sqlglot import Token, exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
 
-from governed_db.sql._commands import classify_words, explain_split
+from governed_db.sql._commands import classify_words, explain_split, known_form
 from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
 from governed_db.sql._where import worst_where
 from governed_db.sql.analysis import StatementInfo
@@ -87,6 +87,12 @@ def _statement_info(
         return inner if inner.kind != "read" else StatementInfo(
             "read", "DO", inner.tables_read, (), inner.expression, inner.error, functions=inner.functions
         )  # fmt: skip
+    if words[:1] == ["COPY"] and len(tokens) > 2 and tokens[1].token_type == TokenType.L_PAREN:
+        inner_copy = _copy_query(d, gd, text, tokens)
+        if inner_copy is not None:
+            return inner_copy
+    if words[:1] == ["REPLACE"] and gd in ("mysql", "sqlite") and len(tokens) > 1:
+        return _replace(d, gd, text, tokens)
     explain = explain_split(words, tokens, gd)
     if explain is not None:
         analyse, rest = explain
@@ -99,6 +105,10 @@ def _statement_info(
         error: str | None = f"could not parse: {_first_line(e)}"
     else:
         error = None if tree is not None else "empty statement"
+    if words and not known_form(words[0], tokens):
+        # COMMIT customers, LISTEN AND, DETACH TO x: the server may read it otherwise, or not at all
+        return StatementInfo("unknown", words[0], (), (), _as_expression(tree),
+                             error=f"{words[0]} in a form governed_db does not know")
     if tree is not None and isinstance(tree, _STATEMENTS) and not isinstance(tree, exp.Command):
         if isinstance(tree, exp.Describe) and isinstance(tree.this, (*_READ, *_WRITE)):
             inner = _from_tree(d, gd, tree.this)
@@ -110,6 +120,45 @@ def _statement_info(
         return StatementInfo(kind, operation, (), (), _as_expression(tree), flags=flags, settings=settings)
     operation = words[0] if words else "UNKNOWN"
     return StatementInfo("unknown", operation, (), (), _as_expression(tree), error=error)
+
+
+def _copy_query(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementInfo | None:
+    """``COPY (<statement>) TO ...``: PostgreSQL runs the statement inside, DML with RETURNING included."""
+    depth, end = 0, -1
+    for at in range(1, len(tokens)):
+        tt = tokens[at].token_type
+        depth += tt == TokenType.L_PAREN
+        depth -= tt == TokenType.R_PAREN
+        if depth == 0:
+            end = at
+            break
+    if end < 0:
+        return None
+    inner = statement_info(d, gd, text, tokens[2:end])
+    if inner.kind == "read" and not inner.error:
+        return None  # COPY (SELECT ...) TO STDOUT: the parser reads it as it is
+    rest = [t.text.upper() for t in tokens[end + 1 :]]
+    flags = inner.flags | {"copy-dml"}
+    if not {"STDOUT", "STDIN"} & set(rest) or "PROGRAM" in rest:
+        flags |= {"file-write"} | ({"copy-program"} if "PROGRAM" in rest else set())
+    return dataclasses.replace(inner, operation=f"COPY ({inner.operation})", nested_dml=inner.kind == "write",
+                               flags=frozenset(flags))
+
+
+def _replace(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementInfo:
+    """MySQL/SQLite ``REPLACE INTO``: an INSERT that deletes the rows it collides with; parsed as that INSERT."""
+    # (the tokens after REPLACE may come from a re-tokenized command argument: slice by their own offsets)
+    sub = "INSERT " + text[tokens[1].start : tokens[-1].end + 1]
+    try:
+        sub_tokens = d.tokenize(sub)
+        parsed = d.parser().parse(sub_tokens, sub)
+        tree = parsed[0] if parsed else None
+    except SqlglotError as e:
+        return StatementInfo("unknown", "REPLACE", (), (), None, error=f"could not parse: {_first_line(e)}")
+    if not isinstance(tree, exp.Insert):
+        return StatementInfo("unknown", "REPLACE", (), (), None, error="REPLACE in a form governed_db does not know")
+    tree.set("alternative", "REPLACE")
+    return dataclasses.replace(_from_tree(d, gd, tree), operation="REPLACE")
 
 
 def _explained(d: Dialect, gd: str, text: str, rest: list[Token], analyse: bool) -> StatementInfo:
@@ -139,6 +188,9 @@ def _wrap_explain(inner: StatementInfo, analyse: bool, tree: exp.Expr | None) ->
 def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     kind, operation, flags, settings = _classify(tree)
     read, written, qualifiers = _tables(d, gd, tree)
+    if isinstance(tree, exp.Use) and tree.this is not None:
+        qualifiers = (*qualifiers, _fold(tree.this if isinstance(tree.this, exp.Identifier) else tree.this.this,
+                                         d.normalization_strategy))
     functions = _functions(tree)
     # a MERGE's own WHEN ... THEN UPDATE/INSERT actions are the MERGE, not DML hidden inside it
     nested = any(n is not tree and not isinstance(n.parent, exp.When) for n in tree.find_all(*_WRITE))
@@ -152,6 +204,12 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     limited = isinstance(tree, exp.Query) and (tree.args.get("limit") is not None or tree.args.get("fetch") is not None)
     if gd == "duckdb":
         flags |= duckdb_file_scans(tree)
+        embedded = _duckdb_nested(tree)
+        if embedded is not None:
+            extra_read, extra_functions, extra_flags = embedded
+            read = tuple(dict.fromkeys((*read, *extra_read)))
+            functions = functions | extra_functions
+            flags |= extra_flags
     if gd == "mysql" and variable_copy(tree):
         flags |= {"variable-copy"}
     return StatementInfo(
@@ -160,6 +218,43 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
     )  # fmt: skip
 
 
+
+
+def _duckdb_nested(tree: exp.Expr) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]] | None:
+    """DuckDB ``query('<sql>')`` and ``query_table('<t>')`` run SQL from a string: a literal one is analysed and
+    its tables, functions and flags count as the statement's own; one built at run time is ``nested-sql``."""
+    from governed_db.sql.analysis import analyze
+
+    calls = [f for f in tree.find_all(exp.Anonymous) if f.name.lower() in ("query", "query_table")]
+    if not calls:
+        return None
+    read: dict[str, None] = {}
+    functions: set[str] = set()
+    flags: set[str] = set()
+    for call in calls:
+        args = list(call.expressions)
+        first = args[0] if args else None
+        if call.name.lower() == "query_table":
+            names = list(first.expressions) if isinstance(first, exp.Array) else [first]
+            literals = [n for n in names if isinstance(n, exp.Literal) and n.is_string]
+            if not names or len(literals) != len(names):
+                flags.add("nested-sql")
+                continue
+            for lit in literals:
+                read.setdefault(lit.name.lower(), None)
+            continue
+        if not (isinstance(first, exp.Literal) and first.is_string) or len(args) != 1:
+            flags.add("nested-sql")  # SQL built at run time: nobody can say what it reads or calls
+            continue
+        inner = analyze(first.name, "duckdb")
+        if inner.error or len(inner.statements) != 1 or inner.statements[0].kind != "read":
+            flags.add("nested-sql")
+            continue
+        st = inner.statements[0]
+        read.update(dict.fromkeys(st.tables_read))
+        functions |= st.functions
+        flags |= st.flags
+    return tuple(read), frozenset(functions), frozenset(flags)
 
 
 def _select_into(tree: exp.Expr) -> bool:
@@ -196,6 +291,9 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
             flags.add("user-management")
         if isinstance(tree, exp.Drop):
             flags.add("drop")
+        if isinstance(tree, exp.Create) and tree.args.get("replace") and what == "TABLE":
+            flags.add("drop")  # CREATE OR REPLACE TABLE drops the table it replaces, rows and all
+            op = "CREATE OR REPLACE TABLE"
         props = tree.args.get("properties")
         if tree.args.get("temporary") or (
             props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
@@ -207,7 +305,7 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
     elif isinstance(tree, exp.Alter):
         kind, op = "ddl", f"ALTER {str(tree.args.get('kind') or '').upper()}".strip()
         actions = tree.args.get("actions") or ()
-        if any(isinstance(a, exp.Drop) for a in actions):
+        if any(isinstance(a, (exp.Drop, exp.DropPrimaryKey, exp.DropPartition)) for a in actions):
             flags.add("destructive-alter")
         if any(_rewrites(a) for a in (*actions, *(tree.args.get("options") or ()))):
             flags.add("schema-rewrite")
@@ -226,11 +324,15 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
         flags.add("use-database")
     elif isinstance(tree, exp.Pragma):
         kind, op, settings = _pragma(tree)
+        if _integrity_off(tree):
+            flags.add("integrity-off")
     elif isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
         kind, op = "transaction", {"transaction": "BEGIN"}.get(tree.key, tree.key.upper())
         if isinstance(tree, exp.Transaction) and any(_read_write(str(m)) for m in tree.args.get("modes") or ()):
             # BEGIN READ WRITE overrides a read-only session the application set up: a settings write
             settings = (("transaction_read_only", "transaction", True),)
+        if isinstance(tree, exp.Transaction) and str(tree.args.get("this") or "").upper() in ("EXCLUSIVE", "IMMEDIATE"):
+            flags.add("row-lock")  # SQLite BEGIN EXCLUSIVE/IMMEDIATE takes the write lock at once
     elif isinstance(tree, exp.Copy):
         kind, op = _copy(tree, flags)
     elif isinstance(tree, exp.LoadData):
@@ -250,7 +352,25 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
         kind, op = "unknown", tree.key.upper()
     if isinstance(tree, exp.Select) and isinstance(tree.args.get("into"), exp.Into):
         op = "SELECT INTO"
+    if isinstance(tree, exp.Query) and any(s.args.get("locks") for s in tree.find_all(exp.Select)):
+        flags.add("row-lock")  # SELECT ... FOR UPDATE / LOCK IN SHARE MODE: a write lock, not a plain read
     return kind, op, frozenset(flags), settings
+
+
+def _integrity_off(tree: exp.Pragma) -> bool:
+    """SQLite ``PRAGMA foreign_keys = OFF`` (or ``(0)``, ``false``, ``no``): foreign keys stop being enforced."""
+    node = tree.this
+    if isinstance(node, exp.EQ):
+        name, value = node.this, node.expression
+    elif isinstance(node, exp.Anonymous) and node.expressions:
+        name, value = node, node.expressions[0]
+    else:
+        return False
+    label = (name.name if isinstance(name, exp.Expr) else str(name)).lower().rsplit(".", 1)[-1]
+    if isinstance(value, exp.Boolean):
+        return label == "foreign_keys" and not value.this
+    text = (value.name if isinstance(value, exp.Expr) else str(value)).strip("'\"").lower()
+    return label == "foreign_keys" and text in ("off", "0", "false", "no")
 
 
 def _set_items(tree: exp.Set) -> list[tuple[str, str, bool]]:

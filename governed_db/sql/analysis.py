@@ -318,6 +318,47 @@ def _ambiguous_dash(text: str, tokens: list[Token]) -> bool:
     return False
 
 
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+_HASH_COMMENT = re.compile(r"#[^\n]*")
+
+
+def _strip_comments(gap: str, gd: str) -> str:
+    """The text between two tokens without its comments (block comments nest in PostgreSQL and DuckDB)."""
+    out: list[str] = []
+    i, n = 0, len(gap)
+    depth = 0
+    nests = gd in ("postgres", "duckdb")
+    while i < n:
+        if gap.startswith("/*", i):
+            depth = depth + 1 if (nests or depth == 0) else depth
+            i += 2
+            continue
+        if depth and gap.startswith("*/", i):
+            depth -= 1
+            i += 2
+            continue
+        if not depth:
+            out.append(gap[i])
+        i += 1
+    rest = _LINE_COMMENT.sub("", "".join(out))
+    return _HASH_COMMENT.sub("", rest) if gd in _MYSQL_FAMILY else rest
+
+
+def _unicode_space(text: str, tokens: list[Token], gd: str) -> bool:
+    """Servers lex only ASCII whitespace; a Unicode space (U+00A0, U+3000...) between tokens is, to them, part of
+    a name: ``v\u00a0FROM t`` is one identifier to PostgreSQL, two words to the parser. Refuse, never guess."""
+    gaps = []
+    prev_end = -1
+    for tok in tokens:
+        gaps.append(text[prev_end + 1 : tok.start])
+        prev_end = max(prev_end, tok.end)
+    gaps.append(text[prev_end + 1 :])
+    for gap in gaps:
+        if gap and not gap.isascii() and any(ch.isspace() and not ch.isascii() for ch in _strip_comments(gap, gd)):
+            return True
+    return False
+
+
 def _failed(sql: str, dialect: str, reason: str, flags: frozenset[str] = frozenset()) -> Analysis:
     stmt = StatementInfo("unknown", "UNKNOWN", (), (), None, error=reason)
     return Analysis(sql, dialect, (stmt,), "<statement could not be analysed>", error=reason, flags=flags)
@@ -356,6 +397,10 @@ def analyze(sql: str, dialect: str) -> Analysis:
             flags.add("executable-comment")
             text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
             tokens = d.tokenize(text)
+        if not text.isascii() and _unicode_space(text, tokens, gd):
+            reason = ("a non-ASCII space outside strings and comments is whitespace to the analyser but part of a "
+                      "name to the server (ambiguous)")
+            return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-space"}))
         if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
             reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))

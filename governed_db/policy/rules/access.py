@@ -38,6 +38,13 @@ HARMLESS_SETTINGS = (
 )  # fmt: skip
 
 
+#: Advisory lock functions: a lock held until released (or the session ends) that other sessions queue on.
+ADVISORY_LOCK_FUNCTIONS = frozenset(
+    {"pg_advisory_lock", "pg_advisory_lock_shared", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared",
+     "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock",
+     "pg_try_advisory_xact_lock_shared", "get_lock"}
+)  # fmt: skip
+
 #: Setting scopes that outlive the session or reach every session.
 _SERVER_WIDE = frozenset({"global", "system", "persist", "persist_only", "database"})
 
@@ -98,6 +105,7 @@ def session_identity(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping
     return Finding(f"{stmt.operation} changes the session's database identity")
 
 
+_CHECKPOINTS = frozenset({"checkpoint", "force_checkpoint"})
 _IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
 
 
@@ -105,16 +113,60 @@ _IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
     "settings-critical",
     family="access",
     rationale="ALTER SYSTEM, SET GLOBAL and switches for logging, read-only modes or integrity checks "
-    "disable controls for everyone.",
+    "(including SQLite PRAGMA foreign_keys = OFF) disable controls for everyone.",
     remedy="ask a database administrator; logging and read-only switches are not changed ad hoc",
     production=Action.DENY,
     options={"critical": CRITICAL_SETTINGS},
 )
 def settings_critical(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is not None and "integrity-off" in stmt.flags:
+        return Finding(f"{stmt.operation} switches off foreign key enforcement")
     if stmt is None or not stmt.settings:
         return None
     names = _critical(stmt, opts)
     return Finding(f"{stmt.operation} changes {', '.join(names)}") if names else None
+
+
+@rule(
+    "lexing-settings",
+    family="access",
+    rationale="Settings that change how the server lexes later statements (PostgreSQL standard_conforming_strings, "
+    "client_encoding, backslash_quote; MySQL/MariaDB SET NAMES, character_set_client/_connection, sql_mode "
+    "ANSI_QUOTES/NO_BACKSLASH_ESCAPES) would make the server read text differently from the analyser; "
+    "values that keep the analyser's reading (UTF8, standard_conforming_strings = on) pass.",
+    remedy="keep the connection's encoding and quoting settings as they are (UTF-8, standard strings); set "
+    "them in the connection options, not from SQL",
+    production=Action.DENY,
+    staging=Action.REQUIRE_APPROVAL,
+)
+def lexing_settings(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or (not stmt.settings and "set_config" not in stmt.functions):
+        return None
+    from governed_db.sql._lexing import lexing_changes
+
+    changes = lexing_changes(stmt)
+    if not changes:
+        return None
+    return Finding(f"{stmt.operation} changes how the server reads later statements ({', '.join(changes)})")
+
+
+@rule(
+    "search-path",
+    family="access",
+    rationale="Changing search_path makes unqualified names resolve to other schemas (a look-alike table or "
+    "function shadows the real one); agents may not change it.",
+    remedy="qualify names with their schema instead of changing search_path",
+    production=Action.DENY,
+    staging=Action.REQUIRE_APPROVAL,
+)
+def search_path(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or ctx.identity is None or ctx.identity.kind != "agent":
+        return None
+    if not stmt.settings and "set_config" not in stmt.functions:
+        return None
+    from governed_db.sql._lexing import search_path_changes
+
+    return Finding(f"{stmt.operation} changes search_path") if search_path_changes(stmt) else None
 
 
 @rule(
@@ -162,13 +214,19 @@ def transaction_control(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapp
 @rule(
     "lock",
     family="access",
-    rationale="Explicit LOCK TABLE(S) can stall every other session.",
+    rationale="Explicit LOCK TABLE(S) and advisory locks (pg_advisory_lock, GET_LOCK) can stall every other "
+    "session.",
     remedy=approval_remedy("lock tables explicitly"),
     production=Action.REQUIRE_APPROVAL,
     staging=Action.WARN,
 )
 def lock(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
-    if stmt is None or "lock" not in stmt.flags:
+    if stmt is None:
+        return None
+    advisory = sorted(f for f in stmt.functions if f in ADVISORY_LOCK_FUNCTIONS)
+    if advisory:
+        return Finding(f"calls {', '.join(advisory)}(), which takes a lock other sessions wait on")
+    if "lock" not in stmt.flags:
         return None
     return Finding(f"{stmt.operation} takes explicit table locks")
 
@@ -176,12 +234,15 @@ def lock(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) 
 @rule(
     "maintenance",
     family="access",
-    rationale="VACUUM, ANALYZE, REINDEX, CLUSTER, OPTIMIZE and REFRESH can lock tables and load the server.",
+    rationale="VACUUM, ANALYZE, REINDEX, CLUSTER, OPTIMIZE, REFRESH and CHECKPOINT (DuckDB checkpoint()) can "
+    "lock tables and load the server.",
     remedy=approval_remedy("run maintenance"),
     production=Action.REQUIRE_APPROVAL,
     staging=Action.WARN,
 )
 def maintenance(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is not None and ctx.analysis.dialect.lower() == "duckdb" and stmt.functions & _CHECKPOINTS:
+        return Finding("checkpoint() writes the database file and blocks until it is done")
     if stmt is None or "maintenance" not in stmt.flags:
         return None
     return Finding(f"{stmt.operation} is server maintenance")

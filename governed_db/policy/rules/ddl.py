@@ -106,3 +106,21 @@ def ddl(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -
     if stmt is None or stmt.kind != "ddl" or stmt.flags & _OTHER_RULES:
         return None
     return Finding(f"{_what(stmt)} changes the schema")
+
+
+@rule(
+    "agent-ddl",
+    family="ddl",
+    rationale="Schema changes by an agent (CREATE, ALTER, COMMENT, CREATE INDEX...; temporary objects excepted) "
+    "need a person's approval in production, as migrations do; applications' own start-up DDL only warns "
+    "(rule ddl).",
+    remedy=approval_remedy("change the schema"),
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def agent_ddl(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or stmt.kind != "ddl" or stmt.flags & _OTHER_RULES:
+        return None  # DROP, TRUNCATE, destructive ALTER...: their own rules judge them (a policy may relax those)
+    if ctx.identity is None or ctx.identity.kind != "agent":
+        return None
+    return Finding(f"an agent's {_what(stmt)} changes the schema")

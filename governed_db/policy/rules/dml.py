@@ -123,12 +123,16 @@ def variable_copy(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[st
 @rule(
     "write-statement",
     family="dml",
-    rationale="Any data change; off by default, for making identities or environments read-only.",
+    rationale="Any data change (and write locks: SELECT ... FOR UPDATE / LOCK IN SHARE MODE, BEGIN EXCLUSIVE); "
+    "off by default, for making identities or environments read-only.",
     remedy="this identity is read-only here; ask for write access or an approval",
     production=Action.ALLOW,
 )
 def write_statement(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     # CREATE TABLE ... AS SELECT is classed as DDL but copies data all the same: read-only means no copy either
+    if stmt is not None and "row-lock" in stmt.flags and stmt.kind in ("read", "transaction"):
+        # SELECT ... FOR UPDATE / LOCK IN SHARE MODE / SQLite BEGIN EXCLUSIVE take write locks
+        return Finding(f"{stmt.operation} takes row or database write locks")
     if stmt is None or (stmt.kind != "write" and not stmt.select_into):
         return None
     return Finding(f"{stmt.operation} changes data in {_target(stmt)}")

@@ -47,13 +47,20 @@ CONTROL_FUNCTIONS = frozenset(
 )  # fmt: skip
 #: Functions that stall the server (time-based blind injection, denial of service).
 DELAY_FUNCTIONS = frozenset({"pg_sleep", "pg_sleep_for", "pg_sleep_until", "sleep", "benchmark"})
-EXTENSION_FUNCTIONS = frozenset({"load_extension"})
+#: load_extension loads a library; SQLite's two-argument fts3_tokenizer registers a raw function pointer.
+EXTENSION_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 #: PostgreSQL functions that run SQL text (or dump whole tables, schemas, databases) the analyser never sees.
 DYNAMIC_SQL_FUNCTIONS = frozenset(
     {"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
      "table_to_xml_and_xmlschema", "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
      "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema", "cursor_to_xml",
      "cursor_to_xmlschema", "ts_stat"}
+)  # fmt: skip
+#: DuckDB functions that run SQL text, change the parser, copy/import whole databases or reveal secrets.
+DUCKDB_DYNAMIC_FUNCTIONS = frozenset(
+    {"json_execute_serialized_sql", "copy_database", "import_database",
+     "add_grammar_extension", "remove_grammar_extension", "duckdb_secrets", "which_secret",
+     "enable_checkpoint_on_shutdown", "disable_checkpoint_on_shutdown"}
 )  # fmt: skip
 #: Functions that send data out of band (to every listening session).
 NOTIFY_FUNCTIONS = frozenset({"pg_notify"})
@@ -191,13 +198,20 @@ def function_delay(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
 @rule(
     "function-dynamic-sql",
     family="functions",
-    rationale="query_to_xml, table_to_xml, schema_to_xml, database_to_xml, cursor_to_xml, ts_stat and the "
-    "query form of ts_rewrite run SQL text (or dump whole tables) the analyser and masking never see.",
+    rationale="query_to_xml, table_to_xml, schema_to_xml, database_to_xml, cursor_to_xml, ts_stat, the "
+    "query form of ts_rewrite, DuckDB's query()/query_table() of SQL built at run time (a literal's SQL is "
+    "analysed as part of the statement), json_execute_serialized_sql(), "
+    "copy_database(), import_database(), grammar extensions and duckdb_secrets() run SQL text (or dump whole "
+    "tables, databases or secrets) the analyser and masking never see.",
     remedy="run the query itself through governed_db, and format the result in the application",
     production=Action.DENY,
 )
 def function_dynamic_sql(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, DYNAMIC_SQL_FUNCTIONS)
+    if ctx.analysis.dialect.lower() == "duckdb":
+        called += _called(stmt, DUCKDB_DYNAMIC_FUNCTIONS)
+        if stmt is not None and "nested-sql" in stmt.flags:
+            called.append("query")  # query()/query_table() of text built at run time
     if stmt is not None and "ts_rewrite" in stmt.functions and _ts_rewrite_query(stmt):
         called.append("ts_rewrite")
     return _calls(called, "which runs SQL the analyser cannot see")
@@ -228,3 +242,18 @@ def _ts_rewrite_query(stmt: StatementInfo) -> bool:
 def function_notify(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     called = _called(stmt, NOTIFY_FUNCTIONS)
     return _calls(called, "which sends data to other sessions")
+
+
+@rule(
+    "notify",
+    family="functions",
+    rationale="LISTEN, UNLISTEN and NOTIFY open a channel to and from other sessions: data sent there passes "
+    "masking and the result record, and a listener receives what other sessions send.",
+    remedy=approval_remedy("use LISTEN/NOTIFY") + "; or listen and notify from the application",
+    production=Action.REQUIRE_APPROVAL,
+    staging=Action.WARN,
+)
+def notify(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or "notify" not in stmt.flags:
+        return None
+    return Finding(f"{stmt.operation} uses a notification channel shared with other sessions")

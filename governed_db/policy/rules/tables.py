@@ -48,6 +48,8 @@ def table_matches(name: str, patterns: Iterable[Any]) -> bool:
 
 def _is_catalog(name: str) -> bool:
     parts = name.lower().split(".")
+    if len(parts) == 1 and parts[0].startswith("pg_"):
+        return True  # PostgreSQL searches pg_catalog first: an unqualified pg_class IS pg_catalog.pg_class
     return parts[-1] in CATALOG_TABLES or (len(parts) > 1 and parts[-2] in CATALOG_SCHEMAS)
 
 
@@ -100,15 +102,19 @@ def table_allow(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str,
 @rule(
     "system-catalog",
     family="tables",
-    rationale="Writing system catalogs, or reading credential catalogs (pg_authid, mysql.user) or statistics "
-    "catalogs that hold column values (pg_stats, pg_statistic, column_statistics), is never routine; plain "
-    "schema discovery stays allowed.",
+    rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
+    "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
+    "column values (pg_stats, pg_statistic, column_statistics), is never routine; plain schema discovery "
+    "stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
 )
 def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
     if stmt is None:
         return None
+    if "use-database" in stmt.flags and any(q.lower() in CATALOG_SCHEMAS for q in stmt.qualifiers):
+        # USE mysql, then unqualified names (user, global_priv) are the catalog's tables
+        return Finding(f"USE switches the connection to the system database {', '.join(stmt.qualifiers)}")
     written = [t for t in stmt.tables_written if _is_catalog(t) or _credential(t)]
     if written:
         return Finding(f"{stmt.operation} writes system catalog(s) {', '.join(written)}")
