@@ -63,6 +63,9 @@ class Governor:
         self.nested = raw is not driver_innermost(raw)
         self.record_results = recorder.results is not None
         self.limiter = getattr(self.policy, "limiter", None)
+        #: set while an ORM or driver sets a new connection up (SQLAlchemy's first-connect queries): those
+        #: statements are judged and recorded as usual but do not count against an identity's rate limits
+        self.setting_up = False
         #: the audit span processor, when this connection records to a local store
         self.audit: Any = None
         self._default_identity = _identity_source(settings)
@@ -93,7 +96,7 @@ class Governor:
         decision: Decision = self.policy.evaluate(analysis, identity=identity, environment=self.environment)
         extra = []
         limiter = self.limiter
-        if limiter is not None:
+        if limiter is not None and not self.setting_up:
             hit = limiter.on_statement(identity, self.environment)
             if hit is not None:
                 extra.append(hit)
@@ -296,7 +299,7 @@ def _arm_result(
         span=span if span is not None and gov.record_results and span.is_recording() else None,
         identity=identity,
     )
-    if gov.limiter is not None:
+    if gov.limiter is not None and not gov.setting_up:
         result.active = True  # rows read per minute are counted on the way out
 
 

@@ -130,16 +130,31 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         raw = dialect.connect(*cargs, **cparams)
         try:
-            return _wrap_dbapi(raw, wrap, wrap_kwargs)
+            governed = _wrap_dbapi(raw, wrap, wrap_kwargs)
         except BaseException:
             raw.close()  # never leak (or pool) an ungoverned connection
             raise
+        _set_up(governed, True)  # SQLAlchemy's connect-time queries (version, settings) follow
+        return governed
+
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        _set_up(dbapi_connection, False)  # the application's statements start here
 
     event.listen(engine, "do_connect", _connect)
+    event.listen(engine.pool, "checkout", _checkout)
     engine._governed_db = True  # type: ignore[attr-defined]
     # marks the dialect too: the Jupyter extension's class-level listener then leaves this engine alone
     engine.dialect._governed_db = True  # type: ignore[attr-defined]
     return engine
+
+
+def _set_up(conn: Any, value: bool) -> None:
+    """Mark a governed connection as being set up by SQLAlchemy (its queries then spend no rate-limit budget)."""
+    gov = getattr(conn, "_self_gov", None)
+    if gov is None:  # duckdb_engine's wrapper around the governed connection
+        gov = getattr(_duckdb_engine_inner(conn), "_self_gov", None)
+    if gov is not None:
+        gov.setting_up = value
 
 
 def _wrap_dbapi(raw: Any, wrap: Any, wrap_kwargs: dict[str, Any]) -> Any:
