@@ -25,12 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from governed_db.cli._console import console
 
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-        console = Console(soft_wrap=False, width=160)
-    return console
+    return console()
 
 
 def store_option(f: F) -> F:

@@ -92,9 +92,10 @@ def _load_claims_map(value: str) -> Any:
 
 
 def _print_table(data: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from governed_db.cli._console import console as make_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -113,7 +114,7 @@ def _print_table(data: dict[str, Any]) -> None:
     rows += [(f"  {k}", v) for k, v in sorted(data["attributes"].items())]
     for key, value in rows:
         table.add_row(key, Text(str(value)))  # Text: claim values are data, never rich markup
-    Console(soft_wrap=True).print(table)
+    make_console().print(table)
 
 
 def _fail(message: str, fmt: str, code: int, *, cause: str) -> Any:
