@@ -91,7 +91,14 @@ def create_engine(
         identity=identity, environment=environment, policy=policy, audit=audit,
         tracer_provider=tracer_provider, options=options,
     )
-    if sqlalchemy.engine.make_url(url).get_dialect().driver == "psycopg2":
+    try:
+        dialect = sqlalchemy.engine.make_url(url).get_dialect()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as e:
+        raise ConfigurationError(
+            f"{_redacted(url)!r} is not a database URL SQLAlchemy can use ({e}); write it like "
+            "sqlite:///app.db, postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
+        ) from None
+    if dialect.driver == "psycopg2":
         install_psycopg2_shim()  # before create_engine: the dialect captures its extras module there
     engine = sqlalchemy.create_engine(url, **engine_kwargs)
     if "dialect" not in options:
@@ -104,6 +111,16 @@ def create_engine(
     )
     govern_engine(engine, **wrap_kwargs)
     return engine
+
+
+def _redacted(url: Any) -> str:
+    """``url`` for a message, without its password."""
+    try:
+        import sqlalchemy
+
+        return str(sqlalchemy.engine.make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return "<the URL>" if "@" in str(url) else str(url)
 
 
 def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:

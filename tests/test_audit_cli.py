@@ -286,3 +286,23 @@ def test_documented_commands_and_options_exist() -> None:
         known = {o for p in cmd.params for o in getattr(p, "opts", [])}
         for opt in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest):
             assert opt in known, f"audit {name}: {opt} is documented but not an option"
+
+
+@pytest.mark.parametrize("content", [b"garbage {{{ not json\n", b"\x00\xff\xfe binary", b'{"a": 1}\n',
+                                     b"[" * 100_000 + b"\n"])
+@pytest.mark.parametrize("verb", ["tail", "search", "stats", "who-touched"])
+def test_reading_verbs_refuse_a_file_that_is_not_a_store(tmp_path: Path, content: bytes, verb: str) -> None:
+    """tail/search/stats/who-touched on garbage exit 2 saying it is not an audit store (not 0 with no rows)."""
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(content)
+    args = [verb, "--store", str(garbage)] + (["users"] if verb == "who-touched" else [])
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert "is not a governed_db audit store" in result.output
+
+
+def test_long_rows_are_not_wrapped_when_piped(store: Path) -> None:
+    """Piped output keeps each record on one line (no 80-column wrapping of the statement column)."""
+    result = _run("tail", "--store", store)
+    line = next(ln for ln in result.output.splitlines() if "SELECT email FROM users WHERE id = ?" in ln)
+    assert "alice (human)" in line and "production" in line

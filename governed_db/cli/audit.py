@@ -84,6 +84,38 @@ def _path(store: Path | None) -> Path:
     return store if store is not None else default_store_path()
 
 
+#: a store's first line is a record of a few hundred bytes; reading more than this proves nothing
+_FIRST_LINE_MAX = 1 << 16
+
+
+def _store(store: Path | None) -> Path:
+    """The store to read, refused (ConfigurationError → exit 2) when the file is not an audit store at all.
+
+    Damage inside a store is `verify`'s business; a file whose first line is not a chained record (a log,
+    a binary, someone else's JSON) is bad input, not an empty store.
+    """
+    from governed_db.audit.store import store_path
+
+    path = store_path(_path(store))
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(_FIRST_LINE_MAX)
+    except OSError as e:
+        raise ConfigurationError(f"cannot read the audit store {str(path)!r} ({e.strerror or e})") from None
+    if not first.strip():
+        return path  # an empty store: nothing recorded yet
+    try:
+        record = json.loads(first)
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict) or "seq" not in record or "hash" not in record:
+        raise ConfigurationError(
+            f"{str(path)!r} is not a governed_db audit store (its first line is not a chained record); "
+            "pass --store with the audit store's path"
+        )
+    return path
+
+
 def _key(key_file: Path | None) -> bytes | None:
     if key_file is not None:
         return key_file.read_bytes().strip() or None
@@ -175,7 +207,7 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
     """The most recent statements (JSON Lines with --format json)."""
     from governed_db.audit.search import tail
 
-    path, q = _path(store), _query(filters)
+    path, q = _store(store), _query(filters)
     recent = tail(path, lines, q)
     if fmt == "json":
         for r in recent:
@@ -204,7 +236,7 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
 @bad_input
 def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) -> None:
     """Statements matching every given filter."""
-    found = search(_path(store), _query(filters), limit=limit)
+    found = search(_store(store), _query(filters), limit=limit)
     if fmt == "jsonl":
         for r in found:
             click.echo(json.dumps(r, sort_keys=True))
@@ -224,7 +256,7 @@ def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) 
 @bad_input
 def who_touched_cmd(target: str, store: Path | None, since: str | None, until: str | None, fmt: str) -> None:
     """Who ran statements on TABLE or TABLE.COLUMN."""
-    rows = who_touched(_path(store), target, since=parse_time(since), until=parse_time(until))
+    rows = who_touched(_store(store), target, since=parse_time(since), until=parse_time(until))
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
         return
@@ -254,7 +286,7 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
     from governed_db.audit import export as X
     from governed_db.audit.store import read_records
 
-    path = _path(store)
+    path = _store(store)
     filtered = any(v not in (None, False) for v in filters.values())
     # an unfiltered JSONL export keeps every record (checkpoints too), so the copy verifies on its own
     recs = search(path, _query(filters)) if filtered or fmt == "csv" else read_records(path)
@@ -289,7 +321,7 @@ def stats_cmd(store: Path | None, since: str | None, until: str | None, fmt: str
     """Per identity: statements, refusals, approvals, masked reads."""
     from governed_db.audit.store import read_records
 
-    rows = stats(read_records(_path(store)), since=parse_time(since), until=parse_time(until))
+    rows = stats(read_records(_store(store)), since=parse_time(since), until=parse_time(until))
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
         return
