@@ -197,7 +197,8 @@ def _follow(path: Path, poll: float) -> Iterator[dict[str, Any]]:
 
 @audit.command("tail")
 @store_option
-@click.option("-n", "lines", default=20, show_default=True, help="how many recent statements")
+@click.option("-n", "lines", default=20, show_default=True, type=click.IntRange(min=0),
+              help="how many recent statements")
 @click.option("-f", "--follow", is_flag=True, help="keep printing new records as they are written")
 @click.option("--poll", default=0.5, hidden=True)
 @filter_options
@@ -301,7 +302,10 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
             sys.exit(1)
         click.echo(f"sent {n} spans to {endpoint}", err=True)
         return
-    out = X.open_output(output)
+    try:
+        out = X.open_output(output)
+    except OSError as e:
+        raise ConfigurationError(f"cannot write the export to {str(output)!r} ({e.strerror or e})") from None
     try:
         n = X.write_jsonl(recs, out) if fmt == "jsonl" else X.write_csv(recs, out)
     finally:

@@ -85,10 +85,9 @@ def _load_claims_map(value: str) -> Any:
                 text = fh.read()
         except OSError as e:
             raise ConfigurationError(f"could not read the claims map file {value!r}: {e.strerror or e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigurationError(f"the claims map is not valid JSON: {e}") from None
+    from governed_db.config_files import load_json
+
+    return load_json(text, "the claims map")
 
 
 def _print_table(data: dict[str, Any]) -> None:
