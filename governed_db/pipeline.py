@@ -63,6 +63,8 @@ class Governor:
         self.nested = raw is not driver_innermost(raw)
         self.record_results = recorder.results is not None
         self.limiter = getattr(self.policy, "limiter", None)
+        #: the database this connection is in, as the driver reports it at wrap time (None: unknown)
+        self.database: str | None = _database(driver, raw)
         #: set while an ORM or driver sets a new connection up (SQLAlchemy's first-connect queries): those
         #: statements are judged and recorded as usual but do not count against an identity's rate limits
         self.setting_up = False
@@ -93,7 +95,11 @@ class Governor:
 
     # -- step 3: decide ------------------------------------------------------------------------
     def decide(self, analysis: Analysis, identity: Identity, params: Any) -> Decision:
-        decision: Decision = self.policy.evaluate(analysis, identity=identity, environment=self.environment)
+        if self.database is not None and any("use-database" in s.flags for s in analysis.statements):
+            self.database = None  # after USE we no longer know where we are: every qualified name counts again
+        decision: Decision = self.policy.evaluate(
+            analysis, identity=identity, environment=self.environment, database=self.database
+        )
         extra = []
         limiter = self.limiter
         if limiter is not None and not self.setting_up:
@@ -301,6 +307,14 @@ def _arm_result(
     )
     if gov.limiter is not None and not gov.setting_up:
         result.active = True  # rows read per minute are counted on the way out
+
+
+def _database(driver: Driver, raw: Any) -> str | None:
+    try:
+        name = driver.static_attributes(raw).get("db.namespace")
+    except Exception:  # metadata only: unknown means "every qualified name is another database"
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
