@@ -158,7 +158,7 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
         _set_up(dbapi_connection, False)  # the application's statements start here
 
     event.listen(engine, "do_connect", _connect)
-    event.listen(engine.pool, "checkout", _checkout)
+    event.listen(engine, "checkout", _checkout)  # pool event on the engine: survives dispose()
     engine._governed_db = True  # type: ignore[attr-defined]
     # marks the dialect too: the Jupyter extension's class-level listener then leaves this engine alone
     engine.dialect._governed_db = True  # type: ignore[attr-defined]
