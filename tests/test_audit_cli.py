@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import select
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -251,11 +251,14 @@ def test_tail_and_follow(store: Path) -> None:
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        time.sleep(1.0)  # let it reach the end of the file
         s = AuditStore(store, fsync_interval=None)
-        s.append({"v": 1, "type": "span", "name": "later", "attrs": {
-            "governed_db.decision": "allow", "db.operation.name": "UPDATE"}})
         assert proc.stdout is not None
+        # append until the follower prints one: it may not have reached the end of the file yet (slow start)
+        for _ in range(120):
+            s.append({"v": 1, "type": "span", "name": "later", "attrs": {
+                "governed_db.decision": "allow", "db.operation.name": "UPDATE"}})
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                break
         line = proc.stdout.readline()
         assert json.loads(line)["attrs"]["db.operation.name"] == "UPDATE"
     finally:
