@@ -16,6 +16,7 @@ from governed_db.decision import Action, Decision, RuleHit
 from governed_db.errors import (
     ApprovalRequired,
     ConfigurationError,
+    DependencyUnavailable,
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
@@ -70,6 +71,7 @@ __all__ = [
     "ClaimsMap",
     "ConfigurationError",
     "Decision",
+    "DependencyUnavailable",
     "Finding",
     "GovernanceFault",
     "GovernedDBError",

@@ -58,6 +58,14 @@ class GuardrailViolation(GovernedDBError):
 
 
 
+class DependencyUnavailable(GuardrailViolation, GovernanceFault):
+    """Refused because something governance depends on did not answer (in time): the identity provider's keys.
+
+    Both a refusal carrying its decision (``identity-unverified``) and a :class:`GovernanceFault`: the
+    statement was not judged bad, governance could not judge it, and fails closed.
+    """
+
+
 class ApprovalRequired(GuardrailViolation):
     """The statement needs an approval first; ``request_id`` names the request."""
 
@@ -116,6 +124,14 @@ def _new(cls: type, driver_error: Any) -> Any:
     return base.__new__(cls)
 
 
+def retyped(exc: GovernedDBError, cls: type[GovernedDBError]) -> GovernedDBError:
+    """A copy of ``exc`` as ``cls`` (a subclass of its class): same message and attributes."""
+    new: Any = Exception.__new__(cls)
+    Exception.__init__(new, *exc.args)
+    new.__dict__.update(exc.__dict__)
+    return new  # type: ignore[no-any-return]
+
+
 def _public_class(cls: type) -> type:
     for base in cls.__mro__:
         if base.__module__ == __name__ and base in _PUBLIC:
@@ -147,4 +163,5 @@ def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...]
     return exc  # type: ignore[no-any-return]
 
 
-_PUBLIC = (GovernedDBError, ConfigurationError, GovernanceFault, InvalidStatement, GuardrailViolation, ApprovalRequired)
+_PUBLIC = (GovernedDBError, ConfigurationError, GovernanceFault, InvalidStatement, GuardrailViolation, ApprovalRequired,
+           DependencyUnavailable)

@@ -26,10 +26,12 @@ from governed_db.decision import Action, Decision, RuleHit
 from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
     ConfigurationError,
+    DependencyUnavailable,
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
     flavour,
+    retyped,
 )
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import _current as _current_identity
@@ -202,11 +204,14 @@ def run(
 
     # 1. who (a token that fails verification is a recorded refusal, never a fallback)
     identity_problem: Decision | None = None
+    unavailable = False
     pending: GovernedDBError | None = None  # a governance fault, raised once the span records it
     try:
         identity = gov.resolve_identity()
     except GovernedDBError as e:
         identity, identity_problem = UNVERIFIED, _unverified(gov, e)
+        # the identity provider did not answer (in time): a fault of a dependency, not a bad token
+        unavailable = getattr(e, "cause", None) == "jwks_unreachable"
     except Exception as e:
         identity = UNVERIFIED
         identity_problem, pending = gov.faulted("resolving the identity", e)
@@ -233,6 +238,8 @@ def run(
             try:
                 grant = gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
+                if unavailable and refused.rules == ("identity-unverified",):
+                    refused = retyped(refused, DependencyUnavailable)  # type: ignore[assignment]
                 raise gov.refusal(refused) from None
             except GovernanceFault as down:  # the approval store is unreachable or out of time: refused
                 raise gov.unavailable(down) from down

@@ -7,6 +7,7 @@ the deadline, far below what the stalled server would take) — the point is "en
 
 from __future__ import annotations
 
+import pickle
 import socket
 import sqlite3
 import threading
@@ -175,8 +176,11 @@ def test_trickling_jwks_refuses_a_governed_statement(idp: FakeIdP, trickle: Stal
     )
     outcome, _ = _within(BOUND_S, lambda: conn.execute("SELECT 1"))
     assert isinstance(outcome, GuardrailViolation) and isinstance(outcome, sqlite3.DatabaseError)
+    assert isinstance(outcome, GovernanceFault) and isinstance(outcome, governed_db.DependencyUnavailable)
     assert "identity-unverified" in outcome.rules
     assert "total deadline" in str(outcome)
+    again = pickle.loads(pickle.dumps(outcome))  # stays both kinds across processes
+    assert isinstance(again, governed_db.DependencyUnavailable) and isinstance(again, sqlite3.DatabaseError)
 
 
 # -- the PostgreSQL approval store ----------------------------------------------------------------
