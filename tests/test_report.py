@@ -158,7 +158,7 @@ def test_html_renders_in_headless_chromium(store: Path, tmp_path: Path) -> None:
 
 
 def test_long_lists_say_where_they_were_cut(tmp_path: Path) -> None:
-    """250 refusals: the HTML and Markdown say "showing the first 200 of 250"; totals count all 250."""
+    """250 refusals: the HTML and Markdown say "showing 200 of 250"; totals count all 250."""
     path = tmp_path / "many.jsonl"
     tracer = tracer_for(None, audit_processor(path))
     for i in range(250):
@@ -170,14 +170,14 @@ def test_long_lists_say_where_they_were_cut(tmp_path: Path) -> None:
     assert len(rep.refused) == 200 and rep.listed_of["refused"] == 250
     assert rep.totals["refused"] == 250 and rep.totals["changes"] == 250
     html = render(rep, "html")
-    assert 'id="cut-refused">showing the first 200 of 250' in html
-    assert 'id="cut-changes">showing the first 200 of 250' in html and 'id="cut-approvals"' not in html
-    assert "showing the first 200 of 250" in render(rep, "md")
+    assert 'id="cut-refused">showing 200 of 250' in html
+    assert 'id="cut-changes">showing 200 of 250' in html and 'id="cut-approvals"' not in html
+    assert "showing 200 of 250" in render(rep, "md")
 
 
 def test_short_lists_carry_no_cut_note(store: Path) -> None:
     """Lists under the cap say nothing about cutting."""
-    assert "showing the first" not in render(build_report(store), "html")
+    assert "showing 200" not in render(build_report(store), "html")
 
 
 @pytest.mark.parametrize("target", ["missing/dir/x.html", "."])

@@ -87,7 +87,7 @@ class Report:
     def shown(self, name: str) -> str | None:
         """"showing 200 of N" when the list ``name`` was cut, else None."""
         total, shown = self.listed_of.get(name, 0), len(getattr(self, name))
-        return f"showing the first {shown} of {total} (the list is cut at {_LIST_CAP})" if total > shown else None
+        return f"showing {shown} of {total} (the first {shown}; lists are cut at {_LIST_CAP})" if total > shown else None
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
