@@ -77,9 +77,9 @@ def main() -> None:
     import sqlglot
     import sqlglot.tokens
 
-    from governed_db.analysis import analyze
     from governed_db.identity import Identity
     from governed_db.policy import default_policy, evaluate
+    from governed_db.sql.analysis import analyze
 
     policy = default_policy()
     ident = Identity("report-bot", kind="agent", on_behalf_of="alice")

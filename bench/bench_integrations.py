@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from governed_db import Identity
-from governed_db.sqlalchemy import create_engine
-from governed_db.tooling import SQLTools
+from governed_db.integrations.sqlalchemy import create_engine
+from governed_db.integrations.tooling import SQLTools
 
 
 def _build(path: Path, rows: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import governed_db
 from governed_db import Identity, masking
-from governed_db.analysis import analyze
+from governed_db.sql.analysis import analyze
 
 SQL = "SELECT id, name, price FROM items WHERE id = ?"
 

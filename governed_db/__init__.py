@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0.dev0"
 
-from governed_db.decision import Action, Decision, RuleHit
 from governed_db.errors import (
     ApprovalRequired,
     ConfigurationError,
@@ -23,6 +22,7 @@ from governed_db.errors import (
     InvalidStatement,
 )
 from governed_db.identity import Identity, acting_as, current_identity
+from governed_db.policy.decision import Action, Decision, RuleHit
 
 if TYPE_CHECKING:
     from governed_db.api import govern_module, unwrap, wrap
@@ -41,14 +41,14 @@ _LAZY = {
     "ClaimsMap": "governed_db.tokens",
     "approvals": "governed_db.approvals",
     "RuleContext": "governed_db.policy",
-    "PolicyFileError": "governed_db.policy_file",
-    "register_rule": "governed_db.rules",
-    "RuleSpec": "governed_db.rules",
-    "Finding": "governed_db.rules",
+    "PolicyFileError": "governed_db.policy.file",
+    "register_rule": "governed_db.policy.rules",
+    "RuleSpec": "governed_db.policy.rules",
+    "Finding": "governed_db.policy.rules",
     "AuditStore": "governed_db.audit",
     # `%load_ext governed_db` (IPython looks these up on the package; not in __all__: IPython is optional)
-    "load_ipython_extension": "governed_db.jupyter",
-    "unload_ipython_extension": "governed_db.jupyter",
+    "load_ipython_extension": "governed_db.integrations.jupyter",
+    "unload_ipython_extension": "governed_db.integrations.jupyter",
 }
 
 

@@ -1,7 +1,7 @@
 """Exceptions raised by governed_db.
 
 One root, :class:`GovernedDBError`. A refusal (:class:`GuardrailViolation`,
-:class:`ApprovalRequired`) carries its :class:`~governed_db.decision.Decision`
+:class:`ApprovalRequired`) carries its :class:`~governed_db.policy.decision.Decision`
 and, when raised from a governed connection, is *also* an instance of the
 wrapped driver's ``ProgrammingError`` so that ``except driver.DatabaseError``,
 SQLAlchemy's ``DBAPIError`` wrapping and agent frameworks keep working.
@@ -11,16 +11,34 @@ Exceptions stay picklable, including the per-driver subclasses.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from governed_db.decision import Decision
+if TYPE_CHECKING:
+    from governed_db.policy.decision import Decision
+
+
+#: every governed_db exception class by ``module.qualname`` (filled by ``__init_subclass__``), as psycopg's
+#: ``errors.py`` registers its classes: pickling and the error contract tests look classes up here
+REGISTRY: dict[str, type[GovernedDBError]] = {}
 
 
 class GovernedDBError(Exception):
-    """Root of every exception governed_db raises itself."""
+    """Root of every exception governed_db raises itself.
+
+    Every subclass, wherever it is defined, registers itself in :data:`REGISTRY` and pickles back to its own
+    class (and, when raised from a governed connection, to the same driver-flavoured class).
+    """
+
+    #: set on the classes :func:`driver_flavoured` makes; they are not registered (they pickle by recipe)
+    _flavoured_with: type[BaseException] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_flavoured_with") is None:
+            REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (_public_class(type(self)), _driver_base(type(self)), self.args, self.__dict__))
+        return (_rebuild, (_own_class(type(self)), _driver_base(type(self)), self.args, self.__dict__))
 
 
 class ConfigurationError(GovernedDBError, ValueError):
@@ -101,7 +119,11 @@ def driver_flavoured(cls: type[GovernedDBError], driver_error: type[BaseExceptio
     key = (cls, driver_error)
     made = _DRIVER_CLASSES.get(key)
     if made is None:
-        made = type(cls.__name__, (cls, driver_error), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        made = type(
+            cls.__name__,
+            (cls, driver_error),
+            {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "_flavoured_with": driver_error},
+        )
         _DRIVER_CLASSES[key] = made
     return made
 
@@ -132,18 +154,19 @@ def retyped(exc: GovernedDBError, cls: type[GovernedDBError]) -> GovernedDBError
     return new  # type: ignore[no-any-return]
 
 
-def _public_class(cls: type) -> type:
+def _own_class(cls: type) -> type:
+    """The registered governed_db class of ``cls`` (itself, or the class a driver-flavoured one was made from)."""
     for base in cls.__mro__:
-        if base.__module__ == __name__ and base in _PUBLIC:
+        if base.__dict__.get("_flavoured_with") is None and issubclass(base, GovernedDBError):
             return base
-    return GovernedDBError  # pragma: no cover - every raised class derives from a public one
+    return GovernedDBError  # pragma: no cover - every raised class derives from GovernedDBError
 
 
 def _driver_base(cls: type) -> tuple[str, str] | None:
-    for (_public, driver_error), made in _DRIVER_CLASSES.items():
-        if made is cls:
-            return (driver_error.__module__, driver_error.__qualname__)
-    return None
+    driver_error: Any = cls.__dict__.get("_flavoured_with")
+    if driver_error is None:
+        return None
+    return (driver_error.__module__, driver_error.__qualname__)
 
 
 def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
@@ -162,6 +185,4 @@ def _rebuild(public: type, driver: tuple[str, str] | None, args: tuple[Any, ...]
     exc.__dict__.update(state)
     return exc  # type: ignore[no-any-return]
 
-
-_PUBLIC = (GovernedDBError, ConfigurationError, GovernanceFault, InvalidStatement, GuardrailViolation, ApprovalRequired,
-           DependencyUnavailable)
+REGISTRY[f"{__name__}.GovernedDBError"] = GovernedDBError

@@ -1,15 +1,19 @@
 """The life of one statement.
 
-Every way SQL enters a governed connection ends in :func:`run`, which reads
-top to bottom::
+Every way SQL enters a governed connection becomes a :class:`Statement`,
+whose steps read top to bottom::
 
-    resolve identity -> analyse -> decide -> (approval) -> tag -> run on the driver
-        -> plan masking from cursor.description -> record
+    begin():      resolve identity -> analyse -> decide -> (approval) -> tag
+    the proxy:    run on the driver (sync, or awaited by an async proxy)
+    succeeded():  plan masking from cursor.description -> record
+    end():        the record is complete
 
 Each step is a small function owned by the module of its concern; this module
 only sequences them and decides what a fault inside governance means (refuse
 in production, warn in development). A :class:`Governor` holds what one
 governed connection needs for that: its settings, driver, policy and recorder.
+:func:`run` and :func:`run_async` are the two drivers of a statement: the
+driver call is theirs, everything else is the statement's.
 """
 
 from __future__ import annotations
@@ -17,12 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from governed_db import approvals, masking
-from governed_db.analysis import Analysis, analyze
-from governed_db.decision import Action, Decision, RuleHit
 from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
     ConfigurationError,
@@ -30,13 +32,16 @@ from governed_db.errors import (
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
+    InvalidStatement,
     flavour,
     retyped,
 )
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import _current as _current_identity
 from governed_db.policy import load_policy
+from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.settings import Settings
+from governed_db.sql.analysis import Analysis, analyze
 from governed_db.sqlcomment import tag_statement
 from governed_db.telemetry import Recorder
 
@@ -75,6 +80,10 @@ class Governor:
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
+
+    def begin(self, entry: str, sql: Any, params: Any, result: ResultState | None = None) -> Statement:
+        """Judge one statement; the :class:`Statement` to run, or the (recorded) refusal raised."""
+        return begin(self, entry, sql, params, result)
 
     # -- step 1: who ---------------------------------------------------------------------------
     def resolve_identity(self) -> Identity:
@@ -176,27 +185,99 @@ class Governor:
         decision = Decision.combine([hit], environment=self.environment, dialect=self.dialect)
         return decision, self.fault_error(stage, exc)
 
+    def fault_error_of(self, exc: GovernedDBError) -> GovernedDBError:
+        """``exc`` as the driver's error: refusals as its ProgrammingError, everything else as its DatabaseError."""
+        if isinstance(exc, (GuardrailViolation, InvalidStatement)):
+            return self.refusal(exc)
+        return flavour(exc, self.driver.error_class(self.raw, "DatabaseError"))
+
     def refusal(self, exc: GovernedDBError) -> GovernedDBError:
         return flavour(exc, self.driver.error_class(self.raw, "ProgrammingError"))
 
-    def unavailable(self, exc: GovernanceFault) -> GovernedDBError:
-        """A dependency governance needs is down (the approval store): the driver's DatabaseError as well."""
-        return flavour(exc, self.driver.error_class(self.raw, "DatabaseError"))
+
+class Statement:
+    """One governed statement, from its judgement to its record.
+
+    :meth:`Governor.begin` resolves the identity, analyses, decides, enforces
+    and starts the record; it returns a ``Statement`` only when the statement
+    may run (a refusal is raised, already recorded). The proxy then runs
+    :attr:`sql` on the driver itself -- synchronously or with ``await`` -- and
+    reports back through :meth:`succeeded` or :meth:`failed`, then
+    :meth:`end`. The I/O is the caller's, so the sync and async proxies drive
+    the same object (as psycopg's ``Cursor`` and ``AsyncCursor`` share one
+    generator)::
+
+        st = gov.begin(entry, sql, params, result)
+        try:
+            outcome = driver_call(st.sql)      # or: await driver_call(st.sql)
+            st.succeeded()
+        except BaseException as e:
+            st.failed(e)
+            raise
+        finally:
+            st.end()
+    """
+
+    __slots__ = ("analysis", "decision", "gov", "identity", "result", "span", "sql", "token")
+
+    def __init__(
+        self,
+        gov: Governor,
+        sql: Any,
+        analysis: Analysis,
+        identity: Identity,
+        decision: Decision,
+        span: Any,
+        token: Any,
+        result: ResultState | None,
+    ) -> None:
+        self.gov = gov
+        #: the statement to send to the driver (tagged when sqlcommenter is on)
+        self.sql = sql
+        self.analysis = analysis
+        self.identity = identity
+        self.decision = decision
+        self.span = span
+        self.token = token
+        self.result = result
+
+    # 7. plan masking for the result, once; record success
+    def succeeded(self) -> None:
+        """The driver answered: arm the result with its masking plan and row limit, record success."""
+        gov, result, span = self.gov, self.result, self.span
+        if result is not None:
+            _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
+        if span is not None:
+            gov.recorder.succeeded(
+                span,
+                rowcount=gov.driver.rowcount(result.raw) if result is not None else None,
+                masked_columns=result.masked_columns if result is not None else (),
+            )
+
+    def failed(self, exc: BaseException) -> None:
+        """The driver (or :meth:`succeeded`) raised: scrub the error of masked values, record the failure."""
+        if isinstance(exc, GuardrailViolation):
+            self.gov.recorder.refused(self.span, exc)
+            return
+        masking.scrub_error(exc, gov=self.gov)
+        self.gov.recorder.failed(self.span, exc)
+
+    # 8. record: the span ends (and reaches the audit store) before execute() returns
+    def end(self) -> None:
+        if self.token is not None:
+            self.gov.recorder.detach(self.token)
+        if self.span is not None:
+            self.span.end()
 
 
-def run(
-    gov: Governor,
-    entry: str,
-    sql: Any,
-    params: Any,
-    invoke: Callable[[Any], R],
-    result: ResultState | None = None,
-) -> R:
-    """Govern one statement: decide, run it through ``invoke``, plan masking, record.
+def begin(
+    gov: Governor, entry: str, sql: Any, params: Any, result: ResultState | None = None
+) -> Statement:
+    """Steps 1-5 of one statement: who, what, is it allowed, (approval), tag.
 
-    ``invoke(statement)`` runs the (possibly tagged) statement on the driver;
-    ``result``, when given, is the cursor's result state to arm with the
-    masking plan and row limit once the driver has answered.
+    Returns the :class:`Statement` to run, or raises the refusal (recorded,
+    and the driver's own error class). ``result``, when given, is the
+    cursor's result state, armed by :meth:`Statement.succeeded`.
     """
     recorder = gov.recorder
     start_ns = time.time_ns() if recorder.enabled else 0
@@ -230,6 +311,7 @@ def run(
     ) if start_ns else None
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
+    st = Statement(gov, sql, analysis, identity, decision, span, token, result)
     try:
         if pending is not None:
             raise pending
@@ -241,39 +323,69 @@ def run(
                 if unavailable and refused.rules == ("identity-unverified",):
                     refused = retyped(refused, DependencyUnavailable)  # type: ignore[assignment]
                 raise gov.refusal(refused) from None
-            except GovernanceFault as down:  # the approval store is unreachable or out of time: refused
-                raise gov.unavailable(down) from down
             if grant is not None and span is not None:
                 span.set_attribute("governed_db.approval.request_id", str(getattr(grant, "id", grant)))
         # a statement must not run unrecorded: in production, refuse while the audit store cannot be written
         if gov.audit is not None and gov.audit.last_error is not None and gov.fail_closed:
             gov.fault("recording to the audit store", gov.audit.last_error)
-        # 5. tag, 6. run on the driver (its errors pass through unchanged)
-        statement = tag_statement(sql, gov, identity, span, params) if gov.tagging else sql
-        outcome = invoke(statement)
-        # 7. plan masking for the result, once
-        if result is not None:
-            _arm_result(gov, result, analysis, identity, decision, span)
-        if span is not None:
-            recorder.succeeded(
-                span,
-                rowcount=gov.driver.rowcount(result.raw) if result is not None else None,
-                masked_columns=result.masked_columns if result is not None else (),
-            )
-        return outcome
-    except GuardrailViolation as e:
-        recorder.refused(span, e)
-        raise
+        # 5. tag
+        if gov.tagging:
+            st.sql = tag_statement(sql, gov, identity, span, params)
+    except GovernedDBError as e:
+        # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
+        err = e if e._flavoured_with is not None else gov.fault_error_of(e)
+        st.failed(err)
+        st.end()
+        if err is e:
+            raise
+        raise err from e.__cause__
     except BaseException as e:
-        masking.scrub_error(e, gov=gov)
-        recorder.failed(span, e)
+        st.failed(e)
+        st.end()
+        raise
+    return st
+
+
+def run(
+    gov: Governor,
+    entry: str,
+    sql: Any,
+    params: Any,
+    invoke: Callable[[Any], R],
+    result: ResultState | None = None,
+) -> R:
+    """Govern one statement run synchronously: ``invoke(statement)`` is the driver call (step 6)."""
+    st = begin(gov, entry, sql, params, result)
+    try:
+        outcome = invoke(st.sql)
+        st.succeeded()
+        return outcome
+    except BaseException as e:
+        st.failed(e)
         raise
     finally:
-        # 8. record: the span ends (and reaches the audit store) before execute() returns
-        if token is not None:
-            recorder.detach(token)
-        if span is not None:
-            span.end()
+        st.end()
+
+
+async def run_async(
+    gov: Governor,
+    entry: str,
+    sql: Any,
+    params: Any,
+    invoke: Callable[[Any], Awaitable[R]],
+    result: ResultState | None = None,
+) -> R:
+    """Govern one statement run by an async driver: ``await invoke(statement)`` is the driver call."""
+    st = begin(gov, entry, sql, params, result)
+    try:
+        outcome = await invoke(st.sql)
+        st.succeeded()
+        return outcome
+    except BaseException as e:
+        st.failed(e)
+        raise
+    finally:
+        st.end()
 
 
 #: who a statement runs as when its identity could not be established (it is then refused)
@@ -336,4 +448,4 @@ def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
     return os_identity()
 
 
-__all__ = ["Governor", "run"]
+__all__ = ["Governor", "Statement", "begin", "run", "run_async"]

@@ -86,7 +86,7 @@ def _dialect(value: Any) -> str | None:
         raise ConfigurationError(f"dialect must be a SQL dialect name such as 'postgres' or 'mysql', got {value!r}")
     from sqlglot.dialects.dialect import Dialect
 
-    from governed_db.analysis import SQLGLOT_DIALECTS, sqlglot_dialect
+    from governed_db.sql.analysis import SQLGLOT_DIALECTS, sqlglot_dialect
 
     name = value.strip().lower()
     try:

@@ -26,9 +26,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from governed_db import __version__
-from governed_db.analysis import Analysis
-from governed_db.decision import Decision
 from governed_db.identity import Identity
+from governed_db.policy.decision import Decision
+from governed_db.sql.analysis import Analysis
 
 SCOPE = "governed_db"
 # the module-level generator, as the SDK's RandomIdGenerator uses: Python reseeds it in forked children
@@ -82,6 +82,7 @@ class AuditOnlySpan(trace.Span):
         self.status: Status | None = None
         self._processor = processor
         self._ended = False
+        processor.on_start(self)  # the statement's intent is recorded now, before the driver runs it
 
     def get_span_context(self) -> trace.SpanContext:
         return self.context

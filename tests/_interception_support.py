@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from governed_db.decision import Action, RuleHit
 from governed_db.policy import Policy, RuleContext
+from governed_db.policy.decision import Action, RuleHit
 
 MASK = "***"
 MARKER = "forbidden_"

@@ -16,6 +16,8 @@ import pytest
 PG_DSN = os.environ.get("GOVERNED_DB_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
 REQUIRE_SERVERS = os.environ.get("GOVERNED_DB_REQUIRE_SERVERS") == "1"
+#: variables that say where the test servers are, kept by the isolated environment
+_KEPT_ENV = ("GOVERNED_DB_REQUIRE_SERVERS", "GOVERNED_DB_TEST_PG", "GOVERNED_DB_TEST_REDIS", "GOVERNED_DB_SCREENSHOTS")
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -64,7 +66,7 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """No test reads the developer's GOVERNED_DB_* variables or writes the default audit store."""
     for key in list(os.environ):
-        if key.startswith("GOVERNED_DB_") and key not in ("GOVERNED_DB_REQUIRE_SERVERS", "GOVERNED_DB_TEST_PG"):
+        if key.startswith("GOVERNED_DB_") and key not in _KEPT_ENV:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("GOVERNED_DB_AUDIT", str(tmp_path / "audit-default"))
     monkeypatch.setenv("GOVERNED_DB_APPROVALS", str(tmp_path / "approvals-default.db"))
@@ -121,6 +123,18 @@ def mysql_conn(mysql_kw: dict[str, Any]) -> Iterator[Any]:
     conn = pymysql.connect(autocommit=True, **mysql_kw)
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server for shared rate limits (tests namespace their keys with a unique key_prefix)."""
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("GOVERNED_DB_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except Exception as e:
+        _unavailable("Redis on 127.0.0.1:6379", e)
+    return url
 
 
 @pytest.fixture

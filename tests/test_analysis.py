@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from governed_db.analysis import MAX_ANALYSIS_CHARS, analyze
+from governed_db.sql.analysis import MAX_ANALYSIS_CHARS, analyze
 
 
 @pytest.mark.parametrize(

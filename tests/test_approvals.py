@@ -13,10 +13,10 @@ import pytest
 import governed_db
 from governed_db import approvals
 from governed_db.approvals import ApprovalConfig, Approvals, ReviewRefused, open_store
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import ApprovalRequired, GovernanceFault
 from governed_db.identity import Identity, acting_as
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 
 ALICE = Identity("alice")
 BOT = Identity("report-bot", kind="agent", on_behalf_of="alice")

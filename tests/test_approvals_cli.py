@@ -13,10 +13,10 @@ from click.testing import CliRunner, Result
 
 import governed_db
 from governed_db.cli import main
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import ApprovalRequired
 from governed_db.identity import Identity
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 
 
 def deletes(stmt: Any, ctx: Any) -> RuleHit | None:

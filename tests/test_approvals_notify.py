@@ -16,10 +16,10 @@ import pytest
 import governed_db
 from governed_db import approvals
 from governed_db.approvals.notify import Notifier, Webhook, slack_message
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import ApprovalRequired, ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 
 
 def deletes(stmt: Any, ctx: Any) -> RuleHit | None:

@@ -18,10 +18,10 @@ from governed_db.approvals import ApprovalConfig, Approvals, ReviewRefused, open
 from governed_db.approvals.postgres_store import PostgresStore, redact, split_url
 from governed_db.approvals.sqlite_store import SQLiteStore
 from governed_db.approvals.store import SQLStore
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import ApprovalRequired, ConfigurationError, GovernanceFault
 from governed_db.identity import Identity
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 
 ALICE = Identity("alice")
 REVIEWERS = [Identity(f"reviewer{i}", roles=("dba",)) for i in range(8)]
@@ -240,6 +240,8 @@ def test_unreachable_postgres_store_fails_closed(db: str) -> None:
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (10,)
     with pytest.raises(GovernanceFault) as info:
         conn.execute("DELETE FROM t")
+    # the error contract: a fault leaving a governed call is the driver's error class too
+    assert isinstance(info.value, sqlite3.DatabaseError)
     # (the host may be scrubbed from the message by error masking; the store kind and port remain)
     assert "unreachable" in str(info.value) and "postgresql://postgres@" in str(info.value)
 

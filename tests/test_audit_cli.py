@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import governed_db
 from governed_db import Identity
-from governed_db.audit import AuditStore, verify
+from governed_db.audit import AuditStore, read_records, verify
 from governed_db.cli.audit import audit
 from governed_db.errors import GuardrailViolation
 from governed_db.identity import acting_as
@@ -82,7 +82,7 @@ def test_verify_uses_key_file(tmp_path: Path) -> None:
     (tmp_path / "key").write_text("right\n")
     (tmp_path / "wrong").write_text("wrong\n")
     out = _run("verify", "--store", path, "--key-file", tmp_path / "key", "--format", "json")
-    assert out.exit_code == 0 and json.loads(out.output)["macs_checked"] == 1
+    assert out.exit_code == 0 and json.loads(out.output)["macs_checked"] == 2  # genesis and the closing checkpoint
     assert _run("verify", "--store", path, "--key-file", tmp_path / "wrong").exit_code == 1
 
 
@@ -158,7 +158,8 @@ def test_export_jsonl_is_one_verifiable_record_per_line(store: Path, tmp_path: P
     lines = out.read_text().splitlines()
     assert len(lines) == len(store.read_text().splitlines())
     assert all(json.loads(x)["hash"] for x in lines)
-    assert verify(out).ok
+    result = verify(out)
+    assert result.ok, result.problems
 
 
 def test_export_csv(store: Path) -> None:
@@ -221,8 +222,7 @@ def test_export_otlp_to_a_collector(store: Path, collector: str) -> None:
             for ss in rs.scope_spans:
                 assert ss.scope.name == "governed_db"
                 spans.extend(ss.spans)
-    recorded = [json.loads(x) for x in store.read_text().splitlines()]
-    recorded = [r for r in recorded if r["type"] == "span"]
+    recorded = [r for r in read_records(store) if r["type"] == "span"]  # statements: intent + outcome
     assert len(spans) == len(recorded)
     by_id = {s.span_id.hex(): s for s in spans}
     drop = next(r for r in recorded if r["attrs"].get("governed_db.decision") == "deny")

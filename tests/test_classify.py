@@ -12,7 +12,13 @@ import pytest
 
 from governed_db.masking import detect
 from governed_db.masking.catalog import Catalog, load_catalog
-from governed_db.masking.classify import ColumnClass, classify_column, classify_name, classify_values
+from governed_db.masking.classify import (
+    OBSERVED_TEXT,
+    ColumnClass,
+    classify_column,
+    classify_name,
+    classify_values,
+)
 
 PY = sys.executable
 
@@ -136,14 +142,18 @@ def test_names_and_types(table: str, column: str, declared: str, label: str | No
 
 
 def test_values_label_by_share_not_one_hit() -> None:
-    """A column is labelled when most sampled values match; a single stray match labels nothing."""
+    """A column is labelled when most sampled values match; a single stray match only makes it scanned text."""
     emails = [f"user{i}@example.com" for i in range(40)]
     assert classify_values(emails)[0] == "EMAIL"
+    assert classify_values(["plain words"] * 100)[0] is None
     stray = ["plain words"] * 99 + ["x alice@example.com"]
-    assert classify_values(stray)[0] is None
+    assert classify_values(stray)[0] == "FREE_TEXT"
+    # scanned as it passes, but still filterable: one hit is not enough to call the column sensitive
+    assert classify_column("t", "title", "TEXT", stray).confidence < OBSERVED_TEXT
     several = ["plain words"] * 90 + [f"write to u{i}@example.org" for i in range(10)]
-    label, share, why = classify_values(several)
-    assert label == "FREE_TEXT" and share == pytest.approx(0.1) and "10%" in why
+    label, share, why, hits = classify_values(several)
+    assert label == "FREE_TEXT" and share == pytest.approx(0.1) and "10%" in why and hits == 10
+    assert classify_column("t", "title", "TEXT", several).confidence >= OBSERVED_TEXT
     assert classify_values(["$2b$12$" + "a" * 53] * 5)[0] == "PASSWORD"
 
 
@@ -279,3 +289,38 @@ def test_credentials_pay_and_accounts_are_masked_end_to_end() -> None:
         120000,
         "*****0021",
     )
+
+
+def test_catalog_written_on_an_empty_table_does_not_settle_its_columns(tmp_path: Path) -> None:
+    """`classify` on an empty table writes provisional entries; once data arrives, online classification masks it."""
+    import sqlite3
+
+    import governed_db
+    from governed_db import Identity
+    from governed_db.masking.scan import classify_database
+
+    path = tmp_path / "app.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE leads (id INTEGER, info TEXT, email TEXT)")
+    raw.commit()
+    catalog = classify_database(raw, "sqlite")
+    saved = tmp_path / "catalog.yaml"
+    catalog.save(saved)
+    reloaded = Catalog.load(saved)
+    assert reloaded.to_dict()["tables"]["leads"]["info"]["provisional"] is True
+    assert reloaded.lookup("leads", "info") is None  # decides nothing
+    assert (
+        reloaded.lookup("leads", "email") is not None and reloaded.lookup("leads", "email").label == "EMAIL"
+    )  # type: ignore[union-attr]
+    raw.executemany(
+        "INSERT INTO leads VALUES (?, ?, ?)", [(i, f"bob{i}@corp.io", f"a{i}@x.org") for i in range(30)]
+    )
+    raw.commit()
+    conn = governed_db.wrap(
+        sqlite3.connect(path),
+        identity=Identity("bot", kind="agent"),
+        environment="production",
+        audit=False,
+        masking={"catalog": str(saved)},
+    )
+    assert conn.execute("SELECT info FROM leads WHERE id = 3").fetchall() == [("b***@corp.io",)]

@@ -13,7 +13,7 @@ from governed_db.errors import ConfigurationError
 from governed_db.masking.catalog import Catalog
 from governed_db.masking.config import load_config
 from governed_db.policy import load_policy
-from governed_db.policy_test import load_cases
+from governed_db.policy.testing import load_cases
 
 DEEP_YAML = "rules:\n  x: " + "[" * 5000 + "]" * 5000 + "\n"
 DEEP_BLOCK_YAML = "".join("  " * i + f"k{i}:\n" for i in range(200)) + "  " * 200 + "v: 1\n"

@@ -237,8 +237,8 @@ def test_every_relation_frame_output_goes_through_masking(
 
 def test_row_cap_applies_to_frames(spans: Any) -> None:
     """A LIMIT decision caps pandas frames and numpy dicts too, counted across fetch_df_chunk calls."""
-    from governed_db.decision import Action, RuleHit
     from governed_db.policy import Policy
+    from governed_db.policy.decision import Action, RuleHit
 
     cap = Policy(rules=(lambda s, c: RuleHit("cap", Action.LIMIT, "three rows", None, 3) if s else None,))
     raw = duckdb.connect()

@@ -147,8 +147,8 @@ def test_cursor_classes_built_on_the_governed_connection_are_masked(env: tuple[A
 
 def test_a_foreign_cursor_row_cap_applies(mysql_conn: Any, unique: str) -> None:
     """A row cap (limit action) holds for rows read by a cursor built on the governed connection."""
-    from governed_db.decision import Action, RuleHit
     from governed_db.policy import Policy
+    from governed_db.policy.decision import Action, RuleHit
 
     table = f"gdmc_{unique}"
     raw = mysql_conn.cursor()

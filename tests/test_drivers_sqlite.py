@@ -10,8 +10,8 @@ import pytest
 
 import governed_db
 from governed_db import GuardrailViolation, masking
-from governed_db.decision import Action, RuleHit
 from governed_db.policy import Policy
+from governed_db.policy.decision import Action, RuleHit
 from tests._interception_support import MARKER, POLICY, deny_marker, stub_plan_masking
 
 

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from governed_db import ApprovalRequired, Decision, GovernedDBError, GuardrailViolation, RuleHit
-from governed_db.decision import Action
 from governed_db.errors import GovernanceFault, driver_flavoured, flavour
+from governed_db.policy.decision import Action
 
 
 def _decision() -> Decision:
@@ -54,3 +54,43 @@ def test_approval_required_is_a_guardrail_violation() -> None:
     """ApprovalRequired is caught by handlers written for GuardrailViolation."""
     exc = ApprovalRequired("x", request_id="r1")
     assert isinstance(exc, GuardrailViolation) and exc.request_id == "r1"
+
+
+def _every_error_class() -> list[type[GovernedDBError]]:
+    import governed_db.approvals
+    import governed_db.approvals.review
+    import governed_db.audit.store
+    import governed_db.policy.file
+    import governed_db.tokens  # noqa: F401
+    from governed_db.errors import REGISTRY
+
+    return sorted(REGISTRY.values(), key=lambda c: f"{c.__module__}.{c.__qualname__}")
+
+
+def _instance(cls: type[GovernedDBError]) -> GovernedDBError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, f"a {cls.__name__}")
+    exc.__dict__["marker"] = 7
+    return exc
+
+
+@pytest.mark.parametrize("cls", _every_error_class(), ids=lambda c: c.__qualname__)
+def test_every_error_class_pickles_back_to_itself(cls: type[GovernedDBError]) -> None:
+    """Every registered governed_db exception (wherever defined) unpickles as its own class with its state."""
+    back = pickle.loads(pickle.dumps(_instance(cls)))
+    assert type(back) is cls and str(back) == f"a {cls.__name__}" and back.marker == 7
+
+
+@pytest.mark.parametrize("cls", _every_error_class(), ids=lambda c: c.__qualname__)
+def test_every_error_class_pickles_back_with_its_driver_flavour(cls: type[GovernedDBError]) -> None:
+    """Driver-flavoured, every class unpickles as the same flavoured class (both except clauses still catch it)."""
+    flavoured = flavour(_instance(cls), sqlite3.DatabaseError)
+    back = pickle.loads(pickle.dumps(flavoured))
+    assert type(back) is type(flavoured) and isinstance(back, cls) and isinstance(back, sqlite3.DatabaseError)
+    assert back.marker == 7
+
+
+def test_registry_holds_classes_defined_outside_errors_module() -> None:
+    """Subclasses in other modules (tokens, approvals, audit, policy files) register themselves."""
+    names = {c.__qualname__ for c in _every_error_class()}
+    assert {"TokenError", "StoreUnavailable", "ReviewRefused", "AuditStoreError", "PolicyFileError"} <= names

@@ -17,7 +17,7 @@ import governed_db  # noqa: E402
 from governed_db import Identity  # noqa: E402
 
 # `%load_ext governed_db` needs the one-line re-export in governed_db/__init__.py; the submodule always works
-EXT = "governed_db" if hasattr(governed_db, "load_ipython_extension") else "governed_db.jupyter"
+EXT = "governed_db" if hasattr(governed_db, "load_ipython_extension") else "governed_db.integrations.jupyter"
 
 
 @pytest.fixture(autouse=True)
@@ -160,8 +160,8 @@ def test_token_and_env_settings(tmp_path: Path, db: Path, monkeypatch: pytest.Mo
 def test_refusal_html_escapes_and_names_approval() -> None:
     """refusal_html() escapes the statement and shows an approval request's id and next step."""
     from governed_db import ApprovalRequired
-    from governed_db.decision import Action, Decision, RuleHit
-    from governed_db.jupyter import refusal_html
+    from governed_db.integrations.jupyter import refusal_html
+    from governed_db.policy.decision import Action, Decision, RuleHit
 
     decision = Decision.combine([RuleHit("bulk-delete", Action.REQUIRE_APPROVAL, "deletes many rows", None)],
                                 environment="production")
@@ -179,7 +179,7 @@ def test_in_process_load_unload_and_govern_module() -> None:
     import sqlite3 as driver
 
     from governed_db import govern_module
-    from governed_db.jupyter import load_ipython_extension, unload_ipython_extension
+    from governed_db.integrations.jupyter import load_ipython_extension, unload_ipython_extension
 
     shell = _shell()
     original = driver.connect
@@ -190,12 +190,12 @@ def test_in_process_load_unload_and_govern_module() -> None:
         assert type(direct).__module__ == "governed_db.drivers.sqlite"
         via_module = govern_module(driver).connect(":memory:")  # governed once, with the module's settings
         assert type(via_module).__module__ == "governed_db.drivers.sqlite"
-        from governed_db.jupyter import configure
-        from governed_db.sqlalchemy import create_engine
+        from governed_db.integrations.jupyter import configure
+        from governed_db.integrations.sqlalchemy import create_engine
 
         configure(identity="agent:notebook")
         own = create_engine("sqlite://", identity=Identity("engine-owner", kind="service"))
-        with own.connect() as conn:  # an engine from governed_db.sqlalchemy keeps its own settings
+        with own.connect() as conn:  # an engine from governed_db.integrations.sqlalchemy keeps its own settings
             assert conn.connection.dbapi_connection.governor.resolve_identity().subject == "engine-owner"
         own.dispose()
         assert shell.custom_exceptions == (Exception,)
@@ -211,7 +211,7 @@ def test_in_process_load_unload_and_govern_module() -> None:
 def test_engines_made_in_the_kernel_are_governed_on_postgres(pg_dsn: str, driver: str) -> None:
     """A plain sqlalchemy.create_engine('postgresql+…') made while loaded connects governed (psycopg2 included)."""
     sa = pytest.importorskip("sqlalchemy")
-    from governed_db.jupyter import configure, load_ipython_extension, unload_ipython_extension
+    from governed_db.integrations.jupyter import configure, load_ipython_extension, unload_ipython_extension
 
     parts = dict(p.split("=", 1) for p in pg_dsn.split())
     url = f"postgresql+{driver}://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"

@@ -19,8 +19,8 @@ from langchain_community.utilities import SQLDatabase
 
 from governed_db import Identity
 from governed_db.errors import ConfigurationError
-from governed_db.langchain import GovernedSQLDatabase, sql_database
-from governed_db.sqlalchemy import create_engine
+from governed_db.integrations.langchain import GovernedSQLDatabase, sql_database
+from governed_db.integrations.sqlalchemy import create_engine
 
 AGENT = Identity("sql-agent", kind="agent", on_behalf_of="alice")
 EMAIL = "heidi.private@example.com"

@@ -11,11 +11,11 @@ import pytest
 
 import governed_db
 from governed_db import Action, GuardrailViolation, Identity
-from governed_db.analysis import analyze
 from governed_db.errors import ConfigurationError
 from governed_db.masking import guard, schema
 from governed_db.masking.engine import state_for
 from governed_db.masking.rows import RowMasker
+from governed_db.sql.analysis import analyze
 
 AGENT = Identity("report-bot", kind="agent")
 SUPPORT = Identity("sam", kind="human", roles=("support",))
@@ -63,9 +63,9 @@ def test_production_default_masks_pii_and_keeps_the_rest_exactly() -> None:
         "[US_SSN]",
         "Paris",
         "call [PHONE] or mail [EMAIL]",
-        "1984",
+        "1984-01-01",
     )
-    assert rows[1] == (2, "[PERSON_NAME]", "b***@example.org", "[US_SSN]", "Lyon", "nothing here", "1990")
+    assert rows[1] == (2, "[PERSON_NAME]", "b***@example.org", "[US_SSN]", "Lyon", "nothing here", "1990-01-01")
     assert governed().execute("SELECT * FROM products").fetchall() == [(1, "Widget", 9.5)]
 
 
@@ -221,7 +221,9 @@ def test_frames_are_masked() -> None:
     plan = RowMasker(["id", "email"], [None, lambda v: None if v is None else "X"])
     df = pd.DataFrame({"id": [1, 2], "email": ["a@b.co", None]})
     out = plan.apply_frame(df)
-    assert out["email"].tolist() == ["X", None] and out["id"].tolist() == [1, 2]
+    # the string dtype is kept, so the missing value is the dtype's own NA (NaN for pandas' default str)
+    assert out["email"].dtype == df["email"].dtype and out["id"].dtype == df["id"].dtype
+    assert out["email"].tolist()[0] == "X" and pd.isna(out["email"].tolist()[1]) and out["id"].tolist() == [1, 2]
     assert df["email"].tolist()[0] == "a@b.co"  # the caller's frame is not modified
     arrays = plan.apply_frame({"id": np.array([1, 2]), "email": np.array(["a@b.co", "c@d.ef"])})
     assert arrays["email"].tolist() == ["X", "X"] and arrays["id"].tolist() == [1, 2]
@@ -273,7 +275,8 @@ def test_duckdb_relation_frames_are_masked(exit_name: str) -> None:
         assert out == [(1, "a***@example.com", "Paris"), (2, None, "Lyon")]
         return
     if exit_name == "df":
-        emails, cities = out["email"].tolist(), out["city"].tolist()
+        emails = [None if not isinstance(e, str) else e for e in out["email"].tolist()]  # NA of the str dtype
+        cities = out["city"].tolist()
     else:
         emails, cities = (
             out["email"].to_list() if exit_name == "pl" else out.column("email").to_pylist(),

@@ -90,7 +90,7 @@ def test_hot_cache_still_refuses_predicates() -> None:
 def test_hot_plans_count_masked_cells_per_result() -> None:
     """Each result of a repeated masked statement gets its own plan, so masked_cells never accumulates."""
     from governed_db import masking
-    from governed_db.analysis import analyze
+    from governed_db.sql.analysis import analyze
 
     _, conn = _conn()
     sql = "SELECT email, ssn FROM users"

@@ -148,13 +148,13 @@ def test_format_preserving_keeps_length_and_classes() -> None:
         (dt.date(1984, 5, 12), "year", dt.date(1984, 1, 1)),
         (dt.date(1984, 5, 12), "month", dt.date(1984, 5, 1)),
         (dt.datetime(1984, 5, 12, 10, 30), "year", dt.datetime(1984, 1, 1)),
-        ("1984-05-12", "year", "1984"),
-        ("1984-05-12", "month", "1984-05"),
+        ("1984-05-12", "year", "1984-01-01"),
+        ("1984-05-12", "month", "1984-05-01"),
         ("not a date", "year", "[DATE_OF_BIRTH]"),
     ],
 )
 def test_generalize_dates(value: Any, granularity: str, expected: Any) -> None:
-    """generalize keeps only the year or month, and redacts what is not a date."""
+    """generalize keeps only the year or month (ISO text stays a full ISO date), and redacts what is not a date."""
     assert mask("generalize", value, "DATE_OF_BIRTH", granularity=granularity) == expected
 
 

@@ -14,9 +14,9 @@ anyio = pytest.importorskip("anyio")
 from click.testing import CliRunner  # noqa: E402
 from mcp import Client  # noqa: E402
 
-from governed_db import mcp_server  # noqa: E402
 from governed_db.cli import main  # noqa: E402
 from governed_db.errors import ConfigurationError  # noqa: E402
+from governed_db.integrations import mcp_server  # noqa: E402
 
 EMAIL = "erin.hidden@example.com"
 

@@ -12,7 +12,7 @@ sa = pytest.importorskip("sqlalchemy")
 
 import governed_db  # noqa: E402
 from governed_db import ApprovalRequired, GuardrailViolation, Identity  # noqa: E402
-from governed_db.sqlalchemy import create_engine, refusal_of  # noqa: E402
+from governed_db.integrations.sqlalchemy import create_engine, refusal_of  # noqa: E402
 
 BOT = Identity("notebook-bot", kind="agent")
 EMAIL = "carol.private@example.com"
@@ -73,7 +73,7 @@ def test_replace_is_refused_in_production(con: Any) -> None:
 
 
 def _review_ddl(stmt: Any, ctx: Any) -> Any:
-    from governed_db.decision import Action, RuleHit
+    from governed_db.policy.decision import Action, RuleHit
 
     if stmt is not None and stmt.operation.startswith("CREATE"):
         return RuleHit("review-ddl", Action.REQUIRE_APPROVAL, "schema changes are reviewed", None)
@@ -82,7 +82,7 @@ def _review_ddl(stmt: Any, ctx: Any) -> Any:
 
 def test_new_table_waits_for_approval_under_a_reviewing_policy(tmp_path: Any) -> None:
     """to_sql into a new table is DDL: under a policy that reviews DDL, the approval request reads as text."""
-    from governed_db.tooling import refusal_message
+    from governed_db.integrations.tooling import refusal_message
 
     conn = governed_db.wrap(
         sqlite3.connect(tmp_path / "r.db"),

@@ -6,12 +6,12 @@ from types import MappingProxyType
 
 import pytest
 
-from governed_db.analysis import analyze
-from governed_db.decision import Action, RuleHit
 from governed_db.identity import Identity
 from governed_db.policy import Policy, RuleContext, evaluate, load_policy
-from governed_db.ratelimit import RateLimiter
-from governed_db.rules import Finding, RuleSpec, catalog, register_rule
+from governed_db.policy.decision import Action, RuleHit
+from governed_db.policy.ratelimit import RateLimiter
+from governed_db.policy.rules import Finding, RuleSpec, catalog, register_rule
+from governed_db.sql.analysis import analyze
 
 AGENT = Identity("report-bot", kind="agent", on_behalf_of="alice", roles=("analyst",))
 DBA = Identity("dora", kind="human", roles=("dba",))
@@ -115,7 +115,7 @@ def test_register_rule_extends_default_catalog() -> None:
         with pytest.raises(ValueError, match="already registered"):
             register_rule(spec)
     finally:
-        import governed_db.rules as r
+        import governed_db.policy.rules as r
 
         register_rule(RuleSpec("test-secret-col", "test", "off", lambda s, c, o: None,
                                MappingProxyType({"production": Action.ALLOW}), "-"), replace=True)  # fmt: skip
@@ -179,11 +179,11 @@ def test_failed_catalog_load_is_not_remembered_as_loaded(monkeypatch: pytest.Mon
     """A built-in rule module that fails to import fails every catalog read, never a silently partial catalog."""
     import sys
 
-    import governed_db.rules as r
+    import governed_db.policy.rules as r
 
     monkeypatch.setattr(r, "_loaded", False)
     monkeypatch.delattr(r, "tables")
-    monkeypatch.setitem(sys.modules, "governed_db.rules.tables", None)  # the import now raises ImportError
+    monkeypatch.setitem(sys.modules, "governed_db.policy.rules.tables", None)  # the import now raises ImportError
     for _ in range(2):
         with pytest.raises(ImportError):
             r.catalog_rules()
@@ -193,7 +193,7 @@ def test_failed_catalog_load_is_not_remembered_as_loaded(monkeypatch: pytest.Mon
 
 def test_decision_made_while_catalog_changes_is_not_cached() -> None:
     """A rule registered while a decision is being made applies to the next evaluation of the same SQL."""
-    import governed_db.rules as r
+    import governed_db.policy.rules as r
 
     sql = "SELECT late_col FROM t"
     late = RuleSpec("test-late-rule", "test", "test rule",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from governed_db.decision import Action
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy import evaluate, load_policy
-from governed_db.policy_file import PolicyFileError, check_policy_file
+from governed_db.policy.decision import Action
+from governed_db.policy.file import PolicyFileError, check_policy_file
 
 GOOD = """\
 name: acme
@@ -99,7 +99,7 @@ def test_file_reloaded_when_changed(tmp_path: Path) -> None:
 
 def friday_rule(stmt, ctx):  # type: ignore[no-untyped-def]
     """A custom rule referenced from a policy file by name."""
-    from governed_db.decision import RuleHit
+    from governed_db.policy.decision import RuleHit
 
     if stmt is not None and "friday" in stmt.tables:
         return RuleHit("no-friday", Action.DENY, "not on fridays", "wait for monday")
@@ -128,7 +128,7 @@ def test_approvals_section_reaches_the_approvals_service(tmp_path: Path) -> None
 
 def test_registered_section(tmp_path: Path) -> None:
     """Other modules register top-level sections; their problems are located like any other."""
-    from governed_db import policy_file
+    from governed_db.policy import file as policy_file
 
     def parse(value: object) -> dict[str, object]:
         if not isinstance(value, dict):

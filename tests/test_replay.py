@@ -15,10 +15,10 @@ from governed_db import Identity
 from governed_db.audit import replay as replay_mod
 from governed_db.audit.replay import replay
 from governed_db.cli.replay import replay as replay_cmd
-from governed_db.decision import Action, RuleHit
 from governed_db.errors import GuardrailViolation
 from governed_db.identity import acting_as
 from governed_db.policy import Policy, RuleContext, default_policy
+from governed_db.policy.decision import Action, RuleHit
 
 
 def _no_agent_deletes(stmt: Any, ctx: RuleContext) -> RuleHit | None:

@@ -270,10 +270,10 @@ def test_bypass_attempt_refused(family: str, dialect: str, sql: str) -> None:
 
 def test_every_catalog_rule_is_exercised() -> None:
     """The REFUSED table covers every rule that fires with zero configuration."""
-    from governed_db.rules import catalog
+    from governed_db.policy.rules import catalog
 
     configured_only = {"write-statement", "table-deny", "table-allow", "select-star", "missing-limit", "max-rows",
-                       "identity-unverified", "rate-limit-statements", "rate-limit-rows"}  # fmt: skip
+                       "identity-unverified", "rate-limit-statements", "rate-limit-rows", "rate-limit-unavailable"}  # fmt: skip
     covered = {r for _, _, r, _ in REFUSED}
     assert set(catalog()) - configured_only - covered == set()
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from governed_db.policy_file import policy_from_mapping
-from governed_db.policy_test import load_cases, run_cases
-from governed_db.rules import catalog
+from governed_db.policy.file import policy_from_mapping
+from governed_db.policy.rules import catalog
+from governed_db.policy.testing import load_cases, run_cases
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governed_db.analysis import analyze
-from governed_db.decision import Action
 from governed_db.policy import evaluate
+from governed_db.policy.decision import Action
+from governed_db.sql.analysis import analyze
 
 DIALECTS = ("postgres", "mysql", "mariadb", "sqlite", "duckdb")
 FRAGMENTS = st.sampled_from([

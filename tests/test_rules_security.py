@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from governed_db.analysis import analyze
 from governed_db.policy import evaluate
+from governed_db.sql.analysis import analyze
 
 # (hole, dialect, sql, rule expected to fire, production action)
 REFUSED = [

@@ -1,4 +1,4 @@
-"""governed_db.sqlalchemy: governed engines on every supported backend, real drivers and servers."""
+"""governed_db.integrations.sqlalchemy: governed engines on every supported backend, real drivers and servers."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Session  # noqa: E402
 import governed_db  # noqa: E402
 from governed_db import GuardrailViolation, Identity  # noqa: E402
 from governed_db.errors import ConfigurationError  # noqa: E402
-from governed_db.sqlalchemy import create_engine, govern_engine, is_governed, refusal_of  # noqa: E402
+from governed_db.integrations.sqlalchemy import create_engine, govern_engine, is_governed, refusal_of  # noqa: E402
 
 BOT = Identity("report-bot", kind="agent", on_behalf_of="alice")
 EMAIL = "alice.secret@example.com"
@@ -295,7 +295,7 @@ def test_govern_engine_refuses_twice() -> None:
 
 
 def _review_ddl(stmt: Any, ctx: Any) -> Any:
-    from governed_db.decision import Action, RuleHit
+    from governed_db.policy.decision import Action, RuleHit
 
     if stmt is not None and stmt.operation.startswith("CREATE"):
         return RuleHit("review-ddl", Action.REQUIRE_APPROVAL, "schema changes are reviewed", None)
@@ -308,7 +308,7 @@ REVIEW_DDL = governed_db.Policy(name="review-ddl", rules=(_review_ddl,))
 def test_approval_request_surfaces_through_sqlalchemy(tmp_path: Any) -> None:
     """A statement needing approval raises DBAPIError whose .orig is ApprovalRequired with a request id."""
     from governed_db import ApprovalRequired
-    from governed_db.tooling import refusal_message
+    from governed_db.integrations.tooling import refusal_message
 
     engine = create_engine(
         f"sqlite:///{tmp_path / 'a.db'}",

@@ -1,4 +1,4 @@
-"""governed_db.tooling: refusals as agent-readable text, JSON-safe cells, the three SQL tools."""
+"""governed_db.integrations.tooling: refusals as agent-readable text, JSON-safe cells, the three SQL tools."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from governed_db import ApprovalRequired, GovernanceFault, GuardrailViolation, Identity
-from governed_db.decision import Action, Decision, RuleHit
-from governed_db.tooling import SQLTools, json_safe, refusal_message, refusal_of
+from governed_db.integrations.tooling import SQLTools, json_safe, refusal_message, refusal_of
+from governed_db.policy.decision import Action, Decision, RuleHit
 
 
 def _decision(action: Action, rule: str, reason: str, remedy: str | None) -> Decision:
@@ -83,7 +83,7 @@ def test_json_safe(value: Any, expected: Any) -> None:
 
 @pytest.fixture
 def tools(tmp_path: Path) -> Iterator[SQLTools]:
-    from governed_db.sqlalchemy import create_engine
+    from governed_db.integrations.sqlalchemy import create_engine
 
     path = tmp_path / "t.db"
     conn = sqlite3.connect(path)

@@ -36,7 +36,6 @@ import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from governed_db.analysis import Analysis
 from governed_db.approvals.model import (
     ApprovalConfig,
     ApprovalRequest,
@@ -49,9 +48,10 @@ from governed_db.approvals.review import ReviewRefused
 from governed_db.approvals.service import Approvals
 from governed_db.approvals.store import SQLStore, StoreUnavailable
 from governed_db.approvals.stores import ENV_VAR, default_path, open_store
-from governed_db.decision import Decision
 from governed_db.errors import ApprovalRequired, ConfigurationError
 from governed_db.identity import Identity
+from governed_db.policy.decision import Decision
+from governed_db.sql.analysis import Analysis
 
 #: review settings a policy may set (the rest — store, hooks, wait — belong to the connection)
 POLICY_KEYS = ("quorum", "reviewer_roles", "reason_required", "require_verified_reviewer", "request_ttl", "grant_ttl")

@@ -160,7 +160,16 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     if state == "pending" and event.get("approve_command"):
         lines.append(f"Approve with: `{event['approve_command']}`")
     text = "\n".join(lines)
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if state == "pending" and rid:
+        # clicked in Slack, these post to `governed-db approvals serve` at /slack/actions (signature-checked)
+        blocks.append({"type": "actions", "block_id": f"governed_db_review_{rid}", "elements": [
+            {"type": "button", "action_id": "governed_db_approve", "value": str(rid), "style": "primary",
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "governed_db_deny", "value": str(rid), "style": "danger",
+             "text": {"type": "plain_text", "text": "Deny"}},
+        ]})  # fmt: skip
+    return {"text": text, "blocks": blocks}
 
 
 _STOP = object()

@@ -17,16 +17,16 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from governed_db.analysis import Analysis, analyze
 from governed_db.approvals.fingerprint import fingerprint, new_request_id, statement_hash
 from governed_db.approvals.model import ApprovalConfig, ApprovalRequest
 from governed_db.approvals.notify import Notifier
 from governed_db.approvals.review import ReviewRefused
 from governed_db.approvals.store import SQLStore
 from governed_db.approvals.stores import cli_url, open_store
-from governed_db.decision import Decision
 from governed_db.errors import ApprovalRequired, ConfigurationError
 from governed_db.identity import Identity
+from governed_db.policy.decision import Decision
+from governed_db.sql.analysis import Analysis, analyze
 from governed_db.telemetry import SCOPE, identity_attributes
 
 #: how often a blocking ``wait`` looks at the store

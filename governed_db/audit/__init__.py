@@ -12,7 +12,8 @@ Interface used by :func:`governed_db.api.wrap` and ``governed_db.telemetry``::
 * ``False`` — no local store (spans still reach any OpenTelemetry exporter);
 * a path (``str`` / ``os.PathLike``; a directory means ``DIR/audit.jsonl``);
 * a mapping ``{"path": ..., "key": ..., "fsync_interval": 1.0, "checkpoint_every": 1000,
-  "checkpoint_interval": 60.0, "idle_close": 60.0}``;
+  "checkpoint_interval": 60.0, "idle_close": 60.0, "rotate_bytes": 64 MiB, "retain_bytes": None,
+  "retain_age": None}``;
 * an :class:`AuditStore` or :class:`AuditSpanProcessor` built by the application.
 
 The checkpoint HMAC key comes from the mapping's ``key`` or from
@@ -43,7 +44,7 @@ _opened_with: dict[Path, str] = {}
 _by_store: weakref.WeakKeyDictionary[AuditStore, AuditSpanProcessor] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 _STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval",
-                            "idle_close"})
+                            "idle_close", "rotate_bytes", "retain_bytes", "retain_age"})
 
 
 def default_store_path() -> Path:

@@ -1,20 +1,22 @@
 """The span processor that turns governed_db's spans into audit records.
 
 It only looks at spans of the ``governed_db`` instrumentation scope, so it can
-sit on an application's own tracer provider next to its other spans. The write
-happens inside ``on_end`` — the pipeline ends the statement span before
-``execute()`` returns — which is what makes a returned statement's record
-survive SIGKILL.
+sit on an application's own tracer provider next to its other spans. A
+statement's intent is written in ``on_start`` — the pipeline starts the span
+before the driver sees the statement — and its outcome in ``on_end``, before
+``execute()`` returns: a statement never runs without a record that survives
+SIGKILL, and a crash in between leaves an intent whose outcome is unknown.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from governed_db.audit import records as R
 from governed_db.audit.metrics import SpanMetrics
@@ -29,39 +31,80 @@ def _scope_name(span: ReadableSpan) -> str | None:
 
 
 class AuditSpanProcessor(SpanProcessor):
-    """Appends every finished ``governed_db`` span to an :class:`AuditStore`."""
+    """Records every ``governed_db`` span in an :class:`AuditStore`; statements write-ahead.
+
+    A statement span is recorded twice: its *intent* in ``on_start`` (identity, statement, decision —
+    the pipeline starts the span before the driver sees the statement, and refuses in production when
+    that write failed) and its *outcome* in ``on_end`` (status, rows, masked columns). Other spans
+    (result follow-ups, approval transitions) are one record at their end.
+    """
 
     def __init__(self, store: AuditStore, *, metrics: SpanMetrics | None = None) -> None:
         self.store = store
         self.metrics = metrics
         self.failures = 0
-        #: the last append error, cleared by the next successful append; the pipeline refuses
-        #: statements in production while it is set (a statement must not run unrecorded)
-        self.last_error: BaseException | None = None
+        self._local = threading.local()
+        #: span id -> (intent seq, attributes recorded with the intent), for statements still running
+        self._inflight: dict[int, tuple[int, dict[str, Any]]] = {}
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The error of this thread's last record, ``None`` after a success.
+
+        Per thread, so that it describes *this* statement's intent: the pipeline reads it right after
+        starting the span and refuses in production while it is set (a statement must not run unrecorded),
+        and a success in another thread cannot clear it in between.
+        """
+        return getattr(self._local, "error", None)
+
+    @last_error.setter
+    def last_error(self, value: BaseException | None) -> None:
+        self._local.error = value
 
     def __repr__(self) -> str:
         return f"<AuditSpanProcessor {str(self.store.path)!r}>"
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        attrs = span.attributes
+        if not attrs or "governed_db.decision" not in attrs or _scope_name(span) != R.SCOPE:
+            return
+        try:
+            body = R.intent_body(span, pid=os.getpid())
+            seq = self.store.append(body)
+        except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
+            self._failed(span, e)
+            return
+        self.last_error = None
+        if len(self._inflight) > _MAX_INFLIGHT:  # spans never ended (leaked by a caller): forget the oldest
+            for k in list(self._inflight)[: _MAX_INFLIGHT // 2]:
+                self._inflight.pop(k, None)
+        self._inflight[span.context.span_id] = (seq, body["attrs"])
 
     def on_end(self, span: ReadableSpan) -> None:
         if _scope_name(span) != R.SCOPE:
             return
+        started = self._inflight.pop(span.context.span_id, None) if span.context is not None else None
         try:
-            self.store.append(R.span_body(span, pid=os.getpid()))
+            if started is None:
+                body = R.span_body(span, pid=os.getpid())  # no intent (not a statement, or its write failed)
+            else:
+                body = R.outcome_body(span, intent_seq=started[0], started=started[1])
+            self.store.append(body)
             self.last_error = None
         except Exception as e:  # a processor must not break the application's statement
-            self.failures += 1
-            self.last_error = e
-            log.error("governed_db audit: could not record %r in %s (%s: %s); fix the store (disk space, "
-                      "permissions) — statements are not being recorded", span.name, self.store.path,
-                      type(e).__name__, e)
+            self._failed(span, e)
         if self.metrics is not None:
             try:
                 self.metrics.observe(span)
             except Exception as e:
                 log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
+
+    def _failed(self, span: Any, e: Exception) -> None:
+        self.failures += 1
+        self.last_error = e
+        log.error("governed_db audit: could not record %r in %s (%s: %s); fix the store (disk space, "
+                  "permissions) — in production statements are refused until it can be written",
+                  span.name, self.store.path, type(e).__name__, e)
 
     def shutdown(self) -> None:
         self.store.close()
@@ -69,6 +112,9 @@ class AuditSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         self.store.sync()
         return True
+
+
+_MAX_INFLIGHT = 65536
 
 
 def metrics_processor(meter_provider: Any = None) -> SpanProcessor:

@@ -16,13 +16,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from governed_db.analysis import analyze
 from governed_db.audit import records as R
 from governed_db.audit.search import iso
 from governed_db.audit.store import read_records, store_path
-from governed_db.decision import Action
 from governed_db.identity import KINDS, Identity
 from governed_db.policy import load_policy
+from governed_db.policy.decision import Action
+from governed_db.sql.analysis import analyze
 
 #: db.system.name -> governed_db dialect
 DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "duckdb": "duckdb"}

@@ -152,6 +152,7 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
     listed: Counter[str] = Counter()
     days: Counter[str] = Counter()
     identities: set[str] = set()
+    unknown = 0
     for rec in read_records(p):
         t = rec.get("time")
         if (since is not None and (not isinstance(t, int) or t < since)) or (
@@ -164,6 +165,7 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
         if not R.is_statement(rec):
             continue
         identities.add(R.subject(rec))
+        unknown += rec.get("outcome") == R.UNKNOWN  # intent recorded, outcome never (a crash in between)
         kinds[str(R.attr(rec, "governed_db.identity.kind", "unknown"))] += 1
         # telemetry records provenance only for verified identities: absent means self-declared
         prov[str(R.attr(rec, "governed_db.identity.provenance") or "self-declared")] += 1
@@ -201,6 +203,7 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
         "approvals": listed["approvals"],
         "masked_reads": sum(s.masked_reads for s in rep.by_identity),
         "changes": listed["changes"],
+        "outcome_unknown": unknown,
     }
     return rep
 

@@ -109,7 +109,7 @@ def _verification_html(rep: Report) -> str:
     v = rep.verification
     if v.ok:
         text = (f'<p class="ok" id="chain-status">Chain intact</p><p>{v.records} records, {v.checkpoints} checkpoints, '
-                f"{v.macs_checked} checkpoint MACs verified.</p>")
+                f"{v.macs_checked} MACs verified.</p>")
     else:
         text = f'<p class="bad" id="chain-status">Chain BROKEN</p><p>First bad record: {escape(str(v.first_bad))}</p>'
     return text + "".join(f'<p class="muted">Note: {escape(w)}</p>' for w in v.warnings)
@@ -119,7 +119,8 @@ def html_page(rep: Report) -> str:
     t = rep.totals
     cards = "".join(f'<div class="card"><b>{t.get(k, 0)}</b>{escape(label)}</div>' for k, label in (
         ("statements", "statements"), ("identities", "identities"), ("refused", "refused"),
-        ("approvals", "approval events"), ("masked_reads", "masked reads"), ("changes", "changes")))
+        ("approvals", "approval events"), ("masked_reads", "masked reads"), ("changes", "changes"),
+        ("outcome_unknown", "outcome unknown")))
     per_identity = [(s.subject, s.statements) for s in rep.by_identity]
     crit = "".join(f'<tr><td class="criterion">{c}</td><td>{escape(n)}</td><td>{escape(d)}</td>'
                    f'<td><a href="#{c.replace(".", "")}">evidence</a></td></tr>' for c, (n, d) in rep.criteria.items())

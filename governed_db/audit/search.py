@@ -6,6 +6,7 @@ memory stays flat however large the store grows.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from governed_db.audit import records as R
 from governed_db.audit.store import read_records
 from governed_db.errors import ConfigurationError
 
+log = logging.getLogger("governed_db.audit")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -82,7 +84,7 @@ def statement_columns(text: str, dialect: str | None) -> frozenset[str]:
     """
     from sqlglot import exp
 
-    from governed_db.analysis import analyze
+    from governed_db.sql.analysis import analyze
 
     if dialect is not None:
         analysis = analyze(text, dialect)
@@ -157,10 +159,18 @@ class Query:
         return self.column is None or mentions_column(rec, self.column)
 
 
-def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: int | None = None,
+           index: bool = True) -> Iterator[dict[str, Any]]:
+    """Statements (or, with ``all_records``, every record) matching ``query``, in the order a full read gives.
+
+    Statement queries use the sidecar index (:mod:`governed_db.audit.index`) to find candidates and check
+    each one read back from the store; without an index (``index=False``, or it cannot be written) the
+    store is read front to back. Both give the same answer.
+    """
     q = query or Query()
+    found = _indexed(path, q) if index and not q.all_records else None
     n = 0
-    for rec in read_records(path):
+    for rec in found if found is not None else read_records(path):
         if q.matches(rec):
             yield rec
             n += 1
@@ -168,10 +178,50 @@ def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: i
                 return
 
 
+def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = False
+             ) -> Iterator[dict[str, Any]] | None:
+    import sqlite3
+
+    from governed_db.audit.index import LineReader, open_index
+
+    try:
+        idx = open_index(path)
+    except (sqlite3.Error, OSError) as e:
+        log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
+        return None
+
+    def records() -> Iterator[dict[str, Any]]:
+        reader = LineReader(idx.store)
+        try:
+            for ffirst, off, offirst, ooff in idx.candidates(q, newest_first=newest_first):
+                rec = reader.record(ffirst, off)
+                if rec is None:
+                    continue
+                if rec.get("type") == R.INTENT:
+                    rec = R.merged(rec, reader.record(offirst, ooff))
+                yield rec
+        finally:
+            reader.close()
+            idx.close()
+
+    return records()
+
+
 def tail(path: str | os.PathLike[str], n: int = 20, query: Query | None = None) -> list[dict[str, Any]]:
+    """The last ``n`` matching statements, oldest first."""
     from collections import deque
 
-    return list(deque(search(path, query), maxlen=n))
+    q = query or Query()
+    found = _indexed(path, q, newest_first=True) if not q.all_records else None
+    if found is None:
+        return list(deque(search(path, q, index=False), maxlen=n))
+    out: list[dict[str, Any]] = []
+    for rec in found:
+        if len(out) >= n:
+            break
+        if q.matches(rec):
+            out.append(rec)
+    return out[::-1]
 
 
 @dataclass
@@ -203,7 +253,17 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
         table, column = target, ""
     q = Query(table=table, column=column or None, since=since, until=until)
     by: dict[tuple[str, str], Touch] = {}
-    for rec in search(path, q):
+    grouped = _who_touched_indexed(path, q)
+    if grouped is not None:
+        for who, kind, op, n, refused, first, last in grouped:
+            t = by.get((who, kind)) or by.setdefault((who, kind), Touch(who, kind))
+            t.statements += n
+            t.operations[op] = t.operations.get(op, 0) + n
+            t.refused += refused
+            t.first = first if t.first is None else min(t.first, first) if first is not None else t.first
+            t.last = last if t.last is None else max(t.last, last) if last is not None else t.last
+        return sorted(by.values(), key=lambda t: (-t.statements, t.subject, t.kind))
+    for rec in search(path, q, index=False):
         key = (R.subject(rec), str(R.attr(rec, "governed_db.identity.kind", "?")))
         t = by.get(key) or by.setdefault(key, Touch(*key))
         t.statements += 1
@@ -214,7 +274,37 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
         if isinstance(ts, int):
             t.first = ts if t.first is None else min(t.first, ts)
             t.last = ts if t.last is None else max(t.last, ts)
-    return sorted(by.values(), key=lambda t: (-t.statements, t.subject))
+    return sorted(by.values(), key=lambda t: (-t.statements, t.subject, t.kind))
+
+
+def _who_touched_indexed(path: str | os.PathLike[str], q: Query
+                         ) -> list[tuple[str, str, str, int, int, int | None, int | None]] | None:
+    """Who-touched from the index: statements grouped by identity, operation and statement text, so that
+    the exact table and column checks run once per distinct statement, not once per record."""
+    import json
+    import sqlite3
+
+    from governed_db.audit.index import open_index
+
+    try:
+        idx = open_index(path)
+    except (sqlite3.Error, OSError) as e:
+        log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
+        return None
+    out = []
+    try:
+        for who, kind, op, text, system, tables, cols, ocols, refused, n, first, last in idx.groups(q):
+            if q.table is not None and not any(_names_match(t, q.table) for t in json.loads(tables)):
+                continue
+            if q.column is not None:
+                probe = {"attrs": {"governed_db.masked_columns": json.loads(cols) + json.loads(ocols),
+                                   "db.query.text": text, "db.system.name": system}}
+                if not mentions_column(probe, q.column):
+                    continue
+            out.append((str(who), str(kind), str(op), int(n), int(refused) * int(n), first, last))
+    finally:
+        idx.close()
+    return out
 
 
 @dataclass

@@ -62,6 +62,9 @@ class AuditStore:
         checkpoint_every: int = 1000,
         checkpoint_interval: float | None = 60.0,
         idle_close: float | None = 60.0,
+        rotate_bytes: int | None = 64 * 1024 * 1024,
+        retain_bytes: int | None = None,
+        retain_age: float | None = None,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -74,8 +77,20 @@ class AuditStore:
             raise ConfigurationError(
                 f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}"
             )
+        for name, value in (("rotate_bytes", rotate_bytes), ("retain_bytes", retain_bytes),
+                            ("retain_age", retain_age)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ConfigurationError(f"{name} must be a positive number or None, got {value!r}")
         self.path = p.resolve()
+        #: the live file is sealed and renamed to ``<name>.<first seq>`` once it is this large; the chain
+        #: continues in a new file (see :mod:`governed_db.audit.segments`)
+        self.rotate_bytes = rotate_bytes
+        #: rotated files beyond this total size, or older than this many seconds, are removed, leaving a
+        #: sealed ``retention`` record that summarises them
+        self.retain_bytes = retain_bytes
+        self.retain_age = retain_age
         self.key = R.key_bytes(key)
+        self._rkey = R.record_key(self.key) if self.key is not None else None
         self.fsync_interval = fsync_interval
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
@@ -94,9 +109,19 @@ class AuditStore:
         self._store_id = ""
         self._dirty = False
         self._file_id: tuple[int, int] = (0, 0)
+        #: bytes the next write starts with: the newline a complete last record lost to a crash
+        self._prefix = b""
+        #: the highest seq this writer knows the anchor names (checkpoints record it: a replayed older
+        #: anchor is then detectable)
+        self._anchored = -1
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._pending_anchor: dict[str, Any] | None = None
+        #: (store id, seq, hash) of the file we left when it was rotated away: a new, empty file at the path
+        #: starts with a segment record continuing that chain
+        self._carry: tuple[str, int, str] | None = None
+        self._first_seq = 0  # seq of the first record in the current file
+        self._pending_retention = False  # rotated: apply retention once the next file is started
         self._flusher: threading.Thread | None = None
         self.appended = 0
         _stores.add(self)
@@ -109,18 +134,24 @@ class AuditStore:
         """Chain and write one record; returns its ``seq``. The write() has happened on return."""
         with self._lock:
             fd = self._lock_file()
+            rotated = False
             try:
                 seq = self._write(fd, body)
                 if seq % self.checkpoint_every == 0:
                     # with a flusher thread the statement never waits for the checkpoint's fsync
                     self._checkpoint(fd, inline=self._flusher is None)
+                if self.rotate_bytes is not None and self._end >= self.rotate_bytes:
+                    rotated = self._rotate(fd)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+            if rotated:
+                # start the next file now, so that the path always holds the live file
+                fcntl.flock(self._lock_file(), fcntl.LOCK_UN)
         if self.fsync_interval == 0:
             self.sync()
         return seq
 
-    def checkpoint(self, *, inline: bool = True) -> None:
+    def checkpoint(self, *, inline: bool = True, reason: str = "explicit") -> None:
         """Seal the chain head now (also done every ``checkpoint_every`` records and on close).
 
         ``inline=False`` leaves the fsync and the anchor to the flusher thread.
@@ -129,7 +160,7 @@ class AuditStore:
             fd = self._lock_file()
             try:
                 if self._last_type != R.CHECKPOINT:
-                    self._checkpoint(fd, inline=inline or self._flusher is None)
+                    self._checkpoint(fd, inline=inline or self._flusher is None, reason=reason)
                 elif inline and self._pending_anchor is not None:
                     os.fsync(fd)
                     self._publish_locked(fd, self._pending_anchor)
@@ -152,7 +183,7 @@ class AuditStore:
         if self._fd >= 0 and self._pid == os.getpid():
             try:
                 if self._seq >= 0 and self._same_file():  # never create a store just to seal it
-                    self.checkpoint()
+                    self.checkpoint(reason="close")
                 self.sync()
             finally:
                 with self._lock:
@@ -166,11 +197,16 @@ class AuditStore:
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
     def _lock_file(self) -> int:
         """Open if needed, take the file lock, and bring the chain head up to date; returns the descriptor."""
-        for _ in range(3):
+        for _ in range(8):
             fd = self._ensure_open()
             fcntl.flock(fd, fcntl.LOCK_EX)
-            st = os.fstat(fd)
-            if st.st_nlink:
+            # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
+            # log rotation), deleted or replaced from the file we hold — fstat would not see a rename
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == self._file_id:
                 if st.st_size != self._end:
                     try:
                         self._refresh(fd, st.st_size)
@@ -178,15 +214,47 @@ class AuditStore:
                         fcntl.flock(fd, fcntl.LOCK_UN)
                         raise
                 return fd
-            # deleted or replaced under us: records written to an unlinked inode would be lost to every reader
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            log.warning(
-                "governed_db audit: %s was removed or replaced while in use; writing on in the file now "
-                "at that path",
-                self.path,
-            )
-            self._pid = -1  # reopen
+            # renamed, deleted or replaced under us: continue the chain in the file now at the path
+            try:
+                self._leave_file(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         raise AuditStoreError(f"{self.path} keeps being removed while governed_db writes to it")
+
+    def _rotate(self, fd: int) -> bool:
+        """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
+        from governed_db.audit import segments
+
+        if not self._same_file():
+            return False  # rotated away already (by another writer, or externally)
+        self._checkpoint(fd, inline=True, reason="rotate")
+        rotated = segments.rotated_name(self.path, self._first_seq)
+        os.rename(self.path, rotated)
+        log.info("governed_db audit: rotated %s to %s", self.path, rotated.name)
+        self._carry = (self._store_id, self._seq, self._hash)
+        self._pid = -1  # reopen at the path
+        if self.retain_bytes is not None or self.retain_age is not None:
+            self._pending_retention = True
+        return True
+
+    def _leave_file(self, fd: int) -> None:
+        """Our file is no longer at the path: learn its final head, so the next file continues the chain."""
+        try:
+            st = os.fstat(fd)
+            if st.st_nlink == 0:  # deleted (e.g. delete_store): whatever comes next is a new store
+                self._carry = None
+            else:
+                if st.st_size != self._end:
+                    self._refresh(fd, st.st_size)
+                self._carry = (self._store_id, self._seq, self._hash) if self._seq >= 0 else None
+        except (OSError, AuditStoreError):
+            self._carry = None
+        log.warning(
+            "governed_db audit: %s was renamed, removed or replaced while in use (log rotation?); the chain "
+            "continues in the file now at that path",
+            self.path,
+        )
+        self._pid = -1  # reopen
 
     def _ensure_open(self) -> int:
         if self._fd >= 0 and self._pid == os.getpid():
@@ -243,7 +311,7 @@ class AuditStore:
                     and self._last_type != R.CHECKPOINT
                     and time.monotonic() - self._sealed_at >= self.checkpoint_interval
                 ):
-                    self.checkpoint(inline=False)
+                    self.checkpoint(inline=False, reason="time")
                 pending = self._pending_anchor
                 if pending is not None:
                     # fsync outside the lock (appends go on meanwhile); it covers `pending`, written before it
@@ -265,7 +333,11 @@ class AuditStore:
         rec = dict(body)
         rec["seq"] = seq
         rec["prev"] = self._hash
-        line, digest = R.encode(rec)
+        line, digest = R.encode(rec, self._rkey)
+        if len(line) > R.MAX_LINE:
+            line, digest = R.encode(_shortened(rec), self._rkey)
+        if self._prefix:
+            prefix, self._prefix = self._prefix + prefix, b""
         if prefix:
             line = prefix + line
         n = os.write(fd, line)
@@ -290,50 +362,103 @@ class AuditStore:
 
     def _read_head(self, fd: int, size: int) -> None:
         self._end = size
+        self._prefix = b""
         if size == 0:
-            self._store_id = uuid.uuid4().hex
-            self._seq, self._hash = -1, R.GENESIS_PREV
-            self._write(
-                fd,
-                {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(), "store": self._store_id},
-            )
+            if self._carry is None and self._store_id and self._seq >= 0:
+                # emptied in place (copy-and-truncate rotation): the chain goes on from the head we know
+                self._carry = (self._store_id, self._seq, self._hash)
+            self._start_file(fd)
             return
+        self._carry = None
         if not self._store_id:
-            first = os.pread(fd, min(size, _TAIL_WINDOW), 0).split(b"\n", 1)[0]
-            try:
-                self._store_id = str(json.loads(first)["store"])
-            except (ValueError, KeyError, TypeError):
+            first = R.parse_line(os.pread(fd, min(size, R.MAX_LINE + 1), 0).split(b"\n", 1)[0])
+            if first is None or first.get("type") not in (R.GENESIS, R.SEGMENT) or not first.get("store"):
                 raise AuditStoreError(
                     f"{self.path} does not start with a governed_db genesis record; it is not an audit store "
                     "(or its head was damaged): run `governed-db audit verify` and use a new path"
-                ) from None
-        window = _TAIL_WINDOW
-        while True:
-            start = max(0, size - window)
-            tail = os.pread(fd, size - start, start)
-            found = _last_good_record(tail, partial_first=start > 0)
-            if found is not None or start == 0:
-                break
-            window *= 4  # very long or many damaged records: read further back
+                )
+            self._store_id = str(first["store"])
+            self._first_seq = int(first["seq"]) if isinstance(first.get("seq"), int) else 0
+            self._anchored = _anchored_seq(anchor_path(self.path), self._store_id)
+        found = _last_good_record(fd, size)
         if found is None:
             raise AuditStoreError(
-                f"{self.path} holds no readable record to continue the chain from; run `governed-db audit verify` "
-                "on it and point the application at a new store"
+                f"{self.path} holds no readable record to continue the chain from; run "
+                "`governed-db audit verify` on it and point the application at a new store"
             )
         rec, good_end = found
         self._seq, self._hash, self._last_type = int(rec["seq"]), str(rec["hash"]), str(rec.get("type"))
-        damaged = tail[good_end:]
-        if damaged:
-            self._recover(fd, start + good_end, damaged)
+        if good_end == size + 1:
+            # a complete record that lost only its newline to a crash: it is the head; the newline goes
+            # out with the next record (one write)
+            self._prefix = b"\n"
+        elif good_end < size:
+            self._recover(fd, good_end, size)
 
-    def _recover(self, fd: int, offset: int, damaged: bytes) -> None:
+    def _start_file(self, fd: int) -> None:
+        """An empty file: a new store (genesis), or the next file of a chain whose file was rotated away."""
+        carry, self._carry = self._carry, None
+        if carry is None:
+            carry = _rotated_head(self.path)  # rotated away while no writer had it open: continue that chain
+        if carry is not None:
+            self._store_id, self._seq, self._hash = carry
+            self._first_seq = self._seq + 1
+            self._write(fd, {"v": R.FORMAT_VERSION, "type": R.SEGMENT, "time": time.time_ns(),
+                             "store": self._store_id})
+            if self._pending_retention:
+                self._pending_retention = False
+                self._retain(fd)
+            return
+        self._store_id = uuid.uuid4().hex
+        self._seq, self._hash, self._anchored, self._first_seq = -1, R.GENESIS_PREV, -1, 0
+        body: dict[str, Any] = {"v": R.FORMAT_VERSION, "type": R.GENESIS, "time": time.time_ns(),
+                                "store": self._store_id}
+        if self.key is not None:
+            body["key_id"] = R.key_id(self.key)
+        self._write(fd, body)
+        # anchored from the first record on: with a key, a store without an anchor is then never intact
+        self._pending_anchor = self._anchor_for(0, self._hash, 0, body["time"])
+        os.fsync(fd)
+        self._dirty = False
+        self._publish_locked(fd, self._pending_anchor)
+
+    def _retain(self, fd: int) -> None:
+        """Remove rotated files past ``retain_bytes``/``retain_age``; a sealed summary is written first."""
+        from governed_db.audit import segments
+
+        removed = segments.select_for_removal(self.path, self._store_id, retain_bytes=self.retain_bytes,
+                                              retain_age=self.retain_age)
+        if not removed:
+            return
+        summary = segments.retention_body(removed)
+        self._write(fd, summary)
+        os.fsync(fd)  # the summary is on disk before anything it describes is gone
+        self._dirty = False
+        for seg in removed:
+            with contextlib.suppress(FileNotFoundError):
+                seg.path.unlink()
+        log.info("governed_db audit: retention removed %d file(s) of %s (seq %d-%d)", len(removed), self.path,
+                 removed[0].first_seq, removed[-1].last_seq)
+
+    def _recover(self, fd: int, offset: int, size: int) -> None:
         """A crash left half a record (or the tail is damaged): keep the bytes, chain a record accounting for them.
 
         Writing on rather than refusing keeps the application recorded; the damaged bytes stay in the file
-        and ``verify`` lists them, so nothing is hidden.
+        and ``verify`` lists them, so nothing is hidden. They are hashed in chunks: memory stays bounded
+        however much garbage the tail holds.
         """
         import hashlib
 
+        digest = hashlib.sha256()
+        pos = offset
+        last = b""
+        while pos < size:
+            chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
+            if not chunk:
+                break
+            digest.update(chunk)
+            last = chunk[-1:]
+            pos += len(chunk)
         # the fragment's terminating newline and the recovery record go out in ONE write(): a complete
         # unreadable line with no recovery record after it is then never a crash artefact
         self._write(
@@ -343,22 +468,22 @@ class AuditStore:
                 "type": R.RECOVERY,
                 "time": time.time_ns(),
                 "torn_offset": offset,
-                "torn_bytes": len(damaged),
-                "torn_sha256": hashlib.sha256(damaged).hexdigest(),
+                "torn_bytes": size - offset,
+                "torn_sha256": digest.hexdigest(),
             },
-            prefix=b"" if damaged.endswith(b"\n") else b"\n",
+            prefix=b"" if last == b"\n" else b"\n",
         )
         log.warning(
             "governed_db audit: %s ended with %d damaged bytes at offset %d (a record torn by a crash, or "
             "tampering); they are kept and accounted for by a recovery record — run `governed-db audit "
             "verify`",
             self.path,
-            len(damaged),
+            size - offset,
             offset,
         )
 
     def _anchor_violated(self, fd: int, target: Path) -> str | None:
-        """Why the current anchor must not be replaced: the checkpoint it names is no longer in the file."""
+        """Why the current anchor must not be replaced: the checkpoint it names is no longer in the store."""
         anchor = _read_anchor(target)
         if anchor is None:
             return None
@@ -367,44 +492,39 @@ class AuditStore:
         offset = anchor.get("offset")
         if not isinstance(offset, int):
             return None  # written by a version that did not record offsets: nothing cheap to check
-        line = os.pread(fd, _TAIL_WINDOW, offset).split(b"\n", 1)[0]
-        try:
-            rec = json.loads(line)
-            if rec.get("seq") == anchor.get("seq") and rec.get("hash") == anchor.get("hash"):
-                return None
-        except ValueError:
-            pass
+        if isinstance(anchor.get("seq"), int) and anchor["seq"] < self._first_seq:
+            return None  # it names a checkpoint in an earlier (rotated) file
+        rec = R.parse_line(os.pread(fd, _TAIL_WINDOW, offset).split(b"\n", 1)[0])
+        if rec is not None and rec.get("seq") == anchor.get("seq") and rec.get("hash") == anchor.get("hash"):
+            return None
         return (
             f"the checkpoint the anchor names (seq {anchor.get('seq')}) is no longer in the store: "
             "it was truncated or rewritten"
         )
 
-    def _checkpoint(self, fd: int, *, inline: bool = True) -> None:
+    def _anchor_for(self, seq: int, digest: str, offset: int, now: int) -> dict[str, Any]:
+        anchor: dict[str, Any] = {"v": R.FORMAT_VERSION, "store": self._store_id, "seq": seq, "hash": digest,
+                                  "offset": offset, "time": now, "file": self.path.name}
+        anchor["mac"] = R.anchor_mac(self.key, anchor) if self.key is not None else None
+        return anchor
+
+    def _checkpoint(self, fd: int, *, inline: bool = True, reason: str = "count") -> None:
         now = time.time_ns()
-        seq = self._seq + 1
         body: dict[str, Any] = {
             "v": R.FORMAT_VERSION,
             "type": R.CHECKPOINT,
             "time": now,
             "store": self._store_id,
+            "reason": reason,
+            # what the anchor named when this was written: an anchor older than this is a replayed one
+            "anchored": self._anchored,
         }
         if self.key is not None:
             body["key_id"] = R.key_id(self.key)
-            body["mac"] = R.checkpoint_mac(
-                self.key, store=self._store_id, seq=seq, prev=self._hash, time_ns=now
-            )
-        else:
-            body["mac"] = None
         offset = self._end
         self._write(fd, body)
         self._sealed_at = time.monotonic()
-        self._pending_anchor = {
-            "store": self._store_id,
-            "seq": self._seq,
-            "hash": self._hash,
-            "offset": offset,
-            "time": now,
-        }
+        self._pending_anchor = self._anchor_for(self._seq, self._hash, offset, now)
         if inline:
             # the log must be on disk before the anchor names it, or a power cut would look like truncation
             os.fsync(fd)
@@ -430,6 +550,7 @@ class AuditStore:
             and current["seq"] >= pending["seq"]
             and not self._anchor_violated(fd, target)
         ):
+            self._anchored = max(self._anchored, current["seq"])
             return  # another writer already published a later checkpoint
         problem = self._anchor_violated(fd, target)
         if problem:
@@ -442,62 +563,259 @@ class AuditStore:
                 self.path,
             )
             return
-        anchor = pending
         tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(anchor, sort_keys=True) + "\n", encoding="ascii")
-        os.replace(tmp, target)
-
-
-def _last_good_record(tail: bytes, *, partial_first: bool) -> tuple[dict[str, Any], int] | None:
-    """The last parseable record in ``tail`` and the offset just past its line, or None."""
-    end = tail.rfind(b"\n") + 1  # bytes after the last newline are a torn fragment
-    while end > 0:
-        begin = tail.rfind(b"\n", 0, end - 1) + 1
-        if begin == 0 and partial_first:
-            return None  # the first line of the window may be cut: read further back
+        data = json.dumps(pending, sort_keys=True).encode("ascii") + b"\n"
+        tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            rec = json.loads(tail[begin:end])
-            if isinstance(rec, dict) and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str):
+            os.write(tfd, data)
+            os.fsync(tfd)
+        finally:
+            os.close(tfd)
+        os.replace(tmp, target)
+        # the rename must be durable before a later checkpoint says the anchor names this one, or a power
+        # cut could bring back the older anchor and make an honest store look replayed
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self._anchored = max(self._anchored, int(pending["seq"]))
+
+
+_SHORTEN = 64 * 1024
+
+
+def _shortened(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record too long for one line: long attribute strings keep their start and their SHA-256."""
+    import hashlib
+
+    attrs = rec.get("attrs")
+    if not isinstance(attrs, dict):
+        return rec
+    out = dict(attrs)
+    for k, v in attrs.items():
+        if isinstance(v, str) and len(v) > _SHORTEN:
+            out[k] = v[:_SHORTEN]
+            out[k + ".sha256"] = hashlib.sha256(v.encode("utf-8", "backslashreplace")).hexdigest()
+            out[k + ".length"] = len(v)
+        elif isinstance(v, list) and len(v) > 1024:
+            out[k] = v[:1024]
+            out[k + ".length"] = len(v)
+    return {**rec, "attrs": out}
+
+
+def _last_good_record(fd: int, size: int) -> tuple[dict[str, Any], int] | None:
+    """The last readable record of the file and the offset just past its newline, or None.
+
+    Walks lines backwards from the end, reading each line start with bounded ``pread`` calls, so a
+    gigantic or deeply nested tail costs time proportional to its size but never memory or a crash.
+    Bytes after the last newline are a torn fragment — unless they are a complete record that lost only
+    its newline: then the offset returned is ``size + 1`` (one past the end: the newline is still owed).
+    """
+    end = size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        start = _line_start(fd, size)
+        if size - start <= R.MAX_LINE:
+            frag = os.pread(fd, size - start, start)
+            rec = R.parse_line(frag)
+            if rec is not None and _is_head(rec) and _complete(rec, frag):
+                return rec, size + 1
+        end = start
+    while end > 0:
+        start = _line_start(fd, end - 1)
+        if end - start <= R.MAX_LINE + 1:
+            rec = R.parse_line(os.pread(fd, end - start, start))
+            if rec is not None and _is_head(rec):
                 return rec, end
-        except ValueError:
-            pass
-        end = begin
+        end = start
     return None
 
 
+_CHUNK = 1024 * 1024
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset just after the last newline before ``end`` (0 if none)."""
+    pos = end
+    while pos > 0:
+        lo = max(0, pos - (_TAIL_WINDOW if pos == end else _CHUNK))
+        i = os.pread(fd, pos - lo, lo).rfind(b"\n")
+        if i >= 0:
+            return lo + i + 1
+        pos = lo
+    return 0
+
+
+def _is_head(rec: dict[str, Any] | None) -> bool:
+    return rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str)
+
+
+def _complete(rec: dict[str, Any], frag: bytes) -> bool:
+    """A fragment is a whole record only if it is byte for byte what a writer writes (minus the newline)."""
+    try:
+        return R.expected_line(rec, None) == frag + b"\n"
+    except (TypeError, ValueError):
+        return False
+
+
 def delete_store(path: str | os.PathLike[str]) -> None:
-    """Remove a store *and* its anchor (a store deleted without its anchor looks tampered with, by design)."""
+    """Remove a store, its rotated files, its anchor and its index (a store deleted without its anchor
+    looks tampered with, by design)."""
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "audit.jsonl"
-    for f in (p, anchor_path(p)):
+    index = p.with_name(p.name + ".index.sqlite")
+    extra = [Path(str(index) + s) for s in ("-wal", "-shm", "-journal")]
+    for f in [*store_files(p), p, anchor_path(p), index, *extra]:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
 
 
+def _rotated_head(path: Path) -> tuple[str, int, str] | None:
+    """(store id, seq, hash) of the newest file rotated away from ``path``, or None when there is none."""
+    rotated = [f for f in store_files(path) if f != path]
+    if not rotated:
+        return None
+    newest = rotated[-1]
+    first = _first_record(newest)
+    if first is None:
+        return None
+    last: dict[str, Any] | None = None
+    try:
+        if newest.name.endswith(".gz"):
+            for _, line in raw_lines(newest):
+                rec = R.parse_line(line) if line.endswith(b"\n") else None
+                if rec is not None and _is_head(rec):
+                    last = rec
+        else:
+            fd = os.open(newest, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                found = _last_good_record(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+            last = found[0] if found is not None else None
+    except (OSError, EOFError):
+        return None
+    if last is None:
+        return None
+    return str(first["store"]), int(last["seq"]), str(last["hash"])
+
+
 def _read_anchor(target: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(target.read_text(encoding="ascii"))
+        with open(target, "rb") as f:
+            data = R.parse_line(f.read(64 * 1024).strip())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except OSError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return data if data is not None else {}
 
 
-def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Parsed records in file order; damaged lines are skipped (``verify`` reports them)."""
-    p = store_path(path)
-    with open(p, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
+def _anchored_seq(target: Path, store_id: str) -> int:
+    anchor = _read_anchor(target)
+    if anchor and anchor.get("store") == store_id and isinstance(anchor.get("seq"), int):
+        return int(anchor["seq"])
+    return -1
+
+
+def raw_lines(p: Path) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` for every line of ``p``, a line longer than ``R.MAX_LINE`` cut into pieces of at
+    most that size (each a damaged record) — memory stays bounded whatever the file holds."""
+    offset = 0
+    limit = R.MAX_LINE + 1
+    with _open_segment(p) as f:
+        while True:
+            line = f.readline(limit)
+            if not line:
                 return
-            try:
-                rec = json.loads(line)
-            except ValueError:
+            yield offset, line
+            offset += len(line)
+
+
+def _open_segment(p: Path) -> Any:
+    if p.name.endswith(".gz"):  # external rotation may compress the files it rotated away
+        import gzip
+
+        return gzip.open(p, "rb")
+    return open(p, "rb")
+
+
+def store_files(p: Path) -> list[Path]:
+    """The store's files in chain order: files rotated away (``<name>.<suffix>``, also ``.gz``) by their
+    first ``seq``, then the live file. The anchor, its temporary files and the index are not segments."""
+    prefix = p.name + "."
+    found: list[tuple[int, str, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for f in p.parent.iterdir():
+            name = f.name
+            if not name.startswith(prefix) or name[len(prefix):].startswith(("anchor", "index")):
                 continue
-            if isinstance(rec, dict):
+            first = _first_record(f)
+            if first is not None and isinstance(first.get("seq"), int):
+                found.append((int(first["seq"]), name, f))
+    found.sort()
+    files = [f for _, _, f in found]
+    if p.exists():
+        files.append(p)
+    return files
+
+
+def _first_record(f: Path) -> dict[str, Any] | None:
+    try:
+        with _open_segment(f) as fh:
+            rec = R.parse_line(fh.readline(R.MAX_LINE + 1))
+    except (OSError, EOFError, ValueError):
+        return None
+    if rec is None or rec.get("type") not in (R.GENESIS, R.SEGMENT):
+        return None
+    return rec
+
+
+def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Parsed lines in chain order across rotated files, as written (intents and outcomes apart);
+    damaged lines are skipped (``verify`` reports them)."""
+    for p in store_files(store_path(path)):
+        continued = False
+        for _, line in raw_lines(p):
+            complete = line.endswith(b"\n")
+            if continued or len(line) > R.MAX_LINE:  # a piece of an oversized (damaged) line
+                continued = not complete
+                continue
+            if not complete:
+                rec = R.parse_line(line)
+                if rec is not None and _is_head(rec) and _complete(rec, line):
+                    yield rec
+                break
+            rec = R.parse_line(line)
+            if rec is not None:
                 yield rec
+
+
+def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterator[dict[str, Any]]:
+    """Records in file order; damaged lines are skipped (``verify`` reports them).
+
+    With ``merge`` (the default) a statement's intent and outcome come back as one ``span`` record, at the
+    outcome's position (completion order, as format 1 wrote them); intents whose outcome never came are
+    yielded at the end with ``status``/``outcome`` ``"UNKNOWN"``.
+    """
+    if not merge:
+        yield from read_raw(path)
+        return
+    pending: dict[int, dict[str, Any]] = {}
+    for rec in read_raw(path):
+        kind = rec.get("type")
+        if kind == R.INTENT and isinstance(rec.get("seq"), int):
+            pending[rec["seq"]] = rec
+            continue
+        if kind == R.OUTCOME:
+            intent = pending.pop(rec.get("intent"), None)  # type: ignore[arg-type]
+            if intent is not None:
+                yield R.merged(intent, rec)
+                continue
+        yield rec
+    for intent in pending.values():
+        yield R.merged(intent, None)
 
 
 def store_path(path: str | os.PathLike[str]) -> Path:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: subcommands contributed to a group by another module: group -> [(name, module, attribute)]
 SUBCOMMANDS: dict[str, list[tuple[str, str, str]]] = {
     "policy": [("replay", "governed_db.cli.replay", "replay")],
+    "approvals": [("serve", "governed_db.cli.approvals_serve", "serve")],
 }
 
 

@@ -135,7 +135,8 @@ def record_table(recs: list[dict[str, Any]], title: str) -> Any:
         t.add_row(str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
                   f"[{style}]{decision}[/]" if style else decision, str(R.attr(r, "db.operation.name", r.get("name"))),
                   " ".join(R.as_list(R.attr(r, "governed_db.tables"))),
-                  str(R.attr(r, "db.query.text", ""))[:120], str(r.get("status", r.get("type"))))
+                  str(R.attr(r, "db.query.text", ""))[:120],
+                  "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type"))))
     return t
 
 
@@ -166,11 +167,16 @@ def verify_cmd(store: Path | None, key_file: Path | None, fmt: str) -> None:
         for w in result.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         if result.ok:
-            console.print(f"[green]intact[/]: {result.records} records ({result.spans} spans, "
+            unknown = f", {result.outcome_unknown} outcome unknown" if result.outcome_unknown else ""
+            console.print(f"[green]intact[/]: {result.records} records ({result.statements} statements{unknown}, "
                           f"{result.checkpoints} checkpoints, {result.macs_checked} MACs checked) in {result.path}")
         else:
-            console.print(f"[red]BROKEN[/] at {result.first_bad}. Records before it verify; keep a copy of the file "
-                          "and investigate who had write access to it.")
+            console.print(f"[red]BROKEN[/]: {result.problem_count} problem(s) in {result.path}; keep a copy of the "
+                          "files and investigate who had write access to them.")
+            for problem in result.problems[:50]:
+                console.print(f"  {problem}", markup=False, highlight=False)
+            if result.problem_count > 50:
+                console.print(f"  ... and {result.problem_count - 50} more (--format json lists up to 1000)")
     sys.exit(0 if result.ok else 1)
 
 
@@ -178,6 +184,7 @@ def _follow(path: Path, poll: float) -> Iterator[dict[str, Any]]:
     from governed_db.audit.store import store_path
 
     p = store_path(path)
+    pending: dict[int, dict[str, Any]] = {}
     with open(p, "rb") as f:
         f.seek(0, os.SEEK_END)
         buf = b""
@@ -188,11 +195,27 @@ def _follow(path: Path, poll: float) -> Iterator[dict[str, Any]]:
                 continue
             buf += chunk
             *lines, buf = buf.split(b"\n")
+            if len(buf) > R.MAX_LINE:
+                buf = b""  # an oversized line: damaged, skipped (verify reports it)
             for line in lines:
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
+                rec = R.parse_line(line)
+                if rec is not None and rec.get("type") not in (R.INTENT, R.OUTCOME):
+                    yield rec
+                elif rec is not None:
+                    yield _followed(rec, pending)
+
+
+def _followed(rec: dict[str, Any], pending: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Live view of write-ahead records: an intent shows as running, its outcome completes it."""
+    if rec.get("type") == R.INTENT:
+        if len(pending) > 10_000:
+            pending.clear()
+        pending[int(rec.get("seq", -1))] = rec
+        shown = R.merged(rec, None)
+        shown["status"] = shown["outcome"] = "RUNNING"
+        return shown
+    intent = pending.pop(rec.get("intent"), None)  # type: ignore[arg-type]
+    return R.merged(intent, rec) if intent is not None else rec
 
 
 @audit.command("tail")
@@ -285,12 +308,17 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
                headers: tuple[str, ...], timeout: float, **filters: Any) -> None:
     """Export records: jsonl (one record per line, hashes kept), csv, or OTLP to a Collector."""
     from governed_db.audit import export as X
-    from governed_db.audit.store import read_records
+    from governed_db.audit.store import read_raw, read_records
 
     path = _store(store)
     filtered = any(v not in (None, False) for v in filters.values())
     # an unfiltered JSONL export keeps every record (checkpoints too), so the copy verifies on its own
-    recs = search(path, _query(filters)) if filtered or fmt == "csv" else read_records(path)
+    if filtered or fmt == "csv":
+        recs = search(path, _query(filters))
+    elif fmt == "otlp":
+        recs = read_records(path)  # statements as one span each (intent and outcome merged)
+    else:
+        recs = read_raw(path)
     if fmt == "otlp":
         if not endpoint:
             raise ConfigurationError("--format otlp needs --endpoint URL (e.g. http://127.0.0.1:4318)")
@@ -313,6 +341,31 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
             out.close()
     if output is not None:
         click.echo(f"wrote {n} records to {output}", err=True)
+
+
+@audit.command("index")
+@store_option
+@click.option("--rebuild", is_flag=True, help="drop the index and build it again from the store")
+@bad_input
+def index_cmd(store: Path | None, rebuild: bool) -> None:
+    """Build or bring up to date the search index (<store>.index.sqlite); search does this by itself too."""
+    import sqlite3
+
+    from governed_db.audit.index import index_path, open_index
+
+    started = time.monotonic()
+    try:
+        idx = open_index(_path(store), update=False, rebuild=rebuild)
+        try:
+            added = idx.update()
+            total = idx.db.execute("SELECT count(*) FROM stmt").fetchone()[0]
+        finally:
+            idx.close()
+    except (sqlite3.Error, OSError) as e:
+        click.echo(f"error: cannot write the index next to the store: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"indexed {added} new statement(s), {total} in all, in {time.monotonic() - started:.1f} s: "
+               f"{index_path(Path(idx.store))}")
 
 
 @audit.command("stats")

@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from governed_db.decision import Decision
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy import evaluate
+from governed_db.policy.decision import Decision
 
 
 def render_decision(decision: Decision) -> None:
@@ -42,7 +42,7 @@ def _known_dialect(dialect: str) -> None:
     """A misspelt --dialect is bad input (exit 2), not a statement the guardrails refuse (exit 1)."""
     from sqlglot.dialects.dialect import Dialect
 
-    from governed_db.analysis import sqlglot_dialect
+    from governed_db.sql.analysis import sqlglot_dialect
 
     try:
         Dialect.get_or_raise(sqlglot_dialect(dialect))

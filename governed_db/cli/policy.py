@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from governed_db.errors import ConfigurationError
-from governed_db.policy_file import check_policy_file
-from governed_db.policy_test import CaseResult, load_cases, run_cases
+from governed_db.policy.file import check_policy_file
+from governed_db.policy.testing import CaseResult, load_cases, run_cases
 
 
 @click.group("policy")

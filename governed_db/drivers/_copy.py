@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from governed_db import masking
-from governed_db.analysis import analyze, sqlglot_dialect
 from governed_db.errors import GuardrailViolation
+from governed_db.sql.analysis import analyze, sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor

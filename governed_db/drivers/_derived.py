@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from governed_db.analysis import analyze, sqlglot_dialect
 from governed_db.drivers._copy import Describe, refuse_masked_export
 from governed_db.errors import GuardrailViolation
+from governed_db.sql.analysis import analyze, sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor

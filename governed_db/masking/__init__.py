@@ -29,9 +29,9 @@ from operator import itemgetter
 from time import time as _now
 from typing import TYPE_CHECKING, Any, Protocol
 
-from governed_db.analysis import Analysis
-from governed_db.decision import RuleHit
 from governed_db.identity import Identity
+from governed_db.policy.decision import RuleHit
+from governed_db.sql.analysis import Analysis
 
 if TYPE_CHECKING:
     from governed_db.masking.engine import MaskingState

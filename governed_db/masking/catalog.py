@@ -11,6 +11,12 @@ marks a column as not sensitive::
         email: {label: EMAIL, confidence: 0.99, evidence: {name: ..., values: 100% of 1000 sampled values are EMAIL}}
         ssn: {label: US_SSN, confidence: 0.95, strategy: {strategy: hash}}
         id: {label: null}
+        memo: {label: null, provisional: true}
+
+``provisional: true`` marks a ``label: null`` classified while its table was
+(nearly) empty: it is ignored, and the column is classified online once data
+arrives. Delete the flag to make a reviewed ``label: null`` of it; setting a
+label settles the entry too.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ class Catalog:
                 if name.rsplit(".", 1)[-1] == key:
                     found = cols
                     break
-        return None if found is None else found.get(col)
+        entry = None if found is None else found.get(col)
+        # a provisional entry (classified on an empty table) decides nothing: online classification does
+        return None if entry is None or entry.provisional else entry
 
     def has_table(self, table: str) -> bool:
         key = table_key(table)
@@ -76,6 +84,8 @@ class Catalog:
                     entry["evidence"] = dict(cls.evidence)
                 if cls.strategy is not None:
                     entry["strategy"] = {"strategy": cls.strategy[0], **cls.strategy[1]}
+                if cls.provisional:
+                    entry["provisional"] = True
                 out[c] = entry
             tables[t] = out
         return {"version": 1, "dialect": self.dialect, "tables": tables}
@@ -140,12 +150,16 @@ def _entry(table: str, column: str, entry: Any) -> ColumnClass:
     if spec is not None and spec[0] not in STRATEGY_NAMES:
         raise ConfigurationError(f"catalog: {table}.{column} names unknown strategy {spec[0]!r}")
     evidence = entry.get("evidence") or {}
+    label = normalize_label(entry.get("label"))
+    # only "not sensitive" is provisional: a label, whoever set it, masks
+    provisional = bool(entry.get("provisional", False)) and label is None
     return ColumnClass(
-        normalize_label(entry.get("label")),
+        label,
         float(entry.get("confidence", 1.0)),
         {str(k): str(v) for k, v in evidence.items()} if isinstance(evidence, Mapping) else {},
         spec,
-        reviewed=True,
+        reviewed=not provisional,
+        provisional=provisional,
     )
 
 

@@ -19,22 +19,31 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from governed_db.masking import detect
 from governed_db.masking.names import NAME_RULES as _NAME_RULES
 from governed_db.masking.names import PERSON_TABLE_WORDS as _PERSON_TABLE_WORDS
 from governed_db.masking.names import TEXTY as _TEXTY
 from governed_db.masking.names import VETO as _VETO
+from governed_db.masking.recognizers import VERSION_WORDS
 
 #: share of sampled non-empty values that must be one item of a label to label the column
 VALUE_SHARE = 0.6
-#: share (and count) of values containing an item for a free-text column to be labelled FREE_TEXT
+#: one sampled value holding an item makes a column FREE_TEXT: its values are scanned (spans masked) as they pass
 TEXT_SHARE = 0.01
-TEXT_MIN_HITS = 2
-#: FREE_TEXT confidence once personal data was seen in sampled values (by name alone it is 0.5): such a
-#: column may not be filtered on by identities it is masked for; a merely text-like one may
+TEXT_MIN_HITS = 1
+#: FREE_TEXT confidence once personal data was seen in *enough* sampled values (by name alone, or after a stray
+#: hit, it is 0.5): such a column may not be filtered on by identities it is masked for; a merely text-like one
+#: may, because one false positive (a version string read as an address) must not refuse every filter on it
 OBSERVED_TEXT = 0.6
+SENSITIVE_TEXT_SHARE = 0.05
+SENSITIVE_TEXT_HITS = 3
+#: labels a bare run of digits earns by coincidence (a random 16-digit number passes Luhn one time in ten, most
+#: 10-digit numbers parse as a phone number): from bare digits they count only when most values agree, and
+#: PHONE/NATIONAL_ID not at all (an invoice number column is not a phone column; names say when it is)
+_DIGIT_COINCIDENCE = frozenset({"CREDIT_CARD", "PHONE", "NATIONAL_ID", "US_SSN"})
+_DIGIT_NEVER = frozenset({"PHONE", "NATIONAL_ID"})
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -50,6 +59,9 @@ class ColumnClass:
     strategy: tuple[str, dict[str, Any]] | None = None
     #: True when a person reviewed it (a catalog entry), False for online guesses
     reviewed: bool = False
+    #: True while the label stands in for a classification the data could not support yet (the table was empty
+    #: or nearly so): values are scanned as they pass, and the column is classified again once data arrives
+    provisional: bool = False
 
 
 def words(name: str) -> tuple[str, ...]:
@@ -120,47 +132,109 @@ def classify_name(table: str, column: str, declared: str | None = None) -> Colum
     return None
 
 
-def classify_values(values: Iterable[Any]) -> tuple[str | None, float, str]:
-    """(label, share, evidence) from sampled values: a label needs most values to be one item of it."""
+class ValueEvidence(NamedTuple):
+    """What a sample of values says: a label (or None), the share of values behind it, why, and how many."""
+
+    label: str | None
+    share: float
+    why: str
+    hits: int = 0
+
+
+def _text_of(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(v, (dict, list)):
+        import json
+
+        return json.dumps(v, default=str)
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        return None
+    return str(v)
+
+
+def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
+    """Label from sampled values: a label needs most values to be one item of it.
+
+    ``column`` (the column's name) gives context: dotted quads under ``firmware``/``version`` are versions,
+    not IP addresses.
+    """
+    versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
+    coincidences: Counter[str] = Counter()
     embedded = 0
     total = 0
     for v in values:
-        if v is None:
-            continue
-        if isinstance(v, (bytes, bytearray, memoryview)):
-            try:
-                v = bytes(v).decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-        elif isinstance(v, (dict, list)):
-            import json
-
-            v = json.dumps(v, default=str)
-        elif isinstance(v, bool) or not isinstance(v, (str, int)):
-            continue
-        text = str(v)
-        if not text.strip():
+        text = _text_of(v)
+        if text is None or not text.strip():
             continue
         total += 1
         label = detect.whole_value_label(text)
+        if label == "IP_ADDRESS" and versions:
+            continue
         if label is not None:
+            digits = text.strip().isdigit()
+            if digits and label in _DIGIT_NEVER:
+                continue
             whole[label] += 1
-        elif detect.find_spans(text):
+            if digits and label in _DIGIT_COINCIDENCE:
+                coincidences[label] += 1
+        elif any(s.label != "IP_ADDRESS" or not versions for s in detect.find_spans(text)):
             embedded += 1
     if total == 0:
-        return None, 0.0, "no non-empty values sampled"
+        return ValueEvidence(None, 0.0, "no non-empty values sampled")
     if whole:
         label, hits = whole.most_common(1)[0]
         share = hits / total
         if share >= VALUE_SHARE and hits >= min(2, total):
-            return label, share, f"{share:.0%} of {total} sampled values are {label}"
-    mixed = embedded + sum(whole.values())
+            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits)
+    # bare digits that match a checksum by chance, in a column mostly of other numbers, are not evidence
+    mixed = embedded + sum(whole.values()) - sum(coincidences.values())
     share = mixed / total
-    # a small sample (a table of one row) cannot show two hits: then every sampled value must hold one
     if mixed >= min(TEXT_MIN_HITS, total) and share >= TEXT_SHARE:
-        return "FREE_TEXT", share, f"{share:.0%} of {total} sampled values contain personal data or secrets"
-    return None, 0.0, f"no sensitive values in {total} sampled values"
+        return ValueEvidence(
+            "FREE_TEXT",
+            share,
+            f"{share:.0%} of {total} sampled values contain personal data or secrets",
+            mixed,
+        )
+    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values")
+
+
+def text_confidence(evidence: ValueEvidence) -> float:
+    """FREE_TEXT confidence from values: filterable (0.5) until enough of the sample holds sensitive items."""
+    if evidence.hits >= SENSITIVE_TEXT_HITS and evidence.share >= SENSITIVE_TEXT_SHARE:
+        return round(min(0.95, OBSERVED_TEXT + evidence.share), 2)
+    return 0.5
+
+
+#: a table sampled with fewer rows than this is classified again later (its labels are provisional)
+FEW_ROWS = 10
+#: type categories whose values are scanned while a column's label is provisional
+_SCANNED_WHILE_PROVISIONAL = frozenset({"text", "unknown", "json", "binary"})
+
+
+def provisional_class(result: ColumnClass, declared: str | None, rows: int) -> ColumnClass:
+    """What a column of a nearly empty table is until it is classified again.
+
+    A name label (``email``) or a label from the few values there were stands; otherwise a text-like column
+    becomes FREE_TEXT at 0.5 confidence: its values are scanned like free text as they pass, and it may still
+    be filtered on (nothing says yet that it holds personal data).
+    """
+    result.evidence["sample"] = (
+        f"the table had {rows} row(s) when sampled; classified again once data arrives"
+    )
+    if result.label is None and type_category(declared) in _SCANNED_WHILE_PROVISIONAL:
+        result.label = "FREE_TEXT"
+        result.confidence = 0.5
+        result.provisional = True
+        result.evidence["values"] = "scanned as they pass until the column is classified again"
+    return result
 
 
 def classify_column(
@@ -173,7 +247,8 @@ def classify_column(
         result.evidence.setdefault("type", str(declared))
     if not values:
         return result
-    label, share, why = classify_values(values)
+    evidence = classify_values(values, column)
+    label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
     if label is None:
         return result
@@ -181,7 +256,7 @@ def classify_column(
         # personal data seen inside the text; a specific name label (an "email" column) still wins
         if by_name is None or by_name.label == "FREE_TEXT":
             result.label = label
-            result.confidence = round(min(0.95, OBSERVED_TEXT + share), 2)
+            result.confidence = max(result.confidence, text_confidence(evidence))
     elif by_name is not None and by_name.label == label:
         result.confidence = round(min(0.99, max(by_name.confidence, share) + 0.05), 2)
     else:
@@ -191,4 +266,14 @@ def classify_column(
     return result
 
 
-__all__ = ["ColumnClass", "classify_column", "classify_name", "classify_values", "type_category", "words"]
+__all__ = [
+    "ColumnClass",
+    "ValueEvidence",
+    "classify_column",
+    "classify_name",
+    "classify_values",
+    "provisional_class",
+    "text_confidence",
+    "type_category",
+    "words",
+]

@@ -1,26 +1,25 @@
 """Value-based detection: which parts of a text are personal data or secrets.
 
-Presidio's pattern and checksum recognizers cost tens of microseconds per
-call (the phone recognizer hundreds), so compiled gates run first and most
-cells (no ``@``, no digit run, no long token, no ``key=``) never reach them.
-Only the recognizers whose kind of candidate a gate saw are asked.
+Pattern and checksum recognizers (:mod:`governed_db.masking.recognizers`,
+after Presidio's) cost tens of microseconds per call (the phone recognizer
+hundreds), so compiled gates run first and most cells (no ``@``, no digit
+run, no long token, no ``key=``) never reach them. Only the recognizers whose
+kind of candidate a gate saw are asked.
 
-Presidio runs fully offline: recognizers are used directly (no
-``AnalyzerEngine``, so no spaCy model is ever loaded or downloaded) and the
-e-mail recognizer's public-suffix lookup (``tldextract``, which fetches a
-list from the network) is replaced by a local syntax check. Presidio is
-imported on first use only.
+Nothing here needs an NLP model or the network: spaCy is never imported
+(decision 0090), and e-mail domains are checked locally instead of against a
+downloaded public-suffix list. ``phonenumbers`` is imported on the first
+digit run that could be a phone number.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from governed_db.masking.labels import ENTITY_LABELS
+from governed_db.masking.recognizers import RECOGNIZERS
 from governed_db.masking.secret_patterns import find_secrets, is_password_hash
 
 # Gates, cheapest first: a character test in C, then one small pattern per kind of candidate. One big
@@ -33,7 +32,24 @@ _DIGIT_RUN = re.compile(r"\d[\d\s().\-/+]{5,}\d")
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _AUTH_SCHEME = re.compile(r"(?i:basic|bearer|token|digest) +\S{8,}")
-_ASSIGNED = re.compile(r"(?i:api[_-]?key|secret|token|passw(?:or)?d|pwd)[\"']?\s*[:=]")
+_ASSIGNED = re.compile(
+    r"(?i:api[_-]?key|secret|token|pass\w*|pwd|pw|pin)[\"']?\s*[:=]"
+    r"|(?i:passw(?:or)?d|pwd|passphrase|pin(?: code)?)\s+(?:is|was)\s"
+)
+#: spelled-out e-mail addresses (``alice at example dot com``, ``alice [at] example.com``)
+_OBFUSCATION_MARKS = (
+    " dot ",
+    "[at]",
+    "(at)",
+    "{at}",
+    "<at>",
+    "[ at ]",
+    "( at )",
+    "[dot]",
+    "(dot)",
+    " @",
+    "@ ",
+)
 _SSN_SHAPE = re.compile(r"\d{3}[- .]\d{2}[- .]\d{4}")
 _DATE_SHAPE = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T]\d{1,2}(?::\d{2}){0,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
@@ -61,11 +77,6 @@ def _digit_kinds(run: str) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-_SECRET_GROUPS = frozenset({"secret", "token", "kv"})
-#: below this Presidio score a match is noise (Presidio's weak SSN patterns score 0.05)
-MIN_SCORE = 0.4
-
-
 @dataclass(frozen=True, slots=True)
 class Span:
     start: int
@@ -74,50 +85,9 @@ class Span:
     score: float
 
 
-_lock = threading.Lock()
-_recognizers: dict[str, tuple[Any, str]] | None = None
-
-
-def _offline_email_recognizer() -> Any:
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
-
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc,unused-ignore]
-        """Presidio's pattern with a local check instead of tldextract's network lookup."""
-
-        def validate_result(self, pattern_text: str) -> bool:
-            domain = pattern_text.rpartition("@")[2]
-            labels = domain.split(".")
-            return len(labels) >= 2 and all(labels) and labels[-1].isalpha() and len(labels[-1]) >= 2
-
-    return OfflineEmailRecognizer()
-
-
-def recognizers() -> dict[str, tuple[Any, str]]:
-    """name -> (Presidio recognizer, entity), built once per process on first use."""
-    global _recognizers
-    if _recognizers is not None:
-        return _recognizers
-    with _lock:
-        if _recognizers is None:
-            from presidio_analyzer.predefined_recognizers import (
-                CreditCardRecognizer,
-                IbanRecognizer,
-                IpRecognizer,
-                NhsRecognizer,
-                PhoneRecognizer,
-                UsSsnRecognizer,
-            )
-
-            _recognizers = {
-                "email": (_offline_email_recognizer(), "EMAIL_ADDRESS"),
-                "phone": (PhoneRecognizer(), "PHONE_NUMBER"),
-                "credit_card": (CreditCardRecognizer(), "CREDIT_CARD"),
-                "us_ssn": (UsSsnRecognizer(), "US_SSN"),
-                "ip": (IpRecognizer(), "IP_ADDRESS"),
-                "uk_nhs": (NhsRecognizer(), "UK_NHS"),
-                "iban": (IbanRecognizer(), "IBAN_CODE"),
-            }
-    return _recognizers
+def _obfuscated(text: str) -> bool:
+    low = text.lower()
+    return any(mark in low for mark in _OBFUSCATION_MARKS)
 
 
 def _has_auth_word(text: str) -> bool:
@@ -131,7 +101,7 @@ _AUTH_WORDS = ("asic ", "earer ", "ASIC ", "EARER ", "oken ", "OKEN ", "igest ",
 def _candidates(text: str) -> tuple[dict[str, None], bool]:
     """(Presidio recognizers worth asking, whether secret detectors are worth running) for ``text``."""
     wanted: dict[str, None] = {}
-    if "@" in text and _EMAIL.search(text):
+    if ("@" in text and _EMAIL.search(text)) or _obfuscated(text):
         wanted["email"] = None
     if _DIGIT.search(text):
         for m in _DIGIT_RUN.finditer(text):
@@ -142,7 +112,7 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
     secrets = (
-        bool(("=" in text or ":" in text) and _ASSIGNED.search(text))
+        bool(("=" in text or ":" in text or " is " in text or " was " in text) and _ASSIGNED.search(text))
         or "-----BEGIN" in text
         or _LONG_TOKEN.search(text) is not None
         or (_has_auth_word(text) and _AUTH_SCHEME.search(text) is not None)
@@ -162,14 +132,13 @@ def find_spans(text: str) -> list[Span]:
         return []
     found: list[Span] = []
     if secrets:
-        found.extend(Span(s, e, "SECRET", 1.0) for s, e in find_secrets(text))
-    if wanted:
-        table = recognizers()
-        for name in wanted:
-            recognizer, entity = table[name]
-            for r in recognizer.analyze(text, entities=[entity], nlp_artifacts=None):
-                if r.score >= MIN_SCORE:
-                    found.append(Span(r.start, r.end, ENTITY_LABELS.get(r.entity_type, "SECRET"), r.score))
+        found.extend(Span(s, e, label, 1.0) for s, e, label in find_secrets(text))
+    for name in wanted:
+        for s, e, entity in RECOGNIZERS[name](text):
+            # phone parsing accepts many digit runs: any more specific kind over the same digits wins
+            found.append(
+                Span(s, e, ENTITY_LABELS.get(entity, "SECRET"), 0.4 if entity == "PHONE_NUMBER" else 1.0)
+            )
     return _merge(found)
 
 

@@ -18,20 +18,29 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from governed_db.analysis import Analysis, sqlglot_dialect
 from governed_db.identity import Identity
 from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
-from governed_db.masking.classify import ColumnClass, classify_column, classify_name
+from governed_db.masking.classify import (
+    FEW_ROWS,
+    ColumnClass,
+    classify_column,
+    classify_name,
+    provisional_class,
+)
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.lineage import Lineage, trace
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
 #: a table whose catalog could not be read is tried again after this many seconds
 RETRY_SECONDS = 30.0
+#: a table sampled (nearly) empty is sampled again after this many seconds, then twice as long each time it is
+#: still nearly empty, up to RETRY_SECONDS; a value the scan finds masked brings the next sample forward
+RECHECK_FIRST = 1.0
 _LINEAGE_CACHE = 512
 _MEMO_CACHE = 2048
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
@@ -45,6 +54,10 @@ class TableInfo:
     columns: list[str] | None
     classes: dict[str, ColumnClass] = field(default_factory=dict)
     read_at: float = 0.0
+    #: sampled (nearly) empty: its labels are provisional until ``recheck_at`` (``time.time()``)
+    provisional: bool = False
+    recheck_at: float = 0.0
+    backoff: float = RECHECK_FIRST
 
 
 @dataclass
@@ -83,6 +96,8 @@ class MaskingState:
         self.hot_plans: dict[int, tuple[Any, ...]] = {}
         self.hot_uses: dict[int, tuple[Any, ...]] = {}
         self._active_for: tuple[str, bool] | None = None
+        #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
+        self.next_recheck = float("inf")
 
     @property
     def active(self) -> bool:
@@ -128,12 +143,41 @@ class MaskingState:
 
     def table(self, key: str, node: exp.Table | None = None) -> TableInfo:
         info = self.tables.get(key)
-        if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
+        if (
+            info is not None
+            and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
+            and (not info.provisional or time.time() < info.recheck_at)
+        ):
             return info
         with self.lock:
+            old = info
             info = self._read_table(key, node)
+            if info.provisional:
+                # still nearly empty: look again later, less often each time
+                backoff = (
+                    RECHECK_FIRST
+                    if old is None or not old.provisional
+                    else min(old.backoff * 2, RETRY_SECONDS)
+                )
+                info.backoff = backoff
+                info.recheck_at = time.time() + backoff
+                self.next_recheck = min(self.next_recheck, info.recheck_at)
             self.tables[key] = info
         return info
+
+    def data_arrived(self, key: str) -> None:
+        """A provisional column's scan masked a value: classify its table again at the next statement."""
+        with self.lock:
+            info = self.tables.get(key)
+            if info is None or not info.provisional or info.recheck_at == 0.0:
+                return
+            info.recheck_at = 0.0
+            # every plan and verdict derived from the old labels is dropped (lineage is kept: it depends on the
+            # columns, not their labels)
+            self.version += 1
+            self.memo.clear()
+            self.hot_plans.clear()
+            self.hot_uses.clear()
 
     def _read_table(self, key: str, node: exp.Table | None) -> TableInfo:
         raw = self.gov.raw
@@ -157,14 +201,22 @@ class MaskingState:
         types = {c.lower(): t for c, t in cols}
         missing = [c for c, _ in cols if self.catalog is None or self.catalog.lookup(key, c) is None]
         values: dict[str, list[Any]] = {}
+        sampled_rows: int | None = None
         if missing and self.config.online and self.config.sample_rows > 0:
             sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
             if sampled is not None:
                 names, rows = sampled
+                sampled_rows = len(rows)
                 for i, n in enumerate(names):
                     values[n.lower()] = [r[i] for r in rows if i < len(r)]
+        # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
+        info.provisional = sampled_rows is not None and sampled_rows < min(FEW_ROWS, self.config.sample_rows)
         for c in missing:
-            info.classes[c.lower()] = classify_column(key, c, types.get(c.lower()), values.get(c.lower()))
+            declared = types.get(c.lower())
+            cls = classify_column(key, c, declared, values.get(c.lower()))
+            if info.provisional:
+                cls = provisional_class(cls, declared, sampled_rows or 0)
+            info.classes[c.lower()] = cls
         return info
 
     def column_class(self, key: str, column: str) -> ColumnClass | None:
@@ -239,8 +291,15 @@ class MaskingState:
         return list(unmask_grants(self.config, identity, self.gov.environment))
 
     def good_until(self, grants: list[Grant]) -> float:
-        """When answers derived from ``grants`` must be re-derived: soon, and never after one expires."""
-        until = time.time() + MEMO_SECONDS
+        """When answers derived from ``grants`` must be re-derived: soon, never after one expires, and never
+        after a provisional table is to be sampled again."""
+        now = time.time()
+        until = now + MEMO_SECONDS
+        if self.next_recheck <= now:
+            with self.lock:
+                pending = [t.recheck_at for t in self.tables.values() if t.provisional and t.recheck_at > now]
+                self.next_recheck = min(pending, default=float("inf"))
+        until = min(until, self.next_recheck)
         for g in grants:
             if g.expires is not None:
                 until = min(until, g.expires.timestamp())
@@ -249,7 +308,26 @@ class MaskingState:
     def masker(self, key: str, column: str, cls: ColumnClass) -> Masker:
         label = cls.label or "SENSITIVE"
         name, options = cls.strategy or self.config.strategy_for(key, column, label)
-        return self._strategy(f"{key}.{column}", label, name, options)
+        masker = self._strategy(f"{key}.{column}", label, name, options)
+        if cls.provisional:
+            return self.watching(key, masker)
+        return masker
+
+    def watching(self, key: str, inner: Masker) -> Masker:
+        """``inner``, telling the state when it masks something: data has arrived in a provisional table."""
+        cache_key = (key, "<provisional>", str(id(inner)))
+        found = self.maskers.get(cache_key)
+        if found is not None:
+            return found
+
+        def provisional(value: Any) -> Any:
+            out = inner(value)
+            if out is not value and out != value:
+                self.data_arrived(key)
+            return out
+
+        self.maskers[cache_key] = provisional
+        return provisional
 
     def label_masker(self, label: str) -> Masker:
         """The configured strategy for a label found in a value (no column to tell it apart)."""

@@ -1,8 +1,12 @@
 """Masking whole result frames: pandas, polars, pyarrow, and duckdb's ``fetchnumpy()`` dicts.
 
 Columns are matched to the plan by position (frames keep the result's
-column order) and masked value by value; a masked column becomes an
-object/string column when the strategy changes its type. An unknown frame
+column order) and masked value by value. A masked column keeps its dtype
+whenever the masked values still fit it: a generalized date stays
+``datetime64``, text stays a string dtype, and a number NULLed because it was
+derived from a masked column becomes a *nullable* integer (``Int64``,
+``<NA>``) rather than ``object`` or ``float``. Only values that no longer fit
+(``[EMAIL]`` in a date column) make it an object column. An unknown frame
 type is refused rather than handed out unmasked.
 """
 
@@ -56,14 +60,70 @@ def _pandas(plan: RowMasker, df: Any) -> Any:
 
     out = df.copy()
     for i, m in _targets(plan, [str(c) for c in df.columns]):
-        values = [m(None if _isna(v) else v) for v in df.iloc[:, i].tolist()]
-        out.isetitem(i, pd.Series(values, index=df.index, dtype=object))
+        column = df.iloc[:, i]
+        values = [m(None if _isna(pd, v) else v) for v in column.tolist()]
+        out.isetitem(i, _pandas_series(pd, values, column))
         plan.masked_cells += len(values)
     return out
 
 
-def _isna(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+def _isna(pd: Any, v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, (list, tuple, dict, set)) or hasattr(v, "__array__"):
+        return False
+    try:
+        return bool(pd.isna(v))  # NaN, NaT, pd.NA
+    except (TypeError, ValueError):
+        return False
+
+
+def _pandas_series(pd: Any, values: list[Any], original: Any) -> Any:
+    """``values`` as a Series of the original column's dtype when they fit it, else of the nearest that does."""
+    dtype = original.dtype
+    kind = getattr(dtype, "kind", "O")
+    present = [v for v in values if v is not None]
+    target: Any = None
+    if kind in "iu" or str(dtype) in (
+        "Int8",
+        "Int16",
+        "Int32",
+        "Int64",
+        "UInt8",
+        "UInt16",
+        "UInt32",
+        "UInt64",
+    ):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            # a NULL (a number derived from a masked column) needs the nullable integer dtype, not float
+            target = dtype if len(present) == len(values) else _nullable_int(pd, dtype)
+    elif kind == "f":
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            target = dtype
+    elif kind == "b" or str(dtype) == "boolean":
+        if all(isinstance(v, bool) for v in present):
+            target = dtype if len(present) == len(values) else "boolean"
+    elif kind in "Mm":
+        import datetime as _dt
+
+        wanted = _dt.datetime if kind == "M" else _dt.timedelta
+        if all(isinstance(v, wanted) for v in present):
+            target = dtype
+    elif isinstance(dtype, pd.StringDtype) and all(isinstance(v, str) for v in present):
+        target = dtype
+    if target is not None:
+        try:
+            return pd.Series(values, index=original.index, dtype=target, name=original.name)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return pd.Series(values, index=original.index, dtype=object, name=original.name)
+
+
+def _nullable_int(pd: Any, dtype: Any) -> Any:
+    name = str(dtype)
+    if name[:1] in ("I", "U"):
+        return dtype  # already a pandas nullable integer
+    return {"u": "UInt", "i": "Int"}[dtype.kind] + str(dtype.itemsize * 8)
 
 
 def _polars(plan: RowMasker, df: Any) -> Any:
@@ -72,8 +132,14 @@ def _polars(plan: RowMasker, df: Any) -> Any:
     columns = []
     for i, m in _targets(plan, list(df.columns)):
         name = df.columns[i]
-        values = [m(v) for v in df.to_series(i).to_list()]
+        original = df.to_series(i)
+        values = [m(v) for v in original.to_list()]
         plan.masked_cells += len(values)
+        try:  # the original dtype when every masked value still fits it (strict: no silent nulls)
+            columns.append(pl.Series(name, values, dtype=original.dtype, strict=True))
+            continue
+        except Exception:
+            pass
         try:
             columns.append(pl.Series(name, values, strict=False))
         except Exception:
@@ -85,12 +151,16 @@ def _arrow(plan: RowMasker, table: Any) -> Any:
     pa = importlib.import_module("pyarrow")
 
     for i, m in _targets(plan, list(table.column_names)):
-        values = [m(v) for v in table.column(i).to_pylist()]
+        original = table.column(i)
+        values = [m(v) for v in original.to_pylist()]
         plan.masked_cells += len(values)
-        try:
-            array = pa.array(values)
+        try:  # the original type when every masked value still fits it
+            array = pa.array(values, type=original.type)
         except Exception:
-            array = pa.array([None if v is None else str(v) for v in values])
+            try:
+                array = pa.array(values)
+            except Exception:
+                array = pa.array([None if v is None else str(v) for v in values])
         table = table.set_column(i, table.column_names[i], array)
     return table
 

@@ -17,13 +17,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from governed_db.analysis import Analysis
-from governed_db.decision import Action, RuleHit
 from governed_db.identity import Identity
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.plan import Access
 from governed_db.masking.strategies import looks_masked
 from governed_db.masking.strategies.spans import scrub_text
+from governed_db.policy.decision import Action, RuleHit
+from governed_db.sql.analysis import Analysis
 
 PREDICATE_RULE = "masked-column-predicate"
 COPY_RULE = "masked-column-copy"

@@ -62,7 +62,22 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
         _NUMBERY,
         0.9,
     ),
-    ("US_SSN", (("ssn",), ("social", "security")), _NUMBERY, 0.95),
+    (
+        "US_SSN",
+        (
+            ("ssn",),
+            ("ssns",),
+            ("social", "security"),
+            ("socialsecurity",),
+            ("soc", "sec"),
+            ("ss", "number"),
+            ("ss", "no"),
+            ("ss", "num"),
+            ("ssnumber",),
+        ),
+        _NUMBERY,
+        0.95,
+    ),
     (
         "NATIONAL_ID",
         (
@@ -177,6 +192,43 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("fullname",),
             ("contact", "name"),
             ("customer", "name"),
+            ("display", "name"),
+            ("displayname",),
+            ("real", "name"),
+            ("legal", "name"),
+            ("holder",),
+            ("holder", "name"),
+            ("account", "holder"),
+            ("accountholder",),
+            ("cardholder",),
+            ("card", "holder"),
+            ("name", "on", "card"),
+            ("policy", "holder"),
+            ("policyholder",),
+            ("beneficiary",),
+            ("beneficiary", "name"),
+            ("payee",),
+            ("payee", "name"),
+            ("payer", "name"),
+            ("recipient",),
+            ("recipient", "name"),
+            ("sender", "name"),
+            ("owner", "name"),
+            ("patient", "name"),
+            ("employee", "name"),
+            ("guardian",),
+            ("next", "of", "kin"),
+            ("emergency", "contact"),
+            ("spouse",),
+            ("signatory",),
+            ("contact",),
+            ("contact", "person"),
+            ("person", "name"),
+            ("billing", "name"),
+            ("shipping", "name"),
+            ("ship", "to", "name"),
+            ("bill", "to", "name"),
+            ("nickname",),
         ),
         _TEXTY,
         0.85,
@@ -227,7 +279,8 @@ VETO = _words(
     "count cnt num verified confirmed enabled disabled flag is has type kind format status sent opt optin "
     "opted consent length len at on time changed updated created expires expiry expired reset attempts "
     "policy template domain provider id ids hint required valid validated last4 prefix suffix mask masked "
-    "visible allowed length strength version algorithm algo salt rounds"
+    "visible allowed length strength version algorithm algo salt rounds method channel preference preferences "
+    "role"
 )
 #: words in a table name saying its rows are people (so a bare ``name`` column names a person)
 PERSON_TABLE_WORDS = _words(

@@ -27,7 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.strategies import Masker
-from governed_db.masking.strategies.redact import constant_for
+from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import scrub_text, scrub_value
 
 
@@ -53,10 +53,12 @@ class Access:
         classes = self.state.table_classes(key)
         if classes is None:
             return None
+        # a provisional stand-in (a text column of a nearly empty table) is scanned wherever its values go, not
+        # hidden: whole rows and lost lineage over it are scanned, and its errors keep what scanning keeps
         return {
             c: cls
             for c, cls in classes.items()
-            if not any(g.unmasks(key, c, cls.label or "") for g in self.grants)
+            if not cls.provisional and not any(g.unmasks(key, c, cls.label or "") for g in self.grants)
         }
 
     def reads_hidden(self, tables: Sequence[str], blind: bool = False) -> bool:
@@ -98,6 +100,18 @@ _KEEP_SHAPE = (str, bytes, bytearray, memoryview, dict, list, tuple)
 
 def redact_masker(label: str) -> Masker:
     token = f"[{label}]"
+    if is_date_label(label):
+
+        def redact_date(value: Any) -> Any:
+            # a date computed from a masked date, held as text (SQLite), is NULL like any derived date: a
+            # placeholder would not load into a Date column
+            if value is None or (value.__class__ is str and ISO_DATE_TEXT.fullmatch(value)):
+                return None
+            if value.__class__ is str:
+                return token
+            return constant_for(value, token) if isinstance(value, _KEEP_SHAPE) else None
+
+        return redact_date
 
     def redact(value: Any) -> Any:
         if value is None:
@@ -110,8 +124,18 @@ def redact_masker(label: str) -> Masker:
     return redact
 
 
+_DETECT_KEY = ("", "<detect>", "")
+
+
 def detect_masker(state: MaskingState) -> Masker:
-    """Value-based: a whole sensitive value gets its label's strategy; free text its spans."""
+    """Value-based: a whole sensitive value gets its label's strategy; free text its spans (one per state)."""
+    found = state.maskers.get(_DETECT_KEY)
+    if found is None:
+        found = state.maskers[_DETECT_KEY] = _detect_masker(state)
+    return found
+
+
+def _detect_masker(state: MaskingState) -> Masker:
 
     def detected(value: Any) -> Any:
         if value is None:
@@ -170,6 +194,10 @@ def _masker_for(
             hits.append((t, c, cls))
     real = [h for h in hits if h[2] is not UNREADABLE]
     unreadable = len(real) < len(hits)
+    if real and all(cls.provisional for _, _, cls in real) and origin.kind != "column":
+        # expressions over text of a nearly empty table: scanned like free text, not redacted (nothing says yet
+        # that it holds personal data); a found item still tells the state that data has arrived
+        return state.watching(real[0][0], detect_masker(state))
     row_fields: dict[str, Masker] = {}
     row_unknown = False
     for t in sorted(origin.rows):

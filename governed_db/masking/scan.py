@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 from governed_db.errors import ConfigurationError
 from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog
-from governed_db.masking.classify import classify_column
+from governed_db.masking.classify import FEW_ROWS, classify_column
 
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".duck")
 
@@ -164,12 +164,21 @@ def classify_database(
             continue
         values: dict[str, list[Any]] = {}
         sampled = schema.sample(conn, dialect, table_sql, sample_rows) if sample_rows > 0 else None
+        few: int | None = None
         if sampled is not None:
             header, rows = sampled
+            if len(rows) < min(FEW_ROWS, sample_rows):
+                few = len(rows)
             for j, n in enumerate(header):
                 values[n.lower()] = [r[j] for r in rows if j < len(r)]
         for column, declared in cols:
-            catalog.set(table, column, classify_column(table, column, declared, values.get(column.lower())))
+            cls = classify_column(table, column, declared, values.get(column.lower()))
+            if few is not None and cls.label is None:
+                # "not sensitive" cannot be concluded from an (almost) empty table: the entry stays provisional,
+                # so online classification decides once data arrives, unless a reviewer settles it
+                cls.provisional = True
+                cls.evidence["sample"] = f"the table had {few} row(s) when classified"
+            catalog.set(table, column, cls)
     if missing:
         raise ConfigurationError(
             f"no table named {', '.join(repr(m) for m in missing)} in this {dialect} database (or no permission "

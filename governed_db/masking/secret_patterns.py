@@ -1,10 +1,13 @@
-"""Detectors for secrets Presidio does not know: cloud keys, tokens, private keys, high-entropy strings.
+"""Detectors for secrets: cloud and SaaS keys, tokens, private keys, passwords in text, high-entropy strings.
 
 Each detector is a compiled pattern (plus, for the generic one, an entropy
-check) returning ``(start, end)`` spans. Vendor formats are matched by their
-documented prefixes; the generic detector catches random-looking keys of 32+
+check) returning ``(start, end, label)`` spans. Vendor formats are matched by
+their documented key-id prefixes (``AKIA``, ``ghp_``, ``xoxb-``, ``sk_live_``,
+``SG.``...); the generic detector catches random-looking keys of 32+
 characters while leaving hex digests and UUIDs (whose entropy is bounded by
-their 16-symbol alphabet) alone.
+their 16-symbol alphabet) alone. ``password: hunter2`` is a password at any
+length from three characters; ``my password is hunter2`` only when the value
+looks chosen (a digit or a symbol in it, or quoted).
 """
 
 from __future__ import annotations
@@ -14,16 +17,38 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-#: name -> pattern; the whole match is the secret unless the pattern has a group named ``v``
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: name -> pattern; the whole match is the secret unless the pattern has a group named ``v``. Vendor formats are
+#: matched by their documented key-id prefixes, so a key is found even when it is short or has little entropy.
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "aws_access_key": re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),
+    "aws_access_key": re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16}\b"),
     "gcp_api_key": re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),
-    "github_token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
+    "google_oauth": re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}"),
+    "github_token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
+    "gitlab_token": re.compile(r"\bgl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_\-]{20,}"),
     "stripe_key": re.compile(
-        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,247}\b|\bwhsec_[A-Za-z0-9]{24,}\b"
+        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,247}\b|\bwhsec_[A-Za-z0-9]{24,}\b"
     ),
-    "slack_token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    "openai_style_key": re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}"),
+    "slack_token": re.compile(r"\bxox[abprse]-[A-Za-z0-9-]{10,}"),
+    "slack_webhook": re.compile(r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}"),
+    # SendGrid: SG.<22-character key id>.<43-character secret>
+    "sendgrid_key": re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),
+    "twilio_key": re.compile(r"\bSK[0-9a-fA-F]{32}\b"),
+    "mailgun_key": re.compile(r"\bkey-[0-9a-zA-Z]{32}\b"),
+    "npm_token": re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
+    "pypi_token": re.compile(r"\bpypi-AgE[A-Za-z0-9_\-]{50,}"),
+    "huggingface_token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
+    "shopify_token": re.compile(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b"),
+    "digitalocean_token": re.compile(r"\bdo[por]_v1_[a-f0-9]{64}\b"),
+    "databricks_token": re.compile(r"\bdapi[a-f0-9]{32}(?:-\d)?\b"),
+    "square_token": re.compile(r"\bsq0(?:atp|csp|idp)-[0-9A-Za-z_\-]{22,}"),
+    "telegram_bot_token": re.compile(r"\b\d{8,10}:AA[0-9A-Za-z_\-]{33}\b"),
+    "anthropic_key": re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    "openai_style_key": re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
     # the signature may be short or empty (an unsecured JWT): header and payload alone identify one
     "jwt": re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
     # HTTP Authorization values: ``Basic dXNlcjpwYXNz`` is a base64 user:password
@@ -31,11 +56,30 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "private_key": re.compile(
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)"
     ),
+    # credentials in a URL: postgres://user:pass@host
+    "url_password": re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:(?P<v>[^\s@/]{1,128})@[\w.\-]+"),
     "assigned_secret": re.compile(
-        r"(?i:\b(?:api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|passw(?:or)?d|pwd))"
+        r"(?i:\b(?:api[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|auth[_-]?token|token))"
         r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"',;&]{8,})"
     ),
 }
+
+#: passwords are short: ``password: hunter2`` is a secret at any length from 3 characters
+PASSWORD_ASSIGNED = re.compile(
+    r"(?i:\b(?:passw(?:or)?d|pass(?:phrase|code)?|pwd|pw|pin))[\"']?\s*[:=]\s*"
+    r"(?:(?P<q>[\"'])(?P<qv>[^\"'\n]{1,128})(?P=q)|(?P<v>[^\s\"',;&]{3,128}))"
+)
+#: ``my password is hunter2``: the value must look chosen (a digit or symbol in it, or quoted)
+PASSWORD_IS = re.compile(
+    r"(?i:\b(?:passw(?:or)?d|pwd|passphrase|pin(?:\s+code)?)\s+(?:is|was|=|:)\s+)"
+    r"(?:(?P<q>[\"'])(?P<qv>[^\"'\n]{1,128})(?P=q)|(?P<v>[^\s\"',;]{3,128}))"
+)
+#: values of a password assignment that are words about it, not the password (``password: required``)
+PASSWORD_WORDS = _words(
+    "none null nil n/a na empty blank required optional changed change reset expired set unset hidden redacted "
+    "masked true false yes no protected unknown missing invalid incorrect wrong correct weak strong too not "
+    "the a an being now still same updated saved sent"
+)
 
 _GENERIC = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}")
 
@@ -65,17 +109,36 @@ def _generic_key(token: str) -> bool:
     return entropy(token) >= 4.3
 
 
-def find_secrets(text: str) -> Iterator[tuple[int, int]]:
-    """Spans of ``text`` that are secrets."""
+def _password_value(m: re.Match[str], chosen_only: bool) -> tuple[int, int] | None:
+    group = "qv" if m.group("qv") is not None else "v"
+    value = m.group(group)
+    if value is None or value.lower().rstrip(".!") in PASSWORD_WORDS or len(set(value)) == 1:
+        return None
+    if chosen_only and group == "v" and (value.isalpha() or len(value) < 4):
+        return None
+    return m.start(group), m.end(group)
+
+
+def find_secrets(text: str) -> Iterator[tuple[int, int, str]]:
+    """Spans of ``text`` that are secrets: ``(start, end, label)`` with label SECRET or PASSWORD."""
     for pattern in PATTERNS.values():
         for m in pattern.finditer(text):
             if "v" in pattern.groupindex and m.group("v") is not None:
-                yield m.start("v"), m.end("v")
+                yield m.start("v"), m.end("v"), "SECRET"
             else:
-                yield m.start(), m.end()
+                yield m.start(), m.end(), "SECRET"
+    if _PASSWORD_HINT.search(text):
+        for pattern, chosen_only in ((PASSWORD_ASSIGNED, False), (PASSWORD_IS, True)):
+            for m in pattern.finditer(text):
+                span = _password_value(m, chosen_only)
+                if span is not None:
+                    yield span[0], span[1], "PASSWORD"
     for m in _GENERIC.finditer(text):
         if _generic_key(m.group()):
-            yield m.start(), m.end()
+            yield m.start(), m.end(), "SECRET"
+
+
+_PASSWORD_HINT = re.compile(r"(?i)pass|pwd|pw\b|pin\b")
 
 
 def is_password_hash(text: str) -> bool:

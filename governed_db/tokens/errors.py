@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from governed_db.errors import GovernedDBError
 
 #: Every value :attr:`TokenError.cause` can take, with what it means.
@@ -38,18 +36,6 @@ class TokenError(GovernedDBError):
     def __init__(self, message: str, *, cause: str = "invalid") -> None:
         super().__init__(message)
         self.cause = cause if cause in CAUSES else "invalid"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # TokenError lives outside governed_db.errors, whose generic reducer would
-        # rebuild it as a plain GovernedDBError; keep the class and the cause.
-        return (_rebuild, (type(self), self.args, self.__dict__))
-
-
-def _rebuild(cls: type[TokenError], args: tuple[Any, ...], state: dict[str, Any]) -> TokenError:
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, *args)
-    exc.__dict__.update(state)
-    return exc
 
 
 __all__ = ["CAUSES", "TokenError"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from governed_db.decision import Action, RuleHit
+from governed_db.policy.decision import Action, RuleHit
 
 
 def require_verified_identity(stmt: Any, ctx: Any) -> RuleHit | None:

@@ -2,7 +2,10 @@
 
 Text becomes ``[LABEL]`` (so a reader still knows what was there), numbers
 become 0, dates the epoch, bytes empty, JSON an object saying it was
-redacted. Nothing of the original survives, not even its length.
+redacted. Nothing of the original survives, not even its length. For date
+labels (``DATE_OF_BIRTH``), text that is an ISO date stays one — the epoch in
+the same shape (``1970-01-01``, ``1970-01-01 00:00:00``) — so a SQLite date
+column still loads as a date.
 """
 
 from __future__ import annotations
@@ -46,8 +49,35 @@ def constant_for(value: Any, token: str) -> Any:
     return token
 
 
+#: an ISO date or date-time held as text (SQLite's way of storing dates)
+ISO_DATE_TEXT = re.compile(
+    r"\s*\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*"
+)
+_DIGIT = re.compile(r"\d")
+
+
+def epoch_text(value: str) -> str:
+    """``value`` (an ISO date as text) as the epoch in the same shape: ``1984-05-12 10:11`` -> ``1970-01-01 00:00``."""
+    stripped = value.strip()
+    return "1970-01-01" + _DIGIT.sub("0", stripped[10:])
+
+
+def is_date_label(label: str) -> bool:
+    return "DATE" in label or label in ("DOB", "BIRTHDAY")
+
+
 def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
     token = str(options.get("text") or f"[{label}]")
+    if is_date_label(label) and "text" not in options:
+
+        def redact_date(value: Any) -> Any:
+            if value is None:
+                return None
+            if value.__class__ is str:
+                return epoch_text(value) if ISO_DATE_TEXT.fullmatch(value) else token
+            return constant_for(value, token)
+
+        return redact_date
 
     def redact(value: Any) -> Any:
         if value is None:

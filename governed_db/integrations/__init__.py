@@ -1,0 +1,1 @@
+"""Integrations: SQLAlchemy, pandas via SQLAlchemy, Jupyter, LangChain, the MCP server and agent tools."""

@@ -1,0 +1,236 @@
+"""Rules about what is read: table lists, system catalogs, other databases, result size, and who asks.
+
+Table patterns are globs matched case-insensitively; a pattern without a dot
+matches the last part of a name (``payroll`` matches ``hr.payroll``), one
+with a dot matches the qualified name (``hr.*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+from governed_db.policy.decision import Action
+from governed_db.policy.rules import Finding, approval_remedy, rule
+
+if TYPE_CHECKING:
+    from governed_db.policy import RuleContext
+    from governed_db.sql.analysis import StatementInfo
+
+#: Schemas/databases that are system catalogs (writing them is never routine).
+CATALOG_SCHEMAS = frozenset({"pg_catalog", "information_schema", "mysql", "performance_schema", "sys", "pg_toast"})
+CATALOG_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_sequence"})
+#: Catalog tables that hold credentials or server secrets: even reading them is refused.
+CREDENTIAL_TABLES = frozenset(
+    {"pg_authid", "pg_shadow", "pg_user_mapping", "pg_user_mappings", "pg_hba_file_rules", "pg_ident_file_mappings",
+     "mysql.user", "mysql.global_priv", "mysql.password_history", "mysql.slave_master_info",
+     "mysql.replication_connection_configuration"}
+)  # fmt: skip
+#: Statistics catalogs that hold column *values* (histogram bounds, most common values, samples): reading them
+#: reads the data past masking, so they are not schema discovery.
+VALUE_CATALOGS = frozenset(
+    {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
+     "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3"}
+)  # fmt: skip
+_LIMIT_KINDS = frozenset({"write", "file", "ddl", "admin"})
+
+
+def table_matches(name: str, patterns: Iterable[Any]) -> bool:
+    low = name.lower()
+    last = low.rsplit(".", 1)[-1]
+    for p in patterns:
+        pat = str(p).lower()
+        if fnmatchcase(low if "." in pat else last, pat):
+            return True
+    return False
+
+
+def _is_catalog(name: str) -> bool:
+    parts = name.lower().split(".")
+    return parts[-1] in CATALOG_TABLES or (len(parts) > 1 and parts[-2] in CATALOG_SCHEMAS)
+
+
+def _credential(name: str) -> bool:
+    low = name.lower()
+    return low in CREDENTIAL_TABLES or low.rsplit(".", 1)[-1] in CREDENTIAL_TABLES
+
+
+def _values(name: str) -> bool:
+    low = name.lower()
+    last2 = ".".join(low.rsplit(".", 2)[-2:])
+    return low in VALUE_CATALOGS or last2 in VALUE_CATALOGS or low.rsplit(".", 1)[-1] in VALUE_CATALOGS
+
+
+@rule(
+    "table-deny",
+    family="tables",
+    rationale="Tables a policy lists as off-limits (e.g. payroll, secrets) are refused in any statement.",
+    remedy="this table is off-limits under the policy; ask its owner for an extract",
+    production=Action.DENY,
+    options={"tables": ()},
+)
+def table_deny(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or not opts["tables"]:
+        return None
+    hit = [t for t in stmt.tables if table_matches(t, opts["tables"])]
+    return Finding(f"{stmt.operation} touches denied table(s) {', '.join(hit)}") if hit else None
+
+
+@rule(
+    "table-allow",
+    family="tables",
+    rationale="When a policy lists the tables an identity may use, every other table is refused (fail closed "
+    "for statements whose tables cannot be known).",
+    remedy="use only the tables the policy allows, or ask for access",
+    production=Action.DENY,
+    options={"tables": ()},
+)
+def table_allow(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or not opts["tables"]:
+        return None
+    outside = [t for t in stmt.tables if not _is_catalog(t) and not table_matches(t, opts["tables"])]
+    if outside:
+        return Finding(f"{stmt.operation} uses table(s) outside the allow-list: {', '.join(outside)}")
+    if "opaque" in stmt.flags and stmt.kind in _LIMIT_KINDS:
+        return Finding(f"{stmt.operation}: the tables it touches cannot be known, so the allow-list cannot pass it")
+    return None
+
+
+@rule(
+    "system-catalog",
+    family="tables",
+    rationale="Writing system catalogs, or reading credential catalogs (pg_authid, mysql.user) or statistics "
+    "catalogs that hold column values (pg_stats, pg_statistic, column_statistics), is never routine; plain "
+    "schema discovery stays allowed.",
+    remedy="use information_schema views for discovery; ask an administrator for anything else",
+    production=Action.DENY,
+)
+def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None:
+        return None
+    written = [t for t in stmt.tables_written if _is_catalog(t) or _credential(t)]
+    if written:
+        return Finding(f"{stmt.operation} writes system catalog(s) {', '.join(written)}")
+    secret = [t for t in stmt.tables_read if _credential(t)]
+    if secret:
+        return Finding(f"reads credential catalog(s) {', '.join(secret)}")
+    values = [t for t in stmt.tables_read if _values(t)]
+    return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
+
+
+@rule(
+    "cross-database",
+    family="tables",
+    rationale="Statements reaching another database (db-qualified names, USE) leave the connection's scope; "
+    "naming the connection's own database is not reaching another.",
+    remedy="connect to the other database through its own governed connection",
+    production=Action.WARN,
+    options={"databases": ()},
+)
+def cross_database(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None:
+        return None
+    if "use-database" in stmt.flags:
+        return Finding("USE switches the connection to another database")
+    allowed = {str(d).lower() for d in opts["databases"]} | CATALOG_SCHEMAS
+    if ctx.database:  # `db`.`t` naming the connection's own database (SQLAlchemy's has_table) stays local
+        allowed.add(ctx.database.lower())
+    other = [q for q in stmt.qualifiers if q.lower() not in allowed]
+    return Finding(f"{stmt.operation} reaches other database(s) {', '.join(other)}") if other else None
+
+
+@rule(
+    "select-star",
+    family="tables",
+    rationale="SELECT * on large or sensitive tables (listed in the policy) pulls columns nobody asked for.",
+    remedy="name the columns you need",
+    production=Action.WARN,
+    options={"tables": ()},
+)
+def select_star(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or not stmt.star or not opts["tables"]:
+        return None
+    hit = [t for t in stmt.tables_read if table_matches(t, opts["tables"])]
+    return Finding(f"SELECT * on {', '.join(hit)}") if hit else None
+
+
+@rule(
+    "missing-limit",
+    family="tables",
+    rationale="Reading large tables (listed in the policy) without LIMIT can return millions of rows.",
+    remedy="add a LIMIT (rows beyond the cap are not returned)",
+    production=Action.LIMIT,
+    options={"tables": (), "limit": 1000},
+)
+def missing_limit(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    if stmt is None or stmt.kind != "read" or stmt.limited or not opts["tables"]:
+        return None
+    hit = [t for t in stmt.tables_read if table_matches(t, opts["tables"])]
+    if not hit:
+        return None
+    return Finding(f"reads {', '.join(hit)} without LIMIT; capped at {opts['limit']} rows", row_limit=int(opts["limit"]))
+
+
+@rule(
+    "max-rows",
+    family="tables",
+    rationale="A cap on rows returned per statement (set 'limit' to enable; off by default).",
+    remedy="narrow the query or add a LIMIT; rows beyond the cap are not returned",
+    production=Action.LIMIT,
+    options={"limit": None},
+)
+def max_rows(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    limit = opts["limit"]
+    if stmt is None or limit is None or stmt.kind != "read":
+        return None
+    return Finding(f"results are capped at {int(limit)} rows", row_limit=int(limit))
+
+
+@rule(
+    "identity-unverified",
+    family="identity",
+    rationale="In environments the policy names (identities.require_verified), only identities from a "
+    "verified identity-provider token may run statements.",
+    remedy="authenticate with an identity-provider token (GOVERNED_DB_TOKEN or wrap(token=...))",
+    production=Action.DENY,
+    scope="text",
+    options={"environments": ()},
+)
+def identity_unverified(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    envs = opts["environments"]
+    if not envs or (ctx.environment not in envs and "*" not in envs):
+        return None
+    ident = ctx.identity
+    if ident is not None and ident.verified:
+        return None
+    who = f"{ident.subject} ({ident.provenance})" if ident is not None else "an anonymous caller"
+    return Finding(f"{who} is not a verified identity, required in {ctx.environment}")
+
+
+def _never(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str, Any]) -> Finding | None:
+    return None  # fired by the rate limiter (governed_db.policy.ratelimit), not per statement
+
+
+rule(
+    "rate-limit-statements",
+    family="limits",
+    rationale="Statements per minute per identity (policy 'limits'); agents can fire hundreds a minute.",
+    remedy=approval_remedy("exceed the statement rate limit") + "; or wait a minute",
+    production=Action.DENY,
+)(_never)
+rule(
+    "rate-limit-unavailable",
+    family="limits",
+    rationale="The shared rate-limit store (policy 'limit_storage') is unreachable, so the count is unknown.",
+    remedy="retry when the rate-limit store (Redis) is back; operators: check the limit_storage url",
+    production=Action.DENY,
+    staging=Action.WARN,
+)(_never)
+rule(
+    "rate-limit-rows",
+    family="limits",
+    rationale="Rows read per minute per identity (policy 'limits'): bulk extraction is throttled.",
+    remedy="wait a minute or narrow your queries; ask for a higher limit if the volume is legitimate",
+    production=Action.DENY,
+)(_never)

@@ -1,0 +1,406 @@
+"""Facts about one parsed statement: class, tables, bounded writes, functions, settings.
+
+Everything here reads the sqlglot tree once per kind of fact and never
+mutates it. Statements sqlglot only knows as an opaque ``Command`` go to
+:mod:`governed_db.sql._commands`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import cast
+
+from sqlglot import Token, exp
+from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
+from sqlglot.errors import SqlglotError
+
+from governed_db.sql._commands import classify_words, explain_split
+from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
+from governed_db.sql._where import worst_where
+from governed_db.sql.analysis import StatementInfo
+
+_READ = (exp.Query, exp.Values)
+_WRITE = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+_DDL = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Comment)
+_STATEMENTS = (
+    *_READ,
+    *_WRITE,
+    *_DDL,
+    exp.Grant,
+    exp.Revoke,
+    exp.Set,
+    exp.Use,
+    exp.Pragma,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Copy,
+    exp.LoadData,
+    exp.Describe,
+    exp.Show,
+    exp.Attach,
+    exp.Detach,
+    exp.Kill,
+)
+_OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Paren)
+
+
+def statement_info(
+    d: Dialect,
+    gd: str,
+    text: str,
+    tokens: list[Token],
+    *,
+    parsed_from: list[Token] | None = None,
+    full: str | None = None,
+) -> StatementInfo:
+    """Facts for one statement. ``tokens`` may be a command's re-tokenized arguments (then the parser
+    gets the original ``parsed_from`` tokens of the ``full`` text)."""
+    info = _statement_info(d, gd, text, tokens, parsed_from=parsed_from, full=full)
+    if gd == "mysql" and info.kind != "read" and "\\" in text and backslash_quote(text, tokens):
+        # MySQL's sql_mode decides whether \' ends the string: the server may run code we read as a literal
+        info = dataclasses.replace(info, flags=info.flags | {"backslash-quote"})
+    return info
+
+
+
+
+def _statement_info(
+    d: Dialect,
+    gd: str,
+    text: str,
+    tokens: list[Token],
+    *,
+    parsed_from: list[Token] | None = None,
+    full: str | None = None,
+) -> StatementInfo:
+    words = [w for t in tokens[:6] for w in t.text.upper().split()][:6]  # some tokens are multi-word
+    if words[:1] == ["DECLARE"] and "CURSOR" in words:
+        # DECLARE c CURSOR ... FOR <query>: the cursor runs the query; judge the query
+        at = next((i for i, t in enumerate(tokens) if t.text.upper() == "FOR" and i > 1), None)
+        if at is not None and at + 1 < len(tokens):
+            return statement_info(d, gd, text, tokens[at + 1 :])
+    if gd == "mysql" and words[:1] == ["DO"] and len(tokens) > 1:
+        # MySQL DO evaluates expressions like SELECT without returning them
+        sub = "SELECT " + text[tokens[1].start : tokens[-1].end + 1]
+        inner = statement_info(d, gd, sub, d.tokenize(sub))
+        return inner if inner.kind != "read" else StatementInfo(
+            "read", "DO", inner.tables_read, (), inner.expression, inner.error, functions=inner.functions
+        )  # fmt: skip
+    explain = explain_split(words, tokens, gd)
+    if explain is not None:
+        analyse, rest = explain
+        return _explained(d, gd, text, rest, analyse)
+    try:
+        parsed = d.parser().parse(parsed_from or tokens, full if full is not None else text)
+        tree = parsed[0] if parsed else None
+    except SqlglotError as e:
+        tree = None
+        error: str | None = f"could not parse: {_first_line(e)}"
+    else:
+        error = None if tree is not None else "empty statement"
+    if tree is not None and isinstance(tree, _STATEMENTS) and not isinstance(tree, exp.Command):
+        if isinstance(tree, exp.Describe) and isinstance(tree.this, (*_READ, *_WRITE)):
+            inner = _from_tree(d, gd, tree.this)
+            return _wrap_explain(inner, str(tree.args.get("style") or "").upper() == "ANALYZE", tree)
+        return _from_tree(d, gd, tree)
+    known = classify_words(words, tokens, text, gd)
+    if known is not None:
+        kind, operation, flags, settings = known
+        return StatementInfo(kind, operation, (), (), _as_expression(tree), flags=flags, settings=settings)
+    operation = words[0] if words else "UNKNOWN"
+    return StatementInfo("unknown", operation, (), (), _as_expression(tree), error=error)
+
+
+def _explained(d: Dialect, gd: str, text: str, rest: list[Token], analyse: bool) -> StatementInfo:
+    if not rest:
+        return StatementInfo("unknown", "EXPLAIN", (), (), None, error="EXPLAIN of nothing")
+    inner = statement_info(d, gd, text, rest)
+    return _wrap_explain(inner, analyse, inner.expression)
+
+
+def _wrap_explain(inner: StatementInfo, analyse: bool, tree: exp.Expr | None) -> StatementInfo:
+    """EXPLAIN only plans (a read); EXPLAIN ANALYZE *runs* the statement, so it keeps the inner facts."""
+    if analyse and inner.kind != "read":
+        flags = inner.flags | {"explain-analyze"}
+        return StatementInfo(
+            inner.kind, inner.operation, inner.tables_read, inner.tables_written, _as_expression(tree), inner.error,
+            inner.where, inner.functions, inner.nested_dml, inner.select_into, inner.cascade, inner.star,
+            inner.limited, inner.settings, flags, inner.qualifiers,
+        )  # fmt: skip
+    kind = "read" if inner.kind != "unknown" else "unknown"
+    tables = tuple(dict.fromkeys((*inner.tables_read, *inner.tables_written)))
+    functions = inner.functions if analyse else frozenset()
+    if kind != "read":
+        return inner
+    return StatementInfo("read", "EXPLAIN", tables, (), _as_expression(tree), inner.error, functions=functions)
+
+
+def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
+    kind, operation, flags, settings = _classify(tree)
+    read, written, qualifiers = _tables(d, gd, tree)
+    functions = _functions(tree)
+    # a MERGE's own WHEN ... THEN UPDATE/INSERT actions are the MERGE, not DML hidden inside it
+    nested = any(n is not tree and not isinstance(n.parent, exp.When) for n in tree.find_all(*_WRITE))
+    if nested and kind == "read":
+        kind = "write"
+    where = worst_where(tree, gd)
+    select_into = _select_into(tree)
+    cascade = bool(tree.args.get("cascade")) or str(tree.args.get("option") or "").upper() == "CASCADE"
+    star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+               for s in tree.find_all(exp.Select) for p in s.expressions)  # fmt: skip
+    limited = isinstance(tree, exp.Query) and (tree.args.get("limit") is not None or tree.args.get("fetch") is not None)
+    if gd == "duckdb":
+        flags |= duckdb_file_scans(tree)
+    if gd == "mysql" and variable_copy(tree):
+        flags |= {"variable-copy"}
+    return StatementInfo(
+        kind, operation, read, written, _as_expression(tree), None, where, functions, nested, select_into, cascade, star,
+        limited, settings, flags, qualifiers,
+    )  # fmt: skip
+
+
+
+
+def _select_into(tree: exp.Expr) -> bool:
+    """SELECT INTO / CREATE TABLE AS into a persistent table (session-private temp tables are not copies out)."""
+    if isinstance(tree, exp.Select):
+        into = tree.args.get("into")
+        if into is None or into.args.get("temporary"):
+            return False
+        return not (isinstance(into.this, exp.Table) and isinstance(into.this.this, (exp.Parameter, exp.Var)))
+    if isinstance(tree, exp.Create) and isinstance(tree.args.get("expression"), exp.Query):
+        props = tree.args.get("properties")
+        return not (props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions))
+    return False
+
+
+def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str, str, bool], ...]]:
+    flags: set[str] = set()
+    settings: tuple[tuple[str, str, bool], ...] = ()
+    if isinstance(tree, _READ):
+        kind, op = ("write" if isinstance(tree, exp.Select) and tree.args.get("into") else "read"), "SELECT"
+        if isinstance(tree, exp.Values):
+            op = "VALUES"
+    elif isinstance(tree, exp.Merge):
+        kind, op = "write", "MERGE"
+    elif isinstance(tree, _WRITE):
+        kind, op = "write", tree.key.upper()
+    elif isinstance(tree, (exp.Create, exp.Drop)):
+        what = str(tree.args.get("kind") or "").upper()
+        kind, op = "ddl", f"{tree.key.upper()} {what}".strip()
+        if what in ("FUNCTION", "PROCEDURE", "TRIGGER", "EVENT", "RULE") and isinstance(tree, exp.Create):
+            flags.add("stored-code")
+        if what in ("USER", "ROLE", "GROUP"):
+            kind = "privilege"
+            flags.add("user-management")
+        if isinstance(tree, exp.Drop):
+            flags.add("drop")
+        props = tree.args.get("properties")
+        if tree.args.get("temporary") or (
+            props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
+        ):
+            flags.add("temporary")  # session-private: gone when the connection closes
+    elif isinstance(tree, exp.TruncateTable):
+        kind, op = "ddl", "TRUNCATE"
+        flags.add("truncate")
+    elif isinstance(tree, exp.Alter):
+        kind, op = "ddl", f"ALTER {str(tree.args.get('kind') or '').upper()}".strip()
+        actions = tree.args.get("actions") or ()
+        if any(isinstance(a, exp.Drop) for a in actions):
+            flags.add("destructive-alter")
+        if any(_rewrites(a) for a in (*actions, *(tree.args.get("options") or ()))):
+            flags.add("schema-rewrite")
+    elif isinstance(tree, _DDL):
+        kind, op = "ddl", tree.key.upper()
+    elif isinstance(tree, (exp.Grant, exp.Revoke)):
+        kind, op = "privilege", tree.key.upper()
+    elif isinstance(tree, exp.Set):
+        kind, op = "session", "SET"
+        settings = tuple(_set_items(tree))
+        if any(name == "password" for name, _, _ in settings):
+            kind, op = "privilege", "SET PASSWORD"
+            flags.add("user-management")
+    elif isinstance(tree, exp.Use):
+        kind, op = "session", "USE"
+        flags.add("use-database")
+    elif isinstance(tree, exp.Pragma):
+        kind, op, settings = _pragma(tree)
+    elif isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
+        kind, op = "transaction", {"transaction": "BEGIN"}.get(tree.key, tree.key.upper())
+        if isinstance(tree, exp.Transaction) and any(_read_write(str(m)) for m in tree.args.get("modes") or ()):
+            # BEGIN READ WRITE overrides a read-only session the application set up: a settings write
+            settings = (("transaction_read_only", "transaction", True),)
+    elif isinstance(tree, exp.Copy):
+        kind, op = _copy(tree, flags)
+    elif isinstance(tree, exp.LoadData):
+        kind, op = "file", "LOAD DATA"
+        flags.add("file-read")
+    elif isinstance(tree, (exp.Describe, exp.Show)):
+        kind, op = "read", ("DESCRIBE" if isinstance(tree, exp.Describe) else "SHOW")
+    elif isinstance(tree, exp.Attach):
+        kind, op = "file", "ATTACH"
+        flags.add("attach")
+    elif isinstance(tree, exp.Detach):
+        kind, op = "session", "DETACH"
+    elif isinstance(tree, exp.Kill):
+        kind, op = "admin", "KILL"
+        flags.add("server-control")
+    else:  # pragma: no cover - _STATEMENTS and the branches above list the same classes
+        kind, op = "unknown", tree.key.upper()
+    if isinstance(tree, exp.Select) and isinstance(tree.args.get("into"), exp.Into):
+        op = "SELECT INTO"
+    return kind, op, frozenset(flags), settings
+
+
+def _set_items(tree: exp.Set) -> list[tuple[str, str, bool]]:
+    out = []
+    for item in tree.expressions:
+        scope = str(item.args.get("kind") or "session").lower()
+        target = item.this
+        if scope in ("names", "character set", "charset"):
+            out.append((scope, "session", True))
+            continue
+        if scope == "transaction":
+            modes = " ".join(str(m.sql()) for m in item.expressions)
+            out.append(("transaction_read_only" if _read_write(modes) else "transaction", "transaction", True))
+            continue
+        if isinstance(target, exp.EQ):
+            target = target.this
+        if isinstance(target, exp.SessionParameter):
+            out.append((target.name.lower(), str(target.args.get("kind") or "session").lower(), True))
+        elif isinstance(target, exp.Parameter) or (isinstance(target, exp.Column) and target.name.startswith("@")):
+            out.append((target.sql().lower(), "user", True))
+        elif isinstance(target, (exp.Column, exp.Identifier, exp.Var, exp.Dot)):
+            out.append((target.sql().lower().replace('"', "").replace("`", ""), scope, True))
+        else:
+            out.append(((target.sql() if target is not None else "?").lower(), scope, True))
+    return out
+
+
+def _read_write(modes: str) -> bool:
+    return " ".join(modes.upper().split()).find("READ WRITE") >= 0
+
+
+def _rewrites(action: exp.Expr) -> bool:
+    """Renames (which defeat name-based masking and break callers), type changes (``USING`` can rewrite
+    every value; a narrower type truncates) and engine changes (MySQL ``ENGINE=BLACKHOLE`` discards rows)."""
+    if isinstance(action, (exp.RenameColumn, exp.AlterRename, exp.ModifyColumn, exp.EngineProperty)):
+        return True
+    return isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None
+
+
+def _pragma(tree: exp.Pragma) -> tuple[str, str, tuple[tuple[str, str, bool], ...]]:
+    from governed_db.sql._commands import ACTION_PRAGMAS, READ_PRAGMAS
+
+    node = tree.this
+    write = False
+    if isinstance(node, exp.EQ):
+        write, node = True, node.this
+    name_node = node.this if isinstance(node, exp.Anonymous) else node
+    if isinstance(node, exp.Anonymous):
+        name = str(node.this)
+        write = name.lower().rsplit(".", 1)[-1] not in READ_PRAGMAS  # PRAGMA x(v) is PRAGMA x = v
+    else:
+        name = name_node.sql() if isinstance(name_node, exp.Expr) else str(name_node)
+    name = name.lower().rsplit(".", 1)[-1]
+    if name in READ_PRAGMAS:
+        write = False
+    if name in ACTION_PRAGMAS:
+        write = True
+    kind = "session" if write else "read"
+    return kind, "PRAGMA", ((name, "pragma", write),)
+
+
+def _copy(tree: exp.Copy, flags: set[str]) -> tuple[str, str]:
+    files = [f.name.upper() if isinstance(f, exp.Identifier) else "FILE" for f in tree.args.get("files") or ()]
+    from_ = bool(tree.args.get("kind"))
+    if "PROGRAM" in files:
+        flags.add("copy-program")
+    if any(f not in ("STDIN", "STDOUT") for f in files):
+        flags.add("file-read" if from_ else "file-write")
+        return "file", "COPY"
+    return ("write" if from_ else "read"), "COPY"
+
+
+def _fold(ident: exp.Expr | None, strategy: NormalizationStrategy) -> str:
+    if ident is None:
+        return ""
+    name = ident.name
+    if strategy == NormalizationStrategy.CASE_INSENSITIVE:
+        return name.lower()
+    if strategy == NormalizationStrategy.CASE_SENSITIVE or (isinstance(ident, exp.Identifier) and ident.quoted):
+        return name
+    return name.upper() if strategy == NormalizationStrategy.UPPERCASE else name.lower()
+
+
+def _table_name(t: exp.Table, strategy: NormalizationStrategy) -> str:
+    parts = [_fold(p, strategy) for p in (t.args.get("catalog"), t.args.get("db"), t.this) if p is not None]
+    return ".".join(p for p in parts if p)
+
+
+def _targets(tree: exp.Expr) -> list[exp.Table]:
+    out: list[exp.Table] = []
+    for w in (tree, *tree.find_all(*_WRITE, exp.Into)):
+        if isinstance(w, exp.Drop):
+            cands = list(w.args.get("tables") or ()) or [w.this]
+        elif isinstance(w, exp.TruncateTable):
+            cands = list(w.expressions)
+        elif isinstance(w, exp.Delete) and w.args.get("tables"):
+            cands = list(w.args["tables"])
+        elif isinstance(w, exp.Copy):
+            cands = [w.this] if w.args.get("kind") else []
+        elif isinstance(w, (*_WRITE, *_DDL, exp.Into)):
+            cands = [w.this]
+        else:
+            continue
+        for c in cands:
+            if isinstance(c, exp.Schema):
+                c = c.this
+            if isinstance(c, exp.Table) and isinstance(c.this, exp.Identifier):
+                out.append(c)
+    return out
+
+
+def _tables(d: Dialect, gd: str, tree: exp.Expr) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    strategy = d.normalization_strategy
+    ctes = {_fold(c.args.get("alias") and c.args["alias"].this, strategy) for c in tree.find_all(exp.CTE)}
+    targets = _targets(tree)
+    target_ids = {id(t) for t in targets}
+    written = dict.fromkeys(_table_name(t, strategy) for t in targets)
+    read: dict[str, None] = {}
+    qualifiers: dict[str, None] = {}
+    for t in tree.find_all(exp.Table):
+        if not isinstance(t.this, exp.Identifier):
+            continue  # a table function: recorded with the functions
+        # the qualifier naming a *database*: MySQL db.t, SQLite attached.t; PostgreSQL/DuckDB catalog.schema.t
+        qual = t.args.get("db") if gd in ("mysql", "sqlite") else t.args.get("catalog")
+        if qual is not None and not (gd == "sqlite" and qual.name.lower() in ("main", "temp")):
+            qualifiers.setdefault(_fold(qual, strategy), None)
+        if id(t) in target_ids:
+            continue
+        name = _table_name(t, strategy)
+        if name and name not in written and not (name in ctes and not t.args.get("db")):
+            read.setdefault(name, None)
+    return tuple(read), tuple(written), tuple(qualifiers)
+
+
+def _functions(tree: exp.Expr) -> frozenset[str]:
+    """Function names, unquoted and case-folded: ``"pg_read_file"(...)`` and `` `load_file`(...) `` are the
+    built-ins (folding a quoted PostgreSQL name can only over-match, never miss)."""
+    names: set[str] = set()
+    for f in tree.find_all(exp.Func):
+        if isinstance(f, exp.Anonymous):
+            names.add(f.name.lower() if isinstance(f.this, exp.Identifier) else str(f.this).strip('"`[]').lower())
+        elif not isinstance(f, _OPERATORS):
+            names.add(f.sql_name().lower())
+    return frozenset(names)
+
+
+def _as_expression(tree: exp.Expr | None) -> exp.Expression | None:
+    return cast("exp.Expression | None", tree)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

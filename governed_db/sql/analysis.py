@@ -1,0 +1,350 @@
+"""Static analysis of SQL text in an exact dialect, with sqlglot (+ sqlglotc).
+
+``analyze(sql, dialect)`` is a pure function of its arguments, cached in a
+bounded LRU. Its result is shared between callers: treat the sqlglot trees in
+it as read-only (``copy()`` before transforming).
+
+How one text becomes statements:
+
+1. tokenize once with the dialect's own tokenizer, so quoting rules are the
+   server's (PostgreSQL ``E'\\''`` and dollar quotes, MySQL backslash escapes
+   and ``--1``, nested comments);
+2. MySQL/MariaDB executable comments (``/*! ... */``) are code to the server
+   but comments to a parser: when one is present the text is analysed *as the
+   server runs it* and the statement is flagged (``executable-comment``);
+3. split at statement separators and parse each statement on its own, so one
+   statement the parser does not know cannot hide the others;
+4. statements sqlglot only knows as an opaque ``Command`` (or cannot parse at
+   all) are classified by their leading keywords
+   (:mod:`governed_db.sql._commands`); what is still unknown stays
+   ``unknown`` and the policy treats it as high risk (fail closed).
+
+Facts per statement (class, tables, boundedness of writes, functions, ...)
+come from :mod:`governed_db.sql._facts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlglot import Token, TokenType, exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import SqlglotError
+
+#: governed_db dialect name -> sqlglot dialect name
+SQLGLOT_DIALECTS = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "duckdb": "duckdb",
+}
+
+#: Texts longer than this are not parsed at all: the statement is refused as too large to analyse.
+MAX_ANALYSIS_CHARS = 256_000
+#: More statements than this in one text is not a query, it is a script: refused unanalysed.
+MAX_STATEMENTS = 1_000
+
+#: ``read / write / ddl / privilege / session / transaction / exec / file / admin / unknown``
+KINDS = ("read", "write", "ddl", "privilege", "session", "transaction", "exec", "file", "admin", "unknown")
+
+
+def sqlglot_dialect(dialect: str) -> str:
+    return SQLGLOT_DIALECTS.get(dialect.lower(), dialect.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class StatementInfo:
+    """One statement after splitting in the exact dialect."""
+
+    #: read / write / ddl / privilege / session / transaction / exec / file / admin / unknown
+    kind: str
+    #: Upper-case operation name for ``db.operation.name`` (``SELECT``, ``DELETE``, ``CREATE TABLE``...).
+    operation: str
+    tables_read: tuple[str, ...]
+    tables_written: tuple[str, ...]
+    #: The parsed tree; ``None`` when parsing failed. Shared: do not mutate.
+    expression: exp.Expression | None
+    #: Why this statement could not be analysed (it is then high risk).
+    error: str | None = None
+    #: For UPDATE/DELETE anywhere in the statement, the worst of: ``bounded``, ``missing`` (no WHERE),
+    #: ``tautology`` (WHERE true for every row, or referencing no column), ``undecidable``.
+    where: str | None = None
+    #: Lower-case names of the functions called (including table functions).
+    functions: frozenset[str] = frozenset()
+    #: INSERT/UPDATE/DELETE/MERGE nested below the top (CTE, subquery).
+    nested_dml: bool = False
+    #: SELECT ... INTO a table, or CREATE TABLE ... AS SELECT.
+    select_into: bool = False
+    #: DROP/TRUNCATE ... CASCADE.
+    cascade: bool = False
+    #: A ``SELECT *`` / ``t.*`` projection somewhere.
+    star: bool = False
+    #: The outermost query carries LIMIT / FETCH FIRST.
+    limited: bool = False
+    #: Settings touched: ``(name, scope, is_write)``; scope is session/local/global/user/pragma/system/transaction.
+    settings: tuple[tuple[str, str, bool], ...] = ()
+    #: Facts about what the statement does, e.g. ``explain-analyze``, ``copy-program``, ``file-write``,
+    #: ``set-role``, ``user-management``, ``dynamic-sql``, ``lock``, ``maintenance``, ``extension``.
+    flags: frozenset[str] = frozenset()
+    #: Database / catalog qualifiers referenced (folded), e.g. ``otherdb`` in MySQL ``otherdb.t``.
+    qualifiers: tuple[str, ...] = ()
+
+    @property
+    def bounded(self) -> bool:
+        """False when an UPDATE/DELETE in this statement may touch every row."""
+        return self.where in (None, "bounded")
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.tables_written, *self.tables_read)))
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    sql: str
+    dialect: str
+    statements: tuple[StatementInfo, ...]
+    #: The text with literals replaced by placeholders and comments dropped (what the record keeps).
+    normalized: str
+    #: Why parsing failed, when it did (the statement is then treated as high risk).
+    error: str | None = None
+    #: Lexical facts about the whole text: ``executable-comment``, ``too-large``, ``too-many-statements``.
+    flags: frozenset[str] = field(default=frozenset())
+
+    @property
+    def operation(self) -> str | None:
+        ops = list(dict.fromkeys(s.operation for s in self.statements))
+        if not ops:
+            return None
+        return ops[0] if len(ops) == 1 else ";".join(ops)
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for s in self.statements:
+            for t in (*s.tables_written, *s.tables_read):
+                seen.setdefault(t, None)
+        return tuple(seen)
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.error is None and bool(self.statements) and all(s.kind == "read" for s in self.statements)
+
+    @property
+    def size(self) -> int:
+        return len(self.sql)
+
+
+class _DropFallbackNotice(logging.Filter):
+    """sqlglot logs a warning each time it falls back to an opaque Command; we classify those ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+logging.getLogger("sqlglot").addFilter(_DropFallbackNotice())
+
+_LITERAL_TOKENS = frozenset(
+    getattr(TokenType, n)
+    for n in (
+        "STRING",
+        "NUMBER",
+        "NATIONAL_STRING",
+        "RAW_STRING",
+        "HEREDOC_STRING",
+        "HEX_STRING",
+        "BIT_STRING",
+        "BYTE_STRING",
+        "UNICODE_STRING",
+    )
+    if hasattr(TokenType, n)
+)
+_NO_SPACE_BEFORE = frozenset({TokenType.COMMA, TokenType.R_PAREN, TokenType.DOT, TokenType.R_BRACKET})
+_NO_SPACE_AFTER = frozenset({TokenType.L_PAREN, TokenType.DOT, TokenType.L_BRACKET})
+_EXEC_COMMENT = re.compile(r"/\*M?!(?:\d{5,6})?(.*?)\*/", re.DOTALL)
+_MYSQL_FAMILY = frozenset({"mysql", "mariadb", "singlestore", "doris", "starrocks"})
+#: ``--`` then a non-ASCII space: a comment to the parser (``str.isspace``), code to MySQL (ASCII only)
+_DASH_UNICODE_SPACE = re.compile(r"--[^\x00-\x7f]")
+
+
+def _normalize(text: str, tokens: list[Token]) -> str:
+    """Literals become ``?``; comments vanish; identifiers keep their quotes. Cheap: no tree generation."""
+    out: list[str] = []
+    prev: Token | None = None
+    for tok in tokens:
+        tt = tok.token_type
+        if tt == TokenType.SEMICOLON:
+            if out and out[-1] != "; ":
+                out.append("; ")
+            prev = None
+            continue
+        piece = "?" if tt in _LITERAL_TOKENS else text[tok.start : tok.end + 1]
+        if prev is not None and tt not in _NO_SPACE_BEFORE and prev.token_type not in _NO_SPACE_AFTER:
+            out.append(" ")
+        out.append(piece)
+        prev = tok
+    if out and out[-1] == "; ":
+        out.pop()
+    return "".join(out)
+
+
+def _split(tokens: list[Token]) -> list[list[Token]]:
+    chunks: list[list[Token]] = []
+    current: list[Token] = []
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            if current:
+                chunks.append(current)
+            current = []
+        else:
+            current.append(tok)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _pyformat_to_qmark(text: str, tokens: list[Token]) -> str | None:
+    """``%s`` / ``%(name)s`` (pymysql, psycopg2) become ``?`` so every dialect's parser reads them.
+
+    The driver interpolates an escaped literal there, so a placeholder is what the server will see.
+    ``%%`` outside strings is the driver's escaped ``%``. Returns None when there is nothing to do.
+    """
+    out: list[str] = []
+    last = 0
+    i, n = 0, len(tokens)
+    changed = False
+    while i < n:
+        tok = tokens[i]
+        if tok.token_type == TokenType.MOD:
+            nxt = tokens[i + 1] if i + 1 < n else None
+            if nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
+                out.append(text[last : tok.start] + "?")
+                last, i, changed = nxt.end + 1, i + 2, True
+                continue
+            if (
+                i + 4 < n
+                and nxt is not None
+                and nxt.token_type == TokenType.L_PAREN
+                and nxt.start == tok.end + 1
+                and tokens[i + 3].token_type == TokenType.R_PAREN
+                and tokens[i + 4].text == "s"
+                and tokens[i + 4].start == tokens[i + 3].end + 1
+            ):
+                out.append(text[last : tok.start] + "?")
+                last, i, changed = tokens[i + 4].end + 1, i + 5, True
+                continue
+            if nxt is not None and nxt.token_type == TokenType.MOD and nxt.start == tok.end + 1:
+                out.append(text[last : tok.start] + "%")
+                last, i, changed = nxt.end + 1, i + 2, True
+                continue
+        i += 1
+    if not changed:
+        return None
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _has_exec_comment(tokens: list[Token]) -> bool:
+    return any(c.lstrip().startswith(("!", "M!")) for tok in tokens for c in (tok.comments or ()))
+
+
+def _ambiguous_dash(text: str, tokens: list[Token]) -> bool:
+    """MySQL starts a ``--`` comment only before ASCII whitespace/control characters; where the two readings
+    differ (a Unicode space outside any string or quoted name) nothing can be judged: refuse, never guess."""
+    for m in _DASH_UNICODE_SPACE.finditer(text):
+        if not m.group()[2].isspace():
+            continue
+        at = m.start()
+        if not any(tok.start <= at <= tok.end for tok in tokens):
+            return True
+    return False
+
+
+def _failed(sql: str, dialect: str, reason: str, flags: frozenset[str] = frozenset()) -> Analysis:
+    stmt = StatementInfo("unknown", "UNKNOWN", (), (), None, error=reason)
+    return Analysis(sql, dialect, (stmt,), "<statement could not be analysed>", error=reason, flags=flags)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+@lru_cache(maxsize=4096)
+def analyze(sql: str, dialect: str) -> Analysis:
+    """Split, parse and classify ``sql`` in ``dialect``. Never raises on bad SQL; fails closed."""
+    from governed_db.sql._facts import statement_info
+
+    if not isinstance(sql, str):
+        sql = bytes(sql).decode("utf-8", errors="replace") if isinstance(sql, (bytes, bytearray)) else str(sql)
+    if len(sql) > MAX_ANALYSIS_CHARS:
+        reason = f"statement too large to analyse ({len(sql)} characters; the limit is {MAX_ANALYSIS_CHARS})"
+        return _failed(sql, dialect, reason, frozenset({"too-large"}))
+    if "\x00" in sql:
+        # servers and parsers disagree about NUL (end of text, error, or ignored): never guess
+        return _failed(sql, dialect, "the statement contains a NUL character", frozenset({"nul"}))
+    gd = sqlglot_dialect(dialect)
+    try:
+        d = Dialect.get_or_raise(gd)
+    except Exception as e:
+        return _failed(sql, dialect, f"unknown SQL dialect {dialect!r} ({_first_line(e)})")
+    flags: set[str] = set()
+    text = sql
+    try:
+        tokens = d.tokenize(text)
+        if gd in _MYSQL_FAMILY and ("/*!" in text or "/*M!" in text) and (not tokens or _has_exec_comment(tokens)):
+            # (a text that is nothing but comments has no tokens to carry them: the substring decides)
+            # the server executes the comment's content; analyse what it runs
+            flags.add("executable-comment")
+            text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
+            tokens = d.tokenize(text)
+        if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
+            reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
+            return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
+        if gd != "postgres" and "%" in text:
+            rewritten = _pyformat_to_qmark(text, tokens)
+            if rewritten is not None:
+                text = rewritten
+                tokens = d.tokenize(text)
+        chunks = _split(tokens)
+        if len(chunks) > MAX_STATEMENTS:
+            flags.add("too-many-statements")
+            reason = f"{len(chunks)} statements in one text (the limit is {MAX_STATEMENTS})"
+            return _failed(sql, dialect, reason, frozenset(flags))
+        stmts: list[StatementInfo] = []
+        pieces: list[str] = []
+        commands = d.tokenizer_class.COMMANDS
+        for chunk in chunks:
+            if len(chunk) > 1 and chunk[0].token_type in commands and chunk[1].token_type == TokenType.STRING:
+                # the tokenizer keeps an opaque command's arguments as one string: look inside
+                rest = chunk[1].text
+                inner = d.tokenize(rest)
+                stmts.append(statement_info(d, gd, rest, [chunk[0], *inner], parsed_from=chunk, full=text))
+                pieces.append(f"{chunk[0].text.upper()} {_normalize(rest, inner)}".strip())
+            else:
+                stmts.append(statement_info(d, gd, text, chunk))
+                pieces.append(_normalize(text, chunk))
+        normalized = "; ".join(p for p in pieces if p)
+        if gd == "mysql" and "\\" in text:
+            from governed_db.sql._risks import other_reading_differs
+
+            if other_reading_differs(text, tokens, stmts):
+                # under NO_BACKSLASH_ESCAPES the server would run something else: needs a person
+                stmts = [dataclasses.replace(st, flags=st.flags | {"backslash-quote"}) for st in stmts]
+    except RecursionError:
+        return _failed(sql, dialect, "statement nested too deeply to analyse", frozenset({*flags, "too-deep"}))
+    except SqlglotError as e:
+        return _failed(sql, dialect, f"could not parse: {_first_line(e)}", frozenset(flags))
+    except Exception as e:  # a gap in the analyser must refuse, never allow
+        return _failed(sql, dialect, f"analysis failed ({type(e).__name__}: {_first_line(e)})", frozenset(flags))
+    error = next((s.error for s in stmts if s.error), None)
+    return Analysis(sql, dialect, tuple(stmts), normalized, error=error, flags=frozenset(flags))
+
+
+__all__ = ["KINDS", "MAX_ANALYSIS_CHARS", "Analysis", "StatementInfo", "analyze", "sqlglot_dialect"]

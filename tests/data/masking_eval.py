@@ -1,0 +1,748 @@
+"""A labelled structured-data set for masking quality, generated deterministically, and its evaluation.
+
+Tables look like the ones applications keep (customers, accounts, cards, orders, devices, tickets, logs...):
+many column names, value kinds and innocent look-alikes (order numbers shaped like SSNs, firmware versions
+shaped like IP addresses, EAN barcodes and tracking numbers next to card numbers, prose with "at" and "dot").
+Every cell carries its truth: the kind of sensitive value it is or holds, or ``None`` for innocent.
+
+The evaluation runs the real library with zero configuration: each table goes into an in-memory SQLite
+database, a governed connection in ``production`` reads ``SELECT *``, and each returned cell is compared with
+what was stored. A cell counts as *masked* when it comes back changed; its *predicted kind* is its column's
+label, or, for free text, the labels of the spans replaced in it.
+
+    python tests/data/masking_eval.py            # the table in docs/masking.md
+
+Names inside prose are not in the set: governed_db has no named-entity model (no spaCy, decision 0090), so a
+person's name is found by its column's name only.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+import string
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SEED = 20261206
+ROWS = 60
+
+FIRST = [
+    "Alice",
+    "Bob",
+    "Carol",
+    "David",
+    "Erin",
+    "Frank",
+    "Grace",
+    "Heidi",
+    "Ivan",
+    "Judy",
+    "Mallory",
+    "Niaj",
+    "Olivia",
+    "Peggy",
+    "Rupert",
+    "Sybil",
+    "Trent",
+    "Victor",
+    "Walter",
+    "Yasmin",
+    "Zoe",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Ava",
+    "Mia",
+    "Lucas",
+    "Sofia",
+    "Mateo",
+    "Amara",
+    "Kenji",
+    "Priya",
+    "Omar",
+    "Fatima",
+    "Chen",
+    "Ingrid",
+    "Pierre",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Nakamura",
+    "Okafor",
+    "Schmidt",
+    "Dubois",
+    "Rossi",
+    "Kowalski",
+    "Novak",
+]
+CITIES = [
+    "Paris",
+    "Lyon",
+    "Berlin",
+    "Munich",
+    "London",
+    "Leeds",
+    "Boston",
+    "Denver",
+    "Austin",
+    "Madrid",
+    "Oslo",
+    "Porto",
+    "Kyoto",
+    "Lagos",
+    "Lima",
+]
+DOMAINS = ("example.com", "corp.io", "mail.example.org", "acme.co.uk", "uni.edu")
+TLDS_OBFUSCATED = ("example dot com", "corp dot io", "acme dot co dot uk")
+
+
+@dataclass
+class Column:
+    name: str
+    declared: str
+    make: Callable[[random.Random, int], tuple[Any, str | None]]
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[Column]
+    rows: list[list[tuple[Any, str | None]]] = field(default_factory=list)
+
+
+# -- value makers: (value, truth kind or None) -----------------------------------------------------------------
+def _person(r: random.Random) -> str:
+    return f"{r.choice(FIRST)} {r.choice(LAST)}"
+
+
+def _luhn_complete(prefix: str, length: int, r: random.Random) -> str:
+    body = prefix + "".join(r.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    for check in string.digits:
+        digits = body + check
+        total = 0
+        for i, ch in enumerate(reversed(digits)):
+            d = int(ch) * (2 if i % 2 else 1)
+            total += d - 9 if d > 9 else d
+        if total % 10 == 0:
+            return digits
+    raise AssertionError("unreachable")
+
+
+def _card(r: random.Random) -> str:
+    prefix, length = r.choice((("4", 16), ("51", 16), ("55", 16), ("37", 15), ("6011", 16)))
+    digits = _luhn_complete(prefix, length, r)
+    style = r.random()
+    if style < 0.4:
+        return digits
+    sep = " " if style < 0.7 else "-"
+    if length == 15:
+        return sep.join((digits[:4], digits[4:10], digits[10:]))
+    return sep.join(digits[i : i + 4] for i in range(0, 16, 4))
+
+
+def _iban(r: random.Random) -> str:
+    country, bban = r.choice(
+        (
+            ("DE", "".join(r.choice(string.digits) for _ in range(18))),
+            (
+                "GB",
+                "".join(r.choice(string.ascii_uppercase) for _ in range(4))
+                + "".join(r.choice(string.digits) for _ in range(14)),
+            ),
+            ("FR", "".join(r.choice(string.digits) for _ in range(23))),
+            (
+                "NL",
+                "".join(r.choice(string.ascii_uppercase) for _ in range(4))
+                + "".join(r.choice(string.digits) for _ in range(10)),
+            ),
+        )
+    )
+    table = {c: str(i) for i, c in enumerate(string.digits + string.ascii_uppercase)}
+    num = int("".join(table[c] for c in bban + country + "00"))
+    iban = f"{country}{98 - num % 97:02d}{bban}"
+    style = r.random()
+    if style < 0.3:
+        iban = iban.lower()
+    if r.random() < 0.4:
+        iban = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+    return iban
+
+
+def _ssn_digits(r: random.Random) -> str:
+    while True:
+        area = r.randint(1, 899)
+        if area != 666:
+            return f"{area:03d}{r.randint(1, 99):02d}{r.randint(1, 9999):04d}"
+
+
+def _phone(r: random.Random) -> str:
+    kind = r.random()
+    if kind < 0.5:
+        area = r.choice((212, 415, 646, 312, 617, 303))
+        return r.choice(("+1 {a}-{e}-{n:04d}", "({a}) {e}-{n:04d}", "{a}.{e}.{n:04d}")).format(
+            a=area, e=r.randint(201, 989), n=r.randint(0, 9999)
+        )
+    if kind < 0.8:
+        return f"+44 20 {r.randint(7000, 8999)} {r.randint(0, 9999):04d}"
+    return f"+49 30 {r.randint(2000000, 9999999)}"
+
+
+def _email(r: random.Random) -> str:
+    user = f"{r.choice(FIRST).lower()}.{r.choice(LAST).lower()}{r.randint(1, 99)}"
+    return f"{user}@{r.choice(DOMAINS)}"
+
+
+def _ipv4(r: random.Random) -> str:
+    return f"{r.choice((23, 51, 81, 92, 145, 185, 203))}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"
+
+
+def _alnum(r: random.Random, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(r.choice(alphabet) for _ in range(n))
+
+
+def _secret(r: random.Random) -> str:
+    return r.choice(
+        (
+            lambda: "AKIA" + _alnum(r, 16, string.ascii_uppercase + string.digits),
+            lambda: "ghp_" + _alnum(r, 36),
+            lambda: (
+                "xoxb-" + f"{r.randint(10**11, 10**12 - 1)}-{r.randint(10**11, 10**12 - 1)}-" + _alnum(r, 24)
+            ),
+            lambda: "sk_live_" + _alnum(r, 24),
+            lambda: "SG." + _alnum(r, 22) + "." + _alnum(r, 43),
+            lambda: "glpat-" + _alnum(r, 20),
+            lambda: "npm_" + _alnum(r, 36),
+        )
+    )()
+
+
+def _version(r: random.Random) -> str:
+    return f"{r.randint(1, 12)}.{r.randint(0, 9)}.{r.randint(0, 20)}.{r.randint(0, 99)}"
+
+
+def sensitive(
+    kind: str, make: Callable[[random.Random], Any]
+) -> Callable[[random.Random, int], tuple[Any, str | None]]:
+    return lambda r, i: (make(r), kind)
+
+
+def innocent(make: Callable[[random.Random], Any]) -> Callable[[random.Random, int], tuple[Any, str | None]]:
+    return lambda r, i: (make(r), None)
+
+
+def row_id() -> Callable[[random.Random, int], tuple[Any, str | None]]:
+    return lambda r, i: (i + 1, None)
+
+
+def mixed(
+    choices: list[tuple[float, str | None, Callable[[random.Random], str]]],
+) -> Callable[[random.Random, int], tuple[Any, str | None]]:
+    """Free text: each choice (weight, truth kind, maker) picked by weight."""
+    total = sum(w for w, _, _ in choices)
+
+    def make(r: random.Random, i: int) -> tuple[Any, str | None]:
+        x = r.random() * total
+        for w, kind, fn in choices:
+            x -= w
+            if x <= 0:
+                return fn(r), kind
+        return choices[-1][2](r), choices[-1][1]
+
+    return make
+
+
+# -- free-text fragments ---------------------------------------------------------------------------------------
+def _ticket_pii(kind: str) -> Callable[[random.Random], str]:
+    def make(r: random.Random) -> str:
+        if kind == "EMAIL":
+            user = f"{r.choice(FIRST).lower()}{r.randint(1, 99)}"
+            return r.choice(
+                (
+                    f"please reply to {_email(r)} today",
+                    f"my address is {user} at {r.choice(TLDS_OBFUSCATED)}",
+                    f"write to {user} [at] {r.choice(('example', 'corp'))} [dot] com",
+                    f"contact {user}(at){r.choice(('example', 'corp'))}(dot)org for access",
+                )
+            )
+        if kind == "PHONE":
+            return f"customer asked for a call back on {_phone(r)}"
+        if kind == "PASSWORD":
+            pw = r.choice(("hunter2", "s3cret!", "Tr0ub4dor", "letmein42", "qwerty7", "p@ss"))
+            return r.choice((f"password: {pw}", f"temporary pwd={pw} set by support", f"my password is {pw}"))
+        if kind == "SECRET":
+            return f"rotated the key {_secret(r)} after the incident"
+        if kind == "CREDIT_CARD":
+            return f"refund to card {_card(r)} approved"
+        if kind == "IBAN":
+            return f"wire to {_iban(r)} on friday"
+        if kind == "US_SSN":
+            return (
+                f"verified ssn {_ssn_digits(r)} by phone"
+                if r.random() < 0.5
+                else ("SSN on file: " + "-".join((lambda d: (d[:3], d[3:5], d[5:]))(_ssn_digits(r))))
+            )
+        if kind == "IP_ADDRESS":
+            return f"login from {_ipv4(r)} blocked"
+        raise AssertionError(kind)
+
+    return make
+
+
+def _ticket_innocent(r: random.Random) -> str:
+    return r.choice(
+        (
+            f"firmware {_version(r)} crashed after the update",
+            f"upgraded to version {_version(r)} and it works",
+            "look at the dot product in the report",
+            "visit us at example.com for the manual",
+            f"order {r.randint(10**8, 10**9 - 1)} shipped late",
+            "password reset requested by the user",
+            "my password is wrong, please help",
+            f"meeting at 10:{r.randint(10, 59)} on 2024-0{r.randint(1, 9)}-1{r.randint(0, 9)}",
+            f"see https://docs.example.com/guide/{r.randint(1, 99)} for details",
+            f"build {r.randint(1000, 9999)} took {r.randint(2, 59)} s",
+            f"invoice INV-2024-{r.randint(1, 9999):04d} paid in full",
+            f"tracking 1Z{_alnum(r, 16, string.ascii_uppercase + string.digits)} in transit",
+            "the printer at floor 3 is out of toner",
+            f"commit {_alnum(r, 40, '0123456789abcdef')} fixed it",
+        )
+    )
+
+
+def _log_innocent(r: random.Random) -> str:
+    return r.choice(
+        (
+            f"request {_alnum(r, 8, '0123456789abcdef')}-{_alnum(r, 4, '0123456789abcdef')}-4{_alnum(r, 3, '0123456789abcdef')}-a{_alnum(r, 3, '0123456789abcdef')}-{_alnum(r, 12, '0123456789abcdef')} done in {r.randint(1, 900)} ms",
+            f"agent v {_version(r)} started",
+            f"kernel {_version(r)} loaded",
+            f"cache hit ratio {r.random():.2f}",
+            f"job {r.randint(1, 10**6)} finished with status 0",
+            f"sha256 {_alnum(r, 64, '0123456789abcdef')}",
+            f"OID 1.3.6.1.4.1.{r.randint(1, 60000)} polled",
+            f"retry {r.randint(1, 5)} of 5 after {r.randint(1, 30)} s",
+        )
+    )
+
+
+def _description(r: random.Random) -> str:
+    return r.choice(
+        (
+            "Stainless bottle, keeps drinks cold at the beach",
+            "Notebook with a dot grid, 120 pages",
+            "Charger rated at 65 W, USB-C",
+            f"Compatible with firmware {_version(r)} and later",
+            "Lamp with three brightness levels",
+            "Backpack, 20 l, fits a 15 in laptop",
+            f"Model {r.randint(100, 999)}-{_alnum(r, 2, string.ascii_uppercase)}, two-year warranty",
+        )
+    )
+
+
+def _config_value(r: random.Random) -> tuple[str, str | None]:
+    if r.random() < 0.45:
+        return f"api_key={_secret(r)}" if r.random() < 0.3 else _secret(r), "SECRET"
+    return r.choice(
+        (
+            "timeout=30",
+            "region=us-east-1",
+            "retries=3",
+            "mode=batch",
+            f"endpoint=https://api.example.com/v{r.randint(1, 3)}",
+        )
+    ), None
+
+
+def tables() -> list[Table]:
+    """The evaluation set: the same tables, rows and truth on every call."""
+    defs = [
+        Table(
+            "customers",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("full_name", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("email", "TEXT", sensitive("EMAIL", _email)),
+                Column("phone", "TEXT", sensitive("PHONE", _phone)),
+                Column("ssn", "TEXT", sensitive("US_SSN", _ssn_digits)),
+                Column(
+                    "dob",
+                    "DATE",
+                    sensitive(
+                        "DATE_OF_BIRTH",
+                        lambda r: f"{r.randint(1940, 2005)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
+                    ),
+                ),
+                Column("city", "TEXT", innocent(lambda r: r.choice(CITIES))),
+                Column("status", "TEXT", innocent(lambda r: r.choice(("active", "churned", "trial")))),
+            ],
+        ),
+        Table(
+            "accounts",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("account_holder", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("iban", "TEXT", sensitive("IBAN", _iban)),
+                Column("balance", "REAL", innocent(lambda r: round(r.uniform(0, 90000), 2))),
+                Column("currency", "TEXT", innocent(lambda r: r.choice(("EUR", "GBP", "USD")))),
+                Column(
+                    "opened_on",
+                    "DATE",
+                    innocent(lambda r: f"20{r.randint(10, 24)}-0{r.randint(1, 9)}-1{r.randint(0, 9)}"),
+                ),
+            ],
+        ),
+        Table(
+            "cards",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("cardholder", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("card_number", "TEXT", sensitive("CREDIT_CARD", _card)),
+                Column("brand", "TEXT", innocent(lambda r: r.choice(("visa", "mastercard", "amex")))),
+                Column(
+                    "barcode", "TEXT", innocent(lambda r: "".join(r.choice(string.digits) for _ in range(13)))
+                ),
+            ],
+        ),
+        Table(
+            "users",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("display_name", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("contact", "TEXT", mixed([(1, "EMAIL", _email), (1, "PHONE", _phone)])),
+                Column(
+                    "password_hash",
+                    "TEXT",
+                    sensitive(
+                        "PASSWORD",
+                        lambda r: "$2b$12$" + _alnum(r, 53, string.ascii_letters + string.digits + "./"),
+                    ),
+                ),
+                Column("api_key", "TEXT", sensitive("SECRET", _secret)),
+                Column("last_login_ip", "TEXT", sensitive("IP_ADDRESS", _ipv4)),
+                Column("role", "TEXT", innocent(lambda r: r.choice(("admin", "viewer", "editor")))),
+                Column("locale", "TEXT", innocent(lambda r: r.choice(("en-US", "fr-FR", "de-DE")))),
+            ],
+        ),
+        Table(
+            "devices",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("hostname", "TEXT", innocent(lambda r: f"web-{r.randint(1, 40):02d}.internal")),
+                Column("firmware", "TEXT", innocent(_version)),
+                Column("firmware_version", "TEXT", innocent(_version)),
+                Column(
+                    "serial_number",
+                    "TEXT",
+                    innocent(lambda r: "SN-" + _alnum(r, 8, string.ascii_uppercase + string.digits)),
+                ),
+                Column("model", "TEXT", innocent(lambda r: r.choice(("R-200", "R-300X", "Edge 5")))),
+                Column("mgmt_ip", "TEXT", sensitive("IP_ADDRESS", _ipv4)),
+            ],
+        ),
+        Table(
+            "orders",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("order_no", "TEXT", innocent(lambda r: str(r.randint(10**8, 10**9 - 1)))),
+                Column("invoice_no", "TEXT", innocent(lambda r: str(r.randint(10**9, 10**10 - 1)))),
+                Column(
+                    "tracking_number",
+                    "TEXT",
+                    innocent(lambda r: "1Z" + _alnum(r, 16, string.ascii_uppercase + string.digits)),
+                ),
+                Column("sku", "TEXT", innocent(lambda r: f"SKU-{r.randint(10000, 99999)}")),
+                Column("amount", "REAL", innocent(lambda r: round(r.uniform(1, 900), 2))),
+                Column(
+                    "shipped_on",
+                    "DATE",
+                    innocent(lambda r: f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"),
+                ),
+            ],
+        ),
+        Table(
+            "tickets",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column(
+                    "subject",
+                    "TEXT",
+                    innocent(lambda r: r.choice(("Login issue", "Refund", "Shipping delay", "Bug report"))),
+                ),
+                Column(
+                    "body",
+                    "TEXT",
+                    mixed(
+                        [
+                            (6, None, _ticket_innocent),
+                            *[
+                                (1, k, _ticket_pii(k))
+                                for k in (
+                                    "EMAIL",
+                                    "PHONE",
+                                    "PASSWORD",
+                                    "SECRET",
+                                    "CREDIT_CARD",
+                                    "IBAN",
+                                    "US_SSN",
+                                    "IP_ADDRESS",
+                                )
+                            ],
+                        ]
+                    ),
+                ),
+                Column("priority", "TEXT", innocent(lambda r: r.choice(("low", "normal", "high")))),
+            ],
+        ),
+        Table(
+            "payouts",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("holder", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("bank_iban", "TEXT", sensitive("IBAN", _iban)),
+                Column(
+                    "reference",
+                    "TEXT",
+                    innocent(lambda r: f"PO-{r.randint(2020, 2025)}-{r.randint(1, 99999):05d}"),
+                ),
+                Column("amount", "REAL", innocent(lambda r: round(r.uniform(10, 5000), 2))),
+            ],
+        ),
+        Table(
+            "integrations",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column(
+                    "service",
+                    "TEXT",
+                    innocent(lambda r: r.choice(("sendgrid", "github", "slack", "stripe", "aws"))),
+                ),
+                Column("settings", "TEXT", lambda r, i: _config_value(r)),
+            ],
+        ),
+        Table(
+            "employees",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("first_name", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(FIRST))),
+                Column("last_name", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(LAST))),
+                Column(
+                    "social_security_number",
+                    "TEXT",
+                    sensitive("US_SSN", lambda r: (lambda d: f"{d[:3]}-{d[3:5]}-{d[5:]}")(_ssn_digits(r))),
+                ),
+                Column(
+                    "department", "TEXT", innocent(lambda r: r.choice(("Sales", "R&D", "Ops", "Finance")))
+                ),
+                Column("manager_id", "INTEGER", innocent(lambda r: r.randint(1, 60))),
+            ],
+        ),
+        Table(
+            "logs",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("level", "TEXT", innocent(lambda r: r.choice(("INFO", "WARN", "ERROR")))),
+                Column(
+                    "message",
+                    "TEXT",
+                    mixed(
+                        [
+                            (9, None, _log_innocent),
+                            (1, "IP_ADDRESS", lambda r: f"connection from {_ipv4(r)} refused"),
+                            (1, "EMAIL", lambda r: f"mail to {_email(r)} bounced"),
+                        ]
+                    ),
+                ),
+            ],
+        ),
+        Table(
+            "products",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column(
+                    "name",
+                    "TEXT",
+                    innocent(lambda r: r.choice(("Bottle", "Notebook", "Charger", "Lamp", "Backpack"))),
+                ),
+                Column("description", "TEXT", innocent(_description)),
+                Column(
+                    "ean", "TEXT", innocent(lambda r: "".join(r.choice(string.digits) for _ in range(13)))
+                ),
+                Column(
+                    "isbn",
+                    "TEXT",
+                    innocent(lambda r: "978-" + "".join(r.choice(string.digits) for _ in range(10))),
+                ),
+                Column("version", "TEXT", innocent(_version)),
+                Column("price", "REAL", innocent(lambda r: round(r.uniform(3, 300), 2))),
+            ],
+        ),
+        Table(
+            "contacts",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("name", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("recipient", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("mobile", "TEXT", sensitive("PHONE", _phone)),
+                Column(
+                    "email_address",
+                    "TEXT",
+                    sensitive("EMAIL", lambda r: _email(r).upper() if r.random() < 0.2 else _email(r)),
+                ),
+                Column(
+                    "company", "TEXT", innocent(lambda r: r.choice(("Acme", "Globex", "Initech", "Umbrella")))
+                ),
+            ],
+        ),
+    ]
+    for t in defs:
+        r = random.Random(f"{SEED}:{t.name}")
+        t.rows = [[c.make(r, i) for c in t.columns] for i in range(ROWS)]
+    return defs
+
+
+# -- evaluation ------------------------------------------------------------------------------------------------
+_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*)\]")
+
+
+@dataclass
+class Score:
+    support: int = 0  # cells truly of this kind
+    caught: int = 0  # of those, masked
+    predicted: int = 0  # cells masked as this kind
+    correct: int = 0  # of those, truly sensitive
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.support if self.support else 1.0
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.predicted if self.predicted else 1.0
+
+
+@dataclass
+class Report:
+    kinds: dict[str, Score]
+    cells: int
+    innocent: int
+    over_masked: int
+    misses: list[tuple[str, str, Any, str]]
+    false_alarms: list[tuple[str, str, Any, list[str]]]
+
+    @property
+    def over_masking(self) -> float:
+        return self.over_masked / self.innocent if self.innocent else 0.0
+
+
+def evaluate() -> Report:
+    """Store every table, read it back through a governed connection, and score each cell."""
+    import governed_db
+    from governed_db.masking.engine import state_for
+
+    raw = sqlite3.connect(":memory:")
+    data = tables()
+    for t in data:
+        cols = ", ".join(f'"{c.name}" {c.declared}' for c in t.columns)
+        raw.execute(f'CREATE TABLE "{t.name}" ({cols})')
+        marks = ", ".join("?" for _ in t.columns)
+        raw.executemany(f'INSERT INTO "{t.name}" VALUES ({marks})', [[v for v, _ in row] for row in t.rows])
+    raw.commit()
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("eval-agent", kind="agent"), environment="production", audit=False
+    )
+    state = state_for(conn.governor)
+    kinds: dict[str, Score] = defaultdict(Score)
+    cells = innocent_cells = over = 0
+    misses: list[tuple[str, str, Any, str]] = []
+    alarms: list[tuple[str, str, Any, list[str]]] = []
+    for t in data:
+        out = conn.execute(f'SELECT * FROM "{t.name}" ORDER BY rowid').fetchall()
+        labels = {}
+        for c in t.columns:
+            cls = state.column_class(t.name, c.name)
+            labels[c.name] = None if cls is None else cls.label
+        for stored, got in zip(t.rows, out, strict=True):
+            for c, (value, truth), masked_value in zip(t.columns, stored, got, strict=True):
+                cells += 1
+                masked = masked_value != value
+                if not masked:
+                    predicted: list[str] = []
+                elif labels[c.name] not in (None, "FREE_TEXT"):
+                    predicted = [str(labels[c.name])]
+                else:
+                    predicted = sorted(set(_PLACEHOLDER.findall(str(masked_value)))) or ["SENSITIVE"]
+                if truth is None:
+                    innocent_cells += 1
+                    if masked:
+                        over += 1
+                        alarms.append((t.name, c.name, value, predicted))
+                else:
+                    kinds[truth].support += 1
+                    if masked:
+                        kinds[truth].caught += 1
+                    else:
+                        misses.append((t.name, c.name, value, truth))
+                for p in predicted:
+                    kinds[p].predicted += 1
+                    if truth is not None:
+                        kinds[p].correct += 1
+    conn.close()
+    return Report(dict(kinds), cells, innocent_cells, over, misses, alarms)
+
+
+def render(report: Report) -> str:
+    lines = [
+        f"{report.cells} cells, {report.innocent} innocent; over-masking {report.over_masking:.2%} "
+        f"({report.over_masked} innocent cells masked)",
+        "",
+        "| kind | cells | recall (masked) | masked as this kind | precision |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind in sorted(report.kinds):
+        s = report.kinds[kind]
+        recall = f"{s.recall:.1%}" if s.support else "-"
+        precision = f"{s.precision:.1%}" if s.predicted else "-"
+        lines.append(f"| {kind} | {s.support} | {recall} | {s.predicted} | {precision} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    result = evaluate()
+    print(render(result))
+    if "-v" in sys.argv:
+        for miss in result.misses:
+            print("missed:", miss)
+        for alarm in result.false_alarms:
+            print("over-masked:", alarm)

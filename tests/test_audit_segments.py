@@ -1,0 +1,230 @@
+"""Rotation and retention: one chain across files, external log rotation, sealed summaries of what was removed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from governed_db.audit import AuditStore, read_records, verify
+from governed_db.audit import records as R
+from governed_db.audit.store import read_raw, store_files
+
+KEY = "segments-test-key"
+
+
+def _body(i: int) -> dict[str, Any]:
+    return {"v": 2, "type": "span", "name": f"SELECT t{i}", "time": time.time_ns(),
+            "attrs": {"governed_db.decision": "allow", "i": i, "pad": "x" * 100}}
+
+
+def _store(path: Path, **kw: Any) -> AuditStore:
+    kw.setdefault("rotate_bytes", 2000)
+    return AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None, **kw)
+
+
+def _names(path: Path) -> list[int]:
+    return [r["attrs"]["i"] for r in read_records(path) if r.get("type") == "span"]
+
+
+def test_rotation_keeps_one_chain_across_files(tmp_path: Path) -> None:
+    """Past rotate_bytes the live file is sealed and renamed; the chain verifies across every file."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path)
+    for i in range(40):
+        store.append(_body(i))
+    store.close()
+    files = store_files(path)
+    assert len(files) >= 5 and files[-1] == path
+    assert all(f.stat().st_size < 2000 + 1000 for f in files)
+    firsts = [json.loads(f.read_bytes().split(b"\n", 1)[0])["type"] for f in files]
+    assert firsts[0] == "genesis" and set(firsts[1:]) == {"segment"}
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert result.spans == 40 and len(result.files) == len(files)
+    assert _names(path) == list(range(40))
+
+
+def test_a_rotated_file_removed_without_a_summary_is_detected(tmp_path: Path) -> None:
+    """Deleting a rotated file (first or middle) breaks verification."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path)
+    for i in range(40):
+        store.append(_body(i))
+    store.close()
+    files = store_files(path)
+    files[2].unlink()
+    assert not verify(path, key=KEY).ok
+    files[0].unlink()
+    result = verify(path, key=KEY)
+    assert not result.ok
+
+
+def test_retention_by_size_leaves_a_sealed_summary(tmp_path: Path) -> None:
+    """retain_bytes removes the oldest rotated files, after writing a retention record that describes them."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, retain_bytes=5000)
+    for i in range(60):
+        store.append(_body(i))
+    store.close()
+    rotated = [f for f in store_files(path) if f != path]
+    assert sum(f.stat().st_size for f in rotated) <= 5000 + 2500
+    summaries = [r for r in read_raw(path) if r["type"] == "retention"]
+    assert summaries
+    removed = [s for r in summaries for s in r["removed"]]
+    assert all(s["sha256"] and s["records"] and s["last_seq"] >= s["first_seq"] for s in removed)
+    first_kept = next(iter(read_raw(path)))["seq"]
+    assert first_kept > 0 and any(r["through_seq"] + 1 == first_kept for r in summaries)
+    assert not any((tmp_path / s["file"]).exists() for s in removed)
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    remaining = _names(path)
+    assert remaining == list(range(remaining[0], 60))  # the newest records are all there, in order
+
+
+def test_retention_by_age(tmp_path: Path) -> None:
+    """retain_age removes rotated files whose last record is older than that."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, retain_age=0.5)
+    for i in range(20):
+        store.append(_body(i))
+    time.sleep(0.6)
+    for i in range(20, 40):
+        store.append(_body(i))
+    store.close()
+    assert any(r["type"] == "retention" for r in read_raw(path))
+    assert verify(path, key=KEY).ok
+    assert 0 not in _names(path)
+
+
+def test_forged_retention_summary_is_detected_with_the_key(tmp_path: Path) -> None:
+    """Removing files and writing a retention record without the key fails verification with the key."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path)
+    for i in range(40):
+        store.append(_body(i))
+    store.close()
+    files = store_files(path)
+    first_kept = json.loads(files[2].read_bytes().split(b"\n", 1)[0])
+    for f in files[:2]:
+        f.unlink()
+    lines = path.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    forged = {"v": 2, "type": "retention", "time": 1, "through_seq": first_kept["seq"] - 1,
+              "through_hash": first_kept["prev"], "removed": [], "seq": last["seq"] + 1, "prev": last["hash"]}
+    with open(path, "ab") as f:
+        f.write(R.encode(forged)[0])
+    assert not verify(path, key=KEY).ok
+
+
+def test_external_rotation_by_rename(tmp_path: Path) -> None:
+    """logrotate renames the live file: the writer notices, never writes into the renamed file, and continues
+    the chain in a new file at the path."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, rotate_bytes=None)
+    for i in range(5):
+        store.append(_body(i))
+    moved = tmp_path / "audit.jsonl.1"
+    os.rename(path, moved)
+    size = moved.stat().st_size
+    for i in range(5, 10):
+        store.append(_body(i))
+    assert moved.stat().st_size == size
+    assert json.loads(path.read_bytes().split(b"\n", 1)[0])["type"] == "segment"
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert _names(path) == list(range(10))
+
+
+def test_external_rotation_with_compression(tmp_path: Path) -> None:
+    """Rotated files compressed to .gz are read and verified too."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, rotate_bytes=None)
+    for i in range(5):
+        store.append(_body(i))
+    os.rename(path, tmp_path / "audit.jsonl.1")
+    store.append(_body(5))
+    with open(tmp_path / "audit.jsonl.1", "rb") as src, gzip.open(tmp_path / "audit.jsonl.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (tmp_path / "audit.jsonl.1").unlink()
+    store.close()
+    assert verify(path, key=KEY).ok
+    assert _names(path) == list(range(6))
+
+
+def test_copy_and_truncate_rotation(tmp_path: Path) -> None:
+    """copytruncate empties the live file in place: the chain continues in it from the head the writer knows."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, rotate_bytes=None)
+    for i in range(5):
+        store.append(_body(i))
+    shutil.copy(path, tmp_path / "audit.jsonl.1")
+    os.truncate(path, 0)
+    for i in range(5, 8):
+        store.append(_body(i))
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert _names(path) == list(range(8))
+
+
+def _writer(path: str, start: int, n: int) -> None:
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None,
+                       rotate_bytes=3000)
+    for i in range(start, start + n):
+        store.append(_body(i))
+    store.close()
+
+
+def test_processes_rotating_one_chain(tmp_path: Path) -> None:
+    """Two processes writing and rotating the same store keep one linear chain with every record."""
+    path = tmp_path / "audit.jsonl"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), k * 1000, 150)) for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems[:5]
+    assert sorted(_names(path)) == list(range(150)) + list(range(1000, 1150))
+    assert len(store_files(path)) > 3
+
+
+def test_rotation_while_no_writer_runs_is_continued_by_the_next(tmp_path: Path) -> None:
+    """logrotate renames the store between two runs: the next process continues the same chain."""
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, rotate_bytes=None)
+    for i in range(3):
+        store.append(_body(i))
+    store.close()
+    os.rename(path, tmp_path / "audit.jsonl.1")
+    store = _store(path, rotate_bytes=None)
+    store.append(_body(3))
+    store.close()
+    assert json.loads(path.read_bytes().split(b"\n", 1)[0])["type"] == "segment"
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert _names(path) == [0, 1, 2, 3]
+
+
+def test_delete_store_removes_rotated_files_and_index(tmp_path: Path) -> None:
+    """delete_store leaves nothing behind: a new store at the path starts a new chain."""
+    from governed_db.audit import delete_store
+    from governed_db.audit.search import search
+
+    path = tmp_path / "audit.jsonl"
+    store = _store(path)
+    for i in range(30):
+        store.append(_body(i))
+    store.close()
+    list(search(path))
+    delete_store(path)
+    assert list(tmp_path.iterdir()) == []

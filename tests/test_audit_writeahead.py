@@ -1,0 +1,228 @@
+"""Write-ahead records: a statement's intent is in the store before the driver sees it; its outcome follows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import governed_db
+from governed_db import Identity
+from governed_db.audit import AuditStore, audit_processor, read_records, verify
+from governed_db.audit import records as R
+from governed_db.audit.search import Query, search
+from governed_db.audit.store import read_raw
+from governed_db.cli.audit import audit
+from governed_db.errors import GovernanceFault
+
+KEY = "write-ahead-test-key"
+
+
+def _store(path: Path) -> Any:
+    return audit_processor({"path": str(path), "key": KEY, "fsync_interval": None, "checkpoint_interval": None})
+
+
+def test_intent_is_in_the_file_while_the_driver_runs_the_statement(tmp_path: Path) -> None:
+    """While sqlite evaluates the statement, the store file already holds its intent (identity, text, decision)."""
+    path = tmp_path / "audit.jsonl"
+    seen: list[list[dict[str, Any]]] = []
+
+    def peek() -> int:
+        seen.append([r for r in read_raw(path) if r.get("type") == R.INTENT])
+        return 1
+
+    raw = sqlite3.connect(":memory:")
+    raw.create_function("peek", 0, peek)
+    conn = governed_db.wrap(raw, audit=_store(path), identity=Identity("alice"), environment="production")
+    conn.execute("SELECT peek()").fetchall()
+    (intents,) = seen
+    assert len(intents) == 1
+    attrs = intents[0]["attrs"]
+    assert attrs["governed_db.identity.subject"] == "alice"
+    assert attrs["governed_db.decision"] == "allow"
+    assert attrs["db.query.text"] == "SELECT peek ()"
+    kinds = [r["type"] for r in read_raw(path)]
+    assert kinds.index("intent") < kinds.index("outcome")
+
+
+def test_outcome_completes_the_statement_record(tmp_path: Path) -> None:
+    """Read back, intent and outcome are one statement record with its status and rows affected."""
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_store(path), environment="production")
+    conn.execute("INSERT INTO t VALUES (1), (2)")
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("INSERT INTO missing VALUES (1)")
+    stmts = [r for r in read_records(path) if R.is_statement(r)]
+    assert [s["outcome"] for s in stmts] == ["ok", "error"]
+    assert stmts[0]["attrs"]["governed_db.rows_affected"] == 2
+    assert stmts[1]["status"] == "ERROR" and stmts[1]["attrs"]["error.type"] == "OperationalError"
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert result.statements == 2 and result.outcome_unknown == 0
+
+
+_KILLED_CHILD = textwrap.dedent("""
+    import os, signal, sqlite3, sys
+    import governed_db
+    db, store = sys.argv[1], sys.argv[2]
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)   # killed while the driver runs the statement
+    raw.create_function("die", 0, die)
+    conn = governed_db.wrap(raw, audit={"path": store, "key": "k"}, identity=governed_db.Identity("carol"),
+                            environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("INSERT INTO t SELECT die()")
+""")
+
+
+def test_sigkill_during_the_statement_leaves_an_intent_with_outcome_unknown(tmp_path: Path) -> None:
+    """A process killed while the driver runs the statement leaves its intent, shown as outcome unknown."""
+    store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_CHILD, str(db), str(store)], capture_output=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    stmts = [r for r in read_records(store) if R.is_statement(r)]
+    assert [s["attrs"]["db.query.text"] for s in stmts] == ["INSERT INTO t VALUES (?)", "INSERT INTO t SELECT die ()"]
+    assert stmts[0]["outcome"] == "ok" and stmts[1]["outcome"] == R.UNKNOWN and stmts[1]["status"] == R.UNKNOWN
+    result = verify(store, key="k")
+    assert result.ok, result.problems
+    assert result.outcome_unknown == 1
+    assert any("outcome unknown" in w for w in result.warnings)
+    found = list(search(store, Query(identity="carol")))
+    assert [r.get("outcome") for r in found] == ["ok", R.UNKNOWN]
+    out = CliRunner().invoke(audit, ["search", "--store", str(store), "--identity", "carol"])
+    assert out.exit_code == 0 and "outcome unknown" in out.output
+    out = CliRunner().invoke(audit, ["verify", "--store", str(store), "--format", "json"],
+                             env={"GOVERNED_DB_AUDIT_KEY": "k"})
+    assert out.exit_code == 0 and json.loads(out.output)["outcome_unknown"] == 1
+
+
+def _make_unwritable(path: Path) -> None:
+    """The store's file is moved away and a directory stands at its path: nothing can be appended there."""
+    path.rename(path.with_name("moved-away"))
+    path.mkdir()
+
+
+def test_unwritable_store_refuses_the_statement_in_production(tmp_path: Path) -> None:
+    """In production a statement whose intent cannot be written does not run: the database shows no change."""
+    path, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_store(path), environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")
+    _make_unwritable(path)
+    with pytest.raises(GovernanceFault, match="audit store"):
+        conn.execute("INSERT INTO t VALUES (2)")
+    with pytest.raises(GovernanceFault):
+        conn.execute("DELETE FROM t WHERE v = 1")
+    check = sqlite3.connect(db)
+    assert check.execute("SELECT v FROM t").fetchall() == [(1,)]
+
+
+def test_unwritable_store_in_development_lets_the_statement_run(tmp_path: Path) -> None:
+    """Outside production the statement runs (and the lost record is logged)."""
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    proc = _store(path)
+    conn = governed_db.wrap(raw, audit=proc, environment="development")
+    conn.execute("INSERT INTO t VALUES (1)")
+    _make_unwritable(path)
+    conn.execute("INSERT INTO t VALUES (2)")
+    assert raw.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    assert proc.failures >= 1
+
+
+def test_unwritable_store_refuses_on_postgres(tmp_path: Path, unique: str) -> None:
+    """The same refusal on a real PostgreSQL server: the row the refused statement would insert is absent."""
+    psycopg = pytest.importorskip("psycopg")
+    path = tmp_path / "audit.jsonl"
+    table = f"wa_{unique}"
+    raw = psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True)
+    raw.execute(f"CREATE TABLE {table} (v integer)")
+    try:
+        conn = governed_db.wrap(raw, audit=_store(path), environment="production")
+        conn.execute(f"INSERT INTO {table} VALUES (1)")
+        _make_unwritable(path)
+        with pytest.raises(GovernanceFault):
+            conn.execute(f"INSERT INTO {table} VALUES (2)")
+        assert raw.execute(f"SELECT v FROM {table}").fetchall() == [(1,)]
+    finally:
+        raw.execute(f"DROP TABLE {table}")
+        raw.close()
+
+
+def test_a_failure_in_one_thread_is_not_cleared_by_another(tmp_path: Path) -> None:
+    """last_error describes this thread's own last record, so another thread's success cannot let it through."""
+    proc = _store(tmp_path / "audit.jsonl")
+    proc.last_error = OSError("disk full")
+    other: list[Any] = []
+    t = threading.Thread(target=lambda: other.append(proc.last_error))
+    t.start()
+    t.join()
+    assert other == [None] and isinstance(proc.last_error, OSError)
+
+
+def test_intent_failure_then_outcome_is_recorded_whole(tmp_path: Path) -> None:
+    """A statement whose intent could not be written is recorded as one whole record when the store recovers."""
+    path = tmp_path / "audit.jsonl"
+    proc = _store(path)
+    real = proc.store.append
+    calls: list[str] = []
+
+    def flaky(body: Any) -> int:
+        calls.append(body["type"])
+        if body["type"] == R.INTENT:
+            raise OSError(28, "No space left on device")
+        return real(body)
+
+    proc.store.append = flaky
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="development")
+    conn.execute("SELECT 1")
+    assert calls[:2] == [R.INTENT, R.SPAN]
+    (stmt,) = [r for r in read_records(path) if R.is_statement(r)]
+    assert stmt["type"] == R.SPAN and stmt["status"] != R.UNKNOWN
+    assert verify(path, key=KEY).ok
+
+
+def test_format_one_store_is_continued_and_verifies(tmp_path: Path) -> None:
+    """A store written by governed_db 0.1 (format 1) keeps verifying, and new format-2 records chain onto it."""
+    path = tmp_path / "old.jsonl"
+    prev, lines = R.GENESIS_PREV, []
+    bodies = [{"v": 1, "type": "genesis", "time": 1, "store": "s1"},
+              {"v": 1, "type": "span", "time": 2, "name": "SELECT t", "attrs": {"big": 2**70, "f": 1.5}}]
+    for seq, body in enumerate(bodies):
+        line, prev = R.encode({**body, "seq": seq, "prev": prev})
+        lines.append(line)
+    path.write_bytes(b"".join(lines))
+    assert verify(path).ok
+    store = AuditStore(path, fsync_interval=None, checkpoint_interval=None)
+    store.append({"v": 2, "type": "span", "name": "SELECT u", "attrs": {}})
+    store.close()
+    result = verify(path)
+    assert result.ok, result.problems
+    assert [r["v"] for r in read_raw(path)] == [1, 1, 2, 2]
+    assert next(r for r in read_raw(path) if r["seq"] == 1)["attrs"]["big"] == 2**70
+
+
+def test_pid_of_a_forked_writer_is_recorded(tmp_path: Path) -> None:
+    """Intents carry the writing process id (who wrote it, when several processes share a chain)."""
+    path = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_store(path))
+    conn.execute("SELECT 1")
+    (intent,) = [r for r in read_raw(path) if r["type"] == R.INTENT]
+    assert intent["pid"] == os.getpid()

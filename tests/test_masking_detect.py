@@ -1,0 +1,155 @@
+"""Value detection (governed_db.masking.detect / recognizers / secret_patterns): what is found, what is left alone,
+and that the masking path never imports an NLP stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from governed_db.masking import detect, recognizers
+
+NLP_MODULES = ("spacy", "thinc", "transformers", "presidio_analyzer", "tldextract")
+
+
+def test_masking_a_pii_result_never_imports_spacy(tmp_path: object) -> None:
+    """import governed_db, wrap(), a first masked read of PII and free text load no spaCy/thinc/transformers."""
+    code = """
+import json, sqlite3, sys
+import governed_db
+raw = sqlite3.connect(":memory:")
+raw.execute("CREATE TABLE customers (id INTEGER, email TEXT, ssn TEXT, phone TEXT, notes TEXT)")
+raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?)", [
+    (i, f"alice{i}@example.com", f"536-22-{8700 + i}", f"+1 415-555-{2600 + i}",
+     f"call +44 20 7946 0958, card 4111 1111 1111 1111, iban DE89370400440532013000, ip 10.1.2.{i}")
+    for i in range(20)])
+conn = governed_db.wrap(raw, identity=governed_db.Identity("bot", kind="agent"), environment="production",
+                        audit=False)
+rows = conn.execute("SELECT * FROM customers").fetchall()
+heavy = [m for m in NLP_MODULES if m in sys.modules]
+print(json.dumps({"row": list(rows[0]), "heavy": heavy}))
+""".replace("NLP_MODULES", repr(NLP_MODULES))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    row = result["row"]
+    assert "alice0@example.com" not in json.dumps(row)
+    assert "4111 1111 1111 1111" not in row[4] and "DE89370400440532013000" not in row[4]
+    assert "7946 0958" not in row[4] and "10.1.2.0" not in row[4]
+
+
+FOUND = [
+    ("alice at example dot com", "EMAIL"),
+    ("write to alice [at] example [dot] com please", "EMAIL"),
+    ("alice(at)example(dot)co(dot)uk", "EMAIL"),
+    ("bob {at} corp.io", "EMAIL"),
+    ("lowercase iban de89370400440532013000", "IBAN"),
+    ("spaced gb82 west 1234 5698 7654 32 ok", "IBAN"),
+    ("my ssn is 536228726", "US_SSN"),
+    ("SSN: 536-22-8726", "US_SSN"),
+    ("key 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", "SECRET"),
+    ("aws AKIAIOSFODNN7EXAMPLE", "SECRET"),
+    ("gh ghp_" + "a1B2" * 9, "SECRET"),
+    ("slack xoxb-123456789012-abcdefghij", "SECRET"),
+    ("stripe sk_live_4eC39HqLyjWDarjt", "SECRET"),
+    ("gitlab glpat-abcdefghij0123456789", "SECRET"),
+    ("npm npm_" + "A1b2" * 9, "SECRET"),
+    ("password: hunter2", "PASSWORD"),
+    ("pwd=abc", "PASSWORD"),
+    ("my password is hunter2", "PASSWORD"),
+    ("password: 'correct horse'", "PASSWORD"),
+    ("client 10.4.2.1 connected", "IP_ADDRESS"),
+    ("nhs 943 476 5919", "NATIONAL_ID"),
+]
+
+
+@pytest.mark.parametrize(("text", "label"), FOUND)
+def test_sensitive_items_are_found(text: str, label: str) -> None:
+    """Obfuscated e-mails, lowercase IBANs, SSNs by context, key-id prefixes and short passwords are detected."""
+    labels = [s.label for s in detect.find_spans(text)]
+    assert label in labels, (text, labels)
+
+
+LEFT_ALONE = [
+    "firmware 10.4.2.1",
+    "upgraded to version 2.3.0.1 yesterday",
+    "v 1.2.3.4",
+    "OID 1.3.6.1.4.1",
+    "visit us at example.com",
+    "look at the dot product",
+    "order 536228726 shipped",
+    "password: required",
+    "password reset requested by the user",
+    "my password is wrong",
+    "invoice 9434765919 paid",  # a bare 10-digit number passes the NHS checksum, but nothing says NHS
+    "sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "id 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+    "meeting at 10:30 on 2024-05-12",
+]
+
+
+@pytest.mark.parametrize("text", LEFT_ALONE)
+def test_innocent_look_alikes_are_left_alone(text: str) -> None:
+    """Version strings, OIDs, sites, order numbers, digests, UUIDs and password prose are not sensitive."""
+    labels = [s.label for s in detect.find_spans(text) if s.label != "PHONE"]
+    assert labels == [], (text, labels)
+
+
+def test_iban_checksum_and_length_are_checked() -> None:
+    """An IBAN-shaped string with a wrong check digit or length is not an IBAN, whatever its case."""
+    assert recognizers.iban_valid("de89370400440532013000")
+    assert not recognizers.iban_valid("DE88370400440532013000")
+    assert not recognizers.iban_valid("DE8937040044053201300")
+
+
+def test_ssn_rules_reject_impossible_numbers() -> None:
+    """Area 000/666, group 00, serial 0000 and advertised sample numbers are not SSNs."""
+    assert recognizers.ssn_valid("536228726")
+    for bad in ("000228726", "666228726", "536008726", "536220000", "123456789", "111111111"):
+        assert not recognizers.ssn_valid(bad), bad
+
+
+def test_whole_value_labels() -> None:
+    """A value that is one item gets its label; prose around an item does not make the whole value one."""
+    assert detect.whole_value_label("alice at example dot com") == "EMAIL"
+    assert detect.whole_value_label("de89 3704 0044 0532 0130 00") == "IBAN"
+    assert detect.whole_value_label("$2b$12$" + "a" * 53) == "PASSWORD"
+    assert detect.whole_value_label("reach alice@example.com after lunch on monday") is None
+
+
+def test_one_false_positive_does_not_refuse_every_filter_on_a_text_column() -> None:
+    """A text column with one stray hit in its sample is scanned per value but may still be filtered on."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE releases (id INTEGER, summary TEXT)")
+    rows = [(i, f"fixed crash number {i} in the exporter") for i in range(60)]
+    rows.append((60, "questions to alice@example.com"))
+    raw.executemany("INSERT INTO releases VALUES (?, ?)", rows)
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    found = conn.execute("SELECT id, summary FROM releases WHERE summary LIKE '%questions%'").fetchall()
+    assert found == [(60, "questions to [EMAIL]")]
+
+
+def test_a_text_column_full_of_pii_still_refuses_filters() -> None:
+    """When enough of the sample holds personal data, filtering on the column is refused as before."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE calls (id INTEGER, summary TEXT)")
+    raw.executemany(
+        "INSERT INTO calls VALUES (?, ?)", [(i, f"call back alice{i}@example.com today") for i in range(20)]
+    )
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.execute("SELECT id FROM calls WHERE summary LIKE 'call back a%'")

@@ -1,0 +1,119 @@
+"""Per-connection masking state (governed_db.masking.engine): labels of nearly empty tables do not go stale."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import GuardrailViolation, Identity
+from governed_db.masking import engine
+from governed_db.masking.engine import state_for
+
+BOT = Identity("report-bot", kind="agent")
+PII = [(i, f"alice{i}@example.com", f"536-22-{8700 + i}", f"order {i}") for i in range(1, 31)]
+
+
+def _governed(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=BOT, environment="production", audit=False)
+
+
+def _sqlite_pair(tmp_path: Path) -> tuple[Any, sqlite3.Connection]:
+    path = tmp_path / "crm.db"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE leads (id INTEGER, info TEXT, ref TEXT, memo_line TEXT)")
+    setup.commit()
+    return _governed(sqlite3.connect(path)), setup
+
+
+def test_empty_table_then_pii_from_another_connection_is_masked_on_sqlite(tmp_path: Path) -> None:
+    """Classified empty; PII inserted elsewhere; the long-lived governed connection masks it at once and then
+    re-labels the columns (a filter on them is refused)."""
+    conn, other = _sqlite_pair(tmp_path)
+    assert conn.execute("SELECT * FROM leads").fetchall() == []
+    other.executemany("INSERT INTO leads VALUES (?, ?, ?, ?)", PII)
+    other.commit()
+    first = conn.execute("SELECT id, info, ref, memo_line FROM leads ORDER BY id").fetchall()
+    assert first[0] == (1, "[EMAIL]", "[US_SSN]", "order 1")  # scanned like free text until re-labelled
+    assert not any("@example.com" in str(r) or "536-22" in str(r) for r in first)
+    # the scan's finding brought classification forward: the columns now have their real labels
+    again = conn.execute("SELECT id, info, ref FROM leads ORDER BY id").fetchall()
+    assert again[0] == (1, "a***@example.com", "[US_SSN]")
+    with pytest.raises(GuardrailViolation):
+        conn.execute("SELECT id FROM leads WHERE ref LIKE '536%'")
+    assert conn.execute("SELECT id FROM leads WHERE memo_line = 'order 2'").fetchall() == [(2,)]
+
+
+def test_empty_table_is_sampled_again_when_data_arrives_without_a_hit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nearly empty table is looked at again after a while even if nothing was found while scanning."""
+    monkeypatch.setattr(engine, "RECHECK_FIRST", 0.05)
+    conn, other = _sqlite_pair(tmp_path)
+    conn.execute("SELECT id FROM leads").fetchall()
+    state = state_for(conn.governor)
+    info = state.tables["leads"]
+    assert info.provisional and state.column_class("leads", "info").provisional  # type: ignore[union-attr]
+    other.executemany("INSERT INTO leads VALUES (?, ?, ?, ?)", PII)
+    other.commit()
+    time.sleep(0.1)
+    # a statement that never returns the PII columns still triggers the new sample once the time has come
+    conn.execute("SELECT id FROM leads").fetchall()
+    cls = state.column_class("leads", "info")
+    assert cls is not None and cls.label == "EMAIL" and not cls.provisional
+    assert not state.tables["leads"].provisional
+    with pytest.raises(GuardrailViolation):
+        conn.execute("SELECT id FROM leads WHERE info = 'alice1@example.com'")
+
+
+def test_a_still_empty_table_is_sampled_less_and_less_often(tmp_path: Path) -> None:
+    """Each new sample of a table that is still nearly empty doubles the wait, up to RETRY_SECONDS."""
+    conn, _ = _sqlite_pair(tmp_path)
+    conn.execute("SELECT id FROM leads").fetchall()
+    state = state_for(conn.governor)
+    waits = []
+    for _ in range(8):
+        state.tables["leads"].recheck_at = 0.0
+        state.table("leads")
+        waits.append(state.tables["leads"].backoff)
+    assert waits == sorted(waits) and waits[0] == 2 * engine.RECHECK_FIRST
+    assert waits[-1] == engine.RETRY_SECONDS
+
+
+def test_text_of_a_nearly_empty_table_stays_usable(tmp_path: Path) -> None:
+    """While provisional, innocent text comes back exactly, also through expressions, and may be filtered on."""
+    conn, other = _sqlite_pair(tmp_path)
+    other.execute("INSERT INTO leads VALUES (1, 'widget', 'A-1', 'note')")
+    other.commit()
+    assert conn.execute("SELECT upper(info), ref FROM leads WHERE ref = 'A-1'").fetchall() == [
+        ("WIDGET", "A-1")
+    ]
+
+
+@pytest.mark.postgres
+def test_empty_table_then_pii_from_another_connection_is_masked_on_postgres(pg_dsn: str, unique: str) -> None:
+    """On PostgreSQL: classify on an empty table, insert PII from another connection, read -> masked."""
+    import psycopg
+
+    table = f"leads_{unique}"
+    other = psycopg.connect(pg_dsn, autocommit=True)
+    other.execute(f"CREATE TABLE {table} (id integer, info text, ref text)")
+    try:
+        conn = _governed(psycopg.connect(pg_dsn, autocommit=True))
+        assert conn.execute(f"SELECT * FROM {table}").fetchall() == []
+        with other.cursor() as cur:
+            cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s)", [r[:3] for r in PII])
+        rows = conn.execute(f"SELECT id, info, ref FROM {table} ORDER BY id").fetchall()
+        assert rows[0] == (1, "[EMAIL]", "[US_SSN]")
+        assert not any("@example.com" in str(r) or "536-22" in str(r) for r in rows)
+        assert conn.execute(f"SELECT info FROM {table} WHERE id = 1").fetchall() == [("a***@example.com",)]
+        with pytest.raises(GuardrailViolation):
+            conn.execute(f"SELECT id FROM {table} WHERE info LIKE 'a%'")
+        conn.close()
+    finally:
+        other.execute(f"DROP TABLE {table}")
+        other.close()
