@@ -8,6 +8,7 @@ from typing import Any
 from governed_db.audit import audit_processor
 from governed_db.drivers import Driver, driver_for, innermost
 from governed_db.errors import ConfigurationError
+from governed_db.metrics import StatementMetrics
 from governed_db.pipeline import Governor
 from governed_db.settings import Settings, build_settings
 from governed_db.telemetry import recorder_for
@@ -35,6 +36,12 @@ def wrap(
     ``environment`` before it reaches the database, comes back masked, and is
     recorded as an OpenTelemetry span (and in the ``audit`` store).
     """
+    if conn is not None and _unknown_async(conn):
+        raise ConfigurationError(
+            f"{type(conn).__module__}.{type(conn).__name__} is an async connection of a driver governed_db "
+            "does not know; governed_db governs psycopg.AsyncConnection, asyncpg, aiosqlite and aiomysql "
+            "connections (and any DB-API 2.0 sync connection)"
+        )
     if conn is None or not callable(getattr(conn, "cursor", None)):
         raise ConfigurationError(
             f"wrap() needs a DB-API 2.0 connection (an object with cursor()), got {type(conn).__name__}; "
@@ -57,6 +64,14 @@ def wrap(
     return _govern(conn, raw, driver, settings)
 
 
+def _unknown_async(conn: Any) -> bool:
+    """An async connection no driver module covers (the generic proxies would hand out unawaited coroutines)."""
+    from governed_db.async_proxies import looks_async
+
+    raw = innermost(conn)
+    return looks_async(raw) and not driver_for(conn).is_async
+
+
 def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
     processor = audit_processor(settings.audit)
     recorder = recorder_for(
@@ -69,6 +84,7 @@ def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
     )
     gov = Governor(conn, driver, settings, recorder)
     gov.audit = processor
+    gov.metrics = StatementMetrics(settings.option("meter_provider"), recorder.static)
     _apply_application_name(raw, gov)
     proxy = driver.connection_proxy(conn, gov)
     on_wrap = getattr(driver, "on_wrap", None)
@@ -86,6 +102,11 @@ def _apply_application_name(raw: Any, gov: Governor) -> None:
     value = gov.settings.option("application_name")
     if not value:
         return
+    if gov.driver.is_async:
+        raise ConfigurationError(
+            "application_name= is not available for async connections; pass application_name to the "
+            "driver's connect() (or use sqlcommenter=True to carry identity per statement)"
+        )
     if gov.dialect not in ("postgres", "postgresql"):
         raise ConfigurationError(
             f"application_name= is supported on PostgreSQL connections only (this one speaks {gov.dialect}); "

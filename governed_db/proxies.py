@@ -37,12 +37,7 @@ class RowsOut:
         return st.one(row) if st.active else row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        rows = self.__wrapped__.fetchmany(*args, **kwargs)
-        st = self._self_result
-        if not st.active:
-            return rows
-        size = args[0] if args else kwargs.get("size", getattr(self.__wrapped__, "arraysize", 1))
-        return _same_kind(rows, st.many(list(rows), complete=len(rows) < (size or 1)))
+        return many_out(self, self.__wrapped__.fetchmany(*args, **kwargs), args, kwargs)
 
     def fetchall(self) -> Any:
         rows = self.__wrapped__.fetchall()
@@ -50,8 +45,24 @@ class RowsOut:
         return _same_kind(rows, st.many(list(rows), complete=True)) if st.active else rows
 
 
-class GovernedCursor(RowsOut, wrapt.ObjectProxy[Any]):
-    """A DB-API cursor whose statements are governed and whose rows are masked."""
+def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
+    """Rows of ``fetchmany(*args, **kwargs)`` (``args=None``: of ``fetchall()``) through the result state.
+
+    Shared by the sync and the async cursor proxies, which differ only in how they get ``rows``.
+    """
+    st: ResultState = cursor._self_result
+    if not st.active:
+        return rows
+    if args is None:
+        complete = True
+    else:
+        size = args[0] if args else kwargs.get("size", getattr(cursor.__wrapped__, "arraysize", 1))
+        complete = len(rows) < (size or 1)
+    return _same_kind(rows, st.many(list(rows), complete=complete))
+
+
+class CursorProxy(wrapt.ObjectProxy[Any]):
+    """What sync and async cursor proxies share: their state, and handing back proxies, never raw objects."""
 
     def __init__(self, raw: Any, gov: Governor, connection: Any) -> None:
         super().__init__(raw)
@@ -73,6 +84,13 @@ class GovernedCursor(RowsOut, wrapt.ObjectProxy[Any]):
     def connection(self) -> Any:
         return self._self_connection
 
+    def __repr__(self) -> str:
+        return f"<governed {self.__wrapped__!r}>"
+
+
+class GovernedCursor(RowsOut, CursorProxy):
+    """A DB-API cursor whose statements are governed and whose rows are masked."""
+
     def __enter__(self) -> GovernedCursor:
         raw = self.__wrapped__
         enter = getattr(type(raw), "__enter__", None)
@@ -87,9 +105,6 @@ class GovernedCursor(RowsOut, wrapt.ObjectProxy[Any]):
     def __exit__(self, *exc: Any) -> Any:
         self._self_result.finish()
         return self.__wrapped__.__exit__(*exc)
-
-    def __repr__(self) -> str:
-        return f"<governed {self.__wrapped__!r}>"
 
     def __iter__(self) -> Iterator[Any]:
         # Always a generator over the raw iterator, so batched iteration (psycopg2 named

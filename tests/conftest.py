@@ -149,3 +149,29 @@ def spans() -> Iterator[Any]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield provider, exporter
     provider.shutdown()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``, anyio's pytest plugin) run on asyncio, as the async drivers need."""
+    return "asyncio"
+
+
+EMAILS = ("alice@example.com", "bob@example.com")
+
+
+def leaked(value: Any) -> list[str]:
+    """The raw e-mail addresses of the async tests' tables that appear anywhere in ``value`` (repr)."""
+    text = repr(value)
+    return [e for e in EMAILS if e in text]
+
+
+def audit_names(path: Any) -> list[tuple[str, str]]:
+    """(span name, decision) of every record in the audit store at ``path``."""
+    from governed_db.audit.store import read_records
+
+    return [
+        (str(r.get("name")), str(r.get("attrs", {}).get("governed_db.decision")))
+        for r in read_records(path)
+        if r.get("type") == "span"
+    ]

@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: pages whose ```python blocks form one runnable script (illustrative snippets use ```text/```bash/```json)
-RUNNABLE_PAGES = ["index.md", "getting-started.md", "concepts.md", "integrations.md"]
+RUNNABLE_PAGES = ["index.md", "getting-started.md", "concepts.md", "integrations.md", "async.md", "guardrails.md"]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 

@@ -146,21 +146,18 @@ def test_raw_cursor_dollar_placeholders_are_accepted(pg_dsn: str) -> None:
         raw.close()
 
 
-def test_async_connections_are_refused_clearly(pg_dsn: str) -> None:
-    """An AsyncConnection is refused at wrap() with the alternative named (never half-governed)."""
+def test_async_connections_are_governed(pg_dsn: str) -> None:
+    """An AsyncConnection is governed at wrap() by the async proxies (tests/test_drivers_psycopg_async.py)."""
     import asyncio
 
     async def attempt() -> str:
         aconn = await psycopg.AsyncConnection.connect(pg_dsn)
         try:
-            governed_db.wrap(aconn)
-        except governed_db.ConfigurationError as e:
-            return str(e)
+            return type(governed_db.wrap(aconn)).__name__
         finally:
             await aconn.close()
-        return "wrapped"
 
-    assert "AsyncConnection" in asyncio.run(attempt())
+    assert asyncio.run(attempt()) == "AsyncPsycopgConnection"
 
 
 def test_refusal_is_also_psycopgs_programming_error(env: tuple[Any, str]) -> None:
@@ -183,11 +180,12 @@ def test_copy_object_points_at_the_governed_cursor_and_connection(env: tuple[Any
 
 
 def test_pgresult_is_withheld_when_rows_need_masking(env: tuple[Any, str]) -> None:
-    """cursor.pgresult reads values directly: withheld for a masked result, handed out otherwise."""
+    """cursor.pgresult's values are withheld for a masked result (its facts answer); handed out otherwise."""
     conn, table = env
     cur = conn.execute(f"SELECT id, pii FROM {table}")
+    assert cur.pgresult.ntuples == 5  # facts stay readable (SQLAlchemy's async adapter reads .status)
     with pytest.raises(GuardrailViolation, match="pgresult"):
-        cur.pgresult  # noqa: B018
+        cur.pgresult.get_value(0, 1)
     cur = conn.execute(f"SELECT id FROM {table} ORDER BY id")
     assert cur.pgresult.get_value(0, 0) == b"1"
 

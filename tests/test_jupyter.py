@@ -268,3 +268,60 @@ def test_approval_round_trip_in_a_notebook(tmp_path: Path, db: Path, monkeypatch
         nb.cells.append(retry)
         client.execute_cell(retry, len(nb.cells) - 1)
     assert _text(retry).strip() == "created"
+
+
+def test_async_connections_made_in_cells_are_governed(
+    tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """await aiosqlite.connect(...) in a cell is governed: e-mails masked, a DROP refused and rendered."""
+    pytest.importorskip("aiosqlite")
+    nb = _run(tmp_path, [
+        (f"%load_ext {EXT}", False),
+        ("%governed_db --identity agent:nb-bot@alice --environment production", False),
+        (f"import aiosqlite\nconn = await aiosqlite.connect({str(db)!r})\n"
+         "print(type(conn).__module__, conn.governor.resolve_identity().subject)", False),
+        ("print(await conn.execute_fetchall('SELECT email FROM people'))", False),
+        ("await conn.execute('DROP TABLE people')", True),
+        (f"async with aiosqlite.connect({str(db)!r}) as c2:\n"
+         "    print(type(c2).__module__, await c2.execute_fetchall('SELECT count(*) FROM people'))", False),
+    ], monkeypatch)
+    cells = nb.cells
+    assert _text(cells[2]).split() == ["governed_db.drivers.aiosqlite", "nb-bot"]
+    assert "grace@example.com" not in _text(cells[3]) and "@example.com" in _text(cells[3])
+    assert "governed_db — Refused" in _html(cells[4])
+    assert _text(cells[5]).split()[0] == "governed_db.drivers.aiosqlite" and "(1,)" in _text(cells[5])
+
+
+def test_loading_patches_and_unloading_restores_async_connects() -> None:
+    """Loading replaces the async drivers' connect functions; unloading puts back exactly what was there."""
+    from governed_db.integrations.jupyter import (
+        ASYNC_CONNECTS,
+        load_ipython_extension,
+        unload_ipython_extension,
+    )
+
+    def current() -> dict[str, Any]:
+        import importlib
+
+        out = {}
+        for module_name, owner_name, attr in ASYNC_CONNECTS:
+            try:
+                owner: Any = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            owner = getattr(owner, owner_name) if owner_name else owner
+            out[f"{module_name}.{owner_name}.{attr}"] = (
+                owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr)
+            )
+        return out
+
+    shell = _shell()
+    before = current()
+    assert before, "no async driver installed"
+    load_ipython_extension(shell)
+    try:
+        during = current()
+        assert all(during[k] is not v for k, v in before.items())
+    finally:
+        unload_ipython_extension(shell)
+    assert current() == before

@@ -69,16 +69,30 @@ def refuse_masked_export(gov: Governor, probe: str, describe: Describe, how: str
     try:
         description = describe(probe)
     except Exception as e:
-        if not gov.fail_closed:
-            log.warning("governed_db could not check COPY ... TO for masked columns (continuing): %r", e)
-            return
-        raise gov.refusal(
-            GuardrailViolation(
-                f"refused by governed_db: could not tell which columns this export reads "
-                f"({type(e).__name__}: {e}), so it cannot be checked for masked columns (fail closed). "
-                "Next step: select the rows with execute() instead."
-            )
-        ) from e
+        undescribable(gov, e)
+        return
+    refuse_masked_columns(gov, probe, description, how)
+
+
+def undescribable(gov: Governor, exc: Exception) -> None:
+    """The export's columns could not be described: refuse (fail closed), or warn in development."""
+    if not gov.fail_closed:
+        log.warning("governed_db could not check COPY ... TO for masked columns (continuing): %r", exc)
+        return
+    raise gov.refusal(
+        GuardrailViolation(
+            f"refused by governed_db: could not tell which columns this export reads "
+            f"({type(exc).__name__}: {exc}), so it cannot be checked for masked columns (fail closed). "
+            "Next step: select the rows with execute() instead."
+        )
+    ) from exc
+
+
+def refuse_masked_columns(gov: Governor, probe: str, description: Any, how: str) -> None:
+    """Raise a refusal when ``description`` (of ``probe``) has columns masking would change.
+
+    The describing is the caller's (sync or awaited); this is the judgement both share.
+    """
     if not description:
         return
     plan = masking.plan_masking(

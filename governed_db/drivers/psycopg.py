@@ -21,7 +21,9 @@ import wrapt
 
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
-from governed_db.errors import ConfigurationError, GuardrailViolation
+from governed_db.drivers._postgres import PostgresSession
+from governed_db.errors import GuardrailViolation
+from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
@@ -37,9 +39,60 @@ from governed_db.proxies import (
 _END = object()
 
 
-class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
+class PsycopgResults(NextSet):
+    """What psycopg's sync and async cursors share about result sets (``nextset`` and ``pgresult`` are sync in both)."""
+
     #: the current results come from executemany(returning=True): one statement, so one plan for them all
     _self_many = False
+
+    def nextset(self, *args: Any, **kwargs: Any) -> Any:
+        if self._self_many:
+            self._self_result.finish()
+            return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
+        return super().nextset(*args, **kwargs)
+
+    @property
+    def pgresult(self) -> Any:
+        if not self._self_result.touches_rows:
+            return self.__wrapped__.pgresult
+        # the result's facts stay readable (SQLAlchemy's async psycopg adapter reads .status after each
+        # execute); its values would skip masking, so reading them is refused (decision 0064)
+        raw = self.__wrapped__.pgresult
+        return None if raw is None else GuardedPGresult(raw, self)
+
+
+#: what a masked result's ``pgresult`` still answers: its shape and status, never a value
+PGRESULT_FACTS = frozenset(
+    {
+        "status", "ntuples", "nfields", "nparams", "command_status", "command_tuples", "oid_value",
+        "error_message", "get_error_message", "error_field", "fname", "ftype", "fmod", "fsize", "fformat",
+        "ftable", "ftablecol", "param_type", "binary_tuples",
+    }
+)
+
+
+class GuardedPGresult:
+    """A masked result's ``pgresult``: facts readable, values (``get_value``, ``pgresult_ptr``) refused."""
+
+    __slots__ = ("_cursor", "_raw")
+
+    def __init__(self, raw: Any, cursor: Any) -> None:
+        object.__setattr__(self, "_raw", raw)
+        object.__setattr__(self, "_cursor", cursor)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PGRESULT_FACTS:
+            return getattr(self._raw, name)
+        return low_level_result(self._cursor, "pgresult." + name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        low_level_result(self._cursor, "pgresult." + name)
+
+    def __repr__(self) -> str:
+        return f"<governed {self._raw!r} (values withheld)>"
+
+
+class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False
@@ -68,12 +121,6 @@ class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
         self._self_many = True
         return out
 
-    def nextset(self, *args: Any, **kwargs: Any) -> Any:
-        if self._self_many:
-            self._self_result.finish()
-            return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
-        return super().nextset(*args, **kwargs)
-
     def set_result(self, index: int) -> Any:
         out = self.__wrapped__.set_result(index)
         if not self._self_many:
@@ -87,10 +134,6 @@ class PsycopgCursor(PrivateWithheld, NextSet, GovernedCursor):
                 withhold_unplanned(self._self_gov, self._self_result, True)
             first = False
             yield self
-
-    @property
-    def pgresult(self) -> Any:
-        return low_level_result(self, "pgresult")
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
         # a generator function, like psycopg's: the statement is judged and sent at the first next()
@@ -195,22 +238,24 @@ def guarded_pgconn(owner: Any, gov: Any) -> GuardedPGconn:
 
 
 @functools.cache
-def _typeinfo_code() -> Any:
+def _typeinfo_codes() -> tuple[Any, ...]:
     from psycopg.types import TypeInfo
 
-    return TypeInfo._fetch.__func__.__code__  # type: ignore[attr-defined]
+    return tuple(
+        getattr(TypeInfo, name).__func__.__code__ for name in ("_fetch", "_fetch_async") if hasattr(TypeInfo, name)
+    )
 
 
 def _inside_typeinfo_fetch(depth: int = 12) -> bool:
     """True when psycopg's ``TypeInfo.fetch`` (a fixed ``pg_type`` catalog read) is what asks for ``pgconn``.
 
-    It builds ``psycopg.Cursor(conn)`` itself and its C dumpers need the real PGconn; SQLAlchemy's
-    psycopg dialect and ``register_hstore``-style setup call it with the governed connection.
-    Matched by code object, not module name, so other callers cannot pass for it.
+    It builds ``psycopg.Cursor(conn)`` (``AsyncCursor`` for async connections) itself and its C dumpers
+    need the real PGconn; SQLAlchemy's psycopg dialects and ``register_hstore``-style setup call it with
+    the governed connection. Matched by code object, not module name, so other callers cannot pass for it.
     """
-    code, frame = _typeinfo_code(), sys._getframe(2)
+    codes, frame = _typeinfo_codes(), sys._getframe(2)
     while frame is not None and depth:
-        if frame.f_code is code:
+        if frame.f_code in codes:
             return True
         frame, depth = frame.f_back, depth - 1  # type: ignore[assignment]
     return False
@@ -244,22 +289,27 @@ class _OwnedByGoverned(wrapt.ObjectProxy[Any]):
         return self.__wrapped__.__exit__(*exc)
 
 
-class PsycopgConnection(GovernedConnection):
-    cursor_proxy = PsycopgCursor
+class PsycopgConnectionFacts:
+    """What psycopg's sync and async connection proxies share: the guarded protocol handle."""
 
-    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
-        cur = self.cursor(binary=True) if binary else self.cursor()
-        return cur.execute(query, params, prepare=prepare)
+    __wrapped__: Any
+    _self_gov: Any
 
-    @contextmanager
-    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with self.__wrapped__.transaction(*args, **kwargs) as tx:
-            yield _OwnedByGoverned(tx, self)
+    # -- read_only=False makes psycopg open transactions with BEGIN READ WRITE: judged as that statement
+    def set_read_only(self, value: Any) -> Any:
+        raw = self.__wrapped__
+        if value is True:
+            return raw.set_read_only(value)
+        return judged_call(self._self_gov, "connection.set_read_only", "BEGIN READ WRITE",
+                           lambda: raw.set_read_only(value))  # fmt: skip
 
-    @contextmanager
-    def pipeline(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with self.__wrapped__.pipeline(*args, **kwargs) as pipe:
-            yield _OwnedByGoverned(pipe, self)
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "read_only" and value is not True:
+            raw = self.__wrapped__
+            judged_call(self._self_gov, "connection.read_only", "BEGIN READ WRITE",
+                        lambda: setattr(raw, name, value))  # fmt: skip
+            return
+        super().__setattr__(name, value)
 
     # psycopg's cursor constructors bind to ``connection.pgconn`` and would send statements on it
     # directly (decision 0064): the governed connection hands out a PGconn that only answers facts.
@@ -278,12 +328,30 @@ class PsycopgConnection(GovernedConnection):
         info = self.__wrapped__.info
         return type(info)(guarded_pgconn(self.__wrapped__, self._self_gov))
 
+
+class PsycopgConnection(PsycopgConnectionFacts, GovernedConnection):
+    cursor_proxy = PsycopgCursor
+
+    def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
+        cur = self.cursor(binary=True) if binary else self.cursor()
+        return cur.execute(query, params, prepare=prepare)
+
+    @contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.__wrapped__.transaction(*args, **kwargs) as tx:
+            yield _OwnedByGoverned(tx, self)
+
+    @contextmanager
+    def pipeline(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        with self.__wrapped__.pipeline(*args, **kwargs) as pipe:
+            yield _OwnedByGoverned(pipe, self)
+
     def __enter__(self) -> PsycopgConnection:
         self.__wrapped__.__enter__()
         return self
 
 
-class PsycopgDriver(Driver):
+class PsycopgDriver(PostgresSession, Driver):
     name = "psycopg"
     dialect = "postgres"
     db_system = "postgresql"
@@ -307,19 +375,34 @@ class PsycopgDriver(Driver):
             return None
         return super().placeholder_problem(text, params)
 
-    def on_wrap(self, proxy: Any, gov: Any) -> None:
+    @classmethod
+    def for_connection(cls, raw: Any) -> Driver:
         import psycopg
 
-        if isinstance(gov.raw, psycopg.AsyncConnection):
-            # an awaitable execute() would be judged before it runs but planned before its result
-            # exists: refuse rather than hand out unmasked rows
-            raise ConfigurationError(
-                "governed_db does not govern psycopg.AsyncConnection yet; use a synchronous psycopg.Connection "
-                "(e.g. in a thread via asyncio.to_thread) until async support lands"
-            )
+        if isinstance(raw, psycopg.AsyncConnection):
+            from governed_db.drivers.psycopg_async import AsyncPsycopgDriver
+
+            return AsyncPsycopgDriver()
+        return cls()
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    def pipelines(self, raw: Any) -> bool:
+        # a statement with parameters is one statement on the wire: the savepoint rides in a pipeline instead
+        import psycopg
+
+        return bool(psycopg.Pipeline.is_supported()) and getattr(raw, "_pipeline", None) is None
+
+    def run_after(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        with raw.pipeline():
+            raw.cursor().execute(prefix)
+            return invoke(sql)  # the results arrive at the pipeline's sync, before this block is left
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.autocommit:
+            return "autocommit"
+        return "implicit" if int(raw.info.transaction_status) == 0 else "open"  # pq.TransactionStatus.IDLE
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)

@@ -7,7 +7,10 @@ While the extension is loaded, in this kernel only:
 
 * ``sqlite3.connect``, and ``psycopg.connect``, ``psycopg2.connect``,
   ``pymysql.connect``, ``duckdb.connect`` for those drivers that are
-  installed, are replaced by functions that return governed connections
+  installed, are replaced by functions that return governed connections;
+  so are the async drivers' ``aiosqlite.connect``, ``asyncpg.connect``,
+  ``aiomysql.connect`` and ``psycopg.AsyncConnection.connect`` (awaited, or
+  in ``async with``, they give governed async connections)
   (calls from IPython's and ipykernel's own modules, e.g. the history
   database, are left alone; so are SQLAlchemy's, see below). Names bound *before* loading
   (``from sqlite3 import connect``) keep the original.
@@ -40,6 +43,14 @@ from governed_db.integrations.tooling import refusal_message, refusal_of
 
 #: driver modules whose ``connect`` is replaced while loaded (when installed)
 PATCHED_MODULES = ("sqlite3", "psycopg", "psycopg2", "pymysql", "duckdb")
+#: async drivers' connect functions replaced while loaded: (module, object in it or "", attribute);
+#: the replacement returns what the original does (awaitable, and ``async with`` where it is), governed
+ASYNC_CONNECTS = (
+    ("aiosqlite", "", "connect"),
+    ("asyncpg", "", "connect"),
+    ("aiomysql", "", "connect"),
+    ("psycopg", "AsyncConnection", "connect"),
+)
 #: callers left alone by the patched ``connect``: the kernel's own machinery (history database...),
 #: SQLAlchemy / duckdb_engine, whose connections the ``do_connect`` listener governs instead, and
 #: governed_db itself (``govern_module`` wraps what it opens; classification reads the schema)
@@ -55,6 +66,8 @@ class _Session:
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}
         self.originals: dict[str, Any] = {}
+        #: "module.attr" -> (owner object, attribute, what was there before: restored as it was)
+        self.async_originals: dict[str, tuple[Any, str, Any]] = {}
         self.listener: Any = None
         self.previous_custom: tuple[tuple[type, ...], Any] | None = None
 
@@ -122,14 +135,92 @@ def _patched_connect(original: Any) -> Any:
     return connect
 
 
+class _GovernedConnect:
+    """What a patched async ``connect(...)`` returns: awaited (or ``async with``), a governed connection."""
+
+    def __init__(self, pending: Any) -> None:
+        self._pending = pending
+        self._conn: Any = None
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()
+
+    async def _connect(self) -> Any:
+        from governed_db.async_proxies import maybe_await
+
+        raw = await self._pending
+        try:
+            return _govern(raw)
+        except BaseException:
+            await maybe_await(raw.close())
+            raise
+
+    async def __aenter__(self) -> Any:
+        self._conn = await self._connect()
+        return self._conn
+
+    async def __aexit__(self, *exc: Any) -> None:
+        from governed_db.async_proxies import maybe_await
+
+        await maybe_await(self._conn.close())
+
+
+def _governed_pending(pending: Any, caller: str) -> Any:
+    if caller.startswith(_EXEMPT_CALLERS):  # SQLAlchemy's async dialects: the do_connect listener governs
+        return pending
+    return _GovernedConnect(pending)
+
+
+def _patched_async_connect(original: Any) -> Any:
+    if isinstance(original, classmethod):  # psycopg.AsyncConnection.connect: keep ``cls`` (subclasses)
+        func = original.__func__
+
+        @functools.wraps(func)
+        def connect_cls(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            return _governed_pending(func(cls, *args, **kwargs), caller)
+
+        connect_cls.__governed_db_original__ = original  # type: ignore[attr-defined]
+        return classmethod(connect_cls)
+
+    @functools.wraps(original)
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        return _governed_pending(original(*args, **kwargs), caller)
+
+    connect.__governed_db_original__ = original  # type: ignore[attr-defined]
+    return connect
+
+
+def _patch_async_connects(session: _Session) -> None:
+    for module_name, owner_name, attr in ASYNC_CONNECTS:
+        if module_name not in sys.modules and importlib.util.find_spec(module_name) is None:
+            continue
+        owner: Any = importlib.import_module(module_name)
+        if owner_name:
+            owner = getattr(owner, owner_name)
+        before = owner.__dict__.get(attr)  # a classmethod stays one (not the bound method getattr gives)
+        if before is None or hasattr(getattr(owner, attr), "__governed_db_original__"):
+            continue
+        session.async_originals[f"{module_name}.{owner_name}".rstrip(".") + f".{attr}"] = (owner, attr, before)
+        setattr(owner, attr, _patched_async_connect(before))
+
+
 def _do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
     if getattr(dialect, "_governed_db", False):
         return None  # an engine from governed_db.sqlalchemy: its own hook governs it
     from governed_db.api import _is_governed, wrap
-    from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS, _duckdb_engine_inner, _wrap_dbapi
+    from governed_db.integrations.sqlalchemy import (
+        SQLGLOT_DIALECTS,
+        _duckdb_engine_inner,
+        _wrap_dbapi,
+        async_adapted,
+    )
 
     raw = dialect.connect(*cargs, **cparams)
     inner = _duckdb_engine_inner(raw)
+    if inner is None:
+        inner = async_adapted(raw)
     if _is_governed(raw) or (inner is not None and _is_governed(inner)):
         return raw  # already governed by a patched driver connect()
     opts = wrap_options()
@@ -226,7 +317,7 @@ def status() -> Any:
         if isinstance(ident, Identity) else "default (GOVERNED_DB_IDENTITY / token / OS user)")
     env = build_settings(identity=None, environment=opts.get("environment"), policy=None, audit=None,
                          tracer_provider=None, options={}).environment
-    patched = ", ".join(sorted(_session.originals)) if _session else "nothing"
+    patched = ", ".join(sorted([*_session.originals, *_session.async_originals])) if _session else "nothing"
     rows = [("identity", who), ("environment", env), ("policy", str(opts.get("policy") or "default")),
             ("governed connect()", patched), ("SQLAlchemy engines", "governed (do_connect)")]
     body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
@@ -251,6 +342,7 @@ def load_ipython_extension(ipython: Any) -> None:
             continue
         session.originals[name] = original
         setattr(module, "connect", _patched_connect(original))  # noqa: B010 - module attribute by name
+    _patch_async_connects(session)
     try:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
@@ -276,6 +368,8 @@ def unload_ipython_extension(ipython: Any) -> None:
         return
     for name, original in session.originals.items():
         setattr(sys.modules[name], "connect", original)  # noqa: B010
+    for owner, attr, before in session.async_originals.values():
+        setattr(owner, attr, before)
     if session.listener is not None:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
@@ -290,6 +384,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 __all__ = [
+    "ASYNC_CONNECTS",
     "PATCHED_MODULES",
     "configure",
     "governed_db_magic",

@@ -33,6 +33,7 @@ from governed_db.settings import OPTION_DEFAULTS, build_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 #: SQLAlchemy dialect name -> sqlglot dialect governed_db parses with
 SQLGLOT_DIALECTS: dict[str, str] = {
@@ -77,15 +78,7 @@ def create_engine(
     """
     import sqlalchemy
 
-    options = dict(wrap_options or {})
-    engine_kwargs: dict[str, Any] = {}
-    for name, value in kwargs.items():
-        (options if name in OPTION_DEFAULTS else engine_kwargs)[name] = value
-    if "creator" in engine_kwargs:
-        raise ConfigurationError(
-            "governed_db.sqlalchemy.create_engine() builds the connections itself; drop creator= and pass the "
-            "URL, or call sqlalchemy.create_engine(url, creator=lambda: governed_db.wrap(...)) yourself"
-        )
+    options, engine_kwargs = _split(kwargs, wrap_options)
     # fail now, not at the first checkout, on a bad option or identity
     build_settings(
         identity=identity, environment=environment, policy=policy, audit=audit,
@@ -121,6 +114,68 @@ def _redacted(url: Any) -> str:
         return str(sqlalchemy.engine.make_url(url).render_as_string(hide_password=True))
     except Exception:
         return "<the URL>" if "@" in str(url) else str(url)
+
+
+#: the async URL schemes :func:`create_async_engine` is tested with
+SUPPORTED_ASYNC = (
+    "postgresql+asyncpg",
+    "postgresql+psycopg_async",
+    "postgresql+psycopg",
+    "sqlite+aiosqlite",
+    "mysql+aiomysql",
+)
+
+
+def create_async_engine(
+    url: Any,
+    *,
+    identity: Any = None,
+    environment: str | None = None,
+    policy: Any = None,
+    audit: Any = None,
+    tracer_provider: Any = None,
+    wrap_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """``sqlalchemy.ext.asyncio.create_async_engine`` whose connections are governed.
+
+    Arguments as for :func:`create_engine`. The async dialects (asyncpg,
+    psycopg async, aiosqlite, aiomysql) connect with the async driver and
+    hand SQLAlchemy an adapter around its connection; the same ``do_connect``
+    hook governs the driver's connection inside that adapter, so Core and ORM
+    statements run through governed_db's async proxies.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
+
+    options, engine_kwargs = _split(kwargs, wrap_options)
+    build_settings(
+        identity=identity, environment=environment, policy=policy, audit=audit,
+        tracer_provider=tracer_provider, options=options,
+    )
+    engine = sa_create_async_engine(url, **engine_kwargs)
+    guessed = SQLGLOT_DIALECTS.get(engine.dialect.name)
+    if guessed is not None:
+        options.setdefault("dialect", guessed)
+    govern_engine(
+        engine.sync_engine,
+        **dict(options, identity=identity, environment=environment, policy=policy, audit=audit,
+               tracer_provider=tracer_provider),
+    )
+    return engine
+
+
+def _split(kwargs: dict[str, Any], wrap_options: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``wrap()`` options and engine arguments out of one set of keyword arguments."""
+    options = dict(wrap_options or {})
+    engine_kwargs: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        (options if name in OPTION_DEFAULTS else engine_kwargs)[name] = value
+    if "creator" in engine_kwargs or "async_creator" in engine_kwargs:
+        raise ConfigurationError(
+            "governed_db.sqlalchemy builds the connections itself; drop creator=/async_creator= and "
+            "pass the URL, or wrap the connections yourself (governed_db.wrap) in your creator"
+        )
+    return options, engine_kwargs
 
 
 def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
@@ -168,13 +223,19 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
 def _set_up(conn: Any, value: bool) -> None:
     """Mark a governed connection as being set up by SQLAlchemy (its queries then spend no rate-limit budget)."""
     gov = getattr(conn, "_self_gov", None)
-    if gov is None:  # duckdb_engine's wrapper around the governed connection
-        gov = getattr(_duckdb_engine_inner(conn), "_self_gov", None)
+    if gov is None:  # an async dialect's adapter, or duckdb_engine's wrapper, around the governed connection
+        gov = getattr(async_adapted(conn) or _duckdb_engine_inner(conn), "_self_gov", None)
     if gov is not None:
         gov.setting_up = value
 
 
 def _wrap_dbapi(raw: Any, wrap: Any, wrap_kwargs: dict[str, Any]) -> Any:
+    adapted = async_adapted(raw)
+    if adapted is not None:
+        # an async dialect's adapter (AsyncAdapt_asyncpg_connection...): it calls the driver's connection,
+        # so that connection is what gets governed; SQLAlchemy keeps the adapter it knows
+        raw._connection = wrap(adapted, **wrap_kwargs)
+        return raw
     inner = _duckdb_engine_inner(raw)
     if inner is None:
         return wrap(raw, **wrap_kwargs)
@@ -184,6 +245,13 @@ def _wrap_dbapi(raw: Any, wrap: Any, wrap_kwargs: dict[str, Any]) -> Any:
     from duckdb_engine import ConnectionWrapper
 
     return ConnectionWrapper(wrap(inner, **wrap_kwargs))
+
+
+def async_adapted(raw: Any) -> Any:
+    """The async driver connection inside a SQLAlchemy async adapter (``None``: ``raw`` is no such adapter)."""
+    if not type(raw).__module__.startswith("sqlalchemy.") or not type(raw).__name__.startswith("AsyncAdapt"):
+        return None
+    return getattr(raw, "_connection", None)
 
 
 def _duckdb_engine_inner(raw: Any) -> Any:
@@ -238,6 +306,8 @@ def is_governed(engine: Any) -> bool:
 __all__ = [
     "SQLGLOT_DIALECTS",
     "SUPPORTED",
+    "SUPPORTED_ASYNC",
+    "create_async_engine",
     "create_engine",
     "govern_engine",
     "is_governed",

@@ -1,0 +1,105 @@
+"""aiomysql: the async MySQL/MariaDB driver (PyMySQL's protocol code on asyncio).
+
+Chosen over asyncmy because it is what most users run: it is aio-libs'
+driver, the one SQLAlchemy's asyncio docs and most tutorials use
+(decision 0101).
+
+``conn.cursor(...)`` (awaited or ``async with``) gives a governed cursor of
+whatever class was asked for (``DictCursor``, ``SSCursor``...); its
+``execute``, ``executemany``, ``callproc`` are judged, and every exit
+(``fetch*`` whether the driver returns a future or a coroutine, ``async
+for``, ``nextset``) passes through the result state. ``Connection.query()``
+is judged like any statement; the connection's raw result (``_result``) is
+withheld, as are the driver's other private members, so a cursor class built
+directly on the governed connection cannot read rows around masking.
+``select_db(db)`` is judged as ``USE db`` and ``kill(id)`` as ``KILL id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
+from governed_db.drivers import quote_ident
+from governed_db.drivers._async import AsyncDriver
+from governed_db.drivers.pymysql import PyMySQLDriver
+from governed_db.errors import InvalidStatement
+from governed_db.proxies import PrivateWithheld, withhold_unplanned
+
+
+class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
+    private_allowed = frozenset({"_executed", "_last_executed"})  # the last statement's text, for debugging
+
+    async def nextset(self) -> Any:
+        self._self_result.finish()
+        out = await self.__wrapped__.nextset()
+        withhold_unplanned(self._self_gov, self._self_result, bool(out))
+        return self._self_out(out)
+
+    async def callproc(self, procname: Any, args: Any = ()) -> Any:
+        raw, gov = self.__wrapped__, self._self_gov
+        if not isinstance(procname, str):
+            raise gov.refusal(
+                InvalidStatement(f"callproc() takes the procedure name as str, got {type(procname).__name__}")
+            )
+        sql = f"CALL {procname}({', '.join('%s' for _ in (args or ()))})"
+        return await govern(gov, "cursor.callproc", sql, args, lambda _s: raw.callproc(procname, args), self._self_result)
+
+
+class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
+    cursor_proxy = AiomysqlCursor
+
+    def cursor(self, *cursors: Any) -> Any:
+        from aiomysql.utils import _ContextManager
+
+        return _ContextManager(self._self_cursor(*cursors))  # awaited, or ``async with`` (closes it)
+
+    async def _self_cursor(self, *cursors: Any) -> AiomysqlCursor:
+        return AiomysqlCursor(await self.__wrapped__.cursor(*cursors), self._self_gov, self)
+
+    async def query(self, sql: Any, unbuffered: bool = False) -> Any:
+        raw = self.__wrapped__
+        return await govern(self._self_gov, "connection.query", sql, None, lambda s: raw.query(s, unbuffered=unbuffered))
+
+    async def select_db(self, db: Any) -> Any:
+        if not isinstance(db, str):
+            raise self._self_gov.refusal(InvalidStatement(f"select_db() takes a database name, got {type(db).__name__}"))
+        return await govern(
+            self._self_gov, "connection.select_db", f"USE {quote_ident(db, '`')}", None,
+            lambda _s: self.__wrapped__.select_db(db),
+        )
+
+    async def kill(self, thread_id: Any) -> Any:
+        return await govern(
+            self._self_gov, "connection.kill", f"KILL {int(thread_id)}", None,
+            lambda _s: self.__wrapped__.kill(thread_id),
+        )
+
+
+class AiomysqlDriver(AsyncDriver, PyMySQLDriver):
+    name = "aiomysql"
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import aiomysql
+
+            module = aiomysql
+        super().__init__(module)
+
+    @property
+    def connection_proxy(self) -> type:
+        return AiomysqlConnection
+
+    def is_closed(self, raw: Any) -> bool:
+        return bool(raw.closed)
+
+    async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
+        cur = await raw.cursor()
+        try:
+            await cur.execute(sql, params)
+            return cur.description, list(await cur.fetchall())
+        finally:
+            await cur.close()
+
+
+__all__ = ["AiomysqlConnection", "AiomysqlCursor", "AiomysqlDriver"]

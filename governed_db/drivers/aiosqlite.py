@@ -1,0 +1,143 @@
+"""aiosqlite: ``Connection``/``Cursor``, ``execute*`` shortcuts, ``execute_fetchall``, the non-SQL exits.
+
+aiosqlite's methods return a ``Result`` (awaitable, and an ``async with``
+that closes the cursor); the governed ones do too. The connection shortcuts
+(``execute``, ``executemany``, ``executescript``, ``execute_fetchall``,
+``execute_insert``) run on a governed cursor. ``backup``, ``iterdump`` and
+``load_extension`` are judged as the statements they amount to, as for
+:mod:`sqlite3` (:mod:`governed_db.drivers.sqlite`). ``row_factory`` and
+``text_factory`` are the driver's; rows in any of their shapes are masked
+like sqlite3's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiosqlite.context import Result
+
+from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
+from governed_db.drivers import innermost
+from governed_db.drivers._async import AsyncDriver
+from governed_db.proxies import PrivateWithheld
+
+
+class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
+    async def executescript(self, sql_script: Any) -> Any:
+        raw = self.__wrapped__
+        out = await govern(
+            self._self_gov, "cursor.executescript", sql_script, None, raw.executescript, self._self_result
+        )
+        return self._self_out(out)
+
+
+class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
+    cursor_proxy = AiosqliteCursor
+
+    @property
+    def _connection(self) -> Any:
+        # SQLAlchemy's aiosqlite adapter asks whether the connection is open by this private member; the
+        # sqlite3 connection itself would run statements around governance, so it answers only that
+        return True if self.__wrapped__._connection is not None else None
+
+    def cursor(self) -> Any:
+        return Result(self._self_cursor())
+
+    async def _self_cursor(self) -> AiosqliteCursor:
+        return AiosqliteCursor(await self.__wrapped__.cursor(), self._self_gov, self)
+
+    # -- shortcuts: on a governed cursor, returned as aiosqlite returns them --------------------
+    def execute(self, sql: Any, parameters: Any = None) -> Any:
+        return Result(self._self_run("execute", sql, [] if parameters is None else parameters))
+
+    def executemany(self, sql: Any, parameters: Any) -> Any:
+        return Result(self._self_run("executemany", sql, parameters))
+
+    def executescript(self, sql_script: Any) -> Any:
+        return Result(self._self_run("executescript", sql_script))
+
+    def execute_fetchall(self, sql: Any, parameters: Any = None) -> Any:
+        return Result(self._self_fetchall(sql, [] if parameters is None else parameters))
+
+    def execute_insert(self, sql: Any, parameters: Any = None) -> Any:
+        return Result(self._self_insert(sql, [] if parameters is None else parameters))
+
+    async def _self_run(self, name: str, *args: Any) -> AiosqliteCursor:
+        cur = await self._self_cursor()
+        await getattr(cur, name)(*args)
+        return cur
+
+    async def _self_fetchall(self, sql: Any, parameters: Any) -> Any:
+        cur = await self._self_run("execute", sql, parameters)
+        try:
+            return await cur.fetchall()
+        finally:
+            await cur.close()
+
+    async def _self_insert(self, sql: Any, parameters: Any) -> Any:
+        cur = await self._self_run("execute", sql, parameters)
+        try:
+            raw = cur.__wrapped__  # the rowid of the insert just judged; no table data is read
+            await raw.execute("SELECT last_insert_rowid()")
+            return await raw.fetchone()
+        finally:
+            await cur.close()
+
+    # -- the non-SQL ways data leaves (as for sqlite3) -------------------------------------------
+    async def backup(self, target: Any, **kwargs: Any) -> Any:
+        raw_target = innermost(target)
+        return await govern(
+            self._self_gov,
+            "connection.backup",
+            "VACUUM INTO 'backup-target'",
+            None,
+            lambda _s: self.__wrapped__.backup(raw_target, **kwargs),
+        )
+
+    async def iterdump(self) -> AsyncIterator[str]:
+        async def dump(_s: Any) -> list[str]:
+            return [line async for line in self.__wrapped__.iterdump()]
+
+        lines = await govern(self._self_gov, "connection.iterdump", "VACUUM INTO 'iterdump'", None, dump)
+        for line in lines:
+            yield line
+
+    async def load_extension(self, path: Any) -> Any:
+        return await govern(
+            self._self_gov,
+            "connection.load_extension",
+            "SELECT load_extension(?)",
+            None,
+            lambda _s: self.__wrapped__.load_extension(path),
+        )
+
+
+class AiosqliteDriver(AsyncDriver):
+    name = "aiosqlite"
+    dialect = "sqlite"
+    db_system = "sqlite"
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import aiosqlite
+
+            module = aiosqlite
+        super().__init__(module)
+
+    @property
+    def connection_proxy(self) -> type:
+        return AiosqliteConnection
+
+    def paramstyle_for(self, raw: Any) -> str:
+        return "qmark"
+
+    def is_closed(self, raw: Any) -> bool:
+        return getattr(raw, "_connection", None) is None
+
+    async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
+        async with raw.execute(sql, params if params is not None else []) as cur:
+            return cur.description, list(await cur.fetchall())
+
+
+__all__ = ["AiosqliteConnection", "AiosqliteCursor", "AiosqliteDriver"]

@@ -1,0 +1,521 @@
+"""asyncpg: not DB-API, but every way SQL goes in and ``Record`` rows come out is governed.
+
+Entry points: ``execute``, ``executemany``, ``fetch``, ``fetchrow``,
+``fetchval``, ``fetchmany``, ``cursor`` (awaited or ``async for``),
+``prepare`` (and the prepared statement's ``fetch*``, ``executemany``,
+``cursor``, ``explain``), and the COPY family: ``copy_from_query`` and
+``copy_from_table`` export rows the database formats itself, so they are
+refused when a column they export is masked (decision 0061);
+``copy_to_table`` and ``copy_records_to_table`` are judged as
+``COPY ... FROM STDIN``. Statements use PostgreSQL's own ``$1`` placeholders
+and are analysed in the postgres dialect.
+
+There is no cursor to plan masking from, so each call has its own result
+state; its description is the prepared statement's attributes, or the keys
+of the first ``Record``. asyncpg ``Record`` objects cannot be built from
+Python, so a row with masked values comes back as a :class:`GovernedRecord`,
+which answers like a ``Record`` (index, key, slice, ``get``, ``keys``,
+``values``, ``items``, iteration over values, ``==`` with tuples); rows with
+nothing masked are the driver's own ``Record`` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import wrapt
+
+from governed_db.async_proxies import govern
+from governed_db.drivers import quote_ident
+from governed_db.drivers._async import AsyncDriver
+from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
+from governed_db.errors import InvalidStatement
+from governed_db.pipeline import Governor
+from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
+from governed_db.results import ResultState
+
+_END = object()
+
+
+class GovernedRecord:
+    """A row with masked values that behaves like an ``asyncpg.Record``."""
+
+    __slots__ = ("_index", "_names", "_values")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+        self._names = names
+        self._values = tuple(values)
+        index: dict[str, int] = {}
+        for i, n in enumerate(names):
+            index.setdefault(n, i)  # a duplicated name reads the first column, as Record does
+        self._index = index
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                return self._values[self._index[key]]
+            except KeyError:
+                raise KeyError(key) from None
+        return self._values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        i = self._index.get(key)
+        return default if i is None else self._values[i]
+
+    def keys(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def values(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(zip(self._names, self._values, strict=True))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (GovernedRecord, tuple)) or type(other).__name__ == "Record":
+            return self._values == tuple(other)  # type: ignore[arg-type]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return "<Record " + " ".join(f"{n}={v!r}" for n, v in zip(self._names, self._values, strict=True)) + ">"
+
+
+class _Rows:
+    """What the pipeline reads about one asyncpg call's result (there is no cursor)."""
+
+    __slots__ = ("description", "rowcount")
+
+    def __init__(self) -> None:
+        self.description: Any = None
+        self.rowcount: int | None = None
+
+    def from_records(self, records: list[Any]) -> None:
+        self.rowcount = len(records)
+        if records:
+            self.description = [(name, None) for name in records[0].keys()]  # noqa: SIM118 - Record iterates values
+
+    def from_attributes(self, attributes: Any) -> None:
+        self.description = [(a.name, None) for a in attributes] or None
+
+    def from_status(self, status: Any) -> None:
+        tail = str(status).rsplit(" ", 1)[-1] if status else ""
+        self.rowcount = int(tail) if tail.isdigit() else None
+
+
+def record_out(st: ResultState, rec: Any) -> Any:
+    """One ``Record`` through the result state (``None``: the row cap was reached)."""
+    if not st.active or rec is None:
+        return rec
+    if st.plan is None:
+        return st.one(rec)  # counted and capped, unchanged
+    masked = st.one(tuple(rec))
+    return None if masked is None else GovernedRecord(tuple(rec.keys()), masked)
+
+
+def records_out(st: ResultState, records: list[Any]) -> list[Any]:
+    """A whole list of ``Record`` rows through the result state."""
+    if not st.active:
+        return records
+    if st.plan is None or not records:
+        return st.many(list(records), complete=True)
+    names = tuple(records[0].keys())
+    return [GovernedRecord(names, row) for row in st.many([tuple(r) for r in records], complete=True)]
+
+
+async def records_iter(st: ResultState, first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    if first is _END:
+        st.finish()
+        return
+    if st.poisoned is not None:
+        raise st.poisoned
+    out = record_out(st, first)
+    if out is None:
+        return
+    yield out
+    async for rec in rest:
+        out = record_out(st, rec)
+        if out is None:
+            return
+        yield out
+    if st.active:
+        st.finish()
+
+
+class _Runner:
+    """The asyncpg entry points' shared routing: judge, await the driver, pass rows out."""
+
+    _self_gov: Governor
+
+    async def _self_records(self, entry: str, query: Any, params: Any, call: Any, attributes: Any = None) -> Any:
+        gov = self._self_gov
+        rows = _Rows()
+        st = ResultState(rows, gov)
+
+        async def run(sql: Any) -> Any:
+            out = await call(sql)
+            if attributes is not None:
+                rows.from_attributes(attributes())
+            elif isinstance(out, list):
+                rows.from_records(out)
+            elif out is not None and hasattr(out, "keys"):  # fetchrow's Record
+                rows.from_records([out])
+            return out
+
+        out = await govern(gov, entry, query, params, run, st)
+        if isinstance(out, list):
+            return records_out(st, out)
+        return record_out(st, out)
+
+    async def _self_status(self, entry: str, query: Any, params: Any, call: Any) -> Any:
+        rows = _Rows()
+
+        async def run(sql: Any) -> Any:
+            status = await call(sql)
+            rows.from_status(status)
+            return status
+
+        return await govern(self._self_gov, entry, query, params, run, ResultState(rows, self._self_gov))
+
+    def _self_iterate(self, entry: str, query: Any, params: Any, open_cursor: Any) -> AsyncIterator[Any]:
+        gov, rows = self._self_gov, _Rows()
+        st = ResultState(rows, gov)
+
+        async def iterate() -> AsyncIterator[Any]:
+            it: Any = None
+
+            async def run(sql: Any) -> Any:
+                nonlocal it
+                it = open_cursor(sql).__aiter__()
+                first = await anext(it, _END)  # runs the query, so the plan has a description
+                if first is not _END:
+                    rows.from_records([first])
+                return first
+
+            first = await govern(gov, entry, query, params, run, st)
+            async for rec in records_iter(st, first, it):
+                yield rec
+
+        return iterate()
+
+
+class GovernedCursorFactory(_Runner):
+    """``conn.cursor(query, *args)``: ``async for`` over it, or ``await`` it for a scrollable cursor."""
+
+    def __init__(self, gov: Governor, entry: str, query: Any, args: tuple[Any, ...], make: Any) -> None:
+        self._self_gov = gov
+        self._entry = entry
+        self._query = query
+        self._args = args
+        self._make = make  # sql -> the driver's CursorFactory
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_iterate(self._entry, self._query, self._args or None, self._make)
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def _open(self) -> GovernedAsyncpgCursor:
+        rows = _Rows()
+        st = ResultState(rows, self._self_gov)
+
+        async def run(sql: Any) -> Any:
+            cur = await self._make(sql)
+            rows.from_attributes(cur._state._get_attributes())  # what PreparedStatement.get_attributes reads
+            return cur
+
+        cur = await govern(self._self_gov, self._entry, self._query, self._args or None, run, st)
+        return GovernedAsyncpgCursor(cur, st)
+
+
+class GovernedAsyncpgCursor(wrapt.ObjectProxy[Any]):
+    """An open asyncpg cursor whose ``fetch``/``fetchrow`` rows pass through its result state."""
+
+    def __init__(self, raw: Any, st: ResultState) -> None:
+        super().__init__(raw)
+        self._self_result = st
+
+    async def fetch(self, n: int, *args: Any, **kwargs: Any) -> list[Any]:
+        records = await self.__wrapped__.fetch(n, *args, **kwargs)
+        st = self._self_result
+        if not st.active:
+            return records  # type: ignore[no-any-return]
+        out = [record_out(st, r) for r in records]
+        return [r for r in out if r is not None]
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        return record_out(self._self_result, await self.__wrapped__.fetchrow(*args, **kwargs))
+
+    def __repr__(self) -> str:
+        return f"<governed {self.__wrapped__!r}>"
+
+
+class GovernedPreparedStatement(_Runner, PrivateWithheld, wrapt.ObjectProxy[Any]):
+    """``await conn.prepare(query)``: every execution is judged again (identity and parameters may differ)."""
+
+    def __init__(self, raw: Any, gov: Governor, query: Any) -> None:
+        super().__init__(raw)
+        self._self_gov = gov
+        self._self_query = query
+
+    def _self_attrs(self) -> Any:
+        return self.__wrapped__.get_attributes()
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+        ps = self.__wrapped__
+        return await self._self_records(
+            "prepared.fetch", self._self_query, args or None, lambda _s: ps.fetch(*args, **kwargs), self._self_attrs
+        )
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        ps = self.__wrapped__
+        return await self._self_records(
+            "prepared.fetchrow", self._self_query, args or None, lambda _s: ps.fetchrow(*args, **kwargs),
+            self._self_attrs,
+        )
+
+    async def fetchval(self, *args: Any, column: Any = 0, **kwargs: Any) -> Any:
+        ps = self.__wrapped__
+        row = await self._self_records(
+            "prepared.fetchval", self._self_query, args or None, lambda _s: ps.fetchrow(*args, **kwargs),
+            self._self_attrs,
+        )
+        return None if row is None else row[column]
+
+    async def fetchmany(self, args: Any, **kwargs: Any) -> Any:
+        ps, args = self.__wrapped__, list(args)
+        return await self._self_records(
+            "prepared.fetchmany", self._self_query, args, lambda _s: ps.fetchmany(args, **kwargs), self._self_attrs
+        )
+
+    async def executemany(self, args: Any, **kwargs: Any) -> Any:
+        ps, args = self.__wrapped__, list(args)
+        return await govern(self._self_gov, "prepared.executemany", self._self_query, args,
+                            lambda _s: ps.executemany(args, **kwargs))
+
+    def cursor(self, *args: Any, **kwargs: Any) -> GovernedCursorFactory:
+        ps = self.__wrapped__
+        return GovernedCursorFactory(self._self_gov, "prepared.cursor", self._self_query, args,
+                                     lambda _s: ps.cursor(*args, **kwargs))
+
+    async def explain(self, *args: Any, analyze: bool = False) -> Any:
+        ps = self.__wrapped__
+        text = f"EXPLAIN {'ANALYZE ' if analyze else ''}{self.__wrapped__.get_query()}"
+        return await govern(self._self_gov, "prepared.explain", text, args or None,
+                            lambda _s: ps.explain(*args, analyze=analyze))
+
+    def __repr__(self) -> str:
+        return f"<governed {self.__wrapped__!r}>"
+
+
+class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
+    """A governed ``asyncpg.Connection`` (or pool connection proxy)."""
+
+    def cursor(self, query: Any, *args: Any, **kwargs: Any) -> GovernedCursorFactory:  # type: ignore[override]
+        raw = self.__wrapped__
+        check_placeholders(self._self_gov, query, args)
+        return GovernedCursorFactory(self._self_gov, "connection.cursor", query, args,
+                                     lambda sql: raw.cursor(sql, *args, **kwargs))
+
+    async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        check_placeholders(self._self_gov, query, args)
+        return await self._self_status("connection.execute", query, args or None,
+                                       lambda sql: raw.execute(sql, *args, **kwargs))
+
+    async def executemany(self, command: Any, args: Any, **kwargs: Any) -> Any:
+        raw, args = self.__wrapped__, list(args)
+        if args:
+            check_placeholders(self._self_gov, command, args[0])
+        return await govern(self._self_gov, "connection.executemany", command, args,
+                            lambda sql: raw.executemany(sql, args, **kwargs))
+
+    async def fetch(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        check_placeholders(self._self_gov, query, args)
+        return await self._self_records("connection.fetch", query, args or None,
+                                        lambda sql: raw.fetch(sql, *args, **kwargs))
+
+    async def fetchrow(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        check_placeholders(self._self_gov, query, args)
+        return await self._self_records("connection.fetchrow", query, args or None,
+                                        lambda sql: raw.fetchrow(sql, *args, **kwargs))
+
+    async def fetchval(self, query: Any, *args: Any, column: Any = 0, **kwargs: Any) -> Any:
+        # read as the row it comes from, so the masked value (not the raw one) is picked
+        raw = self.__wrapped__
+        check_placeholders(self._self_gov, query, args)
+        row = await self._self_records("connection.fetchval", query, args or None,
+                                       lambda sql: raw.fetchrow(sql, *args, **kwargs))
+        return None if row is None else row[column]
+
+    async def fetchmany(self, query: Any, args: Any, **kwargs: Any) -> Any:
+        raw, args = self.__wrapped__, list(args)
+        if args:
+            check_placeholders(self._self_gov, query, args[0])
+        return await self._self_records("connection.fetchmany", query, args,
+                                        lambda sql: raw.fetchmany(sql, args, **kwargs))
+
+    async def prepare(self, query: Any, **kwargs: Any) -> GovernedPreparedStatement:
+        # judged when prepared (the server parses it then) and again at every execution
+        raw = self.__wrapped__
+        ps = await govern(self._self_gov, "connection.prepare", query, None, lambda sql: raw.prepare(sql, **kwargs))
+        return GovernedPreparedStatement(ps, self._self_gov, query)
+
+    # -- COPY ----------------------------------------------------------------------------------
+    async def copy_from_query(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        raw, gov = self.__wrapped__, self._self_gov
+        text = gov.driver.statement_text(query, raw)
+        copy_sql = f"COPY ({text}) TO STDOUT"
+
+        async def run(_s: Any) -> Any:
+            await self._self_refuse_masked(copy_sql)
+            return await raw.copy_from_query(query, *args, **kwargs)
+
+        return await govern(gov, "connection.copy_from_query", copy_sql, args or None, run)
+
+    async def copy_from_table(self, table_name: str, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        copy_sql = f"COPY {_table(table_name, kwargs)} TO STDOUT"
+
+        async def run(_s: Any) -> Any:
+            await self._self_refuse_masked(copy_sql)
+            return await raw.copy_from_table(table_name, **kwargs)
+
+        return await govern(self._self_gov, "connection.copy_from_table", copy_sql, None, run)
+
+    async def copy_to_table(self, table_name: str, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        copy_sql = f"COPY {_table(table_name, kwargs)} FROM STDIN"
+        return await self._self_status("connection.copy_to_table", copy_sql, None,
+                                       lambda _s: raw.copy_to_table(table_name, **kwargs))
+
+    async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> Any:
+        raw = self.__wrapped__
+        records = kwargs.get("records")
+        if isinstance(records, (list, tuple)):
+            params: Any = list(records)  # judged (masked values written back) and sent alike
+            kwargs["records"] = params
+        else:
+            params = None  # an async iterable: read once, by the driver
+        copy_sql = f"COPY {_table(table_name, kwargs)} FROM STDIN"
+        return await self._self_status("connection.copy_records_to_table", copy_sql, params,
+                                       lambda _s: raw.copy_records_to_table(table_name, **kwargs))
+
+    async def _self_refuse_masked(self, copy_sql: str) -> None:
+        gov = self._self_gov
+        probe = copy_out_probe(copy_sql, gov.dialect)
+        if probe is None:
+            return
+        try:
+            attrs = (await self.__wrapped__.prepare(probe)).get_attributes()
+        except Exception as e:
+            undescribable(gov, e)
+            return
+        how = "COPY ... TO exports rows the database formats itself"
+        refuse_masked_columns(gov, probe, [(a.name, None) for a in attrs], how)
+
+    async def __aenter__(self) -> AsyncpgConnection:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.__wrapped__.close()
+
+
+def _table(table_name: Any, kwargs: dict[str, Any]) -> str:
+    if not isinstance(table_name, str):
+        raise InvalidStatement(f"the table name must be str, got {type(table_name).__name__}")
+    schema = kwargs.get("schema_name")
+    name = (quote_ident(schema) + "." if schema else "") + quote_ident(table_name)
+    columns = kwargs.get("columns")
+    return name + (f" ({', '.join(quote_ident(c) for c in columns)})" if columns else "")
+
+
+class AsyncpgDriver(AsyncDriver):
+    name = "asyncpg"
+    dialect = "postgres"
+    db_system = "postgresql"
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import asyncpg
+
+            module = asyncpg
+        super().__init__(module)
+
+    @property
+    def connection_proxy(self) -> type:
+        return AsyncpgConnection
+
+    def paramstyle_for(self, raw: Any) -> str:
+        return "numeric_dollar"
+
+    def placeholder_problem(self, text: str, params: Any) -> str | None:
+        if "$" in text:
+            return None
+        found = "%s" if ("%s" in text or "%(" in text) else ("?" if "?" in text else None)
+        if found:
+            return f"asyncpg uses $1, $2, ... placeholders, but the statement has {found}: write $n for the n-th parameter"
+        return None
+
+    def error_class(self, raw: Any, name: str) -> type[BaseException] | None:
+        # asyncpg has no DB-API classes; these are the ones SQLAlchemy's asyncpg dialect translates to
+        # ProgrammingError (a refusal: insufficient privilege, 42501) and InternalError (a governance fault)
+        from asyncpg import exceptions
+
+        found: type[BaseException] = (
+            exceptions.InsufficientPrivilegeError if name == "ProgrammingError" else exceptions.InternalClientError
+        )
+        return found
+
+    def is_closed(self, raw: Any) -> bool:
+        return bool(raw.is_closed())
+
+    def static_attributes(self, raw: Any) -> dict[str, Any]:
+        attrs = super().static_attributes(raw)
+        try:
+            params = raw._params  # asyncpg keeps the connection's parameters here
+            addr = raw._addr
+            attrs["db.namespace"] = params.database
+            if isinstance(addr, tuple):
+                attrs["server.address"], attrs["server.port"] = str(addr[0]), int(addr[1])
+        except Exception:  # metadata only; never fail a wrap over it
+            pass
+        return attrs
+
+    async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
+        n = 0
+
+        def number(_m: Any) -> str:
+            nonlocal n
+            n += 1
+            return f"${n}"
+
+        import re
+
+        query = re.sub(r"%s", number, sql)  # masking's catalog reads are written for psycopg
+        args = tuple(params or ())
+        if raw.is_in_transaction():
+            async with raw.transaction():  # a savepoint: a failed read leaves the caller's transaction intact
+                ps = await raw.prepare(query)
+                rows = await ps.fetch(*args)
+        else:
+            ps = await raw.prepare(query)
+            rows = await ps.fetch(*args)
+        return [(a.name, None) for a in ps.get_attributes()], [tuple(r) for r in rows]
+
+
+__all__ = ["AsyncpgConnection", "AsyncpgDriver", "GovernedPreparedStatement", "GovernedRecord"]
