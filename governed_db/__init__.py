@@ -15,6 +15,7 @@ __version__ = "0.1.0.dev0"
 from governed_db.errors import (
     ApprovalRequired,
     ConfigurationError,
+    DependencyUnavailable,
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
@@ -72,6 +73,7 @@ __all__ = [
     "ClaimsMap",
     "ConfigurationError",
     "Decision",
+    "DependencyUnavailable",
     "Finding",
     "GovernanceFault",
     "GovernedDBError",

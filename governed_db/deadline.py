@@ -13,11 +13,14 @@ never reaches a file descriptor that was closed (and perhaps reused) meanwhile.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 Cut = Callable[[], None]
 
@@ -110,9 +113,60 @@ def shutdown_fd(fd: int) -> None:
         dup.close()
 
 
+def _deadline_connection(base: type[http.client.HTTPConnection], deadline: Deadline) -> type[Any]:
+    """``base`` whose sockets the deadline's watchdog shuts down when the whole fetch runs out of time."""
+
+    class DeadlineConnection(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            create: Any = getattr(self, "_create_connection")  # noqa: B009 - typeshed does not declare it
+
+            def create_connection(*a: Any, **kw: Any) -> socket.socket:
+                sock: socket.socket = create(*a, **kw)
+                deadline.watch(lambda: shutdown_socket(sock))
+                return sock
+
+            self._create_connection = create_connection
+
+        def connect(self) -> None:
+            super().connect()
+            # after TLS, the raw socket is detached: cut the wrapped one (the response reads through it)
+            sock = self.sock
+            deadline.watch(lambda: shutdown_socket(sock))
+
+    return DeadlineConnection
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    """``http://`` through connections the deadline can cut."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_deadline_connection(http.client.HTTPConnection, self.deadline), req)  # type: ignore[arg-type]
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    """``https://`` through connections the deadline can cut."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_deadline_connection(http.client.HTTPSConnection, self.deadline), req)  # type: ignore[arg-type]
+
+
+def deadline_handlers(deadline: Deadline) -> list[urllib.request.BaseHandler]:
+    """urllib handlers whose connections ``deadline`` shuts down when it passes (for ``build_opener``)."""
+    return [_DeadlineHTTP(deadline), _DeadlineHTTPS(deadline)]
+
+
 def _quietly(fn: Callable[[], None]) -> None:
     with contextlib.suppress(OSError):  # already closed or never connected: nothing left to cut
         fn()
 
 
-__all__ = ["Deadline", "shutdown_fd", "shutdown_socket"]
+__all__ = ["Deadline", "deadline_handlers", "shutdown_fd", "shutdown_socket"]

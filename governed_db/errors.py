@@ -76,6 +76,14 @@ class GuardrailViolation(GovernedDBError):
 
 
 
+class DependencyUnavailable(GuardrailViolation, GovernanceFault):
+    """Refused because something governance depends on did not answer (in time): the identity provider's keys.
+
+    Both a refusal carrying its decision (``identity-unverified``) and a :class:`GovernanceFault`: the
+    statement was not judged bad, governance could not judge it, and fails closed.
+    """
+
+
 class ApprovalRequired(GuardrailViolation):
     """The statement needs an approval first; ``request_id`` names the request."""
 
@@ -136,6 +144,14 @@ def _new(cls: type, driver_error: Any) -> Any:
     # any other base's __new__ ("TypeError.__new__(InvalidStatement) is not safe").
     base: Any = driver_error if isinstance(driver_error, type) else cls
     return base.__new__(cls)
+
+
+def retyped(exc: GovernedDBError, cls: type[GovernedDBError]) -> GovernedDBError:
+    """A copy of ``exc`` as ``cls`` (a subclass of its class): same message and attributes."""
+    new: Any = Exception.__new__(cls)
+    Exception.__init__(new, *exc.args)
+    new.__dict__.update(exc.__dict__)
+    return new  # type: ignore[no-any-return]
 
 
 def _own_class(cls: type) -> type:

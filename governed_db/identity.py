@@ -143,6 +143,8 @@ class Identity:
                 data = json.loads(text)
             except json.JSONDecodeError as e:
                 raise ConfigurationError(f"identity JSON is not valid: {e}") from None
+            except RecursionError:
+                raise ConfigurationError("identity JSON is nested too deeply to be an identity") from None
             if not isinstance(data, dict) or "subject" not in data:
                 raise ConfigurationError("identity JSON must be an object with at least a 'subject' key")
             unknown = set(data) - {"subject", "kind", "on_behalf_of", "roles", "attributes"}

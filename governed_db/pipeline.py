@@ -30,11 +30,13 @@ from governed_db import approvals, guards, masking
 from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
     ConfigurationError,
+    DependencyUnavailable,
     GovernanceFault,
     GovernedDBError,
     GuardrailViolation,
     InvalidStatement,
     flavour,
+    retyped,
 )
 from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
@@ -74,6 +76,11 @@ class Governor:
         self.nested = raw is not driver_innermost(raw)
         self.record_results = recorder.results is not None
         self.limiter = getattr(self.policy, "limiter", None)
+        #: the database this connection is in, as the driver reports it at wrap time (None: unknown)
+        self.database: str | None = _database(driver, raw)
+        #: set while an ORM or driver sets a new connection up (SQLAlchemy's first-connect queries): those
+        #: statements are judged and recorded as usual but do not count against an identity's rate limits
+        self.setting_up = False
         #: the audit span processor, when this connection records to a local store
         self.audit: Any = None
         #: OpenTelemetry metrics (governed_db.metrics.StatementMetrics), set at wrap time
@@ -122,10 +129,14 @@ class Governor:
 
     # -- step 3: decide ------------------------------------------------------------------------
     def decide(self, analysis: Analysis, identity: Identity, params: Any) -> Decision:
-        decision: Decision = self.policy.evaluate(analysis, identity=identity, environment=self.environment)
+        if self.database is not None and any("use-database" in s.flags for s in analysis.statements):
+            self.database = None  # after USE we no longer know where we are: every qualified name counts again
+        decision: Decision = self.policy.evaluate(
+            analysis, identity=identity, environment=self.environment, database=self.database
+        )
         extra = []
         limiter = self.limiter
-        if limiter is not None:
+        if limiter is not None and not self.setting_up:
             hit = limiter.on_statement(identity, self.environment)
             if hit is not None:
                 extra.append(hit)
@@ -352,11 +363,14 @@ def begin(
 
     # 1. who (a token that fails verification is a recorded refusal, never a fallback)
     identity_problem: Decision | None = None
+    unavailable = False
     pending: GovernedDBError | None = None  # a governance fault, raised once the span records it
     try:
         identity = gov.resolve_identity()
     except GovernedDBError as e:
         identity, identity_problem = UNVERIFIED, _unverified(gov, e)
+        # the identity provider did not answer (in time): a fault of a dependency, not a bad token
+        unavailable = getattr(e, "cause", None) == "jwks_unreachable"
     except Exception as e:
         identity = UNVERIFIED
         identity_problem, pending = gov.faulted("resolving the identity", e)
@@ -385,6 +399,8 @@ def begin(
             try:
                 grant = gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
+                if unavailable and refused.rules == ("identity-unverified",):
+                    refused = retyped(refused, DependencyUnavailable)  # type: ignore[assignment]
                 raise gov.refusal(refused) from None
             except GovernanceFault as down:  # the approval store is unreachable or out of time: refused
                 raise gov.unavailable(down) from down
@@ -493,8 +509,16 @@ def _arm_result(
         span=span if span is not None and gov.record_results and span.is_recording() else None,
         identity=identity,
     )
-    if gov.limiter is not None:
+    if gov.limiter is not None and not gov.setting_up:
         result.active = True  # rows read per minute are counted on the way out
+
+
+def _database(driver: Driver, raw: Any) -> str | None:
+    try:
+        name = driver.static_attributes(raw).get("db.namespace")
+    except Exception:  # metadata only: unknown means "every qualified name is another database"
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:

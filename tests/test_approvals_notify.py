@@ -182,9 +182,48 @@ def test_full_queue_drops_instead_of_blocking() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["ftp://example/x", {"url": "http://x", "format": "teams"}, {"nope": 1}, {"url": "http://x", "extra": 1}],
+    ["ftp://example/x", {"url": "http://x", "format": "teams"}, {"nope": 1}, {"url": "http://x", "extra": 1},
+     {"url": "http://x", "timeout": "soon"}, {"url": "http://x", "timeout": 0}, {"url": "http://x", "retries": -1},
+     {"url": "http://x", "retries": 1000}, {"url": "http://x", "backoff": float("nan")},
+     {"url": "http://x", "headers": {"X-Key": 1}}],
 )
 def test_bad_webhook_settings_are_configuration_errors(spec: Any) -> None:
     """Bad webhook settings are refused when the notifier is built, with the reason."""
     with pytest.raises(ConfigurationError):
         Webhook.parse(spec)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    (None, 0.0), ("", 0.0), ("3", 3.0), ("100000", 60.0), ("soon", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+])
+def test_retry_after_is_read_and_capped(header: str | None, seconds: float) -> None:
+    """Retry-After in seconds is honoured up to 60 s; a past date, garbage or nothing asks for no extra wait."""
+    from governed_db.approvals.notify import retry_after
+
+    assert retry_after(header) == seconds
+
+
+def test_retry_after_date_in_the_future_is_honoured() -> None:
+    """An HTTP-date Retry-After a few seconds ahead waits about that long (never more than the cap)."""
+    import email.utils
+
+    from governed_db.approvals.notify import retry_after
+
+    ahead = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 20 < retry_after(ahead) <= 30
+
+
+def test_trickling_webhook_receiver_is_cut_at_the_attempt_deadline() -> None:
+    """A receiver answering one byte a second: each attempt ends at its total timeout, the send gives up."""
+    from test_deadline import StalledServer
+
+    server = StalledServer("trickle")
+    try:
+        hook = Webhook.parse({"url": server.url("/hooks/x"), "timeout": 0.5, "retries": 1, "backoff": 0.01})
+        done = threading.Event()
+        outcome: list[bool] = []
+        threading.Thread(target=lambda: (outcome.append(hook.send({"a": 1})), done.set()), daemon=True).start()
+        assert done.wait(20), "the webhook send is still blocked"
+        assert outcome == [False] and server.accepted == 2
+    finally:
+        server.close()

@@ -347,3 +347,17 @@ def test_corrupt_review_row_and_hash_key_are_governance_faults(store: SQLStore) 
     store._key = None
     with pytest.raises(GovernanceFault, match="corrupt key row"):
         store.hash_key()
+
+
+def test_corrupt_row_refuses_the_governed_statement_as_a_fault(store: SQLStore, db: str) -> None:
+    """A statement whose pending request row is corrupt is refused: GovernanceFault and the driver's DatabaseError."""
+    conn = governed_db.wrap(sqlite3.connect(db), identity=ALICE, policy=POLICY, approvals={"store": store},
+                            audit=False)
+    with pytest.raises(ApprovalRequired):
+        conn.execute("DELETE FROM t WHERE id = 1")  # files the request
+    with store._tx() as ex:
+        ex.run(f"UPDATE {store.t['requests']} SET tables_ = ?", ("{not json",))
+    with pytest.raises(GovernanceFault, match="corrupt request row") as info:
+        conn.execute("DELETE FROM t WHERE id = 1")
+    assert isinstance(info.value, sqlite3.DatabaseError) and not isinstance(info.value, ApprovalRequired)
+    assert governed_db.unwrap(conn).execute("SELECT count(*) FROM t").fetchone() == (10,)  # nothing ran

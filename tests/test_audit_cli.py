@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import select
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -251,11 +251,14 @@ def test_tail_and_follow(store: Path) -> None:
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        time.sleep(1.0)  # let it reach the end of the file
         s = AuditStore(store, fsync_interval=None)
-        s.append({"v": 1, "type": "span", "name": "later", "attrs": {
-            "governed_db.decision": "allow", "db.operation.name": "UPDATE"}})
         assert proc.stdout is not None
+        # append until the follower prints one: it may not have reached the end of the file yet (slow start)
+        for _ in range(120):
+            s.append({"v": 1, "type": "span", "name": "later", "attrs": {
+                "governed_db.decision": "allow", "db.operation.name": "UPDATE"}})
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                break
         line = proc.stdout.readline()
         assert json.loads(line)["attrs"]["db.operation.name"] == "UPDATE"
     finally:
@@ -286,3 +289,23 @@ def test_documented_commands_and_options_exist() -> None:
         known = {o for p in cmd.params for o in getattr(p, "opts", [])}
         for opt in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest):
             assert opt in known, f"audit {name}: {opt} is documented but not an option"
+
+
+@pytest.mark.parametrize("content", [b"garbage {{{ not json\n", b"\x00\xff\xfe binary", b'{"a": 1}\n',
+                                     b"[" * 100_000 + b"\n"])
+@pytest.mark.parametrize("verb", ["tail", "search", "stats", "who-touched"])
+def test_reading_verbs_refuse_a_file_that_is_not_a_store(tmp_path: Path, content: bytes, verb: str) -> None:
+    """tail/search/stats/who-touched on garbage exit 2 saying it is not an audit store (not 0 with no rows)."""
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(content)
+    args = [verb, "--store", str(garbage)] + (["users"] if verb == "who-touched" else [])
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert "is not a governed_db audit store" in result.output
+
+
+def test_long_rows_are_not_wrapped_when_piped(store: Path) -> None:
+    """Piped output keeps each record on one line (no 80-column wrapping of the statement column)."""
+    result = _run("tail", "--store", store)
+    line = next(ln for ln in result.output.splitlines() if "SELECT email FROM users WHERE id = ?" in ln)
+    assert "alice (human)" in line and "production" in line

@@ -234,13 +234,19 @@ def test_metrics_by_identity_kind_and_environment(tmp_path: Path, spans: Any) ->
     assert ("governed_db.refusals", "human", "production") not in points
 
 
-def test_second_wrap_on_the_same_store_with_another_key_is_an_error(tmp_path: Path) -> None:
-    """Same path, different key: ConfigurationError naming the path; same settings share one processor."""
+def test_second_wrap_on_the_same_store_with_another_key_is_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same path, another key or retention: ConfigurationError naming the path; other pacing: a warning."""
     path = tmp_path / "shared.jsonl"
     first = audit_processor({"path": str(path), "key": "k" * 32})
     assert audit_processor({"path": str(path), "key": "k" * 32}) is first
-    with pytest.raises(ConfigurationError, match="already open in this process with different settings"):
+    with pytest.raises(ConfigurationError, match=r"shared\.jsonl' is already open in this process with a different key"):
         governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": "z" * 32})
-    with pytest.raises(ConfigurationError, match=r"shared\.jsonl"):
+    with pytest.raises(ConfigurationError, match="different retain_bytes"):
         governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": "k" * 32,
-                                                               "checkpoint_every": 7})
+                                                               "retain_bytes": 10_000_000})
+    with caplog.at_level("WARNING", logger="governed_db.audit"):
+        shared = audit_processor({"path": str(path), "key": "k" * 32, "checkpoint_every": 7})
+    assert shared is first and "its first settings for checkpoint_every apply" in caplog.text
+    assert "k" * 32 not in caplog.text

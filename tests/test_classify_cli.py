@@ -57,7 +57,7 @@ def test_classify_json_output_and_fail_on_found(tmp_path: Path) -> None:
         main, ["classify", str(db), "-o", str(tmp_path / "c.json"), "--format", "json", "--fail-on-found"]
     )
     assert result.exit_code == 1
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # progress lines go to stderr
     found = {(s["table"], s["column"]): s for s in data["sensitive"]}
     assert found[("people", "contact")]["label"] == "EMAIL"
     assert "sampled values" in found[("people", "contact")]["evidence"]["values"]
@@ -152,3 +152,82 @@ def test_classify_mysql_url(mysql_conn: Any, unique: str, tmp_path: Path) -> Non
     finally:
         with mysql_conn.cursor() as cur:
             cur.execute(f"DROP TABLE {t}")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql+psycopg2", "postgres"])
+def test_classify_takes_sqlalchemy_style_postgres_urls(pg_conn: Any, unique: str, tmp_path: Path, scheme: str) -> None:
+    """postgresql+psycopg:// (what every other entry point takes) classifies like postgresql://."""
+    t = f"cls_sa_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} (id int, contact text)")
+    try:
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, 'a@example.com'), (2, 'b@example.com')")
+        url = f"{scheme}://postgres@127.0.0.1:5432/test"
+        result = CliRunner().invoke(main, ["classify", url, "--table", t, "-o", str(tmp_path / "c.yaml")])
+        assert result.exit_code == 0, result.output
+        assert _labels(tmp_path / "c.yaml")[f"{t}.contact"] == "EMAIL"
+    finally:
+        pg_conn.execute(f"DROP TABLE {t}")
+
+
+def test_classify_mysql_pymysql_url(mysql_conn: Any, unique: str, tmp_path: Path) -> None:
+    """mysql+pymysql:// with a database in the path is read like SQLAlchemy reads it."""
+    t = f"cls_sa_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id int, contact varchar(100))")
+        cur.execute(f"INSERT INTO {t} VALUES (1, 'a@example.com')")
+    try:
+        url = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+        result = CliRunner().invoke(main, ["classify", url, "--table", t, "-o", str(tmp_path / "c.yaml")])
+        assert result.exit_code == 0, result.output
+        assert _labels(tmp_path / "c.yaml")[f"{t}.contact"] == "EMAIL"
+    finally:
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE {t}")
+
+
+def test_classify_unknown_table_exits_2_naming_it(tmp_path: Path) -> None:
+    """--table with a name the database does not have is bad input (exit 2), not an empty success."""
+    db = _sqlite_file(tmp_path / "app.db")
+    result = CliRunner().invoke(main, ["classify", str(db), "--table", "people", "--table", "peeple",
+                                       "-o", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2
+    assert "no table named 'peeple'" in result.stderr and "Traceback" not in result.output
+
+
+def test_classify_prints_progress_to_stderr_when_piped(tmp_path: Path) -> None:
+    """Piped (not a terminal), each table is announced on stderr; stdout keeps only the summary."""
+    db = _sqlite_file(tmp_path / "app.db")
+    result = CliRunner().invoke(main, ["classify", str(db), "--format", "json", "-o", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "classifying 1/2 people" in result.stderr and "classifying 2/2 products" in result.stderr
+    assert json.loads(result.stdout)["tables"] == 2
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "nosuchdriver://x", "postgresql+psycopg://u@h:notaport/db",
+                                 "sqlite:///no/such/file.db"])
+def test_classify_bad_urls_exit_2_without_a_traceback(tmp_path: Path, url: str) -> None:
+    """Malformed or unsupported URLs are one-line errors with exit 2."""
+    result = CliRunner().invoke(main, ["classify", url, "-o", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.output.strip()
+
+
+def test_parse_target_without_sqlalchemy_reads_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard-library fallback (SQLAlchemy is optional) reads URLs as make_url does."""
+    import builtins
+
+    from governed_db.masking.scan import parse_target
+
+    urls = ["postgresql+psycopg://al%40ice:p%2Fw@db.example:6543/app?sslmode=require",
+            "mysql+pymysql://root@127.0.0.1/test", "sqlite:////abs/app.db", "duckdb:///rel.duckdb"]
+    with_sa = [parse_target(u) for u in urls]
+    real_import = builtins.__import__
+
+    def no_sqlalchemy(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("sqlalchemy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sqlalchemy)
+    assert [parse_target(u) for u in urls] == with_sa
+    assert with_sa[0].user == "al@ice" and with_sa[0].password == "p/w" and with_sa[0].port == 6543

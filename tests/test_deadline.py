@@ -7,6 +7,7 @@ the deadline, far below what the stalled server would take) — the point is "en
 
 from __future__ import annotations
 
+import pickle
 import socket
 import sqlite3
 import threading
@@ -175,8 +176,11 @@ def test_trickling_jwks_refuses_a_governed_statement(idp: FakeIdP, trickle: Stal
     )
     outcome, _ = _within(BOUND_S, lambda: conn.execute("SELECT 1"))
     assert isinstance(outcome, GuardrailViolation) and isinstance(outcome, sqlite3.DatabaseError)
+    assert isinstance(outcome, GovernanceFault) and isinstance(outcome, governed_db.DependencyUnavailable)
     assert "identity-unverified" in outcome.rules
     assert "total deadline" in str(outcome)
+    again = pickle.loads(pickle.dumps(outcome))  # stays both kinds across processes
+    assert isinstance(again, governed_db.DependencyUnavailable) and isinstance(again, sqlite3.DatabaseError)
 
 
 # -- the PostgreSQL approval store ----------------------------------------------------------------
@@ -255,3 +259,82 @@ def test_store_timeout_must_be_a_positive_number() -> None:
             PostgresStore("postgresql://u@h/db", timeout=bad)
     with pytest.raises(ConfigurationError, match="timeout"):
         governed_db.approvals.open_store("postgresql://u@h/db?timeout=soon")
+
+
+class StallingProxy:
+    """127.0.0.1 proxy to the real PostgreSQL that lets the connection start, then swallows every query.
+
+    The server answers the startup (authentication, ReadyForQuery); from then on the client's bytes are
+    dropped, so its first query waits for an answer that never comes — neither connect_timeout nor the
+    server's statement_timeout can help; only our own deadline can.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5432) -> None:
+        self.target = (host, port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.swallowed = 0
+        self._closing: list[socket.socket] = [self.sock]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self._closing += [client, server]
+            ready = threading.Event()
+            threading.Thread(target=self._upstream, args=(client, server, ready), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(server, client, ready), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket, ready: threading.Event) -> None:
+        while data := _recv(client):
+            if ready.is_set():
+                self.swallowed += len(data)  # the query goes nowhere
+            else:
+                server.sendall(data)
+
+    def _downstream(self, server: socket.socket, client: socket.socket, ready: threading.Event) -> None:
+        buf = b""
+        while data := _recv(server):
+            if not ready.is_set():
+                buf += data
+                while len(buf) >= 5:  # typed messages: type byte, int32 length (including itself)
+                    length = int.from_bytes(buf[1:5], "big")
+                    if len(buf) < 1 + length:
+                        break
+                    if buf[:1] == b"Z":
+                        ready.set()  # ReadyForQuery: the connection is up; queries are swallowed from now
+                    buf = buf[1 + length:]
+            client.sendall(data)
+
+    def close(self) -> None:
+        for s in self._closing:
+            s.close()
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def test_postgres_that_swallows_queries_is_cut_at_the_deadline(pg_dsn: str, unique: str) -> None:
+    """Startup succeeds, queries never arrive: our watchdog cuts the socket at 1 s; the statement is refused."""
+    proxy = StallingProxy()
+    try:
+        url = (f"postgresql://postgres@127.0.0.1:{proxy.port}/test?sslmode=disable&gssencmode=disable"
+               f"&schema=gdb_swallow_{unique}&timeout=1")
+        conn = _governed(url)
+        outcome, _ = _within(BOUND_S, lambda: conn.execute("DELETE FROM t"))
+        assert isinstance(outcome, GovernanceFault) and isinstance(outcome, sqlite3.DatabaseError)
+        assert "did not answer within 1 s" in str(outcome)
+        assert proxy.swallowed > 0  # the store did reach the query stage
+        assert governed_db.unwrap(conn).execute("SELECT count(*) FROM t").fetchone() == (1,)
+    finally:
+        proxy.close()

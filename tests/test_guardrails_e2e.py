@@ -256,3 +256,77 @@ def test_duckdb_file_scan_refused(tmp_path: Path) -> None:
         with pytest.raises(GuardrailViolation):
             conn.execute(sql)
     assert conn.execute("SELECT count(*) FROM orders").fetchall() == [(0,)]
+
+
+CROSS_DB_DENIED = {"rules": {"cross-database": "deny"}}
+
+
+def test_mariadb_own_database_qualifier_is_not_cross_database(mysql_conn: Any, mysql_kw: dict[str, Any],
+                                                               unique: str) -> None:
+    """`db`.`t` naming the connected database runs (DESCRIBE, SELECT); another database is still refused."""
+    table, db = f"gdx_{unique}", mysql_kw["database"]
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int)")
+    try:
+        conn = governed_db.wrap(mysql_conn, identity=AGENT, environment="production", policy=CROSS_DB_DENIED,
+                                audit=False)
+        with conn.cursor() as cur:
+            cur.execute(f"DESCRIBE `{db}`.`{table}`")
+            assert [r[0] for r in cur.fetchall()] == ["id"]
+            cur.execute(f"SELECT count(*) FROM `{db}`.`{table}`")
+            assert cur.fetchone() == (0,)
+            with pytest.raises(GuardrailViolation) as other:
+                cur.execute(f"SELECT * FROM `other_{unique}`.`{table}`")
+            assert other.value.rules == ("cross-database",)
+    finally:
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_mariadb_after_use_every_qualifier_counts_again(mysql_conn: Any, mysql_kw: dict[str, Any], unique: str,
+                                                        spans: Any) -> None:
+    """Once USE ran, the connection's database is unknown: `db`.`t` is flagged (warned) again."""
+    provider, exporter = spans
+    table, db = f"gdx_{unique}", mysql_kw["database"]
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int)")
+    try:
+        conn = governed_db.wrap(mysql_conn, identity=AGENT, environment="production", audit=False,
+                                tracer_provider=provider)
+        with conn.cursor() as cur:
+            cur.execute(f"DESCRIBE `{db}`.`{table}`")
+            cur.execute(f"USE `{db}`")
+            cur.execute(f"DESCRIBE `{db}`.`{table}`")
+        rules = [tuple(s.attributes.get("governed_db.rules") or ()) for s in exporter.get_finished_spans()
+                 if s.name != "governed_db.result"]
+        assert ["cross-database" in r for r in rules] == [False, True, True]
+    finally:
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_mariadb_sqlalchemy_has_table_is_not_cross_database(mysql_conn: Any, mysql_kw: dict[str, Any],
+                                                            unique: str, spans: Any) -> None:
+    """SQLAlchemy's has_table sends DESCRIBE `db`.`t`: it passes under a policy denying cross-database."""
+    sa = pytest.importorskip("sqlalchemy")
+    from governed_db.sqlalchemy import create_engine
+
+    provider, exporter = spans
+    table = f"gdx_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int)")
+    try:
+        kw = mysql_kw
+        engine = create_engine(f"mysql+pymysql://{kw['user']}@{kw['host']}:{kw['port']}/{kw['database']}",
+                               identity=AGENT, environment="production", policy=CROSS_DB_DENIED,
+                               tracer_provider=provider, audit=False)
+        inspector = sa.inspect(engine)
+        assert inspector.has_table(table) and not inspector.has_table(f"{table}_missing")
+        describes = [s for s in exporter.get_finished_spans()
+                     if str(s.attributes.get("db.query.text", "")).upper().startswith("DESCRIBE")]
+        assert describes and all("cross-database" not in (s.attributes.get("governed_db.rules") or ())
+                                 for s in describes)
+        engine.dispose()
+    finally:
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")

@@ -139,6 +139,25 @@ def test_rate_limit_statements_per_identity() -> None:
     assert pol.limiter.on_statement(AGENT, "development") is None
 
 
+def test_refused_attempts_count_against_the_rate_limit() -> None:
+    """Decision 0056: statements refused by another rule spend budget too (an agent hammering refusals is limited)."""
+    import sqlite3
+
+    import governed_db
+    from governed_db.errors import GuardrailViolation
+
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), identity=AGENT, audit=False,
+                            policy={"limits": [{"when": {"kind": "agent"}, "statements_per_minute": 3}]})
+    for _ in range(2):
+        with pytest.raises(GuardrailViolation) as refused:
+            conn.execute("DROP TABLE IF EXISTS t")
+        assert "rate-limit-statements" not in refused.value.rules
+    assert conn.execute("SELECT 1").fetchone() == (1,)  # the 3rd attempt, within budget
+    with pytest.raises(GuardrailViolation) as limited:
+        conn.execute("SELECT 1")
+    assert "rate-limit-statements" in limited.value.rules
+
+
 def test_rate_limit_rows_and_observe_only() -> None:
     """Rows read count against the budget; in development a breach only warns."""
     pol = load_policy({"limits": [{"when": {"kind": "agent"}, "rows_per_minute": 100, "action": "require_approval"}]})

@@ -155,3 +155,35 @@ def test_html_renders_in_headless_chromium(store: Path, tmp_path: Path) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1200, 2000)
     assert len(data) > 30_000  # a blank page compresses to a few KB; charts and tables do not
+
+
+def test_long_lists_say_where_they_were_cut(tmp_path: Path) -> None:
+    """250 refusals: the HTML and Markdown say "showing 200 of 250"; totals count all 250."""
+    path = tmp_path / "many.jsonl"
+    tracer = tracer_for(None, audit_processor(path))
+    for i in range(250):
+        tracer.start_span("DROP", attributes={"governed_db.decision": "deny", "governed_db.refused": True,
+                                              "governed_db.identity.subject": f"bot{i}",
+                                              "governed_db.statement.kinds": ["ddl"],
+                                              "db.query.text": f"DROP TABLE t{i}"}).end()
+    rep = build_report(path)
+    assert len(rep.refused) == 200 and rep.listed_of["refused"] == 250
+    assert rep.totals["refused"] == 250 and rep.totals["changes"] == 250
+    html = render(rep, "html")
+    assert 'id="cut-refused">showing 200 of 250' in html
+    assert 'id="cut-changes">showing 200 of 250' in html and 'id="cut-approvals"' not in html
+    assert "showing 200 of 250" in render(rep, "md")
+
+
+def test_short_lists_carry_no_cut_note(store: Path) -> None:
+    """Lists under the cap say nothing about cutting."""
+    assert "showing 200" not in render(build_report(store), "html")
+
+
+@pytest.mark.parametrize("target", ["missing/dir/x.html", "."])
+def test_unwritable_output_is_a_one_line_error(store: Path, tmp_path: Path, target: str) -> None:
+    """-o into a missing directory (or onto a directory) exits 2 with a message, not a traceback."""
+    out = tmp_path / target
+    result = CliRunner().invoke(report, ["--store", str(store), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the report" in result.output and "Traceback" not in result.output

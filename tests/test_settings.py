@@ -77,3 +77,10 @@ def test_good_options_are_accepted_and_govern() -> None:
 def test_incomplete_token_settings_wait_for_the_environment() -> None:
     """A token dict without issuer/audience is fine at wrap time (GOVERNED_DB_TOKEN_* may complete it later)."""
     governed_db.wrap(sqlite3.connect(":memory:"), audit=False, token={"leeway": 10})
+
+
+def test_bad_webhook_settings_fail_at_wrap_time() -> None:
+    """A webhook with a bad timeout is refused by wrap(), not when the first approval is requested."""
+    with pytest.raises(ConfigurationError, match="webhook timeout"):
+        governed_db.wrap(sqlite3.connect(":memory:"), audit=False,
+                         approvals={"webhook": {"url": "https://hooks.example/x", "timeout": "soon"}})

@@ -347,3 +347,21 @@ def test_development_warns_instead_of_refusing(tmp_path: Any) -> None:
         conn.exec_driver_sql("CREATE TABLE t (id INTEGER)")
         conn.exec_driver_sql("DROP TABLE t")
     assert "t" not in sa.inspect(engine).get_table_names()
+
+
+def test_connect_housekeeping_spends_no_rate_limit_budget(backend: Backend, spans: Any) -> None:
+    """A 2-per-minute limit: SQLAlchemy's first-connect queries are recorded but free; the 3rd own statement is refused."""
+    provider, exporter = spans
+    limits = {"limits": [{"when": {"kind": "agent"}, "statements_per_minute": 2}]}
+    engine = _engine(backend, provider, policy=limits)
+    with engine.connect() as conn:
+        setup = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+        if backend.name != "duckdb":  # duckdb_engine's dialect runs nothing at connect
+            assert setup, "the dialect's connect-time queries went through governance"
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        assert conn.exec_driver_sql("SELECT 2").scalar() == 2
+        with pytest.raises(sa.exc.DBAPIError) as info:
+            conn.exec_driver_sql("SELECT 3")
+        assert refusal_of(info.value) is not None
+        assert refusal_of(info.value).rules == ("rate-limit-statements",)  # type: ignore[union-attr]
+    engine.dispose()

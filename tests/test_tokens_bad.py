@@ -207,3 +207,4 @@ def test_absurd_exp_refuses_a_governed_statement_as_identity_unverified(idp: Fak
     with pytest.raises(GuardrailViolation) as info:
         conn.execute("SELECT 1")
     assert info.value.rules == ("identity-unverified",) and "exp claim" in str(info.value)
+    assert not isinstance(info.value, governed_db.GovernanceFault)  # a bad token, not a dependency fault

@@ -220,7 +220,12 @@ def config_from_mapping(data: Mapping[str, Any], base: ApprovalConfig | None = N
                 raise ConfigurationError("approvals notify must be a callable or a list of callables")
             changes[key] = hooks
         elif key in ("webhooks", "webhook"):
-            changes["webhooks"] = (value,) if isinstance(value, (str, Mapping)) else tuple(value)
+            from governed_db.approvals.notify import Webhook
+
+            hooks = (value,) if isinstance(value, (str, Mapping)) else tuple(value)
+            for hook in hooks:
+                Webhook.parse(hook)  # bad webhook settings fail at wrap(), not at the first approval request
+            changes["webhooks"] = hooks
         elif key == "store":
             changes[key] = check_store_spec(value)
         else:

@@ -5,14 +5,20 @@ Events go onto a bounded queue served by one daemon thread per
 receiver cannot delay or fail a statement. A full queue drops the event (with a
 warning) rather than grow without bound. Webhooks are plain HTTP POSTs of JSON
 (``format="json"``: the event itself; ``format="slack"``: a Slack-compatible
-``{"text": ..., "blocks": [...]}`` message) with a per-attempt timeout and
-retries with backoff on network errors and 5xx/429 answers.
+``{"text": ..., "blocks": [...]}`` message). Each attempt has one total
+deadline (``timeout``: connect to last byte, so a receiver trickling its answer
+cannot hold the thread); network errors and 5xx/429 answers are retried with
+exponential backoff, or after the receiver's ``Retry-After`` (capped). The loop
+is ours, not tenacity's or urllib3's Retry: see decision 0057.
 """
 
 from __future__ import annotations
 
+import email.utils
+import http.client
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -22,9 +28,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from governed_db.deadline import Deadline, deadline_handlers
 from governed_db.errors import ConfigurationError
 
 log = logging.getLogger("governed_db.approvals")
+
+#: a receiver asking for a longer pause than this holds up every later notification: it gets this much
+MAX_RETRY_AFTER = 60.0
+MAX_RETRIES = 20
+#: a webhook's answer is not used; read at most this much of it
+MAX_ANSWER_BYTES = 1 << 16
 
 Hook = Callable[[dict[str, Any]], Any]
 
@@ -54,8 +67,18 @@ class Webhook:
         unknown = set(spec) - {"url", "format", "timeout", "retries", "backoff", "headers"}
         if unknown:
             raise ConfigurationError(f"unknown webhook setting(s) {sorted(unknown)}")
-        return cls(spec["url"], fmt, float(spec.get("timeout", 5.0)), int(spec.get("retries", 3)),
-                   float(spec.get("backoff", 0.5)), dict(spec.get("headers", {})))
+        timeout, backoff = spec.get("timeout", 5.0), spec.get("backoff", 0.5)
+        retries, headers = spec.get("retries", 3), spec.get("headers", {})
+        if not _number(timeout) or timeout <= 0:
+            raise ConfigurationError(f"webhook timeout must be a positive number of seconds, got {timeout!r}")
+        if not _number(backoff) or backoff < 0:
+            raise ConfigurationError(f"webhook backoff must be a number of seconds >= 0, got {backoff!r}")
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
+            raise ConfigurationError(f"webhook retries must be an integer from 0 to {MAX_RETRIES}, got {retries!r}")
+        if not isinstance(headers, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                       for k, v in headers.items()):
+            raise ConfigurationError("webhook headers must be a mapping of header names to string values")
+        return cls(spec["url"], fmt, float(timeout), retries, float(backoff), dict(headers))
 
     def body(self, event: Mapping[str, Any]) -> bytes:
         doc = slack_message(event) if self.format == "slack" else dict(event)
@@ -67,20 +90,47 @@ class Webhook:
         headers = {"Content-Type": "application/json", "User-Agent": "governed-db", **self.headers}
         for attempt in range(self.retries + 1):
             req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    if 200 <= resp.status < 300:
-                        return True
-            except urllib.error.HTTPError as e:
-                if e.code < 500 and e.code != 429:  # the receiver rejects the message: retrying won't help
-                    log.warning("approval webhook %s refused the event (HTTP %s)", _host(self.url), e.code)
-                    return False
-            except (OSError, ValueError) as e:
-                log.debug("approval webhook %s attempt %d failed: %r", _host(self.url), attempt + 1, e)
+            wait = self.backoff * (2**attempt)
+            with Deadline(self.timeout).running() as deadline:
+                opener = urllib.request.build_opener(*deadline_handlers(deadline))
+                try:
+                    with opener.open(req, timeout=self.timeout) as resp:
+                        resp.read(MAX_ANSWER_BYTES)
+                        if 200 <= resp.status < 300 and not deadline.expired:
+                            return True
+                except urllib.error.HTTPError as e:
+                    if e.code < 500 and e.code != 429:  # the receiver rejects the message: retrying won't help
+                        log.warning("approval webhook %s refused the event (HTTP %s)", _host(self.url), e.code)
+                        return False
+                    wait = max(wait, retry_after(e.headers.get("Retry-After")))
+                except (OSError, ValueError, http.client.HTTPException) as e:
+                    log.debug("approval webhook %s attempt %d failed: %r", _host(self.url), attempt + 1, e)
             if attempt < self.retries:
-                time.sleep(self.backoff * (2**attempt))
+                time.sleep(wait)
         log.warning("approval webhook %s unreachable after %d attempts", _host(self.url), self.retries + 1)
         return False
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds a 429/503 answer's ``Retry-After`` asks for (delta-seconds or an HTTP date), capped; 0 if none."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+        if when is None:
+            return 0.0
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _host(url: str) -> str:

@@ -24,6 +24,7 @@ process, so the chain has one writer object per process.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import weakref
@@ -38,9 +39,11 @@ from governed_db.audit.store import AuditStore, AuditStoreError, delete_store, r
 from governed_db.audit.verify import VerifyResult, verify
 from governed_db.errors import ConfigurationError
 
+log = logging.getLogger("governed_db.audit")
+
 _cache: dict[Path, AuditSpanProcessor] = {}
-#: the settings digest each cached store was opened with
-_opened_with: dict[Path, str] = {}
+#: the settings (binding digests, and all of them as given) each cached store was opened with
+_opened_with: dict[Path, tuple[dict[str, str], dict[str, Any]]] = {}
 _by_store: weakref.WeakKeyDictionary[AuditStore, AuditSpanProcessor] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 _STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval",
@@ -98,10 +101,17 @@ def audit_processor(option: Any) -> AuditSpanProcessor | None:
     return _cached(_normalise(path), settings, lambda: AuditStore(path, **settings))
 
 
-def _fingerprint(settings: Mapping[str, Any]) -> str:
-    """A digest of a store's settings (never the key itself), to tell a second, different opening apart."""
-    canonical = repr(sorted((str(k), repr(v)) for k, v in settings.items()))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+#: settings that decide what the record proves or keeps: a second opening must agree on them
+_BINDING = ("key", "rotate_bytes", "retain_bytes", "retain_age")
+
+
+def _fingerprint(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Digests of the binding settings (never the key itself), to tell a second, different opening apart."""
+    return {k: hashlib.sha256(repr(settings.get(k)).encode()).hexdigest() for k in _BINDING}
+
+
+def _tuning(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k not in _BINDING}
 
 
 def _cached(path: Path, settings: Mapping[str, Any], make: Any) -> AuditSpanProcessor:
@@ -110,16 +120,23 @@ def _cached(path: Path, settings: Mapping[str, Any], make: Any) -> AuditSpanProc
         processor = _cache.get(path)
         if processor is None:
             processor = _cache[path] = AuditSpanProcessor(make(), metrics=SpanMetrics())
-            _opened_with[path] = wanted
-        elif _opened_with.get(path, wanted) != wanted:
-            # one file, one writer per process: a silent share would write with the first caller's key
-            names = ", ".join(sorted(settings)) or "defaults"
-            raise ConfigurationError(
-                f"the audit store {str(path)!r} is already open in this process with different settings "
-                f"(compare: {names}; a different key counts); pass the same audit= settings to every connection "
-                "that records there, or give this one another path"
-            )
-        return processor
+            _opened_with[path] = (wanted, _tuning(settings))
+            return processor
+        first, first_settings = _opened_with.get(path, (wanted, _tuning(settings)))
+    differ = [k for k in _BINDING if first[k] != wanted[k]]
+    if differ:
+        # one file, one writer per process: a silent share would chain and seal with the first opener's key
+        raise ConfigurationError(
+            f"the audit store {str(path)!r} is already open in this process with a different "
+            f"{' and '.join(differ)}; pass the same audit= settings to every connection that records there, "
+            "or give this one another path"
+        )
+    given = _tuning(settings)
+    tuning = sorted(k for k in set(given) | set(first_settings) if given.get(k) != first_settings.get(k))
+    if tuning:  # fsync and checkpoint pacing: the first opening's values keep applying, say so
+        log.warning("governed_db audit: %s is already open in this process; its first settings for %s apply",
+                    path, ", ".join(tuning))
+    return processor
 
 
 __all__ = [

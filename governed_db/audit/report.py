@@ -81,6 +81,13 @@ class Report:
     sensitive: dict[str, dict[str, int]] = field(default_factory=dict)  # identity -> column -> reads
     changes: list[Event] = field(default_factory=list)
     criteria: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(CRITERIA))
+    #: how many events each list (refused, approvals, changes) had before it was cut at its first 200
+    listed_of: dict[str, int] = field(default_factory=dict)
+
+    def shown(self, name: str) -> str | None:
+        """"showing 200 of N" when the list ``name`` was cut, else None."""
+        total, shown = self.listed_of.get(name, 0), len(getattr(self, name))
+        return f"showing {shown} of {total} (the first {shown}; lists are cut at {_LIST_CAP})" if total > shown else None
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -126,6 +133,12 @@ def _reviewer(rec: dict[str, Any]) -> str:
     return ""
 
 
+def _count(listed: Counter[str], name: str) -> bool:
+    """Count one more event for list ``name``; True while the list is still under its cap (keep the event)."""
+    listed[name] += 1
+    return listed[name] <= _LIST_CAP
+
+
 def build_report(path: str | os.PathLike[str], *, since: int | None = None, until: int | None = None,
                  key: str | bytes | None = None) -> Report:
     p = store_path(path)
@@ -136,6 +149,7 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
     prov: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
     rules: Counter[str] = Counter()
+    listed: Counter[str] = Counter()
     days: Counter[str] = Counter()
     identities: set[str] = set()
     unknown = 0
@@ -145,7 +159,7 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
                 until is not None and (not isinstance(t, int) or t > until)):
             continue
         if R.is_approval(rec):
-            if len(rep.approvals) < _LIST_CAP:
+            if _count(listed, "approvals"):
                 rep.approvals.append(_approval_event(rec))
             continue
         if not R.is_statement(rec):
@@ -159,9 +173,9 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
         decisions[decision] += 1
         rules.update(R.as_list(R.attr(rec, "governed_db.rules")))
         days[iso(t)[:10]] += 1
-        if R.is_refused(rec) and len(rep.refused) < _LIST_CAP:
+        if R.is_refused(rec) and _count(listed, "refused"):
             rep.refused.append(_event(rec, extra=str(R.attr(rec, "error.type", ""))))
-        if decision == "require_approval" and len(rep.approvals) < _LIST_CAP:
+        if decision == "require_approval" and _count(listed, "approvals"):
             rid = R.attr(rec, "governed_db.approval.request_id", "-")
             grant = R.attr(rec, "governed_db.approval.grant")
             ran = not R.is_refused(rec)
@@ -172,7 +186,7 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
             cols[col] = cols.get(col, 0) + 1
         stmt_kinds = set(R.as_list(R.attr(rec, "governed_db.statement.kinds")))
         op = str(R.attr(rec, "db.operation.name", "")).upper()
-        if (stmt_kinds & CHANGE_KINDS or op.startswith(CHANGE_OPERATIONS)) and len(rep.changes) < _LIST_CAP:
+        if (stmt_kinds & CHANGE_KINDS or op.startswith(CHANGE_OPERATIONS)) and _count(listed, "changes"):
             rep.changes.append(_event(rec))
     rep.by_identity = stats(read_records(p), since=since, until=until)  # second pass: memory stays flat
     rep.by_kind, rep.by_provenance = dict(kinds), dict(prov)
@@ -181,13 +195,14 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
     # the file is in end-of-span order; people read these lists by start time
     for events in (rep.refused, rep.approvals, rep.changes):
         events.sort(key=lambda e: e.time)
+    rep.listed_of = dict(listed)
     rep.totals = {
         "statements": sum(decisions.values()),
         "identities": len(identities),
         "refused": sum(s.refusals for s in rep.by_identity),
-        "approvals": len(rep.approvals),
+        "approvals": listed["approvals"],
         "masked_reads": sum(s.masked_reads for s in rep.by_identity),
-        "changes": len(rep.changes),
+        "changes": listed["changes"],
         "outcome_unknown": unknown,
     }
     return rep

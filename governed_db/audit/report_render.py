@@ -95,6 +95,16 @@ def _events(events: list[Event], with_extra: str = "") -> list[list[str]]:
              e.extra if with_extra else e.reason, e.statement] for e in events]
 
 
+def _cut_html(rep: Report, name: str) -> str:
+    note = rep.shown(name)
+    return f'<p class="muted cut" id="cut-{name}">{escape(note)}.</p>' if note else ""
+
+
+def _cut_md(rep: Report, name: str) -> str:
+    note = rep.shown(name)
+    return f"_{note}._\n" if note else ""
+
+
 def _verification_html(rep: Report) -> str:
     v = rep.verification
     if v.ok:
@@ -127,9 +137,11 @@ def html_page(rep: Report) -> str:
         f'<div class="charts">{bar_chart("Decisions", sorted(rep.by_decision.items()), colours=_DECISION_COLOURS, chart_id="chart-decisions")}'
         f'{bar_chart("Rules that fired", list(rep.by_rule.items()), chart_id="chart-rules")}</div>'
         "<h3>Refused actions</h3>"
+        + _cut_html(rep, "refused")
         + _table(("time", "identity", "env", "operation", "tables", "decision", "rules", "reason", "statement"),
                  _events(rep.refused))
         + "<h3>Approvals (requests and reviewer decisions)</h3>"
+        + _cut_html(rep, "approvals")
         + _table(("time", "identity", "env", "operation", "tables", "decision", "rules", "approval", "statement"),
                  _events(rep.approvals, with_extra="1")),
         '<h2 id="CC72">CC7.2 — Monitoring: record integrity and sensitive-data access</h2>'
@@ -138,6 +150,7 @@ def html_page(rep: Report) -> str:
         + "<h3>Sensitive columns read (returned masked)</h3>"
         + _table(("identity", "column", "reads"), sensitive_rows),
         '<h2 id="CC81">CC8.1 — Change management: schema, privilege and admin statements</h2>'
+        + _cut_html(rep, "changes")
         + _table(("time", "identity", "env", "operation", "tables", "decision", "rules", "reason", "statement"),
                  _events(rep.changes)),
     ]
@@ -189,9 +202,11 @@ def markdown(rep: Report) -> str:
         "## CC6.3 — Role-based access: refusals and approvals\n",
         _md_table(("decision", "statements"), sorted(rep.by_decision.items())),
         "### Refused actions\n",
+        _cut_md(rep, "refused"),
         _md_table(("time", "identity", "env", "operation", "tables", "decision", "rules", "reason", "statement"),
                   _events(rep.refused)),
         "### Approvals\n",
+        _cut_md(rep, "approvals"),
         _md_table(("time", "identity", "env", "operation", "tables", "decision", "rules", "approval", "statement"),
                   _events(rep.approvals, with_extra="1")),
         "## CC7.2 — Monitoring: record integrity and sensitive-data access\n",
@@ -200,6 +215,7 @@ def markdown(rep: Report) -> str:
         _md_table(("identity", "column", "reads"),
                   [[w, c, n] for w, cols in sorted(rep.sensitive.items()) for c, n in sorted(cols.items())]),
         "## CC8.1 — Change management: schema, privilege and admin statements\n",
+        _cut_md(rep, "changes"),
         _md_table(("time", "identity", "env", "operation", "tables", "decision", "rules", "reason", "statement"),
                   _events(rep.changes)),
     ]

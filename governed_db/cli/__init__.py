@@ -4,14 +4,22 @@ Each command lives in ``governed_db/cli/<name>.py`` and calls one library
 function; they are imported only when used, so ``governed-db --help`` stays
 fast. Exit codes: 0 success; 1 the operation found a problem (a refusal, a
 broken audit chain); 2 bad usage or input.
+
+No command shows a traceback: the group turns an exception a command did not
+handle into one line on stderr — exit 2 for bad input (a configuration error,
+a file that cannot be read, a value that cannot be parsed), exit 1 for
+anything else. ``GOVERNED_DB_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import os
+from typing import Any, NoReturn
 
 import click
+
+from governed_db.errors import ConfigurationError, InvalidStatement
 
 #: command name -> (module, attribute); a module that is not there yet is simply not listed
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,7 +41,35 @@ SUBCOMMANDS: dict[str, list[tuple[str, str, str]]] = {
 }
 
 
+#: exceptions that mean the input was bad (exit 2); everything else unhandled is exit 1
+_BAD_INPUT = (ConfigurationError, InvalidStatement, OSError, UnicodeError, ValueError, LookupError, RecursionError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _fail(exc: Exception) -> NoReturn:
+    if isinstance(exc, _BAD_INPUT):
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        raise SystemExit(2)
+    click.echo(f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+               "(set GOVERNED_DB_DEBUG=1 for the traceback, and please report it)", err=True)
+    raise SystemExit(1)
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:
+            if os.environ.get("GOVERNED_DB_DEBUG") or ctx.parent is not None:
+                raise
+            _fail(e)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
 

@@ -109,8 +109,9 @@ def _print(reqs: list[ApprovalRequest], now: float, fmt: str, *, title: str) -> 
     if fmt == "json":
         click.echo(json.dumps([r.to_dict(now) for r in reqs], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from governed_db.cli._console import console
 
     table = Table(title=title)
     for col in ("id", "state", "approvals"):
@@ -123,15 +124,16 @@ def _print(reqs: list[ApprovalRequest], now: float, fmt: str, *, title: str) -> 
         until = r.grant_expires_at if state == "approved" else r.expires_at
         table.add_row(r.id, state, f"{len(r.approvals)}/{r.policy.quorum}", who, r.environment,
                       r.statement[:120], ", ".join(r.rules), _ts(until))
-    Console().print(table)
+    console().print(table)
 
 
 def _show(req: ApprovalRequest, now: float, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(req.to_dict(now), indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from governed_db.cli._console import console as make_console
 
     info = Table(show_header=False, title=f"approval request {req.id}")
     info.add_column(no_wrap=True)
@@ -151,7 +153,7 @@ def _show(req: ApprovalRequest, now: float, fmt: str) -> None:
         rows.append(("closed", f"{_ts(req.closed_at)} by {req.closed_by or '-'} {req.close_comment or ''}".strip()))
     for k, v in rows:
         info.add_row(k, str(v))
-    console = Console()
+    console = make_console()
     console.print(info)
     if req.reviews:
         reviews = Table(title="reviews")

@@ -25,12 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from governed_db.cli._console import console
 
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-        console = Console(soft_wrap=False, width=160)
-    return console
+    return console()
 
 
 def store_option(f: F) -> F:
@@ -85,6 +82,38 @@ def bad_input(f: F) -> F:
 
 def _path(store: Path | None) -> Path:
     return store if store is not None else default_store_path()
+
+
+#: a store's first line is a record of a few hundred bytes; reading more than this proves nothing
+_FIRST_LINE_MAX = 1 << 16
+
+
+def _store(store: Path | None) -> Path:
+    """The store to read, refused (ConfigurationError → exit 2) when the file is not an audit store at all.
+
+    Damage inside a store is `verify`'s business; a file whose first line is not a chained record (a log,
+    a binary, someone else's JSON) is bad input, not an empty store.
+    """
+    from governed_db.audit.store import store_path
+
+    path = store_path(_path(store))
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(_FIRST_LINE_MAX)
+    except OSError as e:
+        raise ConfigurationError(f"cannot read the audit store {str(path)!r} ({e.strerror or e})") from None
+    if not first.strip():
+        return path  # an empty store: nothing recorded yet
+    try:
+        record = json.loads(first)
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict) or "seq" not in record or "hash" not in record:
+        raise ConfigurationError(
+            f"{str(path)!r} is not a governed_db audit store (its first line is not a chained record); "
+            "pass --store with the audit store's path"
+        )
+    return path
 
 
 def _index_note(path: Path) -> None:
@@ -245,7 +274,8 @@ def _followed(rec: dict[str, Any], pending: dict[int, dict[str, Any]]) -> dict[s
 
 @audit.command("tail")
 @store_option
-@click.option("-n", "lines", default=20, show_default=True, help="how many recent statements")
+@click.option("-n", "lines", default=20, show_default=True, type=click.IntRange(min=0),
+              help="how many recent statements")
 @click.option("-f", "--follow", is_flag=True, help="keep printing new records as they are written")
 @click.option("--poll", default=0.5, hidden=True)
 @filter_options
@@ -255,7 +285,7 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
     """The most recent statements (JSON Lines with --format json)."""
     from governed_db.audit.search import tail
 
-    path, q = _path(store), _query(filters)
+    path, q = _store(store), _query(filters)
     _index_note(path)
     recent = tail(path, lines, q)
     if fmt == "json":
@@ -286,8 +316,9 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
 @bad_input
 def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) -> None:
     """Statements matching every given filter."""
-    _index_note(_path(store))
-    found = search(_path(store), _query(filters), limit=limit)
+    path = _store(store)
+    _index_note(path)
+    found = search(path, _query(filters), limit=limit)
     if fmt == "jsonl":
         for r in found:
             click.echo(json.dumps(r, sort_keys=True))
@@ -307,8 +338,9 @@ def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) 
 @bad_input
 def who_touched_cmd(target: str, store: Path | None, since: str | None, until: str | None, fmt: str) -> None:
     """Who ran statements on TABLE or TABLE.COLUMN."""
-    _index_note(_path(store))
-    rows = who_touched(_path(store), target, since=parse_time(since), until=parse_time(until))
+    path = _store(store)
+    _index_note(path)
+    rows = who_touched(path, target, since=parse_time(since), until=parse_time(until))
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
         return
@@ -333,7 +365,7 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
     from governed_db.audit import export as X
     from governed_db.audit.store import read_raw, read_records
 
-    path = _path(store)
+    path = _store(store)
     filtered = any(v not in (None, False) for v in filters.values())
     # an unfiltered JSONL export keeps every record (checkpoints too), so the copy verifies on its own
     if filtered or fmt == "csv":
@@ -353,7 +385,10 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
             sys.exit(1)
         click.echo(f"sent {n} spans to {endpoint}", err=True)
         return
-    out = X.open_output(output)
+    try:
+        out = X.open_output(output)
+    except OSError as e:
+        raise ConfigurationError(f"cannot write the export to {str(output)!r} ({e.strerror or e})") from None
     try:
         n = X.write_jsonl(recs, out) if fmt == "jsonl" else X.write_csv(recs, out)
     finally:
@@ -398,7 +433,7 @@ def stats_cmd(store: Path | None, since: str | None, until: str | None, fmt: str
     """Per identity: statements, refusals, approvals, masked reads."""
     from governed_db.audit.store import read_records
 
-    rows = stats(read_records(_path(store)), since=parse_time(since), until=parse_time(until))
+    rows = stats(read_records(_store(store)), since=parse_time(since), until=parse_time(until))
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
         return

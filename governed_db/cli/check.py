@@ -18,10 +18,11 @@ from governed_db.policy.decision import Decision
 
 
 def render_decision(decision: Decision) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from governed_db.cli._console import console as make_console
+
+    console = make_console()
     colour = {"allow": "green", "warn": "yellow", "limit": "cyan"}.get(decision.action.value, "red")
     console.print(f"[bold {colour}]{decision.action.value.upper()}[/] ({decision.environment}, {decision.dialect},"
                   f" policy {decision.policy_name})")  # fmt: skip

@@ -1,8 +1,10 @@
 """``governed-db classify TARGET``: label sensitive columns and write a reviewable catalog.
 
-TARGET is a SQLite or duckdb file, or a postgresql:// / mysql:// URL. Exit
+TARGET is a SQLite or duckdb file, or a database URL (``postgresql://``,
+``postgresql+psycopg://``, ``mysql+pymysql://``, ``sqlite:///``, ``duckdb:///``:
+the forms SQLAlchemy takes). Progress goes to stderr. Exit
 codes: 0 catalog written; 1 sensitive columns were found and ``--fail-on-found``
-was given; 2 bad input (unknown target, unreadable database).
+was given; 2 bad input (unknown target or table, unreadable database).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def classify(
     target: str, output: str, sample_rows: int, tables: tuple[str, ...], fmt: str, fail_on_found: bool
 ) -> None:
     """Scan TARGET's schema, label sensitive columns, write an editable catalog and print a summary."""
-    from governed_db.masking.scan import classify_database, connect
+    from governed_db.masking.scan import connect
 
     try:
         conn, dialect = connect(target)
@@ -58,16 +60,17 @@ def classify(
         sys.exit(2)
     started = time.perf_counter()
     try:
-        if fmt == "json":
-            catalog = classify_database(conn, dialect, sample_rows=sample_rows, tables=tables or None)
-        else:
-            catalog = _with_progress(conn, dialect, sample_rows, tables)
+        catalog = _with_progress(conn, dialect, sample_rows, tables)
     except ConfigurationError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     finally:
         conn.close()
-    catalog.save(output)
+    try:
+        catalog.save(output)
+    except OSError as e:
+        click.echo(f"error: cannot write the catalog to {output!r} ({e.strerror or e})", err=True)
+        sys.exit(2)
     elapsed = time.perf_counter() - started
     found = [(t, c, cls) for t, c, cls in catalog if cls.label]
     if fmt == "json":
@@ -97,15 +100,26 @@ def classify(
 
 
 def _with_progress(conn: Any, dialect: str, sample_rows: int, tables: tuple[str, ...]) -> Any:
+    """Classify with progress on stderr: a live bar on a terminal, one line per table when piped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from governed_db.cli._console import console
     from governed_db.masking.scan import classify_database
 
+    err = console(stderr=True)
+    if not err.is_terminal:  # piped or in CI: a live bar renders nothing, so say what is happening line by line
+        started = time.perf_counter()
+
+        def on_line(name: str, i: int, n: int) -> None:
+            click.echo(f"classifying {i + 1}/{n} {name} ({time.perf_counter() - started:.1f}s)", err=True)
+
+        return classify_database(conn, dialect, sample_rows=sample_rows, tables=tables or None, on_table=on_line)
     with Progress(
         TextColumn("[bold]classifying[/] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=err,
         transient=True,
     ) as progress:
         task = progress.add_task("", total=None)
@@ -121,10 +135,11 @@ def _with_progress(conn: Any, dialect: str, sample_rows: int, tables: tuple[str,
 
 
 def _summary(found: list[Any], output: str, n_tables: int, elapsed: float) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from governed_db.cli._console import console as make_console
+
+    console = make_console()
     table = Table(title=f"Sensitive columns ({len(found)} in {n_tables} tables, {elapsed:.1f}s)")
     for header in ("table", "column", "label", "confidence", "evidence"):
         table.add_column(header)

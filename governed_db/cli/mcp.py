@@ -85,7 +85,8 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
         try:
             names = tools.list_tables()
         except Exception as e:
-            click.echo(refusal_message(e) or f"error: {type(e).__name__}: {e}", err=True)
+            first = (str(e).strip().splitlines() or [""])[0]  # SQLAlchemy appends a "Background on this error" line
+            click.echo(refusal_message(e) or f"error: {type(e).__name__}: {first}", err=True)
             raise SystemExit(1) from None
         finally:
             tools.engine.dispose()

@@ -74,14 +74,15 @@ def _case_dict(r: CaseResult) -> dict[str, Any]:
 
 
 def _render(results: list[CaseResult]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from governed_db.cli._console import console as make_console
 
     table = Table("", "case", "expected", "actual", "rules")
     for r in results:
         mark = "[green]ok[/]" if r.passed else "[red]FAIL[/]"
         table.add_row(mark, r.case.name, r.case.expect, r.actual, ", ".join(r.rules))
-    console = Console()
+    console = make_console()
     console.print(table)
     failed = sum(not r.passed for r in results)
     console.print(f"{len(results) - failed} passed, {failed} failed")

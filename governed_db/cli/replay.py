@@ -39,10 +39,11 @@ def replay(store: Path | None, policy_file: Path, since: str | None, until: str 
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    from governed_db.cli._console import console as make_console
+
+    console = make_console()
     console.print(f"Replayed [bold]{result.replayed}[/] of {result.statements} recorded statements against "
                   f"{policy_file} ({result.not_replayable} not replayable).")
     console.print(f"Would newly refuse [red]{result.newly_refused}[/], need approval for "

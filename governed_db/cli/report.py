@@ -26,7 +26,11 @@ from governed_db.errors import ConfigurationError
 def report(store: Path | None, since: str | None, until: str | None, fmt: str, output: Path | None,
            key_file: Path | None) -> None:
     """Write compliance evidence for a period. Exit 1 when the record's chain is broken."""
-    key = key_file.read_bytes().strip() if key_file else R.env_key()
+    try:
+        key = key_file.read_bytes().strip() if key_file else R.env_key()
+    except OSError as e:
+        click.echo(f"error: cannot read the key file ({e.strerror or e})", err=True)
+        sys.exit(2)
     try:
         rep = build_report(store or default_store_path(), since=parse_time(since), until=parse_time(until), key=key)
     except ConfigurationError as e:
@@ -41,6 +45,10 @@ def report(store: Path | None, since: str | None, until: str | None, fmt: str, o
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            click.echo(f"error: cannot write the report to {str(output)!r} ({e.strerror or e})", err=True)
+            sys.exit(2)
         click.echo(f"wrote {fmt} report to {output}", err=True)
     sys.exit(0 if rep.verification.ok else 1)

@@ -85,16 +85,16 @@ def _load_claims_map(value: str) -> Any:
                 text = fh.read()
         except OSError as e:
             raise ConfigurationError(f"could not read the claims map file {value!r}: {e.strerror or e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigurationError(f"the claims map is not valid JSON: {e}") from None
+    from governed_db.config_files import load_json
+
+    return load_json(text, "the claims map")
 
 
 def _print_table(data: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from governed_db.cli._console import console as make_console
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -113,7 +113,7 @@ def _print_table(data: dict[str, Any]) -> None:
     rows += [(f"  {k}", v) for k, v in sorted(data["attributes"].items())]
     for key, value in rows:
         table.add_row(key, Text(str(value)))  # Text: claim values are data, never rich markup
-    Console(soft_wrap=True).print(table)
+    make_console().print(table)
 
 
 def _fail(message: str, fmt: str, code: int, *, cause: str) -> Any:

@@ -84,7 +84,14 @@ def create_engine(
         identity=identity, environment=environment, policy=policy, audit=audit,
         tracer_provider=tracer_provider, options=options,
     )
-    if sqlalchemy.engine.make_url(url).get_dialect().driver == "psycopg2":
+    try:
+        dialect = sqlalchemy.engine.make_url(url).get_dialect()
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as e:
+        raise ConfigurationError(
+            f"{_redacted(url)!r} is not a database URL SQLAlchemy can use ({e}); write it like "
+            "sqlite:///app.db, postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
+        ) from None
+    if dialect.driver == "psycopg2":
         install_psycopg2_shim()  # before create_engine: the dialect captures its extras module there
     engine = sqlalchemy.create_engine(url, **engine_kwargs)
     if "dialect" not in options:
@@ -97,6 +104,16 @@ def create_engine(
     )
     govern_engine(engine, **wrap_kwargs)
     return engine
+
+
+def _redacted(url: Any) -> str:
+    """``url`` for a message, without its password."""
+    try:
+        import sqlalchemy
+
+        return str(sqlalchemy.engine.make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return "<the URL>" if "@" in str(url) else str(url)
 
 
 #: the async URL schemes :func:`create_async_engine` is tested with
@@ -185,16 +202,31 @@ def govern_engine(engine: Engine, **wrap_kwargs: Any) -> Engine:
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         raw = dialect.connect(*cargs, **cparams)
         try:
-            return _wrap_dbapi(raw, wrap, wrap_kwargs)
+            governed = _wrap_dbapi(raw, wrap, wrap_kwargs)
         except BaseException:
             raw.close()  # never leak (or pool) an ungoverned connection
             raise
+        _set_up(governed, True)  # SQLAlchemy's connect-time queries (version, settings) follow
+        return governed
+
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        _set_up(dbapi_connection, False)  # the application's statements start here
 
     event.listen(engine, "do_connect", _connect)
+    event.listen(engine, "checkout", _checkout)  # pool event on the engine: survives dispose()
     engine._governed_db = True  # type: ignore[attr-defined]
     # marks the dialect too: the Jupyter extension's class-level listener then leaves this engine alone
     engine.dialect._governed_db = True  # type: ignore[attr-defined]
     return engine
+
+
+def _set_up(conn: Any, value: bool) -> None:
+    """Mark a governed connection as being set up by SQLAlchemy (its queries then spend no rate-limit budget)."""
+    gov = getattr(conn, "_self_gov", None)
+    if gov is None:  # an async dialect's adapter, or duckdb_engine's wrapper, around the governed connection
+        gov = getattr(async_adapted(conn) or _duckdb_engine_inner(conn), "_self_gov", None)
+    if gov is not None:
+        gov.setting_up = value
 
 
 def _wrap_dbapi(raw: Any, wrap: Any, wrap_kwargs: dict[str, Any]) -> Any:

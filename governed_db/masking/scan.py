@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from governed_db.errors import ConfigurationError
 from governed_db.masking import schema
@@ -21,43 +22,113 @@ from governed_db.masking.classify import FEW_ROWS, classify_column
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".duck")
 
 
-def connect(target: str) -> tuple[Any, str]:
-    """Open ``target`` (a SQLite/duckdb file, or a postgresql:// / mysql:// URL): (connection, dialect)."""
-    url = urlparse(target)
-    scheme = url.scheme.lower()
-    if scheme in ("postgres", "postgresql"):
-        import psycopg
+@dataclass(frozen=True)
+class Target:
+    """A database URL taken apart: ``backend`` (postgresql, mysql, sqlite, duckdb) and connection settings."""
 
-        return psycopg.connect(target, autocommit=True), "postgres"
-    if scheme in ("mysql", "mariadb", "mysql+pymysql"):
+    backend: str
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+    database: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+
+_BACKENDS = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql",
+             "sqlite": "sqlite", "duckdb": "duckdb"}
+
+
+def parse_target(target: str) -> Target:
+    """``target`` as a :class:`Target`: SQLAlchemy URLs (``postgresql+psycopg://``, ``mysql+pymysql://``...)
+    are read with ``sqlalchemy.engine.make_url`` when SQLAlchemy is installed, else with the standard library."""
+    if not isinstance(target, str) or "://" not in target:
+        raise ConfigurationError(f"{target!r} is not a database URL")
+    try:
+        from sqlalchemy.engine import make_url
+    except ImportError:  # SQLAlchemy is optional: the same reading, by hand
+        return _parse_target_stdlib(target)
+    try:
+        url = make_url(target)
+    except Exception as e:  # sqlalchemy.exc.ArgumentError and friends
+        raise ConfigurationError(f"{target!r} is not a valid database URL ({e})") from None
+    backend = _backend(url.get_backend_name(), target)
+    query = tuple((k, v if isinstance(v, str) else ",".join(v)) for k, v in url.query.items())
+    return Target(backend, url.host, url.port, url.username, url.password, url.database, query)
+
+
+def _parse_target_stdlib(target: str) -> Target:
+    url = urlparse(target)
+    try:
+        port = url.port
+    except ValueError:
+        raise ConfigurationError(f"{target!r} has an invalid port") from None
+    backend = _backend(url.scheme.split("+", 1)[0], target)
+    database = url.path[1:] if backend in ("sqlite", "duckdb") else url.path.lstrip("/")
+    return Target(backend, url.hostname, port, unquote(url.username) if url.username else None,
+                  unquote(url.password) if url.password else None, unquote(database) or None,
+                  tuple(parse_qsl(url.query)))
+
+
+def _backend(name: str, target: str) -> str:
+    backend = _BACKENDS.get(name.lower())
+    if backend is None:
+        raise ConfigurationError(
+            f"cannot classify {target!r}: {name}:// is not supported; give a SQLite or duckdb file path, or a "
+            "postgresql:// (postgresql+psycopg://) or mysql:// (mysql+pymysql://) URL"
+        )
+    return backend
+
+
+def connect(target: str) -> tuple[Any, str]:
+    """Open ``target`` (a SQLite/duckdb file, or a database URL): (connection, dialect)."""
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigurationError("give a SQLite or duckdb file path, or a database URL")
+    if "://" not in target:
+        if target.lower().endswith(DUCKDB_SUFFIXES):
+            return _duckdb(target)
+        return _sqlite(target)
+    t = parse_target(target)
+    if t.backend == "postgresql":
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        params = {k: v for k, v in (("host", t.host), ("port", t.port), ("user", t.user), ("password", t.password),
+                                    ("dbname", t.database)) if v is not None}
+        return psycopg.connect(make_conninfo("", **params, **dict(t.query)), autocommit=True), "postgres"
+    if t.backend == "mysql":
         import pymysql
 
         return (
-            pymysql.connect(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or 3306,
-                user=unquote(url.username or "root"),
-                password=unquote(url.password or ""),
-                database=url.path.lstrip("/") or None,
-                autocommit=True,
-            ),
+            pymysql.connect(host=t.host or "127.0.0.1", port=t.port or 3306, user=t.user or "root",
+                            password=t.password or "", database=t.database or None, autocommit=True),
             "mysql",
         )
-    if scheme == "duckdb" or target.lower().endswith(DUCKDB_SUFFIXES):
-        import duckdb
+    if t.backend == "duckdb":
+        return _duckdb(t.database or "")
+    return _sqlite(t.database or "")
 
-        path = target.split("://", 1)[1] if scheme == "duckdb" else target
-        if not Path(path).exists():
-            raise ConfigurationError(f"duckdb file {path!r} does not exist")
-        return duckdb.connect(path, read_only=True), "duckdb"
-    if scheme in ("", "sqlite", "file"):
-        path = target.split("://", 1)[1] if scheme == "sqlite" else target
-        if not Path(path).exists():
-            raise ConfigurationError(f"SQLite file {path!r} does not exist")
-        return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True), "sqlite"
-    raise ConfigurationError(
-        f"cannot classify {target!r}: give a SQLite or duckdb file path, or a postgresql:// or mysql:// URL"
-    )
+
+def _duckdb(path: str) -> tuple[Any, str]:
+    import duckdb
+
+    _check_file(path, "duckdb")
+    return duckdb.connect(path, read_only=True), "duckdb"
+
+
+def _sqlite(path: str) -> tuple[Any, str]:
+    _check_file(path, "SQLite")
+    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True), "sqlite"
+
+
+def _check_file(path: str, kind: str) -> None:
+    if not path or path == ":memory:":
+        raise ConfigurationError(f"give the {kind} database file to classify (an in-memory database is empty)")
+    p = Path(path)
+    if not p.exists():
+        raise ConfigurationError(f"{kind} file {path!r} does not exist")
+    if p.is_dir():
+        raise ConfigurationError(f"{path!r} is a directory, not a {kind} database file")
 
 
 def classify_database(
@@ -80,6 +151,7 @@ def classify_database(
             )
         names = found
     catalog = Catalog(dialect=dialect)
+    missing: list[str] = []
     for i, table in enumerate(names):
         if on_table is not None:
             on_table(table, i, len(names))
@@ -87,6 +159,8 @@ def classify_database(
         table_sql = ".".join(_quote(p, dialect) for p in parts)
         cols = schema.read_columns(conn, dialect, table_sql, parts[0] if len(parts) > 1 else None, parts[-1])
         if cols is None:
+            if tables:  # asked for by name: a typo must not pass as "nothing sensitive found"
+                missing.append(table)
             continue
         values: dict[str, list[Any]] = {}
         sampled = schema.sample(conn, dialect, table_sql, sample_rows) if sample_rows > 0 else None
@@ -105,6 +179,11 @@ def classify_database(
                 cls.provisional = True
                 cls.evidence["sample"] = f"the table had {few} row(s) when classified"
             catalog.set(table, column, cls)
+    if missing:
+        raise ConfigurationError(
+            f"no table named {', '.join(repr(m) for m in missing)} in this {dialect} database (or no permission "
+            "to read it); check the --table names"
+        )
     return catalog
 
 

@@ -43,6 +43,8 @@ class RuleContext:
     identity: Identity | None
     environment: str
     policy: Policy | None = None
+    #: the database the connection is in (``db.namespace``), when known: qualifying a name with it stays local
+    database: str | None = None
 
     @property
     def settings(self) -> PolicySettings:
@@ -108,8 +110,10 @@ class Policy:
         """A copy of this policy with ``extra`` rule callables run after its current rules."""
         return replace(self, extra_rules=(*self.extra_rules, *extra))
 
-    def evaluate(self, analysis: Analysis, *, identity: Identity | None, environment: str) -> Decision:
-        key = (analysis.sql, analysis.dialect, identity, environment)
+    def evaluate(
+        self, analysis: Analysis, *, identity: Identity | None, environment: str, database: str | None = None
+    ) -> Decision:
+        key = (analysis.sql, analysis.dialect, identity, environment, database)
         rules = self.active_rules()
         cache = self._cache
         hit = cache.get(key)
@@ -119,7 +123,7 @@ class Policy:
             except KeyError:  # evicted by another thread meanwhile: the decision is still valid
                 pass
             return hit
-        decision = self._decide(analysis, identity, environment, rules)
+        decision = self._decide(analysis, identity, environment, rules, database)
         if self.cache_size > 0:
             with self._lock:
                 # a rule registered while deciding has already cleared the cache: caching this decision,
@@ -136,9 +140,10 @@ class Policy:
             self._cache.clear()
 
     def _decide(
-        self, analysis: Analysis, identity: Identity | None, environment: str, rules: tuple[Rule, ...]
+        self, analysis: Analysis, identity: Identity | None, environment: str, rules: tuple[Rule, ...],
+        database: str | None = None,
     ) -> Decision:
-        ctx = RuleContext(analysis, identity, environment, self)
+        ctx = RuleContext(analysis, identity, environment, self, database)
         hits: list[RuleHit] = []
         targets: Sequence[StatementInfo | None] = analysis.statements or (None,)
         for rule in rules:

@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -33,7 +32,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from governed_db.deadline import Deadline, shutdown_socket
+from governed_db.deadline import Deadline, deadline_handlers
 from governed_db.errors import ConfigurationError
 from governed_db.tokens.errors import TokenError
 
@@ -178,48 +177,6 @@ class _SafeRedirect(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _deadline_connection(base: type[http.client.HTTPConnection], deadline: Deadline) -> type[Any]:
-    """``base`` whose sockets the deadline's watchdog shuts down when the whole fetch runs out of time."""
-
-    class DeadlineConnection(base):  # type: ignore[valid-type,misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            create: Any = getattr(self, "_create_connection")  # noqa: B009 - typeshed does not declare it
-
-            def create_connection(*a: Any, **kw: Any) -> socket.socket:
-                sock: socket.socket = create(*a, **kw)
-                deadline.watch(lambda: shutdown_socket(sock))
-                return sock
-
-            self._create_connection = create_connection
-
-        def connect(self) -> None:
-            super().connect()
-            # after TLS, the raw socket is detached: cut the wrapped one (the response reads through it)
-            sock = self.sock
-            deadline.watch(lambda: shutdown_socket(sock))
-
-    return DeadlineConnection
-
-
-class _DeadlineHTTP(urllib.request.HTTPHandler):
-    def __init__(self, deadline: Deadline) -> None:
-        super().__init__()
-        self.deadline = deadline
-
-    def http_open(self, req: Any) -> Any:
-        return self.do_open(_deadline_connection(http.client.HTTPConnection, self.deadline), req)  # type: ignore[arg-type]
-
-
-class _DeadlineHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: Deadline) -> None:
-        super().__init__()
-        self.deadline = deadline
-
-    def https_open(self, req: Any) -> Any:
-        return self.do_open(_deadline_connection(http.client.HTTPSConnection, self.deadline), req)  # type: ignore[arg-type]
-
-
 def fetch_json(
     url: str,
     *,
@@ -273,9 +230,7 @@ def _timed_out(url: str, deadline: Deadline) -> TokenError:
 def _fetch(url: str, deadline: Deadline, allow_insecure_http_for_loopback: bool) -> Any:
     from governed_db import __version__
 
-    handlers: list[Any] = [
-        _SafeRedirect(allow_insecure_http_for_loopback), _DeadlineHTTP(deadline), _DeadlineHTTPS(deadline),
-    ]
+    handlers: list[Any] = [_SafeRedirect(allow_insecure_http_for_loopback), *deadline_handlers(deadline)]
     if urllib.parse.urlsplit(url).hostname in LOOPBACK_HOSTS:
         handlers.append(urllib.request.ProxyHandler({}))  # a proxy cannot reach our loopback
     opener = urllib.request.build_opener(*handlers)

@@ -128,7 +128,8 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
 @rule(
     "cross-database",
     family="tables",
-    rationale="Statements reaching another database (db-qualified names, USE) leave the connection's scope.",
+    rationale="Statements reaching another database (db-qualified names, USE) leave the connection's scope; "
+    "naming the connection's own database is not reaching another.",
     remedy="connect to the other database through its own governed connection",
     production=Action.WARN,
     options={"databases": ()},
@@ -139,6 +140,8 @@ def cross_database(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     if "use-database" in stmt.flags:
         return Finding("USE switches the connection to another database")
     allowed = {str(d).lower() for d in opts["databases"]} | CATALOG_SCHEMAS
+    if ctx.database:  # `db`.`t` naming the connection's own database (SQLAlchemy's has_table) stays local
+        allowed.add(ctx.database.lower())
     other = [q for q in stmt.qualifiers if q.lower() not in allowed]
     return Finding(f"{stmt.operation} reaches other database(s) {', '.join(other)}") if other else None
 
