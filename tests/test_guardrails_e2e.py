@@ -309,7 +309,7 @@ def test_mariadb_sqlalchemy_has_table_is_not_cross_database(mysql_conn: Any, mys
                                                             unique: str, spans: Any) -> None:
     """SQLAlchemy's has_table sends DESCRIBE `db`.`t`: it passes under a policy denying cross-database."""
     sa = pytest.importorskip("sqlalchemy")
-    from governed_db.sqlalchemy import create_engine
+    from governed_db.integrations.sqlalchemy import create_engine
 
     provider, exporter = spans
     table = f"gdx_{unique}"
