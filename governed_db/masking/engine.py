@@ -45,6 +45,8 @@ class TableInfo:
     columns: list[str] | None
     classes: dict[str, ColumnClass] = field(default_factory=dict)
     read_at: float = 0.0
+    #: reading a sample failed (a view whose rows cannot be computed): its errors are scrubbed as sensitive
+    unsampled: bool = False
 
 
 @dataclass
@@ -159,6 +161,7 @@ class MaskingState:
         values: dict[str, list[Any]] = {}
         if missing and self.config.online and self.config.sample_rows > 0:
             sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
+            info.unsampled = sampled is None
             if sampled is not None:
                 names, rows = sampled
                 for i, n in enumerate(names):

@@ -99,12 +99,20 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     return None
 
 
+def _order(use: tuple[str, object]) -> int:
+    """Which use makes the clearest message: a named clause (WHERE, JOIN, INTERSECT...), then a copy, then a
+    use found inside an expression (a comparison, a cast...)."""
+    clause = use[0]
+    if clause in _INNER_CLAUSES:
+        return 2
+    return 0 if clause[:1].isupper() else 1 if clause == "copy" or clause.startswith("a cursor") else 2
+
+
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHit | None:
     facts = state.facts_for(analysis)
     if facts.lineage is not None:
         tables = list(facts.lineage.tables)
-        # a named clause (WHERE, JOIN...) makes the clearer message when a comparison is also found inside it
-        for clause, origin in sorted(facts.lineage.uses, key=lambda use: use[0] in _INNER_CLAUSES):
+        for clause, origin in sorted(facts.lineage.uses, key=_order):
             if not access.is_masked(origin, tables, facts.lineage.blind):
                 continue
             cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
@@ -116,12 +124,21 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHi
                     f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
                     "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
                 )
+            if clause.startswith("a cursor"):
+                return RuleHit(
+                    COPY_RULE,
+                    _action(state),
+                    f"the statement keeps masked column(s) {cols} in {clause}",
+                    "use the driver's server-side cursor (conn.cursor(name=...)), whose rows are masked, or ask "
+                    "for an unmask grant (masking.unmask)",
+                )
             return RuleHit(
                 PREDICATE_RULE,
                 _action(state),
-                f"masked column(s) {cols} are used in {clause}; filtering or sorting on a masked value reveals it",
-                "filter on a non-sensitive key (an id) instead, or ask for an unmask grant (masking.unmask) "
-                "for your role",
+                f"masked column(s) {cols} are used in {clause}; a masked value may only be selected as itself, "
+                "since one that decides which rows, how many, their order or an error reveals it",
+                "select the column plainly (it comes back masked) and filter, join, sort or group on "
+                "non-sensitive columns (an id), or ask for an unmask grant (masking.unmask) for your role",
             )
     return None
 
@@ -164,7 +181,13 @@ def _reads_masked(state: MaskingState) -> bool:
         if facts.lineage is None:
             return bool(analysis.statements)
         access = Access(state, identity)
-        return not access.everything and access.reads_hidden(list(facts.lineage.tables), facts.lineage.blind)
+        if access.everything:
+            return False
+        tables = list(facts.lineage.tables)
+        # a relation whose columns or rows could not be read (a view that fails) may echo anything
+        return access.reads_hidden(tables, facts.lineage.blind) or any(
+            (info := state.table(t)).columns is None or info.unsampled for t in tables
+        )
     except Exception:
         return True
 

@@ -29,8 +29,13 @@ oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
 
 from __future__ import annotations
 
+import re
+
+import sqlglot
+import sqlglot.errors
 from sqlglot import exp
 
+from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.names import PURE_FUNCTIONS
 from governed_db.masking.origins import (
@@ -221,13 +226,43 @@ class Walker:
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
-        parts = [self.expr(child, scope, ctes) for child in node.iter_expressions()]
+        keyed: list[tuple[str, int, Origin]] = []
+        for key, value in node.args.items():
+            for i, item in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(item, exp.Expression):
+                    keyed.append((key, i, self.expr(item, scope, ctes)))
+        parts = [o for _, _, o in keyed]
+        unknown_fn = isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS
+        why = (
+            None  # recorded below as a copy: what it is given may be stored anywhere
+            if unknown_fn
+            else flow.hazard(node, [(k, i, o.kind != "const") for k, i, o in keyed], self.dialect)
+        )
+        if why is not None:
+            self.lineage.uses.append((why, combine(parts)))
+        if isinstance(node, exp.Distinct):
+            # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
+            self.lineage.uses.append(("DISTINCT", combine(parts)))
+        elif isinstance(node, exp.Ordered):
+            # string_agg(id, ',' ORDER BY ssn), a window's ORDER BY: the order says how values compare
+            self.lineage.uses.append(("ORDER BY", combine(parts)))
+        elif isinstance(node, exp.Window):
+            for key in ("partition_by", "spec"):
+                part = node.args.get(key)
+                items = part if isinstance(part, list) else [part]
+                for item in items:
+                    if isinstance(item, exp.Expression):
+                        what = "PARTITION BY" if key == "partition_by" else "a window frame"
+                        self.lineage.uses.append((what, self.expr(item, scope, ctes)))
         if isinstance(node, _COMPARISONS) and not isinstance(node, exp.Exists) and node is not self.top:
             compared = combine(parts)
             self.lineage.uses.append(("a comparison", compared))
             return compared
-        if isinstance(node, exp.Count) and not _counts_rows(node):
-            # count(nullif(ssn, '...')), count(regexp_match(ssn, '^5')): what is counted depends on the value
+        if isinstance(node, exp.Count) and (
+            not _counts_rows(node) or any(p.kind not in ("column", "const") for p in parts)
+        ):
+            # count(nullif(ssn, '...')), count(v) of a derived v: which values are NULL depends on the value
+            # (a plain column's NULLs are visible in its masked output anyway)
             return combine(parts, kind="expr")
         if isinstance(node, _OPAQUE):
             return CONST
@@ -239,7 +274,12 @@ class Walker:
             if merged.sources or merged.rows:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
-        return combine(parts, kind="expr")
+        found = combine(parts, kind="expr")
+        if found.kind == "row" and not _keeps_row(node):
+            # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
+            # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
+            return Origin("expr", found.sources, found.rows)
+        return found
 
     def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
@@ -278,6 +318,10 @@ class Walker:
         if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             left, lx = self.query(node.this, ctes, parent)
             right, rx = self.query(node.expression, ctes, parent)
+            compares = _set_comparison(node)
+            if compares:
+                # INTERSECT/EXCEPT/UNION compare whole rows: whether a guess survives says what a value is
+                self.lineage.uses.extend((compares, o.origin) for o in (*left, *right))
             if lx and rx and len(left) == len(right):
                 merged = []
                 for a, b in zip(left, right, strict=True):
@@ -285,11 +329,16 @@ class Walker:
                     merged.append(
                         Output(a.name, combine((a.origin, b.origin), kind="column" if plain else "expr"))
                     )
-                self.bounds(node, Scope([], parent), ctes)
+                over = Scope([], parent, merged)
+                self.bounds(node, over, ctes)
+                self.orderings(node.args.get("order"), over, ctes)
                 return merged, True
             every = combine([o.origin for o in left] + [o.origin for o in right])
-            self.bounds(node, Scope([], parent), ctes)
-            return [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left], False
+            lost = [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left]
+            over = Scope([], parent, lost)
+            self.bounds(node, over, ctes)
+            self.orderings(node.args.get("order"), over, ctes)
+            return lost, False
         if isinstance(node, exp.Values):
             return self.values(node, ctes, parent), True
         if not isinstance(node, exp.Select):
@@ -346,6 +395,10 @@ class Walker:
             finally:
                 self.top = outer
         scope.projections = outputs
+        distinct = node.args.get("distinct")
+        if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
+            # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
+            self.lineage.uses.extend(("DISTINCT", o.origin) for o in outputs)
         self.uses_of(node, scope, ctes)
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
@@ -382,7 +435,9 @@ class Walker:
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None:
             clauses.append(("DISTINCT ON", distinct.args["on"]))
-        for join in node.args.get("joins") or ():
+        for n, join in enumerate(node.args.get("joins") or ()):
+            if str(join.args.get("method") or "").upper() == "NATURAL":
+                self.natural(scope.sources[: n + 1], scope.sources[n + 1 : n + 2])
             clauses.append(("JOIN", join.args.get("on")))
             for ident in join.args.get("using") or ():
                 clauses.append(
@@ -400,16 +455,66 @@ class Walker:
             if part is None:
                 continue
             if clause in ("ORDER BY", "GROUP BY"):
-                for item in part.expressions:
-                    target = item.this if isinstance(item, exp.Ordered) else item
-                    if isinstance(target, exp.Literal) and target.is_int:
-                        idx = int(target.name) - 1
-                        if 0 <= idx < len(scope.projections):
-                            self.lineage.uses.append((clause, scope.projections[idx].origin))
-                        continue
-                    self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
+                self.orderings(part, scope, ctes, clause)
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+    def orderings(self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY") -> None:
+        """ORDER BY / GROUP BY items, by expression, output name or position."""
+        if part is None:
+            return
+        for item in part.expressions:
+            target = item.this if isinstance(item, exp.Ordered) else item
+            if isinstance(target, exp.Literal) and target.is_int:
+                idx = int(target.name) - 1
+                if 0 <= idx < len(scope.projections):
+                    self.lineage.uses.append((clause, scope.projections[idx].origin))
+                else:
+                    self.lineage.uses.append((clause, Origin("unknown")))
+                continue
+            self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
+
+    def natural(self, left: list[Source], right: list[Source]) -> None:
+        """NATURAL JOIN compares every column the two sides share by name (all of them when one side's
+        columns are unknown)."""
+        lcols = [(n, o) for src in left for n, o in (src.columns or ())]
+        rcols = [(n, o) for src in right for n, o in (src.columns or ())]
+        if any(src.columns is None for src in (*left, *right)):
+            every = [o for _, o in (*lcols, *rcols)] + [src.whole_row() for src in (*left, *right)]
+            self.lineage.uses.append(("NATURAL JOIN", combine(every)))
+            return
+        shared = {n for n, _ in lcols} & {n for n, _ in rcols}
+        used = [o for n, o in (*lcols, *rcols) if n in shared]
+        if used:
+            self.lineage.uses.append(("NATURAL JOIN", combine(used)))
+
+
+#: functions that return a whole row as a document whose keys are still the column names
+_ROW_KEEPERS = frozenset({"row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "array_agg", "list"})
+
+
+def _keeps_row(node: exp.Expression) -> bool:
+    if isinstance(node, (exp.ArrayAgg, exp.JSONArrayAgg, exp.Array, exp.Tuple, exp.Window, exp.Filter)):
+        return True
+    if isinstance(node, exp.Cast):
+        to = node.args.get("to")
+        return isinstance(to, exp.DataType) and to.this in (
+            exp.DataType.Type.JSON,
+            exp.DataType.Type.JSONB,
+            exp.DataType.Type.TEXT,
+            exp.DataType.Type.VARCHAR,
+        )
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _ROW_KEEPERS
+
+
+def _set_comparison(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Intersect):
+        return "INTERSECT"
+    if isinstance(node, exp.Except):
+        return "EXCEPT"
+    if node.args.get("distinct") is not False:
+        return "UNION (which removes duplicates)"
+    return None
 
 
 def _counts_rows(node: exp.Count) -> bool:
@@ -442,6 +547,41 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
 
 
+_CURSOR_QUERY = re.compile(r"^\s*\S+\s.*?\bCURSOR\b.*?\bFOR\b(.*)$", re.I | re.S)
+
+
+def _command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
+    """Statements sqlglot keeps opaque whose data flow matters: ``REPLACE INTO`` (SQLite, MariaDB), which
+    writes like an INSERT, and ``DECLARE ... CURSOR FOR query`` (PostgreSQL), whose rows a later FETCH returns
+    where no lineage follows them. What cannot be re-read exactly is traced as blind (fail closed)."""
+    lin = w.lineage
+    word = str(tree.this).upper()
+    body = tree.expression.this if isinstance(tree.expression, exp.Literal) else None
+    if word not in ("REPLACE", "DECLARE") or not isinstance(body, str):
+        return lin
+    try:
+        if word == "REPLACE":
+            into = body.lstrip()[:4].upper() == "INTO"
+            verb = "INSERT OR REPLACE" if dialect == "sqlite" else "INSERT"
+            parsed = sqlglot.parse_one(f"{verb} {'' if into else 'INTO '}{body}", read=dialect)
+            if isinstance(parsed, exp.Insert):
+                return trace_write(w, parsed)
+        else:
+            found = _CURSOR_QUERY.match(body)
+            query = sqlglot.parse_one(found.group(1), read=dialect) if found else None
+            if isinstance(query, QUERY):
+                outs, exact = w.query(query, {}, None)
+                lin.uses.extend(("a cursor (FETCH would return it unmasked)", o.origin) for o in outs)
+                if not exact:
+                    lin.uses.append(("a cursor (FETCH would return it unmasked)", Origin("unknown")))
+                return lin
+    except sqlglot.errors.SqlglotError:
+        pass
+    lin.blind = True  # what it reads is unknown: any lost value in it may be a masked one
+    lin.uses.append(("copy", Origin("unknown")))
+    return lin
+
+
 def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:
     """Lineage of one parsed statement (the tree is copied, not modified)."""
     tree = statement.copy()
@@ -453,6 +593,8 @@ def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lin
         return lin
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Merge)):
         return trace_write(w, tree)
+    if isinstance(tree, exp.Command):
+        return _command(w, tree, dialect)
     # SET @v = (SELECT ...), CALL p((SELECT ...)), DO ...: whatever a query inside reads is copied somewhere
     for query in tree.find_all(exp.Select):
         if query.find_ancestor(exp.Select) is None:

@@ -1,0 +1,318 @@
+"""An automated attacker tries to recover characters of masked values (name, e-mail, SSN, API key) through
+every inference technique known to work against masking — set operations, DISTINCT, counts, joins, LIMIT,
+writes, sort orders, windows, grouping, CASE/NULLIF, casts and other error oracles, set-returning functions —
+on SQLite, PostgreSQL, MariaDB and DuckDB, using only what the library lets through, and recovers nothing.
+
+For each technique, target character and guess, the attacker records everything it can observe (the rows,
+or the error's class and message, with the guess itself blanked). A technique reveals a character when the
+right guess is observed differently from wrong ones. A control run on a column that is not masked proves
+the same attacker does recover characters when nothing stops it. An over-masking check follows: cells of
+innocent columns come back exactly (at most 1 % changed).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import Identity
+
+ATTACKER = Identity("curious-agent", kind="agent")
+SECRETS = {
+    "full_name": "Alice Smith",
+    "email": "alice@example.com",
+    "ssn": "536-22-8726",
+    "api_key": "sk_live_51H8abcdEFGHijklMNOPqrstUVwx",
+}
+ROWS = [
+    (1, *SECRETS.values(), "Paris"),
+    (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "ghp_R4nd0mT0k3nAbCdEfGhIjKlMnOpQrStUv12", "Lyon"),
+]
+POSITIONS = (1, 2)
+
+ALL = frozenset({"sqlite", "postgres", "mysql", "duckdb"})
+NOT_MYSQL = ALL - {"mysql"}
+PG_DUCK = frozenset({"postgres", "duckdb"})
+
+#: a masked character X (``substr(col, pos, 1)`` of row 1) against a guess G: statements whose observable
+#: outcome would differ when G = X. ``{s}`` is a table the attacker may write (nothing sensitive in it).
+INNER = "SELECT {X} AS v FROM {t} WHERE id = 1"
+TECHNIQUES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
+    ("where", ALL, ("SELECT count(*) FROM {t} WHERE id = 1 AND {X} = {G}",)),
+    ("intersect", ALL, (f"SELECT count(*) FROM ({INNER} INTERSECT SELECT {{G}}) q",)),
+    ("except", ALL, (f"SELECT count(*) FROM ({INNER} EXCEPT SELECT {{G}}) q",)),
+    ("union dedup", ALL, (f"SELECT count(*) FROM ({INNER} UNION SELECT {{G}}) q",)),
+    ("union order", ALL, (f"SELECT v FROM ({INNER} UNION SELECT {{G}}) q",)),
+    ("distinct", ALL, (f"SELECT count(*) FROM (SELECT DISTINCT v FROM ({INNER} UNION ALL SELECT {{G}}) u) q",)),
+    ("distinct rows", ALL, (f"SELECT DISTINCT v FROM ({INNER} UNION ALL SELECT {{G}}) u",)),
+    ("count distinct", ALL, (f"SELECT count(DISTINCT v) FROM ({INNER} UNION ALL SELECT {{G}}) u",)),
+    ("count nullif", ALL, ("SELECT count(nullif({X}, {G})) FROM {t} WHERE id = 1",)),
+    ("count of derived", ALL, (f"SELECT count(w) FROM (SELECT nullif(v, {{G}}) AS w FROM ({INNER}) i) q",)),
+    ("natural join", ALL, (f"SELECT count(*) FROM ({INNER}) a NATURAL JOIN (SELECT {{G}} AS v) b",)),
+    ("join on", ALL, ("SELECT count(*) FROM {t} a JOIN (SELECT {G} AS v) b ON {X} = b.v WHERE a.id = 1",)),
+    ("join using", ALL, (f"SELECT count(*) FROM ({INNER}) a JOIN (SELECT {{G}} AS v) b USING (v)",)),
+    ("in subquery", ALL, ("SELECT count(*) FROM {t} WHERE id = 1 AND {G} IN (SELECT {X} FROM {t})",)),
+    ("exists", ALL, ("SELECT EXISTS (SELECT 1 FROM {t} WHERE id = 1 AND {X} = {G})",)),
+    ("limit", NOT_MYSQL, (f"SELECT id FROM {{t}} LIMIT (SELECT count(*) FROM ({INNER} INTERSECT SELECT {{G}}) q)",)),
+    ("group by", ALL, (f"SELECT count(*) FROM (SELECT v FROM ({INNER} UNION ALL SELECT {{G}}) u GROUP BY v) q",)),
+    ("having", ALL, ("SELECT count(*) FROM {t} WHERE id = 1 GROUP BY id HAVING max({X}) = {G}",)),
+    ("order by", ALL, ("SELECT k FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u ORDER BY v",)),
+    ("order by position", ALL, ("SELECT k, v FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u ORDER BY 2",)),
+    ("window partition", ALL, (f"SELECT count(*) OVER (PARTITION BY v) FROM ({INNER} UNION ALL SELECT {{G}}) u",)),
+    ("window order", ALL, ("SELECT k, row_number() OVER (ORDER BY v) FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u",)),
+    ("case", ALL, ("SELECT CASE WHEN {X} = {G} THEN 1 ELSE 0 END FROM {t} WHERE id = 1",)),
+    ("simple case", ALL, ("SELECT CASE {X} WHEN {G} THEN 'same' ELSE 'other' END FROM {t} WHERE id = 1",)),
+    ("comparison", ALL, ("SELECT {X} = {G}, {X} < {G} FROM {t} WHERE id = 1",)),
+    ("coalesce nullif", ALL, ("SELECT coalesce(nullif({X}, {G}), 'same') FROM {t} WHERE id = 1",)),
+    ("greatest", NOT_MYSQL - {"sqlite"}, ("SELECT greatest({X}, {G}) FROM {t} WHERE id = 1",)),
+    ("max over guess", ALL, (f"SELECT max(v), min(v) FROM ({INNER} UNION ALL SELECT {{G}}) u",)),
+    ("scalar subquery", ALL, ("SELECT (SELECT count(*) FROM {t} WHERE id = 1 AND {X} = {G})",)),
+    ("filter", PG_DUCK, ("SELECT count(*) FILTER (WHERE {X} = {G}) FROM {t}",)),
+    ("agg order", PG_DUCK, ("SELECT string_agg(CAST(k AS text), ',' ORDER BY v) FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u",)),
+    ("agg order", frozenset({"mysql"}), ("SELECT GROUP_CONCAT(k ORDER BY v) FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u",)),
+    ("division", ALL, ("SELECT 1 / length(replace({X}, {G}, '')) FROM {t} WHERE id = 1",)),
+    ("cast", ALL - {"mysql"}, ("SELECT CAST(replace({X}, {G}, 'x') AS INTEGER) FROM {t} WHERE id = 1",)),
+    ("cast warning", frozenset({"mysql"}), ("SELECT CAST(replace({X}, {G}, 'x') AS SIGNED) FROM {t} WHERE id = 1", "SHOW WARNINGS")),
+    ("try_cast null", frozenset({"duckdb"}), ("SELECT CAST(TRY_CAST(replace({X}, {G}, 'x') AS INTEGER) AS VARCHAR) FROM {t} WHERE id = 1",)),
+    ("bytea", frozenset({"postgres"}), ("SELECT replace({X}, {G}, '\\')::bytea FROM {t} WHERE id = 1",)),
+    ("json parse", frozenset({"sqlite"}), ("SELECT json(replace({X}, {G}, '{{')) FROM {t} WHERE id = 1",)),
+    ("json parse", frozenset({"postgres"}), ("SELECT replace({X}, {G}, '{{')::json FROM {t} WHERE id = 1",)),
+    ("json path echo", frozenset({"sqlite"}), ("SELECT json_extract('{{}}', '$.' || {X} || '[') FROM {t} WHERE id = 1",)),
+    ("regex", frozenset({"postgres"}), ("SELECT 'a' ~ replace({X}, {G}, '(') FROM {t} WHERE id = 1",)),
+    ("regex", frozenset({"duckdb"}), ("SELECT regexp_matches('a', replace({X}, {G}, '(')) FROM {t} WHERE id = 1",)),
+    ("regex", frozenset({"mysql"}), ("SELECT 'a' REGEXP replace({X}, {G}, '(') FROM {t} WHERE id = 1",)),
+    ("like escape", frozenset({"postgres"}), ("SELECT 'a' LIKE replace({X}, {G}, '\\') FROM {t} WHERE id = 1",)),
+    ("date_trunc unit", frozenset({"postgres"}), ("SELECT date_trunc(replace({X}, {G}, 'day'), now()) FROM {t} WHERE id = 1",)),
+    ("regclass", frozenset({"postgres"}), ("SELECT {X}::regclass FROM {t} WHERE id = 1",)),
+    ("xml", frozenset({"postgres"}), ("SELECT ('<' || {X})::xml FROM {t} WHERE id = 1",)),
+    ("strptime", frozenset({"duckdb"}), ("SELECT strptime({X}, '%Y') FROM {t} WHERE id = 1",)),
+    ("histogram", frozenset({"duckdb"}), (f"SELECT histogram(v) FROM ({INNER} UNION ALL SELECT {{G}}) u",)),
+    ("set-returning", frozenset({"postgres"}), ("SELECT count(*) FROM (SELECT unnest(string_to_array({X}, {G})) FROM {t} WHERE id = 1) q",)),
+    ("set-returning", frozenset({"duckdb"}), ("SELECT count(*) FROM (SELECT unnest(string_split({X}, {G})) FROM {t} WHERE id = 1) q",)),
+    ("series", PG_DUCK, ("SELECT count(*) FROM {t}, generate_series(1, length(replace({X}, {G}, ''))) WHERE id = 1",)),
+    ("json_each rows", frozenset({"sqlite"}), ("SELECT count(*) FROM {t}, json_each('[' || replace(replace({X}, {G}, '1,1'), '-', '0') || ']') WHERE id = 1",)),
+    (
+        "update set",
+        ALL,
+        (
+            "UPDATE {s} SET n = 0 WHERE id = 1",
+            f"UPDATE {{s}} SET n = (SELECT count(*) FROM ({INNER} INTERSECT SELECT {{G}}) q) WHERE id = 1",
+            "SELECT n FROM {s} WHERE id = 1",
+        ),
+    ),
+    (
+        "update where",
+        ALL,
+        (
+            "UPDATE {s} SET n = 0 WHERE id = 1",
+            "UPDATE {s} SET n = 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM {t} WHERE id = 1 AND {X} = {G})",
+            "SELECT n FROM {s} WHERE id = 1",
+        ),
+    ),
+    (
+        "insert select",
+        ALL,
+        (
+            "DELETE FROM {s} WHERE id = 9",
+            f"INSERT INTO {{s}} (id, v, n) SELECT 9, 'x', count(*) FROM ({INNER} INTERSECT SELECT {{G}}) q",
+            "SELECT n FROM {s} WHERE id = 9",
+        ),
+    ),
+    (
+        "replace into select",
+        frozenset({"sqlite", "mysql"}),
+        (
+            "DELETE FROM {s} WHERE id = 8",
+            f"REPLACE INTO {{s}} (id, v, n) SELECT 8, 'x', count(*) FROM ({INNER} INTERSECT SELECT {{G}}) q",
+            "SELECT n FROM {s} WHERE id = 8",
+        ),
+    ),
+    (
+        "replace into copy",
+        frozenset({"sqlite", "mysql"}),
+        (
+            "DELETE FROM {s} WHERE id = 7",
+            "REPLACE INTO {s} (id, v, n) SELECT 7, {X}, 0 FROM {t} WHERE id = 1",
+            "SELECT count(*) FROM {s} WHERE id = 7 AND v = {G}",
+        ),
+    ),
+    (
+        "replace set",
+        frozenset({"mysql"}),
+        (
+            "DELETE FROM {s} WHERE id = 6",
+            "REPLACE {s} SET id = 6, v = (SELECT {X} FROM {t} WHERE id = 1), n = 0",
+            "SELECT count(*) FROM {s} WHERE id = 6 AND v = {G}",
+        ),
+    ),
+    (
+        "replace values",
+        frozenset({"mysql", "sqlite"}),
+        (
+            "DELETE FROM {s} WHERE id = 5",
+            "REPLACE INTO {s} (id, v, n) VALUES (5, (SELECT {X} FROM {t} WHERE id = 1), 0)",
+            "SELECT count(*) FROM {s} WHERE id = 5 AND v = {G}",
+        ),
+    ),
+]
+
+
+@dataclass
+class Target:
+    dialect: str
+    conn: Any
+    table: str
+    scratch: str
+    run: Callable[[Any, str], Any]
+
+
+def _guesses(true: str) -> list[str]:
+    """The right character and three wrong ones (one below, one above, one far away)."""
+    out = [true]
+    for c in (chr(ord(true) - 1), chr(ord(true) + 1), "Z" if true != "Z" else "Y"):
+        if c not in out and c.isprintable() and c not in "'\\%_":
+            out.append(c)
+    return out
+
+
+def observe(target: Target, statements: tuple[str, ...], column: str, pos: int, guess: str) -> tuple[Any, ...]:
+    """Everything the attacker sees for one guess: rows, or the error's class and text (the guess blanked)."""
+    seen: list[Any] = []
+    quoted = f"'{guess}'"
+    for template in statements:
+        sql = template.format(X=f"substr({column}, {pos}, 1)", G=quoted, t=target.table, s=target.scratch)
+        try:
+            out = target.run(target.conn, sql)
+            seen.append(("rows", repr(out).replace(quoted, "<G>").replace(f"'{guess}'", "<G>")))
+        except Exception as e:  # the attacker sees the error's class and its text
+            text = str(e).replace(quoted, "<G>")
+            seen.append(("error", type(e).__name__, text))
+    return tuple(seen)
+
+
+def attack(target: Target, columns: dict[str, str]) -> list[str]:
+    """Characters of ``columns`` the attacker tells apart: ``technique: column[pos] = char`` for each."""
+    found = []
+    for name, dialects, statements in TECHNIQUES:
+        if target.dialect not in dialects:
+            continue
+        for column, value in columns.items():
+            for pos in POSITIONS:
+                true = value[pos - 1]
+                observed = {g: observe(target, statements, column, pos, g) for g in _guesses(true)}
+                wrong = [o for g, o in observed.items() if g != true]
+                if wrong and all(o != observed[true] for o in wrong):
+                    found.append(f"{name}: {column}[{pos}] = {true!r} ({observed[true]!r} vs {wrong[0]!r})")
+    return found
+
+
+def _fetch(conn: Any, sql: str) -> Any:
+    cur = conn.cursor()
+    cur.execute(sql)
+    return cur.fetchall() if cur.description else None
+
+
+# -- databases ----------------------------------------------------------------------------------------------
+DDL = "(id int primary key, full_name {txt}, email {txt}, ssn {txt}, api_key {txt}, city {txt})"
+SCRATCH = "(id int primary key, v {txt}, n int)"
+
+
+def _wrap(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
+
+
+@pytest.fixture
+def sqlite_target() -> Iterator[Target]:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE customers " + DDL.format(txt="text"))
+    raw.execute("CREATE TABLE scratch " + SCRATCH.format(txt="text"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
+    raw.execute("INSERT INTO scratch VALUES (1, 'x', 0)")
+    yield Target("sqlite", _wrap(raw), "customers", "scratch", _fetch)
+    raw.close()
+
+
+@pytest.fixture
+def duckdb_target() -> Iterator[Target]:
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE customers " + DDL.format(txt="varchar"))
+    raw.execute("CREATE TABLE scratch " + SCRATCH.format(txt="varchar"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", [list(r) for r in ROWS])
+    raw.execute("INSERT INTO scratch VALUES (1, 'x', 0)")
+
+    def run(conn: Any, sql: str) -> Any:
+        rel = conn.execute(sql)
+        return rel.fetchall() if rel.description else None
+
+    yield Target("duckdb", _wrap(raw), "customers", "scratch", run)
+    raw.close()
+
+
+@pytest.fixture
+def postgres_target(pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[Target]:
+    import psycopg
+
+    t, s = f"ex_c_{unique}", f"ex_s_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(txt="text"))
+    pg_conn.execute(f"CREATE TABLE {s} " + SCRATCH.format(txt="text"))
+    with pg_conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s)", ROWS)
+    pg_conn.execute(f"INSERT INTO {s} VALUES (1, 'x', 0)")
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        yield Target("postgres", _wrap(raw), t, s, _fetch)
+    finally:
+        raw.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {s}")
+
+
+@pytest.fixture
+def mysql_target(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[Target]:
+    import pymysql
+
+    t, s = f"ex_c_{unique}", f"ex_s_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} " + DDL.format(txt="varchar(100)"))
+        cur.execute(f"CREATE TABLE {s} " + SCRATCH.format(txt="varchar(100)"))
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s)", ROWS)
+        cur.execute(f"INSERT INTO {s} VALUES (1, 'x', 0)")
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+
+    def run(conn: Any, sql: str) -> Any:
+        cur = conn.cursor()
+        cur.execute(sql)
+        rows = cur.fetchall() if cur.description else None
+        return rows, conn.show_warnings()  # PyMySQL's own way to read warnings, after every statement
+
+    try:
+        yield Target("mysql", _wrap(raw), t, s, run)
+    finally:
+        raw.close()
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {t}, {s}")
+
+
+TARGETS = ["sqlite_target", "postgres_target", "mysql_target", "duckdb_target"]
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_attacker_recovers_no_character_of_a_masked_value(fixture: str, request: pytest.FixtureRequest) -> None:
+    """No technique tells the right character of a masked name, e-mail, SSN or API key from a wrong one."""
+    target: Target = request.getfixturevalue(fixture)
+    found = attack(target, SECRETS)
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_same_attacker_recovers_an_unmasked_column(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Control: on a column nothing masks (city), the same attacker does tell characters apart."""
+    target: Target = request.getfixturevalue(fixture)
+    found = attack(target, {"city": "Paris"})
+    techniques = {f.split(":")[0] for f in found}
+    assert {"where", "intersect", "union dedup", "distinct", "natural join"} <= techniques, sorted(techniques)
