@@ -316,3 +316,124 @@ def test_same_attacker_recovers_an_unmasked_column(fixture: str, request: pytest
     found = attack(target, {"city": "Paris"})
     techniques = {f.split(":")[0] for f in found}
     assert {"where", "intersect", "union dedup", "distinct", "natural join"} <= techniques, sorted(techniques)
+
+
+# -- routes that returned values in clear ------------------------------------------------------------------
+FRAGMENTS = ["Alice", "Smith", "alice@", "536-22", "8726", "51H8abcd", "EFGHijkl"]
+
+
+def clear(observed: Any) -> list[str]:
+    text = repr(observed)
+    return [f for f in FRAGMENTS if f in text]
+
+
+def seen(target: Target, sql: str) -> Any:
+    """What the attacker observes for one statement (rows, or the error class and message)."""
+    try:
+        return target.run(target.conn, sql.format(t=target.table, s=target.scratch))
+    except Exception as e:
+        return (type(e).__name__, str(e), getattr(e, "args", ()))
+
+
+CLEAR_ROUTES = {
+    "sqlite": [
+        "SELECT json_extract('{{}}', '$.' || full_name || '[') FROM {t}",
+        "SELECT replace(json_object('n', full_name, 'e', email), 'n', 'x') FROM {t}",
+        "SELECT value FROM json_each((SELECT json_group_array(ssn) FROM {t}))",
+    ],
+    "postgres": [
+        "DECLARE leak CURSOR WITH HOLD FOR SELECT full_name AS a, email AS b, ssn AS c, api_key AS d FROM {t}",
+        "FETCH ALL FROM leak",
+        "SELECT replace(to_jsonb(c)::text, '\"full_name\"', '\"n\"') FROM {t} c",
+        "SELECT replace(replace(row_to_json(c)::text, 'ssn', 'q'), 'email', 'm') FROM {t} c",
+        "SELECT to_jsonb(c) - 'full_name' || jsonb_build_object('n', c.full_name) FROM {t} c",
+        "SELECT key, value FROM {t} c, jsonb_each_text(to_jsonb(c))",
+        "SELECT date_trunc(full_name, now()) FROM {t}",
+        "SELECT ssn::regclass FROM {t}",
+        "SELECT ('<' || full_name)::xml FROM {t}",
+    ],
+    "duckdb": [
+        "SELECT to_json(c)::VARCHAR FROM {t} c",
+        "SELECT replace(to_json(c)::VARCHAR, 'full_name', 'n') FROM {t} c",
+        "SELECT histogram(full_name), histogram(ssn) FROM {t}",
+        "SELECT map_keys(histogram(email)) FROM {t}",
+        "SELECT regexp_matches('x', full_name || '(') FROM {t}",
+        "SELECT strptime(ssn, '%Y') FROM {t}",
+    ],
+    "mysql": [
+        "SELECT CAST(full_name AS DOUBLE) FROM {t}",
+        "SELECT JSON_EXTRACT(full_name, '$') FROM {t}",
+        "SHOW WARNINGS",
+    ],
+}
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_clear_routes_return_no_value(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Cursors, renamed whole-row JSON, histograms and errors that echo values reveal no masked fragment."""
+    target: Target = request.getfixturevalue(fixture)
+    leaks = {sql: found for sql in CLEAR_ROUTES[target.dialect] if (found := clear(seen(target, sql)))}
+    assert not leaks, leaks
+
+
+def test_postgres_cursor_over_innocent_columns_still_fetches(postgres_target: Target) -> None:
+    """DECLARE ... CURSOR over columns nothing masks runs, and FETCH/MOVE return exact values."""
+    conn, t = postgres_target.conn, postgres_target.table
+    conn.execute(f"DECLARE fine CURSOR WITH HOLD FOR SELECT id, city FROM {t} ORDER BY id")
+    assert conn.execute("FETCH 1 FROM fine").fetchall() == [(1, "Paris")]
+    conn.execute("MOVE 1 IN fine")
+    conn.execute("CLOSE fine")
+    with pytest.raises(governed_db.GuardrailViolation, match="masked-column-copy"):
+        conn.execute(f"DECLARE bad CURSOR WITH HOLD FOR SELECT id, ssn FROM {t}")
+
+
+def test_psycopg_row_factories_receive_masked_values(postgres_target: Target) -> None:
+    """class_row(dataclass), kwargs_row and a custom factory get masked values and build their rows."""
+    import dataclasses
+
+    from psycopg.rows import class_row, kwargs_row
+
+    @dataclasses.dataclass
+    class Customer:
+        id: int
+        full_name: str
+        email: str
+        ssn: str
+        api_key: str
+        city: str
+
+    conn, t = postgres_target.conn, postgres_target.table
+    rows = conn.cursor(row_factory=class_row(Customer)).execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
+    assert isinstance(rows[0], Customer) and rows[0].city == "Paris" and rows[0].id == 1
+    assert rows[0].ssn == "[US_SSN]" and not clear(rows)
+    made = conn.cursor(row_factory=kwargs_row(lambda **kw: kw)).execute(f"SELECT * FROM {t}").fetchall()
+    assert made[0]["city"] == "Paris" and not clear(made)
+    given: list[Any] = []
+
+    def custom(cursor: Any) -> Any:
+        def make(values: Any) -> Any:
+            given.append(tuple(values))
+            return ("row", *values)
+
+        return make
+
+    cur = conn.cursor()
+    cur.row_factory = custom
+    out = cur.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
+    assert out[0][:2] == ("row", 1) and given and not clear(given) and not clear(out)
+    assert cur.row_factory is custom
+
+
+def test_pymysql_show_warnings_is_scrubbed(mysql_target: Target, mysql_conn: Any) -> None:
+    """``conn.show_warnings()`` after a conversion hidden in a view quotes no masked value."""
+    view = f"{mysql_target.table}_v"
+    with mysql_conn.cursor() as admin:
+        admin.execute(f"CREATE VIEW {view} AS SELECT CAST(full_name AS DOUBLE) AS d FROM {mysql_target.table}")
+    try:
+        _rows, warnings = mysql_target.run(mysql_target.conn, f"SELECT d FROM {view}")
+        assert warnings and "Truncated incorrect DOUBLE value" in warnings[0][2]
+        assert not clear(warnings), warnings
+    finally:
+        mysql_target.conn.rollback()
+        with mysql_conn.cursor() as admin:
+            admin.execute(f"DROP VIEW IF EXISTS {view}")

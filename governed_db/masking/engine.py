@@ -9,6 +9,7 @@ moment to read the catalog) and the result plan (after).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -23,13 +24,16 @@ from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import ColumnClass, classify_column, classify_name
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.lineage import Lineage, trace
+from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
+#: ``DECLARE name ... CURSOR``, after any leading comments
+_DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
+CURSOR_USE = "a cursor (FETCH would return it unmasked)"
 #: a table whose catalog could not be read is tried again after this many seconds
 RETRY_SECONDS = 30.0
 _LINEAGE_CACHE = 512
@@ -226,6 +230,11 @@ class MaskingState:
         tree = stmts[0].expression
         assert tree is not None
         lineage = trace(tree, self.columns_of, self.sg_dialect)
+        if _DECLARE_CURSOR.match(analysis.sql) and lineage.outputs is not None:
+            # DECLARE c CURSOR FOR <query> (judged as its query): its rows come back later, by FETCH, where no
+            # lineage follows them, so every value it would return counts as kept for later
+            kept = [o.origin for o in lineage.outputs] + ([] if lineage.exact else [Origin("unknown")])
+            lineage.uses.extend((CURSOR_USE, o) for o in kept)
         writes = isinstance(tree, (exp.Insert, exp.Update, exp.Merge)) or stmts[0].kind == "write"
         literals = (
             tuple(
