@@ -23,11 +23,13 @@ from governed_db.masking.plan import Access
 from governed_db.masking.strategies import looks_masked
 from governed_db.masking.strategies.spans import scrub_text
 from governed_db.policy.decision import Action, RuleHit
+from governed_db.policy.rules import catalog
+from governed_db.policy.rules.masking import COPY, PREDICATE, WRITE_BACK
 from governed_db.sql.analysis import Analysis
 
-PREDICATE_RULE = "masked-column-predicate"
-COPY_RULE = "masked-column-copy"
-WRITE_BACK_RULE = "masked-value-write"
+PREDICATE_RULE = PREDICATE
+COPY_RULE = COPY
+WRITE_BACK_RULE = WRITE_BACK
 
 _ECHOES = (
     re.compile(r"(Key \([^)]*\)=\()(.*?)(\)(?: already exists| is not present| conflicts))", re.S),
@@ -42,8 +44,27 @@ _ECHOES = (
 _INNER_CLAUSES = frozenset({"a comparison", "arithmetic", "division", "CASE"})
 
 
-def _action(state: MaskingState) -> Action:
-    return Action.REQUIRE_APPROVAL if state.config.predicate_action == "require_approval" else Action.DENY
+def _action(state: MaskingState, rule_id: str, analysis: Analysis, identity: Identity) -> Action:
+    """The action the connection's policy gives ``rule_id`` for this statement (catalog rules, settable per
+    environment, identity, dialect and table in a policy file; observe-only environments only warn)."""
+    spec = catalog()[rule_id]
+    policy = state.gov.policy
+    env = state.gov.environment
+    action = policy.settings.action_for(spec, env, identity, analysis.dialect, analysis.tables)
+    if action is Action.DENY and rule_id != WRITE_BACK_RULE and state.config.predicate_action == "require_approval":
+        action = Action.REQUIRE_APPROVAL  # masking's own option (docs/masking.md), kept for existing setups
+    declared = env in policy.settings.environments
+    observe = policy.settings.observe_only(env) if declared else env in policy.observe_only
+    if observe and action.severity > Action.WARN.severity:
+        action = Action.WARN
+    return action
+
+
+def _hit(
+    state: MaskingState, analysis: Analysis, identity: Identity, rule_id: str, reason: str, remedy: str
+) -> RuleHit | None:
+    action = _action(state, rule_id, analysis, identity)
+    return None if action is Action.ALLOW else RuleHit(rule_id, action, reason, remedy)
 
 
 #: quoted values a database echoes when it cannot convert, cast or parse one (``invalid input syntax for type
@@ -72,7 +93,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     verdict = state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
-        verdict = None if access.everything else _uses_hit(state, analysis, access)
+        verdict = None if access.everything else _uses_hit(state, analysis, access, identity)
         state.remember(key, verdict, state.good_until(access.grants))
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
@@ -89,9 +110,11 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         values.extend(_param_strings(params))
         for v in values:
             if looks_masked(v):
-                return RuleHit(
+                return _hit(
+                    state,
+                    analysis,
+                    identity,
                     WRITE_BACK_RULE,
-                    Action.DENY,
                     "the statement writes a masked placeholder back to the database, which would destroy the real value",
                     "write real values only: re-read the row through an identity allowed to see it, or leave "
                     "the column out of the statement",
@@ -108,38 +131,48 @@ def _order(use: tuple[str, object]) -> int:
     return 0 if clause[:1].isupper() else 1 if clause == "copy" or clause.startswith("a cursor") else 2
 
 
-def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHit | None:
+def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
     facts = state.facts_for(analysis)
-    if facts.lineage is not None:
-        tables = list(facts.lineage.tables)
-        for clause, origin in sorted(facts.lineage.uses, key=_order):
-            if not access.is_masked(origin, tables, facts.lineage.blind):
-                continue
-            cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
-            cols = cols or (origin.hint or "a masked column")
-            if clause == "copy":
-                return RuleHit(
-                    COPY_RULE,
-                    _action(state),
-                    f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
-                    "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
-                )
-            if clause.startswith("a cursor"):
-                return RuleHit(
-                    COPY_RULE,
-                    _action(state),
-                    f"the statement keeps masked column(s) {cols} in {clause}",
-                    "use the driver's server-side cursor (conn.cursor(name=...)), whose rows are masked, or ask "
-                    "for an unmask grant (masking.unmask)",
-                )
-            return RuleHit(
+    if facts.lineage is None:
+        return None
+    tables = list(facts.lineage.tables)
+    for clause, origin in sorted(facts.lineage.uses, key=_order):
+        if not access.is_masked(origin, tables, facts.lineage.blind):
+            continue
+        cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
+        cols = cols or (origin.hint or "a masked column")
+        if clause == "copy":
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
+                "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
+            )
+        elif clause.startswith("a cursor"):
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement keeps masked column(s) {cols} in {clause}",
+                "use the driver's server-side cursor (conn.cursor(name=...)), whose rows are masked, or ask "
+                "for an unmask grant (masking.unmask)",
+            )
+        else:
+            hit = _hit(
+                state,
+                analysis,
+                identity,
                 PREDICATE_RULE,
-                _action(state),
                 f"masked column(s) {cols} are used in {clause}; a masked value may only be selected as itself, "
                 "since one that decides which rows, how many, their order or an error reveals it",
                 "select the column plainly (it comes back masked) and filter, join, sort or group on "
                 "non-sensitive columns (an id), or ask for an unmask grant (masking.unmask) for your role",
             )
+        if hit is not None:
+            return hit  # the first use the policy does not allow; an allowed rule lets the next be checked
     return None
 
 
