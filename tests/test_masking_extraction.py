@@ -65,6 +65,8 @@ TECHNIQUES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     ("order by position", ALL, ("SELECT k, v FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u ORDER BY 2",)),
     ("window partition", ALL, (f"SELECT count(*) OVER (PARTITION BY v) FROM ({INNER} UNION ALL SELECT {{G}}) u",)),
     ("window order", ALL, ("SELECT k, row_number() OVER (ORDER BY v) FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u",)),
+    ("is null of derived", ALL, ("SELECT count(*) FROM {t} WHERE id = 1 AND nullif({X}, {G}) IS NULL",)),
+    ("lag over guess", ALL, ("SELECT k, lag(v) OVER (ORDER BY k) FROM (SELECT 1 AS k, {X} AS v FROM {t} WHERE id = 1 UNION ALL SELECT 2, {G}) u",)),
     ("case", ALL, ("SELECT CASE WHEN {X} = {G} THEN 1 ELSE 0 END FROM {t} WHERE id = 1",)),
     ("simple case", ALL, ("SELECT CASE {X} WHEN {G} THEN 'same' ELSE 'other' END FROM {t} WHERE id = 1",)),
     ("comparison", ALL, ("SELECT {X} = {G}, {X} < {G} FROM {t} WHERE id = 1",)),
@@ -459,6 +461,8 @@ INNOCENT = [
     "SELECT CAST(id AS TEXT), email, coalesce(city, 'none') FROM {t}",
     "SELECT id, CASE WHEN city = 'Paris' THEN 'fr' ELSE 'other' END, api_key FROM {t}",
     "SELECT id, max(email), count(*) FROM {t} GROUP BY id HAVING count(*) > 0",
+    "SELECT id, lag(email) OVER (ORDER BY id), first_value(full_name) OVER (ORDER BY id) FROM {t}",
+    "SELECT id FROM {t} WHERE email IS NOT NULL AND ssn IS NOT NULL ORDER BY id",
     "UPDATE {s} SET n = n + 1 WHERE id = 1",
     "SELECT n FROM {s} WHERE id = 1",
 ]

@@ -103,6 +103,23 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
         exp.AnyValue,
         getattr(exp, "ArrayToString", None),
         getattr(exp, "ArraySize", None),
+        getattr(exp, "Lag", None),
+        getattr(exp, "Lead", None),
+        getattr(exp, "FirstValue", None),
+        getattr(exp, "LastValue", None),
+        getattr(exp, "RowNumber", None),
+        getattr(exp, "Stddev", None),
+        getattr(exp, "StddevPop", None),
+        getattr(exp, "StddevSamp", None),
+        getattr(exp, "Variance", None),
+        getattr(exp, "VariancePop", None),
+        getattr(exp, "Round", None),
+        getattr(exp, "Floor", None),
+        getattr(exp, "Ceil", None),
+        getattr(exp, "Extract", None),
+        getattr(exp, "Year", None),
+        getattr(exp, "Month", None),
+        getattr(exp, "Day", None),
         exp.Nullif,  # a comparison: recorded as one by the walk
         exp.Greatest,
         exp.Least,
@@ -127,6 +144,14 @@ _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
     exp.SimilarTo: frozenset({"expression"}),
     exp.Cast: frozenset(),  # decided by the target type (below)
 }
+for _name, _keys in (
+    ("NthValue", {"offset"}),
+    ("TimestampTrunc", {"unit"}),
+    ("DateTrunc", {"unit"}),
+    ("TimeToStr", {"format"}),
+):
+    if hasattr(exp, _name):
+        _CONTROL[getattr(exp, _name)] = frozenset(_keys)
 
 #: untyped functions (sqlglot ``Anonymous``) known to be total on any text
 TOTAL_NAMES = frozenset(
