@@ -56,6 +56,9 @@ _CARRIERS: tuple[type[exp.Expression], ...] = tuple(
         getattr(exp, "IgnoreNulls", None),
         getattr(exp, "RespectNulls", None),
         getattr(exp, "Separator", None),
+        getattr(exp, "Rollup", None),  # grouping: recorded by the walk as a GROUP BY use
+        getattr(exp, "Cube", None),
+        getattr(exp, "GroupingSets", None),
     )
     if c is not None
 )
@@ -194,7 +197,7 @@ def name_of(node: exp.Expression) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
     if isinstance(node, exp.Func):
-        return node.sql_name().lower()
+        return node.sql_name().replace("J_S_O_N_B", "JSONB").replace("J_S_O_N", "JSON").lower()
     return node.key
 
 

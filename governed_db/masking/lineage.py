@@ -469,7 +469,11 @@ class Walker:
         """ORDER BY / GROUP BY items, by expression, output name or position."""
         if part is None:
             return
-        for item in part.expressions:
+        items = list(part.expressions)
+        for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
+            extra = part.args.get(key)
+            items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
+        for item in items:
             target = item.this if isinstance(item, exp.Ordered) else item
             if isinstance(target, exp.Literal) and target.is_int:
                 idx = int(target.name) - 1
