@@ -535,3 +535,46 @@ def test_innocent_cells_are_not_masked_over_one_percent() -> None:
                 changed += want != cell
     assert total > 3000
     assert changed / total <= 0.01, f"{changed} of {total} innocent cells changed"
+
+
+ECHOES = [
+    "JSON path error near 'Alice Smith['",
+    'unit "alice@example.com" not recognized for type timestamp with time zone',
+    'relation "536-22-8726" does not exist',
+    "invalid XML content\nDETAIL:  line 1: StartTag: invalid element name\n<Alice Smith\n ^",
+    'Could not parse string "536-22-8726" according to format specifier "%Y"',
+    'Invalid Input Error: Invalid regular expression "Alice Smith(": missing )',
+]
+
+
+@pytest.mark.parametrize("message", ECHOES)
+def test_echoing_error_messages_are_scrubbed(message: str) -> None:
+    """Messages of the errors that quote a value (JSON paths, units, relations, XML, parse, regex) are blanked."""
+    from governed_db.masking.guard import scrub_message
+
+    assert not clear(scrub_message(message, conversions=True))
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["ssn::regclass", "('<' || full_name)::xml", "date_trunc(email, now())", "to_date(full_name, 'YYYY')"],
+)
+def test_postgres_errors_of_hidden_computations_are_scrubbed(
+    postgres_target: Target, pg_conn: Any, expression: str
+) -> None:
+    """A view that fails on a masked value (regclass, xml, date units...) fails without echoing it."""
+    view = f"{postgres_target.table}_v"
+    pg_conn.execute(f"CREATE VIEW {view} AS SELECT id, {expression} AS out FROM {postgres_target.table}")
+    try:
+        out = seen(postgres_target, f"SELECT * FROM {view}")
+        assert isinstance(out, tuple) and len(out) == 3, out  # it failed (class, message, args)
+        assert not clear(out), out
+        diag = None
+        try:
+            postgres_target.conn.execute(f"SELECT * FROM {view}").fetchall()
+        except Exception as e:
+            diag = getattr(e, "diag", None)
+        assert diag is not None
+        assert not clear([diag.message_primary, diag.message_detail, diag.context])
+    finally:
+        pg_conn.execute(f"DROP VIEW IF EXISTS {view}")

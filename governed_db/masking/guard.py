@@ -74,9 +74,12 @@ def _hit(
 _CONVERSION_ECHOES = (
     re.compile(
         r"(?im)^((?!LINE \d+:)[^\n]*?\b(?:syntax|convert|cast|value|input|format|invalid|malformed|token|"
-        r"truncated|incorrect|parse|parsing|out of range)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
+        r"truncated|incorrect|parse|parsing|out of range|path|near|unit|units|relation|regular expression|"
+        r"pattern|not recognized|does not exist)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
     ),
     re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
+    # ``::xml`` DETAIL: ``line 1: StartTag: invalid element name`` then the offending text and a caret
+    re.compile(r"(?s)((?:DETAIL:\s+)?(?<![A-Z])line \d+: )(.*)$"),
 )
 
 
@@ -196,6 +199,7 @@ def scrub_message(text: str, *, conversions: bool = False) -> str:
     if conversions:
         text = _CONVERSION_ECHOES[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
         text = _CONVERSION_ECHOES[1].sub(lambda m: m.group(1) + "[REDACTED]", text)
+        text = _CONVERSION_ECHOES[2].sub(lambda m: m.group(1) + "[REDACTED]", text)
     return scrub_text(text)
 
 
