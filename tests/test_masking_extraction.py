@@ -578,3 +578,28 @@ def test_postgres_errors_of_hidden_computations_are_scrubbed(
         assert not clear([diag.message_primary, diag.message_detail, diag.context])
     finally:
         pg_conn.execute(f"DROP VIEW IF EXISTS {view}")
+
+
+@pytest.mark.parametrize("fixture", ["sqlite_target", "mysql_target"])
+def test_replace_copies_masked_columns_refused_innocent_ones_run(fixture: str, request: pytest.FixtureRequest) -> None:
+    """REPLACE INTO ... SELECT / VALUES ((SELECT ...)) of a masked column is a copy; of a plain column it runs."""
+    target: Target = request.getfixturevalue(fixture)
+    ok = [
+        "REPLACE INTO {s} (id, v, n) VALUES (5, 'x', 0)",
+        "REPLACE INTO {s} (id, v, n) SELECT 7, city, 0 FROM {t} WHERE id = 1",
+        "REPLACE INTO {s} (id, v, n) VALUES (8, (SELECT city FROM {t} WHERE id = 1), 0)",
+    ]
+    for sql in ok:
+        target.run(target.conn, sql.format(s=target.scratch, t=target.table))
+    got = seen(target, "SELECT id, v FROM {s} WHERE id IN (5, 7, 8) ORDER BY id")
+    rows = got[0] if target.dialect == "mysql" else got
+    assert [tuple(r) for r in rows] == [(5, "x"), (7, "Paris"), (8, "Paris")]
+    refused = [
+        "REPLACE INTO {s} (id, v, n) SELECT 9, email, 0 FROM {t} WHERE id = 1",
+        "REPLACE INTO {s} (id, v, n) VALUES (9, (SELECT ssn FROM {t} WHERE id = 1), 0)",
+    ]
+    if target.dialect == "mysql":
+        refused.append("REPLACE {s} SET id = 9, v = (SELECT full_name FROM {t} WHERE id = 1), n = 0")
+    for sql in refused:
+        with pytest.raises(governed_db.GuardrailViolation, match="masked-column-copy"):
+            target.run(target.conn, sql.format(s=target.scratch, t=target.table))
