@@ -603,3 +603,22 @@ def test_replace_copies_masked_columns_refused_innocent_ones_run(fixture: str, r
     for sql in refused:
         with pytest.raises(governed_db.GuardrailViolation, match="masked-column-copy"):
             target.run(target.conn, sql.format(s=target.scratch, t=target.table))
+
+
+def test_unmask_grant_keeps_full_access() -> None:
+    """An identity with an unmask grant may compare, sort, deduplicate and cast masked columns as before."""
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE customers " + DDL.format(txt="text"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
+    dba = governed_db.wrap(
+        raw,
+        identity=Identity("dana", roles=["dba"]),
+        environment="production",
+        audit=False,
+        masking={"unmask": [{"role": "dba"}]},
+    )
+    assert dba.execute(
+        "SELECT count(*) FROM (SELECT substr(ssn, 1, 1) FROM customers WHERE id = 1 INTERSECT SELECT '5') q"
+    ).fetchall() == [(1,)]
+    assert dba.execute("SELECT DISTINCT email FROM customers ORDER BY email").fetchall()[0] == (SECRETS["email"],)
+    assert dba.execute("SELECT id FROM customers WHERE full_name LIKE 'Ali%'").fetchall() == [(1,)]
