@@ -102,3 +102,13 @@ def test_replay_applies_the_new_action_to_recorded_masking_findings(tmp_path: Pa
     changed: Any = replay(store, approval)
     assert [c.after for c in changed.changes] == ["require_approval"]
     assert "masked-column-predicate" in changed.changes[0].rules
+
+
+def test_every_statement_of_a_multi_statement_text_is_checked() -> None:
+    """Where multiple-statements only warns, a masked use in the second statement is still refused."""
+    conn = governed_db.wrap(
+        _db(), identity=AGENT, environment="production", audit=False,
+        policy={"rules": {"multiple-statements": "warn"}},
+    )  # fmt: skip
+    with pytest.raises(GuardrailViolation, match="masked-column-predicate"):
+        conn.execute("SELECT 1; SELECT count(*) FROM (SELECT email FROM customers INTERSECT SELECT 'x') q")
