@@ -72,6 +72,8 @@ TECHNIQUES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     ("lateral", frozenset({"postgres"}), ("SELECT count(*) FROM {t} c, LATERAL (SELECT 1 AS one WHERE substr(c.ssn, 1, 1) = {G}) x",)),
     ("values join", NOT_MYSQL, ("SELECT count(*) FROM {t}, (VALUES ({G})) AS v(x) WHERE x = {X}",)),
     ("json keys", frozenset({"postgres"}), ("SELECT count(*) FROM json_each((SELECT json_build_object({X}, 1, {G}, 2) FROM {t} WHERE id = 1))",)),
+    ("order by shadowing alias", ALL, ("SELECT v AS id, k FROM (SELECT {X} AS v, 1 AS k, 0 AS id FROM {t} WHERE id = 1 UNION ALL SELECT {G}, 2, 0) u ORDER BY id",)),
+    ("group by shadowing alias", ALL, ("SELECT count(*) FROM (SELECT v AS id FROM (SELECT {X} AS v, 0 AS id FROM {t} WHERE id = 1 UNION ALL SELECT {G}, 0) u GROUP BY id) q",)),
     ("case", ALL, ("SELECT CASE WHEN {X} = {G} THEN 1 ELSE 0 END FROM {t} WHERE id = 1",)),
     ("simple case", ALL, ("SELECT CASE {X} WHEN {G} THEN 'same' ELSE 'other' END FROM {t} WHERE id = 1",)),
     ("comparison", ALL, ("SELECT {X} = {G}, {X} < {G} FROM {t} WHERE id = 1",)),

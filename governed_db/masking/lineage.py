@@ -457,9 +457,17 @@ class Walker:
                 )
             )
             clauses.append(("ORDER BY", window.args.get("order")))
+        aliases = {o.name.lower(): o.origin for o in scope.projections if o.name}
         for clause, part in clauses:
             if part is None:
                 continue
+            # ``SELECT ssn AS id ... ORDER BY id`` sorts by the output column, not the table's ``id`` (and some
+            # engines accept aliases in GROUP BY, HAVING, even WHERE): a name that is also an output alias
+            # counts as both
+            for col in part.find_all(exp.Column):
+                shadow = aliases.get(col.name.lower()) if not col.table else None
+                if shadow is not None:
+                    self.lineage.uses.append((clause, shadow))
             if clause in ("ORDER BY", "GROUP BY"):
                 self.orderings(part, scope, ctes, clause)
                 continue
