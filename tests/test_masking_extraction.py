@@ -74,6 +74,9 @@ TECHNIQUES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     ("json keys", frozenset({"postgres"}), ("SELECT count(*) FROM json_each((SELECT json_build_object({X}, 1, {G}, 2) FROM {t} WHERE id = 1))",)),
     ("order by shadowing alias", ALL, ("SELECT v AS id, k FROM (SELECT {X} AS v, 1 AS k, 0 AS id FROM {t} WHERE id = 1 UNION ALL SELECT {G}, 2, 0) u ORDER BY id",)),
     ("group by shadowing alias", ALL, ("SELECT count(*) FROM (SELECT v AS id FROM (SELECT {X} AS v, 0 AS id FROM {t} WHERE id = 1 UNION ALL SELECT {G}, 0) u GROUP BY id) q",)),
+    ("truncation warning", frozenset({"mysql"}), ("SELECT CAST(replace({X}, {G}, 'xxxx') AS CHAR(1)) FROM {t} WHERE id = 1", "SELECT @@warning_count")),
+    ("position from value", ALL, ("SELECT substr('abcdef', {X}) FROM {t} WHERE id = 1", "SELECT 1")),
+    ("delete where", ALL, ("!DELETE FROM {s} WHERE id = 4", "INSERT INTO {s} (id, v, n) VALUES (4, 'x', 0)", "DELETE FROM {s} WHERE id = 4 AND EXISTS (SELECT 1 FROM {t} WHERE id = 1 AND {X} = {G})", "SELECT count(*) FROM {s} WHERE id = 4")),
     ("case", ALL, ("SELECT CASE WHEN {X} = {G} THEN 1 ELSE 0 END FROM {t} WHERE id = 1",)),
     ("simple case", ALL, ("SELECT CASE {X} WHEN {G} THEN 'same' ELSE 'other' END FROM {t} WHERE id = 1",)),
     ("comparison", ALL, ("SELECT {X} = {G}, {X} < {G} FROM {t} WHERE id = 1",)),
@@ -194,7 +197,11 @@ def observe(target: Target, statements: tuple[str, ...], column: str, pos: int, 
     seen: list[Any] = []
     quoted = f"'{guess}'"
     for template in statements:
-        sql = template.format(X=f"substr({column}, {pos}, 1)", G=quoted, t=target.table, s=target.scratch)
+        setup = template.startswith("!")  # run, but its output is the attacker's own doing: not observed
+        sql = template.lstrip("!").format(X=f"substr({column}, {pos}, 1)", G=quoted, t=target.table, s=target.scratch)
+        if setup:
+            target.run(target.conn, sql)
+            continue
         try:
             out = target.run(target.conn, sql)
             seen.append(("rows", repr(out).replace(quoted, "<G>").replace(f"'{guess}'", "<G>")))

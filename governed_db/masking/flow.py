@@ -135,6 +135,12 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
 #: there can make it fail (``regexp_replace('a', ssn, 'b')``, ``split_part(x, ssn, 1)``)
 _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
     exp.SplitPart: frozenset({"delimiter", "part_index"}),
+    # positions and lengths: a text there is converted to a number (MySQL warns, others may fail)
+    exp.Substring: frozenset({"start", "length"}),
+    exp.Left: frozenset({"expression"}),
+    exp.Right: frozenset({"expression"}),
+    exp.StrPosition: frozenset({"position"}),
+    exp.Round: frozenset({"decimals"}),
     exp.RegexpReplace: frozenset({"expression", "replacement", "position", "occurrence", "modifiers"}),
     exp.Encode: frozenset({"charset"}),
     exp.Format: frozenset({"this"}),
@@ -218,19 +224,28 @@ def shaped(node: exp.Expression | None) -> bool:
     return False
 
 
-def hazard(
-    node: exp.Expression, tainted: list[tuple[str, int, bool]], dialect: str
-) -> str | None:
+def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str) -> str | None:
     """Why ``node`` is an oracle when a masked value reaches it, or ``None`` when it is not.
 
-    ``tainted`` lists ``(argument key, position, carries a value from a column)`` for each argument.
+    ``kinds`` lists ``(argument key, position, origin kind)`` for each argument (``const`` carries nothing from
+    a column; ``column`` is a column's value as it is).
     """
+    tainted = [(key, i, kind != "const") for key, i, kind in kinds]
     if not any(t for _, _, t in tainted):
         return None
     if isinstance(node, exp.Cast):
         # a cast fails (or, as TRY_CAST, turns NULL) exactly for the values it cannot convert
         to = node.args.get("to")
         kind = to.this if isinstance(to, exp.DataType) else None
+        if (
+            isinstance(to, exp.DataType)
+            and to.expressions
+            and dialect == "mysql"
+            and any(k not in ("const", "column") for _, _, k in kinds)
+        ):
+            # MySQL truncates a derived value to CHAR(n) with a warning (@@warning_count counts it), exactly
+            # when the value is longer: replace(ssn, '4', 'xxxx') makes that a guess
+            return f"a cast to {to.sql(dialect=dialect)} of a computed value"
         if kind in _TEXT_TYPES or (kind in _BINARY_TYPES and dialect in _BINARY_COPIES):
             return None
         return f"a cast to {to.sql(dialect=dialect) if isinstance(to, exp.Expression) else 'another type'}"

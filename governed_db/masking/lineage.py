@@ -242,7 +242,7 @@ class Walker:
         why = (
             None  # recorded below as a copy: what it is given may be stored anywhere
             if unknown_fn
-            else flow.hazard(node, [(k, i, o.kind != "const") for k, i, o in keyed], self.dialect)
+            else flow.hazard(node, [(k, i, o.kind) for k, i, o in keyed], self.dialect)
         )
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
