@@ -478,6 +478,11 @@ class Walker:
         if part is None:
             return
         items = list(part.expressions)
+        every = part.args.get("all") is True or any(
+            isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL" for i in items
+        )
+        if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column
+            self.lineage.uses.extend((clause, o.origin) for o in scope.projections)
         for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
             extra = part.args.get(key)
             items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
