@@ -199,6 +199,19 @@ _BINARY_TYPES = frozenset(
 _BINARY_COPIES = frozenset({"sqlite", "mysql"})
 
 
+#: operators that compute (recorded by the walk as arithmetic) or combine; any other binary operator (JSON
+#: extraction, array_position, a custom ``OPERATOR(...)``) may fail or compare, so it is a use
+_PLAIN_BINARY: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Pow, exp.DPipe, exp.Collate, exp.Dot,
+        exp.Kwarg, exp.PropertyEQ, exp.And, exp.Or, getattr(exp, "Xor", None), exp.BitwiseAnd, exp.BitwiseOr,
+        exp.BitwiseXor, exp.BitwiseLeftShift, exp.BitwiseRightShift,
+    )
+    if c is not None
+)  # fmt: skip
+
+
 def name_of(node: exp.Expression) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
@@ -280,6 +293,6 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         return f"{name}(), which may fail or decide rows on the value"
     if isinstance(node, (*_CARRIERS, *_TOTAL)):
         return None
-    if isinstance(node, (exp.Predicate, exp.Binary, exp.Unary, exp.Connector)):
+    if isinstance(node, (exp.Predicate, *_PLAIN_BINARY, exp.Unary, exp.Connector)):
         return None  # comparisons and arithmetic are recorded by the walk under their own names
     return f"{name_of(node)}, which may fail or decide rows on the value"
