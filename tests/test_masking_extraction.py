@@ -78,6 +78,8 @@ TECHNIQUES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     ("group_concat cut", frozenset({"mysql"}), ("SELECT GROUP_CONCAT(replace({X}, {G}, '" + "x" * 1100 + "')) FROM {t} WHERE id = 1", "SELECT @@warning_count")),
     ("group by all", frozenset({"duckdb"}), (f"SELECT count(*) FROM (SELECT v, count(*) FROM ({INNER} UNION ALL SELECT {{G}}) u GROUP BY ALL) q",)),
     ("order by all", frozenset({"duckdb"}), ("SELECT k FROM (SELECT v, k FROM (SELECT {X} AS v, 1 AS k FROM {t} WHERE id = 1 UNION ALL SELECT {G}, 2) u ORDER BY ALL) q",)),
+    ("substring pattern", frozenset({"postgres"}), ("SELECT substring({X} FROM {G}) FROM {t} WHERE id = 1",)),
+    ("cast of comparison", ALL, ("SELECT CAST(({X} = {G}) AS VARCHAR(5)) FROM {t} WHERE id = 1",)),
     ("position from value", ALL, ("SELECT substr('abcdef', {X}) FROM {t} WHERE id = 1", "SELECT 1")),
     ("delete where", ALL, ("!DELETE FROM {s} WHERE id = 4", "INSERT INTO {s} (id, v, n) VALUES (4, 'x', 0)", "DELETE FROM {s} WHERE id = 4 AND EXISTS (SELECT 1 FROM {t} WHERE id = 1 AND {X} = {G})", "SELECT count(*) FROM {s} WHERE id = 4")),
     ("case", ALL, ("SELECT CASE WHEN {X} = {G} THEN 1 ELSE 0 END FROM {t} WHERE id = 1",)),

@@ -270,6 +270,12 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         # GROUP_CONCAT cuts at group_concat_max_len with a warning: over a computed value (replace(ssn, '4',
         # <a long text>)) whether it warns says what the value holds
         return "GROUP_CONCAT of a computed value"
+    if isinstance(node, exp.Substring) and dialect == "postgres":
+        start = node.args.get("start")
+        if start is not None and not (isinstance(start, exp.Literal) and not start.is_string):
+            # PostgreSQL substring(x FROM 'pattern') / substring(x, text) is a regular expression match, NULL
+            # when it fails: only a number literal makes it a plain cut
+            return "substring() with a pattern (NULL or not says whether it matches)"
     controls = next((keys for cls, keys in _CONTROL.items() if isinstance(node, cls)), None)
     if controls is not None:
         if any(t and key in controls for key, _, t in tainted):
