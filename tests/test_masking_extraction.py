@@ -438,6 +438,12 @@ def test_psycopg_row_factories_receive_masked_values(postgres_target: Target) ->
 
         return make
 
+    with conn.transaction():
+        named = conn.cursor(name="factory_probe", row_factory=class_row(Customer))
+        named.execute(f"SELECT * FROM {t} ORDER BY id")
+        server_rows = named.fetchmany(5)
+        named.close()
+    assert server_rows[0].city == "Paris" and server_rows[0].full_name == "[PERSON_NAME]" and not clear(server_rows)
     cur = conn.cursor()
     cur.row_factory = custom
     out = cur.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
