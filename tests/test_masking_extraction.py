@@ -642,3 +642,21 @@ def test_unmask_grant_keeps_full_access() -> None:
     ).fetchall() == [(1,)]
     assert dba.execute("SELECT DISTINCT email FROM customers ORDER BY email").fetchall()[0] == (SECRETS["email"],)
     assert dba.execute("SELECT id FROM customers WHERE full_name LIKE 'Ali%'").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id FROM customers WHERE email = ?",
+        "SELECT count(*) FROM (SELECT email FROM customers INTERSECT SELECT ?) q",
+        "SELECT id FROM customers ORDER BY email",
+    ],
+)
+def test_refusals_name_the_column_and_the_way_forward(sqlite_target: Target, sql: str) -> None:
+    """No silent change of meaning: a parameterised filter on a masked column is refused, naming the column
+    and what to do (select it plainly, or ask for an unmask grant)."""
+    with pytest.raises(governed_db.GuardrailViolation) as info:
+        sqlite_target.conn.execute(sql, ("alice@example.com",) if "?" in sql else ()).fetchall()
+    text = str(info.value)
+    assert "customers.email" in text and "select the column plainly" in text and "unmask grant" in text
+    assert info.value.decision.rules == ("masked-column-predicate",)
