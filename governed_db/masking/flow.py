@@ -81,8 +81,6 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
         exp.Max,
         exp.Min,
         exp.Count,
-        exp.Sum,
-        exp.Avg,
         exp.GroupConcat,
         exp.ArrayAgg,
         exp.JSONArrayAgg,
@@ -111,18 +109,6 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
         getattr(exp, "FirstValue", None),
         getattr(exp, "LastValue", None),
         getattr(exp, "RowNumber", None),
-        getattr(exp, "Stddev", None),
-        getattr(exp, "StddevPop", None),
-        getattr(exp, "StddevSamp", None),
-        getattr(exp, "Variance", None),
-        getattr(exp, "VariancePop", None),
-        getattr(exp, "Round", None),
-        getattr(exp, "Floor", None),
-        getattr(exp, "Ceil", None),
-        getattr(exp, "Extract", None),
-        getattr(exp, "Year", None),
-        getattr(exp, "Month", None),
-        getattr(exp, "Day", None),
         exp.Nullif,  # a comparison: recorded as one by the walk
         exp.Greatest,
         exp.Least,
@@ -130,6 +116,22 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
     )
     if c is not None
 )
+
+#: numeric and date functions: total where types are strict (PostgreSQL, DuckDB: a text argument is a type
+#: error before any row is read); SQLite converts silently; MySQL converts with a warning that
+#: ``@@warning_count`` counts — so over a *computed* value there they are a use, over a column's own value not
+_NUMERIC: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Sum, exp.Avg, getattr(exp, "Round", None), getattr(exp, "Floor", None), getattr(exp, "Ceil", None),
+        getattr(exp, "Stddev", None), getattr(exp, "StddevPop", None), getattr(exp, "StddevSamp", None),
+        getattr(exp, "Variance", None), getattr(exp, "VariancePop", None), getattr(exp, "Extract", None),
+        getattr(exp, "Year", None), getattr(exp, "Month", None), getattr(exp, "Day", None),
+    )
+    if c is not None
+)  # fmt: skip
+_DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year", "Month", "Day")) if c is not None)
+_STRICT_TYPES = frozenset({"postgres", "duckdb"})
 
 #: arguments that steer a total function (a pattern, a separator, a part number, a format): a masked value
 #: there can make it fail (``regexp_replace('a', ssn, 'b')``, ``split_part(x, ssn, 1)``)
@@ -141,6 +143,10 @@ _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
     exp.Right: frozenset({"expression"}),
     exp.StrPosition: frozenset({"position"}),
     exp.Round: frozenset({"decimals"}),
+    exp.SHA2: frozenset({"length"}),  # MySQL: NULL for a bit count it does not support
+    # lag(city, length(...)) is NULL exactly when the offset runs past the partition
+    exp.Lag: frozenset({"offset", "default"}),
+    exp.Lead: frozenset({"offset", "default"}),
     exp.RegexpReplace: frozenset({"expression", "replacement", "position", "occurrence", "modifiers"}),
     exp.Encode: frozenset({"charset"}),
     exp.Format: frozenset({"this"}),
@@ -168,7 +174,9 @@ TOTAL_NAMES = frozenset(
 )
 #: untyped functions whose first argument steers them (a format string, an encoding name)
 _FIRST_CONTROLS = frozenset({"printf", "format"})
-_LATER_CONTROLS = frozenset({"convert_to", "convert_from", "encode", "decode"})
+_LATER_CONTROLS = frozenset({"encode"})
+#: conversions that fail on characters the target encoding lacks: a column's own value only
+_CONVERSIONS = frozenset({"convert_to", "convert_from"})
 #: functions that yield one row per element: safe only over a collection whose size does not depend on the
 #: values (``unnest(ARRAY(SELECT email ...))``, ``json_each(json_group_array(email))``, a whole row)
 SET_RETURNING = frozenset(
@@ -280,7 +288,8 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
     if controls is not None:
         if any(t and key in controls for key, _, t in tainted):
             return f"the pattern or format of {name_of(node)}()"
-        return None
+        if not isinstance(node, _NUMERIC):
+            return None
     if isinstance(node, (exp.Unnest, exp.Explode)) or (
         isinstance(node, exp.Anonymous) and name_of(node) in SET_RETURNING
     ):
@@ -296,7 +305,17 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
             return None if not any(t for key, i, t in tainted if i == 0) else f"the format of {name}()"
         if name in _LATER_CONTROLS:
             return None if not any(t for key, i, t in tainted if i > 0) else f"the encoding of {name}()"
+        if name in _CONVERSIONS:
+            # convert_to(replace(ssn, '4', '€'), 'LATIN1') fails exactly when the value held a 4
+            plain = all(k in ("const", "column") for key, i, k in kinds)
+            return None if plain else f"{name}() of a computed value (it fails on characters it cannot convert)"
         return f"{name}(), which may fail or decide rows on the value"
+    if isinstance(node, _NUMERIC):
+        if dialect in _STRICT_TYPES or all(k in ("const", "column") for _, _, k in kinds):
+            return None
+        if dialect == "sqlite" and not isinstance(node, _DATE_PARTS):
+            return None  # SQLite turns text into a number silently, with no warning to count
+        return f"{name_of(node)}() of a computed value (a conversion that warns or fails says what it held)"
     if isinstance(node, (*_CARRIERS, *_TOTAL)):
         return None
     if isinstance(node, (exp.Predicate, *_PLAIN_BINARY, exp.Unary, exp.Connector)):
