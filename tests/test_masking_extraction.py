@@ -85,6 +85,7 @@ TECHNIQUES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     ("numeric warning", frozenset({"mysql"}), ("SELECT SUM(replace({X}, {G}, '1')) FROM {t} WHERE id = 1", "SELECT @@warning_count")),
     ("date warning", frozenset({"mysql"}), ("SELECT YEAR(replace({X}, {G}, '2020-01-01')) FROM {t} WHERE id = 1", "SELECT @@warning_count")),
     ("encoding error", frozenset({"postgres"}), ("SELECT convert_to(replace({X}, {G}, '€'), 'LATIN1') FROM {t} WHERE id = 1",)),
+    ("array index", frozenset({"postgres"}), ("SELECT (ARRAY['a', 'b'])[length(replace({X}, {G}, ''))] FROM {t} WHERE id = 1",)),
     ("position from value", ALL, ("SELECT substr('abcdef', {X}) FROM {t} WHERE id = 1", "SELECT 1")),
     ("delete where", ALL, ("!DELETE FROM {s} WHERE id = 4", "INSERT INTO {s} (id, v, n) VALUES (4, 'x', 0)", "DELETE FROM {s} WHERE id = 4 AND EXISTS (SELECT 1 FROM {t} WHERE id = 1 AND {X} = {G})", "SELECT count(*) FROM {s} WHERE id = 4")),
     ("case", ALL, ("SELECT CASE WHEN {X} = {G} THEN 1 ELSE 0 END FROM {t} WHERE id = 1",)),

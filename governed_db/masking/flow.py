@@ -143,7 +143,9 @@ _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
     exp.Right: frozenset({"expression"}),
     exp.StrPosition: frozenset({"position"}),
     exp.Round: frozenset({"decimals"}),
-    exp.SHA2: frozenset({"length"}),  # MySQL: NULL for a bit count it does not support
+    exp.SHA2: frozenset({"length"}),
+    # ARRAY['a', 'b'][length(...)] is NULL exactly when the index runs out of the array
+    exp.Bracket: frozenset({"expressions"}),  # MySQL: NULL for a bit count it does not support
     # lag(city, length(...)) is NULL exactly when the offset runs past the partition
     exp.Lag: frozenset({"offset", "default"}),
     exp.Lead: frozenset({"offset", "default"}),
