@@ -323,3 +323,33 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
     if isinstance(node, (exp.Predicate, *_PLAIN_BINARY, exp.Unary, exp.Connector)):
         return None  # comparisons and arithmetic are recorded by the walk under their own names
     return f"{name_of(node)}, which may fail or decide rows on the value"
+
+
+#: functions that return a whole row as a document whose keys are still the column names
+_ROW_KEEPERS = frozenset({"row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "array_agg", "list"})
+
+
+def keeps_row(node: exp.Expression) -> bool:
+    """A whole row stays a row (its fields masked by name) only through functions that keep its keys."""
+    if isinstance(node, (exp.ArrayAgg, exp.JSONArrayAgg, exp.Array, exp.Tuple, exp.Window, exp.Filter)):
+        return True
+    if isinstance(node, exp.Cast):
+        to = node.args.get("to")
+        return isinstance(to, exp.DataType) and to.this in (
+            exp.DataType.Type.JSON,
+            exp.DataType.Type.JSONB,
+            exp.DataType.Type.TEXT,
+            exp.DataType.Type.VARCHAR,
+        )
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _ROW_KEEPERS
+
+
+def set_comparison(node: exp.Expression) -> str | None:
+    """The set operation's name when it compares rows (INTERSECT, EXCEPT, UNION without ALL)."""
+    if isinstance(node, exp.Intersect):
+        return "INTERSECT"
+    if isinstance(node, exp.Except):
+        return "EXCEPT"
+    if node.args.get("distinct") is not False:
+        return "UNION (which removes duplicates)"
+    return None

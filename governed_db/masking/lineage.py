@@ -29,10 +29,6 @@ oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
 
 from __future__ import annotations
 
-import re
-
-import sqlglot
-import sqlglot.errors
 from sqlglot import exp
 
 from governed_db.masking import flow
@@ -51,7 +47,7 @@ from governed_db.masking.origins import (
     Source,
     combine,
 )
-from governed_db.masking.writes import trace_write
+from governed_db.masking.writes import trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -281,7 +277,7 @@ class Walker:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         found = combine(parts, kind="expr")
-        if found.kind == "row" and not _keeps_row(node):
+        if found.kind == "row" and not flow.keeps_row(node):
             # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
             return Origin("expr", found.sources, found.rows)
@@ -324,7 +320,7 @@ class Walker:
         if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             left, lx = self.query(node.this, ctes, parent)
             right, rx = self.query(node.expression, ctes, parent)
-            compares = _set_comparison(node)
+            compares = flow.set_comparison(node)
             if compares:
                 # INTERSECT/EXCEPT/UNION compare whole rows: whether a guess survives says what a value is
                 self.lineage.uses.extend((compares, o.origin) for o in (*left, *right))
@@ -512,34 +508,6 @@ class Walker:
             self.lineage.uses.append(("NATURAL JOIN", combine(used)))
 
 
-#: functions that return a whole row as a document whose keys are still the column names
-_ROW_KEEPERS = frozenset({"row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "array_agg", "list"})
-
-
-def _keeps_row(node: exp.Expression) -> bool:
-    if isinstance(node, (exp.ArrayAgg, exp.JSONArrayAgg, exp.Array, exp.Tuple, exp.Window, exp.Filter)):
-        return True
-    if isinstance(node, exp.Cast):
-        to = node.args.get("to")
-        return isinstance(to, exp.DataType) and to.this in (
-            exp.DataType.Type.JSON,
-            exp.DataType.Type.JSONB,
-            exp.DataType.Type.TEXT,
-            exp.DataType.Type.VARCHAR,
-        )
-    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _ROW_KEEPERS
-
-
-def _set_comparison(node: exp.Expression) -> str | None:
-    if isinstance(node, exp.Intersect):
-        return "INTERSECT"
-    if isinstance(node, exp.Except):
-        return "EXCEPT"
-    if node.args.get("distinct") is not False:
-        return "UNION (which removes duplicates)"
-    return None
-
-
 def _counts_rows(node: exp.Count) -> bool:
     """``count(*)``, ``count(col)``, ``count(DISTINCT a, b)``: the answer says how many, not which values."""
     arg = node.this
@@ -570,41 +538,6 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
 
 
-_CURSOR_QUERY = re.compile(r"^\s*\S+\s.*?\bCURSOR\b.*?\bFOR\b(.*)$", re.I | re.S)
-
-
-def _command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
-    """Statements sqlglot keeps opaque whose data flow matters: ``REPLACE INTO`` (SQLite, MariaDB), which
-    writes like an INSERT, and ``DECLARE ... CURSOR FOR query`` (PostgreSQL), whose rows a later FETCH returns
-    where no lineage follows them. What cannot be re-read exactly is traced as blind (fail closed)."""
-    lin = w.lineage
-    word = str(tree.this).upper()
-    body = tree.expression.this if isinstance(tree.expression, exp.Literal) else None
-    if word not in ("REPLACE", "DECLARE") or not isinstance(body, str):
-        return lin
-    try:
-        if word == "REPLACE":
-            into = body.lstrip()[:4].upper() == "INTO"
-            verb = "INSERT OR REPLACE" if dialect == "sqlite" else "INSERT"
-            parsed = sqlglot.parse_one(f"{verb} {'' if into else 'INTO '}{body}", read=dialect)
-            if isinstance(parsed, exp.Insert):
-                return trace_write(w, parsed)
-        else:
-            found = _CURSOR_QUERY.match(body)
-            query = sqlglot.parse_one(found.group(1), read=dialect) if found else None
-            if isinstance(query, QUERY):
-                outs, exact = w.query(query, {}, None)
-                lin.uses.extend(("a cursor (FETCH would return it unmasked)", o.origin) for o in outs)
-                if not exact:
-                    lin.uses.append(("a cursor (FETCH would return it unmasked)", Origin("unknown")))
-                return lin
-    except sqlglot.errors.SqlglotError:
-        pass
-    lin.blind = True  # what it reads is unknown: any lost value in it may be a masked one
-    lin.uses.append(("copy", Origin("unknown")))
-    return lin
-
-
 def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:
     """Lineage of one parsed statement (the tree is copied, not modified)."""
     tree = statement.copy()
@@ -617,7 +550,7 @@ def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lin
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Merge)):
         return trace_write(w, tree)
     if isinstance(tree, exp.Command):
-        return _command(w, tree, dialect)
+        return trace_command(w, tree, dialect)
     # SET @v = (SELECT ...), CALL p((SELECT ...)), DO ...: whatever a query inside reads is copied somewhere
     for query in tree.find_all(exp.Select):
         if query.find_ancestor(exp.Select) is None:
