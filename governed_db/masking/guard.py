@@ -75,7 +75,7 @@ def _hit(
 _CONVERSION_ECHOES = (
     re.compile(
         r"(?im)^((?!LINE \d+:)[^\n]*?\b(?:syntax|convert|cast|value|input|format|invalid|malformed|token|"
-        r"truncated|incorrect|parse|parsing|out of range|path|near|unit|units|relation|regular expression|"
+        r"truncated|incorrect|parse|parsing|out of range|path|unit|units|relation|regular expression|"
         r"pattern|not recognized|does not exist)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
     ),
     re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
@@ -242,10 +242,8 @@ def _reads_masked(state: MaskingState) -> bool:
         if access.everything:
             return False
         tables = list(facts.lineage.tables)
-        # a relation whose columns or rows could not be read (a view that fails) may echo anything
-        return access.reads_hidden(tables, facts.lineage.blind) or any(
-            (info := state.table(t)).columns is None or info.unsampled for t in tables
-        )
+        # a relation whose rows could not be sampled (a view that fails on its own values) may echo anything
+        return access.reads_hidden(tables, facts.lineage.blind) or any(state.table(t).unsampled for t in tables)
     except Exception:
         return True
 
