@@ -26,6 +26,7 @@ class ResultState:
         "masked_cells",
         "plan",
         "poisoned",
+        "premasked",
         "raw",
         "reported",
         "rows",
@@ -35,6 +36,8 @@ class ResultState:
     def __init__(self, raw: Any, gov: Governor) -> None:
         self.raw = raw
         self.gov = gov
+        #: rows reach the caller already masked (the driver's row factory was given masked values)
+        self.premasked = False
         self.reset()
 
     def reset(self) -> None:
@@ -83,7 +86,7 @@ class ResultState:
             self.finish()
             return None
         self.rows += 1
-        return self.plan.apply_row(row) if self.plan is not None else row
+        return self.plan.apply_row(row) if self.plan is not None and not self.premasked else row
 
     def many(self, rows: list[Any], *, complete: bool) -> list[Any]:
         if self.poisoned is not None:
@@ -94,7 +97,7 @@ class ResultState:
                 rows = rows[:room]
                 complete = True
         self.rows += len(rows)
-        out = self.plan.apply_rows(rows) if self.plan is not None and rows else rows
+        out = self.plan.apply_rows(rows) if self.plan is not None and rows and not self.premasked else rows
         if complete:
             self.finish()
         return out
@@ -102,7 +105,7 @@ class ResultState:
     def iterate(self, rows: Iterable[Any]) -> Iterator[Any]:
         if self.poisoned is not None:
             raise self.poisoned
-        plan = self.plan
+        plan = None if self.premasked else self.plan
         for row in rows:
             if self.limit is not None and self.rows >= self.limit:
                 break

@@ -238,19 +238,23 @@ def test_postgres_oracles_and_copies_are_refused(pg: tuple[Any, str], sql: str, 
     assert rule in refused_rule(conn, sql.format(t=t))
 
 
-def test_postgres_cast_error_does_not_echo_value(pg: tuple[Any, str]) -> None:
-    """`full_name::int` fails without echoing the name; the driver exception type is kept."""
+def test_postgres_cast_error_does_not_echo_value(pg: tuple[Any, str], pg_conn: Any) -> None:
+    """`full_name::int` (whose failure says what the value is) is refused before it runs, naming the column;
+    a cast the analysis cannot see (in a view) fails without echoing the name."""
     import psycopg
 
     conn, t = pg
-    with pytest.raises(psycopg.errors.InvalidTextRepresentation) as info:
+    with pytest.raises(psycopg.Error) as info:
         conn.execute(f"SELECT full_name::int FROM {t}").fetchall()
+    assert "masked-column-predicate" in str(info.value) and "full_name" in str(info.value)
     assert "Alice" not in str(info.value)
     assert "Alice" not in repr(info.value.args)
+    pg_conn.execute(f"CREATE VIEW {t}_j AS SELECT ('{{\"a\": ' || full_name || '}}')::jsonb AS full_name FROM {t}")
     with pytest.raises(psycopg.Error) as info2:
-        conn.execute(f"SELECT ('{{\"a\": ' || full_name || '}}')::jsonb FROM {t}").fetchall()
+        conn.execute(f"SELECT * FROM {t}_j").fetchall()
     assert "Alice" not in str(info2.value)
     assert "Alice" not in str(info2.value.diag.context or "")
+    pg_conn.execute(f"DROP VIEW {t}_j")
 
 
 def test_postgres_non_sensitive_stays_exact(pg: tuple[Any, str]) -> None:
@@ -274,10 +278,15 @@ def test_duckdb_cast_error_does_not_echo_name(dk: Any) -> None:
     """DuckDB conversion errors of a statement reading masked columns blank the quoted value (names too)."""
     import duckdb
 
-    with pytest.raises(duckdb.ConversionException) as info:
+    with pytest.raises(duckdb.Error) as info:
         dk.execute("SELECT full_name::INT FROM customers").fetchall()
     assert "Alice" not in str(info.value)
-    assert "[REDACTED]" in str(info.value)
+    assert "masked-column-predicate" in str(info.value)  # refused before the database could fail
+    dk.__wrapped__.execute("CREATE VIEW name_as_int AS SELECT full_name::INT AS full_name FROM customers")
+    with pytest.raises(duckdb.ConversionException) as info2:
+        dk.execute("SELECT * FROM name_as_int").fetchall()
+    assert "Alice" not in str(info2.value)
+    assert "[REDACTED]" in str(info2.value)
 
 
 def test_duckdb_cast_error_of_plain_table_keeps_value(dk: Any) -> None:
@@ -372,11 +381,11 @@ def test_sqlite_nested_comparisons_of_masked_columns_are_refused(sq: Any, sql: s
 
 
 def test_sqlite_counts_over_values_are_not_constants(sq: Any) -> None:
-    """count(f(masked)) depends on the values: masked (NULL); count(*) and count(col) stay exact."""
-    row = sq.execute(
-        "SELECT count(*), count(ssn), count(upper(ssn)), count(DISTINCT email) FROM customers"
-    ).fetchone()
-    assert row == (1, 1, None, 1)
+    """count(f(masked)) depends on the values: masked (NULL); count(*) and count(col) stay exact; count(DISTINCT
+    masked) says which values are equal: refused."""
+    row = sq.execute("SELECT count(*), count(ssn), count(upper(ssn)) FROM customers").fetchone()
+    assert row == (1, 1, None)
+    assert "masked-column-predicate" in refused_rule(sq, "SELECT count(DISTINCT email) FROM customers")
 
 
 def test_sqlite_comparisons_over_plain_columns_stay_exact(sq: Any) -> None:
@@ -420,9 +429,14 @@ def test_mariadb_show_warnings_does_not_echo_values(
         admin.execute(f"INSERT INTO {t} VALUES (1, 'Alice Smith')")
     raw = pymysql.connect(**mysql_kw)
     try:
+        admin = mysql_conn.cursor()
+        admin.execute(f"CREATE VIEW {t}_v AS SELECT CAST(full_name AS DOUBLE) AS d FROM {t}")
         cur = wrap(raw).cursor()
-        cur.execute(f"SELECT CAST(full_name AS DOUBLE) FROM {t}")
-        assert cur.fetchall() == ((None,),)
+        # the cast itself is refused (whether it warns says what the value is); a view hides it
+        with pytest.raises(pymysql.err.ProgrammingError, match="masked-column-predicate"):
+            cur.execute(f"SELECT CAST(full_name AS DOUBLE) FROM {t}")
+        cur.execute(f"SELECT d FROM {t}_v")
+        assert cur.fetchall() == ((0.0,),)
         cur.execute("SHOW WARNINGS")
         messages = [row[2] for row in cur.fetchall()]
         assert messages and not any("Alice" in m for m in messages), messages
@@ -430,4 +444,5 @@ def test_mariadb_show_warnings_does_not_echo_values(
     finally:
         raw.close()
         with mysql_conn.cursor() as admin:
+            admin.execute(f"DROP VIEW IF EXISTS {t}_v")
             admin.execute(f"DROP TABLE IF EXISTS {t}")

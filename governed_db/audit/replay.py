@@ -4,9 +4,12 @@ Each recorded statement is re-evaluated from what the record keeps — the
 normalised text (literals are placeholders, which parse like parameters), the
 dialect (from ``db.system.name``), the identity and the environment — with
 :func:`governed_db.policy.load_policy` and ``Policy.evaluate``. Only the policy
-is replayed: rate limits and masking-predicate hits depended on live state and
-are not re-run. Statements whose text could not be parsed when they ran (the
-record keeps no text for them) are counted as not replayable.
+is replayed: rate limits depended on live state and are not re-run. Masking's
+rules (``masked-column-predicate``, ``masked-column-copy``, ``masked-value-write``)
+depended on what was masked for the identity then: their recorded findings are
+carried over and the new policy's action for them applies. Statements whose text
+could not be parsed when they ran (the record keeps no text for them) are counted
+as not replayable.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from governed_db.audit.search import iso
 from governed_db.audit.store import read_records, store_path
 from governed_db.identity import KINDS, Identity
 from governed_db.policy import load_policy
-from governed_db.policy.decision import Action
+from governed_db.policy.decision import Action, Decision, RuleHit
+from governed_db.policy.rules import catalog
+from governed_db.policy.rules.masking import MASKING_RULES
 from governed_db.sql.analysis import analyze
 
 #: db.system.name -> governed_db dialect
@@ -63,6 +68,24 @@ class ReplayResult:
         return asdict(self)
 
 
+def _with_masking(decision: Decision, rec: dict[str, Any], pol: Any, analysis: Any, identity: Identity, env: str) -> Decision:
+    """The decision with the masking findings recorded for the statement, under the new policy's actions."""
+    recorded = [r for r in R.as_list(R.attr(rec, "governed_db.rules")) if r in MASKING_RULES]
+    if not recorded:
+        return decision
+    specs = catalog()
+    hits = list(decision.hits)
+    declared = env in pol.settings.environments
+    observe = pol.settings.observe_only(env) if declared else env in pol.observe_only
+    for rule_id in recorded:
+        action = pol.settings.action_for(specs[rule_id], env, identity, dialect=analysis.dialect, tables=analysis.tables)
+        if observe and action.severity > Action.WARN.severity:
+            action = Action.WARN
+        if action is not Action.ALLOW:
+            hits.append(RuleHit(rule_id, action, f"{rule_id} (recorded finding)", specs[rule_id].remedy))
+    return Decision.combine(hits, environment=env, dialect=analysis.dialect, policy_name=decision.policy_name)
+
+
 def _identity(rec: dict[str, Any]) -> Identity:
     kind = str(R.attr(rec, "governed_db.identity.kind", "human"))
     return Identity(
@@ -95,7 +118,10 @@ def replay(path: str | os.PathLike[str], policy: Any, *, since: int | None = Non
             result.not_replayable += 1
             continue
         env = environment or str(R.attr(rec, "governed_db.environment", "production"))
-        decision = pol.evaluate(analyze(str(text), dialect), identity=_identity(rec), environment=env)
+        analysis = analyze(str(text), dialect)
+        identity = _identity(rec)
+        decision = pol.evaluate(analysis, identity=identity, environment=env)
+        decision = _with_masking(decision, rec, pol, analysis, identity, env)
         result.replayed += 1
         new, old = decision.action.value, str(R.attr(rec, "governed_db.decision"))
         after[new] += 1

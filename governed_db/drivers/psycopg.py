@@ -93,7 +93,55 @@ class GuardedPGresult:
         return f"<governed {self._raw!r} (values withheld)>"
 
 
+def _native_factories() -> tuple[Any, ...]:
+    from psycopg import rows
+
+    return (rows.tuple_row, rows.dict_row, rows.namedtuple_row)
+
+
+def _masked_factory(user: Any, st: Any) -> Any:
+    """A psycopg row factory that hands ``user``'s row maker masked values: the caller's factory (a
+    ``class_row`` dataclass, ``kwargs_row``, a custom one) never sees a clear value and builds its own row."""
+
+    def factory(cursor: Any) -> Any:
+        make = user(cursor)
+
+        def make_row(values: Any) -> Any:
+            if st.poisoned is not None:
+                raise st.poisoned
+            plan = st.plan
+            return make(plan.apply_row(tuple(values)) if plan is not None else values)
+
+        return make_row
+
+    factory.governed_user_factory = user  # type: ignore[attr-defined]
+    return factory
+
+
 class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
+    def __init__(self, raw: Any, gov: Any, connection: Any) -> None:
+        super().__init__(raw, gov, connection)
+        self._install_factory(raw.row_factory)
+
+    def _install_factory(self, factory: Any) -> None:
+        raw, st = self.__wrapped__, self._self_result
+        factory = getattr(factory, "governed_user_factory", factory)
+        if factory in _native_factories():
+            # rows of these shapes are masked as they leave (by position or by name)
+            st.premasked = False
+            raw.row_factory = factory
+        else:
+            st.premasked = True
+            raw.row_factory = _masked_factory(factory, st)
+
+    @property
+    def row_factory(self) -> Any:
+        factory = self.__wrapped__.row_factory
+        return getattr(factory, "governed_user_factory", factory)
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._install_factory(factory)
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False

@@ -169,6 +169,13 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
             lambda _s: self.__wrapped__.select_db(db),
         )
 
+    def show_warnings(self) -> Any:
+        """PyMySQL's ``show_warnings()`` runs ``SHOW WARNINGS`` on the raw connection, whose messages quote
+        values of earlier statements: here it is a governed statement, its messages scrubbed."""
+        self.query("SHOW WARNINGS")
+        result = self.__wrapped__._result
+        return result.rows if result is not None else ()
+
     def kill(self, thread_id: Any) -> Any:
         return run(
             self._self_gov,

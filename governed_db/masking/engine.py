@@ -9,6 +9,7 @@ moment to read the catalog) and the result plan (after).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -29,13 +30,16 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.lineage import Lineage, trace
+from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
+#: ``DECLARE name ... CURSOR``, after any leading comments
+_DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
+CURSOR_USE = "a cursor (FETCH would return it unmasked)"
 #: a table whose catalog could not be read is tried again after this many seconds
 RETRY_SECONDS = 30.0
 #: a table sampled (nearly) empty is sampled again after this many seconds, then twice as long each time it is
@@ -60,8 +64,10 @@ class TableInfo:
     provisional: bool = False
     recheck_at: float = 0.0
     backoff: float = RECHECK_FIRST
-    #: the sample was wanted but could not be read
+    #: the sample was wanted but could not be read (a view whose rows cannot be computed): its labels stay
+    #: provisional and its errors are scrubbed as sensitive
     sample_failed: bool = False
+    unsampled: bool = False
 
 
 @dataclass
@@ -210,7 +216,7 @@ class MaskingState:
         sampled_rows: int | None = None
         if missing and self.config.online and self.config.sample_rows > 0:
             sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
-            info.sample_failed = sampled is None
+            info.sample_failed = info.unsampled = sampled is None
             if sampled is not None:
                 names, rows = sampled
                 sampled_rows = len(rows)
@@ -282,6 +288,11 @@ class MaskingState:
         tree = stmts[0].expression
         assert tree is not None
         lineage = trace(tree, self.columns_of, self.sg_dialect)
+        if _DECLARE_CURSOR.match(analysis.sql) and lineage.outputs is not None:
+            # DECLARE c CURSOR FOR <query> (judged as its query): its rows come back later, by FETCH, where no
+            # lineage follows them, so every value it would return counts as kept for later
+            kept = [o.origin for o in lineage.outputs] + ([] if lineage.exact else [Origin("unknown")])
+            lineage.uses.extend((CURSOR_USE, o) for o in kept)
         writes = isinstance(tree, (exp.Insert, exp.Update, exp.Merge)) or stmts[0].kind == "write"
         literals = (
             tuple(

@@ -19,15 +19,18 @@ from typing import Any
 
 from governed_db.identity import Identity
 from governed_db.masking.engine import MISSING, MaskingState
+from governed_db.masking.lineage import Lineage, trace
 from governed_db.masking.plan import Access
 from governed_db.masking.strategies import looks_masked
 from governed_db.masking.strategies.spans import scrub_text
 from governed_db.policy.decision import Action, RuleHit
+from governed_db.policy.rules import catalog
+from governed_db.policy.rules.masking import COPY, PREDICATE, WRITE_BACK
 from governed_db.sql.analysis import Analysis
 
-PREDICATE_RULE = "masked-column-predicate"
-COPY_RULE = "masked-column-copy"
-WRITE_BACK_RULE = "masked-value-write"
+PREDICATE_RULE = PREDICATE
+COPY_RULE = COPY
+WRITE_BACK_RULE = WRITE_BACK
 
 _ECHOES = (
     re.compile(r"(Key \([^)]*\)=\()(.*?)(\)(?: already exists| is not present| conflicts))", re.S),
@@ -42,8 +45,27 @@ _ECHOES = (
 _INNER_CLAUSES = frozenset({"a comparison", "arithmetic", "division", "CASE"})
 
 
-def _action(state: MaskingState) -> Action:
-    return Action.REQUIRE_APPROVAL if state.config.predicate_action == "require_approval" else Action.DENY
+def _action(state: MaskingState, rule_id: str, analysis: Analysis, identity: Identity) -> Action:
+    """The action the connection's policy gives ``rule_id`` for this statement (catalog rules, settable per
+    environment, identity, dialect and table in a policy file; observe-only environments only warn)."""
+    spec = catalog()[rule_id]
+    policy = state.gov.policy
+    env = state.gov.environment
+    action = policy.settings.action_for(spec, env, identity, analysis.dialect, analysis.tables)
+    if action is Action.DENY and rule_id != WRITE_BACK_RULE and state.config.predicate_action == "require_approval":
+        action = Action.REQUIRE_APPROVAL  # masking's own option (docs/masking.md), kept for existing setups
+    declared = env in policy.settings.environments
+    observe = policy.settings.observe_only(env) if declared else env in policy.observe_only
+    if observe and action.severity > Action.WARN.severity:
+        action = Action.WARN
+    return action
+
+
+def _hit(
+    state: MaskingState, analysis: Analysis, identity: Identity, rule_id: str, reason: str, remedy: str
+) -> RuleHit | None:
+    action = _action(state, rule_id, analysis, identity)
+    return None if action is Action.ALLOW else RuleHit(rule_id, action, reason, remedy)
 
 
 #: quoted values a database echoes when it cannot convert, cast or parse one (``invalid input syntax for type
@@ -53,9 +75,12 @@ def _action(state: MaskingState) -> Action:
 _CONVERSION_ECHOES = (
     re.compile(
         r"(?im)^((?!LINE \d+:)[^\n]*?\b(?:syntax|convert|cast|value|input|format|invalid|malformed|token|"
-        r"truncated|incorrect|parse|parsing|out of range)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
+        r"truncated|incorrect|parse|parsing|out of range|path|unit|units|relation|regular expression|"
+        r"pattern|not recognized|does not exist)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
     ),
     re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
+    # ``::xml`` DETAIL: ``line 1: StartTag: invalid element name`` then the offending text and a caret
+    re.compile(r"(?s)((?:DETAIL:\s+)?(?<![A-Z])line \d+: )(.*)$"),
 )
 
 
@@ -72,7 +97,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     verdict = state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
-        verdict = None if access.everything else _uses_hit(state, analysis, access)
+        verdict = None if access.everything else _uses_hit(state, analysis, access, identity)
         state.remember(key, verdict, state.good_until(access.grants))
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
@@ -89,9 +114,11 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         values.extend(_param_strings(params))
         for v in values:
             if looks_masked(v):
-                return RuleHit(
+                return _hit(
+                    state,
+                    analysis,
+                    identity,
                     WRITE_BACK_RULE,
-                    Action.DENY,
                     "the statement writes a masked placeholder back to the database, which would destroy the real value",
                     "write real values only: re-read the row through an identity allowed to see it, or leave "
                     "the column out of the statement",
@@ -99,30 +126,77 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     return None
 
 
-def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHit | None:
+def _order(use: tuple[str, object]) -> int:
+    """Which use makes the clearest message: a named clause (WHERE, JOIN, INTERSECT...), then a copy, then a
+    use found inside an expression (a comparison, a cast...)."""
+    clause = use[0]
+    if clause in _INNER_CLAUSES:
+        return 2
+    return 0 if clause[:1].isupper() else 1 if clause == "copy" or clause.startswith("a cursor") else 2
+
+
+def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
+    """The statement's lineage; for a text of several statements (allowed where ``multiple-statements`` only
+    warns), one per statement, so none of them escapes the check."""
     facts = state.facts_for(analysis)
     if facts.lineage is not None:
-        tables = list(facts.lineage.tables)
-        # a named clause (WHERE, JOIN...) makes the clearer message when a comparison is also found inside it
-        for clause, origin in sorted(facts.lineage.uses, key=lambda use: use[0] in _INNER_CLAUSES):
-            if not access.is_masked(origin, tables, facts.lineage.blind):
-                continue
-            cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
-            cols = cols or (origin.hint or "a masked column")
-            if clause == "copy":
-                return RuleHit(
-                    COPY_RULE,
-                    _action(state),
-                    f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
-                    "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
-                )
-            return RuleHit(
-                PREDICATE_RULE,
-                _action(state),
-                f"masked column(s) {cols} are used in {clause}; filtering or sorting on a masked value reveals it",
-                "filter on a non-sensitive key (an id) instead, or ask for an unmask grant (masking.unmask) "
-                "for your role",
+        return [facts.lineage]
+    return [
+        trace(s.expression, state.columns_of, state.sg_dialect)
+        for s in analysis.statements
+        if s.expression is not None
+    ]
+
+
+def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    for lineage in _lineages(state, analysis):
+        hit = _lineage_hit(state, analysis, access, identity, lineage)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _lineage_hit(
+    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, lineage: Lineage
+) -> RuleHit | None:
+    tables = list(lineage.tables)
+    for clause, origin in sorted(lineage.uses, key=_order):
+        if not access.is_masked(origin, tables, lineage.blind):
+            continue
+        cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
+        cols = cols or (origin.hint or "a masked column")
+        if clause == "copy":
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
+                "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
             )
+        elif clause.startswith("a cursor"):
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement keeps masked column(s) {cols} in {clause}",
+                "use the driver's server-side cursor (conn.cursor(name=...)), whose rows are masked, or ask "
+                "for an unmask grant (masking.unmask)",
+            )
+        else:
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"masked column(s) {cols} are used in {clause}; a masked value may only be selected as itself, "
+                "since one that decides which rows, how many, their order or an error reveals it",
+                "select the column plainly (it comes back masked) and filter, join, sort or group on "
+                "non-sensitive columns (an id), or ask for an unmask grant (masking.unmask) for your role",
+            )
+        if hit is not None:
+            return hit  # the first use the policy does not allow; an allowed rule lets the next be checked
     return None
 
 
@@ -146,6 +220,7 @@ def scrub_message(text: str, *, conversions: bool = False) -> str:
     if conversions:
         text = _CONVERSION_ECHOES[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
         text = _CONVERSION_ECHOES[1].sub(lambda m: m.group(1) + "[REDACTED]", text)
+        text = _CONVERSION_ECHOES[2].sub(lambda m: m.group(1) + "[REDACTED]", text)
     return scrub_text(text)
 
 
@@ -164,7 +239,11 @@ def _reads_masked(state: MaskingState) -> bool:
         if facts.lineage is None:
             return bool(analysis.statements)
         access = Access(state, identity)
-        return not access.everything and access.reads_hidden(list(facts.lineage.tables), facts.lineage.blind)
+        if access.everything:
+            return False
+        tables = list(facts.lineage.tables)
+        # a relation whose rows could not be sampled (a view that fails on its own values) may echo anything
+        return access.reads_hidden(tables, facts.lineage.blind) or any(state.table(t).unsampled for t in tables)
     except Exception:
         return True
 

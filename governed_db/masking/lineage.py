@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.names import PURE_FUNCTIONS
 from governed_db.masking.origins import (
@@ -46,7 +47,7 @@ from governed_db.masking.origins import (
     Source,
     combine,
 )
-from governed_db.masking.writes import trace_write
+from governed_db.masking.writes import trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -212,6 +213,12 @@ class Walker:
             )
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
+        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and node is not self.top:
+            tested = self.expr(node.this, scope, ctes)
+            if tested.kind in ("column", "const"):
+                # ``WHERE email IS NOT NULL``: a plain column's NULLs show in its masked output anyway (as a
+                # result column it stays a derived value, NULL: decision 0027)
+                return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
@@ -221,13 +228,43 @@ class Walker:
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
-        parts = [self.expr(child, scope, ctes) for child in node.iter_expressions()]
+        keyed: list[tuple[str, int, Origin]] = []
+        for key, value in node.args.items():
+            for i, item in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(item, exp.Expression):
+                    keyed.append((key, i, self.expr(item, scope, ctes)))
+        parts = [o for _, _, o in keyed]
+        unknown_fn = isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS
+        why = (
+            None  # recorded below as a copy: what it is given may be stored anywhere
+            if unknown_fn
+            else flow.hazard(node, [(k, i, o.kind) for k, i, o in keyed], self.dialect)
+        )
+        if why is not None:
+            self.lineage.uses.append((why, combine(parts)))
+        if isinstance(node, exp.Distinct):
+            # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
+            self.lineage.uses.append(("DISTINCT", combine(parts)))
+        elif isinstance(node, exp.Ordered):
+            # string_agg(id, ',' ORDER BY ssn), a window's ORDER BY: the order says how values compare
+            self.lineage.uses.append(("ORDER BY", combine(parts)))
+        elif isinstance(node, exp.Window):
+            for key in ("partition_by", "spec"):
+                part = node.args.get(key)
+                items = part if isinstance(part, list) else [part]
+                for item in items:
+                    if isinstance(item, exp.Expression):
+                        what = "PARTITION BY" if key == "partition_by" else "a window frame"
+                        self.lineage.uses.append((what, self.expr(item, scope, ctes)))
         if isinstance(node, _COMPARISONS) and not isinstance(node, exp.Exists) and node is not self.top:
             compared = combine(parts)
             self.lineage.uses.append(("a comparison", compared))
             return compared
-        if isinstance(node, exp.Count) and not _counts_rows(node):
-            # count(nullif(ssn, '...')), count(regexp_match(ssn, '^5')): what is counted depends on the value
+        if isinstance(node, exp.Count) and (
+            not _counts_rows(node) or any(p.kind not in ("column", "const") for p in parts)
+        ):
+            # count(nullif(ssn, '...')), count(v) of a derived v: which values are NULL depends on the value
+            # (a plain column's NULLs are visible in its masked output anyway)
             return combine(parts, kind="expr")
         if isinstance(node, _OPAQUE):
             return CONST
@@ -239,7 +276,12 @@ class Walker:
             if merged.sources or merged.rows:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
-        return combine(parts, kind="expr")
+        found = combine(parts, kind="expr")
+        if found.kind == "row" and not flow.keeps_row(node):
+            # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
+            # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
+            return Origin("expr", found.sources, found.rows)
+        return found
 
     def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
@@ -278,6 +320,10 @@ class Walker:
         if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             left, lx = self.query(node.this, ctes, parent)
             right, rx = self.query(node.expression, ctes, parent)
+            compares = flow.set_comparison(node)
+            if compares:
+                # INTERSECT/EXCEPT/UNION compare whole rows: whether a guess survives says what a value is
+                self.lineage.uses.extend((compares, o.origin) for o in (*left, *right))
             if lx and rx and len(left) == len(right):
                 merged = []
                 for a, b in zip(left, right, strict=True):
@@ -285,11 +331,16 @@ class Walker:
                     merged.append(
                         Output(a.name, combine((a.origin, b.origin), kind="column" if plain else "expr"))
                     )
-                self.bounds(node, Scope([], parent), ctes)
+                over = Scope([], parent, merged)
+                self.bounds(node, over, ctes)
+                self.orderings(node.args.get("order"), over, ctes)
                 return merged, True
             every = combine([o.origin for o in left] + [o.origin for o in right])
-            self.bounds(node, Scope([], parent), ctes)
-            return [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left], False
+            lost = [Output(o.name, Origin("unknown", every.sources, every.rows, o.name)) for o in left]
+            over = Scope([], parent, lost)
+            self.bounds(node, over, ctes)
+            self.orderings(node.args.get("order"), over, ctes)
+            return lost, False
         if isinstance(node, exp.Values):
             return self.values(node, ctes, parent), True
         if not isinstance(node, exp.Select):
@@ -346,6 +397,10 @@ class Walker:
             finally:
                 self.top = outer
         scope.projections = outputs
+        distinct = node.args.get("distinct")
+        if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
+            # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
+            self.lineage.uses.extend(("DISTINCT", o.origin) for o in outputs)
         self.uses_of(node, scope, ctes)
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
@@ -382,7 +437,9 @@ class Walker:
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None:
             clauses.append(("DISTINCT ON", distinct.args["on"]))
-        for join in node.args.get("joins") or ():
+        for n, join in enumerate(node.args.get("joins") or ()):
+            if str(join.args.get("method") or "").upper() == "NATURAL":
+                self.natural(scope.sources[: n + 1], scope.sources[n + 1 : n + 2])
             clauses.append(("JOIN", join.args.get("on")))
             for ident in join.args.get("using") or ():
                 clauses.append(
@@ -396,20 +453,59 @@ class Walker:
                 )
             )
             clauses.append(("ORDER BY", window.args.get("order")))
+        aliases = {o.name.lower(): o.origin for o in scope.projections if o.name}
         for clause, part in clauses:
             if part is None:
                 continue
+            # ``SELECT ssn AS id ... ORDER BY id`` sorts by the output column, not the table's ``id`` (and some
+            # engines accept aliases in GROUP BY, HAVING, even WHERE): a name that is also an output alias
+            # counts as both
+            for col in part.find_all(exp.Column):
+                shadow = aliases.get(col.name.lower()) if not col.table else None
+                if shadow is not None:
+                    self.lineage.uses.append((clause, shadow))
             if clause in ("ORDER BY", "GROUP BY"):
-                for item in part.expressions:
-                    target = item.this if isinstance(item, exp.Ordered) else item
-                    if isinstance(target, exp.Literal) and target.is_int:
-                        idx = int(target.name) - 1
-                        if 0 <= idx < len(scope.projections):
-                            self.lineage.uses.append((clause, scope.projections[idx].origin))
-                        continue
-                    self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
+                self.orderings(part, scope, ctes, clause)
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+    def orderings(self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY") -> None:
+        """ORDER BY / GROUP BY items, by expression, output name or position."""
+        if part is None:
+            return
+        items = list(part.expressions)
+        every = part.args.get("all") is True or any(
+            isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL" for i in items
+        )
+        if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column
+            self.lineage.uses.extend((clause, o.origin) for o in scope.projections)
+        for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
+            extra = part.args.get(key)
+            items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
+        for item in items:
+            target = item.this if isinstance(item, exp.Ordered) else item
+            if isinstance(target, exp.Literal) and target.is_int:
+                idx = int(target.name) - 1
+                if 0 <= idx < len(scope.projections):
+                    self.lineage.uses.append((clause, scope.projections[idx].origin))
+                else:
+                    self.lineage.uses.append((clause, Origin("unknown")))
+                continue
+            self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
+
+    def natural(self, left: list[Source], right: list[Source]) -> None:
+        """NATURAL JOIN compares every column the two sides share by name (all of them when one side's
+        columns are unknown)."""
+        lcols = [(n, o) for src in left for n, o in (src.columns or ())]
+        rcols = [(n, o) for src in right for n, o in (src.columns or ())]
+        if any(src.columns is None for src in (*left, *right)):
+            every = [o for _, o in (*lcols, *rcols)] + [src.whole_row() for src in (*left, *right)]
+            self.lineage.uses.append(("NATURAL JOIN", combine(every)))
+            return
+        shared = {n for n, _ in lcols} & {n for n, _ in rcols}
+        used = [o for n, o in (*lcols, *rcols) if n in shared]
+        if used:
+            self.lineage.uses.append(("NATURAL JOIN", combine(used)))
 
 
 def _counts_rows(node: exp.Count) -> bool:
@@ -453,6 +549,8 @@ def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lin
         return lin
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Merge)):
         return trace_write(w, tree)
+    if isinstance(tree, exp.Command):
+        return trace_command(w, tree, dialect)
     # SET @v = (SELECT ...), CALL p((SELECT ...)), DO ...: whatever a query inside reads is copied somewhere
     for query in tree.find_all(exp.Select):
         if query.find_ancestor(exp.Select) is None:

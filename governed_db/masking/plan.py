@@ -219,6 +219,11 @@ def _masker_for(
         if real:
             return redact_masker(real[0][2].label or "SENSITIVE")
         return detect_masker(state) if unreadable else None
+    if origin.kind == "expr" and origin.rows:
+        # computed from a whole row (keys renamed, text cut...): fields cannot be found by name any more
+        if real or row_fields:
+            return redact_masker(real[0][2].label if real and real[0][2].label else "ROW")
+        return detect_masker(state) if row_unknown or unreadable else None
     if origin.kind == "row" or (origin.rows and origin.kind != "unknown"):
         if real:
             return redact_masker(real[0][2].label or "SENSITIVE")

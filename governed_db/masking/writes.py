@@ -2,14 +2,19 @@
 
 Every value written into a table (``SET a = ...``, ``INSERT ... SELECT``/``VALUES``, ``ON CONFLICT DO
 UPDATE``, ``MERGE ... WHEN``) is a *copy* use, and every condition (``WHERE``, ``JOIN ... ON``, ``MERGE ...
-ON``, ``WHEN ... AND``) a predicate use; ``RETURNING`` is the result.
+ON``, ``WHEN ... AND``) a predicate use; ``RETURNING`` is the result. ``REPLACE INTO`` (opaque to sqlglot)
+is re-read as the INSERT it is; ``DECLARE ... CURSOR FOR`` a query keeps what the query returns for a later
+FETCH (:func:`trace_command`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import sqlglot
+import sqlglot.errors
 from sqlglot import exp
 
 from governed_db.masking.origins import CONST, QUERY, Ctes, Lineage, Origin, Output, Scope, Source
@@ -89,3 +94,38 @@ def _assignments(w: Walker, items: Iterable[exp.Expression], scope: Scope, ctes:
         values = value.expressions if isinstance(value, exp.Tuple) else [value]
         for v in values:
             w.lineage.uses.append(("copy", w.expr(v, scope, ctes)))
+
+
+_CURSOR_QUERY = re.compile(r"^\s*\S+\s.*?\bCURSOR\b.*?\bFOR\b(.*)$", re.I | re.S)
+
+
+def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
+    """Statements sqlglot keeps opaque whose data flow matters: ``REPLACE INTO`` (SQLite, MariaDB), which
+    writes like an INSERT, and ``DECLARE ... CURSOR FOR query`` (PostgreSQL), whose rows a later FETCH returns
+    where no lineage follows them. What cannot be re-read exactly is traced as blind (fail closed)."""
+    lin = w.lineage
+    word = str(tree.this).upper()
+    body = tree.expression.this if isinstance(tree.expression, exp.Literal) else None
+    if word not in ("REPLACE", "DECLARE") or not isinstance(body, str):
+        return lin
+    try:
+        if word == "REPLACE":
+            into = body.lstrip()[:4].upper() == "INTO"
+            verb = "INSERT OR REPLACE" if dialect == "sqlite" else "INSERT"
+            parsed = sqlglot.parse_one(f"{verb} {'' if into else 'INTO '}{body}", read=dialect)
+            if isinstance(parsed, exp.Insert):
+                return trace_write(w, parsed)
+        else:
+            found = _CURSOR_QUERY.match(body)
+            query = sqlglot.parse_one(found.group(1), read=dialect) if found else None
+            if isinstance(query, QUERY):
+                outs, exact = w.query(query, {}, None)
+                lin.uses.extend(("a cursor (FETCH would return it unmasked)", o.origin) for o in outs)
+                if not exact:
+                    lin.uses.append(("a cursor (FETCH would return it unmasked)", Origin("unknown")))
+                return lin
+    except sqlglot.errors.SqlglotError:
+        pass
+    lin.blind = True  # what it reads is unknown: any lost value in it may be a masked one
+    lin.uses.append(("copy", Origin("unknown")))
+    return lin

@@ -180,7 +180,7 @@ def _load_builtin() -> None:
     with _load_lock:
         if not _loaded:
             # registration order is the order in which rules run and appear in the reference
-            from governed_db.policy.rules import statements, dml, ddl, execution, files, access, tables  # noqa: F401, I001
+            from governed_db.policy.rules import statements, dml, ddl, execution, files, access, tables, masking  # noqa: F401, I001
 
             _loaded = True
 

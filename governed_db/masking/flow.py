@@ -1,0 +1,355 @@
+"""What a masked value may pass through on its way to the result without being an oracle.
+
+Non-interference (docs/decisions/0095): a masked value may only leave the database as itself, masked. Any
+computation on it that can *decide* something — which rows, how many, in what order, or whether an error
+happens — lets a guess be checked one character at a time, whatever the output looks like. The lineage walk
+records such computations as *uses* (refused by the guard when the value is masked for the identity).
+
+This module answers one question for the walk: can this node, given a masked value in its arguments, fail,
+yield a different number of rows, or compare? A function is accepted only when it is known to be *total* on
+any text (``upper``, ``substr``, ``||``, casts to text, ``max``, ``json_agg``...); its result is then a
+derived value, masked whole at the output. Everything else — casts to numbers, dates, ``bytea``, XML,
+``regclass``; JSON parsing; regular expressions whose pattern is the value; date units; set-returning
+functions over a value; any function governed_db does not know — is a use, and so refused over a masked value
+(fail closed: an unknown function is assumed able to fail).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+#: nodes that only carry or rearrange values: no failure, no row decided by what they hold
+_CARRIERS: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Alias,
+        exp.Paren,
+        exp.Column,
+        exp.Literal,
+        exp.Null,
+        exp.Boolean,
+        exp.Star,
+        exp.Placeholder,
+        exp.Parameter,
+        exp.Identifier,
+        exp.Var,
+        exp.DataType,
+        exp.Tuple,
+        exp.Array,
+        getattr(exp, "Struct", None),
+        exp.Bracket,
+        exp.Dot,
+        exp.DPipe,
+        exp.Case,
+        exp.If,
+        exp.Window,
+        exp.WindowSpec,
+        exp.Ordered,
+        exp.Order,
+        exp.Filter,
+        exp.Where,
+        exp.Distinct,  # recorded by the walk as a DISTINCT use
+        exp.PropertyEQ,
+        exp.Kwarg,
+        exp.Collate,
+        getattr(exp, "JSONKeyValue", None),
+        getattr(exp, "IgnoreNulls", None),
+        getattr(exp, "RespectNulls", None),
+        getattr(exp, "Separator", None),
+        getattr(exp, "Rollup", None),  # grouping: recorded by the walk as a GROUP BY use
+        getattr(exp, "Cube", None),
+        getattr(exp, "GroupingSets", None),
+    )
+    if c is not None
+)
+
+#: functions total on any text value: the result is a derived value (masked whole), never an error or a row
+_TOTAL: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Upper,
+        exp.Lower,
+        exp.Initcap,
+        exp.Substring,
+        getattr(exp, "Replace", None),
+        exp.Trim,
+        exp.Length,
+        exp.MD5,
+        exp.SHA,
+        exp.SHA2,
+        exp.Coalesce,
+        exp.Max,
+        exp.Min,
+        exp.Count,
+        exp.GroupConcat,
+        exp.ArrayAgg,
+        exp.JSONArrayAgg,
+        getattr(exp, "JSONObjectAgg", None),
+        exp.JSONObject,
+        getattr(exp, "JSONArray", None),
+        exp.Left,
+        exp.Right,
+        getattr(exp, "Ascii", None),
+        exp.Concat,
+        exp.ConcatWs,
+        getattr(exp, "Reverse", None),
+        exp.StrPosition,
+        getattr(exp, "Translate", None),
+        exp.Hex,
+        getattr(exp, "LowerHex", None),
+        exp.ToBase64,
+        getattr(exp, "Typeof", None),
+        exp.First,
+        exp.Last,
+        exp.AnyValue,
+        getattr(exp, "ArrayToString", None),
+        getattr(exp, "ArraySize", None),
+        getattr(exp, "Lag", None),
+        getattr(exp, "Lead", None),
+        getattr(exp, "FirstValue", None),
+        getattr(exp, "LastValue", None),
+        getattr(exp, "RowNumber", None),
+        exp.Nullif,  # a comparison: recorded as one by the walk
+        exp.Greatest,
+        exp.Least,
+        exp.Exists,
+    )
+    if c is not None
+)
+
+#: numeric and date functions: total where types are strict (PostgreSQL, DuckDB: a text argument is a type
+#: error before any row is read); SQLite converts silently; MySQL converts with a warning that
+#: ``@@warning_count`` counts — so over a *computed* value there they are a use, over a column's own value not
+_NUMERIC: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Sum, exp.Avg, getattr(exp, "Round", None), getattr(exp, "Floor", None), getattr(exp, "Ceil", None),
+        getattr(exp, "Stddev", None), getattr(exp, "StddevPop", None), getattr(exp, "StddevSamp", None),
+        getattr(exp, "Variance", None), getattr(exp, "VariancePop", None), getattr(exp, "Extract", None),
+        getattr(exp, "Year", None), getattr(exp, "Month", None), getattr(exp, "Day", None),
+    )
+    if c is not None
+)  # fmt: skip
+_DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year", "Month", "Day")) if c is not None)
+_STRICT_TYPES = frozenset({"postgres", "duckdb"})
+
+#: arguments that steer a total function (a pattern, a separator, a part number, a format): a masked value
+#: there can make it fail (``regexp_replace('a', ssn, 'b')``, ``split_part(x, ssn, 1)``)
+_CONTROL: dict[type[exp.Expression], frozenset[str]] = {
+    exp.SplitPart: frozenset({"delimiter", "part_index"}),
+    # positions and lengths: a text there is converted to a number (MySQL warns, others may fail)
+    exp.Substring: frozenset({"start", "length"}),
+    exp.Left: frozenset({"expression"}),
+    exp.Right: frozenset({"expression"}),
+    exp.StrPosition: frozenset({"position"}),
+    exp.Round: frozenset({"decimals"}),
+    exp.SHA2: frozenset({"length"}),
+    # ARRAY['a', 'b'][length(...)] is NULL exactly when the index runs out of the array
+    exp.Bracket: frozenset({"expressions"}),  # MySQL: NULL for a bit count it does not support
+    # lag(city, length(...)) is NULL exactly when the offset runs past the partition
+    exp.Lag: frozenset({"offset", "default"}),
+    exp.Lead: frozenset({"offset", "default"}),
+    exp.RegexpReplace: frozenset({"expression", "replacement", "position", "occurrence", "modifiers"}),
+    exp.Encode: frozenset({"charset"}),
+    exp.Format: frozenset({"this"}),
+    exp.Like: frozenset({"expression", "escape"}),
+    exp.ILike: frozenset({"expression", "escape"}),
+    exp.Escape: frozenset({"expression"}),
+    exp.RegexpLike: frozenset({"expression", "flag"}),
+    exp.RegexpILike: frozenset({"expression", "flag"}),
+    exp.Glob: frozenset({"expression"}),
+    exp.SimilarTo: frozenset({"expression"}),
+    exp.Cast: frozenset(),  # decided by the target type (below)
+}
+for _name, _keys in (
+    ("NthValue", {"offset"}),
+    ("TimestampTrunc", {"unit"}),
+    ("DateTrunc", {"unit"}),
+    ("TimeToStr", {"format"}),
+):
+    if hasattr(exp, _name):
+        _CONTROL[getattr(exp, _name)] = frozenset(_keys)
+
+#: untyped functions (sqlglot ``Anonymous``) known to be total on any text
+TOTAL_NAMES = frozenset(
+    ["row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "json_build_object", "jsonb_build_object", "json_build_array", "jsonb_build_array", "json_object", "json_array", "json_group_array", "json_group_object", "json_quote", "quote", "hex", "md5", "sha1", "sha256", "to_base64", "reverse", "ifnull", "char_length", "octet_length", "bit_length", "btrim", "initcap", "lower", "upper", "list", "array_agg", "string_agg", "group_concat", "first", "last", "any_value", "min", "max", "typeof", "soundex", "json_arrayagg", "json_objectagg", "array_to_string", "array_length", "cardinality", "length", "len", "strlen", "concat", "concat_ws", "substr", "substring", "left", "right", "ascii"]
+)
+#: untyped functions whose first argument steers them (a format string, an encoding name)
+_FIRST_CONTROLS = frozenset({"printf", "format"})
+_LATER_CONTROLS = frozenset({"encode"})
+#: conversions that fail on characters the target encoding lacks: a column's own value only
+_CONVERSIONS = frozenset({"convert_to", "convert_from"})
+#: functions that yield one row per element: safe only over a collection whose size does not depend on the
+#: values (``unnest(ARRAY(SELECT email ...))``, ``json_each(json_group_array(email))``, a whole row)
+SET_RETURNING = frozenset(
+    ["unnest", "json_each", "jsonb_each", "json_each_text", "jsonb_each_text", "json_array_elements", "jsonb_array_elements", "json_array_elements_text", "jsonb_array_elements_text", "json_tree", "explode"]
+)
+#: collections whose size is the number of rows or columns aggregated, never a function of the values
+_SHAPED_NAMES = frozenset(
+    ["json_group_array", "json_agg", "jsonb_agg", "array_agg", "list", "json_arrayagg", "to_json", "to_jsonb", "row_to_json", "json_build_array", "jsonb_build_array", "json_array"]
+)
+_TEXT_TYPES = frozenset(
+    {
+        exp.DataType.Type.TEXT,
+        exp.DataType.Type.VARCHAR,
+        exp.DataType.Type.CHAR,
+        exp.DataType.Type.NCHAR,
+        exp.DataType.Type.NVARCHAR,
+        exp.DataType.Type.MEDIUMTEXT,
+        exp.DataType.Type.LONGTEXT,
+        exp.DataType.Type.TINYTEXT,
+        exp.DataType.Type.NAME,
+    }
+)
+_BINARY_TYPES = frozenset(
+    {exp.DataType.Type.BINARY, exp.DataType.Type.VARBINARY, exp.DataType.Type.BLOB, exp.DataType.Type.LONGBLOB}
+)
+#: dialects where a cast to a binary type copies the bytes (PostgreSQL's bytea and DuckDB's BLOB parse
+#: escapes in text and fail on a bad one)
+_BINARY_COPIES = frozenset({"sqlite", "mysql"})
+
+
+#: operators that compute (recorded by the walk as arithmetic) or combine; any other binary operator (JSON
+#: extraction, array_position, a custom ``OPERATOR(...)``) may fail or compare, so it is a use
+_PLAIN_BINARY: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.IntDiv, exp.Pow, exp.DPipe, exp.Collate, exp.Dot,
+        exp.Kwarg, exp.PropertyEQ, exp.And, exp.Or, getattr(exp, "Xor", None), exp.BitwiseAnd, exp.BitwiseOr,
+        exp.BitwiseXor, exp.BitwiseLeftShift, exp.BitwiseRightShift,
+    )
+    if c is not None
+)  # fmt: skip
+
+
+def name_of(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    if isinstance(node, exp.Func):
+        return node.sql_name().replace("J_S_O_N_B", "JSONB").replace("J_S_O_N", "JSON").lower()
+    return node.key
+
+
+def shaped(node: exp.Expression | None) -> bool:
+    """True when ``node`` is a collection whose size does not depend on the values in it."""
+    while isinstance(node, (exp.Paren, exp.Subquery, exp.Alias)):
+        node = node.this
+    if isinstance(node, exp.Select) and len(node.expressions) == 1:
+        return shaped(node.expressions[0])
+    if isinstance(node, exp.Tuple):
+        return all(shaped(e) for e in node.expressions)
+    if isinstance(node, (exp.ArrayAgg, exp.JSONArrayAgg)):
+        return True
+    if isinstance(node, exp.Array):
+        return True  # ARRAY[a, b] or ARRAY(subquery): one element per item or row
+    if isinstance(node, exp.Anonymous):
+        return name_of(node) in _SHAPED_NAMES
+    return False
+
+
+def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str) -> str | None:
+    """Why ``node`` is an oracle when a masked value reaches it, or ``None`` when it is not.
+
+    ``kinds`` lists ``(argument key, position, origin kind)`` for each argument (``const`` carries nothing from
+    a column; ``column`` is a column's value as it is).
+    """
+    tainted = [(key, i, kind != "const") for key, i, kind in kinds]
+    if not any(t for _, _, t in tainted):
+        return None
+    if isinstance(node, exp.Cast):
+        # a cast fails (or, as TRY_CAST, turns NULL) exactly for the values it cannot convert
+        to = node.args.get("to")
+        kind = to.this if isinstance(to, exp.DataType) else None
+        if (
+            isinstance(to, exp.DataType)
+            and to.expressions
+            and dialect == "mysql"
+            and any(k not in ("const", "column") for _, _, k in kinds)
+        ):
+            # MySQL truncates a derived value to CHAR(n) with a warning (@@warning_count counts it), exactly
+            # when the value is longer: replace(ssn, '4', 'xxxx') makes that a guess
+            return f"a cast to {to.sql(dialect=dialect)} of a computed value"
+        if kind in _TEXT_TYPES or (kind in _BINARY_TYPES and dialect in _BINARY_COPIES):
+            return None
+        return f"a cast to {to.sql(dialect=dialect) if isinstance(to, exp.Expression) else 'another type'}"
+    if (
+        isinstance(node, exp.GroupConcat)
+        and dialect == "mysql"
+        and any(k not in ("const", "column") for key, _, k in kinds if key == "this")
+    ):
+        # GROUP_CONCAT cuts at group_concat_max_len with a warning: over a computed value (replace(ssn, '4',
+        # <a long text>)) whether it warns says what the value holds
+        return "GROUP_CONCAT of a computed value"
+    if isinstance(node, exp.Substring) and dialect == "postgres":
+        start = node.args.get("start")
+        if start is not None and not (isinstance(start, exp.Literal) and not start.is_string):
+            # PostgreSQL substring(x FROM 'pattern') / substring(x, text) is a regular expression match, NULL
+            # when it fails: only a number literal makes it a plain cut
+            return "substring() with a pattern (NULL or not says whether it matches)"
+    controls = next((keys for cls, keys in _CONTROL.items() if isinstance(node, cls)), None)
+    if controls is not None:
+        if any(t and key in controls for key, _, t in tainted):
+            return f"the pattern or format of {name_of(node)}()"
+        if not isinstance(node, _NUMERIC):
+            return None
+    if isinstance(node, (exp.Unnest, exp.Explode)) or (
+        isinstance(node, exp.Anonymous) and name_of(node) in SET_RETURNING
+    ):
+        items = node.expressions if node.expressions else [node.this]
+        if all(shaped(e) for e in items if isinstance(e, exp.Expression)):
+            return None
+        return f"{name_of(node)}(), whose number of rows depends on the value"
+    if isinstance(node, exp.Anonymous):
+        name = name_of(node)
+        if name in TOTAL_NAMES:
+            return None
+        if name in _FIRST_CONTROLS:
+            return None if not any(t for key, i, t in tainted if i == 0) else f"the format of {name}()"
+        if name in _LATER_CONTROLS:
+            return None if not any(t for key, i, t in tainted if i > 0) else f"the encoding of {name}()"
+        if name in _CONVERSIONS:
+            # convert_to(replace(ssn, '4', '€'), 'LATIN1') fails exactly when the value held a 4
+            plain = all(k in ("const", "column") for key, i, k in kinds)
+            return None if plain else f"{name}() of a computed value (it fails on characters it cannot convert)"
+        return f"{name}(), which may fail or decide rows on the value"
+    if isinstance(node, _NUMERIC):
+        if dialect in _STRICT_TYPES or all(k in ("const", "column") for _, _, k in kinds):
+            return None
+        if dialect == "sqlite" and not isinstance(node, _DATE_PARTS):
+            return None  # SQLite turns text into a number silently, with no warning to count
+        return f"{name_of(node)}() of a computed value (a conversion that warns or fails says what it held)"
+    if isinstance(node, (*_CARRIERS, *_TOTAL)):
+        return None
+    if isinstance(node, (exp.Predicate, *_PLAIN_BINARY, exp.Unary, exp.Connector)):
+        return None  # comparisons and arithmetic are recorded by the walk under their own names
+    return f"{name_of(node)}, which may fail or decide rows on the value"
+
+
+#: functions that return a whole row as a document whose keys are still the column names
+_ROW_KEEPERS = frozenset({"row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "array_agg", "list"})
+
+
+def keeps_row(node: exp.Expression) -> bool:
+    """A whole row stays a row (its fields masked by name) only through functions that keep its keys."""
+    if isinstance(node, (exp.ArrayAgg, exp.JSONArrayAgg, exp.Array, exp.Tuple, exp.Window, exp.Filter)):
+        return True
+    if isinstance(node, exp.Cast):
+        to = node.args.get("to")
+        return isinstance(to, exp.DataType) and to.this in (
+            exp.DataType.Type.JSON,
+            exp.DataType.Type.JSONB,
+            exp.DataType.Type.TEXT,
+            exp.DataType.Type.VARCHAR,
+        )
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _ROW_KEEPERS
+
+
+def set_comparison(node: exp.Expression) -> str | None:
+    """The set operation's name when it compares rows (INTERSECT, EXCEPT, UNION without ALL)."""
+    if isinstance(node, exp.Intersect):
+        return "INTERSECT"
+    if isinstance(node, exp.Except):
+        return "EXCEPT"
+    if node.args.get("distinct") is not False:
+        return "UNION (which removes duplicates)"
+    return None
