@@ -195,6 +195,16 @@ class Driver:
         self.guard_execute(raw, prefix)
         return invoke(sql)
 
+    async def run_after_async(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        """:meth:`run_after` for async drivers (``await invoke(sql)``); two round trips unless overridden."""
+        await self.guard_execute_async(raw, prefix)
+        return await invoke(sql)
+
+    #: entry points whose statement can take the bracket's opening in its own text (:meth:`fold_into`)
+    fold_entries: frozenset[str] = frozenset({"cursor.execute"})
+    #: entry points that judge a statement without running it (asyncpg ``prepare``): no guard steps
+    unrun_entries: frozenset[str] = frozenset()
+
     def fused_probe(self, probe: str, violation: str, keep: str) -> str | None:
         """One text that raises when a row of ``probe`` (``t``, ``c``) meets ``violation`` and otherwise keeps
         the write (None: the driver runs probe and keep as two round trips)."""
