@@ -583,7 +583,7 @@ class AsyncpgDriver(PostgresSession, AsyncDriver):
 
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
         if isinstance(sql, Query):  # one statement whose rows governance reads
-            return [tuple(r) for r in await raw.fetch(sql)]
+            return [tuple(r) for r in await raw.fetch(str(sql))]
         await raw.execute(sql)  # a simple query: may be several statements (``ROLLBACK TO ...; RELEASE ...``)
         return []
 
