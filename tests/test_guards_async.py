@@ -301,7 +301,7 @@ async def test_reads_pay_nothing_and_a_postgres_write_one_round_trip(
         original = driver_cls.guard_execute_async
         sent: list[str] = []
 
-        async def counting(self: Any, raw: Any, sql: str, original: Any = original) -> Any:
+        async def counting(self: Any, raw: Any, sql: str, original: Any = original, sent: Any = sent) -> Any:
             sent.append(sql)
             return await original(self, raw, sql)
 
