@@ -256,6 +256,9 @@ async def test_asyncpg_fetch_paths_measure_the_status_not_the_records(request: p
         assert await g.fetchval(f"UPDATE {t} SET s = 'r' WHERE id = $1 RETURNING id", 1) == 1
         assert [tuple(r) for r in await ps.fetch("p", 1)] == []
         assert d.rows() == [(1, "r"), (2, "p"), (3, "p")]
+        one = await g.prepare(f"UPDATE {t} SET s = $1 WHERE id = $2 RETURNING id")
+        assert await one.fetchval("q", 3) == 3  # fetchrow/fetchval of a prepared write: measured, kept
+        assert d.rows()[2] == (3, "q")
 
 
 async def test_over_limit_approval_is_bound_to_the_measured_effect(tmp_path: Path) -> None:

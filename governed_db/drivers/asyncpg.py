@@ -341,17 +341,26 @@ class GovernedPreparedStatement(_Runner, PrivateWithheld, wrapt.ObjectProxy[Any]
     async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
         ps = self.__wrapped__
         return await self._self_records(
-            "prepared.fetchrow", self._self_query, args or None, lambda _s: ps.fetchrow(*args, **kwargs),
+            "prepared.fetchrow", self._self_query, args or None, lambda _s: self._self_first(args, kwargs),
             self._self_attrs, ps.get_statusmsg,
         )
 
     async def fetchval(self, *args: Any, column: Any = 0, **kwargs: Any) -> Any:
         ps = self.__wrapped__
         row = await self._self_records(
-            "prepared.fetchval", self._self_query, args or None, lambda _s: ps.fetchrow(*args, **kwargs),
+            "prepared.fetchval", self._self_query, args or None, lambda _s: self._self_first(args, kwargs),
             self._self_attrs, ps.get_statusmsg,
         )
         return None if row is None else row[column]
+
+    async def _self_first(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # a write the effect guard measures is fetched whole: one row at a time leaves it without a status
+        ps = self.__wrapped__
+        text = self._self_query
+        if isinstance(text, str) and _measured_write(self._self_gov, text):
+            records = await ps.fetch(*args, **kwargs)
+            return records[0] if records else None
+        return await ps.fetchrow(*args, **kwargs)
 
     async def fetchmany(self, args: Any, **kwargs: Any) -> Any:
         ps, args = self.__wrapped__, list(args)
