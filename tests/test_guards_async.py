@@ -261,6 +261,18 @@ async def test_asyncpg_fetch_paths_measure_the_status_not_the_records(request: p
         assert d.rows()[2] == (3, "q")
 
 
+async def test_aiomysql_connection_query_is_measured(request: pytest.FixtureRequest, tmp_path: Path,
+                                                     unique: str) -> None:  # fmt: skip
+    """aiomysql connection.query(): rows *matched* measure it (a value set to what it was still counts)."""
+    async for d in _make("aiomysql", request, tmp_path, unique):
+        t = d.table
+        await d.governed.query(f"UPDATE {t} SET s = 'v2' WHERE id IN (1, 2)")  # matches 2, changes 1
+        assert d.rows() == [(1, "v2"), (2, "v2"), (3, "v3")]
+        with pytest.raises(GuardrailViolation, match="every row"):
+            await d.governed.query(f"UPDATE {t} SET s = 'v2' WHERE s <> 'zzz'")  # changes 1 row, matches all
+        assert d.rows() == [(1, "v2"), (2, "v2"), (3, "v3")]
+
+
 async def test_over_limit_approval_is_bound_to_the_measured_effect(tmp_path: Path) -> None:
     """aiosqlite: over_limit require_approval files the measured effect; the grant covers that many rows."""
     aiosqlite = pytest.importorskip("aiosqlite")

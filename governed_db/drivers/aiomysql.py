@@ -26,6 +26,7 @@ from governed_db.drivers.pymysql import PyMySQLDriver
 from governed_db.errors import InvalidStatement
 from governed_db.guards.session import judged_call_async, reconnected
 from governed_db.proxies import PrivateWithheld, withhold_unplanned
+from governed_db.results import ResultState
 
 
 class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
@@ -47,6 +48,24 @@ class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
         return await govern(gov, "cursor.callproc", sql, args, lambda _s: raw.callproc(procname, args), self._self_result)
 
 
+class _QueryEffect:
+    """What ``connection.query()`` changed, for the effect guard: the connection's last result (rows matched)."""
+
+    __slots__ = ("conn",)
+    description = None  # its rows are never handed out: nothing to plan
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @property
+    def rowcount(self) -> Any:
+        return self.conn.affected_rows()
+
+    @property
+    def _result(self) -> Any:
+        return self.conn._result
+
+
 class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiomysqlCursor
 
@@ -60,7 +79,10 @@ class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
 
     async def query(self, sql: Any, unbuffered: bool = False) -> Any:
         raw = self.__wrapped__
-        return await govern(self._self_gov, "connection.query", sql, None, lambda s: raw.query(s, unbuffered=unbuffered))
+        # no rows leave here (the connection's result is withheld); the state tells the effect guard the count
+        st = ResultState(_QueryEffect(raw), self._self_gov)
+        return await govern(self._self_gov, "connection.query", sql, None,
+                            lambda s: raw.query(s, unbuffered=unbuffered), st)  # fmt: skip
 
     async def select_db(self, db: Any) -> Any:
         if not isinstance(db, str):
