@@ -261,6 +261,22 @@ async def test_asyncpg_fetch_paths_measure_the_status_not_the_records(request: p
         assert d.rows()[2] == (3, "q")
 
 
+async def test_asyncpg_executemany_of_an_insert_counts_its_rows(request: pytest.FixtureRequest, tmp_path: Path,
+                                                                unique: str) -> None:  # fmt: skip
+    """asyncpg executemany reports no status: an INSERT ... VALUES counts its rows; other writes are refused."""
+    policy = {"writes": [{"when": {"kind": "agent"}, "max_affected_rows": 2}]}
+    async for d in _make("asyncpg", request, tmp_path, unique, policy=policy):
+        g, t = d.governed, d.table
+        with pytest.raises(GuardrailViolation, match=r"would change 3 rows .* more than the 2"):
+            await g.executemany(f"INSERT INTO {t} VALUES ($1, $2)", [(4, "a"), (5, "b"), (6, "c")])
+        assert d.rows() == SEEDED
+        await g.executemany(f"INSERT INTO {t} VALUES ($1, $2)", [(4, "a"), (5, "b")])
+        assert d.rows() == [*SEEDED, (4, "a"), (5, "b")]
+        with pytest.raises(GuardrailViolation, match="did not say how many rows"):
+            await g.executemany(f"UPDATE {t} SET s = $1 WHERE id = $2", [("x", 1)])
+        assert d.rows()[0] == (1, "v1")
+
+
 async def test_aiomysql_connection_query_is_measured(request: pytest.FixtureRequest, tmp_path: Path,
                                                      unique: str) -> None:  # fmt: skip
     """aiomysql connection.query(): rows *matched* measure it (a value set to what it was still counts)."""
@@ -561,6 +577,9 @@ async def test_orm_writes_by_an_agent_are_guarded(backend: str, request: pytest.
             row = (await session.execute(select(Row).where(Row.id == 1))).scalar_one()
             row.s = "orm"
             await session.commit()
+        async with AsyncSession(eng) as session:  # a unit of work inserting several rows (executemany)
+            session.add_all([Row(id=4, s="n4"), Row(id=5, s="n5")])
+            await session.commit()
         async with AsyncSession(eng) as session:
             with pytest.raises(sa.exc.DBAPIError) as caught:
                 await session.execute(update(Row).where(Row.id > -1).values(s="all"))
@@ -569,7 +588,7 @@ async def test_orm_writes_by_an_agent_are_guarded(backend: str, request: pytest.
             await session.rollback()
         async with setup.connect() as conn:
             got = [tuple(r) for r in await conn.execute(text(f"SELECT id, s FROM {table} ORDER BY id"))]
-        assert got == [(1, "orm"), (2, "v2"), (3, "v3")]
+        assert got == [(1, "orm"), (2, "v2"), (3, "v3"), (4, "n4"), (5, "n5")]
     finally:
         await eng.dispose()
         async with setup.begin() as conn:

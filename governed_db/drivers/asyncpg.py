@@ -158,6 +158,37 @@ class _WithStatus:
         return records
 
 
+async def _executemany(gov: Governor, entry: str, query: Any, args: list[Any], call: Any) -> Any:
+    """``executemany``: asyncpg reports no status, so only a plain ``INSERT ... VALUES`` has a known count.
+
+    Each execution of it inserts exactly its VALUES rows (or fails, and asyncpg's executemany is atomic),
+    so that is what the effect guard measures; any other write's count stays unknown (a bounded identity's
+    is refused, fail closed).
+    """
+    rows = _Rows()
+    per_run = _values_rows(gov, query) if isinstance(query, str) else None
+    if per_run is not None:
+        rows.changed = rows.rowcount = per_run * len(args)
+    return await govern(gov, entry, query, args, call, ResultState(rows, gov))
+
+
+def _values_rows(gov: Governor, sql: str) -> int | None:
+    """Rows one execution of ``sql`` inserts when it is a plain ``INSERT ... VALUES`` (no conflict clause)."""
+    from sqlglot import exp
+
+    from governed_db.sql.analysis import analyze
+
+    try:
+        statements = analyze(sql, gov.dialect).statements
+    except Exception:
+        return None
+    tree = statements[0].expression if len(statements) == 1 else None
+    if not isinstance(tree, exp.Insert) or tree.args.get("conflict") or tree.args.get("with_"):
+        return None
+    values = tree.expression
+    return len(values.expressions) if isinstance(values, exp.Values) else None
+
+
 def _measured_write(gov: Governor, sql: str) -> bool:
     """``sql`` is a write the effect guard measures (analysis and shape are cached per text)."""
     from governed_db.guards.effect import shape_of
@@ -370,8 +401,8 @@ class GovernedPreparedStatement(_Runner, PrivateWithheld, wrapt.ObjectProxy[Any]
 
     async def executemany(self, args: Any, **kwargs: Any) -> Any:
         ps, args = self.__wrapped__, list(args)
-        return await govern(self._self_gov, "prepared.executemany", self._self_query, args,
-                            lambda _s: ps.executemany(args, **kwargs))
+        return await _executemany(self._self_gov, "prepared.executemany", self._self_query, args,
+                                  lambda _s: ps.executemany(args, **kwargs))
 
     def cursor(self, *args: Any, **kwargs: Any) -> GovernedCursorFactory:
         ps = self.__wrapped__
@@ -407,8 +438,8 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         raw, args = self.__wrapped__, list(args)
         if args:
             check_placeholders(self._self_gov, command, args[0])
-        return await govern(self._self_gov, "connection.executemany", command, args,
-                            lambda sql: raw.executemany(sql, args, **kwargs))
+        return await _executemany(self._self_gov, "connection.executemany", command, args,
+                                  lambda sql: raw.executemany(sql, args, **kwargs))
 
     async def fetch(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         raw = self.__wrapped__
