@@ -212,6 +212,34 @@ async def test_a_failed_measurement_refuses_and_leaves_the_connection_usable(
     assert db.rows()[2] == (3, "x")
 
 
+@pytest.mark.parametrize("name", ["asyncpg", "psycopg-async"])
+async def test_a_connection_lost_mid_measurement_changes_nothing(name: str, request: pytest.FixtureRequest,
+                                                                 tmp_path: Path, unique: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The server ends the session between the write and its probe: refused, and the server rolled it back."""
+    import psycopg
+
+    async for d in _make(name, request, tmp_path, unique):
+        driver_cls = type(d.governed.governor.driver)
+        original = driver_cls.guard_execute_async
+        if name == "asyncpg":
+            pid = d.raw.get_server_pid()
+        else:
+            pid = d.raw.info.backend_pid
+
+        async def killing(self: Any, raw: Any, sql: str, original: Any = original, pid: int = pid) -> Any:
+            if "LIMIT" in sql:
+                with psycopg.connect(PG_DSN, autocommit=True) as killer:
+                    killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            return await original(self, raw, sql)
+
+        monkeypatch.setattr(driver_cls, "guard_execute_async", killing)
+        with pytest.raises(GovernanceFault):
+            await d.run("UPDATE {t} SET s = 'x' WHERE id IN (1, 2)")
+        monkeypatch.undo()
+        assert d.rows() == SEEDED
+
+
 @pytest.mark.parametrize("engine", ["MyISAM", "MEMORY"])
 async def test_non_transactional_mysql_tables_are_refused_on_aiomysql(mysql_kw: dict[str, Any], unique: str,
                                                                       engine: str) -> None:  # fmt: skip
