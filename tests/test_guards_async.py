@@ -222,10 +222,7 @@ async def test_a_connection_lost_mid_measurement_changes_nothing(name: str, requ
     async for d in _make(name, request, tmp_path, unique):
         driver_cls = type(d.governed.governor.driver)
         original = driver_cls.guard_execute_async
-        if name == "asyncpg":
-            pid = d.raw.get_server_pid()
-        else:
-            pid = d.raw.info.backend_pid
+        pid = d.raw.get_server_pid() if name == "asyncpg" else d.raw.info.backend_pid
 
         async def killing(self: Any, raw: Any, sql: str, original: Any = original, pid: int = pid) -> Any:
             if "LIMIT" in sql:
