@@ -376,7 +376,8 @@ async def test_reads_pay_nothing_and_a_postgres_write_one_round_trip(
 
 # -- read-only sessions ----------------------------------------------------------------------------------
 @pytest.fixture(params=["asyncpg", "psycopg-async"])
-async def pg(request: pytest.FixtureRequest, pg_dsn: str, unique: str) -> AsyncIterator[tuple[Any, Any, str]]:
+async def pg(request: pytest.FixtureRequest, pg_dsn: str, unique: str,
+             spans: Any) -> AsyncIterator[tuple[Any, Any, str]]:  # fmt: skip
     """(governed async connection, admin psycopg connection, suffix): a table, a purging function, a sequence."""
     import psycopg
 
@@ -391,7 +392,8 @@ async def pg(request: pytest.FixtureRequest, pg_dsn: str, unique: str) -> AsyncI
         raw: Any = await asyncpg.connect(_pg_url())
     else:
         raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
-    gov = governed_db.wrap(raw, environment="production", policy=READ_ONLY_AGENTS, audit=False)
+    gov = governed_db.wrap(raw, environment="production", policy=READ_ONLY_AGENTS, audit=False,
+                           tracer_provider=spans[0])  # fmt: skip
     try:
         yield gov, admin, unique
     finally:
@@ -420,6 +422,12 @@ async def test_a_function_that_deletes_and_nextval_fail_in_the_database(pg: tupl
         assert e.value.rules == ("read-only-session",)
     assert _count(admin, u) == 2
     assert admin.execute(f"SELECT last_value, is_called FROM seq_{u}").fetchone() == (1, False)
+    refused = [s for s in spans[1].get_finished_spans() if s.attributes.get("governed_db.refused")]
+    assert len(refused) == 2  # each recorded as a refusal, with the rule and the database's reason
+    for span in refused:
+        assert span.attributes["governed_db.decision"] == "deny"
+        assert "read-only-session" in span.attributes["governed_db.rules"]
+        assert "read-only" in span.attributes["governed_db.reason"]
     with governed_db.acting_as(READER):
         assert len(await _pg_run(gov, f"SELECT * FROM ro_{u}")) == 2  # reads run
 
@@ -619,3 +627,65 @@ async def test_orm_writes_by_an_agent_are_guarded(backend: str, request: pytest.
         async with setup.begin() as conn:
             await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
         await setup.dispose()
+
+
+async def test_per_task_identities_switch_the_session_on_aiomysql_and_aiosqlite(mysql_kw: dict[str, Any],
+                                                                                unique: str, tmp_path: Path) -> None:
+    """Reader task, person task, reader task on one connection: only the person's write reaches the data."""
+    aiomysql = pytest.importorskip("aiomysql")
+    aiosqlite = pytest.importorskip("aiosqlite")
+    import pymysql
+
+    admin = pymysql.connect(autocommit=True, **mysql_kw)
+    cur = admin.cursor()
+    cur.execute(f"CREATE SEQUENCE seq_{unique}")
+    path = tmp_path / "p.db"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE t (id INT)")
+    setup.execute("INSERT INTO t VALUES (1), (2)")
+    setup.commit()
+    try:
+        maria = await aiomysql.connect(autocommit=True, host=mysql_kw["host"], port=mysql_kw["port"],
+                                       user=mysql_kw["user"], password=mysql_kw.get("password", ""),
+                                       db=mysql_kw["database"])  # fmt: skip
+        lite = await aiosqlite.connect(path, isolation_level=None)
+
+        def purge() -> int:
+            lite._conn.execute("DELETE FROM t")
+            return 1
+
+        await lite.create_function("purge", 0, purge)
+        gmaria = governed_db.wrap(maria, environment="production", policy=READ_ONLY_AGENTS, audit=False)
+        glite = governed_db.wrap(lite, environment="production", policy=READ_ONLY_AGENTS, audit=False)
+
+        async def act(who: Identity) -> tuple[bool, bool]:
+            """(NEXTVAL ran on MariaDB, purge() ran on SQLite) as ``who``."""
+            ran = [True, True]
+            with governed_db.acting_as(who):
+                try:
+                    async with gmaria.cursor() as g:
+                        await g.execute(f"SELECT NEXTVAL(seq_{unique})")
+                except GuardrailViolation:
+                    ran[0] = False
+                try:
+                    await glite.execute_fetchall("SELECT purge()")
+                except Exception:  # sqlite wraps the function's error in its own
+                    ran[1] = False
+            return ran[0], ran[1]
+
+        assert await asyncio.create_task(act(READER)) == (False, False)
+        assert setup.execute("SELECT count(*) FROM t").fetchone() == (2,)
+        assert await asyncio.create_task(act(HUMAN)) == (True, True)
+        assert setup.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        setup.execute("INSERT INTO t VALUES (3)")
+        setup.commit()
+        assert await asyncio.create_task(act(READER)) == (False, False)
+        assert setup.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        cur.execute(f"SELECT NEXTVAL(seq_{unique})")
+        assert cur.fetchone()[0] == 2  # only the person's NEXTVAL advanced the sequence
+        maria.close()
+        await lite.close()
+    finally:
+        cur.execute(f"DROP SEQUENCE IF EXISTS seq_{unique}")
+        admin.close()
+        setup.close()
