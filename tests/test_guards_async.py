@@ -237,6 +237,29 @@ async def test_a_connection_lost_mid_measurement_changes_nothing(name: str, requ
         assert d.rows() == SEEDED
 
 
+async def test_psycopg_async_pipeline_mode_is_guarded(request: pytest.FixtureRequest, tmp_path: Path,
+                                                      unique: str) -> None:  # fmt: skip
+    """In the application's pipeline (one statement per message) the guard sends no fused text and still
+    measures: the innocent write is kept, the whole-table one refused, the connection usable afterwards."""
+    policy = {"writes": [{"when": {"kind": "agent"}, "max_affected_rows": 1}]}
+    async for d in _make("psycopg-async", request, tmp_path, unique, policy=policy):
+        g, t = d.governed, d.table
+        async with g.pipeline():
+            await g.execute(f"UPDATE {t} SET s = %s WHERE id = 1", ("p",))
+            with pytest.raises(GuardrailViolation, match="every row"):
+                await g.execute(f"UPDATE {t} SET s = 'x' WHERE id > %s", (-1,))
+            with pytest.raises(GuardrailViolation, match="more than the 1"):  # the probe's rows read, unfused
+                await g.execute(f"DELETE FROM {t} WHERE id IN (%s, %s)", (2, 3))
+        assert d.rows() == [(1, "p"), (2, "v2"), (3, "v3")]
+        await d.begin()
+        async with g.pipeline():
+            await g.execute(f"UPDATE {t} SET s = %s WHERE id = 2", ("q",))
+            with pytest.raises(GuardrailViolation, match="every row"):
+                await g.execute(f"UPDATE {t} SET s = 'x' WHERE id > %s", (-1,))
+        await d.commit()
+        assert d.rows() == [(1, "p"), (2, "q"), (3, "v3")]
+
+
 @pytest.mark.parametrize("engine", ["MyISAM", "MEMORY"])
 async def test_non_transactional_mysql_tables_are_refused_on_aiomysql(mysql_kw: dict[str, Any], unique: str,
                                                                       engine: str) -> None:  # fmt: skip

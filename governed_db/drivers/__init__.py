@@ -167,9 +167,13 @@ class Driver:
         cur = raw.cursor()
         try:
             cur.execute(sql)
+            self.guard_results(raw)
             return list(cur.fetchall()) if cur.description else []
         finally:
             cur.close()
+
+    def guard_results(self, raw: Any) -> None:
+        """Make the result of governance's statement just sent readable now (psycopg's pipeline: sync it)."""
 
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
         """:meth:`guard_execute` for async connections (their cursors' methods are awaited)."""
@@ -181,6 +185,10 @@ class Driver:
             closing = cur.close()
             if hasattr(closing, "__await__"):
                 await closing
+
+    def single_statements(self, raw: Any) -> bool:
+        """Governance's SQL must be one statement per text on ``raw`` now (nothing fused or joined with ``;``)."""
+        return False
 
     def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:
         """``sql`` with ``prefix`` sent in the same round trip, or None when the driver cannot (one statement)."""

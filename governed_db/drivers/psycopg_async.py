@@ -196,6 +196,17 @@ class AsyncPsycopgDriver(AsyncDriver, PsycopgDriver):
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
 
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        cur = raw.cursor()
+        try:
+            await cur.execute(sql)
+            pipeline = getattr(raw, "_pipeline", None)
+            if pipeline is not None:  # its result (or error) now, not at the application's next sync
+                await pipeline.sync()
+            return list(await cur.fetchall()) if cur.description else []
+        finally:
+            await cur.close()
+
     async def run_after_async(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
         # the guard's SAVEPOINT/BEGIN and the statement in one round trip (pipeline mode), as for sync psycopg
         async with raw.pipeline():
