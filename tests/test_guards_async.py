@@ -476,6 +476,27 @@ async def test_per_task_identities_on_one_connection_switch_the_session(pg: tupl
     assert _count(admin, u) == 1
 
 
+async def test_read_only_inside_a_transaction_opened_before(pg: tuple[Any, Any, str]) -> None:
+    """A transaction a person opened turns read-only too when the read-only agent acts in it."""
+    gov, admin, u = pg
+    if hasattr(gov, "fetch"):  # asyncpg
+        with pytest.raises(GuardrailViolation, match="read-only"):
+            async with gov.transaction():
+                with governed_db.acting_as(HUMAN):
+                    await gov.fetch(f"SELECT count(*) FROM ro_{u}")
+                with governed_db.acting_as(READER):
+                    await gov.fetch(f"SELECT purge_{u}()")
+    else:
+        await gov.set_autocommit(False)
+        with governed_db.acting_as(HUMAN):
+            await _pg_run(gov, f"SELECT count(*) FROM ro_{u}")
+        with governed_db.acting_as(READER), pytest.raises(GuardrailViolation, match="read-only"):
+            await _pg_run(gov, f"SELECT purge_{u}()")
+        await gov.rollback()
+        await gov.set_autocommit(True)
+    assert _count(admin, u) == 2
+
+
 async def test_the_agent_cannot_switch_the_session_back(pg: tuple[Any, Any, str]) -> None:
     """SET ... READ WRITE, set_config and RESET by the read-only agent are refused; nothing is written."""
     gov, admin, u = pg
