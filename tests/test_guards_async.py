@@ -733,3 +733,39 @@ async def test_per_task_identities_switch_the_session_on_aiomysql_and_aiosqlite(
         cur.execute(f"DROP SEQUENCE IF EXISTS seq_{unique}")
         admin.close()
         setup.close()
+
+
+@pytest.mark.parametrize("name", ["asyncpg", "psycopg-async"])
+async def test_database_role_and_claims_follow_the_task_identity(name: str, pg_dsn: str, unique: str) -> None:
+    """database_role and session_claims on async PostgreSQL: set per acting identity, cleared for a person."""
+    import psycopg
+
+    role = f"gdba_role_{unique}"
+    admin = psycopg.connect(pg_dsn, autocommit=True)
+    admin.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        if name == "asyncpg":
+            asyncpg = pytest.importorskip("asyncpg")
+            raw: Any = await asyncpg.connect(_pg_url())
+        else:
+            raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+        policy = {"writes": [{"when": {"kind": "agent"}, "database_role": role, "session_claims": True}]}
+        gov = governed_db.wrap(raw, environment="production", policy=policy, audit=False)
+        who = "SELECT current_user, current_setting('governed_db.on_behalf_of', true)"
+
+        async def as_(identity: Identity) -> tuple[Any, ...]:
+            with governed_db.acting_as(identity):
+                return tuple((await _pg_run(gov, who))[0])
+
+        assert await asyncio.create_task(as_(Identity("assistant", kind="agent", on_behalf_of="alice"))) == (
+            role, "alice")
+        assert await asyncio.create_task(as_(Identity("assistant", kind="agent", on_behalf_of="bob"))) == (
+            role, "bob")
+        assert (await asyncio.create_task(as_(HUMAN)))[0] == "postgres"
+        agent = Identity("assistant", kind="agent", on_behalf_of="alice")
+        with governed_db.acting_as(agent), pytest.raises(GuardrailViolation):
+            await _pg_run(gov, "RESET ROLE")
+        await raw.close()
+    finally:
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
