@@ -424,6 +424,19 @@ def test_reads_pay_nothing_and_a_postgres_write_one_round_trip(request: pytest.F
         assert d.rows()[:2] == [(1, "z"), (2, "y")]
 
 
+def test_psycopg_pipeline_mode_is_guarded(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> None:
+    """In the application's psycopg pipeline the guard sends one statement per text: innocent write kept,
+    whole-table write refused, the connection left usable (not an aborted transaction)."""
+    for d in _make(request, "psycopg", tmp_path, unique):
+        with d.governed.pipeline():
+            d.run("UPDATE {t} SET s = %s WHERE id = 1", ("p",))
+            with pytest.raises(GuardrailViolation, match="every row"):
+                d.run("UPDATE {t} SET s = 'x' WHERE id > %s", (-1,))
+        assert d.rows() == [(1, "p"), (2, "v2"), (3, "v3")]
+        d.run("UPDATE {t} SET s = %s WHERE id = 2", ("q",))  # outside the pipeline again
+        assert d.rows()[1] == (2, "q")
+
+
 # -- faults: fail closed, nothing half-applied ------------------------------------------------------
 def _failing_on(monkeypatch: pytest.MonkeyPatch, needle: str, exc: BaseException) -> None:
     original = Driver.guard_execute

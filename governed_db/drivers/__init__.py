@@ -176,9 +176,13 @@ class Driver:
         cur = raw.cursor()
         try:
             cur.execute(sql)
+            self.guard_results(raw)
             return list(cur.fetchall()) if cur.description else []
         finally:
             cur.close()
+
+    def guard_results(self, raw: Any) -> None:
+        """Make the result of governance's statement just sent readable now (psycopg's pipeline: sync it)."""
 
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
         """:meth:`guard_execute` for async connections (their cursors' methods are awaited)."""
@@ -190,6 +194,10 @@ class Driver:
             closing = cur.close()
             if hasattr(closing, "__await__"):
                 await closing
+
+    def single_statements(self, raw: Any) -> bool:
+        """Governance's SQL must be one statement per text on ``raw`` now (nothing fused or joined with ``;``)."""
+        return False
 
     def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:
         """``sql`` with ``prefix`` sent in the same round trip, or None when the driver cannot (one statement)."""
@@ -203,6 +211,16 @@ class Driver:
         """Send ``prefix`` then ``invoke(sql)`` in one round trip (psycopg 3 pipeline mode); the call's outcome."""
         self.guard_execute(raw, prefix)
         return invoke(sql)
+
+    async def run_after_async(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        """:meth:`run_after` for async drivers (``await invoke(sql)``); two round trips unless overridden."""
+        await self.guard_execute_async(raw, prefix)
+        return await invoke(sql)
+
+    #: entry points whose statement can take the bracket's opening in its own text (:meth:`fold_into`)
+    fold_entries: frozenset[str] = frozenset({"cursor.execute"})
+    #: entry points that judge a statement without running it (asyncpg ``prepare``): no guard steps
+    unrun_entries: frozenset[str] = frozenset()
 
     def fused_probe(self, probe: str, violation: str, keep: str) -> str | None:
         """One text that raises when a row of ``probe`` (``t``, ``c``) meets ``violation`` and otherwise keeps

@@ -55,7 +55,7 @@ class PostgresSession:
 
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
         if read_only:
-            return ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET TRANSACTION READ ONLY",)
+            return ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET TRANSACTION READ ONLY")
         return ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",)
 
     def session_sql(self, gov: Any, raw: Any, current: Any, want: Any) -> tuple[str, ...]:
@@ -69,7 +69,10 @@ class PostgresSession:
             values = dict(want.claims or ())  # an identity without claims clears those of the last one
             parts.append("SELECT " + ", ".join(
                 f"set_config('governed_db.{name}', {_literal(values.get(name, ''))}, false)" for name in CLAIMS))
-        return ("; ".join(parts),) if parts else ()
+        if not parts:
+            return ()
+        single: Any = getattr(self, "single_statements", None)
+        return tuple(parts) if single is not None and single(raw) else ("; ".join(parts),)
 
     def is_read_only_error(self, exc: BaseException) -> bool:
         code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)

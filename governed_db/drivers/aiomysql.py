@@ -24,7 +24,9 @@ from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers.pymysql import PyMySQLDriver
 from governed_db.errors import InvalidStatement
+from governed_db.guards.session import judged_call_async, reconnected
 from governed_db.proxies import PrivateWithheld, withhold_unplanned
+from governed_db.results import ResultState
 
 
 class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
@@ -46,6 +48,24 @@ class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
         return await govern(gov, "cursor.callproc", sql, args, lambda _s: raw.callproc(procname, args), self._self_result)
 
 
+class _QueryEffect:
+    """What ``connection.query()`` changed, for the effect guard: the connection's last result (rows matched)."""
+
+    __slots__ = ("conn",)
+    description = None  # its rows are never handed out: nothing to plan
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @property
+    def rowcount(self) -> Any:
+        return self.conn.affected_rows()
+
+    @property
+    def _result(self) -> Any:
+        return self.conn._result
+
+
 class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiomysqlCursor
 
@@ -59,7 +79,10 @@ class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
 
     async def query(self, sql: Any, unbuffered: bool = False) -> Any:
         raw = self.__wrapped__
-        return await govern(self._self_gov, "connection.query", sql, None, lambda s: raw.query(s, unbuffered=unbuffered))
+        # no rows leave here (the connection's result is withheld); the state tells the effect guard the count
+        st = ResultState(_QueryEffect(raw), self._self_gov)
+        return await govern(self._self_gov, "connection.query", sql, None,
+                            lambda s: raw.query(s, unbuffered=unbuffered), st)  # fmt: skip
 
     async def select_db(self, db: Any) -> Any:
         if not isinstance(db, str):
@@ -68,6 +91,30 @@ class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
             self._self_gov, "connection.select_db", f"USE {quote_ident(db, '`')}", None,
             lambda _s: self.__wrapped__.select_db(db),
         )
+
+    # -- methods that change the session (docs/guardrails.md) -----------------------------------
+    async def autocommit(self, value: Any) -> Any:
+        # aiomysql sends SET AUTOCOMMIT: judged as it, like any statement (the read-only session survives it)
+        raw = self.__wrapped__
+        return await judged_call_async(self._self_gov, "connection.autocommit",
+                                       f"SET AUTOCOMMIT = {1 if value else 0}", lambda: raw.autocommit(value))  # fmt: skip
+
+    async def set_charset(self, charset: Any) -> Any:
+        # the client character set decides how the server lexes later statements: judged as SET NAMES
+        raw = self.__wrapped__
+        if not isinstance(charset, str) or not charset.isidentifier():
+            raise self._self_gov.refusal(InvalidStatement(f"set_charset() takes a character set name, got {charset!r}"))
+        return await judged_call_async(self._self_gov, "connection.set_charset", f"SET NAMES {charset}",
+                                       lambda: raw.set_charset(charset))  # fmt: skip
+
+    async def ping(self, reconnect: bool = True) -> Any:
+        # a reconnect (aiomysql's default) starts a new session with the server's defaults: set again
+        raw = self.__wrapped__
+        before = None if raw.closed else raw.thread_id()
+        try:
+            return await raw.ping(reconnect)
+        finally:
+            reconnected(self._self_gov, before, None if raw.closed else raw.thread_id())
 
     async def kill(self, thread_id: Any) -> Any:
         return await govern(
@@ -109,6 +156,15 @@ class AiomysqlDriver(AsyncDriver, PyMySQLDriver):
         try:
             await cur.execute(sql, params)
             return cur.description, list(await cur.fetchall())
+        finally:
+            await cur.close()
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        # the effect guard and session switch are PyMySQL's (PyMySQLDriver); only the cursor is awaited
+        cur = await raw.cursor()
+        try:
+            await cur.execute(sql)
+            return list(await cur.fetchall()) if cur.description else []
         finally:
             await cur.close()
 

@@ -20,6 +20,7 @@ from aiosqlite.context import Result
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
 from governed_db.drivers import innermost
 from governed_db.drivers._async import AsyncDriver
+from governed_db.drivers.sqlite import SqliteDriver
 from governed_db.proxies import PrivateWithheld
 
 
@@ -113,7 +114,10 @@ class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
         )
 
 
-class AiosqliteDriver(AsyncDriver):
+class AiosqliteDriver(AsyncDriver, SqliteDriver):
+    """sqlite3 under a thread: the effect guard and ``PRAGMA query_only`` are sqlite3's (:class:`SqliteDriver`);
+    the transaction state is read from aiosqlite's own properties (``isolation_level``, ``in_transaction``)."""
+
     name = "aiosqlite"
     dialect = "sqlite"
     db_system = "sqlite"
@@ -138,6 +142,11 @@ class AiosqliteDriver(AsyncDriver):
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         async with raw.execute(sql, params if params is not None else []) as cur:
             return cur.description, list(await cur.fetchall())
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        # aiosqlite's cursor() is a Result to await; execute() on the connection makes and closes one
+        async with raw.execute(sql) as cur:
+            return list(await cur.fetchall()) if cur.description else []
 
 
 __all__ = ["AiosqliteConnection", "AiosqliteCursor", "AiosqliteDriver"]

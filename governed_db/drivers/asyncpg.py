@@ -30,7 +30,10 @@ from governed_db.async_proxies import govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
+from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import InvalidStatement
+from governed_db.guards import Query
+from governed_db.guards.session import judged_call_async
 from governed_db.pipeline import Governor
 from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
 from governed_db.results import ResultState
@@ -96,11 +99,13 @@ class GovernedRecord:
 class _Rows:
     """What the pipeline reads about one asyncpg call's result (there is no cursor)."""
 
-    __slots__ = ("description", "rowcount")
+    __slots__ = ("changed", "description", "rowcount")
 
     def __init__(self) -> None:
         self.description: Any = None
         self.rowcount: int | None = None
+        #: rows the command changed, from its status ("UPDATE 3"): what the effect guard measures
+        self.changed: int | None = None
 
     def from_records(self, records: list[Any]) -> None:
         self.rowcount = len(records)
@@ -111,8 +116,88 @@ class _Rows:
         self.description = [(a.name, None) for a in attributes] or None
 
     def from_status(self, status: Any) -> None:
-        tail = str(status).rsplit(" ", 1)[-1] if status else ""
-        self.rowcount = int(tail) if tail.isdigit() else None
+        self.rowcount = self.changed = status_count(status)
+
+
+def status_count(status: Any) -> int | None:
+    """The row count of a command status (``UPDATE 3``, ``INSERT 0 3``, b'DELETE 1'); None: none given."""
+    if isinstance(status, bytes):
+        status = status.decode("ascii", "replace")
+    tail = str(status).rsplit(" ", 1)[-1] if status else ""
+    return int(tail) if tail.isdigit() else None
+
+
+class _WithStatus:
+    """``fetch``/``fetchrow`` through asyncpg's ``_execute``, which also returns the command's status.
+
+    The public methods drop the status, and with it how many rows a write with RETURNING changed (the
+    effect guard's measure); ``_execute`` is what they call themselves. A bounded write through
+    ``fetchrow`` is fetched whole (one row at a time leaves the portal suspended, without a status).
+    Unknown keyword arguments go to the public method: the count is then unknown and a bounded write is
+    refused (fail closed).
+    """
+
+    __slots__ = ("args", "gov", "kwargs", "one", "public", "raw", "status")
+
+    def __init__(self, gov: Governor, raw: Any, args: tuple[Any, ...], kwargs: dict[str, Any], one: bool) -> None:
+        self.gov, self.raw, self.args, self.kwargs, self.one = gov, raw, args, kwargs, one
+        self.public = raw.fetchrow if one else raw.fetch
+        self.status: Any = None
+
+    async def __call__(self, sql: Any) -> Any:
+        execute = getattr(self.raw, "_execute", None)
+        if execute is None or not set(self.kwargs) <= {"timeout", "record_class"} or not isinstance(sql, str):
+            return await self.public(sql, *self.args, **self.kwargs)
+        limit = 1 if self.one and not _measured_write(self.gov, sql) else 0
+        records, self.status, _done = await execute(
+            sql, self.args, limit, self.kwargs.get("timeout"), return_status=True,
+            record_class=self.kwargs.get("record_class"),
+        )  # fmt: skip
+        if self.one:
+            return records[0] if records else None
+        return records
+
+
+async def _executemany(gov: Governor, entry: str, query: Any, args: list[Any], call: Any) -> Any:
+    """``executemany``: asyncpg reports no status, so only a plain ``INSERT ... VALUES`` has a known count.
+
+    Each execution of it inserts exactly its VALUES rows (or fails, and asyncpg's executemany is atomic),
+    so that is what the effect guard measures; any other write's count stays unknown (a bounded identity's
+    is refused, fail closed).
+    """
+    rows = _Rows()
+    per_run = _values_rows(gov, query) if isinstance(query, str) else None
+    if per_run is not None:
+        rows.changed = rows.rowcount = per_run * len(args)
+    return await govern(gov, entry, query, args, call, ResultState(rows, gov))
+
+
+def _values_rows(gov: Governor, sql: str) -> int | None:
+    """Rows one execution of ``sql`` inserts when it is a plain ``INSERT ... VALUES`` (no conflict clause)."""
+    from sqlglot import exp
+
+    from governed_db.sql.analysis import analyze
+
+    try:
+        statements = analyze(sql, gov.dialect).statements
+    except Exception:
+        return None
+    tree = statements[0].expression if len(statements) == 1 else None
+    if not isinstance(tree, exp.Insert) or tree.args.get("conflict") or tree.args.get("with_"):
+        return None
+    values = tree.expression
+    return len(values.expressions) if isinstance(values, exp.Values) else None
+
+
+def _measured_write(gov: Governor, sql: str) -> bool:
+    """``sql`` is a write the effect guard measures (analysis and shape are cached per text)."""
+    from governed_db.guards.effect import shape_of
+    from governed_db.sql.analysis import analyze
+
+    try:
+        return shape_of(analyze(sql, gov.dialect), gov.dialect).problem == ""
+    except Exception:
+        return False
 
 
 def record_out(st: ResultState, rec: Any) -> Any:
@@ -159,13 +244,17 @@ class _Runner:
 
     _self_gov: Governor
 
-    async def _self_records(self, entry: str, query: Any, params: Any, call: Any, attributes: Any = None) -> Any:
+    async def _self_records(
+        self, entry: str, query: Any, params: Any, call: Any, attributes: Any = None, status: Any = None
+    ) -> Any:
         gov = self._self_gov
         rows = _Rows()
         st = ResultState(rows, gov)
 
         async def run(sql: Any) -> Any:
             out = await call(sql)
+            if status is not None:
+                rows.changed = status_count(status())
             if attributes is not None:
                 rows.from_attributes(attributes())
             elif isinstance(out, list):
@@ -276,23 +365,33 @@ class GovernedPreparedStatement(_Runner, PrivateWithheld, wrapt.ObjectProxy[Any]
     async def fetch(self, *args: Any, **kwargs: Any) -> Any:
         ps = self.__wrapped__
         return await self._self_records(
-            "prepared.fetch", self._self_query, args or None, lambda _s: ps.fetch(*args, **kwargs), self._self_attrs
+            "prepared.fetch", self._self_query, args or None, lambda _s: ps.fetch(*args, **kwargs), self._self_attrs,
+            ps.get_statusmsg,
         )
 
     async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
         ps = self.__wrapped__
         return await self._self_records(
-            "prepared.fetchrow", self._self_query, args or None, lambda _s: ps.fetchrow(*args, **kwargs),
-            self._self_attrs,
+            "prepared.fetchrow", self._self_query, args or None, lambda _s: self._self_first(args, kwargs),
+            self._self_attrs, ps.get_statusmsg,
         )
 
     async def fetchval(self, *args: Any, column: Any = 0, **kwargs: Any) -> Any:
         ps = self.__wrapped__
         row = await self._self_records(
-            "prepared.fetchval", self._self_query, args or None, lambda _s: ps.fetchrow(*args, **kwargs),
-            self._self_attrs,
+            "prepared.fetchval", self._self_query, args or None, lambda _s: self._self_first(args, kwargs),
+            self._self_attrs, ps.get_statusmsg,
         )
         return None if row is None else row[column]
+
+    async def _self_first(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # a write the effect guard measures is fetched whole: one row at a time leaves it without a status
+        ps = self.__wrapped__
+        text = self._self_query
+        if isinstance(text, str) and _measured_write(self._self_gov, text):
+            records = await ps.fetch(*args, **kwargs)
+            return records[0] if records else None
+        return await ps.fetchrow(*args, **kwargs)
 
     async def fetchmany(self, args: Any, **kwargs: Any) -> Any:
         ps, args = self.__wrapped__, list(args)
@@ -302,8 +401,8 @@ class GovernedPreparedStatement(_Runner, PrivateWithheld, wrapt.ObjectProxy[Any]
 
     async def executemany(self, args: Any, **kwargs: Any) -> Any:
         ps, args = self.__wrapped__, list(args)
-        return await govern(self._self_gov, "prepared.executemany", self._self_query, args,
-                            lambda _s: ps.executemany(args, **kwargs))
+        return await _executemany(self._self_gov, "prepared.executemany", self._self_query, args,
+                                  lambda _s: ps.executemany(args, **kwargs))
 
     def cursor(self, *args: Any, **kwargs: Any) -> GovernedCursorFactory:
         ps = self.__wrapped__
@@ -339,27 +438,27 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         raw, args = self.__wrapped__, list(args)
         if args:
             check_placeholders(self._self_gov, command, args[0])
-        return await govern(self._self_gov, "connection.executemany", command, args,
-                            lambda sql: raw.executemany(sql, args, **kwargs))
+        return await _executemany(self._self_gov, "connection.executemany", command, args,
+                                  lambda sql: raw.executemany(sql, args, **kwargs))
 
     async def fetch(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         raw = self.__wrapped__
         check_placeholders(self._self_gov, query, args)
-        return await self._self_records("connection.fetch", query, args or None,
-                                        lambda sql: raw.fetch(sql, *args, **kwargs))
+        call = _WithStatus(self._self_gov, raw, args, kwargs, one=False)
+        return await self._self_records("connection.fetch", query, args or None, call, status=lambda: call.status)
 
     async def fetchrow(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         raw = self.__wrapped__
         check_placeholders(self._self_gov, query, args)
-        return await self._self_records("connection.fetchrow", query, args or None,
-                                        lambda sql: raw.fetchrow(sql, *args, **kwargs))
+        call = _WithStatus(self._self_gov, raw, args, kwargs, one=True)
+        return await self._self_records("connection.fetchrow", query, args or None, call, status=lambda: call.status)
 
     async def fetchval(self, query: Any, *args: Any, column: Any = 0, **kwargs: Any) -> Any:
         # read as the row it comes from, so the masked value (not the raw one) is picked
         raw = self.__wrapped__
         check_placeholders(self._self_gov, query, args)
-        row = await self._self_records("connection.fetchval", query, args or None,
-                                       lambda sql: raw.fetchrow(sql, *args, **kwargs))
+        call = _WithStatus(self._self_gov, raw, args, kwargs, one=True)
+        row = await self._self_records("connection.fetchval", query, args or None, call, status=lambda: call.status)
         return None if row is None else row[column]
 
     async def fetchmany(self, query: Any, args: Any, **kwargs: Any) -> Any:
@@ -428,6 +527,13 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         how = "COPY ... TO exports rows the database formats itself"
         refuse_masked_columns(gov, probe, [(a.name, None) for a in attrs], how)
 
+    # -- methods that change the session (docs/guardrails.md) -----------------------------------
+    async def reset(self, **kwargs: Any) -> Any:
+        # RESET ALL and friends: the session's read-only default goes with them, so it is set again after
+        raw = self.__wrapped__
+        return await judged_call_async(self._self_gov, "connection.reset", "RESET ALL",
+                                       lambda: raw.reset(**kwargs), resets=True)  # fmt: skip
+
     async def __aenter__(self) -> AsyncpgConnection:
         return self
 
@@ -444,10 +550,22 @@ def _table(table_name: Any, kwargs: dict[str, Any]) -> str:
     return name + (f" ({', '.join(quote_ident(c) for c in columns)})" if columns else "")
 
 
-class AsyncpgDriver(AsyncDriver):
+class AsyncpgDriver(PostgresSession, AsyncDriver):
+    """asyncpg: the PostgreSQL session rules of :class:`PostgresSession`, run with ``await``.
+
+    asyncpg has no autocommit switch: outside ``transaction()`` (or a ``BEGIN`` of the application's)
+    every statement commits on its own, so a bounded write there runs in a transaction the guard opens.
+    ``execute()`` without arguments is a simple query, so the guard's ``BEGIN``/``SAVEPOINT`` rides in the
+    statement's own round trip (one extra round trip per guarded write); with arguments (extended
+    protocol, one statement per message) it is sent before it (two).
+    """
+
     name = "asyncpg"
     dialect = "postgres"
     db_system = "postgresql"
+    fold_entries = frozenset({"connection.execute"})
+    #: prepare() parses on the server and runs nothing; each execution of the prepared statement is guarded
+    unrun_entries = frozenset({"connection.prepare"})
 
     def __init__(self, module: Any = None) -> None:
         if module is None:
@@ -500,6 +618,23 @@ class AsyncpgDriver(AsyncDriver):
         except Exception:  # metadata only; never fail a wrap over it
             pass
         return attrs
+
+    # -- the effect guard and the session (docs/guardrails.md) -----------------------------------
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        return "open" if raw.is_in_transaction() else "autocommit"
+
+    def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:
+        return f"{prefix}; {sql}" if params is None and isinstance(sql, str) else None
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        if isinstance(sql, Query):  # one statement whose rows governance reads
+            return [tuple(r) for r in await raw.fetch(str(sql))]
+        await raw.execute(sql)  # a simple query: may be several statements (``ROLLBACK TO ...; RELEASE ...``)
+        return []
+
+    def effect_rowcount(self, raw_cursor: Any) -> int | None:
+        # the command's status, never the number of records (a write without RETURNING returns none)
+        return raw_cursor.changed if isinstance(raw_cursor, _Rows) else None
 
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         n = 0

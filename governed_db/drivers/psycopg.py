@@ -480,6 +480,15 @@ class PsycopgDriver(PostgresSession, Driver):
             raw.cursor().execute(prefix)
             return invoke(sql)  # the results arrive at the pipeline's sync, before this block is left
 
+    def single_statements(self, raw: Any) -> bool:
+        # in the application's pipeline every statement is a prepared one: one command per text
+        return getattr(raw, "_pipeline", None) is not None
+
+    def guard_results(self, raw: Any) -> None:
+        pipeline = getattr(raw, "_pipeline", None)
+        if pipeline is not None:  # the result (or error) of governance's statement now, not at the app's sync
+            pipeline.sync()
+
     def transaction_state(self, gov: Any, raw: Any) -> str:
         if raw.autocommit:
             return "autocommit"

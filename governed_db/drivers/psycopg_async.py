@@ -27,6 +27,7 @@ from governed_db.async_proxies import (
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
 from governed_db.drivers.psycopg import PsycopgConnectionFacts, PsycopgDriver, PsycopgResults
+from governed_db.guards.session import judged_call_async
 from governed_db.proxies import PrivateWithheld, _params, check_placeholders, withhold_unplanned
 
 _END = object()
@@ -126,6 +127,21 @@ async def refuse_unmaskable_copy(gov: Any, text: str) -> None:
 class AsyncPsycopgConnection(PsycopgConnectionFacts, AsyncGovernedConnection):
     cursor_proxy = AsyncPsycopgCursor
 
+    # -- read_only=False makes psycopg open transactions with BEGIN READ WRITE: judged as that statement.
+    # autocommit needs no judging: PostgreSQL keeps the session's read-only default whichever way it is.
+    async def set_read_only(self, value: Any) -> Any:
+        raw = self.__wrapped__
+        if value is True:
+            return await raw.set_read_only(value)
+        return await judged_call_async(self._self_gov, "connection.set_read_only", "BEGIN READ WRITE",
+                                       lambda: raw.set_read_only(value))  # fmt: skip
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "read_only":  # psycopg's async connection refuses the setter itself (use set_read_only)
+            setattr(self.__wrapped__, name, value)
+            return
+        super().__setattr__(name, value)
+
     async def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
         cur = self.cursor(binary=True) if binary else self.cursor()
         return await cur.execute(query, params, prepare=prepare)
@@ -179,6 +195,23 @@ class AsyncPsycopgDriver(AsyncDriver, PsycopgDriver):
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        cur = raw.cursor()
+        try:
+            await cur.execute(sql)
+            pipeline = getattr(raw, "_pipeline", None)
+            if pipeline is not None:  # its result (or error) now, not at the application's next sync
+                await pipeline.sync()
+            return list(await cur.fetchall()) if cur.description else []
+        finally:
+            await cur.close()
+
+    async def run_after_async(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        # the guard's SAVEPOINT/BEGIN and the statement in one round trip (pipeline mode), as for sync psycopg
+        async with raw.pipeline():
+            await raw.cursor().execute(prefix)
+            return await invoke(sql)  # its results arrive at the pipeline's sync, before this block is left
 
 
 __all__ = ["AsyncPsycopgConnection", "AsyncPsycopgCursor", "AsyncPsycopgDriver"]

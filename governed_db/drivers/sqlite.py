@@ -112,10 +112,12 @@ class SqliteDriver(Driver):
         return "qmark"
 
     def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.in_transaction:  # also a BEGIN of the application's in autocommit mode (isolation_level None)
+            return "open"
         if raw.isolation_level is None or getattr(raw, "autocommit", -1) is True:
             return "autocommit"
         # legacy transaction control opens a transaction before a data change, so the guard does too
-        return "open" if raw.in_transaction else "implicit"
+        return "implicit"
 
     def open_guard(self, state: str) -> tuple[str, ...]:
         if state == "implicit":

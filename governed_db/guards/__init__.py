@@ -45,8 +45,20 @@ class Unread(str):
     __slots__ = ()
 
 
+class Query(str):
+    """Governance's SQL whose rows it reads (a probe, a catalog check): one statement, fetched.
+
+    Every other request may be several statements in one text (``ROLLBACK TO ...; RELEASE ...``) whose rows
+    nobody reads; drivers that run the two kinds differently (asyncpg) tell them apart by this type.
+    """
+
+    __slots__ = ()
+
+
 def steps(st: Statement) -> Steps | None:
     """The steps around the driver call for ``st``, or None when it needs none (the common case)."""
+    if st.entry in st.gov.driver.unrun_entries:
+        return None  # nothing runs (a statement prepared, not executed): judged again when it runs
     bounds = st.bounds
     read_only = bounds is not None and bounds.read_only
     switch = session.switch_sql(st)
@@ -105,9 +117,11 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
     while True:
         try:
             if request is RUN:
-                if st.prefix is not None:  # async drivers send governance's prefix on its own
-                    await gov.driver.guard_execute_async(raw, st.prefix)
-                outcome = reply = await invoke(st.sql)
+                prefix = st.prefix
+                if prefix is None:
+                    outcome = reply = await invoke(st.sql)
+                else:
+                    outcome = reply = await gov.driver.run_after_async(raw, prefix, invoke, st.sql)
             else:
                 reply = await gov.driver.guard_execute_async(raw, request)
         except BaseException as e:
@@ -125,4 +139,4 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
 # the guards themselves (they import RUN and Steps from here)
 from governed_db.guards import effect, session  # noqa: E402
 
-__all__ = ["RUN", "Unread", "drive", "drive_async", "effect", "session", "steps"]
+__all__ = ["RUN", "Query", "Unread", "drive", "drive_async", "effect", "session", "steps"]

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from governed_db.errors import GovernanceFault, GovernedDBError, GuardrailViolation, flavour
-from governed_db.guards import RUN, Steps
+from governed_db.guards import RUN, Query, Steps
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.sql.analysis import sqlglot_dialect
 
@@ -213,7 +213,7 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
     engine_sql = driver.engine_sql(gov, tables)
     if engine_sql is not None:
         try:
-            rows = yield engine_sql
+            rows = yield Query(engine_sql)
         except Exception as e:
             raise _fault(st, "checking the storage engine of the written tables", e) from e
         bad = driver.non_transactional(gov, rows)
@@ -230,9 +230,12 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
     keep = "" if whole else "COMMIT" if autocommit else driver.release_sql
     # a transaction that holds nothing of the application's (the guard's own, or the one the driver opened
     # for this write) is rolled back whole on a refusal: no lock or empty transaction is left behind
-    undo = ("ROLLBACK",) if whole or state in ("autocommit", "implicit") else driver.undo_sql()
+    # one statement per text (psycopg in pipeline mode speaks only the extended protocol): nothing is fused
+    single = driver.single_statements(raw)
+    undo = ("ROLLBACK",) if whole or state in ("autocommit", "implicit") else (
+        (driver.rollback_to_sql, driver.release_sql) if single else driver.undo_sql())
     st_note = _WHOLE_TXN.format(driver.name) if whole else ""
-    if opening and st.entry == "cursor.execute":  # the bracket opens in the statement's own round trip
+    if opening and st.entry in driver.fold_entries:  # the bracket opens in the statement's own round trip
         folded = driver.fold_into(st.sql, st.params, opening[0])
         if folded is not None:
             st.sql = folded
@@ -269,7 +272,7 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
     if mode != "insert" and changed > 1:
         probe = _probe_sql(driver, tables, mode, changed, rendered)
         # fused only where a violation is always refused: its error aborts the bracket, nothing can be kept
-        fusable = not over and keep and bounds.whole_table is Action.DENY
+        fusable = not over and keep and bounds.whole_table is Action.DENY and not single
         fused = driver.fused_probe(probe, _violation_sql(mode, changed), keep) if fusable else None
         if fused is not None:
             try:
@@ -285,7 +288,7 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
                 return  # no violation: the write was kept in the same round trip
         else:
             try:
-                rows = yield probe
+                rows = yield Query(probe)
             except Exception as e:
                 yield from _undo(st, undo, e)
                 raise _fault(st, "measuring the effect of a bounded write", e) from e

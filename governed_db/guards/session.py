@@ -18,7 +18,7 @@ the analyser alone (``docs/guardrails.md``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -164,10 +164,22 @@ def judged_call(gov: Any, entry: str, sql: str, call: Callable[[], Any], *, rese
     return out
 
 
+async def judged_call_async(
+    gov: Any, entry: str, sql: str, call: Callable[[], Awaitable[Any]], *, resets: bool = False
+) -> Any:
+    """:func:`judged_call` for an async driver's method (``await call()`` is the driver call)."""
+    from governed_db.pipeline import run_async
+
+    out = await run_async(gov, entry, sql, None, lambda _s: call())
+    if resets:
+        gov.session_state = None
+    return out
+
+
 def reconnected(gov: Any, before: Any, after: Any) -> None:
     """A driver reconnected under the proxy (``ping(reconnect=True)``): the new session starts read-write."""
     if before != after:
         gov.session_state = None
 
 
-__all__ = ["AS_CONNECTED", "RULE", "SessionState", "claims_of", "judged_call", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
+__all__ = ["AS_CONNECTED", "RULE", "SessionState", "claims_of", "judged_call", "judged_call_async", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
