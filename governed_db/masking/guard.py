@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 from governed_db.identity import Identity
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.plan import Access
-from governed_db.masking.strategies import looks_masked
+from governed_db.masking.strategies import any_looks_masked
 from governed_db.masking.strategies.spans import scrub_text
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.sql.analysis import Analysis
@@ -84,18 +85,14 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         state.remember_hot(
             state.hot_uses, analysis, (analysis, identity, version, until, (analysis, identity))
         )
-    if facts.writes:
-        values = list(facts.written_literals)
-        values.extend(_param_strings(params))
-        for v in values:
-            if looks_masked(v):
-                return RuleHit(
-                    WRITE_BACK_RULE,
-                    Action.DENY,
-                    "the statement writes a masked placeholder back to the database, which would destroy the real value",
-                    "write real values only: re-read the row through an identity allowed to see it, or leave "
-                    "the column out of the statement",
-                )
+    if facts.writes and any_looks_masked(chain(facts.written_literals, _param_strings(params))):
+        return RuleHit(
+            WRITE_BACK_RULE,
+            Action.DENY,
+            "the statement writes a masked placeholder back to the database, which would destroy the real value",
+            "write real values only: re-read the row through an identity allowed to see it, or leave "
+            "the column out of the statement",
+        )
     return None
 
 
