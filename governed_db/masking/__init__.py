@@ -93,9 +93,9 @@ def _plan_slow(
     # read once: DDL on another thread may bump it meanwhile, and the hot entry must carry the version the
     # plan was built under, or a plan of the old schema would pass for one of the new
     version = state.version
-    key = ("plan", analysis.sql, version, identity, tuple(names))
+    key = ("plan", analysis.key, version, identity, tuple(names))
     found = state.recall(key)
-    until = state.memo.get(key, (0.0, None))[0]
+    until = state.memo.peek(key, (0.0, None))[0]
     if found is MISSING:
         access = Access(state, identity)
         maskers = None if access.everything else build_maskers(names, state.facts_for(analysis), access)

@@ -69,7 +69,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     ):
         return None
     version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
-    key = ("uses", analysis.sql, version, identity)
+    key = ("uses", analysis.key, version, identity)
     verdict = state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
@@ -81,7 +81,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if not facts.writes and not any(s.kind == "ddl" for s in analysis.statements):
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
-        until = state.memo.get(key, (0.0, None))[0]
+        until = state.memo.peek(key, (0.0, None))[0]
         state.remember_hot(
             state.hot_uses, analysis, (analysis, identity, version, until, (analysis, identity))
         )
