@@ -94,7 +94,7 @@ def _key(params: Any) -> Any:
 
 def _table_nodes(gov: Governor, sql: Any) -> tuple[exp.Table, ...]:
     """The tables ``sql`` names (CTE names left out), cached per statement text."""
-    from governed_db.sql.analysis import analyze
+    from governed_db.sql.shapes import analysis_for
 
     cache: LRU[str, tuple[exp.Table, ...]] | None = gov.state.get("async_tables")
     if cache is None:
@@ -105,7 +105,7 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[exp.Table, ...]:
         return found
     nodes: list[exp.Table] = []
     try:
-        analysis = analyze(text, gov.dialect)
+        analysis = analysis_for(text, gov.dialect)
     except Exception:
         return ()  # begin() judges (and refuses) what cannot be analysed
     for stmt in analysis.statements:

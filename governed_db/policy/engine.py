@@ -109,8 +109,9 @@ class Policy:
         return replace(self, extra_rules=(*self.extra_rules, *extra))
 
     def evaluate(self, analysis: Analysis, *, identity: Identity | None, environment: str) -> Decision:
-        # literal SQL judged by its shape shares the shape's decision (governed_db.sql.shapes)
-        key = (analysis.key, analysis.dialect, identity, environment)
+        # literal SQL judged by its shape shares the shape's decision (governed_db.sql.shapes); its length is
+        # the one fact of the text itself a rule reads (statement-size)
+        key = (analysis.key, analysis.size, analysis.dialect, identity, environment)
         rules = self.active_rules()
         cache = self._cache
         hit = cache.get(key)
