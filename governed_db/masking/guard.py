@@ -124,6 +124,11 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access) -> RuleHi
 
 
 def _param_strings(params: Any, depth: int = 0) -> Iterator[str]:
+    if depth == 0 and type(params) in (list, tuple) and all(type(row) in (list, tuple) for row in params):
+        # executemany's rows of values (the common shape): the strings of each row, without a generator per
+        # value; values nested deeper than a row's are not looked into, as below
+        yield from (v for row in params for v in row if isinstance(v, str))
+        return
     if params is None or depth > 2:
         return
     if isinstance(params, str):
