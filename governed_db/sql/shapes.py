@@ -185,7 +185,9 @@ def _shaped(sql: str, dialect: str) -> Analysis | None:
         return None
     if template is _UNSHARED:
         return None
-    return Analysis(sql, dialect, template.statements, template.normalized, template.error, template.flags, key)
+    # every field of the template (facts added to Analysis later included), with this text's own sql
+    shared: Analysis = dataclasses.replace(template, sql=sql, shape=key)
+    return shared
 
 
 def _eligible(a: Analysis) -> bool:
