@@ -287,10 +287,12 @@ def scenario_psycopg(n: int, rounds: int, tmp: str) -> dict[str, Any]:
         return c
 
     sql = POINT.replace("?", "%s")
-    variants = {"raw": (_point(conn(), sql), n), "governed default": (_point(_wrap(conn(), tmp, "pg"), sql), n)}
+    variants = {"raw": (_point(conn(), sql), n), "governed default": (_point(_wrap(conn(), tmp, "pg"), sql), n),
+                "governed audit=False": (_point(_wrap(conn(), tmp, "pgx", audit=False), sql), n)}
     res = _interleaved(variants, rounds)
     return {"us": res, "ratios": {"psycopg loopback, governed default / raw [<= 1.5 (1.2)]":
-                                  res["governed default"] / res["raw"]}}
+                                  res["governed default"] / res["raw"],
+                                  "psycopg loopback, governed audit=False / raw": res["governed audit=False"] / res["raw"]}}
 
 
 def scenario_pymysql(n: int, rounds: int, tmp: str) -> dict[str, Any]:
@@ -308,12 +310,14 @@ def scenario_pymysql(n: int, rounds: int, tmp: str) -> dict[str, Any]:
                         [(i, f"item {i}", i * 1.5) for i in range(1000)])
     sql = f"SELECT id, name, price FROM {table} WHERE id = %s"
     try:
-        variants = {"raw": (_point(conn(), sql), n), "governed default": (_point(_wrap(conn(), tmp, "my"), sql), n)}
+        variants = {"raw": (_point(conn(), sql), n), "governed default": (_point(_wrap(conn(), tmp, "my"), sql), n),
+                    "governed audit=False": (_point(_wrap(conn(), tmp, "myx", audit=False), sql), n)}
         res = _interleaved(variants, rounds)
     finally:
         with setup.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
-    return {"us": res, "ratios": {"PyMySQL loopback, governed default / raw": res["governed default"] / res["raw"]}}
+    return {"us": res, "ratios": {"PyMySQL loopback, governed default / raw": res["governed default"] / res["raw"],
+                                  "PyMySQL loopback, governed audit=False / raw": res["governed audit=False"] / res["raw"]}}
 
 
 def scenario_memory(count: int, tmp: str) -> dict[str, Any]:
