@@ -91,10 +91,10 @@ class MaskingState:
         self.lock = threading.RLock()
         #: the statement this thread is running (set by the predicate guard, read when an error is scrubbed)
         self.current = threading.local()
-        #: hot-path caches keyed by ``id(analysis)`` (analyses are cached objects, so a repeated statement is
-        #: the same object): entries hold the analysis itself (checked with ``is``, so a recycled id never
-        #: matches), the identity, the schema version and a good-until time, and answer without hashing
-        #: the statement text or the identity
+        #: hot-path caches keyed by ``id(analysis.statements)`` (analyses are cached objects, so a repeated
+        #: statement has the same statements; every text of a literal shape shares its template's): entries hold
+        #: the statements tuple itself (checked with ``is``, so a recycled id never matches), the identity, the
+        #: schema version and a good-until time, and answer without hashing the statement text or the identity
         self.hot_plans: dict[int, tuple[Any, ...]] = {}
         self.hot_uses: dict[int, tuple[Any, ...]] = {}
         self._active_for: tuple[str, bool] | None = None
@@ -113,7 +113,7 @@ class MaskingState:
         with self.lock:
             if len(cache) >= _HOT_CACHE:
                 cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
-            cache[id(analysis)] = entry
+            cache[id(analysis.statements)] = entry
 
     # -- tables ----------------------------------------------------------------------------------
     def invalidate(self) -> None:

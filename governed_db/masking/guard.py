@@ -83,7 +83,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
         state.remember_hot(
-            state.hot_uses, analysis, (analysis, identity, version, until, (analysis, identity))
+            state.hot_uses, analysis, (analysis.statements, identity, version, until)
         )
     if facts.writes and any_looks_masked(chain(facts.written_literals, _param_strings(params))):
         return RuleHit(

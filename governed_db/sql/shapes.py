@@ -50,6 +50,7 @@ differential test that catches a violation.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import threading
@@ -65,6 +66,7 @@ from governed_db.sql.analysis import Analysis, StatementInfo, analyze, sqlglot_d
 MAX_CHARS = 4096
 _PLAIN_NUMBER = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,18})?")
 _PLAIN_STRING = re.compile(r"[A-Za-z0-9 _.,@:+=-]{0,64}")
+_CANDIDATES = frozenset({TokenType.NUMBER, TokenType.STRING})
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _CONNECTIVES = (exp.And, exp.Or, exp.Not, exp.Paren)
 _FACT_FIELDS = tuple(f.name for f in dataclasses.fields(StatementInfo) if f.name != "expression")
@@ -150,7 +152,7 @@ def _shaped(sql: str, dialect: str) -> Analysis | None:
     for tok in tokens:
         if tok.comments:
             return None  # comments (executable ones, hints) are analysed with their text
-        if _plain(sql, tok):
+        if tok.token_type in _CANDIDATES and _plain(sql, tok):
             parts.append(sql[last : tok.start])
             parts.append("\x00n" if tok.token_type == TokenType.NUMBER else "\x00s")
             last = tok.end + 1
@@ -186,7 +188,9 @@ def _shaped(sql: str, dialect: str) -> Analysis | None:
     if template is _UNSHARED:
         return None
     # every field of the template (facts added to Analysis later included), with this text's own sql
-    shared: Analysis = dataclasses.replace(template, sql=sql, shape=key)
+    shared: Analysis = copy.copy(template)
+    object.__setattr__(shared, "sql", sql)  # a fresh object, frozen to everyone else
+    object.__setattr__(shared, "shape", key)
     return shared
 
 
