@@ -264,3 +264,40 @@ def test_identities_do_not_share_decisions_through_a_shape() -> None:
         boss.execute(f"SELECT amount FROM payroll WHERE id = {i}").fetchall()
     with pytest.raises(governed_db.GuardrailViolation):
         intern.execute("SELECT amount FROM payroll WHERE id = 9").fetchall()
+
+
+# -- real servers -------------------------------------------------------------------------------------------
+
+
+def _server_customers(conn: Any, table: str) -> None:
+    cur = conn.cursor()
+    cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, email varchar(100), ssn varchar(20), city varchar(40))")
+    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)",
+                    [(i, f"alice{i}@example.com", f"{100 + i:03d}-45-{1000 + i}", "Springfield") for i in range(40)])
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_literal_reads_on_servers_stay_masked_and_guarded(
+    server: str, request: pytest.FixtureRequest, unique: str
+) -> None:
+    """PostgreSQL (psycopg) and MariaDB (PyMySQL): literal point reads of one shape are masked, predicates on
+    masked columns refused, and a dialect-specific literal keeps its own judgement."""
+    raw = request.getfixturevalue("pg_conn" if server == "postgres" else "mysql_conn")
+    table = f"shape_{unique}"
+    _server_customers(raw, table)
+    try:
+        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        cur = conn.cursor()
+        for i in range(8):
+            cur.execute(f"SELECT id, email, ssn, city FROM {table} WHERE id = {i} AND city = 'Springfield'")
+            rows = cur.fetchall()
+            assert len(rows) == 1 and rows[0][0] == i and rows[0][3] == "Springfield"
+            assert f"alice{i}@example.com" not in repr(rows) and f"-45-{1000 + i}" not in repr(rows)
+        for i in range(4):
+            with pytest.raises(governed_db.GuardrailViolation):
+                cur.execute(f"SELECT id FROM {table} WHERE ssn = '{100 + i:03d}-45-{1000 + i}'")
+        special = "E'Springfield'" if server == "postgres" else "X'537072696e676669656c64'"
+        cur.execute(f"SELECT id, city FROM {table} WHERE id = 3 AND city = {special}")
+        assert [tuple(r) for r in cur.fetchall()] == [(3, "Springfield")]
+    finally:
+        raw.cursor().execute(f"DROP TABLE {table}")
