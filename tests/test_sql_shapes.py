@@ -301,3 +301,34 @@ def test_literal_reads_on_servers_stay_masked_and_guarded(
         assert [tuple(r) for r in cur.fetchall()] == [(3, "Springfield")]
     finally:
         raw.cursor().execute(f"DROP TABLE {table}")
+
+
+def test_approval_binds_to_the_exact_literal_text(tmp_path: Any) -> None:
+    """An approval granted for `... WHERE id = 1` runs that text once; another text of its shape stays refused."""
+    from governed_db import approvals
+    from governed_db.errors import ApprovalRequired
+    from governed_db.policy import Policy
+    from governed_db.policy.decision import Action, RuleHit
+
+    def reads_need_review(stmt: Any, ctx: Any) -> RuleHit | None:
+        return RuleHit("read-review", Action.REQUIRE_APPROVAL, "reads need a reviewer") if stmt is not None else None
+
+    db, store = str(tmp_path / "app.db"), str(tmp_path / "approvals.sqlite3")
+    raw = sqlite3.connect(db)
+    raw.execute("CREATE TABLE t (id INTEGER, v TEXT)")
+    raw.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(1, 6)])
+    raw.commit()
+    conn = governed_db.wrap(raw, identity=governed_db.Identity("alice"), environment="production", audit=False,
+                            policy=Policy(name="review", rules=(reads_need_review,)), approvals={"store": store})
+    requests = {}
+    for i in (1, 2, 3, 4):  # the shape is learnt and shared meanwhile
+        with pytest.raises(ApprovalRequired) as err:
+            conn.execute(f"SELECT v FROM t WHERE id = {i}").fetchall()
+        requests[i] = err.value.request_id
+    assert len(set(requests.values())) == 4  # one request per exact text
+    approvals.approve(requests[1], reviewer=governed_db.Identity("bob", roles=("dba",)), store=store)
+    with pytest.raises(ApprovalRequired):
+        conn.execute("SELECT v FROM t WHERE id = 4").fetchall()
+    assert conn.execute("SELECT v FROM t WHERE id = 1").fetchall() == [("v1",)]
+    with pytest.raises(ApprovalRequired):
+        conn.execute("SELECT v FROM t WHERE id = 1").fetchall()  # used once
