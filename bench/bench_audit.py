@@ -1,6 +1,8 @@
 """Audit store append throughput, with the SIGKILL guarantee (one write() per record before returning).
 
     python bench/bench_audit.py [N]          (BENCH_REPEATS=3: best of 3 runs per row)
+    python bench/bench_audit.py record       (one record's cost: interleaved ratios to the floor)
+    python bench/bench_audit.py callgrind [N] (the same as instruction counts, under valgrind)
 
 Prints records/s for: the hash-chained store (single thread, 4 threads, 2
 processes), the full span path (SDK span -> processor -> store), fsync on every
@@ -161,7 +163,174 @@ def bench_sqlite(path: Path, n: int) -> float:
     return rate(n, c.wall)
 
 
+# -- the cost of one record, measured as ratios in one interleaved run (and as instruction counts) ------------
+
+def _variants(d: Path) -> dict[str, Any]:
+    """name -> a function doing ONE unit of work; all share this process, so they are timed interleaved."""
+    import hashlib
+
+    import orjson
+
+    from governed_db.telemetry import AuditOnlySpan
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    fd = os.open(d / "floor.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    counter = [0]
+
+    def floor() -> None:
+        # the floor: one canonical encoding, one SHA-256, one write() - a durable, SIGKILL-safe chained record
+        counter[0] += 1
+        b = body(counter[0])
+        b["seq"], b["prev"] = counter[0], "0" * 64
+        line = orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(line).hexdigest()
+        os.write(fd, line[:-1] + b',"hash":"' + digest.encode() + b'"}\n')
+
+    v1 = AuditStore(d / "v1.jsonl", fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    v2 = AuditStore(d / "v2.jsonl", fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    v2k = AuditStore(d / "v2k.jsonl", key="bench-key", fsync_interval=None, checkpoint_interval=None,
+                     idle_close=None)
+    proc = AuditSpanProcessor(AuditStore(d / "stmt.jsonl", key="bench-key", fsync_interval=None,
+                                         checkpoint_interval=None, idle_close=None))
+    attrs = dict(ATTRS)
+    del attrs["governed_db.masked_columns"]
+
+    def statement() -> None:
+        # what a governed statement now records: intent at span start, outcome at its end
+        span = AuditOnlySpan(proc, "SELECT customers", SpanKind.CLIENT, None, attrs, None)
+        span.set_attribute("governed_db.rows_affected", 1)
+        span.set_status(Status(StatusCode.UNSET))
+        span.end()
+
+    class _OneRecordAtEnd(AuditSpanProcessor):
+        """governed_db 0.1's design, for comparison: one format-1 record when the span ends."""
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            return None
+
+        def on_end(self, span: Any) -> None:
+            rec = records.span_body(span, pid=1)
+            rec["v"] = 1
+            self.store.append(rec)
+
+    old = _OneRecordAtEnd(AuditStore(d / "old.jsonl", key="bench-key", fsync_interval=None,
+                                     checkpoint_interval=None, idle_close=None))
+
+    def statement_old() -> None:
+        span = AuditOnlySpan(old, "SELECT customers", SpanKind.CLIENT, None, attrs, None)
+        span.set_attribute("governed_db.rows_affected", 1)
+        span.set_status(Status(StatusCode.UNSET))
+        span.end()
+
+    def store_v1() -> None:
+        counter[0] += 1
+        v1.append(body(counter[0]))
+
+    def store_v2() -> None:
+        counter[0] += 1
+        b = body(counter[0])
+        b["v"] = 2
+        v2.append(b)
+
+    def store_v2_key() -> None:
+        counter[0] += 1
+        b = body(counter[0])
+        b["v"] = 2
+        v2k.append(b)
+
+    def build_only() -> None:
+        counter[0] += 1
+        body(counter[0])
+
+    import sqlite3 as _sqlite3
+
+    import governed_db
+
+    def governed(audit: Any) -> Any:
+        raw = _sqlite3.connect(":memory:")
+        raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT)")
+        raw.execute("INSERT INTO customers VALUES (1, 'eu')")
+        return governed_db.wrap(raw, audit=audit, identity=governed_db.Identity("bench"), environment="production")
+
+    with_audit = governed({"path": str(d / "wrapped.jsonl"), "key": "bench-key"})
+    without = governed(False)
+
+    def select_audited() -> None:
+        with_audit.execute("SELECT region FROM customers WHERE id = ?", (1,)).fetchall()
+
+    def select_unaudited() -> None:
+        without.execute("SELECT region FROM customers WHERE id = ?", (1,)).fetchall()
+
+    return {"build the body dict (subtracted)": build_only, "floor: orjson + sha256 + write()": floor,
+            "store append, format 1 (0.1 encoding)": store_v1, "store append, format 2": store_v2,
+            "store append, format 2 + key (tag)": store_v2_key,
+            "statement: intent + outcome (key)": statement,
+            "statement, 0.1 design: one format-1 record": statement_old,
+            "statement: governed sqlite SELECT, audit on": select_audited,
+            "statement: governed sqlite SELECT, audit=False": select_unaudited}
+
+
+def record_cost(rounds: int = 30, batch: int = 500) -> None:
+    """Median microseconds per unit over interleaved rounds, and the ratio to the floor."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as d:
+        variants = _variants(Path(d))
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(rounds):
+            for name, fn in variants.items():  # interleaved: every variant sees the same machine load
+                t = time.perf_counter()
+                for _ in range(batch):
+                    fn()
+                times[name].append((time.perf_counter() - t) / batch * 1e6)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med.pop("build the body dict (subtracted)")
+    floor = med["floor: orjson + sha256 + write()"] - base
+    print(f"load average: {os.getloadavg()[0]:.1f}; median of {rounds} interleaved rounds of {batch}")
+    print(f"{'unit of work':<44} {'us':>7} {'x floor':>8}")
+    for name, us in med.items():
+        own = us - base if "statement" not in name else us
+        print(f"{name:<44} {own:>7.2f} {own / floor:>8.2f}")
+
+
+def callgrind(n: int = 3000) -> None:
+    """Instructions per unit (valgrind --tool=callgrind, N units minus 0 units): independent of machine load."""
+    import re
+    import subprocess
+
+    here = Path(__file__).resolve()
+    names = list(_variants(Path(tempfile.mkdtemp())).keys())
+
+    def instructions(index: int, count: int) -> int:
+        code = (f"import sys, tempfile; sys.path.insert(0, {str(here.parent)!r}); import bench_audit as b; "
+                f"from pathlib import Path; v = list(b._variants(Path(tempfile.mkdtemp())).values())[{index}]\n"
+                f"for _ in range({count}): v()")
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                              "-c", code], capture_output=True, text=True, env=dict(os.environ))
+        m = re.search(r"Collected : (\d+)", out.stderr)
+        if not m:
+            raise RuntimeError(out.stderr[-2000:])
+        return int(m.group(1))
+
+    per = {}
+    for i, name in enumerate(names):
+        per[name] = (instructions(i, n) - instructions(i, 0)) / n
+    base = per.pop(names[0])
+    floor = per["floor: orjson + sha256 + write()"] - base
+    print(f"instructions per unit (callgrind, {n} units minus none)")
+    print(f"{'unit of work':<44} {'instructions':>12} {'x floor':>8}")
+    for name, ir in per.items():
+        own = ir - base if "statement" not in name else ir
+        print(f"{name:<44} {own:>12,.0f} {own / floor:>8.2f}")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "record":
+        record_cost()
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "callgrind":
+        callgrind(int(sys.argv[2]) if len(sys.argv) > 2 else 3000)
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     cases: list[tuple[str, Any, int]] = [
         ("bare JSONL append (no chain, no lock) - baseline", lambda d: bench_bare_jsonl(d / "bare.jsonl", n), n),

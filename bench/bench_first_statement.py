@@ -39,12 +39,20 @@ print(json.dumps({"import": t1 - t0, "first": t2 - t0, "first_after_import": t2 
 
 def make_db(path: str) -> None:
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, ssn TEXT, phone TEXT, notes TEXT)")
+    db.execute(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, ssn TEXT, phone TEXT, notes TEXT)"
+    )
     db.executemany(
         "INSERT INTO customers VALUES (?,?,?,?,?,?)",
         [
-            (i, f"Customer {i}", f"alice{i}@example.com", f"536-22-{8000 + i:04d}", f"+1 415-555-{i % 10000:04d}",
-             f"called about order {i}; reach me at bob{i}@corp.io")
+            (
+                i,
+                f"Customer {i}",
+                f"alice{i}@example.com",
+                f"536-22-{8000 + i:04d}",
+                f"+1 415-555-{i % 10000:04d}",
+                f"called about order {i}; reach me at bob{i}@corp.io",
+            )
             for i in range(200)
         ],
     )
@@ -68,7 +76,9 @@ def main() -> None:
             samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     for key in ("import", "first"):
         values = [s[key] for s in samples]
-        print(f"{key:>6}: median {statistics.median(values) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms")
+        print(
+            f"{key:>6}: median {statistics.median(values) * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms"
+        )
     print("heavy modules loaded:", sorted({m for s in samples for m in s["heavy"]}) or "none")
     print("first row masked:", all(s["masked"] for s in samples))
 

@@ -2,7 +2,7 @@
 
     conn = governed_db.wrap(sqlite3.connect("app.db"), identity=governed_db.Identity("bot", kind="agent"))
 
-Heavy parts (the OpenTelemetry SDK, Presidio, the drivers) load lazily, so
+Heavy parts (the OpenTelemetry SDK, phone-number parsing, the drivers) load lazily, so
 ``import governed_db`` stays fast.
 """
 
@@ -25,6 +25,7 @@ from governed_db.policy.decision import Action, Decision, RuleHit
 
 if TYPE_CHECKING:
     from governed_db.api import govern_module, unwrap, wrap
+    from governed_db.otel import instrument_dbapi
     from governed_db.policy import Policy, evaluate
 
 _LAZY = {
@@ -45,6 +46,7 @@ _LAZY = {
     "RuleSpec": "governed_db.policy.rules",
     "Finding": "governed_db.policy.rules",
     "AuditStore": "governed_db.audit",
+    "instrument_dbapi": "governed_db.otel",
     # `%load_ext governed_db` (IPython looks these up on the package; not in __all__: IPython is optional)
     "load_ipython_extension": "governed_db.integrations.jupyter",
     "unload_ipython_extension": "governed_db.integrations.jupyter",
@@ -90,6 +92,7 @@ __all__ = [
     "evaluate",
     "govern_module",
     "identity_from_token",
+    "instrument_dbapi",
     "load_policy",
     "register_rule",
     "unwrap",

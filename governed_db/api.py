@@ -8,6 +8,7 @@ from typing import Any
 from governed_db.audit import audit_processor
 from governed_db.drivers import Driver, driver_for, innermost
 from governed_db.errors import ConfigurationError
+from governed_db.metrics import StatementMetrics
 from governed_db.pipeline import Governor
 from governed_db.settings import Settings, build_settings
 from governed_db.telemetry import recorder_for
@@ -83,6 +84,7 @@ def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
     )
     gov = Governor(conn, driver, settings, recorder)
     gov.audit = processor
+    gov.metrics = StatementMetrics(settings.option("meter_provider"), recorder.static)
     _apply_application_name(raw, gov)
     proxy = driver.connection_proxy(conn, gov)
     on_wrap = getattr(driver, "on_wrap", None)

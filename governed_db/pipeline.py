@@ -4,6 +4,8 @@ Every way SQL enters a governed connection becomes a :class:`Statement`,
 whose steps read top to bottom::
 
     begin():      resolve identity -> analyse -> decide -> (approval) -> tag
+    steps():      governance's own SQL around the driver call, when the identity's
+                  writes are bounded or its session read-only (governed_db.guards)
     the proxy:    run on the driver (sync, or awaited by an async proxy)
     succeeded():  plan masking from cursor.description -> record
     end():        the record is complete
@@ -24,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from governed_db import approvals, masking
+from governed_db import approvals, guards, masking
 from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
     ConfigurationError,
@@ -34,6 +36,7 @@ from governed_db.errors import (
     InvalidStatement,
     flavour,
 )
+from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import _current as _current_identity
 from governed_db.policy import load_policy
@@ -46,6 +49,9 @@ from governed_db.telemetry import Recorder
 
 if TYPE_CHECKING:
     from governed_db.drivers import Driver
+    from governed_db.guards import Steps
+    from governed_db.guards.session import SessionState
+    from governed_db.policy.settings import WriteBounds
     from governed_db.results import ResultState
 
 log = logging.getLogger("governed_db")
@@ -71,9 +77,26 @@ class Governor:
         self.limiter = getattr(self.policy, "limiter", None)
         #: the audit span processor, when this connection records to a local store
         self.audit: Any = None
+        #: OpenTelemetry metrics (governed_db.metrics.StatementMetrics), set at wrap time
+        self.metrics: Any = None
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
+        #: what governed_db set on the session (read-only, role, claims); None: unknown, set it again
+        self.session_state: SessionState | None = guard_session.AS_CONNECTED
+        self._bounds: dict[Identity, WriteBounds | None] = {}
+
+    def bounds_for(self, identity: Identity) -> WriteBounds | None:
+        """How the policy bounds ``identity``'s writes here (None: not at all); cached per identity."""
+        try:
+            return self._bounds[identity]
+        except KeyError:
+            pass
+        found = self.policy.settings.write_bounds(self.environment, identity, self.dialect)
+        if len(self._bounds) > 256:
+            self._bounds.clear()
+        self._bounds[identity] = value = found if found.active else None
+        return value
 
     def begin(self, entry: str, sql: Any, params: Any, result: ResultState | None = None) -> Statement:
         """Judge one statement; the :class:`Statement` to run, or the (recorded) refusal raised."""
@@ -110,6 +133,11 @@ class Governor:
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
         if masked is not None:
             extra.append(masked)
+        bounds = self._bounds.get(identity) if identity in self._bounds else self.bounds_for(identity)
+        if bounds is not None:
+            switch = guard_session.refusal_hit(analysis, bounds)
+            if switch is not None:
+                extra.append(switch)
         if extra:
             decision = Decision.combine(
                 (*decision.hits, *extra),
@@ -203,7 +231,11 @@ class Statement:
 
         st = gov.begin(entry, sql, params, result)
         try:
-            outcome = driver_call(st.sql)      # or: await driver_call(st.sql)
+            plan = st.steps()                  # governance's own SQL around the call (None: usually)
+            if plan is None:
+                outcome = driver_call(st.sql)  # or: await driver_call(st.sql)
+            else:
+                outcome = guards.drive(st, plan, driver_call)  # or: await guards.drive_async(...)
             st.succeeded()
         except BaseException as e:
             st.failed(e)
@@ -212,7 +244,8 @@ class Statement:
             st.end()
     """
 
-    __slots__ = ("analysis", "decision", "gov", "identity", "result", "span", "sql", "token")
+    __slots__ = ("analysis", "bounds", "decision", "entry", "error", "gov", "grant", "identity", "params",
+                 "prefix", "result", "span", "sql", "started", "text", "token")  # fmt: skip
 
     def __init__(
         self,
@@ -224,8 +257,22 @@ class Statement:
         span: Any,
         token: Any,
         result: ResultState | None,
+        entry: str = "cursor.execute",
+        params: Any = None,
+        text: str = "",
+        bounds: WriteBounds | None = None,
     ) -> None:
         self.gov = gov
+        self.entry = entry
+        self.params = params
+        #: the statement text as analysed (what approvals hash)
+        self.text = text
+        #: how the policy bounds this identity's writes and session (None: not at all)
+        self.bounds = bounds
+        #: the approval grant consumed when the statement was judged (its effect ceiling binds the guard)
+        self.grant: Any = None
+        #: governance's SQL the driver sends in the statement's own round trip (a pipelined savepoint)
+        self.prefix: str | None = None
         #: the statement to send to the driver (tagged when sqlcommenter is on)
         self.sql = sql
         self.analysis = analysis
@@ -234,6 +281,28 @@ class Statement:
         self.span = span
         self.token = token
         self.result = result
+        #: for the duration metric: when the driver call started, and how the statement ended
+        self.started = time.perf_counter()
+        self.error: BaseException | None = None
+
+    def steps(self) -> Steps | None:
+        """Governance's own steps around the driver call (effect guard, session switch); None: just run it.
+
+        A proxy with steps drives them with :func:`governed_db.guards.drive` (or ``drive_async``) instead
+        of calling the driver itself; they yield the statement back to it to run.
+        """
+        if self.bounds is None and self.gov.session_state is guard_session.AS_CONNECTED:
+            return None  # the hot path: an unbounded identity on a session governed_db never switched
+        return guards.steps(self)
+
+    def decided(self, decision: Decision) -> None:
+        """What was measured decided again (the effect guard): the record carries the new decision."""
+        self.decision = decision
+        span = self.span
+        if span is not None and span.is_recording():
+            span.set_attributes({"governed_db.decision": decision.action.value,
+                                 "governed_db.rules": list(decision.rules),
+                                 "governed_db.reason": decision.reason})  # fmt: skip
 
     # 7. plan masking for the result, once; record success
     def succeeded(self) -> None:
@@ -250,6 +319,7 @@ class Statement:
 
     def failed(self, exc: BaseException) -> None:
         """The driver (or :meth:`succeeded`) raised: scrub the error of masked values, record the failure."""
+        self.error = exc
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return
@@ -262,6 +332,10 @@ class Statement:
             self.gov.recorder.detach(self.token)
         if self.span is not None:
             self.span.end()
+        metrics = self.gov.metrics
+        if metrics is not None:
+            error = self.error
+            metrics.record(self.analysis, error, isinstance(error, GuardrailViolation), time.perf_counter() - self.started)
 
 
 def begin(
@@ -303,7 +377,8 @@ def begin(
     ) if start_ns else None
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
-    st = Statement(gov, sql, analysis, identity, decision, span, token, result)
+    bounds = gov._bounds.get(identity) if pending is None else None  # resolved by decide()
+    st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds)
     try:
         if pending is not None:
             raise pending
@@ -315,6 +390,7 @@ def begin(
                 raise gov.refusal(refused) from None
             except GovernanceFault as down:  # the approval store is unreachable or out of time: refused
                 raise gov.unavailable(down) from down
+            st.grant = grant
             if grant is not None and span is not None:
                 span.set_attribute("governed_db.approval.request_id", str(getattr(grant, "id", grant)))
         # a statement must not run unrecorded: in production, refuse while the audit store cannot be written
@@ -323,6 +399,7 @@ def begin(
         # 5. tag
         if gov.tagging:
             st.sql = tag_statement(sql, gov, identity, span, params)
+        st.started = time.perf_counter()  # the operation the duration metric times is the driver call
     except GovernedDBError as e:
         # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
         err = e if e._flavoured_with is not None else gov.fault_error_of(e)
@@ -349,7 +426,8 @@ def run(
     """Govern one statement run synchronously: ``invoke(statement)`` is the driver call (step 6)."""
     st = begin(gov, entry, sql, params, result)
     try:
-        outcome = invoke(st.sql)
+        plan = st.steps()
+        outcome = invoke(st.sql) if plan is None else guards.drive(st, plan, invoke)
         st.succeeded()
         return outcome
     except BaseException as e:
@@ -370,7 +448,8 @@ async def run_async(
     """Govern one statement run by an async driver: ``await invoke(statement)`` is the driver call."""
     st = begin(gov, entry, sql, params, result)
     try:
-        outcome = await invoke(st.sql)
+        plan = st.steps()
+        outcome = await invoke(st.sql) if plan is None else await guards.drive_async(st, plan, invoke)
         st.succeeded()
         return outcome
     except BaseException as e:

@@ -43,6 +43,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     # follow-up record when a result set is consumed (rows returned, masked cells): None = to the audit store
     # only (cheap); True = also as a span to the application's OpenTelemetry exporter; False = nowhere
     "record_results": None,
+    # OpenTelemetry MeterProvider for db.client.operation.duration and governed_db.refusals (None: the global)
+    "meter_provider": None,
 }
 
 #: Development-like environments: the policy only observes (refusals become warnings), masking is off, and a
@@ -68,6 +70,7 @@ class Options:
     approvals: Any = None
     token: Any = None
     record_results: bool | None = None
+    meter_provider: Any = None
 
 
 def _flag(name: str, value: Any, *, optional: bool = False) -> Any:
@@ -149,7 +152,16 @@ def build_options(options: Mapping[str, Any], *, policy: Any = None) -> Options:
         approvals=approvals,
         token=token,
         record_results=_flag("record_results", get("record_results"), optional=True),
+        meter_provider=_meter_provider(get("meter_provider")),
     )
+
+
+def _meter_provider(value: Any) -> Any:
+    if value is not None and not callable(getattr(value, "get_meter", None)):
+        raise ConfigurationError(
+            f"meter_provider must be an OpenTelemetry MeterProvider (with get_meter()), got {type(value).__name__}"
+        )
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)

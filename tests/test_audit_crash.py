@@ -21,10 +21,15 @@ NESTED = b"[" * 200_000 + b"]" * 200_000 + b"\n"
 NESTED_OBJECT = b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n"
 
 
+def _live(path: Path) -> dict[str, Any]:
+    """The settings of the live store (one store, one set of settings per process: later wraps reuse them)."""
+    return {"path": str(path), "key": KEY, "checkpoint_every": 1000, "fsync_interval": None,
+            "checkpoint_interval": None, "idle_close": None}
+
+
 def _live_store(path: Path, statements: int = 4) -> bytes:
     """A store still being written (no closing checkpoint): what a power cut can cut into."""
-    proc = audit_processor({"path": str(path), "key": KEY, "checkpoint_every": 1000, "fsync_interval": None,
-                            "checkpoint_interval": None, "idle_close": None})
+    proc = audit_processor(_live(path))
     conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
     for i in range(statements):
         conn.execute(f"SELECT {i}")
@@ -92,10 +97,17 @@ def test_damaged_tail_never_crashes_a_command(tmp_path: Path, damage: bytes) -> 
         f.write(damage)
     runner = CliRunner()
     for args in (["verify"], ["tail"], ["search"], ["search", "--all"], ["who-touched", "t"], ["stats"],
-                 ["export", "--format", "jsonl"], ["export", "--format", "csv"]):
+                 ["export", "--format", "jsonl"], ["export", "--format", "csv"], ["index"]):
         res = runner.invoke(audit, [*args, "--store", str(path)])
         assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
         assert res.exit_code in (0, 1), (args, res.output[-500:])
+    from governed_db.cli import main
+
+    for args in (["report", "--store", str(path), "--format", "md"],
+                 ["policy", "replay", "--store", str(path), "--policy", "default"]):
+        res = runner.invoke(main, args)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
+        assert res.exit_code in (0, 1, 2), (args, res.output[-500:])
     result = verify(path, key=KEY)
     assert not result.ok and "no recovery record accounts for" in result.problems[0].message
 
@@ -110,7 +122,7 @@ def test_damaged_tail_does_not_refuse_production_statements(tmp_path: Path, dama
         f.write(damage)
     raw = sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE t (v INTEGER)")
-    conn = governed_db.wrap(raw, audit={"path": str(path), "key": KEY, "fsync_interval": None},
+    conn = governed_db.wrap(raw, audit=_live(path),
                             environment="production")
     conn.execute("INSERT INTO t VALUES (1)")
     assert raw.execute("SELECT count(*) FROM t").fetchone() == (1,)
@@ -143,7 +155,7 @@ def test_every_command_reads_records_after_a_damaged_middle(tmp_path: Path) -> N
     _live_store(path, statements=3)
     with open(path, "ab") as f:
         f.write(NESTED)
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(path), "key": KEY},
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_live(path),
                             environment="production", identity=governed_db.Identity("late"))
     conn.execute("SELECT 42")
     found: list[dict[str, Any]] = [r for r in read_records(path) if R.subject(r) == "late"]
@@ -159,3 +171,24 @@ def test_parse_line_never_raises() -> None:
     for raw in samples:
         rec = R.parse_line(raw)
         assert rec is None or isinstance(rec, dict)
+
+
+def test_crash_between_closing_checkpoint_and_anchor_is_healed_by_the_next_writer(tmp_path: Path) -> None:
+    """A writer killed after its closing checkpoint but before the anchor: the next writer anchors it."""
+    import json
+
+    from governed_db.audit.store import anchor_path
+
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    store.append({"v": 2, "type": "span", "name": "one", "attrs": {}})
+    before_close = anchor_path(path).read_bytes()
+    store.close()
+    anchor_path(path).write_bytes(before_close)  # as if the process died right after writing the checkpoint
+    assert not verify(path, key=KEY).ok
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    store.append({"v": 2, "type": "span", "name": "two", "attrs": {}})
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert json.loads(anchor_path(path).read_text())["seq"] == result.last_seq

@@ -226,3 +226,66 @@ def test_pid_of_a_forked_writer_is_recorded(tmp_path: Path) -> None:
     conn.execute("SELECT 1")
     (intent,) = [r for r in read_raw(path) if r["type"] == R.INTENT]
     assert intent["pid"] == os.getpid()
+
+
+def test_disk_full_refuses_the_statement_in_production(tmp_path: Path) -> None:
+    """A store on a full disk (/dev/full behind the path): the statement is refused and the row is not written."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    path, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_store(path), environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")
+    path.rename(tmp_path / "full-away")
+    path.symlink_to("/dev/full")
+    with pytest.raises(GovernanceFault, match="No space left"):
+        conn.execute("INSERT INTO t VALUES (2)")
+    assert sqlite3.connect(db).execute("SELECT v FROM t").fetchall() == [(1,)]
+
+
+_LOOPING_CHILD = textwrap.dedent("""
+    import sqlite3, sys
+    import governed_db
+    db, store, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    raw = sqlite3.connect(db, isolation_level=None, timeout=30)
+    conn = governed_db.wrap(raw, audit={"path": store, "key": "k", "checkpoint_every": 7},
+                            capture_parameters=True, environment="production")
+    print("ready", flush=True)
+    i = start
+    while True:
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+        i += 1
+""")
+
+
+def rows_in(db: Path) -> set[int]:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return {v for (v,) in conn.execute("SELECT v FROM t")}
+
+
+def test_no_statement_runs_without_a_record_under_repeated_sigkill(tmp_path: Path) -> None:
+    """Writers killed at arbitrary moments, again and again: every row in the database has its intent in the
+    store, and the store verifies with the key."""
+    import time
+
+    store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (v INTEGER)")
+    for k in range(8):
+        child = subprocess.Popen([sys.executable, "-c", _LOOPING_CHILD, str(db), str(store), str(k * 1_000_000)],
+                                 stdout=subprocess.PIPE)
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        before = len(rows_in(db))
+        deadline = time.monotonic() + 60
+        while len(rows_in(db)) <= before and time.monotonic() < deadline:  # it is writing now
+            time.sleep(0.01)
+        time.sleep(0.007 * k)  # not a timing assertion: only where in its work the writer is killed
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+    rows = rows_in(db)
+    assert len(rows) >= 8
+    recorded = {r["attrs"].get("db.query.parameter.0") for r in read_records(store) if R.is_statement(r)}
+    missing = [v for v in rows if repr(v) not in recorded]
+    assert missing == []
+    result = verify(store, key="k")
+    assert result.ok, result.problems

@@ -14,9 +14,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-#: pages whose ```python blocks form one runnable script (illustrative snippets use ```text/```bash/```json)
-RUNNABLE_PAGES = ["index.md", "getting-started.md", "concepts.md", "integrations.md", "async.md"]
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+#: every page whose ```python blocks are code to paste: each page's blocks run in order as one script. A block
+#: that is an excerpt (it needs a real identity provider, a request, a deployment path) says so on the line
+#: before its fence with ``<!-- fragment: why -->`` and is not run; illustrative text uses ```text/```bash.
+PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in DOCS.rglob("*.md") if "decisions" not in p.parts)]
+_BLOCK = re.compile(r"^(<!-- fragment[^\n]*-->\n)?```python\n(.*?)^```", re.S | re.M)
+RUNNABLE_PAGES = [page for page in PAGES if any(not frag for frag, _ in _BLOCK.findall((ROOT / page).read_text()))]
+
+
+def runnable_blocks(page: str) -> list[str]:
+    """The page's python blocks that are not marked as fragments, in order."""
+    return [code for frag, code in _BLOCK.findall((ROOT / page).read_text()) if not frag]
 
 
 def _nav_files(node: object) -> list[str]:
@@ -57,9 +65,8 @@ def page_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | No
     tmp = tmp_path_factory.mktemp("docs")
     jobs = []
     for page in RUNNABLE_PAGES:
-        blocks = _BLOCK.findall((DOCS / page).read_text())
-        assert blocks, f"{page} has no python blocks; drop it from RUNNABLE_PAGES"
-        jobs.append((page, "\n".join(blocks), str(tmp / page.replace(".md", ""))))
+        blocks = runnable_blocks(page)
+        jobs.append((page, "\n".join(blocks), str(tmp / page.replace(".md", "").replace("/", "_"))))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNED_DB_")}
     env.update(GOVERNED_DB_AUDIT=str(tmp / "audit"), GOVERNED_DB_APPROVALS=str(tmp / "approvals.db"))
     done = subprocess.run([sys.executable, "-c", _RUNNER], input=json.dumps(jobs), cwd=tmp, env=env,

@@ -60,7 +60,12 @@ FOUND = [
     ("pwd=abc", "PASSWORD"),
     ("my password is hunter2", "PASSWORD"),
     ("password: 'correct horse'", "PASSWORD"),
+    ("pin: 1234", "PASSWORD"),
+    ("key SG.abcdefghij.klmnopqrstuv", "SECRET"),
+    ("slack xoxe.xoxp-1-abcdefghijkl", "SECRET"),
     ("client 10.4.2.1 connected", "IP_ADDRESS"),
+    ("connected to 10.0.0.5", "IP_ADDRESS"),
+    ("server v2 at 10.0.0.5", "IP_ADDRESS"),
     ("nhs 943 476 5919", "NATIONAL_ID"),
 ]
 
@@ -75,6 +80,7 @@ def test_sensitive_items_are_found(text: str, label: str) -> None:
 LEFT_ALONE = [
     "firmware 10.4.2.1",
     "upgraded to version 2.3.0.1 yesterday",
+    "firmware upgraded to 2.3.0.1",
     "v 1.2.3.4",
     "OID 1.3.6.1.4.1",
     "visit us at example.com",
@@ -83,6 +89,7 @@ LEFT_ALONE = [
     "password: required",
     "password reset requested by the user",
     "my password is wrong",
+    "tests pass: 120 fail: 0",
     "invoice 9434765919 paid",  # a bare 10-digit number passes the NHS checksum, but nothing says NHS
     "sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "id 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
@@ -153,3 +160,40 @@ def test_a_text_column_full_of_pii_still_refuses_filters() -> None:
     )
     with pytest.raises(governed_db.GuardrailViolation):
         conn.execute("SELECT id FROM calls WHERE summary LIKE 'call back a%'")
+
+
+def test_nine_digit_ssns_under_ssn_names_are_masked_and_order_numbers_are_not() -> None:
+    """9-digit SSNs (text or integer) under SSN-like names are masked; 9-digit order numbers come back exact."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE people (id INTEGER, ssn INTEGER, social_security_number TEXT, order_no TEXT)")
+    raw.executemany(
+        "INSERT INTO people VALUES (?, ?, ?, ?)",
+        [(i, 536228700 + i, f"{219451200 + i}", f"{536228700 + i}") for i in range(30)],
+    )
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    rows = conn.execute("SELECT ssn, social_security_number, order_no FROM people ORDER BY id").fetchall()
+    assert rows[0] == (0, "[US_SSN]", "536228700")
+    assert conn.execute("SELECT id FROM people WHERE order_no = '536228701'").fetchall() == [(1,)]
+
+
+def test_version_columns_of_a_nearly_empty_table_are_not_read_as_addresses() -> None:
+    """While a small table's columns are only scanned, a firmware column's dotted quads stay; an IP column's don't."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE devices (id INTEGER, firmware TEXT, note TEXT)")
+    raw.execute("INSERT INTO devices VALUES (1, '10.4.2.1', 'reached 10.0.0.5')")
+    conn = governed_db.wrap(
+        raw, identity=governed_db.Identity("bot", kind="agent"), environment="production", audit=False
+    )
+    assert conn.execute("SELECT firmware, note FROM devices").fetchall() == [
+        ("10.4.2.1", "reached [IP_ADDRESS]")
+    ]

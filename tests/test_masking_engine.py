@@ -71,7 +71,7 @@ def test_empty_table_is_sampled_again_when_data_arrives_without_a_hit(
 
 
 def test_a_still_empty_table_is_sampled_less_and_less_often(tmp_path: Path) -> None:
-    """Each new sample of a table that is still nearly empty doubles the wait, up to RETRY_SECONDS."""
+    """Each new sample of a table that is still nearly empty doubles the wait, up to RECHECK_MAX."""
     conn, _ = _sqlite_pair(tmp_path)
     conn.execute("SELECT id FROM leads").fetchall()
     state = state_for(conn.governor)
@@ -81,7 +81,7 @@ def test_a_still_empty_table_is_sampled_less_and_less_often(tmp_path: Path) -> N
         state.table("leads")
         waits.append(state.tables["leads"].backoff)
     assert waits == sorted(waits) and waits[0] == 2 * engine.RECHECK_FIRST
-    assert waits[-1] == engine.RETRY_SECONDS
+    assert waits[-1] == engine.RECHECK_MAX
 
 
 def test_text_of_a_nearly_empty_table_stays_usable(tmp_path: Path) -> None:
@@ -117,3 +117,21 @@ def test_empty_table_then_pii_from_another_connection_is_masked_on_postgres(pg_d
     finally:
         other.execute(f"DROP TABLE {table}")
         other.close()
+
+
+def test_a_failed_resample_keeps_scanning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the new sample of a provisional table cannot be read, its columns stay provisional (still scanned)."""
+    from governed_db.masking import schema
+
+    conn, other = _sqlite_pair(tmp_path)
+    conn.execute("SELECT id FROM leads").fetchall()
+    state = state_for(conn.governor)
+    other.executemany("INSERT INTO leads VALUES (?, ?, ?, ?)", PII)
+    other.commit()
+    monkeypatch.setattr(schema, "sample", lambda *a, **k: None)
+    state.tables["leads"].recheck_at = 0.0
+    state.table("leads")
+    assert state.tables["leads"].provisional and state.tables["leads"].backoff == 2 * engine.RECHECK_FIRST
+    cls = state.column_class("leads", "info")
+    assert cls is not None and cls.provisional
+    assert conn.execute("SELECT info FROM leads WHERE id = 1").fetchall() == [("[EMAIL]",)]

@@ -36,7 +36,8 @@ def test_executemany_refuses_a_placeholder_in_any_row() -> None:
     """A masked placeholder in row 9,999 of 10,000 refuses the whole executemany; the table stays empty."""
     raw = sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE a (name TEXT, email TEXT, city TEXT, note TEXT)")
-    conn = governed_db.wrap(raw, identity=governed_db.Identity("agent", kind="agent"), environment="production",
+    # a person's load job (agents are also bounded in how many rows one statement may change)
+    conn = governed_db.wrap(raw, identity=governed_db.Identity("etl-owner", kind="human"), environment="production",
                             audit=False)
     rows = [(f"n{i}", f"u{i}@example.com", "c", "x") for i in range(10_000)]
     rows[9_998] = ("n", "j***@example.com", "c", "x")

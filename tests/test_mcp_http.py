@@ -276,3 +276,45 @@ def test_cli_check_with_a_bad_tools_file_exits_2(db: Path, tmp_path: Path) -> No
     bad.write_text("tools: [{name: t, description: d, sql: 'SELECT :x'}]")
     result = CliRunner().invoke(main, ["mcp", "--dsn", str(db), "--tools", str(bad)])
     assert result.exit_code == 2 and "not declared" in result.output
+
+
+def test_cli_serves_http_to_the_official_client(db: Path, idp: FakeIdP, tmp_path: Path) -> None:
+    """`governed-db mcp --transport http` as a real process: a verified token works, no token is refused."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(idp.jwks()))  # offline keys: the server never fetches anything
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from governed_db.cli import main; main()", "mcp", "--dsn", str(db), "--transport",
+         "http", "--port", str(port), "--issuer", idp.issuer, "--audience", "api://default", "--jwks", str(jwks)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        for _ in range(300):  # waiting for the server to listen, not a timing assertion
+            if proc.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+
+        async def body(client: Client) -> Any:
+            return await client.call_tool("run_query", {"sql": "SELECT count(*) FROM orders"})
+
+        result = _session(url, idp.token(okta_user(sub="carol@example.com", jti="AT.cli")), body)
+        assert not result.is_error and result.structured_content["rows"] == [[3]]
+        with pytest.raises(Exception):  # noqa: B017 - refused at the door
+            _session(url, None, body)
+    finally:
+        proc.terminate()
+        proc.wait(10)

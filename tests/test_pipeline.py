@@ -206,7 +206,7 @@ def test_bad_approval_settings_fail_at_wrap_time() -> None:
 
 
 def test_unwritable_audit_store_fails_closed_in_production(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """Once the audit store cannot be written, production refuses statements until it can again."""
+    """In production a statement whose record (its intent) cannot be written is refused, from the first one on."""
     conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=tmp_path / "audit.jsonl")
     store = conn.governor.audit.store
     real_append = store.append
@@ -216,16 +216,14 @@ def test_unwritable_audit_store_fails_closed_in_production(tmp_path: Any, caplog
 
     conn.execute("SELECT 1").fetchall()
     store.append = disk_full
-    with caplog.at_level("ERROR"):
-        conn.execute("SELECT 2").fetchall()  # ran; its record failed (logged)
+    with caplog.at_level("ERROR"), pytest.raises(GovernanceFault, match="audit store") as info:
+        conn.execute("SELECT 2")  # its intent could not be written: it never reaches the driver
     assert any("could not record" in r.getMessage() for r in caplog.records)
-    with pytest.raises(GovernanceFault, match="audit store") as info:
-        conn.execute("SELECT 3")
     assert isinstance(info.value, sqlite3.DatabaseError)
-    store.append = real_append  # the disk has room again: the refusal's own record clears the fault
     with pytest.raises(GovernanceFault):
-        conn.execute("SELECT 4")
-    assert conn.execute("SELECT 5").fetchone() == (5,)
+        conn.execute("SELECT 3")
+    store.append = real_append  # the disk has room again: the next statement's intent is written, it runs
+    assert conn.execute("SELECT 4").fetchone() == (4,)
 
 
 def test_unwritable_audit_store_only_warns_in_development(tmp_path: Any) -> None:

@@ -44,7 +44,8 @@ _opened_with: dict[Path, str] = {}
 _by_store: weakref.WeakKeyDictionary[AuditStore, AuditSpanProcessor] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 _STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval",
-                            "idle_close", "rotate_bytes", "retain_bytes", "retain_age"})
+                            "idle_close", "rotate_bytes", "retain_bytes", "retain_age", "witness",
+                            "witness_table"})
 
 
 def default_store_path() -> Path:
@@ -92,6 +93,8 @@ def audit_processor(option: Any) -> AuditSpanProcessor | None:
         raise ConfigurationError(
             f"audit= takes a path, a mapping, an AuditStore, False or None; got {type(option).__name__}")
     settings.setdefault("key", env_key())
+    if os.environ.get("GOVERNED_DB_AUDIT_WITNESS"):
+        settings.setdefault("witness", os.environ["GOVERNED_DB_AUDIT_WITNESS"])
     return _cached(_normalise(path), settings, lambda: AuditStore(path, **settings))
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from governed_db.audit import records as R
 from governed_db.audit.store import _first_record, _open_segment, raw_lines, store_files, store_path
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS stmt_rule (seq INTEGER, rule TEXT);
 CREATE INDEX IF NOT EXISTS stmt_subject ON stmt (subject);
 CREATE INDEX IF NOT EXISTS stmt_obo ON stmt (obo);
 CREATE INDEX IF NOT EXISTS stmt_time ON stmt (time);
+CREATE INDEX IF NOT EXISTS stmt_pos ON stmt (pos);
 CREATE INDEX IF NOT EXISTS stmt_decision ON stmt (decision);
 CREATE INDEX IF NOT EXISTS stmt_env ON stmt (env);
 CREATE INDEX IF NOT EXISTS stmt_table_last ON stmt_table (last, seq);
@@ -158,10 +160,11 @@ class Index:
         outcomes.clear()
 
     def _statement_row(self, rec: dict[str, Any], first_seq: int, offset: int, *, whole: bool) -> tuple[Any, ...]:
-        a = R.attr
+        attrs = rec.get("attrs")
+        get = attrs.get if type(attrs) is dict else {}.get
         seq = int(rec["seq"])
-        text = str(a(rec, "db.query.text", ""))
-        system = str(a(rec, "db.system.name", ""))
+        text = str(get("db.query.text", ""))
+        system = str(get("db.system.name", ""))
         key = (text, system)
         text_id = self._texts.get(key)
         if text_id is None:
@@ -171,23 +174,34 @@ class Index:
                 self._texts.clear()
             self._texts[key] = text_id
         t = rec.get("time")
+        subject = get("governed_db.identity.subject")
+        decision = get("governed_db.decision")
         return (seq, seq if whole else None, first_seq, offset, None, None, t if isinstance(t, int) else None,
-                _text(a(rec, "governed_db.identity.subject")), _text(a(rec, "governed_db.identity.on_behalf_of")),
-                R.subject(rec), str(a(rec, "governed_db.identity.kind", "?")), _text(a(rec, "governed_db.environment")),
-                _text(a(rec, "governed_db.decision")), str(a(rec, "db.operation.name", "?")), int(R.is_refused(rec)),
-                text_id, json.dumps(R.as_list(a(rec, "governed_db.tables"))), _cols(rec), "[]")
+                _text(subject), _text(get("governed_db.identity.on_behalf_of")), R.subject(rec),
+                str(get("governed_db.identity.kind", "?")), _text(get("governed_db.environment")), _text(decision),
+                str(get("db.operation.name", "?")), int(bool(get("governed_db.refused")) or decision == "deny"),
+                text_id, _dumps(R.as_list(get("governed_db.tables"))), _cols(get), "[]")
 
     @staticmethod
     def _outcome_row(rec: dict[str, Any], first_seq: int, offset: int) -> tuple[Any, ...]:
-        return (int(rec["seq"]), first_seq, offset, int(bool(R.attr(rec, "governed_db.refused"))), _cols(rec),
+        attrs = rec.get("attrs")
+        get = attrs.get if type(attrs) is dict else {}.get
+        return (int(rec["seq"]), first_seq, offset, int(bool(get("governed_db.refused"))), _cols(get),
                 int(rec["intent"]))
 
     # -- queries ---------------------------------------------------------------------------------------
     def candidates(self, q: Any, *, newest_first: bool = False) -> Iterator[tuple[int, int, int | None, int | None]]:
-        """``(ffirst, off, offirst, ooff)`` of statements that may match ``q``, in full-scan order."""
+        """``(ffirst, off, offirst, ooff)`` of statements that may match ``q``, in full-scan order.
+
+        That order is: statements by the position of their outcome (a whole-span record is its own), then
+        those whose outcome is unknown, by intent. Two queries, so each can walk an index.
+        """
         where, args = _where(q)
-        order = "s.pos IS NULL DESC, s.pos DESC, s.seq DESC" if newest_first else "s.pos IS NULL, s.pos, s.seq"
-        yield from self.db.execute(f"SELECT ffirst, off, offirst, ooff FROM stmt s WHERE {where} ORDER BY {order}", args)
+        select = "SELECT ffirst, off, offirst, ooff FROM stmt s WHERE"
+        done = f"{select} {where} AND s.pos IS NOT NULL ORDER BY s.pos"
+        unknown = f"{select} {where} AND s.pos IS NULL ORDER BY s.seq"
+        for sql in ((unknown + " DESC", done + " DESC") if newest_first else (done, unknown)):
+            yield from self.db.execute(sql, args)
 
     def groups(self, q: Any) -> list[tuple[Any, ...]]:
         """Statements matching ``q`` (table and column not yet checked exactly) grouped for who-touched."""
@@ -206,10 +220,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None if value is None else str(value)
 
 
-def _cols(rec: dict[str, Any]) -> str:
-    from governed_db.audit.search import columns_of
+def _dumps(value: list[str]) -> str:
+    return orjson.dumps(value).decode() if value else "[]"
 
-    return json.dumps(columns_of(rec))
+
+def _cols(get: Any) -> str:
+    """The column names a record carries (what ``search.columns_of`` reads), as JSON."""
+    return _dumps(R.as_list(get("governed_db.masked_columns")) + R.as_list(get("governed_db.columns")))
 
 
 def _where(q: Any) -> tuple[str, list[Any]]:

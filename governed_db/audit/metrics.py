@@ -7,7 +7,8 @@
 ``governed_db.masked_cells``        counter  cells masked in results handed out
 ==================================  =======  ==========================================
 
-All carry ``governed_db.identity.kind`` and ``governed_db.environment``; masked
+All carry ``governed_db.identity.kind`` and ``governed_db.environment``; refusals also carry
+``governed_db.rule`` (the first rule that decided) and ``governed_db.decision``; masked
 cells are attributed to the kind of the statement whose result they came from;
 approvals also carry ``governed_db.approval.transition`` and the requester's kind.
 A statement that waits for approval counts as a refusal (it did not run).
@@ -61,7 +62,9 @@ class SpanMetrics:
             return
         self.statements.add(1, labels)
         if attrs.get("governed_db.refused") or decision == "deny":
-            self.refusals.add(1, labels)
+            rules = attrs.get("governed_db.rules") or ("governed_db",)
+            # the rule that decided and the decision: bounded (the rule catalog), and what an alert needs
+            self.refusals.add(1, {**labels, "governed_db.rule": str(rules[0]), "governed_db.decision": str(decision)})
         remembered = self._kind_by_span
         remembered[span.context.span_id] = kind
         if len(remembered) > _KINDS_REMEMBERED:

@@ -69,7 +69,7 @@ class AuditSpanProcessor(SpanProcessor):
         if not attrs or "governed_db.decision" not in attrs or _scope_name(span) != R.SCOPE:
             return
         try:
-            body = R.intent_body(span, pid=os.getpid())
+            body = R.intent_body(span, pid=_pid[0])
             seq = self.store.append(body)
         except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
             self._failed(span, e)
@@ -86,7 +86,7 @@ class AuditSpanProcessor(SpanProcessor):
         started = self._inflight.pop(span.context.span_id, None) if span.context is not None else None
         try:
             if started is None:
-                body = R.span_body(span, pid=os.getpid())  # no intent (not a statement, or its write failed)
+                body = R.span_body(span, pid=_pid[0])  # no intent (not a statement, or its write failed)
             else:
                 body = R.outcome_body(span, intent_seq=started[0], started=started[1])
             self.store.append(body)
@@ -115,6 +115,9 @@ class AuditSpanProcessor(SpanProcessor):
 
 
 _MAX_INFLIGHT = 65536
+#: this process's id, kept current over fork (os.getpid() is a system call on every record otherwise)
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 
 
 def metrics_processor(meter_provider: Any = None) -> SpanProcessor:

@@ -130,12 +130,13 @@ def _safe(value: Any, depth: int) -> Any:
 
 
 def _depth_ok(value: Any, depth: int = 0) -> bool:
+    """Nesting at most MAX_DEPTH (a plain loop: this runs for every line every reader parses)."""
     if depth > MAX_DEPTH:
         return False
-    if isinstance(value, dict):
-        return all(_depth_ok(v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
-    if isinstance(value, list):
-        return all(_depth_ok(v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    for v in value.values() if type(value) is dict else value:
+        t = type(v)
+        if (t is dict or t is list) and v and not _depth_ok(v, depth + 1):
+            return False
     return True
 
 
@@ -165,7 +166,9 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
     if type(rec) is dict:
         v = rec.get("v")
         if (type(v) is int and v >= 2) or not _has_float(rec, 0):
-            return rec if _depth_ok(rec) else None
+            # fewer brackets than the depth limit cannot nest past it: skip the walk (nearly every line)
+            shallow = raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
+            return rec if shallow or _depth_ok(rec) else None
     # format-1 lines were written by the standard library, which keeps integers beyond 64 bits (orjson reads
     # them as floats) and NaN; its parser is recursive, so it only sees lines that cannot nest deeply
     if raw.count(b"[") + raw.count(b"{") > 500:
@@ -342,6 +345,8 @@ def merged(intent: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> dict
 
 def attr(record: Mapping[str, Any], name: str, default: Any = None) -> Any:
     attrs = record.get("attrs")
+    if type(attrs) is dict:
+        return attrs.get(name, default)
     return attrs.get(name, default) if isinstance(attrs, Mapping) else default
 
 

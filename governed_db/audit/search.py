@@ -65,13 +65,12 @@ def columns_of(record: dict[str, Any]) -> list[str]:
 _ALL = frozenset({"*"})
 
 
+@lru_cache(maxsize=1)
 def _whole_row_types() -> tuple[type, ...]:
+    # imported on first use: sqlglot costs more to import than most searches take
     from sqlglot import exp
 
     return tuple(t for t in (exp.Delete, exp.Drop, getattr(exp, "TruncateTable", None)) if isinstance(t, type))
-
-
-_WHOLE_ROWS = _whole_row_types()
 
 
 @lru_cache(maxsize=4096)
@@ -94,7 +93,7 @@ def statement_columns(text: str, dialect: str | None) -> frozenset[str]:
                 tree = stmt.expression
                 if tree is None:
                     return _ALL
-                if tree.find(exp.Star) is not None or isinstance(tree, _WHOLE_ROWS):
+                if tree.find(exp.Star) is not None or isinstance(tree, _whole_row_types()):
                     return _ALL
                 for insert in tree.find_all(exp.Insert):
                     if not isinstance(insert.this, exp.Schema):

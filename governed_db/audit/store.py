@@ -1,19 +1,23 @@
-"""The append-only audit store: one JSONL file, one linear hash chain, many writers.
+"""The append-only audit store: JSONL files, one linear hash chain, many writers.
 
 Why a JSONL file (see docs/decisions/0030-audit-store-jsonl.md): one
 ``write()`` per record is the whole durability story — once it returns the
 record is in the kernel's page cache and survives SIGKILL of the writer;
 ``fsync`` runs on a timer (``fsync_interval``) so power loss costs at most that
 window. Writers in many threads and processes serialise on a thread lock plus
-``flock`` on the file; under the lock a writer compares the file size with the
-end it last wrote, and only when another process has appended since does it
-re-read the tail for the last ``seq``/``hash``. The chain therefore stays one
-line, whoever writes.
+``flock`` on the file; under the lock a writer ``stat``s the path — the size
+tells whether another process appended since (then it re-reads the chain
+head), the inode whether the file was renamed away by rotation (then the chain
+continues in the file at the path). The chain therefore stays one line,
+whoever writes, across files (:mod:`governed_db.audit.segments`).
 
-Every ``checkpoint_every`` records a checkpoint record carries an HMAC (key
-from configuration or ``GOVERNED_DB_AUDIT_KEY``) over the chain head, and the
-sidecar ``<store>.anchor`` is replaced to point at it, so cutting the file back
-past a checkpoint, or rewriting it wholesale, is detectable by ``verify``.
+With a key, every format-2 record carries a MAC (``tag``) of its hash; every
+``checkpoint_every`` records, every ``checkpoint_interval`` seconds when quiet,
+on close and at rotation a checkpoint is written, fsynced, and the
+authenticated sidecar ``<store>.anchor`` is replaced to name it (and sent to
+the witness, if one is configured), so rewriting the chain, forging records or
+cutting the file back past the anchor is detectable by ``verify``
+(docs/decisions/0036-audit-keyed-tamper-evidence.md).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class AuditStore:
         rotate_bytes: int | None = 64 * 1024 * 1024,
         retain_bytes: int | None = None,
         retain_age: float | None = None,
+        witness: str | Any = None,
+        witness_table: str | None = None,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -82,6 +88,7 @@ class AuditStore:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ConfigurationError(f"{name} must be a positive number or None, got {value!r}")
         self.path = p.resolve()
+        self._path_str = str(self.path)
         #: the live file is sealed and renamed to ``<name>.<first seq>`` once it is this large; the chain
         #: continues in a new file (see :mod:`governed_db.audit.segments`)
         self.rotate_bytes = rotate_bytes
@@ -89,6 +96,14 @@ class AuditStore:
         #: sealed ``retention`` record that summarises them
         self.retain_bytes = retain_bytes
         self.retain_age = retain_age
+        #: where anchored checkpoints are also sent (a PostgreSQL DSN, or a Witness), so that a rollback of
+        #: store *and* anchor is detectable (see :mod:`governed_db.audit.witness`)
+        self.witness: Any = None
+        if witness is not None:
+            from governed_db.audit.witness import DEFAULT_TABLE, Witness
+
+            self.witness = witness if isinstance(witness, Witness) else Witness(
+                witness, table=witness_table or DEFAULT_TABLE)
         self.key = R.key_bytes(key)
         self._rkey = R.record_key(self.key) if self.key is not None else None
         self.fsync_interval = fsync_interval
@@ -185,6 +200,9 @@ class AuditStore:
                 if self._seq >= 0 and self._same_file():  # never create a store just to seal it
                     self.checkpoint(reason="close")
                 self.sync()
+                if self.witness is not None and not self.witness.flush():
+                    log.error("governed_db audit: the witness did not confirm the last checkpoints of %s in time",
+                              self.path)
             finally:
                 with self._lock:
                     self._stop.set()
@@ -197,13 +215,16 @@ class AuditStore:
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
     def _lock_file(self) -> int:
         """Open if needed, take the file lock, and bring the chain head up to date; returns the descriptor."""
-        for _ in range(8):
+        # a file can be rotated away between our open() and our flock() (another writer rotating fast):
+        # retry for a while rather than a fixed number of times, so a busy rotating writer cannot starve us
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
             fd = self._ensure_open()
             fcntl.flock(fd, fcntl.LOCK_EX)
             # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
             # log rotation), deleted or replaced from the file we hold — fstat would not see a rename
             try:
-                st = os.stat(self.path)
+                st = os.stat(self._path_str)
             except FileNotFoundError:
                 st = None
             if st is not None and (st.st_dev, st.st_ino) == self._file_id:
@@ -370,6 +391,7 @@ class AuditStore:
             self._start_file(fd)
             return
         self._carry = None
+        opening = not self._store_id
         if not self._store_id:
             first = R.parse_line(os.pread(fd, min(size, R.MAX_LINE + 1), 0).split(b"\n", 1)[0])
             if first is None or first.get("type") not in (R.GENESIS, R.SEGMENT) or not first.get("store"):
@@ -394,6 +416,12 @@ class AuditStore:
             self._prefix = b"\n"
         elif good_end < size:
             self._recover(fd, good_end, size)
+        elif opening and self._last_type == R.CHECKPOINT and self._anchored < self._seq:
+            # the store ends with a checkpoint the anchor does not name yet: a writer died between writing it
+            # and publishing the anchor (or an older anchor was put back). Anchor what is really there.
+            start = _line_start(fd, good_end - 1)
+            os.fsync(fd)
+            self._publish_locked(fd, self._anchor_for(self._seq, self._hash, start, int(rec.get("time") or 0)))
 
     def _start_file(self, fd: int) -> None:
         """An empty file: a new store (genesis), or the next file of a chain whose file was rotated away."""
@@ -572,6 +600,8 @@ class AuditStore:
         finally:
             os.close(tfd)
         os.replace(tmp, target)
+        if self.witness is not None:
+            self.witness.submit(pending)  # queued: a slow or absent witness never holds up a statement
         # the rename must be durable before a later checkpoint says the anchor names this one, or a power
         # cut could bring back the older anchor and make an honest store look replayed
         dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -89,15 +89,22 @@ class VerifyResult:
             self.problems.append(problem)
 
 
-def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> VerifyResult:
-    """Check the whole chain of the store at ``path`` (and its rotated files); reports every problem."""
+def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None, witness: Any = None) -> VerifyResult:
+    """Check the whole chain of the store at ``path`` (and its rotated files); reports every problem.
+
+    ``witness`` (a PostgreSQL DSN or :class:`~governed_db.audit.witness.Witness`) adds the check that the
+    store still reaches the newest checkpoint the witness saw.
+    """
     p = store_path(path)
-    return _Verifier(p, R.key_bytes(key)).run()
+    return _Verifier(p, R.key_bytes(key), witness).run()
 
 
 class _Verifier:
-    def __init__(self, path: Path, key: bytes | None) -> None:
+    def __init__(self, path: Path, key: bytes | None, witness: Any = None) -> None:
         self.path = path
+        self.witness = witness
+        self.witnessed: dict[str, Any] | None = None
+        self.witness_hash: str | None = None
         self.key = key
         self.rkey = R.record_key(key) if key is not None else None
         self.result = VerifyResult(str(path))
@@ -123,6 +130,8 @@ class _Verifier:
         # read the anchor first: a writer replaces it only after the log it names is on disk
         anchor = self._anchor()
         files = store_files(self.path)
+        if self.witness is not None:
+            self._ask_witness(files)
         result.files = [str(f) for f in files]
         for i, f in enumerate(files):
             self.file = f.name if len(files) > 1 else ""
@@ -137,7 +146,44 @@ class _Verifier:
                 "in between, or the statement is still running"
             )
         self._finish(anchor)
+        self._check_witness()
         return result
+
+    def _ask_witness(self, files: list[Path]) -> None:
+        from governed_db.audit.store import _first_record
+        from governed_db.audit.witness import Witness, authentic
+
+        first = _first_record(files[0]) if files else None
+        if first is None:
+            return
+        try:
+            w = self.witness if isinstance(self.witness, Witness) else Witness(str(self.witness))
+            row = w.latest(str(first.get("store")))
+        except Exception as e:  # unreachable witness: say so; the local checks still run
+            self.result.bad(0, None, 0, f"the witness could not be read ({type(e).__name__}: {e})")
+            return
+        if row is None:
+            self.result.warnings.append("the witness holds no checkpoint of this store")
+            return
+        if not authentic(row, self.key):
+            self.result.bad(0, row["seq"], 0, "the witness row for this store does not carry a valid MAC "
+                            "(written by someone without the key)")
+            return
+        self.witnessed = row
+
+    def _check_witness(self) -> None:
+        row = self.witnessed
+        if row is None:
+            return
+        seq = int(row["seq"])
+        if self.witness_hash is None:
+            if self.needs_retention is None or seq >= self.needs_retention[0]:
+                self.result.bad(self.result.records + 1, seq, 0, f"the witness saw checkpoint seq {seq} but the "
+                                f"store ends at seq {self.result.last_seq}: store and anchor were rolled back or "
+                                "cut off")
+        elif self.witness_hash != row["hash"]:
+            self.result.bad(0, seq, 0, f"checkpoint seq {seq} differs from the one the witness saw (the store was "
+                            "rewritten)")
 
     def _file(self, f: Path, *, last: bool, first: bool) -> None:
         result = self.result
@@ -277,6 +323,8 @@ class _Verifier:
         result.records += 1
         if seq == self.anchor_seq:
             self.anchor_hash = stored_hash
+        if self.witnessed is not None and seq == self.witnessed["seq"]:
+            self.witness_hash = stored_hash
         self.prev, self.expected, self.last_kind = stored_hash, seq + 1, str(kind)
 
     def _form(self, rec: dict[str, Any], raw: bytes) -> str | None:

@@ -87,28 +87,76 @@ def _path(store: Path | None) -> Path:
     return store if store is not None else default_store_path()
 
 
+def _index_note(path: Path) -> None:
+    """Say so when this query first has to index a large store (later queries read only what was appended)."""
+    from governed_db.audit.index import index_path
+    from governed_db.audit.store import store_files, store_path
+
+    p = store_path(path)
+    if index_path(p).exists():
+        return
+    size = sum(f.stat().st_size for f in store_files(p))
+    if size > 32 * 1024 * 1024:
+        click.echo(f"building the search index for {size / 1e6:.0f} MB of records (once; `governed-db audit index` "
+                   "does it ahead of time) ...", err=True)
+
+
 def _key(key_file: Path | None) -> bytes | None:
     if key_file is not None:
         return key_file.read_bytes().strip() or None
     return R.env_key()
 
 
+#: above this many rows tables are printed as plain aligned text: rich measures every cell, which for
+#: thousands of rows takes longer than the query
+_RICH_ROWS = 300
+_RECORD_COLUMNS = ("seq", "time (UTC)", "identity", "env", "decision", "operation", "tables", "statement", "status")
+
+
+def record_rows(recs: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for r in recs:
+        who = f"{R.subject(r)} ({R.attr(r, 'governed_db.identity.kind', '?')})" if R.is_statement(r) else ""
+        rows.append([str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
+                     str(R.attr(r, "governed_db.decision", "") or ""),
+                     str(R.attr(r, "db.operation.name", r.get("name"))),
+                     " ".join(R.as_list(R.attr(r, "governed_db.tables"))), str(R.attr(r, "db.query.text", ""))[:120],
+                     "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type")))])
+    return rows
+
+
 def record_table(recs: list[dict[str, Any]], title: str) -> Any:
+    return _table(title, _RECORD_COLUMNS, record_rows(recs), decision_column=4)
+
+
+def _table(title: str, headers: tuple[str, ...], rows: list[list[str]], *, decision_column: int | None = None) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
-    for col in ("seq", "time (UTC)", "identity", "env", "decision", "operation", "tables", "statement", "status"):
+    for col in headers:
         t.add_column(col, overflow="fold")
-    for r in recs:
-        who = f"{R.subject(r)} ({R.attr(r, 'governed_db.identity.kind', '?')})" if R.is_statement(r) else ""
-        decision = str(R.attr(r, "governed_db.decision", "") or "")
-        style = {"deny": "red", "require_approval": "yellow", "warn": "yellow"}.get(decision, "")
-        t.add_row(str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
-                  f"[{style}]{decision}[/]" if style else decision, str(R.attr(r, "db.operation.name", r.get("name"))),
-                  " ".join(R.as_list(R.attr(r, "governed_db.tables"))),
-                  str(R.attr(r, "db.query.text", ""))[:120],
-                  "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type"))))
+    for row in rows:
+        cells = [escape(c) for c in row]
+        if decision_column is not None:
+            style = {"deny": "red", "require_approval": "yellow", "warn": "yellow"}.get(row[decision_column], "")
+            if style:
+                cells[decision_column] = f"[{style}]{cells[decision_column]}[/]"
+        t.add_row(*cells)
     return t
+
+
+def _print_table(title: str, headers: tuple[str, ...], rows: list[list[str]], *,
+                 decision_column: int | None = None) -> None:
+    if len(rows) <= _RICH_ROWS:
+        _console().print(_table(title, headers, rows, decision_column=decision_column))
+        return
+    widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(headers)]
+    click.echo(title)
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _emit_json(data: Any) -> None:
@@ -124,13 +172,19 @@ def audit() -> None:
 @store_option
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="file holding the checkpoint key (default: $GOVERNED_DB_AUDIT_KEY)")
+@click.option("--witness", envvar="GOVERNED_DB_AUDIT_WITNESS",
+              help="PostgreSQL DSN of the audit witness (default: $GOVERNED_DB_AUDIT_WITNESS)")
+@click.option("--witness-table", default=None, help="table of the witness (default: governed_db_audit_witness)")
 @format_option("text", "json", default="text")
 @bad_input
-def verify_cmd(store: Path | None, key_file: Path | None, fmt: str) -> None:
-    """Check every hash, link and checkpoint; exit 1 naming the first bad record."""
+def verify_cmd(store: Path | None, key_file: Path | None, witness: str | None, witness_table: str | None,
+               fmt: str) -> None:
+    """Check every line, hash, link, MAC and the anchor; exit 1 listing every problem."""
     from governed_db.audit.verify import verify
+    from governed_db.audit.witness import DEFAULT_TABLE, Witness
 
-    result = verify(_path(store), key=_key(key_file))
+    checker = Witness(witness, table=witness_table or DEFAULT_TABLE) if witness else None
+    result = verify(_path(store), key=_key(key_file), witness=checker)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:
@@ -202,12 +256,14 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
     from governed_db.audit.search import tail
 
     path, q = _path(store), _query(filters)
+    _index_note(path)
     recent = tail(path, lines, q)
     if fmt == "json":
         for r in recent:
             click.echo(json.dumps(r, sort_keys=True))
     else:
-        _console().print(record_table(recent, f"last {len(recent)} statements in {path}"))
+        _print_table(f"last {len(recent)} statements in {path}", _RECORD_COLUMNS, record_rows(recent),
+                     decision_column=4)
     if follow:
         try:
             for r in _follow(path, poll):
@@ -230,6 +286,7 @@ def tail_cmd(store: Path | None, lines: int, follow: bool, poll: float, fmt: str
 @bad_input
 def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) -> None:
     """Statements matching every given filter."""
+    _index_note(_path(store))
     found = search(_path(store), _query(filters), limit=limit)
     if fmt == "jsonl":
         for r in found:
@@ -238,7 +295,7 @@ def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) 
         _emit_json(list(found))
     else:
         recs = list(found)
-        _console().print(record_table(recs, f"{len(recs)} matching statements"))
+        _print_table(f"{len(recs)} matching statements", _RECORD_COLUMNS, record_rows(recs), decision_column=4)
 
 
 @audit.command("who-touched")
@@ -250,19 +307,15 @@ def search_cmd(store: Path | None, limit: int | None, fmt: str, **filters: Any) 
 @bad_input
 def who_touched_cmd(target: str, store: Path | None, since: str | None, until: str | None, fmt: str) -> None:
     """Who ran statements on TABLE or TABLE.COLUMN."""
+    _index_note(_path(store))
     rows = who_touched(_path(store), target, since=parse_time(since), until=parse_time(until))
     if fmt == "json":
         _emit_json([r.to_dict() for r in rows])
         return
-    from rich.table import Table
-
-    t = Table(title=f"who touched {target}")
-    for col in ("identity", "kind", "statements", "operations", "refused", "first", "last"):
-        t.add_column(col)
-    for r in rows:
-        ops = ", ".join(f"{k} x{v}" for k, v in sorted(r.operations.items()))
-        t.add_row(r.subject, r.kind, str(r.statements), ops, str(r.refused), iso(r.first), iso(r.last))
-    _console().print(t)
+    table = [[r.subject, r.kind, str(r.statements), ", ".join(f"{k} x{v}" for k, v in sorted(r.operations.items())),
+              str(r.refused), iso(r.first), iso(r.last)] for r in rows]
+    _print_table(f"who touched {target}", ("identity", "kind", "statements", "operations", "refused", "first",
+                                            "last"), table)
 
 
 @audit.command("export")

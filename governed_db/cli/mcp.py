@@ -34,9 +34,12 @@ from governed_db.errors import ConfigurationError
 @click.option("--issuer", default=None, help="HTTP: verify bearer tokens from this issuer [env GOVERNED_DB_TOKEN_ISSUER].")
 @click.option("--audience", default=None, help="HTTP: the tokens' audience [env GOVERNED_DB_TOKEN_AUDIENCE].")
 @click.option("--jwks", default=None, metavar="FILE|JSON", help="HTTP: the issuer's keys, offline [env GOVERNED_DB_TOKEN_JWKS].")
+@click.option("--public-url", default=None, metavar="URL",
+              help="HTTP: the server's URL as clients reach it (behind a proxy), advertised in its OAuth "
+                   "protected-resource metadata [default: http://HOST:PORT/mcp].")
 def mcp(dsn: str, identity: str | None, token: str | None, environment: str | None, policy: str | None,
         max_rows: int, rollback_writes: bool, check: bool, tools_file: str | None, transport: str, host: str,
-        port: int, issuer: str | None, audience: str | None, jwks: str | None) -> None:
+        port: int, issuer: str | None, audience: str | None, jwks: str | None, public_url: str | None) -> None:
     """Serve list_tables / describe_table / run_query (and curated tools) over the Model Context Protocol.
 
     Over HTTP every request needs a bearer token verified against --issuer/--audience; its subject is the
@@ -58,7 +61,7 @@ def mcp(dsn: str, identity: str | None, token: str | None, environment: str | No
             bearer = mcp_http.BearerVerifier(verifier)
             identity_source: object = mcp_http.refuse_outside_calls
             http = {"caller": bearer.caller, "token_verifier": bearer,
-                    "auth": mcp_http.auth_settings(str(verifier.issuer), f"http://{host}:{port}/mcp")}
+                    "auth": mcp_http.auth_settings(str(verifier.issuer), public_url or f"http://{host}:{port}/mcp")}
         else:
             identity_source = identity
         tools = mcp_server.make_tools(dsn, identity=identity_source, token=token, environment=environment,

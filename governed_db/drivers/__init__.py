@@ -131,6 +131,141 @@ class Driver:
         count = getattr(raw_cursor, "rowcount", None)
         return count if isinstance(count, int) else None
 
+    # -- the effect guard and the session (governed_db.guards; docs/guardrails.md) -----------------
+    #: the database can roll back to a savepoint inside a transaction
+    savepoints: bool = True
+    #: the statements that open, keep and undo the bracket around one guarded write
+    savepoint_sql = "SAVEPOINT governed_db_guard"
+    release_sql = "RELEASE SAVEPOINT governed_db_guard"
+    rollback_to_sql = "ROLLBACK TO SAVEPOINT governed_db_guard"
+    begin_sql = "BEGIN"
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        """``autocommit``, ``open`` (a transaction is open) or ``implicit`` (the driver opens one itself).
+
+        Drivers that cannot tell raise :class:`ConfigurationError`: a bounded write is then refused.
+        """
+        raise ConfigurationError(
+            f"governed_db cannot tell the transaction state of a {self.name} connection, so writes bounded by "
+            "their effect cannot run on it"
+        )
+
+    def open_guard(self, state: str) -> tuple[str, ...]:
+        """What opens the bracket: a savepoint in a transaction (the driver's own, when it opens one itself)."""
+        return (self.begin_sql,) if state == "autocommit" else (self.savepoint_sql,)
+
+    def effect_rowcount(self, raw_cursor: Any) -> int | None:
+        """Rows the last write changed or matched (what the effect guard measures); None: unknown."""
+        count = self.rowcount(raw_cursor)
+        return count if count is not None and count >= 0 else None
+
+    def guard_connection(self, st: Any) -> Any:
+        """The driver connection ``st`` runs on, where governance's own SQL for it must run too."""
+        return innermost(st.gov.raw)
+
+    def guard_execute(self, raw: Any, sql: str) -> list[Any]:
+        """Run governance's own ``sql`` on the raw connection (never the application's cursor); its rows."""
+        cur = raw.cursor()
+        try:
+            cur.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+        finally:
+            cur.close()
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        """:meth:`guard_execute` for async connections (their cursors' methods are awaited)."""
+        cur = raw.cursor()
+        try:
+            await cur.execute(sql)
+            return list(await cur.fetchall()) if cur.description else []
+        finally:
+            closing = cur.close()
+            if hasattr(closing, "__await__"):
+                await closing
+
+    def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:
+        """``sql`` with ``prefix`` sent in the same round trip, or None when the driver cannot (one statement)."""
+        return None
+
+    def pipelines(self, raw: Any) -> bool:
+        """The driver can send governance's ``prefix`` and the statement in one round trip (:meth:`run_after`)."""
+        return False
+
+    def run_after(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        """Send ``prefix`` then ``invoke(sql)`` in one round trip (psycopg 3 pipeline mode); the call's outcome."""
+        self.guard_execute(raw, prefix)
+        return invoke(sql)
+
+    def fused_probe(self, probe: str, violation: str, keep: str) -> str | None:
+        """One text that raises when a row of ``probe`` (``t``, ``c``) meets ``violation`` and otherwise keeps
+        the write (None: the driver runs probe and keep as two round trips)."""
+        return None
+
+    def probe_violation(self, exc: BaseException) -> tuple[str, int] | None:
+        """``(table, rows left)`` a fused probe reported through ``exc``, or None when ``exc`` is another error."""
+        return None
+
+    def undo_sql(self) -> tuple[str, ...]:
+        """What rolls back to the savepoint and drops it (the application's transaction goes on)."""
+        return (self.rollback_to_sql, self.release_sql)
+
+    def quote_table(self, name: str) -> str:
+        """A table name from the analysis (``schema.table``) as SQL."""
+        return ".".join(quote_ident(part) for part in name.split("."))
+
+    def quote_literal(self, value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def engine_sql(self, gov: Any, tables: tuple[str, ...]) -> str | None:
+        """SQL whose rows say which of ``tables`` a rollback cannot undo (None: every table can be)."""
+        return None
+
+    def non_transactional(self, gov: Any, rows: list[Any]) -> tuple[str, ...]:
+        """From :meth:`engine_sql`'s rows: the tables whose writes a rollback cannot undo (MyISAM, MEMORY)."""
+        return ()
+
+    def session_sql(self, gov: Any, raw: Any, current: Any, want: Any) -> tuple[str, ...]:
+        """Statements that take the session from ``current`` (a ``SessionState``, None: unknown) to ``want``.
+
+        Database roles and identity claims are PostgreSQL's: other drivers refuse an identity that needs them.
+        """
+        if want.role is not None or want.claims is not None:
+            from governed_db.errors import GuardrailViolation
+
+            raise gov.refusal(GuardrailViolation(
+                f"refused by governed_db: the policy maps this identity to a database role or passes its claims "
+                f"to the session, which governed_db does on PostgreSQL only, not on {self.name}. Next step: "
+                "remove database_role/session_claims from the policy's writes: entry for this database"
+            ))  # fmt: skip
+        if current is not None and current.read_only == want.read_only:
+            return ()
+        return self.session_read_only_sql(gov, raw, want.read_only)
+
+    def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
+        """Statements that make the session (and the open transaction) read-only, or read-write again.
+
+        The default (no switch) fails closed: a driver that cannot make its session read-only declares it.
+        """
+        return ()
+
+    def after_session_switch(self, gov: Any, raw: Any, read_only: bool) -> None:
+        """Check the switch took hold (raise the refusal when the open transaction stays writable)."""
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        """``exc`` is the database refusing a write in a read-only session."""
+        return False
+
+    #: a statement's rows live on the connection, not a cursor (DuckDB): governance's own SQL replaces them
+    results_on_connection = False
+
+    def restore_result_sql(self, changed: int) -> str | None:
+        """After governance's SQL replaced a write's result on the connection: SQL that gives it back."""
+        return None
+
+    def forget_session(self, gov: Any) -> None:
+        """The connection was reset or reconnected: the session state governance set must be set again."""
+        gov.state.pop("guards.session", None)
+
 
 _DOLLAR = re.compile(r"\$\d")
 

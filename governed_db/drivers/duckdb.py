@@ -26,6 +26,7 @@ from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.drivers._duckdb_relation import GovernedRelation, _literal, release_stream, wrap_result
 from governed_db.errors import ConfigurationError
+from governed_db.guards import Unread
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, RowsOut, _params, check_placeholders
 from governed_db.results import ResultState
@@ -305,6 +306,30 @@ class DuckDBDriver(Driver):
 
     def paramstyle_for(self, raw: Any) -> str:
         return "qmark"
+
+    # -- effect guard (docs/guardrails.md) ------------------------------------------------------
+    #: DuckDB has no savepoints: a bounded write runs in a transaction of its own, never inside the app's
+    savepoints = False
+    results_on_connection = True
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        # no flag says whether a transaction is open; in autocommit every statement has its own id
+        first = raw.execute("SELECT txid_current()").fetchone()[0]
+        second = raw.execute("SELECT txid_current()").fetchone()[0]
+        return "open" if first == second else "autocommit"
+
+    def guard_connection(self, st: Any) -> Any:
+        # a DuckDB cursor is a connection of its own, in a transaction of its own: the statement's one
+        return st.result.raw if st.result is not None else st.gov.raw
+
+    def guard_execute(self, raw: Any, sql: str) -> list[Any]:
+        raw.execute(sql)
+        if isinstance(sql, Unread):  # the application's result, given back: left for it to read
+            return []
+        return list(raw.fetchall()) if raw.description else []
+
+    def restore_result_sql(self, changed: int) -> str | None:
+        return Unread(f'SELECT CAST({int(changed)} AS BIGINT) AS "Count"')
 
     def on_wrap(self, proxy: Any, gov: Any) -> None:
         # The library must never fetch anything: a query naming an extension DuckDB knows (read_xlsx,

@@ -22,7 +22,9 @@ import wrapt
 from governed_db._cache import LRU
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import GuardrailViolation
+from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
@@ -294,6 +296,22 @@ class PsycopgConnectionFacts:
     __wrapped__: Any
     _self_gov: Any
 
+    # -- read_only=False makes psycopg open transactions with BEGIN READ WRITE: judged as that statement
+    def set_read_only(self, value: Any) -> Any:
+        raw = self.__wrapped__
+        if value is True:
+            return raw.set_read_only(value)
+        return judged_call(self._self_gov, "connection.set_read_only", "BEGIN READ WRITE",
+                           lambda: raw.set_read_only(value))  # fmt: skip
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "read_only" and value is not True:
+            raw = self.__wrapped__
+            judged_call(self._self_gov, "connection.read_only", "BEGIN READ WRITE",
+                        lambda: setattr(raw, name, value))  # fmt: skip
+            return
+        super().__setattr__(name, value)
+
     # psycopg's cursor constructors bind to ``connection.pgconn`` and would send statements on it
     # directly (decision 0064): the governed connection hands out a PGconn that only answers facts.
     @property
@@ -334,7 +352,7 @@ class PsycopgConnection(PsycopgConnectionFacts, GovernedConnection):
         return self
 
 
-class PsycopgDriver(Driver):
+class PsycopgDriver(PostgresSession, Driver):
     name = "psycopg"
     dialect = "postgres"
     db_system = "postgresql"
@@ -393,6 +411,22 @@ class PsycopgDriver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    def pipelines(self, raw: Any) -> bool:
+        # a statement with parameters is one statement on the wire: the savepoint rides in a pipeline instead
+        import psycopg
+
+        return bool(psycopg.Pipeline.is_supported()) and getattr(raw, "_pipeline", None) is None
+
+    def run_after(self, raw: Any, prefix: str, invoke: Any, sql: Any) -> Any:
+        with raw.pipeline():
+            raw.cursor().execute(prefix)
+            return invoke(sql)  # the results arrive at the pipeline's sync, before this block is left
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.autocommit:
+            return "autocommit"
+        return "implicit" if int(raw.info.transaction_status) == 0 else "open"  # pq.TransactionStatus.IDLE
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)

@@ -19,7 +19,9 @@ from typing import Any
 
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import GuardrailViolation
+from governed_db.guards.session import judged_call
 from governed_db.pipeline import run
 from governed_db.proxies import (
     CallProc,
@@ -127,6 +129,29 @@ class Psycopg2Connection(GovernedConnection):
             proxy._self_remake = lambda: self.__wrapped__.cursor(*args, **kwargs)
         return proxy
 
+    # -- methods that change the session: judged as the statement psycopg2 sends (docs/guardrails.md)
+    def reset(self) -> Any:
+        return judged_call(self._self_gov, "connection.reset", "RESET ALL", self.__wrapped__.reset, resets=True)
+
+    def set_session(self, *args: Any, **kwargs: Any) -> Any:
+        readonly = kwargs.get("readonly", args[1] if len(args) > 1 else True)
+        raw = self.__wrapped__
+
+        def call() -> Any:
+            return raw.set_session(*args, **kwargs)
+
+        if readonly is True:  # isolation level, deferrable, autocommit, or read-only: nothing undone
+            return call()
+        return judged_call(self._self_gov, "connection.set_session", "BEGIN READ WRITE", call)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "readonly" and value is not True:
+            raw = self.__wrapped__
+            judged_call(self._self_gov, "connection.readonly", "BEGIN READ WRITE",
+                        lambda: setattr(raw, name, value))  # fmt: skip
+            return
+        super().__setattr__(name, value)
+
     @property
     def pgconn_ptr(self) -> Any:
         # libpq's PGconn* for ctypes: PQexec on it would run statements around governance (decision 0064)
@@ -148,7 +173,7 @@ class Psycopg2Connection(GovernedConnection):
         )
 
 
-class Psycopg2Driver(Driver):
+class Psycopg2Driver(PostgresSession, Driver):
     name = "psycopg2"
     dialect = "postgres"
     db_system = "postgresql"
@@ -169,6 +194,16 @@ class Psycopg2Driver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.autocommit:
+            return "autocommit"
+        return "implicit" if raw.get_transaction_status() == 0 else "open"  # TRANSACTION_STATUS_IDLE
+
+    def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:
+        # psycopg2 sends one text (parameters are interpolated client-side); the cursor keeps the last
+        # result, so the bracket opens in the statement's own round trip
+        return f"{prefix}; {sql}" if type(sql) is str else None
 
     def statement_text(self, sql: Any, raw: Any) -> str:
         as_string = getattr(sql, "as_string", None)

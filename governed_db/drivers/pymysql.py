@@ -13,6 +13,7 @@ as ``KILL id``. The unbuffered cursors' extra exits (``fetchall_unbuffered``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import wrapt
 
 from governed_db.drivers import Driver, quote_ident
 from governed_db.errors import GuardrailViolation, InvalidStatement
+from governed_db.guards.session import judged_call, reconnected
 from governed_db.pipeline import run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
@@ -93,6 +95,22 @@ def _govern_last_result(raw: Any, st: ResultState) -> None:
 class PyMySQLConnection(PrivateWithheld, GovernedConnection):
     cursor_proxy = PyMySQLCursor
 
+    # -- methods that change the session (docs/guardrails.md) -----------------------------------
+    def autocommit(self, value: Any) -> Any:
+        # PyMySQL sends SET AUTOCOMMIT: judged as it, like any statement (the read-only session survives it)
+        raw = self.__wrapped__
+        return judged_call(self._self_gov, "connection.autocommit", f"SET AUTOCOMMIT = {1 if value else 0}",
+                           lambda: raw.autocommit(value))  # fmt: skip
+
+    def ping(self, *args: Any, **kwargs: Any) -> Any:
+        # a reconnect starts a new session with the server's defaults: governed_db sets its state again
+        raw = self.__wrapped__
+        before = raw.thread_id() if raw.open else None
+        try:
+            return raw.ping(*args, **kwargs)
+        finally:
+            reconnected(self._self_gov, before, raw.thread_id() if raw.open else None)
+
     @property
     def _result(self) -> Any:
         # Cursors built on the governed connection read their rows here, right after query()/next_result()
@@ -161,6 +179,10 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
         )
 
 
+_SERVER_STATUS_IN_TRANS = 1
+_ROWS_MATCHED = re.compile(r"Rows matched: (\d+)")
+
+
 class PyMySQLDriver(Driver):
     name = "pymysql"
     dialect = "mysql"
@@ -182,6 +204,71 @@ class PyMySQLDriver(Driver):
 
     def is_closed(self, raw: Any) -> bool:
         return not bool(getattr(raw, "open", True))
+
+    # -- effect guard and session (docs/guardrails.md) -----------------------------------------
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.get_autocommit():
+            return "autocommit"
+        return "open" if raw.server_status & _SERVER_STATUS_IN_TRANS else "implicit"
+
+    def quote_table(self, name: str) -> str:
+        return ".".join(quote_ident(part, "`") for part in name.split("."))
+
+    def quote_literal(self, value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def engine_sql(self, gov: Any, tables: tuple[str, ...]) -> str | None:
+        # MyISAM/MEMORY/... ignore ROLLBACK: a bounded write to them cannot be measured before it is kept
+        wanted = []
+        for name in tables:
+            schema, _, table = name.rpartition(".")
+            db = self.quote_literal(schema) if schema else "DATABASE()"
+            wanted.append(f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(table)} AS t")
+        return (
+            "SELECT r.n, e.TRANSACTIONS FROM (" + " UNION ALL ".join(wanted) + ") AS r "
+            "LEFT JOIN information_schema.TABLES AS i ON i.TABLE_SCHEMA = r.s AND i.TABLE_NAME = r.t "
+            "LEFT JOIN information_schema.ENGINES AS e ON e.ENGINE = i.ENGINE"
+        )
+
+    def non_transactional(self, gov: Any, rows: list[Any]) -> tuple[str, ...]:
+        # a view or temporary table has no engine here: it cannot be shown to roll back, so it fails closed
+        return tuple(str(name) for name, transactions in rows if str(transactions or "").upper() != "YES")
+
+    def effect_rowcount(self, raw_cursor: Any) -> int | None:
+        # MySQL reports rows *changed*; an UPDATE that sets some rows to the value they had matched them all
+        count = self.rowcount(raw_cursor)
+        result = getattr(raw_cursor, "_result", None)
+        if count is None and result is None:  # connection.query(): the connection's last result
+            result = getattr(getattr(raw_cursor, "conn", None), "_result", None)
+            count = getattr(result, "affected_rows", None)
+        if not isinstance(count, int) or count < 0:
+            return None
+        message = getattr(result, "message", None)
+        if isinstance(message, bytes):
+            message = message.decode("ascii", "replace")
+        found = _ROWS_MATCHED.search(message) if isinstance(message, str) else None
+        return max(count, int(found.group(1))) if found else count
+
+    def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
+        self._refuse_open_transaction(gov, raw, read_only)
+        return (f"SET SESSION TRANSACTION {'READ ONLY' if read_only else 'READ WRITE'}",)
+
+    def after_session_switch(self, gov: Any, raw: Any, read_only: bool) -> None:
+        # a SELECT without autocommit starts a transaction the server reports only after the next statement
+        self._refuse_open_transaction(gov, raw, read_only)
+
+    @staticmethod
+    def _refuse_open_transaction(gov: Any, raw: Any, read_only: bool) -> None:
+        if read_only and not raw.get_autocommit() and raw.server_status & _SERVER_STATUS_IN_TRANS:
+            # MySQL changes the access mode of the *next* transaction only: the open one would stay writable
+            raise gov.refusal(GuardrailViolation(
+                "refused by governed_db: a read-only identity cannot act inside a transaction that is already "
+                "open and writable on MySQL/MariaDB. Next step: commit or roll back first."
+            ))  # fmt: skip
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = getattr(exc, "args", ())
+        return len(args) > 0 and args[0] == 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)

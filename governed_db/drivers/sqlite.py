@@ -111,6 +111,23 @@ class SqliteDriver(Driver):
     def paramstyle_for(self, raw: Any) -> str:
         return "qmark"
 
+    def transaction_state(self, gov: Any, raw: Any) -> str:
+        if raw.isolation_level is None or getattr(raw, "autocommit", -1) is True:
+            return "autocommit"
+        # legacy transaction control opens a transaction before a data change, so the guard does too
+        return "open" if raw.in_transaction else "implicit"
+
+    def open_guard(self, state: str) -> tuple[str, ...]:
+        if state == "implicit":
+            return ("BEGIN", self.savepoint_sql)
+        return super().open_guard(state)
+
+    def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
+        return ("PRAGMA query_only = ON",) if read_only else ("PRAGMA query_only = OFF",)
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "readonly database" in str(exc)
+
     def is_closed(self, raw: Any) -> bool:
         try:
             raw.total_changes  # noqa: B018 - raises ProgrammingError on a closed connection

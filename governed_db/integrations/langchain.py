@@ -30,7 +30,8 @@ try:
     from langchain_community.utilities.sql_database import SQLDatabase
 except ImportError as e:  # pragma: no cover - the extra is not installed
     raise ImportError(
-        "governed_db.langchain needs langchain-community: pip install 'governed-db[langchain]'"
+        "governed_db.langchain needs langchain-community: pip install 'governed-db[langchain-community]' "
+        "(or use governed_db.integrations.langchain_tools, which needs only langchain-core)"
     ) from e
 
 

@@ -17,6 +17,7 @@ only when a server is built.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +73,13 @@ def build_server(
     caller: Callable[[], Identity] | None = None,
     auth: Any = None,
     token_verifier: Any = None,
+    meter_provider: Any = None,
 ) -> MCPServer:
     """An MCP server exposing ``tools`` (not yet running: call ``.run()`` or connect a client).
 
     ``curated`` adds the tools of a tools file (and may hide the generic three); ``caller`` returns the
-    identity each call runs as (HTTP: the verified bearer token's, see :mod:`governed_db.integrations.mcp_http`).
+    identity each call runs as (HTTP: the verified bearer token's, see :mod:`governed_db.integrations.mcp_http`);
+    ``meter_provider`` receives ``mcp.server.operation.duration`` (default: the global provider).
     """
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
@@ -84,6 +87,7 @@ def build_server(
 
     from governed_db.integrations.mcp_tools import run_curated, syntax_problem, tool_function
     from governed_db.integrations.sqlalchemy import SQLGLOT_DIALECTS
+    from governed_db.metrics import ToolMetrics
 
     # refusals are answers, not server errors: keep the SDK from logging each one as a failure
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING", version=server_version(),
@@ -98,27 +102,34 @@ def build_server(
             message = f"the database reported an error: {type(orig).__name__}: {orig}".splitlines()[0]
         return ToolError(message)
 
-    def _call(fn: Callable[[], Any]) -> Any:
-        """Run one tool body as the caller; every failure becomes a readable tool error."""
+    tool_metrics = ToolMetrics(meter_provider)
+
+    def _call(name: str, fn: Callable[[], Any]) -> Any:
+        """Run one tool body as the caller; every failure becomes a readable tool error; timed."""
+        started, error = time.perf_counter(), None
         try:
             if caller is None:
                 return fn()
             with acting_as(caller()):
                 return fn()
-        except ToolError:
+        except ToolError as e:
+            error = e
             raise
         except Exception as e:
-            raise _tool_error(e) from None
+            error = _tool_error(e)
+            raise error from None
+        finally:
+            tool_metrics.record(name, time.perf_counter() - started, error)
 
     if curated is None or curated.sql_tools:
 
         @server.tool(description="List the tables and views this identity may query.", annotations=reads)
         def list_tables() -> list[str]:
-            return _call(tools.list_tables)  # type: ignore[no-any-return]
+            return _call("list_tables", tools.list_tables)  # type: ignore[no-any-return]
 
         @server.tool(description="Columns of one table: name, type, nullable, primary_key.", annotations=reads)
         def describe_table(table: str) -> list[dict[str, Any]]:
-            return _call(lambda: tools.describe_table(table))  # type: ignore[no-any-return]
+            return _call("describe_table", lambda: tools.describe_table(table))  # type: ignore[no-any-return]
 
         @server.tool(
             description=(
@@ -128,18 +139,21 @@ def build_server(
             annotations=ToolAnnotations(read_only_hint=False, destructive_hint=tools.commit, open_world_hint=False),
         )
         def run_query(sql: str, max_rows: int = DEFAULT_MAX_ROWS) -> dict[str, Any]:
-            problem = syntax_problem(sql, dialect)
-            if problem is not None:  # a typo is the agent's to fix, not a reviewer's to read
-                raise ToolError(problem)
-            return _call(lambda: tools.run_query(sql, max_rows=max_rows).to_dict())  # type: ignore[no-any-return]
+            def run() -> dict[str, Any]:
+                problem = syntax_problem(sql, dialect)
+                if problem is not None:  # a typo is the agent's to fix, not a reviewer's to read
+                    raise ToolError(problem)
+                return tools.run_query(sql, max_rows=max_rows).to_dict()
+
+            return _call("run_query", run)  # type: ignore[no-any-return]
 
     for tool in curated.tools if curated is not None else ():
         hints = ToolAnnotations(title=tool.title, read_only_hint=tool.read_only, idempotent_hint=tool.read_only,
                                 destructive_hint=tool.destructive, open_world_hint=False)  # fmt: skip
 
         def call(t: Any, values: dict[str, Any]) -> Any:
-            return _call(lambda: run_curated(tools.engine, t, values, max_rows=tools.max_rows,
-                                             commit=tools.commit).to_dict())  # fmt: skip
+            return _call(t.name, lambda: run_curated(tools.engine, t, values, max_rows=tools.max_rows,
+                                                     commit=tools.commit).to_dict())  # fmt: skip
 
         server.add_tool(tool_function(tool, call), name=tool.name, description=tool.description,
                         annotations=hints, structured_output=True)  # fmt: skip

@@ -18,8 +18,8 @@ state (configuration, catalog, table labels, lineage cache) in
 Zero configuration: outside development-like environments every identity
 sees sensitive columns masked unless a grant in the ``masking=`` option of
 :func:`governed_db.wrap` unmasks them (see :mod:`governed_db.masking.config`
-and ``docs/masking.md``). Nothing heavy is imported here: Presidio loads on
-the first value that needs it.
+and ``docs/masking.md``). Nothing heavy is imported here: the detectors load
+on the first value that needs them (and never spaCy: decision 0090).
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ SENSITIVE_TEXT_HITS = 3
 #: PHONE/NATIONAL_ID not at all (an invoice number column is not a phone column; names say when it is)
 _DIGIT_COINCIDENCE = frozenset({"CREDIT_CARD", "PHONE", "NATIONAL_ID", "US_SSN"})
 _DIGIT_NEVER = frozenset({"PHONE", "NATIONAL_ID"})
+#: labels only a name can give (no detector recognises a person's name or a street address)
+_NAME_ONLY_LABELS = frozenset({"PERSON_NAME", "ADDRESS", "USERNAME"})
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -219,7 +221,7 @@ FEW_ROWS = 10
 _SCANNED_WHILE_PROVISIONAL = frozenset({"text", "unknown", "json", "binary"})
 
 
-def provisional_class(result: ColumnClass, declared: str | None, rows: int) -> ColumnClass:
+def provisional_class(result: ColumnClass, declared: str | None, rows: int, column: str = "") -> ColumnClass:
     """What a column of a nearly empty table is until it is classified again.
 
     A name label (``email``) or a label from the few values there were stands; otherwise a text-like column
@@ -234,6 +236,9 @@ def provisional_class(result: ColumnClass, declared: str | None, rows: int) -> C
         result.confidence = 0.5
         result.provisional = True
         result.evidence["values"] = "scanned as they pass until the column is classified again"
+        if column and VERSION_WORDS.intersection(words(column)):
+            # the scan has no column name to go by: a firmware column's dotted quads are versions
+            result.strategy = ("spans", {"ignore": ["IP_ADDRESS"]})
     return result
 
 
@@ -253,8 +258,14 @@ def classify_column(
     if label is None:
         return result
     if label == "FREE_TEXT":
-        # personal data seen inside the text; a specific name label (an "email" column) still wins
-        if by_name is None or by_name.label == "FREE_TEXT":
+        # personal data seen inside the text; a specific name label (an "email" column) still wins, unless it is
+        # a label values cannot show and most values are items of other kinds (a "contact" column of e-mail
+        # addresses and phone numbers): then each value is masked as what it is
+        if (
+            by_name is None
+            or by_name.label == "FREE_TEXT"
+            or (by_name.label in _NAME_ONLY_LABELS and share >= VALUE_SHARE)
+        ):
             result.label = label
             result.confidence = max(result.confidence, text_confidence(evidence))
     elif by_name is not None and by_name.label == label:

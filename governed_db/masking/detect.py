@@ -99,7 +99,7 @@ _AUTH_WORDS = ("asic ", "earer ", "ASIC ", "EARER ", "oken ", "OKEN ", "igest ",
 
 
 def _candidates(text: str) -> tuple[dict[str, None], bool]:
-    """(Presidio recognizers worth asking, whether secret detectors are worth running) for ``text``."""
+    """(recognizers worth asking, whether secret detectors are worth running) for ``text``."""
     wanted: dict[str, None] = {}
     if ("@" in text and _EMAIL.search(text)) or _obfuscated(text):
         wanted["email"] = None

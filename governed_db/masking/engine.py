@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 #: a table whose catalog could not be read is tried again after this many seconds
 RETRY_SECONDS = 30.0
 #: a table sampled (nearly) empty is sampled again after this many seconds, then twice as long each time it is
-#: still nearly empty, up to RETRY_SECONDS; a value the scan finds masked brings the next sample forward
+#: still nearly empty, up to RECHECK_MAX; a value the scan finds masked brings the next sample forward. The cap
+#: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
+RECHECK_MAX = 5.0
 #: the id-keyed hot caches are an accelerator in front of ``memo``; emptied when they outgrow this
 _HOT_CACHE = STATEMENTS
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
@@ -58,6 +60,8 @@ class TableInfo:
     provisional: bool = False
     recheck_at: float = 0.0
     backoff: float = RECHECK_FIRST
+    #: the sample was wanted but could not be read
+    sample_failed: bool = False
 
 
 @dataclass
@@ -151,12 +155,14 @@ class MaskingState:
         with self.lock:
             old = info
             info = self._read_table(key, node)
+            if old is not None and old.provisional and (info.sample_failed or info.columns is None):
+                # a failed re-sample proves nothing: keep scanning under the provisional labels, try again later
+                info = old
+                info.provisional = True
             if info.provisional:
                 # still nearly empty: look again later, less often each time
                 backoff = (
-                    RECHECK_FIRST
-                    if old is None or not old.provisional
-                    else min(old.backoff * 2, RETRY_SECONDS)
+                    RECHECK_FIRST if old is None or not old.provisional else min(old.backoff * 2, RECHECK_MAX)
                 )
                 info.backoff = backoff
                 info.recheck_at = time.time() + backoff
@@ -203,6 +209,7 @@ class MaskingState:
         sampled_rows: int | None = None
         if missing and self.config.online and self.config.sample_rows > 0:
             sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
+            info.sample_failed = sampled is None
             if sampled is not None:
                 names, rows = sampled
                 sampled_rows = len(rows)
@@ -214,7 +221,7 @@ class MaskingState:
             declared = types.get(c.lower())
             cls = classify_column(key, c, declared, values.get(c.lower()))
             if info.provisional:
-                cls = provisional_class(cls, declared, sampled_rows or 0)
+                cls = provisional_class(cls, declared, sampled_rows or 0, c)
             info.classes[c.lower()] = cls
         return info
 

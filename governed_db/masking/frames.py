@@ -61,21 +61,11 @@ def _pandas(plan: RowMasker, df: Any) -> Any:
     out = df.copy()
     for i, m in _targets(plan, [str(c) for c in df.columns]):
         column = df.iloc[:, i]
-        values = [m(None if _isna(pd, v) else v) for v in column.tolist()]
+        missing = column.isna().tolist()  # NaN, NaT, pd.NA -> None, found in one vectorised pass
+        values = [m(None if na else v) for v, na in zip(column.tolist(), missing, strict=True)]
         out.isetitem(i, _pandas_series(pd, values, column))
         plan.masked_cells += len(values)
     return out
-
-
-def _isna(pd: Any, v: Any) -> bool:
-    if v is None:
-        return True
-    if isinstance(v, (list, tuple, dict, set)) or hasattr(v, "__array__"):
-        return False
-    try:
-        return bool(pd.isna(v))  # NaN, NaT, pd.NA
-    except (TypeError, ValueError):
-        return False
 
 
 def _pandas_series(pd: Any, values: list[Any], original: Any) -> Any:

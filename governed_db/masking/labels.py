@@ -45,7 +45,7 @@ DEFAULT_STRATEGIES: Mapping[str, tuple[str, Mapping[str, Any]]] = MappingProxyTy
     {k: (name, MappingProxyType(opts)) for k, (name, opts) in _DEFAULTS.items()}
 )
 
-#: Presidio entity types (and our own detector names) -> governed_db label
+#: recognizer entity types (Presidio's names, kept) and detector names -> governed_db label
 ENTITY_LABELS: Mapping[str, str] = MappingProxyType(
     {
         "EMAIL_ADDRESS": "EMAIL",

@@ -13,7 +13,7 @@ from typing import Any
 
 from governed_db.identity import KINDS
 from governed_db.policy.decision import Action
-from governed_db.policy.settings import LimitSpec, Override, Scope
+from governed_db.policy.settings import LimitSpec, Override, Scope, WriteSpec
 
 _WHEN = ("environment", "environments", "kind", "kinds", "role", "roles", "subject", "subjects", "on_behalf_of",
          "verified", "table", "tables", "dialect", "dialects")  # fmt: skip
@@ -242,3 +242,53 @@ def limit_storage(b: Builder, data: Any, limits: tuple[LimitSpec, ...]) -> Any:
         b.bad(data, "limit_storage", "limit_storage", "limit_storage is set but there are no limits: to share")
         return None
     return storage
+_WRITES_KEYS = ("when", "guard", "max_affected_rows", "over_limit", "whole_table", "read_only", "database_role",
+                "session_claims")  # fmt: skip
+_EFFECT_ACTIONS = (Action.DENY, Action.REQUIRE_APPROVAL)
+
+
+def writes(b: Builder, data: Any) -> tuple[WriteSpec, ...]:
+    """``writes:`` - effect guard, read-only sessions and database roles per scope (docs/guardrails.md)."""
+    raw = data.get("writes") or []
+    if not isinstance(raw, list):
+        b.bad(data, "writes", "writes", "expected a list of {when:, max_affected_rows:, over_limit:, read_only:, ...}")
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        path = f"writes[{i}]"
+        if not isinstance(item, dict):
+            b.problems.append(PolicyProblem(b.file, getattr(raw, "line", None), path, "expected a mapping"))
+            continue
+        for k in item:
+            if k not in _WRITES_KEYS:
+                b.bad(item, k, f"{path}.{k}", f"unknown key{suggest(k, _WRITES_KEYS)}; valid: {', '.join(_WRITES_KEYS)}")
+        when = b.scope(item, "when", f"{path}.when", item.get("when", {}))
+        if when.tables:
+            b.bad(item, "when", f"{path}.when", "writes: entries apply to identities; they cannot be scoped by tables")
+        fields: dict[str, Any] = {}
+        for k in ("guard", "read_only", "session_claims"):
+            if k in item:
+                if not isinstance(item[k], bool):
+                    b.bad(item, k, f"{path}.{k}", "expected true or false")
+                fields[k] = bool(item[k])
+        if "max_affected_rows" in item:
+            v = item["max_affected_rows"]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                b.bad(item, "max_affected_rows", f"{path}.max_affected_rows", f"expected a whole number >= 0, got {v!r}")
+            else:
+                fields["max_affected_rows"] = v
+        for k in ("over_limit", "whole_table"):
+            if k in item:
+                act = b.action(item, k, f"{path}.{k}", item[k])
+                if act is not None and act not in _EFFECT_ACTIONS:
+                    b.bad(item, k, f"{path}.{k}", f"{act.value!r} would keep the write; use deny or require_approval")
+                elif act is not None:
+                    fields[k] = act
+        if "database_role" in item:
+            v = item["database_role"]
+            if not isinstance(v, str) or not v.strip():
+                b.bad(item, "database_role", f"{path}.database_role", "expected the name of a database role")
+            else:
+                fields["database_role"] = v.strip()
+        out.append(WriteSpec(when, line=getattr(item, "line", None), **fields))
+    return tuple(out)

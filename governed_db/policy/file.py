@@ -20,6 +20,12 @@ invalid file is an error - never an "allow all" policy. See
       - when: {kind: agent}
         statements_per_minute: 120
         rows_per_minute: 100000
+    writes:                                       # judged by their effect (docs/guardrails.md)
+      - when: {kind: agent, environment: production}
+        max_affected_rows: 500
+        over_limit: require_approval
+      - when: {role: analyst}
+        read_only: true
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from governed_db.policy.decision import Action
 from governed_db.policy.settings import PolicySettings
 
 _TOP = ("name", "version", "description", "environments", "rules", "overrides", "identities", "limits",
-        "limit_storage", "python_rules", "approvals")  # fmt: skip
+        "limit_storage", "python_rules", "approvals", "writes")  # fmt: skip
 _ENV_CLASSES = ("production", "staging", "observe")
 
 
@@ -239,10 +245,11 @@ def _build(data: Any, file: str, problems: list[PolicyProblem]) -> tuple[Any, li
     storage = parts.limit_storage(b, data, limits)
     python_rules = parts.python_rules(b, data)
     approvals = parts.approvals(b, data)
+    writes = parts.writes(b, data)
     if problems:
         return None, problems
     settings = PolicySettings(actions=actions, options=options, overrides=overrides, environments=environments,
-                              limits=limits)  # fmt: skip
+                              limits=limits, writes=writes)  # fmt: skip
     name = str(data.get("name") or Path(file).stem)
     limiter = RateLimiter(limits, settings) if limits else None
     if storage is not None:

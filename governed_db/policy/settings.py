@@ -91,6 +91,55 @@ class LimitSpec:
     window_seconds: float = 60.0
 
 
+#: the default ceiling on rows one guarded write may change (agents in production)
+DEFAULT_MAX_AFFECTED_ROWS = 100
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """One ``writes:`` entry: how writes by the identities in ``when`` are judged by their effect.
+
+    ``None`` fields leave the value of earlier entries (or the default) as it is; later entries win.
+    """
+
+    when: Scope
+    #: run each write in a savepoint and measure what it changed before keeping it
+    guard: bool | None = None
+    max_affected_rows: int | None = None
+    #: ``deny`` or ``require_approval`` when a write changes more rows than ``max_affected_rows``
+    over_limit: Action | None = None
+    #: ``deny`` or ``require_approval`` when a write changes every row of a table with more than one row
+    whole_table: Action | None = None
+    #: the session is read-only in the database while this identity acts
+    read_only: bool | None = None
+    #: PostgreSQL role the identity's statements run as (``SET LOCAL ROLE``)
+    database_role: str | None = None
+    #: pass the identity's subject/kind/on-behalf-of to the session for row-level security (PostgreSQL)
+    session_claims: bool | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBounds:
+    """What the policy says about writes for one identity in one environment (see ``docs/guardrails.md``)."""
+
+    guard: bool = False
+    max_affected_rows: int | None = None
+    over_limit: Action = Action.DENY
+    whole_table: Action = Action.DENY
+    read_only: bool = False
+    database_role: str | None = None
+    session_claims: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True when this identity's statements need anything from the database session or the guard."""
+        return self.guard or self.read_only or self.database_role is not None or self.session_claims
+
+
+UNBOUNDED = WriteBounds()
+
+
 @dataclass(frozen=True)
 class PolicySettings:
     #: rule id -> {environment or class or "*": action}
@@ -101,6 +150,39 @@ class PolicySettings:
     #: environment -> "production" / "staging" / "observe"
     environments: Mapping[str, str] = field(default_factory=dict)
     limits: tuple[LimitSpec, ...] = ()
+    #: ``writes:`` entries (effect guard, read-only sessions, database roles), in file order
+    writes: tuple[WriteSpec, ...] = ()
+
+    def write_bounds(self, environment: str, identity: Identity | None, dialect: str | None) -> WriteBounds:
+        """How writes by ``identity`` are bounded here: defaults for the environment class, then ``writes:``.
+
+        By default an agent in a production-class environment is bounded (every write measured, at most
+        :data:`DEFAULT_MAX_AFFECTED_ROWS` rows, never a whole table), and an identity for which the
+        ``write-statement`` rule denies is read-only in the database too. Observe-only environments are
+        never bounded (everything runs and is recorded).
+        """
+        cls = self.env_class(environment)
+        if cls == "observe":
+            return UNBOUNDED
+        agent = identity is not None and identity.kind == "agent" and cls == "production"
+        fields: dict[str, Any] = {"guard": agent, "max_affected_rows": DEFAULT_MAX_AFFECTED_ROWS if agent else None}
+        from governed_db.policy.rules import catalog
+
+        spec = catalog().get("write-statement")
+        if spec is not None and self.action_for(spec, environment, identity, dialect, ()) is Action.DENY:
+            fields["read_only"] = True
+        for w in self.writes:
+            if not w.when.matches(environment, identity, dialect):
+                continue
+            for name in ("guard", "max_affected_rows", "over_limit", "whole_table", "read_only", "database_role",
+                         "session_claims"):
+                value = getattr(w, name)
+                if value is not None:
+                    fields[name] = value
+        if fields.get("max_affected_rows") is not None and "guard" not in _explicit(self.writes, environment,
+                                                                                     identity, dialect):
+            fields["guard"] = True  # a ceiling is only kept by measuring
+        return WriteBounds(**fields)
 
     def env_class(self, environment: str) -> str:
         declared = self.environments.get(environment)
@@ -142,6 +224,11 @@ class PolicySettings:
             if chosen is not None and o.when.matches(environment, identity, dialect) and o.when.matches_tables(tables):
                 action = chosen
         return action
+
+
+def _explicit(writes: tuple[WriteSpec, ...], environment: str, identity: Identity | None,
+              dialect: str | None) -> set[str]:
+    return {"guard" for w in writes if w.guard is not None and w.when.matches(environment, identity, dialect)}
 
 
 DEFAULT_SETTINGS = PolicySettings()

@@ -182,22 +182,62 @@ _MYSQL_FAMILY = frozenset({"mysql", "mariadb", "singlestore", "doris", "starrock
 _DASH_UNICODE_SPACE = re.compile(r"--[^\x00-\x7f]")
 
 
-def _normalize(text: str, tokens: list[Token]) -> str:
-    """Literals become ``?``; comments vanish; identifiers keep their quotes. Cheap: no tree generation."""
+def _placeholder_end(tokens: list[Token], i: int) -> int:
+    """Index past the driver placeholder starting at ``tokens[i]`` (``%s``, ``%(name)s``, ``:name``, ``$1``,
+    ``?1``, ``@name``, and ``%%``, the driver's escaped ``%``), or ``i`` when none starts there.
+
+    The tokenizer splits these into adjacent tokens; the record keeps them exactly as the driver got them.
+    A number after ``$``/``?`` is a parameter index, never a literal value.
+    """
+    n = len(tokens)
+
+    def adjacent(k: int, token_type: TokenType | None = None, text: str | None = None) -> bool:
+        if k >= n or tokens[k].start != tokens[k - 1].end + 1:
+            return False
+        return (token_type is None or tokens[k].token_type == token_type) and (text is None or tokens[k].text == text)
+
+    tt = tokens[i].token_type
+    if tt == TokenType.MOD:
+        if adjacent(i + 1, TokenType.VAR, "s") or adjacent(i + 1, TokenType.MOD):
+            return i + 2
+        if (adjacent(i + 1, TokenType.L_PAREN) and i + 4 < n and tokens[i + 3].token_type == TokenType.R_PAREN
+                and adjacent(i + 4, TokenType.VAR, "s")):  # fmt: skip
+            return i + 5
+    elif (tt == TokenType.COLON and adjacent(i + 1, TokenType.VAR)) or (
+        tt in (TokenType.PARAMETER, TokenType.PLACEHOLDER)
+        and (adjacent(i + 1, TokenType.NUMBER) or adjacent(i + 1, TokenType.VAR))
+    ):
+        return i + 2
+    return i
+
+
+def _normalize(text: str, tokens: list[Token], originals: dict[int, str] | None = None) -> str:
+    """Literals become ``?``; comments vanish; identifiers keep their quotes; placeholders stay exactly as
+    written (``originals``: what a rewritten token was in the driver's text, by offset). Cheap: no tree."""
     out: list[str] = []
     prev: Token | None = None
-    for tok in tokens:
+    i, n = 0, len(tokens)
+    while i < n:
+        tok = tokens[i]
         tt = tok.token_type
         if tt == TokenType.SEMICOLON:
             if out and out[-1] != "; ":
                 out.append("; ")
             prev = None
+            i += 1
             continue
-        piece = "?" if tt in _LITERAL_TOKENS else text[tok.start : tok.end + 1]
+        end = _placeholder_end(tokens, i)
+        if end > i:
+            piece = text[tok.start : tokens[end - 1].end + 1]
+        elif originals and tok.start in originals:
+            piece, end = originals[tok.start], i + 1
+        else:
+            piece, end = ("?" if tt in _LITERAL_TOKENS else text[tok.start : tok.end + 1]), i + 1
         if prev is not None and tt not in _NO_SPACE_BEFORE and prev.token_type not in _NO_SPACE_AFTER:
             out.append(" ")
         out.append(piece)
-        prev = tok
+        prev = tokens[end - 1]
+        i = end
     if out and out[-1] == "; ":
         out.pop()
     return "".join(out)
@@ -218,12 +258,15 @@ def _split(tokens: list[Token]) -> list[list[Token]]:
     return chunks
 
 
-def _pyformat_to_qmark(text: str, tokens: list[Token]) -> str | None:
+def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str] | None = None) -> str | None:
     """``%s`` / ``%(name)s`` (pymysql, psycopg2) become ``?`` so every dialect's parser reads them.
 
     The driver interpolates an escaped literal there, so a placeholder is what the server will see.
     ``%%`` outside strings is the driver's escaped ``%``. Returns None when there is nothing to do.
+    ``originals`` receives, by offset in the rewritten text, what each rewritten token was.
     """
+    originals = {} if originals is None else originals
+    length = 0  # characters of the rewritten text emitted so far
     out: list[str] = []
     last = 0
     i, n = 0, len(tokens)
@@ -233,7 +276,10 @@ def _pyformat_to_qmark(text: str, tokens: list[Token]) -> str | None:
         if tok.token_type == TokenType.MOD:
             nxt = tokens[i + 1] if i + 1 < n else None
             if nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
+                length += tok.start - last
+                originals[length] = text[tok.start : nxt.end + 1]
                 out.append(text[last : tok.start] + "?")
+                length += 1
                 last, i, changed = nxt.end + 1, i + 2, True
                 continue
             if (
@@ -245,11 +291,17 @@ def _pyformat_to_qmark(text: str, tokens: list[Token]) -> str | None:
                 and tokens[i + 4].text == "s"
                 and tokens[i + 4].start == tokens[i + 3].end + 1
             ):
+                length += tok.start - last
+                originals[length] = text[tok.start : tokens[i + 4].end + 1]
                 out.append(text[last : tok.start] + "?")
+                length += 1
                 last, i, changed = tokens[i + 4].end + 1, i + 5, True
                 continue
             if nxt is not None and nxt.token_type == TokenType.MOD and nxt.start == tok.end + 1:
+                length += tok.start - last
+                originals[length] = "%%"
                 out.append(text[last : tok.start] + "%")
+                length += 1
                 last, i, changed = nxt.end + 1, i + 2, True
                 continue
         i += 1
@@ -320,8 +372,9 @@ def analyze(sql: str, dialect: str) -> Analysis:
         if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
             reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
+        originals: dict[int, str] = {}  # rewritten placeholder offset -> the driver's own text, for the record
         if gd != "postgres" and "%" in text:
-            rewritten = _pyformat_to_qmark(text, tokens)
+            rewritten = _pyformat_to_qmark(text, tokens, originals)
             if rewritten is not None:
                 text = rewritten
                 tokens = d.tokenize(text)
@@ -342,7 +395,7 @@ def analyze(sql: str, dialect: str) -> Analysis:
                 pieces.append(f"{chunk[0].text.upper()} {_normalize(rest, inner)}".strip())
             else:
                 stmts.append(statement_info(d, gd, text, chunk))
-                pieces.append(_normalize(text, chunk))
+                pieces.append(_normalize(text, chunk, originals))
         normalized = "; ".join(p for p in pieces if p)
         if gd == "mysql" and "\\" in text:
             from governed_db.sql._risks import other_reading_differs

@@ -632,6 +632,47 @@ def tables() -> list[Table]:
     return defs
 
 
+def _chat_gap(kind: str | None) -> Callable[[random.Random], str]:
+    def make(r: random.Random) -> str:
+        if kind == "PERSON_NAME":
+            return r.choice((f"hi, my name is {_person(r)}", f"please ask {_person(r)} to call me"))
+        if kind == "ADDRESS":
+            return f"ship it to {r.randint(1, 999)} {r.choice(('Baker', 'Elm', 'Main', 'Oak'))} Street, {r.choice(CITIES)}"
+        if kind == "EMAIL":
+            return f"reach me: {r.choice(FIRST).lower()} at {r.choice(DOMAINS)}"
+        if kind == "PHONE":
+            return "my number is " + " ".join(
+                r.choice(("four", "one", "five", "two", "six", "nine")) for _ in range(10)
+            )
+        return r.choice(("thanks, that solved it", "the app crashes at startup", "can I change my plan?"))
+
+    return make
+
+
+def gap_tables() -> list[Table]:
+    """Known gaps, reported apart and not held to the floors: names and addresses in prose (no named-entity
+    model), an address spelled with ``at`` but a literal dot (read as a site), a phone number in words."""
+    t = Table(
+        "chats",
+        [
+            Column("id", "INTEGER", row_id()),
+            Column(
+                "transcript",
+                "TEXT",
+                mixed(
+                    [
+                        (2, None, _chat_gap(None)),
+                        *[(1, k, _chat_gap(k)) for k in ("PERSON_NAME", "ADDRESS", "EMAIL", "PHONE")],
+                    ]
+                ),
+            ),
+        ],
+    )
+    r = random.Random(f"{SEED}:{t.name}")
+    t.rows = [[c.make(r, i) for c in t.columns] for i in range(ROWS)]
+    return [t]
+
+
 # -- evaluation ------------------------------------------------------------------------------------------------
 _PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*)\]")
 
@@ -642,6 +683,7 @@ class Score:
     caught: int = 0  # of those, masked
     predicted: int = 0  # cells masked as this kind
     correct: int = 0  # of those, truly sensitive
+    same_kind: int = 0  # of those, truly of this kind
 
     @property
     def recall(self) -> float:
@@ -666,13 +708,13 @@ class Report:
         return self.over_masked / self.innocent if self.innocent else 0.0
 
 
-def evaluate() -> Report:
-    """Store every table, read it back through a governed connection, and score each cell."""
+def evaluate(gaps: bool = False) -> Report:
+    """Store every table (or the known-gap tables), read it back through a governed connection, score each cell."""
     import governed_db
     from governed_db.masking.engine import state_for
 
     raw = sqlite3.connect(":memory:")
-    data = tables()
+    data = gap_tables() if gaps else tables()
     for t in data:
         cols = ", ".join(f'"{c.name}" {c.declared}' for c in t.columns)
         raw.execute(f'CREATE TABLE "{t.name}" ({cols})')
@@ -718,6 +760,8 @@ def evaluate() -> Report:
                     kinds[p].predicted += 1
                     if truth is not None:
                         kinds[p].correct += 1
+                    if truth == p:
+                        kinds[p].same_kind += 1
     conn.close()
     return Report(dict(kinds), cells, innocent_cells, over, misses, alarms)
 
@@ -727,20 +771,23 @@ def render(report: Report) -> str:
         f"{report.cells} cells, {report.innocent} innocent; over-masking {report.over_masking:.2%} "
         f"({report.over_masked} innocent cells masked)",
         "",
-        "| kind | cells | recall (masked) | masked as this kind | precision |",
-        "|---|---:|---:|---:|---:|",
+        "| kind | cells | recall (masked) | masked as this kind | precision | of which this kind |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for kind in sorted(report.kinds):
         s = report.kinds[kind]
         recall = f"{s.recall:.1%}" if s.support else "-"
         precision = f"{s.precision:.1%}" if s.predicted else "-"
-        lines.append(f"| {kind} | {s.support} | {recall} | {s.predicted} | {precision} |")
+        agree = f"{s.same_kind / s.predicted:.1%}" if s.predicted else "-"
+        lines.append(f"| {kind} | {s.support} | {recall} | {s.predicted} | {precision} | {agree} |")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     result = evaluate()
     print(render(result))
+    print("\nKnown gaps (not held to the floors):\n")
+    print(render(evaluate(gaps=True)))
     if "-v" in sys.argv:
         for miss in result.misses:
             print("missed:", miss)

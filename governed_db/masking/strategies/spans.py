@@ -2,9 +2,9 @@
 
 ``"call me at alice@example.com"`` becomes ``"call me at [EMAIL]"``. The
 text is scanned by :mod:`governed_db.masking.detect` (a compiled prefilter,
-then Presidio's pattern/checksum recognizers and governed_db's secret
-detectors); JSON objects and arrays are walked and their strings scanned.
-Cells without a candidate come back unchanged, as the same object.
+then governed_db's pattern/checksum recognizers and secret detectors); JSON objects and arrays are walked and their strings scanned.
+Cells without a candidate come back unchanged, as the same object. Option
+``ignore`` (a list of labels) leaves items of those labels in place.
 """
 
 from __future__ import annotations
@@ -54,4 +54,16 @@ def scrub_value(value: Any) -> Any:
 
 
 def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
-    return scrub_value
+    ignore = frozenset(str(x).upper() for x in options.get("ignore", ()))
+    if not ignore:
+        return scrub_value
+    # ``ignore: [IP_ADDRESS]``: items of these labels are left as they are (a ``firmware`` column's dotted
+    # versions); everything else is still scanned
+    return lambda value: _scrub_except(value, ignore)
+
+
+def _scrub_except(value: Any, ignore: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        spans = [s for s in detect.find_spans(value) if s.label not in ignore]
+        return detect.replace_spans(value, spans) if spans else value
+    return scrub_value(value)

@@ -1,0 +1,173 @@
+"""The database as a second layer: read-only sessions while a read-only identity acts.
+
+An identity whose policy forbids writes (the ``write-statement`` rule denies
+for it, or a ``writes:`` entry says ``read_only: true``) acts on a session
+the database itself keeps read-only: PostgreSQL and MariaDB read-only
+transaction characteristics, SQLite ``PRAGMA query_only``. A function that
+writes (``SELECT purge_orders()``) or ``nextval()`` then fails *in the
+database*, and the failure is recorded as a refusal.
+
+The switch is made when the acting identity changes (one extra round trip
+then, none otherwise) and only by governed_db: the identity's own attempts
+to change the setting are refused (:func:`refusal_hit`), and driver methods
+that would undo it are judged as the statements they amount to (see the
+driver modules). DuckDB has no per-session read-only switch (its access mode
+is fixed when the database is opened); read-only identities there rely on
+the analyser alone (``docs/guardrails.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from governed_db.errors import GuardrailViolation
+from governed_db.guards import RUN, Steps
+from governed_db.policy.decision import Action, RuleHit
+
+if TYPE_CHECKING:
+    from governed_db.identity import Identity
+    from governed_db.pipeline import Statement
+    from governed_db.policy.settings import WriteBounds
+    from governed_db.sql.analysis import Analysis
+
+RULE = "read-only-session"
+#: settings whose change would make the session (or its next transaction) writable again
+_SWITCHES = frozenset({
+    "read_only", "transaction_read_only", "default_transaction_read_only", "tx_read_only", "query_only",
+    "session_authorization", "role", "session_replication_role",
+})  # fmt: skip
+#: settings prefix of the identity claims governed_db passes to the session
+CLAIMS_PREFIX = "governed_db."
+#: functions that change settings (or the role) from inside a query
+_SETTERS = frozenset({"set_config", "pg_catalog.set_config"})
+
+
+def refusal_hit(analysis: Analysis, bounds: WriteBounds) -> RuleHit | None:
+    """A refusal when the identity tries to change what governed_db keeps on its session itself."""
+    if not (bounds.read_only or bounds.database_role or bounds.session_claims):
+        return None
+    for stmt in analysis.statements:
+        touched = [name for name, _scope, is_write in stmt.settings
+                   if is_write and (name.lower() in _SWITCHES or name.lower().startswith(CLAIMS_PREFIX))]
+        if "set-role" in stmt.flags:
+            touched.append("role")
+        setters = stmt.functions & _SETTERS
+        if touched or setters or stmt.operation in ("RESET", "DISCARD"):
+            what = ", ".join(touched) or ", ".join(f"{f}()" for f in sorted(setters)) or stmt.operation
+            return RuleHit(
+                RULE,
+                Action.DENY,
+                f"{what} would change the session state governed_db keeps for this identity (read-only, "
+                "database role or identity claims)",
+                "this identity cannot switch its session; ask for the access it needs",
+            )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """What governed_db set on the session: read-only, the database role, the identity's claims."""
+
+    read_only: bool = False
+    #: PostgreSQL role (``SET ROLE``); None: the connection's own
+    role: str | None = None
+    #: ``governed_db.<name>`` settings for row-level security policies; None: none set
+    claims: tuple[tuple[str, str], ...] | None = None
+
+
+#: the session as the connection came (and as governed_db leaves it for unbounded identities)
+AS_CONNECTED = SessionState()
+
+
+#: the session of a read-only identity without role or claims (the common read-only case, made once)
+READ_ONLY = SessionState(read_only=True)
+
+
+def wanted(st: Statement) -> SessionState:
+    """The session state ``st``'s identity needs."""
+    bounds = st.bounds
+    if bounds is None:
+        return AS_CONNECTED
+    if bounds.database_role is None and not bounds.session_claims:
+        return READ_ONLY if bounds.read_only else AS_CONNECTED
+    claims = claims_of(st.identity) if bounds.session_claims else None
+    state = SessionState(bounds.read_only, bounds.database_role, claims)
+    return AS_CONNECTED if state == AS_CONNECTED else state
+
+
+def claims_of(identity: Identity) -> tuple[tuple[str, str], ...]:
+    """The identity as ``governed_db.*`` session settings (``current_setting('governed_db.subject', true)``)."""
+    return (
+        ("subject", identity.subject),
+        ("kind", identity.kind),
+        ("on_behalf_of", identity.on_behalf_of or ""),
+        ("roles", ",".join(identity.roles)),
+        ("verified", "true" if identity.verified else "false"),
+    )
+
+
+def switch_sql(st: Statement) -> tuple[str, ...]:
+    """The statements that put the session in the state ``st``'s identity needs (none when it is already)."""
+    gov = st.gov
+    want = wanted(st)
+    current = gov.session_state
+    if current is want or current == want:
+        return ()
+    return gov.driver.session_sql(gov, gov.driver.guard_connection(st), current, want)
+
+
+def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
+    """Run the switch; only a successful one changes what governed_db believes the session is."""
+    gov = st.gov
+    want = wanted(st)
+    for sql in sqls:
+        try:
+            yield sql
+        except Exception as e:
+            gov.session_state = None  # unknown: the next statement switches again
+            raise gov.fault_error("switching the session's state (read-only, role, claims)", e) from e
+    gov.session_state = want
+    gov.driver.after_session_switch(gov, gov.driver.guard_connection(st), want.read_only)
+
+
+def run_read_only(st: Statement) -> Steps:
+    """Run the statement; a write the database refuses in the read-only session is recorded as a refusal."""
+    try:
+        yield RUN
+    except Exception as e:
+        if not st.gov.driver.is_read_only_error(e):
+            raise
+        from governed_db.guards.effect import _refusal
+
+        err = _refusal(st, [RuleHit(
+            RULE, Action.DENY,
+            f"the database refused a write in the read-only session ({type(e).__name__}: {str(e).strip()})",
+            "this identity is read-only here; ask for write access or an approval",
+        )])  # fmt: skip
+        assert isinstance(err, GuardrailViolation)
+        raise err from e
+
+
+def judged_call(gov: Any, entry: str, sql: str, call: Callable[[], Any], *, resets: bool = False) -> Any:
+    """A driver method that changes the session, judged as the statement it sends (refused like it).
+
+    ``resets``: the method puts the session back to the server's defaults, so what governed_db set there
+    (the read-only state) is set again before the next statement.
+    """
+    from governed_db.pipeline import run
+
+    out = run(gov, entry, sql, None, lambda _s: call())
+    if resets:
+        gov.session_state = None
+    return out
+
+
+def reconnected(gov: Any, before: Any, after: Any) -> None:
+    """A driver reconnected under the proxy (``ping(reconnect=True)``): the new session starts read-write."""
+    if before != after:
+        gov.session_state = None
+
+
+__all__ = ["AS_CONNECTED", "RULE", "SessionState", "claims_of", "judged_call", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
