@@ -142,7 +142,8 @@ def _wrap(conn: Any, tmp: str, name: str, **kw: Any) -> Any:
     import governed_db
 
     kw.setdefault("audit", os.path.join(tmp, f"{name}.jsonl"))
-    return governed_db.wrap(conn, identity=IDENT, environment="production", **kw)
+    kw.setdefault("identity", IDENT)
+    return governed_db.wrap(conn, environment="production", **kw)
 
 
 def scenario_point(n: int, rounds: int, tmp: str) -> dict[str, Any]:
@@ -226,8 +227,12 @@ def scenario_many(rows: int, rounds: int, tmp: str) -> dict[str, Any]:
 
         return run
 
+    import governed_db
+
+    # a person's load job: agents are bounded in the rows one statement may change (the effect guard)
+    loader = governed_db.Identity("etl-owner", kind="human")
     variants = {"raw": (many(sqlite3.connect(":memory:")), 1),
-                "governed default": (many(_wrap(sqlite3.connect(":memory:"), tmp, "many")), 1)}
+                "governed default": (many(_wrap(sqlite3.connect(":memory:"), tmp, "many", identity=loader)), 1)}
     res = _interleaved(variants, rounds)
     return {"us": res, "ratios": {f"executemany {rows} rows x 4 text, governed default / raw [<= 10 (3)]":
                                   res["governed default"] / res["raw"]}}
