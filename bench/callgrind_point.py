@@ -5,8 +5,9 @@
 
 MODE: ``raw`` (sqlite3), ``otel`` (official dbapi instrumentation, no SDK provider), ``noaudit``
 (governed, ``audit=False``), ``audit`` (governed default: the local audit store). ``lit`` sends every statement
-with new literals (as agents write SQL) instead of a parameterised one. Running N=200 and N=1200 and subtracting
-removes start-up and import costs.
+with new literals (as agents write SQL) instead of a parameterised one; ``texts1000`` / ``texts3000`` cycle through
+that many distinct literal texts, all sent once before the measured ones (the working-set scenario). Running
+N=200 and N=1200 and subtracting removes start-up, import and warm-up costs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown mode {mode!r}: raw, otel, noaudit or audit")
     cur = conn.cursor()
+    kind = sys.argv[3] if len(sys.argv) > 3 else ""
+    if kind.startswith("texts"):
+        texts = [f"SELECT id, name FROM items WHERE id = {i % 1000} AND price >= {i}" for i in range(int(kind[5:]))]
+        for t in texts:
+            cur.execute(t)
+            cur.fetchall()
+        for i in range(n):
+            cur.execute(texts[i % len(texts)])
+            cur.fetchall()
+        return
     for i in range(n):
         if literal:
             cur.execute(f"SELECT id, name, price FROM items WHERE id = {i % 1000} AND price > {-(i + 1)}")
