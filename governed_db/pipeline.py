@@ -45,6 +45,7 @@ from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.settings import Settings
 from governed_db.sql.analysis import Analysis, analyze
+from governed_db.sql.shapes import analysis_for
 from governed_db.sqlcomment import tag_statement
 from governed_db.telemetry import Recorder
 
@@ -375,10 +376,11 @@ def begin(
         identity = UNVERIFIED
         identity_problem, pending = gov.faulted("resolving the identity", e)
 
-    # 2-3. what, and is it allowed (analysis is cached by text + dialect; policies cache decisions)
+    # 2-3. what, and is it allowed (analysis is cached by text + dialect, literal SQL by its shape (sql.shapes);
+    # policies cache decisions)
     analysis: Analysis | None = None
     try:
-        analysis = analyze(text, gov.dialect)
+        analysis = analysis_for(text, gov.dialect)
         decision = identity_problem or gov.decide(analysis, identity, params)
     except Exception as e:  # a broken rule or policy, ours or the user's: refused (and recorded) in production
         analysis = analysis or analyze("", gov.dialect)

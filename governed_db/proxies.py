@@ -331,12 +331,10 @@ def check_placeholders(gov: Governor, operation: Any, params: Any) -> None:
     if not params or type(operation) is not str:
         return
     verdicts = gov.driver.placeholder_verdicts
-    try:
-        problem = verdicts[operation]
-    except KeyError:
-        if len(verdicts) > 2048:
-            verdicts.clear()
-        problem = verdicts[operation] = gov.driver.placeholder_problem(operation, params)
+    problem = verdicts.get(operation, _UNSEEN)
+    if problem is _UNSEEN:
+        problem = gov.driver.placeholder_problem(operation, params)
+        verdicts.put(operation, problem, len(operation) + 64)
     if problem:
         raise gov.refusal(InvalidStatement(problem))
 

@@ -327,3 +327,20 @@ def test_two_phase_prepare_is_judged_and_leaves_nothing_prepared(pg_dsn: str) ->
     finally:
         raw.rollback()
         raw.close()
+def test_description_reused_while_fields_stay_the_same(pg_conn: Any, unique: str) -> None:
+    """Masking's description is reused for results with the same fields and made afresh when they change."""
+    from governed_db.drivers.psycopg import PsycopgDriver
+
+    driver = PsycopgDriver()
+    cur = pg_conn.cursor()
+    cur.execute("SELECT 1 AS a, 'x'::text AS b")
+    first = driver.description(cur)
+    cur.execute("SELECT 2 AS a, 'y'::text AS b")
+    assert driver.description(cur) is first
+    cur.execute("SELECT 2 AS a, 3 AS b")  # b changed type
+    other = driver.description(cur)
+    assert other is not first and [d.name for d in other] == ["a", "b"] and other[1].type_code != first[1].type_code
+    cur.execute("SELECT 2 AS c")
+    assert [d.name for d in driver.description(cur)] == ["c"]
+    cur.execute("SET search_path TO public")
+    assert driver.description(cur) is None

@@ -149,7 +149,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Asy
 
 
 # -- the effect guard -------------------------------------------------------------------------------
-@pytest.mark.parametrize("sql", ["UPDATE {t} SET s = 'x' WHERE id > -1", "DELETE FROM {t} WHERE id > -1",
+@pytest.mark.parametrize("sql", ["UPDATE {t} SET s = 'x' WHERE id > 0", "DELETE FROM {t} WHERE id > 0",
                                  "UPDATE {t} SET s = 'x' WHERE s <> 'zzz'"])  # fmt: skip
 async def test_whole_table_write_is_refused_and_changes_nothing(db: ADb, sql: str) -> None:
     """A whole-table UPDATE/DELETE the analyser lets through is measured, rolled back and refused."""
@@ -173,7 +173,7 @@ async def test_refusal_keeps_the_applications_earlier_work(db: ADb) -> None:
     await db.begin()
     await db.run("UPDATE {t} SET s = 'early' WHERE id = 1")
     with pytest.raises(GuardrailViolation, match="every row"):
-        await db.run("UPDATE {t} SET s = 'all' WHERE id > -1")
+        await db.run("UPDATE {t} SET s = 'all' WHERE id > 0")
     await db.run("UPDATE {t} SET s = 'late' WHERE id = {p}", 2)
     await db.commit()
     assert db.rows() == [(1, "early"), (2, "late"), (3, "v3")]
@@ -294,9 +294,9 @@ async def test_asyncpg_fetch_paths_measure_the_status_not_the_records(request: p
     async for d in _make("asyncpg", request, tmp_path, unique):
         g, t = d.governed, d.table
         with pytest.raises(GuardrailViolation, match="every row"):
-            await g.fetch(f"UPDATE {t} SET s = 'x' WHERE id > -1")  # no RETURNING: no records, still 3 rows
+            await g.fetch(f"UPDATE {t} SET s = 'x' WHERE id > 0")  # no RETURNING: no records, still 3 rows
         with pytest.raises(GuardrailViolation, match="every row"):
-            await g.fetchval(f"DELETE FROM {t} WHERE id > -1 RETURNING id")
+            await g.fetchval(f"DELETE FROM {t} WHERE id > 0 RETURNING id")
         ps = await g.prepare(f"UPDATE {t} SET s = $1 WHERE id > $2")  # prepared: nothing has run yet
         with pytest.raises(GuardrailViolation, match="every row"):
             await ps.fetch("x", -1)
@@ -659,7 +659,7 @@ async def test_orm_writes_by_an_agent_are_guarded(backend: str, request: pytest.
             await session.commit()
         async with AsyncSession(eng) as session:
             with pytest.raises(sa.exc.DBAPIError) as caught:
-                await session.execute(update(Row).where(Row.id > -1).values(s="all"))
+                await session.execute(update(Row).where(Row.id > 0).values(s="all"))
             refusal = refusal_of(caught.value)
             assert refusal is not None and "every row" in str(refusal)
             await session.rollback()

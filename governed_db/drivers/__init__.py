@@ -12,6 +12,7 @@ import importlib
 import re
 from typing import Any
 
+from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.errors import ConfigurationError, InvalidStatement
 
 
@@ -28,7 +29,7 @@ class Driver:
     def __init__(self, module: Any = None) -> None:
         self.module = module
         #: statement text -> placeholder problem (None: fine); statements repeat, the check is per text
-        self.placeholder_verdicts: dict[str, str | None] = {}
+        self.placeholder_verdicts: LRU[str, str | None] = LRU("placeholder-verdicts", STATEMENTS, STATEMENT_CHARS)
 
     # -- proxies -------------------------------------------------------------------------------
     @property

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.drivers import Driver
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("governed_db.masking")
 
 #: statement text -> its table nodes (bounded; analysis itself is cached too)
-_TABLES_CACHE = 2048
+_TABLES_CACHE = STATEMENTS
 
 
 class AsyncDriver(Driver):
@@ -93,16 +94,18 @@ def _key(params: Any) -> Any:
 
 def _table_nodes(gov: Governor, sql: Any) -> tuple[exp.Table, ...]:
     """The tables ``sql`` names (CTE names left out), cached per statement text."""
-    from governed_db.sql.analysis import analyze
+    from governed_db.sql.shapes import analysis_for
 
-    cache: dict[str, tuple[exp.Table, ...]] = gov.state.setdefault("async_tables", {})
+    cache: LRU[str, tuple[exp.Table, ...]] | None = gov.state.get("async_tables")
+    if cache is None:
+        cache = gov.state.setdefault("async_tables", LRU("async-tables", _TABLES_CACHE, STATEMENT_CHARS))
     text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
-    found = cache.get(text)
+    found: tuple[exp.Table, ...] | None = cache.get(text)
     if found is not None:
         return found
     nodes: list[exp.Table] = []
     try:
-        analysis = analyze(text, gov.dialect)
+        analysis = analysis_for(text, gov.dialect)
     except Exception:
         return ()  # begin() judges (and refuses) what cannot be analysed
     for stmt in analysis.statements:
@@ -111,9 +114,8 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[exp.Table, ...]:
             continue
         ctes = {c.alias_or_name for c in expr.find_all(exp.CTE)}
         nodes.extend(t for t in expr.find_all(exp.Table) if t.name and t.name not in ctes)
-    if len(cache) > _TABLES_CACHE:
-        cache.clear()
-    cache[text] = found = tuple(nodes)
+    found = tuple(nodes)
+    cache.put(text, found, len(text) + 64)
     return found
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import wrapt
 
+from governed_db._cache import LRU
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import PostgresSession
@@ -445,6 +446,29 @@ class PsycopgDriver(PostgresSession, Driver):
 
     def paramstyle_for(self, raw: Any) -> str:
         return "pyformat"
+
+    def description(self, raw_cursor: Any) -> Any:
+        """``cursor.description``, reused while results keep the same fields (masking reads it per statement;
+        psycopg builds a new ``Column`` per field and call). Keyed by what the columns are made of: each
+        field's name, type and modifier and the client encoding the names are decoded with."""
+        res: Any = getattr(raw_cursor, "pgresult", None)
+        n = getattr(res, "nfields", 0) if res is not None else 0
+        if not n:
+            return raw_cursor.description
+        try:
+            encoding = raw_cursor.connection.pgconn.parameter_status(b"client_encoding")
+            key = (encoding, *[(res.fname(i), res.ftype(i), res.fmod(i)) for i in range(n)])
+        except Exception:  # a pgresult of another shape (a test double): describe it afresh
+            return raw_cursor.description
+        cache: LRU[tuple[Any, ...], Any] | None = self.__dict__.get("descriptions")
+        if cache is None:  # (made here: subclasses with their own __init__ share this method)
+            cache = self.__dict__.setdefault("descriptions", LRU("psycopg-descriptions", 256))
+        found = cache.get(key)
+        if found is None:
+            found = raw_cursor.description
+            if found:
+                cache.put(key, found)
+        return found
 
     def placeholder_problem(self, text: str, params: Any) -> str | None:
         if "$" in text:  # RawCursor / AsyncRawCursor take PostgreSQL's own $1 placeholders

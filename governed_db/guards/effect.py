@@ -33,12 +33,12 @@ aborted.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.errors import GovernanceFault, GovernedDBError, GuardrailViolation, flavour
 from governed_db.guards import RUN, Query, Steps
 from governed_db.policy.decision import Action, Decision, RuleHit
@@ -70,18 +70,16 @@ class _Shape:
 _NOT_GUARDED = _Shape(None)
 #: entry points that run a script with transaction control of their own
 _SCRIPT_ENTRIES = frozenset({"cursor.executescript", "connection.executescript"})
-_shapes: OrderedDict[tuple[str, str], _Shape] = OrderedDict()
-_SHAPES_MAX = 2048
+_shapes: LRU[tuple[object, str], _Shape] = LRU("effect-shapes", STATEMENTS, STATEMENT_CHARS)
 
 
 def shape_of(analysis: Analysis, dialect: str) -> _Shape:
-    """The statement's shape for the guard, from a bounded cache keyed by (text, dialect)."""
-    key = (analysis.sql, dialect)
-    found = _shapes.get(key)
+    """The statement's shape for the guard, from a bounded cache keyed by (text or literal shape, dialect)."""
+    key = (analysis.key, dialect)
+    found: _Shape | None = _shapes.get(key)
     if found is None:
-        found = _shapes[key] = _shape(analysis, dialect)
-        if len(_shapes) > _SHAPES_MAX:
-            _shapes.popitem(last=False)
+        found = _shape(analysis, dialect)
+        _shapes.put(key, found, len(analysis.normalized) + 64)
     return found
 
 

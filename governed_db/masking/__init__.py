@@ -62,10 +62,11 @@ def plan_masking(
     # hot path: the same statement object, identity and result shape as last time (well under 1 us). The
     # validity test is spelled out here and in predicate_hit on purpose: a shared helper measured ~70 ns
     # more per statement (two calls); keep the two in step (entry layout: MaskingState.remember_hot callers)
-    hot = state.hot_plans.get(id(analysis))
+    statements = analysis.statements  # shared by every text of a literal shape (governed_db.sql.shapes)
+    hot = state.hot_plans.get(id(statements))
     if (
         hot is not None
-        and hot[0] is analysis
+        and hot[0] is statements
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
@@ -93,9 +94,9 @@ def _plan_slow(
     # read once: DDL on another thread may bump it meanwhile, and the hot entry must carry the version the
     # plan was built under, or a plan of the old schema would pass for one of the new
     version = state.version
-    key = ("plan", analysis.sql, version, identity, tuple(names))
+    key = ("plan", analysis.key, version, identity, tuple(names))
     found = state.recall(key)
-    until = state.memo.get(key, (0.0, None))[0]
+    until = state.memo.peek(key, (0.0, None))[0]
     if found is MISSING:
         access = Access(state, identity)
         maskers = None if access.everything else build_maskers(names, state.facts_for(analysis), access)
@@ -105,7 +106,9 @@ def _plan_slow(
             found = RowMasker(names, maskers, compile_tuple_fn(maskers))
         until = state.good_until(access.grants)
         state.remember(key, found, until)
-    state.remember_hot(state.hot_plans, analysis, (analysis, identity, version, until, tuple(names), found))
+    state.remember_hot(
+        state.hot_plans, analysis, (analysis.statements, identity, version, until, tuple(names), found)
+    )
     return found  # type: ignore[no-any-return]
 
 
@@ -114,15 +117,16 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     state = gov.state.get("masking") or _state_for(gov)
     if not state.active:
         return None
-    hot = state.hot_uses.get(id(analysis))  # same validity test as plan_masking's hot path
+    statements = analysis.statements
+    hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
     if (
         hot is not None
-        and hot[0] is analysis
+        and hot[0] is statements
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        state.current.statement = hot[4]  # for scrub_error, should the statement fail
+        state.current.statement = (analysis, identity)  # for scrub_error, should the statement fail
         return None
     from governed_db.masking import guard
 

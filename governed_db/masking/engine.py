@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
 from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
@@ -47,8 +47,8 @@ RETRY_SECONDS = 30.0
 #: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
 RECHECK_MAX = 5.0
-_LINEAGE_CACHE = 512
-_MEMO_CACHE = 2048
+#: the id-keyed hot caches are an accelerator in front of ``memo``; emptied when they outgrow this
+_HOT_CACHE = STATEMENTS
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
 MEMO_SECONDS = 60.0
 MISSING = object()
@@ -92,17 +92,19 @@ class MaskingState:
         self.sg_dialect = sqlglot_dialect(gov.dialect)
         self.tables: dict[str, TableInfo] = {}
         self.version = 0
-        self.facts: OrderedDict[tuple[str, int], StatementFacts] = OrderedDict()
+        #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
+        self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)
         self.maskers: dict[tuple[str, str, str], Masker] = {}
         #: identity-dependent results (plans, predicate verdicts), each with a time it is good until
-        self.memo: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+        #: (plans and verdicts: per statement and identity, two kinds)
+        self.memo: LRU[tuple[Any, ...], tuple[float, Any]] = LRU("masking-memo", 2 * STATEMENTS)
         self.lock = threading.RLock()
         #: the statement this thread is running (set by the predicate guard, read when an error is scrubbed)
         self.current = threading.local()
-        #: hot-path caches keyed by ``id(analysis)`` (analyses are cached objects, so a repeated statement is
-        #: the same object): entries hold the analysis itself (checked with ``is``, so a recycled id never
-        #: matches), the identity, the schema version and a good-until time, and answer without hashing
-        #: the statement text or the identity
+        #: hot-path caches keyed by ``id(analysis.statements)`` (analyses are cached objects, so a repeated
+        #: statement has the same statements; every text of a literal shape shares its template's): entries hold
+        #: the statements tuple itself (checked with ``is``, so a recycled id never matches), the identity, the
+        #: schema version and a good-until time, and answer without hashing the statement text or the identity
         self.hot_plans: dict[int, tuple[Any, ...]] = {}
         self.hot_uses: dict[int, tuple[Any, ...]] = {}
         self._active_for: tuple[str, bool] | None = None
@@ -119,9 +121,9 @@ class MaskingState:
 
     def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
         with self.lock:
-            if len(cache) >= _MEMO_CACHE:
+            if len(cache) >= _HOT_CACHE:
                 cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
-            cache[id(analysis)] = entry
+            cache[id(analysis.statements)] = entry
 
     # -- tables ----------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -141,10 +143,7 @@ class MaskingState:
         return found[1]
 
     def remember(self, key: tuple[Any, ...], value: Any, good_until: float) -> None:
-        with self.lock:
-            self.memo[key] = (good_until, value)
-            if len(self.memo) > _MEMO_CACHE:
-                self.memo.popitem(last=False)
+        self.memo.put(key, (good_until, value))
 
     def columns_of(self, node: exp.Table) -> tuple[str, list[str] | None]:
         key = table_key(".".join(p.name for p in node.parts))
@@ -270,15 +269,12 @@ class MaskingState:
 
     # -- statements ------------------------------------------------------------------------------
     def facts_for(self, analysis: Analysis) -> StatementFacts:
-        key = (analysis.sql, self.version)
+        key = (analysis.key, self.version)
         found = self.facts.get(key)
         if found is not None:
-            return found
+            return found  # type: ignore[no-any-return]
         facts = self._facts(analysis)
-        with self.lock:
-            self.facts[key] = facts
-            while len(self.facts) > _LINEAGE_CACHE:
-                self.facts.popitem(last=False)
+        self.facts.put(key, facts, len(analysis.normalized) + 64)
         return facts
 
     def _facts(self, analysis: Analysis) -> StatementFacts:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 from governed_db.identity import Identity
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.lineage import Lineage, trace
 from governed_db.masking.plan import Access
-from governed_db.masking.strategies import looks_masked
+from governed_db.masking.strategies import any_looks_masked
 from governed_db.masking.strategies.spans import scrub_text
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
@@ -93,7 +94,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     ):
         return None
     version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
-    key = ("uses", analysis.sql, version, identity)
+    key = ("uses", analysis.key, version, identity)
     verdict = state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
@@ -105,24 +106,20 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if not facts.writes and not any(s.kind == "ddl" for s in analysis.statements):
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
-        until = state.memo.get(key, (0.0, None))[0]
+        until = state.memo.peek(key, (0.0, None))[0]
         state.remember_hot(
-            state.hot_uses, analysis, (analysis, identity, version, until, (analysis, identity))
+            state.hot_uses, analysis, (analysis.statements, identity, version, until)
         )
-    if facts.writes:
-        values = list(facts.written_literals)
-        values.extend(_param_strings(params))
-        for v in values:
-            if looks_masked(v):
-                return _hit(
-                    state,
-                    analysis,
-                    identity,
-                    WRITE_BACK_RULE,
-                    "the statement writes a masked placeholder back to the database, which would destroy the real value",
-                    "write real values only: re-read the row through an identity allowed to see it, or leave "
-                    "the column out of the statement",
-                )
+    if facts.writes and any_looks_masked(chain(facts.written_literals, _param_strings(params))):
+        return _hit(
+            state,
+            analysis,
+            identity,
+            WRITE_BACK_RULE,
+            "the statement writes a masked placeholder back to the database, which would destroy the real value",
+            "write real values only: re-read the row through an identity allowed to see it, or leave "
+            "the column out of the statement",
+        )
     return None
 
 
@@ -201,6 +198,11 @@ def _lineage_hit(
 
 
 def _param_strings(params: Any, depth: int = 0) -> Iterator[str]:
+    if depth == 0 and type(params) in (list, tuple) and all(type(row) in (list, tuple) for row in params):
+        # executemany's rows of values (the common shape): the strings of each row, without a generator per
+        # value; values nested deeper than a row's are not looked into, as below
+        yield from (v for row in params for v in row if isinstance(v, str))
+        return
     if params is None or depth > 2:
         return
     if isinstance(params, str):

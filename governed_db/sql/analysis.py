@@ -29,11 +29,12 @@ import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
+
+from governed_db._cache import STATEMENT_CHARS, STATEMENTS, memoize
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {
@@ -116,6 +117,14 @@ class Analysis:
     error: str | None = None
     #: Lexical facts about the whole text: ``executable-comment``, ``too-large``, ``too-many-statements``.
     flags: frozenset[str] = field(default=frozenset())
+    #: For literal SQL judged by its shape (:mod:`governed_db.sql.shapes`): the shape's key, shared by every
+    #: text of that shape. ``None``: the analysis is of this text alone.
+    shape: object = field(default=None, compare=False)
+
+    @property
+    def key(self) -> object:
+        """What judgements of this analysis are cached under: the shape when it has one, else the text."""
+        return self.sql if self.shape is None else self.shape
 
     @property
     def operation(self) -> str | None:
@@ -369,7 +378,11 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(e).__name__
 
 
-@lru_cache(maxsize=4096)
+def _weight(sql: object, dialect: str) -> int:
+    return (len(sql) if isinstance(sql, (str, bytes, bytearray)) else 0) + 64
+
+
+@memoize("analysis", STATEMENTS, STATEMENT_CHARS, weigh=_weight)
 def analyze(sql: str, dialect: str) -> Analysis:
     """Split, parse and classify ``sql`` in ``dialect``. Never raises on bad SQL; fails closed."""
     from governed_db.sql._facts import statement_info

@@ -14,7 +14,7 @@ test fails otherwise).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -65,15 +65,40 @@ def build_strategy(name: str, label: str, options: Mapping[str, Any], ctx: Strat
     return masker
 
 
+_output_checks: tuple[Callable[[str], bool], ...] | None = None
+
+
+def output_checks() -> tuple[Callable[[str], bool], ...]:
+    """Every strategy's ``is_output``, resolved once: write-back checks run per parameter (executemany of 10k
+    rows), and an ``import_module`` per strategy per value cost more than the statement itself."""
+    global _output_checks
+    checks = _output_checks
+    if checks is None:
+        found = (getattr(strategy_module(name), "is_output", None) for name in STRATEGY_NAMES)
+        checks = _output_checks = tuple(c for c in found if c is not None)
+    return checks
+
+
+def any_looks_masked(values: Iterable[Any]) -> bool:
+    """:func:`looks_masked` over many values (the parameters of an executemany), one strategy at a time."""
+    strs = [v for v in values if isinstance(v, str) and v]
+    return any(any(map(check, strs)) for check in _output_checks or output_checks())
+
+
 def looks_masked(value: Any) -> bool:
     """True when ``value`` is a placeholder some strategy produces (refused as a write-back)."""
     if not isinstance(value, str) or not value:
         return False
-    for name in STRATEGY_NAMES:
-        check = getattr(strategy_module(name), "is_output", None)
-        if check is not None and check(value):
-            return True
-    return False
+    return any(check(value) for check in _output_checks or output_checks())
 
 
-__all__ = ["STRATEGY_NAMES", "Masker", "StrategyContext", "build_strategy", "looks_masked", "strategy_module"]
+__all__ = [
+    "STRATEGY_NAMES",
+    "Masker",
+    "StrategyContext",
+    "any_looks_masked",
+    "build_strategy",
+    "looks_masked",
+    "output_checks",
+    "strategy_module",
+]

@@ -138,10 +138,12 @@ _EMAIL_OUTPUT = re.compile(r"[^@\s*]?\*{3}@(?:\*{3}|[^@\s]+)")
 
 
 def is_output(value: str) -> bool:
+    if "***" not in value:  # both shapes below contain it; most values are checked by this alone
+        return False
     if _EMAIL_OUTPUT.fullmatch(value):
         return True
     stars = value.count("*")
-    if stars < 3 or "***" not in value:
+    if stars < 3:
         return False
     significant = sum(1 for c in value if c.isalnum() or c == "*")
     return stars * 2 >= significant

@@ -1,0 +1,65 @@
+"""Instruction counts per statement, for when wall time is too noisy (a shared machine).
+
+    valgrind --tool=callgrind --callgrind-out-file=cg.MODE.N.out python bench/callgrind_point.py MODE N [lit]
+    grep summary: cg.MODE.1200.out cg.MODE.200.out    # (Ir(1200) - Ir(200)) / 1000 = instructions per statement
+
+MODE: ``raw`` (sqlite3), ``otel`` (official dbapi instrumentation, no SDK provider), ``noaudit``
+(governed, ``audit=False``), ``audit`` (governed default: the local audit store). ``lit`` sends every statement
+with new literals (as agents write SQL) instead of a parameterised one; ``texts1000`` / ``texts3000`` cycle through
+that many distinct literal texts, all sent once before the measured ones (the working-set scenario). Running
+N=200 and N=1200 and subtracting removes start-up, import and warm-up costs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import tempfile
+from typing import Any
+
+import governed_db
+
+
+def main() -> None:
+    mode, n = sys.argv[1], int(sys.argv[2])
+    literal = len(sys.argv) > 3 and sys.argv[3] == "lit"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
+    raw.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(1000)])
+    ident = governed_db.Identity("bench-agent", kind="agent", on_behalf_of="alice")
+    conn: Any
+    if mode == "raw":
+        conn = raw
+    elif mode == "otel":
+        from opentelemetry.instrumentation.dbapi import instrument_connection
+
+        conn = instrument_connection("sqlite3", raw, "sqlite")
+    elif mode == "noaudit":
+        conn = governed_db.wrap(raw, identity=ident, environment="production", audit=False)
+    elif mode == "audit":
+        store = os.path.join(tempfile.mkdtemp(prefix="gdb-cg-"), "audit.jsonl")
+        conn = governed_db.wrap(raw, identity=ident, environment="production", audit=store)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}: raw, otel, noaudit or audit")
+    cur = conn.cursor()
+    kind = sys.argv[3] if len(sys.argv) > 3 else ""
+    if kind.startswith("texts"):
+        texts = [f"SELECT id, name FROM items WHERE id = {i % 1000} AND price >= {i}" for i in range(int(kind[5:]))]
+        for t in texts:
+            cur.execute(t)
+            cur.fetchall()
+        for i in range(n):
+            cur.execute(texts[i % len(texts)])
+            cur.fetchall()
+        return
+    for i in range(n):
+        if literal:
+            cur.execute(f"SELECT id, name, price FROM items WHERE id = {i % 1000} AND price > {-(i + 1)}")
+        else:
+            cur.execute("SELECT id, name, price FROM items WHERE id = ?", (i % 1000,))
+        cur.fetchall()
+
+
+if __name__ == "__main__":
+    main()
