@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from governed_db.environments import DEVELOPMENT_ENVIRONMENTS
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 
@@ -49,7 +50,6 @@ OPTION_DEFAULTS: dict[str, Any] = {
 
 #: Development-like environments: the policy only observes (refusals become warnings), masking is off, and a
 #: governance fault warns instead of refusing (``on_fault="auto"``). The one definition; others import it.
-DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "dev", "local", "test"})
 LENIENT_ENVIRONMENTS = DEVELOPMENT_ENVIRONMENTS
 
 

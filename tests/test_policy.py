@@ -115,7 +115,7 @@ def test_register_rule_extends_default_catalog() -> None:
         with pytest.raises(ValueError, match="already registered"):
             register_rule(spec)
     finally:
-        import governed_db.policy.rules as r
+        import governed_db.policy.rules._spec as r
 
         register_rule(RuleSpec("test-secret-col", "test", "off", lambda s, c, o: None,
                                MappingProxyType({"production": Action.ALLOW}), "-"), replace=True)  # fmt: skip
@@ -193,7 +193,7 @@ def test_failed_catalog_load_is_not_remembered_as_loaded(monkeypatch: pytest.Mon
 
 def test_decision_made_while_catalog_changes_is_not_cached() -> None:
     """A rule registered while a decision is being made applies to the next evaluation of the same SQL."""
-    import governed_db.policy.rules as r
+    import governed_db.policy.rules._spec as r
 
     sql = "SELECT late_col FROM t"
     late = RuleSpec("test-late-rule", "test", "test rule",

@@ -233,11 +233,14 @@ def config_from_mapping(data: Mapping[str, Any], base: ApprovalConfig | None = N
     return replace(cfg, **changes)
 
 
+#: what a store object answers (``governed_db.approvals.store.SQLStore`` and its subclasses): checked by shape, so
+#: that this module (which the store imports) does not import the store
+_STORE_METHODS = ("get", "list", "create", "resolve", "review", "revoke", "hash_key")
+
+
 def check_store_spec(value: Any) -> Any:
     """``value`` if it can name an approval store (None, a path or URL, a store object); else ConfigurationError."""
-    from governed_db.approvals.store import SQLStore
-
-    if value is None or isinstance(value, (os.PathLike, SQLStore)):
+    if value is None or isinstance(value, os.PathLike) or all(callable(getattr(value, m, None)) for m in _STORE_METHODS):
         return value
     if isinstance(value, str) and value.strip():
         return value

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from governed_db.environments import DEVELOPMENT_ENVIRONMENTS
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.masking.labels import DEFAULT_STRATEGIES, normalize_label
 from governed_db.masking.strategies import STRATEGY_NAMES
-from governed_db.settings import DEVELOPMENT_ENVIRONMENTS
 
 log = logging.getLogger("governed_db.masking")
 

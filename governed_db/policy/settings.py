@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from governed_db.environments import DEVELOPMENT_ENVIRONMENTS
 from governed_db.policy.decision import Action
-from governed_db.settings import DEVELOPMENT_ENVIRONMENTS
 
 if TYPE_CHECKING:
     from governed_db.identity import Identity

@@ -8,16 +8,17 @@ mutates it. Statements sqlglot only knows as an opaque ``Command`` go to
 from __future__ import annotations
 
 import dataclasses
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
 
 from governed_db.sql._commands import classify_words, explain_split, known_form
+from governed_db.sql._model import StatementInfo
 from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
 from governed_db.sql._where import worst_where
-from governed_db.sql.analysis import StatementInfo
 
 _READ = (exp.Query, exp.Values)
 _WRITE = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
@@ -43,6 +44,12 @@ _STATEMENTS = (
     exp.Kill,
 )
 _OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Paren)
+
+
+#: the whole analysis of a text (:func:`governed_db.sql.analysis.analyze`), set by that module when it loads: SQL
+#: nested in a string (DuckDB ``query('...')``) is analysed like any statement, and this module does not import
+#: the module that calls it
+nested_analyze: Callable[[str, str], Any] | None = None
 
 
 def statement_info(
@@ -223,8 +230,7 @@ def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
 def _duckdb_nested(tree: exp.Expr) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]] | None:
     """DuckDB ``query('<sql>')`` and ``query_table('<t>')`` run SQL from a string: a literal one is analysed and
     its tables, functions and flags count as the statement's own; one built at run time is ``nested-sql``."""
-    from governed_db.sql.analysis import analyze
-
+    analyze = nested_analyze
     calls = [f for f in tree.find_all(exp.Anonymous) if f.name.lower() in ("query", "query_table")]
     if not calls:
         return None
@@ -245,6 +251,9 @@ def _duckdb_nested(tree: exp.Expr) -> tuple[tuple[str, ...], frozenset[str], fro
             continue
         if not (isinstance(first, exp.Literal) and first.is_string) or len(args) != 1:
             flags.add("nested-sql")  # SQL built at run time: nobody can say what it reads or calls
+            continue
+        if analyze is None:  # the analysis module is not loaded (never the case through it): fail closed
+            flags.add("nested-sql")
             continue
         inner = analyze(first.name, "duckdb")
         if inner.error or len(inner.statements) != 1 or inner.statements[0].kind != "read":

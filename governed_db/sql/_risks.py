@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlglot import Token, TokenType, exp
@@ -98,7 +98,9 @@ class _MySQLNoBackslashEscapes(MySQL):
 _NBE: Dialect | None = None
 
 
-def other_reading_differs(text: str, tokens: list[Token], stmts: Sequence[StatementInfo]) -> bool:
+def other_reading_differs(
+    text: str, tokens: list[Token], stmts: Sequence[StatementInfo], statement_info: Callable[..., StatementInfo]
+) -> bool:
     """Would ``text`` do something else if the server did not treat backslash as an escape?
 
     Only texts with a backslash-escaped quote have two readings. When the other reading does not parse, the
@@ -108,8 +110,7 @@ def other_reading_differs(text: str, tokens: list[Token], stmts: Sequence[Statem
     global _NBE
     if not backslash_quote(text, tokens):
         return False
-    from governed_db.sql._facts import statement_info
-    from governed_db.sql.analysis import _split
+    from governed_db.sql._model import _split
 
     if _NBE is None:
         _NBE = _MySQLNoBackslashEscapes()

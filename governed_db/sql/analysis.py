@@ -28,13 +28,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from dataclasses import dataclass, field
 
-from sqlglot import Token, TokenType, exp
+from sqlglot import Token, TokenType
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 
 from governed_db._cache import STATEMENT_CHARS, STATEMENTS, memoize
+from governed_db.sql import _facts
+from governed_db.sql._facts import statement_info
+from governed_db.sql._model import Analysis, StatementInfo, _split
+from governed_db.sql._risks import other_reading_differs
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {
@@ -57,97 +60,6 @@ KINDS = ("read", "write", "ddl", "privilege", "session", "transaction", "exec", 
 
 def sqlglot_dialect(dialect: str) -> str:
     return SQLGLOT_DIALECTS.get(dialect.lower(), dialect.lower())
-
-
-@dataclass(frozen=True, slots=True)
-class StatementInfo:
-    """One statement after splitting in the exact dialect."""
-
-    #: read / write / ddl / privilege / session / transaction / exec / file / admin / unknown
-    kind: str
-    #: Upper-case operation name for ``db.operation.name`` (``SELECT``, ``DELETE``, ``CREATE TABLE``...).
-    operation: str
-    tables_read: tuple[str, ...]
-    tables_written: tuple[str, ...]
-    #: The parsed tree; ``None`` when parsing failed. Shared: do not mutate.
-    expression: exp.Expression | None
-    #: Why this statement could not be analysed (it is then high risk).
-    error: str | None = None
-    #: For UPDATE/DELETE anywhere in the statement, the worst of: ``bounded``, ``missing`` (no WHERE),
-    #: ``tautology`` (WHERE true for every row, or referencing no column), ``undecidable``.
-    where: str | None = None
-    #: Lower-case names of the functions called (including table functions).
-    functions: frozenset[str] = frozenset()
-    #: INSERT/UPDATE/DELETE/MERGE nested below the top (CTE, subquery).
-    nested_dml: bool = False
-    #: SELECT ... INTO a table, or CREATE TABLE ... AS SELECT.
-    select_into: bool = False
-    #: DROP/TRUNCATE ... CASCADE.
-    cascade: bool = False
-    #: A ``SELECT *`` / ``t.*`` projection somewhere.
-    star: bool = False
-    #: The outermost query carries LIMIT / FETCH FIRST.
-    limited: bool = False
-    #: Settings touched: ``(name, scope, is_write)``; scope is session/local/global/user/pragma/system/transaction.
-    settings: tuple[tuple[str, str, bool], ...] = ()
-    #: Facts about what the statement does, e.g. ``explain-analyze``, ``copy-program``, ``file-write``,
-    #: ``set-role``, ``user-management``, ``dynamic-sql``, ``lock``, ``maintenance``, ``extension``.
-    flags: frozenset[str] = frozenset()
-    #: Database / catalog qualifiers referenced (folded), e.g. ``otherdb`` in MySQL ``otherdb.t``.
-    qualifiers: tuple[str, ...] = ()
-
-    @property
-    def bounded(self) -> bool:
-        """False when an UPDATE/DELETE in this statement may touch every row."""
-        return self.where in (None, "bounded")
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((*self.tables_written, *self.tables_read)))
-
-
-@dataclass(frozen=True, slots=True)
-class Analysis:
-    sql: str
-    dialect: str
-    statements: tuple[StatementInfo, ...]
-    #: The text with literals replaced by placeholders and comments dropped (what the record keeps).
-    normalized: str
-    #: Why parsing failed, when it did (the statement is then treated as high risk).
-    error: str | None = None
-    #: Lexical facts about the whole text: ``executable-comment``, ``too-large``, ``too-many-statements``.
-    flags: frozenset[str] = field(default=frozenset())
-    #: For literal SQL judged by its shape (:mod:`governed_db.sql.shapes`): the shape's key, shared by every
-    #: text of that shape. ``None``: the analysis is of this text alone.
-    shape: object = field(default=None, compare=False)
-
-    @property
-    def key(self) -> object:
-        """What judgements of this analysis are cached under: the shape when it has one, else the text."""
-        return self.sql if self.shape is None else self.shape
-
-    @property
-    def operation(self) -> str | None:
-        ops = list(dict.fromkeys(s.operation for s in self.statements))
-        if not ops:
-            return None
-        return ops[0] if len(ops) == 1 else ";".join(ops)
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for s in self.statements:
-            for t in (*s.tables_written, *s.tables_read):
-                seen.setdefault(t, None)
-        return tuple(seen)
-
-    @property
-    def is_read_only(self) -> bool:
-        return self.error is None and bool(self.statements) and all(s.kind == "read" for s in self.statements)
-
-    @property
-    def size(self) -> int:
-        return len(self.sql)
 
 
 class _DropFallbackNotice(logging.Filter):
@@ -241,21 +153,6 @@ def _normalize(text: str, tokens: list[Token], originals: dict[int, str] | None 
     if out and out[-1] == "; ":
         out.pop()
     return "".join(out)
-
-
-def _split(tokens: list[Token]) -> list[list[Token]]:
-    chunks: list[list[Token]] = []
-    current: list[Token] = []
-    for tok in tokens:
-        if tok.token_type == TokenType.SEMICOLON:
-            if current:
-                chunks.append(current)
-            current = []
-        else:
-            current.append(tok)
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str] | None = None) -> str | None:
@@ -385,7 +282,6 @@ def _weight(sql: object, dialect: str) -> int:
 @memoize("analysis", STATEMENTS, STATEMENT_CHARS, weigh=_weight)
 def analyze(sql: str, dialect: str) -> Analysis:
     """Split, parse and classify ``sql`` in ``dialect``. Never raises on bad SQL; fails closed."""
-    from governed_db.sql._facts import statement_info
 
     if not isinstance(sql, str):
         sql = bytes(sql).decode("utf-8", errors="replace") if isinstance(sql, (bytes, bytearray)) else str(sql)
@@ -442,12 +338,9 @@ def analyze(sql: str, dialect: str) -> Analysis:
                 stmts.append(statement_info(d, gd, text, chunk))
                 pieces.append(_normalize(text, chunk, originals))
         normalized = "; ".join(p for p in pieces if p)
-        if gd == "mysql" and "\\" in text:
-            from governed_db.sql._risks import other_reading_differs
-
-            if other_reading_differs(text, tokens, stmts):
-                # under NO_BACKSLASH_ESCAPES the server would run something else: needs a person
-                stmts = [dataclasses.replace(st, flags=st.flags | {"backslash-quote"}) for st in stmts]
+        if gd == "mysql" and "\\" in text and other_reading_differs(text, tokens, stmts, statement_info):
+            # under NO_BACKSLASH_ESCAPES the server would run something else: needs a person
+            stmts = [dataclasses.replace(st, flags=st.flags | {"backslash-quote"}) for st in stmts]
     except RecursionError:
         return _failed(sql, dialect, "statement nested too deeply to analyse", frozenset({*flags, "too-deep"}))
     except SqlglotError as e:
@@ -457,5 +350,8 @@ def analyze(sql: str, dialect: str) -> Analysis:
     error = next((s.error for s in stmts if s.error), None)
     return Analysis(sql, dialect, tuple(stmts), normalized, error=error, flags=frozenset(flags))
 
+
+
+_facts.nested_analyze = analyze  # SQL nested in a string is analysed by the same function
 
 __all__ = ["KINDS", "MAX_ANALYSIS_CHARS", "Analysis", "StatementInfo", "analyze", "sqlglot_dialect"]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governed_db.policy.decision import Action
-from governed_db.policy.rules import Finding, approval_remedy, rule
+from governed_db.policy.rules._spec import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
     from governed_db.policy import RuleContext

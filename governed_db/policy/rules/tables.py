@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from governed_db.policy.decision import Action
-from governed_db.policy.rules import Finding, approval_remedy, rule
+from governed_db.policy.rules._spec import Finding, approval_remedy, rule
 
 if TYPE_CHECKING:
     from governed_db.policy import RuleContext
