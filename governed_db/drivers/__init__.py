@@ -247,6 +247,16 @@ class Driver:
         """
         return ()
 
+    #: a rollback undoes the session switch (PostgreSQL's SET is transactional; MySQL's and SQLite's are not)
+    switch_is_transactional = False
+
+    def in_transaction(self, gov: Any, raw: Any) -> bool:
+        """A transaction is open on ``raw`` (one a rollback would end), as far as the driver knows without I/O."""
+        try:
+            return self.transaction_state(gov, raw) == "open"
+        except Exception:  # cannot tell: assume one is, so that a pending switch stays watched
+            return True
+
     def after_session_switch(self, gov: Any, raw: Any, read_only: bool) -> None:
         """Check the switch took hold (raise the refusal when the open transaction stays writable)."""
 

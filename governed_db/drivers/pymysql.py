@@ -259,8 +259,9 @@ class PyMySQLDriver(Driver):
 
     @staticmethod
     def _refuse_open_transaction(gov: Any, raw: Any, read_only: bool) -> None:
-        if read_only and not raw.get_autocommit() and raw.server_status & _SERVER_STATUS_IN_TRANS:
-            # MySQL changes the access mode of the *next* transaction only: the open one would stay writable
+        if read_only and raw.server_status & _SERVER_STATUS_IN_TRANS:
+            # MySQL changes the access mode of the *next* transaction only: the open one would stay writable.
+            # Autocommit does not rule one out: begin() (or a person's BEGIN) opens one explicitly.
             raise gov.refusal(GuardrailViolation(
                 "refused by governed_db: a read-only identity cannot act inside a transaction that is already "
                 "open and writable on MySQL/MariaDB. Next step: commit or roll back first."

@@ -175,13 +175,21 @@ def _mode(stmt: StatementInfo) -> str:
     return "mixed"
 
 
-def whole_table(mode: str, changed: int, remaining: int) -> bool:
-    """Did a write that changed ``changed`` rows leave ``remaining`` (read with LIMIT changed+1) untouched?"""
+def whole_table(mode: str, changed: int, remaining: int, *, one_table: bool = False) -> bool:
+    """Did a write that changed ``changed`` rows leave ``remaining`` (read with LIMIT changed+1) untouched?
+
+    ``one_table``: an UPDATE of a single table, whose changed rows are all still there afterwards -- unless
+    the update itself removed rows (SQLite's ``ON CONFLICT REPLACE``) or moved them out of sight (a view's
+    filter, a row-level security policy). Fewer rows left than it changed is then "every row" as well: what
+    is left cannot show that anything was untouched.
+    """
     if changed < 2:
         return False
     emptied = remaining == 0
     if mode == "delete":
         return emptied
+    if mode == "update" and one_table:
+        return remaining <= changed
     every = 1 < remaining <= changed
     return every if mode == "update" else emptied or every
 
@@ -191,6 +199,8 @@ def _probe_limit(mode: str, changed: int) -> int:
 
 
 def _effect_text(mode: str, table: str, changed: int, remaining: int) -> str:
+    if mode == "update" and remaining < changed:
+        return f"would change {changed} rows in {table}, which then shows only {remaining}"
     if mode == "delete" or remaining == 0:
         return f"would delete {changed} of {changed} rows in {table}"
     return f"would change {remaining} of {remaining} rows in {table}"
@@ -268,9 +278,10 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
     violations: list[tuple[str, int]] = []
     if mode != "insert" and changed > 1:
         probe = _probe_sql(driver, tables, mode, changed, rendered)
+        one = len(tables) == 1
         # fused only where a violation is always refused: its error aborts the bracket, nothing can be kept
         fusable = not over and keep and bounds.whole_table is Action.DENY
-        fused = driver.fused_probe(probe, _violation_sql(mode, changed), keep) if fusable else None
+        fused = driver.fused_probe(probe, _violation_sql(mode, changed, one_table=one), keep) if fusable else None
         if fused is not None:
             try:
                 yield fused
@@ -289,7 +300,7 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
             except Exception as e:
                 yield from _undo(st, undo, e)
                 raise _fault(st, "measuring the effect of a bounded write", e) from e
-            violations = [(str(t), int(c)) for t, c in rows if whole_table(mode, changed, int(c))]
+            violations = [(str(t), int(c)) for t, c in rows if whole_table(mode, changed, int(c), one_table=one)]
     hits: list[RuleHit] = []
     for table, remaining in violations:
         hits.append(RuleHit(RULE, bounds.whole_table, f"{_effect_text(mode, table, changed, remaining)} "
@@ -362,10 +373,12 @@ def _probe_sql(driver: Any, tables: tuple[str, ...], mode: str, changed: int, re
     return " UNION ALL ".join(parts)
 
 
-def _violation_sql(mode: str, changed: int) -> str:
+def _violation_sql(mode: str, changed: int, *, one_table: bool = False) -> str:
     """The SQL condition on ``c`` (rows left, read with the probe's LIMIT) that :func:`whole_table` tests."""
     if changed < 2:
         return "FALSE"
+    if mode == "update" and one_table:
+        return f"c <= {changed}"
     emptied, every = "c = 0", f"(c > 1 AND c <= {changed})"
     return emptied if mode == "delete" else every if mode == "update" else f"({emptied} OR {every})"
 
