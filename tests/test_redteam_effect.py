@@ -327,7 +327,15 @@ DUCK_CASES = [
     Case("BEGIN, every row, COMMIT", ("BEGIN", "UPDATE {t} SET s = 'x' WHERE id > 0", "COMMIT")),
     Case("innocent: one-row delete by the bounded agent", ("DELETE FROM {t} WHERE id = 3",),
          expect=[(1, "a"), (2, "b")]),
+    Case("innocent: the read-only agent reads", ("SELECT count(*) FROM {t}", "BEGIN", "SELECT 1", "COMMIT"),
+         read_only=True, expect=SEEDED),
 ]
+
+#: schema changes DuckDB itself cannot stop for a read-only identity (its access mode is fixed at open):
+#: rules only warned about them
+DUCK_READ_ONLY_DDL = ["CREATE TABLE x (a INT)", "CREATE TEMP TABLE tt (a INT)", "CREATE MACRO m() AS 1",
+                      "CREATE SEQUENCE sq", "CREATE INDEX i ON t (s)", "ALTER TABLE t ADD COLUMN z INT",
+                      "CREATE TYPE e AS ENUM ('a')", "COMMENT ON TABLE t IS 'x'", "CREATE SCHEMA s2"]
 
 
 @pytest.mark.parametrize("case", [c.param() for c in DUCK_CASES])
@@ -340,7 +348,8 @@ def test_duckdb(case: Case, tmp_path: Path) -> None:
     setup.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
     setup.close()
     raw = duckdb.connect(path)
-    conn = governed_db.wrap(raw, environment=case.environment, audit=False)
+    conn = governed_db.wrap(raw, environment=case.environment, policy=READ_ONLY if case.read_only else None,
+                            audit=False)  # fmt: skip
     try:
         log = _attack(conn, lambda: None, "t", case)
     finally:
@@ -349,3 +358,59 @@ def test_duckdb(case: Case, tmp_path: Path) -> None:
     assert look.execute("SELECT * FROM t ORDER BY id").fetchall() == (SEEDED if case.expect is None
                                                                         else case.expect), log  # fmt: skip
     look.close()
+
+
+@pytest.mark.parametrize("ddl", DUCK_READ_ONLY_DDL)
+def test_duckdb_read_only_identity_changes_no_schema(ddl: str, tmp_path: Path) -> None:
+    """A read-only agent's DDL on DuckDB is refused (no read-only session there); the catalog is unchanged."""
+    duckdb = pytest.importorskip("duckdb")
+    path = str(tmp_path / "rt.duckdb")
+    setup = duckdb.connect(path)
+    setup.execute("CREATE TABLE t (id INT, s TEXT)")
+    before = setup.execute("SELECT sql FROM duckdb_tables() UNION ALL SELECT sql FROM duckdb_indexes()").fetchall()
+    setup.close()
+    raw = duckdb.connect(path)
+    conn = governed_db.wrap(raw, environment="production", policy=READ_ONLY, audit=False)
+    with governed_db.acting_as(AGENT), pytest.raises(governed_db.GuardrailViolation, match="read-only"):
+        conn.execute(ddl)
+    raw.close()
+    look = duckdb.connect(path, read_only=True)
+    assert look.execute("SELECT sql FROM duckdb_tables() UNION ALL SELECT sql FROM duckdb_indexes()").fetchall() \
+        == before
+    assert look.execute("SELECT count(*) FROM duckdb_sequences()").fetchone() == (0,)
+    assert look.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = 'm'").fetchone() == (0,)
+    look.close()
+
+
+# -- async PostgreSQL (asyncpg, psycopg's AsyncConnection) ---------------------------------------------
+@pytest.mark.anyio
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg-async"])
+async def test_async_read_only_agent_cannot_purge(driver: str, pg_db: Pg, pg_dsn: str) -> None:
+    """asyncpg had no read-only session at all; psycopg async: a ROLLBACK must not undo the switch unseen."""
+    if driver == "asyncpg":
+        asyncpg = pytest.importorskip("asyncpg")
+        parts = dict(p.split("=", 1) for p in pg_dsn.split())
+        raw: Any = await asyncpg.connect(f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/"
+                                         f"{parts['dbname']}")  # fmt: skip
+    else:
+        import psycopg
+
+        raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=False)
+    conn = governed_db.wrap(raw, environment="production", policy=READ_ONLY, audit=False)
+
+    async def send(sql: str) -> None:
+        if driver == "asyncpg":
+            await conn.execute(sql)
+        else:
+            await conn.cursor().execute(sql)
+
+    with governed_db.acting_as(AGENT):
+        await send("SELECT 1")
+        await send("ROLLBACK" if driver != "asyncpg" else "SELECT 2")
+        with pytest.raises(governed_db.GuardrailViolation, match="read-only"):
+            await send(f"SELECT {pg_db.t}_purge()")
+        if driver != "asyncpg":
+            await conn.rollback()  # the refused statement aborted the transaction
+        await send(f"SELECT count(*) FROM {pg_db.t}")  # innocent: reads still run
+    await raw.close()
+    assert pg_db.rows() == SEEDED

@@ -247,6 +247,9 @@ class Driver:
         """
         return ()
 
+    #: the database itself keeps the session read-only while a read-only identity acts (session_read_only_sql);
+    #: without it, a read-only identity's statements the analyser cannot prove read-only are refused
+    read_only_session = False
     #: a rollback undoes the session switch (PostgreSQL's SET is transactional; MySQL's and SQLite's are not)
     switch_is_transactional = False
 

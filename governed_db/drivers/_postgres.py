@@ -41,6 +41,7 @@ class PostgresSession:
     #: ``SET`` (session characteristics, role, ``set_config(..., false)``) is undone when its transaction
     #: (or a savepoint around it) rolls back: a switch made inside one is watched until it ends
     switch_is_transactional = True
+    read_only_session = True
 
     if TYPE_CHECKING:  # the driver class this is mixed into has it
 

@@ -30,6 +30,7 @@ from governed_db.async_proxies import govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
+from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import InvalidStatement
 from governed_db.pipeline import Governor
 from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
@@ -444,10 +445,21 @@ def _table(table_name: Any, kwargs: dict[str, Any]) -> str:
     return name + (f" ({', '.join(quote_ident(c) for c in columns)})" if columns else "")
 
 
-class AsyncpgDriver(AsyncDriver):
+class AsyncpgDriver(PostgresSession, AsyncDriver):
     name = "asyncpg"
     dialect = "postgres"
     db_system = "postgresql"
+
+    # -- read-only sessions (docs/guardrails.md); bounded writes stay refused: no transaction_state here
+    def in_transaction(self, gov: Any, raw: Any) -> bool:
+        return bool(raw.is_in_transaction())
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        sql = str(sql)  # asyncpg's protocol takes exactly str (governance marks its SQL with str subclasses)
+        if ";" in sql:  # the session switch is several statements: the simple protocol, no rows
+            await raw.execute(sql)
+            return []
+        return [tuple(r) for r in await raw.fetch(sql)]
 
     def __init__(self, module: Any = None) -> None:
         if module is None:

@@ -249,6 +249,8 @@ class PyMySQLDriver(Driver):
         found = _ROWS_MATCHED.search(message) if isinstance(message, str) else None
         return max(count, int(found.group(1))) if found else count
 
+    read_only_session = True
+
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
         self._refuse_open_transaction(gov, raw, read_only)
         return (f"SET SESSION TRANSACTION {'READ ONLY' if read_only else 'READ WRITE'}",)

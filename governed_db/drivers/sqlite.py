@@ -122,6 +122,8 @@ class SqliteDriver(Driver):
             return ("BEGIN", self.savepoint_sql)
         return super().open_guard(state)
 
+    read_only_session = True
+
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
         return ("PRAGMA query_only = ON",) if read_only else ("PRAGMA query_only = OFF",)
 

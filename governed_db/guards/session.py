@@ -178,8 +178,25 @@ def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
     gov.driver.after_session_switch(gov, raw, want.read_only)
 
 
+#: what a read-only identity may run where the database cannot keep its session read-only (DuckDB)
+_PROVABLY_READ_ONLY = frozenset({"read", "session", "transaction"})
+
+
 def run_read_only(st: Statement) -> Steps:
     """Run the statement; a write the database refuses in the read-only session is recorded as a refusal."""
+    if not st.gov.driver.read_only_session:
+        # nothing in the database stops a schema change (CREATE TABLE, CREATE MACRO, ALTER ... that rules
+        # only warn about): what the analyser cannot prove read-only is refused here instead
+        unproven = [s.operation for s in st.analysis.statements if s.kind not in _PROVABLY_READ_ONLY or s.nested_dml]
+        if unproven:
+            from governed_db.guards.effect import _refusal
+
+            raise _refusal(st, [RuleHit(
+                RULE, Action.DENY,
+                f"{', '.join(unproven)} is not a read, and {st.gov.driver.name} cannot keep the session of a "
+                "read-only identity read-only in the database",
+                "this identity is read-only here; ask for write access or an approval",
+            )])  # fmt: skip
     try:
         yield RUN
     except Exception as e:
