@@ -414,3 +414,72 @@ async def test_async_read_only_agent_cannot_purge(driver: str, pg_db: Pg, pg_dsn
         await send(f"SELECT count(*) FROM {pg_db.t}")  # innocent: reads still run
     await raw.close()
     assert pg_db.rows() == SEEDED
+
+
+@pytest.mark.anyio
+async def test_aiosqlite_read_only_agent_cannot_write_the_file_header(tmp_path: Path) -> None:
+    """aiosqlite had no query_only switch: PRAGMA user_version/application_id by a read-only agent wrote the file."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    path = tmp_path / "rt.db"
+    sqlite3.connect(path).close()
+    raw = await aiosqlite.connect(path)
+    conn = governed_db.wrap(raw, environment="production", policy=READ_ONLY, audit=False)
+    with governed_db.acting_as(AGENT):
+        for sql in ("PRAGMA user_version = 7", "PRAGMA application_id = 9"):
+            with pytest.raises(governed_db.GuardrailViolation, match="read-only"):
+                await conn.execute(sql)
+        cur = await conn.execute("SELECT 1")  # innocent: reads still run
+        assert list(await cur.fetchall()) == [(1,)]
+    await raw.close()
+    look = sqlite3.connect(path)
+    assert look.execute("PRAGMA user_version").fetchone() == (0,)
+    assert look.execute("PRAGMA application_id").fetchone() == (0,)
+    look.close()
+
+
+@pytest.mark.xfail(strict=True, reason="policy/rules: PRAGMA journal_mode is not a settings-write, and SQLite's "
+                   "query_only does not stop it; the file's journal mode changes for every later user")
+def test_sqlite_read_only_agent_cannot_change_the_journal_mode(tmp_path: Path) -> None:
+    """A read-only agent's PRAGMA journal_mode = WAL is refused; the file keeps its journal mode."""
+    path = tmp_path / "rt.db"
+    sqlite3.connect(path).close()
+    raw = sqlite3.connect(path)
+    conn = governed_db.wrap(raw, environment="production", policy=READ_ONLY, audit=False)
+    with governed_db.acting_as(AGENT), pytest.raises(governed_db.GovernedDBError):
+        conn.execute("PRAGMA journal_mode = WAL")
+    raw.close()
+    look = sqlite3.connect(path)
+    assert look.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    look.close()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_rollback_cannot_give_the_agent_the_connections_role(driver: str, pg_db: Pg, pg_dsn: str,
+                                                                unique: str) -> None:
+    """database_role: a ROLLBACK undid SET ROLE unseen, and the agent read every row as the connection's role."""
+    role = f"rt_support_{unique}"
+    admin, t = pg_db.admin, pg_db.t
+    admin.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        admin.execute(f"GRANT SELECT ON {t} TO {role}")
+        admin.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
+        admin.execute(f"CREATE POLICY one ON {t} USING (id = 1)")
+        policy = {"writes": [{"when": {"kind": "agent"}, "database_role": role}]}
+        case = Case("role", (), autocommit=False)
+        raw, _ = _pg_connect(driver, pg_dsn, case)
+        try:
+            conn = governed_db.wrap(raw, environment="production", policy=policy, audit=False)
+            with governed_db.acting_as(HUMAN):
+                conn.cursor().execute("SELECT 1")  # the person's transaction is open when the agent first acts
+            with governed_db.acting_as(AGENT):
+                for sql in ("SELECT 1", "ROLLBACK", f"SELECT id FROM {t} ORDER BY id"):
+                    cur = conn.cursor()
+                    cur.execute(sql)
+                seen = [r[0] for r in cur.fetchall()]
+        finally:
+            raw.close()  # before the clean-up below, which waits for this connection's locks
+        assert seen == [1]
+    finally:
+        admin.execute(f"DROP POLICY IF EXISTS one ON {t}")
+        admin.execute(f"REVOKE ALL ON {t} FROM {role}")
+        admin.execute(f"DROP ROLE {role}")

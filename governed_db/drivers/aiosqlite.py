@@ -12,6 +12,7 @@ like sqlite3's.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -138,6 +139,19 @@ class AiosqliteDriver(AsyncDriver):
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         async with raw.execute(sql, params if params is not None else []) as cur:
             return cur.description, list(await cur.fetchall())
+
+    # -- read-only sessions, as sqlite3's (docs/guardrails.md); bounded writes stay refused (no transaction_state)
+    read_only_session = True
+
+    def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
+        return ("PRAGMA query_only = ON",) if read_only else ("PRAGMA query_only = OFF",)
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "readonly database" in str(exc)
+
+    async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        async with raw.execute(str(sql)) as cur:
+            return list(await cur.fetchall()) if cur.description else []
 
 
 __all__ = ["AiosqliteConnection", "AiosqliteCursor", "AiosqliteDriver"]
