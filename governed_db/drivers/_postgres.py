@@ -48,7 +48,8 @@ class PostgresSession:
         def transaction_state(self, gov: Any, raw: Any) -> str: ...
 
     def guard_execute(self, raw: Any, sql: str) -> list[Any]:
-        if isinstance(sql, Switch) and not raw.autocommit and self.transaction_state(None, raw) == "implicit":
+        if (isinstance(sql, Switch) and not raw.autocommit and getattr(raw, "_pipeline", None) is None
+                and self.transaction_state(None, raw) == "implicit"):  # fmt: skip
             # no transaction is open: the driver would open one for the switch, and the application's next
             # rollback would undo it. Made in autocommit it holds (no round trip for the toggle itself).
             raw.autocommit = True
