@@ -273,9 +273,7 @@ SQLITE_CASES = [
     # a table whose key resolves conflicts by REPLACE: the UPDATE deletes rows its rowcount does not count
     Case("UPDATE into an ON CONFLICT REPLACE key collapses the table", ("UPDATE {t} SET id = 1 WHERE id > 1",)),
     Case("INSERT OR REPLACE through two unique keys deletes uncounted rows",
-         ("INSERT OR REPLACE INTO {t}_u VALUES (1, 'b')", "INSERT OR REPLACE INTO {t}_u VALUES (3, 'b')"),
-         marks=(pytest.mark.xfail(strict=True, reason="not fixed: rows SQLite's REPLACE resolution deletes are not "
-                                  "counted by changes(), so each statement reads as one changed row (guards)"),)),
+         ("INSERT OR REPLACE INTO {t}_u VALUES (1, 'b')", "REPLACE INTO {t}_u VALUES (3, 'b')")),
     Case("PRAGMA query_only off, in any spelling",
          ("PRAGMA query_only = 0", "pragma QUERY_ONLY = NO", "PRAGMA main.query_only(false)",
           "SELECT * FROM pragma_query_only(0)", "DELETE FROM {t} WHERE id = 1"), read_only=True),

@@ -219,6 +219,11 @@ class Driver:
         """SQL whose rows say which of ``tables`` a rollback cannot undo (None: every table can be)."""
         return None
 
+    def replace_keys_sql(self, gov: Any, tables: tuple[str, ...]) -> str | None:
+        """SQL whose rows (table, unique keys) show where a REPLACE can delete rows the rowcount does not count
+        (None: the driver's rowcount counts them, as MySQL's does)."""
+        return None
+
     def non_transactional(self, gov: Any, rows: list[Any]) -> tuple[str, ...]:
         """From :meth:`engine_sql`'s rows: the tables whose writes a rollback cannot undo (MyISAM, MEMORY)."""
         return ()

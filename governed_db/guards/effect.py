@@ -158,6 +158,17 @@ def _replace_target(stmt: StatementInfo) -> tuple[str, ...]:
     return (found.group(1).replace("`", "").replace('"', ""),) if found else ()
 
 
+def _replaces(analysis: Analysis) -> bool:
+    """The statement resolves conflicts by deleting the conflicting rows (``REPLACE``, ``INSERT OR REPLACE``)."""
+    for stmt in analysis.statements:
+        tree = stmt.expression
+        if stmt.operation == "REPLACE" or (
+            isinstance(tree, exp.Insert) and str(tree.args.get("alternative") or "").upper() == "REPLACE"
+        ):
+            return True
+    return False
+
+
 def _mode(stmt: StatementInfo) -> str:
     """``delete``, ``update``, ``insert`` (changes no existing row) or ``mixed`` (upsert, MERGE, REPLACE, CTE)."""
     tree = stmt.expression
@@ -233,6 +244,22 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
                 f"{', '.join(bad)} cannot be rolled back (non-transactional storage engine), so a bounded "
                 "write to it cannot be measured before it is kept",
                 "move the table to a transactional engine (InnoDB), or have a person run the write",
+            )])  # fmt: skip
+
+    # REPLACE resolution deletes every row that conflicts on any unique key, and SQLite counts none of them
+    keys_sql = driver.replace_keys_sql(gov, tables) if _replaces(st.analysis) else None
+    if keys_sql is not None:
+        try:
+            rows = yield keys_sql
+        except Exception as e:
+            raise _fault(st, "reading the unique keys of the written tables", e) from e
+        several = [str(t) for t, keys in rows if int(keys or 0) > 1]
+        if several:
+            raise _refusal(st, [RuleHit(
+                RULE, Action.DENY,
+                f"REPLACE into {', '.join(several)} can delete rows through several unique keys, which "
+                f"{driver.name} does not count, so its effect cannot be measured",
+                "use INSERT ... ON CONFLICT (key) DO UPDATE (its changes are counted), or have a person run it",
             )])  # fmt: skip
 
     opening = [] if whole else list(driver.open_guard(state))
