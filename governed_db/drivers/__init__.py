@@ -247,6 +247,11 @@ class Driver:
         """SQL whose rows say which of ``tables`` a rollback cannot undo (None: every table can be)."""
         return None
 
+    def replace_keys_sql(self, gov: Any, tables: tuple[str, ...]) -> str | None:
+        """SQL whose rows (table, unique keys) show where a REPLACE can delete rows the rowcount does not count
+        (None: the driver's rowcount counts them, as MySQL's does)."""
+        return None
+
     def non_transactional(self, gov: Any, rows: list[Any]) -> tuple[str, ...]:
         """From :meth:`engine_sql`'s rows: the tables whose writes a rollback cannot undo (MyISAM, MEMORY)."""
         return ()
@@ -274,6 +279,19 @@ class Driver:
         The default (no switch) fails closed: a driver that cannot make its session read-only declares it.
         """
         return ()
+
+    #: the database itself keeps the session read-only while a read-only identity acts (session_read_only_sql);
+    #: without it, a read-only identity's statements the analyser cannot prove read-only are refused
+    read_only_session = False
+    #: a rollback undoes the session switch (PostgreSQL's SET is transactional; MySQL's and SQLite's are not)
+    switch_is_transactional = False
+
+    def in_transaction(self, gov: Any, raw: Any) -> bool:
+        """A transaction is open on ``raw`` (one a rollback would end), as far as the driver knows without I/O."""
+        try:
+            return self.transaction_state(gov, raw) == "open"
+        except Exception:  # cannot tell: assume one is, so that a pending switch stays watched
+            return True
 
     def after_session_switch(self, gov: Any, raw: Any, read_only: bool) -> None:
         """Check the switch took hold (raise the refusal when the open transaction stays writable)."""

@@ -13,9 +13,10 @@ transaction).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governed_db.drivers import quote_ident
+from governed_db.guards.session import Switch, transaction_ended
 
 #: the claims governed_db passes as ``governed_db.<name>`` (see governed_db.guards.session.claims_of)
 CLAIMS = ("subject", "kind", "on_behalf_of", "roles", "verified")
@@ -36,6 +37,27 @@ READ_ONLY_SQLSTATE = "25006"
 
 class PostgresSession:
     """Mixin for the PostgreSQL drivers' :class:`~governed_db.drivers.Driver` classes."""
+
+    #: ``SET`` (session characteristics, role, ``set_config(..., false)``) is undone when its transaction
+    #: (or a savepoint around it) rolls back: a switch made inside one is watched until it ends
+    switch_is_transactional = True
+    read_only_session = True
+
+    if TYPE_CHECKING:  # the driver class this is mixed into has it
+
+        def transaction_state(self, gov: Any, raw: Any) -> str: ...
+
+    def guard_execute(self, raw: Any, sql: str) -> list[Any]:
+        if (isinstance(sql, Switch) and not raw.autocommit and getattr(raw, "_pipeline", None) is None
+                and self.transaction_state(None, raw) == "implicit"):  # fmt: skip
+            # no transaction is open: the driver would open one for the switch, and the application's next
+            # rollback would undo it. Made in autocommit it holds (no round trip for the toggle itself).
+            raw.autocommit = True
+            try:
+                return super().guard_execute(raw, sql)  # type: ignore[misc,no-any-return]
+            finally:
+                raw.autocommit = False
+        return super().guard_execute(raw, sql)  # type: ignore[misc,no-any-return]
 
     release_sql = "RELEASE SAVEPOINT governed_db_guard"
     rollback_to_sql = "ROLLBACK TO SAVEPOINT governed_db_guard"
@@ -77,3 +99,29 @@ class PostgresSession:
     def is_read_only_error(self, exc: BaseException) -> bool:
         code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
         return code == READ_ONLY_SQLSTATE
+
+
+class EndsTransactions:
+    """Connection-proxy mixin: ``commit()``/``rollback()`` and ``with conn:`` end the transaction on the raw
+    connection, so a session switch made inside it may be undone (governed_db sets it again)."""
+
+    __wrapped__: Any
+    _self_gov: Any
+
+    def commit(self) -> Any:
+        try:
+            return self.__wrapped__.commit()
+        finally:
+            transaction_ended(self._self_gov)
+
+    def rollback(self) -> Any:
+        try:
+            return self.__wrapped__.rollback()
+        finally:
+            transaction_ended(self._self_gov)
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc)
+        finally:
+            transaction_ended(self._self_gov)

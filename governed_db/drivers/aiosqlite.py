@@ -143,9 +143,9 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
         async with raw.execute(sql, params if params is not None else []) as cur:
             return cur.description, list(await cur.fetchall())
 
+    # read-only sessions (PRAGMA query_only) and the effect guard are sqlite3's (SqliteDriver)
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
-        # aiosqlite's cursor() is a Result to await; execute() on the connection makes and closes one
-        async with raw.execute(sql) as cur:
+        async with raw.execute(str(sql)) as cur:
             return list(await cur.fetchall()) if cur.description else []
 
 

@@ -567,6 +567,9 @@ class AsyncpgDriver(PostgresSession, AsyncDriver):
     #: prepare() parses on the server and runs nothing; each execution of the prepared statement is guarded
     unrun_entries = frozenset({"connection.prepare"})
 
+    def in_transaction(self, gov: Any, raw: Any) -> bool:
+        return bool(raw.is_in_transaction())
+
     def __init__(self, module: Any = None) -> None:
         if module is None:
             import asyncpg
@@ -627,9 +630,10 @@ class AsyncpgDriver(PostgresSession, AsyncDriver):
         return f"{prefix}; {sql}" if params is None and isinstance(sql, str) else None
 
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
+        text = str(sql)  # asyncpg's protocol takes exactly str (governance marks its SQL with str subclasses)
         if isinstance(sql, Query):  # one statement whose rows governance reads
-            return [tuple(r) for r in await raw.fetch(str(sql))]
-        await raw.execute(sql)  # a simple query: may be several statements (``ROLLBACK TO ...; RELEASE ...``)
+            return [tuple(r) for r in await raw.fetch(text)]
+        await raw.execute(text)  # a simple query: may be several statements (``ROLLBACK TO ...; RELEASE ...``)
         return []
 
     def effect_rowcount(self, raw_cursor: Any) -> int | None:

@@ -22,10 +22,10 @@ import wrapt
 from governed_db._cache import LRU
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
-from governed_db.drivers._postgres import PostgresSession
+from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
-from governed_db.guards.session import judged_call
+from governed_db.guards.session import judged_call, transaction_ended
 from governed_db.pipeline import run
 from governed_db.proxies import (
     GovernedConnection,
@@ -406,7 +406,7 @@ class PsycopgConnectionFacts:
         return type(info)(guarded_pgconn(self.__wrapped__, self._self_gov))
 
 
-class PsycopgConnection(PsycopgConnectionFacts, TwoPhase, GovernedConnection):
+class PsycopgConnection(EndsTransactions, PsycopgConnectionFacts, TwoPhase, GovernedConnection):
     cursor_proxy = PsycopgCursor
 
     def execute(self, query: Any, params: Any = None, *, prepare: Any = None, binary: bool = False) -> Any:
@@ -415,8 +415,11 @@ class PsycopgConnection(PsycopgConnectionFacts, TwoPhase, GovernedConnection):
 
     @contextmanager
     def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        with self.__wrapped__.transaction(*args, **kwargs) as tx:
-            yield _OwnedByGoverned(tx, self)
+        try:
+            with self.__wrapped__.transaction(*args, **kwargs) as tx:
+                yield _OwnedByGoverned(tx, self)
+        finally:  # its commit, rollback or rollback to its savepoint may undo a session switch made inside
+            transaction_ended(self._self_gov)
 
     @contextmanager
     def pipeline(self, *args: Any, **kwargs: Any) -> Iterator[Any]:

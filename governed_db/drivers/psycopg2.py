@@ -22,7 +22,7 @@ from typing import Any
 
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
-from governed_db.drivers._postgres import PostgresSession
+from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
 from governed_db.guards.session import judged_call
@@ -192,7 +192,7 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
         return run(gov, "cursor.copy_to", text, None, invoke)
 
 
-class Psycopg2Connection(TwoPhase, GovernedConnection):
+class Psycopg2Connection(EndsTransactions, TwoPhase, GovernedConnection):
     cursor_proxy = Psycopg2Cursor
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:

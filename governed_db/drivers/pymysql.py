@@ -256,6 +256,8 @@ class PyMySQLDriver(Driver):
         found = _ROWS_MATCHED.search(message) if isinstance(message, str) else None
         return max(count, int(found.group(1))) if found else count
 
+    read_only_session = True
+
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
         self._refuse_open_transaction(gov, raw, read_only)
         return (f"SET SESSION TRANSACTION {'READ ONLY' if read_only else 'READ WRITE'}",)
@@ -266,8 +268,9 @@ class PyMySQLDriver(Driver):
 
     @staticmethod
     def _refuse_open_transaction(gov: Any, raw: Any, read_only: bool) -> None:
-        if read_only and not raw.get_autocommit() and raw.server_status & _SERVER_STATUS_IN_TRANS:
-            # MySQL changes the access mode of the *next* transaction only: the open one would stay writable
+        if read_only and raw.server_status & _SERVER_STATUS_IN_TRANS:
+            # MySQL changes the access mode of the *next* transaction only: the open one would stay writable.
+            # Autocommit does not rule one out: begin() (or a person's BEGIN) opens one explicitly.
             raise gov.refusal(GuardrailViolation(
                 "refused by governed_db: a read-only identity cannot act inside a transaction that is already "
                 "open and writable on MySQL/MariaDB. Next step: commit or roll back first."

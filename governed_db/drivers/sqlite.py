@@ -124,6 +124,23 @@ class SqliteDriver(Driver):
             return ("BEGIN", self.savepoint_sql)
         return super().open_guard(state)
 
+    read_only_session = True
+
+    def replace_keys_sql(self, gov: Any, tables: tuple[str, ...]) -> str | None:
+        # changes() counts the row a REPLACE inserts, not the rows it deletes: one unique key deletes at most
+        # the row it replaces; two or more (a rowid alias and a UNIQUE column) can delete several per row
+        parts = []
+        for name in tables:
+            schema, _, table = name.rpartition(".")
+            args = f"{self.quote_literal(table)}, {self.quote_literal(schema or 'main')}"
+            parts.append(
+                f"SELECT {self.quote_literal(name)} AS t, "
+                f"(SELECT count(*) FROM pragma_index_list({args}) WHERE \"unique\") + "
+                f"(SELECT count(*) = 1 AND max(pk = 1 AND upper(type) = 'INTEGER') FROM pragma_table_info({args}) "
+                "WHERE pk > 0) AS k"
+            )
+        return " UNION ALL ".join(parts)
+
     def session_read_only_sql(self, gov: Any, raw: Any, read_only: bool) -> tuple[str, ...]:
         return ("PRAGMA query_only = ON",) if read_only else ("PRAGMA query_only = OFF",)
 

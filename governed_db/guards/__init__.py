@@ -64,20 +64,25 @@ def steps(st: Statement) -> Steps | None:
     switch = session.switch_sql(st)
     # a read-only identity's writes fail in the database; everyone else's bounded writes are measured
     guard = effect.plan(st) if bounds is not None and bounds.guard and not read_only else None
-    if not switch and guard is None and not read_only:
+    ends = session.ends_transaction(st)
+    if not switch and guard is None and not read_only and not ends:
         return None
-    return _chain(st, switch, guard, read_only)
+    return _chain(st, switch, guard, read_only, ends)
 
 
-def _chain(st: Statement, switch: tuple[str, ...], guard: Steps | None, read_only: bool) -> Steps:
-    if switch:
-        yield from session.switch(st, switch)
-    if guard is not None:
-        yield from guard
-    elif read_only:
-        yield from session.run_read_only(st)
-    else:
-        yield RUN
+def _chain(st: Statement, switch: tuple[str, ...], guard: Steps | None, read_only: bool, ends: bool) -> Steps:
+    try:
+        if switch:
+            yield from session.switch(st, switch)
+        if guard is not None:
+            yield from guard
+        elif read_only:
+            yield from session.run_read_only(st)
+        else:
+            yield RUN
+    finally:
+        if ends:  # a ROLLBACK (TO SAVEPOINT) may have undone what governed_db set on the session
+            session.forget(st.gov)
 
 
 def drive(st: Statement, plan: Steps, invoke: Callable[[Any], Any]) -> Any:

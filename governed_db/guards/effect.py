@@ -156,6 +156,17 @@ def _replace_target(stmt: StatementInfo) -> tuple[str, ...]:
     return (found.group(1).replace("`", "").replace('"', ""),) if found else ()
 
 
+def _replaces(analysis: Analysis) -> bool:
+    """The statement resolves conflicts by deleting the conflicting rows (``REPLACE``, ``INSERT OR REPLACE``)."""
+    for stmt in analysis.statements:
+        tree = stmt.expression
+        if stmt.operation == "REPLACE" or (
+            isinstance(tree, exp.Insert) and str(tree.args.get("alternative") or "").upper() == "REPLACE"
+        ):
+            return True
+    return False
+
+
 def _mode(stmt: StatementInfo) -> str:
     """``delete``, ``update``, ``insert`` (changes no existing row) or ``mixed`` (upsert, MERGE, REPLACE, CTE)."""
     tree = stmt.expression
@@ -173,13 +184,21 @@ def _mode(stmt: StatementInfo) -> str:
     return "mixed"
 
 
-def whole_table(mode: str, changed: int, remaining: int) -> bool:
-    """Did a write that changed ``changed`` rows leave ``remaining`` (read with LIMIT changed+1) untouched?"""
+def whole_table(mode: str, changed: int, remaining: int, *, one_table: bool = False) -> bool:
+    """Did a write that changed ``changed`` rows leave ``remaining`` (read with LIMIT changed+1) untouched?
+
+    ``one_table``: an UPDATE of a single table, whose changed rows are all still there afterwards -- unless
+    the update itself removed rows (SQLite's ``ON CONFLICT REPLACE``) or moved them out of sight (a view's
+    filter, a row-level security policy). Fewer rows left than it changed is then "every row" as well: what
+    is left cannot show that anything was untouched.
+    """
     if changed < 2:
         return False
     emptied = remaining == 0
     if mode == "delete":
         return emptied
+    if mode == "update" and one_table:
+        return remaining <= changed
     every = 1 < remaining <= changed
     return every if mode == "update" else emptied or every
 
@@ -189,6 +208,8 @@ def _probe_limit(mode: str, changed: int) -> int:
 
 
 def _effect_text(mode: str, table: str, changed: int, remaining: int) -> str:
+    if mode == "update" and remaining < changed:
+        return f"would change {changed} rows in {table}, which then shows only {remaining}"
     if mode == "delete" or remaining == 0:
         return f"would delete {changed} of {changed} rows in {table}"
     return f"would change {remaining} of {remaining} rows in {table}"
@@ -221,6 +242,22 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
                 f"{', '.join(bad)} cannot be rolled back (non-transactional storage engine), so a bounded "
                 "write to it cannot be measured before it is kept",
                 "move the table to a transactional engine (InnoDB), or have a person run the write",
+            )])  # fmt: skip
+
+    # REPLACE resolution deletes every row that conflicts on any unique key, and SQLite counts none of them
+    keys_sql = driver.replace_keys_sql(gov, tables) if _replaces(st.analysis) else None
+    if keys_sql is not None:
+        try:
+            rows = yield keys_sql
+        except Exception as e:
+            raise _fault(st, "reading the unique keys of the written tables", e) from e
+        several = [str(t) for t, keys in rows if int(keys or 0) > 1]
+        if several:
+            raise _refusal(st, [RuleHit(
+                RULE, Action.DENY,
+                f"REPLACE into {', '.join(several)} can delete rows through several unique keys, which "
+                f"{driver.name} does not count, so its effect cannot be measured",
+                "use INSERT ... ON CONFLICT (key) DO UPDATE (its changes are counted), or have a person run it",
             )])  # fmt: skip
 
     opening = [] if whole else list(driver.open_guard(state))
@@ -269,9 +306,10 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
     violations: list[tuple[str, int]] = []
     if mode != "insert" and changed > 1:
         probe = _probe_sql(driver, tables, mode, changed, rendered)
+        one = len(tables) == 1
         # fused only where a violation is always refused: its error aborts the bracket, nothing can be kept
         fusable = not over and keep and bounds.whole_table is Action.DENY and not single
-        fused = driver.fused_probe(probe, _violation_sql(mode, changed), keep) if fusable else None
+        fused = driver.fused_probe(probe, _violation_sql(mode, changed, one_table=one), keep) if fusable else None
         if fused is not None:
             try:
                 yield fused
@@ -290,7 +328,7 @@ def _guarded(st: Statement, tables: tuple[str, ...], mode: str, *, rendered: boo
             except Exception as e:
                 yield from _undo(st, undo, e)
                 raise _fault(st, "measuring the effect of a bounded write", e) from e
-            violations = [(str(t), int(c)) for t, c in rows if whole_table(mode, changed, int(c))]
+            violations = [(str(t), int(c)) for t, c in rows if whole_table(mode, changed, int(c), one_table=one)]
     hits: list[RuleHit] = []
     for table, remaining in violations:
         hits.append(RuleHit(RULE, bounds.whole_table, f"{_effect_text(mode, table, changed, remaining)} "
@@ -363,10 +401,12 @@ def _probe_sql(driver: Any, tables: tuple[str, ...], mode: str, changed: int, re
     return " UNION ALL ".join(parts)
 
 
-def _violation_sql(mode: str, changed: int) -> str:
+def _violation_sql(mode: str, changed: int, *, one_table: bool = False) -> str:
     """The SQL condition on ``c`` (rows left, read with the probe's LIMIT) that :func:`whole_table` tests."""
     if changed < 2:
         return "FALSE"
+    if mode == "update" and one_table:
+        return f"c <= {changed}"
     emptied, every = "c = 0", f"(c > 1 AND c <= {changed})"
     return emptied if mode == "delete" else every if mode == "update" else f"({emptied} OR {every})"
 

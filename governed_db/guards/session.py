@@ -19,7 +19,7 @@ the analyser alone (``docs/guardrails.md``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from governed_db.errors import GuardrailViolation
@@ -108,14 +108,51 @@ def claims_of(identity: Identity) -> tuple[tuple[str, str], ...]:
     )
 
 
+#: ``gov.state`` key: the last switch was made inside a transaction that is still open (PostgreSQL undoes a
+#: ``SET`` -- read-only, role, claims -- when the transaction or a savepoint around it is rolled back)
+PENDING = "guards.session.pending"
+#: statements that end a transaction or roll back to a savepoint: a pending switch may be undone by them
+_ENDS = frozenset({"ROLLBACK", "ABORT", "COMMIT", "END", "ROLLBACK PREPARED", "COMMIT PREPARED", "PREPARE TRANSACTION"})
+
+
+class Switch(str):
+    """The session switch's SQL (a driver may run it outside the application's transaction, see PostgreSQL)."""
+
+    __slots__ = ()
+
+
 def switch_sql(st: Statement) -> tuple[str, ...]:
     """The statements that put the session in the state ``st``'s identity needs (none when it is already)."""
     gov = st.gov
     want = wanted(st)
     current = gov.session_state
+    if current is not None and gov.state.get(PENDING):
+        raw = gov.driver.guard_connection(st)
+        if not gov.driver.in_transaction(gov, raw):
+            # the transaction the switch was made in has ended since: committed or rolled back, governed_db
+            # cannot tell which, so the session's state is unknown and set again
+            forget(gov)
+            current = None
     if current is want or current == want:
         return ()
     return gov.driver.session_sql(gov, gov.driver.guard_connection(st), current, want)
+
+
+def ends_transaction(st: Statement) -> bool:
+    """``st`` may undo a pending switch (ROLLBACK, ROLLBACK TO SAVEPOINT, COMMIT of a failed transaction)."""
+    return bool(st.gov.state.get(PENDING)) and st.analysis.operation in _ENDS
+
+
+def forget(gov: Any) -> None:
+    """What governed_db set on the session may have been undone: set it again before the next statement."""
+    gov.session_state = None
+    gov.state.pop(PENDING, None)
+
+
+def transaction_ended(gov: Any) -> None:
+    """A driver method ended (or rolled back part of) the transaction: a pending switch may be undone."""
+    if gov.state.get(PENDING):
+        forget(gov)
 
 
 def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
@@ -124,16 +161,42 @@ def switch(st: Statement, sqls: tuple[str, ...]) -> Steps:
     want = wanted(st)
     for sql in sqls:
         try:
-            yield sql
+            yield Switch(sql)
         except Exception as e:
-            gov.session_state = None  # unknown: the next statement switches again
+            forget(gov)  # unknown: the next statement switches again
             raise gov.fault_error("switching the session's state (read-only, role, claims)", e) from e
-    gov.session_state = want
-    gov.driver.after_session_switch(gov, gov.driver.guard_connection(st), want.read_only)
+    raw = gov.driver.guard_connection(st)
+    if gov.driver.switch_is_transactional and gov.driver.in_transaction(gov, raw):
+        # a rollback of this transaction (or of a savepoint around it) would undo the switch: until it ends,
+        # governed_db watches for that. An equal copy keeps every statement off the hot path (which tests
+        # identity with AS_CONNECTED), so that a person's ROLLBACK is seen too.
+        gov.state[PENDING] = True
+        gov.session_state = replace(want)
+    else:
+        gov.state.pop(PENDING, None)
+        gov.session_state = want
+    gov.driver.after_session_switch(gov, raw, want.read_only)
+
+
+#: what a read-only identity may run where the database cannot keep its session read-only (DuckDB)
+_PROVABLY_READ_ONLY = frozenset({"read", "session", "transaction"})
 
 
 def run_read_only(st: Statement) -> Steps:
     """Run the statement; a write the database refuses in the read-only session is recorded as a refusal."""
+    if not st.gov.driver.read_only_session:
+        # nothing in the database stops a schema change (CREATE TABLE, CREATE MACRO, ALTER ... that rules
+        # only warn about): what the analyser cannot prove read-only is refused here instead
+        unproven = [s.operation for s in st.analysis.statements if s.kind not in _PROVABLY_READ_ONLY or s.nested_dml]
+        if unproven:
+            from governed_db.guards.effect import _refusal
+
+            raise _refusal(st, [RuleHit(
+                RULE, Action.DENY,
+                f"{', '.join(unproven)} is not a read, and {st.gov.driver.name} cannot keep the session of a "
+                "read-only identity read-only in the database",
+                "this identity is read-only here; ask for write access or an approval",
+            )])  # fmt: skip
     try:
         yield RUN
     except Exception as e:
@@ -182,4 +245,6 @@ def reconnected(gov: Any, before: Any, after: Any) -> None:
         gov.session_state = None
 
 
-__all__ = ["AS_CONNECTED", "RULE", "SessionState", "claims_of", "judged_call", "judged_call_async", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql"]
+__all__ = ["AS_CONNECTED", "PENDING", "RULE", "SessionState", "Switch", "claims_of", "ends_transaction", "forget",
+           "judged_call", "judged_call_async", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql",
+           "transaction_ended"]
