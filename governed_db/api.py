@@ -11,13 +11,12 @@ from governed_db.drivers import Driver, driver_for, innermost
 from governed_db.errors import ConfigurationError
 from governed_db.metrics import StatementMetrics
 from governed_db.pipeline import Governor
+from governed_db.proxies import GovernedConnection
 from governed_db.settings import Settings, build_settings
 from governed_db.telemetry import recorder_for
 
 
 def _is_governed(conn: Any) -> bool:
-    from governed_db.proxies import GovernedConnection
-
     return isinstance(conn, GovernedConnection) and type(conn).__module__.startswith("governed_db")
 
 
@@ -106,7 +105,7 @@ def _govern(conn: Any, raw: Any, driver: Driver, settings: Settings) -> Any:
     gov.audit = processor
     gov.metrics = StatementMetrics(settings.option("meter_provider"), recorder.static)
     _apply_application_name(raw, gov)
-    proxy = driver.connection_proxy(conn, gov)
+    proxy = (driver.connection_proxy or GovernedConnection)(conn, gov)
     on_wrap = getattr(driver, "on_wrap", None)
     if on_wrap is not None:
         on_wrap(proxy, gov)

@@ -475,6 +475,28 @@ async def run_async(
         st.end()
 
 
+def judged_call(gov: Any, entry: str, sql: str, call: Callable[[], Any], *, resets: bool = False) -> Any:
+    """A driver method that changes the session, judged as the statement it sends (refused like it).
+
+    ``resets``: the method puts the session back to the server's defaults, so what governed_db set there
+    (the read-only state) is set again before the next statement.
+    """
+    out = run(gov, entry, sql, None, lambda _s: call())
+    if resets:
+        gov.session_state = None
+    return out
+
+
+async def judged_call_async(
+    gov: Any, entry: str, sql: str, call: Callable[[], Awaitable[Any]], *, resets: bool = False
+) -> Any:
+    """:func:`judged_call` for an async driver's method (``await call()`` is the driver call)."""
+    out = await run_async(gov, entry, sql, None, lambda _s: call())
+    if resets:
+        gov.session_state = None
+    return out
+
+
 #: who a statement runs as when its identity could not be established (it is then refused)
 UNVERIFIED = Identity("unverified", kind="human", attributes={"source": "identity-failure"})
 
@@ -535,4 +557,4 @@ def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
     return os_identity()
 
 
-__all__ = ["Governor", "Statement", "begin", "run", "run_async"]
+__all__ = ["Governor", "Statement", "begin", "judged_call", "judged_call_async", "run", "run_async"]

@@ -370,7 +370,7 @@ def test_duckdb_read_only_identity_changes_no_schema(ddl: str, tmp_path: Path) -
     raw = duckdb.connect(path)
     conn = governed_db.wrap(raw, environment="production", policy=READ_ONLY, audit=False)
     # refused: by the read-only rule, or first by agent-ddl (an agent's DDL needs a person's approval)
-    with governed_db.acting_as(AGENT), pytest.raises(governed_db.GuardrailViolation, match="read-only|agent-ddl"):
+    with governed_db.acting_as(AGENT), pytest.raises(governed_db.GuardrailViolation, match=r"read-only|agent-ddl"):
         conn.execute(ddl)
     raw.close()
     look = duckdb.connect(path, read_only=True)

@@ -33,10 +33,10 @@ class Driver:
 
     # -- proxies -------------------------------------------------------------------------------
     @property
-    def connection_proxy(self) -> type:
-        from governed_db.proxies import GovernedConnection
-
-        return GovernedConnection
+    def connection_proxy(self) -> type | None:
+        """The proxy class for this driver's connections; None: the generic DB-API proxy
+        (:class:`governed_db.proxies.GovernedConnection`, chosen by ``wrap()``: drivers sit below the proxies)."""
+        return None
 
     @classmethod
     def for_connection(cls, raw: Any) -> Driver:
@@ -359,10 +359,20 @@ def driver_for_module(module: Any) -> Driver:
     return cls()  # type: ignore[no-any-return]
 
 
+#: connection base classes (module, class name) whose driver differs from their module's (one line each):
+#: found in the connection's MRO, so that subclasses are recognised without importing the driver
+_BY_BASE_CLASS: dict[tuple[str, str], tuple[str, str]] = {
+    ("psycopg", "AsyncConnection"): ("governed_db.drivers.psycopg_async", "AsyncPsycopgDriver"),
+}
+
+
 def driver_for(conn: Any) -> Driver:
     raw = innermost(conn)
     top = type(raw).__module__.split(".")[0]
-    entry = _REGISTRY.get(top)
+    entry = next(
+        (_BY_BASE_CLASS[k] for k in ((c.__module__, c.__name__) for c in type(raw).__mro__) if k in _BY_BASE_CLASS),
+        None,
+    ) or _REGISTRY.get(top)
     if entry is None:
         module = importlib.import_module(top) if top not in ("builtins", "__main__") else None
         return Driver(module)

@@ -24,7 +24,8 @@ from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers.pymysql import PyMySQLDriver
 from governed_db.errors import InvalidStatement
-from governed_db.guards.session import judged_call_async, reconnected
+from governed_db.guards.session import reconnected
+from governed_db.pipeline import judged_call_async
 from governed_db.proxies import PrivateWithheld, withhold_unplanned
 from governed_db.results import ResultState
 

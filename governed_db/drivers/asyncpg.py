@@ -33,8 +33,7 @@ from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, und
 from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import InvalidStatement
 from governed_db.guards import Query
-from governed_db.guards.session import judged_call_async
-from governed_db.pipeline import Governor
+from governed_db.pipeline import Governor, judged_call_async
 from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
 from governed_db.results import ResultState
 

@@ -25,8 +25,8 @@ from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
-from governed_db.guards.session import judged_call, transaction_ended
-from governed_db.pipeline import run
+from governed_db.guards.session import transaction_ended
+from governed_db.pipeline import judged_call, run
 from governed_db.proxies import (
     GovernedConnection,
     GovernedCursor,
@@ -478,15 +478,6 @@ class PsycopgDriver(PostgresSession, Driver):
             return None
         return super().placeholder_problem(text, params)
 
-    @classmethod
-    def for_connection(cls, raw: Any) -> Driver:
-        import psycopg
-
-        if isinstance(raw, psycopg.AsyncConnection):
-            from governed_db.drivers.psycopg_async import AsyncPsycopgDriver
-
-            return AsyncPsycopgDriver()
-        return cls()
 
     def lexing_settings(self, raw: Any) -> dict[str, str | None] | None:
         # reported by the server at connect and on every change (ParameterStatus): no query needed

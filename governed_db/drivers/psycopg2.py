@@ -25,8 +25,7 @@ from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
-from governed_db.guards.session import judged_call
-from governed_db.pipeline import run
+from governed_db.pipeline import judged_call, run
 from governed_db.proxies import (
     CallProc,
     GovernedConnection,

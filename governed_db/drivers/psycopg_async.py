@@ -27,7 +27,7 @@ from governed_db.async_proxies import (
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
 from governed_db.drivers.psycopg import PsycopgConnectionFacts, PsycopgDriver, PsycopgResults
-from governed_db.guards.session import judged_call_async
+from governed_db.pipeline import judged_call_async
 from governed_db.proxies import PrivateWithheld, _params, check_placeholders, withhold_unplanned
 
 _END = object()

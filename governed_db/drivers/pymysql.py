@@ -21,8 +21,8 @@ import wrapt
 
 from governed_db.drivers import Driver, quote_ident
 from governed_db.errors import ConfigurationError, GuardrailViolation, InvalidStatement
-from governed_db.guards.session import judged_call, reconnected
-from governed_db.pipeline import run
+from governed_db.guards.session import reconnected
+from governed_db.pipeline import judged_call, run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
 

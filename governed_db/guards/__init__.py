@@ -21,38 +21,14 @@ through the driver's ``guard_execute`` hook. A statement that needs neither
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Statement
 
 
-class _Run:
-    def __repr__(self) -> str:
-        return "RUN"
-
-
-#: yielded by the steps: run the statement on the driver now (the answer is the driver call's outcome)
-RUN: Any = _Run()
-
-Steps = Generator[Any, Any, None]
-
-
-class Unread(str):
-    """Governance's SQL whose rows are the application's to read (a result given back): run, not fetched."""
-
-    __slots__ = ()
-
-
-class Query(str):
-    """Governance's SQL whose rows it reads (a probe, a catalog check): one statement, fetched.
-
-    Every other request may be several statements in one text (``ROLLBACK TO ...; RELEASE ...``) whose rows
-    nobody reads; drivers that run the two kinds differently (asyncpg) tell them apart by this type.
-    """
-
-    __slots__ = ()
+from governed_db.guards._steps import RUN, Query, Steps, Unread
 
 
 def steps(st: Statement) -> Steps | None:
@@ -141,7 +117,7 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
             return outcome
 
 
-# the guards themselves (they import RUN and Steps from here)
+# the guards themselves (they import RUN and Steps from guards._steps)
 from governed_db.guards import effect, session  # noqa: E402
 
-__all__ = ["RUN", "Query", "Unread", "drive", "drive_async", "effect", "session", "steps"]
+__all__ = ["RUN", "Query", "Steps", "Unread", "drive", "drive_async", "effect", "session", "steps"]

@@ -40,7 +40,7 @@ from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.errors import GovernanceFault, GovernedDBError, GuardrailViolation, flavour
-from governed_db.guards import RUN, Query, Steps
+from governed_db.guards._steps import RUN, Query, Steps
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.sql.analysis import sqlglot_dialect
 

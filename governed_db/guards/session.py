@@ -18,12 +18,12 @@ the analyser alone (``docs/guardrails.md``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from governed_db.errors import GuardrailViolation
-from governed_db.guards import RUN, Steps
+from governed_db.guards._steps import RUN, Steps
+from governed_db.guards.effect import _refusal
 from governed_db.policy.decision import Action, RuleHit
 
 if TYPE_CHECKING:
@@ -189,8 +189,6 @@ def run_read_only(st: Statement) -> Steps:
         # only warn about): what the analyser cannot prove read-only is refused here instead
         unproven = [s.operation for s in st.analysis.statements if s.kind not in _PROVABLY_READ_ONLY or s.nested_dml]
         if unproven:
-            from governed_db.guards.effect import _refusal
-
             raise _refusal(st, [RuleHit(
                 RULE, Action.DENY,
                 f"{', '.join(unproven)} is not a read, and {st.gov.driver.name} cannot keep the session of a "
@@ -202,8 +200,6 @@ def run_read_only(st: Statement) -> Steps:
     except Exception as e:
         if not st.gov.driver.is_read_only_error(e):
             raise
-        from governed_db.guards.effect import _refusal
-
         err = _refusal(st, [RuleHit(
             RULE, Action.DENY,
             f"the database refused a write in the read-only session ({type(e).__name__}: {str(e).strip()})",
@@ -213,32 +209,6 @@ def run_read_only(st: Statement) -> Steps:
         raise err from e
 
 
-def judged_call(gov: Any, entry: str, sql: str, call: Callable[[], Any], *, resets: bool = False) -> Any:
-    """A driver method that changes the session, judged as the statement it sends (refused like it).
-
-    ``resets``: the method puts the session back to the server's defaults, so what governed_db set there
-    (the read-only state) is set again before the next statement.
-    """
-    from governed_db.pipeline import run
-
-    out = run(gov, entry, sql, None, lambda _s: call())
-    if resets:
-        gov.session_state = None
-    return out
-
-
-async def judged_call_async(
-    gov: Any, entry: str, sql: str, call: Callable[[], Awaitable[Any]], *, resets: bool = False
-) -> Any:
-    """:func:`judged_call` for an async driver's method (``await call()`` is the driver call)."""
-    from governed_db.pipeline import run_async
-
-    out = await run_async(gov, entry, sql, None, lambda _s: call())
-    if resets:
-        gov.session_state = None
-    return out
-
-
 def reconnected(gov: Any, before: Any, after: Any) -> None:
     """A driver reconnected under the proxy (``ping(reconnect=True)``): the new session starts read-write."""
     if before != after:
@@ -246,5 +216,5 @@ def reconnected(gov: Any, before: Any, after: Any) -> None:
 
 
 __all__ = ["AS_CONNECTED", "PENDING", "RULE", "SessionState", "Switch", "claims_of", "ends_transaction", "forget",
-           "judged_call", "judged_call_async", "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql",
+           "reconnected", "refusal_hit", "run_read_only", "switch", "switch_sql",
            "transaction_ended"]

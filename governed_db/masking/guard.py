@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
@@ -21,9 +20,9 @@ from typing import Any
 from governed_db.identity import Identity
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.lineage import Lineage, trace
+from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
 from governed_db.masking.strategies import any_looks_masked
-from governed_db.masking.strategies.spans import scrub_text
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
 from governed_db.policy.rules.masking import COPY, PREDICATE, WRITE_BACK
@@ -33,13 +32,6 @@ PREDICATE_RULE = PREDICATE
 COPY_RULE = COPY
 WRITE_BACK_RULE = WRITE_BACK
 
-_ECHOES = (
-    re.compile(r"(Key \([^)]*\)=\()(.*?)(\)(?: already exists| is not present| conflicts))", re.S),
-    re.compile(r"(Failing row contains \()(.*)(\))", re.S),
-    re.compile(r"(Duplicate entry ')(.*?)(' for key)", re.S),
-    re.compile(r"(Incorrect \w+ value: ')(.*?)(')", re.S),
-    re.compile(r"(Data truncated for column '[^']*' at row \d+: ')(.*?)(')", re.S),
-)
 
 
 #: uses found inside expressions; a named clause (WHERE, JOIN...) holding them makes the clearer message
@@ -69,20 +61,6 @@ def _hit(
     return None if action is Action.ALLOW else RuleHit(rule_id, action, reason, remedy)
 
 
-#: quoted values a database echoes when it cannot convert, cast or parse one (``invalid input syntax for type
-#: integer: "Alice Smith"``, DuckDB ``Could not convert string '536-22-8726' to INT32``, ``Token "Alice" is
-#: invalid``, MySQL ``Truncated incorrect DOUBLE value: '...'``); the statement's own text (``LINE 1: ...``) is
-#: kept. Applied to errors of statements that read masked columns.
-_CONVERSION_ECHOES = (
-    re.compile(
-        r"(?im)^((?!LINE \d+:)[^\n]*?\b(?:syntax|convert|cast|value|input|format|invalid|malformed|token|"
-        r"truncated|incorrect|parse|parsing|out of range|path|unit|units|relation|regular expression|"
-        r"pattern|not recognized|does not exist)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
-    ),
-    re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
-    # ``::xml`` DETAIL: ``line 1: StartTag: invalid element name`` then the offending text and a caret
-    re.compile(r"(?s)((?:DETAIL:\s+)?(?<![A-Z])line \d+: )(.*)$"),
-)
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
@@ -213,17 +191,6 @@ def _param_strings(params: Any, depth: int = 0) -> Iterator[str]:
     elif isinstance(params, (list, tuple)):
         for v in params:
             yield from _param_strings(v, depth + 1)
-
-
-def scrub_message(text: str, *, conversions: bool = False) -> str:
-    """``text`` without echoed values; ``conversions`` also blanks values quoted by conversion errors."""
-    for pattern in _ECHOES:
-        text = pattern.sub(lambda m: m.group(1) + "[REDACTED]" + m.group(3), text)
-    if conversions:
-        text = _CONVERSION_ECHOES[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
-        text = _CONVERSION_ECHOES[1].sub(lambda m: m.group(1) + "[REDACTED]", text)
-        text = _CONVERSION_ECHOES[2].sub(lambda m: m.group(1) + "[REDACTED]", text)
-    return scrub_text(text)
 
 
 def _reads_masked(state: MaskingState) -> bool:

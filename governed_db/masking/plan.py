@@ -26,6 +26,7 @@ from governed_db.masking.classify import OBSERVED_TEXT, ColumnClass, classify_na
 from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
+from governed_db.masking.messages import scrub_message
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import scrub_text, scrub_value
@@ -272,8 +273,6 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
 def diagnostics_masker() -> Masker:
     """``SHOW WARNINGS`` messages quote values of earlier statements (``Truncated incorrect DOUBLE value:
     'Alice Smith'``): blank what they quote, as for error messages."""
-    from governed_db.masking.guard import scrub_message
-
     def message(value: Any) -> Any:
         return scrub_message(value, conversions=True) if isinstance(value, str) else value
 
