@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from governed_db.audit import audit_processor
 from governed_db.drivers import Driver, driver_for, innermost
 from governed_db.errors import ConfigurationError
+from governed_db.identity import Identity
 from governed_db.metrics import StatementMetrics
 from governed_db.pipeline import Governor
 from governed_db.proxies import GovernedConnection
@@ -20,17 +22,22 @@ def _is_governed(conn: Any) -> bool:
     return isinstance(conn, GovernedConnection) and type(conn).__module__.startswith("governed_db")
 
 
+#: the wrapped connection's type: ``wrap(sqlite3.connect(...))`` is typed ``sqlite3.Connection``,
+#: ``wrap(await asyncpg.connect(...))`` ``asyncpg.Connection`` (the proxy passes ``isinstance`` as the driver's)
+ConnectionT = TypeVar("ConnectionT")
+
+
 def wrap(
-    conn: Any,
+    conn: ConnectionT,
     *,
-    identity: Any = None,
+    identity: Identity | Callable[[], Identity | str] | None = None,
     environment: str | None = None,
     policy: Any = None,
     audit: Any = None,
     tracer_provider: Any = None,
     **options: Any,
-) -> Any:
-    """Govern a DB-API 2.0 connection; returns a proxy that behaves like it.
+) -> ConnectionT:
+    """Govern a DB-API 2.0 connection (or an async driver's); returns a proxy typed and behaving like it.
 
     Every statement then carries ``identity``, is judged by ``policy`` in
     ``environment`` before it reaches the database, comes back masked, and is
@@ -62,7 +69,8 @@ def wrap(
     if driver.is_closed(raw):
         raise ConfigurationError("the connection is closed; wrap an open connection")
     _check_lexing(raw, driver)
-    return _govern(conn, raw, driver, settings)
+    governed: ConnectionT = _govern(conn, raw, driver, settings)
+    return governed
 
 
 def _unknown_async(conn: Any) -> bool:
