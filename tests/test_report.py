@@ -16,7 +16,8 @@ from click.testing import CliRunner
 import governed_db
 from governed_db import Identity
 from governed_db.audit import audit_processor
-from governed_db.audit.report import build_report, render
+from governed_db.audit.report import build_report
+from governed_db.audit.report_render import render
 from governed_db.cli.report import report
 from governed_db.errors import GuardrailViolation
 from governed_db.identity import acting_as

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from governed_db.audit import records as R
-from governed_db.audit.search import iso
+from governed_db.audit.search import DIALECTS, iso
 from governed_db.audit.store import read_records, store_path
 from governed_db.identity import KINDS, Identity
 from governed_db.policy import load_policy
@@ -30,7 +30,6 @@ from governed_db.policy.rules.masking import MASKING_RULES
 from governed_db.sql.analysis import analyze
 
 #: db.system.name -> governed_db dialect
-DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "duckdb": "duckdb"}
 _UNREPLAYABLE = ("<unparsed statement>", "<statement could not be normalized>")
 _RAN = frozenset({"allow", "warn", "limit"})
 

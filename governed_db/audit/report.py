@@ -208,11 +208,3 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
     return rep
 
 
-def render(rep: Report, fmt: str) -> str:
-    from governed_db.audit import report_render
-
-    if fmt == "md":
-        return report_render.markdown(rep)
-    if fmt == "html":
-        return report_render.html_page(rep)
-    raise ValueError(f"unknown report format {fmt!r}: use html or md")

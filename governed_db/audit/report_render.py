@@ -220,3 +220,11 @@ def markdown(rep: Report) -> str:
                   _events(rep.changes)),
     ]
     return "\n".join(out)
+
+
+def render(rep: Report, fmt: str) -> str:
+    if fmt == "md":
+        return markdown(rep)
+    if fmt == "html":
+        return html_page(rep)
+    raise ValueError(f"unknown report format {fmt!r}: use html or md")

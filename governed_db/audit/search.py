@@ -105,11 +105,13 @@ def statement_columns(text: str, dialect: str | None) -> frozenset[str]:
     return frozenset(w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", text)) | (_ALL if "*" in text else frozenset())
 
 
+#: the sqlglot dialect of each ``db.system.name`` a record carries
+DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "duckdb": "duckdb"}
+
+
 def mentions_column(record: dict[str, Any], column: str) -> bool:
     if any(c.lower() == column.lower() for c in columns_of(record)):
         return True
-    from governed_db.audit.replay import DIALECTS
-
     text = str(R.attr(record, "db.query.text", ""))
     cols = statement_columns(text, DIALECTS.get(str(R.attr(record, "db.system.name", ""))))
     return column.lower() in cols or "*" in cols

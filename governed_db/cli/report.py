@@ -9,7 +9,8 @@ import click
 
 from governed_db.audit import default_store_path
 from governed_db.audit import records as R
-from governed_db.audit.report import build_report, render
+from governed_db.audit.report import build_report
+from governed_db.audit.report_render import render
 from governed_db.audit.search import parse_time
 from governed_db.errors import ConfigurationError
 
