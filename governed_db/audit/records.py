@@ -249,7 +249,11 @@ def _attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _head(span: Any, kind: str) -> dict[str, Any]:
-    ctx = span.context
+    if getattr(span, "light", False):  # governed_db's audit-only span: the ids are plain attributes
+        trace_id, span_id = span.trace_id, span.span_id
+    else:
+        ctx = span.context
+        trace_id, span_id = ctx.trace_id, ctx.span_id
     parent = span.parent
     return {
         "v": FORMAT_VERSION,
@@ -257,9 +261,32 @@ def _head(span: Any, kind: str) -> dict[str, Any]:
         "time": span.start_time,
         "name": span.name,
         "kind": span.kind.name if span.kind is not None else None,
-        "trace_id": format(ctx.trace_id, "032x"),
-        "span_id": format(ctx.span_id, "016x"),
-        "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
+        "trace_id": f"{trace_id:032x}",
+        "span_id": f"{span_id:016x}",
+        "parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
+    }
+
+
+def span_id_of(span: Any) -> int:
+    return span.span_id if getattr(span, "light", False) else span.context.span_id  # type: ignore[no-any-return]
+
+
+def result_body(statement: Any, attrs: dict[str, Any], *, span_id: int, now: int, pid: int) -> dict[str, Any]:
+    """The ``governed_db.result`` record of an audit-only statement span, as :func:`span_body` would make it
+    from a result span (a child of the statement, INTERNAL, status UNSET) — without building that span."""
+    return {
+        "v": FORMAT_VERSION,
+        "type": SPAN,
+        "time": now,
+        "name": "governed_db.result",
+        "kind": "INTERNAL",
+        "trace_id": f"{statement.trace_id:032x}",
+        "span_id": f"{span_id:016x}",
+        "parent_span_id": f"{statement.span_id:016x}",
+        "end": now,
+        "status": "UNSET",
+        "attrs": _attributes(attrs),
+        "pid": pid,
     }
 
 
@@ -289,15 +316,18 @@ def outcome_body(span: Any, *, intent_seq: int, started: Mapping[str, Any]) -> d
     status = span.status
     added: dict[str, Any] = {}
     missing = _MISSING
-    for k, v in (span.attributes or {}).items():
-        before = started.get(k, missing)
-        if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
-            added[k] = v
+    if getattr(span, "light", False):
+        added = span.late  # governed_db's own span knows what was set after it started
+    else:
+        for k, v in (span.attributes or {}).items():
+            before = started.get(k, missing)
+            if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
+                added[k] = v
     body: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "type": OUTCOME,
         "intent": intent_seq,
-        "span_id": format(span.context.span_id, "016x"),
+        "span_id": f"{span_id_of(span):016x}",
         "end": span.end_time,
         "status": status.status_code.name if status is not None else "UNSET",
         "attrs": _attributes(added) if added else {},
