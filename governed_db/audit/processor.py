@@ -80,7 +80,8 @@ class AuditSpanProcessor(SpanProcessor):
         if len(self._inflight) > _MAX_INFLIGHT:  # spans never ended (leaked by a caller): forget the oldest
             for k in list(self._inflight)[: _MAX_INFLIGHT // 2]:
                 self._inflight.pop(k, None)
-        self._inflight[R.span_id_of(span)] = (seq, body["attrs"])
+        # an SDK span's outcome is what changed since this snapshot; governed_db's own span tracks that itself
+        self._inflight[R.span_id_of(span)] = (seq, _NO_ATTRS if getattr(span, "light", False) else body["attrs"])
 
     def on_end(self, span: ReadableSpan) -> None:
         if _scope_name(span) != R.SCOPE:
@@ -140,6 +141,7 @@ class AuditSpanProcessor(SpanProcessor):
 
 _random = random  # the module-level generator, as for span ids: reseeded in forked children
 _MAX_INFLIGHT = 65536
+_NO_ATTRS: dict[str, Any] = {}
 RESULT = "governed_db.result"
 #: this process's id, kept current over fork (os.getpid() is a system call on every record otherwise)
 _pid = [os.getpid()]

@@ -248,6 +248,15 @@ def _attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+try:
+    from opentelemetry.trace import SpanKind as _SpanKind
+
+    # SpanKind -> its name (Enum.name is a property lookup per call)
+    _KIND_NAMES: dict[Any, str] = {k: k.name for k in _SpanKind}
+except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
+    _KIND_NAMES = {}
+
+
 def _head(span: Any, kind: str) -> dict[str, Any]:
     if getattr(span, "light", False):  # governed_db's audit-only span: the ids are plain attributes
         trace_id, span_id = span.trace_id, span.span_id
@@ -260,7 +269,7 @@ def _head(span: Any, kind: str) -> dict[str, Any]:
         "type": kind,
         "time": span.start_time,
         "name": span.name,
-        "kind": span.kind.name if span.kind is not None else None,
+        "kind": _KIND_NAMES.get(span.kind) or (span.kind.name if span.kind is not None else None),
         "trace_id": f"{trace_id:032x}",
         "span_id": f"{span_id:016x}",
         "parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
@@ -306,7 +315,9 @@ def span_body(span: Any, *, pid: int) -> dict[str, Any]:
 def intent_body(span: Any, *, pid: int) -> dict[str, Any]:
     """A statement span as it starts: identity, statement, decision — recorded before the driver runs it."""
     body = _head(span, INTENT)
-    body["attrs"] = _attributes(span.attributes or {})
+    # governed_db's own span holds only what the Recorder put there (strings, ints, booleans, lists of strings),
+    # and the record is encoded before anything changes them: no copy needed
+    body["attrs"] = span.attributes if getattr(span, "light", False) else _attributes(span.attributes or {})
     body["pid"] = pid
     return body
 
