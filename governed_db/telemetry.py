@@ -420,23 +420,26 @@ class Recorder:
     def result_consumed(
         self, statement_span: Span, *, rows: int, masked_cells: int, masked_columns: tuple[str, ...]
     ) -> None:
-        """A short follow-up span: how many rows the result set actually handed out."""
+        """A short follow-up record: how many rows the result set actually handed out."""
+        if isinstance(statement_span, AuditOnlySpan):
+            trace_id, span_id = statement_span.trace_id, statement_span.span_id
+        else:
+            sc = statement_span.get_span_context()
+            trace_id, span_id = sc.trace_id, sc.span_id
         attrs: dict[str, Any] = {
             "db.response.returned_rows": rows,
             "governed_db.rows_returned": rows,
             "governed_db.masked_cells": masked_cells,
             "governed_db.environment": self.environment,
-            "governed_db.statement_span_id": format(
-                statement_span.span_id if isinstance(statement_span, AuditOnlySpan)
-                else statement_span.get_span_context().span_id, "016x"),
+            "governed_db.statement_span_id": format(span_id, "016x"),
         }
         if masked_columns:
             attrs["governed_db.masked_columns"] = list(masked_columns)
         if self.results is None:
             return
-        if isinstance(self.results, AuditOnlyTracer) and isinstance(statement_span, AuditOnlySpan):
+        if isinstance(self.results, AuditOnlyTracer):
             # audit store only: the record straight from the statement's ids, no span object or context
-            self.results.processor.record_result(statement_span, attrs)
+            self.results.processor.record_result(trace_id, span_id, attrs)
             return
         ctx = trace.set_span_in_context(statement_span)
         span = self.results.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)

@@ -108,19 +108,24 @@ class AuditSpanProcessor(SpanProcessor):
             except Exception as e:
                 log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
 
-    def record_result(self, statement: Any, attrs: dict[str, Any]) -> None:
-        """How many rows an audit-only statement's result handed out: a ``governed_db.result`` record (deferred),
-        the same record a result span would give, built without the span."""
+    def record_result(self, trace_id: int, statement_span_id: int, attrs: dict[str, Any]) -> None:
+        """How many rows a statement's result handed out: a ``governed_db.result`` record (deferred), the same
+        record a result span would give, built without the span."""
         now = time.time_ns()
         try:
-            self.store.defer(R.result_body(statement, attrs, span_id=_random.getrandbits(64), now=now, pid=_pid[0]))
+            body = R.result_body(trace_id, statement_span_id, attrs, span_id=_random.getrandbits(64), now=now,
+                                 pid=_pid[0])
+            self.store.defer(body)
             self.last_error = None
         except Exception as e:
-            self._failed(statement, e)
+            self.failures += 1
+            self.last_error = e
+            log.error("governed_db audit: could not record a result in %s (%s: %s)", self.store.path,
+                      type(e).__name__, e)
         metrics = self.metrics
         if metrics is not None and attrs.get("governed_db.masked_cells"):
             try:
-                metrics.observe_result(attrs, statement.span_id)
+                metrics.observe_result(attrs, statement_span_id)
             except Exception as e:
                 log.warning("governed_db audit: metrics failed for a result: %r", e)
 

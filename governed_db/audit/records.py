@@ -280,18 +280,19 @@ def span_id_of(span: Any) -> int:
     return span.span_id if getattr(span, "light", False) else span.context.span_id  # type: ignore[no-any-return]
 
 
-def result_body(statement: Any, attrs: dict[str, Any], *, span_id: int, now: int, pid: int) -> dict[str, Any]:
-    """The ``governed_db.result`` record of an audit-only statement span, as :func:`span_body` would make it
-    from a result span (a child of the statement, INTERNAL, status UNSET) — without building that span."""
+def result_body(trace_id: int, statement_span_id: int, attrs: dict[str, Any], *, span_id: int, now: int,
+                pid: int) -> dict[str, Any]:
+    """The ``governed_db.result`` record of a statement's result, as :func:`span_body` would make it from a result
+    span (a child of the statement, INTERNAL, status UNSET) — without building that span."""
     return {
         "v": FORMAT_VERSION,
         "type": SPAN,
         "time": now,
         "name": "governed_db.result",
         "kind": "INTERNAL",
-        "trace_id": f"{statement.trace_id:032x}",
+        "trace_id": f"{trace_id:032x}",
         "span_id": f"{span_id:016x}",
-        "parent_span_id": f"{statement.span_id:016x}",
+        "parent_span_id": f"{statement_span_id:016x}",
         "end": now,
         "status": "UNSET",
         "attrs": _attributes(attrs),
