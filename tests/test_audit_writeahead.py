@@ -417,3 +417,21 @@ def test_forked_child_does_not_write_the_parents_deferred_records(tmp_path: Path
     outcomes = [r for r in read_raw(path) if r["type"] == R.OUTCOME]
     assert len(outcomes) == 1
     assert verify(path, key=KEY).ok
+
+
+def test_refusals_and_failures_are_on_disk_before_the_error_reaches_the_caller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only successful outcomes are deferred: a refusal's and a driver error's outcome are in the file at once."""
+    _quiet_flusher(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=proc, environment="production")
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.execute("DROP TABLE t")
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("INSERT INTO missing VALUES (1)")
+    outcomes = [r for r in _file_records(path) if r["type"] == R.OUTCOME]
+    assert [o["status"] for o in outcomes] == ["ERROR", "ERROR"]
+    assert outcomes[0]["attrs"]["governed_db.refused"] is True

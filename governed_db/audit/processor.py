@@ -96,9 +96,15 @@ class AuditSpanProcessor(SpanProcessor):
                 else:
                     self.store.append(body)
             else:
-                # the outcome travels with the next write (the next statement's intent, or the flusher's
-                # within a bounded time): a crash before then leaves this statement "outcome unknown"
-                self.store.defer(R.outcome_body(span, intent_seq=started[0], started=started[1]))
+                body = R.outcome_body(span, intent_seq=started[0], started=started[1])
+                if body["status"] == "ERROR":
+                    # refusals and failures are rare and are what an auditor looks for: on disk before the
+                    # error reaches the caller
+                    self.store.append(body)
+                else:
+                    # a success travels with the next write (the next statement's intent, or the flusher's
+                    # within a bounded time): a crash before then leaves this statement "outcome unknown"
+                    self.store.defer(body)
             self.last_error = None
         except Exception as e:  # a processor must not break the application's statement
             self._failed(span, e)
