@@ -261,13 +261,35 @@ def _variants(d: Path) -> dict[str, Any]:
     def select_unaudited() -> None:
         without.execute("SELECT region FROM customers WHERE id = ?", (1,)).fetchall()
 
+    from opentelemetry.instrumentation.dbapi import instrument_connection
+
+    def plain() -> Any:
+        raw = _sqlite3.connect(":memory:")
+        raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT)")
+        raw.execute("INSERT INTO customers VALUES (1, 'eu')")
+        return raw
+
+    raw_conn, otel_conn = plain(), instrument_connection("sqlite3", plain(), "sqlite")
+    raw_cur, otel_cur = raw_conn.cursor(), otel_conn.cursor()
+
+    def select_raw() -> None:
+        raw_cur.execute("SELECT region FROM customers WHERE id = ?", (1,))
+        raw_cur.fetchall()
+
+    def select_otel() -> None:
+        # the official OpenTelemetry dbapi instrumentation, no SDK provider (the issue-14 yardstick)
+        otel_cur.execute("SELECT region FROM customers WHERE id = ?", (1,))
+        otel_cur.fetchall()
+
     return {"build the body dict (subtracted)": build_only, "floor: orjson + sha256 + write()": floor,
             "store append, format 1 (0.1 encoding)": store_v1, "store append, format 2": store_v2,
             "store append, format 2 + key (tag)": store_v2_key,
             "statement: intent + outcome (key)": statement,
             "statement, 0.1 design: one format-1 record": statement_old,
             "statement: governed sqlite SELECT, audit on": select_audited,
-            "statement: governed sqlite SELECT, audit=False": select_unaudited}
+            "statement: governed sqlite SELECT, audit=False": select_unaudited,
+            "statement: raw sqlite SELECT": select_raw,
+            "statement: sqlite SELECT, official OTel instrumentation": select_otel}
 
 
 def record_cost(rounds: int = 30, batch: int = 500) -> None:
