@@ -11,6 +11,12 @@ head), the inode whether the file was renamed away by rotation (then the chain
 continues in the file at the path). The chain therefore stays one line,
 whoever writes, across files (:mod:`governed_db.audit.segments`).
 
+Records that need not reach the OS before the caller goes on (a successful
+statement's outcome, a result record) are *deferred*: they travel in the
+same ``write()``, under the same lock, as the next record — normally the
+next statement's intent — or the flusher thread writes them within
+``DEFER_INTERVAL`` (docs/decisions/0145-audit-deferred-outcomes.md).
+
 With a key, every format-2 record carries a MAC (``tag``) of its hash; every
 ``checkpoint_every`` records, every ``checkpoint_interval`` seconds when quiet,
 on close and at rotation a checkpoint is written, fsynced, and the
