@@ -2,7 +2,8 @@
 
     python bench/bench_audit.py [N]          (BENCH_REPEATS=3: best of 3 runs per row)
     python bench/bench_audit.py record       (one record's cost: interleaved ratios to the floor)
-    python bench/bench_audit.py callgrind [N] (the same as instruction counts, under valgrind)
+    python bench/bench_audit.py callgrind [N] (the same as instruction counts, under valgrind: N units after N
+                                              warm-up units; BENCH_ONLY=SELECT for the statement rows only)
 
 Prints records/s for: the hash-chained store (single thread, 4 threads, 2
 processes), the full span path (SDK span -> processor -> store), fsync on every
@@ -261,13 +262,35 @@ def _variants(d: Path) -> dict[str, Any]:
     def select_unaudited() -> None:
         without.execute("SELECT region FROM customers WHERE id = ?", (1,)).fetchall()
 
+    from opentelemetry.instrumentation.dbapi import instrument_connection
+
+    def plain() -> Any:
+        raw = _sqlite3.connect(":memory:")
+        raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, region TEXT)")
+        raw.execute("INSERT INTO customers VALUES (1, 'eu')")
+        return raw
+
+    raw_conn, otel_conn = plain(), instrument_connection("sqlite3", plain(), "sqlite")
+    raw_cur, otel_cur = raw_conn.cursor(), otel_conn.cursor()
+
+    def select_raw() -> None:
+        raw_cur.execute("SELECT region FROM customers WHERE id = ?", (1,))
+        raw_cur.fetchall()
+
+    def select_otel() -> None:
+        # the official OpenTelemetry dbapi instrumentation, no SDK provider (the issue-14 yardstick)
+        otel_cur.execute("SELECT region FROM customers WHERE id = ?", (1,))
+        otel_cur.fetchall()
+
     return {"build the body dict (subtracted)": build_only, "floor: orjson + sha256 + write()": floor,
             "store append, format 1 (0.1 encoding)": store_v1, "store append, format 2": store_v2,
             "store append, format 2 + key (tag)": store_v2_key,
             "statement: intent + outcome (key)": statement,
             "statement, 0.1 design: one format-1 record": statement_old,
             "statement: governed sqlite SELECT, audit on": select_audited,
-            "statement: governed sqlite SELECT, audit=False": select_unaudited}
+            "statement: governed sqlite SELECT, audit=False": select_unaudited,
+            "statement: raw sqlite SELECT": select_raw,
+            "statement: sqlite SELECT, official OTel instrumentation": select_otel}
 
 
 def record_cost(rounds: int = 30, batch: int = 500) -> None:
@@ -312,12 +335,17 @@ def callgrind(n: int = 3000) -> None:
             raise RuntimeError(out.stderr[-2000:])
         return int(m.group(1))
 
+    # N units after N warm-up units, minus the N warm-up units alone: first-use costs (imports, caches, opening
+    # the store) do not count; BENCH_ONLY=substring picks rows (the subtracted body-building row always runs)
+    only = os.environ.get("BENCH_ONLY", "")
     per = {}
     for i, name in enumerate(names):
-        per[name] = (instructions(i, n) - instructions(i, 0)) / n
+        if i and only and only not in name:
+            continue
+        per[name] = (instructions(i, 2 * n) - instructions(i, n)) / n
     base = per.pop(names[0])
-    floor = per["floor: orjson + sha256 + write()"] - base
-    print(f"instructions per unit (callgrind, {n} units minus none)")
+    floor = per.get("floor: orjson + sha256 + write()", base + 1) - base
+    print(f"instructions per unit (callgrind, {n} units after {n} warm-up units)")
     print(f"{'unit of work':<44} {'instructions':>12} {'x floor':>8}")
     for name, ir in per.items():
         own = ir - base if "statement" not in name else ir

@@ -64,16 +64,32 @@ class AuditOnlySpan(trace.Span):
     instrumentation scope) and hands itself to the processor when it ends.
     """
 
-    __slots__ = ("_ended", "_processor", "attributes", "context", "end_time", "kind", "name", "parent",
-                 "start_time", "status")
+    __slots__ = (
+        "_ctx",
+        "_ended",
+        "_processor",
+        "attributes",
+        "end_time",
+        "kind",
+        "late",
+        "name",
+        "parent",
+        "span_id",
+        "start_time",
+        "status",
+        "trace_id",
+    )
 
     instrumentation_scope = _SCOPE_INFO
+    #: the audit processor builds records straight from ``trace_id``/``span_id`` (no SpanContext needed)
+    light = True
 
     def __init__(self, processor: Any, name: str, kind: SpanKind, start_time: int | None,
                  attributes: Mapping[str, Any] | None, parent_context: Any) -> None:
         parent = trace.get_current_span(parent_context).get_span_context()
-        trace_id = parent.trace_id if parent.is_valid else _random.getrandbits(128)
-        self.context = trace.SpanContext(trace_id, _random.getrandbits(64), False, _SAMPLED)
+        self.trace_id: int = parent.trace_id if parent.is_valid else _random.getrandbits(128)
+        self.span_id: int = _random.getrandbits(64)
+        self._ctx: trace.SpanContext | None = None  # built when someone asks (sqlcommenter, nesting)
         self.parent = parent if parent.is_valid else None
         self.name, self.kind = name, kind
         self.start_time = start_time or time.time_ns()
@@ -82,7 +98,16 @@ class AuditOnlySpan(trace.Span):
         self.status: Status | None = None
         self._processor = processor
         self._ended = False
+        #: attributes set after the span started: what its outcome record adds to the intent
+        self.late: dict[str, Any] = {}
         processor.on_start(self)  # the statement's intent is recorded now, before the driver runs it
+
+    @property
+    def context(self) -> trace.SpanContext:
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = trace.SpanContext(self.trace_id, self.span_id, False, _SAMPLED)
+        return ctx
 
     def get_span_context(self) -> trace.SpanContext:
         return self.context
@@ -92,9 +117,11 @@ class AuditOnlySpan(trace.Span):
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value
+        self.late[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         self.attributes.update(attributes)
+        self.late.update(attributes)
 
     def set_status(self, status: Any, description: str | None = None) -> None:
         self.status = status if isinstance(status, Status) else Status(status, description)
@@ -110,7 +137,8 @@ class AuditOnlySpan(trace.Span):
 
     def record_exception(self, exception: BaseException, attributes: Any = None, timestamp: int | None = None,
                          escaped: bool = False) -> None:
-        self.attributes.setdefault("error.type", type(exception).__qualname__)
+        if "error.type" not in self.attributes:
+            self.set_attribute("error.type", type(exception).__qualname__)
 
     def end(self, end_time: int | None = None) -> None:
         if self._ended:
@@ -392,17 +420,26 @@ class Recorder:
     def result_consumed(
         self, statement_span: Span, *, rows: int, masked_cells: int, masked_columns: tuple[str, ...]
     ) -> None:
-        """A short follow-up span: how many rows the result set actually handed out."""
+        """A short follow-up record: how many rows the result set actually handed out."""
+        if isinstance(statement_span, AuditOnlySpan):
+            trace_id, span_id = statement_span.trace_id, statement_span.span_id
+        else:
+            sc = statement_span.get_span_context()
+            trace_id, span_id = sc.trace_id, sc.span_id
         attrs: dict[str, Any] = {
             "db.response.returned_rows": rows,
             "governed_db.rows_returned": rows,
             "governed_db.masked_cells": masked_cells,
             "governed_db.environment": self.environment,
-            "governed_db.statement_span_id": format(statement_span.get_span_context().span_id, "016x"),
+            "governed_db.statement_span_id": format(span_id, "016x"),
         }
         if masked_columns:
             attrs["governed_db.masked_columns"] = list(masked_columns)
         if self.results is None:
+            return
+        if isinstance(self.results, AuditOnlyTracer):
+            # audit store only: the record straight from the statement's ids, no span object or context
+            self.results.processor.record_result(trace_id, span_id, attrs)
             return
         ctx = trace.set_span_in_context(statement_span)
         span = self.results.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)

@@ -228,3 +228,48 @@ def test_delete_store_removes_rotated_files_and_index(tmp_path: Path) -> None:
     list(search(path))
     delete_store(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stat_interval_notices_an_external_rename_at_the_next_check(tmp_path: Path, monkeypatch: Any) -> None:
+    """With stat_interval the path is checked at most that often: records written before the check are chained
+    in the renamed file, the first append after it continues the chain in a new file, and it all verifies."""
+    from governed_db.audit import store as store_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(store_module, "_monotonic", lambda: clock[0])
+    path = tmp_path / "audit.jsonl"
+    store = _store(path, rotate_bytes=None, stat_interval=60.0)
+    for i in range(3):
+        store.append(_body(i))
+    moved = tmp_path / "audit.jsonl.1"
+    os.rename(path, moved)
+    store.append(_body(3))  # before the next check: into the renamed file, chained
+    assert not path.exists()
+    clock[0] += 61.0
+    store.append(_body(4))  # the check: a new file at the path continues the chain
+    assert json.loads(path.read_bytes().split(b"\n", 1)[0])["type"] == "segment"
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert _names(path) == list(range(5))
+
+
+def test_stat_interval_still_sees_another_writers_rotation_at_once(tmp_path: Path, monkeypatch: Any) -> None:
+    """Another writer's rotation appends a sealing checkpoint first: the size changes, so a writer with a long
+    stat_interval follows at its very next append and the two keep one chain."""
+    from governed_db.audit import store as store_module
+
+    monkeypatch.setattr(store_module, "_monotonic", lambda: 1000.0)  # the timer never fires
+    path = tmp_path / "audit.jsonl"
+    slow = _store(path, rotate_bytes=None, stat_interval=3600.0)
+    rotating = _store(path, rotate_bytes=1500)
+    slow.append(_body(0))
+    for i in range(1, 12):
+        rotating.append(_body(i))
+    assert len(store_files(path)) > 1
+    slow.append(_body(12))
+    rotating.close()
+    slow.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    assert _names(path) == list(range(13))

@@ -289,3 +289,149 @@ def test_no_statement_runs_without_a_record_under_repeated_sigkill(tmp_path: Pat
     assert missing == []
     result = verify(store, key="k")
     assert result.ok, result.problems
+
+
+# -- deferred outcomes: one write() per statement ------------------------------------------------------------
+
+def _file_records(path: Path) -> list[dict[str, Any]]:
+    """The records in the file as it is on disk now (no flush of what this process deferred)."""
+    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def _quiet_flusher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flusher thread exists but does not wake during the test: deferred records wait for a write."""
+    from governed_db.audit import store as store_module
+
+    monkeypatch.setattr(store_module, "DEFER_INTERVAL", 3600.0)
+
+
+def test_outcome_travels_in_the_same_write_as_the_next_intent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Statement 1's outcome and result record go out in the one write() that carries statement 2's intent."""
+    _quiet_flusher(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=proc, environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("SELECT v FROM t").fetchall()
+    on_disk = [r["type"] for r in _file_records(path) if r["type"] != R.GENESIS]
+    assert on_disk == [R.INTENT, R.OUTCOME, R.INTENT]  # statement 2's outcome and result wait
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def counting(fd: int, data: Any) -> int:
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counting)
+    conn.execute("INSERT INTO t VALUES (2)")
+    monkeypatch.setattr(os, "write", real_write)
+    (one,) = writes
+    kinds = [json.loads(line)["type"] for line in one.splitlines()]
+    names = [json.loads(line).get("name") for line in one.splitlines()]
+    assert kinds == [R.OUTCOME, R.SPAN, R.INTENT] and names[1] == "governed_db.result"
+    assert verify(path, key=KEY).ok
+
+
+def test_reader_in_the_same_process_sees_deferred_outcomes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_records/verify in the writing process first write what it deferred: the last statement is complete."""
+    _quiet_flusher(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+    conn.execute("SELECT 1").fetchall()
+    (stmt,) = [r for r in read_records(path) if R.is_statement(r)]
+    assert stmt["outcome"] == "ok"
+    assert any(R.is_result(r) for r in read_records(path))
+    result = verify(path, key=KEY)
+    assert result.ok and result.outcome_unknown == 0
+
+
+def test_idle_connection_gets_its_outcome_written_by_the_flusher(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no next statement, the flusher thread writes the deferred outcome on its own (bounded wait)."""
+    import time
+
+    from governed_db.audit import store as store_module
+
+    monkeypatch.setattr(store_module, "DEFER_INTERVAL", 0.05)
+    path = tmp_path / "audit.jsonl"
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+    conn.execute("SELECT 1").fetchall()
+    deadline = time.monotonic() + 30
+    while R.OUTCOME not in [r["type"] for r in _file_records(path)] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [r["type"] for r in _file_records(path) if r["type"] != R.GENESIS] == [R.INTENT, R.OUTCOME, R.SPAN]
+
+
+_EXIT_CHILD = textwrap.dedent("""
+    import os, signal, sqlite3, sys
+    import governed_db
+    from governed_db.audit import store as store_module
+    store_module.DEFER_INTERVAL = 3600.0   # only the exit (or the kill) decides
+    db, store, how = sys.argv[1], sys.argv[2], sys.argv[3]
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit={"path": store, "key": "k", "fsync_interval": 3600},
+                            identity=governed_db.Identity("dave"), environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)   # after execute() returned: the outcome is still deferred
+""")
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_deferred_outcome_at_exit_and_under_sigkill(tmp_path: Path, how: str) -> None:
+    """A normal exit writes the deferred outcome; SIGKILL right after execute() loses only the outcome: the
+    statement that ran is there, "outcome unknown", and the chain verifies."""
+    store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    proc = subprocess.run([sys.executable, "-c", _EXIT_CHILD, str(db), str(store), how], capture_output=True,
+                          timeout=120)
+    assert proc.returncode == (-signal.SIGKILL if how == "kill" else 0), proc.stderr
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone() == (1,)  # the statement ran
+    (stmt,) = [r for r in read_records(store) if R.is_statement(r)]
+    assert stmt["attrs"]["db.query.text"] == "INSERT INTO t VALUES (?)"
+    assert stmt["outcome"] == ("ok" if how == "exit" else R.UNKNOWN)
+    result = verify(store, key="k")
+    assert result.ok, result.problems
+    assert result.outcome_unknown == (0 if how == "exit" else 1)
+
+
+def test_forked_child_does_not_write_the_parents_deferred_records(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deferred records are the writing process's own: a forked child never writes them a second time."""
+    _quiet_flusher(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+    conn.execute("SELECT 1").fetchall()
+    pid = os.fork()
+    if pid == 0:  # the child writes one record of its own and leaves without running atexit handlers
+        try:
+            proc.store.append({"v": 2, "type": "span", "name": "child", "time": 0, "attrs": {}})
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    outcomes = [r for r in read_raw(path) if r["type"] == R.OUTCOME]
+    assert len(outcomes) == 1
+    assert verify(path, key=KEY).ok
+
+
+def test_refusals_and_failures_are_on_disk_before_the_error_reaches_the_caller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only successful outcomes are deferred: a refusal's and a driver error's outcome are in the file at once."""
+    _quiet_flusher(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=proc, environment="production")
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.execute("DROP TABLE t")
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("INSERT INTO missing VALUES (1)")
+    outcomes = [r for r in _file_records(path) if r["type"] == R.OUTCOME]
+    assert [o["status"] for o in outcomes] == ["ERROR", "ERROR"]
+    assert outcomes[0]["attrs"]["governed_db.refused"] is True

@@ -45,11 +45,7 @@ class SpanMetrics:
         attrs = span.attributes or {}
         env = str(attrs.get("governed_db.environment", "unknown"))
         if span.name == "governed_db.result":
-            cells = int(attrs.get("governed_db.masked_cells", 0) or 0)
-            if cells:
-                parent = span.parent.span_id if span.parent is not None else 0
-                kind = self._kind_by_span.get(parent, "unknown")
-                self.masked_cells.add(cells, {"governed_db.identity.kind": kind, "governed_db.environment": env})
+            self.observe_result(attrs, span.parent.span_id if span.parent is not None else 0)
             return
         kind = str(attrs.get("governed_db.identity.kind", "unknown"))
         labels = {"governed_db.identity.kind": kind, "governed_db.environment": env}
@@ -66,6 +62,14 @@ class SpanMetrics:
             # the rule that decided and the decision: bounded (the rule catalog), and what an alert needs
             self.refusals.add(1, {**labels, "governed_db.rule": str(rules[0]), "governed_db.decision": str(decision)})
         remembered = self._kind_by_span
-        remembered[span.context.span_id] = kind
+        remembered[R.span_id_of(span)] = kind
         if len(remembered) > _KINDS_REMEMBERED:
             remembered.popitem(last=False)
+
+    def observe_result(self, attrs: Any, statement_span_id: int) -> None:
+        """Masked cells of a result, attributed to the kind of the statement it came from."""
+        cells = int(attrs.get("governed_db.masked_cells", 0) or 0)
+        if cells:
+            env = str(attrs.get("governed_db.environment", "unknown"))
+            kind = self._kind_by_span.get(statement_span_id, "unknown")
+            self.masked_cells.add(cells, {"governed_db.identity.kind": kind, "governed_db.environment": env})

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from typing import Any
 
 from opentelemetry.context import Context
@@ -78,18 +80,31 @@ class AuditSpanProcessor(SpanProcessor):
         if len(self._inflight) > _MAX_INFLIGHT:  # spans never ended (leaked by a caller): forget the oldest
             for k in list(self._inflight)[: _MAX_INFLIGHT // 2]:
                 self._inflight.pop(k, None)
-        self._inflight[span.context.span_id] = (seq, body["attrs"])
+        # an SDK span's outcome is what changed since this snapshot; governed_db's own span tracks that itself
+        self._inflight[R.span_id_of(span)] = (seq, _NO_ATTRS if getattr(span, "light", False) else body["attrs"])
 
     def on_end(self, span: ReadableSpan) -> None:
         if _scope_name(span) != R.SCOPE:
             return
-        started = self._inflight.pop(span.context.span_id, None) if span.context is not None else None
+        light = getattr(span, "light", False)
+        started = self._inflight.pop(R.span_id_of(span), None) if light or span.context is not None else None
         try:
             if started is None:
                 body = R.span_body(span, pid=_pid[0])  # no intent (not a statement, or its write failed)
+                if span.name == RESULT:
+                    self.store.defer(body)  # like an outcome: nothing runs on the strength of it
+                else:
+                    self.store.append(body)
             else:
                 body = R.outcome_body(span, intent_seq=started[0], started=started[1])
-            self.store.append(body)
+                if body["status"] == "ERROR":
+                    # refusals and failures are rare and are what an auditor looks for: on disk before the
+                    # error reaches the caller
+                    self.store.append(body)
+                else:
+                    # a success travels with the next write (the next statement's intent, or the flusher's
+                    # within a bounded time): a crash before then leaves this statement "outcome unknown"
+                    self.store.defer(body)
             self.last_error = None
         except Exception as e:  # a processor must not break the application's statement
             self._failed(span, e)
@@ -98,6 +113,27 @@ class AuditSpanProcessor(SpanProcessor):
                 self.metrics.observe(span)
             except Exception as e:
                 log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
+
+    def record_result(self, trace_id: int, statement_span_id: int, attrs: dict[str, Any]) -> None:
+        """How many rows a statement's result handed out: a ``governed_db.result`` record (deferred), the same
+        record a result span would give, built without the span."""
+        now = time.time_ns()
+        try:
+            body = R.result_body(trace_id, statement_span_id, attrs, span_id=_random.getrandbits(64), now=now,
+                                 pid=_pid[0])
+            self.store.defer(body)
+            self.last_error = None
+        except Exception as e:
+            self.failures += 1
+            self.last_error = e
+            log.error("governed_db audit: could not record a result in %s (%s: %s)", self.store.path,
+                      type(e).__name__, e)
+        metrics = self.metrics
+        if metrics is not None and attrs.get("governed_db.masked_cells"):
+            try:
+                metrics.observe_result(attrs, statement_span_id)
+            except Exception as e:
+                log.warning("governed_db audit: metrics failed for a result: %r", e)
 
     def _failed(self, span: Any, e: Exception) -> None:
         self.failures += 1
@@ -114,7 +150,10 @@ class AuditSpanProcessor(SpanProcessor):
         return True
 
 
+_random = random  # the module-level generator, as for span ids: reseeded in forked children
 _MAX_INFLIGHT = 65536
+_NO_ATTRS: dict[str, Any] = {}
+RESULT = "governed_db.result"
 #: this process's id, kept current over fork (os.getpid() is a system call on every record otherwise)
 _pid = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))

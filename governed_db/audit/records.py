@@ -248,18 +248,55 @@ def _attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+try:
+    from opentelemetry.trace import SpanKind as _SpanKind
+
+    # SpanKind -> its name (Enum.name is a property lookup per call)
+    _KIND_NAMES: dict[Any, str] = {k: k.name for k in _SpanKind}
+except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
+    _KIND_NAMES = {}
+
+
 def _head(span: Any, kind: str) -> dict[str, Any]:
-    ctx = span.context
+    if getattr(span, "light", False):  # governed_db's audit-only span: the ids are plain attributes
+        trace_id, span_id = span.trace_id, span.span_id
+    else:
+        ctx = span.context
+        trace_id, span_id = ctx.trace_id, ctx.span_id
     parent = span.parent
     return {
         "v": FORMAT_VERSION,
         "type": kind,
         "time": span.start_time,
         "name": span.name,
-        "kind": span.kind.name if span.kind is not None else None,
-        "trace_id": format(ctx.trace_id, "032x"),
-        "span_id": format(ctx.span_id, "016x"),
-        "parent_span_id": format(parent.span_id, "016x") if parent is not None else None,
+        "kind": _KIND_NAMES.get(span.kind) or (span.kind.name if span.kind is not None else None),
+        "trace_id": f"{trace_id:032x}",
+        "span_id": f"{span_id:016x}",
+        "parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
+    }
+
+
+def span_id_of(span: Any) -> int:
+    return span.span_id if getattr(span, "light", False) else span.context.span_id  # type: ignore[no-any-return]
+
+
+def result_body(trace_id: int, statement_span_id: int, attrs: dict[str, Any], *, span_id: int, now: int,
+                pid: int) -> dict[str, Any]:
+    """The ``governed_db.result`` record of a statement's result, as :func:`span_body` would make it from a result
+    span (a child of the statement, INTERNAL, status UNSET) — without building that span."""
+    return {
+        "v": FORMAT_VERSION,
+        "type": SPAN,
+        "time": now,
+        "name": "governed_db.result",
+        "kind": "INTERNAL",
+        "trace_id": f"{trace_id:032x}",
+        "span_id": f"{span_id:016x}",
+        "parent_span_id": f"{statement_span_id:016x}",
+        "end": now,
+        "status": "UNSET",
+        "attrs": _attributes(attrs),
+        "pid": pid,
     }
 
 
@@ -279,7 +316,9 @@ def span_body(span: Any, *, pid: int) -> dict[str, Any]:
 def intent_body(span: Any, *, pid: int) -> dict[str, Any]:
     """A statement span as it starts: identity, statement, decision — recorded before the driver runs it."""
     body = _head(span, INTENT)
-    body["attrs"] = _attributes(span.attributes or {})
+    # governed_db's own span holds only what the Recorder put there (strings, ints, booleans, lists of strings),
+    # and the record is encoded before anything changes them: no copy needed
+    body["attrs"] = span.attributes if getattr(span, "light", False) else _attributes(span.attributes or {})
     body["pid"] = pid
     return body
 
@@ -289,15 +328,18 @@ def outcome_body(span: Any, *, intent_seq: int, started: Mapping[str, Any]) -> d
     status = span.status
     added: dict[str, Any] = {}
     missing = _MISSING
-    for k, v in (span.attributes or {}).items():
-        before = started.get(k, missing)
-        if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
-            added[k] = v
+    if getattr(span, "light", False):
+        added = span.late  # governed_db's own span knows what was set after it started
+    else:
+        for k, v in (span.attributes or {}).items():
+            before = started.get(k, missing)
+            if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
+                added[k] = v
     body: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "type": OUTCOME,
         "intent": intent_seq,
-        "span_id": format(span.context.span_id, "016x"),
+        "span_id": f"{span_id_of(span):016x}",
         "end": span.end_time,
         "status": status.status_code.name if status is not None else "UNSET",
         "attrs": _attributes(added) if added else {},

@@ -11,6 +11,12 @@ head), the inode whether the file was renamed away by rotation (then the chain
 continues in the file at the path). The chain therefore stays one line,
 whoever writes, across files (:mod:`governed_db.audit.segments`).
 
+Records that need not reach the OS before the caller goes on (a successful
+statement's outcome, a result record) are *deferred*: they travel in the
+same ``write()``, under the same lock, as the next record — normally the
+next statement's intent — or the flusher thread writes them within
+``DEFER_INTERVAL`` (docs/decisions/0145-audit-deferred-outcomes.md).
+
 With a key, every format-2 record carries a MAC (``tag``) of its hash; every
 ``checkpoint_every`` records, every ``checkpoint_interval`` seconds when quiet,
 on close and at rotation a checkpoint is written, fsynced, and the
@@ -33,7 +39,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,12 @@ from governed_db.errors import ConfigurationError, GovernedDBError
 log = logging.getLogger("governed_db.audit")
 
 _TAIL_WINDOW = 8 * 1024  # a few records; grown when one record is longer
+#: deferred records (statement outcomes, result records) reach the OS at the latest this many seconds later
+DEFER_INTERVAL = 0.5
+#: so many deferred records wake the flusher at once (memory stays bounded under bursts)
+_MAX_DEFERRED = 256
 _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
+_monotonic = time.monotonic  # the clock of the path check (a test moves it on)
 
 
 class AuditStoreError(GovernedDBError):
@@ -71,6 +82,7 @@ class AuditStore:
         retain_age: float | None = None,
         witness: str | Any = None,
         witness_table: str | None = None,
+        stat_interval: float = 0.0,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -83,6 +95,8 @@ class AuditStore:
             raise ConfigurationError(
                 f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}"
             )
+        if isinstance(stat_interval, bool) or not isinstance(stat_interval, (int, float)) or stat_interval < 0:
+            raise ConfigurationError(f"stat_interval must be >= 0 seconds, got {stat_interval!r}")
         for name, value in (("rotate_bytes", rotate_bytes), ("retain_bytes", retain_bytes),
                             ("retain_age", retain_age)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
@@ -138,6 +152,12 @@ class AuditStore:
         self._first_seq = 0  # seq of the first record in the current file
         self._pending_retention = False  # rotated: apply retention once the next file is started
         self._flusher: threading.Thread | None = None
+        #: records that may wait for the next write (statement outcomes, result records): they travel in
+        #: the same write() as the next intent, or the flusher writes them within ``defer_interval``
+        self._deferred: list[Mapping[str, Any]] = []
+        #: when the path is next ``stat``ed to notice external rotation (see :meth:`_lock_file`)
+        self._next_stat = 0.0
+        self.stat_interval = stat_interval
         self.appended = 0
         _stores.add(self)
 
@@ -146,13 +166,25 @@ class AuditStore:
 
     # -- writing -------------------------------------------------------------------------------
     def append(self, body: Mapping[str, Any]) -> int:
-        """Chain and write one record; returns its ``seq``. The write() has happened on return."""
+        """Chain and write one record; returns its ``seq``. The write() has happened on return.
+
+        Deferred records (:meth:`defer`) go out first, in the same write().
+        """
         with self._lock:
             fd = self._lock_file()
             rotated = False
             try:
-                seq = self._write(fd, body)
-                if seq % self.checkpoint_every == 0:
+                before = self._seq
+                if self._deferred:
+                    bodies, self._deferred = [*self._deferred, body], []
+                    try:
+                        seq = self._write_many(fd, bodies)
+                    except BaseException:
+                        self._deferred[:0] = bodies[:-1]  # nothing was written: they wait for the next write
+                        raise
+                else:
+                    seq = self._write(fd, body)
+                if seq // self.checkpoint_every != before // self.checkpoint_every:
                     # with a flusher thread the statement never waits for the checkpoint's fsync
                     self._checkpoint(fd, inline=self._flusher is None)
                 if self.rotate_bytes is not None and self._end >= self.rotate_bytes:
@@ -166,6 +198,50 @@ class AuditStore:
             self.sync()
         return seq
 
+    def defer(self, body: Mapping[str, Any]) -> None:
+        """Queue a record that need not reach the OS before the caller goes on (a statement's outcome).
+
+        It is written together with the next :meth:`append` (one lock, one write()), or by the flusher thread
+        within ``DEFER_INTERVAL`` seconds, or at :meth:`flush`/:meth:`checkpoint`/:meth:`close` and before a
+        reader in this process opens the store — whichever comes first. A crash before then loses only what
+        was deferred: for an outcome, its statement reads as "outcome unknown", never as missing.
+        Without a flusher thread (``fsync_interval`` and ``checkpoint_interval`` both off) it is written now.
+        """
+        if self._fd < 0 or self._flusher is None or self._pid != _PID[0]:  # closed, or no thread to flush
+            self.append(body)
+            return
+        with self._lock:
+            self._deferred.append(body)
+            if len(self._deferred) >= _MAX_DEFERRED:
+                self._wake.set()
+
+    def flush(self) -> None:
+        """Write the deferred records now."""
+        if not self._deferred:
+            return
+        with self._lock:
+            if not self._deferred:
+                return
+            fd = self._lock_file()
+            try:
+                self._flush_deferred(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _flush_deferred(self, fd: int) -> None:
+        """Write the deferred records (both locks held)."""
+        bodies, self._deferred = self._deferred, []
+        if not bodies:
+            return
+        before = self._seq
+        try:
+            self._write_many(fd, bodies)
+        except BaseException:
+            self._deferred[:0] = bodies
+            raise
+        if self._seq // self.checkpoint_every != before // self.checkpoint_every and self._last_type != R.CHECKPOINT:
+            self._checkpoint(fd, inline=self._flusher is None)
+
     def checkpoint(self, *, inline: bool = True, reason: str = "explicit") -> None:
         """Seal the chain head now (also done every ``checkpoint_every`` records and on close).
 
@@ -174,6 +250,7 @@ class AuditStore:
         with self._lock:
             fd = self._lock_file()
             try:
+                self._flush_deferred(fd)
                 if self._last_type != R.CHECKPOINT:
                     self._checkpoint(fd, inline=inline or self._flusher is None, reason=reason)
                 elif inline and self._pending_anchor is not None:
@@ -184,6 +261,8 @@ class AuditStore:
 
     def sync(self) -> None:
         """fsync what has been written (the flusher thread does this every ``fsync_interval``)."""
+        if self._deferred:
+            self.flush()
         fd = self._fd
         if fd >= 0 and self._pid == os.getpid():
             self._dirty = False
@@ -197,6 +276,8 @@ class AuditStore:
         """Checkpoint, fsync and close; the store reopens by itself if appended to again."""
         if self._fd >= 0 and self._pid == os.getpid():
             try:
+                if self._deferred:
+                    self.flush()
                 if self._seq >= 0 and self._same_file():  # never create a store just to seal it
                     self.checkpoint(reason="close")
                 self.sync()
@@ -221,6 +302,15 @@ class AuditStore:
         while time.monotonic() < deadline:
             fd = self._ensure_open()
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if self.stat_interval and self._end >= 0:
+                # the cheap check: the file's size (lseek, no path lookup) tells whether anyone else wrote —
+                # another writer's rotation always writes a sealing checkpoint first; a rename by someone
+                # else (log rotation) is noticed by the path stat below at most ``stat_interval`` later,
+                # the records written meanwhile chained in the renamed file
+                now = _monotonic()
+                if now < self._next_stat and os.lseek(fd, 0, os.SEEK_END) == self._end:
+                    return fd
+                self._next_stat = now + self.stat_interval
             # one stat of the *path* per append: it gives the size, and tells a file renamed away (external
             # log rotation), deleted or replaced from the file we hold — fstat would not see a rename
             try:
@@ -278,7 +368,7 @@ class AuditStore:
         self._pid = -1  # reopen
 
     def _ensure_open(self) -> int:
-        if self._fd >= 0 and self._pid == os.getpid():
+        if self._fd >= 0 and self._pid == _PID[0]:
             return self._fd
         # first use, or first use in a forked child: the inherited descriptor shares the parent's
         # open file description, and flock would not exclude the two processes from each other.
@@ -314,12 +404,18 @@ class AuditStore:
     def _flush_loop(self) -> None:
         """fsync every ``fsync_interval``; seal a quiet chain every ``checkpoint_interval``."""
         stop, wake = self._stop, self._wake
-        interval = min(i for i in (self.fsync_interval, self.checkpoint_interval, self.idle_close) if i)
+        interval = min(i for i in (self.fsync_interval, self.checkpoint_interval, self.idle_close, DEFER_INTERVAL)
+                       if i)
         while True:
             wake.wait(interval)
             wake.clear()
             if stop.is_set():
                 return
+            if self._deferred:
+                try:
+                    self.flush()
+                except (OSError, AuditStoreError) as e:
+                    log.error("governed_db audit: writing deferred records to %s failed: %s", self.path, e)
             if self.idle_close and time.monotonic() - self._last_append >= self.idle_close:
                 try:
                     self.close()
@@ -350,27 +446,41 @@ class AuditStore:
                 log.error("governed_db audit: background fsync/checkpoint of %s failed: %s", self.path, e)
 
     def _write(self, fd: int, body: Mapping[str, Any], *, prefix: bytes = b"") -> int:
-        seq = self._seq + 1
-        rec = dict(body)
-        rec["seq"] = seq
-        rec["prev"] = self._hash
-        line, digest = R.encode(rec, self._rkey)
-        if len(line) > R.MAX_LINE:
-            line, digest = R.encode(_shortened(rec), self._rkey)
+        return self._write_many(fd, (body,), prefix=prefix)
+
+    def _write_many(self, fd: int, bodies: Sequence[Mapping[str, Any]], *, prefix: bytes = b"") -> int:
+        """Chain ``bodies`` and write them with ONE write(); returns the last ``seq``.
+
+        The chain head moves only once the bytes are written: a failed write leaves it where it was.
+        """
+        seq, digest, rkey = self._seq, self._hash, self._rkey
+        lines = []
+        kind = ""
+        for body in bodies:
+            seq += 1
+            rec = dict(body)
+            rec["seq"] = seq
+            rec["prev"] = digest
+            line, digest = R.encode(rec, rkey)
+            if len(line) > R.MAX_LINE:
+                line, digest = R.encode(_shortened(rec), rkey)
+            lines.append(line)
+            kind = rec.get("type", "")
+        data = lines[0] if len(lines) == 1 else b"".join(lines)
         if self._prefix:
             prefix, self._prefix = self._prefix + prefix, b""
         if prefix:
-            line = prefix + line
-        n = os.write(fd, line)
-        if n != len(line):  # a short write (e.g. a signal or a full disk): finish it or raise
-            view = memoryview(line)[n:]
+            data = prefix + data
+        n = os.write(fd, data)
+        if n != len(data):  # a short write (e.g. a signal or a full disk): finish it or raise
+            view = memoryview(data)[n:]
             while view:
                 view = view[os.write(fd, view) :]
-        self._end += len(line)
-        self._seq, self._hash, self._last_type = seq, digest, str(rec.get("type", ""))
+        self._end += len(data)
+        self._seq, self._hash, self._last_type = seq, digest, str(kind)
         self._dirty = True
         self._last_append = time.monotonic()
-        self.appended += 1
+        self.appended += len(bodies)
         return seq
 
     def _refresh(self, fd: int, size: int) -> None:
@@ -849,9 +959,11 @@ def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterato
 
 
 def store_path(path: str | os.PathLike[str]) -> Path:
+    """The store file ``path`` names, for a reader; what this process deferred for it is written first."""
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "audit.jsonl"
+    _flush_local(p)
     if not p.exists():
         raise ConfigurationError(
             f"no audit store at {str(p)!r}; pass --store PATH (or set GOVERNED_DB_AUDIT)"
@@ -859,10 +971,27 @@ def store_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _flush_local(p: Path) -> None:
+    """Write what stores of this process deferred for ``p``, so a reader here sees every record written."""
+    for store in list(_stores):
+        if store._deferred:
+            try:
+                if store.path == p.resolve():
+                    store.flush()
+            except (OSError, AuditStoreError) as e:
+                log.error("governed_db audit: writing deferred records to %s failed: %s", store.path, e)
+
+
+#: this process's id, kept current over fork (os.getpid() is a system call)
+_PID = [os.getpid()]
+
+
 def _after_fork_in_child() -> None:
+    _PID[0] = os.getpid()
     for store in list(_stores):
         store._lock = threading.Lock()
         store._flusher = None
+        store._deferred = []  # the parent's to write, not ours
 
 
 def _close_all() -> None:
