@@ -171,9 +171,9 @@ def _variants(d: Path) -> dict[str, Any]:
     import hashlib
 
     import orjson
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
     from governed_db.telemetry import AuditOnlySpan
-    from opentelemetry.trace import SpanKind, Status, StatusCode
 
     fd = os.open(d / "floor.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     counter = [0]

@@ -13,7 +13,8 @@ from typing import Any
 
 from governed_db.audit import AuditStore, read_records, verify
 from governed_db.audit import records as R
-from governed_db.audit.store import read_raw, store_files
+from governed_db.audit.segments import store_files
+from governed_db.audit.store import read_raw
 
 KEY = "segments-test-key"
 

@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 
 from governed_db.audit import records as R
-from governed_db.audit.store import _first_record, _open_segment, raw_lines, store_files, store_path
+from governed_db.audit.segments import _first_record, _open_segment, raw_lines, store_files
+from governed_db.audit.store import store_path
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -17,9 +17,11 @@ one (or forging one) is detected by ``verify``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,6 @@ def rotated_name(path: Path, first_seq: int) -> Path:
 
 def describe(path: Path) -> Segment | None:
     """Seq range, last hash, record count and SHA-256 of a rotated (uncompressed) file, or None if unreadable."""
-    from governed_db.audit.store import raw_lines
 
     if path.name.endswith(".gz"):
         return None
@@ -89,7 +90,6 @@ def describe(path: Path) -> Segment | None:
 def select_for_removal(path: Path, store_id: str, *, retain_bytes: int | None,
                        retain_age: float | None) -> list[Segment]:
     """The oldest rotated files to remove (a prefix of the chain, so that what stays still links)."""
-    from governed_db.audit.store import _first_record, store_files
 
     rotated = [f for f in store_files(path) if f != path]
     described = []
@@ -120,3 +120,56 @@ def retention_body(removed: list[Segment]) -> dict[str, Any]:
     return {"v": R.FORMAT_VERSION, "type": R.RETENTION, "time": time.time_ns(),
             "through_seq": last.last_seq, "through_hash": last.last_hash,
             "removed": [s.summary() for s in removed], "pid": os.getpid()}
+
+
+def raw_lines(p: Path) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` for every line of ``p``, a line longer than ``R.MAX_LINE`` cut into pieces of at
+    most that size (each a damaged record) — memory stays bounded whatever the file holds."""
+    offset = 0
+    limit = R.MAX_LINE + 1
+    with _open_segment(p) as f:
+        while True:
+            line = f.readline(limit)
+            if not line:
+                return
+            yield offset, line
+            offset += len(line)
+
+
+def _open_segment(p: Path) -> Any:
+    if p.name.endswith(".gz"):  # external rotation may compress the files it rotated away
+        import gzip
+
+        return gzip.open(p, "rb")
+    return open(p, "rb")
+
+
+def store_files(p: Path) -> list[Path]:
+    """The store's files in chain order: files rotated away (``<name>.<suffix>``, also ``.gz``) by their
+    first ``seq``, then the live file. The anchor, its temporary files and the index are not segments."""
+    prefix = p.name + "."
+    found: list[tuple[int, str, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for f in p.parent.iterdir():
+            name = f.name
+            if not name.startswith(prefix) or name[len(prefix):].startswith(("anchor", "index")):
+                continue
+            first = _first_record(f)
+            if first is not None and isinstance(first.get("seq"), int):
+                found.append((int(first["seq"]), name, f))
+    found.sort()
+    files = [f for _, _, f in found]
+    if p.exists():
+        files.append(p)
+    return files
+
+
+def _first_record(f: Path) -> dict[str, Any] | None:
+    try:
+        with _open_segment(f) as fh:
+            rec = R.parse_line(fh.readline(R.MAX_LINE + 1))
+    except (OSError, EOFError, ValueError):
+        return None
+    if rec is None or rec.get("type") not in (R.GENESIS, R.SEGMENT):
+        return None
+    return rec

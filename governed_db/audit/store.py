@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from governed_db.audit import records as R
+from governed_db.audit import segments
+from governed_db.audit.segments import _first_record, raw_lines, store_files
 from governed_db.errors import ConfigurationError, GovernedDBError
 
 log = logging.getLogger("governed_db.audit")
@@ -334,7 +336,6 @@ class AuditStore:
 
     def _rotate(self, fd: int) -> bool:
         """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
-        from governed_db.audit import segments
 
         if not self._same_file():
             return False  # rotated away already (by another writer, or externally)
@@ -562,7 +563,6 @@ class AuditStore:
 
     def _retain(self, fd: int) -> None:
         """Remove rotated files past ``retain_bytes``/``retain_age``; a sealed summary is written first."""
-        from governed_db.audit import segments
 
         removed = segments.select_for_removal(self.path, self._store_id, retain_bytes=self.retain_bytes,
                                               retain_age=self.retain_age)
@@ -857,59 +857,6 @@ def _anchored_seq(target: Path, store_id: str) -> int:
     if anchor and anchor.get("store") == store_id and isinstance(anchor.get("seq"), int):
         return int(anchor["seq"])
     return -1
-
-
-def raw_lines(p: Path) -> Iterator[tuple[int, bytes]]:
-    """``(offset, line)`` for every line of ``p``, a line longer than ``R.MAX_LINE`` cut into pieces of at
-    most that size (each a damaged record) — memory stays bounded whatever the file holds."""
-    offset = 0
-    limit = R.MAX_LINE + 1
-    with _open_segment(p) as f:
-        while True:
-            line = f.readline(limit)
-            if not line:
-                return
-            yield offset, line
-            offset += len(line)
-
-
-def _open_segment(p: Path) -> Any:
-    if p.name.endswith(".gz"):  # external rotation may compress the files it rotated away
-        import gzip
-
-        return gzip.open(p, "rb")
-    return open(p, "rb")
-
-
-def store_files(p: Path) -> list[Path]:
-    """The store's files in chain order: files rotated away (``<name>.<suffix>``, also ``.gz``) by their
-    first ``seq``, then the live file. The anchor, its temporary files and the index are not segments."""
-    prefix = p.name + "."
-    found: list[tuple[int, str, Path]] = []
-    with contextlib.suppress(FileNotFoundError):
-        for f in p.parent.iterdir():
-            name = f.name
-            if not name.startswith(prefix) or name[len(prefix):].startswith(("anchor", "index")):
-                continue
-            first = _first_record(f)
-            if first is not None and isinstance(first.get("seq"), int):
-                found.append((int(first["seq"]), name, f))
-    found.sort()
-    files = [f for _, _, f in found]
-    if p.exists():
-        files.append(p)
-    return files
-
-
-def _first_record(f: Path) -> dict[str, Any] | None:
-    try:
-        with _open_segment(f) as fh:
-            rec = R.parse_line(fh.readline(R.MAX_LINE + 1))
-    except (OSError, EOFError, ValueError):
-        return None
-    if rec is None or rec.get("type") not in (R.GENESIS, R.SEGMENT):
-        return None
-    return rec
 
 
 def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from governed_db.audit import records as R
-from governed_db.audit.store import _read_anchor, anchor_path, raw_lines, store_files, store_path
+from governed_db.audit.segments import raw_lines, store_files
+from governed_db.audit.store import _read_anchor, anchor_path, store_path
 
 #: problems kept in the result (all are counted)
 MAX_PROBLEMS = 1000
@@ -150,7 +151,7 @@ class _Verifier:
         return result
 
     def _ask_witness(self, files: list[Path]) -> None:
-        from governed_db.audit.store import _first_record
+        from governed_db.audit.segments import _first_record
         from governed_db.audit.witness import Witness, authentic
 
         first = _first_record(files[0]) if files else None

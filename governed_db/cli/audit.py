@@ -119,7 +119,8 @@ def _store(store: Path | None) -> Path:
 def _index_note(path: Path) -> None:
     """Say so when this query first has to index a large store (later queries read only what was appended)."""
     from governed_db.audit.index import index_path
-    from governed_db.audit.store import store_files, store_path
+    from governed_db.audit.segments import store_files
+    from governed_db.audit.store import store_path
 
     p = store_path(path)
     if index_path(p).exists():
