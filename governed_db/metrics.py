@@ -21,6 +21,18 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 
 from governed_db import __version__
+from governed_db.semconv import (
+    DB_CLIENT_OPERATION_DURATION,
+    DB_COLLECTION_NAME,
+    DB_NAMESPACE,
+    DB_OPERATION_NAME,
+    DB_SYSTEM_NAME,
+    ERROR_TYPE,
+    MCP_METHOD_NAME,
+    MCP_SERVER_OPERATION_DURATION,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+)
 
 if TYPE_CHECKING:
     from governed_db.sql.analysis import Analysis
@@ -28,7 +40,7 @@ if TYPE_CHECKING:
 SCOPE = "governed_db"
 #: the semantic conventions' advisory buckets for db.client.operation.duration (seconds)
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
-_STATIC_KEYS = ("db.system.name", "db.namespace", "server.address", "server.port")
+_STATIC_KEYS = (DB_SYSTEM_NAME, DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT)
 
 
 def _meter(meter_provider: Any) -> metrics.Meter:
@@ -44,7 +56,7 @@ class StatementMetrics:
     def __init__(self, meter_provider: Any, static_attributes: Mapping[str, Any]) -> None:
         meter = _meter(meter_provider)
         self.duration = meter.create_histogram(
-            "db.client.operation.duration", unit="s", description="Duration of database client operations.",
+            DB_CLIENT_OPERATION_DURATION, unit="s", description="Duration of database client operations.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )  # fmt: skip
         self.static = {k: static_attributes[k] for k in _STATIC_KEYS if k in static_attributes}
@@ -56,9 +68,9 @@ class StatementMetrics:
             return cached[1]
         attrs = dict(self.static)
         if analysis.operation:
-            attrs["db.operation.name"] = analysis.operation
+            attrs[DB_OPERATION_NAME] = analysis.operation
         if len(analysis.tables) == 1:
-            attrs["db.collection.name"] = analysis.tables[0]
+            attrs[DB_COLLECTION_NAME] = analysis.tables[0]
         if len(self._by_analysis) > 1024:
             self._by_analysis.clear()
         self._by_analysis[id(analysis)] = (analysis, attrs)
@@ -69,7 +81,7 @@ class StatementMetrics:
             return  # never reached the database (counted as a refusal from the span)
         attrs = self._attributes(analysis)
         if error is not None:
-            attrs = {**attrs, "error.type": type(error).__qualname__}
+            attrs = {**attrs, ERROR_TYPE: type(error).__qualname__}
         self.duration.record(seconds, attrs)
 
 
@@ -78,14 +90,14 @@ class ToolMetrics:
 
     def __init__(self, meter_provider: Any = None) -> None:
         self.duration = _meter(meter_provider).create_histogram(
-            "mcp.server.operation.duration", unit="s", description="Duration of MCP requests on the server.",
+            MCP_SERVER_OPERATION_DURATION, unit="s", description="Duration of MCP requests on the server.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )  # fmt: skip
 
     def record(self, tool: str, seconds: float, error: BaseException | None) -> None:
-        attrs = {"mcp.method.name": "tools/call", "gen_ai.tool.name": tool, "gen_ai.operation.name": "execute_tool"}
+        attrs = {MCP_METHOD_NAME: "tools/call", "gen_ai.tool.name": tool, "gen_ai.operation.name": "execute_tool"}
         if error is not None:
-            attrs["error.type"] = "tool_error" if type(error).__name__ == "ToolError" else type(error).__qualname__
+            attrs[ERROR_TYPE] = "tool_error" if type(error).__name__ == "ToolError" else type(error).__qualname__
         self.duration.record(seconds, attrs)
 
 

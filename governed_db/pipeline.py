@@ -43,6 +43,7 @@ from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import current_identity as _current_identity
 from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
+from governed_db.semconv import DB_NAMESPACE, GDB_APPROVAL_REQUEST_ID, GDB_REASON
 from governed_db.settings import Settings
 from governed_db.sql.analysis import Analysis, analyze
 from governed_db.sql.shapes import analysis_for
@@ -313,7 +314,7 @@ class Statement:
         if span is not None and span.is_recording():
             span.set_attributes({"governed_db.decision": decision.action.value,
                                  "governed_db.rules": list(decision.rules),
-                                 "governed_db.reason": decision.reason})  # fmt: skip
+                                 GDB_REASON: decision.reason})  # fmt: skip
 
     # 7. plan masking for the result, once; record success
     def succeeded(self) -> None:
@@ -408,7 +409,7 @@ def begin(
                 raise gov.unavailable(down) from down
             st.grant = grant
             if grant is not None and span is not None:
-                span.set_attribute("governed_db.approval.request_id", str(getattr(grant, "id", grant)))
+                span.set_attribute(GDB_APPROVAL_REQUEST_ID, str(getattr(grant, "id", grant)))
         # a statement must not run unrecorded: in production, refuse while the audit store cannot be written
         if gov.audit is not None and gov.audit.last_error is not None and gov.fail_closed:
             gov.fault("recording to the audit store", gov.audit.last_error)
@@ -539,7 +540,7 @@ def _arm_result(
 
 def _database(driver: Driver, raw: Any) -> str | None:
     try:
-        name = driver.static_attributes(raw).get("db.namespace")
+        name = driver.static_attributes(raw).get(DB_NAMESPACE)
     except Exception:  # metadata only: unknown means "every qualified name is another database"
         return None
     return name if isinstance(name, str) and name else None

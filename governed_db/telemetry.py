@@ -28,6 +28,35 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from governed_db import __version__
 from governed_db.identity import Identity
 from governed_db.policy.decision import Decision
+from governed_db.semconv import (
+    DB_COLLECTION_NAME,
+    DB_OPERATION_BATCH_SIZE,
+    DB_OPERATION_NAME,
+    DB_QUERY_TEXT,
+    DB_RESPONSE_RETURNED_ROWS,
+    DB_RESPONSE_STATUS_CODE,
+    DB_SYSTEM_NAME,
+    ERROR_TYPE,
+    GDB_ANALYSIS_ERROR,
+    GDB_APPROVAL_REQUEST_ID,
+    GDB_ENTRY,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_ISSUER,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_ON_BEHALF_OF,
+    GDB_IDENTITY_PROVENANCE,
+    GDB_IDENTITY_SUBJECT,
+    GDB_IDENTITY_TOKEN_ID,
+    GDB_MASKED_CELLS,
+    GDB_MASKED_COLUMNS,
+    GDB_REASON,
+    GDB_REFUSED,
+    GDB_RESULT,
+    GDB_ROWS_AFFECTED,
+    GDB_ROWS_RETURNED,
+    GDB_STATEMENT_SPAN_ID,
+    GDB_TABLES,
+)
 from governed_db.sql.analysis import Analysis
 
 SCOPE = "governed_db"
@@ -137,8 +166,8 @@ class AuditOnlySpan(trace.Span):
 
     def record_exception(self, exception: BaseException, attributes: Any = None, timestamp: int | None = None,
                          escaped: bool = False) -> None:
-        if "error.type" not in self.attributes:
-            self.set_attribute("error.type", type(exception).__qualname__)
+        if ERROR_TYPE not in self.attributes:
+            self.set_attribute(ERROR_TYPE, type(exception).__qualname__)
 
     def end(self, end_time: int | None = None) -> None:
         if self._ended:
@@ -241,19 +270,19 @@ def identity_attributes(identity: Identity) -> dict[str, Any]:
     """
     attrs: dict[str, Any] = {
         "user.id": identity.subject,
-        "governed_db.identity.subject": identity.subject,
-        "governed_db.identity.kind": identity.kind,
+        GDB_IDENTITY_SUBJECT: identity.subject,
+        GDB_IDENTITY_KIND: identity.kind,
     }
     if identity.roles:
         attrs["user.roles"] = list(identity.roles)
     if identity.on_behalf_of:
-        attrs["governed_db.identity.on_behalf_of"] = identity.on_behalf_of
+        attrs[GDB_IDENTITY_ON_BEHALF_OF] = identity.on_behalf_of
     if identity.verified:
-        attrs["governed_db.identity.provenance"] = "verified"
+        attrs[GDB_IDENTITY_PROVENANCE] = "verified"
         if identity.issuer:
-            attrs["governed_db.identity.issuer"] = identity.issuer
+            attrs[GDB_IDENTITY_ISSUER] = identity.issuer
         if identity.token_id:
-            attrs["governed_db.identity.token_id"] = identity.token_id
+            attrs[GDB_IDENTITY_TOKEN_ID] = identity.token_id
     return attrs
 
 
@@ -337,7 +366,7 @@ class Recorder:
             dec = self._remember_decision(decision)
         attrs = {**self.static, **cached[2], **id_attrs, **dec[1]}
         if entry != "cursor.execute":
-            attrs["governed_db.entry"] = entry
+            attrs[GDB_ENTRY] = entry
         if self.capture_parameters and params is not None:
             attrs.update(_parameter_attributes(params))
         span = self.tracer.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
@@ -346,19 +375,19 @@ class Recorder:
         return span
 
     def _remember_analysis(self, analysis: Analysis) -> tuple[Analysis, str, dict[str, Any]]:
-        attrs: dict[str, Any] = {"db.query.text": analysis.normalized, "governed_db.environment": self.environment}
+        attrs: dict[str, Any] = {DB_QUERY_TEXT: analysis.normalized, GDB_ENVIRONMENT: self.environment}
         op = analysis.operation
         if op:
-            attrs["db.operation.name"] = op
+            attrs[DB_OPERATION_NAME] = op
         tables = analysis.tables
         if tables:
-            attrs["governed_db.tables"] = list(tables)
+            attrs[GDB_TABLES] = list(tables)
             if len(tables) == 1:
-                attrs["db.collection.name"] = tables[0]
+                attrs[DB_COLLECTION_NAME] = tables[0]
         if len(analysis.statements) > 1:
-            attrs["db.operation.batch.size"] = len(analysis.statements)
+            attrs[DB_OPERATION_BATCH_SIZE] = len(analysis.statements)
         if analysis.error:
-            attrs["governed_db.analysis.error"] = analysis.error
+            attrs[GDB_ANALYSIS_ERROR] = analysis.error
         if len(self._by_analysis) > 1024:
             self._by_analysis.clear()
         entry = (analysis, _span_name(analysis, self.static), attrs)
@@ -370,7 +399,7 @@ class Recorder:
         if decision.hits:
             attrs["governed_db.rules"] = list(decision.rules)
             if decision.action.severity > 0:
-                attrs["governed_db.reason"] = decision.reason
+                attrs[GDB_REASON] = decision.reason
         if len(self._by_decision) > 1024:
             self._by_decision.clear()
         entry = (decision, attrs)
@@ -392,20 +421,20 @@ class Recorder:
     @staticmethod
     def refused(span: Span | None, exc: BaseException) -> None:
         if span is not None and span.is_recording():
-            attrs: dict[str, Any] = {"governed_db.refused": True, "error.type": type(exc).__name__}
+            attrs: dict[str, Any] = {GDB_REFUSED: True, ERROR_TYPE: type(exc).__name__}
             request_id = getattr(exc, "request_id", None)
             if request_id:
-                attrs["governed_db.approval.request_id"] = request_id
+                attrs[GDB_APPROVAL_REQUEST_ID] = request_id
             span.set_attributes(attrs)
             span.set_status(Status(StatusCode.ERROR, "refused by governed_db"))
 
     @staticmethod
     def failed(span: Span | None, exc: BaseException) -> None:
         if span is not None and span.is_recording():
-            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
             code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
             if code:
-                span.set_attribute("db.response.status_code", str(code))
+                span.set_attribute(DB_RESPONSE_STATUS_CODE, str(code))
             span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
 
     @staticmethod
@@ -413,9 +442,9 @@ class Recorder:
         if span is None:
             return
         if rowcount is not None and rowcount >= 0:
-            span.set_attribute("governed_db.rows_affected", rowcount)
+            span.set_attribute(GDB_ROWS_AFFECTED, rowcount)
         if masked_columns:
-            span.set_attribute("governed_db.masked_columns", list(masked_columns))
+            span.set_attribute(GDB_MASKED_COLUMNS, list(masked_columns))
 
     def result_consumed(
         self, statement_span: Span, *, rows: int, masked_cells: int, masked_columns: tuple[str, ...]
@@ -427,14 +456,14 @@ class Recorder:
             sc = statement_span.get_span_context()
             trace_id, span_id = sc.trace_id, sc.span_id
         attrs: dict[str, Any] = {
-            "db.response.returned_rows": rows,
-            "governed_db.rows_returned": rows,
-            "governed_db.masked_cells": masked_cells,
-            "governed_db.environment": self.environment,
-            "governed_db.statement_span_id": format(span_id, "016x"),
+            DB_RESPONSE_RETURNED_ROWS: rows,
+            GDB_ROWS_RETURNED: rows,
+            GDB_MASKED_CELLS: masked_cells,
+            GDB_ENVIRONMENT: self.environment,
+            GDB_STATEMENT_SPAN_ID: format(span_id, "016x"),
         }
         if masked_columns:
-            attrs["governed_db.masked_columns"] = list(masked_columns)
+            attrs[GDB_MASKED_COLUMNS] = list(masked_columns)
         if self.results is None:
             return
         if isinstance(self.results, AuditOnlyTracer):
@@ -442,16 +471,16 @@ class Recorder:
             self.results.processor.record_result(trace_id, span_id, attrs)
             return
         ctx = trace.set_span_in_context(statement_span)
-        span = self.results.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
+        span = self.results.start_span(GDB_RESULT, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
         if self.fallback is not None and not span.is_recording():
-            span = self.fallback.start_span("governed_db.result", context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
+            span = self.fallback.start_span(GDB_RESULT, context=ctx, kind=SpanKind.INTERNAL, attributes=attrs)
         span.end()
 
 
 def _span_name(analysis: Analysis, static: Mapping[str, Any]) -> str:
     op = analysis.operation
     if not op:
-        return str(static.get("db.system.name", "db"))
+        return str(static.get(DB_SYSTEM_NAME, "db"))
     tables = analysis.tables
     return f"{op} {tables[0]}" if len(tables) == 1 else op
 

@@ -294,7 +294,7 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Environments made on first use (a dialect whose server is absent skips its cases)."""
     tmp = tmp_path_factory.mktemp("adversarial")
     made: dict[str, Env] = {}
-    tag = uuid.uuid4().hex[:8]
+    tag = "u" + uuid.uuid4().hex[:7]
     factories = {
         "pg": lambda: _pg_env(f"gdadv{tag}"),
         "my": lambda: _my_env(f"gdadv{tag}"),

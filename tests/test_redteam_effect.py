@@ -292,7 +292,7 @@ SQLITE_CASES = [
 def test_sqlite(case: Case, tmp_path: Path) -> None:
     """The attack leaves the SQLite file as it was; the innocent look-alike makes its change."""
     path = tmp_path / "rt.db"
-    t = "t_" + uuid.uuid4().hex[:8]
+    t = "t_u" + uuid.uuid4().hex[:7]
     setup = sqlite3.connect(path)
     setup.executescript(f"""
         CREATE TABLE {t} (id INTEGER PRIMARY KEY ON CONFLICT REPLACE, s TEXT);

@@ -26,6 +26,27 @@ from governed_db.approvals.stores import cli_url, open_store
 from governed_db.errors import ApprovalRequired, ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy.decision import Decision
+from governed_db.semconv import (
+    GDB_APPROVAL_APPROVALS,
+    GDB_APPROVAL_COMMENT,
+    GDB_APPROVAL_FINGERPRINT,
+    GDB_APPROVAL_GRANT,
+    GDB_APPROVAL_KIND,
+    GDB_APPROVAL_OPERATIONS,
+    GDB_APPROVAL_QUORUM,
+    GDB_APPROVAL_REASON,
+    GDB_APPROVAL_REQUEST_ID,
+    GDB_APPROVAL_REVIEWER,
+    GDB_APPROVAL_REVIEWER_KIND,
+    GDB_APPROVAL_REVIEWER_PROVENANCE,
+    GDB_APPROVAL_REVIEWER_ROLES,
+    GDB_APPROVAL_RULES,
+    GDB_APPROVAL_STATE,
+    GDB_APPROVAL_STATEMENT,
+    GDB_APPROVAL_TABLES,
+    GDB_APPROVAL_TRANSITION,
+    GDB_ENVIRONMENT,
+)
 from governed_db.sql.analysis import Analysis, analyze
 from governed_db.telemetry import SCOPE, identity_attributes
 
@@ -77,8 +98,8 @@ class Approvals:
             assert found.request is not None
             span = trace.get_current_span()  # the statement span, when the pipeline made it current
             if span.is_recording():
-                span.set_attribute("governed_db.approval.request_id", found.request.id)
-                span.set_attribute("governed_db.approval.grant", "one-time" if found.outcome == "consumed"
+                span.set_attribute(GDB_APPROVAL_REQUEST_ID, found.request.id)
+                span.set_attribute(GDB_APPROVAL_GRANT, "one-time" if found.outcome == "consumed"
                                    else "window")
             return found.request
         raise self._refusal(decision, analysis, found.outcome, found.request, sql)
@@ -216,33 +237,33 @@ class Approvals:
     def _emit(self, transition: str, req: ApprovalRequest, actor: Identity | None, comment: str | None) -> None:
         attrs: dict[str, Any] = identity_attributes(req.requester_identity)
         attrs.update({
-            "governed_db.approval.request_id": req.id,
-            "governed_db.approval.transition": transition,
-            "governed_db.approval.state": req.state,
-            "governed_db.approval.kind": req.kind,
-            "governed_db.approval.statement": req.statement,
-            "governed_db.approval.approvals": len(req.approvals),
-            "governed_db.approval.quorum": req.policy.quorum,
-            "governed_db.environment": req.environment,
+            GDB_APPROVAL_REQUEST_ID: req.id,
+            GDB_APPROVAL_TRANSITION: transition,
+            GDB_APPROVAL_STATE: req.state,
+            GDB_APPROVAL_KIND: req.kind,
+            GDB_APPROVAL_STATEMENT: req.statement,
+            GDB_APPROVAL_APPROVALS: len(req.approvals),
+            GDB_APPROVAL_QUORUM: req.policy.quorum,
+            GDB_ENVIRONMENT: req.environment,
         })
         if req.fingerprint:
-            attrs["governed_db.approval.fingerprint"] = req.fingerprint
+            attrs[GDB_APPROVAL_FINGERPRINT] = req.fingerprint
         if req.rules:
-            attrs["governed_db.approval.rules"] = list(req.rules)
+            attrs[GDB_APPROVAL_RULES] = list(req.rules)
         if req.reason:
-            attrs["governed_db.approval.reason"] = req.reason
+            attrs[GDB_APPROVAL_REASON] = req.reason
         if req.tables:
-            attrs["governed_db.approval.tables"] = list(req.tables)
+            attrs[GDB_APPROVAL_TABLES] = list(req.tables)
         if req.operations:
-            attrs["governed_db.approval.operations"] = list(req.operations)
+            attrs[GDB_APPROVAL_OPERATIONS] = list(req.operations)
         if actor is not None:
-            attrs["governed_db.approval.reviewer"] = actor.subject
-            attrs["governed_db.approval.reviewer.kind"] = actor.kind
-            attrs["governed_db.approval.reviewer.provenance"] = actor.provenance
+            attrs[GDB_APPROVAL_REVIEWER] = actor.subject
+            attrs[GDB_APPROVAL_REVIEWER_KIND] = actor.kind
+            attrs[GDB_APPROVAL_REVIEWER_PROVENANCE] = actor.provenance
             if actor.roles:
-                attrs["governed_db.approval.reviewer.roles"] = list(actor.roles)
+                attrs[GDB_APPROVAL_REVIEWER_ROLES] = list(actor.roles)
         if comment:
-            attrs["governed_db.approval.comment"] = comment[:1000]
+            attrs[GDB_APPROVAL_COMMENT] = comment[:1000]
         span = self.tracer.start_span(f"governed_db.approval.{transition}", kind=SpanKind.INTERNAL)
         if span.is_recording():
             span.set_attributes(attrs)

@@ -17,6 +17,20 @@ from typing import IO, Any
 from governed_db.audit import records as R
 from governed_db.audit.search import iso
 from governed_db.errors import ConfigurationError
+from governed_db.semconv import (
+    DB_OPERATION_NAME,
+    DB_QUERY_TEXT,
+    DB_SYSTEM_NAME,
+    ERROR_TYPE,
+    GDB_AUDIT_HASH,
+    GDB_AUDIT_SEQ,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_ON_BEHALF_OF,
+    GDB_IDENTITY_SUBJECT,
+    GDB_MASKED_COLUMNS,
+    GDB_TABLES,
+)
 
 CSV_COLUMNS = (
     "seq", "time", "end", "name", "identity", "kind", "on_behalf_of", "environment", "decision", "rules",
@@ -41,14 +55,14 @@ def csv_row(rec: dict[str, Any]) -> dict[str, Any]:
     a = R.attr
     return {
         "seq": rec.get("seq"), "time": iso(rec.get("time")), "end": iso(rec.get("end")), "name": rec.get("name"),
-        "identity": a(rec, "governed_db.identity.subject", ""), "kind": a(rec, "governed_db.identity.kind", ""),
-        "on_behalf_of": a(rec, "governed_db.identity.on_behalf_of", ""),
-        "environment": a(rec, "governed_db.environment", ""), "decision": a(rec, "governed_db.decision", ""),
+        "identity": a(rec, GDB_IDENTITY_SUBJECT, ""), "kind": a(rec, GDB_IDENTITY_KIND, ""),
+        "on_behalf_of": a(rec, GDB_IDENTITY_ON_BEHALF_OF, ""),
+        "environment": a(rec, GDB_ENVIRONMENT, ""), "decision": a(rec, "governed_db.decision", ""),
         "rules": " ".join(R.as_list(a(rec, "governed_db.rules"))),
-        "operation": a(rec, "db.operation.name", ""), "tables": " ".join(R.as_list(a(rec, "governed_db.tables"))),
-        "masked_columns": " ".join(R.as_list(a(rec, "governed_db.masked_columns"))),
-        "statement": a(rec, "db.query.text", ""), "db_system": a(rec, "db.system.name", ""),
-        "status": rec.get("status", ""), "error_type": a(rec, "error.type", ""),
+        "operation": a(rec, DB_OPERATION_NAME, ""), "tables": " ".join(R.as_list(a(rec, GDB_TABLES))),
+        "masked_columns": " ".join(R.as_list(a(rec, GDB_MASKED_COLUMNS))),
+        "statement": a(rec, DB_QUERY_TEXT, ""), "db_system": a(rec, DB_SYSTEM_NAME, ""),
+        "status": rec.get("status", ""), "error_type": a(rec, ERROR_TYPE, ""),
         "trace_id": rec.get("trace_id", ""), "span_id": rec.get("span_id", ""), "hash": rec.get("hash"),
     }
 
@@ -88,8 +102,8 @@ def to_readable_span(rec: dict[str, Any], resource: Any = None) -> Any:
         parent = SpanContext(trace_id, int(rec["parent_span_id"], 16), is_remote=False,
                              trace_flags=TraceFlags(TraceFlags.SAMPLED))
     attrs = {k: v for k, v in (rec.get("attrs") or {}).items() if v is not None}
-    attrs["governed_db.audit.seq"] = rec["seq"]
-    attrs["governed_db.audit.hash"] = rec["hash"]
+    attrs[GDB_AUDIT_SEQ] = rec["seq"]
+    attrs[GDB_AUDIT_HASH] = rec["hash"]
     return ReadableSpan(
         name=str(rec.get("name", "")),
         context=ctx,

@@ -30,6 +30,19 @@ import orjson
 from governed_db.audit import records as R
 from governed_db.audit.segments import _first_record, _open_segment, raw_lines, store_files
 from governed_db.audit.store import store_path
+from governed_db.semconv import (
+    DB_OPERATION_NAME,
+    DB_QUERY_TEXT,
+    DB_SYSTEM_NAME,
+    GDB_COLUMNS,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_ON_BEHALF_OF,
+    GDB_IDENTITY_SUBJECT,
+    GDB_MASKED_COLUMNS,
+    GDB_REFUSED,
+    GDB_TABLES,
+)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -134,7 +147,7 @@ class Index:
             elif kind == R.INTENT or (kind == R.SPAN and R.is_statement(rec)):
                 seq = int(rec["seq"])
                 stmts.append(self._statement_row(rec, first_seq, offset, whole=kind == R.SPAN))
-                for t in R.as_list(R.attr(rec, "governed_db.tables")):
+                for t in R.as_list(R.attr(rec, GDB_TABLES)):
                     tables.append((seq, _last(t)))
                 for r in R.as_list(R.attr(rec, "governed_db.rules")):
                     rules.append((seq, r))
@@ -164,8 +177,8 @@ class Index:
         attrs = rec.get("attrs")
         get = attrs.get if type(attrs) is dict else {}.get
         seq = int(rec["seq"])
-        text = str(get("db.query.text", ""))
-        system = str(get("db.system.name", ""))
+        text = str(get(DB_QUERY_TEXT, ""))
+        system = str(get(DB_SYSTEM_NAME, ""))
         key = (text, system)
         text_id = self._texts.get(key)
         if text_id is None:
@@ -175,19 +188,19 @@ class Index:
                 self._texts.clear()
             self._texts[key] = text_id
         t = rec.get("time")
-        subject = get("governed_db.identity.subject")
+        subject = get(GDB_IDENTITY_SUBJECT)
         decision = get("governed_db.decision")
         return (seq, seq if whole else None, first_seq, offset, None, None, t if isinstance(t, int) else None,
-                _text(subject), _text(get("governed_db.identity.on_behalf_of")), R.subject(rec),
-                str(get("governed_db.identity.kind", "?")), _text(get("governed_db.environment")), _text(decision),
-                str(get("db.operation.name", "?")), int(bool(get("governed_db.refused")) or decision == "deny"),
-                text_id, _dumps(R.as_list(get("governed_db.tables"))), _cols(get), "[]")
+                _text(subject), _text(get(GDB_IDENTITY_ON_BEHALF_OF)), R.subject(rec),
+                str(get(GDB_IDENTITY_KIND, "?")), _text(get(GDB_ENVIRONMENT)), _text(decision),
+                str(get(DB_OPERATION_NAME, "?")), int(bool(get(GDB_REFUSED)) or decision == "deny"),
+                text_id, _dumps(R.as_list(get(GDB_TABLES))), _cols(get), "[]")
 
     @staticmethod
     def _outcome_row(rec: dict[str, Any], first_seq: int, offset: int) -> tuple[Any, ...]:
         attrs = rec.get("attrs")
         get = attrs.get if type(attrs) is dict else {}.get
-        return (int(rec["seq"]), first_seq, offset, int(bool(get("governed_db.refused"))), _cols(get),
+        return (int(rec["seq"]), first_seq, offset, int(bool(get(GDB_REFUSED))), _cols(get),
                 int(rec["intent"]))
 
     # -- queries ---------------------------------------------------------------------------------------
@@ -227,7 +240,7 @@ def _dumps(value: list[str]) -> str:
 
 def _cols(get: Any) -> str:
     """The column names a record carries (what ``search.columns_of`` reads), as JSON."""
-    return _dumps(R.as_list(get("governed_db.masked_columns")) + R.as_list(get("governed_db.columns")))
+    return _dumps(R.as_list(get(GDB_MASKED_COLUMNS)) + R.as_list(get(GDB_COLUMNS)))
 
 
 def _where(q: Any) -> tuple[str, list[Any]]:

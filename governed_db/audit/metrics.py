@@ -22,6 +22,18 @@ from typing import Any
 from opentelemetry import metrics
 
 from governed_db.audit import records as R
+from governed_db.semconv import (
+    GDB_APPROVAL,
+    GDB_APPROVAL_TRANSITION,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_KIND,
+    GDB_MASKED_CELLS,
+    GDB_REFUSALS,
+    GDB_REFUSED,
+    GDB_RESULT,
+    GDB_RULE,
+    GDB_STATEMENTS,
+)
 
 _KINDS_REMEMBERED = 4096
 
@@ -34,33 +46,33 @@ class SpanMetrics:
 
         meter = (meter_provider.get_meter(R.SCOPE, __version__) if meter_provider is not None
                  else metrics.get_meter(R.SCOPE, __version__))  # the global proxy: follows set_meter_provider
-        self.statements = meter.create_counter("governed_db.statements", "{statement}", "statements seen")
-        self.refusals = meter.create_counter("governed_db.refusals", "{statement}", "statements refused")
+        self.statements = meter.create_counter(GDB_STATEMENTS, "{statement}", "statements seen")
+        self.refusals = meter.create_counter(GDB_REFUSALS, "{statement}", "statements refused")
         self.approvals = meter.create_counter("governed_db.approvals", "{event}", "approval transitions")
-        self.masked_cells = meter.create_counter("governed_db.masked_cells", "{cell}", "cells masked in results")
+        self.masked_cells = meter.create_counter(GDB_MASKED_CELLS, "{cell}", "cells masked in results")
         # result spans end after their statement span and carry no identity: remember kinds briefly
         self._kind_by_span: OrderedDict[int, str] = OrderedDict()
 
     def observe(self, span: Any) -> None:
         attrs = span.attributes or {}
-        env = str(attrs.get("governed_db.environment", "unknown"))
-        if span.name == "governed_db.result":
+        env = str(attrs.get(GDB_ENVIRONMENT, "unknown"))
+        if span.name == GDB_RESULT:
             self.observe_result(attrs, span.parent.span_id if span.parent is not None else 0)
             return
-        kind = str(attrs.get("governed_db.identity.kind", "unknown"))
-        labels = {"governed_db.identity.kind": kind, "governed_db.environment": env}
-        if span.name.startswith("governed_db.approval"):
-            transition = str(attrs.get("governed_db.approval.transition") or span.name.rpartition(".")[2])
-            self.approvals.add(1, {**labels, "governed_db.approval.transition": transition})
+        kind = str(attrs.get(GDB_IDENTITY_KIND, "unknown"))
+        labels = {GDB_IDENTITY_KIND: kind, GDB_ENVIRONMENT: env}
+        if span.name.startswith(GDB_APPROVAL):
+            transition = str(attrs.get(GDB_APPROVAL_TRANSITION) or span.name.rpartition(".")[2])
+            self.approvals.add(1, {**labels, GDB_APPROVAL_TRANSITION: transition})
             return
         decision = attrs.get("governed_db.decision")
         if decision is None:
             return
         self.statements.add(1, labels)
-        if attrs.get("governed_db.refused") or decision == "deny":
+        if attrs.get(GDB_REFUSED) or decision == "deny":
             rules = attrs.get("governed_db.rules") or ("governed_db",)
             # the rule that decided and the decision: bounded (the rule catalog), and what an alert needs
-            self.refusals.add(1, {**labels, "governed_db.rule": str(rules[0]), "governed_db.decision": str(decision)})
+            self.refusals.add(1, {**labels, GDB_RULE: str(rules[0]), "governed_db.decision": str(decision)})
         remembered = self._kind_by_span
         remembered[R.span_id_of(span)] = kind
         if len(remembered) > _KINDS_REMEMBERED:
@@ -68,8 +80,8 @@ class SpanMetrics:
 
     def observe_result(self, attrs: Any, statement_span_id: int) -> None:
         """Masked cells of a result, attributed to the kind of the statement it came from."""
-        cells = int(attrs.get("governed_db.masked_cells", 0) or 0)
+        cells = int(attrs.get(GDB_MASKED_CELLS, 0) or 0)
         if cells:
-            env = str(attrs.get("governed_db.environment", "unknown"))
+            env = str(attrs.get(GDB_ENVIRONMENT, "unknown"))
             kind = self._kind_by_span.get(statement_span_id, "unknown")
-            self.masked_cells.add(cells, {"governed_db.identity.kind": kind, "governed_db.environment": env})
+            self.masked_cells.add(cells, {GDB_IDENTITY_KIND: kind, GDB_ENVIRONMENT: env})

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from governed_db.audit import records as R
 from governed_db.audit.metrics import SpanMetrics
 from governed_db.audit.store import AuditStore
+from governed_db.semconv import GDB_MASKED_CELLS, GDB_RESULT
 
 log = logging.getLogger("governed_db.audit")
 
@@ -129,7 +130,7 @@ class AuditSpanProcessor(SpanProcessor):
             log.error("governed_db audit: could not record a result in %s (%s: %s)", self.store.path,
                       type(e).__name__, e)
         metrics = self.metrics
-        if metrics is not None and attrs.get("governed_db.masked_cells"):
+        if metrics is not None and attrs.get(GDB_MASKED_CELLS):
             try:
                 metrics.observe_result(attrs, statement_span_id)
             except Exception as e:
@@ -153,7 +154,7 @@ class AuditSpanProcessor(SpanProcessor):
 _random = random  # the module-level generator, as for span ids: reseeded in forked children
 _MAX_INFLIGHT = 65536
 _NO_ATTRS: dict[str, Any] = {}
-RESULT = "governed_db.result"
+RESULT = GDB_RESULT
 #: this process's id, kept current over fork (os.getpid() is a system call on every record otherwise)
 _pid = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))

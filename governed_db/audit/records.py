@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from governed_db.semconv import GDB_APPROVAL, GDB_IDENTITY_SUBJECT, GDB_OUTCOME, GDB_REFUSED, GDB_RESULT
+
 #: ``prev`` of the first record of a store.
 GENESIS_PREV = "0" * 64
 FORMAT_VERSION = 2
@@ -288,7 +290,7 @@ def result_body(trace_id: int, statement_span_id: int, attrs: dict[str, Any], *,
         "v": FORMAT_VERSION,
         "type": SPAN,
         "time": now,
-        "name": "governed_db.result",
+        "name": GDB_RESULT,
         "kind": "INTERNAL",
         "trace_id": f"{trace_id:032x}",
         "span_id": f"{span_id:016x}",
@@ -368,7 +370,7 @@ def merged(intent: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> dict
         rec["end"] = None
         rec["status"] = UNKNOWN
         rec["outcome"] = UNKNOWN
-        attrs["governed_db.outcome"] = "unknown"
+        attrs[GDB_OUTCOME] = "unknown"
     else:
         extra = outcome.get("attrs")
         if isinstance(extra, Mapping):
@@ -408,16 +410,16 @@ def is_statement(record: Mapping[str, Any]) -> bool:
 
 
 def is_result(record: Mapping[str, Any]) -> bool:
-    return record.get("type") == SPAN and record.get("name") == "governed_db.result"
+    return record.get("type") == SPAN and record.get("name") == GDB_RESULT
 
 
 def is_approval(record: Mapping[str, Any]) -> bool:
-    return record.get("type") == SPAN and str(record.get("name", "")).startswith("governed_db.approval")
+    return record.get("type") == SPAN and str(record.get("name", "")).startswith(GDB_APPROVAL)
 
 
 def is_refused(record: Mapping[str, Any]) -> bool:
-    return bool(attr(record, "governed_db.refused")) or attr(record, "governed_db.decision") == "deny"
+    return bool(attr(record, GDB_REFUSED)) or attr(record, "governed_db.decision") == "deny"
 
 
 def subject(record: Mapping[str, Any]) -> str:
-    return str(attr(record, "governed_db.identity.subject") or attr(record, "enduser.id") or "?")
+    return str(attr(record, GDB_IDENTITY_SUBJECT) or attr(record, "enduser.id") or "?")

@@ -27,6 +27,17 @@ from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.policy.rules import catalog
 from governed_db.policy.rules.masking import MASKING_RULES
+from governed_db.semconv import (
+    DB_QUERY_TEXT,
+    DB_SYSTEM_NAME,
+    GDB_ANALYSIS_ERROR,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_ISSUER,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_ON_BEHALF_OF,
+    GDB_IDENTITY_PROVENANCE,
+    GDB_IDENTITY_ROLES,
+)
 from governed_db.sql.analysis import analyze
 
 #: db.system.name -> governed_db dialect
@@ -86,14 +97,14 @@ def _with_masking(decision: Decision, rec: dict[str, Any], pol: Any, analysis: A
 
 
 def _identity(rec: dict[str, Any]) -> Identity:
-    kind = str(R.attr(rec, "governed_db.identity.kind", "human"))
+    kind = str(R.attr(rec, GDB_IDENTITY_KIND, "human"))
     return Identity(
         R.subject(rec) if R.subject(rec) != "?" else "unknown",
         kind=kind if kind in KINDS else "human",  # type: ignore[arg-type]
-        on_behalf_of=R.attr(rec, "governed_db.identity.on_behalf_of") or None,
-        roles=tuple(R.as_list(R.attr(rec, "governed_db.identity.roles"))),
-        verified=R.attr(rec, "governed_db.identity.provenance") == "verified",
-        issuer=R.attr(rec, "governed_db.identity.issuer") or None,
+        on_behalf_of=R.attr(rec, GDB_IDENTITY_ON_BEHALF_OF) or None,
+        roles=tuple(R.as_list(R.attr(rec, GDB_IDENTITY_ROLES))),
+        verified=R.attr(rec, GDB_IDENTITY_PROVENANCE) == "verified",
+        issuer=R.attr(rec, GDB_IDENTITY_ISSUER) or None,
     )
 
 
@@ -111,12 +122,12 @@ def replay(path: str | os.PathLike[str], policy: Any, *, since: int | None = Non
                 until is not None and (not isinstance(t, int) or t > until)):
             continue
         result.statements += 1
-        text = R.attr(rec, "db.query.text")
-        dialect = DIALECTS.get(str(R.attr(rec, "db.system.name", "")))
-        if not text or text in _UNREPLAYABLE or dialect is None or R.attr(rec, "governed_db.analysis.error"):
+        text = R.attr(rec, DB_QUERY_TEXT)
+        dialect = DIALECTS.get(str(R.attr(rec, DB_SYSTEM_NAME, "")))
+        if not text or text in _UNREPLAYABLE or dialect is None or R.attr(rec, GDB_ANALYSIS_ERROR):
             result.not_replayable += 1
             continue
-        env = environment or str(R.attr(rec, "governed_db.environment", "production"))
+        env = environment or str(R.attr(rec, GDB_ENVIRONMENT, "production"))
         analysis = analyze(str(text), dialect)
         identity = _identity(rec)
         decision = pol.evaluate(analysis, identity=identity, environment=env)
@@ -138,7 +149,7 @@ def replay(path: str | os.PathLike[str], policy: Any, *, since: int | None = Non
         if len(result.changes) < max_changes:
             result.changes.append(Change(
                 seq=int(rec.get("seq", -1)), time=iso(t), identity=R.subject(rec),
-                kind=str(R.attr(rec, "governed_db.identity.kind", "")), environment=env, statement=str(text)[:500],
+                kind=str(R.attr(rec, GDB_IDENTITY_KIND, "")), environment=env, statement=str(text)[:500],
                 before=old, after=new, rules=list(decision.rules), reason=decision.reason,
             ))
     result.after = dict(after)

@@ -27,6 +27,26 @@ from governed_db.audit import records as R
 from governed_db.audit.search import IdentityStats, iso, stats
 from governed_db.audit.store import read_records, store_path
 from governed_db.audit.verify import VerifyResult, verify
+from governed_db.semconv import (
+    DB_OPERATION_NAME,
+    DB_QUERY_TEXT,
+    ERROR_TYPE,
+    GDB_APPROVAL_GRANT,
+    GDB_APPROVAL_OPERATIONS,
+    GDB_APPROVAL_REQUEST_ID,
+    GDB_APPROVAL_REVIEWER,
+    GDB_APPROVAL_RULES,
+    GDB_APPROVAL_STATE,
+    GDB_APPROVAL_STATEMENT,
+    GDB_APPROVAL_TABLES,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_PROVENANCE,
+    GDB_MASKED_COLUMNS,
+    GDB_REASON,
+    GDB_STATEMENT_KINDS,
+    GDB_TABLES,
+)
 
 CHANGE_KINDS = frozenset({"ddl", "privilege", "admin"})
 #: operation prefixes that are changes even when a statement kind is not recorded
@@ -100,11 +120,11 @@ class Report:
 def _event(rec: dict[str, Any], extra: str = "") -> Event:
     a = R.attr
     return Event(
-        time=iso(rec.get("time")), identity=R.subject(rec), kind=str(a(rec, "governed_db.identity.kind", "")),
-        environment=str(a(rec, "governed_db.environment", "")), operation=str(a(rec, "db.operation.name", "")),
-        tables=", ".join(R.as_list(a(rec, "governed_db.tables"))), decision=str(a(rec, "governed_db.decision", "")),
-        rules=", ".join(R.as_list(a(rec, "governed_db.rules"))), reason=str(a(rec, "governed_db.reason", "")),
-        statement=str(a(rec, "db.query.text", ""))[:500], extra=extra,
+        time=iso(rec.get("time")), identity=R.subject(rec), kind=str(a(rec, GDB_IDENTITY_KIND, "")),
+        environment=str(a(rec, GDB_ENVIRONMENT, "")), operation=str(a(rec, DB_OPERATION_NAME, "")),
+        tables=", ".join(R.as_list(a(rec, GDB_TABLES))), decision=str(a(rec, "governed_db.decision", "")),
+        rules=", ".join(R.as_list(a(rec, "governed_db.rules"))), reason=str(a(rec, GDB_REASON, "")),
+        statement=str(a(rec, DB_QUERY_TEXT, ""))[:500], extra=extra,
     )
 
 
@@ -115,18 +135,18 @@ def _approval_event(rec: dict[str, Any]) -> Event:
     actor = _reviewer(rec)  # whoever made the transition: a reviewer, or the requester consuming a grant
     ev = _event(rec, extra=f"{transition} {a(rec, 'governed_db.approval.request_id', '')}"
                            + (f" by {actor}" if actor else ""))
-    ev.operation = ev.operation or ", ".join(R.as_list(a(rec, "governed_db.approval.operations")))
-    ev.tables = ev.tables or ", ".join(R.as_list(a(rec, "governed_db.approval.tables")))
-    ev.rules = ev.rules or ", ".join(R.as_list(a(rec, "governed_db.approval.rules")))
-    ev.decision = ev.decision or str(a(rec, "governed_db.approval.state", ""))
-    ev.statement = ev.statement or str(a(rec, "governed_db.approval.statement", ""))[:500]
+    ev.operation = ev.operation or ", ".join(R.as_list(a(rec, GDB_APPROVAL_OPERATIONS)))
+    ev.tables = ev.tables or ", ".join(R.as_list(a(rec, GDB_APPROVAL_TABLES)))
+    ev.rules = ev.rules or ", ".join(R.as_list(a(rec, GDB_APPROVAL_RULES)))
+    ev.decision = ev.decision or str(a(rec, GDB_APPROVAL_STATE, ""))
+    ev.statement = ev.statement or str(a(rec, GDB_APPROVAL_STATEMENT, ""))[:500]
     return ev
 
 
 def _reviewer(rec: dict[str, Any]) -> str:
     attrs = rec.get("attrs") or {}
-    if attrs.get("governed_db.approval.reviewer"):
-        return str(attrs["governed_db.approval.reviewer"])
+    if attrs.get(GDB_APPROVAL_REVIEWER):
+        return str(attrs[GDB_APPROVAL_REVIEWER])
     for k, v in attrs.items():
         if any(w in k for w in ("reviewer", "approver", "approved_by", "decided_by")) and v:
             return str(v)
@@ -166,26 +186,26 @@ def build_report(path: str | os.PathLike[str], *, since: int | None = None, unti
             continue
         identities.add(R.subject(rec))
         unknown += rec.get("outcome") == R.UNKNOWN  # intent recorded, outcome never (a crash in between)
-        kinds[str(R.attr(rec, "governed_db.identity.kind", "unknown"))] += 1
+        kinds[str(R.attr(rec, GDB_IDENTITY_KIND, "unknown"))] += 1
         # telemetry records provenance only for verified identities: absent means self-declared
-        prov[str(R.attr(rec, "governed_db.identity.provenance") or "self-declared")] += 1
+        prov[str(R.attr(rec, GDB_IDENTITY_PROVENANCE) or "self-declared")] += 1
         decision = str(R.attr(rec, "governed_db.decision"))
         decisions[decision] += 1
         rules.update(R.as_list(R.attr(rec, "governed_db.rules")))
         days[iso(t)[:10]] += 1
         if R.is_refused(rec) and _count(listed, "refused"):
-            rep.refused.append(_event(rec, extra=str(R.attr(rec, "error.type", ""))))
+            rep.refused.append(_event(rec, extra=str(R.attr(rec, ERROR_TYPE, ""))))
         if decision == "require_approval" and _count(listed, "approvals"):
-            rid = R.attr(rec, "governed_db.approval.request_id", "-")
-            grant = R.attr(rec, "governed_db.approval.grant")
+            rid = R.attr(rec, GDB_APPROVAL_REQUEST_ID, "-")
+            grant = R.attr(rec, GDB_APPROVAL_GRANT)
             ran = not R.is_refused(rec)
             rep.approvals.append(_event(rec, extra=f"ran under grant {rid}" + (f" ({grant})" if grant else "")
                                         if ran else f"held for approval {rid}"))
-        for col in R.as_list(R.attr(rec, "governed_db.masked_columns")):
+        for col in R.as_list(R.attr(rec, GDB_MASKED_COLUMNS)):
             cols = rep.sensitive.setdefault(R.subject(rec), {})
             cols[col] = cols.get(col, 0) + 1
-        stmt_kinds = set(R.as_list(R.attr(rec, "governed_db.statement.kinds")))
-        op = str(R.attr(rec, "db.operation.name", "")).upper()
+        stmt_kinds = set(R.as_list(R.attr(rec, GDB_STATEMENT_KINDS)))
+        op = str(R.attr(rec, DB_OPERATION_NAME, "")).upper()
         if (stmt_kinds & CHANGE_KINDS or op.startswith(CHANGE_OPERATIONS)) and _count(listed, "changes"):
             rep.changes.append(_event(rec))
     rep.by_identity = stats(read_records(p), since=since, until=until)  # second pass: memory stays flat

@@ -18,6 +18,21 @@ from typing import Any
 from governed_db.audit import records as R
 from governed_db.audit.store import read_records
 from governed_db.errors import ConfigurationError
+from governed_db.semconv import (
+    DB_OPERATION_NAME,
+    DB_QUERY_TEXT,
+    DB_SYSTEM_NAME,
+    GDB_APPROVAL_REQUEST_ID,
+    GDB_COLUMNS,
+    GDB_ENVIRONMENT,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_ON_BEHALF_OF,
+    GDB_IDENTITY_SUBJECT,
+    GDB_MASKED_CELLS,
+    GDB_MASKED_COLUMNS,
+    GDB_STATEMENT_SPAN_ID,
+    GDB_TABLES,
+)
 
 log = logging.getLogger("governed_db.audit")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -57,8 +72,8 @@ def _names_match(recorded: str, wanted: str) -> bool:
 
 def columns_of(record: dict[str, Any]) -> list[str]:
     """Column names the spans carry: masked columns, and any column list other modules record."""
-    cols = R.as_list(R.attr(record, "governed_db.masked_columns"))
-    cols += R.as_list(R.attr(record, "governed_db.columns"))
+    cols = R.as_list(R.attr(record, GDB_MASKED_COLUMNS))
+    cols += R.as_list(R.attr(record, GDB_COLUMNS))
     return cols
 
 
@@ -112,8 +127,8 @@ DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mar
 def mentions_column(record: dict[str, Any], column: str) -> bool:
     if any(c.lower() == column.lower() for c in columns_of(record)):
         return True
-    text = str(R.attr(record, "db.query.text", ""))
-    cols = statement_columns(text, DIALECTS.get(str(R.attr(record, "db.system.name", ""))))
+    text = str(R.attr(record, DB_QUERY_TEXT, ""))
+    cols = statement_columns(text, DIALECTS.get(str(R.attr(record, DB_SYSTEM_NAME, ""))))
     return column.lower() in cols or "*" in cols
 
 
@@ -142,19 +157,19 @@ class Query:
         if self.until is not None and (not isinstance(t, int) or t > self.until):
             return False
         if self.identity is not None and self.identity not in (
-            R.attr(rec, "governed_db.identity.subject"), R.attr(rec, "governed_db.identity.on_behalf_of")
+            R.attr(rec, GDB_IDENTITY_SUBJECT), R.attr(rec, GDB_IDENTITY_ON_BEHALF_OF)
         ):
             return False
-        if self.kind is not None and R.attr(rec, "governed_db.identity.kind") != self.kind:
+        if self.kind is not None and R.attr(rec, GDB_IDENTITY_KIND) != self.kind:
             return False
-        if self.environment is not None and R.attr(rec, "governed_db.environment") != self.environment:
+        if self.environment is not None and R.attr(rec, GDB_ENVIRONMENT) != self.environment:
             return False
         if self.decision is not None and R.attr(rec, "governed_db.decision") != self.decision:
             return False
         if self.rule is not None and self.rule not in R.as_list(R.attr(rec, "governed_db.rules")):
             return False
         if self.table is not None and not any(
-            _names_match(t, self.table) for t in R.as_list(R.attr(rec, "governed_db.tables"))
+            _names_match(t, self.table) for t in R.as_list(R.attr(rec, GDB_TABLES))
         ):
             return False
         return self.column is None or mentions_column(rec, self.column)
@@ -265,10 +280,10 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
             t.last = last if t.last is None else max(t.last, last) if last is not None else t.last
         return sorted(by.values(), key=lambda t: (-t.statements, t.subject, t.kind))
     for rec in search(path, q, index=False):
-        key = (R.subject(rec), str(R.attr(rec, "governed_db.identity.kind", "?")))
+        key = (R.subject(rec), str(R.attr(rec, GDB_IDENTITY_KIND, "?")))
         t = by.get(key) or by.setdefault(key, Touch(*key))
         t.statements += 1
-        op = str(R.attr(rec, "db.operation.name", "?"))
+        op = str(R.attr(rec, DB_OPERATION_NAME, "?"))
         t.operations[op] = t.operations.get(op, 0) + 1
         t.refused += int(R.is_refused(rec))
         ts = rec.get("time")
@@ -298,8 +313,8 @@ def _who_touched_indexed(path: str | os.PathLike[str], q: Query
             if q.table is not None and not any(_names_match(t, q.table) for t in json.loads(tables)):
                 continue
             if q.column is not None:
-                probe = {"attrs": {"governed_db.masked_columns": json.loads(cols) + json.loads(ocols),
-                                   "db.query.text": text, "db.system.name": system}}
+                probe = {"attrs": {GDB_MASKED_COLUMNS: json.loads(cols) + json.loads(ocols),
+                                   DB_QUERY_TEXT: text, DB_SYSTEM_NAME: system}}
                 if not mentions_column(probe, q.column):
                     continue
             out.append((str(who), str(kind), str(op), int(n), int(refused) * int(n), first, last))
@@ -333,18 +348,18 @@ def stats(records: Iterable[dict[str, Any]], *, since: int | None = None, until:
             until is not None and (not isinstance(t, int) or t > until)):
             continue
         if R.is_statement(rec):
-            key = (R.subject(rec), str(R.attr(rec, "governed_db.identity.kind", "?")))
+            key = (R.subject(rec), str(R.attr(rec, GDB_IDENTITY_KIND, "?")))
             s = by.get(key) or by.setdefault(key, IdentityStats(*key))
             s.statements += 1
             s.refusals += int(R.is_refused(rec))
             s.approvals += int(R.attr(rec, "governed_db.decision") == "require_approval"
-                               or bool(R.attr(rec, "governed_db.approval.request_id")))
-            if R.attr(rec, "governed_db.masked_columns"):
+                               or bool(R.attr(rec, GDB_APPROVAL_REQUEST_ID)))
+            if R.attr(rec, GDB_MASKED_COLUMNS):
                 s.masked_reads += 1
             owner[str(rec.get("span_id"))] = key
         elif R.is_result(rec):
-            cells = int(R.attr(rec, "governed_db.masked_cells", 0) or 0)
-            key_ = owner.get(str(R.attr(rec, "governed_db.statement_span_id") or rec.get("parent_span_id")))
+            cells = int(R.attr(rec, GDB_MASKED_CELLS, 0) or 0)
+            key_ = owner.get(str(R.attr(rec, GDB_STATEMENT_SPAN_ID) or rec.get("parent_span_id")))
             if key_ is not None and cells:
                 by[key_].masked_cells += cells
     return sorted(by.values(), key=lambda s: (-s.statements, s.subject))

@@ -20,6 +20,7 @@ from governed_db.audit import default_store_path
 from governed_db.audit import records as R
 from governed_db.audit.search import Query, iso, parse_time, search, stats, who_touched
 from governed_db.errors import ConfigurationError
+from governed_db.semconv import DB_OPERATION_NAME, DB_QUERY_TEXT, GDB_ENVIRONMENT, GDB_TABLES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,10 +148,10 @@ def record_rows(recs: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in recs:
         who = f"{R.subject(r)} ({R.attr(r, 'governed_db.identity.kind', '?')})" if R.is_statement(r) else ""
-        rows.append([str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, "governed_db.environment", "") or ""),
+        rows.append([str(r.get("seq")), iso(r.get("time")), who, str(R.attr(r, GDB_ENVIRONMENT, "") or ""),
                      str(R.attr(r, "governed_db.decision", "") or ""),
-                     str(R.attr(r, "db.operation.name", r.get("name"))),
-                     " ".join(R.as_list(R.attr(r, "governed_db.tables"))), str(R.attr(r, "db.query.text", ""))[:120],
+                     str(R.attr(r, DB_OPERATION_NAME, r.get("name"))),
+                     " ".join(R.as_list(R.attr(r, GDB_TABLES))), str(R.attr(r, DB_QUERY_TEXT, ""))[:120],
                      "outcome unknown" if r.get("outcome") == R.UNKNOWN else str(r.get("status", r.get("type")))])
     return rows
 

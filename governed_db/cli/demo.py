@@ -15,6 +15,18 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from governed_db.semconv import (
+    DB_OPERATION_NAME,
+    GDB_APPROVAL_REQUEST_ID,
+    GDB_APPROVAL_REVIEWER,
+    GDB_APPROVAL_REVIEWER_KIND,
+    GDB_APPROVAL_TRANSITION,
+    GDB_IDENTITY_KIND,
+    GDB_IDENTITY_SUBJECT,
+    GDB_MASKED_COLUMNS,
+    GDB_REFUSED,
+)
+
 _STYLE = {"rows": "green", "ok": "green", "refused": "red", "approval": "yellow"}
 _LABEL = {"rows": "ALLOWED", "ok": "ALLOWED", "refused": "REFUSED", "approval": "NEEDS APPROVAL"}
 
@@ -68,24 +80,24 @@ def demo(workdir: Path | None, fmt: str) -> None:
     for rec in result.records:
         attrs = rec.get("attrs", {})
         when = time.strftime("%H:%M:%S", time.localtime(int(rec.get("time", 0)) / 1e9))
-        request = attrs.get("governed_db.approval.request_id")
+        request = attrs.get(GDB_APPROVAL_REQUEST_ID)
         if "governed_db.decision" in attrs:
             decision = str(attrs["governed_db.decision"])
-            if request and not attrs.get("governed_db.refused"):
+            if request and not attrs.get(GDB_REFUSED):
                 decision = f"approved ({request})"
             table.add_row(
                 when,
-                str(attrs.get("governed_db.identity.subject", "")),
-                str(attrs.get("governed_db.identity.kind", "")),
-                str(attrs.get("db.operation.name", "")),
+                str(attrs.get(GDB_IDENTITY_SUBJECT, "")),
+                str(attrs.get(GDB_IDENTITY_KIND, "")),
+                str(attrs.get(DB_OPERATION_NAME, "")),
                 decision,
                 ", ".join(attrs.get("governed_db.rules", []) or []),
-                ", ".join(attrs.get("governed_db.masked_columns", []) or []),
+                ", ".join(attrs.get(GDB_MASKED_COLUMNS, []) or []),
             )
-        elif attrs.get("governed_db.approval.transition") in ("requested", "approved", "denied", "revoked"):
-            transition = attrs["governed_db.approval.transition"]
-            actor = attrs.get("governed_db.approval.reviewer") or attrs.get("governed_db.identity.subject", "")
-            kind = attrs.get("governed_db.approval.reviewer.kind") or attrs.get("governed_db.identity.kind", "")
+        elif attrs.get(GDB_APPROVAL_TRANSITION) in ("requested", "approved", "denied", "revoked"):
+            transition = attrs[GDB_APPROVAL_TRANSITION]
+            actor = attrs.get(GDB_APPROVAL_REVIEWER) or attrs.get(GDB_IDENTITY_SUBJECT, "")
+            kind = attrs.get(GDB_APPROVAL_REVIEWER_KIND) or attrs.get(GDB_IDENTITY_KIND, "")
             table.add_row(when, str(actor), str(kind), "APPROVAL", f"{transition} ({request})", "", "",
                           style="yellow")
     console.print(table)

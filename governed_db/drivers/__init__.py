@@ -14,6 +14,7 @@ from typing import Any
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.errors import ConfigurationError, InvalidStatement
+from governed_db.semconv import DB_SYSTEM_NAME
 
 
 class Driver:
@@ -64,7 +65,7 @@ class Driver:
         return bool(closed) if not callable(closed) else False
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:
-        return {"db.system.name": self.db_system}
+        return {DB_SYSTEM_NAME: self.db_system}
 
     def error_class(self, raw: Any, name: str) -> type[BaseException] | None:
         """The driver's exception class ``name`` (``ProgrammingError``, ``DatabaseError``)."""

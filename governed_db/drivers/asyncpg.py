@@ -36,6 +36,7 @@ from governed_db.guards import Query
 from governed_db.pipeline import Governor, judged_call_async
 from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
 from governed_db.results import ResultState
+from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 
 _END = object()
 
@@ -614,9 +615,9 @@ class AsyncpgDriver(PostgresSession, AsyncDriver):
         try:
             params = raw._params  # asyncpg keeps the connection's parameters here
             addr = raw._addr
-            attrs["db.namespace"] = params.database
+            attrs[DB_NAMESPACE] = params.database
             if isinstance(addr, tuple):
-                attrs["server.address"], attrs["server.port"] = str(addr[0]), int(addr[1])
+                attrs[SERVER_ADDRESS], attrs[SERVER_PORT] = str(addr[0]), int(addr[1])
         except Exception:  # metadata only; never fail a wrap over it
             pass
         return attrs

@@ -37,6 +37,7 @@ from governed_db.proxies import (
     low_level_result,
     withhold_unplanned,
 )
+from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 
 _END = object()
 
@@ -516,9 +517,9 @@ class PsycopgDriver(PostgresSession, Driver):
         attrs = super().static_attributes(raw)
         try:
             info = raw.info
-            attrs["db.namespace"] = info.dbname
-            attrs["server.address"] = info.host
-            attrs["server.port"] = int(info.port)
+            attrs[DB_NAMESPACE] = info.dbname
+            attrs[SERVER_ADDRESS] = info.host
+            attrs[SERVER_PORT] = int(info.port)
         except Exception:  # metadata only; never fail a wrap over it
             pass
         return attrs

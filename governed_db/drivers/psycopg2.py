@@ -35,6 +35,7 @@ from governed_db.proxies import (
     check_placeholders,
     low_level_result,
 )
+from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 
 
 def _copy_sql(table: str, columns: Sequence[str] | None, direction: str) -> str:
@@ -291,9 +292,9 @@ class Psycopg2Driver(PostgresSession, Driver):
         attrs = super().static_attributes(raw)
         try:
             dsn = raw.get_dsn_parameters()
-            attrs["db.namespace"] = dsn.get("dbname")
-            attrs["server.address"] = dsn.get("host")
-            attrs["server.port"] = int(dsn.get("port", 5432))
+            attrs[DB_NAMESPACE] = dsn.get("dbname")
+            attrs[SERVER_ADDRESS] = dsn.get("host")
+            attrs[SERVER_PORT] = int(dsn.get("port", 5432))
         except Exception:  # metadata only; never fail a wrap over it
             pass
         return {k: v for k, v in attrs.items() if v is not None}

@@ -25,6 +25,7 @@ from governed_db.guards.session import reconnected
 from governed_db.pipeline import judged_call, run
 from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, NextSet, PrivateWithheld
 from governed_db.results import ResultState
+from governed_db.semconv import DB_NAMESPACE, DB_SYSTEM_NAME, SERVER_ADDRESS, SERVER_PORT
 
 
 class PyMySQLCursor(PrivateWithheld, CallProc, NextSet, GovernedCursor):
@@ -308,17 +309,17 @@ class PyMySQLDriver(Driver):
     def static_attributes(self, raw: Any) -> dict[str, Any]:
         attrs = super().static_attributes(raw)
         if "mariadb" in str(getattr(raw, "server_version", "")).lower():
-            attrs["db.system.name"] = "mariadb"  # the semantic conventions name MariaDB on its own
+            attrs[DB_SYSTEM_NAME] = "mariadb"  # the semantic conventions name MariaDB on its own
         db = getattr(raw, "db", None)
         if isinstance(db, bytes):
             db = db.decode("utf-8", "replace")
         if db:
-            attrs["db.namespace"] = db
+            attrs[DB_NAMESPACE] = db
         host, port = getattr(raw, "host", None), getattr(raw, "port", None)
         if isinstance(host, str):
-            attrs["server.address"] = host
+            attrs[SERVER_ADDRESS] = host
         if isinstance(port, int):
-            attrs["server.port"] = port
+            attrs[SERVER_PORT] = port
         return attrs
 
 
