@@ -436,8 +436,6 @@ async def test_aiosqlite_read_only_agent_cannot_write_the_file_header(tmp_path: 
     look.close()
 
 
-@pytest.mark.xfail(strict=True, reason="policy/rules: PRAGMA journal_mode is not a settings-write, and SQLite's "
-                   "query_only does not stop it; the file's journal mode changes for every later user")
 def test_sqlite_read_only_agent_cannot_change_the_journal_mode(tmp_path: Path) -> None:
     """A read-only agent's PRAGMA journal_mode = WAL is refused; the file keeps its journal mode."""
     path = tmp_path / "rt.db"

@@ -25,6 +25,11 @@ READ_PRAGMAS = frozenset(
 )  # fmt: skip
 #: PRAGMAs that act even without a value.
 ACTION_PRAGMAS = frozenset({"optimize", "shrink_memory", "incremental_vacuum", "wal_checkpoint"})
+#: pragmas whose value is stored in the database file (every later user inherits it): setting one is a write
+PERSISTENT_PRAGMAS = frozenset(
+    {"journal_mode", "user_version", "application_id", "auto_vacuum", "page_size", "schema_version", "encoding",
+     "legacy_file_format", "max_page_count"}
+)
 
 #: Keywords that start the statement after EXPLAIN [options].
 _STARTERS = frozenset(

@@ -420,7 +420,7 @@ def _rewrites(action: exp.Expr) -> bool:
 
 
 def _pragma(tree: exp.Pragma) -> tuple[str, str, tuple[tuple[str, str, bool], ...]]:
-    from governed_db.sql._commands import ACTION_PRAGMAS, READ_PRAGMAS
+    from governed_db.sql._commands import ACTION_PRAGMAS, PERSISTENT_PRAGMAS, READ_PRAGMAS
 
     node = tree.this
     write = False
@@ -437,7 +437,7 @@ def _pragma(tree: exp.Pragma) -> tuple[str, str, tuple[tuple[str, str, bool], ..
         write = False
     if name in ACTION_PRAGMAS:
         write = True
-    kind = "session" if write else "read"
+    kind = ("write" if name in PERSISTENT_PRAGMAS else "session") if write else "read"
     return kind, "PRAGMA", ((name, "pragma", write),)
 
 
