@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench_default import _sdk_provider
+
 SQL = "SELECT id, name, price FROM items WHERE id = ?"
 
 
@@ -57,19 +59,6 @@ def _interleaved(variants: dict[str, tuple[Callable[[int], None], int]], rounds:
             run(n)
             samples[name].append((time.perf_counter_ns() - t0) / n / 1000)
     return {k: statistics.median(v) for k, v in samples.items()}
-
-
-def _sdk_provider() -> Any:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class Discard(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=65536, max_export_batch_size=4096))
-    return provider
 
 
 def _import_ms() -> float:
