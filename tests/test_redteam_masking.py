@@ -1,0 +1,142 @@
+"""Red-team regressions for masking non-interference: oracles the extraction attacker of
+``tests/test_masking_extraction.py`` did not try, run against the real databases.
+
+Each technique compares a masked character with a guess; it passes when the attacker observes the same thing
+(rows, or the error's class and text with the guess blanked) for the right guess and for wrong ones — the
+statement is refused, or its output reveals nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests.test_masking_extraction import (  # noqa: F401 (fixtures used through request.getfixturevalue)
+    DDL,
+    ROWS,
+    SCRATCH,
+    SECRETS,
+    TECHNIQUES,
+    Target,
+    _fetch,
+    _wrap,
+    attack,
+    duckdb_target,
+    mysql_target,
+    postgres_target,
+    sqlite_target,
+)
+
+#: 5,000 characters: two nested replace() of a one-character value reach 25 MB only when it is the guess —
+#: past MySQL's max_allowed_packet (16 MB: NULL and a warning) and a lowered SQLITE_LIMIT_LENGTH (an error)
+_A, _B = "a" * 5000, "b" * 5000
+ALL = frozenset({"sqlite", "postgres", "mysql", "duckdb"})
+
+REDTEAM: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
+    (
+        "length limit of nested replace",
+        ALL,
+        (f"SELECT replace(replace({{X}}, {{G}}, '{_A}'), 'a', '{_B}') FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit of a long replacement",
+        ALL,
+        (f"SELECT replace({{X}}, {{G}}, '{_A}{_B}{_A}{_B}') FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit of concat of grown parts",
+        ALL,
+        (f"SELECT concat(replace({{X}}, {{G}}, '{_A[:200]}'), replace({{X}}, {{G}}, '{_A[:200]}')) FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit of hex of grown value",
+        frozenset({"sqlite", "mysql"}),
+        (f"SELECT hex(hex(replace({{X}}, {{G}}, '{_A[:200]}'))) FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit warning",
+        frozenset({"mysql"}),
+        (f"SELECT replace(replace({{X}}, {{G}}, '{_A}'), 'a', '{_B}') FROM {{t}} WHERE id = 1", "SHOW WARNINGS"),
+    ),
+]
+
+
+@pytest.fixture
+def sqlite_limited_target() -> Iterator[Target]:
+    """SQLite with a lowered string length limit, as an application may set (``Connection.setlimit``)."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
+    raw.execute("CREATE TABLE customers " + DDL.format(txt="text"))
+    raw.execute("CREATE TABLE scratch " + SCRATCH.format(txt="text"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
+    yield Target("sqlite", _wrap(raw), "customers", "scratch", _fetch)
+    raw.close()
+
+
+TARGETS = ["sqlite_limited_target", "postgres_target", "mysql_target", "duckdb_target"]
+
+
+def _with(techniques: list[tuple[str, frozenset[str], tuple[str, ...]]]) -> Any:
+    """Run the extraction attacker with ``techniques`` in place of its own list."""
+    import tests.test_masking_extraction as extraction
+
+    saved = list(extraction.TECHNIQUES)
+    extraction.TECHNIQUES[:] = techniques
+    return saved
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_length_limits_tell_nothing(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Growing a masked value past a length limit (max_allowed_packet, SQLITE_LIMIT_LENGTH) is no oracle."""
+    target: Target = request.getfixturevalue(fixture)
+    saved = _with(REDTEAM)
+    try:
+        found = attack(target, {"ssn": SECRETS["ssn"], "full_name": SECRETS["full_name"]})
+    finally:
+        _with(saved)
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_same_length_attack_works_on_an_unmasked_column(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Control: on city (not masked) the length-limit technique does tell characters apart on MySQL/SQLite."""
+    target: Target = request.getfixturevalue(fixture)
+    if target.dialect not in ("mysql", "sqlite"):
+        pytest.skip("no length limit within reach of a test on this database")
+    saved = _with(REDTEAM[:1])
+    try:
+        found = attack(target, {"city": "Paris"})
+    finally:
+        _with(saved)
+    assert found
+
+
+INNOCENT = [
+    "SELECT replace(ssn, '-', ''), replace(email, '@', ' at ') FROM {t}",
+    "SELECT concat(full_name, ' <', email, '>') FROM {t}",
+    "SELECT hex(ssn) FROM {t}",
+    "SELECT upper(replace(ssn, '-', '')) FROM {t}",
+]
+
+
+@pytest.mark.parametrize("fixture", ["sqlite_target", "postgres_target", "mysql_target", "duckdb_target"])
+def test_innocent_string_functions_keep_running(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Short replacements, plain concatenations and hex of a masked column still run (and come back masked)."""
+    target: Target = request.getfixturevalue(fixture)
+    for sql in INNOCENT:
+        if ("hex(" in sql and target.dialect == "postgres") or ("concat(" in sql and target.dialect == "sqlite"):
+            continue  # PostgreSQL has no hex(), the SQLite of Python 3.11 no concat()
+        out = target.run(target.conn, sql.format(t=target.table))
+        rows = out[0] if target.dialect == "mysql" else out
+        assert len(rows) == 2, sql
+        assert "536" not in repr(rows) and "alice" not in repr(rows), (sql, rows)
+
+
+def test_existing_techniques_untouched() -> None:
+    """The shared technique list is restored after this module's attacks (no cross-test leakage)."""
+    assert len(TECHNIQUES) > 50
+    assert governed_db is not None
