@@ -37,11 +37,17 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
             scope.sources.append(w.from_item(extra.this, ctes, None))
         elif isinstance(extra, exp.Expression):
             scope.sources.append(w.from_item(extra, ctes, None))
-    for join in tree.args.get("joins") or ():
+    # MySQL's multi-table ``UPDATE s JOIN t ON ... SET`` / ``DELETE s FROM s JOIN t ON ...`` keep the joins on
+    # the target table, not on the statement: both are joins, whose ON decides which rows are written
+    joins = [*(tree.args.get("joins") or ()), *((target.args.get("joins") or ()) if isinstance(target, exp.Table) else ())]
+    for join in joins:
         scope.sources.append(w.from_item(join.this, ctes, scope))
-    for join in tree.args.get("joins") or ():
+    for join in joins:
         if join.args.get("on") is not None:
             lin.uses.append(("JOIN", w.expr(join.args["on"], scope, ctes)))
+        for ident in join.args.get("using") or ():
+            name = ident.name if isinstance(ident, exp.Identifier) else None
+            lin.uses.append(("JOIN", w.expr(exp.column(name) if name else ident, scope, ctes)))
     query = tree.args.get("expression")
     if isinstance(query, QUERY):
         outs, _ = w.query(query, ctes, None)
