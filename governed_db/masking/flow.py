@@ -133,6 +133,16 @@ _NUMERIC: tuple[type[exp.Expression], ...] = tuple(
 _DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year", "Month", "Day")) if c is not None)
 _STRICT_TYPES = frozenset({"postgres", "duckdb"})
 
+
+def _long_separator(node: exp.Expression) -> bool:
+    """A GROUP_CONCAT separator longer than a short literal (or computed): it can push the result to the cut."""
+    sep = node.this.args.get("separator") if isinstance(node.this, exp.Expression) else None
+    sep = sep if sep is not None else node.args.get("separator")
+    if sep is None:
+        return False
+    size = _literal_length(sep)
+    return size is None or size > _MAX_REPLACEMENT
+
 #: arguments that steer a total function (a pattern, a separator, a part number, a format): a masked value
 #: there can make it fail (``regexp_replace('a', ssn, 'b')``, ``split_part(x, ssn, 1)``)
 _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
@@ -353,13 +363,17 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
             return None
         return f"a cast to {to.sql(dialect=dialect) if isinstance(to, exp.Expression) else 'another type'}"
     if (
-        isinstance(node, exp.GroupConcat)
-        and dialect == "mysql"
-        and any(k not in ("const", "column") for key, _, k in kinds if key == "this")
+        dialect == "mysql"
+        and isinstance(node, exp.GroupConcat)
+        and (
+            any(k not in ("const", "column") for key, _, k in kinds if key == "this")
+            or _long_separator(node)
+        )
     ):
         # GROUP_CONCAT cuts at group_concat_max_len with a warning: over a computed value (replace(ssn, '4',
-        # <a long text>)) whether it warns says what the value holds
-        return "GROUP_CONCAT of a computed value"
+        # <a long text>)) whether it warns says what the value holds; with a separator of ~100,000 characters
+        # over a dozen copies of a row, it says how long the value is
+        return "GROUP_CONCAT of a masked value with a long separator or computed (cut with a warning)"
     if isinstance(node, exp.Substring) and dialect == "postgres":
         start = node.args.get("start")
         if start is not None and not (isinstance(start, exp.Literal) and not start.is_string):
