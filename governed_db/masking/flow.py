@@ -133,6 +133,16 @@ _NUMERIC: tuple[type[exp.Expression], ...] = tuple(
 _DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year", "Month", "Day")) if c is not None)
 _STRICT_TYPES = frozenset({"postgres", "duckdb"})
 
+
+def _long_separator(node: exp.Expression) -> bool:
+    """A GROUP_CONCAT separator longer than a short literal (or computed): it can push the result to the cut."""
+    sep = node.this.args.get("separator") if isinstance(node.this, exp.Expression) else None
+    sep = sep if sep is not None else node.args.get("separator")
+    if sep is None:
+        return False
+    size = _literal_length(sep)
+    return size is None or size > _MAX_REPLACEMENT
+
 #: arguments that steer a total function (a pattern, a separator, a part number, a format): a masked value
 #: there can make it fail (``regexp_replace('a', ssn, 'b')``, ``split_part(x, ssn, 1)``)
 _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
@@ -222,6 +232,83 @@ _PLAIN_BINARY: tuple[type[exp.Expression], ...] = tuple(
 )  # fmt: skip
 
 
+#: functions whose result can be many times longer than their input: a length limit (MySQL's
+#: ``max_allowed_packet`` turns the result NULL with a warning, SQLite's ``SQLITE_LIMIT_LENGTH`` and PostgreSQL's
+#: 1 GB raise an error) is then reached exactly when the value held what a ``replace()`` looks for:
+#: ``replace(replace(substr(ssn, 1, 1), '5', <5,000 a>), 'a', <5,000 b>)`` is 25 MB for a 5, one byte otherwise
+_MULTIPLIERS: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (exp.Replace, exp.Hex, getattr(exp, "LowerHex", None), exp.ToBase64, exp.Pad, getattr(exp, "Repeat", None))
+    if c is not None
+)
+_MULTIPLIER_NAMES = frozenset({"repeat", "lpad", "rpad", "space", "hex", "to_base64", "quote", "json_quote", "replace"})
+#: functions whose result is at least as long as their inputs together (a multiplied value stays multiplied)
+_GROWING: tuple[type[exp.Expression], ...] = (
+    *_MULTIPLIERS, exp.Concat, exp.ConcatWs, exp.DPipe, exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg,
+    exp.JSONObject,
+)
+#: the longest replacement (in characters, summed over its literals) a ``replace()`` of a masked value may use;
+#: a short one can grow a value only a few times, far from any length limit
+_MAX_REPLACEMENT = 256
+#: the most arguments a concatenation of a masked value may have (``concat(ssn, ssn, ...)`` a million times is a
+#: length test against the limit)
+_MAX_CONCAT_ARGS = 256
+
+
+def _multiplies(node: exp.Expression) -> bool:
+    """True when ``node`` is a function that can make its result many times longer than its input."""
+    if isinstance(node, exp.Replace):
+        # replace(ssn, '-', '') only shrinks; a replacement longer than its pattern (or not a literal) grows
+        pattern = node.args.get("expression")
+        grown = _literal_length(node.args.get("replacement"))
+        cut = len(str(pattern.this)) if isinstance(pattern, exp.Literal) and pattern.is_string else 1
+        return grown is None or grown > cut
+    if isinstance(node, _MULTIPLIERS):
+        return True
+    return isinstance(node, exp.Anonymous) and name_of(node) in _MULTIPLIER_NAMES
+
+
+def _literal_length(node: exp.Expression | None) -> int | None:
+    """Upper bound of the length of a constant expression: the sum of its literals, ``None`` when unbounded
+    (it holds a function that multiplies, or anything but literals, concatenations and parentheses)."""
+    if node is None:
+        return 0
+    total = 0
+    for sub in node.walk():
+        if isinstance(sub, exp.Literal):
+            total += len(str(sub.this))
+        elif not isinstance(sub, (exp.Paren, exp.DPipe, exp.Concat, exp.Null, exp.Alias)):
+            return None
+    return total
+
+
+def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None:
+    """Why ``node`` can reach a length limit on a masked value (an error, or NULL with a warning), or ``None``.
+
+    A function that grows its input is an oracle when what it is given has already been multiplied by a
+    ``replace()`` (or ``hex``, ``lpad``...) of the masked value — growth compounds until the limit decides — or
+    when it multiplies by a replacement that is long (or not a plain literal) itself."""
+    if not isinstance(node, _GROWING) and not (
+        isinstance(node, exp.Anonymous) and name_of(node) in _MULTIPLIER_NAMES
+    ):
+        return None
+    tainted = [(key, i) for key, i, kind in kinds if kind != "const"]
+    if not tainted:
+        return None
+    for key, i in tainted:
+        value = node.args.get(key)
+        item = value[i] if isinstance(value, list) and i < len(value) else value
+        if isinstance(item, exp.Expression) and any(isinstance(sub, exp.Expression) and _multiplies(sub) for sub in item.walk()):
+            return f"{name_of(node)}() of a value already grown from a masked one (a length limit would decide)"
+    if isinstance(node, exp.Replace):
+        grown = _literal_length(node.args.get("replacement"))
+        if grown is None or grown > _MAX_REPLACEMENT:
+            return f"{name_of(node)}() with a long or computed replacement (a length limit would decide)"
+    if isinstance(node, (exp.Concat, exp.ConcatWs)) and len(node.expressions) > _MAX_CONCAT_ARGS:
+        return f"{name_of(node)}() of more than {_MAX_CONCAT_ARGS} parts (a length limit would decide)"
+    return None
+
+
 def name_of(node: exp.Expression) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
@@ -256,6 +343,9 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
     tainted = [(key, i, kind != "const") for key, i, kind in kinds]
     if not any(t for _, _, t in tainted):
         return None
+    grown = length_hazard(node, kinds)
+    if grown is not None:
+        return grown
     if isinstance(node, exp.Cast):
         # a cast fails (or, as TRY_CAST, turns NULL) exactly for the values it cannot convert
         to = node.args.get("to")
@@ -273,13 +363,17 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
             return None
         return f"a cast to {to.sql(dialect=dialect) if isinstance(to, exp.Expression) else 'another type'}"
     if (
-        isinstance(node, exp.GroupConcat)
-        and dialect == "mysql"
-        and any(k not in ("const", "column") for key, _, k in kinds if key == "this")
+        dialect == "mysql"
+        and isinstance(node, exp.GroupConcat)
+        and (
+            any(k not in ("const", "column") for key, _, k in kinds if key == "this")
+            or _long_separator(node)
+        )
     ):
         # GROUP_CONCAT cuts at group_concat_max_len with a warning: over a computed value (replace(ssn, '4',
-        # <a long text>)) whether it warns says what the value holds
-        return "GROUP_CONCAT of a computed value"
+        # <a long text>)) whether it warns says what the value holds; with a separator of ~100,000 characters
+        # over a dozen copies of a row, it says how long the value is
+        return "GROUP_CONCAT of a masked value with a long separator or computed (cut with a warning)"
     if isinstance(node, exp.Substring) and dialect == "postgres":
         start = node.args.get("start")
         if start is not None and not (isinstance(start, exp.Literal) and not start.is_string):

@@ -77,6 +77,11 @@ class Walker:
         bare = node.copy()
         bare.set("alias", None)
         self.lineage.tables.setdefault(key, bare.sql(dialect=self.dialect))
+        if isinstance(node.args.get("indexed"), exp.Expression) or node.args.get("hints"):
+            # ``INDEXED BY ix_email`` / ``FORCE INDEX (ix_email)``: rows come back in the order of the index's
+            # values, so an unordered read of an index on a masked column is an ORDER BY on it (with a row
+            # of the caller's own, a binary search of the value)
+            self.lineage.uses.append(("an index hint", Origin("row", rows=frozenset({key}))))
         columns = (
             None
             if cols is None

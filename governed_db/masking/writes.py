@@ -31,17 +31,26 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     scope = Scope([])
     if isinstance(target, exp.Table):
         scope.sources.append(w.table_source(target, ctes))
+    # MySQL's multi-table ``UPDATE s JOIN t ON ... SET`` / ``DELETE s FROM s JOIN t ON ...`` keep the joins on
+    # the target table, and ``UPDATE ... FROM a JOIN b ON ...`` / ``DELETE ... USING a JOIN b ON ...`` on the
+    # first item after FROM/USING, not on the statement: all are joins, whose ON decides which rows are written
+    joins = [*(tree.args.get("joins") or ()), *((target.args.get("joins") or ()) if isinstance(target, exp.Table) else ())]
     for key in ("from_", "from", "using"):
         extra = tree.args.get(key)
-        if isinstance(extra, exp.From):
-            scope.sources.append(w.from_item(extra.this, ctes, None))
-        elif isinstance(extra, exp.Expression):
-            scope.sources.append(w.from_item(extra, ctes, None))
-    for join in tree.args.get("joins") or ():
+        items = extra if isinstance(extra, list) else [extra]
+        for item in items:
+            node = item.this if isinstance(item, exp.From) else item
+            if isinstance(node, exp.Expression):
+                scope.sources.append(w.from_item(node, ctes, None))
+                joins.extend(node.args.get("joins") or ())
+    for join in joins:
         scope.sources.append(w.from_item(join.this, ctes, scope))
-    for join in tree.args.get("joins") or ():
+    for join in joins:
         if join.args.get("on") is not None:
             lin.uses.append(("JOIN", w.expr(join.args["on"], scope, ctes)))
+        for ident in join.args.get("using") or ():
+            name = ident.name if isinstance(ident, exp.Identifier) else None
+            lin.uses.append(("JOIN", w.expr(exp.column(name) if name else ident, scope, ctes)))
     query = tree.args.get("expression")
     if isinstance(query, QUERY):
         outs, _ = w.query(query, ctes, None)

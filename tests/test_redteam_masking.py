@@ -1,0 +1,412 @@
+"""Red-team regressions for masking non-interference: oracles the extraction attacker of
+``tests/test_masking_extraction.py`` did not try, run against the real databases.
+
+Each technique compares a masked character with a guess; it passes when the attacker observes the same thing
+(rows, or the error's class and text with the guess blanked) for the right guess and for wrong ones — the
+statement is refused, or its output reveals nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests.test_masking_extraction import (  # noqa: F401 (fixtures used through request.getfixturevalue)
+    DDL,
+    ROWS,
+    SCRATCH,
+    SECRETS,
+    TECHNIQUES,
+    Target,
+    _fetch,
+    _wrap,
+    attack,
+    duckdb_target,
+    mysql_target,
+    postgres_target,
+    sqlite_target,
+)
+
+#: 5,000 characters: two nested replace() of a one-character value reach 25 MB only when it is the guess —
+#: past MySQL's max_allowed_packet (16 MB: NULL and a warning) and a lowered SQLITE_LIMIT_LENGTH (an error)
+_A, _B = "a" * 5000, "b" * 5000
+ALL = frozenset({"sqlite", "postgres", "mysql", "duckdb"})
+
+REDTEAM: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
+    (
+        "length limit of nested replace",
+        ALL,
+        (f"SELECT replace(replace({{X}}, {{G}}, '{_A}'), 'a', '{_B}') FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit of a long replacement",
+        ALL,
+        (f"SELECT replace({{X}}, {{G}}, '{_A}{_B}{_A}{_B}') FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit of concat of grown parts",
+        ALL,
+        (f"SELECT concat(replace({{X}}, {{G}}, '{_A[:200]}'), replace({{X}}, {{G}}, '{_A[:200]}')) FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "length limit of hex of grown value",
+        frozenset({"sqlite", "mysql"}),
+        (f"SELECT hex(hex(replace({{X}}, {{G}}, '{_A[:200]}'))) FROM {{t}} WHERE id = 1",),
+    ),
+    (
+        "multi-table update join",
+        frozenset({"mysql"}),
+        (
+            "UPDATE {s} SET n = 0 WHERE id = 1",
+            "UPDATE {s} s JOIN {t} c ON c.id = 1 AND {X} = {G} SET s.n = 1 WHERE s.id = 1",
+            "SELECT n FROM {s} WHERE id = 1",
+        ),
+    ),
+    (
+        "multi-table delete join",
+        frozenset({"mysql"}),
+        (
+            "!DELETE FROM {s} WHERE id = 4",
+            "INSERT INTO {s} (id, v, n) VALUES (4, 'x', 0)",
+            "DELETE {s} FROM {s} JOIN {t} c ON c.id = 1 AND {X} = {G} WHERE {s}.id = 4",
+            "SELECT count(*) FROM {s} WHERE id = 4",
+        ),
+    ),
+    (
+        "update from join",
+        frozenset({"sqlite", "postgres", "duckdb"}),
+        (
+            "UPDATE {s} SET n = 0 WHERE id = 1",
+            "UPDATE {s} SET n = 1 FROM (SELECT 1 AS one) d JOIN {t} c ON c.id = 1 AND {X} = {G} WHERE {s}.id = 1",
+            "SELECT n FROM {s} WHERE id = 1",
+        ),
+    ),
+    (
+        "delete using join",
+        frozenset({"postgres"}),
+        (
+            "!DELETE FROM {s} WHERE id = 4",
+            "INSERT INTO {s} (id, v, n) VALUES (4, 'x', 0)",
+            "DELETE FROM {s} USING (SELECT 1 AS one) d JOIN {t} c ON c.id = 1 AND {X} = {G} WHERE {s}.id = 4",
+            "SELECT count(*) FROM {s} WHERE id = 4",
+        ),
+    ),
+    (
+        "delete using where",
+        frozenset({"postgres"}),
+        (
+            "!DELETE FROM {s} WHERE id = 4",
+            "INSERT INTO {s} (id, v, n) VALUES (4, 'x', 0)",
+            "DELETE FROM {s} USING {t} c WHERE c.id = 1 AND {X} = {G} AND {s}.id = 4",
+            "SELECT count(*) FROM {s} WHERE id = 4",
+        ),
+    ),
+    (
+        "length limit warning",
+        frozenset({"mysql"}),
+        (f"SELECT replace(replace({{X}}, {{G}}, '{_A}'), 'a', '{_B}') FROM {{t}} WHERE id = 1", "SHOW WARNINGS"),
+    ),
+]
+
+
+@pytest.fixture
+def sqlite_limited_target() -> Iterator[Target]:
+    """SQLite with a lowered string length limit, as an application may set (``Connection.setlimit``)."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)
+    raw.execute("CREATE TABLE customers " + DDL.format(txt="text"))
+    raw.execute("CREATE TABLE scratch " + SCRATCH.format(txt="text"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
+    raw.execute("INSERT INTO scratch VALUES (1, 'x', 0)")
+    yield Target("sqlite", _wrap(raw), "customers", "scratch", _fetch)
+    raw.close()
+
+
+TARGETS = ["sqlite_limited_target", "postgres_target", "mysql_target", "duckdb_target"]
+
+
+def _with(techniques: list[tuple[str, frozenset[str], tuple[str, ...]]]) -> Any:
+    """Run the extraction attacker with ``techniques`` in place of its own list."""
+    import tests.test_masking_extraction as extraction
+
+    saved = list(extraction.TECHNIQUES)
+    extraction.TECHNIQUES[:] = techniques
+    return saved
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_redteam_techniques_recover_nothing(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Length limits (max_allowed_packet, SQLITE_LIMIT_LENGTH) and MySQL multi-table joins are no oracle."""
+    target: Target = request.getfixturevalue(fixture)
+    saved = _with(REDTEAM)
+    try:
+        found = attack(target, {"ssn": SECRETS["ssn"], "full_name": SECRETS["full_name"]})
+    finally:
+        _with(saved)
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("fixture", TARGETS)
+def test_same_techniques_work_on_an_unmasked_column(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Control: on city (not masked) the same techniques do tell characters apart on MySQL/SQLite."""
+    target: Target = request.getfixturevalue(fixture)
+    saved = _with(REDTEAM)
+    try:
+        found = attack(target, {"city": "Paris"})
+    finally:
+        _with(saved)
+    techniques = {f.split(":")[0] for f in found}
+    if target.dialect in ("mysql", "sqlite"):  # the only ones with a length limit within a test's reach
+        assert "length limit of nested replace" in techniques, found
+    if target.dialect == "mysql":
+        assert {"multi-table update join", "multi-table delete join"} <= techniques, found
+    if target.dialect in ("sqlite", "postgres", "duckdb"):
+        assert "update from join" in techniques, found
+    if target.dialect == "postgres":
+        assert {"delete using join", "delete using where"} <= techniques, found
+
+
+INNOCENT = [
+    "SELECT replace(ssn, '-', ''), replace(email, '@', ' at ') FROM {t}",
+    "SELECT concat(full_name, ' <', email, '>') FROM {t}",
+    "SELECT hex(ssn) FROM {t}",
+    "SELECT upper(replace(ssn, '-', '')) FROM {t}",
+]
+
+
+@pytest.mark.parametrize("fixture", ["sqlite_target", "postgres_target", "mysql_target", "duckdb_target"])
+def test_innocent_string_functions_keep_running(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Short replacements, plain concatenations and hex of a masked column still run (and come back masked)."""
+    target: Target = request.getfixturevalue(fixture)
+    for sql in INNOCENT:
+        if ("hex(" in sql and target.dialect == "postgres") or ("concat(" in sql and target.dialect == "sqlite"):
+            continue  # PostgreSQL has no hex(), the SQLite of Python 3.11 no concat()
+        out = target.run(target.conn, sql.format(t=target.table))
+        rows = out[0] if target.dialect == "mysql" else out
+        assert len(rows) == 2, sql
+        assert "536" not in repr(rows) and "alice" not in repr(rows), (sql, rows)
+
+
+def test_existing_techniques_untouched() -> None:
+    """The shared technique list is restored after this module's attacks (no cross-test leakage)."""
+    assert len(TECHNIQUES) > 50
+    assert governed_db is not None
+
+
+# -- constraints that compare a written guess with every stored value --------------------------------------
+UNIQUE_DDL = (
+    "(id int primary key, full_name {txt}, email {txt} UNIQUE, ssn {txt} UNIQUE, api_key {txt}, city {txt})"
+)
+WRITES = [
+    ("insert", "INSERT INTO {t} (id, {c}) VALUES ({p}, {p})"),
+    ("upsert ignore", "INSERT INTO {t} (id, {c}) VALUES ({p}, {p}) ON CONFLICT DO NOTHING"),
+]
+
+
+def _unique_outcome(conn: Any, table: str, column: str, guess: str, ph: str, n: int) -> tuple[Any, ...]:
+    """What a writer observes for one guess: the error's class, or the row count; its own row is removed."""
+    seen: list[Any] = []
+    for i, (_name, template) in enumerate(WRITES):
+        row_id = 1000 + 10 * n + i
+        cur = conn.cursor()
+        try:
+            cur.execute(template.format(t=table, c=column, p=ph), (row_id, guess))
+            seen.append(("ok", cur.rowcount))
+        except Exception as e:
+            seen.append(("error", type(e).__name__))
+            rollback = getattr(conn, "rollback", None)
+            if rollback is not None:
+                rollback()
+        conn.cursor().execute(f"DELETE FROM {table} WHERE id = {ph}", (row_id,))
+    return tuple(seen)
+
+
+@pytest.fixture
+def unique_sqlite() -> Iterator[tuple[Any, str, str]]:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE customers " + UNIQUE_DDL.format(txt="text"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
+    yield _wrap(raw), "customers", "?"
+    raw.close()
+
+
+@pytest.fixture
+def unique_postgres(pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[tuple[Any, str, str]]:
+    import psycopg
+
+    t = f"rt_u_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} " + UNIQUE_DDL.format(txt="text"))
+    with pg_conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s)", ROWS)
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        yield _wrap(raw), t, "%s"
+    finally:
+        raw.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: a write into a masked column under a UNIQUE constraint compares the written value with "
+    "every stored one (IntegrityError or rowcount 0 for a stored e-mail); closing it needs the constraints of "
+    "each table (PRAGMA index_list, pg_index, information_schema.STATISTICS, duckdb_constraints) in "
+    "masking/schema.py and a refusal in masking/writes.py",
+)
+@pytest.mark.parametrize("fixture", ["unique_sqlite", "unique_postgres"])
+def test_unique_constraint_is_no_membership_oracle(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Writing a guessed e-mail or SSN into a UNIQUE masked column tells a stored value from a new one not."""
+    conn, table, ph = request.getfixturevalue(fixture)
+    found = []
+    for n, (column, right, wrong) in enumerate(
+        [("email", SECRETS["email"], "alicf@example.com"), ("ssn", SECRETS["ssn"], "536-22-8727")]
+    ):
+        hit = _unique_outcome(conn, table, column, right, ph, 2 * n)
+        miss = _unique_outcome(conn, table, column, wrong, ph, 2 * n + 1)
+        if hit != miss:
+            found.append(f"{column}: {hit} vs {miss}")
+    assert not found, found
+
+
+# -- the order of an index on a masked column ---------------------------------------------------------------
+@pytest.fixture
+def indexed_sqlite() -> Iterator[tuple[Any, str, str]]:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE customers " + DDL.format(txt="text"))
+    raw.execute("CREATE INDEX ix_email ON customers (email)")
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
+    yield _wrap(raw), "customers", "?"
+    raw.close()
+
+
+@pytest.fixture
+def indexed_mysql(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple[Any, str, str]]:
+    import pymysql
+
+    t = f"rt_i_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} " + DDL.format(txt="varchar(100)")[:-1] + ", KEY ix_email (email))")
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s)", ROWS)
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    try:
+        yield _wrap(raw), t, "%s"
+    finally:
+        raw.close()
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _order_seen(conn: Any, table: str, ph: str, guess: str, reads: list[str]) -> list[Any]:
+    """The ids each read returns after the attacker adds a row of its own holding ``guess`` (then removes it)."""
+    conn.cursor().execute(f"INSERT INTO {table} (id, email) VALUES (77, {ph})", (guess,))
+    seen: list[Any] = []
+    try:
+        for sql in reads:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql.format(t=table))
+                seen.append([r[0] for r in cur.fetchall()])
+            except governed_db.GuardrailViolation:
+                seen.append("refused")
+    finally:
+        conn.cursor().execute(f"DELETE FROM {table} WHERE id = 77")
+    return seen
+
+
+INDEX_HINTS = {
+    "indexed_sqlite": ["SELECT id FROM {t} INDEXED BY ix_email"],
+    "indexed_mysql": ["SELECT id FROM {t} FORCE INDEX (ix_email)", "SELECT id FROM {t} USE INDEX (ix_email)"],
+}
+UNORDERED = {
+    "indexed_sqlite": ["SELECT rowid, email FROM {t}", "SELECT rowid FROM {t} WHERE email IS NOT NULL"],
+    "indexed_mysql": ["SELECT id, email FROM {t}", "SELECT id FROM {t} WHERE email IS NOT NULL"],
+}
+
+
+@pytest.mark.parametrize("fixture", ["indexed_sqlite", "indexed_mysql"])
+def test_index_hints_on_masked_tables_are_refused(fixture: str, request: pytest.FixtureRequest) -> None:
+    """INDEXED BY / FORCE INDEX over a table with masked columns is refused: rows would come in email order."""
+    conn, table, ph = request.getfixturevalue(fixture)
+    below = _order_seen(conn, table, ph, "alicd@example.com", INDEX_HINTS[fixture])
+    above = _order_seen(conn, table, ph, "alicf@example.com", INDEX_HINTS[fixture])
+    assert below == above == ["refused"] * len(INDEX_HINTS[fixture])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: an unordered read of a table with an index on a masked column may come back in the "
+    "index's order (InnoDB covering index for SELECT id, email; SQLite for rowid or IS NOT NULL), so a row of "
+    "the caller's own tells whether its guess sorts before the secret; closing it needs an ORDER BY on the "
+    "primary key added to unordered reads of masked tables (Statement.sql rewrite)",
+)
+@pytest.mark.parametrize("fixture", ["indexed_sqlite", "indexed_mysql"])
+def test_unordered_reads_do_not_follow_a_masked_index(fixture: str, request: pytest.FixtureRequest) -> None:
+    """Where a guess sorts against a masked e-mail does not show in the order of an unordered read."""
+    conn, table, ph = request.getfixturevalue(fixture)
+    below = _order_seen(conn, table, ph, "alicd@example.com", UNORDERED[fixture])
+    above = _order_seen(conn, table, ph, "alicf@example.com", UNORDERED[fixture])
+    assert below == above, (below, above)
+
+
+# -- MySQL's group_concat_max_len ---------------------------------------------------------------------------
+def _group_concat_cut(target: Target, column: str, length: int) -> Any:
+    """Whether GROUP_CONCAT of twelve copies of row 1's value, joined by a separator sized so that the result
+    passes 1 MB exactly when the value has at least ``length`` characters, warns (the attacker's observation;
+    the statement stays under governed_db's 100,000-character limit)."""
+    sep = "x" * ((1_048_576 - 12 * length) // 11 + 1)
+    rows = " UNION ALL ".join(f"SELECT {i} AS k" for i in range(12))
+    sql = f"SELECT GROUP_CONCAT(c.{column} SEPARATOR '{sep}') FROM {target.table} c, ({rows}) k WHERE c.id = 1"
+    try:
+        target.run(target.conn, sql)
+    except governed_db.GuardrailViolation as e:
+        return "refused" if "masked-column-predicate" in str(e) else str(e)[:200]
+    return target.run(target.conn, "SELECT @@warning_count")
+
+
+def test_group_concat_cut_tells_no_length(request: pytest.FixtureRequest, mysql_conn: Any) -> None:
+    """GROUP_CONCAT of a masked e-mail is refused on MariaDB: its cut warning would say how long the value is;
+    on city (not masked) the same statements do tell its length."""
+    target: Target = request.getfixturevalue("mysql_target")
+    with mysql_conn.cursor() as cur:
+        cur.execute("SELECT @@group_concat_max_len")
+        if cur.fetchone()[0] != 1_048_576:
+            pytest.skip("the server's group_concat_max_len is not the default")
+    guesses = (len(SECRETS["email"]) - 2, len(SECRETS["email"]), len(SECRETS["email"]) + 2)
+    seen = {g: _group_concat_cut(target, "email", g) for g in guesses}
+    assert set(seen.values()) == {"refused"}, seen
+    control = {g: repr(_group_concat_cut(target, "city", g)) for g in (5, 6)}
+    assert len(set(control.values())) == 2, control
+
+
+def _group_concat_rows_cut(target: Target, column: str, length: int) -> Any:
+    """The same cut reached with a short separator over enough copies of row 1 (a cross join of digits)."""
+    rows = -(-1_048_577 // (length + 1))
+    digit = "(" + " UNION ALL ".join(f"SELECT {i} AS k" for i in range(10)) + ")"
+    sql = (
+        f"SELECT GROUP_CONCAT(c.{column}) FROM {target.table} c, {digit} d0, {digit} d1, {digit} d2, {digit} d3, "
+        f"{digit} d4 WHERE c.id = 1 AND d0.k + 10 * d1.k + 100 * d2.k + 1000 * d3.k + 10000 * d4.k < {rows}"
+    )
+    try:
+        target.run(target.conn, sql)
+    except governed_db.GuardrailViolation as e:
+        return "refused" if "masked-column-predicate" in str(e) else str(e)[:200]
+    return target.run(target.conn, "SELECT @@warning_count")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: GROUP_CONCAT(email) over ~58,000 copies of one row (a cross join) is cut with a "
+    "warning exactly when the e-mail is long enough; refusing GROUP_CONCAT of every masked column on MariaDB "
+    "would break the leak corpus (tests/test_leaks.py runs GROUP_CONCAT(email)); closing it needs the row count "
+    "to be bounded, or the aggregate rewritten to a masked source",
+)
+def test_group_concat_over_many_rows_tells_no_length(request: pytest.FixtureRequest) -> None:
+    """GROUP_CONCAT of a masked e-mail over many copies of its row does not say how long the e-mail is."""
+    target: Target = request.getfixturevalue("mysql_target")
+    guesses = (len(SECRETS["email"]) - 2, len(SECRETS["email"]) + 2)
+    seen = {g: repr(_group_concat_rows_cut(target, "email", g)) for g in guesses}
+    assert len(set(seen.values())) == 1, seen
