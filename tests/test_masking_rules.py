@@ -112,3 +112,22 @@ def test_every_statement_of_a_multi_statement_text_is_checked() -> None:
     )  # fmt: skip
     with pytest.raises(GuardrailViolation, match="masked-column-predicate"):
         conn.execute("SELECT 1; SELECT count(*) FROM (SELECT email FROM customers INTERSECT SELECT 'x') q")
+
+
+def test_refusal_names_the_masked_column_not_its_neighbours() -> None:
+    """A WHERE mixing a plain key and a masked column is refused naming only the masked one."""
+    import sqlite3
+
+    import governed_db
+
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, ssn TEXT)")
+    raw.executemany("INSERT INTO c VALUES (?, ?)", [(i, f"536-22-87{i:02d}") for i in range(20)])
+    conn = governed_db.wrap(raw, identity=governed_db.Identity("a", kind="agent"), environment="production",
+                            audit=False)
+    try:
+        conn.execute("SELECT id FROM c WHERE id = 1 AND ssn > '5'")
+    except governed_db.GuardrailViolation as refused:
+        assert "masked column(s) c.ssn are used in WHERE" in str(refused)
+    else:
+        raise AssertionError("a predicate on a masked column ran")

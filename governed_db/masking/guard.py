@@ -138,7 +138,10 @@ def _lineage_hit(
     for clause, origin in sorted(lineage.uses, key=_order):
         if not access.is_masked(origin, tables, lineage.blind):
             continue
-        cols = ", ".join(sorted(f"{t}.{c}" for t, c in origin.sources)) or ", ".join(sorted(origin.rows))
+        # name the sources that are masked (a WHERE mixing ``id`` and ``ssn`` names ``ssn``); all of them when
+        # none is masked on its own (lost lineage, a whole row)
+        hidden = [f"{t}.{c}" for t, c in origin.sources if access.hidden(t, c) is not None]
+        cols = ", ".join(sorted(hidden or (f"{t}.{c}" for t, c in origin.sources))) or ", ".join(sorted(origin.rows))
         cols = cols or (origin.hint or "a masked column")
         if clause == "copy":
             hit = _hit(
