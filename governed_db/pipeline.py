@@ -130,7 +130,9 @@ class Governor:
         )
 
     # -- step 3: decide ------------------------------------------------------------------------
-    def decide(self, analysis: Analysis, identity: Identity, params: Any) -> Decision:
+    def decide(
+        self, analysis: Analysis, identity: Identity, params: Any, bounds: WriteBounds | None
+    ) -> Decision:
         if self.database is not None and any("use-database" in s.flags for s in analysis.statements):
             self.database = None  # after USE we no longer know where we are: every qualified name counts again
         decision: Decision = self.policy.evaluate(
@@ -145,7 +147,6 @@ class Governor:
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
         if masked is not None:
             extra.append(masked)
-        bounds = self._bounds.get(identity) if identity in self._bounds else self.bounds_for(identity)
         if bounds is not None:
             switch = guard_session.refusal_hit(analysis, bounds)
             if switch is not None:
@@ -380,9 +381,14 @@ def begin(
     # 2-3. what, and is it allowed (analysis is cached by text + dialect, literal SQL by its shape (sql.shapes);
     # policies cache decisions)
     analysis: Analysis | None = None
+    bounds: WriteBounds | None = None  # how the policy bounds this identity's writes: looked up once
     try:
         analysis = analysis_for(text, gov.dialect)
-        decision = identity_problem or gov.decide(analysis, identity, params)
+        if identity_problem is None:
+            bounds = gov.bounds_for(identity)
+            decision = gov.decide(analysis, identity, params, bounds)
+        else:
+            decision = identity_problem
     except Exception as e:  # a broken rule or policy, ours or the user's: refused (and recorded) in production
         analysis = analysis or analyze("", gov.dialect)
         decision, pending = gov.faulted("deciding about the statement", e)
@@ -392,7 +398,8 @@ def begin(
     ) if start_ns else None
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
-    bounds = gov._bounds.get(identity) if pending is None else None  # resolved by decide()
+    if pending is not None:
+        bounds = None
     st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds)
     try:
         if pending is not None:
