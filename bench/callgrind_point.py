@@ -4,7 +4,8 @@
     grep summary: cg.MODE.1200.out cg.MODE.200.out    # (Ir(1200) - Ir(200)) / 1000 = instructions per statement
 
 MODE: ``raw`` (sqlite3), ``otel`` (official dbapi instrumentation, no SDK provider), ``noaudit``
-(governed, ``audit=False``), ``audit`` (governed default: the local audit store). ``lit`` sends every statement
+(governed, ``audit=False``), ``audit`` (governed default: the local audit store); ``otelsdk`` / ``auditsdk``:
+the official instrumentation / governed default with an SDK provider exporting in batches. ``lit`` sends every statement
 with new literals (as agents write SQL) instead of a parameterised one; ``texts1000`` / ``texts3000`` cycle through
 that many distinct literal texts, all sent once before the measured ones (the working-set scenario). Running
 N=200 and N=1200 and subtracting removes start-up, import and warm-up costs.
@@ -19,6 +20,20 @@ import tempfile
 from typing import Any
 
 import governed_db
+
+
+def _sdk_provider() -> Any:
+    """An SDK provider exporting in batches to nowhere (what bench_default.py's "+ SDK batch" rows use)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=65536, max_export_batch_size=4096))
+    return provider
 
 
 def main() -> None:
@@ -40,8 +55,16 @@ def main() -> None:
     elif mode == "audit":
         store = os.path.join(tempfile.mkdtemp(prefix="gdb-cg-"), "audit.jsonl")
         conn = governed_db.wrap(raw, identity=ident, environment="production", audit=store)
+    elif mode == "otelsdk":
+        from opentelemetry.instrumentation.dbapi import instrument_connection
+
+        conn = instrument_connection("sqlite3", raw, "sqlite", tracer_provider=_sdk_provider())
+    elif mode == "auditsdk":
+        store = os.path.join(tempfile.mkdtemp(prefix="gdb-cg-"), "audit.jsonl")
+        conn = governed_db.wrap(raw, identity=ident, environment="production", audit=store,
+                                tracer_provider=_sdk_provider())
     else:
-        raise SystemExit(f"unknown mode {mode!r}: raw, otel, noaudit or audit")
+        raise SystemExit(f"unknown mode {mode!r}: raw, otel, noaudit, audit, otelsdk or auditsdk")
     cur = conn.cursor()
     kind = sys.argv[3] if len(sys.argv) > 3 else ""
     if kind.startswith("texts"):

@@ -94,14 +94,17 @@ class AuditOnlySpan(trace.Span):
     """
 
     __slots__ = (
+        "_base",
         "_ctx",
         "_ended",
         "_processor",
-        "attributes",
         "end_time",
+        "head",
+        "intent_seq",
         "kind",
         "late",
         "name",
+        "outcome",
         "parent",
         "span_id",
         "start_time",
@@ -114,7 +117,7 @@ class AuditOnlySpan(trace.Span):
     light = True
 
     def __init__(self, processor: Any, name: str, kind: SpanKind, start_time: int | None,
-                 attributes: Mapping[str, Any] | None, parent_context: Any) -> None:
+                 attributes: Mapping[str, Any] | None, parent_context: Any, head: bytes | None = None) -> None:
         parent = trace.get_current_span(parent_context).get_span_context()
         self.trace_id: int = parent.trace_id if parent.is_valid else _random.getrandbits(128)
         self.span_id: int = _random.getrandbits(64)
@@ -123,13 +126,27 @@ class AuditOnlySpan(trace.Span):
         self.name, self.kind = name, kind
         self.start_time = start_time or time.time_ns()
         self.end_time: int | None = None
-        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        #: the attributes it started with (shared with the Recorder's cache when ``head`` is given: never
+        #: changed in place; what is set later goes to ``late``)
+        self._base: Mapping[str, Any] = attributes if attributes is not None else {}
         self.status: Status | None = None
         self._processor = processor
         self._ended = False
         #: attributes set after the span started: what its outcome record adds to the intent
         self.late: dict[str, Any] = {}
-        processor.on_start(self)  # the statement's intent is recorded now, before the driver runs it
+        #: the start of the intent's canonical bytes, serialised once per statement and identity (or None)
+        self.head = head
+        self.intent_seq = -1  # the intent's seq in the store, once written
+        self.outcome: Any = None  # the outcome record while it waits to be written (results fold into it)
+        if head is not None:
+            processor.start_prepared(self)  # the intent is recorded now, before the driver runs it
+        else:
+            processor.on_start(self)
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        late = self.late
+        return {**self._base, **late} if late else self._base
 
     @property
     def context(self) -> trace.SpanContext:
@@ -145,11 +162,9 @@ class AuditOnlySpan(trace.Span):
         return not self._ended
 
     def set_attribute(self, key: str, value: Any) -> None:
-        self.attributes[key] = value
         self.late[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        self.attributes.update(attributes)
         self.late.update(attributes)
 
     def set_status(self, status: Any, description: str | None = None) -> None:
@@ -166,7 +181,7 @@ class AuditOnlySpan(trace.Span):
 
     def record_exception(self, exception: BaseException, attributes: Any = None, timestamp: int | None = None,
                          escaped: bool = False) -> None:
-        if ERROR_TYPE not in self.attributes:
+        if ERROR_TYPE not in self.late and ERROR_TYPE not in self._base:
             self.set_attribute(ERROR_TYPE, type(exception).__qualname__)
 
     def end(self, end_time: int | None = None) -> None:
@@ -251,6 +266,8 @@ def recorder_for(
         results = audit_only
     else:
         results = None
+    limits = getattr(provider, "_span_limits", None)
+    whole = limits is not None and getattr(limits, "max_attribute_length", 0) is None
     return Recorder(
         tracer,
         static_attributes=static_attributes,
@@ -259,6 +276,7 @@ def recorder_for(
         enabled=enabled,
         fallback=audit_only if sdk else None,
         results=results,
+        audit=audit_processor if sdk and whole and hasattr(audit_processor, "start_prepared") else None,
     )
 
 
@@ -295,7 +313,8 @@ class Recorder:
     are built once and merged into one dict handed to ``start_span``.
     """
 
-    __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "_next_check", "capture_parameters",
+    __slots__ = ("_by_analysis", "_by_decision", "_by_identity", "_enabled", "_intents", "_light", "_next_check",
+                 "audit", "capture_parameters",
                  "environment", "fallback", "results", "static", "tracer")
 
     def __init__(
@@ -308,6 +327,7 @@ class Recorder:
         enabled: bool | None = None,
         fallback: trace.Tracer | None = None,
         results: trace.Tracer | None = None,
+        audit: Any = None,
     ) -> None:
         self.tracer = tracer
         #: audit-only tracer for statements the application's sampler drops
@@ -323,6 +343,14 @@ class Recorder:
         self._by_analysis: dict[int, tuple[Analysis, str, dict[str, Any]]] = {}
         self._by_identity: dict[Identity, dict[str, Any]] = {}
         self._by_decision: dict[int, tuple[Decision, dict[str, Any]]] = {}
+        #: the audit-only tracer (no SDK provider): intents are written from bytes prepared once per
+        #: (statement, identity, decision, entry) — see :meth:`_prepare`
+        self._light = isinstance(tracer, AuditOnlyTracer)
+        #: the audit processor on the application's SDK provider, when its spans keep our attributes whole
+        #: (no attribute length limit): intents are then prepared too
+        self.audit = audit
+        self._intents: dict[tuple[int, Identity, int, str], tuple[Analysis, Decision, str, dict[str, Any],
+                                                                  bytes | None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -353,6 +381,41 @@ class Recorder:
     ) -> Span | None:
         if not self.enabled:
             return None
+        if self._light and (params is None or not self.capture_parameters):
+            key = (id(analysis), identity, id(decision), entry)
+            hit = self._intents.get(key)
+            if hit is None or hit[0] is not analysis or hit[1] is not decision:
+                hit = self._prepare(key, analysis, identity, decision, entry)
+            return AuditOnlySpan(self.tracer.processor, hit[2], SpanKind.CLIENT,  # type: ignore[attr-defined]
+                                 start_ns, hit[3], None, hit[4])
+        audit = self.audit
+        if audit is not None and (params is None or not self.capture_parameters):
+            # an SDK provider with the audit processor attached: its on_start writes the intent from the bytes
+            # prepared for this statement, handed over in this thread for the duration of start_span
+            key = (id(analysis), identity, id(decision), entry)
+            hit = self._intents.get(key)
+            if hit is None or hit[0] is not analysis or hit[1] is not decision:
+                hit = self._prepare(key, analysis, identity, decision, entry)
+            local = audit._local
+            local.prepared = hit
+            try:
+                span = self.tracer.start_span(hit[2], kind=SpanKind.CLIENT, start_time=start_ns, attributes=hit[3])
+            finally:
+                local.prepared = None
+            if self.fallback is not None and not span.is_recording():
+                span = self.fallback.start_span(hit[2], kind=SpanKind.CLIENT, start_time=start_ns,
+                                                attributes=hit[3])
+            return span
+        name, attrs = self._attributes(analysis, identity, decision, entry)
+        if self.capture_parameters and params is not None:
+            attrs.update(_parameter_attributes(params))
+        span = self.tracer.start_span(name, kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
+        if self.fallback is not None and not span.is_recording():
+            span = self.fallback.start_span(name, kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
+        return span
+
+    def _attributes(self, analysis: Analysis, identity: Identity, decision: Decision, entry: str
+                    ) -> tuple[str, dict[str, Any]]:
         cached = self._by_analysis.get(id(analysis))
         if cached is None or cached[0] is not analysis:
             cached = self._remember_analysis(analysis)
@@ -367,12 +430,29 @@ class Recorder:
         attrs = {**self.static, **cached[2], **id_attrs, **dec[1]}
         if entry != "cursor.execute":
             attrs[GDB_ENTRY] = entry
-        if self.capture_parameters and params is not None:
-            attrs.update(_parameter_attributes(params))
-        span = self.tracer.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
-        if self.fallback is not None and not span.is_recording():
-            span = self.fallback.start_span(cached[1], kind=SpanKind.CLIENT, start_time=start_ns, attributes=attrs)
-        return span
+        return cached[1], attrs
+
+    def _prepare(self, key: tuple[int, Identity, int, str], analysis: Analysis, identity: Identity,
+                 decision: Decision, entry: str) -> tuple[Analysis, Decision, str, dict[str, Any], bytes | None]:
+        """A statement's span name, attributes and the start of its intent record's canonical bytes.
+
+        ``None`` instead of bytes when an attribute is not plain JSON (a lone surrogate in the text, a
+        float): the intent is then built the general way.
+        """
+        from governed_db.audit import records as audit_records
+
+        name, attrs = self._attributes(analysis, identity, decision, entry)
+        head: bytes | None
+        try:
+            if any(type(v) is float for v in attrs.values()):
+                raise TypeError("floats take the general path")
+            head = audit_records.intent_head(audit_records.attributes_json(attrs), name, "CLIENT")
+        except (TypeError, ValueError):
+            head = None
+        if len(self._intents) > 1024:
+            self._intents.clear()
+        hit = self._intents[key] = (analysis, decision, name, attrs, head)
+        return hit
 
     def _remember_analysis(self, analysis: Analysis) -> tuple[Analysis, str, dict[str, Any]]:
         attrs: dict[str, Any] = {DB_QUERY_TEXT: analysis.normalized, GDB_ENVIRONMENT: self.environment}
@@ -449,12 +529,26 @@ class Recorder:
     def result_consumed(
         self, statement_span: Span, *, rows: int, masked_cells: int, masked_columns: tuple[str, ...]
     ) -> None:
-        """A short follow-up record: how many rows the result set actually handed out."""
+        """How many rows the result set actually handed out: folded into the statement's outcome record while
+        that still waits to be written (the usual case: fetched right after execute), else a short follow-up
+        record."""
+        if self.results is None:
+            return
         if isinstance(statement_span, AuditOnlySpan):
             trace_id, span_id = statement_span.trace_id, statement_span.span_id
+            outcome: Any = statement_span.outcome
         else:
             sc = statement_span.get_span_context()
             trace_id, span_id = sc.trace_id, sc.span_id
+            outcome = span_id
+        if outcome is not None and isinstance(self.results, AuditOnlyTracer):
+            # audit store only: into the statement's outcome record while that waits to be written
+            folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
+                                      GDB_MASKED_CELLS: masked_cells}
+            if masked_columns:
+                folded[GDB_MASKED_COLUMNS] = list(masked_columns)
+            if self.results.processor.fold_result(outcome, folded, self.environment):
+                return
         attrs: dict[str, Any] = {
             DB_RESPONSE_RETURNED_ROWS: rows,
             GDB_ROWS_RETURNED: rows,
@@ -464,8 +558,6 @@ class Recorder:
         }
         if masked_columns:
             attrs[GDB_MASKED_COLUMNS] = list(masked_columns)
-        if self.results is None:
-            return
         if isinstance(self.results, AuditOnlyTracer):
             # audit store only: the record straight from the statement's ids, no span object or context
             self.results.processor.record_result(trace_id, span_id, attrs)

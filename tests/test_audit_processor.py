@@ -57,7 +57,10 @@ def test_wrap_records_allowed_and_refused_statements(tmp_path: Path) -> None:
         assert r["attrs"]["governed_db.tables"] == ["users"]
         assert len(r["trace_id"]) == 32 and len(r["span_id"]) == 16
         assert r["time"] <= r["end"]
-    assert any(r.get("name") == "governed_db.result" for r in read_records(store))
+    # the rows the SELECT handed out travel in its outcome (fetched before the outcome was written)
+    assert recs[1]["attrs"]["governed_db.rows_returned"] == 1
+    assert recs[1]["attrs"]["db.response.returned_rows"] == 1
+    assert not any(r.get("name") == "governed_db.result" for r in read_records(store))
     assert verify(store).ok
 
 

@@ -185,8 +185,9 @@ def test_intent_failure_then_outcome_is_recorded_whole(tmp_path: Path) -> None:
     calls: list[str] = []
 
     def flaky(body: Any) -> int:
-        calls.append(body["type"])
-        if body["type"] == R.INTENT:
+        kind = body.type if isinstance(body, R.Prepared) else body["type"]
+        calls.append(kind)
+        if kind == R.INTENT:
             raise OSError(28, "No space left on device")
         return real(body)
 
@@ -316,7 +317,7 @@ def test_outcome_travels_in_the_same_write_as_the_next_intent(tmp_path: Path, mo
     conn.execute("INSERT INTO t VALUES (1)")
     conn.execute("SELECT v FROM t").fetchall()
     on_disk = [r["type"] for r in _file_records(path) if r["type"] != R.GENESIS]
-    assert on_disk == [R.INTENT, R.OUTCOME, R.INTENT]  # statement 2's outcome and result wait
+    assert on_disk == [R.INTENT, R.OUTCOME, R.INTENT]  # statement 2's outcome (its result folded in) waits
     writes: list[bytes] = []
     real_write = os.write
 
@@ -330,7 +331,9 @@ def test_outcome_travels_in_the_same_write_as_the_next_intent(tmp_path: Path, mo
     (one,) = writes
     kinds = [json.loads(line)["type"] for line in one.splitlines()]
     names = [json.loads(line).get("name") for line in one.splitlines()]
-    assert kinds == [R.OUTCOME, R.SPAN, R.INTENT] and names[1] == "governed_db.result"
+    assert kinds == [R.OUTCOME, R.INTENT] and names == [None, "INSERT t"]
+    # the SELECT's result was fetched while its outcome waited: the rows travel in that outcome
+    assert json.loads(one.splitlines()[0])["attrs"]["governed_db.rows_returned"] == 1
     assert verify(path, key=KEY).ok
 
 
@@ -342,8 +345,7 @@ def test_reader_in_the_same_process_sees_deferred_outcomes(tmp_path: Path, monke
     conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
     conn.execute("SELECT 1").fetchall()
     (stmt,) = [r for r in read_records(path) if R.is_statement(r)]
-    assert stmt["outcome"] == "ok"
-    assert any(R.is_result(r) for r in read_records(path))
+    assert stmt["outcome"] == "ok" and stmt["attrs"]["governed_db.rows_returned"] == 1
     result = verify(path, key=KEY)
     assert result.ok and result.outcome_unknown == 0
 
@@ -363,7 +365,8 @@ def test_idle_connection_gets_its_outcome_written_by_the_flusher(tmp_path: Path,
     deadline = time.monotonic() + 30
     while R.OUTCOME not in [r["type"] for r in _file_records(path)] and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert [r["type"] for r in _file_records(path) if r["type"] != R.GENESIS] == [R.INTENT, R.OUTCOME, R.SPAN]
+    assert [r["type"] for r in _file_records(path) if r["type"] != R.GENESIS] == [R.INTENT, R.OUTCOME]
+    assert _file_records(path)[-1]["attrs"]["governed_db.rows_returned"] == 1
 
 
 _EXIT_CHILD = textwrap.dedent("""

@@ -242,13 +242,32 @@ def test_audit_only_records_have_the_shape_of_sdk_span_records(tmp_path: Any, sp
         return [r for r in read_records(path) if r.get("type") == "span"]
 
     a, b = spans_of(light), spans_of(sdk)
-    assert [r["name"] for r in a] == [r["name"] for r in b] == ["SELECT", "governed_db.result", "DROP TABLE x"]
+    # the result, fetched before the SELECT's outcome was written, travels in that outcome on both paths
+    assert [r["name"] for r in a] == [r["name"] for r in b] == ["SELECT", "DROP TABLE x"]
     for x, y in zip(a, b, strict=True):
         assert set(x) == set(y) and x["kind"] == y["kind"] and x["status"] == y["status"]
-        assert x["attrs"] == y["attrs"] or x["name"] == "governed_db.result"
-    stmt, result = a[0], a[1]
-    assert result["parent_span_id"] == stmt["span_id"] and result["trace_id"] == stmt["trace_id"]
-    assert verify(light).ok
+        assert x["attrs"] == y["attrs"]
+    assert a[0]["attrs"]["governed_db.rows_returned"] == 1
+    assert verify(light).ok and verify(sdk).ok
+
+
+def test_a_result_fetched_after_the_outcome_was_written_is_its_own_linked_record(tmp_path: Any) -> None:
+    """A result read after its statement's outcome reached the store gets a result record linked to it."""
+    from governed_db.audit import read_records, verify
+
+    store = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=store, identity=Identity("bot", kind="agent"))
+    cur = conn.cursor()
+    cur.execute("SELECT 1 UNION ALL SELECT 2")
+    conn.execute("SELECT 3").fetchall()  # its intent carries the first SELECT's outcome to the file
+    assert cur.fetchall() == [(1,), (2,)]
+    recs = [r for r in read_records(store) if r.get("type") == "span"]
+    assert [r["name"] for r in recs] == ["SELECT", "SELECT", "governed_db.result"]
+    first, result = recs[0], recs[2]
+    assert "governed_db.rows_returned" not in first["attrs"]
+    assert result["attrs"]["governed_db.rows_returned"] == 2
+    assert result["parent_span_id"] == first["span_id"] and result["trace_id"] == first["trace_id"]
+    assert verify(store).ok
 
 
 def test_result_records_go_to_the_audit_store_by_default(spans: Any, tmp_path: Any) -> None:
@@ -260,10 +279,10 @@ def test_result_records_go_to_the_audit_store_by_default(spans: Any, tmp_path: A
     conn = _conn(provider, audit=store)
     conn.execute("SELECT * FROM users").fetchall()
     assert [s.name for s in exporter.get_finished_spans()] == ["SELECT users"]
-    (result,) = [r for r in read_records(store) if r.get("name") == "governed_db.result"]
-    assert result["attrs"]["governed_db.rows_returned"] == 2
+    (stmt,) = [r for r in read_records(store) if r.get("type") == "span"]  # the result folded into it
+    assert stmt["attrs"]["governed_db.rows_returned"] == 2
     statement = exporter.get_finished_spans()[0]
-    assert result["parent_span_id"] == format(statement.context.span_id, "016x")
+    assert stmt["span_id"] == format(statement.context.span_id, "016x")
 
 
 def test_record_results_false_records_no_result(spans: Any, tmp_path: Any) -> None:

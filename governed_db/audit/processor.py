@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from governed_db.audit import records as R
 from governed_db.audit.metrics import SpanMetrics
 from governed_db.audit.store import AuditStore
-from governed_db.semconv import GDB_MASKED_CELLS, GDB_RESULT
+from governed_db.semconv import GDB_ENVIRONMENT, GDB_MASKED_CELLS, GDB_RESULT
 
 log = logging.getLogger("governed_db.audit")
 
@@ -49,6 +49,8 @@ class AuditSpanProcessor(SpanProcessor):
         self._local = threading.local()
         #: span id -> (intent seq, attributes recorded with the intent), for statements still running
         self._inflight: dict[int, tuple[int, dict[str, Any]]] = {}
+        #: span id -> deferred outcome of an SDK span (governed_db's own spans keep theirs), for folding results
+        self._pending: dict[int, R.PreparedOutcome] = {}
 
     @property
     def last_error(self) -> BaseException | None:
@@ -68,6 +70,10 @@ class AuditSpanProcessor(SpanProcessor):
         return f"<AuditSpanProcessor {str(self.store.path)!r}>"
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        prepared = getattr(self._local, "prepared", None)
+        if prepared is not None and prepared[4] is not None and prepared[2] == span.name:
+            self._start_sdk_prepared(span, prepared)
+            return
         attrs = span.attributes
         if not attrs or "governed_db.decision" not in attrs or _scope_name(span) != R.SCOPE:
             return
@@ -84,7 +90,60 @@ class AuditSpanProcessor(SpanProcessor):
         # an SDK span's outcome is what changed since this snapshot; governed_db's own span tracks that itself
         self._inflight[R.span_id_of(span)] = (seq, _NO_ATTRS if getattr(span, "light", False) else body["attrs"])
 
+    def start_prepared(self, span: Any) -> None:
+        """The intent of governed_db's own span from its prepared bytes (the hot path of :meth:`on_start`)."""
+        parent = span.parent
+        try:
+            span.intent_seq = self.store.append(R.PreparedIntent(
+                span.head, span._base, span.name, "CLIENT", trace_id=span.trace_id, span_id=span.span_id,
+                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0]))
+        except Exception as e:  # never raise into the pipeline; it refuses on last_error
+            self._failed(span, e)
+            return
+        self._local.error = None
+
+    def _start_sdk_prepared(self, span: Any, prepared: tuple[Any, Any, str, dict[str, Any], bytes]) -> None:
+        """An SDK span the Recorder is starting: the intent from the bytes it prepared (see Recorder.start)."""
+        ctx, parent = span.context, span.parent
+        try:
+            seq = self.store.append(R.PreparedIntent(
+                prepared[4], prepared[3], prepared[2], "CLIENT", trace_id=ctx.trace_id, span_id=ctx.span_id,
+                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0]))
+        except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
+            self._failed(span, e)
+            return
+        self._local.error = None
+        if len(self._inflight) > _MAX_INFLIGHT:
+            for k in list(self._inflight)[: _MAX_INFLIGHT // 2]:
+                self._inflight.pop(k, None)
+        self._inflight[ctx.span_id] = (seq, prepared[3])
+
+    def fold_result(self, outcome: R.PreparedOutcome | int, attrs: dict[str, Any], environment: str) -> bool:
+        """Add a result's row counts to its statement's deferred outcome (the record, or its statement's span
+        id); False once that was written — the caller then records a separate result record."""
+        if type(outcome) is int:
+            found = self._pending.pop(outcome, None)
+            if found is None:
+                return False
+            outcome = found
+        assert isinstance(outcome, R.PreparedOutcome)
+        try:
+            if not self.store.amend(outcome, attrs):
+                return False
+        except Exception:
+            return False
+        metrics = self.metrics
+        if metrics is not None and attrs.get(GDB_MASKED_CELLS):
+            try:
+                metrics.observe_result({**attrs, GDB_ENVIRONMENT: environment}, outcome.span_id)
+            except Exception as e:
+                log.warning("governed_db audit: metrics failed for a result: %r", e)
+        return True
+
     def on_end(self, span: ReadableSpan) -> None:
+        if getattr(span, "intent_seq", -1) >= 0:
+            self._end_prepared(span)
+            return
         if _scope_name(span) != R.SCOPE:
             return
         light = getattr(span, "light", False)
@@ -97,16 +156,43 @@ class AuditSpanProcessor(SpanProcessor):
                 else:
                     self.store.append(body)
             else:
-                body = R.outcome_body(span, intent_seq=started[0], started=started[1])
-                if body["status"] == "ERROR":
+                out = R.outcome_body(span, intent_seq=started[0], started=started[1])
+                if out.status == "ERROR":
                     # refusals and failures are rare and are what an auditor looks for: on disk before the
                     # error reaches the caller
-                    self.store.append(body)
+                    self.store.append(out)
                 else:
                     # a success travels with the next write (the next statement's intent, or the flusher's
                     # within a bounded time): a crash before then leaves this statement "outcome unknown"
-                    self.store.defer(body)
+                    self.store.defer(out)
+                    pending = self._pending
+                    pending[out.span_id] = out  # its result's row counts may still fold into it
+                    if len(pending) > _MAX_PENDING:
+                        del pending[next(iter(pending))]
             self.last_error = None
+        except Exception as e:  # a processor must not break the application's statement
+            self._failed(span, e)
+        if self.metrics is not None:
+            try:
+                self.metrics.observe(span)
+            except Exception as e:
+                log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
+
+    def _end_prepared(self, span: Any) -> None:
+        """The outcome of a span whose intent was prepared: deferred on success (results fold into it)."""
+        status = span.status
+        code = status.status_code.name if status is not None else "UNSET"
+        try:
+            late = span.late
+            out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent_seq,
+                                    span_id=span.span_id, status=code,
+                                    status_message=status.description if status is not None else None)
+            if code == "ERROR":
+                self.store.append(out)  # refusals and failures reach the OS before the error reaches the caller
+            else:
+                self.store.defer(out)
+                span.outcome = out
+            self._local.error = None
         except Exception as e:  # a processor must not break the application's statement
             self._failed(span, e)
         if self.metrics is not None:
@@ -153,6 +239,7 @@ class AuditSpanProcessor(SpanProcessor):
 
 _random = random  # the module-level generator, as for span ids: reseeded in forked children
 _MAX_INFLIGHT = 65536
+_MAX_PENDING = 64
 _NO_ATTRS: dict[str, Any] = {}
 RESULT = GDB_RESULT
 #: this process's id, kept current over fork (os.getpid() is a system call on every record otherwise)

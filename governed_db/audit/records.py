@@ -98,6 +98,114 @@ def encode(body: Mapping[str, Any], rkey: bytes | None = None) -> tuple[bytes, s
     return canon[:-1] + tail + b'"}\n', digest
 
 
+class Prepared:
+    """A record whose canonical bytes are built from templates — the statement hot path.
+
+    :func:`encode_prepared` makes exactly the line :func:`encode` makes of :meth:`body` (a test checks byte
+    equality), without building and sorting a dict per record: the parts that repeat (a statement's
+    attributes) are serialised once and reused. ``canonical = head + '"prev":"…","seq":…,' + tail``: ``prev``
+    and ``seq`` are adjacent in sorted key order for every prepared record type.
+    """
+
+    __slots__ = ("written",)
+    type = ""
+
+    def __init__(self) -> None:
+        #: set once encoded for a write (under the store's lock): a pending outcome is no longer amended then
+        self.written = False
+
+    def parts(self) -> tuple[bytes, bytes]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def body(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def attributes_json(attrs: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of plain attributes (strings, ints, booleans, lists of those); raises otherwise."""
+    try:
+        return _odumps(attrs, option=_OPT)
+    except orjson.JSONEncodeError as e:
+        raise ValueError(str(e)) from None
+
+
+def intent_head(attrs_json: bytes, name: str, kind: str) -> bytes:
+    """The start of an intent's canonical bytes, the same for every run of one statement by one identity."""
+    return b'{"attrs":' + attrs_json + b',"kind":' + _odumps(kind) + b',"name":' + _odumps(name) + \
+        b',"parent_span_id":'
+
+
+class PreparedIntent(Prepared):
+    """A statement's intent, from an :func:`intent_head` (identity, statement, decision) and its ids."""
+
+    __slots__ = ("attrs", "head", "kind", "name", "parent", "pid", "span_id", "time", "trace_id")
+    type = INTENT
+
+    def __init__(self, head: bytes, attrs: Mapping[str, Any], name: str, kind: str, *, trace_id: int,
+                 span_id: int, parent: int | None, time_ns: int, pid: int) -> None:
+        self.written = False
+        self.head, self.attrs, self.name, self.kind = head, attrs, name, kind
+        self.trace_id, self.span_id, self.parent, self.time, self.pid = trace_id, span_id, parent, time_ns, pid
+
+    def parts(self) -> tuple[bytes, bytes]:
+        parent = self.parent
+        return (
+            self.head + (b"null" if parent is None else b'"%016x"' % parent) + b',"pid":%d,' % self.pid,
+            b'"span_id":"%016x","time":%d,"trace_id":"%032x","type":"intent","v":2}'
+            % (self.span_id, self.time, self.trace_id),
+        )
+
+    def body(self) -> dict[str, Any]:
+        parent = self.parent
+        return {"v": FORMAT_VERSION, "type": INTENT, "time": self.time, "name": self.name, "kind": self.kind,
+                "trace_id": f"{self.trace_id:032x}", "span_id": f"{self.span_id:016x}",
+                "parent_span_id": f"{parent:016x}" if parent is not None else None,
+                "attrs": _attributes(self.attrs), "pid": self.pid}
+
+
+class PreparedOutcome(Prepared):
+    """How a statement ended; while deferred, its result's row counts can still be folded in (:meth:`amend`)."""
+
+    __slots__ = ("attrs", "end", "intent", "span_id", "status", "status_message")
+    type = OUTCOME
+
+    def __init__(self, attrs: dict[str, Any], *, end: int, intent: int, span_id: int, status: str,
+                 status_message: str | None) -> None:
+        self.written = False
+        self.attrs, self.end, self.intent, self.span_id = attrs, end, intent, span_id
+        self.status, self.status_message = status, status_message
+
+    def parts(self) -> tuple[bytes, bytes]:
+        attrs = self.attrs
+        msg = self.status_message
+        return (
+            b'{"attrs":' + (_odumps(attrs, option=_OPT) if attrs else b"{}")
+            + b',"end":%d,"intent":%d,' % (self.end, self.intent),
+            b'"span_id":"%016x","status":%b,%b"type":"outcome","v":2}'
+            % (self.span_id, _odumps(self.status),
+               b'"status_message":' + _odumps(msg) + b"," if msg else b""),
+        )
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"v": FORMAT_VERSION, "type": OUTCOME, "intent": self.intent,
+                                "span_id": f"{self.span_id:016x}", "end": self.end, "status": self.status,
+                                "attrs": _attributes(self.attrs) if self.attrs else {}}
+        if self.status_message:
+            body["status_message"] = self.status_message
+        return body
+
+
+def encode_prepared(rec: Prepared, seq: int, prev: str, rkey: bytes | None) -> tuple[bytes, str]:
+    """``(line, hash)`` of a prepared record: the same bytes :func:`encode` makes of its body with seq/prev."""
+    head, tail = rec.parts()
+    canon = b'%b"prev":"%b","seq":%d,%b' % (head, prev.encode("ascii"), seq, tail)
+    digest = hashlib.sha256(canon).hexdigest()
+    if rkey is not None:
+        return (canon[:-1] + b',"hash":"' + digest.encode("ascii") + b'","tag":"'
+                + tag(rkey, digest).encode("ascii") + b'"}\n', digest)
+    return canon[:-1] + b',"hash":"' + digest.encode("ascii") + b'"}\n', digest
+
+
 def expected_line(record: Mapping[str, Any], rkey: bytes | None) -> bytes:
     """The exact line a writer produces for the parsed ``record`` (with its tag when ``rkey`` is given)."""
     body = {k: v for k, v in record.items() if k != "hash" and k != "tag"}
@@ -325,30 +433,24 @@ def intent_body(span: Any, *, pid: int) -> dict[str, Any]:
     return body
 
 
-def outcome_body(span: Any, *, intent_seq: int, started: Mapping[str, Any]) -> dict[str, Any]:
+def outcome_body(span: Any, *, intent_seq: int, started: Mapping[str, Any]) -> PreparedOutcome:
     """How the statement of intent ``intent_seq`` ended: status, end time, the attributes set since it started."""
     status = span.status
     added: dict[str, Any] = {}
     missing = _MISSING
     if getattr(span, "light", False):
-        added = span.late  # governed_db's own span knows what was set after it started
+        added = dict(span.late)  # governed_db's own span knows what was set after it started
     else:
         for k, v in (span.attributes or {}).items():
             before = started.get(k, missing)
             if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
                 added[k] = v
-    body: dict[str, Any] = {
-        "v": FORMAT_VERSION,
-        "type": OUTCOME,
-        "intent": intent_seq,
-        "span_id": f"{span_id_of(span):016x}",
-        "end": span.end_time,
-        "status": status.status_code.name if status is not None else "UNSET",
-        "attrs": _attributes(added) if added else {},
-    }
-    if status is not None and status.description:
-        body["status_message"] = status.description
-    return body
+    if added and not all(type(v) in _SCALARS or (type(v) in (list, tuple) and all(type(x) in _SCALARS for x in v))
+                         for v in added.values()):
+        added = _attributes(added)
+    return PreparedOutcome(added, end=span.end_time, intent=intent_seq, span_id=span_id_of(span),
+                           status=status.status_code.name if status is not None else "UNSET",
+                           status_message=status.description if status is not None else None)
 
 
 _MISSING: Any = object()

@@ -356,6 +356,8 @@ def stats(records: Iterable[dict[str, Any]], *, since: int | None = None, until:
                                or bool(R.attr(rec, GDB_APPROVAL_REQUEST_ID)))
             if R.attr(rec, GDB_MASKED_COLUMNS):
                 s.masked_reads += 1
+            # a result fetched before its statement's outcome was written travels in that outcome
+            s.masked_cells += int(R.attr(rec, GDB_MASKED_CELLS, 0) or 0)
             owner[str(rec.get("span_id"))] = key
         elif R.is_result(rec):
             cells = int(R.attr(rec, GDB_MASKED_CELLS, 0) or 0)

@@ -43,6 +43,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from governed_db.audit import records as R
 from governed_db.audit import segments
 from governed_db.audit.segments import _first_record, raw_lines, store_files
@@ -156,7 +158,7 @@ class AuditStore:
         self._flusher: threading.Thread | None = None
         #: records that may wait for the next write (statement outcomes, result records): they travel in
         #: the same write() as the next intent, or the flusher writes them within ``defer_interval``
-        self._deferred: list[Mapping[str, Any]] = []
+        self._deferred: list[Mapping[str, Any] | R.Prepared] = []
         #: when the path is next ``stat``ed to notice external rotation (see :meth:`_lock_file`)
         self._next_stat = 0.0
         self.stat_interval = stat_interval
@@ -167,7 +169,7 @@ class AuditStore:
         return f"<AuditStore {str(self.path)!r}>"
 
     # -- writing -------------------------------------------------------------------------------
-    def append(self, body: Mapping[str, Any]) -> int:
+    def append(self, body: Mapping[str, Any] | R.Prepared) -> int:
         """Chain and write one record; returns its ``seq``. The write() has happened on return.
 
         Deferred records (:meth:`defer`) go out first, in the same write().
@@ -200,7 +202,7 @@ class AuditStore:
             self.sync()
         return seq
 
-    def defer(self, body: Mapping[str, Any]) -> None:
+    def defer(self, body: Mapping[str, Any] | R.Prepared) -> None:
         """Queue a record that need not reach the OS before the caller goes on (a statement's outcome).
 
         It is written together with the next :meth:`append` (one lock, one write()), or by the flusher thread
@@ -216,6 +218,15 @@ class AuditStore:
             self._deferred.append(body)
             if len(self._deferred) >= _MAX_DEFERRED:
                 self._wake.set()
+
+    def amend(self, record: R.PreparedOutcome, attrs: Mapping[str, Any]) -> bool:
+        """Add ``attrs`` to a deferred outcome not written yet (a result's row counts travel in its statement's
+        outcome record); False once it was written — the caller then records them separately."""
+        with self._lock:
+            if record.written:
+                return False
+            record.attrs.update(attrs)
+            return True
 
     def flush(self) -> None:
         """Write the deferred records now."""
@@ -434,22 +445,16 @@ class AuditStore:
                 if pending is not None:
                     # fsync outside the lock (appends go on meanwhile); it covers `pending`, written before it
                     self.sync()
-                    with self._lock:
-                        if self._fd >= 0 and self._pid == os.getpid():
-                            fcntl.flock(self._fd, fcntl.LOCK_EX)
-                            try:
-                                self._publish_locked(self._fd, pending)
-                            finally:
-                                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    self._publish_in_background(pending)
                 elif self._dirty and self.fsync_interval:
                     self.sync()
             except (OSError, AuditStoreError) as e:
                 log.error("governed_db audit: background fsync/checkpoint of %s failed: %s", self.path, e)
 
-    def _write(self, fd: int, body: Mapping[str, Any], *, prefix: bytes = b"") -> int:
+    def _write(self, fd: int, body: Mapping[str, Any] | R.Prepared, *, prefix: bytes = b"") -> int:
         return self._write_many(fd, (body,), prefix=prefix)
 
-    def _write_many(self, fd: int, bodies: Sequence[Mapping[str, Any]], *, prefix: bytes = b"") -> int:
+    def _write_many(self, fd: int, bodies: Sequence[Mapping[str, Any] | R.Prepared], *, prefix: bytes = b"") -> int:
         """Chain ``bodies`` and write them with ONE write(); returns the last ``seq``.
 
         The chain head moves only once the bytes are written: a failed write leaves it where it was.
@@ -459,6 +464,19 @@ class AuditStore:
         kind = ""
         for body in bodies:
             seq += 1
+            if isinstance(body, R.Prepared):
+                # the statement hot path: templated bytes, identical to encode() of its body
+                try:
+                    line, digest2 = R.encode_prepared(body, seq, digest, rkey)
+                except (TypeError, ValueError, orjson.JSONEncodeError):
+                    line = b""
+                if line and len(line) <= R.MAX_LINE:
+                    body.written = True
+                    lines.append(line)
+                    digest, kind = digest2, body.type
+                    continue
+                body.written = True
+                body = body.body()  # unusual values or an oversized record: the general path below
             rec = dict(body)
             rec["seq"] = seq
             rec["prev"] = digest
@@ -671,14 +689,68 @@ class AuditStore:
         else:
             self._wake.set()  # the flusher fsyncs outside the lock, then publishes
 
-    def _publish_locked(self, fd: int, pending: dict[str, Any] | None) -> None:
-        """Point the anchor at checkpoint ``pending`` (caller holds both locks and fsynced after it was written)."""
+    def _publish_in_background(self, pending: dict[str, Any]) -> None:
+        """The flusher's anchor update: its fsyncs happen outside the locks, so statements never wait on them.
+
+        The new anchor is written and fsynced to a temporary file first; under both locks it is only checked
+        and renamed into place (cross-process publishers stay serialised); the directory fsync that makes the
+        rename durable follows outside the locks, and only then does this writer count the checkpoint as
+        anchored (a checkpoint written meanwhile records the older value: a lower bound, never a false one).
+        """
+        tmp: Path | None = self._anchor_tmp(pending)
+        try:
+            with self._lock:
+                if self._fd < 0 or self._pid != os.getpid():
+                    return
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    renamed = self._publish_locked(self._fd, pending, tmp=tmp)
+                finally:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if renamed:
+                tmp = None
+                self._after_rename(pending)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    def _anchor_tmp(self, pending: dict[str, Any]) -> Path:
+        target = anchor_path(self.path)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        data = json.dumps(pending, sort_keys=True).encode("ascii") + b"\n"
+        tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(tfd, data)
+            os.fsync(tfd)
+        finally:
+            os.close(tfd)
+        return tmp
+
+    def _after_rename(self, pending: dict[str, Any]) -> None:
+        if self.witness is not None:
+            self.witness.submit(pending)  # queued: a slow or absent witness never holds up a statement
+        # the rename must be durable before a later checkpoint says the anchor names this one, or a power
+        # cut could bring back the older anchor and make an honest store look replayed
+        dfd = os.open(anchor_path(self.path).parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self._anchored = max(self._anchored, int(pending["seq"]))
+
+    def _publish_locked(self, fd: int, pending: dict[str, Any] | None, *, tmp: Path | None = None) -> bool:
+        """Point the anchor at checkpoint ``pending`` (caller holds both locks and fsynced after it was written).
+
+        With ``tmp`` (an anchor file already written and fsynced) only the rename happens here and True says
+        the caller must finish with :meth:`_after_rename`; without, everything happens here.
+        """
         if pending is None:
-            return
+            return False
         if self._pending_anchor is pending:
             self._pending_anchor = None
         if pending["store"] != self._store_id:
-            return  # the file was replaced since: that checkpoint is not in this one
+            return False  # the file was replaced since: that checkpoint is not in this one
         target = anchor_path(self.path)
         current = _read_anchor(target)
         if (
@@ -689,7 +761,7 @@ class AuditStore:
             and not self._anchor_violated(fd, target)
         ):
             self._anchored = max(self._anchored, current["seq"])
-            return  # another writer already published a later checkpoint
+            return False  # another writer already published a later checkpoint
         problem = self._anchor_violated(fd, target)
         if problem:
             # keep the old anchor: it is the evidence that records it names have gone
@@ -700,26 +772,13 @@ class AuditStore:
                 problem,
                 self.path,
             )
-            return
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        data = json.dumps(pending, sort_keys=True).encode("ascii") + b"\n"
-        tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(tfd, data)
-            os.fsync(tfd)
-        finally:
-            os.close(tfd)
-        os.replace(tmp, target)
-        if self.witness is not None:
-            self.witness.submit(pending)  # queued: a slow or absent witness never holds up a statement
-        # the rename must be durable before a later checkpoint says the anchor names this one, or a power
-        # cut could bring back the older anchor and make an honest store look replayed
-        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        self._anchored = max(self._anchored, int(pending["seq"]))
+            return False
+        if tmp is not None:
+            os.replace(tmp, target)
+            return True
+        os.replace(self._anchor_tmp(pending), target)
+        self._after_rename(pending)
+        return False
 
 
 _SHORTEN = 64 * 1024
