@@ -5,27 +5,146 @@
 statement it amounts to, so the same rules apply (``VACUUM INTO``,
 ``DROP SCHEMA``, ``load_extension()``, a read or update of one column; a blob
 of a masked column is refused, since its bytes never pass through a cursor).
+
+The connection's factories and limits are the caller's too (decision 0170): a
+``row_factory`` is handed masked values only (as psycopg's row factories are),
+a ``text_factory`` other than ``str``/``bytes``/``bytearray`` is refused (it
+would see every value before masking, and ``int`` quotes it in its error), and
+``setlimit`` may not lower the string length limit (past it a computed value
+fails or turns NULL exactly when it holds what the statement looks for).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
+from governed_db import masking
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_masked_export
+from governed_db.errors import GuardrailViolation
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript
 
+#: text factories built into Python that never fail and keep nothing: rows are masked after them
+_NATIVE_TEXT = (str, bytes, bytearray)
+
+
+def _masked_factory(user: Any, cursor: SqliteCursor) -> Any:
+    """A sqlite3 row factory that hands ``user`` the row's values masked (and the governed cursor)."""
+    st = cursor._self_result
+
+    def factory(_raw_cursor: Any, row: tuple[Any, ...]) -> Any:
+        if st.poisoned is not None:
+            raise st.poisoned
+        plan = st.plan
+        return user(cursor, plan.apply_row(row) if plan is not None else row)
+
+    factory.governed_user_factory = user  # type: ignore[attr-defined]
+    return factory
+
 
 class SqliteCursor(GovernedCursor):
+    def __init__(self, raw: Any, gov: Any, connection: Any) -> None:
+        super().__init__(raw, gov, connection)
+        self._install_factory(raw.row_factory)
+
+    def _install_factory(self, factory: Any) -> None:
+        raw, st = self.__wrapped__, self._self_result
+        factory = getattr(factory, "governed_user_factory", factory)
+        if factory is None or factory is sqlite3.Row:
+            st.premasked = False  # tuples and Rows are masked as they leave
+            raw.row_factory = factory
+        else:
+            # any other factory is the caller's code: it builds its row from masked values only (a
+            # ``row_factory = print`` or a list's ``append`` would otherwise receive every value in clear)
+            st.premasked = True
+            raw.row_factory = _masked_factory(factory, self)
+
+    @property
+    def row_factory(self) -> Any:
+        factory = self.__wrapped__.row_factory
+        return getattr(factory, "governed_user_factory", factory)
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._install_factory(factory)
+
     def executescript(self, sql_script: Any) -> Any:
         return governed_executescript(self, sql_script)
+
+    # sqlite3 decodes text while rows are fetched: an error then quotes the cell (``Could not decode to UTF-8
+    # column ... with text '536-22-8726\xff'``), so fetch errors are scrubbed as statement errors are
+    def fetchone(self) -> Any:
+        with self._self_scrubbed():
+            return super().fetchone()
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        with self._self_scrubbed():
+            return super().fetchmany(*args, **kwargs)
+
+    def fetchall(self) -> Any:
+        with self._self_scrubbed():
+            return super().fetchall()
+
+    def __next__(self) -> Any:
+        with self._self_scrubbed():
+            return super().__next__()
+
+    def __iter__(self) -> Iterator[Any]:
+        rows = super().__iter__()
+        while True:
+            with self._self_scrubbed():
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+            yield row
+
+    @contextlib.contextmanager
+    def _self_scrubbed(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            masking.scrub_error(e, gov=self._self_gov)
+            raise
 
 
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
     cursor_proxy = SqliteCursor
+
+    @property
+    def text_factory(self) -> Any:
+        return self.__wrapped__.text_factory
+
+    @text_factory.setter
+    def text_factory(self, factory: Any) -> None:
+        if factory not in _NATIVE_TEXT:
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    f"refused by governed_db: text_factory = {getattr(factory, '__name__', type(factory).__name__)} "
+                    "would be called with every text value before masking (and its errors quote them). "
+                    "Next step: keep str, bytes or bytearray, and convert the fetched (masked) values instead."
+                )
+            )
+        self.__wrapped__.text_factory = factory
+
+    def setlimit(self, category: int, limit: int, /) -> Any:
+        raw = self.__wrapped__
+        if category == getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0) and 0 <= limit < raw.getlimit(category):
+            # a lower length limit makes any computed value an oracle: replace(substr(ssn, 1, 1), '5', 'xx')
+            # fails (or printf() turns NULL) exactly when the character is a 5
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    "refused by governed_db: lowering SQLITE_LIMIT_LENGTH lets a statement's success depend on "
+                    "how long a computed value is, which reveals masked values. Next step: set limits on the "
+                    "connection before governed_db.wrap()."
+                )
+            )
+        return raw.setlimit(category, limit)
 
     def backup(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         # A backup copies every row unmasked: judged as writing the database to a file.

@@ -16,6 +16,8 @@ functions over a value; any function governed_db does not know — is a use, and
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 #: nodes that only carry or rearrange values: no failure, no row decided by what they hold
@@ -309,6 +311,19 @@ def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> st
     return None
 
 
+#: a printf conversion whose width or precision is an argument (``%.*c``), or a fmt replacement field with a
+#: nested one (``{:>{}}``): the value decides how long the result is, and past a length limit SQLite's
+#: printf() returns NULL (``printf('%.*c', substr(iban, 8, 1) || '000000', 'x')`` is NULL exactly for a digit
+#: other than 0 under a 1 MB limit)
+_SIZED_BY_ARGUMENT = re.compile(r"%[^%a-zA-Z]*\*|\{[^{}]*\{")
+
+
+def _fixed_format(node: exp.Expression) -> bool:
+    """True when the format of a printf()/format() call is a literal sized by itself alone."""
+    fmt = node.expressions[0] if node.expressions else None
+    return isinstance(fmt, exp.Literal) and fmt.is_string and not _SIZED_BY_ARGUMENT.search(str(fmt.this))
+
+
 def name_of(node: exp.Expression) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
@@ -398,7 +413,9 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         if name in TOTAL_NAMES:
             return None
         if name in _FIRST_CONTROLS:
-            return None if not any(t for key, i, t in tainted if i == 0) else f"the format of {name}()"
+            if any(t for key, i, t in tainted if i == 0):
+                return f"the format of {name}()"
+            return None if _fixed_format(node) else f"{name}() with a width or precision taken from an argument"
         if name in _LATER_CONTROLS:
             return None if not any(t for key, i, t in tainted if i > 0) else f"the encoding of {name}()"
         if name in _CONVERSIONS:

@@ -12,6 +12,8 @@ _ECHOES = (
     re.compile(r"(Duplicate entry ')(.*?)(' for key)", re.S),
     re.compile(r"(Incorrect \w+ value: ')(.*?)(')", re.S),
     re.compile(r"(Data truncated for column '[^']*' at row \d+: ')(.*?)(')", re.S),
+    # sqlite3 fetching text that is not UTF-8 (``ssn || CAST(x'ff' AS TEXT)``) quotes the whole cell
+    re.compile(r"(Could not decode to UTF-8 column '.*' with text ')(.*)(')", re.S),
 )
 
 

@@ -33,6 +33,9 @@ VALUE_CATALOGS = frozenset(
     {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3"}
 )  # fmt: skip
+#: Table functions that report column values: DuckDB's storage statistics hold each segment's min/max (the first
+#: bytes of the values) and string lengths
+VALUE_FUNCTIONS = frozenset({"pragma_storage_info"})
 _LIMIT_KINDS = frozenset({"write", "file", "ddl", "admin"})
 
 
@@ -104,7 +107,7 @@ def table_allow(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str,
     family="tables",
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
-    "column values (pg_stats, pg_statistic, column_statistics), is never routine; plain schema discovery "
+    "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info()), is never routine; plain schema discovery "
     "stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
@@ -122,6 +125,7 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     if secret:
         return Finding(f"reads credential catalog(s) {', '.join(secret)}")
     values = [t for t in stmt.tables_read if _values(t)]
+    values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
     return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
 
 
