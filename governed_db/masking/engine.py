@@ -68,6 +68,9 @@ class TableInfo:
     #: provisional and its errors are scrubbed as sensitive
     sample_failed: bool = False
     unsampled: bool = False
+    #: declared type of each column (lower-cased name): a MySQL CAST(x AS CHAR(n)) of a column declared no
+    #: longer than n cannot truncate (and so cannot warn)
+    types: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +153,10 @@ class MaskingState:
         info = self.table(key, node)
         return key, info.columns
 
+    def declared_type(self, key: str, column: str) -> str | None:
+        """The declared type of ``key.column`` as the catalog reads it (``None`` when unknown)."""
+        return self.table(key).types.get(column.lower())
+
     def table(self, key: str, node: exp.Table | None = None) -> TableInfo:
         info = self.tables.get(key)
         if (
@@ -209,7 +216,7 @@ class MaskingState:
         info = TableInfo(key, [c for c, _ in cols] if cols else None, read_at=time.monotonic())
         if cols is None:
             return info
-        types = {c.lower(): t for c, t in cols}
+        types = info.types = {c.lower(): t for c, t in cols}
         missing = [c for c, _ in cols if self.catalog is None or self.catalog.lookup(key, c) is None]
         values: dict[str, list[Any]] = {}
         sampled_rows: int | None = None
@@ -283,7 +290,7 @@ class MaskingState:
             return StatementFacts(None)
         tree = stmts[0].expression
         assert tree is not None
-        lineage = trace(tree, self.columns_of, self.sg_dialect)
+        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
         if _DECLARE_CURSOR.match(analysis.sql) and lineage.outputs is not None:
             # DECLARE c CURSOR FOR <query> (judged as its query): its rows come back later, by FETCH, where no
             # lineage follows them, so every value it would return counts as kept for later

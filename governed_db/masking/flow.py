@@ -332,6 +332,43 @@ def name_of(node: exp.Expression) -> str:
     return node.key
 
 
+def _takes_width(fmt: exp.Expression | None) -> bool:
+    """A ``format()``/``printf()`` format (a literal, or not) that may read a width or precision from an
+    argument (``%*s``, ``%1$*2$s``; DuckDB's ``{:{}}``)."""
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+        return True
+    text = str(fmt.this)
+    return "*" in text or re.search(r"\{[^}]*\{", text) is not None
+
+
+def _utf8(node: exp.Expression | None) -> bool:
+    return isinstance(node, exp.Literal) and node.is_string and str(node.this).upper().replace("-", "") == "UTF8"
+
+
+#: to_json(x) and its kin are as shaped as ``x``: a whole row's keys are its column names, but an object built
+#: from computed keys (jsonb_build_object(substr(ssn, 1, 1), 1, '5', 2)) has one key fewer when they are equal
+_AS_SHAPED_AS_ARGUMENT = frozenset({"to_json", "to_jsonb", "row_to_json"})
+
+
+def cast_fits(node: exp.Expression, declared: list[str | None]) -> bool:
+    """A MySQL ``CAST(x AS CHAR(n))`` of a column declared ``[VAR]CHAR(m)`` with ``m <= n`` (or
+    ``BINARY(n)`` of ``[VAR]BINARY(m)``): it never truncates, so it never warns."""
+    to = node.args.get("to") if isinstance(node, exp.Cast) else None
+    if not isinstance(to, exp.DataType) or len(to.expressions) != 1 or not declared:
+        return False
+    size = to.expressions[0]
+    size = size.this if isinstance(size, exp.DataTypeParam) else size
+    if not (isinstance(size, exp.Literal) and not size.is_string):
+        return False
+    binary = to.this in _BINARY_TYPES
+    want = r"(?:var)?binary" if binary else r"(?:national\s+)?(?:var)?char(?:acter)?(?:\s+varying)?"
+    for d in declared:
+        found = re.fullmatch(rf"\s*{want}\s*\(\s*(\d+)\s*\).*", (d or "").lower())
+        if found is None or int(found.group(1)) > int(str(size.this)):
+            return False
+    return True
+
+
 def shaped(node: exp.Expression | None) -> bool:
     """True when ``node`` is a collection whose size does not depend on the values in it."""
     while isinstance(node, (exp.Paren, exp.Subquery, exp.Alias)):
@@ -345,6 +382,8 @@ def shaped(node: exp.Expression | None) -> bool:
     if isinstance(node, exp.Array):
         return True  # ARRAY[a, b] or ARRAY(subquery): one element per item or row
     if isinstance(node, exp.Anonymous):
+        if name_of(node) in _AS_SHAPED_AS_ARGUMENT:
+            return bool(node.expressions) and shaped(node.expressions[0])
         return name_of(node) in _SHAPED_NAMES
     return False
 
@@ -365,15 +404,13 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         # a cast fails (or, as TRY_CAST, turns NULL) exactly for the values it cannot convert
         to = node.args.get("to")
         kind = to.this if isinstance(to, exp.DataType) else None
-        if (
-            isinstance(to, exp.DataType)
-            and to.expressions
-            and dialect == "mysql"
-            and any(k not in ("const", "column") for _, _, k in kinds)
-        ):
-            # MySQL truncates a derived value to CHAR(n) with a warning (@@warning_count counts it), exactly
-            # when the value is longer: replace(ssn, '4', 'xxxx') makes that a guess
-            return f"a cast to {to.sql(dialect=dialect)} of a computed value"
+        if isinstance(to, exp.DataType) and to.expressions and dialect == "mysql":
+            # MySQL truncates a value to CHAR(n) with a warning (@@warning_count counts it), exactly when the
+            # value is longer: over a computed value (replace(ssn, '4', 'xxxx')) a guess, over a column's own
+            # value its length (a column declared no longer than n is let through by the walk: cast_fits)
+            if any(k not in ("const", "column") for _, _, k in kinds):
+                return f"a cast to {to.sql(dialect=dialect)} of a computed value"
+            return f"a cast to {to.sql(dialect=dialect)} (MySQL warns when the value is longer: its length)"
         if kind in _TEXT_TYPES or (kind in _BINARY_TYPES and dialect in _BINARY_COPIES):
             return None
         return f"a cast to {to.sql(dialect=dialect) if isinstance(to, exp.Expression) else 'another type'}"
@@ -395,6 +432,10 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
             # PostgreSQL substring(x FROM 'pattern') / substring(x, text) is a regular expression match, NULL
             # when it fails: only a number literal makes it a plain cut
             return "substring() with a pattern (NULL or not says whether it matches)"
+    if isinstance(node, exp.Format) and _takes_width(node.this) and any(t for key, _, t in tainted if key != "this"):
+        # format('%*s', x, ...) converts the argument the width is read from to an integer: an error unless
+        # it is one (replace(substr(ssn, 1, 1), '5', 'x') fails exactly for a 5)
+        return "format() with a width or precision taken from an argument"
     controls = next((keys for cls, keys in _CONTROL.items() if isinstance(node, cls)), None)
     if controls is not None:
         if any(t and key in controls for key, _, t in tainted):
@@ -404,8 +445,14 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
     if isinstance(node, (exp.Unnest, exp.Explode)) or (
         isinstance(node, exp.Anonymous) and name_of(node) in SET_RETURNING
     ):
+        keys = ["expressions"] * len(node.expressions) if node.expressions else ["this"]
         items = node.expressions if node.expressions else [node.this]
-        if all(shaped(e) for e in items if isinstance(e, exp.Expression)):
+        kind_of = {(key, i): kind for key, i, kind in kinds}
+        if all(
+            shaped(e) or kind_of.get((key, i if key == "expressions" else 0)) in ("row", "const")
+            for i, (key, e) in enumerate(zip(keys, items, strict=True))
+            if isinstance(e, exp.Expression)
+        ):
             return None
         return f"{name_of(node)}(), whose number of rows depends on the value"
     if isinstance(node, exp.Anonymous):
@@ -415,13 +462,23 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         if name in _FIRST_CONTROLS:
             if any(t for key, i, t in tainted if i == 0):
                 return f"the format of {name}()"
-            return None if _fixed_format(node) else f"{name}() with a width or precision taken from an argument"
+            if not _fixed_format(node) or _takes_width(node.expressions[0] if node.expressions else None):
+                # format('%*s', x, ...) reads a width from an argument: an integer conversion that fails on
+                # anything else (replace(substr(ssn, 1, 1), '5', 'x') errors exactly for a 5)
+                return f"{name}() with a width or precision taken from an argument"
+            return None
         if name in _LATER_CONTROLS:
             return None if not any(t for key, i, t in tainted if i > 0) else f"the encoding of {name}()"
         if name in _CONVERSIONS:
-            # convert_to(replace(ssn, '4', '€'), 'LATIN1') fails exactly when the value held a 4
+            # convert_to(replace(ssn, '4', '€'), 'LATIN1') fails exactly when the value held a 4; a column's
+            # own value fails when it holds a character the encoding lacks (Cyrillic in LATIN1: which script a
+            # name is written in), so only a conversion to UTF-8 (the database's own) is total
             plain = all(k in ("const", "column") for key, i, k in kinds)
-            return None if plain else f"{name}() of a computed value (it fails on characters it cannot convert)"
+            if not plain:
+                return f"{name}() of a computed value (it fails on characters it cannot convert)"
+            if name == "convert_to" and _utf8(node.expressions[1] if len(node.expressions) > 1 else None):
+                return None
+            return f"{name}() to an encoding other than UTF8 (it fails on characters it cannot convert)"
         return f"{name}(), which may fail or decide rows on the value"
     if isinstance(node, _NUMERIC):
         if dialect in _STRICT_TYPES or all(k in ("const", "column") for _, _, k in kinds):

@@ -117,7 +117,7 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
     if facts.lineage is not None:
         return [facts.lineage]
     return [
-        trace(s.expression, state.columns_of, state.sg_dialect)
+        trace(s.expression, state.columns_of, state.sg_dialect, state.declared_type)
         for s in analysis.statements
         if s.expression is not None
     ]

@@ -29,6 +29,8 @@ oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from governed_db.masking import flow
@@ -56,12 +58,19 @@ _OPAQUE = (exp.Count, exp.Exists)
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
 #: (``abs(-9223372036854775807 - (ssn LIKE '5%'))`` overflows) or a NULL (``nullif``)
 _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
+#: dialects where comparing a text with a number converts it silently or fails at plan time, never per value:
+#: there a comparison that *is* a result column is just a derived value. MySQL converts with a warning
+#: (``SELECT replace(substr(ssn, 1, 1), '5', 'x') = 0`` warns exactly for a 5) and DuckDB with an error.
+_QUIET_COMPARISONS = frozenset({"postgres", "sqlite"})
+#: the declared type of a table's column (``None`` when unknown)
+Declared = Callable[[str, str], "str | None"]
 
 
 class Walker:
-    def __init__(self, columns_of: ColumnsOf, dialect: str) -> None:
+    def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
         self.columns_of = columns_of
         self.dialect = dialect
+        self.declared = declared
         self.lineage = Lineage()
         #: the projection being traced, unwrapped: a comparison *there* is the result (masked like any
         #: derived value); a comparison nested anywhere else is a predicate
@@ -245,6 +254,8 @@ class Walker:
             if unknown_fn
             else flow.hazard(node, [(k, i, o.kind) for k, i, o in keyed], self.dialect)
         )
+        if why is not None and isinstance(node, exp.Cast) and self.cast_fits(node, parts):
+            why = None
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
         if isinstance(node, exp.Distinct):
@@ -261,7 +272,11 @@ class Walker:
                     if isinstance(item, exp.Expression):
                         what = "PARTITION BY" if key == "partition_by" else "a window frame"
                         self.lineage.uses.append((what, self.expr(item, scope, ctes)))
-        if isinstance(node, _COMPARISONS) and not isinstance(node, exp.Exists) and node is not self.top:
+        if (
+            isinstance(node, _COMPARISONS)
+            and not isinstance(node, exp.Exists)
+            and (node is not self.top or self.dialect not in _QUIET_COMPARISONS)
+        ):
             compared = combine(parts)
             self.lineage.uses.append(("a comparison", compared))
             return compared
@@ -287,6 +302,13 @@ class Walker:
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
             return Origin("expr", found.sources, found.rows)
         return found
+
+    def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
+        """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""
+        if self.declared is None or any(p.kind not in ("column", "const") for p in parts):
+            return False
+        refs = [ref for p in parts for ref in p.sources]
+        return bool(refs) and flow.cast_fits(node, [self.declared(t, c) for t, c in refs])
 
     def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
@@ -543,10 +565,13 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
 
 
-def trace(statement: exp.Expression, columns_of: ColumnsOf, dialect: str) -> Lineage:
-    """Lineage of one parsed statement (the tree is copied, not modified)."""
+def trace(
+    statement: exp.Expression, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None
+) -> Lineage:
+    """Lineage of one parsed statement (the tree is copied, not modified); ``declared`` gives a column's
+    declared type, where a judgement depends on it."""
     tree = statement.copy()
-    w = Walker(columns_of, dialect)
+    w = Walker(columns_of, dialect, declared)
     lin = w.lineage
     if isinstance(tree, QUERY):
         outs, exact = w.query(tree, {}, None)

@@ -21,11 +21,21 @@ _ECHOES = (
 #: integer: "Alice Smith"``, DuckDB ``Could not convert string '536-22-8726' to INT32``, ``Token "Alice" is
 #: invalid``, MySQL ``Truncated incorrect DOUBLE value: '...'``); the statement's own text (``LINE 1: ...``) is
 #: kept. Applied to errors of statements that read masked columns.
+_KEYWORDS = (
+    r"syntax|convert|cast|value|input|format|invalid|malformed|token|truncated|incorrect|parse|parsing|"
+    r"out of range|path|unit|units|relation|regular expression|pattern|not recognized|does not exist"
+)
+_SECTIONS = r"LINE \d+:|DETAIL:|HINT:|CONTEXT:|QUERY:|WHERE:"
+#: a quoted value that runs over several lines (an address, a note: MySQL's ``Truncated incorrect DOUBLE value:
+#: '221B Baker Street\nLondon'``), up to a quote that ends the message or comes before the next section of it
+#: (``LINE 1:``, ``DETAIL:``...); tried before the one-line form below, which would stop at the first line
+_MULTILINE_ECHO = re.compile(
+    rf"(?im)^((?!LINE \d+:)[^\n]*?\b(?:{_KEYWORDS})\b[^\"'\n]*?)([\"'])"
+    rf"([^\n]*\n(?!{_SECTIONS})(?:(?!\n(?:{_SECTIONS}))[\s\S])*?)\2(?=\s*\Z|\n(?:{_SECTIONS}))"
+)
 _CONVERSION_ECHOES = (
     re.compile(
-        r"(?im)^((?!LINE \d+:)[^\n]*?\b(?:syntax|convert|cast|value|input|format|invalid|malformed|token|"
-        r"truncated|incorrect|parse|parsing|out of range|path|unit|units|relation|regular expression|"
-        r"pattern|not recognized|does not exist)\b[^\"'\n]*?)([\"'])([^\n]*)\2"
+        rf"(?im)^((?!LINE \d+:)[^\n]*?\b(?:{_KEYWORDS})\b[^\"'\n]*?)([\"'])([^\n]*)\2"
     ),
     re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
     # ``::xml`` DETAIL: ``line 1: StartTag: invalid element name`` then the offending text and a caret
@@ -38,6 +48,7 @@ def scrub_message(text: str, *, conversions: bool = False) -> str:
     for pattern in _ECHOES:
         text = pattern.sub(lambda m: m.group(1) + "[REDACTED]" + m.group(3), text)
     if conversions:
+        text = _MULTILINE_ECHO.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
         text = _CONVERSION_ECHOES[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
         text = _CONVERSION_ECHOES[1].sub(lambda m: m.group(1) + "[REDACTED]", text)
         text = _CONVERSION_ECHOES[2].sub(lambda m: m.group(1) + "[REDACTED]", text)
