@@ -253,3 +253,37 @@ def test_second_wrap_on_the_same_store_with_another_key_is_an_error(
         shared = audit_processor({"path": str(path), "key": "k" * 32, "checkpoint_every": 7})
     assert shared is first and "its first settings for checkpoint_every apply" in caplog.text
     assert "k" * 32 not in caplog.text
+
+
+def test_metrics_follow_a_global_meter_provider_set_later(tmp_path: Any) -> None:
+    """With no global MeterProvider the proxy instruments drop counts, so SpanMetrics skips the work; once
+    the application sets one, statements are counted (checked at most once a second; the test moves the clock)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sqlite3
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import governed_db
+        from governed_db.audit import audit_processor
+
+        proc = audit_processor({str(tmp_path / "a.jsonl")!r})
+        conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+        conn.execute("SELECT 1").fetchall()
+        assert proc.metrics.waiting()
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider([reader]))
+        proc.metrics._next_check = 0.0
+        for _ in range(3):
+            conn.execute("SELECT 1").fetchall()
+        assert not proc.metrics.waiting()
+        points = [p for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                  for m in sm.metrics if m.name == "governed_db.statements" for p in m.data.data_points]
+        print(sum(p.value for p in points))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"

@@ -16,6 +16,7 @@ A statement that waits for approval counts as a refusal (it did not run).
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -46,21 +47,47 @@ class SpanMetrics:
 
         meter = (meter_provider.get_meter(R.SCOPE, __version__) if meter_provider is not None
                  else metrics.get_meter(R.SCOPE, __version__))  # the global proxy: follows set_meter_provider
+        #: following the global provider, which nobody has set yet: the proxy instruments drop every count
+        #: until one is set, so counting is skipped until then (checked at most once a second; from then on
+        #: for good — a global provider is set once)
+        self._waiting = meter_provider is None
+        self._next_check = 0.0
         self.statements = meter.create_counter(GDB_STATEMENTS, "{statement}", "statements seen")
         self.refusals = meter.create_counter(GDB_REFUSALS, "{statement}", "statements refused")
         self.approvals = meter.create_counter("governed_db.approvals", "{event}", "approval transitions")
         self.masked_cells = meter.create_counter(GDB_MASKED_CELLS, "{cell}", "cells masked in results")
         # result spans end after their statement span and carry no identity: remember kinds briefly
         self._kind_by_span: OrderedDict[int, str] = OrderedDict()
+        #: the label set of each (identity kind, environment): built once (the SDK only reads them)
+        self._labels: dict[tuple[str, str], dict[str, str]] = {}
+
+    def waiting(self) -> bool:
+        """True while counts would be dropped anyway (no global MeterProvider set yet)."""
+        if not self._waiting:
+            return False
+        now = time.monotonic()
+        if now < self._next_check:
+            return True
+        self._next_check = now + 1.0
+        if type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider":
+            return True
+        self._waiting = False
+        return False
 
     def observe(self, span: Any) -> None:
+        if self._waiting and self.waiting():
+            return
         attrs = span.attributes or {}
         env = str(attrs.get(GDB_ENVIRONMENT, "unknown"))
         if span.name == GDB_RESULT:
             self.observe_result(attrs, span.parent.span_id if span.parent is not None else 0)
             return
         kind = str(attrs.get(GDB_IDENTITY_KIND, "unknown"))
-        labels = {GDB_IDENTITY_KIND: kind, GDB_ENVIRONMENT: env}
+        labels = self._labels.get((kind, env))
+        if labels is None:
+            if len(self._labels) > 256:
+                self._labels.clear()
+            labels = self._labels[(kind, env)] = {GDB_IDENTITY_KIND: kind, GDB_ENVIRONMENT: env}
         if span.name.startswith(GDB_APPROVAL):
             transition = str(attrs.get(GDB_APPROVAL_TRANSITION) or span.name.rpartition(".")[2])
             self.approvals.add(1, {**labels, GDB_APPROVAL_TRANSITION: transition})
@@ -81,7 +108,7 @@ class SpanMetrics:
     def observe_result(self, attrs: Any, statement_span_id: int) -> None:
         """Masked cells of a result, attributed to the kind of the statement it came from."""
         cells = int(attrs.get(GDB_MASKED_CELLS, 0) or 0)
-        if cells:
+        if cells and not (self._waiting and self.waiting()):
             env = str(attrs.get(GDB_ENVIRONMENT, "unknown"))
             kind = self._kind_by_span.get(statement_span_id, "unknown")
             self.masked_cells.add(cells, {GDB_IDENTITY_KIND: kind, GDB_ENVIRONMENT: env})

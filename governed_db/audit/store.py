@@ -142,6 +142,7 @@ class AuditStore:
         self._store_id = ""
         self._dirty = False
         self._file_id: tuple[int, int] = (0, 0)
+        self._file_ino: tuple[int, int] = (0, 0)  # (ino, dev): the fast path compares the likelier-to-differ first
         #: bytes the next write starts with: the newline a complete last record lost to a crash
         self._prefix = b""
         #: the highest seq this writer knows the anchor names (checkpoints record it: a replayed older
@@ -309,6 +310,21 @@ class AuditStore:
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
     def _lock_file(self) -> int:
         """Open if needed, take the file lock, and bring the chain head up to date; returns the descriptor."""
+        fd = self._fd
+        if fd >= 0 and self._pid == _PID[0] and not self.stat_interval:
+            # the usual case, without the retry loop's clock reads: our file, still at the path, nobody else
+            # appended since our last write (one stat of the path tells all three)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                st = os.stat(self._path_str)
+            except FileNotFoundError:
+                st = None
+            if st is not None and st.st_size == self._end and (st.st_ino, st.st_dev) == self._file_ino:
+                return fd
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        return self._lock_file_slow()
+
+    def _lock_file_slow(self) -> int:
         # a file can be rotated away between our open() and our flock() (another writer rotating fast):
         # retry for a while rather than a fixed number of times, so a busy rotating writer cannot starve us
         deadline = time.monotonic() + 10.0
@@ -393,6 +409,7 @@ class AuditStore:
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         st = os.fstat(self._fd)
         self._file_id = (st.st_dev, st.st_ino)
+        self._file_ino = (st.st_ino, st.st_dev)
         self._pid = os.getpid()
         self._end = -1
         self._store_id = ""  # the file at the path may be another store now

@@ -16,7 +16,6 @@ fails or turns NULL exactly when it holds what the statement looks for).
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -78,39 +77,44 @@ class SqliteCursor(GovernedCursor):
     # sqlite3 decodes text while rows are fetched: an error then quotes the cell (``Could not decode to UTF-8
     # column ... with text '536-22-8726\xff'``), so fetch errors are scrubbed as statement errors are
     def fetchone(self) -> Any:
-        with self._self_scrubbed():
-            return super().fetchone()
-
-    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        with self._self_scrubbed():
-            return super().fetchmany(*args, **kwargs)
-
-    def fetchall(self) -> Any:
-        with self._self_scrubbed():
-            return super().fetchall()
-
-    def __next__(self) -> Any:
-        with self._self_scrubbed():
-            return super().__next__()
-
-    def __iter__(self) -> Iterator[Any]:
-        rows = super().__iter__()
-        while True:
-            with self._self_scrubbed():
-                try:
-                    row = next(rows)
-                except StopIteration:
-                    return
-            yield row
-
-    @contextlib.contextmanager
-    def _self_scrubbed(self) -> Iterator[None]:
         try:
-            yield
+            return super().fetchone()
         except sqlite3.Error as e:
             masking.scrub_error(e, gov=self._self_gov)
             raise
 
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().fetchmany(*args, **kwargs)
+        except sqlite3.Error as e:
+            masking.scrub_error(e, gov=self._self_gov)
+            raise
+
+    def fetchall(self) -> Any:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as e:
+            masking.scrub_error(e, gov=self._self_gov)
+            raise
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as e:
+            masking.scrub_error(e, gov=self._self_gov)
+            raise
+
+    def __iter__(self) -> Iterator[Any]:
+        rows = super().__iter__()
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except sqlite3.Error as e:
+                masking.scrub_error(e, gov=self._self_gov)
+                raise
+            yield row
 
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
