@@ -441,7 +441,10 @@ def outcome_body(span: Any, *, intent_seq: int, started: Mapping[str, Any]) -> P
     if getattr(span, "light", False):
         added = dict(span.late)  # governed_db's own span knows what was set after it started
     else:
-        for k, v in (span.attributes or {}).items():
+        attrs = span.attributes or {}
+        # the SDK's BoundedAttributes keeps a plain dict: iterating that skips the Mapping ABC's slow items()
+        plain = getattr(attrs, "_dict", None)
+        for k, v in (plain if type(plain) is dict else attrs).items():
             before = started.get(k, missing)
             if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
                 added[k] = v

@@ -32,6 +32,7 @@ import atexit
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -734,7 +735,7 @@ class AuditStore:
 
     def _anchor_tmp(self, pending: dict[str, Any]) -> Path:
         target = anchor_path(self.path)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.{next(_TMP_IDS)}.tmp")
         data = json.dumps(pending, sort_keys=True).encode("ascii") + b"\n"
         tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -799,6 +800,7 @@ class AuditStore:
 
 
 _SHORTEN = 64 * 1024
+_TMP_IDS = itertools.count()  # anchor temporary files: a name is never reused, whoever writes
 
 
 def _shortened(rec: dict[str, Any]) -> dict[str, Any]:
