@@ -16,8 +16,8 @@ columns that would decide the outcome:
   other row); UPDATE of any column of the key: every column of the key (the row's stored values are part of
   the new key);
 * foreign key, INSERT or UPDATE of its columns: the parent's referenced columns;
-* referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns:
-  the referenced columns;
+* referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
+  DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;
 * CHECK, UPDATE of one of its columns: its columns the statement leaves as stored (an INSERT gives the whole
   row, so a CHECK compares values of the caller's only).
 
@@ -69,7 +69,9 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         clause = f"the foreign key {c.name}, {w.table}({_cols(c.columns)}) -> {c.other}({_cols(c.other_columns)})"
         return (clause, _origin(c.other, c.other_columns))
     if c.kind == "referenced":
-        if w.kind == "insert" or (w.kind == "update" and not written):
+        updated = c.columns if c.updated is None else c.updated
+        changed = w.changed
+        if w.kind == "insert" or (w.kind == "update" and changed is not None and not changed & updated):
             return None
         clause = f"the foreign key {c.name}, {c.other}({_cols(c.other_columns)}) -> {w.table}({_cols(c.columns)})"
         return (clause, _origin(w.table, c.columns))

@@ -74,7 +74,8 @@ class TableInfo:
     source: tuple[str, str | None, str] | None = None
     #: unique keys, foreign keys and CHECKs (read when a statement first writes the table); ``None``: unreadable
     constraints: list[Constraint] | None = None
-    constraints_read: bool = False
+    #: when they were read (``time.monotonic()``); ``None``: not yet
+    constraints_read: float | None = None
 
 
 @dataclass
@@ -186,15 +187,22 @@ class MaskingState:
     def constraints_of(self, key: str) -> tuple[list[str] | None, list[Constraint] | None]:
         """The columns and constraints of ``key`` (read once per schema version, on the first write)."""
         info = self.table(key)
-        if info.columns is None or info.constraints_read:
+        if info.columns is None or not self.constraints_due(info):
             return info.columns, info.constraints
         with self.lock:
-            if not info.constraints_read:
+            if self.constraints_due(info):
                 table_sql, schema_name, name = info.source or (key, None, key)
                 raw = self.gov.driver.catalog_connection(self.gov)
                 info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns)
-                info.constraints_read = True
+                info.constraints_read = time.monotonic()
         return info.columns, info.constraints
+
+    @staticmethod
+    def constraints_due(info: TableInfo) -> bool:
+        """Never read, or unreadable and not tried for a while (meanwhile writes into masked columns fail closed)."""
+        if info.constraints_read is None:
+            return True
+        return info.constraints is None and time.monotonic() - info.constraints_read >= RETRY_SECONDS
 
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""

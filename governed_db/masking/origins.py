@@ -76,11 +76,20 @@ class Output:
 @dataclass(frozen=True, slots=True)
 class Written:
     """One table a statement changes: ``kind`` is insert, update or delete (a REPLACE is both an insert and a
-    delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any)."""
+    delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any);
+    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at)."""
 
     table: str
     kind: str
     columns: frozenset[str] | None
+    touched: frozenset[str] | None = frozenset()
+
+    @property
+    def changed(self) -> frozenset[str] | None:
+        """The columns whose stored value the write may change (``None``: any)."""
+        if self.columns is None or self.touched is None:
+            return None
+        return self.columns | self.touched
 
 
 @dataclass

@@ -231,21 +231,26 @@ class Constraint:
     columns: frozenset[str]
     other: str | None = None
     other_columns: frozenset[str] = frozenset()
+    #: the columns whose UPDATE makes the database check it, when more than ``columns`` (DuckDB rewrites an
+    #: UPDATE of any indexed column as a delete and an insert, so a referenced row then fails to update)
+    updated: frozenset[str] | None = None
 
 
 _SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
 
 
-def _mentioned(text: Any, fam: str, columns: Iterable[str]) -> frozenset[str]:
-    """The table's columns an expression or ``CREATE INDEX`` names; all of them when it cannot be read."""
+def _mentioned(text: Any, fam: str, columns: Iterable[str], statement: bool = False) -> frozenset[str]:
+    """The table's columns an expression (or a ``CREATE INDEX`` statement) names; all of them when it cannot be
+    read exactly (a parse error, or text sqlglot keeps opaque, as MariaDB's ``replace(`ssn`,'-','')``)."""
     every = frozenset(c.lower() for c in columns)
     if not isinstance(text, str):
         return every
     try:
-        tree = sqlglot.parse_one(text, read=_SQLGLOT[fam])
+        tree = sqlglot.parse_one(text if statement else f"SELECT {text}", read=_SQLGLOT[fam])
     except (sqlglot.errors.SqlglotError, ValueError):
         return every
-    if tree is None:
+    expected = exp.Create if statement else exp.Select
+    if not isinstance(tree, expected) or tree.find(exp.Command) is not None:
         return every
     return frozenset(c.name.lower() for c in tree.find_all(exp.Column)) & every
 
@@ -269,7 +274,7 @@ def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) ->
             if not more:
                 break
             cols |= more
-        out.append(Constraint(c.kind, c.name, frozenset(cols), c.other, c.other_columns))
+        out.append(Constraint(c.kind, c.name, frozenset(cols), c.other, c.other_columns, c.updated))
     return out
 
 
@@ -297,7 +302,7 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
         cols = {str(n).lower() for _, n in keys if n is not None}
         if partial or any(cid == -2 for cid, _ in keys):  # an expression, or a WHERE: read its definition
             sql = _rows(cur, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (idx,))
-            cols |= _mentioned(sql[0][0] if sql else None, "sqlite", columns)
+            cols |= _mentioned(sql[0][0] if sql else None, "sqlite", columns, statement=True)
         found.append(Constraint("unique", str(idx), frozenset(cols)))
     outgoing = _rows(cur, 'SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq', (name,))
     for (_, parent), (froms, tos) in _foreign(outgoing).items():
@@ -326,6 +331,8 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
         tree = sqlglot.parse_one(text, read="sqlite") if text else None
     except (sqlglot.errors.SqlglotError, ValueError):
         tree = None
+    if not isinstance(tree, exp.Create) or tree.find(exp.Command) is not None:
+        tree = None  # kept opaque by sqlglot: read as unreadable
     every = frozenset(c.lower() for c in columns)
     if tree is None:
         # unreadable definition: a CHECK or generated column in it may read any column
@@ -343,7 +350,7 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
 
 
 _PG_UNIQUE = (
-    "SELECT c.relname, ARRAY(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid "
+    "SELECT c.relname::text, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid "
     "AND a.attnum > 0 AND (a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]) OR ((i.indexprs IS NOT NULL "
     "OR i.indpred IS NOT NULL) AND a.attnum IN (SELECT d.refobjsubid FROM pg_catalog.pg_depend d "
     "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "
@@ -352,17 +359,17 @@ _PG_UNIQUE = (
     "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
 )
 _PG_KEYS = (
-    "SELECT con.conname, con.contype, con.conrelid = to_regclass(%s), con.confrelid = to_regclass(%s), "
+    "SELECT con.conname::text, con.contype::text, con.conrelid = to_regclass(%s), con.confrelid = to_regclass(%s), "
     "con.conrelid::regclass::text, con.confrelid::regclass::text, "
-    "ARRAY(SELECT a.attname FROM unnest(con.conkey) k(n) JOIN pg_catalog.pg_attribute a "
+    "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) k(n) JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = con.conrelid AND a.attnum = k.n), "
-    "ARRAY(SELECT a.attname FROM unnest(con.confkey) k(n) JOIN pg_catalog.pg_attribute a "
+    "ARRAY(SELECT a.attname::text FROM unnest(con.confkey) k(n) JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = con.confrelid AND a.attnum = k.n) "
     "FROM pg_catalog.pg_constraint con WHERE (con.contype = 'f' AND (con.conrelid = to_regclass(%s) "
     "OR con.confrelid = to_regclass(%s))) OR (con.contype = 'c' AND con.conrelid = to_regclass(%s))"
 )
 _PG_GENERATED = (
-    "SELECT a.attname, ARRAY(SELECT b.attname FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_depend d "
+    "SELECT a.attname::text, ARRAY(SELECT b.attname::text FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_depend d "
     "ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid "
     "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ad.adrelid AND d.refobjsubid > 0 "
     "JOIN pg_catalog.pg_attribute b ON b.attrelid = ad.adrelid AND b.attnum = d.refobjsubid "
@@ -465,8 +472,23 @@ def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[s
                 found.append(Constraint("foreign key", str(cname), _names(mine), _key(child_schema, parent), _names(theirs)))
             if str(parent).lower() == name.lower():
                 found.append(Constraint("referenced", str(cname), _names(theirs), _key(child_schema, child), _names(mine)))
-    for idx, sql in _rows(cur, f"SELECT index_name, sql FROM duckdb_indexes() WHERE is_unique AND {where}", (name, schema)):
-        found.append(Constraint("unique", str(idx), _mentioned(sql, "duckdb", columns)))
+    indexed = set().union(*(c.columns for c in found if c.kind in ("unique", "foreign key")))
+    for idx, sql, is_unique in _rows(cur, f"SELECT index_name, sql, is_unique FROM duckdb_indexes() WHERE {where}", (name, schema)):
+        cols = _mentioned(sql, "duckdb", columns, statement=True)
+        indexed |= cols
+        if is_unique:
+            found.append(Constraint("unique", str(idx), cols))
+    # an UPDATE of an indexed column is a delete and an insert in DuckDB: it fails while child rows point at
+    # the row, whichever column it changes; an UPDATE also sets every column a CHECK reads, so with a CHECK over
+    # an indexed column every UPDATE is one
+    if any(c.columns & indexed for c in found if c.kind == "check"):
+        indexed = {c.lower() for c in columns}
+    found = [
+        Constraint(c.kind, c.name, c.columns, c.other, c.other_columns, frozenset(indexed | c.columns))
+        if c.kind == "referenced"
+        else c
+        for c in found
+    ]
     generated = {
         str(g).lower(): _mentioned(text, "duckdb", columns)
         for g, text in _rows(

@@ -266,18 +266,18 @@ def _assigned(
     default: str,
     multi: bool = False,
 ) -> None:
-    """``SET a = v, t.b = v``: one update per table written, with the columns given a value. An unqualified
-    column of a MySQL multi-table UPDATE belongs to whichever joined table has it (any, when unknown)."""
+    """``SET a = v, t.b = v``: one update per table written, with the columns given a value and those set at
+    all (NULL included). An unqualified column of a MySQL multi-table UPDATE belongs to whichever joined table
+    has it (any, when unknown)."""
     given: dict[str, set[str] | None] = {}
+    touched: dict[str, set[str] | None] = {}
     for item in items:
         left = item.this if isinstance(item, exp.EQ) else None
         value = item.expression if isinstance(item, exp.EQ) else None
         targets = left.expressions if isinstance(left, exp.Tuple) else [left]
         for col in targets:
             if not isinstance(col, exp.Column) or isinstance(col.this, exp.Star):
-                given[default] = None  # not a plain column: any column of the target may change
-                continue
-            if value is not None and not isinstance(left, exp.Tuple) and not _given(value):
+                given[default] = touched[default] = None  # not a plain column: any column of the target may change
                 continue
             name = col.name.lower()
             qualifier = col.table.lower()
@@ -287,12 +287,29 @@ def _assigned(
                 owners = [k for k, cols in tables.values() if cols is None or name in (c.lower() for c in cols)]
             else:
                 owners = [default]
+            has_value = value is None or isinstance(left, exp.Tuple) or _given(value)
             for owner in owners or [default]:
-                if owner in given and given[owner] is None:
-                    continue
-                given.setdefault(owner, set()).add(name)  # type: ignore[union-attr]
-    for owner, columns in given.items():
-        w.lineage.writes.append(Written(owner, "update", None if columns is None else frozenset(columns)))
+                _add(touched, owner, name)
+                if has_value:
+                    _add(given, owner, name)
+                else:
+                    given.setdefault(owner, set())
+    for owner, columns in touched.items():
+        values = given.get(owner, set())
+        w.lineage.writes.append(
+            Written(
+                owner,
+                "update",
+                None if values is None else frozenset(values),
+                None if columns is None else frozenset(columns),
+            )
+        )
+
+
+def _add(found: dict[str, set[str] | None], owner: str, name: str) -> None:
+    current = found.setdefault(owner, set())
+    if current is not None:
+        current.add(name)
 
 
 def _delete_writes(w: Walker, node: exp.Delete) -> None:
@@ -300,12 +317,13 @@ def _delete_writes(w: Walker, node: exp.Delete) -> None:
     if not isinstance(target, exp.Table):
         return
     tables = _tables_in(w, target)
-    keys = set()
+    keys: list[str] = []
     for named in node.args.get("tables") or ():  # MySQL ``DELETE s, c FROM s JOIN t c ...``: by name or alias
         if isinstance(named, exp.Table):
             found = tables.get(named.name.lower())
-            keys.add(found[0] if found is not None else w.columns_of(named)[0])
-    for key in keys or {tables[""][0]}:
+            key = found[0] if found is not None else w.columns_of(named)[0]
+            keys.extend([key] if key not in keys else [])
+    for key in keys or [tables[""][0]]:
         w.lineage.writes.append(Written(key, "delete", None))
 
 
