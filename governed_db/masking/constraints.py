@@ -21,8 +21,9 @@ columns that would decide the outcome:
 * CHECK, UPDATE of one of its columns: its columns the statement leaves as stored (an INSERT gives the whole
   row, so a CHECK compares values of the caller's only).
 
-When a table's constraints could not be read, every column written (any column, for a DELETE or UPDATE) is
-treated as part of a unique key (fail closed).
+When a table's constraints could not be read (or it is a view, a foreign or a virtual table, whose writes land
+where other constraints apply), every column written (any column, for a DELETE or UPDATE) is treated as part
+of a unique key (fail closed); when even its columns are unknown, the columns the statement names are.
 """
 
 from __future__ import annotations
@@ -95,7 +96,11 @@ def constraint_uses(writes: list[Written], constraints_of: ConstraintsOf) -> lis
     for w in writes:
         columns, constraints = constraints_of(w.table)
         if columns is None:
-            continue  # a table of unknown columns: nothing in it is known to be masked (values are checked)
+            # a table of unknown columns: what is known to be written counts, masked when its name says so
+            given = w.columns if w.kind == "insert" else w.changed
+            if given:
+                uses.append((f"the constraints of {w.table} (unreadable)", _origin(w.table, given)))
+            continue
         if constraints is None:
             found = _unreadable(w, columns)
             if found is not None:

@@ -293,7 +293,20 @@ def _foreign(rows: Iterable[Sequence[Any]]) -> dict[tuple[Any, ...], tuple[list[
     return out
 
 
+def _base_table(kind: Any, allowed: tuple[str, ...]) -> None:
+    """A view, foreign or virtual table writes into relations whose constraints are not its own: unknown."""
+    if kind is None or str(kind) not in allowed:
+        raise LookupError(f"not a base table ({kind}): its constraints are unknown")
+
+
 def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constraint]:
+    found_kind = _rows(
+        cur,
+        "SELECT type, upper(substr(ltrim(sql), 1, 14)) FROM sqlite_master WHERE name = ? COLLATE NOCASE "
+        "UNION ALL SELECT type, upper(substr(ltrim(sql), 1, 14)) FROM sqlite_temp_master WHERE name = ? COLLATE NOCASE",
+        (name, name),
+    )
+    _base_table(found_kind[0][0] if found_kind and found_kind[0][1] != "CREATE VIRTUAL" else None, ("table",))
     xinfo = _rows(cur, "SELECT name, pk, hidden FROM pragma_table_xinfo(?)", (name,))
     pk = [str(r[0]).lower() for r in sorted((r for r in xinfo if r[1]), key=lambda r: r[1])]
     found = [Constraint("unique", "PRIMARY KEY", frozenset(pk))] if pk else []
@@ -383,6 +396,8 @@ def _names(values: Any) -> frozenset[str]:
 
 
 def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
+    kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
+    _base_table(kind[0][0] if kind else None, ("r", "p"))
     found = [Constraint("unique", str(n), _names(cols)) for n, cols in _rows(cur, _PG_UNIQUE, (table_sql,))]
     for name, kind, outgoing, incoming, child, parent, mine, theirs in _rows(cur, _PG_KEYS, (table_sql,) * 5):
         if kind == "c":
@@ -398,6 +413,8 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
 
 def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
     db = _rows(cur, "SELECT COALESCE(%s, DATABASE())", (schema,))[0][0]
+    kind = _rows(cur, "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, name))
+    _base_table(kind[0][0] if kind else None, ("BASE TABLE", "SYSTEM VERSIONED"))
     indexes: dict[str, set[str]] = {}
     for idx, col in _rows(
         cur,
@@ -453,6 +470,13 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
 
 def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
     where = "lower(table_name) = lower(?) AND lower(schema_name) = lower(COALESCE(?, current_schema()))"
+    kind = _rows(
+        cur,
+        "SELECT table_type FROM information_schema.tables WHERE lower(table_name) = lower(?) "
+        "AND lower(table_schema) = lower(COALESCE(?, current_schema()))",
+        (name, schema),
+    )
+    _base_table(kind[0][0] if kind else None, ("BASE TABLE", "LOCAL TEMPORARY"))
     found: list[Constraint] = []
     for kind, cname, mine, child, child_schema, parent, theirs in _rows(
         cur,
