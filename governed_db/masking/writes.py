@@ -64,6 +64,9 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
         inserted = [(n, CONST) for n, _ in target_src.columns] if target_src and target_src.columns else None
         upsert = Scope([*scope.sources, Source("excluded", None, inserted), Source("new", None, inserted)])
         _assignments(w, tree.args["conflict"].expressions, upsert, ctes)
+        # ``DO UPDATE SET ... WHERE email = ?`` decides whether the row is updated (rowcount 1 or 0)
+        for where in tree.args["conflict"].find_all(exp.Where):
+            lin.uses.append(("WHERE", w.expr(where.this, upsert, ctes)))
     if isinstance(tree, exp.Merge):
         if tree.args.get("on") is not None:
             lin.uses.append(("JOIN", w.expr(tree.args["on"], scope, ctes)))
