@@ -312,7 +312,7 @@ def test_unreadable_constraints_refuse_writes_into_masked_columns(monkeypatch: p
 
 def test_constraints_are_read_once_per_table_and_again_after_ddl(monkeypatch: pytest.MonkeyPatch) -> None:
     """The constraints are cached with the table (one catalog read for many writes); DDL through the connection
-    clears them, so a UNIQUE index created there is judged at the next write."""
+    clears them, so a UNIQUE index created meanwhile is judged at the next write."""
     calls: list[str] = []
     real = schema.read_constraints
 
@@ -329,7 +329,11 @@ def test_constraints_are_read_once_per_table_and_again_after_ddl(monkeypatch: py
     for n in range(3, 6):
         conn.execute(f"INSERT INTO people (id, email) VALUES ({n}, 'p{n}@example.net')")
     assert calls == ["people"]
-    conn.execute("CREATE UNIQUE INDEX people_email ON people (email)")
+    # (creating a unique index over stored e-mails is itself refused: it fails exactly when two are equal)
+    with pytest.raises(GuardrailViolation, match="new index people_email"):
+        conn.execute("CREATE UNIQUE INDEX people_email ON people (email)")
+    raw.execute("CREATE UNIQUE INDEX people_email ON people (email)")  # a migration, say
+    conn.execute("CREATE INDEX people_city ON people (city)")  # DDL through the connection clears the cache
     with pytest.raises(GuardrailViolation, match="masked-column-constraint"):
         conn.execute("INSERT INTO people (id, email) VALUES (9, 'alice@example.com')")
     assert calls == ["people", "people"]
@@ -407,3 +411,35 @@ def test_writes_through_an_updatable_view_fail_closed(dialect: str, request: pyt
     finally:
         cur.execute(f"DROP VIEW IF EXISTS {v}")
         cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+DDL = [
+    ("postgres", "ALTER TABLE t ADD CONSTRAINT c CHECK (substr(ssn, 1, 1) = '5')", {"ssn"}),
+    ("postgres", "ALTER TABLE t ADD CONSTRAINT u UNIQUE (email)", {"email"}),
+    ("postgres", "ALTER TABLE t ADD FOREIGN KEY (email) REFERENCES guesses(g)", {"email"}),
+    ("postgres", "ALTER TABLE t ALTER COLUMN ssn TYPE int USING ssn::int", {"ssn"}),
+    ("postgres", "ALTER TABLE t ADD COLUMN x int GENERATED ALWAYS AS (length(ssn)) STORED", {"ssn"}),
+    ("postgres", "CREATE UNIQUE INDEX ix ON t (substr(email, 1, 1))", {"email"}),
+    ("postgres", "CREATE INDEX ix ON t (city) WHERE ssn LIKE '5%'", {"ssn"}),
+    ("mysql", "ALTER TABLE t MODIFY ssn INT", {"ssn"}),
+    ("mysql", "ALTER TABLE t CHANGE ssn ssn2 INT", {"ssn"}),
+    ("mysql", "ALTER TABLE t ADD CHECK (ssn LIKE '5%')", {"id", "email", "ssn", "city"}),  # opaque: every column
+    ("postgres", "ALTER TABLE t VALIDATE CONSTRAINT c", {"id", "email", "ssn", "city"}),
+    ("postgres", "CREATE INDEX ix ON t (email)", set()),
+    ("postgres", "ALTER TABLE t RENAME COLUMN email TO mail", set()),
+    ("postgres", "ALTER TABLE t ADD COLUMN note text", set()),
+    ("postgres", "ALTER TABLE t DROP COLUMN city", set()),
+    ("postgres", "CREATE TABLE n (id int primary key, email text unique)", set()),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "read"), DDL)
+def test_ddl_that_checks_stored_rows_uses_their_columns(dialect: str, sql: str, read: set[str]) -> None:
+    """DDL that checks or converts every stored row (new unique keys, CHECKs, foreign keys, type changes,
+    generated columns, index expressions and WHERE) uses the columns it reads; renames, drops, plain indexes
+    and new tables use none; an ALTER sqlglot keeps opaque uses every column."""
+    from governed_db.masking.constraints import ddl_uses
+
+    uses = ddl_uses(sqlglot.parse_one(sql, read=dialect), _columns_of, dialect)
+    assert {c for u in uses for _, c in u[1].sources} == read
+    assert all(is_constraint_use(u[0]) for u in uses)

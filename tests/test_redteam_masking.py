@@ -550,6 +550,43 @@ def test_upsert_conditions_on_a_masked_column_are_predicates(dialect: str, reque
         assert told[0][0] == "ok" and told[0][:2] != told[1][:2], told  # (MariaDB's 2 affected rows: refused by write-effect)
 
 
+#: DDL whose check over the stored rows fails exactly when row 1's value matches a guess ({x}: the column
+#: compared); the row with id 77 is the caller's own (a duplicate of row 1's key when the guess is right)
+DDL_CHECKS: dict[str, tuple[str, str]] = {
+    "index": (
+        "CREATE UNIQUE INDEX mu_ix ON {t} ((CASE WHEN {x} = '{g}' OR id = 77 THEN 0 ELSE id END))",
+        "DROP INDEX mu_ix",
+    ),
+    "check": ("ALTER TABLE {t} ADD CONSTRAINT mu_chk CHECK ({x} <> '{g}')", "ALTER TABLE {t} DROP CONSTRAINT mu_chk"),
+}
+DDL_FORMS = {"sqlite": ["index"], "postgres": ["index", "check"], "mysql": ["check"], "duckdb": ["index"]}
+STAFF = governed_db.Identity("dba", kind="human")
+
+
+def _ddl_seen(db: Db, form: str, column: str, guess: str) -> tuple[Any, ...]:
+    create, drop = DDL_CHECKS[form]
+    x = f"substr({column}, 1, 1)" if column == "ssn" else column
+    out = db.run(create.format(t=db.t, x=x, g=guess))
+    if out[0] == "ok":
+        db.raw_exec(drop.format(t=db.t))
+    return tuple(str(o).replace(f"'{guess}'", "<G>") for o in out)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_ddl_checking_stored_masked_values_is_no_oracle(dialect: str, request: pytest.FixtureRequest) -> None:
+    """A unique index on an expression of the SSN, or a CHECK added to the table, is built over every stored row
+    and fails exactly when row 1's SSN starts with the guess: refused alike for a right and a wrong guess, even
+    in staging where a person's DDL runs; the same DDL over ``city`` tells (control)."""
+    with _database(dialect, request, identity=STAFF, environment="staging") as db:
+        assert db.run(f"INSERT INTO {db.t} (id, city) VALUES (77, 'Paris')")[0] == "ok"
+        for form in DDL_FORMS[dialect]:
+            hit, miss = (_ddl_seen(db, form, "ssn", g) for g in ("5", "4"))
+            assert hit == miss and hit[0] == "refused" and "masked-column-constraint" in hit[1], (form, hit, miss)
+            assert f"{db.t}.ssn" in hit[2], hit
+            told = [_ddl_seen(db, form, "city", g) for g in ("Paris", "Rome")]
+            assert told[0][0] == "error" and told[1][0] == "ok", (form, told)
+
+
 #: unique keys that are not a plain column: an expression, a partial index, a generated column, an exclusion
 ACCOUNTS: dict[str, tuple[str, ...]] = {
     "sqlite": (

@@ -28,16 +28,21 @@ of a unique key (fail closed); when even its columns are unknown, the columns th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
-from governed_db.masking.origins import Origin, Written
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from governed_db.masking.origins import ColumnsOf, Origin, Written
 from governed_db.masking.schema import Constraint
 
 #: table key -> (its columns, its constraints), either ``None`` when unknown
 ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
 
 #: how every clause of a constraint use begins (the guard tells them from predicates by it)
-USE_PREFIXES = ("the unique key", "the foreign key", "the CHECK constraint", "the constraints of")
+USE_PREFIXES = ("the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on")
 
 
 def is_constraint_use(clause: str) -> bool:
@@ -113,4 +118,82 @@ def constraint_uses(writes: list[Written], constraints_of: ConstraintsOf) -> lis
     return uses
 
 
-__all__ = ["USE_PREFIXES", "ConstraintsOf", "constraint_uses", "is_constraint_use"]
+# -- DDL that checks or converts the stored rows ------------------------------------------------------------
+#: parts of ALTER TABLE ... ADD that the database checks against every stored row
+_CHECKED = (
+    exp.CheckColumnConstraint,
+    exp.UniqueColumnConstraint,
+    exp.PrimaryKey,
+    exp.PrimaryKeyColumnConstraint,
+    exp.ForeignKey,
+    exp.ComputedColumnConstraint,
+)
+#: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change or validate anything
+_OPAQUE_ALTER = re.compile(r"^\s*TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([^\s(]+)", re.I)
+_OPAQUE_CHECKS = re.compile(r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE)\b", re.I)
+
+
+def _named(node: exp.Expression) -> set[str]:
+    """Column names in ``node`` (identifiers of a key list too), leaving out a REFERENCES target's."""
+    return {
+        n.name.lower()
+        for n in node.find_all(exp.Column, exp.Identifier)
+        if n.find_ancestor(exp.Reference) is None and not isinstance(n.parent, exp.Column)
+    }
+
+
+def _ddl_use(clause: str, key: str, cols: list[str] | None, names: set[str]) -> list[tuple[str, Origin]]:
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(names & known if known is not None else names)
+    return [(clause, _origin(key, found))] if found else []
+
+
+def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """DDL that runs a check or a conversion over every stored row fails exactly for some stored values: a new
+    unique index or key (two equal values), a CHECK, a foreign key (a value absent from its target, which may
+    be a table of guesses), an index expression or WHERE that fails for some value, a column type change, a
+    generated column. The masked columns it reads are a use of them; an ALTER TABLE sqlglot keeps opaque that
+    may do any of it counts as reading every column (fail closed)."""
+    if isinstance(tree, exp.Create) and isinstance(tree.this, exp.Index):
+        table, params = tree.this.args.get("table"), tree.this.args.get("params")
+        if not isinstance(table, exp.Table) or not isinstance(params, exp.Expression):
+            return []
+        key, cols = columns_of(table)
+        if tree.args.get("unique"):
+            names = _named(params)
+        else:  # a plain index fails on nothing but what it computes: its expressions and its WHERE
+            computed = [c for c in params.args.get("columns") or () if not isinstance(_unordered(c), exp.Column)]
+            where = params.args.get("where")
+            names = set().union(*(_named(c) for c in computed), _named(where) if where is not None else set())
+        return _ddl_use(f"the new index {tree.this.name} on {key}", key, cols, names)
+    if isinstance(tree, exp.Alter) and isinstance(tree.this, exp.Table):
+        key, cols = columns_of(tree.this)
+        altered: set[str] = set()
+        for action in tree.args.get("actions") or ():
+            if isinstance(action, exp.AlterColumn) and (action.args.get("dtype") or action.args.get("using")):
+                altered |= _named(action)  # a type change converts every stored value
+            elif isinstance(action, exp.ModifyColumn):
+                altered |= _named(action)
+                altered |= {action.args["rename_from"].name.lower()} if action.args.get("rename_from") else set()
+            for checked in action.find_all(*_CHECKED):
+                altered |= _named(checked)
+        return _ddl_use(f"the DDL on {key}", key, cols, altered)
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        body = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+        found = _OPAQUE_ALTER.match(body)
+        if found is None or not _OPAQUE_CHECKS.search(body):
+            return []
+        try:
+            table = exp.to_table(found.group(1), dialect=dialect)
+        except (sqlglot.errors.SqlglotError, ValueError):
+            return []
+        key, cols = columns_of(table)
+        return _ddl_use(f"the DDL on {key} (not analysed)", key, cols, set(cols or ()))
+    return []
+
+
+def _unordered(node: exp.Expression) -> exp.Expression:
+    return node.this if isinstance(node, exp.Ordered) else node
+
+
+__all__ = ["USE_PREFIXES", "ConstraintsOf", "constraint_uses", "ddl_uses", "is_constraint_use"]

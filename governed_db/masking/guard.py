@@ -162,11 +162,11 @@ def _lineage_hit(
                 analysis,
                 identity,
                 CONSTRAINT_RULE,
-                f"masked column(s) {cols} take part in {clause}: whether this write fails, skips a row or "
-                "changes how many rows it affects would tell whether a chosen value equals a stored one",
-                "leave the column out of the write (other columns of the row can still be written), or run it "
-                "as an identity with an unmask grant for the column (masking.unmask), such as the application's "
-                "service identity",
+                f"masked column(s) {cols} take part in {clause}: whether the statement fails, skips a row or "
+                "how many rows it changes would depend on their stored values (a chosen value tested against them)",
+                "leave the column out of the statement (other columns of the row can still be written), or run "
+                "it as an identity with an unmask grant for the column (masking.unmask), such as the "
+                "application's service identity",
             )
         elif clause.startswith("a cursor"):
             hit = _hit(

@@ -74,6 +74,6 @@ rule(
     "stored one, a foreign key with the parent's, and a CHECK with the row's other columns: whether an INSERT, "
     "UPDATE, upsert, REPLACE, MERGE or DELETE fails, skips a row or changes how many rows it affects tells whether "
     "a chosen value equals a masked one (a membership test, one guess per statement).",
-    remedy="leave the column out of the write, or run it as an identity with an unmask grant for the column "
+    remedy="leave the column out of the statement, or run it as an identity with an unmask grant for the column "
     "(masking.unmask), such as the application's service identity",
 )(_found_by_masking)
