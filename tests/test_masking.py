@@ -487,6 +487,10 @@ def test_postgres_transaction_is_not_disturbed(pg_dsn: str, unique: str) -> None
         setup.close()
 
 
+#: a policy that lets writes into masked UNIQUE columns through (the membership test they allow is accepted)
+CONSTRAINTS_ALLOWED = {"rules": {"masked-column-constraint": "allow"}}
+
+
 def test_postgres_unique_violation_is_scrubbed(pg_conn: Any, unique: str) -> None:
     """A PostgreSQL duplicate-key error does not echo the masked value, and keeps its driver type."""
     import psycopg
@@ -495,7 +499,11 @@ def test_postgres_unique_violation_is_scrubbed(pg_conn: Any, unique: str) -> Non
     pg_conn.execute(f"CREATE TABLE {t} (id int, email text UNIQUE)")
     try:
         pg_conn.execute(f"INSERT INTO {t} VALUES (1, 'alice@example.com')")
-        conn = governed_db.wrap(pg_conn, identity=AGENT, audit=False)
+        refusing = governed_db.wrap(pg_conn, identity=AGENT, audit=False)
+        with pytest.raises(GuardrailViolation, match="masked-column-constraint"):
+            refusing.execute(f"INSERT INTO {t} VALUES (2, %s)", ("alice@example.com",))
+        # where a policy lets the write through (decision 0165), the error still does not echo the value
+        conn = governed_db.wrap(pg_conn, identity=AGENT, audit=False, policy=CONSTRAINTS_ALLOWED)
         with pytest.raises(psycopg.errors.UniqueViolation) as info:
             conn.execute(f"INSERT INTO {t} VALUES (2, %s)", ("alice@example.com",))
         assert "alice@example.com" not in str(info.value) and "[REDACTED]" in str(info.value)
@@ -513,7 +521,7 @@ def test_psycopg2_unique_violation_is_scrubbed(pg2_conn: Any, unique: str) -> No
     cur.execute(f"CREATE TABLE {t} (id int, email text UNIQUE)")
     try:
         cur.execute(f"INSERT INTO {t} VALUES (1, 'alice@example.com')")
-        conn = governed_db.wrap(pg2_conn, identity=AGENT, audit=False)
+        conn = governed_db.wrap(pg2_conn, identity=AGENT, audit=False, policy=CONSTRAINTS_ALLOWED)
         import psycopg2.errors
 
         with pytest.raises(psycopg2.errors.UniqueViolation) as info:

@@ -39,7 +39,7 @@ def _db() -> sqlite3.Connection:
 
 
 def test_masking_rules_are_in_the_catalog() -> None:
-    """The three masking rules are catalog entries of the masking family, denying by default."""
+    """The masking rules are catalog entries of the masking family, denying by default."""
     specs = catalog()
     for rule_id in MASKING_RULES:
         assert specs[rule_id].family == "masking"

@@ -8,14 +8,17 @@ statement is refused, or its output reveals nothing.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import governed_db
 from tests.test_masking_extraction import (  # noqa: F401 (fixtures used through request.getfixturevalue)
+    ATTACKER,
     DDL,
     ROWS,
     SCRATCH,
@@ -198,78 +201,474 @@ def test_existing_techniques_untouched() -> None:
 
 
 # -- constraints that compare a written guess with every stored value --------------------------------------
+#: ``code`` is a UNIQUE column nothing masks (the control); ``alt`` a plain column a CHECK compares with the e-mail
 UNIQUE_DDL = (
-    "(id int primary key, full_name {txt}, email {txt} UNIQUE, ssn {txt} UNIQUE, api_key {txt}, city {txt})"
+    "(id int primary key, full_name {txt}, email {txt} UNIQUE, ssn {txt} UNIQUE, api_key {txt}, city {txt}, "
+    "code {txt} UNIQUE, alt {txt}, CHECK (alt IS NULL OR alt <> email))"
 )
-WRITES = [
-    ("insert", "INSERT INTO {t} (id, {c}) VALUES ({p}, {p})"),
-    ("upsert ignore", "INSERT INTO {t} (id, {c}) VALUES ({p}, {p}) ON CONFLICT DO NOTHING"),
-]
+UNIQUE_ROWS = [(*r, f"K{r[0]}", None) for r in ROWS]
+#: orders point at customers by e-mail (a masked parent column) and by id (a plain one)
+ORDERS_DDL = "(id int primary key, customer_email {txt} REFERENCES {t}(email), customer_id int REFERENCES {t}(id), note {txt})"
 
 
-def _unique_outcome(conn: Any, table: str, column: str, guess: str, ph: str, n: int) -> tuple[Any, ...]:
-    """What a writer observes for one guess: the error's class, or the row count; its own row is removed."""
-    seen: list[Any] = []
-    for i, (_name, template) in enumerate(WRITES):
-        row_id = 1000 + 10 * n + i
-        cur = conn.cursor()
+@dataclass
+class Db:
+    """A governed connection of the attacker and the raw one it wraps (the ground truth)."""
+
+    dialect: str
+    raw: Any
+    conn: Any
+    t: str
+    o: str
+    ph: str
+
+    def run(self, sql: str, params: Any = ()) -> tuple[Any, ...]:
+        """What the attacker observes: refusal, error (class and text) or the affected-row count."""
         try:
-            cur.execute(template.format(t=table, c=column, p=ph), (row_id, guess))
-            seen.append(("ok", cur.rowcount))
+            if self.dialect == "duckdb":
+                rows = self.conn.execute(sql, params).fetchall()
+                return ("ok", rows)
+            cur = self.conn.cursor()
+            cur.execute(sql, params)
+            return ("ok", cur.rowcount)
+        except governed_db.GuardrailViolation as e:
+            return ("refused", tuple(e.rules), str(e))
         except Exception as e:
-            seen.append(("error", type(e).__name__))
-            rollback = getattr(conn, "rollback", None)
-            if rollback is not None:
-                rollback()
-        conn.cursor().execute(f"DELETE FROM {table} WHERE id = {ph}", (row_id,))
-    return tuple(seen)
+            if self.dialect == "postgres" and not self.raw.autocommit:
+                self.raw.rollback()
+            return ("error", type(e).__name__, str(e))
+
+    def rows(self, table: str) -> list[tuple[Any, ...]]:
+        """The table's rows read through the raw connection, ordered by id."""
+        if self.dialect == "duckdb":
+            return [tuple(r) for r in self.raw.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()]
+        cur = self.raw.cursor()
+        cur.execute(f"SELECT * FROM {table} ORDER BY id")
+        return [tuple(r) for r in cur.fetchall()]
+
+    def raw_exec(self, sql: str) -> None:
+        if self.dialect == "duckdb":
+            self.raw.execute(sql)
+        else:
+            self.raw.cursor().execute(sql)
 
 
-@pytest.fixture
-def unique_sqlite() -> Iterator[tuple[Any, str, str]]:
-    raw = sqlite3.connect(":memory:", isolation_level=None)
-    raw.execute("CREATE TABLE customers " + UNIQUE_DDL.format(txt="text"))
-    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?)", ROWS)
-    yield _wrap(raw), "customers", "?"
-    raw.close()
+def _db(dialect: str, raw: Any, t: str, o: str, txt: str, ph: str, **wrap: Any) -> Db:
+    cur = raw.cursor() if dialect != "duckdb" else raw
+    cur.execute(f"CREATE TABLE {t} " + UNIQUE_DDL.format(txt=txt))
+    cur.execute(f"CREATE TABLE {o} " + ORDERS_DDL.format(txt=txt, t=t))
+    cur.executemany(f"INSERT INTO {t} VALUES ({', '.join([ph] * 8)})", [list(r) for r in UNIQUE_ROWS])
+    cur.execute(f"INSERT INTO {o} VALUES (1, 'bob.jones@example.org', 2, 'first order')")
+    options = {"identity": ATTACKER, "environment": "production", "audit": False, **wrap}
+    return Db(dialect, raw, governed_db.wrap(raw, **options), t, o, ph)
 
 
-@pytest.fixture
-def unique_postgres(pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[tuple[Any, str, str]]:
-    import psycopg
-
-    t = f"rt_u_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + UNIQUE_DDL.format(txt="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = psycopg.connect(pg_dsn, autocommit=True)
-    try:
-        yield _wrap(raw), t, "%s"
-    finally:
+@contextlib.contextmanager
+def _database(dialect: str, request: pytest.FixtureRequest, **wrap: Any) -> Iterator[Db]:
+    """The customers/orders pair on one of the four databases, created fresh."""
+    if dialect == "sqlite":
+        raw = sqlite3.connect(":memory:", isolation_level=None)
+        raw.execute("PRAGMA foreign_keys = ON")
+        yield _db("sqlite", raw, "customers", "orders", "text", "?", **wrap)
         raw.close()
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    elif dialect == "duckdb":
+        duckdb = pytest.importorskip("duckdb")
+        raw = duckdb.connect()
+        yield _db("duckdb", raw, "customers", "orders", "varchar", "?", **wrap)
+        raw.close()
+    elif dialect == "postgres":
+        import psycopg
+
+        dsn, unique = request.getfixturevalue("pg_dsn"), request.getfixturevalue("unique")
+        raw = psycopg.connect(dsn, autocommit=True)
+        t, o = f"mu_c_{unique}", f"mu_o_{unique}"
+        try:
+            yield _db("postgres", raw, t, o, "text", "%s", **wrap)
+        finally:
+            raw.execute(f"DROP TABLE IF EXISTS {o}, {t}")
+            raw.close()
+    else:
+        import pymysql
+
+        kw, unique = request.getfixturevalue("mysql_kw"), request.getfixturevalue("unique")
+        raw = pymysql.connect(autocommit=True, **kw)
+        t, o = f"mu_c_{unique}", f"mu_o_{unique}"
+        try:
+            yield _db("mysql", raw, t, o, "varchar(100)", "%s", **wrap)
+        finally:
+            raw.cursor().execute(f"DROP TABLE IF EXISTS {o}, {t}")
+            raw.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: a write into a masked column under a UNIQUE constraint compares the written value with "
-    "every stored one (IntegrityError or rowcount 0 for a stored e-mail); closing it needs the constraints of "
-    "each table (PRAGMA index_list, pg_index, information_schema.STATISTICS, duckdb_constraints) in "
-    "masking/schema.py and a refusal in masking/writes.py",
-)
-@pytest.mark.parametrize("fixture", ["unique_sqlite", "unique_postgres"])
-def test_unique_constraint_is_no_membership_oracle(fixture: str, request: pytest.FixtureRequest) -> None:
-    """Writing a guessed e-mail or SSN into a UNIQUE masked column tells a stored value from a new one not."""
-    conn, table, ph = request.getfixturevalue(fixture)
-    found = []
-    for n, (column, right, wrong) in enumerate(
-        [("email", SECRETS["email"], "alicf@example.com"), ("ssn", SECRETS["ssn"], "536-22-8727")]
-    ):
-        hit = _unique_outcome(conn, table, column, right, ph, 2 * n)
-        miss = _unique_outcome(conn, table, column, wrong, ph, 2 * n + 1)
-        if hit != miss:
-            found.append(f"{column}: {hit} vs {miss}")
-    assert not found, found
+DIALECTS = ["sqlite", "postgres", "mysql", "duckdb"]
+
+#: every way a write tells whether its value is already stored: an error, a skipped row (rowcount 0, INSERT
+#: IGNORE), a replaced row, an upsert that updates instead (MariaDB affected rows 2 vs 1)
+UNIQUE_WRITES: dict[str, list[str]] = {
+    "all": [
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "INSERT INTO {t} (id, city, {c}) SELECT {id}, 'x', {g}",
+        "UPDATE {t} SET {c} = {g} WHERE id = 2",
+    ],
+    "sqlite": [
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON CONFLICT DO NOTHING",
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON CONFLICT ({c}) DO UPDATE SET city = 'hit'",
+        "INSERT OR IGNORE INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "INSERT OR REPLACE INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "REPLACE INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "UPDATE OR IGNORE {t} SET {c} = {g} WHERE id = 2",
+    ],
+    "postgres": [
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON CONFLICT DO NOTHING",
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON CONFLICT ({c}) DO UPDATE SET city = 'hit'",
+        "MERGE INTO {t} USING (SELECT {id} AS id, {g} AS v) s ON {t}.id = s.id "
+        "WHEN NOT MATCHED THEN INSERT (id, {c}) VALUES (s.id, s.v)",
+        "MERGE INTO {t} USING (SELECT 2 AS id, {g} AS v) s ON {t}.id = s.id WHEN MATCHED THEN UPDATE SET {c} = s.v",
+    ],
+    "mysql": [
+        "INSERT IGNORE INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "REPLACE INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "REPLACE {t} SET id = {id}, {c} = {g}",
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON DUPLICATE KEY UPDATE city = 'hit'",
+        "INSERT INTO {t} SET id = {id}, {c} = {g}",
+        "UPDATE IGNORE {t} SET {c} = {g} WHERE id = 2",
+    ],
+    "duckdb": [
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON CONFLICT DO NOTHING",
+        "INSERT INTO {t} (id, {c}) VALUES ({id}, {g}) ON CONFLICT ({c}) DO UPDATE SET city = 'hit'",
+        "INSERT OR IGNORE INTO {t} (id, {c}) VALUES ({id}, {g})",
+        "INSERT OR REPLACE INTO {t} (id, {c}) VALUES ({id}, {g})",
+    ],
+}
+
+
+def _writes(dialect: str) -> list[str]:
+    return UNIQUE_WRITES["all"] + UNIQUE_WRITES[dialect]
+
+
+def _guessing(
+    db: Db, templates: list[str], column: str, guess: str, first_id: int, reset: tuple[str, ...] = ()
+) -> list[Any]:
+    """What each write shows for one guess (the guess blanked in error texts), and a parameterised insert;
+    ``reset`` (raw statements) undoes a write that ran before the next one."""
+    seen = []
+    for i, template in enumerate(templates):
+        sql = template.format(t=db.t, o=db.o, c=column, g=f"'{guess}'", id=first_id + i)
+        out = db.run(sql)
+        seen.append(tuple(str(x).replace(guess, "<G>") for x in out))
+        for undo in reset:
+            db.raw_exec(undo.format(t=db.t))
+    out = db.run(f"INSERT INTO {db.t} (id, {column}) VALUES ({db.ph}, {db.ph})", (first_id + 99, guess))
+    seen.append(tuple(str(x).replace(guess, "<G>") for x in out))
+    return seen
+
+
+GUESSES = [("email", SECRETS["email"], "alicf@example.com"), ("ssn", SECRETS["ssn"], "536-22-8727")]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_unique_constraint_is_no_membership_oracle(dialect: str, request: pytest.FixtureRequest) -> None:
+    """Writing a guessed e-mail or SSN into a UNIQUE masked column (INSERT, upserts, REPLACE, MERGE, UPDATE)
+    tells a stored value from a new one not; nothing is written."""
+    with _database(dialect, request) as db:
+        before = db.rows(db.t)
+        for n, (column, right, wrong) in enumerate(GUESSES):
+            hit = _guessing(db, _writes(dialect), column, right, 1000 + 200 * n)
+            miss = _guessing(db, _writes(dialect), column, wrong, 1100 + 200 * n)
+            assert hit == miss, [(h, m) for h, m in zip(hit, miss, strict=True) if h != m]
+            assert all(o[0] == "refused" for o in hit), hit
+            # (sqlglot cannot parse UPDATE OR IGNORE / UPDATE IGNORE: refused as unparseable, which fails closed)
+            ours = [o for o in hit if "unparseable" not in o[1]]
+            assert len(ours) >= len(hit) - 1 and all("masked-column-constraint" in o[1] for o in ours), hit
+            assert all(f".{column}" in o[2] and "unmask grant" in o[2] for o in ours), hit
+        assert db.rows(db.t) == before
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_unique_writes_do_tell_on_an_unmasked_column(dialect: str, request: pytest.FixtureRequest) -> None:
+    """Control: the same writes on ``code`` (UNIQUE, not masked) run, and tell a stored value from a new one."""
+    reset = (  # (DuckDB fails any UPDATE of the referenced customer 2 here: see the innocent writes below)
+        "DELETE FROM {t} WHERE id >= 1000",
+        "UPDATE {t} SET code = 'K2' WHERE id = 2 AND code <> 'K2'",
+        "UPDATE {t} SET city = 'Lyon' WHERE id = 2 AND city <> 'Lyon'",
+        "UPDATE {t} SET city = 'Paris' WHERE id = 1",
+    )
+    with _database(dialect, request) as db:
+        hit = _guessing(db, _writes(dialect), "code", "K1", 1000, reset)
+        miss = _guessing(db, _writes(dialect), "code", "K7", 1100, reset)
+        told = [w for w, h, m in zip([*_writes(dialect), "param"], hit, miss, strict=True) if h != m]
+        # plain INSERT, INSERT ... SELECT, UPDATE, the parameterised INSERT and at least one upsert tell
+        assert len(told) >= 5 and UNIQUE_WRITES["all"][0] in told, told
+
+
+FK_WRITES: dict[str, list[str]] = {
+    "all": [
+        "INSERT INTO {o} (id, customer_email) VALUES ({id}, {g})",
+        "INSERT INTO {o} (id, customer_email, note) SELECT {id}, {g}, 'x'",
+        "UPDATE {o} SET customer_email = {g} WHERE id = 1",
+    ],
+    "sqlite": ["INSERT OR IGNORE INTO {o} (id, customer_email) VALUES ({id}, {g})"],
+    "postgres": ["INSERT INTO {o} (id, customer_email) VALUES ({id}, {g}) ON CONFLICT DO NOTHING"],
+    "mysql": ["INSERT IGNORE INTO {o} (id, customer_email) VALUES ({id}, {g})"],
+    "duckdb": ["INSERT INTO {o} (id, customer_email) VALUES ({id}, {g}) ON CONFLICT DO NOTHING"],
+}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_foreign_key_to_a_masked_column_is_no_membership_oracle(dialect: str, request: pytest.FixtureRequest) -> None:
+    """A child row pointing at a guessed e-mail (orders.customer_email REFERENCES customers(email)) is accepted
+    only when a customer has it: refused alike for a right and a wrong guess; nothing is written."""
+    with _database(dialect, request) as db:
+        before = db.rows(db.o)
+        templates = FK_WRITES["all"] + FK_WRITES[dialect]
+        hit = _guessing(db, templates, "customer_email", SECRETS["email"], 1000)
+        miss = _guessing(db, templates, "customer_email", "alicf@example.com", 1100)
+        assert hit[:-1] == miss[:-1], [(h, m) for h, m in zip(hit, miss, strict=True) if h != m]
+        assert all(o[0] == "refused" and "masked-column-constraint" in o[1] for o in hit[:-1]), hit
+        assert all(".email" in o[2] for o in hit[:-1]), hit
+        assert db.rows(db.o) == before
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_deleting_a_referenced_masked_parent_is_refused(dialect: str, request: pytest.FixtureRequest) -> None:
+    """Deleting (or REPLACE-ing) a customer fails exactly when an order points at its e-mail — the masked values
+    of two tables compared: refused for the referenced customer and for the other one alike."""
+    with _database(dialect, request) as db:
+        before = db.rows(db.t)
+        seen = [db.run(f"DELETE FROM {db.t} WHERE id = {n}") for n in (1, 2)]
+        assert seen[0][:2] == seen[1][:2] and seen[0][0] == "refused", seen
+        assert "masked-column-constraint" in seen[0][1] and f"{db.t}.email" in seen[0][2], seen
+        if dialect in ("sqlite", "mysql"):
+            seen = [db.run(f"REPLACE INTO {db.t} (id, city) VALUES ({n}, 'x')") for n in (1, 2)]
+            assert seen[0][:2] == seen[1][:2] and seen[0][0] == "refused", seen
+        assert db.rows(db.t) == before
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_check_constraint_with_a_masked_column_is_no_oracle(dialect: str, request: pytest.FixtureRequest) -> None:
+    """``CHECK (alt IS NULL OR alt <> email)`` fails an UPDATE of ``alt`` exactly when it equals the stored
+    e-mail: refused alike for a right and a wrong guess; the row keeps its values."""
+    with _database(dialect, request) as db:
+        before = db.rows(db.t)
+        seen = {g: db.run(f"UPDATE {db.t} SET alt = '{g}' WHERE id = 1") for g in (SECRETS["email"], "alicf@example.com")}
+        hit, miss = (tuple(str(x).replace(g, "<G>") for x in o) for g, o in seen.items())
+        assert hit == miss and hit[0] == "refused" and f"{db.t}.email" in hit[2], (hit, miss)
+        assert db.rows(db.t) == before
+
+
+def _upsert_on_id(dialect: str) -> str:
+    if dialect == "mysql":
+        return "INSERT INTO {t} (id, city) VALUES (1, 'Bern') ON DUPLICATE KEY UPDATE city = VALUES(city)"
+    return "INSERT INTO {t} (id, city) VALUES (1, 'Bern') ON CONFLICT (id) DO UPDATE SET city = excluded.city"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_innocent_writes_next_to_masked_unique_columns_keep_running(dialect: str, request: pytest.FixtureRequest) -> None:
+    """Writes that give no value to a masked column under a constraint run, and the database shows their
+    effect: other columns of the row, masked columns under no constraint, NULL (erasing an SSN), new rows
+    without the e-mail, upserts on the id, deletes, and rows pointing at a customer by id."""
+    with _database(dialect, request) as db:
+        t, o = db.t, db.o
+        steps = [
+            f"UPDATE {t} SET city = 'Nice' WHERE id = 1",
+            f"UPDATE {t} SET full_name = 'Alice Jones', api_key = 'sk_test_new' WHERE id = 1",
+            f"INSERT INTO {t} (id, full_name, city) VALUES (5, 'Carol King', 'Rome')",
+            f"INSERT INTO {t} (id, email, ssn, city, alt) VALUES (6, NULL, NULL, 'Oslo', 'x')",
+            f"UPDATE {t} SET ssn = NULL WHERE id = 2",
+            _upsert_on_id(dialect).format(t=t),
+            f"INSERT INTO {o} (id, customer_id, note) VALUES (2, 1, 'second order')",
+            f"UPDATE {o} SET note = 'changed', customer_id = 2 WHERE id = 2",
+            f"DELETE FROM {o} WHERE id = 2",
+            f"UPDATE {t} SET code = 'K9' WHERE id = 5",
+        ]
+        refused_on_duckdb = []
+        for sql in steps:
+            out = db.run(sql)
+            if dialect == "duckdb" and (sql.startswith(f"UPDATE {t} ") or "DO UPDATE" in sql):
+                # DuckDB updates a row whose indexed columns change (here: any column, since a CHECK reads the
+                # e-mail) by deleting and inserting it, which fails exactly while an order points at the row's
+                # masked e-mail: refused on DuckDB (decision 0165)
+                assert out[0] == "refused" and f"{t}.email" in out[2], out
+                refused_on_duckdb.append(sql)
+                continue
+            assert out[0] == "ok", (sql, out)
+        # erasing the e-mail is no innocent here: orders point at it, and the UPDATE would fail exactly then
+        erase = db.run(f"UPDATE {t} SET email = NULL WHERE id = 5")
+        assert erase[0] == "refused" and "foreign key" in erase[2], erase
+        rows = {r[0]: r for r in db.rows(t)}
+        assert db.rows(o) == [(1, "bob.jones@example.org", 2, "first order")]
+        assert rows[6] == (6, None, None, None, None, "Oslo", None, "x")
+        if dialect == "duckdb":
+            assert len(refused_on_duckdb) == 5, refused_on_duckdb
+            assert [rows[1], rows[2]] == [tuple(r) for r in UNIQUE_ROWS]
+            assert rows[5] == (5, "Carol King", None, None, None, "Rome", None, None)
+            return
+        assert rows[1][1:] == ("Alice Jones", SECRETS["email"], SECRETS["ssn"], "sk_test_new", "Bern", "K1", None)
+        assert rows[2][3] is None
+        assert rows[5] == (5, "Carol King", None, None, None, "Rome", "K9", None)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_innocent_updates_of_a_table_no_row_points_at_keep_running(dialect: str, request: pytest.FixtureRequest) -> None:
+    """Without child rows pointing at its e-mail, every column of a row but the masked unique ones can be
+    updated on every database, DuckDB included."""
+    with _database(dialect, request) as db:
+        db.raw_exec(f"DROP TABLE {db.o}")  # before the governed connection first writes (and reads constraints)
+        t = db.t
+        for sql in (
+            f"UPDATE {t} SET city = 'Nice', full_name = 'Alice Jones' WHERE id = 1",
+            f"UPDATE {t} SET ssn = NULL, code = 'K7' WHERE id = 2",
+            f"DELETE FROM {t} WHERE id = 2",
+        ):
+            out = db.run(sql)
+            assert out[0] == "ok", (sql, out)
+        assert db.rows(t) == [(1, "Alice Jones", *UNIQUE_ROWS[0][2:5], "Nice", "K1", None)]
+
+
+def _conditional_upsert(dialect: str, condition: str) -> str:
+    if dialect == "mysql":
+        return f"INSERT INTO {{t}} (id, city) VALUES (1, 'x') ON DUPLICATE KEY UPDATE city = IF({condition}, 'y', city)"
+    return f"INSERT INTO {{t}} (id, city) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET city = 'y' WHERE {condition}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_upsert_conditions_on_a_masked_column_are_predicates(dialect: str, request: pytest.FixtureRequest) -> None:
+    """``ON CONFLICT ... DO UPDATE ... WHERE email = guess`` (MariaDB: ``IF(email = guess, ...)``) updates the row
+    (rowcount 1) only for the stored e-mail: refused; the same condition on ``code`` runs and tells (control)."""
+    with _database(dialect, request) as db:
+        before = db.rows(db.t)
+        seen = []
+        for guess in (SECRETS["email"], "alicf@example.com"):
+            out = db.run(_conditional_upsert(dialect, f"{db.t}.email = '{guess}'").format(t=db.t))
+            seen.append(tuple(str(x).replace(guess, "<G>") for x in out))
+        # (MariaDB's IF() copies the e-mail's test into city: refused as a copy)
+        assert seen[0] == seen[1] and seen[0][0] == "refused" and "masked-column-" in seen[0][1], seen
+        assert db.rows(db.t) == before
+        if dialect == "duckdb":
+            return  # DuckDB's upsert of a row orders point at is refused by itself (a delete and an insert there)
+        told = [db.run(_conditional_upsert(dialect, f"{db.t}.code = '{g}'").format(t=db.t)) for g in ("K7", "K1")]
+        assert told[0][0] == "ok" and told[0][:2] != told[1][:2], told  # (MariaDB's 2 affected rows: refused by write-effect)
+
+
+#: DDL whose check over the stored rows fails exactly when row 1's value matches a guess ({x}: the column
+#: compared); the row with id 77 is the caller's own (a duplicate of row 1's key when the guess is right)
+DDL_CHECKS: dict[str, tuple[str, str]] = {
+    "index": (
+        "CREATE UNIQUE INDEX mu_ix ON {t} ((CASE WHEN {x} = '{g}' OR id = 77 THEN 0 ELSE id END))",
+        "DROP INDEX mu_ix",
+    ),
+    "check": ("ALTER TABLE {t} ADD CONSTRAINT mu_chk CHECK ({x} <> '{g}')", "ALTER TABLE {t} DROP CONSTRAINT mu_chk"),
+}
+DDL_FORMS = {"sqlite": ["index"], "postgres": ["index", "check"], "mysql": ["check"], "duckdb": ["index"]}
+STAFF = governed_db.Identity("dba", kind="human")
+
+
+def _ddl_seen(db: Db, form: str, column: str, guess: str) -> tuple[Any, ...]:
+    create, drop = DDL_CHECKS[form]
+    x = f"substr({column}, 1, 1)" if column == "ssn" else column
+    out = db.run(create.format(t=db.t, x=x, g=guess))
+    if out[0] == "ok":
+        db.raw_exec(drop.format(t=db.t))
+    return tuple(str(o).replace(f"'{guess}'", "<G>") for o in out)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_ddl_checking_stored_masked_values_is_no_oracle(dialect: str, request: pytest.FixtureRequest) -> None:
+    """A unique index on an expression of the SSN, or a CHECK added to the table, is built over every stored row
+    and fails exactly when row 1's SSN starts with the guess: refused alike for a right and a wrong guess, even
+    in staging where a person's DDL runs; the same DDL over ``city`` tells (control)."""
+    with _database(dialect, request, identity=STAFF, environment="staging") as db:
+        assert db.run(f"INSERT INTO {db.t} (id, city) VALUES (77, 'Paris')")[0] == "ok"
+        for form in DDL_FORMS[dialect]:
+            hit, miss = (_ddl_seen(db, form, "ssn", g) for g in ("5", "4"))
+            assert hit == miss and hit[0] == "refused" and "masked-column-constraint" in hit[1], (form, hit, miss)
+            assert f"{db.t}.ssn" in hit[2], hit
+            told = [_ddl_seen(db, form, "city", g) for g in ("Paris", "Rome")]
+            assert told[0][0] == "error" and told[1][0] == "ok", (form, told)
+
+
+#: unique keys that are not a plain column: an expression, a partial index, a generated column, an exclusion
+ACCOUNTS: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TABLE {a} (id int primary key, email text, ssn text, city text)",
+        "CREATE UNIQUE INDEX {a}_email ON {a} (lower(email))",
+        "CREATE UNIQUE INDEX {a}_ssn ON {a} (ssn) WHERE city IS NOT NULL",
+    ),
+    "postgres": (
+        "CREATE TABLE {a} (id int primary key, email text, ssn text, city text, "
+        "ssn_digits text GENERATED ALWAYS AS (replace(ssn, '-', '')) STORED UNIQUE, "
+        "EXCLUDE USING hash (city WITH =) WHERE (city IS NOT NULL AND email IS NOT NULL))",
+        "CREATE UNIQUE INDEX {a}_email ON {a} (lower(email))",
+    ),
+    "mysql": (
+        "CREATE TABLE {a} (id int primary key, email varchar(100), ssn varchar(20), city varchar(20), "
+        "email_lc varchar(100) AS (lower(email)) VIRTUAL, ssn_digits varchar(20) AS (replace(ssn, '-', '')) "
+        "PERSISTENT, UNIQUE KEY (email_lc), UNIQUE KEY (ssn_digits))",
+    ),
+    "duckdb": (
+        "CREATE TABLE {a} (id int primary key, email varchar, ssn varchar, city varchar, "
+        "ssn_digits varchar GENERATED ALWAYS AS (replace(ssn, '-', '')))",
+        "CREATE UNIQUE INDEX {a}_email ON {a} (lower(email))",
+        "CREATE UNIQUE INDEX {a}_ssn ON {a} (ssn_digits)",
+    ),
+}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_expression_partial_and_generated_unique_keys_are_no_oracle(dialect: str, request: pytest.FixtureRequest) -> None:
+    """A unique index on ``lower(email)``, a partial one (``WHERE city IS NOT NULL``), one on a generated column
+    (``replace(ssn, '-', '')``) and a PostgreSQL exclusion constraint compare a write with stored masked values
+    too: refused alike for right and wrong guesses; nothing is written."""
+    with _database(dialect, request) as db:
+        a = db.t.replace("c", "a", 1) if dialect in ("postgres", "mysql") else "accounts"
+        for ddl in ACCOUNTS[dialect]:
+            db.raw_exec(ddl.format(a=a))
+        if dialect == "duckdb":
+            db.raw.executemany(f"INSERT INTO {a} (id, email, ssn, city) VALUES (?, ?, ?, ?)", [[r[0], r[2], r[3], r[5]] for r in ROWS])
+        else:
+            db.raw.cursor().executemany(
+                f"INSERT INTO {a} (id, email, ssn, city) VALUES ({', '.join([db.ph] * 4)})", [(r[0], r[2], r[3], r[5]) for r in ROWS]
+            )
+        try:
+            before = db.rows(a)
+            writes = [
+                "INSERT INTO {a} (id, email) VALUES (10, {g})",
+                "INSERT INTO {a} (id, ssn, city) VALUES (11, {s}, 'Rome')",
+                "UPDATE {a} SET email = {g} WHERE id = 2",
+            ]
+            if dialect == "postgres":
+                writes.append("UPDATE {a} SET city = 'Paris' WHERE id = 2")  # the exclusion reads the e-mail too
+            seen = {}
+            for email, ssn in (("ALICE@EXAMPLE.COM", "536228726"), ("ALICF@EXAMPLE.COM", "536228727")):
+                if dialect not in ("sqlite",):
+                    ssn = ssn[:3] + "-" + ssn[3:5] + "-" + ssn[5:] if dialect != "postgres" else ssn
+                outs = [db.run(w.format(a=a, g=f"'{email}'", s=f"'{ssn}'")) for w in writes]
+                seen[email] = [tuple(str(x).replace(email, "<G>").replace(ssn, "<S>") for x in o) for o in outs]
+            hit, miss = seen.values()
+            assert hit == miss, [(h, m) for h, m in zip(hit, miss, strict=True) if h != m]
+            assert all(o[0] == "refused" and "masked-column-constraint" in o[1] for o in hit), hit
+            assert db.rows(a) == before
+        finally:
+            db.raw_exec(f"DROP TABLE {a}")
+
+
+SERVICE = governed_db.Identity("signup-service", kind="service")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_unmask_grant_keeps_full_write_access(dialect: str, request: pytest.FixtureRequest) -> None:
+    """An identity with an unmask grant for the column writes it and meets the database's own answer (a new
+    e-mail is inserted, a stored one is a duplicate); a grant for e-mails only still leaves the SSN refused."""
+    grant = {"unmask": [{"kind": "service", "labels": ["EMAIL"]}]}
+    with _database(dialect, request, identity=SERVICE, masking=grant) as db:
+        assert db.run(f"INSERT INTO {db.t} (id, email) VALUES (7, 'new.customer@example.net')")[0] == "ok"
+        duplicate = db.run(f"INSERT INTO {db.t} (id, email) VALUES (8, '{SECRETS['email']}')")
+        assert duplicate[0] == "error", duplicate
+        assert db.run(f"INSERT INTO {db.o} (id, customer_email) VALUES (3, 'new.customer@example.net')")[0] == "ok"
+        refused = db.run(f"INSERT INTO {db.t} (id, ssn) VALUES (9, '123-45-6789')")
+        assert refused[0] == "refused" and f"{db.t}.ssn" in refused[2], refused
+        ids = [r[0] for r in db.rows(db.t)]
+        assert ids == [1, 2, 7] and [r[1] for r in db.rows(db.o)] == ["bob.jones@example.org", "new.customer@example.net"]
 
 
 # -- the order of an index on a masked column ---------------------------------------------------------------

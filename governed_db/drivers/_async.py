@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -33,6 +34,8 @@ log = logging.getLogger("governed_db.masking")
 
 #: statement text -> its table nodes (bounded; analysis itself is cached too)
 _TABLES_CACHE = STATEMENTS
+#: masking's readers run a few statements each, some chosen by an earlier one's answer (an index's columns)
+_ROUNDS = 64
 
 
 class AsyncDriver(Driver):
@@ -50,89 +53,144 @@ class AsyncDriver(Driver):
     async def warm_catalog(self, gov: Governor, sql: Any) -> None:
         """Read, with ``await``, the catalog facts masking will ask for when it judges ``sql``."""
         from governed_db import masking
-        from governed_db.masking import schema
 
         state = gov.state.get("masking") or masking._state_for(gov)
         if not state.active:
             return
-        nodes = _table_nodes(gov, sql)
+        nodes, writes = _table_nodes(gov, sql)
         if not nodes:
             return
         from governed_db.masking.catalog import table_key
-        from governed_db.masking.engine import RETRY_SECONDS
 
         replay: _Replay = self.catalog_connection(gov)
         for node in nodes:
-            key = table_key(".".join(p.name for p in node.parts))
-            info = state.tables.get(key)
-            if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
-                continue
-            # which statements masking's reader runs for this table (recorded, not run)
-            recording = _Recording()
+            await self._warm_table(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node)
+        if writes:
+            # a write is judged by the constraints of the tables it names (read once per table), and by the columns
+            # of the tables their foreign keys lead to
+            for node in nodes:
+                await self._warm_constraints(gov, state, replay, table_key(".".join(p.name for p in node.parts)))
+
+    async def _warm_table(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None) -> None:
+        from governed_db.masking import schema
+        from governed_db.masking.engine import RETRY_SECONDS
+
+        info = state.tables.get(key)
+        if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
+            return
+        if node is not None:
             bare = node.copy()
             bare.set("alias", None)
             table_sql = bare.sql(dialect=state.sg_dialect)
             db = node.args.get("db")
-            db_name = db.name if isinstance(db, exp.Identifier) else None
-            schema.read_columns(recording, gov.dialect, table_sql, db_name, node.name)
+            db_name, name = (db.name if isinstance(db, exp.Identifier) else None), node.name
+        else:
+            table_sql, name = key, key.rsplit(".", 1)[-1]
+            db_name = key.rsplit(".", 1)[0] if "." in key else None
+
+        def read(conn: Any) -> None:
+            schema.read_columns(conn, gov.dialect, table_sql, db_name, name)
             if state.config.online and state.config.sample_rows > 0:
-                schema.sample(recording, gov.dialect, table_sql, state.config.sample_rows)
-            for query, params in recording.asked:
+                schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
+
+        await self._answer(gov, replay, read)
+        try:
+            state.table(key, node)  # masking reads the answers through the replaying connection
+        finally:
+            replay.answers.clear()
+
+    async def _warm_constraints(self, gov: Governor, state: Any, replay: _Replay, key: str) -> None:
+        from governed_db.masking import schema
+
+        info = state.tables.get(key)
+        if info is None or info.columns is None or not state.constraints_due(info):
+            return
+        table_sql, db_name, name = info.source or (key, None, key)
+        await self._answer(
+            gov, replay, lambda conn: schema.read_constraints(conn, gov.dialect, table_sql, db_name, name, info.columns)
+        )
+        try:
+            _, constraints = state.constraints_of(key)
+        finally:
+            replay.answers.clear()
+        for other in sorted({c.other for c in constraints or () if c.other is not None}):
+            await self._warm_table(gov, state, replay, other, None)
+
+    async def _answer(self, gov: Governor, replay: _Replay, read: Callable[[Any], Any]) -> None:
+        """Run masking's reader ``read`` on a probing connection until every statement it runs has an answer
+        in ``replay`` (one round per statement that depends on an earlier one's answer)."""
+        for _ in range(_ROUNDS):
+            probe = _Probe(replay.answers)
+            read(probe)
+            if not probe.asked:
+                return
+            for query, params in probe.asked:
                 try:
                     replay.answers[(query, _key(params))] = await self.catalog_rows(gov.raw, query, params)
                 except Exception as e:  # unreadable: masking falls back as for a sync connection
                     log.debug("governed_db masking: async catalog read failed: %r", e)
-            try:
-                state.table(key, node)  # masking reads the answers through the replaying connection
-            finally:
-                replay.answers.clear()
+                    replay.answers[(query, _key(params))] = e
 
 
 def _key(params: Any) -> Any:
     return tuple(params) if isinstance(params, (list, tuple)) else params
 
 
-def _table_nodes(gov: Governor, sql: Any) -> tuple[exp.Table, ...]:
-    """The tables ``sql`` names (CTE names left out), cached per statement text."""
+def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
+    """The tables ``sql`` names (CTE names left out), and whether it writes, cached per statement text."""
     from governed_db.sql.shapes import analysis_for
 
-    cache: LRU[str, tuple[exp.Table, ...]] | None = gov.state.get("async_tables")
+    cache: LRU[str, tuple[tuple[exp.Table, ...], bool]] | None = gov.state.get("async_tables")
     if cache is None:
         cache = gov.state.setdefault("async_tables", LRU("async-tables", _TABLES_CACHE, STATEMENT_CHARS))
     text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
-    found: tuple[exp.Table, ...] | None = cache.get(text)
+    found: tuple[tuple[exp.Table, ...], bool] | None = cache.get(text)
     if found is not None:
         return found
     nodes: list[exp.Table] = []
+    writes = False
     try:
         analysis = analysis_for(text, gov.dialect)
     except Exception:
-        return ()  # begin() judges (and refuses) what cannot be analysed
+        return (), False  # begin() judges (and refuses) what cannot be analysed
     for stmt in analysis.statements:
         expr = stmt.expression
         if expr is None:
             continue
+        writes = writes or stmt.kind == "write" or expr.find(exp.Insert, exp.Update, exp.Delete, exp.Merge) is not None
         ctes = {c.alias_or_name for c in expr.find_all(exp.CTE)}
         nodes.extend(t for t in expr.find_all(exp.Table) if t.name and t.name not in ctes)
-    found = tuple(nodes)
+    found = (tuple(nodes), writes)
     cache.put(text, found, len(text) + 64)
     return found
 
 
-class _Recording:
-    """A connection that notes the statements masking's reader would run, and runs none."""
+class _Probe:
+    """A connection that answers the statements already read and notes the first one that is not (masking's
+    reader stops there, as on any error, and logs at debug level)."""
 
     autocommit = True
 
-    def __init__(self) -> None:
+    def __init__(self, answers: dict[tuple[str, Any], Any]) -> None:
+        self.answers = answers
         self.asked: list[tuple[str, Any]] = []
+        self.description: Any = None
+        self._rows: list[Any] = []
 
-    def cursor(self) -> _Recording:
+    def cursor(self) -> _Probe:
         return self
 
     def execute(self, sql: str, params: Any = None) -> None:
-        self.asked.append((sql, params))
-        raise LookupError("recorded")  # masking's reader stops here (and logs at debug level)
+        found = self.answers.get((sql, _key(params)))
+        if found is None:
+            self.asked.append((sql, params))
+            raise LookupError("recorded")
+        if isinstance(found, BaseException):
+            raise found
+        self.description, self._rows = found
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
 
     def close(self) -> None:
         pass
@@ -144,7 +202,8 @@ class _Replay:
     autocommit = True
 
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, Any], tuple[Any, list[Any]]] = {}
+        #: (statement, parameters) -> (description, rows), or the error reading it raised
+        self.answers: dict[tuple[str, Any], Any] = {}
         self.description: Any = None
         self._rows: list[Any] = []
 
@@ -153,9 +212,12 @@ class _Replay:
 
     def execute(self, sql: str, params: Any = None) -> None:
         try:
-            self.description, self._rows = self.answers[(sql, _key(params))]
+            found = self.answers[(sql, _key(params))]
         except KeyError:
             raise LookupError("this catalog read was not done for the async connection") from None
+        if isinstance(found, BaseException):
+            raise found
+        self.description, self._rows = found
 
     def fetchall(self) -> list[Any]:
         return list(self._rows)

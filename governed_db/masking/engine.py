@@ -30,7 +30,9 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
+from governed_db.masking.constraints import constraint_uses, ddl_uses
 from governed_db.masking.lineage import Lineage, Origin, trace
+from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
@@ -71,6 +73,12 @@ class TableInfo:
     #: declared type of each column (lower-cased name): a MySQL CAST(x AS CHAR(n)) of a column declared no
     #: longer than n cannot truncate (and so cannot warn)
     types: dict[str, str | None] = field(default_factory=dict)
+    #: (table SQL, schema, name) the catalog was read with, for the constraints read on first write
+    source: tuple[str, str | None, str] | None = None
+    #: unique keys, foreign keys and CHECKs (read when a statement first writes the table); ``None``: unreadable
+    constraints: list[Constraint] | None = None
+    #: when they were read (``time.monotonic()``); ``None``: not yet
+    constraints_read: float | None = None
 
 
 @dataclass
@@ -183,6 +191,35 @@ class MaskingState:
             self.tables[key] = info
         return info
 
+    def constraints_of(self, key: str) -> tuple[list[str] | None, list[Constraint] | None]:
+        """The columns and constraints of ``key`` (read once per schema version, on the first write)."""
+        info = self.table(key)
+        if info.columns is None or not self.constraints_due(info):
+            return info.columns, info.constraints
+        with self.lock:
+            if self.constraints_due(info):
+                table_sql, schema_name, name = info.source or (key, None, key)
+                raw = self.gov.driver.catalog_connection(self.gov)
+                info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns)
+                info.constraints_read = time.monotonic()
+        return info.columns, info.constraints
+
+    @staticmethod
+    def constraints_due(info: TableInfo) -> bool:
+        """Never read, or unreadable and not tried for a while (meanwhile writes into masked columns fail closed)."""
+        if info.constraints_read is None:
+            return True
+        return info.constraints is None and time.monotonic() - info.constraints_read >= RETRY_SECONDS
+
+    def trace(self, tree: exp.Expression) -> Lineage:
+        """Lineage of one statement, with the uses the constraints of the tables it writes make."""
+        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        if lineage.writes:
+            lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
+        if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
+            lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+        return lineage
+
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""
         with self.lock:
@@ -213,7 +250,9 @@ class MaskingState:
                 (key.rsplit(".", 1)[0] if "." in key else None),
             )
         cols = schema.read_columns(raw, self.dialect, table_sql, schema_name, name)
-        info = TableInfo(key, [c for c, _ in cols] if cols else None, read_at=time.monotonic())
+        info = TableInfo(
+            key, [c for c, _ in cols] if cols else None, read_at=time.monotonic(), source=(table_sql, schema_name, name)
+        )
         if cols is None:
             return info
         types = info.types = {c.lower(): t for c, t in cols}
@@ -290,7 +329,7 @@ class MaskingState:
             return StatementFacts(None)
         tree = stmts[0].expression
         assert tree is not None
-        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        lineage = self.trace(tree)
         if _DECLARE_CURSOR.match(analysis.sql) and lineage.outputs is not None:
             # DECLARE c CURSOR FOR <query> (judged as its query): its rows come back later, by FETCH, where no
             # lineage follows them, so every value it would return counts as kept for later

@@ -18,19 +18,21 @@ from itertools import chain
 from typing import Any
 
 from governed_db.identity import Identity
+from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, MaskingState
-from governed_db.masking.lineage import Lineage, trace
+from governed_db.masking.lineage import Lineage
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
-from governed_db.policy.rules.masking import COPY, PREDICATE, WRITE_BACK
+from governed_db.policy.rules.masking import CONSTRAINT, COPY, PREDICATE, WRITE_BACK
 from governed_db.sql.analysis import Analysis
 
 PREDICATE_RULE = PREDICATE
 COPY_RULE = COPY
 WRITE_BACK_RULE = WRITE_BACK
+CONSTRAINT_RULE = CONSTRAINT
 
 
 
@@ -107,7 +109,9 @@ def _order(use: tuple[str, object]) -> int:
     clause = use[0]
     if clause in _INNER_CLAUSES:
         return 2
-    return 0 if clause[:1].isupper() else 1 if clause == "copy" or clause.startswith("a cursor") else 2
+    if clause[:1].isupper():
+        return 0
+    return 1 if clause == "copy" or clause.startswith("a cursor") or is_constraint_use(clause) else 2
 
 
 def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
@@ -117,7 +121,7 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
     if facts.lineage is not None:
         return [facts.lineage]
     return [
-        trace(s.expression, state.columns_of, state.sg_dialect, state.declared_type)
+        state.trace(s.expression)
         for s in analysis.statements
         if s.expression is not None
     ]
@@ -151,6 +155,18 @@ def _lineage_hit(
                 COPY_RULE,
                 f"the statement copies masked column(s) {cols} into another place, where masking would not follow",
                 "copy the data through a reviewed migration, or ask for an unmask grant (masking.unmask)",
+            )
+        elif is_constraint_use(clause):
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                CONSTRAINT_RULE,
+                f"masked column(s) {cols} take part in {clause}: whether the statement fails, skips a row or "
+                "how many rows it changes would depend on their stored values (a chosen value tested against them)",
+                "leave the column out of the statement (other columns of the row can still be written), or run "
+                "it as an identity with an unmask grant for the column (masking.unmask), such as the "
+                "application's service identity",
             )
         elif clause.startswith("a cursor"):
             hit = _hit(

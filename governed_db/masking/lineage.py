@@ -49,7 +49,7 @@ from governed_db.masking.origins import (
     Source,
     combine,
 )
-from governed_db.masking.writes import trace_command, trace_write
+from governed_db.masking.writes import record_writes, trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -573,14 +573,15 @@ def trace(
     tree = statement.copy()
     w = Walker(columns_of, dialect, declared)
     lin = w.lineage
+    if isinstance(tree, exp.Command):
+        return trace_command(w, tree, dialect)
+    record_writes(w, tree)
     if isinstance(tree, QUERY):
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact
         return lin
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Merge)):
         return trace_write(w, tree)
-    if isinstance(tree, exp.Command):
-        return trace_command(w, tree, dialect)
     # SET @v = (SELECT ...), CALL p((SELECT ...)), DO ...: whatever a query inside reads is copied somewhere
     for query in tree.find_all(exp.Select):
         if query.find_ancestor(exp.Select) is None:

@@ -6,8 +6,17 @@ import re
 
 from governed_db.masking.strategies.spans import scrub_text
 
+#: a key's column list as PostgreSQL prints it, expressions included (``Key (lower(ssn))=(...)``)
+_PG_KEY_COLUMNS = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
 _ECHOES = (
-    re.compile(r"(Key \([^)]*\)=\()(.*?)(\)(?: already exists| is not present| conflicts))", re.S),
+    re.compile(
+        r"(Key " + _PG_KEY_COLUMNS + r"=\()(.*?)(\)(?: already exists| is not present| is still referenced| conflicts))",
+        re.S,
+    ),
+    # an exclusion constraint's DETAIL quotes the stored row's key too: ``conflicts with existing key (c)=(...)``
+    re.compile(r"(existing key " + _PG_KEY_COLUMNS + r"=\()(.*)(\)\.)", re.S),
+    # DuckDB: ``Duplicate key "email: ..." violates``, ``because key "c: ..." does not exist`` / ``is still referenced``
+    re.compile(r'((?:Duplicate key|because key) ")(.*?)(" (?:violates|does not exist|is still referenced))', re.S),
     re.compile(r"(Failing row contains \()(.*)(\))", re.S),
     re.compile(r"(Duplicate entry ')(.*?)(' for key)", re.S),
     re.compile(r"(Incorrect \w+ value: ')(.*?)(')", re.S),

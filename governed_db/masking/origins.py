@@ -73,6 +73,25 @@ class Output:
     origin: Origin
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """One table a statement changes: ``kind`` is insert, update or delete (a REPLACE is both an insert and a
+    delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any);
+    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at)."""
+
+    table: str
+    kind: str
+    columns: frozenset[str] | None
+    touched: frozenset[str] | None = frozenset()
+
+    @property
+    def changed(self) -> frozenset[str] | None:
+        """The columns whose stored value the write may change (``None``: any)."""
+        if self.columns is None or self.touched is None:
+            return None
+        return self.columns | self.touched
+
+
 @dataclass
 class Lineage:
     #: result columns in order; ``None`` when the statement's result shape is not known
@@ -86,6 +105,8 @@ class Lineage:
     #: the statement reads data through SQL built at run time (DuckDB ``query(expr)``): what it reads is
     #: unknown, so every lost value in it is treated as sensitive
     blind: bool = False
+    #: the tables the statement changes and how (:mod:`governed_db.masking.constraints` turns them into uses)
+    writes: list[Written] = field(default_factory=list)
 
 
 @dataclass

@@ -17,8 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from governed_db.masking.catalog import table_key
 
 log = logging.getLogger("governed_db.masking")
 T = TypeVar("T")
@@ -202,5 +209,337 @@ def list_tables(conn: Any, dialect: str) -> list[str] | None:
             schema, name = _values(r)[0], _values(r)[1]
             out.append(str(name) if not schema or str(schema) in _DEFAULT_SCHEMAS else f"{schema}.{name}")
         return out
+
+    return guarded(conn, dialect, work)
+
+
+# -- constraints: what the database compares a written value with ------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A check the database makes when a table is written, which may read stored values.
+
+    ``kind`` is ``unique`` (a primary key, UNIQUE constraint, unique index, PostgreSQL exclusion constraint:
+    a written value against every other row's), ``foreign key`` (this table's ``columns`` against the parent
+    ``other``'s ``other_columns``), ``referenced`` (this table's ``columns`` are what child rows of ``other``
+    point at: deleting or changing one fails or cascades) or ``check`` (a CHECK over the row's ``columns``).
+    ``columns`` include the columns a generated column in it is computed from, and every column an expression
+    or the WHERE of a partial index names.
+    """
+
+    kind: str
+    name: str
+    columns: frozenset[str]
+    other: str | None = None
+    other_columns: frozenset[str] = frozenset()
+    #: the columns whose UPDATE makes the database check it, when more than ``columns`` (DuckDB rewrites an
+    #: UPDATE of any indexed column as a delete and an insert, so a referenced row then fails to update)
+    updated: frozenset[str] | None = None
+
+
+_SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
+
+
+def _mentioned(text: Any, fam: str, columns: Iterable[str], statement: bool = False) -> frozenset[str]:
+    """The table's columns an expression (or a ``CREATE INDEX`` statement) names; all of them when it cannot be
+    read exactly (a parse error, or text sqlglot keeps opaque, as MariaDB's ``replace(`ssn`,'-','')``)."""
+    every = frozenset(c.lower() for c in columns)
+    if not isinstance(text, str):
+        return every
+    try:
+        tree = sqlglot.parse_one(text if statement else f"SELECT {text}", read=_SQLGLOT[fam])
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return every
+    expected = exp.Create if statement else exp.Select
+    if not isinstance(tree, expected) or tree.find(exp.Command) is not None:
+        return every
+    return frozenset(c.name.lower() for c in tree.find_all(exp.Column)) & every
+
+
+def _key(schema: Any, name: Any, default: Any = None) -> str:
+    """A table key as the rest of masking spells it: the schema only outside the default one."""
+    if schema is None or str(schema).lower() in _DEFAULT_SCHEMAS or str(schema) == str(default):
+        return table_key(str(name))
+    return table_key(f"{schema}.{name}")
+
+
+def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) -> list[Constraint]:
+    """A generated column stands for the columns it is computed from (``lower(email)``: email)."""
+    if not generated:
+        return found
+    out = []
+    for c in found:
+        cols = set(c.columns)
+        while True:
+            more = set().union(*(generated.get(g, frozenset()) for g in cols)) - cols
+            if not more:
+                break
+            cols |= more
+        out.append(Constraint(c.kind, c.name, frozenset(cols), c.other, c.other_columns, c.updated))
+    return out
+
+
+def _rows(cur: Any, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+    cur.execute(sql, tuple(params))
+    return [_values(r) for r in cur.fetchall()]
+
+
+def _foreign(rows: Iterable[Sequence[Any]]) -> dict[tuple[Any, ...], tuple[list[str], list[Any]]]:
+    """Group (group key..., from column, to column) rows into ordered column lists per foreign key."""
+    out: dict[tuple[Any, ...], tuple[list[str], list[Any]]] = {}
+    for r in rows:
+        froms, tos = out.setdefault(tuple(r[:-2]), ([], []))
+        froms.append(str(r[-2]).lower())
+        tos.append(None if r[-1] is None else str(r[-1]).lower())
+    return out
+
+
+def _base_table(kind: Any, allowed: tuple[str, ...]) -> None:
+    """A view, foreign or virtual table writes into relations whose constraints are not its own: unknown."""
+    if kind is None or str(kind) not in allowed:
+        raise LookupError(f"not a base table ({kind}): its constraints are unknown")
+
+
+def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constraint]:
+    found_kind = _rows(
+        cur,
+        "SELECT type, upper(substr(ltrim(sql), 1, 14)) FROM sqlite_master WHERE name = ? COLLATE NOCASE "
+        "UNION ALL SELECT type, upper(substr(ltrim(sql), 1, 14)) FROM sqlite_temp_master WHERE name = ? COLLATE NOCASE",
+        (name, name),
+    )
+    _base_table(found_kind[0][0] if found_kind and found_kind[0][1] != "CREATE VIRTUAL" else None, ("table",))
+    xinfo = _rows(cur, "SELECT name, pk, hidden FROM pragma_table_xinfo(?)", (name,))
+    pk = [str(r[0]).lower() for r in sorted((r for r in xinfo if r[1]), key=lambda r: r[1])]
+    found = [Constraint("unique", "PRIMARY KEY", frozenset(pk))] if pk else []
+    for idx, partial in _rows(cur, 'SELECT name, partial FROM pragma_index_list(?) WHERE "unique" = 1', (name,)):
+        keys = _rows(cur, "SELECT cid, name FROM pragma_index_xinfo(?) WHERE key = 1", (idx,))
+        cols = {str(n).lower() for _, n in keys if n is not None}
+        if partial or any(cid == -2 for cid, _ in keys):  # an expression, or a WHERE: read its definition
+            sql = _rows(cur, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (idx,))
+            cols |= _mentioned(sql[0][0] if sql else None, "sqlite", columns, statement=True)
+        found.append(Constraint("unique", str(idx), frozenset(cols)))
+    outgoing = _rows(cur, 'SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq', (name,))
+    for (_, parent), (froms, tos) in _foreign(outgoing).items():
+        if None in tos:  # REFERENCES parent: its primary key
+            tos = [str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (parent,))]
+        found.append(Constraint("foreign key", f"{name}({', '.join(froms)})", frozenset(froms), table_key(str(parent)), frozenset(tos)))
+    incoming = _rows(
+        cur,
+        'SELECT m.name, f.id, f."from", f."to" FROM sqlite_master m, pragma_foreign_key_list(m.name) f '
+        "WHERE m.type = 'table' AND lower(f.\"table\") = lower(?) ORDER BY m.name, f.id, f.seq",
+        (name,),
+    )
+    for (child, _), (froms, tos) in _foreign(incoming).items():
+        mine = pk if None in tos else tos
+        found.append(Constraint("referenced", f"{child}({', '.join(froms)})", frozenset(mine), table_key(str(child)), frozenset(froms)))
+    create = _rows(
+        cur,
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE "
+        "UNION ALL SELECT sql FROM sqlite_temp_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+        (name, name),
+    )
+    text = str(create[0][0]) if create and create[0][0] else ""
+    generated_cols = [str(r[0]).lower() for r in xinfo if r[2] in (2, 3)]
+    generated: dict[str, frozenset[str]] = {}
+    try:
+        tree = sqlglot.parse_one(text, read="sqlite") if text else None
+    except (sqlglot.errors.SqlglotError, ValueError):
+        tree = None
+    if not isinstance(tree, exp.Create) or tree.find(exp.Command) is not None:
+        tree = None  # kept opaque by sqlglot: read as unreadable
+    every = frozenset(c.lower() for c in columns)
+    if tree is None:
+        # unreadable definition: a CHECK or generated column in it may read any column
+        if "check" in text.lower():
+            found.append(Constraint("check", "CHECK", every))
+        generated = {g: every for g in generated_cols}
+    else:
+        for check in tree.find_all(exp.CheckColumnConstraint):
+            found.append(Constraint("check", "CHECK", frozenset(c.name.lower() for c in check.find_all(exp.Column)) & every))
+        for col in tree.find_all(exp.ColumnDef):
+            computed = col.find(exp.ComputedColumnConstraint)
+            if computed is not None:
+                generated[col.name.lower()] = frozenset(c.name.lower() for c in computed.find_all(exp.Column)) & every
+    return _expand(found, generated)
+
+
+_PG_UNIQUE = (
+    "SELECT c.relname::text, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid "
+    "AND a.attnum > 0 AND (a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]) OR ((i.indexprs IS NOT NULL "
+    "OR i.indpred IS NOT NULL) AND a.attnum IN (SELECT d.refobjsubid FROM pg_catalog.pg_depend d "
+    "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "
+    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))) "
+    "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+    "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
+)
+_PG_KEYS = (
+    "SELECT con.conname::text, con.contype::text, con.conrelid = to_regclass(%s), con.confrelid = to_regclass(%s), "
+    "con.conrelid::regclass::text, con.confrelid::regclass::text, "
+    "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) k(n) JOIN pg_catalog.pg_attribute a "
+    "ON a.attrelid = con.conrelid AND a.attnum = k.n), "
+    "ARRAY(SELECT a.attname::text FROM unnest(con.confkey) k(n) JOIN pg_catalog.pg_attribute a "
+    "ON a.attrelid = con.confrelid AND a.attnum = k.n) "
+    "FROM pg_catalog.pg_constraint con WHERE (con.contype = 'f' AND (con.conrelid = to_regclass(%s) "
+    "OR con.confrelid = to_regclass(%s))) OR (con.contype = 'c' AND con.conrelid = to_regclass(%s))"
+)
+_PG_GENERATED = (
+    "SELECT a.attname::text, ARRAY(SELECT b.attname::text FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_depend d "
+    "ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid "
+    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ad.adrelid AND d.refobjsubid > 0 "
+    "JOIN pg_catalog.pg_attribute b ON b.attrelid = ad.adrelid AND b.attnum = d.refobjsubid "
+    "WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum AND b.attnum <> a.attnum) "
+    "FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attgenerated <> ''"
+)
+
+
+def _names(values: Any) -> frozenset[str]:
+    return frozenset(str(v).lower() for v in values or ())
+
+
+def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
+    kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
+    _base_table(kind[0][0] if kind else None, ("r", "p"))
+    found = [Constraint("unique", str(n), _names(cols)) for n, cols in _rows(cur, _PG_UNIQUE, (table_sql,))]
+    for name, kind, outgoing, incoming, child, parent, mine, theirs in _rows(cur, _PG_KEYS, (table_sql,) * 5):
+        if kind == "c":
+            found.append(Constraint("check", str(name), _names(mine)))
+            continue
+        if outgoing:
+            found.append(Constraint("foreign key", str(name), _names(mine), table_key(str(parent)), _names(theirs)))
+        if incoming:
+            found.append(Constraint("referenced", str(name), _names(theirs), table_key(str(child)), _names(mine)))
+    generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
+    return _expand(found, generated)
+
+
+def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
+    db = _rows(cur, "SELECT COALESCE(%s, DATABASE())", (schema,))[0][0]
+    kind = _rows(cur, "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, name))
+    _base_table(kind[0][0] if kind else None, ("BASE TABLE", "SYSTEM VERSIONED"))
+    indexes: dict[str, set[str]] = {}
+    for idx, col in _rows(
+        cur,
+        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (db, name),
+    ):
+        # a functional key part (MySQL 8) has no column name: it may read any column
+        indexes.setdefault(str(idx), set()).update([str(col).lower()] if col is not None else (c.lower() for c in columns))
+    found = [Constraint("unique", n, frozenset(cols)) for n, cols in indexes.items()]
+    keys = _rows(
+        cur,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, CONSTRAINT_NAME, "
+        "COLUMN_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+        "WHERE REFERENCED_TABLE_NAME IS NOT NULL AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) "
+        "OR (REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s)) "
+        "ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+        (db, name, db, name),
+    )
+    for (cs, ct, ps, pt, cname), (froms, tos) in _foreign(keys).items():
+        if str(cs) == str(db) and str(ct).lower() == name.lower():
+            found.append(Constraint("foreign key", str(cname), frozenset(froms), _key(ps, pt, db), frozenset(tos)))
+        if str(ps) == str(db) and str(pt).lower() == name.lower():
+            found.append(Constraint("referenced", str(cname), frozenset(tos), _key(cs, ct, db), frozenset(froms)))
+    try:  # MariaDB names the table of a CHECK; MySQL 8 only through TABLE_CONSTRAINTS
+        checks = _rows(
+            cur,
+            "SELECT CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+            (db, name),
+        )
+    except Exception:
+        checks = _rows(
+            cur,
+            "SELECT cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc "
+            "JOIN information_schema.TABLE_CONSTRAINTS tc ON tc.CONSTRAINT_SCHEMA = cc.CONSTRAINT_SCHEMA "
+            "AND tc.CONSTRAINT_NAME = cc.CONSTRAINT_NAME AND tc.CONSTRAINT_TYPE = 'CHECK' "
+            "WHERE tc.TABLE_SCHEMA = %s AND tc.TABLE_NAME = %s",
+            (db, name),
+        )
+    found.extend(Constraint("check", str(n), _mentioned(clause, "mysql", columns)) for n, clause in checks)
+    generated = {
+        str(g).lower(): _mentioned(text, "mysql", columns)
+        for g, text in _rows(
+            cur,
+            "SELECT COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_NAME = %s AND GENERATION_EXPRESSION IS NOT NULL AND GENERATION_EXPRESSION <> ''",
+            (db, name),
+        )
+    }
+    return _expand(found, generated)
+
+
+def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
+    where = "lower(table_name) = lower(?) AND lower(schema_name) = lower(COALESCE(?, current_schema()))"
+    kind = _rows(
+        cur,
+        "SELECT table_type FROM information_schema.tables WHERE lower(table_name) = lower(?) "
+        "AND lower(table_schema) = lower(COALESCE(?, current_schema()))",
+        (name, schema),
+    )
+    _base_table(kind[0][0] if kind else None, ("BASE TABLE", "LOCAL TEMPORARY"))
+    found: list[Constraint] = []
+    for kind, cname, mine, child, child_schema, parent, theirs in _rows(
+        cur,
+        "SELECT constraint_type, constraint_name, constraint_column_names, table_name, schema_name, "
+        "referenced_table, referenced_column_names FROM duckdb_constraints() "
+        f"WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY', 'CHECK') AND (({where}) "
+        "OR (constraint_type = 'FOREIGN KEY' AND lower(referenced_table) = lower(?)))",
+        (name, schema, name),
+    ):
+        ours = str(child).lower() == name.lower()
+        if kind in ("PRIMARY KEY", "UNIQUE") and ours:
+            found.append(Constraint("unique", str(cname), _names(mine)))
+        elif kind == "CHECK" and ours:
+            found.append(Constraint("check", str(cname), _names(mine)))
+        elif kind == "FOREIGN KEY":
+            if ours:
+                found.append(Constraint("foreign key", str(cname), _names(mine), _key(child_schema, parent), _names(theirs)))
+            if str(parent).lower() == name.lower():
+                found.append(Constraint("referenced", str(cname), _names(theirs), _key(child_schema, child), _names(mine)))
+    indexed = set().union(*(c.columns for c in found if c.kind in ("unique", "foreign key")))
+    for idx, sql, is_unique in _rows(cur, f"SELECT index_name, sql, is_unique FROM duckdb_indexes() WHERE {where}", (name, schema)):
+        cols = _mentioned(sql, "duckdb", columns, statement=True)
+        indexed |= cols
+        if is_unique:
+            found.append(Constraint("unique", str(idx), cols))
+    # an UPDATE of an indexed column is a delete and an insert in DuckDB: it fails while child rows point at
+    # the row, whichever column it changes; an UPDATE also sets every column a CHECK reads, so with a CHECK over
+    # an indexed column every UPDATE is one
+    if any(c.columns & indexed for c in found if c.kind == "check"):
+        indexed = {c.lower() for c in columns}
+    found = [
+        Constraint(c.kind, c.name, c.columns, c.other, c.other_columns, frozenset(indexed | c.columns))
+        if c.kind == "referenced"
+        else c
+        for c in found
+    ]
+    generated = {
+        str(g).lower(): _mentioned(text, "duckdb", columns)
+        for g, text in _rows(
+            cur,
+            "SELECT column_name, generation_expression FROM information_schema.columns WHERE lower(table_name) = "
+            "lower(?) AND lower(table_schema) = lower(COALESCE(?, current_schema())) AND is_generated = 'ALWAYS'",
+            (name, schema),
+        )
+    }
+    return _expand(found, generated)
+
+
+def read_constraints(
+    conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
+) -> list[Constraint] | None:
+    """The unique keys, foreign keys (both ways) and CHECK constraints of one table; ``None`` when unreadable."""
+    fam = family(dialect)
+    if fam is None:
+        return None
+
+    def work(cur: Any) -> list[Constraint]:
+        if fam == "sqlite":
+            return _sqlite_constraints(cur, name, columns)
+        if fam == "postgres":
+            return _pg_constraints(cur, table_sql)
+        if fam == "mysql":
+            return _mysql_constraints(cur, schema, name, columns)
+        return _duckdb_constraints(cur, schema, name, columns)
 
     return guarded(conn, dialect, work)

@@ -17,7 +17,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from governed_db.masking.origins import CONST, QUERY, Ctes, Lineage, Origin, Output, Scope, Source
+from governed_db.masking.origins import CONST, QUERY, Ctes, Lineage, Origin, Output, Scope, Source, Written
 
 if TYPE_CHECKING:
     from governed_db.masking.lineage import Walker
@@ -64,6 +64,9 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
         inserted = [(n, CONST) for n, _ in target_src.columns] if target_src and target_src.columns else None
         upsert = Scope([*scope.sources, Source("excluded", None, inserted), Source("new", None, inserted)])
         _assignments(w, tree.args["conflict"].expressions, upsert, ctes)
+        # ``DO UPDATE SET ... WHERE email = ?`` decides whether the row is updated (rowcount 1 or 0)
+        for where in tree.args["conflict"].find_all(exp.Where):
+            lin.uses.append(("WHERE", w.expr(where.this, upsert, ctes)))
     if isinstance(tree, exp.Merge):
         if tree.args.get("on") is not None:
             lin.uses.append(("JOIN", w.expr(tree.args["on"], scope, ctes)))
@@ -123,7 +126,12 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
             verb = "INSERT OR REPLACE" if dialect == "sqlite" else "INSERT"
             parsed = sqlglot.parse_one(f"{verb} {'' if into else 'INTO '}{body}", read=dialect)
             if isinstance(parsed, exp.Insert):
-                return trace_write(w, parsed)
+                trace_write(w, parsed)
+                record_writes(w, parsed)
+                inserted = {x.table for x in lin.writes if x.kind == "insert"}
+                deleted = {x.table for x in lin.writes if x.kind == "delete"}
+                lin.writes.extend(Written(t, "delete", None) for t in sorted(inserted - deleted))
+                return lin
         else:
             found = _CURSOR_QUERY.match(body)
             query = sqlglot.parse_one(found.group(1), read=dialect) if found else None
@@ -138,3 +146,204 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
     lin.blind = True  # what it reads is unknown: any lost value in it may be a masked one
     lin.uses.append(("copy", Origin("unknown")))
     return lin
+
+
+# -- what each write changes (for the constraints that compare written values with other rows) -----------------
+_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Copy)
+
+
+def record_writes(w: Walker, tree: exp.Expression) -> None:
+    """Every table ``tree`` changes, and which of its columns get a value, into ``w.lineage.writes``: the
+    statement itself, data-modifying CTEs, the branches of a MERGE and PostgreSQL/DuckDB ``COPY ... FROM``."""
+    for node in tree.find_all(*_WRITES):
+        if isinstance(node, (exp.Insert, exp.Update)) and isinstance(node.parent, exp.When):
+            continue  # a MERGE branch: written with its MERGE below
+        if isinstance(node, exp.Insert):
+            _insert_writes(w, node)
+        elif isinstance(node, exp.Update):
+            _update_writes(w, node)
+        elif isinstance(node, exp.Delete):
+            _delete_writes(w, node)
+        elif isinstance(node, exp.Merge):
+            _merge_writes(w, node)
+        elif node.args.get("kind") is True:  # COPY t FROM ...: rows inserted, every listed column given
+            target = node.this.this if isinstance(node.this, exp.Schema) else node.this
+            if isinstance(target, exp.Table):
+                key, cols = w.columns_of(target)
+                listed = _listed(node.this)
+                names = listed if listed is not None else cols
+                w.lineage.writes.append(Written(key, "insert", frozenset(names) if names is not None else None))
+
+
+def _listed(node: exp.Expression) -> list[str] | None:
+    """``t (a, b)``: the column list of an INSERT/COPY target, lower case; ``None`` without one."""
+    if isinstance(node, exp.Schema) and node.expressions:
+        return [e.name.lower() for e in node.expressions]
+    return None
+
+
+def _given(value: exp.Expression) -> bool:
+    """Whether a written value is one at all: NULL and DEFAULT compare equal to no stored value."""
+    while isinstance(value, exp.Paren):
+        value = value.this
+    if isinstance(value, exp.Alias):
+        return _given(value.this)
+    return not isinstance(value, exp.Null) and not (isinstance(value, exp.Var) and value.name.upper() == "DEFAULT")
+
+
+def _inserted(values: exp.Expression | None, names: list[str] | None, by_name: bool = False) -> frozenset[str] | None:
+    """The columns of ``names`` an INSERT's VALUES/SELECT gives a value (by position, or by name for DuckDB's
+    ``INSERT ... BY NAME``); ``None`` when they cannot be told."""
+    if isinstance(values, exp.Tuple):
+        values = exp.Values(expressions=[values])
+    if by_name and isinstance(values, exp.Select):
+        if any(isinstance(p, exp.Star) or p.find(exp.Star, exp.Columns) for p in values.expressions):
+            return None
+        return frozenset(p.alias_or_name.lower() for p in values.expressions if _given(p))
+    if names is None:
+        return None
+    if isinstance(values, exp.Values):
+        rows = [r.expressions if isinstance(r, exp.Tuple) else [r] for r in values.expressions]
+        return frozenset(n for i, n in enumerate(names) if any(i < len(r) and _given(r[i]) for r in rows))
+    if isinstance(values, exp.Select) and not any(
+        isinstance(p, exp.Star) or p.find(exp.Star, exp.Columns) for p in values.expressions
+    ):
+        items = values.expressions
+        return frozenset(n for i, n in enumerate(names) if i < len(items) and _given(items[i]))
+    return frozenset(names)  # a set operation, a subquery, SELECT *: every listed column may get a value
+
+
+def _insert_writes(w: Walker, node: exp.Insert) -> None:
+    target = node.this.this if isinstance(node.this, exp.Schema) else node.this
+    if not isinstance(target, exp.Table):
+        return
+    key, cols = w.columns_of(target)
+    listed = _listed(node.this)
+    names = listed if listed is not None else ([c.lower() for c in cols] if cols is not None else None)
+    given: frozenset[str] | None = frozenset()
+    if not node.args.get("default"):  # INSERT ... DEFAULT VALUES gives no value
+        given = _inserted(node.expression, names, bool(node.args.get("by_name")))
+    w.lineage.writes.append(Written(key, "insert", given))
+    if str(node.args.get("alternative") or "").upper() == "REPLACE":
+        w.lineage.writes.append(Written(key, "delete", None))  # INSERT OR REPLACE deletes the rows in its way
+    conflict = node.args.get("conflict")
+    if isinstance(conflict, exp.OnConflict) and conflict.expressions:
+        # ON CONFLICT DO UPDATE / ON DUPLICATE KEY UPDATE: an UPDATE of the row in the way
+        _assigned(w, conflict.expressions, {"": (key, cols)}, key)
+
+
+def _update_writes(w: Walker, node: exp.Update) -> None:
+    target = node.this
+    if not isinstance(target, exp.Table):
+        return
+    tables = _tables_in(w, target)
+    for key in ("from_", "from"):
+        extra = node.args.get(key)
+        for item in extra if isinstance(extra, list) else [extra]:
+            inner = item.this if isinstance(item, exp.From) else item
+            if isinstance(inner, exp.Table):
+                tables.update(_tables_in(w, inner, target=False))
+    default = w.columns_of(target)[0]
+    _assigned(w, node.expressions, tables, default, multi=bool(target.args.get("joins")))
+
+
+def _tables_in(w: Walker, table: exp.Table, target: bool = True) -> dict[str, tuple[str, list[str] | None]]:
+    """Alias (and name) -> (table key, columns) of ``table`` and the tables joined to it; a write's target also
+    under ``""``, where the unqualified names of its SET belong."""
+    out: dict[str, tuple[str, list[str] | None]] = {}
+    for i, node in enumerate([table, *(j.this for j in table.args.get("joins") or ())]):
+        if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
+            continue
+        found = w.columns_of(node)
+        out[node.name.lower()] = found
+        out[node.alias_or_name.lower()] = found
+        if i == 0 and target:
+            out[""] = found
+    return out
+
+
+def _assigned(
+    w: Walker,
+    items: Iterable[exp.Expression],
+    tables: dict[str, tuple[str, list[str] | None]],
+    default: str,
+    multi: bool = False,
+) -> None:
+    """``SET a = v, t.b = v``: one update per table written, with the columns given a value and those set at
+    all (NULL included). An unqualified column of a MySQL multi-table UPDATE belongs to whichever joined table
+    has it (any, when unknown)."""
+    given: dict[str, set[str] | None] = {}
+    touched: dict[str, set[str] | None] = {}
+    for item in items:
+        left = item.this if isinstance(item, exp.EQ) else None
+        value = item.expression if isinstance(item, exp.EQ) else None
+        targets = left.expressions if isinstance(left, exp.Tuple) else [left]
+        for col in targets:
+            if not isinstance(col, exp.Column) or isinstance(col.this, exp.Star):
+                given[default] = touched[default] = None  # not a plain column: any column of the target may change
+                continue
+            name = col.name.lower()
+            qualifier = col.table.lower()
+            if qualifier and qualifier in tables:
+                owners = [tables[qualifier][0]]
+            elif multi:
+                owners = [k for k, cols in tables.values() if cols is None or name in (c.lower() for c in cols)]
+            else:
+                owners = [default]
+            has_value = value is None or isinstance(left, exp.Tuple) or _given(value)
+            for owner in owners or [default]:
+                _add(touched, owner, name)
+                if has_value:
+                    _add(given, owner, name)
+                else:
+                    given.setdefault(owner, set())
+    for owner, columns in touched.items():
+        values = given.get(owner, set())
+        w.lineage.writes.append(
+            Written(
+                owner,
+                "update",
+                None if values is None else frozenset(values),
+                None if columns is None else frozenset(columns),
+            )
+        )
+
+
+def _add(found: dict[str, set[str] | None], owner: str, name: str) -> None:
+    current = found.setdefault(owner, set())
+    if current is not None:
+        current.add(name)
+
+
+def _delete_writes(w: Walker, node: exp.Delete) -> None:
+    target = node.this
+    if not isinstance(target, exp.Table):
+        return
+    tables = _tables_in(w, target)
+    keys: list[str] = []
+    for named in node.args.get("tables") or ():  # MySQL ``DELETE s, c FROM s JOIN t c ...``: by name or alias
+        if isinstance(named, exp.Table):
+            found = tables.get(named.name.lower())
+            key = found[0] if found is not None else w.columns_of(named)[0]
+            keys.extend([key] if key not in keys else [])
+    for key in keys or [tables[""][0]]:
+        w.lineage.writes.append(Written(key, "delete", None))
+
+
+def _merge_writes(w: Walker, node: exp.Merge) -> None:
+    target = node.this
+    if not isinstance(target, exp.Table):
+        return
+    key, cols = w.columns_of(target)
+    whens = node.args.get("whens")
+    for when in whens.expressions if isinstance(whens, exp.Whens) else []:
+        then = when.args.get("then")
+        if isinstance(then, exp.Update):
+            _assigned(w, then.expressions, {"": (key, cols), target.alias_or_name.lower(): (key, cols)}, key)
+        elif isinstance(then, exp.Insert):
+            listed = [c.name.lower() for c in then.this.expressions] if isinstance(then.this, exp.Tuple) else None
+            names = listed if listed is not None else ([c.lower() for c in cols] if cols is not None else None)
+            values = then.expression if isinstance(then.expression, exp.Expression) else None
+            w.lineage.writes.append(Written(key, "insert", _inserted(values, names) if values is not None else None))
+        else:  # THEN DELETE (and anything sqlglot keeps as a word)
+            w.lineage.writes.append(Written(key, "delete", None))

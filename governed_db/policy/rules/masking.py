@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 PREDICATE = "masked-column-predicate"
 COPY = "masked-column-copy"
 WRITE_BACK = "masked-value-write"
+CONSTRAINT = "masked-column-constraint"
 #: every rule whose finding masking's guard makes
-MASKING_RULES = (PREDICATE, COPY, WRITE_BACK)
+MASKING_RULES = (PREDICATE, COPY, WRITE_BACK, CONSTRAINT)
 
 
 def _found_by_masking(stmt: StatementInfo | None, ctx: RuleContext, options: Mapping[str, Any]) -> Finding | None:
@@ -63,4 +64,16 @@ rule(
     "value.",
     remedy="write real values only: re-read the row through an identity allowed to see it, or leave the "
     "column out of the statement",
+)(_found_by_masking)
+rule(
+    CONSTRAINT,
+    family="masking",
+    production=Action.DENY,
+    staging=Action.DENY,
+    rationale="A UNIQUE key, primary key, unique index or exclusion constraint compares a written value with every "
+    "stored one, a foreign key with the parent's, and a CHECK with the row's other columns: whether an INSERT, "
+    "UPDATE, upsert, REPLACE, MERGE or DELETE fails, skips a row or changes how many rows it affects tells whether "
+    "a chosen value equals a masked one (a membership test, one guess per statement).",
+    remedy="leave the column out of the statement, or run it as an identity with an unmask grant for the column "
+    "(masking.unmask), such as the application's service identity",
 )(_found_by_masking)

@@ -1,0 +1,199 @@
+"""Constraints that compare a written value with stored ones: a write whose outcome a masked value decides.
+
+A UNIQUE key (primary key, unique index, PostgreSQL exclusion constraint) compares a written value with every
+other row's: ``INSERT INTO customers (id, email) VALUES (9, 'alice@example.com')`` fails (or, with ``ON
+CONFLICT DO NOTHING``/``INSERT IGNORE``, writes no row) exactly when some stored e-mail is that guess. A
+foreign key does the same against the parent's column (``orders.customer_email REFERENCES customers(email)``
+accepts a guess only when a customer has it), and a parent row that child rows point at cannot be deleted or
+re-keyed. A CHECK over several columns of a row (``dob < hired``) compares a written value with the row's
+stored ones. Each such write is a *use* of the masked columns the constraint reads — the same kind as a WHERE
+on them — and the guard refuses it for identities that see them masked (rule ``masked-column-constraint``).
+
+Per write (:class:`~governed_db.masking.origins.Written`) and constraint of the table written, the masked
+columns that would decide the outcome:
+
+* unique key, INSERT: the key's columns the statement gives a value (NULL and DEFAULT compare equal to no
+  other row); UPDATE of any column of the key: every column of the key (the row's stored values are part of
+  the new key);
+* foreign key, INSERT or UPDATE of its columns: the parent's referenced columns;
+* referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
+  DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;
+* CHECK, UPDATE of one of its columns: its columns the statement leaves as stored (an INSERT gives the whole
+  row, so a CHECK compares values of the caller's only).
+
+When a table's constraints could not be read (or it is a view, a foreign or a virtual table, whose writes land
+where other constraints apply), every column written (any column, for a DELETE or UPDATE) is treated as part
+of a unique key (fail closed); when even its columns are unknown, the columns the statement names are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from governed_db.masking.origins import ColumnsOf, Origin, Written
+from governed_db.masking.schema import Constraint
+
+#: table key -> (its columns, its constraints), either ``None`` when unknown
+ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
+
+#: how every clause of a constraint use begins (the guard tells them from predicates by it)
+USE_PREFIXES = ("the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on")
+
+
+def is_constraint_use(clause: str) -> bool:
+    return clause.startswith(USE_PREFIXES)
+
+
+def _cols(columns: frozenset[str]) -> str:
+    return ", ".join(sorted(columns))
+
+
+def _unreadable(w: Written, columns: list[str] | None) -> tuple[str, Origin] | None:
+    every = frozenset(c.lower() for c in columns or ())
+    given = every if w.columns is None or w.kind != "insert" else w.columns
+    if not given:
+        return None
+    return (f"the constraints of {w.table} (unreadable)", Origin("expr", frozenset((w.table, c) for c in given)))
+
+
+def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
+    """The use of ``c`` by write ``w``: (clause, the columns whose masked values decide), or ``None``."""
+    written = c.columns if w.columns is None else w.columns & c.columns
+    if c.kind == "unique":
+        if w.kind == "delete" or not written:
+            return None
+        deciding = written if w.kind == "insert" else c.columns
+        return (f"the unique key {c.name} on {w.table}({_cols(c.columns)})", _origin(w.table, deciding))
+    if c.kind == "foreign key":
+        if w.kind == "delete" or not written or c.other is None:
+            return None
+        clause = f"the foreign key {c.name}, {w.table}({_cols(c.columns)}) -> {c.other}({_cols(c.other_columns)})"
+        return (clause, _origin(c.other, c.other_columns))
+    if c.kind == "referenced":
+        updated = c.columns if c.updated is None else c.updated
+        changed = w.changed
+        if w.kind == "insert" or (w.kind == "update" and changed is not None and not changed & updated):
+            return None
+        clause = f"the foreign key {c.name}, {c.other}({_cols(c.other_columns)}) -> {w.table}({_cols(c.columns)})"
+        return (clause, _origin(w.table, c.columns))
+    if c.kind == "check":
+        if w.kind != "update" or not written:
+            return None
+        kept = c.columns if w.columns is None else c.columns - w.columns
+        if not kept:
+            return None
+        return (f"the CHECK constraint {c.name} on {w.table}({_cols(c.columns)})", _origin(w.table, kept))
+    return None
+
+
+def _origin(table: str, columns: frozenset[str]) -> Origin:
+    return Origin("expr", frozenset((table, c) for c in columns))
+
+
+def constraint_uses(writes: list[Written], constraints_of: ConstraintsOf) -> list[tuple[str, Origin]]:
+    """The uses of stored values that the constraints of the tables in ``writes`` make."""
+    uses: list[tuple[str, Origin]] = []
+    for w in writes:
+        columns, constraints = constraints_of(w.table)
+        if columns is None:
+            # a table of unknown columns: what is known to be written counts, masked when its name says so
+            given = w.columns if w.kind == "insert" else w.changed
+            if given:
+                uses.append((f"the constraints of {w.table} (unreadable)", _origin(w.table, given)))
+            continue
+        if constraints is None:
+            found = _unreadable(w, columns)
+            if found is not None:
+                uses.append(found)
+            continue
+        for c in constraints:
+            found = _use(w, c)
+            if found is not None and found[1].sources:
+                uses.append(found)
+    return uses
+
+
+# -- DDL that checks or converts the stored rows ------------------------------------------------------------
+#: parts of ALTER TABLE ... ADD that the database checks against every stored row
+_CHECKED = (
+    exp.CheckColumnConstraint,
+    exp.UniqueColumnConstraint,
+    exp.PrimaryKey,
+    exp.PrimaryKeyColumnConstraint,
+    exp.ForeignKey,
+    exp.ComputedColumnConstraint,
+)
+#: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change or validate anything
+_OPAQUE_ALTER = re.compile(r"^\s*TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([^\s(]+)", re.I)
+_OPAQUE_CHECKS = re.compile(r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE)\b", re.I)
+
+
+def _named(node: exp.Expression) -> set[str]:
+    """Column names in ``node`` (identifiers of a key list too), leaving out a REFERENCES target's."""
+    return {
+        n.name.lower()
+        for n in node.find_all(exp.Column, exp.Identifier)
+        if n.find_ancestor(exp.Reference) is None and not isinstance(n.parent, exp.Column)
+    }
+
+
+def _ddl_use(clause: str, key: str, cols: list[str] | None, names: set[str]) -> list[tuple[str, Origin]]:
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(names & known if known is not None else names)
+    return [(clause, _origin(key, found))] if found else []
+
+
+def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """DDL that runs a check or a conversion over every stored row fails exactly for some stored values: a new
+    unique index or key (two equal values), a CHECK, a foreign key (a value absent from its target, which may
+    be a table of guesses), an index expression or WHERE that fails for some value, a column type change, a
+    generated column. The masked columns it reads are a use of them; an ALTER TABLE sqlglot keeps opaque that
+    may do any of it counts as reading every column (fail closed)."""
+    if isinstance(tree, exp.Create) and isinstance(tree.this, exp.Index):
+        table, params = tree.this.args.get("table"), tree.this.args.get("params")
+        if not isinstance(table, exp.Table) or not isinstance(params, exp.Expression):
+            return []
+        key, cols = columns_of(table)
+        if tree.args.get("unique"):
+            names = _named(params)
+        else:  # a plain index fails on nothing but what it computes: its expressions and its WHERE
+            computed = [c for c in params.args.get("columns") or () if not isinstance(_unordered(c), exp.Column)]
+            where = params.args.get("where")
+            names = set().union(*(_named(c) for c in computed), _named(where) if where is not None else set())
+        return _ddl_use(f"the new index {tree.this.name} on {key}", key, cols, names)
+    if isinstance(tree, exp.Alter) and isinstance(tree.this, exp.Table):
+        key, cols = columns_of(tree.this)
+        altered: set[str] = set()
+        for action in tree.args.get("actions") or ():
+            if isinstance(action, exp.AlterColumn) and (action.args.get("dtype") or action.args.get("using")):
+                altered |= _named(action)  # a type change converts every stored value
+            elif isinstance(action, exp.ModifyColumn):
+                altered |= _named(action)
+                altered |= {action.args["rename_from"].name.lower()} if action.args.get("rename_from") else set()
+            for checked in action.find_all(*_CHECKED):
+                altered |= _named(checked)
+        return _ddl_use(f"the DDL on {key}", key, cols, altered)
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        body = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+        found = _OPAQUE_ALTER.match(body)
+        if found is None or not _OPAQUE_CHECKS.search(body):
+            return []
+        try:
+            table = exp.to_table(found.group(1), dialect=dialect)
+        except (sqlglot.errors.SqlglotError, ValueError):
+            return []
+        key, cols = columns_of(table)
+        return _ddl_use(f"the DDL on {key} (not analysed)", key, cols, set(cols or ()))
+    return []
+
+
+def _unordered(node: exp.Expression) -> exp.Expression:
+    return node.this if isinstance(node, exp.Ordered) else node
+
+
+__all__ = ["USE_PREFIXES", "ConstraintsOf", "constraint_uses", "ddl_uses", "is_constraint_use"]
