@@ -87,7 +87,7 @@ def _plan_slow(
     description: Sequence[Sequence[Any]], analysis: Analysis, identity: Identity, state: MaskingState
 ) -> RowMasker | None:
     from governed_db.masking.engine import MISSING
-    from governed_db.masking.plan import Access, build_maskers
+    from governed_db.masking.plan import Access, build_maskers, computed_positions
     from governed_db.masking.rows import RowMasker, compile_tuple_fn
 
     names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
@@ -104,6 +104,7 @@ def _plan_slow(
             found = None
         else:
             found = RowMasker(names, maskers, compile_tuple_fn(maskers))
+            found.computed = computed_positions(names, state.facts_for(analysis), maskers)
         until = state.good_until(access.grants)
         state.remember(key, found, until)
     state.remember_hot(
