@@ -64,6 +64,9 @@ class ColumnClass:
     #: True while the label stands in for a classification the data could not support yet (the table was empty
     #: or nearly so): values are scanned as they pass, and the column is classified again once data arrives
     provisional: bool = False
+    #: the kinds of item found inside sampled values of a FREE_TEXT column (``US_SSN``, ``EMAIL``...): a search
+    #: of it may not use characters such an item is made of (decision 0192)
+    found: frozenset[str] = frozenset()
 
 
 def words(name: str) -> tuple[str, ...]:
@@ -141,6 +144,8 @@ class ValueEvidence(NamedTuple):
     share: float
     why: str
     hits: int = 0
+    #: the kinds of item seen in the sampled values (whole values or inside text)
+    found: frozenset[str] = frozenset()
 
 
 def _text_of(v: Any) -> str | None:
@@ -171,6 +176,7 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
     coincidences: Counter[str] = Counter()
     embedded = 0
     total = 0
+    kinds: set[str] = set()
     for v in values:
         text = _text_of(v)
         if text is None or not text.strip():
@@ -184,10 +190,14 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
             if digits and label in _DIGIT_NEVER:
                 continue
             whole[label] += 1
+            kinds.add(label)
             if digits and label in _DIGIT_COINCIDENCE:
                 coincidences[label] += 1
-        elif any(s.label != "IP_ADDRESS" or not versions for s in detect.find_spans(text)):
-            embedded += 1
+        else:
+            spans = [s.label for s in detect.find_spans(text) if s.label != "IP_ADDRESS" or not versions]
+            if spans:
+                embedded += 1
+                kinds.update(spans)
     if total == 0:
         return ValueEvidence(None, 0.0, "no non-empty values sampled")
     if whole:
@@ -204,6 +214,7 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
             share,
             f"{share:.0%} of {total} sampled values contain personal data or secrets",
             mixed,
+            frozenset(kinds),
         )
     return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values")
 
@@ -268,6 +279,7 @@ def classify_column(
         ):
             result.label = label
             result.confidence = max(result.confidence, text_confidence(evidence))
+            result.found = evidence.found
     elif by_name is not None and by_name.label == label:
         result.confidence = round(min(0.99, max(by_name.confidence, share) + 0.05), 2)
     else:

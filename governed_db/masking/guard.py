@@ -18,10 +18,11 @@ from itertools import chain
 from typing import Any
 
 from governed_db.identity import Identity
-from governed_db.masking.engine import MISSING, MaskingState
-from governed_db.masking.lineage import Lineage, trace
+from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
+from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
@@ -137,6 +138,9 @@ def _lineage_hit(
     tables = list(lineage.tables)
     for clause, origin in sorted(lineage.uses, key=_order):
         if not access.is_masked(origin, tables, lineage.blind):
+            hit = _free_text_hit(state, analysis, access, identity, clause, origin)
+            if hit is not None:
+                return hit
             continue
         # name the sources that are masked (a WHERE mixing ``id`` and ``ssn`` names ``ssn``); all of them when
         # none is masked on its own (lost lineage, a whole row)
@@ -175,6 +179,33 @@ def _lineage_hit(
             )
         if hit is not None:
             return hit  # the first use the policy does not allow; an allowed rule lets the next be checked
+    return None
+
+
+def _free_text_hit(
+    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, clause: str, origin: Origin
+) -> RuleHit | None:
+    """A searchable FREE_TEXT column whose sample held items (an SSN in a note) may only be searched by a
+    literal that cannot match inside one (decision 0192)."""
+    if clause == "copy" or clause.startswith("a cursor"):
+        return None
+    for t, c in sorted(origin.sources):
+        cls = access.hidden(t, c)
+        if cls is None or cls is UNREADABLE or cls.label != "FREE_TEXT" or not cls.found or cls.provisional:
+            continue
+        why = unsafe_search((s.expression for s in analysis.statements), c, cls.found)
+        if why is None:
+            continue
+        return _hit(
+            state,
+            analysis,
+            identity,
+            PREDICATE_RULE,
+            f"free-text column {t}.{c} holds masked items ({', '.join(sorted(cls.found))}) and is used in "
+            f"{clause} by {why}; such a use would find the masked items character by character",
+            "search it for words (letters and spaces, no digits, dashes or '_') with LIKE/ILIKE/=/IN and a "
+            "literal, filter on other columns, or ask for an unmask grant (masking.unmask) for your role",
+        )
     return None
 
 

@@ -1,0 +1,103 @@
+"""Searching free text that holds masked items, without finding the items (decision 0192).
+
+A ``FREE_TEXT`` column with only a few sampled hits stays searchable (decision 0092: one false positive must
+not refuse every filter on a description column), while the items found in it come back masked. A search is
+then an oracle on those items: ``WHERE notes LIKE '%536-22%'`` finds the row whose note holds that SSN, so the
+SSN is recovered digit by digit. The rule: such a column may be searched only by a literal that cannot match
+inside an item of the kinds its sample held — no digits or dashes where SSNs, phone and card numbers were
+found, no dots or colons either where IP addresses were — and never with LIKE's one-character wildcard ``_``
+(it counts characters: the item's format). A kind whose items are made of letters (e-mail addresses, IBANs,
+keys, passwords) leaves no safe alphabet, so such a column is not searchable at all. Anything else that
+computes on the column in a predicate, sort or grouping is refused, as for any masked column.
+
+Residual risk (docs/masking.md): an item of a kind the sample did not hold (an e-mail address in a column
+whose sample only had SSNs) can still be searched for by its letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlglot import exp
+
+#: kinds of item made of digits and separators only: letters can never match inside one
+_DIGIT_ITEMS = frozenset({"US_SSN", "PHONE", "CREDIT_CARD", "NATIONAL_ID", "UK_NHS", "DATE_OF_BIRTH"})
+_SEPARATORS = {"IP_ADDRESS": ".:"}
+
+
+def _banned(found: frozenset[str]) -> tuple[str, str] | None:
+    """Characters a search literal may not hold (besides digits), or ``None`` when no alphabet is safe."""
+    extra = "-"
+    for kind in found:
+        if kind in _SEPARATORS:
+            extra += _SEPARATORS[kind]
+        elif kind not in _DIGIT_ITEMS:
+            return None
+    return extra, ", ".join(sorted(found))
+
+
+def _string(node: exp.Expression | None) -> str | None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return str(node.this) if isinstance(node, exp.Literal) and node.is_string else None
+
+
+def _literals(column: exp.Column) -> list[str | None] | None:
+    """The literals ``column`` is searched with (``None`` for a non-literal one), or ``None`` when this
+    appearance is not a plain search (``col [NOT] LIKE/ILIKE 'x'``, ``col = 'x'``, ``col <> 'x'``,
+    ``col IN ('x', ...)``, also over ``lower(col)``/``upper(col)``)."""
+    target: exp.Expression = column
+    parent = target.parent
+    while isinstance(parent, (exp.Paren, exp.Lower, exp.Upper)):
+        target, parent = parent, parent.parent
+    if isinstance(parent, (exp.Like, exp.ILike)) and parent.this is target:
+        if isinstance(parent.parent, exp.Escape):
+            return [None]
+        return [_string(parent.expression)]
+    if isinstance(parent, (exp.EQ, exp.NEQ)):
+        other = parent.expression if parent.this is target else parent.this
+        return [_string(other)]
+    if isinstance(parent, exp.In) and parent.this is target:
+        if parent.args.get("query") is not None or parent.args.get("unnest") is not None:
+            return [None]
+        return [_string(e) for e in parent.expressions]
+    return None
+
+
+def _projected(column: exp.Column) -> bool:
+    """The column as a result column of its own (``SELECT notes``): not a use."""
+    node: exp.Expression = column
+    if isinstance(node.parent, exp.Alias):
+        node = node.parent
+    return isinstance(node.parent, exp.Select) and node in node.parent.expressions
+
+
+def unsafe_search(statements: Iterable[exp.Expression | None], column: str, found: frozenset[str]) -> str | None:
+    """Why using free-text ``column`` (holding items of the kinds ``found``) in these statements could find a
+    masked item in it, or ``None`` when every use is a search by a literal that cannot."""
+    banned = _banned(found)
+    if banned is None:
+        return f"it held {', '.join(sorted(found))} items in its sample, which are made of letters"
+    extra, kinds = banned
+    name = column.lower()
+    for tree in statements:
+        if tree is None:
+            continue
+        for col in tree.find_all(exp.Column):
+            if col.name.lower() != name or _projected(col):
+                continue
+            literals = _literals(col)
+            if literals is None:
+                return "a computation or comparison other than a search by a literal"
+            for text in literals:
+                if text is None:
+                    return "a search whose pattern is not a literal (a bind parameter, a column, an ESCAPE)"
+                if "_" in text or any(ch.isdigit() or ch in extra for ch in text):
+                    return (
+                        f"a search for {text!r}, which could match inside the {kinds} items it holds (digits, "
+                        f"'_' and {' '.join(repr(c) for c in extra)} are what they are made of)"
+                    )
+    return None
+
+
+__all__ = ["unsafe_search"]
