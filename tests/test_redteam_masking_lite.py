@@ -78,7 +78,7 @@ _FF = "CAST(x'ff' AS TEXT)"
 @pytest.mark.parametrize("column", ["full_name", "email", "ssn", "api_key", "iban", "card"])
 def test_sqlite_decode_error_quotes_no_value(sqlite_pair: tuple[Any, Any], column: str) -> None:
     """A masked value made undecodable (``ssn || CAST(x'ff' AS TEXT)``) is neither quoted nor an error: it is
-    fetched through a text factory that cannot fail and comes back masked (decision 0190; it failed at fetch,
+    fetched through a text factory that cannot fail and comes back masked (decision 0191; it failed at fetch,
     scrubbed, before — whether it fails is an oracle)."""
     raw, conn = sqlite_pair
     sql = f"SELECT {column} || {_FF} FROM customers WHERE id = 1"

@@ -161,7 +161,7 @@ class SqliteCursor(GovernedCursor):
     # column ... with text '536-22-8726\xff'``), so fetch errors are scrubbed as statement errors are. And
     # *whether* it fails is an oracle when a masked value decides it (``ltrim('5' || x'ff', substr(ssn, 1, 1) ||
     # x'ff')`` is valid UTF-8 only for a 5): a result with masked columns is fetched through a text factory
-    # that cannot fail, and only a column masking does not cover fails, as the driver would (decision 0190)
+    # that cannot fail, and only a column masking does not cover fails, as the driver would (decision 0191)
     def fetchone(self) -> Any:
         with self._self_fetching():
             row = self.__wrapped__.fetchone()

@@ -203,8 +203,8 @@ def _free_text_hit(
             PREDICATE_RULE,
             f"free-text column {t}.{c} holds masked items ({', '.join(sorted(cls.found))}) and is used in "
             f"{clause} by {why}; such a use would find the masked items character by character",
-            "search it for words (letters and spaces, no digits, dashes or '_') with LIKE/ILIKE/=/IN and a "
-            "literal, filter on other columns, or ask for an unmask grant (masking.unmask) for your role",
+            "search it for words (letters and spaces: no digits, '-', '_', '@' or '.') with LIKE/ILIKE/=/IN and "
+            "a literal, filter on other columns, or ask for an unmask grant (masking.unmask) for your role",
         )
     return None
 

@@ -3,15 +3,15 @@
 A ``FREE_TEXT`` column with only a few sampled hits stays searchable (decision 0092: one false positive must
 not refuse every filter on a description column), while the items found in it come back masked. A search is
 then an oracle on those items: ``WHERE notes LIKE '%536-22%'`` finds the row whose note holds that SSN, so the
-SSN is recovered digit by digit. The rule: such a column may be searched only by a literal that cannot match
-inside an item of the kinds its sample held — no digits or dashes where SSNs, phone and card numbers were
-found, no dots or colons either where IP addresses were — and never with LIKE's one-character wildcard ``_``
-(it counts characters: the item's format). A kind whose items are made of letters (e-mail addresses, IBANs,
-keys, passwords) leaves no safe alphabet, so such a column is not searchable at all. Anything else that
-computes on the column in a predicate, sort or grouping is refused, as for any masked column.
+SSN is recovered digit by digit. The rule: once its sample held items, such a column may be searched only by a
+literal without digits, ``-`` or ``_`` (LIKE's one-character wildcard counts characters: an item's format), so
+no SSN, phone, card or NHS number can be matched into, whatever the kinds sampled; where IP addresses were
+found, no ``.`` or ``:`` either; where items made of letters were (e-mail addresses, IBANs, keys), none of the
+characters that join their parts (``@ . + : / =``). Anything else that computes on the column in a predicate,
+sort or grouping is refused, as for any masked column.
 
-Residual risk (docs/masking.md): an item of a kind the sample did not hold (an e-mail address in a column
-whose sample only had SSNs) can still be searched for by its letters.
+Residual risk (docs/masking.md): a word search can still confirm a run of *letters* inside an item made of
+letters (``'%to alic%'`` matches "to alice@example.com"), and an IPv6 address's hex letters.
 """
 
 from __future__ import annotations
@@ -20,20 +20,21 @@ from collections.abc import Iterable
 
 from sqlglot import exp
 
-#: kinds of item made of digits and separators only: letters can never match inside one
-_DIGIT_ITEMS = frozenset({"US_SSN", "PHONE", "CREDIT_CARD", "NATIONAL_ID", "UK_NHS", "DATE_OF_BIRTH"})
+#: what no search of a column holding items may contain: digits and the separators of digit items
+_ALWAYS = "-_"
+#: more separators, by the kind of item found in the column's sample
 _SEPARATORS = {"IP_ADDRESS": ".:"}
+#: kinds of item made of digits and separators only (anything else is made of letters too)
+_DIGIT_ITEMS = frozenset({"US_SSN", "PHONE", "CREDIT_CARD", "NATIONAL_ID", "UK_NHS", "DATE_OF_BIRTH", "IP_ADDRESS"})
+_LETTER_JOINTS = "@.+:/="
 
 
-def _banned(found: frozenset[str]) -> tuple[str, str] | None:
-    """Characters a search literal may not hold (besides digits), or ``None`` when no alphabet is safe."""
-    extra = "-"
-    for kind in found:
-        if kind in _SEPARATORS:
-            extra += _SEPARATORS[kind]
-        elif kind not in _DIGIT_ITEMS:
-            return None
-    return extra, ", ".join(sorted(found))
+def _banned(found: frozenset[str]) -> str:
+    """Characters a search literal may not hold besides digits."""
+    extra = _ALWAYS
+    for kind in sorted(found):
+        extra += _SEPARATORS.get(kind, "") if kind in _DIGIT_ITEMS else _LETTER_JOINTS
+    return "".join(dict.fromkeys(extra))
 
 
 def _string(node: exp.Expression | None) -> str | None:
@@ -75,10 +76,7 @@ def _projected(column: exp.Column) -> bool:
 def unsafe_search(statements: Iterable[exp.Expression | None], column: str, found: frozenset[str]) -> str | None:
     """Why using free-text ``column`` (holding items of the kinds ``found``) in these statements could find a
     masked item in it, or ``None`` when every use is a search by a literal that cannot."""
-    banned = _banned(found)
-    if banned is None:
-        return f"it held {', '.join(sorted(found))} items in its sample, which are made of letters"
-    extra, kinds = banned
+    extra, kinds = _banned(found), ", ".join(sorted(found))
     name = column.lower()
     for tree in statements:
         if tree is None:
@@ -92,10 +90,10 @@ def unsafe_search(statements: Iterable[exp.Expression | None], column: str, foun
             for text in literals:
                 if text is None:
                     return "a search whose pattern is not a literal (a bind parameter, a column, an ESCAPE)"
-                if "_" in text or any(ch.isdigit() or ch in extra for ch in text):
+                if any(ch.isdigit() or ch in extra for ch in text):
                     return (
-                        f"a search for {text!r}, which could match inside the {kinds} items it holds (digits, "
-                        f"'_' and {' '.join(repr(c) for c in extra)} are what they are made of)"
+                        f"a search for {text!r}, which could match inside the {kinds} items it holds (no digits "
+                        f"or {' '.join(repr(c) for c in extra)} in a search of it)"
                     )
     return None
 
