@@ -138,7 +138,7 @@ def _lineage_hit(
     tables = list(lineage.tables)
     for clause, origin in sorted(lineage.uses, key=_order):
         if not access.is_masked(origin, tables, lineage.blind):
-            hit = _free_text_hit(state, analysis, access, identity, clause, origin)
+            hit = _free_text_hit(state, analysis, access, identity, clause, origin, lineage)
             if hit is not None:
                 return hit
             continue
@@ -182,8 +182,19 @@ def _lineage_hit(
     return None
 
 
+#: clauses in which a free-text column may be searched (by a literal that cannot match inside its items);
+#: in any other (ORDER BY, GROUP BY, DISTINCT, PARTITION BY, INTERSECT...) the whole value decides
+_SEARCH_CLAUSES = frozenset({"WHERE", "JOIN", "HAVING", "QUALIFY", "CASE", "a comparison"})
+
+
 def _free_text_hit(
-    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, clause: str, origin: Origin
+    state: MaskingState,
+    analysis: Analysis,
+    access: Access,
+    identity: Identity,
+    clause: str,
+    origin: Origin,
+    lineage: Lineage,
 ) -> RuleHit | None:
     """A searchable FREE_TEXT column whose sample held items (an SSN in a note) may only be searched by a
     literal that cannot match inside one (decision 0192)."""
@@ -193,7 +204,10 @@ def _free_text_hit(
         cls = access.hidden(t, c)
         if cls is None or cls is UNREADABLE or cls.label != "FREE_TEXT" or not cls.found or cls.provisional:
             continue
-        why = unsafe_search((s.expression for s in analysis.statements), c, cls.found)
+        if clause not in _SEARCH_CLAUSES:
+            why: str | None = "its whole value (only a search by a literal may use it)"
+        else:
+            why = unsafe_search(lineage.refs, (s.expression for s in analysis.statements), (t, c), cls.found)
         if why is None:
             continue
         return _hit(

@@ -205,7 +205,10 @@ class Walker:
 
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
         if isinstance(node, exp.Column):
-            return self.column(node, scope)
+            found = self.column(node, scope)
+            if found.sources:
+                self.lineage.refs.append((node, found))
+            return found
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
         if isinstance(node, exp.PositionalColumn):

@@ -86,6 +86,9 @@ class Lineage:
     #: the statement reads data through SQL built at run time (DuckDB ``query(expr)``): what it reads is
     #: unknown, so every lost value in it is treated as sensitive
     blind: bool = False
+    #: every column reference the walk resolved, with what it resolved to (``n`` of ``(SELECT notes AS n ...)``
+    #: is ``notes``): where a column is used, judged by the node around it (free-text searches, decision 0192)
+    refs: list[tuple[exp.Column, Origin]] = field(default_factory=list)
 
 
 @dataclass

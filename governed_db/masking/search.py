@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 from sqlglot import exp
 
+from governed_db.masking.origins import Origin
+
 #: what no search of a column holding items may contain: digits and the separators of digit items
 _ALWAYS = "-_"
 #: more separators, by the kind of item found in the column's sample
@@ -49,6 +51,8 @@ def _literals(column: exp.Column) -> list[str | None] | None:
     ``col IN ('x', ...)``, also over ``lower(col)``/``upper(col)``)."""
     target: exp.Expression = column
     parent = target.parent
+    if isinstance(parent, exp.Is) and isinstance(parent.expression, exp.Null):
+        return []  # IS [NOT] NULL: its NULLs show in its masked output anyway
     while isinstance(parent, (exp.Paren, exp.Lower, exp.Upper)):
         target, parent = parent, parent.parent
     if isinstance(parent, (exp.Like, exp.ILike)) and parent.this is target:
@@ -65,36 +69,74 @@ def _literals(column: exp.Column) -> list[str | None] | None:
     return None
 
 
+#: where a row source's own projection may sit: it is a row, not a value inside an expression
+_ROW_PLACES = (exp.Subquery, exp.Union, exp.CTE, exp.With, exp.From, exp.Join, exp.Lateral)
+
+
 def _projected(column: exp.Column) -> bool:
-    """The column as a result column of its own (``SELECT notes``): not a use."""
+    """The column as a result column of its own (``SELECT notes``, also of a FROM subquery or CTE): not a use.
+    In a scalar subquery (``WHERE (SELECT notes ...) LIKE ...``) or a set comparison it is one."""
     node: exp.Expression = column
     if isinstance(node.parent, exp.Alias):
         node = node.parent
-    return isinstance(node.parent, exp.Select) and node in node.parent.expressions
+    select = node.parent
+    if not (isinstance(select, exp.Select) and node in select.expressions) or select.args.get("distinct"):
+        return False
+    child: exp.Expression = select
+    up = child.parent
+    while up is not None:
+        if isinstance(up, exp.Select):
+            # a row source of an enclosing query (its FROM, a join, a CTE): rows, not a value
+            return child.arg_key in ("from", "from_", "joins", "with", "with_")
+        if not isinstance(up, _ROW_PLACES) or (isinstance(up, exp.Union) and up.args.get("distinct")):
+            return False
+        child, up = up, up.parent
+    return True
 
 
-def unsafe_search(statements: Iterable[exp.Expression | None], column: str, found: frozenset[str]) -> str | None:
-    """Why using free-text ``column`` (holding items of the kinds ``found``) in these statements could find a
-    masked item in it, or ``None`` when every use is a search by a literal that cannot."""
+def _judge(col: exp.Column, extra: str, kinds: str) -> str | None:
+    literals = _literals(col)
+    if literals is None:
+        return "a computation or comparison other than a search by a literal"
+    for text in literals:
+        if text is None:
+            return "a search whose pattern is not a literal (a bind parameter, a column, an ESCAPE)"
+        if any(ch.isdigit() or ch in extra for ch in text):
+            return (
+                f"a search for {text!r}, which could match inside the {kinds} items it holds (no digits "
+                f"or {' '.join(repr(c) for c in extra)} in a search of it)"
+            )
+    return None
+
+
+def unsafe_search(
+    refs: Iterable[tuple[exp.Column, Origin]],
+    statements: Iterable[exp.Expression | None],
+    ref: tuple[str, str],
+    found: frozenset[str],
+) -> str | None:
+    """Why using free-text column ``ref`` (holding items of the kinds ``found``) could find a masked item in
+    it, or ``None`` when every use is a search by a literal that cannot.
+
+    ``refs`` are the column references the lineage walk resolved (an alias of the column counts as it; a
+    value computed from it may not be searched at all); ``statements`` are searched by the column's name too,
+    for any reference the walk did not resolve."""
     extra, kinds = _banned(found), ", ".join(sorted(found))
-    name = column.lower()
-    for tree in statements:
-        if tree is None:
+    for col, origin in refs:
+        if ref not in origin.sources or _projected(col):
             continue
-        for col in tree.find_all(exp.Column):
-            if col.name.lower() != name or _projected(col):
-                continue
-            literals = _literals(col)
-            if literals is None:
-                return "a computation or comparison other than a search by a literal"
-            for text in literals:
-                if text is None:
-                    return "a search whose pattern is not a literal (a bind parameter, a column, an ESCAPE)"
-                if any(ch.isdigit() or ch in extra for ch in text):
-                    return (
-                        f"a search for {text!r}, which could match inside the {kinds} items it holds (no digits "
-                        f"or {' '.join(repr(c) for c in extra)} in a search of it)"
-                    )
+        if origin.kind != "column":
+            return "a search of a value computed from it (a replace() can turn what it holds into words)"
+        why = _judge(col, extra, kinds)
+        if why is not None:
+            return why
+    name = ref[1].lower()
+    for tree in statements:
+        for col in tree.find_all(exp.Column) if tree is not None else ():
+            if col.name.lower() == name and not _projected(col):
+                why = _judge(col, extra, kinds)
+                if why is not None:
+                    return why
     return None
 
 
