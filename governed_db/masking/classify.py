@@ -144,8 +144,6 @@ class ValueEvidence(NamedTuple):
     share: float
     why: str
     hits: int = 0
-    #: the kinds of item seen in the sampled values (whole values or inside text)
-    found: frozenset[str] = frozenset()
 
 
 def _text_of(v: Any) -> str | None:
@@ -171,6 +169,11 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
     ``column`` (the column's name) gives context: dotted quads under ``firmware``/``version`` are versions,
     not IP addresses.
     """
+    return _classify_values(values, column)[0]
+
+
+def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str]]:
+    """:func:`classify_values`, and the kinds of item seen in the values (whole or inside text)."""
     versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
@@ -199,12 +202,12 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
                 embedded += 1
                 kinds.update(spans)
     if total == 0:
-        return ValueEvidence(None, 0.0, "no non-empty values sampled")
+        return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset()
     if whole:
         label, hits = whole.most_common(1)[0]
         share = hits / total
         if share >= VALUE_SHARE and hits >= min(2, total):
-            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits)
+            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits), frozenset(kinds)
     # bare digits that match a checksum by chance, in a column mostly of other numbers, are not evidence
     mixed = embedded + sum(whole.values()) - sum(coincidences.values())
     share = mixed / total
@@ -214,9 +217,8 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
             share,
             f"{share:.0%} of {total} sampled values contain personal data or secrets",
             mixed,
-            frozenset(kinds),
-        )
-    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values")
+        ), frozenset(kinds)
+    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values"), frozenset(kinds)
 
 
 def text_confidence(evidence: ValueEvidence) -> float:
@@ -263,7 +265,7 @@ def classify_column(
         result.evidence.setdefault("type", str(declared))
     if not values:
         return result
-    evidence = classify_values(values, column)
+    evidence, kinds = _classify_values(values, column)
     label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
     if label is None:
@@ -279,7 +281,7 @@ def classify_column(
         ):
             result.label = label
             result.confidence = max(result.confidence, text_confidence(evidence))
-            result.found = evidence.found
+            result.found = kinds
     elif by_name is not None and by_name.label == label:
         result.confidence = round(min(0.99, max(by_name.confidence, share) + 0.05), 2)
     else:

@@ -371,6 +371,8 @@ def cast_fits(node: exp.Expression, declared: list[str | None]) -> bool:
 
 #: declared type categories (classify.type_category) MySQL turns into a number without a warning
 _NUMBER_LIKE = frozenset({"int", "float", "bool", "date"})
+#: functions that convert their argument to a number or a date on MySQL (with a warning when it is text)
+CONVERTING: tuple[type[exp.Expression], ...] = (*_NUMERIC, exp.TsOrDsToDate)
 
 
 def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> str | None:
@@ -382,7 +384,7 @@ def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> 
     ``salary``) nothing converts: ``categories`` are the declared type categories of the columns read (an
     unknown type counts as text: fail closed). PostgreSQL and DuckDB refuse ``sum(text)`` before reading a
     row, and SQLite converts silently."""
-    if dialect != "mysql" or not isinstance(node, (*_NUMERIC, exp.TsOrDsToDate)):
+    if dialect != "mysql" or not isinstance(node, CONVERTING):
         return None
     if categories and all(c in _NUMBER_LIKE for c in categories):
         return None

@@ -268,7 +268,7 @@ class Walker:
         )
         if why is not None and isinstance(node, exp.Cast) and self.cast_fits(node, parts):
             why = None
-        if why is None and not unknown_fn and self.dialect == "mysql":
+        if why is None and self.dialect == "mysql" and isinstance(node, flow.CONVERTING):
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
