@@ -43,10 +43,10 @@ def _count_undecodable(exc: UnicodeError) -> tuple[str | bytes, int]:
     return codecs.lookup_error("surrogateescape")(exc)
 
 
-codecs.register_error("governed_db.sqlite_undecodable", _count_undecodable)
+codecs.register_error("governed-db-sqlite-undecodable", _count_undecodable)
 #: ``bytes.decode`` that cannot fail: invalid UTF-8 becomes lone surrogates (and is counted); valid text runs no
 #: Python code (a methodcaller is the cheapest C callable measured: ~0.15 us a cell over ``str``)
-_LENIENT = operator.methodcaller("decode", "utf-8", "governed_db.sqlite_undecodable")
+_LENIENT = operator.methodcaller("decode", "utf-8", "governed-db-sqlite-undecodable")
 
 
 def _undecoded(value: Any) -> bool:
