@@ -16,7 +16,11 @@ fails or turns NULL exactly when it holds what the statement looks for).
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import operator
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,10 +29,85 @@ from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.errors import GuardrailViolation
 from governed_db.pipeline import run
-from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript
+from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript, many_out
 
 #: text factories built into Python that never fail and keep nothing: rows are masked after them
 _NATIVE_TEXT = (str, bytes, bytearray)
+
+#: how many cells the lenient text factory could not decode (process-wide: a change only says "look closer")
+_undecodable = [0]
+
+
+def _count_undecodable(exc: UnicodeError) -> tuple[str | bytes, int]:
+    _undecodable[0] += 1
+    return codecs.lookup_error("surrogateescape")(exc)
+
+
+codecs.register_error("governed-db-sqlite-undecodable", _count_undecodable)
+#: ``bytes.decode`` that cannot fail: invalid UTF-8 becomes lone surrogates (and is counted); valid text runs no
+#: Python code (a methodcaller is the cheapest C callable measured: ~0.15 us a cell over ``str``)
+_LENIENT = operator.methodcaller("decode", "utf-8", "governed-db-sqlite-undecodable")
+
+
+def _undecoded(value: Any) -> bool:
+    """A text cell the lenient factory could not decode (it holds a lone surrogate)."""
+    if value.__class__ is not str or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _settle(row: Any, names: tuple[str, ...], masked: frozenset[int]) -> Any:
+    """``row`` as the driver's ``str`` factory would have given it: an undecodable cell of a column masking
+    does not cover fails as sqlite3 fails; one it covers becomes U+FFFD and is masked like any value (whether
+    a *computed* masked value is valid UTF-8 may depend on what it holds: it must not decide an error)."""
+    values = tuple(row)
+    out = list(values)
+    for i, v in enumerate(values):
+        if not _undecoded(v):
+            continue
+        if i not in masked:
+            name = names[i] if i < len(names) else str(i)
+            shown = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise sqlite3.OperationalError(f"Could not decode to UTF-8 column '{name}' with text '{shown}'")
+        out[i] = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if out == list(values) and all(a is b for a, b in zip(out, values, strict=True)):
+        return row
+    if isinstance(row, sqlite3.Row):
+        from governed_db.masking.rows import _sqlite_row
+
+        return _sqlite_row(tuple(out), tuple(row.keys()))
+    return type(row)(out) if isinstance(row, list) else tuple(out)
+
+
+class _Lenient:
+    """While a governed cursor fetches a result with masked columns, the raw connection decodes text with
+    :data:`_LENIENT` instead of ``str`` (a depth count, so concurrent fetches on one connection agree)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+
+    def enter(self, raw: Any) -> bool:
+        with self.lock:
+            if self.depth == 0:
+                if raw.text_factory is not str:
+                    return False  # bytes/bytearray never fail; another factory was refused at the proxy
+                raw.text_factory = _LENIENT
+            self.depth += 1
+            return True
+
+    def leave(self, raw: Any) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and raw.text_factory is _LENIENT:
+                raw.text_factory = str
+
+
+_lenient_lock = threading.Lock()
 
 
 def _masked_factory(user: Any, cursor: SqliteCursor) -> Any:
@@ -39,6 +118,8 @@ def _masked_factory(user: Any, cursor: SqliteCursor) -> Any:
         if st.poisoned is not None:
             raise st.poisoned
         plan = st.plan
+        if cursor._self_dirty():
+            row = cursor._self_settle(row)
         return user(cursor, plan.apply_row(row) if plan is not None else row)
 
     factory.governed_user_factory = user  # type: ignore[attr-defined]
@@ -48,6 +129,8 @@ def _masked_factory(user: Any, cursor: SqliteCursor) -> Any:
 class SqliteCursor(GovernedCursor):
     def __init__(self, raw: Any, gov: Any, connection: Any) -> None:
         super().__init__(raw, gov, connection)
+        #: the undecodable count when this fetch began (``None``: fetching with the caller's own factory)
+        self._self_seen: int | None = None
         self._install_factory(raw.row_factory)
 
     def _install_factory(self, factory: Any) -> None:
@@ -75,46 +158,149 @@ class SqliteCursor(GovernedCursor):
         return governed_executescript(self, sql_script)
 
     # sqlite3 decodes text while rows are fetched: an error then quotes the cell (``Could not decode to UTF-8
-    # column ... with text '536-22-8726\xff'``), so fetch errors are scrubbed as statement errors are
+    # column ... with text '536-22-8726\xff'``), so fetch errors are scrubbed as statement errors are. And
+    # *whether* it fails is an oracle when a masked value decides it (``ltrim('5' || x'ff', substr(ssn, 1, 1) ||
+    # x'ff')`` is valid UTF-8 only for a 5): a result with masked columns is fetched through a text factory
+    # that cannot fail, and only a column masking does not cover fails, as the driver would (decision 0191)
     def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.Error as e:
-            masking.scrub_error(e, gov=self._self_gov)
-            raise
-
-    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().fetchmany(*args, **kwargs)
-        except sqlite3.Error as e:
-            masking.scrub_error(e, gov=self._self_gov)
-            raise
-
-    def fetchall(self) -> Any:
-        try:
-            return super().fetchall()
-        except sqlite3.Error as e:
-            masking.scrub_error(e, gov=self._self_gov)
-            raise
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
-        except sqlite3.Error as e:
-            masking.scrub_error(e, gov=self._self_gov)
-            raise
-
-    def __iter__(self) -> Iterator[Any]:
-        rows = super().__iter__()
-        while True:
+        st = self._self_result
+        if st.plan is None:  # nothing to mask: sqlite3's own decoder, its errors scrubbed (the hot path)
+            self._self_seen = None
             try:
-                row = next(rows)
-            except StopIteration:
-                return
+                row = self.__wrapped__.fetchone()
             except sqlite3.Error as e:
                 masking.scrub_error(e, gov=self._self_gov)
                 raise
+            return st.one(row) if st.active else row
+        with self._self_fetching():
+            row = self.__wrapped__.fetchone()
+            if row is not None and self._self_dirty() and not self._self_result.premasked:
+                row = self._self_settle(row)
+        st = self._self_result
+        return st.one(row) if st.active else row
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        if self._self_result.plan is None:
+            self._self_seen = None
+            try:
+                rows = self.__wrapped__.fetchmany(*args, **kwargs)
+            except sqlite3.Error as e:
+                masking.scrub_error(e, gov=self._self_gov)
+                raise
+            return many_out(self, rows, args, kwargs)
+        with self._self_fetching():
+            rows = self._self_settled(self.__wrapped__.fetchmany(*args, **kwargs))
+        return many_out(self, rows, args, kwargs)
+
+    def fetchall(self) -> Any:
+        if self._self_result.plan is None:
+            self._self_seen = None
+            try:
+                rows = self.__wrapped__.fetchall()
+            except sqlite3.Error as e:
+                masking.scrub_error(e, gov=self._self_gov)
+                raise
+            return many_out(self, rows, None, None)
+        with self._self_fetching():
+            rows = self._self_settled(self.__wrapped__.fetchall())
+        return many_out(self, rows, None, None)
+
+    def __next__(self) -> Any:
+        st = self._self_result
+        if st.plan is None:
+            self._self_seen = None
+            try:
+                row = next(self.__wrapped__)
+            except StopIteration:
+                if st.active:
+                    st.finish()
+                raise
+            except sqlite3.Error as e:
+                masking.scrub_error(e, gov=self._self_gov)
+                raise
+            if not st.active:
+                return row
+            out = st.one(row)
+            if out is None:  # the row cap was reached
+                raise StopIteration
+            return out
+        with self._self_fetching():
+            try:
+                row = next(self.__wrapped__)
+            except StopIteration:
+                if self._self_result.active:
+                    self._self_result.finish()
+                raise
+            if self._self_dirty() and not self._self_result.premasked:
+                row = self._self_settle(row)
+        st = self._self_result
+        if not st.active:
+            return row
+        out = st.one(row)
+        if out is None:  # the row cap was reached
+            raise StopIteration
+        return out
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                row = self.__next__()
+            except StopIteration:
+                return
             yield row
+
+    def _self_dirty(self) -> bool:
+        """Whether the lenient factory met undecodable text since this fetch began."""
+        seen = self._self_seen
+        return seen is not None and seen != _undecodable[0]
+
+    def _self_settled(self, rows: list[Any]) -> list[Any]:
+        if not self._self_dirty() or self._self_result.premasked:
+            return rows
+        return [self._self_settle(r) for r in rows]
+
+    def _self_settle(self, row: Any) -> Any:
+        plan = self._self_result.plan
+        names = tuple(str(d[0]) for d in self.__wrapped__.description or ())
+        positions = getattr(plan, "masked_positions", None)
+        if positions is not None:
+            masked = frozenset(i for i, _ in positions)
+        else:  # by name: a column named like a masked one counts as masked (it then never fails)
+            masked = frozenset(i for i, n in enumerate(names) if plan is not None and n in plan.masked_columns)
+        return _settle(row, names, masked)
+
+    @contextlib.contextmanager
+    def _self_fetching(self) -> Iterator[None]:
+        st = self._self_result
+        raw = self.__wrapped__.connection
+        lenient: _Lenient | None = None
+        if st.plan is not None and bool(getattr(st.plan, "computed", True)):
+            # only a computed masked value can be made valid UTF-8 or not by a guess; a plain column's stored
+            # value fails (scrubbed) or not whatever the statement, so plain reads keep the C decoder
+            lenient = _lenient_of(self._self_connection)
+            if not lenient.enter(raw):
+                lenient = None
+        self._self_seen = _undecodable[0] if lenient is not None else None
+        try:
+            yield
+        except sqlite3.Error as e:
+            masking.scrub_error(e, gov=self._self_gov)
+            raise
+        finally:
+            if lenient is not None:
+                lenient.leave(raw)
+
+
+def _lenient_of(connection: Any) -> _Lenient:
+    found: _Lenient | None = getattr(connection, "_self_lenient", None)
+    if found is None:
+        with _lenient_lock:
+            found = getattr(connection, "_self_lenient", None)
+            if found is None:
+                found = _Lenient()
+                connection._self_lenient = found
+    return found
+
 
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
@@ -122,7 +308,8 @@ class SqliteConnection(GovernedConnection):
 
     @property
     def text_factory(self) -> Any:
-        return self.__wrapped__.text_factory
+        factory = self.__wrapped__.text_factory
+        return str if factory is _LENIENT else factory
 
     @text_factory.setter
     def text_factory(self, factory: Any) -> None:

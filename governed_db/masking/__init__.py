@@ -87,7 +87,7 @@ def _plan_slow(
     description: Sequence[Sequence[Any]], analysis: Analysis, identity: Identity, state: MaskingState
 ) -> RowMasker | None:
     from governed_db.masking.engine import MISSING
-    from governed_db.masking.plan import Access, build_maskers
+    from governed_db.masking.plan import Access, build_maskers, computed_positions
     from governed_db.masking.rows import RowMasker, compile_tuple_fn
 
     names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
@@ -99,11 +99,13 @@ def _plan_slow(
     until = state.memo.peek(key, (0.0, None))[0]
     if found is MISSING:
         access = Access(state, identity)
-        maskers = None if access.everything else build_maskers(names, state.facts_for(analysis), access)
-        if maskers is None or not any(m is not None for m in maskers):
+        facts = None if access.everything else state.facts_for(analysis)
+        maskers = None if facts is None else build_maskers(names, facts, access)
+        if facts is None or maskers is None or not any(m is not None for m in maskers):
             found = None
         else:
             found = RowMasker(names, maskers, compile_tuple_fn(maskers))
+            found.computed = computed_positions(names, facts, maskers)
         until = state.good_until(access.grants)
         state.remember(key, found, until)
     state.remember_hot(

@@ -64,6 +64,9 @@ class ColumnClass:
     #: True while the label stands in for a classification the data could not support yet (the table was empty
     #: or nearly so): values are scanned as they pass, and the column is classified again once data arrives
     provisional: bool = False
+    #: the kinds of item found inside sampled values of a FREE_TEXT column (``US_SSN``, ``EMAIL``...): a search
+    #: of it may not use characters such an item is made of (decision 0192)
+    found: frozenset[str] = frozenset()
 
 
 def words(name: str) -> tuple[str, ...]:
@@ -166,11 +169,17 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
     ``column`` (the column's name) gives context: dotted quads under ``firmware``/``version`` are versions,
     not IP addresses.
     """
+    return _classify_values(values, column)[0]
+
+
+def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str]]:
+    """:func:`classify_values`, and the kinds of item seen in the values (whole or inside text)."""
     versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
     embedded = 0
     total = 0
+    kinds: set[str] = set()
     for v in values:
         text = _text_of(v)
         if text is None or not text.strip():
@@ -184,17 +193,21 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
             if digits and label in _DIGIT_NEVER:
                 continue
             whole[label] += 1
+            kinds.add(label)
             if digits and label in _DIGIT_COINCIDENCE:
                 coincidences[label] += 1
-        elif any(s.label != "IP_ADDRESS" or not versions for s in detect.find_spans(text)):
-            embedded += 1
+        else:
+            spans = [s.label for s in detect.find_spans(text) if s.label != "IP_ADDRESS" or not versions]
+            if spans:
+                embedded += 1
+                kinds.update(spans)
     if total == 0:
-        return ValueEvidence(None, 0.0, "no non-empty values sampled")
+        return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset()
     if whole:
         label, hits = whole.most_common(1)[0]
         share = hits / total
         if share >= VALUE_SHARE and hits >= min(2, total):
-            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits)
+            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits), frozenset(kinds)
     # bare digits that match a checksum by chance, in a column mostly of other numbers, are not evidence
     mixed = embedded + sum(whole.values()) - sum(coincidences.values())
     share = mixed / total
@@ -204,8 +217,8 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
             share,
             f"{share:.0%} of {total} sampled values contain personal data or secrets",
             mixed,
-        )
-    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values")
+        ), frozenset(kinds)
+    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values"), frozenset(kinds)
 
 
 def text_confidence(evidence: ValueEvidence) -> float:
@@ -252,7 +265,7 @@ def classify_column(
         result.evidence.setdefault("type", str(declared))
     if not values:
         return result
-    evidence = classify_values(values, column)
+    evidence, kinds = _classify_values(values, column)
     label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
     if label is None:
@@ -268,6 +281,7 @@ def classify_column(
         ):
             result.label = label
             result.confidence = max(result.confidence, text_confidence(evidence))
+            result.found = kinds
     elif by_name is not None and by_name.label == label:
         result.confidence = round(min(0.99, max(by_name.confidence, share) + 0.05), 2)
     else:

@@ -369,6 +369,28 @@ def cast_fits(node: exp.Expression, declared: list[str | None]) -> bool:
     return True
 
 
+#: declared type categories (classify.type_category) MySQL turns into a number without a warning
+_NUMBER_LIKE = frozenset({"int", "float", "bool", "date"})
+#: functions that convert their argument to a number or a date on MySQL (with a warning when it is text)
+CONVERTING: tuple[type[exp.Expression], ...] = (*_NUMERIC, exp.TsOrDsToDate)
+
+
+def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> str | None:
+    """Why a numeric or date function over columns' own values is an oracle on MySQL/MariaDB, or ``None``.
+
+    ``SUM(card)`` of a text column converts it with a warning ("Truncated incorrect DOUBLE value") unless the
+    whole value reads as a number, so ``@@warning_count`` says whether a card number holds spaces (one bit per
+    row); ``YEAR(ssn)`` warns unless it reads as a date. Over a column declared as a number or a date (a masked
+    ``salary``) nothing converts: ``categories`` are the declared type categories of the columns read (an
+    unknown type counts as text: fail closed). PostgreSQL and DuckDB refuse ``sum(text)`` before reading a
+    row, and SQLite converts silently."""
+    if dialect != "mysql" or not isinstance(node, CONVERTING):
+        return None
+    if categories and all(c in _NUMBER_LIKE for c in categories):
+        return None
+    return f"{name_of(node)}() of a text column (MySQL warns unless the whole value reads as a number or a date)"
+
+
 def shaped(node: exp.Expression | None) -> bool:
     """True when ``node`` is a collection whose size does not depend on the values in it."""
     while isinstance(node, (exp.Paren, exp.Subquery, exp.Alias)):

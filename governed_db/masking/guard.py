@@ -19,10 +19,11 @@ from typing import Any
 
 from governed_db.identity import Identity
 from governed_db.masking.constraints import is_constraint_use
-from governed_db.masking.engine import MISSING, MaskingState
-from governed_db.masking.lineage import Lineage
+from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
+from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
@@ -141,6 +142,9 @@ def _lineage_hit(
     tables = list(lineage.tables)
     for clause, origin in sorted(lineage.uses, key=_order):
         if not access.is_masked(origin, tables, lineage.blind):
+            hit = _free_text_hit(state, analysis, access, identity, clause, origin, lineage)
+            if hit is not None:
+                return hit
             continue
         # name the sources that are masked (a WHERE mixing ``id`` and ``ssn`` names ``ssn``); all of them when
         # none is masked on its own (lost lineage, a whole row)
@@ -191,6 +195,47 @@ def _lineage_hit(
             )
         if hit is not None:
             return hit  # the first use the policy does not allow; an allowed rule lets the next be checked
+    return None
+
+
+#: clauses in which a free-text column may be searched (by a literal that cannot match inside its items);
+#: in any other (ORDER BY, GROUP BY, DISTINCT, PARTITION BY, INTERSECT...) the whole value decides
+_SEARCH_CLAUSES = frozenset({"WHERE", "JOIN", "HAVING", "QUALIFY", "CASE", "a comparison"})
+
+
+def _free_text_hit(
+    state: MaskingState,
+    analysis: Analysis,
+    access: Access,
+    identity: Identity,
+    clause: str,
+    origin: Origin,
+    lineage: Lineage,
+) -> RuleHit | None:
+    """A searchable FREE_TEXT column whose sample held items (an SSN in a note) may only be searched by a
+    literal that cannot match inside one (decision 0192)."""
+    if clause == "copy" or clause.startswith("a cursor"):
+        return None
+    for t, c in sorted(origin.sources):
+        cls = access.hidden(t, c)
+        if cls is None or cls is UNREADABLE or cls.label != "FREE_TEXT" or not cls.found or cls.provisional:
+            continue
+        if clause not in _SEARCH_CLAUSES:
+            why: str | None = "its whole value (only a search by a literal may use it)"
+        else:
+            why = unsafe_search(lineage.refs, (s.expression for s in analysis.statements), (t, c), cls.found)
+        if why is None:
+            continue
+        return _hit(
+            state,
+            analysis,
+            identity,
+            PREDICATE_RULE,
+            f"free-text column {t}.{c} holds masked items ({', '.join(sorted(cls.found))}) and is used in "
+            f"{clause} by {why}; such a use would find the masked items character by character",
+            "search it for words (letters and spaces: no digits, '-', '_', '@' or '.') with LIKE/ILIKE/=/IN and "
+            "a literal, filter on other columns, or ask for an unmask grant (masking.unmask) for your role",
+        )
     return None
 
 

@@ -35,6 +35,7 @@ from sqlglot import exp
 
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
+from governed_db.masking.classify import type_category
 from governed_db.masking.names import PURE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
@@ -204,7 +205,10 @@ class Walker:
 
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
         if isinstance(node, exp.Column):
-            return self.column(node, scope)
+            found = self.column(node, scope)
+            if found.sources:
+                self.lineage.refs.append((node, found))
+            return found
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
         if isinstance(node, exp.PositionalColumn):
@@ -242,6 +246,14 @@ class Walker:
             query = node.this if isinstance(node, exp.Subquery) else node
             outs, exact = self.query(query, ctes, scope)
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
+        if isinstance(node, exp.TsOrDsToDate) and self.dialect == "mysql" and node.args.get("format") is None:
+            # sqlglot reads MySQL's YEAR(d) as YEAR(TS_OR_DS_TO_DATE(d)): the date itself, converted (with a
+            # warning) only when ``d`` is text
+            inner = self.expr(node.this, scope, ctes)
+            why = flow.converts_text(node, self.dialect, self.categories([inner]))
+            if why is not None or inner.kind not in ("column", "const"):
+                self.lineage.uses.append((why or "a date conversion of a computed value", inner))
+            return inner
         keyed: list[tuple[str, int, Origin]] = []
         for key, value in node.args.items():
             for i, item in enumerate(value if isinstance(value, list) else [value]):
@@ -256,6 +268,8 @@ class Walker:
         )
         if why is not None and isinstance(node, exp.Cast) and self.cast_fits(node, parts):
             why = None
+        if why is None and self.dialect == "mysql" and isinstance(node, flow.CONVERTING):
+            why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
         if isinstance(node, exp.Distinct):
@@ -309,6 +323,13 @@ class Walker:
             return False
         refs = [ref for p in parts for ref in p.sources]
         return bool(refs) and flow.cast_fits(node, [self.declared(t, c) for t, c in refs])
+
+    def categories(self, parts: list[Origin]) -> list[str]:
+        """The declared type categories of the columns ``parts`` read (``unknown`` when not known)."""
+        refs = [ref for p in parts if p.kind != "const" for ref in p.sources]
+        if self.declared is None:
+            return ["unknown"] if refs else []
+        return [type_category(self.declared(t, c)) for t, c in refs]
 
     def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns

@@ -279,6 +279,21 @@ def diagnostics_masker() -> Masker:
     return message
 
 
+def computed_positions(
+    names: Sequence[str], facts: StatementFacts, maskers: Sequence[Masker | None]
+) -> frozenset[int]:
+    """The masked result columns whose value is computed by the statement (not a column's stored value as it
+    is): what they hold — valid text or not, for one — may depend on a masked value and a guess."""
+    if facts.diagnostics:
+        return frozenset()
+    origins, _ = origins_for(names, facts)
+    return frozenset(
+        i
+        for i, (o, m) in enumerate(zip(origins, maskers, strict=True))
+        if m is not None and (o.kind != "column" or o.rows)
+    )
+
+
 def build_maskers(names: Sequence[str], facts: StatementFacts, access: Access) -> list[Masker | None]:
     if facts.diagnostics:
         return [diagnostics_masker() if n.lower() == "message" else None for n in names]

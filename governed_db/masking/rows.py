@@ -67,7 +67,9 @@ def compile_tuple_fn(maskers: Sequence[Masker | None]) -> Callable[[Sequence[Any
 class RowMasker:
     """Masks one result's rows; ``masked_cells`` counts cells that went through a masker."""
 
-    __slots__ = ("_by_name", "_fn", "_idx", "masked_cells", "masked_columns", "maskers", "names", "width")
+    __slots__ = (
+        "_by_name", "_fn", "_idx", "computed", "masked_cells", "masked_columns", "maskers", "names", "width",
+    )
 
     def __init__(
         self,
@@ -83,6 +85,8 @@ class RowMasker:
         self._by_name = {self.names[i]: m for i, m in self._idx}
         self._fn = fn if fn is not None else compile_tuple_fn(maskers)
         self.masked_cells = 0
+        #: masked positions whose value the statement computes (set by the planner; all of them if unknown)
+        self.computed = frozenset(i for i, _ in self._idx)
 
     def fresh(self) -> RowMasker:
         """A plan over the same columns with its own ``masked_cells`` counter, nothing re-derived.
@@ -99,6 +103,7 @@ class RowMasker:
             self._fn,
         )
         new.masked_cells = 0
+        new.computed = self.computed
         return new
 
     @property
