@@ -336,13 +336,6 @@ def test_index_hints_on_masked_tables_are_refused(fixture: str, request: pytest.
     assert below == above == ["refused"] * len(INDEX_HINTS[fixture])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: an unordered read of a table with an index on a masked column may come back in the "
-    "index's order (InnoDB covering index for SELECT id, email; SQLite for rowid or IS NOT NULL), so a row of "
-    "the caller's own tells whether its guess sorts before the secret; closing it needs an ORDER BY on the "
-    "primary key added to unordered reads of masked tables (Statement.sql rewrite)",
-)
 @pytest.mark.parametrize("fixture", ["indexed_sqlite", "indexed_mysql"])
 def test_unordered_reads_do_not_follow_a_masked_index(fixture: str, request: pytest.FixtureRequest) -> None:
     """Where a guess sorts against a masked e-mail does not show in the order of an unordered read."""
@@ -397,13 +390,6 @@ def _group_concat_rows_cut(target: Target, column: str, length: int) -> Any:
     return target.run(target.conn, "SELECT @@warning_count")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: GROUP_CONCAT(email) over ~58,000 copies of one row (a cross join) is cut with a "
-    "warning exactly when the e-mail is long enough; refusing GROUP_CONCAT of every masked column on MariaDB "
-    "would break the leak corpus (tests/test_leaks.py runs GROUP_CONCAT(email)); closing it needs the row count "
-    "to be bounded, or the aggregate rewritten to a masked source",
-)
 def test_group_concat_over_many_rows_tells_no_length(request: pytest.FixtureRequest) -> None:
     """GROUP_CONCAT of a masked e-mail over many copies of its row does not say how long the e-mail is."""
     target: Target = request.getfixturevalue("mysql_target")

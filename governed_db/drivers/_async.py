@@ -50,7 +50,6 @@ class AsyncDriver(Driver):
     async def warm_catalog(self, gov: Governor, sql: Any) -> None:
         """Read, with ``await``, the catalog facts masking will ask for when it judges ``sql``."""
         from governed_db import masking
-        from governed_db.masking import schema
 
         state = gov.state.get("masking") or masking._state_for(gov)
         if not state.active:
@@ -59,33 +58,67 @@ class AsyncDriver(Driver):
         if not nodes:
             return
         from governed_db.masking.catalog import table_key
+
+        for node in nodes:
+            await self._warm_table(gov, state, table_key(".".join(p.name for p in node.parts)), node)
+        for node in nodes:
+            await self._warm_order(gov, state, table_key(".".join(p.name for p in node.parts)), node, 0)
+
+    async def _warm_table(self, gov: Governor, state: Any, key: str, node: exp.Table | None) -> None:
+        """Read, with ``await``, a table's columns and sample for masking's labels."""
+        from governed_db.masking import schema
         from governed_db.masking.engine import RETRY_SECONDS
 
+        info = state.tables.get(key)
+        if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
+            return
         replay: _Replay = self.catalog_connection(gov)
-        for node in nodes:
-            key = table_key(".".join(p.name for p in node.parts))
-            info = state.tables.get(key)
-            if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
-                continue
-            # which statements masking's reader runs for this table (recorded, not run)
-            recording = _Recording()
-            bare = node.copy()
-            bare.set("alias", None)
-            table_sql = bare.sql(dialect=state.sg_dialect)
-            db = node.args.get("db")
-            db_name = db.name if isinstance(db, exp.Identifier) else None
-            schema.read_columns(recording, gov.dialect, table_sql, db_name, node.name)
-            if state.config.online and state.config.sample_rows > 0:
-                schema.sample(recording, gov.dialect, table_sql, state.config.sample_rows)
-            for query, params in recording.asked:
-                try:
-                    replay.answers[(query, _key(params))] = await self.catalog_rows(gov.raw, query, params)
-                except Exception as e:  # unreadable: masking falls back as for a sync connection
-                    log.debug("governed_db masking: async catalog read failed: %r", e)
+        # which statements masking's reader runs for this table (recorded, not run)
+        recording = _Recording()
+        table_sql, name, db_name = state._names(key, node)
+        schema.read_columns(recording, gov.dialect, table_sql, db_name, name)
+        if state.config.online and state.config.sample_rows > 0:
+            schema.sample(recording, gov.dialect, table_sql, state.config.sample_rows)
+        for query, params in recording.asked:
             try:
-                state.table(key, node)  # masking reads the answers through the replaying connection
+                replay.answers[(query, _key(params))] = await self.catalog_rows(gov.raw, query, params)
+            except Exception as e:  # unreadable: masking falls back as for a sync connection
+                log.debug("governed_db masking: async catalog read failed: %r", e)
+        try:
+            state.table(key, node)  # masking reads the answers through the replaying connection
+        finally:
+            replay.answers.clear()
+
+    async def _warm_order(self, gov: Governor, state: Any, key: str, node: exp.Table | None, depth: int) -> None:
+        """Read, with ``await``, a relation's indexes and keys for the order guard (decision 0160), and those of
+        the tables a view reads."""
+        from governed_db.masking import schema
+        from governed_db.masking.catalog import table_key
+        from governed_db.masking.engine import ORDER_SECONDS
+
+        info = state.tables.get(key)
+        if info is None or info.columns is None or depth > 3 or not state.table_classes(key):
+            return  # nothing sensitive in it: the order guard does not ask
+        if time.monotonic() - info.order_at >= ORDER_SECONDS:
+            replay: _Replay = self.catalog_connection(gov)
+            table_sql, name, db_name = state._names(key, node)
+            try:
+                for _round in range(4):  # a read may depend on the answer to the one before (a view's tables)
+                    recording = _Recording(replay.answers)
+                    schema.read_order(recording, gov.dialect, table_sql, db_name, name)
+                    if not recording.asked:
+                        break
+                    for query, params in recording.asked:
+                        replay.answers[(query, _key(params))] = await self.catalog_rows(gov.raw, query, params)
+                state.order_of(key, node)
+            except Exception as e:  # unreadable: the order guard assumes the worst, as for a sync connection
+                log.debug("governed_db masking: async catalog read failed: %r", e)
             finally:
                 replay.answers.clear()
+        for read in getattr(info.order, "reads", None) or ():
+            sub = table_key(read)
+            await self._warm_table(gov, state, sub, None)
+            await self._warm_order(gov, state, sub, None, depth + 1)
 
 
 def _key(params: Any) -> Any:
@@ -120,19 +153,33 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[exp.Table, ...]:
 
 
 class _Recording:
-    """A connection that notes the statements masking's reader would run, and runs none."""
+    """A connection that notes the statements masking's reader would run, and runs none (those it was given the
+    answers to are answered)."""
 
     autocommit = True
 
-    def __init__(self) -> None:
+    def __init__(self, answers: dict[tuple[str, Any], tuple[Any, list[Any]]] | None = None) -> None:
         self.asked: list[tuple[str, Any]] = []
+        self.answers = answers or {}
+        self.description: Any = None
+        self._rows: list[Any] = []
 
     def cursor(self) -> _Recording:
         return self
 
     def execute(self, sql: str, params: Any = None) -> None:
+        found = self.answers.get((sql, _key(params)))
+        if found is not None:
+            self.description, self._rows = found
+            return
         self.asked.append((sql, params))
         raise LookupError("recorded")  # masking's reader stops here (and logs at debug level)
+
+    def fetchall(self) -> list[Any]:
+        return list(self._rows)
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
 
     def close(self) -> None:
         pass
@@ -159,6 +206,9 @@ class _Replay:
 
     def fetchall(self) -> list[Any]:
         return list(self._rows)
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
 
     def close(self) -> None:
         pass

@@ -133,6 +133,30 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     return guard.predicate_hit(state, analysis, identity, params)
 
 
+def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov: Governor) -> Any:
+    """The statement to send for ``sql``: with an ORDER BY on a key where an index on a masked column could
+    decide the order of its rows, and stand-ins for masked values an aggregate concatenates (decision 0160);
+    ``sql`` itself when nothing needs changing (the usual case, answered from a per-statement cache)."""
+    state = gov.state.get("masking")
+    if state is None or not state.active:
+        return sql
+    statements = analysis.statements
+    hot = state.hot_orders.get(id(statements))  # same validity test as plan_masking's hot path
+    if (
+        hot is not None
+        and hot[4] is None
+        and hot[0] is statements
+        and hot[1] is identity
+        and hot[2] == state.version
+        and hot[3] > _now()
+    ):
+        return sql
+    from governed_db.masking import order_guard
+
+    out = order_guard.rewritten(state, text, analysis, identity)
+    return sql if out is None else out
+
+
 _first = itemgetter(0)
 
 
@@ -192,5 +216,6 @@ __all__ = [
     "find_spans",
     "plan_masking",
     "predicate_hit",
+    "reorder",
     "scrub_error",
 ]
