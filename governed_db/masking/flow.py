@@ -350,15 +350,11 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         # a cast fails (or, as TRY_CAST, turns NULL) exactly for the values it cannot convert
         to = node.args.get("to")
         kind = to.this if isinstance(to, exp.DataType) else None
-        if (
-            isinstance(to, exp.DataType)
-            and to.expressions
-            and dialect == "mysql"
-            and any(k not in ("const", "column") for _, _, k in kinds)
-        ):
-            # MySQL truncates a derived value to CHAR(n) with a warning (@@warning_count counts it), exactly
-            # when the value is longer: replace(ssn, '4', 'xxxx') makes that a guess
-            return f"a cast to {to.sql(dialect=dialect)} of a computed value"
+        if isinstance(to, exp.DataType) and to.expressions and dialect == "mysql":
+            # MySQL truncates to CHAR(n) / BINARY(n) with a warning (@@warning_count counts it) exactly when the
+            # value is longer: with n of the caller's choosing, a column's own value tells its length, and
+            # replace(ssn, '4', 'xxxx') makes that a guess of what it holds
+            return f"a cast to {to.sql(dialect=dialect)} (it warns exactly when the value is longer)"
         if kind in _TEXT_TYPES or (kind in _BINARY_TYPES and dialect in _BINARY_COPIES):
             return None
         return f"a cast to {to.sql(dialect=dialect) if isinstance(to, exp.Expression) else 'another type'}"

@@ -108,6 +108,10 @@ class _Shape:
     hazard: bool
     #: indexes into ``outs`` that identify a row ([]: at most one row; None: nothing known)
     key: list[int] | None = None
+    #: a plain SELECT over tables (no grouping, DISTINCT or aggregate): the query, and the key of its rows as
+    #: its own scope names them (where an outer query without a key of its own can have it ordered)
+    node: exp.Expression | None = None
+    row_key: list[str] | None = None
 
 
 @dataclass
@@ -285,8 +289,8 @@ class Planner:
         self._aggregates(node, scope, hazard, row_key)
         if hazard:
             self._windows(node, row_key)
-            if aggregated and self.dialect in ("mysql", "sqlite"):
-                self._loose_columns(node, scope, grouped)
+        if aggregated and self.dialect in ("mysql", "sqlite") and (hazard or self._masked_extreme(node, scope)):
+            self._loose_columns(node, scope)
         if hazard and distinct_on:
             on = distinct.args["on"]
             lead = [] if node.args.get("order") is not None else [e.sql(dialect=self.dialect) for e in on.expressions]
@@ -316,7 +320,10 @@ class Planner:
                     self._order(node, [str(i + 1) for i in range(len(outs))])
                     ordered = True
             elif not aggregated:
-                self._order_by_key(node, [], row_key, "the result", outs)
+                if row_key is None and self._pushed_down(node, scope, need):
+                    pass  # the one source's own query is ordered instead
+                else:
+                    self._order_by_key(node, [], row_key, "the result", outs)
                 ordered = True
         single = aggregated and not grouped
         key: list[int] | None
@@ -328,7 +335,10 @@ class Planner:
             key = list(range(len(outs)))
         else:
             key = self._key_outputs(scope, outs)
-        return _Shape(outs, hazard and not ordered and not single, key)
+        plain = not (aggregated or grouped or isinstance(distinct, exp.Distinct))
+        return _Shape(
+            outs, hazard and not ordered and not single, key, node if plain else None, row_key if plain else None
+        )
 
     # -- FROM items ------------------------------------------------------------------------------
     def _source(self, item: exp.Expression, ctes: dict[str, _Shape], scope: _Scope) -> _Source:
@@ -606,9 +616,15 @@ class Planner:
             if not self._ordered_by(order, row_key):
                 self.plan.edits.append(Edit("window-order", win, tuple(row_key)))
 
-    def _loose_columns(self, node: exp.Select, scope: _Scope, grouped: bool) -> None:
+    def _masked_extreme(self, node: exp.Select, scope: _Scope) -> bool:
+        """SQLite's ``SELECT id, max(email)``: the bare column comes from the row holding the largest e-mail."""
+        return self.dialect == "sqlite" and any(
+            isinstance(n, (exp.Max, exp.Min)) and self._masked(n, scope) is not False for n in own_nodes(node)
+        )
+
+    def _loose_columns(self, node: exp.Select, scope: _Scope) -> None:
         """MySQL and SQLite return a bare column of an aggregate query from whichever row came first (SQLite: the
-        row of its min/max): which row that is follows the order they are read in."""
+        row of its min/max): which row that is follows the order they are read in, or the masked value."""
         group = node.args.get("group")
         groups = list(group.expressions) if isinstance(group, exp.Group) else []
         aliases = {p.alias.lower() for p in node.expressions if isinstance(p, exp.Alias)}
@@ -627,7 +643,8 @@ class Planner:
                     continue
                 self._refuse(
                     f"the column {col.sql(dialect=self.dialect)} is neither grouped nor aggregated, so it comes from "
-                    "whichever row is read first, in an order an index on a masked column may decide",
+                    "whichever row is read first (in an order an index on a masked column may decide), or from the "
+                    "row holding the min()/max() of a masked value",
                     "GROUP BY it, or aggregate it (min(), max()), or ask for an unmask grant (masking.unmask)",
                 )
                 return
@@ -659,6 +676,24 @@ class Planner:
             )
             return
         self._order(node, [*lead, *row_key])
+
+    def _pushed_down(self, node: exp.Select, scope: _Scope, need: bool) -> bool:
+        """``SELECT s.e FROM (SELECT email AS e FROM t) s`` / ``WITH c AS (...) SELECT * FROM c``: the one source
+        returns no key to order by, so its own query is ordered by its tables' key instead. Every engine here
+        streams a subquery's sorted rows through a plain outer query (PostgreSQL does not flatten a sorted
+        subquery; MariaDB keeps a derived table's ORDER BY only with a LIMIT, so one is added that cuts
+        nothing); anything more (a join, a window, an aggregate, a WHERE on a subquery's column) is refused."""
+        if not need or len(scope.sources) != 1 or node.args.get("joins") or _limited(node):
+            return False
+        if any(isinstance(n, exp.Window) for n in own_nodes(node)):
+            return False
+        shape = scope.sources[0].shape
+        if shape is None or shape.node is None or shape.row_key is None or _limited(shape.node):
+            return False
+        if not self._ordered_by(shape.node.args.get("order"), shape.row_key):
+            kept = "order-kept" if self.dialect == "mysql" else "order"
+            self.plan.edits.append(Edit(kept, shape.node, tuple(shape.row_key)))
+        return True
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
         if not self._ordered_by(node.args.get("order"), items):

@@ -165,11 +165,10 @@ def _relation(
         facts = state.order_of(key, node)
         hazard, keys = _hazard(state, access, facts, masked, cache, depth)
         usable = next((k for k in keys if not {c.lower() for c in k} & masked), None)
-        if usable is None and facts is not None and facts.kind != "table":
-            # a view (or an unknown relation): no key of its own; every column nobody masked, in order, leaves
-            # ties only between rows equal in all of them
-            plain = tuple(c for c in columns if c.lower() not in masked)
-            usable = plain or None
+        if usable is None:
+            # no key without a masked column (a view; a MariaDB table without a primary key): every column nobody
+            # masked, in order, leaves ties only between rows equal in all of them
+            usable = tuple(c for c in columns if c.lower() not in masked) or None
         found = Relation(hazard, usable, tuple(columns), masked, redacted)
     cache[key] = found
     return found

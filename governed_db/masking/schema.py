@@ -365,6 +365,10 @@ def _tables_in(sql: str, dialect: str) -> tuple[str, ...] | None:
         tree = sqlglot.parse_one(sql, read=dialect)
     except Exception:
         return None
+    if isinstance(tree, exp.Create):  # SQLite keeps the CREATE VIEW statement: its query is what it reads
+        tree = tree.expression
+    if not isinstance(tree, exp.Expression):
+        return None
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     out = []
     for t in tree.find_all(exp.Table):

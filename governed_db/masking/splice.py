@@ -37,6 +37,9 @@ _CALL_NAMES: dict[str, frozenset[str]] = {
     "JSONObjectAgg": frozenset({"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}),
 }
 _STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
+#: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
+_MAX_ROWS = 18446744073709551615
+_KEPT = f" LIMIT {_MAX_ROWS}"
 
 
 class Unspliceable(Exception):
@@ -198,8 +201,11 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
     if not anchors:
         raise Unspliceable("a query with nothing to locate it by")
     lo, hi = text.at(min(anchors)), text.at(max(anchors))
-    inner = isinstance(node.parent, exp.Subquery) or isinstance(node, exp.Subquery)
-    if inner:
+    parent = node.parent
+    top = parent is None or (isinstance(parent, (exp.Insert, exp.Create, exp.Copy)) and node is not parent.this) or (
+        isinstance(parent, exp.Copy) and node is parent.this and not isinstance(node, exp.Subquery)
+    )
+    if not top or isinstance(node, exp.Subquery):
         for o, c in text.groups_around(lo, hi):
             if text.tokens[o + 1].token_type in _QUERY_START:
                 return o + 1, c
@@ -247,9 +253,10 @@ def _call_group(text: _Text, node: exp.Expression) -> tuple[int, int]:
 
 def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, str]]:
     node = edit.node
-    if edit.kind == "order":
+    if edit.kind in ("order", "order-kept"):
         lo, hi = _query_range(text, node)
-        return [_order_insert(text, lo, hi, edit.items, _AFTER_ORDER)]
+        at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
+        return [(at, add + (_KEPT if edit.kind == "order-kept" else ""))]
     if edit.kind == "agg-order":
         o, c = _call_group(text, node)
         stops = frozenset({TokenType.SEPARATOR, TokenType.LIMIT})
@@ -313,13 +320,15 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
     nodes = list(copy.walk())
     for edit in edits:
         target = nodes[index[id(edit.node)]]
-        if edit.kind in ("order", "window-order"):
+        if edit.kind in ("order", "order-kept", "window-order"):
             items = _ordered(edit.items, gd)
             order = target.args.get("order")
             if isinstance(order, exp.Order):
                 order.set("expressions", [*order.expressions, *items])
             else:
                 target.set("order", exp.Order(expressions=items))
+            if edit.kind == "order-kept":
+                target.set("limit", exp.Limit(expression=exp.Literal.number(_MAX_ROWS)))
         elif edit.kind == "agg-order":
             _order_aggregate(target, _ordered(edit.items, gd))
         elif edit.kind == "stand-in":
