@@ -44,9 +44,10 @@ COMMON = [
     "SELECT count(*) FROM (SELECT id FROM {t} WHERE email IS NOT NULL LIMIT 1) x WHERE id = 77",
     "SELECT id FROM {t} WHERE email IS NOT NULL ORDER BY city",
     "SELECT id FROM {t} WHERE email IS NOT NULL ORDER BY city LIMIT 1",
-    "WITH c AS (SELECT id AS k, email FROM {t} WHERE email IS NOT NULL) SELECT k FROM c",
-    "SELECT s.e FROM (SELECT email AS e FROM {t} WHERE email IS NOT NULL) s",
-    "WITH c AS (SELECT email, full_name FROM {t} WHERE email IS NOT NULL) SELECT * FROM c",
+    "WITH c AS (SELECT id AS k, full_name FROM {t} WHERE email IS NOT NULL) SELECT k FROM c",
+    "SELECT s.e FROM (SELECT email AS e FROM {t}) s",
+    "SELECT s.n FROM (SELECT full_name AS n FROM {t} WHERE email IS NOT NULL) s",
+    "WITH c AS (SELECT full_name, ssn FROM {t} WHERE email IS NOT NULL) SELECT * FROM c",
     "SELECT id, row_number() OVER () FROM {t} WHERE email IS NOT NULL",
     "SELECT id, row_number() OVER (PARTITION BY city) FROM {t} WHERE email IS NOT NULL",
     "SELECT id, lag(id) OVER (ORDER BY city) FROM {t} WHERE email IS NOT NULL",
@@ -68,7 +69,7 @@ DIALECT = {
         "SELECT array_agg(id), json_agg(city) FROM {t} WHERE email IS NOT NULL",
         "SELECT ARRAY(SELECT id FROM {t} WHERE email IS NOT NULL)",
         "SELECT DISTINCT ON (city) id FROM {t} WHERE email IS NOT NULL",
-        "SELECT x FROM unnest(ARRAY(SELECT email FROM {t} WHERE email IS NOT NULL)) AS x",
+        "SELECT x FROM unnest(ARRAY(SELECT email FROM {t})) AS x",
     ],
     "mysql": [
         "SELECT GROUP_CONCAT(id) FROM {t} WHERE email IS NOT NULL",
@@ -370,3 +371,54 @@ def test_planned_text(dialect: str, sql: str, expected: str | None) -> None:
         return
     assert plan.refusal is None
     assert (splice(sql, dialect, tree, plan.edits).text if plan.edits else sql) == expected
+
+
+#: ``{k}``: what the index holds besides the e-mail (SQLite's rowid; PostgreSQL reads the table through it)
+ASYNC_READS = [
+    "SELECT {k} FROM {t} WHERE email IS NOT NULL",
+    "SELECT {k} FROM {t} WHERE email IS NOT NULL LIMIT 1",
+    "SELECT s.r FROM (SELECT {k} AS r FROM {t} WHERE email IS NOT NULL) s",
+]
+
+
+async def _async_seen(conn: Any, admin: Any, table: str, guess: str) -> list[Any]:
+    admin.execute(f"INSERT INTO {table} (id, email, city) VALUES (77, '{guess}', 'Paris')")
+    try:
+        out = []
+        for template in ASYNC_READS:
+            sql = template.replace("{k}", "rowid" if isinstance(admin, sqlite3.Connection) else "id")
+            cur = await conn.execute(sql.format(t=table))
+            out.append(_blank([tuple(r) for r in await cur.fetchall()], guess))
+        return out
+    finally:
+        admin.execute(f"DELETE FROM {table} WHERE id = 77")
+
+
+@pytest.mark.anyio
+async def test_async_connections_read_the_indexes_too(tmp_path: Any, pg_dsn: str, pg_conn: Any, unique: str) -> None:
+    """aiosqlite and psycopg's AsyncConnection read indexes and keys with ``await`` before judging: the same
+    reads tell nothing there either (and the raw connections do tell)."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    import psycopg
+
+    path = tmp_path / "app.db"
+    admin = sqlite3.connect(path, isolation_level=None)
+    _load(admin, "sqlite", "customers", "numbered", "?")
+    raw = await aiosqlite.connect(path)
+    t = f"mo_a_{unique}"
+    _load(pg_conn, "postgres", t, t + "_s", "%s")
+    pg_raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+    try:
+        for conn, table, admin_conn in ((raw, "customers", admin), (pg_raw, t, pg_conn)):
+            governed = _governed(conn)
+            assert await _async_seen(governed, admin_conn, table, BELOW) == await _async_seen(
+                governed, admin_conn, table, ABOVE
+            )
+            assert await _async_seen(conn, admin_conn, table, BELOW) != await _async_seen(
+                conn, admin_conn, table, ABOVE
+            )
+    finally:
+        await raw.close()
+        await pg_raw.close()
+        admin.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_s")

@@ -396,3 +396,71 @@ def test_group_concat_over_many_rows_tells_no_length(request: pytest.FixtureRequ
     guesses = (len(SECRETS["email"]) - 2, len(SECRETS["email"]) + 2)
     seen = {g: repr(_group_concat_rows_cut(target, "email", g)) for g in guesses}
     assert len(set(seen.values())) == 1, seen
+
+
+def _concatenated(target: Target, column: str, length: int, limit: int) -> Any:
+    """What an attacker sees of a string aggregate of row 1's value over enough copies of the row (a cross join of
+    digits) that the result passes ``limit`` characters exactly when the value has at least ``length``: the
+    result (masked), the error's class, and MariaDB's warnings."""
+    rows = -(-(limit + 1) // (length + 1))
+    digit = "(" + " UNION ALL ".join(f"SELECT {i} AS k" for i in range(10)) + ")"
+    joined = ", ".join(f"{digit} d{i}" for i in range(5))
+    where = " + ".join(f"{10**i} * d{i}.k" for i in range(5))
+    value = f"c.{column}" if column != "padded city" else (
+        "CONCAT(c.city, 'xxxxxxxxxxxx')" if target.dialect == "mysql" else "c.city || 'xxxxxxxxxxxx'"
+    )
+    sql = f"SELECT group_concat({value}) FROM {target.table} c, {joined} WHERE c.id = 1 AND {where} < {rows}"
+    try:
+        out = target.run(target.conn, sql)
+    except governed_db.GuardrailViolation as e:
+        return ("refused", e.decision.rules)
+    except Exception as e:
+        return ("error", type(e).__name__)
+    if target.dialect != "mysql":
+        return ("ok", out)
+    warnings = target.run(target.conn, "SHOW WARNINGS")
+    count = target.run(target.conn, "SELECT @@warning_count")
+    return ("ok", out[0], [(w[0], w[1]) for w in warnings[0]], count[0])
+
+
+@pytest.mark.parametrize(("fixture", "limit"), [("mysql_target", 1_048_576), ("sqlite_limited_target", 1_000_000)])
+def test_string_aggregates_of_a_masked_value_tell_no_length(
+    fixture: str, limit: int, request: pytest.FixtureRequest, mysql_conn: Any
+) -> None:
+    """GROUP_CONCAT / group_concat of a masked e-mail over many copies of its row runs (masked) and neither its
+    cut, its warnings (SHOW WARNINGS, @@warning_count) nor an error say how long the e-mail is; on city (not
+    masked, padded to the e-mail's length) the same statements do (the attack works)."""
+    target: Target = request.getfixturevalue(fixture)
+    if target.dialect == "mysql":
+        with mysql_conn.cursor() as cur:
+            cur.execute("SELECT @@group_concat_max_len")
+            if cur.fetchone()[0] != limit:
+                pytest.skip("the server's group_concat_max_len is not the default")
+    n = len(SECRETS["email"])
+    seen = {g: _concatenated(target, "email", g, limit) for g in (n - 2, n, n + 2)}
+    assert len({repr(v) for v in seen.values()}) == 1, seen
+    assert seen[n][0] == "ok" and "[EMAIL]" in repr(seen[n][1]), seen
+    control = {g: repr(_concatenated(target, "padded city", g, limit)) for g in (n - 2, n + 2)}
+    assert len(set(control.values())) == 2, control
+
+
+CASTS = ["SELECT CAST(email AS CHAR({n})) FROM {t} WHERE id = 1", "SELECT CONVERT(email, CHAR({n})) FROM {t} WHERE id = 1",
+         "SELECT CAST(email AS BINARY({n})) FROM {t} WHERE id = 1"]  # fmt: skip
+
+
+def test_casts_with_a_length_tell_no_length(request: pytest.FixtureRequest) -> None:
+    """MariaDB warns when CAST(x AS CHAR(n)) cuts x: over a masked value that says how long it is, so such a cast
+    is refused; a cast without a length runs (masked), and over city the warning does tell its length."""
+    target: Target = request.getfixturevalue("mysql_target")
+    n = len(SECRETS["email"])
+    for sql in CASTS:
+        for g in (n - 1, n):
+            with pytest.raises(governed_db.GuardrailViolation, match="masked-column-predicate"):
+                target.run(target.conn, sql.format(n=g, t=target.table))
+    rows, _warnings = target.run(target.conn, f"SELECT CAST(email AS CHAR), CAST(ssn AS BINARY) FROM {target.table}")
+    assert "alice" not in repr(rows) and len(rows) == 2
+    counts = set()
+    for g in (4, 5):
+        target.run(target.conn, f"SELECT CAST(city AS CHAR({g})) FROM {target.table} WHERE id = 1")
+        counts.add(repr(target.run(target.conn, "SELECT @@warning_count")))
+    assert len(counts) == 2, counts

@@ -98,6 +98,8 @@ class _Out:
     ident: exp.Identifier | None
     masked: bool | None  # None: unknown
     redacted: bool = False
+    #: (source name, column) when the output is a source's column passed through as it is
+    origin: tuple[str, str] | None = None
 
 
 @dataclass
@@ -390,18 +392,24 @@ class Planner:
                     if src.relation is not None and src.relation.columns is not None:
                         rel = src.relation
                         outs.extend(
-                            _Out(c.lower(), None, c.lower() in rel.masked, c.lower() in rel.redacted)
+                            _Out(c.lower(), None, c.lower() in rel.masked, c.lower() in rel.redacted, (src.name, c.lower()))
                             for c in rel.columns
                         )
                     elif src.shape is not None and src.shape.outs is not None:
-                        outs.extend(src.shape.outs)
+                        outs.extend(_Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name)) for o in src.shape.outs)
                     else:
                         return None
                 continue
             alias = proj.args.get("alias") if isinstance(proj, exp.Alias) else None
             ident = alias if isinstance(alias, exp.Identifier) else proj.this if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Identifier) else None
             body = proj.this if isinstance(proj, exp.Alias) else proj
-            outs.append(_Out(proj.alias_or_name.lower(), ident, self._masked(body, scope), self._redacted(body, scope)))
+            origin = None
+            if isinstance(body, exp.Column) and not isinstance(body.this, exp.Star):
+                src, column = self._resolve(body, scope)
+                origin = (src.name, column) if src is not None else None
+            outs.append(
+                _Out(proj.alias_or_name.lower(), ident, self._masked(body, scope), self._redacted(body, scope), origin)
+            )
         return outs
 
     def _row_key(self, scope: _Scope) -> list[str] | None:
@@ -439,22 +447,25 @@ class Planner:
         """Positions of the outputs that carry every hazardous source's key, as plain columns (for an outer query)."""
         if outs is None:
             return None
-        wanted: list[str] = []
+        wanted: list[tuple[str, str]] = []
         for src in scope.sources:
             if not src.hazard:
                 continue
             if src.relation is not None:
                 if src.relation.key is None:
                     return None
-                wanted.extend(k.lower() for k in src.relation.key)
+                wanted.extend((src.name, k.lower()) for k in src.relation.key)
             elif src.shape is not None and src.shape.key is not None and src.shape.outs is not None:
-                wanted.extend(src.shape.outs[i].name for i in src.shape.key)
+                wanted.extend((src.name, src.shape.outs[i].name) for i in src.shape.key)
             else:
                 return None
-        names = [o.name for o in outs]
-        if len(set(wanted)) != len(wanted) or any(names.count(w) != 1 for w in wanted):
-            return None
-        return [names.index(w) for w in wanted]
+        found = []
+        for w in wanted:
+            at = [i for i, o in enumerate(outs) if o.origin == w]
+            if not at or outs[at[0]].name in [o.name for j, o in enumerate(outs) if j != at[0]]:
+                return None  # not passed through, or under a name another output shares
+            found.append(at[0])
+        return found
 
     def _group_items(self, node: exp.Select, group: exp.Group) -> list[str] | None:
         if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
