@@ -221,7 +221,9 @@ def test_the_same_reads_tell_it_raw(fixture: str, request: pytest.FixtureRequest
 
 
 @pytest.mark.parametrize("fixture", DATABASES)
-def test_ordinary_reads_of_an_indexed_table_keep_running(fixture: str, request: pytest.FixtureRequest) -> None:
+def test_ordinary_reads_of_an_indexed_table_keep_running(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
     """Over-refusal is a bug too: everyday reads of a table with indexes on masked columns run, in key order,
     and return what the raw connection returns in that order (masked)."""
     db: Db = request.getfixturevalue(fixture)
@@ -229,9 +231,10 @@ def test_ordinary_reads_of_an_indexed_table_keep_running(fixture: str, request: 
     # DuckDB adds nothing (its scans keep insertion order, here the id's)
     ordered = db.fetch(db.raw, f"SELECT id, city FROM {t} ORDER BY id")
     assert db.fetch(db.governed, f"SELECT id, city FROM {t}") == ordered
-    assert db.fetch(db.governed, f"SELECT id, city FROM {t} WHERE city = 'Lyon' LIMIT 3") == [
-        r for r in ordered if r[1] == "Lyon"
-    ][:3]
+    assert (
+        db.fetch(db.governed, f"SELECT id, city FROM {t} WHERE city = 'Lyon' LIMIT 3")
+        == [r for r in ordered if r[1] == "Lyon"][:3]
+    )
     rows = db.fetch(db.governed, f"SELECT id, email, ssn FROM {t} WHERE id < 3")
     assert [r[0] for r in rows] == [1, 2] and "alice" not in repr(rows) and "536" not in repr(rows)
     assert db.fetch(db.governed, f"SELECT count(*) FROM {t}") == [(2 + FILLER,)]
@@ -239,7 +242,10 @@ def test_ordinary_reads_of_an_indexed_table_keep_running(fixture: str, request: 
     distinct = db.fetch(db.governed, f"SELECT DISTINCT city FROM {t}")
     if db.dialect != "duckdb":  # (DuckDB's hash aggregates come in any order, none a masked value's)
         assert groups == sorted(groups) and distinct == sorted(distinct)
-    assert sorted(groups) == [("Lyon", FILLER + 1), ("Paris", 1)] and sorted(distinct) == [("Lyon",), ("Paris",)]
+    assert sorted(groups) == [("Lyon", FILLER + 1), ("Paris", 1)] and sorted(distinct) == [
+        ("Lyon",),
+        ("Paris",),
+    ]
     assert db.fetch(db.governed, f"SELECT id FROM {t} ORDER BY city DESC, id LIMIT 2") == [(1,), (2,)]
     numbered = db.fetch(db.governed, f"SELECT id, row_number() OVER (ORDER BY id) FROM {t} WHERE id < 3")
     assert numbered == [(1, 1), (2, 2)]
@@ -395,7 +401,9 @@ async def _async_seen(conn: Any, admin: Any, table: str, guess: str) -> list[Any
 
 
 @pytest.mark.anyio
-async def test_async_connections_read_the_indexes_too(tmp_path: Any, pg_dsn: str, pg_conn: Any, unique: str) -> None:
+async def test_async_connections_read_the_indexes_too(
+    tmp_path: Any, pg_dsn: str, pg_conn: Any, unique: str
+) -> None:
     """aiosqlite and psycopg's AsyncConnection read indexes and keys with ``await`` before judging: the same
     reads tell nothing there either (and the raw connections do tell)."""
     aiosqlite = pytest.importorskip("aiosqlite")

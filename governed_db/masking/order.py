@@ -32,32 +32,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-#: aggregates whose result depends on the order of their rows, and that take an ORDER BY of their own
-_ORDERED_AGGS: tuple[type[exp.Expression], ...] = tuple(
-    c
-    for c in (exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg, getattr(exp, "JSONObjectAgg", None))
-    if c is not None
-)
-#: the same, as sqlglot keeps them when it does not model them (by lower-case name)
-_ORDERED_AGG_NAMES = frozenset(
-    {"json_agg", "jsonb_agg", "json_arrayagg", "json_objectagg", "json_object_agg", "jsonb_object_agg",
-     "string_agg", "group_concat", "array_agg", "list", "json_group_array", "json_group_object", "listagg",
-     "xmlagg"}
-)  # fmt: skip
-#: aggregates that pick one row's value by its position (no ORDER BY of their own)
-_PICKING_AGGS: tuple[type[exp.Expression], ...] = (exp.First, exp.Last, exp.AnyValue)
-_PICKING_NAMES = frozenset({"first", "last", "any_value", "arbitrary"})
-#: aggregates whose data arguments (by position) are concatenated: all of them for MySQL's GROUP_CONCAT
-_PAIRS = frozenset({"json_objectagg", "json_object_agg", "jsonb_object_agg", "json_group_object"})
-#: window functions that number or pick rows by position: their frame does not matter
-_POSITIONAL: tuple[type[exp.Expression], ...] = tuple(
-    c for c in (exp.RowNumber, exp.Lag, exp.Lead, getattr(exp, "Ntile", None), exp.FirstValue) if c is not None
-)
-_FRAMED: tuple[type[exp.Expression], ...] = tuple(
-    c for c in (exp.LastValue, getattr(exp, "NthValue", None)) if c is not None
-)
-_QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
-_NOT_SCALAR = (exp.In, exp.Exists, exp.Any, exp.All)
+from governed_db.masking import order_nodes as nodes
 
 
 @dataclass(frozen=True)
@@ -147,7 +122,11 @@ class Planner:
     """Plans the edits for one statement; ``relation(table)`` answers for a base relation (``None``: unknown)."""
 
     def __init__(
-        self, dialect: str, relation: Callable[[exp.Table], Relation | None], *, ordered_aggregates: bool = True
+        self,
+        dialect: str,
+        relation: Callable[[exp.Table], Relation | None],
+        *,
+        ordered_aggregates: bool = True,
     ) -> None:
         self.dialect = dialect
         self.relation = relation
@@ -158,13 +137,15 @@ class Planner:
 
     # -- the statement ---------------------------------------------------------------------------
     def statement(self, tree: exp.Expression) -> Plan:
-        if isinstance(tree, _QUERIES) or isinstance(tree, exp.Subquery):
+        if isinstance(tree, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree, {}, None, need=True)
-        elif isinstance(tree, (exp.Insert, exp.Create)) and isinstance(tree.expression, (*_QUERIES, exp.Subquery)):
+        elif isinstance(tree, (exp.Insert, exp.Create)) and isinstance(
+            tree.expression, (*nodes.QUERIES, exp.Subquery)
+        ):
             # the order rows are inserted in hands out AUTO_INCREMENT / serial ids, and the physical order
             self.query(tree.expression, {}, None, need=True)
             self._nested_in(tree, skip={id(tree.expression)})
-        elif isinstance(tree, exp.Copy) and isinstance(tree.this, (*_QUERIES, exp.Subquery)):
+        elif isinstance(tree, exp.Copy) and isinstance(tree.this, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree.this, {}, None, need=True)
         elif isinstance(tree, (exp.Update, exp.Delete)) and tree.args.get("limit") is not None:
             self._bounded_write(tree)
@@ -173,8 +154,8 @@ class Planner:
         return self.plan
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
-        for node in own_nodes(tree):
-            if isinstance(node, (*_QUERIES, exp.Subquery)) and id(node) not in skip:
+        for node in nodes.own_nodes(tree):
+            if isinstance(node, (*nodes.QUERIES, exp.Subquery)) and id(node) not in skip:
                 self.query(node, {}, None, need=False)
 
     def _bounded_write(self, tree: exp.Expression) -> None:
@@ -188,7 +169,7 @@ class Planner:
         rel = self.relation(target)
         if rel is None or not rel.hazard:
             return
-        src = _Source(target.alias_or_name.lower(), _qualifier(target), rel)
+        src = _Source(target.alias_or_name.lower(), nodes.qualifier(target), rel)
         items = self._key_items(src)
         if items is None:
             self._refuse(
@@ -201,7 +182,9 @@ class Planner:
             self.plan.edits.append(Edit("order", tree, tuple(items)))
 
     # -- queries ---------------------------------------------------------------------------------
-    def query(self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
+    def query(
+        self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
+    ) -> _Shape:
         ctes = self._ctes(node, ctes, parent)
         if isinstance(node, exp.Subquery):
             shape = self.query(node.this, ctes, parent, need)
@@ -214,7 +197,9 @@ class Planner:
         self._shapes[id(node)] = shape
         return shape
 
-    def _ctes(self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None) -> dict[str, _Shape]:
+    def _ctes(
+        self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None
+    ) -> dict[str, _Shape]:
         with_ = node.args.get("with_") or node.args.get("with")
         if not isinstance(with_, exp.With):
             return ctes
@@ -227,7 +212,10 @@ class Planner:
             renamed = [c for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
             if renamed and shape.outs is not None and len(renamed) == len(shape.outs):
                 shape = _Shape(
-                    [_Out(i.name.lower(), i, o.masked, o.redacted) for i, o in zip(renamed, shape.outs, strict=True)],
+                    [
+                        _Out(i.name.lower(), i, o.masked, o.redacted)
+                        for i, o in zip(renamed, shape.outs, strict=True)
+                    ],
                     shape.hazard,
                     shape.key,
                 )
@@ -243,11 +231,11 @@ class Planner:
         outs = None
         if left.outs is not None and right.outs is not None and len(left.outs) == len(right.outs):
             outs = [
-                _Out(a.name, a.ident, _either(a.masked, b.masked), a.redacted or b.redacted)
+                _Out(a.name, a.ident, nodes.either(a.masked, b.masked), a.redacted or b.redacted)
                 for a, b in zip(left.outs, right.outs, strict=True)
             ]
         deduplicated = not isinstance(node, exp.Union) or node.args.get("distinct") is not False
-        limited = _limited(node)
+        limited = nodes.limited(node)
         if hazard and (need or limited):
             if outs is not None and (deduplicated or all(o.masked is False for o in outs)):
                 # rows that tie on every column are the same row to whoever reads them
@@ -273,16 +261,18 @@ class Planner:
             seen.add(id(item))
             scope.sources.append(self._source(item, ctes, scope))
         # subqueries in expressions: a SQLite scalar subquery answers with its first row; ARRAY(...) keeps order
-        for sub in own_nodes(node, skip=seen):
-            if isinstance(sub, (*_QUERIES, exp.Subquery)):
+        for sub in nodes.own_nodes(node, skip=seen):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
                 parent_node = sub.parent
-                first_row = self.dialect == "sqlite" and not isinstance(parent_node, (*_NOT_SCALAR, exp.Subquery))
+                first_row = self.dialect == "sqlite" and not isinstance(
+                    parent_node, (*nodes.NOT_SCALAR, exp.Subquery)
+                )
                 self.query(sub, ctes, scope, need=first_row or isinstance(parent_node, exp.Array))
         outs = self._outputs(node, scope)
         hazard = any(s.hazard for s in scope.sources)
         group = node.args.get("group")
         grouped = isinstance(group, exp.Group)
-        aggregated = grouped or any(_aggregate_at_top(p) for p in node.expressions)
+        aggregated = grouped or any(nodes.aggregate_at_top(p) for p in node.expressions)
         distinct = node.args.get("distinct")
         distinct_on = isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None
         plain_distinct = isinstance(distinct, exp.Distinct) and not distinct_on
@@ -291,16 +281,24 @@ class Planner:
         self._aggregates(node, scope, hazard, row_key)
         if hazard:
             self._windows(node, row_key)
-        if aggregated and self.dialect in ("mysql", "sqlite") and (hazard or self._masked_extreme(node, scope)):
+        if (
+            aggregated
+            and self.dialect in ("mysql", "sqlite")
+            and (hazard or self._masked_extreme(node, scope))
+        ):
             self._loose_columns(node, scope)
-        if hazard and distinct_on:
+        if hazard and distinct_on and isinstance(distinct, exp.Distinct):
             on = distinct.args["on"]
-            lead = [] if node.args.get("order") is not None else [e.sql(dialect=self.dialect) for e in on.expressions]
+            lead = (
+                []
+                if node.args.get("order") is not None
+                else [e.sql(dialect=self.dialect) for e in on.expressions]
+            )
             self._order_by_key(node, lead, row_key, "DISTINCT ON")
 
         ordered = False
-        if hazard and (need or _limited(node)) and not distinct_on:
-            if grouped:
+        if hazard and (need or nodes.limited(node)) and not distinct_on:
+            if isinstance(group, exp.Group):
                 keys = self._group_items(node, group)
                 if keys is None:
                     self._refuse(
@@ -331,7 +329,7 @@ class Planner:
         key: list[int] | None
         if single:
             key = []
-        elif grouped:
+        elif isinstance(group, exp.Group):
             key = self._output_positions(node, group, outs)
         elif plain_distinct and outs is not None:
             key = list(range(len(outs)))
@@ -339,7 +337,11 @@ class Planner:
             key = self._key_outputs(scope, outs)
         plain = not (aggregated or grouped or isinstance(distinct, exp.Distinct))
         return _Shape(
-            outs, hazard and not ordered and not single, key, node if plain else None, row_key if plain else None
+            outs,
+            hazard and not ordered and not single,
+            key,
+            node if plain else None,
+            row_key if plain else None,
         )
 
     # -- FROM items ------------------------------------------------------------------------------
@@ -347,16 +349,21 @@ class Planner:
         if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
             name = item.alias_or_name.lower()
             if not item.args.get("db") and item.name.lower() in ctes:
-                return _Source(name, _qualifier(item), shape=ctes[item.name.lower()])
+                return _Source(name, nodes.qualifier(item), shape=ctes[item.name.lower()])
             rel = self.relation(item)
             if rel is None:
-                return _Source(name, _qualifier(item), shape=_Shape(None, hazard=False))
-            renamed = _alias_columns(item)
+                return _Source(name, nodes.qualifier(item), shape=_Shape(None, hazard=False))
+            renamed = nodes.alias_columns(item)
             if renamed and rel.columns is not None:
                 # ``t AS s(a, b)``: the key's columns go by their new names
                 mapping = {c.lower(): renamed[i] for i, c in enumerate(rel.columns) if i < len(renamed)}
                 outs = [
-                    _Out(mapping.get(c.lower(), c).lower(), None, c.lower() in rel.masked, c.lower() in rel.redacted)
+                    _Out(
+                        mapping.get(c.lower(), c).lower(),
+                        None,
+                        c.lower() in rel.masked,
+                        c.lower() in rel.redacted,
+                    )
                     for c in rel.columns
                 ]
                 key = None
@@ -364,51 +371,80 @@ class Planner:
                     names = [o.name for o in outs]
                     wanted = [mapping.get(k.lower(), k).lower() for k in rel.key]
                     key = [names.index(k) for k in wanted] if all(k in names for k in wanted) else None
-                return _Source(name, _qualifier(item), shape=_Shape(outs, rel.hazard, key))
-            return _Source(name, _qualifier(item), rel)
-        if isinstance(item, (exp.Subquery, *_QUERIES)):
-            shape = self.query(item, ctes, scope.parent if not isinstance(item, exp.Lateral) else scope, need=False)
-            return _Source(_alias(item), _alias_ident(item), shape=shape)
-        if isinstance(item, exp.Lateral) and isinstance(item.this, (exp.Subquery, *_QUERIES)):
+                return _Source(name, nodes.qualifier(item), shape=_Shape(outs, rel.hazard, key))
+            return _Source(name, nodes.qualifier(item), rel)
+        if isinstance(item, (exp.Subquery, *nodes.QUERIES)):
+            shape = self.query(
+                item, ctes, scope.parent if not isinstance(item, exp.Lateral) else scope, need=False
+            )
+            return _Source(nodes.alias(item), nodes.alias_ident(item), shape=shape)
+        if isinstance(item, exp.Lateral) and isinstance(item.this, (exp.Subquery, *nodes.QUERIES)):
             shape = self.query(item.this, ctes, scope, need=False)
-            return _Source(_alias(item), _alias_ident(item), shape=shape)
+            return _Source(nodes.alias(item), nodes.alias_ident(item), shape=shape)
         # a table function, VALUES, UNNEST...: rows made of its arguments, in its own order; whatever subqueries
         # it holds are planned on their own
-        for sub in own_nodes(item):
-            if isinstance(sub, (*_QUERIES, exp.Subquery)):
+        for sub in nodes.own_nodes(item):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
                 self.query(sub, ctes, scope, need=True)
-        return _Source(_alias(item), _alias_ident(item), shape=_Shape(None, hazard=False))
+        return _Source(nodes.alias(item), nodes.alias_ident(item), shape=_Shape(None, hazard=False))
 
     # -- outputs and keys ------------------------------------------------------------------------
     def _outputs(self, node: exp.Select, scope: _Scope) -> list[_Out] | None:
         outs: list[_Out] = []
         for proj in node.expressions:
-            star = proj if isinstance(proj, exp.Star) else proj.this if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star) else None
+            star = (
+                proj
+                if isinstance(proj, exp.Star)
+                else proj.this
+                if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
+                else None
+            )
             if star is not None:
                 chosen = scope.sources
                 if isinstance(proj, exp.Column) and proj.table:
                     chosen = [s for s in scope.sources if s.name == proj.table.lower()]
                 for src in chosen:
-                    if src.relation is not None and src.relation.columns is not None:
-                        rel = src.relation
+                    rel, shape = src.relation, src.shape
+                    if rel is not None and rel.columns is not None:
                         outs.extend(
-                            _Out(c.lower(), None, c.lower() in rel.masked, c.lower() in rel.redacted, (src.name, c.lower()))
-                            for c in rel.columns
+                            _Out(
+                                c.lower(),
+                                None,
+                                c.lower() in rel.masked,
+                                c.lower() in rel.redacted,
+                                (src.name, c.lower()),
+                            )
+                            for c in rel.columns or ()
                         )
-                    elif src.shape is not None and src.shape.outs is not None:
-                        outs.extend(_Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name)) for o in src.shape.outs)
+                    elif shape is not None and shape.outs is not None:
+                        outs.extend(
+                            _Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name))
+                            for o in shape.outs
+                        )
                     else:
                         return None
                 continue
             alias = proj.args.get("alias") if isinstance(proj, exp.Alias) else None
-            ident = alias if isinstance(alias, exp.Identifier) else proj.this if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Identifier) else None
+            ident = (
+                alias
+                if isinstance(alias, exp.Identifier)
+                else proj.this
+                if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Identifier)
+                else None
+            )
             body = proj.this if isinstance(proj, exp.Alias) else proj
             origin = None
             if isinstance(body, exp.Column) and not isinstance(body.this, exp.Star):
-                src, column = self._resolve(body, scope)
-                origin = (src.name, column) if src is not None else None
+                found, column = self._resolve(body, scope)
+                origin = (found.name, column) if found is not None else None
             outs.append(
-                _Out(proj.alias_or_name.lower(), ident, self._masked(body, scope), self._redacted(body, scope), origin)
+                _Out(
+                    proj.alias_or_name.lower(),
+                    ident,
+                    self._masked(body, scope),
+                    self._redacted(body, scope),
+                    origin,
+                )
             )
         return outs
 
@@ -430,7 +466,7 @@ class Planner:
             key = src.relation.key
             if key is None:
                 return None
-            return [qualifier + _column_sql(c, self.dialect) for c in key]
+            return [qualifier + nodes.column_sql(c, self.dialect) for c in key]
         shape = src.shape
         if shape is None or shape.key is None or shape.outs is None:
             return None
@@ -439,7 +475,11 @@ class Planner:
             o = shape.outs[i]
             if not o.name:
                 return None
-            ident = o.ident.sql(dialect=self.dialect) if o.ident is not None else _column_sql(o.name, self.dialect)
+            ident = (
+                o.ident.sql(dialect=self.dialect)
+                if o.ident is not None
+                else nodes.column_sql(o.name, self.dialect)
+            )
             out.append(qualifier + ident)
         return out
 
@@ -472,21 +512,23 @@ class Planner:
             return None
         out = []
         for item in group.expressions:
-            pos = _position_of(node, item)
+            pos = nodes.position_of(node, item)
             out.append(str(pos + 1) if pos is not None else item.sql(dialect=self.dialect))
         return out
 
-    def _output_positions(self, node: exp.Select, group: exp.Group, outs: list[_Out] | None) -> list[int] | None:
+    def _output_positions(
+        self, node: exp.Select, group: exp.Group, outs: list[_Out] | None
+    ) -> list[int] | None:
         if outs is None:
             return None
-        found = [_position_of(node, item) for item in group.expressions]
+        found = [nodes.position_of(node, item) for item in group.expressions]
         return None if any(p is None for p in found) else [p for p in found if p is not None]
 
     # -- masked values ---------------------------------------------------------------------------
     def _columns_in(self, expr: exp.Expression, scope: _Scope) -> Iterator[tuple[_Source | None, str, bool]]:
         """(source, column, whole row?) of each column ``expr`` reads in ``scope``; the source ``None`` when it
         cannot be told."""
-        for node in own_nodes(expr, include_self=True):
+        for node in nodes.own_nodes(expr, include_self=True):
             if isinstance(node, exp.Column):
                 yield (*self._resolve(node, scope), isinstance(node.this, exp.Star))
 
@@ -515,9 +557,11 @@ class Planner:
 
     def _masked(self, expr: exp.Expression, scope: _Scope) -> bool | None:
         found: bool | None = False
-        for sub in own_nodes(expr, include_self=True):
-            if isinstance(sub, (*_QUERIES, exp.Subquery)):
-                shape = self._shapes.get(id(sub)) or self._shapes.get(id(sub.this) if isinstance(sub, exp.Subquery) else 0)
+        for sub in nodes.own_nodes(expr, include_self=True):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
+                shape = self._shapes.get(id(sub)) or self._shapes.get(
+                    id(sub.this) if isinstance(sub, exp.Subquery) else 0
+                )
                 if shape is None or shape.outs is None:
                     found = None if found is False else found
                 elif any(o.masked for o in shape.outs):
@@ -540,17 +584,17 @@ class Planner:
                 continue
             if src.relation is not None and column in src.relation.redacted:
                 return True
-            if src.shape is not None and src.shape.outs is not None:
-                if any(o.name == column and o.redacted for o in src.shape.outs):
-                    return True
+            outs = src.shape.outs if src.shape is not None else None
+            if outs is not None and any(o.name == column and o.redacted for o in outs):
+                return True
         return False
 
     # -- aggregates, windows, loose columns ------------------------------------------------------
     def _aggregates(self, node: exp.Select, scope: _Scope, hazard: bool, row_key: list[str] | None) -> None:
-        for agg in own_nodes(node):
+        for agg in nodes.own_nodes(node):
             window = isinstance(agg.parent, exp.Window)
-            if _concatenates(agg):
-                data = data_args(agg, self.dialect)
+            if nodes.concatenates(agg):
+                data = nodes.data_args(agg, self.dialect)
                 masked = [i for i, a in enumerate(data) if self._redacted(a, scope)]
                 if masked:
                     # its result is masked whole: the value's length must not decide a cut or an error, nor
@@ -560,18 +604,20 @@ class Planner:
                 if not hazard or not data or window:
                     if hazard and window and not masked:
                         self._refuse(
-                            f"{_name(agg)}() over a window reads rows in an order an index on a masked column "
+                            f"{nodes.name(agg)}() over a window reads rows in an order an index on a masked column "
                             "may decide",
                             "use it as a plain aggregate with ORDER BY a key, or ask for an unmask grant",
                         )
                     continue
-                if _has_distinct(agg):
-                    items = [a.sql(dialect=self.dialect) for a in data]  # distinct values: ordered by themselves
+                if nodes.has_distinct(agg):
+                    items = [
+                        a.sql(dialect=self.dialect) for a in data
+                    ]  # distinct values: ordered by themselves
                 elif row_key is None:
                     self._refuse(
-                        f"{_name(agg)}() concatenates rows in the order of an index on a masked column, and the "
+                        f"{nodes.name(agg)}() concatenates rows in the order of an index on a masked column, and the "
                         "table has no key without a masked column to order them by",
-                        f"add ORDER BY inside {_name(agg)}() on columns that identify a row, or ask for an "
+                        f"add ORDER BY inside {nodes.name(agg)}() on columns that identify a row, or ask for an "
                         "unmask grant (masking.unmask)",
                     )
                     continue
@@ -579,36 +625,46 @@ class Planner:
                     items = row_key
                 if not self.ordered_aggregates:
                     self._refuse(
-                        f"{_name(agg)}() concatenates rows in the order of an index on a masked column, and this "
+                        f"{nodes.name(agg)}() concatenates rows in the order of an index on a masked column, and this "
                         "SQLite (before 3.44) cannot order an aggregate",
                         "aggregate in the application, or ask for an unmask grant (masking.unmask)",
                     )
                     continue
-                if not self._ordered_by(_agg_order(agg), items):
+                if not self._ordered_by(nodes.agg_order(agg), items):
                     self.plan.edits.append(Edit("agg-order", agg, tuple(items)))
-            elif hazard and not window and _picks(agg) and not self._redacted(agg, scope):
+            elif hazard and not window and nodes.picks(agg) and not self._redacted(agg, scope):
                 self._refuse(
-                    f"{_name(agg)}() picks a row by the order rows are read in, which an index on a masked "
+                    f"{nodes.name(agg)}() picks a row by the order rows are read in, which an index on a masked "
                     "column may decide",
                     "use min() or max() of the column, or ask for an unmask grant (masking.unmask)",
                 )
 
     def _windows(self, node: exp.Select, row_key: list[str] | None) -> None:
-        for win in own_nodes(node):
-            if not isinstance(win, exp.Window) or win.args.get("over") is None and win.args.get("alias") is None:
+        for win in nodes.own_nodes(node):
+            if not isinstance(win, exp.Window) or (
+                win.args.get("over") is None and win.args.get("alias") is None
+            ):
                 continue
             fn = win.this
             spec = win.args.get("spec")
-            rows_frame = isinstance(spec, exp.WindowSpec) and str(spec.args.get("kind") or "").upper() == "ROWS"
-            whole_frame = isinstance(spec, exp.WindowSpec) and str(spec.args.get("start") or "").upper() == "UNBOUNDED" and str(spec.args.get("end") or "").upper() == "UNBOUNDED"
+            rows_frame = (
+                isinstance(spec, exp.WindowSpec) and str(spec.args.get("kind") or "").upper() == "ROWS"
+            )
+            whole_frame = (
+                isinstance(spec, exp.WindowSpec)
+                and str(spec.args.get("start") or "").upper() == "UNBOUNDED"
+                and str(spec.args.get("end") or "").upper() == "UNBOUNDED"
+            )
             order = win.args.get("order")
-            if isinstance(fn, _POSITIONAL) or (isinstance(fn, exp.Anonymous) and str(fn.name).lower() in ("ntile", "row_number")):
+            if isinstance(fn, nodes.POSITIONAL) or (
+                isinstance(fn, exp.Anonymous) and str(fn.name).lower() in ("ntile", "row_number")
+            ):
                 needs = True
-            elif isinstance(fn, _FRAMED):
+            elif isinstance(fn, nodes.FRAMED):
                 needs = True
                 if not (rows_frame or whole_frame) and (order is not None or spec is None):
                     self._refuse(
-                        f"{_name(fn)}() over peers of a non-unique order reads rows in an order an index on a "
+                        f"{nodes.name(fn)}() over peers of a non-unique order reads rows in an order an index on a "
                         "masked column may decide",
                         "order the window by columns that identify a row and give it a ROWS frame, or ask for "
                         "an unmask grant (masking.unmask)",
@@ -618,9 +674,12 @@ class Planner:
                 needs = rows_frame and not isinstance(fn, (exp.Count,))
             if not needs:
                 continue
-            if row_key is None or win.args.get("alias") is not None and win.args.get("over") is None:
+            named = isinstance(win.args.get("alias"), exp.Identifier) and not any(
+                win.args.get(k) for k in ("partition_by", "order", "spec")
+            )  # OVER w: its definition is elsewhere (WINDOW w AS ...), shared by others
+            if row_key is None or named:
                 self._refuse(
-                    f"{_name(fn)}() numbers or picks rows in an order an index on a masked column may decide",
+                    f"{nodes.name(fn)}() numbers or picks rows in an order an index on a masked column may decide",
                     "ORDER BY columns that identify a row inside OVER (...), or ask for an unmask grant",
                 )
                 continue
@@ -630,7 +689,8 @@ class Planner:
     def _masked_extreme(self, node: exp.Select, scope: _Scope) -> bool:
         """SQLite's ``SELECT id, max(email)``: the bare column comes from the row holding the largest e-mail."""
         return self.dialect == "sqlite" and any(
-            isinstance(n, (exp.Max, exp.Min)) and self._masked(n, scope) is not False for n in own_nodes(node)
+            isinstance(n, (exp.Max, exp.Min)) and self._masked(n, scope) is not False
+            for n in nodes.own_nodes(node)
         )
 
     def _loose_columns(self, node: exp.Select, scope: _Scope) -> None:
@@ -644,8 +704,8 @@ class Planner:
             (p, False) for p in (node.args.get("having"), node.args.get("order")) if p is not None
         ]
         for part, projection in parts:
-            for col in _bare_columns(part):
-                if _is_grouped(col, part, groups):
+            for col in nodes.bare_columns(part):
+                if nodes.is_grouped(col, part, groups):
                     continue
                 if not projection and not col.table and col.name.lower() in aliases:
                     continue  # HAVING n > 1 / ORDER BY n: an output column
@@ -694,12 +754,12 @@ class Planner:
         streams a subquery's sorted rows through a plain outer query (PostgreSQL does not flatten a sorted
         subquery; MariaDB keeps a derived table's ORDER BY only with a LIMIT, so one is added that cuts
         nothing); anything more (a join, a window, an aggregate, a WHERE on a subquery's column) is refused."""
-        if not need or len(scope.sources) != 1 or node.args.get("joins") or _limited(node):
+        if not need or len(scope.sources) != 1 or node.args.get("joins") or nodes.limited(node):
             return False
-        if any(isinstance(n, exp.Window) for n in own_nodes(node)):
+        if any(isinstance(n, exp.Window) for n in nodes.own_nodes(node)):
             return False
         shape = scope.sources[0].shape
-        if shape is None or shape.node is None or shape.row_key is None or _limited(shape.node):
+        if shape is None or shape.node is None or shape.row_key is None or nodes.limited(shape.node):
             return False
         if not self._ordered_by(shape.node.args.get("order"), shape.row_key):
             kept = "order-kept" if self.dialect == "mysql" else "order"
@@ -717,10 +777,10 @@ class Planner:
         have = set()
         for o in order.expressions:
             target = o.this if isinstance(o, exp.Ordered) else o
-            have.add(_norm(target.sql(dialect=self.dialect)))
+            have.add(nodes.norm(target.sql(dialect=self.dialect)))
             if isinstance(target, exp.Column) and not target.table:
                 have.add("*." + target.name.lower())  # ORDER BY id: the key's column, however qualified
-        return all(_norm(i) in have or "*." + _norm(i).rsplit(".", 1)[-1] in have for i in items)
+        return all(nodes.norm(i) in have or "*." + nodes.norm(i).rsplit(".", 1)[-1] in have for i in items)
 
     def _refuse(self, reason: str, remedy: str) -> None:
         if self.plan.refusal is None:
@@ -728,36 +788,6 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def own_nodes(node: exp.Expression, skip: set[int] | None = None, include_self: bool = False) -> Iterator[exp.Expression]:
-    """``node``'s descendants in document order, not entering nested queries (which are yielded) or CTEs."""
-    if include_self:
-        yield node
-        if isinstance(node, (*_QUERIES, exp.Subquery)):
-            return
-    stack = [c for k, v in reversed(list(node.args.items())) if k not in ("with", "with_") for c in reversed(v if isinstance(v, list) else [v]) if isinstance(c, exp.Expression)]
-    while stack:
-        child = stack.pop()
-        if skip is not None and id(child) in skip:
-            continue
-        yield child
-        if isinstance(child, (*_QUERIES, exp.Subquery)):
-            continue
-        stack.extend(
-            c for k, v in reversed(list(child.args.items())) for c in reversed(v if isinstance(v, list) else [v])
-            if isinstance(c, exp.Expression)
-        )  # fmt: skip
-
-
-def _limited(node: exp.Expression) -> bool:
-    return any(node.args.get(k) is not None for k in ("limit", "offset", "fetch"))
-
-
-def _either(a: bool | None, b: bool | None) -> bool | None:
-    if a or b:
-        return True
-    return None if a is None or b is None else False
-
-
 def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
     if src.relation is not None:
         if whole or column == "*":
@@ -767,178 +797,11 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
     if shape is None or shape.outs is None:
         return None
     if whole or column == "*":
-        return _any_of(o.masked for o in shape.outs)
+        return nodes.any_of(o.masked for o in shape.outs)
     for o in shape.outs:
         if o.name == column:
             return o.masked
     return None
 
 
-def _any_of(flags: Iterator[bool | None]) -> bool | None:
-    found: bool | None = False
-    for f in flags:
-        if f:
-            return True
-        if f is None:
-            found = None
-    return found
-
-
-def _qualifier(table: exp.Table) -> exp.Identifier | None:
-    alias = table.args.get("alias")
-    if isinstance(alias, exp.TableAlias) and isinstance(alias.this, exp.Identifier):
-        return alias.this
-    return table.this if isinstance(table.this, exp.Identifier) else None
-
-
-def _alias_ident(node: exp.Expression) -> exp.Identifier | None:
-    alias = node.args.get("alias")
-    if isinstance(alias, exp.TableAlias) and isinstance(alias.this, exp.Identifier):
-        return alias.this
-    return None
-
-
-def _alias(node: exp.Expression) -> str:
-    ident = _alias_ident(node)
-    return ident.name.lower() if ident is not None else ""
-
-
-def _alias_columns(node: exp.Expression) -> list[str]:
-    alias = node.args.get("alias")
-    if isinstance(alias, exp.TableAlias):
-        return [c.name for c in alias.columns]
-    return []
-
-
-def _column_sql(name: str, dialect: str) -> str:
-    if name.lower() in ("rowid", "ctid", "tableoid"):
-        return name.lower()  # row locators, never quoted (a quoted "rowid" could name a real column)
-    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
-
-
-def _norm(sql: str) -> str:
-    return sql.replace('"', "").replace("`", "").lower()
-
-
-def _position_of(node: exp.Select, item: exp.Expression) -> int | None:
-    """Which output column (0-based) ``item`` of GROUP BY names: by position, expression or output alias."""
-    if isinstance(item, exp.Literal) and item.is_int:
-        return int(item.name) - 1
-    for i, proj in enumerate(node.expressions):
-        body = proj.this if isinstance(proj, exp.Alias) else proj
-        if body == item:
-            return i
-        if isinstance(item, exp.Column) and not item.table and isinstance(proj, exp.Alias) and proj.alias.lower() == item.name.lower():
-            return i
-    return None
-
-
-def _aggregate_at_top(proj: exp.Expression) -> bool:
-    return any(_aggregate(n) and not isinstance(n.parent, exp.Window) for n in own_nodes(proj, include_self=True))
-
-
-#: aggregates sqlglot keeps as plain function calls (by lower-case name)
-_AGGREGATE_NAMES = _ORDERED_AGG_NAMES | _PICKING_NAMES | frozenset(
-    {"bool_and", "bool_or", "every", "bit_and", "bit_or", "bit_xor", "mode", "median", "count_if", "arg_max",
-     "arg_min", "max_by", "min_by", "histogram", "corr", "covar_pop", "covar_samp", "regr_slope", "regr_intercept",
-     "regr_count", "regr_r2", "regr_avgx", "regr_avgy", "regr_sxx", "regr_syy", "regr_sxy", "approx_count_distinct",
-     "product", "fsum", "sumkahan", "kahan_sum", "entropy", "kurtosis", "skewness", "total", "std", "stddev",
-     "variance", "var_pop", "var_samp", "bit_count", "json_group_array", "json_group_object"}
-)  # fmt: skip
-
-
-def _aggregate(node: exp.Expression) -> bool:
-    if isinstance(node, (exp.AggFunc, exp.WithinGroup)):
-        return True
-    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _AGGREGATE_NAMES
-
-
-def _is_grouped(col: exp.Column, part: exp.Expression, groups: list[exp.Expression]) -> bool:
-    """``col`` is (inside) an expression the query groups by."""
-    node: exp.Expression | None = col
-    while node is not None:
-        for g in groups:
-            if node == g:
-                return True
-            if node is col and isinstance(g, exp.Column) and not g.table and not col.table and g.name == col.name:
-                return True
-        if node is part:
-            break
-        node = node.parent
-    return False
-
-
-def _concatenates(node: exp.Expression) -> bool:
-    if isinstance(node, _ORDERED_AGGS):
-        return True
-    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _ORDERED_AGG_NAMES
-
-
-def _picks(node: exp.Expression) -> bool:
-    if isinstance(node, _PICKING_AGGS):
-        return True
-    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _PICKING_NAMES
-
-
-def _name(node: exp.Expression) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name)
-    return node.sql_name().lower() if isinstance(node, exp.Func) else node.key
-
-
-def _unwrap(arg: exp.Expression | None) -> exp.Expression | None:
-    while isinstance(arg, (exp.Order, exp.Limit)):
-        arg = arg.this
-    return arg
-
-
-def _has_distinct(agg: exp.Expression) -> bool:
-    return isinstance(_unwrap(agg.this), exp.Distinct) or any(isinstance(_unwrap(e), exp.Distinct) for e in agg.expressions)
-
-
-def data_args(agg: exp.Expression, dialect: str) -> list[exp.Expression]:
-    """The arguments whose values an aggregate concatenates (not its separator or ORDER BY)."""
-    if isinstance(agg, exp.Anonymous):
-        args = [_unwrap(e) for e in agg.expressions]
-        count = 2 if str(agg.name).lower() in _PAIRS else 1
-        return [a for a in args[:count] if isinstance(a, exp.Expression)]
-    if getattr(exp, "JSONObjectAgg", None) is not None and isinstance(agg, exp.JSONObjectAgg):
-        out: list[exp.Expression] = []
-        for e in agg.expressions:
-            if isinstance(e, exp.JSONKeyValue):
-                out.extend(x for x in (e.this, e.expression) if isinstance(x, exp.Expression))
-            else:
-                out.append(e)
-        return out
-    first = _unwrap(agg.this)
-    if isinstance(first, exp.Distinct):
-        return list(first.expressions)
-    if isinstance(agg, exp.GroupConcat) and dialect == "mysql" and isinstance(first, exp.Concat):
-        return list(first.expressions)  # GROUP_CONCAT(a, b): every argument is concatenated
-    return [first] if isinstance(first, exp.Expression) else []
-
-
-def _agg_order(agg: exp.Expression) -> exp.Expression | None:
-    for part in (agg.this, *agg.expressions):
-        while isinstance(part, exp.Limit):
-            part = part.this
-        if isinstance(part, exp.Order):
-            return part
-    return None
-
-
-def _bare_columns(part: exp.Expression) -> Iterator[exp.Column]:
-    """Columns of ``part`` outside any aggregate, window or nested query."""
-    stack = [part]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, exp.Column):
-            if not isinstance(node.this, exp.Star):
-                yield node
-            continue
-        if isinstance(node, (exp.Window, *_QUERIES, exp.Subquery)) or _aggregate(node):
-            continue
-        stack.extend(node.iter_expressions())
-
-
-__all__ = ["Edit", "Plan", "Planner", "Relation", "data_args", "own_nodes"]
+__all__ = ["Edit", "Plan", "Planner", "Relation"]

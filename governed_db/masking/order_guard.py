@@ -45,7 +45,9 @@ class Outcome:
 NOTHING = Outcome()
 
 
-def outcome(state: MaskingState, analysis: Analysis, identity: Identity, access: Access | None = None) -> Outcome:
+def outcome(
+    state: MaskingState, analysis: Analysis, identity: Identity, access: Access | None = None
+) -> Outcome:
     """The order guard's outcome for ``analysis`` run by ``identity`` (memoised like the predicate verdicts)."""
     version = state.version
     key = ("order", analysis.key, version, identity)
@@ -102,7 +104,9 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
 
     dialect = state.sg_dialect
     ordered = _SQLITE_ORDERED_AGGREGATES if dialect == "sqlite" else True
-    plans = [Planner(dialect, relation, ordered_aggregates=ordered).statement(t) for t in trees if t is not None]
+    plans = [
+        Planner(dialect, relation, ordered_aggregates=ordered).statement(t) for t in trees if t is not None
+    ]
     refused = next((p.refusal for p in plans if p.refusal is not None), None)
     if refused is not None:
         return Outcome(refusal=refused, columns=_indexed(state, cache))

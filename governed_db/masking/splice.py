@@ -14,12 +14,15 @@ kept as (token, text) pairs, so a text of the same shape gets them by one tokeni
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect
 
-from governed_db.masking.order import Edit, data_args, own_nodes
+from governed_db.masking.order import Edit
+from governed_db.masking.order_nodes import data_args, own_nodes
 from governed_db.sql.analysis import _pyformat_to_qmark, sqlglot_dialect
 
 #: tokens that end a query's ORDER BY list (or where one would go)
@@ -34,7 +37,9 @@ _CALL_NAMES: dict[str, frozenset[str]] = {
     "GroupConcat": frozenset({"group_concat", "string_agg", "listagg"}),
     "ArrayAgg": frozenset({"array_agg", "list", "array_agg_distinct"}),
     "JSONArrayAgg": frozenset({"json_agg", "json_group_array", "json_arrayagg"}),
-    "JSONObjectAgg": frozenset({"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}),
+    "JSONObjectAgg": frozenset(
+        {"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}
+    ),
 }
 _STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
 #: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
@@ -118,7 +123,7 @@ def _apply(sql: str, inserts: list[tuple[int, str]]) -> str:
     return out
 
 
-def _as_parsed(base: str, tokens: list[Token], gd: str, d: Dialect) -> tuple[str, object]:
+def _as_parsed(base: str, tokens: list[Token], gd: str, d: Dialect) -> tuple[str, Callable[[int], int]]:
     """The text as the analyser parsed it (pyformat placeholders as ``?``), and a map of its positions back."""
     if gd == "postgres" or "%" not in base:
         return base, lambda pos: pos
@@ -168,13 +173,19 @@ class _Text:
     def level(self, lo: int, hi: int) -> list[int]:
         """Token indexes in ``lo..hi`` (exclusive) at the depth of ``lo`` (not inside nested parentheses)."""
         base = self.depth[lo]
-        return [i for i in range(lo, hi) if self.depth[i] == base and self.tokens[i].token_type != TokenType.R_PAREN]
+        return [
+            i
+            for i in range(lo, hi)
+            if self.depth[i] == base and self.tokens[i].token_type != TokenType.R_PAREN
+        ]
 
 
 def _anchors(node: exp.Expression) -> list[int]:
     """Positions the parser kept (names, literals) inside ``node``, not inside nested queries."""
     found = []
-    nodes = [node.this, node.expression] if isinstance(node, (exp.Union, exp.Intersect, exp.Except)) else [node]
+    nodes = (
+        [node.this, node.expression] if isinstance(node, (exp.Union, exp.Intersect, exp.Except)) else [node]
+    )
     for n in nodes:
         if isinstance(n, exp.Subquery):
             n = n.this
@@ -202,8 +213,10 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
         raise Unspliceable("a query with nothing to locate it by")
     lo, hi = text.at(min(anchors)), text.at(max(anchors))
     parent = node.parent
-    top = parent is None or (isinstance(parent, (exp.Insert, exp.Create, exp.Copy)) and node is not parent.this) or (
-        isinstance(parent, exp.Copy) and node is parent.this and not isinstance(node, exp.Subquery)
+    top = (
+        parent is None
+        or (isinstance(parent, (exp.Insert, exp.Create, exp.Copy)) and node is not parent.this)
+        or (isinstance(parent, exp.Copy) and node is parent.this and not isinstance(node, exp.Subquery))
     )
     if not top or isinstance(node, exp.Subquery):
         for o, c in text.groups_around(lo, hi):
@@ -212,17 +225,24 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
         raise Unspliceable("a subquery's parentheses were not found")
     start = 0
     if not isinstance(node, (exp.Update, exp.Delete)):
-        starts = [i for i in text.level(0, lo + 1) if text.tokens[i].token_type in _QUERY_START - {TokenType.L_PAREN}]
+        starts = [
+            i
+            for i in text.level(0, lo + 1)
+            if text.tokens[i].token_type in _QUERY_START - {TokenType.L_PAREN}
+        ]
         start = starts[0] if starts else 0
     return start, len(text.tokens)
 
 
-def _order_insert(text: _Text, lo: int, hi: int, items: tuple[str, ...], stops: frozenset[TokenType]) -> tuple[int, str]:
+def _order_insert(
+    text: _Text, lo: int, hi: int, items: tuple[str, ...], stops: frozenset[TokenType]
+) -> tuple[int, str]:
     level = text.level(lo, hi)
     order = [i for i in level if text.tokens[i].token_type == TokenType.ORDER_BY]
     after = order[-1] if order else lo
     stop = next(
-        (i for i in level if i > after and (text.tokens[i].token_type in stops or _on_conflict(text, i))), None
+        (i for i in level if i > after and (text.tokens[i].token_type in stops or _on_conflict(text, i))),
+        None,
     )
     last = (stop if stop is not None else hi) - 1
     while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
@@ -234,7 +254,11 @@ def _order_insert(text: _Text, lo: int, hi: int, items: tuple[str, ...], stops: 
 def _on_conflict(text: _Text, i: int) -> bool:
     """``ON CONFLICT`` / ``ON DUPLICATE KEY``: the end of an INSERT's query."""
     t = text.tokens
-    return t[i].token_type == TokenType.ON and i + 1 < len(t) and t[i + 1].text.upper() in ("CONFLICT", "DUPLICATE")
+    return (
+        t[i].token_type == TokenType.ON
+        and i + 1 < len(t)
+        and t[i + 1].text.upper() in ("CONFLICT", "DUPLICATE")
+    )
 
 
 def _call_group(text: _Text, node: exp.Expression) -> tuple[int, int]:
@@ -243,7 +267,9 @@ def _call_group(text: _Text, node: exp.Expression) -> tuple[int, int]:
     if not anchors:
         raise Unspliceable("an aggregate with nothing to locate it by")
     names = (
-        frozenset({str(node.name).lower()}) if isinstance(node, exp.Anonymous) else _CALL_NAMES.get(type(node).__name__, frozenset())
+        frozenset({str(node.name).lower()})
+        if isinstance(node, exp.Anonymous)
+        else _CALL_NAMES.get(type(node).__name__, frozenset())
     )
     for o, c in text.groups_around(text.at(min(anchors)), text.at(max(anchors))):
         if o > 0 and text.tokens[o - 1].text.lower() in names:
@@ -261,7 +287,7 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, st
         o, c = _call_group(text, node)
         stops = frozenset({TokenType.SEPARATOR, TokenType.LIMIT})
         return [_order_insert(text, o + 1, c, edit.items, stops)]
-    if edit.kind == "window-order":
+    if edit.kind == "window-order" and isinstance(node, exp.Window):
         o, c = _over_group(text, node)
         stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
         return [_order_insert(text, o + 1, c, edit.items, stops)]
@@ -317,7 +343,7 @@ def _over_group(text: _Text, win: exp.Window) -> tuple[int, int]:
 def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expression:
     copy = tree.copy()
     index = {id(n): i for i, n in enumerate(tree.walk())}
-    nodes = list(copy.walk())
+    nodes: list[Any] = list(copy.walk())
     for edit in edits:
         target = nodes[index[id(edit.node)]]
         if edit.kind in ("order", "order-kept", "window-order"):
@@ -333,7 +359,9 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
             _order_aggregate(target, _ordered(edit.items, gd))
         elif edit.kind == "stand-in":
             arg = data_args(target, gd)[int(edit.items[0])]
-            wrapped = Dialect.get_or_raise(gd).parse(f"SELECT {_STAND_IN[0]}{arg.sql(dialect=gd)}{_STAND_IN[1]}")
+            wrapped = Dialect.get_or_raise(gd).parse(
+                f"SELECT {_STAND_IN[0]}{arg.sql(dialect=gd)}{_STAND_IN[1]}"
+            )
             arg.replace(wrapped[0].expressions[0])  # type: ignore[union-attr]
     return copy
 
