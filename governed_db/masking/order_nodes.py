@@ -244,7 +244,7 @@ def agg_order(agg: exp.Expression) -> exp.Expression | None:
 
 
 def bare_columns(part: exp.Expression) -> Iterator[exp.Column]:
-    """Columns of ``part`` outside any aggregate, window or nested query."""
+    """Columns of ``part`` outside any aggregate (and its FILTER), window or nested query."""
     stack = [part]
     while stack:
         node = stack.pop()
@@ -252,7 +252,7 @@ def bare_columns(part: exp.Expression) -> Iterator[exp.Column]:
             if not isinstance(node.this, exp.Star):
                 yield node
             continue
-        if isinstance(node, (exp.Window, *QUERIES, exp.Subquery)) or aggregate(node):
+        if isinstance(node, (exp.Window, exp.Filter, *QUERIES, exp.Subquery)) or aggregate(node):
             continue
         stack.extend(node.iter_expressions())
 

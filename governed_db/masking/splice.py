@@ -240,10 +240,15 @@ def _order_insert(
     level = text.level(lo, hi)
     order = [i for i in level if text.tokens[i].token_type == TokenType.ORDER_BY]
     after = order[-1] if order else lo
-    stop = next(
-        (i for i in level if i > after and (text.tokens[i].token_type in stops or _on_conflict(text, i))),
-        None,
-    )
+    froms = [i for i in level if text.tokens[i].token_type == TokenType.FROM]
+
+    def stops_here(i: int) -> bool:
+        kind = text.tokens[i].token_type
+        if kind == TokenType.INTO:  # SELECT ... FROM t INTO @v ends the query; SELECT x INTO t FROM / INSERT INTO
+            return any(f < i for f in froms)  # do not
+        return kind in stops or _on_conflict(text, i)
+
+    stop = next((i for i in level if i > after and stops_here(i)), None)
     last = (stop if stop is not None else hi) - 1
     while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
         last -= 1
