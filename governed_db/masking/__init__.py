@@ -151,9 +151,19 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
         and hot[3] > _now()
     ):
         return sql
-    from governed_db.masking import order_guard
+    from governed_db.masking import guard, order_guard
+    from governed_db.masking.plan import Access
+    from governed_db.policy.decision import Action
 
-    out = order_guard.rewritten(state, text, analysis, identity)
+    try:
+        out = order_guard.rewritten(state, text, analysis, identity)
+    except order_guard.Refused:
+        # what changed since the statement was judged (a new index) must not let it run unordered, unless the
+        # policy relaxes the refusal
+        hit = guard.order_refusal(state, analysis, Access(state, identity), identity)
+        if hit is not None and hit.action is Action.DENY:
+            raise RuntimeError(f"refused on a second look: {hit.reason}") from None
+        return sql
     return sql if out is None else out
 
 

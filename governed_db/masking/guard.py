@@ -18,6 +18,7 @@ from itertools import chain
 from typing import Any
 
 from governed_db.identity import Identity
+from governed_db.masking import order_guard
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.lineage import Lineage, trace
 from governed_db.masking.messages import scrub_message
@@ -133,8 +134,6 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
 
 def order_refusal(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
     """The order of rows an index on a masked column could decide, where no key can fix it (decision 0160)."""
-    from governed_db.masking import order_guard
-
     found = order_guard.outcome(state, analysis, identity, access)
     if found.refusal is None:
         return None

@@ -21,13 +21,17 @@ from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.order import Planner, Relation
 from governed_db.masking.plan import Access
 from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
-from governed_db.policy.decision import Action
 from governed_db.sql.analysis import Analysis
 
 #: how deep views over views are followed to the tables they read
 _VIEW_DEPTH = 3
 #: SQLite orders rows inside an aggregate (``group_concat(x, ',' ORDER BY k)``) from 3.44
 _SQLITE_ORDERED_AGGREGATES = sqlite3.sqlite_version_info >= (3, 44)
+
+
+class Refused(Exception):
+    """The order guard refuses a statement the predicate guard let through a moment ago (its answer is cached
+    longer): the caller asks the policy again."""
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,7 @@ def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Ident
     version = state.version
     found = outcome(state, analysis, identity)
     if found.refusal is not None:
-        # judged allowed a moment ago (the predicate guard's answer is cached): unless the policy relaxes the
-        # refusal, what changed since (a new index) must not let the statement run unordered
-        from governed_db.masking.guard import order_refusal
-
-        hit = order_refusal(state, analysis, Access(state, identity), identity)
-        if hit is not None and hit.action is Action.DENY:
-            raise RuntimeError(f"refused on a second look: {hit.reason}")
-        return None
+        raise Refused(found.refusal[0])
     until = state.memo.peek(("order", analysis.key, version, identity), (0.0, None))[0]
     state.remember_hot(state.hot_orders, analysis, (statements, identity, version, until, found.spliced))
     return None if found.spliced is None else apply(found.spliced, sql, state.dialect)
@@ -198,4 +195,4 @@ def _hazard(
     return True, ()
 
 
-__all__ = ["NOTHING", "Outcome", "outcome", "rewritten"]
+__all__ = ["NOTHING", "Outcome", "Refused", "outcome", "rewritten"]
