@@ -306,6 +306,10 @@ def test_literal_shapes_get_the_key_too() -> None:
         sql = f"SELECT id, city FROM c WHERE id < {n} AND email IS NOT NULL"
         assert conn.execute(sql).fetchall() == [r for r in [(1, "Paris"), (2, "Lyon")] if r[0] < n]
         assert sent[-1] == sql + " ORDER BY c.rowid"
+    for n in (1, 2, 1, 2, 3):  # the literal after the edit: the text is lined up with its shape token by token
+        sql = f"SELECT x.id FROM (SELECT id FROM c WHERE email IS NOT NULL LIMIT 5) x WHERE x.id = {n}"
+        assert conn.execute(sql).fetchall() == ([(n,)] if n < 3 else [])
+        assert sent[-1] == sql.replace("NULL LIMIT", "NULL ORDER BY c.rowid LIMIT")
 
 
 def test_refusals_say_which_column_and_what_to_add() -> None:

@@ -144,13 +144,19 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
     hot = state.hot_orders.get(id(statements))  # same validity test as plan_masking's hot path
     if (
         hot is not None
-        and hot[4] is None
         and hot[0] is statements
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        return sql
+        spliced = hot[4]
+        if spliced is None:
+            return sql
+        if text == spliced.base:
+            return spliced.text
+        from governed_db.masking.splice import apply
+
+        return apply(spliced, text, state.dialect)  # a text of the same literal shape
     from governed_db.masking import guard, order_guard
     from governed_db.masking.plan import Access
     from governed_db.policy.decision import Action

@@ -24,6 +24,7 @@ from sqlglot.dialects.dialect import Dialect
 from governed_db.masking.order import Edit
 from governed_db.masking.order_nodes import data_args, own_nodes
 from governed_db.sql.analysis import _pyformat_to_qmark, sqlglot_dialect
+from governed_db.sql.shapes import _tokenizer
 
 #: tokens that end a query's ORDER BY list (or where one would go)
 _AFTER_ORDER = frozenset(
@@ -61,6 +62,9 @@ class Spliced:
     kinds: tuple[TokenType, ...]
     #: ``base`` with the edits made
     text: str
+    #: where each insert goes in ``base`` (characters): a text whose end matches from there gets it at the same
+    #: distance from its end, without being tokenized (a shape's literals are in its WHERE, before the edits)
+    positions: tuple[int, ...] = ()
 
 
 def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> Spliced:
@@ -97,15 +101,20 @@ def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> 
             raise Unspliceable("an edit falls inside a token")
     kinds = tuple(t.token_type for t in base_tokens)
     done = Spliced(base, tuple(anchored), kinds, "")
-    return Spliced(base, done.inserts, kinds, apply(done, base, dialect, base_tokens))
+    positions = tuple(base_tokens[i].end + 1 if after else base_tokens[i].start for i, after, _ in anchored)
+    return Spliced(base, done.inserts, kinds, apply(done, base, dialect, base_tokens), positions)
 
 
 def apply(spliced: Spliced, sql: str, dialect: str, tokens: list[Token] | None = None) -> str:
     """``sql`` (``spliced.base`` or a text of the same shape) with the edits made."""
     if sql == spliced.base and spliced.text:
         return spliced.text
+    base = spliced.base
+    if spliced.positions and all(sql.endswith(base[p:]) for p in spliced.positions):
+        shift = len(sql) - len(base)
+        return _apply(sql, [(p + shift, add) for p, (_i, _a, add) in zip(spliced.positions, spliced.inserts, strict=True)])
     if tokens is None:
-        tokens = Dialect.get_or_raise(sqlglot_dialect(dialect)).tokenize(sql)
+        tokens = _tokenizer(sqlglot_dialect(dialect)).tokenize(sql)
     if len(tokens) != len(spliced.kinds) or any(
         t.token_type != k and {t.token_type, k} - {TokenType.PLACEHOLDER, TokenType.NUMBER, TokenType.STRING}
         for t, k in zip(tokens, spliced.kinds, strict=True)
