@@ -360,6 +360,9 @@ PLANS = [
      "WITH c AS (SELECT email FROM customers ORDER BY customers.`id` LIMIT 18446744073709551615) SELECT * FROM c"),
     ("postgres", "INSERT INTO orders (customer_id) SELECT id FROM customers",
      'INSERT INTO orders (customer_id) SELECT id FROM customers ORDER BY customers."id"'),
+    ("postgres", "CREATE TABLE copy AS SELECT id FROM customers",
+     'CREATE TABLE copy AS SELECT id FROM customers ORDER BY customers."id"'),
+    ("postgres", "CREATE VIEW v AS SELECT id FROM customers", "CREATE VIEW v AS SELECT id FROM customers"),
     ("sqlite", "SELECT group_concat(id) FROM customers", None),
     ("mysql", "SELECT city, id FROM customers GROUP BY city", None),
 ]  # fmt: skip

@@ -464,3 +464,36 @@ def test_casts_with_a_length_tell_no_length(request: pytest.FixtureRequest) -> N
         target.run(target.conn, f"SELECT CAST(city AS CHAR({g})) FROM {target.table} WHERE id = 1")
         counts.add(repr(target.run(target.conn, "SELECT @@warning_count")))
     assert len(counts) == 2, counts
+
+
+#: functions that may carry a masked value to the result (decision 0095), as an agent would write them on MariaDB
+CARRIERS = [
+    "UPPER({c})", "LOWER({c})", "SUBSTR({c}, 2, 3)", "LEFT({c}, 4)", "RIGHT({c}, 4)", "REPLACE({c}, '-', '')",
+    "CONCAT({c}, '!')", "CONCAT_WS(',', {c}, city)", "HEX({c})", "TO_BASE64({c})", "REVERSE({c})", "TRIM({c})",
+    "LENGTH({c})", "CHAR_LENGTH({c})", "MD5({c})", "SHA2({c}, 256)", "COALESCE({c}, '')", "IFNULL({c}, '')",
+    "CAST({c} AS CHAR)", "CONVERT({c} USING utf8mb4)", "JSON_OBJECT('v', {c})", "JSON_ARRAY({c})", "MAX({c})",
+    "GROUP_CONCAT({c})", "JSON_ARRAYAGG({c})", "CAST({c} AS CHAR(10))", "CONVERT({c}, CHAR(10))",
+]  # fmt: skip
+
+
+def test_no_warning_counts_a_masked_value(request: pytest.FixtureRequest) -> None:
+    """After any computation on a masked column that runs, SHOW WARNINGS and @@warning_count are the same for
+    Alice's and Bob's values (different lengths, characters and formats): no warning depends on the value."""
+    target: Target = request.getfixturevalue("mysql_target")
+    differ = []
+    for template in CARRIERS:
+        for column in ("email", "ssn", "full_name", "api_key"):
+            seen = []
+            for row in (1, 2):
+                sql = f"SELECT {template.format(c=column)} FROM {target.table} WHERE id = {row}"
+                try:
+                    target.run(target.conn, sql)
+                except governed_db.GuardrailViolation:
+                    seen.append("refused")
+                    continue
+                warnings = target.run(target.conn, "SHOW WARNINGS")[0]
+                count = target.run(target.conn, "SELECT @@warning_count")[0]
+                seen.append(repr(([(w[0], w[1]) for w in warnings], count)))
+            if seen[0] != seen[1]:
+                differ.append(f"{template.format(c=column)}: {seen}")
+    assert not differ, differ

@@ -139,9 +139,7 @@ class Planner:
     def statement(self, tree: exp.Expression) -> Plan:
         if isinstance(tree, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree, {}, None, need=True)
-        elif isinstance(tree, (exp.Insert, exp.Create)) and isinstance(
-            tree.expression, (*nodes.QUERIES, exp.Subquery)
-        ):
+        elif _fills_rows(tree) and isinstance(tree.expression, (*nodes.QUERIES, exp.Subquery)):
             # the order rows are inserted in hands out AUTO_INCREMENT / serial ids, and the physical order
             self.query(tree.expression, {}, None, need=True)
             self._nested_in(tree, skip={id(tree.expression)})
@@ -788,6 +786,13 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _fills_rows(tree: exp.Expression) -> bool:
+    """INSERT ... SELECT and CREATE TABLE ... AS (a view's query is planned where the view is read)."""
+    if isinstance(tree, exp.Insert):
+        return True
+    return isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "TABLE"
+
+
 def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
     if src.relation is not None:
         if whole or column == "*":
