@@ -50,6 +50,20 @@ class Access:
             return None
         return cls
 
+    def masks(self, key: str, column: str) -> bool:
+        """True when ``key.column`` is masked for this identity in the sense of :meth:`is_masked` (a predicate on
+        it would be refused)."""
+        cls = self.hidden(key, column)
+        if cls is None or cls is UNREADABLE:
+            return False
+        return not (cls.label == "FREE_TEXT" and not cls.reviewed and cls.confidence < OBSERVED_TEXT)
+
+    def redacts(self, key: str, column: str) -> bool:
+        """True when a value computed from ``key.column`` is masked whole (the placeholder, or NULL) for this
+        identity, whatever it holds (not scanned, as a nearly empty table's text is)."""
+        cls = self.hidden(key, column)
+        return cls is not None and cls is not UNREADABLE and not cls.provisional
+
     def hidden_fields(self, key: str) -> dict[str, ColumnClass] | None:
         classes = self.state.table_classes(key)
         if classes is None:
@@ -77,12 +91,8 @@ class Access:
         if origin.lost and self.reads_hidden(tables, blind):
             return True
         for t, c in origin.sources:
-            cls = self.hidden(t, c)
-            if cls is None or cls is UNREADABLE:
-                continue
-            if cls.label == "FREE_TEXT" and not cls.reviewed and cls.confidence < OBSERVED_TEXT:
-                continue  # text that merely might hold PII (a product description) may still be searched
-            return True
+            if self.masks(t, c):
+                return True  # (text that merely might hold PII, a product description, may still be searched)
         for t in origin.rows:
             fields = self.hidden_fields(t)
             if fields:
