@@ -476,7 +476,7 @@ def _targets(tree: exp.Expr) -> list[exp.Table]:
         elif isinstance(w, exp.TruncateTable):
             cands = list(w.expressions)
         elif isinstance(w, exp.Delete) and w.args.get("tables"):
-            cands = list(w.args["tables"])
+            cands = _delete_list(w)
         elif isinstance(w, exp.Copy):
             cands = [w.this] if w.args.get("kind") else []
         elif isinstance(w, (*_WRITE, *_DDL, exp.Into)):
@@ -491,11 +491,30 @@ def _targets(tree: exp.Expr) -> list[exp.Table]:
     return out
 
 
+def _delete_list(node: exp.Delete) -> list[exp.Expr]:
+    """The tables a MySQL ``DELETE s, o FROM scratch s JOIN other o`` changes: a name in the list is an alias of
+    a table in FROM when one has it (kept as written otherwise, so an unknown name still fails closed)."""
+    target = node.this
+    sources = [target, *(j.this for j in target.args.get("joins") or ())] if isinstance(target, exp.Table) else []
+    tables = [s for s in sources if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier)]
+    out: list[exp.Expr] = []
+    for named in node.args["tables"]:
+        key = named.name.lower() if isinstance(named, exp.Table) and not named.args.get("db") else None
+        by_alias = [s for s in tables if key and s.alias and s.alias.lower() == key]
+        out.append(by_alias[0] if len(by_alias) == 1 else named)
+    return out
+
+
+def _delete_names(tree: exp.Expr) -> set[int]:
+    """The entries of MySQL ``DELETE <list> FROM ...`` lists: names of targets, not tables read."""
+    return {id(t) for d in tree.find_all(exp.Delete) for t in d.args.get("tables") or ()}
+
+
 def _tables(d: Dialect, gd: str, tree: exp.Expr) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     strategy = d.normalization_strategy
     ctes = {_fold(c.args.get("alias") and c.args["alias"].this, strategy) for c in tree.find_all(exp.CTE)}
     targets = _targets(tree)
-    target_ids = {id(t) for t in targets}
+    target_ids = {id(t) for t in targets} | _delete_names(tree)
     written = dict.fromkeys(_table_name(t, strategy) for t in targets)
     read: dict[str, None] = {}
     qualifiers: dict[str, None] = {}
