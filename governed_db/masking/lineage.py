@@ -461,6 +461,10 @@ class Walker:
                 continue
             if proj.find(exp.Columns) is not None:
                 exact = False  # f(COLUMNS(...)) yields one column per match, named by the database
+                expanded = duck.expand_columns(self, proj, scope, ctes)
+                if expanded is not None:
+                    outputs.extend(expanded)
+                    continue
             root = proj
             while isinstance(root, (exp.Alias, exp.Paren, exp.Not)):
                 root = root.this

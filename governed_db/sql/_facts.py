@@ -98,6 +98,10 @@ def _statement_info(
         inner_copy = _copy_query(d, gd, text, tokens)
         if inner_copy is not None:
             return inner_copy
+    if words[:1] == ["COPY"] and parsed_from is None:
+        with_options = _copy_options(text, tokens)
+        if with_options is not None:
+            return statement_info(d, gd, with_options, d.tokenize(with_options))
     if words[:1] == ["REPLACE"] and gd in ("mysql", "sqlite") and len(tokens) > 1:
         return _replace(d, gd, text, tokens)
     explain = explain_split(words, tokens, gd)
@@ -150,6 +154,20 @@ def _copy_query(d: Dialect, gd: str, text: str, tokens: list[Token]) -> Statemen
         flags |= {"file-write"} | ({"copy-program"} if "PROGRAM" in rest else set())
     return dataclasses.replace(inner, operation=f"COPY ({inner.operation})", nested_dml=inner.kind == "write",
                                flags=frozenset(flags))
+
+
+def _copy_options(text: str, tokens: list[Token]) -> str | None:
+    """``COPY t TO STDOUT (FORMAT csv)`` with ``WITH`` before the options, which PostgreSQL makes optional and the
+    parser needs (it reads ``STDOUT (...)`` as a function call); ``None`` when there is nothing to add."""
+    for at in range(2, len(tokens) - 1):
+        if (
+            tokens[at].text.upper() in ("STDOUT", "STDIN")
+            and tokens[at - 1].text.upper() in ("TO", "FROM")
+            and tokens[at + 1].token_type == TokenType.L_PAREN
+        ):
+            paren = tokens[at + 1].start
+            return text[tokens[0].start : paren] + "WITH " + text[paren : tokens[-1].end + 1]
+    return None
 
 
 def _replace(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementInfo:
