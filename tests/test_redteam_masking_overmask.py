@@ -115,6 +115,12 @@ RECURSIVE_HOSTILE = [
     # a masked value brought in by the step and tested outside
     "WITH RECURSIVE r(e, k) AS (SELECT 'x', 1 UNION ALL SELECT c.ssn, k + 1 FROM r JOIN {t} c ON c.id = r.k "
     "WHERE k < 3) SELECT k FROM r WHERE e LIKE '5%'",
+    # a masked value chopped a character per step: the step count is its length
+    "WITH RECURSIVE r(n, s) AS (SELECT 1, (SELECT ssn FROM {t} WHERE id = 1) UNION ALL "
+    "SELECT n + 1, substr(s, 2) FROM r WHERE s <> '') SELECT count(*) FROM r",
+    # the step bounded by a masked character
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r, {t} c WHERE c.id = 1 "
+    "AND n < ascii(substr(c.ssn, 1, 1))) SELECT count(*) FROM r",
     # the counter decides on a masked value in the step: the counter itself becomes masked
     "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + length(c.ssn) FROM r, {t} c WHERE n < 30) "
     "SELECT n FROM r WHERE n = 12",
