@@ -19,7 +19,7 @@ from governed_db.masking import schema
 from governed_db.masking.classify import FEW_ROWS
 from governed_db.masking.engine import UNREADABLE, MaskingState, state_for
 from governed_db.masking.lineage import Origin, Ref
-from governed_db.masking.plan import Access, origins_for
+from governed_db.masking.plan import Access, detect_masker, origins_for
 from governed_db.sql.analysis import Analysis
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def export_masked_columns(
         if not masked or description is None:
             return masked
         state = state_for(gov)
-        scanned = _scanned(description, analysis, Access(state, identity), state)
+        scanned = _scanned(description, analysis, Access(state, identity), state, getattr(plan, "maskers", None))
         if scanned is None:
             return masked
         tables = {t: sql for refs in scanned.values() for t, sql, _c, _cls in refs or ()}
@@ -63,10 +63,17 @@ _Scan = tuple[str, str, str, Any]
 
 
 def _scanned(
-    description: Sequence[Sequence[Any]], analysis: Analysis, access: Access, state: MaskingState
+    description: Sequence[Sequence[Any]],
+    analysis: Analysis,
+    access: Access,
+    state: MaskingState,
+    maskers: Sequence[Any] | None,
 ) -> dict[str, list[_Scan] | None] | None:
     """result column -> the provisional columns it is made of, or ``None`` when it is masked for any other
-    reason (a label, lost or unknown lineage, a whole row); ``None`` overall when lineage is unknown."""
+    reason (a label, lost or unknown lineage, a whole row, a masker in the plan other than their scan);
+    ``None`` overall when lineage or the plan's maskers are unknown."""
+    if maskers is None or len(maskers) != len(description):
+        return None
     facts = state.facts_for(analysis)
     lineage = facts.lineage
     if lineage is None or lineage.blind or facts.diagnostics:
@@ -74,9 +81,11 @@ def _scanned(
     names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
     origins, _tables = origins_for(names, facts)
     out: dict[str, list[_Scan] | None] = {}
-    for name, origin in zip(names, origins, strict=True):
+    for name, origin, masker in zip(names, origins, maskers, strict=True):
         refs = _provisional_refs(origin, access)
         if refs is not None and any(t not in lineage.tables for t, _c, _cls in refs):
+            refs = None
+        if refs and masker is not None and not _scans(state, refs, masker):
             refs = None
         found = None if refs is None else [(t, lineage.tables[t], c, cls) for t, c, cls in refs]
         # the same name twice: either reason counts
@@ -98,6 +107,13 @@ def _provisional_refs(origin: Origin, access: Access) -> list[tuple[str, str, An
             return None
         refs.append((t, c, cls))
     return refs
+
+
+def _scans(state: MaskingState, refs: list[tuple[str, str, Any]], masker: Any) -> bool:
+    """Is ``masker`` (the plan's) the scan of these provisional columns, not a mask for another reason?"""
+    scanners = {id(state.masker(t, c, cls)) for t, c, cls in refs}
+    scanners.add(id(state.watching(refs[0][0], detect_masker(state))))
+    return id(masker) in scanners
 
 
 def _grown(state: MaskingState, key: str) -> bool:
