@@ -36,7 +36,7 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
-from governed_db.masking.names import PURE_FUNCTIONS
+from governed_db.masking.names import PURE_FUNCTIONS, STORAGE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -66,6 +66,17 @@ _QUIET_COMPARISONS = frozenset({"postgres", "sqlite"})
 #: the declared type of a table's column (``None`` when unknown)
 Declared = Callable[[str, str], "str | None"]
 
+
+
+#: passes over a recursive CTE's step before its columns are given up as untraceable
+_FIXPOINT_ROUNDS = 6
+
+
+def _named(columns: list[str], outs: list[Output], exact: bool) -> tuple[list[Output], bool]:
+    """A CTE's outputs under its column list (``r(n) AS (...)``)."""
+    if columns and len(columns) == len(outs):
+        outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
+    return outs, exact
 
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
@@ -302,6 +313,12 @@ class Walker:
             return combine(parts, kind="expr")
         if isinstance(node, _OPAQUE):
             return CONST
+        if (
+            isinstance(node, exp.Anonymous)
+            and str(node.name).lower() in STORAGE_FUNCTIONS
+            and all(p.kind == "const" for p in parts)
+        ):
+            return CONST  # pg_relation_filepath('t'): where a relation is stored, not what it holds
         if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
@@ -353,13 +370,42 @@ class Walker:
         local = dict(ctes)
         for cte in with_.expressions:
             name = cte.alias_or_name.lower()
-            local[name] = ([], False)  # a recursive reference to itself is untraceable
-            outs, exact = self.query(cte.this, local, scope)
             columns = [c.name for c in (cte.args.get("alias").columns if cte.args.get("alias") else [])]
-            if columns and len(columns) == len(outs):
-                outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
-            local[name] = (outs, exact)
+            # only under RECURSIVE does the name inside the body mean the CTE itself (elsewhere, and in SQLite
+            # without the keyword, where it may mean either, it stays untraceable)
+            found = self.recursive(cte.this, name, columns, local, scope) if with_.args.get("recursive") else None
+            local[name] = found or ([], False)
+            if not local[name][0]:
+                # a recursive reference to itself is untraceable
+                local[name] = _named(columns, *self.query(cte.this, local, scope))
         return local
+
+    def recursive(
+        self, body: exp.Expression, name: str, columns: list[str], local: Ctes, scope: Scope | None
+    ) -> tuple[list[Output], bool] | None:
+        """The columns of ``WITH RECURSIVE r AS (anchor UNION [ALL] step)``: the step is walked with ``r``'s
+        columns guessed as the anchor's, then as what the whole body gave, until the guess no longer changes
+        (sources only grow), so a counter (``SELECT n + 1 FROM r``) stays a constant and a column carried
+        through the step keeps its source. ``None`` when the body is not of that shape or does not settle."""
+        if not isinstance(body, exp.Union) or not any(
+            t.name.lower() == name and not t.args.get("db") for t in body.expression.find_all(exp.Table)
+        ):
+            return None
+        mark = len(self.lineage.uses)
+        local[name] = ([], False)
+        guess = _named(columns, *self.query(body.this, local, scope))
+        for _ in range(_FIXPOINT_ROUNDS):
+            if not guess[1] or not guess[0]:
+                break
+            del self.lineage.uses[mark:]  # uses found under a guess that did not hold are walked again
+            local[name] = guess
+            found = _named(columns, *self.query(body, local, scope))
+            if found == guess:
+                return found
+            guess = found
+        del self.lineage.uses[mark:]
+        local[name] = ([], False)
+        return None
 
     def query(self, node: exp.Expression, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
         ctes = self.ctes_of(node, ctes, parent)
@@ -436,6 +482,10 @@ class Walker:
                 continue
             if proj.find(exp.Columns) is not None:
                 exact = False  # f(COLUMNS(...)) yields one column per match, named by the database
+                expanded = duck.expand_columns(self, proj, scope, ctes)
+                if expanded is not None:
+                    outputs.extend(expanded)
+                    continue
             root = proj
             while isinstance(root, (exp.Alias, exp.Paren, exp.Not)):
                 root = root.this

@@ -205,6 +205,15 @@ class Planner:
         for cte in with_.expressions:
             name = cte.alias_or_name.lower()
             local[name] = _Shape(None, hazard=True)  # a recursive reference to itself: unknown
+            body = cte.this
+            if isinstance(body, exp.Union) and any(
+                isinstance(t, exp.Table) and not t.args.get("db") and t.name.lower() == name
+                for t in body.expression.find_all(exp.Table)
+            ):
+                # a recursive CTE: its own rows, as the step reads them, come from its anchor (and from steps
+                # that read what the anchor read): they follow a masked index only when the anchor's may
+                anchor = self.query(body.this, local, parent, need=False)
+                local[name] = _Shape(None, hazard=anchor.hazard)
             shape = self.query(cte.this, local, parent, need=False)
             alias = cte.args.get("alias")
             renamed = [c for c in alias.columns] if isinstance(alias, exp.TableAlias) else []

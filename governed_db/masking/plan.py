@@ -27,6 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
+from governed_db.masking.origins import combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import scrub_text, scrub_value
@@ -267,7 +268,15 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     tables = list(lin.tables)
     if lin.exact and len(lin.outputs) == len(names):
         return [o.origin for o in lin.outputs], tables
-    by_name = {o.name.lower(): o.origin for o in lin.outputs if o.name != "*"}
+    by_name: dict[str, Origin] = {}
+    for o in lin.outputs:
+        if o.name == "*":
+            continue
+        seen = by_name.get(o.name.lower())
+        # two result columns of one name (DuckDB ``reverse(COLUMNS('email')), email``): the description cannot
+        # tell which is which, so each is masked as either could be (a plain column's masker kept the reversed
+        # local part of an e-mail address as its "domain")
+        by_name[o.name.lower()] = o.origin if seen is None or seen == o.origin else combine((seen, o.origin))
     star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
     out = []
     for n in names:

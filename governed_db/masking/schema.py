@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -110,6 +111,27 @@ def _busy(conn: Any) -> bool:
 
 def guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     """Run ``work(cursor)`` on a fresh cursor; ``None`` (logged) instead of any error."""
+    with _text_as_str(conn):
+        return _guarded(conn, dialect, work)
+
+
+@contextlib.contextmanager
+def _text_as_str(conn: Any) -> Iterator[None]:
+    """sqlite3 decodes text through the connection's ``text_factory`` (the caller's to set: ``bytes`` is
+    allowed): catalog reads and samples decode as ``str`` whatever it is, so that names match and values are
+    classified as text, not blanked as unreadable bytes."""
+    factory = getattr(conn, "text_factory", str)
+    if factory is str or not isinstance(conn, sqlite3.Connection):
+        yield
+        return
+    conn.text_factory = str
+    try:
+        yield
+    finally:
+        conn.text_factory = factory
+
+
+def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     fam = family(dialect)
     savepoint = rollback_after = False
     if _busy(conn):
