@@ -435,6 +435,11 @@ class Walker:
             ):
                 # DuckDB COLUMNS(*) / COLUMNS('re'): a star by another name, expanded by the database
                 exact, shifts = False, True
+                if isinstance(proj, exp.Alias):
+                    # COLUMNS('ssn') AS city names its outputs by the alias (a pattern: '\0_x'), not by the
+                    # columns: any of them may be under that name
+                    outputs.append(Output(proj.alias, self.expr(proj.this, scope, ctes)))
+                    continue
                 for src in scope.sources:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))

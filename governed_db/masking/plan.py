@@ -27,6 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
+from governed_db.masking.origins import combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import scrub_text, scrub_value
@@ -257,7 +258,13 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     tables = list(lin.tables)
     if lin.exact and len(lin.outputs) == len(names):
         return [o.origin for o in lin.outputs], tables
-    by_name = {o.name.lower(): o.origin for o in lin.outputs if o.name != "*"}
+    # two outputs of one name (``SELECT COLUMNS('ssn') AS city, city``: the database names columns as it
+    # likes) are told apart by neither: each result column of that name may hold either
+    named: dict[str, list[Origin]] = {}
+    for o in lin.outputs:
+        if o.name != "*":
+            named.setdefault(o.name.lower(), []).append(o.origin)
+    by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
     star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
     out = []
     for n in names:
