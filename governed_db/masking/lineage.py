@@ -448,7 +448,12 @@ class Walker:
             scope.sources.append(self.from_item(join.this, ctes, scope))
         outputs: list[Output] = []
         exact = True
+        shifted_from: int | None = None
+        start, shifts = 0, False
         for proj in node.expressions:
+            if shifts and shifted_from is None:
+                shifted_from = start  # the previous item expanded to a width the database decides
+            start = len(outputs)
             if isinstance(proj, exp.Star) or (
                 isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
             ):
@@ -460,12 +465,14 @@ class Walker:
                 modified = duck.star_modifiers(self, star, scope, ctes)
                 for src in chosen:
                     if src.columns is None:
-                        exact = False
+                        exact, shifts = False, True
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
                         outputs.extend(duck.modified(src.columns, modified))
+                        # RENAME/REPLACE of a name not among the columns: placed where the database decides
+                        shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
                     exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
                 continue
@@ -473,7 +480,12 @@ class Walker:
                 isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Columns)
             ):
                 # DuckDB COLUMNS(*) / COLUMNS('re'): a star by another name, expanded by the database
-                exact = False
+                exact, shifts = False, True
+                if isinstance(proj, exp.Alias):
+                    # COLUMNS('ssn') AS city names its outputs by the alias (a pattern: '\0_x'), not by the
+                    # columns: any of them may be under that name
+                    outputs.append(Output(proj.alias, self.expr(proj.this, scope, ctes)))
+                    continue
                 for src in scope.sources:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
@@ -481,7 +493,9 @@ class Walker:
                         outputs.extend(Output(n, o) for n, o in src.columns)
                 continue
             if proj.find(exp.Columns) is not None:
-                exact = False  # f(COLUMNS(...)) yields one column per match, named by the database
+                # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
+                # where later outputs land: positions after it are judged over every output they could name)
+                exact, shifts = False, True
                 expanded = duck.expand_columns(self, proj, scope, ctes)
                 if expanded is not None:
                     outputs.extend(expanded)
@@ -494,7 +508,10 @@ class Walker:
                 outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
             finally:
                 self.top = outer
+        if shifts and shifted_from is None:
+            shifted_from = start
         scope.projections = outputs
+        scope.shifted_from = shifted_from
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
             # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
@@ -584,7 +601,13 @@ class Walker:
             target = item.this if isinstance(item, exp.Ordered) else item
             if isinstance(target, exp.Literal) and target.is_int:
                 idx = int(target.name) - 1
-                if 0 <= idx < len(scope.projections):
+                shifted = scope.shifted_from
+                if shifted is not None and idx >= shifted:
+                    # ``SELECT id, COLUMNS('ssn') ... ORDER BY 2``: the position may name any output from the
+                    # expanded star on (or one past them): all of them decide (fail closed)
+                    later = [o.origin for o in scope.projections[shifted:]]
+                    self.lineage.uses.append((clause, combine(later) if later else Origin("unknown")))
+                elif 0 <= idx < len(scope.projections):
                     self.lineage.uses.append((clause, scope.projections[idx].origin))
                 else:
                     self.lineage.uses.append((clause, Origin("unknown")))

@@ -268,15 +268,13 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     tables = list(lin.tables)
     if lin.exact and len(lin.outputs) == len(names):
         return [o.origin for o in lin.outputs], tables
-    by_name: dict[str, Origin] = {}
+    # two outputs of one name (``SELECT COLUMNS('ssn') AS city, city``: the database names columns as it
+    # likes) are told apart by neither: each result column of that name may hold either
+    named: dict[str, list[Origin]] = {}
     for o in lin.outputs:
-        if o.name == "*":
-            continue
-        seen = by_name.get(o.name.lower())
-        # two result columns of one name (DuckDB ``reverse(COLUMNS('email')), email``): the description cannot
-        # tell which is which, so each is masked as either could be (a plain column's masker kept the reversed
-        # local part of an e-mail address as its "domain")
-        by_name[o.name.lower()] = o.origin if seen is None or seen == o.origin else combine((seen, o.origin))
+        if o.name != "*":
+            named.setdefault(o.name.lower(), []).append(o.origin)
+    by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
     star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
     out = []
     for n in names:

@@ -412,17 +412,37 @@ def _set_items(tree: exp.Set) -> list[tuple[str, str, bool]]:
             modes = " ".join(str(m.sql()) for m in item.expressions)
             out.append(("transaction_read_only" if _read_write(modes) else "transaction", "transaction", True))
             continue
+        value = target.expression if isinstance(target, exp.EQ) else None
         if isinstance(target, exp.EQ):
             target = target.this
         if isinstance(target, exp.SessionParameter):
-            out.append((target.name.lower(), str(target.args.get("kind") or "session").lower(), True))
+            name, scope = target.name.lower(), str(target.args.get("kind") or "session").lower()
         elif isinstance(target, exp.Parameter) or (isinstance(target, exp.Column) and target.name.startswith("@")):
-            out.append((target.sql().lower(), "user", True))
+            name, scope = target.sql().lower(), "user"
         elif isinstance(target, (exp.Column, exp.Identifier, exp.Var, exp.Dot)):
-            out.append((target.sql().lower().replace('"', "").replace("`", ""), scope, True))
+            name = target.sql().lower().replace('"', "").replace("`", "")
         else:
-            out.append(((target.sql() if target is not None else "?").lower(), scope, True))
+            name = (target.sql() if target is not None else "?").lower()
+        out.append((_lowered_cut(name, value), scope, True))
     return out
+
+
+#: MariaDB/MySQL's default ``group_concat_max_len``: applications raise it routinely (a harmless setting)
+_GROUP_CONCAT_DEFAULT = 1_048_576
+
+
+def _lowered_cut(name: str, value: exp.Expression | None) -> str:
+    """``group_concat_max_len`` set below its default is another setting: a short cut makes
+    ``GROUP_CONCAT(ssn)`` of one row warn exactly when the masked value is longer than the limit (a length
+    oracle), so only raising it (or DEFAULT) stays among the settings drivers set routinely."""
+    if name.rsplit(".", 1)[-1].lstrip("@") != "group_concat_max_len":
+        return name
+    if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
+        return name
+    raised = isinstance(value, exp.Literal) and not value.is_string and value.name.isdigit()
+    if raised and value is not None and int(value.name) >= _GROUP_CONCAT_DEFAULT:
+        return name
+    return f"{name} (lowered)"
 
 
 def _read_write(modes: str) -> bool:
