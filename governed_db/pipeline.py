@@ -54,11 +54,15 @@ if TYPE_CHECKING:
     from governed_db.drivers import Driver
     from governed_db.guards import Steps
     from governed_db.guards.session import SessionState
+    from governed_db.masking.engine import MaskingState
     from governed_db.policy.settings import WriteBounds
     from governed_db.results import ResultState
 
 log = logging.getLogger("governed_db")
 R = TypeVar("R")
+#: read once: an enum member looked up on its class costs ~70 ns, and these are read for every statement
+_ALLOW = Action.ALLOW
+_LIMIT = Action.LIMIT
 
 
 class Governor:
@@ -90,6 +94,8 @@ class Governor:
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
+        #: masking's per-connection state (``state["masking"]``), kept as an attribute for the statement path
+        self.masking_state: MaskingState | None = None
         #: what governed_db set on the session (read-only, role, claims); None: unknown, set it again
         self.session_state: SessionState | None = guard_session.AS_CONNECTED
         self._bounds: dict[Identity, WriteBounds | None] = {}
@@ -133,8 +139,11 @@ class Governor:
     def decide(
         self, analysis: Analysis, identity: Identity, params: Any, bounds: WriteBounds | None
     ) -> Decision:
-        if self.database is not None and any("use-database" in s.flags for s in analysis.statements):
-            self.database = None  # after USE we no longer know where we are: every qualified name counts again
+        if self.database is not None:
+            for s in analysis.statements:  # a loop, not any(<generator>): this runs for every statement
+                if "use-database" in s.flags:
+                    self.database = None  # after USE we no longer know where we are: every qualified name counts
+                    break
         decision: Decision = self.policy.evaluate(
             analysis, identity=identity, environment=self.environment, database=self.database
         )
@@ -294,8 +303,8 @@ class Statement:
         self.span = span
         self.token = token
         self.result = result
-        #: for the duration metric: when the driver call started, and how the statement ended
-        self.started = time.perf_counter()
+        #: for the duration metric: when the driver call started (set once judged), and how the statement ended
+        self.started = 0.0
         self.error: BaseException | None = None
 
     def steps(self) -> Steps | None:
@@ -348,7 +357,8 @@ class Statement:
         metrics = self.gov.metrics
         if metrics is not None:
             error = self.error
-            metrics.record(self.analysis, error, isinstance(error, GuardrailViolation), time.perf_counter() - self.started)
+            metrics.record(self.analysis, error, error is not None and isinstance(error, GuardrailViolation),
+                           time.perf_counter() - self.started)
 
 
 def begin(
@@ -405,7 +415,7 @@ def begin(
         if pending is not None:
             raise pending
         # 4. refuse, or look for an approval
-        if decision.action is not Action.ALLOW:
+        if decision.action is not _ALLOW:
             try:
                 grant = gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
@@ -425,6 +435,7 @@ def begin(
             st.sql = tag_statement(sql, gov, identity, span, params)
         st.started = time.perf_counter()  # the operation the duration metric times is the driver call
     except GovernedDBError as e:
+        st.started = time.perf_counter()  # never reached the database: no driver call to time
         # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
         err = e if e._flavoured_with is not None else gov.fault_error_of(e)
         st.failed(err)
@@ -433,6 +444,7 @@ def begin(
             raise
         raise err from e.__cause__
     except BaseException as e:
+        st.started = time.perf_counter()
         st.failed(e)
         st.end()
         raise
@@ -525,7 +537,7 @@ def _arm_result(
     """Step 7: build the masking plan once for this result, from its description."""
     description = gov.driver.description(result.raw)
     if not description:
-        result.arm(plan=None, row_limit=None, span=None, identity=identity)
+        result.arm(None, None, None, identity)
         return
     try:
         plan = masking.plan_masking(description, analysis, identity=identity, gov=gov)
@@ -536,10 +548,10 @@ def _arm_result(
         log.warning("governed_db masking fault (continuing unmasked, on_fault=warn): %r", e)
         plan = None
     result.arm(
-        plan=plan,
-        row_limit=decision.row_limit if decision.action is Action.LIMIT else None,
-        span=span if span is not None and gov.record_results and span.is_recording() else None,
-        identity=identity,
+        plan,  # the masking plan
+        decision.row_limit if decision.action is _LIMIT else None,  # the row cap
+        span if span is not None and gov.record_results and span.is_recording() else None,  # the result record
+        identity,
     )
     if gov.limiter is not None and not gov.setting_up:
         result.active = True  # rows read per minute are counted on the way out

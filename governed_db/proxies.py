@@ -42,7 +42,10 @@ class RowsOut:
     def fetchall(self) -> Any:
         rows = self.__wrapped__.fetchall()
         st = self._self_result
-        return _same_kind(rows, st.many(list(rows), complete=True)) if st.active else rows
+        if not st.active:
+            return rows
+        # many() never changes the list it is given: the driver's own (new) list needs no copy
+        return _same_kind(rows, st.many(rows if type(rows) is list else list(rows), complete=True))
 
 
 def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
@@ -58,7 +61,7 @@ def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
     else:
         size = args[0] if args else kwargs.get("size", getattr(cursor.__wrapped__, "arraysize", 1))
         complete = len(rows) < (size or 1)
-    return _same_kind(rows, st.many(list(rows), complete=complete))
+    return _same_kind(rows, st.many(rows if type(rows) is list else list(rows), complete=complete))
 
 
 class CursorProxy(wrapt.ObjectProxy[Any]):

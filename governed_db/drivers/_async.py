@@ -52,7 +52,7 @@ class AsyncDriver(Driver):
         from governed_db import masking
         from governed_db.masking import schema
 
-        state = gov.state.get("masking") or masking._state_for(gov)
+        state = gov.masking_state or masking._state_for(gov)
         if not state.active:
             return
         nodes = _table_nodes(gov, sql)

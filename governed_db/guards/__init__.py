@@ -33,9 +33,18 @@ from governed_db.guards._steps import RUN, Query, Steps, Unread
 
 def steps(st: Statement) -> Steps | None:
     """The steps around the driver call for ``st``, or None when it needs none (the common case)."""
+    bounds = st.bounds
+    if (
+        st.gov.session_state is session.AS_CONNECTED
+        and (bounds is None or not session.keeps_session(bounds))
+        and (bounds is None or not bounds.guard or not effect.changes_rows(st.analysis))
+    ):
+        # the hot path of a bounded identity's read: no switch to make (the session is as the connection came
+        # and this identity wants it so; nothing is pending, which only a switch sets), nothing to measure
+        # (no statement in it writes), no read-only bracket: exactly what the full derivation below answers
+        return None
     if st.entry in st.gov.driver.unrun_entries:
         return None  # nothing runs (a statement prepared, not executed): judged again when it runs
-    bounds = st.bounds
     read_only = bounds is not None and bounds.read_only
     switch = session.switch_sql(st)
     # a read-only identity's writes fail in the database; everyone else's bounded writes are measured

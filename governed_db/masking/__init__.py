@@ -13,7 +13,7 @@ A ``MaskPlan`` has ``masked_columns`` (names), ``apply_row(row)``,
 results) and an int ``masked_cells`` counter. ``gov`` is the connection's
 :class:`~governed_db.pipeline.Governor`; masking keeps its per-connection
 state (configuration, catalog, table labels, lineage cache) in
-``gov.state["masking"]``.
+``gov.masking_state`` (also ``gov.state["masking"]``).
 
 Zero configuration: outside development-like environments every identity
 sees sensitive columns masked unless a grant in the ``masking=`` option of
@@ -56,7 +56,7 @@ def plan_masking(
     """The plan for one result (``None`` when nothing in it is masked for ``identity``)."""
     if not description:
         return None
-    state = gov.state.get("masking") or _state_for(gov)
+    state = gov.masking_state or _state_for(gov)
     if not state.active:
         return None
     # hot path: the same statement object, identity and result shape as last time (well under 1 us). The
@@ -70,17 +70,14 @@ def plan_masking(
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
-        and _same_names(description, hot[4])
+        and len(description) == len(hot[4])
+        and tuple(map(_first, description)) == hot[4]
     ):
         template = hot[5]
     else:
         template = _plan_slow(description, analysis, identity, state)
     # the plan's derived parts are built once per statement shape; each result gets its own counter
     return None if template is None else template.fresh()
-
-
-def _same_names(description: Sequence[Sequence[Any]], names: tuple[str, ...]) -> bool:
-    return len(description) == len(names) and tuple(map(_first, description)) == names
 
 
 def _plan_slow(
@@ -114,7 +111,7 @@ def _plan_slow(
 
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:
     """Refuse masked columns in WHERE/JOIN/ORDER BY/GROUP BY/HAVING, copies, and placeholder write-backs."""
-    state = gov.state.get("masking") or _state_for(gov)
+    state = gov.masking_state or _state_for(gov)
     if not state.active:
         return None
     statements = analysis.statements
