@@ -99,6 +99,28 @@ class Governor:
         #: what governed_db set on the session (read-only, role, claims); None: unknown, set it again
         self.session_state: SessionState | None = guard_session.AS_CONNECTED
         self._bounds: dict[Identity, WriteBounds | None] = {}
+        #: what this connection derived from a statement text for an identity (:class:`Known`), by ``id(text)``
+        self.known: dict[int, Known] = {}
+
+    def learn(self, text: str, identity: Identity, analysis: Analysis, keep: bool) -> Known:
+        """What a repeat of ``text`` by ``identity`` needs no work for; kept in :attr:`known` when ``keep``."""
+        bounds = self.bounds_for(identity)
+        known = Known(
+            text,
+            identity,
+            self.dialect,
+            analysis,
+            bounds,
+            guard_session.refusal_hit(analysis, bounds) if bounds is not None else None,
+            guards.needs_no_steps(analysis, bounds),
+            any("use-database" in s.flags for s in analysis.statements),
+        )
+        if keep and len(text) <= _KNOWN_CHARS:
+            memo = self.known
+            if len(memo) >= _KNOWN_ENTRIES:
+                memo.clear()  # many distinct texts: rebuilding is cheap, and this stays bounded
+            memo[id(text)] = known
+        return known
 
     def bounds_for(self, identity: Identity) -> WriteBounds | None:
         """How the policy bounds ``identity``'s writes here (None: not at all); cached per identity."""
@@ -136,31 +158,21 @@ class Governor:
         )
 
     # -- step 3: decide ------------------------------------------------------------------------
-    def decide(
-        self, analysis: Analysis, identity: Identity, params: Any, bounds: WriteBounds | None
-    ) -> Decision:
-        if self.database is not None:
-            for s in analysis.statements:  # a loop, not any(<generator>): this runs for every statement
-                if "use-database" in s.flags:
-                    self.database = None  # after USE we no longer know where we are: every qualified name counts
-                    break
+    def decide(self, known: Known, params: Any) -> Decision:
+        analysis, identity = known.analysis, known.identity
+        if known.moves and self.database is not None:
+            self.database = None  # after USE we no longer know where we are: every qualified name counts again
         decision: Decision = self.policy.evaluate(
             analysis, identity=identity, environment=self.environment, database=self.database
         )
-        extra = []
         limiter = self.limiter
-        if limiter is not None and not self.setting_up:
-            hit = limiter.on_statement(identity, self.environment)
-            if hit is not None:
-                extra.append(hit)
+        limited = (
+            limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
+        )
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
-        if masked is not None:
-            extra.append(masked)
-        if bounds is not None:
-            switch = guard_session.refusal_hit(analysis, bounds)
-            if switch is not None:
-                extra.append(switch)
-        if extra:
+        switch = known.switch  # the identity changing the session state governed_db keeps for it
+        if limited is not None or masked is not None or switch is not None:
+            extra = [hit for hit in (limited, masked, switch) if hit is not None]
             decision = Decision.combine(
                 (*decision.hits, *extra),
                 environment=self.environment,
@@ -239,6 +251,46 @@ class Governor:
         return flavour(exc, self.driver.error_class(self.raw, "DatabaseError"))
 
 
+#: texts longer than this, or more distinct texts than this, are not kept in ``Governor.known``
+_KNOWN_CHARS = 1024
+_KNOWN_ENTRIES = 128
+
+
+class Known:
+    """What a connection derived from one statement text for one identity, none of it dependent on the call.
+
+    A pure function of (text, dialect, identity, the connection's policy), so a repeat of the same text
+    object by the same identity skips the analysis cache, the write-bounds lookup and the guard's derivation:
+    the decision itself (policy cache, rate limits, masking's verdicts) is still made for every statement.
+    """
+
+    __slots__ = ("analysis", "bounds", "dialect", "identity", "moves", "plain", "switch", "text")
+
+    def __init__(
+        self,
+        text: str,
+        identity: Identity,
+        dialect: str,
+        analysis: Analysis,
+        bounds: WriteBounds | None,
+        switch: RuleHit | None,
+        plain: bool,
+        moves: bool,
+    ) -> None:
+        self.text = text
+        self.identity = identity
+        self.dialect = dialect
+        self.analysis = analysis
+        #: how the policy bounds the identity's writes and session (None: not at all)
+        self.bounds = bounds
+        #: the refusal when the statement changes the session state governed_db keeps for the identity
+        self.switch = switch
+        #: no guard steps while the session is as the connection came
+        self.plain = plain
+        #: the statement changes the current database (USE)
+        self.moves = moves
+
+
 class Statement:
     """One governed statement, from its judgement to its record.
 
@@ -267,7 +319,7 @@ class Statement:
     """
 
     __slots__ = ("analysis", "bounds", "decision", "entry", "error", "gov", "grant", "identity", "params",
-                 "prefix", "result", "span", "sql", "started", "text", "token")  # fmt: skip
+                 "plain", "prefix", "result", "span", "sql", "started", "text", "token")  # fmt: skip
 
     def __init__(
         self,
@@ -283,6 +335,7 @@ class Statement:
         params: Any = None,
         text: str = "",
         bounds: WriteBounds | None = None,
+        plain: bool = False,
     ) -> None:
         self.gov = gov
         self.entry = entry
@@ -291,6 +344,8 @@ class Statement:
         self.text = text
         #: how the policy bounds this identity's writes and session (None: not at all)
         self.bounds = bounds
+        #: no guard steps while the session is as the connection came (:func:`governed_db.guards.needs_no_steps`)
+        self.plain = plain
         #: the approval grant consumed when the statement was judged (its effect ceiling binds the guard)
         self.grant: Any = None
         #: governance's SQL the driver sends in the statement's own round trip (a pipelined savepoint)
@@ -313,8 +368,8 @@ class Statement:
         A proxy with steps drives them with :func:`governed_db.guards.drive` (or ``drive_async``) instead
         of calling the driver itself; they yield the statement back to it to run.
         """
-        if self.bounds is None and self.gov.session_state is guard_session.AS_CONNECTED:
-            return None  # the hot path: an unbounded identity on a session governed_db never switched
+        if self.plain and self.gov.session_state is guard_session.AS_CONNECTED:
+            return None  # the hot path: a read, or an unbounded identity, on a session governed_db never switched
         return guards.steps(self)
 
     def decided(self, decision: Decision) -> None:
@@ -345,7 +400,9 @@ class Statement:
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return
-        masking.scrub_error(exc, gov=self.gov)
+        # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
+        known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
+        masking.scrub_error(exc, gov=self.gov, statement=known)
         self.gov.recorder.failed(self.span, exc)
 
     # 8. record: the span ends (and reaches the audit store) before execute() returns
@@ -392,12 +449,23 @@ def begin(
     # policies cache decisions)
     analysis: Analysis | None = None
     bounds: WriteBounds | None = None  # how the policy bounds this identity's writes: looked up once
+    plain = True
     try:
-        analysis = analysis_for(text, gov.dialect)
         if identity_problem is None:
-            bounds = gov.bounds_for(identity)
-            decision = gov.decide(analysis, identity, params, bounds)
+            # a repeat of the same text object by the same identity: what it derived is known (Known)
+            known = gov.known.get(id(text))
+            if (
+                known is None
+                or known.text is not text
+                or known.identity is not identity
+                or known.dialect is not gov.dialect
+            ):
+                analysis = analysis_for(text, gov.dialect)
+                known = gov.learn(text, identity, analysis, keep=text is sql)
+            analysis, bounds, plain = known.analysis, known.bounds, known.plain
+            decision = gov.decide(known, params)
         else:
+            analysis = analysis_for(text, gov.dialect)
             decision = identity_problem
     except Exception as e:  # a broken rule or policy, ours or the user's: refused (and recorded) in production
         analysis = analysis or analyze("", gov.dialect)
@@ -409,8 +477,8 @@ def begin(
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
     if pending is not None:
-        bounds = None
-    st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds)
+        bounds, plain = None, True
+    st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds, plain)
     try:
         if pending is not None:
             raise pending
@@ -577,4 +645,4 @@ def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
     return os_identity()
 
 
-__all__ = ["Governor", "Statement", "begin", "judged_call", "judged_call_async", "run", "run_async"]
+__all__ = ["Governor", "Known", "Statement", "begin", "judged_call", "judged_call_async", "run", "run_async"]

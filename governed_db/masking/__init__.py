@@ -6,7 +6,7 @@ Interface used by the execution pipeline (``governed_db.pipeline``)::
     # -> MaskPlan | None   (None: nothing to mask, rows pass through untouched)
     hit = predicate_hit(analysis, identity=..., gov=..., params=...)
     # -> RuleHit | None    (masked columns used in WHERE/JOIN/..., masked placeholders written back)
-    scrub_error(exc, gov=...)   # remove masked values a database error message echoes
+    scrub_error(exc, gov=..., statement=(analysis, identity))   # remove masked values an error message echoes
 
 A ``MaskPlan`` has ``masked_columns`` (names), ``apply_row(row)``,
 ``apply_rows(rows)``, ``apply_frame(obj)`` (pandas/polars/pyarrow/numpy
@@ -70,8 +70,8 @@ def plan_masking(
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
-        and len(description) == len(hot[4])
-        and tuple(map(_first, description)) == hot[4]
+        # the result's columns: the same description as last time (a tuple compare, nothing built), or names
+        and (description == hot[6] or (len(description) == len(hot[4]) and tuple(map(_first, description)) == hot[4]))
     ):
         template = hot[5]
     else:
@@ -103,8 +103,13 @@ def _plan_slow(
             found = RowMasker(names, maskers, compile_tuple_fn(maskers))
         until = state.good_until(access.grants)
         state.remember(key, found, until)
+    # the description itself is kept when it is plain tuples (sqlite3, PyMySQL: compared as values); a
+    # driver's own column objects are compared by name only
+    plain = type(description) is tuple and all(type(d) is tuple for d in description)
     state.remember_hot(
-        state.hot_plans, analysis, (analysis.statements, identity, version, until, tuple(names), found)
+        state.hot_plans,
+        analysis,
+        (analysis.statements, identity, version, until, tuple(names), found, description if plain else None),
     )
     return found  # type: ignore[no-any-return]
 
@@ -123,7 +128,6 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        state.current.statement = (analysis, identity)  # for scrub_error, should the statement fail
         return None
     from governed_db.masking import guard
 
@@ -139,8 +143,13 @@ def _state_for(gov: Governor) -> MaskingState:
     return state_for(gov)
 
 
-def scrub_error(exc: BaseException, *, gov: Governor) -> None:
-    """Remove values a database error message echoes (``exc.args`` changed in place, type kept)."""
+def scrub_error(
+    exc: BaseException, *, gov: Governor, statement: tuple[Analysis, Identity] | None = None
+) -> None:
+    """Remove values a database error message echoes (``exc.args`` changed in place, type kept).
+
+    ``statement``: the failing statement's analysis and identity (None: unknown, scrubbed as if it read
+    masked columns)."""
     from governed_db.masking.engine import state_for
 
     try:
@@ -151,7 +160,7 @@ def scrub_error(exc: BaseException, *, gov: Governor) -> None:
         return
     from governed_db.masking import guard
 
-    guard.scrub_error(state, exc)
+    guard.scrub_error(state, exc, statement)
 
 
 _LAZY = {
