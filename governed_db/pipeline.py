@@ -524,14 +524,22 @@ def run(
     entry: str,
     sql: Any,
     params: Any,
-    invoke: Callable[[Any], R],
+    invoke: Callable[..., R],
     result: ResultState | None = None,
+    args: tuple[Any, ...] = (),
 ) -> R:
-    """Govern one statement run synchronously: ``invoke(statement)`` is the driver call (step 6)."""
+    """Govern one statement run synchronously: ``invoke(statement, *args)`` is the driver call (step 6).
+
+    ``args``: the driver call's further positional arguments (the parameters), so that a proxy needs no
+    closure per statement.
+    """
     st = begin(gov, entry, sql, params, result)
     try:
         plan = st.steps()
-        outcome = invoke(st.sql) if plan is None else guards.drive(st, plan, invoke)
+        if plan is None:
+            outcome = invoke(st.sql, *args)
+        else:
+            outcome = guards.drive(st, plan, (lambda s: invoke(s, *args)) if args else invoke)
         st.succeeded()
         return outcome
     except BaseException as e:

@@ -143,22 +143,20 @@ class GovernedCursor(RowsOut, CursorProxy):
         raw = self.__wrapped__
         gov = self._self_gov
         run_raw = raw.execute
-        if kwargs or len(args) > 1:
+        if kwargs:
             params = _params(args, kwargs)
             invoke = lambda sql: run_raw(sql, *args, **kwargs)  # noqa: E731
-        elif args:
-            params = args[0]
-            invoke = lambda sql: run_raw(sql, params)  # noqa: E731
+            args = ()
         else:
-            params = None
-            invoke = run_raw
+            params = args[0] if args else None
+            invoke = run_raw  # run() passes ``args`` on: no closure per statement
         if (
             params
             and type(operation) is str
             and gov.driver.placeholder_verdicts.get(operation, _UNSEEN) is not None
         ):
             check_placeholders(gov, operation, params)
-        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result)
+        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result, args)
         return self if out is raw else self._self_out(out)
 
     def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:

@@ -56,7 +56,8 @@ class ResultState:
         self.masked_cells = 0
 
     def arm(self, plan: MaskPlan | None, row_limit: int | None, span: Any, identity: Identity) -> None:
-        self.finish()
+        if self.span is not None or self.gov.limiter is not None:
+            self.finish()  # (with neither, finish() has nothing to do)
         # a new statement's result: nothing of the last one (its poison included) carries over (reset(),
         # spelled out: this runs for every statement)
         self.active = plan is not None or row_limit is not None or span is not None
