@@ -358,7 +358,8 @@ class Statement:
         self.span = span
         self.token = token
         self.result = result
-        #: for the duration metric: when the driver call started (set once judged), and how the statement ended
+        #: for the duration metric: when the driver call started (set once judged; 0.0: not timed, the
+        #: metric goes nowhere), and how the statement ended
         self.started = 0.0
         self.error: BaseException | None = None
 
@@ -412,7 +413,7 @@ class Statement:
         if self.span is not None:
             self.span.end()
         metrics = self.gov.metrics
-        if metrics is not None:
+        if metrics is not None and self.started:
             error = self.error
             metrics.record(self.analysis, error, error is not None and isinstance(error, GuardrailViolation),
                            time.perf_counter() - self.started)
@@ -501,7 +502,9 @@ def begin(
         # 5. tag
         if gov.tagging:
             st.sql = tag_statement(sql, gov, identity, span, params)
-        st.started = time.perf_counter()  # the operation the duration metric times is the driver call
+        metrics = gov.metrics
+        if metrics is not None and metrics.live:
+            st.started = time.perf_counter()  # the operation the duration metric times is the driver call
     except GovernedDBError as e:
         st.started = time.perf_counter()  # never reached the database: no driver call to time
         # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
