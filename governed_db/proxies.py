@@ -146,17 +146,17 @@ class GovernedCursor(RowsOut, CursorProxy):
         if kwargs:
             params = _params(args, kwargs)
             invoke = lambda sql: run_raw(sql, *args, **kwargs)  # noqa: E731
-            args = ()
+            rest: tuple[Any, ...] = ()
         else:
             params = args[0] if args else None
-            invoke = run_raw  # run() passes ``args`` on: no closure per statement
+            invoke, rest = run_raw, args  # run() passes ``rest`` on: no closure per statement
         if (
             params
             and type(operation) is str
             and gov.driver.placeholder_verdicts.get(operation, _UNSEEN) is not None
         ):
             check_placeholders(gov, operation, params)
-        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result, args)
+        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result, rest)
         return self if out is raw else self._self_out(out)
 
     def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:
