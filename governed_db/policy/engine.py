@@ -159,8 +159,10 @@ class Policy:
         self, analysis: Analysis, identity: Identity | None, environment: str, database: str | None,
         rules: tuple[Rule, ...], decision: Decision,
     ) -> None:
-        if analysis.size > _HOT_CHARS:
-            return  # the entry keeps the analysis (and its parse trees) alive: only short texts
+        if analysis.size > _HOT_CHARS or analysis.shape is not None:
+            # the entry keeps the analysis (and its parse trees) alive: only short texts; literal SQL judged by
+            # its shape is a new analysis per text (its decision is found by the shape in the cache)
+            return
         with self._lock:
             if self._state[1] is not rules:
                 return  # the catalog changed meanwhile (and the hot entries were dropped)
