@@ -462,7 +462,8 @@ def begin(
                 or known.dialect is not gov.dialect
             ):
                 analysis = analysis_for(text, gov.dialect)
-                # kept for texts that recur as the same object (not literal SQL judged by its shape: a new text each time)
+                # kept for texts that recur as the same object (not for literal SQL judged by its shape: a
+                # new text every time)
                 known = gov.learn(text, identity, analysis, keep=text is sql and analysis.shape is None)
             analysis, bounds, plain = known.analysis, known.bounds, known.plain
             decision = gov.decide(known, params)

@@ -47,12 +47,11 @@ def needs_no_steps(analysis: Analysis, bounds: WriteBounds | None) -> bool:
 
 
 def steps(st: Statement) -> Steps | None:
-    """The steps around the driver call for ``st``, or None when it needs none (the common case)."""
-    bounds = st.bounds
-    if st.gov.session_state is session.AS_CONNECTED and needs_no_steps(st.analysis, bounds):
-        return None  # a bounded identity's read on a session governed_db never switched
+    """The steps around the driver call for ``st``, or None when it needs none (the common case; the
+    pipeline does not ask when :func:`needs_no_steps` answered for the statement already)."""
     if st.entry in st.gov.driver.unrun_entries:
         return None  # nothing runs (a statement prepared, not executed): judged again when it runs
+    bounds = st.bounds
     read_only = bounds is not None and bounds.read_only
     switch = session.switch_sql(st)
     # a read-only identity's writes fail in the database; everyone else's bounded writes are measured
