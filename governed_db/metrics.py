@@ -62,6 +62,13 @@ class StatementMetrics:
         self.static = {k: static_attributes[k] for k in _STATIC_KEYS if k in static_attributes}
         self._by_analysis: dict[int, tuple[Analysis, dict[str, Any]]] = {}
 
+    @property
+    def live(self) -> bool:
+        """False while what is recorded goes nowhere: no provider was passed and the global one is not set yet
+        (the API's proxy instrument drops every measurement until it is). The pipeline then does not time the
+        statement at all; once a provider is set, the next statement is timed."""
+        return getattr(self.duration, "_real_instrument", self) is not None
+
     def _attributes(self, analysis: Analysis) -> dict[str, Any]:
         cached = self._by_analysis.get(id(analysis))
         if cached is not None and cached[0] is analysis:
@@ -79,7 +86,8 @@ class StatementMetrics:
     def record(self, analysis: Analysis, error: BaseException | None, refused: bool, seconds: float) -> None:
         if refused:
             return  # never reached the database (counted as a refusal from the span)
-        attrs = self._attributes(analysis)
+        cached = self._by_analysis.get(id(analysis))  # _attributes' hot path, inlined (once per statement)
+        attrs = cached[1] if cached is not None and cached[0] is analysis else self._attributes(analysis)
         if error is not None:
             attrs = {**attrs, ERROR_TYPE: type(error).__qualname__}
         self.duration.record(seconds, attrs)

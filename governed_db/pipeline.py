@@ -54,11 +54,15 @@ if TYPE_CHECKING:
     from governed_db.drivers import Driver
     from governed_db.guards import Steps
     from governed_db.guards.session import SessionState
+    from governed_db.masking.engine import MaskingState
     from governed_db.policy.settings import WriteBounds
     from governed_db.results import ResultState
 
 log = logging.getLogger("governed_db")
 R = TypeVar("R")
+#: read once: an enum member looked up on its class costs ~70 ns, and these are read for every statement
+_ALLOW = Action.ALLOW
+_LIMIT = Action.LIMIT
 
 
 class Governor:
@@ -90,9 +94,33 @@ class Governor:
         self._default_identity = _identity_source(settings)
         #: per-connection caches owned by other modules (masking schema, ...), keyed by module name
         self.state: dict[str, Any] = {}
+        #: masking's per-connection state (``state["masking"]``), kept as an attribute for the statement path
+        self.masking_state: MaskingState | None = None
         #: what governed_db set on the session (read-only, role, claims); None: unknown, set it again
         self.session_state: SessionState | None = guard_session.AS_CONNECTED
         self._bounds: dict[Identity, WriteBounds | None] = {}
+        #: what this connection derived from a statement text for an identity (:class:`Known`), by ``id(text)``
+        self.known: dict[int, Known] = {}
+
+    def learn(self, text: str, identity: Identity, analysis: Analysis, keep: bool) -> Known:
+        """What a repeat of ``text`` by ``identity`` needs no work for; kept in :attr:`known` when ``keep``."""
+        bounds = self.bounds_for(identity)
+        known = Known(
+            text,
+            identity,
+            self.dialect,
+            analysis,
+            bounds,
+            guard_session.refusal_hit(analysis, bounds) if bounds is not None else None,
+            guards.needs_no_steps(analysis, bounds),
+            any("use-database" in s.flags for s in analysis.statements),
+        )
+        if keep and len(text) <= _KNOWN_CHARS:
+            memo = self.known
+            if len(memo) >= _KNOWN_ENTRIES:
+                memo.clear()  # many distinct texts: rebuilding is cheap, and this stays bounded
+            memo[id(text)] = known
+        return known
 
     def bounds_for(self, identity: Identity) -> WriteBounds | None:
         """How the policy bounds ``identity``'s writes here (None: not at all); cached per identity."""
@@ -130,28 +158,21 @@ class Governor:
         )
 
     # -- step 3: decide ------------------------------------------------------------------------
-    def decide(
-        self, analysis: Analysis, identity: Identity, params: Any, bounds: WriteBounds | None
-    ) -> Decision:
-        if self.database is not None and any("use-database" in s.flags for s in analysis.statements):
+    def decide(self, known: Known, params: Any) -> Decision:
+        analysis, identity = known.analysis, known.identity
+        if known.moves and self.database is not None:
             self.database = None  # after USE we no longer know where we are: every qualified name counts again
         decision: Decision = self.policy.evaluate(
             analysis, identity=identity, environment=self.environment, database=self.database
         )
-        extra = []
         limiter = self.limiter
-        if limiter is not None and not self.setting_up:
-            hit = limiter.on_statement(identity, self.environment)
-            if hit is not None:
-                extra.append(hit)
+        limited = (
+            limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
+        )
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
-        if masked is not None:
-            extra.append(masked)
-        if bounds is not None:
-            switch = guard_session.refusal_hit(analysis, bounds)
-            if switch is not None:
-                extra.append(switch)
-        if extra:
+        switch = known.switch  # the identity changing the session state governed_db keeps for it
+        if limited is not None or masked is not None or switch is not None:
+            extra = [hit for hit in (limited, masked, switch) if hit is not None]
             decision = Decision.combine(
                 (*decision.hits, *extra),
                 environment=self.environment,
@@ -230,6 +251,46 @@ class Governor:
         return flavour(exc, self.driver.error_class(self.raw, "DatabaseError"))
 
 
+#: texts longer than this, or more distinct texts than this, are not kept in ``Governor.known``
+_KNOWN_CHARS = 1024
+_KNOWN_ENTRIES = 128
+
+
+class Known:
+    """What a connection derived from one statement text for one identity, none of it dependent on the call.
+
+    A pure function of (text, dialect, identity, the connection's policy), so a repeat of the same text
+    object by the same identity skips the analysis cache, the write-bounds lookup and the guard's derivation:
+    the decision itself (policy cache, rate limits, masking's verdicts) is still made for every statement.
+    """
+
+    __slots__ = ("analysis", "bounds", "dialect", "identity", "moves", "plain", "switch", "text")
+
+    def __init__(
+        self,
+        text: str,
+        identity: Identity,
+        dialect: str,
+        analysis: Analysis,
+        bounds: WriteBounds | None,
+        switch: RuleHit | None,
+        plain: bool,
+        moves: bool,
+    ) -> None:
+        self.text = text
+        self.identity = identity
+        self.dialect = dialect
+        self.analysis = analysis
+        #: how the policy bounds the identity's writes and session (None: not at all)
+        self.bounds = bounds
+        #: the refusal when the statement changes the session state governed_db keeps for the identity
+        self.switch = switch
+        #: no guard steps while the session is as the connection came
+        self.plain = plain
+        #: the statement changes the current database (USE)
+        self.moves = moves
+
+
 class Statement:
     """One governed statement, from its judgement to its record.
 
@@ -258,7 +319,7 @@ class Statement:
     """
 
     __slots__ = ("analysis", "bounds", "decision", "entry", "error", "gov", "grant", "identity", "params",
-                 "prefix", "result", "span", "sql", "started", "text", "token")  # fmt: skip
+                 "plain", "prefix", "result", "span", "sql", "started", "text", "token")  # fmt: skip
 
     def __init__(
         self,
@@ -274,6 +335,7 @@ class Statement:
         params: Any = None,
         text: str = "",
         bounds: WriteBounds | None = None,
+        plain: bool = False,
     ) -> None:
         self.gov = gov
         self.entry = entry
@@ -282,6 +344,8 @@ class Statement:
         self.text = text
         #: how the policy bounds this identity's writes and session (None: not at all)
         self.bounds = bounds
+        #: no guard steps while the session is as the connection came (:func:`governed_db.guards.needs_no_steps`)
+        self.plain = plain
         #: the approval grant consumed when the statement was judged (its effect ceiling binds the guard)
         self.grant: Any = None
         #: governance's SQL the driver sends in the statement's own round trip (a pipelined savepoint)
@@ -294,8 +358,9 @@ class Statement:
         self.span = span
         self.token = token
         self.result = result
-        #: for the duration metric: when the driver call started, and how the statement ended
-        self.started = time.perf_counter()
+        #: for the duration metric: when the driver call started (set once judged; 0.0: not timed, the
+        #: metric goes nowhere), and how the statement ended
+        self.started = 0.0
         self.error: BaseException | None = None
 
     def steps(self) -> Steps | None:
@@ -304,8 +369,8 @@ class Statement:
         A proxy with steps drives them with :func:`governed_db.guards.drive` (or ``drive_async``) instead
         of calling the driver itself; they yield the statement back to it to run.
         """
-        if self.bounds is None and self.gov.session_state is guard_session.AS_CONNECTED:
-            return None  # the hot path: an unbounded identity on a session governed_db never switched
+        if self.plain and self.gov.session_state is guard_session.AS_CONNECTED:
+            return None  # the hot path: a read, or an unbounded identity, on a session governed_db never switched
         return guards.steps(self)
 
     def decided(self, decision: Decision) -> None:
@@ -336,7 +401,9 @@ class Statement:
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return
-        masking.scrub_error(exc, gov=self.gov)
+        # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
+        known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
+        masking.scrub_error(exc, gov=self.gov, statement=known)
         self.gov.recorder.failed(self.span, exc)
 
     # 8. record: the span ends (and reaches the audit store) before execute() returns
@@ -346,9 +413,10 @@ class Statement:
         if self.span is not None:
             self.span.end()
         metrics = self.gov.metrics
-        if metrics is not None:
+        if metrics is not None and self.started:
             error = self.error
-            metrics.record(self.analysis, error, isinstance(error, GuardrailViolation), time.perf_counter() - self.started)
+            metrics.record(self.analysis, error, error is not None and isinstance(error, GuardrailViolation),
+                           time.perf_counter() - self.started)
 
 
 def begin(
@@ -382,12 +450,25 @@ def begin(
     # policies cache decisions)
     analysis: Analysis | None = None
     bounds: WriteBounds | None = None  # how the policy bounds this identity's writes: looked up once
+    plain = True
     try:
-        analysis = analysis_for(text, gov.dialect)
         if identity_problem is None:
-            bounds = gov.bounds_for(identity)
-            decision = gov.decide(analysis, identity, params, bounds)
+            # a repeat of the same text object by the same identity: what it derived is known (Known)
+            known = gov.known.get(id(text))
+            if (
+                known is None
+                or known.text is not text
+                or known.identity is not identity
+                or known.dialect is not gov.dialect
+            ):
+                analysis = analysis_for(text, gov.dialect)
+                # kept for texts that recur as the same object (not for literal SQL judged by its shape: a
+                # new text every time)
+                known = gov.learn(text, identity, analysis, keep=text is sql and analysis.shape is None)
+            analysis, bounds, plain = known.analysis, known.bounds, known.plain
+            decision = gov.decide(known, params)
         else:
+            analysis = analysis_for(text, gov.dialect)
             decision = identity_problem
     except Exception as e:  # a broken rule or policy, ours or the user's: refused (and recorded) in production
         analysis = analysis or analyze("", gov.dialect)
@@ -399,13 +480,13 @@ def begin(
     # made current only when another layer below us may record (e.g. the OTel dbapi instrumentation)
     token = recorder.make_current(span) if gov.nested else None
     if pending is not None:
-        bounds = None
-    st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds)
+        bounds, plain = None, True
+    st = Statement(gov, sql, analysis, identity, decision, span, token, result, entry, params, text, bounds, plain)
     try:
         if pending is not None:
             raise pending
         # 4. refuse, or look for an approval
-        if decision.action is not Action.ALLOW:
+        if decision.action is not _ALLOW:
             try:
                 grant = gov.enforce(decision, analysis, identity, text, params)
             except GuardrailViolation as refused:
@@ -429,8 +510,11 @@ def begin(
                 raise gov.fault_error("ordering rows by a key (masking)", e) from e
         if gov.tagging:
             st.sql = tag_statement(st.sql, gov, identity, span, params)
-        st.started = time.perf_counter()  # the operation the duration metric times is the driver call
+        metrics = gov.metrics
+        if metrics is not None and metrics.live:
+            st.started = time.perf_counter()  # the operation the duration metric times is the driver call
     except GovernedDBError as e:
+        st.started = time.perf_counter()  # never reached the database: no driver call to time
         # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)
         err = e if e._flavoured_with is not None else gov.fault_error_of(e)
         st.failed(err)
@@ -439,6 +523,7 @@ def begin(
             raise
         raise err from e.__cause__
     except BaseException as e:
+        st.started = time.perf_counter()
         st.failed(e)
         st.end()
         raise
@@ -450,14 +535,22 @@ def run(
     entry: str,
     sql: Any,
     params: Any,
-    invoke: Callable[[Any], R],
+    invoke: Callable[..., R],
     result: ResultState | None = None,
+    args: tuple[Any, ...] = (),
 ) -> R:
-    """Govern one statement run synchronously: ``invoke(statement)`` is the driver call (step 6)."""
+    """Govern one statement run synchronously: ``invoke(statement, *args)`` is the driver call (step 6).
+
+    ``args``: the driver call's further positional arguments (the parameters), so that a proxy needs no
+    closure per statement.
+    """
     st = begin(gov, entry, sql, params, result)
     try:
         plan = st.steps()
-        outcome = invoke(st.sql) if plan is None else guards.drive(st, plan, invoke)
+        if plan is None:
+            outcome = invoke(st.sql, *args)
+        else:
+            outcome = guards.drive(st, plan, (lambda s: invoke(s, *args)) if args else invoke)
         st.succeeded()
         return outcome
     except BaseException as e:
@@ -531,7 +624,7 @@ def _arm_result(
     """Step 7: build the masking plan once for this result, from its description."""
     description = gov.driver.description(result.raw)
     if not description:
-        result.arm(plan=None, row_limit=None, span=None, identity=identity)
+        result.arm(None, None, None, identity)
         return
     try:
         plan = masking.plan_masking(description, analysis, identity=identity, gov=gov)
@@ -542,10 +635,10 @@ def _arm_result(
         log.warning("governed_db masking fault (continuing unmasked, on_fault=warn): %r", e)
         plan = None
     result.arm(
-        plan=plan,
-        row_limit=decision.row_limit if decision.action is Action.LIMIT else None,
-        span=span if span is not None and gov.record_results and span.is_recording() else None,
-        identity=identity,
+        plan,  # the masking plan
+        decision.row_limit if decision.action is _LIMIT else None,  # the row cap
+        span if span is not None and gov.record_results and span.is_recording() else None,  # the result record
+        identity,
     )
     if gov.limiter is not None and not gov.setting_up:
         result.active = True  # rows read per minute are counted on the way out
@@ -571,4 +664,4 @@ def _identity_source(settings: Settings) -> Identity | Callable[[], Any]:
     return os_identity()
 
 
-__all__ = ["Governor", "Statement", "begin", "judged_call", "judged_call_async", "run", "run_async"]
+__all__ = ["Governor", "Known", "Statement", "begin", "judged_call", "judged_call_async", "run", "run_async"]

@@ -42,7 +42,10 @@ class RowsOut:
     def fetchall(self) -> Any:
         rows = self.__wrapped__.fetchall()
         st = self._self_result
-        return _same_kind(rows, st.many(list(rows), complete=True)) if st.active else rows
+        if not st.active:
+            return rows
+        # many() never changes the list it is given: the driver's own (new) list needs no copy
+        return _same_kind(rows, st.many(rows if type(rows) is list else list(rows), complete=True))
 
 
 def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
@@ -58,7 +61,7 @@ def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
     else:
         size = args[0] if args else kwargs.get("size", getattr(cursor.__wrapped__, "arraysize", 1))
         complete = len(rows) < (size or 1)
-    return _same_kind(rows, st.many(list(rows), complete=complete))
+    return _same_kind(rows, st.many(rows if type(rows) is list else list(rows), complete=complete))
 
 
 class CursorProxy(wrapt.ObjectProxy[Any]):
@@ -140,22 +143,20 @@ class GovernedCursor(RowsOut, CursorProxy):
         raw = self.__wrapped__
         gov = self._self_gov
         run_raw = raw.execute
-        if kwargs or len(args) > 1:
+        if kwargs:
             params = _params(args, kwargs)
             invoke = lambda sql: run_raw(sql, *args, **kwargs)  # noqa: E731
-        elif args:
-            params = args[0]
-            invoke = lambda sql: run_raw(sql, params)  # noqa: E731
+            rest: tuple[Any, ...] = ()
         else:
-            params = None
-            invoke = run_raw
+            params = args[0] if args else None
+            invoke, rest = run_raw, args  # run() passes ``rest`` on: no closure per statement
         if (
             params
             and type(operation) is str
             and gov.driver.placeholder_verdicts.get(operation, _UNSEEN) is not None
         ):
             check_placeholders(gov, operation, params)
-        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result)
+        out = run(gov, "cursor.execute", operation, params, invoke, self._self_result, rest)
         return self if out is raw else self._self_out(out)
 
     def executemany(self, operation: Any, seq_of_parameters: Any, *args: Any, **kwargs: Any) -> Any:

@@ -24,6 +24,7 @@ class ResultState:
         "identity",
         "limit",
         "masked_cells",
+        "masked_columns",
         "plan",
         "poisoned",
         "premasked",
@@ -41,8 +42,11 @@ class ResultState:
         self.reset()
 
     def reset(self) -> None:
+        # keep in step with arm()
         self.active = False
         self.plan: MaskPlan | None = None
+        #: the plan's masked column names, read once per result (the result record, the counters)
+        self.masked_columns: tuple[str, ...] = ()
         self.limit: int | None = None
         self.span: Any = None
         self.identity: Identity | None = None
@@ -51,14 +55,21 @@ class ResultState:
         self.reported = 0  # of ``rows``, how many the rate limiter has been told about
         self.masked_cells = 0
 
-    def arm(self, *, plan: MaskPlan | None, row_limit: int | None, span: Any, identity: Identity) -> None:
-        self.finish()
-        self.reset()  # a new statement's result: nothing of the last one (its poison included) carries over
+    def arm(self, plan: MaskPlan | None, row_limit: int | None, span: Any, identity: Identity) -> None:
+        if self.span is not None or self.gov.limiter is not None:
+            self.finish()  # (with neither, finish() has nothing to do)
+        # a new statement's result: nothing of the last one (its poison included) carries over (reset(),
+        # spelled out: this runs for every statement)
+        self.active = plan is not None or row_limit is not None or span is not None
         self.plan = plan
+        self.masked_columns = plan.masked_columns if plan is not None else ()
         self.limit = row_limit
         self.span = span
         self.identity = identity
-        self.active = plan is not None or row_limit is not None or span is not None
+        self.poisoned = None
+        self.rows = 0
+        self.reported = 0
+        self.masked_cells = 0
 
     def poison(self, exc: BaseException) -> None:
         """Withhold every row of this result (a fault happened while planning masking)."""
@@ -70,10 +81,6 @@ class ResultState:
     def touches_rows(self) -> bool:
         """Whether rows of this result are withheld, masked or capped (False: they would leave as they are)."""
         return self.poisoned is not None or self.plan is not None or self.limit is not None
-
-    @property
-    def masked_columns(self) -> tuple[str, ...]:
-        return self.plan.masked_columns if self.plan is not None else ()
 
     # -- exits -----------------------------------------------------------------------------------
     def one(self, row: Any) -> Any:
@@ -89,6 +96,7 @@ class ResultState:
         return self.plan.apply_row(row) if self.plan is not None and not self.premasked else row
 
     def many(self, rows: list[Any], *, complete: bool) -> list[Any]:
+        """``rows`` capped and masked: a new list when anything is done to them (``rows`` itself is not changed)."""
         if self.poisoned is not None:
             raise self.poisoned
         if self.limit is not None:
@@ -133,10 +141,11 @@ class ResultState:
         span, self.span = self.span, None
         if span is not None:
             plan = self.plan
+            masked_columns = self.masked_columns
             counted = getattr(plan, "masked_cells", None)
-            self.masked_cells = counted if isinstance(counted, int) else self.rows * len(self.masked_columns)
+            self.masked_cells = counted if isinstance(counted, int) else self.rows * len(masked_columns)
             self.gov.recorder.result_consumed(
-                span, rows=self.rows, masked_cells=self.masked_cells, masked_columns=self.masked_columns
+                span, rows=self.rows, masked_cells=self.masked_cells, masked_columns=masked_columns
             )
         limiter = self.gov.limiter  # the policy's, looked up once per connection
         # only the rows not yet reported: ``rows`` itself keeps counting, since the row cap is measured on it

@@ -569,3 +569,36 @@ def test_executescript_and_copy(tmp_path: Path, request: pytest.FixtureRequest, 
         with pytest.raises(GuardrailViolation, match="cannot be measured"):
             d.governed.cursor().copy_expert(f"COPY {d.table} FROM STDIN", io.StringIO("7\tn7\n8\tn8\n"))
         assert d.rows() == SEEDED
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT id FROM t", "SELECT count(*) FROM t WHERE id = 1", "UPDATE t SET v = 1 WHERE id = 1",
+    "DELETE FROM t", "INSERT INTO t VALUES (1, 1)", "WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d",
+    "CREATE TABLE u (id int)", "PRAGMA query_only = 0", "SET ROLE admin", "SELECT 1; DELETE FROM t", "BEGIN",
+    "ROLLBACK", "EXPLAIN ANALYZE DELETE FROM t", "CALL p()", "not sql at all",
+])  # fmt: skip
+def test_needs_no_steps_agrees_with_the_full_derivation(sql: str) -> None:
+    """The pipeline's shortcut (needs_no_steps, kept per text) answers as guards.steps() would, for every kind
+    of bounds, on a session as the connection came."""
+    from governed_db import guards
+    from governed_db.guards.session import AS_CONNECTED
+    from governed_db.pipeline import Statement
+    from governed_db.policy.settings import WriteBounds
+    from governed_db.sql.analysis import analyze
+
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), identity=AGENT, environment="production", audit=False)
+    gov = conn.governor
+    for dialect in ("sqlite", "postgres"):
+        analysis = analyze(sql, dialect)
+        for bounds in (None, WriteBounds(guard=True), WriteBounds(read_only=True), WriteBounds(database_role="r"),
+                       WriteBounds(session_claims=True), WriteBounds(guard=True, max_affected_rows=5)):  # fmt: skip
+            assert gov.session_state is AS_CONNECTED
+            st = Statement(gov, sql, analysis, AGENT, None, None, None, None, "cursor.execute", None, sql,  # type: ignore[arg-type]
+                           bounds)  # fmt: skip
+            try:
+                full = guards.steps(st)
+            except GuardrailViolation:  # sqlite3 keeps no role or claims: refused, i.e. not "no steps"
+                full = "refused"
+            assert (full is None) == guards.needs_no_steps(analysis, bounds), (dialect, bounds)
+            if full is not None and not isinstance(full, str):
+                full.close()

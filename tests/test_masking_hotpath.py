@@ -130,3 +130,17 @@ def test_plan_built_across_a_schema_change_is_not_reused() -> None:
     finally:
         del state.facts_for
     assert [entry[2] for entry in state.hot_plans.values()] == [state.version - 1]
+
+
+def test_hot_plan_is_not_reused_for_a_result_with_other_columns() -> None:
+    """DDL behind governed_db's back (on the raw connection) changes a statement's columns: the new column is
+    planned and masked, not passed through on the old plan."""
+    raw, conn = _conn()
+    sql = "SELECT * FROM items"
+    for _ in range(2):
+        assert conn.execute(sql).fetchall() == [(1, "widget", 2.5)]
+    raw.execute("ALTER TABLE items ADD COLUMN email TEXT")
+    raw.execute("UPDATE items SET email = 'bob@example.org'")
+    raw.commit()
+    for _ in range(2):
+        assert conn.execute(sql).fetchall() == [(1, "widget", 2.5, "b***@example.org")]

@@ -200,6 +200,38 @@ def test_statement_duration_and_refusals_are_metrics(
     assert not any("report-bot" in str(a) or "alice" in str(a) for a in every)  # no identity in metrics
 
 
+def test_a_global_meter_provider_set_after_wrap_times_the_next_statements() -> None:
+    """Without a provider statements are not timed (the API's proxy drops it); one set later gets the next ones."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sqlite3
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        import governed_db
+
+        raw = sqlite3.connect(":memory:")
+        raw.execute("CREATE TABLE orders (id int)")
+        conn = governed_db.wrap(raw, identity=governed_db.Identity("a"), environment="production", audit=False)
+        conn.execute("SELECT id FROM orders").fetchall()
+        assert not conn.governor.metrics.live
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        assert conn.governor.metrics.live
+        conn.execute("SELECT id FROM orders").fetchall()
+        conn.execute("SELECT id FROM orders").fetchall()
+        points = [p for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                  for m in sm.metrics if m.name == "db.client.operation.duration" for p in m.data.data_points]
+        print(sum(p.count for p in points), min(p.sum for p in points) > 0)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "True"]
+
+
 def test_mcp_tool_calls_are_timed(tmp_path: Any, meter: tuple[MeterProvider, InMemoryMetricReader]) -> None:
     """Each MCP tool call records mcp.server.operation.duration with the tool name; tool errors carry error.type."""
     pytest.importorskip("mcp")

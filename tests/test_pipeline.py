@@ -277,3 +277,55 @@ def test_rows_read_in_development_do_not_count_against_a_production_limit() -> N
     prod.execute("SELECT * FROM t WHERE id < 3").fetchall()  # 6 rows read in production: over the limit now
     with pytest.raises(GuardrailViolation):
         prod.execute("SELECT 1")
+
+
+def test_a_repeated_text_is_judged_again_for_each_identity() -> None:
+    """The same text object by a person runs; by a bounded agent its whole-table write is refused, every time."""
+    conn = _conn(identity=Identity("dora", kind="human"), environment="production")
+    raw = governed_db.unwrap(conn)
+    sql = "UPDATE t SET name = ? WHERE id >= ?"
+    cur = conn.cursor()
+    for round_ in range(2):
+        cur.execute(sql, (f"person{round_}", 0))
+        assert raw.execute("SELECT count(*) FROM t WHERE name = ?", (f"person{round_}",)).fetchone() == (10,)
+        with acting_as(Identity("bot", kind="agent")), pytest.raises(GuardrailViolation, match="10 of 10 rows"):
+            cur.execute(sql, (f"agent{round_}", 0))
+        assert raw.execute("SELECT count(*) FROM t WHERE name = ?", (f"agent{round_}",)).fetchone() == (0,)
+
+
+def test_a_repeated_read_switches_the_session_for_each_identity() -> None:
+    """The same SELECT object alternately by a read-only agent and a person: the session follows each one."""
+    conn = _conn(identity=Identity("dora", kind="human"), environment="production",
+                 policy={"writes": [{"when": {"subject": "ro-bot"}, "read_only": True}]})  # fmt: skip
+    raw = governed_db.unwrap(conn)
+    sql = "SELECT count(*) FROM t"
+    cur = conn.cursor()
+    for _ in range(2):
+        with acting_as(Identity("ro-bot", kind="agent")):
+            assert cur.execute(sql).fetchall() == [(10,)]
+            assert raw.execute("PRAGMA query_only").fetchone() == (1,)
+            with pytest.raises(GuardrailViolation):
+                cur.execute("UPDATE t SET name = 'x' WHERE id = 1")
+        assert cur.execute(sql).fetchall() == [(10,)]
+        assert raw.execute("PRAGMA query_only").fetchone() == (0,)
+    assert raw.execute("SELECT count(*) FROM t WHERE name = 'x'").fetchone() == (0,)
+
+
+def test_known_texts_are_bounded() -> None:
+    """What a connection keeps per text stays bounded: distinct texts, long texts and non-str statements."""
+    from governed_db import pipeline
+
+    conn = _conn(identity=Identity("dora", kind="human"), environment="production")
+    cur = conn.cursor()
+    for i in range(pipeline._KNOWN_ENTRIES * 2 + 1):
+        cur.execute(f"SELECT id FROM t WHERE id = {i}").fetchall()
+    known = conn.governor.known
+    assert 0 < len(known) <= pipeline._KNOWN_ENTRIES
+    known.clear()
+    cur.execute("SELECT id FROM t" + " " * pipeline._KNOWN_CHARS).fetchall()
+
+    class Text(str):  # a statement object the driver reads as text (SQLAlchemy's quoted names, ...)
+        pass
+
+    cur.execute(Text("SELECT id FROM t")).fetchall()
+    assert not known

@@ -99,6 +99,47 @@ def test_cached_decision_is_reused_and_keyed_by_identity() -> None:
     assert len(calls) == 3
 
 
+def test_hot_decision_is_exact_per_analysis_identity_environment_database() -> None:
+    """A repeated statement is answered without running rules; any part of the key changing runs them again."""
+    calls: list[str] = []
+
+    def counting(stmt, ctx):  # type: ignore[no-untyped-def]
+        calls.append(ctx.database or "-")
+        return None
+
+    p = Policy(rules=(counting,))
+    a = analyze("SELECT 42", "sqlite")
+    first = p.evaluate(a, identity=AGENT, environment="production", database="main")
+    for _ in range(3):
+        assert p.evaluate(a, identity=AGENT, environment="production", database="main") is first
+    assert calls == ["main"]
+    p.evaluate(a, identity=AGENT, environment="production", database="other")
+    p.evaluate(a, identity=AGENT, environment="production", database=None)
+    p.evaluate(analyze("SELECT 42 ", "sqlite"), identity=AGENT, environment="production", database="main")
+    assert calls == ["main", "other", "-", "main"]
+    p.clear_cache()  # clearing the cache clears the hot answers too
+    p.evaluate(a, identity=AGENT, environment="production", database="main")
+    assert calls == ["main", "other", "-", "main", "main"]
+    uncached = Policy(rules=(counting,), cache_size=0)  # caching off: no hot answers either
+    for _ in range(2):
+        uncached.evaluate(a, identity=AGENT, environment="production", database="main")
+    assert len(calls) == 7
+
+
+def test_hot_decisions_are_bounded() -> None:
+    """Distinct statements do not grow the hot answers past their bound; long texts are never kept there."""
+    from governed_db.policy import engine
+
+    p = Policy(name="bounded")
+    for i in range(engine._HOT_ENTRIES * 2):
+        p.evaluate(analyze(f"SELECT {i}", "sqlite"), identity=AGENT, environment="production")
+    assert 0 < len(p._hot) <= engine._HOT_ENTRIES
+    p.clear_cache()
+    long = analyze("SELECT 1" + " " * engine._HOT_CHARS, "sqlite")
+    p.evaluate(long, identity=AGENT, environment="production")
+    assert not p._hot and len(p._cache) == 1
+
+
 def test_register_rule_extends_default_catalog() -> None:
     """register_rule adds a rule every catalog policy picks up (and invalidates cached decisions)."""
     before = evaluate("SELECT secret_col FROM t", dialect="sqlite")

@@ -6,6 +6,7 @@ through a governed connection, the database state and every byte that reaches th
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Any
 
@@ -53,6 +54,9 @@ def test_third_text_of_a_shape_reuses_the_template() -> None:
     assert [a.shape is None for a in got] == [True, True, False, False, False]
     assert got[2].statements is got[4].statements  # one tree for the shape
     assert [a.sql for a in got] == texts
+    for field in dataclasses.fields(Analysis):  # every other fact is the template's own
+        if field.name not in ("sql", "shape"):
+            assert getattr(got[3], field.name) is getattr(got[4], field.name), field.name
     assert got[4].normalized == "SELECT id, name FROM items WHERE id = ? AND price > - ?"
     tree = got[4].statements[0].expression
     assert tree is not None and not list(tree.find_all(exp.Literal))  # no value of any text in the shared tree

@@ -54,7 +54,7 @@ class AsyncDriver(Driver):
         """Read, with ``await``, the catalog facts masking will ask for when it judges ``sql``."""
         from governed_db import masking
 
-        state = gov.state.get("masking") or masking._state_for(gov)
+        state = gov.masking_state or masking._state_for(gov)
         if not state.active:
             return
         nodes, writes = _table_nodes(gov, sql)

@@ -26,13 +26,29 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Statement
+    from governed_db.policy.settings import WriteBounds
+    from governed_db.sql.analysis import Analysis
 
 
 from governed_db.guards._steps import RUN, Query, Steps, Unread
 
 
+def needs_no_steps(analysis: Analysis, bounds: WriteBounds | None) -> bool:
+    """Whether a statement needs no steps while the session is as the connection came (``AS_CONNECTED``).
+
+    Exactly what :func:`steps` derives in that case: no switch to make (the identity wants the session as it
+    came; nothing is pending, which only a switch sets), nothing to measure (no statement in it writes, or
+    the identity's writes are not guarded), no read-only bracket. A pure function of the statement and the
+    identity's bounds: the pipeline keeps the answer with what it knows about a statement text.
+    """
+    if bounds is None:
+        return True
+    return not session.keeps_session(bounds) and not (bounds.guard and effect.changes_rows(analysis))
+
+
 def steps(st: Statement) -> Steps | None:
-    """The steps around the driver call for ``st``, or None when it needs none (the common case)."""
+    """The steps around the driver call for ``st``, or None when it needs none (the common case; the
+    pipeline does not ask when :func:`needs_no_steps` answered for the statement already)."""
     if st.entry in st.gov.driver.unrun_entries:
         return None  # nothing runs (a statement prepared, not executed): judged again when it runs
     bounds = st.bounds
@@ -120,4 +136,4 @@ async def drive_async(st: Statement, plan: Steps, invoke: Callable[[Any], Awaita
 # the guards themselves (they import RUN and Steps from guards._steps)
 from governed_db.guards import effect, session  # noqa: E402
 
-__all__ = ["RUN", "Query", "Steps", "Unread", "drive", "drive_async", "effect", "session", "steps"]
+__all__ = ["RUN", "Query", "Steps", "Unread", "drive", "drive_async", "effect", "needs_no_steps", "session", "steps"]

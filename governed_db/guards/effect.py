@@ -121,6 +121,17 @@ def plan(st: Statement) -> Steps | None:
     return _guarded(st, shape.tables, shape.mode, rendered=shape.rendered)
 
 
+def changes_rows(analysis: Analysis) -> bool:
+    """Whether the guard measures ``analysis`` (``shape_of(...).problem is not None``), without the cache."""
+    for stmt in analysis.statements:  # noqa: SIM110 - a loop is cheaper than any(<generator>) per statement
+        if stmt.kind in _WRITING or stmt.nested_dml:
+            return True
+    return False
+
+
+_WRITING = frozenset({"write", "exec", "unknown"})
+
+
 def _writes(stmt: StatementInfo) -> bool:
     return stmt.kind in ("write", "exec", "unknown") or stmt.nested_dml
 

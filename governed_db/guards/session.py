@@ -44,6 +44,11 @@ CLAIMS_PREFIX = "governed_db."
 _SETTERS = frozenset({"set_config", "pg_catalog.set_config"})
 
 
+def keeps_session(bounds: WriteBounds) -> bool:
+    """Whether governed_db keeps anything on the session for an identity bounded so (read-only, role, claims)."""
+    return bounds.read_only or bounds.database_role is not None or bounds.session_claims
+
+
 def refusal_hit(analysis: Analysis, bounds: WriteBounds) -> RuleHit | None:
     """A refusal when the identity tries to change what governed_db keeps on its session itself."""
     if not (bounds.read_only or bounds.database_role or bounds.session_claims):

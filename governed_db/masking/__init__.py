@@ -6,14 +6,14 @@ Interface used by the execution pipeline (``governed_db.pipeline``)::
     # -> MaskPlan | None   (None: nothing to mask, rows pass through untouched)
     hit = predicate_hit(analysis, identity=..., gov=..., params=...)
     # -> RuleHit | None    (masked columns used in WHERE/JOIN/..., masked placeholders written back)
-    scrub_error(exc, gov=...)   # remove masked values a database error message echoes
+    scrub_error(exc, gov=..., statement=(analysis, identity))   # remove masked values an error message echoes
 
 A ``MaskPlan`` has ``masked_columns`` (names), ``apply_row(row)``,
 ``apply_rows(rows)``, ``apply_frame(obj)`` (pandas/polars/pyarrow/numpy
 results) and an int ``masked_cells`` counter. ``gov`` is the connection's
 :class:`~governed_db.pipeline.Governor`; masking keeps its per-connection
 state (configuration, catalog, table labels, lineage cache) in
-``gov.state["masking"]``.
+``gov.masking_state`` (also ``gov.state["masking"]``).
 
 Zero configuration: outside development-like environments every identity
 sees sensitive columns masked unless a grant in the ``masking=`` option of
@@ -56,7 +56,7 @@ def plan_masking(
     """The plan for one result (``None`` when nothing in it is masked for ``identity``)."""
     if not description:
         return None
-    state = gov.state.get("masking") or _state_for(gov)
+    state = gov.masking_state or _state_for(gov)
     if not state.active:
         return None
     # hot path: the same statement object, identity and result shape as last time (well under 1 us). The
@@ -70,17 +70,14 @@ def plan_masking(
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
-        and _same_names(description, hot[4])
+        # the result's columns: the same description as last time (a tuple compare, nothing built), or names
+        and (description == hot[6] or (len(description) == len(hot[4]) and tuple(map(_first, description)) == hot[4]))
     ):
         template = hot[5]
     else:
         template = _plan_slow(description, analysis, identity, state)
     # the plan's derived parts are built once per statement shape; each result gets its own counter
     return None if template is None else template.fresh()
-
-
-def _same_names(description: Sequence[Sequence[Any]], names: tuple[str, ...]) -> bool:
-    return len(description) == len(names) and tuple(map(_first, description)) == names
 
 
 def _plan_slow(
@@ -108,15 +105,20 @@ def _plan_slow(
             found.computed = computed_positions(names, facts, maskers)
         until = state.good_until(access.grants)
         state.remember(key, found, until)
+    # the description itself is kept when it is plain tuples (sqlite3, PyMySQL: compared as values); a
+    # driver's own column objects are compared by name only
+    plain = type(description) is tuple and all(type(d) is tuple for d in description)
     state.remember_hot(
-        state.hot_plans, analysis, (analysis.statements, identity, version, until, tuple(names), found)
+        state.hot_plans,
+        analysis,
+        (analysis.statements, identity, version, until, tuple(names), found, description if plain else None),
     )
     return found  # type: ignore[no-any-return]
 
 
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:
     """Refuse masked columns in WHERE/JOIN/ORDER BY/GROUP BY/HAVING, copies, and placeholder write-backs."""
-    state = gov.state.get("masking") or _state_for(gov)
+    state = gov.masking_state or _state_for(gov)
     if not state.active:
         return None
     statements = analysis.statements
@@ -128,7 +130,6 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        state.current.statement = (analysis, identity)  # for scrub_error, should the statement fail
         return None
     from governed_db.masking import guard
 
@@ -184,8 +185,13 @@ def _state_for(gov: Governor) -> MaskingState:
     return state_for(gov)
 
 
-def scrub_error(exc: BaseException, *, gov: Governor) -> None:
-    """Remove values a database error message echoes (``exc.args`` changed in place, type kept)."""
+def scrub_error(
+    exc: BaseException, *, gov: Governor, statement: tuple[Analysis, Identity] | None = None
+) -> None:
+    """Remove values a database error message echoes (``exc.args`` changed in place, type kept).
+
+    ``statement``: the failing statement's analysis and identity (None: unknown, scrubbed as if it read
+    masked columns)."""
     from governed_db.masking.engine import state_for
 
     try:
@@ -196,7 +202,7 @@ def scrub_error(exc: BaseException, *, gov: Governor) -> None:
         return
     from governed_db.masking import guard
 
-    guard.scrub_error(state, exc)
+    guard.scrub_error(state, exc, statement)
 
 
 _LAZY = {

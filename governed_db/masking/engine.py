@@ -115,8 +115,6 @@ class MaskingState:
         #: (plans and verdicts: per statement and identity, two kinds)
         self.memo: LRU[tuple[Any, ...], tuple[float, Any]] = LRU("masking-memo", 2 * STATEMENTS)
         self.lock = threading.RLock()
-        #: the statement this thread is running (set by the predicate guard, read when an error is scrubbed)
-        self.current = threading.local()
         #: hot-path caches keyed by ``id(analysis.statements)`` (analyses are cached objects, so a repeated
         #: statement has the same statements; every text of a literal shape shares its template's): entries hold
         #: the statements tuple itself (checked with ``is``, so a recycled id never matches), the identity, the
@@ -128,14 +126,6 @@ class MaskingState:
         self._active_for: tuple[str, bool] | None = None
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
-
-    @property
-    def active(self) -> bool:
-        env = self.gov.environment
-        seen = self._active_for
-        if seen is None or seen[0] is not env:
-            seen = self._active_for = (env, self.config.active_in(env))
-        return seen[1]
 
     def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
         with self.lock:
@@ -429,4 +419,5 @@ def state_for(gov: Governor) -> MaskingState:
     st = gov.state.get("masking")
     if st is None:
         st = gov.state.setdefault("masking", MaskingState(gov))
+    gov.masking_state = st  # the statement path reads it as an attribute (one lookup fewer per statement)
     return st  # type: ignore[no-any-return]

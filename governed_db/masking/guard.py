@@ -68,7 +68,6 @@ def _hit(
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
-    state.current.statement = (analysis, identity)
     if any(s.kind == "ddl" for s in analysis.statements):
         state.invalidate()  # the schema is changing: re-read it on next sight
     if not analysis.statements or not any(
@@ -275,16 +274,16 @@ def _param_strings(params: Any, depth: int = 0) -> Iterator[str]:
             yield from _param_strings(v, depth + 1)
 
 
-def _reads_masked(state: MaskingState) -> bool:
-    """Whether the failing statement (this thread's last) reads a column masked for its identity.
+def _reads_masked(state: MaskingState, statement: tuple[Analysis, Identity] | None) -> bool:
+    """Whether the failing statement reads a column masked for its identity.
 
-    Unknown (no statement seen, or one that could not be traced) counts as yes: scrubbing a message that
-    held nothing sensitive costs a little debugging, leaving a value in it is a leak.
+    Unknown (no statement given, or one that could not be traced) counts as yes: scrubbing a message that
+    held nothing sensitive costs a little debugging, leaving a value in it is a leak. The statement is handed
+    over by the one that failed (not remembered per thread: async tasks interleave on one thread).
     """
-    current = getattr(state.current, "statement", None)
-    if current is None:
+    if statement is None:
         return True
-    analysis, identity = current
+    analysis, identity = statement
     try:
         facts = state.facts_for(analysis)
         if facts.lineage is None:
@@ -299,13 +298,15 @@ def _reads_masked(state: MaskingState) -> bool:
         return True
 
 
-def scrub_error(state: MaskingState, exc: BaseException) -> None:
-    """Replace echoed values in ``exc.args`` (and its notes) in place."""
+def scrub_error(
+    state: MaskingState, exc: BaseException, statement: tuple[Analysis, Identity] | None = None
+) -> None:
+    """Replace echoed values in ``exc.args`` (and its notes) in place (``statement``: see _reads_masked)."""
     try:
         args = exc.args
     except AttributeError:
         return
-    conversions = _reads_masked(state)
+    conversions = _reads_masked(state, statement)
     changed = False
     new_args = []
     for a in args:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from governed_db.policy.ratelimit import RateLimiter
 
 DEFAULT_ENVIRONMENT = "production"
+#: the hot decisions (Policy._hot): at most this many, of texts at most this long
+_HOT_ENTRIES = 256
+_HOT_CHARS = 1024
 #: Rules every policy runs even when it lists its own ``rules=``: governed_db fails closed.
 FAIL_CLOSED_RULES = ("unparseable", "unknown-statement", "analysis-limit")
 
@@ -88,6 +91,10 @@ class Policy:
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False, hash=False)
     _state: list[Any] = field(default_factory=lambda: [-1, ()], init=False, repr=False, compare=False, hash=False)
+    #: an accelerator in front of ``_cache`` for repeated statements, by ``id(analysis)``: each entry holds the
+    #: analysis itself (checked with ``is``, so a recycled id never matches), identity, environment, database
+    #: and the rules it was decided under, and answers without building or hashing the cache key
+    _hot: dict[int, tuple[Any, ...]] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def active_rules(self) -> tuple[Rule, ...]:
         """The rule callables this policy runs, in order."""
@@ -104,6 +111,7 @@ class Policy:
         with self._lock:
             self._state[:] = [version, rules]
             self._cache.clear()  # the catalog changed: earlier decisions may be stale
+            self._hot.clear()
         return rules
 
     def with_rules(self, *extra: Rule) -> Policy:
@@ -113,6 +121,18 @@ class Policy:
     def evaluate(
         self, analysis: Analysis, *, identity: Identity | None, environment: str, database: str | None = None
     ) -> Decision:
+        state = self._state
+        hot = self._hot.get(id(analysis))
+        if (
+            hot is not None
+            and hot[0] is analysis
+            and hot[1] is identity
+            and hot[2] == environment
+            and hot[3] == database
+            and hot[4] is state[1]
+            and state[0] == (catalog_version() if self.rules is None else 0)
+        ):
+            return hot[5]  # type: ignore[no-any-return]  # the same rules as active_rules() would return
         # literal SQL judged by its shape shares the shape's decision (governed_db.sql.shapes); its length is
         # the one fact of the text itself a rule reads (statement-size)
         key = (analysis.key, analysis.size, analysis.dialect, identity, environment, database)
@@ -120,6 +140,7 @@ class Policy:
         cache = self._cache
         hit = cache.get(key)
         if hit is not None:
+            self._remember_hot(analysis, identity, environment, database, rules, hit)
             return hit  # type: ignore[no-any-return]
         decision = self._decide(analysis, identity, environment, rules, database)
         if self.cache_size > 0:
@@ -131,11 +152,29 @@ class Policy:
                 if cache.maxsize != self.cache_size:
                     cache.maxsize = self.cache_size
                 cache.put(key, decision)
+            self._remember_hot(analysis, identity, environment, database, rules, decision)
         return decision
+
+    def _remember_hot(
+        self, analysis: Analysis, identity: Identity | None, environment: str, database: str | None,
+        rules: tuple[Rule, ...], decision: Decision,
+    ) -> None:
+        if analysis.size > _HOT_CHARS or analysis.shape is not None:
+            # the entry keeps the analysis (and its parse trees) alive: only short texts; literal SQL judged by
+            # its shape is a new analysis per text (its decision is found by the shape in the cache)
+            return
+        with self._lock:
+            if self._state[1] is not rules:
+                return  # the catalog changed meanwhile (and the hot entries were dropped)
+            hot = self._hot
+            if len(hot) >= _HOT_ENTRIES:
+                hot.clear()  # many distinct statements: rebuilding is cheap, and this stays bounded
+            hot[id(analysis)] = (analysis, identity, environment, database, rules, decision)
 
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._hot.clear()
 
     def _decide(
         self, analysis: Analysis, identity: Identity | None, environment: str, rules: tuple[Rule, ...],
