@@ -127,6 +127,14 @@ class MaskingState:
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
 
+    @property
+    def active(self) -> bool:
+        env = self.gov.environment
+        seen = self._active_for
+        if seen is None or seen[0] is not env:
+            seen = self._active_for = (env, self.config.active_in(env))
+        return seen[1]
+
     def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
         with self.lock:
             if len(cache) >= _HOT_CACHE:
