@@ -104,6 +104,15 @@ class Walker:
         return Source(alias, key, _rename(columns, renamed) if columns is not None else None)
 
     def from_item(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Source:
+        if isinstance(node, exp.Table) and node.args.get("rows_from"):
+            # PostgreSQL ``ROWS FROM (f(...), g(...))``: each function is walked like a table function (so what
+            # it computes on is judged), and every column it yields is made of all their arguments
+            parts = [self.from_item(item, ctes, scope) for item in node.args["rows_from"]]
+            inner = combine(o for p in parts for _, o in p.columns or [("*", Origin("unknown"))])
+            if inner.kind == "column":
+                inner = Origin("expr", inner.sources, inner.rows)
+            names = _alias_columns(node)
+            return Source(_alias_name(node), None, [("*", inner)] + [(n, inner) for n in names])
         if isinstance(node, exp.Table):
             if node.this is None or isinstance(node.this, (exp.Identifier, str)):
                 return self.table_source(node, ctes)

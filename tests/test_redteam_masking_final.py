@@ -1,0 +1,128 @@
+"""Red-team regressions (final pass, decisions 0200-0202): a prompt-injected agent in production with zero
+configuration combines set-returning functions, lateral joins, CTE chains, windows and set operations to read
+a character or the length of a masked value, on SQLite and PostgreSQL (psycopg 3, also prepared).
+
+Each oracle compares a right guess with a wrong one on the raw connection (the ground truth that the attack
+works there) and on the governed one (where both must look the same); every byte returned is checked for a
+fragment of a secret.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
+ROWS = [
+    (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0132", "4111111111111111",
+     "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "Paris"),
+    (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "+44 20 7946 0958", "5500005555555559",
+     "ghp_R4nd0mT0k3nAbCdEfGhIjKlMnOpQrStUv12", "Lyon"),
+    (3, "Carol King", "carol@example.net", "123-45-6789", "+1 212 555 0199", "378282246310005",
+     "sk_test_4eC39HqLyjWDarjtT1zdp7dc", "Rome"),
+]  # fmt: skip
+FRAGMENTS = ["Alice", "Smith", "Carol", "alice@", "536-22", "8726", "123-45", "6789", "415 555", "41111111",
+             "51H8abcd", "4eC39Hq"]  # fmt: skip
+Run = Callable[..., Any]
+
+
+def clear(observed: Any) -> list[str]:
+    text = repr(observed)
+    return [f for f in FRAGMENTS if f in text]
+
+
+def observe(conn: Any, sql: str, **kw: Any) -> Any:
+    """What the attacker sees: the rows, that masking refused, or the error's class."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, **kw)
+        return ("rows", cur.fetchall() if cur.description else cur.rowcount)
+    except governed_db.GuardrailViolation as e:
+        return ("refused", "masked-column" in str(e))
+    except Exception as e:
+        return ("error", type(e).__name__)
+
+
+@pytest.fixture
+def lite() -> Iterator[tuple[sqlite3.Connection, Any, str]]:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE rt3a_c " + DDL.format(t="text"))
+    raw.executemany("INSERT INTO rt3a_c VALUES (?,?,?,?,?,?,?,?)", ROWS)
+    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    yield raw, conn, "rt3a_c"
+    raw.close()
+
+
+@pytest.fixture(params=["plain", "prepared"])
+def pg(request: pytest.FixtureRequest, pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[tuple[Any, Any, str, dict]]:
+    """The raw and the governed psycopg 3 connection, the table, and the execute keywords (prepare=True)."""
+    import psycopg
+
+    t = f"rt3a_c_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
+    with pg_conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    try:
+        yield pg_conn, conn, t, ({"prepare": True} if request.param == "prepared" else {})
+    finally:
+        raw.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _oracle(raw: Any, conn: Any, template: str, t: str, right: str, wrong: str, **kw: Any) -> tuple[Any, Any]:
+    """Asserts the raw connection tells the guesses apart (or shows a secret); returns the governed views."""
+    truth = [observe(raw, template.format(t=t, G=g)) for g in (right, wrong)]
+    assert truth[0] != truth[1] or clear(truth), truth
+    seen = observe(conn, template.format(t=t, G=right), **kw), observe(conn, template.format(t=t, G=wrong), **kw)
+    assert not clear(seen), seen
+    return seen
+
+
+# -- PostgreSQL ROWS FROM (...) -------------------------------------------------------------------------------
+ROWS_FROM = [
+    # the words of a name, in the clear, before the fix (the FROM item was a table without a name)
+    "SELECT * FROM ROWS FROM (regexp_split_to_table((SELECT full_name FROM {t} WHERE id = 1), ' ')) "
+    "WHERE '{G}' <> ''",
+    "SELECT * FROM ROWS FROM (generate_series(1, 2), regexp_split_to_table((SELECT full_name FROM {t} WHERE id = 1),"
+    " ' ')) WHERE '{G}' <> ''",
+    # the whole column, by position: values the detector did not recognise (123-45-6789) came back clear
+    "SELECT * FROM ROWS FROM (generate_series(1, 2), unnest((SELECT array_agg(ssn) FROM {t}))) WHERE '{G}' <> ''",
+    "SELECT x FROM ROWS FROM (generate_series(1, 2), unnest((SELECT array_agg(ssn ORDER BY id) FROM {t}))) "
+    "AS r(n, x) WHERE '{G}' <> ''",
+    # how many words: a count oracle
+    "SELECT count(*) FROM ROWS FROM (regexp_split_to_table((SELECT full_name FROM {t} WHERE id = 1), '{G}'))",
+]
+
+
+@pytest.mark.parametrize("template", ROWS_FROM)
+def test_pg_rows_from_is_walked(pg: tuple[Any, Any, str, dict], template: str) -> None:
+    """``ROWS FROM (f(...), g(...))`` is walked like the table functions it holds (decision 0200): what they
+    compute on a masked value is judged, and each column they yield is masked; it read as a table without a
+    name of unknown columns, so only values the detector recognised were masked."""
+    raw, conn, t, kw = pg
+    seen = _oracle(raw, conn, template, t, " ", "z", **kw) if "'{G}')" in template else None
+    if seen is None:
+        truth = observe(raw, template.format(t=t, G="x"))
+        assert clear(truth), truth
+        seen = (observe(conn, template.format(t=t, G="x"), **kw),)
+    assert not clear(seen), seen
+    assert all(s == ("refused", True) or s[0] == "rows" for s in seen), seen
+    assert seen[0] == seen[-1], seen
+
+
+def test_pg_rows_from_of_constants_keeps_running(pg: tuple[Any, Any, str, dict]) -> None:
+    """Look-alike: ROWS FROM over constants and over a column nothing masks is not refused."""
+    raw, conn, t, kw = pg
+    assert observe(conn, "SELECT * FROM ROWS FROM (generate_series(1, 2), unnest(ARRAY['a']))", **kw) == (
+        "rows", [(1, "a"), (2, None)])  # fmt: skip
+    seen = observe(conn, f"SELECT x FROM ROWS FROM (unnest((SELECT array_agg(city ORDER BY id) FROM {t}))) AS r(x)",
+                   **kw)  # fmt: skip
+    assert seen == ("rows", [("Paris",), ("Lyon",), ("Rome",)]), seen
