@@ -60,7 +60,9 @@ def lite() -> Iterator[tuple[sqlite3.Connection, Any, str]]:
 
 
 @pytest.fixture(params=["plain", "prepared"])
-def pg(request: pytest.FixtureRequest, pg_dsn: str, pg_conn: Any, unique: str) -> Iterator[tuple[Any, Any, str, dict]]:
+def pg(
+    request: pytest.FixtureRequest, pg_dsn: str, pg_conn: Any, unique: str
+) -> Iterator[tuple[Any, Any, str, dict]]:
     """The raw and the governed psycopg 3 connection, the table, and the execute keywords (prepare=True)."""
     import psycopg
 
@@ -81,7 +83,10 @@ def _oracle(raw: Any, conn: Any, template: str, t: str, right: str, wrong: str, 
     """Asserts the raw connection tells the guesses apart (or shows a secret); returns the governed views."""
     truth = [observe(raw, template.format(t=t, G=g)) for g in (right, wrong)]
     assert truth[0] != truth[1] or clear(truth), truth
-    seen = observe(conn, template.format(t=t, G=right), **kw), observe(conn, template.format(t=t, G=wrong), **kw)
+    seen = (
+        observe(conn, template.format(t=t, G=right), **kw),
+        observe(conn, template.format(t=t, G=wrong), **kw),
+    )
     assert not clear(seen), seen
     return seen
 
@@ -120,7 +125,7 @@ def test_pg_rows_from_is_walked(pg: tuple[Any, Any, str, dict], template: str) -
 
 def test_pg_rows_from_of_constants_keeps_running(pg: tuple[Any, Any, str, dict]) -> None:
     """Look-alike: ROWS FROM over constants and over a column nothing masks is not refused."""
-    raw, conn, t, kw = pg
+    _raw, conn, t, kw = pg
     assert observe(conn, "SELECT * FROM ROWS FROM (generate_series(1, 2), unnest(ARRAY['a']))", **kw) == (
         "rows", [(1, "a"), (2, None)])  # fmt: skip
     seen = observe(conn, f"SELECT x FROM ROWS FROM (unnest((SELECT array_agg(city ORDER BY id) FROM {t}))) AS r(x)",
