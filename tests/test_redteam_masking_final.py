@@ -131,3 +131,43 @@ def test_pg_rows_from_of_constants_keeps_running(pg: tuple[Any, Any, str, dict])
     seen = observe(conn, f"SELECT x FROM ROWS FROM (unnest((SELECT array_agg(city ORDER BY id) FROM {t}))) AS r(x)",
                    **kw)  # fmt: skip
     assert seen == ("rows", [("Paris",), ("Lyon",), ("Rome",)]), seen
+
+
+# -- PostgreSQL TABLESAMPLE and named window frames ------------------------------------------------------------
+SAMPLE_AND_FRAME = [
+    # all rows or none, or an out-of-range error, by a character of the name
+    "SELECT id FROM {t} TABLESAMPLE BERNOULLI ((SELECT CASE WHEN substr(full_name, 1, 1) = '{G}' THEN 100 ELSE 0 END"
+    " FROM {t} WHERE id = 1))",
+    "SELECT id FROM {t} TABLESAMPLE SYSTEM ((SELECT CASE WHEN substr(full_name, 1, 1) = '{G}' THEN 100 ELSE 0 END"
+    " FROM {t} WHERE id = 1))",
+    "SELECT id FROM {t} TABLESAMPLE BERNOULLI ((SELECT CASE WHEN substr(ssn, 1, 1) = '{G}' THEN 101 ELSE 0 END"
+    " FROM {t} WHERE id = 1))",
+    # a named window's frame is no expression of the select list: its offset was never walked
+    "SELECT id, count(*) OVER w FROM {t} WINDOW w AS (ORDER BY id ROWS (SELECT CASE WHEN substr(full_name, 1, 1) ="
+    " '{G}' THEN 2 ELSE 0 END FROM {t} WHERE id = 1) PRECEDING)",
+    "SELECT id, count(*) OVER w FROM {t} WINDOW w AS (ORDER BY id ROWS BETWEEN CURRENT ROW AND "
+    "(SELECT position('{G}' in full_name) FROM {t} WHERE id = 1) FOLLOWING)",
+]
+
+
+@pytest.mark.parametrize("template", SAMPLE_AND_FRAME)
+def test_pg_sample_and_named_window_frame_are_walked(pg: tuple[Any, Any, str, dict], template: str) -> None:
+    """A TABLESAMPLE percentage and the frame offset of a named window (``WINDOW w AS (...)``) are walked like
+    LIMIT (decision 0201): a masked value there decided how many rows came back, or an error."""
+    raw, conn, t, kw = pg
+    right = "5" if "ssn" in template else ("i" if "position" in template else "A")
+    seen = _oracle(raw, conn, template, t, right, "Z", **kw)
+    assert seen[0] == seen[1] == ("refused", True), seen
+
+
+def test_pg_sample_and_named_window_of_constants_keep_running(pg: tuple[Any, Any, str, dict]) -> None:
+    """Look-alikes: a constant sample and a named window over columns nothing masks run unchanged."""
+    _raw, conn, t, kw = pg
+    assert observe(conn, f"SELECT id FROM {t} TABLESAMPLE BERNOULLI (100) ORDER BY id", **kw) == (
+        "rows", [(1,), (2,), (3,)])  # fmt: skip
+    sql = (
+        f"SELECT id, count(*) OVER w FROM {t} WINDOW w AS (ORDER BY id ROWS (SELECT 1) PRECEDING) ORDER BY id"
+    )
+    assert observe(conn, sql, **kw) == ("rows", [(1, 1), (2, 2), (3, 2)])
+    sql = f"SELECT id, sum(id) OVER w FROM {t} WINDOW w AS (PARTITION BY city ORDER BY id) ORDER BY id"
+    assert observe(conn, sql, **kw) == ("rows", [(1, 1), (2, 2), (3, 3)])

@@ -87,6 +87,11 @@ class Walker:
         bare = node.copy()
         bare.set("alias", None)
         self.lineage.tables.setdefault(key, bare.sql(dialect=self.dialect))
+        sample = node.args.get("sample")
+        if isinstance(sample, exp.Expression):
+            # ``TABLESAMPLE BERNOULLI ((SELECT CASE WHEN ssn LIKE '5%' THEN 100 ELSE 0 END ...))``: the
+            # percentage, size or seed decides how many rows come back (or an out-of-range error)
+            self.lineage.uses.append(("TABLESAMPLE", self.expr(sample, Scope([]), ctes)))
         if isinstance(node.args.get("indexed"), exp.Expression) or node.args.get("hints"):
             # ``INDEXED BY ix_email`` / ``FORCE INDEX (ix_email)``: rows come back in the order of the index's
             # values, so an unordered read of an index on a masked column is an ORDER BY on it (with a row
@@ -477,11 +482,17 @@ class Walker:
         return [Output(f"column{i + 1}", combine(col, kind="expr")) for i, col in enumerate(cells)]
 
     def bounds(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> None:
-        """LIMIT/OFFSET may hold a subquery whose WHERE is an oracle (``LIMIT (SELECT count(*) ... )``)."""
-        for key in ("limit", "offset"):
+        """LIMIT/OFFSET may hold a subquery whose WHERE is an oracle (``LIMIT (SELECT count(*) ... )``); so may
+        a sample clause of the query and the frame of a named window (``WINDOW w AS (ROWS (...) PRECEDING)``,
+        which is no expression of the select list)."""
+        for key in ("limit", "offset", "sample"):
             part = node.args.get(key)
             if isinstance(part, exp.Expression):
                 self.lineage.uses.append((key.upper(), self.expr(part, scope, ctes)))
+        for window in node.args.get("windows") or ():
+            spec = window.args.get("spec") if isinstance(window, exp.Window) else None
+            if isinstance(spec, exp.Expression):
+                self.lineage.uses.append(("a window frame", self.expr(spec, scope, ctes)))
 
     def uses_of(self, node: exp.Select, scope: Scope, ctes: Ctes) -> None:
         clauses: list[tuple[str, exp.Expression | None]] = [
