@@ -171,3 +171,32 @@ def test_pg_sample_and_named_window_of_constants_keep_running(pg: tuple[Any, Any
     assert observe(conn, sql, **kw) == ("rows", [(1, 1), (2, 2), (3, 2)])
     sql = f"SELECT id, sum(id) OVER w FROM {t} WINDOW w AS (PARTITION BY city ORDER BY id) ORDER BY id"
     assert observe(conn, sql, **kw) == ("rows", [(1, 1), (2, 2), (3, 3)])
+
+
+# -- PostgreSQL bare VALUES with LIMIT / OFFSET / ORDER BY -----------------------------------------------------
+VALUES_BOUNDS = [
+    "VALUES (1), (2) LIMIT (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)",
+    "VALUES (1), (2) OFFSET (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)",
+    "VALUES (1), (2) ORDER BY 1 FETCH FIRST (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1) ROWS ONLY",
+]
+
+
+@pytest.mark.parametrize("template", VALUES_BOUNDS)
+def test_pg_bare_values_bounds_are_walked(pg: tuple[Any, Any, str, dict], template: str) -> None:
+    """A statement that is a bare VALUES list has its own LIMIT/OFFSET/ORDER BY (decision 0201); they were not
+    walked, so ``LIMIT (SELECT position('A' in full_name) ...)`` returned one row for a right guess, none for a
+    wrong one."""
+    raw, conn, t, kw = pg
+    seen = _oracle(raw, conn, template, t, "A", "Z", **kw)
+    assert seen[0] == seen[1] == ("refused", True), seen
+
+
+def test_pg_bare_values_bounds_of_constants_keep_running(pg: tuple[Any, Any, str, dict]) -> None:
+    """Look-alike: VALUES with a constant ORDER BY, LIMIT and OFFSET runs unchanged."""
+    _raw, conn, t, kw = pg
+    assert observe(conn, "VALUES (1), (2), (3) ORDER BY 1 DESC LIMIT 2 OFFSET 1", **kw) == (
+        "rows",
+        [(2,), (1,)],
+    )
+    sql = f"VALUES (1), (2) LIMIT (SELECT count(*) FROM {t} WHERE city = 'Paris')"
+    assert observe(conn, sql, **kw) == ("rows", [(1,)])

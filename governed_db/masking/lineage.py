@@ -404,7 +404,12 @@ class Walker:
             self.orderings(node.args.get("order"), over, ctes)
             return lost, False
         if isinstance(node, exp.Values):
-            return self.values(node, ctes, parent), True
+            outputs = self.values(node, ctes, parent)
+            # a bare ``VALUES (1), (2) LIMIT (SELECT ...)`` has its own LIMIT, OFFSET and ORDER BY
+            over = Scope([], parent, outputs)
+            self.bounds(node, over, ctes)
+            self.orderings(node.args.get("order"), over, ctes)
+            return outputs, True
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
