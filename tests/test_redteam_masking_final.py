@@ -200,3 +200,59 @@ def test_pg_bare_values_bounds_of_constants_keep_running(pg: tuple[Any, Any, str
     )
     sql = f"VALUES (1), (2) LIMIT (SELECT count(*) FROM {t} WHERE city = 'Paris')"
     assert observe(conn, sql, **kw) == ("rows", [(1,)])
+
+
+# -- PostgreSQL parenthesised queries with their own LIMIT / OFFSET / ORDER BY ---------------------------------
+PAREN_BOUNDS = [
+    "(SELECT id FROM {t}) LIMIT (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)",
+    "(SELECT id FROM {t} ORDER BY id) OFFSET (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)",
+    "SELECT count(*) FROM ((SELECT id FROM {t}) LIMIT (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)) s",
+    "WITH s AS ((SELECT id FROM {t}) LIMIT (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)) "
+    "SELECT count(*) FROM s",
+    "((SELECT id FROM {t}) UNION ALL (SELECT 9)) LIMIT (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1)",
+    "SELECT (SELECT count(*) FROM ((SELECT id FROM {t}) LIMIT (SELECT position('{G}' in full_name) FROM {t} "
+    "WHERE id = 1)) s)",
+    "SELECT 1 IN ((SELECT id FROM {t}) LIMIT (SELECT position('{G}' in full_name) FROM {t} WHERE id = 1))",
+    "SELECT count(*) FROM {t} c, LATERAL ((SELECT 1) LIMIT (SELECT position('{G}' in c.full_name))) l WHERE c.id = 1",
+]
+
+
+@pytest.mark.parametrize("template", PAREN_BOUNDS)
+def test_pg_parenthesised_query_bounds_are_walked(pg: tuple[Any, Any, str, dict], template: str) -> None:
+    """``(SELECT ...) LIMIT (SELECT position('A' in full_name) ...)``: the LIMIT/OFFSET/ORDER BY of a
+    parenthesised query hang on the parentheses (sqlglot's Subquery), not on the SELECT, and were not walked
+    anywhere (top level, FROM, CTE, scalar, IN, LATERAL) — one row for a right guess, none for a wrong one
+    (decision 0201)."""
+    raw, conn, t, kw = pg
+    seen = _oracle(raw, conn, template, t, "A", "Z", **kw)
+    assert seen[0] == seen[1] == ("refused", True), seen
+
+
+def test_pg_parenthesised_query_writes_are_walked(pg: tuple[Any, Any, str, dict]) -> None:
+    """The same through writes to a table of the agent's own: INSERT, UPDATE ... RETURNING, DELETE ...
+    RETURNING with a parenthesised query's LIMIT over a masked value; the table is unchanged."""
+    raw, conn, t, kw = pg
+    own = f"{t}_own"
+    raw.execute(f"CREATE TABLE {own} (n int)")
+    try:
+        raw.execute(f"INSERT INTO {own} VALUES (1), (2)")
+        bound = f"(SELECT position('{{G}}' in full_name) FROM {t} WHERE id = 1)"
+        for template in (
+            f"INSERT INTO {own} ((SELECT 7) LIMIT {bound})",
+            f"UPDATE {own} SET n = n WHERE n IN ((SELECT 1) LIMIT {bound}) RETURNING n",
+            f"DELETE FROM {own} WHERE n IN ((SELECT 2) LIMIT {bound}) RETURNING n",
+        ):
+            for g in ("A", "Z"):
+                assert observe(conn, template.format(G=g), **kw) == ("refused", True), template
+        assert raw.execute(f"SELECT n FROM {own} ORDER BY n").fetchall() == [(1,), (2,)]
+    finally:
+        raw.execute(f"DROP TABLE IF EXISTS {own}")
+
+
+def test_pg_parenthesised_query_bounds_of_constants_keep_running(pg: tuple[Any, Any, str, dict]) -> None:
+    """Look-alikes: parenthesised queries with constant bounds, and ordered by a column nothing masks."""
+    _raw, conn, t, kw = pg
+    sql = f"(SELECT id, ssn FROM {t}) ORDER BY id DESC LIMIT 2 OFFSET (SELECT count(*) FROM {t} WHERE city = 'Rome')"
+    assert observe(conn, sql, **kw) == ("rows", [(2, "[US_SSN]"), (1, "[US_SSN]")])
+    sql = f"SELECT count(*) FROM ((SELECT id FROM {t} ORDER BY id) LIMIT 2) s"
+    assert observe(conn, sql, **kw) == ("rows", [(2,)])

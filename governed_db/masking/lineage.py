@@ -65,6 +65,9 @@ _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
 _QUIET_COMPARISONS = frozenset({"postgres", "sqlite"})
 #: the declared type of a table's column (``None`` when unknown)
 Declared = Callable[[str, str], "str | None"]
+#: clauses sqlglot may hang on a parenthesised query besides ORDER BY / LIMIT / OFFSET: each decides rows
+#: (its ``joins`` are FROM items of an UPDATE ... FROM (...) d JOIN t, walked with the statement's sources)
+_SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
 
 
 class Walker:
@@ -131,8 +134,7 @@ class Walker:
         if isinstance(node, exp.Unnest):
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
-            query = node.this if isinstance(node, exp.Subquery) else node
-            outs, exact = self.query(query, ctes, scope)
+            outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
             columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
@@ -257,8 +259,7 @@ class Walker:
             # a session variable (@v, @@x) may hold anything a previous statement put there
             return Origin("unknown", hint=node.name or None, opaque=True)
         if isinstance(node, QUERY):
-            query = node.this if isinstance(node, exp.Subquery) else node
-            outs, exact = self.query(query, ctes, scope)
+            outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
         if isinstance(node, exp.TsOrDsToDate) and self.dialect == "mysql" and node.args.get("format") is None:
             # sqlglot reads MySQL's YEAR(d) as YEAR(TS_OR_DS_TO_DATE(d)): the date itself, converted (with a
@@ -378,7 +379,18 @@ class Walker:
     def query(self, node: exp.Expression, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
         ctes = self.ctes_of(node, ctes, parent)
         if isinstance(node, exp.Subquery):
-            return self.query(node.this, ctes, parent)
+            outs, exact = self.query(node.this, ctes, parent)
+            # ``(SELECT id FROM t) LIMIT (SELECT position('A' in name) ...)``: the parentheses carry their own
+            # ORDER BY / LIMIT / OFFSET (and, in some dialects, more clauses), which decide rows like a SELECT's
+            over = Scope([], parent, outs)
+            self.bounds(node, over, ctes)
+            self.orderings(node.args.get("order"), over, ctes)
+            for key in _SUBQUERY_CLAUSES:
+                part = node.args.get(key)
+                for item in part if isinstance(part, list) else [part]:
+                    if isinstance(item, exp.Expression):
+                        self.lineage.uses.append((key.upper(), self.expr(item, over, ctes)))
+            return outs, exact
         if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             left, lx = self.query(node.this, ctes, parent)
             right, rx = self.query(node.expression, ctes, parent)
