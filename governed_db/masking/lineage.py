@@ -416,12 +416,12 @@ class Walker:
             self.orderings(node.args.get("order"), over, ctes)
             return lost, False
         if isinstance(node, exp.Values):
-            outputs = self.values(node, ctes, parent)
+            cells = self.values(node, ctes, parent)
             # a bare ``VALUES (1), (2) LIMIT (SELECT ...)`` has its own LIMIT, OFFSET and ORDER BY
-            over = Scope([], parent, outputs)
+            over = Scope([], parent, cells)
             self.bounds(node, over, ctes)
             self.orderings(node.args.get("order"), over, ctes)
-            return outputs, True
+            return cells, True
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
