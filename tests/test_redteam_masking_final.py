@@ -256,3 +256,53 @@ def test_pg_parenthesised_query_bounds_of_constants_keep_running(pg: tuple[Any, 
     assert observe(conn, sql, **kw) == ("rows", [(2, "[US_SSN]"), (1, "[US_SSN]")])
     sql = f"SELECT count(*) FROM ((SELECT id FROM {t} ORDER BY id) LIMIT 2) s"
     assert observe(conn, sql, **kw) == ("rows", [(2,)])
+
+
+# -- parenthesised join groups in FROM (SQLite and PostgreSQL) -------------------------------------------------
+JOIN_GROUPS = [
+    "SELECT count(*) FROM ({t} a JOIN {t} b ON a.id = b.id AND substr(a.ssn, 1, 1) = '{G}')",
+    "SELECT count(*) FROM ({t} a JOIN {t} b ON a.id = b.id AND substr(a.ssn, 1, 1) = '{G}') j",
+    "SELECT count(*) FROM (({t} a JOIN {t} b ON a.id = b.id) JOIN {t} c ON c.id = a.id AND c.ssn LIKE '{G}%')",
+    "SELECT count(*) FROM {t} x JOIN ({t} a JOIN {t} b ON a.id = b.id AND a.ssn LIKE '{G}%') ON x.id = a.id",
+    "SELECT count(*) FROM ({t} a JOIN (SELECT '536-22-8726' AS ssn, '{G}' AS g) b USING (ssn))",
+    "SELECT count(*) FROM ({t} a NATURAL JOIN (SELECT 1 AS id, 'Alice Smith' AS full_name, '{G}' AS g) b)",
+]
+
+
+def _join_group_oracle(raw: Any, conn: Any, t: str, template: str, **kw: Any) -> None:
+    right, wrong = "5", "9"
+    if "AS g" in template:  # USING / NATURAL: the guess is the constant compared with the stored value
+        template = template.replace("'536-22-8726'", "'{G}'").replace("'Alice Smith'", "'{G}'")
+        template = template.replace(", '{G}' AS g", "")
+        right, wrong = ("536-22-8726", "536-22-8727") if "ssn" in template else ("Alice Smith", "Alice Smyth")
+    seen = _oracle(raw, conn, template, t, right, wrong, **kw)
+    assert seen[0] == seen[1] == ("refused", True), seen
+
+
+@pytest.mark.parametrize("template", JOIN_GROUPS)
+def test_sqlite_join_group_is_walked(lite: tuple[Any, Any, str], template: str) -> None:
+    """``FROM (a JOIN b ON <masked predicate>)``: sqlglot reads the group as a Subquery around a table that
+    carries joins; it was a nameless query of no columns, so its ON/USING/NATURAL was never walked (decision
+    0201). The group is flattened into the FROM and its joins walked like the statement's own."""
+    raw, conn, t = lite
+    _join_group_oracle(raw, conn, t, template)
+
+
+@pytest.mark.parametrize("template", JOIN_GROUPS)
+def test_pg_join_group_is_walked(pg: tuple[Any, Any, str, dict], template: str) -> None:
+    """The same on PostgreSQL (plain and prepared)."""
+    raw, conn, t, kw = pg
+    _join_group_oracle(raw, conn, t, template, **kw)
+
+
+def test_join_group_look_alikes_keep_running(lite: tuple[Any, Any, str]) -> None:
+    """Look-alikes: a join group on keys and columns nothing masks runs; masked columns read through it come
+    back masked (every byte checked)."""
+    _raw, conn, t = lite
+    sql = f"SELECT a.city, b.ssn FROM ({t} a JOIN {t} b ON a.id = b.id AND b.city <> 'Lyon') ORDER BY a.id"
+    seen = observe(conn, sql)
+    assert seen == ("rows", [("Paris", "[US_SSN]"), ("Rome", "[US_SSN]")]), seen
+    sql = f"SELECT count(*) FROM (({t} a JOIN {t} b ON a.id = b.id) JOIN {t} c ON c.id = b.id AND c.city = 'Rome')"
+    assert observe(conn, sql) == ("rows", [(1,)])
+    seen = observe(conn, f"SELECT * FROM ({t} a JOIN {t} b ON a.id = b.id)")
+    assert seen[0] == "rows" and len(seen[1]) == 3 and not clear(seen), seen

@@ -425,12 +425,13 @@ class Walker:
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
+        nested: list[exp.Join] = []
         from_ = node.args.get("from_") or node.args.get("from")
         if from_ is not None:
-            scope.sources.append(self.from_item(from_.this, ctes, parent))
+            self.add_source(scope, from_.this, ctes, parent, nested)
         for join in node.args.get("joins") or ():
             # LATERAL subqueries and table functions see the FROM items before them
-            scope.sources.append(self.from_item(join.this, ctes, scope))
+            self.add_source(scope, join.this, ctes, scope, nested)
         outputs: list[Output] = []
         exact = True
         for proj in node.expressions:
@@ -480,7 +481,16 @@ class Walker:
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
             # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
             self.lineage.uses.extend(("DISTINCT", o.origin) for o in outputs)
-        self.uses_of(node, scope, ctes)
+        self.uses_of(node, scope, ctes, flattened=bool(nested))
+        for join in nested:  # the ON / USING of a parenthesised join group, over every source of the FROM
+            if str(join.args.get("method") or "").upper() == "NATURAL":
+                self.natural(scope.sources, scope.sources)
+            on = join.args.get("on")
+            if isinstance(on, exp.Expression):
+                self.lineage.uses.append(("JOIN", self.expr(on, scope, ctes)))
+            for ident in join.args.get("using") or ():
+                name = ident.name if isinstance(ident, exp.Identifier) else str(ident)
+                self.lineage.uses.append(("JOIN", self.expr(exp.column(name), scope, ctes)))
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
@@ -511,7 +521,28 @@ class Walker:
             if isinstance(spec, exp.Expression):
                 self.lineage.uses.append(("a window frame", self.expr(spec, scope, ctes)))
 
-    def uses_of(self, node: exp.Select, scope: Scope, ctes: Ctes) -> None:
+    def add_source(
+        self, scope: Scope, node: exp.Expression, ctes: Ctes, outer: Scope | None, nested: list[exp.Join]
+    ) -> None:
+        """A FROM item; a parenthesised join group ``(a JOIN b ON ...)`` (sqlglot: a Subquery around a table
+        that carries joins) is flattened into the scope, its joins kept in ``nested`` to be walked like the
+        statement's own (it was a nameless query of no columns, its ON never walked)."""
+        joins = node.args.get("joins") if isinstance(node, (exp.Subquery, exp.Table)) else None
+        if joins:  # ``((a JOIN b ON ...) JOIN c ON ...)``: the joins hang on the table or the parentheses
+            first = node.copy()
+            first.set("joins", None)
+            self.add_source(scope, first, ctes, outer, nested)
+            for join in joins:
+                nested.append(join)
+                self.add_source(scope, join.this, ctes, scope, nested)
+            return
+        if isinstance(node, exp.Subquery) and isinstance(node.this, (exp.Table, exp.Subquery)):
+            # ``(t)``, ``((a JOIN b ...)) j``: the alias of a join group names no columns we follow (fail closed)
+            self.add_source(scope, node.this, ctes, outer, nested)
+            return
+        scope.sources.append(self.from_item(node, ctes, outer))
+
+    def uses_of(self, node: exp.Select, scope: Scope, ctes: Ctes, flattened: bool = False) -> None:
         clauses: list[tuple[str, exp.Expression | None]] = [
             ("WHERE", node.args.get("where")),
             ("GROUP BY", node.args.get("group")),
@@ -524,7 +555,10 @@ class Walker:
             clauses.append(("DISTINCT ON", distinct.args["on"]))
         for n, join in enumerate(node.args.get("joins") or ()):
             if str(join.args.get("method") or "").upper() == "NATURAL":
-                self.natural(scope.sources[: n + 1], scope.sources[n + 1 : n + 2])
+                if flattened:  # positions moved with a flattened join group: compare every column
+                    self.natural(scope.sources, scope.sources)
+                else:
+                    self.natural(scope.sources[: n + 1], scope.sources[n + 1 : n + 2])
             clauses.append(("JOIN", join.args.get("on")))
             for ident in join.args.get("using") or ():
                 clauses.append(
