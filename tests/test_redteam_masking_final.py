@@ -306,3 +306,35 @@ def test_join_group_look_alikes_keep_running(lite: tuple[Any, Any, str]) -> None
     assert observe(conn, sql) == ("rows", [(1,)])
     seen = observe(conn, f"SELECT * FROM ({t} a JOIN {t} b ON a.id = b.id)")
     assert seen[0] == "rows" and len(seen[1]) == 3 and not clear(seen), seen
+
+
+JOIN_GROUP_WRITES = [
+    "UPDATE {own} SET n = n + 10 FROM ({t} a JOIN {t} b ON a.id = b.id AND a.ssn LIKE '{G}%') WHERE {own}.n = a.id",
+    "DELETE FROM {own} USING ({t} a JOIN {t} b ON a.id = b.id AND a.ssn LIKE '{G}%') WHERE {own}.n = a.id",
+    "UPDATE {own} SET n = n + 10 FROM (SELECT 1 AS one) d JOIN ({t} a JOIN {t} b ON a.id = b.id AND a.ssn LIKE "
+    "'{G}%') ON true WHERE {own}.n = 1",
+    "MERGE INTO {own} o USING ({t} a JOIN {t} b ON a.id = b.id AND a.ssn LIKE '{G}%') ON o.n = a.id "
+    "WHEN MATCHED THEN UPDATE SET n = o.n + 10",
+]
+
+
+@pytest.mark.parametrize("template", JOIN_GROUP_WRITES)
+def test_pg_join_group_in_writes_is_walked(pg: tuple[Any, Any, str, dict], template: str) -> None:
+    """UPDATE ... FROM / DELETE ... USING / MERGE ... USING a parenthesised join group over a masked predicate,
+    writing a table of the agent's own: which rows change (rowcount, RETURNING, a later read) told the first
+    digit of an SSN. Refused for both guesses; the agent's table is unchanged (read raw)."""
+    raw, conn, t, kw = pg
+    own = f"{t}_own"
+    raw.execute(f"CREATE TABLE {own} (n int)")
+    try:
+        raw.execute(f"INSERT INTO {own} VALUES (1), (2)")
+        for g in ("5", "9"):
+            assert observe(conn, template.format(t=t, own=own, G=g), **kw) == ("refused", True)
+        assert raw.execute(f"SELECT n FROM {own} ORDER BY n").fetchall() == [(1,), (2,)]
+        # look-alike: the same shape over keys and a column nothing masks runs and writes
+        innocent = template.replace("a.ssn LIKE '{G}%'", "a.city = 'Paris'").format(t=t, own=own)
+        assert observe(conn, innocent, **kw)[0] == "rows"
+        after = raw.execute(f"SELECT n FROM {own} ORDER BY n").fetchall()
+        assert after in ([(2,), (11,)], [(2,)]), after
+    finally:
+        raw.execute(f"DROP TABLE IF EXISTS {own}")
