@@ -420,9 +420,15 @@ def begin(
         # a statement must not run unrecorded: in production, refuse while the audit store cannot be written
         if gov.audit is not None and gov.audit.last_error is not None and gov.fail_closed:
             gov.fault("recording to the audit store", gov.audit.last_error)
-        # 5. tag
+        # 5. what runs: rows a masked index could order get an ORDER BY on a key, masked values an aggregate
+        # concatenates a stand-in (masking, decision 0160); then the tag
+        if identity_problem is None:
+            try:
+                st.sql = masking.reorder(sql, text, analysis, identity=identity, gov=gov)
+            except Exception as e:
+                raise gov.fault_error("ordering rows by a key (masking)", e) from e
         if gov.tagging:
-            st.sql = tag_statement(sql, gov, identity, span, params)
+            st.sql = tag_statement(st.sql, gov, identity, span, params)
         st.started = time.perf_counter()  # the operation the duration metric times is the driver call
     except GovernedDBError as e:
         # a refusal or fault leaving a governed call is the driver's error too (an approvals store that is down)

@@ -243,6 +243,11 @@ MARIA_CASES = [
          ("INSERT INTO {t} VALUES (1, 'a'), (2, 'b'), (3, 'c') ON DUPLICATE KEY UPDATE s = CONCAT(s, 'z')",)),
     Case("innocent: one-row update by the bounded agent", ("UPDATE {t} SET s = 'x' WHERE id = 2",),
          expect=[(1, "a"), (2, "x"), (3, "c")]),
+    # the DELETE list names an alias (DELETE s FROM t s JOIN ...): the aliased table is the one written
+    Case("multi-table DELETE through an alias of every row",
+         ("DELETE s FROM {t} s JOIN (SELECT 1 AS id) o ON s.id >= o.id",)),
+    Case("innocent: one-row multi-table DELETE through an alias",
+         ("DELETE s FROM {t} s JOIN (SELECT 3 AS id) o ON s.id = o.id",), expect=[(1, "a"), (2, "b")]),
     Case("innocent: the read-only agent reads in a transaction it began",
          (_call("begin"), "SELECT count(*) FROM {t}", _call("commit"), _as(HUMAN, "DELETE FROM {t} WHERE id = 3")),
          read_only=True, expect=[(1, "a"), (2, "b")]),

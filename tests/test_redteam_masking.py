@@ -735,13 +735,6 @@ def test_index_hints_on_masked_tables_are_refused(fixture: str, request: pytest.
     assert below == above == ["refused"] * len(INDEX_HINTS[fixture])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: an unordered read of a table with an index on a masked column may come back in the "
-    "index's order (InnoDB covering index for SELECT id, email; SQLite for rowid or IS NOT NULL), so a row of "
-    "the caller's own tells whether its guess sorts before the secret; closing it needs an ORDER BY on the "
-    "primary key added to unordered reads of masked tables (Statement.sql rewrite)",
-)
 @pytest.mark.parametrize("fixture", ["indexed_sqlite", "indexed_mysql"])
 def test_unordered_reads_do_not_follow_a_masked_index(fixture: str, request: pytest.FixtureRequest) -> None:
     """Where a guess sorts against a masked e-mail does not show in the order of an unordered read."""
@@ -796,16 +789,110 @@ def _group_concat_rows_cut(target: Target, column: str, length: int) -> Any:
     return target.run(target.conn, "SELECT @@warning_count")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: GROUP_CONCAT(email) over ~58,000 copies of one row (a cross join) is cut with a "
-    "warning exactly when the e-mail is long enough; refusing GROUP_CONCAT of every masked column on MariaDB "
-    "would break the leak corpus (tests/test_leaks.py runs GROUP_CONCAT(email)); closing it needs the row count "
-    "to be bounded, or the aggregate rewritten to a masked source",
-)
 def test_group_concat_over_many_rows_tells_no_length(request: pytest.FixtureRequest) -> None:
     """GROUP_CONCAT of a masked e-mail over many copies of its row does not say how long the e-mail is."""
     target: Target = request.getfixturevalue("mysql_target")
     guesses = (len(SECRETS["email"]) - 2, len(SECRETS["email"]) + 2)
     seen = {g: repr(_group_concat_rows_cut(target, "email", g)) for g in guesses}
     assert len(set(seen.values())) == 1, seen
+
+
+def _concatenated(target: Target, column: str, length: int, limit: int) -> Any:
+    """What an attacker sees of a string aggregate of row 1's value over enough copies of the row (a cross join of
+    digits) that the result passes ``limit`` characters exactly when the value has at least ``length``: the
+    result (masked), the error's class, and MariaDB's warnings."""
+    rows = -(-(limit + 1) // (length + 1))
+    digit = "(" + " UNION ALL ".join(f"SELECT {i} AS k" for i in range(10)) + ")"
+    joined = ", ".join(f"{digit} d{i}" for i in range(5))
+    where = " + ".join(f"{10**i} * d{i}.k" for i in range(5))
+    value = f"c.{column}" if column != "padded city" else (
+        "CONCAT(c.city, 'xxxxxxxxxxxx')" if target.dialect == "mysql" else "c.city || 'xxxxxxxxxxxx'"
+    )
+    sql = f"SELECT group_concat({value}) FROM {target.table} c, {joined} WHERE c.id = 1 AND {where} < {rows}"
+    try:
+        out = target.run(target.conn, sql)
+    except governed_db.GuardrailViolation as e:
+        return ("refused", e.decision.rules)
+    except Exception as e:
+        return ("error", type(e).__name__)
+    if target.dialect != "mysql":
+        return ("ok", out)
+    warnings = target.run(target.conn, "SHOW WARNINGS")
+    count = target.run(target.conn, "SELECT @@warning_count")
+    return ("ok", out[0], [(w[0], w[1]) for w in warnings[0]], count[0])
+
+
+@pytest.mark.parametrize(("fixture", "limit"), [("mysql_target", 1_048_576), ("sqlite_limited_target", 1_000_000)])
+def test_string_aggregates_of_a_masked_value_tell_no_length(
+    fixture: str, limit: int, request: pytest.FixtureRequest, mysql_conn: Any
+) -> None:
+    """GROUP_CONCAT / group_concat of a masked e-mail over many copies of its row runs (masked) and neither its
+    cut, its warnings (SHOW WARNINGS, @@warning_count) nor an error say how long the e-mail is; on city (not
+    masked, padded to the e-mail's length) the same statements do (the attack works)."""
+    target: Target = request.getfixturevalue(fixture)
+    if target.dialect == "mysql":
+        with mysql_conn.cursor() as cur:
+            cur.execute("SELECT @@group_concat_max_len")
+            if cur.fetchone()[0] != limit:
+                pytest.skip("the server's group_concat_max_len is not the default")
+    n = len(SECRETS["email"])
+    seen = {g: _concatenated(target, "email", g, limit) for g in (n - 2, n, n + 2)}
+    assert len({repr(v) for v in seen.values()}) == 1, seen
+    assert seen[n][0] == "ok" and "[EMAIL]" in repr(seen[n][1]), seen
+    control = {g: repr(_concatenated(target, "padded city", g, limit)) for g in (n - 2, n + 2)}
+    assert len(set(control.values())) == 2, control
+
+
+CASTS = ["SELECT CAST(email AS CHAR({n})) FROM {t} WHERE id = 1", "SELECT CONVERT(email, CHAR({n})) FROM {t} WHERE id = 1",
+         "SELECT CAST(email AS BINARY({n})) FROM {t} WHERE id = 1"]  # fmt: skip
+
+
+def test_casts_with_a_length_tell_no_length(request: pytest.FixtureRequest) -> None:
+    """MariaDB warns when CAST(x AS CHAR(n)) cuts x: over a masked value that says how long it is, so such a cast
+    is refused; a cast without a length runs (masked), and over city the warning does tell its length."""
+    target: Target = request.getfixturevalue("mysql_target")
+    n = len(SECRETS["email"])
+    for sql in CASTS:
+        for g in (n - 1, n):
+            with pytest.raises(governed_db.GuardrailViolation, match="masked-column-predicate"):
+                target.run(target.conn, sql.format(n=g, t=target.table))
+    rows, _warnings = target.run(target.conn, f"SELECT CAST(email AS CHAR), CAST(ssn AS BINARY) FROM {target.table}")
+    assert "alice" not in repr(rows) and len(rows) == 2
+    counts = set()
+    for g in (4, 5):
+        target.run(target.conn, f"SELECT CAST(city AS CHAR({g})) FROM {target.table} WHERE id = 1")
+        counts.add(repr(target.run(target.conn, "SELECT @@warning_count")))
+    assert len(counts) == 2, counts
+
+
+#: functions that may carry a masked value to the result (decision 0095), as an agent would write them on MariaDB
+CARRIERS = [
+    "UPPER({c})", "LOWER({c})", "SUBSTR({c}, 2, 3)", "LEFT({c}, 4)", "RIGHT({c}, 4)", "REPLACE({c}, '-', '')",
+    "CONCAT({c}, '!')", "CONCAT_WS(',', {c}, city)", "HEX({c})", "TO_BASE64({c})", "REVERSE({c})", "TRIM({c})",
+    "LENGTH({c})", "CHAR_LENGTH({c})", "MD5({c})", "SHA2({c}, 256)", "COALESCE({c}, '')", "IFNULL({c}, '')",
+    "CAST({c} AS CHAR)", "CONVERT({c} USING utf8mb4)", "JSON_OBJECT('v', {c})", "JSON_ARRAY({c})", "MAX({c})",
+    "GROUP_CONCAT({c})", "JSON_ARRAYAGG({c})", "CAST({c} AS CHAR(10))", "CONVERT({c}, CHAR(10))",
+]  # fmt: skip
+
+
+def test_no_warning_counts_a_masked_value(request: pytest.FixtureRequest) -> None:
+    """After any computation on a masked column that runs, SHOW WARNINGS and @@warning_count are the same for
+    Alice's and Bob's values (different lengths, characters and formats): no warning depends on the value."""
+    target: Target = request.getfixturevalue("mysql_target")
+    differ = []
+    for template in CARRIERS:
+        for column in ("email", "ssn", "full_name", "api_key"):
+            seen = []
+            for row in (1, 2):
+                sql = f"SELECT {template.format(c=column)} FROM {target.table} WHERE id = {row}"
+                try:
+                    target.run(target.conn, sql)
+                except governed_db.GuardrailViolation:
+                    seen.append("refused")
+                    continue
+                warnings = target.run(target.conn, "SHOW WARNINGS")[0]
+                count = target.run(target.conn, "SELECT @@warning_count")[0]
+                seen.append(repr(([(w[0], w[1]) for w in warnings], count)))
+            if seen[0] != seen[1]:
+                differ.append(f"{template.format(c=column)}: {seen}")
+    assert not differ, differ

@@ -208,6 +208,23 @@ def test_sqlite_text_factory_never_sees_a_value(sqlite_pair: tuple[Any, Any]) ->
     assert outcome(conn, "SELECT ssn, city FROM customers WHERE id = 1") == ("rows", [("[US_SSN]", "Paris")])
 
 
+def test_sqlite_text_factory_set_before_sampling_masks_only_what_is_sensitive() -> None:
+    """``text_factory = bytes`` set before masking first samples a table: sampling still reads text as text, so
+    unmasked cells come back whole (as bytes) and the sensitive ones stay masked."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE customers " + DDL.format(t="text"))
+    raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", ROWS)
+    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn.text_factory = bytes
+    seen = outcome(conn, "SELECT id, ssn, email, card, city FROM customers ORDER BY id")
+    assert seen[0] == "rows" and not clear(seen), seen
+    assert [(r[0], r[4]) for r in seen[1]] == [(1, b"Paris"), (2, b"Lyon")]
+    assert raw.text_factory is bytes  # the caller's setting is left as it was
+    conn.text_factory = str
+    assert outcome(conn, "SELECT id, ssn, city FROM customers WHERE id = 1") == ("rows", [(1, "[US_SSN]", "Paris")])
+    raw.close()
+
+
 def test_sqlite_row_factory_gets_masked_values(sqlite_pair: tuple[Any, Any]) -> None:
     """A row_factory is handed masked values only (a capturing factory, on the connection or a cursor, keeps no
     clear value); the documentation's dict factory and sqlite3.Row keep working, masked."""

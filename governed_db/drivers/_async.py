@@ -70,6 +70,34 @@ class AsyncDriver(Driver):
             # of the tables their foreign keys lead to
             for node in nodes:
                 await self._warm_constraints(gov, state, replay, table_key(".".join(p.name for p in node.parts)))
+        for node in nodes:
+            await self._warm_order(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node, 0)
+
+    async def _warm_order(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None,
+                          depth: int) -> None:
+        """Read, with ``await``, a relation's indexes and keys for the order guard (decision 0160), and those of
+        the tables a view reads."""
+        from governed_db.masking import schema
+        from governed_db.masking.catalog import table_key
+        from governed_db.masking.engine import ORDER_SECONDS
+
+        info = state.tables.get(key)
+        if info is None or info.columns is None or depth > 3 or not state.table_classes(key):
+            return  # nothing sensitive in it: the order guard does not ask
+        if time.monotonic() - info.order_at >= ORDER_SECONDS:
+            table_sql, name, db_name = state._names(key, node)
+            try:
+                await self._answer(gov, replay, lambda conn: schema.read_order(conn, gov.dialect, table_sql, db_name,
+                                                                               name))
+                state.order_of(key, node)
+            except Exception as e:  # unreadable: the order guard assumes the worst, as for a sync connection
+                log.debug("governed_db masking: async catalog read failed: %r", e)
+            finally:
+                replay.answers.clear()
+        for read in getattr(info.order, "reads", None) or ():
+            sub = table_key(read)
+            await self._warm_table(gov, state, replay, sub, None)
+            await self._warm_order(gov, state, replay, sub, None, depth + 1)
 
     async def _warm_table(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None) -> None:
         from governed_db.masking import schema
@@ -192,6 +220,9 @@ class _Probe:
     def fetchall(self) -> list[Any]:
         return list(self._rows)
 
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
     def close(self) -> None:
         pass
 
@@ -221,6 +252,9 @@ class _Replay:
 
     def fetchall(self) -> list[Any]:
         return list(self._rows)
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
 
     def close(self) -> None:
         pass

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from governed_db import masking
 from governed_db.errors import GuardrailViolation
+from governed_db.masking.engine import state_for
+from governed_db.masking.exports import export_masked_columns
 from governed_db.sql.analysis import analyze, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -59,6 +60,29 @@ def refuse_unmaskable_copy(gov: Governor, text: str, describe: Describe) -> None
     probe = copy_out_probe(text, gov.dialect)
     if probe is not None:
         refuse_masked_export(gov, probe, describe, "COPY ... TO exports rows the database formats itself")
+    else:
+        refuse_unread_copy(gov, text)
+
+
+def refuse_unread_copy(gov: Governor, text: str) -> None:
+    """A COPY whose exported columns no probe describes (unparsed; ``COPY (DELETE ... RETURNING ...) TO``) is
+    refused while masking is active: what it exports cannot be checked for masked columns."""
+    if _MAYBE_COPY.search(text) and state_for(gov).active:
+        unread = _unread_copy(text, gov.dialect)
+        if unread is not None:
+            undescribable(gov, ValueError(unread))
+
+
+def _unread_copy(text: str, dialect: str) -> str | None:
+    """Why a COPY in ``text`` exports columns no probe can describe (``None``: there is none)."""
+    for stmt in analyze(text, dialect).statements:
+        if not stmt.operation.upper().startswith("COPY"):
+            continue
+        if stmt.expression is None:
+            return "the COPY statement could not be parsed"
+        if "copy-dml" in stmt.flags:
+            return f"{stmt.operation} exports what a data change returns"
+    return None
 
 
 def refuse_masked_export(gov: Governor, probe: str, describe: Describe, how: str) -> None:
@@ -95,10 +119,7 @@ def refuse_masked_columns(gov: Governor, probe: str, description: Any, how: str)
     """
     if not description:
         return
-    plan = masking.plan_masking(
-        description, analyze(probe, gov.dialect), identity=gov.resolve_identity(), gov=gov
-    )
-    masked = tuple(getattr(plan, "masked_columns", ()) or ()) if plan is not None else ()
+    masked = export_masked_columns(description, analyze(probe, gov.dialect), identity=gov.resolve_identity(), gov=gov)
     if masked:
         raise gov.refusal(
             GuardrailViolation(

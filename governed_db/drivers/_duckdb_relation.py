@@ -23,8 +23,10 @@ from governed_db.drivers import quote_ident
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.errors import GovernanceFault, GuardrailViolation
+from governed_db.masking.exports import export_masked_columns
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
+from governed_db.sql.analysis import analyze
 
 #: exits handing out rows (lists, iterators)
 ROW_OUTPUTS = frozenset({"fetchall", "fetchone", "fetchmany", "to_dicts", "iter_rows"})
@@ -122,11 +124,18 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
         _, st = self._self_emit("map", lambda: None)
         if st.poisoned is not None:
             raise st.poisoned
-        if st.plan is not None and st.masked_columns:
+        masked = st.masked_columns if st.plan is not None else ()
+        if masked:
+            # columns only scanned because their table was nearly empty are checked at the source instead
+            gov = self._self_gov
+            masked = export_masked_columns(
+                raw.description, analyze(raw.sql_query(), gov.dialect), identity=st.identity or gov.resolve_identity(), gov=gov
+            )
+        if masked:
             raise self._self_gov.refusal(
                 GuardrailViolation(
                     "refused by governed_db: map() hands unmasked rows to a Python function, and this relation has "
-                    f"masked columns ({', '.join(st.masked_columns)}). Next step: project those columns away first, "
+                    f"masked columns ({', '.join(masked)}). Next step: project those columns away first, "
                     "or fetch the rows (masked) and transform them in Python."
                 )
             )

@@ -25,7 +25,7 @@ from governed_db.async_proxies import (
     rows_out,
 )
 from governed_db.drivers._async import AsyncDriver
-from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
+from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, refuse_unread_copy, undescribable
 from governed_db.drivers.psycopg import PsycopgConnectionFacts, PsycopgDriver, PsycopgResults
 from governed_db.pipeline import judged_call_async
 from governed_db.proxies import PrivateWithheld, _params, check_placeholders, withhold_unplanned
@@ -113,6 +113,7 @@ async def refuse_unmaskable_copy(gov: Any, text: str) -> None:
     """The async form of :func:`governed_db.drivers._copy.refuse_unmaskable_copy` (describe awaited)."""
     probe = copy_out_probe(text, gov.dialect)
     if probe is None:
+        refuse_unread_copy(gov, text)
         return
     try:
         async with gov.raw.cursor() as cur:

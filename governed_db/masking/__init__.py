@@ -135,6 +135,46 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     return guard.predicate_hit(state, analysis, identity, params)
 
 
+def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov: Governor) -> Any:
+    """The statement to send for ``sql``: with an ORDER BY on a key where an index on a masked column could
+    decide the order of its rows, and stand-ins for masked values an aggregate concatenates (decision 0160);
+    ``sql`` itself when nothing needs changing (the usual case, answered from a per-statement cache)."""
+    state = gov.state.get("masking")
+    if state is None or not state.active:
+        return sql
+    statements = analysis.statements
+    hot = state.hot_orders.get(id(statements))  # same validity test as plan_masking's hot path
+    if (
+        hot is not None
+        and hot[0] is statements
+        and hot[1] is identity
+        and hot[2] == state.version
+        and hot[3] > _now()
+    ):
+        spliced = hot[4]
+        if spliced is None:
+            return sql
+        if text == spliced.base:
+            return spliced.text
+        from governed_db.masking.splice import apply
+
+        return apply(spliced, text, state.dialect)  # a text of the same literal shape
+    from governed_db.masking import guard, order_guard
+    from governed_db.masking.plan import Access
+    from governed_db.policy.decision import Action
+
+    try:
+        out = order_guard.rewritten(state, text, analysis, identity)
+    except order_guard.Refused:
+        # what changed since the statement was judged (a new index) must not let it run unordered, unless the
+        # policy relaxes the refusal
+        hit = guard.order_refusal(state, analysis, Access(state, identity), identity)
+        if hit is not None and hit.action is Action.DENY:
+            raise RuntimeError(f"refused on a second look: {hit.reason}") from None
+        return sql
+    return sql if out is None else out
+
+
 _first = itemgetter(0)
 
 
@@ -194,5 +234,6 @@ __all__ = [
     "find_spans",
     "plan_masking",
     "predicate_hit",
+    "reorder",
     "scrub_error",
 ]

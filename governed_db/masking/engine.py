@@ -53,6 +53,8 @@ RECHECK_MAX = 5.0
 _HOT_CACHE = STATEMENTS
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
 MEMO_SECONDS = 60.0
+#: a table's indexes and keys are read again after this many seconds (an index created by a migration is seen)
+ORDER_SECONDS = 60.0
 MISSING = object()
 
 
@@ -79,6 +81,9 @@ class TableInfo:
     constraints: list[Constraint] | None = None
     #: when they were read (``time.monotonic()``); ``None``: not yet
     constraints_read: float | None = None
+    #: what decides the order of its unordered rows (indexes, keys), read when a statement needs it, and when
+    order: schema.OrderFacts | None = None
+    order_at: float = -ORDER_SECONDS
 
 
 @dataclass
@@ -118,6 +123,8 @@ class MaskingState:
         #: schema version and a good-until time, and answer without hashing the statement text or the identity
         self.hot_plans: dict[int, tuple[Any, ...]] = {}
         self.hot_uses: dict[int, tuple[Any, ...]] = {}
+        #: the same for the rewritten text of a statement (masking.reorder): the edits, or None
+        self.hot_orders: dict[int, tuple[Any, ...]] = {}
         self._active_for: tuple[str, bool] | None = None
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
@@ -145,6 +152,7 @@ class MaskingState:
             self.memo.clear()
             self.hot_plans.clear()
             self.hot_uses.clear()
+            self.hot_orders.clear()
 
     def recall(self, key: tuple[Any, ...]) -> Any:
         """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""
@@ -233,22 +241,32 @@ class MaskingState:
             self.memo.clear()
             self.hot_plans.clear()
             self.hot_uses.clear()
+            self.hot_orders.clear()
 
-    def _read_table(self, key: str, node: exp.Table | None) -> TableInfo:
-        raw = self.gov.driver.catalog_connection(self.gov)  # async drivers: the answers read with await
+    def order_of(self, key: str, node: exp.Table | None = None) -> schema.OrderFacts | None:
+        """What decides the order of ``key``'s unordered rows (decision 0160); ``None`` when unreadable."""
+        info = self.table(key, node)
+        now = time.monotonic()
+        if now - info.order_at < ORDER_SECONDS:
+            return info.order
+        raw = self.gov.driver.catalog_connection(self.gov)
+        table_sql, name, schema_name = self._names(key, node)
+        info.order = schema.read_order(raw, self.dialect, table_sql, schema_name, name)
+        info.order_at = now
+        return info.order
+
+    def _names(self, key: str, node: exp.Table | None) -> tuple[str, str, str | None]:
+        """(the table as SQL, its name, its schema) for catalog reads."""
         if node is not None:
             bare = node.copy()
             bare.set("alias", None)
-            table_sql = bare.sql(dialect=self.sg_dialect)
-            name = node.name
             db = node.args.get("db")
-            schema_name = db.name if isinstance(db, exp.Identifier) else None
-        else:
-            table_sql, name, schema_name = (
-                key,
-                key.rsplit(".", 1)[-1],
-                (key.rsplit(".", 1)[0] if "." in key else None),
-            )
+            return bare.sql(dialect=self.sg_dialect), node.name, db.name if isinstance(db, exp.Identifier) else None
+        return key, key.rsplit(".", 1)[-1], (key.rsplit(".", 1)[0] if "." in key else None)
+
+    def _read_table(self, key: str, node: exp.Table | None) -> TableInfo:
+        raw = self.gov.driver.catalog_connection(self.gov)  # async drivers: the answers read with await
+        table_sql, name, schema_name = self._names(key, node)
         cols = schema.read_columns(raw, self.dialect, table_sql, schema_name, name)
         info = TableInfo(
             key, [c for c, _ in cols] if cols else None, read_at=time.monotonic(), source=(table_sql, schema_name, name)

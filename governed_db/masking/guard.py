@@ -18,6 +18,7 @@ from itertools import chain
 from typing import Any
 
 from governed_db.identity import Identity
+from governed_db.masking import order_guard
 from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.lineage import Lineage, Origin
@@ -133,7 +134,24 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         hit = _lineage_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
-    return None
+    return order_refusal(state, analysis, access, identity)
+
+
+def order_refusal(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """The order of rows an index on a masked column could decide, where no key can fix it (decision 0160)."""
+    found = order_guard.outcome(state, analysis, identity, access)
+    if found.refusal is None:
+        return None
+    reason, remedy = found.refusal
+    cols = ", ".join(found.columns) or "a masked column"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"masked column(s) {cols} would decide the order of rows: {reason}",
+        remedy,
+    )
 
 
 def _lineage_hit(

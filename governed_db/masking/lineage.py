@@ -36,7 +36,7 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
-from governed_db.masking.names import PURE_FUNCTIONS
+from governed_db.masking.names import PURE_FUNCTIONS, STORAGE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -69,6 +69,17 @@ Declared = Callable[[str, str], "str | None"]
 #: (its ``joins`` are FROM items of an UPDATE ... FROM (...) d JOIN t, walked with the statement's sources)
 _SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
 
+
+
+#: passes over a recursive CTE's step before its columns are given up as untraceable
+_FIXPOINT_ROUNDS = 6
+
+
+def _named(columns: list[str], outs: list[Output], exact: bool) -> tuple[list[Output], bool]:
+    """A CTE's outputs under its column list (``r(n) AS (...)``)."""
+    if columns and len(columns) == len(outs):
+        outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
+    return outs, exact
 
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
@@ -317,6 +328,12 @@ class Walker:
             return combine(parts, kind="expr")
         if isinstance(node, _OPAQUE):
             return CONST
+        if (
+            isinstance(node, exp.Anonymous)
+            and str(node.name).lower() in STORAGE_FUNCTIONS
+            and all(p.kind == "const" for p in parts)
+        ):
+            return CONST  # pg_relation_filepath('t'): where a relation is stored, not what it holds
         if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
@@ -368,13 +385,42 @@ class Walker:
         local = dict(ctes)
         for cte in with_.expressions:
             name = cte.alias_or_name.lower()
-            local[name] = ([], False)  # a recursive reference to itself is untraceable
-            outs, exact = self.query(cte.this, local, scope)
             columns = [c.name for c in (cte.args.get("alias").columns if cte.args.get("alias") else [])]
-            if columns and len(columns) == len(outs):
-                outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
-            local[name] = (outs, exact)
+            # only under RECURSIVE does the name inside the body mean the CTE itself (elsewhere, and in SQLite
+            # without the keyword, where it may mean either, it stays untraceable)
+            found = self.recursive(cte.this, name, columns, local, scope) if with_.args.get("recursive") else None
+            local[name] = found or ([], False)
+            if not local[name][0]:
+                # a recursive reference to itself is untraceable
+                local[name] = _named(columns, *self.query(cte.this, local, scope))
         return local
+
+    def recursive(
+        self, body: exp.Expression, name: str, columns: list[str], local: Ctes, scope: Scope | None
+    ) -> tuple[list[Output], bool] | None:
+        """The columns of ``WITH RECURSIVE r AS (anchor UNION [ALL] step)``: the step is walked with ``r``'s
+        columns guessed as the anchor's, then as what the whole body gave, until the guess no longer changes
+        (sources only grow), so a counter (``SELECT n + 1 FROM r``) stays a constant and a column carried
+        through the step keeps its source. ``None`` when the body is not of that shape or does not settle."""
+        if not isinstance(body, exp.Union) or not any(
+            t.name.lower() == name and not t.args.get("db") for t in body.expression.find_all(exp.Table)
+        ):
+            return None
+        mark = len(self.lineage.uses)
+        local[name] = ([], False)
+        guess = _named(columns, *self.query(body.this, local, scope))
+        for _ in range(_FIXPOINT_ROUNDS):
+            if not guess[1] or not guess[0]:
+                break
+            del self.lineage.uses[mark:]  # uses found under a guess that did not hold are walked again
+            local[name] = guess
+            found = _named(columns, *self.query(body, local, scope))
+            if found == guess:
+                return found
+            guess = found
+        del self.lineage.uses[mark:]
+        local[name] = ([], False)
+        return None
 
     def query(self, node: exp.Expression, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
         ctes = self.ctes_of(node, ctes, parent)
@@ -434,7 +480,12 @@ class Walker:
             self.add_source(scope, join.this, ctes, scope, nested)
         outputs: list[Output] = []
         exact = True
+        shifted_from: int | None = None
+        start, shifts = 0, False
         for proj in node.expressions:
+            if shifts and shifted_from is None:
+                shifted_from = start  # the previous item expanded to a width the database decides
+            start = len(outputs)
             if isinstance(proj, exp.Star) or (
                 isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
             ):
@@ -446,12 +497,14 @@ class Walker:
                 modified = duck.star_modifiers(self, star, scope, ctes)
                 for src in chosen:
                     if src.columns is None:
-                        exact = False
+                        exact, shifts = False, True
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
                         outputs.extend(duck.modified(src.columns, modified))
+                        # RENAME/REPLACE of a name not among the columns: placed where the database decides
+                        shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
                     exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
                 continue
@@ -459,7 +512,12 @@ class Walker:
                 isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Columns)
             ):
                 # DuckDB COLUMNS(*) / COLUMNS('re'): a star by another name, expanded by the database
-                exact = False
+                exact, shifts = False, True
+                if isinstance(proj, exp.Alias):
+                    # COLUMNS('ssn') AS city names its outputs by the alias (a pattern: '\0_x'), not by the
+                    # columns: any of them may be under that name
+                    outputs.append(Output(proj.alias, self.expr(proj.this, scope, ctes)))
+                    continue
                 for src in scope.sources:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
@@ -467,7 +525,13 @@ class Walker:
                         outputs.extend(Output(n, o) for n, o in src.columns)
                 continue
             if proj.find(exp.Columns) is not None:
-                exact = False  # f(COLUMNS(...)) yields one column per match, named by the database
+                # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
+                # where later outputs land: positions after it are judged over every output they could name)
+                exact, shifts = False, True
+                expanded = duck.expand_columns(self, proj, scope, ctes)
+                if expanded is not None:
+                    outputs.extend(expanded)
+                    continue
             root = proj
             while isinstance(root, (exp.Alias, exp.Paren, exp.Not)):
                 root = root.this
@@ -476,7 +540,10 @@ class Walker:
                 outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
             finally:
                 self.top = outer
+        if shifts and shifted_from is None:
+            shifted_from = start
         scope.projections = outputs
+        scope.shifted_from = shifted_from
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
             # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
@@ -605,7 +672,13 @@ class Walker:
             target = item.this if isinstance(item, exp.Ordered) else item
             if isinstance(target, exp.Literal) and target.is_int:
                 idx = int(target.name) - 1
-                if 0 <= idx < len(scope.projections):
+                shifted = scope.shifted_from
+                if shifted is not None and idx >= shifted:
+                    # ``SELECT id, COLUMNS('ssn') ... ORDER BY 2``: the position may name any output from the
+                    # expanded star on (or one past them): all of them decide (fail closed)
+                    later = [o.origin for o in scope.projections[shifted:]]
+                    self.lineage.uses.append((clause, combine(later) if later else Origin("unknown")))
+                elif 0 <= idx < len(scope.projections):
                     self.lineage.uses.append((clause, scope.projections[idx].origin))
                 else:
                     self.lineage.uses.append((clause, Origin("unknown")))

@@ -75,6 +75,35 @@ def star_modifiers(
     return out or None
 
 
+def expand_columns(w: Walker, proj: exp.Expression, scope: Scope, ctes: Ctes) -> list[Output] | None:
+    """DuckDB ``f(COLUMNS(*))`` / ``f(COLUMNS('re'))``: one result column per matched column of the FROM
+    clause, named after it, each traced as ``f`` of that one column (``max(COLUMNS(*))`` is ``max(id)``,
+    ``max(email)``, ...). Every column is given, whether the pattern matches it or not: the description is
+    matched by name. ``None`` (the whole FROM clause, masked) when the names or columns cannot be told: an
+    alias (every column gets it), unknown columns, a lambda or ``* EXCLUDE`` pattern, several patterns, a
+    subquery."""
+    nodes = list(proj.find_all(exp.Columns))
+    if not nodes or isinstance(proj, exp.Alias) or any(proj.find(q) is not None for q in QUERY):
+        return None
+    arg = nodes[0].this
+    plain_star = isinstance(arg, exp.Star) and not any(v for v in arg.args.values())
+    if not (plain_star or (isinstance(arg, exp.Literal) and arg.is_string)):
+        return None
+    if len({n.sql() for n in nodes}) != 1 or any(n.expressions for n in nodes):
+        return None
+    by_name: dict[str, list[Origin]] = {}
+    for src in scope.sources:
+        if src.columns is None or (src.columns[:1] and src.columns[0][0] == "*"):
+            return None
+        for name, _ in src.columns:
+            one = proj.copy()
+            for node in list(one.find_all(exp.Columns)):
+                node.replace(exp.column(name, table=src.alias or None, quoted=True))
+            by_name.setdefault(name.lower(), []).append(w.expr(one, scope, ctes))
+    # the same name in two FROM items: DuckDB names both alike, so each is masked as either could be
+    return [Output(n, found[0] if len(found) == 1 else combine(found)) for n, found in by_name.items()]
+
+
 def positional(node: exp.PositionalColumn, scope: Scope) -> Origin:
     """DuckDB ``#n``: the n-th column of the FROM clause when its columns are known."""
     columns: list[tuple[str, Origin]] = []

@@ -303,3 +303,11 @@ PURE_FUNCTIONS = _words(
     "json_array_elements_text jsonb_array_elements_text unnest generate_series string_to_array array_to_string "
     "regexp_split_to_table regexp_split_to_array array_length cardinality"
 )
+#: PostgreSQL functions whose value locates or measures a relation (a file path, an OID, a size in bytes), never
+#: what it holds: over constant arguments their value is not scanned as text (``base/16386/38678`` is no phone
+#: number). Over a column they stay unknown functions (``pg_relation_filepath(email)`` fails exactly when the
+#: value does not name a relation).
+STORAGE_FUNCTIONS = _words(
+    "pg_relation_filepath pg_relation_filenode pg_relation_size pg_total_relation_size pg_table_size "
+    "pg_indexes_size pg_size_pretty pg_database_size pg_tablespace_size pg_column_size"
+)

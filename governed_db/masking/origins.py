@@ -139,3 +139,6 @@ class Scope:
     sources: list[Source]
     parent: Scope | None = None
     projections: list[Output] = field(default_factory=list)
+    #: the first output position a star the database expands (``COLUMNS('re')``, ``* EXCLUDE``, a star over
+    #: unknown columns) may have shifted: ``ORDER BY 2`` from there on may name any of the later outputs
+    shifted_from: int | None = None

@@ -27,6 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
+from governed_db.masking.origins import combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import scrub_text, scrub_value
@@ -49,6 +50,20 @@ class Access:
         if cls is not UNREADABLE and any(g.unmasks(key, column, cls.label or "") for g in self.grants):
             return None
         return cls
+
+    def masks(self, key: str, column: str) -> bool:
+        """True when ``key.column`` is masked for this identity in the sense of :meth:`is_masked` (a predicate on
+        it would be refused)."""
+        cls = self.hidden(key, column)
+        if cls is None or cls is UNREADABLE:
+            return False
+        return not (cls.label == "FREE_TEXT" and not cls.reviewed and cls.confidence < OBSERVED_TEXT)
+
+    def redacts(self, key: str, column: str) -> bool:
+        """True when a value computed from ``key.column`` is masked whole (the placeholder, or NULL) for this
+        identity, whatever it holds (not scanned, as a nearly empty table's text is)."""
+        cls = self.hidden(key, column)
+        return cls is not None and cls is not UNREADABLE and not cls.provisional
 
     def hidden_fields(self, key: str) -> dict[str, ColumnClass] | None:
         classes = self.state.table_classes(key)
@@ -77,12 +92,8 @@ class Access:
         if origin.lost and self.reads_hidden(tables, blind):
             return True
         for t, c in origin.sources:
-            cls = self.hidden(t, c)
-            if cls is None or cls is UNREADABLE:
-                continue
-            if cls.label == "FREE_TEXT" and not cls.reviewed and cls.confidence < OBSERVED_TEXT:
-                continue  # text that merely might hold PII (a product description) may still be searched
-            return True
+            if self.masks(t, c):
+                return True  # (text that merely might hold PII, a product description, may still be searched)
         for t in origin.rows:
             fields = self.hidden_fields(t)
             if fields:
@@ -257,7 +268,13 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     tables = list(lin.tables)
     if lin.exact and len(lin.outputs) == len(names):
         return [o.origin for o in lin.outputs], tables
-    by_name = {o.name.lower(): o.origin for o in lin.outputs if o.name != "*"}
+    # two outputs of one name (``SELECT COLUMNS('ssn') AS city, city``: the database names columns as it
+    # likes) are told apart by neither: each result column of that name may hold either
+    named: dict[str, list[Origin]] = {}
+    for o in lin.outputs:
+        if o.name != "*":
+            named.setdefault(o.name.lower(), []).append(o.origin)
+    by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
     star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
     out = []
     for n in names:

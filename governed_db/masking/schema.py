@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -110,6 +111,27 @@ def _busy(conn: Any) -> bool:
 
 def guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     """Run ``work(cursor)`` on a fresh cursor; ``None`` (logged) instead of any error."""
+    with _text_as_str(conn):
+        return _guarded(conn, dialect, work)
+
+
+@contextlib.contextmanager
+def _text_as_str(conn: Any) -> Iterator[None]:
+    """sqlite3 decodes text through the connection's ``text_factory`` (the caller's to set: ``bytes`` is
+    allowed): catalog reads and samples decode as ``str`` whatever it is, so that names match and values are
+    classified as text, not blanked as unreadable bytes."""
+    factory = getattr(conn, "text_factory", str)
+    if factory is str or not isinstance(conn, sqlite3.Connection):
+        yield
+        return
+    conn.text_factory = str
+    try:
+        yield
+    finally:
+        conn.text_factory = factory
+
+
+def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     fam = family(dialect)
     savepoint = rollback_after = False
     if _busy(conn):
@@ -543,3 +565,173 @@ def read_constraints(
         return _duckdb_constraints(cur, schema, name, columns)
 
     return guarded(conn, dialect, work)
+
+
+# -- how a relation's rows come back when nothing orders them (decision 0160) ----------------------------------
+@dataclass(frozen=True)
+class OrderFacts:
+    """What decides the order of a relation's rows read without ORDER BY (identity-independent)."""
+
+    #: ``table`` (rows the engine stores; its indexes are listed), ``view``, or ``other`` (nothing known)
+    kind: str
+    #: the lower-case columns of each index; an empty set for one over an expression (any column)
+    indexes: tuple[frozenset[str], ...] = ()
+    #: unique keys that are never NULL, best first, as stored (a row locator such as ``rowid`` or ``ctid`` too)
+    keys: tuple[tuple[str, ...], ...] = ()
+    #: the relations a view reads (``None``: unknown)
+    reads: tuple[str, ...] | None = None
+
+
+_SQLITE_KIND = "SELECT type, wr FROM pragma_table_list WHERE name = ? ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
+_SQLITE_INDEXES = (
+    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?) il, pragma_index_xinfo(il.name) ii WHERE ii.key"
+)
+_SQLITE_PK = "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
+_SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
+_PG_ORDER = (
+    "SELECT c.relkind, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname "
+    "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid "
+    "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
+    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+    "WHERE c.oid = to_regclass(%s) ORDER BY i.indexrelid, k.n"
+)
+_PG_VIEW_READS = (
+    "SELECT DISTINCT d.refobjid::regclass::text FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
+    "ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class WHERE r.ev_class = to_regclass(%s)"
+)
+_MYSQL_ORDER = (
+    "SELECT t.TABLE_TYPE, s.INDEX_NAME, s.NON_UNIQUE, s.NULLABLE, s.COLUMN_NAME FROM information_schema.TABLES t "
+    "LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME "
+    "WHERE t.TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND t.TABLE_NAME = %s ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX"
+)
+_MYSQL_VIEW = (
+    "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+    "AND TABLE_NAME = %s"
+)
+
+
+def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name: str) -> OrderFacts | None:
+    """What decides the order of a relation's rows read without ORDER BY; ``None`` when unreadable.
+
+    DuckDB scans in insertion order (its indexes serve point lookups and constraints, never a scan's order), so
+    nothing of it is read."""
+    fam = family(dialect)
+    if fam == "duckdb":
+        return OrderFacts("table", (), (("rowid",),))
+    if fam == "sqlite":
+        return guarded(conn, dialect, lambda cur: _sqlite_order(cur, name))
+    if fam == "postgres":
+        return guarded(conn, dialect, lambda cur: _pg_order(cur, table_sql))
+    if fam == "mysql":
+        return guarded(conn, dialect, lambda cur: _mysql_order(cur, schema, name))
+    return None
+
+
+def _sqlite_order(cur: Any, name: str) -> OrderFacts:
+    try:
+        cur.execute(_SQLITE_KIND, (name,))
+        found = cur.fetchone()
+    except Exception:  # before SQLite 3.37 (no pragma_table_list): the schema table says as much, less WITHOUT ROWID
+        cur.execute("SELECT type, 0 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (name,))
+        found = cur.fetchone()
+    if found is None:
+        return OrderFacts("other")
+    kind, without_rowid = str(_values(found)[0]), bool(_values(found)[1])
+    if kind == "view":
+        cur.execute(_SQLITE_VIEW, (name,))
+        row = cur.fetchone()
+        return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "sqlite") if row is not None else None)
+    cur.execute(_SQLITE_INDEXES, (name,))
+    indexes: dict[str, set[str]] = {}
+    for index, column, cid in (_values(r) for r in cur.fetchall()):
+        cols = indexes.setdefault(str(index), set())
+        if int(cid) == -2:
+            cols.add("")  # an expression: any column
+        elif column is not None:
+            cols.add(str(column).lower())
+    listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
+    keys: list[tuple[str, ...]] = []
+    if without_rowid:
+        cur.execute(_SQLITE_PK, (name,))
+        keys.append(tuple(str(_values(r)[0]) for r in cur.fetchall()))
+    else:
+        keys.append(("rowid",))
+    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
+
+
+def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
+    cur.execute(_PG_ORDER, (table_sql,))
+    rows = [_values(r) for r in cur.fetchall()]
+    if not rows:
+        return None
+    relkind = str(rows[0][0])
+    indexes: dict[Any, tuple[bool, bool, list[str]]] = {}
+    for _kind, index, primary, expressions, column in rows:
+        if index is None:
+            continue
+        entry = indexes.setdefault(index, (bool(primary), bool(expressions), []))
+        if column is not None:
+            entry[2].append(str(column))
+    listed = tuple(frozenset() if expr else frozenset(c.lower() for c in cols) for _p, expr, cols in indexes.values())
+    keys = [tuple(cols) for primary, expr, cols in indexes.values() if primary and not expr and cols]
+    if relkind in ("r", "m", "t"):
+        keys.append(("ctid",))  # where the row is stored: no value of it decides that
+        return OrderFacts("table", listed, tuple(keys))
+    if relkind == "p":
+        keys.append(("tableoid", "ctid"))
+        return OrderFacts("table", listed, tuple(keys))
+    if relkind == "v":
+        cur.execute(_PG_VIEW_READS, (table_sql,))
+        return OrderFacts("view", reads=tuple(str(_values(r)[0]) for r in cur.fetchall()))
+    return OrderFacts("other", listed, tuple(keys))
+
+
+def _mysql_order(cur: Any, schema: str | None, name: str) -> OrderFacts | None:
+    cur.execute(_MYSQL_ORDER, (schema, name))
+    rows = [_values(r) for r in cur.fetchall()]
+    if not rows:
+        return None
+    table_type = str(rows[0][0]).upper()
+    if table_type == "VIEW":
+        cur.execute(_MYSQL_VIEW, (schema, name))
+        row = cur.fetchone()
+        return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "mysql") if row is not None else None)
+    indexes: dict[str, tuple[bool, list[tuple[str | None, bool]]]] = {}
+    for _type, index, non_unique, nullable, column in rows:
+        if index is not None:
+            indexes.setdefault(str(index), (not int(non_unique), []))[1].append(
+                (None if column is None else str(column), bool(nullable))
+            )
+    listed = tuple(
+        frozenset() if any(c is None for c, _ in cols) else frozenset(str(c).lower() for c, _ in cols)
+        for _unique, cols in indexes.values()
+    )
+    # a unique key identifies a row only when none of its parts is NULL (or an expression); PRIMARY first
+    keys = [
+        tuple(str(c) for c, _ in cols)
+        for index, (unique, cols) in sorted(indexes.items(), key=lambda kv: kv[0] != "PRIMARY")
+        if unique and all(c is not None and not nullable for c, nullable in cols)
+    ]
+    return OrderFacts("table" if "TABLE" in table_type else "other", listed, tuple(keys))
+
+
+def _tables_in(sql: str, dialect: str) -> tuple[str, ...] | None:
+    """The relations a view's query reads (CTE names left out); ``None`` when it does not parse."""
+    try:
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except Exception:
+        return None
+    if isinstance(tree, exp.Create):  # SQLite keeps the CREATE VIEW statement: its query is what it reads
+        tree = tree.expression
+    if not isinstance(tree, exp.Expression):
+        return None
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    out = []
+    for t in tree.find_all(exp.Table):
+        if isinstance(t.this, exp.Identifier) and not (not t.args.get("db") and t.name.lower() in ctes):
+            out.append(".".join(p.name for p in t.parts))
+    return tuple(dict.fromkeys(out))

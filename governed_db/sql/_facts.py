@@ -98,6 +98,10 @@ def _statement_info(
         inner_copy = _copy_query(d, gd, text, tokens)
         if inner_copy is not None:
             return inner_copy
+    if words[:1] == ["COPY"] and parsed_from is None:
+        with_options = _copy_options(text, tokens)
+        if with_options is not None:
+            return statement_info(d, gd, with_options, d.tokenize(with_options))
     if words[:1] == ["REPLACE"] and gd in ("mysql", "sqlite") and len(tokens) > 1:
         return _replace(d, gd, text, tokens)
     explain = explain_split(words, tokens, gd)
@@ -150,6 +154,20 @@ def _copy_query(d: Dialect, gd: str, text: str, tokens: list[Token]) -> Statemen
         flags |= {"file-write"} | ({"copy-program"} if "PROGRAM" in rest else set())
     return dataclasses.replace(inner, operation=f"COPY ({inner.operation})", nested_dml=inner.kind == "write",
                                flags=frozenset(flags))
+
+
+def _copy_options(text: str, tokens: list[Token]) -> str | None:
+    """``COPY t TO STDOUT (FORMAT csv)`` with ``WITH`` before the options, which PostgreSQL makes optional and the
+    parser needs (it reads ``STDOUT (...)`` as a function call); ``None`` when there is nothing to add."""
+    for at in range(2, len(tokens) - 1):
+        if (
+            tokens[at].text.upper() in ("STDOUT", "STDIN")
+            and tokens[at - 1].text.upper() in ("TO", "FROM")
+            and tokens[at + 1].token_type == TokenType.L_PAREN
+        ):
+            paren = tokens[at + 1].start
+            return text[tokens[0].start : paren] + "WITH " + text[paren : tokens[-1].end + 1]
+    return None
 
 
 def _replace(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementInfo:
@@ -394,17 +412,37 @@ def _set_items(tree: exp.Set) -> list[tuple[str, str, bool]]:
             modes = " ".join(str(m.sql()) for m in item.expressions)
             out.append(("transaction_read_only" if _read_write(modes) else "transaction", "transaction", True))
             continue
+        value = target.expression if isinstance(target, exp.EQ) else None
         if isinstance(target, exp.EQ):
             target = target.this
         if isinstance(target, exp.SessionParameter):
-            out.append((target.name.lower(), str(target.args.get("kind") or "session").lower(), True))
+            name, scope = target.name.lower(), str(target.args.get("kind") or "session").lower()
         elif isinstance(target, exp.Parameter) or (isinstance(target, exp.Column) and target.name.startswith("@")):
-            out.append((target.sql().lower(), "user", True))
+            name, scope = target.sql().lower(), "user"
         elif isinstance(target, (exp.Column, exp.Identifier, exp.Var, exp.Dot)):
-            out.append((target.sql().lower().replace('"', "").replace("`", ""), scope, True))
+            name = target.sql().lower().replace('"', "").replace("`", "")
         else:
-            out.append(((target.sql() if target is not None else "?").lower(), scope, True))
+            name = (target.sql() if target is not None else "?").lower()
+        out.append((_lowered_cut(name, value), scope, True))
     return out
+
+
+#: MariaDB/MySQL's default ``group_concat_max_len``: applications raise it routinely (a harmless setting)
+_GROUP_CONCAT_DEFAULT = 1_048_576
+
+
+def _lowered_cut(name: str, value: exp.Expression | None) -> str:
+    """``group_concat_max_len`` set below its default is another setting: a short cut makes
+    ``GROUP_CONCAT(ssn)`` of one row warn exactly when the masked value is longer than the limit (a length
+    oracle), so only raising it (or DEFAULT) stays among the settings drivers set routinely."""
+    if name.rsplit(".", 1)[-1].lstrip("@") != "group_concat_max_len":
+        return name
+    if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
+        return name
+    raised = isinstance(value, exp.Literal) and not value.is_string and value.name.isdigit()
+    if raised and value is not None and int(value.name) >= _GROUP_CONCAT_DEFAULT:
+        return name
+    return f"{name} (lowered)"
 
 
 def _read_write(modes: str) -> bool:
@@ -476,7 +514,7 @@ def _targets(tree: exp.Expr) -> list[exp.Table]:
         elif isinstance(w, exp.TruncateTable):
             cands = list(w.expressions)
         elif isinstance(w, exp.Delete) and w.args.get("tables"):
-            cands = list(w.args["tables"])
+            cands = _delete_list(w)
         elif isinstance(w, exp.Copy):
             cands = [w.this] if w.args.get("kind") else []
         elif isinstance(w, (*_WRITE, *_DDL, exp.Into)):
@@ -491,11 +529,30 @@ def _targets(tree: exp.Expr) -> list[exp.Table]:
     return out
 
 
+def _delete_list(node: exp.Delete) -> list[exp.Expr]:
+    """The tables a MySQL ``DELETE s, o FROM scratch s JOIN other o`` changes: a name in the list is an alias of
+    a table in FROM when one has it (kept as written otherwise, so an unknown name still fails closed)."""
+    target = node.this
+    sources = [target, *(j.this for j in target.args.get("joins") or ())] if isinstance(target, exp.Table) else []
+    tables = [s for s in sources if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier)]
+    out: list[exp.Expr] = []
+    for named in node.args["tables"]:
+        key = named.name.lower() if isinstance(named, exp.Table) and not named.args.get("db") else None
+        by_alias = [s for s in tables if key and s.alias and s.alias.lower() == key]
+        out.append(by_alias[0] if len(by_alias) == 1 else named)
+    return out
+
+
+def _delete_names(tree: exp.Expr) -> set[int]:
+    """The entries of MySQL ``DELETE <list> FROM ...`` lists: names of targets, not tables read."""
+    return {id(t) for d in tree.find_all(exp.Delete) for t in d.args.get("tables") or ()}
+
+
 def _tables(d: Dialect, gd: str, tree: exp.Expr) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     strategy = d.normalization_strategy
     ctes = {_fold(c.args.get("alias") and c.args["alias"].this, strategy) for c in tree.find_all(exp.CTE)}
     targets = _targets(tree)
-    target_ids = {id(t) for t in targets}
+    target_ids = {id(t) for t in targets} | _delete_names(tree)
     written = dict.fromkeys(_table_name(t, strategy) for t in targets)
     read: dict[str, None] = {}
     qualifiers: dict[str, None] = {}

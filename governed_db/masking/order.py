@@ -1,0 +1,821 @@
+"""Row order that an index on a masked column could decide: ordered by a key instead, or refused (0160).
+
+A read without ORDER BY comes back in whatever order the database walks the rows, and that may be the order of
+an index on a masked column (InnoDB's covering index for ``SELECT id, email``, SQLite's for ``WHERE email IS NOT
+NULL``, PostgreSQL's index scan once most e-mails are NULL). With a row of the caller's own holding a guess, the
+order says whether the guess sorts before the secret: a binary search of the value. The same order decides which
+rows a LIMIT keeps, what ``string_agg(id, ',')`` and ``row_number() OVER ()`` say, which row a SQLite scalar
+subquery or a MySQL loose ``GROUP BY`` column picks, and the ids an ``INSERT ... SELECT`` hands out.
+
+For a relation with an index over a column masked for the identity (or a view, whose indexes are not ours to
+see), every place where that order shows gets a deterministic order made of values nobody has masked: the
+relation's key (its primary key, ``rowid``, ``ctid``), or the grouped, distinct or output columns. Adding an
+ORDER BY only picks one of the orders the statement already allowed, so its meaning does not change. Where no such
+order can be added without changing the meaning (``last_value`` over peers, an aggregate SQLite cannot order),
+the statement is refused with what to add.
+
+Independently, an aggregate that concatenates a masked value (``GROUP_CONCAT(email)``, ``string_agg``,
+``json_agg``...) is cut, warns or fails at a length limit reached by enough rows: ~58,000 copies of one row make
+MariaDB's 1 MB ``group_concat_max_len`` say how long the e-mail is. Its result is masked whole anyway (a derived
+value: the placeholder, or NULL), so the masked argument is replaced by a *stand-in* of the same NULL-ness:
+``CASE WHEN (email) IS NULL THEN NULL ELSE '' END``. What the caller sees is unchanged; its length no longer
+depends on the value, nor its order.
+
+This module plans those edits on the parsed statement (:class:`Edit`); :mod:`governed_db.masking.splice` writes
+them into the statement's own text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from governed_db.masking import order_nodes as nodes
+
+
+@dataclass(frozen=True)
+class Relation:
+    """What the planner knows of one relation in the FROM clause, for one identity."""
+
+    #: its unordered rows may come back in the order of a masked value (an index over a masked column; a view)
+    hazard: bool
+    #: the columns (as stored) of a key no masked value is part of, or ``None``
+    key: tuple[str, ...] | None
+    #: its columns as stored (``None``: unknown)
+    columns: tuple[str, ...] | None
+    #: lower-case columns masked for the identity (may decide nothing) / masked whole when computed on
+    masked: frozenset[str] = frozenset()
+    redacted: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
+    ``window-order`` (a window's), ``stand-in`` (a masked aggregate argument replaced)."""
+
+    kind: str
+    node: exp.Expression
+    items: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    edits: list[Edit] = field(default_factory=list)
+    #: why the order cannot be made deterministic here, and what to do (the refusal's reason and remedy)
+    refusal: tuple[str, str] | None = None
+
+
+@dataclass
+class _Out:
+    name: str
+    ident: exp.Identifier | None
+    masked: bool | None  # None: unknown
+    redacted: bool = False
+    #: (source name, column) when the output is a source's column passed through as it is
+    origin: tuple[str, str] | None = None
+
+
+@dataclass
+class _Shape:
+    """A query's rows as its consumer sees them."""
+
+    outs: list[_Out] | None
+    hazard: bool
+    #: indexes into ``outs`` that identify a row ([]: at most one row; None: nothing known)
+    key: list[int] | None = None
+    #: a plain SELECT over tables (no grouping, DISTINCT or aggregate): the query, and the key of its rows as
+    #: its own scope names them (where an outer query without a key of its own can have it ordered)
+    node: exp.Expression | None = None
+    row_key: list[str] | None = None
+
+
+@dataclass
+class _Source:
+    name: str
+    qualifier: exp.Identifier | None
+    relation: Relation | None = None
+    shape: _Shape | None = None
+
+    @property
+    def hazard(self) -> bool:
+        if self.relation is not None:
+            return self.relation.hazard
+        return self.shape is not None and self.shape.hazard
+
+    def columns(self) -> list[str] | None:
+        if self.relation is not None:
+            return list(self.relation.columns) if self.relation.columns is not None else None
+        if self.shape is not None and self.shape.outs is not None:
+            return [o.name for o in self.shape.outs]
+        return None
+
+
+@dataclass
+class _Scope:
+    sources: list[_Source]
+    parent: _Scope | None = None
+
+
+class Planner:
+    """Plans the edits for one statement; ``relation(table)`` answers for a base relation (``None``: unknown)."""
+
+    def __init__(
+        self,
+        dialect: str,
+        relation: Callable[[exp.Table], Relation | None],
+        *,
+        ordered_aggregates: bool = True,
+    ) -> None:
+        self.dialect = dialect
+        self.relation = relation
+        #: the dialect takes ``agg(x ORDER BY k)`` (SQLite only from 3.44)
+        self.ordered_aggregates = ordered_aggregates
+        self.plan = Plan()
+        self._shapes: dict[int, _Shape] = {}
+
+    # -- the statement ---------------------------------------------------------------------------
+    def statement(self, tree: exp.Expression) -> Plan:
+        if isinstance(tree, (*nodes.QUERIES, exp.Subquery)):
+            self.query(tree, {}, None, need=True)
+        elif _fills_rows(tree) and isinstance(tree.expression, (*nodes.QUERIES, exp.Subquery)):
+            # the order rows are inserted in hands out AUTO_INCREMENT / serial ids, and the physical order
+            self.query(tree.expression, {}, None, need=True)
+            self._nested_in(tree, skip={id(tree.expression)})
+        elif isinstance(tree, exp.Copy) and isinstance(tree.this, (*nodes.QUERIES, exp.Subquery)):
+            self.query(tree.this, {}, None, need=True)
+        elif isinstance(tree, (exp.Update, exp.Delete)) and tree.args.get("limit") is not None:
+            self._bounded_write(tree)
+        else:
+            self._nested_in(tree, skip=set())
+        return self.plan
+
+    def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
+        for node in nodes.own_nodes(tree):
+            if isinstance(node, (*nodes.QUERIES, exp.Subquery)) and id(node) not in skip:
+                self.query(node, {}, None, need=False)
+
+    def _bounded_write(self, tree: exp.Expression) -> None:
+        """``UPDATE t ... LIMIT 1`` (MySQL, SQLite): which rows it changes is the order they are read in."""
+        target = tree.this if isinstance(tree, exp.Update) else tree.this or tree.args.get("from")
+        if isinstance(target, exp.From):
+            target = target.this
+        self._nested_in(tree, skip=set())
+        if not isinstance(target, exp.Table):
+            return
+        rel = self.relation(target)
+        if rel is None or not rel.hazard:
+            return
+        src = _Source(target.alias_or_name.lower(), nodes.qualifier(target), rel)
+        items = self._key_items(src)
+        if items is None:
+            self._refuse(
+                f"{target.name} has an index on a masked column and no key without one, so which rows this "
+                "LIMIT changes would follow the masked values",
+                "change rows chosen by a key (WHERE id IN (...)) instead of LIMIT, or ask for an unmask grant",
+            )
+            return
+        if not self._ordered_by(tree.args.get("order"), items):
+            self.plan.edits.append(Edit("order", tree, tuple(items)))
+
+    # -- queries ---------------------------------------------------------------------------------
+    def query(
+        self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
+    ) -> _Shape:
+        ctes = self._ctes(node, ctes, parent)
+        if isinstance(node, exp.Subquery):
+            shape = self.query(node.this, ctes, parent, need)
+        elif isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
+            shape = self._set_operation(node, ctes, parent, need)
+        elif isinstance(node, exp.Select):
+            shape = self._select(node, ctes, parent, need)
+        else:
+            shape = _Shape(None, hazard=False)
+        self._shapes[id(node)] = shape
+        return shape
+
+    def _ctes(
+        self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None
+    ) -> dict[str, _Shape]:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if not isinstance(with_, exp.With):
+            return ctes
+        local = dict(ctes)
+        for cte in with_.expressions:
+            name = cte.alias_or_name.lower()
+            local[name] = _Shape(None, hazard=True)  # a recursive reference to itself: unknown
+            body = cte.this
+            if isinstance(body, exp.Union) and any(
+                isinstance(t, exp.Table) and not t.args.get("db") and t.name.lower() == name
+                for t in body.expression.find_all(exp.Table)
+            ):
+                # a recursive CTE: its own rows, as the step reads them, come from its anchor (and from steps
+                # that read what the anchor read): they follow a masked index only when the anchor's may
+                anchor = self.query(body.this, local, parent, need=False)
+                local[name] = _Shape(None, hazard=anchor.hazard)
+            shape = self.query(cte.this, local, parent, need=False)
+            alias = cte.args.get("alias")
+            renamed = [c for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
+            if renamed and shape.outs is not None and len(renamed) == len(shape.outs):
+                shape = _Shape(
+                    [
+                        _Out(i.name.lower(), i, o.masked, o.redacted)
+                        for i, o in zip(renamed, shape.outs, strict=True)
+                    ],
+                    shape.hazard,
+                    shape.key,
+                )
+            local[name] = shape
+        return local
+
+    def _set_operation(
+        self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
+    ) -> _Shape:
+        left = self.query(node.this, ctes, parent, need=False)
+        right = self.query(node.expression, ctes, parent, need=False)
+        hazard = left.hazard or right.hazard
+        outs = None
+        if left.outs is not None and right.outs is not None and len(left.outs) == len(right.outs):
+            outs = [
+                _Out(a.name, a.ident, nodes.either(a.masked, b.masked), a.redacted or b.redacted)
+                for a, b in zip(left.outs, right.outs, strict=True)
+            ]
+        deduplicated = not isinstance(node, exp.Union) or node.args.get("distinct") is not False
+        limited = nodes.limited(node)
+        if hazard and (need or limited):
+            if outs is not None and (deduplicated or all(o.masked is False for o in outs)):
+                # rows that tie on every column are the same row to whoever reads them
+                self._order(node, [str(i + 1) for i in range(len(outs))])
+                hazard = False
+            else:
+                self._refuse(
+                    "the rows of this set operation come from a table with an index on a masked column, so "
+                    "their order would follow the masked values",
+                    "select a key (id) of each table in every branch and ORDER BY it, or ask for an unmask grant",
+                )
+        key = list(range(len(outs))) if outs is not None and deduplicated else None
+        return _Shape(outs, hazard, key)
+
+    def _select(self, node: exp.Select, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
+        scope = _Scope([], parent)
+        seen: set[int] = set()
+        from_ = node.args.get("from_") or node.args.get("from")
+        items = ([from_.this] if isinstance(from_, exp.From) else []) + [
+            j.this for j in node.args.get("joins") or () if isinstance(j, exp.Join)
+        ]
+        for item in items:
+            seen.add(id(item))
+            scope.sources.append(self._source(item, ctes, scope))
+        # subqueries in expressions: a SQLite scalar subquery answers with its first row; ARRAY(...) keeps order
+        for sub in nodes.own_nodes(node, skip=seen):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
+                parent_node = sub.parent
+                first_row = self.dialect == "sqlite" and not isinstance(
+                    parent_node, (*nodes.NOT_SCALAR, exp.Subquery)
+                )
+                self.query(sub, ctes, scope, need=first_row or isinstance(parent_node, exp.Array))
+        outs = self._outputs(node, scope)
+        hazard = any(s.hazard for s in scope.sources)
+        group = node.args.get("group")
+        grouped = isinstance(group, exp.Group)
+        aggregated = grouped or any(nodes.aggregate_at_top(p) for p in node.expressions)
+        distinct = node.args.get("distinct")
+        distinct_on = isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None
+        plain_distinct = isinstance(distinct, exp.Distinct) and not distinct_on
+        row_key = self._row_key(scope) if hazard else None
+
+        self._aggregates(node, scope, hazard, row_key)
+        if hazard:
+            self._windows(node, row_key)
+        if (
+            aggregated
+            and self.dialect in ("mysql", "sqlite")
+            and (hazard or self._masked_extreme(node, scope))
+        ):
+            self._loose_columns(node, scope)
+        if hazard and distinct_on and isinstance(distinct, exp.Distinct):
+            on = distinct.args["on"]
+            lead = (
+                []
+                if node.args.get("order") is not None
+                else [e.sql(dialect=self.dialect) for e in on.expressions]
+            )
+            self._order_by_key(node, lead, row_key, "DISTINCT ON")
+
+        ordered = False
+        if hazard and (need or nodes.limited(node)) and not distinct_on:
+            if isinstance(group, exp.Group):
+                keys = self._group_items(node, group)
+                if keys is None:
+                    self._refuse(
+                        "the groups of this query come from a table with an index on a masked column, so their "
+                        "order would follow the masked values",
+                        "ORDER BY the grouped columns, or ask for an unmask grant (masking.unmask)",
+                    )
+                else:
+                    self._order(node, keys)
+                    ordered = True
+            elif plain_distinct:
+                if outs is None:
+                    self._refuse(
+                        "SELECT DISTINCT * over a table with an index on a masked column: its order would follow "
+                        "the masked values",
+                        "name the columns and ORDER BY them, or ask for an unmask grant (masking.unmask)",
+                    )
+                else:
+                    self._order(node, [str(i + 1) for i in range(len(outs))])
+                    ordered = True
+            elif not aggregated:
+                if row_key is None and self._pushed_down(node, scope, need):
+                    pass  # the one source's own query is ordered instead
+                else:
+                    self._order_by_key(node, [], row_key, "the result", outs)
+                ordered = True
+        single = aggregated and not grouped
+        key: list[int] | None
+        if single:
+            key = []
+        elif isinstance(group, exp.Group):
+            key = self._output_positions(node, group, outs)
+        elif plain_distinct and outs is not None:
+            key = list(range(len(outs)))
+        else:
+            key = self._key_outputs(scope, outs)
+        plain = not (aggregated or grouped or isinstance(distinct, exp.Distinct))
+        return _Shape(
+            outs,
+            hazard and not ordered and not single,
+            key,
+            node if plain else None,
+            row_key if plain else None,
+        )
+
+    # -- FROM items ------------------------------------------------------------------------------
+    def _source(self, item: exp.Expression, ctes: dict[str, _Shape], scope: _Scope) -> _Source:
+        if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
+            name = item.alias_or_name.lower()
+            if not item.args.get("db") and item.name.lower() in ctes:
+                return _Source(name, nodes.qualifier(item), shape=ctes[item.name.lower()])
+            rel = self.relation(item)
+            if rel is None:
+                return _Source(name, nodes.qualifier(item), shape=_Shape(None, hazard=False))
+            renamed = nodes.alias_columns(item)
+            if renamed and rel.columns is not None:
+                # ``t AS s(a, b)``: the key's columns go by their new names
+                mapping = {c.lower(): renamed[i] for i, c in enumerate(rel.columns) if i < len(renamed)}
+                outs = [
+                    _Out(
+                        mapping.get(c.lower(), c).lower(),
+                        None,
+                        c.lower() in rel.masked,
+                        c.lower() in rel.redacted,
+                    )
+                    for c in rel.columns
+                ]
+                key = None
+                if rel.key is not None:
+                    names = [o.name for o in outs]
+                    wanted = [mapping.get(k.lower(), k).lower() for k in rel.key]
+                    key = [names.index(k) for k in wanted] if all(k in names for k in wanted) else None
+                return _Source(name, nodes.qualifier(item), shape=_Shape(outs, rel.hazard, key))
+            return _Source(name, nodes.qualifier(item), rel)
+        if isinstance(item, (exp.Subquery, *nodes.QUERIES)):
+            shape = self.query(
+                item, ctes, scope.parent if not isinstance(item, exp.Lateral) else scope, need=False
+            )
+            return _Source(nodes.alias(item), nodes.alias_ident(item), shape=shape)
+        if isinstance(item, exp.Lateral) and isinstance(item.this, (exp.Subquery, *nodes.QUERIES)):
+            shape = self.query(item.this, ctes, scope, need=False)
+            return _Source(nodes.alias(item), nodes.alias_ident(item), shape=shape)
+        # a table function, VALUES, UNNEST...: rows made of its arguments, in its own order; whatever subqueries
+        # it holds are planned on their own
+        for sub in nodes.own_nodes(item):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
+                self.query(sub, ctes, scope, need=True)
+        return _Source(nodes.alias(item), nodes.alias_ident(item), shape=_Shape(None, hazard=False))
+
+    # -- outputs and keys ------------------------------------------------------------------------
+    def _outputs(self, node: exp.Select, scope: _Scope) -> list[_Out] | None:
+        outs: list[_Out] = []
+        for proj in node.expressions:
+            star = (
+                proj
+                if isinstance(proj, exp.Star)
+                else proj.this
+                if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
+                else None
+            )
+            if star is not None:
+                chosen = scope.sources
+                if isinstance(proj, exp.Column) and proj.table:
+                    chosen = [s for s in scope.sources if s.name == proj.table.lower()]
+                for src in chosen:
+                    rel, shape = src.relation, src.shape
+                    if rel is not None and rel.columns is not None:
+                        outs.extend(
+                            _Out(
+                                c.lower(),
+                                None,
+                                c.lower() in rel.masked,
+                                c.lower() in rel.redacted,
+                                (src.name, c.lower()),
+                            )
+                            for c in rel.columns or ()
+                        )
+                    elif shape is not None and shape.outs is not None:
+                        outs.extend(
+                            _Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name))
+                            for o in shape.outs
+                        )
+                    else:
+                        return None
+                continue
+            alias = proj.args.get("alias") if isinstance(proj, exp.Alias) else None
+            ident = (
+                alias
+                if isinstance(alias, exp.Identifier)
+                else proj.this
+                if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Identifier)
+                else None
+            )
+            body = proj.this if isinstance(proj, exp.Alias) else proj
+            origin = None
+            if isinstance(body, exp.Column) and not isinstance(body.this, exp.Star):
+                found, column = self._resolve(body, scope)
+                origin = (found.name, column) if found is not None else None
+            outs.append(
+                _Out(
+                    proj.alias_or_name.lower(),
+                    ident,
+                    self._masked(body, scope),
+                    self._redacted(body, scope),
+                    origin,
+                )
+            )
+        return outs
+
+    def _row_key(self, scope: _Scope) -> list[str] | None:
+        """The qualified key columns of every source whose rows may come in a masked order (None: one has none)."""
+        items: list[str] = []
+        for src in scope.sources:
+            if not src.hazard:
+                continue
+            found = self._key_items(src)
+            if found is None:
+                return None
+            items.extend(found)
+        return items
+
+    def _key_items(self, src: _Source) -> list[str] | None:
+        qualifier = src.qualifier.sql(dialect=self.dialect) + "." if src.qualifier is not None else ""
+        if src.relation is not None:
+            key = src.relation.key
+            if key is None:
+                return None
+            return [qualifier + nodes.column_sql(c, self.dialect) for c in key]
+        shape = src.shape
+        if shape is None or shape.key is None or shape.outs is None:
+            return None
+        out = []
+        for i in shape.key:
+            o = shape.outs[i]
+            if not o.name:
+                return None
+            ident = (
+                o.ident.sql(dialect=self.dialect)
+                if o.ident is not None
+                else nodes.column_sql(o.name, self.dialect)
+            )
+            out.append(qualifier + ident)
+        return out
+
+    def _key_outputs(self, scope: _Scope, outs: list[_Out] | None) -> list[int] | None:
+        """Positions of the outputs that carry every hazardous source's key, as plain columns (for an outer query)."""
+        if outs is None:
+            return None
+        wanted: list[tuple[str, str]] = []
+        for src in scope.sources:
+            if not src.hazard:
+                continue
+            if src.relation is not None:
+                if src.relation.key is None:
+                    return None
+                wanted.extend((src.name, k.lower()) for k in src.relation.key)
+            elif src.shape is not None and src.shape.key is not None and src.shape.outs is not None:
+                wanted.extend((src.name, src.shape.outs[i].name) for i in src.shape.key)
+            else:
+                return None
+        found = []
+        for w in wanted:
+            at = [i for i, o in enumerate(outs) if o.origin == w]
+            if not at or outs[at[0]].name in [o.name for j, o in enumerate(outs) if j != at[0]]:
+                return None  # not passed through, or under a name another output shares
+            found.append(at[0])
+        return found
+
+    def _group_items(self, node: exp.Select, group: exp.Group) -> list[str] | None:
+        if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
+            return None
+        out = []
+        for item in group.expressions:
+            pos = nodes.position_of(node, item)
+            out.append(str(pos + 1) if pos is not None else item.sql(dialect=self.dialect))
+        return out
+
+    def _output_positions(
+        self, node: exp.Select, group: exp.Group, outs: list[_Out] | None
+    ) -> list[int] | None:
+        if outs is None:
+            return None
+        found = [nodes.position_of(node, item) for item in group.expressions]
+        return None if any(p is None for p in found) else [p for p in found if p is not None]
+
+    # -- masked values ---------------------------------------------------------------------------
+    def _columns_in(self, expr: exp.Expression, scope: _Scope) -> Iterator[tuple[_Source | None, str, bool]]:
+        """(source, column, whole row?) of each column ``expr`` reads in ``scope``; the source ``None`` when it
+        cannot be told."""
+        for node in nodes.own_nodes(expr, include_self=True):
+            if isinstance(node, exp.Column):
+                yield (*self._resolve(node, scope), isinstance(node.this, exp.Star))
+
+    def _resolve(self, col: exp.Column, scope: _Scope) -> tuple[_Source | None, str]:
+        name = col.name.lower()
+        qualifier = col.table.lower()
+        s: _Scope | None = scope
+        while s is not None:
+            if qualifier:
+                for src in s.sources:
+                    if src.name == qualifier:
+                        return src, name
+            else:
+                hits = [src for src in s.sources if name in [c.lower() for c in src.columns() or ()]]
+                if len(hits) == 1:
+                    return hits[0], name
+                if hits:
+                    return None, name
+                rows = [src for src in s.sources if src.name == name]
+                if rows:
+                    return rows[0], "*"
+                if any(src.columns() is None for src in s.sources):
+                    return None, name
+            s = s.parent
+        return None, name
+
+    def _masked(self, expr: exp.Expression, scope: _Scope) -> bool | None:
+        found: bool | None = False
+        for sub in nodes.own_nodes(expr, include_self=True):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
+                shape = self._shapes.get(id(sub)) or self._shapes.get(
+                    id(sub.this) if isinstance(sub, exp.Subquery) else 0
+                )
+                if shape is None or shape.outs is None:
+                    found = None if found is False else found
+                elif any(o.masked for o in shape.outs):
+                    return True
+        for src, column, whole in self._columns_in(expr, scope):
+            if src is None:
+                found = None if found is False else found
+                continue
+            flag = _column_masked(src, column, whole)
+            if flag:
+                return True
+            if flag is None:
+                found = None
+        return found
+
+    def _redacted(self, expr: exp.Expression, scope: _Scope) -> bool:
+        """True when ``expr`` computes on a column masked whole for the identity (its result is masked whole)."""
+        for src, column, whole in self._columns_in(expr, scope):
+            if src is None or whole or column == "*":
+                continue
+            if src.relation is not None and column in src.relation.redacted:
+                return True
+            outs = src.shape.outs if src.shape is not None else None
+            if outs is not None and any(o.name == column and o.redacted for o in outs):
+                return True
+        return False
+
+    # -- aggregates, windows, loose columns ------------------------------------------------------
+    def _aggregates(self, node: exp.Select, scope: _Scope, hazard: bool, row_key: list[str] | None) -> None:
+        for agg in nodes.own_nodes(node):
+            window = isinstance(agg.parent, exp.Window)
+            if nodes.concatenates(agg):
+                data = nodes.data_args(agg, self.dialect)
+                masked = [i for i, a in enumerate(data) if self._redacted(a, scope)]
+                if masked:
+                    # its result is masked whole: the value's length must not decide a cut or an error, nor
+                    # its order
+                    self.plan.edits.extend(Edit("stand-in", agg, (str(i),)) for i in masked)
+                    continue
+                if not hazard or not data or window:
+                    if hazard and window and not masked:
+                        self._refuse(
+                            f"{nodes.name(agg)}() over a window reads rows in an order an index on a masked column "
+                            "may decide",
+                            "use it as a plain aggregate with ORDER BY a key, or ask for an unmask grant",
+                        )
+                    continue
+                if nodes.has_distinct(agg):
+                    items = [
+                        a.sql(dialect=self.dialect) for a in data
+                    ]  # distinct values: ordered by themselves
+                elif row_key is None:
+                    self._refuse(
+                        f"{nodes.name(agg)}() concatenates rows in the order of an index on a masked column, and the "
+                        "table has no key without a masked column to order them by",
+                        f"add ORDER BY inside {nodes.name(agg)}() on columns that identify a row, or ask for an "
+                        "unmask grant (masking.unmask)",
+                    )
+                    continue
+                else:
+                    items = row_key
+                if not self.ordered_aggregates:
+                    self._refuse(
+                        f"{nodes.name(agg)}() concatenates rows in the order of an index on a masked column, and this "
+                        "SQLite (before 3.44) cannot order an aggregate",
+                        "aggregate in the application, or ask for an unmask grant (masking.unmask)",
+                    )
+                    continue
+                if not self._ordered_by(nodes.agg_order(agg), items):
+                    self.plan.edits.append(Edit("agg-order", agg, tuple(items)))
+            elif hazard and not window and nodes.picks(agg) and not self._redacted(agg, scope):
+                self._refuse(
+                    f"{nodes.name(agg)}() picks a row by the order rows are read in, which an index on a masked "
+                    "column may decide",
+                    "use min() or max() of the column, or ask for an unmask grant (masking.unmask)",
+                )
+
+    def _windows(self, node: exp.Select, row_key: list[str] | None) -> None:
+        for win in nodes.own_nodes(node):
+            if not isinstance(win, exp.Window) or (
+                win.args.get("over") is None and win.args.get("alias") is None
+            ):
+                continue
+            fn = win.this
+            spec = win.args.get("spec")
+            rows_frame = (
+                isinstance(spec, exp.WindowSpec) and str(spec.args.get("kind") or "").upper() == "ROWS"
+            )
+            whole_frame = (
+                isinstance(spec, exp.WindowSpec)
+                and str(spec.args.get("start") or "").upper() == "UNBOUNDED"
+                and str(spec.args.get("end") or "").upper() == "UNBOUNDED"
+            )
+            order = win.args.get("order")
+            if isinstance(fn, nodes.POSITIONAL) or (
+                isinstance(fn, exp.Anonymous) and str(fn.name).lower() in ("ntile", "row_number")
+            ):
+                needs = True
+            elif isinstance(fn, nodes.FRAMED):
+                needs = True
+                if not (rows_frame or whole_frame) and (order is not None or spec is None):
+                    self._refuse(
+                        f"{nodes.name(fn)}() over peers of a non-unique order reads rows in an order an index on a "
+                        "masked column may decide",
+                        "order the window by columns that identify a row and give it a ROWS frame, or ask for "
+                        "an unmask grant (masking.unmask)",
+                    )
+                    continue
+            else:
+                needs = rows_frame and not isinstance(fn, (exp.Count,))
+            if not needs:
+                continue
+            named = isinstance(win.args.get("alias"), exp.Identifier) and not any(
+                win.args.get(k) for k in ("partition_by", "order", "spec")
+            )  # OVER w: its definition is elsewhere (WINDOW w AS ...), shared by others
+            if row_key is None or named:
+                self._refuse(
+                    f"{nodes.name(fn)}() numbers or picks rows in an order an index on a masked column may decide",
+                    "ORDER BY columns that identify a row inside OVER (...), or ask for an unmask grant",
+                )
+                continue
+            if not self._ordered_by(order, row_key):
+                self.plan.edits.append(Edit("window-order", win, tuple(row_key)))
+
+    def _masked_extreme(self, node: exp.Select, scope: _Scope) -> bool:
+        """SQLite's ``SELECT id, max(email)``: the bare column comes from the row holding the largest e-mail."""
+        return self.dialect == "sqlite" and any(
+            isinstance(n, (exp.Max, exp.Min)) and self._masked(n, scope) is not False
+            for n in nodes.own_nodes(node)
+        )
+
+    def _loose_columns(self, node: exp.Select, scope: _Scope) -> None:
+        """MySQL and SQLite return a bare column of an aggregate query from whichever row came first (SQLite: the
+        row of its min/max): which row that is follows the order they are read in, or the masked value."""
+        group = node.args.get("group")
+        groups = list(group.expressions) if isinstance(group, exp.Group) else []
+        aliases = {p.alias.lower() for p in node.expressions if isinstance(p, exp.Alias)}
+        keyed = self._grouped_by_keys(scope, groups)
+        parts = [(p, True) for p in node.expressions] + [
+            (p, False) for p in (node.args.get("having"), node.args.get("order")) if p is not None
+        ]
+        for part, projection in parts:
+            for col in nodes.bare_columns(part):
+                if nodes.is_grouped(col, part, groups):
+                    continue
+                if not projection and not col.table and col.name.lower() in aliases:
+                    continue  # HAVING n > 1 / ORDER BY n: an output column
+                src, _ = self._resolve(col, scope)
+                if src is not None and src.name in keyed:
+                    continue
+                self._refuse(
+                    f"the column {col.sql(dialect=self.dialect)} is neither grouped nor aggregated, so it comes from "
+                    "whichever row is read first (in an order an index on a masked column may decide), or from the "
+                    "row holding the min()/max() of a masked value",
+                    "GROUP BY it, or aggregate it (min(), max()), or ask for an unmask grant (masking.unmask)",
+                )
+                return
+
+    def _grouped_by_keys(self, scope: _Scope, groups: list[exp.Expression]) -> set[str]:
+        """Sources grouped by their whole key: one row per group, so a bare column of theirs is determined."""
+        named = {(g.table.lower(), g.name.lower()) for g in groups if isinstance(g, exp.Column)}
+        out = set()
+        for src in scope.sources:
+            key = src.relation.key if src.relation is not None else None
+            if key and all((src.name, k.lower()) in named or ("", k.lower()) in named for k in key):
+                out.add(src.name)
+        return out
+
+    # -- edits -----------------------------------------------------------------------------------
+    def _order_by_key(
+        self, node: exp.Expression, lead: list[str], row_key: list[str] | None, what: str,
+        outs: list[_Out] | None = None,
+    ) -> None:  # fmt: skip
+        if row_key is None:
+            if outs is not None and not lead and all(o.masked is False for o in outs) and outs:
+                # no key to order by, but nothing masked is returned: rows that tie on every output are the same
+                self._order(node, [str(i + 1) for i in range(len(outs))])
+                return
+            self._refuse(
+                f"the order of {what} would follow an index on a masked column, and a table it reads has no key "
+                "without a masked column to order by",
+                "ORDER BY columns that identify a row (a primary key), or ask for an unmask grant (masking.unmask)",
+            )
+            return
+        self._order(node, [*lead, *row_key])
+
+    def _pushed_down(self, node: exp.Select, scope: _Scope, need: bool) -> bool:
+        """``SELECT s.e FROM (SELECT email AS e FROM t) s`` / ``WITH c AS (...) SELECT * FROM c``: the one source
+        returns no key to order by, so its own query is ordered by its tables' key instead. Every engine here
+        streams a subquery's sorted rows through a plain outer query (PostgreSQL does not flatten a sorted
+        subquery; MariaDB keeps a derived table's ORDER BY only with a LIMIT, so one is added that cuts
+        nothing); anything more (a join, a window, an aggregate, a WHERE on a subquery's column) is refused."""
+        if not need or len(scope.sources) != 1 or node.args.get("joins") or nodes.limited(node):
+            return False
+        if any(isinstance(n, exp.Window) for n in nodes.own_nodes(node)):
+            return False
+        shape = scope.sources[0].shape
+        if shape is None or shape.node is None or shape.row_key is None or nodes.limited(shape.node):
+            return False
+        if not self._ordered_by(shape.node.args.get("order"), shape.row_key):
+            kept = "order-kept" if self.dialect == "mysql" else "order"
+            self.plan.edits.append(Edit(kept, shape.node, tuple(shape.row_key)))
+        return True
+
+    def _order(self, node: exp.Expression, items: list[str]) -> None:
+        if not self._ordered_by(node.args.get("order"), items):
+            self.plan.edits.append(Edit("order", node, tuple(items)))
+
+    def _ordered_by(self, order: exp.Expression | None, items: list[str]) -> bool:
+        """True when ``order`` already sorts by every item (nothing to add)."""
+        if not isinstance(order, exp.Order):
+            return False
+        have = set()
+        for o in order.expressions:
+            target = o.this if isinstance(o, exp.Ordered) else o
+            have.add(nodes.norm(target.sql(dialect=self.dialect)))
+            if isinstance(target, exp.Column) and not target.table:
+                have.add("*." + target.name.lower())  # ORDER BY id: the key's column, however qualified
+        return all(nodes.norm(i) in have or "*." + nodes.norm(i).rsplit(".", 1)[-1] in have for i in items)
+
+    def _refuse(self, reason: str, remedy: str) -> None:
+        if self.plan.refusal is None:
+            self.plan.refusal = (reason, remedy)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _fills_rows(tree: exp.Expression) -> bool:
+    """INSERT ... SELECT and CREATE TABLE ... AS (a view's query is planned where the view is read)."""
+    if isinstance(tree, exp.Insert):
+        return True
+    return isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "TABLE"
+
+
+def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
+    if src.relation is not None:
+        if whole or column == "*":
+            return bool(src.relation.masked)
+        return column in src.relation.masked
+    shape = src.shape
+    if shape is None or shape.outs is None:
+        return None
+    if whole or column == "*":
+        return nodes.any_of(o.masked for o in shape.outs)
+    for o in shape.outs:
+        if o.name == column:
+            return o.masked
+    return None
+
+
+__all__ = ["Edit", "Plan", "Planner", "Relation"]

@@ -1,0 +1,198 @@
+"""The order guard for one connection and identity (decision 0160): plan, refuse, or hand out the edited text.
+
+:mod:`governed_db.masking.order` plans on the parsed statement and :mod:`governed_db.masking.splice` writes the
+plan into the text; this module supplies what they need from the connection (which columns are masked for the
+identity, which indexes and keys each relation has) and caches the outcome per statement shape, identity and
+schema version, like every other masking judgement. The predicate guard turns a refusal into
+``masked-column-predicate``; the pipeline sends the edited text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from governed_db.identity import Identity
+from governed_db.masking.catalog import table_key
+from governed_db.masking.engine import MISSING, MaskingState
+from governed_db.masking.order import Planner, Relation
+from governed_db.masking.plan import Access
+from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
+from governed_db.sql.analysis import Analysis
+
+#: how deep views over views are followed to the tables they read
+_VIEW_DEPTH = 3
+#: SQLite orders rows inside an aggregate (``group_concat(x, ',' ORDER BY k)``) from 3.44
+_SQLITE_ORDERED_AGGREGATES = sqlite3.sqlite_version_info >= (3, 44)
+
+
+class Refused(Exception):
+    """The order guard refuses a statement the predicate guard let through a moment ago (its answer is cached
+    longer): the caller asks the policy again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the order guard decided for one statement shape and identity."""
+
+    #: the edits to make (None: send the statement as written)
+    spliced: Spliced | None = None
+    #: (reason, remedy) when the order cannot be made deterministic here
+    refusal: tuple[str, str] | None = None
+    #: the masked columns whose indexes may decide the order (``table.column``), for the refusal's message
+    columns: tuple[str, ...] = ()
+
+
+NOTHING = Outcome()
+
+
+def outcome(
+    state: MaskingState, analysis: Analysis, identity: Identity, access: Access | None = None
+) -> Outcome:
+    """The order guard's outcome for ``analysis`` run by ``identity`` (memoised like the predicate verdicts)."""
+    version = state.version
+    key = ("order", analysis.key, version, identity)
+    found = state.recall(key)
+    if found is MISSING:
+        access = access or Access(state, identity)
+        found = NOTHING if access.everything else _decide(state, analysis, access)
+        state.remember(key, found, state.good_until(access.grants))
+    return found  # type: ignore[no-any-return]
+
+
+def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Identity) -> str | None:
+    """The text to send instead of ``sql`` (``None``: send it as it is)."""
+    statements = analysis.statements
+    hot = state.hot_orders.get(id(statements))
+    if (
+        hot is not None
+        and hot[0] is statements
+        and hot[1] is identity
+        and hot[2] == state.version
+        and hot[3] > time.time()
+    ):
+        spliced = hot[4]
+        return None if spliced is None else apply(spliced, sql, state.dialect)
+    version = state.version
+    found = outcome(state, analysis, identity)
+    if found.refusal is not None:
+        raise Refused(found.refusal[0])
+    until = state.memo.peek(("order", analysis.key, version, identity), (0.0, None))[0]
+    state.remember_hot(state.hot_orders, analysis, (statements, identity, version, until, found.spliced))
+    return None if found.spliced is None else apply(found.spliced, sql, state.dialect)
+
+
+def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
+    facts = state.facts_for(analysis)
+    lineage = facts.lineage
+    tables = list(lineage.tables) if lineage is not None else list(analysis.tables)
+    if not any(access.hidden_fields(t) for t in tables):
+        return NOTHING  # nothing masked here for this identity: nothing to order or stand in for
+    trees = [s.expression for s in analysis.statements]
+    if analysis.error is not None or any(t is None for t in trees):
+        return NOTHING  # refused by the policy as unparseable; masking found no lineage either
+    cache: dict[str, Relation | None] = {}
+
+    def relation(node: exp.Table) -> Relation | None:
+        return _relation(state, access, table_key(".".join(p.name for p in node.parts)), node, cache, 0)
+
+    dialect = state.sg_dialect
+    ordered = _SQLITE_ORDERED_AGGREGATES if dialect == "sqlite" else True
+    plans = [
+        Planner(dialect, relation, ordered_aggregates=ordered).statement(t) for t in trees if t is not None
+    ]
+    refused = next((p.refusal for p in plans if p.refusal is not None), None)
+    if refused is not None:
+        return Outcome(refusal=refused, columns=_indexed(state, cache))
+    edits = [e for p in plans for e in p.edits]
+    if not edits:
+        return NOTHING
+    if len(trees) != 1 or "executable-comment" in analysis.flags:
+        return Outcome(refusal=(
+            "the order of its rows must be fixed by an ORDER BY governed_db adds, which it does only to a text "
+            "of one statement",
+            "send one statement per call, or ask for an unmask grant (masking.unmask)",
+        ))  # fmt: skip
+    base = analysis.shape[1] if isinstance(analysis.shape, tuple) else analysis.sql  # a shape's template text
+    tree = trees[0]
+    assert tree is not None
+    try:
+        return Outcome(spliced=splice(base, state.dialect, tree, edits))
+    except Unspliceable as e:
+        wanted = "; ".join(sorted({", ".join(ed.items) for ed in edits if ed.kind != "stand-in"})) or "a key"
+        return Outcome(refusal=(
+            f"its rows must be ordered by values nobody has masked, and governed_db could not add that to the text "
+            f"with certainty ({e})",
+            f"add the ORDER BY yourself ({wanted}), or ask for an unmask grant (masking.unmask)",
+        ), columns=_indexed(state, cache))  # fmt: skip
+
+
+def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[str, ...]:
+    """``table.column`` of the masked columns an index of a relation read holds (all masked ones of a view)."""
+    from governed_db.masking.schema import OrderFacts
+
+    out: set[str] = set()
+    for key, rel in cache.items():
+        if rel is None or not rel.hazard:
+            continue
+        info = state.tables.get(key)
+        facts = info.order if info is not None else None
+        if isinstance(facts, OrderFacts) and facts.kind == "table":
+            out.update(f"{key}.{c}" for ix in facts.indexes for c in (ix or rel.masked) & rel.masked)
+        else:
+            out.update(f"{key}.{c}" for c in rel.masked)
+    return tuple(sorted(out))
+
+
+def _relation(
+    state: MaskingState, access: Access, key: str, node: exp.Table | None, cache: dict[str, Relation | None],
+    depth: int,
+) -> Relation | None:  # fmt: skip
+    if key in cache:
+        return cache[key]
+    cache[key] = None  # a view that reads itself: unknown
+    info = state.table(key, node)
+    columns = info.columns
+    if columns is None:
+        return None  # unknown columns: values are checked as they pass; nothing to order by either
+    masked = frozenset(c.lower() for c in columns if access.masks(key, c))
+    redacted = frozenset(c.lower() for c in columns if access.redacts(key, c))
+    if not masked and not redacted:
+        found = Relation(False, None, tuple(columns), masked, redacted)
+    else:
+        facts = state.order_of(key, node)
+        hazard, keys = _hazard(state, access, facts, masked, cache, depth)
+        usable = next((k for k in keys if not {c.lower() for c in k} & masked), None)
+        if usable is None:
+            # no key without a masked column (a view; a MariaDB table without a primary key): every column nobody
+            # masked, in order, leaves ties only between rows equal in all of them
+            usable = tuple(c for c in columns if c.lower() not in masked) or None
+        found = Relation(hazard, usable, tuple(columns), masked, redacted)
+    cache[key] = found
+    return found
+
+
+def _hazard(
+    state: MaskingState, access: Access, facts: object, masked: frozenset[str], cache: dict[str, Relation | None],
+    depth: int,
+) -> tuple[bool, tuple[tuple[str, ...], ...]]:  # fmt: skip
+    """Whether an index on a masked column may decide the relation's order, and its keys."""
+    from governed_db.masking.schema import OrderFacts
+
+    if not isinstance(facts, OrderFacts):
+        return True, ()  # indexes unknown: assume the worst
+    if facts.kind == "table":
+        return any(not ix or ix & masked for ix in facts.indexes), facts.keys
+    if facts.kind == "view" and facts.reads is not None and depth < _VIEW_DEPTH:
+        for name in facts.reads:
+            rel = _relation(state, access, table_key(name), None, cache, depth + 1)
+            if rel is None or rel.hazard:
+                return True, ()
+        return False, ()
+    return True, ()
+
+
+__all__ = ["NOTHING", "Outcome", "Refused", "outcome", "rewritten"]

@@ -1,0 +1,293 @@
+"""What the order guard (:mod:`governed_db.masking.order`) asks of sqlglot nodes: which aggregates concatenate,
+pick or number rows, where a query's own nodes end, how a key column is spelled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlglot import exp
+
+#: aggregates whose result depends on the order of their rows, and that take an ORDER BY of their own
+ORDERED_AGGS: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg, getattr(exp, "JSONObjectAgg", None))
+    if c is not None
+)
+#: the same, as sqlglot keeps them when it does not model them (by lower-case name)
+ORDERED_AGG_NAMES = frozenset(
+    {"json_agg", "jsonb_agg", "json_arrayagg", "json_objectagg", "json_object_agg", "jsonb_object_agg",
+     "string_agg", "group_concat", "array_agg", "list", "json_group_array", "json_group_object", "listagg",
+     "xmlagg"}
+)  # fmt: skip
+#: aggregates that pick one row's value by its position (no ORDER BY of their own)
+PICKING_AGGS: tuple[type[exp.Expression], ...] = (exp.First, exp.Last, exp.AnyValue)
+PICKING_NAMES = frozenset({"first", "last", "any_value", "arbitrary"})
+#: aggregates whose data arguments (by position) are concatenated: all of them for MySQL's GROUP_CONCAT
+PAIRS = frozenset({"json_objectagg", "json_object_agg", "jsonb_object_agg", "json_group_object"})
+#: window functions that number or pick rows by position: their frame does not matter
+POSITIONAL: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (exp.RowNumber, exp.Lag, exp.Lead, getattr(exp, "Ntile", None), exp.FirstValue)
+    if c is not None
+)
+FRAMED: tuple[type[exp.Expression], ...] = tuple(
+    c for c in (exp.LastValue, getattr(exp, "NthValue", None)) if c is not None
+)
+QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
+NOT_SCALAR = (exp.In, exp.Exists, exp.Any, exp.All)
+
+
+def own_nodes(
+    node: exp.Expression, skip: set[int] | None = None, include_self: bool = False
+) -> Iterator[exp.Expression]:
+    """``node``'s descendants in document order, not entering nested queries (which are yielded) or CTEs."""
+    if include_self:
+        yield node
+        if isinstance(node, (*QUERIES, exp.Subquery)):
+            return
+    stack = [
+        c
+        for k, v in reversed(list(node.args.items()))
+        if k not in ("with", "with_")
+        for c in reversed(v if isinstance(v, list) else [v])
+        if isinstance(c, exp.Expression)
+    ]
+    while stack:
+        child = stack.pop()
+        if skip is not None and id(child) in skip:
+            continue
+        yield child
+        if isinstance(child, (*QUERIES, exp.Subquery)):
+            continue
+        stack.extend(
+            c for k, v in reversed(list(child.args.items())) for c in reversed(v if isinstance(v, list) else [v])
+            if isinstance(c, exp.Expression)
+        )  # fmt: skip
+
+
+def limited(node: exp.Expression) -> bool:
+    return any(node.args.get(k) is not None for k in ("limit", "offset", "fetch"))
+
+
+def either(a: bool | None, b: bool | None) -> bool | None:
+    if a or b:
+        return True
+    return None if a is None or b is None else False
+
+
+def any_of(flags: Iterator[bool | None]) -> bool | None:
+    found: bool | None = False
+    for f in flags:
+        if f:
+            return True
+        if f is None:
+            found = None
+    return found
+
+
+def qualifier(table: exp.Table) -> exp.Identifier | None:
+    alias = table.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and isinstance(alias.this, exp.Identifier):
+        return alias.this
+    return table.this if isinstance(table.this, exp.Identifier) else None
+
+
+def alias_ident(node: exp.Expression) -> exp.Identifier | None:
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and isinstance(alias.this, exp.Identifier):
+        return alias.this
+    return None
+
+
+def alias(node: exp.Expression) -> str:
+    ident = alias_ident(node)
+    return ident.name.lower() if ident is not None else ""
+
+
+def alias_columns(node: exp.Expression) -> list[str]:
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias):
+        return [c.name for c in alias.columns]
+    return []
+
+
+def column_sql(name: str, dialect: str) -> str:
+    if name.lower() in ("rowid", "ctid", "tableoid"):
+        return name.lower()  # row locators, never quoted (a quoted "rowid" could name a real column)
+    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
+
+
+def norm(sql: str) -> str:
+    return sql.replace('"', "").replace("`", "").lower()
+
+
+def position_of(node: exp.Select, item: exp.Expression) -> int | None:
+    """Which output column (0-based) ``item`` of GROUP BY names: by position, expression or output alias."""
+    if isinstance(item, exp.Literal) and item.is_int:
+        return int(item.name) - 1
+    for i, proj in enumerate(node.expressions):
+        body = proj.this if isinstance(proj, exp.Alias) else proj
+        if body == item:
+            return i
+        if (
+            isinstance(item, exp.Column)
+            and not item.table
+            and isinstance(proj, exp.Alias)
+            and proj.alias.lower() == item.name.lower()
+        ):
+            return i
+    return None
+
+
+def aggregate_at_top(proj: exp.Expression) -> bool:
+    return any(
+        aggregate(n) and not isinstance(n.parent, exp.Window) for n in own_nodes(proj, include_self=True)
+    )
+
+
+#: aggregates sqlglot keeps as plain function calls (by lower-case name)
+AGGREGATE_NAMES = ORDERED_AGG_NAMES | PICKING_NAMES | frozenset(
+    {"bool_and", "bool_or", "every", "bit_and", "bit_or", "bit_xor", "mode", "median", "count_if", "arg_max",
+     "arg_min", "max_by", "min_by", "histogram", "corr", "covar_pop", "covar_samp", "regr_slope", "regr_intercept",
+     "regr_count", "regr_r2", "regr_avgx", "regr_avgy", "regr_sxx", "regr_syy", "regr_sxy", "approx_count_distinct",
+     "product", "fsum", "sumkahan", "kahan_sum", "entropy", "kurtosis", "skewness", "total", "std", "stddev",
+     "variance", "var_pop", "var_samp", "bit_count", "json_group_array", "json_group_object"}
+)  # fmt: skip
+
+
+def aggregate(node: exp.Expression) -> bool:
+    if isinstance(node, (exp.AggFunc, exp.WithinGroup)):
+        return True
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in AGGREGATE_NAMES
+
+
+def is_grouped(col: exp.Column, part: exp.Expression, groups: list[exp.Expression]) -> bool:
+    """``col`` is (inside) an expression the query groups by."""
+    node: exp.Expr | None = col
+    while node is not None:
+        for g in groups:
+            if node == g:
+                return True
+            if (
+                node is col
+                and isinstance(g, exp.Column)
+                and not g.table
+                and not col.table
+                and g.name == col.name
+            ):
+                return True
+        if node is part:
+            break
+        node = node.parent
+    return False
+
+
+def concatenates(node: exp.Expression) -> bool:
+    if isinstance(node, ORDERED_AGGS):
+        return True
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in ORDERED_AGG_NAMES
+
+
+def picks(node: exp.Expression) -> bool:
+    if isinstance(node, PICKING_AGGS):
+        return True
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in PICKING_NAMES
+
+
+def name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name)
+    return node.sql_name().lower() if isinstance(node, exp.Func) else node.key
+
+
+def unwrap(arg: exp.Expression | None) -> exp.Expression | None:
+    while isinstance(arg, (exp.Order, exp.Limit)):
+        arg = arg.this
+    return arg
+
+
+def has_distinct(agg: exp.Expression) -> bool:
+    return isinstance(unwrap(agg.this), exp.Distinct) or any(
+        isinstance(unwrap(e), exp.Distinct) for e in agg.expressions
+    )
+
+
+def data_args(agg: exp.Expression, dialect: str) -> list[exp.Expression]:
+    """The arguments whose values an aggregate concatenates (not its separator or ORDER BY)."""
+    if isinstance(agg, exp.Anonymous):
+        args = [unwrap(e) for e in agg.expressions]
+        count = 2 if str(agg.name).lower() in PAIRS else 1
+        return [a for a in args[:count] if isinstance(a, exp.Expression)]
+    if getattr(exp, "JSONObjectAgg", None) is not None and isinstance(agg, exp.JSONObjectAgg):
+        out: list[exp.Expression] = []
+        for e in agg.expressions:
+            if isinstance(e, exp.JSONKeyValue):
+                out.extend(x for x in (e.this, e.expression) if isinstance(x, exp.Expression))
+            else:
+                out.append(e)
+        return out
+    first = unwrap(agg.this)
+    if isinstance(first, exp.Distinct):
+        return list(first.expressions)
+    if isinstance(agg, exp.GroupConcat) and dialect == "mysql" and isinstance(first, exp.Concat):
+        return list(first.expressions)  # GROUP_CONCAT(a, b): every argument is concatenated
+    return [first] if isinstance(first, exp.Expression) else []
+
+
+def agg_order(agg: exp.Expression) -> exp.Expression | None:
+    for part in (agg.this, *agg.expressions):
+        while isinstance(part, exp.Limit):
+            part = part.this
+        if isinstance(part, exp.Order):
+            return part
+    return None
+
+
+def bare_columns(part: exp.Expression) -> Iterator[exp.Column]:
+    """Columns of ``part`` outside any aggregate (and its FILTER), window or nested query."""
+    stack = [part]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.Column):
+            if not isinstance(node.this, exp.Star):
+                yield node
+            continue
+        if isinstance(node, (exp.Window, exp.Filter, *QUERIES, exp.Subquery)) or aggregate(node):
+            continue
+        stack.extend(node.iter_expressions())
+
+
+__all__ = [
+    "AGGREGATE_NAMES",
+    "FRAMED",
+    "NOT_SCALAR",
+    "ORDERED_AGGS",
+    "ORDERED_AGG_NAMES",
+    "PAIRS",
+    "PICKING_AGGS",
+    "PICKING_NAMES",
+    "POSITIONAL",
+    "QUERIES",
+    "agg_order",
+    "aggregate",
+    "aggregate_at_top",
+    "alias",
+    "alias_columns",
+    "alias_ident",
+    "any_of",
+    "bare_columns",
+    "column_sql",
+    "concatenates",
+    "data_args",
+    "either",
+    "has_distinct",
+    "is_grouped",
+    "limited",
+    "name",
+    "norm",
+    "own_nodes",
+    "picks",
+    "position_of",
+    "qualifier",
+    "unwrap",
+]

@@ -1,0 +1,417 @@
+"""Writing planned edits (:mod:`governed_db.masking.order`) into the statement as its author wrote it.
+
+The statement is not regenerated from its parsed tree (a generator may spell a construct differently from what
+the server expects, and drops comments): each edit is an insertion at a token boundary of the original text —
+``ORDER BY <key>`` (or ``, <key>``) before a query's LIMIT, inside an aggregate's or a window's parentheses, and
+``CASE WHEN (`` ... ``) IS NULL THEN NULL ELSE '' END`` around a masked aggregate argument. The insertion points
+are found from the tokens and the positions the parser kept on names and literals; the result is parsed again and
+must equal the original tree with the edits made to it, or nothing is sent (the caller refuses).
+
+Edits are planned once per statement shape (the template of a literal shape, :mod:`governed_db.sql.shapes`) and
+kept as (token, text) pairs, so a text of the same shape gets them by one tokenization.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import Token, TokenType, exp
+from sqlglot.dialects.dialect import Dialect
+
+from governed_db.masking.order import Edit
+from governed_db.masking.order_nodes import data_args, own_nodes
+from governed_db.sql.analysis import _pyformat_to_qmark, sqlglot_dialect
+from governed_db.sql.shapes import _tokenizer
+
+#: tokens that end a query's ORDER BY list (or where one would go)
+_AFTER_ORDER = frozenset(
+    {TokenType.LIMIT, TokenType.OFFSET, TokenType.FETCH, TokenType.FOR, TokenType.LOCK, TokenType.RETURNING,
+     TokenType.SEMICOLON, TokenType.INTO}
+)  # fmt: skip
+_QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN, TokenType.VALUES})
+_FRAME = frozenset({"ROWS", "RANGE", "GROUPS", "EXCLUDE"})
+#: what an aggregate's call is spelled as, by sqlglot class
+_CALL_NAMES: dict[str, frozenset[str]] = {
+    "GroupConcat": frozenset({"group_concat", "string_agg", "listagg"}),
+    "ArrayAgg": frozenset({"array_agg", "list", "array_agg_distinct"}),
+    "JSONArrayAgg": frozenset({"json_agg", "json_group_array", "json_arrayagg"}),
+    "JSONObjectAgg": frozenset(
+        {"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}
+    ),
+}
+_STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
+#: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
+_MAX_ROWS = 18446744073709551615
+_KEPT = f" LIMIT {_MAX_ROWS}"
+
+
+class Unspliceable(Exception):
+    """The edits could not be written into the text with certainty."""
+
+
+@dataclass(frozen=True)
+class Spliced:
+    """Edits for the texts of one shape: ``inserts`` are ``(token index, after?, text)`` of ``base``'s tokens."""
+
+    base: str
+    inserts: tuple[tuple[int, bool, str], ...]
+    #: the token types of ``base`` (a text of the same shape must line up with them)
+    kinds: tuple[TokenType, ...]
+    #: ``base`` with the edits made
+    text: str
+    #: where each insert goes in ``base`` (characters): a text whose end matches from there gets it at the same
+    #: distance from its end, without being tokenized (a shape's literals are in its WHERE, before the edits)
+    positions: tuple[int, ...] = ()
+
+
+def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> Spliced:
+    """Write ``edits`` (planned on ``tree``, parsed from ``base``) into ``base``; :class:`Unspliceable` when the
+    result does not parse back to the edited tree."""
+    gd = sqlglot_dialect(dialect)
+    d = Dialect.get_or_raise(gd)
+    base_tokens = d.tokenize(base)
+    parsed_text, back = _as_parsed(base, base_tokens, gd, d)
+    tokens = d.tokenize(parsed_text)
+    text = _Text(tokens)
+    inserts: list[tuple[int, str]] = []
+    for edit in edits:
+        inserts.extend(_locate(text, edit, tree))
+    edited = _apply(parsed_text, inserts)
+    expected = _expected(tree, edits, gd)
+    try:
+        found = d.parse(edited)
+    except Exception as e:
+        raise Unspliceable(f"the edited statement does not parse ({type(e).__name__})") from e
+    if len(found) != 1 or found[0] != expected:
+        raise Unspliceable("the edited statement does not parse to the planned one")
+    # positions of the parsed form (placeholders rewritten) back to the text as written, then to its tokens
+    starts = {t.start: i for i, t in enumerate(base_tokens)}
+    ends = {t.end + 1: i for i, t in enumerate(base_tokens)}
+    anchored: list[tuple[int, bool, str]] = []
+    for pos, add in inserts:
+        at = back(pos)
+        if at in ends:
+            anchored.append((ends[at], True, add))
+        elif at in starts:
+            anchored.append((starts[at], False, add))
+        else:
+            raise Unspliceable("an edit falls inside a token")
+    kinds = tuple(t.token_type for t in base_tokens)
+    done = Spliced(base, tuple(anchored), kinds, "")
+    positions = tuple(base_tokens[i].end + 1 if after else base_tokens[i].start for i, after, _ in anchored)
+    return Spliced(base, done.inserts, kinds, apply(done, base, dialect, base_tokens), positions)
+
+
+def apply(spliced: Spliced, sql: str, dialect: str, tokens: list[Token] | None = None) -> str:
+    """``sql`` (``spliced.base`` or a text of the same shape) with the edits made."""
+    if sql == spliced.base and spliced.text:
+        return spliced.text
+    base = spliced.base
+    if spliced.positions and all(sql.endswith(base[p:]) for p in spliced.positions):
+        shift = len(sql) - len(base)
+        return _apply(sql, [(p + shift, add) for p, (_i, _a, add) in zip(spliced.positions, spliced.inserts, strict=True)])
+    if tokens is None:
+        tokens = _tokenizer(sqlglot_dialect(dialect)).tokenize(sql)
+    if len(tokens) != len(spliced.kinds) or any(
+        t.token_type != k and {t.token_type, k} - {TokenType.PLACEHOLDER, TokenType.NUMBER, TokenType.STRING}
+        for t, k in zip(tokens, spliced.kinds, strict=True)
+    ):
+        raise Unspliceable("the text does not line up with its shape")
+    inserts = [(tokens[i].end + 1 if after else tokens[i].start, add) for i, after, add in spliced.inserts]
+    return _apply(sql, inserts)
+
+
+def _apply(sql: str, inserts: list[tuple[int, str]]) -> str:
+    out = sql
+    # stable for inserts at one position: the earlier-planned one stays first
+    for pos, add in sorted(inserts, key=lambda pa: pa[0], reverse=True):
+        out = out[:pos] + add + out[pos:]
+    return out
+
+
+def _as_parsed(base: str, tokens: list[Token], gd: str, d: Dialect) -> tuple[str, Callable[[int], int]]:
+    """The text as the analyser parsed it (pyformat placeholders as ``?``), and a map of its positions back."""
+    if gd == "postgres" or "%" not in base:
+        return base, lambda pos: pos
+    originals: dict[int, str] = {}
+    rewritten = _pyformat_to_qmark(base, tokens, originals)
+    if rewritten is None:
+        return base, lambda pos: pos
+    offsets = sorted(originals)
+    growth = [0]
+    for o in offsets:
+        growth.append(growth[-1] + len(originals[o]) - 1)
+
+    def back(pos: int) -> int:
+        return pos + growth[bisect_right(offsets, pos - 1)]
+
+    return rewritten, back
+
+
+class _Text:
+    """The tokens of the parsed text, their parentheses and depths."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+        self.starts = [t.start for t in tokens]
+        self.match: dict[int, int] = {}
+        self.depth: list[int] = []
+        stack: list[int] = []
+        for i, t in enumerate(tokens):
+            if t.token_type == TokenType.R_PAREN and stack:
+                self.match[stack[-1]] = i
+                self.match[i] = stack.pop()
+            self.depth.append(len(stack))
+            if t.token_type == TokenType.L_PAREN:
+                stack.append(i)
+
+    def at(self, pos: int) -> int:
+        return max(0, bisect_right(self.starts, pos) - 1)
+
+    def groups_around(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Parenthesised groups (open, close) that hold tokens ``lo`` to ``hi``, innermost first."""
+        out = []
+        for o, c in self.match.items():
+            if self.tokens[o].token_type == TokenType.L_PAREN and o < lo and c > hi:
+                out.append((o, c))
+        return sorted(out, key=lambda oc: oc[1] - oc[0])
+
+    def level(self, lo: int, hi: int) -> list[int]:
+        """Token indexes in ``lo..hi`` (exclusive) at the depth of ``lo`` (not inside nested parentheses)."""
+        base = self.depth[lo]
+        return [
+            i
+            for i in range(lo, hi)
+            if self.depth[i] == base and self.tokens[i].token_type != TokenType.R_PAREN
+        ]
+
+
+def _anchors(node: exp.Expression) -> list[int]:
+    """Positions the parser kept (names, literals) inside ``node``, not inside nested queries."""
+    found = []
+    nodes = (
+        [node.this, node.expression] if isinstance(node, (exp.Union, exp.Intersect, exp.Except)) else [node]
+    )
+    for n in nodes:
+        if isinstance(n, exp.Subquery):
+            n = n.this
+        if isinstance(n, (exp.Union, exp.Intersect, exp.Except)):
+            found.extend(_anchors(n))
+            continue
+        if not isinstance(n, exp.Expression):
+            continue
+        for sub in [n, *own_nodes(n)]:
+            start = sub.meta.get("start") if isinstance(sub, (exp.Identifier, exp.Literal)) else None
+            if isinstance(start, int):
+                found.append(start)
+            if isinstance(sub, exp.Column | exp.Table):
+                for ident in sub.find_all(exp.Identifier):
+                    start = ident.meta.get("start")
+                    if isinstance(start, int):
+                        found.append(start)
+    return found
+
+
+def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
+    """The tokens of a query: inside its parentheses, or (the statement's own query) from its first keyword."""
+    anchors = _anchors(node)
+    if not anchors:
+        raise Unspliceable("a query with nothing to locate it by")
+    lo, hi = text.at(min(anchors)), text.at(max(anchors))
+    parent = node.parent
+    top = (
+        parent is None
+        or (isinstance(parent, (exp.Insert, exp.Create, exp.Copy)) and node is not parent.this)
+        or (isinstance(parent, exp.Copy) and node is parent.this and not isinstance(node, exp.Subquery))
+    )
+    if not top or isinstance(node, exp.Subquery):
+        for o, c in text.groups_around(lo, hi):
+            if text.tokens[o + 1].token_type in _QUERY_START:
+                return o + 1, c
+        raise Unspliceable("a subquery's parentheses were not found")
+    start = 0
+    if not isinstance(node, (exp.Update, exp.Delete)):
+        starts = [
+            i
+            for i in text.level(0, lo + 1)
+            if text.tokens[i].token_type in _QUERY_START - {TokenType.L_PAREN}
+        ]
+        start = starts[0] if starts else 0
+    return start, len(text.tokens)
+
+
+def _order_insert(
+    text: _Text, lo: int, hi: int, items: tuple[str, ...], stops: frozenset[TokenType]
+) -> tuple[int, str]:
+    level = text.level(lo, hi)
+    order = [i for i in level if text.tokens[i].token_type == TokenType.ORDER_BY]
+    after = order[-1] if order else lo
+    froms = [i for i in level if text.tokens[i].token_type == TokenType.FROM]
+
+    def stops_here(i: int) -> bool:
+        kind = text.tokens[i].token_type
+        if kind == TokenType.INTO:  # SELECT ... FROM t INTO @v ends the query; SELECT x INTO t FROM / INSERT INTO
+            return any(f < i for f in froms)  # do not
+        return kind in stops or _on_conflict(text, i)
+
+    stop = next((i for i in level if i > after and stops_here(i)), None)
+    last = (stop if stop is not None else hi) - 1
+    while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
+        last -= 1
+    glue = ", " if order else " ORDER BY "
+    return text.tokens[last].end + 1, glue + ", ".join(items)
+
+
+def _on_conflict(text: _Text, i: int) -> bool:
+    """``ON CONFLICT`` / ``ON DUPLICATE KEY``: the end of an INSERT's query."""
+    t = text.tokens
+    return (
+        t[i].token_type == TokenType.ON
+        and i + 1 < len(t)
+        and t[i + 1].text.upper() in ("CONFLICT", "DUPLICATE")
+    )
+
+
+def _call_group(text: _Text, node: exp.Expression) -> tuple[int, int]:
+    """The parentheses of an aggregate call."""
+    anchors = _anchors(node)
+    if not anchors:
+        raise Unspliceable("an aggregate with nothing to locate it by")
+    names = (
+        frozenset({str(node.name).lower()})
+        if isinstance(node, exp.Anonymous)
+        else _CALL_NAMES.get(type(node).__name__, frozenset())
+    )
+    for o, c in text.groups_around(text.at(min(anchors)), text.at(max(anchors))):
+        if o > 0 and text.tokens[o - 1].text.lower() in names:
+            return o, c
+    raise Unspliceable(f"the call of {names and sorted(names)[0]} was not found")
+
+
+def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, str]]:
+    node = edit.node
+    if edit.kind in ("order", "order-kept"):
+        lo, hi = _query_range(text, node)
+        at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
+        return [(at, add + (_KEPT if edit.kind == "order-kept" else ""))]
+    if edit.kind == "agg-order":
+        o, c = _call_group(text, node)
+        stops = frozenset({TokenType.SEPARATOR, TokenType.LIMIT})
+        return [_order_insert(text, o + 1, c, edit.items, stops)]
+    if edit.kind == "window-order" and isinstance(node, exp.Window):
+        o, c = _over_group(text, node)
+        stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
+        return [_order_insert(text, o + 1, c, edit.items, stops)]
+    if edit.kind == "stand-in":
+        o, c = _call_group(text, node)
+        first, last = _argument(text, o, c, int(edit.items[0]))
+        return [(text.tokens[first].start, _STAND_IN[0]), (text.tokens[last].end + 1, _STAND_IN[1])]
+    raise Unspliceable(f"unknown edit {edit.kind}")
+
+
+def _argument(text: _Text, o: int, c: int, index: int) -> tuple[int, int]:
+    """First and last token of the ``index``-th argument of the call in parentheses ``o..c``."""
+    args: list[list[int]] = [[]]
+    for i in range(o + 1, c):
+        t = text.tokens[i]
+        top = text.depth[i] == text.depth[o + 1] and t.token_type != TokenType.R_PAREN
+        if top and t.token_type in (TokenType.ORDER_BY, TokenType.SEPARATOR, TokenType.LIMIT):
+            break
+        if top and t.token_type == TokenType.COMMA:
+            args.append([])
+            continue
+        if top and not args[-1] and t.token_type in (TokenType.DISTINCT, TokenType.ALL):
+            continue
+        args[-1].append(i)
+    if index >= len(args) or not args[index]:
+        raise Unspliceable("an aggregate argument was not found")
+    return args[index][0], args[index][-1]
+
+
+def _over_group(text: _Text, win: exp.Window) -> tuple[int, int]:
+    """The parentheses after the window's OVER: the k-th OVER of its query, as its windows come in order."""
+    select = win.find_ancestor(exp.Select)
+    if select is None:
+        raise Unspliceable("a window outside a query")
+    lo, hi = _query_range(text, select)
+    nested = [(o, c) for o, c in text.match.items() if text.tokens[o].token_type == TokenType.L_PAREN
+              and lo <= o < hi and text.tokens[o + 1].token_type in (TokenType.SELECT, TokenType.WITH)]  # fmt: skip
+    overs = [
+        i for i in range(lo, hi)
+        if text.tokens[i].token_type == TokenType.OVER and not any(o < i < c for o, c in nested)
+    ]  # fmt: skip
+    windows = [w for w in own_nodes(select) if isinstance(w, exp.Window) and w.args.get("over")]
+    if len(overs) != len(windows):
+        raise Unspliceable("the windows of a query could not be told apart")
+    k = next(i for i, w in enumerate(windows) if w is win)
+    at = overs[k] + 1
+    if at >= len(text.tokens) or text.tokens[at].token_type != TokenType.L_PAREN:
+        raise Unspliceable("a named window")
+    return at, text.match[at]
+
+
+# -- the edited tree the text must parse to ------------------------------------------------------------
+def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expression:
+    copy = tree.copy()
+    index = {id(n): i for i, n in enumerate(tree.walk())}
+    nodes: list[Any] = list(copy.walk())
+    for edit in edits:
+        target = nodes[index[id(edit.node)]]
+        if edit.kind in ("order", "order-kept", "window-order"):
+            items = _ordered(edit.items, gd)
+            order = target.args.get("order")
+            if isinstance(order, exp.Order):
+                order.set("expressions", [*order.expressions, *items])
+            else:
+                target.set("order", exp.Order(expressions=items))
+            if edit.kind == "order-kept":
+                target.set("limit", exp.Limit(expression=exp.Literal.number(_MAX_ROWS)))
+        elif edit.kind == "agg-order":
+            _order_aggregate(target, _ordered(edit.items, gd))
+        elif edit.kind == "stand-in":
+            arg = data_args(target, gd)[int(edit.items[0])]
+            wrapped = Dialect.get_or_raise(gd).parse(
+                f"SELECT {_STAND_IN[0]}{arg.sql(dialect=gd)}{_STAND_IN[1]}"
+            )
+            arg.replace(wrapped[0].expressions[0])  # type: ignore[union-attr]
+    return copy
+
+
+def _ordered(items: tuple[str, ...], gd: str) -> list[exp.Expression]:
+    parsed = Dialect.get_or_raise(gd).parse(f"SELECT 1 ORDER BY {', '.join(items)}")[0]
+    order = parsed.args.get("order") if parsed is not None else None
+    if not isinstance(order, exp.Order):
+        raise Unspliceable("an ORDER BY item does not parse")
+    return list(order.expressions)
+
+
+def _order_aggregate(agg: exp.Expression, items: list[exp.Expression]) -> None:
+    """``agg(x ORDER BY k)`` as the parser builds it: the (last) argument wrapped in an Order."""
+    if agg.this is not None and not isinstance(agg, exp.Anonymous):
+        holder, key = agg, "this"
+    elif agg.expressions:
+        holder, key = agg, "expressions"
+    else:
+        raise Unspliceable("an aggregate without arguments")
+    if key == "this":
+        inner = holder.args["this"]
+        while isinstance(inner, exp.Limit):
+            holder, inner = inner, inner.this
+        if isinstance(inner, exp.Order):
+            inner.set("expressions", [*inner.expressions, *items])
+        else:
+            holder.set("this", exp.Order(this=inner, expressions=items))
+        return
+    args = list(agg.expressions)
+    last = args[-1]
+    if isinstance(last, exp.Order):
+        last.set("expressions", [*last.expressions, *items])
+    else:
+        args[-1] = exp.Order(this=last, expressions=items)
+        agg.set("expressions", args)
+
+
+__all__ = ["Spliced", "Unspliceable", "apply", "splice"]
