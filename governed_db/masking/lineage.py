@@ -65,6 +65,9 @@ _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
 _QUIET_COMPARISONS = frozenset({"postgres", "sqlite"})
 #: the declared type of a table's column (``None`` when unknown)
 Declared = Callable[[str, str], "str | None"]
+#: clauses sqlglot may hang on a parenthesised query besides ORDER BY / LIMIT / OFFSET: each decides rows
+#: (its ``joins`` are FROM items of an UPDATE ... FROM (...) d JOIN t, walked with the statement's sources)
+_SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
 
 
 
@@ -98,6 +101,11 @@ class Walker:
         bare = node.copy()
         bare.set("alias", None)
         self.lineage.tables.setdefault(key, bare.sql(dialect=self.dialect))
+        sample = node.args.get("sample")
+        if isinstance(sample, exp.Expression):
+            # ``TABLESAMPLE BERNOULLI ((SELECT CASE WHEN ssn LIKE '5%' THEN 100 ELSE 0 END ...))``: the
+            # percentage, size or seed decides how many rows come back (or an out-of-range error)
+            self.lineage.uses.append(("TABLESAMPLE", self.expr(sample, Scope([]), ctes)))
         if isinstance(node.args.get("indexed"), exp.Expression) or node.args.get("hints"):
             # ``INDEXED BY ix_email`` / ``FORCE INDEX (ix_email)``: rows come back in the order of the index's
             # values, so an unordered read of an index on a masked column is an ORDER BY on it (with a row
@@ -115,6 +123,15 @@ class Walker:
         return Source(alias, key, _rename(columns, renamed) if columns is not None else None)
 
     def from_item(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Source:
+        if isinstance(node, exp.Table) and node.args.get("rows_from"):
+            # PostgreSQL ``ROWS FROM (f(...), g(...))``: each function is walked like a table function (so what
+            # it computes on is judged), and every column it yields is made of all their arguments
+            parts = [self.from_item(item, ctes, scope) for item in node.args["rows_from"]]
+            inner = combine(o for p in parts for _, o in p.columns or [("*", Origin("unknown"))])
+            if inner.kind == "column":
+                inner = Origin("expr", inner.sources, inner.rows)
+            names = _alias_columns(node)
+            return Source(_alias_name(node), None, [("*", inner)] + [(n, inner) for n in names])
         if isinstance(node, exp.Table):
             if node.this is None or isinstance(node.this, (exp.Identifier, str)):
                 return self.table_source(node, ctes)
@@ -128,8 +145,7 @@ class Walker:
         if isinstance(node, exp.Unnest):
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
-            query = node.this if isinstance(node, exp.Subquery) else node
-            outs, exact = self.query(query, ctes, scope)
+            outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
             columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
@@ -254,8 +270,7 @@ class Walker:
             # a session variable (@v, @@x) may hold anything a previous statement put there
             return Origin("unknown", hint=node.name or None, opaque=True)
         if isinstance(node, QUERY):
-            query = node.this if isinstance(node, exp.Subquery) else node
-            outs, exact = self.query(query, ctes, scope)
+            outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
             return combine((o.origin for o in outs), kind="expr") if exact else Origin("unknown")
         if isinstance(node, exp.TsOrDsToDate) and self.dialect == "mysql" and node.args.get("format") is None:
             # sqlglot reads MySQL's YEAR(d) as YEAR(TS_OR_DS_TO_DATE(d)): the date itself, converted (with a
@@ -410,7 +425,18 @@ class Walker:
     def query(self, node: exp.Expression, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
         ctes = self.ctes_of(node, ctes, parent)
         if isinstance(node, exp.Subquery):
-            return self.query(node.this, ctes, parent)
+            outs, exact = self.query(node.this, ctes, parent)
+            # ``(SELECT id FROM t) LIMIT (SELECT position('A' in name) ...)``: the parentheses carry their own
+            # ORDER BY / LIMIT / OFFSET (and, in some dialects, more clauses), which decide rows like a SELECT's
+            over = Scope([], parent, outs)
+            self.bounds(node, over, ctes)
+            self.orderings(node.args.get("order"), over, ctes)
+            for key in _SUBQUERY_CLAUSES:
+                part = node.args.get(key)
+                for item in part if isinstance(part, list) else [part]:
+                    if isinstance(item, exp.Expression):
+                        self.lineage.uses.append((key.upper(), self.expr(item, over, ctes)))
+            return outs, exact
         if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             left, lx = self.query(node.this, ctes, parent)
             right, rx = self.query(node.expression, ctes, parent)
@@ -436,16 +462,22 @@ class Walker:
             self.orderings(node.args.get("order"), over, ctes)
             return lost, False
         if isinstance(node, exp.Values):
-            return self.values(node, ctes, parent), True
+            cells = self.values(node, ctes, parent)
+            # a bare ``VALUES (1), (2) LIMIT (SELECT ...)`` has its own LIMIT, OFFSET and ORDER BY
+            over = Scope([], parent, cells)
+            self.bounds(node, over, ctes)
+            self.orderings(node.args.get("order"), over, ctes)
+            return cells, True
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
+        nested: list[exp.Join] = []
         from_ = node.args.get("from_") or node.args.get("from")
         if from_ is not None:
-            scope.sources.append(self.from_item(from_.this, ctes, parent))
+            self.add_source(scope, from_.this, ctes, parent, nested)
         for join in node.args.get("joins") or ():
             # LATERAL subqueries and table functions see the FROM items before them
-            scope.sources.append(self.from_item(join.this, ctes, scope))
+            self.add_source(scope, join.this, ctes, scope, nested)
         outputs: list[Output] = []
         exact = True
         shifted_from: int | None = None
@@ -516,7 +548,16 @@ class Walker:
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
             # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
             self.lineage.uses.extend(("DISTINCT", o.origin) for o in outputs)
-        self.uses_of(node, scope, ctes)
+        self.uses_of(node, scope, ctes, flattened=bool(nested))
+        for join in nested:  # the ON / USING of a parenthesised join group, over every source of the FROM
+            if str(join.args.get("method") or "").upper() == "NATURAL":
+                self.natural(scope.sources, scope.sources)
+            on = join.args.get("on")
+            if isinstance(on, exp.Expression):
+                self.lineage.uses.append(("JOIN", self.expr(on, scope, ctes)))
+            for ident in join.args.get("using") or ():
+                name = ident.name if isinstance(ident, exp.Identifier) else str(ident)
+                self.lineage.uses.append(("JOIN", self.expr(exp.column(name), scope, ctes)))
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
@@ -535,13 +576,40 @@ class Walker:
         return [Output(f"column{i + 1}", combine(col, kind="expr")) for i, col in enumerate(cells)]
 
     def bounds(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> None:
-        """LIMIT/OFFSET may hold a subquery whose WHERE is an oracle (``LIMIT (SELECT count(*) ... )``)."""
-        for key in ("limit", "offset"):
+        """LIMIT/OFFSET may hold a subquery whose WHERE is an oracle (``LIMIT (SELECT count(*) ... )``); so may
+        a sample clause of the query and the frame of a named window (``WINDOW w AS (ROWS (...) PRECEDING)``,
+        which is no expression of the select list)."""
+        for key in ("limit", "offset", "sample"):
             part = node.args.get(key)
             if isinstance(part, exp.Expression):
                 self.lineage.uses.append((key.upper(), self.expr(part, scope, ctes)))
+        for window in node.args.get("windows") or ():
+            spec = window.args.get("spec") if isinstance(window, exp.Window) else None
+            if isinstance(spec, exp.Expression):
+                self.lineage.uses.append(("a window frame", self.expr(spec, scope, ctes)))
 
-    def uses_of(self, node: exp.Select, scope: Scope, ctes: Ctes) -> None:
+    def add_source(
+        self, scope: Scope, node: exp.Expression, ctes: Ctes, outer: Scope | None, nested: list[exp.Join]
+    ) -> None:
+        """A FROM item; a parenthesised join group ``(a JOIN b ON ...)`` (sqlglot: a Subquery around a table
+        that carries joins) is flattened into the scope, its joins kept in ``nested`` to be walked like the
+        statement's own (it was a nameless query of no columns, its ON never walked)."""
+        joins = node.args.get("joins") if isinstance(node, (exp.Subquery, exp.Table)) else None
+        if joins:  # ``((a JOIN b ON ...) JOIN c ON ...)``: the joins hang on the table or the parentheses
+            first = node.copy()
+            first.set("joins", None)
+            self.add_source(scope, first, ctes, outer, nested)
+            for join in joins:
+                nested.append(join)
+                self.add_source(scope, join.this, ctes, scope, nested)
+            return
+        if isinstance(node, exp.Subquery) and isinstance(node.this, (exp.Table, exp.Subquery)):
+            # ``(t)``, ``((a JOIN b ...)) j``: the alias of a join group names no columns we follow (fail closed)
+            self.add_source(scope, node.this, ctes, outer, nested)
+            return
+        scope.sources.append(self.from_item(node, ctes, outer))
+
+    def uses_of(self, node: exp.Select, scope: Scope, ctes: Ctes, flattened: bool = False) -> None:
         clauses: list[tuple[str, exp.Expression | None]] = [
             ("WHERE", node.args.get("where")),
             ("GROUP BY", node.args.get("group")),
@@ -554,7 +622,10 @@ class Walker:
             clauses.append(("DISTINCT ON", distinct.args["on"]))
         for n, join in enumerate(node.args.get("joins") or ()):
             if str(join.args.get("method") or "").upper() == "NATURAL":
-                self.natural(scope.sources[: n + 1], scope.sources[n + 1 : n + 2])
+                if flattened:  # positions moved with a flattened join group: compare every column
+                    self.natural(scope.sources, scope.sources)
+                else:
+                    self.natural(scope.sources[: n + 1], scope.sources[n + 1 : n + 2])
             clauses.append(("JOIN", join.args.get("on")))
             for ident in join.args.get("using") or ():
                 clauses.append(

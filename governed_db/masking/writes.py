@@ -35,17 +35,19 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     # the target table, and ``UPDATE ... FROM a JOIN b ON ...`` / ``DELETE ... USING a JOIN b ON ...`` on the
     # first item after FROM/USING, not on the statement: all are joins, whose ON decides which rows are written
     joins = [*(tree.args.get("joins") or ()), *((target.args.get("joins") or ()) if isinstance(target, exp.Table) else ())]
+    # the first item's joins, and parenthesised join groups ``FROM (a JOIN b ON ...)`` anywhere, are flattened
+    # by ``add_source`` into ``nested`` (MERGE's USING included: decision 0201)
+    nested: list[exp.Join] = []
     for key in ("from_", "from", "using"):
         extra = tree.args.get(key)
         items = extra if isinstance(extra, list) else [extra]
         for item in items:
             node = item.this if isinstance(item, exp.From) else item
             if isinstance(node, exp.Expression):
-                scope.sources.append(w.from_item(node, ctes, None))
-                joins.extend(node.args.get("joins") or ())
+                w.add_source(scope, node, ctes, None, nested)
     for join in joins:
-        scope.sources.append(w.from_item(join.this, ctes, scope))
-    for join in joins:
+        w.add_source(scope, join.this, ctes, scope, nested)
+    for join in [*joins, *nested]:
         if join.args.get("on") is not None:
             lin.uses.append(("JOIN", w.expr(join.args["on"], scope, ctes)))
         for ident in join.args.get("using") or ():
