@@ -17,7 +17,6 @@ fails or turns NULL exactly when it holds what the statement looks for).
 from __future__ import annotations
 
 import codecs
-import contextlib
 import operator
 import sqlite3
 import threading
@@ -163,77 +162,29 @@ class SqliteCursor(GovernedCursor):
     # x'ff')`` is valid UTF-8 only for a 5): a result with masked columns is fetched through a text factory
     # that cannot fail, and only a column masking does not cover fails, as the driver would (decision 0191)
     def fetchone(self) -> Any:
-        st = self._self_result
-        if st.plan is None:  # nothing to mask: sqlite3's own decoder, its errors scrubbed (the hot path)
-            self._self_seen = None
-            try:
-                row = self.__wrapped__.fetchone()
-            except sqlite3.Error as e:
-                masking.scrub_error(e, gov=self._self_gov)
-                raise
-            return st.one(row) if st.active else row
-        with self._self_fetching():
-            row = self.__wrapped__.fetchone()
-            if row is not None and self._self_dirty() and not self._self_result.premasked:
-                row = self._self_settle(row)
+        row = self._self_fetch(self.__wrapped__.fetchone)
+        if row is not None and self._self_dirty() and not self._self_result.premasked:
+            row = self._self_settle(row)
         st = self._self_result
         return st.one(row) if st.active else row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        if self._self_result.plan is None:
-            self._self_seen = None
-            try:
-                rows = self.__wrapped__.fetchmany(*args, **kwargs)
-            except sqlite3.Error as e:
-                masking.scrub_error(e, gov=self._self_gov)
-                raise
-            return many_out(self, rows, args, kwargs)
-        with self._self_fetching():
-            rows = self._self_settled(self.__wrapped__.fetchmany(*args, **kwargs))
+        rows = self._self_settled(self._self_fetch(self.__wrapped__.fetchmany, *args, **kwargs))
         return many_out(self, rows, args, kwargs)
 
     def fetchall(self) -> Any:
-        if self._self_result.plan is None:
-            self._self_seen = None
-            try:
-                rows = self.__wrapped__.fetchall()
-            except sqlite3.Error as e:
-                masking.scrub_error(e, gov=self._self_gov)
-                raise
-            return many_out(self, rows, None, None)
-        with self._self_fetching():
-            rows = self._self_settled(self.__wrapped__.fetchall())
-        return many_out(self, rows, None, None)
+        return many_out(self, self._self_settled(self._self_fetch(self.__wrapped__.fetchall)), None, None)
 
     def __next__(self) -> Any:
         st = self._self_result
-        if st.plan is None:
-            self._self_seen = None
-            try:
-                row = next(self.__wrapped__)
-            except StopIteration:
-                if st.active:
-                    st.finish()
-                raise
-            except sqlite3.Error as e:
-                masking.scrub_error(e, gov=self._self_gov)
-                raise
-            if not st.active:
-                return row
-            out = st.one(row)
-            if out is None:  # the row cap was reached
-                raise StopIteration
-            return out
-        with self._self_fetching():
-            try:
-                row = next(self.__wrapped__)
-            except StopIteration:
-                if self._self_result.active:
-                    self._self_result.finish()
-                raise
-            if self._self_dirty() and not self._self_result.premasked:
-                row = self._self_settle(row)
-        st = self._self_result
+        try:
+            row = self._self_fetch(next, self.__wrapped__)
+        except StopIteration:
+            if st.active:
+                st.finish()
+            raise
+        if self._self_dirty() and not st.premasked:
+            row = self._self_settle(row)
         if not st.active:
             return row
         out = st.one(row)
@@ -269,26 +220,26 @@ class SqliteCursor(GovernedCursor):
             masked = frozenset(i for i, n in enumerate(names) if plan is not None and n in plan.masked_columns)
         return _settle(row, names, masked)
 
-    @contextlib.contextmanager
-    def _self_fetching(self) -> Iterator[None]:
-        st = self._self_result
-        raw = self.__wrapped__.connection
+    def _self_fetch(self, fetch: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one raw fetch with its errors scrubbed; through the lenient decoder when the result has a computed
+        masked column (plain try/finally: this is every fetch's path)."""
+        plan = self._self_result.plan
         lenient: _Lenient | None = None
-        if st.plan is not None and bool(getattr(st.plan, "computed", True)):
+        if plan is not None and bool(getattr(plan, "computed", True)):
             # only a computed masked value can be made valid UTF-8 or not by a guess; a plain column's stored
             # value fails (scrubbed) or not whatever the statement, so plain reads keep the C decoder
             lenient = _lenient_of(self._self_connection)
-            if not lenient.enter(raw):
+            if not lenient.enter(self.__wrapped__.connection):
                 lenient = None
         self._self_seen = _undecodable[0] if lenient is not None else None
         try:
-            yield
+            return fetch(*args, **kwargs)
         except sqlite3.Error as e:
             masking.scrub_error(e, gov=self._self_gov)
             raise
         finally:
             if lenient is not None:
-                lenient.leave(raw)
+                lenient.leave(self.__wrapped__.connection)
 
 
 def _lenient_of(connection: Any) -> _Lenient:
