@@ -163,7 +163,7 @@ class SqliteCursor(GovernedCursor):
     # that cannot fail, and only a column masking does not cover fails, as the driver would (decision 0191)
     def fetchone(self) -> Any:
         row = self._self_fetch(self.__wrapped__.fetchone)
-        if row is not None and self._self_dirty() and not self._self_result.premasked:
+        if self._self_seen is not None and row is not None and self._self_dirty() and not self._self_result.premasked:
             row = self._self_settle(row)
         st = self._self_result
         return st.one(row) if st.active else row
@@ -173,7 +173,8 @@ class SqliteCursor(GovernedCursor):
         return many_out(self, rows, args, kwargs)
 
     def fetchall(self) -> Any:
-        return many_out(self, self._self_settled(self._self_fetch(self.__wrapped__.fetchall)), None, None)
+        rows = self._self_fetch(self.__wrapped__.fetchall)
+        return many_out(self, rows if self._self_seen is None else self._self_settled(rows), None, None)
 
     def __next__(self) -> Any:
         st = self._self_result
@@ -183,7 +184,7 @@ class SqliteCursor(GovernedCursor):
             if st.active:
                 st.finish()
             raise
-        if self._self_dirty() and not st.premasked:
+        if self._self_seen is not None and self._self_dirty() and not st.premasked:
             row = self._self_settle(row)
         if not st.active:
             return row
@@ -224,8 +225,15 @@ class SqliteCursor(GovernedCursor):
         """Run one raw fetch with its errors scrubbed; through the lenient decoder when the result has a computed
         masked column (plain try/finally: this is every fetch's path)."""
         plan = self._self_result.plan
+        if plan is None:  # nothing masked: the driver's own decoder (the usual case)
+            self._self_seen = None
+            try:
+                return fetch(*args, **kwargs)
+            except sqlite3.Error as e:
+                masking.scrub_error(e, gov=self._self_gov)
+                raise
         lenient: _Lenient | None = None
-        if plan is not None and bool(getattr(plan, "computed", True)):
+        if bool(getattr(plan, "computed", True)):
             # only a computed masked value can be made valid UTF-8 or not by a guess; a plain column's stored
             # value fails (scrubbed) or not whatever the statement, so plain reads keep the C decoder
             lenient = _lenient_of(self._self_connection)
