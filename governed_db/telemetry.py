@@ -379,8 +379,7 @@ class Recorder:
         start_ns: int,
         params: Any = None,
     ) -> Span | None:
-        if not self.enabled:
-            return None
+        """The statement's span; the caller has checked :attr:`enabled` (it took ``start_ns`` only then)."""
         if self._light and (params is None or not self.capture_parameters):
             key = (id(analysis), identity, id(decision), entry)
             hit = self._intents.get(key)
