@@ -140,7 +140,7 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
     """The statement to send for ``sql``: with an ORDER BY on a key where an index on a masked column could
     decide the order of its rows, and stand-ins for masked values an aggregate concatenates (decision 0160);
     ``sql`` itself when nothing needs changing (the usual case, answered from a per-statement cache)."""
-    state = gov.state.get("masking")
+    state = gov.masking_state
     if state is None or not state.active:
         return sql
     statements = analysis.statements
