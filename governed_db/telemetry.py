@@ -100,7 +100,7 @@ class AuditOnlySpan(trace.Span):
         "_processor",
         "end_time",
         "head",
-        "intent_seq",
+        "intent",
         "kind",
         "late",
         "name",
@@ -136,7 +136,7 @@ class AuditOnlySpan(trace.Span):
         self.late: dict[str, Any] = {}
         #: the start of the intent's canonical bytes, serialised once per statement and identity (or None)
         self.head = head
-        self.intent_seq = -1  # the intent's seq in the store, once written
+        self.intent: Any = None  # the intent record, once handed to the store
         self.outcome: Any = None  # the outcome record while it waits to be written (results fold into it)
         if head is not None:
             processor.start_prepared(self)  # the intent is recorded now, before the driver runs it

@@ -307,10 +307,12 @@ def _quiet_flusher(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_outcome_travels_in_the_same_write_as_the_next_intent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Statement 1's outcome and result record go out in the one write() that carries statement 2's intent."""
+    """Without the journal: statement 1's outcome and result record go out in the one write() that carries
+    statement 2's intent (with it, they go into the journal together: tests/test_audit_journal.py)."""
     _quiet_flusher(monkeypatch)
     path = tmp_path / "audit.jsonl"
-    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None})
+    proc = audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None,
+                            "journal": False})
     raw = sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE t (v INTEGER)")
     conn = governed_db.wrap(raw, audit=proc, environment="production")

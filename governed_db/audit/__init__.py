@@ -48,7 +48,7 @@ _by_store: weakref.WeakKeyDictionary[AuditStore, AuditSpanProcessor] = weakref.W
 _cache_lock = threading.Lock()
 _STORE_OPTIONS = frozenset({"path", "key", "fsync_interval", "checkpoint_every", "checkpoint_interval",
                             "idle_close", "rotate_bytes", "retain_bytes", "retain_age", "witness",
-                            "witness_table", "stat_interval"})
+                            "witness_table", "stat_interval", "journal"})
 
 
 def default_store_path() -> Path:

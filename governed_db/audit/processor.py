@@ -47,8 +47,8 @@ class AuditSpanProcessor(SpanProcessor):
         self.metrics = metrics
         self.failures = 0
         self._local = threading.local()
-        #: span id -> (intent seq, attributes recorded with the intent), for statements still running
-        self._inflight: dict[int, tuple[int, dict[str, Any]]] = {}
+        #: span id -> (intent seq or record, attributes recorded with the intent), for statements still running
+        self._inflight: dict[int, tuple[int | R.Prepared, dict[str, Any]]] = {}
         #: span id -> deferred outcome of an SDK span (governed_db's own spans keep theirs), for folding results
         self._pending: dict[int, R.PreparedOutcome] = {}
 
@@ -94,9 +94,11 @@ class AuditSpanProcessor(SpanProcessor):
         """The intent of governed_db's own span from its prepared bytes (the hot path of :meth:`on_start`)."""
         parent = span.parent
         try:
-            span.intent_seq = self.store.append(R.PreparedIntent(
+            rec = R.PreparedIntent(
                 span.head, span._base, span.name, "CLIENT", trace_id=span.trace_id, span_id=span.span_id,
-                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0]))
+                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0])
+            self.store.append_intent(rec)
+            span.intent = rec
         except Exception as e:  # never raise into the pipeline; it refuses on last_error
             self._failed(span, e)
             return
@@ -106,9 +108,10 @@ class AuditSpanProcessor(SpanProcessor):
         """An SDK span the Recorder is starting: the intent from the bytes it prepared (see Recorder.start)."""
         ctx, parent = span.context, span.parent
         try:
-            seq = self.store.append(R.PreparedIntent(
+            seq = R.PreparedIntent(
                 prepared[4], prepared[3], prepared[2], "CLIENT", trace_id=ctx.trace_id, span_id=ctx.span_id,
-                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0]))
+                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0])
+            self.store.append_intent(seq)
         except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
             self._failed(span, e)
             return
@@ -141,7 +144,7 @@ class AuditSpanProcessor(SpanProcessor):
         return True
 
     def on_end(self, span: ReadableSpan) -> None:
-        if getattr(span, "intent_seq", -1) >= 0:
+        if getattr(span, "intent", None) is not None:
             self._end_prepared(span)
             return
         if _scope_name(span) != R.SCOPE:
@@ -184,7 +187,7 @@ class AuditSpanProcessor(SpanProcessor):
         code = status.status_code.name if status is not None else "UNSET"
         try:
             late = span.late
-            out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent_seq,
+            out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent,
                                     span_id=span.span_id, status=code,
                                     status_message=status.description if status is not None else None)
             if code == "ERROR":

@@ -107,12 +107,17 @@ class Prepared:
     and ``seq`` are adjacent in sorted key order for every prepared record type.
     """
 
-    __slots__ = ("written",)
+    __slots__ = ("cached", "frame", "seq", "written")
     type = ""
+    #: the record's pieces once built for the journal (reused when it is chained into the store)
+    cached: Any
 
     def __init__(self) -> None:
-        #: set once encoded for a write (under the store's lock): a pending outcome is no longer amended then
+        #: set once encoded for a write or copied into the journal: a pending outcome is no longer amended then
         self.written = False
+        self.seq = -1  # its place in the chain, once written to the store
+        self.frame = -1  # its frame number in the write-ahead journal, if it went there
+        self.cached = None
 
     def parts(self) -> tuple[bytes, bytes]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -143,11 +148,14 @@ class PreparedIntent(Prepared):
 
     def __init__(self, head: bytes, attrs: Mapping[str, Any], name: str, kind: str, *, trace_id: int,
                  span_id: int, parent: int | None, time_ns: int, pid: int) -> None:
-        self.written = False
+        self.written, self.seq, self.frame, self.cached = False, -1, -1, None
         self.head, self.attrs, self.name, self.kind = head, attrs, name, kind
         self.trace_id, self.span_id, self.parent, self.time, self.pid = trace_id, span_id, parent, time_ns, pid
 
     def parts(self) -> tuple[bytes, bytes]:
+        cached = self.cached
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         parent = self.parent
         return (
             self.head + (b"null" if parent is None else b'"%016x"' % parent) + b',"pid":%d,' % self.pid,
@@ -164,30 +172,46 @@ class PreparedIntent(Prepared):
 
 
 class PreparedOutcome(Prepared):
-    """How a statement ended; while deferred, its result's row counts can still be folded in (:meth:`amend`)."""
+    """How a statement ended; while deferred, its result's row counts can still be folded in (:meth:`amend`).
+
+    ``intent`` is the intent's seq, or the intent record itself while that waits in the journal: its seq is
+    known by the time this is written (a store writes an intent before the outcomes that follow it).
+    """
 
     __slots__ = ("attrs", "end", "intent", "span_id", "status", "status_message")
     type = OUTCOME
 
-    def __init__(self, attrs: dict[str, Any], *, end: int, intent: int, span_id: int, status: str,
+    def __init__(self, attrs: dict[str, Any], *, end: int, intent: int | Prepared, span_id: int, status: str,
                  status_message: str | None) -> None:
-        self.written = False
+        self.written, self.seq, self.frame, self.cached = False, -1, -1, None
         self.attrs, self.end, self.intent, self.span_id = attrs, end, intent, span_id
         self.status, self.status_message = status, status_message
 
-    def parts(self) -> tuple[bytes, bytes]:
+    def intent_seq(self) -> int:
+        intent = self.intent
+        return intent if type(intent) is int else intent.seq  # type: ignore[union-attr]
+
+    def pieces(self) -> tuple[bytes, bytes]:
+        """The canonical bytes around the intent's seq and the chain fields: ``pre + seq + "," + chain + tail``."""
         attrs = self.attrs
         msg = self.status_message
         return (
             b'{"attrs":' + (_odumps(attrs, option=_OPT) if attrs else b"{}")
-            + b',"end":%d,"intent":%d,' % (self.end, self.intent),
+            + b',"end":%d,"intent":' % self.end,
             b'"span_id":"%016x","status":%b,%b"type":"outcome","v":2}'
             % (self.span_id, _odumps(self.status),
                b'"status_message":' + _odumps(msg) + b"," if msg else b""),
         )
 
+    def parts(self) -> tuple[bytes, bytes]:
+        seq = self.intent_seq()
+        if seq < 0:
+            raise ValueError("the outcome's intent is not in the store yet")
+        pre, tail = self.cached or self.pieces()
+        return pre + b"%d," % seq, tail
+
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"v": FORMAT_VERSION, "type": OUTCOME, "intent": self.intent,
+        body: dict[str, Any] = {"v": FORMAT_VERSION, "type": OUTCOME, "intent": self.intent_seq(),
                                 "span_id": f"{self.span_id:016x}", "end": self.end, "status": self.status,
                                 "attrs": _attributes(self.attrs) if self.attrs else {}}
         if self.status_message:
@@ -433,7 +457,7 @@ def intent_body(span: Any, *, pid: int) -> dict[str, Any]:
     return body
 
 
-def outcome_body(span: Any, *, intent_seq: int, started: Mapping[str, Any]) -> PreparedOutcome:
+def outcome_body(span: Any, *, intent_seq: int | Prepared, started: Mapping[str, Any]) -> PreparedOutcome:
     """How the statement of intent ``intent_seq`` ended: status, end time, the attributes set since it started."""
     status = span.status
     added: dict[str, Any] = {}

@@ -6,6 +6,7 @@ memory stays flat however large the store grows.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from governed_db.audit import records as R
-from governed_db.audit.store import read_records
+from governed_db.audit.store import journal_records, read_records
 from governed_db.errors import ConfigurationError
 from governed_db.semconv import (
     DB_OPERATION_NAME,
@@ -186,6 +187,8 @@ def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: i
     q = query or Query()
     found = _indexed(path, q) if index and not q.all_records else None
     n = 0
+    if found is not None:  # the index covers the store; statements still in journals of ended processes follow
+        found = itertools.chain(found, journal_records(path))
     for rec in found if found is not None else read_records(path):
         if q.matches(rec):
             yield rec

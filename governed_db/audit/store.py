@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from governed_db.audit import journal as J
 from governed_db.audit import records as R
 from governed_db.audit import segments
 from governed_db.audit.segments import _first_record, raw_lines, store_files
@@ -58,6 +59,8 @@ _TAIL_WINDOW = 8 * 1024  # a few records; grown when one record is longer
 DEFER_INTERVAL = 0.5
 #: so many deferred records wake the flusher at once (memory stays bounded under bursts)
 _MAX_DEFERRED = 256
+#: so many records waiting in the journal are chained into the store by the statement that finds them there
+_DRAIN_AT = 256
 _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
 _monotonic = time.monotonic  # the clock of the path check (a test moves it on)
 
@@ -88,6 +91,7 @@ class AuditStore:
         witness: str | Any = None,
         witness_table: str | None = None,
         stat_interval: float = 0.0,
+        journal: bool = True,
     ) -> None:
         p = Path(path).expanduser()
         if p.is_dir():
@@ -164,6 +168,12 @@ class AuditStore:
         #: when the path is next ``stat``ed to notice external rotation (see :meth:`_lock_file`)
         self._next_stat = 0.0
         self.stat_interval = stat_interval
+        #: statement intents go to a memory-mapped write-ahead journal, chained into the store by the flusher
+        #: thread (docs/decisions/0205-audit-journal.md); off without a flusher or with an fsync per record
+        self.journal = bool(journal)
+        self._journal: J.Journal | None = None
+        #: orphaned journals (of processes that died) are chained in at the first locked write
+        self._recover_due = True
         self.appended = 0
         _stores.add(self)
 
@@ -174,20 +184,15 @@ class AuditStore:
     def append(self, body: Mapping[str, Any] | R.Prepared) -> int:
         """Chain and write one record; returns its ``seq``. The write() has happened on return.
 
-        Deferred records (:meth:`defer`) go out first, in the same write().
+        What waits (the journal's records, deferred ones) goes out first, in the same write().
         """
         with self._lock:
             fd = self._lock_file()
             rotated = False
             try:
                 before = self._seq
-                if self._deferred:
-                    bodies, self._deferred = [*self._deferred, body], []
-                    try:
-                        seq = self._write_many(fd, bodies)
-                    except BaseException:
-                        self._deferred[:0] = bodies[:-1]  # nothing was written: they wait for the next write
-                        raise
+                if self._deferred or self._journal is not None:
+                    seq = self._write_pending(fd, body)
                 else:
                     seq = self._write(fd, body)
                 if seq // self.checkpoint_every != before // self.checkpoint_every:
@@ -204,6 +209,63 @@ class AuditStore:
             self.sync()
         return seq
 
+    def append_intent(self, rec: R.PreparedIntent) -> None:
+        """A statement's intent, on the OS's side before the caller goes on (the statement path).
+
+        With the journal, the intent (after the outcomes deferred before it) is copied into this process's
+        memory-mapped journal: no lock file, no system call; the flusher chains it into the store. Otherwise,
+        or when the journal is full, it is appended here. ``rec.seq`` is its place in the chain once written.
+        """
+        j = self._journal
+        if j is not None and j.pid == _PID[0]:
+            with j.lock:
+                items = self._journal_deferred(j) if j.deferred else []
+                try:
+                    pieces = rec.parts()
+                except (TypeError, ValueError):
+                    pieces = None  # unusual values: the general path below
+                if pieces is not None:
+                    items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
+                    journaled = j.put(items)
+                    if journaled:
+                        for item in items:
+                            r = item[0]
+                            if isinstance(r, R.Prepared):
+                                r.written = True
+                        del j.deferred[: len(items) - 1]
+                        rec.cached = pieces
+                        if len(j.queue) < _DRAIN_AT:
+                            return
+                    else:
+                        for item in items:  # not journaled: they stay deferred, and the store writes them first
+                            if isinstance(item[0], R.Prepared):
+                                item[0].cached = None
+            if pieces is not None and journaled:
+                # a busy connection chains its journal into the store itself, a batch at a time: cheaper than
+                # handing the GIL to the flusher thread mid-statement (docs/decisions/0205-audit-journal.md)
+                self.flush()
+                return
+            # the journal is full or the record unusual: write through the store, which drains the journal first
+        self.append(rec)
+
+    def _journal_deferred(self, j: J.Journal) -> list[tuple[Any, int, bytes, bytes, int, int]]:
+        """Journal items for the records deferred since the last intent, which go into the journal ahead of the
+        next one (caller holds ``j.lock``); stops at one that cannot be framed (it and the rest stay deferred)."""
+        items: list[tuple[Any, int, bytes, bytes, int, int]] = []
+        for rec in j.deferred:
+            try:
+                if isinstance(rec, R.PreparedOutcome):
+                    intent = rec.intent
+                    pre, tail = rec.cached = rec.pieces()
+                    items.append((rec, J.OUTCOME, pre, tail, rec.intent_seq(),
+                                  intent.frame if isinstance(intent, R.Prepared) else -1))
+                else:
+                    whole = R.canonical(rec.body() if isinstance(rec, R.Prepared) else rec)
+                    items.append((rec, J.GENERIC, whole, b"", -1, -1))
+            except (TypeError, ValueError, orjson.JSONEncodeError):
+                break
+        return items
+
     def defer(self, body: Mapping[str, Any] | R.Prepared) -> None:
         """Queue a record that need not reach the OS before the caller goes on (a statement's outcome).
 
@@ -216,6 +278,13 @@ class AuditStore:
         if self._fd < 0 or self._flusher is None or self._pid != _PID[0]:  # closed, or no thread to flush
             self.append(body)
             return
+        j = self._journal
+        if j is not None:
+            with j.lock:
+                j.deferred.append(body)
+                if len(j.deferred) >= _MAX_DEFERRED:
+                    self._wake.set()
+            return
         with self._lock:
             self._deferred.append(body)
             if len(self._deferred) >= _MAX_DEFERRED:
@@ -224,18 +293,19 @@ class AuditStore:
     def amend(self, record: R.PreparedOutcome, attrs: Mapping[str, Any]) -> bool:
         """Add ``attrs`` to a deferred outcome not written yet (a result's row counts travel in its statement's
         outcome record); False once it was written — the caller then records them separately."""
-        with self._lock:
+        j = self._journal
+        with j.lock if j is not None else self._lock:
             if record.written:
                 return False
             record.attrs.update(attrs)
             return True
 
     def flush(self) -> None:
-        """Write the deferred records now."""
-        if not self._deferred:
+        """Write the deferred records, and what waits in the journal, now."""
+        if not self._waiting():
             return
         with self._lock:
-            if not self._deferred:
+            if not self._waiting():
                 return
             fd = self._lock_file()
             try:
@@ -243,17 +313,41 @@ class AuditStore:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _flush_deferred(self, fd: int) -> None:
-        """Write the deferred records (both locks held)."""
-        bodies, self._deferred = self._deferred, []
+    def _waiting(self) -> bool:
+        j = self._journal
+        return bool(self._deferred or (j is not None and (j.queue or j.deferred)))
+
+    def _write_pending(self, fd: int, body: Mapping[str, Any] | R.Prepared | None = None) -> int:
+        """Write the journal's records, then the deferred ones, then ``body``, in ONE write() (both locks held);
+        returns the last seq. On failure everything stays waiting, in order."""
+        j = self._journal
+        items: list[Any] = []
+        waiting: list[Any] = []
+        upto = 0
+        if j is not None:
+            items, waiting, upto = j.take()
+        bodies, self._deferred = [*items, *waiting, *self._deferred], []
+        if body is not None:
+            bodies.append(body)
         if not bodies:
+            return self._seq
+        try:
+            seq = self._write_many(fd, bodies)
+        except BaseException:
+            if j is not None:
+                j.give_back(items, waiting)
+            self._deferred[:0] = bodies[len(items) + len(waiting): len(bodies) - (body is not None)]
+            raise
+        if j is not None:
+            j.consumed(upto)
+        return seq
+
+    def _flush_deferred(self, fd: int) -> None:
+        """Write what waits (both locks held)."""
+        if not self._waiting():
             return
         before = self._seq
-        try:
-            self._write_many(fd, bodies)
-        except BaseException:
-            self._deferred[:0] = bodies
-            raise
+        self._write_pending(fd)
         if self._seq // self.checkpoint_every != before // self.checkpoint_every and self._last_type != R.CHECKPOINT:
             self._checkpoint(fd, inline=self._flusher is None)
 
@@ -276,7 +370,7 @@ class AuditStore:
 
     def sync(self) -> None:
         """fsync what has been written (the flusher thread does this every ``fsync_interval``)."""
-        if self._deferred:
+        if self._waiting():
             self.flush()
         fd = self._fd
         if fd >= 0 and self._pid == os.getpid():
@@ -291,7 +385,7 @@ class AuditStore:
         """Checkpoint, fsync and close; the store reopens by itself if appended to again."""
         if self._fd >= 0 and self._pid == os.getpid():
             try:
-                if self._deferred:
+                if self._waiting():
                     self.flush()
                 if self._seq >= 0 and self._same_file():  # never create a store just to seal it
                     self.checkpoint(reason="close")
@@ -303,10 +397,19 @@ class AuditStore:
                 with self._lock:
                     self._stop.set()
                     self._wake.set()
+                    j = self._journal
+                    if j is not None:
+                        self._journal = None
+                        # emptied by the flush above; if that failed its frames stay for recovery
+                        j.close(remove=not (j.queue or j.deferred))
                     if self._fd >= 0:
                         os.close(self._fd)
                     self._fd = -1
                     self._end = -1
+                    flusher = self._flusher
+                # an anchor the flusher is publishing lands before close() returns (the directory may go next)
+                if flusher is not None and flusher is not threading.current_thread() and flusher.is_alive():
+                    flusher.join(timeout=5.0)
 
     # -- internals (called with self._lock held and, for the file, the flock) --------------------
     def _lock_file(self) -> int:
@@ -354,6 +457,13 @@ class AuditStore:
                     except BaseException:
                         fcntl.flock(fd, fcntl.LOCK_UN)
                         raise
+                if self._recover_due:
+                    self._recover_due = False
+                    try:
+                        self._recover_journals(fd)
+                    except (OSError, AuditStoreError, ValueError) as e:
+                        log.error("governed_db audit: recovering write-ahead journals of %s failed: %s",
+                                  self.path, e)
                 return fd
             # renamed, deleted or replaced under us: continue the chain in the file now at the path
             try:
@@ -361,6 +471,47 @@ class AuditStore:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         raise AuditStoreError(f"{self.path} keeps being removed while governed_db writes to it")
+
+    def _recover_journals(self, fd: int) -> int:
+        """Chain in the records journaled by processes that died (both locks held); returns how many."""
+        if not J.wal_dir(self.path).is_dir():
+            return 0
+        mine = self._journal.path if self._journal is not None else None
+        label = J.key_label(self.key)
+        total = 0
+        for orphan in J.orphans(self.path, self.key):
+            if orphan.path == mine:
+                orphan.release(remove=False)
+                continue
+            if orphan.label != label and orphan.records:
+                log.error("governed_db audit: the journal %s was written with another key; it is left for a "
+                          "writer with that key", orphan.path)
+                orphan.release(remove=False)
+                continue
+            try:
+                recs = J.resolve(orphan.records, self._tail_spans(fd))
+                if recs:
+                    self._write_many(fd, recs)
+                    total += len(recs)
+            except BaseException:
+                orphan.release(remove=False)
+                raise
+            if orphan.forged:
+                log.error("governed_db audit: %d frame(s) of the journal %s fail their tag (forged or damaged) "
+                          "and were not chained; the file is kept as %s.rejected", orphan.forged, orphan.path,
+                          orphan.path.name)
+                with contextlib.suppress(OSError):
+                    orphan.path.rename(orphan.path.with_name(orphan.path.name + ".rejected"))
+                orphan.release(remove=False)
+            else:
+                orphan.release(remove=True)
+            if recs:
+                log.warning("governed_db audit: chained %d record(s) a process (pid %d) left in its journal",
+                            len(recs), orphan.pid)
+        return total
+
+    def _tail_spans(self, fd: int) -> dict[tuple[str, str], int]:
+        return _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
 
     def _rotate(self, fd: int) -> bool:
         """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
@@ -422,6 +573,13 @@ class AuditStore:
                 target=self._flush_loop, name="governed_db-audit-fsync", daemon=True
             )
             self._flusher.start()
+            if self.journal and self.fsync_interval != 0 and self._journal is None:
+                try:
+                    self._journal = J.Journal(self.path, self.key, J.DEFAULT_SIZE)
+                except (OSError, ValueError) as e:  # no room, no mmap: every record is written directly
+                    log.warning("governed_db audit: no write-ahead journal for %s (%s); records are written "
+                                "directly", self.path, e)
+        self._recover_due = True
         return self._fd
 
     def _same_file(self) -> bool:
@@ -441,7 +599,7 @@ class AuditStore:
             wake.clear()
             if stop.is_set():
                 return
-            if self._deferred:
+            if self._waiting():
                 try:
                     self.flush()
                 except (OSError, AuditStoreError) as e:
@@ -483,6 +641,7 @@ class AuditStore:
         for body in bodies:
             seq += 1
             if isinstance(body, R.Prepared):
+                body.seq = seq  # outcomes later in this batch name it (reset below if the write fails)
                 # the statement hot path: templated bytes, identical to encode() of its body
                 try:
                     line, digest2 = R.encode_prepared(body, seq, digest, rkey)
@@ -508,11 +667,17 @@ class AuditStore:
             prefix, self._prefix = self._prefix + prefix, b""
         if prefix:
             data = prefix + data
-        n = os.write(fd, data)
-        if n != len(data):  # a short write (e.g. a signal or a full disk): finish it or raise
-            view = memoryview(data)[n:]
-            while view:
-                view = view[os.write(fd, view) :]
+        try:
+            n = os.write(fd, data)
+            if n != len(data):  # a short write (e.g. a signal or a full disk): finish it or raise
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(fd, view) :]
+        except BaseException:
+            for body in bodies:
+                if isinstance(body, R.Prepared):
+                    body.seq = -1
+            raise
         self._end += len(data)
         self._seq, self._hash, self._last_type = seq, digest, str(kind)
         self._dirty = True
@@ -864,6 +1029,21 @@ def _line_start(fd: int, end: int) -> int:
     return 0
 
 
+def _tail_spans(fd: int, size: int) -> dict[tuple[str, str], int]:
+    """(type, span id) -> seq of the records at the end of a store file: those a dying drain may have written
+    before it could mark them consumed in its journal."""
+    lo = max(0, size - 2 * J.DEFAULT_SIZE - _TAIL_WINDOW)
+    data = os.pread(fd, size - lo, lo)
+    if lo:
+        data = data[data.find(b"\n") + 1:]
+    known: dict[tuple[str, str], int] = {}
+    for line in data.split(b"\n"):
+        rec = R.parse_line(line) if line else None
+        if rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("span_id"), str):
+            known[(str(rec.get("type", "")), rec["span_id"])] = rec["seq"]
+    return known
+
+
 def _is_head(rec: dict[str, Any] | None) -> bool:
     return rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str)
 
@@ -887,6 +1067,14 @@ def delete_store(path: str | os.PathLike[str]) -> None:
     for f in [*store_files(p), p, anchor_path(p), index, *extra]:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()
+    wal = J.wal_dir(p)
+    if wal.is_dir():  # journals of processes still writing stay (they are theirs); ended ones go
+        for orphan in J.orphans(p, None):
+            orphan.release(remove=True)
+        with contextlib.suppress(OSError):
+            for f in wal.glob("*.rejected"):
+                f.unlink()
+            wal.rmdir()
 
 
 def _rotated_head(path: Path) -> tuple[str, int, str] | None:
@@ -939,8 +1127,19 @@ def _anchored_seq(target: Path, store_id: str) -> int:
 
 def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Parsed lines in chain order across rotated files, as written (intents and outcomes apart);
-    damaged lines are skipped (``verify`` reports them)."""
-    for p in store_files(store_path(path)):
+    damaged lines are skipped (``verify`` reports them). Records that dead processes left in journals this
+    reader cannot chain in (another key) follow, marked ``journal``."""
+    live = store_path(path)
+    last = -1
+    for rec in _read_files(live):
+        if isinstance(rec.get("seq"), int):
+            last = rec["seq"]
+        yield rec
+    yield from _journal_view(live, last)
+
+
+def _read_files(live: Path) -> Iterator[dict[str, Any]]:
+    for p in store_files(live):
         continued = False
         for _, line in raw_lines(p):
             complete = line.endswith(b"\n")
@@ -957,6 +1156,12 @@ def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 yield rec
 
 
+def journal_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The statements still waiting in journals of ended processes, merged like :func:`read_records` (what an
+    indexed search adds to what the index finds)."""
+    yield from _merge(_journal_view(store_path(path)))
+
+
 def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterator[dict[str, Any]]:
     """Records in file order; damaged lines are skipped (``verify`` reports them).
 
@@ -967,8 +1172,12 @@ def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterato
     if not merge:
         yield from read_raw(path)
         return
+    yield from _merge(read_raw(path))
+
+
+def _merge(raw: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     pending: dict[int, dict[str, Any]] = {}
-    for rec in read_raw(path):
+    for rec in raw:
         kind = rec.get("type")
         if kind == R.INTENT and isinstance(rec.get("seq"), int):
             pending[rec["seq"]] = rec
@@ -983,12 +1192,14 @@ def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterato
         yield R.merged(intent, None)
 
 
-def store_path(path: str | os.PathLike[str]) -> Path:
-    """The store file ``path`` names, for a reader; what this process deferred for it is written first."""
+def store_path(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> Path:
+    """The store file ``path`` names, for a reader; what this process deferred for it is written first, and
+    what dead processes left in their journals is chained in when this reader can (no key needed, or ``key``)."""
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "audit.jsonl"
     _flush_local(p)
+    recover_journals(p, key=key)
     if not p.exists():
         raise ConfigurationError(
             f"no audit store at {str(p)!r}; pass --store PATH (or set GOVERNED_DB_AUDIT)"
@@ -996,10 +1207,82 @@ def store_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
+    """Chain into the store at ``path`` the records that processes which died left in their journals
+    (those written with ``key``, or without a key); returns how many. What cannot be chained here stays for a
+    writer with the key, and readers show it (:func:`read_raw`)."""
+    if not J.wal_dir(path).is_dir():
+        return 0
+    kb = R.key_bytes(key)
+    label = J.key_label(kb)
+    pending = False
+    for orphan in J.orphans(path, None):
+        pending = pending or orphan.label == label
+        orphan.release(remove=False)
+    if not pending:
+        return 0
+    store = AuditStore(path, key=kb, fsync_interval=None, checkpoint_interval=None, idle_close=None,
+                       rotate_bytes=None, journal=False)
+    _stores.discard(store)
+    try:
+        with store._lock:
+            fd = store._lock_file()  # the first locked open chains the orphans in
+            try:
+                if store.appended:
+                    os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+    except (OSError, AuditStoreError) as e:
+        log.warning("governed_db audit: could not chain in the journals of %s (%s); they are shown as they are",
+                    path, e)
+        return 0
+    finally:
+        if store._fd >= 0:
+            os.close(store._fd)
+            store._fd = -1
+    return store.appended
+
+
+def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, Any]]:
+    """Records still in journals of dead processes (kept for a writer with their key), as a reader sees them:
+    with the seq they would get next, marked ``"journal": <file>`` (they are not in the chain yet)."""
+    if not J.wal_dir(p).is_dir():
+        return
+    known: dict[tuple[str, str], int] = {}
+    with contextlib.suppress(OSError):
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            known = _tail_spans(fd, size)
+            if last_seq is None:
+                found = _last_good_record(fd, size)
+                last_seq = int(found[0]["seq"]) if found is not None else -1
+        finally:
+            os.close(fd)
+    if last_seq is None:
+        last_seq = -1
+    seq = last_seq
+    for orphan in J.orphans(p, None):
+        try:
+            for rec in J.resolve(orphan.records, known):
+                seq += 1
+                rec.seq = seq
+                try:
+                    line, _ = R.encode_prepared(rec, seq, "", None)
+                    body = R.parse_line(line)
+                except (TypeError, ValueError):
+                    body = {**rec.body(), "seq": seq}
+                if body is not None:
+                    body["journal"] = orphan.path.name
+                    yield body
+        finally:
+            orphan.release(remove=False)
+
+
 def _flush_local(p: Path) -> None:
     """Write what stores of this process deferred for ``p``, so a reader here sees every record written."""
     for store in list(_stores):
-        if store._deferred:
+        if store._waiting():
             try:
                 if store.path == p.resolve():
                     store.flush()
@@ -1017,6 +1300,9 @@ def _after_fork_in_child() -> None:
         store._lock = threading.Lock()
         store._flusher = None
         store._deferred = []  # the parent's to write, not ours
+        if store._journal is not None:  # the parent's mapping and lock: ours is made at our first write
+            store._journal.abandon()
+            store._journal = None
 
 
 def _close_all() -> None:

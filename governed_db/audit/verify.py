@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from governed_db.audit import journal as J
 from governed_db.audit import records as R
 from governed_db.audit.segments import raw_lines, store_files
 from governed_db.audit.store import _read_anchor, anchor_path, store_path
@@ -96,7 +97,7 @@ def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None, witn
     ``witness`` (a PostgreSQL DSN or :class:`~governed_db.audit.witness.Witness`) adds the check that the
     store still reaches the newest checkpoint the witness saw.
     """
-    p = store_path(path)
+    p = store_path(path, key=key)
     return _Verifier(p, R.key_bytes(key), witness).run()
 
 
@@ -145,6 +146,13 @@ class _Verifier:
                 f"{len(self.intents)} statement(s) with outcome unknown: the intent (identity, statement, "
                 "decision) was recorded before the driver ran it, but no outcome followed — the process died "
                 "in between, or the statement is still running"
+            )
+        waiting = _journaled(self.path)
+        if waiting:
+            result.warnings.append(
+                f"{waiting} record(s) wait in the write-ahead journal of a process that ended "
+                f"({J.wal_dir(self.path).name}/): written with another key than the one given, so not chained "
+                "here — they are chained when the store is next opened with that key; search shows them"
             )
         self._finish(anchor)
         self._check_witness()
@@ -487,3 +495,12 @@ def _is_record(rec: dict[str, Any]) -> bool:
 
 def _exact(rec: dict[str, Any], raw: bytes, rkey: bytes | None) -> bool:
     return R.expected_line(rec, rkey) == raw
+
+
+def _journaled(path: Path) -> int:
+    """How many records journals of ended processes still hold (those this verify could not chain in)."""
+    total = 0
+    for orphan in J.orphans(path, None):
+        total += len(orphan.records)
+        orphan.release(remove=False)
+    return total

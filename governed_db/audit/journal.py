@@ -1,0 +1,375 @@
+"""The write-ahead journal: a statement's record reaches the OS without a system call on the statement path.
+
+Each writing process keeps one memory-mapped file in ``<store>.wal/`` (docs/decisions/0205-audit-journal.md).
+Before the driver sees a statement, its intent is copied into that mapping as a *frame*: the record's
+canonical bytes less its place in the chain (``seq``, ``prev``, ``hash``, ``tag``), checked by a CRC-32 and,
+with a key, by a keyed BLAKE2b tag. A ``MAP_SHARED`` page belongs to the kernel's page cache the moment it is
+written, so the frame survives SIGKILL of the writer exactly as a ``write()`` would. The store's flusher thread
+then chains the frames into the store in order — many records in one locked ``write()`` — and advances the
+journal's *consumed* mark.
+
+A process that dies leaves frames past that mark. The next writer of the store (or a reader) *recovers* them:
+the journal is orphaned when its owner's ``flock`` is gone; its valid frames are chained into the store — those
+the store already holds (a drain that wrote but died before moving the mark) are recognised by span id and
+skipped — and the file is removed. Frames of a keyed store carry a tag: a frame forged into a journal by
+someone without the key is reported, never chained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import logging
+import mmap
+import os
+import re
+import secrets
+import struct
+import threading
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from governed_db.audit import records as R
+
+log = logging.getLogger("governed_db.audit")
+
+MAGIC = b"GDBWAL01"
+#: magic, epoch, consumed offset, key id (16 hex chars or zeros), owner pid
+_HEADER = struct.Struct("<8sQQ16sQ")
+HEADER_SIZE = 64
+#: a frame (one per statement: its intent and the outcomes deferred before it): payload length, CRC-32 of the
+#: payload; the payload starts with the journal's epoch and the number of its first item
+_FRAME = struct.Struct("<II")
+_START = struct.Struct("<IQ")
+_NO_KEY = b"0" * 16
+_TAG = 16
+#: kinds of item: a record split in two around its chain fields; an outcome, its first piece ending where its
+#: intent's seq goes; a whole record (JSON without its chain fields)
+PAIR, OUTCOME, GENERIC = 1, 2, 3
+#: kind, the two pieces' lengths, the intent's seq (-1 unknown) and item number (outcomes)
+_ITEM = struct.Struct("<BIIqq")
+DEFAULT_SIZE = 4 * 1024 * 1024
+_NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal$")
+_SPAN = re.compile(rb'"span_id":"([0-9a-f]{16})"')
+_TYPE = re.compile(rb'"type":"([a-z_]+)"')
+
+
+def wal_dir(store: Path) -> Path:
+    return store.with_name(store.name + ".wal")
+
+
+def journal_key(key: bytes) -> bytes:
+    return hashlib.blake2b(key, person=b"gdb-audit-wal", digest_size=32).digest()
+
+
+def key_label(key: bytes | None) -> bytes:
+    return R.key_id(key).encode("ascii")[:16].ljust(16, b"0") if key is not None else _NO_KEY
+
+
+class Journal:
+    """This process's journal of one store. :meth:`put` is the statement path; the store drains under its lock."""
+
+    def __init__(self, store: Path, key: bytes | None, size: int = DEFAULT_SIZE) -> None:
+        d = wal_dir(store)
+        d.mkdir(mode=0o700, exist_ok=True)
+        self.pid = os.getpid()
+        self.path = d / f"{self.pid}-{secrets.token_hex(4)}.wal"
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for life: recovery knows an orphan by its absence
+            os.posix_fallocate(fd, 0, size)  # blocks reserved now: a full disk fails here, never as SIGBUS later
+            # written once through, so the statement path never takes a page fault that allocates or converts
+            # a block (measured: ~2 µs a statement on a fresh mapping otherwise)
+            os.pwrite(fd, bytes(size), 0)
+            self.mm = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+        self.fd, self.size = fd, size
+        self.jkey = journal_key(key) if key is not None else None
+        self.label = key_label(key)
+        self.lock = threading.Lock()
+        self.epoch = 1
+        self.wpos = HEADER_SIZE
+        self.frames = 0
+        #: records journaled and not yet in the store, in journal order (the drain writes these objects)
+        self.queue: deque[Any] = deque()
+        #: records deferred since the last intent (outcomes a result may still amend): journaled ahead of the
+        #: next intent, or written by the next drain
+        self.deferred: list[Any] = []
+        self._header(HEADER_SIZE)
+
+    def _header(self, consumed: int) -> None:
+        self.mm[:_HEADER.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
+
+    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]]) -> bool:
+        """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
+        mapping and queue the records; False when the journal is full (the caller writes them to the store
+        itself). Caller holds :attr:`lock`."""
+        number = self.frames
+        parts = [_START.pack(self.epoch, number)]
+        for _rec, kind, a, b, rseq, rno in items:
+            parts += (_ITEM.pack(kind, len(a), len(b), rseq, rno), a, b)
+        payload = b"".join(parts)
+        if self.jkey is not None:
+            payload += hashlib.blake2b(payload, key=self.jkey, digest_size=_TAG).digest()
+        pos = self.wpos
+        end = pos + _FRAME.size + len(payload)
+        if end > self.size:
+            return False
+        self.mm[pos:end] = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        self.wpos = end
+        self.frames = number + len(items)
+        queue = self.queue
+        for rec, *_ in items:
+            if isinstance(rec, R.Prepared):
+                rec.frame = number
+            number += 1
+            queue.append(rec)
+        return True
+
+    def take(self) -> tuple[list[R.Prepared], list[Any], int]:
+        """What a drain writes: the journaled records, the deferred ones (no longer amendable from here on),
+        and the offset just past the journaled records' frames."""
+        with self.lock:
+            items = list(self.queue)
+            self.queue.clear()
+            waiting, self.deferred = self.deferred, []
+            for rec in waiting:
+                if isinstance(rec, R.Prepared):
+                    rec.written = True
+            return items, waiting, self.wpos
+
+    def give_back(self, items: list[R.Prepared], waiting: list[Any]) -> None:
+        """A drain's write failed: the records go back to the front, in order (their frames are still there)."""
+        with self.lock:
+            self.queue.extendleft(reversed(items))
+            self.deferred[:0] = waiting
+
+    def consumed(self, upto: int) -> None:
+        """Frames before ``upto`` are in the store: mark them; start over when nothing came in meanwhile."""
+        with self.lock:
+            if self.wpos == upto and not self.queue:
+                self.epoch += 1  # frames of the previous round no longer count
+                self.wpos = HEADER_SIZE
+                self._header(HEADER_SIZE)
+            else:
+                self._header(upto)
+
+    def close(self, *, remove: bool) -> None:
+        with contextlib.suppress(Exception):
+            self.mm.close()
+        with contextlib.suppress(OSError):
+            if remove:
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    def abandon(self) -> None:
+        """In a forked child: the mapping and lock are the parent's; let go of them without touching the file."""
+        with contextlib.suppress(Exception):
+            self.mm.close()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+# -- recovery --------------------------------------------------------------------------------------------------
+class Recovered(R.Prepared):
+    """A record read back from a frame; an outcome's intent seq comes from the frame, the store, or the intent
+    recovered before it (whose ``seq`` is set when the store writes it)."""
+
+    __slots__ = ("intent", "pieces", "span_id", "type_")
+
+    def __init__(self, pieces: tuple[bytes, ...], ref: tuple[int, int] | None, frame: int) -> None:
+        super().__init__()
+        self.pieces, self.frame = pieces, frame
+        #: for an outcome: (intent seq or -1, the intent's frame number); replaced by an int or a record
+        self.intent: Any = ref
+        tail = pieces[-1]
+        t = _TYPE.search(tail)
+        s = _SPAN.search(tail)
+        if len(pieces) == 1:  # a whole record: its own span id is the last one in it (after parent_span_id)
+            found = _SPAN.findall(tail)
+            s = None
+            self.span_id = found[-1].decode() if found else ""
+        self.type_ = t.group(1).decode() if t else ""
+        if len(pieces) > 1:
+            self.span_id = s.group(1).decode() if s else ""
+
+    @property
+    def type(self) -> str:  # type: ignore[override]
+        return self.type_
+
+    def parts(self) -> tuple[bytes, bytes]:
+        if len(self.pieces) == 1:
+            raise ValueError("a record kept whole: written through body()")
+        intent = self.intent
+        if intent is None:
+            return self.pieces[0], self.pieces[1]
+        seq = intent if type(intent) is int else intent.seq
+        if not isinstance(seq, int) or seq < 0:
+            raise ValueError("the outcome's intent is not in the store")
+        return self.pieces[0] + b"%d," % seq, self.pieces[-1]
+
+    def body(self) -> dict[str, Any]:
+        if len(self.pieces) == 1:
+            whole = R.parse_line(self.pieces[0])
+            if whole is None:
+                raise ValueError("a journal frame does not hold a record")
+            return whole
+        intent = self.intent
+        if intent is not None and (type(intent) is not int and not isinstance(intent, R.Prepared)):
+            self.intent = -1
+        try:
+            head, tail = self.parts()
+        except ValueError:
+            head, tail = self.pieces[0] + b"-1,", self.pieces[-1]
+        rec = R.parse_line(head + b'"prev":"","seq":0,' + tail)
+        if rec is None:
+            raise ValueError("a journal frame does not hold a record")
+        rec.pop("prev", None)
+        rec.pop("seq", None)
+        return rec
+
+
+@dataclass
+class Orphan:
+    """A journal left by a process that ended without draining it."""
+
+    path: Path
+    fd: int
+    label: bytes
+    records: list[Recovered] = field(default_factory=list)
+    #: frames whose tag did not verify (forged or damaged): never chained, reported
+    forged: int = 0
+    pid: int = 0
+
+    def release(self, *, remove: bool) -> None:
+        with contextlib.suppress(OSError):
+            if remove:
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
+    """Journals of ``store`` whose owner is gone, locked for the caller (release each)."""
+    d = wal_dir(store)
+    try:
+        names = sorted(os.listdir(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    jkey = journal_key(key) if key is not None else None
+    for name in names:
+        if not _NAME.match(name):
+            continue
+        p = d / name
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # its owner is alive
+            continue
+        try:
+            orphan = _read(p, fd, jkey)
+        except (OSError, ValueError, struct.error) as e:
+            log.error("governed_db audit: cannot read the journal %s (%s); it is left in place", p, e)
+            os.close(fd)
+            continue
+        if orphan is None:  # not a journal (or an empty one being created): leave it
+            os.close(fd)
+            continue
+        yield orphan
+
+
+def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
+    size = os.fstat(fd).st_size
+    if size < HEADER_SIZE:
+        return Orphan(path, fd, b"", pid=0) if size == 0 else None
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
+        magic, epoch, consumed, label, pid = _HEADER.unpack_from(mm, 0)
+        if magic != MAGIC:
+            return None
+        orphan = Orphan(path, fd, bytes(label), pid=pid)
+        tagged = orphan.label != _NO_KEY
+        check = jkey is not None and tagged
+        pos = max(HEADER_SIZE, min(consumed, size))
+        while pos + _FRAME.size <= size:
+            length, crc = _FRAME.unpack_from(mm, pos)
+            end = pos + _FRAME.size + length
+            if length <= _START.size or end > size:
+                break
+            payload = mm[pos + _FRAME.size:end]
+            ep, number = _START.unpack_from(payload, 0)
+            if ep != epoch % 2**32 or zlib.crc32(payload) != crc:
+                break  # torn (the writer died copying it: its statement had not run), or of an earlier round
+            pos = end
+            if tagged:
+                payload, tag = payload[:-_TAG], payload[-_TAG:]
+                if check and jkey is not None and not hmac.compare_digest(
+                        hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest(), tag):
+                    orphan.forged += 1
+                    continue
+            orphan.records.extend(_items(payload, number))
+    return orphan
+
+
+def _items(payload: bytes, number: int) -> Iterator[Recovered]:
+    pos = _START.size
+    while pos < len(payload):
+        kind, a, b, rseq, rno = _ITEM.unpack_from(payload, pos)
+        pos += _ITEM.size
+        first, second = payload[pos:pos + a], payload[pos + a:pos + a + b]
+        pos += a + b
+        if kind == PAIR:
+            yield Recovered((first, second), None, number)
+        elif kind == OUTCOME:
+            yield Recovered((first, second), (rseq, rno), number)
+        elif kind == GENERIC:
+            yield Recovered((first,), None, number)
+        else:
+            raise ValueError(f"unknown journal item kind {kind}")
+        number += 1
+
+
+def resolve(records: list[Recovered], known: dict[tuple[str, str], int]) -> list[Recovered]:
+    """The records still to chain, in order. Those the store already holds (``known``: (type, span id) -> seq,
+    from its tail: a drain that wrote them but died before moving the consumed mark) are dropped; an outcome
+    learns its intent's seq from its frame, from the store, or from the intent recovered before it."""
+    by_frame: dict[int, Recovered] = {}
+    out: list[Recovered] = []
+    for rec in records:
+        by_frame[rec.frame] = rec
+        held = known.get((rec.type, rec.span_id))
+        if held is not None:
+            rec.seq = held
+            continue
+        ref = rec.intent
+        if ref is not None:
+            seq, frame = ref
+            if seq < 0:
+                intent = by_frame.get(frame)
+                if intent is not None and intent.span_id == rec.span_id:
+                    rec.intent = intent if intent.seq < 0 else intent.seq
+                else:
+                    seq = known.get((R.INTENT, rec.span_id), -1)
+                    if seq < 0:
+                        log.warning("governed_db audit: a recovered outcome's statement is not in the store; "
+                                    "it is left out")
+                        continue
+                    rec.intent = seq
+            else:
+                rec.intent = seq
+        out.append(rec)
+    return out

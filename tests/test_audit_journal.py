@@ -1,0 +1,386 @@
+"""The write-ahead journal (docs/decisions/0205-audit-journal.md): a statement's intent reaches the OS through a
+memory-mapped file with no system call, survives SIGKILL, and is chained into the store — by the writer, or
+after a crash by the next writer or a reader — exactly once, and only when its tag verifies."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db import Identity
+from governed_db.audit import audit_processor, read_records, verify
+from governed_db.audit import journal as J
+from governed_db.audit import records as R
+from governed_db.audit import store as store_module
+from governed_db.audit.store import read_raw
+
+KEY = "journal-test-key"
+
+
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing leaves the journal on its own during the test: no flusher wake-up, no drain by a statement."""
+    monkeypatch.setattr(store_module, "DEFER_INTERVAL", 3600.0)
+    monkeypatch.setattr(store_module, "_DRAIN_AT", 10**9)
+
+
+def _proc(path: Path, **extra: Any) -> Any:
+    return audit_processor({"path": str(path), "key": KEY, "fsync_interval": 3600.0, "checkpoint_interval": None,
+                            **extra})
+
+
+def _journals(path: Path) -> list[Path]:
+    d = J.wal_dir(path)
+    return sorted(p for p in d.iterdir() if p.name.endswith(".wal")) if d.is_dir() else []
+
+
+def test_a_statement_reaches_the_journal_with_no_system_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the second statement on, the intent and the previous outcome are in the journal file — visible to any
+    other process — before the driver runs the statement, and no write, flock or stat was made for them."""
+    _quiet(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    seen: list[bytes] = []
+    counting = [False]
+
+    def peek() -> int:
+        counting[0] = False  # the test's own reading below is not the statement path's
+        (wal,) = _journals(path)
+        seen.append(wal.read_bytes())  # what another process reading the file sees now
+        counting[0] = True
+        return 1
+
+    raw = sqlite3.connect(":memory:")
+    raw.create_function("peek", 0, peek)
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_proc(path), identity=Identity("alice"), environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")  # opens the store (and the journal)
+    calls: list[str] = []
+    saved = []
+    for mod, name in ((os, "write"), (os, "stat"), (os, "fstat"), (os, "lseek"), (fcntl, "flock")):
+        real = getattr(mod, name)
+
+        def spy(*a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            if counting[0]:
+                calls.append(_name)
+            return _real(*a, **kw)
+
+        saved.append((mod, name, real))
+        setattr(mod, name, spy)
+    counting[0] = True
+    try:
+        conn.execute("INSERT INTO t SELECT peek()")
+        conn.execute("INSERT INTO t VALUES (3)")
+    finally:
+        counting[0] = False
+        for mod, name, real in saved:
+            setattr(mod, name, real)
+    assert calls == []
+    (data,) = seen
+    assert b"INSERT INTO t SELECT peek ()" in data  # its intent, before it ran
+    assert b'"governed_db.rows_affected":1' in data  # the previous statement's outcome, journaled with it
+    on_disk = path.read_bytes()
+    assert b"peek" not in on_disk
+    stmts = [r for r in read_records(path) if R.is_statement(r)]  # a reader here chains the journal in first
+    assert [s["outcome"] for s in stmts] == ["ok", "ok", "ok"]
+    assert [s["attrs"]["db.query.text"] for s in stmts] == [
+        "INSERT INTO t VALUES (?)", "INSERT INTO t SELECT peek ()", "INSERT INTO t VALUES (?)"]
+    assert b"peek" in path.read_bytes()
+    assert verify(path, key=KEY).ok
+
+
+_CHILD = textwrap.dedent("""
+    import os, signal, sqlite3, sys
+    import governed_db
+    from governed_db.audit import store as store_module
+    store_module.DEFER_INTERVAL = 3600.0   # nothing leaves the journal before the kill
+    store_module._DRAIN_AT = 10**9
+    db, store, key, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+    audit = {"path": store, "fsync_interval": 3600.0, "checkpoint_interval": None}
+    if key:
+        audit["key"] = key
+    conn = governed_db.wrap(raw, audit=audit, identity=governed_db.Identity("carol"), environment="production")
+    flush_at = int(os.environ.get("GDB_TEST_FLUSH_AT", "-1"))
+    for i in range(n):
+        if i == flush_at:   # the journal is chained into the store and starts over; later frames overwrite its start
+            store_module.AuditStore.flush(next(iter(store_module._stores)))
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    if os.environ.get("GDB_TEST_MARK_NOT_CONSUMED"):
+        # a drain that wrote its records to the store but died before moving the journal's consumed mark
+        from governed_db.audit import journal
+        journal.Journal.consumed = lambda self, upto: None
+        conn.execute("SELECT 1")
+        store_module.AuditStore.flush(next(iter(store_module._stores)))
+        conn.execute("INSERT INTO t VALUES (?)", (n,))
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def _run_killed(tmp_path: Path, key: str, n: int = 20, **env: str) -> tuple[Path, Path]:
+    store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(db), str(store), key, str(n)], capture_output=True,
+                          timeout=120, env={**os.environ, **env})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return store, db
+
+
+def _rows(db: Path) -> list[int]:
+    return sorted(v for (v,) in sqlite3.connect(db).execute("SELECT v FROM t"))
+
+
+def test_sigkill_leaves_the_journal_and_a_reader_with_the_key_chains_it_in(tmp_path: Path) -> None:
+    """A writer killed with 20 statements only in its journal: readers without the key show them (marked as not
+    chained yet); verify with the key chains them in once, removes the journal, and every row has its record."""
+    store, db = _run_killed(tmp_path, KEY)
+    assert len(_journals(store)) == 1
+    shown = [r for r in read_records(store) if R.is_statement(r)]
+    assert len(shown) == 20
+    # the first statement opened the store and was written there; the others are still only in the journal
+    intents = [r for r in read_raw(store) if r.get("type") == R.INTENT]
+    assert [bool(r.get("journal")) for r in intents] == [False] + [True] * 19
+    assert [s["outcome"] for s in shown] == ["ok"] * 19 + [R.UNKNOWN]  # the last outcome was never journaled
+    assert len(_journals(store)) == 1  # a reader without the key chains nothing
+    assert store.read_bytes().count(b'"type":"intent"') == 1
+    from governed_db.audit.search import Query, search
+
+    found = list(search(store, Query(identity="carol")))  # the indexed search shows them too
+    assert len(found) == 20 and found[-1]["outcome"] == R.UNKNOWN
+    unkeyed = verify(store)
+    assert unkeyed.ok and any("write-ahead journal" in w for w in unkeyed.warnings)
+    result = verify(store, key=KEY)
+    assert result.ok, result.problems
+    assert result.statements == 20 and result.outcome_unknown == 1
+    assert _journals(store) == []
+    recorded = [r for r in read_records(store) if R.is_statement(r)]
+    assert len(recorded) == len(_rows(db)) == 20
+    assert not any(r.get("journal") for r in read_raw(store))
+    assert verify(store, key=KEY).statements == 20  # chained once: a second reader adds nothing
+
+
+def test_without_a_key_any_reader_chains_the_journal_in(tmp_path: Path) -> None:
+    store, _db = _run_killed(tmp_path, "", n=5)
+    stmts = [r for r in read_records(store) if R.is_statement(r)]
+    assert len(stmts) == 5 and not any(r.get("journal") for r in stmts)
+    assert _journals(store) == []
+    assert store.read_bytes().count(b'"type":"intent"') == 5
+    assert verify(store).ok
+
+
+def test_a_drain_that_wrote_but_died_before_marking_is_not_chained_twice(tmp_path: Path) -> None:
+    store, db = _run_killed(tmp_path, KEY, n=6, GDB_TEST_MARK_NOT_CONSUMED="1")
+    assert len(_journals(store)) == 1
+    result = verify(store, key=KEY)
+    assert result.ok, result.problems
+    intents = [r for r in read_raw(store) if r.get("type") == R.INTENT]
+    spans = [r["span_id"] for r in intents]
+    assert len(spans) == len(set(spans)) == 8  # 6 inserts, the SELECT, the last insert: each once
+    outcomes = [r for r in read_raw(store) if r.get("type") == R.OUTCOME]
+    assert len({r["span_id"] for r in outcomes}) == len(outcomes) == 7
+    inserts = [r for r in read_records(store) if R.is_statement(r) and r["attrs"]["db.operation.name"] == "INSERT"]
+    assert len(inserts) == len(_rows(db)) == 7
+
+
+def test_frames_of_an_earlier_round_are_never_chained_again(tmp_path: Path) -> None:
+    """After a drain the journal starts over: the 2 frames written since overwrite the start of the 10 older ones,
+    whose rest is still in the file; recovery chains the 2 and nothing of the older round."""
+    store, db = _run_killed(tmp_path, KEY, n=12, GDB_TEST_FLUSH_AT="10")
+    result = verify(store, key=KEY)
+    assert result.ok, result.problems
+    assert result.statements == len(_rows(db)) == 12
+    spans = [r["span_id"] for r in read_raw(store) if r.get("type") == R.INTENT]
+    assert len(spans) == len(set(spans)) == 12
+
+
+_LOOPING = textwrap.dedent("""
+    import sqlite3, sys
+    import governed_db
+    db, store = sys.argv[1], sys.argv[2]
+    raw = sqlite3.connect(db, isolation_level=None, timeout=30)
+    conn = governed_db.wrap(raw, audit={"path": store, "key": "k", "checkpoint_every": 50},
+                            environment="production")
+    print("ready", flush=True)
+    while True:
+        conn.execute("INSERT INTO t VALUES (1)")
+""")
+
+
+def test_writers_killed_again_and_again_leave_no_row_without_its_record(tmp_path: Path) -> None:
+    """Writers on the journal path (the default) killed at arbitrary moments: every row in the database has its
+    intent (at most one intent per kill is for a statement that never ran), and the store verifies."""
+    store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (v INTEGER)")
+
+    def count() -> int:
+        with sqlite3.connect(db, timeout=30) as c:
+            return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    kills = 6
+    for k in range(kills):
+        child = subprocess.Popen([sys.executable, "-c", _LOOPING, str(db), str(store)], stdout=subprocess.PIPE)
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        before = count()
+        deadline = time.monotonic() + 60
+        while count() <= before + 300 * (k % 3) and time.monotonic() < deadline:  # it is writing now
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+    result = verify(store, key="k")
+    assert result.ok, result.problems
+    rows = count()
+    inserts = [r for r in read_records(store) if R.is_statement(r) and r["attrs"].get("db.operation.name") == "INSERT"]
+    assert rows <= len(inserts) <= rows + kills
+    assert sum(1 for r in inserts if r["outcome"] == "ok") <= rows
+    assert not any(p.name.endswith(".wal") for p in J.wal_dir(store).iterdir())
+
+
+def _frames(wal: Path) -> list[tuple[int, int]]:
+    """(offset, length) of each frame after the consumed mark."""
+    data = wal.read_bytes()
+    _, _, consumed, _, _ = J._HEADER.unpack_from(data, 0)
+    out, pos = [], consumed
+    while pos + J._FRAME.size <= len(data):
+        length, crc = J._FRAME.unpack_from(data, pos)
+        if length == 0 or zlib.crc32(data[pos + 8:pos + 8 + length]) != crc:
+            break
+        out.append((pos, length))
+        pos += 8 + length
+    return out
+
+
+def test_a_frame_changed_without_the_key_is_never_chained(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Someone with write access but no key edits a journaled statement (and fixes its CRC): the frame fails its
+    tag, is not chained, and the journal is kept aside as evidence; the other frames are chained."""
+    store, _db = _run_killed(tmp_path, KEY, n=4)
+    (wal,) = _journals(store)
+    data = bytearray(wal.read_bytes())
+    pos, length = _frames(wal)[1]
+    payload = bytes(data[pos + 8:pos + 8 + length]).replace(b"carol", b"mallo")
+    assert payload != bytes(data[pos + 8:pos + 8 + length])
+    data[pos:pos + 8 + length] = struct.pack("<II", length, zlib.crc32(payload)) + payload
+    wal.write_bytes(bytes(data))
+    result = verify(store, key=KEY)
+    assert result.ok, result.problems
+    texts = store.read_bytes()
+    assert b"mallo" not in texts
+    assert result.statements == 3
+    assert any("fail their tag" in m for m in caplog.messages)
+    assert list(J.wal_dir(store).glob("*.rejected"))
+
+
+def test_a_journal_planted_without_the_key_is_never_chained(tmp_path: Path) -> None:
+    """A whole journal file forged by someone without the key (valid CRCs, made-up tag) adds nothing."""
+    store, _db = _run_killed(tmp_path, KEY, n=2)
+    (wal,) = _journals(store)
+    forged = wal.with_name("999999-deadbeef.wal")
+    data = bytearray(wal.read_bytes())
+    for pos, length in _frames(wal):
+        payload = bytes(data[pos + 8:pos + 8 + length]).replace(b"carol", b"eve__")
+        payload = payload[:-16] + b"\0" * 16
+        data[pos:pos + 8 + length] = struct.pack("<II", length, zlib.crc32(payload)) + payload
+    forged.write_bytes(bytes(data))
+    result = verify(store, key=KEY)
+    assert result.ok and result.statements == 2
+    assert b"eve__" not in store.read_bytes()
+
+
+def test_a_full_journal_falls_back_to_direct_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _quiet(monkeypatch)
+    monkeypatch.setattr(J, "DEFAULT_SIZE", 4096)
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_proc(path), capture_parameters=False, environment="production")
+    for i in range(40):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    on_disk = path.read_bytes().count(b'"type":"intent"')
+    assert 0 < on_disk < 40  # most went through the store once the journal was full
+    stmts = [r for r in read_records(path) if R.is_statement(r)]
+    assert len(stmts) == 40 and all(s["outcome"] == "ok" for s in stmts)
+    starts = [s["time"] for s in stmts]
+    assert starts == sorted(starts)
+    assert verify(path, key=KEY).ok
+
+
+def test_a_forked_child_keeps_its_own_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child forked after its parent journaled statements writes its own journal, never into the parent's
+    mapping; a child that dies without closing is recovered, the parent's journal is untouched meanwhile."""
+    _quiet(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    conn = governed_db.wrap(raw, audit=_proc(path), identity=Identity("parent"), environment="production")
+    conn.execute("SELECT 1").fetchall()
+    conn.execute("SELECT 2").fetchall()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            child = governed_db.wrap(sqlite3.connect(":memory:"), audit=_proc(path), identity=Identity("child"),
+                                     environment="production")
+            for _ in range(3):
+                child.execute("SELECT 3").fetchall()
+        finally:
+            os._exit(0)  # no atexit: its journal is left behind like a crash
+    os.waitpid(pid, 0)
+    conn.execute("SELECT 4").fetchall()
+    assert len(_journals(path)) == 2
+    stmts = [r for r in read_records(path) if R.is_statement(r)]
+    by = [(s["attrs"]["governed_db.identity.subject"], s["attrs"]["db.query.text"]) for s in stmts]
+    assert by.count(("child", "SELECT ?")) == 3
+    assert [b for b in by if b[0] == "parent"] == [("parent", "SELECT ?")] * 3
+    assert verify(path, key=KEY).ok
+    assert len(_journals(path)) == 1  # the child's was chained in and removed; ours stays while we run
+
+
+def test_threads_sharing_a_store_record_every_statement_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    proc = _proc(path)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, identity=Identity(f"u{k}"),
+                                    environment="production")
+            for i in range(300):
+                conn.execute("SELECT ?", (i,)).fetchall()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    raw = list(read_raw(path))
+    seq_of = {r["span_id"]: r["seq"] for r in raw if r.get("type") == R.INTENT}
+    outcomes = [r for r in raw if r.get("type") == R.OUTCOME]
+    assert len(seq_of) == len(outcomes) == 1200
+    assert all(o["intent"] == seq_of[o["span_id"]] < o["seq"] for o in outcomes)
+    assert verify(path, key=KEY).ok
+
+
+def test_an_idle_writer_gets_its_journal_chained_by_the_flusher(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "DEFER_INTERVAL", 0.05)
+    path = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_proc(path), environment="production")
+    conn.execute("SELECT 1").fetchall()
+    conn.execute("SELECT 2").fetchall()
+    deadline = time.monotonic() + 30
+    while path.read_bytes().count(b'"type":"outcome"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.read_bytes().count(b'"type":"intent"') == 2
+    assert path.read_bytes().count(b'"type":"outcome"') == 2
