@@ -30,7 +30,7 @@ from governed_db.masking.messages import scrub_message
 from governed_db.masking.origins import combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
-from governed_db.masking.strategies.spans import scrub_text, scrub_value
+from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
 
 
 class Access:
@@ -162,6 +162,10 @@ def _detect_masker(state: MaskingState) -> Masker:
     return detected
 
 
+#: what a JSON document holds besides objects and arrays
+_JSON_SCALARS = (str, int, float)
+
+
 def row_masker(fields: dict[str, Masker]) -> Masker:
     """Mask the sensitive fields inside a JSON row (``row_to_json``), or the whole value otherwise."""
     whole = redact_masker("ROW")
@@ -174,7 +178,13 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
             }
         if isinstance(doc, list):
             return [masked_doc(v) for v in doc]
-        return scrub_value(doc)
+        if doc is None or isinstance(doc, _JSON_SCALARS):
+            return scrub_value(doc)
+        # a row the driver decoded itself (asyncpg's Record in ``array_agg(c)``, a registered composite's
+        # named tuple): its fields by name when it has names, else the whole row — never scanned alone, which
+        # finds no name or address
+        named = record_items(doc)
+        return whole(doc) if named is None else masked_doc(named)
 
     def row(value: Any) -> Any:
         if value is None:
@@ -188,7 +198,9 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
                 return whole(value)
             if isinstance(doc, (dict, list)):
                 return json.dumps(masked_doc(doc))
-        return whole(value)
+            return whole(value)
+        named = record_items(value)
+        return whole(value) if named is None else masked_doc(named)
 
     return row
 
