@@ -126,3 +126,138 @@ def test_scanned_records_are_scanned_by_field() -> None:
     Row = namedtuple("Row", "id email note")
     out = scrub_value([Row(1, "alice@example.com", "call +1 415-555-2671")])
     assert "alice@" not in repr(out) and "415-555" not in repr(out) and "1" in repr(out), out
+
+
+# -- the client encoding ----------------------------------------------------------------------------------------
+def _pg_runner(driver: str, pg_dsn: str, options: str = "") -> tuple[Any, Any]:
+    """A raw PostgreSQL connection of ``driver`` and a ``run(sql)`` on it returning the rows."""
+    if driver == "psycopg":
+        import psycopg
+
+        raw: Any = psycopg.connect(pg_dsn + options, autocommit=True)
+    else:
+        psycopg2 = pytest.importorskip("psycopg2")
+        raw = psycopg2.connect(pg_dsn + options)
+        raw.autocommit = True
+    return raw, _runner(raw)
+
+
+def _runner(conn: Any) -> Any:
+    def run(sql: str) -> Any:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchall() if cur.description else cur.rowcount
+
+    return run
+
+
+ENCODING_ORACLES = [
+    # the script a name is written in: a plain read of the Cyrillic name fails under LATIN1
+    ("SELECT full_name FROM {t} WHERE id = {i}", None),
+    # a digit of an SSN: translate() is total, but its result holds a Ж exactly where the SSN held the guess
+    ("SELECT translate(ssn, '{g}', chr(1046)) FROM {t} WHERE id = 1", ("5", "4")),
+]
+SWITCHES = [
+    "SET client_encoding TO 'LATIN1'",
+    "SET SESSION client_encoding = latin1",
+    "SET LOCAL client_encoding TO 'WIN1252'",
+    "SELECT set_config('client_encoding', 'LATIN1', false)",
+    "SELECT pg_catalog.set_config('client_encoding', 'SQL_ASCII', false)",
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("switch", SWITCHES)
+def test_client_encoding_that_lacks_characters_is_refused(pg_dsn: str, table: str, driver: str, switch: str) -> None:
+    """Under a client encoding that lacks characters, PostgreSQL fails to send a result value holding one:
+    a plain read of a masked name told its script, and translate(ssn, '5', chr(1046)) whether the SSN holds a
+    5 (one character per statement). Switching the session's encoding away from UTF8 is refused for a masked
+    identity, so a right and a wrong guess are observed alike."""
+    raw, run_raw = _pg_runner(driver, pg_dsn)
+    try:
+        run_raw("SET client_encoding TO 'LATIN1'")
+        # ground truth on the raw session: each oracle tells the two apart
+        assert _observe(run_raw, ENCODING_ORACLES[0][0].format(t=table, i=1)) == [("Alice Smith",)]
+        assert _observe(run_raw, ENCODING_ORACLES[0][0].format(t=table, i=2)) == "UntranslatableCharacter"
+        tr = ENCODING_ORACLES[1][0]
+        assert _observe(run_raw, tr.format(t=table, g="5")) == "UntranslatableCharacter"
+        assert _observe(run_raw, tr.format(t=table, g="4")) == [("536-22-8726",)]
+        run_raw("SET client_encoding TO 'UTF8'")
+        conn = _wrap(raw)
+        run = _runner(conn)
+        seen = _observe(run, switch)
+        assert seen == "refused", (switch, seen)
+        assert str(raw.info.encoding if driver == "psycopg" else raw.encoding).lower().replace("-", "") in (
+            "utf8", "unicode"
+        )  # the refused statement never reached the server
+        names = [_observe(run, ENCODING_ORACLES[0][0].format(t=table, i=i)) for i in (1, 2)]
+        digits = [_observe(run, tr.format(t=table, g=g)) for g in ("5", "4")]
+        assert names[0] == names[1] == [("[PERSON_NAME]",)], names
+        assert digits[0] == digits[1] == [("[US_SSN]",)], digits
+    finally:
+        raw.close()
+
+
+def test_psycopg2_set_client_encoding_is_judged(pg_dsn: str, table: str) -> None:
+    """psycopg2's connection.set_client_encoding() sent the SET around governance: it is judged as that SET
+    now (refused for LATIN1), and setting UTF8 still works."""
+    raw, _ = _pg_runner("psycopg2", pg_dsn)
+    try:
+        conn = _wrap(raw)
+        with pytest.raises(governed_db.GuardrailViolation, match="client encoding"):
+            conn.set_client_encoding("LATIN1")
+        assert raw.encoding == "UTF8"
+        conn.set_client_encoding("UTF8")
+        cur = conn.cursor()
+        cur.execute(f"SELECT full_name FROM {table} WHERE id = 2")
+        assert cur.fetchall() == [("[PERSON_NAME]",)]
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_masked_session_in_a_lossy_encoding_is_not_governed(pg_dsn: str, driver: str) -> None:
+    """A connection opened with client_encoding=LATIN1 is refused by wrap() where masking is on (production),
+    naming the setting and what to do; in development (masking off) it is still governed."""
+    raw, _ = _pg_runner(driver, pg_dsn, " client_encoding=LATIN1")
+    try:
+        with pytest.raises(governed_db.ConfigurationError, match=r"client encoding is LATIN1.*client_encoding UTF8"):
+            _wrap(raw)
+        dev = governed_db.wrap(raw, identity=AGENT, environment="development", audit=False)
+        assert _runner(dev)("SELECT 1") == [(1,)]
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "SET client_encoding TO 'UTF8'",
+    "SET client_encoding = 'unicode'",
+    "SELECT set_config('client_encoding', 'UTF8', false)",
+    "SET timezone TO 'UTC'",
+])  # fmt: skip
+def test_utf8_encoding_switches_keep_running(pg_dsn: str, table: str, sql: str) -> None:
+    """Look-alikes: drivers and pools that set client_encoding UTF8 (and other harmless settings) still run."""
+    raw, _ = _pg_runner("psycopg", pg_dsn)
+    try:
+        run = _runner(_wrap(raw))
+        run(sql)
+        assert run(f"SELECT city, full_name FROM {table} ORDER BY id") == [("Paris", "[PERSON_NAME]"),
+                                                                          ("Lyon", "[PERSON_NAME]")]  # fmt: skip
+    finally:
+        raw.close()
+
+
+@pytest.mark.anyio
+async def test_asyncpg_client_encoding_switch_is_refused(apg: tuple[Any, Any, str]) -> None:
+    """asyncpg: the same SET is refused; a session opened in LATIN1 is not governed."""
+    asyncpg = pytest.importorskip("asyncpg")
+    conn, _raw, t = apg
+    with pytest.raises(governed_db.GuardrailViolation, match="client encoding"):
+        await conn.execute("SET client_encoding TO 'LATIN1'")
+    assert await conn.fetch(f"SELECT full_name FROM {t} WHERE id = 2") == [("[PERSON_NAME]",)]
+    latin = await asyncpg.connect(_url(), server_settings={"client_encoding": "LATIN1"})
+    try:
+        with pytest.raises(governed_db.ConfigurationError, match="client encoding"):
+            _wrap(latin)
+    finally:
+        await latin.close()

@@ -129,11 +129,39 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
 
 
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    hit = _encoding_hit(state, analysis, identity)
+    if hit is not None:
+        return hit
     for lineage in _lineages(state, analysis):
         hit = _lineage_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
     return order_refusal(state, analysis, access, identity)
+
+
+def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None  # MySQL/MariaDB send '?' for a character the connection's charset lacks: no error
+    from governed_db.sql._lexing import lossy_encoding_changes
+
+    for stmt in analysis.statements:
+        if not stmt.settings and "set_config" not in stmt.functions:
+            continue
+        changes = lossy_encoding_changes(stmt)
+        if changes:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} sets the client encoding ({', '.join(changes)}): the server converts every "
+                "result value to it and fails on a character it lacks, so whether a later read of any masked "
+                "column fails would tell what its value holds (a Cyrillic name, a replaced digit of an SSN)",
+                "keep the connection's client encoding UTF8 (decode on the client if you need another), or ask "
+                "for an unmask grant (masking.unmask)",
+            )
+    return None
 
 
 def order_refusal(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
