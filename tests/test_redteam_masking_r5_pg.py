@@ -261,3 +261,30 @@ async def test_asyncpg_client_encoding_switch_is_refused(apg: tuple[Any, Any, st
             _wrap(latin)
     finally:
         await latin.close()
+
+
+# -- asyncpg's error fields ---------------------------------------------------------------------------------------
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("setup", "sql"),
+    [
+        ("ALTER TABLE {t} ALTER COLUMN city SET NOT NULL", "UPDATE {t} SET city = NULL WHERE id = 1"),
+        ("ALTER TABLE {t} ADD CHECK (length(city) < 20)", "UPDATE {t} SET city = repeat('x', 30) WHERE id = 1"),
+    ],
+)
+async def test_asyncpg_error_fields_do_not_echo_the_row(apg: tuple[Any, Any, str], setup: str, sql: str) -> None:
+    """An UPDATE of a non-masked column that breaks a NOT NULL or CHECK constraint: PostgreSQL's DETAIL quotes the
+    whole new row ("Failing row contains (1, Alice Smith, alice@example.com, 536-22-8726, ...)"). asyncpg keeps
+    it in exc.detail and exc.as_dict(), which were left as the server sent them (only exc.args was scrubbed)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    conn, raw, t = apg
+    await raw.execute(setup.format(t=t))
+    with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError) as seen_raw:
+        await raw.execute(sql.format(t=t))
+    assert _leaks(seen_raw.value.detail)  # ground truth: the server echoes the row
+    with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError) as seen:
+        await conn.execute(sql.format(t=t))
+    exc = seen.value
+    for shown in (exc.detail, exc.as_dict(), exc.args, str(exc)):
+        assert not _leaks(shown), shown
+    assert exc.sqlstate == seen_raw.value.sqlstate and "Failing row contains" in exc.detail

@@ -352,6 +352,7 @@ def scrub_error(
         notes[:] = [scrub_message(n, conversions=conversions) if isinstance(n, str) else n for n in notes]
     _scrub_psycopg(exc, conversions)
     _scrub_psycopg2(exc, conversions)
+    _scrub_asyncpg(exc, conversions)
 
 
 def _scrub_psycopg(exc: BaseException, conversions: bool) -> None:
@@ -374,6 +375,27 @@ def _scrub_psycopg(exc: BaseException, conversions: bool) -> None:
         exc._info = scrubbed  # type: ignore[attr-defined]
     except Exception:
         return
+
+
+#: the server's fields asyncpg keeps as attributes of its errors (``exc.detail``, ``exc.as_dict()``)
+_ASYNCPG_FIELDS = (
+    "message", "detail", "hint", "context", "internal_query", "schema_name", "table_name", "column_name",
+    "data_type_name", "constraint_name",
+)  # fmt: skip
+
+
+def _scrub_asyncpg(exc: BaseException, conversions: bool) -> None:
+    """asyncpg keeps each field of the server's error as an attribute (``detail``: ``Failing row contains (1,
+    Alice Smith, ...)``), read by ``as_dict()`` too: each is replaced by its scrubbed copy."""
+    if type(exc).__module__.split(".")[0] != "asyncpg":
+        return
+    for name in _ASYNCPG_FIELDS:
+        value = getattr(exc, name, None)
+        if isinstance(value, str):
+            cleaned = scrub_message(value, conversions=conversions)
+            if cleaned != value:
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(exc, name, cleaned)
 
 
 def _scrub_psycopg2(exc: BaseException, conversions: bool) -> None:
