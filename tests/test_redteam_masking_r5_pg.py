@@ -336,3 +336,22 @@ def test_recursive_clauses_over_other_columns_keep_running(pg_dsn: str, table: s
         assert {r[-1] for r in got} <= {"[PERSON_NAME]", "[US_SSN]"}, got
     finally:
         raw.close()
+
+
+# -- over-refusal: asyncpg's catalog read of a relation's kind --------------------------------------------------
+@pytest.mark.anyio
+async def test_asyncpg_reads_the_relation_kind_like_psycopg(apg: tuple[Any, Any, str], pg_dsn: str) -> None:
+    """asyncpg decodes pg_class.relkind ("char") as bytes, so every table read as a relation of unknown kind
+    whose order an index on a masked column might decide: a whole-row aggregate over a subquery was refused on
+    asyncpg while psycopg ran it. Now both run it and return the same masked result."""
+    import psycopg
+
+    conn, _raw, t = apg
+    sql = f"SELECT array_agg(s) FROM (SELECT full_name AS n, id FROM {t}) s"
+    got = await conn.fetch(sql)
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        expected = _wrap(raw).execute(sql).fetchall()
+    finally:
+        raw.close()
+    assert [tuple(r) for r in got] == expected and not _leaks(got), (got, expected)
