@@ -275,6 +275,8 @@ def _masker_for(
 def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origin], list[str]]:
     """One origin per result column, matched to the description."""
     lin = facts.lineage
+    if facts.explain is not None and lin is not None:
+        return [facts.explain for _ in names], list(lin.tables)
     if lin is None or lin.outputs is None:
         return [Origin("unknown", hint=n) for n in names], []
     tables = list(lin.tables)
