@@ -398,3 +398,60 @@ def test_explain_of_other_columns_keeps_running(pg_dsn: str, table: str, sql: st
         assert got == expected and "Scan" in repr(got), got
     finally:
         raw.close()
+
+
+# -- resource counters ------------------------------------------------------------------------------------------
+SPILL = (
+    "WITH w AS MATERIALIZED (SELECT replace(substr(c.ssn, 1, 1), '{g}', '" + "x" * 200 + "') AS n, g "
+    "FROM {t} c, generate_series(1, 20000) g WHERE c.id = 1 ORDER BY g) SELECT count(*) FROM w"
+)
+TEMP_BYTES = "SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()"
+
+
+def test_temporary_bytes_counter_tells_nothing(pg_dsn: str, table: str) -> None:
+    """A sort of a masked value a statement never returns spills to temporary files by its size: with work_mem
+    at 64kB, pg_stat_database.temp_bytes grew by 9 MB when the SSN began with the guessed 5 and by 1 MB for a
+    4. The sort still runs (its result is a count); reading the counter is refused for a masked identity, and
+    still runs for one that sees no masked column."""
+    import time
+
+    import psycopg
+
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        raw.execute("SET work_mem = '64kB'")
+
+        def grown(g: str) -> int:
+            before = raw.execute(TEMP_BYTES).fetchone()[0]
+            raw.execute(SPILL.format(t=table, g=g)).fetchall()
+            for _ in range(30):  # the server publishes a session's counters within a second or so of it idling
+                time.sleep(0.2)
+                raw.execute("SELECT pg_stat_clear_snapshot()")
+                after = raw.execute(TEMP_BYTES).fetchone()[0]
+                if after != before:
+                    break
+            return int(after - before)
+
+        right, wrong = grown("5"), grown("4")
+        assert right > wrong + 4_000_000, (right, wrong)  # ground truth: the counter tells the digit
+        conn = _wrap(raw)
+        run = _runner(conn)
+        assert run(SPILL.format(t=table, g="5")) == [(20000,)]  # the computation itself still runs
+        for probe in (TEMP_BYTES, "SELECT pg_stat_get_db_temp_bytes(oid) FROM pg_database",
+                      "SELECT sum(used_bytes) FROM pg_backend_memory_contexts"):  # fmt: skip
+            assert _observe(run, probe) == "refused", probe
+        dev = governed_db.wrap(raw, identity=AGENT, environment="development", audit=False)
+        assert len(_runner(dev)(TEMP_BYTES)) == 1
+    finally:
+        raw.close()
+
+
+def test_activity_and_table_statistics_keep_running(pg_dsn: str, table: str) -> None:
+    """Look-alikes: pg_stat_activity and per-table statistics hold no size of what statements computed."""
+    raw, _ = _pg_runner("psycopg", pg_dsn)
+    try:
+        run = _runner(_wrap(raw))
+        assert run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()") == [(1,)]
+        assert run(f"SELECT relname FROM pg_stat_user_tables WHERE relname = '{table}'") == [(table,)]
+    finally:
+        raw.close()

@@ -129,7 +129,7 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
 
 
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
-    hit = _encoding_hit(state, analysis, identity)
+    hit = _encoding_hit(state, analysis, identity) or _resource_counter_hit(state, analysis, identity)
     if hit is not None:
         return hit
     for lineage in _lineages(state, analysis):
@@ -160,6 +160,43 @@ def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
                 "column fails would tell what its value holds (a Cyrillic name, a replaced digit of an SSN)",
                 "keep the connection's client encoding UTF8 (decode on the client if you need another), or ask "
                 "for an unmask grant (masking.unmask)",
+            )
+    return None
+
+
+#: PostgreSQL views and functions whose counters grow with the size of what a statement computed (temporary
+#: bytes a sort spilled, memory a context holds, blocks a statement touched)
+RESOURCE_VIEWS = frozenset(
+    {"pg_stat_database", "pg_stat_io", "pg_stat_statements", "pg_stat_statements_info", "pg_backend_memory_contexts",
+     "pg_stat_wal"}
+)  # fmt: skip
+RESOURCE_FUNCTIONS = frozenset(
+    {"pg_stat_get_db_temp_bytes", "pg_stat_get_db_temp_files", "pg_stat_get_db_blocks_fetched",
+     "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
+     "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
+)  # fmt: skip
+
+
+def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: reading a counter of resources statements used (``pg_stat_database.temp_bytes``) after one
+    that sorted a masked value it never returned (a MATERIALIZED CTE of ``replace(substr(ssn, 1, 1), '5',
+    <200 x>)`` over many rows spills 9 MB for a 5, 1 MB otherwise) tells what the value held (decision 0213)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        read = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in RESOURCE_VIEWS]
+        read += sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in RESOURCE_FUNCTIONS)
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(read)}, whose counters (temporary bytes, memory, blocks) grow "
+                "with the size of values earlier statements computed, so they would tell what a masked value "
+                "held",
+                "read server statistics through an identity that sees no masked columns (a monitoring service "
+                "identity), or ask for an unmask grant (masking.unmask)",
             )
     return None
 
