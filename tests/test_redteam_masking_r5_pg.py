@@ -455,3 +455,19 @@ def test_activity_and_table_statistics_keep_running(pg_dsn: str, table: str) -> 
         assert run(f"SELECT relname FROM pg_stat_user_tables WHERE relname = '{table}'") == [(table,)]
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("sql", ["SELECT array_agg(c) FROM {t} c", "SELECT ARRAY[c] FROM {t} c"])
+def test_psycopg2_registered_composites_are_masked_field_by_field(pg_dsn: str, table: str, sql: str) -> None:
+    """psycopg2.extras.register_composite: the same named tuples inside arrays, masked by field name."""
+    extras = pytest.importorskip("psycopg2.extras")
+
+    raw = extras.psycopg2.connect(pg_dsn)
+    raw.autocommit = True
+    try:
+        extras.register_composite(table, raw)
+        assert _leaks(_runner(raw)(sql.format(t=table)))
+        rows = _runner(_wrap(raw))(sql.format(t=table))
+        assert rows and not _leaks(rows) and "Paris" in repr(rows), rows
+    finally:
+        raw.close()
