@@ -471,3 +471,34 @@ def test_psycopg2_registered_composites_are_masked_field_by_field(pg_dsn: str, t
         assert rows and not _leaks(rows) and "Paris" in repr(rows), rows
     finally:
         raw.close()
+
+
+@pytest.mark.anyio
+async def test_asyncpg_prepared_explain_tells_nothing(apg: tuple[Any, Any, str]) -> None:
+    """asyncpg's PreparedStatement.explain(analyze=True) runs its own EXPLAIN and returned the parsed plan as is:
+    the sort's "Sort Space Used" told the first digit of an SSN. The plan is now masked like any result; the
+    plan of a statement that reads no masked column comes back whole."""
+    conn, raw, t = apg
+    sql = EXPLAIN_ORACLE.split(") WITH ", 1)[1].join(["WITH ", ""])
+
+    def space(plan: Any) -> list[Any]:
+        found: list[Any] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                found.extend(v for k, v in node.items() if k == "Sort Space Used")
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+
+        walk(plan)
+        return found
+
+    truth = [space(await (await raw.prepare(sql.format(t=t, g=g))).explain(analyze=True)) for g in ("5", "4")]
+    assert truth[0] != truth[1], truth
+    seen = [await (await conn.prepare(sql.format(t=t, g=g))).explain(analyze=True) for g in ("5", "4")]
+    assert seen[0] == seen[1] and not space(seen[0]), seen
+    plan = await (await conn.prepare(f"SELECT id, city FROM {t} WHERE id = $1")).explain(1)
+    assert plan[0]["Plan"]["Relation Name"] == t, plan
