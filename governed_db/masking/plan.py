@@ -162,10 +162,6 @@ def _detect_masker(state: MaskingState) -> Masker:
     return detected
 
 
-#: what a JSON document holds besides objects and arrays
-_JSON_SCALARS = (str, int, float)
-
-
 def row_masker(fields: dict[str, Masker]) -> Masker:
     """Mask the sensitive fields inside a JSON row (``row_to_json``), or the whole value otherwise."""
     whole = redact_masker("ROW")
@@ -178,13 +174,13 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
             }
         if isinstance(doc, list):
             return [masked_doc(v) for v in doc]
-        if doc is None or isinstance(doc, _JSON_SCALARS):
-            return scrub_value(doc)
         # a row the driver decoded itself (asyncpg's Record in ``array_agg(c)``, a registered composite's
-        # named tuple): its fields by name when it has names, else the whole row — never scanned alone, which
+        # named tuple): its fields by name when it has names, else the whole row — never only scanned, which
         # finds no name or address
         named = record_items(doc)
-        return whole(doc) if named is None else masked_doc(named)
+        if named is not None:
+            return masked_doc(named)
+        return whole(doc) if isinstance(doc, tuple) else scrub_value(doc)
 
     def row(value: Any) -> Any:
         if value is None:
