@@ -68,8 +68,9 @@ def wrap(
     raw = innermost(conn)
     if driver.is_closed(raw):
         raise ConfigurationError("the connection is closed; wrap an open connection")
-    _check_lexing(raw, driver)
+    session = _check_lexing(raw, driver)
     governed: ConnectionT = _govern(conn, raw, driver, settings)
+    _check_result_encoding(governed, session)
     return governed
 
 
@@ -79,7 +80,7 @@ def _unknown_async(conn: Any) -> bool:
 
     raw = innermost(conn)
     return looks_async(raw) and not driver_for(conn).is_async
-def _check_lexing(raw: Any, driver: Driver) -> None:
+def _check_lexing(raw: Any, driver: Driver) -> dict[str, str | None]:
     """Refuse a session the server would read differently from the analyser (GBK, non-standard strings...)."""
     from governed_db.sql._lexing import unsafe_session
 
@@ -96,6 +97,29 @@ def _check_lexing(raw: Any, driver: Driver) -> None:
             f"this session's settings make the server read SQL differently from governed_db's analyser "
             f"({', '.join(bad)}); connect with a UTF-8 client encoding, standard_conforming_strings = on and no "
             "ANSI_QUOTES / NO_BACKSLASH_ESCAPES in sql_mode"
+        )
+    return dict(values or {})
+
+
+def _check_result_encoding(governed: Any, session: dict[str, str | None]) -> None:
+    """Refuse a masked PostgreSQL session whose client encoding lacks characters (decision 0210): the server
+    fails to send a value it cannot convert, so whether a plain read of a masked column fails would say what
+    the value holds."""
+    from governed_db.sql._lexing import lossless_encoding
+
+    gov = getattr(governed, "_self_gov", None)
+    if gov is None or gov.dialect not in ("postgres", "postgresql") or "client_encoding" not in session:
+        return
+    encoding = session["client_encoding"]
+    if lossless_encoding(encoding):
+        return
+    from governed_db import masking
+
+    if masking._state_for(gov).active:
+        raise ConfigurationError(
+            f"this session's client encoding is {encoding}: PostgreSQL fails to send a value holding a character "
+            "it lacks, so which reads of a masked column fail would tell what the values hold; connect with "
+            "client_encoding UTF8 (decode on the client if you need another)"
         )
 
 

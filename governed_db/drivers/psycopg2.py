@@ -216,6 +216,13 @@ class Psycopg2Connection(EndsTransactions, TwoPhase, GovernedConnection):
             return call()
         return judged_call(self._self_gov, "connection.set_session", "BEGIN READ WRITE", call)
 
+    def set_client_encoding(self, encoding: str) -> Any:
+        # judged as the SET it sends: a client encoding that lacks characters is an error oracle on masked values
+        raw = self.__wrapped__
+        literal = "'" + str(encoding).replace("'", "''") + "'"
+        return judged_call(self._self_gov, "connection.set_client_encoding", f"SET client_encoding TO {literal}",
+                           lambda: raw.set_client_encoding(encoding))  # fmt: skip
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "readonly" and value is not True:
             raw = self.__wrapped__

@@ -32,6 +32,7 @@ from governed_db.masking.classify import (
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.constraints import constraint_uses, ddl_uses
 from governed_db.masking.lineage import Lineage, Origin, trace
+from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
@@ -96,6 +97,25 @@ class StatementFacts:
     writes: bool = False
     #: ``SHOW WARNINGS``/``SHOW ERRORS``: messages that quote values of earlier statements
     diagnostics: bool = False
+    #: PostgreSQL EXPLAIN: what every line of the plan may depend on (each column the explained statement
+    #: reads, wherever it reads it); ``None`` for any other statement
+    explain: Origin | None = None
+
+
+_PG = frozenset({"postgres", "postgresql"})
+
+
+def _explained(lineage: Lineage) -> Origin:
+    """What a PostgreSQL plan may tell of: EXPLAIN ANALYZE reports the memory a sort or hash of the rows took
+    (``Sort Method: quicksort  Memory: 1862kB`` grows with a masked name read in a CTE and never returned), and
+    plain EXPLAIN the widths the statistics give; so every line depends on every column read, not only on the
+    ones returned (decision 0213)."""
+    parts = [o.origin for o in lineage.outputs or ()]
+    parts += [origin for _, origin in lineage.refs]
+    parts += [origin for _, origin in lineage.uses]
+    if lineage.outputs is None or not lineage.exact:
+        parts.append(Origin("unknown"))
+    return combine(parts)
 
 
 class MaskingState:
@@ -360,7 +380,8 @@ class MaskingState:
             else ()
         )
         diagnostics = isinstance(tree, exp.Show) and tree.name.upper() in ("WARNINGS", "ERRORS")
-        return StatementFacts(lineage, literals, writes, diagnostics)
+        explain = _explained(lineage) if stmts[0].operation == "EXPLAIN" and self.dialect in _PG else None
+        return StatementFacts(lineage, literals, writes, diagnostics, explain)
 
     # -- who sees what ---------------------------------------------------------------------------
     def grants(self, identity: Identity) -> list[Grant]:

@@ -129,11 +129,76 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
 
 
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    hit = _encoding_hit(state, analysis, identity) or _resource_counter_hit(state, analysis, identity)
+    if hit is not None:
+        return hit
     for lineage in _lineages(state, analysis):
         hit = _lineage_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
     return order_refusal(state, analysis, access, identity)
+
+
+def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None  # MySQL/MariaDB send '?' for a character the connection's charset lacks: no error
+    from governed_db.sql._lexing import lossy_encoding_changes
+
+    for stmt in analysis.statements:
+        if not stmt.settings and "set_config" not in stmt.functions:
+            continue
+        changes = lossy_encoding_changes(stmt)
+        if changes:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} sets the client encoding ({', '.join(changes)}): the server converts every "
+                "result value to it and fails on a character it lacks, so whether a later read of any masked "
+                "column fails would tell what its value holds (a Cyrillic name, a replaced digit of an SSN)",
+                "keep the connection's client encoding UTF8 (decode on the client if you need another), or ask "
+                "for an unmask grant (masking.unmask)",
+            )
+    return None
+
+
+#: PostgreSQL views and functions whose counters grow with the size of what a statement computed (temporary
+#: bytes a sort spilled, memory a context holds, blocks a statement touched)
+RESOURCE_VIEWS = frozenset(
+    {"pg_stat_database", "pg_stat_io", "pg_stat_statements", "pg_stat_statements_info", "pg_backend_memory_contexts",
+     "pg_stat_wal"}
+)  # fmt: skip
+RESOURCE_FUNCTIONS = frozenset(
+    {"pg_stat_get_db_temp_bytes", "pg_stat_get_db_temp_files", "pg_stat_get_db_blocks_fetched",
+     "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
+     "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
+)  # fmt: skip
+
+
+def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: reading a counter of resources statements used (``pg_stat_database.temp_bytes``) after one
+    that sorted a masked value it never returned (a MATERIALIZED CTE of ``replace(substr(ssn, 1, 1), '5',
+    <200 x>)`` over many rows spills 9 MB for a 5, 1 MB otherwise) tells what the value held (decision 0213)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        read = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in RESOURCE_VIEWS]
+        read += sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in RESOURCE_FUNCTIONS)
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(read)}, whose counters (temporary bytes, memory, blocks) grow "
+                "with the size of values earlier statements computed, so they would tell what a masked value "
+                "held",
+                "read server statistics through an identity that sees no masked columns (a monitoring service "
+                "identity), or ask for an unmask grant (masking.unmask)",
+            )
+    return None
 
 
 def order_refusal(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
@@ -324,6 +389,7 @@ def scrub_error(
         notes[:] = [scrub_message(n, conversions=conversions) if isinstance(n, str) else n for n in notes]
     _scrub_psycopg(exc, conversions)
     _scrub_psycopg2(exc, conversions)
+    _scrub_asyncpg(exc, conversions)
 
 
 def _scrub_psycopg(exc: BaseException, conversions: bool) -> None:
@@ -346,6 +412,27 @@ def _scrub_psycopg(exc: BaseException, conversions: bool) -> None:
         exc._info = scrubbed  # type: ignore[attr-defined]
     except Exception:
         return
+
+
+#: the server's fields asyncpg keeps as attributes of its errors (``exc.detail``, ``exc.as_dict()``)
+_ASYNCPG_FIELDS = (
+    "message", "detail", "hint", "context", "internal_query", "schema_name", "table_name", "column_name",
+    "data_type_name", "constraint_name",
+)  # fmt: skip
+
+
+def _scrub_asyncpg(exc: BaseException, conversions: bool) -> None:
+    """asyncpg keeps each field of the server's error as an attribute (``detail``: ``Failing row contains (1,
+    Alice Smith, ...)``), read by ``as_dict()`` too: each is replaced by its scrubbed copy."""
+    if type(exc).__module__.split(".")[0] != "asyncpg":
+        return
+    for name in _ASYNCPG_FIELDS:
+        value = getattr(exc, name, None)
+        if isinstance(value, str):
+            cleaned = scrub_message(value, conversions=conversions)
+            if cleaned != value:
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(exc, name, cleaned)
 
 
 def _scrub_psycopg2(exc: BaseException, conversions: bool) -> None:

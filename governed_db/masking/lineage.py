@@ -393,7 +393,32 @@ class Walker:
             if not local[name][0]:
                 # a recursive reference to itself is untraceable
                 local[name] = _named(columns, *self.query(cte.this, local, scope))
+        self.recursion_clause(with_, local)
         return local
+
+    def recursion_clause(self, with_: exp.Expression, local: Ctes) -> None:
+        """``CYCLE s SET ... USING ...`` compares each new row's ``s`` with those of its path, and stops the
+        recursion (fewer rows) where they are equal; ``SEARCH ... FIRST BY s`` orders by ``s``. sqlglot hangs
+        the clause on the WITH: the columns it names are judged in every CTE of that WITH that has them."""
+        clause = with_.args.get("search")
+        if not isinstance(clause, exp.Expression):
+            return
+        kind = str(clause.args.get("kind") or "").upper()
+        what = "CYCLE" if kind == "CYCLE" else "SEARCH ... BY"
+        named = clause.args.get("this")
+        names = {n.name.lower() for n in (named if isinstance(named, list) else [named]) if isinstance(n, exp.Expression)}
+        for cte in with_.expressions:
+            key = cte.alias_or_name.lower()
+            outs, exact = local.get(key, ([], False))
+            used = [out.origin for out in outs if out.name.lower() in names]
+            if not used:
+                continue
+            self.lineage.uses.extend((what, origin) for origin in used)
+            # the columns the clause adds — the SEARCH ordering, the CYCLE mark and path — are computed from the
+            # named columns' values alone: derived from them, not lost
+            added = [clause.args.get("expression"), clause.args.get("using") if kind == "CYCLE" else None]
+            extra = [Output(n.name, combine(used)) for n in added if isinstance(n, exp.Identifier)]
+            local[key] = ([*outs, *extra], exact)
 
     def recursive(
         self, body: exp.Expression, name: str, columns: list[str], local: Ctes, scope: Scope | None

@@ -30,7 +30,7 @@ from governed_db.masking.messages import scrub_message
 from governed_db.masking.origins import combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
-from governed_db.masking.strategies.spans import scrub_text, scrub_value
+from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
 
 
 class Access:
@@ -174,7 +174,13 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
             }
         if isinstance(doc, list):
             return [masked_doc(v) for v in doc]
-        return scrub_value(doc)
+        # a row the driver decoded itself (asyncpg's Record in ``array_agg(c)``, a registered composite's
+        # named tuple): its fields by name when it has names, else the whole row — never only scanned, which
+        # finds no name or address
+        named = record_items(doc)
+        if named is not None:
+            return masked_doc(named)
+        return whole(doc) if isinstance(doc, tuple) else scrub_value(doc)
 
     def row(value: Any) -> Any:
         if value is None:
@@ -188,7 +194,9 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
                 return whole(value)
             if isinstance(doc, (dict, list)):
                 return json.dumps(masked_doc(doc))
-        return whole(value)
+            return whole(value)
+        named = record_items(value)
+        return whole(value) if named is None else masked_doc(named)
 
     return row
 
@@ -263,6 +271,8 @@ def _masker_for(
 def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origin], list[str]]:
     """One origin per result column, matched to the description."""
     lin = facts.lineage
+    if facts.explain is not None and lin is not None:
+        return [facts.explain for _ in names], list(lin.tables)
     if lin is None or lin.outputs is None:
         return [Origin("unknown", hint=n) for n in names], []
     tables = list(lin.tables)

@@ -589,7 +589,7 @@ _SQLITE_INDEXES = (
 _SQLITE_PK = "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
 _SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
 _PG_ORDER = (
-    "SELECT c.relkind, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname "
+    "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text "
     "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid "
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "

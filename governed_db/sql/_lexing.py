@@ -126,6 +126,41 @@ def lexing_changes(stmt: StatementInfo) -> list[str]:
     return list(found)
 
 
+#: PostgreSQL settings that choose the encoding the server converts every result value to
+_RESULT_ENCODING_SETTINGS = frozenset({"client_encoding", "names"})
+#: client encodings that hold every character, so converting a result to them never fails (``default``: the
+#: session's own, which ``wrap()`` checks)
+_LOSSLESS_ENCODINGS = frozenset({"utf8", "unicode", "default"})
+
+
+def lossless_encoding(value: str | None) -> bool:
+    """Can every character be sent to a PostgreSQL client in this encoding? ``None`` (unknown) cannot."""
+    if value is None:
+        return False
+    return value.strip().strip("'\"").lower().replace("-", "").replace("_", "") in _LOSSLESS_ENCODINGS
+
+
+def lossy_encoding_changes(stmt: StatementInfo) -> list[str]:
+    """PostgreSQL: the client encodings ``stmt`` switches the session to that lack characters (``name=value``).
+
+    The server converts every value of a result to the client encoding and fails on a character it lacks
+    (``character with byte sequence 0xd0 0x98 in encoding "UTF8" has no equivalent in encoding "LATIN1"``):
+    under LATIN1, whether ``SELECT full_name`` fails says which script a name is written in, and whether
+    ``SELECT translate(ssn, '5', chr(1046))`` fails says whether an SSN holds a 5. RESET goes back to the
+    session's own encoding."""
+    found: dict[str, None] = {}
+    tree = stmt.expression
+    assigned = _assignments(tree) if tree is not None and not isinstance(tree, exp.Command) else []
+    known = {n for n, _ in assigned}
+    for name, value in assigned:
+        if name == "?" or (name in _RESULT_ENCODING_SETTINGS and not lossless_encoding(value)):
+            found.setdefault(f"{name}={value}" if value is not None else name, None)
+    for name, scope, write in stmt.settings:
+        if write and scope != "reset" and name in _RESULT_ENCODING_SETTINGS and name not in known:
+            found.setdefault(name, None)
+    return list(found)
+
+
 def search_path_changes(stmt: StatementInfo) -> bool:
     """Does ``stmt`` change which schema unqualified names resolve to?"""
     if any(write and name == "search_path" for name, _scope, write in stmt.settings):
@@ -144,6 +179,8 @@ __all__ = [
     "LEXING_SQL_MODES",
     "UNSAFE_ENCODINGS",
     "lexing_changes",
+    "lossless_encoding",
+    "lossy_encoding_changes",
     "safe_encoding",
     "safe_value",
     "search_path_changes",

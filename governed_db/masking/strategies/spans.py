@@ -50,7 +50,26 @@ def scrub_value(value: Any) -> Any:
         # a card or phone number stored as an integer in a column nobody labelled
         text = str(value)
         return value if scrub_text(text) == text else 0
+    named = record_items(value)
+    if named is not None:
+        # a row the driver decoded (asyncpg's Record, a named tuple of a registered composite): its fields
+        return {k: scrub_value(v) for k, v in named.items()}
     return value
+
+
+def record_items(value: Any) -> dict[str, Any] | None:
+    """The fields of a row a driver decoded into an object (asyncpg ``Record``, a named tuple), by name, or
+    ``None`` when it has no names."""
+    as_dict = getattr(value, "_asdict", None)
+    if callable(as_dict):
+        return dict(as_dict())
+    items = getattr(value, "items", None)
+    if callable(items) and not isinstance(value, (str, bytes, dict)):
+        try:
+            return {str(k): v for k, v in items()}
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
