@@ -384,3 +384,39 @@ def test_an_idle_writer_gets_its_journal_chained_by_the_flusher(tmp_path: Path,
         time.sleep(0.02)
     assert path.read_bytes().count(b'"type":"intent"') == 2
     assert path.read_bytes().count(b'"type":"outcome"') == 2
+
+
+def test_a_journal_left_by_a_writer_that_died_creating_it_is_removed(tmp_path: Path) -> None:
+    """Zero-length or all-zero journal files (the writer died between creating and stamping them) hold nothing:
+    the next reader removes them; a file that is not a journal at all is left alone."""
+    path = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_proc(path), environment="production")
+    conn.execute("SELECT 1").fetchall()
+    d = J.wal_dir(path)
+    (d / "4000001-0000aaaa.wal").write_bytes(b"")
+    (d / "4000002-0000bbbb.wal").write_bytes(bytes(8192))
+    (d / "4000003-0000cccc.wal").write_bytes(b"not a journal" * 10)
+    assert verify(path, key=KEY).ok
+    names = sorted(p.name for p in _journals(path))
+    assert "4000001-0000aaaa.wal" not in names and "4000002-0000bbbb.wal" not in names
+    assert "4000003-0000cccc.wal" in names
+
+
+def test_a_statement_racing_the_journal_being_closed_is_written_directly(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal closed under a statement (idle close in another thread): the intent goes straight to the
+    store instead — recorded, never refused, never written into an unmapped buffer."""
+    _quiet(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = _proc(path)
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+    conn.execute("SELECT 1").fetchall()
+    store = proc.store
+    journal = store._journal
+    assert journal is not None
+    store.flush()
+    journal.close(remove=True)  # as close() does; the store has not dropped it yet
+    conn.execute("SELECT 2").fetchall()
+    stmts = [r for r in read_records(path) if R.is_statement(r)]
+    assert [s["outcome"] for s in stmts] == ["ok", "ok"]
+    assert verify(path, key=KEY).ok

@@ -83,6 +83,8 @@ class Journal:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for life: recovery knows an orphan by its absence
+            if os.fstat(fd).st_nlink == 0:  # taken for a dead writer's empty file and removed before our lock
+                raise OSError("the new journal was removed before it was locked")
             os.posix_fallocate(fd, 0, size)  # blocks reserved now: a full disk fails here, never as SIGBUS later
             # written once through, so the statement path never takes a page fault that allocates or converts
             # a block (measured: ~2 µs a statement on a fresh mapping otherwise)
@@ -97,6 +99,7 @@ class Journal:
         self.jkey = journal_key(key) if key is not None else None
         self.label = key_label(key)
         self.lock = threading.Lock()
+        self.closed = False
         self.epoch = 1
         self.wpos = HEADER_SIZE
         self.frames = 0
@@ -123,7 +126,7 @@ class Journal:
             payload += hashlib.blake2b(payload, key=self.jkey, digest_size=_TAG).digest()
         pos = self.wpos
         end = pos + _FRAME.size + len(payload)
-        if end > self.size:
+        if end > self.size or self.closed:
             return False
         self.mm[pos:end] = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         self.wpos = end
@@ -157,6 +160,8 @@ class Journal:
     def consumed(self, upto: int) -> None:
         """Frames before ``upto`` are in the store: mark them; start over when nothing came in meanwhile."""
         with self.lock:
+            if self.closed:
+                return
             if self.wpos == upto and not self.queue:
                 self.epoch += 1  # frames of the previous round no longer count
                 self.wpos = HEADER_SIZE
@@ -165,6 +170,8 @@ class Journal:
                 self._header(upto)
 
     def close(self, *, remove: bool) -> None:
+        with self.lock:  # a statement copying a frame right now finishes first; later ones see it closed
+            self.closed = True
         with contextlib.suppress(Exception):
             self.mm.close()
         with contextlib.suppress(OSError):
@@ -278,8 +285,12 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            gone = os.fstat(fd).st_nlink == 0
         except OSError:
             os.close(fd)  # its owner is alive
+            continue
+        if gone:  # recovered (and removed) by someone else between our open and our lock
+            os.close(fd)
             continue
         try:
             orphan = _read(p, fd, jkey)
@@ -287,8 +298,11 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             log.error("governed_db audit: cannot read the journal %s (%s); it is left in place", p, e)
             os.close(fd)
             continue
-        if orphan is None:  # not a journal (or an empty one being created): leave it
+        if orphan is None:  # not a journal: leave it
             os.close(fd)
+            continue
+        if not orphan.label:  # its writer died creating it: nothing was ever journaled there
+            orphan.release(remove=True)
             continue
         yield orphan
 
@@ -300,7 +314,7 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
         magic, epoch, consumed, label, pid = _HEADER.unpack_from(mm, 0)
         if magic != MAGIC:
-            return None
+            return Orphan(path, fd, b"", pid=0) if not any(mm[:HEADER_SIZE]) else None
         orphan = Orphan(path, fd, bytes(label), pid=pid)
         tagged = orphan.label != _NO_KEY
         check = jkey is not None and tagged
