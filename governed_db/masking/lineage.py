@@ -444,7 +444,17 @@ class Walker:
             if compares:
                 # INTERSECT/EXCEPT/UNION compare whole rows: whether a guess survives says what a value is
                 self.lineage.uses.extend((compares, o.origin) for o in (*left, *right))
-            if lx and rx and len(left) == len(right):
+            if node.args.get("by_name"):
+                # DuckDB ``UNION [ALL] BY NAME`` pairs the branches' columns by name, not by position
+                # (``SELECT 1 AS id, 'x' AS city UNION ALL BY NAME SELECT ssn AS city, id FROM t`` puts the
+                # SSNs under ``city``)
+                paired = _by_name(left, right) if lx and rx else None
+                if paired is not None:
+                    over = Scope([], parent, paired)
+                    self.bounds(node, over, ctes)
+                    self.orderings(node.args.get("order"), over, ctes)
+                    return paired, True
+            elif lx and rx and len(left) == len(right):
                 merged = []
                 for a, b in zip(left, right, strict=True):
                     plain = a.origin.kind in ("column", "const") and b.origin.kind in ("column", "const")
@@ -698,6 +708,25 @@ class Walker:
         used = [o for n, o in (*lcols, *rcols) if n in shared]
         if used:
             self.lineage.uses.append(("NATURAL JOIN", combine(used)))
+
+
+def _by_name(left: list[Output], right: list[Output]) -> list[Output] | None:
+    """The columns of ``left UNION [ALL] BY NAME right``: the left branch's names in order, then the right's
+    new ones; each is what both branches hold under that name (a branch without it gives NULL). ``None`` when
+    a name repeats within a branch (which of them is meant cannot be told)."""
+    sides: list[dict[str, Output]] = []
+    for side in (left, right):
+        named = {o.name.lower(): o for o in side}
+        if len(named) != len(side) or "*" in named or "" in named:
+            return None
+        sides.append(named)
+    order = [o.name for o in left] + [o.name for o in right if o.name.lower() not in sides[0]]
+    paired = []
+    for name in order:
+        found = [s[name.lower()].origin for s in sides if name.lower() in s]
+        plain = all(o.kind in ("column", "const") for o in found)
+        paired.append(Output(name, combine(found, kind="column" if plain else "expr")))
+    return paired
 
 
 def _counts_rows(node: exp.Count) -> bool:
