@@ -282,6 +282,55 @@ def test_status_counter_reads_are_judged_by_the_names_they_can_keep(sql: str, re
     assert (_traffic(analyze(sql, "mysql").statements[0]) is not None) is refused
 
 
+def _warned(my: My, sql: str) -> Any:
+    """The rows of ``sql`` and the warnings it left (``SHOW WARNINGS``), on the governed connection."""
+    return my.run(f"{sql}; SHOW WARNINGS")
+
+
+#: a value converted to a number or a truth value by an operator: MariaDB warns unless it reads as a number
+_X = "replace(substr(ssn, 1, 1), '{G}', 'x')"
+_MY_OPERATORS = [
+    f"SELECT {_X} AND 1 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} OR 0 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} XOR 0 FROM {{t}} WHERE id = 1",
+    f"SELECT NOT {_X} FROM {{t}} WHERE id = 1",
+    f"SELECT -{_X} FROM {{t}} WHERE id = 1",
+    f"SELECT ~{_X} FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} & 1 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} << 1 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} DIV 1 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} / 1 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} % 2 FROM {{t}} WHERE id = 1",
+    f"SELECT count(*) FROM {{t}} WHERE id = 1 AND NOT {_X}",
+]
+
+
+@pytest.mark.parametrize("template", _MY_OPERATORS)
+def test_mariadb_operators_tell_nothing(my: My, template: str) -> None:
+    """Logical, bitwise and unary operators, a dividend: each converts its operand with a warning exactly when
+    it is no number (here: exactly for the right first character); refused for both guesses."""
+    truth = [my.truth(template.format(t=my.t, G=g) + "; SHOW WARNINGS") for g in "54"]
+    assert truth[0][-1] != truth[1][-1], truth  # the warning tells
+    seen = [_observe(lambda sql: _warned(my, sql), template.format(t=my.t, G=g)) for g in "54"]
+    assert seen == ["refused", "refused"], seen
+
+
+def test_mariadb_operators_over_a_column_own_value_tell_nothing(my: My) -> None:
+    """Over a masked column's own value the warning says whether it reads as a number (a card number with
+    spaces or not): refused too."""
+    for sql in (f"SELECT card DIV 1 FROM {my.t}", f"SELECT NOT card FROM {my.t}", f"SELECT -phone FROM {my.t}"):
+        assert _observe(lambda q: _warned(my, q), sql) == "refused", sql
+
+
+def test_mariadb_operators_over_other_columns_run(my: My) -> None:
+    """Look-alikes: the same operators over unmasked columns, and truth values of comparisons with them."""
+    sql = (
+        f"SELECT id, -id, ~id & 7, id DIV 2, id % 2, NOT id, id AND 1, id XOR 1 FROM {my.t} "
+        f"WHERE id > 1 AND NOT (email IS NULL) ORDER BY id"
+    )
+    assert my.run(sql) == my.truth(sql)
+
+
 # -- DuckDB -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def duck() -> Iterator[tuple[Run, Run]]:
@@ -374,3 +423,34 @@ def test_duckdb_updates_of_masked_columns_still_run(duck: tuple[Run, Run]) -> No
     assert run("UPDATE rt5md_p SET ssn = '536-22-8726' WHERE id = 1") == run(
         "UPDATE rt5md_p SET ssn = '536-22-8725' WHERE id = 1"
     )
+
+
+#: DuckDB converts text to BOOLEAN for AND/OR/NOT and a FILTER, failing for text that is no boolean
+_T = "replace(substr(ssn, 1, 1), '{G}', 'true')"
+_DUCK_TRUTH = [
+    f"SELECT {_T} AND true FROM rt5md_p WHERE id = 1",
+    f"SELECT {_T} OR false FROM rt5md_p WHERE id = 1",
+    f"SELECT NOT {_T} FROM rt5md_p WHERE id = 1",
+    f"SELECT count(*) FILTER (WHERE {_T}) FROM rt5md_p WHERE id = 1",
+    f"SELECT count(*) FILTER ({_T}) FROM rt5md_p WHERE id = 1",
+    "SELECT sum(id) FILTER (WHERE ssn LIKE '{G}%') FROM rt5md_p",
+]
+
+
+@pytest.mark.parametrize("template", _DUCK_TRUTH)
+def test_duckdb_truth_values_of_masked_text_tell_nothing(duck: tuple[Run, Run], template: str) -> None:
+    """The conversion fails exactly for a wrong first character (``Could not convert string '5' to BOOL``), and
+    a FILTER counts the rows its condition keeps: refused for both guesses."""
+    run, raw_run = duck
+    assert _observe(raw_run, template.format(G="5")) != _observe(raw_run, template.format(G="4"))
+    assert [_observe(run, template.format(G=g)) for g in "54"] == ["refused", "refused"]
+
+
+def test_duckdb_filters_and_logic_over_other_columns_run(duck: tuple[Run, Run]) -> None:
+    """Look-alikes: FILTER and logical operators over unmasked columns (and NULL tests of masked ones) run."""
+    run, raw_run = duck
+    sql = (
+        "SELECT count(*) FILTER (WHERE city = 'Paris'), count(*) FILTER (WHERE ssn IS NOT NULL AND id > 1), "
+        "bool_and(id > 0 OR city = 'x'), sum(-id), sum(id // 2) FROM rt5md_p"
+    )
+    assert run(sql) == raw_run(sql) == [(1, 2, True, -6, 2)]

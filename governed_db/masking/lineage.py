@@ -59,6 +59,17 @@ _OPAQUE = (exp.Count, exp.Exists)
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
 #: (``abs(-9223372036854775807 - (ssn LIKE '5%'))`` overflows) or a NULL (``nullif``)
 _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
+#: number operators: each operand is converted to a number (MySQL warns, DuckDB may fail) and the result can
+#: overflow
+_ARITHMETIC: tuple[type[exp.Expression], ...] = (
+    exp.Add, exp.Sub, exp.Mul, exp.Pow, exp.Div, exp.Mod, exp.IntDiv, exp.Neg, exp.BitwiseNot, exp.BitwiseAnd,
+    exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseLeftShift, exp.BitwiseRightShift,
+)  # fmt: skip
+#: logical operators, and the operands that already are truth values (comparisons are recorded as such)
+_LOGICAL: tuple[type[exp.Expression], ...] = (exp.And, exp.Or, exp.Xor, exp.Not)
+_TRUTH_VALUES: tuple[type[exp.Expression], ...] = (
+    exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Null, exp.Exists,
+)  # fmt: skip
 #: dialects where comparing a text with a number converts it silently or fails at plan time, never per value:
 #: there a comparison that *is* a result column is just a derived value. MySQL converts with a warning
 #: (``SELECT replace(substr(ssn, 1, 1), '5', 'x') = 0`` warns exactly for a 5) and DuckDB with an error.
@@ -250,9 +261,11 @@ class Walker:
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
             # ``1 / (ascii(ssn) - 53)`` fails exactly when the value is what the divisor tests: an error oracle
             self.lineage.uses.append(("division", self.expr(node.expression, scope, ctes)))
-        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Pow)):
+        if isinstance(node, _ARITHMETIC):
             # ``(ascii(ssn) - 53) * 4611686018427387904`` overflows exactly for some values: an error oracle
-            # (and the result would be NULL anyway: a number derived from a masked value)
+            # (and the result would be NULL anyway: a number derived from a masked value); every operand of a
+            # number operator, the dividend and a unary minus too, is converted to a number first: MySQL warns
+            # (``replace(substr(ssn, 1, 1), '5', 'x') DIV 1`` exactly for a 5), DuckDB may fail
             self.lineage.uses.append(
                 ("arithmetic", combine(self.expr(c, scope, ctes) for c in node.iter_expressions()))
             )
@@ -298,6 +311,19 @@ class Walker:
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
+        if isinstance(node, _LOGICAL):
+            # ``x AND true``, ``NOT x`` of a value that is no truth value converts it: MySQL with a warning
+            # (``NOT replace(substr(ssn, 1, 1), '5', 'x')`` warns exactly for a 5), DuckDB with an error for
+            # text that is no boolean; operands that are comparisons are recorded as such
+            for key, _, origin in keyed:
+                operand = node.args.get(key)
+                while isinstance(operand, exp.Paren):
+                    operand = operand.this
+                if not isinstance(operand, _TRUTH_VALUES):
+                    self.lineage.uses.append(("a logical operator", origin))
+        if isinstance(node, exp.Filter) and isinstance(node.expression, exp.Expression):
+            # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate
+            self.lineage.uses.append(("FILTER", combine(o for k, _, o in keyed if k == "expression")))
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
