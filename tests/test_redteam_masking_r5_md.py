@@ -454,3 +454,32 @@ def test_duckdb_filters_and_logic_over_other_columns_run(duck: tuple[Run, Run]) 
         "bool_and(id > 0 OR city = 'x'), sum(-id), sum(id // 2) FROM rt5md_p"
     )
     assert run(sql) == raw_run(sql) == [(1, 2, True, -6, 2)]
+
+
+def test_duckdb_group_by_all_leaves_aggregates_out(duck: tuple[Run, Run]) -> None:
+    """Over-refusal: DuckDB's ``GROUP BY ALL`` (which the relation API adds to ``rel.max('ssn')``,
+    ``rel.list()``, ``rel.describe()``...) groups by the outputs that hold no aggregate; ``max(ssn)`` there is
+    no grouping by the SSN. A bare or computed SSN still is."""
+    run, raw_run = duck
+    assert run("SELECT max(ssn), city FROM rt5md_p GROUP BY ALL ORDER BY city") == [
+        ("[US_SSN]", "Lyon"), ("[US_SSN]", "Paris"), ("[US_SSN]", "Rome")
+    ]  # fmt: skip
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE rt5md_r " + DDL.format(t="varchar"))
+    raw.executemany("INSERT INTO rt5md_r VALUES (?,?,?,?,?,?,?)", ROWS)
+    rel = _wrap(raw).sql("SELECT id, ssn, city FROM rt5md_r")
+    try:
+        assert rel.max("ssn").fetchall() == [("[US_SSN]",)]
+        assert rel.string_agg("ssn").fetchall() == [("[US_SSN]",)]
+        described = {r[0]: r for r in rel.describe().fetchall()}
+        assert described["min"][1:] == (1.0, "[US_SSN]", "Lyon") and described["max"][3] == "Rome"
+    finally:
+        raw.close()
+    for sql in (
+        "SELECT ssn, count(*) FROM rt5md_p GROUP BY ALL",
+        "SELECT upper(ssn), max(id) FROM rt5md_p GROUP BY ALL",
+        "SELECT lower(ssn), string_agg(city) FROM rt5md_p GROUP BY ALL",
+    ):
+        assert len(raw_run(sql)) == 3
+        assert _observe(run, sql) == "refused", sql

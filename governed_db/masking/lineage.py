@@ -515,6 +515,7 @@ class Walker:
             # LATERAL subqueries and table functions see the FROM items before them
             self.add_source(scope, join.this, ctes, scope, nested)
         outputs: list[Output] = []
+        aggregated: set[int] = set()
         exact = True
         shifted_from: int | None = None
         start, shifts = 0, False
@@ -576,9 +577,12 @@ class Walker:
                 outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
             finally:
                 self.top = outer
+            if _aggregates(proj, node):
+                aggregated.add(len(outputs) - 1)
         if shifts and shifted_from is None:
             shifted_from = start
         scope.projections = outputs
+        scope.aggregated = frozenset(aggregated)
         scope.shifted_from = shifted_from
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
@@ -699,8 +703,12 @@ class Walker:
         every = part.args.get("all") is True or any(
             isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL" for i in items
         )
-        if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column
-            self.lineage.uses.extend((clause, o.origin) for o in scope.projections)
+        if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column (GROUP BY: but its aggregates)
+            self.lineage.uses.extend(
+                (clause, o.origin)
+                for i, o in enumerate(scope.projections)
+                if clause != "GROUP BY" or i not in scope.aggregated
+            )
         for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
             extra = part.args.get(key)
             items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
@@ -753,6 +761,12 @@ def _by_name(left: list[Output], right: list[Output]) -> list[Output] | None:
         plain = all(o.kind in ("column", "const") for o in found)
         paired.append(Output(name, combine(found, kind="column" if plain else "expr")))
     return paired
+
+
+def _aggregates(proj: exp.Expression, query: exp.Select) -> bool:
+    """Whether a select-list item holds an aggregate of ``query`` itself (not of a subquery, not a window):
+    DuckDB's ``GROUP BY ALL`` leaves such items out of the grouping."""
+    return any(agg.find_ancestor(exp.Window, exp.Select) is query for agg in proj.find_all(exp.AggFunc))
 
 
 def _counts_rows(node: exp.Count) -> bool:
