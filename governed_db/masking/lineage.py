@@ -67,7 +67,7 @@ _ARITHMETIC: tuple[type[exp.Expression], ...] = (
 )  # fmt: skip
 #: logical operators, and the operands that already are truth values (comparisons are recorded as such)
 _LOGICAL: tuple[type[exp.Expression], ...] = (exp.And, exp.Or, exp.Xor, exp.Not)
-_TRUTH_VALUES: tuple[type[exp.Expression], ...] = (
+_TRUTH_VALUES: tuple[type, ...] = (
     exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Null, exp.Exists,
 )  # fmt: skip
 #: dialects where comparing a text with a number converts it silently or fails at plan time, never per value:
