@@ -128,6 +128,11 @@ _CHANGED_ROWS = [
     "START TRANSACTION; INSERT INTO {t} (id, ssn) VALUES (1, '{G}') ON DUPLICATE KEY UPDATE ssn = VALUES(ssn); "
     "ROLLBACK",
     "START TRANSACTION; INSERT INTO {t} (id, city) VALUES (1, 'x') ON DUPLICATE KEY UPDATE ssn = '{G}'; ROLLBACK",
+    # REPLACE reports 1 for a row replaced by an identical one, 2 otherwise
+    "START TRANSACTION; REPLACE INTO {t} VALUES (1, 'Alice Smith', 'alice@example.com', '{G}', '+1 415 555 0132', "
+    "'4111111111111111', 'Paris'); ROLLBACK",
+    "START TRANSACTION; REPLACE INTO {t} SET id = 1, full_name = 'Alice Smith', email = 'alice@example.com', "
+    "ssn = '{G}', phone = '+1 415 555 0132', card = '4111111111111111', city = 'Paris'; ROLLBACK",
 ]
 
 
@@ -152,6 +157,7 @@ def test_mariadb_affected_rows_tell_no_equality(my: My, template: str) -> None:
         "UPDATE {t} SET city = 'Nice' WHERE id = 1",
         "INSERT INTO {t} (id, city) VALUES (1, 'x') ON DUPLICATE KEY UPDATE city = 'Nice'",
         "INSERT INTO {t} (id, ssn) VALUES (9, '999-99-9999')",  # no key compares it with the stored ones
+        "REPLACE INTO {t} (id, city) VALUES (1, 'Paris')",  # the SSN becomes NULL: 2 whatever it was
     ],
 )
 def test_mariadb_innocent_writes_keep_running(my: My, sql: str) -> None:

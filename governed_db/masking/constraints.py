@@ -128,8 +128,8 @@ _CHANGED_ROWS = (
 def changed_row_uses(
     writes: list[Written], constraints_of: ConstraintsOf, dialect: str
 ) -> list[tuple[str, Origin]]:
-    """MySQL/MariaDB count an UPDATE's (and ``ON DUPLICATE KEY UPDATE``'s) affected rows as the rows it
-    *changed*: ``UPDATE t SET ssn = '536-22-8726' WHERE id = 1`` reports 0 exactly when that is the stored
+    """MySQL/MariaDB count an UPDATE's (and ``ON DUPLICATE KEY UPDATE``'s, ``REPLACE``'s) affected rows as the
+    rows it *changed*: ``UPDATE t SET ssn = '536-22-8726' WHERE id = 1`` reports 0 exactly when that is the stored
     SSN (``ROW_COUNT()``, and an ``ON UPDATE CURRENT_TIMESTAMP`` column, say the same), and a transaction
     rolled back afterwards keeps the value. So on MySQL every column an UPDATE gives a value (NULL and
     DEFAULT compare nothing a masked value hides) is a use of its stored value; on the other databases an
@@ -137,8 +137,11 @@ def changed_row_uses(
     if dialect != "mysql":
         return []
     uses: list[tuple[str, Origin]] = []
+    # ``REPLACE INTO t VALUES (...)`` reports 1 when the row it replaces is the same as the new one and 2 when
+    # it differs: the values it gives are compared with the stored row's the same way
+    replaced = {w.table for w in writes if w.kind == "delete"}
     for w in writes:
-        if w.kind != "update":
+        if w.kind != "update" and not (w.kind == "insert" and w.table in replaced):
             continue
         given = w.columns
         if given is None:  # any column may be given a value: every column of the table (fail closed)
