@@ -298,6 +298,7 @@ _X = "replace(substr(ssn, 1, 1), '{G}', 'x')"
 _MY_OPERATORS = [
     f"SELECT {_X} AND 1 FROM {{t}} WHERE id = 1",
     f"SELECT {_X} OR 0 FROM {{t}} WHERE id = 1",
+    f"SELECT {_X} || 0 FROM {{t}} WHERE id = 1",  # a logical OR on MariaDB (no PIPES_AS_CONCAT)
     f"SELECT {_X} XOR 0 FROM {{t}} WHERE id = 1",
     f"SELECT NOT {_X} FROM {{t}} WHERE id = 1",
     f"SELECT -{_X} FROM {{t}} WHERE id = 1",
