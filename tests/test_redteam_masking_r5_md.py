@@ -490,3 +490,28 @@ def test_duckdb_group_by_all_leaves_aggregates_out(duck: tuple[Run, Run]) -> Non
     ):
         assert len(raw_run(sql)) == 3
         assert _observe(run, sql) == "refused", sql
+
+
+def test_duckdb_filter_searches_free_text_like_a_where() -> None:
+    """A FILTER's condition is judged like a WHERE: a word search of a note that holds SSNs runs and counts
+    what the WHERE would (it came back NULL: the count was taken as derived from the note), a search that
+    could match inside an SSN is refused for a right and a wrong guess alike."""
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE rt5md_n (id int, notes varchar)")
+    notes = ["refund requested, SSN 536-22-8726", "call about refund 219-45-1234", "ssn on file 078-05-1120",
+             "shipping delayed", "refund done", "nothing"]  # fmt: skip
+    raw.executemany("INSERT INTO rt5md_n VALUES (?, ?)", list(enumerate(notes)))
+    conn = _wrap(raw)
+
+    def run(sql: str) -> Any:
+        return conn.execute(sql).fetchall()
+
+    try:
+        assert run("SELECT count(*) FILTER (WHERE notes LIKE '%refund%') FROM rt5md_n") == [(3,)]
+        assert run("SELECT count(*) FROM rt5md_n WHERE notes LIKE '%refund%'") == [(3,)]
+        probe = "SELECT count(*) FILTER (WHERE notes LIKE '%{G}-22%') FROM rt5md_n"
+        assert raw.execute(probe.format(G="536")).fetchall() != raw.execute(probe.format(G="537")).fetchall()
+        assert [_observe(run, probe.format(G=g)) for g in ("536", "537")] == ["refused", "refused"]
+    finally:
+        raw.close()

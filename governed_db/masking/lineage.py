@@ -322,8 +322,12 @@ class Walker:
                 if not isinstance(operand, _TRUTH_VALUES):
                     self.lineage.uses.append(("a logical operator", origin))
         if isinstance(node, exp.Filter) and isinstance(node.expression, exp.Expression):
-            # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate
+            # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate, judged as
+            # one (refused over a masked x); the result is the aggregate's, as under a WHERE
             self.lineage.uses.append(("FILTER", combine(o for k, _, o in keyed if k == "expression")))
+            return combine((o for k, _, o in keyed if k == "this"), kind=next(
+                (o.kind for k, _, o in keyed if k == "this"), "expr"
+            ))
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
