@@ -338,6 +338,37 @@ def test_mariadb_operators_over_other_columns_run(my: My) -> None:
     assert my.run(sql) == my.truth(sql)
 
 
+def test_mariadb_operators_over_masked_numbers_still_run(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+    """Look-alikes: over a masked column declared as a number (a salary), or a number computed from one, MySQL
+    converts nothing: dividing, negating or testing it runs (a number derived from a masked value is NULL);
+    the same over a text or a text aggregate is refused."""
+    import pymysql
+
+    t = f"rt5md_s_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id int primary key, full_name varchar(50), salary decimal(10,2))")
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s)", [(1, "Alice Smith", 85000), (2, "Bob Jones", 62000)])
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    conn = _wrap(raw)
+
+    def run(sql: str) -> Any:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchall()
+
+    try:
+        assert run(f"SELECT salary / 12, -salary, salary DIV 1000, NOT salary FROM {t} WHERE id = 1") == (
+            (None, None, None, None),
+        )
+        assert run(f"SELECT avg(salary) / 12, -(sum(salary)), length(full_name) DIV 2 FROM {t}") == ((None, None, None),)
+        for sql in (f"SELECT max(full_name) / 1 FROM {t}", f"SELECT -full_name FROM {t}", f"SELECT NOT full_name FROM {t}"):
+            assert _observe(run, sql) == "refused", sql
+    finally:
+        raw.close()
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
 # -- DuckDB -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def duck() -> Iterator[tuple[Run, Run]]:

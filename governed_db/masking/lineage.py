@@ -61,12 +61,23 @@ _OPAQUE = (exp.Count, exp.Exists)
 _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
 #: number operators: each operand is converted to a number (MySQL warns, DuckDB may fail) and the result can
 #: overflow
-_ARITHMETIC: tuple[type[exp.Expression], ...] = (
-    exp.Add, exp.Sub, exp.Mul, exp.Pow, exp.Div, exp.Mod, exp.IntDiv, exp.Neg, exp.BitwiseNot, exp.BitwiseAnd,
-    exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseLeftShift, exp.BitwiseRightShift,
+_ARITHMETIC: tuple[type[exp.Expression], ...] = (exp.Add, exp.Sub, exp.Mul, exp.Pow)
+#: number operators whose operands MySQL converts with a warning when they are text (a dividend, a unary minus,
+#: bitwise operators); elsewhere text there is a type error before any row is read (PostgreSQL, DuckDB) or a
+#: silent conversion (SQLite), and a number cannot overflow them
+_CONVERTING_OPERATORS: tuple[type[exp.Expression], ...] = (
+    exp.Div, exp.Mod, exp.IntDiv, exp.Neg, exp.BitwiseNot, exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor,
+    exp.BitwiseLeftShift, exp.BitwiseRightShift,
 )  # fmt: skip
-#: logical operators, and the operands that already are truth values (comparisons are recorded as such)
+#: nodes whose result is a number whatever they are given (their own conversions are judged where they are):
+#: an operand of a number operator that converts nothing on MySQL (``avg(salary) / 12``)
+_NUMBERS: tuple[type[exp.Expression], ...] = (
+    *flow.CONVERTING, exp.Count, exp.Length, *_ARITHMETIC, *_CONVERTING_OPERATORS, exp.Literal,
+)  # fmt: skip
+#: logical operators, and the operands that already are truth values (comparisons are recorded as such); a
+#: value that is none converts with a warning on MySQL and with an error (text that is no boolean) on DuckDB
 _LOGICAL: tuple[type[exp.Expression], ...] = (exp.And, exp.Or, exp.Xor, exp.Not)
+_CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
 _TRUTH_VALUES: tuple[type, ...] = (
     exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Null, exp.Exists,
 )  # fmt: skip
@@ -263,12 +274,23 @@ class Walker:
             self.lineage.uses.append(("division", self.expr(node.expression, scope, ctes)))
         if isinstance(node, _ARITHMETIC):
             # ``(ascii(ssn) - 53) * 4611686018427387904`` overflows exactly for some values: an error oracle
-            # (and the result would be NULL anyway: a number derived from a masked value); every operand of a
-            # number operator, the dividend and a unary minus too, is converted to a number first: MySQL warns
-            # (``replace(substr(ssn, 1, 1), '5', 'x') DIV 1`` exactly for a 5), DuckDB may fail
+            # (and the result would be NULL anyway: a number derived from a masked value)
             self.lineage.uses.append(
                 ("arithmetic", combine(self.expr(c, scope, ctes) for c in node.iter_expressions()))
             )
+        elif isinstance(node, _CONVERTING_OPERATORS) and self.dialect == "mysql":
+            # MySQL converts every operand to a number, with a warning unless it reads as one:
+            # ``replace(substr(ssn, 1, 1), '5', 'x') DIV 1`` warns exactly for a 5, ``-card`` says whether the
+            # card number holds spaces; a column's own value declared as a number (a masked salary) converts
+            # nothing
+            for child in node.iter_expressions():
+                value = self.expr(child, scope, ctes)
+                while isinstance(child, exp.Paren):
+                    child = child.this
+                if isinstance(child, _NUMBERS):
+                    continue  # a number already (its own conversions are judged where it is computed)
+                if value.kind not in ("column", "const") or not flow.declared_numbers(self.categories([value])):
+                    self.lineage.uses.append(("arithmetic", value))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
         if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and node is not self.top:
@@ -311,7 +333,7 @@ class Walker:
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
-        if isinstance(node, _LOGICAL):
+        if isinstance(node, _LOGICAL) and self.dialect in _CONVERTING_LOGIC:
             # ``x AND true``, ``NOT x`` of a value that is no truth value converts it: MySQL with a warning
             # (``NOT replace(substr(ssn, 1, 1), '5', 'x')`` warns exactly for a 5), DuckDB with an error for
             # text that is no boolean; operands that are comparisons are recorded as such
@@ -319,8 +341,14 @@ class Walker:
                 operand = node.args.get(key)
                 while isinstance(operand, exp.Paren):
                     operand = operand.this
-                if not isinstance(operand, _TRUTH_VALUES):
-                    self.lineage.uses.append(("a logical operator", origin))
+                if isinstance(operand, _TRUTH_VALUES):
+                    continue
+                if self.dialect == "mysql" and (
+                    isinstance(operand, _NUMBERS)
+                    or (origin.kind in ("column", "const") and flow.declared_numbers(self.categories([origin])))
+                ):
+                    continue  # MySQL takes a number as a truth value without converting it
+                self.lineage.uses.append(("a logical operator", origin))
         if isinstance(node, exp.Filter) and isinstance(node.expression, exp.Expression):
             # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate, judged as
             # one (refused over a masked x); the result is the aggregate's, as under a WHERE
