@@ -30,7 +30,7 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.constraints import constraint_uses, ddl_uses
+from governed_db.masking.constraints import changed_row_uses, constraint_uses, ddl_uses
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
@@ -242,6 +242,7 @@ class MaskingState:
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
         if lineage.writes:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
+            lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
         return lineage

@@ -375,6 +375,12 @@ _NUMBER_LIKE = frozenset({"int", "float", "bool", "date"})
 CONVERTING: tuple[type[exp.Expression], ...] = (*_NUMERIC, exp.TsOrDsToDate)
 
 
+def declared_numbers(categories: list[str]) -> bool:
+    """Whether the columns read (their declared type categories) are all numbers, booleans or dates: MySQL
+    converts them to a number without a warning (an unknown type counts as text: fail closed)."""
+    return bool(categories) and all(c in _NUMBER_LIKE for c in categories)
+
+
 def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> str | None:
     """Why a numeric or date function over columns' own values is an oracle on MySQL/MariaDB, or ``None``.
 
@@ -386,7 +392,7 @@ def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> 
     row, and SQLite converts silently."""
     if dialect != "mysql" or not isinstance(node, CONVERTING):
         return None
-    if categories and all(c in _NUMBER_LIKE for c in categories):
+    if declared_numbers(categories):
         return None
     return f"{name_of(node)}() of a text column (MySQL warns unless the whole value reads as a number or a date)"
 
