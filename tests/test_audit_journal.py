@@ -420,3 +420,37 @@ def test_a_statement_racing_the_journal_being_closed_is_written_directly(tmp_pat
     stmts = [r for r in read_records(path) if R.is_statement(r)]
     assert [s["outcome"] for s in stmts] == ["ok", "ok"]
     assert verify(path, key=KEY).ok
+
+
+def test_a_store_that_cannot_be_written_stops_statements_at_the_next_chaining(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store turns unwritable while intents wait in the journal: the statement that chains them is refused
+    (production), and every later one too — none runs with its intent only in the journal while the store is
+    known to fail; once the store is writable again nothing journaled is missing and it verifies."""
+    _quiet(monkeypatch)
+    monkeypatch.setattr(store_module, "_DRAIN_AT", 5)
+    path, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_proc(path), environment="production")
+    conn.execute("INSERT INTO t VALUES (0)")
+    path.rename(tmp_path / "moved-away")
+    path.mkdir()  # nothing can be appended at the path now
+    ran = 0
+    with pytest.raises(governed_db.GovernanceFault):
+        for i in range(1, 20):
+            conn.execute(f"INSERT INTO t VALUES ({i})")
+            ran += 1
+    assert ran <= 5  # at most what fits before the first chaining
+    for _ in range(3):
+        with pytest.raises(governed_db.GovernanceFault):
+            conn.execute("INSERT INTO t VALUES (100)")
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0]
+    assert rows == 1 + ran
+    path.rmdir()
+    (tmp_path / "moved-away").rename(path)
+    conn.execute("INSERT INTO t VALUES (200)")
+    inserts = [r for r in read_records(path) if R.is_statement(r) and r["attrs"].get("db.operation.name") == "INSERT"
+               and r["outcome"] == "ok"]
+    assert len(inserts) == rows + 1
+    assert verify(path, key=KEY).ok

@@ -174,6 +174,9 @@ class AuditStore:
         self._journal: J.Journal | None = None
         #: orphaned journals (of processes that died) are chained in at the first locked write
         self._recover_due = True
+        #: the last attempt to chain the journal into the store failed: intents go to the store directly
+        #: (and are refused in production) until a write succeeds
+        self._failing = False
         self.appended = 0
         _stores.add(self)
 
@@ -217,7 +220,7 @@ class AuditStore:
         or when the journal is full, it is appended here. ``rec.seq`` is its place in the chain once written.
         """
         j = self._journal
-        if j is not None and j.pid == _PID[0]:
+        if j is not None and j.pid == _PID[0] and not self._failing:
             with j.lock:
                 items = self._journal_deferred(j) if j.deferred else []
                 try:
@@ -307,11 +310,17 @@ class AuditStore:
         with self._lock:
             if not self._waiting():
                 return
-            fd = self._lock_file()
             try:
-                self._flush_deferred(fd)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                fd = self._lock_file()
+                try:
+                    self._flush_deferred(fd)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            except BaseException:
+                # the store cannot be written: statements stop going to the journal, so the next one tries the
+                # store itself and is refused in production while it fails (what waits stays journaled)
+                self._failing = True
+                raise
 
     def _waiting(self) -> bool:
         j = self._journal
@@ -679,6 +688,7 @@ class AuditStore:
                     body.seq = -1
             raise
         self._end += len(data)
+        self._failing = False
         self._seq, self._hash, self._last_type = seq, digest, str(kind)
         self._dirty = True
         self._last_append = time.monotonic()
