@@ -32,6 +32,7 @@ from governed_db.masking.classify import (
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.constraints import constraint_uses, ddl_uses
 from governed_db.masking.lineage import Lineage, Origin, trace
+from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
@@ -40,6 +41,22 @@ if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
 #: ``DECLARE name ... CURSOR``, after any leading comments
+def _schema_pragma(tree: exp.Expression) -> bool:
+    """``PRAGMA table_info(t)`` / ``PRAGMA main.index_list('t')``: a schema pragma over a name (not a query)."""
+    if not isinstance(tree, exp.Pragma):
+        return False
+    call = tree.this
+    if isinstance(call, exp.EQ):
+        name, args = call.this, [call.expression]
+    elif isinstance(call, exp.Anonymous):
+        name, args = call.this, list(call.expressions)
+    else:
+        name, args = call, []
+    name = name.name if isinstance(name, exp.Expression) else name
+    simple = (exp.Column, exp.Identifier, exp.Literal, exp.Var)
+    return str(name).lower() in SCHEMA_PRAGMAS and all(isinstance(a, simple) for a in args)
+
+
 _DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
 CURSOR_USE = "a cursor (FETCH would return it unmasked)"
 #: a table whose catalog could not be read is tried again after this many seconds
@@ -96,6 +113,8 @@ class StatementFacts:
     writes: bool = False
     #: ``SHOW WARNINGS``/``SHOW ERRORS``: messages that quote values of earlier statements
     diagnostics: bool = False
+    #: a SQLite schema pragma (``PRAGMA table_info(t)``): column names and types, never values
+    schema: bool = False
 
 
 class MaskingState:
@@ -360,7 +379,7 @@ class MaskingState:
             else ()
         )
         diagnostics = isinstance(tree, exp.Show) and tree.name.upper() in ("WARNINGS", "ERRORS")
-        return StatementFacts(lineage, literals, writes, diagnostics)
+        return StatementFacts(lineage, literals, writes, diagnostics, _schema_pragma(tree))
 
     # -- who sees what ---------------------------------------------------------------------------
     def grants(self, identity: Identity) -> list[Grant]:

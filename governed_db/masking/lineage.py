@@ -36,7 +36,7 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
-from governed_db.masking.names import PURE_FUNCTIONS, STORAGE_FUNCTIONS
+from governed_db.masking.names import PURE_FUNCTIONS, SCHEMA_PRAGMA_FUNCTIONS, STORAGE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -330,10 +330,12 @@ class Walker:
             return CONST
         if (
             isinstance(node, exp.Anonymous)
-            and str(node.name).lower() in STORAGE_FUNCTIONS
+            and str(node.name).lower() in (STORAGE_FUNCTIONS | SCHEMA_PRAGMA_FUNCTIONS)
             and all(p.kind == "const" for p in parts)
         ):
-            return CONST  # pg_relation_filepath('t'): where a relation is stored, not what it holds
+            # pg_relation_filepath('t'): where a relation is stored, not what it holds; pragma_table_info('t'):
+            # its columns' names and types
+            return CONST
         if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
