@@ -285,11 +285,17 @@ _PHONE_RUN = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 _ONE_DIGIT_GROUP = re.compile(r"\.\d(?:\.|$)")
 
 
+_DECIMAL = re.compile(r"\d+\.\d+")
+
+
 def _dotted_version(text: str, start: int, raw: str) -> bool:
-    """A dotted run that is a version number (``Chrome/93.0.1001.155``, ``version 10.4.2.15``), not a phone
-    written with dots (``415.555.0142``, ``+44.20.7946.0958``)."""
+    """A dotted run that is a version number (``Chrome/93.0.1001.155``, ``version 10.4.2.15``) or a decimal
+    number (the seconds of ``10:11:12.123456``, ``48.856613``), not a phone written with dots
+    (``415.555.0142``, ``+44.20.7946.0958``)."""
     if "." not in raw or raw.startswith("+"):
         return False
+    if _DECIMAL.fullmatch(raw):
+        return True
     return _ONE_DIGIT_GROUP.search(raw) is not None or version_context(text, start)
 
 
