@@ -204,10 +204,7 @@ def test_schema_pragmas_come_back_exactly() -> None:
 def test_is_null_result_column_runs(engine: str) -> None:
     """``SELECT email IS NOT NULL`` converts nothing, so it is no comparison that could fail: it runs on every
     engine (a derived value: NULL), as ``WHERE email IS NOT NULL`` does."""
-    if engine == "duckdb":
-        raw = pytest.importorskip("duckdb").connect()
-    else:
-        raw = sqlite3.connect(":memory:")
+    raw = pytest.importorskip("duckdb").connect() if engine == "duckdb" else sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE people (id INTEGER, full_name VARCHAR, email VARCHAR)")
     raw.execute("INSERT INTO people VALUES (1, 'Alice Smith', 'alice@example.com'), (2, 'Bob Jones', NULL)")
     conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
@@ -359,7 +356,7 @@ def test_whole_number_phone_columns_are_masked(declared: str) -> None:
     """A ``phone NUMERIC`` column (SQLite stores 14155550142 as an integer) came back in clear: the name rule
     for phones skipped every NUMERIC/DECIMAL column as a fractional number."""
     rows = [(i, "Bob Jones", f"b{i}@example.org", "219-45-1234", 14155550100 + i, "5500005555555559", "Paris") for i in range(1, 6)]
-    raw, conn = sqlite_pair(rows, phone=declared)
+    _raw, conn = sqlite_pair(rows, phone=declared)
     got = outcome(conn, "SELECT id, phone FROM customers ORDER BY id")[1]
     assert [r[0] for r in got] == [1, 2, 3, 4, 5]
     assert not any(str(14155550100 + i) in repr(got) for i in range(1, 6))
