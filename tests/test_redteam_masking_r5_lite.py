@@ -367,3 +367,63 @@ def test_fractional_decimal_columns_named_like_phones_are_not_phones() -> None:
 
     assert classify_name("customers", "phone", "decimal(10, 2)") is None
     assert classify_name("customers", "phone", "numeric").label == "PHONE"  # type: ignore[union-attr]
+
+
+# -- user functions under names masking trusts ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["upper", "UPPER", "reverse", "md5", "total", "abs", "sum"])
+def test_sqlite_user_function_cannot_replace_a_known_one(name: str) -> None:
+    """``conn.create_function('upper', 1, f)`` then ``SELECT upper(ssn)``: masking lets ``upper`` through (its
+    result is masked whole), but the Python function was called with every raw SSN. Refused, naming the name."""
+    raw, conn = sqlite_pair()
+    seen: list[Any] = []
+    raw.create_function(name, 1, seen.append)  # the raw connection: the callback sees the SSNs
+    raw.execute(f"SELECT {name}(ssn) FROM customers").fetchall()
+    assert "536-22-8726" in seen
+    for register in (conn.create_function, conn.create_aggregate, conn.create_window_function):
+        with pytest.raises(governed_db.GuardrailViolation, match=f"'{name}' would replace one"):
+            register(name, 1, seen.append)
+
+
+def test_sqlite_user_functions_and_collations_of_their_own_still_register() -> None:
+    _, conn = sqlite_pair()
+    seen: list[Any] = []
+    conn.create_function("my_score", 1, lambda v: seen.append(v) or 7)
+    assert outcome(conn, "SELECT my_score(city) FROM customers ORDER BY id")[1] == [(7,), (7,)]
+    refused = outcome(conn, "SELECT my_score(ssn) FROM customers")  # a masked value given to it is a copy
+    assert refused[0] == "error" and "customers.ssn" in refused[2]
+    assert seen == ["Paris", "Lyon"]
+    conn.create_collation("backwards", lambda a, b: (a < b) - (a > b))
+    assert outcome(conn, "SELECT city FROM customers ORDER BY city COLLATE backwards")[1] == [("Paris",), ("Lyon",)]
+    with pytest.raises(governed_db.GuardrailViolation, match="'NOCASE' would replace one"):
+        conn.create_collation("NOCASE", lambda a, b: 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiosqlite_user_function_cannot_replace_a_known_one(anyio_backend: str) -> None:
+    aiosqlite = pytest.importorskip("aiosqlite")
+    raw = await aiosqlite.connect(":memory:")
+    try:
+        await raw.execute("CREATE TABLE customers (id integer primary key, full_name text, ssn text, city text)")
+        await raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
+        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        seen: list[Any] = []
+        for name in ("upper", "abs"):
+            with pytest.raises(governed_db.GuardrailViolation, match=f"'{name}' would replace one"):
+                await conn.create_function(name, 1, seen.append)
+        await conn.create_function("my_score", 1, lambda v: seen.append(v) or 7)
+        assert await conn.execute_fetchall("SELECT my_score(city) FROM customers") == [(7,)]
+        assert await conn.execute_fetchall("SELECT upper(ssn) FROM customers") == [("[US_SSN]",)]
+        assert seen == ["Paris"]
+    finally:
+        await raw.close()
+
+
+def test_sqlite_math_functions_may_stand_in() -> None:
+    """SQLAlchemy registers ``floor`` as ``math.floor`` on every connection: a C function of math keeps nothing."""
+    import math
+
+    _, conn = sqlite_pair()
+    conn.create_function("floor", 1, math.floor)
+    with pytest.raises(governed_db.GuardrailViolation, match="'floor' would replace one"):
+        conn.create_function("floor", 1, print)  # a builtin that writes the values somewhere

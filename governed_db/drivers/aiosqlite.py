@@ -20,7 +20,8 @@ from aiosqlite.context import Result
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
 from governed_db.drivers import innermost
 from governed_db.drivers._async import AsyncDriver
-from governed_db.drivers.sqlite import SqliteDriver
+from governed_db.drivers.sqlite import BUILTIN_FUNCTION_SQL, SqliteDriver, harmless_callable, shadowing
+from governed_db.masking.flow import known_function_name
 from governed_db.proxies import PrivateWithheld
 
 
@@ -103,6 +104,22 @@ class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
         lines = await govern(self._self_gov, "connection.iterdump", "VACUUM INTO 'iterdump'", None, dump)
         for line in lines:
             yield line
+
+    async def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        # as for sqlite3: a Python function under a name masking trusts (upper, reverse) would see raw values
+        if harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):
+            return await self.__wrapped__.create_function(name, *args, **kwargs)
+        if known_function_name(str(name), "sqlite"):
+            raise self._self_gov.refusal(shadowing(name, "function"))
+        try:
+            cur = await self.__wrapped__.execute(BUILTIN_FUNCTION_SQL, (str(name).lower(),))
+            builtin = bool(await cur.fetchall())
+            await cur.close()
+        except Exception:
+            builtin = True  # cannot tell: fail closed
+        if builtin:
+            raise self._self_gov.refusal(shadowing(name, "function"))
+        return await self.__wrapped__.create_function(name, *args, **kwargs)
 
     async def load_extension(self, path: Any) -> Any:
         return await govern(

@@ -568,3 +568,25 @@ def set_comparison(node: exp.Expression) -> str | None:
     if node.args.get("distinct") is not False:
         return "UNION (which removes duplicates)"
     return None
+
+
+def known_function_name(name: str, dialect: str) -> bool:
+    """True when analysis reads a call of ``name`` as a function it knows (sqlglot's own expression, or a name on
+    the lists of total, pure, set-returning or catalog functions), rather than an unknown one."""
+    from governed_db.masking.names import PURE_FUNCTIONS, SCHEMA_PRAGMA_FUNCTIONS, STORAGE_FUNCTIONS
+
+    low = name.lower()
+    if low in TOTAL_NAMES or low in PURE_FUNCTIONS or low in SET_RETURNING or low in STORAGE_FUNCTIONS:
+        return True
+    if low in SCHEMA_PRAGMA_FUNCTIONS or low in _FIRST_CONTROLS or low in _CONVERSIONS:
+        return True
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
+        return True  # a name SQL text can only quote: fail closed
+    try:
+        from sqlglot import parse_one
+
+        tree = parse_one(f"SELECT {name}(x)", read=dialect)
+    except Exception:
+        return True
+    call = tree.expressions[0] if tree.expressions else None
+    return not isinstance(call, exp.Anonymous)
