@@ -163,6 +163,17 @@ class Walker:
         if isinstance(call, exp.Anonymous) and str(call.name).lower() in duck.EMBEDDED_SQL:
             columns = duck.embedded(self, call)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+        if self.dialect == "sqlite" and isinstance(call, exp.Anonymous) and _maybe_table(str(call.name)):
+            table = exp.Table(this=exp.to_identifier(str(call.name)))
+            key, cols = self.columns_of(table)
+            if cols:
+                # ``SELECT rowid FROM notes_fts('alice')``: a full-text table called as a function is
+                # ``notes_fts MATCH 'alice'``: which rows come back says whether its text holds the words
+                self.lineage.uses.append(("a full-text MATCH", Origin("row", rows=frozenset({key}))))
+                for arg in call.expressions:
+                    self.expr(arg, scope or Scope([]), ctes)
+                src = self.table_source(table, ctes)
+                return Source(_alias_name(node) or src.alias, src.table, src.columns)
         inner = self.expr(call, scope or Scope([]), ctes)
         names = _alias_columns(node)
         if inner.kind == "const":
@@ -731,6 +742,17 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     if columns[:1] and columns[0][0] == "*":
         return columns
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
+
+
+def _maybe_table(name: str) -> bool:
+    """A table-valued call that may name a table of the database (a full-text table), not a known function."""
+    low = name.lower()
+    return not (
+        low in PURE_FUNCTIONS
+        or low in flow.SET_RETURNING
+        or low.startswith(("json", "pragma_"))
+        or low in ("generate_series", "dbstat", "fts5vocab", "zipfile", "csv")
+    )
 
 
 def trace(

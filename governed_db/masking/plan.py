@@ -96,7 +96,11 @@ class Access:
                 return True  # (text that merely might hold PII, a product description, may still be searched)
         for t in origin.rows:
             fields = self.hidden_fields(t)
-            if fields:
+            # a whole row decides as each of its columns would: text merely scanned (a product description,
+            # a full-text table's body) may be searched; one whose sample held items may not (decision 0192)
+            if fields and any(
+                cls is UNREADABLE or cls.found or self.masks(t, c) for c, cls in fields.items()
+            ):
                 return True
         if origin.kind == "unknown" and origin.hint:
             by_name = classify_name("", origin.hint, None)
