@@ -547,3 +547,22 @@ def test_generated_column_of_a_masked_column_is_masked(engine: str) -> None:
         assert refused[0] == "error" and "search_name" in refused[2]
     finally:
         cleanup()
+
+
+# -- SQLite writes with RETURNING under the effect guard -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO customers (id, city) VALUES (7, 'Rome') RETURNING id",
+        "UPDATE customers SET city = 'Nice' WHERE id = 2 RETURNING id, city",
+    ],
+)
+def test_sqlite_returning_under_the_effect_guard_is_a_clear_refusal(sql: str) -> None:
+    """A bounded write with RETURNING failed with a GovernanceFault after running (the savepoint could not be
+    released while its rows were unread): it is refused before it runs, saying what to do instead."""
+    raw, conn = sqlite_pair()
+    before = raw.execute("SELECT id, city FROM customers ORDER BY id").fetchall()
+    refused = outcome(conn, sql)
+    assert refused[0] == "error" and refused[1] == "GuardrailViolation" and "without RETURNING" in refused[2]
+    assert raw.execute("SELECT id, city FROM customers ORDER BY id").fetchall() == before
+    assert outcome(conn, sql.split(" RETURNING")[0])[0] == "rows"  # the write itself runs

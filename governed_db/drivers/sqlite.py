@@ -429,6 +429,8 @@ class SqliteDriver(Driver):
     dialect = "sqlite"
     db_system = "sqlite"
 
+    returning_in_progress = True
+
     def __init__(self, module: Any = None) -> None:
         super().__init__(module or sqlite3)
 
