@@ -566,3 +566,18 @@ def test_sqlite_returning_under_the_effect_guard_is_a_clear_refusal(sql: str) ->
     assert refused[0] == "error" and refused[1] == "GuardrailViolation" and "without RETURNING" in refused[2]
     assert raw.execute("SELECT id, city FROM customers ORDER BY id").fetchall() == before
     assert outcome(conn, sql.split(" RETURNING")[0])[0] == "rows"  # the write itself runs
+
+
+def test_full_text_tables_with_masked_columns_can_be_read() -> None:
+    """Every read of a full-text table holding a masked column was refused by the row-order guard (0160): a
+    virtual table's order was unknown. A full-text table scanned without MATCH returns rows by rowid."""
+    raw, conn = fts_pair()
+    for sql in (
+        "SELECT rowid, full_name FROM customers_fts WHERE rowid = 1",
+        "SELECT full_name, email FROM customers_fts ORDER BY rowid",
+        "SELECT * FROM customers_fts",
+        "SELECT * FROM people_fts4",
+    ):
+        got, want = outcome(conn, sql), outcome(raw, sql)
+        assert got[0] == "rows" and len(got[1]) == len(want[1]), sql
+        assert not [f for f in FTS_FRAGMENTS if f in repr(got)], sql

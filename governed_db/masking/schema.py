@@ -718,6 +718,17 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
     if found is None:
         return OrderFacts("other")
     kind, without_rowid = str(_values(found)[0]), bool(_values(found)[1])
+    if kind == "virtual":
+        cur.execute(
+            "SELECT sql FROM sqlite_master WHERE name = ? UNION ALL SELECT sql FROM sqlite_temp_master WHERE name = ?",
+            (name, name),
+        )
+        row = cur.fetchone()
+        module = _FTS_MODULE.search(str(_values(row)[0] or "")) if row is not None else None
+        if module is not None and module.group(1).lower() != "fts5vocab":
+            # a full-text table scanned without MATCH returns its rows by rowid, and has no index of its own
+            return OrderFacts("table", (), (("rowid",),))
+        return OrderFacts("other")
     if kind == "view":
         cur.execute(_SQLITE_VIEW, (name,))
         row = cur.fetchone()
