@@ -581,3 +581,34 @@ def test_full_text_tables_with_masked_columns_can_be_read() -> None:
         got, want = outcome(conn, sql), outcome(raw, sql)
         assert got[0] == "rows" and len(got[1]) == len(want[1]), sql
         assert not [f for f in FTS_FRAGMENTS if f in repr(got)], sql
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiosqlite_factories_never_see_a_value(anyio_backend: str) -> None:
+    """aiosqlite hands ``conn.row_factory``/``text_factory`` (and a cursor's ``row_factory``) to sqlite3, which
+    called them with every raw value — governed_db's own samples too — before masking (decision 0170 covered
+    sqlite3 only). Custom ones are refused; ``sqlite3.Row`` and ``None`` keep working, masked."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    raw = await aiosqlite.connect(":memory:")
+    try:
+        await raw.execute("CREATE TABLE customers (id integer primary key, full_name text, ssn text, city text)")
+        await raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
+        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        seen: list[Any] = []
+        with pytest.raises(governed_db.GuardrailViolation, match="row_factory"):
+            conn.row_factory = lambda cur, row: seen.append(row) or row
+        with pytest.raises(governed_db.GuardrailViolation, match="text_factory"):
+            conn.text_factory = lambda b: seen.append(b) or b.decode()
+        cur = await conn.cursor()
+        with pytest.raises(governed_db.GuardrailViolation, match="row_factory"):
+            cur.row_factory = lambda c, row: seen.append(row) or row
+        conn.row_factory = sqlite3.Row
+        rows = await conn.execute_fetchall("SELECT ssn, city FROM customers")
+        assert [tuple(r) for r in rows] == [("[US_SSN]", "Paris")] and rows[0]["city"] == "Paris"
+        conn.row_factory = None
+        conn.text_factory = str
+        assert await conn.execute_fetchall("SELECT ssn, city FROM customers") == [("[US_SSN]", "Paris")]
+        assert seen == []
+    finally:
+        await raw.close()

@@ -12,6 +12,7 @@ like sqlite3's.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,11 +22,37 @@ from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCurs
 from governed_db.drivers import innermost
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers.sqlite import BUILTIN_FUNCTION_SQL, SqliteDriver, harmless_callable, shadowing
+from governed_db.errors import GuardrailViolation
 from governed_db.masking.flow import known_function_name
 from governed_db.proxies import PrivateWithheld
 
 
+def _refuse_factory(gov: Any, what: str, factory: Any) -> None:
+    """aiosqlite hands a row or text factory to sqlite3 itself, which calls it with every raw value (governed_db's
+    own catalog samples too) before masking: only the factories masking reads natively are let through."""
+    allowed = (None, sqlite3.Row) if what == "row_factory" else (str, bytes, bytearray)
+    if factory in allowed:
+        return
+    name = getattr(factory, "__name__", type(factory).__name__)
+    raise gov.refusal(
+        GuardrailViolation(
+            f"refused by governed_db: {what} = {name} would be called with every value before masking. "
+            f"Next step: keep {'None or sqlite3.Row' if what == 'row_factory' else 'str, bytes or bytearray'}, "
+            "and convert the fetched (masked) rows instead."
+        )
+    )
+
+
 class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
+    @property
+    def row_factory(self) -> Any:
+        return self.__wrapped__.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        _refuse_factory(self._self_gov, "row_factory", factory)
+        self.__wrapped__.row_factory = factory
+
     async def executescript(self, sql_script: Any) -> Any:
         raw = self.__wrapped__
         out = await govern(
@@ -36,6 +63,24 @@ class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
 
 class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiosqliteCursor
+
+    @property
+    def row_factory(self) -> Any:
+        return self.__wrapped__.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        _refuse_factory(self._self_gov, "row_factory", factory)
+        self.__wrapped__.row_factory = factory
+
+    @property
+    def text_factory(self) -> Any:
+        return self.__wrapped__.text_factory
+
+    @text_factory.setter
+    def text_factory(self, factory: Any) -> None:
+        _refuse_factory(self._self_gov, "text_factory", factory)
+        self.__wrapped__.text_factory = factory
 
     @property
     def _connection(self) -> Any:
