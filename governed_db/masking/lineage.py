@@ -36,7 +36,7 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
-from governed_db.masking.names import PURE_FUNCTIONS, STORAGE_FUNCTIONS
+from governed_db.masking.names import PURE_FUNCTIONS, SCHEMA_PRAGMA_FUNCTIONS, STORAGE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -185,6 +185,17 @@ class Walker:
         if isinstance(call, exp.Anonymous) and str(call.name).lower() in duck.EMBEDDED_SQL:
             columns = duck.embedded(self, call)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+        if self.dialect == "sqlite" and isinstance(call, exp.Anonymous) and _maybe_table(str(call.name)):
+            table = exp.Table(this=exp.to_identifier(str(call.name)))
+            key, cols = self.columns_of(table)
+            if cols:
+                # ``SELECT rowid FROM notes_fts('alice')``: a full-text table called as a function is
+                # ``notes_fts MATCH 'alice'``: which rows come back says whether its text holds the words
+                self.lineage.uses.append(("a full-text MATCH", Origin("row", rows=frozenset({key}))))
+                for arg in call.expressions:
+                    self.expr(arg, scope or Scope([]), ctes)
+                src = self.table_source(table, ctes)
+                return Source(_alias_name(node) or src.alias, src.table, src.columns)
         inner = self.expr(call, scope or Scope([]), ctes)
         names = _alias_columns(node)
         if inner.kind == "const":
@@ -293,12 +304,13 @@ class Walker:
                     self.lineage.uses.append(("arithmetic", value))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
-        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and node is not self.top:
+        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
             tested = self.expr(node.this, scope, ctes)
             if tested.kind in ("column", "const"):
                 # ``WHERE email IS NOT NULL``: a plain column's NULLs show in its masked output anyway (as a
-                # result column it stays a derived value, NULL: decision 0027)
-                return CONST
+                # result column it stays a derived value, NULL: decision 0027). IS NULL converts nothing, so
+                # it is no comparison that could warn or fail on any engine (``SELECT email IS NOT NULL``)
+                return CONST if node is not self.top else Origin("expr", tested.sources, tested.rows)
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
@@ -388,10 +400,12 @@ class Walker:
             return CONST
         if (
             isinstance(node, exp.Anonymous)
-            and str(node.name).lower() in STORAGE_FUNCTIONS
+            and str(node.name).lower() in (STORAGE_FUNCTIONS | SCHEMA_PRAGMA_FUNCTIONS)
             and all(p.kind == "const" for p in parts)
         ):
-            return CONST  # pg_relation_filepath('t'): where a relation is stored, not what it holds
+            # pg_relation_filepath('t'): where a relation is stored, not what it holds; pragma_table_info('t'):
+            # its columns' names and types
+            return CONST
         if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
@@ -854,6 +868,17 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     if columns[:1] and columns[0][0] == "*":
         return columns
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
+
+
+def _maybe_table(name: str) -> bool:
+    """A table-valued call that may name a table of the database (a full-text table), not a known function."""
+    low = name.lower()
+    return not (
+        low in PURE_FUNCTIONS
+        or low in flow.SET_RETURNING
+        or low.startswith(("json", "pragma_"))
+        or low in ("generate_series", "dbstat", "fts5vocab", "zipfile", "csv")
+    )
 
 
 def trace(

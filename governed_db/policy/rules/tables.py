@@ -34,11 +34,15 @@ CREDENTIAL_TABLES = frozenset(
 #: reads the data past masking, so they are not schema discovery.
 VALUE_CATALOGS = frozenset(
     {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
-     "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3"}
+     "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
+     "sqlite_stat1", "dbstat"}
 )  # fmt: skip
+# sqlite_stat1 counts the rows per distinct value of each index prefix (after a row holding a guess is inserted,
+# ANALYZE says whether it equals a stored value); SQLite's dbstat reports each page's payload bytes (the summed
+# lengths of the values on it)
 #: Table functions that report column values: DuckDB's storage statistics hold each segment's min/max (the first
 #: bytes of the values) and string lengths
-VALUE_FUNCTIONS = frozenset({"pragma_storage_info"})
+VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat"})
 #: MySQL/MariaDB status counters that measure what the server computed *before* masking: ``Bytes_sent`` grows
 #: by the length of every value sent (``SELECT email ... WHERE id = 1`` tells its length, ``replace(ssn, '5',
 #: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. Lower case.
@@ -195,9 +199,9 @@ def _traffic(stmt: StatementInfo) -> str | None:
     family="tables",
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
-    "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info()) or counters that "
-    "measure results before masking (MySQL's Bytes_sent, in SHOW STATUS or the status tables), is never routine; "
-    "plain schema discovery stays allowed.",
+    "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
+    "sqlite_stat1 and dbstat) or counters that measure results before masking (MySQL's Bytes_sent, in SHOW STATUS "
+    "or the status tables), is never routine; plain schema discovery stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
 )
