@@ -115,26 +115,33 @@ class Journal:
 
     def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]]) -> bool:
         """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
-        mapping and queue the records; False when the journal is full (the caller writes them to the store
-        itself). Caller holds :attr:`lock`."""
+        mapping and queue the records (numbered, marked written); False when the journal is full or closed (the
+        caller writes them to the store itself). Caller holds :attr:`lock`."""
         number = self.frames
         parts = [_START.pack(self.epoch, number)]
-        for _rec, kind, a, b, rseq, rno in items:
-            parts += (_ITEM.pack(kind, len(a), len(b), rseq, rno), a, b)
+        pack = _ITEM.pack
+        for item in items:
+            a, b = item[2], item[3]
+            parts += (pack(item[1], len(a), len(b), item[4], item[5]), a, b)
         payload = b"".join(parts)
         if self.jkey is not None:
             payload += hashlib.blake2b(payload, key=self.jkey, digest_size=_TAG).digest()
         pos = self.wpos
-        end = pos + _FRAME.size + len(payload)
+        mid = pos + _FRAME.size
+        end = mid + len(payload)
         if end > self.size or self.closed:
             return False
-        self.mm[pos:end] = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        mm = self.mm
+        mm[mid:end] = payload
+        mm[pos:mid] = _FRAME.pack(len(payload), zlib.crc32(payload))
         self.wpos = end
         self.frames = number + len(items)
         queue = self.queue
-        for rec, *_ in items:
+        for item in items:
+            rec = item[0]
             if isinstance(rec, R.Prepared):
                 rec.frame = number
+                rec.written = True
             number += 1
             queue.append(rec)
         return True

@@ -60,7 +60,7 @@ DEFER_INTERVAL = 0.5
 #: so many deferred records wake the flusher at once (memory stays bounded under bursts)
 _MAX_DEFERRED = 256
 #: so many records waiting in the journal are chained into the store by the statement that finds them there
-_DRAIN_AT = 256
+_DRAIN_AT = 64
 _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
 _monotonic = time.monotonic  # the clock of the path check (a test moves it on)
 
@@ -231,11 +231,8 @@ class AuditStore:
                     items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
                     journaled = j.put(items)
                     if journaled:
-                        for item in items:
-                            r = item[0]
-                            if isinstance(r, R.Prepared):
-                                r.written = True
-                        del j.deferred[: len(items) - 1]
+                        if len(items) > 1:
+                            del j.deferred[: len(items) - 1]
                         rec.cached = pieces
                         if len(j.queue) < _DRAIN_AT:
                             return
