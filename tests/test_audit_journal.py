@@ -454,3 +454,39 @@ def test_a_store_that_cannot_be_written_stops_statements_at_the_next_chaining(
                and r["outcome"] == "ok"]
     assert len(inserts) == rows + 1
     assert verify(path, key=KEY).ok
+
+
+def test_a_process_with_many_stores_keeps_a_bounded_number_of_journals(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_LIVE open journals, further stores write their intents directly (one descriptor each, as before);
+    each journal costs one descriptor (the mapping's), and closing a store gives its slot back."""
+    monkeypatch.setattr(J, "MAX_LIVE", J._live[0] + 2)
+
+    def ours() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)):
+                found.append(target)
+        return found
+
+    procs = [_proc(tmp_path / f"s{i}" / "audit.jsonl") for i in range(4)]
+    conns = [governed_db.wrap(sqlite3.connect(":memory:"), audit=p, environment="production") for p in procs]
+    for c in conns:
+        c.execute("SELECT 1").fetchall()
+        c.execute("SELECT 2").fetchall()
+    with_journal = [p.store._journal is not None for p in procs]
+    assert with_journal == [True, True, False, False]
+    held = ours()
+    assert len(held) == 4 + 2 and sum(t.endswith(".wal") for t in held) == 2  # four store files, two journals
+    procs[0].store.close()
+    procs[2].store.close()
+    conns[2].execute("SELECT 3").fetchall()  # reopens, and gets the slot the first store gave back
+    assert procs[2].store._journal is not None
+    for p in procs:
+        assert [r["attrs"]["db.query.text"] for r in read_records(p.store.path) if R.is_statement(r)][:2] == [
+            "SELECT ?", "SELECT ?"]
+        p.store.close()

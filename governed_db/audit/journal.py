@@ -60,6 +60,17 @@ _SPAN = re.compile(rb'"span_id":"([0-9a-f]{16})"')
 _TYPE = re.compile(rb'"type":"([a-z_]+)"')
 
 
+#: journals one process keeps open at once (one descriptor and 4 MiB of mapping each); stores beyond that write
+#: their intents directly
+MAX_LIVE = 64
+_live = [0]
+_live_lock = threading.Lock()
+
+
+class TooMany(OSError):
+    """This process has :data:`MAX_LIVE` journals open already."""
+
+
 def wal_dir(store: Path) -> Path:
     return store.with_name(store.name + ".wal")
 
@@ -76,6 +87,18 @@ class Journal:
     """This process's journal of one store. :meth:`put` is the statement path; the store drains under its lock."""
 
     def __init__(self, store: Path, key: bytes | None, size: int = DEFAULT_SIZE) -> None:
+        with _live_lock:
+            if _live[0] >= MAX_LIVE:
+                raise TooMany(f"{MAX_LIVE} journals are open in this process already")
+            _live[0] += 1
+        try:
+            self._open(store, key, size)
+        except BaseException:
+            with _live_lock:
+                _live[0] -= 1
+            raise
+
+    def _open(self, store: Path, key: bytes | None, size: int) -> None:
         d = wal_dir(store)
         d.mkdir(mode=0o700, exist_ok=True)
         self.pid = os.getpid()
@@ -89,13 +112,16 @@ class Journal:
             # written once through, so the statement path never takes a page fault that allocates or converts
             # a block (measured: ~2 µs a statement on a fresh mapping otherwise)
             os.pwrite(fd, bytes(size), 0)
+            # the mapping keeps its own descriptor of the same open file, and with it the lock: one descriptor
+            # a journal, not two
             self.mm = mmap.mmap(fd, size)
         except BaseException:
-            os.close(fd)
             with contextlib.suppress(OSError):
                 self.path.unlink()
             raise
-        self.fd, self.size = fd, size
+        finally:
+            os.close(fd)
+        self.size = size
         self.jkey = journal_key(key) if key is not None else None
         self.label = key_label(key)
         self.lock = threading.Lock()
@@ -178,21 +204,22 @@ class Journal:
 
     def close(self, *, remove: bool) -> None:
         with self.lock:  # a statement copying a frame right now finishes first; later ones see it closed
+            if self.closed:
+                return
             self.closed = True
-        with contextlib.suppress(Exception):
-            self.mm.close()
-        with contextlib.suppress(OSError):
-            if remove:
+        if remove:  # unlinked while still locked: a recoverer never finds it half gone
+            with contextlib.suppress(OSError):
                 self.path.unlink()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        with contextlib.suppress(Exception):
+            self.mm.close()  # releases the lock
+        with _live_lock:
+            _live[0] -= 1
 
     def abandon(self) -> None:
         """In a forked child: the mapping and lock are the parent's; let go of them without touching the file."""
+        self.closed = True
         with contextlib.suppress(Exception):
             self.mm.close()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
 
 
 # -- recovery --------------------------------------------------------------------------------------------------
@@ -394,3 +421,12 @@ def resolve(records: list[Recovered], known: dict[tuple[str, str], int]) -> list
                 rec.intent = seq
         out.append(rec)
     return out
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    _live[0] = 0  # the parent's journals are abandoned by their stores in the child
+    _live_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

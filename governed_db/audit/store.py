@@ -582,6 +582,8 @@ class AuditStore:
             if self.journal and self.fsync_interval != 0 and self._journal is None:
                 try:
                     self._journal = J.Journal(self.path, self.key, J.DEFAULT_SIZE)
+                except J.TooMany:
+                    pass  # a process with that many stores open: this one writes its intents directly
                 except (OSError, ValueError) as e:  # no room, no mmap: every record is written directly
                     log.warning("governed_db audit: no write-ahead journal for %s (%s); records are written "
                                 "directly", self.path, e)
