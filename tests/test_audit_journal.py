@@ -490,3 +490,33 @@ def test_a_process_with_many_stores_keeps_a_bounded_number_of_journals(tmp_path:
         assert [r["attrs"]["db.query.text"] for r in read_records(p.store.path) if R.is_statement(r)][:2] == [
             "SELECT ?", "SELECT ?"]
         p.store.close()
+
+
+def test_a_reader_in_the_process_shows_statements_its_journal_could_not_chain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store cannot be written: the statements that ran with their intents only in this process's journal
+    are shown by a reader here (marked ``journal``), and by the indexed search."""
+    _quiet(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_proc(path), identity=Identity("dora"),
+                            environment="production")
+    conn.execute("SELECT 1").fetchall()
+    real = store_module.AuditStore._lock_file
+
+    def unwritable(self: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module.AuditStore, "_lock_file", unwritable)
+    conn.execute("SELECT 2").fetchall()
+    conn.execute("SELECT 3").fetchall()
+    shown = [r for r in read_records(path) if R.is_statement(r)]
+    assert len(shown) == 3
+    assert [r["outcome"] for r in shown] == ["ok", "ok", R.UNKNOWN]
+    raw_intents = [r for r in read_raw(path) if r.get("type") == R.INTENT]
+    assert [bool(r.get("journal")) for r in raw_intents] == [False, True, True]
+    from governed_db.audit.search import Query, search
+
+    assert len(list(search(path, Query(identity="dora")))) == 3
+    monkeypatch.setattr(store_module.AuditStore, "_lock_file", real)
+    assert len([r for r in read_records(path) if R.is_statement(r) and not r.get("journal")]) == 3
+    assert verify(path, key=KEY).ok

@@ -1144,7 +1144,42 @@ def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         if isinstance(rec.get("seq"), int):
             last = rec["seq"]
         yield rec
-    yield from _journal_view(live, last)
+    for rec in _journal_view(live, last):
+        last = rec["seq"]
+        yield rec
+    yield from _local_view(live, last)
+
+
+def _local_view(p: Path, last_seq: int) -> Iterator[dict[str, Any]]:
+    """What this process's own journals still hold for ``p`` after the reader's flush (the store could not be
+    written): those statements ran, so a reader here shows them, marked ``journal`` like a dead process's."""
+    target = p.resolve()
+    for store in list(_stores):
+        j = store._journal
+        if j is None or j.closed or not j.queue or store.path != target:
+            continue
+        with j.lock:
+            items = list(j.queue)
+        seqs: dict[int, int] = {}
+        for rec in items:
+            if not isinstance(rec, R.Prepared):
+                continue
+            last_seq += 1
+            seqs[id(rec)] = last_seq
+            try:
+                if isinstance(rec, R.PreparedOutcome):
+                    intent = rec.intent
+                    iseq = intent if type(intent) is int else seqs.get(id(intent), intent.seq)  # type: ignore
+                    pre, tail = rec.cached or rec.pieces()
+                    head = pre + b"%d," % iseq
+                else:
+                    head, tail = rec.parts()
+                body = R.parse_line(b'%b"prev":"","seq":%d,%b' % (head, last_seq, tail))
+            except (TypeError, ValueError):
+                body = None
+            if body is not None:
+                body["journal"] = j.path.name
+                yield body
 
 
 def _read_files(live: Path) -> Iterator[dict[str, Any]]:
@@ -1166,9 +1201,18 @@ def _read_files(live: Path) -> Iterator[dict[str, Any]]:
 
 
 def journal_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The statements still waiting in journals of ended processes, merged like :func:`read_records` (what an
-    indexed search adds to what the index finds)."""
-    yield from _merge(_journal_view(store_path(path)))
+    """The statements still waiting in journals (of ended processes, and this process's own when the store could
+    not be written), merged like :func:`read_records` (what an indexed search adds to what the index finds)."""
+    live = store_path(path)
+
+    def view() -> Iterator[dict[str, Any]]:
+        last = 1 << 62  # provisional seqs only pair intents with outcomes here
+        for rec in _journal_view(live, last):
+            last = rec["seq"]
+            yield rec
+        yield from _local_view(live, last)
+
+    yield from _merge(view())
 
 
 def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterator[dict[str, Any]]:
