@@ -334,7 +334,7 @@ def test_relation_query_pivot_over_masked_columns_is_refused(conn: Any) -> None:
         "FROM (PIVOT plain ON label USING count(*))",
         "SELECT * FROM (PIVOT (SELECT id, label FROM plain) ON label USING sum(id))",
         "SUMMARIZE plain",
-        "FROM (PIVOT people ON id USING count(*))",
+        "FROM (PIVOT people ON id USING count(*) GROUP BY id)",
     ],
 )
 def test_pivot_and_summarize_without_masked_values_run(conn: Any, sql: str) -> None:

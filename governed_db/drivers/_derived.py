@@ -43,8 +43,8 @@ _MAYBE_DERIVED = re.compile(r"pivot|summarize", re.IGNORECASE)  # also PIVOT_WID
 PIVOT_HOW = "PIVOT turns the values of its ON columns into column names (and its aggregates into cells)"
 UNPIVOT_HOW = "UNPIVOT moves the values of its columns into a column masking cannot trace"
 PIVOT_GROUP_HOW = (
-    "PIVOT groups rows by these columns (its GROUP BY, or every column it neither pivots on nor aggregates), "
-    "which compares their values; name non-masked GROUP BY columns"
+    "PIVOT groups its rows by its GROUP BY columns (without one, by every column it neither pivots on nor "
+    "aggregates), which compares their values"
 )
 SUMMARIZE_HOW = "SUMMARIZE reports min, max and quantiles of the column values"
 
@@ -126,7 +126,9 @@ def _group_columns(
     if not used:
         return [exp.Star()]
     key = "except_" if "except_" in exp.Star.arg_types else "except"
-    return [exp.Star(**{key: [exp.column(name) for name in sorted(used)]})]
+    # a constant keeps the probe valid when every column is pivoted on or aggregated (nothing is grouped)
+    nothing = exp.alias_(exp.Null(), "governed_db_nothing_grouped")
+    return [exp.Star(**{key: [exp.column(name) for name in sorted(used)]}), nothing]
 
 
 def _source(node: exp.Expression) -> exp.Expression:

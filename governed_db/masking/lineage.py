@@ -92,7 +92,6 @@ Declared = Callable[[str, str], "str | None"]
 _SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
 
 
-
 #: passes over a recursive CTE's step before its columns are given up as untraceable
 _FIXPOINT_ROUNDS = 6
 
@@ -102,6 +101,7 @@ def _named(columns: list[str], outs: list[Output], exact: bool) -> tuple[list[Ou
     if columns and len(columns) == len(outs):
         outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
     return outs, exact
+
 
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
@@ -145,6 +145,11 @@ class Walker:
         return Source(alias, key, _rename(columns, renamed) if columns is not None else None)
 
     def from_item(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Source:
+        pivots = node.args.get("pivots") if isinstance(node, (exp.Table, exp.Subquery)) else None
+        if pivots:
+            pivoted = self.pivoted_source(node, pivots, ctes, scope)
+            if pivoted is not None:
+                return pivoted
         if isinstance(node, exp.Table) and node.args.get("rows_from"):
             # PostgreSQL ``ROWS FROM (f(...), g(...))``: each function is walked like a table function (so what
             # it computes on is judged), and every column it yields is made of all their arguments
@@ -174,6 +179,38 @@ class Walker:
         # reads is known: keep it so a lost value over a sensitive table is still masked
         inner = combine(self.expr(child, scope or Scope([]), ctes) for child in node.iter_expressions())
         return Source(_alias_name(node), None, [("*", Origin("unknown", inner.sources, inner.rows))])
+
+    def pivoted_source(
+        self, node: exp.Expression, pivots: list[exp.Expression], ctes: Ctes, scope: Scope | None
+    ) -> Source | None:
+        """``t PIVOT (agg FOR col IN (...) [GROUP BY ...])``: the group columns, then one per IN value.
+
+        The group columns keep their origin by name; a column named after an IN value holds the aggregates
+        of the ``FOR`` columns' rows, made of what those read (checked value by value when that is nothing
+        sensitive). ``None``: a shape not modelled here (an UNPIVOT, several pivots, unknown columns).
+        """
+        pivot = pivots[0]
+        names = [c.name.lower() for c in pivot.args.get("columns") or []]
+        fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+        if len(pivots) != 1 or pivot.args.get("unpivot") or not names or not fields:
+            return None
+        base = node.copy()
+        base.set("pivots", None)
+        src = self.from_item(base, ctes, scope)
+        if src.columns is None:
+            return None
+        inner_scope = Scope([src])
+        made = [self.expr(e, inner_scope, ctes) for e in [*pivot.expressions, *(f.this for f in fields)]]
+        inner = combine(made)
+        cell = Origin("unknown", inner.sources, inner.rows)
+        group = pivot.args.get("group")
+        if isinstance(group, exp.Group) and group.expressions:
+            kept = [(g.alias_or_name.lower(), self.expr(g, inner_scope, ctes)) for g in group.expressions]
+        else:  # grouped by every column neither pivoted on nor aggregated
+            used = {c.name.lower() for e in [*pivot.expressions, *fields] for c in e.find_all(exp.Column)}
+            kept = [(n, o) for n, o in src.columns if n not in used]
+        alias = pivot.alias or _alias_name(node)
+        return Source(alias.lower() if alias else alias, None, kept + [(n, cell) for n in names])
 
     def function_source(
         self,
@@ -289,7 +326,9 @@ class Walker:
                     child = child.this
                 if isinstance(child, _NUMBERS):
                     continue  # a number already (its own conversions are judged where it is computed)
-                if value.kind not in ("column", "const") or not flow.declared_numbers(self.categories([value])):
+                if value.kind not in ("column", "const") or not flow.declared_numbers(
+                    self.categories([value])
+                ):
                     self.lineage.uses.append(("arithmetic", value))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
@@ -345,7 +384,10 @@ class Walker:
                     continue
                 if self.dialect == "mysql" and (
                     isinstance(operand, _NUMBERS)
-                    or (origin.kind in ("column", "const") and flow.declared_numbers(self.categories([origin])))
+                    or (
+                        origin.kind in ("column", "const")
+                        and flow.declared_numbers(self.categories([origin]))
+                    )
                 ):
                     continue  # MySQL takes a number as a truth value without converting it
                 self.lineage.uses.append(("a logical operator", origin))
@@ -353,9 +395,10 @@ class Walker:
             # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate, judged as
             # one (refused over a masked x); the result is the aggregate's, as under a WHERE
             self.lineage.uses.append(("FILTER", combine(o for k, _, o in keyed if k == "expression")))
-            return combine((o for k, _, o in keyed if k == "this"), kind=next(
-                (o.kind for k, _, o in keyed if k == "this"), "expr"
-            ))
+            return combine(
+                (o for k, _, o in keyed if k == "this"),
+                kind=next((o.kind for k, _, o in keyed if k == "this"), "expr"),
+            )
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
@@ -446,7 +489,9 @@ class Walker:
             columns = [c.name for c in (cte.args.get("alias").columns if cte.args.get("alias") else [])]
             # only under RECURSIVE does the name inside the body mean the CTE itself (elsewhere, and in SQLite
             # without the keyword, where it may mean either, it stays untraceable)
-            found = self.recursive(cte.this, name, columns, local, scope) if with_.args.get("recursive") else None
+            found = (
+                self.recursive(cte.this, name, columns, local, scope) if with_.args.get("recursive") else None
+            )
             local[name] = found or ([], False)
             if not local[name][0]:
                 # a recursive reference to itself is untraceable
@@ -464,7 +509,11 @@ class Walker:
         kind = str(clause.args.get("kind") or "").upper()
         what = "CYCLE" if kind == "CYCLE" else "SEARCH ... BY"
         named = clause.args.get("this")
-        names = {n.name.lower() for n in (named if isinstance(named, list) else [named]) if isinstance(n, exp.Expression)}
+        names = {
+            n.name.lower()
+            for n in (named if isinstance(named, list) else [named])
+            if isinstance(n, exp.Expression)
+        }
         for cte in with_.expressions:
             key = cte.alias_or_name.lower()
             outs, exact = local.get(key, ([], False))
@@ -752,13 +801,16 @@ class Walker:
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
 
-    def orderings(self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY") -> None:
+    def orderings(
+        self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY"
+    ) -> None:
         """ORDER BY / GROUP BY items, by expression, output name or position."""
         if part is None:
             return
         items = list(part.expressions)
         every = part.args.get("all") is True or any(
-            isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL" for i in items
+            isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL"
+            for i in items
         )
         if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column (GROUP BY: but its aggregates)
             self.lineage.uses.extend(
@@ -768,7 +820,9 @@ class Walker:
             )
         for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
             extra = part.args.get(key)
-            items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
+            items.extend(
+                e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression)
+            )
         for item in items:
             target = item.this if isinstance(item, exp.Ordered) else item
             if isinstance(target, exp.Literal) and target.is_int:
