@@ -1,0 +1,114 @@
+"""Red-team round 6 on DuckDB: a PIVOT groups its rows, and the standard PIVOT's columns.
+
+An agent identity in production with zero configuration. The finding shows the oracle on the raw connection,
+that the governed one observes a right and a wrong guess alike, and that look-alikes that reveal nothing still
+run (and are not over-masked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+
+duckdb = pytest.importorskip("duckdb")
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+ROWS = [
+    (1, "Alice Smith", "alice@example.com", "536-22-8726", "Paris"),
+    (2, "Ivan Petrov", "ivan@example.org", "219-45-1234", "Lyon"),
+]
+RIGHT, WRONG = "Alice Smith", "Bob Jones"
+
+
+@pytest.fixture
+def conns() -> Iterator[tuple[Any, Any]]:
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE t (id int primary key, full_name text, email text, ssn text, city text)")
+    raw.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [list(r) for r in ROWS])
+    yield raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    raw.close()
+
+
+def _observe(conn: Any, sql: str) -> Any:
+    """What the attacker sees: the rows, that it was refused, or the error's class."""
+    try:
+        return conn.execute(sql).fetchall()
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    except Exception as e:
+        return type(e).__name__
+
+
+# a guessed name put next to the stored ones: a PIVOT groups equal names into one row, so how many rows come
+# out (or which counts share a row) says whether the guess is a stored name
+PIVOT_GROUPING = [
+    "SELECT count(*) FROM (PIVOT (SELECT full_name, city FROM t UNION ALL SELECT '{g}', 'Paris') ON city "
+    "USING count(*))",
+    "SELECT count(*) FROM (PIVOT (SELECT full_name, city FROM t UNION ALL SELECT '{g}', 'Paris') ON city)",
+    "SELECT count(*) FROM (PIVOT (SELECT id, full_name, city FROM t UNION ALL SELECT 9, '{g}', 'Paris') "
+    "ON city USING max(id) GROUP BY full_name)",
+    "SELECT * FROM (PIVOT (SELECT full_name, city FROM t WHERE id = 1 UNION ALL SELECT '{g}', 'Lyon') ON city "
+    "USING count(*))",
+    "SELECT count(*) FROM (SELECT * FROM (SELECT full_name, city FROM t UNION ALL SELECT '{g}', 'Paris') "
+    "PIVOT (count(*) FOR city IN ('Paris', 'Lyon')))",
+]
+
+
+@pytest.mark.parametrize("sql", PIVOT_GROUPING)
+def test_pivot_groups_by_masked_columns_are_refused(conns: tuple[Any, Any], sql: str) -> None:
+    """A PIVOT groups its rows by its GROUP BY or, without one, by every column it neither pivots on nor
+    aggregates. Only its ON columns and aggregates were checked, so grouping by a masked name beside a
+    guessed one said (by the number of rows) whether the guess was stored: an equality oracle. The grouped
+    columns are now checked too, and a masked one is refused, naming it."""
+    raw, gov = conns
+    assert _observe(raw, sql.format(g=RIGHT)) != _observe(raw, sql.format(g=WRONG))  # the oracle is real
+    right, wrong = _observe(gov, sql.format(g=RIGHT)), _observe(gov, sql.format(g=WRONG))
+    assert right == wrong, (right, wrong)
+    assert "refused" in right and "full_name" in right and "GROUP BY" in right, right
+
+
+@pytest.mark.parametrize(
+    ("sql", "rows"),
+    [
+        ("SELECT * FROM (PIVOT (SELECT id, city FROM t) ON city USING count(*))", [(1, 0, 1), (2, 1, 0)]),
+        ("SELECT * FROM (PIVOT t ON city USING max(id) GROUP BY id)", [(1, None, 1), (2, 2, None)]),
+        ("SELECT * FROM (PIVOT (SELECT id, city FROM t) ON city USING max(id))", [(2, 1)]),
+        (
+            "SELECT * FROM t PIVOT (count(*) FOR city IN ('Paris', 'Lyon') GROUP BY id)",
+            [(1, 1, 0), (2, 0, 1)],
+        ),
+        (
+            "SELECT * FROM (SELECT id, city FROM t) PIVOT (count(*) FOR city IN ('Paris', 'Lyon'))",
+            [(1, 1, 0), (2, 0, 1)],
+        ),
+        (
+            "SELECT p.Paris, id FROM t PIVOT (count(*) FOR city IN ('Paris', 'Lyon') GROUP BY id) p",
+            [(1, 1), (0, 2)],
+        ),
+        (
+            "SELECT * FROM (SELECT id, city FROM t) s PIVOT (count(*) AS c, max(id) FOR city IN ('Paris', 'Lyon'))",
+            [(1, 1, 1, 2)],
+        ),
+    ],
+)
+def test_pivots_grouped_by_unmasked_columns_run_exactly(
+    conns: tuple[Any, Any], sql: str, rows: list[Any]
+) -> None:
+    """Look-alikes grouped by unmasked columns still run, with exact cells: the standard form's columns
+    named after its IN values (``Paris``) were untraceable and masked to NULL; they are now traced to the
+    aggregates of the FOR column's rows (nothing sensitive here), and a pivot that groups by nothing is no
+    longer refused for an empty probe."""
+    raw, gov = conns
+    assert raw.execute(sql).fetchall() == rows
+    assert gov.execute(sql).fetchall() == rows
+
+
+def test_standard_pivot_of_masked_cells_is_refused(conns: tuple[Any, Any]) -> None:
+    """``max(full_name)`` under a standard PIVOT's IN-value column is refused (masking cannot follow it)."""
+    _, gov = conns
+    with pytest.raises(governed_db.GuardrailViolation, match="full_name"):
+        gov.execute("SELECT * FROM t PIVOT (max(full_name) FOR city IN ('Paris', 'Lyon') GROUP BY id)")
