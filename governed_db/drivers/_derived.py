@@ -127,7 +127,7 @@ def _group_columns(
         return [exp.Star()]
     key = "except_" if "except_" in exp.Star.arg_types else "except"
     # a constant keeps the probe valid when every column is pivoted on or aggregated (nothing is grouped)
-    nothing = exp.alias_(exp.Null(), "governed_db_nothing_grouped")
+    nothing = exp.Alias(this=exp.Null(), alias=exp.to_identifier("governed_db_nothing_grouped"))
     return [exp.Star(**{key: [exp.column(name) for name in sorted(used)]}), nothing]
 
 

@@ -92,6 +92,7 @@ Declared = Callable[[str, str], "str | None"]
 _SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
 
 
+
 #: passes over a recursive CTE's step before its columns are given up as untraceable
 _FIXPOINT_ROUNDS = 6
 
@@ -101,7 +102,6 @@ def _named(columns: list[str], outs: list[Output], exact: bool) -> tuple[list[Ou
     if columns and len(columns) == len(outs):
         outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
     return outs, exact
-
 
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
@@ -326,9 +326,7 @@ class Walker:
                     child = child.this
                 if isinstance(child, _NUMBERS):
                     continue  # a number already (its own conversions are judged where it is computed)
-                if value.kind not in ("column", "const") or not flow.declared_numbers(
-                    self.categories([value])
-                ):
+                if value.kind not in ("column", "const") or not flow.declared_numbers(self.categories([value])):
                     self.lineage.uses.append(("arithmetic", value))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
@@ -384,10 +382,7 @@ class Walker:
                     continue
                 if self.dialect == "mysql" and (
                     isinstance(operand, _NUMBERS)
-                    or (
-                        origin.kind in ("column", "const")
-                        and flow.declared_numbers(self.categories([origin]))
-                    )
+                    or (origin.kind in ("column", "const") and flow.declared_numbers(self.categories([origin])))
                 ):
                     continue  # MySQL takes a number as a truth value without converting it
                 self.lineage.uses.append(("a logical operator", origin))
@@ -395,10 +390,9 @@ class Walker:
             # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate, judged as
             # one (refused over a masked x); the result is the aggregate's, as under a WHERE
             self.lineage.uses.append(("FILTER", combine(o for k, _, o in keyed if k == "expression")))
-            return combine(
-                (o for k, _, o in keyed if k == "this"),
-                kind=next((o.kind for k, _, o in keyed if k == "this"), "expr"),
-            )
+            return combine((o for k, _, o in keyed if k == "this"), kind=next(
+                (o.kind for k, _, o in keyed if k == "this"), "expr"
+            ))
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
@@ -489,9 +483,7 @@ class Walker:
             columns = [c.name for c in (cte.args.get("alias").columns if cte.args.get("alias") else [])]
             # only under RECURSIVE does the name inside the body mean the CTE itself (elsewhere, and in SQLite
             # without the keyword, where it may mean either, it stays untraceable)
-            found = (
-                self.recursive(cte.this, name, columns, local, scope) if with_.args.get("recursive") else None
-            )
+            found = self.recursive(cte.this, name, columns, local, scope) if with_.args.get("recursive") else None
             local[name] = found or ([], False)
             if not local[name][0]:
                 # a recursive reference to itself is untraceable
@@ -509,11 +501,7 @@ class Walker:
         kind = str(clause.args.get("kind") or "").upper()
         what = "CYCLE" if kind == "CYCLE" else "SEARCH ... BY"
         named = clause.args.get("this")
-        names = {
-            n.name.lower()
-            for n in (named if isinstance(named, list) else [named])
-            if isinstance(n, exp.Expression)
-        }
+        names = {n.name.lower() for n in (named if isinstance(named, list) else [named]) if isinstance(n, exp.Expression)}
         for cte in with_.expressions:
             key = cte.alias_or_name.lower()
             outs, exact = local.get(key, ([], False))
@@ -801,16 +789,13 @@ class Walker:
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
 
-    def orderings(
-        self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY"
-    ) -> None:
+    def orderings(self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY") -> None:
         """ORDER BY / GROUP BY items, by expression, output name or position."""
         if part is None:
             return
         items = list(part.expressions)
         every = part.args.get("all") is True or any(
-            isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL"
-            for i in items
+            isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL" for i in items
         )
         if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column (GROUP BY: but its aggregates)
             self.lineage.uses.extend(
@@ -820,9 +805,7 @@ class Walker:
             )
         for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
             extra = part.args.get(key)
-            items.extend(
-                e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression)
-            )
+            items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
         for item in items:
             target = item.this if isinstance(item, exp.Ordered) else item
             if isinstance(target, exp.Literal) and target.is_int:
