@@ -112,3 +112,48 @@ def test_standard_pivot_of_masked_cells_is_refused(conns: tuple[Any, Any]) -> No
     _, gov = conns
     with pytest.raises(governed_db.GuardrailViolation, match="full_name"):
         gov.execute("SELECT * FROM t PIVOT (max(full_name) FOR city IN ('Paris', 'Lyon') GROUP BY id)")
+
+
+# -- relation members that run the relation to measure it ------------------------------------------------------
+MEASURES = {
+    "filter().shape": lambda c, g: c.table("t").filter(f"full_name = '{g}'").shape,
+    "distinct().shape": lambda c, g: c.sql(f"SELECT full_name FROM t UNION ALL SELECT '{g}'").distinct().shape,
+    "pivot().shape": lambda c, g: c.sql(f"SELECT full_name, city FROM t UNION ALL SELECT '{g}', 'Paris'")
+    .pivot("city", ["Paris"], "count(*)")
+    .shape,
+    "explain(type='analyze')": lambda c, g: c.table("t").filter(f"full_name = '{g}'").explain(type="analyze"),
+}
+
+
+def _measure(conn: Any, case: str, guess: str) -> Any:
+    try:
+        out = MEASURES[case](conn, guess)
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    # a plan names the guess itself (its filter): what it says about the rows is the counts
+    return out if not isinstance(out, str) else out.replace(guess, "GUESS").count("0 rows")
+
+
+@pytest.mark.parametrize("case", sorted(MEASURES))
+def test_relation_measures_are_judged_like_len(conns: tuple[Any, Any], case: str) -> None:
+    """``rel.shape`` counts the relation's rows and ``rel.explain(type='analyze')`` runs it and reports the rows
+    each operator produced; both were passed through as metadata, so a filter, DISTINCT or PIVOT refused on
+    every read still answered through them (``(1, 5)`` vs ``(0, 5)``, "1 row" vs "0 rows"). They are now
+    judged like ``len(rel)``."""
+    raw, gov = conns
+    assert _measure(raw, case, RIGHT) != _measure(raw, case, WRONG)  # the oracle is real
+    right, wrong = _measure(gov, case, RIGHT), _measure(gov, case, WRONG)
+    assert right == wrong, (right, wrong)
+    assert "refused" in str(right) and "full_name" in str(right), right
+
+
+def test_relation_measures_of_innocent_relations_still_answer(conns: tuple[Any, Any]) -> None:
+    """Look-alikes that filter or pivot on unmasked columns keep their shape and plan."""
+    raw, gov = conns
+    assert gov.table("t").shape == raw.table("t").shape == (2, 5)
+    assert gov.table("t").filter("id = 1").shape == (1, 5)
+    pivot = "SELECT id, city FROM t"
+    assert gov.sql(pivot).pivot("city", ["Paris"], "count(*)").shape == (2, 2)
+    assert len(gov.sql(pivot).pivot("city", ["Paris"], "count(*)")) == 2  # was refused: its CTE was not found
+    assert "1 row" in gov.table("t").filter("id = 1").explain(type="analyze")
+    assert "Seq Scan" in gov.table("t").explain() or "SCAN" in gov.table("t").explain().upper()

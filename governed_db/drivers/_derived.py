@@ -59,14 +59,25 @@ def derived_probes(text: str, dialect: str) -> list[tuple[str, str]]:
         root = stmt.expression
         if root is None:
             continue
-        with_key = "with_" if "with_" in root.args else "with"  # the key sqlglot uses differs by release
-        with_ = root.args.get(with_key)
+        with_key = "with_" if "with_" in exp.Select.arg_types else "with"  # the key differs by sqlglot release
         for node in root.find_all(exp.Pivot, exp.Summarize):
+            with_ = _enclosing_with(node, with_key)
             for select, how in _node_probes(node):
                 if with_ is not None:  # the source may be a CTE of the statement
                     select.set(with_key, with_.copy())
                 probes.append((select.sql(dialect=out), how))
     return probes
+
+
+def _enclosing_with(node: exp.Expression, key: str) -> exp.Expression | None:
+    """The WITH clause nearest around ``node`` (a relation's SQL wrapped in ``SELECT count(*) FROM (...)``)."""
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get(key)
+        if isinstance(with_, exp.With):
+            return with_
+        parent = parent.parent
+    return None
 
 
 def refuse_derived_from_masked(gov: Governor, text: str, describe: Describe) -> None:
