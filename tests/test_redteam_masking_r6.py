@@ -157,3 +157,50 @@ def test_relation_measures_of_innocent_relations_still_answer(conns: tuple[Any, 
     assert len(gov.sql(pivot).pivot("city", ["Paris"], "count(*)")) == 2  # was refused: its CTE was not found
     assert "1 row" in gov.table("t").filter("id = 1").explain(type="analyze")
     assert "Seq Scan" in gov.table("t").explain() or "SCAN" in gov.table("t").explain().upper()
+
+
+# -- query profiles -----------------------------------------------------------------------------------------------
+def _profiled_buffer(conn: Any, enable: Any) -> Any:
+    """What the attacker reads back after profiling ``SELECT full_name FROM t``: the streaming buffer's size."""
+    try:
+        enable(conn)
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {type(e).__name__}"
+    conn.execute("SELECT full_name FROM t").fetchall()
+    import json
+
+    return json.loads(conn.get_profiling_information())["system"]["peak_streaming_buffer_size"]
+
+
+@pytest.mark.parametrize(
+    "enable",
+    [lambda c: c.enable_profiling(), lambda c: c.execute("PRAGMA enable_profiling")],
+    ids=["enable_profiling()", "PRAGMA enable_profiling"],
+)
+def test_profiling_is_a_setting_that_needs_approval(enable: Any) -> None:
+    """A query profile measures the result before masking: ``peak_streaming_buffer_size`` grows with the length
+    of the names a plain ``SELECT full_name`` returns (masked). ``conn.enable_profiling()`` passed through and
+    the bare ``PRAGMA enable_profiling`` was read as a report, while ``SET enable_profiling`` already needed
+    approval; both now do (a settings write), so a short and a long name look alike."""
+    raw_sizes, gov_sizes = [], []
+    for name in ("Al", "Alice Smith-Jones " * 40):
+        raw = duckdb.connect()
+        raw.execute("CREATE TABLE t (id int primary key, full_name text, city text)")
+        raw.executemany("INSERT INTO t VALUES (?, ?, ?)", [[1, name, "Paris"], [2, "Ivan Petrov", "Lyon"]])
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov_sizes.append(_profiled_buffer(gov, enable))
+        raw_sizes.append(_profiled_buffer(raw, lambda c: c.execute("PRAGMA enable_profiling = 'no_output'")))
+        raw.close()
+    assert raw_sizes[0] != raw_sizes[1]  # the oracle is real on the raw connection
+    assert gov_sizes == ["refused: ApprovalRequired"] * 2, gov_sizes
+
+
+def test_profiling_still_runs_where_no_approval_is_needed() -> None:
+    """A person in development profiles as before (the look-alike)."""
+    gov = governed_db.wrap(
+        duckdb.connect(), identity=governed_db.Identity("dana", kind="human"), environment="development", audit=False
+    )
+    gov.enable_profiling()
+    gov.execute("PRAGMA enable_profiling = 'no_output'")
+    gov.execute("SELECT 42").fetchall()
+    assert "operator" in gov.get_profiling_information()
