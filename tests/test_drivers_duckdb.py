@@ -45,7 +45,7 @@ def test_every_relation_member_is_classified() -> None:
     known = (
         rel_mod.ROW_OUTPUTS | rel_mod.FRAME_OUTPUTS | rel_mod.READER_OUTPUTS | rel_mod.DISPLAY_OUTPUTS
         | rel_mod.FILE_OUTPUTS | rel_mod.TABLE_OUTPUTS | rel_mod.COMPOSITION | rel_mod.CALLBACKS | rel_mod.METADATA
-        | rel_mod.STATEMENTS
+        | rel_mod.STATEMENTS | rel_mod.MEASURES
     )  # fmt: skip
     public = {n for n in dir(duckdb.DuckDBPyRelation) if not n.startswith("_")}
     assert public - known == set(), "review these new DuckDBPyRelation members and classify them"
@@ -334,7 +334,7 @@ def test_relation_query_pivot_over_masked_columns_is_refused(conn: Any) -> None:
         "FROM (PIVOT plain ON label USING count(*))",
         "SELECT * FROM (PIVOT (SELECT id, label FROM plain) ON label USING sum(id))",
         "SUMMARIZE plain",
-        "FROM (PIVOT people ON id USING count(*))",
+        "FROM (PIVOT people ON id USING count(*) GROUP BY id)",
     ],
 )
 def test_pivot_and_summarize_without_masked_values_run(conn: Any, sql: str) -> None:

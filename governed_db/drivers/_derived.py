@@ -9,6 +9,10 @@ reach them:
   pivot on ``ssn`` puts every SSN into ``cursor.description``. Its ``USING``
   aggregates (``max(ssn)``) and ``UNPIVOT``'s value column carry values into
   cells under names masking cannot trace back.
+* A ``PIVOT`` groups its rows by its ``GROUP BY`` columns or, without one, by
+  every source column it neither pivots on nor aggregates: how many rows come
+  out (and which counts share a row) says whether grouped values are equal,
+  so a masked group column confirms a guessed value put next to it by UNION ALL.
 * ``SUMMARIZE`` reports ``min``/``max``/quantiles of every column as rows.
 
 Before such a statement runs, each construct's inputs are described with a
@@ -38,6 +42,10 @@ _MAYBE_DERIVED = re.compile(r"pivot|summarize", re.IGNORECASE)  # also PIVOT_WID
 
 PIVOT_HOW = "PIVOT turns the values of its ON columns into column names (and its aggregates into cells)"
 UNPIVOT_HOW = "UNPIVOT moves the values of its columns into a column masking cannot trace"
+PIVOT_GROUP_HOW = (
+    "PIVOT groups its rows by its GROUP BY columns (without one, by every column it neither pivots on nor "
+    "aggregates), which compares their values"
+)
 SUMMARIZE_HOW = "SUMMARIZE reports min, max and quantiles of the column values"
 
 
@@ -51,14 +59,25 @@ def derived_probes(text: str, dialect: str) -> list[tuple[str, str]]:
         root = stmt.expression
         if root is None:
             continue
-        with_key = "with_" if "with_" in root.args else "with"  # the key sqlglot uses differs by release
-        with_ = root.args.get(with_key)
+        with_key = "with_" if "with_" in exp.Select.arg_types else "with"  # the key differs by sqlglot release
         for node in root.find_all(exp.Pivot, exp.Summarize):
+            with_ = _enclosing_with(node, with_key)
             for select, how in _node_probes(node):
                 if with_ is not None:  # the source may be a CTE of the statement
                     select.set(with_key, with_.copy())
                 probes.append((select.sql(dialect=out), how))
     return probes
+
+
+def _enclosing_with(node: exp.Expression, key: str) -> exp.Expression | None:
+    """The WITH clause nearest around ``node`` (a relation's SQL wrapped in ``SELECT count(*) FROM (...)``)."""
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get(key)
+        if isinstance(with_, exp.With):
+            return with_
+        parent = parent.parent
+    return None
 
 
 def refuse_derived_from_masked(gov: Governor, text: str, describe: Describe) -> None:
@@ -102,7 +121,25 @@ def _node_probes(node: exp.Expression) -> list[tuple[exp.Select, str]]:
     probes = [(_select(columns or [exp.Star()], source), how)]
     # an aggregate next to plain columns would need a GROUP BY: one probe each
     probes.extend((_select([agg], source), how) for agg in aggregates)
+    if not unpivot:
+        probes.append((_select(_group_columns(node, columns, aggregates), source), PIVOT_GROUP_HOW))
     return probes
+
+
+def _group_columns(
+    node: exp.Expression, columns: list[exp.Expression], aggregates: list[exp.Expression]
+) -> list[exp.Expression]:
+    """What a PIVOT groups its rows by: its ``GROUP BY``, else ``* EXCLUDE`` (what it pivots on or aggregates)."""
+    group = node.args.get("group")
+    if isinstance(group, exp.Group) and group.expressions:
+        return list(group.expressions)
+    used = {c.name.lower() for e in [*columns, *aggregates] for c in e.find_all(exp.Column)}
+    if not used:
+        return [exp.Star()]
+    key = "except_" if "except_" in exp.Star.arg_types else "except"
+    # a constant keeps the probe valid when every column is pivoted on or aggregated (nothing is grouped)
+    nothing = exp.Alias(this=exp.Null(), alias=exp.to_identifier("governed_db_nothing_grouped"))
+    return [exp.Star(**{key: [exp.column(name) for name in sorted(used)]}), nothing]
 
 
 def _source(node: exp.Expression) -> exp.Expression:

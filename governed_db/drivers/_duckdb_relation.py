@@ -75,14 +75,15 @@ METADATA = frozenset(
         "columns",
         "description",
         "dtypes",
-        "shape",
         "sql_query",
         "type",
         "types",
-        "explain",
         "close",
     }
 )
+#: members that run (or plan) the relation to measure it: ``shape`` counts its rows, ``explain(type="analyze")``
+#: reports the rows each operator produced (``explain()`` the rows the statistics predict): judged like ``len()``
+MEASURES = frozenset({"shape", "explain"})
 
 
 class GovernedRelation(wrapt.ObjectProxy[Any]):
@@ -162,6 +163,21 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
             "len", lambda: len(raw), f"SELECT count(*) FROM ({raw.sql_query()}) AS governed_len"
         )
         return int(out)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), len(self.__wrapped__.columns)
+
+    def explain(self, *args: Any, **kwargs: Any) -> Any:
+        # a plan counts the rows each step yields (or predicts them from the columns' statistics): a filter on
+        # a masked column shows "1 row" or "0 rows" there; judged as the count __len__ is
+        raw = self.__wrapped__
+        out, _ = self._self_emit(
+            "explain",
+            lambda: raw.explain(*args, **kwargs),
+            f"SELECT count(*) FROM ({raw.sql_query()}) AS governed_explain",
+        )
+        return out
 
     def __getitem__(self, name: Any) -> Any:
         return self._self_wrap(self.__wrapped__[name])

@@ -54,7 +54,7 @@ LAZY_RELATIONS = ("table", "view", "values", "from_df", "from_arrow")
 #: (a relation or connection they return is still governed by ``__getattr__``)
 PASS_THROUGH = frozenset({
     "abort", "array_type", "begin", "close", "commit", "complete", "create_function",
-    "decimal_type", "description", "disable_profiling", "dtype", "enable_profiling", "enum_type",
+    "decimal_type", "description", "disable_profiling", "dtype", "enum_type",
     "extract_statements", "filesystem_is_registered", "get_profiling_information", "get_table_names",
     "interrupt", "list_filesystems", "list_type", "map_type", "query_progress", "register", "register_filesystem",
     "remove_function", "rollback", "row_type", "rowcount", "sqltype", "string_type", "struct_type", "type",
@@ -102,6 +102,13 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         raw = self.__wrapped__
         return self._self_wrap(run(self._self_gov, "connection.checkpoint", "CHECKPOINT", None,
                                    lambda _s: raw.checkpoint()))
+
+    def enable_profiling(self) -> Any:
+        # the profile of each later statement reports sizes measured before masking (peak_streaming_buffer_size
+        # grows with the length of the masked values a statement returns): judged as the PRAGMA it is
+        raw = self.__wrapped__
+        return self._self_wrap(run(self._self_gov, "connection.enable_profiling", "PRAGMA enable_profiling", None,
+                                   lambda _s: raw.enable_profiling()))
 
     def duplicate(self) -> Any:
         return DuckDBConnection(self.__wrapped__.duplicate(), self._self_gov)

@@ -145,6 +145,11 @@ class Walker:
         return Source(alias, key, _rename(columns, renamed) if columns is not None else None)
 
     def from_item(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Source:
+        pivots = node.args.get("pivots") if isinstance(node, (exp.Table, exp.Subquery)) else None
+        if pivots:
+            pivoted = self.pivoted_source(node, pivots, ctes, scope)
+            if pivoted is not None:
+                return pivoted
         if isinstance(node, exp.Table) and node.args.get("rows_from"):
             # PostgreSQL ``ROWS FROM (f(...), g(...))``: each function is walked like a table function (so what
             # it computes on is judged), and every column it yields is made of all their arguments
@@ -174,6 +179,38 @@ class Walker:
         # reads is known: keep it so a lost value over a sensitive table is still masked
         inner = combine(self.expr(child, scope or Scope([]), ctes) for child in node.iter_expressions())
         return Source(_alias_name(node), None, [("*", Origin("unknown", inner.sources, inner.rows))])
+
+    def pivoted_source(
+        self, node: exp.Expression, pivots: list[exp.Expression], ctes: Ctes, scope: Scope | None
+    ) -> Source | None:
+        """``t PIVOT (agg FOR col IN (...) [GROUP BY ...])``: the group columns, then one per IN value.
+
+        The group columns keep their origin by name; a column named after an IN value holds the aggregates
+        of the ``FOR`` columns' rows, made of what those read (checked value by value when that is nothing
+        sensitive). ``None``: a shape not modelled here (an UNPIVOT, several pivots, unknown columns).
+        """
+        pivot = pivots[0]
+        names = [c.name.lower() for c in pivot.args.get("columns") or []]
+        fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+        if len(pivots) != 1 or pivot.args.get("unpivot") or not names or not fields:
+            return None
+        base = node.copy()
+        base.set("pivots", None)
+        src = self.from_item(base, ctes, scope)
+        if src.columns is None:
+            return None
+        inner_scope = Scope([src])
+        made = [self.expr(e, inner_scope, ctes) for e in [*pivot.expressions, *(f.this for f in fields)]]
+        inner = combine(made)
+        cell = Origin("unknown", inner.sources, inner.rows)
+        group = pivot.args.get("group")
+        if isinstance(group, exp.Group) and group.expressions:
+            kept = [(g.alias_or_name.lower(), self.expr(g, inner_scope, ctes)) for g in group.expressions]
+        else:  # grouped by every column neither pivoted on nor aggregated
+            used = {c.name.lower() for e in [*pivot.expressions, *fields] for c in e.find_all(exp.Column)}
+            kept = [(n, o) for n, o in src.columns if n not in used]
+        alias = pivot.alias or _alias_name(node)
+        return Source(alias.lower() if alias else alias, None, kept + [(n, cell) for n in names])
 
     def function_source(
         self,

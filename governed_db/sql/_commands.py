@@ -23,8 +23,11 @@ READ_PRAGMAS = frozenset(
         "data_version", "freelist_count", "page_count",
     }
 )  # fmt: skip
-#: PRAGMAs that act even without a value.
-ACTION_PRAGMAS = frozenset({"optimize", "shrink_memory", "incremental_vacuum", "wal_checkpoint"})
+#: PRAGMAs that act even without a value. DuckDB's ``enable_profiling`` makes every later statement report
+#: sizes measured before masking (``get_profiling_information()``: peak_streaming_buffer_size, decision 0224).
+ACTION_PRAGMAS = frozenset(
+    {"optimize", "shrink_memory", "incremental_vacuum", "wal_checkpoint", "enable_profiling", "enable_profile"}
+)
 #: pragmas whose value is stored in the database file (every later user inherits it): setting one is a write
 PERSISTENT_PRAGMAS = frozenset(
     {"journal_mode", "user_version", "application_id", "auto_vacuum", "page_size", "schema_version", "encoding",
