@@ -42,6 +42,11 @@ log = logging.getLogger("governed_db.audit")
 MAGIC = b"GDBWAL01"
 #: magic, epoch, consumed offset, key id (16 hex chars or zeros), owner pid
 _HEADER = struct.Struct("<8sQQ16sQ")
+#: then the seq + 1 of the first record a drain is chaining (0: none) — after a crash between the store's write()
+#: and the consumed mark, recovery looks for the journal's records in the store from that seq on, however much
+#: was appended or rotated since
+_DRAIN = struct.Struct("<Q")
+_DRAIN_AT = _HEADER.size
 HEADER_SIZE = 64
 #: a frame (one per statement: its intent and the outcomes deferred before it): payload length, CRC-32 of the
 #: payload; the payload starts with the journal's epoch and the number of its first item
@@ -108,7 +113,12 @@ class Journal:
         self._header(HEADER_SIZE)
 
     def _header(self, consumed: int) -> None:
-        self.mm[:_HEADER.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
+        self.mm[:_DRAIN_AT + _DRAIN.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid) + bytes(
+            _DRAIN.size)
+
+    def draining(self, seq: int) -> None:
+        """The store is about to write the queued records from ``seq`` on (cleared by :meth:`consumed`)."""
+        self.mm[_DRAIN_AT:_DRAIN_AT + _DRAIN.size] = _DRAIN.pack(seq + 1)
 
     def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]]) -> bool:
         """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
@@ -251,6 +261,18 @@ class Orphan:
     #: frames whose tag did not verify (forged or damaged): never chained, reported
     forged: int = 0
     pid: int = 0
+    #: the seq from which a drain (or an earlier recovery) that died may have written these records; -1 none
+    drain: int = -1
+
+    def draining(self, seq: int) -> None:
+        """Recovery is about to chain the records from ``seq`` on: say so in the file first (an earlier mark,
+        which covers this one, is kept)."""
+        if self.drain < 0:
+            os.pwrite(self.fd, _DRAIN.pack(seq + 1), _DRAIN_AT)
+            self.drain = seq
+
+    def spans(self) -> set[str]:
+        return {r.span_id for r in self.records if r.span_id}
 
     def release(self, *, remove: bool) -> None:
         with contextlib.suppress(OSError):
@@ -299,9 +321,10 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
         return Orphan(path, fd, b"", pid=0) if size == 0 else None
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
         magic, epoch, consumed, label, pid = _HEADER.unpack_from(mm, 0)
+        (drain,) = _DRAIN.unpack_from(mm, _DRAIN_AT)
         if magic != MAGIC:
             return None
-        orphan = Orphan(path, fd, bytes(label), pid=pid)
+        orphan = Orphan(path, fd, bytes(label), pid=pid, drain=drain - 1 if 0 < drain < 2**63 else -1)
         tagged = orphan.label != _NO_KEY
         check = jkey is not None and tagged
         pos = max(HEADER_SIZE, min(consumed, size))

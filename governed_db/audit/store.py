@@ -331,6 +331,8 @@ class AuditStore:
             bodies.append(body)
         if not bodies:
             return self._seq
+        if items:
+            j.draining(self._seq + 1)  # type: ignore[union-attr]
         try:
             seq = self._write_many(fd, bodies)
         except BaseException:
@@ -489,8 +491,9 @@ class AuditStore:
                 orphan.release(remove=False)
                 continue
             try:
-                recs = J.resolve(orphan.records, self._tail_spans(fd))
+                recs = J.resolve(orphan.records, self._known(fd, orphan))
                 if recs:
+                    orphan.draining(self._seq + 1)
                     self._write_many(fd, recs)
                     total += len(recs)
             except BaseException:
@@ -510,8 +513,11 @@ class AuditStore:
                             len(recs), orphan.pid)
         return total
 
-    def _tail_spans(self, fd: int) -> dict[tuple[str, str], int]:
-        return _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
+    def _known(self, fd: int, orphan: J.Orphan) -> dict[tuple[str, str], int]:
+        known = _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
+        if orphan.drain >= 0:
+            known.update(_spans_since(self.path, orphan.drain, orphan.spans()))
+        return known
 
     def _rotate(self, fd: int) -> bool:
         """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
@@ -1044,6 +1050,33 @@ def _tail_spans(fd: int, size: int) -> dict[tuple[str, str], int]:
     return known
 
 
+def _spans_since(live: Path, first: int, wanted: set[str]) -> dict[tuple[str, str], int]:
+    """(type, span id) -> seq of the records from seq ``first`` on whose span id is in ``wanted``, across the
+    store's files (rotated ones included): what a drain that died before marking its journal had written,
+    however long ago. Streams the files; memory stays bounded by ``wanted``."""
+    known: dict[tuple[str, str], int] = {}
+    if not wanted:
+        return known
+    files = store_files(live)
+    start = 0
+    for i, f in enumerate(files):
+        head = _first_record(f)
+        if head is not None and isinstance(head.get("seq"), int) and head["seq"] <= first:
+            start = i
+    for f in files[start:]:
+        try:
+            for _, line in raw_lines(f):
+                if not any(s.decode() in wanted for s in J._SPAN.findall(line)):
+                    continue
+                rec = R.parse_line(line)
+                if (rec is not None and isinstance(rec.get("seq"), int) and rec["seq"] >= first
+                        and isinstance(rec.get("span_id"), str)):
+                    known[(str(rec.get("type", "")), rec["span_id"])] = rec["seq"]
+        except (OSError, EOFError):
+            continue
+    return known
+
+
 def _is_head(rec: dict[str, Any] | None) -> bool:
     return rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str)
 
@@ -1264,7 +1297,8 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
     seq = last_seq
     for orphan in J.orphans(p, None):
         try:
-            for rec in J.resolve(orphan.records, known):
+            seen = {**known, **_spans_since(p, orphan.drain, orphan.spans())} if orphan.drain >= 0 else known
+            for rec in J.resolve(orphan.records, seen):
                 seq += 1
                 rec.seq = seq
                 try:
