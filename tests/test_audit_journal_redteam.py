@@ -121,3 +121,75 @@ def test_a_recovery_that_died_before_removing_the_journal_is_not_chained_twice(t
         other.append(_filler(i))
     other.close()
     _assert_each_statement_once(store)
+
+
+_DIE_CREATING = textwrap.dedent("""
+    import os, signal, sys
+    from governed_db.audit import store as store_module
+    real = os.posix_fallocate
+    def fallocate(fd, off, size):
+        real(fd, off, size)
+        os.kill(os.getpid(), signal.SIGKILL)  # killed while making its journal: 4 MiB reserved, no header yet
+    os.posix_fallocate = fallocate
+    s = store_module.AuditStore(sys.argv[1], fsync_interval=3600.0, checkpoint_interval=None)
+    s.append({"v": 2, "type": "event", "time": 1})
+""")
+
+
+def test_a_process_killed_while_creating_its_journal_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A writer killed between reserving its journal and writing its header: the next writer removes the
+    half-made file (before, a headerless 4 MiB `.wal` was taken for "not a journal" and kept forever)."""
+    store = tmp_path / "audit.jsonl"
+    proc = subprocess.run([sys.executable, "-c", _DIE_CREATING, str(store)], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(list(J.wal_dir(store).iterdir())) == 1
+    other = AuditStore(store, key=None, fsync_interval=3600.0, checkpoint_interval=None)
+    other.append(_filler(0))
+    mine = other._journal
+    assert mine is not None
+    assert [p.name for p in J.wal_dir(store).iterdir()] == [mine.path.name]
+    other.close()
+    assert list(J.wal_dir(store).iterdir()) == []
+
+
+def test_a_recovery_between_a_journals_open_and_its_lock_never_strands_the_writer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recovery runs in another process just after a writer created its journal file and before it locked it:
+    the writer must not end up journaling into a file that recovery removed (its frames would be lost to a
+    crash and invisible to readers) — it journals into a file at its path, or writes directly."""
+    store = tmp_path / "audit.jsonl"
+    real_flock = J.fcntl.flock
+    raced = []
+
+    def flock(fd: int, op: int) -> None:
+        if not raced and op == (J.fcntl.LOCK_EX | J.fcntl.LOCK_NB):
+            raced.append(1)
+            for orphan in J.orphans(store, None):  # what a recovering process does at that moment
+                orphan.release(remove=True)
+        real_flock(fd, op)
+
+    monkeypatch.setattr(J.fcntl, "flock", flock)
+    s = AuditStore(store, key=None, fsync_interval=3600.0, checkpoint_interval=None)
+    s.append(_filler(0))
+    monkeypatch.setattr(J.fcntl, "flock", real_flock)
+    assert raced
+    j = s._journal
+    if j is not None:
+        assert j.path.exists() and os.fstat(j.fd).st_ino == j.path.stat().st_ino
+    s.close()
+
+
+def test_a_disk_too_full_for_a_journal_records_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room for a journal: statements are written straight to the store and no file is left behind."""
+    store = tmp_path / "audit.jsonl"
+
+    def full(fd: int, off: int, size: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    s = AuditStore(store, key=KEY, fsync_interval=3600.0, checkpoint_interval=None)
+    s.append(_filler(0))
+    assert s._journal is None
+    s.close()
+    assert [p for p in J.wal_dir(store).iterdir()] == []
+    assert verify(store, key=KEY).ok

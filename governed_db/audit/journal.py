@@ -61,6 +61,7 @@ PAIR, OUTCOME, GENERIC = 1, 2, 3
 _ITEM = struct.Struct("<BIIqq")
 DEFAULT_SIZE = 4 * 1024 * 1024
 _NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal$")
+_NEW = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal\.new$")
 _SPAN = re.compile(rb'"span_id":"([0-9a-f]{16})"')
 _TYPE = re.compile(rb'"type":"([a-z_]+)"')
 
@@ -85,7 +86,11 @@ class Journal:
         d.mkdir(mode=0o700, exist_ok=True)
         self.pid = os.getpid()
         self.path = d / f"{self.pid}-{secrets.token_hex(4)}.wal"
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # made under a name recovery does not take for a journal, and renamed once whole: a process killed while
+        # creating it leaves a `.new` file that recovery removes, never a headless journal kept forever, and a
+        # recovery that runs between our open() and flock() cannot remove the journal we then write to
+        new = self.path.with_name(self.path.name + ".new")
+        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for life: recovery knows an orphan by its absence
             os.posix_fallocate(fd, 0, size)  # blocks reserved now: a full disk fails here, never as SIGBUS later
@@ -93,16 +98,20 @@ class Journal:
             # a block (measured: ~2 µs a statement on a fresh mapping otherwise)
             os.pwrite(fd, bytes(size), 0)
             self.mm = mmap.mmap(fd, size)
+            self.jkey = journal_key(key) if key is not None else None
+            self.label = key_label(key)
+            self.epoch = 1
+            self._header(HEADER_SIZE)
+            os.rename(new, self.path)  # fails if a recovery removed `new` before we locked it: no journal then
         except BaseException:
+            with contextlib.suppress(Exception):
+                self.mm.close()
             os.close(fd)
             with contextlib.suppress(OSError):
-                self.path.unlink()
+                new.unlink()
             raise
         self.fd, self.size = fd, size
-        self.jkey = journal_key(key) if key is not None else None
-        self.label = key_label(key)
         self.lock = threading.Lock()
-        self.epoch = 1
         self.wpos = HEADER_SIZE
         self.frames = 0
         #: records journaled and not yet in the store, in journal order (the drain writes these objects)
@@ -110,7 +119,6 @@ class Journal:
         #: records deferred since the last intent (outcomes a result may still amend): journaled ahead of the
         #: next intent, or written by the next drain
         self.deferred: list[Any] = []
-        self._header(HEADER_SIZE)
 
     def _header(self, consumed: int) -> None:
         self.mm[:_DRAIN_AT + _DRAIN.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid) + bytes(
@@ -291,6 +299,9 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
         return
     jkey = journal_key(key) if key is not None else None
     for name in names:
+        if _NEW.match(name):
+            _remove_abandoned(d / name)
+            continue
         if not _NAME.match(name):
             continue
         p = d / name
@@ -313,6 +324,22 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             os.close(fd)
             continue
         yield orphan
+
+
+def _remove_abandoned(path: Path) -> None:
+    """A journal whose creation never finished (its process was killed, or could not fill it): no frame was
+    ever written to it. Removed once nobody holds its lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
