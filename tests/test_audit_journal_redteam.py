@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from governed_db.audit import journal as J
+from governed_db.audit import read_records, verify
 from governed_db.audit import records as R
-from governed_db.audit import verify
 from governed_db.audit.store import AuditStore, read_raw
 
 KEY = "journal-redteam-key"
@@ -193,3 +194,43 @@ def test_a_disk_too_full_for_a_journal_records_directly(tmp_path: Path, monkeypa
     s.close()
     assert [p for p in J.wal_dir(store).iterdir()] == []
     assert verify(store, key=KEY).ok
+
+
+def _plant(store: Path, name: str, payloads: list[bytes], label: bytes = J._NO_KEY) -> Path:
+    """A journal file written by hand: valid header and CRCs, whatever the payloads hold."""
+    d = J.wal_dir(store)
+    d.mkdir(exist_ok=True)
+    header = J._HEADER.pack(J.MAGIC, 1, J.HEADER_SIZE, label, 1).ljust(J.HEADER_SIZE, b"\0")
+    frames = b"".join(J._FRAME.pack(len(p), zlib.crc32(p)) + p for p in payloads)
+    f = d / name
+    f.write_bytes(header + frames + bytes(4096))
+    return f
+
+
+def _garbage_frames() -> list[bytes]:
+    return [J._START.pack(1, 0) + J._ITEM.pack(J.PAIR, 5, 5, -1, -1) + b'{"a":' + b"xx}}}",
+            J._START.pack(1, 1) + J._ITEM.pack(J.GENERIC, 9, 0, -1, -1) + b"not json!",
+            J._START.pack(1, 2) + J._ITEM.pack(J.OUTCOME, 5, 5, 7, -1) + b'{"b":' + b'"x"}}',
+            J._START.pack(1, 3) + J._ITEM.pack(J.PAIR, 10**6, 10**6, -1, -1) + b"{}"]
+
+
+@pytest.mark.parametrize("key", [None, KEY])
+def test_garbled_frames_with_valid_crcs_break_no_reader_and_no_recovery(tmp_path: Path, key: str | None) -> None:
+    """A journal whose frames pass their CRC but hold no record (garbled, or crafted by someone with write access):
+    readers with and without the key show the store without a traceback, the garbage is never chained, and the
+    honest journal of a dead process next to it is still chained in (before, every reader raised ValueError and
+    every writer's recovery stopped at the garbage)."""
+    store = tmp_path / "audit.jsonl"
+    other = AuditStore(store, key=key, fsync_interval=None, checkpoint_interval=None, journal=False)
+    other.append(_filler(-1))
+    other.close()
+    if key is not None:
+        _drain_then_die(tmp_path, store, how="die")  # an honest journal, sorted after the planted one
+    _plant(store, "1-deadbeef.wal", _garbage_frames())
+    records = list(read_records(store))  # a reader without the key
+    assert all(r.get("type") != "a" for r in records)
+    result = verify(store, key=key)
+    assert result.ok, result.problems
+    if key is not None:
+        assert result.statements == 6
+    assert b"xx}}}" not in store.read_bytes() and b"not json" not in store.read_bytes()

@@ -222,6 +222,13 @@ class Recovered(R.Prepared):
         if len(pieces) > 1:
             self.span_id = s.group(1).decode() if s else ""
 
+    def valid(self) -> bool:
+        """Whether the frame's bytes make a record (a CRC holds for any bytes someone without a key wrote)."""
+        if len(self.pieces) == 1:
+            return R.parse_line(self.pieces[0]) is not None
+        head = self.pieces[0] + (b"0," if self.intent is not None else b"")
+        return R.parse_line(head + b'"prev":"","seq":0,' + self.pieces[-1]) is not None
+
     @property
     def type(self) -> str:  # type: ignore[override]
         return self.type_
@@ -266,7 +273,7 @@ class Orphan:
     fd: int
     label: bytes
     records: list[Recovered] = field(default_factory=list)
-    #: frames whose tag did not verify (forged or damaged): never chained, reported
+    #: frames whose tag did not verify, or that hold no record (forged or damaged): never chained, reported
     forged: int = 0
     pid: int = 0
     #: the seq from which a drain (or an earlier recovery) that died may have written these records; -1 none
@@ -371,7 +378,14 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
                         hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest(), tag):
                     orphan.forged += 1
                     continue
-            orphan.records.extend(_items(payload, number))
+            try:
+                items = list(_items(payload, number))
+            except (ValueError, struct.error):
+                items = []
+            if not items or not all(rec.valid() for rec in items):
+                orphan.forged += 1  # garbled, or crafted with a valid CRC: never chained, never shown
+                continue
+            orphan.records.extend(items)
     return orphan
 
 

@@ -500,7 +500,8 @@ class AuditStore:
                 orphan.release(remove=False)
                 raise
             if orphan.forged:
-                log.error("governed_db audit: %d frame(s) of the journal %s fail their tag (forged or damaged) "
+                log.error("governed_db audit: %d frame(s) of the journal %s fail their tag or hold no record (forged or "
+                          "damaged) "
                           "and were not chained; the file is kept as %s.rejected", orphan.forged, orphan.path,
                           orphan.path.name)
                 with contextlib.suppress(OSError):
@@ -1305,7 +1306,10 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
                     line, _ = R.encode_prepared(rec, seq, "", None)
                     body = R.parse_line(line)
                 except (TypeError, ValueError):
-                    body = {**rec.body(), "seq": seq}
+                    try:
+                        body = {**rec.body(), "seq": seq}
+                    except (TypeError, ValueError):
+                        body = None
                 if body is not None:
                     body["journal"] = orphan.path.name
                     yield body
