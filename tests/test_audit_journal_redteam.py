@@ -234,3 +234,44 @@ def test_garbled_frames_with_valid_crcs_break_no_reader_and_no_recovery(tmp_path
     if key is not None:
         assert result.statements == 6
     assert b"xx}}}" not in store.read_bytes() and b"not json" not in store.read_bytes()
+
+
+def test_statements_journaled_while_the_store_closes_keep_their_outcomes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flusher closes an idle store (idle_close) while a statement runs: a statement journaled after close()'s
+    flush must still be written with its outcome (before, its intent was left to recovery as if the process had
+    died and its outcome was lost: a statement that succeeded read as "outcome unknown")."""
+    import sqlite3
+
+    import governed_db
+    from governed_db.audit import store as store_module
+
+    monkeypatch.setattr(store_module, "DEFER_INTERVAL", 3600.0)
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit={"path": str(path), "key": KEY, "fsync_interval": 3600.0,
+                                        "checkpoint_interval": None},
+                            identity=governed_db.Identity("alice"), environment="production")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("INSERT INTO t VALUES (2)")
+    (store,) = [s for s in list(store_module._stores) if s.path == path.resolve()]
+    real_sync = store_module.AuditStore.sync
+    ran: list[int] = []
+
+    def sync(self: AuditStore) -> None:
+        real_sync(self)
+        if self is store and not ran:  # close() has flushed; a statement on another thread runs now
+            ran.append(1)
+            conn.execute("INSERT INTO t VALUES (3)")
+
+    monkeypatch.setattr(store_module.AuditStore, "sync", sync)
+    store.close()
+    assert ran
+    assert not any(p.name.endswith(".wal") for p in J.wal_dir(path).iterdir())
+    conn.execute("INSERT INTO t VALUES (4)")
+    store.close()
+    inserts = [r for r in read_records(path) if R.is_statement(r)]
+    assert len(inserts) == 4
+    assert [r["outcome"] for r in inserts] == ["ok"] * 4
+    assert verify(path, key=KEY).ok

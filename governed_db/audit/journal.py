@@ -119,6 +119,8 @@ class Journal:
         #: records deferred since the last intent (outcomes a result may still amend): journaled ahead of the
         #: next intent, or written by the next drain
         self.deferred: list[Any] = []
+        #: set (under :attr:`lock`) when the store closed: nothing more goes in; the store writes directly
+        self.detached = False
 
     def _header(self, consumed: int) -> None:
         self.mm[:_DRAIN_AT + _DRAIN.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid) + bytes(

@@ -221,7 +221,7 @@ class AuditStore:
             with j.lock:
                 items = self._journal_deferred(j) if j.deferred else []
                 try:
-                    pieces = rec.parts()
+                    pieces = None if j.detached else rec.parts()  # detached: closed meanwhile (idle_close)
                 except (TypeError, ValueError):
                     pieces = None  # unusual values: the general path below
                 if pieces is not None:
@@ -281,9 +281,12 @@ class AuditStore:
         j = self._journal
         if j is not None:
             with j.lock:
-                j.deferred.append(body)
-                if len(j.deferred) >= _MAX_DEFERRED:
-                    self._wake.set()
+                if not j.detached:
+                    j.deferred.append(body)
+                    if len(j.deferred) >= _MAX_DEFERRED:
+                        self._wake.set()
+                    return
+            self.append(body)  # the store was closed meanwhile (idle_close): written now, it reopens
             return
         with self._lock:
             self._deferred.append(body)
@@ -397,13 +400,37 @@ class AuditStore:
                               self.path)
             finally:
                 with self._lock:
+                    j = self._journal
+                    keep = False
+                    if j is not None:
+                        with j.lock:  # no statement is copying into it now, and none will (they see detached)
+                            j.detached = True
+                            self._journal = None
+                            framed, left = list(j.queue), [*j.queue, *j.deferred]
+                            j.queue.clear()
+                            j.deferred = []
+                        if left:
+                            # journaled by statements after the flush above (the flusher closing an idle store
+                            # while a statement ran): written now, not left to a recovery that would lose outcomes
+                            self._deferred[:0] = left
+                            try:
+                                fd = self._lock_file()
+                                try:
+                                    self._write_pending(fd)
+                                finally:
+                                    fcntl.flock(fd, fcntl.LOCK_UN)
+                            except (OSError, AuditStoreError) as e:
+                                keep = True  # their frames stay for recovery
+                                self._deferred = [r for r in self._deferred if r not in framed]
+                                log.error("governed_db audit: writing the journal of %s at close failed: %s",
+                                          self.path, e)
                     self._stop.set()
                     self._wake.set()
-                    j = self._journal
-                    if j is not None:
-                        self._journal = None
-                        # emptied by the flush above; if that failed its frames stay for recovery
-                        j.close(remove=not (j.queue or j.deferred))
+                    for journal in (j, self._journal):
+                        if journal is not None:
+                            journal.detached = True
+                            journal.close(remove=not keep or journal is not j)
+                    self._journal = None
                     if self._fd >= 0:
                         os.close(self._fd)
                     self._fd = -1
