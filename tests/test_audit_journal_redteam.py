@@ -275,3 +275,22 @@ def test_statements_journaled_while_the_store_closes_keep_their_outcomes(
     assert len(inserts) == 4
     assert [r["outcome"] for r in inserts] == ["ok"] * 4
     assert verify(path, key=KEY).ok
+
+
+def test_a_reader_without_the_key_never_chains_an_unkeyed_journal_into_a_keyed_store(tmp_path: Path) -> None:
+    """Someone with write access plants an unkeyed journal (no tag to forge) next to a keyed store: a keyed writer
+    refuses it, and so must a reader without the key (before, `read_records` chained it in untagged, so an
+    auditor's mere read put forged statements into the chain and broke `verify --key`)."""
+    store = tmp_path / "audit.jsonl"
+    other = AuditStore(store, key=KEY, fsync_interval=None, checkpoint_interval=None, journal=False)
+    other.append(_filler(-1))
+    other.close()
+    before = store.read_bytes()
+    forged = b'{"attrs":{"forged":true},"time":1,"type":"event","v":2}'
+    _plant(store, "1-0badf00d.wal", [J._START.pack(1, 0) + J._ITEM.pack(J.GENERIC, len(forged), 0, -1, -1) + forged])
+    shown = [r for r in read_records(store) if r.get("attrs", {}).get("forged")]
+    assert [r.get("journal") for r in shown] == ["1-0badf00d.wal"]  # shown as waiting, not in the chain
+    assert store.read_bytes() == before
+    result = verify(store, key=KEY)
+    assert result.ok, result.problems
+    assert b"forged" not in store.read_bytes()

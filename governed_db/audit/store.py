@@ -1280,7 +1280,9 @@ def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
     for orphan in J.orphans(path, None):
         pending = pending or orphan.label == label
         orphan.release(remove=False)
-    if not pending:
+    if not pending or (kb is None and _keyed(path)):
+        # a reader without the key never chains into a keyed store: records it wrote would carry no tag (and a
+        # journal without one was not written by a keyed writer); a writer with the key decides
         return 0
     store = AuditStore(path, key=kb, fsync_interval=None, checkpoint_interval=None, idle_close=None,
                        rotate_bytes=None, journal=False)
@@ -1302,6 +1304,21 @@ def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
             os.close(store._fd)
             store._fd = -1
     return store.appended
+
+
+def _keyed(path: Path) -> bool:
+    """Whether the store's chain head carries a tag (it was written with a key)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        found = _last_good_record(fd, os.fstat(fd).st_size)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return found is not None and "tag" in found[0]
 
 
 def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, Any]]:
