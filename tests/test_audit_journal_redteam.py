@@ -294,3 +294,48 @@ def test_a_reader_without_the_key_never_chains_an_unkeyed_journal_into_a_keyed_s
     result = verify(store, key=KEY)
     assert result.ok, result.problems
     assert b"forged" not in store.read_bytes()
+
+
+def test_a_drain_cut_short_by_a_full_disk_is_not_chained_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills in the middle of a drain's write(): part of the batch — whole records among it — reached the
+    file before ENOSPC. When there is room again the batch is written again: the records already in the file must
+    not appear twice (before, the retry chained onto the last whole record and wrote them all again)."""
+    import sqlite3
+
+    import governed_db
+    from governed_db.audit import store as store_module
+
+    monkeypatch.setattr(store_module, "DEFER_INTERVAL", 3600.0)
+    monkeypatch.setattr(store_module, "_DRAIN_AT", 10**9)
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit={"path": str(path), "key": KEY, "fsync_interval": 3600.0,
+                                        "checkpoint_interval": None},
+                            identity=governed_db.Identity("alice"), environment="production")
+    for i in range(10):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    (store,) = [s for s in list(store_module._stores) if s.path == path.resolve()]
+    real_write = os.write
+    calls: list[int] = []
+
+    def full(fd: int, data: Any) -> int:
+        if fd == store._fd:
+            calls.append(len(data))
+            if len(calls) == 1:
+                return real_write(fd, bytes(data)[: len(data) * 2 // 3])  # the disk fills part-way
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError):
+        store.flush()
+    monkeypatch.setattr(os, "write", real_write)
+    store.close()
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems
+    raw_recs = [r for r in read_raw(path) if r.get("type") in (R.INTENT, R.OUTCOME)]
+    pairs = [(r["type"], r["span_id"]) for r in raw_recs]
+    assert len(pairs) == len(set(pairs)), "records of the interrupted batch were chained twice"
+    statements = [r for r in read_records(path) if R.is_statement(r)]
+    assert len(statements) == 10 and all(r["outcome"] == "ok" for r in statements)

@@ -697,20 +697,32 @@ class AuditStore:
             lines.append(line)
             kind = rec.get("type", "")
         data = lines[0] if len(lines) == 1 else b"".join(lines)
+        owed = self._prefix
         if self._prefix:
             prefix, self._prefix = self._prefix + prefix, b""
         if prefix:
             data = prefix + data
+        n = 0
         try:
             n = os.write(fd, data)
             if n != len(data):  # a short write (e.g. a signal or a full disk): finish it or raise
                 view = memoryview(data)[n:]
                 while view:
-                    view = view[os.write(fd, view) :]
+                    k = os.write(fd, view)
+                    n += k
+                    view = view[k:]
         except BaseException:
             for body in bodies:
                 if isinstance(body, R.Prepared):
                     body.seq = -1
+            if n and self._end >= 0:
+                # part of the batch reached the file (a full disk): take it back — we hold the lock, nobody
+                # wrote after it — or its whole records would be chained again when the batch is retried
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._end)
+                    n = 0
+            if not n:
+                self._prefix = owed
             raise
         self._end += len(data)
         self._seq, self._hash, self._last_type = seq, digest, str(kind)
