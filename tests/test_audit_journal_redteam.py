@@ -339,3 +339,22 @@ def test_a_drain_cut_short_by_a_full_disk_is_not_chained_twice(tmp_path: Path, m
     assert len(pairs) == len(set(pairs)), "records of the interrupted batch were chained twice"
     statements = [r for r in read_records(path) if R.is_statement(r)]
     assert len(statements) == 10 and all(r["outcome"] == "ok" for r in statements)
+
+
+def test_a_link_planted_in_the_journal_directory_is_not_followed(tmp_path: Path) -> None:
+    """A symlink in store A's journal directory pointing at a dead process's journal of store B (same key): A must
+    not chain B's statements (before, they went into both stores)."""
+    a, b = tmp_path / "a" / "audit.jsonl", tmp_path / "b" / "audit.jsonl"
+    for s in (a, b):
+        s.parent.mkdir()
+        w = _other_writer(s)
+        w.append(_filler(-1))
+        w.close()
+    _drain_then_die(tmp_path, b, how="die")
+    (journal,) = [p for p in J.wal_dir(b).iterdir() if p.name.endswith(".wal")]
+    J.wal_dir(a).mkdir()
+    (J.wal_dir(a) / "5-aaaaaaaa.wal").symlink_to(journal)
+    result = verify(a, key=KEY)
+    assert result.ok, result.problems
+    assert result.statements == 0
+    _assert_each_statement_once(b)

@@ -315,7 +315,7 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             continue
         p = d / name
         try:
-            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)  # a planted link is not a journal
         except OSError:
             continue
         try:
@@ -339,7 +339,7 @@ def _remove_abandoned(path: Path) -> None:
     """A journal whose creation never finished (its process was killed, or could not fill it): no frame was
     ever written to it. Removed once nobody holds its lock."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return
     try:
