@@ -358,3 +358,19 @@ def test_a_link_planted_in_the_journal_directory_is_not_followed(tmp_path: Path)
     assert result.ok, result.problems
     assert result.statements == 0
     _assert_each_statement_once(b)
+
+
+def test_an_oversized_journal_is_left_unread(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A journal file far larger than any writer makes (planted or grown by damage) is reported and left in
+    place, never read into memory whole — before, every valid frame in it was loaded and chained."""
+    store = tmp_path / "audit.jsonl"
+    w = AuditStore(store, fsync_interval=None, checkpoint_interval=None, journal=False)
+    w.append(_filler(-1))
+    w.close()
+    rec = b'{"attrs":{"big":true},"time":1,"type":"event","v":2}'
+    f = _plant(store, "1-0badf00d.wal", [J._START.pack(1, 0) + J._ITEM.pack(J.GENERIC, len(rec), 0, -1, -1) + rec])
+    os.truncate(f, 16 * J.DEFAULT_SIZE + 1)  # sparse: no disk used
+    assert not any(r.get("attrs", {}).get("big") for r in read_records(store))
+    assert b"big" not in store.read_bytes()
+    assert f.exists()
+    assert any("larger than any journal" in m for m in caplog.messages)

@@ -351,8 +351,14 @@ def _remove_abandoned(path: Path) -> None:
         os.close(fd)
 
 
+#: no writer makes a larger journal: a larger file is not read (its records would all be held in memory)
+MAX_SIZE = 16 * DEFAULT_SIZE
+
+
 def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
     size = os.fstat(fd).st_size
+    if size > MAX_SIZE:
+        raise ValueError(f"{size} bytes, larger than any journal a writer makes")
     if size < HEADER_SIZE:
         return Orphan(path, fd, b"", pid=0) if size == 0 else None
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
