@@ -208,10 +208,10 @@ def _plant(store: Path, name: str, payloads: list[bytes], label: bytes = J._NO_K
 
 
 def _garbage_frames() -> list[bytes]:
-    return [J._START.pack(1, 0) + J._ITEM.pack(J.PAIR, 5, 5, -1, -1) + b'{"a":' + b"xx}}}",
-            J._START.pack(1, 1) + J._ITEM.pack(J.GENERIC, 9, 0, -1, -1) + b"not json!",
-            J._START.pack(1, 2) + J._ITEM.pack(J.OUTCOME, 5, 5, 7, -1) + b'{"b":' + b'"x"}}',
-            J._START.pack(1, 3) + J._ITEM.pack(J.PAIR, 10**6, 10**6, -1, -1) + b"{}"]
+    return [J._START.pack(1, 0, -1) + J._ITEM.pack(J.PAIR, 5, 5, -1, -1) + b'{"a":' + b"xx}}}",
+            J._START.pack(1, 1, -1) + J._ITEM.pack(J.GENERIC, 9, 0, -1, -1) + b"not json!",
+            J._START.pack(1, 2, -1) + J._ITEM.pack(J.OUTCOME, 5, 5, 7, -1) + b'{"b":' + b'"x"}}',
+            J._START.pack(1, 3, -1) + J._ITEM.pack(J.PAIR, 10**6, 10**6, -1, -1) + b"{}"]
 
 
 @pytest.mark.parametrize("key", [None, KEY])
@@ -287,7 +287,7 @@ def test_a_reader_without_the_key_never_chains_an_unkeyed_journal_into_a_keyed_s
     other.close()
     before = store.read_bytes()
     forged = b'{"attrs":{"forged":true},"time":1,"type":"event","v":2}'
-    _plant(store, "1-0badf00d.wal", [J._START.pack(1, 0) + J._ITEM.pack(J.GENERIC, len(forged), 0, -1, -1) + forged])
+    _plant(store, "1-0badf00d.wal", [J._START.pack(1, 0, -1) + J._ITEM.pack(J.GENERIC, len(forged), 0, -1, -1) + forged])
     shown = [r for r in read_records(store) if r.get("attrs", {}).get("forged")]
     assert [r.get("journal") for r in shown] == ["1-0badf00d.wal"]  # shown as waiting, not in the chain
     assert store.read_bytes() == before
@@ -368,9 +368,27 @@ def test_an_oversized_journal_is_left_unread(tmp_path: Path, caplog: pytest.LogC
     w.append(_filler(-1))
     w.close()
     rec = b'{"attrs":{"big":true},"time":1,"type":"event","v":2}'
-    f = _plant(store, "1-0badf00d.wal", [J._START.pack(1, 0) + J._ITEM.pack(J.GENERIC, len(rec), 0, -1, -1) + rec])
+    f = _plant(store, "1-0badf00d.wal", [J._START.pack(1, 0, -1) + J._ITEM.pack(J.GENERIC, len(rec), 0, -1, -1) + rec])
     os.truncate(f, 16 * J.DEFAULT_SIZE + 1)  # sparse: no disk used
     assert not any(r.get("attrs", {}).get("big") for r in read_records(store))
     assert b"big" not in store.read_bytes()
     assert f.exists()
     assert any("larger than any journal" in m for m in caplog.messages)
+
+
+def test_a_journal_copied_and_planted_again_later_is_not_chained_twice(tmp_path: Path) -> None:
+    """Someone without the key copies a dead process's journal before it is recovered and plants the copy under
+    another name once the store has moved on (rotated): its frames carry valid tags, but their records are in
+    the store already and must not be chained a second time (a replay)."""
+    store = tmp_path / "audit.jsonl"
+    other = _other_writer(store, rotate_bytes=20_000)
+    other.append(_filler(-1))
+    _drain_then_die(tmp_path, store, how="die")
+    (journal,) = [p for p in J.wal_dir(store).iterdir() if p.name.endswith(".wal")]
+    copy = journal.read_bytes()
+    assert verify(store, key=KEY).ok  # recovered by the auditor, the original removed
+    for i in range(60):
+        other.append(_filler(i))
+    (J.wal_dir(store) / "77-cafebabe.wal").write_bytes(copy)
+    other.close()
+    _assert_each_statement_once(store)

@@ -42,16 +42,13 @@ log = logging.getLogger("governed_db.audit")
 MAGIC = b"GDBWAL01"
 #: magic, epoch, consumed offset, key id (16 hex chars or zeros), owner pid
 _HEADER = struct.Struct("<8sQQ16sQ")
-#: then the seq + 1 of the first record a drain is chaining (0: none) — after a crash between the store's write()
-#: and the consumed mark, recovery looks for the journal's records in the store from that seq on, however much
-#: was appended or rotated since
-_DRAIN = struct.Struct("<Q")
-_DRAIN_AT = _HEADER.size
 HEADER_SIZE = 64
 #: a frame (one per statement: its intent and the outcomes deferred before it): payload length, CRC-32 of the
-#: payload; the payload starts with the journal's epoch and the number of its first item
+#: payload; the payload starts with the journal's epoch, the number of its first item, and its *floor*: the last seq
+#: the writer knew the store to hold (-1: none). Its records can only be chained after that seq, so recovery looks
+#: for them in the store from there on — however much was appended or rotated since, and whoever replays the frame
 _FRAME = struct.Struct("<II")
-_START = struct.Struct("<IQ")
+_START = struct.Struct("<IQq")
 _NO_KEY = b"0" * 16
 _TAG = 16
 #: kinds of item: a record split in two around its chain fields; an outcome, its first piece ending where its
@@ -123,19 +120,14 @@ class Journal:
         self.detached = False
 
     def _header(self, consumed: int) -> None:
-        self.mm[:_DRAIN_AT + _DRAIN.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid) + bytes(
-            _DRAIN.size)
+        self.mm[:_HEADER.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
 
-    def draining(self, seq: int) -> None:
-        """The store is about to write the queued records from ``seq`` on (cleared by :meth:`consumed`)."""
-        self.mm[_DRAIN_AT:_DRAIN_AT + _DRAIN.size] = _DRAIN.pack(seq + 1)
-
-    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]]) -> bool:
+    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]], floor: int) -> bool:
         """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
         mapping and queue the records; False when the journal is full (the caller writes them to the store
-        itself). Caller holds :attr:`lock`."""
+        itself). ``floor``: the store's last seq as the caller knows it. Caller holds :attr:`lock`."""
         number = self.frames
-        parts = [_START.pack(self.epoch, number)]
+        parts = [_START.pack(self.epoch, number, floor)]
         for _rec, kind, a, b, rseq, rno in items:
             parts += (_ITEM.pack(kind, len(a), len(b), rseq, rno), a, b)
         payload = b"".join(parts)
@@ -278,15 +270,8 @@ class Orphan:
     #: frames whose tag did not verify, or that hold no record (forged or damaged): never chained, reported
     forged: int = 0
     pid: int = 0
-    #: the seq from which a drain (or an earlier recovery) that died may have written these records; -1 none
-    drain: int = -1
-
-    def draining(self, seq: int) -> None:
-        """Recovery is about to chain the records from ``seq`` on: say so in the file first (an earlier mark,
-        which covers this one, is kept)."""
-        if self.drain < 0:
-            os.pwrite(self.fd, _DRAIN.pack(seq + 1), _DRAIN_AT)
-            self.drain = seq
+    #: the lowest floor of its frames: none of its records can be in the store before that seq
+    floor: int | None = None
 
     def spans(self) -> set[str]:
         return {r.span_id for r in self.records if r.span_id}
@@ -363,10 +348,9 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
         return Orphan(path, fd, b"", pid=0) if size == 0 else None
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
         magic, epoch, consumed, label, pid = _HEADER.unpack_from(mm, 0)
-        (drain,) = _DRAIN.unpack_from(mm, _DRAIN_AT)
         if magic != MAGIC:
             return None
-        orphan = Orphan(path, fd, bytes(label), pid=pid, drain=drain - 1 if 0 < drain < 2**63 else -1)
+        orphan = Orphan(path, fd, bytes(label), pid=pid)
         tagged = orphan.label != _NO_KEY
         check = jkey is not None and tagged
         pos = max(HEADER_SIZE, min(consumed, size))
@@ -376,7 +360,7 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
             if length <= _START.size or end > size:
                 break
             payload = mm[pos + _FRAME.size:end]
-            ep, number = _START.unpack_from(payload, 0)
+            ep, number, floor = _START.unpack_from(payload, 0)
             if ep != epoch % 2**32 or zlib.crc32(payload) != crc:
                 break  # torn (the writer died copying it: its statement had not run), or of an earlier round
             pos = end
@@ -394,6 +378,7 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
                 orphan.forged += 1  # garbled, or crafted with a valid CRC: never chained, never shown
                 continue
             orphan.records.extend(items)
+            orphan.floor = floor if orphan.floor is None else min(orphan.floor, floor)
     return orphan
 
 

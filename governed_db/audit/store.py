@@ -226,7 +226,7 @@ class AuditStore:
                     pieces = None  # unusual values: the general path below
                 if pieces is not None:
                     items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
-                    journaled = j.put(items)
+                    journaled = j.put(items, self._seq)
                     if journaled:
                         for item in items:
                             r = item[0]
@@ -334,8 +334,6 @@ class AuditStore:
             bodies.append(body)
         if not bodies:
             return self._seq
-        if items:
-            j.draining(self._seq + 1)  # type: ignore[union-attr]
         try:
             seq = self._write_many(fd, bodies)
         except BaseException:
@@ -520,7 +518,6 @@ class AuditStore:
             try:
                 recs = J.resolve(orphan.records, self._known(fd, orphan))
                 if recs:
-                    orphan.draining(self._seq + 1)
                     self._write_many(fd, recs)
                     total += len(recs)
             except BaseException:
@@ -543,8 +540,8 @@ class AuditStore:
 
     def _known(self, fd: int, orphan: J.Orphan) -> dict[tuple[str, str], int]:
         known = _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
-        if orphan.drain >= 0:
-            known.update(_spans_since(self.path, orphan.drain, orphan.spans()))
+        if orphan.floor is not None:
+            known.update(_spans_since(self.path, orphan.floor, orphan.spans()))
         return known
 
     def _rotate(self, fd: int) -> bool:
@@ -1354,7 +1351,7 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
     seq = last_seq
     for orphan in J.orphans(p, None):
         try:
-            seen = {**known, **_spans_since(p, orphan.drain, orphan.spans())} if orphan.drain >= 0 else known
+            seen = known if orphan.floor is None else {**known, **_spans_since(p, orphan.floor, orphan.spans())}
             for rec in J.resolve(orphan.records, seen):
                 seq += 1
                 rec.seq = seq
