@@ -1,5 +1,6 @@
 """Per-statement medians (p50) of a cached point SELECT on sqlite3: raw, the official OpenTelemetry dbapi
-instrumentation (no SDK provider), governed default (audit store) and governed ``audit=False``.
+instrumentation (no SDK provider), governed default (audit store, write-ahead journal), the same store with
+``journal=False`` (every intent written straight to the store, as before decision 0205) and governed ``audit=False``.
 
     python bench/bench_audit_p50.py [ROUNDS]
 
@@ -41,7 +42,9 @@ def main() -> None:
         return governed_db.wrap(_base(), identity=Identity("alice", kind="human"), environment="production", **kw)
 
     variants = {"raw": _base(), "otel": instrument_connection("sqlite3", _base(), "sqlite"),
-                "default": wrap(audit=os.path.join(d, "a.jsonl")), "audit=False": wrap(audit=False)}
+                "default": wrap(audit=os.path.join(d, "a.jsonl")),
+                "journal=False": wrap(audit={"path": os.path.join(d, "b.jsonl"), "journal": False}),
+                "audit=False": wrap(audit=False)}
     cursors = {k: v.cursor() for k, v in variants.items()}
     samples: dict[str, list[int]] = {k: [] for k in cursors}
     for _ in range(rounds):
@@ -56,7 +59,13 @@ def main() -> None:
         print(f"{k:12s} p50 {p50[k]:7.2f} µs   mean {statistics.mean(v) / 1000:7.2f} µs")
     over = p50["otel"] - p50["raw"]
     print(f"p50 overhead / instrumentation overhead: default {(p50['default'] - p50['raw']) / over:.2f}, "
+          f"journal=False {(p50['journal=False'] - p50['raw']) / over:.2f}, "
           f"audit=False {(p50['audit=False'] - p50['raw']) / over:.2f}")
+    mean = {k: statistics.mean(v) / 1000 for k, v in samples.items()}
+    mover = mean["otel"] - mean["raw"]
+    print(f"mean overhead / instrumentation overhead: default {(mean['default'] - mean['raw']) / mover:.2f}, "
+          f"journal=False {(mean['journal=False'] - mean['raw']) / mover:.2f}, "
+          f"audit=False {(mean['audit=False'] - mean['raw']) / mover:.2f}")
 
 
 if __name__ == "__main__":

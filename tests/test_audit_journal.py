@@ -384,3 +384,139 @@ def test_an_idle_writer_gets_its_journal_chained_by_the_flusher(tmp_path: Path,
         time.sleep(0.02)
     assert path.read_bytes().count(b'"type":"intent"') == 2
     assert path.read_bytes().count(b'"type":"outcome"') == 2
+
+
+def test_a_journal_left_by_a_writer_that_died_creating_it_is_removed(tmp_path: Path) -> None:
+    """Zero-length or all-zero journal files (the writer died between creating and stamping them) hold nothing:
+    the next reader removes them; a file that is not a journal at all is left alone."""
+    path = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_proc(path), environment="production")
+    conn.execute("SELECT 1").fetchall()
+    d = J.wal_dir(path)
+    (d / "4000001-0000aaaa.wal").write_bytes(b"")
+    (d / "4000002-0000bbbb.wal").write_bytes(bytes(8192))
+    (d / "4000003-0000cccc.wal").write_bytes(b"not a journal" * 10)
+    assert verify(path, key=KEY).ok
+    names = sorted(p.name for p in _journals(path))
+    assert "4000001-0000aaaa.wal" not in names and "4000002-0000bbbb.wal" not in names
+    assert "4000003-0000cccc.wal" in names
+
+
+def test_a_statement_racing_the_journal_being_closed_is_written_directly(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal closed under a statement (idle close in another thread): the intent goes straight to the
+    store instead — recorded, never refused, never written into an unmapped buffer."""
+    _quiet(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    proc = _proc(path)
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+    conn.execute("SELECT 1").fetchall()
+    store = proc.store
+    journal = store._journal
+    assert journal is not None
+    store.flush()
+    journal.close(remove=True)  # as close() does; the store has not dropped it yet
+    conn.execute("SELECT 2").fetchall()
+    stmts = [r for r in read_records(path) if R.is_statement(r)]
+    assert [s["outcome"] for s in stmts] == ["ok", "ok"]
+    assert verify(path, key=KEY).ok
+
+
+def test_a_store_that_cannot_be_written_stops_statements_at_the_next_chaining(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store turns unwritable while intents wait in the journal: the statement that chains them is refused
+    (production), and every later one too — none runs with its intent only in the journal while the store is
+    known to fail; once the store is writable again nothing journaled is missing and it verifies."""
+    _quiet(monkeypatch)
+    monkeypatch.setattr(store_module, "_DRAIN_AT", 5)
+    path, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_proc(path), environment="production")
+    conn.execute("INSERT INTO t VALUES (0)")
+    path.rename(tmp_path / "moved-away")
+    path.mkdir()  # nothing can be appended at the path now
+    ran = 0
+    with pytest.raises(governed_db.GovernanceFault):
+        for i in range(1, 20):
+            conn.execute(f"INSERT INTO t VALUES ({i})")
+            ran += 1
+    assert ran <= 5  # at most what fits before the first chaining
+    for _ in range(3):
+        with pytest.raises(governed_db.GovernanceFault):
+            conn.execute("INSERT INTO t VALUES (100)")
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0]
+    assert rows == 1 + ran
+    path.rmdir()
+    (tmp_path / "moved-away").rename(path)
+    conn.execute("INSERT INTO t VALUES (200)")
+    inserts = [r for r in read_records(path) if R.is_statement(r) and r["attrs"].get("db.operation.name") == "INSERT"
+               and r["outcome"] == "ok"]
+    assert len(inserts) == rows + 1
+    assert verify(path, key=KEY).ok
+
+
+def test_a_process_with_many_stores_keeps_a_bounded_number_of_journals(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_LIVE open journals, further stores write their intents directly (one descriptor each, as before);
+    each journal costs one descriptor (the mapping's), and closing a store gives its slot back."""
+    monkeypatch.setattr(J, "MAX_LIVE", J._live[0] + 2)
+
+    def ours() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)):
+                found.append(target)
+        return found
+
+    procs = [_proc(tmp_path / f"s{i}" / "audit.jsonl") for i in range(4)]
+    conns = [governed_db.wrap(sqlite3.connect(":memory:"), audit=p, environment="production") for p in procs]
+    for c in conns:
+        c.execute("SELECT 1").fetchall()
+        c.execute("SELECT 2").fetchall()
+    with_journal = [p.store._journal is not None for p in procs]
+    assert with_journal == [True, True, False, False]
+    held = ours()
+    assert len(held) == 4 + 2 and sum(t.endswith(".wal") for t in held) == 2  # four store files, two journals
+    procs[0].store.close()
+    procs[2].store.close()
+    conns[2].execute("SELECT 3").fetchall()  # reopens, and gets the slot the first store gave back
+    assert procs[2].store._journal is not None
+    for p in procs:
+        assert [r["attrs"]["db.query.text"] for r in read_records(p.store.path) if R.is_statement(r)][:2] == [
+            "SELECT ?", "SELECT ?"]
+        p.store.close()
+
+
+def test_a_reader_in_the_process_shows_statements_its_journal_could_not_chain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store cannot be written: the statements that ran with their intents only in this process's journal
+    are shown by a reader here (marked ``journal``), and by the indexed search."""
+    _quiet(monkeypatch)
+    path = tmp_path / "audit.jsonl"
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=_proc(path), identity=Identity("dora"),
+                            environment="production")
+    conn.execute("SELECT 1").fetchall()
+    real = store_module.AuditStore._lock_file
+
+    def unwritable(self: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module.AuditStore, "_lock_file", unwritable)
+    conn.execute("SELECT 2").fetchall()
+    conn.execute("SELECT 3").fetchall()
+    shown = [r for r in read_records(path) if R.is_statement(r)]
+    assert len(shown) == 3
+    assert [r["outcome"] for r in shown] == ["ok", "ok", R.UNKNOWN]
+    raw_intents = [r for r in read_raw(path) if r.get("type") == R.INTENT]
+    assert [bool(r.get("journal")) for r in raw_intents] == [False, True, True]
+    from governed_db.audit.search import Query, search
+
+    assert len(list(search(path, Query(identity="dora")))) == 3
+    monkeypatch.setattr(store_module.AuditStore, "_lock_file", real)
+    assert len([r for r in read_records(path) if R.is_statement(r) and not r.get("journal")]) == 3
+    assert verify(path, key=KEY).ok

@@ -505,6 +505,10 @@ def test_innocent_queries_keep_running(fixture: str, request: pytest.FixtureRequ
     target: Target = request.getfixturevalue(fixture)
     refused = {}
     for sql in INNOCENT:
+        if target.dialect == "mysql":
+            # MariaDB reads ``||`` as a logical OR (no PIPES_AS_CONCAT), which converts the name to a number with a
+            # warning: that is no innocent use of a masked value there (decision 0216); CONCAT is
+            sql = sql.replace("full_name || ' (' || city || ')'", "CONCAT(full_name, ' (', city, ')')")
         out = seen(target, sql)
         if isinstance(out, tuple) and len(out) == 3 and isinstance(out[1], str) and "refused" in out[1]:
             refused[sql] = out[1]

@@ -206,8 +206,10 @@ def test_bad_approval_settings_fail_at_wrap_time() -> None:
 
 
 def test_unwritable_audit_store_fails_closed_in_production(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """In production a statement whose record (its intent) cannot be written is refused, from the first one on."""
-    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=tmp_path / "audit.jsonl")
+    """In production a statement whose record (its intent) cannot be written is refused, from the first one on
+    (a store writing every intent itself; with the journal see tests/test_audit_journal.py)."""
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(tmp_path / "audit.jsonl"),
+                                                                 "journal": False})
     store = conn.governor.audit.store
     real_append = store.append
 

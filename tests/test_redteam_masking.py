@@ -484,6 +484,11 @@ def test_innocent_writes_next_to_masked_unique_columns_keep_running(dialect: str
         refused_on_duckdb = []
         for sql in steps:
             out = db.run(sql)
+            if dialect == "mysql" and "api_key = " in sql:
+                # MariaDB counts a row only when a value written differs from the stored one: giving masked
+                # columns a value is an equality test of the stored ones there (decision 0214)
+                assert out[0] == "refused" and "affected-row count" in out[2] and f"{t}.api_key" in out[2], out
+                continue
             if dialect == "duckdb" and (sql.startswith(f"UPDATE {t} ") or "DO UPDATE" in sql):
                 # DuckDB updates a row whose indexed columns change (here: any column, since a CHECK reads the
                 # e-mail) by deleting and inserting it, which fails exactly while an order points at the row's
@@ -503,7 +508,8 @@ def test_innocent_writes_next_to_masked_unique_columns_keep_running(dialect: str
             assert [rows[1], rows[2]] == [tuple(r) for r in UNIQUE_ROWS]
             assert rows[5] == (5, "Carol King", None, None, None, "Rome", None, None)
             return
-        assert rows[1][1:] == ("Alice Jones", SECRETS["email"], SECRETS["ssn"], "sk_test_new", "Bern", "K1", None)
+        name, key = ("Alice Jones", "sk_test_new") if dialect != "mysql" else (UNIQUE_ROWS[0][1], UNIQUE_ROWS[0][4])
+        assert rows[1][1:] == (name, SECRETS["email"], SECRETS["ssn"], key, "Bern", "K1", None)
         assert rows[2][3] is None
         assert rows[5] == (5, "Carol King", None, None, None, "Rome", "K9", None)
 
@@ -515,14 +521,21 @@ def test_innocent_updates_of_a_table_no_row_points_at_keep_running(dialect: str,
     with _database(dialect, request) as db:
         db.raw_exec(f"DROP TABLE {db.o}")  # before the governed connection first writes (and reads constraints)
         t = db.t
+        rename = f"UPDATE {t} SET city = 'Nice', full_name = 'Alice Jones' WHERE id = 1"
+        if dialect == "mysql":
+            # MariaDB's affected-row count says whether the stored name already was 'Alice Jones' (decision 0214)
+            out = db.run(rename)
+            assert out[0] == "refused" and f"{t}.full_name" in out[2], out
+            rename = f"UPDATE {t} SET city = 'Nice' WHERE id = 1"
         for sql in (
-            f"UPDATE {t} SET city = 'Nice', full_name = 'Alice Jones' WHERE id = 1",
+            rename,
             f"UPDATE {t} SET ssn = NULL, code = 'K7' WHERE id = 2",
             f"DELETE FROM {t} WHERE id = 2",
         ):
             out = db.run(sql)
             assert out[0] == "ok", (sql, out)
-        assert db.rows(t) == [(1, "Alice Jones", *UNIQUE_ROWS[0][2:5], "Nice", "K1", None)]
+        name = "Alice Jones" if dialect != "mysql" else UNIQUE_ROWS[0][1]
+        assert db.rows(t) == [(1, name, *UNIQUE_ROWS[0][2:5], "Nice", "K1", None)]
 
 
 def _conditional_upsert(dialect: str, condition: str) -> str:

@@ -58,9 +58,19 @@ PAIR, OUTCOME, GENERIC = 1, 2, 3
 _ITEM = struct.Struct("<BIIqq")
 DEFAULT_SIZE = 4 * 1024 * 1024
 _NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal$")
-_NEW = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal\.new$")
 _SPAN = re.compile(rb'"span_id":"([0-9a-f]{16})"')
 _TYPE = re.compile(rb'"type":"([a-z_]+)"')
+
+
+#: journals one process keeps open at once (one descriptor and 4 MiB of mapping each); stores beyond that write
+#: their intents directly
+MAX_LIVE = 64
+_live = [0]
+_live_lock = threading.Lock()
+
+
+class TooMany(OSError):
+    """This process has :data:`MAX_LIVE` journals open already."""
 
 
 def wal_dir(store: Path) -> Path:
@@ -79,36 +89,47 @@ class Journal:
     """This process's journal of one store. :meth:`put` is the statement path; the store drains under its lock."""
 
     def __init__(self, store: Path, key: bytes | None, size: int = DEFAULT_SIZE) -> None:
+        with _live_lock:
+            if _live[0] >= MAX_LIVE:
+                raise TooMany(f"{MAX_LIVE} journals are open in this process already")
+            _live[0] += 1
+        try:
+            self._open(store, key, size)
+        except BaseException:
+            with _live_lock:
+                _live[0] -= 1
+            raise
+
+    def _open(self, store: Path, key: bytes | None, size: int) -> None:
         d = wal_dir(store)
         d.mkdir(mode=0o700, exist_ok=True)
         self.pid = os.getpid()
         self.path = d / f"{self.pid}-{secrets.token_hex(4)}.wal"
-        # made under a name recovery does not take for a journal, and renamed once whole: a process killed while
-        # creating it leaves a `.new` file that recovery removes, never a headless journal kept forever, and a
-        # recovery that runs between our open() and flock() cannot remove the journal we then write to
-        new = self.path.with_name(self.path.name + ".new")
-        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for life: recovery knows an orphan by its absence
+            if os.fstat(fd).st_nlink == 0:  # taken for a dead writer's empty file and removed before our lock
+                raise OSError("the new journal was removed before it was locked")
             os.posix_fallocate(fd, 0, size)  # blocks reserved now: a full disk fails here, never as SIGBUS later
             # written once through, so the statement path never takes a page fault that allocates or converts
             # a block (measured: ~2 µs a statement on a fresh mapping otherwise)
             os.pwrite(fd, bytes(size), 0)
+            # the mapping keeps its own descriptor of the same open file, and with it the lock: one descriptor
+            # a journal, not two
             self.mm = mmap.mmap(fd, size)
-            self.jkey = journal_key(key) if key is not None else None
-            self.label = key_label(key)
-            self.epoch = 1
-            self._header(HEADER_SIZE)
-            os.rename(new, self.path)  # fails if a recovery removed `new` before we locked it: no journal then
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.mm.close()
-            os.close(fd)
             with contextlib.suppress(OSError):
-                new.unlink()
+                self.path.unlink()
             raise
-        self.fd, self.size = fd, size
+        finally:
+            os.close(fd)
+        self.size = size
+        self.jkey = journal_key(key) if key is not None else None
+        self.label = key_label(key)
         self.lock = threading.Lock()
+        self.closed = False
+        self.released = False
+        self.epoch = 1
         self.wpos = HEADER_SIZE
         self.frames = 0
         #: records journaled and not yet in the store, in journal order (the drain writes these objects)
@@ -116,34 +137,41 @@ class Journal:
         #: records deferred since the last intent (outcomes a result may still amend): journaled ahead of the
         #: next intent, or written by the next drain
         self.deferred: list[Any] = []
-        #: set (under :attr:`lock`) when the store closed: nothing more goes in; the store writes directly
-        self.detached = False
+        self._header(HEADER_SIZE)
 
     def _header(self, consumed: int) -> None:
         self.mm[:_HEADER.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
 
     def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]], floor: int) -> bool:
         """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
-        mapping and queue the records; False when the journal is full (the caller writes them to the store
-        itself). ``floor``: the store's last seq as the caller knows it. Caller holds :attr:`lock`."""
+        mapping and queue the records (numbered, marked written); False when the journal is full or closed (the
+        caller writes them to the store itself). ``floor``: the store's last seq as the caller knows it. Caller
+        holds :attr:`lock`."""
         number = self.frames
         parts = [_START.pack(self.epoch, number, floor)]
-        for _rec, kind, a, b, rseq, rno in items:
-            parts += (_ITEM.pack(kind, len(a), len(b), rseq, rno), a, b)
+        pack = _ITEM.pack
+        for item in items:
+            a, b = item[2], item[3]
+            parts += (pack(item[1], len(a), len(b), item[4], item[5]), a, b)
         payload = b"".join(parts)
         if self.jkey is not None:
             payload += hashlib.blake2b(payload, key=self.jkey, digest_size=_TAG).digest()
         pos = self.wpos
-        end = pos + _FRAME.size + len(payload)
-        if end > self.size:
+        mid = pos + _FRAME.size
+        end = mid + len(payload)
+        if end > self.size or self.closed:
             return False
-        self.mm[pos:end] = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        mm = self.mm
+        mm[mid:end] = payload
+        mm[pos:mid] = _FRAME.pack(len(payload), zlib.crc32(payload))
         self.wpos = end
         self.frames = number + len(items)
         queue = self.queue
-        for rec, *_ in items:
+        for item in items:
+            rec = item[0]
             if isinstance(rec, R.Prepared):
                 rec.frame = number
+                rec.written = True
             number += 1
             queue.append(rec)
         return True
@@ -169,6 +197,8 @@ class Journal:
     def consumed(self, upto: int) -> None:
         """Frames before ``upto`` are in the store: mark them; start over when nothing came in meanwhile."""
         with self.lock:
+            if self.closed:
+                return
             if self.wpos == upto and not self.queue:
                 self.epoch += 1  # frames of the previous round no longer count
                 self.wpos = HEADER_SIZE
@@ -176,21 +206,34 @@ class Journal:
             else:
                 self._header(upto)
 
+    def detach(self) -> tuple[list[Any], list[Any]]:
+        """Close it to statements (they write to the store) and hand over what it holds: the journaled records
+        and the deferred ones, for the store to write before it closes."""
+        with self.lock:
+            self.closed = True
+            framed, waiting = list(self.queue), self.deferred
+            self.queue.clear()
+            self.deferred = []
+            return framed, waiting
+
     def close(self, *, remove: bool) -> None:
-        with contextlib.suppress(Exception):
-            self.mm.close()
-        with contextlib.suppress(OSError):
-            if remove:
+        with self.lock:  # a statement copying a frame right now finishes first; later ones see it closed
+            if self.released:
+                return
+            self.closed = self.released = True
+        if remove:  # unlinked while still locked: a recoverer never finds it half gone
+            with contextlib.suppress(OSError):
                 self.path.unlink()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        with contextlib.suppress(Exception):
+            self.mm.close()  # releases the lock
+        with _live_lock:
+            _live[0] -= 1
 
     def abandon(self) -> None:
         """In a forked child: the mapping and lock are the parent's; let go of them without touching the file."""
+        self.closed = True
         with contextlib.suppress(Exception):
             self.mm.close()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
 
 
 # -- recovery --------------------------------------------------------------------------------------------------
@@ -293,9 +336,6 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
         return
     jkey = journal_key(key) if key is not None else None
     for name in names:
-        if _NEW.match(name):
-            _remove_abandoned(d / name)
-            continue
         if not _NAME.match(name):
             continue
         p = d / name
@@ -305,8 +345,12 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            gone = os.fstat(fd).st_nlink == 0
         except OSError:
             os.close(fd)  # its owner is alive
+            continue
+        if gone:  # recovered (and removed) by someone else between our open and our lock
+            os.close(fd)
             continue
         try:
             orphan = _read(p, fd, jkey)
@@ -314,26 +358,13 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             log.error("governed_db audit: cannot read the journal %s (%s); it is left in place", p, e)
             os.close(fd)
             continue
-        if orphan is None:  # not a journal (or an empty one being created): leave it
+        if orphan is None:  # not a journal: leave it
             os.close(fd)
             continue
+        if not orphan.label:  # its writer died creating it: nothing was ever journaled there
+            orphan.release(remove=True)
+            continue
         yield orphan
-
-
-def _remove_abandoned(path: Path) -> None:
-    """A journal whose creation never finished (its process was killed, or could not fill it): no frame was
-    ever written to it. Removed once nobody holds its lock."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        path.unlink()
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 #: no writer makes a larger journal: a larger file is not read (its records would all be held in memory)
@@ -349,7 +380,7 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
         magic, epoch, consumed, label, pid = _HEADER.unpack_from(mm, 0)
         if magic != MAGIC:
-            return None
+            return Orphan(path, fd, b"", pid=0) if not any(mm[:HEADER_SIZE]) else None
         orphan = Orphan(path, fd, bytes(label), pid=pid)
         tagged = orphan.label != _NO_KEY
         check = jkey is not None and tagged
@@ -430,3 +461,12 @@ def resolve(records: list[Recovered], known: dict[tuple[str, str], int]) -> list
                 rec.intent = seq
         out.append(rec)
     return out
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    _live[0] = 0  # the parent's journals are abandoned by their stores in the child
+    _live_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -60,7 +60,7 @@ DEFER_INTERVAL = 0.5
 #: so many deferred records wake the flusher at once (memory stays bounded under bursts)
 _MAX_DEFERRED = 256
 #: so many records waiting in the journal are chained into the store by the statement that finds them there
-_DRAIN_AT = 256
+_DRAIN_AT = 64
 _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
 _monotonic = time.monotonic  # the clock of the path check (a test moves it on)
 
@@ -174,6 +174,9 @@ class AuditStore:
         self._journal: J.Journal | None = None
         #: orphaned journals (of processes that died) are chained in at the first locked write
         self._recover_due = True
+        #: the last attempt to chain the journal into the store failed: intents go to the store directly
+        #: (and are refused in production) until a write succeeds
+        self._failing = False
         self.appended = 0
         _stores.add(self)
 
@@ -217,22 +220,19 @@ class AuditStore:
         or when the journal is full, it is appended here. ``rec.seq`` is its place in the chain once written.
         """
         j = self._journal
-        if j is not None and j.pid == _PID[0]:
+        if j is not None and j.pid == _PID[0] and not self._failing:
             with j.lock:
                 items = self._journal_deferred(j) if j.deferred else []
                 try:
-                    pieces = None if j.detached else rec.parts()  # detached: closed meanwhile (idle_close)
+                    pieces = None if j.closed else rec.parts()  # closed meanwhile (idle_close)
                 except (TypeError, ValueError):
                     pieces = None  # unusual values: the general path below
                 if pieces is not None:
                     items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
                     journaled = j.put(items, self._seq)
                     if journaled:
-                        for item in items:
-                            r = item[0]
-                            if isinstance(r, R.Prepared):
-                                r.written = True
-                        del j.deferred[: len(items) - 1]
+                        if len(items) > 1:
+                            del j.deferred[: len(items) - 1]
                         rec.cached = pieces
                         if len(j.queue) < _DRAIN_AT:
                             return
@@ -281,7 +281,7 @@ class AuditStore:
         j = self._journal
         if j is not None:
             with j.lock:
-                if not j.detached:
+                if not j.closed:
                     j.deferred.append(body)
                     if len(j.deferred) >= _MAX_DEFERRED:
                         self._wake.set()
@@ -310,11 +310,17 @@ class AuditStore:
         with self._lock:
             if not self._waiting():
                 return
-            fd = self._lock_file()
             try:
-                self._flush_deferred(fd)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                fd = self._lock_file()
+                try:
+                    self._flush_deferred(fd)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            except BaseException:
+                # the store cannot be written: statements stop going to the journal, so the next one tries the
+                # store itself and is refused in production while it fails (what waits stays journaled)
+                self._failing = True
+                raise
 
     def _waiting(self) -> bool:
         j = self._journal
@@ -401,12 +407,10 @@ class AuditStore:
                     j = self._journal
                     keep = False
                     if j is not None:
-                        with j.lock:  # no statement is copying into it now, and none will (they see detached)
-                            j.detached = True
-                            self._journal = None
-                            framed, left = list(j.queue), [*j.queue, *j.deferred]
-                            j.queue.clear()
-                            j.deferred = []
+                        # no statement is copying into it now, and none will (they see it closed)
+                        framed, waiting = j.detach()
+                        self._journal = None
+                        left = [*framed, *waiting]
                         if left:
                             # journaled by statements after the flush above (the flusher closing an idle store
                             # while a statement ran): written now, not left to a recovery that would lose outcomes
@@ -426,7 +430,6 @@ class AuditStore:
                     self._wake.set()
                     for journal in (j, self._journal):
                         if journal is not None:
-                            journal.detached = True
                             journal.close(remove=not keep or journal is not j)
                     self._journal = None
                     if self._fd >= 0:
@@ -607,6 +610,8 @@ class AuditStore:
             if self.journal and self.fsync_interval != 0 and self._journal is None:
                 try:
                     self._journal = J.Journal(self.path, self.key, J.DEFAULT_SIZE)
+                except J.TooMany:
+                    pass  # a process with that many stores open: this one writes its intents directly
                 except (OSError, ValueError) as e:  # no room, no mmap: every record is written directly
                     log.warning("governed_db audit: no write-ahead journal for %s (%s); records are written "
                                 "directly", self.path, e)
@@ -722,6 +727,7 @@ class AuditStore:
                 self._prefix = owed
             raise
         self._end += len(data)
+        self._failing = False
         self._seq, self._hash, self._last_type = seq, digest, str(kind)
         self._dirty = True
         self._last_append = time.monotonic()
@@ -1205,7 +1211,42 @@ def read_raw(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         if isinstance(rec.get("seq"), int):
             last = rec["seq"]
         yield rec
-    yield from _journal_view(live, last)
+    for rec in _journal_view(live, last):
+        last = rec["seq"]
+        yield rec
+    yield from _local_view(live, last)
+
+
+def _local_view(p: Path, last_seq: int) -> Iterator[dict[str, Any]]:
+    """What this process's own journals still hold for ``p`` after the reader's flush (the store could not be
+    written): those statements ran, so a reader here shows them, marked ``journal`` like a dead process's."""
+    target = p.resolve()
+    for store in list(_stores):
+        j = store._journal
+        if j is None or j.closed or not j.queue or store.path != target:
+            continue
+        with j.lock:
+            items = list(j.queue)
+        seqs: dict[int, int] = {}
+        for rec in items:
+            if not isinstance(rec, R.Prepared):
+                continue
+            last_seq += 1
+            seqs[id(rec)] = last_seq
+            try:
+                if isinstance(rec, R.PreparedOutcome):
+                    intent = rec.intent
+                    iseq = intent if type(intent) is int else seqs.get(id(intent), intent.seq)  # type: ignore
+                    pre, tail = rec.cached or rec.pieces()
+                    head = pre + b"%d," % iseq
+                else:
+                    head, tail = rec.parts()
+                body = R.parse_line(b'%b"prev":"","seq":%d,%b' % (head, last_seq, tail))
+            except (TypeError, ValueError):
+                body = None
+            if body is not None:
+                body["journal"] = j.path.name
+                yield body
 
 
 def _read_files(live: Path) -> Iterator[dict[str, Any]]:
@@ -1227,9 +1268,18 @@ def _read_files(live: Path) -> Iterator[dict[str, Any]]:
 
 
 def journal_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The statements still waiting in journals of ended processes, merged like :func:`read_records` (what an
-    indexed search adds to what the index finds)."""
-    yield from _merge(_journal_view(store_path(path)))
+    """The statements still waiting in journals (of ended processes, and this process's own when the store could
+    not be written), merged like :func:`read_records` (what an indexed search adds to what the index finds)."""
+    live = store_path(path)
+
+    def view() -> Iterator[dict[str, Any]]:
+        last = 1 << 62  # provisional seqs only pair intents with outcomes here
+        for rec in _journal_view(live, last):
+            last = rec["seq"]
+            yield rec
+        yield from _local_view(live, last)
+
+    yield from _merge(view())
 
 
 def read_records(path: str | os.PathLike[str], *, merge: bool = True) -> Iterator[dict[str, Any]]:

@@ -303,6 +303,9 @@ class Driver:
 
     #: a statement's rows live on the connection, not a cursor (DuckDB): governance's own SQL replaces them
     results_on_connection = False
+    #: a write with RETURNING stays in progress until its rows are read (SQLite): the savepoint of a bounded
+    #: write cannot be released, nor its row count read, around it
+    returning_in_progress = False
 
     def restore_result_sql(self, changed: int) -> str | None:
         """After governance's SQL replaced a write's result on the connection: SQL that gives it back."""

@@ -12,6 +12,7 @@ like sqlite3's.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,11 +21,38 @@ from aiosqlite.context import Result
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
 from governed_db.drivers import innermost
 from governed_db.drivers._async import AsyncDriver
-from governed_db.drivers.sqlite import SqliteDriver
+from governed_db.drivers.sqlite import BUILTIN_FUNCTION_SQL, SqliteDriver, harmless_callable, shadowing
+from governed_db.errors import GuardrailViolation
+from governed_db.masking.flow import known_function_name
 from governed_db.proxies import PrivateWithheld
 
 
+def _refuse_factory(gov: Any, what: str, factory: Any) -> None:
+    """aiosqlite hands a row or text factory to sqlite3 itself, which calls it with every raw value (governed_db's
+    own catalog samples too) before masking: only the factories masking reads natively are let through."""
+    allowed = (None, sqlite3.Row) if what == "row_factory" else (str, bytes, bytearray)
+    if factory in allowed:
+        return
+    name = getattr(factory, "__name__", type(factory).__name__)
+    raise gov.refusal(
+        GuardrailViolation(
+            f"refused by governed_db: {what} = {name} would be called with every value before masking. "
+            f"Next step: keep {'None or sqlite3.Row' if what == 'row_factory' else 'str, bytes or bytearray'}, "
+            "and convert the fetched (masked) rows instead."
+        )
+    )
+
+
 class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
+    @property
+    def row_factory(self) -> Any:
+        return self.__wrapped__.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        _refuse_factory(self._self_gov, "row_factory", factory)
+        self.__wrapped__.row_factory = factory
+
     async def executescript(self, sql_script: Any) -> Any:
         raw = self.__wrapped__
         out = await govern(
@@ -35,6 +63,24 @@ class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
 
 class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiosqliteCursor
+
+    @property
+    def row_factory(self) -> Any:
+        return self.__wrapped__.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        _refuse_factory(self._self_gov, "row_factory", factory)
+        self.__wrapped__.row_factory = factory
+
+    @property
+    def text_factory(self) -> Any:
+        return self.__wrapped__.text_factory
+
+    @text_factory.setter
+    def text_factory(self, factory: Any) -> None:
+        _refuse_factory(self._self_gov, "text_factory", factory)
+        self.__wrapped__.text_factory = factory
 
     @property
     def _connection(self) -> Any:
@@ -103,6 +149,22 @@ class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
         lines = await govern(self._self_gov, "connection.iterdump", "VACUUM INTO 'iterdump'", None, dump)
         for line in lines:
             yield line
+
+    async def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        # as for sqlite3: a Python function under a name masking trusts (upper, reverse) would see raw values
+        if harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):
+            return await self.__wrapped__.create_function(name, *args, **kwargs)
+        if known_function_name(str(name), "sqlite"):
+            raise self._self_gov.refusal(shadowing(name, "function"))
+        try:
+            cur = await self.__wrapped__.execute(BUILTIN_FUNCTION_SQL, (str(name).lower(),))
+            builtin = bool(await cur.fetchall())
+            await cur.close()
+        except Exception:
+            builtin = True  # cannot tell: fail closed
+        if builtin:
+            raise self._self_gov.refusal(shadowing(name, "function"))
+        return await self.__wrapped__.create_function(name, *args, **kwargs)
 
     async def load_extension(self, path: Any) -> Any:
         return await govern(

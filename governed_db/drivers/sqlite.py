@@ -27,6 +27,7 @@ from governed_db import masking
 from governed_db.drivers import Driver, innermost, quote_ident
 from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.errors import GuardrailViolation
+from governed_db.masking.flow import known_function_name
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript, many_out
 
@@ -261,6 +262,42 @@ def _lenient_of(connection: Any) -> _Lenient:
     return found
 
 
+_BUILTIN_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+
+
+def shadows_known_function(raw: Any, name: str) -> bool:
+    """True when a user function called ``name`` would replace one SQLite defines or masking trusts.
+
+    Masking lets a value through functions it knows to be total (``upper(ssn)``, ``reverse(ssn)``: masked whole at
+    the output); a Python function registered under such a name would be called with the raw values instead.
+    """
+    if known_function_name(name, "sqlite"):
+        return True
+    try:
+        rows = raw.execute(BUILTIN_FUNCTION_SQL, (name.lower(),)).fetchall()
+    except Exception:
+        return True  # cannot tell: fail closed
+    return bool(rows)
+
+
+BUILTIN_FUNCTION_SQL = "SELECT 1 FROM pragma_function_list WHERE name = ? AND builtin = 1"
+
+
+def harmless_callable(func: Any) -> bool:
+    """A C function of :mod:`math` (SQLAlchemy registers ``floor`` as ``math.floor`` on every connection): it
+    keeps nothing and writes nowhere, so it may stand in for a function of the same name."""
+    owner = getattr(func, "__self__", None)
+    return type(func).__name__ == "builtin_function_or_method" and getattr(owner, "__name__", None) in ("math", "cmath")
+
+
+def shadowing(name: Any, what: str) -> GuardrailViolation:
+    return GuardrailViolation(
+        f"refused by governed_db: {'an' if what[0] in 'aeiou' else 'a'} {what} named {name!r} would replace one SQLite or governed_db's masking "
+        "already knows, and would be called with values before masking. Next step: register it under a name of "
+        "its own (a value it is given from a masked column is refused as a copy)."
+    )
+
+
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
     cursor_proxy = SqliteCursor
@@ -295,6 +332,28 @@ class SqliteConnection(GovernedConnection):
                 )
             )
         return raw.setlimit(category, limit)
+
+    def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if not harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):
+            self._self_own_name(name, "function")
+        return self.__wrapped__.create_function(name, *args, **kwargs)
+
+    def create_aggregate(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self._self_own_name(name, "aggregate")
+        return self.__wrapped__.create_aggregate(name, *args, **kwargs)
+
+    def create_window_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self._self_own_name(name, "window function")
+        return self.__wrapped__.create_window_function(name, *args, **kwargs)
+
+    def create_collation(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if str(name).upper() in _BUILTIN_COLLATIONS:
+            raise self._self_gov.refusal(shadowing(name, "collation"))
+        return self.__wrapped__.create_collation(name, *args, **kwargs)
+
+    def _self_own_name(self, name: str, what: str) -> None:
+        if shadows_known_function(self.__wrapped__, str(name)):
+            raise self._self_gov.refusal(shadowing(name, what))
 
     def backup(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         # A backup copies every row unmasked: judged as writing the database to a file.
@@ -369,6 +428,8 @@ class SqliteDriver(Driver):
     name = "sqlite3"
     dialect = "sqlite"
     db_system = "sqlite"
+
+    returning_in_progress = True
 
     def __init__(self, module: Any = None) -> None:
         super().__init__(module or sqlite3)

@@ -118,6 +118,11 @@ def plan(st: Statement) -> Steps | None:
     if shape.returning and st.gov.driver.results_on_connection:
         return _refuse_now(st, f"{st.gov.driver.name} keeps a statement's rows on the connection, where measuring "
                                "the write would replace them: a bounded write cannot return rows (RETURNING) here")
+    if shape.returning and st.gov.driver.returning_in_progress:
+        # was a GovernanceFault ("cannot release savepoint - SQL statements in progress") after the write ran
+        return _refuse_now(st, f"{st.gov.driver.name} keeps a write with RETURNING running until its rows are "
+                               "read, so its effect cannot be measured and kept around it: run the write without "
+                               "RETURNING, then SELECT the rows it changed")
     return _guarded(st, shape.tables, shape.mode, rendered=shape.rendered)
 
 

@@ -73,6 +73,10 @@ def words(name: str) -> tuple[str, ...]:
     return tuple(w.lower() for w in _WORDS.findall(name))
 
 
+#: exact numeric types without fractional digits
+_WHOLE_DECIMAL = re.compile(r"(?:numeric|decimal|number)\s*(?:\(\s*\d+\s*(?:,\s*0\s*)?\))?")
+
+
 def type_category(declared: str | None) -> str:
     if not declared:
         return "unknown"
@@ -111,6 +115,10 @@ def _contains(seq: tuple[str, ...], part: tuple[str, ...]) -> int:
 def classify_name(table: str, column: str, declared: str | None = None) -> ColumnClass | None:
     """Label from the column's name and declared type alone (None when nothing matches)."""
     category = type_category(declared)
+    if category == "float" and _WHOLE_DECIMAL.fullmatch((declared or "").strip().lower()):
+        # NUMERIC / DECIMAL(15, 0) holds whole numbers (SQLite's NUMERIC affinity stores 14155550142 as an
+        # integer): a ``phone NUMERIC`` is named like a ``phone BIGINT``
+        category = "int"
     if category == "inet":
         return ColumnClass("IP_ADDRESS", 0.9, {"type": f"declared type {declared} holds IP addresses"})
     toks = words(column)

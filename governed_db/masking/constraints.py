@@ -42,7 +42,7 @@ from governed_db.masking.schema import Constraint
 ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
 
 #: how every clause of a constraint use begins (the guard tells them from predicates by it)
-USE_PREFIXES = ("the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on")
+USE_PREFIXES = ("the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on")
 
 
 def is_constraint_use(clause: str) -> bool:
@@ -115,6 +115,40 @@ def constraint_uses(writes: list[Written], constraints_of: ConstraintsOf) -> lis
             found = _use(w, c)
             if found is not None and found[1].sources:
                 uses.append(found)
+    return uses
+
+
+#: what MySQL/MariaDB report as affected: only rows whose stored value differs from the one written
+_CHANGED_ROWS = (
+    "the affected-row count of {table} (MySQL counts a row only when the value written differs from the "
+    "stored one, so 0 or 1 says whether a chosen value equals it)"
+)
+
+
+def changed_row_uses(
+    writes: list[Written], constraints_of: ConstraintsOf, dialect: str
+) -> list[tuple[str, Origin]]:
+    """MySQL/MariaDB count an UPDATE's (and ``ON DUPLICATE KEY UPDATE``'s, ``REPLACE``'s) affected rows as the
+    rows it *changed*: ``UPDATE t SET ssn = '536-22-8726' WHERE id = 1`` reports 0 exactly when that is the stored
+    SSN (``ROW_COUNT()``, and an ``ON UPDATE CURRENT_TIMESTAMP`` column, say the same), and a transaction
+    rolled back afterwards keeps the value. So on MySQL every column an UPDATE gives a value (NULL and
+    DEFAULT compare nothing a masked value hides) is a use of its stored value; on the other databases an
+    UPDATE counts the rows it matched."""
+    if dialect != "mysql":
+        return []
+    uses: list[tuple[str, Origin]] = []
+    # ``REPLACE INTO t VALUES (...)`` reports 1 when the row it replaces is the same as the new one and 2 when
+    # it differs: the values it gives are compared with the stored row's the same way
+    replaced = {w.table for w in writes if w.kind == "delete"}
+    for w in writes:
+        if w.kind != "update" and not (w.kind == "insert" and w.table in replaced):
+            continue
+        given = w.columns
+        if given is None:  # any column may be given a value: every column of the table (fail closed)
+            columns, _ = constraints_of(w.table)
+            given = frozenset(c.lower() for c in columns or ())
+        if given:
+            uses.append((_CHANGED_ROWS.format(table=w.table), _origin(w.table, given)))
     return uses
 
 
@@ -196,4 +230,4 @@ def _unordered(node: exp.Expression) -> exp.Expression:
     return node.this if isinstance(node, exp.Ordered) else node
 
 
-__all__ = ["USE_PREFIXES", "ConstraintsOf", "constraint_uses", "ddl_uses", "is_constraint_use"]
+__all__ = ["USE_PREFIXES", "ConstraintsOf", "changed_row_uses", "constraint_uses", "ddl_uses", "is_constraint_use"]

@@ -30,8 +30,9 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.constraints import constraint_uses, ddl_uses
+from governed_db.masking.constraints import changed_row_uses, constraint_uses, ddl_uses
 from governed_db.masking.lineage import Lineage, Origin, trace
+from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
@@ -41,6 +42,22 @@ if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
 #: ``DECLARE name ... CURSOR``, after any leading comments
+def _schema_pragma(tree: exp.Expression) -> bool:
+    """``PRAGMA table_info(t)`` / ``PRAGMA main.index_list('t')``: a schema pragma over a name (not a query)."""
+    if not isinstance(tree, exp.Pragma):
+        return False
+    call = tree.this
+    if isinstance(call, exp.EQ):
+        name, args = call.this, [call.expression]
+    elif isinstance(call, exp.Anonymous):
+        name, args = call.this, list(call.expressions)
+    else:
+        name, args = call, []
+    name = name.name if isinstance(name, exp.Expression) else name
+    simple = (exp.Column, exp.Identifier, exp.Literal, exp.Var)
+    return str(name).lower() in SCHEMA_PRAGMAS and all(isinstance(a, simple) for a in args)
+
+
 _DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
 CURSOR_USE = "a cursor (FETCH would return it unmasked)"
 #: a table whose catalog could not be read is tried again after this many seconds
@@ -57,6 +74,10 @@ MEMO_SECONDS = 60.0
 #: a table's indexes and keys are read again after this many seconds (an index created by a migration is seen)
 ORDER_SECONDS = 60.0
 MISSING = object()
+#: columns of a full-text index's token tables that only number its rows, segments or pages
+_FTS_STRUCTURE = frozenset(
+    {"id", "rowid", "docid", "segid", "pgno", "blockid", "level", "idx", "k", "doc", "cnt", "col", "offset"}
+)
 
 
 @dataclass
@@ -100,6 +121,8 @@ class StatementFacts:
     #: PostgreSQL EXPLAIN: what every line of the plan may depend on (each column the explained statement
     #: reads, wherever it reads it); ``None`` for any other statement
     explain: Origin | None = None
+    #: a SQLite schema pragma (``PRAGMA table_info(t)``): column names and types, never values
+    schema: bool = False
 
 
 _PG = frozenset({"postgres", "postgresql"})
@@ -242,6 +265,7 @@ class MaskingState:
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
         if lineage.writes:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
+            lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
         return lineage
@@ -311,7 +335,50 @@ class MaskingState:
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
             info.classes[c.lower()] = cls
+        fts = schema.fts_source(raw, self.dialect, name)
+        if fts is not None:
+            self._inherit_fts(info, missing, *fts)
+        generated = schema.read_generated(raw, self.dialect, table_sql, schema_name, name, info.columns or [])
+        unlisted = {m.lower() for m in missing}
+        for column, reads in (generated or {}).items():
+            # a generated column is computed from others (search_name AS lower(full_name)): a value derived from a
+            # masked column, masked whole like any expression over it, whatever its own name and values say
+            if column not in unlisted:
+                continue  # a reviewed catalog entry wins
+            sources = [info.classes.get(r) for r in sorted(reads)]
+            found = next((c for c in sources if c is not None and c.label and not c.provisional), None)
+            if found is not None and found.label != "FREE_TEXT":
+                info.classes[column] = ColumnClass(
+                    found.label,
+                    found.confidence,
+                    {"generated": f"computed from {', '.join(sorted(reads))}"},
+                    strategy=("redact", {}),
+                )
         return info
+
+    def _inherit_fts(self, info: TableInfo, columns: list[str], parent: str, what: str) -> None:
+        """A full-text index's shadow table (``t_content``, ``t_data``...) or vocabulary holds the indexed text
+        (or its tokens) under names of its own: ``c0`` in ``t_content`` is ``t``'s first column, labelled as
+        it is; every column of the token tables is masked whole when ``t`` has a masked column."""
+        top = self.table(table_key(parent))
+        if top.columns is None:
+            return
+        labels = [(i, self.column_class(top.key, c)) for i, c in enumerate(top.columns)]
+        sensitive = [(i, cls) for i, cls in labels if cls is not None and cls.label]
+        if not sensitive:
+            return
+        for c in columns:
+            low = c.lower()
+            if what == schema.FTS_CONTENT:
+                index = re.match(r"c(\d+)", low)
+                found = [cls for i, cls in sensitive if index is not None and int(index.group(1)) == i]
+                if found:
+                    info.classes[low] = found[0]
+            elif low not in _FTS_STRUCTURE:
+                first = sensitive[0][1]
+                info.classes[low] = ColumnClass(
+                    first.label, first.confidence, {"full-text": f"tokens of {parent}, which holds {first.label}"}
+                )
 
     def column_class(self, key: str, column: str) -> ColumnClass | None:
         """The label of ``key.column`` (catalog first, then online); ``None`` when not sensitive.
@@ -381,7 +448,7 @@ class MaskingState:
         )
         diagnostics = isinstance(tree, exp.Show) and tree.name.upper() in ("WARNINGS", "ERRORS")
         explain = _explained(lineage) if stmts[0].operation == "EXPLAIN" and self.dialect in _PG else None
-        return StatementFacts(lineage, literals, writes, diagnostics, explain)
+        return StatementFacts(lineage, literals, writes, diagnostics, explain, _schema_pragma(tree))
 
     # -- who sees what ---------------------------------------------------------------------------
     def grants(self, identity: Identity) -> list[Grant]:

@@ -184,7 +184,7 @@ for _name, _keys in (
 
 #: untyped functions (sqlglot ``Anonymous``) known to be total on any text
 TOTAL_NAMES = frozenset(
-    ["row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "json_build_object", "jsonb_build_object", "json_build_array", "jsonb_build_array", "json_object", "json_array", "json_group_array", "json_group_object", "json_quote", "quote", "hex", "md5", "sha1", "sha256", "to_base64", "reverse", "ifnull", "char_length", "octet_length", "bit_length", "btrim", "initcap", "lower", "upper", "list", "array_agg", "string_agg", "group_concat", "first", "last", "any_value", "min", "max", "typeof", "soundex", "json_arrayagg", "json_objectagg", "array_to_string", "array_length", "cardinality", "length", "len", "strlen", "concat", "concat_ws", "substr", "substring", "left", "right", "ascii"]
+    ["row_to_json", "to_json", "to_jsonb", "json_agg", "jsonb_agg", "json_build_object", "jsonb_build_object", "json_build_array", "jsonb_build_array", "json_object", "json_array", "json_group_array", "json_group_object", "json_quote", "quote", "hex", "md5", "sha1", "sha256", "to_base64", "reverse", "ifnull", "char_length", "octet_length", "bit_length", "btrim", "initcap", "lower", "upper", "list", "array_agg", "string_agg", "group_concat", "first", "last", "any_value", "min", "max", "typeof", "soundex", "json_arrayagg", "json_objectagg", "array_to_string", "array_length", "cardinality", "length", "len", "strlen", "concat", "concat_ws", "substr", "substring", "left", "right", "ascii", "total"]
 )
 #: untyped functions whose first argument steers them (a format string, an encoding name)
 _FIRST_CONTROLS = frozenset({"printf", "format"})
@@ -341,6 +341,14 @@ def _takes_width(fmt: exp.Expression | None) -> bool:
     return "*" in text or re.search(r"\{[^}]*\{", text) is not None
 
 
+def _text_cast(node: exp.Expression | None) -> bool:
+    """A cast to a text type (whose result is text whatever the value's storage class)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    to = node.args.get("to") if isinstance(node, exp.Cast) else None
+    return isinstance(to, exp.DataType) and to.this in _TEXT_TYPES
+
+
 def _utf8(node: exp.Expression | None) -> bool:
     return isinstance(node, exp.Literal) and node.is_string and str(node.this).upper().replace("-", "") == "UTF8"
 
@@ -375,6 +383,12 @@ _NUMBER_LIKE = frozenset({"int", "float", "bool", "date"})
 CONVERTING: tuple[type[exp.Expression], ...] = (*_NUMERIC, exp.TsOrDsToDate)
 
 
+def declared_numbers(categories: list[str]) -> bool:
+    """Whether the columns read (their declared type categories) are all numbers, booleans or dates: MySQL
+    converts them to a number without a warning (an unknown type counts as text: fail closed)."""
+    return bool(categories) and all(c in _NUMBER_LIKE for c in categories)
+
+
 def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> str | None:
     """Why a numeric or date function over columns' own values is an oracle on MySQL/MariaDB, or ``None``.
 
@@ -386,7 +400,7 @@ def converts_text(node: exp.Expression, dialect: str, categories: list[str]) -> 
     row, and SQLite converts silently."""
     if dialect != "mysql" or not isinstance(node, CONVERTING):
         return None
-    if categories and all(c in _NUMBER_LIKE for c in categories):
+    if declared_numbers(categories):
         return None
     return f"{name_of(node)}() of a text column (MySQL warns unless the whole value reads as a number or a date)"
 
@@ -422,6 +436,23 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
     grown = length_hazard(node, kinds)
     if grown is not None:
         return grown
+    if isinstance(node, exp.GroupConcat) and any(t for key, _, t in tainted if key == "separator"):
+        # group_concat(x, ssn) / string_agg(x, ssn): the separator is repeated once per row, so over enough
+        # rows whether the result passes the length limit ("string or blob too big") says how long it is
+        return f"the separator of {name_of(node)}() (repeated per row, its length reaches the length limit)"
+    if dialect == "sqlite" and isinstance(node, exp.Sum):
+        # SQLite's sum() adds integers exactly and fails with "integer overflow" past 2**63: over a masked value
+        # UNION ALL a guess (9223372036854775807 - guess) whether it fails says whether the value is larger
+        return "sum() (SQLite fails with 'integer overflow' when the values add past 2**63; total() cannot fail)"
+    if (
+        dialect == "sqlite"
+        and isinstance(node, exp.JSONKeyValue)
+        and any(t for key, _, t in tainted if key == "this")
+        and not _text_cast(node.this)
+    ):
+        # SQLite's json_object() fails with "labels must be TEXT" on a key stored as a number or a blob: over a
+        # masked column of numeric affinity it says whether the value is all digits
+        return "a json_object() key (SQLite fails unless it is TEXT; use CAST(... AS TEXT))"
     if isinstance(node, exp.Cast):
         # a cast fails (or, as TRY_CAST, turns NULL) exactly for the values it cannot convert
         to = node.args.get("to")
@@ -543,3 +574,25 @@ def set_comparison(node: exp.Expression) -> str | None:
     if node.args.get("distinct") is not False:
         return "UNION (which removes duplicates)"
     return None
+
+
+def known_function_name(name: str, dialect: str) -> bool:
+    """True when analysis reads a call of ``name`` as a function it knows (sqlglot's own expression, or a name on
+    the lists of total, pure, set-returning or catalog functions), rather than an unknown one."""
+    from governed_db.masking.names import PURE_FUNCTIONS, SCHEMA_PRAGMA_FUNCTIONS, STORAGE_FUNCTIONS
+
+    low = name.lower()
+    if low in TOTAL_NAMES or low in PURE_FUNCTIONS or low in SET_RETURNING or low in STORAGE_FUNCTIONS:
+        return True
+    if low in SCHEMA_PRAGMA_FUNCTIONS or low in _FIRST_CONTROLS or low in _CONVERSIONS:
+        return True
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
+        return True  # a name SQL text can only quote: fail closed
+    try:
+        from sqlglot import parse_one
+
+        tree = parse_one(f"SELECT {name}(x)", read=dialect)
+    except Exception:
+        return True
+    call = tree.expressions[0] if tree.expressions else None
+    return not isinstance(call, exp.Anonymous)

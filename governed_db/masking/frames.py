@@ -168,7 +168,43 @@ def _numpy_dict(plan: RowMasker, data: Mapping[str, Any]) -> Any:
             raw = [None if bool(flag) else v for v, flag in zip(raw, mask.tolist(), strict=False)]
         values = [m(v) for v in raw]
         plan.masked_cells += len(values)
-        arr = np.empty(len(values), dtype=object)
-        arr[:] = values
-        out[names[i]] = arr
+        out[names[i]] = _numpy_column(np, values, column, mask is not None)
     return out
+
+
+def _numpy_fits(kind: str, present: list[Any]) -> bool:
+    import datetime as _dt
+
+    if kind in "iu":
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in present)
+    if kind == "f":
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+    if kind == "b":
+        return all(isinstance(v, bool) for v in present)
+    if kind == "M":
+        return all(isinstance(v, (_dt.datetime, _dt.date)) for v in present)
+    if kind == "m":
+        return all(isinstance(v, _dt.timedelta) for v in present)
+    return False
+
+
+def _numpy_column(np: Any, values: list[Any], original: Any, was_masked: bool) -> Any:
+    """``values`` in the original column's dtype when they fit it (duckdb hands a column with NULLs over as a
+    masked array: a number NULLed because it is derived from a masked column stays an ``int64`` masked array,
+    a generalized date a ``datetime64``), else an object array (masked where the original was)."""
+    missing = [v is None for v in values]
+    dtype = getattr(original, "dtype", None)
+    present = [v for v in values if v is not None]
+    if dtype is not None and dtype.kind in "iufbMm" and _numpy_fits(dtype.kind, present):
+        try:
+            data = np.zeros(len(values), dtype=dtype)
+            for j, v in enumerate(values):
+                if v is not None:
+                    data[j] = v
+        except (TypeError, ValueError, OverflowError):
+            pass
+        else:
+            return np.ma.MaskedArray(data, mask=missing) if was_masked or any(missing) else data
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return np.ma.MaskedArray(arr, mask=missing) if was_masked else arr

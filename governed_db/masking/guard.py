@@ -282,7 +282,7 @@ def _lineage_hit(
 
 #: clauses in which a free-text column may be searched (by a literal that cannot match inside its items);
 #: in any other (ORDER BY, GROUP BY, DISTINCT, PARTITION BY, INTERSECT...) the whole value decides
-_SEARCH_CLAUSES = frozenset({"WHERE", "JOIN", "HAVING", "QUALIFY", "CASE", "a comparison"})
+_SEARCH_CLAUSES = frozenset({"WHERE", "JOIN", "HAVING", "QUALIFY", "FILTER", "CASE", "a comparison"})
 
 
 def _free_text_hit(

@@ -36,7 +36,7 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
-from governed_db.masking.names import PURE_FUNCTIONS, STORAGE_FUNCTIONS
+from governed_db.masking.names import PURE_FUNCTIONS, SCHEMA_PRAGMA_FUNCTIONS, STORAGE_FUNCTIONS
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -59,6 +59,28 @@ _OPAQUE = (exp.Count, exp.Exists)
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
 #: (``abs(-9223372036854775807 - (ssn LIKE '5%'))`` overflows) or a NULL (``nullif``)
 _COMPARISONS = (exp.Predicate, exp.Nullif, exp.Greatest, exp.Least)
+#: number operators: each operand is converted to a number (MySQL warns, DuckDB may fail) and the result can
+#: overflow
+_ARITHMETIC: tuple[type[exp.Expression], ...] = (exp.Add, exp.Sub, exp.Mul, exp.Pow)
+#: number operators whose operands MySQL converts with a warning when they are text (a dividend, a unary minus,
+#: bitwise operators); elsewhere text there is a type error before any row is read (PostgreSQL, DuckDB) or a
+#: silent conversion (SQLite), and a number cannot overflow them
+_CONVERTING_OPERATORS: tuple[type[exp.Expression], ...] = (
+    exp.Div, exp.Mod, exp.IntDiv, exp.Neg, exp.BitwiseNot, exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor,
+    exp.BitwiseLeftShift, exp.BitwiseRightShift,
+)  # fmt: skip
+#: nodes whose result is a number whatever they are given (their own conversions are judged where they are):
+#: an operand of a number operator that converts nothing on MySQL (``avg(salary) / 12``)
+_NUMBERS: tuple[type[exp.Expression], ...] = (
+    *flow.CONVERTING, exp.Count, exp.Length, *_ARITHMETIC, *_CONVERTING_OPERATORS, exp.Literal,
+)  # fmt: skip
+#: logical operators, and the operands that already are truth values (comparisons are recorded as such); a
+#: value that is none converts with a warning on MySQL and with an error (text that is no boolean) on DuckDB
+_LOGICAL: tuple[type[exp.Expression], ...] = (exp.And, exp.Or, exp.Xor, exp.Not)
+_CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
+_TRUTH_VALUES: tuple[type, ...] = (
+    exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Null, exp.Exists,
+)  # fmt: skip
 #: dialects where comparing a text with a number converts it silently or fails at plan time, never per value:
 #: there a comparison that *is* a result column is just a derived value. MySQL converts with a warning
 #: (``SELECT replace(substr(ssn, 1, 1), '5', 'x') = 0`` warns exactly for a 5) and DuckDB with an error.
@@ -163,6 +185,17 @@ class Walker:
         if isinstance(call, exp.Anonymous) and str(call.name).lower() in duck.EMBEDDED_SQL:
             columns = duck.embedded(self, call)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+        if self.dialect == "sqlite" and isinstance(call, exp.Anonymous) and _maybe_table(str(call.name)):
+            table = exp.Table(this=exp.to_identifier(str(call.name)))
+            key, cols = self.columns_of(table)
+            if cols:
+                # ``SELECT rowid FROM notes_fts('alice')``: a full-text table called as a function is
+                # ``notes_fts MATCH 'alice'``: which rows come back says whether its text holds the words
+                self.lineage.uses.append(("a full-text MATCH", Origin("row", rows=frozenset({key}))))
+                for arg in call.expressions:
+                    self.expr(arg, scope or Scope([]), ctes)
+                src = self.table_source(table, ctes)
+                return Source(_alias_name(node) or src.alias, src.table, src.columns)
         inner = self.expr(call, scope or Scope([]), ctes)
         names = _alias_columns(node)
         if inner.kind == "const":
@@ -250,20 +283,34 @@ class Walker:
         if isinstance(node, (exp.Div, exp.Mod, exp.IntDiv)):
             # ``1 / (ascii(ssn) - 53)`` fails exactly when the value is what the divisor tests: an error oracle
             self.lineage.uses.append(("division", self.expr(node.expression, scope, ctes)))
-        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Pow)):
+        if isinstance(node, _ARITHMETIC):
             # ``(ascii(ssn) - 53) * 4611686018427387904`` overflows exactly for some values: an error oracle
             # (and the result would be NULL anyway: a number derived from a masked value)
             self.lineage.uses.append(
                 ("arithmetic", combine(self.expr(c, scope, ctes) for c in node.iter_expressions()))
             )
+        elif isinstance(node, _CONVERTING_OPERATORS) and self.dialect == "mysql":
+            # MySQL converts every operand to a number, with a warning unless it reads as one:
+            # ``replace(substr(ssn, 1, 1), '5', 'x') DIV 1`` warns exactly for a 5, ``-card`` says whether the
+            # card number holds spaces; a column's own value declared as a number (a masked salary) converts
+            # nothing
+            for child in node.iter_expressions():
+                value = self.expr(child, scope, ctes)
+                while isinstance(child, exp.Paren):
+                    child = child.this
+                if isinstance(child, _NUMBERS):
+                    continue  # a number already (its own conversions are judged where it is computed)
+                if value.kind not in ("column", "const") or not flow.declared_numbers(self.categories([value])):
+                    self.lineage.uses.append(("arithmetic", value))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
             return CONST
-        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null) and node is not self.top:
+        if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
             tested = self.expr(node.this, scope, ctes)
             if tested.kind in ("column", "const"):
                 # ``WHERE email IS NOT NULL``: a plain column's NULLs show in its masked output anyway (as a
-                # result column it stays a derived value, NULL: decision 0027)
-                return CONST
+                # result column it stays a derived value, NULL: decision 0027). IS NULL converts nothing, so
+                # it is no comparison that could warn or fail on any engine (``SELECT email IS NOT NULL``)
+                return CONST if node is not self.top else Origin("expr", tested.sources, tested.rows)
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
@@ -298,6 +345,29 @@ class Walker:
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
+        if isinstance(node, _LOGICAL) and self.dialect in _CONVERTING_LOGIC:
+            # ``x AND true``, ``NOT x`` of a value that is no truth value converts it: MySQL with a warning
+            # (``NOT replace(substr(ssn, 1, 1), '5', 'x')`` warns exactly for a 5), DuckDB with an error for
+            # text that is no boolean; operands that are comparisons are recorded as such
+            for key, _, origin in keyed:
+                operand = node.args.get(key)
+                while isinstance(operand, exp.Paren):
+                    operand = operand.this
+                if isinstance(operand, _TRUTH_VALUES):
+                    continue
+                if self.dialect == "mysql" and (
+                    isinstance(operand, _NUMBERS)
+                    or (origin.kind in ("column", "const") and flow.declared_numbers(self.categories([origin])))
+                ):
+                    continue  # MySQL takes a number as a truth value without converting it
+                self.lineage.uses.append(("a logical operator", origin))
+        if isinstance(node, exp.Filter) and isinstance(node.expression, exp.Expression):
+            # ``count(*) FILTER (WHERE x)`` counts the rows where x holds: a WHERE of the aggregate, judged as
+            # one (refused over a masked x); the result is the aggregate's, as under a WHERE
+            self.lineage.uses.append(("FILTER", combine(o for k, _, o in keyed if k == "expression")))
+            return combine((o for k, _, o in keyed if k == "this"), kind=next(
+                (o.kind for k, _, o in keyed if k == "this"), "expr"
+            ))
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
@@ -330,10 +400,12 @@ class Walker:
             return CONST
         if (
             isinstance(node, exp.Anonymous)
-            and str(node.name).lower() in STORAGE_FUNCTIONS
+            and str(node.name).lower() in (STORAGE_FUNCTIONS | SCHEMA_PRAGMA_FUNCTIONS)
             and all(p.kind == "const" for p in parts)
         ):
-            return CONST  # pg_relation_filepath('t'): where a relation is stored, not what it holds
+            # pg_relation_filepath('t'): where a relation is stored, not what it holds; pragma_table_info('t'):
+            # its columns' names and types
+            return CONST
         if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
@@ -469,7 +541,17 @@ class Walker:
             if compares:
                 # INTERSECT/EXCEPT/UNION compare whole rows: whether a guess survives says what a value is
                 self.lineage.uses.extend((compares, o.origin) for o in (*left, *right))
-            if lx and rx and len(left) == len(right):
+            if node.args.get("by_name"):
+                # DuckDB ``UNION [ALL] BY NAME`` pairs the branches' columns by name, not by position
+                # (``SELECT 1 AS id, 'x' AS city UNION ALL BY NAME SELECT ssn AS city, id FROM t`` puts the
+                # SSNs under ``city``)
+                paired = _by_name(left, right) if lx and rx else None
+                if paired is not None:
+                    over = Scope([], parent, paired)
+                    self.bounds(node, over, ctes)
+                    self.orderings(node.args.get("order"), over, ctes)
+                    return paired, True
+            elif lx and rx and len(left) == len(right):
                 merged = []
                 for a, b in zip(left, right, strict=True):
                     plain = a.origin.kind in ("column", "const") and b.origin.kind in ("column", "const")
@@ -504,6 +586,7 @@ class Walker:
             # LATERAL subqueries and table functions see the FROM items before them
             self.add_source(scope, join.this, ctes, scope, nested)
         outputs: list[Output] = []
+        aggregated: set[int] = set()
         exact = True
         shifted_from: int | None = None
         start, shifts = 0, False
@@ -565,9 +648,12 @@ class Walker:
                 outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
             finally:
                 self.top = outer
+            if _aggregates(proj, node):
+                aggregated.add(len(outputs) - 1)
         if shifts and shifted_from is None:
             shifted_from = start
         scope.projections = outputs
+        scope.aggregated = frozenset(aggregated)
         scope.shifted_from = shifted_from
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
@@ -688,8 +774,12 @@ class Walker:
         every = part.args.get("all") is True or any(
             isinstance(i, exp.Ordered) and isinstance(i.this, exp.Var) and i.this.name.upper() == "ALL" for i in items
         )
-        if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column
-            self.lineage.uses.extend((clause, o.origin) for o in scope.projections)
+        if every:  # DuckDB GROUP BY ALL / ORDER BY ALL: every output column (GROUP BY: but its aggregates)
+            self.lineage.uses.extend(
+                (clause, o.origin)
+                for i, o in enumerate(scope.projections)
+                if clause != "GROUP BY" or i not in scope.aggregated
+            )
         for key in ("grouping_sets", "cube", "rollup"):  # GROUP BY ROLLUP(v): groups by v all the same
             extra = part.args.get(key)
             items.extend(e for e in (extra if isinstance(extra, list) else [extra]) if isinstance(e, exp.Expression))
@@ -725,6 +815,31 @@ class Walker:
             self.lineage.uses.append(("NATURAL JOIN", combine(used)))
 
 
+def _by_name(left: list[Output], right: list[Output]) -> list[Output] | None:
+    """The columns of ``left UNION [ALL] BY NAME right``: the left branch's names in order, then the right's
+    new ones; each is what both branches hold under that name (a branch without it gives NULL). ``None`` when
+    a name repeats within a branch (which of them is meant cannot be told)."""
+    sides: list[dict[str, Output]] = []
+    for side in (left, right):
+        named = {o.name.lower(): o for o in side}
+        if len(named) != len(side) or "*" in named or "" in named:
+            return None
+        sides.append(named)
+    order = [o.name for o in left] + [o.name for o in right if o.name.lower() not in sides[0]]
+    paired = []
+    for name in order:
+        found = [s[name.lower()].origin for s in sides if name.lower() in s]
+        plain = all(o.kind in ("column", "const") for o in found)
+        paired.append(Output(name, combine(found, kind="column" if plain else "expr")))
+    return paired
+
+
+def _aggregates(proj: exp.Expression, query: exp.Select) -> bool:
+    """Whether a select-list item holds an aggregate of ``query`` itself (not of a subquery, not a window):
+    DuckDB's ``GROUP BY ALL`` leaves such items out of the grouping."""
+    return any(agg.find_ancestor(exp.Window, exp.Select) is query for agg in proj.find_all(exp.AggFunc))
+
+
 def _counts_rows(node: exp.Count) -> bool:
     """``count(*)``, ``count(col)``, ``count(DISTINCT a, b)``: the answer says how many, not which values."""
     arg = node.this
@@ -753,6 +868,17 @@ def _rename(columns: list[tuple[str, Origin]] | None, names: list[str]) -> list[
     if columns[:1] and columns[0][0] == "*":
         return columns
     return [(names[i] if i < len(names) else n, o) for i, (n, o) in enumerate(columns)]
+
+
+def _maybe_table(name: str) -> bool:
+    """A table-valued call that may name a table of the database (a full-text table), not a known function."""
+    low = name.lower()
+    return not (
+        low in PURE_FUNCTIONS
+        or low in flow.SET_RETURNING
+        or low.startswith(("json", "pragma_"))
+        or low in ("generate_series", "dbstat", "fts5vocab", "zipfile", "csv")
+    )
 
 
 def trace(

@@ -301,7 +301,7 @@ PURE_FUNCTIONS = _words(
     "regexp_replace regexp_substr btrim json_extract jsonb_extract_path json_extract_path_text "
     "json_arrayagg json_objectagg json_each json_tree jsonb_each json_array_elements jsonb_array_elements "
     "json_array_elements_text jsonb_array_elements_text unnest generate_series string_to_array array_to_string "
-    "regexp_split_to_table regexp_split_to_array array_length cardinality"
+    "regexp_split_to_table regexp_split_to_array array_length cardinality total"
 )
 #: PostgreSQL functions whose value locates or measures a relation (a file path, an OID, a size in bytes), never
 #: what it holds: over constant arguments their value is not scanned as text (``base/16386/38678`` is no phone
@@ -311,3 +311,12 @@ STORAGE_FUNCTIONS = _words(
     "pg_relation_filepath pg_relation_filenode pg_relation_size pg_total_relation_size pg_table_size "
     "pg_indexes_size pg_size_pretty pg_database_size pg_tablespace_size pg_column_size"
 )
+#: SQLite's schema pragmas (``PRAGMA table_info(t)``, ``pragma_table_info('t')``): their rows describe a table's
+#: columns, indexes and keys, never what it holds, so their columns come back exactly (``cid`` is a column
+#: number there, not a card security code). Over a column (``pragma_table_info(email)``) they stay unknown
+#: functions: the argument counts as copied.
+SCHEMA_PRAGMAS = _words(
+    "table_info table_xinfo table_list index_list index_info index_xinfo foreign_key_list database_list "
+    "collation_list function_list module_list pragma_list compile_options"
+)
+SCHEMA_PRAGMA_FUNCTIONS = frozenset(f"pragma_{p}" for p in SCHEMA_PRAGMAS)

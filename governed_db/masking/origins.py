@@ -142,3 +142,6 @@ class Scope:
     #: the first output position a star the database expands (``COLUMNS('re')``, ``* EXCLUDE``, a star over
     #: unknown columns) may have shifted: ``ORDER BY 2`` from there on may name any of the later outputs
     shifted_from: int | None = None
+    #: positions of outputs computed by an aggregate of this query (``max(ssn)``): DuckDB's ``GROUP BY ALL``
+    #: groups by every other output
+    aggregated: frozenset[int] = frozenset()

@@ -27,7 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
-from governed_db.masking.origins import combine
+from governed_db.masking.origins import CONST, combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
@@ -96,7 +96,11 @@ class Access:
                 return True  # (text that merely might hold PII, a product description, may still be searched)
         for t in origin.rows:
             fields = self.hidden_fields(t)
-            if fields:
+            # a whole row decides as each of its columns would: text merely scanned (a product description,
+            # a full-text table's body) may be searched; one whose sample held items may not (decision 0192)
+            if fields and any(
+                cls is UNREADABLE or cls.found or self.masks(t, c) for c, cls in fields.items()
+            ):
                 return True
         if origin.kind == "unknown" and origin.hint:
             by_name = classify_name("", origin.hint, None)
@@ -286,10 +290,14 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
             named.setdefault(o.name.lower(), []).append(o.origin)
     by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
     star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
+    stars = [o.origin for o in lin.outputs if o.name == "*"]
     out = []
     for n in names:
         found = by_name.get(n.lower())
-        if found is None and len(star_tables) == 1:
+        if found is None and stars and all(s.kind == "const" for s in stars):
+            # ``SELECT * FROM pragma_table_info('t')``: every column the stars stand for is made of constants
+            found = CONST
+        elif found is None and len(star_tables) == 1:
             found = Origin("column", frozenset({(table_key(star_tables[0]), n.lower())}))
         elif found is None and star_tables:
             found = Origin("unknown", frozenset((table_key(t), n.lower()) for t in star_tables), hint=n)
@@ -324,6 +332,8 @@ def computed_positions(
 def build_maskers(names: Sequence[str], facts: StatementFacts, access: Access) -> list[Masker | None]:
     if facts.diagnostics:
         return [diagnostics_masker() if n.lower() == "message" else None for n in names]
+    if facts.schema:
+        return [None] * len(names)
     origins, tables = origins_for(names, facts)
     blind = facts.lineage is not None and facts.lineage.blind
     return [_masker_for(o, n, access, tables, blind) for o, n in zip(origins, names, strict=True)]

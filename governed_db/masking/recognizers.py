@@ -153,9 +153,11 @@ _IP_PATTERNS = (
 VERSION_WORDS = _words(
     "version versions ver v firmware fw release rel build kernel os ios android rev revision sdk "
     "patch update upgrade upgraded downgrade downgraded driver bios package pkg library lib plugin "
-    "tag semver changelog runtime python java chrome firefox"
+    "tag semver changelog runtime python java chrome firefox safari applewebkit webkit gecko edg edge opr "
+    "opera crios fxios msie trident"
 )
-_WORD_BEFORE = re.compile(r"(?:([A-Za-z]+)[\s:=#@\-_.]+)?([A-Za-z]+)[\s:=#@\-_.]*$")
+#: a product token of a user agent may end in ``/`` (``Chrome/120.0.6099.109``)
+_WORD_BEFORE = re.compile(r"(?:([A-Za-z]+)[\s:=#@\-_./]+)?([A-Za-z]+)[\s:=#@\-_./]*$")
 #: words that may stand between a version word and its number (``upgraded to 2.3.0.1``, ``version is 1.2.3.4``)
 _LINKS = frozenset({"to", "from", "is", "was", "now", "of", "on"})
 
@@ -279,6 +281,22 @@ def _phone_module() -> Any:
 
 
 _PHONE_RUN = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
+#: a dotted group of one digit after the first (``93.0.1001.155``): a version's minor number, not a phone's group
+_ONE_DIGIT_GROUP = re.compile(r"\.\d(?:\.|$)")
+
+
+_DECIMAL = re.compile(r"\d+\.\d+")
+
+
+def _dotted_version(text: str, start: int, raw: str) -> bool:
+    """A dotted run that is a version number (``Chrome/93.0.1001.155``, ``version 10.4.2.15``) or a decimal
+    number (the seconds of ``10:11:12.123456``, ``48.856613``), not a phone written with dots
+    (``415.555.0142``, ``+44.20.7946.0958``)."""
+    if "." not in raw or raw.startswith("+"):
+        return False
+    if _DECIMAL.fullmatch(raw):
+        return True
+    return _ONE_DIGIT_GROUP.search(raw) is not None or version_context(text, start)
 
 
 def phones(text: str) -> Iterator[Found]:
@@ -298,6 +316,7 @@ def phones(text: str) -> Iterator[Found]:
                 span not in seen
                 and not inside_number(text, match.start, match.end)
                 and match.raw_string.count(".") < 4
+                and not _dotted_version(text, match.start, match.raw_string)
             ):
                 seen.add(span)
                 yield match.start, match.end, "PHONE_NUMBER"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -231,6 +232,53 @@ def list_tables(conn: Any, dialect: str) -> list[str] | None:
             schema, name = _values(r)[0], _values(r)[1]
             out.append(str(name) if not schema or str(schema) in _DEFAULT_SCHEMAS else f"{schema}.{name}")
         return out
+
+    return guarded(conn, dialect, work)
+
+
+# -- full-text indexes: tables that hold a copy of another table's text ------------------------------------
+_FTS_MODULE = re.compile(r"\bUSING\s+(fts[345]|fts5vocab)\s*\((.*)\)\s*;?\s*$", re.I | re.S)
+#: the shadow tables SQLite keeps for a full-text table ``t``: ``t_content`` copies its columns as ``c0``, ``c1``
+#: (FTS4: ``c0name``); the others hold its tokens (``t_data``, ``t_segdir``...) or per-row token counts
+FTS_CONTENT = "content"
+FTS_INDEX = "index"
+_FTS_SHADOWS = {
+    "_content": FTS_CONTENT,
+    "_data": FTS_INDEX,
+    "_idx": FTS_INDEX,
+    "_docsize": FTS_INDEX,
+    "_config": FTS_INDEX,
+    "_segments": FTS_INDEX,
+    "_segdir": FTS_INDEX,
+    "_stat": FTS_INDEX,
+}
+
+
+def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
+    """``(full-text table, what)`` when SQLite table ``name`` is a full-text index's shadow table or an
+    ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``None`` otherwise."""
+    if family(dialect) != "sqlite":
+        return None
+
+    def work(cur: Any) -> tuple[str, str] | None:
+        cur.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%' "
+            "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+        )
+        low = name.lower()
+        for vname, sql in (_values(r)[:2] for r in cur.fetchall()):
+            found = _FTS_MODULE.search(str(sql or ""))
+            if found is None:
+                continue
+            module, args = found.group(1).lower(), [a.strip().strip("'\"`[]") for a in found.group(2).split(",")]
+            if module == "fts5vocab":
+                if str(vname).lower() == low and len(args) >= 2:
+                    return (args[1] if len(args) >= 3 else args[0]), FTS_INDEX
+                continue
+            for suffix, what in _FTS_SHADOWS.items():
+                if low == f"{str(vname).lower()}{suffix}":
+                    return str(vname), what
+        return None
 
     return guarded(conn, dialect, work)
 
@@ -547,6 +595,38 @@ def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[s
     return _expand(found, generated)
 
 
+_GENERATED_SQL = {
+    "duckdb": (
+        "SELECT column_name, generation_expression FROM information_schema.columns WHERE lower(table_name) = "
+        "lower(?) AND lower(table_schema) = lower(COALESCE(?, current_schema())) AND is_generated = 'ALWAYS'"
+    ),
+    "mysql": (
+        "SELECT COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_NAME = %s "
+        "AND TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND GENERATION_EXPRESSION IS NOT NULL "
+        "AND GENERATION_EXPRESSION <> ''"
+    ),
+}
+
+
+def read_generated(
+    conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
+) -> dict[str, frozenset[str]] | None:
+    """Each generated column of the table and the columns its expression reads (``search_name AS
+    (lower(full_name))``: full_name); ``None`` when unreadable. SQLite's generated columns are not among the
+    columns ``pragma_table_info`` lists (a ``*`` over them is untraced, so masked whole)."""
+    fam = family(dialect)
+    if fam not in ("duckdb", "mysql", "postgres"):
+        return {}
+
+    def work(cur: Any) -> dict[str, frozenset[str]]:
+        if fam == "postgres":
+            return {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
+        rows = _rows(cur, _GENERATED_SQL[fam], (name, schema))
+        return {str(g).lower(): _mentioned(text, fam, columns) for g, text in rows}
+
+    return guarded(conn, dialect, work)
+
+
 def read_constraints(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
 ) -> list[Constraint] | None:
@@ -638,6 +718,17 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
     if found is None:
         return OrderFacts("other")
     kind, without_rowid = str(_values(found)[0]), bool(_values(found)[1])
+    if kind == "virtual":
+        cur.execute(
+            "SELECT sql FROM sqlite_master WHERE name = ? UNION ALL SELECT sql FROM sqlite_temp_master WHERE name = ?",
+            (name, name),
+        )
+        row = cur.fetchone()
+        module = _FTS_MODULE.search(str(_values(row)[0] or "")) if row is not None else None
+        if module is not None and module.group(1).lower() != "fts5vocab":
+            # a full-text table scanned without MATCH returns its rows by rowid, and has no index of its own
+            return OrderFacts("table", (), (("rowid",),))
+        return OrderFacts("other")
     if kind == "view":
         cur.execute(_SQLITE_VIEW, (name,))
         row = cur.fetchone()

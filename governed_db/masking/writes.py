@@ -84,6 +84,12 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     where = tree.args.get("where")
     if where is not None:
         lin.uses.append(("WHERE", w.expr(where, scope, ctes)))
+    if isinstance(tree, (exp.Update, exp.Delete)):
+        # MySQL/MariaDB (and SQLite built with it) ``DELETE FROM t ORDER BY ssn LIMIT 1``: which row is written
+        # is the masked values' order (a row of the caller's own holding a guess is deleted, or not); without
+        # LIMIT the order still decides which row meets a duplicate key first
+        w.orderings(tree.args.get("order"), scope, ctes)
+        w.bounds(tree, scope, ctes)
     returning = tree.args.get("returning")
     if returning is not None:
         outputs: list[Output] = []

@@ -7,9 +7,12 @@ with a dot matches the qualified name (``hr.*``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
 
 from governed_db.policy.decision import Action
 from governed_db.policy.rules._spec import Finding, approval_remedy, rule
@@ -31,11 +34,28 @@ CREDENTIAL_TABLES = frozenset(
 #: reads the data past masking, so they are not schema discovery.
 VALUE_CATALOGS = frozenset(
     {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
-     "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3"}
+     "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
+     "sqlite_stat1", "dbstat"}
 )  # fmt: skip
+# sqlite_stat1 counts the rows per distinct value of each index prefix (after a row holding a guess is inserted,
+# ANALYZE says whether it equals a stored value); SQLite's dbstat reports each page's payload bytes (the summed
+# lengths of the values on it)
 #: Table functions that report column values: DuckDB's storage statistics hold each segment's min/max (the first
 #: bytes of the values) and string lengths
-VALUE_FUNCTIONS = frozenset({"pragma_storage_info"})
+VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat"})
+#: MySQL/MariaDB status counters that measure what the server computed *before* masking: ``Bytes_sent`` grows
+#: by the length of every value sent (``SELECT email ... WHERE id = 1`` tells its length, ``replace(ssn, '5',
+#: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. Lower case.
+TRAFFIC_COUNTERS = frozenset({"bytes_sent", "memory_used", "max_memory_used"})
+#: tables of status counters (any of them may hold those above), and per-client statistics with a BYTES_SENT
+TRAFFIC_TABLES = frozenset(
+    {"information_schema.session_status", "information_schema.global_status", "performance_schema.session_status",
+     "performance_schema.global_status", "performance_schema.status_by_thread", "performance_schema.status_by_account",
+     "performance_schema.status_by_user", "performance_schema.status_by_host", "information_schema.user_statistics",
+     "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics"}
+)  # fmt: skip
+#: tables where a filter on VARIABLE_NAME picks counters (the statistics tables have a column per counter)
+_STATUS_TABLES = frozenset(t for t in TRAFFIC_TABLES if not t.endswith("_statistics"))
 _LIMIT_KINDS = frozenset({"write", "file", "ddl", "admin"})
 
 
@@ -102,13 +122,86 @@ def table_allow(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[str,
     return None
 
 
+_SHOW_STATUS = re.compile(r"\s*(?:(?:GLOBAL|SESSION|LOCAL)\s+)?STATUS\b(.*)", re.I | re.S)
+_LIKE_TAIL = re.compile(r"\s*LIKE\s+'([^'\\]*)'\s*;?\s*", re.I)
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    """A SQL LIKE pattern (``%``, ``_``, ``\\`` escapes) as a case-insensitive regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.I | re.S)
+
+
+def _picks_counter(cond: exp.Expression, name: str) -> bool | None:
+    """Whether a condition on ``name`` (the counter's name column) can keep a traffic counter: ``None`` when
+    it does not restrict names by literals at all."""
+    while isinstance(cond, exp.Paren):
+        cond = cond.this
+    if isinstance(cond, exp.And):
+        found = [_picks_counter(c, name) for c in (cond.this, cond.expression)]
+        known = [f for f in found if f is not None]
+        return all(known) if known else None  # one conjunct that keeps no counter is enough
+    if isinstance(cond, exp.Or):
+        found = [_picks_counter(c, name) for c in (cond.this, cond.expression)]
+        return None if None in found else any(found)
+    column = cond.this if isinstance(cond, (exp.EQ, exp.In, exp.Like)) else None
+    if not (isinstance(column, exp.Column) and column.name.lower() == name):
+        return None
+    values = cond.expressions if isinstance(cond, exp.In) else [cond.expression]
+    if not values or not all(isinstance(v, exp.Literal) and v.is_string for v in values):
+        return None
+    if isinstance(cond, exp.Like):
+        return any(_like(str(values[0].this)).fullmatch(c) for c in TRAFFIC_COUNTERS)
+    return any(str(v.this).lower() in TRAFFIC_COUNTERS for v in values)
+
+
+def _traffic(stmt: StatementInfo) -> str | None:
+    """A read of MySQL/MariaDB status counters that may include one measuring results before masking."""
+    tree = stmt.expression
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "SHOW":
+        # ``SHOW LOCAL STATUS ...`` (sqlglot keeps it a word): a LIKE of a literal is judged, anything else fails
+        # closed
+        body = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+        found = _SHOW_STATUS.match(str(body))
+        if found is None:
+            return None
+        like = _LIKE_TAIL.fullmatch(found.group(1))
+        if like is not None and not any(_like(like.group(1)).fullmatch(c) for c in TRAFFIC_COUNTERS):
+            return None
+        return "SHOW STATUS"
+    if isinstance(tree, exp.Show) and str(tree.name).upper() == "STATUS":
+        like, where = tree.args.get("like"), tree.args.get("where")
+        if isinstance(like, exp.Literal) and like.is_string:
+            keeps: bool | None = any(_like(str(like.this)).fullmatch(c) for c in TRAFFIC_COUNTERS)
+        else:
+            keeps = _picks_counter(where.this, "variable_name") if isinstance(where, exp.Where) else None
+        return "SHOW STATUS" if keeps is not False else None
+    read = [t for t in stmt.tables_read if ".".join(t.lower().rsplit(".", 2)[-2:]) in TRAFFIC_TABLES]
+    if not read:
+        return None
+    if all(".".join(t.lower().rsplit(".", 2)[-2:]) in _STATUS_TABLES for t in read) and isinstance(tree, exp.Select):
+        where = tree.args.get("where")
+        if isinstance(where, exp.Where) and _picks_counter(where.this, "variable_name") is False:
+            return None
+    return ", ".join(read)
+
+
 @rule(
     "system-catalog",
     family="tables",
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
-    "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info()), is never routine; plain schema discovery "
-    "stays allowed.",
+    "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
+    "sqlite_stat1 and dbstat) or counters that measure results before masking (MySQL's Bytes_sent, in SHOW STATUS "
+    "or the status tables), is never routine; plain schema discovery stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
 )
@@ -126,6 +219,12 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
         return Finding(f"reads credential catalog(s) {', '.join(secret)}")
     values = [t for t in stmt.tables_read if _values(t)]
     values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
+    traffic = _traffic(stmt) if not values else None
+    if traffic is not None:
+        return Finding(
+            f"reads status counters ({traffic}) that include Bytes_sent or memory used, which measure values "
+            "before masking; name the counters you need (SHOW STATUS LIKE 'Threads%')"
+        )
     return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
 
 
