@@ -44,9 +44,11 @@ MAGIC = b"GDBWAL01"
 _HEADER = struct.Struct("<8sQQ16sQ")
 HEADER_SIZE = 64
 #: a frame (one per statement: its intent and the outcomes deferred before it): payload length, CRC-32 of the
-#: payload; the payload starts with the journal's epoch and the number of its first item
+#: payload; the payload starts with the journal's epoch, the number of its first item, and its *floor*: the last seq
+#: the writer knew the store to hold (-1: none). Its records can only be chained after that seq, so recovery looks
+#: for them in the store from there on — however much was appended or rotated since, and whoever replays the frame
 _FRAME = struct.Struct("<II")
-_START = struct.Struct("<IQ")
+_START = struct.Struct("<IQq")
 _NO_KEY = b"0" * 16
 _TAG = 16
 #: kinds of item: a record split in two around its chain fields; an outcome, its first piece ending where its
@@ -126,6 +128,7 @@ class Journal:
         self.label = key_label(key)
         self.lock = threading.Lock()
         self.closed = False
+        self.released = False
         self.epoch = 1
         self.wpos = HEADER_SIZE
         self.frames = 0
@@ -139,12 +142,13 @@ class Journal:
     def _header(self, consumed: int) -> None:
         self.mm[:_HEADER.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
 
-    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]]) -> bool:
+    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]], floor: int) -> bool:
         """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
         mapping and queue the records (numbered, marked written); False when the journal is full or closed (the
-        caller writes them to the store itself). Caller holds :attr:`lock`."""
+        caller writes them to the store itself). ``floor``: the store's last seq as the caller knows it. Caller
+        holds :attr:`lock`."""
         number = self.frames
-        parts = [_START.pack(self.epoch, number)]
+        parts = [_START.pack(self.epoch, number, floor)]
         pack = _ITEM.pack
         for item in items:
             a, b = item[2], item[3]
@@ -202,11 +206,21 @@ class Journal:
             else:
                 self._header(upto)
 
+    def detach(self) -> tuple[list[Any], list[Any]]:
+        """Close it to statements (they write to the store) and hand over what it holds: the journaled records
+        and the deferred ones, for the store to write before it closes."""
+        with self.lock:
+            self.closed = True
+            framed, waiting = list(self.queue), self.deferred
+            self.queue.clear()
+            self.deferred = []
+            return framed, waiting
+
     def close(self, *, remove: bool) -> None:
         with self.lock:  # a statement copying a frame right now finishes first; later ones see it closed
-            if self.closed:
+            if self.released:
                 return
-            self.closed = True
+            self.closed = self.released = True
         if remove:  # unlinked while still locked: a recoverer never finds it half gone
             with contextlib.suppress(OSError):
                 self.path.unlink()
@@ -244,6 +258,13 @@ class Recovered(R.Prepared):
         self.type_ = t.group(1).decode() if t else ""
         if len(pieces) > 1:
             self.span_id = s.group(1).decode() if s else ""
+
+    def valid(self) -> bool:
+        """Whether the frame's bytes make a record (a CRC holds for any bytes someone without a key wrote)."""
+        if len(self.pieces) == 1:
+            return R.parse_line(self.pieces[0]) is not None
+        head = self.pieces[0] + (b"0," if self.intent is not None else b"")
+        return R.parse_line(head + b'"prev":"","seq":0,' + self.pieces[-1]) is not None
 
     @property
     def type(self) -> str:  # type: ignore[override]
@@ -289,9 +310,14 @@ class Orphan:
     fd: int
     label: bytes
     records: list[Recovered] = field(default_factory=list)
-    #: frames whose tag did not verify (forged or damaged): never chained, reported
+    #: frames whose tag did not verify, or that hold no record (forged or damaged): never chained, reported
     forged: int = 0
     pid: int = 0
+    #: the lowest floor of its frames: none of its records can be in the store before that seq
+    floor: int | None = None
+
+    def spans(self) -> set[str]:
+        return {r.span_id for r in self.records if r.span_id}
 
     def release(self, *, remove: bool) -> None:
         with contextlib.suppress(OSError):
@@ -314,7 +340,7 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
             continue
         p = d / name
         try:
-            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(p, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)  # a planted link is not a journal
         except OSError:
             continue
         try:
@@ -341,8 +367,14 @@ def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
         yield orphan
 
 
+#: no writer makes a larger journal: a larger file is not read (its records would all be held in memory)
+MAX_SIZE = 16 * DEFAULT_SIZE
+
+
 def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
     size = os.fstat(fd).st_size
+    if size > MAX_SIZE:
+        raise ValueError(f"{size} bytes, larger than any journal a writer makes")
     if size < HEADER_SIZE:
         return Orphan(path, fd, b"", pid=0) if size == 0 else None
     with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
@@ -359,7 +391,7 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
             if length <= _START.size or end > size:
                 break
             payload = mm[pos + _FRAME.size:end]
-            ep, number = _START.unpack_from(payload, 0)
+            ep, number, floor = _START.unpack_from(payload, 0)
             if ep != epoch % 2**32 or zlib.crc32(payload) != crc:
                 break  # torn (the writer died copying it: its statement had not run), or of an earlier round
             pos = end
@@ -369,7 +401,15 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
                         hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest(), tag):
                     orphan.forged += 1
                     continue
-            orphan.records.extend(_items(payload, number))
+            try:
+                items = list(_items(payload, number))
+            except (ValueError, struct.error):
+                items = []
+            if not items or not all(rec.valid() for rec in items):
+                orphan.forged += 1  # garbled, or crafted with a valid CRC: never chained, never shown
+                continue
+            orphan.records.extend(items)
+            orphan.floor = floor if orphan.floor is None else min(orphan.floor, floor)
     return orphan
 
 

@@ -224,12 +224,12 @@ class AuditStore:
             with j.lock:
                 items = self._journal_deferred(j) if j.deferred else []
                 try:
-                    pieces = rec.parts()
+                    pieces = None if j.closed else rec.parts()  # closed meanwhile (idle_close)
                 except (TypeError, ValueError):
                     pieces = None  # unusual values: the general path below
                 if pieces is not None:
                     items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
-                    journaled = j.put(items)
+                    journaled = j.put(items, self._seq)
                     if journaled:
                         if len(items) > 1:
                             del j.deferred[: len(items) - 1]
@@ -281,9 +281,12 @@ class AuditStore:
         j = self._journal
         if j is not None:
             with j.lock:
-                j.deferred.append(body)
-                if len(j.deferred) >= _MAX_DEFERRED:
-                    self._wake.set()
+                if not j.closed:
+                    j.deferred.append(body)
+                    if len(j.deferred) >= _MAX_DEFERRED:
+                        self._wake.set()
+                    return
+            self.append(body)  # the store was closed meanwhile (idle_close): written now, it reopens
             return
         with self._lock:
             self._deferred.append(body)
@@ -401,13 +404,34 @@ class AuditStore:
                               self.path)
             finally:
                 with self._lock:
+                    j = self._journal
+                    keep = False
+                    if j is not None:
+                        # no statement is copying into it now, and none will (they see it closed)
+                        framed, waiting = j.detach()
+                        self._journal = None
+                        left = [*framed, *waiting]
+                        if left:
+                            # journaled by statements after the flush above (the flusher closing an idle store
+                            # while a statement ran): written now, not left to a recovery that would lose outcomes
+                            self._deferred[:0] = left
+                            try:
+                                fd = self._lock_file()
+                                try:
+                                    self._write_pending(fd)
+                                finally:
+                                    fcntl.flock(fd, fcntl.LOCK_UN)
+                            except (OSError, AuditStoreError) as e:
+                                keep = True  # their frames stay for recovery
+                                self._deferred = [r for r in self._deferred if r not in framed]
+                                log.error("governed_db audit: writing the journal of %s at close failed: %s",
+                                          self.path, e)
                     self._stop.set()
                     self._wake.set()
-                    j = self._journal
-                    if j is not None:
-                        self._journal = None
-                        # emptied by the flush above; if that failed its frames stay for recovery
-                        j.close(remove=not (j.queue or j.deferred))
+                    for journal in (j, self._journal):
+                        if journal is not None:
+                            journal.close(remove=not keep or journal is not j)
+                    self._journal = None
                     if self._fd >= 0:
                         os.close(self._fd)
                     self._fd = -1
@@ -495,7 +519,7 @@ class AuditStore:
                 orphan.release(remove=False)
                 continue
             try:
-                recs = J.resolve(orphan.records, self._tail_spans(fd))
+                recs = J.resolve(orphan.records, self._known(fd, orphan))
                 if recs:
                     self._write_many(fd, recs)
                     total += len(recs)
@@ -503,7 +527,8 @@ class AuditStore:
                 orphan.release(remove=False)
                 raise
             if orphan.forged:
-                log.error("governed_db audit: %d frame(s) of the journal %s fail their tag (forged or damaged) "
+                log.error("governed_db audit: %d frame(s) of the journal %s fail their tag or hold no record (forged or "
+                          "damaged) "
                           "and were not chained; the file is kept as %s.rejected", orphan.forged, orphan.path,
                           orphan.path.name)
                 with contextlib.suppress(OSError):
@@ -516,8 +541,11 @@ class AuditStore:
                             len(recs), orphan.pid)
         return total
 
-    def _tail_spans(self, fd: int) -> dict[tuple[str, str], int]:
-        return _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
+    def _known(self, fd: int, orphan: J.Orphan) -> dict[tuple[str, str], int]:
+        known = _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
+        if orphan.floor is not None:
+            known.update(_spans_since(self.path, orphan.floor, orphan.spans()))
+        return known
 
     def _rotate(self, fd: int) -> bool:
         """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
@@ -671,20 +699,32 @@ class AuditStore:
             lines.append(line)
             kind = rec.get("type", "")
         data = lines[0] if len(lines) == 1 else b"".join(lines)
+        owed = self._prefix
         if self._prefix:
             prefix, self._prefix = self._prefix + prefix, b""
         if prefix:
             data = prefix + data
+        n = 0
         try:
             n = os.write(fd, data)
             if n != len(data):  # a short write (e.g. a signal or a full disk): finish it or raise
                 view = memoryview(data)[n:]
                 while view:
-                    view = view[os.write(fd, view) :]
+                    k = os.write(fd, view)
+                    n += k
+                    view = view[k:]
         except BaseException:
             for body in bodies:
                 if isinstance(body, R.Prepared):
                     body.seq = -1
+            if n and self._end >= 0:
+                # part of the batch reached the file (a full disk): take it back — we hold the lock, nobody
+                # wrote after it — or its whole records would be chained again when the batch is retried
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._end)
+                    n = 0
+            if not n:
+                self._prefix = owed
             raise
         self._end += len(data)
         self._failing = False
@@ -1053,6 +1093,33 @@ def _tail_spans(fd: int, size: int) -> dict[tuple[str, str], int]:
     return known
 
 
+def _spans_since(live: Path, first: int, wanted: set[str]) -> dict[tuple[str, str], int]:
+    """(type, span id) -> seq of the records from seq ``first`` on whose span id is in ``wanted``, across the
+    store's files (rotated ones included): what a drain that died before marking its journal had written,
+    however long ago. Streams the files; memory stays bounded by ``wanted``."""
+    known: dict[tuple[str, str], int] = {}
+    if not wanted:
+        return known
+    files = store_files(live)
+    start = 0
+    for i, f in enumerate(files):
+        head = _first_record(f)
+        if head is not None and isinstance(head.get("seq"), int) and head["seq"] <= first:
+            start = i
+    for f in files[start:]:
+        try:
+            for _, line in raw_lines(f):
+                if not any(s.decode() in wanted for s in J._SPAN.findall(line)):
+                    continue
+                rec = R.parse_line(line)
+                if (rec is not None and isinstance(rec.get("seq"), int) and rec["seq"] >= first
+                        and isinstance(rec.get("span_id"), str)):
+                    known[(str(rec.get("type", "")), rec["span_id"])] = rec["seq"]
+        except (OSError, EOFError):
+            continue
+    return known
+
+
 def _is_head(rec: dict[str, Any] | None) -> bool:
     return rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str)
 
@@ -1272,7 +1339,9 @@ def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
     for orphan in J.orphans(path, None):
         pending = pending or orphan.label == label
         orphan.release(remove=False)
-    if not pending:
+    if not pending or (kb is None and _keyed(path)):
+        # a reader without the key never chains into a keyed store: records it wrote would carry no tag (and a
+        # journal without one was not written by a keyed writer); a writer with the key decides
         return 0
     store = AuditStore(path, key=kb, fsync_interval=None, checkpoint_interval=None, idle_close=None,
                        rotate_bytes=None, journal=False)
@@ -1296,6 +1365,21 @@ def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
     return store.appended
 
 
+def _keyed(path: Path) -> bool:
+    """Whether the store's chain head carries a tag (it was written with a key)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        found = _last_good_record(fd, os.fstat(fd).st_size)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return found is not None and "tag" in found[0]
+
+
 def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, Any]]:
     """Records still in journals of dead processes (kept for a writer with their key), as a reader sees them:
     with the seq they would get next, marked ``"journal": <file>`` (they are not in the chain yet)."""
@@ -1317,14 +1401,18 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
     seq = last_seq
     for orphan in J.orphans(p, None):
         try:
-            for rec in J.resolve(orphan.records, known):
+            seen = known if orphan.floor is None else {**known, **_spans_since(p, orphan.floor, orphan.spans())}
+            for rec in J.resolve(orphan.records, seen):
                 seq += 1
                 rec.seq = seq
                 try:
                     line, _ = R.encode_prepared(rec, seq, "", None)
                     body = R.parse_line(line)
                 except (TypeError, ValueError):
-                    body = {**rec.body(), "seq": seq}
+                    try:
+                        body = {**rec.body(), "seq": seq}
+                    except (TypeError, ValueError):
+                        body = None
                 if body is not None:
                     body["journal"] = orphan.path.name
                     yield body
