@@ -377,6 +377,98 @@ WORKLOAD: list[Case] = [
             "pg": "SELECT count(*) FILTER (WHERE status = 'shipped') FROM {o}",
         },
     ),
+    # -- more look-alikes and dialect-specific reports
+    Case("star limit", "SELECT * FROM {c} LIMIT 3"),
+    Case(
+        "dates where name not null", "SELECT id, signup_date FROM {c} WHERE full_name IS NOT NULL ORDER BY id"
+    ),
+    Case(
+        "having count email",
+        "SELECT tier, count(*) FROM {c} GROUP BY tier HAVING count(email) >= 1 ORDER BY 1",
+    ),
+    Case("cte pii count", "WITH x AS (SELECT id, email FROM {c}) SELECT count(*) FROM x"),
+    Case("count distinct sub", "SELECT count(*) FROM (SELECT DISTINCT city FROM {c}) s"),
+    Case("notes like vip", "SELECT id FROM {c} WHERE notes LIKE '%VIP%'"),
+    Case("body like invoice", "SELECT subject FROM {t} WHERE body LIKE '%invoice%'"),
+    Case("latest ticket", "SELECT id FROM {t} ORDER BY opened_at DESC LIMIT 1"),
+    Case(
+        "email of ticket customers",
+        "SELECT c.id, c.email FROM {c} c WHERE c.id IN (SELECT customer_id FROM {t}) ORDER BY c.id",
+    ),
+    Case("ntile", "SELECT id, ntile(2) OVER (ORDER BY amount, id) FROM {o} ORDER BY id"),
+    Case(
+        "date of ts",
+        {
+            "lite": "SELECT date(created_at), count(*) FROM {o} GROUP BY 1 ORDER BY 1",
+            "duck": "SELECT CAST(created_at AS DATE), count(*) FROM {o} GROUP BY 1 ORDER BY 1",
+            "pg": "SELECT created_at::date, count(*) FROM {o} GROUP BY 1 ORDER BY 1",
+            "my": "SELECT DATE(created_at), count(*) FROM {o} GROUP BY 1 ORDER BY 1",
+        },
+    ),
+    Case(
+        "explain analyze",
+        {
+            "pg": "EXPLAIN ANALYZE SELECT count(*) FROM {o}",
+            "duck": "EXPLAIN ANALYZE SELECT count(*) FROM {o}",
+            "my": "ANALYZE SELECT count(*) FROM {o}",
+        },
+    ),
+    Case("show columns", {"my": "SHOW COLUMNS FROM {c}", "duck": "SHOW {c}"}),
+    Case("show tables", {"my": "SHOW TABLES LIKE '{c}'"}),
+    Case("pg indexes", {"pg": "SELECT indexname FROM pg_indexes WHERE tablename = '{c}'"}),
+    Case(
+        "nulls last",
+        {
+            "pg": "SELECT id FROM {o} ORDER BY amount DESC NULLS LAST",
+            "duck": "SELECT id FROM {o} ORDER BY amount DESC NULLS LAST",
+            "lite": "SELECT id FROM {o} ORDER BY amount DESC NULLS LAST",
+        },
+    ),
+    Case(
+        "median",
+        {
+            "pg": "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) FROM {o}",
+            "duck": "SELECT median(amount) FROM {o}",
+        },
+    ),
+    Case(
+        "days since signup",
+        {
+            "lite": "SELECT id, julianday('2024-12-31') - julianday(signup_date) FROM {c} ORDER BY id",
+            "pg": "SELECT id, DATE '2024-12-31' - signup_date FROM {c} ORDER BY id",
+            "duck": "SELECT id, DATE '2024-12-31' - signup_date FROM {c} ORDER BY id",
+            "my": "SELECT id, DATEDIFF('2024-12-31', signup_date) FROM {c} ORDER BY id",
+        },
+    ),
+    Case(
+        "string agg",
+        {
+            "pg": "SELECT tier, string_agg(city, ',' ORDER BY city) FROM {c} GROUP BY tier ORDER BY 1",
+            "duck": "SELECT tier, string_agg(city, ',' ORDER BY city) FROM {c} GROUP BY tier ORDER BY 1",
+            "my": "SELECT tier, GROUP_CONCAT(city ORDER BY city) FROM {c} GROUP BY tier ORDER BY 1",
+            "lite": "SELECT tier, group_concat(city, ',') FROM (SELECT tier, city FROM {c} ORDER BY city) GROUP BY tier ORDER BY 1",
+        },
+    ),
+    Case("param lookup", "SELECT * FROM {c} WHERE id = 2"),
+    Case("update ticket priority", "UPDATE {t} SET priority = 'high' WHERE id = 2", write=True),
+    Case("email domain count", "SELECT count(*) FROM {c} WHERE email IS NOT NULL AND tier = 'gold'"),
+    Case(
+        "upsert-free insert product",
+        "INSERT INTO {p} (id, name, category, price) VALUES (5, 'Lamp', 'home', 30.00)",
+        write=True,
+    ),
+    Case(
+        "pii json",
+        {
+            "pg": "SELECT row_to_json(c) FROM {c} c WHERE id = 1",
+            "duck": "SELECT to_json(c) FROM {c} c WHERE id = 1",
+        },
+    ),
+    Case("order by id desc names", "SELECT full_name FROM {c} ORDER BY id DESC LIMIT 2"),
+    Case(
+        "signup month filter",
+        "SELECT count(*) FROM {c} WHERE signup_date BETWEEN '2024-02-01' AND '2024-02-29'",
+    ),
     # -- writes to non-PII columns
     Case("update status", "UPDATE {o} SET status = 'shipped' WHERE id = 2", write=True),
     Case(
@@ -458,7 +550,17 @@ WORKLOAD: list[Case] = [
         },
     ),
 ]
-EXPLAIN_CASES = {"explain count by city", "explain join", "pragma table_info", "list columns", "list tables"}
+EXPLAIN_CASES = {
+    "explain count by city",
+    "explain join",
+    "pragma table_info",
+    "list columns",
+    "list tables",
+    "explain analyze",
+    "show columns",
+    "show tables",
+    "pg indexes",
+}
 
 
 def _names(prefix: str) -> dict[str, str]:
@@ -506,12 +608,21 @@ def _norm(v: Any) -> Any:
     return v
 
 
+def _text(v: Any) -> str | None:
+    """A cell as text, where it can hold PII (a string, or a JSON document decoded to dicts and lists)."""
+    if isinstance(v, str):
+        return v
+    return repr(v) if isinstance(v, (dict, list)) else None
+
+
 def _is_pii(v: Any) -> bool:
-    return isinstance(v, str) and any(p in v for p in PII)
+    t = _text(v)
+    return t is not None and any(p in t for p in PII)
 
 
 def _shows_pii(v: Any) -> bool:
-    return isinstance(v, str) and any(p in v for p in PII_FRAGMENTS)
+    t = _text(v)
+    return t is not None and any(p in t for p in PII_FRAGMENTS)
 
 
 @dataclass

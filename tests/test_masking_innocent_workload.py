@@ -1,6 +1,6 @@
-"""An innocent agent workload runs on every database: no over-refusal, no over-masking, PII still masked.
+"""An innocent agent workload runs on every database: no refusal, over-masking within 1 %, PII still masked.
 
-About eighty analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
+About 115 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
 status, tier and month, joins on ids, windows, CTEs, CASE, COALESCE, ORDER BY/LIMIT on non-PII columns, reads
 of PII columns that come back masked, writes of non-PII columns, schema discovery, EXPLAIN) run through the
 governed connection (agent identity, production, zero configuration) and through the raw one on an identical
@@ -82,7 +82,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[wl.Report]:
 def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) -> None:
     """Every innocent statement runs and returns the raw result's non-PII cells exactly (no refusal, no error,
     no over-masked cell), with every PII cell masked."""
-    assert report.ran >= 90, report.table()
+    assert report.ran >= 110, report.table()
     assert report.count("leaked") == 0, report.table()
     overmasked = {o.case for o in report.outcomes if o.kind == "overmasked"}
     assert overmasked == KNOWN_OVERMASKED, report.table()
@@ -90,7 +90,7 @@ def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) 
     assert report.overmasked_cells / report.innocent_cells <= 0.01, report.table()
     assert report.count("refused") + report.count("error") <= MAX_REFUSED[report.db], report.table()
     # the workload reads PII columns: they came back masked (a workload that read none would prove nothing)
-    assert report.pii_cells >= 80, report.table()
+    assert report.pii_cells >= 100, report.table()
 
 
 def test_schema_pragma_columns_sort_and_filter() -> None:
