@@ -147,3 +147,18 @@ def test_duckdb_frames_keep_dtypes_with_masked_columns() -> None:
     kept = ["id", "signup_date", "amount", "created_at"]
     assert got[kept].equals(want[kept])
     raw.close()
+
+
+def test_sqlite_masked_dates_stay_iso_dates() -> None:
+    """A masked SQLite date of birth comes back generalised but still an ISO date (it parses), next to an
+    innocent date that comes back exactly."""
+    import datetime
+
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE people (id int, full_name text, date_of_birth date, signup_date date)")
+    raw.execute("INSERT INTO people VALUES (1, 'Alice Smith', '1985-04-12', '2024-01-15')")
+    conn = governed_db.wrap(raw, identity=wl.AGENT, environment="production", audit=False)
+    (row,) = conn.execute("SELECT full_name, date_of_birth, signup_date FROM people").fetchall()
+    assert row[0] != "Alice Smith" and row[1] != "1985-04-12" and row[2] == "2024-01-15"
+    assert datetime.date.fromisoformat(row[1]).year == 1985
+    raw.close()
