@@ -319,7 +319,7 @@ class Statement:
     """
 
     __slots__ = ("analysis", "bounds", "decision", "entry", "error", "gov", "grant", "identity", "params",
-                 "plain", "prefix", "result", "span", "sql", "started", "text", "token")  # fmt: skip
+                 "plain", "prefix", "restored", "result", "span", "sql", "started", "text", "token")  # fmt: skip
 
     def __init__(
         self,
@@ -350,6 +350,9 @@ class Statement:
         self.grant: Any = None
         #: governance's SQL the driver sends in the statement's own round trip (a pipelined savepoint)
         self.prefix: str | None = None
+        #: how many rows the write changed, where governance's SQL replaced the driver's result (DuckDB's
+        #: bounded writes): the driver's own rowcount no longer says it
+        self.restored: int | None = None
         #: the statement to send to the driver (tagged when sqlcommenter is on)
         self.sql = sql
         self.analysis = analysis
@@ -388,16 +391,19 @@ class Statement:
         gov, result, span = self.gov, self.result, self.span
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
+            result.changed = self.restored
         if span is not None:
             gov.recorder.succeeded(
                 span,
-                rowcount=gov.driver.rowcount(result.raw) if result is not None else None,
+                rowcount=result.rowcount() if result is not None else None,
                 masked_columns=result.masked_columns if result is not None else (),
             )
 
     def failed(self, exc: BaseException) -> None:
         """The driver (or :meth:`succeeded`) raised: scrub the error of masked values, record the failure."""
         self.error = exc
+        if self.result is not None:
+            self.result.changed = None
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return

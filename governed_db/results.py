@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class ResultState:
     __slots__ = (
         "active",
+        "changed",
         "gov",
         "identity",
         "limit",
@@ -39,6 +40,9 @@ class ResultState:
         self.gov = gov
         #: rows reach the caller already masked (the driver's row factory was given masked values)
         self.premasked = False
+        #: how many rows the last write changed, where governance's SQL replaced its result on the
+        #: connection (DuckDB's bounded writes); None: the driver's rowcount says it
+        self.changed: int | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -70,6 +74,10 @@ class ResultState:
         self.rows = 0
         self.reported = 0
         self.masked_cells = 0
+
+    def rowcount(self) -> int | None:
+        """The last statement's rowcount: the driver's, or the rows a restored write changed."""
+        return self.changed if self.changed is not None else self.gov.driver.rowcount(self.raw)
 
     def poison(self, exc: BaseException) -> None:
         """Withhold every row of this result (a fault happened while planning masking)."""

@@ -94,6 +94,12 @@ class DuckDBConnection(RowsOut, GovernedConnection):
             return lambda *a, **k: self._self_wrap(value(*a, **k))
         return value
 
+    @property
+    def rowcount(self) -> Any:
+        # a bounded write's result is given back by a SELECT (restore_result_sql), whose rowcount is -1
+        changed = self._self_result.changed
+        return changed if changed is not None else self.__wrapped__.rowcount
+
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         return DuckDBConnection(self.__wrapped__.cursor(*args, **kwargs), self._self_gov)
 

@@ -399,6 +399,7 @@ def _restore(st: Statement, changed: int) -> Steps:
     """Give a write's result back where governance's SQL replaced it on the connection (DuckDB)."""
     sql = st.gov.driver.restore_result_sql(changed)
     if sql is not None:
+        st.restored = changed  # the restored result's rowcount is not the write's: the proxy reports this one
         yield sql
 
 

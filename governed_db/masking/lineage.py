@@ -36,7 +36,12 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
-from governed_db.masking.names import PURE_FUNCTIONS, SCHEMA_PRAGMA_FUNCTIONS, STORAGE_FUNCTIONS
+from governed_db.masking.names import (
+    PURE_FUNCTIONS,
+    SCHEMA_PRAGMA_COLUMNS,
+    SCHEMA_PRAGMA_FUNCTIONS,
+    STORAGE_FUNCTIONS,
+)
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -236,7 +241,10 @@ class Walker:
         inner = self.expr(call, scope or Scope([]), ctes)
         names = _alias_columns(node)
         if inner.kind == "const":
-            # generate_series(1, 3) x: made of constants (its columns are named by the database)
+            # generate_series(1, 3) x: made of constants (its columns are named by the database); a schema
+            # pragma's columns are known by name (pragma_table_info('t') ORDER BY cid)
+            if isinstance(call, exp.Anonymous) and not names:
+                names = list(SCHEMA_PRAGMA_COLUMNS.get(str(call.name).lower(), ()))
             return Source(_alias_name(node), None, [("*", CONST)] + [(n, CONST) for n in names])
         # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
         if inner.kind == "column":

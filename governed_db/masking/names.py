@@ -320,3 +320,25 @@ SCHEMA_PRAGMAS = _words(
     "collation_list function_list module_list pragma_list compile_options"
 )
 SCHEMA_PRAGMA_FUNCTIONS = frozenset(f"pragma_{p}" for p in SCHEMA_PRAGMAS)
+#: the columns each schema pragma function yields (hidden argument columns included), so that a name such as
+#: ``cid`` in ``SELECT name FROM pragma_table_info('t') ORDER BY cid`` is known to be the function's constant
+#: column, not an unknown one judged by its name (``cid``: a card security code). Only these names are: any
+#: other stays unknown (it may be an outer query's column). Decision 0228.
+SCHEMA_PRAGMA_COLUMNS: dict[str, tuple[str, ...]] = {
+    f"pragma_{name}": (*columns.split(), "arg", "schema")
+    for name, columns in {
+        "table_info": "cid name type notnull dflt_value pk",
+        "table_xinfo": "cid name type notnull dflt_value pk hidden",
+        "table_list": "schema name type ncol wr strict",
+        "index_list": "seq name unique origin partial",
+        "index_info": "seqno cid name",
+        "index_xinfo": "seqno cid name desc coll key",
+        "foreign_key_list": "id seq table from to on_update on_delete match",
+        "database_list": "seq name file",
+        "collation_list": "seq name",
+        "function_list": "name builtin type enc narg flags",
+        "module_list": "name",
+        "pragma_list": "name",
+        "compile_options": "compile_options",
+    }.items()
+}
