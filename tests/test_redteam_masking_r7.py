@@ -122,3 +122,34 @@ def test_computed_sums_run_where_no_index_holds_a_masked_column() -> None:
     gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
     assert gov.execute("SELECT total(id * 0.5), avg(id * 2) FROM t").fetchall() == [(1.5, 3.0)]
     assert gov.execute("SELECT id, count(*) OVER (ROWS 1 PRECEDING) FROM t").fetchall() == [(1, 1), (2, 2)]
+
+
+# -- a SQLite trigger is one statement -------------------------------------------------------------------------
+def test_a_sqlite_trigger_body_is_one_statement_that_needs_approval() -> None:
+    """``CREATE TRIGGER ... BEGIN a; b; END`` was split at its inner semicolons and refused as "2 statements in one
+    call (CREATE TRIGGER;END)" with advice nobody can follow (a trigger cannot be sent in pieces). It is one
+    statement: an agent in production gets the stored-code approval request; a person in development creates
+    it and it fires."""
+    from governed_db.sql.analysis import analyze
+
+    body = "CREATE TEMP TRIGGER tr AFTER INSERT ON x BEGIN UPDATE x SET b = CASE WHEN a > 0 THEN 1 END; SELECT 1; END"
+    assert [s.operation for s in analyze(body, "sqlite").statements] == ["CREATE TRIGGER"]
+    # a body that is never closed, or a statement after the END, still counts as several statements
+    assert (
+        len(analyze("CREATE TRIGGER tr AFTER INSERT ON x BEGIN SELECT 1; DROP TABLE x", "sqlite").statements)
+        == 2
+    )
+    assert len(analyze(body + "; DROP TABLE x", "sqlite").statements) == 2
+    assert len(analyze("BEGIN; UPDATE x SET b = 1; END", "sqlite").statements) == 3
+
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE x (a int, b int)")
+    agent = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    with pytest.raises(governed_db.ApprovalRequired, match="stored-code"):
+        agent.execute(body)
+    person = governed_db.wrap(
+        raw, identity=governed_db.Identity("dana", kind="human"), environment="development", audit=False
+    )
+    person.execute(body)  # runs, with a logged warning (stored-code)
+    person.execute("INSERT INTO x (a) VALUES (1)")
+    assert raw.execute("SELECT a, b FROM x").fetchall() == [(1, 1)]
