@@ -101,6 +101,7 @@ def test_results_that_follow_the_read_order_are_refused(sql: str) -> None:
             [(1, 0.5), (2, 1.5), (3, 3.0)],
         ),
         ("SELECT city, sum(amount) FROM t GROUP BY city", [("Lyon", 3.0)]),
+        ("SELECT id, total(id * 0.5) OVER (ORDER BY rowid) FROM t ORDER BY id", [(1, 0.5), (2, 1.5), (3, 3.0)]),
     ],
 )
 def test_sums_and_frames_that_do_not_follow_the_read_order_still_run(sql: str, rows: list[Any]) -> None:

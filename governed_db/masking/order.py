@@ -702,7 +702,7 @@ class Planner:
             elif nodes.sums(fn) and not self._summed_as_stored(fn, scope):
                 # rounding or overflow depends on the order rows are added in, whatever the frame
                 needs = True
-                if not rows_frame:
+                if not rows_frame and not (row_key is not None and self._ordered_by(order, row_key)):
                     self._refuse(
                         f"{nodes.name(fn)}() of a computed value over a window adds rows in an order an index on a "
                         "masked column may decide, and its rounding (or integer overflow) depends on that order",
