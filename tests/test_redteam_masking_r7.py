@@ -1,6 +1,7 @@
 """Red-team round 7 on SQLite: the order an index on a masked column reads rows in (decision 0160) still showed
 through a ``count()`` over a frame of rows and through sums whose rounding or overflow depends on the order
-their rows are added in (decision 0225).
+their rows are added in (decision 0225); and, on the over-refusal side, a SQLite trigger's ``BEGIN ... END`` body
+was split into several statements (decision 0226).
 
 An agent identity in production with zero configuration. Each finding shows the oracle on the raw connection
 (two tables that differ only in how their names sort), that the governed one observes both alike, and that
