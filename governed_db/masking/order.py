@@ -287,7 +287,7 @@ class Planner:
 
         self._aggregates(node, scope, hazard, row_key)
         if hazard:
-            self._windows(node, row_key)
+            self._windows(node, scope, row_key)
         if (
             aggregated
             and self.dialect in ("mysql", "sqlite")
@@ -639,6 +639,19 @@ class Planner:
                     continue
                 if not self._ordered_by(nodes.agg_order(agg), items):
                     self.plan.edits.append(Edit("agg-order", agg, tuple(items)))
+            elif hazard and not window and nodes.sums(agg) and not self._summed_as_stored(agg, scope):
+                # a sum of floats rounds differently, and an integer sum overflows or not, depending on the order
+                # the rows are added in: the order of an index on a masked column
+                if row_key is not None and self._orders_any_aggregate() and not nodes.has_distinct(agg):
+                    if not self._ordered_by(nodes.agg_order(agg), row_key):
+                        self.plan.edits.append(Edit("agg-order", agg, tuple(row_key)))
+                else:
+                    self._refuse(
+                        f"{nodes.name(agg)}() of a computed value adds rows in the order of an index on a masked "
+                        "column, and its rounding (or integer overflow) depends on that order",
+                        f"sum a column itself, add ORDER BY inside {nodes.name(agg)}() on columns that identify a "
+                        "row (SQLite 3.44+), or ask for an unmask grant (masking.unmask)",
+                    )
             elif hazard and not window and nodes.picks(agg) and not self._redacted(agg, scope):
                 self._refuse(
                     f"{nodes.name(agg)}() picks a row by the order rows are read in, which an index on a masked "
@@ -646,7 +659,12 @@ class Planner:
                     "use min() or max() of the column, or ask for an unmask grant (masking.unmask)",
                 )
 
-    def _windows(self, node: exp.Select, row_key: list[str] | None) -> None:
+    def _windows(self, node: exp.Select, scope: _Scope, row_key: list[str] | None) -> None:
+        defined = {
+            d.this.name.lower(): d
+            for d in node.args.get("windows") or ()
+            if isinstance(d, exp.Window) and isinstance(d.this, exp.Identifier)
+        }
         for win in nodes.own_nodes(node):
             if not isinstance(win, exp.Window) or (
                 win.args.get("over") is None and win.args.get("alias") is None
@@ -654,6 +672,10 @@ class Planner:
                 continue
             fn = win.this
             spec = win.args.get("spec")
+            base = win.args.get("alias")
+            if spec is None and isinstance(base, exp.Identifier) and base.name.lower() in defined:
+                # OVER w: the frame is the one WINDOW w AS (...) gives
+                spec = defined[base.name.lower()].args.get("spec")
             rows_frame = (
                 isinstance(spec, exp.WindowSpec) and str(spec.args.get("kind") or "").upper() == "ROWS"
             )
@@ -677,8 +699,21 @@ class Planner:
                         "an unmask grant (masking.unmask)",
                     )
                     continue
+            elif nodes.sums(fn) and not self._summed_as_stored(fn, scope):
+                # rounding or overflow depends on the order rows are added in, whatever the frame
+                needs = True
+                if not rows_frame and not (row_key is not None and self._ordered_by(order, row_key)):
+                    self._refuse(
+                        f"{nodes.name(fn)}() of a computed value over a window adds rows in an order an index on a "
+                        "masked column may decide, and its rounding (or integer overflow) depends on that order",
+                        "sum a column itself, or ORDER BY columns that identify a row inside OVER (...) with a ROWS "
+                        "frame, or ask for an unmask grant (masking.unmask)",
+                    )
+                    continue
             else:
-                needs = rows_frame and not isinstance(fn, (exp.Count,))
+                # a frame of rows counts (and sums) the rows nearest in the order rows are read in: which rows
+                # are at its edges follows an index on a masked column unless the frame is the whole partition
+                needs = rows_frame and not (whole_frame and isinstance(fn, exp.Count))
             if not needs:
                 continue
             named = isinstance(win.args.get("alias"), exp.Identifier) and not any(
@@ -692,6 +727,26 @@ class Planner:
                 continue
             if not self._ordered_by(order, row_key):
                 self.plan.edits.append(Edit("window-order", win, tuple(row_key)))
+
+    def _summed_as_stored(self, agg: exp.Expression, scope: _Scope) -> bool:
+        """Whether a sum adds a stored column as it is (``sum(amount)``): the caller chose no value that rounds
+        or overflows by the order it is added in (a stored REAL column still may: docs/masking.md Limits)."""
+        args = [nodes.unwrap(a) for a in nodes.data_args(agg, self.dialect)]
+        if len(args) == 1 and isinstance(args[0], exp.Literal):
+            return True  # one value added n times: every order gives the same
+        if len(args) != 1 or not isinstance(args[0], exp.Column) or isinstance(args[0].this, exp.Star):
+            return False
+        src, name = self._resolve(args[0], scope)
+        if src is None:
+            return False
+        if src.relation is not None:
+            return True
+        outs = src.shape.outs if src.shape is not None else None
+        return outs is not None and any(o.name.lower() == name and o.origin is not None for o in outs)
+
+    def _orders_any_aggregate(self) -> bool:
+        """``sum(x ORDER BY k)``: SQLite 3.44+, PostgreSQL, DuckDB; MariaDB orders only GROUP_CONCAT."""
+        return self.ordered_aggregates and self.dialect != "mysql"
 
     def _masked_extreme(self, node: exp.Select, scope: _Scope) -> bool:
         """SQLite's ``SELECT id, max(email)``: the bare column comes from the row holding the largest e-mail."""

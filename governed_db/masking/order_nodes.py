@@ -188,6 +188,17 @@ def concatenates(node: exp.Expression) -> bool:
     return isinstance(node, exp.Anonymous) and str(node.name).lower() in ORDERED_AGG_NAMES
 
 
+#: aggregates that add their values up: floating-point rounding and integer overflow follow the order of rows
+SUMMING_NAMES = frozenset({"total", "fsum", "kahan_sum", "sumkahan"})
+
+
+def sums(node: exp.Expression) -> bool:
+    """``sum()``, ``avg()``, ``total()``: a result that may depend on the order its rows are added in."""
+    return isinstance(node, (exp.Sum, exp.Avg)) or (
+        isinstance(node, exp.Anonymous) and str(node.name).lower() in SUMMING_NAMES
+    )
+
+
 def picks(node: exp.Expression) -> bool:
     if isinstance(node, PICKING_AGGS):
         return True

@@ -105,8 +105,11 @@ class Analysis:
 def _split(tokens: list[Token]) -> list[list[Token]]:
     chunks: list[list[Token]] = []
     current: list[Token] = []
-    for tok in tokens:
+    for i, tok in enumerate(tokens):
         if tok.token_type == TokenType.SEMICOLON:
+            if current and _in_trigger_body(current, tokens[i + 1 :]):
+                current.append(tok)  # CREATE TRIGGER ... BEGIN a; b; END is one statement
+                continue
             if current:
                 chunks.append(current)
             current = []
@@ -115,6 +118,37 @@ def _split(tokens: list[Token]) -> list[list[Token]]:
     if current:
         chunks.append(current)
     return chunks
+
+
+def _trigger_depth(tokens: list[Token]) -> int:
+    """How many BEGIN/CASE blocks of a ``CREATE TRIGGER`` body are open after ``tokens`` (0: none, or not a
+    trigger)."""
+    head = [t.token_type for t in tokens[:6]]
+    if not head or head[0] != TokenType.CREATE or TokenType.TRIGGER not in head:
+        return 0
+    depth = 0
+    for t in tokens:
+        if t.token_type in (TokenType.BEGIN, TokenType.CASE):
+            depth += 1
+        elif t.token_type == TokenType.END and depth:
+            depth -= 1
+    return depth
+
+
+def _in_trigger_body(current: list[Token], rest: list[Token]) -> bool:
+    """A semicolon inside an open trigger body that a later END closes; one that is never closed splits as
+    usual (the text is then several statements, not one hidden in another)."""
+    depth = _trigger_depth(current)
+    if not depth:
+        return False
+    for t in rest:
+        if t.token_type in (TokenType.BEGIN, TokenType.CASE):
+            depth += 1
+        elif t.token_type == TokenType.END:
+            depth -= 1
+            if not depth:
+                return True
+    return False
 
 
 __all__ = ["Analysis", "StatementInfo", "_split"]
