@@ -31,6 +31,12 @@ from governed_db.audit.store import read_raw
 KEY = "journal-test-key"
 
 
+@pytest.fixture(autouse=True)
+def _room_for_journals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stores earlier tests in this process left open count against MAX_LIVE: these tests need their journal."""
+    monkeypatch.setattr(J, "MAX_LIVE", 10**6)
+
+
 def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing leaves the journal on its own during the test: no flusher wake-up, no drain by a statement."""
     monkeypatch.setattr(store_module, "DEFER_INTERVAL", 3600.0)

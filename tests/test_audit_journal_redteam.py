@@ -21,6 +21,12 @@ from governed_db.audit.store import AuditStore, read_raw
 
 KEY = "journal-redteam-key"
 
+
+@pytest.fixture(autouse=True)
+def _room_for_journals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stores earlier tests in this process left open count against MAX_LIVE: these tests need their journal."""
+    monkeypatch.setattr(J, "MAX_LIVE", 10**6)
+
 _DRAIN_THEN_DIE = textwrap.dedent("""
     import os, signal, sqlite3, sys
     import governed_db
