@@ -159,9 +159,12 @@ def test_duckdb_cast_error_does_not_echo_value(dk: Any) -> None:
 
 
 def test_sqlite_derived_boolean_is_null_not_wrong(sq: Any) -> None:
-    """`full_name IS NOT NULL` / `length(email)` over masked columns are NULL, never a wrong 0."""
+    """`length(email)` over a masked column is NULL, never a wrong 0; `full_name IS NOT NULL` of a plain column is
+    exact (its NULL-ness shows in its masked output anyway, decision 0209), and over a computed value NULL."""
     row = sq.execute("SELECT full_name IS NOT NULL AS has_name, length(email) FROM customers").fetchone()
-    assert row == (None, None)
+    assert row == (1, None)
+    row = sq.execute("SELECT upper(full_name) IS NOT NULL FROM customers").fetchone()
+    assert row == (None,)
 
 
 def test_sqlite_case_condition_on_masked_column_is_refused(sq: Any) -> None:

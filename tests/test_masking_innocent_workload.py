@@ -23,9 +23,9 @@ from tests import _innocent_workload as wl
 #: refusals and errors allowed per database (measured: none); leaks are never allowed
 MAX_REFUSED = {"lite": 0, "duck": 0, "pg": 0, "my": 0}
 #: over-masking left open, on every database (docs/masking.md "Limits"): ``COALESCE(phone, 'n/a')`` masks the
-#: default too, since showing it would also show whether a stored value equals the literal (a guess check);
-#: ``SELECT email IS NOT NULL`` is a derived value, NULL (decision 0027, pinned by the red-team tests)
-KNOWN_OVERMASKED = {"coalesce phone", "email is not null flag"}
+#: default too, since showing it would also show whether a stored value equals the literal (a guess check).
+#: ``SELECT email IS NOT NULL`` is exact since decision 0209.
+KNOWN_OVERMASKED = {"coalesce phone"}
 
 
 @pytest.fixture

@@ -203,15 +203,19 @@ def test_schema_pragmas_come_back_exactly() -> None:
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
 def test_is_null_result_column_runs(engine: str) -> None:
     """``SELECT email IS NOT NULL`` converts nothing, so it is no comparison that could fail: it runs on every
-    engine (a derived value: NULL), as ``WHERE email IS NOT NULL`` does."""
+    engine, exactly (the column's NULLs show in its masked output anyway, decision 0209), as ``WHERE email IS NOT
+    NULL`` does."""
     raw = pytest.importorskip("duckdb").connect() if engine == "duckdb" else sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE people (id INTEGER, full_name VARCHAR, email VARCHAR)")
     raw.execute("INSERT INTO people VALUES (1, 'Alice Smith', 'alice@example.com'), (2, 'Bob Jones', NULL)")
     conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-    assert outcome(conn, "SELECT id, email IS NOT NULL AS has_email FROM people ORDER BY id")[1] == [
-        (1, None),
-        (2, None),
+    assert [(i, bool(v)) for i, v in outcome(conn, "SELECT id, email IS NOT NULL AS has_email FROM people ORDER BY id")[1]] == [
+        (1, True),
+        (2, False),
     ]
+    # over a computed value it is no such test: ``nullif(substr(email, 1, 1), 'a') IS NULL`` would compare
+    computed = outcome(conn, "SELECT nullif(substr(email, 1, 1), 'a') IS NULL FROM people ORDER BY id")
+    assert computed[0] == "error" or all(v is None for (v,) in computed[1])
     assert outcome(conn, "SELECT id FROM people WHERE email IS NOT NULL")[1] == [(1,)]
     refused = outcome(conn, "SELECT email = 'alice@example.com' FROM people")
     assert engine == "sqlite" or (refused[0] == "error" and "people.email" in refused[2])

@@ -352,10 +352,11 @@ class Walker:
         if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
             tested = self.expr(node.this, scope, ctes)
             if tested.kind in ("column", "const"):
-                # ``WHERE email IS NOT NULL``: a plain column's NULLs show in its masked output anyway (as a
-                # result column it stays a derived value, NULL: decision 0027). IS NULL converts nothing, so
-                # it is no comparison that could warn or fail on any engine (``SELECT email IS NOT NULL``)
-                return CONST if node is not self.top else Origin("expr", tested.sources, tested.rows)
+                # ``WHERE email IS NOT NULL``, ``SELECT email IS NOT NULL``: a plain column's NULLs show in its
+                # masked output anyway (every strategy keeps NULL as NULL), so its null test tells nothing more
+                # and is returned exactly (decision 0209, refining 0027). IS NULL converts nothing, so it is no
+                # comparison that could warn or fail on any engine. Over anything computed it stays a use.
+                return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
