@@ -228,7 +228,8 @@ NEW_SHAPES = [
     ("SELECT x FROM users, generate_series(1, 3) AS x", "postgres", [("const", set())]),
     ("SELECT rowid FROM users", "sqlite", [("const", set())]),
     ("SELECT count(upper(email)) FROM users", "postgres", [("expr", E)]),
-    ("SELECT email IS NULL FROM users", "postgres", [("expr", E)]),
+    ("SELECT email IS NULL FROM users", "postgres", [("const", set())]),  # exact: decision 0209
+    ("SELECT upper(email) IS NULL FROM users", "postgres", [("expr", E)]),
     ("SELECT * FROM query('SELECT email FROM users')", "duckdb", [("column", E)]),
 ]
 
