@@ -90,7 +90,7 @@ def test_a_drain_that_died_before_marking_is_not_chained_twice_after_a_long_gap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Recovery may come long after the crash: records appended meanwhile push the drained ones out of any fixed
     window at the store's end (shrunk here to keep the test small); they must still be recognised."""
-    monkeypatch.setattr(J, "DEFAULT_SIZE", 4096)  # the window _tail_spans searches is 2 journals long
+    monkeypatch.setattr(J, "DEFAULT_SIZE", 4096)  # small journals: any window sized by them would be passed
     store = tmp_path / "audit.jsonl"
     other = _other_writer(store)
     other.append(_filler(-1))

@@ -519,7 +519,7 @@ class AuditStore:
                 orphan.release(remove=False)
                 continue
             try:
-                recs = J.resolve(orphan.records, self._known(fd, orphan))
+                recs = J.resolve(orphan.records, _held(self.path, orphan, self._seq))
                 if recs:
                     self._write_many(fd, recs)
                     total += len(recs)
@@ -540,12 +540,6 @@ class AuditStore:
                 log.warning("governed_db audit: chained %d record(s) a process (pid %d) left in its journal",
                             len(recs), orphan.pid)
         return total
-
-    def _known(self, fd: int, orphan: J.Orphan) -> dict[tuple[str, str], int]:
-        known = _tail_spans(fd, self._end if self._end >= 0 else os.fstat(fd).st_size)
-        if orphan.floor is not None:
-            known.update(_spans_since(self.path, orphan.floor, orphan.spans()))
-        return known
 
     def _rotate(self, fd: int) -> bool:
         """Seal the live file and rename it away (both locks held); the caller then starts the next file."""
@@ -1078,19 +1072,14 @@ def _line_start(fd: int, end: int) -> int:
     return 0
 
 
-def _tail_spans(fd: int, size: int) -> dict[tuple[str, str], int]:
-    """(type, span id) -> seq of the records at the end of a store file: those a dying drain may have written
-    before it could mark them consumed in its journal."""
-    lo = max(0, size - 2 * J.DEFAULT_SIZE - _TAIL_WINDOW)
-    data = os.pread(fd, size - lo, lo)
-    if lo:
-        data = data[data.find(b"\n") + 1:]
-    known: dict[tuple[str, str], int] = {}
-    for line in data.split(b"\n"):
-        rec = R.parse_line(line) if line else None
-        if rec is not None and isinstance(rec.get("seq"), int) and isinstance(rec.get("span_id"), str):
-            known[(str(rec.get("type", "")), rec["span_id"])] = rec["seq"]
-    return known
+def _held(live: Path, orphan: J.Orphan, last_seq: int) -> dict[tuple[str, str], int]:
+    """(type, span id) -> seq of the orphan's records the store already holds (a drain or recovery that wrote
+    them but died before marking or removing the journal): searched from the lowest floor of its frames on — or
+    from the start when that floor is past the store's end (the store was deleted and began again)."""
+    if orphan.floor is None:
+        return {}
+    first = orphan.floor if orphan.floor <= last_seq + 1 else 0
+    return _spans_since(live, first, orphan.spans())
 
 
 def _spans_since(live: Path, first: int, wanted: set[str]) -> dict[tuple[str, str], int]:
@@ -1385,24 +1374,19 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
     with the seq they would get next, marked ``"journal": <file>`` (they are not in the chain yet)."""
     if not J.wal_dir(p).is_dir():
         return
-    known: dict[tuple[str, str], int] = {}
-    with contextlib.suppress(OSError):
-        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            size = os.fstat(fd).st_size
-            known = _tail_spans(fd, size)
-            if last_seq is None:
-                found = _last_good_record(fd, size)
-                last_seq = int(found[0]["seq"]) if found is not None else -1
-        finally:
-            os.close(fd)
     if last_seq is None:
         last_seq = -1
+        with contextlib.suppress(OSError):
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                found = _last_good_record(fd, os.fstat(fd).st_size)
+                last_seq = int(found[0]["seq"]) if found is not None else -1
+            finally:
+                os.close(fd)
     seq = last_seq
     for orphan in J.orphans(p, None):
         try:
-            seen = known if orphan.floor is None else {**known, **_spans_since(p, orphan.floor, orphan.spans())}
-            for rec in J.resolve(orphan.records, seen):
+            for rec in J.resolve(orphan.records, _held(p, orphan, last_seq)):
                 seq += 1
                 rec.seq = seq
                 try:
