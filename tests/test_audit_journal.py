@@ -526,3 +526,23 @@ def test_a_reader_in_the_process_shows_statements_its_journal_could_not_chain(
     monkeypatch.setattr(store_module.AuditStore, "_lock_file", real)
     assert len([r for r in read_records(path) if R.is_statement(r) and not r.get("journal")]) == 3
     assert verify(path, key=KEY).ok
+
+
+def test_records_of_a_journal_whose_floor_is_past_a_restarted_store_are_still_recognised(tmp_path: Path) -> None:
+    """A journal written against a store that was then deleted and began again carries floors beyond the new
+    store's end: what it already put in the new store is still found (searched from the start), never chained
+    twice; with a floor inside the store the search starts there."""
+    path = tmp_path / "audit.jsonl"
+    st = store_module.AuditStore(path, fsync_interval=None, checkpoint_interval=None, journal=False)
+    span = "00000000000000aa"
+    st.append({"v": 2, "type": R.INTENT, "span_id": span, "name": "x", "attrs": {}})
+    st.append({"v": 2, "type": R.INTENT, "span_id": "00000000000000bb", "name": "y", "attrs": {}})
+    st.close()
+    tail = b'"span_id":"%b","time":1,"trace_id":"%032x","type":"intent","v":2}' % (span.encode(), 1)
+    rec = J.Recovered((b'{"attrs":{},"kind":"CLIENT","name":"x","parent_span_id":null,"pid":1,', tail), None, 0)
+    last = max(r["seq"] for r in read_raw(path))
+    for floor, found in ((5000, True), (last, False), (1, True)):
+        orphan = J.Orphan(path, -1, J._NO_KEY, records=[rec], floor=floor)
+        held = store_module._held(path, orphan, last)
+        assert ((R.INTENT, span) in held) is found, floor
+        assert J.resolve([rec], held) == ([] if found else [rec])
