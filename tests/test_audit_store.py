@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from governed_db.audit import AuditStore, verify
 from governed_db.audit import records as R
-from governed_db.audit.store import anchor_path, read_records
+from governed_db.audit.store import anchor_path, read_raw, read_records
 from governed_db.errors import ConfigurationError
 
 KEY = "test-key-not-secret"
@@ -381,3 +382,37 @@ def test_any_flipped_byte_is_detected(data: st.DataObject) -> None:
         result = verify(path, key=KEY)
         # even the final newline: the last record is the anchored closing checkpoint, so "torn" means cut off
         assert not result.ok, (pos, bytes(raw[max(0, pos - 20) : pos + 20]))
+
+
+def test_a_failed_reopen_never_closes_a_descriptor_the_store_no_longer_owns(tmp_path: Path) -> None:
+    """The store's path turns into something that cannot be opened (a directory): the store closes its file and
+    the reopen fails. The descriptor number it had is free from then on, and the next file anyone opens gets it;
+    a retry must not close that file (it once did: another store's, or a database's, descriptor went away and
+    every later record failed with EBADF)."""
+    path = tmp_path / "audit.jsonl"
+    store = AuditStore(path, fsync_interval=None)
+    store.append({"v": 2, "type": "note", "n": 0})
+    number = store._fd
+    path.rename(tmp_path / "moved")
+    path.mkdir()
+    with pytest.raises(OSError):
+        store.append({"v": 2, "type": "note", "n": 1})
+    other = os.open(tmp_path / "someone-elses", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if other != number:  # whatever took the number meanwhile, make it ours so the test means something
+            os.dup2(other, number)
+            os.close(other)
+            other = number
+        with pytest.raises(OSError):
+            store.append({"v": 2, "type": "note", "n": 2})
+        os.fstat(other)  # still open
+        path.rmdir()
+        (tmp_path / "moved").rename(path)
+        store.append({"v": 2, "type": "note", "n": 3})
+        os.fstat(other)
+        assert os.write(other, b"x") == 1
+    finally:
+        os.close(other)
+        store.close()
+    assert [r.get("n") for r in read_raw(path) if r["type"] == "note"] == [0, 3]
+    assert verify(path).ok

@@ -581,8 +581,11 @@ class AuditStore:
         # first use, or first use in a forked child: the inherited descriptor shares the parent's
         # open file description, and flock would not exclude the two processes from each other.
         if self._fd >= 0:
+            # forgotten at once: if the open() below fails, a later call must not close this number again — by
+            # then it may be another file's (a database's, or another store's)
+            fd, self._fd = self._fd, -1
             with contextlib.suppress(OSError):
-                os.close(self._fd)
+                os.close(fd)
         self._stop.set()  # the previous flusher thread, if any, ends
         self._wake.set()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
