@@ -668,33 +668,38 @@ class AuditStore:
 
         The chain head moves only once the bytes are written: a failed write leaves it where it was.
         """
-        seq, digest, rkey = self._seq, self._hash, self._rkey
+        seq, rkey = self._seq, self._rkey
+        prev = self._hash.encode("ascii")  # the chain head, as the bytes every line carries
+        end = R.hash_end(rkey is not None)
         lines = []
+        append = lines.append
+        chain, prepared, max_line = R.chain_prepared, R.Prepared, R.MAX_LINE
         kind = ""
         for body in bodies:
             seq += 1
-            if isinstance(body, R.Prepared):
+            if isinstance(body, prepared):
                 body.seq = seq  # outcomes later in this batch name it (reset below if the write fails)
                 # the statement hot path: templated bytes, identical to encode() of its body
                 try:
-                    line, digest2 = R.encode_prepared(body, seq, digest, rkey)
+                    line = chain(body, seq, prev, rkey)
                 except (TypeError, ValueError, orjson.JSONEncodeError):
                     line = b""
-                if line and len(line) <= R.MAX_LINE:
-                    body.written = True
-                    lines.append(line)
-                    digest, kind = digest2, body.type
-                    continue
                 body.written = True
+                if line and len(line) <= max_line:
+                    append(line)
+                    prev, kind = line[end - 64 : end], body.type
+                    continue
                 body = body.body()  # unusual values or an oversized record: the general path below
             rec = dict(body)
             rec["seq"] = seq
-            rec["prev"] = digest
+            rec["prev"] = prev.decode("ascii")
             line, digest = R.encode(rec, rkey)
-            if len(line) > R.MAX_LINE:
+            if len(line) > max_line:
                 line, digest = R.encode(_shortened(rec), rkey)
-            lines.append(line)
+            append(line)
+            prev = digest.encode("ascii")
             kind = rec.get("type", "")
+        digest = prev.decode("ascii")
         data = lines[0] if len(lines) == 1 else b"".join(lines)
         owed = self._prefix
         if self._prefix:
