@@ -62,6 +62,9 @@ from governed_db.sql.analysis import Analysis
 SCOPE = "governed_db"
 # the module-level generator, as the SDK's RandomIdGenerator uses: Python reseeds it in forked children
 _random = random
+_current_context = otel_context.get_current  # the active Context (a mapping), one call
+#: the key a Context holds its current span under, learnt through the public API (set_span_in_context)
+_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
 
 _attached: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
 _private: dict[int, Any] = {}
@@ -118,11 +121,17 @@ class AuditOnlySpan(trace.Span):
 
     def __init__(self, processor: Any, name: str, kind: SpanKind, start_time: int | None,
                  attributes: Mapping[str, Any] | None, parent_context: Any, head: bytes | None = None) -> None:
-        parent = trace.get_current_span(parent_context).get_span_context()
-        self.trace_id: int = parent.trace_id if parent.is_valid else _random.getrandbits(128)
+        # the current span, as trace.get_current_span() finds it, without its layers of calls (statement path)
+        current = (parent_context if parent_context is not None else _current_context()).get(_SPAN_KEY)
+        parent = current.get_span_context() if current is not None and isinstance(current, Span) else None
+        if parent is not None and parent.is_valid:
+            self.trace_id: int = parent.trace_id
+            self.parent: trace.SpanContext | None = parent
+        else:
+            self.trace_id = _random.getrandbits(128)
+            self.parent = None
         self.span_id: int = _random.getrandbits(64)
         self._ctx: trace.SpanContext | None = None  # built when someone asks (sqlcommenter, nesting)
-        self.parent = parent if parent.is_valid else None
         self.name, self.kind = name, kind
         self.start_time = start_time or time.time_ns()
         self.end_time: int | None = None

@@ -161,7 +161,7 @@ class PreparedIntent(Prepared):
             return cached  # type: ignore[no-any-return]
         parent = self.parent
         return (
-            self.head + (b"null" if parent is None else b'"%016x"' % parent) + b',"pid":%d,' % self.pid,
+            b'%b%b,"pid":%d,' % (self.head, b"null" if parent is None else b'"%016x"' % parent, self.pid),
             b'"span_id":"%016x","time":%d,"trace_id":"%032x","type":"intent","v":2}'
             % (self.span_id, self.time, self.trace_id),
         )
@@ -198,12 +198,11 @@ class PreparedOutcome(Prepared):
         """The canonical bytes around the intent's seq and the chain fields: ``pre + seq + "," + chain + tail``."""
         attrs = self.attrs
         msg = self.status_message
+        status = _STATUS.get(self.status) or _odumps(self.status)
         return (
-            b'{"attrs":' + (_odumps(attrs, option=_OPT) if attrs else b"{}")
-            + b',"end":%d,"intent":' % self.end,
+            b'{"attrs":%b,"end":%d,"intent":' % (_odumps(attrs, option=_OPT) if attrs else b"{}", self.end),
             b'"span_id":"%016x","status":%b,%b"type":"outcome","v":2}'
-            % (self.span_id, _odumps(self.status),
-               b'"status_message":' + _odumps(msg) + b"," if msg else b""),
+            % (self.span_id, status, b'"status_message":' + _odumps(msg) + b"," if msg else b""),
         )
 
     def parts(self) -> tuple[bytes, bytes]:
@@ -220,6 +219,10 @@ class PreparedOutcome(Prepared):
         if self.status_message:
             body["status_message"] = self.status_message
         return body
+
+
+#: a span status code's canonical bytes
+_STATUS = {code: _odumps(code) for code in ("UNSET", "OK", "ERROR")}
 
 
 def encode_prepared(rec: Prepared, seq: int, prev: str, rkey: bytes | None) -> tuple[bytes, str]:
