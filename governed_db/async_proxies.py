@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
+from governed_db.masking.messages import loggable
 from governed_db.pipeline import Governor, run_async
 from governed_db.proxies import (
     CURSOR_SHORTCUTS,
@@ -57,7 +58,7 @@ async def govern(
         try:
             await warm(gov, sql)
         except Exception as e:  # masking then judges without the catalog: by names and values, masking when unsure
-            log.debug("governed_db: async catalog reads failed before judging: %r", e)
+            log.debug("governed_db: async catalog reads failed before judging: %s", loggable(e))
     return await run_async(gov, entry, sql, params, call, result)
 
 

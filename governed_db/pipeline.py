@@ -41,6 +41,7 @@ from governed_db.errors import (
 from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import current_identity as _current_identity
+from governed_db.masking.messages import loggable
 from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.semconv import DB_NAMESPACE, GDB_APPROVAL_REQUEST_ID, GDB_REASON
@@ -213,7 +214,7 @@ class Governor:
         """The refusal a fault inside governance becomes (the driver's DatabaseError as well)."""
         err = flavour(
             GovernanceFault(
-                f"governance failed while {stage} ({type(exc).__name__}: {exc}); the statement was refused "
+                f"governance failed while {stage} ({loggable(exc)}); the statement was refused "
                 "(fail closed). Fix the cause, or use on_fault='warn' where continuing is acceptable."
             ),
             self.driver.error_class(self.raw, "DatabaseError"),
@@ -225,7 +226,7 @@ class Governor:
         """Fail closed in production (raise); in development warn and let the statement through."""
         if self.fail_closed:
             raise self.fault_error(stage, exc)
-        log.warning("governed_db fault while %s (continuing, on_fault=warn): %r", stage, exc)
+        log.warning("governed_db fault while %s (continuing, on_fault=warn): %s", stage, loggable(exc))
         hit = RuleHit("governance-fault", Action.WARN, f"governance failed while {stage}: {type(exc).__name__}")
         return Decision.combine([hit], environment=self.environment, dialect=self.dialect)
 
@@ -638,7 +639,7 @@ def _arm_result(
         if gov.fail_closed:
             result.poison(gov.fault_error("planning masking (rows are withheld)", e))
             return
-        log.warning("governed_db masking fault (continuing unmasked, on_fault=warn): %r", e)
+        log.warning("governed_db masking fault (continuing unmasked, on_fault=warn): %s", loggable(e))
         plan = None
     result.arm(
         plan,  # the masking plan

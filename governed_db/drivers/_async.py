@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.drivers import Driver
+from governed_db.masking.messages import loggable
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
@@ -91,7 +92,7 @@ class AsyncDriver(Driver):
                                                                                name))
                 state.order_of(key, node)
             except Exception as e:  # unreadable: the order guard assumes the worst, as for a sync connection
-                log.debug("governed_db masking: async catalog read failed: %r", e)
+                log.debug("governed_db masking: async catalog read failed: %s", loggable(e))
             finally:
                 replay.answers.clear()
         for read in getattr(info.order, "reads", None) or ():
@@ -156,7 +157,7 @@ class AsyncDriver(Driver):
                 try:
                     replay.answers[(query, _key(params))] = await self.catalog_rows(gov.raw, query, params)
                 except Exception as e:  # unreadable: masking falls back as for a sync connection
-                    log.debug("governed_db masking: async catalog read failed: %r", e)
+                    log.debug("governed_db masking: async catalog read failed: %s", loggable(e))
                     replay.answers[(query, _key(params))] = e
 
 

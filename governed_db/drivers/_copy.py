@@ -21,6 +21,7 @@ from sqlglot import exp
 from governed_db.errors import GuardrailViolation
 from governed_db.masking.engine import state_for
 from governed_db.masking.exports import export_masked_columns
+from governed_db.masking.messages import loggable
 from governed_db.sql.analysis import analyze, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def refuse_masked_export(gov: Governor, probe: str, describe: Describe, how: str
 def undescribable(gov: Governor, exc: Exception) -> None:
     """The export's columns could not be described: refuse (fail closed), or warn in development."""
     if not gov.fail_closed:
-        log.warning("governed_db could not check COPY ... TO for masked columns (continuing): %r", exc)
+        log.warning("governed_db could not check COPY ... TO for masked columns (continuing): %s", loggable(exc))
         return
     raise gov.refusal(
         GuardrailViolation(

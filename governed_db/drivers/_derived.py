@@ -32,6 +32,7 @@ from sqlglot import exp
 
 from governed_db.drivers._copy import Describe, refuse_masked_export
 from governed_db.errors import GuardrailViolation
+from governed_db.masking.messages import loggable
 from governed_db.sql.analysis import analyze, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def refuse_derived_from_masked(gov: Governor, text: str, describe: Describe) -> 
         probes = derived_probes(text, gov.dialect)
     except Exception as e:  # an unforeseen tree shape: refuse in production rather than guess
         if not gov.fail_closed:
-            log.warning("governed_db could not check PIVOT/SUMMARIZE for masked columns (continuing): %r", e)
+            log.warning("governed_db could not check PIVOT/SUMMARIZE for masked columns (continuing): %s", loggable(e))
             return
         raise gov.refusal(
             GuardrailViolation(

@@ -18,13 +18,23 @@ from typing import Any
 
 from aiosqlite.context import Result
 
-from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
+from governed_db import masking
+from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern, rows_out
 from governed_db.drivers import innermost
 from governed_db.drivers._async import AsyncDriver
-from governed_db.drivers.sqlite import BUILTIN_FUNCTION_SQL, SqliteDriver, harmless_callable, shadowing
+from governed_db.drivers.sqlite import (
+    _LENIENT,
+    BUILTIN_FUNCTION_SQL,
+    SqliteDriver,
+    harmless_callable,
+    lenient_fetch,
+    masked_indexes,
+    settle,
+    shadowing,
+)
 from governed_db.errors import GuardrailViolation
 from governed_db.masking.flow import known_function_name
-from governed_db.proxies import PrivateWithheld
+from governed_db.proxies import PrivateWithheld, many_out
 
 
 def _refuse_factory(gov: Any, what: str, factory: Any) -> None:
@@ -60,6 +70,56 @@ class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
         )
         return self._self_out(out)
 
+    # sqlite3 decodes text while rows are fetched, as for the sync cursor (decision 0191): a fetch error quotes
+    # the cell it could not decode, so it is scrubbed; and whether a *computed* masked value decodes at all may
+    # depend on what it holds, so such a result is fetched with a text factory that cannot fail and only a
+    # column masking does not cover fails as the driver would (decision 0238)
+    async def fetchone(self) -> Any:
+        row = await self._self_fetch("fetchone")
+        st = self._self_result
+        return st.one(row) if st.active else row
+
+    async def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        size = args[0] if args else kwargs.get("size")
+        rows = await self._self_fetch("fetchmany", *(() if size is None else (size,)))
+        return many_out(self, rows, args, kwargs)
+
+    async def fetchall(self) -> Any:
+        return many_out(self, await self._self_fetch("fetchall"), None, None)
+
+    def __aiter__(self) -> Any:
+        return rows_out(self._self_result, self._self_chunks())
+
+    async def _self_chunks(self) -> AsyncIterator[Any]:
+        """aiosqlite's own chunked iteration, through :meth:`_self_fetch`."""
+        size = self.__wrapped__.iter_chunk_size
+        while True:
+            rows = await self._self_fetch("fetchmany", size)
+            if not rows:
+                return
+            for row in rows:
+                yield row
+
+    async def _self_fetch(self, name: str, *args: Any) -> Any:
+        """One fetch of the sqlite3 cursor on aiosqlite's thread: errors scrubbed, leniently decoded when a masked
+        column is computed (undecodable cells then settled as :func:`governed_db.drivers.sqlite.settle` says)."""
+        raw = self.__wrapped__
+        inner = raw._cursor  # the sqlite3 cursor aiosqlite runs on its own thread
+        fetch = getattr(inner, name)
+        plan = self._self_result.plan
+        try:
+            if plan is None or not bool(getattr(plan, "computed", True)):
+                return await raw._execute(fetch, *args)
+            out, dirty = await raw._execute(lenient_fetch, inner.connection, fetch, *args)
+        except sqlite3.Error as e:
+            masking.scrub_error(e, gov=self._self_gov)
+            raise
+        if not dirty or out is None:
+            return out
+        names = tuple(str(d[0]) for d in inner.description or ())
+        masked = masked_indexes(plan, names)
+        return settle(out, names, masked) if name == "fetchone" else [settle(r, names, masked) for r in out]
+
 
 class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiosqliteCursor
@@ -75,7 +135,8 @@ class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
 
     @property
     def text_factory(self) -> Any:
-        return self.__wrapped__.text_factory
+        factory = self.__wrapped__.text_factory
+        return str if factory is _LENIENT else factory
 
     @text_factory.setter
     def text_factory(self, factory: Any) -> None:

@@ -60,7 +60,7 @@ def _undecoded(value: Any) -> bool:
     return False
 
 
-def _settle(row: Any, names: tuple[str, ...], masked: frozenset[int]) -> Any:
+def settle(row: Any, names: tuple[str, ...], masked: frozenset[int]) -> Any:
     """``row`` as the driver's ``str`` factory would have given it: an undecodable cell of a column masking
     does not cover fails as sqlite3 fails; one it covers becomes U+FFFD and is masked like any value (whether
     a *computed* masked value is valid UTF-8 may depend on what it holds: it must not decide an error)."""
@@ -81,6 +81,30 @@ def _settle(row: Any, names: tuple[str, ...], masked: frozenset[int]) -> Any:
 
         return _sqlite_row(tuple(out), tuple(row.keys()))
     return type(row)(out) if isinstance(row, list) else tuple(out)
+
+
+def masked_indexes(plan: Any, names: tuple[str, ...]) -> frozenset[int]:
+    """The result positions ``plan`` masks (by name when it has no positions: a column named like a masked one
+    counts as masked, so it never fails)."""
+    positions = getattr(plan, "masked_positions", None)
+    if positions is not None:
+        return frozenset(i for i, _ in positions)
+    return frozenset(i for i, n in enumerate(names) if plan is not None and n in plan.masked_columns)
+
+
+def lenient_fetch(conn: Any, fetch: Any, *args: Any) -> tuple[Any, bool]:
+    """``fetch(*args)`` while ``conn`` decodes text with :data:`_LENIENT`, and whether a cell could not be decoded.
+
+    For a connection only one thread uses at a time (aiosqlite's worker runs one call after another): the
+    factory is swapped and restored inside the call, so nothing else on the connection sees it."""
+    if conn.text_factory is not str:
+        return fetch(*args), False  # bytes/bytearray never fail; another factory was refused at the proxy
+    seen = _undecodable[0]
+    conn.text_factory = _LENIENT
+    try:
+        return fetch(*args), _undecodable[0] != seen
+    finally:
+        conn.text_factory = str
 
 
 class _Lenient:
@@ -215,12 +239,7 @@ class SqliteCursor(GovernedCursor):
     def _self_settle(self, row: Any) -> Any:
         plan = self._self_result.plan
         names = tuple(str(d[0]) for d in self.__wrapped__.description or ())
-        positions = getattr(plan, "masked_positions", None)
-        if positions is not None:
-            masked = frozenset(i for i, _ in positions)
-        else:  # by name: a column named like a masked one counts as masked (it then never fails)
-            masked = frozenset(i for i, n in enumerate(names) if plan is not None and n in plan.masked_columns)
-        return _settle(row, names, masked)
+        return settle(row, names, masked_indexes(plan, names))
 
     def _self_fetch(self, fetch: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one raw fetch with its errors scrubbed; through the lenient decoder when the result has a computed

@@ -64,4 +64,15 @@ def scrub_message(text: str, *, conversions: bool = False) -> str:
     return scrub_text(text)
 
 
-__all__ = ["scrub_message"]
+def loggable(exc: BaseException) -> str:
+    """``exc`` for a log line or a fault's message: its class and its text with any value the database quoted
+    blanked (a catalog read or a sample that failed quotes the stored value it could not convert or decode, and
+    the log is read by people without unmask grants)."""
+    try:
+        text = scrub_message(str(exc), conversions=True)
+    except Exception:
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = ["loggable", "scrub_message"]

@@ -28,6 +28,7 @@ import sqlglot.errors
 from sqlglot import exp
 
 from governed_db.masking.catalog import table_key
+from governed_db.masking.messages import loggable
 
 log = logging.getLogger("governed_db.masking")
 T = TypeVar("T")
@@ -147,7 +148,7 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     try:
         cur = conn.cursor()
     except Exception as e:
-        log.debug("governed_db masking: no cursor for catalog reads: %r", e)
+        log.debug("governed_db masking: no cursor for catalog reads: %s", loggable(e))
         return None
     try:
         if savepoint:
@@ -155,7 +156,7 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
         try:
             out = work(cur)
         except Exception as e:
-            log.debug("governed_db masking: catalog read failed: %r", e)
+            log.debug("governed_db masking: catalog read failed: %s", loggable(e))
             if savepoint:
                 cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog")
                 cur.execute("RELEASE SAVEPOINT governed_db_catalog")
@@ -168,7 +169,7 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
             conn.rollback()
         return out
     except Exception as e:
-        log.debug("governed_db masking: catalog read cleanup failed: %r", e)
+        log.debug("governed_db masking: catalog read cleanup failed: %s", loggable(e))
         return None
     finally:
         with contextlib.suppress(Exception):

@@ -1,0 +1,185 @@
+"""Red-team round 8 through the integration and async surfaces: what reaches the caller by a route other than a
+governed statement's rows — the async sqlite driver's fetches (decision 0238) and the library's own log lines and
+fault messages (decision 0239).
+
+An agent identity in production with zero configuration. Each finding shows the leak (or the oracle) on the raw
+connection, that the governed one observes a right and a wrong guess alike (or no clear value), and that a
+look-alike that reveals nothing still runs with exact results.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import governed_db
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+ROWS = [(1, "Alice Smith", "536-22-8726", "Paris"), (2, "Ivan Petrov", "219-45-1234", "Lyon")]
+SECRETS = ("Alice", "Smith", "536-22", "8726", "Ivan", "219-45")
+FF = "CAST(x'ff' AS TEXT)"
+
+
+def _leaks(value: Any) -> list[str]:
+    text = repr(value)
+    return [s for s in SECRETS if s in text]
+
+
+def _db(path: Path, rows: list[tuple[Any, ...]] = ROWS) -> Path:
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE customers (id integer primary key, full_name text, ssn text, city text)")
+    raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", rows)
+    raw.commit()
+    raw.close()
+    return path
+
+
+# -- aiosqlite: fetch-time decoding (decision 0238) ----------------------------------------------------------
+aiosqlite = pytest.importorskip("aiosqlite")
+
+
+@pytest.fixture
+async def apair(tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Path]]:
+    path = _db(tmp_path / "r8.db")
+    raw = await aiosqlite.connect(path)
+    gov = governed_db.wrap(await aiosqlite.connect(path), identity=AGENT, environment="production", audit=False)
+    yield raw, gov, path
+    await raw.close()
+    await gov.close()
+
+
+async def _outcome(conn: Any, sql: str, exit: str = "fetchall") -> Any:
+    """What the attacker sees through one exit: the rows, or the error's class and message."""
+    try:
+        if exit == "execute_fetchall":
+            return "rows", [tuple(r) for r in await conn.execute_fetchall(sql)]
+        cur = await conn.execute(sql)
+        if exit == "fetchone":
+            rows = []
+            while (row := await cur.fetchone()) is not None:
+                rows.append(row)
+        elif exit == "fetchmany":
+            rows = [*(await cur.fetchmany(1)), *(await cur.fetchmany(size=5))]
+        elif exit == "iterate":
+            rows = [r async for r in cur]
+        else:
+            rows = await cur.fetchall()
+        return "rows", [tuple(r) for r in rows]
+    except governed_db.GuardrailViolation as e:
+        return "refused", str(e)
+    except sqlite3.Error as e:
+        return "error", type(e).__name__, str(e)
+
+
+EXITS = ["fetchall", "fetchone", "fetchmany", "iterate", "execute_fetchall"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("exit", EXITS)
+async def test_aiosqlite_decoding_is_no_oracle(apair: tuple[Any, Any, Path], exit: str) -> None:
+    """``ltrim('5' || x'ff', substr(ssn, 1, 1) || x'ff')`` is valid UTF-8 only when the first SSN character is 5:
+    sqlite3 fails the fetch for every wrong guess. The sync sqlite3 cursor fetched such results leniently
+    (decision 0191) but the aiosqlite one did not, so whether the fetch failed told the character. Now the right
+    and the wrong guess come back alike, masked, by every exit."""
+    raw, gov, _ = apair
+    sql = f"SELECT id, ltrim('{{g}}' || {FF}, substr(ssn, 1, 1) || {FF}) AS v, city FROM customers WHERE id = 1"
+    right, wrong = sql.format(g="5"), sql.format(g="4")
+    assert (await _outcome(raw, right, exit))[0] != (await _outcome(raw, wrong, exit))[0]  # the oracle is real
+    seen_right, seen_wrong = await _outcome(gov, right, exit), await _outcome(gov, wrong, exit)
+    assert seen_right == seen_wrong == ("rows", [(1, "[US_SSN]", "Paris")]), (
+        seen_right,
+        seen_wrong,
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("exit", EXITS)
+async def test_aiosqlite_fetch_errors_quote_no_masked_value(apair: tuple[Any, Any, Path], exit: str) -> None:
+    """sqlite3 quotes the cell it cannot decode (``... with text '536-22-8726\\ufffd'``); on aiosqlite the fetch
+    error reached the caller as it was. A computed masked value made undecodable now comes back masked, and a
+    masked column's own stored bytes that cannot be decoded still fail — with the value blanked."""
+    raw, gov, path = apair
+    sql = f"SELECT ssn || {FF} AS s FROM customers WHERE id = 1"
+    truth = await _outcome(raw, sql, exit)
+    assert truth[0] == "error" and "536-22-8726" in truth[2]
+    seen = await _outcome(gov, sql, exit)
+    assert seen == ("rows", [("[US_SSN]",)]) and not _leaks(seen), seen
+    # the stored value itself undecodable: it fails whatever the statement (no guess steers it), scrubbed
+    await raw.execute(f"UPDATE customers SET ssn = ssn || {FF} WHERE id = 2")
+    await raw.commit()
+    plain = "SELECT id, ssn FROM customers ORDER BY id"
+    assert "219-45-1234" in str(await _outcome(raw, plain, exit))
+    seen = await _outcome(gov, plain, exit)
+    assert seen[0] == "error" and seen[1] == "OperationalError" and not _leaks(seen), seen
+    assert gov.text_factory is str
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("exit", EXITS)
+async def test_aiosqlite_undecodable_unmasked_cell_still_fails(tmp_path: Path, exit: str) -> None:
+    """Look-alike: an undecodable value of a column nothing masks fails as sqlite3 fails, beside masked
+    columns too; valid text, computed or not, decodes as text with exact results."""
+    rows = [(i, f"Person {i}", f"{500 + i}-22-87{10 + i}", f"Town {i}") for i in range(1, 13)]
+    path = _db(tmp_path / "places.db", rows)
+    gov = governed_db.wrap(await aiosqlite.connect(path), identity=AGENT, environment="production", audit=False)
+    try:
+        innocent = "SELECT id, upper(city), 'é' || city, ssn FROM customers WHERE id <= 2 ORDER BY id"
+        assert await _outcome(gov, innocent, exit) == (
+            "rows", [(1, "TOWN 1", "éTown 1", "[US_SSN]"), (2, "TOWN 2", "éTown 2", "[US_SSN]")]
+        )
+        for sql in (f"SELECT id, 'Ly' || {FF} AS c FROM customers WHERE id = 2",
+                    f"SELECT ssn || {FF}, 'Ly' || {FF} AS c FROM customers WHERE id = 2"):  # fmt: skip
+            seen = await _outcome(gov, sql, exit)
+            assert seen[:2] == ("error", "OperationalError") and "column 'c'" in seen[2], seen
+    finally:
+        await gov.close()
+
+
+# -- the library's own log lines and fault messages (decision 0239) ------------------------------------------
+def test_catalog_read_failures_are_logged_without_the_value(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """governed_db samples a table's values to classify its columns; when a sample read failed, the DEBUG line
+    quoted the driver's error, and sqlite3's quotes the stored value it could not decode: a clear SSN in the
+    application's log. The line now names the error with the quoted value blanked."""
+    rows = [(i, "Alice Smith", f"536-22-87{i:02d}", "Paris") for i in range(1, 20)]
+    raw = sqlite3.connect(_db(tmp_path / "log.db", rows))
+    raw.execute(f"UPDATE customers SET ssn = ssn || {FF} WHERE id = 3")
+    with pytest.raises(sqlite3.OperationalError, match="536-22-8703"):  # the driver's error quotes it
+        raw.execute("SELECT ssn FROM customers").fetchall()
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    with caplog.at_level(logging.DEBUG, logger="governed_db"):
+        with pytest.raises(sqlite3.OperationalError) as failed:
+            gov.execute("SELECT id, ssn FROM customers WHERE id < 5").fetchall()
+        assert gov.execute("SELECT id, city FROM customers WHERE id < 3").fetchall() == [(1, "Paris"), (2, "Paris")]
+    assert "536-22" not in str(failed.value)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("catalog read failed: OperationalError: Could not decode" in m for m in logged), logged
+    assert not [m for m in logged if "536-22" in m], logged
+
+
+def test_loggable_blanks_quoted_values_and_keeps_plain_messages() -> None:
+    """What a log line or a fault message says of an exception: its class, and its text with a quoted value
+    blanked; a message quoting nothing is kept as it is (look-alike)."""
+    from governed_db.masking.messages import loggable
+
+    echo = sqlite3.OperationalError("Could not decode to UTF-8 column 'ssn' with text '536-22-8726\ufffd'")
+    assert loggable(echo) == "OperationalError: Could not decode to UTF-8 column 'ssn' with text '[REDACTED]'"
+    conv = ValueError('invalid input syntax for type integer: "Alice Smith"')
+    assert "Alice" not in loggable(conv) and loggable(conv).startswith("ValueError: invalid input syntax")
+    assert loggable(sqlite3.OperationalError("no such table: t")) == "OperationalError: no such table: t"
+    assert loggable(KeyError()) == "KeyError"
+
+
+def test_a_fault_message_quotes_no_value(tmp_path: Path) -> None:
+    """A fault inside governance becomes a refusal whose message names its cause: the cause's quoted value is
+    blanked (the agent reads the message), its class and the stage stay."""
+    raw = sqlite3.connect(_db(tmp_path / "fault.db"))
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    cause = sqlite3.OperationalError("Could not decode to UTF-8 column 'ssn' with text '536-22-8726\ufffd'")
+    err = gov.governor.fault_error("planning masking (rows are withheld)", cause)
+    assert "536-22" not in str(err) and "OperationalError" in str(err) and "planning masking" in str(err)
+    assert isinstance(err, sqlite3.DatabaseError)
