@@ -103,7 +103,7 @@ async def test_aiosqlite_fetch_errors_quote_no_masked_value(apair: tuple[Any, An
     """sqlite3 quotes the cell it cannot decode (``... with text '536-22-8726\\ufffd'``); on aiosqlite the fetch
     error reached the caller as it was. A computed masked value made undecodable now comes back masked, and a
     masked column's own stored bytes that cannot be decoded still fail — with the value blanked."""
-    raw, gov, path = apair
+    raw, gov, _ = apair
     sql = f"SELECT ssn || {FF} AS s FROM customers WHERE id = 1"
     truth = await _outcome(raw, sql, exit)
     assert truth[0] == "error" and "536-22-8726" in truth[2]
@@ -183,3 +183,191 @@ def test_a_fault_message_quotes_no_value(tmp_path: Path) -> None:
     err = gov.governor.fault_error("planning masking (rows are withheld)", cause)
     assert "536-22" not in str(err) and "OperationalError" in str(err) and "planning masking" in str(err)
     assert isinstance(err, sqlite3.DatabaseError)
+
+
+# -- decoders registered through a governed connection (decision 0238) ---------------------------------------
+PG_ROWS = "(1, 'Alice Smith', '536-22-8726', 'Paris'), (2, 'Ivan Petrov', '219-45-1234', 'Lyon')"
+
+
+@pytest.fixture
+def pg_table(pg_conn: Any, unique: str) -> Any:
+    t = f"rt8int_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, ssn text, city text)")
+    pg_conn.execute(f"INSERT INTO {t} VALUES {PG_ROWS}")
+    yield t
+    pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _spy_loader(seen: list[Any]) -> Any:
+    from psycopg.types.string import TextLoader
+
+    class Spy(TextLoader):
+        def load(self, data: Any) -> Any:
+            value = super().load(data)
+            seen.append(value)
+            return value
+
+    return Spy
+
+
+@pytest.mark.parametrize("where", ["connection", "cursor"])
+def test_psycopg_loaders_registered_through_the_governed_connection_are_refused(
+    pg_dsn: str, pg_table: str, where: str
+) -> None:
+    """A loader registered with ``conn.adapters`` (or a cursor's) is called with every cell before masking —
+    governed_db's own value samples included — and kept the clear SSNs. It is refused now; the rows stay
+    masked. On the raw connection the same loader sees them (the leak is real)."""
+    import psycopg
+
+    seen: list[Any] = []
+    with psycopg.connect(pg_dsn, autocommit=True) as raw:
+        raw.adapters.register_loader("text", _spy_loader(seen))
+        raw.execute(f"SELECT ssn FROM {pg_table}").fetchall()
+    assert "536-22-8726" in seen
+    seen.clear()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        gov = governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        target = gov.adapters if where == "connection" else gov.cursor().adapters
+        with pytest.raises(governed_db.GuardrailViolation, match="register_loader"):
+            target.register_loader("text", _spy_loader(seen))
+        assert gov.execute(f"SELECT id, ssn FROM {pg_table} ORDER BY id").fetchall() == [
+            (1, "[US_SSN]"), (2, "[US_SSN]"),
+        ]  # fmt: skip
+    assert seen == []
+
+
+def test_psycopg_own_loaders_still_register(pg_dsn: str, pg_table: str) -> None:
+    """Look-alikes: psycopg's own loaders (text for inet, JSON with json.loads, an enum's TypeInfo) register
+    through the governed connection and decode as before; a JSON loader with a function of the caller's own
+    is refused like any loader."""
+    import json
+
+    import psycopg
+    from psycopg.types.enum import EnumInfo, register_enum
+    from psycopg.types.json import set_json_loads
+    from psycopg.types.string import TextLoader
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        gov = governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        gov.adapters.register_loader("inet", TextLoader)
+        set_json_loads(json.loads, gov)
+        conn.execute("DROP TYPE IF EXISTS rt8int_mood")
+        conn.execute("CREATE TYPE rt8int_mood AS ENUM ('sad', 'ok')")
+        try:
+            info = EnumInfo.fetch(gov, "rt8int_mood")
+            assert info is not None
+            register_enum(info, gov)
+            row = gov.execute("SELECT '1.2.3.4'::inet, '{\"a\": 1}'::json, 'ok'::rt8int_mood").fetchone()
+            assert row is not None and row[:2] == ("1.2.3.4", {"a": 1}) and row[2].name == "ok"
+        finally:
+            conn.execute("DROP TYPE IF EXISTS rt8int_mood")
+        with pytest.raises(governed_db.GuardrailViolation, match="register_loader"):
+            set_json_loads(lambda s: json.loads(s), gov)
+        assert gov.execute(f"SELECT full_name, city FROM {pg_table} WHERE id = 1").fetchall() == [
+            ("[PERSON_NAME]", "Paris")
+        ]
+
+
+@pytest.mark.anyio
+async def test_asyncpg_type_codecs_with_a_decoder_of_the_caller_are_refused(pg_dsn: str, pg_table: str) -> None:
+    """``conn.set_type_codec('text', decoder=f)`` calls ``f`` with every text value before masking: refused on a
+    governed connection (the raw one hands ``f`` the clear SSNs). ``str`` as the decoder keeps working (and
+    SQLAlchemy's JSON codecs, set while it sets the connection up: tests/test_sqlalchemy_async.py)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.test_drivers_asyncpg import _url
+
+    seen: list[Any] = []
+
+    def spy(value: Any) -> Any:
+        seen.append(value)
+        return value
+
+    raw = await asyncpg.connect(_url())
+    try:
+        await raw.set_type_codec("text", schema="pg_catalog", encoder=str, decoder=spy, format="text")
+        await raw.fetch(f"SELECT ssn FROM {pg_table}")
+    finally:
+        await raw.close()
+    assert "536-22-8726" in seen
+    seen.clear()
+    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    try:
+        with pytest.raises(governed_db.GuardrailViolation, match="set_type_codec"):
+            await gov.set_type_codec("text", schema="pg_catalog", encoder=str, decoder=spy, format="text")
+        await gov.set_type_codec("text", schema="pg_catalog", encoder=str, decoder=str, format="text")
+        rows = await gov.fetch(f"SELECT id, ssn, city FROM {pg_table} ORDER BY id")
+        assert [tuple(r) for r in rows] == [(1, "[US_SSN]", "Paris"), (2, "[US_SSN]", "Lyon")]
+    finally:
+        await gov.close()
+    assert seen == []
+
+
+@pytest.fixture
+def my_table(mysql_conn: Any, unique: str) -> Any:
+    t = f"rt8int_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id int primary key, full_name varchar(40), ssn varchar(40), city varchar(40))")
+        cur.execute(f"INSERT INTO {t} VALUES {PG_ROWS}")
+    yield t
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def test_pymysql_decoders_set_through_the_governed_connection_are_checked(mysql_kw: dict[str, Any], my_table: str) -> None:
+    """PyMySQL calls ``conn.decoders[type]`` with every cell of that type before masking: setting a function of
+    the caller's own there (item or whole dict) is refused (on the raw connection it receives the clear SSNs);
+    reading the decoders and setting PyMySQL's own converters keep working."""
+    import pymysql
+    from pymysql import converters
+    from pymysql.constants import FIELD_TYPE
+
+    seen: list[Any] = []
+
+    def spy(value: Any) -> Any:
+        seen.append(value)
+        return value
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    raw.decoders[FIELD_TYPE.VAR_STRING] = spy
+    with raw.cursor() as cur:
+        cur.execute(f"SELECT ssn FROM {my_table}")
+        cur.fetchall()
+    raw.close()
+    assert "536-22-8726" in seen
+    seen.clear()
+    gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production",
+                           audit=False)  # fmt: skip
+    try:
+        with pytest.raises(governed_db.GuardrailViolation, match="decoders"):
+            gov.decoders[FIELD_TYPE.VAR_STRING] = spy
+        with pytest.raises(governed_db.GuardrailViolation, match="decoders"):
+            gov.decoders = {**gov.decoders, FIELD_TYPE.STRING: spy}
+        assert gov.decoders[FIELD_TYPE.DATETIME] is converters.convert_datetime
+        gov.decoders[FIELD_TYPE.DATETIME] = converters.convert_datetime  # the driver's own: allowed
+        with gov.cursor() as cur:
+            cur.execute(f"SELECT id, ssn, city FROM {my_table} ORDER BY id")
+            assert cur.fetchall() == ((1, "[US_SSN]", "Paris"), (2, "[US_SSN]", "Lyon"))
+    finally:
+        gov.close()
+    assert seen == []
+
+
+@pytest.mark.anyio
+async def test_aiomysql_decoders_set_through_the_governed_connection_are_checked(
+    mysql_kw: dict[str, Any], my_table: str
+) -> None:
+    """The same for aiomysql, whose connection keeps PyMySQL's ``decoders``."""
+    aiomysql = pytest.importorskip("aiomysql")
+    from pymysql.constants import FIELD_TYPE
+
+    kw = {("db" if k == "database" else k): v for k, v in mysql_kw.items()}
+    gov = governed_db.wrap(await aiomysql.connect(autocommit=True, **kw), identity=AGENT, environment="production",
+                           audit=False)  # fmt: skip
+    try:
+        with pytest.raises(governed_db.GuardrailViolation, match="decoders"):
+            gov.decoders[FIELD_TYPE.VAR_STRING] = lambda v: v
+        async with gov.cursor() as cur:
+            await cur.execute(f"SELECT id, ssn FROM {my_table} ORDER BY id")
+            assert await cur.fetchall() == ((1, "[US_SSN]"), (2, "[US_SSN]"))
+    finally:
+        gov.close()

@@ -22,6 +22,7 @@ from typing import Any
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
+from governed_db.drivers._decoders import GuardedDecoders
 from governed_db.drivers.pymysql import PyMySQLDriver
 from governed_db.errors import InvalidStatement
 from governed_db.guards.session import reconnected
@@ -67,7 +68,7 @@ class _QueryEffect:
         return self.conn._result
 
 
-class AiomysqlConnection(PrivateWithheld, AsyncGovernedConnection):
+class AiomysqlConnection(GuardedDecoders, PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiomysqlCursor
 
     def cursor(self, *cursors: Any) -> Any:

@@ -30,6 +30,7 @@ from governed_db.async_proxies import govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
+from governed_db.drivers._decoders import check_decoder
 from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import InvalidStatement
 from governed_db.guards import Query
@@ -541,6 +542,11 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         refuse_masked_columns(gov, probe, [(a.name, None) for a in attrs], how)
 
     # -- methods that change the session (docs/guardrails.md) -----------------------------------
+    async def set_type_codec(self, typename: Any, **kwargs: Any) -> Any:
+        # the decoder would be called with every value of the type before masking (decision 0238)
+        check_decoder(self._self_gov, f"set_type_codec({typename!r}, decoder=...)", kwargs.get("decoder"), ("asyncpg.",))
+        return await self.__wrapped__.set_type_codec(typename, **kwargs)
+
     async def reset(self, **kwargs: Any) -> Any:
         # RESET ALL and friends: the session's read-only default goes with them, so it is set again after
         raw = self.__wrapped__

@@ -22,6 +22,7 @@ import wrapt
 from governed_db._cache import LRU
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
+from governed_db.drivers._decoders import GuardedAdapters
 from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
@@ -53,6 +54,11 @@ class PsycopgResults(NextSet):
             self._self_result.finish()
             return self._self_out(self.__wrapped__.nextset(*args, **kwargs))
         return super().nextset(*args, **kwargs)
+
+    @property
+    def adapters(self) -> Any:
+        # a loader registered here would see every value of this cursor's results before masking (decision 0238)
+        return GuardedAdapters(self.__wrapped__.adapters, self._self_gov)
 
     @property
     def pgresult(self) -> Any:
@@ -400,6 +406,11 @@ class PsycopgConnectionFacts:
     def _exec_command(self, command: Any, *args: Any, **kwargs: Any) -> Any:
         # psycopg's private "run this SQL" helper; its own callers use the raw connection, never the proxy
         raise self._self_gov.refusal(GuardrailViolation(RAW_PROTOCOL.format(name="_exec_command")))
+
+    @property
+    def adapters(self) -> Any:
+        # a loader registered here would see every value before masking, samples included (decision 0238)
+        return GuardedAdapters(self.__wrapped__.adapters, self._self_gov)
 
     @property
     def info(self) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import wrapt
 
 from governed_db.drivers import Driver, quote_ident
+from governed_db.drivers._decoders import GuardedDecoders
 from governed_db.errors import ConfigurationError, GuardrailViolation, InvalidStatement
 from governed_db.guards.session import reconnected
 from governed_db.pipeline import judged_call, run
@@ -93,7 +94,7 @@ def _govern_last_result(raw: Any, st: ResultState) -> None:
         st.finish()
 
 
-class PyMySQLConnection(PrivateWithheld, GovernedConnection):
+class PyMySQLConnection(GuardedDecoders, PrivateWithheld, GovernedConnection):
     cursor_proxy = PyMySQLCursor
 
     # -- methods that change the session (docs/guardrails.md) -----------------------------------

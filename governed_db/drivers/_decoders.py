@@ -1,0 +1,111 @@
+"""Decoders a caller registers through a governed connection: driver code that would see every value first.
+
+psycopg's loaders (``conn.adapters.register_loader``), asyncpg's codecs (``conn.set_type_codec``) and PyMySQL's /
+aiomysql's ``conn.decoders`` turn each cell the server sends into a Python value *before* governed_db masks the
+row, and governed_db's own reads of a table's values (the samples that classify it) go through them too: a
+loader that keeps what it is given, or whose error quotes it, hands the caller clear values. As for sqlite3's
+``text_factory`` (decision 0170), what the caller registers through the governed connection may only be the
+driver's own decoders, or ``str``/``bytes``/``bytearray`` (they keep nothing and never fail); the
+application registers its own on the connection before :func:`governed_db.wrap` — SQLAlchemy's connect-time
+setup (its JSON and INET codecs) counts as that (decision 0238).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import wrapt
+
+from governed_db.errors import GuardrailViolation
+
+#: decoders built into Python that keep nothing and never fail on what a driver hands them
+NEVER_FAIL = (str, bytes, bytearray)
+#: modules whose loaders psycopg registers itself (composite, enum, hstore, range, JSON loaders it builds)
+PSYCOPG_OWN = ("psycopg.", "psycopg_c.", "psycopg_binary.")
+
+
+def check_decoder(gov: Any, what: str, decoder: Any, own: tuple[str, ...] = ()) -> None:
+    """Refuse ``decoder`` unless it is the driver's own (its code is in the modules ``own`` names), a
+    never-failing builtin, or registered while SQLAlchemy sets the connection up."""
+    if gov.setting_up or any(decoder is d for d in NEVER_FAIL) or (own and _defined_in(decoder, own)):
+        return
+    name = getattr(decoder, "__qualname__", None) or type(decoder).__name__
+    raise gov.refusal(
+        GuardrailViolation(
+            f"refused by governed_db: {what} would call {name} with every value the database returns before "
+            "masking (governed_db's own samples of each table's values too), and what it keeps or quotes in an "
+            "error would be clear. Next step: register it on the connection before governed_db.wrap() "
+            "(application setup), or convert the fetched (masked) values instead."
+        )
+    )
+
+
+def _defined_in(decoder: Any, own: tuple[str, ...]) -> bool:
+    """Whether the code that decodes is the driver's: a function of its modules, or a loader class whose
+    ``load`` is (and, for psycopg's JSON loaders, whose ``loads`` function is ``json.loads``)."""
+    code = getattr(decoder, "load", decoder) if isinstance(decoder, type) else decoder
+    module = getattr(code, "__module__", None) or getattr(getattr(code, "__objclass__", None), "__module__", "")
+    if not str(module or "").startswith(own):
+        return False
+    loads = getattr(decoder, "_loads", None)  # psycopg.types.json.set_json_loads(f): a loader calling f
+    return loads is None or loads is json.loads
+
+
+class GuardedAdapters(wrapt.ObjectProxy[Any]):
+    """psycopg's ``AdaptersMap`` of a governed connection or cursor: loaders are checked, the rest is psycopg's."""
+
+    def __init__(self, raw: Any, gov: Any) -> None:
+        super().__init__(raw)
+        self._self_gov = gov
+
+    def register_loader(self, cls: Any, loader: Any) -> None:
+        check_decoder(self._self_gov, f"register_loader({cls!r}, ...)", loader, PSYCOPG_OWN)
+        self.__wrapped__.register_loader(cls, loader)
+
+
+class CheckedDecoders(MutableMapping[Any, Any]):
+    """PyMySQL's ``conn.decoders`` seen through a governed connection: a decoder set in it is checked first
+    (the driver reads its own dict, which this one changes)."""
+
+    def __init__(self, raw: dict[Any, Any], gov: Any) -> None:
+        self._raw, self._gov = raw, gov
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._raw[key]
+
+    def __setitem__(self, key: Any, decoder: Any) -> None:
+        if self._raw.get(key) is not decoder:
+            check_decoder(self._gov, f"connection.decoders[{key!r}]", decoder, ("pymysql.",))
+        self._raw[key] = decoder
+
+    def __delitem__(self, key: Any) -> None:
+        del self._raw[key]  # the driver then hands out the server's bytes as they are: nothing is called
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class GuardedDecoders:
+    """Mixin for PyMySQL / aiomysql connection proxies: ``decoders`` is checked when set, item by item or whole."""
+
+    __wrapped__: Any
+    _self_gov: Any
+
+    @property
+    def decoders(self) -> Any:
+        return CheckedDecoders(self.__wrapped__.decoders, self._self_gov)
+
+    @decoders.setter
+    def decoders(self, value: Any) -> None:
+        checked = CheckedDecoders(dict(self.__wrapped__.decoders), self._self_gov)
+        for key, decoder in dict(value).items():
+            checked[key] = decoder
+        self.__wrapped__.decoders = dict(value)
+
+
+__all__ = ["NEVER_FAIL", "CheckedDecoders", "GuardedAdapters", "GuardedDecoders", "check_decoder"]
