@@ -371,3 +371,78 @@ async def test_aiomysql_decoders_set_through_the_governed_connection_are_checked
             assert await cur.fetchall() == ((1, "[US_SSN]"), (2, "[US_SSN]"))
     finally:
         gov.close()
+
+
+# -- aiomysql: warnings read on the raw connection (decision 0238) -------------------------------------------
+@pytest.fixture
+def my_view(mysql_conn: Any, unique: str) -> Any:
+    """A view that converts a masked name to a number: reading it warns, quoting the name."""
+    t = f"rt8int_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id int, full_name text, city text)")
+        cur.execute(f"INSERT INTO {t} VALUES (1, 'Alice Smith', 'Paris')")
+        cur.execute(f"CREATE VIEW {t}_v AS SELECT CAST(full_name AS DOUBLE) AS d FROM {t}")
+        cur.execute(f"CREATE VIEW {t}_w AS SELECT CAST(city AS DOUBLE) AS d FROM {t}")
+    yield t
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"DROP VIEW IF EXISTS {t}_v, {t}_w")
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+async def _aiomysql(mysql_kw: dict[str, Any], governed: bool = True) -> Any:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {("db" if k == "database" else k): v for k, v in mysql_kw.items()}
+    raw = await aiomysql.connect(autocommit=True, **kw)
+    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False) if governed else raw
+
+
+@pytest.mark.anyio
+async def test_aiomysql_warnings_quote_no_masked_value(mysql_kw: dict[str, Any], my_view: str) -> None:
+    """aiomysql's ``conn.show_warnings()`` ran SHOW WARNINGS on the raw connection, and its cursor repeats every
+    warning of a statement as a Python ``Warning``: both quoted the masked name (``Truncated incorrect DOUBLE
+    value: 'Alice Smith'``) where the SHOW WARNINGS statement blanks it. Both are blanked now."""
+    import warnings
+
+    seen: dict[str, Any] = {}
+    for governed in (False, True):
+        conn = await _aiomysql(mysql_kw, governed)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                async with conn.cursor() as cur:
+                    await cur.execute(f"SELECT d FROM {my_view}_v")
+                    assert await cur.fetchall() == ((0.0,),)
+            seen[f"python warnings {governed}"] = [str(w.message) for w in caught]
+            seen[f"show_warnings {governed}"] = await conn.show_warnings()
+        finally:
+            conn.close()
+    assert "Alice Smith" in repr(seen["python warnings False"]) and "Alice Smith" in repr(seen["show_warnings False"])
+    assert seen["python warnings True"] == ["Truncated incorrect DOUBLE value: '[REDACTED]'"], seen
+    assert seen["show_warnings True"] == (("Warning", 1292, "Truncated incorrect DOUBLE value: '[REDACTED]'"),)
+    assert not _leaks(seen["python warnings True"]) and not _leaks(seen["show_warnings True"])
+
+
+@pytest.mark.anyio
+async def test_aiomysql_warnings_of_other_statements_still_show(mysql_kw: dict[str, Any], my_view: str) -> None:
+    """Look-alike: a warning still reaches the caller, as a Python warning and from ``show_warnings()``, and a
+    statement without warnings shows none."""
+    import warnings
+
+    import pymysql
+
+    conn = await _aiomysql(mysql_kw)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            async with conn.cursor() as cur:
+                await cur.execute(f"SELECT d FROM {my_view}_w")
+                assert await cur.fetchall() == ((0.0,),)
+        assert [w.category for w in caught] == [pymysql.err.Warning]  # aiomysql's own category
+        assert "Truncated incorrect DOUBLE value" in str(caught[0].message)
+        assert (await conn.show_warnings())[0][1] == 1292
+        async with conn.cursor() as cur:
+            await cur.execute(f"SELECT id, city FROM {my_view}")
+            assert await cur.fetchall() == ((1, "Paris"),)
+        assert await conn.show_warnings() == ()
+    finally:
+        conn.close()

@@ -17,8 +17,10 @@ directly on the governed connection cannot read rows around masking.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from governed_db import masking
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
@@ -33,6 +35,23 @@ from governed_db.results import ResultState
 
 class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
     private_allowed = frozenset({"_executed", "_last_executed"})  # the last statement's text, for debugging
+
+    def __init__(self, raw: Any, gov: Any, connection: Any) -> None:
+        super().__init__(raw, gov, connection)
+        # aiomysql's cursor reads SHOW WARNINGS on the raw connection after a statement that warned and repeats
+        # each message as a Python warning: they quote values (``Truncated incorrect DOUBLE value: 'Alice
+        # Smith'`` from a conversion inside a view), so this cursor's are blanked first (decision 0238)
+        raw._show_warnings = self._self_show_warnings
+
+    async def _self_show_warnings(self, conn: Any) -> None:
+        result = self.__wrapped__._result
+        if result and result.has_next:
+            return
+        category = getattr(self.__wrapped__, "Warning", Warning)  # PyMySQL's, as aiomysql warns
+        for row in await conn.show_warnings() or ():
+            message = Warning(str(row[-1]))
+            masking.scrub_error(message, gov=self._self_gov)
+            warnings.warn(str(message.args[0]) if message.args else "", category, 4)
 
     async def nextset(self) -> Any:
         self._self_result.finish()
@@ -86,6 +105,18 @@ class AiomysqlConnection(GuardedDecoders, PrivateWithheld, AsyncGovernedConnecti
         return await govern(self._self_gov, "connection.query", sql, None,
                             lambda s: raw.query(s, unbuffered=unbuffered), st)  # fmt: skip
 
+    async def show_warnings(self) -> Any:
+        """aiomysql's ``show_warnings()`` runs ``SHOW WARNINGS`` on the raw connection, whose messages quote values
+        of earlier statements: here it is a governed statement, its messages scrubbed (as for PyMySQL)."""
+        from aiomysql.cursors import Cursor
+
+        cur = await self._self_cursor(Cursor)
+        try:
+            await cur.execute("SHOW WARNINGS")
+            return tuple(await cur.fetchall())
+        finally:
+            await cur.close()
+
     async def select_db(self, db: Any) -> Any:
         if not isinstance(db, str):
             raise self._self_gov.refusal(InvalidStatement(f"select_db() takes a database name, got {type(db).__name__}"))
@@ -125,6 +156,18 @@ class AiomysqlConnection(GuardedDecoders, PrivateWithheld, AsyncGovernedConnecti
         )
 
 
+async def _own_cursor(raw: Any) -> Any:
+    """A raw cursor for governed_db's own reads (samples of a table's values, the effect guard): aiomysql would
+    repeat their warnings to the caller as Python warnings, quoting the values sampled."""
+    cur = await raw.cursor()
+    cur._show_warnings = _no_warnings
+    return cur
+
+
+async def _no_warnings(_conn: Any) -> None:
+    return None
+
+
 class AiomysqlDriver(AsyncDriver, PyMySQLDriver):
     name = "aiomysql"
 
@@ -154,7 +197,7 @@ class AiomysqlDriver(AsyncDriver, PyMySQLDriver):
         return values
 
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
-        cur = await raw.cursor()
+        cur = await _own_cursor(raw)
         try:
             await cur.execute(sql, params)
             return cur.description, list(await cur.fetchall())
@@ -163,7 +206,7 @@ class AiomysqlDriver(AsyncDriver, PyMySQLDriver):
 
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
         # the effect guard and session switch are PyMySQL's (PyMySQLDriver); only the cursor is awaited
-        cur = await raw.cursor()
+        cur = await _own_cursor(raw)
         try:
             await cur.execute(sql)
             return list(await cur.fetchall()) if cur.description else []
