@@ -446,3 +446,95 @@ async def test_aiomysql_warnings_of_other_statements_still_show(mysql_kw: dict[s
         assert await conn.show_warnings() == ()
     finally:
         conn.close()
+
+
+# -- asyncpg query loggers (decision 0238) -------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_asyncpg_query_loggers_get_the_error_scrubbed(pg_conn: Any, pg_table: str) -> None:
+    """asyncpg hands a query logger each statement's exception as the server sent it, on the next loop turn —
+    before governed_db had scrubbed it, since the pipeline awaits its rollback first: the logger read ``Failing
+    row contains (1, Alice Smith, 536-22-8726, null)``. It gets a scrubbed copy now, by every way of adding one;
+    the error the caller catches is scrubbed as before."""
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.test_drivers_asyncpg import _url
+
+    pg_conn.execute(f"ALTER TABLE {pg_table} ALTER COLUMN city SET NOT NULL")
+    failing = f"UPDATE {pg_table} SET city = NULL WHERE id = 1"
+
+    async def run(conn: Any, how: str) -> list[Any]:
+        seen: list[Any] = []
+
+        def sync_cb(record: Any) -> None:
+            seen.append((str(record.exception), getattr(record.exception, "detail", None)))
+
+        async def async_cb(record: Any) -> None:
+            seen.append((str(record.exception), getattr(record.exception, "detail", None)))
+
+        cb = async_cb if how == "async" else sync_cb
+        if how == "context":
+            with conn.query_logger(cb):
+                with pytest.raises(asyncpg.NotNullViolationError):
+                    await conn.execute(failing)
+                await anyio_sleep()
+        else:
+            conn.add_query_logger(cb)
+            with pytest.raises(asyncpg.NotNullViolationError):
+                await conn.execute(failing)
+            await anyio_sleep()
+            conn.remove_query_logger(cb)
+        return [s for s in seen if s[0] != "None"]
+
+    raw = await asyncpg.connect(_url())
+    try:
+        assert "536-22-8726" in repr(await run(raw, "sync"))  # the raw logger reads the row
+    finally:
+        await raw.close()
+    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    try:
+        for how in ("sync", "async", "context"):
+            seen = await run(gov, how)
+            assert seen and not _leaks(seen), (how, seen)
+            assert "Failing row contains ([REDACTED])" in repr(seen)
+        # removed: no longer called
+        assert await run_removed(gov) == []
+    finally:
+        await gov.close()
+
+
+async def anyio_sleep() -> None:
+    import anyio
+
+    for _ in range(3):  # asyncpg calls loggers with call_soon / create_task
+        await anyio.sleep(0)
+
+
+async def run_removed(conn: Any) -> list[Any]:
+    seen: list[Any] = []
+    cb = seen.append
+    conn.add_query_logger(cb)
+    conn.remove_query_logger(cb)
+    await conn.execute("SELECT 1")
+    await anyio_sleep()
+    return seen
+
+
+@pytest.mark.anyio
+async def test_asyncpg_query_loggers_keep_innocent_records(pg_dsn: str, pg_table: str) -> None:
+    """Look-alike: a logger still sees every statement, its arguments, and an error that quotes no masked value
+    as it is (``division by zero``)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.test_drivers_asyncpg import _url
+
+    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    seen: list[Any] = []
+    try:
+        gov.add_query_logger(seen.append)
+        assert await gov.fetchval(f"SELECT city FROM {pg_table} WHERE id = $1", 2) == "Lyon"
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await gov.fetchval("SELECT 1 / $1::int", 0)
+        await anyio_sleep()
+    finally:
+        await gov.close()
+    mine = [r for r in seen if pg_table in r.query or "1 / $1" in r.query]
+    assert [(r.args, r.exception is None) for r in mine] == [((2,), True), ((0,), False)]
+    assert str(mine[1].exception) == "division by zero"

@@ -21,11 +21,15 @@ nothing masked are the driver's own ``Record`` objects.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import wrapt
 
+from governed_db import masking
 from governed_db.async_proxies import govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
@@ -547,6 +551,33 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         check_decoder(self._self_gov, f"set_type_codec({typename!r}, decoder=...)", kwargs.get("decoder"), ("asyncpg.",))
         return await self.__wrapped__.set_type_codec(typename, **kwargs)
 
+    # a query logger is handed each statement's exception as the server sent it, before governed_db scrubs it
+    # (asyncpg calls it on the next loop turn, the scrub may come later): it gets a scrubbed copy (decision 0238)
+    def add_query_logger(self, callback: Any) -> None:
+        loggers: dict[Any, Any] = self._self_query_loggers()
+        if callback not in loggers:
+            loggers[callback] = _scrubbed_logger(self._self_gov, callback)
+        self.__wrapped__.add_query_logger(loggers[callback])
+
+    def remove_query_logger(self, callback: Any) -> None:
+        wrapper = self._self_query_loggers().pop(callback, None)
+        self.__wrapped__.remove_query_logger(wrapper if wrapper is not None else callback)
+
+    @contextlib.contextmanager
+    def query_logger(self, callback: Any) -> Iterator[None]:
+        self.add_query_logger(callback)
+        try:
+            yield
+        finally:
+            self.remove_query_logger(callback)
+
+    def _self_query_loggers(self) -> dict[Any, Any]:
+        try:
+            return self._self_loggers  # type: ignore[no-any-return]
+        except AttributeError:
+            self._self_loggers: dict[Any, Any] = {}
+            return self._self_loggers
+
     async def reset(self, **kwargs: Any) -> Any:
         # RESET ALL and friends: the session's read-only default goes with them, so it is set again after
         raw = self.__wrapped__
@@ -558,6 +589,33 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.__wrapped__.close()
+
+
+def _scrubbed_logger(gov: Governor, callback: Any) -> Any:
+    """``callback`` handed each LoggedQuery with a scrubbed copy of its exception (sync or async, as it is)."""
+
+    def scrubbed(record: Any) -> Any:
+        exc = getattr(record, "exception", None)
+        if exc is None:
+            return record
+        try:
+            clone = copy.copy(exc)
+        except Exception:  # an exception that cannot be copied: its text only
+            clone = RuntimeError(*exc.args)
+        masking.scrub_error(clone, gov=gov)
+        return record._replace(exception=clone)
+
+    if inspect.iscoroutinefunction(callback):
+
+        async def alogged(record: Any) -> Any:
+            return await callback(scrubbed(record))
+
+        return alogged
+
+    def logged(record: Any) -> Any:
+        return callback(scrubbed(record))
+
+    return logged
 
 
 def _table(table_name: Any, kwargs: dict[str, Any]) -> str:
