@@ -20,6 +20,7 @@ from typing import Any
 
 import wrapt
 
+from governed_db.drivers._decoders import CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
@@ -268,8 +269,17 @@ class GovernedConnection(wrapt.ObjectProxy[Any]):
         self._self_gov = gov
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        # whatever the driver builds (cursor_factory, row_factory, named cursors) is wrapped
+        # whatever the driver builds (cursor_factory, row_factory, named cursors) is wrapped; a cursor class is
+        # the driver's own (a subclass of the caller's would see the rows before masking: decision 0238)
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, type):
+                check_cursor_class(self._self_gov, self.__wrapped__, "cursor class", value)
         return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_gov, self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in CURSOR_CLASS_ATTRIBUTES:
+            check_cursor_class(self._self_gov, self.__wrapped__, name, value)
+        super().__setattr__(name, value)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.__wrapped__, name)

@@ -50,7 +50,12 @@ def test_named_cursor_iteration_stays_batched_and_masked(env: tuple[Any, str]) -
     conn, table = env
     conn.autocommit = False
     CountingCursor.calls = 0
-    cur = conn.cursor("gd_batched", cursor_factory=CountingCursor)
+    # a cursor class of the caller's own is refused through the governed connection (decision 0238): the
+    # application sets it on the raw connection
+    conn.__wrapped__.cursor_factory = CountingCursor
+    cur = conn.cursor("gd_batched")
+    conn.__wrapped__.cursor_factory = None
+    assert isinstance(cur.__wrapped__, CountingCursor)
     cur.itersize = 3
     cur.execute(f"SELECT id, pii FROM {table} ORDER BY id")
     rows = list(cur)

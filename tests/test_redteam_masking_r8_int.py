@@ -9,6 +9,7 @@ look-alike that reveals nothing still runs with exact results.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -356,7 +357,8 @@ def test_pymysql_decoders_set_through_the_governed_connection_are_checked(mysql_
 async def test_aiomysql_decoders_set_through_the_governed_connection_are_checked(
     mysql_kw: dict[str, Any], my_table: str
 ) -> None:
-    """The same for aiomysql, whose connection keeps PyMySQL's ``decoders``."""
+    """The same for aiomysql, whose connection keeps PyMySQL's ``decoders`` (and a cursor class of the caller's
+    own is refused as for PyMySQL, while aiomysql's ``DictCursor`` runs)."""
     aiomysql = pytest.importorskip("aiomysql")
     from pymysql.constants import FIELD_TYPE
 
@@ -366,6 +368,11 @@ async def test_aiomysql_decoders_set_through_the_governed_connection_are_checked
     try:
         with pytest.raises(governed_db.GuardrailViolation, match="decoders"):
             gov.decoders[FIELD_TYPE.VAR_STRING] = lambda v: v
+        with pytest.raises(governed_db.GuardrailViolation, match="own on every row"):  # a cursor class, too
+            await gov.cursor(_spy_class(aiomysql.Cursor, []))
+        async with gov.cursor(aiomysql.DictCursor) as cur:  # the driver's own
+            await cur.execute(f"SELECT id, ssn FROM {my_table} WHERE id = 1")
+            assert await cur.fetchall() == [{"id": 1, "ssn": "[US_SSN]"}]
         async with gov.cursor() as cur:
             await cur.execute(f"SELECT id, ssn FROM {my_table} ORDER BY id")
             assert await cur.fetchall() == ((1, "[US_SSN]"), (2, "[US_SSN]"))
@@ -538,3 +545,117 @@ async def test_asyncpg_query_loggers_keep_innocent_records(pg_dsn: str, pg_table
     mine = [r for r in seen if pg_table in r.query or "1 / $1" in r.query]
     assert [(r.args, r.exception is None) for r in mine] == [((2,), True), ((0,), False)]
     assert str(mine[1].exception) == "division by zero"
+
+
+# -- cursor classes of the caller's own (decision 0238) ------------------------------------------------------
+def _spy_class(base: type, stolen: list[Any]) -> type:
+    """A subclass of a driver's cursor that keeps every row its fetchall() returns."""
+
+    def fetchall(self: Any) -> Any:
+        rows = base.fetchall(self)  # type: ignore[attr-defined]
+        stolen.extend(rows)
+        return rows
+
+    return type("Spy", (base,), {"fetchall": fetchall})
+
+
+def _sqlite_conn(tmp_path: Path) -> tuple[Any, Any]:
+    raw = sqlite3.connect(_db(tmp_path / "cls.db"))
+    return raw, sqlite3.connect(tmp_path / "cls.db")
+
+
+CURSOR_CLASS_ROUTES = ["sqlite3 cursor(factory)", "psycopg cursor_factory", "psycopg2 cursor(cursor_factory=)",
+                       "psycopg2 cursor_factory", "pymysql cursor(cls)", "pymysql cursorclass"]  # fmt: skip
+
+
+@pytest.mark.parametrize("route", CURSOR_CLASS_ROUTES)
+def test_cursor_classes_of_the_caller_are_refused(route: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A cursor class of the caller's own runs the driver's fetch inside its own methods: a subclass overriding
+    ``fetchall`` kept every clear row while the governed cursor handed back masked ones (psycopg's
+    ``cursor_factory`` even saw governed_db's own samples). On the raw connection the same class steals the
+    SSNs; through the governed connection it is refused, and the rows stay masked."""
+    driver = route.split()[0]
+    if driver == "sqlite3":
+        raw, fresh, base, sql = *_sqlite_conn(tmp_path), sqlite3.Cursor, "SELECT id, ssn FROM customers"
+    elif driver.startswith("psycopg"):
+        pg_dsn, table = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_table")
+        mod = pytest.importorskip(driver)
+        base = mod.Cursor if driver == "psycopg" else mod.extensions.cursor
+        raw, fresh, sql = mod.connect(pg_dsn), mod.connect(pg_dsn), f"SELECT id, ssn FROM {table}"
+    else:
+        import pymysql
+
+        kw, table = request.getfixturevalue("mysql_kw"), request.getfixturevalue("my_table")
+        raw, fresh, base = pymysql.connect(**kw), pymysql.connect(**kw), pymysql.cursors.Cursor
+        sql = f"SELECT id, ssn FROM {table}"
+    stolen: list[Any] = []
+    spy = _spy_class(base, stolen)
+
+    def read(conn: Any) -> Any:
+        if route.endswith("cursor_factory") or route.endswith("cursorclass"):
+            setattr(conn, route.split()[1], spy)
+            cur = conn.cursor()
+        elif driver == "psycopg2":
+            cur = conn.cursor(cursor_factory=spy)
+        else:
+            cur = conn.cursor(spy)
+        cur.execute(sql)
+        return cur.fetchall()
+
+    try:
+        read(raw)
+        assert "536-22-8726" in repr(stolen)
+        stolen.clear()
+        gov = governed_db.wrap(fresh, identity=AGENT, environment="production", audit=False)
+        with pytest.raises(governed_db.GuardrailViolation, match="own on every row"):
+            read(gov)
+        cur = gov.cursor()
+        cur.execute(sql + " ORDER BY id")
+        assert [tuple(r) for r in cur.fetchall()] == [(1, "[US_SSN]"), (2, "[US_SSN]")]
+        assert stolen == []
+    finally:
+        for c in (raw, fresh):
+            with contextlib.suppress(Exception):
+                c.rollback()
+            c.close()
+
+
+def test_drivers_own_cursor_classes_keep_working(
+    tmp_path: Path, pg_dsn: str, pg_table: str, mysql_kw: dict[str, Any], my_table: str
+) -> None:
+    """Look-alikes: the drivers' own cursor classes (dict rows, server-side and client-side cursors) and a
+    subclass that adds nothing run through the governed connection, rows masked."""
+    import psycopg
+    import psycopg2
+    import psycopg2.extras
+    import pymysql
+
+    def gov(conn: Any) -> Any:
+        return governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+
+    class Plain(sqlite3.Cursor):
+        pass
+
+    s = gov(sqlite3.connect(_db(tmp_path / "own.db")))
+    assert s.cursor(Plain).execute("SELECT id, ssn FROM customers WHERE id = 1").fetchall() == [(1, "[US_SSN]")]
+    with psycopg.connect(pg_dsn) as raw3:
+        g3 = gov(raw3)
+        g3.cursor_factory = psycopg.ClientCursor
+        assert g3.cursor().execute(f"SELECT id, ssn FROM {pg_table} WHERE id = %s", (1,)).fetchall() == [
+            (1, "[US_SSN]")
+        ]
+    raw2 = psycopg2.connect(pg_dsn)
+    try:
+        cur = gov(raw2).cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        cur.execute(f"SELECT id, ssn FROM {pg_table} WHERE id = 1")
+        assert [dict(r) for r in cur.fetchall()] == [{"id": 1, "ssn": "[US_SSN]"}]
+    finally:
+        raw2.close()
+    gm = gov(pymysql.connect(**mysql_kw))
+    try:
+        for cls in (pymysql.cursors.DictCursor, pymysql.cursors.SSCursor):
+            with gm.cursor(cls) as cur:
+                cur.execute(f"SELECT id, ssn FROM {my_table} WHERE id = 1")
+                assert [tuple(r.values()) if isinstance(r, dict) else r for r in cur.fetchall()] == [(1, "[US_SSN]")]
+    finally:
+        gm.close()

@@ -53,6 +53,62 @@ def _defined_in(decoder: Any, own: tuple[str, ...]) -> bool:
     return loads is None or loads is json.loads
 
 
+#: connection attributes naming the class a driver builds cursors from
+CURSOR_CLASS_ATTRIBUTES = frozenset({"cursor_factory", "server_cursor_factory", "cursorclass"})
+
+
+def check_cursor_class(gov: Any, raw: Any, what: str, cls: Any) -> None:
+    """Refuse a cursor class of the caller's own (a subclass overriding ``fetchall``, ``_do_get_result``...):
+    the driver's fetch code in it sees every row before masking. The driver's own classes (the very objects its
+    package defines: ``DictCursor``, ``RealDictCursor``, ``ClientCursor``, ``SSCursor``...) are allowed."""
+    if gov.setting_up or not isinstance(cls, type):
+        return
+    root = type(raw).__module__.split(".")[0]
+    if _inert_above_driver(cls, root):
+        return
+    raise gov.refusal(
+        GuardrailViolation(
+            f"refused by governed_db: {what} = {cls.__qualname__} would run code of its own on every row the "
+            "database returns before masking (governed_db's own samples of each table's values too). Next step: "
+            f"use one of {root}'s own cursor classes (or a row factory, which is handed masked rows), or set it on "
+            "the connection before governed_db.wrap() (application setup)."
+        )
+    )
+
+
+#: what a class body defines without adding behaviour (``class MyCursor(sqlite3.Cursor): pass``)
+_INERT = frozenset({
+    "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__", "__firstlineno__",
+    "__static_attributes__", "__orig_bases__", "__parameters__",
+})  # fmt: skip
+#: libraries whose cursor subclasses are trusted (SQLAlchemy's aiomysql adapter silences aiomysql's warnings)
+_TRUSTED_LIBRARIES = ("sqlalchemy.",)
+
+
+def _inert_above_driver(cls: type, root: str) -> bool:
+    """Whether ``cls`` is one of the driver's own classes, or only adds nothing (or a trusted library's code)
+    on top of one: every class before the driver's in its MRO has an empty body."""
+    for klass in cls.__mro__:
+        module = str(getattr(klass, "__module__", "") or "")
+        if (module == root or module.startswith(root + ".")) and _defines(module, klass):
+            return True
+        if module.startswith(_TRUSTED_LIBRARIES):
+            continue
+        if klass is object or set(vars(klass)) - _INERT:
+            return False
+    return False
+
+
+def _defines(module: str, cls: type) -> bool:
+    """Whether ``module`` itself defines ``cls`` under its name (not a class that only says it comes from there)."""
+    import sys
+
+    owner: Any = sys.modules.get(module)
+    for part in cls.__qualname__.split("."):
+        owner = getattr(owner, part, None)
+    return owner is cls
+
+
 class GuardedAdapters(wrapt.ObjectProxy[Any]):
     """psycopg's ``AdaptersMap`` of a governed connection or cursor: loaders are checked, the rest is psycopg's."""
 
@@ -108,4 +164,12 @@ class GuardedDecoders:
         self.__wrapped__.decoders = dict(value)
 
 
-__all__ = ["NEVER_FAIL", "CheckedDecoders", "GuardedAdapters", "GuardedDecoders", "check_decoder"]
+__all__ = [
+    "CURSOR_CLASS_ATTRIBUTES",
+    "NEVER_FAIL",
+    "CheckedDecoders",
+    "GuardedAdapters",
+    "GuardedDecoders",
+    "check_cursor_class",
+    "check_decoder",
+]

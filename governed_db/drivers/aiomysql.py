@@ -24,7 +24,7 @@ from governed_db import masking
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
-from governed_db.drivers._decoders import GuardedDecoders
+from governed_db.drivers._decoders import GuardedDecoders, check_cursor_class
 from governed_db.drivers.pymysql import PyMySQLDriver
 from governed_db.errors import InvalidStatement
 from governed_db.guards.session import reconnected
@@ -41,7 +41,11 @@ class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
         # aiomysql's cursor reads SHOW WARNINGS on the raw connection after a statement that warned and repeats
         # each message as a Python warning: they quote values (``Truncated incorrect DOUBLE value: 'Alice
         # Smith'`` from a conversion inside a view), so this cursor's are blanked first (decision 0238)
-        raw._show_warnings = self._self_show_warnings
+        # (SQLAlchemy's adapter silences them with a subclass of its own: left as it is)
+        from aiomysql.cursors import Cursor
+
+        if getattr(type(raw), "_show_warnings", None) is Cursor._show_warnings:
+            raw._show_warnings = self._self_show_warnings
 
     async def _self_show_warnings(self, conn: Any) -> None:
         result = self.__wrapped__._result
@@ -96,6 +100,8 @@ class AiomysqlConnection(GuardedDecoders, PrivateWithheld, AsyncGovernedConnecti
         return _ContextManager(self._self_cursor(*cursors))  # awaited, or ``async with`` (closes it)
 
     async def _self_cursor(self, *cursors: Any) -> AiomysqlCursor:
+        for cls in cursors:
+            check_cursor_class(self._self_gov, self.__wrapped__, "cursor class", cls)
         return AiomysqlCursor(await self.__wrapped__.cursor(*cursors), self._self_gov, self)
 
     async def query(self, sql: Any, unbuffered: bool = False) -> Any:
