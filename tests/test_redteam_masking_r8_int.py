@@ -659,3 +659,53 @@ def test_drivers_own_cursor_classes_keep_working(
                 assert [tuple(r.values()) if isinstance(r, dict) else r for r in cur.fetchall()] == [(1, "[US_SSN]")]
     finally:
         gm.close()
+
+
+# -- the MCP server's results, error payloads, spans and audit bytes (no finding: regression) -------------------
+def test_mcp_results_errors_spans_and_audit_carry_no_masked_value(
+    pg_conn: Any, pg_table: str, spans: Any, tmp_path: Path
+) -> None:
+    """Through a real MCP client on PostgreSQL: rows come back masked; a failing write whose server error quotes
+    the whole row (``Failing row contains (1, Alice Smith, 536-22-8726, null)``, as the raw connection shows)
+    comes back as a tool error without it; and neither the exported spans (real SDK, in-memory exporter) nor the
+    audit store's bytes hold a clear value."""
+    pytest.importorskip("mcp")
+    import anyio
+    import psycopg
+    from mcp import Client
+
+    from governed_db.integrations import mcp_server
+    from tests.conftest import PG_DSN
+
+    pg_conn.execute(f"ALTER TABLE {pg_table} ALTER COLUMN city SET NOT NULL")
+    failing = f"UPDATE {pg_table} SET city = NULL WHERE id = 1"
+    with pytest.raises(psycopg.errors.NotNullViolation) as truth:
+        pg_conn.execute(failing)
+    assert "536-22-8726" in str(truth.value.diag.message_detail)
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    url = f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    tools = mcp_server.make_tools(url, identity="agent:claude@alice", environment="production",
+                                  tracer_provider=spans[0], audit=tmp_path / "audit")  # fmt: skip
+    server = mcp_server.build_server(tools)
+    out: list[Any] = []
+
+    async def session() -> None:
+        async with Client(server) as client:
+            out.append(await client.call_tool("run_query", {"sql": f"SELECT * FROM {pg_table} ORDER BY id"}))
+            out.append(await client.call_tool("run_query", {"sql": failing}))
+
+    try:
+        anyio.run(session)
+    finally:
+        tools.engine.dispose()
+    rows, error = out
+    assert not rows.is_error and rows.structured_content["rows"] == [
+        [1, "[PERSON_NAME]", "[US_SSN]", "Paris"], [2, "[PERSON_NAME]", "[US_SSN]", "Lyon"],
+    ]  # fmt: skip
+    text = "".join(getattr(c, "text", "") for c in error.content)
+    assert error.is_error and "NotNullViolation" in text and not _leaks(text), text
+    exported = repr([(s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events],
+                      s.status.description) for s in spans[1].get_finished_spans()])  # fmt: skip
+    assert pg_table in exported and not _leaks(exported)
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("audit*") if p.is_file())
+    assert stored and not [s for s in SECRETS if s.encode() in stored]
