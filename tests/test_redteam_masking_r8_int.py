@@ -237,6 +237,27 @@ def test_psycopg_loaders_registered_through_the_governed_connection_are_refused(
     assert seen == []
 
 
+@pytest.mark.anyio
+async def test_psycopg_async_loaders_are_checked_too(pg_dsn: str, pg_table: str) -> None:
+    """The same on psycopg's ``AsyncConnection`` and its cursors; psycopg's own loaders still register."""
+    import psycopg
+    from psycopg.types.string import TextLoader
+
+    seen: list[Any] = []
+    raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    try:
+        for target in (gov.adapters, gov.cursor().adapters):
+            with pytest.raises(governed_db.GuardrailViolation, match="register_loader"):
+                target.register_loader("text", _spy_loader(seen))
+        gov.adapters.register_loader("inet", TextLoader)
+        cur = await gov.execute(f"SELECT id, ssn, '1.2.3.4'::inet FROM {pg_table} WHERE id = 1")
+        assert await cur.fetchall() == [(1, "[US_SSN]", "1.2.3.4")]
+    finally:
+        await raw.close()
+    assert seen == []
+
+
 def test_psycopg_own_loaders_still_register(pg_dsn: str, pg_table: str) -> None:
     """Look-alikes: psycopg's own loaders (text for inet, JSON with json.loads, an enum's TypeInfo) register
     through the governed connection and decode as before; a JSON loader with a function of the caller's own
