@@ -20,7 +20,7 @@ from typing import Any
 
 import wrapt
 
-from governed_db.drivers._decoders import CURSOR_CLASS_ATTRIBUTES, check_cursor_class
+from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
@@ -271,7 +271,7 @@ class GovernedConnection(wrapt.ObjectProxy[Any]):
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         # whatever the driver builds (cursor_factory, row_factory, named cursors) is wrapped; a cursor class is
         # the driver's own (a subclass of the caller's would see the rows before masking: decision 0238)
-        for value in (*args, *kwargs.values()):
+        for value in (*args, *(v for k, v in kwargs.items() if k in CURSOR_CLASS_ARGUMENTS)):
             if isinstance(value, type):
                 check_cursor_class(self._self_gov, self.__wrapped__, "cursor class", value)
         return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_gov, self)

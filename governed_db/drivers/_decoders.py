@@ -55,6 +55,9 @@ def _defined_in(decoder: Any, own: tuple[str, ...]) -> bool:
 
 #: connection attributes naming the class a driver builds cursors from
 CURSOR_CLASS_ATTRIBUTES = frozenset({"cursor_factory", "server_cursor_factory", "cursorclass"})
+#: keyword arguments of ``connection.cursor()`` naming one (sqlite3 ``factory``, psycopg2 ``cursor_factory``,
+#: PyMySQL ``cursor``); a row factory is not one: it is handed masked rows
+CURSOR_CLASS_ARGUMENTS = frozenset({"factory", "cursor_factory", "cursor", "cursorclass"})
 
 
 def check_cursor_class(gov: Any, raw: Any, what: str, cls: Any) -> None:
@@ -165,6 +168,7 @@ class GuardedDecoders:
 
 
 __all__ = [
+    "CURSOR_CLASS_ARGUMENTS",
     "CURSOR_CLASS_ATTRIBUTES",
     "NEVER_FAIL",
     "CheckedDecoders",
