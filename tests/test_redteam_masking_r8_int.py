@@ -730,3 +730,61 @@ def test_mcp_results_errors_spans_and_audit_carry_no_masked_value(
     assert pg_table in exported and not _leaks(exported)
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("audit*") if p.is_file())
     assert stored and not [s for s in SECRETS if s.encode() in stored]
+
+
+# -- a driver's own decoder for another type (decision 0238) ---------------------------------------------------
+def test_psycopg_own_loader_for_another_type_is_refused(pg_dsn: str, pg_table: str) -> None:
+    """psycopg's own ``IntLoader`` registered for ``text`` fails on every SSN quoting it (``invalid literal for
+    int() with base 10: '536-22-8726'``), and on a computed value exactly when it is not a number: refused.
+    A type's own loader (``TextLoader`` for text, a JSON loader built on psycopg's) still registers."""
+    import psycopg
+    from psycopg.types.numeric import IntLoader
+    from psycopg.types.string import TextLoader
+
+    with psycopg.connect(pg_dsn, autocommit=True) as raw:
+        raw.adapters.register_loader("text", IntLoader)
+        with pytest.raises(ValueError, match="536-22-8726"):
+            raw.execute(f"SELECT ssn FROM {pg_table} WHERE id = 1").fetchall()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        gov = governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        with pytest.raises(governed_db.GuardrailViolation, match="not its decoder"):
+            gov.adapters.register_loader("text", IntLoader)
+        gov.adapters.register_loader("text", TextLoader)
+        gov.adapters.register_loader("int4", IntLoader)
+        assert gov.execute(f"SELECT id, ssn FROM {pg_table} WHERE id = 1").fetchall() == [(1, "[US_SSN]")]
+
+
+@pytest.mark.anyio
+async def test_asyncpg_builtin_codec_for_another_type_is_no_oracle(pg_dsn: str, pg_table: str) -> None:
+    """``set_builtin_type_codec('text', codec_name='int8', format='binary')`` decodes text as an 8-byte integer:
+    ``replace(substr(ssn, 1, 1), '5', '12345678')`` is 8 bytes exactly when the first character is 5, so the fetch
+    failed for every wrong guess. Refused; a type's own codec and text as text keep working."""
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.test_drivers_asyncpg import _url
+
+    sql = f"SELECT id, replace(substr(ssn, 1, 1), '{{g}}', '12345678') AS v FROM {pg_table} WHERE id = 1"
+
+    async def outcome(conn: Any, g: str) -> Any:
+        try:
+            return [tuple(r) for r in await conn.fetch(sql.format(g=g))]
+        except Exception as e:
+            return type(e).__name__
+
+    raw = await asyncpg.connect(_url())
+    try:
+        await raw.set_builtin_type_codec("text", schema="pg_catalog", codec_name="int8", format="binary")
+        assert await outcome(raw, "5") != await outcome(raw, "4")  # the oracle is real
+    finally:
+        await raw.close()
+    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    try:
+        with pytest.raises(governed_db.GuardrailViolation, match="not its decoder"):
+            await gov.set_builtin_type_codec("text", schema="pg_catalog", codec_name="int8", format="binary")
+        assert await outcome(gov, "5") == await outcome(gov, "4") == [(1, "[US_SSN]")]
+        await gov.set_builtin_type_codec("int4", schema="pg_catalog", codec_name="int4")
+        await gov.set_builtin_type_codec("varchar", schema="pg_catalog", codec_name="text")
+        assert [tuple(r) for r in await gov.fetch(f"SELECT id, city FROM {pg_table} ORDER BY id")] == [
+            (1, "Paris"), (2, "Lyon"),
+        ]  # fmt: skip
+    finally:
+        await gov.close()

@@ -34,9 +34,9 @@ from governed_db.async_proxies import govern
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
-from governed_db.drivers._decoders import check_decoder
+from governed_db.drivers._decoders import WRONG_TYPE, check_decoder
 from governed_db.drivers._postgres import PostgresSession
-from governed_db.errors import InvalidStatement
+from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.guards import Query
 from governed_db.pipeline import Governor, judged_call_async
 from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
@@ -550,6 +550,14 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         # the decoder would be called with every value of the type before masking (decision 0238)
         check_decoder(self._self_gov, f"set_type_codec({typename!r}, decoder=...)", kwargs.get("decoder"), ("asyncpg.",))
         return await self.__wrapped__.set_type_codec(typename, **kwargs)
+
+    async def set_builtin_type_codec(self, typename: Any, *, codec_name: Any, format: Any = None, **kwargs: Any) -> Any:
+        # a builtin codec for another type fails on some values and not others: an error oracle (decision 0238)
+        own = codec_name == typename or (typename, codec_name) == ("hstore", "pg_contrib.hstore")
+        if not (own or self._self_gov.setting_up or (codec_name == "text" and format in (None, "text"))):
+            raise self._self_gov.refusal(GuardrailViolation(WRONG_TYPE.format(
+                what=f"set_builtin_type_codec({typename!r}, codec_name={codec_name!r})", name=f"the {codec_name} codec")))
+        return await self.__wrapped__.set_builtin_type_codec(typename, codec_name=codec_name, format=format, **kwargs)
 
     # a query logger is handed each statement's exception as the server sent it, before governed_db scrubs it
     # (asyncpg calls it on the next loop turn, the scrub may come later): it gets a scrubbed copy (decision 0238)
