@@ -33,6 +33,7 @@ from governed_db.proxies import (
     _params,
     check_placeholders,
     many_out,
+    scrub_fetch_error,
 )
 from governed_db.results import ResultState
 
@@ -83,6 +84,16 @@ async def rows_out(st: ResultState, rows: AsyncIterator[Any]) -> AsyncIterator[A
     st.finish()
 
 
+async def _scrubbed_async(cursor: Any, rows: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """``rows``, an error raised while iterating them scrubbed."""
+    try:
+        async for row in rows:
+            yield row
+    except Exception as e:
+        scrub_fetch_error(cursor, e)
+        raise
+
+
 async def prepend(first: Any, rows: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """``first``, then the rest of ``rows`` (a stream whose first row was read to plan masking)."""
     yield first
@@ -96,22 +107,35 @@ class AsyncRowsOut:
     __wrapped__: Any
     _self_result: ResultState
 
+    # a fetch error that quotes a value is scrubbed as a statement's is (decision 0238)
     async def fetchone(self) -> Any:
-        row = await self.__wrapped__.fetchone()
+        try:
+            row = await self.__wrapped__.fetchone()
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
         st = self._self_result
         return st.one(row) if st.active else row
 
     async def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        rows = await self.__wrapped__.fetchmany(*args, **kwargs)
+        try:
+            rows = await self.__wrapped__.fetchmany(*args, **kwargs)
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
         return many_out(self, rows, args, kwargs)
 
     async def fetchall(self) -> Any:
-        rows = await self.__wrapped__.fetchall()
+        try:
+            rows = await self.__wrapped__.fetchall()
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
         return many_out(self, rows, None, None)
 
     def __aiter__(self) -> Any:
         # over the driver's own async iterator, so chunked iteration (aiosqlite, server cursors) stays chunked
-        return rows_out(self._self_result, self.__wrapped__.__aiter__())
+        return rows_out(self._self_result, _scrubbed_async(self, self.__wrapped__.__aiter__()))
 
     async def __anext__(self) -> Any:
         st = self._self_result
@@ -120,6 +144,9 @@ class AsyncRowsOut:
         except StopAsyncIteration:
             if st.active:
                 st.finish()
+            raise
+        except Exception as e:
+            scrub_fetch_error(self, e)
             raise
         if not st.active:
             return row

@@ -20,8 +20,9 @@ from typing import Any
 
 import wrapt
 
+from governed_db import masking
 from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
-from governed_db.errors import GuardrailViolation, InvalidStatement
+from governed_db.errors import GovernedDBError, GuardrailViolation, InvalidStatement
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
 
@@ -32,21 +33,52 @@ class RowsOut:
     __wrapped__: Any
     _self_result: ResultState
 
+    # a fetch can fail on a value (a stored date psycopg cannot represent: ``date too large (after year 10K):
+    # '12345-03-14'``): its error is scrubbed as a statement's is (decision 0238)
     def fetchone(self) -> Any:
-        row = self.__wrapped__.fetchone()
+        try:
+            row = self.__wrapped__.fetchone()
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
         st = self._self_result
         return st.one(row) if st.active else row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        return many_out(self, self.__wrapped__.fetchmany(*args, **kwargs), args, kwargs)
+        try:
+            rows = self.__wrapped__.fetchmany(*args, **kwargs)
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
+        return many_out(self, rows, args, kwargs)
 
     def fetchall(self) -> Any:
-        rows = self.__wrapped__.fetchall()
+        try:
+            rows = self.__wrapped__.fetchall()
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
         st = self._self_result
         if not st.active:
             return rows
         # many() never changes the list it is given: the driver's own (new) list needs no copy
         return _same_kind(rows, st.many(rows if type(rows) is list else list(rows), complete=True))
+
+
+def scrub_fetch_error(cursor: Any, exc: BaseException) -> None:
+    """Blank values ``exc`` (raised while fetching from ``cursor``'s driver cursor) quotes."""
+    gov = getattr(cursor, "_self_gov", None)
+    if gov is not None and not isinstance(exc, GovernedDBError):
+        masking.scrub_error(exc, gov=gov)
+
+
+def scrubbed_rows(cursor: Any, rows: Iterator[Any]) -> Iterator[Any]:
+    """``rows``, an error raised while iterating them scrubbed (the driver's own iterator stays batched)."""
+    try:
+        yield from rows
+    except Exception as e:
+        scrub_fetch_error(cursor, e)
+        raise
 
 
 def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
@@ -114,7 +146,7 @@ class GovernedCursor(RowsOut, CursorProxy):
         # Always a generator over the raw iterator, so batched iteration (psycopg2 named
         # cursors fetch ``itersize`` rows per round trip) stays batched.
         st = self._self_result
-        raw_iter = iter(self.__wrapped__)
+        raw_iter = scrubbed_rows(self, iter(self.__wrapped__))
         if st.active:
             return st.iterate(raw_iter)
         return (row for row in raw_iter)
@@ -126,6 +158,9 @@ class GovernedCursor(RowsOut, CursorProxy):
         except StopIteration:
             if st.active:
                 st.finish()
+            raise
+        except Exception as e:
+            scrub_fetch_error(self, e)
             raise
         if not st.active:
             return row

@@ -788,3 +788,81 @@ async def test_asyncpg_builtin_codec_for_another_type_is_no_oracle(pg_dsn: str, 
         ]  # fmt: skip
     finally:
         await gov.close()
+
+
+# -- fetch errors of PostgreSQL drivers (decision 0238) ----------------------------------------------------------
+@pytest.fixture
+def pg_dob(pg_conn: Any, unique: str) -> Any:
+    """A masked date of birth no Python date can hold (year 12345), beside an ordinary one."""
+    t = f"rt8int_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, date_of_birth date, city text)")
+    pg_conn.execute(f"INSERT INTO {t} VALUES (1, 'Alice Smith', '12345-03-14', 'Paris'), "
+                    "(2, 'Ivan Petrov', '1990-07-01', 'Lyon')")  # fmt: skip
+    yield t
+    pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("exit", ["fetchall", "fetchone", "fetchmany", "iterate"])
+def test_fetch_errors_quote_no_masked_date(pg_dsn: str, pg_dob: str, driver: str, exit: str) -> None:
+    """A stored date the driver cannot build fails every read of it (no guess steers that), but the error quoted
+    it: psycopg ``date too large (after year 10K): '12345-03-14'`` (raised while fetching, where errors were not
+    scrubbed), psycopg2 ``year 12345 is out of range``. The error is kept, the value blanked."""
+    mod = pytest.importorskip(driver)
+
+    def read(conn: Any) -> Any:
+        cur = conn.cursor()
+        cur.execute(f"SELECT id, date_of_birth FROM {pg_dob} ORDER BY id")
+        try:
+            if exit == "fetchone":
+                return cur.fetchone()
+            if exit == "fetchmany":
+                return cur.fetchmany(2)
+            return list(cur) if exit == "iterate" else cur.fetchall()
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        finally:
+            conn.rollback()
+
+    raw = mod.connect(pg_dsn)
+    try:
+        assert "12345" in str(read(raw))
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        seen = read(gov)
+        assert isinstance(seen, str) and "12345" not in seen and "[REDACTED]" in seen, seen
+        cur = gov.cursor()  # the ordinary date reads (masked, its year only)
+        cur.execute(f"SELECT id, date_of_birth, city FROM {pg_dob} WHERE id = 2")
+        assert [tuple(r) for r in cur.fetchall()] == [(2, __import__("datetime").date(1990, 1, 1), "Lyon")]
+    finally:
+        raw.close()
+
+
+@pytest.mark.anyio
+async def test_async_fetch_errors_quote_no_masked_date(pg_dsn: str, pg_dob: str) -> None:
+    """The same through psycopg's AsyncConnection (every exit) and asyncpg."""
+    import psycopg
+
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.test_drivers_asyncpg import _url
+
+    sql = f"SELECT id, date_of_birth FROM {pg_dob} ORDER BY id"
+    raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    try:
+        for exit in ("fetchall", "fetchone", "fetchmany", "iterate"):
+            cur = await gov.execute(sql)
+            with pytest.raises(psycopg.DataError) as failed:
+                if exit == "iterate":
+                    [r async for r in cur]
+                else:
+                    await getattr(cur, exit)(*((2,) if exit == "fetchmany" else ()))
+            assert "12345" not in str(failed.value) and "[REDACTED]" in str(failed.value), (exit, failed.value)
+    finally:
+        await raw.close()
+    agov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    try:
+        with pytest.raises(ValueError) as failed:
+            await agov.fetch(sql)
+        assert "12345" not in str(failed.value), failed.value
+    finally:
+        await agov.close()

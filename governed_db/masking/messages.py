@@ -21,6 +21,8 @@ _ECHOES = (
     re.compile(r"(Duplicate entry ')(.*?)(' for key)", re.S),
     re.compile(r"(Incorrect \w+ value: ')(.*?)(')", re.S),
     re.compile(r"(Data truncated for column '[^']*' at row \d+: ')(.*?)(')", re.S),
+    # Python's datetime, building a stored date a driver cannot represent (psycopg2, asyncpg): the year is the value's
+    re.compile(r"(year )(-?\d+)( is out of range)"),
     # sqlite3 fetching text that is not UTF-8 (``ssn || CAST(x'ff' AS TEXT)``) quotes the whole cell
     re.compile(r"(Could not decode to UTF-8 column '.*' with text ')(.*)(')", re.S),
 )
@@ -32,7 +34,9 @@ _ECHOES = (
 #: kept. Applied to errors of statements that read masked columns.
 _KEYWORDS = (
     r"syntax|convert|cast|value|input|format|invalid|malformed|token|truncated|incorrect|parse|parsing|"
-    r"out of range|path|unit|units|relation|regular expression|pattern|not recognized|does not exist"
+    r"out of range|path|unit|units|relation|regular expression|pattern|not recognized|does not exist|"
+    # psycopg's loaders: ``date too large (after year 10K): '12345-03-14'``, ``timestamp too small (before year 1)``
+    r"too large|too small"
 )
 _SECTIONS = r"LINE \d+:|DETAIL:|HINT:|CONTEXT:|QUERY:|WHERE:"
 #: a quoted value that runs over several lines (an address, a note: MySQL's ``Truncated incorrect DOUBLE value:
