@@ -84,7 +84,7 @@ async def rows_out(st: ResultState, rows: AsyncIterator[Any]) -> AsyncIterator[A
     st.finish()
 
 
-async def _scrubbed_async(cursor: Any, rows: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def scrubbed_async(cursor: Any, rows: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """``rows``, an error raised while iterating them scrubbed."""
     try:
         async for row in rows:
@@ -135,7 +135,7 @@ class AsyncRowsOut:
 
     def __aiter__(self) -> Any:
         # over the driver's own async iterator, so chunked iteration (aiosqlite, server cursors) stays chunked
-        return rows_out(self._self_result, _scrubbed_async(self, self.__wrapped__.__aiter__()))
+        return rows_out(self._self_result, scrubbed_async(self, self.__wrapped__.__aiter__()))
 
     async def __anext__(self) -> Any:
         st = self._self_result

@@ -66,8 +66,9 @@ class RowsOut:
 
 
 def scrub_fetch_error(cursor: Any, exc: BaseException) -> None:
-    """Blank values ``exc`` (raised while fetching from ``cursor``'s driver cursor) quotes."""
-    gov = getattr(cursor, "_self_gov", None)
+    """Blank values ``exc`` (raised while fetching from ``cursor``'s driver cursor) quotes (``cursor``: a governed
+    cursor, or a result state: anything with the governor as ``_self_gov`` or ``gov``)."""
+    gov = getattr(cursor, "_self_gov", None) or getattr(cursor, "gov", None)
     if gov is not None and not isinstance(exc, GovernedDBError):
         masking.scrub_error(exc, gov=gov)
 

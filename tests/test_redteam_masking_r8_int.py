@@ -866,3 +866,45 @@ async def test_async_fetch_errors_quote_no_masked_date(pg_dsn: str, pg_dob: str)
         assert "12345" not in str(failed.value), failed.value
     finally:
         await agov.close()
+
+
+@pytest.mark.anyio
+async def test_rows_decoded_after_the_statement_have_their_errors_scrubbed(pg_dsn: str, pg_dob: str) -> None:
+    """Rows a stream or a server-side cursor decodes after the statement returned (psycopg's ``stream()``, sync and
+    async; asyncpg's cursor by iteration, ``fetch`` and ``fetchrow``): the undecodable date comes second, and its
+    error is scrubbed too."""
+    import psycopg
+
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.test_drivers_asyncpg import _url
+
+    sql = f"SELECT id, date_of_birth FROM {pg_dob} ORDER BY id DESC"  # the ordinary row first
+    failures: dict[str, str] = {}
+    with psycopg.connect(pg_dsn, autocommit=True) as raw:
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        with pytest.raises(psycopg.DataError) as failed:
+            list(gov.cursor().stream(sql))
+        failures["stream"] = str(failed.value)
+    araw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+    try:
+        agov = governed_db.wrap(araw, identity=AGENT, environment="production", audit=False)
+        with pytest.raises(psycopg.DataError) as failed:
+            [r async for r in agov.cursor().stream(sql)]
+        failures["async stream"] = str(failed.value)
+    finally:
+        await araw.close()
+    pg = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    try:
+        for how in ("iterate", "fetch", "fetchrow"):
+            async with pg.transaction():
+                with pytest.raises(ValueError) as failed:
+                    if how == "iterate":
+                        [r async for r in pg.cursor(sql, prefetch=1)]
+                    else:
+                        cur = await pg.cursor(sql)
+                        for _ in range(2):
+                            await (cur.fetch(1) if how == "fetch" else cur.fetchrow())
+                failures[f"asyncpg cursor {how}"] = str(failed.value)
+    finally:
+        await pg.close()
+    assert len(failures) == 5 and not [k for k, v in failures.items() if "12345" in v], failures

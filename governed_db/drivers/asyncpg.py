@@ -30,7 +30,7 @@ from typing import Any
 import wrapt
 
 from governed_db import masking
-from governed_db.async_proxies import govern
+from governed_db.async_proxies import govern, scrubbed_async
 from governed_db.drivers import quote_ident
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, undescribable
@@ -39,7 +39,7 @@ from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.guards import Query
 from governed_db.pipeline import Governor, judged_call_async
-from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders
+from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders, scrub_fetch_error
 from governed_db.results import ResultState
 from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 
@@ -235,7 +235,7 @@ async def records_iter(st: ResultState, first: Any, rest: AsyncIterator[Any]) ->
     if out is None:
         return
     yield out
-    async for rec in rest:
+    async for rec in scrubbed_async(st, rest):  # later batches are decoded here, outside the statement
         out = record_out(st, rec)
         if out is None:
             return
@@ -341,8 +341,16 @@ class GovernedAsyncpgCursor(wrapt.ObjectProxy[Any]):
         super().__init__(raw)
         self._self_result = st
 
+    @property
+    def _self_gov(self) -> Governor:
+        return self._self_result.gov  # for scrub_fetch_error
+
     async def fetch(self, n: int, *args: Any, **kwargs: Any) -> list[Any]:
-        records = await self.__wrapped__.fetch(n, *args, **kwargs)
+        try:
+            records = await self.__wrapped__.fetch(n, *args, **kwargs)
+        except Exception as e:
+            scrub_fetch_error(self, e)  # a later batch is decoded here, outside the statement (decision 0238)
+            raise
         st = self._self_result
         if not st.active:
             return records  # type: ignore[no-any-return]
@@ -350,7 +358,12 @@ class GovernedAsyncpgCursor(wrapt.ObjectProxy[Any]):
         return [r for r in out if r is not None]
 
     async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
-        return record_out(self._self_result, await self.__wrapped__.fetchrow(*args, **kwargs))
+        try:
+            record = await self.__wrapped__.fetchrow(*args, **kwargs)
+        except Exception as e:
+            scrub_fetch_error(self, e)
+            raise
+        return record_out(self._self_result, record)
 
     def __repr__(self) -> str:
         return f"<governed {self.__wrapped__!r}>"

@@ -36,6 +36,7 @@ from governed_db.proxies import (
     _params,
     check_placeholders,
     low_level_result,
+    scrubbed_rows,
     withhold_unplanned,
 )
 from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
@@ -207,7 +208,7 @@ class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
             if first is _END:
                 st.finish()
                 return
-            rows = chain((first,), gen)
+            rows = scrubbed_rows(self, chain((first,), gen))  # a row that fails later: its error scrubbed
             yield from (st.iterate(rows) if st.active else rows)
         finally:
             gen.close()  # lets psycopg cancel a stream abandoned half-way

@@ -23,6 +23,7 @@ from governed_db.async_proxies import (
     govern,
     prepend,
     rows_out,
+    scrubbed_async,
 )
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, refuse_unread_copy, undescribable
@@ -90,7 +91,7 @@ class AsyncPsycopgCursor(PrivateWithheld, PsycopgResults, AsyncGovernedCursor):
             if first is _END:
                 st.finish()
                 return
-            async for row in rows_out(st, prepend(first, gen)):
+            async for row in rows_out(st, scrubbed_async(self, prepend(first, gen))):
                 yield row
         finally:
             await gen.aclose()  # lets psycopg cancel a stream abandoned half-way
