@@ -231,3 +231,61 @@ def _unordered(node: exp.Expression) -> exp.Expression:
 
 
 __all__ = ["USE_PREFIXES", "ConstraintsOf", "changed_row_uses", "constraint_uses", "ddl_uses", "is_constraint_use"]
+
+
+#: SQLite's foreign key check: ``PRAGMA foreign_key_check[(t)]`` / ``pragma_foreign_key_check('t')``
+_FK_CHECK = "foreign_key_check"
+
+
+def _fk_check_targets(tree: exp.Expression) -> list[list[exp.Expression]]:
+    """The argument lists of every SQLite foreign key check in ``tree`` (an empty list: every table)."""
+    found: list[list[exp.Expression]] = []
+    if isinstance(tree, exp.Pragma):
+        call = tree.this
+        name, args = (call.this, [call.expression]) if isinstance(call, exp.EQ) else (call, [])
+        if isinstance(name, exp.Dot):
+            name = name.expression
+        if isinstance(name, exp.Expression) and name.name.lower() == _FK_CHECK:
+            found.append(args)
+    for fn in tree.find_all(exp.Anonymous):
+        if str(fn.name).lower() == f"pragma_{_FK_CHECK}":
+            found.append(list(fn.expressions))
+    return found
+
+
+def foreign_key_check_uses(
+    tree: exp.Expression,
+    columns_of: ColumnsOf,
+    constraints_of: ConstraintsOf,
+    every_table: Callable[[], list[str] | None],
+) -> list[tuple[str, Origin]]:
+    """SQLite's foreign key check lists the child rows whose key no parent row holds: which rows come back is a
+    join of the child's columns with the parent's, judged by their stored values (an orphan ``orders`` row says
+    no customer has its ``customer_email``). Each foreign key of a table checked is a use of its columns on both
+    sides; a check whose tables cannot be told (no argument, or a computed one) checks every table. Decision
+    0237."""
+    uses: list[tuple[str, Origin]] = []
+    for args in _fk_check_targets(tree):
+        names: list[str] | None
+        if len(args) == 1 and isinstance(args[0], (exp.Literal, exp.Column, exp.Identifier, exp.Var)):
+            names = [args[0].name]
+        else:
+            names = every_table()
+            if names is None:
+                uses.append(("the foreign key check of every table (unreadable)", Origin("unknown")))
+                continue
+        for name in names:
+            key, _ = columns_of(exp.to_table(name))
+            columns, constraints = constraints_of(key)
+            if columns is None or constraints is None:
+                uses.append((f"the foreign keys of {key} (unreadable)", Origin("row", rows=frozenset({key}))))
+                continue
+            for c in constraints:
+                if c.kind != "foreign key" or c.other is None:
+                    continue
+                compared = frozenset((key, col) for col in c.columns) | frozenset(
+                    (c.other, col) for col in c.other_columns
+                )
+                clause = f"the foreign key check of {c.name}, {key}({_cols(c.columns)}) -> {c.other}"
+                uses.append((clause, Origin("expr", compared)))
+    return uses

@@ -30,7 +30,12 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.constraints import changed_row_uses, constraint_uses, ddl_uses
+from governed_db.masking.constraints import (
+    changed_row_uses,
+    constraint_uses,
+    ddl_uses,
+    foreign_key_check_uses,
+)
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
@@ -268,7 +273,16 @@ class MaskingState:
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+        if self.dialect == "sqlite":
+            checked = foreign_key_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
+            # tables that could not be listed may be any: the check's lost use fails closed
+            lineage.blind = lineage.blind or any(o.lost for _, o in checked)
+            lineage.uses.extend(checked)
         return lineage
+
+    def every_table(self) -> list[str] | None:
+        """The names of the database's tables (``None`` when unreadable)."""
+        return schema.list_tables(self.gov.driver.catalog_connection(self.gov), self.dialect)
 
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""

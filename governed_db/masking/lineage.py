@@ -42,6 +42,7 @@ from governed_db.masking.names import (
     SCHEMA_PRAGMA_FUNCTIONS,
     STORAGE_FUNCTIONS,
 )
+from governed_db.masking.order_nodes import own_nodes
 from governed_db.masking.origins import (
     CONST,
     QUERY,
@@ -217,6 +218,30 @@ class Walker:
         alias = pivot.alias or _alias_name(node)
         return Source(alias.lower() if alias else alias, None, kept + [(n, cell) for n in names])
 
+    def pivot(self, node: exp.Pivot, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
+        """DuckDB's ``PIVOT src ON cols USING aggs [GROUP BY ...]`` as a query: the group columns keep their
+        origin by name, then the pivoted cells (named by the database after the ON values: one ``*``), made of
+        what the ON columns and aggregates read. Its ON columns, aggregates and groups are checked before it
+        runs (decision 0066, 0222): this only keeps what the walk knows about them (decision 0235)."""
+        if node.args.get("unpivot") or not isinstance(node.this, exp.Expression):
+            return [], False
+        src = self.from_item(node.this, ctes, parent)
+        if src.columns is None:
+            return [], False
+        inner_scope = Scope([src], parent)
+        using = node.args.get("using")
+        aggregates = list(using) if isinstance(using, list) else []
+        ons = [e.this if isinstance(e, exp.In) else e for e in node.expressions]
+        inner = combine(self.expr(e, inner_scope, ctes) for e in [*ons, *aggregates])
+        cell = inner if inner.kind != "column" else Origin("expr", inner.sources, inner.rows)
+        group = node.args.get("group")
+        if isinstance(group, exp.Group) and group.expressions:
+            kept = [Output(g.alias_or_name, self.expr(g, inner_scope, ctes)) for g in group.expressions]
+        else:  # grouped by every column neither pivoted on nor aggregated
+            used = {c.name.lower() for e in [*ons, *aggregates] for c in e.find_all(exp.Column)}
+            kept = [Output(n, o) for n, o in src.columns if n not in used and n != "*"]
+        return [*kept, Output("*", cell)], True
+
     def function_source(
         self,
         node: exp.Expression,
@@ -246,8 +271,10 @@ class Walker:
             if isinstance(call, exp.Anonymous) and not names:
                 names = list(SCHEMA_PRAGMA_COLUMNS.get(str(call.name).lower(), ()))
             return Source(_alias_name(node), None, [("*", CONST)] + [(n, CONST) for n in names])
-        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
-        if inner.kind == "column":
+        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn); a
+        # whole row it is given (``json_each(to_json(c))``) comes out as keys and values, no longer the row's
+        # own columns by name (decision 0236)
+        if inner.kind in ("column", "row"):
             inner = Origin("expr", inner.sources, inner.rows)
         columns = [("*", inner)] + [(n, inner) for n in names]
         return Source(_alias_name(node), None, columns)
@@ -297,9 +324,10 @@ class Walker:
                             else combine(candidates)
                         )
                     return Origin("unknown", hint=name)
-                fn = [src for src in s.sources if src.columns and src.columns[0][0] == "*"]
+                # a function's value (``unnest(...)``), or columns the database names (a PIVOT's cells)
+                fn = [o for src in s.sources for n, o in src.columns or () if n == "*"]
                 if fn:
-                    return combine(src.columns[0][1] for src in fn if src.columns)
+                    return combine(fn)
                 for out in s.projections:  # ORDER BY / GROUP BY an output alias
                     if out.name.lower() == name:
                         return out.origin
@@ -357,6 +385,10 @@ class Walker:
                 # and is returned exactly (decision 0209, refining 0027). IS NULL converts nothing, so it is no
                 # comparison that could warn or fail on any engine. Over anything computed it stays a use.
                 return CONST
+        if isinstance(node, exp.Typeof) and isinstance(node.this, exp.Column) and self.typed(node.this, scope):
+            # ``typeof(full_name)``: the type the column's declaration fixes, a function of its NULL-ness at most
+            # (which decision 0209 returns exactly): exact (decision 0235)
+            return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
@@ -431,7 +463,13 @@ class Walker:
         if (
             isinstance(node, _COMPARISONS)
             and not isinstance(node, exp.Exists)
-            and (node is not self.top or self.dialect not in _QUIET_COMPARISONS)
+            and (
+                node is not self.top
+                or self.dialect not in _QUIET_COMPARISONS
+                # nullif(substr(ssn, 1, 1), '5') as a result column is NULL exactly for a right guess, and
+                # masking keeps NULL as NULL: its comparison shows (decision 0236)
+                or isinstance(node, exp.Nullif)
+            )
         ):
             compared = combine(parts)
             self.lineage.uses.append(("a comparison", compared))
@@ -466,6 +504,28 @@ class Walker:
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
             return Origin("expr", found.sources, found.rows)
         return found
+
+    def typed(self, col: exp.Column, scope: Scope) -> bool:
+        """Is ``typeof(col)`` fixed by the declaration of the stored column ``col`` reads, whatever it holds?
+
+        DuckDB's ``typeof`` is the column's declared type. SQLite's is the storage class of each value: in a
+        column of TEXT affinity (declared with CHAR, CLOB or TEXT, not INT) a number is stored as text, so the
+        class is ``null`` or ``text`` (``blob`` only for bytes an application bound as bytes: how a value was
+        written, not what it says, and the default strategies return bytes for bytes anyway). Elsewhere (INTEGER,
+        NUMERIC, no type) whether a text reads as a number decides its class: a bit of the value.
+        """
+        found = self.column(col, scope)
+        if found.kind != "column" or found.rows or not found.sources:
+            return False
+        if self.dialect == "duckdb":
+            return True
+        if self.dialect != "sqlite" or self.declared is None:
+            return False
+        for t, c in found.sources:
+            declared = (self.declared(t, c) or "").upper()
+            if "INT" in declared or not any(k in declared for k in ("CHAR", "CLOB", "TEXT")):
+                return False
+        return True
 
     def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
         """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""
@@ -621,6 +681,8 @@ class Walker:
             self.bounds(node, over, ctes)
             self.orderings(node.args.get("order"), over, ctes)
             return cells, True
+        if isinstance(node, exp.Pivot) and not node.args.get("fields"):
+            return self.pivot(node, ctes, parent)
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
@@ -788,7 +850,9 @@ class Walker:
                 clauses.append(
                     ("JOIN", exp.column(ident.name) if isinstance(ident, exp.Identifier) else ident)
                 )
-        for window in node.find_all(exp.Window):
+        # this query's own windows: one inside a subquery in FROM is walked with that query, where its names
+        # resolve (``c.tier`` of ``(SELECT c.tier, row_number() OVER (PARTITION BY c.tier) ...) t``, decision 0235)
+        for window in (n for n in own_nodes(node) if isinstance(n, exp.Window)):
             clauses.append(
                 (
                     "PARTITION BY",

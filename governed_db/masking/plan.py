@@ -289,7 +289,8 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
         if o.name != "*":
             named.setdefault(o.name.lower(), []).append(o.origin)
     by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
-    star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
+    # ``SELECT *`` over a table of unknown columns: each result column is that table's column of its name
+    star_tables = [t for o in lin.outputs if o.name == "*" and o.origin.kind == "row" for t in o.origin.rows]
     stars = [o.origin for o in lin.outputs if o.name == "*"]
     out = []
     for n in names:
@@ -301,6 +302,10 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
             found = Origin("column", frozenset({(table_key(star_tables[0]), n.lower())}))
         elif found is None and star_tables:
             found = Origin("unknown", frozenset((table_key(t), n.lower()) for t in star_tables), hint=n)
+        elif found is None and stars:
+            # columns the database names from what the stars are made of (a PIVOT's cells, json_each's key
+            # and value): each may be any of them
+            found = combine(stars)
         out.append(found if found is not None else Origin("unknown", hint=n))
     return out, tables
 
