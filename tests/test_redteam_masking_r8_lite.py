@@ -1,0 +1,219 @@
+"""Red-team round 8 on SQLite (and the DuckDB and PostgreSQL shapes the same fixes cover), decision 0236/0237.
+
+An agent identity in production with zero configuration tries to learn a bit of a masked value through
+statements the wrapper allows:
+
+* ``SELECT nullif(substr(ssn, 1, 1), '5')``: a comparison that *is* a result column was exempt from the
+  predicate rule (its boolean is masked to NULL anyway), but ``nullif`` returns NULL exactly for a right guess,
+  and masking keeps NULL as NULL — the guess showed as NULL against a placeholder;
+* DuckDB ``SELECT * FROM json_each((SELECT to_json(c) FROM customers c WHERE id = 1))``: the star of a table
+  function given a whole row was read as a star over that table, so each result column (``key``, ``value``...)
+  was looked up as the table's column of that name, found unmasked, and every stored value came back in clear;
+* SQLite ``PRAGMA foreign_key_check(orders)`` / ``pragma_foreign_key_check('orders')``: which child rows have no
+  parent is a join of masked values (an orphan order says no customer has its e-mail), returned as rows.
+
+Each finding: the raw connection tells a right guess from a wrong one (the oracle is real); the governed one
+observes both alike (refused, naming the column, or masked). Innocent look-alikes still run exactly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests import _innocent_workload as wl
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+
+
+def _lite(ssn: str = "536-22-8726", email: str = "alice@example.com") -> tuple[Any, Any]:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute(
+        "CREATE TABLE customers (id integer primary key, full_name text, email text UNIQUE, ssn text, city text)"
+    )
+    raw.executemany(
+        "INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
+        [(1, "Alice Smith", email, ssn, "Paris"), (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "Lyon")],
+    )
+    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+def _observe(conn: Any, sql: str) -> Any:
+    """What the attacker sees: rows and column names, that it was refused (and why), or the error."""
+    try:
+        cur = conn.execute(sql)
+        return cur.fetchall(), [d[0] for d in cur.description or ()]
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    except sqlite3.Error as e:
+        return f"{type(e).__name__}: {e}"
+
+
+# -- nullif as a result column -------------------------------------------------------------------------------
+NULLIF_ORACLES = [
+    "SELECT nullif(substr(ssn, 1, 1), '{g}') FROM customers WHERE id = 1",
+    "SELECT id, nullif(substr(ssn, 1, 1), '{g}') AS x FROM customers ORDER BY id",
+    "SELECT (nullif(substr(ssn, 1, 1), '{g}')) FROM customers WHERE id = 1",
+    "SELECT x FROM (SELECT nullif(substr(ssn, 1, 1), '{g}') AS x FROM customers WHERE id = 1)",
+]
+
+
+@pytest.mark.parametrize("template", NULLIF_ORACLES)
+def test_nullif_as_a_result_column_is_refused(template: str) -> None:
+    """``nullif(substr(ssn, 1, 1), '5')`` came back NULL for a right guess and the placeholder for a wrong one
+    (a comparison that is the result column was exempt: its boolean is masked to NULL, but nullif's value is
+    NULL exactly when the comparison holds). It is a comparison of the masked value now: refused."""
+    raw, gov = _lite()
+    right, wrong = template.format(g="5"), template.format(g="6")
+    assert _observe(raw, right)[0] != _observe(raw, wrong)[0]  # the oracle is real
+    seen_right, seen_wrong = _observe(gov, right), _observe(gov, wrong)
+    assert "refused" in seen_right and "ssn" in seen_right, seen_right
+    assert seen_right.replace("'5'", "'6'") == seen_wrong
+
+
+def test_nullif_as_a_result_column_is_refused_on_postgres(pg_dsn: str, unique: str) -> None:
+    """PostgreSQL had the same exemption (comparisons there convert nothing per value): the same refusal."""
+    psycopg = pytest.importorskip("psycopg")
+    raw = psycopg.connect(pg_dsn, autocommit=True)
+    table = f"rt8lite_{unique}_customers"
+    raw.execute(f"CREATE TABLE {table} (id int primary key, full_name text, ssn text, city text)")
+    try:
+        raw.execute(f"INSERT INTO {table} VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        sql = f"SELECT nullif(substr(ssn, 1, 1), %s) FROM {table} WHERE id = 1"
+        assert raw.execute(sql, ("5",)).fetchall() != raw.execute(sql, ("6",)).fetchall()
+        for guess in ("5", "6"):
+            with pytest.raises(governed_db.GuardrailViolation, match="ssn"):
+                gov.execute(sql, (guess,)).fetchall()
+        # innocent: nullif of a non-sensitive column is exact
+        assert gov.execute(f"SELECT nullif(city, 'Paris'), nullif(id, 2) FROM {table}").fetchall() == [(None, 1)]
+    finally:
+        raw.execute(f"DROP TABLE IF EXISTS {table}")
+        raw.close()
+
+
+def test_nullif_of_innocent_columns_and_null_tests_still_run() -> None:
+    """Look-alikes: nullif over non-sensitive columns, a plain column's null test (decision 0209) and a plain
+    masked read run, exactly or masked."""
+    _, gov = _lite()
+    assert gov.execute("SELECT nullif(city, 'Paris'), nullif(id, 1) FROM customers ORDER BY id").fetchall() == [
+        (None, None),
+        ("Lyon", 2),
+    ]
+    assert gov.execute("SELECT ssn IS NULL, full_name FROM customers WHERE id = 1").fetchall() == [
+        (0, "[PERSON_NAME]")
+    ]
+
+
+# -- DuckDB: a table function's star over a whole row --------------------------------------------------------
+JSON_EACH_ROW = [
+    "SELECT * FROM json_each((SELECT to_json(c) FROM {c} c WHERE id = 1))",
+    "SELECT key, value FROM json_each((SELECT to_json(c) FROM {c} c WHERE id = 1))",
+    "SELECT * FROM json_tree((SELECT to_json(c) FROM {c} c WHERE id = 1))",
+    "SELECT j.* FROM {c} c, json_each(to_json(c)) j WHERE c.id = 1",
+]
+
+
+@pytest.mark.parametrize("template", JSON_EACH_ROW)
+def test_duckdb_json_each_of_a_whole_row_is_masked(template: str) -> None:
+    """``SELECT * FROM json_each((SELECT to_json(c) ...))`` returned every stored value of the row in clear:
+    the function's star was taken for a star over ``customers``, so ``key`` and ``value`` were looked up as
+    the table's columns of those names (unmasked). A table function's columns are made of what it is given;
+    given a whole row with masked fields, every one is masked. Two stored SSNs are observed alike."""
+    duckdb = pytest.importorskip("duckdb")
+    seen = []
+    for ssn in ("536-22-8726", "078-05-1120"):
+        raw = duckdb.connect()
+        wl.create(raw, "duck", "rt8_")
+        raw.execute("UPDATE rt8_customers SET ssn = ? WHERE id = 1", [ssn])
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        sql = template.format(c="rt8_customers")
+        assert ssn in str(raw.execute(sql).fetchall())  # the raw connection shows it
+        rows = gov.execute(sql).fetchall()
+        text = str(rows)
+        assert ssn not in text and not any(f in text for f in wl.PII_FRAGMENTS), rows
+        seen.append(rows)
+        raw.close()
+    assert seen[0] == seen[1]
+
+
+def test_duckdb_json_each_of_constants_and_unnest_of_innocent_columns_still_run() -> None:
+    """Look-alikes: json_each of a literal document and of a non-sensitive column's JSON run exactly."""
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    wl.create(raw, "duck", "rt8_")
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    for sql in (
+        "SELECT * FROM json_each('{\"a\": 1, \"b\": [2]}')",
+        "SELECT key, value FROM json_each((SELECT to_json({'city': city, 'tier': tier}) FROM rt8_customers "
+        "WHERE id = 1))",
+        "SELECT * FROM unnest((SELECT [city, tier] FROM rt8_customers WHERE id = 1))",
+    ):
+        assert gov.execute(sql).fetchall() == raw.execute(sql).fetchall(), sql
+    raw.close()
+
+
+# -- SQLite: the foreign key check -----------------------------------------------------------------------------
+def _shop(email: str) -> tuple[Any, Any]:
+    """customers.email is UNIQUE and orders.customer_email references it; one order's e-mail is Alice's as the
+    application stored it, and whether a customer still has it depends on the masked customers.email."""
+    raw, _ = _lite(email=email)
+    raw.execute(
+        "CREATE TABLE orders (id integer primary key, customer_email text REFERENCES customers(email), "
+        "customer_id int REFERENCES customers(id), amount real)"
+    )
+    raw.execute("INSERT INTO orders VALUES (1, 'alice@example.com', 1, 10), (2, 'bob.jones@example.org', 2, 5)")
+    raw.execute("CREATE TABLE items (id integer primary key, order_id int REFERENCES orders(id), sku text)")
+    raw.execute("INSERT INTO items VALUES (1, 1, 'A'), (2, 9, 'B')")  # item 2: an orphan, by id
+    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+FK_CHECKS = [
+    "PRAGMA foreign_key_check(orders)",
+    "PRAGMA main.foreign_key_check('orders')",
+    "PRAGMA foreign_key_check",
+    "SELECT * FROM pragma_foreign_key_check('orders')",
+    "SELECT count(*) FROM pragma_foreign_key_check('orders')",
+    "SELECT count(*) FROM pragma_foreign_key_check()",
+    "SELECT (SELECT count(*) FROM pragma_foreign_key_check('orders')) AS n",
+]
+
+
+@pytest.mark.parametrize("sql", FK_CHECKS)
+def test_foreign_key_check_over_masked_columns_is_refused(sql: str) -> None:
+    """``PRAGMA foreign_key_check`` lists child rows whose key no parent holds: with customers.email masked,
+    whether order 1 comes back says whether any customer's stored e-mail is 'alice@example.com' (a join on
+    masked values). It is now a use of both sides of every foreign key it checks (rule
+    masked-column-constraint), the argument-less form of every table's."""
+    (raw_a, gov_a), (raw_b, gov_b) = _shop("alice@example.com"), _shop("alicx@example.com")
+    assert _observe(raw_a, sql) != _observe(raw_b, sql)  # the oracle is real
+    seen_a, seen_b = _observe(gov_a, sql), _observe(gov_b, sql)
+    assert seen_a == seen_b
+    assert "refused" in seen_a and "masked-column-constraint" in seen_a and "email" in seen_a, seen_a
+
+
+def test_foreign_key_check_over_innocent_keys_still_runs() -> None:
+    """Look-alike: the check of a table whose foreign keys hold ids (items -> orders) runs exactly, as do the
+    schema pragmas listing the keys."""
+    raw, gov = _shop("alice@example.com")
+    for sql in (
+        "PRAGMA foreign_key_check(items)",
+        "SELECT * FROM pragma_foreign_key_check('items')",
+        "PRAGMA foreign_key_list(orders)",
+        "SELECT \"from\", \"to\" FROM pragma_foreign_key_list('orders') ORDER BY id",
+    ):
+        assert gov.execute(sql).fetchall() == raw.execute(sql).fetchall(), sql
+    assert gov.execute("PRAGMA foreign_key_check(items)").fetchall() == [("items", 2, "orders", 0)]
+
+
+def test_foreign_key_check_where_no_column_is_masked_runs() -> None:
+    """In a database whose keys hold nothing sensitive the argument-less check runs too."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE parents (id integer primary key, label text)")
+    raw.execute("CREATE TABLE kids (id integer primary key, parent_id int REFERENCES parents(id))")
+    raw.execute("INSERT INTO kids VALUES (1, 7)")
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    assert gov.execute("PRAGMA foreign_key_check").fetchall() == [("kids", 1, "parents", 0)]
