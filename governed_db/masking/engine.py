@@ -491,6 +491,13 @@ class MaskingState:
             return self.watching(key, masker)
         return masker
 
+    def keyed(self, key: str, column: str, cls: ColumnClass) -> bool:
+        """Does the column's strategy derive its output from the value with the connection's key (``hash``,
+        ``tokenize``, deterministic ``format_preserving``)? Then the output of a value the caller chose is one
+        only the key could compute: a guess check against the stored values' outputs (decision 0236)."""
+        name, options = cls.strategy or self.config.strategy_for(key, column, cls.label or "SENSITIVE")
+        return name in _KEYED or (name == "format_preserving" and bool(options.get("deterministic")))
+
     def watching(self, key: str, inner: Masker) -> Masker:
         """``inner``, telling the state when it masks something: data has arrived in a provisional table."""
         cache_key = (key, "<provisional>", str(id(inner)))
@@ -521,6 +528,8 @@ class MaskingState:
         return found
 
 
+#: strategies whose output is a keyed function of the value (``format_preserving`` too when deterministic)
+_KEYED = frozenset({"hash", "tokenize"})
 #: marker class: the table's columns are unknown, so values are checked as they pass
 UNREADABLE = ColumnClass("UNKNOWN", 1.0, {"catalog": "table catalog could not be read"})
 

@@ -33,6 +33,10 @@ class Origin:
     #: an ``unknown`` that is the result of a function or session variable whose inputs *are* traced
     #: (``sources``/``rows``); when False an ``unknown`` means the lineage itself was lost
     opaque: bool = False
+    #: a ``column`` some of whose values are the statement's own constants (``SELECT ssn ... UNION ALL SELECT
+    #: '<guess>'``): masked with the placeholder, never a strategy that maps equal inputs to equal outputs
+    #: (a keyed hash of a guess next to the hash of the stored value says whether they are equal)
+    mixed: bool = False
 
     @property
     def traced(self) -> bool:
@@ -53,9 +57,11 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
     unknown = False
     opaque = True
     hint = None
+    mixed = False
     for o in origins:
         sources |= o.sources
         rows |= o.rows
+        mixed = mixed or o.mixed or (kind == "column" and o.kind == "const")
         if o.kind == "unknown":
             unknown = True
             opaque = opaque and o.opaque
@@ -64,7 +70,9 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
         return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
     if not sources and not rows:
         return CONST
-    return Origin("row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows))
+    return Origin(
+        "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,7 +235,11 @@ def _masker_for(
         if real:
             labels = {cls.label for _, _, cls in real}
             t, c, cls = real[0]
-            if len(labels) == 1 and not unreadable:
+            # a keyed strategy for stored values of masked columns only: next to a constant or a column that
+            # is not masked (``UNION ALL SELECT '<guess>'``), a keyed hash would hash the caller's guess
+            # (decision 0236)
+            chosen = origin.mixed or len(hits) < len(origin.sources)
+            if len(labels) == 1 and not unreadable and not (chosen and state.keyed(t, c, cls)):
                 return state.masker(t, c, cls)
             return redact_masker(cls.label or "SENSITIVE")
         return detect_masker(state) if unreadable else None
