@@ -29,10 +29,11 @@ from tests import _innocent_workload as wl
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 
 
-def _lite(ssn: str = "536-22-8726", email: str = "alice@example.com") -> tuple[Any, Any]:
+def _lite(ssn: str = "536-22-8726", email: str = "alice@example.com", unique: bool = True) -> tuple[Any, Any]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute(
-        "CREATE TABLE customers (id integer primary key, full_name text, email text UNIQUE, ssn text, city text)"
+        "CREATE TABLE customers (id integer primary key, full_name text, "
+        f"email text {'UNIQUE' if unique else ''}, ssn text, city text)"
     )
     raw.executemany(
         "INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
@@ -217,3 +218,98 @@ def test_foreign_key_check_where_no_column_is_masked_runs() -> None:
     raw.execute("INSERT INTO kids VALUES (1, 7)")
     gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
     assert gov.execute("PRAGMA foreign_key_check").fetchall() == [("kids", 1, "parents", 0)]
+
+
+# -- a keyed hash of the caller's guess --------------------------------------------------------------------------
+KEYED = {"strategies": {"US_SSN": "hash", "EMAIL": "tokenize"}}
+GUESSES = [
+    "SELECT ssn FROM customers WHERE id = 1 UNION ALL SELECT '{g}'",
+    "SELECT * FROM (SELECT id, ssn FROM customers WHERE id = 1 UNION ALL SELECT 9, '{g}') ORDER BY id",
+    "WITH g(v) AS (VALUES ('{g}')) SELECT ssn FROM customers WHERE id = 1 UNION ALL SELECT v FROM g",
+    "WITH u AS (SELECT 1 AS k, ssn AS x FROM customers WHERE id = 1 UNION ALL SELECT 2, '{g}') "
+    "SELECT x FROM u ORDER BY k",
+]
+
+
+@pytest.mark.parametrize("template", GUESSES)
+def test_a_keyed_hash_never_hashes_a_guess(template: str) -> None:
+    """With ``hash`` (or ``tokenize``) configured for SSNs, ``SELECT ssn ... UNION ALL SELECT '<guess>'`` put the
+    guess under the column's lineage, so the strategy hashed it: the two hashes were equal exactly for a right
+    guess — a dictionary attack on a keyed hash through the governed connection, no write needed. A column
+    some of whose values are the statement's constants (or a column that is not masked) is masked with the
+    placeholder; a plain read keeps its hashes."""
+    seen = []
+    for guess in ("536-22-8726", "536-22-8727"):
+        raw, _ = _lite(unique=False)
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False, masking=KEYED)
+        sql = template.format(g=guess)
+        rows = raw.execute(sql).fetchall()
+        assert (rows[0][-1] == rows[-1][-1]) is (guess == "536-22-8726")  # the raw oracle
+        seen.append(gov.execute(sql).fetchall())
+    assert seen[0] == seen[1], seen
+    assert all(not str(v).startswith("hmac:") for row in seen[0] for v in row)
+
+
+def test_a_keyed_hash_still_joins_stored_values() -> None:
+    """Look-alikes: a plain read gets the keyed hash (equal values, equal hashes), and a UNION of two masked
+    e-mail columns keeps its tokens, so the same address in both tables still matches."""
+    raw, _ = _lite(unique=False)
+    raw.execute("CREATE TABLE leads (id integer primary key, email text)")
+    raw.executemany("INSERT INTO leads VALUES (?, ?)", [(1, "alice@example.com"), (2, "zed@example.net")])
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False, masking=KEYED)
+    ssn = gov.execute("SELECT ssn FROM customers ORDER BY id").fetchall()
+    assert all(str(v).startswith("hmac:") for (v,) in ssn) and ssn[0] != ssn[1]
+    emails = [v for (v,) in gov.execute("SELECT email FROM customers UNION ALL SELECT email FROM leads")]
+    assert all(v.startswith("TOK_EMAIL_") for v in emails)
+    assert emails[0] == emails[2] and len(set(emails)) == 3
+
+
+# -- collations of the caller's own --------------------------------------------------------------------------------
+COLLATED = [
+    "SELECT max(ssn COLLATE spy) FROM customers",
+    "SELECT min(full_name COLLATE spy) FROM customers",
+    "SELECT id, max(ssn COLLATE spy) OVER () FROM customers",
+    "SELECT max(x) FROM (SELECT ssn COLLATE spy AS x FROM customers)",
+    "SELECT min(x) FROM (SELECT full_name COLLATE spy AS x FROM customers)",
+]
+
+
+@pytest.mark.parametrize("sql", COLLATED)
+def test_a_collation_of_the_callers_own_is_never_given_a_masked_value(sql: str) -> None:
+    """``conn.create_collation('spy', f)`` on the governed connection, then ``SELECT max(ssn COLLATE spy)``: the
+    result was masked, but SQLite called ``f`` with every stored SSN it compared (decision 0218 had closed user
+    *functions* of their own names, not collations). A collation other than SQLite's own over a masked value
+    is now a copy (refused); ``f`` sees nothing."""
+    raw, gov = _lite()
+    raw_seen: list[tuple[str, str]] = []
+    raw.create_collation("spy", lambda a, b: raw_seen.append((a, b)) or (a > b) - (a < b))
+    raw.execute(sql).fetchall()
+    assert any("536-22-8726" in pair or "Alice Smith" in pair for pair in raw_seen)  # the raw callback sees them
+    seen: list[tuple[str, str]] = []
+    gov.create_collation("spy", lambda a, b: seen.append((a, b)) or (a > b) - (a < b))
+    with pytest.raises(governed_db.GuardrailViolation, match="masked-column-copy"):
+        gov.execute(sql).fetchall()
+    assert seen == []
+
+
+def test_a_collation_the_schema_declares_cannot_be_replaced() -> None:
+    """A column declared ``COLLATE app_ci`` compares its stored values with ``app_ci`` (``max(full_name)``, an
+    index insert): registering a function under that name through the governed connection is refused; a
+    collation of a new name, removing one, and SQLite's NOCASE over a masked column (masked) still work."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.create_collation("app_ci", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
+    raw.execute("CREATE TABLE staff (id integer primary key, full_name text COLLATE app_ci, dept text)")
+    raw.executemany("INSERT INTO staff VALUES (?, ?, ?)", [(1, "Alice Smith", "ops"), (2, "bob jones", "dev")])
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    seen: list[Any] = []
+    with pytest.raises(governed_db.GuardrailViolation, match="COLLATE APP_CI"):
+        gov.create_collation("APP_CI", lambda a, b: seen.append((a, b)) or 0)
+    assert gov.execute("SELECT max(full_name) FROM staff").fetchall() == [("[PERSON_NAME]",)] and seen == []
+    gov.create_collation("by_length", lambda a, b: len(a) - len(b))
+    assert gov.execute("SELECT dept FROM staff ORDER BY dept COLLATE by_length, id").fetchall() == [
+        ("ops",),
+        ("dev",),
+    ]
+    assert gov.execute("SELECT max(dept COLLATE by_length), max(full_name COLLATE NOCASE) FROM staff").fetchall() == [
+        ("ops", "[PERSON_NAME]")
+    ]

@@ -423,6 +423,10 @@ class Walker:
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
+        if isinstance(node, exp.Collate) and self.dialect == "sqlite" and not _builtin_collation(node):
+            # ``max(ssn COLLATE spy)``: a collation of the caller's own (``create_collation('spy', f)``) is a
+            # Python function called with the raw values it compares, as a user function is (decision 0236)
+            self.lineage.uses.append(("copy", combine(o for k, _, o in keyed if k == "this")))
         if isinstance(node, _LOGICAL) and self.dialect in _CONVERTING_LOGIC:
             # ``x AND true``, ``NOT x`` of a value that is no truth value converts it: MySQL with a warning
             # (``NOT replace(substr(ssn, 1, 1), '5', 'x')`` warns exactly for a 5), DuckDB with an error for
@@ -923,6 +927,15 @@ class Walker:
         used = [o for n, o in (*lcols, *rcols) if n in shared]
         if used:
             self.lineage.uses.append(("NATURAL JOIN", combine(used)))
+
+
+#: the collations SQLite defines itself (C code of its own; the sqlite3 proxy refuses to replace them)
+SQLITE_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+
+
+def _builtin_collation(node: exp.Collate) -> bool:
+    name = node.expression
+    return isinstance(name, exp.Expression) and name.name.upper() in SQLITE_COLLATIONS
 
 
 def _by_name(left: list[Output], right: list[Output]) -> list[Output] | None:
