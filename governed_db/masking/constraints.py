@@ -233,59 +233,74 @@ def _unordered(node: exp.Expression) -> exp.Expression:
 __all__ = ["USE_PREFIXES", "ConstraintsOf", "changed_row_uses", "constraint_uses", "ddl_uses", "is_constraint_use"]
 
 
-#: SQLite's foreign key check: ``PRAGMA foreign_key_check[(t)]`` / ``pragma_foreign_key_check('t')``
-_FK_CHECK = "foreign_key_check"
+#: SQLite's checks of stored rows against the schema: the foreign key check lists child rows without a parent;
+#: ``integrity_check``/``quick_check`` list rows that fail a CHECK constraint (and NOT NULL, which 0209 shows)
+_ROW_CHECKS = {"foreign_key_check": "foreign key", "integrity_check": "check", "quick_check": "check"}
 
 
-def _fk_check_targets(tree: exp.Expression) -> list[list[exp.Expression]]:
-    """The argument lists of every SQLite foreign key check in ``tree`` (an empty list: every table)."""
-    found: list[list[exp.Expression]] = []
+def _row_check_targets(tree: exp.Expression) -> list[tuple[str, list[exp.Expression]]]:
+    """(constraint kind, argument list) of every SQLite row check in ``tree`` (an empty list: every table)."""
+    found: list[tuple[str, list[exp.Expression]]] = []
     if isinstance(tree, exp.Pragma):
         call = tree.this
         name, args = (call.this, [call.expression]) if isinstance(call, exp.EQ) else (call, [])
+        if isinstance(call, exp.Anonymous):
+            name, args = call.this, list(call.expressions)
         if isinstance(name, exp.Dot):
             name = name.expression
-        if isinstance(name, exp.Expression) and name.name.lower() == _FK_CHECK:
-            found.append(args)
-    for fn in tree.find_all(exp.Anonymous):
-        if str(fn.name).lower() == f"pragma_{_FK_CHECK}":
-            found.append(list(fn.expressions))
+        kind = _ROW_CHECKS.get((name.name if isinstance(name, exp.Expression) else str(name)).lower())
+        if kind is not None:
+            found.append((kind, args))
+    for fn in tree.find_all(exp.Anonymous, exp.Table):
+        if isinstance(fn, exp.Table) and not isinstance(fn.this, exp.Identifier):
+            continue  # a table function: its call is an Anonymous of its own
+        name = str(fn.name).lower()
+        kind = _ROW_CHECKS.get(name.removeprefix("pragma_"))
+        if kind is not None and name.startswith("pragma_"):
+            # ``pragma_integrity_check`` without parentheses is a table: every table is checked
+            found.append((kind, list(fn.expressions) if isinstance(fn, exp.Anonymous) else []))
     return found
 
 
-def foreign_key_check_uses(
+def row_check_uses(
     tree: exp.Expression,
     columns_of: ColumnsOf,
     constraints_of: ConstraintsOf,
     every_table: Callable[[], list[str] | None],
 ) -> list[tuple[str, Origin]]:
-    """SQLite's foreign key check lists the child rows whose key no parent row holds: which rows come back is a
-    join of the child's columns with the parent's, judged by their stored values (an orphan ``orders`` row says
-    no customer has its ``customer_email``). Each foreign key of a table checked is a use of its columns on both
-    sides; a check whose tables cannot be told (no argument, or a computed one) checks every table. Decision
-    0237."""
+    """SQLite's checks of the rows already stored return them by what their values are: the foreign key check
+    lists the child rows whose key no parent row holds (a join of the child's columns with the parent's: an
+    orphan ``orders`` row says no customer has its ``customer_email``), the integrity checks the rows a CHECK
+    constraint fails. Each constraint a check evaluates on a table it checks is a use of the columns it reads
+    (both sides of a foreign key); a check whose tables cannot be told (no table named, a row limit, a computed
+    argument) checks every table. Decision 0237."""
     uses: list[tuple[str, Origin]] = []
-    for args in _fk_check_targets(tree):
+    for kind, args in _row_check_targets(tree):
         names: list[str] | None
-        if len(args) == 1 and isinstance(args[0], (exp.Literal, exp.Column, exp.Identifier, exp.Var)):
+        named = len(args) == 1 and isinstance(args[0], (exp.Column, exp.Identifier, exp.Var))
+        named = named or (len(args) == 1 and isinstance(args[0], exp.Literal) and args[0].is_string)
+        if named:
             names = [args[0].name]
         else:
             names = every_table()
             if names is None:
-                uses.append(("the foreign key check of every table (unreadable)", Origin("unknown")))
+                uses.append(("the constraints of every table (unreadable)", Origin("unknown")))
                 continue
         for name in names:
             key, _ = columns_of(exp.to_table(name))
             columns, constraints = constraints_of(key)
             if columns is None or constraints is None:
-                uses.append((f"the foreign keys of {key} (unreadable)", Origin("row", rows=frozenset({key}))))
+                uses.append((f"the constraints of {key} (unreadable)", Origin("row", rows=frozenset({key}))))
                 continue
             for c in constraints:
-                if c.kind != "foreign key" or c.other is None:
+                if c.kind != kind or (kind == "foreign key" and c.other is None):
                     continue
-                compared = frozenset((key, col) for col in c.columns) | frozenset(
-                    (c.other, col) for col in c.other_columns
-                )
-                clause = f"the foreign key check of {c.name}, {key}({_cols(c.columns)}) -> {c.other}"
+                compared = frozenset((key, col) for col in c.columns)
+                if c.other is not None:
+                    compared |= frozenset((c.other, col) for col in c.other_columns)
+                if kind == "foreign key":
+                    clause = f"the foreign key check of {c.name}, {key}({_cols(c.columns)}) -> {c.other}"
+                else:
+                    clause = f"the CHECK constraint {c.name} on {key}({_cols(c.columns)}), as an integrity check runs it"
                 uses.append((clause, Origin("expr", compared)))
     return uses

@@ -34,7 +34,7 @@ from governed_db.masking.constraints import (
     changed_row_uses,
     constraint_uses,
     ddl_uses,
-    foreign_key_check_uses,
+    row_check_uses,
 )
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.names import SCHEMA_PRAGMAS
@@ -274,7 +274,7 @@ class MaskingState:
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
         if self.dialect == "sqlite":
-            checked = foreign_key_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
+            checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
             # tables that could not be listed may be any: the check's lost use fails closed
             lineage.blind = lineage.blind or any(o.lost for _, o in checked)
             lineage.uses.extend(checked)
