@@ -198,6 +198,8 @@ class Walker:
         pivot = pivots[0]
         names = [c.name.lower() for c in pivot.args.get("columns") or []]
         fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+        if len(pivots) == 1 and pivot.args.get("unpivot") and len(fields) == 1:
+            return self.unpivoted_source(node, pivot, fields[0], ctes, scope)
         if len(pivots) != 1 or pivot.args.get("unpivot") or not names or not fields:
             return None
         base = node.copy()
@@ -208,7 +210,8 @@ class Walker:
         inner_scope = Scope([src])
         made = [self.expr(e, inner_scope, ctes) for e in [*pivot.expressions, *(f.this for f in fields)]]
         inner = combine(made)
-        cell = Origin("unknown", inner.sources, inner.rows)
+        # the cells are aggregates of what the FOR columns and aggregates read (checked before it runs, 0066)
+        cell = inner if inner.kind != "column" else Origin("expr", inner.sources, inner.rows)
         group = pivot.args.get("group")
         if isinstance(group, exp.Group) and group.expressions:
             kept = [(g.alias_or_name.lower(), self.expr(g, inner_scope, ctes)) for g in group.expressions]
@@ -223,11 +226,13 @@ class Walker:
         origin by name, then the pivoted cells (named by the database after the ON values: one ``*``), made of
         what the ON columns and aggregates read. Its ON columns, aggregates and groups are checked before it
         runs (decision 0066, 0222): this only keeps what the walk knows about them (decision 0235)."""
-        if node.args.get("unpivot") or not isinstance(node.this, exp.Expression):
+        if not isinstance(node.this, exp.Expression):
             return [], False
-        src = self.from_item(node.this, ctes, parent)
+        src = self.from_item(node.this, ctes, parent)  # walked first: what it reads is known even if lost below
         if src.columns is None:
             return [], False
+        if node.args.get("unpivot"):
+            return self.unpivot(node, src, ctes, parent)
         inner_scope = Scope([src], parent)
         using = node.args.get("using")
         aggregates = list(using) if isinstance(using, list) else []
@@ -241,6 +246,51 @@ class Walker:
             used = {c.name.lower() for e in [*ons, *aggregates] for c in e.find_all(exp.Column)}
             kept = [Output(n, o) for n, o in src.columns if n not in used and n != "*"]
         return [*kept, Output("*", cell)], True
+
+    def unpivot(self, node: exp.Pivot, src: Source, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
+        """``UNPIVOT src ON cols INTO NAME n VALUE v``: the columns it does not unpivot pass through as they are,
+        then the name column (the unpivoted columns' names), then the value columns, made of the unpivoted
+        columns (checked before it runs, decision 0066). A column passed through is the source's own: a masked
+        one stays masked (decision 0236)."""
+        if any(isinstance(e, (exp.Columns, exp.Star)) or e.find(exp.Star) for e in node.expressions):
+            return [Output("*", combine((o for _, o in src.columns or ()), kind="expr"))], False
+        inner_scope = Scope([src], parent)
+        used = {c.name.lower() for e in node.expressions for c in e.find_all(exp.Column)}
+        value = combine((self.expr(e, inner_scope, ctes) for e in node.expressions), kind="expr")
+        if value.kind == "column":
+            value = Origin("expr", value.sources, value.rows)
+        into = node.args.get("into")
+        name = into.this.name if isinstance(into, exp.Expression) and isinstance(into.this, exp.Expression) else "name"
+        values = [e.name for e in into.expressions] if isinstance(into, exp.Expression) and into.expressions else []
+        kept = [Output(n, o) for n, o in src.columns or () if n not in used and n != "*"]
+        return [*kept, Output(name, CONST), *(Output(v, value) for v in values or ["value"])], True
+
+    def unpivoted_source(
+        self, node: exp.Expression, pivot: exp.Expression, field: exp.In, ctes: Ctes, scope: Scope | None
+    ) -> Source:
+        """``t UNPIVOT (v FOR k IN (a, b))``: the columns it does not unpivot pass through as they are, then ``k``
+        (the unpivoted columns' names) and ``v`` (their values). Never the table's own columns by position: the
+        unpivoted ones are gone and the rest moved (decision 0236)."""
+        base = node.copy()
+        base.set("pivots", None)
+        src = self.from_item(base, ctes, scope)  # walked even when its columns are unknown: what it reads counts
+        alias = pivot.alias or _alias_name(node)
+        alias = alias.lower() if alias else alias
+        if src.columns is None:
+            return Source(alias, None, None)
+        inner_scope = Scope([src])
+        value = combine((self.expr(e, inner_scope, ctes) for e in field.expressions), kind="expr")
+        if value.kind == "column":
+            value = Origin("expr", value.sources, value.rows)
+        used = {c.name.lower() for e in field.expressions for c in e.find_all(exp.Column)}
+        kept = [(n, o) for n, o in src.columns if n not in used and n != "*"]
+        values = [
+            (i.name.lower(), value)
+            for e in pivot.expressions
+            for i in (e.expressions if isinstance(e, exp.Tuple) else [e])
+        ]
+        named = [(field.this.name.lower(), CONST)]
+        return Source(alias, None, kept + (values + named if pivot.args.get("value_columns_first") else named + values))
 
     def function_source(
         self,
@@ -1015,7 +1065,7 @@ def trace(
     if isinstance(tree, exp.Command):
         return trace_command(w, tree, dialect)
     record_writes(w, tree)
-    if isinstance(tree, QUERY):
+    if isinstance(tree, (*QUERY, exp.Pivot)):
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact
         return lin
