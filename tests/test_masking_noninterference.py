@@ -61,6 +61,28 @@ SPELLING: dict[str, dict[str, str]] = {
               "min2": "least({}, {})", "max2": "greatest({}, {})", "cast_text": "CAST({} AS CHAR)",
               "cast_int": "CAST({} AS SIGNED)"},
 }
+#: expressions only some databases have: {e} is a text that may depend on a masked column, {c} a constant
+EXTRA_TEXT: dict[str, tuple[str, ...]] = {
+    "sqlite": ("json_array({e})", "json_object('k', {e})", "char(unicode({e}))", "quote({e})", "rtrim({e}, {c})",
+               "iif({e} > {c}, 'y', 'n')", "format('%.3s', {e})"),
+    "duckdb": ("split_part({e}, '-', 2)", "regexp_extract({e}, {c})", "left({e}, 2)", "reverse({e})",
+               "CAST(list_value({e}) AS VARCHAR)", "CAST(to_json({e}) AS VARCHAR)", "lpad({e}, 14, '*')",
+               "CAST(string_split({e}, '-') AS VARCHAR)"),
+    "postgres": ("substring({e} from {c})", "(regexp_match({e}, {c}))[1]", "split_part({e}, '-', 2)",
+                 "to_jsonb({e})::text", "left({e}, 2)", "reverse({e})", "ARRAY[{e}]::text", "lpad({e}, 14, '*')",
+                 "initcap({e})", "translate({e}, '0123456789', 'xxxxxxxxxx')"),
+    "mysql": ("regexp_substr({e}, {c})", "left({e}, 2)", "substring_index({e}, '-', 1)", "json_object('k', {e})",
+              "reverse({e})", "lpad({e}, 14, '*')", "soundex({e})", "insert({e}, 1, 2, 'xx')"),
+}
+EXTRA_INT: dict[str, tuple[str, ...]] = {
+    "sqlite": ("({e} GLOB '*5*')", "like({c}, {e})", "json_valid({e})", "(length({e}) % 2)"),
+    "duckdb": ("starts_with({e}, {c})", "contains({e}, {c})", "levenshtein({e}, {c})", "({e} SIMILAR TO '5.*')",
+               "hamming(lpad({e}, 20, 'x'), lpad({c}, 20, 'x'))", "strlen({e})"),
+    "postgres": ("({e} ~ {c})", "({e} SIMILAR TO '5%')", "strpos({e}, '-')", "octet_length({e})",
+                 "({e} IS DISTINCT FROM {c})", "num_nonnulls(nullif({e}, {c}))"),
+    "mysql": ("({e} REGEXP {c})", "field({e}, {c}, 'x')", "find_in_set({c}, {e})", "strcmp({e}, {c})",
+              "locate({c}, {e})", "({e} SOUNDS LIKE {c})"),
+}
 BASE = {"instr": "instr({}, {})", "unicode": "unicode({})", "printf": "printf('%s', {})", "concat": "{} || {}",
         "glob": "({} GLOB {} || '*')", "like_prefix": "{} LIKE {} || '%'", "hex": "hex({})", "typeof": "typeof({})",
         "min2": "min({}, {})", "max2": "max({}, {})", "cast_text": "CAST({} AS TEXT)", "cast_int": "CAST({} AS INTEGER)",
@@ -72,6 +94,7 @@ class Grammar:
 
     def __init__(self, dialect: str) -> None:
         self.f = {**BASE, **SPELLING[dialect]}
+        self.extra_text, self.extra_int = EXTRA_TEXT[dialect], EXTRA_INT[dialect]
 
     def fn(self, name: str, *args: str) -> str:
         return self.f[name].format(*args)
@@ -87,6 +110,7 @@ class Grammar:
             f"trim({e})", f"coalesce({e}, 'x')", f"nullif({e}, {c})", f"ltrim({e})",
             f"CASE WHEN {self.predicate(r, depth + 1)} THEN {e} ELSE 'other' END", fn("cast_text", e),
             fn("printf", e), f"({e})", fn("hex", e), fn("typeof", e), fn("min2", e, c), fn("max2", e, c),
+            r.choice(self.extra_text).format(e=e, c=c), r.choice(self.extra_text).format(e=e, c=c),
         ))
 
     def int_expr(self, r: random.Random, depth: int = 0) -> str:
@@ -100,6 +124,7 @@ class Grammar:
             f"abs(length({e}) - {r.choice(INTS)})", fn("cast_int", e),
             f"(CASE WHEN {self.predicate(r, depth + 1)} THEN 1 ELSE 0 END)",
             f"{self.int_expr(r, depth + 1)} + {self.int_expr(r, depth + 1)}", fn("glob", e, c),
+            r.choice(self.extra_int).format(e=e, c=c), r.choice(self.extra_int).format(e=e, c=c),
         ))
 
     def predicate(self, r: random.Random, depth: int = 0) -> str:
