@@ -43,6 +43,7 @@ from governed_db.masking.names import (
     STORAGE_FUNCTIONS,
 )
 from governed_db.masking.origins import (
+    COMPUTED_STAR,
     CONST,
     QUERY,
     ColumnsOf,
@@ -644,9 +645,17 @@ class Walker:
                 isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
             ):
                 chosen = scope.sources
+                own = False  # ``c.*``: one FROM item's own columns, join columns and all
                 if isinstance(proj, exp.Column) and proj.table:
                     q = proj.table.lower()
+                    own = any(s.alias == q for s in scope.sources)
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
+                if not own and _merges_columns(node, nested):
+                    # ``JOIN ... USING (id)`` / NATURAL JOIN: the database gives each join column once, first; the
+                    # columns are matched to the description by name (decision 0229)
+                    exact = False
+                    if shifted_from is None:
+                        shifted_from = start
                 star = proj if isinstance(proj, exp.Star) else proj.this
                 modified = duck.star_modifiers(self, star, scope, ctes)
                 for src in chosen:
@@ -656,11 +665,31 @@ class Walker:
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
-                        outputs.extend(duck.modified(src.columns, modified))
+                        if _computed_columns(src):
+                            # jsonb_each(x), generate_series(...) g(a), ROWS FROM (...): the database names and
+                            # counts these columns (``key``, ``value``): later outputs land where it decides, and
+                            # the columns are matched to the description by name (decision 0229)
+                            exact = False
+                            if shifted_from is None:
+                                shifted_from = len(outputs)
+                        outputs.extend(_star_outputs(duck.modified(src.columns, modified)))
                         # RENAME/REPLACE of a name not among the columns: placed where the database decides
                         shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
                     exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
+                continue
+            if isinstance(proj, exp.Dot) and isinstance(proj.expression, exp.Star):
+                # PostgreSQL ``(c).*``, ``(f(x)).*``: the database expands a composite value into its fields, as
+                # many as it has; a row's fields are its table's columns, a function's are named by the database
+                exact = False
+                if shifted_from is None:
+                    shifted_from = start
+                inner = proj.this
+                while isinstance(inner, exp.Paren):
+                    inner = inner.this
+                origin = self.expr(proj.this, scope, ctes)
+                row = origin.kind == "row" and isinstance(inner, (exp.Column, exp.Subquery, exp.Bracket))
+                outputs.append(Output("*" if row else COMPUTED_STAR, origin))
                 continue
             if isinstance(proj, exp.Columns) or (
                 isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Columns)
@@ -676,7 +705,7 @@ class Walker:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
-                        outputs.extend(Output(n, o) for n, o in src.columns)
+                        outputs.extend(_star_outputs([Output(n, o) for n, o in src.columns]))
                 continue
             if proj.find(exp.Columns) is not None:
                 # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
@@ -891,6 +920,24 @@ def _counts_rows(node: exp.Count) -> bool:
     arg = node.this
     items = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
     return all(a is None or isinstance(a, (exp.Star, exp.Column, exp.Literal)) for a in items)
+
+
+def _merges_columns(node: exp.Select, nested: list[exp.Join]) -> bool:
+    """Whether a join of the SELECT (or of a parenthesised join group in its FROM) merges columns."""
+    return any(
+        join.args.get("using") or str(join.args.get("method") or "").upper() == "NATURAL"
+        for join in [*(node.args.get("joins") or ()), *nested]
+    )
+
+
+def _computed_columns(src: Source) -> bool:
+    """Whether a FROM item's columns are a function's (its first column is the ``*`` the database expands)."""
+    return bool(src.table is None and src.columns and src.columns[0][0] == "*")
+
+
+def _star_outputs(outputs: list[Output]) -> list[Output]:
+    """A ``*`` over a FROM item whose columns a function yields: its ``*`` is no table's own (decision 0229)."""
+    return [Output(COMPUTED_STAR, o.origin) if o.name == "*" else o for o in outputs]
 
 
 def _alias_columns(node: exp.Expression) -> list[str]:

@@ -45,6 +45,10 @@ class Origin:
 
 
 CONST = Origin("const")
+#: the name of the output a ``*`` gives for a table function, ``ROWS FROM`` or another FROM item whose columns the
+#: database names and counts (``jsonb_each(x)`` yields ``key`` and ``value``): unlike a table's ``*`` (output
+#: ``"*"``, its columns looked up by name in the table), each column it stands for is computed from its origin
+COMPUTED_STAR = "*()"
 
 
 def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:

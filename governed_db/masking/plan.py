@@ -27,7 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
-from governed_db.masking.origins import CONST, combine
+from governed_db.masking.origins import COMPUTED_STAR, CONST, combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
@@ -286,23 +286,41 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     # likes) are told apart by neither: each result column of that name may hold either
     named: dict[str, list[Origin]] = {}
     for o in lin.outputs:
-        if o.name != "*":
+        if o.name not in ("*", COMPUTED_STAR):
             named.setdefault(o.name.lower(), []).append(o.origin)
     by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
     star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
-    stars = [o.origin for o in lin.outputs if o.name == "*"]
-    out = []
+    stars = [o.origin for o in lin.outputs if o.name in ("*", COMPUTED_STAR)]
+    # ``SELECT * FROM jsonb_each(to_jsonb(c))``: the database names a function's columns (``key``, ``value``), and
+    # any result column may be one of them, computed from what the function reads (decision 0229)
+    computed = [_computed(o.origin) for o in lin.outputs if o.name == COMPUTED_STAR and o.origin.kind != "const"]
+    # how often each name is an output of the statement's own, and how often the database gave it: a name it
+    # gave more often may be a function's column too
+    counts = {n: len(found) for n, found in named.items()}
+    given: dict[str, int] = {}
+    for n in names:
+        given[n.lower()] = given.get(n.lower(), 0) + 1
+    out: list[Origin] = []
     for n in names:
         found = by_name.get(n.lower())
         if found is None and stars and all(s.kind == "const" for s in stars):
             # ``SELECT * FROM pragma_table_info('t')``: every column the stars stand for is made of constants
             found = CONST
-        elif found is None and len(star_tables) == 1:
+        elif found is None and len(star_tables) == 1 and not computed:
             found = Origin("column", frozenset({(table_key(star_tables[0]), n.lower())}))
         elif found is None and star_tables:
             found = Origin("unknown", frozenset((table_key(t), n.lower()) for t in star_tables), hint=n)
+        if computed and (found is None or given[n.lower()] > counts.get(n.lower(), 0)):
+            found = _computed(combine([*computed, *([found] if found is not None else [])]))
         out.append(found if found is not None else Origin("unknown", hint=n))
     return out, tables
+
+
+def _computed(origin: Origin) -> Origin:
+    """A value a function computed from ``origin``: a whole row in it no longer has its fields by name."""
+    if origin.kind in ("column", "row"):
+        return Origin("expr", origin.sources, origin.rows)
+    return origin
 
 
 def diagnostics_masker() -> Masker:

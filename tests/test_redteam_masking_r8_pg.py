@@ -1,0 +1,234 @@
+"""Red-team round 8 on PostgreSQL (psycopg 3, psycopg2, asyncpg): the columns a ``*`` expands to over a table
+function, a join on USING and a row's fields (decision 0229).
+
+An agent identity in production with zero configuration. Two tables hold the same ids and cities and differ only
+in their masked values (names, e-mails, SSNs); each finding shows that the raw connection returns them (so a
+statement tells the two tables apart), that the governed one returns the same bytes for both, and that
+look-alikes that reveal nothing still run with exact results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests.conftest import PG_DSN
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+DDL = "(id int primary key, full_name text, email text, ssn text, city text, scores int[])"
+SCORES = [3, 4]
+#: the same ids, cities and scores; only the masked values differ (an e-mail's mask keeps its first letter
+#: and domain, so those are the same too)
+ROWS_A = [
+    (1, "Alice Smith", "alice@example.com", "536-22-8726", "Paris", SCORES),
+    (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "Lyon", SCORES),
+]
+ROWS_B = [
+    (1, "Ivan Petrov", "anna.k@example.com", "478-91-2205", "Paris", SCORES),
+    (2, "Carla Diaz", "bert@example.org", "310-77-6642", "Lyon", SCORES),
+]
+SECRETS = ("Alice", "Smith", "Bob", "Jones", "Ivan", "Carla", "alice@", "anna.k@", "536-22", "478-91", "219-45")
+
+
+def _wrap(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+def _leaks(value: Any) -> list[str]:
+    text = repr(value)
+    return [s for s in SECRETS if s in text]
+
+
+def _observe(conn: Any, sql: str) -> Any:
+    """What the attacker sees: the rows and column names, that it was refused (and why), or the error."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.fixture
+def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
+    """Two customer tables that differ only in their masked values."""
+    names = (f"rt8pg_a_{unique}", f"rt8pg_b_{unique}")
+    for name, rows in zip(names, (ROWS_A, ROWS_B), strict=True):
+        pg_conn.execute(f"CREATE TABLE {name} {DDL}")
+        with pg_conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    yield names
+    for name in names:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _connect(driver: str) -> Any:
+    if driver == "psycopg":
+        import psycopg
+
+        return psycopg.connect(PG_DSN, autocommit=True)
+    psycopg2 = pytest.importorskip("psycopg2")
+    raw = psycopg2.connect(PG_DSN)
+    raw.autocommit = True
+    return raw
+
+
+#: a ``*`` over a table function whose argument is a whole row: its columns (``key``, ``value``) were looked up
+#: by name *in the table* (no column ``value`` there: not masked), so every field came back in the clear
+ROW_FUNCTION_STARS = [
+    "SELECT * FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1))",
+    "SELECT j.* FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1)) j",
+    "SELECT * FROM json_each((SELECT row_to_json(c) FROM {t} c WHERE id = 1))",
+    "SELECT * FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1)) WITH ORDINALITY",
+    "SELECT * FROM ROWS FROM (jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1)))",
+    "SELECT j.* FROM {t} c, jsonb_each(to_jsonb(c)) j",
+    "SELECT * FROM {t} c, jsonb_each(to_jsonb(c)) j",
+    "SELECT * FROM {t} c, LATERAL (SELECT * FROM jsonb_each(to_jsonb(c))) l",
+    "SELECT * FROM (SELECT * FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1))) s",
+    "WITH s AS (SELECT to_jsonb(c) AS j FROM {t} c) SELECT e.* FROM s, jsonb_each(s.j) e",
+]
+#: a ``*`` over a table function was counted as one column (plus its aliases) whatever width the database gives
+#: it: ``generate_series(1, 1) g(a)`` counted two and yields one, ``jsonb_each(...)`` counted one and yields two,
+#: so with both around a table the counts agreed and every column of the table was matched one place off —
+#: ``full_name`` took the origin of ``id`` and came back in the clear
+SHIFTED_STARS = [
+    "SELECT * FROM generate_series(1, 1) AS g(a), {t} c, jsonb_each('{{\"k\": \"v\"}}') j",
+    "SELECT g.*, c.full_name, j.* FROM generate_series(1, 1) AS g(a), {t} c, jsonb_each('{{\"k\": \"v\"}}') j",
+    "SELECT g.*, c.full_name, c.ssn, j.* FROM unnest(ARRAY[1]) AS g(a), {t} c, jsonb_each('{{\"k\": 1}}') j",
+    "SELECT g.*, c.*, j.* FROM generate_series(1, 1) AS g(a), {t} c, json_each('{{\"k\": \"v\"}}') j",
+]
+
+#: ``JOIN ... USING`` / NATURAL JOIN give each join column once (first), so a ``*`` over them has fewer columns
+#: than the two sides; ``(c).*`` expands a row into all its fields where one column was counted. Alone, each
+#: left the counts unequal (matched by name, safe); together the counts agreed and every column of the table
+#: was matched to a constant of the VALUES lists: the whole customer row came back in the clear (five merged
+#: columns for the five more ``(c).*`` gives over the six of the table)
+MERGED_STARS = [
+    "SELECT *, (c).* FROM (VALUES (1, 2, 3, 4, 5)) x(a, b, k, d, e) "
+    "JOIN (VALUES (1, 2, 3, 4, 5)) y(a, b, k, d, e) USING (a, b, k, d, e), {t} c",
+    "SELECT *, (c).* FROM (VALUES (1, 2, 3, 4, 5)) x(a, b, k, d, e) "
+    "NATURAL JOIN (VALUES (1, 2, 3, 4, 5)) y(a, b, k, d, e), {t} c",
+    "SELECT * FROM (VALUES (1, 2, 3, 4, 5)) x(a, b, k, d, e) "
+    "JOIN (VALUES (1, 2, 3, 4, 5)) y(a, b, k, d, e) USING (a, b, k, d, e), {t} c, LATERAL (SELECT (c).*) l",
+    # one merged id and a function counted one column short: the counts agree again
+    "SELECT * FROM (SELECT city, id FROM {t}) d JOIN {t} c USING (id), jsonb_each('{{\"k\": \"v\"}}') j",
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("sql", ROW_FUNCTION_STARS + SHIFTED_STARS + MERGED_STARS)
+def test_star_over_a_table_function_is_masked(tables: tuple[str, str], driver: str, sql: str) -> None:
+    """The columns a ``*`` gives a table function are named and counted by the database: they are matched to the
+    description by name, and each may be any of the function's columns, computed from what it reads; the table's
+    own columns keep their masks. Both tables are observed alike (and nothing of them in the clear)."""
+    raw = _connect(driver)
+    try:
+        seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
+        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw  # the statement reads the values
+        gov = _wrap(raw)
+        seen = [_observe(gov, sql.format(t=t)) for t in tables]
+        assert seen[0] == seen[1], seen
+        assert not _leaks(seen), seen
+        assert not str(seen[0]).startswith("refused"), seen[0]  # masked, not refused
+    finally:
+        raw.close()
+
+
+@pytest.fixture
+async def apg(tables: tuple[str, str]) -> AsyncIterator[tuple[Any, Any, tuple[str, str]]]:
+    asyncpg = pytest.importorskip("asyncpg")
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    raw = await asyncpg.connect(f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}")
+    try:
+        yield _wrap(raw), raw, tables
+    finally:
+        await raw.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sql", [ROW_FUNCTION_STARS[0], ROW_FUNCTION_STARS[5], SHIFTED_STARS[1], MERGED_STARS[0]])
+async def test_asyncpg_star_over_a_table_function_is_masked(
+    apg: tuple[Any, Any, tuple[str, str]], sql: str
+) -> None:
+    """The same through asyncpg, whose Records carry the database's column names."""
+    conn, raw, tables = apg
+    seen_raw = [[tuple(r) for r in await raw.fetch(sql.format(t=t))] for t in tables]
+    assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw)
+    seen = [[tuple(r) for r in await conn.fetch(sql.format(t=t))] for t in tables]
+    assert seen[0] == seen[1] and seen[0], seen
+    assert not _leaks(seen), seen
+
+
+LOOK_ALIKES = [
+    # a table function over constants: its columns come back exactly
+    ("SELECT * FROM jsonb_each('{{\"a\": 1, \"b\": \"x\"}}') ORDER BY key", (["key", "value"], [("a", 1), ("b", "x")])),
+    ("SELECT * FROM generate_series(1, 2) WITH ORDINALITY", (["generate_series", "ordinality"], [(1, 1), (2, 2)])),
+    # over a column nobody masks (the scores): exact values, next to the table's own columns
+    (
+        "SELECT c.id, c.city, u.* FROM {t} c, unnest(c.scores) WITH ORDINALITY AS u(score, n) ORDER BY c.id, u.n",
+        (["id", "city", "score", "n"], [(1, "Paris", 3, 1), (1, "Paris", 4, 2), (2, "Lyon", 3, 1), (2, "Lyon", 4, 2)]),
+    ),
+    (
+        "SELECT * FROM {t} c, unnest(c.scores) u WHERE c.id = 1 ORDER BY u",
+        (
+            ["id", "full_name", "email", "ssn", "city", "scores", "u"],
+            [(1, "[PERSON_NAME]", "<email>", "[US_SSN]", "Paris", [3, 4], 3), (1, "[PERSON_NAME]", "<email>", "[US_SSN]", "Paris", [3, 4], 4)],
+        ),
+    ),
+    # a series next to the table: the table's columns keep their masks, not refused, ordered by position
+    (
+        "SELECT * FROM {t} c, generate_series(1, 1) g ORDER BY 1",
+        (
+            ["id", "full_name", "email", "ssn", "city", "scores", "g"],
+            [
+                (1, "[PERSON_NAME]", "<email>", "[US_SSN]", "Paris", [3, 4], 1),
+                (2, "[PERSON_NAME]", "<email>", "[US_SSN]", "Lyon", [3, 4], 1),
+            ],
+        ),
+    ),
+    # a join on USING, a row's fields: masked like the table's own columns (the merged key once)
+    (
+        "SELECT * FROM (SELECT id, 'vip' AS tier FROM {t}) d JOIN {t} c USING (id) ORDER BY id",
+        (
+            ["id", "tier", "full_name", "email", "ssn", "city", "scores"],
+            [(1, "vip", "[PERSON_NAME]", "<email>", "[US_SSN]", "Paris", [3, 4]), (2, "vip", "[PERSON_NAME]", "<email>", "[US_SSN]", "Lyon", [3, 4])],
+        ),
+    ),
+    (
+        "SELECT (c).* FROM {t} c ORDER BY id",
+        (
+            ["id", "full_name", "email", "ssn", "city", "scores"],
+            [(1, "[PERSON_NAME]", "<email>", "[US_SSN]", "Paris", [3, 4]), (2, "[PERSON_NAME]", "<email>", "[US_SSN]", "Lyon", [3, 4])],
+        ),
+    ),
+    (
+        "SELECT g.*, c.id, c.city, j.* FROM generate_series(1, 1) AS g(a), {t} c, jsonb_each('{{\"k\": \"v\"}}') j "
+        "ORDER BY c.id",
+        (["a", "id", "city", "key", "value"], [(1, 1, "Paris", "k", "v"), (1, 2, "Lyon", "k", "v")]),
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), LOOK_ALIKES)
+def test_stars_over_functions_that_reveal_nothing_still_run(
+    tables: tuple[str, str], sql: str, expected: tuple[list[str], list[tuple[Any, ...]]]
+) -> None:
+    """Look-alikes: functions over constants or over a column nobody masks return their exact values; the
+    table's masked columns next to them are masked (an e-mail by its own strategy), nothing is refused."""
+    raw = _connect("psycopg")
+    try:
+        for t in tables:
+            names, rows = _observe(_wrap(raw), sql.format(t=t))
+            assert names == expected[0], names
+            emails = [r[names.index("email")] for r in rows] if "email" in names else []
+            assert all("***@" in e for e in emails), emails  # the e-mail keeps its own strategy
+            cleaned = [tuple("<email>" if n == "email" else v for n, v in zip(names, r, strict=True)) for r in rows]
+            assert cleaned == expected[1], cleaned
+    finally:
+        raw.close()
+
