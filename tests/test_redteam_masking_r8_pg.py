@@ -1,5 +1,6 @@
 """Red-team round 8 on PostgreSQL (psycopg 3, psycopg2, asyncpg): the columns a ``*`` expands to over a table
-function, a join on USING and a row's fields (decision 0229).
+function, a join on USING and a row's fields (decision 0229); a nearly empty table's text computed together
+with a whole row (decision 0230).
 
 An agent identity in production with zero configuration. Two tables hold the same ids and cities and differ only
 in their masked values (names, e-mails, SSNs); each finding shows that the raw connection returns them (so a
@@ -232,3 +233,42 @@ def test_stars_over_functions_that_reveal_nothing_still_run(
     finally:
         raw.close()
 
+
+# -- a nearly empty table's text next to a whole row --------------------------------------------------------
+#: in a table of fewer than 10 rows, text without a name label (``city``) is provisional: an expression over it is
+#: scanned, not redacted (decision 0091). An expression over it *and* the whole row was scanned too, so the names
+#: in the row (which detection cannot recognise) came back in the clear
+PROVISIONAL_WITH_ROWS = [
+    "SELECT c.city || to_jsonb(c)::text FROM {t} c ORDER BY c.id",
+    "SELECT concat(c.city, c) FROM {t} c ORDER BY c.id",
+    "SELECT concat(c.city, to_jsonb(c)) FROM {t} c ORDER BY c.id",
+    "SELECT c.city AS value, j.* FROM {t} c, jsonb_each(to_jsonb(c)) j WHERE c.id = 1",
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("sql", PROVISIONAL_WITH_ROWS)
+def test_provisional_text_with_a_whole_row_is_masked(tables: tuple[str, str], driver: str, sql: str) -> None:
+    """A value computed from a provisional column and a whole row with masked fields is masked whole (the row's
+    fields cannot be found by name in it any more): both tables are observed alike (decision 0230)."""
+    raw = _connect(driver)
+    try:
+        seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
+        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
+        gov = _wrap(raw)
+        seen = [_observe(gov, sql.format(t=t)) for t in tables]
+        assert seen[0] == seen[1], seen
+        assert not _leaks(seen) and not str(seen[0]).startswith("refused"), seen
+    finally:
+        raw.close()
+
+
+def test_provisional_text_alone_is_still_scanned(tables: tuple[str, str]) -> None:
+    """Look-alike: expressions over the provisional city alone are scanned, not redacted (exact here)."""
+    raw = _connect("psycopg")
+    try:
+        for t in tables:
+            seen = _observe(_wrap(raw), f"SELECT upper(c.city), c.city || '!' FROM {t} c ORDER BY c.id")
+            assert seen == (["upper", "?column?"], [("PARIS", "Paris!"), ("LYON", "Lyon!")]), seen
+    finally:
+        raw.close()

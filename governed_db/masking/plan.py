@@ -218,10 +218,6 @@ def _masker_for(
             hits.append((t, c, cls))
     real = [h for h in hits if h[2] is not UNREADABLE]
     unreadable = len(real) < len(hits)
-    if real and all(cls.provisional for _, _, cls in real) and origin.kind != "column":
-        # expressions over text of a nearly empty table: scanned like free text, not redacted (nothing says yet
-        # that it holds personal data); a found item still tells the state that data has arrived
-        return state.watching(real[0][0], detect_masker(state))
     row_fields: dict[str, Masker] = {}
     row_unknown = False
     for t in sorted(origin.rows):
@@ -231,6 +227,17 @@ def _masker_for(
             continue
         for c, cls in fields.items():
             row_fields[c] = state.masker(t, c, cls)
+    if (
+        real
+        and all(cls.provisional for _, _, cls in real)
+        and origin.kind != "column"
+        and not row_fields
+        and not row_unknown
+    ):
+        # expressions over text of a nearly empty table: scanned like free text, not redacted (nothing says yet
+        # that it holds personal data); a found item still tells the state that data has arrived. Not when a
+        # whole row with masked fields is in the value too (``c.city || to_jsonb(c)::text``, decision 0230)
+        return state.watching(real[0][0], detect_masker(state))
     if origin.kind == "column" and not origin.rows:
         if real:
             labels = {cls.label for _, _, cls in real}
