@@ -1,6 +1,6 @@
 """Red-team round 8 on PostgreSQL (psycopg 3, psycopg2, asyncpg): the columns a ``*`` expands to over a table
 function, a join on USING and a row's fields (decision 0229); a nearly empty table's text computed together
-with a whole row (decision 0230).
+with a whole row (decision 0230); an UPDATE sized against an index that holds a masked value (decision 0231).
 
 An agent identity in production with zero configuration. Two tables hold the same ids and cities and differ only
 in their masked values (names, e-mails, SSNs); each finding shows that the raw connection returns them (so a
@@ -270,5 +270,93 @@ def test_provisional_text_alone_is_still_scanned(tables: tuple[str, str]) -> Non
         for t in tables:
             seen = _observe(_wrap(raw), f"SELECT upper(c.city), c.city || '!' FROM {t} c ORDER BY c.id")
             assert seen == (["upper", "?column?"], [("PARIS", "Paris!"), ("LYON", "Lyon!")]), seen
+    finally:
+        raw.close()
+
+
+# -- the size of an index entry -------------------------------------------------------------------------------
+#: a value of ``n`` characters no compression shrinks (hex digests)
+BIG = "(SELECT left(string_agg(md5(i::text), ''), {n}) FROM generate_series(1, 200) i)"
+#: (index, the UPDATE; the two tables differ only in their names)
+INDEX_SIZE_ORACLES = [
+    # an entry holds city and the stored name: 2680 characters fit next to "Alice Smith", not next to a name 19
+    # characters longer (and the error names the entry's size: 2728 bytes)
+    ("CREATE INDEX ON {t} (city, full_name)", "UPDATE {t} SET city = " + BIG.format(n=2680) + " WHERE id = 1"),
+    ("CREATE INDEX ON {t} (city) INCLUDE (full_name)", "UPDATE {t} SET city = " + BIG.format(n=2680) + " WHERE id = 1"),
+    # a partial index holds the row only when the stored name starts with an A
+    ("CREATE INDEX ON {t} (city) WHERE full_name LIKE 'A%'", "UPDATE {t} SET city = " + BIG.format(n=2710) + " WHERE id = 1"),
+    ("CREATE INDEX ON {t} ((city || full_name))", "UPDATE {t} SET city = " + BIG.format(n=2680) + " WHERE id = 1"),
+]
+NAMES = {"a": "Alice Smith", "b": "Alexandra Smithson-Worthy"}
+
+
+def _rolled_back(raw: Any, sql: str) -> str:
+    """Whether ``sql`` succeeds on the raw connection (then undone), or the error it fails with."""
+    cur = raw.cursor()
+    cur.execute("BEGIN")
+    try:
+        cur.execute(sql)
+        return "ok"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    finally:
+        cur.execute("ROLLBACK")
+
+
+@pytest.fixture
+def indexed(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
+    """Two tables of one row that differ only in the stored name's length (and first letter)."""
+    names = (f"rt8pg_ia_{unique}", f"rt8pg_ib_{unique}")
+    for name, full_name in zip(names, (NAMES["a"], "Ivan Petrovich Smirnov-Ka"), strict=True):
+        pg_conn.execute(f"CREATE TABLE {name} (id int primary key, full_name text, email text, city text, n int)")
+        pg_conn.execute(f"INSERT INTO {name} VALUES (1, %s, 'a@example.com', 'Paris', 1)", (full_name,))
+    yield names
+    for name in names:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize(("index", "update"), INDEX_SIZE_ORACLES)
+def test_an_update_sized_against_an_index_with_a_masked_column_is_refused(
+    pg_conn: Any, indexed: tuple[str, str], driver: str, index: str, update: str
+) -> None:
+    """An index entry holds the row's values and fails when larger than the index takes: an UPDATE of a column
+    sharing an index (its entries, INCLUDE columns, expression or WHERE) with a masked one succeeded or failed by
+    the stored name's length or first letter, and the error said the entry's size. Such an UPDATE is refused for
+    an identity that sees the name masked, naming it and the index (decision 0231)."""
+    for t in indexed:
+        pg_conn.execute(index.format(t=t))
+    raw = _connect(driver)
+    try:
+        seen_raw = [_rolled_back(raw, update.format(t=t)) for t in indexed]
+        assert seen_raw[0] != seen_raw[1], seen_raw  # one fails on the index, the other does not
+        gov = _wrap(raw)
+        seen = [_observe(gov, update.format(t=t)) for t in indexed]
+        for s, t in zip(seen, indexed, strict=True):
+            assert s.startswith("refused") and "masked-column-constraint" in s and f"{t}.full_name" in s, s
+            assert "the size of an entry of the index" in s, s
+    finally:
+        raw.close()
+
+
+def test_updates_that_cannot_resize_an_index_entry_still_run(pg_conn: Any, indexed: tuple[str, str]) -> None:
+    """Look-alikes: a fixed-width column in the index next to the name (its entry keeps its size), a column in an
+    index without masked columns, the masked column itself (the caller's own value replaces the stored one), an
+    INSERT (every value the caller's) and a DELETE run."""
+    t = indexed[0]
+    pg_conn.execute(f"CREATE INDEX ON {t} (n, full_name)")
+    pg_conn.execute(f"CREATE INDEX ON {t} (email, city)")
+    raw = _connect("psycopg")
+    try:
+        gov = _wrap(raw)
+        for sql in (
+            f"UPDATE {t} SET n = n + 1 WHERE id = 1",
+            f"UPDATE {t} SET city = 'Nice', email = 'b@example.com' WHERE id = 1",
+            f"UPDATE {t} SET full_name = 'Someone Else' WHERE id = 1",
+            f"INSERT INTO {t} (id, full_name, city, n) VALUES (2, 'Bob Jones', 'Lyon', 0)",
+            f"DELETE FROM {t} WHERE id = 2",
+        ):
+            assert not str(_observe(gov, sql)).startswith("refused"), sql
+        assert raw.execute(f"SELECT n, city, full_name FROM {t}").fetchall() == [(2, "Nice", "Someone Else")]
     finally:
         raw.close()
