@@ -1,6 +1,6 @@
 """Red-team round 8 on PostgreSQL (psycopg 3, psycopg2, asyncpg): the columns a ``*`` expands to over a table
 function, a join on USING and a row's fields (decision 0229); a nearly empty table's text computed together
-with a whole row (decision 0230); an UPDATE sized against an index that holds a masked value (decision 0231).
+with a whole row and other sessions' statements in ``pg_stat_activity`` (decision 0230); an UPDATE sized against an index that holds a masked value (decision 0231).
 
 An agent identity in production with zero configuration. Two tables hold the same ids and cities and differ only
 in their masked values (names, e-mails, SSNs); each finding shows that the raw connection returns them (so a
@@ -358,5 +358,65 @@ def test_updates_that_cannot_resize_an_index_entry_still_run(pg_conn: Any, index
         ):
             assert not str(_observe(gov, sql)).startswith("refused"), sql
         assert raw.execute(f"SELECT n, city, full_name FROM {t}").fetchall() == [(2, "Nice", "Someone Else")]
+    finally:
+        raw.close()
+
+
+# -- other sessions' statements ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT query FROM pg_stat_activity WHERE pid = {pid}",
+        "SELECT * FROM pg_catalog.pg_stat_activity WHERE pid = {pid}",
+        "SELECT upper(a.query) FROM pg_stat_activity a WHERE a.pid = {pid}",
+        "SELECT a FROM pg_stat_activity a WHERE a.pid = {pid}",
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%Alice%'",
+        "SELECT query FROM pg_stat_get_activity({pid})",
+        "SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b",
+    ],
+)
+def test_other_sessions_statements_are_masked(tables: tuple[str, str], driver: str, sql: str) -> None:
+    """An application's statement stays in ``pg_stat_activity.query`` while its session is idle, with the values
+    it was sent with (``WHERE full_name = 'Alice Smith'``): a scan masked the SSN in it but not the name. The
+    column is masked whole and a predicate on it refused; the functions behind it are refused (decision 0230)."""
+    import psycopg
+
+    def observed(full_name: str) -> tuple[Any, Any]:
+        app = psycopg.connect(PG_DSN, autocommit=True)  # the application: no agent, no masking
+        try:
+            app.execute(f"SELECT id FROM {tables[0]} WHERE full_name = '{full_name}' AND ssn = '536-22-8726'")
+            pid = app.info.backend_pid
+            raw = _connect(driver)
+            try:
+                text = sql.format(pid=pid)
+                return _observe(raw, text), _scrub_pids(_observe(_wrap(raw), text))
+            finally:
+                raw.close()
+        finally:
+            app.close()
+
+    (raw_a, gov_a), (raw_b, gov_b) = observed("Alice Smith"), observed("Ivan Petrov")
+    assert raw_a != raw_b and ("Alice" in repr(raw_a) or raw_a != raw_b), (raw_a, raw_b)
+    assert gov_a == gov_b, (gov_a, gov_b)
+    assert not _leaks(gov_a), gov_a
+
+
+def _scrub_pids(seen: Any) -> Any:
+    """Process ids, times and the session's own statement differ from run to run: keep only what a masked value
+    could decide (refusals, and which cells are masked)."""
+    if isinstance(seen, str):
+        return seen
+    names, rows = seen
+    keep = [i for i, n in enumerate(names) if n in ("query", "upper", "a", "count", "pg_stat_get_backend_activity")]
+    return [names[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
+
+
+def test_activity_without_statements_still_runs(pg_dsn: str) -> None:
+    """Look-alike: which sessions run, their state and wait events, come back exactly."""
+    raw = _connect("psycopg")
+    try:
+        sql = "SELECT pid, backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        assert _observe(_wrap(raw), sql) == _observe(raw, sql)
     finally:
         raw.close()
