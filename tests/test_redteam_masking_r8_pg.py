@@ -1,6 +1,7 @@
 """Red-team round 8 on PostgreSQL (psycopg 3, psycopg2, asyncpg): the columns a ``*`` expands to over a table
 function, a join on USING and a row's fields (decision 0229); a nearly empty table's text computed together
-with a whole row and other sessions' statements in ``pg_stat_activity`` (decision 0230); an UPDATE sized against an index that holds a masked value (decision 0231).
+with a whole row, and other sessions' statements in ``pg_stat_activity`` (decision 0230); an UPDATE sized
+against an index that holds a masked value (decision 0231).
 
 An agent identity in production with zero configuration. Two tables hold the same ids and cities and differ only
 in their masked values (names, e-mails, SSNs); each finding shows that the raw connection returns them (so a
