@@ -421,3 +421,60 @@ def test_activity_without_statements_still_runs(pg_dsn: str) -> None:
         assert _observe(_wrap(raw), sql) == _observe(raw, sql)
     finally:
         raw.close()
+
+
+# -- USING against a column the database names ---------------------------------------------------------------
+GUESS = "to_jsonb('536-22-8726'::text)"  # the SSN of row 1 of the first table, not of the second
+USING_ORACLES = [
+    "SELECT count(*) FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1)) j "
+    f"JOIN (SELECT {GUESS} AS value) g USING (value)",
+    f"SELECT count(*) FROM {{t}} c, jsonb_each(to_jsonb(c)) j JOIN (SELECT {GUESS} AS value) g USING (value)",
+    "SELECT count(*) FROM ROWS FROM (jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1))) j "
+    f"JOIN (SELECT {GUESS} AS value) g USING (value)",
+    "SELECT count(*) FROM (SELECT * FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1))) j "
+    f"JOIN (SELECT {GUESS} AS value) g USING (value)",
+    "WITH j AS (SELECT * FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1))) "
+    f"SELECT count(*) FROM j JOIN (SELECT {GUESS} AS value) g USING (value)",
+    f"SELECT count(*) FROM {{t}} c, LATERAL (SELECT * FROM jsonb_each(to_jsonb(c))) j JOIN (SELECT {GUESS} AS value) g "
+    "USING (value)",
+    "SELECT count(*) FROM jsonb_each((SELECT to_jsonb(c) FROM {t} c WHERE id = 1)) j "
+    f"NATURAL JOIN (SELECT {GUESS} AS value) g",
+    "SELECT count(*) FROM unnest((SELECT array_agg(ssn) FROM {t})) JOIN (SELECT '536-22-8726'::text AS unnest) g "
+    "USING (unnest)",
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("sql", USING_ORACLES)
+def test_using_a_column_the_database_names_is_a_use(tables: tuple[str, str], driver: str, sql: str) -> None:
+    """``JOIN ... USING (value)`` compares the ``value`` of ``jsonb_each`` (or ``unnest``...) though no output of the
+    function is named so in the statement: the name was looked up in the guess's side only, and the count said
+    whether the guessed SSN was stored (1 or 0). The columns such a FROM item may hold now count as compared."""
+    raw = _connect(driver)
+    try:
+        seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
+        assert seen_raw[0] != seen_raw[1], seen_raw  # the guess is right for one table only
+        gov = _wrap(raw)
+        seen = [_observe(gov, sql.format(t=t)).replace(t, "<t>") for t in tables]
+        assert seen[0] == seen[1] and seen[0].startswith("refused") and "JOIN" in seen[0], seen
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "count"),
+    [
+        ("SELECT count(*) FROM jsonb_each_text('{{\"a\": \"1\", \"b\": \"2\"}}') j JOIN (SELECT 'a' AS key) k USING (key)", 1),
+        ("SELECT count(*) FROM {t} c, unnest(c.scores) AS u(score) JOIN (SELECT 3 AS score) g USING (score)", 2),
+        ("SELECT count(*) FROM {t} c JOIN (SELECT 1 AS id) k USING (id), jsonb_each(to_jsonb(c)) j", 6),
+    ],
+)
+def test_using_over_what_nobody_masks_still_runs(tables: tuple[str, str], sql: str, count: int) -> None:
+    """Look-alikes: USING over a function of constants or of a column nobody masks, and a USING join beside a
+    function over the whole row (which takes no part in it), run with their exact counts."""
+    raw = _connect("psycopg")
+    try:
+        for t in tables:
+            assert _observe(_wrap(raw), sql.format(t=t)) == (["count"], [(count,)])
+    finally:
+        raw.close()

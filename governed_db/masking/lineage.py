@@ -124,7 +124,7 @@ class Walker:
         alias = (node.alias_or_name or node.name).lower()
         if not node.args.get("db") and node.name.lower() in ctes:
             outs, exact = ctes[node.name.lower()]
-            return Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
+            return Source(alias, None, _query_columns(outs, exact))
         key, cols = self.columns_of(node)
         bare = node.copy()
         bare.set("alias", None)
@@ -179,7 +179,7 @@ class Walker:
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
             outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
-            columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
+            columns = _query_columns(outs, exact)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
         # reads is known: keep it so a lost value over a sensitive table is still masked
@@ -744,6 +744,7 @@ class Walker:
             for ident in join.args.get("using") or ():
                 name = ident.name if isinstance(ident, exp.Identifier) else str(ident)
                 self.lineage.uses.append(("JOIN", self.expr(exp.column(name), scope, ctes)))
+                self.lineage.uses.extend(_named_by_database(scope.sources, ident))
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
@@ -817,6 +818,7 @@ class Walker:
                 clauses.append(
                     ("JOIN", exp.column(ident.name) if isinstance(ident, exp.Identifier) else ident)
                 )
+                self.lineage.uses.extend(_named_by_database(scope.sources if flattened else scope.sources[: n + 2], ident))
         for window in node.find_all(exp.Window):
             clauses.append(
                 (
@@ -880,7 +882,7 @@ class Walker:
         columns are unknown)."""
         lcols = [(n, o) for src in left for n, o in (src.columns or ())]
         rcols = [(n, o) for src in right for n, o in (src.columns or ())]
-        if any(src.columns is None for src in (*left, *right)):
+        if any(src.columns is None or _computed_columns(src) for src in (*left, *right)):
             every = [o for _, o in (*lcols, *rcols)] + [src.whole_row() for src in (*left, *right)]
             self.lineage.uses.append(("NATURAL JOIN", combine(every)))
             return
@@ -930,9 +932,40 @@ def _merges_columns(node: exp.Select, nested: list[exp.Join]) -> bool:
     )
 
 
+def _query_columns(outs: list[Output], exact: bool) -> list[tuple[str, Origin]] | None:
+    """The columns of a subquery or CTE: by name when exact. When a ``*`` in it has a width the database decides
+    (``SELECT * FROM jsonb_each(...)``), its named outputs by name and, first, a ``*`` any other column may be:
+    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229)."""
+    if exact:
+        return [(o.name.lower(), o.origin) for o in outs]
+    if not any(o.name in ("*", COMPUTED_STAR) for o in outs):
+        return None
+    every = combine(o.origin for o in outs)
+    named = [(o.name.lower(), o.origin) for o in outs if o.name not in ("*", COMPUTED_STAR)]
+    return [("*", every), *named]
+
+
+def _named_by_database(sources: list[Source], ident: exp.Expression) -> list[tuple[str, Origin]]:
+    """``USING (value)``: a FROM item whose columns the database names (``jsonb_each`` gives ``value``) may hold
+    the column compared, though no output of it is named so (decision 0229)."""
+    name = (ident.name if isinstance(ident, (exp.Identifier, exp.Column)) else str(ident)).lower()
+    return [
+        ("JOIN", star)
+        for src in sources
+        if (star := _computed_star(src)) is not None and star.kind != "const" and src.find(name) is None
+    ]
+
+
 def _computed_columns(src: Source) -> bool:
     """Whether a FROM item's columns are a function's (its first column is the ``*`` the database expands)."""
-    return bool(src.table is None and src.columns and src.columns[0][0] == "*")
+    return _computed_star(src) is not None
+
+
+def _computed_star(src: Source) -> Origin | None:
+    """What the columns of a FROM item the database names are made of (``None``: no such item)."""
+    if src.table is None and src.columns and src.columns[0][0] == "*":
+        return src.columns[0][1]
+    return None
 
 
 def _star_outputs(outputs: list[Output]) -> list[Output]:
