@@ -478,3 +478,65 @@ def test_using_over_what_nobody_masks_still_runs(tables: tuple[str, str], sql: s
             assert _observe(_wrap(raw), sql.format(t=t)) == (["count"], [(count,)])
     finally:
         raw.close()
+
+
+# -- RETURNING * of UPDATE ... FROM / DELETE ... USING ----------------------------------------------------------
+RETURNING_ALL = [
+    "UPDATE {w} m SET n = n + 1 FROM (SELECT id, full_name AS label FROM {t}) c WHERE m.id = c.id AND m.id = 1 "
+    "RETURNING *",
+    "DELETE FROM {w} m USING (SELECT id, full_name AS label FROM {t}) c WHERE m.id = c.id AND m.id = 2 RETURNING *",
+    "UPDATE {w} m SET n = n + 1 FROM (SELECT id, email AS label FROM {t}) c WHERE m.id = c.id AND m.id = 1 "
+    "RETURNING *",
+]
+
+
+@pytest.fixture
+def writable(pg_conn: Any, unique: str) -> Iterator[str]:
+    """A table of the agent's own (no masked column), with rows 1 and 2."""
+    name = f"rt8pg_w_{unique}"
+    pg_conn.execute(f"CREATE TABLE {name} (id int primary key, label text, n int)")
+    yield name
+    pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _reset(pg_conn: Any, w: str) -> None:
+    pg_conn.execute(f"DELETE FROM {w}")
+    pg_conn.execute(f"INSERT INTO {w} VALUES (1, 'x', 0), (2, 'y', 0)")
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("sql", RETURNING_ALL)
+def test_returning_star_of_a_write_with_from_items_is_masked(
+    pg_conn: Any, tables: tuple[str, str], writable: str, driver: str, sql: str
+) -> None:
+    """PostgreSQL's ``RETURNING *`` of ``UPDATE ... FROM`` / ``DELETE ... USING`` gives every FROM item's columns
+    after the target's; only the target's were traced, so a FROM column named like one of the target's
+    (``full_name AS label``) took its (unmasked) origin and the names came back in the clear (decision 0229)."""
+    raw = _connect(driver)
+    try:
+        seen_raw, seen = [], []
+        for t in tables:
+            _reset(pg_conn, writable)
+            seen_raw.append(_observe(raw, sql.format(w=writable, t=t)))
+            _reset(pg_conn, writable)
+            seen.append(_observe(_wrap(raw), sql.format(w=writable, t=t)))
+        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
+        assert seen[0] == seen[1] and not _leaks(seen), seen
+        assert not str(seen[0]).startswith("refused"), seen[0]
+    finally:
+        raw.close()
+
+
+def test_returning_star_of_a_write_from_a_table_keeps_its_strategies(
+    pg_conn: Any, tables: tuple[str, str], writable: str
+) -> None:
+    """Look-alike: the FROM table's own columns after the target's, each masked by its own strategy."""
+    _reset(pg_conn, writable)
+    raw = _connect("psycopg")
+    try:
+        sql = f"UPDATE {writable} m SET n = n + 1 FROM {tables[0]} c WHERE m.id = c.id AND m.id = 1 RETURNING *"
+        names, rows = _observe(_wrap(raw), sql)
+        assert names == ["id", "label", "n", "id", "full_name", "email", "ssn", "city", "scores"]
+        assert rows == [(1, "x", 1, 1, "[PERSON_NAME]", "a***@example.com", "[US_SSN]", "Paris", [3, 4])], rows
+    finally:
+        raw.close()

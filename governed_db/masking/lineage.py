@@ -55,6 +55,9 @@ from governed_db.masking.origins import (
     Scope,
     Source,
     combine,
+    computed_columns,
+    computed_star,
+    star_outputs,
 )
 from governed_db.masking.writes import record_writes, trace_command, trace_write
 
@@ -665,14 +668,14 @@ class Walker:
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
-                        if _computed_columns(src):
+                        if computed_columns(src):
                             # jsonb_each(x), generate_series(...) g(a), ROWS FROM (...): the database names and
                             # counts these columns (``key``, ``value``): later outputs land where it decides, and
                             # the columns are matched to the description by name (decision 0229)
                             exact = False
                             if shifted_from is None:
                                 shifted_from = len(outputs)
-                        outputs.extend(_star_outputs(duck.modified(src.columns, modified)))
+                        outputs.extend(star_outputs(duck.modified(src.columns, modified)))
                         # RENAME/REPLACE of a name not among the columns: placed where the database decides
                         shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
@@ -705,7 +708,7 @@ class Walker:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
-                        outputs.extend(_star_outputs([Output(n, o) for n, o in src.columns]))
+                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
                 continue
             if proj.find(exp.Columns) is not None:
                 # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
@@ -882,7 +885,7 @@ class Walker:
         columns are unknown)."""
         lcols = [(n, o) for src in left for n, o in (src.columns or ())]
         rcols = [(n, o) for src in right for n, o in (src.columns or ())]
-        if any(src.columns is None or _computed_columns(src) for src in (*left, *right)):
+        if any(src.columns is None or computed_columns(src) for src in (*left, *right)):
             every = [o for _, o in (*lcols, *rcols)] + [src.whole_row() for src in (*left, *right)]
             self.lineage.uses.append(("NATURAL JOIN", combine(every)))
             return
@@ -952,25 +955,10 @@ def _named_by_database(sources: list[Source], ident: exp.Expression) -> list[tup
     return [
         ("JOIN", star)
         for src in sources
-        if (star := _computed_star(src)) is not None and star.kind != "const" and src.find(name) is None
+        if (star := computed_star(src)) is not None and star.kind != "const" and src.find(name) is None
     ]
 
 
-def _computed_columns(src: Source) -> bool:
-    """Whether a FROM item's columns are a function's (its first column is the ``*`` the database expands)."""
-    return _computed_star(src) is not None
-
-
-def _computed_star(src: Source) -> Origin | None:
-    """What the columns of a FROM item the database names are made of (``None``: no such item)."""
-    if src.table is None and src.columns and src.columns[0][0] == "*":
-        return src.columns[0][1]
-    return None
-
-
-def _star_outputs(outputs: list[Output]) -> list[Output]:
-    """A ``*`` over a FROM item whose columns a function yields: its ``*`` is no table's own (decision 0229)."""
-    return [Output(COMPUTED_STAR, o.origin) if o.name == "*" else o for o in outputs]
 
 
 def _alias_columns(node: exp.Expression) -> list[str]:
