@@ -1,7 +1,7 @@
 """Red-team round 8 on PostgreSQL (psycopg 3, psycopg2, asyncpg): the columns a ``*`` expands to over a table
 function, a join on USING and a row's fields (decision 0229); a nearly empty table's text computed together
-with a whole row, and other sessions' statements in ``pg_stat_activity`` (decision 0230); an UPDATE sized
-against an index that holds a masked value (decision 0231).
+with a whole row, other sessions' statements in ``pg_stat_activity`` and server notices (decision 0230); an
+UPDATE sized against an index that holds a masked value (decision 0231).
 
 An agent identity in production with zero configuration. Two tables hold the same ids and cities and differ only
 in their masked values (names, e-mails, SSNs); each finding shows that the raw connection returns them (so a
@@ -538,5 +538,93 @@ def test_returning_star_of_a_write_from_a_table_keeps_its_strategies(
         names, rows = _observe(_wrap(raw), sql)
         assert names == ["id", "label", "n", "id", "full_name", "email", "ssn", "city", "scores"]
         assert rows == [(1, "x", 1, 1, "[PERSON_NAME]", "a***@example.com", "[US_SSN]", "Paris", [3, 4])], rows
+    finally:
+        raw.close()
+
+
+# -- notices and notifications --------------------------------------------------------------------------------
+@pytest.fixture
+def noisy(pg_conn: Any, tables: tuple[str, str], unique: str) -> Iterator[tuple[str, str]]:
+    """An application's audit trigger on both tables: ``RAISE NOTICE`` with the row's name and SSN."""
+    fn = f"rt8pg_note_{unique}"
+    pg_conn.execute(
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE NOTICE 'customer % (%) updated', NEW.full_name, NEW.ssn; RETURN NEW; END $$"
+    )
+    for t in tables:
+        pg_conn.execute(f"CREATE TRIGGER {t}_note BEFORE UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {fn}()")
+    yield tables
+    for t in tables:
+        pg_conn.execute(f"DROP TRIGGER IF EXISTS {t}_note ON {t}")
+    pg_conn.execute(f"DROP FUNCTION IF EXISTS {fn}()")
+
+
+def _notices(conn: Any, driver: str, sql: str) -> list[Any]:
+    """The notices a caller receives while ``sql`` runs on ``conn`` (governed or raw)."""
+    if driver == "psycopg":
+        got: list[Any] = []
+        conn.add_notice_handler(lambda d: got.append((d.severity, d.message_primary)))
+        conn.execute(sql)
+        return got
+    before = len(conn.notices)
+    conn.cursor().execute(sql)
+    return list(conn.notices)[before:]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_notices_a_trigger_raises_are_withheld(noisy: tuple[str, str], driver: str) -> None:
+    """A trigger's ``RAISE NOTICE 'customer % updated', NEW.full_name`` reached the agent's notice handler (psycopg)
+    or ``connection.notices`` (psycopg2) in the clear when it updated a city. Notices are withheld for identities
+    that see masked columns: severity kept, text replaced (decision 0230)."""
+    sql = "UPDATE {t} SET city = 'Nice' WHERE id = 1"
+    seen_raw, seen = [], []
+    for t in noisy:
+        raw = _connect(driver)
+        try:
+            seen_raw.append(_notices(raw, driver, sql.format(t=t)))
+            seen.append(_notices(_wrap(raw), driver, sql.format(t=t)))
+        finally:
+            raw.close()
+    assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
+    assert seen[0] == seen[1] and seen[0] and not _leaks(seen), seen
+
+
+@pytest.mark.anyio
+async def test_asyncpg_log_listeners_and_listeners_are_governed(noisy: tuple[str, str]) -> None:
+    """asyncpg: a log listener got the notice in the clear and asyncpg's own connection (every statement on it
+    ungoverned); ``add_listener`` sent LISTEN unjudged, also handing callbacks the raw connection. Log listeners
+    now get the notice withheld and the governed connection; ``add_listener`` is judged as its LISTEN (approval in
+    production)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    raw = await asyncpg.connect(f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}")
+    try:
+        conn = _wrap(raw)
+        got: list[Any] = []
+        conn.add_log_listener(lambda c, msg: got.append((c, str(msg))))
+        await conn.execute(f"UPDATE {noisy[0]} SET city = 'Nice' WHERE id = 1")
+        for _ in range(20):
+            if got:
+                break
+            import asyncio
+
+            await asyncio.sleep(0.05)
+        assert got and got[0][0] is conn and not _leaks(got), got
+        with pytest.raises(governed_db.ApprovalRequired, match="LISTEN"):
+            await conn.add_listener("rt8pg_channel", lambda *a: None)
+    finally:
+        await raw.close()
+
+
+def test_notices_reach_an_identity_with_a_full_grant(noisy: tuple[str, str]) -> None:
+    """Look-alike: an identity with an unmask grant for everything gets the trigger's notice as it is."""
+    raw = _connect("psycopg")
+    try:
+        service = governed_db.Identity("billing", kind="service")
+        conn = governed_db.wrap(
+            raw, identity=service, environment="production", audit=False, masking={"unmask": [{"kind": "service"}]}
+        )
+        got = _notices(conn, "psycopg", f"UPDATE {noisy[0]} SET city = 'Nice' WHERE id = 1")
+        assert got == [("NOTICE", "customer Alice Smith (536-22-8726) updated")], got
     finally:
         raw.close()
