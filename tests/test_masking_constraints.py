@@ -229,6 +229,12 @@ def test_postgres_constraints(pg_conn: Any, unique: str) -> None:
             ("unique", ("active", "city"), None, ()),
             ("check", ("dob", "hired"), None, ()),
             ("referenced", ("email",), c, ("customer_email",)),
+            # every index, by the size of its entries (INCLUDE columns too): decision 0231
+            ("index", ("id",), None, ()),
+            ("index", ("email",), None, ()),
+            ("index", ("city", "el", "email"), None, ()),
+            ("index", ("ssn",), None, ()),
+            ("index", ("active", "city"), None, ()),
         }
         assert _read(pg_conn, "postgres", c) == {("foreign key", ("customer_email",), p, ("email",))}
     finally:

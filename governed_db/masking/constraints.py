@@ -19,7 +19,12 @@ columns that would decide the outcome:
 * referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
   DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;
 * CHECK, UPDATE of one of its columns: its columns the statement leaves as stored (an INSERT gives the whole
-  row, so a CHECK compares values of the caller's only).
+  row, so a CHECK compares values of the caller's only);
+* any PostgreSQL index, UPDATE giving one of its variable-length columns a value: its columns the statement
+  leaves as stored. An index entry holds the row's values and fails when larger than the index takes (``index
+  row size 2728 exceeds btree version 4 maximum 2704``): ``UPDATE customers SET city = <2680 characters>`` with
+  an index on ``(city, full_name)`` fails exactly when the stored name is long enough, and the error tells the
+  entry's size (decision 0231).
 
 When a table's constraints could not be read (or it is a view, a foreign or a virtual table, whose writes land
 where other constraints apply), every column written (any column, for a DELETE or UPDATE) is treated as part
@@ -42,7 +47,7 @@ from governed_db.masking.schema import Constraint
 ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
 
 #: how every clause of a constraint use begins (the guard tells them from predicates by it)
-USE_PREFIXES = ("the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on")
+USE_PREFIXES = ("the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on", "the size of an entry of the index")
 
 
 def is_constraint_use(clause: str) -> bool:
@@ -88,6 +93,16 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         if not kept:
             return None
         return (f"the CHECK constraint {c.name} on {w.table}({_cols(c.columns)})", _origin(w.table, kept))
+    if c.kind == "index":
+        grows = c.columns if c.updated is None else c.updated
+        given = grows if w.columns is None else w.columns & grows
+        if w.kind != "update" or not given:
+            return None
+        kept = c.columns if w.columns is None else c.columns - w.columns
+        if not kept:
+            return None
+        clause = f"the size of an entry of the index {c.name} on {w.table}({_cols(c.columns)})"
+        return (clause, _origin(w.table, kept))
     return None
 
 

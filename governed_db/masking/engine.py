@@ -131,6 +131,8 @@ class StatementFacts:
 
 
 _PG = frozenset({"postgres", "postgresql"})
+#: PostgreSQL views whose columns hold the text of other sessions' statements
+STATEMENT_TEXT: dict[str, tuple[str, ...]] = {"pg_stat_activity": ("query",)}
 
 
 def _explained(lineage: Lineage) -> Origin:
@@ -349,6 +351,15 @@ class MaskingState:
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
             info.classes[c.lower()] = cls
+        if self.dialect in _PG and key.rsplit(".", 1)[-1].lower() in STATEMENT_TEXT:
+            # other sessions' statements as they sent them: any literal in them may be a masked value (an
+            # application's ``WHERE full_name = 'Alice Smith'``), which a scan does not recognise (decision 0230)
+            for c in STATEMENT_TEXT[key.rsplit(".", 1)[-1].lower()]:
+                if c in {m.lower() for m in missing}:
+                    info.classes[c] = ColumnClass(
+                        "FREE_TEXT", 1.0, {"statement text": "statements of other sessions, literals and all"},
+                        strategy=("redact", {}),
+                    )
         fts = schema.fts_source(raw, self.dialect, name)
         if fts is not None:
             self._inherit_fts(info, missing, *fts)

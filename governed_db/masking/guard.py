@@ -129,7 +129,11 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
 
 
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
-    hit = _encoding_hit(state, analysis, identity) or _resource_counter_hit(state, analysis, identity)
+    hit = (
+        _encoding_hit(state, analysis, identity)
+        or _resource_counter_hit(state, analysis, identity)
+        or _statement_text_hit(state, analysis, identity)
+    )
     if hit is not None:
         return hit
     for lineage in _lineages(state, analysis):
@@ -175,6 +179,32 @@ RESOURCE_FUNCTIONS = frozenset(
      "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
      "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
 )  # fmt: skip
+
+
+#: PostgreSQL functions that return other sessions' statement texts (``pg_stat_activity.query`` is masked by its
+#: class; these carry no column to mask)
+STATEMENT_TEXT_FUNCTIONS = frozenset({"pg_stat_get_activity", "pg_stat_get_backend_activity"})
+
+
+def _statement_text_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: other sessions' statements hold the literals they were sent with (an application's ``WHERE
+    full_name = 'Alice Smith'``), masked values a scan does not recognise (decision 0230)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        read = sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in STATEMENT_TEXT_FUNCTIONS)
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} calls {', '.join(read)}, which return other sessions' statements with the "
+                "values they were sent with",
+                "read pg_stat_activity (its query column comes back masked), or ask for an unmask grant "
+                "(masking.unmask)",
+            )
+    return None
 
 
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

@@ -44,6 +44,7 @@ from governed_db.masking.names import (
 )
 from governed_db.masking.order_nodes import own_nodes
 from governed_db.masking.origins import (
+    COMPUTED_STAR,
     CONST,
     QUERY,
     ColumnsOf,
@@ -55,6 +56,9 @@ from governed_db.masking.origins import (
     Scope,
     Source,
     combine,
+    computed_columns,
+    computed_star,
+    star_outputs,
 )
 from governed_db.masking.writes import record_writes, trace_command, trace_write
 
@@ -124,7 +128,7 @@ class Walker:
         alias = (node.alias_or_name or node.name).lower()
         if not node.args.get("db") and node.name.lower() in ctes:
             outs, exact = ctes[node.name.lower()]
-            return Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
+            return Source(alias, None, _query_columns(outs, exact))
         key, cols = self.columns_of(node)
         bare = node.copy()
         bare.set("alias", None)
@@ -179,7 +183,7 @@ class Walker:
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
             outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
-            columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
+            columns = _query_columns(outs, exact)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
         # reads is known: keep it so a lost value over a sensitive table is still masked
@@ -760,9 +764,17 @@ class Walker:
                 isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
             ):
                 chosen = scope.sources
+                own = False  # ``c.*``: one FROM item's own columns, join columns and all
                 if isinstance(proj, exp.Column) and proj.table:
                     q = proj.table.lower()
+                    own = any(s.alias == q for s in scope.sources)
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
+                if not own and _merges_columns(node, nested):
+                    # ``JOIN ... USING (id)`` / NATURAL JOIN: the database gives each join column once, first; the
+                    # columns are matched to the description by name (decision 0229)
+                    exact = False
+                    if shifted_from is None:
+                        shifted_from = start
                 star = proj if isinstance(proj, exp.Star) else proj.this
                 modified = duck.star_modifiers(self, star, scope, ctes)
                 for src in chosen:
@@ -772,11 +784,31 @@ class Walker:
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
-                        outputs.extend(duck.modified(src.columns, modified))
+                        if computed_columns(src):
+                            # jsonb_each(x), generate_series(...) g(a), ROWS FROM (...): the database names and
+                            # counts these columns (``key``, ``value``): later outputs land where it decides, and
+                            # the columns are matched to the description by name (decision 0229)
+                            exact = False
+                            if shifted_from is None:
+                                shifted_from = len(outputs)
+                        outputs.extend(star_outputs(duck.modified(src.columns, modified)))
                         # RENAME/REPLACE of a name not among the columns: placed where the database decides
                         shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
                     exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
+                continue
+            if isinstance(proj, exp.Dot) and isinstance(proj.expression, exp.Star):
+                # PostgreSQL ``(c).*``, ``(f(x)).*``: the database expands a composite value into its fields, as
+                # many as it has; a row's fields are its table's columns, a function's are named by the database
+                exact = False
+                if shifted_from is None:
+                    shifted_from = start
+                inner = proj.this
+                while isinstance(inner, exp.Paren):
+                    inner = inner.this
+                origin = self.expr(proj.this, scope, ctes)
+                row = origin.kind == "row" and isinstance(inner, (exp.Column, exp.Subquery, exp.Bracket))
+                outputs.append(Output("*" if row else COMPUTED_STAR, origin))
                 continue
             if isinstance(proj, exp.Columns) or (
                 isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Columns)
@@ -792,7 +824,7 @@ class Walker:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
-                        outputs.extend(Output(n, o) for n, o in src.columns)
+                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
                 continue
             if proj.find(exp.Columns) is not None:
                 # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
@@ -831,6 +863,7 @@ class Walker:
             for ident in join.args.get("using") or ():
                 name = ident.name if isinstance(ident, exp.Identifier) else str(ident)
                 self.lineage.uses.append(("JOIN", self.expr(exp.column(name), scope, ctes)))
+                self.lineage.uses.extend(_named_by_database(scope.sources, ident))
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
@@ -904,6 +937,7 @@ class Walker:
                 clauses.append(
                     ("JOIN", exp.column(ident.name) if isinstance(ident, exp.Identifier) else ident)
                 )
+                self.lineage.uses.extend(_named_by_database(scope.sources if flattened else scope.sources[: n + 2], ident))
         # this query's own windows: one inside a subquery in FROM is walked with that query, where its names
         # resolve (``c.tier`` of ``(SELECT c.tier, row_number() OVER (PARTITION BY c.tier) ...) t``, decision 0235)
         for window in (n for n in own_nodes(node) if isinstance(n, exp.Window)):
@@ -969,7 +1003,7 @@ class Walker:
         columns are unknown)."""
         lcols = [(n, o) for src in left for n, o in (src.columns or ())]
         rcols = [(n, o) for src in right for n, o in (src.columns or ())]
-        if any(src.columns is None for src in (*left, *right)):
+        if any(src.columns is None or computed_columns(src) for src in (*left, *right)):
             every = [o for _, o in (*lcols, *rcols)] + [src.whole_row() for src in (*left, *right)]
             self.lineage.uses.append(("NATURAL JOIN", combine(every)))
             return
@@ -1018,6 +1052,40 @@ def _counts_rows(node: exp.Count) -> bool:
     arg = node.this
     items = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
     return all(a is None or isinstance(a, (exp.Star, exp.Column, exp.Literal)) for a in items)
+
+
+def _merges_columns(node: exp.Select, nested: list[exp.Join]) -> bool:
+    """Whether a join of the SELECT (or of a parenthesised join group in its FROM) merges columns."""
+    return any(
+        join.args.get("using") or str(join.args.get("method") or "").upper() == "NATURAL"
+        for join in [*(node.args.get("joins") or ()), *nested]
+    )
+
+
+def _query_columns(outs: list[Output], exact: bool) -> list[tuple[str, Origin]] | None:
+    """The columns of a subquery or CTE: by name when exact. When a ``*`` in it has a width the database decides
+    (``SELECT * FROM jsonb_each(...)``), its named outputs by name and, first, a ``*`` any other column may be:
+    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229)."""
+    if exact:
+        return [(o.name.lower(), o.origin) for o in outs]
+    if not any(o.name in ("*", COMPUTED_STAR) for o in outs):
+        return None
+    every = combine(o.origin for o in outs)
+    named = [(o.name.lower(), o.origin) for o in outs if o.name not in ("*", COMPUTED_STAR)]
+    return [("*", every), *named]
+
+
+def _named_by_database(sources: list[Source], ident: exp.Expression) -> list[tuple[str, Origin]]:
+    """``USING (value)``: a FROM item whose columns the database names (``jsonb_each`` gives ``value``) may hold
+    the column compared, though no output of it is named so (decision 0229)."""
+    name = (ident.name if isinstance(ident, (exp.Identifier, exp.Column)) else str(ident)).lower()
+    return [
+        ("JOIN", star)
+        for src in sources
+        if (star := computed_star(src)) is not None and star.kind != "const" and src.find(name) is None
+    ]
+
+
 
 
 def _alias_columns(node: exp.Expression) -> list[str]:

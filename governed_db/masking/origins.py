@@ -49,6 +49,10 @@ class Origin:
 
 
 CONST = Origin("const")
+#: the name of the output a ``*`` gives for a table function, ``ROWS FROM`` or another FROM item whose columns the
+#: database names and counts (``jsonb_each(x)`` yields ``key`` and ``value``): unlike a table's ``*`` (output
+#: ``"*"``, its columns looked up by name in the table), each column it stands for is computed from its origin
+COMPUTED_STAR = "*()"
 
 
 def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
@@ -153,3 +157,20 @@ class Scope:
     #: positions of outputs computed by an aggregate of this query (``max(ssn)``): DuckDB's ``GROUP BY ALL``
     #: groups by every other output
     aggregated: frozenset[int] = frozenset()
+
+
+def computed_columns(src: Source) -> bool:
+    """Whether a FROM item's columns are a function's (its first column is the ``*`` the database expands)."""
+    return computed_star(src) is not None
+
+
+def computed_star(src: Source) -> Origin | None:
+    """What the columns of a FROM item the database names are made of (``None``: no such item)."""
+    if src.table is None and src.columns and src.columns[0][0] == "*":
+        return src.columns[0][1]
+    return None
+
+
+def star_outputs(outputs: list[Output]) -> list[Output]:
+    """A ``*`` over a FROM item whose columns a function yields: its ``*`` is no table's own (decision 0229)."""
+    return [Output(COMPUTED_STAR, o.origin) if o.name == "*" else o for o in outputs]

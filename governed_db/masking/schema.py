@@ -291,7 +291,10 @@ class Constraint:
     ``kind`` is ``unique`` (a primary key, UNIQUE constraint, unique index, PostgreSQL exclusion constraint:
     a written value against every other row's), ``foreign key`` (this table's ``columns`` against the parent
     ``other``'s ``other_columns``), ``referenced`` (this table's ``columns`` are what child rows of ``other``
-    point at: deleting or changing one fails or cascades) or ``check`` (a CHECK over the row's ``columns``).
+    point at: deleting or changing one fails or cascades), ``check`` (a CHECK over the row's ``columns``) or
+    ``index`` (a PostgreSQL index of any kind: an entry larger than the index takes fails, and an entry holds
+    the row's values of all its ``columns``; ``updated`` are those of them whose values can grow, the
+    variable-length ones).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -441,6 +444,19 @@ _PG_UNIQUE = (
     "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
     "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
 )
+#: every index: the columns its entries hold or its expressions and WHERE read, and those of variable length
+_PG_INDEX_DEPS = (
+    "(a.attnum = ANY (i.indkey::int2[]) OR ((i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AND a.attnum IN "
+    "(SELECT d.refobjsubid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass "
+    "AND d.objid = i.indexrelid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))"
+)
+_PG_INDEXES = (
+    "SELECT c.relname::text, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a "
+    f"WHERE a.attrelid = i.indrelid AND a.attnum > 0 AND {_PG_INDEX_DEPS}), "
+    "ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+    f"WHERE a.attrelid = i.indrelid AND a.attnum > 0 AND t.typlen < 0 AND {_PG_INDEX_DEPS}) "
+    "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass(%s)"
+)
 _PG_KEYS = (
     "SELECT con.conname::text, con.contype::text, con.conrelid = to_regclass(%s), con.confrelid = to_regclass(%s), "
     "con.conrelid::regclass::text, con.confrelid::regclass::text, "
@@ -469,6 +485,10 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
     _base_table(kind[0][0] if kind else None, ("r", "p"))
     found = [Constraint("unique", str(n), _names(cols)) for n, cols in _rows(cur, _PG_UNIQUE, (table_sql,))]
+    found += [
+        Constraint("index", str(n), _names(cols), updated=_names(grows))
+        for n, cols, grows in _rows(cur, _PG_INDEXES, (table_sql,))
+    ]
     for name, kind, outgoing, incoming, child, parent, mine, theirs in _rows(cur, _PG_KEYS, (table_sql,) * 5):
         if kind == "c":
             found.append(Constraint("check", str(name), _names(mine)))

@@ -17,7 +17,19 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from governed_db.masking.origins import CONST, QUERY, Ctes, Lineage, Origin, Output, Scope, Source, Written
+from governed_db.masking.origins import (
+    CONST,
+    QUERY,
+    Ctes,
+    Lineage,
+    Origin,
+    Output,
+    Scope,
+    Source,
+    Written,
+    computed_columns,
+    star_outputs,
+)
 
 if TYPE_CHECKING:
     from governed_db.masking.lineage import Walker
@@ -93,14 +105,25 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     returning = tree.args.get("returning")
     if returning is not None:
         outputs: list[Output] = []
+        # ``UPDATE ... FROM`` / ``DELETE ... USING``: PostgreSQL's ``RETURNING *`` gives the columns of every FROM
+        # item after the target's (``FROM (SELECT id, full_name AS label ...) c`` returns c's ``label`` too)
+        every = isinstance(tree, (exp.Update, exp.Delete)) and w.dialect in ("postgres", "postgresql")
+        starred = scope.sources if every else scope.sources[:1]
+        merges = any(j.args.get("using") or str(j.args.get("method") or "").upper() == "NATURAL" for j in [*joins, *nested])
         for proj in returning.expressions:
             if isinstance(proj, exp.Star):
-                src = scope.sources[0] if scope.sources else None
-                if src is None or src.columns is None:
+                if not starred:
                     lin.exact = False
-                    outputs.append(Output("*", src.whole_row() if src else Origin("unknown")))
-                else:
-                    outputs.extend(Output(n, o) for n, o in src.columns)
+                    outputs.append(Output("*", Origin("unknown")))
+                if merges and len(starred) > 1:
+                    lin.exact = False  # USING / NATURAL columns once, first: matched by name (decision 0229)
+                for src in starred:
+                    if src.columns is None:
+                        lin.exact = False
+                        outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
+                    else:
+                        lin.exact = lin.exact and not computed_columns(src)
+                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
             else:
                 outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
         lin.outputs = outputs
