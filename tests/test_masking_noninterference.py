@@ -145,7 +145,7 @@ class Grammar:
         ``id``: rows that tie are in no defined order (MariaDB's differ from run to run), and an order that
         depends on a masked value shows as well with the tie broken."""
         te, ie, p = self.text_expr(r), self.int_expr(r), self.predicate(r)
-        c = r.choice(STRINGS)
+        c, m = r.choice(STRINGS), r.choice(MASKED)
         shapes: list[list[str]] = [
             [f"SELECT {te} FROM t WHERE id = 1"],
             [f"SELECT {ie} FROM t ORDER BY id"],
@@ -178,6 +178,13 @@ class Grammar:
             [f"SELECT id, lag(id) OVER (ORDER BY {ie}, id) FROM t ORDER BY id"],
             [f"SELECT min({te}), max({te}) FROM t"],
             [f"SELECT id FROM t GROUP BY id HAVING max({te}) > {c} ORDER BY id"],
+            [f"SELECT v FROM (SELECT {te} AS v FROM t WHERE id = 1 UNION ALL SELECT {c}) AS q ORDER BY 1"],
+            [f"SELECT id FROM t ORDER BY CASE WHEN {p} THEN 0 ELSE 1 END, id"],
+            [f"SELECT EXISTS (SELECT 1 FROM t WHERE {p})"],
+            [f"SELECT id, (SELECT count(*) FROM t AS u WHERE u.{m} < t.{m}) FROM t ORDER BY id"],
+            [f"SELECT max(id) FROM t WHERE {m} >= ALL (SELECT {m} FROM t AS u)"],
+            [f"SELECT count(*) FROM t, t AS u WHERE t.{m} < u.{m}"],
+            [f"SELECT t.id FROM t JOIN t AS u ON u.id = t.id + 1 AND t.{m} < u.{m} ORDER BY t.id"],
             ["UPDATE s SET n = 0", f"UPDATE s SET n = (SELECT {ie} FROM t WHERE id = 1)", "SELECT n FROM s"],
             ["UPDATE s SET n = 0", f"UPDATE s SET n = 1 WHERE EXISTS (SELECT 1 FROM t WHERE {p})", "SELECT n FROM s"],
             ["DELETE FROM s WHERE id > 1", f"INSERT INTO s (id, v, n) SELECT id + 10, 'x', 0 FROM t WHERE {p}",
