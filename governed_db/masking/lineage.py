@@ -55,7 +55,7 @@ from governed_db.masking.origins import (
     Source,
     combine,
 )
-from governed_db.masking.writes import record_writes, trace_command, trace_write
+from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -309,6 +309,8 @@ class Walker:
         return Origin("unknown", hint=name)
 
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
+        if isinstance(node, exp.Column) and is_default(node):
+            return CONST  # ``SET x = DEFAULT``: the column's default (a value of the schema's, judged by the writes)
         if isinstance(node, exp.Column):
             found = self.column(node, scope)
             if found.sources:

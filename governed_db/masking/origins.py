@@ -77,12 +77,15 @@ class Output:
 class Written:
     """One table a statement changes: ``kind`` is insert, update or delete (a REPLACE is both an insert and a
     delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any);
-    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at)."""
+    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at);
+    ``defaulted`` those given their DEFAULT (by the word, or, in an INSERT, by being left out): a value when the
+    column's default is one (``DEFAULT '000-00-0000'``), which only the catalog can tell."""
 
     table: str
     kind: str
     columns: frozenset[str] | None
     touched: frozenset[str] | None = frozenset()
+    defaulted: frozenset[str] = frozenset()
 
     @property
     def changed(self) -> frozenset[str] | None:

@@ -291,7 +291,9 @@ class Constraint:
     ``kind`` is ``unique`` (a primary key, UNIQUE constraint, unique index, PostgreSQL exclusion constraint:
     a written value against every other row's), ``foreign key`` (this table's ``columns`` against the parent
     ``other``'s ``other_columns``), ``referenced`` (this table's ``columns`` are what child rows of ``other``
-    point at: deleting or changing one fails or cascades) or ``check`` (a CHECK over the row's ``columns``).
+    point at: deleting or changing one fails or cascades), ``check`` (a CHECK over the row's ``columns``) or
+    ``default`` (no check: the ``columns`` whose DEFAULT is a value rather than NULL, so a write giving them
+    their default gives them a value; read on MySQL/MariaDB, where an UPDATE counts the rows it changed).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -535,6 +537,16 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             (db, name),
         )
     }
+    # a column given its DEFAULT (or left out of an INSERT) gets a value unless that default is NULL: MariaDB
+    # quotes a literal default and spells a NULL one 'NULL'; a NOT NULL column without one gets '' or 0
+    valued = _rows(
+        cur,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND ((COLUMN_DEFAULT IS NOT NULL AND UPPER(COLUMN_DEFAULT) <> 'NULL') OR IS_NULLABLE = 'NO')",
+        (db, name),
+    )
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     return _expand(found, generated)
 
 
