@@ -1,0 +1,339 @@
+"""Red-team round 8 over masking on MariaDB (PyMySQL) and DuckDB: a prompt-injected agent in production with
+zero configuration, no unmask grant.
+
+* MariaDB ``UPDATE t SET ssn = DEFAULT`` (and ``ON DUPLICATE KEY UPDATE ssn = DEFAULT``, an INSERT leaving a
+  uniquely indexed column to its default) compare the column's DEFAULT with the stored value when that default
+  is a value: the changed-row count (or a duplicate-key error) says whether the stored SSN is the default. The
+  word DEFAULT was read as a column named "default", so these were refused with a misleading message, and so was
+  the innocent ``SET city = DEFAULT``. The catalog now says which defaults are values (decision 0232).
+* MariaDB turns a string longer than ``max_allowed_packet`` into NULL with a warning: ``CONCAT(ssn, REPEAT('x',
+  16777216 - g))`` is NULL exactly when the SSN is longer than ``g`` characters (also ``CONCAT_WS``,
+  ``JSON_ARRAY``, ``JSON_OBJECT``, a 16 MB user variable). A long or computed text beside a masked value in a
+  concatenation is now a use of it (decision 0233).
+* InnoDB shows stored values where no masking reaches: ``SHOW ENGINE INNODB STATUS`` after a deadlock between
+  two of the agent's own sessions dumps both locked rows (every column in hex), ``information_schema.INNODB_LOCKS``
+  shows the key a lock waits on (an SSN, when taken through an index on it), and ``mysql.innodb_index_stats``
+  counts the distinct values of an index on ``ssn`` (after rows holding a guess are inserted: one more exactly
+  when the guess is new). They are statistics catalogs that hold column values (decision 0234).
+
+Each oracle compares a right guess with a wrong one and passes when the attacker observes both alike; the raw
+connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+DDL = (
+    "(id int primary key, full_name varchar(100), email varchar(100), ssn varchar(100){ssn_default}, "
+    "phone varchar(100), card varchar(100), city varchar(100) DEFAULT 'Paris'{keys})"
+)
+ROWS = [
+    (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0132", "4111111111111111", "Paris"),
+    (2, "Ivan Petrov", "ivan@example.org", "219-45-1234", "+44 20 7946 0958", "5500005555555559", "Lyon"),
+    (3, "Bob Jones", "bob@example.net", "123-45-6789", "+1 212 555 0199", "378282246310005", "Rome"),
+]  # fmt: skip
+#: MariaDB's default max_allowed_packet: a longer string result is NULL with a warning
+PACKET = 16 * 1024 * 1024
+Run = Callable[[str], Any]
+
+
+def _observe(run: Run, sql: str) -> Any:
+    """What the attacker sees: the rows, row counts and warnings, that it was refused, or the error's class."""
+    try:
+        return run(sql)
+    except governed_db.ApprovalRequired:
+        return "approval required"
+    except governed_db.GuardrailViolation as e:
+        return (
+            "refused"
+            if "masked-column" in str(e) or "system-catalog" in str(e)
+            else f"refused: {str(e)[:80]}"
+        )
+    except Exception as e:
+        return type(e).__name__
+
+
+class My:
+    """A MariaDB table of three people (its SSN column's DEFAULT chosen per test), a governed connection to it
+    and the raw one (the ground truth)."""
+
+    def __init__(self, mysql_kw: dict[str, Any], admin: Any, table: str) -> None:
+        import pymysql
+
+        self.t, self.admin, self.kw = table, admin, mysql_kw
+        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
+        self.conn = governed_db.wrap(self.raw, identity=AGENT, environment="production", audit=False)
+        self.reset()
+
+    def reset(self, ssn_default: str | None = None, unique: bool = False) -> None:
+        default = f" DEFAULT '{ssn_default}'" if ssn_default is not None else ""
+        keys = ", UNIQUE KEY (ssn)" if unique else ""
+        with self.admin.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
+            cur.execute(f"CREATE TABLE {self.t} " + DDL.format(ssn_default=default, keys=keys))
+            cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
+
+    @staticmethod
+    def _script(conn: Any, script: str) -> list[Any]:
+        """Run ``;``-separated statements (rows or row count each); whatever happens, roll back."""
+        out = []
+        try:
+            for sql in script.split(";"):
+                cur = conn.cursor()
+                cur.execute(sql)
+                out.append(cur.fetchall() if cur.description else cur.rowcount)
+        finally:
+            conn.rollback()
+        return out
+
+    def run(self, script: str) -> list[Any]:
+        return self._script(self.conn, script)
+
+    def truth(self, script: str) -> list[Any]:
+        return self._script(self.admin, script)
+
+    def close(self) -> None:
+        self.raw.close()
+        with self.admin.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
+
+
+@pytest.fixture
+def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[My]:
+    db = My(mysql_kw, mysql_conn, f"rt8md_{unique}")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+# -- 0232: a DEFAULT that is a value is a value ---------------------------------------------------------------
+#: writes giving the SSN its DEFAULT: MariaDB counts the row as changed (or fails on the unique key) exactly when
+#: the default differs from (or equals) the stored SSN
+_DEFAULT_WRITES = [
+    "START TRANSACTION; UPDATE {t} SET ssn = DEFAULT WHERE id = 1; ROLLBACK",
+    "START TRANSACTION; UPDATE {t} SET city = city, ssn = DEFAULT WHERE id = 1; SELECT ROW_COUNT(); ROLLBACK",
+    "START TRANSACTION; UPDATE {t} a JOIN {t} b ON a.id = b.id SET a.ssn = DEFAULT WHERE a.id = 1; ROLLBACK",
+    "START TRANSACTION; INSERT INTO {t} (id, city) VALUES (1, 'x') ON DUPLICATE KEY UPDATE ssn = DEFAULT; ROLLBACK",
+    # with a unique key on ssn: an INSERT giving it the default (or leaving it out) fails on a stored equal one
+    "START TRANSACTION; INSERT INTO {t} (id, ssn) VALUES (9, DEFAULT); ROLLBACK",
+    "START TRANSACTION; INSERT INTO {t} (id, city) VALUES (9, 'Nice'); ROLLBACK",
+]
+
+
+@pytest.mark.parametrize("template", _DEFAULT_WRITES)
+def test_mariadb_a_default_that_is_a_value_tells_no_equality(my: My, template: str) -> None:
+    """The SSN column's DEFAULT is a value (here the guess, as a schema may hold a placeholder SSN or a common
+    postcode): giving the column its default compares that value with the stored one through the changed-row
+    count or the unique key. Refused for both guesses, naming the column."""
+    sql = template.format(t=my.t)
+    truth, seen = [], []
+    for default in ("536-22-8726", "536-22-8725"):
+        my.reset(default, unique=True)
+        truth.append(_observe(my.truth, sql))
+        my.reset(default, unique=True)
+        seen.append(_observe(my.run, sql))
+    assert truth[0] != truth[1], truth  # without governed_db the count (or the error) tells
+    assert seen == ["refused", "refused"], seen
+    with pytest.raises(governed_db.GuardrailViolation) as refused:
+        my.run(sql)
+    assert f"{my.t}.ssn" in str(refused.value) and "column(s) default" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("ssn_default", "sql"),
+    [
+        (None, "UPDATE {t} SET ssn = DEFAULT WHERE id = 1"),  # a NULL default: what the mask keeps anyway
+        (None, "UPDATE {t} SET email = DEFAULT, city = DEFAULT WHERE id = 1"),
+        (None, "INSERT INTO {t} (id, ssn, city) VALUES (9, DEFAULT, DEFAULT)"),
+        (None, "INSERT INTO {t} (id, city) VALUES (1, 'x') ON DUPLICATE KEY UPDATE email = DEFAULT"),
+        ("000-00-0000", "UPDATE {t} SET city = DEFAULT WHERE id = 2"),  # an unmasked column's default
+        (
+            "000-00-0000",
+            "UPDATE {t} SET email = DEFAULT WHERE id = 1",
+        ),  # a masked column whose default is NULL
+        ("000-00-0000", "INSERT INTO {t} (id, ssn, city) VALUES (9, NULL, DEFAULT)"),
+    ],
+)
+def test_mariadb_defaults_that_reveal_nothing_still_run(my: My, ssn_default: str | None, sql: str) -> None:
+    """Look-alikes: DEFAULT for an unmasked column, or for a masked one whose default is NULL, runs with the
+    database's own counts (before, ``SET city = DEFAULT`` was refused as a copy of a column named "default")."""
+    my.reset(ssn_default, unique=True)
+    expected = my.truth(sql.format(t=my.t))
+    my.reset(ssn_default, unique=True)
+    assert my.run(sql.format(t=my.t)) == expected
+
+
+def test_default_word_is_read_as_the_keyword() -> None:
+    """Unit: the writes an UPDATE/INSERT records carry the columns given DEFAULT (and those an INSERT leaves
+    out), and the catalog's default constraint turns them into given values only where the default is one."""
+    from governed_db.masking.constraints import changed_row_uses, constraint_uses
+    from governed_db.masking.origins import Written
+    from governed_db.masking.schema import Constraint
+
+    update = Written("t", "update", frozenset(), frozenset({"ssn"}), frozenset({"ssn"}))
+    cols = ["id", "ssn", "city"]
+    valued = [Constraint("default", "DEFAULT", frozenset({"ssn"}))]
+    assert changed_row_uses([update], lambda t: (cols, valued), "mysql")
+    assert not changed_row_uses([update], lambda t: (cols, []), "mysql")  # its default is NULL
+    assert changed_row_uses([update], lambda t: (cols, None), "mysql")  # unknown: fail closed
+    assert not changed_row_uses([update], lambda t: (cols, valued), "postgres")  # counts matched rows
+    insert = Written("t", "insert", frozenset({"id", "city"}), frozenset(), frozenset({"ssn"}))
+    key = [Constraint("unique", "u", frozenset({"ssn"}))]
+    assert constraint_uses([insert], lambda t: (cols, key + valued))
+    assert not constraint_uses([insert], lambda t: (cols, key))
+
+
+# -- 0233: a long text beside a masked value measures it -----------------------------------------------------
+#: ``{N}`` is chosen so the result is exactly max_allowed_packet long when the SSN has ``g`` characters: a longer
+#: SSN makes it NULL with a warning
+_LENGTH_LIMITS = [
+    ("SELECT id, LENGTH(CONCAT(ssn, REPEAT('x', {N}))) FROM {t} WHERE id = 1; SHOW WARNINGS", 0),
+    ("SELECT id, CONCAT(ssn, REPEAT('x', {N})) FROM {t} WHERE id = 1; SHOW WARNINGS", 0),
+    ("SELECT id, LENGTH(CONCAT_WS(',', ssn, REPEAT('x', {N}))) FROM {t} WHERE id = 1; SHOW WARNINGS", 1),
+    ("SELECT id, LENGTH(JSON_ARRAY(ssn, REPEAT('x', {N}))) FROM {t} WHERE id = 1; SHOW WARNINGS", 8),
+    ("SELECT id, LENGTH(JSON_OBJECT('a', ssn, 'b', SPACE({N}))) FROM {t} WHERE id = 1; SHOW WARNINGS", 18),
+    ("SET @b = REPEAT('x', {N}); SELECT id, LENGTH(CONCAT(ssn, @b)) FROM {t} WHERE id = 1; SHOW WARNINGS", 0),
+    ("SELECT id, LENGTH(CONCAT(city, ssn, REPEAT('x', {N} - 5))) FROM {t} WHERE id = 1; SHOW WARNINGS", 0),
+]
+
+
+@pytest.mark.parametrize(("template", "overhead"), _LENGTH_LIMITS)
+def test_mariadb_a_length_limit_tells_no_length(my: My, template: str, overhead: int) -> None:
+    """``CONCAT(ssn, REPEAT('x', 16777216 - g))`` is NULL with a warning ("larger than max_allowed_packet")
+    exactly when the SSN is longer than ``g``: a binary search of its length. The constant was bounded only when
+    the masked value itself had been multiplied; now any long or computed text beside it is a use."""
+    truth, seen = [], []
+    for guess in (11, 10):  # the SSN has 11 characters
+        sql = template.format(t=my.t, N=PACKET - guess - overhead)
+        truth.append(_observe(my.truth, sql))
+        seen.append(_observe(my.run, sql))
+    assert truth[0] != truth[1], [str(t)[:300] for t in truth]
+    assert seen == ["refused", "refused"], [str(s)[:300] for s in seen]
+
+
+def test_mariadb_concatenations_of_short_texts_still_run(my: My) -> None:
+    """Look-alikes: concatenations of masked values with columns and short literals come back masked; long
+    constants beside unmasked columns come back exact."""
+    rows = my.run(
+        f"SELECT id, CONCAT(full_name, ' (', city, ')'), CONCAT_WS(', ', full_name, email), "
+        f"JSON_OBJECT('name', full_name, 'city', city), JSON_ARRAY(ssn, 'x', id) FROM {my.t} WHERE id = 1"
+    )[0]
+    assert rows[0][0] == 1 and all("Alice" not in str(v) and "alice" not in str(v) for v in rows[0][1:])
+    assert my.run(
+        f"SELECT CONCAT(city, REPEAT('-', 300)), LENGTH(CONCAT(city, SPACE(1000))) FROM {my.t} WHERE id = 2"
+    ) == [(("Lyon" + "-" * 300, 1004),)]
+    assert my.run(f"SELECT CONCAT(ssn, '-', id) FROM {my.t} WHERE id = 3") == [(("[US_SSN]",),)]
+
+
+# -- 0234: InnoDB's own reports of rows and keys -------------------------------------------------------------
+def _deadlock(connect: Callable[[], Any], t: str) -> None:
+    """Two sessions lock rows 1 and 2 in opposite orders: InnoDB picks a victim and records the deadlock."""
+    c1, c2 = connect(), connect()
+    k1, k2 = c1.cursor(), c2.cursor()
+    k1.execute(f"SELECT id FROM {t} WHERE id = 1 FOR UPDATE")
+    k2.execute(f"SELECT id FROM {t} WHERE id = 2 FOR UPDATE")
+
+    def first() -> None:
+        with contextlib.suppress(Exception):
+            k1.execute(f"SELECT id FROM {t} WHERE id = 2 FOR UPDATE")
+
+    waiter = threading.Thread(target=first)
+    waiter.start()
+    time.sleep(0.5)
+    with contextlib.suppress(Exception):
+        k2.execute(f"SELECT id FROM {t} WHERE id = 1 FOR UPDATE")
+    c2.rollback()
+    waiter.join()
+    c1.rollback()
+    c1.close()
+    c2.close()
+
+
+def test_mariadb_deadlock_report_is_a_value_catalog(my: My) -> None:
+    """Two governed sessions of the agent's, locking rows 1 and 2 by id in opposite orders, make a deadlock
+    whose report in ``SHOW ENGINE INNODB STATUS`` dumps both rows: every column in hex (the SSN included) and
+    the names as text. Reading it is refused like the statistics catalogs; the locking reads still run."""
+    import pymysql
+
+    def governed() -> Any:
+        raw = pymysql.connect(autocommit=False, **my.kw)
+        return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+    _deadlock(governed, my.t)
+    report = my.truth("SHOW ENGINE INNODB STATUS")[0][0][2]
+    assert "3533362d32322d38373236" in report  # hex('536-22-8726'): the raw report holds the stored SSN
+    for sql in ("SHOW ENGINE INNODB STATUS", "show engine InnoDB status"):
+        with pytest.raises(governed_db.GuardrailViolation, match="system-catalog"):
+            my.run(sql)
+    assert my.run("SHOW ENGINE INNODB MUTEX")[0] == my.truth("SHOW ENGINE INNODB MUTEX")[0]
+    assert any(r[0] == "InnoDB" for r in my.run("SHOW ENGINES")[0])
+
+
+def test_mariadb_lock_tables_are_value_catalogs(my: My) -> None:
+    """The application's sessions lock rows through a unique index on ``ssn`` and one waits:
+    ``information_schema.INNODB_LOCKS`` shows the SSN of the record waited on (LOCK_DATA). Refused."""
+    import pymysql
+
+    my.reset(unique=True)
+    c1 = pymysql.connect(autocommit=False, **my.kw)
+    c2 = pymysql.connect(autocommit=False, **my.kw)
+    sql = f"SELECT ssn FROM {my.t} FORCE INDEX (ssn) FOR UPDATE"
+    c1.cursor().execute(sql)
+    waiter = threading.Thread(target=lambda: c2.cursor().execute(sql))
+    waiter.start()
+    try:
+        time.sleep(0.5)
+        with my.admin.cursor() as cur:
+            cur.execute(
+                f"SELECT lock_data FROM information_schema.INNODB_LOCKS WHERE lock_table LIKE '%{my.t}%'"
+            )
+            assert any("123-45-6789" in str(r[0]) for r in cur.fetchall())  # the smallest SSN, in clear
+        for read in (
+            "SELECT lock_data FROM information_schema.INNODB_LOCKS",
+            "SELECT * FROM information_schema.innodb_locks WHERE lock_mode = 'X'",
+        ):
+            with pytest.raises(governed_db.GuardrailViolation, match="system-catalog"):
+                my.run(read)
+    finally:
+        c1.rollback()
+        waiter.join()
+        c2.rollback()
+        c1.close()
+        c2.close()
+    assert my.run("SELECT trx_state FROM information_schema.INNODB_TRX")[0] is not None  # no values there
+
+
+def test_mariadb_index_statistics_tell_no_equality(my: My) -> None:
+    """With an (application's) index on ``ssn``, rows holding a guess are inserted: after InnoDB recalculates
+    the index statistics (automatically, or an ANALYZE TABLE), ``n_diff_pfx01`` counts one distinct value more
+    exactly when the guess is new. The agent's insert runs; reading the statistics is refused."""
+    sql = (
+        "SELECT stat_value FROM mysql.innodb_index_stats WHERE table_name = '{t}' AND index_name = 'by_ssn' "
+        "AND stat_name = 'n_diff_pfx01'"
+    )
+    counts = []
+    for guess in ("536-22-8726", "536-22-8725"):
+        my.reset()
+        with my.admin.cursor() as cur:
+            cur.execute(f"CREATE INDEX by_ssn ON {my.t} (ssn)")
+        my.run(f"INSERT INTO {my.t} (id, ssn) VALUES (9, '{guess}')")  # the agent's own row (autocommit)
+        with my.admin.cursor() as cur:
+            cur.execute(f"ANALYZE TABLE {my.t}")
+            cur.fetchall()
+        counts.append(my.truth(sql.format(t=my.t))[0])
+        for read in (sql, "SELECT * FROM mysql.innodb_index_stats", "SELECT * FROM mysql.index_stats"):
+            with pytest.raises(governed_db.GuardrailViolation, match="system-catalog"):
+                my.run(read.format(t=my.t))
+    assert counts[0] != counts[1], counts
+    assert my.run(f"SELECT COUNT(*) FROM {my.t}") == [((4,),)]
