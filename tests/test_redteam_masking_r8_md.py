@@ -337,3 +337,26 @@ def test_mariadb_index_statistics_tell_no_equality(my: My) -> None:
                 my.run(read.format(t=my.t))
     assert counts[0] != counts[1], counts
     assert my.run(f"SELECT COUNT(*) FROM {my.t}") == [((4,),)]
+
+
+# -- system-versioned tables ----------------------------------------------------------------------------------
+def test_mariadb_system_versioned_history_is_masked_and_its_period_readable(my: My) -> None:
+    """A system-versioned table keeps every old row version: they come back masked like the current ones, and a
+    masked column stays unusable in their WHERE. The implicit period columns ``ROW_START``/``ROW_END`` are not in
+    the catalog (they are invisible); they were taken for unknown columns, masked to NULL and refused in ORDER BY.
+    They say when a row version was written, not what it holds: returned exactly."""
+    with my.admin.cursor() as cur:
+        cur.execute(f"ALTER TABLE {my.t} ADD SYSTEM VERSIONING")
+    my.run(f"UPDATE {my.t} SET city = 'Nice' WHERE id = 1")
+    history = my.run(
+        f"SELECT id, ssn, city FROM {my.t} FOR SYSTEM_TIME ALL WHERE id = 1 ORDER BY id, row_end"
+    )[0]
+    assert history == ((1, "[US_SSN]", "Paris"), (1, "[US_SSN]", "Nice"))  # the old version ended first
+    period = my.run(f"SELECT id, ROW_START, ROW_END FROM {my.t} WHERE id = 2")[0]
+    assert period == my.truth(f"SELECT id, ROW_START, ROW_END FROM {my.t} WHERE id = 2")[0]
+    assert period[0][1] is not None and period[0][2] is not None
+    for sql in (
+        f"SELECT id FROM {my.t} FOR SYSTEM_TIME ALL WHERE ssn LIKE '5%'",
+        f"SELECT id FROM {my.t} FOR SYSTEM_TIME ALL ORDER BY ssn, row_end",
+    ):
+        assert _observe(my.run, sql) == "refused", sql
