@@ -360,3 +360,39 @@ def test_mariadb_system_versioned_history_is_masked_and_its_period_readable(my: 
         f"SELECT id FROM {my.t} FOR SYSTEM_TIME ALL ORDER BY ssn, row_end",
     ):
         assert _observe(my.run, sql) == "refused", sql
+
+
+# -- the same on aiomysql -------------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_aiomysql_refuses_the_round_8_oracles(my: My) -> None:
+    """aiomysql drives the same statement object: the length limit, the DEFAULT that is a value and InnoDB's
+    reports are refused there too (the raw counterparts are shown on PyMySQL above); a plain read runs masked."""
+    aiomysql = pytest.importorskip("aiomysql")
+    my.reset("536-22-8726", unique=True)
+    kw = my.kw
+    raw = await aiomysql.connect(
+        host=kw["host"],
+        port=kw["port"],
+        user=kw["user"],
+        password=kw["password"],
+        db=kw["database"],
+        autocommit=True,
+    )
+    try:
+        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        for sql in (
+            f"SELECT LENGTH(CONCAT(ssn, REPEAT('x', {PACKET - 11}))) FROM {my.t} WHERE id = 1",
+            f"INSERT INTO {my.t} (id, city) VALUES (9, 'Nice')",
+            f"UPDATE {my.t} SET ssn = DEFAULT WHERE id = 1",
+            "SHOW ENGINE INNODB STATUS",
+            "SELECT lock_data FROM information_schema.INNODB_LOCKS",
+        ):
+            async with conn.cursor() as cur:
+                with pytest.raises(governed_db.GuardrailViolation):
+                    await cur.execute(sql)
+        async with conn.cursor() as cur:
+            await cur.execute(f"SELECT id, ssn, CONCAT(city, SPACE(3)) FROM {my.t} WHERE id = 2")
+            assert await cur.fetchall() == ((2, "[US_SSN]", "Lyon   "),)
+    finally:
+        raw.close()
+    assert [r[3] for r in my.truth(f"SELECT * FROM {my.t} ORDER BY id")[0]] == [r[3] for r in ROWS]
