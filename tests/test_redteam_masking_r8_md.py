@@ -1,11 +1,11 @@
 """Red-team round 8 over masking on MariaDB (PyMySQL) and DuckDB: a prompt-injected agent in production with
 zero configuration, no unmask grant.
 
-* MariaDB ``UPDATE t SET ssn = DEFAULT`` (and ``ON DUPLICATE KEY UPDATE ssn = DEFAULT``, an INSERT leaving a
-  uniquely indexed column to its default) compare the column's DEFAULT with the stored value when that default
-  is a value: the changed-row count (or a duplicate-key error) says whether the stored SSN is the default. The
-  word DEFAULT was read as a column named "default", so these were refused with a misleading message, and so was
-  the innocent ``SET city = DEFAULT``. The catalog now says which defaults are values (decision 0232).
+* MariaDB: an INSERT giving a uniquely indexed SSN its DEFAULT (by the word, or by leaving it out) fails with a
+  duplicate key exactly when a stored SSN equals a default that is a value; ``UPDATE t SET ssn = DEFAULT`` (and
+  ``ON DUPLICATE KEY UPDATE ssn = DEFAULT``) would say the same by the changed-row count, and was refused only
+  because the word DEFAULT was read as a column named "default" (which also refused the innocent ``SET city =
+  DEFAULT``). The catalog now says which defaults are values (decision 0232).
 * MariaDB turns a string longer than ``max_allowed_packet`` into NULL with a warning: ``CONCAT(ssn, REPEAT('x',
   16777216 - g))`` is NULL exactly when the SSN is longer than ``g`` characters (also ``CONCAT_WS``,
   ``JSON_ARRAY``, ``JSON_OBJECT``, a 16 MB user variable). A long or computed text beside a masked value in a
@@ -14,7 +14,10 @@ zero configuration, no unmask grant.
   two of the agent's own sessions dumps both locked rows (every column in hex), ``information_schema.INNODB_LOCKS``
   shows the key a lock waits on (an SSN, when taken through an index on it), and ``mysql.innodb_index_stats``
   counts the distinct values of an index on ``ssn`` (after rows holding a guess are inserted: one more exactly
-  when the guess is new). They are statistics catalogs that hold column values (decision 0234).
+  when the guess is new). They are statistics catalogs that hold column values. ``SELECT id FROM t PARTITION
+  (p0)`` on a table partitioned by the SSN reads the rows whose SSN falls in ``p0``: a WHERE on it (decision 0234).
+* Over-masking: the invisible period columns of a system-versioned table (``ROW_START``, ``ROW_END``) came back
+  NULL and could not order its history.
 
 Each oracle compares a right guess with a wrong one and passes when the attacker observes both alike; the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
@@ -396,3 +399,88 @@ async def test_aiomysql_refuses_the_round_8_oracles(my: My) -> None:
     finally:
         raw.close()
     assert [r[3] for r in my.truth(f"SELECT * FROM {my.t} ORDER BY id")[0]] == [r[3] for r in ROWS]
+
+
+# -- partitions -----------------------------------------------------------------------------------------------
+PARTITIONED = (
+    "(id int, full_name varchar(100), email varchar(100), ssn varchar(100), city varchar(100), "
+    "PRIMARY KEY (id, ssn)) PARTITION BY RANGE COLUMNS (ssn) (PARTITION p0 VALUES LESS THAN ('5'), "
+    "PARTITION p1 VALUES LESS THAN (MAXVALUE))"
+)
+
+
+def _partitioned(my: My, first_ssn: str) -> None:
+    """The three people in a table partitioned by SSN ranges (an application's design: by a date of birth,
+    a postcode...); only the first person's SSN differs between the two datasets compared."""
+    with my.admin.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {my.t}")
+        cur.execute(f"CREATE TABLE {my.t} {PARTITIONED}")
+        rows = [(r[0], r[1], r[2], first_ssn if r[0] == 1 else r[3], r[6]) for r in ROWS]
+        cur.executemany(f"INSERT INTO {my.t} VALUES (%s,%s,%s,%s,%s)", rows)
+
+
+_PARTITION_READS = [
+    "SELECT id FROM {t} PARTITION (p0) ORDER BY id",
+    "SELECT count(*) FROM {t} PARTITION (p1)",
+    "START TRANSACTION; UPDATE {t} PARTITION (p0) SET city = 'X' WHERE id = 1; ROLLBACK",
+    "SELECT id, ssn FROM {t} PARTITION (p0, p1) WHERE id = 1",
+    "SELECT PARTITION_NAME, TABLE_ROWS FROM information_schema.PARTITIONS WHERE TABLE_NAME = '{t}'",
+]
+
+
+@pytest.mark.parametrize("template", _PARTITION_READS)
+def test_mariadb_partition_selection_is_a_predicate(my: My, template: str) -> None:
+    """``SELECT id FROM t PARTITION (p0)`` reads the rows whose partitioning expression falls in ``p0``: a WHERE
+    on the SSN (here ``ssn < '5'``). It ran, and said which SSNs begin with a digit below 5; the partitions' row
+    counts in information_schema say how many. Refused naming ``ssn`` (the catalog says which columns the
+    partitioning reads), and the statistics view with the other value catalogs."""
+    sql = template.format(t=my.t)
+    truth, seen = [], []
+    for first in ("536-22-8726", "436-22-8726"):
+        _partitioned(my, first)
+        truth.append(_observe(my.truth, sql))
+        seen.append(_observe(my.run, sql))
+    if "PARTITION (p0, p1)" not in sql:
+        assert truth[0] != truth[1], truth
+    assert seen == ["refused", "refused"], seen
+
+
+def test_mariadb_partitions_of_unmasked_columns_still_run(my: My) -> None:
+    """Look-alike: a table partitioned by its id: selecting a partition picks rows by the id only, and runs."""
+    with my.admin.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {my.t}")
+        cur.execute(
+            f"CREATE TABLE {my.t} (id int primary key, ssn varchar(100), city varchar(100)) "
+            "PARTITION BY HASH (id) PARTITIONS 2"
+        )
+        cur.executemany(f"INSERT INTO {my.t} VALUES (%s,%s,%s)", [(r[0], r[3], r[6]) for r in ROWS])
+    sql = f"SELECT id, ssn, city FROM {my.t} PARTITION (p1) ORDER BY id"
+    assert my.run(sql) == [((1, "[US_SSN]", "Paris"), (3, "[US_SSN]", "Rome"))]
+    assert my.run(f"UPDATE {my.t} PARTITION (p0) SET city = 'Nice' WHERE id = 2") == [1]
+
+
+def test_partitioning_columns_are_read_from_the_catalog(mysql_conn: Any, unique: str) -> None:
+    """Unit: MariaDB's constraints name the columns a partitioning expression reads (KEY () reads the primary
+    key); a PARTITION selection of a table whose constraints are unknown uses every column."""
+    from governed_db.masking import schema
+    from governed_db.masking.constraints import partition_uses
+
+    t = f"rt8md_p_{unique}"
+    cur = mysql_conn.cursor()
+    found = {}
+    try:
+        for ddl in (
+            "(id int, dob date, ssn varchar(20), PRIMARY KEY (id, dob)) PARTITION BY RANGE (YEAR(dob)) "
+            "(PARTITION p0 VALUES LESS THAN (1990), PARTITION p1 VALUES LESS THAN MAXVALUE)",
+            "(id int, ssn varchar(20), PRIMARY KEY (id, ssn)) PARTITION BY KEY () PARTITIONS 2",
+            "(id int primary key, ssn varchar(20))",
+        ):
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+            cur.execute(f"CREATE TABLE {t} {ddl}")
+            cols = [c for c, _ in schema.read_columns(mysql_conn, "mysql", t, None, t) or []]
+            read = schema.read_constraints(mysql_conn, "mysql", t, None, t, cols) or []
+            found[ddl[:20]] = {tuple(sorted(c.columns)) for c in read if c.kind == "partition"}
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
+    assert list(found.values()) == [{("dob",)}, {("id", "ssn")}, set()]
+    assert partition_uses(["t"], lambda k: (["id", "ssn"], None))[0][1].sources == {("t", "id"), ("t", "ssn")}

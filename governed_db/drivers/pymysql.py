@@ -27,6 +27,9 @@ from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, Ne
 from governed_db.results import ResultState
 from governed_db.semconv import DB_NAMESPACE, DB_SYSTEM_NAME, SERVER_ADDRESS, SERVER_PORT
 
+#: the partition selection of a written table as the effect guard names it (``t PARTITION(p0, p1)``)
+_PARTITIONS = re.compile(r"\s+PARTITION\s*\([^()]*\)\s*$", re.I)
+
 
 class PyMySQLCursor(PrivateWithheld, CallProc, NextSet, GovernedCursor):
     private_allowed = frozenset({"_executed"})  # the last statement's text, read for debugging
@@ -229,7 +232,8 @@ class PyMySQLDriver(Driver):
         # MyISAM/MEMORY/... ignore ROLLBACK: a bounded write to them cannot be measured before it is kept
         wanted = []
         for name in tables:
-            schema, _, table = name.rpartition(".")
+            # ``t PARTITION(p0)``: the probe reads the partitions named; the engine is the table's
+            schema, _, table = _PARTITIONS.sub("", name).rpartition(".")
             db = self.quote_literal(schema) if schema else "DATABASE()"
             wanted.append(f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(table)} AS t")
         return (

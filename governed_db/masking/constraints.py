@@ -168,6 +168,25 @@ def changed_row_uses(
     return uses
 
 
+def partition_uses(tables: list[str], constraints_of: ConstraintsOf) -> list[tuple[str, Origin]]:
+    """``SELECT id FROM customers PARTITION (p1980s)`` (or an UPDATE/DELETE/INSERT naming partitions) reads the
+    rows whose partitioning expression (``RANGE (YEAR(dob))``, ``KEY (ssn)``) falls in them: a WHERE on the
+    columns it reads, which the catalog names (``partition`` constraints); unknown, every column (fail closed)."""
+    uses: list[tuple[str, Origin]] = []
+    for key in dict.fromkeys(tables):
+        columns, constraints = constraints_of(key)
+        if constraints is None:
+            deciding = frozenset(c.lower() for c in columns or ())
+        else:
+            deciding = frozenset().union(*(c.columns for c in constraints if c.kind == "partition"))
+        clause = f"PARTITION (...) of {key}, which picks rows by its partitioning expression"
+        if deciding:
+            uses.append((clause, _origin(key, deciding)))
+        elif columns is None:
+            uses.append((clause, Origin("unknown", hint=key)))
+    return uses
+
+
 # -- DDL that checks or converts the stored rows ------------------------------------------------------------
 #: parts of ALTER TABLE ... ADD that the database checks against every stored row
 _CHECKED = (
@@ -253,5 +272,6 @@ __all__ = [
     "constraint_uses",
     "ddl_uses",
     "is_constraint_use",
+    "partition_uses",
     "with_defaults",
 ]

@@ -30,7 +30,7 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.constraints import changed_row_uses, constraint_uses, ddl_uses
+from governed_db.masking.constraints import changed_row_uses, constraint_uses, ddl_uses, partition_uses
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
@@ -263,6 +263,8 @@ class MaskingState:
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        if lineage.partitioned:
+            lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))

@@ -944,6 +944,9 @@ def trace(
     if isinstance(tree, exp.Command):
         return trace_command(w, tree, dialect)
     record_writes(w, tree)
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.args.get("partition"), exp.Partition):
+            lin.partitioned.append(columns_of(table)[0])
     if isinstance(tree, QUERY):
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact

@@ -110,6 +110,9 @@ class Lineage:
     blind: bool = False
     #: the tables the statement changes and how (:mod:`governed_db.masking.constraints` turns them into uses)
     writes: list[Written] = field(default_factory=list)
+    #: tables read or written through MySQL's ``PARTITION (p0, ...)``: the rows of the partitions named, which
+    #: the partitioning expression picks (:func:`governed_db.masking.constraints.partition_uses`)
+    partitioned: list[str] = field(default_factory=list)
     #: every column reference the walk resolved, with what it resolved to (``n`` of ``(SELECT notes AS n ...)``
     #: is ``notes``): where a column is used, judged by the node around it (free-text searches, decision 0192)
     refs: list[tuple[exp.Column, Origin]] = field(default_factory=list)

@@ -293,7 +293,9 @@ class Constraint:
     ``other``'s ``other_columns``), ``referenced`` (this table's ``columns`` are what child rows of ``other``
     point at: deleting or changing one fails or cascades), ``check`` (a CHECK over the row's ``columns``) or
     ``default`` (no check: the ``columns`` whose DEFAULT is a value rather than NULL, so a write giving them
-    their default gives them a value; read on MySQL/MariaDB, where an UPDATE counts the rows it changed).
+    their default gives them a value; read on MySQL/MariaDB, where an UPDATE counts the rows it changed) or
+    ``partition`` (no check: the ``columns`` a MySQL partitioning expression reads, which decide the rows a
+    ``PARTITION (p0)`` selection reads).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -547,6 +549,23 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     )
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
+    # the columns a partitioning expression reads (``PARTITION BY KEY ()`` with no columns: the primary key)
+    parted = _rows(
+        cur,
+        "SELECT DISTINCT PARTITION_METHOD, PARTITION_EXPRESSION, SUBPARTITION_METHOD, SUBPARTITION_EXPRESSION "
+        "FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND PARTITION_METHOD IS NOT NULL",
+        (db, name),
+    )
+    primary = next((c.columns for c in found if c.kind == "unique" and c.name == "PRIMARY"), frozenset())
+    for method, text, sub_method, sub_text in parted:
+        read: set[str] = set()
+        for how, expr in ((method, text), (sub_method, sub_text)):
+            if how is None:
+                continue
+            named = _mentioned(expr, "mysql", columns) if expr else frozenset()
+            read |= named or (primary if "KEY" in str(how).upper() else {c.lower() for c in columns})
+        found.append(Constraint("partition", "PARTITION", frozenset(read)))
     return _expand(found, generated)
 
 
