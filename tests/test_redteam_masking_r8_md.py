@@ -16,6 +16,9 @@ zero configuration, no unmask grant.
   counts the distinct values of an index on ``ssn`` (after rows holding a guess are inserted: one more exactly
   when the guess is new). They are statistics catalogs that hold column values. ``SELECT id FROM t PARTITION
   (p0)`` on a table partitioned by the SSN reads the rows whose SSN falls in ``p0``: a WHERE on it (decision 0234).
+* MariaDB hands out ``ROWNUM()``, a seeded ``RAND(7)``, a ``@n := @n + 1`` counter, ``LAST_INSERT_ID(id)`` row by
+  row as it reads, before any ORDER BY: over a table with an index on ``ssn`` they numbered the rows in SSN order
+  past the order the guard adds. Refused there (decision 0234).
 * Over-masking: the invisible period columns of a system-versioned table (``ROW_START``, ``ROW_END``) came back
   NULL and could not order its history.
 
@@ -484,3 +487,75 @@ def test_partitioning_columns_are_read_from_the_catalog(mysql_conn: Any, unique:
         cur.execute(f"DROP TABLE IF EXISTS {t}")
     assert list(found.values()) == [{("dob",)}, {("id", "ssn")}, set()]
     assert partition_uses(["t"], lambda k: (["id", "ssn"], None))[0][1].sources == {("t", "id"), ("t", "ssn")}
+
+
+# -- values handed out in read order --------------------------------------------------------------------------
+#: the same ids and cities; the SSNs differ, so an index on ssn reads the rows in another order
+SSNS_A = ["219-45-1234", "536-22-8726", "123-45-6789", "444-12-3456"]  # index order: ids 3, 1, 4, 2
+SSNS_B = ["123-45-6789", "219-45-1234", "444-12-3456", "536-22-8726"]  # index order: ids 1, 2, 3, 4
+
+
+def _indexed(my: My, ssns: list[str], index: bool = True) -> None:
+    with my.admin.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {my.t}")
+        cur.execute(
+            f"CREATE TABLE {my.t} (id int primary key, full_name varchar(100), ssn varchar(20), city varchar(20)"
+            + (
+                ", KEY by_ssn (ssn))" if index else ")"
+            )  # an application's index: InnoDB scans it for SELECT id
+        )
+        cur.executemany(
+            f"INSERT INTO {my.t} VALUES (%s,%s,%s,%s)",
+            [
+                (i + 1, n, s, c)
+                for i, (n, s, c) in enumerate(
+                    zip(["A B", "C D", "E F", "G H"], ssns, ["Paris", "Lyon", "Rome", "Oslo"], strict=True)
+                )
+            ],
+        )
+
+
+_READ_ORDER_VALUES = [
+    "SELECT id, ROWNUM() FROM {t}",
+    "SELECT id FROM {t} WHERE ROWNUM() <= 1",
+    "SELECT id, RAND(7) FROM {t} ORDER BY RAND(1)",
+    "SELECT id, RAND(7) AS r FROM {t} ORDER BY r",
+    "SET @n = 0; SELECT id, @n := @n + 1 FROM {t} ORDER BY RAND()",
+    "SELECT id, LAST_INSERT_ID(id) FROM {t} ORDER BY RAND(1); SELECT LAST_INSERT_ID()",
+    "SELECT x.id, ROWNUM() FROM (SELECT id FROM {t}) x",
+]
+
+
+@pytest.mark.parametrize("template", _READ_ORDER_VALUES)
+def test_mariadb_values_handed_out_in_read_order_are_refused(my: My, template: str) -> None:
+    """InnoDB reads ``SELECT id FROM t`` through the (covering) index on ``ssn``. The order guard sorts the
+    result by the key, but MariaDB hands out ``ROWNUM()``, a seeded ``RAND(7)``, a ``@n := @n + 1`` counter or
+    ``LAST_INSERT_ID(id)`` row by row as it reads, before any sort: the numbers said how the SSNs sort. Two
+    datasets differing only in their SSNs: raw outputs differ, governed refuses both, naming ``ssn``."""
+    sql = template.format(t=my.t)
+    truth, seen = [], []
+    for ssns in (SSNS_A, SSNS_B):
+        _indexed(my, ssns)
+        truth.append(_observe(my.truth, sql))
+        seen.append(_observe(my.run, sql))
+    assert truth[0] != truth[1], truth
+    assert seen == ["refused", "refused"], seen
+    with pytest.raises(governed_db.GuardrailViolation, match=rf"{my.t}\.ssn would decide the order"):
+        my.run(sql)
+
+
+def test_mariadb_read_order_values_that_reveal_nothing_still_run(my: My) -> None:
+    """Look-alikes: an unseeded ``RAND()`` (nobody can predict it), ``ROW_NUMBER() OVER (ORDER BY id)``, and
+    ``ROWNUM()`` over a table without an index on a masked column run."""
+    _indexed(my, SSNS_A)
+    assert len(my.run(f"SELECT id, RAND() FROM {my.t}")[0]) == 4
+    assert my.run(f"SELECT id FROM {my.t} ORDER BY RAND() LIMIT 2")[0][0][0] in (1, 2, 3, 4)
+    assert my.run(f"SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM {my.t}") == [
+        ((1, 1), (2, 2), (3, 3), (4, 4))
+    ]
+    with my.admin.cursor() as cur:
+        cur.execute(f"DROP TABLE {my.t}")
+    my.t += "_x"  # another table (the connection keeps what it read of the first one's indexes for a while)
+    _indexed(my, SSNS_A, index=False)
+    sql = f"SELECT id, ROWNUM(), ssn FROM {my.t}"
+    assert my.run(sql) == [tuple((r[0], r[1], "[US_SSN]") for r in my.truth(sql)[0])]
