@@ -559,3 +559,59 @@ def test_mariadb_read_order_values_that_reveal_nothing_still_run(my: My) -> None
     _indexed(my, SSNS_A, index=False)
     sql = f"SELECT id, ROWNUM(), ssn FROM {my.t}"
     assert my.run(sql) == [tuple((r[0], r[1], "[US_SSN]") for r in my.truth(sql)[0])]
+
+
+# -- DuckDB -----------------------------------------------------------------------------------------------------
+def _duck(ssn_default: str | None) -> tuple[Any, Any]:
+    import duckdb
+
+    raw = duckdb.connect()
+    default = f" DEFAULT '{ssn_default}'" if ssn_default is not None else ""
+    raw.execute(
+        f"CREATE TABLE t (id INTEGER PRIMARY KEY, full_name VARCHAR, ssn VARCHAR UNIQUE{default}, city VARCHAR)"
+    )
+    raw.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [(r[0], r[1], r[3], r[6]) for r in ROWS])
+    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+def _duck_observe(conn: Any, sql: str) -> Any:
+    try:
+        return conn.execute(sql).fetchall()
+    except governed_db.GuardrailViolation as e:
+        return "refused" if "masked-column" in str(e) else f"refused: {str(e)[:80]}"
+    except Exception as e:
+        return type(e).__name__
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t (id, city) VALUES (9, 'Nice')",
+        "INSERT INTO t (id, ssn, city) VALUES (9, DEFAULT, 'Nice')",
+    ],
+)
+def test_duckdb_a_default_that_is_a_value_tells_no_equality(sql: str) -> None:
+    """DuckDB counts matched rows, but a unique key still compares: an INSERT giving a uniquely indexed SSN its
+    DEFAULT fails exactly when a stored SSN equals that default. DuckDB's catalog now says which defaults are
+    values too (decision 0232)."""
+    truth = [_duck_observe(_duck(d)[0], sql) for d in ("536-22-8726", "536-22-8725")]
+    seen = [_duck_observe(_duck(d)[1], sql) for d in ("536-22-8726", "536-22-8725")]
+    assert truth[0] != truth[1], truth
+    assert seen == ["refused", "refused"], seen
+
+
+def test_duckdb_defaults_that_reveal_nothing_still_run() -> None:
+    """Look-alikes: a NULL default, an explicit NULL, and the concatenations that stay short run on DuckDB."""
+    raw, gov = _duck(None)
+    gov.execute("INSERT INTO t (id, city) VALUES (9, 'Nice')")
+    raw2, gov2 = _duck("000-00-0000")
+    gov2.execute("INSERT INTO t (id, ssn, city) VALUES (9, NULL, 'Nice')")
+    assert (
+        raw.execute("SELECT count(*) FROM t").fetchall()
+        == raw2.execute("SELECT count(*) FROM t").fetchall()
+        == [(4,)]
+    )
+    assert gov.execute(
+        "SELECT concat(city, repeat('-', 3)), concat(ssn, '-', id) FROM t WHERE id = 1"
+    ).fetchall() == [("Paris---", "[US_SSN]")]
+    assert _duck_observe(gov, "SELECT concat(ssn, repeat('x', 100000)) FROM t WHERE id = 1") == "refused"

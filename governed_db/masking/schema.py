@@ -623,6 +623,17 @@ def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[s
             (name, schema),
         )
     }
+    # a column given its DEFAULT (or left out of an INSERT) gets a value when that default is one: DuckDB spells
+    # a NULL default 'NULL' (a NOT NULL column without one fails whatever is stored)
+    valued = _rows(
+        cur,
+        "SELECT column_name FROM information_schema.columns WHERE lower(table_name) = lower(?) AND "
+        "lower(table_schema) = lower(COALESCE(?, current_schema())) AND column_default IS NOT NULL AND "
+        "upper(column_default) <> 'NULL' AND coalesce(is_generated, 'NEVER') <> 'ALWAYS'",
+        (name, schema),
+    )
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     return _expand(found, generated)
 
 
