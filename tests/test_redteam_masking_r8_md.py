@@ -9,7 +9,8 @@ zero configuration, no unmask grant.
 * MariaDB turns a string longer than ``max_allowed_packet`` into NULL with a warning: ``CONCAT(ssn, REPEAT('x',
   16777216 - g))`` is NULL exactly when the SSN is longer than ``g`` characters (also ``CONCAT_WS``,
   ``JSON_ARRAY``, ``JSON_OBJECT``, a 16 MB user variable). A long or computed text beside a masked value in a
-  concatenation is now a use of it (decision 0233).
+  concatenation is now a use of it; so is a ``REGEXP_REPLACE`` whose pattern can backtrack, which PCRE stops at
+  its match limit with a warning depending on what the value holds (decision 0233).
 * InnoDB shows stored values where no masking reaches: ``SHOW ENGINE INNODB STATUS`` after a deadlock between
   two of the agent's own sessions dumps both locked rows (every column in hex), ``information_schema.INNODB_LOCKS``
   shows the key a lock waits on (an SSN, when taken through an index on it), and ``mysql.innodb_index_stats``
@@ -615,3 +616,40 @@ def test_duckdb_defaults_that_reveal_nothing_still_run() -> None:
         "SELECT concat(city, repeat('-', 3)), concat(ssn, '-', id) FROM t WHERE id = 1"
     ).fetchall() == [("Paris---", "[US_SSN]")]
     assert _duck_observe(gov, "SELECT concat(ssn, repeat('x', 100000)) FROM t WHERE id = 1") == "refused"
+
+
+# -- regular expressions that backtrack -----------------------------------------------------------------------
+_BACKTRACKING = [
+    "SELECT id, REGEXP_REPLACE(CONCAT(ssn, '111111111111111111111111111111'), '^{G}(\\\\d|\\\\d|-)*[^\\\\d-]', '') "
+    "FROM {t} WHERE id = 1; SHOW WARNINGS",
+    "SELECT id, REGEXP_REPLACE(REPLACE(ssn, '-', '1111111111'), '^{G}(\\\\d|\\\\d)*[^\\\\d]', '') FROM {t} "
+    "WHERE id = 1; SHOW WARNINGS",
+    "SELECT id, REGEXP_REPLACE(REPLACE(ssn, '-', '1111111111'), '^{G}\\\\d*\\\\d*\\\\d*\\\\d*\\\\d*\\\\d*\\\\d*\\\\d*\\\\d*\\\\d*[^\\\\d]', '') "
+    "FROM {t} WHERE id = 1; SELECT @@warning_count",
+]
+
+
+@pytest.mark.parametrize("template", _BACKTRACKING)
+def test_mariadb_a_regex_match_limit_tells_nothing(my: My, template: str) -> None:
+    """MariaDB's PCRE gives up at its match limit with warning 1139 ("Regex error 'match limit exceeded'"):
+    ``REGEXP_REPLACE(CONCAT(ssn, '111...'), '^5(\\\\d|\\\\d|-)*[^\\\\d-]', '')`` tries 2**n ways only when the SSN
+    begins with a 5, so the warning said so (the result itself came back masked). A pattern that can backtrack
+    over a masked value is now a use of it."""
+    truth, seen = [], []
+    for guess in ("5", "4"):
+        sql = template.format(t=my.t, G=guess)
+        truth.append(_observe(my.truth, sql))
+        seen.append(_observe(my.run, sql))
+    assert truth[0] != truth[1], truth
+    assert seen == ["refused", "refused"], seen
+
+
+def test_mariadb_simple_patterns_over_masked_values_still_run(my: My) -> None:
+    """Look-alikes: a character class, one quantifier, a fixed count: linear, no warning; masked results."""
+    sql = (
+        f"SELECT id, REGEXP_REPLACE(ssn, '[^0-9]', ''), REGEXP_REPLACE(phone, '\\\\s+', ' '), "
+        f"REGEXP_REPLACE(ssn, '^\\\\d{{3}}-', 'xxx-') FROM {my.t} WHERE id = 1"
+    )
+    rows = my.run(sql)[0]
+    assert rows[0][0] == 1 and rows[0][1] == rows[0][3] == "[US_SSN]" and "0132" not in str(rows)
+    assert my.run("SHOW WARNINGS") == [()]

@@ -327,6 +327,38 @@ def _unbounded(node: exp.Expression) -> bool:
     return total > _MAX_REPLACEMENT
 
 
+def backtracks(pattern: str) -> bool:
+    """Whether a regular expression may backtrack more than a scan of its subject: a group, an alternation, a
+    back-reference, or more than one quantifier other than a fixed count (``^5(\\d|\\d|-)*[^\\d-]`` tries 2**n
+    ways over n digits). Character classes and escapes are single characters; one quantifier on them stays
+    linear per start."""
+    i, quantifiers = 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if pattern[i + 1 : i + 2].isdigit():
+                return True  # a back-reference
+            i += 2
+            continue
+        if ch == "[":
+            j = i + 1
+            j += 1 if pattern[j : j + 1] == "^" else 0
+            j += 1 if pattern[j : j + 1] == "]" else 0
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            continue
+        if ch in "()|":
+            return True
+        exact = re.match(r"\{\d+\}", pattern[i:])  # ``\d{3}``: a fixed count, nothing to try
+        if exact is not None:
+            i += exact.end()
+            continue
+        quantifiers += ch in "*+?{"
+        i += 1
+    return quantifiers > 1
+
+
 def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None:
     """Why ``node`` can reach a length limit on a masked value (an error, or NULL with a warning), or ``None``.
 
@@ -544,6 +576,16 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         # format('%*s', x, ...) converts the argument the width is read from to an integer: an error unless
         # it is one (replace(substr(ssn, 1, 1), '5', 'x') fails exactly for a 5)
         return "format() with a width or precision taken from an argument"
+    if dialect == "mysql" and isinstance(node, exp.RegexpReplace) and any(t for key, _, t in tainted if key == "this"):
+        # MariaDB's PCRE stops at its match limit with a warning ("Regex error 'match limit exceeded'"):
+        # REGEXP_REPLACE(CONCAT(ssn, '1111...'), '^5(\\d|\\d|-)*[^\\d-]', '') warns exactly when the SSN begins
+        # with a 5, since only then does the pattern try its 2**n ways
+        pattern = node.args.get("expression")
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string) or backtracks(str(pattern.this)):
+            return (
+                f"{name_of(node)}() with a pattern that can backtrack (MariaDB stops at its match limit with a "
+                "warning, by what the value holds)"
+            )
     controls = next((keys for cls, keys in _CONTROL.items() if isinstance(node, cls)), None)
     if controls is not None:
         if any(t and key in controls for key, _, t in tainted):
