@@ -15,7 +15,8 @@ zero configuration, no unmask grant.
   two of the agent's own sessions dumps both locked rows (every column in hex), ``information_schema.INNODB_LOCKS``
   shows the key a lock waits on (an SSN, when taken through an index on it), and ``mysql.innodb_index_stats``
   counts the distinct values of an index on ``ssn`` (after rows holding a guess are inserted: one more exactly
-  when the guess is new). They are statistics catalogs that hold column values. ``SELECT id FROM t PARTITION
+  when the guess is new); ``INNODB_BUFFER_PAGE.DATA_SIZE`` sums the bytes of a page's records (the SSN's length).
+  They are statistics catalogs that hold column values. ``SELECT id FROM t PARTITION
   (p0)`` on a table partitioned by the SSN reads the rows whose SSN falls in ``p0``: a WHERE on it (decision 0234).
 * MariaDB hands out ``ROWNUM()``, a seeded ``RAND(7)``, a ``@n := @n + 1`` counter, ``LAST_INSERT_ID(id)`` row by
   row as it reads, before any ORDER BY: over a table with an index on ``ssn`` they numbered the rows in SSN order
@@ -653,3 +654,24 @@ def test_mariadb_simple_patterns_over_masked_values_still_run(my: My) -> None:
     rows = my.run(sql)[0]
     assert rows[0][0] == 1 and rows[0][1] == rows[0][3] == "[US_SSN]" and "0132" not in str(rows)
     assert my.run("SHOW WARNINGS") == [()]
+
+
+def test_mariadb_buffer_pool_pages_tell_no_length(my: My) -> None:
+    """``information_schema.INNODB_BUFFER_PAGE`` reports each cached page's DATA_SIZE, the bytes of its records:
+    with one SSN a character longer, the table's page (and its index's) is a byte larger. Refused like SQLite's
+    dbstat; the plain read runs."""
+    sql = (
+        "SELECT INDEX_NAME, NUMBER_RECORDS, DATA_SIZE FROM information_schema.INNODB_BUFFER_PAGE "
+        f"WHERE TABLE_NAME LIKE '%{my.t}%' ORDER BY INDEX_NAME"
+    )
+    truth, seen = [], []
+    for ssn in ("536-22-8726", "536-22-87260"):
+        my.reset(unique=True)
+        with my.admin.cursor() as cur:
+            cur.execute(f"UPDATE {my.t} SET ssn = %s WHERE id = 1", (ssn,))
+        assert my.run(f"SELECT ssn FROM {my.t} WHERE id = 1") == [(("[US_SSN]",),)]  # pages now in the pool
+        truth.append(_observe(my.truth, sql))
+        seen.append(_observe(my.run, sql))
+        seen.append(_observe(my.run, "SELECT * FROM information_schema.INNODB_BUFFER_PAGE_LRU LIMIT 1"))
+    assert truth[0] != truth[1], truth
+    assert seen == ["refused"] * 4, seen

@@ -37,14 +37,18 @@ VALUE_CATALOGS = frozenset(
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
      "sqlite_stat1", "dbstat", "information_schema.innodb_locks", "performance_schema.data_locks",
      "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
-     "mysql.innodb_index_stats", "mysql.index_stats", "information_schema.partitions"}
+     "mysql.innodb_index_stats", "mysql.index_stats", "information_schema.partitions",
+     "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
+     "information_schema.innodb_cmp_per_index", "information_schema.innodb_cmp_per_index_reset"}
 )  # fmt: skip
 # InnoDB's lock tables show the key of each record a lock waits on or blocks (LOCK_DATA: the values of a unique
 # index on ``ssn`` when the lock was taken through it), its full-text tables the words of the indexed texts; the
 # index statistics count the distinct values of each index prefix (``n_diff_pfx01``, ``avg_frequency``): after
 # rows holding a guess are inserted into a table with an index on ``ssn``, InnoDB's automatic recalculation says
 # whether the guess equals a stored value; PARTITIONS counts the rows of each partition, a histogram of the
-# partitioning expression (``RANGE (YEAR(dob))``)
+# partitioning expression (``RANGE (YEAR(dob))``); the buffer pool's pages report DATA_SIZE, the bytes of the
+# records on each page (a three-row table's page grows by one byte with an SSN one character longer), and the
+# per-index compression statistics how well the values compress
 # sqlite_stat1 counts the rows per distinct value of each index prefix (after a row holding a guess is inserted,
 # ANALYZE says whether it equals a stored value); SQLite's dbstat reports each page's payload bytes (the summed
 # lengths of the values on it)
