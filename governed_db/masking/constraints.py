@@ -13,8 +13,8 @@ Per write (:class:`~governed_db.masking.origins.Written`) and constraint of the 
 columns that would decide the outcome:
 
 * unique key, INSERT: the key's columns the statement gives a value (NULL, and a DEFAULT that is NULL,
-  compare equal to no other row; a DEFAULT that is a value counts where the catalog says so); UPDATE of any column of the key: every column of the key (the row's stored values are part of
-  the new key);
+  compare equal to no other row; a DEFAULT that is a value counts where the catalog says so); UPDATE of any
+  column of the key: every column of the key (the row's stored values are part of the new key);
 * foreign key, INSERT or UPDATE of its columns: the parent's referenced columns;
 * referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
   DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;

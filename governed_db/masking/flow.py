@@ -255,8 +255,10 @@ _GROWING: tuple[type[exp.Expression], ...] = (
 #: untyped functions that concatenate their arguments (or collect them into one document): the result is as
 #: long as all of them together
 _CONCATENATING_NAMES = frozenset(
-    ["concat", "concat_ws", "json_array", "json_object", "json_build_array", "jsonb_build_array", "json_build_object", "jsonb_build_object", "json_arrayagg", "json_objectagg", "json_group_array", "json_group_object", "group_concat", "string_agg", "array_to_string", "printf", "format"]
-)
+    {"concat", "concat_ws", "json_array", "json_object", "json_build_array", "jsonb_build_array", "json_build_object",
+     "jsonb_build_object", "json_arrayagg", "json_objectagg", "json_group_array", "json_group_object", "group_concat",
+     "string_agg", "array_to_string", "printf", "format"}
+)  # fmt: skip
 #: typed ones
 _CONCATENATING: tuple[type[exp.Expression], ...] = tuple(
     c
