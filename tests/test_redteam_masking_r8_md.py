@@ -16,11 +16,14 @@ zero configuration, no unmask grant.
   shows the key a lock waits on (an SSN, when taken through an index on it), and ``mysql.innodb_index_stats``
   counts the distinct values of an index on ``ssn`` (after rows holding a guess are inserted: one more exactly
   when the guess is new); ``INNODB_BUFFER_PAGE.DATA_SIZE`` sums the bytes of a page's records (the SSN's length).
-  They are statistics catalogs that hold column values. ``SELECT id FROM t PARTITION
-  (p0)`` on a table partitioned by the SSN reads the rows whose SSN falls in ``p0``: a WHERE on it (decision 0234).
+  They are statistics catalogs that hold column values. ``SELECT id FROM t PARTITION (p0)`` on a table
+  partitioned by the SSN reads the rows whose SSN falls in ``p0``: a WHERE on it (decision 0234).
 * MariaDB hands out ``ROWNUM()``, a seeded ``RAND(7)``, a ``@n := @n + 1`` counter, ``LAST_INSERT_ID(id)`` row by
   row as it reads, before any ORDER BY: over a table with an index on ``ssn`` they numbered the rows in SSN order
   past the order the guard adds. Refused there (decision 0234).
+* DuckDB: the same unique-key test through a DEFAULT that is a value (0232); DuckDB's list, struct, map and lambda
+  functions, COLUMNS(*), SUMMARIZE, approx_count_distinct, min_by/arg_max, QUALIFY, ASOF joins, COPY/read_csv,
+  ATTACH, CREATE MACRO/TYPE, query()/query_table() and the relation API were probed and found closed.
 * Over-masking: the invisible period columns of a system-versioned table (``ROW_START``, ``ROW_END``) came back
   NULL and could not order its history.
 
