@@ -678,3 +678,22 @@ def test_mariadb_buffer_pool_pages_tell_no_length(my: My) -> None:
         seen.append(_observe(my.run, "SELECT * FROM information_schema.INNODB_BUFFER_PAGE_LRU LIMIT 1"))
     assert truth[0] != truth[1], truth
     assert seen == ["refused"] * 4, seen
+
+
+def test_mariadb_statement_logs_are_value_catalogs(my: My) -> None:
+    """The binary log in statement format (``SHOW BINLOG EVENTS``), the relay log, the general and slow query
+    log tables and the statement history hold every session's SQL as written: the application's ``INSERT ...
+    VALUES (..., '536-22-8726')`` with its literals. The test server logs none of them (turning them on is
+    global), so this checks the refusal only; what lists logs without their statements still runs."""
+    for sql in (
+        "SHOW BINLOG EVENTS",
+        "SHOW BINLOG EVENTS LIMIT 5",
+        "SHOW RELAYLOG EVENTS",
+        "SELECT sql_text FROM mysql.slow_log",
+        "SELECT argument FROM mysql.general_log",
+        "SELECT SQL_TEXT FROM performance_schema.events_statements_history_long",
+    ):
+        with pytest.raises(governed_db.GuardrailViolation, match="system-catalog"):
+            my.run(sql)
+    assert my.run("SHOW MASTER STATUS") == my.truth("SHOW MASTER STATUS")
+    assert _observe(my.run, "SHOW BINARY LOGS") == _observe(my.truth, "SHOW BINARY LOGS")
