@@ -697,3 +697,83 @@ def test_mariadb_statement_logs_are_value_catalogs(my: My) -> None:
             my.run(sql)
     assert my.run("SHOW MASTER STATUS") == my.truth("SHOW MASTER STATUS")
     assert _observe(my.run, "SHOW BINARY LOGS") == _observe(my.truth, "SHOW BINARY LOGS")
+
+
+# -- names that come to mean another table ---------------------------------------------------------------------
+def _sessions_table(my: My, values: list[str], table: str | None = None) -> None:
+    t = table or my.t
+    with my.admin.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
+        cur.execute(f"CREATE TABLE {t} (id int primary key, code varchar(20))")
+        cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(values, start=1)))
+
+
+SSN_CODES = [f"{100 + i:03d}-45-{1000 + i:04d}" for i in range(1, 40)]  # SSNs under a name that says nothing
+
+
+@pytest.mark.parametrize("how", ["ping", "connect"])
+def test_mariadb_a_new_session_forgets_labels_sampled_from_a_temporary_table(my: My, how: str) -> None:
+    """A temporary table shadows the stored one of the same name for its session: the agent creates one full
+    of colours, any DDL attempt (even refused) makes governed_db read the name's columns again, and the sample
+    now comes from the colours: ``code`` is no longer sensitive. A new session (``ping(reconnect=True)`` after
+    the connection dropped, or ``connect()``) drops the temporary table, and the stored SSNs came back in
+    clear. A new session now reads the tables again."""
+    import pymysql
+
+    _sessions_table(my, SSN_CODES)
+    raw = pymysql.connect(autocommit=True, **my.kw)
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    cur = gov.cursor()
+    cur.execute(f"CREATE TEMPORARY TABLE {my.t} (id int primary key, code varchar(20)) ENGINE=InnoDB")
+    cur.execute(f"INSERT INTO {my.t} VALUES " + ", ".join(f"({i}, 'colour{i}')" for i in range(1, 40)))
+    with pytest.raises(governed_db.GovernedDBError):
+        cur.execute(f"RENAME TABLE {my.t} TO {my.t}_gone")  # refused, but the schema is read again
+    cur.execute(f"SELECT id, code FROM {my.t} WHERE id = 1")
+    assert cur.fetchall() == ((1, "colour1"),)  # the caller's own rows, in clear
+    if how == "ping":
+        with my.admin.cursor() as admin:
+            admin.execute(
+                f"KILL {raw.thread_id()}"
+            )  # the connection drops (a timeout, a restart, a failover)
+        gov.ping(reconnect=True)
+    else:
+        gov.connect()
+    cur = gov.cursor()
+    cur.execute(f"SELECT id, code FROM {my.t} WHERE id = 1")
+    assert cur.fetchall() == ((1, "[US_SSN]"),)
+    raw.close()
+
+
+def test_mariadb_use_forgets_labels_of_the_other_databases_tables(my: My, unique: str) -> None:
+    """``USE other`` (a warning in production) makes unqualified names another database's tables: labels read
+    for ``test.t`` (colours) were kept for ``other.t`` (SSNs), which came back in clear; also through
+    ``select_db()``, and after switching back and forth. USE now reads the tables again."""
+    import pymysql
+
+    other = f"rt8md_db_{unique}"
+    _sessions_table(my, [f"colour{i}" for i in range(1, 40)])
+    with my.admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {other}")
+    try:
+        _sessions_table(my, SSN_CODES, table=f"{other}.{my.t}")
+        raw = pymysql.connect(autocommit=True, **my.kw)
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        read = f"SELECT id, code FROM {my.t} WHERE id = 1"
+        cur = gov.cursor()
+        cur.execute(read)
+        assert cur.fetchall() == ((1, "colour1"),)
+        seen = []
+        for switch in (f"USE {other}", "USE test", f"USE {other}"):
+            cur.execute(switch)
+            cur.execute(read)
+            seen.append(cur.fetchall())
+        gov.select_db("test")
+        cur.execute(read)
+        gov.select_db(other)
+        cur.execute(read)
+        seen.append(cur.fetchall())
+        assert seen == [((1, "[US_SSN]"),), ((1, "colour1"),), ((1, "[US_SSN]"),), ((1, "[US_SSN]"),)]
+        raw.close()
+    finally:
+        with my.admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {other}")

@@ -106,6 +106,15 @@ class PyMySQLConnection(PrivateWithheld, GovernedConnection):
         return judged_call(self._self_gov, "connection.autocommit", f"SET AUTOCOMMIT = {1 if value else 0}",
                            lambda: raw.autocommit(value))  # fmt: skip
 
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        # connect() on an open connection opens a new session in its place: the same as a reconnect
+        raw = self.__wrapped__
+        before = raw.thread_id() if raw.open else None
+        try:
+            return raw.connect(*args, **kwargs)
+        finally:
+            reconnected(self._self_gov, before, raw.thread_id() if raw.open else None)
+
     def ping(self, *args: Any, **kwargs: Any) -> Any:
         # a reconnect starts a new session with the server's defaults: governed_db sets its state again
         raw = self.__wrapped__

@@ -68,8 +68,11 @@ def _hit(
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
-    if any(s.kind == "ddl" for s in analysis.statements):
-        state.invalidate()  # the schema is changing: re-read it on next sight
+    switches = any(s.kind == "ddl" or "use-database" in s.flags for s in analysis.statements)
+    if switches:
+        # the schema is changing, or (USE) unqualified names are about to mean another database's tables, whose
+        # columns hold other values: re-read them on next sight (decision 0234)
+        state.invalidate()
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
@@ -84,7 +87,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
-    if not facts.writes and not any(s.kind == "ddl" for s in analysis.statements):
+    if not facts.writes and not switches:
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
