@@ -777,3 +777,32 @@ def test_mariadb_use_forgets_labels_of_the_other_databases_tables(my: My, unique
     finally:
         with my.admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {other}")
+
+
+def test_postgres_discard_temp_forgets_labels_sampled_from_a_temporary_table(
+    pg_conn: Any, pg_dsn: str, unique: str
+) -> None:
+    """The same on PostgreSQL, where the caller can end the shadow itself: ``DISCARD TEMP`` (allowed) drops the
+    temporary table whose colours the columns were last read from, and the stored SSNs came back in clear.
+    DISCARD and RESET now make masking read the tables again."""
+    import psycopg
+
+    t = f"rt8md_pg_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} (id int primary key, code text)")
+    try:
+        with pg_conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(SSN_CODES, start=1)))
+        gov = governed_db.wrap(
+            psycopg.connect(pg_dsn, autocommit=True), identity=AGENT, environment="production", audit=False
+        )
+        gov.execute(f"CREATE TEMP TABLE {t} (id int primary key, code text)")
+        gov.execute(f"INSERT INTO {t} SELECT i, 'colour' || i FROM generate_series(1, 39) i")
+        with pytest.raises(governed_db.GovernedDBError):
+            gov.execute(f"ALTER TABLE {t} RENAME TO {t}_gone")  # refused, but the schema is read again
+        read = f"SELECT id, code FROM {t} WHERE id = 1"
+        assert gov.execute(read).fetchall() == [(1, "colour1")]
+        gov.execute("DISCARD TEMP")
+        assert gov.execute(read).fetchall() == [(1, "[US_SSN]")]
+        gov.close()
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")

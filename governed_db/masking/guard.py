@@ -68,10 +68,11 @@ def _hit(
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
-    switches = any(s.kind == "ddl" or "use-database" in s.flags for s in analysis.statements)
+    switches = any(_renames(s) for s in analysis.statements)
     if switches:
-        # the schema is changing, or (USE) unqualified names are about to mean another database's tables, whose
-        # columns hold other values: re-read them on next sight (decision 0234)
+        # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
+        # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
+        # them on next sight (decision 0234)
         state.invalidate()
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
@@ -105,6 +106,15 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
             "the column out of the statement",
         )
     return None
+
+
+#: session statements after which a table name may mean another table: PostgreSQL's DISCARD TEMP/ALL drops the
+#: temporary tables that shadowed stored ones, RESET (search_path) changes where names are looked up
+_RENAMING = ("DISCARD", "RESET")
+
+
+def _renames(stmt: Any) -> bool:
+    return stmt.kind == "ddl" or "use-database" in stmt.flags or str(stmt.operation).startswith(_RENAMING)
 
 
 def _order(use: tuple[str, object]) -> int:
