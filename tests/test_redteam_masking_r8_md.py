@@ -21,6 +21,10 @@ zero configuration, no unmask grant.
 * MariaDB hands out ``ROWNUM()``, a seeded ``RAND(7)``, a ``@n := @n + 1`` counter, ``LAST_INSERT_ID(id)`` row by
   row as it reads, before any ORDER BY: over a table with an index on ``ssn`` they numbered the rows in SSN order
   past the order the guard adds. Refused there (decision 0234).
+* Names that came to mean another table kept their labels: a temporary table's colours (sampled after any DDL
+  attempt) lent ``code`` its labels, and after a reconnect (``ping``, ``connect()``) — or PostgreSQL's ``DISCARD
+  TEMP`` — the stored SSNs came back in clear; after ``USE other`` another database's same-named table's SSNs
+  did. These now make masking read the tables again (decision 0234).
 * DuckDB: the same unique-key test through a DEFAULT that is a value (0232); DuckDB's list, struct, map and lambda
   functions, COLUMNS(*), SUMMARIZE, approx_count_distinct, min_by/arg_max, QUALIFY, ASOF joins, COPY/read_csv,
   ATTACH, CREATE MACRO/TYPE, query()/query_table() and the relation API were probed and found closed.
