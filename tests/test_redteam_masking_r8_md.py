@@ -24,7 +24,8 @@ zero configuration, no unmask grant.
 * Names that came to mean another table kept their labels: a temporary table's colours (sampled after any DDL
   attempt) lent ``code`` its labels, and after a reconnect (``ping``, ``connect()``) — or PostgreSQL's ``DISCARD
   TEMP`` — the stored SSNs came back in clear; after ``USE other`` another database's same-named table's SSNs
-  did. These now make masking read the tables again (decision 0234).
+  did; so did ``rt8md_x`` read after ``Rt8md_x`` (case-sensitive names, one lower-cased key). These now make
+  masking read the tables again (decision 0234).
 * DuckDB: the same unique-key test through a DEFAULT that is a value (0232); DuckDB's list, struct, map and lambda
   functions, COLUMNS(*), SUMMARIZE, approx_count_distinct, min_by/arg_max, QUALIFY, ASOF joins, COPY/read_csv,
   ATTACH, CREATE MACRO/TYPE, query()/query_table() and the relation API were probed and found closed.
@@ -810,3 +811,32 @@ def test_postgres_discard_temp_forgets_labels_sampled_from_a_temporary_table(
         gov.close()
     finally:
         pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def test_mariadb_names_differing_in_case_are_different_tables(my: My) -> None:
+    """MariaDB on Linux keeps table names case-sensitive (``lower_case_table_names = 0``): ``Rt8md_x`` (colours)
+    and ``rt8md_x`` (SSNs) are two tables, but masking keys tables by their lower-cased name: read after the
+    colours, the SSNs came back in clear. Another spelling of a key is now read too, and a column is masked when
+    either table says so (the colours are then masked as well: fail closed)."""
+    import pymysql
+
+    upper = my.t.capitalize()
+    with my.admin.cursor() as cur:
+        cur.execute("SELECT @@lower_case_table_names")
+        if cur.fetchall()[0][0] != 0:
+            pytest.skip("this server folds table names: the two spellings are one table")
+    _sessions_table(my, [f"colour{i}" for i in range(1, 40)], table=upper)
+    _sessions_table(my, SSN_CODES)
+    try:
+        raw = pymysql.connect(autocommit=True, **my.kw)
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        cur = gov.cursor()
+        cur.execute(f"SELECT id, code FROM {upper} WHERE id = 1")
+        assert cur.fetchall() == ((1, "colour1"),)
+        for spelled in (my.t, f"`{my.t}`"):
+            cur.execute(f"SELECT id, code FROM {spelled} WHERE id = 1")
+            assert cur.fetchall() == ((1, "[US_SSN]"),), spelled
+        raw.close()
+    finally:
+        with my.admin.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {upper}")
