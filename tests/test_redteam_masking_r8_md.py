@@ -840,3 +840,27 @@ def test_mariadb_names_differing_in_case_are_different_tables(my: My) -> None:
     finally:
         with my.admin.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {upper}")
+
+
+def test_postgres_quoted_names_differing_in_case_are_different_tables(
+    pg_conn: Any, pg_dsn: str, unique: str
+) -> None:
+    """PostgreSQL: ``"Rt8md_x"`` (quoted, colours) and ``rt8md_x`` (SSNs) are two tables sharing one lower-cased
+    key; the SSNs came back in clear after the colours were read. Read under both spellings now."""
+    import psycopg
+
+    upper, lower = f'"Rt8md_pc_{unique}"', f"rt8md_pc_{unique}"
+    pg_conn.execute(f"CREATE TABLE {upper} (id int primary key, code text)")
+    pg_conn.execute(f"CREATE TABLE {lower} (id int primary key, code text)")
+    try:
+        with pg_conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {upper} VALUES (%s, %s)", [(i, f"colour{i}") for i in range(1, 40)])
+            cur.executemany(f"INSERT INTO {lower} VALUES (%s, %s)", list(enumerate(SSN_CODES, start=1)))
+        gov = governed_db.wrap(
+            psycopg.connect(pg_dsn, autocommit=True), identity=AGENT, environment="production", audit=False
+        )
+        assert gov.execute(f"SELECT id, code FROM {upper} WHERE id = 1").fetchall() == [(1, "colour1")]
+        assert gov.execute(f"SELECT id, code FROM {lower} WHERE id = 1").fetchall() == [(1, "[US_SSN]")]
+        gov.close()
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {upper}, {lower}")

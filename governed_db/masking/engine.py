@@ -107,7 +107,7 @@ class TableInfo:
     order: schema.OrderFacts | None = None
     order_at: float = -ORDER_SECONDS
     #: the spellings (``Customers``, ``customers``) its name was read under: on MySQL with case-sensitive table
-    #: names (``lower_case_table_names = 0``) they may be different tables that share this key
+    #: names (``lower_case_table_names = 0``) and PostgreSQL (quoted names) they may be different tables
     spellings: set[str] = field(default_factory=set)
 
 
@@ -219,7 +219,7 @@ class MaskingState:
 
     def table(self, key: str, node: exp.Table | None = None) -> TableInfo:
         info = self.tables.get(key)
-        if info is not None and node is not None and self.dialect == "mysql":
+        if info is not None and node is not None and self.sg_dialect in ("mysql", "postgres"):
             spelled = ".".join(p.name for p in node.parts)
             if info.spellings and spelled not in info.spellings:
                 return self._respelled(info, key, node, spelled)
@@ -256,8 +256,8 @@ class MaskingState:
         return info
 
     def _respelled(self, info: TableInfo, key: str, node: exp.Table, spelled: str) -> TableInfo:
-        """``rt8md_case`` after ``Rt8md_case``: on a server with case-sensitive table names (MariaDB on Linux) two
-        tables, or a temporary table and a stored one, that share one key. Labels read under one spelling must not
+        """``rt8md_case`` after ``Rt8md_case``: on a server with case-sensitive table names (MariaDB on Linux;
+        PostgreSQL's quoted names) two tables that share one key. Labels read under one spelling must not
         pass for the other's (the colours of one, the SSNs of the other): the other is read too, and a column is
         masked when either says so; columns that differ make the table's columns unknown (fail closed)."""
         with self.lock:
