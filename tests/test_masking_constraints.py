@@ -260,6 +260,7 @@ def test_mariadb_constraints(mysql_conn: Any, unique: str) -> None:
             ("unique", ("note",), None, ()),
             ("check", ("dob", "hired"), None, ()),
             ("referenced", ("email",), c, ("customer_email",)),
+            ("default", ("id",), None, ()),  # NOT NULL without a default: '' or 0 is its default (decision 0232)
         }
         assert _read(mysql_conn, "mysql", c) == {("foreign key", ("customer_email",), p, ("email",))}
     finally:

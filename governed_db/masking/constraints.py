@@ -12,9 +12,9 @@ on them — and the guard refuses it for identities that see them masked (rule `
 Per write (:class:`~governed_db.masking.origins.Written`) and constraint of the table written, the masked
 columns that would decide the outcome:
 
-* unique key, INSERT: the key's columns the statement gives a value (NULL and DEFAULT compare equal to no
-  other row); UPDATE of any column of the key: every column of the key (the row's stored values are part of
-  the new key);
+* unique key, INSERT: the key's columns the statement gives a value (NULL, and a DEFAULT that is NULL,
+  compare equal to no other row; a DEFAULT that is a value counts where the catalog says so); UPDATE of any
+  column of the key: every column of the key (the row's stored values are part of the new key);
 * foreign key, INSERT or UPDATE of its columns: the parent's referenced columns;
 * referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
   DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import sqlglot
 import sqlglot.errors
@@ -110,11 +111,26 @@ def _origin(table: str, columns: frozenset[str]) -> Origin:
     return Origin("expr", frozenset((table, c) for c in columns))
 
 
+def with_defaults(w: Written, constraints: list[Constraint] | None) -> Written:
+    """``w`` with the columns it gives a DEFAULT that is a value (``DEFAULT '000-00-0000'``, or '' for a NOT NULL
+    column without one) counted as given: ``UPDATE t SET ssn = DEFAULT`` compares that value with the stored
+    one as much as ``SET ssn = '000-00-0000'`` does. Unknown constraints: an UPDATE's DEFAULT counts (fail
+    closed); the columns an INSERT leaves out do not (every insert without a masked column would be refused)."""
+    if not w.defaulted or w.columns is None:
+        return w
+    if constraints is None:
+        valued = w.defaulted if w.kind == "update" else frozenset()
+    else:
+        valued = frozenset().union(*(c.columns for c in constraints if c.kind == "default")) & w.defaulted
+    return replace(w, columns=w.columns | valued) if valued else w
+
+
 def constraint_uses(writes: list[Written], constraints_of: ConstraintsOf) -> list[tuple[str, Origin]]:
     """The uses of stored values that the constraints of the tables in ``writes`` make."""
     uses: list[tuple[str, Origin]] = []
     for w in writes:
         columns, constraints = constraints_of(w.table)
+        w = with_defaults(w, constraints)
         if columns is None:
             # a table of unknown columns: what is known to be written counts, masked when its name says so
             given = w.columns if w.kind == "insert" else w.changed
@@ -146,9 +162,9 @@ def changed_row_uses(
     """MySQL/MariaDB count an UPDATE's (and ``ON DUPLICATE KEY UPDATE``'s, ``REPLACE``'s) affected rows as the
     rows it *changed*: ``UPDATE t SET ssn = '536-22-8726' WHERE id = 1`` reports 0 exactly when that is the stored
     SSN (``ROW_COUNT()``, and an ``ON UPDATE CURRENT_TIMESTAMP`` column, say the same), and a transaction
-    rolled back afterwards keeps the value. So on MySQL every column an UPDATE gives a value (NULL and
-    DEFAULT compare nothing a masked value hides) is a use of its stored value; on the other databases an
-    UPDATE counts the rows it matched."""
+    rolled back afterwards keeps the value. So on MySQL every column an UPDATE gives a value (NULL compares
+    nothing a masked value hides; DEFAULT only where the column's default is NULL) is a use of its stored
+    value; on the other databases an UPDATE counts the rows it matched."""
     if dialect != "mysql":
         return []
     uses: list[tuple[str, Origin]] = []
@@ -158,12 +174,31 @@ def changed_row_uses(
     for w in writes:
         if w.kind != "update" and not (w.kind == "insert" and w.table in replaced):
             continue
-        given = w.columns
+        given = with_defaults(w, constraints_of(w.table)[1]).columns
         if given is None:  # any column may be given a value: every column of the table (fail closed)
             columns, _ = constraints_of(w.table)
             given = frozenset(c.lower() for c in columns or ())
         if given:
             uses.append((_CHANGED_ROWS.format(table=w.table), _origin(w.table, given)))
+    return uses
+
+
+def partition_uses(tables: list[str], constraints_of: ConstraintsOf) -> list[tuple[str, Origin]]:
+    """``SELECT id FROM customers PARTITION (p1980s)`` (or an UPDATE/DELETE/INSERT naming partitions) reads the
+    rows whose partitioning expression (``RANGE (YEAR(dob))``, ``KEY (ssn)``) falls in them: a WHERE on the
+    columns it reads, which the catalog names (``partition`` constraints); unknown, every column (fail closed)."""
+    uses: list[tuple[str, Origin]] = []
+    for key in dict.fromkeys(tables):
+        columns, constraints = constraints_of(key)
+        if constraints is None:
+            deciding = frozenset(c.lower() for c in columns or ())
+        else:
+            deciding = frozenset().union(*(c.columns for c in constraints if c.kind == "partition"))
+        clause = f"PARTITION (...) of {key}, which picks rows by its partitioning expression"
+        if deciding:
+            uses.append((clause, _origin(key, deciding)))
+        elif columns is None:
+            uses.append((clause, Origin("unknown", hint=key)))
     return uses
 
 
@@ -245,7 +280,17 @@ def _unordered(node: exp.Expression) -> exp.Expression:
     return node.this if isinstance(node, exp.Ordered) else node
 
 
-__all__ = ["USE_PREFIXES", "ConstraintsOf", "changed_row_uses", "constraint_uses", "ddl_uses", "is_constraint_use"]
+__all__ = [
+    "USE_PREFIXES",
+    "ConstraintsOf",
+    "changed_row_uses",
+    "constraint_uses",
+    "ddl_uses",
+    "is_constraint_use",
+    "partition_uses",
+    "row_check_uses",
+    "with_defaults",
+]
 
 
 #: SQLite's checks of stored rows against the schema: the foreign key check lists child rows without a parent;

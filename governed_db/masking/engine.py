@@ -34,6 +34,7 @@ from governed_db.masking.constraints import (
     changed_row_uses,
     constraint_uses,
     ddl_uses,
+    partition_uses,
     row_check_uses,
 )
 from governed_db.masking.lineage import Lineage, Origin, trace
@@ -111,6 +112,9 @@ class TableInfo:
     #: what decides the order of its unordered rows (indexes, keys), read when a statement needs it, and when
     order: schema.OrderFacts | None = None
     order_at: float = -ORDER_SECONDS
+    #: the spellings (``Customers``, ``customers``) its name was read under: on MySQL with case-sensitive table
+    #: names (``lower_case_table_names = 0``) and PostgreSQL (quoted names) they may be different tables
+    spellings: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -223,6 +227,10 @@ class MaskingState:
 
     def table(self, key: str, node: exp.Table | None = None) -> TableInfo:
         info = self.tables.get(key)
+        if info is not None and node is not None and self.sg_dialect in ("mysql", "postgres"):
+            spelled = ".".join(p.name for p in node.parts)
+            if info.spellings and spelled not in info.spellings:
+                return self._respelled(info, key, node, spelled)
         if (
             info is not None
             and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
@@ -236,6 +244,14 @@ class MaskingState:
                 # a failed re-sample proves nothing: keep scanning under the provisional labels, try again later
                 info = old
                 info.provisional = True
+            if node is not None:
+                info.spellings = (old.spellings if old is not None else set()) | {".".join(p.name for p in node.parts)}
+            if old is not None and len(old.spellings) > 1 and info is not old:
+                # a key two spellings share: what was read under the other one still holds (fail closed)
+                for column, cls in old.classes.items():
+                    kept = info.classes.get(column)
+                    if kept is None or (not kept.label and cls.label):
+                        info.classes[column] = cls
             if info.provisional:
                 # still nearly empty: look again later, less often each time
                 backoff = (
@@ -246,6 +262,35 @@ class MaskingState:
                 self.next_recheck = min(self.next_recheck, info.recheck_at)
             self.tables[key] = info
         return info
+
+    def _respelled(self, info: TableInfo, key: str, node: exp.Table, spelled: str) -> TableInfo:
+        """``rt8md_case`` after ``Rt8md_case``: on a server with case-sensitive table names (MariaDB on Linux;
+        PostgreSQL's quoted names) two tables that share one key. Labels read under one spelling must not
+        pass for the other's (the colours of one, the SSNs of the other): the other is read too, and a column is
+        masked when either says so; columns that differ make the table's columns unknown (fail closed)."""
+        with self.lock:
+            other = self._read_table(key, node)
+            merged = info if info.columns == other.columns else other
+            if info.columns != other.columns:
+                merged.columns = None
+            for column, cls in other.classes.items():
+                kept = merged.classes.get(column)
+                if kept is None or (not kept.label and cls.label):
+                    merged.classes[column] = cls
+            for column, cls in info.classes.items():
+                kept = merged.classes.get(column)
+                if kept is None or (not kept.label and cls.label):
+                    merged.classes[column] = cls
+            merged.provisional = info.provisional or other.provisional
+            merged.constraints, merged.constraints_read, merged.order_at = None, None, -ORDER_SECONDS
+            merged.spellings = info.spellings | {spelled}
+            self.version += 1  # plans and verdicts made under the old labels are stale
+            self.memo.clear()
+            self.hot_plans.clear()
+            self.hot_uses.clear()
+            self.hot_orders.clear()
+            self.tables[key] = merged
+        return merged
 
     def constraints_of(self, key: str) -> tuple[list[str] | None, list[Constraint] | None]:
         """The columns and constraints of ``key`` (read once per schema version, on the first write)."""
@@ -270,6 +315,8 @@ class MaskingState:
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        if lineage.partitioned:
+            lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))

@@ -68,8 +68,12 @@ def _hit(
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
-    if any(s.kind == "ddl" for s in analysis.statements):
-        state.invalidate()  # the schema is changing: re-read it on next sight
+    switches = any(_renames(s) for s in analysis.statements)
+    if switches:
+        # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
+        # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
+        # them on next sight (decision 0234)
+        state.invalidate()
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
@@ -84,7 +88,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
-    if not facts.writes and not any(s.kind == "ddl" for s in analysis.statements):
+    if not facts.writes and not switches:
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
@@ -102,6 +106,15 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
             "the column out of the statement",
         )
     return None
+
+
+#: session statements after which a table name may mean another table: PostgreSQL's DISCARD TEMP/ALL drops the
+#: temporary tables that shadowed stored ones, RESET (search_path) changes where names are looked up
+_RENAMING = ("DISCARD", "RESET")
+
+
+def _renames(stmt: Any) -> bool:
+    return stmt.kind == "ddl" or "use-database" in stmt.flags or str(stmt.operation).startswith(_RENAMING)
 
 
 def _order(use: tuple[str, object]) -> int:

@@ -60,10 +60,13 @@ from governed_db.masking.origins import (
     computed_star,
     star_outputs,
 )
-from governed_db.masking.writes import record_writes, trace_command, trace_write
+from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
+#: MariaDB's implicit period of a system-versioned table: invisible, so absent from the catalog's columns; when
+#: and by which transaction a row version was written, not what it holds
+_MYSQL_LOCATORS = _ROW_LOCATORS | {"row_start", "row_end"}
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
@@ -117,6 +120,7 @@ class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
         self.columns_of = columns_of
         self.dialect = dialect
+        self.locators = _MYSQL_LOCATORS if dialect == "mysql" else _ROW_LOCATORS
         self.declared = declared
         self.lineage = Lineage()
         #: the projection being traced, unwrapped: a comparison *there* is the result (masked like any
@@ -348,7 +352,7 @@ class Walker:
                         if found is not None:
                             return found
                         if src.table is not None:
-                            if name in _ROW_LOCATORS and src.columns is not None:
+                            if name in self.locators and src.columns is not None:
                                 return CONST
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
@@ -386,11 +390,13 @@ class Walker:
                     if out.name.lower() == name:
                         return out.origin
             s = s.parent
-        if name in _ROW_LOCATORS and not qualifier:
+        if name in self.locators and not qualifier:
             return CONST  # rowid, ctid...: where a row is stored, not what it holds
         return Origin("unknown", hint=name)
 
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
+        if isinstance(node, exp.Column) and is_default(node):
+            return CONST  # ``SET x = DEFAULT``: the column's default (a value of the schema's, judged by the writes)
         if isinstance(node, exp.Column):
             found = self.column(node, scope)
             if found.sources:
@@ -1133,6 +1139,9 @@ def trace(
     if isinstance(tree, exp.Command):
         return trace_command(w, tree, dialect)
     record_writes(w, tree)
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.args.get("partition"), exp.Partition):
+            lin.partitioned.append(columns_of(table)[0])
     if isinstance(tree, (*QUERY, exp.Pivot)):
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact

@@ -89,12 +89,15 @@ class Output:
 class Written:
     """One table a statement changes: ``kind`` is insert, update or delete (a REPLACE is both an insert and a
     delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any);
-    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at)."""
+    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at);
+    ``defaulted`` those given their DEFAULT (by the word, or, in an INSERT, by being left out): a value when the
+    column's default is one (``DEFAULT '000-00-0000'``), which only the catalog can tell."""
 
     table: str
     kind: str
     columns: frozenset[str] | None
     touched: frozenset[str] | None = frozenset()
+    defaulted: frozenset[str] = frozenset()
 
     @property
     def changed(self) -> frozenset[str] | None:
@@ -119,6 +122,9 @@ class Lineage:
     blind: bool = False
     #: the tables the statement changes and how (:mod:`governed_db.masking.constraints` turns them into uses)
     writes: list[Written] = field(default_factory=list)
+    #: tables read or written through MySQL's ``PARTITION (p0, ...)``: the rows of the partitions named, which
+    #: the partitioning expression picks (:func:`governed_db.masking.constraints.partition_uses`)
+    partitioned: list[str] = field(default_factory=list)
     #: every column reference the walk resolved, with what it resolved to (``n`` of ``(SELECT notes AS n ...)``
     #: is ``notes``): where a column is used, judged by the node around it (free-text searches, decision 0192)
     refs: list[tuple[exp.Column, Origin]] = field(default_factory=list)

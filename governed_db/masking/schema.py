@@ -294,7 +294,10 @@ class Constraint:
     point at: deleting or changing one fails or cascades), ``check`` (a CHECK over the row's ``columns``) or
     ``index`` (a PostgreSQL index of any kind: an entry larger than the index takes fails, and an entry holds
     the row's values of all its ``columns``; ``updated`` are those of them whose values can grow, the
-    variable-length ones).
+    variable-length ones), ``default`` (no check: the ``columns`` whose DEFAULT is a value rather than NULL, so
+    a write giving them their default gives them a value; read on MySQL/MariaDB, where an UPDATE counts the rows
+    it changed) or ``partition`` (no check: the ``columns`` a MySQL partitioning expression reads, which decide
+    the rows a ``PARTITION (p0)`` selection reads).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -555,6 +558,33 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             (db, name),
         )
     }
+    # a column given its DEFAULT (or left out of an INSERT) gets a value unless that default is NULL: MariaDB
+    # quotes a literal default and spells a NULL one 'NULL'; a NOT NULL column without one gets '' or 0
+    valued = _rows(
+        cur,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND ((COLUMN_DEFAULT IS NOT NULL AND UPPER(COLUMN_DEFAULT) <> 'NULL') OR IS_NULLABLE = 'NO')",
+        (db, name),
+    )
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
+    # the columns a partitioning expression reads (``PARTITION BY KEY ()`` with no columns: the primary key)
+    parted = _rows(
+        cur,
+        "SELECT DISTINCT PARTITION_METHOD, PARTITION_EXPRESSION, SUBPARTITION_METHOD, SUBPARTITION_EXPRESSION "
+        "FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND PARTITION_METHOD IS NOT NULL",
+        (db, name),
+    )
+    primary = next((c.columns for c in found if c.kind == "unique" and c.name == "PRIMARY"), frozenset())
+    for method, text, sub_method, sub_text in parted:
+        read: set[str] = set()
+        for how, expr in ((method, text), (sub_method, sub_text)):
+            if how is None:
+                continue
+            named = _mentioned(expr, "mysql", columns) if expr else frozenset()
+            read |= named or (primary if "KEY" in str(how).upper() else {c.lower() for c in columns})
+        found.append(Constraint("partition", "PARTITION", frozenset(read)))
     return _expand(found, generated)
 
 
@@ -612,6 +642,17 @@ def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[s
             (name, schema),
         )
     }
+    # a column given its DEFAULT (or left out of an INSERT) gets a value when that default is one: DuckDB spells
+    # a NULL default 'NULL' (a NOT NULL column without one fails whatever is stored)
+    valued = _rows(
+        cur,
+        "SELECT column_name FROM information_schema.columns WHERE lower(table_name) = lower(?) AND "
+        "lower(table_schema) = lower(COALESCE(?, current_schema())) AND column_default IS NOT NULL AND "
+        "upper(column_default) <> 'NULL' AND coalesce(is_generated, 'NEVER') <> 'ALWAYS'",
+        (name, schema),
+    )
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     return _expand(found, generated)
 
 

@@ -213,13 +213,42 @@ def _listed(node: exp.Expression) -> list[str] | None:
     return None
 
 
-def _given(value: exp.Expression) -> bool:
-    """Whether a written value is one at all: NULL and DEFAULT compare equal to no stored value."""
-    while isinstance(value, exp.Paren):
+def is_default(value: exp.Expression) -> bool:
+    """The word DEFAULT where a value goes (sqlglot reads it as a variable, or in MySQL's ``SET x = DEFAULT`` as
+    a column named DEFAULT: a reserved word no column can be named unquoted)."""
+    while isinstance(value, (exp.Paren, exp.Alias)):
         value = value.this
-    if isinstance(value, exp.Alias):
-        return _given(value.this)
-    return not isinstance(value, exp.Null) and not (isinstance(value, exp.Var) and value.name.upper() == "DEFAULT")
+    if isinstance(value, exp.Var):
+        return value.name.upper() == "DEFAULT"
+    return (
+        isinstance(value, exp.Column)
+        and not value.table
+        and isinstance(value.this, exp.Identifier)
+        and not value.this.quoted
+        and value.name.upper() == "DEFAULT"
+    )
+
+
+def _given(value: exp.Expression) -> bool:
+    """Whether a written value is one at all: NULL and DEFAULT compare equal to no stored value (a DEFAULT that
+    is a value is told by the catalog: ``Written.defaulted``)."""
+    while isinstance(value, (exp.Paren, exp.Alias)):
+        value = value.this
+    return not isinstance(value, exp.Null) and not is_default(value)
+
+
+def _defaulted(values: exp.Expression | None, names: list[str] | None, every: list[str] | None) -> frozenset[str]:
+    """The columns an INSERT gives their DEFAULT: by the word in a VALUES row, or by leaving them out of its
+    column list (``every``: the table's columns, when known)."""
+    found: set[str] = set()
+    if names is not None and every is not None:
+        found |= {c.lower() for c in every} - set(names)
+    if isinstance(values, exp.Tuple):
+        values = exp.Values(expressions=[values])
+    if isinstance(values, exp.Values) and names is not None:
+        rows = [r.expressions if isinstance(r, exp.Tuple) else [r] for r in values.expressions]
+        found |= {n for i, n in enumerate(names) if any(i < len(r) and is_default(r[i]) for r in rows)}
+    return frozenset(found)
 
 
 def _inserted(values: exp.Expression | None, names: list[str] | None, by_name: bool = False) -> frozenset[str] | None:
@@ -252,9 +281,12 @@ def _insert_writes(w: Walker, node: exp.Insert) -> None:
     listed = _listed(node.this)
     names = listed if listed is not None else ([c.lower() for c in cols] if cols is not None else None)
     given: frozenset[str] | None = frozenset()
-    if not node.args.get("default"):  # INSERT ... DEFAULT VALUES gives no value
+    every = [c.lower() for c in cols] if cols is not None else None
+    defaulted = frozenset(every or ())  # INSERT ... DEFAULT VALUES gives no value but the defaults
+    if not node.args.get("default"):
         given = _inserted(node.expression, names, bool(node.args.get("by_name")))
-    w.lineage.writes.append(Written(key, "insert", given))
+        defaulted = _defaulted(node.expression, names, every)
+    w.lineage.writes.append(Written(key, "insert", given, defaulted=defaulted))
     if str(node.args.get("alternative") or "").upper() == "REPLACE":
         w.lineage.writes.append(Written(key, "delete", None))  # INSERT OR REPLACE deletes the rows in its way
     conflict = node.args.get("conflict")
@@ -305,6 +337,7 @@ def _assigned(
     has it (any, when unknown)."""
     given: dict[str, set[str] | None] = {}
     touched: dict[str, set[str] | None] = {}
+    defaulted: dict[str, set[str]] = {}
     for item in items:
         left = item.this if isinstance(item, exp.EQ) else None
         value = item.expression if isinstance(item, exp.EQ) else None
@@ -328,6 +361,8 @@ def _assigned(
                     _add(given, owner, name)
                 else:
                     given.setdefault(owner, set())
+                if value is not None and is_default(value):
+                    defaulted.setdefault(owner, set()).add(name)
     for owner, columns in touched.items():
         values = given.get(owner, set())
         w.lineage.writes.append(
@@ -336,6 +371,7 @@ def _assigned(
                 "update",
                 None if values is None else frozenset(values),
                 None if columns is None else frozenset(columns),
+                frozenset(defaulted.get(owner, ())),
             )
         )
 
