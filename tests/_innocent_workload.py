@@ -469,6 +469,92 @@ WORKLOAD: list[Case] = [
         "signup month filter",
         "SELECT count(*) FROM {c} WHERE signup_date BETWEEN '2024-02-01' AND '2024-02-29'",
     ),
+    # -- reporting queries of an analyst or agent (decision 0235): CTEs, windows over aggregates, pivots
+    Case(
+        "running revenue by month",
+        "SELECT month, rev, sum(rev) OVER (ORDER BY month) FROM "
+        "(SELECT {m} AS month, sum(amount) AS rev FROM {o} GROUP BY 1) t ORDER BY month",
+    ),
+    Case(
+        "share of revenue by tier",
+        "SELECT c.tier, round(sum(o.amount) * 100.0 / (SELECT sum(amount) FROM {o}), 1) FROM {o} o "
+        "JOIN {c} c ON c.id = o.customer_id GROUP BY c.tier ORDER BY 1",
+    ),
+    Case(
+        "top customer per tier",
+        "SELECT tier, id, total FROM (SELECT c.tier, c.id, sum(o.amount) AS total, row_number() OVER "
+        "(PARTITION BY c.tier ORDER BY sum(o.amount) DESC, c.id) AS rn FROM {c} c JOIN {o} o "
+        "ON o.customer_id = c.id GROUP BY c.tier, c.id) t WHERE rn = 1 ORDER BY tier",
+    ),
+    Case(
+        "previous order per customer",
+        "SELECT id, customer_id, lag(id) OVER (PARTITION BY customer_id ORDER BY created_at, id) FROM {o} "
+        "ORDER BY id",
+    ),
+    Case("percent rank", "SELECT id, percent_rank() OVER (ORDER BY amount, id) FROM {o} ORDER BY id"),
+    Case(
+        "dense rank of products",
+        "SELECT product, dense_rank() OVER (ORDER BY sum(amount) DESC) FROM {o} GROUP BY product ORDER BY 2, 1",
+    ),
+    Case(
+        "missing emails by tier",
+        "SELECT tier, sum(CASE WHEN email IS NULL THEN 1 ELSE 0 END), count(*) FROM {c} GROUP BY tier ORDER BY 1",
+    ),
+    Case(
+        "orders and tickets per customer",
+        "WITH o2 AS (SELECT customer_id, count(*) AS n FROM {o} GROUP BY customer_id), "
+        "t2 AS (SELECT customer_id, count(*) AS k FROM {t} GROUP BY customer_id) "
+        "SELECT c.id, c.tier, coalesce(o2.n, 0), coalesce(t2.k, 0) FROM {c} c "
+        "LEFT JOIN o2 ON o2.customer_id = c.id LEFT JOIN t2 ON t2.customer_id = c.id ORDER BY c.id",
+    ),
+    Case(
+        "counts by kind",
+        "SELECT 'orders' AS kind, count(*) FROM {o} UNION ALL SELECT 'tickets', count(*) FROM {t} ORDER BY 1",
+    ),
+    Case(
+        "names with order counts",
+        "SELECT c.id, c.full_name, (SELECT count(*) FROM {o} o WHERE o.customer_id = c.id) AS n FROM {c} c "
+        "ORDER BY n DESC, c.id",
+    ),
+    Case(
+        "first order month cohort",
+        {
+            db: "WITH f AS (SELECT customer_id, min(created_at) AS first_at FROM {o} GROUP BY customer_id) "
+            f"SELECT {month}, count(*) FROM f GROUP BY 1 ORDER BY 1"
+            for db, month in _month("first_at").items()
+        },
+    ),
+    Case(
+        "customer report",
+        "SELECT c.id, c.full_name, c.email, c.city, s.n, s.total FROM {c} c LEFT JOIN (SELECT customer_id, "
+        "count(*) AS n, sum(amount) AS total FROM {o} GROUP BY customer_id) s ON s.customer_id = c.id ORDER BY c.id",
+    ),
+    Case(
+        "tickets with customer city",
+        "SELECT t.id, t.priority, c.city FROM {t} t JOIN {c} c ON c.id = t.customer_id "
+        "WHERE c.country = 'FR' ORDER BY t.id",
+    ),
+    Case(
+        "storage class of a name",
+        {
+            "lite": "SELECT typeof(full_name), count(*) FROM {c} GROUP BY 1 ORDER BY 1",
+            "duck": "SELECT DISTINCT typeof(full_name), typeof(signup_date) FROM {c}",
+        },
+    ),
+    Case(
+        "pivot over a cte",
+        {
+            "duck": "WITH x AS (SELECT c.tier, o.status, o.amount FROM {o} o JOIN {c} c ON c.id = o.customer_id) "
+            "SELECT * FROM (PIVOT x ON status USING sum(amount) GROUP BY tier) ORDER BY tier",
+        },
+    ),
+    Case(
+        "pivot over a cte of every column",
+        {
+            "duck": "WITH x AS (SELECT * FROM {c}) "
+            "SELECT * FROM (PIVOT x ON tier USING count(*) GROUP BY country) ORDER BY country",
+        },
+    ),
     # -- writes to non-PII columns
     Case("update status", "UPDATE {o} SET status = 'shipped' WHERE id = 2", write=True),
     Case(

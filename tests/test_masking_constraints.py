@@ -229,6 +229,12 @@ def test_postgres_constraints(pg_conn: Any, unique: str) -> None:
             ("unique", ("active", "city"), None, ()),
             ("check", ("dob", "hired"), None, ()),
             ("referenced", ("email",), c, ("customer_email",)),
+            # every index, by the size of its entries (INCLUDE columns too): decision 0231
+            ("index", ("id",), None, ()),
+            ("index", ("email",), None, ()),
+            ("index", ("city", "el", "email"), None, ()),
+            ("index", ("ssn",), None, ()),
+            ("index", ("active", "city"), None, ()),
         }
         assert _read(pg_conn, "postgres", c) == {("foreign key", ("customer_email",), p, ("email",))}
     finally:
@@ -254,6 +260,7 @@ def test_mariadb_constraints(mysql_conn: Any, unique: str) -> None:
             ("unique", ("note",), None, ()),
             ("check", ("dob", "hired"), None, ()),
             ("referenced", ("email",), c, ("customer_email",)),
+            ("default", ("id",), None, ()),  # NOT NULL without a default: '' or 0 is its default (decision 0232)
         }
         assert _read(mysql_conn, "mysql", c) == {("foreign key", ("customer_email",), p, ("email",))}
     finally:

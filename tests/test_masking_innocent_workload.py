@@ -1,7 +1,8 @@
 """An innocent agent workload runs on every database: no refusal, over-masking within 1 %, PII still masked.
 
-About 115 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
-status, tier and month, joins on ids, windows, CTEs, CASE, COALESCE, ORDER BY/LIMIT on non-PII columns, reads
+About 130 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
+status, tier and month, joins on ids, windows, CTEs, CASE, COALESCE, ORDER BY/LIMIT on non-PII columns,
+reporting queries over windows of aggregates and subqueries, PIVOTs over CTEs, ``typeof`` (decision 0235), reads
 of PII columns that come back masked, writes of non-PII columns, schema discovery, EXPLAIN) run through the
 governed connection (agent identity, production, zero configuration) and through the raw one on an identical
 copy. Every non-PII cell must equal the raw result, every PII cell must come back masked, and none may be
@@ -82,7 +83,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[wl.Report]:
 def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) -> None:
     """Every innocent statement runs and returns the raw result's non-PII cells exactly (no refusal, no error,
     no over-masked cell), with every PII cell masked."""
-    assert report.ran >= 110, report.table()
+    assert report.ran >= 125, report.table()
     assert report.count("leaked") == 0, report.table()
     overmasked = {o.case for o in report.outcomes if o.kind == "overmasked"}
     assert overmasked == KNOWN_OVERMASKED, report.table()

@@ -671,7 +671,7 @@ class AuditStore:
         seq, rkey = self._seq, self._rkey
         prev = self._hash.encode("ascii")  # the chain head, as the bytes every line carries
         end = R.hash_end(rkey is not None)
-        lines = []
+        lines: list[bytes] = []
         append = lines.append
         chain, prepared, max_line = R.chain_prepared, R.Prepared, R.MAX_LINE
         kind = ""

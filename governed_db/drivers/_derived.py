@@ -71,8 +71,9 @@ def derived_probes(text: str, dialect: str) -> list[tuple[str, str]]:
 
 
 def _enclosing_with(node: exp.Expression, key: str) -> exp.Expression | None:
-    """The WITH clause nearest around ``node`` (a relation's SQL wrapped in ``SELECT count(*) FROM (...)``)."""
-    parent = node.parent
+    """The WITH clause nearest around ``node`` (a relation's SQL wrapped in ``SELECT count(*) FROM (...)``), or
+    its own (``WITH x AS (...) PIVOT x ON ...``)."""
+    parent: exp.Expr | None = node
     while parent is not None:
         with_ = parent.args.get(key)
         if isinstance(with_, exp.With):

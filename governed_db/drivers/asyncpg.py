@@ -38,6 +38,7 @@ from governed_db.drivers._decoders import WRONG_TYPE, check_decoder
 from governed_db.drivers._postgres import PostgresSession
 from governed_db.errors import GuardrailViolation, InvalidStatement
 from governed_db.guards import Query
+from governed_db.masking import notices
 from governed_db.pipeline import Governor, judged_call_async
 from governed_db.proxies import GovernedConnection, PrivateWithheld, check_placeholders, scrub_fetch_error
 from governed_db.results import ResultState
@@ -452,6 +453,48 @@ class GovernedPreparedStatement(_Runner, PrivateWithheld, wrapt.ObjectProxy[Any]
 
 class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
     """A governed ``asyncpg.Connection`` (or pool connection proxy)."""
+
+    # a notice's text is composed by code that reads any value (``RAISE NOTICE '%', NEW.full_name`` in a trigger):
+    # log listeners get it withheld where masking applies (decision 0230)
+    def add_log_listener(self, callback: Any) -> None:
+        wrapped = notices.scrubbed_callback(self._self_gov, callback, connection=self)
+        self.__wrapped__.add_log_listener(self._self_remember(callback, wrapped))
+
+    def remove_log_listener(self, callback: Any) -> None:
+        self.__wrapped__.remove_log_listener(self._self_forget(callback))
+
+    # asyncpg sends LISTEN itself and hands callbacks its own (raw) connection: the LISTEN is judged like the
+    # statement, and callbacks get the governed connection (and a payload withheld where masking applies)
+    async def add_listener(self, channel: Any, callback: Any) -> None:
+        gov, raw = self._self_gov, self.__wrapped__
+
+        def deliver(_conn: Any, pid: Any, name: Any, payload: Any) -> Any:
+            return callback(self, pid, name, notices.notice_text(gov, payload))
+
+        wrapped = self._self_remember(callback, deliver)
+        sql = f"LISTEN {quote_ident(str(channel))}"
+        await judged_call_async(gov, "connection.add_listener", sql, lambda: raw.add_listener(channel, wrapped))
+
+    async def remove_listener(self, channel: Any, callback: Any) -> None:
+        await self.__wrapped__.remove_listener(channel, self._self_forget(callback))
+
+    def add_termination_listener(self, callback: Any) -> None:
+        self.__wrapped__.add_termination_listener(self._self_remember(callback, lambda _conn: callback(self)))
+
+    def remove_termination_listener(self, callback: Any) -> None:
+        self.__wrapped__.remove_termination_listener(self._self_forget(callback))
+
+    def _self_remember(self, callback: Any, wrapped: Any) -> Any:
+        found: dict[int, Any] | None = getattr(self, "_self_callbacks", None)
+        if found is None:
+            found = {}
+            self._self_callbacks = found
+        found[id(callback)] = wrapped
+        return wrapped
+
+    def _self_forget(self, callback: Any) -> Any:
+        found: dict[int, Any] = getattr(self, "_self_callbacks", None) or {}
+        return found.pop(id(callback), callback)
 
     def cursor(self, query: Any, *args: Any, **kwargs: Any) -> GovernedCursorFactory:  # type: ignore[override]
         raw = self.__wrapped__

@@ -27,6 +27,7 @@ from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
 from governed_db.guards.session import transaction_ended
+from governed_db.masking import notices
 from governed_db.pipeline import judged_call, run
 from governed_db.proxies import (
     GovernedConnection,
@@ -417,6 +418,24 @@ class PsycopgConnectionFacts:
     def info(self) -> Any:
         info = self.__wrapped__.info
         return type(info)(guarded_pgconn(self.__wrapped__, self._self_gov))
+
+    # a notice's text is composed by code that reads any value (``RAISE NOTICE '%', NEW.full_name`` in a trigger):
+    # handlers get it withheld where masking applies (decision 0230)
+    def add_notice_handler(self, callback: Any) -> None:
+        handlers = _notice_handlers(self)
+        handlers[id(callback)] = wrapped = notices.scrubbed_callback(self._self_gov, callback)
+        self.__wrapped__.add_notice_handler(wrapped)
+
+    def remove_notice_handler(self, callback: Any) -> None:
+        self.__wrapped__.remove_notice_handler(_notice_handlers(self).pop(id(callback), callback))
+
+
+def _notice_handlers(conn: Any) -> dict[int, Any]:
+    found: dict[int, Any] | None = getattr(conn, "_self_notice_handlers", None)
+    if found is None:
+        found = {}
+        conn._self_notice_handlers = found
+    return found
 
 
 class PsycopgConnection(EndsTransactions, PsycopgConnectionFacts, TwoPhase, GovernedConnection):

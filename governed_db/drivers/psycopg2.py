@@ -25,6 +25,7 @@ from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._postgres import EndsTransactions, PostgresSession
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
+from governed_db.masking import notices
 from governed_db.pipeline import judged_call, run
 from governed_db.proxies import (
     CallProc,
@@ -194,6 +195,19 @@ class Psycopg2Cursor(CallProc, NextSet, GovernedCursor):
 
 class Psycopg2Connection(EndsTransactions, TwoPhase, GovernedConnection):
     cursor_proxy = Psycopg2Cursor
+
+    # psycopg2 appends each notice's text to ``connection.notices``: read withheld where masking applies, and a
+    # container set in its place gets them withheld too (decision 0230)
+    @property
+    def notices(self) -> Any:
+        raw = self.__wrapped__.notices
+        if isinstance(raw, notices.ScrubbedNotices):
+            return raw._target
+        return [notices.notice_text(self._self_gov, n) for n in raw]
+
+    @notices.setter
+    def notices(self, value: Any) -> None:
+        self.__wrapped__.notices = notices.ScrubbedNotices(self._self_gov, value)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         proxy = super().cursor(*args, **kwargs)

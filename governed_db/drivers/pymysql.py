@@ -28,6 +28,9 @@ from governed_db.proxies import CallProc, GovernedConnection, GovernedCursor, Ne
 from governed_db.results import ResultState
 from governed_db.semconv import DB_NAMESPACE, DB_SYSTEM_NAME, SERVER_ADDRESS, SERVER_PORT
 
+#: the partition selection of a written table as the effect guard names it (``t PARTITION(p0, p1)``)
+_PARTITIONS = re.compile(r"\s+PARTITION\s*\([^()]*\)\s*$", re.I)
+
 
 class PyMySQLCursor(PrivateWithheld, CallProc, NextSet, GovernedCursor):
     private_allowed = frozenset({"_executed"})  # the last statement's text, read for debugging
@@ -103,6 +106,15 @@ class PyMySQLConnection(GuardedDecoders, PrivateWithheld, GovernedConnection):
         raw = self.__wrapped__
         return judged_call(self._self_gov, "connection.autocommit", f"SET AUTOCOMMIT = {1 if value else 0}",
                            lambda: raw.autocommit(value))  # fmt: skip
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        # connect() on an open connection opens a new session in its place: the same as a reconnect
+        raw = self.__wrapped__
+        before = raw.thread_id() if raw.open else None
+        try:
+            return raw.connect(*args, **kwargs)
+        finally:
+            reconnected(self._self_gov, before, raw.thread_id() if raw.open else None)
 
     def ping(self, *args: Any, **kwargs: Any) -> Any:
         # a reconnect starts a new session with the server's defaults: governed_db sets its state again
@@ -230,7 +242,8 @@ class PyMySQLDriver(Driver):
         # MyISAM/MEMORY/... ignore ROLLBACK: a bounded write to them cannot be measured before it is kept
         wanted = []
         for name in tables:
-            schema, _, table = name.rpartition(".")
+            # ``t PARTITION(p0)``: the probe reads the partitions named; the engine is the table's
+            schema, _, table = _PARTITIONS.sub("", name).rpartition(".")
             db = self.quote_literal(schema) if schema else "DATABASE()"
             wanted.append(f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(table)} AS t")
         return (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import operator
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -300,6 +301,20 @@ def shadows_known_function(raw: Any, name: str) -> bool:
 
 
 BUILTIN_FUNCTION_SQL = "SELECT 1 FROM pragma_function_list WHERE name = ? AND builtin = 1"
+_SCHEMA_SQL = (
+    "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL UNION ALL "
+    "SELECT sql FROM sqlite_temp_master WHERE sql IS NOT NULL"
+)
+
+
+def schema_collation(raw: Any, name: str) -> bool:
+    """True when a table, index or view of the schema names the collation ``name`` (fail closed)."""
+    pattern = re.compile(r"\bCOLLATE\s+[\"'`\[]?" + re.escape(name) + r"(?![\w$])", re.IGNORECASE)
+    try:
+        rows = raw.execute(_SCHEMA_SQL).fetchall()
+    except Exception:
+        return True
+    return any(pattern.search(str(sql)) for (sql,) in rows)
 
 
 def harmless_callable(func: Any) -> bool:
@@ -368,6 +383,18 @@ class SqliteConnection(GovernedConnection):
     def create_collation(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if str(name).upper() in _BUILTIN_COLLATIONS:
             raise self._self_gov.refusal(shadowing(name, "collation"))
+        func = args[0] if args else kwargs.get("callable")
+        if func is not None and schema_collation(self.__wrapped__, str(name)):
+            # a column or index declared ``COLLATE name`` compares stored values with it (max(), an index
+            # insert): a function registered now would be called with them (decision 0236)
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    f"refused by governed_db: the schema declares columns or indexes with COLLATE {name}, so a "
+                    "collation registered under that name would be called with their stored values before "
+                    "masking. Next step: register the application's collation on the connection before "
+                    "governed_db.wrap(), or use a collation name of your own."
+                )
+            )
         return self.__wrapped__.create_collation(name, *args, **kwargs)
 
     def _self_own_name(self, name: str, what: str) -> None:

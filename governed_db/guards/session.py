@@ -215,9 +215,14 @@ def run_read_only(st: Statement) -> Steps:
 
 
 def reconnected(gov: Any, before: Any, after: Any) -> None:
-    """A driver reconnected under the proxy (``ping(reconnect=True)``): the new session starts read-write."""
+    """A driver reconnected under the proxy (``ping(reconnect=True)``, ``connect()``): the new session starts
+    read-write, and what masking read of the tables is read again: a name the old session's temporary table
+    shadowed (its labels sampled from the caller's own rows) is the stored table again (decision 0234)."""
     if before != after:
         gov.session_state = None
+        masking = gov.state.get("masking")
+        if masking is not None:
+            masking.invalidate()
 
 
 __all__ = ["AS_CONNECTED", "PENDING", "RULE", "SessionState", "Switch", "claims_of", "ends_transaction", "forget",

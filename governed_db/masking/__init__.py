@@ -70,8 +70,13 @@ def plan_masking(
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
-        # the result's columns: the same description as last time (a tuple compare, nothing built), or names
-        and (description == hot[6] or (len(description) == len(hot[4]) and tuple(map(_first, description)) == hot[4]))
+        # the result's columns: the same description object as last time (a driver that reuses it, psycopg), an
+        # equal one (a tuple compare, nothing built), or the same names
+        and (
+            description is hot[6]
+            or description == hot[6]
+            or (len(description) == len(hot[4]) and tuple(map(_first, description)) == hot[4])
+        )
     ):
         template = hot[5]
     else:
@@ -105,13 +110,12 @@ def _plan_slow(
             found.computed = computed_positions(names, facts, maskers)
         until = state.good_until(access.grants)
         state.remember(key, found, until)
-    # the description itself is kept when it is plain tuples (sqlite3, PyMySQL: compared as values); a
-    # driver's own column objects are compared by name only
-    plain = type(description) is tuple and all(type(d) is tuple for d in description)
+    # the description itself is kept: plain tuples (sqlite3, PyMySQL) compare as values, a driver's own column
+    # objects by identity (psycopg hands out the same list while the fields stay the same), else by name
     state.remember_hot(
         state.hot_plans,
         analysis,
-        (analysis.statements, identity, version, until, tuple(names), found, description if plain else None),
+        (analysis.statements, identity, version, until, tuple(names), found, description),
     )
     return found  # type: ignore[no-any-return]
 

@@ -12,14 +12,19 @@ on them — and the guard refuses it for identities that see them masked (rule `
 Per write (:class:`~governed_db.masking.origins.Written`) and constraint of the table written, the masked
 columns that would decide the outcome:
 
-* unique key, INSERT: the key's columns the statement gives a value (NULL and DEFAULT compare equal to no
-  other row); UPDATE of any column of the key: every column of the key (the row's stored values are part of
-  the new key);
+* unique key, INSERT: the key's columns the statement gives a value (NULL, and a DEFAULT that is NULL,
+  compare equal to no other row; a DEFAULT that is a value counts where the catalog says so); UPDATE of any
+  column of the key: every column of the key (the row's stored values are part of the new key);
 * foreign key, INSERT or UPDATE of its columns: the parent's referenced columns;
 * referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
   DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;
 * CHECK, UPDATE of one of its columns: its columns the statement leaves as stored (an INSERT gives the whole
-  row, so a CHECK compares values of the caller's only).
+  row, so a CHECK compares values of the caller's only);
+* any PostgreSQL index, UPDATE giving one of its variable-length columns a value: its columns the statement
+  leaves as stored. An index entry holds the row's values and fails when larger than the index takes (``index
+  row size 2728 exceeds btree version 4 maximum 2704``): ``UPDATE customers SET city = <2680 characters>`` with
+  an index on ``(city, full_name)`` fails exactly when the stored name is long enough, and the error tells the
+  entry's size (decision 0231).
 
 When a table's constraints could not be read (or it is a view, a foreign or a virtual table, whose writes land
 where other constraints apply), every column written (any column, for a DELETE or UPDATE) is treated as part
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import sqlglot
 import sqlglot.errors
@@ -42,7 +48,7 @@ from governed_db.masking.schema import Constraint
 ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
 
 #: how every clause of a constraint use begins (the guard tells them from predicates by it)
-USE_PREFIXES = ("the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on")
+USE_PREFIXES = ("the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on", "the size of an entry of the index")
 
 
 def is_constraint_use(clause: str) -> bool:
@@ -88,6 +94,16 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         if not kept:
             return None
         return (f"the CHECK constraint {c.name} on {w.table}({_cols(c.columns)})", _origin(w.table, kept))
+    if c.kind == "index":
+        grows = c.columns if c.updated is None else c.updated
+        given = grows if w.columns is None else w.columns & grows
+        if w.kind != "update" or not given:
+            return None
+        kept = c.columns if w.columns is None else c.columns - w.columns
+        if not kept:
+            return None
+        clause = f"the size of an entry of the index {c.name} on {w.table}({_cols(c.columns)})"
+        return (clause, _origin(w.table, kept))
     return None
 
 
@@ -95,11 +111,26 @@ def _origin(table: str, columns: frozenset[str]) -> Origin:
     return Origin("expr", frozenset((table, c) for c in columns))
 
 
+def with_defaults(w: Written, constraints: list[Constraint] | None) -> Written:
+    """``w`` with the columns it gives a DEFAULT that is a value (``DEFAULT '000-00-0000'``, or '' for a NOT NULL
+    column without one) counted as given: ``UPDATE t SET ssn = DEFAULT`` compares that value with the stored
+    one as much as ``SET ssn = '000-00-0000'`` does. Unknown constraints: an UPDATE's DEFAULT counts (fail
+    closed); the columns an INSERT leaves out do not (every insert without a masked column would be refused)."""
+    if not w.defaulted or w.columns is None:
+        return w
+    if constraints is None:
+        valued = w.defaulted if w.kind == "update" else frozenset()
+    else:
+        valued = frozenset().union(*(c.columns for c in constraints if c.kind == "default")) & w.defaulted
+    return replace(w, columns=w.columns | valued) if valued else w
+
+
 def constraint_uses(writes: list[Written], constraints_of: ConstraintsOf) -> list[tuple[str, Origin]]:
     """The uses of stored values that the constraints of the tables in ``writes`` make."""
     uses: list[tuple[str, Origin]] = []
     for w in writes:
         columns, constraints = constraints_of(w.table)
+        w = with_defaults(w, constraints)
         if columns is None:
             # a table of unknown columns: what is known to be written counts, masked when its name says so
             given = w.columns if w.kind == "insert" else w.changed
@@ -131,9 +162,9 @@ def changed_row_uses(
     """MySQL/MariaDB count an UPDATE's (and ``ON DUPLICATE KEY UPDATE``'s, ``REPLACE``'s) affected rows as the
     rows it *changed*: ``UPDATE t SET ssn = '536-22-8726' WHERE id = 1`` reports 0 exactly when that is the stored
     SSN (``ROW_COUNT()``, and an ``ON UPDATE CURRENT_TIMESTAMP`` column, say the same), and a transaction
-    rolled back afterwards keeps the value. So on MySQL every column an UPDATE gives a value (NULL and
-    DEFAULT compare nothing a masked value hides) is a use of its stored value; on the other databases an
-    UPDATE counts the rows it matched."""
+    rolled back afterwards keeps the value. So on MySQL every column an UPDATE gives a value (NULL compares
+    nothing a masked value hides; DEFAULT only where the column's default is NULL) is a use of its stored
+    value; on the other databases an UPDATE counts the rows it matched."""
     if dialect != "mysql":
         return []
     uses: list[tuple[str, Origin]] = []
@@ -143,12 +174,31 @@ def changed_row_uses(
     for w in writes:
         if w.kind != "update" and not (w.kind == "insert" and w.table in replaced):
             continue
-        given = w.columns
+        given = with_defaults(w, constraints_of(w.table)[1]).columns
         if given is None:  # any column may be given a value: every column of the table (fail closed)
             columns, _ = constraints_of(w.table)
             given = frozenset(c.lower() for c in columns or ())
         if given:
             uses.append((_CHANGED_ROWS.format(table=w.table), _origin(w.table, given)))
+    return uses
+
+
+def partition_uses(tables: list[str], constraints_of: ConstraintsOf) -> list[tuple[str, Origin]]:
+    """``SELECT id FROM customers PARTITION (p1980s)`` (or an UPDATE/DELETE/INSERT naming partitions) reads the
+    rows whose partitioning expression (``RANGE (YEAR(dob))``, ``KEY (ssn)``) falls in them: a WHERE on the
+    columns it reads, which the catalog names (``partition`` constraints); unknown, every column (fail closed)."""
+    uses: list[tuple[str, Origin]] = []
+    for key in dict.fromkeys(tables):
+        columns, constraints = constraints_of(key)
+        if constraints is None:
+            deciding = frozenset(c.lower() for c in columns or ())
+        else:
+            deciding = frozenset().union(*(c.columns for c in constraints if c.kind == "partition"))
+        clause = f"PARTITION (...) of {key}, which picks rows by its partitioning expression"
+        if deciding:
+            uses.append((clause, _origin(key, deciding)))
+        elif columns is None:
+            uses.append((clause, Origin("unknown", hint=key)))
     return uses
 
 
@@ -230,4 +280,87 @@ def _unordered(node: exp.Expression) -> exp.Expression:
     return node.this if isinstance(node, exp.Ordered) else node
 
 
-__all__ = ["USE_PREFIXES", "ConstraintsOf", "changed_row_uses", "constraint_uses", "ddl_uses", "is_constraint_use"]
+__all__ = [
+    "USE_PREFIXES",
+    "ConstraintsOf",
+    "changed_row_uses",
+    "constraint_uses",
+    "ddl_uses",
+    "is_constraint_use",
+    "partition_uses",
+    "row_check_uses",
+    "with_defaults",
+]
+
+
+#: SQLite's checks of stored rows against the schema: the foreign key check lists child rows without a parent;
+#: ``integrity_check``/``quick_check`` list rows that fail a CHECK constraint (and NOT NULL, which 0209 shows)
+_ROW_CHECKS = {"foreign_key_check": "foreign key", "integrity_check": "check", "quick_check": "check"}
+
+
+def _row_check_targets(tree: exp.Expression) -> list[tuple[str, list[exp.Expression]]]:
+    """(constraint kind, argument list) of every SQLite row check in ``tree`` (an empty list: every table)."""
+    found: list[tuple[str, list[exp.Expression]]] = []
+    if isinstance(tree, exp.Pragma):
+        call = tree.this
+        name, args = (call.this, [call.expression]) if isinstance(call, exp.EQ) else (call, [])
+        if isinstance(call, exp.Anonymous):
+            name, args = call.this, list(call.expressions)
+        if isinstance(name, exp.Dot):
+            name = name.expression
+        kind = _ROW_CHECKS.get((name.name if isinstance(name, exp.Expression) else str(name)).lower())
+        if kind is not None:
+            found.append((kind, args))
+    for fn in tree.find_all(exp.Anonymous, exp.Table):
+        if isinstance(fn, exp.Table) and not isinstance(fn.this, exp.Identifier):
+            continue  # a table function: its call is an Anonymous of its own
+        name = str(fn.name).lower()
+        kind = _ROW_CHECKS.get(name.removeprefix("pragma_"))
+        if kind is not None and name.startswith("pragma_"):
+            # ``pragma_integrity_check`` without parentheses is a table: every table is checked
+            found.append((kind, list(fn.expressions) if isinstance(fn, exp.Anonymous) else []))
+    return found
+
+
+def row_check_uses(
+    tree: exp.Expression,
+    columns_of: ColumnsOf,
+    constraints_of: ConstraintsOf,
+    every_table: Callable[[], list[str] | None],
+) -> list[tuple[str, Origin]]:
+    """SQLite's checks of the rows already stored return them by what their values are: the foreign key check
+    lists the child rows whose key no parent row holds (a join of the child's columns with the parent's: an
+    orphan ``orders`` row says no customer has its ``customer_email``), the integrity checks the rows a CHECK
+    constraint fails. Each constraint a check evaluates on a table it checks is a use of the columns it reads
+    (both sides of a foreign key); a check whose tables cannot be told (no table named, a row limit, a computed
+    argument) checks every table. Decision 0237."""
+    uses: list[tuple[str, Origin]] = []
+    for kind, args in _row_check_targets(tree):
+        names: list[str] | None
+        named = len(args) == 1 and isinstance(args[0], (exp.Column, exp.Identifier, exp.Var))
+        named = named or (len(args) == 1 and isinstance(args[0], exp.Literal) and args[0].is_string)
+        if named:
+            names = [args[0].name]
+        else:
+            names = every_table()
+            if names is None:
+                uses.append(("the constraints of every table (unreadable)", Origin("unknown")))
+                continue
+        for name in names:
+            key, _ = columns_of(exp.to_table(name))
+            columns, constraints = constraints_of(key)
+            if columns is None or constraints is None:
+                uses.append((f"the constraints of {key} (unreadable)", Origin("row", rows=frozenset({key}))))
+                continue
+            for c in constraints:
+                if c.kind != kind or (kind == "foreign key" and c.other is None):
+                    continue
+                compared = frozenset((key, col) for col in c.columns)
+                if c.other is not None:
+                    compared |= frozenset((c.other, col) for col in c.other_columns)
+                if kind == "foreign key":
+                    clause = f"the foreign key check of {c.name}, {key}({_cols(c.columns)}) -> {c.other}"
+                else:
+                    clause = f"the CHECK constraint {c.name} on {key}({_cols(c.columns)}), as an integrity check runs it"
+                uses.append((clause, Origin("expr", compared)))
+    return uses

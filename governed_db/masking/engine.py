@@ -30,7 +30,13 @@ from governed_db.masking.classify import (
     provisional_class,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
-from governed_db.masking.constraints import changed_row_uses, constraint_uses, ddl_uses
+from governed_db.masking.constraints import (
+    changed_row_uses,
+    constraint_uses,
+    ddl_uses,
+    partition_uses,
+    row_check_uses,
+)
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
@@ -106,6 +112,9 @@ class TableInfo:
     #: what decides the order of its unordered rows (indexes, keys), read when a statement needs it, and when
     order: schema.OrderFacts | None = None
     order_at: float = -ORDER_SECONDS
+    #: the spellings (``Customers``, ``customers``) its name was read under: on MySQL with case-sensitive table
+    #: names (``lower_case_table_names = 0``) and PostgreSQL (quoted names) they may be different tables
+    spellings: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -126,6 +135,8 @@ class StatementFacts:
 
 
 _PG = frozenset({"postgres", "postgresql"})
+#: PostgreSQL views whose columns hold the text of other sessions' statements
+STATEMENT_TEXT: dict[str, tuple[str, ...]] = {"pg_stat_activity": ("query",)}
 
 
 def _explained(lineage: Lineage) -> Origin:
@@ -216,6 +227,10 @@ class MaskingState:
 
     def table(self, key: str, node: exp.Table | None = None) -> TableInfo:
         info = self.tables.get(key)
+        if info is not None and node is not None and self.sg_dialect in ("mysql", "postgres"):
+            spelled = ".".join(p.name for p in node.parts)
+            if info.spellings and spelled not in info.spellings:
+                return self._respelled(info, key, node, spelled)
         if (
             info is not None
             and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
@@ -229,6 +244,14 @@ class MaskingState:
                 # a failed re-sample proves nothing: keep scanning under the provisional labels, try again later
                 info = old
                 info.provisional = True
+            if node is not None:
+                info.spellings = (old.spellings if old is not None else set()) | {".".join(p.name for p in node.parts)}
+            if old is not None and len(old.spellings) > 1 and info is not old:
+                # a key two spellings share: what was read under the other one still holds (fail closed)
+                for column, cls in old.classes.items():
+                    kept = info.classes.get(column)
+                    if kept is None or (not kept.label and cls.label):
+                        info.classes[column] = cls
             if info.provisional:
                 # still nearly empty: look again later, less often each time
                 backoff = (
@@ -239,6 +262,35 @@ class MaskingState:
                 self.next_recheck = min(self.next_recheck, info.recheck_at)
             self.tables[key] = info
         return info
+
+    def _respelled(self, info: TableInfo, key: str, node: exp.Table, spelled: str) -> TableInfo:
+        """``rt8md_case`` after ``Rt8md_case``: on a server with case-sensitive table names (MariaDB on Linux;
+        PostgreSQL's quoted names) two tables that share one key. Labels read under one spelling must not
+        pass for the other's (the colours of one, the SSNs of the other): the other is read too, and a column is
+        masked when either says so; columns that differ make the table's columns unknown (fail closed)."""
+        with self.lock:
+            other = self._read_table(key, node)
+            merged = info if info.columns == other.columns else other
+            if info.columns != other.columns:
+                merged.columns = None
+            for column, cls in other.classes.items():
+                kept = merged.classes.get(column)
+                if kept is None or (not kept.label and cls.label):
+                    merged.classes[column] = cls
+            for column, cls in info.classes.items():
+                kept = merged.classes.get(column)
+                if kept is None or (not kept.label and cls.label):
+                    merged.classes[column] = cls
+            merged.provisional = info.provisional or other.provisional
+            merged.constraints, merged.constraints_read, merged.order_at = None, None, -ORDER_SECONDS
+            merged.spellings = info.spellings | {spelled}
+            self.version += 1  # plans and verdicts made under the old labels are stale
+            self.memo.clear()
+            self.hot_plans.clear()
+            self.hot_uses.clear()
+            self.hot_orders.clear()
+            self.tables[key] = merged
+        return merged
 
     def constraints_of(self, key: str) -> tuple[list[str] | None, list[Constraint] | None]:
         """The columns and constraints of ``key`` (read once per schema version, on the first write)."""
@@ -263,12 +315,23 @@ class MaskingState:
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        if lineage.partitioned:
+            lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+        if self.dialect == "sqlite":
+            checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
+            # tables that could not be listed may be any: the check's lost use fails closed
+            lineage.blind = lineage.blind or any(o.lost for _, o in checked)
+            lineage.uses.extend(checked)
         return lineage
+
+    def every_table(self) -> list[str] | None:
+        """The names of the database's tables (``None`` when unreadable)."""
+        return schema.list_tables(self.gov.driver.catalog_connection(self.gov), self.dialect)
 
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""
@@ -335,6 +398,15 @@ class MaskingState:
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
             info.classes[c.lower()] = cls
+        if self.dialect in _PG and key.rsplit(".", 1)[-1].lower() in STATEMENT_TEXT:
+            # other sessions' statements as they sent them: any literal in them may be a masked value (an
+            # application's ``WHERE full_name = 'Alice Smith'``), which a scan does not recognise (decision 0230)
+            for c in STATEMENT_TEXT[key.rsplit(".", 1)[-1].lower()]:
+                if c in {m.lower() for m in missing}:
+                    info.classes[c] = ColumnClass(
+                        "FREE_TEXT", 1.0, {"statement text": "statements of other sessions, literals and all"},
+                        strategy=("redact", {}),
+                    )
         fts = schema.fts_source(raw, self.dialect, name)
         if fts is not None:
             self._inherit_fts(info, missing, *fts)
@@ -477,6 +549,13 @@ class MaskingState:
             return self.watching(key, masker)
         return masker
 
+    def keyed(self, key: str, column: str, cls: ColumnClass) -> bool:
+        """Does the column's strategy derive its output from the value with the connection's key (``hash``,
+        ``tokenize``, deterministic ``format_preserving``)? Then the output of a value the caller chose is one
+        only the key could compute: a guess check against the stored values' outputs (decision 0236)."""
+        name, options = cls.strategy or self.config.strategy_for(key, column, cls.label or "SENSITIVE")
+        return name in _KEYED or (name == "format_preserving" and bool(options.get("deterministic")))
+
     def watching(self, key: str, inner: Masker) -> Masker:
         """``inner``, telling the state when it masks something: data has arrived in a provisional table."""
         cache_key = (key, "<provisional>", str(id(inner)))
@@ -507,6 +586,8 @@ class MaskingState:
         return found
 
 
+#: strategies whose output is a keyed function of the value (``format_preserving`` too when deterministic)
+_KEYED = frozenset({"hash", "tokenize"})
 #: marker class: the table's columns are unknown, so values are checked as they pass
 UNREADABLE = ColumnClass("UNKNOWN", 1.0, {"catalog": "table catalog could not be read"})
 

@@ -240,7 +240,10 @@ _PLAIN_BINARY: tuple[type[exp.Expression], ...] = tuple(
 #: ``replace(replace(substr(ssn, 1, 1), '5', <5,000 a>), 'a', <5,000 b>)`` is 25 MB for a 5, one byte otherwise
 _MULTIPLIERS: tuple[type[exp.Expression], ...] = tuple(
     c
-    for c in (exp.Replace, exp.Hex, getattr(exp, "LowerHex", None), exp.ToBase64, exp.Pad, getattr(exp, "Repeat", None))
+    for c in (
+        exp.Replace, exp.Hex, getattr(exp, "LowerHex", None), exp.ToBase64, exp.Pad, getattr(exp, "Repeat", None),
+        getattr(exp, "Space", None),
+    )
     if c is not None
 )
 _MULTIPLIER_NAMES = frozenset({"repeat", "lpad", "rpad", "space", "hex", "to_base64", "quote", "json_quote", "replace"})
@@ -248,6 +251,29 @@ _MULTIPLIER_NAMES = frozenset({"repeat", "lpad", "rpad", "space", "hex", "to_bas
 _GROWING: tuple[type[exp.Expression], ...] = (
     *_MULTIPLIERS, exp.Concat, exp.ConcatWs, exp.DPipe, exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg,
     exp.JSONObject,
+)
+#: untyped functions that concatenate their arguments (or collect them into one document): the result is as
+#: long as all of them together
+_CONCATENATING_NAMES = frozenset(
+    {"concat", "concat_ws", "json_array", "json_object", "json_build_array", "jsonb_build_array", "json_build_object",
+     "jsonb_build_object", "json_arrayagg", "json_objectagg", "json_group_array", "json_group_object", "group_concat",
+     "string_agg", "array_to_string", "printf", "format"}
+)  # fmt: skip
+#: typed ones
+_CONCATENATING: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.Concat, exp.ConcatWs, exp.DPipe, exp.GroupConcat, exp.JSONObject, getattr(exp, "JSONArray", None),
+        getattr(exp, "JSONObjectAgg", None), exp.JSONArrayAgg, getattr(exp, "ArrayToString", None), exp.Format,
+    )
+    if c is not None
+)  # fmt: skip
+#: a constant whose length the statement text does not bound: a variable (``@b`` set to 16 MB beforehand), a
+#: bind parameter, a subquery's value
+_UNSIZED: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (exp.Parameter, exp.Placeholder, getattr(exp, "SessionParameter", None), exp.Subquery, exp.Select)
+    if c is not None
 )
 #: the longest replacement (in characters, summed over its literals) a ``replace()`` of a masked value may use;
 #: a short one can grow a value only a few times, far from any length limit
@@ -284,13 +310,64 @@ def _literal_length(node: exp.Expression | None) -> int | None:
     return total
 
 
+def _concatenates(node: exp.Expression) -> bool:
+    if isinstance(node, _CONCATENATING):
+        return True
+    return isinstance(node, exp.Anonymous) and name_of(node) in _CONCATENATING_NAMES
+
+
+def _unbounded(node: exp.Expression) -> bool:
+    """True when ``node`` may be long: literals of more than ``_MAX_REPLACEMENT`` characters, a
+    function that multiplies (``repeat('x', 16777206)``, ``space()``, ``lpad()``), or a value the text does not
+    hold (a variable, a parameter, a subquery)."""
+    total = 0
+    for sub in node.walk():
+        if isinstance(sub, _UNSIZED) or (isinstance(sub, exp.Expression) and _multiplies(sub)):
+            return True
+        if isinstance(sub, exp.Literal):
+            total += len(str(sub.this))
+    return total > _MAX_REPLACEMENT
+
+
+def backtracks(pattern: str) -> bool:
+    """Whether a regular expression may backtrack more than a scan of its subject: a group, an alternation, a
+    back-reference, or more than one quantifier other than a fixed count (``^5(\\d|\\d|-)*[^\\d-]`` tries 2**n
+    ways over n digits). Character classes and escapes are single characters; one quantifier on them stays
+    linear per start."""
+    i, quantifiers = 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if pattern[i + 1 : i + 2].isdigit():
+                return True  # a back-reference
+            i += 2
+            continue
+        if ch == "[":
+            j = i + 1
+            j += 1 if pattern[j : j + 1] == "^" else 0
+            j += 1 if pattern[j : j + 1] == "]" else 0
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            continue
+        if ch in "()|":
+            return True
+        exact = re.match(r"\{\d+\}", pattern[i:])  # ``\d{3}``: a fixed count, nothing to try
+        if exact is not None:
+            i += exact.end()
+            continue
+        quantifiers += ch in "*+?{"
+        i += 1
+    return quantifiers > 1
+
+
 def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None:
     """Why ``node`` can reach a length limit on a masked value (an error, or NULL with a warning), or ``None``.
 
     A function that grows its input is an oracle when what it is given has already been multiplied by a
     ``replace()`` (or ``hex``, ``lpad``...) of the masked value — growth compounds until the limit decides — or
     when it multiplies by a replacement that is long (or not a plain literal) itself."""
-    if not isinstance(node, _GROWING) and not (
+    if not isinstance(node, _GROWING) and not _concatenates(node) and not (
         isinstance(node, exp.Anonymous) and name_of(node) in _MULTIPLIER_NAMES
     ):
         return None
@@ -306,6 +383,18 @@ def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> st
         grown = _literal_length(node.args.get("replacement"))
         if grown is None or grown > _MAX_REPLACEMENT:
             return f"{name_of(node)}() with a long or computed replacement (a length limit would decide)"
+    if _concatenates(node):
+        # concat(ssn, repeat('x', 16777206)) is NULL with a warning ("larger than max_allowed_packet") exactly
+        # when the masked value is longer than 10 characters: a long text beside a masked value measures it
+        # (``repeat(city, 1000000)`` too: its length is the caller's to choose)
+        for key, i, _ in kinds:
+            value = node.args.get(key)
+            item = value[i] if isinstance(value, list) and i < len(value) else value
+            if isinstance(item, exp.Expression) and _unbounded(item):
+                return (
+                    f"{name_of(node)}() of a masked value and a long or computed text (a length limit would "
+                    "decide, by how long the value is)"
+                )
     if isinstance(node, (exp.Concat, exp.ConcatWs)) and len(node.expressions) > _MAX_CONCAT_ARGS:
         return f"{name_of(node)}() of more than {_MAX_CONCAT_ARGS} parts (a length limit would decide)"
     return None
@@ -489,6 +578,16 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
         # format('%*s', x, ...) converts the argument the width is read from to an integer: an error unless
         # it is one (replace(substr(ssn, 1, 1), '5', 'x') fails exactly for a 5)
         return "format() with a width or precision taken from an argument"
+    if dialect == "mysql" and isinstance(node, exp.RegexpReplace) and any(t for key, _, t in tainted if key == "this"):
+        # MariaDB's PCRE stops at its match limit with a warning ("Regex error 'match limit exceeded'"):
+        # REGEXP_REPLACE(CONCAT(ssn, '1111...'), '^5(\\d|\\d|-)*[^\\d-]', '') warns exactly when the SSN begins
+        # with a 5, since only then does the pattern try its 2**n ways
+        pattern = node.args.get("expression")
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string) or backtracks(str(pattern.this)):
+            return (
+                f"{name_of(node)}() with a pattern that can backtrack (MariaDB stops at its match limit with a "
+                "warning, by what the value holds)"
+            )
     controls = next((keys for cls, keys in _CONTROL.items() if isinstance(node, cls)), None)
     if controls is not None:
         if any(t and key in controls for key, _, t in tainted):

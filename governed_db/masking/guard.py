@@ -68,8 +68,12 @@ def _hit(
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
-    if any(s.kind == "ddl" for s in analysis.statements):
-        state.invalidate()  # the schema is changing: re-read it on next sight
+    switches = any(_renames(s) for s in analysis.statements)
+    if switches:
+        # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
+        # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
+        # them on next sight (decision 0234)
+        state.invalidate()
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
@@ -84,7 +88,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
-    if not facts.writes and not any(s.kind == "ddl" for s in analysis.statements):
+    if not facts.writes and not switches:
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
@@ -102,6 +106,15 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
             "the column out of the statement",
         )
     return None
+
+
+#: session statements after which a table name may mean another table: PostgreSQL's DISCARD TEMP/ALL drops the
+#: temporary tables that shadowed stored ones, RESET (search_path) changes where names are looked up
+_RENAMING = ("DISCARD", "RESET")
+
+
+def _renames(stmt: Any) -> bool:
+    return stmt.kind == "ddl" or "use-database" in stmt.flags or str(stmt.operation).startswith(_RENAMING)
 
 
 def _order(use: tuple[str, object]) -> int:
@@ -129,7 +142,11 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
 
 
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
-    hit = _encoding_hit(state, analysis, identity) or _resource_counter_hit(state, analysis, identity)
+    hit = (
+        _encoding_hit(state, analysis, identity)
+        or _resource_counter_hit(state, analysis, identity)
+        or _statement_text_hit(state, analysis, identity)
+    )
     if hit is not None:
         return hit
     for lineage in _lineages(state, analysis):
@@ -175,6 +192,32 @@ RESOURCE_FUNCTIONS = frozenset(
      "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
      "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
 )  # fmt: skip
+
+
+#: PostgreSQL functions that return other sessions' statement texts (``pg_stat_activity.query`` is masked by its
+#: class; these carry no column to mask)
+STATEMENT_TEXT_FUNCTIONS = frozenset({"pg_stat_get_activity", "pg_stat_get_backend_activity"})
+
+
+def _statement_text_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: other sessions' statements hold the literals they were sent with (an application's ``WHERE
+    full_name = 'Alice Smith'``), masked values a scan does not recognise (decision 0230)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        read = sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in STATEMENT_TEXT_FUNCTIONS)
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} calls {', '.join(read)}, which return other sessions' statements with the "
+                "values they were sent with",
+                "read pg_stat_activity (its query column comes back masked), or ask for an unmask grant "
+                "(masking.unmask)",
+            )
+    return None
 
 
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

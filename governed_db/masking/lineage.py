@@ -42,7 +42,9 @@ from governed_db.masking.names import (
     SCHEMA_PRAGMA_FUNCTIONS,
     STORAGE_FUNCTIONS,
 )
+from governed_db.masking.order_nodes import own_nodes
 from governed_db.masking.origins import (
+    COMPUTED_STAR,
     CONST,
     QUERY,
     ColumnsOf,
@@ -54,11 +56,17 @@ from governed_db.masking.origins import (
     Scope,
     Source,
     combine,
+    computed_columns,
+    computed_star,
+    star_outputs,
 )
-from governed_db.masking.writes import record_writes, trace_command, trace_write
+from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
+#: MariaDB's implicit period of a system-versioned table: invisible, so absent from the catalog's columns; when
+#: and by which transaction a row version was written, not what it holds
+_MYSQL_LOCATORS = _ROW_LOCATORS | {"row_start", "row_end"}
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
@@ -112,6 +120,7 @@ class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
         self.columns_of = columns_of
         self.dialect = dialect
+        self.locators = _MYSQL_LOCATORS if dialect == "mysql" else _ROW_LOCATORS
         self.declared = declared
         self.lineage = Lineage()
         #: the projection being traced, unwrapped: a comparison *there* is the result (masked like any
@@ -123,7 +132,7 @@ class Walker:
         alias = (node.alias_or_name or node.name).lower()
         if not node.args.get("db") and node.name.lower() in ctes:
             outs, exact = ctes[node.name.lower()]
-            return Source(alias, None, [(o.name.lower(), o.origin) for o in outs] if exact else None)
+            return Source(alias, None, _query_columns(outs, exact))
         key, cols = self.columns_of(node)
         bare = node.copy()
         bare.set("alias", None)
@@ -178,7 +187,7 @@ class Walker:
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
             outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
-            columns = [(o.name.lower(), o.origin) for o in outs] if exact else None
+            columns = _query_columns(outs, exact)
             return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
         # reads is known: keep it so a lost value over a sensitive table is still masked
@@ -197,6 +206,8 @@ class Walker:
         pivot = pivots[0]
         names = [c.name.lower() for c in pivot.args.get("columns") or []]
         fields = [f for f in pivot.args.get("fields") or [] if isinstance(f, exp.In)]
+        if len(pivots) == 1 and pivot.args.get("unpivot") and len(fields) == 1:
+            return self.unpivoted_source(node, pivot, fields[0], ctes, scope)
         if len(pivots) != 1 or pivot.args.get("unpivot") or not names or not fields:
             return None
         base = node.copy()
@@ -207,7 +218,8 @@ class Walker:
         inner_scope = Scope([src])
         made = [self.expr(e, inner_scope, ctes) for e in [*pivot.expressions, *(f.this for f in fields)]]
         inner = combine(made)
-        cell = Origin("unknown", inner.sources, inner.rows)
+        # the cells are aggregates of what the FOR columns and aggregates read (checked before it runs, 0066)
+        cell = inner if inner.kind != "column" else Origin("expr", inner.sources, inner.rows)
         group = pivot.args.get("group")
         if isinstance(group, exp.Group) and group.expressions:
             kept = [(g.alias_or_name.lower(), self.expr(g, inner_scope, ctes)) for g in group.expressions]
@@ -216,6 +228,77 @@ class Walker:
             kept = [(n, o) for n, o in src.columns if n not in used]
         alias = pivot.alias or _alias_name(node)
         return Source(alias.lower() if alias else alias, None, kept + [(n, cell) for n in names])
+
+    def pivot(self, node: exp.Pivot, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
+        """DuckDB's ``PIVOT src ON cols USING aggs [GROUP BY ...]`` as a query: the group columns keep their
+        origin by name, then the pivoted cells (named by the database after the ON values: one ``*``), made of
+        what the ON columns and aggregates read. Its ON columns, aggregates and groups are checked before it
+        runs (decision 0066, 0222): this only keeps what the walk knows about them (decision 0235)."""
+        if not isinstance(node.this, exp.Expression):
+            return [], False
+        src = self.from_item(node.this, ctes, parent)  # walked first: what it reads is known even if lost below
+        if src.columns is None:
+            return [], False
+        if node.args.get("unpivot"):
+            return self.unpivot(node, src, ctes, parent)
+        inner_scope = Scope([src], parent)
+        using = node.args.get("using")
+        aggregates = list(using) if isinstance(using, list) else []
+        ons = [e.this if isinstance(e, exp.In) else e for e in node.expressions]
+        inner = combine(self.expr(e, inner_scope, ctes) for e in [*ons, *aggregates])
+        cell = inner if inner.kind != "column" else Origin("expr", inner.sources, inner.rows)
+        group = node.args.get("group")
+        if isinstance(group, exp.Group) and group.expressions:
+            kept = [Output(g.alias_or_name, self.expr(g, inner_scope, ctes)) for g in group.expressions]
+        else:  # grouped by every column neither pivoted on nor aggregated
+            used = {c.name.lower() for e in [*ons, *aggregates] for c in e.find_all(exp.Column)}
+            kept = [Output(n, o) for n, o in src.columns if n not in used and n != "*"]
+        return [*kept, Output("*", cell)], True
+
+    def unpivot(self, node: exp.Pivot, src: Source, ctes: Ctes, parent: Scope | None) -> tuple[list[Output], bool]:
+        """``UNPIVOT src ON cols INTO NAME n VALUE v``: the columns it does not unpivot pass through as they are,
+        then the name column (the unpivoted columns' names), then the value columns, made of the unpivoted
+        columns (checked before it runs, decision 0066). A column passed through is the source's own: a masked
+        one stays masked (decision 0236)."""
+        if any(isinstance(e, (exp.Columns, exp.Star)) or e.find(exp.Star) for e in node.expressions):
+            return [Output("*", combine((o for _, o in src.columns or ()), kind="expr"))], False
+        inner_scope = Scope([src], parent)
+        used = {c.name.lower() for e in node.expressions for c in e.find_all(exp.Column)}
+        value = combine((self.expr(e, inner_scope, ctes) for e in node.expressions), kind="expr")
+        if value.kind == "column":
+            value = Origin("expr", value.sources, value.rows)
+        into = node.args.get("into")
+        name = into.this.name if isinstance(into, exp.Expression) and isinstance(into.this, exp.Expression) else "name"
+        values = [e.name for e in into.expressions] if isinstance(into, exp.Expression) and into.expressions else []
+        kept = [Output(n, o) for n, o in src.columns or () if n not in used and n != "*"]
+        return [*kept, Output(name, CONST), *(Output(v, value) for v in values or ["value"])], True
+
+    def unpivoted_source(
+        self, node: exp.Expression, pivot: exp.Expression, field: exp.In, ctes: Ctes, scope: Scope | None
+    ) -> Source:
+        """``t UNPIVOT (v FOR k IN (a, b))``: the columns it does not unpivot pass through as they are, then ``k``
+        (the unpivoted columns' names) and ``v`` (their values). Never the table's own columns by position: the
+        unpivoted ones are gone and the rest moved (decision 0236)."""
+        base = node.copy()
+        base.set("pivots", None)
+        src = self.from_item(base, ctes, scope)  # walked even when its columns are unknown: what it reads counts
+        alias = pivot.alias or _alias_name(node)
+        alias = alias.lower() if alias else alias
+        if src.columns is None:
+            return Source(alias, None, None)
+        inner_scope = Scope([src])
+        value = combine((self.expr(e, inner_scope, ctes) for e in field.expressions), kind="expr")
+        if value.kind == "column":
+            value = Origin("expr", value.sources, value.rows)
+        used = {c.name.lower() for e in field.expressions for c in e.find_all(exp.Column)}
+        kept = [(n, o) for n, o in src.columns if n not in used and n != "*"]
+        values = [
+            (i.name.lower(), value)
+            for e in pivot.expressions
+            for i in (e.expressions if isinstance(e, exp.Tuple) else [e])
+        ]
+        named = [(field.this.name.lower(), CONST)]
+        return Source(alias, None, kept + (values + named if pivot.args.get("value_columns_first") else named + values))
 
     def function_source(
         self,
@@ -246,8 +329,10 @@ class Walker:
             if isinstance(call, exp.Anonymous) and not names:
                 names = list(SCHEMA_PRAGMA_COLUMNS.get(str(call.name).lower(), ()))
             return Source(_alias_name(node), None, [("*", CONST)] + [(n, CONST) for n in names])
-        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn)
-        if inner.kind == "column":
+        # every column it yields is made of its arguments (unnest(ARRAY[email, ssn]) v: v is email or ssn); a
+        # whole row it is given (``json_each(to_json(c))``) comes out as keys and values, no longer the row's
+        # own columns by name (decision 0236)
+        if inner.kind in ("column", "row"):
             inner = Origin("expr", inner.sources, inner.rows)
         columns = [("*", inner)] + [(n, inner) for n in names]
         return Source(_alias_name(node), None, columns)
@@ -267,7 +352,7 @@ class Walker:
                         if found is not None:
                             return found
                         if src.table is not None:
-                            if name in _ROW_LOCATORS and src.columns is not None:
+                            if name in self.locators and src.columns is not None:
                                 return CONST
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
@@ -297,18 +382,21 @@ class Walker:
                             else combine(candidates)
                         )
                     return Origin("unknown", hint=name)
-                fn = [src for src in s.sources if src.columns and src.columns[0][0] == "*"]
+                # a function's value (``unnest(...)``), or columns the database names (a PIVOT's cells)
+                fn = [o for src in s.sources for n, o in src.columns or () if n == "*"]
                 if fn:
-                    return combine(src.columns[0][1] for src in fn if src.columns)
+                    return combine(fn)
                 for out in s.projections:  # ORDER BY / GROUP BY an output alias
                     if out.name.lower() == name:
                         return out.origin
             s = s.parent
-        if name in _ROW_LOCATORS and not qualifier:
+        if name in self.locators and not qualifier:
             return CONST  # rowid, ctid...: where a row is stored, not what it holds
         return Origin("unknown", hint=name)
 
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
+        if isinstance(node, exp.Column) and is_default(node):
+            return CONST  # ``SET x = DEFAULT``: the column's default (a value of the schema's, judged by the writes)
         if isinstance(node, exp.Column):
             found = self.column(node, scope)
             if found.sources:
@@ -357,6 +445,10 @@ class Walker:
                 # and is returned exactly (decision 0209, refining 0027). IS NULL converts nothing, so it is no
                 # comparison that could warn or fail on any engine. Over anything computed it stays a use.
                 return CONST
+        if isinstance(node, exp.Typeof) and isinstance(node.this, exp.Column) and self.typed(node.this, scope):
+            # ``typeof(full_name)``: the type the column's declaration fixes, a function of its NULL-ness at most
+            # (which decision 0209 returns exactly): exact (decision 0235)
+            return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
             return CONST  # a positional bind parameter ($1)
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
@@ -391,6 +483,10 @@ class Walker:
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
+        if isinstance(node, exp.Collate) and self.dialect == "sqlite" and not _builtin_collation(node):
+            # ``max(ssn COLLATE spy)``: a collation of the caller's own (``create_collation('spy', f)``) is a
+            # Python function called with the raw values it compares, as a user function is (decision 0236)
+            self.lineage.uses.append(("copy", combine(o for k, _, o in keyed if k == "this")))
         if isinstance(node, _LOGICAL) and self.dialect in _CONVERTING_LOGIC:
             # ``x AND true``, ``NOT x`` of a value that is no truth value converts it: MySQL with a warning
             # (``NOT replace(substr(ssn, 1, 1), '5', 'x')`` warns exactly for a 5), DuckDB with an error for
@@ -431,7 +527,13 @@ class Walker:
         if (
             isinstance(node, _COMPARISONS)
             and not isinstance(node, exp.Exists)
-            and (node is not self.top or self.dialect not in _QUIET_COMPARISONS)
+            and (
+                node is not self.top
+                or self.dialect not in _QUIET_COMPARISONS
+                # nullif(substr(ssn, 1, 1), '5') as a result column is NULL exactly for a right guess, and
+                # masking keeps NULL as NULL: its comparison shows (decision 0236)
+                or isinstance(node, exp.Nullif)
+            )
         ):
             compared = combine(parts)
             self.lineage.uses.append(("a comparison", compared))
@@ -466,6 +568,28 @@ class Walker:
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
             return Origin("expr", found.sources, found.rows)
         return found
+
+    def typed(self, col: exp.Column, scope: Scope) -> bool:
+        """Is ``typeof(col)`` fixed by the declaration of the stored column ``col`` reads, whatever it holds?
+
+        DuckDB's ``typeof`` is the column's declared type. SQLite's is the storage class of each value: in a
+        column of TEXT affinity (declared with CHAR, CLOB or TEXT, not INT) a number is stored as text, so the
+        class is ``null`` or ``text`` (``blob`` only for bytes an application bound as bytes: how a value was
+        written, not what it says, and the default strategies return bytes for bytes anyway). Elsewhere (INTEGER,
+        NUMERIC, no type) whether a text reads as a number decides its class: a bit of the value.
+        """
+        found = self.column(col, scope)
+        if found.kind != "column" or found.rows or not found.sources:
+            return False
+        if self.dialect == "duckdb":
+            return True
+        if self.dialect != "sqlite" or self.declared is None:
+            return False
+        for t, c in found.sources:
+            declared = (self.declared(t, c) or "").upper()
+            if "INT" in declared or not any(k in declared for k in ("CHAR", "CLOB", "TEXT")):
+                return False
+        return True
 
     def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
         """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""
@@ -621,6 +745,8 @@ class Walker:
             self.bounds(node, over, ctes)
             self.orderings(node.args.get("order"), over, ctes)
             return cells, True
+        if isinstance(node, exp.Pivot) and not node.args.get("fields"):
+            return self.pivot(node, ctes, parent)
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
@@ -644,9 +770,17 @@ class Walker:
                 isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star)
             ):
                 chosen = scope.sources
+                own = False  # ``c.*``: one FROM item's own columns, join columns and all
                 if isinstance(proj, exp.Column) and proj.table:
                     q = proj.table.lower()
+                    own = any(s.alias == q for s in scope.sources)
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
+                if not own and _merges_columns(node, nested):
+                    # ``JOIN ... USING (id)`` / NATURAL JOIN: the database gives each join column once, first; the
+                    # columns are matched to the description by name (decision 0229)
+                    exact = False
+                    if shifted_from is None:
+                        shifted_from = start
                 star = proj if isinstance(proj, exp.Star) else proj.this
                 modified = duck.star_modifiers(self, star, scope, ctes)
                 for src in chosen:
@@ -656,11 +790,31 @@ class Walker:
                         # * REPLACE (expr AS name) over unknown columns: the replaced values are still traced
                         outputs.extend(Output(n, o) for n, o in (modified or {}).items() if o is not None)
                     else:
-                        outputs.extend(duck.modified(src.columns, modified))
+                        if computed_columns(src):
+                            # jsonb_each(x), generate_series(...) g(a), ROWS FROM (...): the database names and
+                            # counts these columns (``key``, ``value``): later outputs land where it decides, and
+                            # the columns are matched to the description by name (decision 0229)
+                            exact = False
+                            if shifted_from is None:
+                                shifted_from = len(outputs)
+                        outputs.extend(star_outputs(duck.modified(src.columns, modified)))
                         # RENAME/REPLACE of a name not among the columns: placed where the database decides
                         shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
                     exact = False  # EXCLUDE/RENAME change the width and names: match the description by name
+                continue
+            if isinstance(proj, exp.Dot) and isinstance(proj.expression, exp.Star):
+                # PostgreSQL ``(c).*``, ``(f(x)).*``: the database expands a composite value into its fields, as
+                # many as it has; a row's fields are its table's columns, a function's are named by the database
+                exact = False
+                if shifted_from is None:
+                    shifted_from = start
+                inner = proj.this
+                while isinstance(inner, exp.Paren):
+                    inner = inner.this
+                origin = self.expr(proj.this, scope, ctes)
+                row = origin.kind == "row" and isinstance(inner, (exp.Column, exp.Subquery, exp.Bracket))
+                outputs.append(Output("*" if row else COMPUTED_STAR, origin))
                 continue
             if isinstance(proj, exp.Columns) or (
                 isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Columns)
@@ -676,7 +830,7 @@ class Walker:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
-                        outputs.extend(Output(n, o) for n, o in src.columns)
+                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
                 continue
             if proj.find(exp.Columns) is not None:
                 # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
@@ -715,6 +869,7 @@ class Walker:
             for ident in join.args.get("using") or ():
                 name = ident.name if isinstance(ident, exp.Identifier) else str(ident)
                 self.lineage.uses.append(("JOIN", self.expr(exp.column(name), scope, ctes)))
+                self.lineage.uses.extend(_named_by_database(scope.sources, ident))
         self.bounds(node, scope, ctes)
         if node.args.get("into") is not None:  # SELECT ... INTO a variable or table: nothing is returned
             self.lineage.uses.extend(("copy", o.origin) for o in outputs)
@@ -788,7 +943,10 @@ class Walker:
                 clauses.append(
                     ("JOIN", exp.column(ident.name) if isinstance(ident, exp.Identifier) else ident)
                 )
-        for window in node.find_all(exp.Window):
+                self.lineage.uses.extend(_named_by_database(scope.sources if flattened else scope.sources[: n + 2], ident))
+        # this query's own windows: one inside a subquery in FROM is walked with that query, where its names
+        # resolve (``c.tier`` of ``(SELECT c.tier, row_number() OVER (PARTITION BY c.tier) ...) t``, decision 0235)
+        for window in (n for n in own_nodes(node) if isinstance(n, exp.Window)):
             clauses.append(
                 (
                     "PARTITION BY",
@@ -851,7 +1009,7 @@ class Walker:
         columns are unknown)."""
         lcols = [(n, o) for src in left for n, o in (src.columns or ())]
         rcols = [(n, o) for src in right for n, o in (src.columns or ())]
-        if any(src.columns is None for src in (*left, *right)):
+        if any(src.columns is None or computed_columns(src) for src in (*left, *right)):
             every = [o for _, o in (*lcols, *rcols)] + [src.whole_row() for src in (*left, *right)]
             self.lineage.uses.append(("NATURAL JOIN", combine(every)))
             return
@@ -859,6 +1017,15 @@ class Walker:
         used = [o for n, o in (*lcols, *rcols) if n in shared]
         if used:
             self.lineage.uses.append(("NATURAL JOIN", combine(used)))
+
+
+#: the collations SQLite defines itself (C code of its own; the sqlite3 proxy refuses to replace them)
+SQLITE_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+
+
+def _builtin_collation(node: exp.Collate) -> bool:
+    name = node.expression
+    return isinstance(name, exp.Expression) and name.name.upper() in SQLITE_COLLATIONS
 
 
 def _by_name(left: list[Output], right: list[Output]) -> list[Output] | None:
@@ -891,6 +1058,40 @@ def _counts_rows(node: exp.Count) -> bool:
     arg = node.this
     items = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
     return all(a is None or isinstance(a, (exp.Star, exp.Column, exp.Literal)) for a in items)
+
+
+def _merges_columns(node: exp.Select, nested: list[exp.Join]) -> bool:
+    """Whether a join of the SELECT (or of a parenthesised join group in its FROM) merges columns."""
+    return any(
+        join.args.get("using") or str(join.args.get("method") or "").upper() == "NATURAL"
+        for join in [*(node.args.get("joins") or ()), *nested]
+    )
+
+
+def _query_columns(outs: list[Output], exact: bool) -> list[tuple[str, Origin]] | None:
+    """The columns of a subquery or CTE: by name when exact. When a ``*`` in it has a width the database decides
+    (``SELECT * FROM jsonb_each(...)``), its named outputs by name and, first, a ``*`` any other column may be:
+    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229)."""
+    if exact:
+        return [(o.name.lower(), o.origin) for o in outs]
+    if not any(o.name in ("*", COMPUTED_STAR) for o in outs):
+        return None
+    every = combine(o.origin for o in outs)
+    named = [(o.name.lower(), o.origin) for o in outs if o.name not in ("*", COMPUTED_STAR)]
+    return [("*", every), *named]
+
+
+def _named_by_database(sources: list[Source], ident: exp.Expression) -> list[tuple[str, Origin]]:
+    """``USING (value)``: a FROM item whose columns the database names (``jsonb_each`` gives ``value``) may hold
+    the column compared, though no output of it is named so (decision 0229)."""
+    name = (ident.name if isinstance(ident, (exp.Identifier, exp.Column)) else str(ident)).lower()
+    return [
+        ("JOIN", star)
+        for src in sources
+        if (star := computed_star(src)) is not None and star.kind != "const" and src.find(name) is None
+    ]
+
+
 
 
 def _alias_columns(node: exp.Expression) -> list[str]:
@@ -938,7 +1139,10 @@ def trace(
     if isinstance(tree, exp.Command):
         return trace_command(w, tree, dialect)
     record_writes(w, tree)
-    if isinstance(tree, QUERY):
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.args.get("partition"), exp.Partition):
+            lin.partitioned.append(columns_of(table)[0])
+    if isinstance(tree, (*QUERY, exp.Pivot)):
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact
         return lin

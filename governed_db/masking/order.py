@@ -288,6 +288,7 @@ class Planner:
         self._aggregates(node, scope, hazard, row_key)
         if hazard:
             self._windows(node, scope, row_key)
+            self._read_order_values(node, seen)
         if (
             aggregated
             and self.dialect in ("mysql", "sqlite")
@@ -658,6 +659,19 @@ class Planner:
                     "column may decide",
                     "use min() or max() of the column, or ask for an unmask grant (masking.unmask)",
                 )
+
+    def _read_order_values(self, node: exp.Select, skip: set[int]) -> None:
+        """A value handed out row by row in read order (``ROWNUM()``, ``RAND(7)``, ``@n := @n + 1``, a sequence)
+        numbers the rows in the order an index on a masked column reads them: MariaDB computes it before any
+        ORDER BY sorts them, so no added order helps."""
+        found = next((n for n in nodes.own_nodes(node, skip=skip) if nodes.read_order_value(n, self.dialect)), None)
+        if found is not None:
+            self._refuse(
+                f"{found.sql(dialect=self.dialect)} is computed row by row in the order the rows are read, which an "
+                "index on a masked column may decide (MariaDB computes it before sorting)",
+                "number rows with ROW_NUMBER() OVER (ORDER BY the table's key), or leave it out, or ask for an "
+                "unmask grant (masking.unmask)",
+            )
 
     def _windows(self, node: exp.Select, scope: _Scope, row_key: list[str] | None) -> None:
         defined = {

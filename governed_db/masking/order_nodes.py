@@ -33,6 +33,10 @@ POSITIONAL: tuple[type[exp.Expression], ...] = tuple(
 FRAMED: tuple[type[exp.Expression], ...] = tuple(
     c for c in (exp.LastValue, getattr(exp, "NthValue", None)) if c is not None
 )
+#: functions that hand out values row by row in the order the rows are read: a row number, a counter, a sequence,
+#: a time-based UUID (MySQL's ``UUID()`` is version 1), the last value given; whatever ORDER BY the statement has,
+#: MariaDB computes them before it sorts (``SELECT id, ROWNUM() FROM t`` numbers the rows in index order)
+READ_ORDER_NAMES = frozenset({"rownum", "uuid_short", "sys_guid", "nextval", "setval", "last_insert_id"})
 QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 NOT_SCALAR = (exp.In, exp.Exists, exp.Any, exp.All)
 
@@ -302,3 +306,18 @@ __all__ = [
     "qualifier",
     "unwrap",
 ]
+
+
+def read_order_value(node: exp.Expression, dialect: str) -> bool:
+    """True when ``node`` computes a value per row from the rows read before it (:data:`READ_ORDER_NAMES`; a
+    user variable assigned in the row (``@n := @n + 1``); a random number of a known sequence: MySQL's
+    ``RAND(seed)``, PostgreSQL's ``random()`` after ``setseed()``; MySQL's time-based ``UUID()``)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower() in READ_ORDER_NAMES
+    if isinstance(node, exp.PropertyEQ):
+        return isinstance(node.this, (exp.Parameter, getattr(exp, "SessionParameter", exp.Parameter)))
+    if isinstance(node, exp.Rand):
+        return dialect == "postgres" or node.args.get("this") is not None
+    if isinstance(node, getattr(exp, "Uuid", ())):
+        return dialect == "mysql"
+    return False

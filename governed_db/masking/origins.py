@@ -33,6 +33,10 @@ class Origin:
     #: an ``unknown`` that is the result of a function or session variable whose inputs *are* traced
     #: (``sources``/``rows``); when False an ``unknown`` means the lineage itself was lost
     opaque: bool = False
+    #: a ``column`` some of whose values are the statement's own constants (``SELECT ssn ... UNION ALL SELECT
+    #: '<guess>'``): masked with the placeholder, never a strategy that maps equal inputs to equal outputs
+    #: (a keyed hash of a guess next to the hash of the stored value says whether they are equal)
+    mixed: bool = False
 
     @property
     def traced(self) -> bool:
@@ -45,6 +49,10 @@ class Origin:
 
 
 CONST = Origin("const")
+#: the name of the output a ``*`` gives for a table function, ``ROWS FROM`` or another FROM item whose columns the
+#: database names and counts (``jsonb_each(x)`` yields ``key`` and ``value``): unlike a table's ``*`` (output
+#: ``"*"``, its columns looked up by name in the table), each column it stands for is computed from its origin
+COMPUTED_STAR = "*()"
 
 
 def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
@@ -53,9 +61,11 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
     unknown = False
     opaque = True
     hint = None
+    mixed = False
     for o in origins:
         sources |= o.sources
         rows |= o.rows
+        mixed = mixed or o.mixed or (kind == "column" and o.kind == "const")
         if o.kind == "unknown":
             unknown = True
             opaque = opaque and o.opaque
@@ -64,7 +74,9 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
         return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
     if not sources and not rows:
         return CONST
-    return Origin("row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows))
+    return Origin(
+        "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +89,15 @@ class Output:
 class Written:
     """One table a statement changes: ``kind`` is insert, update or delete (a REPLACE is both an insert and a
     delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any);
-    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at)."""
+    ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at);
+    ``defaulted`` those given their DEFAULT (by the word, or, in an INSERT, by being left out): a value when the
+    column's default is one (``DEFAULT '000-00-0000'``), which only the catalog can tell."""
 
     table: str
     kind: str
     columns: frozenset[str] | None
     touched: frozenset[str] | None = frozenset()
+    defaulted: frozenset[str] = frozenset()
 
     @property
     def changed(self) -> frozenset[str] | None:
@@ -107,6 +122,9 @@ class Lineage:
     blind: bool = False
     #: the tables the statement changes and how (:mod:`governed_db.masking.constraints` turns them into uses)
     writes: list[Written] = field(default_factory=list)
+    #: tables read or written through MySQL's ``PARTITION (p0, ...)``: the rows of the partitions named, which
+    #: the partitioning expression picks (:func:`governed_db.masking.constraints.partition_uses`)
+    partitioned: list[str] = field(default_factory=list)
     #: every column reference the walk resolved, with what it resolved to (``n`` of ``(SELECT notes AS n ...)``
     #: is ``notes``): where a column is used, judged by the node around it (free-text searches, decision 0192)
     refs: list[tuple[exp.Column, Origin]] = field(default_factory=list)
@@ -145,3 +163,20 @@ class Scope:
     #: positions of outputs computed by an aggregate of this query (``max(ssn)``): DuckDB's ``GROUP BY ALL``
     #: groups by every other output
     aggregated: frozenset[int] = frozenset()
+
+
+def computed_columns(src: Source) -> bool:
+    """Whether a FROM item's columns are a function's (its first column is the ``*`` the database expands)."""
+    return computed_star(src) is not None
+
+
+def computed_star(src: Source) -> Origin | None:
+    """What the columns of a FROM item the database names are made of (``None``: no such item)."""
+    if src.table is None and src.columns and src.columns[0][0] == "*":
+        return src.columns[0][1]
+    return None
+
+
+def star_outputs(outputs: list[Output]) -> list[Output]:
+    """A ``*`` over a FROM item whose columns a function yields: its ``*`` is no table's own (decision 0229)."""
+    return [Output(COMPUTED_STAR, o.origin) if o.name == "*" else o for o in outputs]

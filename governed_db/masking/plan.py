@@ -27,7 +27,7 @@ from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
-from governed_db.masking.origins import CONST, combine
+from governed_db.masking.origins import COMPUTED_STAR, CONST, combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
 from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
@@ -218,10 +218,6 @@ def _masker_for(
             hits.append((t, c, cls))
     real = [h for h in hits if h[2] is not UNREADABLE]
     unreadable = len(real) < len(hits)
-    if real and all(cls.provisional for _, _, cls in real) and origin.kind != "column":
-        # expressions over text of a nearly empty table: scanned like free text, not redacted (nothing says yet
-        # that it holds personal data); a found item still tells the state that data has arrived
-        return state.watching(real[0][0], detect_masker(state))
     row_fields: dict[str, Masker] = {}
     row_unknown = False
     for t in sorted(origin.rows):
@@ -231,11 +227,26 @@ def _masker_for(
             continue
         for c, cls in fields.items():
             row_fields[c] = state.masker(t, c, cls)
+    if (
+        real
+        and all(cls.provisional for _, _, cls in real)
+        and origin.kind != "column"
+        and not row_fields
+        and not row_unknown
+    ):
+        # expressions over text of a nearly empty table: scanned like free text, not redacted (nothing says yet
+        # that it holds personal data); a found item still tells the state that data has arrived. Not when a
+        # whole row with masked fields is in the value too (``c.city || to_jsonb(c)::text``, decision 0230)
+        return state.watching(real[0][0], detect_masker(state))
     if origin.kind == "column" and not origin.rows:
         if real:
             labels = {cls.label for _, _, cls in real}
             t, c, cls = real[0]
-            if len(labels) == 1 and not unreadable:
+            # a keyed strategy for stored values of masked columns only: next to a constant or a column that
+            # is not masked (``UNION ALL SELECT '<guess>'``), a keyed hash would hash the caller's guess
+            # (decision 0236)
+            chosen = origin.mixed or len(hits) < len(origin.sources)
+            if len(labels) == 1 and not unreadable and not (chosen and state.keyed(t, c, cls)):
                 return state.masker(t, c, cls)
             return redact_masker(cls.label or "SENSITIVE")
         return detect_masker(state) if unreadable else None
@@ -286,23 +297,46 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     # likes) are told apart by neither: each result column of that name may hold either
     named: dict[str, list[Origin]] = {}
     for o in lin.outputs:
-        if o.name != "*":
+        if o.name not in ("*", COMPUTED_STAR):
             named.setdefault(o.name.lower(), []).append(o.origin)
     by_name = {n: found[0] if len(found) == 1 else combine(found) for n, found in named.items()}
-    star_tables = [t for o in lin.outputs if o.name == "*" for t in o.origin.rows]
-    stars = [o.origin for o in lin.outputs if o.name == "*"]
-    out = []
+    # ``SELECT *`` over a table of unknown columns: each result column is that table's column of its name
+    star_tables = [t for o in lin.outputs if o.name == "*" and o.origin.kind == "row" for t in o.origin.rows]
+    stars = [o.origin for o in lin.outputs if o.name in ("*", COMPUTED_STAR)]
+    # ``SELECT * FROM jsonb_each(to_jsonb(c))``: the database names a function's columns (``key``, ``value``), and
+    # any result column may be one of them, computed from what the function reads (decision 0229)
+    computed = [_computed(o.origin) for o in lin.outputs if o.name == COMPUTED_STAR and o.origin.kind != "const"]
+    # how often each name is an output of the statement's own, and how often the database gave it: a name it
+    # gave more often may be a function's column too
+    counts = {n: len(found) for n, found in named.items()}
+    given: dict[str, int] = {}
+    for n in names:
+        given[n.lower()] = given.get(n.lower(), 0) + 1
+    out: list[Origin] = []
     for n in names:
         found = by_name.get(n.lower())
         if found is None and stars and all(s.kind == "const" for s in stars):
             # ``SELECT * FROM pragma_table_info('t')``: every column the stars stand for is made of constants
             found = CONST
-        elif found is None and len(star_tables) == 1:
+        elif found is None and len(star_tables) == 1 and not computed:
             found = Origin("column", frozenset({(table_key(star_tables[0]), n.lower())}))
         elif found is None and star_tables:
             found = Origin("unknown", frozenset((table_key(t), n.lower()) for t in star_tables), hint=n)
+        elif found is None and stars:
+            # columns the database names from what the stars are made of (a PIVOT's cells, json_each's key
+            # and value): each may be any of them
+            found = combine(stars)
+        if computed and (found is None or given[n.lower()] > counts.get(n.lower(), 0)):
+            found = _computed(combine([*computed, *([found] if found is not None else [])]))
         out.append(found if found is not None else Origin("unknown", hint=n))
     return out, tables
+
+
+def _computed(origin: Origin) -> Origin:
+    """A value a function computed from ``origin``: a whole row in it no longer has its fields by name."""
+    if origin.kind in ("column", "row"):
+        return Origin("expr", origin.sources, origin.rows)
+    return origin
 
 
 def diagnostics_masker() -> Masker:

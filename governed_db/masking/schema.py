@@ -292,7 +292,13 @@ class Constraint:
     ``kind`` is ``unique`` (a primary key, UNIQUE constraint, unique index, PostgreSQL exclusion constraint:
     a written value against every other row's), ``foreign key`` (this table's ``columns`` against the parent
     ``other``'s ``other_columns``), ``referenced`` (this table's ``columns`` are what child rows of ``other``
-    point at: deleting or changing one fails or cascades) or ``check`` (a CHECK over the row's ``columns``).
+    point at: deleting or changing one fails or cascades), ``check`` (a CHECK over the row's ``columns``) or
+    ``index`` (a PostgreSQL index of any kind: an entry larger than the index takes fails, and an entry holds
+    the row's values of all its ``columns``; ``updated`` are those of them whose values can grow, the
+    variable-length ones), ``default`` (no check: the ``columns`` whose DEFAULT is a value rather than NULL, so
+    a write giving them their default gives them a value; read on MySQL/MariaDB, where an UPDATE counts the rows
+    it changed) or ``partition`` (no check: the ``columns`` a MySQL partitioning expression reads, which decide
+    the rows a ``PARTITION (p0)`` selection reads).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -442,6 +448,19 @@ _PG_UNIQUE = (
     "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
     "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
 )
+#: every index: the columns its entries hold or its expressions and WHERE read, and those of variable length
+_PG_INDEX_DEPS = (
+    "(a.attnum = ANY (i.indkey::int2[]) OR ((i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AND a.attnum IN "
+    "(SELECT d.refobjsubid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass "
+    "AND d.objid = i.indexrelid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))"
+)
+_PG_INDEXES = (
+    "SELECT c.relname::text, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a "
+    f"WHERE a.attrelid = i.indrelid AND a.attnum > 0 AND {_PG_INDEX_DEPS}), "
+    "ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+    f"WHERE a.attrelid = i.indrelid AND a.attnum > 0 AND t.typlen < 0 AND {_PG_INDEX_DEPS}) "
+    "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass(%s)"
+)
 _PG_KEYS = (
     "SELECT con.conname::text, con.contype::text, con.conrelid = to_regclass(%s), con.confrelid = to_regclass(%s), "
     "con.conrelid::regclass::text, con.confrelid::regclass::text, "
@@ -470,6 +489,10 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
     _base_table(kind[0][0] if kind else None, ("r", "p"))
     found = [Constraint("unique", str(n), _names(cols)) for n, cols in _rows(cur, _PG_UNIQUE, (table_sql,))]
+    found += [
+        Constraint("index", str(n), _names(cols), updated=_names(grows))
+        for n, cols, grows in _rows(cur, _PG_INDEXES, (table_sql,))
+    ]
     for name, kind, outgoing, incoming, child, parent, mine, theirs in _rows(cur, _PG_KEYS, (table_sql,) * 5):
         if kind == "c":
             found.append(Constraint("check", str(name), _names(mine)))
@@ -536,6 +559,33 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             (db, name),
         )
     }
+    # a column given its DEFAULT (or left out of an INSERT) gets a value unless that default is NULL: MariaDB
+    # quotes a literal default and spells a NULL one 'NULL'; a NOT NULL column without one gets '' or 0
+    valued = _rows(
+        cur,
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND ((COLUMN_DEFAULT IS NOT NULL AND UPPER(COLUMN_DEFAULT) <> 'NULL') OR IS_NULLABLE = 'NO')",
+        (db, name),
+    )
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
+    # the columns a partitioning expression reads (``PARTITION BY KEY ()`` with no columns: the primary key)
+    parted = _rows(
+        cur,
+        "SELECT DISTINCT PARTITION_METHOD, PARTITION_EXPRESSION, SUBPARTITION_METHOD, SUBPARTITION_EXPRESSION "
+        "FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND PARTITION_METHOD IS NOT NULL",
+        (db, name),
+    )
+    primary = next((c.columns for c in found if c.kind == "unique" and c.name == "PRIMARY"), frozenset())
+    for method, text, sub_method, sub_text in parted:
+        read: set[str] = set()
+        for how, expr in ((method, text), (sub_method, sub_text)):
+            if how is None:
+                continue
+            named = _mentioned(expr, "mysql", columns) if expr else frozenset()
+            read |= named or (primary if "KEY" in str(how).upper() else {c.lower() for c in columns})
+        found.append(Constraint("partition", "PARTITION", frozenset(read)))
     return _expand(found, generated)
 
 
@@ -593,6 +643,17 @@ def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[s
             (name, schema),
         )
     }
+    # a column given its DEFAULT (or left out of an INSERT) gets a value when that default is one: DuckDB spells
+    # a NULL default 'NULL' (a NOT NULL column without one fails whatever is stored)
+    valued = _rows(
+        cur,
+        "SELECT column_name FROM information_schema.columns WHERE lower(table_name) = lower(?) AND "
+        "lower(table_schema) = lower(COALESCE(?, current_schema())) AND column_default IS NOT NULL AND "
+        "upper(column_default) <> 'NULL' AND coalesce(is_generated, 'NEVER') <> 'ALWAYS'",
+        (name, schema),
+    )
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     return _expand(found, generated)
 
 

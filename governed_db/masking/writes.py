@@ -17,7 +17,19 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from governed_db.masking.origins import CONST, QUERY, Ctes, Lineage, Origin, Output, Scope, Source, Written
+from governed_db.masking.origins import (
+    CONST,
+    QUERY,
+    Ctes,
+    Lineage,
+    Origin,
+    Output,
+    Scope,
+    Source,
+    Written,
+    computed_columns,
+    star_outputs,
+)
 
 if TYPE_CHECKING:
     from governed_db.masking.lineage import Walker
@@ -93,14 +105,25 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     returning = tree.args.get("returning")
     if returning is not None:
         outputs: list[Output] = []
+        # ``UPDATE ... FROM`` / ``DELETE ... USING``: PostgreSQL's ``RETURNING *`` gives the columns of every FROM
+        # item after the target's (``FROM (SELECT id, full_name AS label ...) c`` returns c's ``label`` too)
+        every = isinstance(tree, (exp.Update, exp.Delete)) and w.dialect in ("postgres", "postgresql")
+        starred = scope.sources if every else scope.sources[:1]
+        merges = any(j.args.get("using") or str(j.args.get("method") or "").upper() == "NATURAL" for j in [*joins, *nested])
         for proj in returning.expressions:
             if isinstance(proj, exp.Star):
-                src = scope.sources[0] if scope.sources else None
-                if src is None or src.columns is None:
+                if not starred:
                     lin.exact = False
-                    outputs.append(Output("*", src.whole_row() if src else Origin("unknown")))
-                else:
-                    outputs.extend(Output(n, o) for n, o in src.columns)
+                    outputs.append(Output("*", Origin("unknown")))
+                if merges and len(starred) > 1:
+                    lin.exact = False  # USING / NATURAL columns once, first: matched by name (decision 0229)
+                for src in starred:
+                    if src.columns is None:
+                        lin.exact = False
+                        outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
+                    else:
+                        lin.exact = lin.exact and not computed_columns(src)
+                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
             else:
                 outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
         lin.outputs = outputs
@@ -190,13 +213,42 @@ def _listed(node: exp.Expression) -> list[str] | None:
     return None
 
 
-def _given(value: exp.Expression) -> bool:
-    """Whether a written value is one at all: NULL and DEFAULT compare equal to no stored value."""
-    while isinstance(value, exp.Paren):
+def is_default(value: exp.Expression) -> bool:
+    """The word DEFAULT where a value goes (sqlglot reads it as a variable, or in MySQL's ``SET x = DEFAULT`` as
+    a column named DEFAULT: a reserved word no column can be named unquoted)."""
+    while isinstance(value, (exp.Paren, exp.Alias)):
         value = value.this
-    if isinstance(value, exp.Alias):
-        return _given(value.this)
-    return not isinstance(value, exp.Null) and not (isinstance(value, exp.Var) and value.name.upper() == "DEFAULT")
+    if isinstance(value, exp.Var):
+        return value.name.upper() == "DEFAULT"
+    return (
+        isinstance(value, exp.Column)
+        and not value.table
+        and isinstance(value.this, exp.Identifier)
+        and not value.this.quoted
+        and value.name.upper() == "DEFAULT"
+    )
+
+
+def _given(value: exp.Expression) -> bool:
+    """Whether a written value is one at all: NULL and DEFAULT compare equal to no stored value (a DEFAULT that
+    is a value is told by the catalog: ``Written.defaulted``)."""
+    while isinstance(value, (exp.Paren, exp.Alias)):
+        value = value.this
+    return not isinstance(value, exp.Null) and not is_default(value)
+
+
+def _defaulted(values: exp.Expression | None, names: list[str] | None, every: list[str] | None) -> frozenset[str]:
+    """The columns an INSERT gives their DEFAULT: by the word in a VALUES row, or by leaving them out of its
+    column list (``every``: the table's columns, when known)."""
+    found: set[str] = set()
+    if names is not None and every is not None:
+        found |= {c.lower() for c in every} - set(names)
+    if isinstance(values, exp.Tuple):
+        values = exp.Values(expressions=[values])
+    if isinstance(values, exp.Values) and names is not None:
+        rows = [r.expressions if isinstance(r, exp.Tuple) else [r] for r in values.expressions]
+        found |= {n for i, n in enumerate(names) if any(i < len(r) and is_default(r[i]) for r in rows)}
+    return frozenset(found)
 
 
 def _inserted(values: exp.Expression | None, names: list[str] | None, by_name: bool = False) -> frozenset[str] | None:
@@ -229,9 +281,12 @@ def _insert_writes(w: Walker, node: exp.Insert) -> None:
     listed = _listed(node.this)
     names = listed if listed is not None else ([c.lower() for c in cols] if cols is not None else None)
     given: frozenset[str] | None = frozenset()
-    if not node.args.get("default"):  # INSERT ... DEFAULT VALUES gives no value
+    every = [c.lower() for c in cols] if cols is not None else None
+    defaulted = frozenset(every or ())  # INSERT ... DEFAULT VALUES gives no value but the defaults
+    if not node.args.get("default"):
         given = _inserted(node.expression, names, bool(node.args.get("by_name")))
-    w.lineage.writes.append(Written(key, "insert", given))
+        defaulted = _defaulted(node.expression, names, every)
+    w.lineage.writes.append(Written(key, "insert", given, defaulted=defaulted))
     if str(node.args.get("alternative") or "").upper() == "REPLACE":
         w.lineage.writes.append(Written(key, "delete", None))  # INSERT OR REPLACE deletes the rows in its way
     conflict = node.args.get("conflict")
@@ -282,6 +337,7 @@ def _assigned(
     has it (any, when unknown)."""
     given: dict[str, set[str] | None] = {}
     touched: dict[str, set[str] | None] = {}
+    defaulted: dict[str, set[str]] = {}
     for item in items:
         left = item.this if isinstance(item, exp.EQ) else None
         value = item.expression if isinstance(item, exp.EQ) else None
@@ -305,6 +361,8 @@ def _assigned(
                     _add(given, owner, name)
                 else:
                     given.setdefault(owner, set())
+                if value is not None and is_default(value):
+                    defaulted.setdefault(owner, set()).add(name)
     for owner, columns in touched.items():
         values = given.get(owner, set())
         w.lineage.writes.append(
@@ -313,6 +371,7 @@ def _assigned(
                 "update",
                 None if values is None else frozenset(values),
                 None if columns is None else frozenset(columns),
+                frozenset(defaulted.get(owner, ())),
             )
         )
 

@@ -25,6 +25,7 @@ _WRITE = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
 _DDL = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Comment)
 _STATEMENTS = (
     *_READ,
+    exp.Pivot,
     *_WRITE,
     *_DDL,
     exp.Grant,
@@ -367,6 +368,9 @@ def _classify(tree: exp.Expr) -> tuple[str, str, frozenset[str], tuple[tuple[str
         flags.add("file-read")
     elif isinstance(tree, (exp.Describe, exp.Show)):
         kind, op = "read", ("DESCRIBE" if isinstance(tree, exp.Describe) else "SHOW")
+    elif isinstance(tree, exp.Pivot):
+        # DuckDB's statement form (``[WITH ...] PIVOT t ON c USING agg``): a query (decision 0235)
+        kind, op = "read", ("UNPIVOT" if tree.args.get("unpivot") else "PIVOT")
     elif isinstance(tree, exp.Attach):
         kind, op = "file", "ATTACH"
         flags.add("attach")

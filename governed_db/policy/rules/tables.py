@@ -35,8 +35,24 @@ CREDENTIAL_TABLES = frozenset(
 VALUE_CATALOGS = frozenset(
     {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
-     "sqlite_stat1", "dbstat"}
+     "sqlite_stat1", "dbstat", "information_schema.innodb_locks", "performance_schema.data_locks",
+     "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
+     "mysql.innodb_index_stats", "mysql.index_stats", "information_schema.partitions",
+     "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
+     "information_schema.innodb_cmp_per_index", "information_schema.innodb_cmp_per_index_reset",
+     "mysql.general_log", "mysql.slow_log", "performance_schema.events_statements_current",
+     "performance_schema.events_statements_history", "performance_schema.events_statements_history_long"}
 )  # fmt: skip
+# InnoDB's lock tables show the key of each record a lock waits on or blocks (LOCK_DATA: the values of a unique
+# index on ``ssn`` when the lock was taken through it), its full-text tables the words of the indexed texts; the
+# index statistics count the distinct values of each index prefix (``n_diff_pfx01``, ``avg_frequency``): after
+# rows holding a guess are inserted into a table with an index on ``ssn``, InnoDB's automatic recalculation says
+# whether the guess equals a stored value; PARTITIONS counts the rows of each partition, a histogram of the
+# partitioning expression (``RANGE (YEAR(dob))``); the buffer pool's pages report DATA_SIZE, the bytes of the
+# records on each page (a three-row table's page grows by one byte with an SSN one character longer), and the
+# per-index compression statistics how well the values compress. The statement logs (general and slow query
+# log tables, the statement history) hold every session's SQL text with its literals: the application's
+# ``INSERT ... VALUES (..., '536-22-8726')`` as written
 # sqlite_stat1 counts the rows per distinct value of each index prefix (after a row holding a guess is inserted,
 # ANALYZE says whether it equals a stored value); SQLite's dbstat reports each page's payload bytes (the summed
 # lengths of the values on it)
@@ -163,6 +179,27 @@ def _picks_counter(cond: exp.Expression, name: str) -> bool | None:
     return any(str(v.this).lower() in TRAFFIC_COUNTERS for v in values)
 
 
+_ENGINE_STATUS = re.compile(r"\s*(?:ENGINE\s+\S+\s+STATUS|INNODB\s+STATUS|(?:BINLOG|RELAYLOG)\s+EVENTS)\b", re.I)
+
+
+#: SHOW statements whose rows are other statements' text as executed (a binary or relay log in statement format)
+_LOG_EVENTS = frozenset({"BINLOG EVENTS", "RELAYLOG EVENTS"})
+
+
+def _engine_status(stmt: StatementInfo) -> bool:
+    """``SHOW ENGINE INNODB STATUS``: after a deadlock (two sessions of the caller's locking rows in opposite
+    orders) or a failed foreign key, the report dumps the records involved, every column in hex and as text.
+    ``SHOW BINLOG EVENTS`` likewise shows the statements written to the binary log, literals included."""
+    tree = stmt.expression
+    if isinstance(tree, exp.Show):
+        name = " ".join(str(tree.name).upper().split())
+        return (name == "ENGINE" and not tree.args.get("mutex")) or name in _LOG_EVENTS
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "SHOW":
+        body = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+        return _ENGINE_STATUS.match(str(body)) is not None
+    return False
+
+
 def _traffic(stmt: StatementInfo) -> str | None:
     """A read of MySQL/MariaDB status counters that may include one measuring results before masking."""
     tree = stmt.expression
@@ -200,8 +237,9 @@ def _traffic(stmt: StatementInfo) -> str | None:
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
     "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
-    "sqlite_stat1 and dbstat) or counters that measure results before masking (MySQL's Bytes_sent, in SHOW STATUS "
-    "or the status tables), is never routine; plain schema discovery stays allowed.",
+    "sqlite_stat1 and dbstat, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or counters that "
+    "measure results before masking (MySQL's Bytes_sent, in SHOW STATUS or the status tables), is never routine; "
+    "plain schema discovery stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
 )
@@ -219,6 +257,8 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
         return Finding(f"reads credential catalog(s) {', '.join(secret)}")
     values = [t for t in stmt.tables_read if _values(t)]
     values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
+    if _engine_status(stmt):
+        values.append("SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS (they dump whole rows, or statements as written)")
     traffic = _traffic(stmt) if not values else None
     if traffic is not None:
         return Finding(
