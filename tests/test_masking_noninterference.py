@@ -17,6 +17,7 @@ SQLite and DuckDB (embedded, so hypothesis can run hundreds of statements); the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import sqlite3
@@ -298,33 +299,101 @@ def _runner(conn: Any, kind: str) -> Callable[[str], Any]:
     return run
 
 
+#: async drivers: the same copies, reached through aiosqlite and asyncpg (each statement run on the pair's loop)
+ASYNC_DIALECT = {"aiosqlite": "sqlite", "asyncpg": "postgres"}
+
+
+def _async_maker(kind: str, loop: asyncio.AbstractEventLoop
+                 ) -> tuple[Callable[[tuple[Any, ...]], Any], Callable[[], None]]:
+    if kind == "aiosqlite":
+        aiosqlite = pytest.importorskip("aiosqlite")
+
+        def make(secret: tuple[Any, ...]) -> Any:
+            async def connect() -> Any:
+                conn = await aiosqlite.connect(":memory:", isolation_level=None)
+                await conn.execute(T_DDL.format("text"))
+                await conn.execute(S_DDL.format("text"))
+                for row in (secret, *OTHERS):
+                    await conn.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(row))
+                await conn.execute("INSERT INTO s VALUES (1, 'x', 0)")
+                return conn
+
+            return loop.run_until_complete(connect())
+
+        return make, lambda: None
+    asyncpg = pytest.importorskip("asyncpg")
+    from tests.conftest import PG_DSN
+
+    sync_make, drop = _server("postgres")  # the schemas, made and dropped over psycopg
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    url = f"postgresql://{parts['user']}@{parts['host']}:{parts.get('port', '5432')}/{parts['dbname']}"
+
+    def make(secret: tuple[Any, ...]) -> Any:
+        probe = sync_make(secret)  # its search_path names the copy's schema
+        schema = probe.execute("SHOW search_path").fetchone()[0]
+        probe.close()
+        return loop.run_until_complete(asyncpg.connect(url, server_settings={"search_path": schema}))
+
+    return make, drop
+
+
+def _async_runner(conn: Any, kind: str, loop: asyncio.AbstractEventLoop) -> Callable[[str], Any]:
+    def run(sql: str) -> Any:
+        async def go() -> Any:
+            if kind == "aiosqlite":
+                cur = await conn.execute(sql)
+                rows = await cur.fetchall() if cur.description else None
+                return [rows, [tuple(d[:2]) for d in cur.description or ()], cur.rowcount]
+            if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                records = await conn.fetch(sql)
+                return [[tuple(r) for r in records], [list(r.keys()) for r in records[:1]]]
+            return [await conn.execute(sql)]  # the status line: ``UPDATE 1``
+
+        return loop.run_until_complete(go())
+
+    return run
+
+
 class Pair:
     """Copies A and B, raw and governed, of one database."""
 
     def __init__(self, kind: str, identity: Identity = ATTACKER, **options: Any) -> None:
         self.kind = kind
-        self.grammar = Grammar(kind)
-        make, self.drop = (_embedded if kind in ("sqlite", "duckdb") else _server)(kind)
+        self.grammar = Grammar(ASYNC_DIALECT.get(kind, kind))
+        self.loop = asyncio.new_event_loop() if kind in ASYNC_DIALECT else None
+        if self.loop is not None:
+            make, self.drop = _async_maker(kind, self.loop)
+        else:
+            make, self.drop = (_embedded if kind in ("sqlite", "duckdb") else _server)(kind)
         self.raw = [make(SECRET_A), make(SECRET_B)]
         self.gov = [governed_db.wrap(make(s), identity=identity, environment="production", audit=False, **options)
                     for s in (SECRET_A, SECRET_B)]
 
+    def _run(self, conn: Any) -> Callable[[str], Any]:
+        if self.loop is not None:
+            return _async_runner(conn, self.kind, self.loop)
+        return _runner(conn, self.kind)
+
     def governed(self, statements: list[str]) -> tuple[list[Any], list[Any]]:
-        a, b = (_observe(_runner(c, self.kind), statements) for c in self.gov)
+        a, b = (_observe(self._run(c), statements) for c in self.gov)
         return a, b
 
     def raw_differs(self, statements: list[str]) -> bool:
-        a, b = (_observe(_runner(c, self.kind), statements) for c in self.raw)
+        a, b = (_observe(self._run(c), statements) for c in self.raw)
         return a != b
 
     def close(self) -> None:
         for c in (*self.raw, *self.gov):
             with contextlib.suppress(Exception):
-                c.close()
+                closed = c.close()
+                if self.loop is not None and closed is not None:
+                    self.loop.run_until_complete(closed)
         self.drop()
+        if self.loop is not None:
+            self.loop.close()
 
 
-KINDS = ["sqlite", "duckdb", "postgres", "mysql"]
+KINDS = ["sqlite", "duckdb", "postgres", "mysql", "aiosqlite", "asyncpg"]
 
 
 @pytest.fixture(scope="module")
@@ -402,9 +471,9 @@ def test_nullif_as_a_result_column_is_refused(pairs: dict[str, Pair], kind: str)
     pair = _pair(pairs, kind)
     right = "SELECT nullif(ssn, '536-22-8726') FROM t WHERE id = 1"
     wrong = "SELECT nullif(ssn, '536-22-8727') FROM t WHERE id = 1"
-    raw_a = _runner(pair.raw[0], kind)
+    raw_a = pair._run(pair.raw[0])
     assert raw_a(right)[0] != raw_a(wrong)[0]  # the oracle, unprotected
-    gov_a = _runner(pair.gov[0], kind)
+    gov_a = pair._run(pair.gov[0])
     for sql in (right, wrong, "SELECT nullif(upper(ssn), '536-22-8726') FROM t WHERE id = 1"):
         with pytest.raises(governed_db.GuardrailViolation) as refused:
             gov_a(sql)
