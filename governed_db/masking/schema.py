@@ -297,8 +297,9 @@ class Constraint:
     the row's values of all its ``columns``; ``updated`` are those of them whose values can grow, the
     variable-length ones), ``default`` (no check: the ``columns`` whose DEFAULT is a value rather than NULL, so
     a write giving them their default gives them a value; read on MySQL/MariaDB, where an UPDATE counts the rows
-    it changed) or ``partition`` (no check: the ``columns`` a MySQL partitioning expression reads, which decide
-    the rows a ``PARTITION (p0)`` selection reads).
+    it changed, and on PostgreSQL, SQLite and DuckDB, where a unique key compares it) or ``partition`` (no
+    check: the ``columns`` a MySQL partitioning expression reads, which decide the rows a ``PARTITION (p0)``
+    selection reads).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -384,9 +385,13 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
         (name, name),
     )
     _base_table(found_kind[0][0] if found_kind and found_kind[0][1] != "CREATE VIRTUAL" else None, ("table",))
-    xinfo = _rows(cur, "SELECT name, pk, hidden FROM pragma_table_xinfo(?)", (name,))
+    xinfo = _rows(cur, "SELECT name, pk, hidden, dflt_value FROM pragma_table_xinfo(?)", (name,))
     pk = [str(r[0]).lower() for r in sorted((r for r in xinfo if r[1]), key=lambda r: r[1])]
     found = [Constraint("unique", "PRIMARY KEY", frozenset(pk))] if pk else []
+    # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
+    valued = [str(r[0]).lower() for r in xinfo if not r[2] and r[3] is not None and str(r[3]).upper() != "NULL"]
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(valued)))
     for idx, partial in _rows(cur, 'SELECT name, partial FROM pragma_index_list(?) WHERE "unique" = 1', (name,)):
         keys = _rows(cur, "SELECT cid, name FROM pragma_index_xinfo(?) WHERE key = 1", (idx,))
         cols = {str(n).lower() for _, n in keys if n is not None}
@@ -501,8 +506,22 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
             found.append(Constraint("foreign key", str(name), _names(mine), table_key(str(parent)), _names(theirs)))
         if incoming:
             found.append(Constraint("referenced", str(name), _names(theirs), table_key(str(child)), _names(mine)))
+    # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
+    # (an identity column always gets one)
+    valued = _rows(cur, _PG_DEFAULTS, (table_sql,))
+    if valued:
+        found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
     return _expand(found, generated)
+
+
+_PG_DEFAULTS = (
+    "SELECT a.attname FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d "
+    "ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 "
+    "AND NOT a.attisdropped AND a.attgenerated = '' AND (a.attidentity <> '' OR (d.adbin IS NOT NULL "
+    "AND upper(pg_catalog.pg_get_expr(d.adbin, d.adrelid)) <> 'NULL' "
+    "AND left(upper(pg_catalog.pg_get_expr(d.adbin, d.adrelid)), 6) <> 'NULL::'))"
+)
 
 
 def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
