@@ -68,7 +68,7 @@ EXTRA_TEXT: dict[str, tuple[str, ...]] = {
                "iif({e} > {c}, 'y', 'n')", "format('%.3s', {e})"),
     "duckdb": ("split_part({e}, '-', 2)", "regexp_extract({e}, {c})", "left({e}, 2)", "reverse({e})",
                "CAST(list_value({e}) AS VARCHAR)", "CAST(to_json({e}) AS VARCHAR)", "lpad({e}, 14, '*')",
-               "CAST(string_split({e}, '-') AS VARCHAR)"),
+               "CAST(string_split({e}, '-') AS VARCHAR)", "CAST([upper(x) FOR x IN [{e}, 'k']] AS VARCHAR)"),
     "postgres": ("substring({e} from {c})", "(regexp_match({e}, {c}))[1]", "split_part({e}, '-', 2)",
                  "to_jsonb({e})::text", "left({e}, 2)", "reverse({e})", "ARRAY[{e}]::text", "lpad({e}, 14, '*')",
                  "initcap({e})", "translate({e}, '0123456789', 'xxxxxxxxxx')"),
@@ -78,7 +78,7 @@ EXTRA_TEXT: dict[str, tuple[str, ...]] = {
 EXTRA_INT: dict[str, tuple[str, ...]] = {
     "sqlite": ("({e} GLOB '*5*')", "like({c}, {e})", "json_valid({e})", "(length({e}) % 2)"),
     "duckdb": ("starts_with({e}, {c})", "contains({e}, {c})", "levenshtein({e}, {c})", "({e} SIMILAR TO '5.*')",
-               "hamming(lpad({e}, 20, 'x'), lpad({c}, 20, 'x'))", "strlen({e})"),
+               "hamming(lpad({e}, 20, 'x'), lpad({c}, 20, 'x'))", "strlen({e})", "len([x FOR x IN [{e}] IF x > {c}])"),
     "postgres": ("({e} ~ {c})", "({e} SIMILAR TO '5%')", "strpos({e}, '-')", "octet_length({e})",
                  "({e} IS DISTINCT FROM {c})", "num_nonnulls(nullif({e}, {c}))"),
     "mysql": ("({e} REGEXP {c})", "field({e}, {c}, 'x')", "find_in_set({c}, {e})", "strcmp({e}, {c})",

@@ -171,3 +171,45 @@ def test_a_window_in_a_subquery_is_judged_in_its_own_query() -> None:
         with pytest.raises(governed_db.GuardrailViolation, match=r"ssn|full_name"):
             gov.execute(hostile).fetchall()
     raw.close()
+
+
+def _duck_customers() -> tuple[Any, Any]:
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    raw.execute("CREATE TABLE t (id int, full_name varchar, ssn varchar, city varchar, amount int)")
+    raw.execute("INSERT INTO t VALUES (1, 'Alice Smith', '536-22-8726', 'Paris', 10), "
+                "(2, 'Bob Jones', '219-45-1234', 'Lyon', 20)")
+    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT [x * 2 FOR x IN [amount, id]] FROM t ORDER BY id",
+        "SELECT [x FOR x IN [city] IF x <> 'Lyon'] FROM t ORDER BY id",
+        "SELECT [upper(c) FOR c IN [city, 'n/a']] FROM t ORDER BY id",
+    ],
+)
+def test_duckdb_comprehensions_over_clear_columns_run_exactly(sql: str) -> None:
+    """A list comprehension's variable is each element of its list: over clear columns it runs and answers as the
+    raw connection does (it was an unknown column, refused as any of the table's, naming ``x``)."""
+    raw, gov = _duck_customers()
+    assert gov.execute(sql).fetchall() == raw.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("sql", "column"),
+    [
+        ("SELECT [upper(x) FOR x IN [full_name]] FROM t", "t.full_name"),
+        ("SELECT [x FOR x IN [full_name] IF x LIKE 'A%'] FROM t", "t.full_name"),
+        ("SELECT len([x FOR x IN [ssn, city] IF x > '4']) FROM t", "t.ssn"),
+        ("SELECT [x * 2 FOR x IN [length(ssn)]] FROM t", "t.ssn"),
+    ],
+)
+def test_duckdb_comprehensions_over_masked_columns_are_refused_naming_them(sql: str, column: str) -> None:
+    """The same over a masked column: which elements the condition keeps, or whether the body fails, depends on
+    the value — refused, and the refusal names the stored column, not the comprehension's variable."""
+    _raw, gov = _duck_customers()
+    with pytest.raises(governed_db.GuardrailViolation) as refused:
+        gov.execute(sql)
+    assert column in str(refused.value) and "column(s) x " not in str(refused.value)

@@ -394,6 +394,23 @@ class Walker:
             return CONST  # rowid, ctid...: where a row is stored, not what it holds
         return Origin("unknown", hint=name)
 
+    def comprehension(self, node: exp.Comprehension, scope: Scope, ctes: Ctes) -> Origin:
+        """DuckDB's ``[f(x) FOR x IN list IF cond]``: ``x`` is each element of ``list``, bound in a scope of its own
+        (it was an unknown column, and refused as if it could be any of the table's). Which elements the condition
+        keeps, and whether ``f`` fails, depend on them: a use of what the list is made of."""
+        iterator = node.args.get("iterator")
+        element = self.expr(iterator, scope, ctes) if isinstance(iterator, exp.Expression) else CONST
+        var = node.expression
+        names = [v.name.lower() for v in (var.expressions if isinstance(var, exp.Tuple) else [var])
+                 if isinstance(v, (exp.Identifier, exp.Column))]
+        inner = Scope([Source("", None, [(n, element) for n in names])], parent=scope)
+        body = self.expr(node.this, inner, ctes) if isinstance(node.this, exp.Expression) else CONST
+        condition = node.args.get("condition")
+        if isinstance(condition, exp.Expression):
+            self.expr(condition, inner, ctes)
+        self.lineage.uses.append(("a list comprehension", element))
+        return combine([body, element], kind="expr")
+
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
         if isinstance(node, exp.Column) and is_default(node):
             return CONST  # ``SET x = DEFAULT``: the column's default (a value of the schema's, judged by the writes)
@@ -404,6 +421,8 @@ class Walker:
             return found
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
+        if isinstance(node, exp.Comprehension):
+            return self.comprehension(node, scope, ctes)
         if isinstance(node, exp.PositionalColumn):
             return duck.positional(node, scope)
         if isinstance(node, exp.Columns):
