@@ -347,6 +347,36 @@ def test_non_transactional_mysql_tables_are_refused(mysql_kw: dict[str, Any], un
         cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+def test_the_sessions_own_temporary_table_is_written_views_are_not(mysql_kw: dict[str, Any], unique: str) -> None:
+    """An agent's own temporary table (no row in information_schema.TABLES on MariaDB) lives and dies with its
+    session: writes to it run — they were refused as "non-transactional" — while a view over a MEMORY table,
+    which has no engine either, stays refused and unchanged."""
+    import pymysql
+
+    admin = pymysql.connect(autocommit=True, **mysql_kw)
+    cur = admin.cursor()
+    base, view, tmp = f"gm_{unique}", f"gv_{unique}", f"gt_{unique}"
+    cur.execute(f"CREATE TABLE {base} (id INT PRIMARY KEY, s VARCHAR(20)) ENGINE=MEMORY")
+    cur.execute(f"INSERT INTO {base} VALUES (1, 'v1'), (2, 'v2')")
+    cur.execute(f"CREATE VIEW {view} AS SELECT id, s FROM {base}")
+    try:
+        gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT,
+                               environment="production", audit=False)  # fmt: skip
+        g = gov.cursor()
+        g.execute(f"CREATE TEMPORARY TABLE {tmp} (id INT PRIMARY KEY, s VARCHAR(20))")
+        g.execute(f"INSERT INTO {tmp} VALUES (1, 'a'), (2, 'b')")
+        g.execute(f"UPDATE {tmp} SET s = 'c' WHERE id = 1")
+        g.execute(f"SELECT id, s FROM {tmp} ORDER BY id")
+        assert g.fetchall() == ((1, "c"), (2, "b"))
+        with pytest.raises(GuardrailViolation, match="cannot be rolled back"):
+            g.execute(f"UPDATE {view} SET s = 'x' WHERE id = 1")
+        cur.execute(f"SELECT s FROM {base} ORDER BY id")
+        assert cur.fetchall() == (("v1",), ("v2",))
+    finally:
+        cur.execute(f"DROP VIEW IF EXISTS {view}")
+        cur.execute(f"DROP TABLE IF EXISTS {base}")
+
+
 # -- statements that write by other shapes ------------------------------------------------------------------
 def test_postgres_upsert_merge_and_self_join_measured(request: pytest.FixtureRequest, tmp_path: Path,
                                                       unique: str) -> None:

@@ -246,15 +246,21 @@ class PyMySQLDriver(Driver):
             schema, _, table = _PARTITIONS.sub("", name).rpartition(".")
             db = self.quote_literal(schema) if schema else "DATABASE()"
             wanted.append(f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(table)} AS t")
+        # a name with neither a table nor a view in the catalog is the session's own temporary table (or none,
+        # and the write fails): its rows live and die with this session, so the bound has nothing to protect
         return (
-            "SELECT r.n, e.TRANSACTIONS FROM (" + " UNION ALL ".join(wanted) + ") AS r "
+            "SELECT r.n, CASE WHEN i.TABLE_NAME IS NULL AND v.TABLE_NAME IS NULL THEN 'SESSION' "
+            "ELSE e.TRANSACTIONS END FROM (" + " UNION ALL ".join(wanted) + ") AS r "
             "LEFT JOIN information_schema.TABLES AS i ON i.TABLE_SCHEMA = r.s AND i.TABLE_NAME = r.t "
+            "LEFT JOIN information_schema.VIEWS AS v ON v.TABLE_SCHEMA = r.s AND v.TABLE_NAME = r.t "
             "LEFT JOIN information_schema.ENGINES AS e ON e.ENGINE = i.ENGINE"
         )
 
     def non_transactional(self, gov: Any, rows: list[Any]) -> tuple[str, ...]:
-        # a view or temporary table has no engine here: it cannot be shown to roll back, so it fails closed
-        return tuple(str(name) for name, transactions in rows if str(transactions or "").upper() != "YES")
+        # a view has no engine here: it cannot be shown to roll back, so it fails closed
+        return tuple(
+            str(name) for name, transactions in rows if str(transactions or "").upper() not in ("YES", "SESSION")
+        )
 
     def effect_rowcount(self, raw_cursor: Any) -> int | None:
         # MySQL reports rows *changed*; an UPDATE that sets some rows to the value they had matched them all
