@@ -26,6 +26,7 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import _traffic
 from governed_db.sql.analysis import analyze
+from tests._redteam import run_script
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 SERVICE = governed_db.Identity("billing-service", kind="service")
@@ -75,18 +76,7 @@ class My:
             cur.execute(f"CREATE TABLE {self.t} " + DDL.format(t="varchar(100)"))
             cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
 
-    @staticmethod
-    def _script(conn: Any, script: str) -> list[Any]:
-        """Run ``;``-separated statements; whatever happens, roll back (so no lock outlives the script)."""
-        out = []
-        try:
-            for sql in script.split(";"):
-                cur = conn.cursor()
-                cur.execute(sql)
-                out.append(cur.fetchall() if cur.description else cur.rowcount)
-        finally:
-            conn.rollback()
-        return out
+    _script = staticmethod(run_script)
 
     def run(self, script: str) -> list[Any]:
         return self._script(self.conn, script)

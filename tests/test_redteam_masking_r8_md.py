@@ -47,6 +47,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import run_script
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = (
@@ -99,18 +100,7 @@ class My:
             cur.execute(f"CREATE TABLE {self.t} " + DDL.format(ssn_default=default, keys=keys))
             cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
 
-    @staticmethod
-    def _script(conn: Any, script: str) -> list[Any]:
-        """Run ``;``-separated statements (rows or row count each); whatever happens, roll back."""
-        out = []
-        try:
-            for sql in script.split(";"):
-                cur = conn.cursor()
-                cur.execute(sql)
-                out.append(cur.fetchall() if cur.description else cur.rowcount)
-        finally:
-            conn.rollback()
-        return out
+    _script = staticmethod(run_script)
 
     def run(self, script: str) -> list[Any]:
         return self._script(self.conn, script)
