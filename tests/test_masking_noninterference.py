@@ -33,20 +33,25 @@ import governed_db
 from governed_db import Identity
 
 ATTACKER = Identity("curious-agent", kind="agent")
-MASKED = ("full_name", "email", "ssn", "api_key")
+MASKED = ("full_name", "email", "ssn", "api_key", "iban", "phone", "date_of_birth")
 CLEAR = ("id", "city", "amount")
 OTHERS = [
-    (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "ghp_R4nd0mT0k3nAbCdEfGhIjKlMnOpQrStUv12", "Lyon", 20),
-    (3, "Chen Wei", "chen.wei@example.net", "412-77-9001", "sk_live_77Q2zzzzYYYYxxxxWWWWvvvvUUUUtt", "Nice", 30),
+    (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "ghp_R4nd0mT0k3nAbCdEfGhIjKlMnOpQrStUv12", "Lyon", 20,
+     "GB29NWBK60161331926819", "+1 415 555 0199", "1990-01-01", 83000),
+    (3, "Chen Wei", "chen.wei@example.net", "412-77-9001", "sk_live_77Q2zzzzYYYYxxxxWWWWvvvvUUUUtt", "Nice", 30,
+     "FR7630006000011234567890189", "+1 415 555 0142", "1985-07-01", 120000),
 ]
-#: row 1 in A and in B: the same masks (the e-mail mask keeps the first letter and the domain), different values
-SECRET_A = (1, "Alice Smith", "alice@example.com", "536-22-8726", "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "Paris", 10)
+#: row 1 in A and in B: the same masks (the e-mail mask keeps the first letter and the domain, the IBAN its country
+#: and last four, the phone its last two digits, a date of birth its year, a salary its band), different values —
+#: also sorting on either side of another row's value in the same year or band (rows 2 and 3)
+SECRET_A = (1, "Alice Smith", "alice@example.com", "536-22-8726", "sk_live_51H8abcdEFGHijklMNOPqrstUVwx", "Paris", 10,
+            "DE89370400440532013000", "+1 415 555 0100", "1985-04-12", 85000)
 SECRET_B = (1, "Zoe Quinn-Harper", "amy.w-long@example.com", "100-99-0000", "sk_live_00A0zzzzQQQQrrrrSSSSttttUUUUvv",
-            "Paris", 10)
+            "Paris", 10, "DE44500105175407323000", "+1 212 999 7700", "1985-11-30", 81000)
 #: constants an attacker compares with: pieces of either secret, of the other rows, and neither
 STRINGS = ("'A'", "'Z'", "'a'", "'5'", "'1'", "'-'", "'Alice Smith'", "'alice@example.com'", "'536-22-8726'",
-           "'sk_live_5'", "'sk_live_0'", "'Bob Jones'", "'M'", "''", "'%'")
-INTS = ("0", "1", "2", "3", "5", "11", "16")
+           "'sk_live_5'", "'sk_live_0'", "'Bob Jones'", "'M'", "''", "'%'", "'1985-06-01'", "'DE8'", "'+1 4'")
+INTS = ("0", "1", "2", "3", "5", "11", "16", "83000")
 
 
 # -- the grammar ---------------------------------------------------------------------------------------------------
@@ -117,7 +122,7 @@ class Grammar:
     def int_expr(self, r: random.Random, depth: int = 0) -> str:
         """A number (or truth value) that may depend on a masked column."""
         if depth > 2 or r.random() < 0.1:
-            return r.choice(("id", "amount", r.choice(INTS)))
+            return r.choice(("id", "amount", "salary", "salary", r.choice(INTS)))
         e, c, fn = self.text_expr(r, depth + 1), r.choice(STRINGS), self.fn
         return r.choice((
             f"length({e})", fn("instr", e, c), fn("unicode", e), f"({e} = {c})", f"({e} < {c})",
@@ -209,7 +214,8 @@ def _observe(run: Callable[[str], Any], statements: list[str]) -> list[Any]:
     return seen
 
 
-T_DDL = "CREATE TABLE t (id int primary key, full_name {0}, email {0}, ssn {0}, api_key {0}, city {0}, amount int)"
+T_DDL = ("CREATE TABLE t (id int primary key, full_name {0}, email {0}, ssn {0}, api_key {0}, city {0}, amount int, "
+         "iban {0}, phone {0}, date_of_birth date, salary int)")
 S_DDL = "CREATE TABLE s (id int primary key, v {0}, n int)"
 
 
@@ -218,7 +224,7 @@ def _fill(raw: Any, secret: tuple[Any, ...], txt: str, mark: str) -> None:
     cur.execute(T_DDL.format(txt))
     cur.execute(S_DDL.format(txt))
     for row in (secret, *OTHERS):
-        cur.execute(f"INSERT INTO t VALUES ({', '.join([mark] * 7)})", tuple(row))
+        cur.execute(f"INSERT INTO t VALUES ({', '.join([mark] * len(row))})", tuple(row))
     cur.execute("INSERT INTO s VALUES (1, 'x', 0)")
 
 
@@ -314,7 +320,7 @@ def _async_maker(kind: str, loop: asyncio.AbstractEventLoop
                 await conn.execute(T_DDL.format("text"))
                 await conn.execute(S_DDL.format("text"))
                 for row in (secret, *OTHERS):
-                    await conn.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(row))
+                    await conn.execute(f"INSERT INTO t VALUES ({', '.join('?' * len(row))})", tuple(row))
                 await conn.execute("INSERT INTO s VALUES (1, 'x', 0)")
                 return conn
 
