@@ -92,9 +92,8 @@ def _statement_info(
         # MySQL DO evaluates expressions like SELECT without returning them
         sub = "SELECT " + text[tokens[1].start : tokens[-1].end + 1]
         inner = statement_info(d, gd, sub, d.tokenize(sub))
-        return inner if inner.kind != "read" else StatementInfo(
-            "read", "DO", inner.tables_read, (), inner.expression, inner.error, functions=inner.functions
-        )  # fmt: skip
+        # keep what the analysis found (a ``@v := (SELECT col ...)`` is a variable copy here as in a SELECT)
+        return inner if inner.kind != "read" else dataclasses.replace(inner, operation="DO")
     if words[:1] == ["COPY"] and len(tokens) > 2 and tokens[1].token_type == TokenType.L_PAREN:
         inner_copy = _copy_query(d, gd, text, tokens)
         if inner_copy is not None:
