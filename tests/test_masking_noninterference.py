@@ -89,6 +89,45 @@ EXTRA_INT: dict[str, tuple[str, ...]] = {
     "mysql": ("({e} REGEXP {c})", "field({e}, {c}, 'x')", "find_in_set({c}, {e})", "strcmp({e}, {c})",
               "locate({c}, {e})", "({e} SOUNDS LIKE {c})"),
 }
+#: statement shapes only some databases have ({te} text, {ie} number, {p} predicate, {c} constant)
+EXTRA_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sqlite": (), "duckdb": (),
+    "postgres": (
+        ("SELECT id, x FROM t, LATERAL (SELECT {te} AS x) AS l ORDER BY id",),
+        ("SELECT count(*) FROM t GROUP BY GROUPING SETS (({te}), ()) ORDER BY 1",),
+        ("SELECT {ie} AS g, count(*) FROM t GROUP BY ROLLUP({ie}) ORDER BY 2, 1",),
+        ("SELECT string_agg(CAST(id AS text), ',' ORDER BY {te}, id) FROM t",),
+        ("SELECT array_agg(DISTINCT {ie})::text FROM t",),
+        ("SELECT count(*) FILTER (WHERE {p}) FROM t",),
+        ("SELECT id, count(*) OVER (ORDER BY {ie} RANGE BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM t ORDER BY id",),
+        ("SELECT count(*) FROM t WHERE jsonb_path_exists(to_jsonb({te}), '$ ? (@ starts with \"5\")')",),
+        ("SELECT count(*) FROM t, regexp_split_to_table({te}, '-') AS x",),
+        ("SELECT id, ts_rank(to_tsvector('simple', {te}), to_tsquery('simple', 'alice')) FROM t ORDER BY id",),
+        ("SELECT count(*) FROM t WHERE {te} = ANY(ARRAY[{c}, 'x'])",),
+        ("SELECT count(*) FROM t JOIN (VALUES ({c}), ('x')) AS v(x) ON v.x = {te}",),
+        ("SELECT count(*) FROM t, generate_series(1, {ie}) AS g",),
+        ("DELETE FROM s WHERE id > 1", "MERGE INTO s USING t ON s.id = t.id WHEN MATCHED AND {p} THEN UPDATE SET n = 5 "
+         "WHEN NOT MATCHED THEN INSERT (id, v, n) VALUES (t.id + 10, 'x', 0)", "SELECT id, n FROM s ORDER BY id"),
+        ("DELETE FROM s WHERE id > 1", "INSERT INTO s (id, v, n) SELECT 1, 'x', 0 FROM t WHERE {p} "
+         "ON CONFLICT (id) DO UPDATE SET n = s.n + 1 RETURNING n", "SELECT n FROM s"),
+    ),
+    "mysql": (
+        ("SELECT count(*) FROM t, JSON_TABLE(JSON_ARRAY({te}), '$[*]' COLUMNS (x varchar(100) PATH '$')) AS j "
+         "WHERE j.x > {c}",),
+        ("SELECT JSON_SEARCH(JSON_ARRAY({te}), 'one', '5%') FROM t ORDER BY id",),
+        ("SELECT REGEXP_INSTR({te}, {c}) FROM t ORDER BY id",),
+        ("SELECT ELT({ie}, 'a', 'b', 'c', 'd', 'e') FROM t ORDER BY id",),
+        ("SELECT GROUP_CONCAT(id ORDER BY {te}, id SEPARATOR '|') FROM t",),
+        ("SELECT city, count(*) FROM t GROUP BY city, {te} WITH ROLLUP",),
+        ("SELECT IFNULL(NULLIF({te}, {c}), COALESCE(NULLIF({te}, 'x'), 'z')) FROM t WHERE id = 1",),
+        ("DELETE FROM s WHERE id > 1", "INSERT INTO s (id, v, n) SELECT 1, 'x', 0 FROM t WHERE {p} "
+         "ON DUPLICATE KEY UPDATE n = n + 1", "SELECT n FROM s"),
+        ("DELETE FROM s WHERE id > 1", "REPLACE INTO s (id, v, n) SELECT id + 10, {te}, 0 FROM t WHERE id = 1",
+         "SELECT count(*) FROM s WHERE v > {c}"),
+        ("SET @v := 0", "SELECT @v := {ie} FROM t WHERE id = 1", "SELECT @v"),
+        ("SET @v := 0", "DO @v := (SELECT {te} FROM t WHERE id = 1)", "SELECT @v"),
+    ),
+}
 BASE = {"instr": "instr({}, {})", "unicode": "unicode({})", "printf": "printf('%s', {})", "concat": "{} || {}",
         "glob": "({} GLOB {} || '*')", "like_prefix": "{} LIKE {} || '%'", "hex": "hex({})", "typeof": "typeof({})",
         "min2": "min({}, {})", "max2": "max({}, {})", "cast_text": "CAST({} AS TEXT)", "cast_int": "CAST({} AS INTEGER)",
@@ -101,6 +140,7 @@ class Grammar:
     def __init__(self, dialect: str) -> None:
         self.f = {**BASE, **SPELLING[dialect]}
         self.extra_text, self.extra_int = EXTRA_TEXT[dialect], EXTRA_INT[dialect]
+        self.extra_shapes = EXTRA_SHAPES[dialect]
 
     def fn(self, name: str, *args: str) -> str:
         return self.f[name].format(*args)
@@ -198,6 +238,7 @@ class Grammar:
             ["DELETE FROM s WHERE id > 1", f"INSERT INTO s (id, v, n) SELECT 20, {te}, 0 FROM t WHERE id = 1",
              f"SELECT count(*) FROM s WHERE v = {c}"],
         ]
+        shapes += [[sql.format(te=te, ie=ie, p=p, c=c) for sql in shape] for shape in self.extra_shapes]
         return r.choice(shapes)
 
 
