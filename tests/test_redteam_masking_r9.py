@@ -13,6 +13,9 @@ variables, IF/IFNULL/COALESCE chains) and several hundred hand-written ones foun
   into a user variable that ``SELECT @v`` then returned: ``DO`` was analysed as the ``SELECT`` it evaluates, but
   the statement facts were rebuilt from a few of that SELECT's fields and lost its flags, ``variable-copy`` among
   them. They are kept now, so ``DO`` is refused wherever the same ``SELECT`` would be.
+* MariaDB ``ANALYZE SELECT @v := ssn FROM t WHERE id = 1`` runs the SELECT, so it made
+  the same copy; its facts were rebuilt as a plain EXPLAIN's, without the flags. An analysing EXPLAIN of a read
+  keeps them now.
 
 Each check runs on both copies: the raw connections tell A from B, the governed ones do not (the statement is
 refused), and the innocent look-alikes still run.
@@ -40,6 +43,10 @@ DO_COPIES = [
     ["SET @rt9v := 0", "DO (SELECT @rt9v := ssn FROM t WHERE id = 1)", "SELECT @rt9v"],
     ["SET @rt9v := 0", "DO 1, @rt9v := (SELECT length(full_name) FROM t WHERE id = 1)", "SELECT @rt9v"],
 ]
+ANALYZE_COPIES = [
+    ["SET @rt9v := 0", "ANALYZE SELECT @rt9v := ssn FROM t WHERE id = 1", "SELECT @rt9v"],
+    ["SET @rt9v := 0", "ANALYZE SELECT id, @rt9v := length(full_name) FROM t WHERE id = 1", "SELECT @rt9v"],
+]
 
 
 @pytest.mark.parametrize("program", DO_COPIES, ids=["assign-subquery", "subquery-assigns", "derived-length"])
@@ -61,3 +68,19 @@ def test_innocent_do_still_runs(maria: Pair) -> None:
         run(sql)
     assert [tuple(r) for r in run("SELECT @rt9w")[0]] == [(5,)]
     assert [tuple(r) for r in run("SELECT ssn FROM t WHERE id = 2")[0]] != [("219-45-1234",)]  # masked, not clear
+
+
+@pytest.mark.parametrize("program", ANALYZE_COPIES, ids=["ssn", "derived-length"])
+def test_analyze_select_assigning_a_user_variable_is_refused(maria: Pair, program: list[str]) -> None:
+    assert maria.raw_differs(program)
+    a, b = maria.governed(program)
+    assert a == b, f"A: {a}\nB: {b}"
+    assert a[1][0] == "refused" and "variable-copy" in a[1][1], a[1]
+
+
+def test_innocent_analyze_still_runs(maria: Pair) -> None:
+    """A plain ``ANALYZE SELECT`` over the table and one assigning a constant keep running."""
+    run = maria._run(maria.gov[0])
+    run("ANALYZE SELECT id FROM t WHERE city = 'Paris'")
+    run("ANALYZE SELECT @rt9x := 7")
+    assert [tuple(r) for r in run("SELECT @rt9x")[0]] == [(7,)]

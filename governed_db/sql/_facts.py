@@ -207,7 +207,11 @@ def _wrap_explain(inner: StatementInfo, analyse: bool, tree: exp.Expr | None) ->
     functions = inner.functions if analyse else frozenset()
     if kind != "read":
         return inner
-    return StatementInfo("read", "EXPLAIN", tables, (), _as_expression(tree), inner.error, functions=functions)
+    # a read that EXPLAIN ANALYZE (MariaDB: ANALYZE SELECT) runs still does what it does: @v := col copies
+    flags = inner.flags if analyse else frozenset()
+    return StatementInfo(
+        "read", "EXPLAIN", tables, (), _as_expression(tree), inner.error, functions=functions, flags=flags
+    )  # fmt: skip
 
 
 def _from_tree(d: Dialect, gd: str, tree: exp.Expr) -> StatementInfo:
