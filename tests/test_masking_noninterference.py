@@ -208,7 +208,9 @@ def _observe(run: Callable[[str], Any], statements: list[str]) -> list[Any]:
         try:
             seen.append(("rows", repr(run(sql))))
         except governed_db.GuardrailViolation as refused:
-            seen.append(("refused", tuple(refused.decision.rules), str(refused)))
+            # (a refusal raised by a driver's own check may carry no decision)
+            rules = tuple(refused.decision.rules) if refused.decision is not None else ()
+            seen.append(("refused", rules, str(refused)))
         except Exception as e:
             seen.append(("error", type(e).__name__, str(e)))
     return seen

@@ -29,7 +29,7 @@ from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.origins import COMPUTED_STAR, CONST, combine
 from governed_db.masking.strategies import Masker
-from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
+from governed_db.masking.strategies.redact import constant_for, is_date_label
 from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
 
 
@@ -119,12 +119,11 @@ def redact_masker(label: str) -> Masker:
     if is_date_label(label):
 
         def redact_date(value: Any) -> Any:
-            # a date computed from a masked date, held as text (SQLite), is NULL like any derived date: a
-            # placeholder would not load into a Date column
-            if value is None or (value.__class__ is str and ISO_DATE_TEXT.fullmatch(value)):
+            # text computed from a masked date is NULL whatever its shape: a date held as text (SQLite) like any
+            # derived date, since a placeholder would not load into a Date column — and any other text too, or
+            # NULL-or-placeholder would say whether ``replace(dob, '-04-', '')`` still looks like a date
+            if value is None or value.__class__ is str:
                 return None
-            if value.__class__ is str:
-                return token
             return constant_for(value, token) if isinstance(value, _KEEP_SHAPE) else None
 
         return redact_date
