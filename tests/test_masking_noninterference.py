@@ -70,10 +70,13 @@ SPELLING: dict[str, dict[str, str]] = {
 #: expressions only some databases have: {e} is a text that may depend on a masked column, {c} a constant
 EXTRA_TEXT: dict[str, tuple[str, ...]] = {
     "sqlite": ("json_array({e})", "json_object('k', {e})", "char(unicode({e}))", "quote({e})", "rtrim({e}, {c})",
-               "iif({e} > {c}, 'y', 'n')", "format('%.3s', {e})"),
+               "iif({e} > {c}, 'y', 'n')", "format('%.3s', {e})", "trim({e}, '0')",
+               "json_extract(json_object('k', {e}), '$.k')", "printf('%-12s|', {e})"),
     "duckdb": ("split_part({e}, '-', 2)", "regexp_extract({e}, {c})", "left({e}, 2)", "reverse({e})",
                "CAST(list_value({e}) AS VARCHAR)", "CAST(to_json({e}) AS VARCHAR)", "lpad({e}, 14, '*')",
-               "CAST(string_split({e}, '-') AS VARCHAR)", "CAST([upper(x) FOR x IN [{e}, 'k']] AS VARCHAR)"),
+               "CAST(string_split({e}, '-') AS VARCHAR)", "CAST([upper(x) FOR x IN [{e}, 'k']] AS VARCHAR)",
+               "trim(CAST({e} AS VARCHAR), '0')", "CAST(list_filter([{e}, {c}], lambda x: x > {c}) AS VARCHAR)",
+               "array_to_string(list_transform([{e}], lambda x: upper(x)), ',')"),
     "postgres": ("substring({e} from {c})", "(regexp_match({e}, {c}))[1]", "split_part({e}, '-', 2)",
                  "to_jsonb({e})::text", "left({e}, 2)", "reverse({e})", "ARRAY[{e}]::text", "lpad({e}, 14, '*')",
                  "initcap({e})", "translate({e}, '0123456789', 'xxxxxxxxxx')"),
@@ -81,9 +84,11 @@ EXTRA_TEXT: dict[str, tuple[str, ...]] = {
               "reverse({e})", "lpad({e}, 14, '*')", "soundex({e})", "insert({e}, 1, 2, 'xx')"),
 }
 EXTRA_INT: dict[str, tuple[str, ...]] = {
-    "sqlite": ("({e} GLOB '*5*')", "like({c}, {e})", "json_valid({e})", "(length({e}) % 2)"),
+    "sqlite": ("({e} GLOB '*5*')", "like({c}, {e})", "json_valid({e})", "(length({e}) % 2)",
+               "json_array_length(json_array({e}, {c}))", "({e} LIKE {c} ESCAPE '!')"),
     "duckdb": ("starts_with({e}, {c})", "contains({e}, {c})", "levenshtein({e}, {c})", "({e} SIMILAR TO '5.*')",
-               "hamming(lpad({e}, 20, 'x'), lpad({c}, 20, 'x'))", "strlen({e})", "len([x FOR x IN [{e}] IF x > {c}])"),
+               "hamming(lpad({e}, 20, 'x'), lpad({c}, 20, 'x'))", "strlen({e})", "len([x FOR x IN [{e}] IF x > {c}])",
+               "len(list_filter([{e}, {c}], lambda x: x < {c}))", "regexp_matches({e}, {c})"),
     "postgres": ("({e} ~ {c})", "({e} SIMILAR TO '5%')", "strpos({e}, '-')", "octet_length({e})",
                  "({e} IS DISTINCT FROM {c})", "num_nonnulls(nullif({e}, {c}))"),
     "mysql": ("({e} REGEXP {c})", "field({e}, {c}, 'x')", "find_in_set({c}, {e})", "strcmp({e}, {c})",
@@ -249,7 +254,9 @@ def _observe(run: Callable[[str], Any], statements: list[str]) -> list[Any]:
         try:
             seen.append(("rows", repr(run(sql))))
         except governed_db.GuardrailViolation as refused:
-            seen.append(("refused", tuple(refused.decision.rules), str(refused)))
+            # (a refusal raised by a driver's own check may carry no decision)
+            rules = tuple(refused.decision.rules) if refused.decision is not None else ()
+            seen.append(("refused", rules, str(refused)))
         except Exception as e:
             seen.append(("error", type(e).__name__, str(e)))
     return seen

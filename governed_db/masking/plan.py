@@ -29,7 +29,7 @@ from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.origins import COMPUTED_STAR, CONST, combine
 from governed_db.masking.strategies import Masker
-from governed_db.masking.strategies.redact import ISO_DATE_TEXT, constant_for, is_date_label
+from governed_db.masking.strategies.redact import constant_for, is_date_label
 from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
 
 
@@ -119,12 +119,11 @@ def redact_masker(label: str) -> Masker:
     if is_date_label(label):
 
         def redact_date(value: Any) -> Any:
-            # a date computed from a masked date, held as text (SQLite), is NULL like any derived date: a
-            # placeholder would not load into a Date column
-            if value is None or (value.__class__ is str and ISO_DATE_TEXT.fullmatch(value)):
+            # text computed from a masked date is NULL whatever its shape: a date held as text (SQLite) like any
+            # derived date, since a placeholder would not load into a Date column — and any other text too, or
+            # NULL-or-placeholder would say whether ``replace(dob, '-04-', '')`` still looks like a date
+            if value is None or value.__class__ is str:
                 return None
-            if value.__class__ is str:
-                return token
             return constant_for(value, token) if isinstance(value, _KEEP_SHAPE) else None
 
         return redact_date
@@ -205,6 +204,13 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
     return row
 
 
+def _label(real: Sequence[tuple[str, str, ColumnClass]], default: str) -> str:
+    """The label a value computed from several masked columns is redacted under: not a date's when there is
+    another (text from a date is NULL whatever it holds, decision 0243; ``dob || ' ' || full_name`` is a name)."""
+    labels = [cls.label for _, _, cls in real if cls.label]
+    return next((label for label in labels if not is_date_label(label)), labels[0] if labels else default)
+
+
 def _masker_for(
     origin: Origin, name: str, access: Access, tables: Sequence[str], blind: bool = False
 ) -> Masker | None:
@@ -248,26 +254,26 @@ def _masker_for(
             chosen = origin.mixed or len(hits) < len(origin.sources)
             if len(labels) == 1 and not unreadable and not (chosen and state.keyed(t, c, cls)):
                 return state.masker(t, c, cls)
-            return redact_masker(cls.label or "SENSITIVE")
+            return redact_masker(_label(real, "SENSITIVE"))
         return detect_masker(state) if unreadable else None
     if origin.kind == "expr" and not origin.rows:
         if real:
-            return redact_masker(real[0][2].label or "SENSITIVE")
+            return redact_masker(_label(real, "SENSITIVE"))
         return detect_masker(state) if unreadable else None
     if origin.kind == "expr" and origin.rows:
         # computed from a whole row (keys renamed, text cut...): fields cannot be found by name any more
         if real or row_fields:
-            return redact_masker(real[0][2].label if real and real[0][2].label else "ROW")
+            return redact_masker(_label(real, "ROW"))
         return detect_masker(state) if row_unknown or unreadable else None
     if origin.kind == "row" or (origin.rows and origin.kind != "unknown"):
         if real:
-            return redact_masker(real[0][2].label or "SENSITIVE")
+            return redact_masker(_label(real, "SENSITIVE"))
         if row_fields:
             return row_masker(row_fields)
         return detect_masker(state) if row_unknown or unreadable else None
     # unknown: the name may still say what it is; otherwise check values as they pass
     if real or row_fields:
-        return redact_masker(real[0][2].label if real and real[0][2].label else "SENSITIVE")
+        return redact_masker(_label(real, "SENSITIVE"))
     if origin.lost and access.reads_hidden(tables, blind):
         # lineage lost over a table with masked columns (``#4``, ``reverse(v)`` over an untraced source):
         # detection is defeated by any reversible transformation, so the value is masked whole
