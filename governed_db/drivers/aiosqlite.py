@@ -53,7 +53,12 @@ def _refuse_factory(gov: Any, what: str, factory: Any) -> None:
     )
 
 
-class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
+class _RowFactoryGuard:
+    """``row_factory`` of an aiosqlite connection or cursor: only the factories masking reads natively are set."""
+
+    __wrapped__: Any
+    _self_gov: Any
+
     @property
     def row_factory(self) -> Any:
         return self.__wrapped__.row_factory
@@ -63,6 +68,8 @@ class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
         _refuse_factory(self._self_gov, "row_factory", factory)
         self.__wrapped__.row_factory = factory
 
+
+class AiosqliteCursor(_RowFactoryGuard, PrivateWithheld, AsyncGovernedCursor):
     async def executescript(self, sql_script: Any) -> Any:
         raw = self.__wrapped__
         out = await govern(
@@ -121,17 +128,8 @@ class AiosqliteCursor(PrivateWithheld, AsyncGovernedCursor):
         return settle(out, names, masked) if name == "fetchone" else [settle(r, names, masked) for r in out]
 
 
-class AiosqliteConnection(PrivateWithheld, AsyncGovernedConnection):
+class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnection):
     cursor_proxy = AiosqliteCursor
-
-    @property
-    def row_factory(self) -> Any:
-        return self.__wrapped__.row_factory
-
-    @row_factory.setter
-    def row_factory(self, factory: Any) -> None:
-        _refuse_factory(self._self_gov, "row_factory", factory)
-        self.__wrapped__.row_factory = factory
 
     @property
     def text_factory(self) -> Any:
