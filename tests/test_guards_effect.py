@@ -347,6 +347,30 @@ def test_non_transactional_mysql_tables_are_refused(mysql_kw: dict[str, Any], un
         cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+@pytest.mark.parametrize("spelling", ["`{t}`", "`{db}`.`{t}`", "{db}.`{t}`", "`{db}`.{t}", "{t}", "{db}.{t}"])
+def test_a_non_transactional_table_is_refused_however_its_name_is_quoted(
+        mysql_kw: dict[str, Any], unique: str, spelling: str) -> None:
+    """A red-team check of the temporary-table exemption: a MEMORY table named with backticks once matched no catalog
+    row, passed for the session's own temporary table, and was changed. The name is read as the server reads it."""
+    import pymysql
+
+    admin = pymysql.connect(autocommit=True, **mysql_kw)
+    cur = admin.cursor()
+    table = f"gq_{unique}"
+    cur.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, s VARCHAR(20)) ENGINE=MEMORY")
+    cur.execute(f"INSERT INTO {table} VALUES (1, 'v1'), (2, 'v2')")
+    try:
+        gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT,
+                               environment="production", audit=False)  # fmt: skip
+        name = spelling.format(db=mysql_kw["database"], t=table)
+        with pytest.raises(GuardrailViolation, match="cannot be rolled back"):
+            gov.cursor().execute(f"UPDATE {name} SET s = 'x' WHERE id = 1")
+        cur.execute(f"SELECT s FROM {table} ORDER BY id")
+        assert cur.fetchall() == (("v1",), ("v2",))
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def test_the_sessions_own_temporary_table_is_written_views_are_not(mysql_kw: dict[str, Any], unique: str) -> None:
     """An agent's own temporary table (no row in information_schema.TABLES on MariaDB) lives and dies with its
     session: writes to it run — they were refused as "non-transactional" — while a view over a MEMORY table,

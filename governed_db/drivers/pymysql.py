@@ -17,7 +17,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import sqlglot
 import wrapt
+from sqlglot import exp
 
 from governed_db.drivers import Driver, quote_ident
 from governed_db.drivers._decoders import GuardedDecoders
@@ -242,14 +244,25 @@ class PyMySQLDriver(Driver):
         # MyISAM/MEMORY/... ignore ROLLBACK: a bounded write to them cannot be measured before it is kept
         wanted = []
         for name in tables:
-            # ``t PARTITION(p0)``: the probe reads the partitions named; the engine is the table's
-            schema, _, table = _PARTITIONS.sub("", name).rpartition(".")
-            db = self.quote_literal(schema) if schema else "DATABASE()"
-            wanted.append(f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(table)} AS t")
+            # ``t PARTITION(p0)``: the probe reads the partitions named; the engine is the table's. The name as
+            # the server reads it: quotes gone (`db`.`t` once matched no catalog row, and passed as a session's own)
+            try:
+                parsed = exp.to_table(_PARTITIONS.sub("", name), dialect="mysql")
+            except (sqlglot.errors.ParseError, ValueError):
+                parsed = None
+            if parsed is None or not parsed.name:
+                # unreadable: named so that no catalog row can match it, and refused as of no known engine
+                wanted.append(f"SELECT {self.quote_literal(name)} AS n, NULL AS s, NULL AS t")
+                continue
+            db = self.quote_literal(parsed.db) if parsed.db else "DATABASE()"
+            wanted.append(
+                f"SELECT {self.quote_literal(name)} AS n, {db} AS s, {self.quote_literal(parsed.name)} AS t"
+            )
         # a name with neither a table nor a view in the catalog is the session's own temporary table (or none,
         # and the write fails): its rows live and die with this session, so the bound has nothing to protect
         return (
-            "SELECT r.n, CASE WHEN i.TABLE_NAME IS NULL AND v.TABLE_NAME IS NULL THEN 'SESSION' "
+            "SELECT r.n, CASE WHEN r.t IS NOT NULL AND i.TABLE_NAME IS NULL AND v.TABLE_NAME IS NULL "
+            "THEN 'SESSION' "
             "ELSE e.TRANSACTIONS END FROM (" + " UNION ALL ".join(wanted) + ") AS r "
             "LEFT JOIN information_schema.TABLES AS i ON i.TABLE_SCHEMA = r.s AND i.TABLE_NAME = r.t "
             "LEFT JOIN information_schema.VIEWS AS v ON v.TABLE_SCHEMA = r.s AND v.TABLE_NAME = r.t "
