@@ -112,6 +112,9 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
         getattr(exp, "LastValue", None),
         getattr(exp, "RowNumber", None),
         exp.Nullif,  # a comparison: recorded as one by the walk
+        # arg_max(x, key) / max_by: x of the row with the largest key (the walk records the key as a use)
+        getattr(exp, "ArgMax", None),
+        getattr(exp, "ArgMin", None),
         exp.Greatest,
         exp.Least,
         exp.Exists,
@@ -132,6 +135,10 @@ _NUMERIC: tuple[type[exp.Expression], ...] = tuple(
     )
     if c is not None
 )  # fmt: skip
+#: aggregates that return one argument's value from the row another argument picks (``arg_max(x, key)``)
+PICK_BY_KEY: tuple[type[exp.Expression], ...] = tuple(
+    c for c in (getattr(exp, "ArgMax", None), getattr(exp, "ArgMin", None)) if c is not None
+)
 _DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year", "Month", "Day")) if c is not None)
 _STRICT_TYPES = frozenset({"postgres", "duckdb"})
 

@@ -529,6 +529,13 @@ class Walker:
             return combine((o for k, _, o in keyed if k == "this"), kind=next(
                 (o.kind for k, _, o in keyed if k == "this"), "expr"
             ))
+        if isinstance(node, flow.PICK_BY_KEY):
+            # arg_max(full_name, total) / max_by: the key (and a count) decides which row's value comes back, as
+            # an ORDER BY would — a use; the value itself is returned, derived (masked whole, as max() is)
+            self.lineage.uses.append(
+                (f"the key of {flow.name_of(node)}() (it picks the row)", combine(o for k, _, o in keyed if k != "this"))
+            )
+            return combine((o for k, _, o in keyed if k == "this"), kind="expr")
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
