@@ -989,7 +989,9 @@ class Walker:
             # counts as both
             for col in part.find_all(exp.Column):
                 shadow = aliases.get(col.name.lower()) if not col.table else None
-                if shadow is not None:
+                # an output that is the very column the name reads (``SELECT id, email ... WHERE email IS NOT
+                # NULL``) is walked with the clause below, where what it is used in counts (a null test, 0209)
+                if shadow is not None and not (shadow.kind == "column" and shadow == self.column(col, scope)):
                     self.lineage.uses.append((clause, shadow))
             if clause in ("ORDER BY", "GROUP BY"):
                 self.orderings(part, scope, ctes, clause)
