@@ -115,7 +115,7 @@ def test_a_comparison_on_a_selected_column_stays_refused(db: tuple[Any, Any, str
 def test_an_output_of_another_origin_under_the_name_still_counts(db: tuple[Any, Any, str, str]) -> None:
     """``SELECT upper(email) AS email ... WHERE email ...``: engines that read output names in WHERE (SQLite,
     DuckDB) would test the computed value, so the name counts as that output too (refused)."""
-    raw, gov, table, kind = db
+    _, gov, table, _ = db
     with pytest.raises(governed_db.GuardrailViolation, match="masked"):
         _fetch(gov, f"SELECT id, upper(email) AS email FROM {table} WHERE email IS NOT NULL ORDER BY id")
 
