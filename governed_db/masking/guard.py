@@ -195,7 +195,8 @@ RESOURCE_FUNCTIONS = frozenset(
      "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
 )  # fmt: skip
 #: PostgreSQL functions that measure where rows are stored: the pages a table fills, the versions an update
-#: could keep on their page. How many row versions fit on a page depends on how wide they are, so after a few
+#: could keep on their page, the page and slot of a row's newest version (``currtid2('t', '(0,1)')``, its
+#: ``ctid`` without naming it). How many row versions fit on a page depends on how wide they are, so after a few
 #: dozen ``UPDATE t SET amount = amount WHERE id = 1`` these tell a longer masked name from a shorter one
 #: (decision 0244)
 STORAGE_FUNCTIONS = frozenset(
@@ -203,7 +204,7 @@ STORAGE_FUNCTIONS = frozenset(
      "pg_tablespace_size", "pg_stat_get_tuples_hot_updated", "pg_stat_get_xact_tuples_hot_updated",
      "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
      "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
-     "pg_stat_get_xact_blocks_hit"}
+     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid"}
 )  # fmt: skip
 #: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
 #: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
@@ -281,8 +282,8 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 analysis,
                 identity,
                 PREDICATE_RULE,
-                f"{stmt.operation} reads {', '.join(dict.fromkeys(stored))}, which measure the pages rows are "
-                "stored on; how many row versions fit on a page depends on how long their values are, so after "
+                f"{stmt.operation} reads {', '.join(dict.fromkeys(stored))}, which measure or locate the pages "
+                "rows are stored on; how many row versions fit on a page depends on how long their values are, so after "
                 "updates they would tell the length of a masked value",
                 "read sizes and storage statistics through an identity that sees no masked columns (a "
                 "monitoring service identity), or ask for an unmask grant (masking.unmask); row counts "
