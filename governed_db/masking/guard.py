@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 
+from sqlglot import exp
+
 from governed_db.identity import Identity
 from governed_db.masking import order_guard
 from governed_db.masking.constraints import is_constraint_use
@@ -192,6 +194,50 @@ RESOURCE_FUNCTIONS = frozenset(
      "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
      "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
 )  # fmt: skip
+#: PostgreSQL functions that measure where rows are stored: the pages a table fills, the versions an update
+#: could keep on their page, the page and slot of a row's newest version (``currtid2('t', '(0,1)')``, its
+#: ``ctid`` without naming it). How many row versions fit on a page depends on how wide they are, so after a few
+#: dozen ``UPDATE t SET amount = amount WHERE id = 1`` these tell a longer masked name from a shorter one
+#: (decision 0244)
+STORAGE_FUNCTIONS = frozenset(
+    {"pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size", "pg_database_size",
+     "pg_tablespace_size", "pg_stat_get_tuples_hot_updated", "pg_stat_get_xact_tuples_hot_updated",
+     "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
+     "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
+     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid"}
+)  # fmt: skip
+#: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
+#: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
+STORAGE_VIEWS = frozenset(
+    {"pg_class", "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables", "pg_stat_xact_all_tables",
+     "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables", "pg_statio_all_tables", "pg_statio_user_tables",
+     "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes"}
+)  # fmt: skip
+STORAGE_COLUMNS = frozenset(
+    {"relpages", "relallvisible", "n_tup_hot_upd", "n_tup_newpage_upd", "heap_blks_read", "heap_blks_hit",
+     "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit"}
+)  # fmt: skip
+
+
+def _storage_measures(stmt: Any) -> list[str]:
+    """What ``stmt`` reads that measures where rows are stored: a storage function, or a storage column of a
+    catalog that has them — named, or through ``*`` or the whole row (``to_jsonb(c)``), which carry it too."""
+    found = sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in STORAGE_FUNCTIONS)
+    views = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in STORAGE_VIEWS]
+    tree = stmt.expression
+    if not views or tree is None:
+        return found
+    names = {t.lower().rsplit(".", 1)[-1] for t in views}
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() in STORAGE_VIEWS and table.alias:
+            names.add(table.alias.lower())
+    for node in tree.find_all(exp.Column, exp.Star):
+        if isinstance(node, exp.Star) or isinstance(node.this, exp.Star):
+            return [*found, f"* of {', '.join(views)}"]
+        name = node.name.lower()
+        if name in STORAGE_COLUMNS or (name in names and not node.table):
+            found.append(f"{', '.join(views)}.{name}")
+    return found
 
 
 #: PostgreSQL functions that return other sessions' statement texts (``pg_stat_activity.query`` is masked by its
@@ -229,6 +275,20 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
     for stmt in analysis.statements:
         read = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in RESOURCE_VIEWS]
         read += sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in RESOURCE_FUNCTIONS)
+        stored = _storage_measures(stmt)
+        if stored and not read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(dict.fromkeys(stored))}, which measure or locate the pages "
+                "rows are stored on; how many row versions fit on a page depends on how long their values are, so after "
+                "updates they would tell the length of a masked value",
+                "read sizes and storage statistics through an identity that sees no masked columns (a "
+                "monitoring service identity), or ask for an unmask grant (masking.unmask); row counts "
+                "(n_live_tup, reltuples) stay readable",
+            )
         if read:
             return _hit(
                 state,

@@ -116,6 +116,16 @@ def _named(columns: list[str], outs: list[Output], exact: bool) -> tuple[list[Ou
         outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
     return outs, exact
 
+def _nearest_tables(scope: Scope | None) -> list[str]:
+    """The tables of the innermost scope that reads any (where an unqualified locator belongs)."""
+    while scope is not None:
+        tables = [src.table for src in scope.sources if src.table is not None]
+        if tables:
+            return tables
+        scope = scope.parent
+    return []
+
+
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
         self.columns_of = columns_of
@@ -353,7 +363,7 @@ class Walker:
                             return found
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
-                                return CONST
+                                return self.locator(name, [src.table])
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
@@ -391,8 +401,20 @@ class Walker:
                         return out.origin
             s = s.parent
         if name in self.locators and not qualifier:
-            return CONST  # rowid, ctid...: where a row is stored, not what it holds
+            # rowid, xmin...: where or when a row was stored, not what it holds
+            return self.locator(name, _nearest_tables(scope))
         return Origin("unknown", hint=name)
+
+    def locator(self, name: str, tables: list[str]) -> Origin:
+        """A row locator's value. PostgreSQL's ``ctid`` is the page and slot of a row version, and where a
+        version goes depends on how wide it and every version before it are: after a few dozen ``UPDATE t SET
+        amount = amount WHERE id = 1``, ``SELECT ctid FROM t WHERE id = 1`` tells a longer name from a shorter
+        one. It is computed from the whole rows of the tables it may belong to (masked whole, and a use where it
+        decides anything, when they hold masked columns). Others (SQLite's ``rowid``, ``xmin``...) are numbered
+        by the writes, whatever the values."""
+        if name == "ctid" and self.dialect in ("postgres", "postgresql") and tables:
+            return Origin("expr", rows=frozenset(tables))
+        return CONST
 
     def comprehension(self, node: exp.Comprehension, scope: Scope, ctes: Ctes) -> Origin:
         """DuckDB's ``[f(x) FOR x IN list IF cond]``: ``x`` is each element of ``list``, bound in a scope of its own
