@@ -90,3 +90,24 @@ def test_a_guess_unioned_in_comes_back_masked_whichever_row_wins() -> None:
         )
         assert raw.execute(sql).fetchall() == [("123-45-1001",)]
         assert gov.execute(sql).fetchall() == [("[US_SSN]",)]
+
+
+def test_elsewhere_a_function_of_that_name_is_the_users_own_and_stays_refused() -> None:
+    """SQLite has no ``arg_max``: one registered on the raw connection is an application's own function, which
+    sees the value it is given (here it could store it anywhere); over a masked value it stays refused."""
+    import sqlite3
+
+    seen: list[object] = []
+    raw = sqlite3.connect(":memory:")
+    raw.create_aggregate("arg_max", 2, type("Spy", (), {
+        "__init__": lambda self: None,
+        "step": lambda self, v, k: seen.append(v),
+        "finalize": lambda self: "x",
+    }))  # fmt: skip
+    raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, ssn TEXT, total REAL)")
+    raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', '536-22-8726', 10.0)")
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    with pytest.raises(governed_db.GuardrailViolation, match="ssn"):
+        gov.execute("SELECT arg_max(ssn, total) FROM customers")
+    assert seen == []  # refused before the database (and the function) saw anything
+    assert gov.execute("SELECT arg_max(id, total) FROM customers").fetchall() == [("x",)]

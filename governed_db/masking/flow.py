@@ -112,9 +112,6 @@ _TOTAL: tuple[type[exp.Expression], ...] = tuple(
         getattr(exp, "LastValue", None),
         getattr(exp, "RowNumber", None),
         exp.Nullif,  # a comparison: recorded as one by the walk
-        # arg_max(x, key) / max_by: x of the row with the largest key (the walk records the key as a use)
-        getattr(exp, "ArgMax", None),
-        getattr(exp, "ArgMin", None),
         exp.Greatest,
         exp.Least,
         exp.Exists,
@@ -135,7 +132,8 @@ _NUMERIC: tuple[type[exp.Expression], ...] = tuple(
     )
     if c is not None
 )  # fmt: skip
-#: aggregates that return one argument's value from the row another argument picks (``arg_max(x, key)``)
+#: aggregates that return one argument's value from the row another argument picks (DuckDB's ``arg_max(x, key)``;
+#: elsewhere a function of that name is the database's user's own, of unknown behaviour)
 PICK_BY_KEY: tuple[type[exp.Expression], ...] = tuple(
     c for c in (getattr(exp, "ArgMax", None), getattr(exp, "ArgMin", None)) if c is not None
 )

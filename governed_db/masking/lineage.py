@@ -512,6 +512,14 @@ class Walker:
                 if isinstance(item, exp.Expression):
                     keyed.append((key, i, self.expr(item, scope, ctes)))
         parts = [o for _, _, o in keyed]
+        if self.dialect == "duckdb" and isinstance(node, flow.PICK_BY_KEY):
+            # arg_max(full_name, total) / max_by: the key (and a count) decides which row's value comes back, as
+            # an ORDER BY would — a use; the value itself is returned, derived (masked whole, as max() is). On
+            # other engines no such function is built in: one of that name is a user's, of unknown behaviour
+            self.lineage.uses.append(
+                (f"the key of {flow.name_of(node)}() (it picks the row)", combine(o for k, _, o in keyed if k != "this"))
+            )
+            return combine((o for k, _, o in keyed if k == "this"), kind="expr")
         unknown_fn = isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS
         why = (
             None  # recorded below as a copy: what it is given may be stored anywhere
@@ -551,13 +559,6 @@ class Walker:
             return combine((o for k, _, o in keyed if k == "this"), kind=next(
                 (o.kind for k, _, o in keyed if k == "this"), "expr"
             ))
-        if isinstance(node, flow.PICK_BY_KEY):
-            # arg_max(full_name, total) / max_by: the key (and a count) decides which row's value comes back, as
-            # an ORDER BY would — a use; the value itself is returned, derived (masked whole, as max() is)
-            self.lineage.uses.append(
-                (f"the key of {flow.name_of(node)}() (it picks the row)", combine(o for k, _, o in keyed if k != "this"))
-            )
-            return combine((o for k, _, o in keyed if k == "this"), kind="expr")
         if isinstance(node, exp.Distinct):
             # count(DISTINCT x), string_agg(DISTINCT x): how many distinct values says which are equal
             self.lineage.uses.append(("DISTINCT", combine(parts)))
