@@ -91,3 +91,76 @@ def test_overflow_messages_of_masked_statements_quote_no_operands() -> None:
         assert scrub_message(text) == text  # a statement over clear columns keeps the detail
     kept = "Out of Range Error: Overflow in SUM of DECIMAL: the result does not fit in DECIMAL(38)"
     assert scrub_message(kept, conversions=True) == kept
+
+
+def _on_one_connection(conn: object, statements: list[str]) -> list[object]:
+    """``statements`` run on ``conn`` itself: a DuckDB ``cursor()`` is a connection of its own, where the
+    temporary objects of the statements before it do not exist."""
+    from tests.test_masking_noninterference import _observe
+
+    def run(sql: str) -> object:
+        cur = conn.execute(sql)  # type: ignore[attr-defined]
+        return [cur.fetchall() if cur.description else None, [tuple(d[:2]) for d in cur.description or ()]]
+
+    return _observe(run, statements)
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        # the error quotes the whole value: ``Invalid Input Error: Alice Smith``
+        ["CREATE TEMP MACRO lower(x) AS error(x)", "SELECT lower(full_name) FROM t WHERE id = 1"],
+        # an error oracle on any comparison
+        ["CREATE TEMP MACRO upper(x) AS CASE WHEN x < '5' THEN error('boom') ELSE x END",
+         "SELECT upper(ssn) FROM t WHERE id = 1"],
+        ["CREATE OR REPLACE TEMP MACRO main.concat(x, y) AS error(x)", "SELECT concat(full_name, 'x') FROM t WHERE id = 1"],
+        ["CREATE TEMP FUNCTION md5(x) AS error(x)", "SELECT md5(full_name) FROM t WHERE id = 1"],
+    ],
+)
+@pytest.mark.parametrize("environment", ["production", "staging"])
+def test_a_duckdb_macro_may_not_replace_a_function_analysis_knows(statements: list[str], environment: str) -> None:
+    """A DuckDB temporary macro takes precedence over the built-in function of its name: analysis read
+    ``lower(full_name)`` as the function it knows (masked whole) while the macro ran on the raw value, and its
+    error quoted it. A macro may not take a name DuckDB or masking already knows, in any environment (a policy
+    that lets stored code through with a warning included); the statement after it runs the built-in."""
+    duckdb = pytest.importorskip("duckdb")
+    import governed_db
+    from tests.test_masking_noninterference import ATTACKER, SECRET_A, SECRET_B, _fill
+
+    seen = []
+    for secret, raw_seen in ((SECRET_A, []), (SECRET_B, [])):
+        raw = duckdb.connect()
+        _fill(raw, secret, "varchar", "?")
+        raw_seen.extend(_on_one_connection(raw, statements))
+        raw.close()
+        raw = duckdb.connect()
+        _fill(raw, secret, "varchar", "?")
+        gov = governed_db.wrap(raw, identity=ATTACKER, environment=environment, audit=False)
+        seen.append((raw_seen, _on_one_connection(gov, statements)))
+        gov.close()
+    (raw_a, a), (raw_b, b) = seen
+    assert raw_a != raw_b  # the oracle, unprotected
+    assert a == b, (a, b)
+    assert a[0][0] == "refused" and "masked-column-predicate" in a[0][1] and "would replace a function" in a[0][2]
+    assert a[1][0] == "rows" and "Alice" not in repr(a) and "536-22" not in repr(a), a
+
+
+def test_a_duckdb_macro_of_its_own_name_still_runs() -> None:
+    """The innocent look-alike: a temporary macro with a name of its own is created (where stored code is let
+    through) and runs over clear columns; given a masked column it is refused as a copy, as any unknown function."""
+    duckdb = pytest.importorskip("duckdb")
+    import governed_db
+    from tests.test_masking_noninterference import ATTACKER, SECRET_A, _fill
+
+    raw = duckdb.connect()
+    _fill(raw, SECRET_A, "varchar", "?")
+    gov = governed_db.wrap(raw, identity=ATTACKER, environment="staging", audit=False)
+    seen = _on_one_connection(gov, [
+        "CREATE TEMP MACRO shout(x) AS upper(x) || '!'",
+        "SELECT shout(city), lower(city) FROM t WHERE id = 1",
+        "SELECT shout(full_name) FROM t WHERE id = 1",
+    ])
+    gov.close()
+    assert seen[0][0] == "rows"
+    assert seen[1][0] == "rows" and "[('PARIS!', 'paris')]" in seen[1][1], seen[1]
+    assert seen[2][0] == "refused" and "masked-column-copy" in seen[2][1], seen[2]

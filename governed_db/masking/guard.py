@@ -17,10 +17,13 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 
+from sqlglot import exp
+
 from governed_db.identity import Identity
-from governed_db.masking import order_guard
+from governed_db.masking import order_guard, schema
 from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
@@ -146,6 +149,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
         or _statement_text_hit(state, analysis, identity)
+        or _shadowing_hit(state, analysis, identity)
     )
     if hit is not None:
         return hit
@@ -216,6 +220,46 @@ def _statement_text_hit(state: MaskingState, analysis: Analysis, identity: Ident
                 "values they were sent with",
                 "read pg_stat_activity (its query column comes back masked), or ask for an unmask grant "
                 "(masking.unmask)",
+            )
+    return None
+
+
+def _created_function(stmt: Any) -> str | None:
+    """The name a ``CREATE [TEMP] MACRO``/``FUNCTION`` statement defines (``None`` for any other statement)."""
+    tree = getattr(stmt, "expression", None)
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("MACRO", "FUNCTION"):
+        return None
+    target = tree.this
+    while isinstance(target, (exp.UserDefinedFunction, exp.Table, exp.Dot)):
+        target = target.this
+    return target.name if isinstance(target, exp.Expression) and target.name else "?"
+
+
+def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """DuckDB: a temporary macro takes precedence over the function of the same name, built-in ones included
+    (``CREATE TEMP MACRO lower(x) AS error(x)``): analysis would read ``lower(full_name)`` as the function it
+    knows while the caller's code runs on the value (its error quoting it whole), and DuckDB's own catalog views
+    (which masking reads) would call it too. A macro may not take a name DuckDB or masking already knows
+    (decision 0248), as a sqlite3 ``create_function`` may not (decision 0170)."""
+    if state.dialect != "duckdb":
+        return None
+    for stmt in analysis.statements:
+        name = _created_function(stmt)
+        if name is None:
+            continue
+        short = name.rsplit(".", 1)[-1]
+        known = known_function_name(short, "duckdb") or schema.builtin_function(
+            state.gov.driver.catalog_connection(state.gov), state.dialect, short
+        ) is not False  # unreadable: fail closed
+        if known:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} {short} would replace a function DuckDB or masking already knows, so a call "
+                "analysis reads as that function would run the macro on masked values before masking",
+                "give the macro a name of its own (what it is given from a masked column is refused as a copy)",
             )
     return None
 

@@ -176,6 +176,21 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
             cur.close()
 
 
+def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:
+    """Whether DuckDB defines a function (scalar, aggregate, table or macro) called ``name`` itself; ``None`` when
+    that cannot be read."""
+    if family(dialect) != "duckdb":
+        return None
+
+    def work(cur: Any) -> bool:
+        found = _rows(
+            cur, "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) = ? AND internal", (name.lower(),)
+        )
+        return bool(found and found[0][0])
+
+    return guarded(conn, dialect, work)
+
+
 def read_columns(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str
 ) -> list[Column] | None:
