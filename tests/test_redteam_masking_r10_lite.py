@@ -199,3 +199,35 @@ def test_a_temporary_table_may_not_hide_a_stored_one(kind: str) -> None:
         assert a == b and a[-1][0] == "rows" and "('Paris',), ('Lyon',), ('Nice',)" in a[-1][1], a
     finally:
         pair.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT ssn.upper() FROM t WHERE id = 1",  # B's SSN came back in clear (a scan does not see it as one)
+        "SELECT (ssn).upper().lower() FROM t WHERE id = 1",
+        "SELECT t.ssn.split('-')[1] FROM t WHERE id = 1",  # the area number, unmasked
+        "SELECT ssn.starts_with('5') FROM t WHERE id = 1",  # a comparison, unrefused
+        "SELECT count(*) FROM t WHERE full_name.starts_with('A')",
+    ],
+)
+def test_duckdb_function_chaining_is_read_as_the_call_it_is(duck: Pair, sql: str) -> None:
+    """DuckDB reads ``ssn.upper()`` as ``upper(ssn)``; the parser read a dot between an identifier and a call of
+    ``upper`` with no argument, so analysis saw a function of constants: the value came back unmasked and
+    ``ssn.starts_with('5')`` said whether it starts with a 5. The dot is rewritten into the call it is."""
+    assert duck.raw_differs([sql])
+    a, b = duck.governed([sql])
+    assert a == b, (a, b)
+    assert "536" not in repr(a) and "100-99" not in repr(a) and "True" not in repr(a), a
+
+
+def test_duckdb_function_chaining_over_clear_columns_still_runs(duck: Pair) -> None:
+    """The innocent look-alikes: chained calls over clear columns and constants are exact, a chained call over a
+    masked column is masked (not refused), and a schema-qualified call (``main.lower``) is left alone."""
+    a, b = duck.governed([
+        "SELECT city.upper(), city.lower().length(), 'abc'.upper(), ssn.upper() FROM t WHERE id = 1",
+        "SELECT main.lower(city) FROM t WHERE id = 1",
+    ])
+    assert a == b, (a, b)
+    assert a[0][0] == "rows" and "[('PARIS', 5, 'ABC', '[US_SSN]')]" in a[0][1], a[0]
+    assert a[1][0] == "rows" and "[('paris',)]" in a[1][1], a[1]
