@@ -231,3 +231,30 @@ def test_duckdb_function_chaining_over_clear_columns_still_runs(duck: Pair) -> N
     assert a == b, (a, b)
     assert a[0][0] == "rows" and "[('PARIS', 5, 'ABC', '[US_SSN]')]" in a[0][1], a[0]
     assert a[1][0] == "rows" and "[('paris',)]" in a[1][1], a[1]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * LIKE 's%' FROM t WHERE id = 1",  # ssn and salary, in clear
+        "SELECT t.* SIMILAR TO 's.*' FROM t WHERE id = 1",
+        "SELECT * EXCLUDE (id) GLOB 's*' FROM t WHERE id = 1",
+        "SELECT * NOT LIKE 'a%' FROM t WHERE id = 1",
+    ],
+)
+def test_a_duckdb_star_filtered_by_column_name_is_masked(duck: Pair, sql: str) -> None:
+    """``SELECT * LIKE 's%'`` is DuckDB's "the columns whose names start with s", each as it is; the parser read a
+    comparison of the star (a boolean, masked as nothing), so ``ssn`` and ``salary`` came back in clear. It is read
+    as the star now, its columns masked by name."""
+    assert duck.raw_differs([sql])
+    a, b = duck.governed([sql])
+    assert a == b, (a, b)
+    assert a[0][0] == "rows" and "536-22" not in a[0][1] and "85000" not in a[0][1], a
+
+
+def test_a_duckdb_star_filter_over_clear_columns_is_exact(duck: Pair) -> None:
+    """The innocent look-alike: the filter keeps clear columns exact, and masked ones masked as their own columns."""
+    a, b = duck.governed(["SELECT id, * LIKE 'c%' FROM t ORDER BY id", "SELECT * ILIKE 'S%' FROM t WHERE id = 1"])
+    assert a == b
+    assert "[(1, 'Paris'), (2, 'Lyon'), (3, 'Nice')]" in a[0][1], a[0]
+    assert "[('[US_SSN]', 80000)]" in a[1][1], a[1]  # the salary generalized to its band

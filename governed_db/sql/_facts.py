@@ -112,7 +112,7 @@ def _statement_info(
         parsed = d.parser().parse(parsed_from or tokens, full if full is not None else text)
         tree = parsed[0] if parsed else None
         if tree is not None and gd == "duckdb":
-            tree = method_calls(tree, d)
+            tree = duckdb_spellings(tree, d)
     except SqlglotError as e:
         tree = None
         error: str | None = f"could not parse: {_first_line(e)}"
@@ -135,16 +135,35 @@ def _statement_info(
     return StatementInfo("unknown", operation, (), (), _as_expression(tree), error=error)
 
 
+#: DuckDB's column-name filters on a star (``* LIKE 's%'``, ``* SIMILAR TO``, ``* GLOB``; ``* ILIKE`` is the star's own)
+_STAR_PATTERNS: tuple[type[exp.Expression], ...] = (exp.Like, exp.ILike, exp.SimilarTo, exp.Glob, exp.RegexpLike)
+
+
+def _is_star(node: exp.Expression | None) -> bool:
+    return isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star))
+
+
 #: names before a dot that DuckDB reads as the schema (or catalog) of a function, not as a value it is called on
 _FUNCTION_SCHEMAS = frozenset({"main", "temp", "system", "memory", "pg_catalog", "information_schema"})
 
 
-def method_calls(tree: exp.Expr, d: Dialect) -> exp.Expr:
-    """DuckDB's function chaining: ``ssn.upper()`` is ``upper(ssn)``, ``t.ssn.split('-')[1]`` is
+def duckdb_spellings(tree: exp.Expr, d: Dialect) -> exp.Expr:
+    """``tree`` with two DuckDB spellings the parser misreads put as DuckDB reads them (decision 0249).
+
+    A column-name filter on a star (``SELECT * LIKE 's%'``) was a comparison of the star: it is the star. And
+    function chaining: ``ssn.upper()`` is ``upper(ssn)``, ``t.ssn.split('-')[1]`` is
     ``split(t.ssn, '-')[1]``. The parser reads ``x.f(...)`` as a dot between an identifier and a call of ``f``
     without ``x``, so analysis saw a function of constants and let ``ssn.starts_with('5')`` through (its value
     unmasked). Each such dot becomes the call with its value as the first argument (re-read, so that a function the
     parser knows gets its own expression); ``main.f(x)`` stays a schema-qualified call (decision 0249)."""
+    for pattern in [n for n in tree.find_all(*_STAR_PATTERNS) if _is_star(n.this)]:
+        # ``SELECT * LIKE 's%'`` (NOT LIKE, SIMILAR TO, GLOB): the columns whose *names* match, each as it is; the
+        # parser read a comparison of the star. Analysis sees the star (its columns are matched by name).
+        star: exp.Expression = pattern.this
+        target: exp.Expression = pattern.parent if isinstance(pattern.parent, exp.Not) else pattern
+        if target is tree:
+            return star
+        target.replace(star)
     dots = [n for n in tree.find_all(exp.Dot) if isinstance(n.expression, exp.Func)]
     for dot in reversed(dots):  # the innermost first: ``ssn.upper().lower()``
         value = _dotted_value(dot.this)
