@@ -167,6 +167,9 @@ class MaskingState:
         self.dialect = gov.dialect
         self.sg_dialect = sqlglot_dialect(gov.dialect)
         self.tables: dict[str, TableInfo] = {}
+        #: tables and views named like the one a CREATE TABLE/VIEW about to be judged makes (is each temporary?),
+        #: read with await for an async connection (``None``: unreadable); taken by the guard (decision 0248)
+        self.created_names: dict[str, list[bool] | None] = {}
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

@@ -20,9 +20,10 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import order_guard
+from governed_db.masking import order_guard, schema
 from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
@@ -148,6 +149,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
         or _statement_text_hit(state, analysis, identity)
+        or _shadowing_hit(state, analysis, identity)
     )
     if hit is not None:
         return hit
@@ -264,6 +266,90 @@ def _statement_text_hit(state: MaskingState, analysis: Analysis, identity: Ident
                 "(masking.unmask)",
             )
     return None
+
+
+def _created_function(stmt: Any) -> str | None:
+    """The name a ``CREATE [TEMP] MACRO``/``FUNCTION`` statement defines (``None`` for any other statement)."""
+    tree = getattr(stmt, "expression", None)
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("MACRO", "FUNCTION"):
+        return None
+    target = tree.this
+    while isinstance(target, (exp.UserDefinedFunction, exp.Table, exp.Dot)):
+        target = target.this
+    return target.name if isinstance(target, exp.Expression) and target.name else "?"
+
+
+def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """DuckDB: a temporary macro takes precedence over the function of the same name, built-in ones included
+    (``CREATE TEMP MACRO lower(x) AS error(x)``): analysis would read ``lower(full_name)`` as the function it
+    knows while the caller's code runs on the value (its error quoting it whole), and DuckDB's own catalog views
+    (which masking reads) would call it too. A macro may not take a name DuckDB or masking already knows
+    (decision 0248), as a sqlite3 ``create_function`` may not (decision 0170)."""
+    if state.dialect not in ("duckdb", "sqlite"):
+        return None
+    for stmt in analysis.statements:
+        hit = _shadowing_relation(state, analysis, identity, stmt)
+        if hit is not None:
+            return hit
+        name = _created_function(stmt) if state.dialect == "duckdb" else None
+        if name is None:
+            continue
+        short = name.rsplit(".", 1)[-1]
+        known = known_function_name(short, "duckdb") or schema.builtin_function(
+            state.gov.driver.catalog_connection(state.gov), state.dialect, short
+        ) is not False  # unreadable: fail closed
+        if known:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} {short} would replace a function DuckDB or masking already knows, so a call "
+                "analysis reads as that function would run the macro on masked values before masking",
+                "give the macro a name of its own (what it is given from a masked column is refused as a copy)",
+            )
+    return None
+
+
+def created_relation(stmt: Any) -> tuple[str, bool] | None:
+    """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else)."""
+    tree = getattr(stmt, "expression", None)
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
+        return None
+    target = tree.this
+    while isinstance(target, exp.Schema):
+        target = target.this
+    if not isinstance(target, exp.Table) or not target.name:
+        return None
+    return target.name, "temporary" in getattr(stmt, "flags", ()) or target.db.lower() in ("temp", "temporary")
+
+
+def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Identity, stmt: Any) -> RuleHit | None:
+    """SQLite, DuckDB: a temporary table or view hides the stored one of its name for unqualified names, and the
+    other way round (``CREATE TEMP TABLE t (id, full_name)`` over a stored ``t`` holding an ``ssn``). Masking
+    reads a table's columns by its name, so it would judge ``main.t.ssn`` by the temporary table's columns (where
+    there is no ``ssn``: not masked, a predicate let through). A table or view may not be created beside one of the
+    same name on the other side of the temporary/stored line (decision 0248)."""
+    created = created_relation(stmt)
+    if created is None:
+        return None
+    name, temporary = created
+    if name.lower() in state.created_names:
+        found = state.created_names.pop(name.lower())  # read with await for an async connection
+    else:
+        found = schema.same_named_relations(state.gov.driver.catalog_connection(state.gov), state.dialect, name)
+    if found is not None and all(t == temporary for t in found):
+        return None  # nothing of that name, or only on the same side (it fails, is replaced, or is kept)
+    side = "stored" if temporary else "temporary"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"{stmt.operation} {name} would hide (or be hidden by) the {side} table or view of the same name, "
+        "and masking reads a table's columns by its name: it could judge one by the other's columns",
+        "give the table or view a name of its own",
+    )
 
 
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

@@ -530,6 +530,8 @@ class Walker:
             why = None
         if why is None and self.dialect == "mysql" and isinstance(node, flow.CONVERTING):
             why = flow.converts_text(node, self.dialect, self.categories(parts))
+        if why is None and self.dialect == "duckdb" and isinstance(node, (exp.Sum, exp.Avg)):
+            why = self.sum_overflows(node, parts)
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
         if isinstance(node, exp.Collate) and self.dialect == "sqlite" and not _builtin_collation(node):
@@ -639,6 +641,23 @@ class Walker:
             if "INT" in declared or not any(k in declared for k in ("CHAR", "CLOB", "TEXT")):
                 return False
         return True
+
+    def sum_overflows(self, node: exp.Sum | exp.Avg, parts: list[Origin]) -> str | None:
+        """Why a DuckDB ``sum()``/``avg()`` of masked values can fail by what they hold (``None``: it cannot)."""
+        summed = [p for p in parts if p.kind != "const" or p.sources or p.rows]
+        if not any(p.sources or p.rows or p.lost for p in summed):
+            return None  # nothing from a column: no masked value to tell
+        added = node.this
+        while isinstance(added, exp.Paren):
+            added = added.this
+        if isinstance(added, flow.SMALL_INTEGERS) or (
+            isinstance(added, exp.Anonymous) and flow.name_of(added) in flow.SMALL_INTEGER_NAMES
+        ):
+            return None  # sum(length(full_name)): a BIGINT per row whatever it is given
+        kinds = ["mixed" if p.mixed else ("row" if p.rows else p.kind) for p in summed]
+        refs = [ref for p in summed for ref in p.sources]
+        declared: list[str | None] = [self.declared(t, c) for t, c in refs] if self.declared else [None]
+        return flow.duckdb_sum_overflows(node, kinds, declared)
 
     def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
         """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""
