@@ -1,0 +1,370 @@
+"""Red-team round 10 over masking on MariaDB (PyMySQL, aiomysql): a prompt-injected agent in production with zero
+configuration, no unmask grant.
+
+* The process list shows every session's current statement as it was sent, literals and all:
+  ``information_schema.PROCESSLIST.INFO`` (and MariaDB's ``INFO_BINARY``), ``SHOW [FULL] PROCESSLIST``'s ``Info``
+  and ``information_schema.INNODB_TRX.trx_query``. An application's ``UPDATE ... WHERE full_name = 'Alice
+  Smith'`` waiting on a row lock (which the agent's own second session can hold as long as it likes) came back
+  with the e-mail and SSN caught by the free-text scan but the name in clear; ``WHERE info LIKE '%Alice%'``
+  counted it. PostgreSQL's ``pg_stat_activity.query`` was masked whole since decision 0230; these are the same
+  columns on MariaDB, masked whole now (decision 0246).
+
+* A MyISAM table's ``DATA_LENGTH`` and ``AVG_ROW_LENGTH`` (``information_schema.TABLES``, ``SHOW TABLE STATUS``)
+  are the bytes of its records: one more character in a stored name, one more byte (120 and 128 bytes for the
+  two secrets here). The live ``CHECKSUM`` of a MyISAM or Aria table made with ``CHECKSUM=1`` is a function of
+  every stored value, to check a guess against offline. These size columns are masked (NULL) now, their
+  filters refused; the table's name, engine, row count and times stay exact (decision 0247).
+
+Each oracle compares two secrets (or a right and a wrong guess) and passes when the agent observes both alike; the
+raw connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+NAMES = ("Alice Smith", "Zoe Quinn-Harper")  # the two secrets an application writes with
+DDL = "(id int primary key, full_name varchar(100), email varchar(100), ssn varchar(20), city varchar(40))"
+ROWS = [
+    (1, "Alice Smith", "alice@example.com", "536-22-8726", "Paris"),
+    (2, "Ivan Petrov", "ivan@example.org", "219-45-1234", "Lyon"),
+    (3, "Bob Jones", "bob@example.net", "123-45-6789", "Rome"),
+]
+
+
+@pytest.fixture
+def people(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[str]:
+    t = f"rt10md_{unique}"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} {DDL}")
+        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", ROWS)
+    try:
+        yield t
+    finally:
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _waiting_application(mysql_kw: dict[str, Any], table: str, name: str, look: Callable[[int], Any]) -> Any:
+    """An application session whose ``UPDATE ... WHERE full_name = <name>`` waits on a row lock another session
+    holds (the agent can hold one as long as it likes); ``look(its connection id)`` runs while it waits."""
+    import pymysql
+
+    locker = pymysql.connect(**mysql_kw)
+    app = pymysql.connect(**mysql_kw)
+    try:
+        locker.cursor().execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
+        app.cursor().execute("SET SESSION innodb_lock_wait_timeout = 20")
+        pid = app.thread_id()
+        sql = f"UPDATE {table} SET city = 'Nice' WHERE full_name = '{name}'"  # short: SHOW PROCESSLIST cuts at 100
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                app.cursor().execute(sql)
+            except Exception:  # the lock wait may end either way; only what was seen counts
+                pass
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+        probe = pymysql.connect(autocommit=True, **mysql_kw)
+        try:
+            for _ in range(200):  # until the statement is in the process list, waiting
+                cur = probe.cursor()
+                cur.execute(f"SELECT info FROM information_schema.PROCESSLIST WHERE id = {pid}")
+                if (cur.fetchone() or (None,))[0]:
+                    break
+                time.sleep(0.02)
+        finally:
+            probe.close()
+        try:
+            return look(pid)
+        finally:
+            locker.rollback()
+            done.wait(20)
+            app.rollback()
+            thread.join(5)
+    finally:
+        locker.close()
+        app.close()
+
+
+def _run(conn: Any, sql: str) -> Any:
+    """What an agent sees of one statement: the rows and their column names, or the refusal."""
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return [d[0] for d in cur.description or ()], [tuple(r) for r in cur.fetchall()]
+    except governed_db.GuardrailViolation as refused:
+        return ("refused", tuple(refused.decision.rules) if refused.decision is not None else ())
+
+
+def _of(pid: int, result: Any) -> Any:
+    """The rows of a process-list read that belong to the application's session (first column: its id)."""
+    if result[0] == "refused":
+        return result
+    names, rows = result
+    return names, [r for r in rows if r and r[0] == pid]
+
+
+#: reads of other sessions' statements; each keeps the application's session first in its rows
+STATEMENT_READS = [
+    "SELECT id, info FROM information_schema.PROCESSLIST WHERE id = {pid}",
+    "SELECT id, info_binary FROM information_schema.PROCESSLIST WHERE id = {pid}",
+    "SELECT * FROM information_schema.PROCESSLIST WHERE id = {pid}",
+    "SELECT p.id, upper(p.info) FROM information_schema.PROCESSLIST p WHERE p.id = {pid}",
+    "SELECT id, substr(info, 30) FROM information_schema.processlist WHERE id = {pid}",
+    "SHOW PROCESSLIST",
+    "SHOW FULL PROCESSLIST",
+    "SELECT trx_mysql_thread_id, trx_query FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = {pid}",
+    "SELECT {pid}, count(*) FROM information_schema.PROCESSLIST WHERE info LIKE '%Alice%'",
+]
+
+
+def _volatile(pid: int, result: Any) -> Any:
+    """Drop what changes from run to run (times, memory, progress) from a read: only text and ids stay."""
+    if result[0] == "refused":
+        return result
+    names, rows = result
+    keep = [i for i, n in enumerate(names) if n.lower() in ("id", "info", "info_binary", "upper(p.info)",
+                                                            "substr(info, 30)", "trx_mysql_thread_id",
+                                                            "trx_query", "count(*)", "user", "db", "command")
+            or n == str(pid)]
+    return [names[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "template", STATEMENT_READS,
+    ids=["info", "info-binary", "star", "upper", "substr", "show", "show-full", "innodb-trx", "like-count"],
+)
+def test_other_sessions_statements_are_masked(
+    mysql_kw: dict[str, Any], people: str, template: str
+) -> None:
+    import pymysql
+
+    seen: dict[str, dict[str, Any]] = {}
+    for name in NAMES:
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT,
+                               environment="production", audit=False)
+        try:
+            def look(pid: int, raw: Any = raw, gov: Any = gov) -> dict[str, Any]:
+                sql = template.format(pid=pid)
+                return {
+                    "raw": _volatile(pid, _of(pid, _run(raw, sql))),
+                    "gov": _volatile(pid, _of(pid, _run(gov, sql))),
+                    "pid": pid,
+                }
+
+            seen[name] = _waiting_application(mysql_kw, people, name, look)
+        finally:
+            raw.close()
+            gov.close()
+    a, b = (seen[n] for n in NAMES)
+    # the oracle, unprotected: the raw reads show (or count) each application's own name
+    assert a["raw"] != b["raw"]
+    if "count" not in template:
+        assert "alice smith" in repr(a["raw"]).lower() and "zoe quinn-harper" in repr(b["raw"]).lower()
+
+    def same(x: dict[str, Any]) -> Any:  # the connection ids differ between the two runs
+        return repr(x["gov"]).replace(str(x["pid"]), "PID")
+
+    assert same(a) == same(b), f"A: {a['gov']}\nB: {b['gov']}"
+    assert "alice" not in repr(a["gov"]).lower() and "zoe" not in repr(b["gov"]).lower()
+    if "LIKE" in template:
+        assert a["gov"][0] == "refused" and "masked-column-predicate" in a["gov"][1]
+    else:
+        rows = a["gov"][1]
+        assert rows, a["gov"]  # not refused: the row is there, its statement text masked whole
+        assert all(pid == a["pid"] for pid, *_ in rows)
+
+
+def test_process_list_without_statements_still_reads(mysql_kw: dict[str, Any], people: str) -> None:
+    """The process list's other columns stay exact; an identity with an unmask grant sees the statements."""
+    import pymysql
+
+    gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT,
+                           environment="production", audit=False)
+    dba = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw),
+                           identity=governed_db.Identity("dana", kind="human", roles=["dba"]),
+                           environment="production", audit=False, masking={"unmask": [{"role": "dba"}]})
+    try:
+        def look(pid: int) -> Any:
+            return (
+                _run(gov, f"SELECT id, user, db, command FROM information_schema.PROCESSLIST WHERE id = {pid}"),
+                [r for r in _run(gov, "SHOW PROCESSLIST")[1] if r[0] == pid],
+                _run(gov, f"SELECT count(*) FROM information_schema.PROCESSLIST WHERE id = {pid} AND info IS NOT NULL"),
+                _run(dba, f"SELECT info FROM information_schema.PROCESSLIST WHERE id = {pid}"),
+                _run(dba, "SHOW FULL PROCESSLIST"),
+            )
+
+        plain, shown, nonnull, granted, granted_show = _waiting_application(mysql_kw, people, "Alice Smith", look)
+        pid = plain[1][0][0]
+        assert plain == (["id", "user", "db", "command"], [(pid, mysql_kw["user"], mysql_kw["database"], "Query")])
+        assert shown and shown[0][:5] == (pid, mysql_kw["user"], shown[0][2], mysql_kw["database"], "Query")
+        assert shown[0][7] == "[FREE_TEXT]"
+        assert nonnull == (["count(*)"], [(1,)])
+        assert "full_name = 'Alice Smith'" in granted[1][0][0]
+        assert any("full_name = 'Alice Smith'" in str(r) for r in granted_show[1])
+    finally:
+        gov.close()
+        dba.close()
+
+
+def test_aiomysql_process_list_is_masked(mysql_kw: dict[str, Any], people: str) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def read(pid: int) -> Any:
+        conn = governed_db.wrap(await aiomysql.connect(autocommit=True, **kw), identity=AGENT,
+                                environment="production", audit=False)
+        try:
+            out = []
+            for sql in (f"SELECT id, info FROM information_schema.PROCESSLIST WHERE id = {pid}", "SHOW PROCESSLIST"):
+                cur = await conn.cursor()
+                await cur.execute(sql)
+                out.append([tuple(r) for r in await cur.fetchall() if r[0] == pid])
+            return out
+        finally:
+            conn.close()
+
+    by_id, shown = _waiting_application(mysql_kw, people, "Zoe Quinn-Harper", lambda pid: asyncio.run(read(pid)))
+    assert by_id and by_id[0][1] == "[FREE_TEXT]", by_id
+    assert shown and shown[0][7] == "[FREE_TEXT]", shown
+
+
+# -- 0247: storage sizes measure the stored values ----------------------------------------------------------------
+@pytest.fixture
+def sized(mysql_conn: Any, unique: str) -> Iterator[Callable[[str, str], str]]:
+    """Make a table of the given engine whose row 1 holds the given name; each is dropped afterwards."""
+    made: list[str] = []
+
+    def make(engine: str, name: str) -> str:
+        t = f"rt10md_{unique}_{len(made)}"
+        made.append(t)
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {t} {DDL} ENGINE={engine} CHECKSUM=1")
+            cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", [(1, name, *ROWS[0][2:]), *ROWS[1:]])
+        return t
+
+    yield make
+    with mysql_conn.cursor() as cur:
+        for t in made:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+SIZE_READS = [
+    "SELECT data_length, avg_row_length, index_length, data_free, checksum FROM information_schema.TABLES "
+    "WHERE table_schema = DATABASE() AND table_name = '{t}'",
+    "SELECT * FROM information_schema.TABLES WHERE table_schema = DATABASE() AND table_name = '{t}'",
+    "SELECT data_length + 0, checksum DIV 2 FROM information_schema.TABLES WHERE table_name = '{t}'",
+    "SHOW TABLE STATUS LIKE '{t}'",
+    "SHOW TABLE STATUS WHERE Name = '{t}'",
+    "SELECT count(*) FROM information_schema.TABLES WHERE table_name = '{t}' AND data_length > {length}",
+    "SELECT count(*) FROM information_schema.TABLES WHERE table_name = '{t}' AND checksum = {checksum}",
+]
+
+
+def _seen(conn: Any, sql: str) -> Any:
+    """Rows of a table-status read, with the times (which differ between the two tables) and names left out."""
+    got = _run(conn, sql)
+    if got[0] == "refused":
+        return got
+    names, rows = got
+    keep = [i for i, n in enumerate(names) if "time" not in n.lower() and n.lower() not in ("name", "table_name")]
+    return [names[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
+
+
+@pytest.mark.parametrize("engine", ["MyISAM", "Aria"])
+@pytest.mark.parametrize(
+    "template", SIZE_READS, ids=["sizes", "star", "computed", "show", "show-where", "filter", "filter-count"]
+)
+def test_table_sizes_tell_no_value(
+    mysql_kw: dict[str, Any], sized: Callable[[str, str], str], engine: str, template: str
+) -> None:
+    import pymysql
+
+    tables = [sized(engine, name) for name in NAMES]
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    try:
+        # a guess: the first table's length and checksum (the attacker computes them for a candidate value)
+        length, checksum = _run(raw, SIZE_READS[0].format(t=tables[0]))[1][0][0:5:4]
+        guess = {"length": length, "checksum": checksum}
+        truth = [_seen(raw, template.format(t=t, **guess)) for t in tables]
+        seen = [_seen(gov, template.format(t=t, **guess)) for t in tables]
+    finally:
+        raw.close()
+        gov.close()
+    # the oracle, unprotected (an Aria table's pages hold both records alike; its checksum still differs)
+    filtering = "{length}" in template or "{checksum}" in template
+    assert truth[0] != truth[1] or (engine == "Aria" and "{length}" in template), truth
+    assert seen[0] == seen[1], seen
+    if filtering:
+        assert seen[0][0] == "refused" and "masked-column-predicate" in seen[0][1], seen
+    else:
+        names, rows = seen[0]
+        assert len(rows) == 1 and rows[0], seen
+        for column in ("data_length", "avg_row_length", "checksum"):
+            at = [i for i, n in enumerate(names) if n.lower() == column]
+            assert all(rows[0][i] is None for i in at), (column, seen)
+
+
+def test_table_sizes_grow_with_a_name(mysql_kw: dict[str, Any], sized: Callable[[str, str], str]) -> None:
+    """The premise, on the raw connection: the longer name makes the longer MyISAM table (records are padded to
+    whole words, so five characters more are a few bytes more)."""
+    import pymysql
+
+    tables = [sized("MyISAM", name) for name in NAMES]
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    try:
+        sizes = [_run(raw, SIZE_READS[0].format(t=t))[1][0][0] for t in tables]
+    finally:
+        raw.close()
+    assert sizes[0] < sizes[1], sizes
+
+
+def test_table_status_without_sizes_still_reads(mysql_kw: dict[str, Any], sized: Callable[[str, str], str]) -> None:
+    """Names, engines, row counts and options stay exact, by information_schema and SHOW; a grant shows sizes."""
+    import pymysql
+
+    t = sized("MyISAM", NAMES[0])
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    dba = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw),
+        identity=governed_db.Identity("dana", kind="human", roles=["dba"]),
+        environment="production",
+        audit=False,
+        masking={"unmask": [{"role": "dba"}]},
+    )
+    try:
+        listed = _run(gov, f"SELECT table_name, engine, table_rows, row_format, create_options, table_collation "
+                           f"FROM information_schema.TABLES WHERE table_schema = DATABASE() AND table_name = '{t}'")
+        assert listed[1] == [(t, "MyISAM", 3, "Dynamic", "checksum=1", "utf8mb4_general_ci")], listed
+        shown = _run(gov, f"SHOW TABLE STATUS LIKE '{t}'")
+        row = dict(zip(shown[0], shown[1][0], strict=True))
+        assert (row["Name"], row["Engine"], row["Rows"], row["Collation"], row["Comment"]) == (
+            t, "MyISAM", 3, "utf8mb4_general_ci", ""
+        ), row
+        assert row["Data_length"] is None and row["Checksum"] is None
+        granted = _run(dba, f"SHOW TABLE STATUS LIKE '{t}'")
+        assert dict(zip(granted[0], granted[1][0], strict=True))["Data_length"] > 0, granted
+        assert _run(gov, "SHOW TABLES")[1]  # discovery keeps running
+    finally:
+        gov.close()
+        dba.close()
