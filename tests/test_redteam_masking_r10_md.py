@@ -15,6 +15,12 @@ configuration, no unmask grant.
   every stored value, to check a guess against offline. These size columns are masked (NULL) now, their
   filters refused; the table's name, engine, row count and times stay exact (decision 0247).
 
+* The sys schema's views read the catalogs decision 0234 refused, under other names:
+  ``sys.x$innodb_buffer_stats_by_table.data`` (and ``innodb_buffer_stats_by_schema``, the table statistics "with
+  buffer") sums INNODB_BUFFER_PAGE's DATA_SIZE — the bytes of a table's records, 487 with one name and 499 with a
+  longer one; ``sys.innodb_lock_waits`` joins INNODB_LOCKS; ``sys.processlist``, ``sys.session`` and
+  ``sys.schema_table_lock_waits`` read the statement tables. They are refused as those are (decision 0247).
+
 Each oracle compares two secrets (or a right and a wrong guess) and passes when the agent observes both alike; the
 raw connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -368,3 +374,64 @@ def test_table_status_without_sizes_still_reads(mysql_kw: dict[str, Any], sized:
     finally:
         gov.close()
         dba.close()
+
+
+# -- 0247: the sys schema's views over refused catalogs -----------------------------------------------------------
+SYS_READS = [
+    "SELECT object_name, data, rows_cached FROM sys.x$innodb_buffer_stats_by_table "
+    "WHERE object_schema = DATABASE() AND object_name = '{t}'",
+    "SELECT object_name, data FROM sys.innodb_buffer_stats_by_table WHERE object_name = '{t}'",
+    "SELECT * FROM `sys`.`x$innodb_buffer_stats_by_table` WHERE object_name = '{t}'",
+    "SELECT data FROM SYS.X$INNODB_BUFFER_STATS_BY_TABLE WHERE object_name = '{t}'",
+    "SELECT object_schema, data FROM sys.x$innodb_buffer_stats_by_schema",
+    "SELECT table_name, innodb_buffer_data FROM sys.x$schema_table_statistics_with_buffer",
+    "SELECT * FROM sys.innodb_lock_waits",
+    "SELECT * FROM sys.x$processlist",
+    "SELECT * FROM sys.session",
+    "SELECT * FROM sys.schema_table_lock_waits",
+]
+
+
+@pytest.mark.parametrize(
+    "template",
+    SYS_READS,
+    ids=["buffer-x", "buffer", "buffer-quoted", "buffer-upper", "buffer-schema", "with-buffer", "lock-waits",
+         "processlist", "session", "table-lock-waits"],
+)
+def test_sys_views_over_refused_catalogs_are_refused(
+    mysql_kw: dict[str, Any], sized: Callable[[str, str], str], template: str
+) -> None:
+    import pymysql
+
+    tables = [sized("InnoDB", name) for name in NAMES]
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    try:
+        for t in tables:  # both tables' pages in the buffer pool
+            _run(raw, f"SELECT * FROM {t}")
+        if template.startswith("SELECT object_name, data, rows_cached"):
+            # the oracle, unprotected: the page bytes of the two tables differ by the names' lengths
+            truth = [_run(raw, template.format(t=t))[1] for t in tables]
+            assert truth[0][0][1] < truth[1][0][1], truth
+        for t in tables:
+            got = _run(gov, template.format(t=t))
+            assert got == ("refused", ("system-catalog",)), got
+    finally:
+        raw.close()
+        gov.close()
+
+
+def test_other_sys_views_still_read(mysql_kw: dict[str, Any]) -> None:
+    """Views of the sys schema over nothing that holds values keep running (the version, configuration)."""
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    try:
+        assert _run(gov, "SELECT * FROM sys.version")[1]
+        assert _run(gov, "SELECT variable, value FROM sys.sys_config")[0] == ["variable", "value"]
+    finally:
+        gov.close()

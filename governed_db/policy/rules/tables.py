@@ -41,8 +41,15 @@ VALUE_CATALOGS = frozenset(
      "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
      "information_schema.innodb_cmp_per_index", "information_schema.innodb_cmp_per_index_reset",
      "mysql.general_log", "mysql.slow_log", "performance_schema.events_statements_current",
-     "performance_schema.events_statements_history", "performance_schema.events_statements_history_long"}
+     "performance_schema.events_statements_history", "performance_schema.events_statements_history_long",
+     *(f"sys.{x}{v}" for x in ("", "x$") for v in (
+         "innodb_buffer_stats_by_table", "innodb_buffer_stats_by_schema", "innodb_lock_waits", "processlist",
+         "session", "schema_table_lock_waits", "schema_table_statistics_with_buffer"))}
 )  # fmt: skip
+# The sys schema's views over them (decision 0247) are the same reads under other names: the buffer statistics
+# sum INNODB_BUFFER_PAGE's DATA_SIZE per table and schema (487 bytes with one SSN, 499 with a longer one; the
+# table statistics "with buffer" join them), the lock waits join INNODB_LOCKS, the process list and session views
+# and the table lock waits read the statement tables
 # InnoDB's lock tables show the key of each record a lock waits on or blocks (LOCK_DATA: the values of a unique
 # index on ``ssn`` when the lock was taken through it), its full-text tables the words of the indexed texts; the
 # index statistics count the distinct values of each index prefix (``n_diff_pfx01``, ``avg_frequency``): after
