@@ -21,6 +21,11 @@ configuration, no unmask grant.
   longer one; ``sys.innodb_lock_waits`` joins INNODB_LOCKS; ``sys.processlist``, ``sys.session`` and
   ``sys.schema_table_lock_waits`` read the statement tables. They are refused as those are (decision 0247).
 
+* ``SHOW EXPLAIN FORMAT=JSON FOR <id>`` (also ``SHOW ANALYZE``, ``EXPLAIN ... FOR CONNECTION``) returns another
+  session's plan, whose ``attached_condition`` quotes its WHERE with the literals it was sent: the waiting
+  application's ``full_name = 'Alice Smith'`` in clear. Refused by ``system-catalog`` like the statement logs
+  (decision 0247).
+
 Each oracle compares two secrets (or a right and a wrong guess) and passes when the agent observes both alike; the
 raw connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -60,7 +65,9 @@ def people(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[s
             cur.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-def _waiting_application(mysql_kw: dict[str, Any], table: str, name: str, look: Callable[[int], Any]) -> Any:
+def _waiting_application(
+    mysql_kw: dict[str, Any], table: str, name: str, look: Callable[[int], Any], wait: int = 20
+) -> Any:
     """An application session whose ``UPDATE ... WHERE full_name = <name>`` waits on a row lock another session
     holds (the agent can hold one as long as it likes); ``look(its connection id)`` runs while it waits."""
     import pymysql
@@ -69,7 +76,7 @@ def _waiting_application(mysql_kw: dict[str, Any], table: str, name: str, look: 
     app = pymysql.connect(**mysql_kw)
     try:
         locker.cursor().execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
-        app.cursor().execute("SET SESSION innodb_lock_wait_timeout = 20")
+        app.cursor().execute(f"SET SESSION innodb_lock_wait_timeout = {wait}")
         pid = app.thread_id()
         sql = f"UPDATE {table} SET city = 'Nice' WHERE full_name = '{name}'"  # short: SHOW PROCESSLIST cuts at 100
         done = threading.Event()
@@ -433,5 +440,85 @@ def test_other_sys_views_still_read(mysql_kw: dict[str, Any]) -> None:
     try:
         assert _run(gov, "SELECT * FROM sys.version")[1]
         assert _run(gov, "SELECT variable, value FROM sys.sys_config")[0] == ["variable", "value"]
+    finally:
+        gov.close()
+
+
+# -- 0247: another session's plan -----------------------------------------------------------------------------------
+SESSION_PLANS = [
+    "SHOW EXPLAIN FORMAT=JSON FOR {pid}",
+    "show explain format = json for {pid}",
+    "SHOW ANALYZE FORMAT=JSON FOR {pid}",
+    "SHOW EXPLAIN FOR {pid}",
+    "SHOW ANALYZE FOR {pid}",
+    "EXPLAIN FORMAT=JSON FOR CONNECTION {pid}",
+    "EXPLAIN FOR CONNECTION {pid}",
+]
+
+
+def test_another_sessions_plan_is_refused(mysql_kw: dict[str, Any], people: str) -> None:
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    try:
+        for name in NAMES:
+            def look(pid: int, name: str = name) -> Any:
+                governed = [_run(gov, sql.format(pid=pid)) for sql in SESSION_PLANS]
+                # the oracle, unprotected (MariaDB answers once the application's lock wait ends)
+                shown = _run(raw, SESSION_PLANS[0].format(pid=pid))[1][0][0]
+                return governed, shown
+
+            governed, shown = _waiting_application(mysql_kw, people, name, look, wait=2)
+            assert f"full_name = '{name}'" in shown, shown
+            assert governed == [("refused", ("system-catalog",))] * len(SESSION_PLANS), governed
+    finally:
+        gov.close()
+        raw.close()
+
+
+def test_plans_of_own_statements_still_run(mysql_kw: dict[str, Any], people: str) -> None:
+    """EXPLAIN of the agent's own statements keeps running (its plan is masked as decision 0223 says)."""
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    try:
+        for sql in (
+            f"EXPLAIN SELECT id FROM {people} WHERE city = 'Paris'",
+            f"EXPLAIN FORMAT=JSON SELECT id FROM {people} WHERE id = 1",
+            f"EXPLAIN SELECT id FROM {people} WHERE city = 'connection'",
+        ):
+            got = _run(gov, sql)
+            assert got[0] != "refused" and got[1], (sql, got)
+    finally:
+        gov.close()
+
+
+def test_page_and_memory_measures_are_masked(mysql_kw: dict[str, Any], people: str) -> None:
+    """Coarser measures of the same kind (no oracle shown at these sizes: InnoDB counts 16 KB pages, a session's
+    memory grows in blocks): InnoDB's table statistics are refused like its index statistics, file sizes and a
+    session's memory come back NULL; the columns beside them stay exact."""
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    try:
+        assert _run(gov, f"SELECT * FROM mysql.innodb_table_stats WHERE table_name = '{people}'") == (
+            "refused", ("system-catalog",)
+        )
+        mine = _run(gov, "SELECT id, memory_used, max_memory_used FROM information_schema.PROCESSLIST "
+                         "WHERE id = CONNECTION_ID()")
+        assert mine[1] == [(gov.thread_id(), None, None)], mine
+        files = _run(gov, "SELECT name, file_size, allocated_size FROM information_schema.INNODB_SYS_TABLESPACES "
+                          f"WHERE name LIKE '%/{people}'")
+        assert files[1] == [(f"{mysql_kw['database']}/{people}", None, None)], files
+        stats = _run(gov, "SELECT name, num_rows, clust_index_size FROM information_schema.INNODB_SYS_TABLESTATS "
+                          f"WHERE name LIKE '%/{people}'")
+        assert stats[1] == [(f"{mysql_kw['database']}/{people}", 3, None)], stats
     finally:
         gov.close()

@@ -167,6 +167,9 @@ TABLES = "information_schema.TABLES"
 MYSQL_SIZE_MEASURES: dict[str, tuple[str, ...]] = {
     "information_schema.tables": ("avg_row_length", "data_length", "index_length", "data_free", "checksum"),
     "information_schema.innodb_sys_tablestats": ("clust_index_size", "other_index_size"),
+    "information_schema.innodb_sys_tablespaces": ("file_size", "allocated_size"),
+    # a session's memory, of the kind of the Memory_used counters decision 0215 refused
+    "information_schema.processlist": ("memory_used", "max_memory_used"),
 }
 #: what ``SHOW TABLE STATUS`` lists: information_schema.TABLES's columns, under the names it gives them
 TABLE_STATUS_COLUMNS = (

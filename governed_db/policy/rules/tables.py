@@ -37,7 +37,7 @@ VALUE_CATALOGS = frozenset(
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
      "sqlite_stat1", "dbstat", "information_schema.innodb_locks", "performance_schema.data_locks",
      "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
-     "mysql.innodb_index_stats", "mysql.index_stats", "information_schema.partitions",
+     "mysql.innodb_index_stats", "mysql.innodb_table_stats", "mysql.index_stats", "information_schema.partitions",
      "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
      "information_schema.innodb_cmp_per_index", "information_schema.innodb_cmp_per_index_reset",
      "mysql.general_log", "mysql.slow_log", "performance_schema.events_statements_current",
@@ -266,6 +266,10 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
     if _engine_status(stmt):
         values.append("SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS (they dump whole rows, or statements as written)")
+    if "session-plan" in stmt.flags:
+        # MariaDB's plan of another session's running statement: its conditions with the literals it was sent
+        # (``"attached_condition": "customers.full_name = 'Alice Smith'"``), decision 0247
+        values.append(f"{stmt.operation} (another session's plan, its conditions quoting the values it was sent)")
     traffic = _traffic(stmt) if not values else None
     if traffic is not None:
         return Finding(
