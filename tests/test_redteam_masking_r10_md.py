@@ -26,6 +26,13 @@ configuration, no unmask grant.
   application's ``full_name = 'Alice Smith'`` in clear. Refused by ``system-catalog`` like the statement logs
   (decision 0247).
 
+* ``SET character_set_results = latin1`` (or ``SET NAMES latin1``, ``SET CHARACTER SET latin1``...) makes the server
+  send result text in latin1 while PyMySQL and aiomysql decode it as UTF-8: ``SELECT replace(ssn, '5', 'é') AS r
+  ... WHERE id = 1`` (masked whole, so allowed) then fails exactly when the SSN holds a 5, and the error says at
+  which position; a plain read fails for an accented name. Decision 0210 had closed this on PostgreSQL and
+  judged MySQL safe because the server sends ``?`` for what the charset lacks — it does, but the driver's
+  decoding is the oracle. Refused for identities that see masked columns (decision 0246).
+
 Each oracle compares two secrets (or a right and a wrong guess) and passes when the agent observes both alike; the
 raw connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -41,6 +48,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests.test_masking_noninterference import Pair
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 NAMES = ("Alice Smith", "Zoe Quinn-Harper")  # the two secrets an application writes with
@@ -522,3 +530,93 @@ def test_page_and_memory_measures_are_masked(mysql_kw: dict[str, Any], people: s
         assert stats[1] == [(f"{mysql_kw['database']}/{people}", 3, None)], stats
     finally:
         gov.close()
+
+
+# -- 0246: a result character set the driver cannot decode --------------------------------------------------------
+CHARSET_SWITCHES = [
+    "SET character_set_results = latin1",
+    "SET NAMES latin1",
+    "SET CHARACTER SET latin1",
+    "SET @@session.character_set_results = 'latin1'",
+    "SET SESSION character_set_results = cp1251",
+    "SET character_set_results = NULL",
+    "SET NAMES DEFAULT",
+    "SET @x = 1, character_set_results = latin1",
+]
+#: what the switch lets a read tell: where row 1's SSN holds a 5 (copy A: 536-22-8726, copy B: 100-99-0000) and
+#: whether its name starts with an A (Alice Smith, Zoe Quinn-Harper)
+CHARSET_READS = [
+    "SELECT replace(ssn, '5', 'é') AS r FROM t WHERE id = 1",
+    "SELECT id, replace(full_name, 'A', 'é') AS r FROM t WHERE id = 1",
+]
+
+
+@pytest.mark.parametrize("read", CHARSET_READS, ids=["ssn-digit", "name-letter"])
+def test_result_charset_switch_is_refused(read: str) -> None:
+    pair = Pair("mysql")
+    try:
+        program = [CHARSET_SWITCHES[0], read]
+        assert pair.raw_differs(program)  # the oracle, unprotected: a decoding error for copy A only
+        a, b = pair.governed(program)
+        assert a == b, f"A: {a}\nB: {b}"
+        assert a[0][0] == "refused" and "masked-column-predicate" in a[0][1], a
+        assert a[1][0] == "rows" and ("[US_SSN]" in a[1][1] or "[PERSON_NAME]" in a[1][1]), a
+        run = pair._run(pair.gov[0])
+        for switch in CHARSET_SWITCHES:
+            with pytest.raises(governed_db.GuardrailViolation) as refused:
+                run(switch)
+            assert "masked-column-predicate" in refused.value.decision.rules, switch
+            assert "result character set" in str(refused.value), switch
+    finally:
+        pair.close()
+
+
+def test_utf8_charset_switches_still_run(mysql_kw: dict[str, Any], people: str) -> None:
+    """UTF-8 switches run and reads stay exact; an identity with an unmask grant may switch to latin1."""
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    dba = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw),
+        identity=governed_db.Identity("dana", kind="human", roles=["dba"]),
+        environment="production",
+        audit=False,
+        masking={"unmask": [{"role": "dba"}]},
+    )
+    try:
+        for sql in (
+            "SET NAMES utf8mb4",
+            "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'",
+            "SET character_set_results = utf8mb4",
+            "SET @@session.character_set_results = 'utf8'",
+            "SET character_set_client = utf8mb4",
+        ):
+            _run(gov, sql)
+        assert _run(gov, f"SELECT city, full_name FROM {people} WHERE id = 2")[1] == [("Lyon", "[PERSON_NAME]")]
+        _run(dba, "SET character_set_results = latin1")
+        assert _run(dba, f"SELECT full_name FROM {people} WHERE id = 2")[1] == [("Ivan Petrov",)]
+    finally:
+        gov.close()
+        dba.close()
+
+
+def test_aiomysql_result_charset_switch_is_refused(mysql_kw: dict[str, Any]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def switch() -> str:
+        conn = governed_db.wrap(
+            await aiomysql.connect(autocommit=True, **kw), identity=AGENT, environment="production", audit=False
+        )
+        try:
+            cur = await conn.cursor()
+            with pytest.raises(governed_db.GuardrailViolation):
+                await cur.execute("SET NAMES latin1")
+            await cur.execute("SELECT @@character_set_results")
+            return str((await cur.fetchone())[0])
+        finally:
+            conn.close()
+
+    assert asyncio.run(switch()).startswith("utf8")
