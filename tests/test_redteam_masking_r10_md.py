@@ -33,6 +33,11 @@ configuration, no unmask grant.
   judged MySQL safe because the server sends ``?`` for what the charset lacks — it does, but the driver's
   decoding is the oracle. Refused for identities that see masked columns (decision 0246).
 
+* Not masking: on an autocommit PyMySQL/aiomysql connection, the effect guard bracketed a bounded write with its
+  own ``BEGIN`` ... ``COMMIT`` even inside the agent's explicit ``START TRANSACTION``: the ``BEGIN`` committed what
+  the transaction had done so far and the ``COMMIT`` kept the write, so the agent's ``ROLLBACK`` undid nothing.
+  The server's in-transaction flag decides now: inside one, the guard uses its savepoint.
+
 Each oracle compares two secrets (or a right and a wrong guess) and passes when the agent observes both alike; the
 raw connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -620,3 +625,57 @@ def test_aiomysql_result_charset_switch_is_refused(mysql_kw: dict[str, Any]) -> 
             conn.close()
 
     assert asyncio.run(switch()).startswith("utf8")
+
+
+# -- the effect guard inside an explicit transaction on an autocommit connection ------------------------------------
+def test_explicit_transaction_on_autocommit_connection_rolls_back(
+    mysql_kw: dict[str, Any], mysql_conn: Any, people: str
+) -> None:
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+
+    def cities() -> list[Any]:
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"SELECT id, city FROM {people} ORDER BY id")
+            return [tuple(r) for r in cur.fetchall()]
+
+    before = cities()
+    try:
+        for sql in ("START TRANSACTION", f"UPDATE {people} SET city = 'Nice' WHERE id = 1",
+                    f"UPDATE {people} SET city = 'Oslo' WHERE id = 2"):
+            _run(gov, sql)
+        refused = _run(gov, f"UPDATE {people} SET city = 'Rome' WHERE id > 0")  # every row: the guard refuses
+        assert refused[0] == "refused", refused
+        assert _run(gov, f"SELECT city FROM {people} WHERE id IN (1, 2) ORDER BY id")[1] == [("Nice",), ("Oslo",)]
+        _run(gov, "ROLLBACK")
+        assert cities() == before  # nothing was kept: not the writes before the refusal, not the refused one
+        for sql in ("BEGIN", f"UPDATE {people} SET city = 'Nice' WHERE id = 1", "COMMIT"):
+            _run(gov, sql)
+        _run(gov, f"UPDATE {people} SET city = 'Oslo' WHERE id = 2")  # autocommit: kept at once
+        assert cities()[:2] == [(1, "Nice"), (2, "Oslo")]
+    finally:
+        gov.close()
+
+
+def test_aiomysql_explicit_transaction_rolls_back(mysql_kw: dict[str, Any], mysql_conn: Any, people: str) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def run() -> None:
+        conn = governed_db.wrap(
+            await aiomysql.connect(autocommit=True, **kw), identity=AGENT, environment="production", audit=False
+        )
+        try:
+            cur = await conn.cursor()
+            for sql in ("START TRANSACTION", f"UPDATE {people} SET city = 'Nice' WHERE id = 1", "ROLLBACK"):
+                await cur.execute(sql)
+        finally:
+            conn.close()
+
+    asyncio.run(run())
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"SELECT city FROM {people} WHERE id = 1")
+        assert cur.fetchone()[0] == "Paris"
