@@ -33,6 +33,14 @@ configuration, no unmask grant.
   judged MySQL safe because the server sends ``?`` for what the charset lacks — it does, but the driver's
   decoding is the oracle. Refused for identities that see masked columns (decision 0246).
 
+* InnoDB's redo log counters (``Innodb_os_log_written``, ``Innodb_lsn_current``, ``Innodb_lsn_flushed``,
+  ``Innodb_checkpoint_age``; ``INNODB_METRICS.os_log_bytes_written``) grow by the bytes a write logs, and an
+  allowed ``UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1`` logs the whole row: 428 bytes with copy A's row 1,
+  440 with copy B's. The governed connection showed the counters partly masked by value detection
+  (``******90``), keeping the last two digits — enough to tell the deltas apart. Refused like ``Bytes_sent``
+  (decision 0215), and so are the binary log's position and sizes (``SHOW MASTER STATUS``, ``SHOW BINARY LOGS``,
+  ``Binlog_bytes_written``), which grow by the row images of the same writes when the binary log is on
+  (decision 0247).
 * Not masking: on an autocommit PyMySQL/aiomysql connection, the effect guard bracketed a bounded write with its
   own ``BEGIN`` ... ``COMMIT`` even inside the agent's explicit ``START TRANSACTION``: the ``BEGIN`` committed what
   the transaction had done so far and the ``COMMIT`` kept the write, so the agent's ``ROLLBACK`` undid nothing.
@@ -679,3 +687,61 @@ def test_aiomysql_explicit_transaction_rolls_back(mysql_kw: dict[str, Any], mysq
     with mysql_conn.cursor() as cur:
         cur.execute(f"SELECT city FROM {people} WHERE id = 1")
         assert cur.fetchone()[0] == "Paris"
+
+
+# -- 0247: bytes the redo log (and the binary log) wrote ----------------------------------------------------------
+REDO_READS = [
+    "SHOW GLOBAL STATUS LIKE 'Innodb_os_log_written'",
+    "SHOW STATUS LIKE 'Innodb_lsn%'",
+    "SHOW GLOBAL STATUS LIKE 'Innodb%'",
+    "SHOW GLOBAL STATUS WHERE Variable_name = 'Innodb_checkpoint_age'",
+    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_LSN_CURRENT'",
+    "SELECT count FROM information_schema.INNODB_METRICS WHERE name = 'os_log_bytes_written'",
+    "SHOW GLOBAL STATUS LIKE 'Binlog_bytes_written'",
+    "SHOW MASTER STATUS",
+    "SHOW BINARY LOGS",
+    "SHOW BINLOG STATUS",
+]
+
+
+def test_bytes_logged_tell_no_value() -> None:
+    pair = Pair("mysql")
+    try:
+        def delta(conn: Any) -> int:
+            """Bytes the redo log grew by around an allowed write of a clear column of row 1 (the least of a
+            few tries: other sessions on a shared server only add)."""
+            seen = []
+            for _ in range(4):
+                cur = conn.cursor()
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")
+                before = int(cur.fetchone()[1])
+                cur.execute("UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1")
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'")
+                seen.append(int(cur.fetchone()[1]) - before)
+                cur.execute("UPDATE t SET city = 'Paris' WHERE id = 1")
+            return min(seen)
+
+        deltas = [delta(c) for c in pair.raw]
+        assert deltas[0] != deltas[1], deltas  # the oracle, unprotected: the row's size, masked values and all
+        program = ["UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1", *REDO_READS, "UPDATE t SET city = 'Paris' "
+                   "WHERE id = 1"]
+        a, b = pair.governed(program)
+        assert a == b, f"A: {a}\nB: {b}"
+        for seen in a[1:-1]:
+            assert seen[0] == "refused" and "system-catalog" in seen[1], seen
+    finally:
+        pair.close()
+
+
+def test_other_innodb_counters_still_read(mysql_kw: dict[str, Any]) -> None:
+    import pymysql
+
+    gov = governed_db.wrap(
+        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
+    )
+    try:
+        for sql in ("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages%'", "SHOW STATUS LIKE 'Threads%'",
+                    "SHOW ENGINE INNODB MUTEX", "SHOW SLAVE STATUS"):
+            assert _run(gov, sql)[0] != "refused", sql
+    finally:
+        gov.close()

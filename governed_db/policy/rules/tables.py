@@ -68,14 +68,22 @@ VALUE_CATALOGS = frozenset(
 VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat"})
 #: MySQL/MariaDB status counters that measure what the server computed *before* masking: ``Bytes_sent`` grows
 #: by the length of every value sent (``SELECT email ... WHERE id = 1`` tells its length, ``replace(ssn, '5',
-#: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. Lower case.
-TRAFFIC_COUNTERS = frozenset({"bytes_sent", "memory_used", "max_memory_used"})
+#: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. The redo log's counters grow
+#: by the bytes of the records a write logs: an allowed ``UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1`` logs
+#: the whole row, masked values and all (428 bytes with one name, 440 with a longer one), and so may the binary
+#: log (decision 0247). Lower case.
+TRAFFIC_COUNTERS = frozenset(
+    {"bytes_sent", "memory_used", "max_memory_used", "innodb_os_log_written", "innodb_lsn_current",
+     "innodb_lsn_flushed", "innodb_lsn_last_checkpoint", "innodb_checkpoint_age", "innodb_data_written",
+     "binlog_bytes_written"}
+)  # fmt: skip
 #: tables of status counters (any of them may hold those above), and per-client statistics with a BYTES_SENT
 TRAFFIC_TABLES = frozenset(
     {"information_schema.session_status", "information_schema.global_status", "performance_schema.session_status",
      "performance_schema.global_status", "performance_schema.status_by_thread", "performance_schema.status_by_account",
      "performance_schema.status_by_user", "performance_schema.status_by_host", "information_schema.user_statistics",
-     "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics"}
+     "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics",
+     "information_schema.innodb_metrics"}
 )  # fmt: skip
 #: tables where a filter on VARIABLE_NAME picks counters (the statistics tables have a column per counter)
 _STATUS_TABLES = frozenset(t for t in TRAFFIC_TABLES if not t.endswith("_statistics"))
@@ -186,11 +194,16 @@ def _picks_counter(cond: exp.Expression, name: str) -> bool | None:
     return any(str(v.this).lower() in TRAFFIC_COUNTERS for v in values)
 
 
-_ENGINE_STATUS = re.compile(r"\s*(?:ENGINE\s+\S+\s+STATUS|INNODB\s+STATUS|(?:BINLOG|RELAYLOG)\s+EVENTS)\b", re.I)
+_ENGINE_STATUS = re.compile(
+    r"\s*(?:ENGINE\s+\S+\s+STATUS|INNODB\s+STATUS|(?:BINLOG|RELAYLOG)\s+EVENTS|(?:MASTER|BINLOG)\s+STATUS|"
+    r"(?:BINARY|MASTER)\s+LOGS)\b",
+    re.I,
+)
 
 
-#: SHOW statements whose rows are other statements' text as executed (a binary or relay log in statement format)
-_LOG_EVENTS = frozenset({"BINLOG EVENTS", "RELAYLOG EVENTS"})
+#: SHOW statements whose rows are other statements' text as executed (a binary or relay log in statement format),
+#: or the binary log's size and position, which grow by the bytes of every row image a write logs (decision 0247)
+_LOG_EVENTS = frozenset({"BINLOG EVENTS", "RELAYLOG EVENTS", "MASTER STATUS", "BINARY LOGS", "BINLOG STATUS"})
 
 
 def _engine_status(stmt: StatementInfo) -> bool:
@@ -265,7 +278,10 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     values = [t for t in stmt.tables_read if _values(t)]
     values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
     if _engine_status(stmt):
-        values.append("SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS (they dump whole rows, or statements as written)")
+        values.append(
+            "SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS / the binary log's position (they dump whole rows, or "
+            "statements as written, or count their bytes)"
+        )
     if "session-plan" in stmt.flags:
         # MariaDB's plan of another session's running statement: its conditions with the literals it was sent
         # (``"attached_condition": "customers.full_name = 'Alice Smith'"``), decision 0247
@@ -273,7 +289,8 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     traffic = _traffic(stmt) if not values else None
     if traffic is not None:
         return Finding(
-            f"reads status counters ({traffic}) that include Bytes_sent or memory used, which measure values "
+            f"reads status counters ({traffic}) that include Bytes_sent, memory used or bytes logged, which "
+            "measure values "
             "before masking; name the counters you need (SHOW STATUS LIKE 'Threads%')"
         )
     return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
