@@ -71,7 +71,7 @@ VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat"})
 #: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. The redo log's counters grow
 #: by the bytes of the records a write logs: an allowed ``UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1`` logs
 #: the whole row, masked values and all (428 bytes with one name, 440 with a longer one), and so may the binary
-#: log (decision 0247). Lower case.
+#: log's (decision 0247). Lower case.
 TRAFFIC_COUNTERS = frozenset(
     {"bytes_sent", "memory_used", "max_memory_used", "innodb_os_log_written", "innodb_lsn_current",
      "innodb_lsn_flushed", "innodb_lsn_last_checkpoint", "innodb_checkpoint_age", "innodb_data_written",
@@ -194,16 +194,11 @@ def _picks_counter(cond: exp.Expression, name: str) -> bool | None:
     return any(str(v.this).lower() in TRAFFIC_COUNTERS for v in values)
 
 
-_ENGINE_STATUS = re.compile(
-    r"\s*(?:ENGINE\s+\S+\s+STATUS|INNODB\s+STATUS|(?:BINLOG|RELAYLOG)\s+EVENTS|(?:MASTER|BINLOG)\s+STATUS|"
-    r"(?:BINARY|MASTER)\s+LOGS)\b",
-    re.I,
-)
+_ENGINE_STATUS = re.compile(r"\s*(?:ENGINE\s+\S+\s+STATUS|INNODB\s+STATUS|(?:BINLOG|RELAYLOG)\s+EVENTS)\b", re.I)
 
 
-#: SHOW statements whose rows are other statements' text as executed (a binary or relay log in statement format),
-#: or the binary log's size and position, which grow by the bytes of every row image a write logs (decision 0247)
-_LOG_EVENTS = frozenset({"BINLOG EVENTS", "RELAYLOG EVENTS", "MASTER STATUS", "BINARY LOGS", "BINLOG STATUS"})
+#: SHOW statements whose rows are other statements' text as executed (a binary or relay log in statement format)
+_LOG_EVENTS = frozenset({"BINLOG EVENTS", "RELAYLOG EVENTS"})
 
 
 def _engine_status(stmt: StatementInfo) -> bool:
@@ -278,10 +273,7 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     values = [t for t in stmt.tables_read if _values(t)]
     values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
     if _engine_status(stmt):
-        values.append(
-            "SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS / the binary log's position (they dump whole rows, or "
-            "statements as written, or count their bytes)"
-        )
+        values.append("SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS (they dump whole rows, or statements as written)")
     if "session-plan" in stmt.flags:
         # MariaDB's plan of another session's running statement: its conditions with the literals it was sent
         # (``"attached_condition": "customers.full_name = 'Alice Smith'"``), decision 0247
