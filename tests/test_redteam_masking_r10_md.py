@@ -10,8 +10,8 @@ configuration, no unmask grant.
   columns on MariaDB, masked whole now (decision 0246).
 
 * A MyISAM table's ``DATA_LENGTH`` and ``AVG_ROW_LENGTH`` (``information_schema.TABLES``, ``SHOW TABLE STATUS``)
-  are the bytes of its records: one more character in a stored name, one more byte (120 and 128 bytes for the
-  two secrets here). The live ``CHECKSUM`` of a MyISAM or Aria table made with ``CHECKSUM=1`` is a function of
+  are the bytes of its records, padded to whole words: 172 bytes with ``Alice Smith`` in row 1, 176 with ``Zoe
+  Quinn-Harper``. The live ``CHECKSUM`` of a MyISAM or Aria table made with ``CHECKSUM=1`` is a function of
   every stored value, to check a guess against offline. These size columns are masked (NULL) now, their
   filters refused; the table's name, engine, row count and times stay exact (decision 0247).
 
