@@ -160,8 +160,7 @@ TABLES = "information_schema.TABLES"
 
 
 #: MySQL/MariaDB catalog columns that measure the stored values of the table a row describes (decision 0247):
-#: a MyISAM table's DATA_LENGTH and AVG_ROW_LENGTH are the bytes of its records (one more character in a name,
-#: one more byte), INDEX_LENGTH those of its packed keys, DATA_FREE those of deleted records, and the live
+#: a MyISAM table's DATA_LENGTH and AVG_ROW_LENGTH are the bytes of its records (a longer name, more bytes), INDEX_LENGTH those of its packed keys, DATA_FREE those of deleted records, and the live
 #: CHECKSUM of a MyISAM or Aria table made with CHECKSUM=1 is a function of every stored value; InnoDB's sizes
 #: count pages, which fill with the values' bytes
 MYSQL_SIZE_MEASURES: dict[str, tuple[str, ...]] = {
