@@ -160,9 +160,10 @@ TABLES = "information_schema.TABLES"
 
 
 #: MySQL/MariaDB catalog columns that measure the stored values of the table a row describes (decision 0247):
-#: a MyISAM table's DATA_LENGTH and AVG_ROW_LENGTH are the bytes of its records (a longer name, more bytes), INDEX_LENGTH those of its packed keys, DATA_FREE those of deleted records, and the live
-#: CHECKSUM of a MyISAM or Aria table made with CHECKSUM=1 is a function of every stored value; InnoDB's sizes
-#: count pages, which fill with the values' bytes
+#: a MyISAM table's DATA_LENGTH and AVG_ROW_LENGTH are the bytes of its records (a longer name, more bytes),
+#: INDEX_LENGTH those of its packed keys, DATA_FREE those of deleted records, and the live CHECKSUM of a MyISAM or
+#: Aria table made with CHECKSUM=1 is a function of every stored value; InnoDB's sizes count pages, which fill
+#: with the values' bytes
 MYSQL_SIZE_MEASURES: dict[str, tuple[str, ...]] = {
     "information_schema.tables": ("avg_row_length", "data_length", "index_length", "data_free", "checksum"),
     "information_schema.innodb_sys_tablestats": ("clust_index_size", "other_index_size"),
