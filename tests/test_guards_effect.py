@@ -247,6 +247,24 @@ def test_refusal_keeps_the_applications_earlier_work(sdb: Db) -> None:
     assert sdb.rows() == [*SEEDED, (4, "v4")]
 
 
+def test_a_transaction_begun_by_statement_on_an_autocommit_connection_is_the_applications(sdb: Db) -> None:
+    """``BEGIN`` (``START TRANSACTION``) sent as a statement on a connection in autocommit opens the application's
+    transaction: the guard's savepoint goes inside it, so its ``ROLLBACK`` undoes the bounded writes. The guard
+    once read the connection's autocommit flag alone, opened and committed its own transaction (MySQL's BEGIN
+    also committed the application's), and the ROLLBACK undid nothing (PyMySQL, psycopg, psycopg2)."""
+    sdb.run("START TRANSACTION" if sdb.name == "pymysql" else "BEGIN")
+    sdb.run("UPDATE {t} SET s = 'a' WHERE id = 1")
+    with pytest.raises(GuardrailViolation, match="would change 3 of 3 rows"):
+        sdb.run("UPDATE {t} SET s = 'x' WHERE id > 0")
+    sdb.run("UPDATE {t} SET s = 'b' WHERE id = 2")
+    assert [tuple(r) for r in sdb.run("SELECT s FROM {t} ORDER BY id").fetchall()] == [("a",), ("b",), ("v3",)]
+    sdb.run("ROLLBACK")
+    assert sdb.rows() == SEEDED
+    sdb.run("UPDATE {t} SET s = 'c' WHERE id = 3")
+    sdb.governed.commit()  # (autocommit: nothing to commit; sqlite3's own transaction: kept now)
+    assert sdb.rows() == [*SEEDED[:2], (3, "c")]
+
+
 def test_duckdb_inside_a_transaction_rolls_it_back_whole_on_a_refusal(request: pytest.FixtureRequest,
                                                                        tmp_path: Path, unique: str) -> None:
     """DuckDB has no savepoints: bounded writes in the app's transaction run; a refusal rolls all of it back."""

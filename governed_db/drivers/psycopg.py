@@ -541,7 +541,9 @@ class PsycopgDriver(PostgresSession, Driver):
 
     def transaction_state(self, gov: Any, raw: Any) -> str:
         if raw.autocommit:
-            return "autocommit"
+            # a BEGIN of the application's in autocommit mode (INTRANS, or INERROR after a failure) is its own
+            # transaction: the guard's BEGIN would be ignored and its COMMIT keep the write past the ROLLBACK
+            return "open" if int(raw.info.transaction_status) in (2, 3) else "autocommit"
         return "implicit" if int(raw.info.transaction_status) == 0 else "open"  # pq.TransactionStatus.IDLE
 
     def static_attributes(self, raw: Any) -> dict[str, Any]:

@@ -295,7 +295,9 @@ class Psycopg2Driver(PostgresSession, Driver):
 
     def transaction_state(self, gov: Any, raw: Any) -> str:
         if raw.autocommit:
-            return "autocommit"
+            # a BEGIN of the application's in autocommit mode (INTRANS, or INERROR after a failure) is its own
+            # transaction: the guard's BEGIN would be ignored and its COMMIT keep the write past the ROLLBACK
+            return "open" if raw.get_transaction_status() in (2, 3) else "autocommit"
         return "implicit" if raw.get_transaction_status() == 0 else "open"  # TRANSACTION_STATUS_IDLE
 
     def fold_into(self, sql: Any, params: Any, prefix: str) -> Any:

@@ -230,9 +230,11 @@ class PyMySQLDriver(Driver):
 
     # -- effect guard and session (docs/guardrails.md) -----------------------------------------
     def transaction_state(self, gov: Any, raw: Any) -> str:
-        if raw.get_autocommit():
-            return "autocommit"
-        return "open" if raw.server_status & _SERVER_STATUS_IN_TRANS else "implicit"
+        if raw.server_status & _SERVER_STATUS_IN_TRANS:
+            # also a START TRANSACTION of the application's in autocommit mode: the guard's own BEGIN would
+            # commit it, and its COMMIT keep the write past the application's ROLLBACK
+            return "open"
+        return "autocommit" if raw.get_autocommit() else "implicit"
 
     def quote_table(self, name: str) -> str:
         return ".".join(quote_ident(part, "`") for part in name.split("."))

@@ -137,6 +137,66 @@ class StatementFacts:
 _PG = frozenset({"postgres", "postgresql"})
 #: PostgreSQL views whose columns hold the text of other sessions' statements
 STATEMENT_TEXT: dict[str, tuple[str, ...]] = {"pg_stat_activity": ("query",)}
+_SESSION_STATEMENTS = ("current_statement", "last_statement")
+#: the same on MySQL/MariaDB, by schema-qualified name (decision 0246): the process list (MariaDB also keeps the
+#: text as bytes, ``INFO_BINARY``), the open transactions' current statements, the threads (and MySQL 8's
+#: process list) of the performance schema, the prepared statements' texts, and the sys views over them
+MYSQL_STATEMENT_TEXT: dict[str, tuple[str, ...]] = {
+    "information_schema.processlist": ("info", "info_binary"),
+    "information_schema.innodb_trx": ("trx_query",),
+    "performance_schema.threads": ("processlist_info",),
+    "performance_schema.processlist": ("info",),
+    "performance_schema.prepared_statements_instances": ("sql_text",),
+    "sys.processlist": _SESSION_STATEMENTS,
+    "sys.x$processlist": _SESSION_STATEMENTS,
+    "sys.session": _SESSION_STATEMENTS,
+    "sys.x$session": _SESSION_STATEMENTS,
+    "sys.innodb_lock_waits": ("waiting_query", "blocking_query"),
+    "sys.x$innodb_lock_waits": ("waiting_query", "blocking_query"),
+}
+#: what ``SHOW [FULL] PROCESSLIST`` lists: information_schema.PROCESSLIST's rows, under its column names
+PROCESSLIST_READ = "information_schema.PROCESSLIST"
+TABLES = "information_schema.TABLES"
+
+
+#: MySQL/MariaDB catalog columns that measure the stored values of the table a row describes (decision 0247):
+#: a MyISAM table's DATA_LENGTH and AVG_ROW_LENGTH are the bytes of its records (a longer name, more bytes),
+#: INDEX_LENGTH those of its packed keys, DATA_FREE those of deleted records, and the live CHECKSUM of a MyISAM or
+#: Aria table made with CHECKSUM=1 is a function of every stored value; InnoDB's sizes count pages, which fill
+#: with the values' bytes
+MYSQL_SIZE_MEASURES: dict[str, tuple[str, ...]] = {
+    "information_schema.tables": ("avg_row_length", "data_length", "index_length", "data_free", "checksum"),
+    "information_schema.innodb_sys_tablestats": ("clust_index_size", "other_index_size"),
+    "information_schema.innodb_sys_tablespaces": ("file_size", "allocated_size"),
+    # a session's memory, of the kind of the Memory_used counters decision 0215 refused
+    "information_schema.processlist": ("memory_used", "max_memory_used"),
+}
+#: what ``SHOW TABLE STATUS`` lists: information_schema.TABLES's columns, under the names it gives them
+TABLE_STATUS_COLUMNS = (
+    "TABLE_NAME AS Name", "ENGINE AS Engine", "VERSION AS Version", "ROW_FORMAT AS Row_format",
+    "TABLE_ROWS AS `Rows`", "AVG_ROW_LENGTH AS Avg_row_length", "DATA_LENGTH AS Data_length",
+    "MAX_DATA_LENGTH AS Max_data_length", "INDEX_LENGTH AS Index_length", "DATA_FREE AS Data_free",
+    "AUTO_INCREMENT AS Auto_increment", "CREATE_TIME AS Create_time", "UPDATE_TIME AS Update_time",
+    "CHECK_TIME AS Check_time", "TABLE_COLLATION AS Collation", "CHECKSUM AS Checksum",
+    "CREATE_OPTIONS AS Create_options", "TABLE_COMMENT AS Comment", "MAX_INDEX_LENGTH AS Max_index_length",
+    "TEMPORARY AS Temporary",
+)
+
+
+def size_measure_columns(dialect: str, key: str) -> tuple[str, ...]:
+    """The columns of catalog table ``key`` whose numbers measure the values stored in the tables it describes."""
+    if dialect in ("mysql", "mariadb"):
+        return MYSQL_SIZE_MEASURES.get(".".join(key.lower().rsplit(".", 2)[-2:]), ())
+    return ()
+
+
+def statement_text_columns(dialect: str, key: str) -> tuple[str, ...]:
+    """The columns of table ``key`` that hold other sessions' statements as they were sent."""
+    if dialect in _PG:
+        return STATEMENT_TEXT.get(key.rsplit(".", 1)[-1].lower(), ())
+    if dialect in ("mysql", "mariadb"):
+        return MYSQL_STATEMENT_TEXT.get(".".join(key.lower().rsplit(".", 2)[-2:]), ())
+    return ()
 
 
 def _explained(lineage: Lineage) -> Origin:
@@ -407,10 +467,19 @@ class MaskingState:
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
             info.classes[c.lower()] = cls
-        if self.dialect in _PG and key.rsplit(".", 1)[-1].lower() in STATEMENT_TEXT:
+        unlisted = {m.lower() for m in missing}
+        for c in size_measure_columns(self.dialect, key):
+            if c in unlisted:  # a reviewed catalog entry wins
+                info.classes[c] = ColumnClass(
+                    "SENSITIVE", 1.0, {"storage size": "bytes or a checksum of the stored values"},
+                    strategy=("null", {}),
+                )
+        texts = statement_text_columns(self.dialect, key)
+        if texts:
             # other sessions' statements as they sent them: any literal in them may be a masked value (an
-            # application's ``WHERE full_name = 'Alice Smith'``), which a scan does not recognise (decision 0230)
-            for c in STATEMENT_TEXT[key.rsplit(".", 1)[-1].lower()]:
+            # application's ``WHERE full_name = 'Alice Smith'``), which a scan does not recognise (decisions 0230,
+            # 0246)
+            for c in texts:
                 if c in {m.lower() for m in missing}:
                     info.classes[c] = ColumnClass(
                         "FREE_TEXT", 1.0, {"statement text": "statements of other sessions, literals and all"},
@@ -513,7 +582,14 @@ class MaskingState:
             return StatementFacts(None)
         tree = stmts[0].expression
         assert tree is not None
-        lineage = self.trace(tree)
+        shown = tree.name.upper() if isinstance(tree, exp.Show) and self.dialect in ("mysql", "mariadb") else ""
+        if shown in ("PROCESSLIST", "TABLE STATUS"):
+            # the process list and the table status under their own names: their statement text and sizes are
+            # masked as in the information_schema tables they list (0246, 0247)
+            columns, listed = (("*",), PROCESSLIST_READ) if shown == "PROCESSLIST" else (TABLE_STATUS_COLUMNS, TABLES)
+            lineage = self.trace(exp.select(*columns, dialect=self.sg_dialect).from_(listed, dialect=self.sg_dialect))
+        else:
+            lineage = self.trace(tree)
         if _DECLARE_CURSOR.match(analysis.sql) and lineage.outputs is not None:
             # DECLARE c CURSOR FOR <query> (judged as its query): its rows come back later, by FETCH, where no
             # lineage follows them, so every value it would return counts as kept for later

@@ -161,9 +161,12 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
 
 
 def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
-    """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210)."""
+    """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210);
+    MySQL/MariaDB: a result character set other than UTF-8 does, as the driver decodes the values (0246)."""
+    if state.dialect in ("mysql", "mariadb"):
+        return _result_charset_hit(state, analysis, identity)
     if state.dialect not in ("postgres", "postgresql"):
-        return None  # MySQL/MariaDB send '?' for a character the connection's charset lacks: no error
+        return None
     from governed_db.sql._lexing import lossy_encoding_changes
 
     for stmt in analysis.statements:
@@ -181,6 +184,32 @@ def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
                 "column fails would tell what its value holds (a Cyrillic name, a replaced digit of an SSN)",
                 "keep the connection's client encoding UTF8 (decode on the client if you need another), or ask "
                 "for an unmask grant (masking.unmask)",
+            )
+    return None
+
+
+def _result_charset_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """MySQL/MariaDB send a character the result character set lacks as ``?`` (no error), but PyMySQL and
+    aiomysql decode text in the connection's own charset (UTF-8): under latin1 an ``é`` is the byte 0xE9, which
+    fails to decode, and the error quotes its position (decision 0246)."""
+    from governed_db.sql._lexing import mysql_result_charset_changes
+
+    for stmt in analysis.statements:
+        if not stmt.settings:
+            continue
+        changes = mysql_result_charset_changes(stmt)
+        if changes:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} sets the result character set ({', '.join(changes)}): the server converts "
+                "every result value to it and the driver decodes them as UTF-8, failing on (and saying where) a "
+                "byte that is not, so whether a later read of a masked column fails would tell what its value "
+                "holds (an accented name, a replaced digit of an SSN)",
+                "keep the connection's character set utf8mb4 (choose another with the driver's "
+                "connect(charset=...)), or ask for an unmask grant (masking.unmask)",
             )
     return None
 

@@ -101,6 +101,9 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
     mysql = gd == "mysql"
     if mysql and w0 in ("SELECT", "WITH", "TABLE", "(") and _into_outfile(tokens):
         return _c("file", "SELECT INTO OUTFILE", "file-write")
+    if mysql and ((w0 == "SHOW" and w1 in ("EXPLAIN", "ANALYZE")) or (w0 == "EXPLAIN" and "CONNECTION" in words)):
+        # SHOW EXPLAIN|ANALYZE [FORMAT=JSON] FOR n, EXPLAIN [FORMAT=JSON] FOR CONNECTION n: another session's plan
+        return _c("read", op if w0 == "SHOW" else "EXPLAIN FOR CONNECTION", "session-plan")
     if w0 in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "SUMMARIZE", "FETCH", "MOVE", "CLOSE"):
         return _c("read", w0)  # reports, and cursor steps over a query already judged at DECLARE
     if w0 in ("EXPORT", "IMPORT") and w1 == "DATABASE":

@@ -161,6 +161,34 @@ def lossy_encoding_changes(stmt: StatementInfo) -> list[str]:
     return list(found)
 
 
+#: MySQL/MariaDB settings that choose the character set the server sends result values in (``SET NAMES`` and
+#: ``SET CHARACTER SET`` set it too)
+_MYSQL_RESULT_CHARSET_SETTINGS = frozenset({"character_set_results", "names", "character set", "charset"})
+#: result character sets the drivers decode every value of (they decode text as UTF-8 unless told otherwise)
+_MYSQL_LOSSLESS_CHARSETS = frozenset({"utf8", "utf8mb4", "utf8mb3"})
+
+
+def mysql_result_charset_changes(stmt: StatementInfo) -> list[str]:
+    """MySQL/MariaDB: the result character sets other than UTF-8 ``stmt`` switches the session to (``name=value``).
+
+    The server converts result values to it, and PyMySQL/aiomysql, connected in UTF-8, decode them as UTF-8: under
+    latin1 an ``é`` arrives as the byte 0xE9 and decoding fails, quoting its position. So whether ``SELECT
+    replace(ssn, '5', 'é') AS r`` fails, and where, says where an SSN holds a 5 (decision 0246)."""
+    found: dict[str, None] = {}
+    tree = stmt.expression
+    assigned = _assignments(tree) if tree is not None and not isinstance(tree, exp.Command) else []
+    for name, value in assigned:
+        short = name.rsplit(".", 1)[-1].lstrip("@")
+        lossless = value is not None and value.strip().strip("'\"`").lower() in _MYSQL_LOSSLESS_CHARSETS
+        if name == "?" or (short in _MYSQL_RESULT_CHARSET_SETTINGS and not lossless):
+            found.setdefault(f"{short}={value}" if value is not None else short, None)
+    known = {n.rsplit(".", 1)[-1].lstrip("@") for n, _ in assigned}
+    for name, scope, write in stmt.settings:
+        if write and scope != "reset" and name in _MYSQL_RESULT_CHARSET_SETTINGS and name not in known:
+            found.setdefault(name, None)
+    return list(found)
+
+
 def search_path_changes(stmt: StatementInfo) -> bool:
     """Does ``stmt`` change which schema unqualified names resolve to?"""
     if any(write and name == "search_path" for name, _scope, write in stmt.settings):
@@ -181,6 +209,7 @@ __all__ = [
     "lexing_changes",
     "lossless_encoding",
     "lossy_encoding_changes",
+    "mysql_result_charset_changes",
     "safe_encoding",
     "safe_value",
     "search_path_changes",

@@ -37,12 +37,19 @@ VALUE_CATALOGS = frozenset(
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
      "sqlite_stat1", "dbstat", "information_schema.innodb_locks", "performance_schema.data_locks",
      "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
-     "mysql.innodb_index_stats", "mysql.index_stats", "information_schema.partitions",
+     "mysql.innodb_index_stats", "mysql.innodb_table_stats", "mysql.index_stats", "information_schema.partitions",
      "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
      "information_schema.innodb_cmp_per_index", "information_schema.innodb_cmp_per_index_reset",
      "mysql.general_log", "mysql.slow_log", "performance_schema.events_statements_current",
-     "performance_schema.events_statements_history", "performance_schema.events_statements_history_long"}
+     "performance_schema.events_statements_history", "performance_schema.events_statements_history_long",
+     *(f"sys.{x}{v}" for x in ("", "x$") for v in (
+         "innodb_buffer_stats_by_table", "innodb_buffer_stats_by_schema", "innodb_lock_waits", "processlist",
+         "session", "schema_table_lock_waits", "schema_table_statistics_with_buffer"))}
 )  # fmt: skip
+# The sys schema's views over them (decision 0247) are the same reads under other names: the buffer statistics
+# sum INNODB_BUFFER_PAGE's DATA_SIZE per table and schema (487 bytes with one SSN, 499 with a longer one; the
+# table statistics "with buffer" join them), the lock waits join INNODB_LOCKS, the process list and session views
+# and the table lock waits read the statement tables
 # InnoDB's lock tables show the key of each record a lock waits on or blocks (LOCK_DATA: the values of a unique
 # index on ``ssn`` when the lock was taken through it), its full-text tables the words of the indexed texts; the
 # index statistics count the distinct values of each index prefix (``n_diff_pfx01``, ``avg_frequency``): after
@@ -61,14 +68,22 @@ VALUE_CATALOGS = frozenset(
 VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat"})
 #: MySQL/MariaDB status counters that measure what the server computed *before* masking: ``Bytes_sent`` grows
 #: by the length of every value sent (``SELECT email ... WHERE id = 1`` tells its length, ``replace(ssn, '5',
-#: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. Lower case.
-TRAFFIC_COUNTERS = frozenset({"bytes_sent", "memory_used", "max_memory_used"})
+#: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. The redo log's counters grow
+#: by the bytes of the records a write logs: an allowed ``UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1`` logs
+#: the whole row, masked values and all (428 bytes with one name, 440 with a longer one), and so may the binary
+#: log's (decision 0247). Lower case.
+TRAFFIC_COUNTERS = frozenset(
+    {"bytes_sent", "memory_used", "max_memory_used", "innodb_os_log_written", "innodb_lsn_current",
+     "innodb_lsn_flushed", "innodb_lsn_last_checkpoint", "innodb_checkpoint_age", "innodb_data_written",
+     "binlog_bytes_written"}
+)  # fmt: skip
 #: tables of status counters (any of them may hold those above), and per-client statistics with a BYTES_SENT
 TRAFFIC_TABLES = frozenset(
     {"information_schema.session_status", "information_schema.global_status", "performance_schema.session_status",
      "performance_schema.global_status", "performance_schema.status_by_thread", "performance_schema.status_by_account",
      "performance_schema.status_by_user", "performance_schema.status_by_host", "information_schema.user_statistics",
-     "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics"}
+     "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics",
+     "information_schema.innodb_metrics"}
 )  # fmt: skip
 #: tables where a filter on VARIABLE_NAME picks counters (the statistics tables have a column per counter)
 _STATUS_TABLES = frozenset(t for t in TRAFFIC_TABLES if not t.endswith("_statistics"))
@@ -259,10 +274,15 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
     if _engine_status(stmt):
         values.append("SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS (they dump whole rows, or statements as written)")
+    if "session-plan" in stmt.flags:
+        # MariaDB's plan of another session's running statement: its conditions with the literals it was sent
+        # (``"attached_condition": "customers.full_name = 'Alice Smith'"``), decision 0247
+        values.append(f"{stmt.operation} (another session's plan, its conditions quoting the values it was sent)")
     traffic = _traffic(stmt) if not values else None
     if traffic is not None:
         return Finding(
-            f"reads status counters ({traffic}) that include Bytes_sent or memory used, which measure values "
+            f"reads status counters ({traffic}) that include Bytes_sent, memory used or bytes logged, which "
+            "measure values "
             "before masking; name the counters you need (SHOW STATUS LIKE 'Threads%')"
         )
     return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
