@@ -27,7 +27,9 @@ from governed_db.masking.classify import (
     ColumnClass,
     classify_column,
     classify_name,
+    non_empty,
     provisional_class,
+    sparse_text,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.constraints import (
@@ -391,13 +393,31 @@ class MaskingState:
                 for i, n in enumerate(names):
                     values[n.lower()] = [r[i] for r in rows if i < len(r)]
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
-        info.provisional = sampled_rows is not None and sampled_rows < min(FEW_ROWS, self.config.sample_rows)
+        floor = min(FEW_ROWS, self.config.sample_rows)
+        info.provisional = sampled_rows is not None and sampled_rows < floor
+        sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
+        if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
+            # the sample did not read the whole table: look for the nearly empty columns' values in the rest
+            names = [c for c in missing if c.lower() in sparse]
+            quoted = [exp.to_identifier(c, quoted=True).sql(dialect=self.sg_dialect) for c in names]
+            more = schema.sample_columns(raw, self.dialect, table_sql, quoted, self.config.sample_rows)
+            if more is not None:
+                for i, c in enumerate(names):
+                    values[c.lower()] = [r[i] for r in more if i < len(r)]
+                sparse = self._sparse(info, names, values)
         for c in missing:
             declared = types.get(c.lower())
             cls = classify_column(key, c, declared, values.get(c.lower()))
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
+            elif c.lower() in sparse:
+                # a column with (almost) no values yet (added later, filled later) is not known to be innocent
+                # either: scanned as it passes and classified again, like a nearly empty table (decision 0250)
+                count = non_empty(values.get(c.lower()))
+                cls = provisional_class(cls, declared, sampled_rows or 0, c, values=count)
             info.classes[c.lower()] = cls
+        if not info.provisional and any(cls.provisional for cls in info.classes.values()):
+            info.provisional = True  # sampled again later (its nearly empty columns)
         if self.dialect in _PG and key.rsplit(".", 1)[-1].lower() in STATEMENT_TEXT:
             # other sessions' statements as they sent them: any literal in them may be a masked value (an
             # application's ``WHERE full_name = 'Alice Smith'``), which a scan does not recognise (decision 0230)
@@ -427,6 +447,13 @@ class MaskingState:
                     strategy=("redact", {}),
                 )
         return info
+
+    def _sparse(self, info: TableInfo, columns: list[str], values: dict[str, list[Any]]) -> set[str]:
+        """The text-like columns among ``columns`` whose sample holds fewer than a few non-empty values."""
+        floor = min(FEW_ROWS, self.config.sample_rows)
+        return {
+            c.lower() for c in columns if sparse_text(info.types.get(c.lower()), values.get(c.lower()), floor)
+        }
 
     def _inherit_fts(self, info: TableInfo, columns: list[str], parent: str, what: str) -> None:
         """A full-text index's shadow table (``t_content``, ``t_data``...) or vocabulary holds the indexed text
