@@ -444,18 +444,38 @@ FACTORIES = {
     "class_row(dataclass)": lambda seen: __import__("psycopg.rows").rows.class_row(Customer),
     "kwargs_row": lambda seen: __import__("psycopg.rows").rows.kwargs_row(lambda **kw: seen.append(kw) or kw),
     "custom": _custom_factory,
+    "scalar_row": lambda seen: __import__("psycopg.rows").rows.scalar_row,
+    "dict_row": lambda seen: __import__("psycopg.rows").rows.dict_row,
 }
 
 
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
+@pytest.mark.parametrize("where", ["cursor", "connection"])
 @pytest.mark.parametrize("name", list(FACTORIES))
-def test_psycopg_row_factory_receives_masked_values(db: Db, name: str) -> None:
-    """Raw: the factory builds rows from clear values. Governed: from masked ones, and still builds every row."""
+def test_psycopg_row_factory_receives_masked_values(db: Db, name: str, where: str) -> None:
+    """Raw: the factory builds rows from clear values. Governed: from masked ones, and still builds every row —
+    set on the cursor, or on the connection before it is governed (the library's own catalog reads and samples
+    then still read plain tuples: a connection-wide scalar_row failed every statement on a table)."""
+    sql = (
+        f"SELECT ssn, id FROM {db.t} ORDER BY id"
+        if name == "scalar_row"
+        else f"SELECT * FROM {db.t} ORDER BY id"
+    )
     results = {}
-    for side, conn in (("raw", db.raw), ("gov", db.gov)):
+    for side in ("raw", "gov"):
         seen: list[Any] = []
-        cur = conn.cursor(row_factory=FACTORIES[name](seen))
-        rows = cur.execute(f"SELECT * FROM {db.t} ORDER BY id").fetchall()
+        factory = FACTORIES[name](seen)
+        if where == "cursor":
+            conn = db.raw if side == "raw" else db.gov
+            cur = conn.cursor(row_factory=factory)
+        else:
+            conn = db.connect_raw()
+            conn.row_factory = factory
+            conn = conn if side == "raw" else _wrap(conn)
+            cur = conn.cursor()
+        rows = cur.execute(sql).fetchall()
+        if where == "connection":
+            conn.close()
         results[side] = (rows, seen)
     raw_rows, gov_rows = results["raw"][0], results["gov"][0]
     assert clear(results["raw"]) and not clear(results["gov"]), results["gov"]
@@ -464,6 +484,10 @@ def test_psycopg_row_factory_receives_masked_values(db: Db, name: str) -> None:
         assert all(isinstance(r, Customer) for r in gov_rows)
         assert (gov_rows[0].id, gov_rows[0].city, gov_rows[0].ssn) == (1, "Paris", "[US_SSN]")
         assert gov_rows[0].full_name == "[PERSON_NAME]"
+    elif name == "scalar_row":
+        assert gov_rows == ["[US_SSN]", "[US_SSN]"]
+    elif name == "dict_row":
+        assert gov_rows[0]["city"] == "Paris" and gov_rows[0]["email"] == "a***@example.com"
 
 
 # -- item 3: labels of a table that fills up on a long-lived connection -------------------------------------

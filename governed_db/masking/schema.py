@@ -147,6 +147,7 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
             rollback_after = status == 0  # IDLE: our read must not leave a transaction open
     try:
         cur = conn.cursor()
+        _tuple_rows(cur)
     except Exception as e:
         log.debug("governed_db masking: no cursor for catalog reads: %s", loggable(e))
         return None
@@ -174,6 +175,15 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     finally:
         with contextlib.suppress(Exception):
             cur.close()
+
+
+def _tuple_rows(cur: Any) -> None:
+    """A psycopg 3 cursor inherits the connection's ``row_factory`` (the caller's: ``scalar_row``, a class):
+    catalog reads and samples read plain tuples whatever it is."""
+    if type(cur).__module__.split(".")[0] == "psycopg" and hasattr(cur, "row_factory"):
+        from psycopg.rows import tuple_row
+
+        cur.row_factory = tuple_row
 
 
 def read_columns(
