@@ -692,6 +692,7 @@ def _detect_rows() -> list[tuple[Any, ...]]:
             NAMES[(i + 1) % 6],
             f"10.4.2.{i}",
             f"firmware 10.4.2.{i} rolled out, crash {i} fixed" if i else "questions to alice@example.com",
+            NAMES[(i + 2) % 6],
         )
         for i in range(30)
     ]
@@ -707,7 +708,39 @@ DETECT_COLUMNS = [
     "holder",
     "firmware",
     "summary",
+    "guest_name",
 ]
+
+#: "names under display_name, holder and similar": column names a person's name is found under, and look-alikes
+PERSON_NAME_COLUMNS = [
+    "display_name", "displayName", "holder", "account_holder", "holder_name", "cardholder", "beneficiary", "payee",
+    "recipient_name", "owner_name", "nickname", "guardian", "next_of_kin", "legal_name", "policyholder",
+    "client_name", "guest_name", "passenger_name", "tenant_name", "member_name", "author_name", "assignee_name",
+    "preferred_name", "addressee",
+]  # fmt: skip
+NOT_PERSON_NAME_COLUMNS = [
+    "holder_type",
+    "file_name",
+    "table_name",
+    "member_name_count",
+    "client_name_verified",
+]
+
+
+@pytest.mark.parametrize("column", PERSON_NAME_COLUMNS)
+def test_person_name_columns_are_labelled_by_name(column: str) -> None:
+    from governed_db.masking.classify import classify_name
+
+    found = classify_name("accounts", column, "text")
+    assert found is not None and found.label == "PERSON_NAME", column
+
+
+@pytest.mark.parametrize("column", NOT_PERSON_NAME_COLUMNS)
+def test_name_metadata_columns_are_not_person_names(column: str) -> None:
+    from governed_db.masking.classify import classify_name
+
+    found = classify_name("accounts", column, "text")
+    assert found is None or found.label != "PERSON_NAME", column
 
 
 def test_detection_examples_are_masked_and_look_alikes_are_not(db: Db, unique: str) -> None:
