@@ -75,6 +75,9 @@ RETRY_SECONDS = 30.0
 #: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
 RECHECK_MAX = 5.0
+#: a column nearly empty in the sample is looked for in this many times as many rows (decision 0250): a bounded
+#: read, whatever the table's size
+SPARSE_WINDOW = 100
 #: the id-keyed hot caches are an accelerator in front of ``memo``; emptied when they outgrow this
 _HOT_CACHE = STATEMENTS
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
@@ -400,7 +403,8 @@ class MaskingState:
             # the sample did not read the whole table: look for the nearly empty columns' values in the rest
             names = [c for c in missing if c.lower() in sparse]
             quoted = [exp.to_identifier(c, quoted=True).sql(dialect=self.sg_dialect) for c in names]
-            more = schema.sample_columns(raw, self.dialect, table_sql, quoted, self.config.sample_rows)
+            limit = self.config.sample_rows
+            more = schema.sample_columns(raw, self.dialect, table_sql, quoted, limit, SPARSE_WINDOW * limit)
             if more is not None:
                 for i, c in enumerate(names):
                     values[c.lower()] = [r[i] for r in more if i < len(r)]

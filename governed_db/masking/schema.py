@@ -231,14 +231,17 @@ def sample(
 
 
 def sample_columns(
-    conn: Any, dialect: str, table_sql: str, columns_sql: Sequence[str], limit: int
+    conn: Any, dialect: str, table_sql: str, columns_sql: Sequence[str], limit: int, window: int | None = None
 ) -> list[Sequence[Any]] | None:
     """Up to ``limit`` rows of ``columns_sql`` (quoted column names) where at least one of them is not NULL:
-    the values of columns a plain sample found (nearly) empty, wherever in the table they are."""
+    the values of columns a plain sample found (nearly) empty, further in the table. ``window`` bounds the
+    rows read (a column NULL everywhere in a large table must not cost a scan of all of it)."""
     if not columns_sql:
         return []
     where = " OR ".join(f"{c} IS NOT NULL" for c in columns_sql)
-    sql = f"SELECT {', '.join(columns_sql)} FROM {table_sql} WHERE {where} LIMIT {int(limit)}"
+    cols = ", ".join(columns_sql)
+    source = table_sql if window is None else f"(SELECT {cols} FROM {table_sql} LIMIT {int(window)}) governed_db_w"
+    sql = f"SELECT {cols} FROM {source} WHERE {where} LIMIT {int(limit)}"
 
     def work(cur: Any) -> list[Sequence[Any]]:
         cur.execute(sql)
