@@ -622,6 +622,36 @@ def test_a_nearly_empty_innocent_column_comes_back_exact_and_filterable(db: Db, 
         _exec(db, db.raw, f"DROP TABLE IF EXISTS {table}")
 
 
+def test_a_column_another_connection_adds_is_classified_before_it_is_filtered(db: Db, unique: str) -> None:
+    """After the governed connection read a table, a migration on another connection adds a column and fills it
+    with SSNs: a statement naming the column reads the table again first, so a filter on it is refused and its
+    values are masked (decision 0251); raw proves the filter is an oracle."""
+    table = f"conf12_m_{unique}"
+    txt = "varchar(100)" if db.dialect == "mysql" else "text"
+    other = db.connect_raw()
+    try:
+        _exec(db, other, f"CREATE TABLE {table} (id int, code {txt})")
+        _exec(db, other, f"INSERT INTO {table} VALUES " + _values_sql([(i, f"c{i}") for i in range(30)]))
+        assert db.run(db.gov, f"SELECT * FROM {table} ORDER BY id")[2][0] == (0, "c0")
+        _exec(db, other, f"ALTER TABLE {table} ADD COLUMN info {txt}")
+        _exec(db, other, f"UPDATE {table} SET info = " + _concat(db, "'536-22-'", _as_text(db, "8700 + id")))
+        probe = f"SELECT id FROM {table} WHERE info LIKE '536-22-871%' ORDER BY id"
+        assert db.run(other, probe)[2] == [(i,) for i in range(10, 20)]
+        refused = db.run(db.gov, probe)
+        assert refused[0] == "error" and f"{table}.info" in refused[2], refused
+        for sql in (f"SELECT info FROM {table} ORDER BY id", f"SELECT * FROM {table} ORDER BY id"):
+            out = db.run(db.gov, sql)
+            assert out[0] == "rows" and "536-22" not in repr(out), out
+        assert db.run(db.gov, f"SELECT id FROM {table} WHERE code = 'c3'")[2] == [(3,)]
+    finally:
+        _exec(db, other, f"DROP TABLE IF EXISTS {table}")
+        other.close()
+
+
+def _as_text(db: Db, expr: str) -> str:
+    return f"CAST({expr} AS CHAR(8))" if db.dialect == "mysql" else f"CAST({expr} AS VARCHAR)"
+
+
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
 def test_copy_of_a_nearly_empty_column_reads_its_values_at_the_source(db: Db, unique: str) -> None:
     """COPY ... TO of a nearly empty column: runs while its values are innocent, refused once it holds e-mails."""

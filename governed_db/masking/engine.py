@@ -75,6 +75,9 @@ RETRY_SECONDS = 30.0
 #: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
 RECHECK_MAX = 5.0
+#: a table whose known columns lack a name a statement uses is read again (once per statement analysed), unless
+#: read less than this many seconds ago (decision 0251)
+REREAD_SECONDS = 0.0
 #: a column nearly empty in the sample is looked for in this many times as many rows (decision 0250): a bounded
 #: read, whatever the table's size
 SPARSE_WINDOW = 100
@@ -320,6 +323,9 @@ class MaskingState:
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        if lineage.missing and self.reread(lineage.missing):
+            # a column the catalog did not know: read the tables again (and their labels) and trace anew
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
         if lineage.partitioned:
             lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
@@ -337,6 +343,25 @@ class MaskingState:
     def every_table(self) -> list[str] | None:
         """The names of the database's tables (``None`` when unreadable)."""
         return schema.list_tables(self.gov.driver.catalog_connection(self.gov), self.dialect)
+
+    def reread(self, keys: set[str]) -> bool:
+        """Forget what was read of ``keys`` (their columns lack a name a statement uses: a column added by another
+        connection), unless read less than ``REREAD_SECONDS`` ago; True when any was forgotten (decision 0251)."""
+        now = time.monotonic()
+        with self.lock:
+            stale = [
+                k for k in keys if (info := self.tables.get(k)) is not None and now - info.read_at >= REREAD_SECONDS
+            ]
+            if not stale:
+                return False
+            for key in stale:
+                del self.tables[key]
+            self.version += 1
+            self.memo.clear()
+            self.hot_plans.clear()
+            self.hot_uses.clear()
+            self.hot_orders.clear()
+        return True
 
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""

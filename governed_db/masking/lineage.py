@@ -354,6 +354,8 @@ class Walker:
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
                                 return CONST
+                            if src.columns is not None:
+                                self.lineage.missing.add(src.table)
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
@@ -392,6 +394,12 @@ class Walker:
             s = s.parent
         if name in self.locators and not qualifier:
             return CONST  # rowid, ctid...: where a row is stored, not what it holds
+        if not qualifier:
+            # no table in reach has a column of that name: one of them may have gained it since it was read
+            s = scope
+            while s is not None:
+                self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
+                s = s.parent
         return Origin("unknown", hint=name)
 
     def comprehension(self, node: exp.Comprehension, scope: Scope, ctes: Ctes) -> Origin:
