@@ -172,3 +172,26 @@ def test_values_are_looked_for_within_a_bounded_window(monkeypatch: pytest.Monke
     fresh.execute("SELECT id FROM refs").fetchall()
     found = state_for(fresh.governor).column_class("refs", "ref")
     assert found is not None and found.label == "US_SSN" and not found.provisional
+
+
+def test_a_name_no_table_has_costs_one_catalog_query_and_no_new_sample() -> None:
+    """A column the catalog does not know makes the table's column list read again (decision 0251); when the
+    list is unchanged (a typo), nothing is re-sampled and no memo is emptied."""
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (id INTEGER, city TEXT)")
+    raw.executemany("INSERT INTO t VALUES (?, ?)", [(i, "Paris") for i in range(30)])
+    seen: list[str] = []
+    raw.set_trace_callback(seen.append)
+    conn = _governed(raw)
+    conn.execute("SELECT id FROM t").fetchall()
+    state = state_for(conn.governor)
+    version = state.version
+    seen.clear()
+    for _ in range(3):
+        with pytest.raises(sqlite3.OperationalError, match="no such column"):
+            conn.execute("SELECT id, nosuch FROM t").fetchall()
+    assert state.version == version
+    assert not [s for s in seen if "LIMIT" in s]  # no new sample
+    raw.execute("ALTER TABLE t ADD COLUMN nosuch TEXT")
+    conn.execute("SELECT id, nosuch FROM t").fetchall()
+    assert state.version > version and "nosuch" in (state.tables["t"].columns or [])

@@ -75,9 +75,6 @@ RETRY_SECONDS = 30.0
 #: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
 RECHECK_MAX = 5.0
-#: a table whose known columns lack a name a statement uses is read again (once per statement analysed), unless
-#: read less than this many seconds ago (decision 0251)
-REREAD_SECONDS = 0.0
 #: a column nearly empty in the sample is looked for in this many times as many rows (decision 0250): a bounded
 #: read, whatever the table's size
 SPARSE_WINDOW = 100
@@ -185,6 +182,9 @@ class MaskingState:
         self.hot_uses: dict[int, tuple[Any, ...]] = {}
         #: the same for the rewritten text of a statement (masking.reorder): the edits, or None
         self.hot_orders: dict[int, tuple[Any, ...]] = {}
+        #: statements (analysis keys) naming a column their tables lacked when traced: no verdict or plan of
+        #: theirs is reused without reading those tables' columns again (decision 0251)
+        self.volatile: set[Any] = set()
         self._active_for: tuple[str, bool] | None = None
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
@@ -198,6 +198,8 @@ class MaskingState:
         return seen[1]
 
     def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
+        if analysis.key in self.volatile:
+            return  # names a column its tables lacked: checked again at every execution (decision 0251)
         with self.lock:
             if len(cache) >= _HOT_CACHE:
                 cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
@@ -216,6 +218,8 @@ class MaskingState:
 
     def recall(self, key: tuple[Any, ...]) -> Any:
         """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""
+        if len(key) > 1 and key[1] in self.volatile:
+            return MISSING  # re-derived through facts_for, which checks the tables' columns again
         found = self.memo.get(key)
         if found is None or found[0] < time.time():
             return MISSING
@@ -345,17 +349,24 @@ class MaskingState:
         return schema.list_tables(self.gov.driver.catalog_connection(self.gov), self.dialect)
 
     def reread(self, keys: set[str]) -> bool:
-        """Forget what was read of ``keys`` (their columns lack a name a statement uses: a column added by another
-        connection), unless read less than ``REREAD_SECONDS`` ago; True when any was forgotten (decision 0251)."""
-        now = time.monotonic()
+        """Read the column lists of ``keys`` (they lack a name a statement uses: a column added by another
+        connection?) and forget the tables whose columns changed, with every plan and verdict derived from them;
+        True when any was forgotten (decision 0251). One catalog query per table; a name no table has (a typo)
+        changes nothing else."""
+        raw = self.gov.driver.catalog_connection(self.gov)
+        stale = []
+        for key in sorted(keys):
+            info = self.tables.get(key)
+            if info is None or info.columns is None or info.source is None:
+                continue
+            cols = schema.read_columns(raw, self.dialect, *info.source)
+            if cols is not None and [c.lower() for c, _ in cols] != [c.lower() for c in info.columns]:
+                stale.append(key)
+        if not stale:
+            return False
         with self.lock:
-            stale = [
-                k for k in keys if (info := self.tables.get(k)) is not None and now - info.read_at >= REREAD_SECONDS
-            ]
-            if not stale:
-                return False
             for key in stale:
-                del self.tables[key]
+                self.tables.pop(key, None)
             self.version += 1
             self.memo.clear()
             self.hot_plans.clear()
@@ -549,8 +560,16 @@ class MaskingState:
         key = (analysis.key, self.version)
         found = self.facts.get(key)
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            missing = found.lineage.missing if found.lineage is not None else None
+            if not missing or not self.reread(missing):
+                return found  # type: ignore[no-any-return]
+            key = (analysis.key, self.version)  # a table gained a column since: traced anew
         facts = self._facts(analysis)
+        if facts.lineage is not None and facts.lineage.missing:
+            with self.lock:
+                if len(self.volatile) >= _HOT_CACHE:
+                    self.volatile.clear()
+                self.volatile.add(analysis.key)
         self.facts.put(key, facts, len(analysis.normalized) + 64)
         return facts
 
