@@ -613,6 +613,13 @@ WORKLOAD: list[Case] = [
         },
     ),
     Case(
+        "biggest order per tier, and whose",
+        {
+            "duck": "SELECT c.tier, max(o.amount), arg_max(c.full_name, o.amount), arg_max(o.id, o.amount) "
+            "FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY c.tier ORDER BY c.tier",
+        },
+    ),
+    Case(
         "row counts",
         "SELECT (SELECT count(*) FROM {c}), (SELECT count(*) FROM {o}), (SELECT count(*) FROM {t})",
     ),

@@ -66,6 +66,7 @@ class AsyncDriver(Driver):
         replay: _Replay = self.catalog_connection(gov)
         for node in nodes:
             await self._warm_table(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node)
+        await self._warm_created(gov, state, replay, sql)
         if writes:
             # a write is judged by the constraints of the tables it names (read once per table), and by the columns
             # of the tables their foreign keys lead to
@@ -73,6 +74,34 @@ class AsyncDriver(Driver):
                 await self._warm_constraints(gov, state, replay, table_key(".".join(p.name for p in node.parts)))
         for node in nodes:
             await self._warm_order(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node, 0)
+
+    async def _warm_created(self, gov: Governor, state: Any, replay: _Replay, sql: Any) -> None:
+        """Read, with ``await``, the tables and views named like one a CREATE TABLE/VIEW makes (the masking guard
+        refuses one that would hide another, decision 0248); kept in ``state.created_names`` for the guard."""
+        from governed_db.masking import schema
+        from governed_db.masking.guard import created_relation
+
+        text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
+        if "create" not in text[:200].lower():
+            return
+        from governed_db.sql.shapes import analysis_for
+
+        try:
+            analysis = analysis_for(text, gov.dialect)
+        except Exception:
+            return
+        for stmt in analysis.statements:
+            created = created_relation(stmt)
+            if created is None:
+                continue
+            found: list[list[bool] | None] = []
+
+            def read(conn: Any, name: str = created[0], into: list[list[bool] | None] = found) -> None:
+                into.append(schema.same_named_relations(conn, gov.dialect, name))
+
+            await self._answer(gov, replay, read)
+            state.created_names[created[0].lower()] = found[-1] if found else None
+            replay.answers.clear()
 
     async def _warm_order(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None,
                           depth: int) -> None:

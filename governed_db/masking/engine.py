@@ -148,13 +148,19 @@ def _explained(lineage: Lineage) -> Origin:
     """What a PostgreSQL plan may tell of: EXPLAIN ANALYZE reports the memory a sort or hash of the rows took
     (``Sort Method: quicksort  Memory: 1862kB`` grows with a masked name read in a CTE and never returned), and
     plain EXPLAIN the widths the statistics give; so every line depends on every column read, not only on the
-    ones returned (decision 0213)."""
+    ones returned (decision 0213). The costs, row estimates and buffer counts of a scan count the table's pages,
+    and how many row versions fit on a page depends on how wide they are: every line depends on the whole rows
+    of every table read too (decision 0244)."""
     parts = [o.origin for o in lineage.outputs or ()]
+    if lineage.tables:
+        parts.append(Origin("row", rows=frozenset(lineage.tables)))
     parts += [origin for _, origin in lineage.refs]
     parts += [origin for _, origin in lineage.uses]
     if lineage.outputs is None or not lineage.exact:
         parts.append(Origin("unknown"))
-    return combine(parts)
+    found = combine(parts)
+    # a plan is computed from those rows, never one of them: masked whole (a JSON plan too), not field by field
+    return Origin("expr", found.sources, found.rows) if found.kind == "row" else found
 
 
 class MaskingState:
@@ -166,6 +172,9 @@ class MaskingState:
         self.dialect = gov.dialect
         self.sg_dialect = sqlglot_dialect(gov.dialect)
         self.tables: dict[str, TableInfo] = {}
+        #: tables and views named like the one a CREATE TABLE/VIEW about to be judged makes (is each temporary?),
+        #: read with await for an async connection (``None``: unreadable); taken by the guard (decision 0248)
+        self.created_names: dict[str, list[bool] | None] = {}
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

@@ -132,6 +132,11 @@ _NUMERIC: tuple[type[exp.Expression], ...] = tuple(
     )
     if c is not None
 )  # fmt: skip
+#: aggregates that return one argument's value from the row another argument picks (DuckDB's ``arg_max(x, key)``;
+#: elsewhere a function of that name is the database's user's own, of unknown behaviour)
+PICK_BY_KEY: tuple[type[exp.Expression], ...] = tuple(
+    c for c in (getattr(exp, "ArgMax", None), getattr(exp, "ArgMin", None)) if c is not None
+)
 _DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year", "Month", "Day")) if c is not None)
 _STRICT_TYPES = frozenset({"postgres", "duckdb"})
 
@@ -511,6 +516,42 @@ def shaped(node: exp.Expression | None) -> bool:
             return bool(node.expressions) and shaped(node.expressions[0])
         return name_of(node) in _SHAPED_NAMES
     return False
+
+
+#: DuckDB types whose sum() and avg() cannot overflow over any real number of rows: integers of up to 64 bits add
+#: up in a HUGEINT, decimals of up to 18 digits in a DECIMAL(38), floats turn infinite without an error
+_DUCKDB_NARROW_SUMMANDS = re.compile(
+    r"\s*(?:u?(?:tinyint|smallint|integer|int|bigint)|int[1248]|signed|long|short|boolean|bool|float[48]?|real|"
+    r"double(?:\s+precision)?|(?:decimal|numeric)(?:\s*\(\s*(?:1[0-8]|[1-9])\s*(?:,\s*\d+\s*)?\))?)\s*",
+    re.IGNORECASE,
+)
+
+
+#: functions whose value is a (64-bit at most) integer count or position, whatever they are given: a sum of them
+#: cannot overflow DuckDB's HUGEINT (their own hazards, if any, are judged where they are)
+SMALL_INTEGERS: tuple[type[exp.Expression], ...] = (exp.Length, exp.Count, exp.Unicode, exp.Ascii, exp.StrPosition)
+SMALL_INTEGER_NAMES = frozenset({"ascii", "ord", "strlen", "octet_length", "bit_length", "instr", "strpos"})
+
+
+def duckdb_sum_overflows(node: exp.Expression, kinds: list[str], declared: list[str | None]) -> str | None:
+    """Why DuckDB's ``sum()``/``avg()`` of a masked value can fail on what the value is, or ``None``.
+
+    Over a HUGEINT or a DECIMAL wider than 18 digits DuckDB adds exactly and fails with ``Overflow in HUGEINT
+    addition: <sum> + <value>`` past 2**127 (10**38): ``sum(x)`` over ``salary UNION ALL SELECT 2**127 - 1 -
+    guess`` fails exactly when the salary is above the guess (and the message quotes it). A sum is safe when
+    every value it adds is a stored column's own value (``kinds``: no constant, nothing computed, whose type a
+    set operation or an expression could have widened) declared as an integer of up to 64 bits, a float or a
+    decimal of up to 18 digits (``declared``; an unknown type fails closed)."""
+    if not isinstance(node, (exp.Sum, exp.Avg)):
+        return None
+    if kinds and all(k == "column" for k in kinds) and declared and all(
+        d is not None and _DUCKDB_NARROW_SUMMANDS.fullmatch(d) for d in declared
+    ):
+        return None
+    return (
+        f"{name_of(node)}() of a value that may be a HUGEINT or a wide DECIMAL (DuckDB fails with 'Overflow' when "
+        "the values add past its range; sum a stored integer column itself, or use fsum())"
+    )
 
 
 def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str) -> str | None:

@@ -17,10 +17,13 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 
+from sqlglot import exp
+
 from governed_db.identity import Identity
-from governed_db.masking import order_guard
+from governed_db.masking import order_guard, schema
 from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access
@@ -146,6 +149,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
         or _statement_text_hit(state, analysis, identity)
+        or _shadowing_hit(state, analysis, identity)
     )
     if hit is not None:
         return hit
@@ -192,6 +196,50 @@ RESOURCE_FUNCTIONS = frozenset(
      "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
      "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
 )  # fmt: skip
+#: PostgreSQL functions that measure where rows are stored: the pages a table fills, the versions an update
+#: could keep on their page, the page and slot of a row's newest version (``currtid2('t', '(0,1)')``, its
+#: ``ctid`` without naming it). How many row versions fit on a page depends on how wide they are, so after a few
+#: dozen ``UPDATE t SET amount = amount WHERE id = 1`` these tell a longer masked name from a shorter one
+#: (decision 0244)
+STORAGE_FUNCTIONS = frozenset(
+    {"pg_relation_size", "pg_total_relation_size", "pg_table_size", "pg_indexes_size", "pg_database_size",
+     "pg_tablespace_size", "pg_stat_get_tuples_hot_updated", "pg_stat_get_xact_tuples_hot_updated",
+     "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
+     "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
+     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid"}
+)  # fmt: skip
+#: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
+#: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
+STORAGE_VIEWS = frozenset(
+    {"pg_class", "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables", "pg_stat_xact_all_tables",
+     "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables", "pg_statio_all_tables", "pg_statio_user_tables",
+     "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes"}
+)  # fmt: skip
+STORAGE_COLUMNS = frozenset(
+    {"relpages", "relallvisible", "n_tup_hot_upd", "n_tup_newpage_upd", "heap_blks_read", "heap_blks_hit",
+     "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit"}
+)  # fmt: skip
+
+
+def _storage_measures(stmt: Any) -> list[str]:
+    """What ``stmt`` reads that measures where rows are stored: a storage function, or a storage column of a
+    catalog that has them — named, or through ``*`` or the whole row (``to_jsonb(c)``), which carry it too."""
+    found = sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in STORAGE_FUNCTIONS)
+    views = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in STORAGE_VIEWS]
+    tree = stmt.expression
+    if not views or tree is None:
+        return found
+    names = {t.lower().rsplit(".", 1)[-1] for t in views}
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() in STORAGE_VIEWS and table.alias:
+            names.add(table.alias.lower())
+    for node in tree.find_all(exp.Column, exp.Star):
+        if isinstance(node, exp.Star) or isinstance(node.this, exp.Star):
+            return [*found, f"* of {', '.join(views)}"]
+        name = node.name.lower()
+        if name in STORAGE_COLUMNS or (name in names and not node.table):
+            found.append(f"{', '.join(views)}.{name}")
+    return found
 
 
 #: PostgreSQL functions that return other sessions' statement texts (``pg_stat_activity.query`` is masked by its
@@ -220,6 +268,90 @@ def _statement_text_hit(state: MaskingState, analysis: Analysis, identity: Ident
     return None
 
 
+def _created_function(stmt: Any) -> str | None:
+    """The name a ``CREATE [TEMP] MACRO``/``FUNCTION`` statement defines (``None`` for any other statement)."""
+    tree = getattr(stmt, "expression", None)
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("MACRO", "FUNCTION"):
+        return None
+    target = tree.this
+    while isinstance(target, (exp.UserDefinedFunction, exp.Table, exp.Dot)):
+        target = target.this
+    return target.name if isinstance(target, exp.Expression) and target.name else "?"
+
+
+def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """DuckDB: a temporary macro takes precedence over the function of the same name, built-in ones included
+    (``CREATE TEMP MACRO lower(x) AS error(x)``): analysis would read ``lower(full_name)`` as the function it
+    knows while the caller's code runs on the value (its error quoting it whole), and DuckDB's own catalog views
+    (which masking reads) would call it too. A macro may not take a name DuckDB or masking already knows
+    (decision 0248), as a sqlite3 ``create_function`` may not (decision 0170)."""
+    if state.dialect not in ("duckdb", "sqlite"):
+        return None
+    for stmt in analysis.statements:
+        hit = _shadowing_relation(state, analysis, identity, stmt)
+        if hit is not None:
+            return hit
+        name = _created_function(stmt) if state.dialect == "duckdb" else None
+        if name is None:
+            continue
+        short = name.rsplit(".", 1)[-1]
+        known = known_function_name(short, "duckdb") or schema.builtin_function(
+            state.gov.driver.catalog_connection(state.gov), state.dialect, short
+        ) is not False  # unreadable: fail closed
+        if known:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} {short} would replace a function DuckDB or masking already knows, so a call "
+                "analysis reads as that function would run the macro on masked values before masking",
+                "give the macro a name of its own (what it is given from a masked column is refused as a copy)",
+            )
+    return None
+
+
+def created_relation(stmt: Any) -> tuple[str, bool] | None:
+    """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else)."""
+    tree = getattr(stmt, "expression", None)
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
+        return None
+    target = tree.this
+    while isinstance(target, exp.Schema):
+        target = target.this
+    if not isinstance(target, exp.Table) or not target.name:
+        return None
+    return target.name, "temporary" in getattr(stmt, "flags", ()) or target.db.lower() in ("temp", "temporary")
+
+
+def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Identity, stmt: Any) -> RuleHit | None:
+    """SQLite, DuckDB: a temporary table or view hides the stored one of its name for unqualified names, and the
+    other way round (``CREATE TEMP TABLE t (id, full_name)`` over a stored ``t`` holding an ``ssn``). Masking
+    reads a table's columns by its name, so it would judge ``main.t.ssn`` by the temporary table's columns (where
+    there is no ``ssn``: not masked, a predicate let through). A table or view may not be created beside one of the
+    same name on the other side of the temporary/stored line (decision 0248)."""
+    created = created_relation(stmt)
+    if created is None:
+        return None
+    name, temporary = created
+    if name.lower() in state.created_names:
+        found = state.created_names.pop(name.lower())  # read with await for an async connection
+    else:
+        found = schema.same_named_relations(state.gov.driver.catalog_connection(state.gov), state.dialect, name)
+    if found is not None and all(t == temporary for t in found):
+        return None  # nothing of that name, or only on the same side (it fails, is replaced, or is kept)
+    side = "stored" if temporary else "temporary"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"{stmt.operation} {name} would hide (or be hidden by) the {side} table or view of the same name, "
+        "and masking reads a table's columns by its name: it could judge one by the other's columns",
+        "give the table or view a name of its own",
+    )
+
+
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """PostgreSQL: reading a counter of resources statements used (``pg_stat_database.temp_bytes``) after one
     that sorted a masked value it never returned (a MATERIALIZED CTE of ``replace(substr(ssn, 1, 1), '5',
@@ -229,6 +361,20 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
     for stmt in analysis.statements:
         read = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in RESOURCE_VIEWS]
         read += sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in RESOURCE_FUNCTIONS)
+        stored = _storage_measures(stmt)
+        if stored and not read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(dict.fromkeys(stored))}, which measure or locate the pages "
+                "rows are stored on; how many row versions fit on a page depends on how long their values are, so after "
+                "updates they would tell the length of a masked value",
+                "read sizes and storage statistics through an identity that sees no masked columns (a "
+                "monitoring service identity), or ask for an unmask grant (masking.unmask); row counts "
+                "(n_live_tup, reltuples) stay readable",
+            )
         if read:
             return _hit(
                 state,

@@ -116,6 +116,16 @@ def _named(columns: list[str], outs: list[Output], exact: bool) -> tuple[list[Ou
         outs = [Output(c, o.origin) for c, o in zip(columns, outs, strict=True)]
     return outs, exact
 
+def _nearest_tables(scope: Scope | None) -> list[str]:
+    """The tables of the innermost scope that reads any (where an unqualified locator belongs)."""
+    while scope is not None:
+        tables = [src.table for src in scope.sources if src.table is not None]
+        if tables:
+            return tables
+        scope = scope.parent
+    return []
+
+
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
         self.columns_of = columns_of
@@ -353,7 +363,7 @@ class Walker:
                             return found
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
-                                return CONST
+                                return self.locator(name, [src.table])
                             if src.columns is not None:
                                 self.lineage.missing.add(src.table)
                             return Origin("column", frozenset({(src.table, name)}))
@@ -393,7 +403,8 @@ class Walker:
                         return out.origin
             s = s.parent
         if name in self.locators and not qualifier:
-            return CONST  # rowid, ctid...: where a row is stored, not what it holds
+            # rowid, xmin...: where or when a row was stored, not what it holds
+            return self.locator(name, _nearest_tables(scope))
         if not qualifier:
             # no table in reach has a column of that name: one of them may have gained it since it was read
             s = scope
@@ -401,6 +412,17 @@ class Walker:
                 self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
                 s = s.parent
         return Origin("unknown", hint=name)
+
+    def locator(self, name: str, tables: list[str]) -> Origin:
+        """A row locator's value. PostgreSQL's ``ctid`` is the page and slot of a row version, and where a
+        version goes depends on how wide it and every version before it are: after a few dozen ``UPDATE t SET
+        amount = amount WHERE id = 1``, ``SELECT ctid FROM t WHERE id = 1`` tells a longer name from a shorter
+        one. It is computed from the whole rows of the tables it may belong to (masked whole, and a use where it
+        decides anything, when they hold masked columns). Others (SQLite's ``rowid``, ``xmin``...) are numbered
+        by the writes, whatever the values."""
+        if name == "ctid" and self.dialect in ("postgres", "postgresql") and tables:
+            return Origin("expr", rows=frozenset(tables))
+        return CONST
 
     def comprehension(self, node: exp.Comprehension, scope: Scope, ctes: Ctes) -> Origin:
         """DuckDB's ``[f(x) FOR x IN list IF cond]``: ``x`` is each element of ``list``, bound in a scope of its own
@@ -498,6 +520,14 @@ class Walker:
                 if isinstance(item, exp.Expression):
                     keyed.append((key, i, self.expr(item, scope, ctes)))
         parts = [o for _, _, o in keyed]
+        if self.dialect == "duckdb" and isinstance(node, flow.PICK_BY_KEY):
+            # arg_max(full_name, total) / max_by: the key (and a count) decides which row's value comes back, as
+            # an ORDER BY would — a use; the value itself is returned, derived (masked whole, as max() is). On
+            # other engines no such function is built in: one of that name is a user's, of unknown behaviour
+            self.lineage.uses.append(
+                (f"the key of {flow.name_of(node)}() (it picks the row)", combine(o for k, _, o in keyed if k != "this"))
+            )
+            return combine((o for k, _, o in keyed if k == "this"), kind="expr")
         unknown_fn = isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS
         why = (
             None  # recorded below as a copy: what it is given may be stored anywhere
@@ -508,6 +538,8 @@ class Walker:
             why = None
         if why is None and self.dialect == "mysql" and isinstance(node, flow.CONVERTING):
             why = flow.converts_text(node, self.dialect, self.categories(parts))
+        if why is None and self.dialect == "duckdb" and isinstance(node, (exp.Sum, exp.Avg)):
+            why = self.sum_overflows(node, parts)
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
         if isinstance(node, exp.Collate) and self.dialect == "sqlite" and not _builtin_collation(node):
@@ -617,6 +649,23 @@ class Walker:
             if "INT" in declared or not any(k in declared for k in ("CHAR", "CLOB", "TEXT")):
                 return False
         return True
+
+    def sum_overflows(self, node: exp.Sum | exp.Avg, parts: list[Origin]) -> str | None:
+        """Why a DuckDB ``sum()``/``avg()`` of masked values can fail by what they hold (``None``: it cannot)."""
+        summed = [p for p in parts if p.kind != "const" or p.sources or p.rows]
+        if not any(p.sources or p.rows or p.lost for p in summed):
+            return None  # nothing from a column: no masked value to tell
+        added = node.this
+        while isinstance(added, exp.Paren):
+            added = added.this
+        if isinstance(added, flow.SMALL_INTEGERS) or (
+            isinstance(added, exp.Anonymous) and flow.name_of(added) in flow.SMALL_INTEGER_NAMES
+        ):
+            return None  # sum(length(full_name)): a BIGINT per row whatever it is given
+        kinds = ["mixed" if p.mixed else ("row" if p.rows else p.kind) for p in summed]
+        refs = [ref for p in summed for ref in p.sources]
+        declared: list[str | None] = [self.declared(t, c) for t, c in refs] if self.declared else [None]
+        return flow.duckdb_sum_overflows(node, kinds, declared)
 
     def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
         """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""
@@ -990,7 +1039,9 @@ class Walker:
             # counts as both
             for col in part.find_all(exp.Column):
                 shadow = aliases.get(col.name.lower()) if not col.table else None
-                if shadow is not None:
+                # an output that is the very column the name reads (``SELECT id, email ... WHERE email IS NOT
+                # NULL``) is walked with the clause below, where what it is used in counts (a null test, 0209)
+                if shadow is not None and not (shadow.kind == "column" and shadow == self.column(col, scope)):
                     self.lineage.uses.append((clause, shadow))
             if clause in ("ORDER BY", "GROUP BY"):
                 self.orderings(part, scope, ctes, clause)

@@ -53,6 +53,9 @@ _CONVERSION_ECHOES = (
     re.compile(r"(?m)^((?:CONTEXT:\s+)?JSON data, line \d+: )(.*)$"),
     # ``::xml`` DETAIL: ``line 1: StartTag: invalid element name`` then the offending text and a caret
     re.compile(r"(?s)((?:DETAIL:\s+)?(?<![A-Z])line \d+: )(.*)$"),
+    # DuckDB quotes the operands of an overflow it met (``Overflow in HUGEINT addition: <sum> + 85000``,
+    # ``Overflow in multiplication of INT32 (85000 * 25264)!``): values computed from the rows, not the statement
+    re.compile(r"(?m)^((?!LINE \d+:).*?\bOverflow in [^\n]*?)(-?\d[\d.e+-]*(?:\s*[-+*/%]\s*-?\d[\d.e+-]*)+)"),
 )
 
 
@@ -65,6 +68,7 @@ def scrub_message(text: str, *, conversions: bool = False) -> str:
         text = _CONVERSION_ECHOES[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]{m.group(2)}", text)
         text = _CONVERSION_ECHOES[1].sub(lambda m: m.group(1) + "[REDACTED]", text)
         text = _CONVERSION_ECHOES[2].sub(lambda m: m.group(1) + "[REDACTED]", text)
+        text = _CONVERSION_ECHOES[3].sub(lambda m: m.group(1) + "[REDACTED]", text)
     return scrub_text(text)
 
 

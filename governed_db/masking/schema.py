@@ -186,6 +186,44 @@ def _tuple_rows(cur: Any) -> None:
         cur.row_factory = tuple_row
 
 
+def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:
+    """Whether DuckDB defines a function (scalar, aggregate, table or macro) called ``name`` itself; ``None`` when
+    that cannot be read."""
+    if family(dialect) != "duckdb":
+        return None
+
+    def work(cur: Any) -> bool:
+        found = _rows(
+            cur, "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) = ? AND internal", (name.lower(),)
+        )
+        return bool(found and found[0][0])
+
+    return guarded(conn, dialect, work)
+
+
+def same_named_relations(conn: Any, dialect: str, name: str) -> list[bool] | None:
+    """Whether each table or view called ``name`` (any case) is temporary (SQLite, DuckDB); ``None`` when that
+    cannot be read."""
+    fam = family(dialect)
+    if fam == "sqlite":
+        sql = (
+            "SELECT 0 FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = ? "
+            "UNION ALL SELECT 1 FROM sqlite_temp_master WHERE type IN ('table', 'view') AND lower(name) = ?"
+        )
+    elif fam == "duckdb":
+        sql = (
+            "SELECT temporary FROM duckdb_tables() WHERE lower(table_name) = ? "
+            "UNION ALL SELECT temporary FROM duckdb_views() WHERE NOT internal AND lower(view_name) = ?"
+        )
+    else:
+        return None
+
+    def work(cur: Any) -> list[bool]:
+        return [bool(_values(r)[0]) for r in _rows(cur, sql, (name.lower(), name.lower()))]
+
+    return guarded(conn, dialect, work)
+
+
 def read_columns(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str
 ) -> list[Column] | None:

@@ -111,6 +111,8 @@ def _statement_info(
     try:
         parsed = d.parser().parse(parsed_from or tokens, full if full is not None else text)
         tree = parsed[0] if parsed else None
+        if tree is not None and gd == "duckdb":
+            tree = duckdb_spellings(tree, d)
     except SqlglotError as e:
         tree = None
         error: str | None = f"could not parse: {_first_line(e)}"
@@ -131,6 +133,89 @@ def _statement_info(
         return StatementInfo(kind, operation, (), (), _as_expression(tree), flags=flags, settings=settings)
     operation = words[0] if words else "UNKNOWN"
     return StatementInfo("unknown", operation, (), (), _as_expression(tree), error=error)
+
+
+#: DuckDB's column-name filters on a star (``* LIKE 's%'``, ``* SIMILAR TO``, ``* GLOB``; ``* ILIKE`` is the star's own)
+_STAR_PATTERNS: tuple[type[exp.Expression], ...] = (exp.Like, exp.ILike, exp.SimilarTo, exp.Glob, exp.RegexpLike)
+
+
+def _is_star(node: exp.Expression | None) -> bool:
+    return isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star))
+
+
+#: names before a dot that DuckDB reads as the schema (or catalog) of a function, not as a value it is called on
+_FUNCTION_SCHEMAS = frozenset({"main", "temp", "system", "memory", "pg_catalog", "information_schema"})
+
+
+def duckdb_spellings(tree: exp.Expr, d: Dialect) -> exp.Expr:
+    """``tree`` with two DuckDB spellings the parser misreads put as DuckDB reads them (decision 0249).
+
+    A column-name filter on a star (``SELECT * LIKE 's%'``) was a comparison of the star: it is the star. And
+    function chaining: ``ssn.upper()`` is ``upper(ssn)``, ``t.ssn.split('-')[1]`` is
+    ``split(t.ssn, '-')[1]``. The parser reads ``x.f(...)`` as a dot between an identifier and a call of ``f``
+    without ``x``, so analysis saw a function of constants and let ``ssn.starts_with('5')`` through (its value
+    unmasked). Each such dot becomes the call with its value as the first argument (re-read, so that a function the
+    parser knows gets its own expression); ``main.f(x)`` stays a schema-qualified call (decision 0249)."""
+    for pattern in [n for n in tree.find_all(*_STAR_PATTERNS) if _is_star(n.this)]:
+        # ``SELECT * LIKE 's%'`` (NOT LIKE, SIMILAR TO, GLOB): the columns whose *names* match, each as it is; the
+        # parser read a comparison of the star. Analysis sees the star (its columns are matched by name).
+        star: exp.Expression = pattern.this
+        target: exp.Expression = pattern.parent if isinstance(pattern.parent, exp.Not) else pattern
+        if target is tree:
+            return star
+        target.replace(star)
+    dots = [n for n in tree.find_all(exp.Dot) if isinstance(n.expression, exp.Func)]
+    for dot in reversed(dots):  # the innermost first: ``ssn.upper().lower()``
+        value = _dotted_value(dot.this)
+        if value is None:
+            continue
+        fn = dot.expression
+        name = fn.name if isinstance(fn, exp.Anonymous) else fn.sql_name()
+        args = [value.sql(dialect=d), *(a.sql(dialect=d) for a in _call_args(fn))]
+        try:
+            text = f"SELECT {name}({', '.join(args)})"
+            call = d.parser().parse(d.tokenize(text), text)[0]
+        except SqlglotError:
+            call = None
+        rebuilt = call.expressions[0] if isinstance(call, exp.Select) and call.expressions else None
+        if rebuilt is None:
+            # a call that does not read back: an unknown function of the value (analysis refuses copies into it)
+            rebuilt = exp.Anonymous(this=name, expressions=[value, *_call_args(fn)])
+        if dot is tree:
+            return rebuilt
+        dot.replace(rebuilt)
+    return tree
+
+
+def _dotted_value(node: exp.Expression) -> exp.Expression | None:
+    """What ``node.f()`` is called on: a column for ``ssn`` / ``t.ssn`` / ``s.t.ssn``, the expression itself
+    otherwise; ``None`` for a schema name (``main.f(x)``)."""
+    if isinstance(node, exp.Paren):
+        inner = _dotted_value(node.this)
+        return None if inner is None else exp.Paren(this=inner)
+    parts: list[exp.Identifier] = []
+    probe: exp.Expression = node
+    while isinstance(probe, exp.Dot) and isinstance(probe.expression, exp.Identifier):
+        parts.insert(0, probe.expression)
+        probe = probe.this
+    if isinstance(probe, exp.Identifier):
+        parts.insert(0, probe)
+        if len(parts) == 1 and parts[0].name.lower() in _FUNCTION_SCHEMAS:
+            return None
+        column, table, db, catalog = [*reversed(parts), None, None, None][:4]
+        return exp.Column(this=column, table=table, db=db, catalog=catalog)
+    return node if not parts else None
+
+
+def _call_args(fn: exp.Func) -> list[exp.Expression]:
+    """A parsed call's arguments in order (an unknown function keeps them in ``expressions``)."""
+    if isinstance(fn, exp.Anonymous):
+        return list(fn.expressions)
+    out: list[exp.Expression] = []
+    for key in fn.arg_types:
+        value = fn.args.get(key)
+        out.extend(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, exp.Expression))
+    return out
 
 
 def _copy_query(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementInfo | None:
