@@ -135,3 +135,63 @@ def test_a_failed_resample_keeps_scanning(tmp_path: Path, monkeypatch: pytest.Mo
     cls = state.column_class("leads", "info")
     assert cls is not None and cls.provisional
     assert conn.execute("SELECT info FROM leads WHERE id = 1").fetchall() == [("[EMAIL]",)]
+
+
+def _sparse_table(rows: int, filled_from: int) -> sqlite3.Connection:
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE refs (id INTEGER, ref TEXT, code TEXT)")
+    raw.executemany(
+        "INSERT INTO refs VALUES (?, ?, ?)",
+        [(i, f"536-22-{8000 + i}" if i >= filled_from else None, f"c{i}") for i in range(rows)],
+    )
+    return raw
+
+
+def test_a_nearly_empty_column_is_provisional_and_scanned() -> None:
+    """A text column with fewer than FEW_ROWS values in a populated table is provisional (decision 0250)."""
+    conn = _governed(_sparse_table(200, 195))
+    assert conn.execute("SELECT ref FROM refs WHERE id >= 195").fetchall()[0] == ("[US_SSN]",)
+    state = state_for(conn.governor)
+    ref = state.column_class("refs", "ref")
+    assert ref is not None and ref.label == "US_SSN"  # labelled from the five values found past the sample
+    assert state.column_class("refs", "code") is None  # a column with values is settled as before
+
+
+def test_values_are_looked_for_within_a_bounded_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the window the values are not looked for: the column stays provisional and its values are scanned."""
+    monkeypatch.setattr(engine, "SPARSE_WINDOW", 1)  # window = sample_rows (100) rows
+    conn = _governed(_sparse_table(300, 250))
+    state = state_for(conn.governor)
+    conn.execute("SELECT id FROM refs").fetchall()
+    cls = state.column_class("refs", "ref")
+    assert cls is not None and cls.provisional and "non-empty value(s)" in cls.evidence["sample"]
+    assert state.tables["refs"].provisional
+    assert conn.execute("SELECT ref FROM refs WHERE id = 260").fetchall() == [("[US_SSN]",)]
+    monkeypatch.setattr(engine, "SPARSE_WINDOW", 100)
+    fresh = _governed(_sparse_table(300, 250))
+    fresh.execute("SELECT id FROM refs").fetchall()
+    found = state_for(fresh.governor).column_class("refs", "ref")
+    assert found is not None and found.label == "US_SSN" and not found.provisional
+
+
+def test_a_name_no_table_has_costs_one_catalog_query_and_no_new_sample() -> None:
+    """A column the catalog does not know makes the table's column list read again (decision 0251); when the
+    list is unchanged (a typo), nothing is re-sampled and no memo is emptied."""
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (id INTEGER, city TEXT)")
+    raw.executemany("INSERT INTO t VALUES (?, ?)", [(i, "Paris") for i in range(30)])
+    seen: list[str] = []
+    raw.set_trace_callback(seen.append)
+    conn = _governed(raw)
+    conn.execute("SELECT id FROM t").fetchall()
+    state = state_for(conn.governor)
+    version = state.version
+    seen.clear()
+    for _ in range(3):
+        with pytest.raises(sqlite3.OperationalError, match="no such column"):
+            conn.execute("SELECT id, nosuch FROM t").fetchall()
+    assert state.version == version
+    assert not [s for s in seen if "LIMIT" in s]  # no new sample
+    raw.execute("ALTER TABLE t ADD COLUMN nosuch TEXT")
+    conn.execute("SELECT id, nosuch FROM t").fetchall()
+    assert state.version > version and "nosuch" in (state.tables["t"].columns or [])

@@ -242,8 +242,11 @@ FEW_ROWS = 10
 _SCANNED_WHILE_PROVISIONAL = frozenset({"text", "unknown", "json", "binary"})
 
 
-def provisional_class(result: ColumnClass, declared: str | None, rows: int, column: str = "") -> ColumnClass:
-    """What a column of a nearly empty table is until it is classified again.
+def provisional_class(
+    result: ColumnClass, declared: str | None, rows: int, column: str = "", *, values: int | None = None
+) -> ColumnClass:
+    """What a column of a nearly empty table (or a nearly empty column: ``values`` non-empty ones in a sample
+    of ``rows`` rows) is until it is classified again.
 
     A name label (``email``) or a label from the few values there were stands; otherwise a text-like column
     becomes FREE_TEXT at 0.5 confidence: its values are scanned like free text as they pass, and it may still
@@ -251,6 +254,9 @@ def provisional_class(result: ColumnClass, declared: str | None, rows: int, colu
     """
     result.evidence["sample"] = (
         f"the table had {rows} row(s) when sampled; classified again once data arrives"
+        if values is None
+        else f"the column had {values} non-empty value(s) in {rows} sampled row(s); classified again once data "
+        "arrives"
     )
     if result.label is None and type_category(declared) in _SCANNED_WHILE_PROVISIONAL:
         result.label = "FREE_TEXT"
@@ -261,6 +267,16 @@ def provisional_class(result: ColumnClass, declared: str | None, rows: int, colu
             # the scan has no column name to go by: a firmware column's dotted quads are versions
             result.strategy = ("spans", {"ignore": ["IP_ADDRESS"]})
     return result
+
+
+def non_empty(values: Sequence[Any] | None) -> int:
+    """How many of ``values`` are evidence (not NULL, not blank text)."""
+    return sum(1 for v in values or () if (text := _text_of(v)) is not None and text.strip())
+
+
+def sparse_text(declared: str | None, values: Sequence[Any] | None, floor: int) -> bool:
+    """Is a column of a text-like type nearly empty in its sample (fewer than ``floor`` non-empty values)?"""
+    return type_category(declared) in _SCANNED_WHILE_PROVISIONAL and non_empty(values) < floor
 
 
 def classify_column(

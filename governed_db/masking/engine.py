@@ -27,7 +27,9 @@ from governed_db.masking.classify import (
     ColumnClass,
     classify_column,
     classify_name,
+    non_empty,
     provisional_class,
+    sparse_text,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.constraints import (
@@ -73,6 +75,9 @@ RETRY_SECONDS = 30.0
 #: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
 RECHECK_MAX = 5.0
+#: a column nearly empty in the sample is looked for in this many times as many rows (decision 0250): a bounded
+#: read, whatever the table's size
+SPARSE_WINDOW = 100
 #: the id-keyed hot caches are an accelerator in front of ``memo``; emptied when they outgrow this
 _HOT_CACHE = STATEMENTS
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
@@ -246,6 +251,9 @@ class MaskingState:
         self.hot_uses: dict[int, tuple[Any, ...]] = {}
         #: the same for the rewritten text of a statement (masking.reorder): the edits, or None
         self.hot_orders: dict[int, tuple[Any, ...]] = {}
+        #: statements (analysis keys) naming a column their tables lacked when traced: no verdict or plan of
+        #: theirs is reused without reading those tables' columns again (decision 0251)
+        self.volatile: set[Any] = set()
         self._active_for: tuple[str, bool] | None = None
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
@@ -259,6 +267,8 @@ class MaskingState:
         return seen[1]
 
     def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
+        if analysis.key in self.volatile:
+            return  # names a column its tables lacked: checked again at every execution (decision 0251)
         with self.lock:
             if len(cache) >= _HOT_CACHE:
                 cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
@@ -277,6 +287,8 @@ class MaskingState:
 
     def recall(self, key: tuple[Any, ...]) -> Any:
         """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""
+        if len(key) > 1 and key[1] in self.volatile:
+            return MISSING  # re-derived through facts_for, which checks the tables' columns again
         found = self.memo.get(key)
         if found is None or found[0] < time.time():
             return MISSING
@@ -384,6 +396,9 @@ class MaskingState:
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
         lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        if lineage.missing and self.reread(lineage.missing):
+            # a column the catalog did not know: read the tables again (and their labels) and trace anew
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
         if lineage.partitioned:
             lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
@@ -401,6 +416,32 @@ class MaskingState:
     def every_table(self) -> list[str] | None:
         """The names of the database's tables (``None`` when unreadable)."""
         return schema.list_tables(self.gov.driver.catalog_connection(self.gov), self.dialect)
+
+    def reread(self, keys: set[str]) -> bool:
+        """Read the column lists of ``keys`` (they lack a name a statement uses: a column added by another
+        connection?) and forget the tables whose columns changed, with every plan and verdict derived from them;
+        True when any was forgotten (decision 0251). One catalog query per table; a name no table has (a typo)
+        changes nothing else."""
+        raw = self.gov.driver.catalog_connection(self.gov)
+        stale = []
+        for key in sorted(keys):
+            info = self.tables.get(key)
+            if info is None or info.columns is None or info.source is None:
+                continue
+            cols = schema.read_columns(raw, self.dialect, *info.source)
+            if cols is not None and [c.lower() for c, _ in cols] != [c.lower() for c in info.columns]:
+                stale.append(key)
+        if not stale:
+            return False
+        with self.lock:
+            for key in stale:
+                self.tables.pop(key, None)
+            self.version += 1
+            self.memo.clear()
+            self.hot_plans.clear()
+            self.hot_uses.clear()
+            self.hot_orders.clear()
+        return True
 
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""
@@ -460,12 +501,29 @@ class MaskingState:
                 for i, n in enumerate(names):
                     values[n.lower()] = [r[i] for r in rows if i < len(r)]
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
-        info.provisional = sampled_rows is not None and sampled_rows < min(FEW_ROWS, self.config.sample_rows)
+        floor = min(FEW_ROWS, self.config.sample_rows)
+        info.provisional = sampled_rows is not None and sampled_rows < floor
+        sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
+        if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
+            # the sample did not read the whole table: look for the nearly empty columns' values in the rest
+            names = [c for c in missing if c.lower() in sparse]
+            quoted = [exp.to_identifier(c, quoted=True).sql(dialect=self.sg_dialect) for c in names]
+            limit = self.config.sample_rows
+            more = schema.sample_columns(raw, self.dialect, table_sql, quoted, limit, SPARSE_WINDOW * limit)
+            if more is not None:
+                for i, c in enumerate(names):
+                    values[c.lower()] = [r[i] for r in more if i < len(r)]
+                sparse = self._sparse(info, names, values)
         for c in missing:
             declared = types.get(c.lower())
             cls = classify_column(key, c, declared, values.get(c.lower()))
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
+            elif c.lower() in sparse:
+                # a column with (almost) no values yet (added later, filled later) is not known to be innocent
+                # either: scanned as it passes and classified again, like a nearly empty table (decision 0250)
+                count = non_empty(values.get(c.lower()))
+                cls = provisional_class(cls, declared, sampled_rows or 0, c, values=count)
             info.classes[c.lower()] = cls
         unlisted = {m.lower() for m in missing}
         for c in size_measure_columns(self.dialect, key):
@@ -485,6 +543,8 @@ class MaskingState:
                         "FREE_TEXT", 1.0, {"statement text": "statements of other sessions, literals and all"},
                         strategy=("redact", {}),
                     )
+        if not info.provisional and any(cls.provisional for cls in info.classes.values()):
+            info.provisional = True  # sampled again later (its nearly empty columns)
         fts = schema.fts_source(raw, self.dialect, name)
         if fts is not None:
             self._inherit_fts(info, missing, *fts)
@@ -505,6 +565,13 @@ class MaskingState:
                     strategy=("redact", {}),
                 )
         return info
+
+    def _sparse(self, info: TableInfo, columns: list[str], values: dict[str, list[Any]]) -> set[str]:
+        """The text-like columns among ``columns`` whose sample holds fewer than a few non-empty values."""
+        floor = min(FEW_ROWS, self.config.sample_rows)
+        return {
+            c.lower() for c in columns if sparse_text(info.types.get(c.lower()), values.get(c.lower()), floor)
+        }
 
     def _inherit_fts(self, info: TableInfo, columns: list[str], parent: str, what: str) -> None:
         """A full-text index's shadow table (``t_content``, ``t_data``...) or vocabulary holds the indexed text
@@ -571,8 +638,16 @@ class MaskingState:
         key = (analysis.key, self.version)
         found = self.facts.get(key)
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            missing = found.lineage.missing if found.lineage is not None else None
+            if not missing or not self.reread(missing):
+                return found  # type: ignore[no-any-return]
+            key = (analysis.key, self.version)  # a table gained a column since: traced anew
         facts = self._facts(analysis)
+        if facts.lineage is not None and facts.lineage.missing:
+            with self.lock:
+                if len(self.volatile) >= _HOT_CACHE:
+                    self.volatile.clear()
+                self.volatile.add(analysis.key)
         self.facts.put(key, facts, len(analysis.normalized) + 64)
         return facts
 

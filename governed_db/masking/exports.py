@@ -1,11 +1,11 @@
 """Results that leave in a form masking cannot reach (``COPY ... TO``, DuckDB ``map()``): which of their columns
 would be masked, so that the export is refused.
 
-A column of a table that had too few rows to classify (a *provisional* label, :func:`classify.provisional_class`)
-is not masked but scanned as it passes, in case personal data arrives. An export cannot be scanned on its way
-out, so those columns are scanned here instead, at the source and in full: a provisional table had fewer rows
-than the sample size, so reading that many rows reads all of it (when it has grown since, it is classified
-again first). A column counts as masked when it holds anything the scan would mask, when it is computed from
+A column of a table that had too few rows to classify, or with too few values (a *provisional* label,
+:func:`classify.provisional_class`) is not masked but scanned as it passes, in case personal data arrives. An
+export cannot be scanned on its way out, so those columns are scanned here instead, at the source and in full:
+a provisional column had fewer non-NULL values than the sample size, so reading that many of them reads all
+(when it has grown since, it is classified again first). A column counts as masked when it holds anything the scan would mask, when it is computed from
 a masked column, or when its lineage is not known for certain. Decision 0195.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
 
 from governed_db.identity import Identity
 from governed_db.masking import schema
@@ -127,21 +129,23 @@ def _sample_limit(state: MaskingState) -> int:
 
 
 def _clean(state: MaskingState, key: str, table_sql: str, columns: dict[str, Any]) -> bool:
-    """Read the whole (nearly empty) table now: True when the scan would mask none of ``columns``' values."""
+    """Read every value of ``columns`` (nearly empty: of a nearly empty table, or nearly all NULL, decision
+    0250) now: True when the scan would mask none of them."""
     raw = state.gov.driver.catalog_connection(state.gov)
     limit = _sample_limit(state)
-    sampled = schema.sample(raw, state.dialect, table_sql, limit)
-    if sampled is None:
+    info = state.tables.get(key)
+    spelled = {n.lower(): n for n in (info.columns or ())} if info is not None else {}
+    names = [spelled.get(c.lower()) for c in columns]
+    if not names or any(n is None for n in names):
         return False
-    names, rows = sampled
+    quoted = [exp.to_identifier(n, quoted=True).sql(dialect=state.sg_dialect) for n in names if n is not None]
+    rows = schema.sample_columns(raw, state.dialect, table_sql, quoted, limit)
+    if rows is None:
+        return False
     if len(rows) >= limit:
         state.data_arrived(key)  # it has grown: classified again at the next statement
         return False
-    index = {n.lower(): i for i, n in enumerate(names)}
-    for c, cls in columns.items():
-        i = index.get(c.lower())
-        if i is None:
-            return False
+    for i, (c, cls) in enumerate(columns.items()):
         masker = state.masker(key, c, cls)
         for row in rows:
             value = row[i]

@@ -364,6 +364,8 @@ class Walker:
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
                                 return self.locator(name, [src.table])
+                            if src.columns is not None:
+                                self.lineage.missing.add(src.table)
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
@@ -403,6 +405,12 @@ class Walker:
         if name in self.locators and not qualifier:
             # rowid, xmin...: where or when a row was stored, not what it holds
             return self.locator(name, _nearest_tables(scope))
+        if not qualifier:
+            # no table in reach has a column of that name: one of them may have gained it since it was read
+            s = scope
+            while s is not None:
+                self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
+                s = s.parent
         return Origin("unknown", hint=name)
 
     def locator(self, name: str, tables: list[str]) -> Origin:

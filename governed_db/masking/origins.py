@@ -128,6 +128,9 @@ class Lineage:
     #: every column reference the walk resolved, with what it resolved to (``n`` of ``(SELECT notes AS n ...)``
     #: is ``notes``): where a column is used, judged by the node around it (free-text searches, decision 0192)
     refs: list[tuple[exp.Column, Origin]] = field(default_factory=list)
+    #: tables whose known columns lack a name the statement uses: their catalog may be out of date (a column
+    #: added by another connection), so they are read again before the statement is judged (decision 0251)
+    missing: set[str] = field(default_factory=set)
 
 
 @dataclass

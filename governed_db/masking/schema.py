@@ -147,6 +147,7 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
             rollback_after = status == 0  # IDLE: our read must not leave a transaction open
     try:
         cur = conn.cursor()
+        _tuple_rows(cur)
     except Exception as e:
         log.debug("governed_db masking: no cursor for catalog reads: %s", loggable(e))
         return None
@@ -174,6 +175,15 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     finally:
         with contextlib.suppress(Exception):
             cur.close()
+
+
+def _tuple_rows(cur: Any) -> None:
+    """A psycopg 3 cursor inherits the connection's ``row_factory`` (the caller's: ``scalar_row``, a class):
+    catalog reads and samples read plain tuples whatever it is."""
+    if type(cur).__module__.split(".")[0] == "psycopg" and hasattr(cur, "row_factory"):
+        from psycopg.rows import tuple_row
+
+        cur.row_factory = tuple_row
 
 
 def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:
@@ -254,6 +264,26 @@ def sample(
         cur.execute(sql)
         names = [str(d[0]) for d in (cur.description or ())]
         return names, [_values(r) for r in cur.fetchall()]
+
+    return guarded(conn, dialect, work)
+
+
+def sample_columns(
+    conn: Any, dialect: str, table_sql: str, columns_sql: Sequence[str], limit: int, window: int | None = None
+) -> list[Sequence[Any]] | None:
+    """Up to ``limit`` rows of ``columns_sql`` (quoted column names) where at least one of them is not NULL:
+    the values of columns a plain sample found (nearly) empty, further in the table. ``window`` bounds the
+    rows read (a column NULL everywhere in a large table must not cost a scan of all of it)."""
+    if not columns_sql:
+        return []
+    where = " OR ".join(f"{c} IS NOT NULL" for c in columns_sql)
+    cols = ", ".join(columns_sql)
+    source = table_sql if window is None else f"(SELECT {cols} FROM {table_sql} LIMIT {int(window)}) governed_db_w"
+    sql = f"SELECT {cols} FROM {source} WHERE {where} LIMIT {int(limit)}"
+
+    def work(cur: Any) -> list[Sequence[Any]]:
+        cur.execute(sql)
+        return [_values(r) for r in cur.fetchall()]
 
     return guarded(conn, dialect, work)
 
