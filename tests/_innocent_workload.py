@@ -14,6 +14,7 @@ Used by tests/test_masking_innocent_workload.py and runnable as a script to prin
 
 from __future__ import annotations
 
+import datetime
 import decimal
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,10 +134,32 @@ TICKETS = [
     (4, 4, "Invoice copy", "Need an invoice copy for accounting", "low", "2024-06-21 15:30:00"),
 ]
 
+# a profile per customer but the last (innocent10): PII of every other kind (date of birth, salary, address)
+PROFILES = [
+    (1, "1985-04-12", "85250.00", "12 Rue de Rivoli, 75001 Paris", "consumer", 1),
+    (2, "1990-11-02", "62310.50", "4 Place Bellecour, 69002 Lyon", "consumer", 0),
+    (3, "1978-07-23", "118400.00", "Unter den Linden 5, 10117 Berlin", "business", 1),
+    (4, "2000-01-30", "41730.00", "221B Baker Street, London NW1 6XE", "consumer", 1),
+    (5, "1969-09-09", "99120.00", "8 Avenue Foch, 75116 Paris", "business", 0),
+]
+# order lines: (id, order_id, product_id, qty, unit_price)
+ITEMS = [
+    (1, 1, 1, 2, "9.99"),
+    (2, 2, 2, 1, "24.50"),
+    (3, 3, 3, 1, "15.00"),
+    (4, 4, 4, 2, "4.25"),
+    (5, 5, 1, 1, "9.99"),
+    (6, 6, 2, 2, "24.50"),
+    (7, 7, 3, 2, "15.00"),
+    (8, 8, 4, 1, "4.25"),
+    (9, 1, 4, 1, "4.25"),
+]
+
 # every PII string stored: a cell containing one of these is a PII cell and must come back masked
 PII = sorted(
     {str(v) for r in CUSTOMERS for v in r[1:5] if v}
-    | {"+1 415 555 0177", "+1 415 555 0101", "carol.white@example.net", "Gina Lee", "gina@example.com"},
+    | {"+1 415 555 0177", "+1 415 555 0101", "carol.white@example.net", "Gina Lee", "gina@example.com"}
+    | {str(v) for r in PROFILES for v in r[1:4]},
     key=len,
     reverse=True,
 )
@@ -152,7 +175,14 @@ PII_FRAGMENTS = (
     "219-45",
     "555 01",
     "carol.white",
+    "Rivoli",
+    "Bellecour",
+    "Linden",
+    "Baker Street",
+    "Foch",
 )
+# stored PII that a driver returns as a number or a date (salaries, dates of birth): such a raw cell is a PII cell
+PII_VALUES = {round(float(r[2]), 6) for r in PROFILES} | {datetime.date.fromisoformat(r[1]) for r in PROFILES}
 
 DDL = {
     "customers": "(id int primary key, full_name {s}, email {s}, phone {s}, ssn {s}, city {s}, country {s}, "
@@ -161,8 +191,18 @@ DDL = {
     "orders": "(id int primary key, customer_id int, product {s}, amount decimal(10,2), status {s}, "
     "created_at {ts})",
     "tickets": "(id int primary key, customer_id int, subject {s}, body {s}, priority {s}, opened_at {ts})",
+    "profiles": "(customer_id int primary key, date_of_birth date, salary decimal(10,2), address {s}, segment {s}, "
+    "opt_in int)",
+    "items": "(id int primary key, order_id int, product_id int, qty int, unit_price decimal(10,2))",
 }
-DATA = {"customers": CUSTOMERS, "products": PRODUCTS, "orders": ORDERS, "tickets": TICKETS}
+DATA = {
+    "customers": CUSTOMERS,
+    "orders": ORDERS,
+    "products": PRODUCTS,
+    "tickets": TICKETS,
+    "profiles": PROFILES,
+    "items": ITEMS,
+}
 TYPES = {
     "lite": {"s": "text", "ts": "text"},
     "duck": {"s": "varchar", "ts": "timestamp"},
@@ -643,6 +683,512 @@ WORKLOAD: list[Case] = [
         },
     ),
 ]
+# -- an analytics agent's reports over customers -> orders -> items, products and profiles (innocent10)
+_DOW = {
+    "lite": "CAST(strftime('%w', created_at) AS INTEGER)",
+    "duck": "dayofweek(created_at)",
+    "pg": "extract(dow FROM created_at)::int",
+    "my": "DAYOFWEEK(created_at) - 1",
+}
+_HOUR = {
+    "lite": "CAST(strftime('%H', created_at) AS INTEGER)",
+    "duck": "hour(created_at)",
+    "pg": "extract(hour FROM created_at)::int",
+    "my": "HOUR(created_at)",
+}
+_QUARTER = {
+    "lite": "(CAST(strftime('%m', created_at) AS INTEGER) + 2) / 3",
+    "duck": "quarter(created_at)",
+    "pg": "extract(quarter FROM created_at)::int",
+    "my": "QUARTER(created_at)",
+}
+_MONTH_START = {
+    "lite": "date(created_at, 'start of month')",
+    "duck": "CAST(date_trunc('month', created_at) AS DATE)",
+    "pg": "date_trunc('month', created_at)::date",
+    "my": "CAST(DATE_FORMAT(created_at, '%Y-%m-01') AS DATE)",
+}
+_TENURE = {
+    "lite": "CAST(julianday('2024-12-31') - julianday(c.signup_date) AS INTEGER)",
+    "duck": "DATE '2024-12-31' - c.signup_date",
+    "pg": "DATE '2024-12-31' - c.signup_date",
+    "my": "DATEDIFF('2024-12-31', c.signup_date)",
+}
+_CONCAT = {
+    "lite": "category || ':' || name",
+    "duck": "concat(category, ':', name)",
+    "pg": "concat(category, ':', name)",
+    "my": "CONCAT(category, ':', name)",
+}
+_LAST30 = {
+    "lite": "created_at >= datetime((SELECT max(created_at) FROM {o}), '-30 days')",
+    "duck": "created_at >= (SELECT max(created_at) FROM {o}) - INTERVAL 30 DAY",
+    "pg": "created_at >= (SELECT max(created_at) FROM {o}) - INTERVAL '30 days'",
+    "my": "created_at >= (SELECT max(created_at) FROM {o} x) - INTERVAL 30 DAY",
+}
+_GAP = {
+    "lite": "julianday(created_at) - julianday(prev)",
+    "duck": "date_diff('day', prev, created_at)",
+    "pg": "extract(epoch FROM created_at - prev) / 86400",
+    "my": "TIMESTAMPDIFF(DAY, prev, created_at)",
+}
+
+
+def _each(template: str, **parts: dict[str, str]) -> dict[str, str]:
+    """One statement per database, with each named part written in that database's dialect."""
+    return {
+        db: template.format(**{k: v[db] for k, v in parts.items()}) for db in ("lite", "duck", "pg", "my")
+    }
+
+
+AGENT_REPORTS: list[Case] = [
+    # top-N
+    Case(
+        "top 3 customers by revenue",
+        "SELECT customer_id, sum(amount) AS rev FROM {o} GROUP BY customer_id ORDER BY rev DESC, customer_id LIMIT 3",
+    ),
+    Case(
+        "top customers with contact",
+        "SELECT c.id, c.full_name, c.email, s.rev FROM {c} c JOIN (SELECT customer_id, sum(amount) AS rev FROM {o} "
+        "GROUP BY customer_id) s ON s.customer_id = c.id ORDER BY s.rev DESC, c.id LIMIT 3",
+    ),
+    Case(
+        "top products by quantity",
+        "SELECT p.name, sum(i.qty) AS q FROM {i} i JOIN {p} p ON p.id = i.product_id GROUP BY p.name "
+        "ORDER BY q DESC, p.name LIMIT 2",
+    ),
+    Case(
+        "top cities",
+        "SELECT city, count(*) AS n FROM {c} WHERE city IS NOT NULL GROUP BY city ORDER BY n DESC, city LIMIT 2",
+    ),
+    Case(
+        "largest orders with email",
+        "SELECT o.id, o.amount, c.email FROM {o} o JOIN {c} c ON c.id = o.customer_id "
+        "ORDER BY o.amount DESC, o.id LIMIT 3",
+    ),
+    Case(
+        "bottom products by revenue",
+        "SELECT product, sum(amount) FROM {o} GROUP BY product ORDER BY 2, 1 LIMIT 2",
+    ),
+    # cohorts, retention, funnels
+    Case(
+        "signup cohort by order month",
+        "SELECT {ms} AS cohort, {m} AS month, count(DISTINCT o.customer_id) FROM {c} c JOIN {o} o "
+        "ON o.customer_id = c.id GROUP BY 1, 2 ORDER BY 1, 2",
+    ),
+    Case(
+        "repeat customers",
+        "SELECT count(*) FROM (SELECT customer_id FROM {o} GROUP BY customer_id HAVING count(*) > 1) r",
+    ),
+    Case(
+        "active in two months",
+        "WITH m AS (SELECT DISTINCT customer_id, {m} AS month FROM {o}) "
+        "SELECT customer_id, count(*) FROM m GROUP BY customer_id HAVING count(*) >= 2 ORDER BY 1",
+    ),
+    Case(
+        "first order per customer",
+        "SELECT c.id, c.tier, min(o.created_at) FROM {c} c JOIN {o} o ON o.customer_id = c.id "
+        "GROUP BY c.id, c.tier ORDER BY c.id",
+    ),
+    Case(
+        "cohort size by tier and month",
+        "SELECT tier, {ms}, count(*) FROM {c} GROUP BY 1, 2 ORDER BY 1, 2",
+    ),
+    Case(
+        "status funnel",
+        "SELECT count(*), sum(CASE WHEN status IN ('shipped', 'refunded') THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) FROM {o}",
+    ),
+    Case(
+        "signup order ticket funnel",
+        "SELECT (SELECT count(*) FROM {c}), (SELECT count(DISTINCT customer_id) FROM {o}), "
+        "(SELECT count(DISTINCT customer_id) FROM {t})",
+    ),
+    Case(
+        "conversion by tier",
+        "SELECT c.tier, count(DISTINCT c.id), count(DISTINCT o.customer_id) FROM {c} c LEFT JOIN {o} o "
+        "ON o.customer_id = c.id GROUP BY c.tier ORDER BY 1",
+    ),
+    # revenue over time
+    Case(
+        "revenue by month and status",
+        "SELECT {m}, status, sum(amount) FROM {o} GROUP BY 1, 2 ORDER BY 1, 2",
+    ),
+    Case(
+        "month over month",
+        "WITH r AS (SELECT {m} AS month, sum(amount) AS rev FROM {o} GROUP BY 1) "
+        "SELECT month, rev, rev - lag(rev) OVER (ORDER BY month) FROM r ORDER BY month",
+    ),
+    Case(
+        "shipped revenue by month",
+        "SELECT {m}, sum(amount) FROM {o} WHERE status = 'shipped' GROUP BY 1 ORDER BY 1",
+    ),
+    Case(
+        "line revenue by month",
+        "SELECT {m}, sum(i.qty * i.unit_price) FROM {o} o JOIN {i} i ON i.order_id = o.id GROUP BY 1 ORDER BY 1",
+    ),
+    Case("orders by weekday", _each("SELECT {d}, count(*) FROM {{o}} GROUP BY 1 ORDER BY 1", d=_DOW)),
+    Case(
+        "orders by hour", _each("SELECT {h}, count(*), sum(amount) FROM {{o}} GROUP BY 1 ORDER BY 1", h=_HOUR)
+    ),
+    Case("orders by quarter", _each("SELECT {q}, count(*) FROM {{o}} GROUP BY 1 ORDER BY 1", q=_QUARTER)),
+    Case(
+        "month start buckets",
+        _each("SELECT {s}, sum(amount) FROM {{o}} GROUP BY 1 ORDER BY 1", s=_MONTH_START),
+    ),
+    Case(
+        "last 30 days",
+        {db: "SELECT id, amount FROM {o} WHERE " + w + " ORDER BY id" for db, w in _LAST30.items()},
+    ),
+    Case(
+        "days between orders",
+        _each(
+            "SELECT id, {g} FROM (SELECT id, created_at, lag(created_at) OVER (PARTITION BY customer_id "
+            "ORDER BY created_at) AS prev FROM {{o}}) x ORDER BY id",
+            g=_GAP,
+        ),
+    ),
+    # customers -> orders -> items
+    Case(
+        "customer order lines",
+        "SELECT c.id, c.full_name, o.id, p.name, i.qty FROM {c} c JOIN {o} o ON o.customer_id = c.id "
+        "JOIN {i} i ON i.order_id = o.id JOIN {p} p ON p.id = i.product_id ORDER BY o.id, i.id",
+    ),
+    Case(
+        "category revenue by country",
+        "SELECT c.country, p.category, sum(i.qty * i.unit_price) FROM {c} c JOIN {o} o ON o.customer_id = c.id "
+        "JOIN {i} i ON i.order_id = o.id JOIN {p} p ON p.id = i.product_id GROUP BY 1, 2 ORDER BY 1, 2",
+    ),
+    Case(
+        "basket size by tier",
+        "SELECT c.tier, avg(b.n) FROM {c} c JOIN (SELECT o.customer_id, o.id, sum(i.qty) AS n FROM {o} o "
+        "JOIN {i} i ON i.order_id = o.id GROUP BY o.customer_id, o.id) b ON b.customer_id = c.id "
+        "GROUP BY c.tier ORDER BY 1",
+    ),
+    Case(
+        "lines per order",
+        "SELECT o.id, count(i.id), sum(i.qty) FROM {o} o LEFT JOIN {i} i ON i.order_id = o.id GROUP BY o.id "
+        "ORDER BY o.id",
+    ),
+    # CTEs
+    Case(
+        "lifetime value buckets",
+        "WITH ltv AS (SELECT customer_id, sum(amount) AS v FROM {o} GROUP BY customer_id) "
+        "SELECT CASE WHEN v >= 40 THEN 'high' WHEN v >= 15 THEN 'mid' ELSE 'low' END AS b, count(*) FROM ltv "
+        "GROUP BY 1 ORDER BY 1",
+    ),
+    Case(
+        "gold customers with totals",
+        "WITH t AS (SELECT customer_id, sum(amount) AS total FROM {o} GROUP BY customer_id), "
+        "g AS (SELECT id, full_name, email FROM {c} WHERE tier = 'gold') "
+        "SELECT g.id, g.full_name, g.email, t.total FROM g LEFT JOIN t ON t.customer_id = g.id ORDER BY g.id",
+    ),
+    Case(
+        "recursive id series",
+        "WITH RECURSIVE d(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM d WHERE n < 8) "
+        "SELECT d.n, count(o.id) FROM d LEFT JOIN {o} o ON o.customer_id = d.n GROUP BY d.n ORDER BY d.n",
+    ),
+    # windows
+    Case(
+        "order sequence per customer",
+        "SELECT id, customer_id, row_number() OVER (PARTITION BY customer_id ORDER BY created_at, id) FROM {o} "
+        "ORDER BY id",
+    ),
+    Case(
+        "cumulative spend per customer",
+        "SELECT id, sum(amount) OVER (PARTITION BY customer_id ORDER BY created_at, id) FROM {o} ORDER BY id",
+    ),
+    Case(
+        "moving average",
+        "SELECT id, avg(amount) OVER (ORDER BY created_at ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM {o} "
+        "ORDER BY id",
+    ),
+    Case(
+        "first product per customer",
+        "SELECT DISTINCT customer_id, first_value(product) OVER (PARTITION BY customer_id ORDER BY created_at) "
+        "FROM {o} ORDER BY 1",
+    ),
+    Case(
+        "spend rank with names",
+        "SELECT c.id, c.full_name, s.rev, rank() OVER (ORDER BY s.rev DESC) AS r FROM {c} c JOIN "
+        "(SELECT customer_id, sum(amount) AS rev FROM {o} GROUP BY customer_id) s ON s.customer_id = c.id "
+        "ORDER BY r, c.id",
+    ),
+    Case(
+        "next order date",
+        "SELECT id, lead(created_at) OVER (PARTITION BY customer_id ORDER BY created_at) FROM {o} ORDER BY id",
+    ),
+    Case(
+        "share within status",
+        "SELECT id, round(amount * 100.0 / sum(amount) OVER (PARTITION BY status), 2) FROM {o} ORDER BY id",
+    ),
+    Case(
+        "tier sizes beside names",
+        "SELECT id, full_name, tier, count(*) OVER (PARTITION BY tier) FROM {c} ORDER BY id",
+    ),
+    # CASE buckets, dates and strings over non-PII columns
+    Case(
+        "price bands",
+        "SELECT CASE WHEN price < 10 THEN 'budget' WHEN price < 20 THEN 'mid' ELSE 'premium' END, count(*) "
+        "FROM {p} GROUP BY 1 ORDER BY 1",
+    ),
+    Case(
+        "early and late signups",
+        "SELECT CASE WHEN signup_date < '2024-03-01' THEN 'early' ELSE 'late' END AS k, count(*) FROM {c} "
+        "GROUP BY 1 ORDER BY 1",
+    ),
+    Case(
+        "priority weight",
+        "SELECT sum(CASE priority WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END) FROM {t}",
+    ),
+    Case("tenure with names", _each("SELECT c.id, c.full_name, {d} FROM {{c}} c ORDER BY c.id", d=_TENURE)),
+    Case(
+        "product name parts",
+        "SELECT upper(name), substr(name, 1, 3), length(name), lower(category) FROM {p} ORDER BY id",
+    ),
+    Case("category labels", _each("SELECT {x} FROM {{p}} ORDER BY id", x=_CONCAT)),
+    Case("status like", "SELECT id FROM {o} WHERE status LIKE 'ship%' ORDER BY id"),
+    Case("distinct trimmed status", "SELECT DISTINCT trim(upper(status)) FROM {o} ORDER BY 1"),
+    Case(
+        "city initials",
+        "SELECT substr(city, 1, 1), count(*) FROM {c} WHERE city IS NOT NULL GROUP BY 1 ORDER BY 1",
+    ),
+    Case("replace in subject", "SELECT id, replace(subject, ' ', '_') FROM {t} ORDER BY id"),
+    # EXISTS / IN
+    Case(
+        "customers with orders and tickets",
+        "SELECT c.id FROM {c} c WHERE EXISTS (SELECT 1 FROM {o} o WHERE o.customer_id = c.id) "
+        "AND EXISTS (SELECT 1 FROM {t} t WHERE t.customer_id = c.id) ORDER BY c.id",
+    ),
+    Case(
+        "names without tickets",
+        "SELECT c.id, c.full_name FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {t} t WHERE t.customer_id = c.id) "
+        "ORDER BY c.id",
+    ),
+    Case(
+        "orders of tool products",
+        "SELECT id FROM {o} WHERE product IN (SELECT name FROM {p} WHERE category = 'tools') ORDER BY id",
+    ),
+    Case(
+        "never shipped",
+        "SELECT id FROM {c} WHERE id NOT IN (SELECT customer_id FROM {o} WHERE status = 'shipped') ORDER BY id",
+    ),
+    Case(
+        "emails of big spenders",
+        "SELECT c.id, c.email FROM {c} c WHERE EXISTS (SELECT 1 FROM {o} o WHERE o.customer_id = c.id "
+        "AND o.amount > 20) ORDER BY c.id",
+    ),
+    Case(
+        "repeat buyers by id list",
+        "SELECT id, full_name, phone FROM {c} WHERE id IN (SELECT customer_id FROM {o} GROUP BY customer_id "
+        "HAVING count(*) >= 2) ORDER BY id",
+    ),
+    # LEFT JOIN + COALESCE, HAVING
+    Case(
+        "lifetime value coalesce",
+        "SELECT c.id, COALESCE(sum(o.amount), 0) FROM {c} c LEFT JOIN {o} o ON o.customer_id = c.id "
+        "GROUP BY c.id ORDER BY c.id",
+    ),
+    Case(
+        "contacts with totals",
+        "SELECT c.id, c.full_name, c.phone, COALESCE(s.total, 0) FROM {c} c LEFT JOIN (SELECT customer_id, "
+        "sum(amount) AS total FROM {o} GROUP BY customer_id) s ON s.customer_id = c.id ORDER BY c.id",
+    ),
+    Case(
+        "products never ordered",
+        "SELECT p.name FROM {p} p LEFT JOIN {i} i ON i.product_id = p.id WHERE i.id IS NULL ORDER BY p.name",
+    ),
+    Case("tiers with several", "SELECT tier FROM {c} GROUP BY tier HAVING count(*) > 1 ORDER BY tier"),
+    Case(
+        "products sold twice",
+        "SELECT product_id, sum(qty) FROM {i} GROUP BY product_id HAVING sum(qty) >= 3 ORDER BY 1",
+    ),
+    Case(
+        "average per order safe division",
+        "SELECT status, sum(amount) / NULLIF(count(*), 0) FROM {o} GROUP BY status ORDER BY 1",
+    ),
+    # percentiles, distinct, unions
+    Case(
+        "p90 amount",
+        {
+            "pg": "SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY amount) FROM {o}",
+            "duck": "SELECT quantile_cont(amount, 0.9) FROM {o}",
+            "my": "SELECT DISTINCT PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY amount) OVER () FROM {o}",
+        },
+    ),
+    Case(
+        "median by status",
+        {
+            "pg": "SELECT status, percentile_disc(0.5) WITHIN GROUP (ORDER BY amount) FROM {o} GROUP BY 1 ORDER BY 1",
+            "duck": "SELECT status, quantile_disc(amount, 0.5) FROM {o} GROUP BY 1 ORDER BY 1",
+        },
+    ),
+    Case(
+        "quartiles",
+        "SELECT q, min(amount), max(amount), count(*) FROM (SELECT amount, ntile(4) OVER (ORDER BY amount, id) "
+        "AS q FROM {o}) x GROUP BY q ORDER BY q",
+    ),
+    Case(
+        "distinct product categories ordered",
+        "SELECT DISTINCT o.product, p.category FROM {o} o JOIN {p} p ON p.name = o.product ORDER BY 1",
+    ),
+    Case(
+        "distinct products per customer",
+        "SELECT customer_id, count(DISTINCT product) FROM {o} GROUP BY customer_id ORDER BY 1",
+    ),
+    Case(
+        "countries with orders",
+        "SELECT DISTINCT c.country FROM {c} c JOIN {o} o ON o.customer_id = c.id ORDER BY 1",
+    ),
+    Case(
+        "kpi union",
+        "SELECT 'revenue' AS k, sum(amount) AS v FROM {o} UNION ALL SELECT 'tickets', count(*) FROM {t} "
+        "UNION ALL SELECT 'customers', count(*) FROM {c}",
+    ),
+    Case(
+        "timeline of events",
+        "SELECT customer_id, 'order' AS kind, created_at AS at FROM {o} UNION ALL "
+        "SELECT customer_id, 'ticket', opened_at FROM {t} ORDER BY 3, 1, 2",
+    ),
+    Case(
+        "rollup revenue",
+        {
+            "pg": "SELECT status, product, sum(amount) FROM {o} GROUP BY ROLLUP (status, product) "
+            "ORDER BY 1 NULLS LAST, 2 NULLS LAST",
+            "duck": "SELECT status, product, sum(amount) FROM {o} GROUP BY ROLLUP (status, product) "
+            "ORDER BY 1 NULLS LAST, 2 NULLS LAST",
+            "my": "SELECT status, sum(amount) FROM {o} GROUP BY status WITH ROLLUP",
+        },
+    ),
+    # JSON aggregation of non-PII
+    Case(
+        "status counts as json",
+        {
+            "lite": "SELECT json_group_array(json_object('status', status, 'n', n)) FROM "
+            "(SELECT status, count(*) AS n FROM {o} GROUP BY status ORDER BY status)",
+            "duck": "SELECT to_json(list({{'status': status, 'n': n}} ORDER BY status)) FROM "
+            "(SELECT status, count(*) AS n FROM {o} GROUP BY status)",
+            "pg": "SELECT json_agg(json_build_object('status', status, 'n', n) ORDER BY status) FROM "
+            "(SELECT status, count(*) AS n FROM {o} GROUP BY status) s",
+            "my": "SELECT JSON_ARRAYAGG(JSON_OBJECT('status', status, 'n', n)) FROM "
+            "(SELECT status, count(*) AS n FROM {o} GROUP BY status ORDER BY status) s",
+        },
+    ),
+    Case(
+        "order ids per customer as json",
+        {
+            "lite": "SELECT customer_id, json_group_array(id) FROM (SELECT customer_id, id FROM {o} ORDER BY id) "
+            "GROUP BY customer_id ORDER BY 1",
+            "duck": "SELECT customer_id, to_json(list(id ORDER BY id)) FROM {o} GROUP BY 1 ORDER BY 1",
+            "pg": "SELECT customer_id, json_agg(id ORDER BY id)::text FROM {o} GROUP BY 1 ORDER BY 1",
+            "my": "SELECT customer_id, JSON_ARRAYAGG(id) FROM (SELECT customer_id, id FROM {o} ORDER BY id) s "
+            "GROUP BY 1 ORDER BY 1",
+        },
+    ),
+    # schema discovery, EXPLAIN
+    Case(
+        "column count of customers",
+        {
+            "lite": "SELECT count(*) FROM pragma_table_info('{c}')",
+            "duck": "SELECT count(*) FROM information_schema.columns WHERE table_name = '{c}'",
+            "pg": "SELECT count(*) FROM information_schema.columns WHERE table_name = '{c}'",
+            "my": "SELECT count(*) FROM information_schema.columns WHERE table_name = '{c}' "
+            "AND table_schema = database()",
+        },
+    ),
+    Case(
+        "nullable columns of orders",
+        {
+            "lite": "SELECT name, \"notnull\", pk FROM pragma_table_info('{o}') ORDER BY cid",
+            "duck": "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_name = '{o}' "
+            "ORDER BY ordinal_position",
+            "pg": "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_name = '{o}' "
+            "ORDER BY ordinal_position",
+            "my": "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_name = '{o}' "
+            "AND table_schema = database() ORDER BY ordinal_position",
+        },
+    ),
+    Case(
+        "primary key of customers",
+        {
+            "duck": "SELECT constraint_type FROM information_schema.table_constraints WHERE table_name = '{c}'",
+            "pg": "SELECT constraint_type FROM information_schema.table_constraints WHERE table_name = '{c}' "
+            "AND constraint_type = 'PRIMARY KEY'",
+            "my": "SELECT constraint_type FROM information_schema.table_constraints WHERE table_name = '{c}' "
+            "AND table_schema = database()",
+        },
+    ),
+    Case(
+        "explain top customers",
+        {
+            "lite": "EXPLAIN QUERY PLAN SELECT customer_id, sum(amount) FROM {o} GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+            "duck": "EXPLAIN SELECT customer_id, sum(amount) FROM {o} GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+            "pg": "EXPLAIN SELECT customer_id, sum(amount) FROM {o} GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+            "my": "EXPLAIN SELECT customer_id, sum(amount) FROM {o} GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+        },
+    ),
+    Case(
+        "explain customer report",
+        {
+            "lite": "EXPLAIN QUERY PLAN SELECT c.id, c.full_name, sum(o.amount) FROM {c} c JOIN {o} o "
+            "ON o.customer_id = c.id WHERE c.tier = 'gold' GROUP BY c.id",
+            "duck": "EXPLAIN SELECT c.tier, count(*) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY 1",
+            "pg": "EXPLAIN SELECT c.tier, count(*) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY 1",
+            "my": "EXPLAIN SELECT c.id, c.full_name FROM {c} c WHERE c.tier = 'gold'",
+        },
+    ),
+    Case(
+        "describe a report query",
+        {
+            "duck": "DESCRIBE SELECT c.id, c.full_name, c.email, o.amount FROM {c} c JOIN {o} o ON o.customer_id = c.id"
+        },
+    ),
+    # PII read plainly, filtered, joined and sorted on non-PII columns
+    Case(
+        "gold contact list",
+        "SELECT full_name, email, phone FROM {c} WHERE tier = 'gold' ORDER BY id",
+    ),
+    Case("ssn of french customers", "SELECT id, ssn FROM {c} WHERE country = 'FR' ORDER BY id"),
+    Case(
+        "profiles of french customers",
+        "SELECT c.id, f.date_of_birth, f.salary, f.address FROM {c} c JOIN {f} f ON f.customer_id = c.id "
+        "WHERE c.country = 'FR' ORDER BY c.id",
+    ),
+    Case("profile star", "SELECT * FROM {f} WHERE customer_id = 2"),
+    Case("profiles by segment", "SELECT segment, count(*), sum(opt_in) FROM {f} GROUP BY segment ORDER BY 1"),
+    Case("profiles present", "SELECT count(*), count(date_of_birth), count(salary) FROM {f}"),
+    Case(
+        "customers without profile",
+        "SELECT c.id, c.full_name FROM {c} c LEFT JOIN {f} f ON f.customer_id = c.id WHERE f.customer_id IS NULL "
+        "ORDER BY c.id",
+    ),
+    Case(
+        "opted-in emails",
+        "SELECT c.email, f.segment FROM {c} c JOIN {f} f ON f.customer_id = c.id WHERE f.opt_in = 1 "
+        "ORDER BY c.signup_date",
+    ),
+    Case(
+        "shipping labels",
+        "SELECT o.id, c.full_name, f.address FROM {o} o JOIN {c} c ON c.id = o.customer_id "
+        "LEFT JOIN {f} f ON f.customer_id = c.id WHERE o.status = 'pending' ORDER BY o.id",
+    ),
+    Case(
+        "recent signups contact",
+        "SELECT full_name, email, signup_date FROM {c} ORDER BY signup_date DESC, id LIMIT 3",
+    ),
+    Case(
+        "business segment revenue",
+        "SELECT f.segment, sum(o.amount) FROM {f} f JOIN {o} o ON o.customer_id = f.customer_id GROUP BY 1 "
+        "ORDER BY 1",
+    ),
+    Case(
+        "ticket reporters",
+        "SELECT t.id, t.subject, c.full_name, c.email FROM {t} t JOIN {c} c ON c.id = t.customer_id "
+        "WHERE t.priority IN ('high', 'medium') ORDER BY t.id",
+    ),
+]
+
+WORKLOAD += AGENT_REPORTS
 EXPLAIN_CASES = {
     "explain count by city",
     "explain join",
@@ -653,6 +1199,8 @@ EXPLAIN_CASES = {
     "show columns",
     "show tables",
     "pg indexes",
+    "explain top customers",
+    "explain customer report",
 }
 
 
@@ -662,6 +1210,8 @@ def _names(prefix: str) -> dict[str, str]:
         "o": f"{prefix}orders",
         "p": f"{prefix}products",
         "t": f"{prefix}tickets",
+        "f": f"{prefix}profiles",
+        "i": f"{prefix}items",
     }
 
 
@@ -677,7 +1227,7 @@ def render(case: Case, db: str, prefix: str) -> str | None:
 def create(raw: Any, db: str, prefix: str) -> None:
     names = _names(prefix)
     cur = raw.cursor()
-    for key, table in (("c", "customers"), ("o", "orders"), ("p", "products"), ("t", "tickets")):
+    for key, table in zip(names, DATA, strict=True):
         cur.execute(f"CREATE TABLE {names[key]} " + DDL[table].format(**TYPES[db]))
         rows = DATA[table]
         marks = ", ".join([PARAM[db]] * len(rows[0]))
@@ -709,6 +1259,8 @@ def _text(v: Any) -> str | None:
 
 
 def _is_pii(v: Any) -> bool:
+    if isinstance(v, (int, float, decimal.Decimal, datetime.date)) and not isinstance(v, bool):
+        return _norm(v) in PII_VALUES
     t = _text(v)
     return t is not None and any(p in t for p in PII)
 

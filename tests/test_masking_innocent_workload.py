@@ -163,3 +163,44 @@ def test_sqlite_masked_dates_stay_iso_dates() -> None:
     assert row[0] != "Alice Smith" and row[1] != "1985-04-12" and row[2] == "2024-01-15"
     assert datetime.date.fromisoformat(row[1]).year == 1985
     raw.close()
+
+
+def test_duckdb_describe_of_a_query_is_its_names_and_types() -> None:
+    """``DESCRIBE SELECT c.id, c.full_name, ...`` (how an agent checks a report's columns) was refused as a copy
+    of masked columns, then, judged as EXPLAIN, came back with every cell ``[SENSITIVE]``: DuckDB binds the
+    query without running it, so its rows are the result's column names and declared types, exact now
+    (decision 0254). Its uses are still walked as a read's: a PIVOT on a masked column (whose values would be
+    the column names) and a WHERE on one are refused whether the guess is right or wrong."""
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    wl.create(raw, "duck", "d_")
+    conn = governed_db.wrap(raw, identity=wl.AGENT, environment="production", audit=False)
+    for sql in (
+        "DESCRIBE SELECT c.id, c.full_name, c.email, o.amount FROM d_customers c JOIN d_orders o "
+        "ON o.customer_id = c.id WHERE o.status = 'shipped'",
+        "DESCRIBE SELECT * FROM d_customers",
+        "DESCRIBE SELECT full_name AS column_type FROM d_customers",
+    ):
+        got, want = conn.execute(sql).fetchall(), raw.execute(sql).fetchall()
+        assert got == want and want
+    guesses = ("Alice Smith", "Zed Nobody")
+    hostile = (
+        "DESCRIBE PIVOT (SELECT * FROM d_customers WHERE full_name = '{g}') ON full_name USING count(*)",
+        "DESCRIBE SELECT * FROM (PIVOT d_customers ON full_name USING count(*))",
+        "DESCRIBE SELECT id FROM d_customers WHERE full_name = '{g}'",
+        "DESCRIBE SELECT id FROM d_customers ORDER BY ssn LIMIT 1",
+    )
+    for template in hostile:
+        # the raw DESCRIBE tells a right guess from a wrong one (or shows the names) only for the PIVOTs
+        messages = []
+        for g in guesses:
+            with pytest.raises(governed_db.GuardrailViolation) as e:
+                conn.execute(template.format(g=g)).fetchall()
+            messages.append(str(e.value).replace(g, "<g>"))
+            assert not any(f in str(e.value) for f in wl.PII_FRAGMENTS if f not in g)
+        assert messages[0] == messages[1]
+    raw_names = {
+        r[0] for r in raw.execute("DESCRIBE PIVOT d_customers ON full_name USING count(*)").fetchall()
+    }
+    assert "Alice Smith" in raw_names  # the channel the PIVOT refusal closes
+    raw.close()
