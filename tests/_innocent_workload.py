@@ -1188,7 +1188,962 @@ AGENT_REPORTS: list[Case] = [
     ),
 ]
 
-WORKLOAD += AGENT_REPORTS
+
+def _only(sql: str, *dbs: str) -> dict[str, str]:
+    """One statement, on the databases named (the others lack its syntax or function)."""
+    return {db: sql for db in dbs}
+
+
+#: more of an agent's reads (innocent round 10): PII selected plainly beside reports, windows, LATERAL, DISTINCT ON,
+#: QUALIFY, JSON of non-PII columns, null tests of PII (a COALESCE of columns too, decision 0255)
+AGENT_READS: list[Case] = [
+    Case("reachable customers", "SELECT count(*) FROM {c} WHERE COALESCE(email, phone) IS NOT NULL"),
+    Case("unreachable by phone or note", "SELECT id FROM {c} WHERE COALESCE(phone, notes) IS NULL ORDER BY id"),
+    Case(
+        "group by id only, name bare",
+        _only(
+            (
+                "SELECT c.full_name, count(o.id) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY c.id "
+                "ORDER BY c.id"
+            ),
+            "lite",
+            "pg",
+            "my",
+        ),
+    ),
+    Case(
+        "email of top order",
+        (
+            "SELECT id, email FROM {c} WHERE id = (SELECT customer_id FROM {o} ORDER BY amount DESC, id LIMIT"
+            " 1)"
+        ),
+    ),
+    Case(
+        "union all names",
+        (
+            "SELECT full_name FROM {c} WHERE tier = 'gold' UNION ALL SELECT full_name FROM {c} WHERE tier = "
+            "'silver'"
+        ),
+    ),
+    Case(
+        "union all names ordered by id",
+        (
+            "SELECT id, full_name FROM {c} WHERE tier = 'gold' UNION ALL SELECT id, full_name FROM {c} WHERE "
+            "tier = 'silver' ORDER BY id"
+        ),
+    ),
+    Case(
+        "names limit offset",
+        "SELECT full_name, email FROM {c} ORDER BY id LIMIT 2 OFFSET 1",
+    ),
+    Case(
+        "row_number beside names",
+        "SELECT id, full_name, row_number() OVER (ORDER BY signup_date) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "case tier beside names",
+        (
+            "SELECT full_name, email, CASE WHEN tier = 'gold' THEN 'VIP' ELSE 'regular' END FROM {c} ORDER BY"
+            " id"
+        ),
+    ),
+    Case(
+        "comma join names",
+        "SELECT c.full_name, o.amount FROM {c} c, {o} o WHERE o.customer_id = c.id ORDER BY o.id",
+    ),
+    Case(
+        "between ids",
+        "SELECT id, email FROM {c} WHERE id BETWEEN 2 AND 4 ORDER BY id",
+    ),
+    Case(
+        "scalar subquery name",
+        "SELECT o.id, (SELECT c.full_name FROM {c} c WHERE c.id = o.customer_id) FROM {o} o ORDER BY o.id",
+    ),
+    Case(
+        "left join on filter names",
+        (
+            "SELECT o.id, c.email FROM {o} o LEFT JOIN {c} c ON c.id = o.customer_id AND c.tier = 'gold' "
+            "ORDER BY o.id"
+        ),
+    ),
+    Case(
+        "any array",
+        _only(
+            "SELECT full_name FROM {c} WHERE id = ANY(ARRAY[1, 2]) ORDER BY id",
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "fetch first",
+        _only(
+            "SELECT id, full_name FROM {c} ORDER BY id FETCH FIRST 3 ROWS ONLY",
+            "pg",
+            "duck",
+            "my",
+        ),
+    ),
+    Case(
+        "lateral count",
+        _only(
+            (
+                "SELECT c.id, c.full_name, x.n FROM {c} c CROSS JOIN LATERAL (SELECT count(*) AS n FROM {o} o "
+                "WHERE o.customer_id = c.id) x ORDER BY c.id"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "max signup names",
+        "SELECT full_name, email FROM {c} WHERE signup_date = (SELECT max(signup_date) FROM {c})",
+    ),
+    Case(
+        "top per tier star",
+        _only(
+            (
+                "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY tier ORDER BY signup_date DESC) AS rn "
+                "FROM {c}) x WHERE rn = 1 ORDER BY id"
+            ),
+            "pg",
+            "duck",
+            "lite",
+        ),
+    ),
+    Case(
+        "top per tier named",
+        (
+            "SELECT id, full_name, tier FROM (SELECT id, full_name, tier, row_number() OVER (PARTITION BY "
+            "tier ORDER BY signup_date DESC) AS rn FROM {c}) x WHERE rn = 1 ORDER BY id"
+        ),
+    ),
+    Case(
+        "distinct on",
+        _only(
+            (
+                "SELECT DISTINCT ON (customer_id) customer_id, id, amount FROM {o} ORDER BY customer_id, "
+                "created_at DESC"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "distinct on with name",
+        _only(
+            (
+                "SELECT DISTINCT ON (c.id) c.id, c.full_name, o.amount FROM {c} c JOIN {o} o ON o.customer_id = "
+                "c.id ORDER BY c.id, o.created_at DESC"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "name and order star",
+        "SELECT c.full_name, o.* FROM {o} o JOIN {c} c ON c.id = o.customer_id ORDER BY o.id",
+    ),
+    Case(
+        "qualify",
+        _only(
+            (
+                "SELECT id, full_name FROM {c} QUALIFY row_number() OVER (PARTITION BY tier ORDER BY signup_date)"
+                " = 1 ORDER BY id"
+            ),
+            "duck",
+        ),
+    ),
+    Case(
+        "star exclude",
+        _only(
+            "SELECT * EXCLUDE (ssn) FROM {c} ORDER BY id",
+            "duck",
+        ),
+    ),
+    Case(
+        "columns regex",
+        _only(
+            "SELECT COLUMNS('.*_at') FROM {o} ORDER BY id",
+            "duck",
+        ),
+    ),
+    Case(
+        "mysql limit comma",
+        _only(
+            "SELECT id, full_name FROM {c} ORDER BY id LIMIT 1, 2",
+            "my",
+        ),
+    ),
+    Case(
+        "generate_series calendar",
+        _only(
+            (
+                "SELECT to_char(m, 'YYYY-MM'), count(o.id) FROM generate_series('2024-05-01'::date, "
+                "'2024-08-01'::date, interval '1 month') m LEFT JOIN {o} o ON date_trunc('month', o.created_at) ="
+                " m GROUP BY m ORDER BY m"
+            ),
+            "pg",
+        ),
+    ),
+    Case(
+        "order by subquery names",
+        _only(
+            (
+                "SELECT c.id, c.full_name FROM {c} c ORDER BY (SELECT sum(amount) FROM {o} o WHERE o.customer_id "
+                "= c.id) DESC, c.id LIMIT 3"
+            ),
+            "pg",
+            "duck",
+            "lite",
+        ),
+    ),
+    Case(
+        "order by case tier names",
+        (
+            "SELECT id, full_name, tier FROM {c} ORDER BY CASE tier WHEN 'gold' THEN 1 WHEN 'silver' THEN 2 "
+            "ELSE 3 END, id"
+        ),
+    ),
+    Case(
+        "salary list",
+        "SELECT customer_id, salary FROM {f} ORDER BY customer_id",
+    ),
+    Case(
+        "profile with tier",
+        "SELECT f.*, c.tier FROM {f} f JOIN {c} c ON c.id = f.customer_id ORDER BY f.customer_id",
+    ),
+    Case(
+        "null tests names",
+        "SELECT count(*), min(signup_date) FROM {c} WHERE full_name IS NOT NULL AND email IS NOT NULL",
+    ),
+    Case(
+        "in or tier",
+        (
+            "SELECT c.id, c.full_name, c.email FROM {c} c WHERE c.id IN (SELECT customer_id FROM {t} WHERE "
+            "priority = 'high') OR c.tier = 'gold' ORDER BY c.id"
+        ),
+    ),
+    Case(
+        "string_agg products per name pg",
+        _only(
+            (
+                "SELECT c.full_name, string_agg(o.product, ', ' ORDER BY o.id) FROM {c} c JOIN {o} o ON "
+                "o.customer_id = c.id GROUP BY c.id ORDER BY c.id"
+            ),
+            "pg",
+        ),
+    ),
+    Case(
+        "group_concat per name my",
+        _only(
+            (
+                "SELECT c.full_name, GROUP_CONCAT(o.product ORDER BY o.id) FROM {c} c JOIN {o} o ON o.customer_id"
+                " = c.id GROUP BY c.id ORDER BY c.id"
+            ),
+            "my",
+        ),
+    ),
+    Case(
+        "any_value name",
+        _only(
+            (
+                "SELECT c.id, any_value(c.full_name), count(*) FROM {c} c JOIN {o} o ON o.customer_id = c.id "
+                "GROUP BY c.id ORDER BY c.id"
+            ),
+            "duck",
+        ),
+    ),
+    Case(
+        "first name duck",
+        _only(
+            (
+                "SELECT c.id, first(c.full_name), count(*) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY"
+                " c.id ORDER BY c.id"
+            ),
+            "duck",
+        ),
+    ),
+    Case(
+        "max name group by id",
+        (
+            "SELECT c.id, max(c.full_name), count(*) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY "
+            "c.id ORDER BY c.id"
+        ),
+    ),
+    Case(
+        "exists correlated name",
+        (
+            "SELECT full_name FROM {c} c WHERE EXISTS (SELECT 1 FROM {f} f WHERE f.customer_id = c.id AND "
+            "f.segment = 'business') ORDER BY id"
+        ),
+    ),
+    Case(
+        "coalesce city name",
+        "SELECT full_name, COALESCE(city, 'unknown') FROM {c} ORDER BY id",
+    ),
+    Case(
+        "ssn of gold and silver",
+        "SELECT id, ssn FROM {c} WHERE tier IN ('gold', 'silver') ORDER BY id",
+    ),
+    Case(
+        "in list of names via cte",
+        (
+            "WITH ids AS (SELECT DISTINCT customer_id FROM {o} WHERE status = 'pending') SELECT c.id, "
+            "c.full_name FROM {c} c JOIN ids ON ids.customer_id = c.id ORDER BY c.id"
+        ),
+    ),
+    Case(
+        "count distinct id by tier",
+        "SELECT tier, count(DISTINCT id) FROM {c} GROUP BY tier ORDER BY 1",
+    ),
+    Case(
+        "subquery from with pii order by id desc",
+        "SELECT * FROM (SELECT id, full_name, email FROM {c} ORDER BY id DESC LIMIT 3) x ORDER BY id",
+    ),
+    Case(
+        "ids of french cities",
+        "SELECT id, tier FROM {c} WHERE city IN (SELECT city FROM {c} WHERE country = 'FR') ORDER BY id",
+    ),
+    Case(
+        "json per customer pg",
+        _only(
+            "SELECT json_build_object('id', id, 'tier', tier)::text FROM {c} ORDER BY id",
+            "pg",
+        ),
+    ),
+    Case(
+        "json object with name",
+        _only(
+            "SELECT json_build_object('id', id, 'name', full_name)::text FROM {c} ORDER BY id",
+            "pg",
+        ),
+    ),
+    Case(
+        "row number over id with name",
+        "SELECT full_name, row_number() OVER (ORDER BY id) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "city like with names",
+        "SELECT id, full_name FROM {c} WHERE city LIKE 'P%' ORDER BY id",
+    ),
+    Case(
+        "filter on dob null",
+        "SELECT count(*) FROM {f} WHERE date_of_birth IS NULL",
+    ),
+    Case(
+        "cast id text concat",
+        _only(
+            "SELECT 'C-' || CAST(id AS TEXT), full_name FROM {c} ORDER BY id",
+            "lite",
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "nested cte names",
+        (
+            "WITH a AS (SELECT * FROM {c}), b AS (SELECT id, full_name, tier FROM a WHERE tier <> 'bronze') "
+            "SELECT * FROM b ORDER BY id"
+        ),
+    ),
+    Case(
+        "group by tier with email present",
+        ("SELECT tier, count(*), max(signup_date) FROM {c} WHERE email IS NOT NULL GROUP BY tier ORDER BY 1"),
+    ),
+    Case(
+        "case on null email beside name",
+        "SELECT full_name, CASE WHEN email IS NULL THEN 0 ELSE 1 END FROM {c} ORDER BY id",
+    ),
+    Case(
+        "order by alias of non-pii",
+        "SELECT id AS customer, full_name FROM {c} ORDER BY customer DESC",
+    ),
+    Case(
+        "order by position of id with names",
+        "SELECT id, full_name FROM {c} ORDER BY 1 DESC LIMIT 2",
+    ),
+    Case(
+        "group by 1 with name bare lite",
+        _only(
+            "SELECT tier, full_name FROM {c} GROUP BY tier ORDER BY tier",
+            "lite",
+        ),
+    ),
+    Case(
+        "lag name",
+        "SELECT id, lag(full_name) OVER (ORDER BY id) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "first_value email by tier",
+        (
+            "SELECT id, first_value(email) OVER (PARTITION BY tier ORDER BY signup_date, id) FROM {c} ORDER "
+            "BY id"
+        ),
+    ),
+    Case(
+        "case tier then name",
+        "SELECT id, CASE WHEN tier = 'gold' THEN full_name END FROM {c} ORDER BY id",
+    ),
+    Case(
+        "coalesce email phone",
+        "SELECT id, COALESCE(email, phone) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "quoted alias",
+        _only(
+            'SELECT full_name AS "Customer Name", city AS "City" FROM {c} ORDER BY id',
+            "lite",
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "id aliased full_name",
+        "SELECT id AS full_name, tier AS email FROM {c} ORDER BY id",
+    ),
+    Case(
+        "count aliased ssn_count",
+        "SELECT count(ssn) AS ssn_count, count(phone) AS phone_count FROM {c}",
+    ),
+    Case(
+        "email missing alias",
+        "SELECT id, email IS NULL AS email_missing FROM {c} ORDER BY id",
+    ),
+    Case(
+        "has ssn",
+        "SELECT id, ssn IS NOT NULL AS has_ssn FROM {c} ORDER BY id",
+    ),
+    Case(
+        "max id subquery star",
+        "SELECT * FROM {c} WHERE id = (SELECT max(id) FROM {c})",
+    ),
+    Case(
+        "not in tickets emails",
+        (
+            "SELECT id, email FROM {c} WHERE id NOT IN (SELECT customer_id FROM {t} WHERE customer_id IS NOT "
+            "NULL) ORDER BY id"
+        ),
+    ),
+    Case(
+        "json orders pg",
+        _only(
+            "SELECT jsonb_agg(to_jsonb(o) ORDER BY o.id)::text FROM {o} o",
+            "pg",
+        ),
+    ),
+    Case(
+        "row_to_json subset",
+        _only(
+            "SELECT row_to_json(t)::text FROM (SELECT id, tier FROM {c}) t ORDER BY 1",
+            "pg",
+        ),
+    ),
+    Case(
+        "json subset",
+        {
+            "duck": "SELECT to_json({{'id': id, 'tier': tier}}) FROM {c} ORDER BY id",
+            "lite": "SELECT json_object('id', id, 'tier', tier) FROM {c} ORDER BY id",
+            "my": "SELECT JSON_OBJECT('id', id, 'tier', tier) FROM {c} ORDER BY id",
+            "pg": "SELECT json_build_object('id', id, 'tier', tier)::text FROM {c} ORDER BY id",
+        },
+    ),
+    Case(
+        "json subset agg",
+        {
+            "duck": "SELECT to_json(list({{'id': id, 'tier': tier}} ORDER BY id)) FROM {c}",
+            "lite": (
+                "SELECT json_group_array(json_object('id', id, 'tier', tier)) FROM (SELECT id, tier FROM {c} "
+                "ORDER BY id)"
+            ),
+            "my": (
+                "SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'tier', tier)) FROM (SELECT id, tier FROM {c} ORDER "
+                "BY id) s"
+            ),
+            "pg": "SELECT json_agg(json_build_object('id', id, 'tier', tier) ORDER BY id)::text FROM {c}",
+        },
+    ),
+    Case(
+        "filter email null",
+        _only(
+            "SELECT count(*) FILTER (WHERE email IS NULL), count(*) FILTER (WHERE tier = 'gold') FROM {c}",
+            "pg",
+            "duck",
+            "lite",
+        ),
+    ),
+    Case(
+        "exists null email",
+        "SELECT EXISTS (SELECT 1 FROM {c} WHERE email IS NULL)",
+    ),
+    Case(
+        "info schema like name",
+        _only(
+            (
+                "SELECT column_name FROM information_schema.columns WHERE table_name = '{c}' AND column_name LIKE"
+                " '%name%'"
+            ),
+            "pg",
+            "duck",
+            "my",
+        ),
+    ),
+    Case(
+        "summarize orders",
+        _only(
+            "SUMMARIZE {o}",
+            "duck",
+        ),
+    ),
+    Case(
+        "nulls first names",
+        _only(
+            "SELECT id, full_name FROM {c} ORDER BY city NULLS FIRST, id",
+            "pg",
+            "duck",
+            "lite",
+        ),
+    ),
+    Case(
+        "name via join of ticket after date",
+        (
+            "SELECT c.full_name, t.subject FROM {t} t JOIN {c} c ON c.id = t.customer_id WHERE t.opened_at > "
+            "'2024-06-01' ORDER BY t.id"
+        ),
+    ),
+    Case(
+        "group by all duck",
+        _only(
+            "SELECT tier, country, count(*) FROM {c} GROUP BY ALL ORDER BY ALL",
+            "duck",
+        ),
+    ),
+    Case(
+        "order by all duck",
+        _only(
+            "SELECT id, full_name FROM {c} ORDER BY id DESC",
+            "duck",
+        ),
+    ),
+    Case(
+        "struct of non pii duck",
+        _only(
+            "SELECT {{'id': id, 'city': city}} FROM {c} ORDER BY id",
+            "duck",
+        ),
+    ),
+    Case(
+        "list agg duck",
+        _only(
+            "SELECT customer_id, list(product ORDER BY id) FROM {o} GROUP BY 1 ORDER BY 1",
+            "duck",
+        ),
+    ),
+    Case(
+        "array agg pg",
+        _only(
+            "SELECT customer_id, array_agg(product ORDER BY id) FROM {o} GROUP BY 1 ORDER BY 1",
+            "pg",
+        ),
+    ),
+    Case(
+        "where tier not pii and limit names",
+        "SELECT full_name FROM {c} WHERE tier = 'gold' AND email IS NOT NULL ORDER BY signup_date LIMIT 3",
+    ),
+    Case(
+        "lead name per tier",
+        "SELECT id, lead(full_name) OVER (PARTITION BY tier ORDER BY id) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "nth value name",
+        _only(
+            "SELECT DISTINCT tier, nth_value(id, 1) OVER (PARTITION BY tier ORDER BY id) FROM {c} ORDER BY 1",
+            "pg",
+            "duck",
+            "lite",
+            "my",
+        ),
+    ),
+    Case(
+        "count over partition with pii col",
+        "SELECT id, email, count(*) OVER () FROM {c} ORDER BY id",
+    ),
+    Case(
+        "salary with name and tier",
+        (
+            "SELECT c.full_name, c.tier, f.salary FROM {c} c JOIN {f} f ON f.customer_id = c.id WHERE c.tier "
+            "= 'gold' ORDER BY c.id"
+        ),
+    ),
+    Case(
+        "dob and age group by non-pii",
+        "SELECT f.segment, count(f.date_of_birth) FROM {f} f GROUP BY 1 ORDER BY 1",
+    ),
+    Case(
+        "address beside city",
+        "SELECT c.city, f.address FROM {c} c JOIN {f} f ON f.customer_id = c.id ORDER BY c.id",
+    ),
+    Case(
+        "star with window",
+        _only(
+            "SELECT *, count(*) OVER (PARTITION BY country) AS n FROM {c} ORDER BY id",
+            "pg",
+            "duck",
+            "lite",
+            "my",
+        ),
+    ),
+    Case(
+        "cte star then filter non pii",
+        (
+            "WITH x AS (SELECT c.*, o.amount FROM {c} c JOIN {o} o ON o.customer_id = c.id) SELECT id, "
+            "full_name, amount FROM x WHERE amount > 10 ORDER BY id, amount"
+        ),
+    ),
+    Case(
+        "pg ilike",
+        _only(
+            "SELECT id, full_name FROM {c} WHERE city ILIKE 'p%' ORDER BY id",
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "mysql regexp city",
+        _only(
+            "SELECT id, full_name FROM {c} WHERE city REGEXP '^P' ORDER BY id",
+            "my",
+        ),
+    ),
+    Case(
+        "sqlite glob",
+        _only(
+            "SELECT id, full_name FROM {c} WHERE city GLOB 'P*' ORDER BY id",
+            "lite",
+        ),
+    ),
+    Case(
+        "values join",
+        _only(
+            (
+                "SELECT v.k, c.full_name FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, k) JOIN {c} c ON c.id = v.id "
+                "ORDER BY v.k"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "in values tuple",
+        _only(
+            "SELECT full_name FROM {c} WHERE (id, tier) IN ((1, 'gold'), (3, 'gold')) ORDER BY id",
+            "pg",
+            "duck",
+            "my",
+        ),
+    ),
+    Case(
+        "order by expression of id",
+        "SELECT id, full_name FROM {c} ORDER BY id % 2, id",
+    ),
+    Case(
+        "group by tier count names is not null",
+        "SELECT tier, count(*) FROM {c} WHERE full_name IS NOT NULL GROUP BY tier ORDER BY 1",
+    ),
+    Case(
+        "distinct city with names in sub",
+        "SELECT DISTINCT city FROM (SELECT city, full_name FROM {c}) x WHERE city IS NOT NULL ORDER BY 1",
+    ),
+    Case(
+        "having count names",
+        "SELECT tier, count(full_name) FROM {c} GROUP BY tier HAVING count(*) >= 1 ORDER BY 1",
+    ),
+    Case(
+        "both null",
+        "SELECT id FROM {c} WHERE email IS NULL AND phone IS NULL ORDER BY id",
+    ),
+    Case(
+        "contact channel buckets",
+        (
+            "SELECT CASE WHEN email IS NOT NULL THEN 'email' WHEN phone IS NOT NULL THEN 'phone' ELSE 'none' "
+            "END AS channel, count(*) FROM {c} GROUP BY 1 ORDER BY 1"
+        ),
+    ),
+    Case(
+        "filter phone not null",
+        _only(
+            "SELECT tier, count(*) FILTER (WHERE phone IS NOT NULL) FROM {c} GROUP BY tier ORDER BY 1",
+            "pg",
+            "duck",
+            "lite",
+        ),
+    ),
+    Case(
+        "channels count",
+        (
+            "SELECT CASE WHEN email IS NULL THEN 0 ELSE 1 END + CASE WHEN phone IS NULL THEN 0 ELSE 1 END AS "
+            "ch, count(*) FROM {c} GROUP BY 1 ORDER BY 1"
+        ),
+    ),
+    Case(
+        "order by null test",
+        "SELECT id, email FROM {c} ORDER BY email IS NULL, id",
+    ),
+    Case(
+        "group by null test",
+        "SELECT email IS NULL AS missing, count(*) FROM {c} GROUP BY 1 ORDER BY 1",
+    ),
+    Case(
+        "salary present opt in",
+        "SELECT count(*) FROM {f} WHERE salary IS NOT NULL AND opt_in = 1",
+    ),
+    Case(
+        "either contact",
+        (
+            "SELECT c.id, c.email, c.phone FROM {c} c WHERE c.email IS NOT NULL OR c.phone IS NOT NULL ORDER "
+            "BY c.id"
+        ),
+    ),
+    Case(
+        "star both tables",
+        "SELECT * FROM {c} c JOIN {f} f ON f.customer_id = c.id ORDER BY c.id",
+    ),
+    Case(
+        "profile star and name",
+        "SELECT f.*, c.full_name FROM {f} f JOIN {c} c ON c.id = f.customer_id ORDER BY f.customer_id",
+    ),
+    Case(
+        "star left join totals desc",
+        (
+            "SELECT c.*, s.total FROM {c} c LEFT JOIN (SELECT customer_id, sum(amount) AS total FROM {o} "
+            "GROUP BY customer_id) s ON s.customer_id = c.id ORDER BY s.total DESC, c.id LIMIT 3"
+        ),
+    ),
+    Case(
+        "ntile names",
+        "SELECT id, full_name, ntile(3) OVER (ORDER BY signup_date, id) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "case email or phone",
+        "SELECT id, CASE WHEN tier = 'gold' THEN email ELSE phone END FROM {c} ORDER BY id",
+    ),
+    Case(
+        "using join names",
+        (
+            "SELECT c.id, c.full_name, s.total FROM {c} c JOIN (SELECT customer_id AS id, sum(amount) AS "
+            "total FROM {o} GROUP BY customer_id) s USING (id) ORDER BY c.id"
+        ),
+    ),
+    Case(
+        "group by id name bare having",
+        _only(
+            (
+                "SELECT c.id, c.full_name, count(*) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY c.id "
+                "HAVING count(*) > 1 ORDER BY c.id"
+            ),
+            "lite",
+            "pg",
+            "my",
+        ),
+    ),
+    Case(
+        "top spenders name bare limit",
+        _only(
+            (
+                "SELECT c.full_name AS name, sum(o.amount) FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY"
+                " c.id ORDER BY sum(o.amount) DESC, c.id LIMIT 3"
+            ),
+            "lite",
+            "pg",
+            "my",
+        ),
+    ),
+    Case(
+        "tier of opted in",
+        (
+            "SELECT c.tier, count(*) FROM {c} c WHERE c.id IN (SELECT customer_id FROM {f} WHERE opt_in = 1) "
+            "GROUP BY 1 ORDER BY 1"
+        ),
+    ),
+    Case(
+        "alias count as name",
+        "SELECT category, count(*) AS name FROM {p} GROUP BY category ORDER BY name, category",
+    ),
+    Case(
+        "product name and customer name",
+        (
+            "SELECT o.id, p.name AS product_name, c.full_name AS customer_name FROM {o} o JOIN {p} p ON "
+            "p.name = o.product JOIN {c} c ON c.id = o.customer_id ORDER BY o.id"
+        ),
+    ),
+    Case(
+        "customer name alias sort by id",
+        (
+            "SELECT c.full_name AS customer, o.id FROM {c} c JOIN {o} o ON o.customer_id = c.id ORDER BY o.id"
+            " DESC LIMIT 4"
+        ),
+    ),
+    Case(
+        "subquery exists profile business names limit",
+        (
+            "SELECT id, full_name FROM {c} c WHERE EXISTS (SELECT 1 FROM {f} f WHERE f.customer_id = c.id) "
+            "ORDER BY id LIMIT 3"
+        ),
+    ),
+    Case(
+        "scalar subquery email",
+        (
+            "SELECT o.id, (SELECT email FROM {c} c WHERE c.id = o.customer_id) AS email FROM {o} o ORDER BY "
+            "o.id"
+        ),
+    ),
+    Case(
+        "correlated max order date with names",
+        _only(
+            (
+                "SELECT c.id, c.full_name, (SELECT max(created_at) FROM {o} o WHERE o.customer_id = c.id) AS "
+                "last_order FROM {c} c ORDER BY last_order DESC, c.id"
+            ),
+            "pg",
+            "duck",
+            "lite",
+            "my",
+        ),
+    ),
+    Case(
+        "cte union all pii then filter",
+        (
+            "WITH people AS (SELECT id, full_name, 'customer' AS kind FROM {c} UNION ALL SELECT id, name, "
+            "'product' FROM {p}) SELECT id, full_name FROM people WHERE kind = 'customer' ORDER BY id"
+        ),
+    ),
+    Case(
+        "interval filter names",
+        {
+            "pg": (
+                "SELECT id, full_name FROM {c} WHERE signup_date > DATE '2024-12-31' - INTERVAL '10 months' ORDER"
+                " BY id"
+            ),
+            "duck": (
+                "SELECT id, full_name FROM {c} WHERE signup_date > DATE '2024-12-31' - INTERVAL 10 MONTH ORDER BY"
+                " id"
+            ),
+            "my": (
+                "SELECT id, full_name FROM {c} WHERE signup_date > DATE '2024-12-31' - INTERVAL 10 MONTH ORDER BY"
+                " id"
+            ),
+            "lite": "SELECT id, full_name FROM {c} WHERE signup_date > date('2024-12-31', '-10 months') ORDER BY id",
+        },
+    ),
+    Case(
+        "limit with ties",
+        _only(
+            "SELECT id, full_name, tier FROM {c} ORDER BY tier FETCH FIRST 2 ROWS WITH TIES",
+            "pg",
+        ),
+    ),
+    Case(
+        "lateral top order per customer with name",
+        _only(
+            (
+                "SELECT c.id, c.full_name, x.amount FROM {c} c LEFT JOIN LATERAL (SELECT amount FROM {o} o WHERE "
+                "o.customer_id = c.id ORDER BY amount DESC LIMIT 1) x ON true ORDER BY c.id"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "window count partition by customer id names",
+        (
+            "SELECT o.id, c.full_name, count(*) OVER (PARTITION BY o.customer_id) FROM {o} o JOIN {c} c ON "
+            "c.id = o.customer_id ORDER BY o.id"
+        ),
+    ),
+    Case(
+        "string agg of non pii grouped by id with name pg",
+        _only(
+            (
+                "SELECT c.id, min(c.full_name), string_agg(o.product, ',' ORDER BY o.id) FROM {c} c JOIN {o} o ON"
+                " o.customer_id = c.id GROUP BY c.id ORDER BY c.id"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "salary of segment business",
+        (
+            "SELECT f.customer_id, f.salary, f.date_of_birth FROM {f} f WHERE f.segment = 'business' ORDER BY"
+            " 1"
+        ),
+    ),
+    Case(
+        "dob with tenure",
+        (
+            "SELECT c.id, f.date_of_birth, c.signup_date FROM {c} c JOIN {f} f ON f.customer_id = c.id ORDER "
+            "BY c.signup_date"
+        ),
+    ),
+    Case(
+        "count dob by year of signup",
+        _only(
+            (
+                "SELECT extract(year FROM c.signup_date)::int, count(f.date_of_birth) FROM {c} c LEFT JOIN {f} f "
+                "ON f.customer_id = c.id GROUP BY 1 ORDER BY 1"
+            ),
+            "pg",
+        ),
+    ),
+    Case(
+        "exists salary not null",
+        (
+            "SELECT c.id FROM {c} c WHERE EXISTS (SELECT 1 FROM {f} f WHERE f.customer_id = c.id AND f.salary"
+            " IS NOT NULL) ORDER BY 1"
+        ),
+    ),
+    Case(
+        "json agg with pii pg",
+        _only(
+            "SELECT json_agg(json_build_object('id', id, 'email', email) ORDER BY id)::text FROM {c}",
+            "pg",
+        ),
+    ),
+    Case(
+        "address of pending",
+        (
+            "SELECT o.id, f.address FROM {o} o JOIN {f} f ON f.customer_id = o.customer_id WHERE o.status = "
+            "'pending' ORDER BY o.id"
+        ),
+    ),
+    Case(
+        "greatest amount",
+        _only(
+            "SELECT id, greatest(amount, 10), least(amount, 10) FROM {o} ORDER BY id",
+            "pg",
+            "duck",
+            "my",
+        ),
+    ),
+    Case(
+        "abs round ceil",
+        _only(
+            "SELECT id, abs(amount - 20), ceil(amount), floor(amount) FROM {o} ORDER BY id",
+            "pg",
+            "duck",
+            "my",
+        ),
+    ),
+    Case(
+        "lower email",
+        "SELECT id, lower(email) FROM {c} ORDER BY id",
+    ),
+    Case(
+        "trim name",
+        "SELECT id, trim(full_name) FROM {c} ORDER BY id",
+    ),
+]
+
+WORKLOAD += AGENT_REPORTS + AGENT_READS
 EXPLAIN_CASES = {
     "explain count by city",
     "explain join",

@@ -1,9 +1,10 @@
 """An innocent agent workload runs on every database: no refusal, over-masking within 1 %, PII still masked.
 
-About 130 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
+About 330 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
 status, tier and month, joins on ids, windows, CTEs, CASE, COALESCE, ORDER BY/LIMIT on non-PII columns,
-reporting queries over windows of aggregates and subqueries, PIVOTs over CTEs, ``typeof`` (decision 0235), reads
-of PII columns that come back masked, writes of non-PII columns, schema discovery, EXPLAIN) run through the
+reporting queries over windows of aggregates and subqueries, PIVOTs over CTEs, ``typeof`` (decision 0235),
+about 200 reports and reads of an analytics agent over customers -> orders -> items and a table of dates of
+birth, salaries and addresses (decisions 0254, 0255), reads of PII columns that come back masked, writes of non-PII columns, schema discovery, EXPLAIN) run through the
 governed connection (agent identity, production, zero configuration) and through the raw one on an identical
 copy. Every non-PII cell must equal the raw result, every PII cell must come back masked, and none may be
 refused. The workload lives in tests/_innocent_workload.py (run it as a script for the table per database).
@@ -83,7 +84,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[wl.Report]:
 def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) -> None:
     """Every innocent statement runs and returns the raw result's non-PII cells exactly (no refusal, no error,
     no over-masked cell), with every PII cell masked."""
-    assert report.ran >= 125, report.table()
+    assert report.ran >= 300, report.table()
     assert report.count("leaked") == 0, report.table()
     overmasked = {o.case for o in report.outcomes if o.kind == "overmasked"}
     assert overmasked == KNOWN_OVERMASKED, report.table()
@@ -91,7 +92,7 @@ def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) 
     assert report.overmasked_cells / report.innocent_cells <= 0.01, report.table()
     assert report.count("refused") + report.count("error") <= MAX_REFUSED[report.db], report.table()
     # the workload reads PII columns: they came back masked (a workload that read none would prove nothing)
-    assert report.pii_cells >= 100, report.table()
+    assert report.pii_cells >= 600, report.table()
 
 
 def test_schema_pragma_columns_sort_and_filter() -> None:
