@@ -1197,8 +1197,241 @@ def _only(sql: str, *dbs: str) -> dict[str, str]:
 #: more of an agent's reads (innocent round 10): PII selected plainly beside reports, windows, LATERAL, DISTINCT ON,
 #: QUALIFY, JSON of non-PII columns, null tests of PII (a COALESCE of columns too, decision 0255)
 AGENT_READS: list[Case] = [
+    Case(
+        "epoch seconds",
+        {
+            "pg": "SELECT id, extract(epoch FROM created_at)::bigint FROM {o} ORDER BY id",
+            "duck": "SELECT id, epoch(created_at) FROM {o} ORDER BY id",
+            "my": "SELECT id, UNIX_TIMESTAMP(created_at) FROM {o} ORDER BY id",
+        },
+    ),
+    Case(
+        "grouping sets",
+        _only(
+            (
+                "SELECT status, product, count(*) FROM {o} GROUP BY GROUPING SETS ((status), (product)) ORDER BY "
+                "1 NULLS LAST, 2 NULLS LAST"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "cube",
+        _only(
+            (
+                "SELECT status, product, count(*) FROM {o} GROUP BY CUBE (status, product) ORDER BY 1 NULLS LAST,"
+                " 2 NULLS LAST"
+            ),
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "unnest array",
+        _only(
+            "SELECT x, count(*) FROM {o}, unnest(ARRAY[status, product]) AS u(x) GROUP BY x ORDER BY x",
+            "pg",
+        ),
+    ),
+    Case(
+        "array agg distinct",
+        _only(
+            "SELECT customer_id, array_agg(DISTINCT product ORDER BY product) FROM {o} GROUP BY 1 ORDER BY 1",
+            "pg",
+            "duck",
+        ),
+    ),
+    Case(
+        "total count for pagination",
+        "SELECT id, full_name, email, count(*) OVER () AS total FROM {c} ORDER BY id LIMIT 2 OFFSET 2",
+    ),
+    Case(
+        "printf amount",
+        {
+            "lite": "SELECT id, printf('%.1f', amount) FROM {o} ORDER BY id",
+            "pg": "SELECT id, to_char(amount, 'FM990.0') FROM {o} ORDER BY id",
+            "duck": "SELECT id, printf('%.1f', amount) FROM {o} ORDER BY id",
+            "my": "SELECT id, FORMAT(amount, 1) FROM {o} ORDER BY id",
+        },
+    ),
+    Case(
+        "age of account",
+        {
+            "pg": "SELECT id, age(DATE '2024-12-31', signup_date)::text FROM {c} ORDER BY id",
+            "duck": "SELECT id, date_diff('month', signup_date, DATE '2024-12-31') FROM {c} ORDER BY id",
+            "my": "SELECT id, TIMESTAMPDIFF(MONTH, signup_date, '2024-12-31') FROM {c} ORDER BY id",
+        },
+    ),
+    Case(
+        "regexp on status",
+        {
+            "pg": "SELECT id FROM {o} WHERE status ~ '^(shipped|refunded)$' ORDER BY id",
+            "duck": "SELECT id FROM {o} WHERE regexp_matches(status, '^(shipped|refunded)$') ORDER BY id",
+            "my": "SELECT id FROM {o} WHERE status REGEXP '^(shipped|refunded)$' ORDER BY id",
+        },
+    ),
+    Case(
+        "split part city",
+        {
+            "pg": "SELECT id, split_part(subject, ' ', 1) FROM {t} ORDER BY id",
+            "duck": "SELECT id, split_part(subject, ' ', 1) FROM {t} ORDER BY id",
+            "my": "SELECT id, SUBSTRING_INDEX(subject, ' ', 1) FROM {t} ORDER BY id",
+        },
+    ),
+    Case(
+        "initcap position",
+        {
+            "pg": "SELECT initcap(status), position('i' IN status) FROM {o} ORDER BY id",
+            "duck": "SELECT upper(status[1]) || status[2:], position('i' IN status) FROM {o} ORDER BY id",
+            "my": "SELECT UPPER(status), LOCATE('i', status) FROM {o} ORDER BY id",
+            "lite": "SELECT upper(status), instr(status, 'i') FROM {o} ORDER BY id",
+        },
+    ),
+    Case(
+        "range frame by date",
+        {
+            "pg": (
+                "SELECT id, sum(amount) OVER (ORDER BY created_at RANGE BETWEEN INTERVAL '30 days' PRECEDING AND "
+                "CURRENT ROW) FROM {o} ORDER BY id"
+            ),
+            "duck": (
+                "SELECT id, sum(amount) OVER (ORDER BY created_at RANGE BETWEEN INTERVAL 30 DAY PRECEDING AND "
+                "CURRENT ROW) FROM {o} ORDER BY id"
+            ),
+        },
+    ),
+    Case(
+        "avg salary by segment",
+        "SELECT segment, count(salary) FROM {f} GROUP BY segment ORDER BY 1",
+    ),
+    Case(
+        "correlated not exists with contact",
+        (
+            "SELECT c.id, c.email, c.phone FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {o} o WHERE "
+            "o.customer_id = c.id AND o.status = 'shipped') ORDER BY c.id"
+        ),
+    ),
+    Case(
+        "tickets with reporter and order count",
+        (
+            "SELECT t.id, c.full_name, (SELECT count(*) FROM {o} o WHERE o.customer_id = t.customer_id) FROM "
+            "{t} t JOIN {c} c ON c.id = t.customer_id ORDER BY t.id"
+        ),
+    ),
+    Case(
+        "products with price rank",
+        (
+            "SELECT name, price, rank() OVER (PARTITION BY category ORDER BY price DESC) FROM {p} ORDER BY "
+            "category, price DESC"
+        ),
+    ),
+    Case(
+        "revenue pivot case",
+        (
+            "SELECT customer_id, sum(CASE WHEN status = 'shipped' THEN amount ELSE 0 END) AS shipped, "
+            "sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END) AS pending FROM {o} GROUP BY "
+            "customer_id ORDER BY 1"
+        ),
+    ),
+    Case(
+        "customers per city with names list len",
+        _only(
+            (
+                "SELECT city, count(*) FROM {c} WHERE full_name IS NOT NULL GROUP BY city ORDER BY 2 DESC, 1 "
+                "NULLS LAST"
+            ),
+            "pg",
+            "duck",
+            "lite",
+        ),
+    ),
+    Case(
+        "pii in cte filtered by window",
+        _only(
+            (
+                "WITH r AS (SELECT c.id, c.full_name, c.email, sum(o.amount) AS total, rank() OVER (ORDER BY "
+                "sum(o.amount) DESC) AS rk FROM {c} c JOIN {o} o ON o.customer_id = c.id GROUP BY c.id) SELECT "
+                "id, full_name, email, total FROM r WHERE rk <= 3 ORDER BY rk, id"
+            ),
+            "pg",
+        ),
+    ),
+    Case(
+        "pii joined to ranked ids",
+        (
+            "WITH r AS (SELECT customer_id, sum(amount) AS total, rank() OVER (ORDER BY sum(amount) DESC) AS "
+            "rk FROM {o} GROUP BY customer_id) SELECT c.id, c.full_name, c.email, r.total FROM r JOIN {c} c "
+            "ON c.id = r.customer_id WHERE r.rk <= 3 ORDER BY r.rk, c.id"
+        ),
+    ),
+    Case(
+        "mysql group by id names with rollup",
+        _only(
+            "SELECT c.tier, count(*) FROM {c} c GROUP BY c.tier WITH ROLLUP",
+            "my",
+        ),
+    ),
+    Case(
+        "information schema tables count",
+        {
+            "pg": "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{c}'",
+            "my": (
+                "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{c}' AND table_schema = "
+                "database()"
+            ),
+            "duck": "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '{c}'",
+        },
+    ),
+    Case(
+        "pg stat user tables",
+        _only(
+            "SELECT n_live_tup >= 0 FROM pg_stat_user_tables WHERE relname = '{c}'",
+            "pg",
+        ),
+    ),
+    Case(
+        "pg column comments",
+        _only(
+            (
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class k ON k.oid = a.attrelid WHERE k.relname = "
+                "'{c}' AND a.attnum > 0 ORDER BY a.attnum"
+            ),
+            "pg",
+        ),
+    ),
+    Case(
+        "duck summarize non pii",
+        _only(
+            "SELECT column_name, column_type FROM (SUMMARIZE SELECT status, amount FROM {o}) ORDER BY 1",
+            "duck",
+        ),
+    ),
+    Case(
+        "duckdb_columns",
+        _only(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = '{c}' ORDER BY column_index",
+            "duck",
+        ),
+    ),
+    Case(
+        "sqlite table_xinfo",
+        _only(
+            "SELECT name FROM pragma_table_xinfo('{c}') ORDER BY cid",
+            "lite",
+        ),
+    ),
+    Case(
+        "sqlite index list",
+        _only(
+            "SELECT count(*) FROM pragma_index_list('{c}')",
+            "lite",
+        ),
+    ),
     Case("reachable customers", "SELECT count(*) FROM {c} WHERE COALESCE(email, phone) IS NOT NULL"),
-    Case("unreachable by phone or note", "SELECT id FROM {c} WHERE COALESCE(phone, notes) IS NULL ORDER BY id"),
+    Case(
+        "unreachable by phone or note", "SELECT id FROM {c} WHERE COALESCE(phone, notes) IS NULL ORDER BY id"
+    ),
     Case(
         "group by id only, name bare",
         _only(

@@ -1,8 +1,10 @@
-"""Over-refusal found by an analytics agent's workload (innocent round 10), with its hostile neighbours.
+"""Over-refusal and over-masking found by an analytics agent's workload (innocent round 10), with hostile
+neighbours.
 
 ``WHERE COALESCE(email, phone) IS NOT NULL`` ("customers we can reach") was refused: the null test of a
 COALESCE of plain columns of one declared type is the null tests of the columns, which decision 0209 returns
 exactly (decision 0255). A COALESCE that computes, mixes types or is compared stays a use of the masked values.
+MariaDB ``UNIX_TIMESTAMP(created_at)`` came back 0 (scanned as text, read as a phone number): exact over a date.
 The DuckDB ``DESCRIBE <query>`` fix (decision 0254) is tested in tests/test_masking_innocent_workload.py.
 """
 
@@ -94,3 +96,45 @@ def test_coalesce_that_computes_or_converts_stays_refused(db: tuple[str, Any, st
     # the first neighbour is an oracle on the raw connection: the right guess counts one row more
     first = HOSTILE[0]
     assert _rows(raw, first.format(g=RIGHT, **names)) != _rows(raw, first.format(g=WRONG, **names))
+
+
+def test_mariadb_unix_timestamp_of_a_date_column_is_exact(mysql_kw: dict[str, Any], unique: str) -> None:
+    """``UNIX_TIMESTAMP(created_at)`` came back 0: an untyped function's value was scanned as text and its ten
+    digits read as a phone number. Over a column declared as a date it converts nothing and is exact now
+    (decision 0255); over a masked text or number it converts with a warning for some values only, and stays
+    refused, as does one over a masked date that decides rows."""
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    prefix = f"r10_{unique}_"
+    names = wl._names(prefix)
+    wl.create(raw, "my", prefix)
+    try:
+        conn = governed_db.wrap(raw, identity=wl.AGENT, environment="production", audit=False)
+        for sql in (
+            "SELECT id, UNIX_TIMESTAMP(created_at) FROM {o} ORDER BY id",
+            "SELECT id FROM {o} WHERE UNIX_TIMESTAMP(created_at) >= 1717000000 ORDER BY UNIX_TIMESTAMP(created_at)",
+            "SELECT id, UNIX_TIMESTAMP(signup_date) FROM {c} ORDER BY id",
+        ):
+            text = sql.format(**names)
+            got, want = _rows(conn, text), _rows(raw, text)
+            assert got == want and want, text
+        assert _rows(conn, f"SELECT UNIX_TIMESTAMP(created_at) FROM {names['o']} WHERE id = 1") == [
+            (1714557600,)
+        ]
+        for sql in (
+            "SELECT id, UNIX_TIMESTAMP(ssn) FROM {c} ORDER BY id",
+            "SELECT UNIX_TIMESTAMP(salary) FROM {f}",
+            "SELECT customer_id FROM {f} WHERE UNIX_TIMESTAMP(date_of_birth) > 500000000",
+        ):
+            with pytest.raises(governed_db.GuardrailViolation, match="masked-column"):
+                _rows(conn, sql.format(**names))
+        # the oracle the text case would open: MariaDB warns for an SSN that does not read as a date
+        cur = raw.cursor()
+        cur.execute(f"SELECT UNIX_TIMESTAMP(ssn) FROM {names['c']} WHERE id = 1")
+        cur.fetchall()
+        cur.execute("SHOW WARNINGS")
+        assert cur.fetchall()
+    finally:
+        wl.drop(raw, prefix)
+        raw.close()

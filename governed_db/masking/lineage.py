@@ -520,7 +520,7 @@ class Walker:
                 (f"the key of {flow.name_of(node)}() (it picks the row)", combine(o for k, _, o in keyed if k != "this"))
             )
             return combine((o for k, _, o in keyed if k == "this"), kind="expr")
-        unknown_fn = isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS
+        unknown_fn = isinstance(node, exp.Anonymous) and not self.pure_call(node, parts)
         why = (
             None  # recorded below as a copy: what it is given may be stored anywhere
             if unknown_fn
@@ -605,7 +605,7 @@ class Walker:
             # pg_relation_filepath('t'): where a relation is stored, not what it holds; pragma_table_info('t'):
             # its columns' names and types
             return CONST
-        if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
+        if isinstance(node, exp.Anonymous) and not self.pure_call(node, parts):
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
             # writes), so its arguments count as copied
@@ -665,6 +665,23 @@ class Walker:
             return False
         refs = [ref for p in parts for ref in p.sources]
         return bool(refs) and flow.cast_fits(node, [self.declared(t, c) for t, c in refs])
+
+    def pure_call(self, node: exp.Anonymous, parts: list[Origin]) -> bool:
+        """Does a function sqlglot leaves untyped only transform its arguments? The names in PURE_FUNCTIONS do;
+        so does MariaDB's ``UNIX_TIMESTAMP(created_at)`` of columns declared as dates (seconds since the epoch,
+        nothing converted from text: over a text or a number it warns for some values only, an oracle, so it
+        stays an unknown function there). Its value was scanned as text, and ten digits read as a phone number
+        (decision 0255)."""
+        name = str(node.name).lower()
+        if name in PURE_FUNCTIONS:
+            return True
+        return (
+            self.dialect == "mysql"
+            and name == "unix_timestamp"
+            and bool(parts)
+            and all(p.kind == "column" and not p.rows and len(p.sources) == 1 for p in parts)
+            and set(self.categories(parts)) == {"date"}
+        )
 
     def coalesced_columns(self, node: exp.Expression, scope: Scope) -> bool:
         """Is ``node`` ``COALESCE(a, b, ...)`` (``IFNULL``, ``NVL``) of plain stored columns of one declared type?
