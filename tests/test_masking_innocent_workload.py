@@ -1,9 +1,10 @@
 """An innocent agent workload runs on every database: no refusal, over-masking within 1 %, PII still masked.
 
-About 130 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
+About 330 analytics and ops statements an agent runs without needing a PII value (counts and sums by city,
 status, tier and month, joins on ids, windows, CTEs, CASE, COALESCE, ORDER BY/LIMIT on non-PII columns,
-reporting queries over windows of aggregates and subqueries, PIVOTs over CTEs, ``typeof`` (decision 0235), reads
-of PII columns that come back masked, writes of non-PII columns, schema discovery, EXPLAIN) run through the
+reporting queries over windows of aggregates and subqueries, PIVOTs over CTEs, ``typeof`` (decision 0235),
+about 200 reports and reads of an analytics agent over customers -> orders -> items and a table of dates of
+birth, salaries and addresses (decisions 0254, 0255), reads of PII columns that come back masked, writes of non-PII columns, schema discovery, EXPLAIN) run through the
 governed connection (agent identity, production, zero configuration) and through the raw one on an identical
 copy. Every non-PII cell must equal the raw result, every PII cell must come back masked, and none may be
 refused. The workload lives in tests/_innocent_workload.py (run it as a script for the table per database).
@@ -83,7 +84,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[wl.Report]:
 def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) -> None:
     """Every innocent statement runs and returns the raw result's non-PII cells exactly (no refusal, no error,
     no over-masked cell), with every PII cell masked."""
-    assert report.ran >= 125, report.table()
+    assert report.ran >= 300, report.table()
     assert report.count("leaked") == 0, report.table()
     overmasked = {o.case for o in report.outcomes if o.kind == "overmasked"}
     assert overmasked == KNOWN_OVERMASKED, report.table()
@@ -91,7 +92,7 @@ def test_innocent_workload_is_neither_refused_nor_overmasked(report: wl.Report) 
     assert report.overmasked_cells / report.innocent_cells <= 0.01, report.table()
     assert report.count("refused") + report.count("error") <= MAX_REFUSED[report.db], report.table()
     # the workload reads PII columns: they came back masked (a workload that read none would prove nothing)
-    assert report.pii_cells >= 100, report.table()
+    assert report.pii_cells >= 600, report.table()
 
 
 def test_schema_pragma_columns_sort_and_filter() -> None:
@@ -162,4 +163,45 @@ def test_sqlite_masked_dates_stay_iso_dates() -> None:
     (row,) = conn.execute("SELECT full_name, date_of_birth, signup_date FROM people").fetchall()
     assert row[0] != "Alice Smith" and row[1] != "1985-04-12" and row[2] == "2024-01-15"
     assert datetime.date.fromisoformat(row[1]).year == 1985
+    raw.close()
+
+
+def test_duckdb_describe_of_a_query_is_its_names_and_types() -> None:
+    """``DESCRIBE SELECT c.id, c.full_name, ...`` (how an agent checks a report's columns) was refused as a copy
+    of masked columns, then, judged as EXPLAIN, came back with every cell ``[SENSITIVE]``: DuckDB binds the
+    query without running it, so its rows are the result's column names and declared types, exact now
+    (decision 0254). Its uses are still walked as a read's: a PIVOT on a masked column (whose values would be
+    the column names) and a WHERE on one are refused whether the guess is right or wrong."""
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    wl.create(raw, "duck", "d_")
+    conn = governed_db.wrap(raw, identity=wl.AGENT, environment="production", audit=False)
+    for sql in (
+        "DESCRIBE SELECT c.id, c.full_name, c.email, o.amount FROM d_customers c JOIN d_orders o "
+        "ON o.customer_id = c.id WHERE o.status = 'shipped'",
+        "DESCRIBE SELECT * FROM d_customers",
+        "DESCRIBE SELECT full_name AS column_type FROM d_customers",
+    ):
+        got, want = conn.execute(sql).fetchall(), raw.execute(sql).fetchall()
+        assert got == want and want
+    guesses = ("Alice Smith", "Zed Nobody")
+    hostile = (
+        "DESCRIBE PIVOT (SELECT * FROM d_customers WHERE full_name = '{g}') ON full_name USING count(*)",
+        "DESCRIBE SELECT * FROM (PIVOT d_customers ON full_name USING count(*))",
+        "DESCRIBE SELECT id FROM d_customers WHERE full_name = '{g}'",
+        "DESCRIBE SELECT id FROM d_customers ORDER BY ssn LIMIT 1",
+    )
+    for template in hostile:
+        # the raw DESCRIBE tells a right guess from a wrong one (or shows the names) only for the PIVOTs
+        messages = []
+        for g in guesses:
+            with pytest.raises(governed_db.GuardrailViolation) as e:
+                conn.execute(template.format(g=g)).fetchall()
+            messages.append(str(e.value).replace(g, "<g>"))
+            assert not any(f in str(e.value) for f in wl.PII_FRAGMENTS if f not in g)
+        assert messages[0] == messages[1]
+    raw_names = {
+        r[0] for r in raw.execute("DESCRIBE PIVOT d_customers ON full_name USING count(*)").fetchall()
+    }
+    assert "Alice Smith" in raw_names  # the channel the PIVOT refusal closes
     raw.close()

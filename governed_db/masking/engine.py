@@ -135,7 +135,8 @@ class StatementFacts:
     #: PostgreSQL EXPLAIN: what every line of the plan may depend on (each column the explained statement
     #: reads, wherever it reads it); ``None`` for any other statement
     explain: Origin | None = None
-    #: a SQLite schema pragma (``PRAGMA table_info(t)``): column names and types, never values
+    #: a SQLite schema pragma (``PRAGMA table_info(t)``), a DuckDB ``DESCRIBE <query>`` (decision 0254): column
+    #: names and types, never values
     schema: bool = False
 
 
@@ -680,7 +681,9 @@ class MaskingState:
         )
         diagnostics = isinstance(tree, exp.Show) and tree.name.upper() in ("WARNINGS", "ERRORS")
         explain = _explained(lineage) if stmts[0].operation == "EXPLAIN" and self.dialect in _PG else None
-        return StatementFacts(lineage, literals, writes, diagnostics, explain, _schema_pragma(tree))
+        # a SQLite schema pragma, a DuckDB ``DESCRIBE <query>``: column names and types, never values
+        schema = _schema_pragma(tree) or "describe-query" in stmts[0].flags
+        return StatementFacts(lineage, literals, writes, diagnostics, explain, schema)
 
     # -- who sees what ---------------------------------------------------------------------------
     def grants(self, identity: Identity) -> list[Grant]:

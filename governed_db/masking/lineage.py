@@ -488,7 +488,7 @@ class Walker:
             return CONST
         if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
             tested = self.expr(node.this, scope, ctes)
-            if tested.kind in ("column", "const"):
+            if tested.kind in ("column", "const") or self.coalesced_columns(node.this, scope):
                 # ``WHERE email IS NOT NULL``, ``SELECT email IS NOT NULL``: a plain column's NULLs show in its
                 # masked output anyway (every strategy keeps NULL as NULL), so its null test tells nothing more
                 # and is returned exactly (decision 0209, refining 0027). IS NULL converts nothing, so it is no
@@ -528,7 +528,7 @@ class Walker:
                 (f"the key of {flow.name_of(node)}() (it picks the row)", combine(o for k, _, o in keyed if k != "this"))
             )
             return combine((o for k, _, o in keyed if k == "this"), kind="expr")
-        unknown_fn = isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS
+        unknown_fn = isinstance(node, exp.Anonymous) and not self.pure_call(node, parts)
         why = (
             None  # recorded below as a copy: what it is given may be stored anywhere
             if unknown_fn
@@ -613,7 +613,7 @@ class Walker:
             # pg_relation_filepath('t'): where a relation is stored, not what it holds; pragma_table_info('t'):
             # its columns' names and types
             return CONST
-        if isinstance(node, exp.Anonymous) and str(node.name).lower() not in PURE_FUNCTIONS:
+        if isinstance(node, exp.Anonymous) and not self.pure_call(node, parts):
             # a function sqlglot does not know may read state (current_setting) or tables (a UDF): its value
             # is checked as it passes; and what it is given may be stored anywhere (set_config, a UDF that
             # writes), so its arguments count as copied
@@ -673,6 +673,45 @@ class Walker:
             return False
         refs = [ref for p in parts for ref in p.sources]
         return bool(refs) and flow.cast_fits(node, [self.declared(t, c) for t, c in refs])
+
+    def pure_call(self, node: exp.Anonymous, parts: list[Origin]) -> bool:
+        """Does a function sqlglot leaves untyped only transform its arguments? The names in PURE_FUNCTIONS do;
+        so does MariaDB's ``UNIX_TIMESTAMP(created_at)`` of columns declared as dates (seconds since the epoch,
+        nothing converted from text: over a text or a number it warns for some values only, an oracle, so it
+        stays an unknown function there). Its value was scanned as text, and ten digits read as a phone number
+        (decision 0255)."""
+        name = str(node.name).lower()
+        if name in PURE_FUNCTIONS:
+            return True
+        return (
+            self.dialect == "mysql"
+            and name == "unix_timestamp"
+            and bool(parts)
+            and all(p.kind == "column" and not p.rows and len(p.sources) == 1 for p in parts)
+            and set(self.categories(parts)) == {"date"}
+        )
+
+    def coalesced_columns(self, node: exp.Expression, scope: Scope) -> bool:
+        """Is ``node`` ``COALESCE(a, b, ...)`` (``IFNULL``, ``NVL``) of plain stored columns of one declared type?
+        Its null test is then the null tests of the columns (NULL exactly when all of them are), each
+        returned exactly (decision 0209): ``WHERE COALESCE(email, phone) IS NOT NULL`` counts customers with
+        some contact. One declared type, so that no engine converts a value (DuckDB casting a text to a number
+        or a UUID fails on some values only, an error oracle); anything computed in it stays a use (decision
+        0255)."""
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if not isinstance(node, exp.Coalesce):
+            return False
+        args = [node.this, *node.expressions]
+        if len(args) < 2 or not all(isinstance(a, exp.Column) and not isinstance(a.this, exp.Star) for a in args):
+            return False
+        origins = [self.column(a, scope) for a in args]
+        if any(o.kind != "column" or o.rows or len(o.sources) != 1 for o in origins):
+            return False
+        if self.declared is None:
+            return False
+        declared = {str(self.declared(t, c) or "").lower().replace(" ", "") for o in origins for t, c in o.sources}
+        return len(declared) == 1 and "" not in declared and type_category(declared.pop()) != "unknown"
 
     def categories(self, parts: list[Origin]) -> list[str]:
         """The declared type categories of the columns ``parts`` read (``unknown`` when not known)."""

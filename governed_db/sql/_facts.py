@@ -124,8 +124,15 @@ def _statement_info(
                              error=f"{words[0]} in a form governed_db does not know")
     if tree is not None and isinstance(tree, _STATEMENTS) and not isinstance(tree, exp.Command):
         if isinstance(tree, exp.Describe) and isinstance(tree.this, (*_READ, *_WRITE)):
+            # ``DESCRIBE <query>`` is judged as ``EXPLAIN <query>`` is: the query's own uses are walked as a
+            # read's (a PIVOT, a WHERE on a masked column refused), not counted as copies (decision 0254)
             inner = _from_tree(d, gd, tree.this)
-            return _wrap_explain(inner, str(tree.args.get("style") or "").upper() == "ANALYZE", tree)
+            analyse = str(tree.args.get("style") or "").upper() == "ANALYZE"
+            described = _wrap_explain(inner, analyse, inner.expression)
+            if gd == "duckdb" and not analyse and described.operation == "EXPLAIN":
+                # DuckDB binds the query without running it: its rows are the result's column names and types
+                return dataclasses.replace(described, flags=described.flags | {"describe-query"})
+            return described
         return _from_tree(d, gd, tree)
     known = classify_words(words, tokens, text, gd)
     if known is not None:
