@@ -133,8 +133,14 @@ def _index_note(path: Path) -> None:
 
 
 def _key(key_file: Path | None) -> bytes | None:
+    """The key from ``--key-file`` (bounded read; an empty file is bad input, never "no key"), else the variable."""
     if key_file is not None:
-        return key_file.read_bytes().strip() or None
+        from governed_db.config_files import read_config_bytes
+
+        key = read_config_bytes(key_file, "the key file").strip()
+        if not key:
+            raise ConfigurationError(f"the key file {str(key_file)!r} is empty")
+        return key
     return R.env_key()
 
 
