@@ -237,3 +237,22 @@ def test_a_power_cut_inside_a_segment_record_continues_the_chain(tmp_path: Path)
         assert result.ok, (cut, result.problems)
         assert result.spans == i + 1
     store.close()
+
+
+@pytest.mark.parametrize(("extra", "code", "says"), [
+    (["--header", "no-equals-sign"], 2, "KEY=VALUE"),
+    (["--timeout", "nan"], 2, "finite"),
+    (["--timeout", "inf"], 2, "finite"),
+    (["--timeout", "1"], 1, "did not accept"),  # unreachable: one line, not the exporter's retry log
+])
+def test_otlp_export_bad_input_and_failure_say_one_line(tmp_path: Path, extra: list[str], code: int,
+                                                        says: str) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(tmp_path / "a.jsonl"),
+                                                                 "fsync_interval": None, "idle_close": None})
+    conn.execute("SELECT 1")
+    conn.close()
+    governed_db.audit.audit_processor(str(tmp_path / "a.jsonl")).store.close()  # type: ignore[union-attr]
+    res = _cli("audit", "export", "--store", str(tmp_path / "a.jsonl"), "--format", "otlp",
+               "--endpoint", "http://127.0.0.1:1", *extra)
+    assert says in _one_line_error(res, code)

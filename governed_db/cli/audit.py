@@ -385,12 +385,23 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
     if fmt == "otlp":
         if not endpoint:
             raise ConfigurationError("--format otlp needs --endpoint URL (e.g. http://127.0.0.1:4318)")
-        hdrs = dict(h.split("=", 1) for h in headers if "=" in h)
+        bad = [h for h in headers if "=" not in h or not h.split("=", 1)[0].strip()]
+        if bad:
+            raise ConfigurationError(f"--header must be KEY=VALUE, got {bad[0]!r}")
+        hdrs = dict(h.split("=", 1) for h in headers)
+        import logging
+
+        # the exporter logs each retry and failure on its own lines; the command says it once, in one line
+        quiet = logging.getLogger("opentelemetry.exporter.otlp")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
         try:
             n = X.export_otlp(recs, endpoint, headers=hdrs, timeout=timeout)
         except OSError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        finally:
+            quiet.setLevel(level)
         click.echo(f"sent {n} spans to {endpoint}", err=True)
         return
     try:
