@@ -256,3 +256,26 @@ def test_otlp_export_bad_input_and_failure_say_one_line(tmp_path: Path, extra: l
     res = _cli("audit", "export", "--store", str(tmp_path / "a.jsonl"), "--format", "otlp",
                "--endpoint", "http://127.0.0.1:1", *extra)
     assert says in _one_line_error(res, code)
+
+
+def test_a_second_writer_with_another_key_or_none_is_refused(tmp_path: Path) -> None:
+    """Another process (or a hard link, which the per-process check cannot see) opening a keyed store with a
+    different key, or with none, wrote records that made the whole store fail verification; now refused when
+    configured, and the store still verifies with its key."""
+    import os
+
+    from governed_db.audit import verify
+
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key="right", fsync_interval=None, checkpoint_interval=None, idle_close=None)
+    store.append(_span(1))
+    store.close()
+    before = path.read_bytes()
+    os.link(path, tmp_path / "alias.jsonl")
+    for key in ("wrong", None):
+        with pytest.raises(ConfigurationError, match="sealed with"):
+            AuditStore(tmp_path / "alias.jsonl", key=key, fsync_interval=None, checkpoint_interval=None)
+        with pytest.raises(ConfigurationError, match="sealed with"):
+            governed_db.wrap(sqlite3.connect(":memory:"), audit={"path": str(tmp_path / "alias.jsonl"), "key": key})
+    assert path.read_bytes() == before
+    assert verify(path, key="right").ok

@@ -99,7 +99,6 @@ class AuditStore:
         p = Path(path).expanduser()
         if p.is_dir():
             p = p / "audit.jsonl"
-        _check_store_file(p)
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
             raise ConfigurationError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
         _seconds("fsync_interval", fsync_interval, zero=True)
@@ -115,6 +114,7 @@ class AuditStore:
                                      f"{type(key).__name__}{' (empty)' if isinstance(key, (str, bytes)) else ''}")
         if not isinstance(journal, bool):
             raise ConfigurationError(f"journal must be True or False, got {journal!r}")
+        _check_store_file(p, key)
         if witness_table is not None and not isinstance(witness_table, str):
             raise ConfigurationError(f"witness_table must be a table name, got {type(witness_table).__name__}")
         self.path = p.resolve()
@@ -779,6 +779,9 @@ class AuditStore:
                     f"{self.path} does not start with a governed_db genesis record; it is not an audit store "
                     "(or its head was damaged): run `governed-db audit verify` and use a new path"
                 )
+            problem = _key_mismatch(first, self.key)
+            if problem:
+                raise AuditStoreError(f"{self.path}: {problem}")
             self._store_id = str(first["store"])
             self._first_seq = int(first["seq"]) if isinstance(first.get("seq"), int) else 0
             self._anchored = _anchored_seq(anchor_path(self.path), self._store_id)
@@ -1046,7 +1049,7 @@ def _torn_head(data: bytes) -> bool:
         len(data) < 2 or R.parse_line(data) is None)
 
 
-def _check_store_file(p: Path) -> None:
+def _check_store_file(p: Path, key: str | bytes | None = None) -> None:
     """Refuse, when the store is configured, a path that can never be a store: a device or pipe, or a file
     whose first line is complete and not a genesis or segment record (the writer would refuse every statement)."""
     try:
@@ -1071,6 +1074,24 @@ def _check_store_file(p: Path) -> None:
     if first is None or first.get("type") not in (R.GENESIS, R.SEGMENT) or not first.get("store"):
         raise ConfigurationError(f"{str(p)!r} is not a governed_db audit store (its first line is not a genesis "
                                  "record); pass a new path, or the store's own path")
+    problem = _key_mismatch(first, R.key_bytes(key) if key is not None else None)
+    if problem:
+        raise ConfigurationError(f"{str(p)!r}: {problem}")
+
+
+def _key_mismatch(first: dict[str, Any], key: bytes | None) -> str | None:
+    """Why a writer with ``key`` must not continue the store whose first record is ``first`` (its genesis names
+    the key it was sealed with), or None. Every record it wrote would fail verification with the store's key."""
+    sealed = first.get("key_id")
+    if first.get("type") != R.GENESIS or not isinstance(sealed, str):
+        return None  # unkeyed genesis, or a segment record (which names no key)
+    if key is None:
+        return ("the store is sealed with a key (key id " + sealed + ") but none was given: its records would "
+                "carry no MAC; give the store's key (key= or GOVERNED_DB_AUDIT_KEY)")
+    if R.key_id(key) != sealed:
+        return (f"the store is sealed with another key (key id {sealed}, given {R.key_id(key)}): every record "
+                "written with this one would fail verification; give the store's key, or use a new path")
+    return None
 
 
 def _seconds(name: str, value: Any, *, zero: bool, optional: bool = True, unit: str = "") -> None:
