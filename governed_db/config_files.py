@@ -24,22 +24,35 @@ MAX_CONFIG_DEPTH = 64
 MAX_CONFIG_ALIASES = 256
 
 
-def read_config_text(path: str | Path, what: str) -> str:
-    """The text of ``path`` if it is a readable file within :data:`MAX_CONFIG_BYTES`; ConfigurationError else."""
+def read_config_bytes(path: str | Path, what: str) -> bytes:
+    """The bytes of ``path`` if it is a readable file within :data:`MAX_CONFIG_BYTES`; ConfigurationError else."""
     p = Path(path)
     try:
         if p.is_dir():
             raise ConfigurationError(f"{what} {str(p)!r} is a directory; pass a file")
         size = p.stat().st_size
+        if size <= MAX_CONFIG_BYTES:
+            # read at most one byte past the limit: a device or pipe (/dev/zero) reports size 0 and never ends
+            with p.open("rb") as f:
+                data = f.read(MAX_CONFIG_BYTES + 1)
+            size = max(size, len(data))
         if size > MAX_CONFIG_BYTES:
             raise ConfigurationError(
-                f"{what} {str(p)!r} is {size} bytes; configuration files are limited to {MAX_CONFIG_BYTES} bytes"
+                f"{what} {str(p)!r} is {'more than ' + str(MAX_CONFIG_BYTES) if size == MAX_CONFIG_BYTES + 1 else size} bytes; "
+                f"configuration files are limited to {MAX_CONFIG_BYTES} bytes"
             )
-        return p.read_text(encoding="utf-8")
+        return data
     except OSError as e:
         raise ConfigurationError(f"cannot read {what} {str(p)!r} ({e.strerror or e})") from None
+
+
+def read_config_text(path: str | Path, what: str) -> str:
+    """The text of ``path`` if it is a readable UTF-8 file within :data:`MAX_CONFIG_BYTES`; ConfigurationError else."""
+    data = read_config_bytes(path, what)
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigurationError(f"{what} {str(p)!r} is not UTF-8 text") from None
+        raise ConfigurationError(f"{what} {str(path)!r} is not UTF-8 text") from None
 
 
 def yaml_problem(text: str) -> str | None:

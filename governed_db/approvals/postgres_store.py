@@ -129,10 +129,10 @@ class PostgresStore(SQLStore):
         # options the DSN sets itself come after ours and win
         ours = f"-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms}"
         theirs = str(conninfo_to_dict(self.dsn).get("options") or "")
-        conn = psycopg.connect(
+        conn = _connect_within(remaining, lambda: psycopg.connect(
             self.dsn, autocommit=True, connect_timeout=max(1, math.ceil(remaining)),
             options=f"{ours} {theirs}".strip(),
-        )
+        ))
         if deadline is not None:
             fd = conn.pgconn.socket
             self._local.cuts[id(conn)] = deadline.watch(lambda: shutdown_fd(fd))
@@ -178,3 +178,35 @@ class PostgresStore(SQLStore):
         import psycopg
 
         return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def _connect_within(seconds: float, connect: Any) -> Any:
+    """``connect()``, given up after ``seconds``: libpq counts ``connect_timeout`` in whole seconds and at least
+    2, so a 1 s deadline was a 2 s wait. Past the deadline the attempt finishes in its thread (bounded by its
+    own connect_timeout) and a connection it makes then is closed."""
+    lock = threading.Lock()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            conn = connect()
+        except BaseException as e:  # handed back to the caller
+            box["error"] = e
+            conn = None
+        with lock:
+            late = box.get("late", False)
+            box["conn"] = conn
+            done.set()
+        if late and conn is not None:
+            conn.close()
+
+    threading.Thread(target=attempt, name="governed_db-approvals-connect", daemon=True).start()
+    if not done.wait(seconds):
+        with lock:
+            if not done.is_set():
+                box["late"] = True
+                raise TimeoutError(f"no connection to the approval store within {seconds:.3g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["conn"]

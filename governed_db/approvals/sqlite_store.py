@@ -18,8 +18,10 @@ from typing import Any
 
 from governed_db.approvals.store import SCHEMA, SQLStore, _Exec
 
-#: how long a process waits for another one's write lock before the store counts as unavailable
-BUSY_TIMEOUT_S = 30.0
+#: how long a process waits for another one's write lock before the store counts as unavailable (and a
+#: statement that needs approval is refused): the PostgreSQL store's default total deadline. Was 30 s, so a
+#: process stopped while holding the lock held every such statement for 30 s
+BUSY_TIMEOUT_S = 5.0
 
 
 class SQLiteStore(SQLStore):

@@ -91,7 +91,10 @@ def audit_processor(option: Any) -> AuditSpanProcessor | None:
         if unknown:
             raise ConfigurationError(f"unknown audit option(s) {sorted(unknown)}; valid: {sorted(_STORE_OPTIONS)}")
         settings = {k: v for k, v in option.items() if k != "path"}
-        path = Path(option["path"]) if option.get("path") else default_store_path()
+        given = option.get("path")
+        if given is not None and (not isinstance(given, (str, os.PathLike)) or not str(given).strip()):
+            raise ConfigurationError(f"audit path must be a non-empty str or path, got {given!r}")
+        path = Path(given) if given is not None else default_store_path()
     else:
         raise ConfigurationError(
             f"audit= takes a path, a mapping, an AuditStore, False or None; got {type(option).__name__}")

@@ -144,6 +144,8 @@ def export_otlp(recs: Iterable[dict[str, Any]], endpoint: str, *, headers: dict[
         ) from None
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigurationError(f"the OTLP endpoint must be an http(s) URL, got {endpoint!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ConfigurationError(f"the OTLP timeout must be a positive, finite number of seconds, got {timeout!r}")
     if not endpoint.rstrip("/").endswith("/v1/traces"):
         endpoint = endpoint.rstrip("/") + "/v1/traces"
     exporter = OTLPSpanExporter(endpoint=endpoint, headers=headers or {}, timeout=timeout)

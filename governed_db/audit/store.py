@@ -35,6 +35,7 @@ import fcntl
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -93,23 +94,29 @@ class AuditStore:
         stat_interval: float = 0.0,
         journal: bool = True,
     ) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+            raise ConfigurationError(f"the audit store path must be a non-empty str or path, got {path!r}")
         p = Path(path).expanduser()
         if p.is_dir():
             p = p / "audit.jsonl"
-        if checkpoint_every < 1:
-            raise ConfigurationError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-        if fsync_interval is not None and fsync_interval < 0:
-            raise ConfigurationError(f"fsync_interval must be >= 0 seconds or None, got {fsync_interval}")
-        if checkpoint_interval is not None and checkpoint_interval <= 0:
-            raise ConfigurationError(
-                f"checkpoint_interval must be > 0 seconds or None, got {checkpoint_interval}"
-            )
-        if isinstance(stat_interval, bool) or not isinstance(stat_interval, (int, float)) or stat_interval < 0:
-            raise ConfigurationError(f"stat_interval must be >= 0 seconds, got {stat_interval!r}")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+            raise ConfigurationError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+        _seconds("fsync_interval", fsync_interval, zero=True)
+        _seconds("checkpoint_interval", checkpoint_interval, zero=False)
+        _seconds("idle_close", idle_close, zero=False)
+        _seconds("stat_interval", stat_interval, zero=True, optional=False)
         for name, value in (("rotate_bytes", rotate_bytes), ("retain_bytes", retain_bytes),
                             ("retain_age", retain_age)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise ConfigurationError(f"{name} must be a positive number or None, got {value!r}")
+            _seconds(name, value, zero=False, unit="a positive number")
+        if key is not None and (not isinstance(key, (str, bytes, bytearray)) or not key):
+            # bytes(42) would be a key of 42 zero bytes, and "" no key at all: both silently weaker than asked
+            raise ConfigurationError(f"the audit key must be a non-empty str or bytes (or None), got "
+                                     f"{type(key).__name__}{' (empty)' if isinstance(key, (str, bytes)) else ''}")
+        if not isinstance(journal, bool):
+            raise ConfigurationError(f"journal must be True or False, got {journal!r}")
+        _check_store_file(p, key)
+        if witness_table is not None and not isinstance(witness_table, str):
+            raise ConfigurationError(f"witness_table must be a table name, got {type(witness_table).__name__}")
         self.path = p.resolve()
         self._path_str = str(self.path)
         #: the live file is sealed and renamed to ``<name>.<first seq>`` once it is this large; the chain
@@ -754,6 +761,16 @@ class AuditStore:
             self._start_file(fd)
             return
         self._carry = None
+        if size <= _TORN_HEAD_MAX and _torn_head(os.pread(fd, size, 0)):
+            # the file's first record (genesis, or the segment record of a rotated chain) was torn by a crash
+            # before it was complete: it holds no statement, and no record was chained after it. Start the
+            # file again (a file that was a store before keeps its anchor, which then names another store)
+            log.warning("governed_db audit: %s held only a first record torn by a crash (%d bytes); started "
+                        "again", self.path, size)
+            os.ftruncate(fd, 0)
+            self._end = 0
+            self._start_file(fd)
+            return
         opening = not self._store_id
         if not self._store_id:
             first = R.parse_line(os.pread(fd, min(size, R.MAX_LINE + 1), 0).split(b"\n", 1)[0])
@@ -762,6 +779,9 @@ class AuditStore:
                     f"{self.path} does not start with a governed_db genesis record; it is not an audit store "
                     "(or its head was damaged): run `governed-db audit verify` and use a new path"
                 )
+            problem = _key_mismatch(first, self.key)
+            if problem:
+                raise AuditStoreError(f"{self.path}: {problem}")
             self._store_id = str(first["store"])
             self._first_seq = int(first["seq"]) if isinstance(first.get("seq"), int) else 0
             self._anchored = _anchored_seq(anchor_path(self.path), self._store_id)
@@ -1017,6 +1037,72 @@ class AuditStore:
 
 _SHORTEN = 64 * 1024
 _TMP_IDS = itertools.count()  # anchor temporary files: a name is never reused, whoever writes
+
+
+#: a first record torn by a crash is shorter than this (a genesis or segment record is a few hundred bytes)
+_TORN_HEAD_MAX = 4096
+
+
+def _torn_head(data: bytes) -> bool:
+    """``data`` (a whole file) is the beginning of one record and nothing else: no newline, starts as JSON."""
+    return bool(data) and b"\n" not in data and data.startswith(b'{"'[: len(data)]) and (
+        len(data) < 2 or R.parse_line(data) is None)
+
+
+def _check_store_file(p: Path, key: str | bytes | None = None) -> None:
+    """Refuse, when the store is configured, a path that can never be a store: a device or pipe, or a file
+    whose first line is complete and not a genesis or segment record (the writer would refuse every statement)."""
+    try:
+        st = p.stat()
+    except OSError:
+        return  # not there yet (created at the first record), or unreadable: the first write reports it
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode):
+        raise ConfigurationError(f"the audit store {str(p)!r} is not a regular file (a device, pipe or socket)")
+    try:
+        with p.open("rb") as f:
+            head = f.read(R.MAX_LINE + 1)
+    except OSError:
+        return
+    if b"\n" not in head:
+        if b'{"'.startswith(head[:2]):
+            return  # empty, or a first record torn by a crash: the writer deals with it
+        raise ConfigurationError(f"{str(p)!r} is not a governed_db audit store (it does not start with a record); "
+                                 "pass a new path, or the store's own path")
+    first = R.parse_line(head.split(b"\n", 1)[0])
+    if first is None or first.get("type") not in (R.GENESIS, R.SEGMENT) or not first.get("store"):
+        raise ConfigurationError(f"{str(p)!r} is not a governed_db audit store (its first line is not a genesis "
+                                 "record); pass a new path, or the store's own path")
+    problem = _key_mismatch(first, R.key_bytes(key) if key is not None else None)
+    if problem:
+        raise ConfigurationError(f"{str(p)!r}: {problem}")
+
+
+def _key_mismatch(first: dict[str, Any], key: bytes | None) -> str | None:
+    """Why a writer with ``key`` must not continue the store whose first record is ``first`` (its genesis names
+    the key it was sealed with), or None. Every record it wrote would fail verification with the store's key."""
+    sealed = first.get("key_id")
+    if first.get("type") != R.GENESIS or not isinstance(sealed, str):
+        return None  # unkeyed genesis, or a segment record (which names no key)
+    if key is None:
+        return ("the store is sealed with a key (key id " + sealed + ") but none was given: its records would "
+                "carry no MAC; give the store's key (key= or GOVERNED_DB_AUDIT_KEY)")
+    if R.key_id(key) != sealed:
+        return (f"the store is sealed with another key (key id {sealed}, given {R.key_id(key)}): every record "
+                "written with this one would fail verification; give the store's key, or use a new path")
+    return None
+
+
+def _seconds(name: str, value: Any, *, zero: bool, optional: bool = True, unit: str = "") -> None:
+    """Check a store setting that is a finite, non-negative (``zero``) or positive number, or None."""
+    if value is None and optional:
+        return
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (value >= 0 if zero else value > 0))
+    if not ok:
+        what = unit or (">= 0 seconds" if zero else "> 0 seconds")
+        raise ConfigurationError(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}")
 
 
 def _shortened(rec: dict[str, Any]) -> dict[str, Any]:
@@ -1309,14 +1395,22 @@ def _merge(raw: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield R.merged(intent, None)
 
 
-def store_path(path: str | os.PathLike[str], *, key: str | bytes | None = None) -> Path:
+def store_path(path: str | os.PathLike[str], *, key: str | bytes | None = None, missing_ok: bool = False) -> Path:
     """The store file ``path`` names, for a reader; what this process deferred for it is written first, and
     what dead processes left in their journals is chained in when this reader can (no key needed, or ``key``)."""
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "audit.jsonl"
+    if p.exists() and not p.is_file():
+        # a device or pipe (/dev/zero, /dev/stdin) never ends: no reader may walk it
+        raise ConfigurationError(f"{str(p)!r} is not a regular file, so it is not an audit store; pass --store "
+                                 "with the audit store's path")
     _flush_local(p)
     recover_journals(p, key=key)
+    if not p.exists() and missing_ok and (anchor_path(p).exists() or store_files(p)):
+        # the live file is gone but the store is not: rotated away with no writer since, or deleted (which
+        # the anchor then shows) — the caller (verify) examines what is left
+        return p
     if not p.exists():
         raise ConfigurationError(
             f"no audit store at {str(p)!r}; pass --store PATH (or set GOVERNED_DB_AUDIT)"

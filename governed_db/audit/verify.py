@@ -97,7 +97,7 @@ def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None, witn
     ``witness`` (a PostgreSQL DSN or :class:`~governed_db.audit.witness.Witness`) adds the check that the
     store still reaches the newest checkpoint the witness saw.
     """
-    p = store_path(path, key=key)
+    p = store_path(path, key=key, missing_ok=True)
     return _Verifier(p, R.key_bytes(key), witness).run()
 
 
@@ -135,6 +135,11 @@ class _Verifier:
         if self.witness is not None:
             self._ask_witness(files)
         result.files = [str(f) for f in files]
+        if not self.path.exists():
+            result.warnings.append(
+                f"the live file {self.path.name} is missing: rotated away with no writer since (the next writer "
+                "continues the chain), or deleted — the anchor shows which"
+            )
         for i, f in enumerate(files):
             self.file = f.name if len(files) > 1 else ""
             self._file(f, last=i == len(files) - 1, first=i == 0)

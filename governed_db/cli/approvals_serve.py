@@ -90,7 +90,8 @@ def serve(ctx: click.Context, host: str, port: int, as_: str | None, roles: tupl
     except GovernedDBError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-    import uvicorn
+    from governed_db.cli._serve import listen, serve
 
+    listen(host, port).close()  # an address that cannot be bound is reported before the banner
     click.echo(f"reviewers: open http://{host}:{port}/ (Ctrl-C stops)", err=True)
-    uvicorn.run(create_app(service, auth), host=host, port=port, log_level="warning")
+    serve(create_app(service, auth), host=host, port=port)

@@ -133,8 +133,14 @@ def _index_note(path: Path) -> None:
 
 
 def _key(key_file: Path | None) -> bytes | None:
+    """The key from ``--key-file`` (bounded read; an empty file is bad input, never "no key"), else the variable."""
     if key_file is not None:
-        return key_file.read_bytes().strip() or None
+        from governed_db.config_files import read_config_bytes
+
+        key = read_config_bytes(key_file, "the key file").strip()
+        if not key:
+            raise ConfigurationError(f"the key file {str(key_file)!r} is empty")
+        return key
     return R.env_key()
 
 
@@ -379,12 +385,23 @@ def export_cmd(store: Path | None, fmt: str, output: Path | None, endpoint: str 
     if fmt == "otlp":
         if not endpoint:
             raise ConfigurationError("--format otlp needs --endpoint URL (e.g. http://127.0.0.1:4318)")
-        hdrs = dict(h.split("=", 1) for h in headers if "=" in h)
+        bad = [h for h in headers if "=" not in h or not h.split("=", 1)[0].strip()]
+        if bad:
+            raise ConfigurationError(f"--header must be KEY=VALUE, got {bad[0]!r}")
+        hdrs = dict(h.split("=", 1) for h in headers)
+        import logging
+
+        # the exporter logs each retry and failure on its own lines; the command says it once, in one line
+        quiet = logging.getLogger("opentelemetry.exporter.otlp")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
         try:
             n = X.export_otlp(recs, endpoint, headers=hdrs, timeout=timeout)
         except OSError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        finally:
+            quiet.setLevel(level)
         click.echo(f"sent {n} spans to {endpoint}", err=True)
         return
     try:

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from governed_db.audit import default_store_path
-from governed_db.audit import records as R
 from governed_db.audit.report import build_report
 from governed_db.audit.report_render import render
 from governed_db.audit.search import parse_time
@@ -27,10 +26,12 @@ from governed_db.errors import ConfigurationError
 def report(store: Path | None, since: str | None, until: str | None, fmt: str, output: Path | None,
            key_file: Path | None) -> None:
     """Write compliance evidence for a period. Exit 1 when the record's chain is broken."""
+    from governed_db.cli.audit import _key
+
     try:
-        key = key_file.read_bytes().strip() if key_file else R.env_key()
-    except OSError as e:
-        click.echo(f"error: cannot read the key file ({e.strerror or e})", err=True)
+        key = _key(key_file)
+    except ConfigurationError as e:
+        click.echo(f"error: {e}", err=True)
         sys.exit(2)
     try:
         rep = build_report(store or default_store_path(), since=parse_time(since), until=parse_time(until), key=key)

@@ -80,11 +80,12 @@ def whoami(
 def _load_claims_map(value: str) -> Any:
     text = value
     if not value.lstrip().startswith("{"):
+        from governed_db.config_files import read_config_text
+
         try:
-            with open(value, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as e:
-            raise ConfigurationError(f"could not read the claims map file {value!r}: {e.strerror or e}") from None
+            text = read_config_text(value, "the claims map file")
+        except ConfigurationError as e:
+            raise ConfigurationError(f"could not read the claims map file {value!r}: {e}") from None
     from governed_db.config_files import load_json
 
     return load_json(text, "the claims map")

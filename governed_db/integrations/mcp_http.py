@@ -75,9 +75,9 @@ def http_app(server: Any, *, host: str = "127.0.0.1", path: str = "/mcp") -> Any
 
 
 def serve_http(server: Any, *, host: str, port: int) -> None:  # pragma: no cover - run by the CLI
-    import uvicorn
+    from governed_db.cli._serve import serve
 
-    uvicorn.run(http_app(server, host=host), host=host, port=port, log_level="warning")
+    serve(http_app(server, host=host), host=host, port=port)
 
 
 __all__ = ["BearerVerifier", "auth_settings", "http_app", "refuse_outside_calls", "serve_http"]

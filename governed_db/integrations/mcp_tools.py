@@ -199,15 +199,11 @@ def _tool(where: str, raw: Any, dialect: str, seen: set[str]) -> CuratedTool:
 
 def load_tools_file(path: str | Path, *, dialect: str) -> ToolsFile:
     """Read and validate a tools file for ``dialect``; a :class:`ConfigurationError` names the place."""
-    import yaml
+
+    from governed_db.config_files import load_yaml, read_config_text
 
     where = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigurationError(f"cannot read the tools file {where}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigurationError(f"the tools file {where} is not valid YAML: {e}") from None
+    data = load_yaml(read_config_text(path, "the tools file"), f"the tools file {where}")
     if not isinstance(data, dict) or not isinstance(data.get("tools", []), list):
         raise ConfigurationError(f"{where}: expected a mapping with tools: [...] (and optionally sql_tools:)")
     extra = [k for k in data if k not in ("tools", "sql_tools")]

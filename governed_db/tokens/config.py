@@ -90,10 +90,20 @@ def check_option(option: Any, environ: Mapping[str, str] | None = None) -> None:
             f"token option has unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_VERIFIER_KEYS))}"
         )
     try:
-        build_verifier(option, environ)
+        try:
+            build_verifier(option, environ)
+        except TokenError as e:
+            if e.cause != "not_configured":
+                raise ConfigurationError(str(e)) from None
+            # incomplete is fine until a token arrives (the environment may complete it), but every value that
+            # is given is checked now: the missing issuer/audience stand in as placeholders
+            stand_in = {"issuer": "https://issuer.invalid", "audience": "audience.invalid"}
+            for k in ("issuer", "audience"):
+                if k in option and option[k] is not None and not option[k]:
+                    raise ConfigurationError(f"the token option's {k} is empty") from None
+            build_verifier({**{k: v for k, v in stand_in.items() if not option.get(k)}, **option}, environ)
     except TokenError as e:
-        if e.cause != "not_configured":  # incomplete is fine until a token arrives (env may complete it)
-            raise ConfigurationError(str(e)) from None
+        raise ConfigurationError(str(e)) from None
     except TypeError as e:
         raise ConfigurationError(f"the token option has a value of the wrong type ({e})") from None
 

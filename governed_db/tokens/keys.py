@@ -27,7 +27,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 import jwt
@@ -129,13 +128,15 @@ def load_jwks_document(value: Any) -> dict[str, Any]:
             source = "the inline JWKS JSON"
         else:
             source = f"the JWKS file {text!r}"
+            from governed_db.config_files import read_config_text
+
             try:
-                text = Path(text).read_text(encoding="utf-8")
-            except OSError as e:
-                raise ConfigurationError(f"could not read {source}: {e.strerror or e}") from None
+                text = read_config_text(text, "the JWKS file")
+            except ConfigurationError as e:
+                raise ConfigurationError(f"could not read {source}: {e}") from None
         try:
             loaded = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise ConfigurationError(f"{source} is not valid JSON: {e}") from None
         if not isinstance(loaded, dict):
             raise ConfigurationError(f"{source} must hold a JSON object (a JWKS with 'keys')")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -108,6 +109,10 @@ class TokenVerifier:
             raise ConfigurationError(
                 "leeway, jwks_ttl, refresh_cooldown and timeout must be numbers of seconds, cache_size an integer"
             ) from None
+        if not all(math.isfinite(x) for x in (leeway, jwks_ttl, refresh_cooldown, timeout)):
+            # NaN passes every comparison below, and an infinite timeout is no deadline
+            raise ConfigurationError("leeway, jwks_ttl, refresh_cooldown and timeout must be finite numbers of "
+                                     f"seconds, got {leeway!r}, {jwks_ttl!r}, {refresh_cooldown!r}, {timeout!r}")
         if min(leeway, jwks_ttl, refresh_cooldown, cache_size) < 0 or timeout <= 0:
             raise ConfigurationError("leeway, jwks_ttl, refresh_cooldown and cache_size must not be negative, "
                                      "timeout must be positive")
