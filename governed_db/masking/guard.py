@@ -81,17 +81,24 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
         return None
+    unsettled = _unsettled_uses(state, analysis)
+    for table in unsettled:
+        # a filter, join, order or copy of a column sampled (nearly) empty: what it holds now decides, not what it
+        # held when sampled — its table is sampled again before the statement is judged, every time (a value that
+        # arrived since is otherwise compared before any result shows it, decision 0250)
+        state.data_arrived(table)
     version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
     key = ("uses", analysis.key, version, identity)
-    verdict = state.recall(key)
+    verdict: Any = MISSING if unsettled else state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
         verdict = None if access.everything else _uses_hit(state, analysis, access, identity)
-        state.remember(key, verdict, state.good_until(access.grants))
+        if not unsettled:
+            state.remember(key, verdict, state.good_until(access.grants))
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
-    if not facts.writes and not switches:
+    if not facts.writes and not switches and not unsettled:
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
@@ -109,6 +116,29 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
             "the column out of the statement",
         )
     return None
+
+
+def _unsettled_uses(state: MaskingState, analysis: Analysis) -> set[str]:
+    """Tables with provisional labels (sampled nearly empty, or a column with almost no values) whose provisional
+    columns — or whole rows — the statement uses other than by returning them."""
+    found: set[str] = set()
+    lineages = _lineages(state, analysis)  # reads the tables it names first
+    tables = state.tables
+    if not any(info.provisional for info in tables.values()):
+        return found  # the usual case: nothing provisional anywhere, nothing to walk
+    for lineage in lineages:
+        for _clause, origin in lineage.uses:
+            for table, column in origin.sources:
+                info = tables.get(table)
+                if info is not None and info.provisional:
+                    cls = info.classes.get(column)
+                    if cls is None or cls.provisional:
+                        found.add(table)
+            for table in origin.rows:
+                info = tables.get(table)
+                if info is not None and info.provisional:
+                    found.add(table)
+    return found
 
 
 #: session statements after which a table name may mean another table: PostgreSQL's DISCARD TEMP/ALL drops the
