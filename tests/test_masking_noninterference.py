@@ -13,6 +13,13 @@ statements (checked), so the test is not vacuous.
 
 SQLite and DuckDB (embedded, so hypothesis can run hundreds of statements); the hand-written extraction test
 (tests/test_masking_extraction.py) covers the server databases technique by technique.
+
+Each dialect's grammar also carries the shapes it alone has: DuckDB's arg_max/max_by/arg_min with a plain or a
+masked key, chained calls (``ssn.split('-')[1]``), ``SELECT * LIKE/EXCLUDE/REPLACE``, DESCRIBE and EXPLAIN of a
+query; PostgreSQL's ctid (after an update moved a row) and plans; MariaDB's UNIX_TIMESTAMP and plans; and
+everywhere the null test of a column or of a COALESCE/IFNULL of two, in the select list and in WHERE, beside the
+column itself. Larger sweeps (thousands of programs per database, other secrets) import ``Pair`` and ``Grammar``
+and set ``SCHEMA_PREFIX``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -95,8 +103,35 @@ EXTRA_INT: dict[str, tuple[str, ...]] = {
               "locate({c}, {e})", "({e} SOUNDS LIKE {c})"),
 }
 #: statement shapes only some databases have ({te} text, {ie} number, {p} predicate, {c} constant)
+#: ({m} and {m2} are masked columns, {k} a plain one; DuckDB's pick-by-key aggregates, chained calls, star
+#: modifiers and DESCRIBE of a query; PostgreSQL's ctid and plans; MariaDB's UNIX_TIMESTAMP and plans)
 EXTRA_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "sqlite": (), "duckdb": (),
+    "sqlite": (
+        ("SELECT ifnull({m}, {m2}) IS NULL FROM t ORDER BY id",),
+        ("SELECT id FROM t WHERE ifnull({m}, {m2}) IS NOT NULL AND {p} ORDER BY id",),
+    ),
+    "duckdb": (
+        ("SELECT arg_max({m}, {k}), max_by({te}, id), arg_min({m2}, {k}) FROM t",),
+        ("SELECT arg_max(id, {ie}) FROM t",),
+        ("SELECT arg_max(id, {m}), arg_min(id, {te}) FROM t",),
+        ("SELECT city, arg_max({m}, amount), max_by(id, {ie}) FROM t GROUP BY city ORDER BY city",),
+        ("SELECT arg_max(v, k) FROM (SELECT {m} AS v, {k} AS k FROM t WHERE id = 1 UNION ALL SELECT {c}, {i}) AS q",),
+        ("SELECT {m}.upper(), {m2}.split('-')[1] FROM t ORDER BY id",),
+        ("SELECT id FROM t WHERE {m}.lower().starts_with({c}) ORDER BY id",),
+        ("SELECT count(*) FROM t WHERE {m}.split('-')[1] = {c}",),
+        ("SELECT ({te}).upper() FROM t WHERE id = 1",),
+        ("SELECT * LIKE '%a%' FROM t ORDER BY id",),
+        ("SELECT * NOT LIKE '%_%' FROM t WHERE id = {i} ORDER BY id",),
+        ("SELECT * LIKE 's%' FROM t WHERE {p} ORDER BY id",),
+        ("SELECT * EXCLUDE ({m}) FROM t ORDER BY id",),
+        ("SELECT * EXCLUDE (id) FROM t ORDER BY {te}, city",),
+        ("SELECT * REPLACE ({te} AS {m}) FROM t ORDER BY id",),
+        ("SELECT * REPLACE (upper({m}) AS city) FROM t ORDER BY id",),
+        ("DESCRIBE SELECT {te} AS v, {ie} AS n FROM t",),
+        ("DESCRIBE SELECT id FROM t WHERE {p}",),
+        ("EXPLAIN SELECT id FROM t WHERE {p} ORDER BY id",),
+        ("SELECT ifnull({m}, {m2}) IS NULL, coalesce({m2}, {m}) IS NOT NULL FROM t ORDER BY id",),
+    ),
     "postgres": (
         ("SELECT id, x FROM t, LATERAL (SELECT {te} AS x) AS l ORDER BY id",),
         ("SELECT count(*) FROM t GROUP BY GROUPING SETS (({te}), ()) ORDER BY 1",),
@@ -115,6 +150,14 @@ EXTRA_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
          "WHEN NOT MATCHED THEN INSERT (id, v, n) VALUES (t.id + 10, 'x', 0)", "SELECT id, n FROM s ORDER BY id"),
         ("DELETE FROM s WHERE id > 1", "INSERT INTO s (id, v, n) SELECT 1, 'x', 0 FROM t WHERE {p} "
          "ON CONFLICT (id) DO UPDATE SET n = s.n + 1 RETURNING n", "SELECT n FROM s"),
+        ("SELECT ctid, id FROM t ORDER BY id",),
+        ("SELECT id FROM t ORDER BY ctid",),
+        ("UPDATE t SET amount = amount WHERE id = 1", "SELECT ctid, id FROM t ORDER BY id"),
+        ("UPDATE t SET amount = amount WHERE {p}", "SELECT id FROM t WHERE ctid > '(0,3)' ORDER BY id"),
+        ("EXPLAIN SELECT id FROM t WHERE {p} ORDER BY id",),
+        ("EXPLAIN (COSTS OFF) SELECT {te} FROM t ORDER BY {ie}, id",),
+        ("EXPLAIN (COSTS OFF, FORMAT JSON) UPDATE s SET n = 1 WHERE EXISTS (SELECT 1 FROM t WHERE {p})",),
+        ("SELECT coalesce({m}, {m2}) IS NULL FROM t ORDER BY id",),
     ),
     "mysql": (
         ("SELECT count(*) FROM t, JSON_TABLE(JSON_ARRAY({te}), '$[*]' COLUMNS (x varchar(100) PATH '$')) AS j "
@@ -131,6 +174,15 @@ EXTRA_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
          "SELECT count(*) FROM s WHERE v > {c}"),
         ("SET @v := 0", "SELECT @v := {ie} FROM t WHERE id = 1", "SELECT @v"),
         ("SET @v := 0", "DO @v := (SELECT {te} FROM t WHERE id = 1)", "SELECT @v"),
+        ("SELECT UNIX_TIMESTAMP(date_of_birth) FROM t ORDER BY id",),
+        ("SELECT id FROM t WHERE UNIX_TIMESTAMP(date_of_birth) > {i}00000000 ORDER BY id",),
+        ("SELECT id FROM t ORDER BY UNIX_TIMESTAMP(date_of_birth), id",),
+        ("SELECT UNIX_TIMESTAMP({te}) FROM t ORDER BY id",),
+        ("EXPLAIN SELECT id FROM t WHERE {p} ORDER BY id",),
+        ("EXPLAIN FORMAT=JSON SELECT {te} FROM t ORDER BY {ie}, id",),
+        ("EXPLAIN UPDATE s SET n = 1 WHERE EXISTS (SELECT 1 FROM t WHERE {p})",),
+        ("SELECT ifnull({m}, {m2}) IS NULL FROM t ORDER BY id",),
+        ("SELECT id FROM t WHERE ifnull({m}, {m2}) IS NOT NULL AND {p} ORDER BY id",),
     ),
 }
 BASE = {"instr": "instr({}, {})", "unicode": "unicode({})", "printf": "printf('%s', {})", "concat": "{} || {}",
@@ -197,6 +249,9 @@ class Grammar:
         depends on a masked value shows as well with the tie broken."""
         te, ie, p = self.text_expr(r), self.int_expr(r), self.predicate(r)
         c, m = r.choice(STRINGS), r.choice(MASKED)
+        # a second masked column of the same declared type (COALESCE of two), a plain one, a number
+        m2 = r.choice([x for x in MASKED if x not in (m, "date_of_birth")]) if m != "date_of_birth" else m
+        k, i = r.choice(CLEAR), r.choice(INTS)
         shapes: list[list[str]] = [
             [f"SELECT {te} FROM t WHERE id = 1"],
             [f"SELECT {ie} FROM t ORDER BY id"],
@@ -242,8 +297,14 @@ class Grammar:
              "SELECT count(*) FROM s"],
             ["DELETE FROM s WHERE id > 1", f"INSERT INTO s (id, v, n) SELECT 20, {te}, 0 FROM t WHERE id = 1",
              f"SELECT count(*) FROM s WHERE v = {c}"],
+            # a null test of a column (or a COALESCE of two of one type) in the select list and in WHERE; the
+            # column tested may be one the statement returns
+            [f"SELECT id, {m} FROM t WHERE {m} IS NOT NULL ORDER BY id"],
+            [f"SELECT id, {m}, {m2} FROM t WHERE {m} IS NOT NULL AND {p} ORDER BY id"],
+            [f"SELECT id, coalesce({m}, {m2}) IS NOT NULL FROM t WHERE coalesce({m2}, {m}) IS NULL OR {p} ORDER BY id"],
         ]
-        shapes += [[sql.format(te=te, ie=ie, p=p, c=c) for sql in shape] for shape in self.extra_shapes]
+        shapes += [[sql.format(te=te, ie=ie, p=p, c=c, m=m, m2=m2, k=k, i=i) for sql in shape]
+                   for shape in self.extra_shapes]
         return r.choice(shapes)
 
 
@@ -252,14 +313,20 @@ def _observe(run: Callable[[str], Any], statements: list[str]) -> list[Any]:
     seen: list[Any] = []
     for sql in statements:
         try:
-            seen.append(("rows", repr(run(sql))))
+            seen.append(("rows", _anonymous(repr(run(sql)))))
         except governed_db.GuardrailViolation as refused:
             # (a refusal raised by a driver's own check may carry no decision)
             rules = tuple(refused.decision.rules) if refused.decision is not None else ()
-            seen.append(("refused", rules, str(refused)))
+            seen.append(("refused", rules, _anonymous(str(refused))))
         except Exception as e:
-            seen.append(("error", type(e).__name__, str(e)))
+            seen.append(("error", type(e).__name__, _anonymous(str(e))))
     return seen
+
+
+def _anonymous(text: str) -> str:
+    """The copies' own schema (database) names, which a plan's ``ref`` column or a MariaDB warning quotes, are
+    the same word on both sides: they are the harness's, not the data's."""
+    return re.sub(rf"{SCHEMA_PREFIX}[ab]_[0-9a-f]{{8}}", "<copy>", text)
 
 
 T_DDL = ("CREATE TABLE t (id int primary key, full_name {0}, email {0}, ssn {0}, api_key {0}, city {0}, amount int, "
@@ -293,12 +360,16 @@ def _embedded(kind: str) -> tuple[Callable[[tuple[Any, ...]], Any], Callable[[],
     return make, lambda: None
 
 
+#: the schemas' (databases') names begin with this (a sweep run beside other sessions may give its own)
+SCHEMA_PREFIX = "gdb_ni_"
+
+
 def _server(kind: str) -> tuple[Callable[[tuple[Any, ...]], Any], Callable[[], None]]:
     """Copy A and copy B in their own schema (PostgreSQL) or database (MariaDB); each connection opens one."""
     from tests.conftest import MYSQL_KW, PG_DSN, _unavailable
 
     suffix = uuid.uuid4().hex[:8]
-    names = {SECRET_A: f"gdb_ni_a_{suffix}", SECRET_B: f"gdb_ni_b_{suffix}"}
+    names = {SECRET_A: f"{SCHEMA_PREFIX}a_{suffix}", SECRET_B: f"{SCHEMA_PREFIX}b_{suffix}"}
     if kind == "postgres":
         psycopg = pytest.importorskip("psycopg")
         try:
