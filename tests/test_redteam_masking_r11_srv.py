@@ -141,3 +141,32 @@ def test_attribute_notation_look_alikes_still_run(tables: tuple[str, str, str], 
     finally:
         raw.close()
         gov.close()
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "UPDATE {t} c SET city = c.to_json::text WHERE id = 1",
+        "UPDATE {t} SET city = {t}.to_jsonb ->> 'ssn' WHERE id = 1",
+        "INSERT INTO {t} (id, city) SELECT 9, c.row_to_json::text FROM {t} c WHERE id = 1",
+    ],
+    ids=["update-alias", "update-key", "insert-select"],
+)
+def test_attribute_notation_is_not_copied_into_a_clear_column(tables: tuple[str, str, str], template: str) -> None:
+    """Writing the row function into an innocent column would carry the values out of masking's reach: refused,
+    and the table is as it was (read on the raw connection)."""
+    a, _, _ = tables
+    gov = _wrap(_connect("psycopg"))
+    try:
+        refused = _observe(gov, template.format(t=a))
+    finally:
+        gov.close()
+    assert isinstance(refused, str) and "masked-column-copy" in refused, refused
+    raw = _connect("psycopg")
+    try:
+        assert _observe(raw, f"SELECT id, city FROM {a} ORDER BY id") == (
+            ["id", "city"],
+            [(1, "Paris"), (2, "Lyon"), (3, "Nice")],
+        )
+    finally:
+        raw.close()
