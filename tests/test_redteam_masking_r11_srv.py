@@ -9,6 +9,13 @@ production with zero configuration, no unmask grant.
   judged as the call it is now, exactly as ``row_to_json(c.*)`` (decision 0256): masked by keys in a select
   list, refused where it decides rows, exact over a table with no masked column.
 
+* A text column that is NULL in the first 10 000 rows of a larger table (added by a migration and filled for new
+  rows only) was provisional (decision 0250: its values scanned as they pass, so the SSNs came back masked) but
+  filterable, for as long as the table lived: every re-sample read the same first rows and found the column
+  still nearly empty. ``WHERE tax_ref = '536-22-0007'`` answered a right guess with its row and a wrong one with
+  none, on PostgreSQL and MariaDB. A nearly empty column of a table with rows the classification never read may
+  not decide rows now (decision 0257); its values still come back as the scan leaves them.
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -21,7 +28,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests.conftest import PG_DSN
+from tests.conftest import MYSQL_KW, PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name text, email text, ssn text, city text)"
@@ -170,3 +177,102 @@ def test_attribute_notation_is_not_copied_into_a_clear_column(tables: tuple[str,
         )
     finally:
         raw.close()
+
+
+#: past SPARSE_WINDOW x sample_rows (10 000 by default): the rows the sparse read looks at
+BIG = 10_050
+
+
+def _big_table(dialect: str, name: str, filled: str) -> Any:
+    """``name``: BIG rows whose ``tax_ref`` is NULL but in the last 50, which hold ``filled`` values."""
+    if dialect == "postgres":
+        import psycopg
+
+        conn = psycopg.connect(PG_DSN, autocommit=True)
+        conn.execute(f"CREATE TABLE {name} (id int primary key, city text, tax_ref text)")
+        conn.execute(
+            f"INSERT INTO {name} SELECT g, 'Paris', CASE WHEN g > {BIG - 50} THEN {filled} END "
+            f"FROM generate_series(1, {BIG}) g"
+        )
+        return conn
+    import pymysql
+
+    conn = pymysql.connect(autocommit=True, **MYSQL_KW)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {name} (id int primary key, city varchar(20), tax_ref varchar(40))")
+        cur.execute(
+            f"INSERT INTO {name} SELECT seq, 'Paris', CASE WHEN seq > {BIG - 50} THEN {filled} END "
+            f"FROM seq_1_to_{BIG}"
+        )
+    return conn
+
+
+def _governed(dialect: str) -> Any:
+    if dialect == "postgres":
+        import psycopg
+
+        return _wrap(psycopg.connect(PG_DSN, autocommit=True))
+    import pymysql
+
+    return _wrap(pymysql.connect(autocommit=True, **MYSQL_KW))
+
+
+def _drop(conn: Any, name: str) -> None:
+    conn.cursor().execute(f"DROP TABLE IF EXISTS {name}")
+    conn.close()
+
+
+def _ssn(dialect: str) -> str:
+    g = "g" if dialect == "postgres" else "seq"
+    if dialect == "postgres":
+        return f"'536-22-' || lpad(({g} - {BIG - 50})::text, 4, '0')"
+    return f"concat('536-22-', lpad({g} - {BIG - 50}, 4, '0'))"
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql"])
+def test_a_column_filled_past_the_sparse_window_decides_no_rows(dialect: str, unique: str) -> None:
+    name = f"rt11srv_sp_{unique}"
+    raw = _big_table(dialect, name, _ssn(dialect))
+    gov = _governed(dialect)
+    try:
+        seen = {}
+        for guess in ("536-22-0007", "536-22-9999"):
+            sql = f"SELECT id FROM {name} WHERE tax_ref = '{guess}'"
+            seen[guess] = (repr(_observe(raw, sql)), repr(_observe(gov, sql)).replace(guess, "G"))
+        # the oracle, unprotected: a right guess finds its row, a wrong one none
+        assert seen["536-22-0007"][0] != seen["536-22-9999"][0]
+        assert seen["536-22-0007"][1] == seen["536-22-9999"][1]
+        assert "refused" in seen["536-22-0007"][1] and "tax_ref" in seen["536-22-0007"][1], seen
+        for sql in (
+            f"SELECT count(*) FROM {name} WHERE tax_ref LIKE '536-22-000%'",
+            f"SELECT id FROM {name} WHERE tax_ref IS NOT NULL ORDER BY tax_ref LIMIT 1",
+        ):
+            assert "refused" in repr(_observe(gov, sql)), sql
+        # the values are scanned as they pass: masked, not in clear; the null test and other columns stay exact
+        values = _observe(gov, f"SELECT id, tax_ref FROM {name} WHERE id > {BIG - 2} ORDER BY id")
+        assert values == (["id", "tax_ref"], [(BIG - 1, "[US_SSN]"), (BIG, "[US_SSN]")]), values
+        count = f"SELECT count(*) FROM {name} WHERE tax_ref IS NOT NULL AND city = 'Paris'"
+        assert _observe(gov, count) == _observe(raw, count) and _observe(raw, count)[1] == [(50,)]
+    finally:
+        gov.close()
+        _drop(raw, name)
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql"])
+def test_a_sparse_innocent_column_of_a_large_table_reads_exactly(dialect: str, unique: str) -> None:
+    """The cost: a nearly empty innocent column past the window cannot be filtered by value, but its values,
+    its null test and the table's other filters are exact."""
+    name = f"rt11srv_si_{unique}"
+    raw = _big_table(dialect, name, "'express'")
+    gov = _governed(dialect)
+    try:
+        for sql in (
+            f"SELECT id, tax_ref FROM {name} WHERE id > {BIG - 3} ORDER BY id",
+            f"SELECT count(*) FROM {name} WHERE tax_ref IS NULL",
+            f"SELECT count(*) FROM {name} WHERE city = 'Paris' AND id > 100",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
+        assert _observe(gov, f"SELECT tax_ref FROM {name} WHERE id = {BIG}") == (["tax_ref"], [("express",)])
+    finally:
+        gov.close()
+        _drop(raw, name)

@@ -24,6 +24,7 @@ from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
+    OBSERVED_TEXT,
     ColumnClass,
     classify_column,
     classify_name,
@@ -505,6 +506,7 @@ class MaskingState:
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = sampled_rows is not None and sampled_rows < floor
         sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
+        unseen = False
         if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
             # the sample did not read the whole table: look for the nearly empty columns' values in the rest
             names = [c for c in missing if c.lower() in sparse]
@@ -515,6 +517,10 @@ class MaskingState:
                 for i, c in enumerate(names):
                     values[c.lower()] = [r[i] for r in more if i < len(r)]
                 sparse = self._sparse(info, names, values)
+            if sparse:
+                # rows past the window were never read: values there (a column added and filled for new rows
+                # only) are unknown, so the column may not decide rows (decision 0257); unreadable: the same
+                unseen = more is None or schema.rows_past(raw, self.dialect, table_sql, SPARSE_WINDOW * limit) is not False
         for c in missing:
             declared = types.get(c.lower())
             cls = classify_column(key, c, declared, values.get(c.lower()))
@@ -525,6 +531,13 @@ class MaskingState:
                 # either: scanned as it passes and classified again, like a nearly empty table (decision 0250)
                 count = non_empty(values.get(c.lower()))
                 cls = provisional_class(cls, declared, sampled_rows or 0, c, values=count)
+                if unseen and cls.provisional:
+                    # still scanned as it passes, but filtered on like observed free text: refused (0257)
+                    cls.confidence = OBSERVED_TEXT
+                    cls.evidence["window"] = (
+                        f"rows past the first {SPARSE_WINDOW * self.config.sample_rows} were not read: values "
+                        "there are unknown, so it may not decide rows"
+                    )
             info.classes[c.lower()] = cls
         unlisted = {m.lower() for m in missing}
         for c in size_measure_columns(self.dialect, key):
