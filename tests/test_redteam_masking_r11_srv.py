@@ -16,6 +16,10 @@ production with zero configuration, no unmask grant.
   none, on PostgreSQL and MariaDB. A nearly empty column of a table with rows the classification never read may
   not decide rows now (decision 0257); its values still come back as the scan leaves them.
 
+* PostgreSQL's ``"Info"`` and ``info`` are two columns; masking kept one class per lower-case name, filled from the
+  last one sampled: ``"Info"`` holding SSNs beside an innocent ``info`` came back in clear and filterable. Each is
+  classified from its own values now and the more sensitive class holds for both (decision 0256).
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -273,6 +277,51 @@ def test_a_sparse_innocent_column_of_a_large_table_reads_exactly(dialect: str, u
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
         assert _observe(gov, f"SELECT tax_ref FROM {name} WHERE id = {BIG}") == (["tax_ref"], [("express",)])
+    finally:
+        gov.close()
+        _drop(raw, name)
+
+
+def _case_twins(name: str, upper: str, lower: str) -> Any:
+    import psycopg
+
+    conn = psycopg.connect(PG_DSN, autocommit=True)
+    conn.execute(f'CREATE TABLE {name} (id int primary key, "Info" text, info text)')
+    conn.execute(f"INSERT INTO {name} SELECT g, {upper}, {lower} FROM generate_series(1, 40) g")
+    return conn
+
+
+def test_a_column_whose_name_differs_only_in_case_is_classified(unique: str) -> None:
+    """PostgreSQL's "Info" and info are two columns; masking kept one entry per lower-case name, filled from
+    the last one sampled: "Info" full of SSNs beside an innocent info came back in clear and filterable."""
+    name = f"rt11srv_ci_{unique}"
+    raw = _case_twins(name, "'536-22-' || lpad((8700 + g)::text, 4, '0')", "'note ' || g")
+    gov = _governed("postgres")
+    try:
+        seen = {}
+        for guess in ("536-22-8707", "536-22-9999"):
+            sql = f"SELECT id FROM {name} WHERE \"Info\" = '{guess}'"
+            seen[guess] = (repr(_observe(raw, sql)), repr(_observe(gov, sql)).replace(guess, "G"))
+        assert seen["536-22-8707"][0] != seen["536-22-9999"][0]
+        assert seen["536-22-8707"][1] == seen["536-22-9999"][1] and "refused" in seen["536-22-8707"][1], seen
+        rows = _observe(gov, f'SELECT id, "Info" FROM {name} WHERE id < 3 ORDER BY id')
+        assert rows == (["id", "Info"], [(1, "[US_SSN]"), (2, "[US_SSN]")]), rows
+        assert "536-22" not in repr(_observe(gov, f"SELECT * FROM {name} WHERE id < 3 ORDER BY id"))
+    finally:
+        gov.close()
+        _drop(raw, name)
+
+
+def test_innocent_case_twins_read_exactly(unique: str) -> None:
+    name = f"rt11srv_cj_{unique}"
+    raw = _case_twins(name, "'Paris'", "'note ' || g")
+    gov = _governed("postgres")
+    try:
+        for sql in (
+            f'SELECT id, "Info", info FROM {name} WHERE id < 3 ORDER BY id',
+            f"SELECT count(*) FROM {name} WHERE \"Info\" = 'Paris' AND info LIKE 'note 1%'",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
     finally:
         gov.close()
         _drop(raw, name)
