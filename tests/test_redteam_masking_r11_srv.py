@@ -163,7 +163,9 @@ def test_attribute_notation_look_alikes_still_run(tables: tuple[str, str, str], 
     ],
     ids=["update-alias", "update-key", "insert-select"],
 )
-def test_attribute_notation_is_not_copied_into_a_clear_column(tables: tuple[str, str, str], template: str) -> None:
+def test_attribute_notation_is_not_copied_into_a_clear_column(
+    tables: tuple[str, str, str], template: str
+) -> None:
     """Writing the row function into an innocent column would carry the values out of masking's reach: refused,
     and the table is as it was (read on the raw connection)."""
     a, _, _ = tables
