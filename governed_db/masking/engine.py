@@ -431,7 +431,7 @@ class MaskingState:
             if info is None or info.columns is None or info.source is None:
                 continue
             cols = schema.read_columns(raw, self.dialect, *info.source)
-            if cols is not None and [c.lower() for c, _ in cols] != [c.lower() for c in info.columns]:
+            if cols is not None and [c for c, _ in cols] != list(info.columns):
                 stale.append(key)
         if not stale:
             return False

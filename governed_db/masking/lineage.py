@@ -136,6 +136,8 @@ class Walker:
         #: the projection being traced, unwrapped: a comparison *there* is the result (masked like any
         #: derived value); a comparison nested anywhere else is a predicate
         self.top: exp.Expression | None = None
+        #: the column names of each table as the database spells them (PostgreSQL: "Info" is not info)
+        self.spelled: dict[str, frozenset[str]] = {}
 
     # -- sources ---------------------------------------------------------------------------------
     def table_source(self, node: exp.Table, ctes: Ctes) -> Source:
@@ -144,6 +146,8 @@ class Walker:
             outs, exact = ctes[node.name.lower()]
             return Source(alias, None, _query_columns(outs, exact))
         key, cols = self.columns_of(node)
+        if cols is not None:
+            self.spelled[key] = frozenset(cols)
         bare = node.copy()
         bare.set("alias", None)
         self.lineage.tables.setdefault(key, bare.sql(dialect=self.dialect))
@@ -360,6 +364,7 @@ class Walker:
                             return src.whole_row()
                         found = src.find(name)
                         if found is not None:
+                            self.twin(col, [src])
                             return found
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
@@ -374,6 +379,8 @@ class Walker:
                         return Origin("unknown", hint=name)
             else:
                 hits = [o for src in s.sources if (o := src.find(name)) is not None]
+                if hits:
+                    self.twin(col, s.sources)
                 if len(hits) == 1:
                     return hits[0]
                 if hits:
@@ -414,6 +421,19 @@ class Walker:
                 self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
                 s = s.parent
         return Origin("unknown", hint=name)
+
+    def twin(self, col: exp.Column, sources: list[Source]) -> None:
+        """A quoted name that matches a known column only when case is ignored (``"Info"`` where ``info`` was
+        read): on PostgreSQL another column, added since the table was read; its table is read again (0256)."""
+        ident = col.this
+        if self.dialect not in ("postgres", "postgresql") or not isinstance(ident, exp.Identifier):
+            return
+        if not ident.args.get("quoted") or ident.name == ident.name.lower():
+            return
+        for src in sources:
+            names = self.spelled.get(src.table or "")
+            if names is not None and ident.name not in names and src.find(ident.name.lower()) is not None:
+                self.lineage.missing.add(src.table or "")
 
     def attribute_call(self, col: exp.Column, scope: Scope) -> Origin:
         """PostgreSQL reads ``c.f``, where the table ``c`` has no column ``f``, as the call ``f(c)`` of the whole
