@@ -24,6 +24,7 @@ from governed_db.masking import schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
+    OBSERVED_TEXT,
     ColumnClass,
     classify_column,
     classify_name,
@@ -430,7 +431,7 @@ class MaskingState:
             if info is None or info.columns is None or info.source is None:
                 continue
             cols = schema.read_columns(raw, self.dialect, *info.source)
-            if cols is not None and [c.lower() for c, _ in cols] != [c.lower() for c in info.columns]:
+            if cols is not None and [c for c, _ in cols] != list(info.columns):
                 stale.append(key)
         if not stale:
             return False
@@ -492,6 +493,9 @@ class MaskingState:
         types = info.types = {c.lower(): t for c, t in cols}
         missing = [c for c, _ in cols if self.catalog is None or self.catalog.lookup(key, c) is None]
         values: dict[str, list[Any]] = {}
+        #: by the name as the database spells it: PostgreSQL's "Info" and info are two columns (decision 0256)
+        exact: dict[str, list[Any]] = {}
+        declared_as = dict(cols)
         sampled_rows: int | None = None
         if missing and self.config.online and self.config.sample_rows > 0:
             sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
@@ -500,11 +504,12 @@ class MaskingState:
                 names, rows = sampled
                 sampled_rows = len(rows)
                 for i, n in enumerate(names):
-                    values[n.lower()] = [r[i] for r in rows if i < len(r)]
+                    values[n.lower()] = exact[n] = [r[i] for r in rows if i < len(r)]
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = sampled_rows is not None and sampled_rows < floor
         sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
+        unseen = False
         if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
             # the sample did not read the whole table: look for the nearly empty columns' values in the rest
             names = [c for c in missing if c.lower() in sparse]
@@ -513,11 +518,15 @@ class MaskingState:
             more = schema.sample_columns(raw, self.dialect, table_sql, quoted, limit, SPARSE_WINDOW * limit)
             if more is not None:
                 for i, c in enumerate(names):
-                    values[c.lower()] = [r[i] for r in more if i < len(r)]
+                    values[c.lower()] = exact[c] = [r[i] for r in more if i < len(r)]
                 sparse = self._sparse(info, names, values)
+            if sparse:
+                # rows past the window were never read: values there (a column added and filled for new rows
+                # only) are unknown, so the column may not decide rows (decision 0257); unreadable: the same
+                unseen = more is None or schema.rows_past(raw, self.dialect, table_sql, SPARSE_WINDOW * limit) is not False
         for c in missing:
-            declared = types.get(c.lower())
-            cls = classify_column(key, c, declared, values.get(c.lower()))
+            declared = declared_as.get(c, types.get(c.lower()))
+            cls = classify_column(key, c, declared, exact.get(c, values.get(c.lower())))
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
             elif c.lower() in sparse:
@@ -525,7 +534,18 @@ class MaskingState:
                 # either: scanned as it passes and classified again, like a nearly empty table (decision 0250)
                 count = non_empty(values.get(c.lower()))
                 cls = provisional_class(cls, declared, sampled_rows or 0, c, values=count)
-            info.classes[c.lower()] = cls
+                if unseen and cls.provisional:
+                    # still scanned as it passes, but filtered on like observed free text: refused (0257)
+                    cls.confidence = OBSERVED_TEXT
+                    cls.evidence["window"] = (
+                        f"rows past the first {SPARSE_WINDOW * self.config.sample_rows} were not read: values "
+                        "there are unknown, so it may not decide rows"
+                    )
+            twin = info.classes.get(c.lower())
+            if twin is None or _rank(cls) > _rank(twin):
+                # columns whose names differ only in case ("Info" and info) share one entry, and masking and the
+                # lineage read both through it: the more sensitive class holds for both (decision 0256)
+                info.classes[c.lower()] = cls
         unlisted = {m.lower() for m in missing}
         for c in size_measure_columns(self.dialect, key):
             if c in unlisted:  # a reviewed catalog entry wins
@@ -761,3 +781,8 @@ def state_for(gov: Governor) -> MaskingState:
         st = gov.state.setdefault("masking", MaskingState(gov))
     gov.masking_state = st  # the statement path reads it as an attribute (one lookup fewer per statement)
     return st  # type: ignore[no-any-return]
+
+
+def _rank(cls: ColumnClass) -> tuple[bool, bool, float]:
+    """How much a class masks: a label over none, a settled one over a provisional one, then confidence."""
+    return cls.label is not None, not cls.provisional, cls.confidence

@@ -288,6 +288,17 @@ def sample_columns(
     return guarded(conn, dialect, work)
 
 
+def rows_past(conn: Any, dialect: str, table_sql: str, count: int) -> bool | None:
+    """Has ``table_sql`` more than ``count`` rows? Reads at most ``count + 1`` of them (``None``: unreadable)."""
+    sql = f"SELECT 1 FROM {table_sql} LIMIT 1 OFFSET {int(count)}"
+
+    def work(cur: Any) -> bool:
+        cur.execute(sql)
+        return bool(cur.fetchall())
+
+    return guarded(conn, dialect, work)
+
+
 def list_tables(conn: Any, dialect: str) -> list[str] | None:
     """Base tables of the database (outside the default schema as ``schema.table``); ``None`` when unreadable."""
     fam = family(dialect)
