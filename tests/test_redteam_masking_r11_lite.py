@@ -1,0 +1,127 @@
+"""Red-team round 11 on SQLite, DuckDB and aiosqlite, against the code merged in round 10 (decisions 0248-0255):
+two runs that differ only in a secret (a right and a wrong guess); a statement sequence the governed connection
+answers differently for them is a leak. Each finding shows the difference on the raw connection, that the
+governed ones answer alike, and that the innocent look-alike still runs with correct data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests.test_masking_noninterference import ATTACKER
+
+SECRETS = ("536-22-8726", "100-99-0000")
+OTHERS = [(2, "Bob Jones", "219-45-1234"), (3, "Chen Wei", "412-77-9001")]
+
+
+def _observe(run: Callable[[str], Any], statements: list[str]) -> list[Any]:
+    seen: list[Any] = []
+    for sql in statements:
+        try:
+            seen.append(("rows", repr(run(sql))))
+        except governed_db.GuardrailViolation as refused:
+            rules = tuple(refused.decision.rules) if refused.decision is not None else ()
+            seen.append(("refused", rules, str(refused)))
+        except Exception as e:
+            seen.append(("error", type(e).__name__, str(e)))
+    return seen
+
+
+def _late_stored_table(kind: str, path: Path, secret: str, before: list[str], after: list[str],
+                       governed: bool = True) -> list[Any]:
+    """A temporary ``u`` made on the (governed) connection, then a stored ``u`` with PII made by another
+    connection (a migration), then ``after`` run on the first connection."""
+    app = sqlite3.connect(path, isolation_level=None)
+    app.execute("CREATE TABLE other (id int)")
+
+    def store() -> None:
+        app.execute("CREATE TABLE u (id int primary key, full_name text, ssn text)")
+        app.executemany("INSERT INTO u VALUES (?, ?, ?)", [(1, "Alice Smith", secret), *OTHERS])
+
+    if kind == "sqlite":
+        raw = sqlite3.connect(path, isolation_level=None)
+        conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+
+        def run(sql: str) -> Any:
+            cur = conn.cursor()
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else cur.rowcount
+
+        seen = _observe(run, before)
+        store()
+        seen += _observe(run, after)
+        conn.close()
+    else:
+        aiosqlite = pytest.importorskip("aiosqlite")
+        loop = asyncio.new_event_loop()
+        raw = loop.run_until_complete(aiosqlite.connect(path, isolation_level=None))
+        aconn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+
+        def arun(sql: str) -> Any:
+            async def go() -> Any:
+                cur = await aconn.execute(sql)
+                return await cur.fetchall() if cur.description else cur.rowcount
+
+            return loop.run_until_complete(go())
+
+        seen = _observe(arun, before)
+        store()
+        seen += _observe(arun, after)
+        loop.run_until_complete(aconn.close())
+        loop.close()
+    app.close()
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "aiosqlite"])
+def test_a_stored_table_made_after_a_temporary_one_of_its_name_is_not_judged_by_it(kind: str, tmp_path: Path) -> None:
+    """Decision 0248 refuses a temporary table beside a stored one of its name, at CREATE. The stored one may
+    come later: another connection (a migration) makes ``u`` with an ``ssn`` after the agent made a temporary
+    ``u (id, note)``. SQLite's ``pragma_table_info('u')`` then answered from the temporary table, ``main.u.ssn``
+    was a column masking did not know, and ``SELECT count(*) FROM main.u WHERE main.u.ssn < '5'`` ran: 2 rows for
+    one SSN, 3 for the other. A statement naming a temporary table of the connection is now refused while a
+    stored one of the same name exists (decision 0258)."""
+    before = ["CREATE TEMP TABLE u (id int, note text)", "INSERT INTO u VALUES (1, 'n/a')", "SELECT * FROM u"]
+    after = [
+        "SELECT count(*) FROM main.u WHERE main.u.ssn < '5'",
+        "SELECT count(*) FROM main.u WHERE main.u.ssn < '5'",  # again: no memo or hot cache answers it
+        "SELECT ssn FROM main.u ORDER BY id",
+        "SELECT * FROM u",
+    ]
+    raw = [_late_stored_table(kind, tmp_path / f"raw{i}.db", s, before, after, governed=False)
+           for i, s in enumerate(SECRETS)]
+    assert raw[0] != raw[1] and raw[0][3] == ("rows", "[(2,)]"), raw  # the oracle, unprotected
+    a, b = (_late_stored_table(kind, tmp_path / f"gov{i}.db", s, before, after) for i, s in enumerate(SECRETS))
+    assert a == b, (a, b)
+    assert a[2][0] == "rows" and "n/a" in a[2][1], a  # the temporary table alone: as before
+    for seen in a[3:]:
+        assert seen[0] == "refused" and "masked-column-predicate" in seen[1] and "temporary" in seen[2], seen
+    assert "536" not in repr(a) and "100-99" not in repr(a)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "aiosqlite"])
+def test_temporary_tables_of_their_own_names_still_run(kind: str, tmp_path: Path) -> None:
+    """The innocent look-alikes: temporary tables with no stored namesake are read, filtered and joined with the
+    stored ``u`` another connection made meanwhile, exactly (its masked column masked, not refused)."""
+    before = [
+        "CREATE TEMP TABLE scratch11 (id int, v text)",
+        "INSERT INTO scratch11 VALUES (1, 'a'), (2, 'b')",
+        "CREATE TEMP VIEW scratch11v AS SELECT id, v FROM scratch11",
+    ]
+    after = [
+        "SELECT v FROM scratch11 WHERE v > 'a' ORDER BY id",
+        "SELECT s.v, u.id, u.ssn FROM scratch11v s JOIN main.u u ON u.id = s.id ORDER BY s.id",
+        "SELECT count(*) FROM u WHERE id < 3",
+    ]
+    a, b = (_late_stored_table(kind, tmp_path / f"gov{i}.db", s, before, after) for i, s in enumerate(SECRETS))
+    assert a == b, (a, b)
+    assert a[3] == ("rows", "[('b',)]"), a
+    assert a[4] == ("rows", "[('a', 1, '[US_SSN]'), ('b', 2, '[US_SSN]')]"), a
+    assert a[5] == ("rows", "[(2,)]"), a
