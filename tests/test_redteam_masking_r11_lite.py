@@ -166,3 +166,88 @@ def test_a_nearly_empty_column_filled_meanwhile_is_not_filterable_before_its_rec
     assert raw[0][1] != raw[1][1], raw
     a, b = (_filled_after_sample(tmp_path / f"gov{i}.db", s, governed=True) for i, s in enumerate(SECRETS))
     assert a == b, (a, b)
+
+
+def _column_added_meanwhile(kind: str, path: Path, secret: str, statements: list[str],
+                            governed: bool = True) -> list[Any]:
+    """``u (id, code)`` read by the (governed) connection; the agent's temporary ``g3 (id, code, info)`` holds a
+    guess; another connection adds ``info`` to ``u`` and fills it with SSNs; then ``statements``."""
+    if kind == "sqlite":
+        app: Any = sqlite3.connect(path, isolation_level=None)
+        raw: Any = sqlite3.connect(path, isolation_level=None)
+    else:
+        duckdb = pytest.importorskip("duckdb")
+        raw = duckdb.connect()
+        app = raw.cursor()  # another connection to the same database
+    app.execute("CREATE TABLE u (id int, code text)")
+    app.executemany("INSERT INTO u VALUES (?, ?)", [(i, f"c{i}") for i in range(20)])
+    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+
+    def run(sql: str) -> Any:
+        cur = conn.cursor() if kind == "sqlite" else conn  # a DuckDB cursor() would not see g3
+        cur.execute(sql)
+        return cur.fetchall() if cur.description else None
+
+    seen = _observe(run, [
+        "SELECT * FROM u WHERE id < 2",
+        "CREATE TEMP TABLE g3 (id int, code text, info text)",
+        "INSERT INTO g3 VALUES (1, 'c1', '536-22-8726')",
+        "SELECT count(*) FROM u NATURAL JOIN g3",  # before the column exists: one row (id, code)
+    ])
+    app.execute("ALTER TABLE u ADD COLUMN info text")
+    app.execute("UPDATE u SET info = '219-45-' || CAST(1000 + id AS VARCHAR)")
+    app.execute("UPDATE u SET info = ? WHERE id = 1", (secret,))
+    # (SQLite compiles a statement against the schema it last read: the first one after another connection's
+    # ALTER may fail on the old column count, so one plain statement goes first)
+    seen += _observe(run, ["SELECT count(*) FROM u", *statements])
+    conn.close()
+    if kind == "sqlite":
+        app.close()
+    return seen
+
+
+WHOLE_ROWS = [
+    "SELECT count(*) FROM u NATURAL JOIN g3",  # the same text as before the column existed
+    "SELECT count(*) FROM (SELECT * FROM u INTERSECT SELECT * FROM g3)",
+    "SELECT count(*) FROM (SELECT * FROM u EXCEPT SELECT * FROM g3)",
+    "SELECT count(*) FROM (SELECT u.* FROM u INTERSECT SELECT * FROM g3)",
+    "SELECT count(*) FROM (SELECT * FROM u UNION SELECT * FROM g3)",
+    "SELECT count(*) FROM (SELECT DISTINCT * FROM (SELECT * FROM u UNION ALL SELECT * FROM g3))",
+]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+@pytest.mark.parametrize("sql", WHOLE_ROWS)
+def test_whole_rows_of_a_table_that_gained_a_column_are_judged_with_it(kind: str, sql: str, tmp_path: Path) -> None:
+    """Decision 0251 reads a table's column list again when a statement names a column it lacks. A statement
+    that takes a table's columns as a whole names none of them: after another connection added ``info`` (SSNs)
+    to ``u``, ``SELECT * FROM u INTERSECT SELECT * FROM g3`` (a temporary table holding a guess), ``EXCEPT``,
+    ``UNION``, ``DISTINCT *`` and ``u NATURAL JOIN g3`` compared ``info`` with the guess while masking still knew
+    ``u`` as ``(id, code)``: 1 row for a right guess, 0 for a wrong one. Now a star, a whole row or a NATURAL
+    JOIN anywhere but the statement's own top-level output list has its tables' column lists read again at every
+    execution (decision 0259)."""
+    raw = [_column_added_meanwhile(kind, tmp_path / f"raw{i}.db", s, [sql], governed=False)
+           for i, s in enumerate(SECRETS)]
+    assert raw[0][-1] != raw[1][-1], raw  # the oracle, unprotected
+    a, b = (_column_added_meanwhile(kind, tmp_path / f"gov{i}.db", s, [sql]) for i, s in enumerate(SECRETS))
+    assert a == b, (a, b)
+    assert a[3] == ("rows", "[(1,)]"), a  # before the column existed: the innocent NATURAL JOIN ran
+    assert a[-1][0] == "refused" and "masked-column-predicate" in a[-1][1], a
+    assert "536" not in repr(a[4:]) and "100-99" not in repr(a)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_stars_over_a_table_that_gained_a_column_still_run(kind: str, tmp_path: Path) -> None:
+    """The innocent look-alikes: a top-level star shows the new column masked; a star in a subquery, a set
+    operation over the clear columns and a NATURAL JOIN of clear columns run with exact results."""
+    statements = [
+        "SELECT * FROM u WHERE id < 2 ORDER BY id",
+        "SELECT count(*) FROM (SELECT * FROM u) s WHERE id < 3",
+        "SELECT count(*) FROM (SELECT id, code FROM u INTERSECT SELECT id, code FROM g3)",
+        "SELECT count(*) FROM u NATURAL JOIN (SELECT id, code FROM g3) x",
+    ]
+    a, b = (_column_added_meanwhile(kind, tmp_path / f"gov{i}.db", s, statements) for i, s in enumerate(SECRETS))
+    assert a == b, (a, b)
+    assert a[4] == ("rows", "[(20,)]"), a[4]
+    assert a[5] == ("rows", "[(0, 'c0', '[US_SSN]'), (1, 'c1', '[US_SSN]')]"), a[5]
+    assert a[6:] == [("rows", "[(3,)]"), ("rows", "[(1,)]"), ("rows", "[(1,)]")], a[5:]
