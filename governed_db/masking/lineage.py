@@ -461,6 +461,8 @@ class Walker:
             return duck.positional(node, scope)
         if isinstance(node, exp.Columns):
             # COLUMNS('re') inside an expression may be any column of the FROM clause
+            for src in scope.sources:
+                self.implicit(None, src)  # a column added since would be among them, unseen (0259)
             every = [o for src in scope.sources for _, o in src.columns or ()]
             every.extend(src.whole_row() for src in scope.sources if src.columns is None)
             return combine(every, kind="expr")
@@ -957,6 +959,8 @@ class Walker:
                 # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
                 # where later outputs land: positions after it are judged over every output they could name)
                 exact, shifts = False, True
+                for src in scope.sources:
+                    self.implicit(None, src)
                 expanded = duck.expand_columns(self, proj, scope, ctes)
                 if expanded is not None:
                     outputs.extend(expanded)
