@@ -79,9 +79,19 @@ class AsyncDriver(Driver):
         """Read, with ``await``, the tables and views named like one a CREATE TABLE/VIEW makes (the masking guard
         refuses one that would hide another, decision 0248); kept in ``state.created_names`` for the guard."""
         from governed_db.masking import schema
-        from governed_db.masking.guard import created_relation
+        from governed_db.masking.guard import created_relation, temporary_names_named
 
         text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
+        for name in temporary_names_named(state, text, gov.dialect):
+            # a temporary table of this connection a stored one may hide since (decision 0258)
+            seen: list[list[bool] | None] = []
+
+            def look(conn: Any, name: str = name, into: list[list[bool] | None] = seen) -> None:
+                into.append(schema.same_named_relations(conn, gov.dialect, name))
+
+            await self._answer(gov, replay, look)
+            state.created_names[name] = seen[-1] if seen else None
+            replay.answers.clear()
         if "create" not in text[:200].lower():
             return
         from governed_db.sql.shapes import analysis_for

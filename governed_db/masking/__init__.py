@@ -85,6 +85,15 @@ def plan_masking(
     return None if template is None else template.fresh()
 
 
+def _unlisted(facts: Any, names: Sequence[str]) -> bool:
+    """A result column the statement's top-level star could not have listed from the columns masking knows."""
+    lineage = facts.lineage
+    if lineage is None or not lineage.listed or lineage.outputs is None:
+        return False
+    known = {o.name.lower() for o in lineage.outputs}
+    return any(n.lower() not in known for n in names)
+
+
 def _plan_slow(
     description: Sequence[Sequence[Any]], analysis: Analysis, identity: Identity, state: MaskingState
 ) -> RowMasker | None:
@@ -102,6 +111,14 @@ def _plan_slow(
     if found is MISSING:
         access = Access(state, identity)
         facts = None if access.everything else state.facts_for(analysis)
+        lineage = None if facts is None else facts.lineage
+        if lineage is not None and _unlisted(facts, names) and state.reread(lineage.listed):
+            # ``SELECT * FROM u`` returned a column masking did not know ``u`` to have (another connection added
+            # it): the table is read again and the statement traced anew before any row is masked (0259)
+            version = state.version
+            key = ("plan", analysis.key, version, identity, tuple(names))
+            access = Access(state, identity)
+            facts = state.facts_for(analysis)
         maskers = None if facts is None else build_maskers(names, facts, access)
         if facts is None or maskers is None or not any(m is not None for m in maskers):
             found = None

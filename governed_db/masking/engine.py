@@ -237,6 +237,9 @@ class MaskingState:
         #: tables and views named like the one a CREATE TABLE/VIEW about to be judged makes (is each temporary?),
         #: read with await for an async connection (``None``: unreadable); taken by the guard (decision 0248)
         self.created_names: dict[str, list[bool] | None] = {}
+        #: names (lower case) of the temporary tables and views this connection made: another connection may
+        #: store a table of the same name later, which one side then hides (decision 0258)
+        self.temporary_names: set[str] = set()
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

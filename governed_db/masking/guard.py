@@ -81,6 +81,12 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
         return None
+    temporary = _temporary_names(state, analysis)
+    if temporary:
+        # checked at every execution, before any memo: the stored table may appear at any time (decision 0258)
+        clash = _temporary_clash(state, analysis, identity, temporary)
+        if clash is not None:
+            return clash
     unsettled = _unsettled_uses(state, analysis)
     for table in unsettled:
         # a filter, join, order or copy of a column sampled (nearly) empty: what it holds now decides, not what it
@@ -98,7 +104,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
-    if not facts.writes and not switches and not unsettled:
+    if not facts.writes and not switches and not unsettled and not temporary:
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
@@ -398,6 +404,8 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
     else:
         found = schema.same_named_relations(state.gov.driver.catalog_connection(state.gov), state.dialect, name)
     if found is not None and all(t == temporary for t in found):
+        if temporary and state.dialect in ("duckdb", "sqlite"):
+            state.temporary_names.add(name.lower())
         return None  # nothing of that name, or only on the same side (it fails, is replaced, or is kept)
     side = "stored" if temporary else "temporary"
     return _hit(
@@ -409,6 +417,58 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
         "and masking reads a table's columns by its name: it could judge one by the other's columns",
         "give the table or view a name of its own",
     )
+
+
+def _temporary_names(state: MaskingState, analysis: Analysis) -> list[str]:
+    """The names of temporary tables or views this connection made that ``analysis`` names (any schema)."""
+    if not state.temporary_names:
+        return []
+    names = (t.lower().rsplit(".", 1)[-1].strip('"`[]') for s in analysis.statements for t in s.tables)
+    return sorted({n for n in names if n in state.temporary_names})
+
+
+def temporary_names_named(state: Any, text: str, dialect: str) -> list[str]:
+    """:func:`_temporary_names` of a statement text (the async drivers read the catalog for them first)."""
+    if not getattr(state, "temporary_names", None):
+        return []
+    from governed_db.sql.shapes import analysis_for
+
+    try:
+        return _temporary_names(state, analysis_for(text, dialect))
+    except Exception:
+        return []
+
+
+def _temporary_clash(
+    state: MaskingState, analysis: Analysis, identity: Identity, names: list[str]
+) -> RuleHit | None:
+    """SQLite, DuckDB: a temporary table this connection made, and a stored one of the same name another
+    connection made *afterwards* (a migration's new table, say). The check when the temporary one was created
+    (decision 0248) saw no stored one; now the two hide each other as then, and masking's per-name catalog reads
+    (columns, keys, order facts) answer from the temporary one: ``main.u.ssn`` was judged by the temporary ``u``'s
+    columns, where there is no ``ssn``, and ``WHERE main.u.ssn < '5'`` ran. A statement naming such a table is
+    refused while both exist, read at every execution (decision 0258)."""
+    conn = None
+    for name in names:
+        if name in state.created_names:
+            found = state.created_names.pop(name)  # read with await for an async connection
+        else:
+            if conn is None:
+                conn = state.gov.driver.catalog_connection(state.gov)
+            found = schema.same_named_relations(conn, state.dialect, name)
+        if found is not None and (all(found) or not any(found)):
+            continue  # only the temporary one (or it was dropped): as before
+        return _hit(
+            state,
+            analysis,
+            identity,
+            PREDICATE_RULE,
+            f"{name} is both a temporary table or view of this connection and a stored one made since, and "
+            "masking reads a table's columns by its name: it could judge one by the other's columns",
+            "read the stored table from a new connection (temporary tables end with theirs), and give "
+            "temporary tables names of their own",
+        )
+    return None
 
 
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

@@ -133,6 +133,8 @@ class Walker:
         self.locators = _MYSQL_LOCATORS if dialect == "mysql" else _ROW_LOCATORS
         self.declared = declared
         self.lineage = Lineage()
+        #: the statement's own top-level SELECT: a star there only lists columns, each masked as it passes
+        self.output_root: exp.Expression | None = None
         #: the projection being traced, unwrapped: a comparison *there* is the result (masked like any
         #: derived value); a comparison nested anywhere else is a predicate
         self.top: exp.Expression | None = None
@@ -361,6 +363,7 @@ class Walker:
                 for src in s.sources:
                     if src.alias == qualifier or (src.table and src.table.rsplit(".", 1)[-1] == qualifier):
                         if isinstance(col.this, exp.Star):
+                            self.implicit(None, src)
                             return src.whole_row()
                         found = src.find(name)
                         if found is not None:
@@ -390,6 +393,7 @@ class Walker:
                     src = rows[0]
                     if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                         return src.columns[0][1]  # unnest(...) v: ``v`` is the function's value
+                    self.implicit(None, src)
                     return src.whole_row()
                 unknown = [
                     src for src in s.sources if src.columns is None or src.columns[:1] == [("*", CONST)]
@@ -490,6 +494,8 @@ class Walker:
             return duck.positional(node, scope)
         if isinstance(node, exp.Columns):
             # COLUMNS('re') inside an expression may be any column of the FROM clause
+            for src in scope.sources:
+                self.implicit(None, src)  # a column added since would be among them, unseen (0259)
             every = [o for src in scope.sources for _, o in src.columns or ()]
             every.extend(src.whole_row() for src in scope.sources if src.columns is None)
             return combine(every, kind="expr")
@@ -946,6 +952,7 @@ class Walker:
                             if shifted_from is None:
                                 shifted_from = len(outputs)
                         outputs.extend(star_outputs(duck.modified(src.columns, modified)))
+                        self.implicit(node, src)
                         # RENAME/REPLACE of a name not among the columns: placed where the database decides
                         shifts = shifts or bool(set(modified or ()) - {n for n, _ in src.columns})
                 if modified:
@@ -979,11 +986,14 @@ class Walker:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
                         outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
+                        self.implicit(node, src)
                 continue
             if proj.find(exp.Columns) is not None:
                 # f(COLUMNS(...)) yields one column per match, named by the database (and its width decides
                 # where later outputs land: positions after it are judged over every output they could name)
                 exact, shifts = False, True
+                for src in scope.sources:
+                    self.implicit(None, src)
                 expanded = duck.expand_columns(self, proj, scope, ctes)
                 if expanded is not None:
                     outputs.extend(expanded)
@@ -1154,9 +1164,31 @@ class Walker:
                 continue
             self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
 
+    def implicit(self, node: exp.Expression | None, src: Source) -> None:
+        """``src``'s columns are taken as a whole, by a star or a whole row, not by name: a column another
+        connection added since they were read would be compared, grouped or copied unseen (``SELECT * FROM u
+        INTERSECT SELECT * FROM guesses``, a NATURAL JOIN, ``DISTINCT *``): its table's column list is read
+        again at every execution, as for a name the table lacks (decisions 0251, 0259). A star that only lists
+        the columns of the statement's own top-level SELECT is read again when the result has a column it
+        lacks (``Lineage.listed``)."""
+        if src.table is None or src.columns is None:
+            return
+        if (
+            node is not None
+            and node is self.output_root
+            and isinstance(node, exp.Select)
+            and not node.args.get("distinct")
+            and not node.args.get("group")
+        ):
+            self.lineage.listed.add(src.table)
+            return
+        self.lineage.missing.add(src.table)
+
     def natural(self, left: list[Source], right: list[Source]) -> None:
         """NATURAL JOIN compares every column the two sides share by name (all of them when one side's
         columns are unknown)."""
+        for src in (*left, *right):
+            self.implicit(None, src)
         lcols = [(n, o) for src in left for n, o in (src.columns or ())]
         rcols = [(n, o) for src in right for n, o in (src.columns or ())]
         if any(src.columns is None or computed_columns(src) for src in (*left, *right)):
@@ -1293,6 +1325,7 @@ def trace(
         if isinstance(table.args.get("partition"), exp.Partition):
             lin.partitioned.append(columns_of(table)[0])
     if isinstance(tree, (*QUERY, exp.Pivot)):
+        w.output_root = tree
         outs, exact = w.query(tree, {}, None)
         lin.outputs, lin.exact = outs, exact
         return lin

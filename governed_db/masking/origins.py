@@ -131,6 +131,9 @@ class Lineage:
     #: tables whose known columns lack a name the statement uses: their catalog may be out of date (a column
     #: added by another connection), so they are read again before the statement is judged (decision 0251)
     missing: set[str] = field(default_factory=set)
+    #: tables whose columns the statement's own top-level star lists as they were read: a result with a column
+    #: they lack makes them read again before its rows are masked (decision 0259)
+    listed: set[str] = field(default_factory=set)
 
 
 @dataclass
