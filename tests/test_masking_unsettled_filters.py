@@ -81,3 +81,42 @@ def test_a_cached_verdict_does_not_outlive_the_values_it_was_judged_on(db: tuple
     for guess in ("5%", "6%"):
         with pytest.raises(governed_db.GuardrailViolation, match="info"):
             _count(gov, table, ph, guess)
+
+
+def test_aiosqlite_samples_such_a_table_again_with_await(tmp_path: Any) -> None:
+    """An async connection cannot sample while a statement is judged: the statement's tables are read with
+    ``await`` first, and a provisional one is sampled again there."""
+    import asyncio
+
+    aiosqlite = pytest.importorskip("aiosqlite")
+    path = str(tmp_path / "q.db")
+
+    async def main() -> list[Any]:
+        raw = await aiosqlite.connect(path)
+        await raw.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, status TEXT, info TEXT)")
+        await raw.commit()
+        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        seen: list[Any] = []
+        try:
+            cur = await gov.execute("SELECT id, info FROM jobs")
+            seen.append(await cur.fetchall())
+            other = sqlite3.connect(path)
+            other.executemany(
+                "INSERT INTO jobs VALUES (?, ?, ?)", [(i, "pending", f"{500 + i}-22-8726") for i in range(50)]
+            )
+            other.commit()
+            for guess in ("5%", "6%"):
+                assert other.execute("SELECT count(*) FROM jobs WHERE info LIKE ?", (guess,)).fetchone()[0] in (0, 50)
+                try:
+                    cur = await gov.execute("SELECT count(*) FROM jobs WHERE info LIKE ?", (guess,))
+                    seen.append(await cur.fetchall())
+                except governed_db.GuardrailViolation as e:
+                    seen.append(("refused", "info" in str(e)))
+            cur = await gov.execute("SELECT count(*) FROM jobs WHERE status = ?", ("pending",))
+            seen.append(await cur.fetchall())
+            other.close()
+        finally:
+            await raw.close()
+        return seen
+
+    assert asyncio.run(main()) == [[], ("refused", True), ("refused", True), [(50,)]]

@@ -144,8 +144,16 @@ class AsyncDriver(Driver):
         from governed_db.masking.engine import RETRY_SECONDS
 
         info = state.tables.get(key)
-        if info is not None and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS):
+        if (
+            info is not None
+            and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
+            and not info.provisional
+        ):
             return
+        if info is not None and info.provisional:
+            # sampled (nearly) empty: the statement may filter on what it holds now (the guard samples such a
+            # table again before judging; here, with ``await``, so that it can)
+            info.recheck_at = 0.0
         if node is not None:
             bare = node.copy()
             bare.set("alias", None)

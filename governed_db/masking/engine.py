@@ -448,6 +448,26 @@ class MaskingState:
             self.hot_orders.clear()
         return True
 
+    def resample(self, key: str) -> None:
+        """Sample provisional ``key`` again now (a statement is about to filter on what it holds); every answer
+        derived from its labels is dropped only when they changed, so a nearly empty queue table polled by a
+        filter keeps the connection's other caches warm."""
+        with self.lock:
+            old = self.tables.get(key)
+            if old is None or not old.provisional:
+                return
+            before = (old.columns, {c: (cls.label, cls.provisional) for c, cls in old.classes.items()})
+            old.recheck_at = 0.0
+        info = self.table(key)
+        after = (info.columns, {c: (cls.label, cls.provisional) for c, cls in info.classes.items()})
+        if after != before:
+            with self.lock:
+                self.version += 1
+                self.memo.clear()
+                self.hot_plans.clear()
+                self.hot_uses.clear()
+                self.hot_orders.clear()
+
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""
         with self.lock:

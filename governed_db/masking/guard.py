@@ -92,7 +92,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # a filter, join, order or copy of a column sampled (nearly) empty: what it holds now decides, not what it
         # held when sampled — its table is sampled again before the statement is judged, every time (a value that
         # arrived since is otherwise compared before any result shows it, decision 0250)
-        state.data_arrived(table)
+        state.resample(table)
     version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
     key = ("uses", analysis.key, version, identity)
     verdict: Any = MISSING if unsettled else state.recall(key)
