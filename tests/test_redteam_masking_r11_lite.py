@@ -151,17 +151,11 @@ def _filled_after_sample(path: Path, secret: str, governed: bool) -> list[Any]:
     return seen
 
 
-@pytest.mark.xfail(strict=True, reason="a provisional column stays filterable until its re-check time "
-                   "(RECHECK_FIRST..RECHECK_MAX seconds after the last sample, decisions 0091/0250): a filter "
-                   "run within that window after another connection fills it is an oracle")
 def test_a_nearly_empty_column_filled_meanwhile_is_not_filterable_before_its_recheck(tmp_path: Path) -> None:
-    """Found in round 11, not fixed: a nearly empty column is provisional and filterable (decision 0250); the
-    table is sampled again at most ``RECHECK_MAX`` (5 s) after the last sample, and at once only when a plain read
-    of the column masks something. A filter does not pass values through the scan, so for up to 5 s after another
-    connection fills the column, ``WHERE info LIKE '5%'`` answers 1 for one SSN and 0 for the other (a prefix
-    search spells a value in a few dozen statements). Closing it needs a cheap change signal per filter (SQLite's
-    ``PRAGMA data_version``) or a re-sample per filtered provisional column, which decision 0091 rejected for
-    queue tables."""
+    """Found in round 11: a nearly empty column is provisional and filterable (decision 0250); the table was
+    sampled again at most ``RECHECK_MAX`` (5 s) after the last sample, and a filter passes no value through the
+    result scan, so for up to 5 s after another connection filled the column ``WHERE info LIKE '5%'`` answered 1
+    for one SSN and 0 for the other. A filter on a provisional column now has its table sampled first."""
     raw = [_filled_after_sample(tmp_path / f"raw{i}.db", s, governed=False) for i, s in enumerate(SECRETS)]
     assert raw[0][1] != raw[1][1], raw
     a, b = (_filled_after_sample(tmp_path / f"gov{i}.db", s, governed=True) for i, s in enumerate(SECRETS))
