@@ -372,7 +372,7 @@ def test_updates_that_cannot_resize_an_index_entry_still_run(pg_conn: Any, index
         "SELECT * FROM pg_catalog.pg_stat_activity WHERE pid = {pid}",
         "SELECT upper(a.query) FROM pg_stat_activity a WHERE a.pid = {pid}",
         "SELECT a FROM pg_stat_activity a WHERE a.pid = {pid}",
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%Alice%'",
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND query LIKE '%Alice%'",
         "SELECT query FROM pg_stat_get_activity({pid})",
         "SELECT pg_stat_get_backend_activity(b) FROM pg_stat_get_backend_idset() b",
     ],
