@@ -9,6 +9,7 @@ moment to read the catalog) and the result plan (after).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -123,7 +124,7 @@ class TableInfo:
     spellings: set[str] = field(default_factory=set)
     #: the cheap change signal of a provisional table (decision 0267): (table SQL, quoted columns, the columns,
     #: each column's non-NULL values as the classification saw them); ``None``: none, sample it again instead
-    probe: tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[Any, ...], ...]] | None = None
+    probe: tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[bytes, ...], ...]] | None = None
 
 
 @dataclass
@@ -228,11 +229,16 @@ def _explained(lineage: Lineage) -> Origin:
     return Origin("expr", found.sources, found.rows) if found.kind == "row" else found
 
 
-def _summary(columns: list[list[Any]]) -> tuple[tuple[Any, ...], ...]:
-    """Each column's non-NULL values, order aside (a probe may read rows in another order than the sample)."""
+def _summary(columns: list[list[Any]]) -> tuple[tuple[bytes, ...], ...]:
+    """Each column's non-NULL values (a digest of each, so that a large value is not kept), order aside: a probe
+    may read rows in another order than the sample."""
     return tuple(
-        tuple(sorted((type(v).__name__, repr(v)) for v in values if v is not None)) for values in columns
+        tuple(sorted(_digest(v) for v in values if v is not None)) for values in columns
     )
+
+
+def _digest(value: Any) -> bytes:
+    return hashlib.blake2b(f"{type(value).__name__}:{value!r}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class MaskingState:
