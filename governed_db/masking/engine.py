@@ -474,8 +474,8 @@ class MaskingState:
             return
         if self.gov.driver.is_async:
             return  # cannot read while judging: the warm-up probed it (and sampled it again) with await
-        if self.unchanged(key):
-            return
+        if time.time() < old.recheck_at and self.unchanged(key):
+            return  # not due (a scan masked nothing since), and the probe saw the same values
         self.sample_again(key)
 
     def unchanged(self, key: str, conn: Any = None) -> bool:
