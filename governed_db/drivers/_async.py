@@ -150,10 +150,18 @@ class AsyncDriver(Driver):
             and not info.provisional
         ):
             return
-        if info is not None and info.provisional:
-            # sampled (nearly) empty: the statement may filter on what it holds now (the guard samples such a
-            # table again before judging; here, with ``await``, so that it can)
-            info.recheck_at = 0.0
+        provisional = info is not None and info.provisional and info.columns is not None
+        if provisional:
+            # sampled (nearly) empty: the statement may filter on what it holds now. The guard cannot read while
+            # it judges, so the cheap probe (decision 0267) is read here with ``await``: unchanged, the labels
+            # stand; changed (or unreadable), the table is sampled again, here too
+            await self._answer(gov, replay, lambda conn: state.unchanged(key, conn))
+            try:
+                same = state.unchanged(key, replay)
+            finally:
+                replay.answers.clear()
+            if same:
+                return
         if node is not None:
             bare = node.copy()
             bare.set("alias", None)
@@ -171,7 +179,10 @@ class AsyncDriver(Driver):
 
         await self._answer(gov, replay, read)
         try:
-            state.table(key, node)  # masking reads the answers through the replaying connection
+            if provisional:
+                state.sample_again(key, node)  # answers derived from the old labels dropped when they changed
+            else:
+                state.table(key, node)  # masking reads the answers through the replaying connection
         finally:
             replay.answers.clear()
 

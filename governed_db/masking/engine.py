@@ -9,6 +9,7 @@ moment to read the catalog) and the result plan (after).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -121,6 +122,9 @@ class TableInfo:
     #: the spellings (``Customers``, ``customers``) its name was read under: on MySQL with case-sensitive table
     #: names (``lower_case_table_names = 0``) and PostgreSQL (quoted names) they may be different tables
     spellings: set[str] = field(default_factory=set)
+    #: the cheap change signal of a provisional table (decision 0267): (table SQL, quoted columns, the columns,
+    #: each column's non-NULL values as the classification saw them); ``None``: none, sample it again instead
+    probe: tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[bytes, ...], ...]] | None = None
 
 
 @dataclass
@@ -223,6 +227,18 @@ def _explained(lineage: Lineage) -> Origin:
     found = combine(parts)
     # a plan is computed from those rows, never one of them: masked whole (a JSON plan too), not field by field
     return Origin("expr", found.sources, found.rows) if found.kind == "row" else found
+
+
+def _summary(columns: list[list[Any]]) -> tuple[tuple[bytes, ...], ...]:
+    """Each column's non-NULL values (a digest of each, so that a large value is not kept), order aside: a probe
+    may read rows in another order than the sample."""
+    return tuple(
+        tuple(sorted(_digest(v) for v in values if v is not None)) for values in columns
+    )
+
+
+def _digest(value: Any) -> bytes:
+    return hashlib.blake2b(f"{type(value).__name__}:{value!r}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class MaskingState:
@@ -449,16 +465,44 @@ class MaskingState:
         return True
 
     def resample(self, key: str) -> None:
-        """Sample provisional ``key`` again now (a statement is about to filter on what it holds); every answer
-        derived from its labels is dropped only when they changed, so a nearly empty queue table polled by a
-        filter keeps the connection's other caches warm."""
+        """Sample provisional ``key`` again now (a statement is about to filter on what it holds) unless its cheap
+        probe shows that the values its labels were derived from are still all there is (decision 0267); every
+        answer derived from its labels is dropped only when they changed, so a nearly empty queue table polled by
+        a filter keeps the connection's other caches warm."""
+        old = self.tables.get(key)
+        if old is None or not old.provisional:
+            return
+        if self.gov.driver.is_async:
+            return  # cannot read while judging: the warm-up probed it (and sampled it again) with await
+        if time.time() < old.recheck_at and self.unchanged(key):
+            return  # not due (a scan masked nothing since), and the probe saw the same values
+        self.sample_again(key)
+
+    def unchanged(self, key: str, conn: Any = None) -> bool:
+        """Does the provisional table ``key`` hold exactly the values its labels were derived from? One bounded
+        query reading only its provisional columns' non-NULL values (the bound of the sparse search); ``False``
+        when it cannot tell (no probe, unreadable, or more values than the probe reads)."""
+        info = self.tables.get(key)
+        if info is None or info.probe is None:
+            return False
+        table_sql, quoted, names, seen = info.probe
+        raw = conn if conn is not None else self.gov.driver.catalog_connection(self.gov)
+        limit = self.config.sample_rows
+        rows = schema.sample_columns(raw, self.dialect, table_sql, quoted, limit, SPARSE_WINDOW * limit)
+        if rows is None or len(rows) >= limit:
+            return False
+        return _summary([[r[i] if i < len(r) else None for r in rows] for i in range(len(names))]) == seen
+
+    def sample_again(self, key: str, node: exp.Table | None = None) -> None:
+        """Read provisional ``key``'s catalog and sample again now; drop every answer derived from its labels
+        when they changed."""
         with self.lock:
             old = self.tables.get(key)
             if old is None or not old.provisional:
                 return
             before = (old.columns, {c: (cls.label, cls.provisional) for c, cls in old.classes.items()})
             old.recheck_at = 0.0
-        info = self.table(key)
+        info = self.table(key, node)
         after = (info.columns, {c: (cls.label, cls.provisional) for c, cls in info.classes.items()})
         if after != before:
             with self.lock:
@@ -530,7 +574,8 @@ class MaskingState:
                     values[n.lower()] = exact[n] = [r[i] for r in rows if i < len(r)]
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
-        info.provisional = sampled_rows is not None and sampled_rows < floor
+        info.provisional = nearly_empty = sampled_rows is not None and sampled_rows < floor
+        more: list[Any] | None = None
         sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
         unseen = False
         if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
@@ -589,6 +634,16 @@ class MaskingState:
                     )
         if not info.provisional and any(cls.provisional for cls in info.classes.values()):
             info.provisional = True  # sampled again later (its nearly empty columns)
+        if nearly_empty:
+            # the sample read every row: all the values the labels were derived from
+            self._set_probe(info, table_sql, missing, exact, values)
+        elif info.provisional and sampled_rows is not None and (
+            sampled_rows < self.config.sample_rows or (more is not None and len(more) < self.config.sample_rows)
+        ):
+            # the nearly empty columns' values came from the whole table, or from the sparse search, which read
+            # fewer rows than it may (the probe's bound): all of them in its window
+            names = [c for c in missing if (known := info.classes.get(c.lower())) is not None and known.provisional]
+            self._set_probe(info, table_sql, names, exact, values)
         fts = schema.fts_source(raw, self.dialect, name)
         if fts is not None:
             self._inherit_fts(info, missing, *fts)
@@ -609,6 +664,19 @@ class MaskingState:
                     strategy=("redact", {}),
                 )
         return info
+
+    def _set_probe(
+        self, info: TableInfo, table_sql: str, names: list[str], exact: dict[str, list[Any]],
+        values: dict[str, list[Any]],
+    ) -> None:
+        """Remember the cheap change signal of provisional ``info`` (decision 0267): the columns ``names`` whose
+        values its labels were derived from, and those values as the classification saw them (all of them: the
+        caller knows the reads covered what the probe reads)."""
+        seen = [exact.get(c, values.get(c.lower())) for c in names]
+        if not names or any(v is None for v in seen):
+            return
+        quoted = tuple(exp.to_identifier(c, quoted=True).sql(dialect=self.sg_dialect) for c in names)
+        info.probe = (table_sql, quoted, tuple(names), _summary([v or [] for v in seen]))
 
     def _sparse(self, info: TableInfo, columns: list[str], values: dict[str, list[Any]]) -> set[str]:
         """The text-like columns among ``columns`` whose sample holds fewer than a few non-empty values."""

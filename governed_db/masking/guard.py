@@ -92,15 +92,16 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # a filter, join, order or copy of a column sampled (nearly) empty: what it holds now decides, not what it
         # held when sampled — its table is sampled again before the statement is judged, every time (a value that
         # arrived since is otherwise compared before any result shows it, decision 0250)
+        # (unless a cheap probe shows that the values its labels came from are still all it holds, decision 0267)
         state.resample(table)
     version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
     key = ("uses", analysis.key, version, identity)
-    verdict: Any = MISSING if unsettled else state.recall(key)
+    # a verdict is kept under the schema version: labels that changed when sampled again bumped it (decision 0267)
+    verdict: Any = state.recall(key)
     if verdict is MISSING:
         access = Access(state, identity)
         verdict = None if access.everything else _uses_hit(state, analysis, access, identity)
-        if not unsettled:
-            state.remember(key, verdict, state.good_until(access.grants))
+        state.remember(key, verdict, state.good_until(access.grants))
     if verdict is not None:
         return verdict  # type: ignore[no-any-return]
     facts = state.facts_for(analysis)
