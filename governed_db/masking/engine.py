@@ -498,8 +498,7 @@ class MaskingState:
     def _names(self, key: str, node: exp.Table | None) -> tuple[str, str, str | None]:
         """(the table as SQL, its name, its schema) for catalog reads."""
         if node is not None:
-            bare = node.copy()
-            bare.set("alias", None)
+            bare = schema.bare_table(node)
             db = node.args.get("db")
             return bare.sql(dialect=self.sg_dialect), node.name, db.name if isinstance(db, exp.Identifier) else None
         return key, key.rsplit(".", 1)[-1], (key.rsplit(".", 1)[0] if "." in key else None)
