@@ -225,3 +225,19 @@ def test_aiomysql_for_system_time_read_first_is_masked(mysql_kw: dict[str, Any],
 
     seen = [(c, s, asyncio.run(read(s.format(t=tables[c])))) for c in ("A", "B") for s in HISTORY_READS]
     _alike(seen)
+
+
+def test_classify_lists_system_versioned_tables(mysql_kw: dict[str, Any], make: Any) -> None:
+    """``governed-db classify`` of the whole database labels a system-versioned table too, from every row version."""
+    from governed_db.masking.scan import classify_database
+
+    t = make("WITH SYSTEM VERSIONING", ROWS_A)
+    _emptied(mysql_kw, t)
+    raw = _raw(mysql_kw)
+    try:
+        catalog = classify_database(raw, "mysql")
+    finally:
+        raw.close()
+    assert t in catalog.tables, sorted(catalog.tables)
+    assert catalog.lookup(t, "tax_ref") is not None and catalog.lookup(t, "tax_ref").label, catalog.tables[t]
+    assert not catalog.lookup(t, "city").label, catalog.tables[t]
