@@ -14,6 +14,11 @@ configuration, no unmask grant.
   values one at a time (each a bounded write) and, on a new connection, reads them from the history in clear. A
   sample of such a table reads all of its row versions now (decision 0263).
 
+* A sample that failed left a table's plainly named text columns unlabelled, in clear and filterable. The agent
+  makes it fail with allowed statements: a SERIALIZABLE transaction (plain reads lock what they read) with a
+  1-second lock wait, while another session holds row 2; the sample waits and fails, ``WHERE id = 1`` reads row 1
+  alone. Such columns are now scanned as they pass and may not decide rows until a sample succeeds (decision 0264).
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -241,3 +246,48 @@ def test_classify_lists_system_versioned_tables(mysql_kw: dict[str, Any], make: 
     assert t in catalog.tables, sorted(catalog.tables)
     assert catalog.lookup(t, "tax_ref") is not None and catalog.lookup(t, "tax_ref").label, catalog.tables[t]
     assert not catalog.lookup(t, "city").label, catalog.tables[t]
+
+
+# -- 0264: a sample the session's own state makes fail ------------------------------------------------------------
+LOCKED_READS = [
+    "SELECT id, contact, tax_ref FROM {t} WHERE id = 1",
+    "SELECT id FROM {t} WHERE id = 1 AND tax_ref = '536-22-8726'",
+    "SELECT id, city FROM {t} WHERE id = 1",
+]
+
+
+def _while_locked(mysql_kw: dict[str, Any], table: str, conn: Any) -> list[Any]:
+    """``LOCKED_READS`` in a SERIALIZABLE transaction (plain reads lock what they read) with a 1-second lock wait,
+    while another session holds row 2: the sample of the table times out; the statements read row 1 only."""
+    locker = _raw(mysql_kw)
+    try:
+        held = locker.cursor()
+        held.execute("START TRANSACTION")
+        held.execute(f"UPDATE {table} SET city = 'Lyon 2' WHERE id = 2")
+        for sql in ("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                    "SET SESSION innodb_lock_wait_timeout = 1", "START TRANSACTION"):
+            conn.cursor().execute(sql)
+        try:
+            return [_see(conn, sql.format(t=table)) for sql in LOCKED_READS]
+        finally:
+            conn.rollback()
+    finally:
+        locker.rollback()
+        locker.close()
+
+
+def test_a_sample_that_times_out_masks_and_refuses(mysql_kw: dict[str, Any], make: Any) -> None:
+    tables = {"A": make("", ROWS_A), "B": make("", ROWS_B)}
+    raw = [_while_locked(mysql_kw, tables[c], _raw(mysql_kw)) for c in ("A", "B")]
+    assert raw[0][:2] != raw[1][:2], raw
+    seen = []
+    for c in ("A", "B"):
+        conn = _fresh(mysql_kw)
+        try:
+            seen.append(_while_locked(mysql_kw, tables[c], conn))
+        finally:
+            conn.close()
+    assert seen[0] == seen[1], seen
+    assert not any(secret in repr(seen) for secret in SECRETS), seen
+    assert seen[0][1] == "refused: ['masked-column-predicate']", seen
+    assert seen[0][2] == (["id", "city"], [(1, "Paris")]), seen  # the innocent column still reads exactly
