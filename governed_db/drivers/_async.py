@@ -163,8 +163,7 @@ class AsyncDriver(Driver):
             if same:
                 return
         if node is not None:
-            bare = node.copy()
-            bare.set("alias", None)
+            bare = schema.bare_table(node)
             table_sql = bare.sql(dialect=state.sg_dialect)
             db = node.args.get("db")
             db_name, name = (db.name if isinstance(db, exp.Identifier) else None), node.name

@@ -542,8 +542,7 @@ class MaskingState:
     def _names(self, key: str, node: exp.Table | None) -> tuple[str, str, str | None]:
         """(the table as SQL, its name, its schema) for catalog reads."""
         if node is not None:
-            bare = node.copy()
-            bare.set("alias", None)
+            bare = schema.bare_table(node)
             db = node.args.get("db")
             return bare.sql(dialect=self.sg_dialect), node.name, db.name if isinstance(db, exp.Identifier) else None
         return key, key.rsplit(".", 1)[-1], (key.rsplit(".", 1)[0] if "." in key else None)
@@ -576,6 +575,13 @@ class MaskingState:
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = nearly_empty = sampled_rows is not None and sampled_rows < floor
         more: list[Any] | None = None
+        # a sample that failed read no row: names and types alone are no evidence that a text column is innocent.
+        # The session's own state can make it fail and leave the statement's read standing (a SERIALIZABLE
+        # transaction turns the sample into a locking read that times out on a row another session holds; the
+        # statement reads row 1 by key): scanned as it passes, refused where it decides rows, sampled again later
+        # like a nearly empty table (decision 0264)
+        failed = bool(info.sample_failed and missing)
+        info.provisional = info.provisional or failed
         sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
         unseen = False
         if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
@@ -595,7 +601,12 @@ class MaskingState:
         for c in missing:
             declared = declared_as.get(c, types.get(c.lower()))
             cls = classify_column(key, c, declared, exact.get(c, values.get(c.lower())))
-            if info.provisional:
+            if failed:
+                cls = provisional_class(cls, declared, 0, c)
+                if cls.provisional:
+                    cls.confidence = OBSERVED_TEXT
+                    cls.evidence["sample"] = "the sample failed: its values are unknown, so it may not decide rows"
+            elif info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
             elif c.lower() in sparse:
                 # a column with (almost) no values yet (added later, filled later) is not known to be innocent

@@ -60,6 +60,7 @@ from governed_db.masking.origins import (
     computed_star,
     star_outputs,
 )
+from governed_db.masking.schema import bare_table
 from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
@@ -150,9 +151,7 @@ class Walker:
         key, cols = self.columns_of(node)
         if cols is not None:
             self.spelled[key] = frozenset(cols)
-        bare = node.copy()
-        bare.set("alias", None)
-        self.lineage.tables.setdefault(key, bare.sql(dialect=self.dialect))
+        self.lineage.tables.setdefault(key, bare_table(node).sql(dialect=self.dialect))
         sample = node.args.get("sample")
         if isinstance(sample, exp.Expression):
             # ``TABLESAMPLE BERNOULLI ((SELECT CASE WHEN ssn LIKE '5%' THEN 100 ELSE 0 END ...))``: the

@@ -60,7 +60,7 @@ _TABLES_SQL = {
     ),
     "mysql": (
         "SELECT NULL, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-        "AND TABLE_TYPE = 'BASE TABLE' ORDER BY 2"
+        "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY 2"
     ),
     "duckdb": (
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
@@ -254,14 +254,47 @@ def read_columns(
     return cols or None
 
 
+def bare_table(node: exp.Table) -> exp.Table:
+    """The relation ``node`` names, as catalog reads and samples name it: its catalog, schema and name (or table
+    function) only. A FROM item carries more that sqlglot prints with it: an alias, MariaDB's ``FOR SYSTEM_TIME
+    ALL`` (printed ``FOR TIMESTAMP ALL``, which MariaDB rejects: the sample failed and the columns went
+    unclassified, in clear; decision 0263), ``PARTITION (p)``, ``TABLESAMPLE``, index hints, joins. A sample of
+    any of those is not a sample of the table whose labels every later statement uses."""
+    bare = node.copy()
+    for arg in list(bare.args):
+        if arg not in ("this", "db", "catalog"):
+            bare.set(arg, None)
+    return bare
+
+
+def _all_versions(cur: Any, dialect: str, table_sql: str) -> str:
+    """``table_sql`` as a sample reads it. A MariaDB system-versioned table keeps every row an UPDATE or DELETE
+    replaced, and ``FOR SYSTEM_TIME ALL`` (``AS OF``, ``BETWEEN``...) reads them: its columns are classified from
+    all of its rows, else an agent deletes the rows that show what a column holds (one at a time, each a bounded
+    write), inserts innocent ones, and reads the deleted values in clear from history (decision 0263)."""
+    if family(dialect) != "mysql":
+        return table_sql
+    try:
+        table = exp.to_table(table_sql, dialect="mysql")
+    except sqlglot.errors.SqlglotError:
+        return table_sql
+    kind = _rows(
+        cur,
+        "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+        "AND TABLE_NAME = %s",
+        (table.db or None, table.name),
+    )
+    versioned = bool(kind) and str(kind[0][0]).upper() == "SYSTEM VERSIONED"
+    return f"{table_sql} FOR SYSTEM_TIME ALL" if versioned else table_sql
+
+
 def sample(
     conn: Any, dialect: str, table_sql: str, limit: int
 ) -> tuple[list[str], list[Sequence[Any]]] | None:
-    """Column names and up to ``limit`` rows of a table."""
-    sql = f"SELECT * FROM {table_sql} LIMIT {int(limit)}"
+    """Column names and up to ``limit`` rows of a table (of a MariaDB system-versioned table, its past rows too)."""
 
     def work(cur: Any) -> tuple[list[str], list[Sequence[Any]]]:
-        cur.execute(sql)
+        cur.execute(f"SELECT * FROM {_all_versions(cur, dialect, table_sql)} LIMIT {int(limit)}")
         names = [str(d[0]) for d in (cur.description or ())]
         return names, [_values(r) for r in cur.fetchall()]
 
@@ -278,11 +311,11 @@ def sample_columns(
         return []
     where = " OR ".join(f"{c} IS NOT NULL" for c in columns_sql)
     cols = ", ".join(columns_sql)
-    source = table_sql if window is None else f"(SELECT {cols} FROM {table_sql} LIMIT {int(window)}) governed_db_w"
-    sql = f"SELECT {cols} FROM {source} WHERE {where} LIMIT {int(limit)}"
 
     def work(cur: Any) -> list[Sequence[Any]]:
-        cur.execute(sql)
+        table = _all_versions(cur, dialect, table_sql)
+        source = table if window is None else f"(SELECT {cols} FROM {table} LIMIT {int(window)}) governed_db_w"
+        cur.execute(f"SELECT {cols} FROM {source} WHERE {where} LIMIT {int(limit)}")
         return [_values(r) for r in cur.fetchall()]
 
     return guarded(conn, dialect, work)
@@ -290,10 +323,8 @@ def sample_columns(
 
 def rows_past(conn: Any, dialect: str, table_sql: str, count: int) -> bool | None:
     """Has ``table_sql`` more than ``count`` rows? Reads at most ``count + 1`` of them (``None``: unreadable)."""
-    sql = f"SELECT 1 FROM {table_sql} LIMIT 1 OFFSET {int(count)}"
-
     def work(cur: Any) -> bool:
-        cur.execute(sql)
+        cur.execute(f"SELECT 1 FROM {_all_versions(cur, dialect, table_sql)} LIMIT 1 OFFSET {int(count)}")
         return bool(cur.fetchall())
 
     return guarded(conn, dialect, work)
