@@ -530,7 +530,10 @@ class MaskingState:
                     values[n.lower()] = exact[n] = [r[i] for r in rows if i < len(r)]
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
-        info.provisional = sampled_rows is not None and sampled_rows < floor
+        # a sample that was wanted and failed (a view failing on its own values, a statement interrupted by the
+        # application's progress handler) says nothing about the values: provisional too, so the table is sampled
+        # again before anything filters on its columns, not judged by their names for good (decision 0266)
+        info.provisional = info.sample_failed or (sampled_rows is not None and sampled_rows < floor)
         sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
         unseen = False
         if sparse and sampled_rows is not None and sampled_rows >= self.config.sample_rows:
@@ -552,6 +555,8 @@ class MaskingState:
             cls = classify_column(key, c, declared, exact.get(c, values.get(c.lower())))
             if info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
+                if info.sample_failed:
+                    cls.evidence["sample"] = "the table could not be sampled; classified again at the next look"
             elif c.lower() in sparse:
                 # a column with (almost) no values yet (added later, filled later) is not known to be innocent
                 # either: scanned as it passes and classified again, like a nearly empty table (decision 0250)
