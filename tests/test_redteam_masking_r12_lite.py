@@ -199,3 +199,48 @@ def test_a_catalog_read_that_failed_keeps_the_table_blind() -> None:
     ``info`` runs meanwhile."""
     a, b = (_app_deadline(s, "pragma_table_info", governed=True) for s in VALID)
     assert a == b, (a, b)
+
+
+def _hidden_catalog(secret: str, create: str, governed: bool) -> list[Any]:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE v (id int, info text)")
+    raw.executemany("INSERT INTO v VALUES (?, ?)", _fill(raw, secret))
+    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+    seen = [_observe(lambda sql=sql: conn.execute(sql).fetchall()) for sql in (create, *STEPS)]
+    conn.close()
+    return seen
+
+
+@pytest.mark.parametrize("create", [
+    "CREATE TEMP TABLE pragma_table_info (a int, name text, type text)",
+    "CREATE TEMP VIEW PRAGMA_TABLE_INFO AS SELECT 'id' AS name, 'int' AS type",
+    "CREATE TEMP TABLE pragma_table_list (type text, wr int)",
+])
+def test_a_table_may_not_hide_the_table_valued_functions_masking_reads_the_catalog_with(create: str) -> None:
+    """Found in round 12, with SQL alone: a temporary table named ``pragma_table_info`` hides SQLite's table-valued
+    function of that name for unqualified calls (``'pragma_table_info' is not a function``), so masking's catalog
+    read of ``v`` failed, ``v`` had no known columns, and ``SELECT count(*) FROM v WHERE info LIKE '5%'`` ran on a
+    column of SSNs: 1 for one, 0 for the other. A table or view may not take the name of a SQLite table-valued
+    function (decision 0265)."""
+    raw = [_hidden_catalog(s, create, governed=False) for s in VALID]
+    assert raw[0][-1] != raw[1][-1], raw
+    a, b = (_hidden_catalog(s, create, governed=True) for s in VALID)
+    assert a == b, (a, b)
+    assert a[0][0] == "refused" and "table-valued function" in a[0][1], a
+    assert a[-1][0] == "refused" and "masked-column-predicate" in a[-1][1], a
+    assert "536" not in repr(a) and "412-77" not in repr(a)
+
+
+def test_tables_named_like_catalog_functions_but_not_them_still_run() -> None:
+    """The innocent look-alikes: names that merely contain a pragma's name, and the catalog functions themselves."""
+    seen = _hidden_catalog(VALID[0], "CREATE TEMP TABLE table_info_pragma (id int, note text)", governed=True)
+    assert seen[0] == ("ok", "[]") and seen[1] == ("ok", "[('[US_SSN]',)]"), seen
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE v (id int, info text)")
+    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
+    conn.execute("CREATE TEMP TABLE my_json_each (k text)")
+    conn.execute("INSERT INTO my_json_each VALUES ('a')")
+    assert conn.execute("SELECT k FROM my_json_each").fetchall() == [("a",)]
+    assert conn.execute("SELECT name FROM pragma_table_info('v') ORDER BY cid").fetchall() == [("id",), ("info",)]
+    assert conn.execute("SELECT value FROM json_each('[1,2]')").fetchall() == [(1,), (2,)]
+    conn.close()
