@@ -27,6 +27,7 @@ from governed_db.drivers.sqlite import (
     BUILTIN_FUNCTION_SQL,
     SqliteDriver,
     harmless_callable,
+    hook_refusal,
     lenient_fetch,
     masked_indexes,
     settle,
@@ -224,6 +225,14 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
         if builtin:
             raise self._self_gov.refusal(shadowing(name, "function"))
         return await self.__wrapped__.create_function(name, *args, **kwargs)
+
+    async def set_authorizer(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._self_gov.refusal(hook_refusal("set_authorizer()"))
+
+    async def set_progress_handler(self, handler: Any, *args: Any, **kwargs: Any) -> Any:
+        if handler is not None:
+            raise self._self_gov.refusal(hook_refusal("set_progress_handler() with a handler"))
+        return await self.__wrapped__.set_progress_handler(handler, *args, **kwargs)
 
     async def load_extension(self, path: Any) -> Any:
         return await govern(

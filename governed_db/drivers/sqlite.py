@@ -11,7 +11,9 @@ The connection's factories and limits are the caller's too (decision 0170): a
 a ``text_factory`` other than ``str``/``bytes``/``bytearray`` is refused (it
 would see every value before masking, and ``int`` quotes it in its error), and
 ``setlimit`` may not lower the string length limit (past it a computed value
-fails or turns NULL exactly when it holds what the statement looks for).
+fails or turns NULL exactly when it holds what the statement looks for). ``set_authorizer`` and
+``set_progress_handler`` (with a handler) are refused: they act on governed_db's own catalog reads and samples
+too, and could leave a column unclassified (decision 0265).
 """
 
 from __future__ import annotations
@@ -332,6 +334,18 @@ def shadowing(name: Any, what: str) -> GuardrailViolation:
     )
 
 
+def hook_refusal(what: str) -> GuardrailViolation:
+    """``set_authorizer`` and ``set_progress_handler`` also act on governed_db's own statements: the ones that read
+    the catalog and sample a table to classify its columns. An authorizer that answers ``SQLITE_IGNORE`` to reads of
+    a column, or a handler that interrupts the sample, leaves a column of SSNs looking empty (or unread), so it
+    was neither masked nor kept out of a ``WHERE`` (decision 0265)."""
+    return GuardrailViolation(
+        f"refused by governed_db: {what} would also act on governed_db's own reads of the catalog and of sampled "
+        "rows, so a column could escape classification and masking. Next step: set it on the connection before "
+        "governed_db.wrap()."
+    )
+
+
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
     cursor_proxy = SqliteCursor
@@ -366,6 +380,14 @@ class SqliteConnection(GovernedConnection):
                 )
             )
         return raw.setlimit(category, limit)
+
+    def set_authorizer(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._self_gov.refusal(hook_refusal("set_authorizer()"))
+
+    def set_progress_handler(self, handler: Any, *args: Any, **kwargs: Any) -> Any:
+        if handler is not None:
+            raise self._self_gov.refusal(hook_refusal("set_progress_handler() with a handler"))
+        return self.__wrapped__.set_progress_handler(handler, *args, **kwargs)
 
     def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if not harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):

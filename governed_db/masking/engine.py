@@ -579,7 +579,8 @@ class MaskingState:
         # The session's own state can make it fail and leave the statement's read standing (a SERIALIZABLE
         # transaction turns the sample into a locking read that times out on a row another session holds; the
         # statement reads row 1 by key): scanned as it passes, refused where it decides rows, sampled again later
-        # like a nearly empty table (decision 0264)
+        # like a nearly empty table (decisions 0264, 0266: also a view failing on its own values, a statement
+        # interrupted by the application's progress handler)
         failed = bool(info.sample_failed and missing)
         info.provisional = info.provisional or failed
         sparse = set() if sampled_rows is None or info.provisional else self._sparse(info, missing, values)
@@ -608,6 +609,8 @@ class MaskingState:
                     cls.evidence["sample"] = "the sample failed: its values are unknown, so it may not decide rows"
             elif info.provisional:
                 cls = provisional_class(cls, declared, sampled_rows or 0, c)
+                if info.sample_failed:
+                    cls.evidence["sample"] = "the table could not be sampled; classified again at the next look"
             elif c.lower() in sparse:
                 # a column with (almost) no values yet (added later, filled later) is not known to be innocent
                 # either: scanned as it passes and classified again, like a nearly empty table (decision 0250)

@@ -390,6 +390,17 @@ def created_relation(stmt: Any) -> tuple[str, bool] | None:
     return target.name, "temporary" in getattr(stmt, "flags", ()) or target.db.lower() in ("temp", "temporary")
 
 
+#: SQLite's eponymous virtual tables other than the pragma_* ones: table-valued functions a table may hide
+_EPONYMOUS = frozenset({"json_each", "json_tree", "generate_series", "dbstat", "sqlite_dbpage", "sqlite_stmt", "carray"})
+
+
+def _eponymous(name: str) -> bool:
+    """Whether ``name`` is one of SQLite's table-valued functions (every pragma that returns rows is one, as
+    ``pragma_<name>``)."""
+    low = name.lower()
+    return low.startswith("pragma_") or low in _EPONYMOUS
+
+
 def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Identity, stmt: Any) -> RuleHit | None:
     """SQLite, DuckDB: a temporary table or view hides the stored one of its name for unqualified names, and the
     other way round (``CREATE TEMP TABLE t (id, full_name)`` over a stored ``t`` holding an ``ssn``). Masking
@@ -400,6 +411,19 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
     if created is None:
         return None
     name, temporary = created
+    if state.dialect == "sqlite" and _eponymous(name):
+        # a table named pragma_table_info hides the table-valued function of that name for unqualified calls, so
+        # masking's own catalog reads (pragma_table_info('u'), ...) failed, and a table without a column list
+        # was not judged by its columns: WHERE info LIKE '5%' ran on a column of SSNs (decision 0265)
+        return _hit(
+            state,
+            analysis,
+            identity,
+            PREDICATE_RULE,
+            f"{stmt.operation} {name} would hide SQLite's table-valued function of the same name, which masking "
+            "reads the catalog with",
+            "give the table or view a name of its own",
+        )
     if name.lower() in state.created_names:
         found = state.created_names.pop(name.lower())  # read with await for an async connection
     else:
