@@ -45,6 +45,7 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.masking.strategies.spans import key_label
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -606,6 +607,19 @@ class MaskingState:
                     found.label,
                     found.confidence,
                     {"generated": f"computed from {', '.join(sorted(reads))}"},
+                    strategy=("redact", {}),
+                )
+        for column, fields in (schema.read_composite_fields(raw, self.dialect, table_sql) or {}).items():
+            # a PostgreSQL composite value is a row of named fields, which comes back as one text
+            # ``("Alice Smith",536-22-8726,Paris)``: a field named like personal data (holder, ssn) is read by
+            # no scan (names) or not always (an SSN the recognizers reject), so the column is masked whole under
+            # that field's label, like a generated column over a masked one (decision 0261)
+            if column not in unlisted:
+                continue  # a reviewed catalog entry wins
+            label = next((found for found in map(key_label, fields) if found is not None), None)
+            if label is not None:
+                info.classes[column] = ColumnClass(
+                    label, 0.9, {"fields": f"composite type with field(s) {', '.join(fields)}"},
                     strategy=("redact", {}),
                 )
         return info

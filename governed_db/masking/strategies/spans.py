@@ -9,6 +9,7 @@ Cells without a candidate come back unchanged, as the same object. Option
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from governed_db.masking import detect
@@ -31,7 +32,7 @@ def scrub_value(value: Any) -> Any:
     if isinstance(value, str):
         return scrub_text(str(value))
     if isinstance(value, dict):
-        return {k: scrub_value(v) for k, v in value.items()}
+        return {k: _field(k, v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return (
             type(value)(scrub_value(v) for v in value)
@@ -53,8 +54,28 @@ def scrub_value(value: Any) -> Any:
     named = record_items(value)
     if named is not None:
         # a row the driver decoded (asyncpg's Record, a named tuple of a registered composite): its fields
-        return {k: scrub_value(v) for k, v in named.items()}
+        return {k: _field(k, v) for k, v in named.items()}
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def key_label(key: str) -> str | None:
+    """The label a JSON object's key (or a decoded record's field) names, as a column of that name would be
+    labelled by its name alone (``ssn``, ``email``, ``full_name``, ``holder``...), or ``None`` (also for keys
+    that only say "free text": their values are scanned)."""
+    from governed_db.masking.classify import classify_name
+
+    found = classify_name("", key, None)
+    return found.label if found is not None and found.label and found.label != "FREE_TEXT" else None
+
+
+def _field(key: Any, value: Any) -> Any:
+    """A value under a key of a document or record: masked whole when the key names personal data (a name, an
+    SSN the recognizers would not take for one: scanning alone finds no name), else scanned."""
+    if value is None:
+        return None
+    label = key_label(str(key)) if isinstance(key, str) else None
+    return f"[{label}]" if label is not None else scrub_value(value)
 
 
 def record_items(value: Any) -> dict[str, Any] | None:
