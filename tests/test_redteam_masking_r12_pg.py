@@ -159,3 +159,93 @@ def test_innocent_composites_and_documents_read_exactly(tables: dict[str, str], 
     finally:
         raw.close()
         gov.close()
+
+
+@pytest.fixture
+def views(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant a and b: a people table and, over it, a view and a materialized view that rename and compute
+    on its masked columns under innocent names."""
+    names: dict[str, str] = {}
+    for v, (name, ssn, email) in SECRET.items():
+        t = f"rt12pg_p{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, email text, ssn text, city text)")
+        with pg_conn.cursor() as cur:
+            for i, n, s, e in [(1, name, ssn, email), *OTHERS]:
+                cur.execute(f"INSERT INTO {t} VALUES (%s, %s, %s, %s, 'Paris')", (i, n, e, s))
+        pg_conn.execute(
+            f"CREATE VIEW {t}_v AS SELECT id, full_name AS who, full_name || '/' || city AS label, city, "
+            f"p AS whole FROM {t} p"
+        )
+        pg_conn.execute(f"CREATE MATERIALIZED VIEW {t}_m AS SELECT id, full_name AS who, city FROM {t}")
+        names[f"v{v}"], names[f"m{v}"], names[f"p{v}"] = f"{t}_v", f"{t}_m", t
+    yield names
+    for v in SECRET:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {names[f'p{v}']} CASCADE")
+
+
+VIEW_READS = [
+    ("v", "SELECT * FROM {t} WHERE id = 1"),
+    ("v", "SELECT id, who, label FROM {t} WHERE id = 1"),
+    ("v", "SELECT count(*) FROM {t} WHERE who LIKE 'Alice%'"),
+    ("v", "SELECT count(*) FROM {t} WHERE label LIKE 'Alice%'"),
+    ("v", "SELECT id FROM {t} ORDER BY who"),
+    ("m", "SELECT * FROM {t} WHERE id = 1"),
+    ("m", "SELECT count(*) FROM {t} WHERE who LIKE 'Alice%'"),
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize(
+    "kind,template", VIEW_READS, ids=["view-star", "view", "view-where", "view-computed", "view-order",
+                                      "matview", "matview-where"]
+)
+def test_view_columns_over_masked_columns_tell_nothing(
+    views: dict[str, str], driver: str, kind: str, template: str
+) -> None:
+    """A view's column is its query's result: ``full_name AS who`` is the name whatever it is called (decision
+    0262); before, a view or materialized view was classified from its own names and values only, so the
+    renamed names came back in clear and answered ``LIKE 'Alice%'``."""
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    try:
+        seen = {}
+        for v in ("a", "b"):
+            name = views[f"{kind}{v}"]
+            sql = template.format(t=name)
+            seen[v] = (repr(_observe(raw, sql)).replace(name, "T"), repr(_observe(gov, sql)).replace(name, "T"))
+    finally:
+        raw.close()
+        gov.close()
+    assert seen["a"][0] != seen["b"][0], seen["a"][0]
+    assert seen["a"][1] == seen["b"][1], f"A: {seen['a'][1]}\nB: {seen['b'][1]}"
+    assert not any(s in seen["a"][1] or s in seen["b"][1] for s in SECRETS), seen["a"][1]
+    if "WHERE id = 1" in template:
+        assert "refused" not in seen["a"][1] and "[PERSON_NAME]" in seen["a"][1], seen["a"][1]
+    else:
+        assert "masked-column-predicate" in seen["a"][1], seen["a"][1]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_innocent_view_columns_read_exactly(views: dict[str, str], unique: str, pg_conn: Any, driver: str) -> None:
+    """Columns of a view that pass on innocent columns, and views over a table without masked columns, come
+    back as on the raw connection, and filter and order."""
+    pg_conn.execute(f"CREATE TABLE rt12pg_o_{unique} (id int primary key, city text, amount int)")
+    pg_conn.execute(f"INSERT INTO rt12pg_o_{unique} VALUES (1, 'Paris', 10), (2, 'Lyon', 20)")
+    pg_conn.execute(
+        f"CREATE VIEW rt12pg_o_{unique}_v AS SELECT id, upper(city) AS town, amount * 2 AS twice FROM rt12pg_o_{unique}"
+    )
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    try:
+        for sql in (
+            f"SELECT id, city FROM {views['va']} WHERE city = 'Paris' ORDER BY id",
+            f"SELECT id, city FROM {views['ma']} ORDER BY city, id",
+            f"SELECT * FROM rt12pg_o_{unique}_v WHERE town LIKE 'P%' ORDER BY twice",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
+        assert _observe(gov, f"SELECT id, town FROM rt12pg_o_{unique}_v ORDER BY id") == (
+            ["id", "town"],
+            [(1, "PARIS"), (2, "LYON")],
+        )
+    finally:
+        raw.close()
+        gov.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS rt12pg_o_{unique} CASCADE")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
@@ -622,7 +623,56 @@ class MaskingState:
                     label, 0.9, {"fields": f"composite type with field(s) {', '.join(fields)}"},
                     strategy=("redact", {}),
                 )
+        definition = schema.read_view_definition(raw, self.dialect, table_sql)
+        if definition is not None:
+            self._inherit_view(info, unlisted, definition)
         return info
+
+    def _inherit_view(self, info: TableInfo, unlisted: set[str], definition: str) -> None:
+        """A PostgreSQL view's (or materialized view's) columns are its query's results: one that passes a
+        masked column on (``full_name AS who``) takes its class, one computed from masked columns or whole rows
+        (``full_name || '/' || city``, ``p AS whole``) is masked whole under their label, whatever its own name
+        and sampled values say (a scan finds no names). A definition that cannot be traced keeps the sample's
+        classes (decision 0262)."""
+        try:
+            tree = sqlglot.parse_one(definition, dialect=self.sg_dialect)
+            if not isinstance(tree, exp.Expression):
+                return
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        except Exception:  # an untraceable definition keeps the classes its sample gave
+            return
+        outputs, columns = lineage.outputs, info.columns or []
+        if outputs is None or not lineage.exact or len(outputs) != len(columns):
+            return
+        for column, output in zip(columns, outputs, strict=True):
+            low = column.lower()
+            if low not in unlisted:
+                continue  # a reviewed catalog entry wins
+            origin = output.origin
+            found: list[ColumnClass] = []
+            for table, source in sorted(origin.sources):
+                cls = self.column_class(table, source)
+                if cls is not None and cls is not UNREADABLE and cls.label:
+                    found.append(cls)
+            for table in sorted(origin.rows):
+                found.extend(c for c in (self.table_classes(table) or {}).values() if c.label)
+            if not found:
+                continue
+            if origin.kind == "column" and len(origin.sources) == 1 and not origin.rows:
+                first = found[0]
+                info.classes[low] = ColumnClass(
+                    first.label, first.confidence, {"view": f"passes on {next(iter(origin.sources))[1]}"},
+                    strategy=first.strategy, provisional=first.provisional, found=first.found,
+                )
+                continue
+            settled = [c for c in found if not c.provisional]
+            if not settled:
+                continue  # over a nearly empty table, scanned as its own sample says (as the table's are, 0091)
+            label = next((c.label for c in settled if c.label != "FREE_TEXT"), settled[0].label)
+            info.classes[low] = ColumnClass(
+                label, max(c.confidence for c in settled), {"view": "computed from masked columns"},
+                strategy=("redact", {}),
+            )
 
     def _sparse(self, info: TableInfo, columns: list[str], values: dict[str, list[Any]]) -> set[str]:
         """The text-like columns among ``columns`` whose sample holds fewer than a few non-empty values."""

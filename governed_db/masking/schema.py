@@ -809,6 +809,24 @@ def read_composite_fields(conn: Any, dialect: str, table_sql: str) -> dict[str, 
     return guarded(conn, dialect, work)
 
 
+def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
+    """PostgreSQL: the query a view or materialized view is defined by (``pg_get_viewdef``); ``None`` for a table,
+    on other databases, or when unreadable (decision 0262)."""
+    if family(dialect) != "postgres":
+        return None
+
+    def work(cur: Any) -> str | None:
+        rows = _rows(
+            cur,
+            "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+            "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('v', 'm')",
+            (table_sql,),
+        )
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    return guarded(conn, dialect, work)
+
+
 def read_constraints(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
 ) -> list[Constraint] | None:
