@@ -249,3 +249,33 @@ def test_innocent_view_columns_read_exactly(views: dict[str, str], unique: str, 
         raw.close()
         gov.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS rt12pg_o_{unique} CASCADE")
+
+
+def test_asyncpg_documents_as_text_are_masked_by_key(tables: dict[str, str]) -> None:
+    """asyncpg returns ``jsonb`` as text: the text is walked as the document it is, so its keys name their values
+    as psycopg's decoded dicts do; a composite comes back as a record with its fields masked; an innocent
+    document is the raw text."""
+    import asyncio
+
+    asyncpg = pytest.importorskip("asyncpg")
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+
+    async def read(sql: str, governed: bool) -> list[Any]:
+        conn = await asyncpg.connect(url)
+        target = _wrap(conn) if governed else conn
+        try:
+            return [tuple(r) for r in await target.fetch(sql)]
+        finally:
+            await target.close()
+
+    seen = {}
+    for v in ("a", "b"):
+        sql = f"SELECT d.doc, c.info FROM {tables['j' + v]} d JOIN {tables['c' + v]} c USING (id) WHERE id = 1"
+        seen[v] = (repr(asyncio.run(read(sql, False))), repr(asyncio.run(read(sql, True))))
+    assert seen["a"][0] != seen["b"][0]
+    assert seen["a"][1] == seen["b"][1], seen
+    assert not any(s in seen["a"][1] or s in seen["b"][1] for s in SECRETS), seen["a"][1]
+    assert "[PERSON_NAME]" in seen["a"][1] and "Paris" in seen["a"][1], seen["a"][1]
+    innocent = f"SELECT doc FROM {tables['i']} ORDER BY id"
+    assert asyncio.run(read(innocent, True)) == asyncio.run(read(innocent, False))

@@ -10,6 +10,7 @@ Cells without a candidate come back unchanged, as the same object. Option
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from governed_db.masking import detect
@@ -27,10 +28,8 @@ def scrub_text(text: str) -> str:
 def scrub_value(value: Any) -> Any:
     if value is None:
         return None
-    if value.__class__ is str:
-        return scrub_text(value)
     if isinstance(value, str):
-        return scrub_text(str(value))
+        return _scrub_str(str(value))
     if isinstance(value, dict):
         return {k: _field(k, v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -76,6 +75,22 @@ def _field(key: Any, value: Any) -> Any:
         return None
     label = key_label(str(key)) if isinstance(key, str) else None
     return f"[{label}]" if label is not None else scrub_value(value)
+
+
+def _scrub_str(text: str) -> str:
+    """Text; a JSON object or array in it (asyncpg returns ``json``/``jsonb`` as text) is walked like a decoded
+    one, so its keys name their values (decision 0261); text with nothing masked by key is scanned as it was."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            return scrub_text(text)
+        if isinstance(doc, (dict, list)):
+            masked = scrub_value(doc)
+            # the text is still scanned whole: the walk reads values, not keys
+            return scrub_text(text if masked == doc else json.dumps(masked))
+    return scrub_text(text)
 
 
 def record_items(value: Any) -> dict[str, Any] | None:
