@@ -78,20 +78,24 @@ def _field(key: Any, value: Any) -> Any:
 
 
 def _scrub_str(text: str) -> str:
-    """Text; a JSON object or array in it (asyncpg returns ``json``/``jsonb`` as text) is walked like a decoded
-    one, so its keys name their values (decision 0261); text with nothing masked by key is scanned as it was."""
-    stripped = text.strip()
-    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-        try:
-            doc = json.loads(stripped)
-        except ValueError:
-            return scrub_text(text)
-        if isinstance(doc, (dict, list)):
-            masked = scrub_value(doc)
-            # the text is still scanned whole: the walk reads values, not keys
-            return scrub_text(text if masked == doc else json.dumps(masked))
-    return scrub_text(text)
-
+    """Text, scanned; a JSON object or array in it (asyncpg returns ``json``/``jsonb`` as text) is then walked like
+    a decoded one, so that its keys name their values (decision 0261). Text the walk masks nothing more in comes
+    back as the scan left it, formatting and all."""
+    scanned = scrub_text(text)
+    stripped = scanned.strip()
+    if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
+        return scanned
+    try:
+        doc = json.loads(stripped)
+    except ValueError:
+        return scanned
+    if not isinstance(doc, (dict, list)):
+        return scanned
+    masked = scrub_value(doc)
+    if masked == doc:
+        return scanned
+    compact = '": ' not in stripped and '", ' not in stripped
+    return json.dumps(masked, separators=(",", ":") if compact else None)
 
 def record_items(value: Any) -> dict[str, Any] | None:
     """The fields of a row a driver decoded into an object (asyncpg ``Record``, a named tuple), by name, or
