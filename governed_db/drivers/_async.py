@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
@@ -139,7 +140,9 @@ class AsyncDriver(Driver):
             await self._warm_table(gov, state, replay, sub, None)
             await self._warm_order(gov, state, replay, sub, None, depth + 1)
 
-    async def _warm_table(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None) -> None:
+    async def _warm_table(
+        self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None, depth: int = 0
+    ) -> None:
         from governed_db.masking import schema
         from governed_db.masking.engine import RETRY_SECONDS
 
@@ -171,10 +174,23 @@ class AsyncDriver(Driver):
             table_sql, name = key, key.rsplit(".", 1)[-1]
             db_name = key.rsplit(".", 1)[0] if "." in key else None
 
+        definition: list[str | None] = []
+
+        def define(conn: Any) -> None:
+            definition.append(schema.read_view_definition(conn, gov.dialect, table_sql))
+
+        await self._answer(gov, replay, define)
+        replay.answers.clear()
+        if definition and definition[-1] is not None and depth < 3:
+            # a PostgreSQL view is classified from its definition (decision 0262): the tables it reads first
+            await self._warm_view_sources(gov, state, replay, definition[-1], depth)
+
         def read(conn: Any) -> None:
             schema.read_columns(conn, gov.dialect, table_sql, db_name, name)
             if state.config.online and state.config.sample_rows > 0:
                 schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
+            schema.read_composite_fields(conn, gov.dialect, table_sql)
+            schema.read_view_definition(conn, gov.dialect, table_sql)
 
         await self._answer(gov, replay, read)
         try:
@@ -184,6 +200,20 @@ class AsyncDriver(Driver):
                 state.table(key, node)  # masking reads the answers through the replaying connection
         finally:
             replay.answers.clear()
+
+    async def _warm_view_sources(self, gov: Governor, state: Any, replay: _Replay, definition: str, depth: int) -> None:
+        from governed_db.masking.catalog import table_key
+
+        try:
+            tree = sqlglot.parse_one(definition, dialect=state.sg_dialect)
+        except Exception:
+            return
+        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if table.name and not (len(table.parts) == 1 and table.name.lower() in ctes):
+                await self._warm_table(
+                    gov, state, replay, table_key(".".join(p.name for p in table.parts)), table, depth + 1
+                )
 
     async def _warm_constraints(self, gov: Governor, state: Any, replay: _Replay, key: str) -> None:
         from governed_db.masking import schema

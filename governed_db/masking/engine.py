@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
@@ -46,6 +47,7 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.masking.strategies.spans import key_label
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -677,6 +679,22 @@ class MaskingState:
                     {"generated": f"computed from {', '.join(sorted(reads))}"},
                     strategy=("redact", {}),
                 )
+        for column, fields in (schema.read_composite_fields(raw, self.dialect, table_sql) or {}).items():
+            # a PostgreSQL composite value is a row of named fields, which comes back as one text
+            # ``("Alice Smith",536-22-8726,Paris)``: a field named like personal data (holder, ssn) is read by
+            # no scan (names) or not always (an SSN the recognizers reject), so the column is masked whole under
+            # that field's label, like a generated column over a masked one (decision 0261)
+            if column not in unlisted:
+                continue  # a reviewed catalog entry wins
+            label = next((found for found in map(key_label, fields) if found is not None), None)
+            if label is not None:
+                info.classes[column] = ColumnClass(
+                    label, 0.9, {"fields": f"composite type with field(s) {', '.join(fields)}"},
+                    strategy=("redact", {}),
+                )
+        definition = schema.read_view_definition(raw, self.dialect, table_sql)
+        if definition is not None:
+            self._inherit_view(info, unlisted, definition)
         return info
 
     def _set_probe(
@@ -691,6 +709,52 @@ class MaskingState:
             return
         quoted = tuple(exp.to_identifier(c, quoted=True).sql(dialect=self.sg_dialect) for c in names)
         info.probe = (table_sql, quoted, tuple(names), _summary([v or [] for v in seen]))
+
+    def _inherit_view(self, info: TableInfo, unlisted: set[str], definition: str) -> None:
+        """A PostgreSQL view's (or materialized view's) columns are its query's results: one that passes a
+        masked column on (``full_name AS who``) takes its class, one computed from masked columns or whole rows
+        (``full_name || '/' || city``, ``p AS whole``) is masked whole under their label, whatever its own name
+        and sampled values say (a scan finds no names). A definition that cannot be traced keeps the sample's
+        classes (decision 0262)."""
+        try:
+            tree = sqlglot.parse_one(definition, dialect=self.sg_dialect)
+            if not isinstance(tree, exp.Expression):
+                return
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        except Exception:  # an untraceable definition keeps the classes its sample gave
+            return
+        outputs, columns = lineage.outputs, info.columns or []
+        if outputs is None or not lineage.exact or len(outputs) != len(columns):
+            return
+        for column, output in zip(columns, outputs, strict=True):
+            low = column.lower()
+            if low not in unlisted:
+                continue  # a reviewed catalog entry wins
+            origin = output.origin
+            found: list[ColumnClass] = []
+            for table, source in sorted(origin.sources):
+                cls = self.column_class(table, source)
+                if cls is not None and cls is not UNREADABLE and cls.label:
+                    found.append(cls)
+            for table in sorted(origin.rows):
+                found.extend(c for c in (self.table_classes(table) or {}).values() if c.label)
+            if not found:
+                continue
+            if origin.kind == "column" and len(origin.sources) == 1 and not origin.rows:
+                first = found[0]
+                info.classes[low] = ColumnClass(
+                    first.label, first.confidence, {"view": f"passes on {next(iter(origin.sources))[1]}"},
+                    strategy=first.strategy, provisional=first.provisional, found=first.found,
+                )
+                continue
+            settled = [c for c in found if not c.provisional]
+            if not settled:
+                continue  # over a nearly empty table, scanned as its own sample says (as the table's are, 0091)
+            label = next((c.label for c in settled if c.label != "FREE_TEXT"), settled[0].label)
+            info.classes[low] = ColumnClass(
+                label, max(c.confidence for c in settled), {"view": "computed from masked columns"},
+                strategy=("redact", {}),
+            )
 
     def _sparse(self, info: TableInfo, columns: list[str], values: dict[str, list[Any]]) -> set[str]:
         """The text-like columns among ``columns`` whose sample holds fewer than a few non-empty values."""

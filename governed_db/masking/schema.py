@@ -818,6 +818,46 @@ def read_generated(
     return guarded(conn, dialect, work)
 
 
+_PG_COMPOSITE_FIELDS = (
+    "SELECT a.attname::text, ARRAY(SELECT f.attname::text FROM pg_catalog.pg_attribute f "
+    "WHERE f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped ORDER BY f.attnum) "
+    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t0 ON t0.oid = a.atttypid "
+    "JOIN pg_catalog.pg_type t ON t.oid = CASE WHEN t0.typcategory = 'A' THEN t0.typelem ELSE t0.oid END "
+    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype = 'c'"
+)
+
+
+def read_composite_fields(conn: Any, dialect: str, table_sql: str) -> dict[str, list[str]] | None:
+    """PostgreSQL: each column of a composite type (or an array of one) and the names of that type's fields
+    (``info addr`` of ``addr AS (holder text, ssn text)``: holder, ssn); ``None`` when unreadable, ``{}`` on
+    other databases (decision 0261)."""
+    if family(dialect) != "postgres":
+        return {}
+
+    def work(cur: Any) -> dict[str, list[str]]:
+        return {str(c).lower(): [str(f) for f in fields or ()] for c, fields in _rows(cur, _PG_COMPOSITE_FIELDS, (table_sql,))}
+
+    return guarded(conn, dialect, work)
+
+
+def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
+    """PostgreSQL: the query a view or materialized view is defined by (``pg_get_viewdef``); ``None`` for a table,
+    on other databases, or when unreadable (decision 0262)."""
+    if family(dialect) != "postgres":
+        return None
+
+    def work(cur: Any) -> str | None:
+        rows = _rows(
+            cur,
+            "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+            "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('v', 'm')",
+            (table_sql,),
+        )
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    return guarded(conn, dialect, work)
+
+
 def read_constraints(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
 ) -> list[Constraint] | None:

@@ -9,6 +9,8 @@ Cells without a candidate come back unchanged, as the same object. Option
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from governed_db.masking import detect
@@ -26,12 +28,10 @@ def scrub_text(text: str) -> str:
 def scrub_value(value: Any) -> Any:
     if value is None:
         return None
-    if value.__class__ is str:
-        return scrub_text(value)
     if isinstance(value, str):
-        return scrub_text(str(value))
+        return _scrub_str(str(value))
     if isinstance(value, dict):
-        return {k: scrub_value(v) for k, v in value.items()}
+        return {k: _field(k, v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return (
             type(value)(scrub_value(v) for v in value)
@@ -53,9 +53,49 @@ def scrub_value(value: Any) -> Any:
     named = record_items(value)
     if named is not None:
         # a row the driver decoded (asyncpg's Record, a named tuple of a registered composite): its fields
-        return {k: scrub_value(v) for k, v in named.items()}
+        return {k: _field(k, v) for k, v in named.items()}
     return value
 
+
+@functools.lru_cache(maxsize=4096)
+def key_label(key: str) -> str | None:
+    """The label a JSON object's key (or a decoded record's field) names, as a column of that name would be
+    labelled by its name alone (``ssn``, ``email``, ``full_name``, ``holder``...), or ``None`` (also for keys
+    that only say "free text": their values are scanned)."""
+    from governed_db.masking.classify import classify_name
+
+    found = classify_name("", key, None)
+    return found.label if found is not None and found.label and found.label != "FREE_TEXT" else None
+
+
+def _field(key: Any, value: Any) -> Any:
+    """A value under a key of a document or record: masked whole when the key names personal data (a name, an
+    SSN the recognizers would not take for one: scanning alone finds no name), else scanned."""
+    if value is None:
+        return None
+    label = key_label(str(key)) if isinstance(key, str) else None
+    return f"[{label}]" if label is not None else scrub_value(value)
+
+
+def _scrub_str(text: str) -> str:
+    """Text, scanned; a JSON object or array in it (asyncpg returns ``json``/``jsonb`` as text) is then walked like
+    a decoded one, so that its keys name their values (decision 0261). Text the walk masks nothing more in comes
+    back as the scan left it, formatting and all."""
+    scanned = scrub_text(text)
+    stripped = scanned.strip()
+    if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
+        return scanned
+    try:
+        doc = json.loads(stripped)
+    except ValueError:
+        return scanned
+    if not isinstance(doc, (dict, list)):
+        return scanned
+    masked = scrub_value(doc)
+    if masked == doc:
+        return scanned
+    compact = '": ' not in stripped and '", ' not in stripped
+    return json.dumps(masked, separators=(",", ":") if compact else None)
 
 def record_items(value: Any) -> dict[str, Any] | None:
     """The fields of a row a driver decoded into an object (asyncpg ``Record``, a named tuple), by name, or
