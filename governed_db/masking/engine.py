@@ -711,7 +711,7 @@ class MaskingState:
         info.probe = (table_sql, quoted, tuple(names), _summary([v or [] for v in seen]))
 
     def _inherit_view(self, info: TableInfo, unlisted: set[str], definition: str) -> None:
-        """A PostgreSQL view's (or materialized view's) columns are its query's results: one that passes a
+        """A view's (or PostgreSQL materialized view's) columns are its query's results: one that passes a
         masked column on (``full_name AS who``) takes its class, one computed from masked columns or whole rows
         (``full_name || '/' || city``, ``p AS whole``) is masked whole under their label, whatever its own name
         and sampled values say (a scan finds no names). A definition that cannot be traced keeps the sample's

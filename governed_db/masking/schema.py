@@ -841,19 +841,47 @@ def read_composite_fields(conn: Any, dialect: str, table_sql: str) -> dict[str, 
 
 
 def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
-    """PostgreSQL: the query a view or materialized view is defined by (``pg_get_viewdef``); ``None`` for a table,
-    on other databases, or when unreadable (decision 0262)."""
-    if family(dialect) != "postgres":
+    """The query a view (or PostgreSQL materialized view) is defined by: ``pg_get_viewdef``, MySQL's
+    ``VIEW_DEFINITION``, the ``AS`` query of SQLite's and DuckDB's stored ``CREATE VIEW``; ``None`` for a table or
+    when unreadable (decision 0262)."""
+    fam = family(dialect)
+    if fam is None:
         return None
+    try:
+        node = sqlglot.parse_one(table_sql, into=exp.Table, read=fam)
+    except Exception:
+        return None
+    name, db = node.name, (node.db or None)
 
     def work(cur: Any) -> str | None:
-        rows = _rows(
-            cur,
-            "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
-            "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('v', 'm')",
-            (table_sql,),
-        )
-        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+        if fam == "postgres":
+            rows = _rows(
+                cur,
+                "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+                "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('v', 'm')",
+                (table_sql,),
+            )
+            return str(rows[0][0]) if rows and rows[0][0] is not None else None
+        if fam == "mysql":
+            rows = _rows(cur, _MYSQL_VIEW, (db, name))
+            return str(rows[0][0]) if rows and rows[0][0] else None
+        if fam == "sqlite":
+            master = "sqlite_temp_master" if (db or "").lower() == "temp" else "sqlite_master"
+            rows = _rows(cur, f"SELECT sql FROM {master} WHERE type = 'view' AND name = ?", (name,))
+            if not rows and not db:
+                rows = _rows(cur, "SELECT sql FROM sqlite_temp_master WHERE type = 'view' AND name = ?", (name,))
+        else:
+            rows = _rows(
+                cur,
+                "SELECT sql FROM duckdb_views() WHERE NOT internal AND lower(view_name) = lower(?) "
+                "AND (? IS NULL OR lower(schema_name) = lower(?)) ORDER BY temporary DESC",
+                (name, db, db),
+            )
+        if not rows or not rows[0][0]:
+            return None
+        create = sqlglot.parse_one(str(rows[0][0]), read=fam)
+        query = create.expression if isinstance(create, exp.Create) else None
+        return query.sql(dialect=fam) if isinstance(query, exp.Query) else None
 
     return guarded(conn, dialect, work)
 
