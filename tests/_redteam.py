@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import governed_db
+
 
 def run_script(conn: Any, script: str) -> list[Any]:
     """Run ``;``-separated statements on a DB-API connection (rows, or the row count, of each); whatever happens,
@@ -17,3 +19,15 @@ def run_script(conn: Any, script: str) -> list[Any]:
     finally:
         conn.rollback()
     return out
+
+
+def observe(conn: Any, sql: str) -> Any:
+    """Everything the caller sees of one statement: column names and rows, or the refusal or error text."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"

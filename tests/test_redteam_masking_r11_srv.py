@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import observe as _observe
 from tests.conftest import MYSQL_KW, PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
@@ -69,18 +70,6 @@ def _connect(driver: str) -> Any:
     conn = psycopg2.connect(PG_DSN)
     conn.autocommit = True
     return conn
-
-
-def _observe(conn: Any, sql: str) -> Any:
-    """Everything the caller sees of one statement: column names and rows, or the refusal or error text."""
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {e}"
-    except Exception as e:
-        return f"{type(e).__name__}: {e}"
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import observe as _observe
 from tests.conftest import PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
@@ -53,16 +54,19 @@ def _wrap(raw: Any) -> Any:
     return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
-def _observe(conn: Any, sql: str) -> Any:
-    """Everything the caller sees of one statement: column names and rows, or the refusal or error text."""
-    cur = conn.cursor()
+def _seen_pair(driver: str, names: dict[str, str], kind: str, template: str) -> dict[str, tuple[str, str]]:
+    """What the raw and the governed session see of ``template`` over variants a and b (table names blanked)."""
+    raw, gov = _connect(driver), _wrap(_connect(driver))
     try:
-        cur.execute(sql)
-        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {e}"
-    except Exception as e:
-        return f"{type(e).__name__}: {e}"
+        seen = {}
+        for v in ("a", "b"):
+            name = names[f"{kind}{v}"]
+            sql = template.format(t=name)
+            seen[v] = (repr(_observe(raw, sql)).replace(name, "T"), repr(_observe(gov, sql)).replace(name, "T"))
+        return seen
+    finally:
+        raw.close()
+        gov.close()
 
 
 @pytest.fixture
@@ -121,19 +125,7 @@ READS = [
 def test_composite_and_document_fields_named_as_personal_data_tell_nothing(
     tables: dict[str, str], driver: str, kind: str, template: str
 ) -> None:
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            name = tables[f"{kind}{v}"]
-            sql = template.format(t=name)
-            seen[v] = (
-                repr(_observe(raw, sql)).replace(name, "T"),
-                repr(_observe(gov, sql)).replace(name, "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    seen = _seen_pair(driver, tables, kind, template)
     # the oracle, unprotected: the raw session tells the two tables apart
     assert seen["a"][0] != seen["b"][0], seen["a"][0]
     # governed: the same for both, with no byte of either secret
@@ -217,19 +209,7 @@ def test_view_columns_over_masked_columns_tell_nothing(
     """A view's column is its query's result: ``full_name AS who`` is the name whatever it is called (decision
     0262); before, a view or materialized view was classified from its own names and values only, so the
     renamed names came back in clear and answered ``LIKE 'Alice%'``."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            name = views[f"{kind}{v}"]
-            sql = template.format(t=name)
-            seen[v] = (
-                repr(_observe(raw, sql)).replace(name, "T"),
-                repr(_observe(gov, sql)).replace(name, "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    seen = _seen_pair(driver, views, kind, template)
     assert seen["a"][0] != seen["b"][0], seen["a"][0]
     assert seen["a"][1] == seen["b"][1], f"A: {seen['a'][1]}\nB: {seen['b'][1]}"
     assert not any(s in seen["a"][1] or s in seen["b"][1] for s in SECRETS), seen["a"][1]
