@@ -106,3 +106,33 @@ def test_aiosqlite_reads_the_view_definition_too(tmp_path: Any) -> None:
 
     rows, refused = asyncio.run(main())
     assert "Alice" not in repr(rows) and refused
+
+
+def test_a_view_definition_masking_cannot_follow_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the walk cannot follow a view's definition (a syntax it does not read), the view's text columns over a
+    table with masked columns are redacted whole rather than judged by their sampled values (a scan finds no
+    names); its numbers stay exact, and a view over clear tables keeps its sample's classes."""
+    from governed_db.masking import engine
+
+    real = engine.trace
+
+    def blind(tree: Any, *args: Any, **kwargs: Any) -> Any:
+        if "full_name AS who" in tree.sql():  # the definition of v, not a statement
+            raise ValueError("a definition the walk cannot follow")
+        return real(tree, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "trace", blind)
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    for sql in _ddl("people", "v", "full_name || '/' || city"):
+        raw.execute(sql)
+    raw.execute("CREATE TABLE places (id int, town text)")
+    raw.execute("CREATE VIEW w AS SELECT id, town AS who FROM places")
+    raw.executemany("INSERT INTO people VALUES (?, ?, ?, ?)",
+                    [(i, f"Alice Example{i}", f"{500 + i}-22-8726", "Paris") for i in range(30)])
+    raw.executemany("INSERT INTO places VALUES (?, ?)", [(i, "Paris") for i in range(30)])
+    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    rows = _fetch(gov, "SELECT id, who, town FROM v ORDER BY id LIMIT 2")
+    assert rows == [(0, "[FREE_TEXT]", "[FREE_TEXT]"), (1, "[FREE_TEXT]", "[FREE_TEXT]")]
+    with pytest.raises(governed_db.GuardrailViolation, match="who"):
+        _fetch(gov, "SELECT count(*) FROM v WHERE who LIKE 'Alice%'")
+    assert _fetch(gov, "SELECT who FROM w ORDER BY id LIMIT 1") == [("Paris",)]  # reads nothing masked

@@ -33,6 +33,7 @@ from governed_db.masking.classify import (
     non_empty,
     provisional_class,
     sparse_text,
+    type_category,
 )
 from governed_db.masking.config import Grant, MaskingConfig, load_config, resolve_key, unmask_grants
 from governed_db.masking.constraints import (
@@ -719,12 +720,14 @@ class MaskingState:
         try:
             tree = sqlglot.parse_one(definition, dialect=self.sg_dialect)
             if not isinstance(tree, exp.Expression):
-                return
+                raise TypeError("not a query")
             lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
-        except Exception:  # an untraceable definition keeps the classes its sample gave
+        except Exception:
+            self._untraced_view(info, unlisted, definition)
             return
         outputs, columns = lineage.outputs, info.columns or []
         if outputs is None or not lineage.exact or len(outputs) != len(columns):
+            self._untraced_view(info, unlisted, definition)
             return
         for column, output in zip(columns, outputs, strict=True):
             low = column.lower()
@@ -755,6 +758,29 @@ class MaskingState:
                 label, max(c.confidence for c in settled), {"view": "computed from masked columns"},
                 strategy=("redact", {}),
             )
+
+    def _untraced_view(self, info: TableInfo, unlisted: set[str], definition: str) -> None:
+        """A view whose definition the walk cannot follow, over a table with a labelled column: its unlabelled
+        text columns are redacted whole (fail closed; a scan finds no names), its numbers and dates exact."""
+        try:
+            read = {table_key(".".join(p.name for p in t.parts))
+                    for t in sqlglot.parse_one(definition, dialect=self.sg_dialect).find_all(exp.Table)}
+        except Exception:
+            read = None
+        if read is not None and not any(
+            c.label for key in read if key != info.key for c in (self.table_classes(key) or {}).values()
+        ):
+            return  # it reads nothing masked: the sample's classes stand
+        for column in info.columns or []:
+            low = column.lower()
+            cls = info.classes.get(low)
+            if low in unlisted and (cls is None or not cls.label or cls.provisional) and type_category(
+                info.types.get(low)
+            ) in ("text", "unknown", "json", "binary"):
+                info.classes[low] = ColumnClass(
+                    "FREE_TEXT", 1.0, {"view": "a definition masking cannot follow, over masked columns"},
+                    strategy=("redact", {}),
+                )
 
     def _sparse(self, info: TableInfo, columns: list[str], values: dict[str, list[Any]]) -> set[str]:
         """The text-like columns among ``columns`` whose sample holds fewer than a few non-empty values."""
