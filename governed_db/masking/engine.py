@@ -299,15 +299,20 @@ class MaskingState:
             cache[id(analysis.statements)] = entry
 
     # -- tables ----------------------------------------------------------------------------------
+    def _drop_derived(self) -> None:
+        """Every plan and verdict derived from labels (caller holds ``lock``): the version they were judged under
+        moves on, and the caches that hold them are emptied (lineage is kept: it depends on columns, not labels)."""
+        self.version += 1
+        self.memo.clear()
+        self.hot_plans.clear()
+        self.hot_uses.clear()
+        self.hot_orders.clear()
+
     def invalidate(self) -> None:
         with self.lock:
-            self.version += 1
             self.tables.clear()
             self.facts.clear()
-            self.memo.clear()
-            self.hot_plans.clear()
-            self.hot_uses.clear()
-            self.hot_orders.clear()
+            self._drop_derived()
 
     def recall(self, key: tuple[Any, ...]) -> Any:
         """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""
@@ -389,11 +394,7 @@ class MaskingState:
             merged.provisional = info.provisional or other.provisional
             merged.constraints, merged.constraints_read, merged.order_at = None, None, -ORDER_SECONDS
             merged.spellings = info.spellings | {spelled}
-            self.version += 1  # plans and verdicts made under the old labels are stale
-            self.memo.clear()
-            self.hot_plans.clear()
-            self.hot_uses.clear()
-            self.hot_orders.clear()
+            self._drop_derived()  # plans and verdicts made under the old labels are stale
             self.tables[key] = merged
         return merged
 
@@ -460,11 +461,7 @@ class MaskingState:
         with self.lock:
             for key in stale:
                 self.tables.pop(key, None)
-            self.version += 1
-            self.memo.clear()
-            self.hot_plans.clear()
-            self.hot_uses.clear()
-            self.hot_orders.clear()
+            self._drop_derived()
         return True
 
     def resample(self, key: str) -> None:
@@ -509,11 +506,7 @@ class MaskingState:
         after = (info.columns, {c: (cls.label, cls.provisional) for c, cls in info.classes.items()})
         if after != before:
             with self.lock:
-                self.version += 1
-                self.memo.clear()
-                self.hot_plans.clear()
-                self.hot_uses.clear()
-                self.hot_orders.clear()
+                self._drop_derived()
 
     def data_arrived(self, key: str) -> None:
         """A provisional column's scan masked a value: classify its table again at the next statement."""
@@ -524,11 +517,7 @@ class MaskingState:
             info.recheck_at = 0.0
             # every plan and verdict derived from the old labels is dropped (lineage is kept: it depends on the
             # columns, not their labels)
-            self.version += 1
-            self.memo.clear()
-            self.hot_plans.clear()
-            self.hot_uses.clear()
-            self.hot_orders.clear()
+            self._drop_derived()
 
     def order_of(self, key: str, node: exp.Table | None = None) -> schema.OrderFacts | None:
         """What decides the order of ``key``'s unordered rows (decision 0160); ``None`` when unreadable."""
