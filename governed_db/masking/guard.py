@@ -555,7 +555,11 @@ def _lineage_hit(
     state: MaskingState, analysis: Analysis, access: Access, identity: Identity, lineage: Lineage
 ) -> RuleHit | None:
     tables = list(lineage.tables)
-    for clause, origin in sorted(lineage.uses, key=_order):
+    keyed = {id(use): (table, cols) for use, table, cols in lineage.keyed} if lineage.keyed else None
+    for use in sorted(lineage.uses, key=_order):
+        clause, origin = use
+        if keyed is not None and id(use) in keyed and _beside_its_key(state, access, *keyed[id(use)]):
+            continue  # grouped beside a key of its own row: decides no group (their order is fixed by a key)
         if not access.is_masked(origin, tables, lineage.blind):
             hit = _free_text_hit(state, analysis, access, identity, clause, origin, lineage)
             if hit is not None:
@@ -611,6 +615,22 @@ def _lineage_hit(
         if hit is not None:
             return hit  # the first use the policy does not allow; an allowed rule lets the next be checked
     return None
+
+
+def _beside_its_key(state: MaskingState, access: Access, table: str, columns: frozenset[str]) -> bool:
+    """Whether ``columns`` (of one reference to ``table``, grouped or made DISTINCT together) hold a whole key of the
+    table that is never NULL and has no column masked for the identity: the rows of a group then share one row of
+    the table, so the other columns of that row are the same in all of them and split no group (decision 0283).
+    The order of the groups is then fixed by the order guard (a hash or sort over a masked value would decide it
+    otherwise)."""
+    facts = state.order_of(table)
+    if facts is None or facts.kind != "table" or facts.inherited:
+        return False
+    for key in facts.keys:
+        cols = [c.lower() for c in key]
+        if cols and all(c in columns for c in cols) and not any(access.hidden(table, c) is not None for c in cols):
+            return True
+    return False
 
 
 #: clauses in which a free-text column may be searched (by a literal that cannot match inside its items);

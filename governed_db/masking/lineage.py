@@ -127,6 +127,10 @@ def _nearest_tables(scope: Scope | None) -> list[str]:
     return []
 
 
+#: the parts of a table reference that leave its rows as stored (:attr:`Source.plain`)
+_PLAIN_TABLE_ARGS = frozenset({"this", "db", "catalog", "alias", "only", "joins"})
+
+
 class Walker:
     def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
         self.columns_of = columns_of
@@ -171,7 +175,10 @@ class Walker:
         if renamed and columns is None:
             # ``t AS s(a, b)`` over a table of unknown columns: the new names cannot be traced to the old ones
             return Source(alias, None, [(n, Origin("unknown", hint=n)) for n in renamed])
-        return Source(alias, key, _rename(columns, renamed) if columns is not None else None)
+        # anything but a name, an alias and ONLY (a temporal clause, a sample, partitions, hints) may return rows
+        # other than one per key value
+        plain = not renamed and all(not v or k in _PLAIN_TABLE_ARGS for k, v in node.args.items())
+        return Source(alias, key, _rename(columns, renamed) if columns is not None else None, plain)
 
     def from_item(self, node: exp.Expression, ctes: Ctes, scope: Scope | None) -> Source:
         pivots = node.args.get("pivots") if isinstance(node, (exp.Table, exp.Subquery)) else None
@@ -1015,7 +1022,14 @@ class Walker:
         distinct = node.args.get("distinct")
         if isinstance(distinct, exp.Distinct) and distinct.args.get("on") is None:
             # SELECT DISTINCT over a guess and a value returns one row or two: equality decides the count
-            self.lineage.uses.extend(("DISTINCT", o.origin) for o in outputs)
+            projected = list(node.expressions)
+            beside = (
+                self.beside([p.unalias() for p in projected], scope)
+                if len(projected) == len(outputs)
+                else {}
+            )
+            for proj, o in zip(projected if beside else [None] * len(outputs), outputs, strict=True):
+                self.keyed_use("DISTINCT", o.origin, beside.get(id(proj.unalias())) if proj is not None else None)
         self.uses_of(node, scope, ctes, flattened=bool(nested))
         for join in nested:  # the ON / USING of a parenthesised join group, over every source of the FROM
             if str(join.args.get("method") or "").upper() == "NATURAL":
@@ -1125,11 +1139,67 @@ class Walker:
                 if shadow is not None and not (shadow.kind == "column" and shadow == self.column(col, scope)):
                     self.lineage.uses.append((clause, shadow))
             if clause in ("ORDER BY", "GROUP BY"):
-                self.orderings(part, scope, ctes, clause)
+                beside = self.beside(list(part.expressions), scope, aliases) if clause == "GROUP BY" and not any(
+                    part.args.get(k) for k in ("all", "grouping_sets", "cube", "rollup")
+                ) else {}
+                self.orderings(part, scope, ctes, clause, beside)
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
 
-    def orderings(self, part: exp.Expression | None, scope: Scope, ctes: Ctes, clause: str = "ORDER BY") -> None:
+    def beside(
+        self, items: list[exp.Expression], scope: Scope, aliases: dict[str, Origin] | None = None
+    ) -> dict[int, tuple[str, frozenset[str]]]:
+        """``id(item)`` -> (table, the columns of the same table reference among ``items``) for each item that is a
+        plain column of a table in ``scope``'s own FROM (what :attr:`Lineage.keyed` records). A name that is also
+        an output alias of something else is left out (which of the two it names is the engine's choice)."""
+        found: dict[int, tuple[Source, str]] = {}
+        for item in items:
+            if not isinstance(item, exp.Column) or isinstance(item.this, exp.Star):
+                continue
+            name = item.name.lower()
+            if aliases is not None and not item.table and name in aliases:
+                shadow = aliases[name]
+                if not (shadow.kind == "column" and shadow == self.column(item, scope)):
+                    continue
+            src = self.instance_of(item, scope)
+            if src is not None and src.table is not None:
+                found[id(item)] = (src, name)
+        named: dict[int, set[str]] = {}
+        for src, name in found.values():
+            named.setdefault(id(src), set()).add(name)
+        return {i: (src.table or "", frozenset(named[id(src)])) for i, (src, _) in found.items()}
+
+    @staticmethod
+    def instance_of(col: exp.Column, scope: Scope) -> Source | None:
+        """The one table reference of ``scope``'s own FROM that ``col`` plainly reads (``None``: another kind of
+        source, an outer query's, or not certain)."""
+        name, qualifier = col.name.lower(), col.table.lower()
+        if qualifier:
+            found = [s for s in scope.sources if s.alias == qualifier]
+        else:
+            found = [s for s in scope.sources if s.find(name) is not None]
+        if len(found) != 1 or found[0].table is None or not found[0].plain:
+            return None
+        src = found[0]
+        origin = src.find(name)
+        if origin is None or origin.kind != "column" or origin.sources != frozenset({(src.table, name)}):
+            return None
+        return src
+
+    def keyed_use(self, clause: str, origin: Origin, beside: tuple[str, frozenset[str]] | None) -> None:
+        use = (clause, origin)
+        self.lineage.uses.append(use)
+        if beside is not None:
+            self.lineage.keyed.append((use, *beside))
+
+    def orderings(
+        self,
+        part: exp.Expression | None,
+        scope: Scope,
+        ctes: Ctes,
+        clause: str = "ORDER BY",
+        beside: dict[int, tuple[str, frozenset[str]]] | None = None,
+    ) -> None:
         """ORDER BY / GROUP BY items, by expression, output name or position."""
         if part is None:
             return
@@ -1161,7 +1231,7 @@ class Walker:
                 else:
                     self.lineage.uses.append((clause, Origin("unknown")))
                 continue
-            self.lineage.uses.append((clause, self.expr(target, scope, ctes)))
+            self.keyed_use(clause, self.expr(target, scope, ctes), beside.get(id(item)) if beside else None)
 
     def implicit(self, node: exp.Expression | None, src: Source) -> None:
         """``src``'s columns are taken as a whole, by a star or a whole row, not by name: a column another

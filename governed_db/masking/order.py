@@ -48,6 +48,9 @@ class Relation:
     #: lower-case columns masked for the identity (may decide nothing) / masked whole when computed on
     masked: frozenset[str] = frozenset()
     redacted: frozenset[str] = frozenset()
+    #: lower-case columns of every key that is never NULL and has no masked column (grouping by one decides the
+    #: groups: the rest of its row's columns follow, decision 0283)
+    keys: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,9 @@ class Planner:
         distinct_on = isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None
         plain_distinct = isinstance(distinct, exp.Distinct) and not distinct_on
         row_key = self._row_key(scope) if hazard else None
+        # masked columns grouped (or made DISTINCT) beside a key of their own row, which the predicate guard lets
+        # through: they split no group, but a hash or sort over them orders the groups (decision 0283)
+        beside = self._beside_keys(node, scope, group, plain_distinct)
 
         self._aggregates(node, scope, hazard, row_key)
         if hazard:
@@ -305,9 +311,9 @@ class Planner:
             self._order_by_key(node, lead, row_key, "DISTINCT ON")
 
         ordered = False
-        if hazard and (need or nodes.limited(node)) and not distinct_on:
+        if (hazard or beside) and (need or nodes.limited(node)) and not distinct_on:
             if isinstance(group, exp.Group):
-                keys = self._group_items(node, group)
+                keys = self._group_items(node, group, beside)
                 if keys is None:
                     self._refuse(
                         "the groups of this query come from a table with an index on a masked column, so their "
@@ -325,7 +331,7 @@ class Planner:
                         "name the columns and ORDER BY them, or ask for an unmask grant (masking.unmask)",
                     )
                 else:
-                    self._order(node, [str(i + 1) for i in range(len(outs))])
+                    self._order(node, [str(i + 1) for i in range(len(outs)) if i not in beside])
                     ordered = True
             elif not aggregated:
                 if row_key is None and self._pushed_down(node, scope, need):
@@ -338,15 +344,15 @@ class Planner:
         if single:
             key = []
         elif isinstance(group, exp.Group):
-            key = self._output_positions(node, group, outs)
+            key = self._output_positions(node, group, outs, beside)
         elif plain_distinct and outs is not None:
-            key = list(range(len(outs)))
+            key = [i for i in range(len(outs)) if i not in beside]
         else:
             key = self._key_outputs(scope, outs)
         plain = not (aggregated or grouped or isinstance(distinct, exp.Distinct))
         return _Shape(
             outs,
-            hazard and not ordered and not single,
+            (hazard or bool(beside)) and not ordered and not single,
             key,
             node if plain else None,
             row_key if plain else None,
@@ -515,21 +521,57 @@ class Planner:
             found.append(at[0])
         return found
 
-    def _group_items(self, node: exp.Select, group: exp.Group) -> list[str] | None:
+    def _beside_keys(
+        self, node: exp.Select, scope: _Scope, group: exp.Expression | None, plain_distinct: bool
+    ) -> set[int]:
+        """GROUP BY items (``id`` of the node) or DISTINCT output positions that are masked columns grouped beside
+        a whole key of their own table reference (decision 0283); the predicate guard refuses any other masked
+        column grouped (unless the policy approved it)."""
+        if isinstance(group, exp.Group):
+            if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
+                return set()
+            items: list[tuple[int, exp.Expression]] = [(id(g), g) for g in group.expressions]
+        elif plain_distinct:
+            items = [(i, p.unalias()) for i, p in enumerate(node.expressions)]
+        else:
+            return set()
+        found: list[tuple[int, _Source, str]] = []
+        named: dict[int, set[str]] = {}
+        for tag, item in items:
+            if not isinstance(item, exp.Column) or isinstance(item.this, exp.Star):
+                continue
+            src, name = self._resolve(item, scope)
+            if src is None or src.relation is None:
+                continue
+            found.append((tag, src, name))
+            named.setdefault(id(src), set()).add(name)
+        out: set[int] = set()
+        for tag, src, name in found:
+            rel = src.relation
+            assert rel is not None
+            if name not in rel.masked and name not in rel.redacted:
+                continue
+            if any(key <= named[id(src)] for key in rel.keys):
+                out.add(tag)
+        return out
+
+    def _group_items(self, node: exp.Select, group: exp.Group, beside: set[int]) -> list[str] | None:
         if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
             return None
         out = []
         for item in group.expressions:
+            if id(item) in beside:
+                continue  # follows from the key grouped beside it: ordering by it would sort by a masked value
             pos = nodes.position_of(node, item)
             out.append(str(pos + 1) if pos is not None else item.sql(dialect=self.dialect))
         return out
 
     def _output_positions(
-        self, node: exp.Select, group: exp.Group, outs: list[_Out] | None
+        self, node: exp.Select, group: exp.Group, outs: list[_Out] | None, beside: set[int]
     ) -> list[int] | None:
         if outs is None:
             return None
-        found = [nodes.position_of(node, item) for item in group.expressions]
+        found = [nodes.position_of(node, item) for item in group.expressions if id(item) not in beside]
         return None if any(p is None for p in found) else [p for p in found if p is not None]
 
     # -- masked values ---------------------------------------------------------------------------

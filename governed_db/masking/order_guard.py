@@ -170,7 +170,12 @@ def _relation(
             # no key without a masked column (a view; a MariaDB table without a primary key): every column nobody
             # masked, in order, leaves ties only between rows equal in all of them
             usable = tuple(c for c in columns if c.lower() not in masked) or None
-        found = Relation(hazard, usable, tuple(columns), masked, redacted)
+        hidden = masked | redacted
+        inherited = getattr(facts, "inherited", False)  # keys that hold for the parent's own rows only
+        whole = () if inherited else tuple(
+            frozenset(c.lower() for c in k) for k in keys if not {c.lower() for c in k} & hidden
+        )
+        found = Relation(hazard, usable, tuple(columns), masked, redacted, whole)
     cache[key] = found
     return found
 

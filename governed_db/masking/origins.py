@@ -134,6 +134,10 @@ class Lineage:
     #: tables whose columns the statement's own top-level star lists as they were read: a result with a column
     #: they lack makes them read again before its rows are masked (decision 0259)
     listed: set[str] = field(default_factory=set)
+    #: GROUP BY / DISTINCT uses of plain columns, each with its table and the columns of the same table reference
+    #: grouped beside it: ``(use, table, columns)``, ``use`` being the very tuple in :attr:`uses`. A masked column
+    #: grouped beside a key of its own row decides no group (decision 0283)
+    keyed: list[tuple[tuple[str, Origin], str, frozenset[str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +145,8 @@ class Source:
     alias: str
     table: str | None
     columns: list[tuple[str, Origin]] | None
+    #: the table's rows as stored, one per key value (not its history ``FOR SYSTEM_TIME``, a sample...)
+    plain: bool = False
 
     def find(self, name: str) -> Origin | None:
         if self.columns is None:

@@ -919,16 +919,19 @@ class OrderFacts:
     keys: tuple[tuple[str, ...], ...] = ()
     #: the relations a view reads (``None``: unknown)
     reads: tuple[str, ...] | None = None
+    #: PostgreSQL: tables inherit from it, whose rows it returns too, and its keys hold for its own rows only
+    inherited: bool = False
 
 
 _SQLITE_KIND = "SELECT type, wr FROM pragma_table_list WHERE name = ? ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
 _SQLITE_INDEXES = (
     "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?) il, pragma_index_xinfo(il.name) ii WHERE ii.key"
 )
-_SQLITE_PK = "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
+_SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
 _SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
 _PG_ORDER = (
-    "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text "
+    "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text, "
+    "c.relhassubclass "
     "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid "
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
@@ -957,7 +960,9 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
     nothing of it is read."""
     fam = family(dialect)
     if fam == "duckdb":
-        return OrderFacts("table", (), (("rowid",),))
+        # the primary key (never NULL) only names a key for grouping (decision 0283); unreadable, none
+        primary = guarded(conn, dialect, lambda cur: _duckdb_primary(cur, schema, name)) or ()
+        return OrderFacts("table", (), (("rowid",), *primary))
     if fam == "sqlite":
         return guarded(conn, dialect, lambda cur: _sqlite_order(cur, name))
     if fam == "postgres":
@@ -965,6 +970,16 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
     if fam == "mysql":
         return guarded(conn, dialect, lambda cur: _mysql_order(cur, schema, name))
     return None
+
+
+def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str, ...], ...]:
+    rows = _rows(
+        cur,
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND lower(table_name) = lower(?) AND lower(schema_name) = lower(COALESCE(?, current_schema()))",
+        (name, schema),
+    )
+    return tuple(tuple(str(c) for c in r[0]) for r in rows if r[0])
 
 
 def _sqlite_order(cur: Any, name: str) -> OrderFacts:
@@ -1002,11 +1017,16 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
             cols.add(str(column).lower())
     listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
     keys: list[tuple[str, ...]] = []
+    cur.execute(_SQLITE_PK, (name,))
+    pk = [_values(r) for r in cur.fetchall()]
     if without_rowid:
-        cur.execute(_SQLITE_PK, (name,))
-        keys.append(tuple(str(_values(r)[0]) for r in cur.fetchall()))
+        keys.append(tuple(str(p[0]) for p in pk))
     else:
         keys.append(("rowid",))
+        # an INTEGER PRIMARY KEY is the rowid under a name; another primary key of a rowid table may hold NULLs
+        # (SQLite's legacy) unless each column is declared NOT NULL
+        if (len(pk) == 1 and str(pk[0][1]) == "INTEGER") or (pk and all(int(p[2] or 0) for p in pk)):
+            keys.append(tuple(str(p[0]) for p in pk))
     return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
 
 
@@ -1017,7 +1037,8 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
         return None
     relkind = str(rows[0][0])
     indexes: dict[Any, tuple[bool, bool, list[str]]] = {}
-    for _kind, index, primary, expressions, column in rows:
+    inherited = relkind == "r" and bool(rows[0][5])
+    for _kind, index, primary, expressions, column, _sub in rows:
         if index is None:
             continue
         entry = indexes.setdefault(index, (bool(primary), bool(expressions), []))
@@ -1027,7 +1048,7 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
     keys = [tuple(cols) for primary, expr, cols in indexes.values() if primary and not expr and cols]
     if relkind in ("r", "m", "t"):
         keys.append(("ctid",))  # where the row is stored: no value of it decides that
-        return OrderFacts("table", listed, tuple(keys))
+        return OrderFacts("table", listed, tuple(keys), inherited=inherited)
     if relkind == "p":
         keys.append(("tableoid", "ctid"))
         return OrderFacts("table", listed, tuple(keys))
