@@ -602,6 +602,7 @@ def _lineage_hit(
                 "for an unmask grant (masking.unmask)",
             )
         else:
+            grouped = clause in ("GROUP BY", "DISTINCT")
             hit = _hit(
                 state,
                 analysis,
@@ -610,7 +611,14 @@ def _lineage_hit(
                 f"masked column(s) {cols} are used in {clause}; a masked value may only be selected as itself, "
                 "since one that decides which rows, how many, their order or an error reveals it",
                 "select the column plainly (it comes back masked) and filter, join, sort or group on "
-                "non-sensitive columns (an id), or ask for an unmask grant (masking.unmask) for your role",
+                "non-sensitive columns (an id)"
+                + (
+                    " — a masked column may be grouped beside its own table's primary key (GROUP BY c.id, "
+                    "c.full_name)"
+                    if grouped
+                    else ""
+                )
+                + ", or ask for an unmask grant (masking.unmask) for your role",
             )
         if hit is not None:
             return hit  # the first use the policy does not allow; an allowed rule lets the next be checked
