@@ -8,6 +8,14 @@ configuration, no unmask grant.
   and detected items only: the SSN went, the name and the date of birth came back in clear. Such a note is
   withheld whole now (decision 0274).
 
+* Classification samples a table on the caller's own session, so the sample sees what the session sees. An agent
+  inserts innocent rows, deletes the rows that hold values (each write bounded) and, still in its transaction,
+  makes masking read the table again (``USE test``, ``CREATE TEMPORARY TABLE``, even a refused ``DROP``): the
+  sample reads innocent text, the labels call the plainly named columns innocent, and after ``ROLLBACK`` the SSNs
+  come back in clear and ``WHERE tax_ref = '536-22-8726'`` counts a guess. The same from a second session, with the
+  first one at READ UNCOMMITTED. A sample that may see uncommitted rows now counts as failed (decision 0264: no
+  evidence of innocence), and READ UNCOMMITTED is refused to masked identities (decision 0275).
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -172,3 +180,183 @@ def test_optimizer_rewrites_are_withheld_whole(message: str) -> None:
 )
 def test_other_warnings_are_scrubbed_as_before(message: str, shown: str) -> None:
     assert scrub_diagnostic(message) == shown
+
+
+# -- 0275: a sample that sees uncommitted rows ---------------------------------------------------------------------
+PLAIN = "(id int primary key, contact varchar(100), tax_ref varchar(20), city varchar(40))"
+PLAIN_A = [
+    (1, "alice@example.com", "536-22-8726", "Paris"),
+    (2, "ivan@example.org", "219-45-1234", "Lyon"),
+    (3, "bob@example.net", "412-77-9001", "Rome"),
+]
+PLAIN_B = [(1, "amy.zed@example.com", "287-65-4321", "Paris"), *PLAIN_A[1:]]
+PLAIN_SECRETS = ("alice@", "536-22-8726", "amy.zed@", "287-65-4321")
+INNOCENT = ", ".join(f"({i}, 'n/a', 'n/a', 'x')" for i in range(100, 150))
+AFTER = [
+    "SELECT id, contact, tax_ref FROM {t} WHERE id = 1",
+    "SELECT id FROM {t} WHERE tax_ref = '536-22-8726'",
+]
+
+
+@pytest.fixture
+def plain(mysql_conn: Any, unique: str) -> Iterator[Callable[[list[Any]], str]]:
+    made: list[str] = []
+
+    def build(rows: list[Any]) -> str:
+        t = f"rt13md_{unique}_p{len(made)}"
+        made.append(t)
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {t} {PLAIN}")
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)", rows)
+        return t
+
+    yield build
+    with mysql_conn.cursor() as cur:
+        for t in made:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _see(conn: Any, sql: str) -> Any:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {sorted(e.decision.rules)}"
+
+
+def _hide_and_restore(mysql_kw: dict[str, Any], table: str, trick: str, governed: bool) -> list[Any]:
+    """In one transaction: innocent rows in, the rows holding values out, ``trick`` (masking reads the table
+    again), a read of an innocent row (the sample), ROLLBACK; then ``AFTER``."""
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    conn = _wrap(raw) if governed else raw
+    try:
+        assert _see(conn, "START TRANSACTION") == 0
+        assert _see(conn, f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
+        for i in (1, 2, 3):
+            assert _see(conn, f"DELETE FROM {table} WHERE id = {i}") == 1
+        _see(conn, trick)
+        assert _see(conn, f"SELECT id, city FROM {table} WHERE id = 100") == [(100, "x")]
+        assert _see(conn, "ROLLBACK") == 0
+        return [_see(conn, sql.format(t=table)) for sql in AFTER]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("trick", ["USE test", "CREATE TEMPORARY TABLE rt13md_tmp (i int)", "DROP TEMPORARY TABLE IF EXISTS rt13md_x"])
+def test_a_sample_of_rows_rolled_back_is_no_evidence(mysql_kw: dict[str, Any], plain: Any, trick: str) -> None:
+    tables = {"A": plain(PLAIN_A), "B": plain(PLAIN_B)}
+    raw = [_hide_and_restore(mysql_kw, tables[c], trick, governed=False) for c in ("A", "B")]
+    assert raw[0] != raw[1], raw
+    seen = [_hide_and_restore(mysql_kw, tables[c], trick, governed=True) for c in ("A", "B")]
+    assert seen[0] == seen[1], seen
+    assert not any(secret in repr(seen) for secret in PLAIN_SECRETS), seen
+    assert seen[0][1] == "refused: ['masked-column-predicate']", seen
+
+
+def _read_dirty(mysql_kw: dict[str, Any], table: str, reader: Any) -> list[Any]:
+    """A second session of the agent's hides the values in an open transaction while ``reader`` (at READ
+    UNCOMMITTED) reads an innocent row, then rolls back; ``reader`` runs ``AFTER``."""
+    import pymysql
+
+    hider = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert _see(hider, "START TRANSACTION") == 0
+        assert _see(hider, f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
+        for i in (1, 2, 3):
+            assert _see(hider, f"DELETE FROM {table} WHERE id = {i}") == 1
+        _see(reader, f"SELECT id, city FROM {table} WHERE id = 100")
+        assert _see(hider, "ROLLBACK") == 0
+        return [_see(reader, sql.format(t=table)) for sql in AFTER]
+    finally:
+        hider.close()
+
+
+def test_a_session_at_read_uncommitted_samples_nothing(mysql_kw: dict[str, Any], plain: Any) -> None:
+    """A session opened at READ UNCOMMITTED (the server's default, or the application's connect options)."""
+    import pymysql
+
+    tables = {"A": plain(PLAIN_A), "B": plain(PLAIN_B)}
+    dirty = "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED"
+    seen: list[Any] = []
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, init_command=dirty, **mysql_kw)
+            reader = _wrap(raw) if governed else raw
+            try:
+                seen.append(_read_dirty(mysql_kw, tables[c], reader))
+            finally:
+                reader.close()
+    assert seen[0] != seen[1], seen  # the raw sessions tell the copies apart
+    assert seen[2] == seen[3], seen
+    assert not any(secret in repr(seen[2:]) for secret in PLAIN_SECRETS), seen
+    assert seen[2][1] == "refused: ['masked-column-predicate']", seen
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+        "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+        "SET SESSION TRANSACTION READ WRITE, ISOLATION LEVEL READ UNCOMMITTED",
+        "SET tx_isolation = 'READ-UNCOMMITTED'",
+        "SET SESSION tx_isolation = 0",
+        "SET @@session.tx_isolation = @level",
+    ],
+)
+def test_read_uncommitted_is_refused(mysql_kw: dict[str, Any], sql: str) -> None:
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert "'masked-column-predicate'" in _see(conn, sql)
+        assert _see(conn, "SELECT @@tx_isolation") == [("REPEATABLE-READ",)]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SET tx_isolation = 'REPEATABLE-READ'",
+        "SET TRANSACTION READ ONLY",
+    ],
+)
+def test_other_isolation_levels_run(mysql_kw: dict[str, Any], sql: str) -> None:
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert _see(conn, sql) == 0
+    finally:
+        conn.close()
+
+
+def test_writes_in_a_transaction_look_alikes(mysql_kw: dict[str, Any], plain: Any) -> None:
+    """Reads and filters keep running in a transaction that wrote (tables sampled before the write), and, once it
+    ends, on a table first sampled while it was open; a transaction that only reads (PyMySQL's default, no
+    autocommit) filters as before."""
+    import pymysql
+
+    first, later = plain(PLAIN_A), plain([(1, "n/a", "n/a", "Paris"), (2, "n/a", "n/a", "Lyon")])
+    conn = _wrap(pymysql.connect(**mysql_kw))  # autocommit off: every statement is in a transaction
+    try:
+        assert _see(conn, f"SELECT id FROM {first} WHERE city = 'Lyon'") == [(2,)]
+        assert _see(conn, f"UPDATE {first} SET city = 'Nice' WHERE id = 2") == 1
+        assert _see(conn, f"SELECT id, city FROM {first} WHERE city = 'Nice'") == [(2, "Nice")]
+        assert _see(conn, f"SELECT id, city FROM {later} WHERE id = 1") == [(1, "Paris")]
+        conn.commit()
+        assert _see(conn, f"SELECT id FROM {later} WHERE city = 'Lyon'") == [(2,)]
+        assert _see(conn, f"SELECT id FROM {later} WHERE tax_ref = 'n/a' ORDER BY id") == [(1,), (2,)]
+        conn.rollback()
+    finally:
+        conn.close()
+    reader = _wrap(pymysql.connect(**mysql_kw))
+    try:
+        assert _see(reader, f"SELECT id FROM {later} WHERE tax_ref = 'n/a' ORDER BY id") == [(1,), (2,)]
+    finally:
+        reader.close()
