@@ -360,3 +360,52 @@ def test_writes_in_a_transaction_look_alikes(mysql_kw: dict[str, Any], plain: An
         assert _see(reader, f"SELECT id FROM {later} WHERE tax_ref = 'n/a' ORDER BY id") == [(1,), (2,)]
     finally:
         reader.close()
+
+
+def test_aiomysql_a_sample_of_rows_rolled_back_is_no_evidence(mysql_kw: dict[str, Any], plain: Any) -> None:
+    """aiomysql reads the catalog (and samples) with ``await`` before a statement is judged: the same holds."""
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+    tables = {"A": plain(PLAIN_A), "B": plain(PLAIN_B)}
+
+    async def run(table: str, init: str | None) -> list[Any]:
+        conn = _wrap(await aiomysql.connect(autocommit=True, init_command=init, **kw))
+        try:
+            async def see(sql: str) -> Any:
+                cur = await conn.cursor()
+                try:
+                    await cur.execute(sql)
+                    return [tuple(r) for r in await cur.fetchall()] if cur.description else cur.rowcount
+                except governed_db.GuardrailViolation as e:
+                    return f"refused: {sorted(e.decision.rules)}"
+
+            if init is None:  # the session's own writes, rolled back
+                await see("START TRANSACTION")
+                assert await see(f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
+                for i in (1, 2, 3):
+                    assert await see(f"DELETE FROM {table} WHERE id = {i}") == 1
+                await see("CREATE TEMPORARY TABLE rt13md_tmp (i int)")
+                assert await see(f"SELECT id, city FROM {table} WHERE id = 100") == [(100, "x")]
+                await see("ROLLBACK")
+                return [await see(sql.format(t=table)) for sql in AFTER]
+            import pymysql
+
+            hider = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+            try:  # another session's, read at READ UNCOMMITTED
+                assert _see(hider, "START TRANSACTION") == 0
+                assert _see(hider, f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
+                for i in (1, 2, 3):
+                    assert _see(hider, f"DELETE FROM {table} WHERE id = {i}") == 1
+                await see(f"SELECT id, city FROM {table} WHERE id = 100")
+                assert _see(hider, "ROLLBACK") == 0
+            finally:
+                hider.close()
+            return [await see(sql.format(t=table)) for sql in AFTER]
+        finally:
+            conn.close()
+
+    for init in (None, "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED"):
+        seen = [asyncio.run(run(tables[c], init)) for c in ("A", "B")]
+        assert seen[0] == seen[1], (init, seen)
+        assert not any(secret in repr(seen) for secret in PLAIN_SECRETS), seen
+        assert seen[0][1] == "refused: ['masked-column-predicate']", seen

@@ -188,6 +188,7 @@ class AsyncDriver(Driver):
         def read(conn: Any) -> None:
             schema.read_columns(conn, gov.dialect, table_sql, db_name, name)
             if state.config.online and state.config.sample_rows > 0:
+                schema.reads_uncommitted(conn, gov.dialect)  # a sample of uncommitted rows is none (0275)
                 schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
             schema.read_composite_fields(conn, gov.dialect, table_sql)
             schema.read_view_definition(conn, gov.dialect, table_sql)

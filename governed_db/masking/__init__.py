@@ -142,7 +142,6 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     state = gov.masking_state or _state_for(gov)
     if not state.active:
         return None
-    state.note_writes(analysis)  # before any memo: samples taken in a transaction that wrote prove nothing (0275)
     statements = analysis.statements
     hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
     if (

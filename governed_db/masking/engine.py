@@ -283,8 +283,8 @@ class MaskingState:
         self._active_for: tuple[str, bool] | None = None
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
-        #: a statement that may write was judged in the transaction still open: a sample now sees its uncommitted
-        #: rows, which a rollback takes back (decision 0275)
+        #: a statement that may write ran since the last look (cleared when no transaction is open at a sample): a
+        #: sample in the transaction sees its uncommitted rows, which a rollback takes back (decision 0275)
         self.wrote = False
 
     @property
@@ -304,11 +304,9 @@ class MaskingState:
             cache[id(analysis.statements)] = entry
 
     # -- tables ----------------------------------------------------------------------------------
-    def note_writes(self, analysis: Analysis) -> None:
-        """Keep :attr:`wrote` for the statement about to be judged: cleared once no transaction is open, set by a
-        statement that may write (a procedure call, DDL and an unknown statement may too)."""
-        if self.wrote and not self.gov.driver.in_transaction(self.gov, self.gov.raw):
-            self.wrote = False
+    def ran(self, analysis: Analysis) -> None:
+        """A statement reached the database: one that may write (DML, DDL, a procedure call, an unknown statement)
+        leaves rows the open transaction can still take back (decision 0275)."""
         if not self.wrote and any(s.kind not in _NOT_WRITING for s in analysis.statements):
             self.wrote = True
 
@@ -316,8 +314,10 @@ class MaskingState:
         """Would a sample read now see rows no transaction has committed? The open transaction's own writes (a
         rollback, to a savepoint too, takes them back), or, on MySQL/MariaDB at READ UNCOMMITTED, other sessions'
         (decision 0275). Such a sample is no evidence of what the table holds."""
-        if self.wrote and self.gov.driver.in_transaction(self.gov, self.gov.raw):
-            return True
+        if self.wrote:
+            if self.gov.driver.in_transaction(self.gov, self.gov.raw):
+                return True
+            self.wrote = False  # committed, or rolled back: what a sample reads now is what others read
         return schema.reads_uncommitted(raw, self.dialect)
 
     def _drop_derived(self) -> None:
