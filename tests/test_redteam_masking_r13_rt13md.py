@@ -438,3 +438,36 @@ def test_innocent_rows_placed_before_the_values_do_not_settle_the_table(mysql_kw
             reader.close()
     assert seen[0] == seen[1], seen
     assert not any(secret in repr(seen) for secret in PLAIN_SECRETS), seen
+
+
+@pytest.mark.parametrize("trick", ["CREATE TEMP TABLE rt13md_tmp (i int)", "DISCARD TEMP"])
+def test_postgres_a_sample_of_rows_rolled_back_is_no_evidence(pg_dsn: str, pg_conn: Any, unique: str, trick: str) -> None:
+    """The same on PostgreSQL (psycopg): the session's own uncommitted rows, a re-read forced by DDL or DISCARD."""
+    import psycopg
+
+    tables = {c: f"rt13md_{unique}_{c.lower()}" for c in ("A", "B")}
+    try:
+        for c, rows in (("A", PLAIN_A), ("B", PLAIN_B)):
+            pg_conn.execute(f"CREATE TABLE {tables[c]} {PLAIN}")
+            with pg_conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {tables[c]} VALUES (%s, %s, %s, %s)", rows)
+        seen = []
+        for c in ("A", "B"):
+            conn = _wrap(psycopg.connect(pg_dsn, autocommit=True))
+            try:
+                _see(conn, "BEGIN")
+                assert _see(conn, f"INSERT INTO {tables[c]} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
+                for i in (1, 2, 3):
+                    assert _see(conn, f"DELETE FROM {tables[c]} WHERE id = {i}") == 1
+                _see(conn, trick)
+                assert _see(conn, f"SELECT id, city FROM {tables[c]} WHERE id = 100") == [(100, "x")]
+                _see(conn, "ROLLBACK")
+                seen.append([_see(conn, sql.format(t=tables[c])) for sql in AFTER])
+            finally:
+                conn.close()
+        assert seen[0] == seen[1], seen
+        assert not any(secret in repr(seen) for secret in PLAIN_SECRETS), seen
+        assert seen[0][1] == "refused: ['masked-column-predicate']", seen
+    finally:
+        for t in tables.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
