@@ -390,6 +390,8 @@ class Statement:
     def succeeded(self) -> None:
         """The driver answered: arm the result with its masking plan and row limit, record success."""
         gov, result, span = self.gov, self.result, self.span
+        if gov.masking_state is not None:
+            gov.masking_state.ran(self.analysis)
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored
@@ -408,6 +410,8 @@ class Statement:
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return
+        if self.gov.masking_state is not None:
+            self.gov.masking_state.ran(self.analysis)  # a failed write may have left rows (decision 0275)
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
         masking.scrub_error(exc, gov=self.gov, statement=known)

@@ -199,6 +199,7 @@ class AsyncDriver(Driver):
             # back in clear on asyncpg)
             cols = schema.read_columns(conn, gov.dialect, table_sql, db_name, name)
             if state.config.online and state.config.sample_rows > 0:
+                schema.reads_uncommitted(conn, gov.dialect)  # a sample of uncommitted rows is none (0275)
                 schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
             schema.fts_source(conn, gov.dialect, name)
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])

@@ -226,6 +226,23 @@ def scrub_error(
     guard.scrub_error(state, exc, statement)
 
 
+def scrub_warning(text: str, *, gov: Governor) -> str:
+    """A warning's message as a governed ``SHOW WARNINGS`` shows it (a driver that reads warnings on its own, as
+    aiomysql does, repeats them through this): values it quotes blanked, the optimizer's rewritten statement
+    withheld (decision 0274)."""
+    from governed_db.masking.engine import state_for
+
+    try:
+        state = state_for(gov)
+    except Exception:
+        return text
+    if not state.active:
+        return text
+    from governed_db.masking.messages import scrub_diagnostic
+
+    return scrub_diagnostic(text)
+
+
 _LAZY = {
     "MaskingConfig": "governed_db.masking.config",
     "Grant": "governed_db.masking.config",
@@ -263,4 +280,5 @@ __all__ = [
     "predicate_hit",
     "reorder",
     "scrub_error",
+    "scrub_warning",
 ]

@@ -149,6 +149,8 @@ class StatementFacts:
 
 
 _PG = frozenset({"postgres", "postgresql"})
+#: statement kinds that change no row (any other may: DML, DDL, a procedure call, an unknown statement)
+_NOT_WRITING = frozenset({"read", "session", "transaction", "privilege"})
 #: PostgreSQL views whose columns hold the text of other sessions' statements
 STATEMENT_TEXT: dict[str, tuple[str, ...]] = {"pg_stat_activity": ("query",)}
 _SESSION_STATEMENTS = ("current_statement", "last_statement")
@@ -281,6 +283,9 @@ class MaskingState:
         self._active_for: tuple[str, bool] | None = None
         #: the earliest time a provisional table is sampled again (answers derived from it expire by then)
         self.next_recheck = float("inf")
+        #: a statement that may write ran since the last look (cleared when no transaction is open at a sample): a
+        #: sample in the transaction sees its uncommitted rows, which a rollback takes back (decision 0275)
+        self.wrote = False
 
     @property
     def active(self) -> bool:
@@ -299,6 +304,22 @@ class MaskingState:
             cache[id(analysis.statements)] = entry
 
     # -- tables ----------------------------------------------------------------------------------
+    def ran(self, analysis: Analysis) -> None:
+        """A statement reached the database: one that may write (DML, DDL, a procedure call, an unknown statement)
+        leaves rows the open transaction can still take back (decision 0275)."""
+        if not self.wrote and any(s.kind not in _NOT_WRITING for s in analysis.statements):
+            self.wrote = True
+
+    def uncommitted_view(self, raw: Any) -> bool:
+        """Would a sample read now see rows no transaction has committed? The open transaction's own writes (a
+        rollback, to a savepoint too, takes them back), or, on MySQL/MariaDB at READ UNCOMMITTED, other sessions'
+        (decision 0275). Such a sample is no evidence of what the table holds."""
+        if self.wrote:
+            if self.gov.driver.in_transaction(self.gov, self.gov.raw):
+                return True
+            self.wrote = False  # committed, or rolled back: what a sample reads now is what others read
+        return schema.reads_uncommitted(raw, self.dialect)
+
     def _drop_derived(self) -> None:
         """Every plan and verdict derived from labels (caller holds ``lock``): the version they were judged under
         moves on, and the caches that hold them are emptied (lineage is kept: it depends on columns, not labels)."""
@@ -487,6 +508,8 @@ class MaskingState:
             return False
         table_sql, quoted, names, seen = info.probe
         raw = conn if conn is not None else self.gov.driver.catalog_connection(self.gov)
+        if self.uncommitted_view(raw):
+            return False  # what it reads now may be rolled back: sample again (and fail) instead
         limit = self.config.sample_rows
         rows = schema.sample_columns(raw, self.dialect, table_sql, quoted, limit, SPARSE_WINDOW * limit)
         if rows is None or len(rows) >= limit:
@@ -556,7 +579,10 @@ class MaskingState:
         declared_as = dict(cols)
         sampled_rows: int | None = None
         if missing and self.config.online and self.config.sample_rows > 0:
-            sampled = schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
+            # a view of uncommitted rows counts as a failed sample: the session can take them back and leave
+            # labels read from innocent stand-ins over the values they hid (decision 0275)
+            dirty = self.uncommitted_view(raw)
+            sampled = None if dirty else schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
             info.sample_failed = info.unsampled = sampled is None
             if sampled is not None:
                 names, rows = sampled

@@ -199,9 +199,10 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
 
 def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210);
-    MySQL/MariaDB: a result character set other than UTF-8 does, as the driver decodes the values (0246)."""
+    MySQL/MariaDB: a result character set other than UTF-8 does, as the driver decodes the values (0246), and
+    READ UNCOMMITTED lets the classification see other sessions' uncommitted rows (0275)."""
     if state.dialect in ("mysql", "mariadb"):
-        return _result_charset_hit(state, analysis, identity)
+        return _result_charset_hit(state, analysis, identity) or _dirty_read_hit(state, analysis, identity)
     if state.dialect not in ("postgres", "postgresql"):
         return None
     from governed_db.sql._lexing import lossy_encoding_changes
@@ -247,6 +248,32 @@ def _result_charset_hit(state: MaskingState, analysis: Analysis, identity: Ident
                 "holds (an accented name, a replaced digit of an SSN)",
                 "keep the connection's character set utf8mb4 (choose another with the driver's "
                 "connect(charset=...)), or ask for an unmask grant (masking.unmask)",
+            )
+    return None
+
+
+def _dirty_read_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """MySQL/MariaDB READ UNCOMMITTED: a table this session samples shows another session's uncommitted rows, so an
+    agent's second session deletes the rows that hold values, inserts innocent ones, lets this one classify the
+    table from them and rolls back: the labels call the columns innocent, the values come back in clear (0275).
+    ``SET TRANSACTION ...`` (the next transaction only) leaves no trace in the session's variables, so it is
+    judged here; a session that starts at READ UNCOMMITTED is caught when a table is sampled."""
+    from governed_db.sql._lexing import dirty_read_changes
+
+    for stmt in analysis.statements:
+        if not stmt.settings:
+            continue
+        changes = dirty_read_changes(stmt, analysis.sql)
+        if changes:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} sets the isolation level ({', '.join(changes)}): at READ UNCOMMITTED this "
+                "session reads other sessions' uncommitted rows, so what masking learns of a table here may be "
+                "rows that are rolled back later, and the values they replaced would pass as innocent",
+                "use READ COMMITTED (it takes no more locks), or ask for an unmask grant (masking.unmask)",
             )
     return None
 

@@ -72,6 +72,26 @@ def scrub_message(text: str, *, conversions: bool = False) -> str:
     return scrub_text(text)
 
 
+#: MySQL/MariaDB's Note 1003 is the statement as the optimizer rewrote it (after ``EXPLAIN EXTENDED``; after any
+#: ``EXPLAIN`` on MySQL 8), with the values of every row it read by a key written in as constants: ``select
+#: 'Alice Martin' AS `full_name`,'1985-03-02' AS `birth_date` from `t` where 1`` for ``... WHERE id = 1``. It is
+#: printed in lower case, after ``/* select#1 */`` markers, where a warning's own text starts with a capital
+_REWRITTEN = re.compile(
+    r"\A\s*(?:/\*.*?\*/\s*)*(?:\(\s*)*(?:select|with|update|delete|insert|replace|values|table|call|do)\b", re.S
+)
+#: what the caller sees in its place
+REWRITTEN_WITHHELD = "[withheld: the statement as the optimizer rewrote it, with values of rows it read by key]"
+
+
+def scrub_diagnostic(text: str) -> str:
+    """A ``SHOW WARNINGS``/``SHOW ERRORS`` message without the values it quotes: a conversion warning's value is
+    blanked, and the optimizer's rewritten statement (Note 1003), made of values the caller never selected, is
+    withheld whole (its literals cannot be told from values: a BIT or binary column's bytes are written bare)."""
+    if _REWRITTEN.match(text):
+        return REWRITTEN_WITHHELD
+    return scrub_message(text, conversions=True)
+
+
 def loggable(exc: BaseException) -> str:
     """``exc`` for a log line or a fault's message: its class and its text with any value the database quoted
     blanked (a catalog read or a sample that failed quotes the stored value it could not convert or decode, and
@@ -83,4 +103,4 @@ def loggable(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-__all__ = ["loggable", "scrub_message"]
+__all__ = ["REWRITTEN_WITHHELD", "loggable", "scrub_diagnostic", "scrub_message"]

@@ -26,7 +26,7 @@ from governed_db.masking.classify import OBSERVED_TEXT, ColumnClass, classify_na
 from governed_db.masking.config import Grant
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
-from governed_db.masking.messages import scrub_message
+from governed_db.masking.messages import scrub_diagnostic
 from governed_db.masking.origins import COMPUTED_STAR, CONST, combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import constant_for, is_date_label
@@ -347,9 +347,10 @@ def _computed(origin: Origin) -> Origin:
 
 def diagnostics_masker() -> Masker:
     """``SHOW WARNINGS`` messages quote values of earlier statements (``Truncated incorrect DOUBLE value:
-    'Alice Smith'``): blank what they quote, as for error messages."""
+    'Alice Smith'``): blank what they quote, as for error messages; the optimizer's rewritten statement, which
+    quotes the rows an EXPLAIN read by key, is withheld whole."""
     def message(value: Any) -> Any:
-        return scrub_message(value, conversions=True) if isinstance(value, str) else value
+        return scrub_diagnostic(value) if isinstance(value, str) else value
 
     return message
 

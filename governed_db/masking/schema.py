@@ -288,6 +288,24 @@ def _all_versions(cur: Any, dialect: str, table_sql: str) -> str:
     return f"{table_sql} FOR SYSTEM_TIME ALL" if versioned else table_sql
 
 
+def reads_uncommitted(conn: Any, dialect: str) -> bool:
+    """MySQL/MariaDB: does the session read other sessions' uncommitted rows (READ UNCOMMITTED, from the server's
+    default or the connection's own options)? ``False`` elsewhere, and when it cannot be read (decision 0275)."""
+    if family(dialect) != "mysql":
+        return False
+
+    def work(cur: Any) -> bool:
+        for variable in ("@@session.tx_isolation", "@@session.transaction_isolation"):  # MariaDB, MySQL 8
+            try:
+                level = _rows(cur, f"SELECT {variable}")
+            except Exception:
+                continue
+            return bool(level) and str(level[0][0]).upper().replace(" ", "-") == "READ-UNCOMMITTED"
+        return False
+
+    return bool(guarded(conn, dialect, work))
+
+
 def sample(
     conn: Any, dialect: str, table_sql: str, limit: int
 ) -> tuple[list[str], list[Sequence[Any]]] | None:

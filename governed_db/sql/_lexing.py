@@ -189,6 +189,41 @@ def mysql_result_charset_changes(stmt: StatementInfo) -> list[str]:
     return list(found)
 
 
+#: MySQL/MariaDB isolation settings, and the values of them that read committed rows only (``tx_isolation``'s
+#: numbers are its enum's positions: 0 is READ-UNCOMMITTED; DEFAULT is the server's, read when a table is sampled)
+_ISOLATION_SETTINGS = frozenset({"tx_isolation", "transaction_isolation"})
+_COMMITTED_LEVELS = frozenset(
+    {"read-committed", "repeatable-read", "serializable", "read committed", "repeatable read", "1", "2", "3",
+     "default"}
+)  # fmt: skip
+_READ_UNCOMMITTED = re.compile(r"\bisolation\s+level\s+read\s+uncommitted\b", re.I)
+
+
+def dirty_read_changes(stmt: StatementInfo, text: str) -> list[str]:
+    """MySQL/MariaDB: the isolation settings ``stmt`` (of the SQL ``text``) gives a level that reads uncommitted
+    rows, or a value that cannot be read (``name=value``); ``SET [SESSION] TRANSACTION ISOLATION LEVEL READ
+    UNCOMMITTED``, which sqlglot keeps opaque, is read from the text (decision 0275)."""
+    found: dict[str, None] = {}
+    tree = stmt.expression
+    assigned = _assignments(tree) if tree is not None and not isinstance(tree, exp.Command) else []
+    known = set()
+    for name, value in assigned:
+        short = name.rsplit(".", 1)[-1].lstrip("@").lower()
+        known.add(short)
+        if short in _ISOLATION_SETTINGS and (value is None or value.strip().strip("'\"`").lower() not in _COMMITTED_LEVELS):
+            found.setdefault(f"{short}={value}" if value is not None else short, None)
+    for name, scope, write in stmt.settings:
+        if not write or scope == "reset":
+            continue
+        short = name.rsplit(".", 1)[-1].lstrip("@").lower()
+        if short in _ISOLATION_SETTINGS and short not in known:
+            found.setdefault(short, None)  # an opaque SET: its value cannot be read
+        elif _READ_UNCOMMITTED.search(text):
+            # SET [SESSION] TRANSACTION [READ WRITE,] ISOLATION LEVEL READ UNCOMMITTED (named by its other parts)
+            found.setdefault("isolation level READ UNCOMMITTED", None)
+    return list(found)
+
+
 def search_path_changes(stmt: StatementInfo) -> bool:
     """Does ``stmt`` change which schema unqualified names resolve to?"""
     if any(write and name == "search_path" for name, _scope, write in stmt.settings):
@@ -206,6 +241,7 @@ __all__ = [
     "LEXING_SETTINGS",
     "LEXING_SQL_MODES",
     "UNSAFE_ENCODINGS",
+    "dirty_read_changes",
     "lexing_changes",
     "lossless_encoding",
     "lossy_encoding_changes",
