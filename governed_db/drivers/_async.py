@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.drivers import Driver
 from governed_db.masking.messages import loggable
+from governed_db.sql._quoted_names import parse_one
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
@@ -205,7 +205,7 @@ class AsyncDriver(Driver):
         from governed_db.masking.catalog import table_key
 
         try:
-            tree = sqlglot.parse_one(definition, dialect=state.sg_dialect)
+            tree = parse_one(definition, state.sg_dialect)
         except Exception:
             return
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
@@ -49,6 +48,7 @@ from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.masking.strategies.spans import key_label
+from governed_db.sql._quoted_names import parse_one
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -707,7 +707,7 @@ class MaskingState:
         and sampled values say (a scan finds no names). A definition that cannot be traced keeps the sample's
         classes (decision 0262)."""
         try:
-            tree = sqlglot.parse_one(definition, dialect=self.sg_dialect)
+            tree = parse_one(definition, self.sg_dialect)
             if not isinstance(tree, exp.Expression):
                 raise TypeError("not a query")
             lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
@@ -753,7 +753,7 @@ class MaskingState:
         text columns are redacted whole (fail closed; a scan finds no names), its numbers and dates exact."""
         try:
             read = {table_key(".".join(p.name for p in t.parts))
-                    for t in sqlglot.parse_one(definition, dialect=self.sg_dialect).find_all(exp.Table)}
+                    for t in parse_one(definition, self.sg_dialect).find_all(exp.Table)}
         except Exception:
             read = None
         if read is not None and not any(

@@ -1,0 +1,165 @@
+"""Red-team round 13 on SQLite, aiosqlite and DuckDB: two databases that differ only in one customer's secrets (a right
+and a wrong guess); a statement the governed connection answers differently for them is a leak. Each finding shows
+the difference on the raw connection, that the governed ones answer alike (every byte: rows, names, errors), and
+that its innocent look-alikes still run with exact data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests._redteam import observe
+from tests.test_masking_noninterference import ATTACKER
+
+#: the customer the attacker guesses about, in two versions whose masked forms are byte-identical
+ALICE = (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415-555-2671", "Paris", 10.0)
+ANNA = (1, "Anna Quinn", "anna@example.com", "100-99-0000", "+1 415-555-9971", "Paris", 10.0)
+OTHERS = [
+    (2, "Bob Jones", "bob@example.org", "219-45-1002", "+1 415-555-0102", "Lyon", 20.0),
+    (3, "Carol White", "carol@example.net", "219-45-1003", "+1 415-555-0103", "Nice", 30.0),
+    (4, "Dan Brown", "dan@example.com", "219-45-1004", "+1 415-555-0104", "Lyon", 40.0),
+    (5, "Eve Black", "eve@example.com", "219-45-1005", "+1 415-555-0105", "Paris", 50.0),
+]
+CUSTOMERS = ("CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, email TEXT, ssn TEXT, phone TEXT, "
+             "city TEXT, amount REAL)")
+CLEAR = ("Alice", "Anna", "536-22", "100-99", "alice@", "anna@", "2671", "9971")
+
+
+def _sqlite(secret: tuple[Any, ...], setup: tuple[str, ...] = ()) -> sqlite3.Connection:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute(CUSTOMERS)
+    raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
+    for sql in setup:
+        raw.execute(sql)
+    return raw
+
+
+def _governed(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
+
+
+def _sqlite_runs(steps: tuple[str, ...], setup: tuple[str, ...] = (), governed: bool = True) -> list[list[Any]]:
+    """What the attacker sees of ``steps`` on each of the two databases."""
+    out = []
+    for secret in (ALICE, ANNA):
+        raw = _sqlite(secret, setup)
+        conn = _governed(raw) if governed else raw
+        out.append([observe(conn, sql) for sql in steps])
+        conn.close()
+    return out
+
+
+def _aiosqlite_runs(steps: tuple[str, ...], setup: tuple[str, ...] = ()) -> list[list[Any]]:
+    aiosqlite = pytest.importorskip("aiosqlite")
+
+    async def one(secret: tuple[Any, ...]) -> list[Any]:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None)
+        await raw.execute(CUSTOMERS)
+        await raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
+        for sql in setup:
+            await raw.execute(sql)
+        conn = _governed(raw)
+        seen: list[Any] = []
+        for sql in steps:
+            try:
+                cur = await conn.execute(sql)
+                seen.append(([d[0] for d in cur.description or ()], [tuple(r) for r in await cur.fetchall()]))
+            except governed_db.GuardrailViolation as e:
+                seen.append(f"refused: {e}")
+            except Exception as e:
+                seen.append(f"{type(e).__name__}: {e}")
+        await conn.close()
+        return seen
+
+    return [asyncio.run(one(secret)) for secret in (ALICE, ANNA)]
+
+
+def _no_clear_value(seen: Any) -> None:
+    text = repr(seen)
+    assert not any(v in text for v in CLEAR), text
+
+
+# -- finding 1: SQLite reads a single-quoted string as a name where its grammar wants one (decision 0277) --------
+
+#: each reads a masked column through a name SQLite takes from a string: the value itself, or a predicate on it
+QUOTED_NAMES = [
+    "SELECT 'customers'.full_name FROM customers WHERE id = 1",
+    "SELECT 'c'.'email' FROM customers AS c WHERE id = 1",
+    "SELECT upper('customers'.full_name) FROM customers WHERE id = 1",
+    "SELECT 'c'.* FROM customers AS c WHERE id = 1",
+    "SELECT 'customers'.* FROM customers WHERE id = 1",
+    "SELECT count(*) FROM customers WHERE 'customers'.ssn LIKE '5%'",
+    "SELECT count(*) FROM customers c WHERE 'c'.ssn LIKE '5%'",
+    "SELECT count(*) FROM customers WHERE 'main'.'customers'.'ssn' LIKE '5%'",
+    "SELECT id FROM customers ORDER BY 'customers'.ssn LIMIT 1",
+    "SELECT count(*) FROM customers a JOIN (SELECT '536-22-8726' AS ssn) b USING ('ssn')",
+]
+
+
+@pytest.mark.parametrize("sql", QUOTED_NAMES)
+def test_a_name_written_as_a_string_is_the_column_it_names(sql: str) -> None:
+    """Found in round 13: SQLite takes a single-quoted string as a name where its grammar wants a name (``nm ::=
+    STRING``): ``'customers'.full_name`` is the column, ``USING ('ssn')`` joins on it. sqlglot read those strings
+    as string literals, so analysis saw a constant: ``SELECT 'customers'.full_name`` and ``'c'.*`` returned names,
+    e-mails and SSNs in clear, and ``WHERE 'c'.ssn LIKE '5%'`` answered 1 or 0 by the SSN. SQLite text is now
+    tokenized as SQLite reads it (decision 0277)."""
+    raw = _sqlite_runs((sql,), governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs((sql,))
+    assert a == b, (a, b)
+    _no_clear_value(a)
+
+
+def test_a_name_written_as_a_string_through_aiosqlite() -> None:
+    """The same reads through aiosqlite: masked or refused alike."""
+    steps = ("SELECT 'customers'.full_name FROM customers WHERE id = 1",
+             "SELECT count(*) FROM customers c WHERE 'c'.ssn LIKE '5%'")
+    a, b = _aiosqlite_runs(steps)
+    assert a == b, (a, b)
+    assert a[0] == (["full_name"], [("[PERSON_NAME]",)]), a
+    assert str(a[1]).startswith("refused: ") and "masked-column-predicate" in str(a[1]), a
+    _no_clear_value(a)
+
+
+VIEW = ("CREATE VIEW v AS SELECT 'c'.id AS id, 'c'.full_name AS who, c.city AS city FROM customers c",)
+
+
+def test_a_view_and_a_copy_that_name_a_column_with_a_string() -> None:
+    """Found in round 13 with the same spelling: an application's view ``SELECT 'c'.full_name AS who`` was traced as
+    a constant (its names came back in clear), and ``INSERT INTO tt(a) SELECT 'c'.full_name ...`` was no copy of a
+    masked column, so the names read back from the agent's own temporary table in clear."""
+    steps = ("SELECT who, city FROM v ORDER BY id", "CREATE TEMP TABLE tt (a TEXT)",
+             "INSERT INTO tt(a) SELECT 'c'.full_name FROM customers c WHERE id = 1", "SELECT a FROM tt")
+    raw = _sqlite_runs(steps, VIEW, governed=False)
+    assert raw[0][0] != raw[1][0] and raw[0][3] != raw[1][3], raw
+    a, b = _sqlite_runs(steps, VIEW)
+    assert a == b, (a, b)
+    assert a[0][1][0] == ("[PERSON_NAME]", "Paris"), a
+    assert "masked-column-copy" in str(a[2]) and a[3] == (["a"], []), a
+    _no_clear_value(a)
+
+
+def test_names_written_as_strings_over_innocent_columns_still_run() -> None:
+    """The innocent look-alikes: the same spellings over columns nobody masked, string constants, and a window
+    named by a string, run as written with exact results."""
+    steps = (
+        "SELECT 'c'.city, 'c'.id, c.'amount' FROM customers AS c WHERE 'c'.city = 'Paris' ORDER BY 'c'.id",
+        "SELECT count(*) FROM customers a JOIN customers b USING ('id', 'city')",
+        "SELECT 'plain string', 'a' || 'b', 'x' = 'x' FROM customers WHERE id = 1",
+        "SELECT id, row_number() OVER 'w' FROM customers WINDOW 'w' AS (ORDER BY id) ORDER BY id LIMIT 2",
+        "SELECT id, 'customers'.city FROM customers WHERE city = 'Lyon' ORDER BY id",
+    )
+    a, b = _sqlite_runs(steps)
+    assert a == b, (a, b)
+    assert a == [
+        (["city", "id", "amount"], [("Paris", 1, 10.0), ("Paris", 5, 50.0)]),
+        (["count(*)"], [(5,)]),
+        (["'plain string'", "'a' || 'b'", "'x' = 'x'"], [("plain string", "ab", 1)]),
+        (["id", "row_number() OVER 'w'"], [(1, 1), (2, 2)]),
+        (["id", "city"], [(2, "Lyon"), (4, "Lyon")]),
+    ], a
