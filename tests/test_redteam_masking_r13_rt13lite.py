@@ -163,3 +163,66 @@ def test_names_written_as_strings_over_innocent_columns_still_run() -> None:
         (["id", "row_number() OVER 'w'"], [(1, 1), (2, 2)]),
         (["id", "city"], [(2, "Lyon"), (4, "Lyon")]),
     ], a
+
+
+# -- finding 2: a DuckDB Python function may take the name of one of DuckDB's own (decision 0278) ----------------
+
+duckdb = pytest.importorskip("duckdb")
+
+
+def _duck(secret: tuple[Any, ...]) -> Any:
+    raw = duckdb.connect(":memory:")
+    raw.execute(CUSTOMERS.replace("REAL", "DOUBLE"))
+    raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [list(secret), *map(list, OTHERS)])
+    return raw
+
+
+def _starts_with_5(value: str | None) -> str:
+    """The attacker's function: it fails exactly when the value it is given begins with a 5."""
+    if value is not None and value.startswith("5"):
+        raise ValueError("a five")
+    return "k"
+
+
+def _register_and_read(conn: Any, name: str, sql: str) -> list[Any]:
+    seen: list[Any] = []
+    try:
+        conn.create_function(name, _starts_with_5, ["VARCHAR"], "VARCHAR")
+        seen.append("registered")
+    except governed_db.GuardrailViolation as e:
+        seen.append(f"refused: {e}")
+    seen.append(observe(conn, sql))
+    return seen
+
+
+@pytest.mark.parametrize("name", ["concat", "hash", "CONCAT"])
+def test_a_python_function_may_not_take_the_name_of_a_duckdb_function(name: str) -> None:
+    """Found in round 13: DuckDB lets ``create_function('concat', f, ['VARCHAR'], 'VARCHAR')`` stand in for its own
+    ``concat`` (and ``hash``...) for the argument types it declares, and the governed connection passed
+    ``create_function`` through. ``SELECT concat(ssn) ...``, which masking lets through (masked whole), then called
+    ``f`` with the raw SSN, and whether it raised told a 5 from any other first digit. A Python function may no
+    longer take a name DuckDB or masking knows (decision 0278)."""
+    sql = f"SELECT {name}(ssn) FROM customers WHERE id = 1"
+    raw = [_register_and_read(_duck(s), name, sql) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    assert "a five" in str(raw[0][1]) and raw[1][1][1] == [("k",)], raw
+    a, b = (_register_and_read(_governed(_duck(s)), name, sql) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    assert a[0].startswith("refused: ") and "would replace one DuckDB" in a[0], a
+    _no_clear_value(a)
+
+
+def test_a_python_function_of_its_own_name_still_registers() -> None:
+    """The innocent look-alike: a function under a name of its own registers and runs over innocent columns; given a
+    masked column it is refused as a copy, as before; the caller's pending result survives the name check."""
+    conn = _governed(_duck(ALICE))
+    conn.execute("SELECT id FROM customers WHERE id < 3 ORDER BY id")
+    conn.fetchall()
+    conn.create_function("city_tag", lambda v: f"<{v}>", ["VARCHAR"], "VARCHAR")
+    assert observe(conn, "SELECT city_tag(city) FROM customers WHERE id = 2") == (["city_tag(city)"], [("<Lyon>",)])
+    assert "masked-column-copy" in str(observe(conn, "SELECT city_tag(ssn) FROM customers WHERE id = 2"))
+    conn.execute("SELECT id FROM customers WHERE id < 3 ORDER BY id")
+    with pytest.raises(governed_db.GuardrailViolation):
+        conn.create_function("upper", lambda v: v, ["VARCHAR"], "VARCHAR")
+    assert conn.fetchall() == [(1,), (2,)]
+    conn.close()
