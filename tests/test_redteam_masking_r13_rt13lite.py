@@ -226,3 +226,59 @@ def test_a_python_function_of_its_own_name_still_registers() -> None:
         conn.create_function("upper", lambda v: v, ["VARCHAR"], "VARCHAR")
     assert conn.fetchall() == [(1,), (2,)]
     conn.close()
+
+
+# -- finding 3: SQLite reads a Tcl-style parameter as one token, quotes and all (decision 0279) ------------------
+
+#: each hides what it reads from a parser that takes the quote inside ``$a(')`` for the start of a string
+TCL_PARAMETERS = [
+    ("SELECT $a(') FROM customers WHERE ssn LIKE $b(')", {"a(')": 1, "b(')": "5%"}),
+    ("SELECT $a(') FROM customers WHERE id = 1 UNION ALL SELECT full_name FROM customers WHERE id = $b(')",
+     {"a(')": "x", "b(')": 1}),
+    ("SELECT :a(') FROM customers WHERE ssn LIKE :b(')", {"a(')": 1, "b(')": "5%"}),
+    ("SELECT @a::b, full_name FROM customers WHERE id = 1", {"a::b": 1}),
+    ("SELECT #a, full_name FROM customers WHERE id = 1", {"a": 1}),
+]
+
+
+def _bound(conn: Any, sql: str, params: dict[str, Any]) -> Any:
+    try:
+        cur = conn.execute(sql, params)
+        return [tuple(r) for r in cur.fetchall()]
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.mark.parametrize(("sql", "params"), TCL_PARAMETERS)
+def test_a_tcl_parameter_cannot_hide_sql_from_the_analyser(sql: str, params: dict[str, Any]) -> None:
+    """Found in round 13: SQLite's tokenizer reads ``$a(...)`` (also ``@a(...)``, ``:a(...)``: anything up to the
+    next ``)`` without a space) as one parameter, so in ``SELECT $a(') FROM customers WHERE ssn LIKE $b(')`` the
+    two quotes are inside parameters; the analyser read a string from one to the other and saw ``SELECT $a('...')``
+    reading no table. The rows answered the SSN's first digit, and ``UNION ALL SELECT full_name ...`` returned the
+    names in clear. A Tcl-style parameter (or ``#name``) is now refused unanalysed (decision 0279); the ``:a(')``,
+    ``@a::b`` and ``#a`` spellings happened to fail to parse before (refused as unparseable), now by the same rule."""
+    seen = [[_bound(_governed(_sqlite(s)), sql, params)] for s in (ALICE, ANNA)]
+    assert seen[0] == seen[1], seen
+    assert str(seen[0][0]).startswith("refused: ") and "one parameter" in str(seen[0][0]), seen
+    _no_clear_value(seen)
+
+
+def test_the_tcl_parameter_oracle_exists_unprotected() -> None:
+    """The raw connection: the first statement answers by the SSN, the second returns the name."""
+    first, second = TCL_PARAMETERS[0], TCL_PARAMETERS[1]
+    assert [_bound(_sqlite(s), *first) for s in (ALICE, ANNA)] == [[(1,)], []]
+    assert [_bound(_sqlite(s), *second)[1] for s in (ALICE, ANNA)] == [("Alice Smith",), ("Anna Quinn",)]
+
+
+def test_parameters_as_applications_bind_them_still_run() -> None:
+    """The innocent look-alikes: named and positional parameters, and Tcl-looking text inside strings, quoted names
+    and comments, run as before."""
+    conn = _governed(_sqlite(ALICE))
+    assert _bound(conn, "SELECT city FROM customers WHERE id = :c", {"c": 2}) == [("Lyon",)]
+    assert _bound(conn, "SELECT city FROM customers WHERE id = @one", {"one": 1}) == [("Paris",)]
+    assert _bound(conn, "SELECT city, '$a(x)', 'a#b' AS \"$b(c)\" FROM customers WHERE id = 3 -- $c(')\n", {}) == [
+        ("Nice", "$a(x)", "a#b")]
+    assert _bound(conn, "SELECT /* @x::y */ city FROM customers WHERE id = ?", (4,)) == [("Lyon",)]  # type: ignore[arg-type]
+    assert _bound(conn, "SELECT full_name FROM customers WHERE id = :id", {"id": 1}) == [("[PERSON_NAME]",)]

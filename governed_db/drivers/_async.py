@@ -27,7 +27,7 @@ from sqlglot import exp
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.drivers import Driver
 from governed_db.masking.messages import loggable
-from governed_db.sql._quoted_names import parse_one
+from governed_db.sql._sqlite_reading import parse_one
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor

@@ -48,7 +48,7 @@ from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.masking.strategies.spans import key_label
-from governed_db.sql._quoted_names import parse_one
+from governed_db.sql._sqlite_reading import parse_one
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from sqlglot import exp
 
 from governed_db.masking.catalog import table_key
 from governed_db.masking.messages import loggable
-from governed_db.sql._quoted_names import parse_one
+from governed_db.sql._sqlite_reading import parse_one
 
 log = logging.getLogger("governed_db.masking")
 T = TypeVar("T")

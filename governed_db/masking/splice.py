@@ -23,7 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from governed_db.masking.order import Edit
 from governed_db.masking.order_nodes import data_args, own_nodes
-from governed_db.sql._quoted_names import parse, sqlite_names, tokenize
+from governed_db.sql._sqlite_reading import parse, sqlite_names, tokenize
 from governed_db.sql.analysis import _pyformat_to_qmark, sqlglot_dialect
 from governed_db.sql.shapes import _tokenizer
 

@@ -30,7 +30,7 @@ from governed_db.masking.origins import (
     computed_columns,
     star_outputs,
 )
-from governed_db.sql._quoted_names import parse_one
+from governed_db.sql._sqlite_reading import parse_one
 
 if TYPE_CHECKING:
     from governed_db.masking.lineage import Walker

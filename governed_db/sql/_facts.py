@@ -17,8 +17,8 @@ from sqlglot.errors import SqlglotError
 
 from governed_db.sql._commands import classify_words, explain_split, known_form
 from governed_db.sql._model import StatementInfo
-from governed_db.sql._quoted_names import tokenize
 from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
+from governed_db.sql._sqlite_reading import tokenize
 from governed_db.sql._where import worst_where
 
 _READ = (exp.Query, exp.Values)

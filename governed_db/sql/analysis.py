@@ -37,8 +37,8 @@ from governed_db._cache import STATEMENT_CHARS, STATEMENTS, memoize
 from governed_db.sql import _facts
 from governed_db.sql._facts import statement_info
 from governed_db.sql._model import Analysis, StatementInfo, _split
-from governed_db.sql._quoted_names import tokenize
 from governed_db.sql._risks import other_reading_differs
+from governed_db.sql._sqlite_reading import tcl_parameter, tokenize
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {
@@ -311,6 +311,10 @@ def analyze(sql: str, dialect: str) -> Analysis:
             reason = ("a non-ASCII space outside strings and comments is whitespace to the analyser but part of a "
                       "name to the server (ambiguous)")
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-space"}))
+        if gd == "sqlite" and tcl_parameter(text) is not None:
+            reason = (f"SQLite reads {tcl_parameter(text)!r} as one parameter (Tcl's spelling), which the analyser "
+                      "reads otherwise (ambiguous); bind ?, :name, @name or $name")
+            return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-parameter"}))
         if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
             reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
