@@ -390,6 +390,8 @@ class Statement:
     def succeeded(self) -> None:
         """The driver answered: arm the result with its masking plan and row limit, record success."""
         gov, result, span = self.gov, self.result, self.span
+        if any(st.kind != "read" for st in self.analysis.statements):
+            masking.schema_changed(self.analysis, gov=gov)
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored

@@ -282,3 +282,104 @@ def test_parameters_as_applications_bind_them_still_run() -> None:
         ("Nice", "$a(x)", "a#b")]
     assert _bound(conn, "SELECT /* @x::y */ city FROM customers WHERE id = ?", (4,)) == [("Lyon",)]  # type: ignore[arg-type]
     assert _bound(conn, "SELECT full_name FROM customers WHERE id = :id", {"id": 1}) == [("[PERSON_NAME]",)]
+
+
+# -- finding 4: a subquery's name that its own table lacks is the enclosing query's column (decision 0277) ----------
+
+SSNS = ("536-22-8726", "100-99-0000")  # ``100-99-0000`` is no valid SSN: only the column's label masks it
+
+
+def _info_table(raw: Any, secret: str) -> None:
+    """A column of SSNs under a name that says nothing (``info``): masked by what its sample holds."""
+    raw.execute("CREATE TABLE v (id int, info text, town text)")
+    rows = [(1, secret, "Paris")] + [(i, f"219-45-{1000 + i}", "Lyon") for i in range(2, 20)]
+    raw.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
+
+
+CORRELATED = (
+    "SELECT count(*) FROM v WHERE EXISTS (SELECT 1 FROM g WHERE w = info)",
+    "SELECT count(*) FROM v WHERE EXISTS (SELECT 1 FROM g WHERE info LIKE '5%')",
+    "SELECT (SELECT upper(info) FROM g) FROM v WHERE id = 1",
+)
+
+
+def _fresh_temporary_table(secret: str, db: str, governed: bool = True) -> list[Any]:
+    raw = sqlite3.connect(":memory:", isolation_level=None) if db == "sqlite" else duckdb.connect(":memory:")
+    _info_table(raw, secret)
+    conn = _governed(raw) if governed else raw
+    run = (lambda sql: observe(conn, sql)) if db == "sqlite" else (lambda sql: _duck_observe(conn, sql))
+    seen = [run(sql) for sql in ("CREATE TEMP TABLE g (w TEXT)", "INSERT INTO g VALUES ('536-22-8726')", *CORRELATED)]
+    conn.close()
+    return seen
+
+
+def _duck_observe(conn: Any, sql: str) -> Any:
+    """``observe`` on DuckDB's connection itself (its ``cursor()`` is another connection, without the temporary
+    table)."""
+    try:
+        conn.execute(sql)
+        return [d[0] for d in conn.description or ()], [tuple(r) for r in conn.fetchall()] if conn.description else []
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "duckdb"])
+def test_a_correlated_name_through_a_fresh_temporary_table(db: str) -> None:
+    """Found in round 13: ``g``, a temporary table the agent had just created, was read by masking while its CREATE was
+    judged (missing then) and kept with unknown columns for 30 s; an unqualified ``info`` in a subquery over ``g`` was
+    then taken for ``g.info`` (unlabelled), while the database reads the enclosing ``v.info`` (SSNs): ``EXISTS
+    (SELECT 1 FROM g WHERE w = info)`` counted a guessed SSN and ``(SELECT upper(info) FROM g)`` returned
+    ``100-99-0000`` in clear. Masking now reads tables again after DDL runs, and a name a table of unknown columns
+    may lack is also the enclosing query's column (decision 0277)."""
+    raw = [_fresh_temporary_table(s, db, governed=False) for s in SSNS]
+    assert raw[0][2:] != raw[1][2:], raw  # the oracle, unprotected
+    a, b = (_fresh_temporary_table(s, db) for s in SSNS)
+    assert a == b, (a, b)
+    assert all("masked-column-predicate" in str(x) for x in a[2:4]), a
+    assert a[4][1] == [("[US_SSN]",)], a
+    assert "100-99" not in repr(a), a
+
+
+def _other_connection(secret: str, path: str) -> list[Any]:
+    """The governed connection looks for ``g`` before it exists (no such table); another connection (the
+    application's) then creates it; the governed one reads ``v.info`` through a subquery over ``g``."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    _info_table(raw, secret)
+    conn = _governed(raw)
+    seen = [observe(conn, "SELECT count(*) FROM g")]
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE g (w TEXT)")
+    other.execute("INSERT INTO g VALUES ('536-22-8726')")
+    other.close()
+    seen += [observe(conn, sql) for sql in CORRELATED]
+    conn.close()
+    return seen
+
+
+def test_a_correlated_name_through_a_table_another_connection_made(tmp_path: Any) -> None:
+    """The same through a table whose columns this connection does not know yet (another connection created it after
+    this one found it missing): the subquery's ``info`` is the enclosing ``v.info`` or ``g.info``, and either way a
+    predicate on it is refused and its value masked."""
+    a, b = (_other_connection(s, str(tmp_path / f"{i}.db")) for i, s in enumerate(SSNS))
+    assert a == b, (a, b)
+    assert all("masked-column-predicate" in str(x) for x in a[1:3]), a
+    assert a[3][1] == [("[US_SSN]",)], a
+    assert "100-99" not in repr(a), a
+
+
+def test_subqueries_over_fresh_tables_that_name_their_own_or_innocent_columns_still_run() -> None:
+    """The innocent look-alikes: correlated subqueries over a fresh temporary table that compare its column with an
+    innocent one, and plain reads of the new table, run with exact answers."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    _info_table(raw, SSNS[0])
+    conn = _governed(raw)
+    steps = ("CREATE TEMP TABLE t2 (w TEXT, n INT)", "INSERT INTO t2 VALUES ('Paris', 1), ('Nice', 2)",
+             "SELECT count(*) FROM v WHERE EXISTS (SELECT 1 FROM t2 WHERE w = town)",
+             "SELECT id, (SELECT n FROM t2 WHERE w = town) FROM v WHERE id < 3 ORDER BY id",
+             "SELECT w, n FROM t2 WHERE n > 1", "SELECT count(*) FROM v WHERE town IN (SELECT w FROM t2)")
+    seen = [observe(conn, sql) for sql in steps]
+    assert seen[2:] == [(["count(*)"], [(1,)]), (["id", "(SELECT n FROM t2 WHERE w = town)"], [(1, 1), (2, None)]),
+                        (["w", "n"], [("Nice", 2)]), (["count(*)"], [(1,)])], seen
+    conn.close()
