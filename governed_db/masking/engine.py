@@ -451,10 +451,13 @@ class MaskingState:
         stale = []
         for key in sorted(keys):
             info = self.tables.get(key)
-            if info is None or info.columns is None or info.source is None:
+            if info is None or info.source is None:
                 continue
+            # (a table whose columns could not be read, or that was missing when first named, is read again too:
+            # another connection may have made it since, or the read was interrupted; until then a name in a
+            # subquery over it may be the enclosing query's, decision 0277)
             cols = schema.read_columns(raw, self.dialect, *info.source)
-            if cols is not None and [c for c, _ in cols] != list(info.columns):
+            if cols is not None and (info.columns is None or [c for c, _ in cols] != list(info.columns)):
                 stale.append(key)
         if not stale:
             return False

@@ -371,10 +371,10 @@ class Walker:
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
                                 return self.locator(name, [src.table])
-                            if src.columns is not None:
-                                self.lineage.missing.add(src.table)
-                                if self.dialect in ("postgres", "postgresql"):
-                                    return self.attribute_call(col, scope)
+                            # a name the catalog lacks, or a table whose columns are not known (yet): read again
+                            self.lineage.missing.add(src.table)
+                            if src.columns is not None and self.dialect in ("postgres", "postgresql"):
+                                return self.attribute_call(col, scope)
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
@@ -399,6 +399,7 @@ class Walker:
                 ]
                 if unknown:
                     candidates = [Origin("column", frozenset({(u.table, name)})) for u in unknown if u.table]
+                    self.lineage.missing.update(u.table for u in unknown if u.table)  # read again: known now?
                     if candidates and len(candidates) == len(unknown):
                         # a table whose columns are not known may lack the name: then the database takes it from
                         # an enclosing query (``EXISTS (SELECT 1 FROM g WHERE w = info)`` reads the outer
