@@ -397,6 +397,47 @@ def test_a_table_another_connection_made_since_is_read_before_it_is_judged(tmp_p
     assert "100-99" not in repr(a), a
 
 
+def _made_elsewhere_async(secret: str, path: str) -> list[Any]:
+    """``_made_elsewhere`` through aiosqlite, whose catalog reads are made (awaited) before a statement is judged."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+
+    async def go() -> list[Any]:
+        conn = _governed(await aiosqlite.connect(path, isolation_level=None))
+
+        async def run(sql: str) -> Any:
+            try:
+                cur = await conn.execute(sql)
+                return [tuple(r) for r in await cur.fetchall()]
+            except governed_db.GuardrailViolation as e:
+                return f"refused: {e}"
+            except Exception as e:
+                return f"{type(e).__name__}: {e}"
+
+        seen = [await run("SELECT count(*) FROM w")]
+        other = sqlite3.connect(path, isolation_level=None)
+        _info_table(other, secret)
+        other.execute("ALTER TABLE v RENAME TO w")
+        other.close()
+        for sql in ("SELECT count(*) FROM w WHERE info LIKE '5%'", "SELECT info FROM w WHERE id = 1",
+                    "SELECT id, town FROM w WHERE id < 3 ORDER BY id"):
+            seen.append(await run(sql))
+        await conn.close()
+        return seen
+
+    return asyncio.run(go())
+
+
+def test_a_table_another_connection_made_since_through_aiosqlite(tmp_path: Any) -> None:
+    """The same through aiosqlite (found leaking after the sqlite3 fix: its catalog is read before the statement is
+    judged, and a table remembered without columns was not read again there): refused and masked alike, and the
+    innocent read of the new table runs."""
+    a, b = (_made_elsewhere_async(s, str(tmp_path / f"a{i}.db")) for i, s in enumerate(SSNS))
+    assert a == b, (a, b)
+    assert "masked-column-predicate" in str(a[1]) and a[2] == [("[US_SSN]",)], a
+    assert a[3] == [(1, "Paris"), (2, "Lyon")], a
+    assert "100-99" not in repr(a), a
+
+
 def test_subqueries_over_fresh_tables_that_name_their_own_or_innocent_columns_still_run() -> None:
     """The innocent look-alikes: correlated subqueries over a fresh temporary table that compare its column with an
     innocent one, and plain reads of the new table, run with exact answers."""

@@ -461,11 +461,16 @@ class MaskingState:
                 stale.append(key)
         if not stale:
             return False
+        self.forget(stale)
+        return True
+
+    def forget(self, keys: list[str]) -> None:
+        """Forget what was read of the tables ``keys`` (read and classified anew on next sight), with every plan and
+        verdict derived from them."""
         with self.lock:
-            for key in stale:
+            for key in keys:
                 self.tables.pop(key, None)
             self._drop_derived()
-        return True
 
     def resample(self, key: str) -> None:
         """Sample provisional ``key`` again now (a statement is about to filter on what it holds) unless its cheap
