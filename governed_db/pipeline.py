@@ -392,6 +392,8 @@ class Statement:
         gov, result, span = self.gov, self.result, self.span
         if gov.masking_state is not None:
             gov.masking_state.ran(self.analysis)
+        if any(st.kind != "read" for st in self.analysis.statements):
+            masking.schema_changed(self.analysis, gov=gov)
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
-from governed_db.errors import ConfigurationError, InvalidStatement
+from governed_db.errors import ConfigurationError, GuardrailViolation, InvalidStatement
 from governed_db.semconv import DB_SYSTEM_NAME
 
 
@@ -335,6 +335,16 @@ _REGISTRY = {
     "aiosqlite": ("governed_db.drivers.aiosqlite", "AiosqliteDriver"),
     "aiomysql": ("governed_db.drivers.aiomysql", "AiomysqlDriver"),
 }
+
+
+def shadowing(name: Any, what: str, database: str = "SQLite") -> GuardrailViolation:
+    """The refusal of a user function (or collation) registered under a name the database or masking knows: it
+    would be called with values before masking."""
+    return GuardrailViolation(
+        f"refused by governed_db: {'an' if what[0] in 'aeiou' else 'a'} {what} named {name!r} would replace one {database} or governed_db's masking "
+        "already knows, and would be called with values before masking. Next step: register it under a name of "
+        "its own (a value it is given from a masked column is refused as a copy)."
+    )
 
 
 def innermost(conn: Any) -> Any:

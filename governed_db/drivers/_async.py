@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.drivers import Driver
 from governed_db.masking.messages import loggable
+from governed_db.sql._sqlite_reading import parse_one
 
 if TYPE_CHECKING:
     from governed_db.pipeline import Governor
@@ -147,6 +147,21 @@ class AsyncDriver(Driver):
         from governed_db.masking.engine import RETRY_SECONDS
 
         info = state.tables.get(key)
+        if info is not None and info.columns is None and info.source is not None and not info.provisional:
+            # columns not known (missing when first named, or a read that failed): another connection may have made
+            # it since; the sync path reads it again before judging a statement that names it (decision 0277)
+            source = info.source
+            await self._answer(gov, replay, lambda conn: schema.read_columns(conn, gov.dialect, *source))
+            try:
+                known = schema.read_columns(replay, gov.dialect, *source)
+            except Exception:
+                known = None
+            finally:
+                replay.answers.clear()
+            if known is None:
+                return
+            state.forget([key])
+            info = None
         if (
             info is not None
             and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
@@ -219,7 +234,7 @@ class AsyncDriver(Driver):
         from governed_db.masking.catalog import table_key
 
         try:
-            tree = sqlglot.parse_one(definition, dialect=state.sg_dialect)
+            tree = parse_one(definition, state.sg_dialect)
         except Exception:
             return
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}

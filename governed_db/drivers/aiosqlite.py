@@ -20,7 +20,7 @@ from aiosqlite.context import Result
 
 from governed_db import masking
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern, rows_out
-from governed_db.drivers import innermost
+from governed_db.drivers import innermost, shadowing
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers.sqlite import (
     _LENIENT,
@@ -31,7 +31,6 @@ from governed_db.drivers.sqlite import (
     lenient_fetch,
     masked_indexes,
     settle,
-    shadowing,
 )
 from governed_db.errors import GuardrailViolation
 from governed_db.masking.flow import known_function_name

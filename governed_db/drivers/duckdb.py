@@ -21,12 +21,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from governed_db.drivers import Driver, quote_ident
+from governed_db.drivers import Driver, quote_ident, shadowing
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.drivers._duckdb_relation import GovernedRelation, _literal, release_stream, wrap_result
 from governed_db.errors import ConfigurationError
 from governed_db.guards import Unread
+from governed_db.masking.flow import known_function_name
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, RowsOut, _params, check_placeholders
 from governed_db.results import ResultState
@@ -53,7 +54,7 @@ LAZY_RELATIONS = ("table", "view", "values", "from_df", "from_arrow")
 #: connection members that neither take SQL nor hand out rows: reached through the proxy as they are
 #: (a relation or connection they return is still governed by ``__getattr__``)
 PASS_THROUGH = frozenset({
-    "abort", "array_type", "begin", "close", "commit", "complete", "create_function",
+    "abort", "array_type", "begin", "close", "commit", "complete",
     "decimal_type", "description", "disable_profiling", "dtype", "enum_type",
     "extract_statements", "filesystem_is_registered", "get_profiling_information", "get_table_names",
     "interrupt", "list_filesystems", "list_type", "map_type", "query_progress", "register", "register_filesystem",
@@ -118,6 +119,14 @@ class DuckDBConnection(RowsOut, GovernedConnection):
 
     def duplicate(self) -> Any:
         return DuckDBConnection(self.__wrapped__.duplicate(), self._self_gov)
+
+    def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        # DuckDB lets a Python function take the name of some of its own (concat, hash...) for the argument types
+        # it declares: concat(ssn), which masking lets through (masked whole), then calls it with the raw values,
+        # and whether it raises is the caller's oracle (decision 0278)
+        if shadows_duckdb_function(self.__wrapped__, str(name)):
+            raise self._self_gov.refusal(shadowing(name, "function", "DuckDB"))
+        return self.__wrapped__.create_function(name, *args, **kwargs)
 
     # -- in ------------------------------------------------------------------------------------
     def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
@@ -281,6 +290,26 @@ def _sql_value(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
     return _literal(f"<{type(value).__name__}>")
+
+
+#: DuckDB's own functions, macros and table functions (any schema) of a name
+BUILTIN_FUNCTION_SQL = "SELECT 1 FROM duckdb_functions() WHERE lower(function_name) = lower(?) LIMIT 1"
+
+
+def shadows_duckdb_function(raw: Any, name: str) -> bool:
+    """True when a Python function registered as ``name`` could stand in for one DuckDB defines or masking trusts
+    (fail closed when the catalog cannot be read). Read on a cursor of its own, so the caller's pending result
+    stays."""
+    if known_function_name(name, "duckdb"):
+        return True
+    try:
+        cur = raw.cursor()
+        try:
+            return bool(cur.execute(BUILTIN_FUNCTION_SQL, [name]).fetchall())
+        finally:
+            cur.close()
+    except Exception:
+        return True
 
 
 def _checked(gov: Any, raw: Any, text: str, call: Callable[[Any], Any]) -> Callable[[Any], Any]:

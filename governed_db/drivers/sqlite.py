@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from governed_db import masking
-from governed_db.drivers import Driver, innermost, quote_ident
+from governed_db.drivers import Driver, innermost, quote_ident, shadowing
 from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.errors import GuardrailViolation
 from governed_db.masking.flow import known_function_name
@@ -324,14 +324,6 @@ def harmless_callable(func: Any) -> bool:
     keeps nothing and writes nowhere, so it may stand in for a function of the same name."""
     owner = getattr(func, "__self__", None)
     return type(func).__name__ == "builtin_function_or_method" and getattr(owner, "__name__", None) in ("math", "cmath")
-
-
-def shadowing(name: Any, what: str) -> GuardrailViolation:
-    return GuardrailViolation(
-        f"refused by governed_db: {'an' if what[0] in 'aeiou' else 'a'} {what} named {name!r} would replace one SQLite or governed_db's masking "
-        "already knows, and would be called with values before masking. Next step: register it under a name of "
-        "its own (a value it is given from a masked column is refused as a copy)."
-    )
 
 
 def hook_refusal(what: str) -> GuardrailViolation:

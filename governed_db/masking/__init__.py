@@ -157,6 +157,19 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     return guard.predicate_hit(state, analysis, identity, params)
 
 
+def schema_changed(analysis: Analysis, *, gov: Governor) -> None:
+    """A statement that changes the schema (or what names mean) has run: what masking read of its tables while
+    judging it — the table a ``CREATE`` makes, read then as missing and so kept with unknown columns for
+    ``RETRY_SECONDS`` — is read again on next sight (decision 0277)."""
+    state = gov.masking_state
+    if state is None or not state.active:
+        return
+    from governed_db.masking import guard
+
+    if any(guard.renames(s) for s in analysis.statements):
+        state.invalidate()
+
+
 def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov: Governor) -> Any:
     """The statement to send for ``sql``: with an ORDER BY on a key where an index on a masked column could
     decide the order of its rows, and stand-ins for masked values an aggregate concatenates (decision 0160);

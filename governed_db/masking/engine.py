@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
 from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
@@ -49,6 +48,7 @@ from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
 from governed_db.masking.strategies.spans import key_label
+from governed_db.sql._sqlite_reading import parse_one
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
 if TYPE_CHECKING:
@@ -472,18 +472,26 @@ class MaskingState:
         stale = []
         for key in sorted(keys):
             info = self.tables.get(key)
-            if info is None or info.columns is None or info.source is None:
+            if info is None or info.source is None:
                 continue
+            # (a table whose columns could not be read, or that was missing when first named, is read again too:
+            # another connection may have made it since, or the read was interrupted; until then a name in a
+            # subquery over it may be the enclosing query's, decision 0277)
             cols = schema.read_columns(raw, self.dialect, *info.source)
-            if cols is not None and [c for c, _ in cols] != list(info.columns):
+            if cols is not None and (info.columns is None or [c for c, _ in cols] != list(info.columns)):
                 stale.append(key)
         if not stale:
             return False
+        self.forget(stale)
+        return True
+
+    def forget(self, keys: list[str]) -> None:
+        """Forget what was read of the tables ``keys`` (read and classified anew on next sight), with every plan and
+        verdict derived from them."""
         with self.lock:
-            for key in stale:
+            for key in keys:
                 self.tables.pop(key, None)
             self._drop_derived()
-        return True
 
     def resample(self, key: str) -> None:
         """Sample provisional ``key`` again now (a statement is about to filter on what it holds) unless its cheap
@@ -733,7 +741,7 @@ class MaskingState:
         and sampled values say (a scan finds no names). A definition that cannot be traced keeps the sample's
         classes (decision 0262)."""
         try:
-            tree = sqlglot.parse_one(definition, dialect=self.sg_dialect)
+            tree = parse_one(definition, self.sg_dialect)
             if not isinstance(tree, exp.Expression):
                 raise TypeError("not a query")
             lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
@@ -779,7 +787,7 @@ class MaskingState:
         text columns are redacted whole (fail closed; a scan finds no names), its numbers and dates exact."""
         try:
             read = {table_key(".".join(p.name for p in t.parts))
-                    for t in sqlglot.parse_one(definition, dialect=self.sg_dialect).find_all(exp.Table)}
+                    for t in parse_one(definition, self.sg_dialect).find_all(exp.Table)}
         except Exception:
             read = None
         if read is not None and not any(

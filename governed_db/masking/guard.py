@@ -71,7 +71,7 @@ def _hit(
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
-    switches = any(_renames(s) for s in analysis.statements)
+    switches = any(renames(s) for s in analysis.statements)
     if switches:
         # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
         # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
@@ -153,7 +153,8 @@ def _unsettled_uses(state: MaskingState, analysis: Analysis) -> set[str]:
 _RENAMING = ("DISCARD", "RESET")
 
 
-def _renames(stmt: Any) -> bool:
+def renames(stmt: Any) -> bool:
+    """A statement after which a table's name may stand for other columns (DDL, USE, DISCARD TEMP...)."""
     return stmt.kind == "ddl" or "use-database" in stmt.flags or str(stmt.operation).startswith(_RENAMING)
 
 

@@ -378,10 +378,10 @@ class Walker:
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
                                 return self.locator(name, [src.table])
-                            if src.columns is not None:
-                                self.lineage.missing.add(src.table)
-                                if self.dialect in ("postgres", "postgresql"):
-                                    return self.attribute_call(col, scope)
+                            # a name the catalog lacks, or a table whose columns are not known (yet): read again
+                            self.lineage.missing.add(src.table)
+                            if src.columns is not None and self.dialect in ("postgres", "postgresql"):
+                                return self.attribute_call(col, scope)
                             return Origin("column", frozenset({(src.table, name)}))
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
@@ -406,12 +406,13 @@ class Walker:
                 ]
                 if unknown:
                     candidates = [Origin("column", frozenset({(u.table, name)})) for u in unknown if u.table]
+                    self.lineage.missing.update(u.table for u in unknown if u.table)  # read again: known now?
                     if candidates and len(candidates) == len(unknown):
-                        return (
-                            combine(candidates, kind="column")
-                            if len(candidates) == 1
-                            else combine(candidates)
-                        )
+                        # a table whose columns are not known may lack the name: then the database takes it from
+                        # an enclosing query (``EXISTS (SELECT 1 FROM g WHERE w = info)`` reads the outer
+                        # ``v.info``), so it is either (decision 0277)
+                        candidates += self.enclosing(name, s.parent)
+                        return combine(candidates, kind="column" if len(unknown) == 1 else "expr")
                     return Origin("unknown", hint=name)
                 # a function's value (``unnest(...)``), or columns the database names (a PIVOT's cells)
                 fn = [o for src in s.sources for n, o in src.columns or () if n == "*"]
@@ -431,6 +432,17 @@ class Walker:
                 self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
                 s = s.parent
         return Origin("unknown", hint=name)
+
+    @staticmethod
+    def enclosing(name: str, scope: Scope | None) -> list[Origin]:
+        """What an unqualified ``name`` is in the nearest enclosing query whose known columns include it (none:
+        ``[]``)."""
+        while scope is not None:
+            hits = [o for src in scope.sources if (o := src.find(name)) is not None]
+            if hits:
+                return hits
+            scope = scope.parent
+        return []
 
     def twin(self, col: exp.Column, sources: list[Source]) -> None:
         """A quoted name that matches a known column only when case is ignored (``"Info"`` where ``info`` was

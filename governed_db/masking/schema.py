@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from governed_db.masking.catalog import table_key
 from governed_db.masking.messages import loggable
+from governed_db.sql._sqlite_reading import parse_one
 
 log = logging.getLogger("governed_db.masking")
 T = TypeVar("T")
@@ -452,7 +453,7 @@ def _mentioned(text: Any, fam: str, columns: Iterable[str], statement: bool = Fa
     if not isinstance(text, str):
         return every
     try:
-        tree = sqlglot.parse_one(text if statement else f"SELECT {text}", read=_SQLGLOT[fam])
+        tree = parse_one(text if statement else f"SELECT {text}", _SQLGLOT[fam])
     except (sqlglot.errors.SqlglotError, ValueError):
         return every
     expected = exp.Create if statement else exp.Select
@@ -551,7 +552,7 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
     generated_cols = [str(r[0]).lower() for r in xinfo if r[2] in (2, 3)]
     generated: dict[str, frozenset[str]] = {}
     try:
-        tree = sqlglot.parse_one(text, read="sqlite") if text else None
+        tree = parse_one(text, "sqlite") if text else None
     except (sqlglot.errors.SqlglotError, ValueError):
         tree = None
     if not isinstance(tree, exp.Create) or tree.find(exp.Command) is not None:
@@ -1108,10 +1109,7 @@ def _mysql_order(cur: Any, schema: str | None, name: str) -> OrderFacts | None:
 def _tables_in(sql: str, dialect: str) -> tuple[str, ...] | None:
     """The relations a view's query reads (CTE names left out); ``None`` when it does not parse."""
     try:
-        import sqlglot
-        from sqlglot import exp
-
-        tree = sqlglot.parse_one(sql, read=dialect)
+        tree = parse_one(sql, dialect)
     except Exception:
         return None
     if isinstance(tree, exp.Create):  # SQLite keeps the CREATE VIEW statement: its query is what it reads

@@ -23,6 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from governed_db.masking.order import Edit
 from governed_db.masking.order_nodes import data_args, own_nodes
+from governed_db.sql._sqlite_reading import parse, sqlite_names, tokenize
 from governed_db.sql.analysis import _pyformat_to_qmark, sqlglot_dialect
 from governed_db.sql.shapes import _tokenizer
 
@@ -72,9 +73,9 @@ def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> 
     result does not parse back to the edited tree."""
     gd = sqlglot_dialect(dialect)
     d = Dialect.get_or_raise(gd)
-    base_tokens = d.tokenize(base)
+    base_tokens = tokenize(d, gd, base)
     parsed_text, back = _as_parsed(base, base_tokens, gd, d)
-    tokens = d.tokenize(parsed_text)
+    tokens = tokenize(d, gd, parsed_text)
     text = _Text(tokens)
     inserts: list[tuple[int, str]] = []
     for edit in edits:
@@ -82,7 +83,7 @@ def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> 
     edited = _apply(parsed_text, inserts)
     expected = _expected(tree, edits, gd)
     try:
-        found = d.parse(edited)
+        found = parse(edited, gd)
     except Exception as e:
         raise Unspliceable(f"the edited statement does not parse ({type(e).__name__})") from e
     if len(found) != 1 or found[0] != expected:
@@ -114,7 +115,9 @@ def apply(spliced: Spliced, sql: str, dialect: str, tokens: list[Token] | None =
         shift = len(sql) - len(base)
         return _apply(sql, [(p + shift, add) for p, (_i, _a, add) in zip(spliced.positions, spliced.inserts, strict=True)])
     if tokens is None:
-        tokens = _tokenizer(sqlglot_dialect(dialect)).tokenize(sql)
+        gd = sqlglot_dialect(dialect)
+        tokens = _tokenizer(gd).tokenize(sql)
+        tokens = sqlite_names(tokens) if gd == "sqlite" else tokens
     if len(tokens) != len(spliced.kinds) or any(
         t.token_type != k and {t.token_type, k} - {TokenType.PLACEHOLDER, TokenType.NUMBER, TokenType.STRING}
         for t, k in zip(tokens, spliced.kinds, strict=True)

@@ -30,6 +30,7 @@ from governed_db.masking.origins import (
     computed_columns,
     star_outputs,
 )
+from governed_db.sql._sqlite_reading import parse_one
 
 if TYPE_CHECKING:
     from governed_db.masking.lineage import Walker
@@ -155,7 +156,7 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
         if word == "REPLACE":
             into = body.lstrip()[:4].upper() == "INTO"
             verb = "INSERT OR REPLACE" if dialect == "sqlite" else "INSERT"
-            parsed = sqlglot.parse_one(f"{verb} {'' if into else 'INTO '}{body}", read=dialect)
+            parsed = parse_one(f"{verb} {'' if into else 'INTO '}{body}", dialect)
             if isinstance(parsed, exp.Insert):
                 trace_write(w, parsed)
                 record_writes(w, parsed)
@@ -165,7 +166,7 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
                 return lin
         else:
             found = _CURSOR_QUERY.match(body)
-            query = sqlglot.parse_one(found.group(1), read=dialect) if found else None
+            query = parse_one(found.group(1), dialect) if found else None
             if isinstance(query, QUERY):
                 outs, exact = w.query(query, {}, None)
                 lin.uses.extend(("a cursor (FETCH would return it unmasked)", o.origin) for o in outs)

@@ -18,6 +18,7 @@ from sqlglot.errors import SqlglotError
 from governed_db.sql._commands import classify_words, explain_split, known_form
 from governed_db.sql._model import StatementInfo
 from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
+from governed_db.sql._sqlite_reading import tokenize
 from governed_db.sql._where import worst_where
 
 _READ = (exp.Query, exp.Values)
@@ -91,7 +92,7 @@ def _statement_info(
     if gd == "mysql" and words[:1] == ["DO"] and len(tokens) > 1:
         # MySQL DO evaluates expressions like SELECT without returning them
         sub = "SELECT " + text[tokens[1].start : tokens[-1].end + 1]
-        inner = statement_info(d, gd, sub, d.tokenize(sub))
+        inner = statement_info(d, gd, sub, tokenize(d, gd, sub))
         # keep what the analysis found (a ``@v := (SELECT col ...)`` is a variable copy here as in a SELECT)
         return inner if inner.kind != "read" else dataclasses.replace(inner, operation="DO")
     if words[:1] == ["COPY"] and len(tokens) > 2 and tokens[1].token_type == TokenType.L_PAREN:
@@ -101,7 +102,7 @@ def _statement_info(
     if words[:1] == ["COPY"] and parsed_from is None:
         with_options = _copy_options(text, tokens)
         if with_options is not None:
-            return statement_info(d, gd, with_options, d.tokenize(with_options))
+            return statement_info(d, gd, with_options, tokenize(d, gd, with_options))
     if words[:1] == ["REPLACE"] and gd in ("mysql", "sqlite") and len(tokens) > 1:
         return _replace(d, gd, text, tokens)
     explain = explain_split(words, tokens, gd)
@@ -267,7 +268,7 @@ def _replace(d: Dialect, gd: str, text: str, tokens: list[Token]) -> StatementIn
     # (the tokens after REPLACE may come from a re-tokenized command argument: slice by their own offsets)
     sub = "INSERT " + text[tokens[1].start : tokens[-1].end + 1]
     try:
-        sub_tokens = d.tokenize(sub)
+        sub_tokens = tokenize(d, gd, sub)
         parsed = d.parser().parse(sub_tokens, sub)
         tree = parsed[0] if parsed else None
     except SqlglotError as e:

@@ -38,6 +38,7 @@ from governed_db.sql import _facts
 from governed_db.sql._facts import statement_info
 from governed_db.sql._model import Analysis, StatementInfo, _split
 from governed_db.sql._risks import other_reading_differs
+from governed_db.sql._sqlite_reading import tcl_parameter, tokenize
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {
@@ -299,17 +300,21 @@ def analyze(sql: str, dialect: str) -> Analysis:
     flags: set[str] = set()
     text = sql
     try:
-        tokens = d.tokenize(text)
+        tokens = tokenize(d, gd, text)
         if gd in _MYSQL_FAMILY and ("/*!" in text or "/*M!" in text) and (not tokens or _has_exec_comment(tokens)):
             # (a text that is nothing but comments has no tokens to carry them: the substring decides)
             # the server executes the comment's content; analyse what it runs
             flags.add("executable-comment")
             text = _EXEC_COMMENT.sub(lambda m: f" {m.group(1)} ", text)
-            tokens = d.tokenize(text)
+            tokens = tokenize(d, gd, text)
         if not text.isascii() and _unicode_space(text, tokens, gd):
             reason = ("a non-ASCII space outside strings and comments is whitespace to the analyser but part of a "
                       "name to the server (ambiguous)")
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-space"}))
+        if gd == "sqlite" and tcl_parameter(text) is not None:
+            reason = (f"SQLite reads {tcl_parameter(text)!r} as one parameter (Tcl's spelling), which the analyser "
+                      "reads otherwise (ambiguous); bind ?, :name, @name or $name")
+            return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-parameter"}))
         if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
             reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
@@ -318,7 +323,7 @@ def analyze(sql: str, dialect: str) -> Analysis:
             rewritten = _pyformat_to_qmark(text, tokens, originals)
             if rewritten is not None:
                 text = rewritten
-                tokens = d.tokenize(text)
+                tokens = tokenize(d, gd, text)
         chunks = _split(tokens)
         if len(chunks) > MAX_STATEMENTS:
             flags.add("too-many-statements")
@@ -331,7 +336,7 @@ def analyze(sql: str, dialect: str) -> Analysis:
             if len(chunk) > 1 and chunk[0].token_type in commands and chunk[1].token_type == TokenType.STRING:
                 # the tokenizer keeps an opaque command's arguments as one string: look inside
                 rest = chunk[1].text
-                inner = d.tokenize(rest)
+                inner = tokenize(d, gd, rest)
                 stmts.append(statement_info(d, gd, rest, [chunk[0], *inner], parsed_from=chunk, full=text))
                 pieces.append(f"{chunk[0].text.upper()} {_normalize(rest, inner)}".strip())
             else:
