@@ -20,6 +20,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("approvals store a number", {"approvals": {"store": 42}}, "approval store must be"),
     ("approvals store of another kind", {"approvals": "mysql://h/db"}, "mysql:// is not supported"),
     ("approvals store timeout", {"approvals": "postgresql://u@h/db?timeout=soon"}, "timeout must be a number"),
+    ("approvals store a device", {"approvals": {"store": "/dev/null"}}, "is not a regular file"),
     ("approvals unknown setting", {"approvals": {"quorom": 2}}, "unknown approvals setting"),
     ("token a number", {"token": 42}, "token option must be"),
     ("token unknown key", {"token": {"isuer": "https://x"}}, "unknown key"),
