@@ -109,6 +109,14 @@ def test_sigkill_during_the_statement_leaves_an_intent_with_outcome_unknown(tmp_
     out = CliRunner().invoke(audit, ["verify", "--store", str(store), "--format", "json"],
                              env={"GOVERNED_DB_AUDIT_KEY": "k"})
     assert out.exit_code == 0 and json.loads(out.output)["outcome_unknown"] == 1
+    from governed_db.cli import main
+
+    for fmt in ("md", "json"):  # the report counts it too
+        out = CliRunner().invoke(main, ["report", "--store", str(store), "--since", "1d", "--format", fmt,
+                                        "-o", str(tmp_path / f"r.{fmt}")], env={"GOVERNED_DB_AUDIT_KEY": "k"})
+        assert out.exit_code == 0, out.output
+        text = (tmp_path / f"r.{fmt}").read_text()
+        assert ("| outcome_unknown | 1 |" in text) if fmt == "md" else ('"outcome_unknown": 1' in text), text[:2000]
 
 
 def _make_unwritable(path: Path) -> None:
