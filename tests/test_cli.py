@@ -139,6 +139,10 @@ def _problem(label: str, result: Result) -> list[str]:
         return [f"{label}: {output.strip().splitlines()[-1][:300]}"]
     if result.exit_code != 0 and not output.strip():
         return [f"{label}: exit {result.exit_code} without a message"]
+    errors = [line for line in output.splitlines() if line.lower().startswith(("error:", "usage:"))]
+    if result.exit_code == 2 and (len(errors) != 1 or errors[0].lower().startswith("usage:")):
+        # bad input is one line saying what is wrong (click's usage block was four)
+        return [f"{label}: exit 2 without exactly one 'error: ...' line: {output.strip().splitlines()[-3:]}"[:300]]
     return []
 
 
