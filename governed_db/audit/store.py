@@ -381,12 +381,11 @@ class AuditStore:
         with self._lock:
             fd = self._lock_file()
             try:
+                # rotated: this file was sealed and renamed; the next one is started below and sealed in its turn
                 rotated = self._flush_deferred(fd)
-                if rotated:
-                    pass  # sealed and renamed: the next file is started below and sealed in its turn
-                elif self._last_type != R.CHECKPOINT:
+                if not rotated and self._last_type != R.CHECKPOINT:
                     self._checkpoint(fd, inline=inline or self._flusher is None, reason=reason)
-                elif inline and self._pending_anchor is not None:
+                elif not rotated and inline and self._pending_anchor is not None:
                     os.fsync(fd)
                     self._publish_locked(fd, self._pending_anchor)
             finally:
