@@ -127,9 +127,11 @@ def build_options(options: Mapping[str, Any], *, policy: Any = None) -> Options:
         )
     masking = get("masking")
     if masking is not None:
+        from governed_db.masking.catalog import load_catalog
         from governed_db.masking.config import load_config
 
-        load_config(masking)
+        # the catalog too (a missing or malformed file refused every statement instead of this wrap)
+        load_catalog(load_config(masking).catalog)
     approvals = get("approvals")
     if approvals is not None:
         from governed_db.approvals import open_store, resolve_config
@@ -201,6 +203,8 @@ def build_settings(
         raise ConfigurationError(
             f"identity must be an Identity, a callable returning one (or a token), or None; got {type(identity).__name__}"
         )
+    if environment is not None and not isinstance(environment, str):
+        raise ConfigurationError(f"environment must be a non-empty string, got {environment!r}")  # 0, [] as well
     environment = environment or env.get("GOVERNED_DB_ENVIRONMENT") or "production"
     if not isinstance(environment, str) or not environment.strip():
         raise ConfigurationError(f"environment must be a non-empty string, got {environment!r}")

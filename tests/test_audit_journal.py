@@ -26,6 +26,7 @@ from governed_db.audit import audit_processor, read_records, verify
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
 from governed_db.audit import store as store_module
+from governed_db.audit.segments import store_files
 from governed_db.audit.store import read_raw
 
 KEY = "journal-test-key"
@@ -218,7 +219,8 @@ _LOOPING = textwrap.dedent("""
     import governed_db
     db, store = sys.argv[1], sys.argv[2]
     raw = sqlite3.connect(db, isolation_level=None, timeout=30)
-    conn = governed_db.wrap(raw, audit={"path": store, "key": "k", "checkpoint_every": 50},
+    rotate = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
+    conn = governed_db.wrap(raw, audit={"path": store, "key": "k", "checkpoint_every": 50, "rotate_bytes": rotate},
                             environment="production")
     print("ready", flush=True)
     while True:
@@ -226,9 +228,13 @@ _LOOPING = textwrap.dedent("""
 """)
 
 
-def test_writers_killed_again_and_again_leave_no_row_without_its_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("writers", "rotate"), [(1, None), (2, 20_000)], ids=["one-writer", "two-rotating"])
+def test_writers_killed_again_and_again_leave_no_row_without_its_record(tmp_path: Path, writers: int,
+                                                                       rotate: int | None) -> None:
     """Writers on the journal path (the default) killed at arbitrary moments: every row in the database has its
-    intent (at most one intent per kill is for a statement that never ran), and the store verifies."""
+    intent (at most one intent per kill is for a statement that never ran), and the store verifies — also with
+    two processes at once rotating the store as the journal is chained (it never rotated before issue 15's
+    re-check)."""
     store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
     sqlite3.connect(db).execute("CREATE TABLE t (v INTEGER)")
 
@@ -236,16 +242,22 @@ def test_writers_killed_again_and_again_leave_no_row_without_its_record(tmp_path
         with sqlite3.connect(db, timeout=30) as c:
             return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
 
-    kills = 6
-    for k in range(kills):
-        child = subprocess.Popen([sys.executable, "-c", _LOOPING, str(db), str(store)], stdout=subprocess.PIPE)
-        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+    rounds = 6 if writers == 1 else 3
+    kills = rounds * writers
+    for k in range(rounds):
+        children = [subprocess.Popen([sys.executable, "-c", _LOOPING, str(db), str(store), str(rotate or "")],
+                                     stdout=subprocess.PIPE) for _ in range(writers)]
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
         before = count()
         deadline = time.monotonic() + 60
         while count() <= before + 300 * (k % 3) and time.monotonic() < deadline:  # it is writing now
             time.sleep(0.01)
-        child.send_signal(signal.SIGKILL)
-        child.wait(60)
+        for child in children:
+            child.send_signal(signal.SIGKILL)
+            child.wait(60)
+    if rotate:
+        assert len(store_files(store)) > 2
     result = verify(store, key="k")
     assert result.ok, result.problems
     rows = count()

@@ -274,3 +274,31 @@ def test_stat_interval_still_sees_another_writers_rotation_at_once(tmp_path: Pat
     result = verify(path, key=KEY)
     assert result.ok, result.problems
     assert _names(path) == list(range(13))
+
+
+def test_statements_through_the_journal_rotate_the_store(tmp_path: Path) -> None:
+    """The default statement path chains intents from the journal, never through append(): rotate_bytes was
+    never checked there, so a store written by statements grew for ever (issue 15 re-checked). Now it rotates,
+    by the flusher, by flush() and by close(), and the chain verifies with every statement in it."""
+    import sqlite3
+
+    import governed_db
+    from governed_db.audit import audit_processor
+
+    path = tmp_path / "a.jsonl"
+    proc = audit_processor({"path": str(path), "key": "k", "checkpoint_every": 10, "rotate_bytes": 4000})
+    assert proc.store.journal
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, environment="production")
+    for i in range(200):
+        conn.execute(f"SELECT {i}")
+    proc.store.flush()
+    proc.store.close()
+    files = store_files(path)
+    assert len(files) >= 3, [f.name for f in files]
+    assert all(f.stat().st_size < 4000 + 64 * 1024 for f in files)  # at most one journal batch past the limit
+    result = verify(path, key="k")
+    assert result.ok, result.problems
+    assert result.statements == 200 and result.outcome_unknown == 0
+    texts = [r["attrs"].get("db.query.text") for r in read_records(path) if r.get("type") == "span"
+             and r.get("attrs", {}).get("db.query.text", "").startswith("SELECT")]
+    assert len(texts) == 200

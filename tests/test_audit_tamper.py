@@ -292,6 +292,45 @@ def test_attack_is_detected_with_the_key(tmp_path: Path, name: str, attack: Call
     assert result.problems and result.first_bad is not None
 
 
+def _store_sealed_by_time(path: Path) -> Path:
+    """A store written the default way (journal, flusher thread) whose checkpoints are all time checkpoints."""
+    import time
+
+    proc = audit_processor({"path": str(path), "key": KEY, "checkpoint_every": 10**6, "checkpoint_interval": 0.2,
+                            "idle_close": None})
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER, email TEXT)")
+    conn = governed_db.wrap(raw, audit=proc, identity=Identity("mallory-target"), environment="production")
+    for i in range(9):
+        conn.execute("INSERT INTO t VALUES (?, ?)", (i, f"u{i}@example.com"))
+        if i % 3 == 2:
+            deadline = time.monotonic() + 10
+            sealed = len(_checkpoints(path)) if path.exists() else 0
+            while time.monotonic() < deadline and len(_checkpoints(path)) <= sealed:
+                time.sleep(0.05)  # the flusher seals the quiet chain
+    proc.store.close()
+    return path
+
+
+def test_every_attack_on_a_store_sealed_by_time_is_detected(tmp_path: Path) -> None:
+    """The same attacks on a store whose checkpoints come from checkpoint_interval (written through the journal
+    and sealed by the flusher thread, anchors published off the statement path) rather than by count."""
+    src = _store_sealed_by_time(tmp_path / "src.jsonl")
+    reasons = [r.get("reason") for r in _recs(src) if r["type"] == "checkpoint"]
+    assert reasons.count("time") >= 3, reasons
+    assert verify(src, key=KEY).ok
+    missed = []
+    for name, attack in ATTACKS:
+        path = tmp_path / name / "a.jsonl"
+        path.parent.mkdir()
+        shutil.copy(src, path)
+        shutil.copy(anchor_path(src), anchor_path(path))
+        attack(path)
+        if verify(path, key=KEY).ok:
+            missed.append(name)
+    assert missed == []
+
+
 @pytest.mark.parametrize("back", [1, 2])
 def test_replayed_older_anchor_is_detected(tmp_path: Path, back: int) -> None:
     """An older genuine anchor put back over the current one fails verification (file left complete)."""

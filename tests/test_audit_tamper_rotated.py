@@ -134,3 +134,36 @@ def test_every_flipped_byte_of_a_rotated_chain_is_detected(tmp_path: Path, which
             missed.append(pos)
     target.write_bytes(original)
     assert missed == []
+
+
+def test_rotated_files_renamed_out_of_order_are_detected(tmp_path: Path) -> None:
+    """Names swapped between two rotated files (contents untouched): readers order files by their first seq,
+    so the chain still verified — but governed_db names each rotated file for its first seq and nothing renames
+    them so, so verify reports it. Compressing a rotated file or logrotate's own names stay intact."""
+    import gzip
+
+    path = tmp_path / "a.jsonl"
+    store = AuditStore(path, key=KEY, fsync_interval=None, checkpoint_interval=None, idle_close=None,
+                       rotate_bytes=1200, checkpoint_every=3)
+    for i in range(25):
+        store.append({"v": 2, "type": "span", "name": f"S{i}", "time": i, "attrs": {}})
+    store.close()
+    rotated = [f.name for f in store_files(path) if f != path]
+    assert len(rotated) >= 2 and all(n[len(path.name) + 1:].isdigit() for n in rotated)
+    first, second = tmp_path / rotated[0], tmp_path / rotated[1]
+    first.rename(tmp_path / "x")
+    second.rename(first)
+    (tmp_path / "x").rename(second)
+    result = verify(path, key=KEY)
+    assert not result.ok and any("named for seq" in p.message for p in result.problems), result.problems
+    (tmp_path / "x").write_bytes(first.read_bytes())  # put them back; then the innocent renames
+    first.write_bytes(second.read_bytes())
+    second.write_bytes((tmp_path / "x").read_bytes())
+    (tmp_path / "x").unlink()
+    assert verify(path, key=KEY).ok
+    with gzip.open(tmp_path / (rotated[0] + ".gz"), "wb") as gz:
+        gz.write(first.read_bytes())
+    first.unlink()
+    second.rename(tmp_path / (path.name + ".1"))  # logrotate's name
+    result = verify(path, key=KEY)
+    assert result.ok, result.problems

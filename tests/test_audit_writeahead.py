@@ -109,6 +109,14 @@ def test_sigkill_during_the_statement_leaves_an_intent_with_outcome_unknown(tmp_
     out = CliRunner().invoke(audit, ["verify", "--store", str(store), "--format", "json"],
                              env={"GOVERNED_DB_AUDIT_KEY": "k"})
     assert out.exit_code == 0 and json.loads(out.output)["outcome_unknown"] == 1
+    from governed_db.cli import main
+
+    for fmt in ("md", "json"):  # the report counts it too
+        out = CliRunner().invoke(main, ["report", "--store", str(store), "--since", "1d", "--format", fmt,
+                                        "-o", str(tmp_path / f"r.{fmt}")], env={"GOVERNED_DB_AUDIT_KEY": "k"})
+        assert out.exit_code == 0, out.output
+        text = (tmp_path / f"r.{fmt}").read_text()
+        assert ("| outcome_unknown | 1 |" in text) if fmt == "md" else ('"outcome_unknown": 1' in text), text[:2000]
 
 
 def _make_unwritable(path: Path) -> None:
@@ -243,6 +251,48 @@ def test_disk_full_refuses_the_statement_in_production(tmp_path: Path) -> None:
     with pytest.raises(GovernanceFault, match="No space left"):
         conn.execute("INSERT INTO t VALUES (2)")
     assert sqlite3.connect(db).execute("SELECT v FROM t").fetchall() == [(1,)]
+
+
+_FILE_SIZE_LIMITED = textwrap.dedent("""
+    import resource, sqlite3, sys
+    import governed_db
+    from governed_db.errors import GovernanceFault
+    db, store, journal = sys.argv[1], sys.argv[2], sys.argv[3] == "journal"
+    raw = sqlite3.connect(db, isolation_level=None)
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit={"path": store, "key": "k", "journal": journal}, environment="production")
+    conn.execute("INSERT INTO t VALUES (-1)")
+    import os
+    limit = os.path.getsize(store) + 20_000
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    ran = refused = 0
+    for i in range(400):
+        try:
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+            ran += 1
+        except GovernanceFault:
+            refused += 1
+    print(ran, refused)
+""")
+
+
+@pytest.mark.parametrize("journal", ["journal", "direct"])
+def test_a_file_size_limit_refuses_statements_and_loses_none(tmp_path: Path, journal: str) -> None:
+    """RLIMIT_FSIZE reached while statements run (the disk-full case of issue 15 without a full disk): once
+    the store cannot grow, production statements are refused (no traceback, no SIGXFSZ death); every row
+    that reached the database has its record and the store verifies."""
+    store, db = tmp_path / "audit.jsonl", tmp_path / "d.db"
+    proc = subprocess.run([sys.executable, "-c", _FILE_SIZE_LIMITED, str(db), str(store), journal],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ran, refused = map(int, proc.stdout.split())
+    assert ran > 0 and refused > 0 and ran + refused == 400
+    assert "Traceback" not in proc.stderr
+    result = verify(store, key="k")
+    assert result.ok, result.problems
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0]
+    inserts = [r for r in read_records(store) if r.get("attrs", {}).get("db.operation.name") == "INSERT"]
+    assert rows == ran + 1 <= len(inserts)
 
 
 _LOOPING_CHILD = textwrap.dedent("""

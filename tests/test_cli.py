@@ -121,20 +121,70 @@ def test_every_verb_survives_hostile_arguments(
     count = 0
     for label, args in _invocations(name, cmd, hostile):
         count += 1
-        result = _run(args)
-        output = result.output
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            problems.append(f"{label}: raised {type(result.exception).__name__}: {result.exception}"[:300])
-        elif result.exit_code not in (0, 1, 2):
-            problems.append(f"{label}: exit {result.exit_code}")
-        elif "Traceback (most recent call last)" in output:
-            problems.append(f"{label}: traceback in output")
-        elif "unexpected" in output and "error: unexpected" in output:
-            problems.append(f"{label}: {output.strip().splitlines()[-1][:300]}")
-        elif result.exit_code != 0 and not output.strip():
-            problems.append(f"{label}: exit {result.exit_code} without a message")
+        problems += _problem(label, _run(args))
     assert count > 1
     assert problems == [], f"governed-db {name}: " + "\n".join(problems)
+
+
+def _problem(label: str, result: Result) -> list[str]:
+    """What is wrong with one invocation's ending: a raise, another exit code, a traceback, a silent failure."""
+    output = result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        return [f"{label}: raised {type(result.exception).__name__}: {result.exception}"[:300]]
+    if result.exit_code not in (0, 1, 2):
+        return [f"{label}: exit {result.exit_code}"]
+    if "Traceback (most recent call last)" in output:
+        return [f"{label}: traceback in output"]
+    if "unexpected" in output and "error: unexpected" in output:
+        return [f"{label}: {output.strip().splitlines()[-1][:300]}"]
+    if result.exit_code != 0 and not output.strip():
+        return [f"{label}: exit {result.exit_code} without a message"]
+    errors = [line for line in output.splitlines() if line.lower().startswith(("error:", "usage:"))]
+    if result.exit_code == 2 and (len(errors) != 1 or errors[0].lower().startswith("usage:")):
+        # bad input is one line saying what is wrong (click's usage block was four)
+        return [f"{label}: exit 2 without exactly one 'error: ...' line: {output.strip().splitlines()[-3:]}"[:300]]
+    return []
+
+
+#: invocations that reach past the store check: each option of the reading verbs is then given each value
+ON_A_STORE = {
+    "audit search": [], "audit tail": [], "audit stats": [], "audit index": [], "audit verify": [],
+    "audit who-touched": ["users"], "audit export": ["--format", "csv"], "report": ["--format", "md"],
+    "policy replay": ["--policy", "policy.yaml"],
+}
+STORE_VALUES = ["huge number", "negative", "nested JSON text", "unicode", "empty", "device", "directory"]
+
+
+def test_hostile_options_on_a_real_store(hostile: dict[str, str], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matrix above names a store that is not there, so most options are never read: here every option of
+    the reading verbs gets each value next to a real store (--limit 10**40, -n -1, --since with nested text,
+    ...) — issue 15's bad-input matrix, past the first check."""
+    import sqlite3
+
+    import governed_db
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policy.yaml").write_text("rules: []\n")
+    store = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE users (id INTEGER, email TEXT)")
+    conn = governed_db.wrap(raw, audit={"path": str(store), "idle_close": None}, identity=governed_db.Identity("a"))
+    conn.execute("INSERT INTO users VALUES (1, 'a@example.com')")
+    conn.execute("SELECT * FROM users").fetchall()
+    governed_db.audit.audit_processor(str(store)).store.flush()
+    commands = dict(VERBS)
+    problems: list[str] = []
+    for name, fixed in ON_A_STORE.items():
+        base = [*name.split(), *fixed, "--store", str(store)]
+        assert _run(base).exit_code in (0, 1), (name, _run(base).output)
+        for opt in commands[name].params:
+            if not isinstance(opt, click.Option) or opt.is_flag or opt.name in ("store", "fmt", "policy_file"):
+                continue
+            for label in STORE_VALUES:
+                args = [*base, opt.opts[-1], hostile[label]]
+                problems += _problem(f"{name} {opt.opts[-1]}={label}", _run(args))
+    assert problems == []
 
 
 def test_the_matrix_covers_every_verb() -> None:

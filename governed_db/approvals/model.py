@@ -19,6 +19,7 @@ so a request past its time is never usable even before anything records it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -207,22 +208,42 @@ def config_from_mapping(data: Mapping[str, Any], base: ApprovalConfig | None = N
         elif key == "reviewer_roles":
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            changes[key] = tuple(str(v) for v in value)
+            if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+                isinstance(v, str) and v for v in value
+            ):
+                raise ConfigurationError(
+                    f"approvals reviewer_roles must be role names (a list, or a comma-separated string), got {value!r}"
+                )
+            changes[key] = tuple(value)
         elif key in ("request_ttl", "grant_ttl", "wait"):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ConfigurationError(f"approvals {key} must be a number of seconds >= 0, got {value!r}")
+            if (
+                not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not 0 <= value < math.inf  # NaN fails this too
+            ):
+                raise ConfigurationError(f"approvals {key} must be a finite number of seconds >= 0, got {value!r}")
             changes[key] = float(value)
         elif key in ("reason_required", "require_verified_reviewer", "enabled"):
-            changes[key] = bool(value)
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"approvals {key} must be True or False, got {value!r}")
+            changes[key] = value
         elif key == "notify":
-            hooks = (value,) if callable(value) else tuple(value)
-            if not all(callable(h) for h in hooks):
-                raise ConfigurationError("approvals notify must be a callable or a list of callables")
+            hooks = (value,) if callable(value) else tuple(value) if isinstance(value, (list, tuple)) else None
+            if hooks is None or not all(callable(h) for h in hooks):
+                raise ConfigurationError(
+                    f"approvals notify must be a callable or a list of callables, got {type(value).__name__}"
+                )
             changes[key] = hooks
         elif key in ("webhooks", "webhook"):
             from governed_db.approvals.notify import Webhook
 
-            hooks = (value,) if isinstance(value, (str, Mapping)) else tuple(value)
+            if isinstance(value, (str, Mapping)):
+                hooks = (value,)
+            elif isinstance(value, (list, tuple)):
+                hooks = tuple(value)
+            else:
+                raise ConfigurationError(
+                    f"approvals {key} must be a URL, a webhook mapping or a list of them, got {type(value).__name__}"
+                )
             for hook in hooks:
                 Webhook.parse(hook)  # bad webhook settings fail at wrap(), not at the first approval request
             changes["webhooks"] = hooks

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from governed_db.approvals.store import SCHEMA, SQLStore, _Exec
+from governed_db.errors import ConfigurationError
 
 #: how long a process waits for another one's write lock before the store counts as unavailable (and a
 #: statement that needs approval is refused): the PostgreSQL store's default total deadline. Was 30 s, so a
@@ -30,6 +31,10 @@ class SQLiteStore(SQLStore):
                           "index": "approval_requests_match"})
         self.path = Path(path).expanduser()
         self.url = str(self.path)
+        if self.path.exists() and not self.path.is_file():
+            # a directory or a device fails only when a statement first needs approval: say so at wrap()
+            raise ConfigurationError(f"the approval store {self.url!r} is not a regular file; give the path of "
+                                     "an SQLite file (created when missing)")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"

@@ -300,7 +300,6 @@ def _who_touched_indexed(path: str | os.PathLike[str], q: Query
                          ) -> list[tuple[str, str, str, int, int, int | None, int | None]] | None:
     """Who-touched from the index: statements grouped by identity, operation and statement text, so that
     the exact table and column checks run once per distinct statement, not once per record."""
-    import json
     import sqlite3
 
     from governed_db.audit.index import open_index
@@ -311,19 +310,31 @@ def _who_touched_indexed(path: str | os.PathLike[str], q: Query
         log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
         return None
     out = []
+    # groups differ mostly by identity: the table and column checks are decided once per statement shape
+    touches: dict[tuple[Any, ...], bool] = {}
     try:
         for who, kind, op, text, system, tables, cols, ocols, refused, n, first, last in idx.groups(q):
-            if q.table is not None and not any(_names_match(t, q.table) for t in json.loads(tables)):
-                continue
-            if q.column is not None:
-                probe = {"attrs": {GDB_MASKED_COLUMNS: json.loads(cols) + json.loads(ocols),
-                                   DB_QUERY_TEXT: text, DB_SYSTEM_NAME: system}}
-                if not mentions_column(probe, q.column):
-                    continue
-            out.append((str(who), str(kind), str(op), int(n), int(refused) * int(n), first, last))
+            shape = (text, system, tables, cols, ocols)
+            hit = touches.get(shape)
+            if hit is None:
+                hit = touches[shape] = _touches(q, text, system, tables, cols, ocols)
+            if hit:
+                out.append((str(who), str(kind), str(op), int(n), int(refused) * int(n), first, last))
     finally:
         idx.close()
     return out
+
+
+def _touches(q: Query, text: Any, system: Any, tables: str, cols: str, ocols: str) -> bool:
+    import json
+
+    if q.table is not None and not any(_names_match(t, q.table) for t in json.loads(tables)):
+        return False
+    if q.column is not None:
+        probe = {"attrs": {GDB_MASKED_COLUMNS: json.loads(cols) + json.loads(ocols),
+                           DB_QUERY_TEXT: text, DB_SYSTEM_NAME: system}}
+        return mentions_column(probe, q.column)
+    return True
 
 
 @dataclass

@@ -320,9 +320,11 @@ class AuditStore:
             try:
                 fd = self._lock_file()
                 try:
-                    self._flush_deferred(fd)
+                    rotated = self._flush_deferred(fd)
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)
+                if rotated:
+                    fcntl.flock(self._lock_file(), fcntl.LOCK_UN)  # the next file, as append() starts it
             except BaseException:
                 # the store cannot be written: statements stop going to the journal, so the next one tries the
                 # store itself and is refused in production while it fails (what waits stays journaled)
@@ -358,14 +360,18 @@ class AuditStore:
             j.consumed(upto)
         return seq
 
-    def _flush_deferred(self, fd: int) -> None:
-        """Write what waits (both locks held)."""
+    def _flush_deferred(self, fd: int) -> bool:
+        """Write what waits (both locks held); True when that filled the file and it was rotated (the caller
+        starts the next one once it has let go of the lock)."""
         if not self._waiting():
-            return
+            return False
         before = self._seq
         self._write_pending(fd)
         if self._seq // self.checkpoint_every != before // self.checkpoint_every and self._last_type != R.CHECKPOINT:
             self._checkpoint(fd, inline=self._flusher is None)
+        # the journal's records reach the store here, not through append(): without this check a store written
+        # by statements (the default, journaled path) grew past rotate_bytes for ever, and retention never ran
+        return self.rotate_bytes is not None and self._end >= self.rotate_bytes and self._rotate(fd)
 
     def checkpoint(self, *, inline: bool = True, reason: str = "explicit") -> None:
         """Seal the chain head now (also done every ``checkpoint_every`` records and on close).
@@ -375,14 +381,21 @@ class AuditStore:
         with self._lock:
             fd = self._lock_file()
             try:
-                self._flush_deferred(fd)
-                if self._last_type != R.CHECKPOINT:
+                # rotated: this file was sealed and renamed; the next one is started below and sealed in its turn
+                rotated = self._flush_deferred(fd)
+                if not rotated and self._last_type != R.CHECKPOINT:
                     self._checkpoint(fd, inline=inline or self._flusher is None, reason=reason)
-                elif inline and self._pending_anchor is not None:
+                elif not rotated and inline and self._pending_anchor is not None:
                     os.fsync(fd)
                     self._publish_locked(fd, self._pending_anchor)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+            if rotated:
+                fd = self._lock_file()
+                try:
+                    self._checkpoint(fd, inline=inline or self._flusher is None, reason=reason)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def sync(self) -> None:
         """fsync what has been written (the flusher thread does this every ``fsync_interval``)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,7 @@ class _Verifier:
                 f"the live file {self.path.name} is missing: rotated away with no writer since (the next writer "
                 "continues the chain), or deleted — the anchor shows which"
             )
+        self._check_names(files)
         for i, f in enumerate(files):
             self.file = f.name if len(files) > 1 else ""
             self._file(f, last=i == len(files) - 1, first=i == 0)
@@ -162,6 +164,23 @@ class _Verifier:
         self._finish(anchor)
         self._check_witness()
         return result
+
+    def _check_names(self, files: list[Path]) -> None:
+        """A file governed_db rotated is named for its first seq (``<name>.<20 digits>``, then ``.n`` or ``.gz``):
+        readers order files by content, so names swapped between rotated files hide nothing from the chain, but
+        no writer or log rotation renames them so — it is a sign of someone rearranging the evidence."""
+        from governed_db.audit.segments import _first_record
+
+        pattern = re.compile(re.escape(self.path.name) + r"\.(\d{20})(?:\.\d+)?(?:\.gz)?")
+        for f in files:
+            m = pattern.fullmatch(f.name)
+            if m is None:
+                continue
+            head = _first_record(f)
+            seq = head.get("seq") if head is not None else None
+            if type(seq) is int and seq != int(m.group(1)):
+                self.result.bad(1, seq, 0, f"the file is named for seq {int(m.group(1))} but starts at seq {seq}: "
+                                "rotated files were renamed or their contents swapped", f.name)
 
     def _ask_witness(self, files: list[Path]) -> None:
         from governed_db.audit.segments import _first_record

@@ -8,7 +8,9 @@ broken audit chain); 2 bad usage or input.
 No command shows a traceback: the group turns an exception a command did not
 handle into one line on stderr — exit 2 for bad input (a configuration error,
 a file that cannot be read, a value that cannot be parsed), exit 1 for
-anything else. ``GOVERNED_DB_DEBUG=1`` shows the traceback instead.
+anything else. ``GOVERNED_DB_DEBUG=1`` shows the traceback instead. Usage errors (a bad
+option value, a missing argument, an unknown option) are one line too, naming the
+command's ``--help``, instead of click's usage block.
 """
 
 from __future__ import annotations
@@ -46,8 +48,7 @@ _BAD_INPUT = (ConfigurationError, InvalidStatement, OSError, UnicodeError, Value
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
+    return _one_line_text(str(exc)) or type(exc).__name__
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -59,10 +60,39 @@ def _fail(exc: Exception) -> NoReturn:
     raise SystemExit(1)
 
 
+def _one_line_usage(exc: click.UsageError) -> None:
+    """Let a usage error (a bad option value, a missing argument) say itself in one line, like every other
+    failure, instead of click's usage block; a group run without a command still prints its help."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        return
+
+    def show(file: Any = None) -> None:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {_one_line_text(exc.format_message())}{where}", file=file, err=True)
+
+    exc.show = show  # type: ignore[method-assign]
+
+
+def _one_line_text(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 class LazyGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            _one_line_usage(e)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:
+            _one_line_usage(e)
+            raise
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:

@@ -36,6 +36,9 @@ from governed_db.masking.strategies import STRATEGY_NAMES
 
 log = logging.getLogger("governed_db.masking")
 
+#: the largest ``sample_rows`` (it becomes a LIMIT, which drivers hold in 64 bits)
+MAX_SAMPLE_ROWS = 2**31 - 1
+
 #: environments where masking is off unless ``mode: "on"``
 UNMASKED_ENVIRONMENTS = DEVELOPMENT_ENVIRONMENTS
 KEY_ENV = "GOVERNED_DB_MASKING_KEY"
@@ -222,24 +225,51 @@ def load_config(source: Any) -> MaskingConfig:
     if action not in ("deny", "require_approval"):
         raise ConfigurationError("masking: predicate_action must be 'deny' or 'require_approval'")
     grants = source.get("unmask") or ()
-    if isinstance(grants, Mapping):
+    if isinstance(grants, (Mapping, Grant)):
         grants = [grants]
+    if not isinstance(grants, (list, tuple)):
+        raise ConfigurationError(f"masking: unmask must be a grant (mapping) or a list of them, got {grants!r}")
+    raw_strategies = source.get("strategies") or {}
+    if not isinstance(raw_strategies, Mapping):
+        raise ConfigurationError(
+            f"masking: strategies must be a mapping of label or table.column to strategy, got {raw_strategies!r}"
+        )
     strategies: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for k, v in (source.get("strategies") or {}).items():
+    for k, v in raw_strategies.items():
         label = normalize_label(k)
         key = str(k).lower() if "." in str(k) or label not in DEFAULT_STRATEGIES else str(label)
         strategies[key] = _strategy_spec(str(k), v)
+    from governed_db.masking.catalog import Catalog
+
+    catalog = source.get("catalog")
+    if catalog is not None and not isinstance(catalog, (str, os.PathLike, Mapping, Catalog)):
+        raise ConfigurationError(f"masking catalog must be a path, a mapping or a Catalog, got {catalog!r}")
     key_value = source.get("key")
+    if key_value is not None and (not isinstance(key_value, (str, bytes)) or not key_value):
+        # bytes(42) would be 42 zero bytes: a key anyone can guess
+        raise ConfigurationError(f"masking: key must be a non-empty string or bytes, got {type(key_value).__name__}")
+    online = source.get("online", True)
+    if not isinstance(online, bool):
+        raise ConfigurationError(f"masking: online must be True or False, got {online!r}")
+    sample_rows = source.get("sample_rows", 100)
+    if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or not 0 <= sample_rows <= MAX_SAMPLE_ROWS:
+        raise ConfigurationError(f"masking: sample_rows must be an integer from 0 to {MAX_SAMPLE_ROWS}, got {sample_rows!r}")
+    min_confidence = source.get("min_confidence", 0.5)
+    if (
+        isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float))
+        or not 0.0 <= min_confidence <= 1.0  # NaN fails this too
+    ):
+        raise ConfigurationError(f"masking: min_confidence must be a number from 0 to 1, got {min_confidence!r}")
     return MaskingConfig(
         mode=mode,
-        catalog=source.get("catalog"),
+        catalog=catalog,
         unmask=tuple(_grant(g) for g in grants),
         strategies=strategies,
         key=key_value.encode() if isinstance(key_value, str) else key_value,
         predicate_action=action,
-        online=bool(source.get("online", True)),
-        sample_rows=int(source.get("sample_rows", 100)),
-        min_confidence=float(source.get("min_confidence", 0.5)),
+        online=online,
+        sample_rows=sample_rows,
+        min_confidence=float(min_confidence),
     )
 
 

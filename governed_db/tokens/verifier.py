@@ -101,11 +101,15 @@ class TokenVerifier:
                 "(symmetric HS* and 'none' are never accepted)"
             )
         try:
+            if any(isinstance(x, bool) for x in (leeway, jwks_ttl, refresh_cooldown, timeout)):
+                raise TypeError("a bool is not a number of seconds")
             leeway, jwks_ttl, refresh_cooldown, timeout = (
                 float(leeway), float(jwks_ttl), float(refresh_cooldown), float(timeout)
             )
-            cache_size = int(cache_size)
-        except (TypeError, ValueError):
+            if isinstance(cache_size, bool) or (isinstance(cache_size, float) and cache_size != math.floor(cache_size)):
+                raise ValueError(cache_size)
+            cache_size = int(cache_size)  # an infinite one is an OverflowError
+        except (TypeError, ValueError, OverflowError):
             raise ConfigurationError(
                 "leeway, jwks_ttl, refresh_cooldown and timeout must be numbers of seconds, cache_size an integer"
             ) from None
@@ -116,6 +120,14 @@ class TokenVerifier:
         if min(leeway, jwks_ttl, refresh_cooldown, cache_size) < 0 or timeout <= 0:
             raise ConfigurationError("leeway, jwks_ttl, refresh_cooldown and cache_size must not be negative, "
                                      "timeout must be positive")
+        if isinstance(required_claims, (str, bytes)) or not all(
+            isinstance(c, str) and c for c in required_claims
+        ):
+            raise ConfigurationError(f"required_claims must be a list of claim names, got {required_claims!r}")
+        if not isinstance(allow_insecure_http_for_loopback, bool):
+            raise ConfigurationError(
+                f"allow_insecure_http_for_loopback must be True or False, got {allow_insecure_http_for_loopback!r}"
+            )
         self.issuer = issuer
         self.audience: tuple[str, ...] = tuple(audience)
         self.claims_map = ClaimsMap.from_value(claims_map)
