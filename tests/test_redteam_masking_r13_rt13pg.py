@@ -1,0 +1,183 @@
+"""Red-team round 13 on PostgreSQL (psycopg 3, psycopg2): a prompt-injected agent in production with zero
+configuration, no unmask grant.
+
+* An ``hstore`` column reaches psycopg and psycopg2 as text, ``"ssn"=>"536-22-8726", "full_name"=>"Alice Smith"``.
+  It was scanned like any free text: the name came back in clear (a scan finds no names), and so did an SSN the
+  recognizers reject (``100-99-0000``). JSON documents' keys already named their values (decision 0261); an
+  hstore's keys now do too (decision 0271).
+
+* Whether such a document column (``hstore`` or ``jsonb``) counted as holding personal data depended on how many
+  of its sampled values held an item a recognizer finds: with row 1's SSN one they accept, every value did and the
+  column was masked as a whole; with one they reject, it was free text "holding items", which answered other
+  statements (``hstore_to_json(kv)`` masked instead of refused) and other refusal texts (``masked column`` vs
+  ``free-text column ... holds masked items (US_SSN)``). A value whose keys name personal data now counts as
+  holding it, whatever the value looks like (decision 0271).
+
+Each oracle compares two tables that differ only in row 1's secret values; the raw connection shows that the same
+statements tell them apart. Look-alikes whose keys name nothing personal come back exactly and may filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from governed_db.masking.classify import classify_values
+from governed_db.masking.strategies.spans import scrub_value
+from tests._redteam import observe as _observe
+from tests.conftest import PG_DSN
+
+AGENT = governed_db.Identity("curious-agent", kind="agent")
+#: row 1's secrets: A's SSN is one the recognizers accept, B's one they reject (serial 0000)
+SECRET = {"a": ("Alice Smith", "536-22-8726"), "b": ("Zoe Quinn-Harper", "100-99-0000")}
+SECRETS = ("Alice", "536-22-8726", "Zoe", "Quinn", "100-99-0000")
+OTHERS = [(2, "Bob Jones", "219-45-1234"), (3, "Chen Wei", "412-77-9001")]
+
+
+def _connect(driver: str) -> Any:
+    if driver == "psycopg":
+        import psycopg
+
+        return psycopg.connect(PG_DSN, autocommit=True)
+    psycopg2 = pytest.importorskip("psycopg2")
+    conn = psycopg2.connect(PG_DSN)
+    conn.autocommit = True
+    return conn
+
+
+def _wrap(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+@pytest.fixture
+def tables(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant a and b: a table with an hstore and a jsonb document about a person; and an innocent one."""
+    try:
+        pg_conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    except Exception as e:  # another session created it at the same moment
+        if "hstore" not in str(e):
+            raise
+    names: dict[str, str] = {}
+    for v, (name, ssn) in SECRET.items():
+        t = f"rt13pg_h{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, kv hstore, doc jsonb, note text)")
+        with pg_conn.cursor() as cur:
+            for i, n, s in [(1, name, ssn), *OTHERS]:
+                cur.execute(
+                    f"INSERT INTO {t} VALUES (%s, hstore(ARRAY['ssn', %s, 'full_name', %s, 'city', 'Paris']),"
+                    " jsonb_build_object('ssn', %s::text, 'full_name', %s::text, 'city', 'Paris'), 'x')",
+                    (i, s, n, s, n),
+                )
+        names[v] = t
+    names["i"] = f"rt13pg_hi_{unique}"
+    pg_conn.execute(f"CREATE TABLE {names['i']} (id int primary key, attrs hstore, doc jsonb)")
+    pg_conn.execute(
+        f"INSERT INTO {names['i']} VALUES (1, 'sku=>A-1, color=>red, \"say \\\"hi\\\"\"=>NULL', "
+        "'{\"sku\": \"A-1\", \"city\": \"Paris\"}'), (2, 'sku=>B-2, color=>blue', '{\"sku\": \"B-2\", \"city\": "
+        "\"Lyon\"}')"
+    )
+    yield names
+    for name in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+READS = [
+    "SELECT id, kv FROM {t} WHERE id = 1",
+    "SELECT * FROM {t} WHERE id = 1",
+    "SELECT id, kv::text FROM {t} WHERE id = 1",
+    "SELECT id, hstore_to_json(kv) FROM {t} WHERE id = 1",
+    "SELECT id, akeys(kv), avals(kv) FROM {t} WHERE id = 1",
+    "SELECT count(*) FROM {t} WHERE kv -> 'full_name' LIKE 'A%'",
+    "SELECT count(*) FROM {t} WHERE kv @> 'ssn=>536-22-8726'",
+    "SELECT count(*) FROM {t} WHERE doc ->> 'ssn' LIKE '5%'",
+    "SELECT id, doc -> 'full_name' FROM {t} WHERE id = 1",
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize(
+    "template",
+    READS,
+    ids=["hstore", "star", "hstore-text", "to-json", "akeys", "where-key", "where-contains", "doc-where", "doc-key"],
+)
+def test_document_keys_named_as_personal_data_tell_nothing(
+    tables: dict[str, str], driver: str, template: str
+) -> None:
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    try:
+        seen = {}
+        for v in ("a", "b"):
+            sql = template.format(t=tables[v])
+            seen[v] = (
+                repr(_observe(raw, sql)).replace(tables[v], "T"),
+                repr(_observe(gov, sql)).replace(tables[v], "T"),
+            )
+    finally:
+        raw.close()
+        gov.close()
+    # the oracle, unprotected: the raw session tells the two tables apart
+    assert seen["a"][0] != seen["b"][0], seen["a"][0]
+    # governed: the same for both, with no byte of either secret
+    assert seen["a"][1] == seen["b"][1], f"A: {seen['a'][1]}\nB: {seen['b'][1]}"
+    assert not any(s in seen["a"][1] or s in seen["b"][1] for s in SECRETS), seen["a"][1]
+    if template in ("SELECT id, kv FROM {t} WHERE id = 1", "SELECT * FROM {t} WHERE id = 1"):
+        assert '"full_name"=>"[PERSON_NAME]"' in seen["a"][1], seen["a"][1]
+        assert '"city"=>"Paris"' in seen["a"][1], seen["a"][1]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
+    """An hstore and a document whose keys name nothing personal, and the other columns of the person tables,
+    come back as the raw connection returns them, and may filter and order."""
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    i = tables["i"]
+    try:
+        for sql in (
+            f"SELECT id, attrs, doc FROM {i} ORDER BY id",
+            f"SELECT * FROM {i} ORDER BY id",
+            f"SELECT id FROM {i} WHERE attrs -> 'color' = 'blue'",
+            f"SELECT id, attrs -> 'sku' FROM {i} ORDER BY attrs -> 'sku'",
+            f"SELECT id FROM {i} WHERE attrs ? 'color' AND doc ->> 'city' = 'Paris'",
+            f"SELECT id, akeys(attrs) FROM {i} ORDER BY id",
+            f"SELECT id, note FROM {tables['a']} ORDER BY id",
+            f"SELECT count(*) FROM {tables['a']} WHERE kv IS NOT NULL",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
+    finally:
+        raw.close()
+        gov.close()
+
+
+def test_hstore_text_is_walked_by_key() -> None:
+    """hstore's output format, escapes and NULLs included: values under personal keys masked whole, the rest
+    scanned; text that only looks like hstore is scanned as before."""
+    from governed_db.masking.strategies.spans import key_labels
+
+    assert scrub_value('"ssn"=>"100-99-0000", "note"=>"mail bob@example.org", "x"=>NULL') == (
+        '"ssn"=>"[US_SSN]", "note"=>"mail [EMAIL]", "x"=>NULL'
+    )
+    assert scrub_value('"full_name"=>"A \\"B\\" C", "say \\"hi\\""=>"yo"') == (
+        '"full_name"=>"[PERSON_NAME]", "say \\"hi\\""=>"yo"'
+    )
+    assert scrub_value('"full_name"=>NULL') == '"full_name"=>NULL'
+    for innocent in ('"sku"=>"A-1", "color"=>"red"', '"a"=>"b" trailing', '"quoted" => not hstore'):
+        assert scrub_value(innocent) == innocent
+    assert key_labels('"ssn"=>"x", "full_name"=>NULL') == frozenset({"US_SSN"})
+    assert key_labels({"person": {"email": "x"}, "sku": "1"}) == frozenset({"EMAIL"})
+    assert key_labels('{"sku": "A-1"}') == frozenset()
+
+
+def test_a_sample_counts_documents_by_their_keys() -> None:
+    """Whether a document column holds personal data does not depend on whether a recognizer accepts one value."""
+    def doc(ssn: str) -> str:
+        return f'"ssn"=>"{ssn}", "city"=>"Paris"'
+
+    accepted = classify_values([doc("536-22-8726"), doc("219-45-1234"), doc("412-77-9001")])
+    rejected = classify_values([doc("100-99-0000"), doc("219-45-1234"), doc("412-77-9001")])
+    assert (accepted.label, accepted.share, accepted.hits) == (rejected.label, rejected.share, rejected.hits)
+    assert accepted.label == "FREE_TEXT" and accepted.hits == 3
+    innocent = classify_values(['"sku"=>"A-1"', '"sku"=>"B-2"', '"sku"=>"C-3"'])
+    assert innocent.label is None
