@@ -181,3 +181,77 @@ def test_a_sample_counts_documents_by_their_keys() -> None:
     assert accepted.label == "FREE_TEXT" and accepted.hits == 3
     innocent = classify_values(['"sku"=>"A-1"', '"sku"=>"B-2"', '"sku"=>"C-3"'])
     assert innocent.label is None
+
+
+#: row 1's name, short in A and long in B: the rows after it start a page later in B
+LONG_NAME = "Zoe " + "Quinn-Harper " * 8
+
+
+@pytest.fixture
+def stored(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant a and b: 400 people whose rows differ only in row 1's name (masked, so alike to the caller); and
+    a table with no masked column."""
+    names: dict[str, str] = {}
+    for v, first in (("a", "Alice Smith"), ("b", LONG_NAME)):
+        t = f"rt13pg_s{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, city text)")
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, 'Paris')", (first,))
+        pg_conn.execute(
+            f"INSERT INTO {t} SELECT g, 'Person Number ' || g, 'Lyon' FROM generate_series(2, 400) g"
+        )
+        names[v] = t
+    names["i"] = f"rt13pg_si_{unique}"
+    pg_conn.execute(f"CREATE TABLE {names['i']} (id int primary key, qty int, city text)")
+    pg_conn.execute(f"INSERT INTO {names['i']} SELECT g, g % 7, 'Lyon' FROM generate_series(1, 400) g")
+    yield names
+    for name in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+SAMPLES = [
+    "SELECT count(*) FROM {t} TABLESAMPLE SYSTEM (50) REPEATABLE (3) WHERE id BETWEEN 100 AND 140",
+    "SELECT array_agg(id ORDER BY id) FROM {t} TABLESAMPLE BERNOULLI (50) REPEATABLE (3) WHERE id > 100",
+    "SELECT id FROM (SELECT id FROM {t} TABLESAMPLE SYSTEM (50) REPEATABLE (3)) s WHERE id > 100 ORDER BY id",
+]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("template", SAMPLES, ids=["system", "bernoulli", "subquery"])
+def test_a_table_sample_does_not_tell_where_rows_are_stored(
+    stored: dict[str, str], driver: str, template: str
+) -> None:
+    """PostgreSQL samples pages (SYSTEM) or slots (BERNOULLI): which ids come back says where rows are stored,
+    which depends on how wide the rows before them are."""
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    try:
+        seen = {}
+        for v in ("a", "b"):
+            sql = template.format(t=stored[v])
+            seen[v] = (
+                repr(_observe(raw, sql)).replace(stored[v], "T"),
+                repr(_observe(gov, sql)).replace(stored[v], "T"),
+            )
+    finally:
+        raw.close()
+        gov.close()
+    assert seen["a"][0] != seen["b"][0], seen["a"][0]
+    assert seen["a"][1] == seen["b"][1], f"A: {seen['a'][1]}\nB: {seen['b'][1]}"
+    assert "masked-column-predicate" in seen["a"][1], seen["a"][1]
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None:
+    """A table with no masked column samples as written; so do plain reads of the people table."""
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    i, a = stored["i"], stored["a"]
+    try:
+        for sql in (
+            f"SELECT count(*) FROM {i} TABLESAMPLE SYSTEM (50) REPEATABLE (3)",
+            f"SELECT id, qty FROM {i} TABLESAMPLE BERNOULLI (20) REPEATABLE (7) ORDER BY id",
+            f"SELECT avg(qty) FROM {i} TABLESAMPLE BERNOULLI (20) REPEATABLE (7) WHERE city = 'Lyon'",
+            f"SELECT id, city FROM {a} WHERE id BETWEEN 100 AND 140 ORDER BY id",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
+    finally:
+        raw.close()
+        gov.close()

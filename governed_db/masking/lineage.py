@@ -161,6 +161,11 @@ class Walker:
             # ``TABLESAMPLE BERNOULLI ((SELECT CASE WHEN ssn LIKE '5%' THEN 100 ELSE 0 END ...))``: the
             # percentage, size or seed decides how many rows come back (or an out-of-range error)
             self.lineage.uses.append(("TABLESAMPLE", self.expr(sample, Scope([]), ctes)))
+            # PostgreSQL's methods pick pages (SYSTEM) or slots (BERNOULLI) by hashing their numbers with the seed:
+            # which rows come back is where they are stored, which depends on how wide every row before them is
+            # (an id sampled with the rows of the first page or the second tells a longer masked name from a
+            # shorter one), as ``ctid`` does (decision 0272)
+            self.lineage.uses.append(("TABLESAMPLE", self.locator("ctid", [key])))
         if isinstance(node.args.get("indexed"), exp.Expression) or node.args.get("hints"):
             # ``INDEXED BY ix_email`` / ``FORCE INDEX (ix_email)``: rows come back in the order of the index's
             # values, so an unordered read of an index on a masked column is an ORDER BY on it (with a row
