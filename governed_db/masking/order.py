@@ -10,7 +10,8 @@ subquery or a MySQL loose ``GROUP BY`` column picks, and the ids an ``INSERT ...
 For a relation with an index over a column masked for the identity (or a view, whose indexes are not ours to
 see), every place where that order shows gets a deterministic order made of values nobody has masked: the
 relation's key (its primary key, ``rowid``, ``ctid``), or the grouped, distinct or output columns. Adding an
-ORDER BY only picks one of the orders the statement already allowed, so its meaning does not change. Where no such
+ORDER BY only picks one of the orders the statement already allowed, so its meaning does not change (never to the
+ORDER BY of a ``FETCH ... WITH TIES``, where it would tie fewer rows: decision 0272). Where no such
 order can be added without changing the meaning (``last_value`` over peers, an aggregate SQLite cannot order),
 the statement is refused with what to add.
 
@@ -311,7 +312,10 @@ class Planner:
             self._order_by_key(node, lead, row_key, "DISTINCT ON")
 
         ordered = False
-        if (hazard or beside) and (need or nodes.limited(node)) and not distinct_on:
+        # a cut WITH TIES keeps the same rows in any read order (all those tied with the last): only an order the
+        # caller sees needs fixing there
+        cut = nodes.limited(node) and not nodes.with_ties(node)
+        if (hazard or beside) and (need or cut) and not distinct_on:
             if isinstance(group, exp.Group):
                 keys = self._group_items(node, group, beside)
                 if keys is None:
@@ -885,8 +889,19 @@ class Planner:
         return True
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
-        if not self._ordered_by(node.args.get("order"), items):
-            self.plan.edits.append(Edit("order", node, tuple(items)))
+        if self._ordered_by(node.args.get("order"), items):
+            return
+        if nodes.with_ties(node):
+            # ``FETCH FIRST 2 ROWS WITH TIES`` keeps every row tied with the last: items added to its ORDER BY
+            # would tie fewer rows and change the result (3 rows came back as 1), not just pick an order
+            self._refuse(
+                "FETCH ... WITH TIES keeps every row tied with the last one, and the order of the tied rows would "
+                "follow an index on a masked column; a key added to its ORDER BY would keep fewer rows",
+                f"order the rows outside (SELECT * FROM (...) s ORDER BY ..., {', '.join(items)}), or ask for an "
+                "unmask grant (masking.unmask)",
+            )
+            return
+        self.plan.edits.append(Edit("order", node, tuple(items)))
 
     def _ordered_by(self, order: exp.Expression | None, items: list[str]) -> bool:
         """True when ``order`` already sorts by every item (nothing to add)."""
