@@ -410,6 +410,7 @@ class Statement:
             return
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
+        self.gov.driver.seal_error(exc)
         masking.scrub_error(exc, gov=self.gov, statement=known)
         self.gov.recorder.failed(self.span, exc)
 

@@ -797,10 +797,19 @@ def _scrub_asyncpg(exc: BaseException, conversions: bool) -> None:
 
 
 def _scrub_psycopg2(exc: BaseException, conversions: bool) -> None:
-    """psycopg2's ``pgerror`` is read-only but restorable through ``__setstate__`` (its ``diag`` is not)."""
+    """psycopg2's ``pgerror`` is read-only but restorable through ``__setstate__``; its ``diag`` (read in C) is
+    answered by a scrubbed copy of its fields (decision 0273)."""
     pgerror = getattr(exc, "pgerror", None)
     if not isinstance(pgerror, str) or type(exc).__module__.split(".")[0] != "psycopg2":
         return
+    from governed_db.drivers.psycopg2 import DIAG_FIELDS, seal_error
+
+    with contextlib.suppress(Exception):
+        found = getattr(exc, "diag", None)
+        fields = {name: getattr(found, name, None) for name in DIAG_FIELDS}
+        seal_error(exc, {
+            k: scrub_message(v, conversions=conversions) if isinstance(v, str) else v for k, v in fields.items()
+        })  # fmt: skip
     cleaned = scrub_message(pgerror, conversions=conversions)
     if cleaned != pgerror:
         with contextlib.suppress(Exception):
