@@ -255,3 +255,150 @@ def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None
     finally:
         raw.close()
         gov.close()
+
+
+def _moved(conn: Any, table: str) -> list[Any]:
+    """Where rows 5 and 1 come back in an unordered read after an UPDATE that sets their columns NULL (rolled back)."""
+    out: list[Any] = []
+    for row in (5, 1):
+        try:
+            conn.cursor().execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = {row}")
+            cur = conn.cursor()
+            cur.execute(f"SELECT id FROM {table}")
+            out.append([r[0] for r in cur.fetchall()].index(row))
+        except governed_db.GuardrailViolation as e:
+            out.append(f"refused: {e}")
+        finally:
+            conn.rollback()
+    return out
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[str, str], driver: str) -> None:
+    """A new row version stays on its page when the rows there left room for it, else it goes to the last page,
+    and an unordered scan returns it there: its place said how wide row 1's name is."""
+    seen: dict[str, tuple[list[Any], list[Any]]] = {}
+    for v in ("a", "b"):
+        raw, gov = _connect(driver), _wrap(_connect(driver))
+        raw.autocommit = gov.autocommit = False
+        try:
+            seen[v] = (_moved(raw, stored[v]), _moved(gov, stored[v]))
+        finally:
+            raw.close()
+            gov.close()
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] == [4, 0], seen
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_reads_of_a_table_with_masked_columns_keep_running(stored: dict[str, str], driver: str) -> None:
+    """Ordered by the key where an order can be added (the rows and their order are those of the raw read here);
+    where none can be, run as written."""
+    raw, gov = _connect(driver), _wrap(_connect(driver))
+    a, i = stored["a"], stored["i"]
+    try:
+        for sql in (
+            f"SELECT id, city FROM {a} WHERE id < 50",
+            f"SELECT id FROM {a} LIMIT 7",
+            f"SELECT string_agg(id::text, ',') FROM {a} WHERE id < 20",
+            f"SELECT id, row_number() OVER () FROM {a} WHERE id < 20",
+            f"SELECT city, count(*) FROM {a} GROUP BY city",
+            f"SELECT id, qty FROM {i} LIMIT 7",
+            f"SELECT id, city FROM {a} ORDER BY city FETCH FIRST 1 ROWS WITH TIES",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
+        # no order can be added to a UNION ALL of masked values: it runs as before
+        _cols, rows = _observe(gov, f"SELECT full_name FROM {a} WHERE id < 3 UNION ALL SELECT city FROM {i} WHERE id = 1")
+        assert len(rows) == 3, rows
+    finally:
+        raw.close()
+        gov.close()
+
+
+def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
+    """Over a table with an index on a masked column, ``FETCH FIRST 1 ROWS WITH TIES`` came back with 1 row
+    instead of 3: the key added to its ORDER BY untied them. Where the tied rows' order reaches the caller it is
+    refused now (with what to write instead); where it does not, it runs as written."""
+    t = f"rt13pg_tie_{unique}"
+    pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, tier text)")
+    pg_conn.execute(f"CREATE INDEX ON {t} (full_name)")
+    pg_conn.execute(
+        f"INSERT INTO {t} VALUES (1, 'Alice Smith', 'gold'), (2, 'Bob Jones', 'gold'), (3, 'Chen Wei', 'gold'), "
+        "(4, 'Dan Brown', 'silver')"
+    )
+    raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
+    try:
+        top = f"SELECT id, tier FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES"
+        assert len(_observe(raw, top)[1]) == 3
+        assert "refused" in _observe(gov, top) and "WITH TIES" in _observe(gov, top)
+        for sql in (
+            f"SELECT count(*) FROM (SELECT id FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES) s",
+            f"SELECT * FROM (SELECT id, tier FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES) s ORDER BY id",
+            f"SELECT id, tier FROM {t} ORDER BY tier, id FETCH FIRST 2 ROWS WITH TIES",
+        ):
+            assert _observe(gov, sql) == _observe(raw, sql), sql
+    finally:
+        raw.close()
+        gov.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _failed_update(conn: Any, table: str) -> Any:
+    """The error an UPDATE that breaks a NOT NULL raises: the server's DETAIL quotes the whole row."""
+    try:
+        conn.cursor().execute(f"UPDATE {table} SET city = NULL WHERE id = 1")
+    except Exception as e:
+        return e
+    raise AssertionError("the UPDATE ran")
+
+
+def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique: str) -> None:
+    """psycopg2's ``Error.cursor`` was the raw cursor the statement ran on (``e.cursor.execute("SELECT ssn ...")``
+    read anything in clear, around governance), and ``e.diag`` (read in C) quoted the failing row with the name and
+    SSN. ``cursor`` is ``None`` now and ``diag`` is scrubbed like the message; type, SQLSTATE and pickling stay."""
+    import pickle
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    names = {}
+    for v, (name, ssn) in SECRET.items():
+        t = f"rt13pg_e{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, ssn text, city text NOT NULL)")
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, 'Paris')", (name, ssn))
+        names[v] = t
+    try:
+        seen = {}
+        for v, t in names.items():
+            raw, gov = _connect("psycopg2"), _wrap(_connect("psycopg2"))
+            try:
+                r, g = _failed_update(raw, t), _failed_update(gov, t)
+                # the oracle, unprotected: the raw error's fields and cursor
+                assert r.cursor is not None and SECRET[v][0] in r.diag.message_detail
+                assert isinstance(g, psycopg2.errors.NotNullViolation) and g.pgcode == "23502"
+                assert g.cursor is None
+                with pytest.raises(psycopg2.errors.DivisionByZero) as caught:
+                    gov.cursor().execute(f"SELECT count(*) / 0 FROM {t}")
+                assert caught.value.cursor is None  # was the raw cursor: .execute("SELECT ssn ...") in clear
+                fields = {f: getattr(g.diag, f) for f in ("message_primary", "message_detail", "column_name",
+                                                          "table_name", "sqlstate", "severity")}  # fmt: skip
+                assert fields["sqlstate"] == "23502" and fields["severity"] == "ERROR", fields
+                copy = pickle.loads(pickle.dumps(g))
+                assert type(copy) is psycopg2.errors.NotNullViolation and copy.pgerror == g.pgerror
+                seen[v] = repr((str(g), g.pgerror, fields)).replace(t, "T")
+            finally:
+                raw.close()
+                gov.close()
+        assert seen["a"] == seen["b"], seen
+        assert not any(s in seen["a"] or s in seen["b"] for s in SECRETS), seen
+        # an identity that sees values raw keeps the server's fields, and still gets no raw cursor
+        dev = governed_db.wrap(_connect("psycopg2"), identity=AGENT, environment="development", audit=False)
+        try:
+            e = _failed_update(dev, names["a"])
+            assert e.cursor is None and "Alice Smith" in e.diag.message_detail
+            with pytest.raises(psycopg2.errors.DivisionByZero) as caught:
+                dev.cursor().execute("SELECT 1/0")
+            assert caught.value.cursor is None and caught.value.diag.message_primary == "division by zero"
+        finally:
+            dev.close()
+    finally:
+        for t in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
