@@ -188,8 +188,13 @@ class Planner:
         self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
     ) -> _Shape:
         ctes = self._ctes(node, ctes, parent)
-        if isinstance(node, exp.Subquery):
-            shape = self.query(node.this, ctes, parent, need)
+        if isinstance(node, exp.Subquery) and node.args.get("order") is not None:
+            shape = self._parenthesised(node, ctes, parent, need)
+        elif isinstance(node, exp.Subquery):
+            # ``(SELECT id FROM t) LIMIT 2``: the cut outside needs the rows inside in a fixed order, which an
+            # ORDER BY inside the parentheses gives (a second LIMIT there would not be allowed, an ORDER BY is)
+            cut = any(node.args.get(k) is not None for k in _CUTS) and not nodes.with_ties(node)
+            shape = self.query(node.this, ctes, parent, need or cut)
         elif isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             shape = self._set_operation(node, ctes, parent, need)
         elif isinstance(node, exp.Select):
@@ -198,6 +203,31 @@ class Planner:
             shape = _Shape(None, hazard=False)
         self._shapes[id(node)] = shape
         return shape
+
+    def _parenthesised(
+        self, node: exp.Subquery, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
+    ) -> _Shape:
+        """``(SELECT id, ssn FROM t) ORDER BY id DESC LIMIT 2``: the ORDER BY outside the parentheses is the
+        query's own, and PostgreSQL refuses a second one inside (``multiple ORDER BY clauses not allowed``): an
+        order is never added inside. The outer ORDER BY must already sort by the key's outputs."""
+        shape = self.query(node.this, ctes, parent, need=False)
+        if not shape.hazard or not (need or (nodes.limited(node) and not nodes.with_ties(node))):
+            return shape
+        order = node.args.get("order")
+        keyed = shape.key is not None and shape.outs is not None
+        by_position = [str(i + 1) for i in shape.key or ()] if keyed else None
+        by_name = [shape.outs[i].name for i in shape.key or ()] if keyed and shape.outs is not None else None
+        if not (
+            (by_position is not None and self._ordered_by(order, by_position))
+            or (by_name is not None and self._ordered_by(order, by_name))
+        ):
+            self._refuse(
+                "the rows of a parenthesised query with its own ORDER BY or LIMIT come from a table whose read "
+                "order may follow masked values, and governed_db adds no second ORDER BY to it",
+                "ORDER BY columns that identify a row (a primary key) after the parentheses, or ask for an unmask "
+                "grant (masking.unmask)",
+            )
+        return _Shape(shape.outs, False, shape.key)
 
     def _ctes(
         self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None
@@ -921,6 +951,10 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+#: the clauses a parenthesised query may carry after its parentheses
+_CUTS = ("order", "limit", "offset", "fetch")
+
+
 def _fills_rows(tree: exp.Expression) -> bool:
     """INSERT ... SELECT and CREATE TABLE ... AS (a view's query is planned where the view is read)."""
     if isinstance(tree, exp.Insert):
