@@ -250,6 +250,9 @@ def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None
             f"SELECT id, qty FROM {i} TABLESAMPLE BERNOULLI (20) REPEATABLE (7) ORDER BY id",
             f"SELECT avg(qty) FROM {i} TABLESAMPLE BERNOULLI (20) REPEATABLE (7) WHERE city = 'Lyon'",
             f"SELECT id, city FROM {a} WHERE id BETWEEN 100 AND 140 ORDER BY id",
+            # every row, or none, wherever it is stored
+            f"SELECT id, city FROM {a} TABLESAMPLE BERNOULLI (100) WHERE id < 20 ORDER BY id",
+            f"SELECT count(*) FROM {a} TABLESAMPLE SYSTEM (0)",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
     finally:
@@ -335,6 +338,10 @@ def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
             f"SELECT count(*) FROM (SELECT id FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES) s",
             f"SELECT * FROM (SELECT id, tier FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES) s ORDER BY id",
             f"SELECT id, tier FROM {t} ORDER BY tier, id FETCH FIRST 2 ROWS WITH TIES",
+            # a parenthesised query's own ORDER BY is outside: nothing is added inside (it was a syntax error,
+            # "multiple ORDER BY clauses not allowed")
+            f"(SELECT id, tier FROM {t}) ORDER BY id DESC LIMIT 2",
+            f"SELECT count(*) FROM ((SELECT id FROM {t}) LIMIT 2) s",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
     finally:
