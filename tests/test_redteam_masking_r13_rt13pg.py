@@ -19,6 +19,7 @@ statements tell them apart. Look-alikes whose keys name nothing personal come ba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -409,3 +410,55 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
     finally:
         for t in names.values():
             pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _waited_lock(make: Any, table: str, row: int) -> Any:
+    """What ``pg_locks`` says of ``row`` while one session waits to lock it and another holds it."""
+    import threading
+    import time
+
+    holder, waiter, reader = make(), make(), make()
+    try:
+        holder.cursor().execute(f"SELECT id FROM {table} WHERE id = {row} FOR UPDATE")
+
+        def wait() -> None:
+            with contextlib.suppress(Exception):
+                cur = waiter.cursor()
+                cur.execute("SET lock_timeout = '3s'")
+                cur.execute(f"SELECT id FROM {table} WHERE id = {row} FOR UPDATE")
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        time.sleep(0.8)
+        seen = _observe(
+            reader,
+            f"SELECT locktype, page, tuple FROM pg_locks WHERE relation = '{table}'::regclass AND locktype = 'tuple'",
+        )
+        holder.rollback()
+        thread.join()
+        return repr(seen).replace(table, "T")
+    finally:
+        for conn in (holder, waiter, reader):
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            conn.close()
+
+
+def test_a_waited_row_lock_does_not_tell_where_the_row_is(pg_conn: Any, stored: dict[str, str]) -> None:
+    """``pg_locks`` names the page and slot of a row a session waits to lock (the caller's other session holds it
+    ``FOR UPDATE``): its ``ctid``, which says how wide the rows before it are."""
+    import psycopg
+
+    # the first row of B's second page is still on A's first (row 1's longer name pushed it over)
+    row = pg_conn.execute(f"SELECT min(id) FROM {stored['b']} WHERE ctid >= '(1,0)'").fetchone()[0]
+    raw = {v: _waited_lock(lambda: psycopg.connect(PG_DSN), stored[v], row) for v in ("a", "b")}
+    gov = {v: _waited_lock(lambda: _wrap(psycopg.connect(PG_DSN)), stored[v], row) for v in ("a", "b")}
+    assert raw["a"] != raw["b"], raw
+    assert gov["a"] == gov["b"] and "masked-column-predicate" in gov["a"], gov
+    conn = _wrap(_connect("psycopg"))
+    try:  # which locks a session holds, and how many there are, stay readable
+        _cols, rows = _observe(conn, "SELECT locktype, mode, granted FROM pg_locks WHERE pid = pg_backend_pid()")
+        assert ("virtualxid", "ExclusiveLock", True) in rows, rows
+        assert _observe(conn, "SELECT count(*) > 0 FROM pg_locks") == (["?column?"], [(True,)])
+    finally:
+        conn.close()

@@ -272,18 +272,23 @@ STORAGE_FUNCTIONS = frozenset(
      "pg_tablespace_size", "pg_stat_get_tuples_hot_updated", "pg_stat_get_xact_tuples_hot_updated",
      "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
      "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
-     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid"}
+     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid",
+     "pg_lock_status"}
 )  # fmt: skip
 #: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
 #: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
 STORAGE_VIEWS = frozenset(
     {"pg_class", "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables", "pg_stat_xact_all_tables",
      "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables", "pg_statio_all_tables", "pg_statio_user_tables",
-     "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes"}
+     "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
+     "pg_locks"}
 )  # fmt: skip
 STORAGE_COLUMNS = frozenset(
     {"relpages", "relallvisible", "n_tup_hot_upd", "n_tup_newpage_upd", "heap_blks_read", "heap_blks_hit",
-     "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit"}
+     "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit",
+     # ``pg_locks``: the page and slot of a row a session waits to lock (another session of the caller's holds
+     # it with ``FOR UPDATE``): its ``ctid`` (decision 0272)
+     "page", "tuple"}
 )  # fmt: skip
 
 
@@ -300,6 +305,8 @@ def _storage_measures(stmt: Any) -> list[str]:
         if table.name.lower() in STORAGE_VIEWS and table.alias:
             names.add(table.alias.lower())
     for node in tree.find_all(exp.Column, exp.Star):
+        if isinstance(node, exp.Star) and isinstance(node.parent, exp.Count):
+            continue  # ``count(*)`` counts rows, whatever they hold
         if isinstance(node, exp.Star) or isinstance(node.this, exp.Star):
             return [*found, f"* of {', '.join(views)}"]
         name = node.name.lower()
