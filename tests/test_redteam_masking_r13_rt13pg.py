@@ -462,3 +462,40 @@ def test_a_waited_row_lock_does_not_tell_where_the_row_is(pg_conn: Any, stored: 
         assert _observe(conn, "SELECT count(*) > 0 FROM pg_locks") == (["?column?"], [(True,)])
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_lock_wait_cut_short_does_not_tell_where_the_row_is(
+    pg_conn: Any, stored: dict[str, str], driver: str
+) -> None:
+    """The error of a lock wait cut short by ``lock_timeout`` says ``while locking tuple (1,2) in relation ...``:
+    the row's ``ctid``. The message, ``diag`` and psycopg2's ``pgerror`` blank it."""
+    row = pg_conn.execute(f"SELECT min(id) FROM {stored['b']} WHERE ctid >= '(1,0)'").fetchone()[0]
+    seen: dict[str, list[str]] = {}
+    for v in ("a", "b"):
+        t = stored[v]
+        for kind, make in (("raw", lambda: _connect(driver)), ("gov", lambda: _wrap(_connect(driver)))):
+            holder, waiter = make(), make()
+            holder.autocommit = waiter.autocommit = False
+            try:
+                holder.cursor().execute(f"SELECT id FROM {t} WHERE id = {row} FOR UPDATE")
+                waiter.cursor().execute("SET lock_timeout = '100ms'")
+                out = []
+                for sql in (f"SELECT id FROM {t} WHERE id = {row} FOR UPDATE",
+                            f"UPDATE {t} SET city = 'x' WHERE id = {row}"):  # fmt: skip
+                    try:
+                        waiter.cursor().execute(sql)
+                        out.append("ran")
+                    except Exception as e:
+                        detail = getattr(getattr(e, "diag", None), "context", None)
+                        out.append(f"{e} | {detail} | {getattr(e, 'pgerror', None)}".replace(t, "T"))
+                    waiter.rollback()
+                    waiter.cursor().execute("SET lock_timeout = '100ms'")
+                seen[f"{kind}-{v}"] = out
+            finally:
+                holder.rollback()
+                holder.close()
+                waiter.close()
+    assert seen["raw-a"] != seen["raw-b"], seen
+    assert seen["gov-a"] == seen["gov-b"], seen
+    assert all("lock timeout" in m for m in seen["gov-a"]), seen
