@@ -499,3 +499,43 @@ def test_a_lock_wait_cut_short_does_not_tell_where_the_row_is(
     assert seen["raw-a"] != seen["raw-b"], seen
     assert seen["gov-a"] == seen["gov-b"], seen
     assert all("lock timeout" in m for m in seen["gov-a"]), seen
+
+
+def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
+    """A value over about 2 kB is stored out of line, in chunks of its bytes, in the table's TOAST relation, which
+    the table's owner may read: ``SELECT chunk_data FROM pg_toast.pg_toast_<oid>`` returned a masked name in
+    clear."""
+    toasts = {}
+    names = {}
+    for v, (name, _ssn) in SECRET.items():
+        t = f"rt13pg_x{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, city text)")
+        pg_conn.execute(f"ALTER TABLE {t} ALTER COLUMN full_name SET STORAGE EXTERNAL")  # out of line, uncompressed
+        pg_conn.execute(
+            f"INSERT INTO {t} VALUES (1, %s || repeat(' x', 1500), 'Paris'), (2, 'Bob Jones', 'Lyon')", (name,)
+        )
+        names[v] = t
+        toasts[v] = pg_conn.execute(f"SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = '{t}'").fetchone()[0]
+    try:
+        raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
+        try:
+            seen = {}
+            for v in ("a", "b"):
+                for template in ("SELECT chunk_seq, chunk_data FROM {x} ORDER BY chunk_seq LIMIT 1",
+                                 "SELECT count(*) FROM {x} WHERE position('\\x416c696365'::bytea in chunk_data) > 0"):  # fmt: skip
+                    sql = template.format(x=toasts[v])
+                    seen.setdefault(v, []).append(
+                        (repr(_observe(raw, sql)).replace(toasts[v], "X"), repr(_observe(gov, sql)).replace(toasts[v], "X"))
+                    )
+            assert [r for r, _g in seen["a"]] != [r for r, _g in seen["b"]], seen
+            assert [g for _r, g in seen["a"]] == [g for _r, g in seen["b"]], seen
+            assert all("masked-column-predicate" in g for _r, g in seen["a"]), seen
+            # the table itself reads as always
+            sql = f"SELECT id, city, length(full_name) > 0 FROM {names['a']} ORDER BY id"
+            assert _observe(gov, sql)[1][1] == (2, "Lyon", None) and _observe(gov, sql)[1][0][:2] == (1, "Paris")
+        finally:
+            raw.close()
+            gov.close()
+    finally:
+        for t in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}")

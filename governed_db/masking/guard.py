@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
@@ -186,6 +187,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
         or _statement_text_hit(state, analysis, identity)
+        or _toast_hit(state, analysis, identity)
         or _shadowing_hit(state, analysis, identity)
     )
     if hit is not None:
@@ -500,6 +502,32 @@ def _temporary_clash(
             "read the stored table from a new connection (temporary tables end with theirs), and give "
             "temporary tables names of their own",
         )
+    return None
+
+
+#: a PostgreSQL TOAST relation (or its index): ``pg_toast.pg_toast_74661``, a temporary table's in ``pg_toast_temp_3``
+_TOAST = re.compile(r"^(?:pg_toast(?:_temp_\d+)?\.)?pg_toast_\d+(?:_index)?$")
+
+
+def _toast_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL keeps a row's long values (over about 2 kB: a note, a document, an address) out of line, as chunks
+    of their stored bytes in the table's TOAST relation, which its owner may read: ``SELECT chunk_data FROM
+    pg_toast.pg_toast_74661`` returned a masked name in clear, and could be filtered. Nothing says which column a
+    chunk belongs to, so a read of one is refused to identities that see masked columns (decision 0272)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        read = [t for t in stmt.tables_read if _TOAST.match(t.lower().replace('"', ""))]
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(read)}, which holds the stored bytes of another table's long "
+                "values, where masking does not follow",
+                "read the table itself (its columns come back masked), or ask for an unmask grant (masking.unmask)",
+            )
     return None
 
 
