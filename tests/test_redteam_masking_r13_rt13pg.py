@@ -539,3 +539,21 @@ def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
     finally:
         for t in names.values():
             pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def test_large_objects_are_not_read_from_their_catalog(pg_conn: Any) -> None:
+    """``lo_get()`` and ``lo_open()`` are refused as file access; ``pg_largeobject.data`` holds the same bytes."""
+    oid = pg_conn.execute("SELECT lo_from_bytea(0, convert_to('Alice Smith 536-22-8726', 'UTF8'))").fetchone()[0]
+    try:
+        raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
+        try:
+            sql = f"SELECT data FROM pg_largeobject WHERE loid = {oid}"
+            assert b"Alice" in _observe(raw, sql)[1][0][0]
+            assert "system-catalog" in _observe(gov, sql)
+            # the objects' owners and count stay readable
+            assert _observe(gov, "SELECT count(*) > 0 FROM pg_largeobject_metadata") == (["?column?"], [(True,)])
+        finally:
+            raw.close()
+            gov.close()
+    finally:
+        pg_conn.execute(f"SELECT lo_unlink({oid})")
