@@ -416,6 +416,7 @@ class Statement:
             self.gov.masking_state.ran(self.analysis)  # a failed write may have left rows (decision 0275)
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
+        self.gov.driver.seal_error(exc)
         masking.scrub_error(exc, gov=self.gov, statement=known)
         self.gov.recorder.failed(self.span, exc)
 

@@ -70,6 +70,7 @@ def scrub_fetch_error(cursor: Any, exc: BaseException) -> None:
     cursor, or a result state: anything with the governor as ``_self_gov`` or ``gov``)."""
     gov = getattr(cursor, "_self_gov", None) or getattr(cursor, "gov", None)
     if gov is not None and not isinstance(exc, GovernedDBError):
+        gov.driver.seal_error(exc)
         masking.scrub_error(exc, gov=gov)
 
 

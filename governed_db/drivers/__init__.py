@@ -301,6 +301,11 @@ class Driver:
         """``exc`` is the database refusing a write in a read-only session."""
         return False
 
+    def seal_error(self, exc: BaseException) -> None:
+        """Make an error the driver raised safe to hand to the caller: no handle on it (a raw cursor) may run
+        statements around governance, nor read the server's fields unscrubbed. In place: the caller's ``except``
+        catches this very object."""
+
     #: a statement's rows live on the connection, not a cursor (DuckDB): governance's own SQL replaces them
     results_on_connection = False
     #: a write with RETURNING stays in progress until its rows are read (SQLite): the savepoint of a bounded

@@ -182,6 +182,7 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
 
 def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str]]:
     """:func:`classify_values`, and the kinds of item seen in the values (whole or inside text)."""
+    from governed_db.masking.strategies.spans import key_labels  # spans reads names through this module
     versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
@@ -193,6 +194,15 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
         if text is None or not text.strip():
             continue
         total += 1
+        keyed = key_labels(v)
+        if keyed:
+            # a document whose keys name personal data (``{"ssn": ...}``, hstore's ``"full_name"=>...``) holds it
+            # whatever its values look like, as masking masks them whatever they look like: counted by its keys,
+            # an SSN the recognizers reject or a name no scan finds weighs as much as any other (decision 0271)
+            embedded += 1
+            kinds.update(keyed)
+            kinds.update(s.label for s in detect.find_spans(text) if s.label != "IP_ADDRESS" or not versions)
+            continue
         label = detect.whole_value_label(text)
         if label == "IP_ADDRESS" and versions:
             continue

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
@@ -187,6 +188,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
         or _statement_text_hit(state, analysis, identity)
+        or _toast_hit(state, analysis, identity)
         or _shadowing_hit(state, analysis, identity)
     )
     if hit is not None:
@@ -300,18 +302,23 @@ STORAGE_FUNCTIONS = frozenset(
      "pg_tablespace_size", "pg_stat_get_tuples_hot_updated", "pg_stat_get_xact_tuples_hot_updated",
      "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
      "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
-     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid"}
+     "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid",
+     "pg_lock_status"}
 )  # fmt: skip
 #: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
 #: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
 STORAGE_VIEWS = frozenset(
     {"pg_class", "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables", "pg_stat_xact_all_tables",
      "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables", "pg_statio_all_tables", "pg_statio_user_tables",
-     "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes"}
+     "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
+     "pg_locks"}
 )  # fmt: skip
 STORAGE_COLUMNS = frozenset(
     {"relpages", "relallvisible", "n_tup_hot_upd", "n_tup_newpage_upd", "heap_blks_read", "heap_blks_hit",
-     "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit"}
+     "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit",
+     # ``pg_locks``: the page and slot of a row a session waits to lock (another session of the caller's holds
+     # it with ``FOR UPDATE``): its ``ctid`` (decision 0272)
+     "page", "tuple"}
 )  # fmt: skip
 
 
@@ -328,6 +335,8 @@ def _storage_measures(stmt: Any) -> list[str]:
         if table.name.lower() in STORAGE_VIEWS and table.alias:
             names.add(table.alias.lower())
     for node in tree.find_all(exp.Column, exp.Star):
+        if isinstance(node, exp.Star) and isinstance(node.parent, exp.Count):
+            continue  # ``count(*)`` counts rows, whatever they hold
         if isinstance(node, exp.Star) or isinstance(node.this, exp.Star):
             return [*found, f"* of {', '.join(views)}"]
         name = node.name.lower()
@@ -521,6 +530,32 @@ def _temporary_clash(
             "read the stored table from a new connection (temporary tables end with theirs), and give "
             "temporary tables names of their own",
         )
+    return None
+
+
+#: a PostgreSQL TOAST relation (or its index): ``pg_toast.pg_toast_74661``, a temporary table's in ``pg_toast_temp_3``
+_TOAST = re.compile(r"^(?:pg_toast(?:_temp_\d+)?\.)?pg_toast_\d+(?:_index)?$")
+
+
+def _toast_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL keeps a row's long values (over about 2 kB: a note, a document, an address) out of line, as chunks
+    of their stored bytes in the table's TOAST relation, which its owner may read: ``SELECT chunk_data FROM
+    pg_toast.pg_toast_74661`` returned a masked name in clear, and could be filtered. Nothing says which column a
+    chunk belongs to, so a read of one is refused to identities that see masked columns (decision 0272)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        read = [t for t in stmt.tables_read if _TOAST.match(t.lower().replace('"', ""))]
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(read)}, which holds the stored bytes of another table's long "
+                "values, where masking does not follow",
+                "read the table itself (its columns come back masked), or ask for an unmask grant (masking.unmask)",
+            )
     return None
 
 
@@ -825,10 +860,19 @@ def _scrub_asyncpg(exc: BaseException, conversions: bool) -> None:
 
 
 def _scrub_psycopg2(exc: BaseException, conversions: bool) -> None:
-    """psycopg2's ``pgerror`` is read-only but restorable through ``__setstate__`` (its ``diag`` is not)."""
+    """psycopg2's ``pgerror`` is read-only but restorable through ``__setstate__``; its ``diag`` (read in C) is
+    answered by a scrubbed copy of its fields (decision 0273)."""
     pgerror = getattr(exc, "pgerror", None)
     if not isinstance(pgerror, str) or type(exc).__module__.split(".")[0] != "psycopg2":
         return
+    from governed_db.drivers.psycopg2 import DIAG_FIELDS, seal_error
+
+    with contextlib.suppress(Exception):
+        found = getattr(exc, "diag", None)
+        fields = {name: getattr(found, name, None) for name in DIAG_FIELDS}
+        seal_error(exc, {
+            k: scrub_message(v, conversions=conversions) if isinstance(v, str) else v for k, v in fields.items()
+        })  # fmt: skip
     cleaned = scrub_message(pgerror, conversions=conversions)
     if cleaned != pgerror:
         with contextlib.suppress(Exception):

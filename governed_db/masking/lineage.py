@@ -127,6 +127,19 @@ def _nearest_tables(scope: Scope | None) -> list[str]:
     return []
 
 
+def _samples_all_or_none(sample: exp.Expression) -> bool:
+    """``TABLESAMPLE BERNOULLI (100)`` (or ``(0)``): a constant percentage that keeps every row, or none, wherever
+    they are stored."""
+    percent = sample.args.get("percent") or sample.args.get("size")
+    if not isinstance(percent, exp.Literal) or percent.is_string:
+        return False
+    try:
+        value = float(percent.this)
+    except ValueError:
+        return False
+    return value >= 100 or value <= 0
+
+
 #: the parts of a table reference that leave its rows as stored (:attr:`Source.plain`)
 _PLAIN_TABLE_ARGS = frozenset({"this", "db", "catalog", "alias", "only", "joins"})
 
@@ -161,6 +174,12 @@ class Walker:
             # ``TABLESAMPLE BERNOULLI ((SELECT CASE WHEN ssn LIKE '5%' THEN 100 ELSE 0 END ...))``: the
             # percentage, size or seed decides how many rows come back (or an out-of-range error)
             self.lineage.uses.append(("TABLESAMPLE", self.expr(sample, Scope([]), ctes)))
+            # PostgreSQL's methods pick pages (SYSTEM) or slots (BERNOULLI) by hashing their numbers with the seed:
+            # which rows come back is where they are stored, which depends on how wide every row before them is
+            # (an id sampled with the rows of the first page or the second tells a longer masked name from a
+            # shorter one), as ``ctid`` does (decision 0272)
+            if not _samples_all_or_none(sample):
+                self.lineage.uses.append(("TABLESAMPLE", self.locator("ctid", [key])))
         if isinstance(node.args.get("indexed"), exp.Expression) or node.args.get("hints"):
             # ``INDEXED BY ix_email`` / ``FORCE INDEX (ix_email)``: rows come back in the order of the index's
             # values, so an unordered read of an index on a masked column is an ORDER BY on it (with a row

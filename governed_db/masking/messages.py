@@ -25,6 +25,10 @@ _ECHOES = (
     re.compile(r"(year )(-?\d+)( is out of range)"),
     # sqlite3 fetching text that is not UTF-8 (``ssn || CAST(x'ff' AS TEXT)``) quotes the whole cell
     re.compile(r"(Could not decode to UTF-8 column '.*' with text ')(.*)(')", re.S),
+    # PostgreSQL's CONTEXT of a lock wait cut short (``while locking tuple (1,2) in relation "t"``, updating,
+    # deleting, rechecking, a uniqueness or exclusion check): the page and slot of the row, its ``ctid``, which
+    # says how wide the rows before it are (decision 0272)
+    re.compile(r"(\b(?:index )?tuple \()(\d+,\d+)(\))"),
 )
 
 

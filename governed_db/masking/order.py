@@ -10,7 +10,8 @@ subquery or a MySQL loose ``GROUP BY`` column picks, and the ids an ``INSERT ...
 For a relation with an index over a column masked for the identity (or a view, whose indexes are not ours to
 see), every place where that order shows gets a deterministic order made of values nobody has masked: the
 relation's key (its primary key, ``rowid``, ``ctid``), or the grouped, distinct or output columns. Adding an
-ORDER BY only picks one of the orders the statement already allowed, so its meaning does not change. Where no such
+ORDER BY only picks one of the orders the statement already allowed, so its meaning does not change (never to the
+ORDER BY of a ``FETCH ... WITH TIES``, where it would tie fewer rows: decision 0272). Where no such
 order can be added without changing the meaning (``last_value`` over peers, an aggregate SQLite cannot order),
 the statement is refused with what to add.
 
@@ -187,8 +188,13 @@ class Planner:
         self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
     ) -> _Shape:
         ctes = self._ctes(node, ctes, parent)
-        if isinstance(node, exp.Subquery):
-            shape = self.query(node.this, ctes, parent, need)
+        if isinstance(node, exp.Subquery) and node.args.get("order") is not None:
+            shape = self._parenthesised(node, ctes, parent, need)
+        elif isinstance(node, exp.Subquery):
+            # ``(SELECT id FROM t) LIMIT 2``: the cut outside needs the rows inside in a fixed order, which an
+            # ORDER BY inside the parentheses gives (a second LIMIT there would not be allowed, an ORDER BY is)
+            cut = any(node.args.get(k) is not None for k in _CUTS) and not nodes.with_ties(node)
+            shape = self.query(node.this, ctes, parent, need or cut)
         elif isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
             shape = self._set_operation(node, ctes, parent, need)
         elif isinstance(node, exp.Select):
@@ -197,6 +203,31 @@ class Planner:
             shape = _Shape(None, hazard=False)
         self._shapes[id(node)] = shape
         return shape
+
+    def _parenthesised(
+        self, node: exp.Subquery, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
+    ) -> _Shape:
+        """``(SELECT id, ssn FROM t) ORDER BY id DESC LIMIT 2``: the ORDER BY outside the parentheses is the
+        query's own, and PostgreSQL refuses a second one inside (``multiple ORDER BY clauses not allowed``): an
+        order is never added inside. The outer ORDER BY must already sort by the key's outputs."""
+        shape = self.query(node.this, ctes, parent, need=False)
+        if not shape.hazard or not (need or (nodes.limited(node) and not nodes.with_ties(node))):
+            return shape
+        order = node.args.get("order")
+        keyed = shape.key is not None and shape.outs is not None
+        by_position = [str(i + 1) for i in shape.key or ()] if keyed else None
+        by_name = [shape.outs[i].name for i in shape.key or ()] if keyed and shape.outs is not None else None
+        if not (
+            (by_position is not None and self._ordered_by(order, by_position))
+            or (by_name is not None and self._ordered_by(order, by_name))
+        ):
+            self._refuse(
+                "the rows of a parenthesised query with its own ORDER BY or LIMIT come from a table whose read "
+                "order may follow masked values, and governed_db adds no second ORDER BY to it",
+                "ORDER BY columns that identify a row (a primary key) after the parentheses, or ask for an unmask "
+                "grant (masking.unmask)",
+            )
+        return _Shape(shape.outs, False, shape.key)
 
     def _ctes(
         self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None
@@ -311,7 +342,10 @@ class Planner:
             self._order_by_key(node, lead, row_key, "DISTINCT ON")
 
         ordered = False
-        if (hazard or beside) and (need or nodes.limited(node)) and not distinct_on:
+        # a cut WITH TIES keeps the same rows in any read order (all those tied with the last): only an order the
+        # caller sees needs fixing there
+        cut = nodes.limited(node) and not nodes.with_ties(node)
+        if (hazard or beside) and (need or cut) and not distinct_on:
             if isinstance(group, exp.Group):
                 keys = self._group_items(node, group, beside)
                 if keys is None:
@@ -885,8 +919,19 @@ class Planner:
         return True
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
-        if not self._ordered_by(node.args.get("order"), items):
-            self.plan.edits.append(Edit("order", node, tuple(items)))
+        if self._ordered_by(node.args.get("order"), items):
+            return
+        if nodes.with_ties(node):
+            # ``FETCH FIRST 2 ROWS WITH TIES`` keeps every row tied with the last: items added to its ORDER BY
+            # would tie fewer rows and change the result (3 rows came back as 1), not just pick an order
+            self._refuse(
+                "FETCH ... WITH TIES keeps every row tied with the last one, and the order of the tied rows would "
+                "follow an index on a masked column; a key added to its ORDER BY would keep fewer rows",
+                f"order the rows outside (SELECT * FROM (...) s ORDER BY ..., {', '.join(items)}), or ask for an "
+                "unmask grant (masking.unmask)",
+            )
+            return
+        self.plan.edits.append(Edit("order", node, tuple(items)))
 
     def _ordered_by(self, order: exp.Expression | None, items: list[str]) -> bool:
         """True when ``order`` already sorts by every item (nothing to add)."""
@@ -906,6 +951,10 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+#: the clauses a parenthesised query may carry after its parentheses
+_CUTS = ("order", "limit", "offset", "fetch")
+
+
 def _fills_rows(tree: exp.Expression) -> bool:
     """INSERT ... SELECT and CREATE TABLE ... AS (a view's query is planned where the view is read)."""
     if isinstance(tree, exp.Insert):

@@ -94,10 +94,27 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
+    if state.sg_dialect == "postgres":
+        # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
+        # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
+        # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
+        # runs as it would without this (only an index on a masked column refuses it) (decision 0272)
+        found = _settle(state, analysis, access, trees, stored_order=True)
+        if found.refusal is None:
+            return found
+    return _settle(state, analysis, access, trees, stored_order=False)
+
+
+def _settle(
+    state: MaskingState, analysis: Analysis, access: Access, trees: list[exp.Expression | None], stored_order: bool
+) -> Outcome:
+    """The edits (or the refusal) for ``trees`` when the relations whose order may follow masked values are those
+    with an index on a masked column (and, with ``stored_order``, every one with a masked column)."""
     cache: dict[str, Relation | None] = {}
 
     def relation(node: exp.Table) -> Relation | None:
-        return _relation(state, access, table_key(".".join(p.name for p in node.parts)), node, cache, 0)
+        key = table_key(".".join(p.name for p in node.parts))
+        return _relation(state, access, key, node, cache, 0, stored_order)
 
     dialect = state.sg_dialect
     ordered = _SQLITE_ORDERED_AGGREGATES if dialect == "sqlite" else True
@@ -149,7 +166,7 @@ def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[st
 
 def _relation(
     state: MaskingState, access: Access, key: str, node: exp.Table | None, cache: dict[str, Relation | None],
-    depth: int,
+    depth: int, stored_order: bool = False,
 ) -> Relation | None:  # fmt: skip
     if key in cache:
         return cache[key]
@@ -164,7 +181,7 @@ def _relation(
         found = Relation(False, None, tuple(columns), masked, redacted)
     else:
         facts = state.order_of(key, node)
-        hazard, keys = _hazard(state, access, facts, masked, cache, depth)
+        hazard, keys = _hazard(state, access, facts, masked, cache, depth, stored_order)
         usable = next((k for k in keys if not {c.lower() for c in k} & masked), None)
         if usable is None:
             # no key without a masked column (a view; a MariaDB table without a primary key): every column nobody
@@ -182,18 +199,19 @@ def _relation(
 
 def _hazard(
     state: MaskingState, access: Access, facts: object, masked: frozenset[str], cache: dict[str, Relation | None],
-    depth: int,
+    depth: int, stored_order: bool = False,
 ) -> tuple[bool, tuple[tuple[str, ...], ...]]:  # fmt: skip
-    """Whether an index on a masked column may decide the relation's order, and its keys."""
+    """Whether an index on a masked column (with ``stored_order``: any masked column, whose width decides where
+    rows are stored) may decide the relation's order, and its keys."""
     from governed_db.masking.schema import OrderFacts
 
     if not isinstance(facts, OrderFacts):
         return True, ()  # indexes unknown: assume the worst
     if facts.kind == "table":
-        return any(not ix or ix & masked for ix in facts.indexes), facts.keys
+        return stored_order or any(not ix or ix & masked for ix in facts.indexes), facts.keys
     if facts.kind == "view" and facts.reads is not None and depth < _VIEW_DEPTH:
         for name in facts.reads:
-            rel = _relation(state, access, table_key(name), None, cache, depth + 1)
+            rel = _relation(state, access, table_key(name), None, cache, depth + 1, stored_order)
             if rel is None or rel.hazard:
                 return True, ()
         return False, ()

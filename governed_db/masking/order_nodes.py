@@ -69,6 +69,18 @@ def own_nodes(
         )  # fmt: skip
 
 
+def with_ties(node: exp.Expression) -> bool:
+    """``FETCH FIRST n ROWS WITH TIES``: the rows kept depend on the ORDER BY's items themselves."""
+    for k in ("fetch", "limit"):
+        cut = node.args.get(k)
+        if not isinstance(cut, exp.Expression):
+            continue
+        options = cut.args.get("limit_options")
+        if cut.args.get("with_ties") or (isinstance(options, exp.Expression) and options.args.get("with_ties")):
+            return True
+    return False
+
+
 def limited(node: exp.Expression) -> bool:
     return any(node.args.get(k) is not None for k in ("limit", "offset", "fetch"))
 

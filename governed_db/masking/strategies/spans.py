@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 from governed_db.masking import detect
@@ -79,9 +80,13 @@ def _field(key: Any, value: Any) -> Any:
 
 def _scrub_str(text: str) -> str:
     """Text, scanned; a JSON object or array in it (asyncpg returns ``json``/``jsonb`` as text) is then walked like
-    a decoded one, so that its keys name their values (decision 0261). Text the walk masks nothing more in comes
-    back as the scan left it, formatting and all."""
+    a decoded one, so that its keys name their values (decision 0261), and so is PostgreSQL's ``hstore`` text
+    (``"full_name"=>"Alice Smith"``, decision 0271). Text the walk masks nothing more in comes back as the scan left
+    it, formatting and all."""
     scanned = scrub_text(text)
+    pairs = hstore_pairs(text)
+    if pairs:
+        return _scrub_hstore(pairs) or scanned
     stripped = scanned.strip()
     if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
         return scanned
@@ -96,6 +101,78 @@ def _scrub_str(text: str) -> str:
         return scanned
     compact = '": ' not in stripped and '", ' not in stripped
     return json.dumps(masked, separators=(",", ":") if compact else None)
+
+#: one ``"key"=>"value"`` (or ``"key"=>NULL``) pair of hstore's output; quotes and backslashes inside are escaped
+_HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>(?:"((?:[^"\\]|\\.)*)"|NULL)', re.DOTALL)
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def hstore_pairs(text: str) -> list[re.Match[str]] | None:
+    """The pairs of ``text`` when the whole of it is PostgreSQL's ``hstore`` output (pairs joined by ``, ``), else
+    ``None``. psycopg and psycopg2 return an hstore as this text unless an hstore loader is registered."""
+    if not text.startswith('"') or "=>" not in text:
+        return None
+    pairs: list[re.Match[str]] = []
+    pos = 0
+    while True:
+        m = _HSTORE_PAIR.match(text, pos)
+        if m is None:
+            return None
+        pairs.append(m)
+        pos = m.end()
+        if pos == len(text):
+            return pairs
+        if not text.startswith(", ", pos):
+            return None
+        pos += 2
+
+
+def _scrub_hstore(pairs: list[re.Match[str]]) -> str | None:
+    """hstore pairs with each value under a key that names personal data masked whole, the rest scanned; ``None``
+    when no key names personal data (the caller keeps the whole text's scan)."""
+    out: list[str] = []
+    keyed = False
+    for m in pairs:
+        key, value = m.group(1), m.group(2)
+        label = key_label(_UNESCAPE.sub(r"\1", key)) if value is not None else None
+        keyed = keyed or label is not None
+        shown = "NULL" if value is None else f'"[{label}]"' if label is not None else f'"{scrub_text(value)}"'
+        out.append(f'"{scrub_text(key)}"=>{shown}')
+    return ", ".join(out) if keyed else None
+
+
+def key_labels(value: Any) -> frozenset[str]:
+    """The labels the keys of a document name where they hold a value: a decoded JSON object or record, JSON text,
+    hstore text (nested objects and arrays too). A sample counts such a value as holding personal data whatever
+    the value looks like, as masking masks it whatever it looks like (decision 0271)."""
+    if isinstance(value, str):
+        pairs = hstore_pairs(value)
+        if pairs:
+            found = (key_label(_UNESCAPE.sub(r"\1", m.group(1))) for m in pairs if m.group(2) is not None)
+            return frozenset(f for f in found if f is not None)
+        stripped = value.strip()
+        if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
+            return frozenset()
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return frozenset()
+    if isinstance(value, (list, tuple)):
+        return frozenset().union(*(key_labels(v) for v in value))
+    named = value if isinstance(value, dict) else record_items(value)
+    if not named:
+        return frozenset()
+    labels: set[str] = set()
+    for k, v in named.items():
+        if v is None:
+            continue
+        label = key_label(str(k))
+        if label is not None:
+            labels.add(label)
+        if isinstance(v, (dict, list, tuple)):
+            labels |= key_labels(v)
+    return frozenset(labels)
+
 
 def record_items(value: Any) -> dict[str, Any] | None:
     """The fields of a row a driver decoded into an object (asyncpg ``Record``, a named tuple), by name, or

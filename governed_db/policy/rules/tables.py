@@ -34,6 +34,8 @@ CREDENTIAL_TABLES = frozenset(
 #: reads the data past masking, so they are not schema discovery.
 VALUE_CATALOGS = frozenset(
     {"pg_stats", "pg_statistic", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data",
+     # the bytes of every large object, which lo_get()/lo_open() (refused as file access) would have read
+     "pg_largeobject",
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
      "sqlite_stat1", "dbstat", "information_schema.innodb_locks", "performance_schema.data_locks",
      "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
