@@ -390,10 +390,12 @@ class Statement:
     def succeeded(self) -> None:
         """The driver answered: arm the result with its masking plan and row limit, record success."""
         gov, result, span = self.gov, self.result, self.span
-        if gov.masking_state is not None:
-            gov.masking_state.ran(self.analysis)
-        if any(st.kind != "read" for st in self.analysis.statements):
-            masking.schema_changed(self.analysis, gov=gov)
+        statements = self.analysis.statements
+        if len(statements) != 1 or statements[0].kind != "read":  # a plain read (the hot path) changes nothing
+            if gov.masking_state is not None:
+                gov.masking_state.ran(self.analysis)
+            if any(st.kind != "read" for st in statements):
+                masking.schema_changed(self.analysis, gov=gov)
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored
