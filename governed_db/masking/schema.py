@@ -929,9 +929,15 @@ _SQLITE_INDEXES = (
 )
 _SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
 _SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
+_SQLITE_PK_INDEX = "SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'"
+_SQLITE_SQL = (
+    "SELECT sql FROM sqlite_temp_master WHERE type = 'table' AND name = ? "
+    "UNION ALL SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
+)
+_COLLATE = re.compile(r"\bCOLLATE\b", re.IGNORECASE)
 _PG_ORDER = (
     "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text, "
-    "c.relhassubclass "
+    "c.relhassubclass, i.indimmediate "
     "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid "
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
@@ -975,11 +981,16 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
 def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str, ...], ...]:
     rows = _rows(
         cur,
-        "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
-        "AND lower(table_name) = lower(?) AND lower(schema_name) = lower(COALESCE(?, current_schema()))",
+        "SELECT k.constraint_column_names, t.sql, current_setting('default_collation') FROM duckdb_constraints() k "
+        "JOIN duckdb_tables() t ON t.table_oid = k.table_oid WHERE k.constraint_type = 'PRIMARY KEY' "
+        "AND lower(k.table_name) = lower(?) AND lower(k.schema_name) = lower(COALESCE(?, current_schema()))",
         (name, schema),
     )
-    return tuple(tuple(str(c) for c in r[0]) for r in rows if r[0])
+    # the key's index compares text as stored; GROUP BY a column declared ``COLLATE NOCASE`` (or under a default
+    # collation) merges what it keeps apart (decision 0284): such a table's key is none here
+    return tuple(
+        tuple(str(c) for c in r[0]) for r in rows if r[0] and not _COLLATE.search(str(r[1] or "")) and not r[2]
+    )
 
 
 def _sqlite_order(cur: Any, name: str) -> OrderFacts:
@@ -1019,13 +1030,23 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
     keys: list[tuple[str, ...]] = []
     cur.execute(_SQLITE_PK, (name,))
     pk = [_values(r) for r in cur.fetchall()]
+    # a primary key with an index of its own is no rowid alias (``INTEGER PRIMARY KEY DESC`` is none either)
+    cur.execute(_SQLITE_PK_INDEX, (name,))
+    indexed = cur.fetchone() is not None
+    # a column's collation decides which values GROUP BY and ORDER BY take as equal, the key's own (``PRIMARY KEY
+    # (code COLLATE BINARY)`` over a NOCASE column) which it keeps apart: unless the table names no collation at
+    # all, they may differ, and ``'a'`` and ``'A'`` be two rows of one group (decision 0284)
+    cur.execute(_SQLITE_SQL, (name, name))
+    collated = any(_COLLATE.search(str(_values(r)[0] or "")) for r in cur.fetchall())
     if without_rowid:
-        keys.append(tuple(str(p[0]) for p in pk))
+        if not collated:
+            keys.append(tuple(str(p[0]) for p in pk))
     else:
         keys.append(("rowid",))
-        # an INTEGER PRIMARY KEY is the rowid under a name; another primary key of a rowid table may hold NULLs
-        # (SQLite's legacy) unless each column is declared NOT NULL
-        if (len(pk) == 1 and str(pk[0][1]) == "INTEGER") or (pk and all(int(p[2] or 0) for p in pk)):
+        # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL); another primary key of a rowid
+        # table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
+        alias = len(pk) == 1 and str(pk[0][1]) == "INTEGER" and not indexed
+        if alias or (pk and all(int(p[2] or 0) for p in pk) and not collated):
             keys.append(tuple(str(p[0]) for p in pk))
     return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
 
@@ -1038,10 +1059,12 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
     relkind = str(rows[0][0])
     indexes: dict[Any, tuple[bool, bool, list[str]]] = {}
     inherited = relkind == "r" and bool(rows[0][5])
-    for _kind, index, primary, expressions, column, _sub in rows:
+    for _kind, index, primary, expressions, column, _sub, immediate in rows:
         if index is None:
             continue
-        entry = indexes.setdefault(index, (bool(primary), bool(expressions), []))
+        # a DEFERRABLE primary key holds only at COMMIT: until then a transaction may repeat its values, so it is
+        # no key (decision 0284)
+        entry = indexes.setdefault(index, (bool(primary) and bool(immediate), bool(expressions), []))
         if column is not None:
             entry[2].append(str(column))
     listed = tuple(frozenset() if expr else frozenset(c.lower() for c in cols) for _p, expr, cols in indexes.values())
