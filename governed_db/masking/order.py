@@ -326,7 +326,8 @@ class Planner:
                         "ORDER BY the grouped columns, or ask for an unmask grant (masking.unmask)",
                     )
                 else:
-                    self._order(node, keys)
+                    if not self._ordered_by(node.args.get("order"), self._group_key(group, beside)):
+                        self._order(node, keys)  # (already ordered by the grouped items by name: nothing to add)
                     ordered = True
             elif plain_distinct:
                 if outs is None:
@@ -900,6 +901,15 @@ class Planner:
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
         if not self._ordered_by(node.args.get("order"), items):
+            if _with_ties(node):
+                # the rows tied with the last one all come back, in an order a masked value may decide; a
+                # tie-breaker added to the ORDER BY would silently cut them instead
+                self._refuse(
+                    "FETCH ... WITH TIES returns the rows tied with the last one in an order a masked value may "
+                    "decide, and ordering them by a key would change which rows it returns",
+                    "ORDER BY a key as well (ORDER BY n DESC, id) and use LIMIT, or ask for an unmask grant",
+                )
+                return
             self.plan.edits.append(Edit("order", node, tuple(items)))
 
     def _ordered_by(self, order: exp.Expression | None, items: list[str]) -> bool:
@@ -920,6 +930,17 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _with_ties(node: exp.Expression) -> bool:
+    """``FETCH FIRST n ROWS WITH TIES``: how many rows come back follows the statement's own ORDER BY alone."""
+    for key in ("limit", "fetch"):
+        fetch = node.args.get(key)
+        if isinstance(fetch, exp.Fetch):
+            options = fetch.args.get("limit_options")
+            if fetch.args.get("with_ties") or (options is not None and options.args.get("with_ties")):
+                return True
+    return False
+
+
 def _fills_rows(tree: exp.Expression) -> bool:
     """INSERT ... SELECT and CREATE TABLE ... AS (a view's query is planned where the view is read)."""
     if isinstance(tree, exp.Insert):
