@@ -923,17 +923,18 @@ class OrderFacts:
     inherited: bool = False
 
 
-_SQLITE_KIND = "SELECT type, wr FROM pragma_table_list WHERE name = ? ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
+# every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
+_SQLITE_KIND = (
+    "SELECT type, wr, schema FROM pragma_table_list WHERE name = ? AND (? IS NULL OR lower(schema) = lower(?)) "
+    "ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
+)
 _SQLITE_INDEXES = (
-    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?) il, pragma_index_xinfo(il.name) ii WHERE ii.key"
+    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?, ?) il, pragma_index_xinfo(il.name, ?) ii "
+    "WHERE ii.key"
 )
-_SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
+_SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk"
 _SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
-_SQLITE_PK_INDEX = "SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'"
-_SQLITE_SQL = (
-    "SELECT sql FROM sqlite_temp_master WHERE type = 'table' AND name = ? "
-    "UNION ALL SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
-)
+_SQLITE_PK_INDEX = "SELECT 1 FROM pragma_index_list(?, ?) WHERE origin = 'pk'"
 _COLLATE = re.compile(r"\bCOLLATE\b", re.IGNORECASE)
 _PG_ORDER = (
     "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text, "
@@ -970,7 +971,7 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
         primary = guarded(conn, dialect, lambda cur: _duckdb_primary(cur, schema, name)) or ()
         return OrderFacts("table", (), (("rowid",), *primary))
     if fam == "sqlite":
-        return guarded(conn, dialect, lambda cur: _sqlite_order(cur, name))
+        return guarded(conn, dialect, lambda cur: _sqlite_order(cur, name, schema))
     if fam == "postgres":
         return guarded(conn, dialect, lambda cur: _pg_order(cur, table_sql))
     if fam == "mysql":
@@ -983,7 +984,10 @@ def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str,
         cur,
         "SELECT k.constraint_column_names, t.sql, current_setting('default_collation') FROM duckdb_constraints() k "
         "JOIN duckdb_tables() t ON t.table_oid = k.table_oid WHERE k.constraint_type = 'PRIMARY KEY' "
-        "AND lower(k.table_name) = lower(?) AND lower(k.schema_name) = lower(COALESCE(?, current_schema()))",
+        "AND lower(k.table_name) = lower(?) AND lower(k.schema_name) = lower(COALESCE(?, current_schema())) "
+        # one such table in every attached database (the one the name finds), or its key may be another's
+        "AND (SELECT count(*) FROM duckdb_tables() o WHERE lower(o.table_name) = lower(k.table_name) "
+        "AND lower(o.schema_name) = lower(k.schema_name)) = 1",
         (name, schema),
     )
     # the key's index compares text as stored; GROUP BY a column declared ``COLLATE NOCASE`` (or under a default
@@ -993,16 +997,20 @@ def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str,
     )
 
 
-def _sqlite_order(cur: Any, name: str) -> OrderFacts:
+def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
     try:
-        cur.execute(_SQLITE_KIND, (name,))
+        cur.execute(_SQLITE_KIND, (name, schema, schema))
         found = cur.fetchone()
     except Exception:  # before SQLite 3.37 (no pragma_table_list): the schema table says as much, less WITHOUT ROWID
-        cur.execute("SELECT type, 0 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (name,))
+        if schema is not None:
+            return OrderFacts("other")  # another database's table: not read from main's schema table
+        cur.execute("SELECT type, 0, NULL FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (name,))
         found = cur.fetchone()
     if found is None:
         return OrderFacts("other")
     kind, without_rowid = str(_values(found)[0]), bool(_values(found)[1])
+    where = _values(found)[2]
+    schema = None if where is None else str(where)
     if kind == "virtual":
         cur.execute(
             "SELECT sql FROM sqlite_master WHERE name = ? UNION ALL SELECT sql FROM sqlite_temp_master WHERE name = ?",
@@ -1018,7 +1026,7 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
         cur.execute(_SQLITE_VIEW, (name,))
         row = cur.fetchone()
         return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "sqlite") if row is not None else None)
-    cur.execute(_SQLITE_INDEXES, (name,))
+    cur.execute(_SQLITE_INDEXES, (name, schema, schema))
     indexes: dict[str, set[str]] = {}
     for index, column, cid in (_values(r) for r in cur.fetchall()):
         cols = indexes.setdefault(str(index), set())
@@ -1028,15 +1036,16 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
             cols.add(str(column).lower())
     listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
     keys: list[tuple[str, ...]] = []
-    cur.execute(_SQLITE_PK, (name,))
+    cur.execute(_SQLITE_PK, (name, schema))
     pk = [_values(r) for r in cur.fetchall()]
     # a primary key with an index of its own is no rowid alias (``INTEGER PRIMARY KEY DESC`` is none either)
-    cur.execute(_SQLITE_PK_INDEX, (name,))
+    cur.execute(_SQLITE_PK_INDEX, (name, schema))
     indexed = cur.fetchone() is not None
     # a column's collation decides which values GROUP BY and ORDER BY take as equal, the key's own (``PRIMARY KEY
     # (code COLLATE BINARY)`` over a NOCASE column) which it keeps apart: unless the table names no collation at
     # all, they may differ, and ``'a'`` and ``'A'`` be two rows of one group (decision 0284)
-    cur.execute(_SQLITE_SQL, (name, name))
+    master = "sqlite_master" if schema is None else '"' + schema.replace('"', '""') + '".sqlite_master'
+    cur.execute(f"SELECT sql FROM {master} WHERE type = 'table' AND name = ?", (name,))  # noqa: S608 (quoted)
     collated = any(_COLLATE.search(str(_values(r)[0] or "")) for r in cur.fetchall())
     if without_rowid:
         if not collated:
