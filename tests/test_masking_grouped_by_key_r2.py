@@ -283,8 +283,9 @@ def pg(pg_dsn: str, unique: str) -> Iterator[tuple[Any, str]]:
     for raw in opened:
         with contextlib.suppress(Exception):
             raw.rollback()
-        with contextlib.suppress(Exception):
-            raw.execute(f"DROP TABLE IF EXISTS {table}")
+        for name in (table, f'"{table.upper()}"'):
+            with contextlib.suppress(Exception):
+                raw.execute(f"DROP TABLE IF EXISTS {name}")
         raw.close()
 
 
@@ -314,3 +315,24 @@ def test_postgresql_with_ties_is_not_cut_by_an_added_tie_breaker(pg: tuple[Any, 
     assert seen == (["id", "n"], [(1, 1), (2, 1)]), seen
     seen = observe(conn, f"{base} ORDER BY n FETCH FIRST 2 ROWS ONLY")
     assert seen == (["id", "n"], [(1, 1), (2, 1)]), seen
+
+
+def test_postgresql_a_quoted_name_is_not_judged_by_its_lower_case_twin(pg: tuple[Any, str]) -> None:
+    """``"GK2_..."`` (no key) and ``gk2_...`` (a primary key) share one lower-case key in the masking state; the
+    guard read the key's facts by that lower-case name, so the quoted table passed for keyed."""
+    make, t = pg
+    quoted = f'"{t.upper()}"'
+
+    def both() -> Any:
+        raw = make("CREATE TABLE {t} (id int PRIMARY KEY, full_name text)")
+        raw.execute(f"DROP TABLE IF EXISTS {quoted}")
+        raw.execute(f"CREATE TABLE {quoted} (id int, full_name text)")
+        raw.execute(f"INSERT INTO {quoted} VALUES {_KEYS}")
+        return raw
+
+    steps = [f"INSERT INTO {quoted} VALUES (1, 'GUESS')"]
+    sql = f"SELECT count(*) AS n FROM (SELECT id FROM {quoted} GROUP BY id, full_name) s"
+    raw = _guessed(both, steps, sql, governed=False)
+    assert raw == [(["n"], [(41,)]), (["n"], [(42,)])], raw
+    gov = _guessed(both, steps, sql, governed=True)
+    assert gov[0] == gov[1] and _refused(gov[0]), gov
