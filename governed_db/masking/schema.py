@@ -987,7 +987,9 @@ def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str,
         "AND lower(k.table_name) = lower(?) AND lower(k.schema_name) = lower(COALESCE(?, current_schema())) "
         # one such table in every attached database (the one the name finds), or its key may be another's
         "AND (SELECT count(*) FROM duckdb_tables() o WHERE lower(o.table_name) = lower(k.table_name) "
-        "AND lower(o.schema_name) = lower(k.schema_name)) = 1",
+        "AND lower(o.schema_name) = lower(k.schema_name)) + (SELECT count(*) FROM duckdb_views() v "
+        "WHERE NOT v.internal AND lower(v.view_name) = lower(k.table_name) "
+        "AND lower(v.schema_name) = lower(k.schema_name)) = 1",
         (name, schema),
     )
     # the key's index compares text as stored; GROUP BY a column declared ``COLLATE NOCASE`` (or under a default
