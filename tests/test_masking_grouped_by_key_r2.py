@@ -336,3 +336,35 @@ def test_postgresql_a_quoted_name_is_not_judged_by_its_lower_case_twin(pg: tuple
     assert raw == [(["n"], [(41,)]), (["n"], [(42,)])], raw
     gov = _guessed(both, steps, sql, governed=True)
     assert gov[0] == gov[1] and _refused(gov[0]), gov
+
+
+def test_aiosqlite_integer_primary_key_desc_is_no_key_either() -> None:
+    """The same reads through aiosqlite (the catalog answers read with await)."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    import asyncio
+
+    async def seen(ddl: str, guess: str, governed: bool) -> Any:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None)
+        await raw.execute(ddl)
+        await raw.execute(f"INSERT INTO c VALUES {_KEYS}")
+        conn = _gov(raw) if governed else raw
+        try:
+            for step in ("UPDATE c SET id = NULL WHERE id = 1", f"INSERT INTO c VALUES (NULL, '{guess}')"):
+                with contextlib.suppress(sqlite3.Error):  # the rowid alias takes no NULL: a new id instead
+                    await conn.execute(step)
+            cur = await conn.execute("SELECT count(*) FROM (SELECT id FROM c GROUP BY id, full_name) t")
+            return await cur.fetchall()
+        except governed_db.GuardrailViolation as e:
+            return f"refused: {e}"
+        finally:
+            await conn.close()
+
+    async def run(ddl: str, governed: bool) -> list[Any]:
+        return [await seen(ddl, guess, governed) for guess in GUESSES]
+
+    desc = "CREATE TABLE c (id INTEGER PRIMARY KEY DESC, full_name text)"
+    assert [list(map(tuple, r)) for r in asyncio.run(run(desc, False))] == [[(41,)], [(42,)]]
+    gov = asyncio.run(run(desc, True))
+    assert gov[0] == gov[1] and _refused(gov[0]), gov
+    alias = asyncio.run(run("CREATE TABLE c (id INTEGER PRIMARY KEY, full_name text)", True))
+    assert [list(map(tuple, r)) for r in alias] == [[(42,)], [(42,)]], alias  # the guess's row: a group of its own
