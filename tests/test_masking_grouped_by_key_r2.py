@@ -368,3 +368,44 @@ def test_aiosqlite_integer_primary_key_desc_is_no_key_either() -> None:
     assert gov[0] == gov[1] and _refused(gov[0]), gov
     alias = asyncio.run(run("CREATE TABLE c (id INTEGER PRIMARY KEY, full_name text)", True))
     assert [list(map(tuple, r)) for r in alias] == [[(42,)], [(42,)]], alias  # the guess's row: a group of its own
+
+
+def test_mariadb_an_upper_case_twin_does_not_take_the_lower_case_tables_key(mysql_kw: dict[str, Any], unique: str) -> None:
+    """On a server with case-sensitive table names ``GK2_X`` (no key) and ``gk2_x`` (a primary key) are two tables;
+    information_schema joins names without case, so the order reader gave ``GK2_X`` the other's key."""
+    import pymysql
+
+    lower, upper = f"gk2_{unique}", f"GK2_{unique.upper()}"
+    made: list[Any] = []
+
+    def make() -> Any:
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        made.append(raw)
+        cur = raw.cursor()
+        for table, key in ((lower, "PRIMARY KEY"), (upper, "")):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"CREATE TABLE {table} (id int {key}, full_name VARCHAR(60))")
+            cur.execute(f"INSERT INTO {table} VALUES {_KEYS}")
+        return raw
+
+    try:
+        probe = make()
+        cur = probe.cursor()
+        cur.execute(f"SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                    f"AND lower(TABLE_NAME) = '{lower}'")
+        if cur.fetchone()[0] != 2:
+            pytest.skip("this server folds table names to one case")
+        steps = [f"INSERT INTO {upper} VALUES (1, 'GUESS')"]
+        sql = f"SELECT count(*) AS n FROM (SELECT id FROM {upper} GROUP BY id, full_name) t"
+        raw = _guessed(make, steps, sql, governed=False)
+        assert raw == [(["n"], [(41,)]), (["n"], [(42,)])], raw
+        gov = _guessed(make, steps, sql, governed=True)
+        assert gov[0] == gov[1] and _refused(gov[0]), gov
+        seen = observe(_gov(make()), f"SELECT count(*) AS n FROM (SELECT id FROM {lower} GROUP BY id, full_name) t")
+        assert seen == (["n"], [(41,)]), seen  # the table with the key keeps it
+    finally:
+        for raw in made:
+            for table in (lower, upper):
+                with contextlib.suppress(Exception):
+                    raw.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+            raw.close()

@@ -950,8 +950,10 @@ _PG_VIEW_READS = (
     "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class WHERE r.ev_class = to_regclass(%s)"
 )
 _MYSQL_ORDER = (
-    "SELECT t.TABLE_TYPE, s.INDEX_NAME, s.NON_UNIQUE, s.NULLABLE, s.COLUMN_NAME FROM information_schema.TABLES t "
-    "LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME "
+    "SELECT t.TABLE_TYPE, s.INDEX_NAME, s.NON_UNIQUE, s.NULLABLE, s.COLUMN_NAME, t.TABLE_NAME "
+    "FROM information_schema.TABLES t "
+    "LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = t.TABLE_SCHEMA "
+    "AND BINARY s.TABLE_NAME = BINARY t.TABLE_NAME "
     "WHERE t.TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND t.TABLE_NAME = %s ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX"
 )
 _MYSQL_VIEW = (
@@ -1047,7 +1049,7 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
     # (code COLLATE BINARY)`` over a NOCASE column) which it keeps apart: unless the table names no collation at
     # all, they may differ, and ``'a'`` and ``'A'`` be two rows of one group (decision 0284)
     master = "sqlite_master" if schema is None else '"' + schema.replace('"', '""') + '".sqlite_master'
-    cur.execute(f"SELECT sql FROM {master} WHERE type = 'table' AND name = ?", (name,))  # schema quoted above
+    cur.execute(f"SELECT sql FROM {master} WHERE type = 'table' AND name = ? COLLATE NOCASE", (name,))  # quoted
     collated = any(_COLLATE.search(str(_values(r)[0] or "")) for r in cur.fetchall())
     if without_rowid:
         if not collated:
@@ -1103,7 +1105,10 @@ def _mysql_order(cur: Any, schema: str | None, name: str) -> OrderFacts | None:
         row = cur.fetchone()
         return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "mysql") if row is not None else None)
     indexes: dict[str, tuple[bool, list[tuple[str | None, bool]]]] = {}
-    for _type, index, non_unique, nullable, column in rows:
+    # information_schema compares names without case: ``RTFD_Q`` also finds ``rtfd_q`` on a server that tells them
+    # apart, whose indexes and keys are not its own (decision 0284)
+    twins = len({str(r[5]) for r in rows}) > 1
+    for _type, index, non_unique, nullable, column, _table in rows:
         if index is not None:
             indexes.setdefault(str(index), (not int(non_unique), []))[1].append(
                 (None if column is None else str(column), bool(nullable))
@@ -1116,7 +1121,7 @@ def _mysql_order(cur: Any, schema: str | None, name: str) -> OrderFacts | None:
     keys = [
         tuple(str(c) for c, _ in cols)
         for index, (unique, cols) in sorted(indexes.items(), key=lambda kv: kv[0] != "PRIMARY")
-        if unique and all(c is not None and not nullable for c, nullable in cols)
+        if unique and all(c is not None and not nullable for c, nullable in cols) and not twins
     ]
     return OrderFacts("table" if "TABLE" in table_type else "other", listed, tuple(keys))
 
