@@ -557,10 +557,20 @@ class MaskingState:
         if now - info.order_at < ORDER_SECONDS:
             return info.order
         raw = self.gov.driver.catalog_connection(self.gov)
-        table_sql, name, schema_name = self._names(key, node)
+        if node is None and info.source is not None:
+            # the spelling its columns were read under: the key alone lost a quoted name's case ("Orders")
+            table_sql, schema_name, name = info.source
+        else:
+            table_sql, name, schema_name = self._names(key, node)
         info.order = schema.read_order(raw, self.dialect, table_sql, schema_name, name)
         info.order_at = now
         return info.order
+
+    def spelled_once(self, key: str) -> bool:
+        """Whether ``key`` names one table: not two spellings a case-sensitive server tells apart (``"Orders"`` and
+        ``orders``), whose facts would pass for each other's."""
+        info = self.tables.get(key)
+        return info is None or len(info.spellings) <= 1
 
     def _names(self, key: str, node: exp.Table | None) -> tuple[str, str, str | None]:
         """(the table as SQL, its name, its schema) for catalog reads."""

@@ -695,7 +695,7 @@ def _beside_its_key(state: MaskingState, access: Access, table: str, columns: fr
     The order of the groups is then fixed by the order guard (a hash or sort over a masked value would decide it
     otherwise)."""
     facts = state.order_of(table)
-    if facts is None or facts.kind != "table" or facts.inherited:
+    if facts is None or facts.kind != "table" or facts.inherited or not state.spelled_once(table):
         return False
     for key in facts.keys:
         cols = [c.lower() for c in key]

@@ -322,10 +322,15 @@ class Planner:
         # through: they split no group, but a hash or sort over them orders the groups (decision 0283)
         beside = self._beside_keys(node, scope, group, plain_distinct)
 
-        self._aggregates(node, scope, hazard, row_key)
+        # a window over the groups reads them in the order the grouping made, which a masked value grouped beside
+        # its key decides (a hash or sort over it): it numbers, picks or frames them by their key instead
+        group_key = self._group_key(group, beside) if isinstance(group, exp.Group) and beside else None
+        self._aggregates(node, scope, hazard, row_key, windowed=hazard or group_key is not None)
         if hazard:
             self._windows(node, scope, row_key)
             self._read_order_values(node, seen)
+        elif group_key is not None:
+            self._windows(node, scope, group_key)
         if (
             aggregated
             and self.dialect in ("mysql", "sqlite")
@@ -355,7 +360,8 @@ class Planner:
                         "ORDER BY the grouped columns, or ask for an unmask grant (masking.unmask)",
                     )
                 else:
-                    self._order(node, keys)
+                    if not self._ordered_by(node.args.get("order"), self._group_key(group, beside)):
+                        self._order(node, keys)  # (already ordered by the grouped items by name: nothing to add)
                     ordered = True
             elif plain_distinct:
                 if outs is None:
@@ -589,6 +595,11 @@ class Planner:
                 out.add(tag)
         return out
 
+    def _group_key(self, group: exp.Group, beside: set[int]) -> list[str]:
+        """The grouped items other than the masked ones grouped beside their key, as expressions (a window's
+        ORDER BY cannot name an output position): they hold that key, so they tell every group apart."""
+        return [item.sql(dialect=self.dialect) for item in group.expressions if id(item) not in beside]
+
     def _group_items(self, node: exp.Select, group: exp.Group, beside: set[int]) -> list[str] | None:
         if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
             return None
@@ -674,7 +685,11 @@ class Planner:
         return False
 
     # -- aggregates, windows, loose columns ------------------------------------------------------
-    def _aggregates(self, node: exp.Select, scope: _Scope, hazard: bool, row_key: list[str] | None) -> None:
+    def _aggregates(
+        self, node: exp.Select, scope: _Scope, hazard: bool, row_key: list[str] | None, windowed: bool = False
+    ) -> None:
+        """``windowed``: a window here reads rows in an order a masked value may decide (``hazard``, or groups
+        made beside a masked column)."""
         for agg in nodes.own_nodes(node):
             window = isinstance(agg.parent, exp.Window)
             if nodes.concatenates(agg):
@@ -686,7 +701,7 @@ class Planner:
                     self.plan.edits.extend(Edit("stand-in", agg, (str(i),)) for i in masked)
                     continue
                 if not hazard or not data or window:
-                    if hazard and window and not masked:
+                    if windowed and window and not masked:
                         self._refuse(
                             f"{nodes.name(agg)}() over a window reads rows in an order an index on a masked column "
                             "may decide",

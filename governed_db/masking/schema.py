@@ -942,15 +942,22 @@ class OrderFacts:
     inherited: bool = False
 
 
-_SQLITE_KIND = "SELECT type, wr FROM pragma_table_list WHERE name = ? ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
-_SQLITE_INDEXES = (
-    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?) il, pragma_index_xinfo(il.name) ii WHERE ii.key"
+# every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
+_SQLITE_KIND = (
+    "SELECT type, wr, schema FROM pragma_table_list WHERE name = ? AND (? IS NULL OR lower(schema) = lower(?)) "
+    "ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
 )
-_SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk"
+_SQLITE_INDEXES = (
+    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?, ?) il, pragma_index_xinfo(il.name, ?) ii "
+    "WHERE ii.key"
+)
+_SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk"
 _SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
+_SQLITE_PK_INDEX = "SELECT 1 FROM pragma_index_list(?, ?) WHERE origin = 'pk'"
+_COLLATE = re.compile(r"\bCOLLATE\b", re.IGNORECASE)
 _PG_ORDER = (
     "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text, "
-    "c.relhassubclass "
+    "c.relhassubclass, i.indimmediate "
     "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid "
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
@@ -962,8 +969,10 @@ _PG_VIEW_READS = (
     "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class WHERE r.ev_class = to_regclass(%s)"
 )
 _MYSQL_ORDER = (
-    "SELECT t.TABLE_TYPE, s.INDEX_NAME, s.NON_UNIQUE, s.NULLABLE, s.COLUMN_NAME FROM information_schema.TABLES t "
-    "LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = t.TABLE_SCHEMA AND s.TABLE_NAME = t.TABLE_NAME "
+    "SELECT t.TABLE_TYPE, s.INDEX_NAME, s.NON_UNIQUE, s.NULLABLE, s.COLUMN_NAME, t.TABLE_NAME "
+    "FROM information_schema.TABLES t "
+    "LEFT JOIN information_schema.STATISTICS s ON s.TABLE_SCHEMA = t.TABLE_SCHEMA "
+    "AND BINARY s.TABLE_NAME = BINARY t.TABLE_NAME "
     "WHERE t.TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND t.TABLE_NAME = %s ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX"
 )
 _MYSQL_VIEW = (
@@ -983,7 +992,7 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
         primary = guarded(conn, dialect, lambda cur: _duckdb_primary(cur, schema, name)) or ()
         return OrderFacts("table", (), (("rowid",), *primary))
     if fam == "sqlite":
-        return guarded(conn, dialect, lambda cur: _sqlite_order(cur, name))
+        return guarded(conn, dialect, lambda cur: _sqlite_order(cur, name, schema))
     if fam == "postgres":
         return guarded(conn, dialect, lambda cur: _pg_order(cur, table_sql))
     if fam == "mysql":
@@ -994,23 +1003,37 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
 def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str, ...], ...]:
     rows = _rows(
         cur,
-        "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
-        "AND lower(table_name) = lower(?) AND lower(schema_name) = lower(COALESCE(?, current_schema()))",
+        "SELECT k.constraint_column_names, t.sql, current_setting('default_collation') FROM duckdb_constraints() k "
+        "JOIN duckdb_tables() t ON t.table_oid = k.table_oid WHERE k.constraint_type = 'PRIMARY KEY' "
+        "AND lower(k.table_name) = lower(?) AND lower(k.schema_name) = lower(COALESCE(?, current_schema())) "
+        # one such table in every attached database (the one the name finds), or its key may be another's
+        "AND (SELECT count(*) FROM duckdb_tables() o WHERE lower(o.table_name) = lower(k.table_name) "
+        "AND lower(o.schema_name) = lower(k.schema_name)) + (SELECT count(*) FROM duckdb_views() v "
+        "WHERE NOT v.internal AND lower(v.view_name) = lower(k.table_name) "
+        "AND lower(v.schema_name) = lower(k.schema_name)) = 1",
         (name, schema),
     )
-    return tuple(tuple(str(c) for c in r[0]) for r in rows if r[0])
+    # the key's index compares text as stored; GROUP BY a column declared ``COLLATE NOCASE`` (or under a default
+    # collation) merges what it keeps apart (decision 0284): such a table's key is none here
+    return tuple(
+        tuple(str(c) for c in r[0]) for r in rows if r[0] and not _COLLATE.search(str(r[1] or "")) and not r[2]
+    )
 
 
-def _sqlite_order(cur: Any, name: str) -> OrderFacts:
+def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
     try:
-        cur.execute(_SQLITE_KIND, (name,))
+        cur.execute(_SQLITE_KIND, (name, schema, schema))
         found = cur.fetchone()
     except Exception:  # before SQLite 3.37 (no pragma_table_list): the schema table says as much, less WITHOUT ROWID
-        cur.execute("SELECT type, 0 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (name,))
+        if schema is not None:
+            return OrderFacts("other")  # another database's table: not read from main's schema table
+        cur.execute("SELECT type, 0, NULL FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')", (name,))
         found = cur.fetchone()
     if found is None:
         return OrderFacts("other")
     kind, without_rowid = str(_values(found)[0]), bool(_values(found)[1])
+    where = _values(found)[2]
+    schema = None if where is None else str(where)
     if kind == "virtual":
         cur.execute(
             "SELECT sql FROM sqlite_master WHERE name = ? UNION ALL SELECT sql FROM sqlite_temp_master WHERE name = ?",
@@ -1026,7 +1049,7 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
         cur.execute(_SQLITE_VIEW, (name,))
         row = cur.fetchone()
         return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "sqlite") if row is not None else None)
-    cur.execute(_SQLITE_INDEXES, (name,))
+    cur.execute(_SQLITE_INDEXES, (name, schema, schema))
     indexes: dict[str, set[str]] = {}
     for index, column, cid in (_values(r) for r in cur.fetchall()):
         cols = indexes.setdefault(str(index), set())
@@ -1036,15 +1059,26 @@ def _sqlite_order(cur: Any, name: str) -> OrderFacts:
             cols.add(str(column).lower())
     listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
     keys: list[tuple[str, ...]] = []
-    cur.execute(_SQLITE_PK, (name,))
+    cur.execute(_SQLITE_PK, (name, schema))
     pk = [_values(r) for r in cur.fetchall()]
+    # a primary key with an index of its own is no rowid alias (``INTEGER PRIMARY KEY DESC`` is none either)
+    cur.execute(_SQLITE_PK_INDEX, (name, schema))
+    indexed = cur.fetchone() is not None
+    # a column's collation decides which values GROUP BY and ORDER BY take as equal, the key's own (``PRIMARY KEY
+    # (code COLLATE BINARY)`` over a NOCASE column) which it keeps apart: unless the table names no collation at
+    # all, they may differ, and ``'a'`` and ``'A'`` be two rows of one group (decision 0284)
+    master = "sqlite_master" if schema is None else '"' + schema.replace('"', '""') + '".sqlite_master'
+    cur.execute(f"SELECT sql FROM {master} WHERE type = 'table' AND name = ? COLLATE NOCASE", (name,))  # quoted
+    collated = any(_COLLATE.search(str(_values(r)[0] or "")) for r in cur.fetchall())
     if without_rowid:
-        keys.append(tuple(str(p[0]) for p in pk))
+        if not collated:
+            keys.append(tuple(str(p[0]) for p in pk))
     else:
         keys.append(("rowid",))
-        # an INTEGER PRIMARY KEY is the rowid under a name; another primary key of a rowid table may hold NULLs
-        # (SQLite's legacy) unless each column is declared NOT NULL
-        if (len(pk) == 1 and str(pk[0][1]) == "INTEGER") or (pk and all(int(p[2] or 0) for p in pk)):
+        # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL); another primary key of a rowid
+        # table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
+        alias = len(pk) == 1 and str(pk[0][1]) == "INTEGER" and not indexed
+        if alias or (pk and all(int(p[2] or 0) for p in pk) and not collated):
             keys.append(tuple(str(p[0]) for p in pk))
     return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
 
@@ -1057,10 +1091,12 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
     relkind = str(rows[0][0])
     indexes: dict[Any, tuple[bool, bool, list[str]]] = {}
     inherited = relkind == "r" and bool(rows[0][5])
-    for _kind, index, primary, expressions, column, _sub in rows:
+    for _kind, index, primary, expressions, column, _sub, immediate in rows:
         if index is None:
             continue
-        entry = indexes.setdefault(index, (bool(primary), bool(expressions), []))
+        # a DEFERRABLE primary key holds only at COMMIT: until then a transaction may repeat its values, so it is
+        # no key (decision 0284)
+        entry = indexes.setdefault(index, (bool(primary) and bool(immediate), bool(expressions), []))
         if column is not None:
             entry[2].append(str(column))
     listed = tuple(frozenset() if expr else frozenset(c.lower() for c in cols) for _p, expr, cols in indexes.values())
@@ -1088,7 +1124,10 @@ def _mysql_order(cur: Any, schema: str | None, name: str) -> OrderFacts | None:
         row = cur.fetchone()
         return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "mysql") if row is not None else None)
     indexes: dict[str, tuple[bool, list[tuple[str | None, bool]]]] = {}
-    for _type, index, non_unique, nullable, column in rows:
+    # information_schema compares names without case: ``RTFD_Q`` also finds ``rtfd_q`` on a server that tells them
+    # apart, whose indexes and keys are not its own (decision 0284)
+    twins = len({str(r[5]) for r in rows}) > 1
+    for _type, index, non_unique, nullable, column, _table in rows:
         if index is not None:
             indexes.setdefault(str(index), (not int(non_unique), []))[1].append(
                 (None if column is None else str(column), bool(nullable))
@@ -1101,7 +1140,7 @@ def _mysql_order(cur: Any, schema: str | None, name: str) -> OrderFacts | None:
     keys = [
         tuple(str(c) for c, _ in cols)
         for index, (unique, cols) in sorted(indexes.items(), key=lambda kv: kv[0] != "PRIMARY")
-        if unique and all(c is not None and not nullable for c, nullable in cols)
+        if unique and all(c is not None and not nullable for c, nullable in cols) and not twins
     ]
     return OrderFacts("table" if "TABLE" in table_type else "other", listed, tuple(keys))
 
