@@ -161,7 +161,8 @@ class AsyncDriver(Driver):
         except Exception:
             used = {k for k, _ in watched}  # cannot tell: probe them all
         for key, node in watched:
-            if key not in used or state.tables[key].provisional:
+            info = state.tables.get(key)
+            if key not in used or info is None or info.provisional:
                 continue  # not used so, or probed already as a provisional table
 
             def probe(conn: Any, key: str = key) -> None:
@@ -191,8 +192,8 @@ class AsyncDriver(Driver):
             and not state.due(key)
         ):
             return
-        # sampled (nearly) empty: probed first; due (a watched table values arrived in), or whose catalog read
-        # failed (decision 0269): read again
+        # a provisional table is probed first unless due; a due one (values arrived), one its probe changed
+        # (force), and one whose catalog read failed (decision 0269) are read again
         provisional = not force and info is not None and info.provisional and info.columns is not None
         if provisional and not state.due(key):
             # sampled (nearly) empty: the statement may filter on what it holds now. The guard cannot read while

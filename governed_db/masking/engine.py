@@ -753,7 +753,8 @@ class MaskingState:
         if definition is not None:
             self._inherit_view(info, unlisted, definition)
         if sampled_rows is not None and floor <= sampled_rows < self.config.sample_rows:
-            # the sample read every row: what the clear text columns hold now is all they ever held to the labels
+            # the sample read every row: the labels of its clear text columns rest on all they held, so a value
+            # outside those arrived since (decision 0268)
             self._watch(info, table_sql, missing, exact, values)
         return info
 
