@@ -209,6 +209,8 @@ def watch_masker(state: MaskingState, sources: frozenset[tuple[str, str]]) -> Ma
                 arrived(key, masked)
         return out
 
+    # the per-row function checks a text value against the set itself (no call per cell for what it held)
+    watched.inline = ("({v} if ({v} := {r}).__class__ is str and {v} in {k} else {m}({v}))", {"k": known})  # type: ignore[attr-defined]
     return watched
 
 
