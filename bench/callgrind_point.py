@@ -7,7 +7,8 @@ MODE: ``raw`` (sqlite3), ``otel`` (official dbapi instrumentation, no SDK provid
 (governed, ``audit=False``), ``audit`` (governed default: the local audit store); ``otelsdk`` / ``auditsdk``:
 the official instrumentation / governed default with an SDK provider exporting in batches. ``lit`` sends every statement
 with new literals (as agents write SQL) instead of a parameterised one; ``texts1000`` / ``texts3000`` cycle through
-that many distinct literal texts, all sent once before the measured ones (the working-set scenario). Running
+that many distinct literal texts, all sent once before the measured ones (the working-set scenario); ``small``
+reads a 50-row table instead (read whole by the sample: its text column is watched, decision 0268). Running
 N=200 and N=1200 and subtracting removes start-up, import and warm-up costs.
 """
 
@@ -41,7 +42,9 @@ def main() -> None:
     literal = len(sys.argv) > 3 and sys.argv[3] == "lit"
     raw = sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
-    raw.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(1000)])
+    kind = sys.argv[3] if len(sys.argv) > 3 else ""
+    size = 50 if kind == "small" else 1000
+    raw.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(size)])
     ident = governed_db.Identity("bench-agent", kind="agent", on_behalf_of="alice")
     conn: Any
     if mode == "raw":
@@ -66,7 +69,6 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown mode {mode!r}: raw, otel, noaudit, audit, otelsdk or auditsdk")
     cur = conn.cursor()
-    kind = sys.argv[3] if len(sys.argv) > 3 else ""
     if kind.startswith("texts"):
         texts = [f"SELECT id, name FROM items WHERE id = {i % 1000} AND price >= {i}" for i in range(int(kind[5:]))]
         for t in texts:
@@ -80,7 +82,7 @@ def main() -> None:
         if literal:
             cur.execute(f"SELECT id, name, price FROM items WHERE id = {i % 1000} AND price > {-(i + 1)}")
         else:
-            cur.execute("SELECT id, name, price FROM items WHERE id = ?", (i % 1000,))
+            cur.execute("SELECT id, name, price FROM items WHERE id = ?", (i % size,))
         cur.fetchall()
 
 

@@ -12,8 +12,8 @@ table that fills up on a long-lived connection); item 4 (detection examples); it
 refusals name the column and the way forward; an unmask grant keeps full access.
 
 Beyond the issue's own examples, item 3 is also checked for a nearly empty column of a populated table and for
-values past the sample window (decision 0250), for a column another connection adds (decision 0251), and — as a
-strict xfail, a known gap — for a small settled table whose content changes later; item 2 for row factories set
+values past the sample window (decision 0250), for a column another connection adds (decision 0251), and for a
+small settled table whose content changes later (decision 0268: watched); item 2 for row factories set
 on the psycopg connection; item 4 for names under other role words (``guest_name``, ``client_name``...).
 """
 
@@ -683,12 +683,6 @@ def test_copy_of_a_nearly_empty_column_reads_its_values_at_the_source(db: Db, un
         _exec(db, db.raw, f"DROP TABLE IF EXISTS {table}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a table classified with more than FEW_ROWS rows of innocent text ('n/a') is settled: PII that arrives "
-    "later under that column is returned in clear until the connection is recycled (no re-sampling of settled "
-    "tables, no scan of settled columns)",
-)
 def test_a_small_table_of_placeholders_then_pii_is_masked(db: Db, unique: str) -> None:
     """12 rows of 'n/a' when classified; 88 SSNs arrive later; the long-lived governed connection masks them."""
     table = f"conf12_p_{unique}"

@@ -399,12 +399,16 @@ def test_spans_record_masked_columns_and_cells(spans: Any) -> None:
 
 
 def test_unreadable_catalog_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When the schema cannot be read, names and values decide, and sensitive values are still masked."""
+    """When the schema cannot be read, names and values decide, and sensitive values are still masked; none of its
+    columns may decide rows, not even ``id`` (decision 0269), and the refusal says to run the statement again."""
     monkeypatch.setattr(schema, "read_columns", lambda *a, **k: None)
-    rows = governed().execute("SELECT id, email, city, notes FROM users ORDER BY id").fetchall()
+    rows = governed().execute("SELECT id, email, city, notes FROM users").fetchall()
     assert rows[0] == (1, "a***@example.com", "Paris", "call [PHONE] or mail [EMAIL]")
-    star = governed().execute("SELECT * FROM users WHERE id = 2").fetchone()
+    star = governed().execute("SELECT * FROM users").fetchall()[1]
     assert "bob@example.org" not in repr(star) and "219-45-1234" not in repr(star) and "Lyon" in star
+    for sql in ("SELECT id FROM users ORDER BY id", "SELECT * FROM users WHERE id = 2"):
+        with pytest.raises(GuardrailViolation, match=r"could not be read from the catalog.*run the statement again"):
+            governed().execute(sql)
 
 
 def test_user_defined_functions_are_checked_by_value_and_cannot_take_masked_columns() -> None:

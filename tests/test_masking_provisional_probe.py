@@ -128,8 +128,9 @@ def test_the_connections_own_writes_are_seen_by_the_probe(tmp_path: Path, calls:
 
 
 def test_a_nearly_empty_column_of_a_populated_table_is_probed_too(tmp_path: Path, calls: Counter[str]) -> None:
-    """A populated table whose ``info`` is NULL everywhere (decision 0250): the probe reads ``info`` only, a
-    change of the other columns does not sample it again, a value in ``info`` does."""
+    """A populated table whose ``info`` is NULL everywhere (decision 0250): the probe reads ``info`` and the
+    watched text column ``code`` (the sample read the whole table, decision 0268); a change of the number column
+    does not sample it again, a change of ``code`` samples it once, a value in ``info`` is refused."""
     app = sqlite3.connect(tmp_path / "f.db", isolation_level=None)
     app.execute("CREATE TABLE f (id int, info text, code text)")
     app.executemany("INSERT INTO f VALUES (?, NULL, ?)", [(i, f"c{i}") for i in range(20)])
@@ -142,11 +143,18 @@ def test_a_nearly_empty_column_of_a_populated_table_is_probed_too(tmp_path: Path
         return cur.fetchall()[0][0]
 
     assert count("5%") == 0
-    app.execute("UPDATE f SET code = 'k' || id")
+    app.execute("UPDATE f SET id = id + 100")
     calls.clear()
     assert count("5%") == 0
     assert calls == Counter({"sample_columns": 1})
-    app.execute("UPDATE f SET info = ? WHERE id < 12", (SSNS[0],))
+    app.execute("UPDATE f SET code = 'k' || id")
+    calls.clear()
+    assert count("5%") == 0
+    assert calls["sample"] == 1 and calls["sample_columns"] >= 1
+    calls.clear()
+    assert count("5%") == 0
+    assert calls == Counter({"sample_columns": 1})
+    app.execute("UPDATE f SET info = ? WHERE id < 112", (SSNS[0],))
     for guess in ("5%", "6%"):
         with pytest.raises(governed_db.GuardrailViolation, match="info"):
             count(guess)

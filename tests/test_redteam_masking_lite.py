@@ -95,11 +95,12 @@ def test_sqlite_undecodable_unmasked_cell_still_fails(sqlite_pair: tuple[Any, An
     (OperationalError, 'Could not decode to UTF-8 column ...'), even in a result that also has masked columns,
     by every exit; the masked cells beside it never decide it."""
     raw, conn = sqlite_pair
-    # enough rows that city is classified for good (a nearly empty table's text columns are scanned as they
-    # pass, so masking covers them: an undecodable cell there comes back as U+FFFD rather than failing)
+    # more rows than the sample reads, so that city is classified for good (a nearly empty table's text columns
+    # are scanned as they pass, and so are a watched table's values it did not hold when sampled, decision 0268:
+    # masking covers them, and an undecodable cell there comes back as U+FFFD rather than failing)
     raw.execute("CREATE TABLE places (id int primary key, ssn text, city text)")
     raw.executemany("INSERT INTO places VALUES (?, ?, ?)",
-                    [(i, f"{500 + i}-22-87{10 + i}", f"Town {i}") for i in range(1, 13)])  # fmt: skip
+                    [(i, f"{500 + i}-22-{8710 + i}", f"Town {i}") for i in range(1, 121)])  # fmt: skip
     assert outcome(conn, "SELECT ssn, city FROM places WHERE id = 1") == ("rows", [("[US_SSN]", "Town 1")])
     raw.execute(f"UPDATE places SET city = 'Ly' || {_FF} WHERE id = 2")
     for sql in ("SELECT id, city AS c FROM places ORDER BY id",

@@ -194,8 +194,8 @@ def test_a_sample_that_failed_leaves_the_table_provisional() -> None:
 def test_a_catalog_read_that_failed_keeps_the_table_blind() -> None:
     """Left open in round 12, closed in round 13: when the catalog read itself is interrupted (the application's
     deadline trips on ``pragma_table_info``), the table was remembered without columns for ``RETRY_SECONDS``, and a
-    filter on ``info`` ran meanwhile (1 against 0). A statement naming a table whose columns are not known reads them
-    again before it is judged (decision 0277)."""
+    filter on ``info`` ran meanwhile (1 against 0). The table is now blind until a read succeeds (decision 0269), and
+    a statement naming a table whose columns are not known reads them again before it is judged (decision 0277)."""
     raw = [_app_deadline(s, "pragma_table_info", governed=False) for s in VALID]
     assert raw[0][-1] != raw[1][-1], raw
     a, b = (_app_deadline(s, "pragma_table_info", governed=True) for s in VALID)

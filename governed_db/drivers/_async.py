@@ -67,6 +67,7 @@ class AsyncDriver(Driver):
         replay: _Replay = self.catalog_connection(gov)
         for node in nodes:
             await self._warm_table(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node)
+        await self._warm_watched(gov, state, replay, sql, nodes)
         await self._warm_created(gov, state, replay, sql)
         if writes:
             # a write is judged by the constraints of the tables it names (read once per table), and by the columns
@@ -140,8 +141,44 @@ class AsyncDriver(Driver):
             await self._warm_table(gov, state, replay, sub, None)
             await self._warm_order(gov, state, replay, sub, None, depth + 1)
 
+    async def _warm_watched(
+        self, gov: Governor, state: Any, replay: _Replay, sql: Any, nodes: tuple[exp.Table, ...]
+    ) -> None:
+        """Probe, with ``await``, the watched tables (decision 0268) the statement filters on or computes from, as
+        the guard does on a sync connection before it judges such a statement; changed, sample them again."""
+        from governed_db.masking.catalog import table_key
+
+        keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]
+        watched = [(k, n) for k, n in zip(keys, nodes, strict=True) if getattr(state.tables.get(k), "watch", None)]
+        if not watched:
+            return
+        from governed_db.masking.guard import unsettled_uses
+        from governed_db.sql.shapes import analysis_for
+
+        text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
+        try:
+            used = unsettled_uses(state, analysis_for(text, gov.dialect))
+        except Exception:
+            used = {k for k, _ in watched}  # cannot tell: probe them all
+        for key, node in watched:
+            info = state.tables.get(key)
+            if key not in used or info is None or info.provisional:
+                continue  # not used so, or probed already as a provisional table
+
+            def probe(conn: Any, key: str = key) -> None:
+                state.unchanged(key, conn)
+
+            await self._answer(gov, replay, probe)
+            try:
+                same = state.unchanged(key, replay)
+            finally:
+                replay.answers.clear()
+            if not same:
+                await self._warm_table(gov, state, replay, key, node, force=True)
+
     async def _warm_table(
-        self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None, depth: int = 0
+        self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None, depth: int = 0,
+        force: bool = False,
     ) -> None:
         from governed_db.masking import schema
         from governed_db.masking.engine import RETRY_SECONDS
@@ -163,13 +200,17 @@ class AsyncDriver(Driver):
             state.forget([key])
             info = None
         if (
-            info is not None
+            not force
+            and info is not None
             and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
             and not info.provisional
+            and not state.due(key)
         ):
             return
-        provisional = info is not None and info.provisional and info.columns is not None
-        if provisional:
+        # a provisional table is probed first unless due; a due one (values arrived), one its probe changed
+        # (force), and one whose catalog read failed (decision 0269) are read again
+        provisional = not force and info is not None and info.provisional and info.columns is not None
+        if provisional and not state.due(key):
             # sampled (nearly) empty: the statement may filter on what it holds now. The guard cannot read while
             # it judges, so the cheap probe (decision 0267) is read here with ``await``: unchanged, the labels
             # stand; changed (or unreadable), the table is sampled again, here too
@@ -223,7 +264,7 @@ class AsyncDriver(Driver):
 
         await self._answer(gov, replay, read)
         try:
-            if provisional:
+            if info is not None and (info.provisional or info.watch is not None):
                 state.sample_again(key, node)  # answers derived from the old labels dropped when they changed
             else:
                 state.table(key, node)  # masking reads the answers through the replaying connection
@@ -354,6 +395,9 @@ class _Replay:
         self.answers: dict[tuple[str, Any], Any] = {}
         self.description: Any = None
         self._rows: list[Any] = []
+        #: reads asked for that the warm-up did not do: masking's reader fails them, but the catalog did not
+        #: (a table read again after DDL invalidated it, decision 0269)
+        self.misses = 0
 
     def cursor(self) -> _Replay:
         return self
@@ -362,6 +406,7 @@ class _Replay:
         try:
             found = self.answers[(sql, _key(params))]
         except KeyError:
+            self.misses += 1
             raise LookupError("this catalog read was not done for the async connection") from None
         if isinstance(found, BaseException):
             raise found

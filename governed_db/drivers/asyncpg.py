@@ -794,9 +794,18 @@ class AsyncpgDriver(PostgresSession, AsyncDriver):
         query = re.sub(r"%s", number, sql)  # masking's catalog reads are written for psycopg
         args = tuple(params or ())
         if raw.is_in_transaction():
-            async with raw.transaction():  # a savepoint: a failed read leaves the caller's transaction intact
+            # a savepoint: a failed read leaves the caller's transaction intact. Spelled out, not
+            # ``raw.transaction()``, which refuses to nest in a transaction the application began with BEGIN (every
+            # read then failed, leaving its tables blind, decision 0269)
+            await raw.execute("SAVEPOINT governed_db_catalog")
+            try:
                 ps = await raw.prepare(query)
                 rows = await ps.fetch(*args)
+            except BaseException:
+                await raw.execute("ROLLBACK TO SAVEPOINT governed_db_catalog")
+                await raw.execute("RELEASE SAVEPOINT governed_db_catalog")
+                raise
+            await raw.execute("RELEASE SAVEPOINT governed_db_catalog")
         else:
             ps = await raw.prepare(query)
             rows = await ps.fetch(*args)

@@ -284,6 +284,11 @@ def non_empty(values: Sequence[Any] | None) -> int:
     return sum(1 for v in values or () if (text := _text_of(v)) is not None and text.strip())
 
 
+def scanned_while_provisional(declared: str | None) -> bool:
+    """Is a column of this declared type scanned as free text while its label is provisional (text-like)?"""
+    return type_category(declared) in _SCANNED_WHILE_PROVISIONAL
+
+
 def sparse_text(declared: str | None, values: Sequence[Any] | None, floor: int) -> bool:
     """Is a column of a text-like type nearly empty in its sample (fewer than ``floor`` non-empty values)?"""
     return type_category(declared) in _SCANNED_WHILE_PROVISIONAL and non_empty(values) < floor
@@ -332,6 +337,7 @@ __all__ = [
     "classify_name",
     "classify_values",
     "provisional_class",
+    "scanned_while_provisional",
     "text_confidence",
     "type_category",
     "words",

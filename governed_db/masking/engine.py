@@ -13,6 +13,7 @@ import hashlib
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from governed_db.masking.classify import (
     classify_name,
     non_empty,
     provisional_class,
+    scanned_while_provisional,
     sparse_text,
     type_category,
 )
@@ -80,6 +82,9 @@ RETRY_SECONDS = 30.0
 #: bounds how long an expression over such a column (scanned, not redacted) can outlive the data's arrival
 RECHECK_FIRST = 1.0
 RECHECK_MAX = 5.0
+#: a settled table the sample read whole is classified again this long after it was, at the earliest, once values
+#: it did not hold pass by (decision 0268; one that the scan masks brings it forward)
+WATCH_SECONDS = 5.0
 #: a column nearly empty in the sample is looked for in this many times as many rows (decision 0250): a bounded
 #: read, whatever the table's size
 SPARSE_WINDOW = 100
@@ -125,9 +130,20 @@ class TableInfo:
     #: the spellings (``Customers``, ``customers``) its name was read under: on MySQL with case-sensitive table
     #: names (``lower_case_table_names = 0``) and PostgreSQL (quoted names) they may be different tables
     spellings: set[str] = field(default_factory=set)
-    #: the cheap change signal of a provisional table (decision 0267): (table SQL, quoted columns, the columns,
-    #: each column's non-NULL values as the classification saw them); ``None``: none, sample it again instead
-    probe: tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[bytes, ...], ...]] | None = None
+    #: the cheap change signal of a provisional or watched table (decision 0267): (table SQL, quoted columns, the
+    #: columns, each column's non-NULL values as the classification saw them); ``None``: none, sample it again
+    probe: tuple[str, tuple[str, ...], tuple[str, ...], tuple[object, ...]] | None = None
+    #: the read of its catalog failed (an error, not an empty answer): its columns are unknown, so none of them
+    #: may decide rows until a read succeeds, which is tried again as for a provisional table (decision 0269)
+    catalog_failed: bool = False
+    #: the read of its catalog did not answer (failed, or an async connection's warm-up did not do it)
+    unread: bool = False
+    #: a settled table the sample read whole (decision 0268): each clear text-like column's values as the
+    #: classification saw them. A value outside them arrived since: it is scanned as it passes, and a statement
+    #: that filters on (or computes from) such a column has the table probed first; ``None``: not watched
+    watch: dict[str, frozenset[Any]] | None = None
+    #: when it was classified (``time.time()``), for the earliest re-classification of a watched table
+    classified_at: float = 0.0
 
 
 @dataclass
@@ -234,12 +250,32 @@ def _explained(lineage: Lineage) -> Origin:
     return Origin("expr", found.sources, found.rows) if found.kind == "row" else found
 
 
-def _summary(columns: list[list[Any]]) -> tuple[tuple[bytes, ...], ...]:
-    """Each column's non-NULL values (a digest of each, so that a large value is not kept), order aside: a probe
-    may read rows in another order than the sample."""
-    return tuple(
-        tuple(sorted(_digest(v) for v in values if v is not None)) for values in columns
-    )
+def _summary(columns: list[list[Any]]) -> tuple[object, ...]:
+    """Each column's non-NULL values, order aside (a probe may read rows in another order than the sample): how
+    often each occurs, or, for values that cannot be counted (a PostgreSQL array, a JSON document), a digest of
+    each. Counting runs in C: a probe of a watched 90-row table compares without hashing each value in Python."""
+    out: list[object] = []
+    for values in columns:
+        present = [v for v in values if v is not None]
+        try:
+            out.append(Counter(present))
+        except TypeError:
+            out.append(tuple(sorted(_digest(v) for v in present)))
+    return tuple(out)
+
+
+def _labels(info: TableInfo) -> tuple[Any, ...]:
+    """What answers derived from a table depend on: its columns, their labels, and the values it watches."""
+    return info.columns, {c: (cls.label, cls.provisional) for c, cls in info.classes.items()}, info.watch
+
+
+def _seen(values: list[Any]) -> frozenset[Any]:
+    """The values a watched column held, as a set (values that cannot be hashed are left out: scanned when they
+    pass)."""
+    try:
+        return frozenset(v for v in values if v is not None and getattr(v, "__hash__", None) is not None)
+    except TypeError:
+        return frozenset()
 
 
 def _digest(value: Any) -> bytes:
@@ -362,17 +398,23 @@ class MaskingState:
             spelled = ".".join(p.name for p in node.parts)
             if info.spellings and spelled not in info.spellings:
                 return self._respelled(info, key, node, spelled)
-        if (
-            info is not None
-            and (info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS)
-            and (not info.provisional or time.time() < info.recheck_at)
+        if info is not None and (
+            time.time() < info.recheck_at
+            if info.provisional or info.watch is not None
+            else info.columns is not None or time.monotonic() - info.read_at < RETRY_SECONDS
         ):
             return info
         with self.lock:
             old = info
             info = self._read_table(key, node)
-            if old is not None and old.provisional and (info.sample_failed or info.columns is None):
-                # a failed re-sample proves nothing: keep scanning under the provisional labels, try again later
+            if (
+                old is not None
+                and old.provisional
+                and (info.sample_failed or info.columns is None)
+                and (old.columns is not None or info.unread)
+            ):
+                # a failed re-sample proves nothing: keep scanning under the provisional labels (or stay blind),
+                # try again later
                 info = old
                 info.provisional = True
             if node is not None:
@@ -392,6 +434,9 @@ class MaskingState:
                 info.recheck_at = time.time() + backoff
                 self.next_recheck = min(self.next_recheck, info.recheck_at)
             self.tables[key] = info
+            if old is not None and (old.provisional or old.watch is not None) and _labels(old) != _labels(info):
+                # classified again and found different: every plan and verdict derived from the old labels goes
+                self._drop_derived()
         return info
 
     def _respelled(self, info: TableInfo, key: str, node: exp.Table, spelled: str) -> TableInfo:
@@ -478,7 +523,10 @@ class MaskingState:
             # another connection may have made it since, or the read was interrupted; until then a name in a
             # subquery over it may be the enclosing query's, decision 0277)
             cols = schema.read_columns(raw, self.dialect, *info.source)
-            if cols is not None and (info.columns is None or [c for c, _ in cols] != list(info.columns)):
+            if cols is None:
+                continue  # unreadable now: a blind table is read again by the guard itself (decision 0269)
+            now = [c for c, _ in cols]
+            if (info.columns is None and now) or (info.columns is not None and now != list(info.columns)):
                 stale.append(key)
         if not stale:
             return False
@@ -494,12 +542,13 @@ class MaskingState:
             self._drop_derived()
 
     def resample(self, key: str) -> None:
-        """Sample provisional ``key`` again now (a statement is about to filter on what it holds) unless its cheap
-        probe shows that the values its labels were derived from are still all there is (decision 0267); every
-        answer derived from its labels is dropped only when they changed, so a nearly empty queue table polled by
-        a filter keeps the connection's other caches warm."""
+        """Sample provisional or watched ``key`` again now (a statement is about to filter on, or compute from, what
+        it holds) unless its cheap probe shows that the values its labels were derived from are still all there is
+        (decisions 0267, 0268); every answer derived from its labels is dropped only when they changed, so a nearly
+        empty queue table polled by a filter keeps the connection's other caches warm. A table whose catalog read
+        failed has no probe: its catalog is read again (decision 0269)."""
         old = self.tables.get(key)
-        if old is None or not old.provisional:
+        if old is None or not (old.provisional or old.watch is not None):
             return
         if self.gov.driver.is_async:
             return  # cannot read while judging: the warm-up probed it (and sampled it again) with await
@@ -508,8 +557,8 @@ class MaskingState:
         self.sample_again(key)
 
     def unchanged(self, key: str, conn: Any = None) -> bool:
-        """Does the provisional table ``key`` hold exactly the values its labels were derived from? One bounded
-        query reading only its provisional columns' non-NULL values (the bound of the sparse search); ``False``
+        """Does the provisional or watched table ``key`` hold exactly the values its labels were derived from? One
+        bounded query reading only its probed columns' non-NULL values (the bound of the sparse search); ``False``
         when it cannot tell (no probe, unreadable, or more values than the probe reads)."""
         info = self.tables.get(key)
         if info is None or info.probe is None:
@@ -525,25 +574,35 @@ class MaskingState:
         return _summary([[r[i] if i < len(r) else None for r in rows] for i in range(len(names))]) == seen
 
     def sample_again(self, key: str, node: exp.Table | None = None) -> None:
-        """Read provisional ``key``'s catalog and sample again now; drop every answer derived from its labels
-        when they changed."""
+        """Read provisional or watched ``key``'s catalog and sample again now; every answer derived from its labels
+        is dropped when they changed (:meth:`table`)."""
         with self.lock:
             old = self.tables.get(key)
-            if old is None or not old.provisional:
+            if old is None or not (old.provisional or old.watch is not None):
                 return
-            before = (old.columns, {c: (cls.label, cls.provisional) for c, cls in old.classes.items()})
             old.recheck_at = 0.0
-        info = self.table(key, node)
-        after = (info.columns, {c: (cls.label, cls.provisional) for c, cls in info.classes.items()})
-        if after != before:
-            with self.lock:
-                self._drop_derived()
+        self.table(key, node)
 
-    def data_arrived(self, key: str) -> None:
-        """A provisional column's scan masked a value: classify its table again at the next statement."""
+    def due(self, key: str) -> bool:
+        """Is provisional or watched ``key`` to be classified again at its next use?"""
+        info = self.tables.get(key)
+        return info is not None and (info.provisional or info.watch is not None) and time.time() >= info.recheck_at
+
+    def data_arrived(self, key: str, masked: bool = True) -> None:
+        """A provisional column's scan masked a value, or a watched column passed one its table did not hold when
+        classified: classify the table again at the next statement — when nothing was masked, not before
+        :data:`WATCH_SECONDS` after it was classified (a small table that grows is not sampled per statement)."""
         with self.lock:
             info = self.tables.get(key)
-            if info is None or not info.provisional or info.recheck_at == 0.0:
+            if info is None or info.recheck_at == 0.0:
+                return
+            if info.watch is not None and not masked:
+                due = max(time.time(), info.classified_at + WATCH_SECONDS)
+                if due < info.recheck_at:
+                    info.recheck_at = due
+                    self.next_recheck = min(self.next_recheck, due)
+                return
+            if not masked or not (info.provisional or info.watch is not None):
                 return
             info.recheck_at = 0.0
             # every plan and verdict derived from the old labels is dropped (lineage is kept: it depends on the
@@ -583,11 +642,22 @@ class MaskingState:
     def _read_table(self, key: str, node: exp.Table | None) -> TableInfo:
         raw = self.gov.driver.catalog_connection(self.gov)  # async drivers: the answers read with await
         table_sql, name, schema_name = self._names(key, node)
+        misses = getattr(raw, "misses", 0)
         cols = schema.read_columns(raw, self.dialect, table_sql, schema_name, name)
         info = TableInfo(
             key, [c for c, _ in cols] if cols else None, read_at=time.monotonic(), source=(table_sql, schema_name, name)
         )
         if cols is None:
+            info.unread = True
+            if getattr(raw, "misses", 0) == misses:
+                # the read failed (interrupted by the application's deadline, a lock, a failed transaction): nothing
+                # says what its columns hold, so the table is blind — a predicate on any of its columns is refused,
+                # its values are scanned — and read again like a provisional table, before any statement that
+                # would be refused (decision 0269). An empty answer (no such table) is no failure, nor a read an
+                # async connection's warm-up did not do (its catalog was not asked)
+                info.catalog_failed = info.provisional = True
+            return info
+        if not cols:
             return info
         types = info.types = {c.lower(): t for c, t in cols}
         missing = [c for c, _ in cols if self.catalog is None or self.catalog.lookup(key, c) is None]
@@ -729,7 +799,40 @@ class MaskingState:
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
             self._inherit_view(info, unlisted, definition)
+        if sampled_rows is not None and floor <= sampled_rows < self.config.sample_rows:
+            # the sample read every row: the labels of its clear text columns rest on all they held, so a value
+            # outside those arrived since (decision 0268)
+            self._watch(info, table_sql, missing, exact, values)
         return info
+
+    def _watch(
+        self, info: TableInfo, table_sql: str, missing: list[str], exact: dict[str, list[Any]],
+        values: dict[str, list[Any]],
+    ) -> None:
+        """Watch the clear text-like columns of a table the sample read whole (decision 0268), and probe them with
+        its provisional columns, if any (all their values were read too)."""
+        info.classified_at = time.time()
+        watch: dict[str, frozenset[Any]] = {}
+        probed: list[str] = []
+        for c in missing:
+            low = c.lower()
+            cls = info.classes.get(low)
+            seen = exact.get(c, values.get(low))
+            if seen is None:
+                continue
+            if cls is not None and cls.provisional:
+                probed.append(c)
+            elif (
+                cls is None or cls.label is None or cls.confidence < self.config.min_confidence
+            ) and scanned_while_provisional(info.types.get(low)):
+                watch[low] = _seen(seen)
+                probed.append(c)
+        if not watch:
+            return
+        info.watch = watch
+        if not info.provisional:
+            info.recheck_at = float("inf")  # until values it did not hold pass by (data_arrived)
+        self._set_probe(info, table_sql, probed, exact, values)
 
     def _set_probe(
         self, info: TableInfo, table_sql: str, names: list[str], exact: dict[str, list[Any]],
@@ -944,7 +1047,10 @@ class MaskingState:
         until = now + MEMO_SECONDS
         if self.next_recheck <= now:
             with self.lock:
-                pending = [t.recheck_at for t in self.tables.values() if t.provisional and t.recheck_at > now]
+                pending = [
+                    t.recheck_at for t in self.tables.values()
+                    if (t.provisional or t.watch is not None) and t.recheck_at > now
+                ]
                 self.next_recheck = min(pending, default=float("inf"))
         until = min(until, self.next_recheck)
         for g in grants:

@@ -88,7 +88,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         clash = _temporary_clash(state, analysis, identity, temporary)
         if clash is not None:
             return clash
-    unsettled = _unsettled_uses(state, analysis)
+    unsettled = unsettled_uses(state, analysis)
     for table in unsettled:
         # a filter, join, order or copy of a column sampled (nearly) empty: what it holds now decides, not what it
         # held when sampled — its table is sampled again before the statement is judged, every time (a value that
@@ -126,27 +126,46 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
     return None
 
 
-def _unsettled_uses(state: MaskingState, analysis: Analysis) -> set[str]:
-    """Tables with provisional labels (sampled nearly empty, or a column with almost no values) whose provisional
-    columns — or whole rows — the statement uses other than by returning them."""
+def unsettled_uses(state: MaskingState, analysis: Analysis) -> set[str]:
+    """Tables whose labels may no longer say what their columns hold, used by the statement in a way no result scan
+    can check: provisional tables (sampled nearly empty, or a column with almost no values) and tables whose catalog
+    read failed, whose provisional columns — or whole rows — the statement uses other than by returning them;
+    watched tables (settled, read whole by the sample: decision 0268), whose clear text columns it uses so, or
+    returns computed (``reverse(info)``: no scan finds an SSN in it) or as whole rows."""
     found: set[str] = set()
     lineages = _lineages(state, analysis)  # reads the tables it names first
     tables = state.tables
-    if not any(info.provisional for info in tables.values()):
+    if not any(info.provisional or info.watch is not None for info in tables.values()):
         return found  # the usual case: nothing provisional anywhere, nothing to walk
     for lineage in lineages:
         for _clause, origin in lineage.uses:
-            for table, column in origin.sources:
-                info = tables.get(table)
-                if info is not None and info.provisional:
-                    cls = info.classes.get(column)
-                    if cls is None or cls.provisional:
-                        found.add(table)
-            for table in origin.rows:
-                info = tables.get(table)
-                if info is not None and info.provisional:
-                    found.add(table)
+            _unsettled(tables, origin, found)
+            if origin.lost:
+                # lineage lost inside the use: it may be any column of the tables read
+                found.update(t for t in lineage.tables if (info := tables.get(t)) is not None and info.watch)
+        for output in lineage.outputs or ():
+            origin = output.origin
+            if output.name != "*" and (origin.kind != "column" or origin.rows):
+                _unsettled(tables, origin, found, watched_only=True)
     return found
+
+
+def _unsettled(tables: Mapping[str, Any], origin: Origin, found: set[str], watched_only: bool = False) -> None:
+    """Add the tables of ``origin`` that are to be checked before it is used (see :func:`_unsettled_uses`)."""
+    for table, column in origin.sources:
+        info = tables.get(table)
+        if info is None:
+            continue
+        if info.watch is not None and column in info.watch:
+            found.add(table)
+        elif info.provisional and not watched_only:
+            cls = info.classes.get(column)
+            if cls is None or cls.provisional:
+                found.add(table)
+    for table in origin.rows:
+        info = tables.get(table)
+        if info is not None and (info.watch is not None or (info.provisional and not watched_only)):
+            found.add(table)
 
 
 #: session statements after which a table name may mean another table: PostgreSQL's DISCARD TEMP/ALL drops the
@@ -633,6 +652,26 @@ def _lineage_hit(
         hidden = [f"{t}.{c}" for t, c in origin.sources if access.hidden(t, c) is not None]
         cols = ", ".join(sorted(hidden or (f"{t}.{c}" for t, c in origin.sources))) or ", ".join(sorted(origin.rows))
         cols = cols or (origin.hint or "a masked column")
+        blind = sorted(
+            {t for t, _c in origin.sources if access.blind(t)} | {t for t in origin.rows if access.blind(t)}
+            | ({t for t in tables if access.blind(t)} if origin.lost else set())
+        )
+        if blind and clause != "copy" and not is_constraint_use(clause) and not clause.startswith("a cursor"):
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"the columns of {', '.join(blind)} could not be read from the catalog (the read failed), so "
+                f"whether {cols} hold masked values is unknown; such a column may not be used in {clause} until "
+                "they are read",
+                "run the statement again (the catalog is read again first); if it keeps failing, check what "
+                "interrupts the connection's catalog reads (a progress handler or deadline, a lock, a failed "
+                "transaction to roll back)",
+            )
+            if hit is not None:
+                return hit
+            continue
         if clause == "copy":
             hit = _hit(
                 state,

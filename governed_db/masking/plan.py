@@ -53,10 +53,12 @@ class Access:
 
     def masks(self, key: str, column: str) -> bool:
         """True when ``key.column`` is masked for this identity in the sense of :meth:`is_masked` (a predicate on
-        it would be refused)."""
+        it would be refused). A column of a table whose catalog read failed is (decision 0269)."""
         cls = self.hidden(key, column)
-        if cls is None or cls is UNREADABLE:
+        if cls is None:
             return False
+        if cls is UNREADABLE:
+            return self.blind(key)
         return not (cls.label == "FREE_TEXT" and not cls.reviewed and cls.confidence < OBSERVED_TEXT)
 
     def redacts(self, key: str, column: str) -> bool:
@@ -77,9 +79,15 @@ class Access:
             if not cls.provisional and not any(g.unmasks(key, c, cls.label or "") for g in self.grants)
         }
 
+    def blind(self, key: str) -> bool:
+        """Did the read of ``key``'s catalog fail (its columns, and what they hold, unknown; decision 0269)?"""
+        info = self.state.tables.get(key)
+        return info is not None and info.catalog_failed
+
     def reads_hidden(self, tables: Sequence[str], blind: bool = False) -> bool:
-        """True when one of ``tables`` has a column masked for this identity (lost lineage fails closed)."""
-        return blind or any(self.hidden_fields(t) for t in tables)
+        """True when one of ``tables`` has a column masked for this identity, or columns nobody could read (lost
+        lineage fails closed)."""
+        return blind or any(self.hidden_fields(t) or self.blind(t) for t in tables)
 
     def is_masked(self, origin: Origin, tables: Sequence[str] = (), blind: bool = False) -> bool:
         """True when ``origin`` involves a value this identity must not see (for predicates).
@@ -95,6 +103,8 @@ class Access:
             if self.masks(t, c):
                 return True  # (text that merely might hold PII, a product description, may still be searched)
         for t in origin.rows:
+            if self.blind(t):
+                return True
             fields = self.hidden_fields(t)
             # a whole row decides as each of its columns would: text merely scanned (a product description,
             # a full-text table's body) may be searched; one whose sample held items may not (decision 0192)
@@ -163,6 +173,45 @@ def _detect_masker(state: MaskingState) -> Masker:
         return scrub_value(value)
 
     return detected
+
+
+def watch_masker(state: MaskingState, sources: frozenset[tuple[str, str]]) -> Masker | None:
+    """For a result column that is the stored value of watched columns (decision 0268): a value their tables held
+    when classified passes as it is (one set lookup); another is scanned like free text and has its tables
+    classified again — at once when the scan masked it. ``None`` when no source is watched."""
+    seen: set[Any] = set()
+    keys: list[str] = []
+    for table, column in sorted(sources):
+        info = state.tables.get(table)
+        if info is not None and info.watch is not None and column in info.watch:
+            seen.update(info.watch[column])
+            keys.append(table)
+    if not keys:
+        return None
+    scan = detect_masker(state)
+    known = frozenset(seen)
+    arrived = state.data_arrived
+    told = [False]  # innocent arrivals are told once per plan: re-classified on their schedule, not per value
+
+    def watched(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            if value in known:
+                return value
+        except TypeError:
+            pass  # (a value that cannot be hashed: scanned)
+        out = scan(value)
+        masked = out is not value and out != value
+        if masked or not told[0]:
+            told[0] = True
+            for key in keys:
+                arrived(key, masked)
+        return out
+
+    # the per-row function checks a text value against the set itself (no call per cell for what it held)
+    watched.inline = ("({v} if ({v} := {r}).__class__ is str and {v} in {k} else {m}({v}))", {"k": known})  # type: ignore[attr-defined]
+    return watched
 
 
 def row_masker(fields: dict[str, Masker]) -> Masker:
@@ -255,7 +304,8 @@ def _masker_for(
             if len(labels) == 1 and not unreadable and not (chosen and state.keyed(t, c, cls)):
                 return state.masker(t, c, cls)
             return redact_masker(_label(real, "SENSITIVE"))
-        return detect_masker(state) if unreadable else None
+        # a clear column of a table the sample read whole: values it did not hold then are scanned (decision 0268)
+        return detect_masker(state) if unreadable else watch_masker(state, origin.sources)
     if origin.kind == "expr" and not origin.rows:
         if real:
             return redact_masker(_label(real, "SENSITIVE"))

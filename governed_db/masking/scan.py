@@ -158,7 +158,7 @@ def classify_database(
         parts = table.split(".")
         table_sql = ".".join(_quote(p, dialect) for p in parts)
         cols = schema.read_columns(conn, dialect, table_sql, parts[0] if len(parts) > 1 else None, parts[-1])
-        if cols is None:
+        if not cols:
             if tables:  # asked for by name: a typo must not pass as "nothing sensitive found"
                 missing.append(table)
             continue

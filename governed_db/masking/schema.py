@@ -228,7 +228,8 @@ def same_named_relations(conn: Any, dialect: str, name: str) -> list[bool] | Non
 def read_columns(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str
 ) -> list[Column] | None:
-    """Columns (name, declared type) of one table; ``None`` when unknown or unreadable."""
+    """Columns (name, declared type) of one table; ``[]`` when the catalog lists none (no such table), ``None``
+    when the read failed."""
     fam = family(dialect)
     if fam is None:
         return None
@@ -251,8 +252,7 @@ def read_columns(
             for r in cur.fetchall()
         ]
 
-    cols = guarded(conn, dialect, work)
-    return cols or None
+    return guarded(conn, dialect, work)
 
 
 def bare_table(node: exp.Table) -> exp.Table:
