@@ -155,7 +155,7 @@ def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], dri
 def test_hstore_text_is_walked_by_key() -> None:
     """hstore's output format, escapes and NULLs included: values under personal keys masked whole, the rest
     scanned; text that only looks like hstore is scanned as before."""
-    from governed_db.masking.strategies.spans import key_labels
+    from governed_db.masking.classify import key_labels
 
     assert scrub_value('"ssn"=>"100-99-0000", "note"=>"mail bob@example.org", "x"=>NULL') == (
         '"ssn"=>"[US_SSN]", "note"=>"mail [EMAIL]", "x"=>NULL'

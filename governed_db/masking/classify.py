@@ -15,6 +15,8 @@ Three sources, combined per column:
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from governed_db.masking import detect
+from governed_db.masking.documents import UNESCAPE, hstore_pairs, record_items
 from governed_db.masking.names import NAME_RULES as _NAME_RULES
 from governed_db.masking.names import PERSON_TABLE_WORDS as _PERSON_TABLE_WORDS
 from governed_db.masking.names import TEXTY as _TEXTY
@@ -182,7 +185,6 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
 
 def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str]]:
     """:func:`classify_values`, and the kinds of item seen in the values (whole or inside text)."""
-    from governed_db.masking.strategies.spans import key_labels  # spans reads names through this module
     versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
@@ -342,3 +344,45 @@ __all__ = [
     "type_category",
     "words",
 ]
+
+
+@functools.lru_cache(maxsize=4096)
+def key_label(key: str) -> str | None:
+    """The label a JSON object's key (or a decoded record's field) names, as a column of that name would be
+    labelled by its name alone (``ssn``, ``email``, ``full_name``, ``holder``...), or ``None`` (also for keys
+    that only say "free text": their values are scanned)."""
+    found = classify_name("", key, None)
+    return found.label if found is not None and found.label and found.label != "FREE_TEXT" else None
+
+
+def key_labels(value: Any) -> frozenset[str]:
+    """The labels the keys of a document name where they hold a value: a decoded JSON object or record, JSON text,
+    hstore text (nested objects and arrays too). A sample counts such a value as holding personal data whatever
+    the value looks like, as masking masks it whatever it looks like (decision 0271)."""
+    if isinstance(value, str):
+        pairs = hstore_pairs(value)
+        if pairs:
+            found = (key_label(UNESCAPE.sub(r"\1", m.group(1))) for m in pairs if m.group(2) is not None)
+            return frozenset(f for f in found if f is not None)
+        stripped = value.strip()
+        if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
+            return frozenset()
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return frozenset()
+    if isinstance(value, (list, tuple)):
+        return frozenset().union(*(key_labels(v) for v in value))
+    named = value if isinstance(value, dict) else record_items(value)
+    if not named:
+        return frozenset()
+    labels: set[str] = set()
+    for k, v in named.items():
+        if v is None:
+            continue
+        label = key_label(str(k))
+        if label is not None:
+            labels.add(label)
+        if isinstance(v, (dict, list, tuple)):
+            labels |= key_labels(v)
+    return frozenset(labels)

@@ -30,6 +30,7 @@ from governed_db.masking.classify import (
     ColumnClass,
     classify_column,
     classify_name,
+    key_label,
     non_empty,
     provisional_class,
     scanned_while_provisional,
@@ -49,7 +50,6 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
-from governed_db.masking.strategies.spans import key_label
 from governed_db.sql._sqlite_reading import parse_one
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 

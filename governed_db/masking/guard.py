@@ -904,7 +904,7 @@ def _scrub_psycopg2(exc: BaseException, conversions: bool) -> None:
     pgerror = getattr(exc, "pgerror", None)
     if not isinstance(pgerror, str) or type(exc).__module__.split(".")[0] != "psycopg2":
         return
-    from governed_db.drivers.psycopg2 import DIAG_FIELDS, seal_error
+    from governed_db.drivers._psycopg2_errors import DIAG_FIELDS, seal_error
 
     with contextlib.suppress(Exception):
         found = getattr(exc, "diag", None)

@@ -24,13 +24,14 @@ from governed_db.masking import detect
 from governed_db.masking.catalog import table_key
 from governed_db.masking.classify import OBSERVED_TEXT, ColumnClass, classify_name
 from governed_db.masking.config import Grant
+from governed_db.masking.documents import record_items
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
 from governed_db.masking.lineage import Origin
 from governed_db.masking.messages import scrub_diagnostic
 from governed_db.masking.origins import COMPUTED_STAR, CONST, combine
 from governed_db.masking.strategies import Masker
 from governed_db.masking.strategies.redact import constant_for, is_date_label
-from governed_db.masking.strategies.spans import record_items, scrub_text, scrub_value
+from governed_db.masking.strategies.spans import scrub_text, scrub_value
 
 
 class Access:

@@ -9,12 +9,14 @@ Cells without a candidate come back unchanged, as the same object. Option
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from typing import Any
 
 from governed_db.masking import detect
+from governed_db.masking.classify import key_label
+from governed_db.masking.documents import UNESCAPE as _UNESCAPE
+from governed_db.masking.documents import hstore_pairs, record_items
 from governed_db.masking.strategies import Masker, StrategyContext
 
 NAME = "spans"
@@ -58,17 +60,6 @@ def scrub_value(value: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
-def key_label(key: str) -> str | None:
-    """The label a JSON object's key (or a decoded record's field) names, as a column of that name would be
-    labelled by its name alone (``ssn``, ``email``, ``full_name``, ``holder``...), or ``None`` (also for keys
-    that only say "free text": their values are scanned)."""
-    from governed_db.masking.classify import classify_name
-
-    found = classify_name("", key, None)
-    return found.label if found is not None and found.label and found.label != "FREE_TEXT" else None
-
-
 def _field(key: Any, value: Any) -> Any:
     """A value under a key of a document or record: masked whole when the key names personal data (a name, an
     SSN the recognizers would not take for one: scanning alone finds no name), else scanned."""
@@ -102,31 +93,6 @@ def _scrub_str(text: str) -> str:
     compact = '": ' not in stripped and '", ' not in stripped
     return json.dumps(masked, separators=(",", ":") if compact else None)
 
-#: one ``"key"=>"value"`` (or ``"key"=>NULL``) pair of hstore's output; quotes and backslashes inside are escaped
-_HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>(?:"((?:[^"\\]|\\.)*)"|NULL)', re.DOTALL)
-_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
-
-
-def hstore_pairs(text: str) -> list[re.Match[str]] | None:
-    """The pairs of ``text`` when the whole of it is PostgreSQL's ``hstore`` output (pairs joined by ``, ``), else
-    ``None``. psycopg and psycopg2 return an hstore as this text unless an hstore loader is registered."""
-    if not text.startswith('"') or "=>" not in text:
-        return None
-    pairs: list[re.Match[str]] = []
-    pos = 0
-    while True:
-        m = _HSTORE_PAIR.match(text, pos)
-        if m is None:
-            return None
-        pairs.append(m)
-        pos = m.end()
-        if pos == len(text):
-            return pairs
-        if not text.startswith(", ", pos):
-            return None
-        pos += 2
-
-
 def _scrub_hstore(pairs: list[re.Match[str]]) -> str | None:
     """hstore pairs with each value under a key that names personal data masked whole, the rest scanned; ``None``
     when no key names personal data (the caller keeps the whole text's scan)."""
@@ -139,54 +105,6 @@ def _scrub_hstore(pairs: list[re.Match[str]]) -> str | None:
         shown = "NULL" if value is None else f'"[{label}]"' if label is not None else f'"{scrub_text(value)}"'
         out.append(f'"{scrub_text(key)}"=>{shown}')
     return ", ".join(out) if keyed else None
-
-
-def key_labels(value: Any) -> frozenset[str]:
-    """The labels the keys of a document name where they hold a value: a decoded JSON object or record, JSON text,
-    hstore text (nested objects and arrays too). A sample counts such a value as holding personal data whatever
-    the value looks like, as masking masks it whatever it looks like (decision 0271)."""
-    if isinstance(value, str):
-        pairs = hstore_pairs(value)
-        if pairs:
-            found = (key_label(_UNESCAPE.sub(r"\1", m.group(1))) for m in pairs if m.group(2) is not None)
-            return frozenset(f for f in found if f is not None)
-        stripped = value.strip()
-        if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
-            return frozenset()
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            return frozenset()
-    if isinstance(value, (list, tuple)):
-        return frozenset().union(*(key_labels(v) for v in value))
-    named = value if isinstance(value, dict) else record_items(value)
-    if not named:
-        return frozenset()
-    labels: set[str] = set()
-    for k, v in named.items():
-        if v is None:
-            continue
-        label = key_label(str(k))
-        if label is not None:
-            labels.add(label)
-        if isinstance(v, (dict, list, tuple)):
-            labels |= key_labels(v)
-    return frozenset(labels)
-
-
-def record_items(value: Any) -> dict[str, Any] | None:
-    """The fields of a row a driver decoded into an object (asyncpg ``Record``, a named tuple), by name, or
-    ``None`` when it has no names."""
-    as_dict = getattr(value, "_asdict", None)
-    if callable(as_dict):
-        return dict(as_dict())
-    items = getattr(value, "items", None)
-    if callable(items) and not isinstance(value, (str, bytes, dict)):
-        try:
-            return {str(k): v for k, v in items()}
-        except (TypeError, ValueError):
-            return None
-    return None
 
 
 def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
