@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any
 
@@ -223,80 +223,57 @@ def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
     """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210);
     MySQL/MariaDB: a result character set other than UTF-8 does, as the driver decodes the values (0246), and
     READ UNCOMMITTED lets the classification see other sessions' uncommitted rows (0275)."""
+    from governed_db.sql import _lexing
+
     if state.dialect in ("mysql", "mariadb"):
-        return _result_charset_hit(state, analysis, identity) or _dirty_read_hit(state, analysis, identity)
+        return _setting_hit(
+            state, analysis, identity, _lexing.mysql_result_charset_changes,
+            "the result character set",
+            "the server converts every result value to it and the driver decodes them as UTF-8, failing on (and "
+            "saying where) a byte that is not, so whether a later read of a masked column fails would tell what its "
+            "value holds (an accented name, a replaced digit of an SSN)",
+            "keep the connection's character set utf8mb4 (choose another with the driver's connect(charset=...)), "
+            "or ask for an unmask grant (masking.unmask)",
+        ) or _setting_hit(
+            # ``SET TRANSACTION ...`` (the next transaction only) leaves no trace in the session's variables, so it
+            # is judged here; a session that starts at READ UNCOMMITTED is caught when a table is sampled
+            state, analysis, identity, lambda stmt: _lexing.dirty_read_changes(stmt, analysis.sql),
+            "the isolation level",
+            "at READ UNCOMMITTED this session reads other sessions' uncommitted rows, so what masking learns of a "
+            "table here may be rows that are rolled back later, and the values they replaced would pass as innocent",
+            "use READ COMMITTED (it takes no more locks), or ask for an unmask grant (masking.unmask)",
+        )
     if state.dialect not in ("postgres", "postgresql"):
         return None
-    from governed_db.sql._lexing import lossy_encoding_changes
+    return _setting_hit(
+        state, analysis, identity, _lexing.lossy_encoding_changes, "the client encoding",
+        "the server converts every result value to it and fails on a character it lacks, so whether a later read "
+        "of any masked column fails would tell what its value holds (a Cyrillic name, a replaced digit of an SSN)",
+        "keep the connection's client encoding UTF8 (decode on the client if you need another), or ask for an "
+        "unmask grant (masking.unmask)",
+        functions=("set_config",),
+    )
 
+
+def _setting_hit(
+    state: MaskingState,
+    analysis: Analysis,
+    identity: Identity,
+    changes_of: Callable[[Any], list[str]],
+    what: str,
+    why: str,
+    remedy: str,
+    functions: tuple[str, ...] = (),
+) -> RuleHit | None:
+    """A statement that sets ``what`` of the session in a way ``changes_of`` names (the settings it changes):
+    refused with ``why``. Only statements that set something (or call one of ``functions``) are looked at."""
     for stmt in analysis.statements:
-        if not stmt.settings and "set_config" not in stmt.functions:
+        if not stmt.settings and not any(f in stmt.functions for f in functions):
             continue
-        changes = lossy_encoding_changes(stmt)
+        changes = changes_of(stmt)
         if changes:
-            return _hit(
-                state,
-                analysis,
-                identity,
-                PREDICATE_RULE,
-                f"{stmt.operation} sets the client encoding ({', '.join(changes)}): the server converts every "
-                "result value to it and fails on a character it lacks, so whether a later read of any masked "
-                "column fails would tell what its value holds (a Cyrillic name, a replaced digit of an SSN)",
-                "keep the connection's client encoding UTF8 (decode on the client if you need another), or ask "
-                "for an unmask grant (masking.unmask)",
-            )
-    return None
-
-
-def _result_charset_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
-    """MySQL/MariaDB send a character the result character set lacks as ``?`` (no error), but PyMySQL and
-    aiomysql decode text in the connection's own charset (UTF-8): under latin1 an ``é`` is the byte 0xE9, which
-    fails to decode, and the error quotes its position (decision 0246)."""
-    from governed_db.sql._lexing import mysql_result_charset_changes
-
-    for stmt in analysis.statements:
-        if not stmt.settings:
-            continue
-        changes = mysql_result_charset_changes(stmt)
-        if changes:
-            return _hit(
-                state,
-                analysis,
-                identity,
-                PREDICATE_RULE,
-                f"{stmt.operation} sets the result character set ({', '.join(changes)}): the server converts "
-                "every result value to it and the driver decodes them as UTF-8, failing on (and saying where) a "
-                "byte that is not, so whether a later read of a masked column fails would tell what its value "
-                "holds (an accented name, a replaced digit of an SSN)",
-                "keep the connection's character set utf8mb4 (choose another with the driver's "
-                "connect(charset=...)), or ask for an unmask grant (masking.unmask)",
-            )
-    return None
-
-
-def _dirty_read_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
-    """MySQL/MariaDB READ UNCOMMITTED: a table this session samples shows another session's uncommitted rows, so an
-    agent's second session deletes the rows that hold values, inserts innocent ones, lets this one classify the
-    table from them and rolls back: the labels call the columns innocent, the values come back in clear (0275).
-    ``SET TRANSACTION ...`` (the next transaction only) leaves no trace in the session's variables, so it is
-    judged here; a session that starts at READ UNCOMMITTED is caught when a table is sampled."""
-    from governed_db.sql._lexing import dirty_read_changes
-
-    for stmt in analysis.statements:
-        if not stmt.settings:
-            continue
-        changes = dirty_read_changes(stmt, analysis.sql)
-        if changes:
-            return _hit(
-                state,
-                analysis,
-                identity,
-                PREDICATE_RULE,
-                f"{stmt.operation} sets the isolation level ({', '.join(changes)}): at READ UNCOMMITTED this "
-                "session reads other sessions' uncommitted rows, so what masking learns of a table here may be "
-                "rows that are rolled back later, and the values they replaced would pass as innocent",
-                "use READ COMMITTED (it takes no more locks), or ask for an unmask grant (masking.unmask)",
-            )
+            return _hit(state, analysis, identity, PREDICATE_RULE,
+                        f"{stmt.operation} sets {what} ({', '.join(changes)}): {why}", remedy)
     return None
 
 
