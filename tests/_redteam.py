@@ -31,3 +31,19 @@ def observe(conn: Any, sql: str) -> Any:
         return f"refused: {e}"
     except Exception as e:
         return f"{type(e).__name__}: {e}"
+
+
+def pg_connect(driver: str, *, autocommit: bool = True) -> Any:
+    """A PostgreSQL session of the test server through ``psycopg`` (3) or ``psycopg2`` (skipped if not installed)."""
+    import pytest
+
+    from tests.conftest import PG_DSN
+
+    if driver == "psycopg":
+        import psycopg
+
+        return psycopg.connect(PG_DSN, autocommit=autocommit)
+    psycopg2 = pytest.importorskip("psycopg2")
+    conn = psycopg2.connect(PG_DSN)
+    conn.autocommit = autocommit
+    return conn

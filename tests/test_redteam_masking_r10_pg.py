@@ -31,6 +31,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import observe as _observe
+from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
@@ -94,23 +96,7 @@ def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
 
 def _connect(driver: str) -> Any:
     """A session that is not in autocommit: the updates stay one transaction (no version is pruned)."""
-    if driver == "psycopg":
-        import psycopg
-
-        return psycopg.connect(PG_DSN)
-    psycopg2 = pytest.importorskip("psycopg2")
-    return psycopg2.connect(PG_DSN)
-
-
-def _observe(conn: Any, sql: str) -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {e}"
-    except Exception as e:
-        return f"{type(e).__name__}: {e}"
+    return pg_connect(driver, autocommit=False)
 
 
 def _trace(conn: Any, table: str, reads: list[str]) -> list[Any]:

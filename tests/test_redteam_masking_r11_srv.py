@@ -34,6 +34,7 @@ import pytest
 
 import governed_db
 from tests._redteam import observe as _observe
+from tests._redteam import pg_connect
 from tests.conftest import MYSQL_KW, PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
@@ -62,14 +63,7 @@ def _wrap(raw: Any) -> Any:
 
 
 def _connect(driver: str) -> Any:
-    if driver == "psycopg":
-        import psycopg
-
-        return psycopg.connect(PG_DSN, autocommit=True)
-    psycopg2 = pytest.importorskip("psycopg2")
-    conn = psycopg2.connect(PG_DSN)
-    conn.autocommit = True
-    return conn
+    return pg_connect(driver)
 
 
 @pytest.fixture

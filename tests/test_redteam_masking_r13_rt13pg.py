@@ -29,6 +29,7 @@ import governed_db
 from governed_db.masking.classify import classify_values
 from governed_db.masking.strategies.spans import scrub_value
 from tests._redteam import observe as _observe
+from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
 AGENT = governed_db.Identity("curious-agent", kind="agent")
@@ -39,14 +40,7 @@ OTHERS = [(2, "Bob Jones", "219-45-1234"), (3, "Chen Wei", "412-77-9001")]
 
 
 def _connect(driver: str) -> Any:
-    if driver == "psycopg":
-        import psycopg
-
-        return psycopg.connect(PG_DSN, autocommit=True)
-    psycopg2 = pytest.importorskip("psycopg2")
-    conn = psycopg2.connect(PG_DSN)
-    conn.autocommit = True
-    return conn
+    return pg_connect(driver)
 
 
 def _wrap(raw: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
@@ -70,14 +71,7 @@ def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
 
 
 def _connect(driver: str) -> Any:
-    if driver == "psycopg":
-        import psycopg
-
-        return psycopg.connect(PG_DSN, autocommit=True)
-    psycopg2 = pytest.importorskip("psycopg2")
-    raw = psycopg2.connect(PG_DSN)
-    raw.autocommit = True
-    return raw
+    return pg_connect(driver)
 
 
 #: a ``*`` over a table function whose argument is a whole row: its columns (``key``, ``value``) were looked up
