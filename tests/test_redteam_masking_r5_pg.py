@@ -440,8 +440,14 @@ def test_temporary_bytes_counter_tells_nothing(pg_dsn: str, table: str) -> None:
                     break
             return int(after - before)
 
+        # ground truth: the counter tells the digit. It counts the whole database, so another session's spill
+        # can only add to a reading: the smallest of a few readings of the wrong guess is its own
         right, wrong = grown("5"), grown("4")
-        assert right > wrong + 4_000_000, (right, wrong)  # ground truth: the counter tells the digit
+        for _ in range(3):
+            if right > wrong + 4_000_000:
+                break
+            wrong = min(wrong, grown("4"))
+        assert right > wrong + 4_000_000, (right, wrong)
         conn = _wrap(raw)
         run = _runner(conn)
         assert run(SPILL.format(t=table, g="5")) == [(20000,)]  # the computation itself still runs
