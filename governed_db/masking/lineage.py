@@ -29,6 +29,7 @@ oracles), and columns copied by INSERT/UPDATE/MERGE/CREATE TABLE AS
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from sqlglot import exp
@@ -92,6 +93,14 @@ _NUMBERS: tuple[type[exp.Expression], ...] = (
 #: value that is none converts with a warning on MySQL and with an error (text that is no boolean) on DuckDB
 _LOGICAL: tuple[type[exp.Expression], ...] = (exp.And, exp.Or, exp.Xor, exp.Not)
 _CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
+#: extractions of a document's member (``->``, ``->>``, ``json_extract``...) and, by dialect, the declared column
+#: types that hold valid JSON only (a value is checked when it is stored), so that the extraction cannot fail
+_JSON_MEMBERS: tuple[type[exp.Expression], ...] = (
+    exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar,
+)
+_JSON_TYPED = {"postgres": frozenset({"json", "jsonb"}), "duckdb": frozenset({"json"})}
+#: a key that reads as itself in every dialect's path syntax (no dots, brackets, quotes, wildcards or ``$``)
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*")
 _TRUTH_VALUES: tuple[type, ...] = (
     exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Null, exp.Exists,
 )  # fmt: skip
@@ -612,6 +621,9 @@ class Walker:
         )
         if why is not None and isinstance(node, exp.Cast) and self.cast_fits(node, parts):
             why = None
+        member = self.json_member(node, keyed) if isinstance(node, _JSON_MEMBERS) else None
+        if member is not None:
+            why = None  # a constant path into a value the column's type keeps valid: it cannot fail
         if why is None and self.dialect == "mysql" and isinstance(node, flow.CONVERTING):
             why = flow.converts_text(node, self.dialect, self.categories(parts))
         if why is None and self.dialect == "duckdb" and isinstance(node, (exp.Sum, exp.Avg)):
@@ -698,6 +710,8 @@ class Walker:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         found = combine(parts, kind="expr")
+        if member is not None and found.kind == "expr" and not found.rows:
+            return Origin("expr", found.sources, member=member)
         if found.kind == "row" and not flow.keeps_row(node):
             # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
@@ -742,6 +756,43 @@ class Walker:
         refs = [ref for p in summed for ref in p.sources]
         declared: list[str | None] = [self.declared(t, c) for t, c in refs] if self.declared else [None]
         return flow.duckdb_sum_overflows(node, kinds, declared)
+
+    def json_member(self, node: exp.Expression, keyed: list[tuple[str, int, Origin]]) -> tuple[str | int, ...] | None:
+        """The path of ``node`` when it extracts a member of a document column at a constant path, on a column
+        whose declared type keeps every stored value valid JSON (PostgreSQL ``json``/``jsonb``, DuckDB ``JSON``):
+        the extraction then cannot fail, and its result is masked as the document's own masking masks that
+        member (decision 0301). ``None`` otherwise: a text column (SQLite, MariaDB) may hold malformed JSON, on
+        which the extraction fails or warns by what the value holds."""
+        if self.dialect not in _JSON_TYPED or self.declared is None:
+            return None
+        path = node.args.get("expression")
+        if not isinstance(path, exp.JSONPath):
+            return None
+        steps: list[str | int] = []
+        for part in path.expressions:
+            if isinstance(part, exp.JSONPathRoot):
+                continue
+            if isinstance(part, exp.JSONPathKey) and isinstance(part.this, str) and _PLAIN_KEY.fullmatch(part.this):
+                steps.append(part.this)
+            elif isinstance(part, exp.JSONPathSubscript) and type(part.this) is int:
+                steps.append(part.this)
+            else:
+                return None  # wildcards, slices, filters, recursive descent, keys a dialect may read as paths
+        if not steps or any(k not in ("this", "expression") for k, _, _ in keyed):
+            return None
+        inner = [o for k, _, o in keyed if k == "this"]
+        if len(inner) != 1 or any(o.kind != "const" for k, _, o in keyed if k == "expression"):
+            return None
+        doc = inner[0]
+        if doc.rows or doc.mixed or len(doc.sources) != 1:
+            return None
+        if doc.kind == "expr" and doc.member is not None:
+            return (*doc.member, *steps)  # profile->'contact'->>'email'
+        if doc.kind != "column":
+            return None
+        (t, c), = doc.sources
+        declared = (self.declared(t, c) or "").strip().lower()
+        return tuple(steps) if declared in _JSON_TYPED[self.dialect] else None
 
     def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
         """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""

@@ -37,6 +37,10 @@ class Origin:
     #: '<guess>'``): masked with the placeholder, never a strategy that maps equal inputs to equal outputs
     #: (a keyed hash of a guess next to the hash of the stored value says whether they are equal)
     mixed: bool = False
+    #: a member of a JSON document column's stored value at a constant path (``profile->'contact'->>'email'``:
+    #: ``("contact", "email")``), computed from the column like any expression; masked as the document's own
+    #: masking would mask that member (decision 0301)
+    member: tuple[str | int, ...] | None = None
 
     @property
     def traced(self) -> bool:

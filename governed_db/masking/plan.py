@@ -22,7 +22,7 @@ from typing import Any
 from governed_db.identity import Identity
 from governed_db.masking import detect
 from governed_db.masking.catalog import table_key
-from governed_db.masking.classify import OBSERVED_TEXT, ColumnClass, classify_name
+from governed_db.masking.classify import OBSERVED_TEXT, ColumnClass, classify_name, key_label
 from governed_db.masking.config import Grant
 from governed_db.masking.documents import record_items
 from governed_db.masking.engine import UNREADABLE, MaskingState, StatementFacts
@@ -254,6 +254,16 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
     return row
 
 
+def member_masker(path: tuple[str | int, ...], inner: Masker) -> Masker:
+    """For the member of a document at ``path``: what the document's scan gives it — the value masked whole under
+    the label of the first key on the path that names personal data (``contact`` → ``email``), else ``inner``."""
+    label = next((found for found in (key_label(k) for k in path if isinstance(k, str)) if found), None)
+    if label is not None:
+        token = f"[{label}]"  # whatever the value's JSON type, as inside the document
+        return lambda value: None if value is None else token
+    return inner
+
+
 def _label(real: Sequence[tuple[str, str, ColumnClass]], default: str) -> str:
     """The label a value computed from several masked columns is redacted under: not a date's when there is
     another (text from a date is NULL whatever it holds, decision 0243; ``dob || ' ' || full_name`` is a name)."""
@@ -293,7 +303,8 @@ def _masker_for(
         # expressions over text of a nearly empty table: scanned like free text, not redacted (nothing says yet
         # that it holds personal data); a found item still tells the state that data has arrived. Not when a
         # whole row with masked fields is in the value too (``c.city || to_jsonb(c)::text``, decision 0230)
-        return state.watching(real[0][0], detect_masker(state))
+        scan = detect_masker(state)
+        return state.watching(real[0][0], member_masker(origin.member, scan) if origin.member else scan)
     if origin.kind == "column" and not origin.rows:
         if real:
             labels = {cls.label for _, _, cls in real}
@@ -309,6 +320,13 @@ def _masker_for(
         return detect_masker(state) if unreadable else watch_masker(state, origin.sources)
     if origin.kind == "expr" and not origin.rows:
         if real:
+            if origin.member is not None and len(real) == 1 and len(hits) == len(origin.sources):
+                t, c, cls = real[0]
+                if state.masker(t, c, cls) is scrub_value:
+                    # a member of a document the column's strategy scans (``profile->>'tier'``): masked as that
+                    # strategy masks it inside the whole document — a key that names personal data masks its
+                    # value whole, anything else is scanned (decision 0301)
+                    return member_masker(origin.member, scrub_value)
             return redact_masker(_label(real, "SENSITIVE"))
         return detect_masker(state) if unreadable else None
     if origin.kind == "expr" and origin.rows:

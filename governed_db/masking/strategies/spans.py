@@ -34,7 +34,9 @@ def scrub_value(value: Any) -> Any:
     if isinstance(value, str):
         return _scrub_str(str(value))
     if isinstance(value, dict):
-        return {k: _field(k, v) for k, v in value.items()}
+        # keys are scanned too: a document keyed by e-mail address ({"alice@example.com": "admin"}) holds them
+        # there (decision 0301)
+        return {_key(k): _field(k, v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return (
             type(value)(scrub_value(v) for v in value)
@@ -60,6 +62,10 @@ def scrub_value(value: Any) -> Any:
     return value
 
 
+def _key(key: Any) -> Any:
+    return scrub_text(key) if isinstance(key, str) else key
+
+
 def _field(key: Any, value: Any) -> Any:
     """A value under a key of a document or record: masked whole when the key names personal data (a name, an
     SSN the recognizers would not take for one: scanning alone finds no name), else scanned."""
@@ -78,7 +84,10 @@ def _scrub_str(text: str) -> str:
     pairs = hstore_pairs(text)
     if pairs:
         return _scrub_hstore(pairs) or scanned
-    stripped = scanned.strip()
+    # the document as it is stored, not as the scan left it: a number the scan replaced (``"ssn": [US_SSN]``)
+    # is no JSON any more, and the walk that masks values by their keys (``"full_name": "Alice Martin"``, which
+    # no scan finds) never ran (decision 0301)
+    stripped = text.strip()
     if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
         return scanned
     try:
@@ -91,7 +100,8 @@ def _scrub_str(text: str) -> str:
     if masked == doc:
         return scanned
     compact = '": ' not in stripped and '", ' not in stripped
-    return json.dumps(masked, separators=(",", ":") if compact else None)
+    # scanned once more as a whole: what only the whole text shows to a recognizer is masked as before
+    return scrub_text(json.dumps(masked, separators=(",", ":") if compact else None))
 
 def _scrub_hstore(pairs: list[re.Match[str]]) -> str | None:
     """hstore pairs with each value under a key that names personal data masked whole, the rest scanned; ``None``
