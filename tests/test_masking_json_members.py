@@ -202,6 +202,10 @@ def test_sqlite_extraction_from_text_stays_refused(sql: str) -> None:
     assert _seen(lambda s: conn.execute(s).fetchall(), sql) == "refused: ['masked-column-predicate']"
 
 
+def _runner(conn: Any) -> Callable[[str], Any]:
+    return lambda sql: conn.execute(sql).fetchall()
+
+
 def _keyed_doc(name: str, ssn: int, email: str) -> str:
     return json.dumps({"full_name": name, "ssn": ssn, "plan": "pro", email: "admin"})
 
@@ -237,9 +241,7 @@ def test_sqlite_and_duckdb_documents_mask_by_key_and_scan_keys(declared: str) ->
         for c in ("A", "B"):
             raw.execute(f"CREATE TABLE k_{c} (id INTEGER PRIMARY KEY, profile {declared})")
             raw.executemany(f"INSERT INTO k_{c} VALUES (?, ?)", _keyed_rows(c))
-        conn = _wrap(raw)
-        _keyed_check(lambda s: conn.execute(s).fetchall(), lambda s: raw.execute(s).fetchall(),
-                     {"A": "k_A", "B": "k_B"})
+        _keyed_check(_runner(_wrap(raw)), _runner(raw), {"A": "k_A", "B": "k_B"})
 
 
 @pytest.mark.parametrize("declared", ["jsonb", "text"])

@@ -772,9 +772,8 @@ class Walker:
         for part in path.expressions:
             if isinstance(part, exp.JSONPathRoot):
                 continue
-            if isinstance(part, exp.JSONPathKey) and isinstance(part.this, str) and _PLAIN_KEY.fullmatch(part.this):
-                steps.append(part.this)
-            elif isinstance(part, exp.JSONPathSubscript) and type(part.this) is int:
+            key = isinstance(part, exp.JSONPathKey) and isinstance(part.this, str) and _PLAIN_KEY.fullmatch(part.this)
+            if key or (isinstance(part, exp.JSONPathSubscript) and type(part.this) is int):
                 steps.append(part.this)
             else:
                 return None  # wildcards, slices, filters, recursive descent, keys a dialect may read as paths
