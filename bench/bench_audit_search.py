@@ -72,7 +72,7 @@ def main() -> None:
         print(f"  written in {build(path, n):.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
     started = time.perf_counter()
     idx = open_index(path)
-    total = idx.db.execute("SELECT count(*) FROM stmt").fetchone()[0]
+    total = idx.statements()
     idx.close()
     print(f"index: {total} statements, built/updated in {time.perf_counter() - started:.1f} s")
     timed("index update with nothing new", lambda: (open_index(path).close(), "no-op")[1])

@@ -432,7 +432,7 @@ def index_cmd(store: Path | None, rebuild: bool) -> None:
         idx = open_index(_path(store), update=False, rebuild=rebuild)
         try:
             added = idx.update()
-            total = idx.db.execute("SELECT count(*) FROM stmt").fetchone()[0]
+            total = idx.statements()
         finally:
             idx.close()
     except (sqlite3.Error, OSError) as e:
