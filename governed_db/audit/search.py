@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governed_db.audit import records as R
 from governed_db.audit.store import journal_records, read_records
@@ -34,6 +34,9 @@ from governed_db.semconv import (
     GDB_STATEMENT_SPAN_ID,
     GDB_TABLES,
 )
+
+if TYPE_CHECKING:
+    from governed_db.audit.index import Index
 
 log = logging.getLogger("governed_db.audit")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -221,7 +224,7 @@ def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = Fal
     return records()
 
 
-def _open_index(path: str | os.PathLike[str]) -> Any:
+def _open_index(path: str | os.PathLike[str]) -> Index | None:
     """The store's index, up to date; None when there is none to trust (then the store is read front to back)."""
     import sqlite3
 
