@@ -41,6 +41,7 @@ from governed_db.semconv import (
     GDB_IDENTITY_ON_BEHALF_OF,
     GDB_IDENTITY_SUBJECT,
     GDB_MASKED_COLUMNS,
+    GDB_REFUSED,
     GDB_TABLES,
 )
 
@@ -237,7 +238,8 @@ class Index:
         return added, end
 
     def _reset_batch(self) -> None:
-        self._new: dict[int, tuple[Any, ...]] = {}  # statements first seen in this batch
+        #: statements first seen in this batch: seq -> (record, file, offset, where its outcome is)
+        self._new: dict[int, tuple[dict[str, Any], int, int, tuple[int, int] | None]] = {}
         self._settled: list[tuple[Any, ...]] = []  # statements indexed earlier whose outcome came in this batch
         self._tables: list[tuple[int, str]] = []
         self._rules: list[tuple[int, str]] = []
@@ -256,12 +258,8 @@ class Index:
         if seq in self._new or seq in self._open:
             self.inexact = f"two statements with seq {seq}"
             return 0
-        merged = rec if done is not None else R.merged(rec, None)
-        self._new[seq] = self._row(merged, seq, first_seq, offset, done)
-        for t in R.as_list(R.attr(merged, GDB_TABLES)):
-            self._tables.append((seq, _last(t)))
-        for r in R.as_list(R.attr(merged, "governed_db.rules")):
-            self._rules.append((seq, r))
+        # its row is made when the batch is written: an outcome in the same batch is merged in first
+        self._new[seq] = (rec, first_seq, offset, done)
         if done is None:
             self._open[seq] = (rec, first_seq, offset)
         return 1
@@ -277,16 +275,20 @@ class Index:
             if found is None:
                 return
         intent, ffirst, off = found
-        row = self._row(R.merged(intent, rec), seq, ffirst, off, (first_seq, offset))
+        try:
+            merged = R.merged(intent, rec)
+        except (TypeError, ValueError):  # attributes that are not a mapping: a full read stumbles on them too
+            self.inexact = f"statement {seq} has attributes that are not a mapping"
+            return
         if seq in self._new:
-            self._new[seq] = row
-        else:
-            self._settled.append(row)
+            self._new[seq] = (merged, ffirst, off, (first_seq, offset))
+            return
+        self._settled.append(self._row(merged, seq, ffirst, off, (first_seq, offset)))
         extra = rec.get("attrs")
         if isinstance(extra, dict) and (GDB_TABLES in extra or "governed_db.rules" in extra):
             # a full read merges the outcome's attributes over the intent's: its tables and rules win
-            self._retable.append((seq, R.as_list(extra.get(GDB_TABLES, R.attr(intent, GDB_TABLES))),
-                                  R.as_list(extra.get("governed_db.rules", R.attr(intent, "governed_db.rules")))))
+            self._retable.append((seq, R.as_list(R.attr(merged, GDB_TABLES)),
+                                  R.as_list(R.attr(merged, "governed_db.rules"))))
 
     def _read_open_intent(self, seq: int, first_seq: int, offset: int) -> tuple[dict[str, Any], int, int] | None:
         """An intent indexed in an earlier update that is still waiting for its outcome, read back from the store."""
@@ -319,9 +321,13 @@ class Index:
         elif not _INT64[0] <= t <= _INT64[1]:
             self.inexact = "a statement time out of range"
             t = None
-        is_stmt = R.is_statement(rec)
-        who, kind, op, refused = R.subject(rec), str(get(GDB_IDENTITY_KIND, "?")), str(get(DB_OPERATION_NAME, "?")), \
-            int(R.is_refused(rec))
+        decision = get("governed_db.decision")
+        # what R.is_statement, R.subject and R.is_refused say of the merged record (an intent alone is merged
+        # with no outcome: the same attributes)
+        is_stmt = rec.get("type") in (R.SPAN, R.INTENT) and decision is not None
+        who = str(get(GDB_IDENTITY_SUBJECT) or get("enduser.id") or "?")
+        kind, op = str(get(GDB_IDENTITY_KIND, "?")), str(get(DB_OPERATION_NAME, "?"))
+        refused = int(bool(get(GDB_REFUSED)) or decision == "deny")
         if done is not None and is_stmt:
             key = (shape, NO_HOUR if t is None else t // HOUR, who, kind, op, refused)
             agg = self._touch.get(key)
@@ -334,7 +340,7 @@ class Index:
                     agg[2] = t if agg[2] is None else max(agg[2], t)
         return (seq, first_seq, offset, None if done is None else done[0], None if done is None else done[1], t,
                 _text(get(GDB_IDENTITY_SUBJECT)), _text(get(GDB_IDENTITY_ON_BEHALF_OF)), who, kind,
-                _text(get(GDB_ENVIRONMENT)), _text(get("governed_db.decision")), op, refused, int(is_stmt), shape)
+                _text(get(GDB_ENVIRONMENT)), _text(decision), op, refused, int(is_stmt), shape)
 
     def _text_id(self, text: str, system: str) -> int:
         key = (text, system)
@@ -370,8 +376,14 @@ class Index:
     def _flush(self) -> None:
         db = self.db
         if self._new:
-            before = db.total_changes
-            rows = list(self._new.values())
+            rows = []
+            for seq, (rec, ffirst, off, done) in self._new.items():
+                rows.append(self._row(rec, seq, ffirst, off, done))
+                for t in R.as_list(R.attr(rec, GDB_TABLES)):
+                    self._tables.append((seq, _last(t)))
+                for r in R.as_list(R.attr(rec, "governed_db.rules")):
+                    self._rules.append((seq, r))
+            before = db.total_changes  # (making rows may add texts and shapes)
             db.executemany("INSERT OR IGNORE INTO stmt VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if db.total_changes - before != len(rows):
                 self.inexact = "two statements with one seq"
