@@ -203,3 +203,21 @@ def test_removed_oldest_files_leave_the_index(tmp_path: Path, monkeypatch: pytes
     for f in rotated[:2]:
         f.unlink()
     _agree(path, monkeypatch)
+
+
+def test_index_of_another_schema_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index written by another version (other columns) is rebuilt, not half-read or given up on."""
+    import sqlite3
+
+    path = tmp_path / "audit.jsonl"
+    _Writer(path, random.Random(13)).run(30)
+    db = sqlite3.connect(index_path(path))
+    db.executescript("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT); INSERT INTO meta VALUES ('schema', '1');"
+                     "CREATE TABLE stmt (seq INTEGER PRIMARY KEY, pos INTEGER);")
+    db.close()
+    idx = open_index(path)
+    try:
+        assert idx.inexact is None and idx.statements() == sum(1 for _ in search(path, index=False))
+    finally:
+        idx.close()
+    _agree(path, monkeypatch)

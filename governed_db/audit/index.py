@@ -586,13 +586,15 @@ def open_index(store: str | os.PathLike[str], *, update: bool = True, rebuild: b
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        # the version is read before the schema is applied: another version's tables may lack its columns
+        db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
         version = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
-        if version is None:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif version[0] != str(SCHEMA_VERSION):
+        if version is not None and version[0] != str(SCHEMA_VERSION):
             db.close()
             return open_index(store, update=update, rebuild=True)
+        db.executescript(_SCHEMA)
+        if version is None:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
     except BaseException:
         db.close()
         raise
