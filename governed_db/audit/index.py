@@ -109,6 +109,9 @@ class Index:
         row = db.execute("SELECT v FROM meta WHERE k = 'inexact'").fetchone()
         if row is not None:
             self.inexact = str(row[0])
+        #: intents seen in this update with no outcome yet: seq -> (record, file, offset)
+        self._open: dict[int, tuple[dict[str, Any], int, int]] = {}
+        self._reader: LineReader | None = None  # reads back intents indexed by an earlier update
         self._reset_batch()
 
     def close(self) -> None:
@@ -138,8 +141,14 @@ class Index:
             return 0
         self._forget_removed({(s, first) for s, first, _ in heads})
         self._open.clear()
-        for store_id, first_seq, f in heads:
-            added += self._update_file(f, store_id, first_seq)
+        try:
+            for store_id, first_seq, f in heads:
+                added += self._update_file(f, store_id, first_seq)
+        finally:
+            self._open.clear()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         return added
 
     def _forget_removed(self, present: set[tuple[str, int]]) -> None:
@@ -245,9 +254,6 @@ class Index:
         self._rules: list[tuple[int, str]] = []
         self._retable: list[tuple[int, list[str], list[str]]] = []  # statements whose outcome set tables/rules
         self._touch: dict[tuple[Any, ...], list[Any]] = {}
-        if not hasattr(self, "_open"):
-            #: intents seen in this update with no outcome yet: seq -> (record, file, offset)
-            self._open: dict[int, tuple[dict[str, Any], int, int]] = {}
 
     def _statement(self, rec: dict[str, Any], seq: int, first_seq: int, offset: int,
                    done: tuple[int, int] | None) -> int:
@@ -296,11 +302,9 @@ class Index:
                               (seq, first_seq, offset)).fetchone()
         if row is None:
             return None
-        reader = LineReader(self.store)
-        try:
-            intent = reader.record(int(row[0]), int(row[1]))
-        finally:
-            reader.close()
+        if self._reader is None:
+            self._reader = LineReader(self.store)
+        intent = self._reader.record(int(row[0]), int(row[1]))
         if intent is None or intent.get("type") != R.INTENT or intent.get("seq") != seq:
             raise _Stale(f"the intent of statement {seq} is not where the index has it")
         return intent, int(row[0]), int(row[1])
