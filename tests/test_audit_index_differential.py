@@ -221,3 +221,15 @@ def test_index_of_another_schema_is_rebuilt(tmp_path: Path, monkeypatch: pytest.
     finally:
         idx.close()
     _agree(path, monkeypatch)
+
+
+@pytest.mark.parametrize("bounds", [{"since": 1 << 70}, {"until": -(1 << 70)}, {"since": -(1 << 70)},
+                                    {"until": 1 << 70}, {"since": -(1 << 70), "until": 1 << 70}])
+def test_time_bounds_beyond_64_bits(tmp_path: Path, bounds: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --since/--until past what SQLite holds (year 2262 on) answers like a full read, without an error."""
+    path = tmp_path / "audit.jsonl"
+    _Writer(path, random.Random(17)).run(30)
+    q = Query(**bounds)
+    assert list(search(path, q)) == list(search(path, q, index=False))
+    assert [t.to_dict() for t in who_touched(path, "users", **bounds)] == _full_who(path, "users", monkeypatch,
+                                                                                    **bounds)

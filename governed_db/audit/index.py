@@ -465,6 +465,10 @@ class Index:
         """``(identity, kind, operation, refused, statements, first, last)`` of the statements of ``shapes``
         that started between ``since`` and ``until``: whole hours from the ``touch`` counts, the hours
         ``since`` and ``until`` fall in and statements whose outcome is not known yet from single statements."""
+        if (since is not None and since > _INT64[1]) or (until is not None and until < _INT64[0]):
+            return []  # no time the index holds is that late (or early)
+        since = None if since is None else max(since, _INT64[0])
+        until = None if until is None else min(until, _INT64[1])
         db = self.db
         db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.wanted")
@@ -536,12 +540,13 @@ def _where(q: Any) -> tuple[str, list[Any]]:
         if value is not None:
             clauses.append(f"s.{column} = ?")
             args.append(value)
+    # (a bound beyond 64 bits is moved to the end of the range: every time the index holds is inside it)
     if q.since is not None:
-        clauses.append("s.time >= ?")
-        args.append(q.since)
+        clauses.append("s.time >= ?" if q.since <= _INT64[1] else "0")
+        args += [max(q.since, _INT64[0])] if q.since <= _INT64[1] else []
     if q.until is not None:
-        clauses.append("s.time <= ?")
-        args.append(q.until)
+        clauses.append("s.time <= ?" if q.until >= _INT64[0] else "0")
+        args += [min(q.until, _INT64[1])] if q.until >= _INT64[0] else []
     if q.table is not None:
         clauses.append("s.seq IN (SELECT seq FROM stmt_table WHERE last = ?)")
         args.append(_last(q.table))
