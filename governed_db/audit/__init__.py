@@ -30,14 +30,32 @@ import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from governed_db.audit.metrics import SpanMetrics
-from governed_db.audit.processor import AuditSpanProcessor, metrics_processor
 from governed_db.audit.records import env_key
 from governed_db.audit.store import AuditStore, AuditStoreError, delete_store, read_records
 from governed_db.audit.verify import VerifyResult, verify
 from governed_db.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from governed_db.audit.metrics import SpanMetrics
+    from governed_db.audit.processor import AuditSpanProcessor, metrics_processor
+
+#: loaded on first use: the span processor brings the OpenTelemetry SDK, which reading the store never needs
+_LAZY = {"AuditSpanProcessor": "governed_db.audit.processor", "metrics_processor": "governed_db.audit.processor",
+         "SpanMetrics": "governed_db.audit.metrics"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'governed_db.audit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 log = logging.getLogger("governed_db.audit")
 
@@ -71,6 +89,9 @@ def audit_processor(option: Any) -> AuditSpanProcessor | None:
     """The span processor recording into the store ``option`` names (see the module docs)."""
     if option is False:
         return None
+    from governed_db.audit.metrics import SpanMetrics
+    from governed_db.audit.processor import AuditSpanProcessor
+
     if isinstance(option, AuditSpanProcessor):
         return option
     if isinstance(option, AuditStore):
@@ -118,6 +139,9 @@ def _tuning(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _cached(path: Path, settings: Mapping[str, Any], make: Any) -> AuditSpanProcessor:
+    from governed_db.audit.metrics import SpanMetrics
+    from governed_db.audit.processor import AuditSpanProcessor
+
     wanted = _fingerprint(settings)
     with _cache_lock:
         processor = _cache.get(path)

@@ -407,13 +407,16 @@ def _attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-try:
-    from opentelemetry.trace import SpanKind as _SpanKind
+#: SpanKind -> its name (Enum.name is a property lookup per call), filled as kinds are seen: importing
+#: opentelemetry to list them up front would cost every reader of the store that import
+_KIND_NAMES: dict[Any, str] = {}
 
-    # SpanKind -> its name (Enum.name is a property lookup per call)
-    _KIND_NAMES: dict[Any, str] = {k: k.name for k in _SpanKind}
-except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
-    _KIND_NAMES = {}
+
+def _kind_name(kind: Any) -> str | None:
+    if kind is None:
+        return None
+    name = _KIND_NAMES[kind] = str(kind.name)
+    return name
 
 
 def _head(span: Any, kind: str) -> dict[str, Any]:
@@ -428,7 +431,7 @@ def _head(span: Any, kind: str) -> dict[str, Any]:
         "type": kind,
         "time": span.start_time,
         "name": span.name,
-        "kind": _KIND_NAMES.get(span.kind) or (span.kind.name if span.kind is not None else None),
+        "kind": _KIND_NAMES.get(span.kind) or _kind_name(span.kind),
         "trace_id": f"{trace_id:032x}",
         "span_id": f"{span_id:016x}",
         "parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governed_db.audit import records as R
 from governed_db.audit.store import journal_records, read_records
@@ -34,6 +34,9 @@ from governed_db.semconv import (
     GDB_STATEMENT_SPAN_ID,
     GDB_TABLES,
 )
+
+if TYPE_CHECKING:
+    from governed_db.audit.index import Index
 
 log = logging.getLogger("governed_db.audit")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -199,15 +202,10 @@ def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: i
 
 def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = False
              ) -> Iterator[dict[str, Any]] | None:
-    import sqlite3
-
-    from governed_db.audit.index import LineReader, open_index
-
-    try:
-        idx = open_index(path)
-    except (sqlite3.Error, OSError) as e:
-        log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
+    idx = _open_index(path)
+    if idx is None:
         return None
+    from governed_db.audit.index import LineReader
 
     def records() -> Iterator[dict[str, Any]]:
         reader = LineReader(idx.store)
@@ -224,6 +222,25 @@ def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = Fal
             idx.close()
 
     return records()
+
+
+def _open_index(path: str | os.PathLike[str]) -> Index | None:
+    """The store's index, up to date; None when there is none to trust (then the store is read front to back)."""
+    import sqlite3
+
+    from governed_db.audit.index import open_index
+
+    try:
+        idx = open_index(path)
+    except (sqlite3.Error, OSError) as e:
+        log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
+        return None
+    if idx.inexact is not None:
+        log.info("governed_db audit: the index of %s cannot answer exactly (%s); reading the whole store",
+                 path, idx.inexact)
+        idx.close()
+        return None
+    return idx
 
 
 def tail(path: str | os.PathLike[str], n: int = 20, query: Query | None = None) -> list[dict[str, Any]]:
@@ -272,69 +289,86 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
         table, column = target, ""
     q = Query(table=table, column=column or None, since=since, until=until)
     by: dict[tuple[str, str], Touch] = {}
+
+    def add(who: str, kind: str, op: str, refused: int, n: int, first: Any, last: Any) -> None:
+        t = by.get((who, kind)) or by.setdefault((who, kind), Touch(who, kind))
+        t.statements += n
+        t.operations[op] = t.operations.get(op, 0) + n
+        t.refused += refused * n
+        if isinstance(first, int):
+            t.first = first if t.first is None else min(t.first, first)
+        if isinstance(last, int):
+            t.last = last if t.last is None else max(t.last, last)
+
     grouped = _who_touched_indexed(path, q)
-    if grouped is not None:
-        for who, kind, op, n, refused, first, last in grouped:
-            t = by.get((who, kind)) or by.setdefault((who, kind), Touch(who, kind))
-            t.statements += n
-            t.operations[op] = t.operations.get(op, 0) + n
-            t.refused += refused
-            t.first = first if t.first is None else min(t.first, first) if first is not None else t.first
-            t.last = last if t.last is None else max(t.last, last) if last is not None else t.last
-        return sorted(by.values(), key=lambda t: (-t.statements, t.subject, t.kind))
-    for rec in search(path, q, index=False):
-        key = (R.subject(rec), str(R.attr(rec, GDB_IDENTITY_KIND, "?")))
-        t = by.get(key) or by.setdefault(key, Touch(*key))
-        t.statements += 1
-        op = str(R.attr(rec, DB_OPERATION_NAME, "?"))
-        t.operations[op] = t.operations.get(op, 0) + 1
-        t.refused += int(R.is_refused(rec))
+    # the index covers the store; statements still in journals of ended processes are read as a full read would
+    for row in grouped if grouped is not None else ():
+        add(*row)
+    for rec in journal_records(path) if grouped is not None else search(path, q, index=False):
+        if grouped is not None and not q.matches(rec):
+            continue
         ts = rec.get("time")
-        if isinstance(ts, int):
-            t.first = ts if t.first is None else min(t.first, ts)
-            t.last = ts if t.last is None else max(t.last, ts)
+        add(R.subject(rec), str(R.attr(rec, GDB_IDENTITY_KIND, "?")), str(R.attr(rec, DB_OPERATION_NAME, "?")),
+            int(R.is_refused(rec)), 1, ts, ts)
     return sorted(by.values(), key=lambda t: (-t.statements, t.subject, t.kind))
 
 
 def _who_touched_indexed(path: str | os.PathLike[str], q: Query
                          ) -> list[tuple[str, str, str, int, int, int | None, int | None]] | None:
-    """Who-touched from the index: statements grouped by identity, operation and statement text, so that
-    the exact table and column checks run once per distinct statement, not once per record."""
-    import sqlite3
+    """Who-touched from the index: per statement shape (text, tables, columns) the exact table and column
+    checks run once, then the index's counts per identity, operation and hour of those shapes are summed.
 
-    from governed_db.audit.index import open_index
-
-    try:
-        idx = open_index(path)
-    except (sqlite3.Error, OSError) as e:
-        log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
+    The columns a statement text names are kept in the index once worked out (for this version of the
+    parser), so that a query in a fresh process need not load the parser at all."""
+    idx = _open_index(path)
+    if idx is None:
         return None
-    out = []
-    # groups differ mostly by identity: the table and column checks are decided once per statement shape
-    touches: dict[tuple[Any, ...], bool] = {}
     try:
-        for who, kind, op, text, system, tables, cols, ocols, refused, n, first, last in idx.groups(q):
-            shape = (text, system, tables, cols, ocols)
-            hit = touches.get(shape)
-            if hit is None:
-                hit = touches[shape] = _touches(q, text, system, tables, cols, ocols)
-            if hit:
-                out.append((str(who), str(kind), str(op), int(n), int(refused) * int(n), first, last))
+        import json
+
+        shapes = [(shape, text_id, text, system, json.loads(cols)) for shape, text_id, text, system, tables, cols
+                  in idx.shapes(q.table) if q.table is None or any(_names_match(t, q.table) for t in json.loads(tables))]
+        if q.column is not None:
+            column = q.column.lower()
+            # a column the record lists decides without the text; the others need the columns the text names
+            undecided = {text_id: (text, system) for _, text_id, text, system, cols in shapes
+                         if not any(c.lower() == column for c in cols)}
+            analyser = _analyser()
+            named = {k: frozenset(json.loads(v)) for k, v in idx.parsed(analyser, undecided).items()}
+            new = {k: statement_columns(text, DIALECTS.get(system)) for k, (text, system) in undecided.items()
+                   if k not in named}
+            if new:
+                idx.remember_parsed(analyser, {k: json.dumps(sorted(v)) for k, v in new.items()})
+                named.update(new)
+            shapes = [s for s in shapes if any(c.lower() == column for c in s[4])
+                      or column in named[s[1]] or "*" in named[s[1]]]
+        hits = [s[0] for s in shapes]
+        return idx.touches(hits, q.since, q.until) if hits else []
     finally:
         idx.close()
-    return out
 
 
-def _touches(q: Query, text: Any, system: Any, tables: str, cols: str, ocols: str) -> bool:
-    import json
+@lru_cache(maxsize=1)
+def _analyser() -> str:
+    """Names the version of the code that works out a statement's columns (governed_db's and sqlglot's), without
+    importing sqlglot: column sets the index keeps are reused only by the same version."""
+    import hashlib
+    import importlib.util
 
-    if q.table is not None and not any(_names_match(t, q.table) for t in json.loads(tables)):
-        return False
-    if q.column is not None:
-        probe = {"attrs": {GDB_MASKED_COLUMNS: json.loads(cols) + json.loads(ocols),
-                           DB_QUERY_TEXT: text, DB_SYSTEM_NAME: system}}
-        return mentions_column(probe, q.column)
-    return True
+    import governed_db
+
+    files = [__file__, os.path.join(os.path.dirname(os.path.dirname(__file__)), "sql", "analysis.py")]
+    spec = importlib.util.find_spec("sqlglot")
+    if spec is not None and spec.origin:
+        files += [spec.origin, os.path.join(os.path.dirname(spec.origin), "_version.py")]
+    parts = [governed_db.__version__]
+    for f in files:
+        try:
+            st = os.stat(f)
+            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{f}:-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 @dataclass

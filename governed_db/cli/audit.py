@@ -189,11 +189,10 @@ def _print_table(title: str, headers: tuple[str, ...], rows: list[list[str]], *,
         _console().print(_table(title, headers, rows, decision_column=decision_column))
         return
     widths = [min(60, max([len(h)] + [len(r[i]) for r in rows])) for i, h in enumerate(headers)]
-    click.echo(title)
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    click.echo("  ".join("-" * w for w in widths))
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    click.echo("\n".join(lines))  # one write: a line at a time costs more than the query for a large table
 
 
 def _emit_json(data: Any) -> None:
@@ -432,7 +431,7 @@ def index_cmd(store: Path | None, rebuild: bool) -> None:
         idx = open_index(_path(store), update=False, rebuild=rebuild)
         try:
             added = idx.update()
-            total = idx.db.execute("SELECT count(*) FROM stmt").fetchone()[0]
+            total = idx.statements()
         finally:
             idx.close()
     except (sqlite3.Error, OSError) as e:
