@@ -8,7 +8,9 @@ MODE: ``raw`` (sqlite3), ``otel`` (official dbapi instrumentation, no SDK provid
 the official instrumentation / governed default with an SDK provider exporting in batches. ``lit`` sends every statement
 with new literals (as agents write SQL) instead of a parameterised one; ``texts1000`` / ``texts3000`` cycle through
 that many distinct literal texts, all sent once before the measured ones (the working-set scenario); ``small``
-reads a 50-row table instead (read whole by the sample: its text column is watched, decision 0268). Running
+reads a 50-row table instead (read whole by the sample: its text column is watched, decision 0268); ``masked``
+reads 1,000 rows with 3 of 5 columns masked each time (per-read figures: divide by 1,000 as for the others, then
+multiply by 1,000 rows). Running
 N=200 and N=1200 and subtracting removes start-up, import and warm-up costs.
 """
 
@@ -69,6 +71,16 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown mode {mode!r}: raw, otel, noaudit, audit, otelsdk or auditsdk")
     cur = conn.cursor()
+    if kind == "masked":
+        # the masked 1,000-row read of bench_default.py's ``masked`` scenario (3 of 5 columns masked)
+        raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, email TEXT, ssn TEXT, city TEXT)")
+        raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", [
+            (i, f"Alice Example{i}", f"alice{i}@example.com", f"{100 + i % 800:03d}-{10 + i % 89:02d}-{1000 + i % 8999:04d}",
+             "Springfield") for i in range(1000)])
+        for _ in range(n):
+            cur.execute("SELECT id, full_name, email, ssn, city FROM customers WHERE id < 1000")
+            cur.fetchall()
+        return
     if kind.startswith("texts"):
         texts = [f"SELECT id, name FROM items WHERE id = {i % 1000} AND price >= {i}" for i in range(int(kind[5:]))]
         for t in texts:
