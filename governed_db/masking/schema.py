@@ -372,6 +372,8 @@ _FTS_MODULE = re.compile(r"\bUSING\s+(fts[345]|fts5vocab)\s*\((.*)\)\s*;?\s*$", 
 #: (FTS4: ``c0name``); the others hold its tokens (``t_data``, ``t_segdir``...) or per-row token counts
 FTS_CONTENT = "content"
 FTS_INDEX = "index"
+#: what :func:`fts_source` says of a full-text table itself: its module
+FTS_MODULES = frozenset({"fts3", "fts4", "fts5"})
 _FTS_SHADOWS = {
     "_content": FTS_CONTENT,
     "_data": FTS_INDEX,
@@ -386,7 +388,9 @@ _FTS_SHADOWS = {
 
 def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
     """``(full-text table, what)`` when SQLite table ``name`` is a full-text index's shadow table or an
-    ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``None`` otherwise."""
+    ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``(name, module)`` (one of
+    :data:`FTS_MODULES`) when it is the one full-text table of that name in ``main`` and ``temp``; ``None``
+    otherwise."""
     if family(dialect) != "sqlite":
         return None
 
@@ -396,7 +400,11 @@ def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
             "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
         )
         low = name.lower()
-        for vname, sql in (_values(r)[:2] for r in cur.fetchall()):
+        rows = [_values(r)[:2] for r in cur.fetchall()]
+        own = [_FTS_MODULE.search(str(sql or "")) for vname, sql in rows if str(vname).lower() == low]
+        if len(own) == 1 and own[0] is not None and own[0].group(1).lower() in FTS_MODULES:
+            return name, own[0].group(1).lower()
+        for vname, sql in rows:
             found = _FTS_MODULE.search(str(sql or ""))
             if found is None:
                 continue
