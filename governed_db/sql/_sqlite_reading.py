@@ -19,8 +19,8 @@ unanalysed (decision 0279): applications bind ``?``, ``?NNN``, ``:name``, ``@nam
 
 **Plain parameters sqlglot reads as something else.** ``$name`` is a name to sqlglot (a column ``$name``, which the
 analyser resolved against the query's tables) and ``?NNN`` a placeholder followed by a number (a parse error); to
-SQLite both are one parameter token. :func:`sqlite_tokens` gives each the token of a placeholder, as ``?`` and
-``:name`` already have (decision 0296).
+SQLite both are one parameter token (DuckDB reads ``?NNN`` so too). :func:`as_read` gives each the token of a
+placeholder, as ``?`` and ``:name`` already have (decision 0296).
 """
 
 from __future__ import annotations
@@ -56,17 +56,13 @@ def sqlite_names(tokens: list[Token]) -> list[Token]:
     return tokens
 
 
-def sqlite_parameters(tokens: list[Token]) -> list[Token]:
-    """``tokens`` with SQLite's ``$name`` (a name token starting with ``$``: SQLite's tokenizer reads every ``$``
-    that starts a token as a parameter) and ``?NNN`` (a ``?`` with digits right after it) each one placeholder
-    token, as SQLite reads them."""
+def numbered_placeholders(tokens: list[Token]) -> list[Token]:
+    """``tokens`` with each ``?NNN`` (a ``?`` with digits right after it: one numbered parameter to SQLite and
+    DuckDB, a placeholder and a number to sqlglot) one placeholder token."""
     out: list[Token] = []
     for tok in tokens:
-        kind = tok.token_type
-        if kind == TokenType.VAR and tok.text.startswith("$"):
-            tok.token_type = TokenType.PLACEHOLDER
-        elif (
-            kind == TokenType.NUMBER
+        if (
+            tok.token_type == TokenType.NUMBER
             and out
             and out[-1].token_type == TokenType.PLACEHOLDER
             and out[-1].text == "?"
@@ -79,9 +75,27 @@ def sqlite_parameters(tokens: list[Token]) -> list[Token]:
     return out
 
 
+def sqlite_parameters(tokens: list[Token]) -> list[Token]:
+    """``tokens`` with SQLite's ``$name`` (a name token starting with ``$``: SQLite's tokenizer reads every ``$``
+    that starts a token as a parameter) and ``?NNN`` each one placeholder token, as SQLite reads them."""
+    for tok in tokens:
+        if tok.token_type == TokenType.VAR and tok.text.startswith("$"):
+            tok.token_type = TokenType.PLACEHOLDER
+    return numbered_placeholders(tokens)
+
+
 def sqlite_tokens(tokens: list[Token]) -> list[Token]:
     """``tokens`` (SQLite's) read as SQLite reads them: names written as strings, plain parameters."""
     return sqlite_parameters(sqlite_names(tokens))
+
+
+def as_read(gd: str, tokens: list[Token]) -> list[Token]:
+    """``tokens`` of dialect ``gd`` (sqlglot's name) read as the server reads them."""
+    if gd == "sqlite":
+        return sqlite_tokens(tokens)
+    if gd == "duckdb":
+        return numbered_placeholders(tokens)
+    return tokens
 
 
 #: SQLite's IdChar(): letters, digits, ``_``, ``$`` and every byte of a multi-byte character
@@ -150,8 +164,7 @@ def tcl_parameter(text: str) -> str | None:
 def tokenize(d: Dialect, gd: str, text: str) -> list[Token]:
     """``d.tokenize(text)``, with SQLite's names written as strings read as names (``gd`` is sqlglot's name of
     the dialect)."""
-    tokens = d.tokenize(text)
-    return sqlite_tokens(tokens) if gd == "sqlite" else tokens
+    return as_read(gd, d.tokenize(text))
 
 
 def parse(text: str, gd: str) -> list[exp.Expr | None]:
