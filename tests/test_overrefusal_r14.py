@@ -550,3 +550,35 @@ def test_an_ordinary_workload_runs_with_the_databases_answers(db: tuple[str, Any
                 elif name in PII and a is not None and a == b:
                     problems.append((sql, f"leaked {name}"))
     assert problems == [], (kind, problems)
+
+
+def test_fts_readings_through_aiosqlite(tmp_path: Any) -> None:
+    """The full-text module is read by the async warm-up too: the FTS5 filter runs, the FTS4 column MATCH oracle
+    is refused alike."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    import asyncio
+
+    async def seen(owner: str, module: str, sql: str) -> Any:
+        path = str(tmp_path / f"{module}-{owner[:3]}.db")
+        raw = sqlite3.connect(path)
+        raw.execute(f"CREATE VIRTUAL TABLE docs USING {module}(title, body, owner_email)")
+        raw.executemany("INSERT INTO docs VALUES (?, ?, ?)",
+                        [("foo report", "numbers", owner), ("bar", "foo things", "bob@example.org")])
+        raw.commit()
+        raw.close()
+        conn = _gov(await aiosqlite.connect(path))
+        try:
+            cur = await conn.execute(sql)
+            return [tuple(r) for r in await cur.fetchall()]
+        except governed_db.GuardrailViolation as e:
+            return f"refused: {e}"
+        finally:
+            await conn.close()
+
+    async def go() -> None:
+        assert [await seen(o, "fts5", "SELECT rowid FROM docs WHERE docs MATCH 'title: foo'") for o in OWNERS] == [
+            [(1,)], [(1,)]]
+        leak = [await seen(o, "fts4", "SELECT rowid FROM docs WHERE title MATCH 'owner_email:alice'") for o in OWNERS]
+        assert leak[0] == leak[1] and "masked-column-predicate" in str(leak[0]), leak
+
+    asyncio.run(go())
