@@ -89,13 +89,16 @@ def test_plain_sqlite_parameters_run(sql: str, params: Any, rows: list[Any]) -> 
     ]
 
 
+ZED = {"id": 9, "name": "Zed", "city": "Rome"}
+
+
 @pytest.mark.parametrize(
     ("sql", "params"),
     [
-        ("INSERT INTO customers (id, full_name, city) VALUES ($id, $name, $city)", {"id": 9, "name": "Zed", "city": "Rome"}),
+        ("INSERT INTO customers (id, full_name, city) VALUES ($id, $name, $city)", ZED),
         ("INSERT INTO customers (id, full_name, city) VALUES (?1, ?2, ?3)", (9, "Zed", "Rome")),
-        ("INSERT INTO customers (id, full_name, city) VALUES (:id, :name, :city)", {"id": 9, "name": "Zed", "city": "Rome"}),
-        ("INSERT INTO customers (id, full_name, city) VALUES (@id, @name, @city)", {"id": 9, "name": "Zed", "city": "Rome"}),
+        ("INSERT INTO customers (id, full_name, city) VALUES (:id, :name, :city)", ZED),
+        ("INSERT INTO customers (id, full_name, city) VALUES (@id, @name, @city)", ZED),
     ],
 )
 def test_innocent_writes_with_parameters_run(sql: str, params: Any) -> None:

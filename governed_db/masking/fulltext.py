@@ -35,7 +35,12 @@ def fts5_columns(query: str, columns: list[str], scope: frozenset[str] | None) -
         if found is None or found.end() == pos:
             return None
         word, quoted, punct = found.groups()
-        tokens.append(("word", word) if word else ("string", quoted[1:-1].replace('""', '"')) if quoted else ("p", punct))
+        if word:
+            tokens.append(("word", word))
+        elif quoted:
+            tokens.append(("string", quoted[1:-1].replace('""', '"')))
+        else:
+            tokens.append(("p", punct))
         pos = found.end()
     reads: set[str] = set()
     start = every if scope is None else every & scope

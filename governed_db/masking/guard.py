@@ -692,8 +692,8 @@ def _lineage_hit(
                 "select the column plainly (it comes back masked) and filter, join, sort or group on "
                 "non-sensitive columns (an id)"
                 + (
-                    " — a masked column may be grouped beside its own table's primary key or UNIQUE NOT NULL key (GROUP BY c.id, "
-                    "c.full_name)"
+                    " — a masked column may be grouped beside its own table's primary key or UNIQUE NOT NULL "
+                    "key (GROUP BY c.id, c.full_name)"
                     if grouped
                     else ""
                 )
