@@ -68,6 +68,7 @@ PLAIN_PARAMETERS = [
     ("SELECT city FROM customers WHERE id = ?1 OR id = ?2 ORDER BY id", (1, 2), [("Paris",), ("Lyon",)]),
     ("SELECT ?3, ?1", (1, 2, 3), [(3, 1)]),
     ("SELECT city FROM customers WHERE id = :id", {"id": 2}, [("Lyon",)]),
+    ("SELECT city FROM customers WHERE id = :1 OR id = :2 ORDER BY id", (2, 3), [("Lyon",), ("Nice",)]),
     ("SELECT city FROM customers WHERE id = @id", {"id": 3}, [("Nice",)]),
     ("SELECT city FROM customers WHERE city = $c ORDER BY id LIMIT $n OFFSET $o", {"c": "Paris", "n": 5, "o": 0},
      [("Paris",)]),

@@ -19,7 +19,7 @@ unanalysed (decision 0279): applications bind ``?``, ``?NNN``, ``:name``, ``@nam
 
 **Plain parameters sqlglot reads as something else.** ``$name`` is a name to sqlglot (a column ``$name``, which the
 analyser resolved against the query's tables) and ``?NNN`` a placeholder followed by a number (a parse error); to
-SQLite both are one parameter token (DuckDB reads ``?NNN`` so too). :func:`as_read` gives each the token of a
+SQLite both are one parameter token (DuckDB reads ``?NNN`` so too), and so is ``:NNN``. :func:`as_read` gives each the token of a
 placeholder, as ``?`` and ``:name`` already have (decision 0296).
 """
 
@@ -77,11 +77,25 @@ def numbered_placeholders(tokens: list[Token]) -> list[Token]:
 
 def sqlite_parameters(tokens: list[Token]) -> list[Token]:
     """``tokens`` with SQLite's ``$name`` (a name token starting with ``$``: SQLite's tokenizer reads every ``$``
-    that starts a token as a parameter) and ``?NNN`` each one placeholder token, as SQLite reads them."""
-    for tok in tokens:
+    that starts a token as a parameter), ``?NNN`` and ``:NNN`` each one placeholder token, as SQLite reads them."""
+    out: list[Token] = []
+    for i, tok in enumerate(tokens):
         if tok.token_type == TokenType.VAR and tok.text.startswith("$"):
             tok.token_type = TokenType.PLACEHOLDER
-    return numbered_placeholders(tokens)
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if (
+            tok.token_type == TokenType.NUMBER
+            and out
+            and out[-1].token_type == TokenType.COLON
+            and out[-1].end + 1 == tok.start
+            and tok.text.isdigit()
+            and (after is None or after.start > tok.end + 1 or not _ID_CHAR.match(after.text[:1]))
+        ):
+            # ``:1`` (a name of digits; ``:1a`` is one name to SQLite, left as sqlglot reads it: a parse error)
+            prev = out.pop()
+            tok = Token(TokenType.PLACEHOLDER, f":{tok.text}", prev.line, tok.col, prev.start, tok.end, prev.comments)
+        out.append(tok)
+    return numbered_placeholders(out)
 
 
 def sqlite_tokens(tokens: list[Token]) -> list[Token]:
