@@ -295,7 +295,7 @@ def db(request: pytest.FixtureRequest, unique: str) -> Iterator[tuple[str, Any, 
         raw.cursor().execute(sql)
 
     yield kind, raw, run, prefix
-    for t in ("o", "k", "n", "w"):
+    for t in ("o", "c", "k", "n", "w"):
         with contextlib.suppress(Exception):
             run(f"DROP TABLE IF EXISTS {prefix}_{t}")
     raw.close()
