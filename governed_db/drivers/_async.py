@@ -243,7 +243,7 @@ class AsyncDriver(Driver):
         shadowed: list[tuple[str, str] | None] = []
         await self._answer(gov, replay, lambda conn: shadowed.append(schema.fts_source(conn, gov.dialect, name)))
         replay.answers.clear()
-        if shadowed and shadowed[-1] is not None and depth < 3:
+        if shadowed and shadowed[-1] is not None and shadowed[-1][1] not in schema.FTS_MODULES and depth < 3:
             # a SQLite full-text index's shadow table takes the labels of the table it indexes: that one first
             from governed_db.masking.catalog import table_key
 

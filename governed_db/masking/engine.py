@@ -118,6 +118,8 @@ class TableInfo:
     #: declared type of each column (lower-cased name): a MySQL CAST(x AS CHAR(n)) of a column declared no
     #: longer than n cannot truncate (and so cannot warn)
     types: dict[str, str | None] = field(default_factory=dict)
+    #: a SQLite full-text table's module (``fts3``, ``fts4``, ``fts5``): which columns a MATCH reads (0296)
+    fulltext: str | None = None
     #: (table SQL, schema, name) the catalog was read with, for the constraints read on first write
     source: tuple[str, str | None, str] | None = None
     #: unique keys, foreign keys and CHECKs (read when a statement first writes the table); ``None``: unreadable
@@ -388,6 +390,10 @@ class MaskingState:
         info = self.table(key, node)
         return key, info.columns
 
+    def fulltext_module(self, key: str) -> str | None:
+        """The full-text module (``fts3``, ``fts4``, ``fts5``) of SQLite table ``key``; ``None`` otherwise."""
+        return self.table(key).fulltext
+
     def declared_type(self, key: str, column: str) -> str | None:
         """The declared type of ``key.column`` as the catalog reads it (``None`` when unknown)."""
         return self.table(key).types.get(column.lower())
@@ -486,10 +492,10 @@ class MaskingState:
 
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
-        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
         if lineage.missing and self.reread(lineage.missing):
             # a column the catalog did not know: read the tables again (and their labels) and trace anew
-            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
         if lineage.partitioned:
             lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
@@ -765,7 +771,9 @@ class MaskingState:
             names = [c for c in missing if (known := info.classes.get(c.lower())) is not None and known.provisional]
             self._set_probe(info, table_sql, names, exact, values)
         fts = schema.fts_source(raw, self.dialect, name)
-        if fts is not None:
+        if fts is not None and fts[1] in schema.FTS_MODULES:
+            info.fulltext = fts[1] if schema_name is None else None  # another database's table of that name: unsure
+        elif fts is not None:
             self._inherit_fts(info, missing, *fts)
         generated = schema.read_generated(raw, self.dialect, table_sql, schema_name, name, info.columns or [])
         unlisted = {m.lower() for m in missing}
@@ -857,7 +865,7 @@ class MaskingState:
             tree = parse_one(definition, self.sg_dialect)
             if not isinstance(tree, exp.Expression):
                 raise TypeError("not a query")
-            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
         except Exception:
             self._untraced_view(info, unlisted, definition)
             return

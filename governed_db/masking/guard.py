@@ -692,8 +692,8 @@ def _lineage_hit(
                 "select the column plainly (it comes back masked) and filter, join, sort or group on "
                 "non-sensitive columns (an id)"
                 + (
-                    " — a masked column may be grouped beside its own table's primary key (GROUP BY c.id, "
-                    "c.full_name)"
+                    " — a masked column may be grouped beside its own table's primary key or UNIQUE NOT NULL "
+                    "key (GROUP BY c.id, c.full_name)"
                     if grouped
                     else ""
                 )
@@ -715,9 +715,16 @@ def _beside_its_key(state: MaskingState, access: Access, table: str, columns: fr
         return False
     for key in facts.keys:
         cols = [c.lower() for c in key]
-        if cols and all(c in columns for c in cols) and not any(access.hidden(table, c) is not None for c in cols):
+        if cols and all(c in columns for c in cols) and not any(_masked_key(access, table, c) for c in cols):
             return True
     return False
+
+
+def _masked_key(access: Access, table: str, column: str) -> bool:
+    """Whether a key column is masked for the identity: a predicate on it would be refused (a free text whose sample
+    held nothing sensitive, ``code VARCHAR UNIQUE``, is not; decision 0297)."""
+    cls = access.hidden(table, column)
+    return cls is not None and (cls is UNREADABLE or access.masks(table, column))
 
 
 #: clauses in which a free-text column may be searched (by a literal that cannot match inside its items);

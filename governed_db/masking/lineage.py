@@ -37,6 +37,7 @@ from sqlglot import exp
 from governed_db.masking import flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
+from governed_db.masking.fulltext import fts5_columns
 from governed_db.masking.names import (
     PURE_FUNCTIONS,
     SCHEMA_PRAGMA_COLUMNS,
@@ -110,6 +111,8 @@ _TRUTH_VALUES: tuple[type, ...] = (
 _QUIET_COMPARISONS = frozenset({"postgres", "sqlite"})
 #: the declared type of a table's column (``None`` when unknown)
 Declared = Callable[[str, str], "str | None"]
+#: the full-text module (``fts3``, ``fts4``, ``fts5``) of a SQLite table, by key; ``None``: none, or not known
+FullText = Callable[[str], "str | None"]
 #: clauses sqlglot may hang on a parenthesised query besides ORDER BY / LIMIT / OFFSET: each decides rows
 #: (its ``joins`` are FROM items of an UPDATE ... FROM (...) d JOIN t, walked with the statement's sources)
 _SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
@@ -154,9 +157,12 @@ _PLAIN_TABLE_ARGS = frozenset({"this", "db", "catalog", "alias", "only", "joins"
 
 
 class Walker:
-    def __init__(self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None) -> None:
+    def __init__(
+        self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None, fulltext: FullText | None = None
+    ) -> None:
         self.columns_of = columns_of
         self.dialect = dialect
+        self.fulltext = fulltext
         self.locators = _MYSQL_LOCATORS if dialect == "mysql" else _ROW_LOCATORS
         self.declared = declared
         self.lineage = Lineage()
@@ -366,10 +372,25 @@ class Walker:
             if cols:
                 # ``SELECT rowid FROM notes_fts('alice')``: a full-text table called as a function is
                 # ``notes_fts MATCH 'alice'``: which rows come back says whether its text holds the words
-                self.lineage.uses.append(("a full-text MATCH", Origin("row", rows=frozenset({key}))))
-                for arg in call.expressions:
-                    self.expr(arg, scope or Scope([]), ctes)
                 src = self.table_source(table, ctes)
+                args = call.expressions
+                read = None
+                if (
+                    len(args) == 1
+                    and isinstance(args[0], exp.Literal)
+                    and args[0].is_string
+                    and self.fulltext is not None
+                    and self.fulltext(key) == "fts5"
+                ):
+                    read = fts5_columns(args[0].this, list(cols), None)  # ``docs('title: foo')`` (decision 0296)
+                found = (
+                    Origin("row", rows=frozenset({key}))
+                    if read is None or read == frozenset(c.lower() for c in cols)
+                    else combine([Origin("column", frozenset({(key, c)})) for c in sorted(read)], kind="expr")
+                )
+                self.lineage.uses.append(("a full-text MATCH", found))
+                for arg in args:
+                    self.expr(arg, scope or Scope([]), ctes)
                 return Source(_alias_name(node) or src.alias, src.table, src.columns)
         inner = self.expr(call, scope or Scope([]), ctes)
         names = _alias_columns(node)
@@ -534,6 +555,10 @@ class Walker:
             return found
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
+        if isinstance(node, exp.Match) and self.dialect == "sqlite" and isinstance(node.this, exp.Column):
+            matched = self.fulltext_match(node, scope, ctes)
+            if matched is not None:
+                return matched
         if isinstance(node, exp.Comprehension):
             return self.comprehension(node, scope, ctes)
         if isinstance(node, exp.PositionalColumn):
@@ -845,6 +870,32 @@ class Walker:
         if self.declared is None:
             return ["unknown"] if refs else []
         return [type_category(self.declared(t, c)) for t, c in refs]
+
+    def fulltext_match(self, node: exp.Match, scope: Scope, ctes: Ctes) -> Origin | None:
+        """``docs MATCH 'title: foo'`` on a SQLite full-text table: the columns whose text decides the rows
+        (decision 0296); ``None``: judged as any expression (every column its operands name)."""
+        left = self.expr(node.this, scope, ctes)
+        if left.kind == "row" and len(left.rows) == 1 and not left.sources:
+            key, column = next(iter(left.rows)), None
+        elif left.kind == "column" and len(left.sources) == 1 and not left.rows:
+            key, column = next(iter(left.sources))
+        else:
+            return None
+        module = self.fulltext(key) if self.fulltext is not None else None
+        query = self.expr(node.expression, scope, ctes)
+        if module != "fts5":
+            # FTS3/FTS4: ``title MATCH 'owner_email:alice'`` searches owner_email (the query's column prefix wins
+            # over the left operand); a table whose module is not known may be one
+            return None if column is None else combine([Origin("row", rows=frozenset({key})), query], kind="expr")
+        text = node.expression
+        if not (isinstance(text, exp.Literal) and text.is_string):
+            return None
+        columns = next((src.columns for src in _visible(scope) if src.table == key and src.columns), None)
+        names = [n for n, _ in columns or () if n != "*"]
+        read = fts5_columns(text.this, names, None if column is None else frozenset({column}))
+        if read is None or read == frozenset(names):
+            return None  # every column: the whole row, as before
+        return combine([Origin("column", frozenset({(key, c)})) for c in sorted(read)], kind="expr")
 
     def conditions(self, node: exp.Case | exp.If, scope: Scope, ctes: Ctes) -> None:
         """A CASE/IF condition decides which branch runs: ``1/(CASE WHEN ssn LIKE '5%' THEN 0 ...)`` turns
@@ -1460,13 +1511,25 @@ def _maybe_table(name: str) -> bool:
     )
 
 
+def _visible(scope: Scope | None) -> list[Source]:
+    out: list[Source] = []
+    while scope is not None:
+        out.extend(scope.sources)
+        scope = scope.parent
+    return out
+
+
 def trace(
-    statement: exp.Expression, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None
+    statement: exp.Expression,
+    columns_of: ColumnsOf,
+    dialect: str,
+    declared: Declared | None = None,
+    fulltext: FullText | None = None,
 ) -> Lineage:
     """Lineage of one parsed statement (the tree is copied, not modified); ``declared`` gives a column's
-    declared type, where a judgement depends on it."""
+    declared type, where a judgement depends on it, ``fulltext`` a SQLite table's full-text module."""
     tree = statement.copy()
-    w = Walker(columns_of, dialect, declared)
+    w = Walker(columns_of, dialect, declared, fulltext)
     lin = w.lineage
     if isinstance(tree, exp.Command):
         return trace_command(w, tree, dialect)
@@ -1489,4 +1552,4 @@ def trace(
     return lin
 
 
-__all__ = ["CONST", "ColumnsOf", "Lineage", "Origin", "Output", "Ref", "Walker", "combine", "trace"]
+__all__ = ["CONST", "ColumnsOf", "FullText", "Lineage", "Origin", "Output", "Ref", "Walker", "combine", "trace"]

@@ -372,6 +372,8 @@ _FTS_MODULE = re.compile(r"\bUSING\s+(fts[345]|fts5vocab)\s*\((.*)\)\s*;?\s*$", 
 #: (FTS4: ``c0name``); the others hold its tokens (``t_data``, ``t_segdir``...) or per-row token counts
 FTS_CONTENT = "content"
 FTS_INDEX = "index"
+#: what :func:`fts_source` says of a full-text table itself: its module
+FTS_MODULES = frozenset({"fts3", "fts4", "fts5"})
 _FTS_SHADOWS = {
     "_content": FTS_CONTENT,
     "_data": FTS_INDEX,
@@ -386,7 +388,9 @@ _FTS_SHADOWS = {
 
 def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
     """``(full-text table, what)`` when SQLite table ``name`` is a full-text index's shadow table or an
-    ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``None`` otherwise."""
+    ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``(name, module)`` (one of
+    :data:`FTS_MODULES`) when it is the one full-text table of that name in ``main`` and ``temp``; ``None``
+    otherwise."""
     if family(dialect) != "sqlite":
         return None
 
@@ -396,7 +400,11 @@ def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
             "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
         )
         low = name.lower()
-        for vname, sql in (_values(r)[:2] for r in cur.fetchall()):
+        rows = [_values(r)[:2] for r in cur.fetchall()]
+        own = [_FTS_MODULE.search(str(sql or "")) for vname, sql in rows if str(vname).lower() == low]
+        if len(own) == 1 and own[0] is not None and own[0].group(1).lower() in FTS_MODULES:
+            return name, own[0].group(1).lower()
+        for vname, sql in rows:
             found = _FTS_MODULE.search(str(sql or ""))
             if found is None:
                 continue
@@ -954,10 +962,21 @@ _SQLITE_INDEXES = (
 _SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk"
 _SQLITE_VIEW = "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?"
 _SQLITE_PK_INDEX = "SELECT 1 FROM pragma_index_list(?, ?) WHERE origin = 'pk'"
+#: each column of the table's unique indexes other than its primary key's, with the collation the index compares
+#: it under and whether the column is declared NOT NULL (an expression's ``notnull`` is NULL)
+_SQLITE_UNIQUE = (
+    "SELECT il.name, ii.name, upper(ii.coll), ti.\"notnull\" FROM pragma_index_list(?, ?) il "
+    "JOIN pragma_index_xinfo(il.name, ?) ii LEFT JOIN pragma_table_info(?, ?) ti ON ti.cid = ii.cid "
+    "WHERE ii.key AND il.\"unique\" AND NOT il.partial AND il.origin <> 'pk' ORDER BY il.seq DESC, ii.seqno"
+)
 _COLLATE = re.compile(r"\bCOLLATE\b", re.IGNORECASE)
 _PG_ORDER = (
     "SELECT c.relkind::text, i.indexrelid::bigint, i.indisprimary, i.indexprs IS NOT NULL, a.attname::text, "
-    "c.relhassubclass, i.indimmediate "
+    "c.relhassubclass, i.indimmediate, "
+    # a UNIQUE constraint (not a unique index: that may be partial, or compare under another collation or operator
+    # class than GROUP BY) whose columns are all NOT NULL (decision 0297)
+    "i.indisunique AND i.indpred IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
+    "WHERE k.conindid = i.indexrelid AND k.conrelid = c.oid AND k.contype = 'u'), a.attnotnull "
     "FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid "
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
@@ -1003,20 +1022,28 @@ def read_order(conn: Any, dialect: str, table_sql: str, schema: str | None, name
 def _duckdb_primary(cur: Any, schema: str | None, name: str) -> tuple[tuple[str, ...], ...]:
     rows = _rows(
         cur,
-        "SELECT k.constraint_column_names, t.sql, current_setting('default_collation') FROM duckdb_constraints() k "
-        "JOIN duckdb_tables() t ON t.table_oid = k.table_oid WHERE k.constraint_type = 'PRIMARY KEY' "
+        "SELECT k.constraint_column_names, t.sql, current_setting('default_collation'), k.constraint_type = 'UNIQUE' "
+        "AND EXISTS (SELECT 1 FROM unnest(k.constraint_column_names) u(n) JOIN duckdb_columns() dc "
+        "ON dc.table_oid = k.table_oid AND dc.column_name = u.n AND dc.is_nullable) "
+        "FROM duckdb_constraints() k JOIN duckdb_tables() t ON t.table_oid = k.table_oid "
+        # a UNIQUE constraint over NOT NULL columns is a key as well (decision 0297); one over a nullable column is
+        # none (NULLs are never equal, GROUP BY puts them together). Primary keys first
+        "WHERE k.constraint_type IN ('PRIMARY KEY', 'UNIQUE') "
         "AND lower(k.table_name) = lower(?) AND lower(k.schema_name) = lower(COALESCE(?, current_schema())) "
         # one such table in every attached database (the one the name finds), or its key may be another's
         "AND (SELECT count(*) FROM duckdb_tables() o WHERE lower(o.table_name) = lower(k.table_name) "
         "AND lower(o.schema_name) = lower(k.schema_name)) + (SELECT count(*) FROM duckdb_views() v "
         "WHERE NOT v.internal AND lower(v.view_name) = lower(k.table_name) "
-        "AND lower(v.schema_name) = lower(k.schema_name)) = 1",
+        "AND lower(v.schema_name) = lower(k.schema_name)) = 1 "
+        "ORDER BY k.constraint_type = 'UNIQUE', k.constraint_index",
         (name, schema),
     )
     # the key's index compares text as stored; GROUP BY a column declared ``COLLATE NOCASE`` (or under a default
     # collation) merges what it keeps apart (decision 0284): such a table's key is none here
     return tuple(
-        tuple(str(c) for c in r[0]) for r in rows if r[0] and not _COLLATE.search(str(r[1] or "")) and not r[2]
+        tuple(str(c) for c in r[0])
+        for r in rows
+        if r[0] and not _COLLATE.search(str(r[1] or "")) and not r[2] and not r[3]
     )
 
 
@@ -1080,6 +1107,15 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
         alias = len(pk) == 1 and str(pk[0][1]) == "INTEGER" and not indexed
         if alias or (pk and all(int(p[2] or 0) for p in pk) and not collated):
             keys.append(tuple(str(p[0]) for p in pk))
+    if not collated:
+        # a UNIQUE constraint or a unique index, whole (not partial), over NOT NULL columns compared as GROUP BY
+        # compares them (BINARY, as the table names no collation): a key too (decision 0297)
+        cur.execute(_SQLITE_UNIQUE, (name, schema, schema, name, schema))
+        unique: dict[str, list[tuple[str | None, bool]]] = {}
+        for index, column, coll, notnull in (_values(r) for r in cur.fetchall()):
+            ok = column is not None and str(coll) == "BINARY" and bool(notnull)
+            unique.setdefault(str(index), []).append((None if column is None else str(column), ok))
+        keys.extend(tuple(str(c) for c, _ in cols) for cols in unique.values() if cols and all(ok for _, ok in cols))
     return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
 
 
@@ -1089,18 +1125,27 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
     if not rows:
         return None
     relkind = str(rows[0][0])
-    indexes: dict[Any, tuple[bool, bool, list[str]]] = {}
+    indexes: dict[Any, tuple[bool, bool, list[str], list[bool]]] = {}
     inherited = relkind == "r" and bool(rows[0][5])
-    for _kind, index, primary, expressions, column, _sub, immediate in rows:
+    for _kind, index, primary, expressions, column, _sub, immediate, unique, notnull in rows:
         if index is None:
             continue
-        # a DEFERRABLE primary key holds only at COMMIT: until then a transaction may repeat its values, so it is
-        # no key (decision 0284)
-        entry = indexes.setdefault(index, (bool(primary) and bool(immediate), bool(expressions), []))
+        # a DEFERRABLE primary key (or UNIQUE constraint) holds only at COMMIT: until then a transaction may repeat
+        # its values, so it is no key (decision 0284); a UNIQUE constraint is one when every column is NOT NULL
+        # (NULLs are never equal to it, and GROUP BY puts them together: decision 0297)
+        entry = indexes.setdefault(index, (bool(primary) and bool(immediate), bool(expressions), [], []))
         if column is not None:
             entry[2].append(str(column))
-    listed = tuple(frozenset() if expr else frozenset(c.lower() for c in cols) for _p, expr, cols in indexes.values())
-    keys = [tuple(cols) for primary, expr, cols in indexes.values() if primary and not expr and cols]
+            entry[3].append(bool(unique) and bool(immediate) and bool(notnull))
+    listed = tuple(
+        frozenset() if expr else frozenset(c.lower() for c in cols) for _p, expr, cols, _u in indexes.values()
+    )
+    keys = [tuple(cols) for primary, expr, cols, _u in indexes.values() if primary and not expr and cols]
+    keys += [
+        tuple(cols)
+        for primary, expr, cols, unique in indexes.values()
+        if not primary and not expr and cols and all(unique)
+    ]
     if relkind in ("r", "m", "t"):
         keys.append(("ctid",))  # where the row is stored: no value of it decides that
         return OrderFacts("table", listed, tuple(keys), inherited=inherited)

@@ -23,7 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from governed_db.masking.order import Edit
 from governed_db.masking.order_nodes import data_args, own_nodes
-from governed_db.sql._sqlite_reading import parse, sqlite_names, tokenize
+from governed_db.sql._sqlite_reading import as_read, parse, tokenize
 from governed_db.sql.analysis import _pyformat_to_qmark, sqlglot_dialect
 from governed_db.sql.shapes import _tokenizer
 
@@ -117,7 +117,7 @@ def apply(spliced: Spliced, sql: str, dialect: str, tokens: list[Token] | None =
     if tokens is None:
         gd = sqlglot_dialect(dialect)
         tokens = _tokenizer(gd).tokenize(sql)
-        tokens = sqlite_names(tokens) if gd == "sqlite" else tokens
+        tokens = as_read(gd, tokens)
     if len(tokens) != len(spliced.kinds) or any(
         t.token_type != k and {t.token_type, k} - {TokenType.PLACEHOLDER, TokenType.NUMBER, TokenType.STRING}
         for t, k in zip(tokens, spliced.kinds, strict=True)

@@ -15,8 +15,12 @@ SQLite reads it. The other dialects' tokens are left as they are.
 ``SELECT $a(') FROM customers WHERE ssn LIKE $b(')`` the quotes are inside the two parameters, while sqlglot reads a
 string from one quote to the other and so sees no table at all. :func:`tcl_parameter` finds such a parameter (and
 ``#name``, which sqlglot does not read as one) the way SQLite's tokenizer does, and the statement is refused
-unanalysed (decision 0279): applications bind ``?``, ``?NNN``, ``:name``, ``@name`` and ``$name``, which both read
-alike.
+unanalysed (decision 0279): applications bind ``?``, ``?NNN``, ``:name``, ``@name`` and ``$name``.
+
+**Plain parameters sqlglot reads as something else.** ``$name`` is a name to sqlglot (a column ``$name``, which the
+analyser resolved against the query's tables) and ``?NNN`` a placeholder followed by a number (a parse error); to
+SQLite both are one parameter token (DuckDB reads ``?NNN`` so too), and so is ``:NNN``. :func:`as_read` gives each the token of a
+placeholder, as ``?`` and ``:name`` already have (decision 0296).
 """
 
 from __future__ import annotations
@@ -49,6 +53,62 @@ def sqlite_names(tokens: list[Token]) -> list[Token]:
             using_at is not None and before in (TokenType.L_PAREN, TokenType.COMMA)
         ):
             tok.token_type = TokenType.IDENTIFIER
+    return tokens
+
+
+def numbered_placeholders(tokens: list[Token]) -> list[Token]:
+    """``tokens`` with each ``?NNN`` (a ``?`` with digits right after it: one numbered parameter to SQLite and
+    DuckDB, a placeholder and a number to sqlglot) one placeholder token."""
+    out: list[Token] = []
+    for tok in tokens:
+        if (
+            tok.token_type == TokenType.NUMBER
+            and out
+            and out[-1].token_type == TokenType.PLACEHOLDER
+            and out[-1].text == "?"
+            and out[-1].end + 1 == tok.start
+            and tok.text.isdigit()
+        ):
+            prev = out.pop()
+            tok = Token(TokenType.PLACEHOLDER, f"?{tok.text}", prev.line, tok.col, prev.start, tok.end, prev.comments)
+        out.append(tok)
+    return out
+
+
+def sqlite_parameters(tokens: list[Token]) -> list[Token]:
+    """``tokens`` with SQLite's ``$name`` (a name token starting with ``$``: SQLite's tokenizer reads every ``$``
+    that starts a token as a parameter), ``?NNN`` and ``:NNN`` each one placeholder token, as SQLite reads them."""
+    out: list[Token] = []
+    for i, tok in enumerate(tokens):
+        if tok.token_type == TokenType.VAR and tok.text.startswith("$"):
+            tok.token_type = TokenType.PLACEHOLDER
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if (
+            tok.token_type == TokenType.NUMBER
+            and out
+            and out[-1].token_type == TokenType.COLON
+            and out[-1].end + 1 == tok.start
+            and tok.text.isdigit()
+            and (after is None or after.start > tok.end + 1 or not _ID_CHAR.match(after.text[:1]))
+        ):
+            # ``:1`` (a name of digits; ``:1a`` is one name to SQLite, left as sqlglot reads it: a parse error)
+            prev = out.pop()
+            tok = Token(TokenType.PLACEHOLDER, f":{tok.text}", prev.line, tok.col, prev.start, tok.end, prev.comments)
+        out.append(tok)
+    return numbered_placeholders(out)
+
+
+def sqlite_tokens(tokens: list[Token]) -> list[Token]:
+    """``tokens`` (SQLite's) read as SQLite reads them: names written as strings, plain parameters."""
+    return sqlite_parameters(sqlite_names(tokens))
+
+
+def as_read(gd: str, tokens: list[Token]) -> list[Token]:
+    """``tokens`` of dialect ``gd`` (sqlglot's name) read as the server reads them."""
+    if gd == "sqlite":
+        return sqlite_tokens(tokens)
+    if gd == "duckdb":
+        return numbered_placeholders(tokens)
     return tokens
 
 
@@ -118,8 +178,7 @@ def tcl_parameter(text: str) -> str | None:
 def tokenize(d: Dialect, gd: str, text: str) -> list[Token]:
     """``d.tokenize(text)``, with SQLite's names written as strings read as names (``gd`` is sqlglot's name of
     the dialect)."""
-    tokens = d.tokenize(text)
-    return sqlite_names(tokens) if gd == "sqlite" else tokens
+    return as_read(gd, d.tokenize(text))
 
 
 def parse(text: str, gd: str) -> list[exp.Expr | None]:
