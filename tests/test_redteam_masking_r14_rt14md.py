@@ -14,6 +14,20 @@ configuration, no unmask grant.
   the counters of families that count events (connections, commands, threads, time up, TLS sessions), named by
   a literal filter (decision 0291).
 
+* The same cache shows in the rows themselves. A correlated subquery is evaluated once per distinct outer value it
+  reads, so a function that differs between evaluations repeats for rows that share one: ``SELECT t.id, (SELECT
+  SYSDATE(6) FROM DUAL WHERE t.ssn IS NOT NULL) FROM t`` (a null test of a plain column, allowed since decision
+  0209; ``SYSDATE(6)`` reads no column) gave the agent's row of a guessed SSN the same microsecond as row 1 exactly
+  when the guess was right. On MySQL/MariaDB a masked column of an enclosing query read inside a subquery is now a
+  use of its value, refused like a GROUP BY of it (decision 0292).
+
+* ``SYSDATE(6)`` is read anew for every row (``NOW(6)`` is not), so it stamps the rows in the order they were read.
+  Over a table with an index on ``ssn`` (and rows without one), ``SELECT id, max(SYSDATE(6)) FROM t WHERE ssn IS
+  NOT NULL GROUP BY id`` reads through that index and stamps the rows in SSN order before the grouping sorts them
+  by id: how row 1's SSN sorts among the others (and among rows of guesses the agent inserts). It is now one of
+  the values MariaDB hands out in read order (decision 0234's ``ROWNUM()``, ``UUID()``...), refused where an index
+  on a masked column could decide that order (decision 0293).
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -153,8 +167,8 @@ def test_the_subquery_cache_tells_no_guess(mysql_kw: dict[str, Any], pair: dict[
                 conn.close()
     assert seen[False, "A"][1] == 1 and seen[False, "B"][1] == 0, seen  # the oracle: the guess is A's SSN
     assert seen[True, "A"] == seen[True, "B"], seen
-    assert seen[True, "A"][0] == [(1, 1), (2, 1), (3, 1), (100, 1)], seen  # the statement itself runs
-    assert seen[True, "A"][1] == "refused: ['system-catalog']", seen
+    # both halves are refused: the counter (0291), and the subquery correlated on the SSN (0292)
+    assert seen[True, "A"] == ("refused: ['masked-column-predicate']", "refused: ['system-catalog']"), seen
     assert not any(s in repr(seen[True, "A"]) for s in SECRETS)
 
 
@@ -181,6 +195,7 @@ def test_aiomysql_counter_reads_are_refused(mysql_kw: dict[str, Any], pair: dict
     seen = [asyncio.run(run(pair[c])) for c in ("A", "B")]
     assert seen[0] == seen[1], seen
     assert all(str(s).startswith("refused:") and "'system-catalog'" in s for s in seen[0][3:-2]), seen
+    assert seen[0][2] == "refused: ['masked-column-predicate']", seen  # correlated on the SSN (0292)
     assert seen[0][-2] == 1, seen  # a counter that counts events still reads
 
 
@@ -248,3 +263,198 @@ def test_quiet_patterns_match_only_quiet_counters(mysql_conn: Any) -> None:
 )
 def test_counter_reads_are_judged_by_the_families_they_can_keep(sql: str, refused: bool) -> None:
     assert (_traffic(analyze(sql, "mysql").statements[0]) is not None) is refused
+
+
+# -- 0292: a subquery correlated on a masked column -------------------------------------------------------------
+#: a per-evaluation value in a subquery correlated on the SSN: the rows that share an SSN share one evaluation
+STAMPED = [
+    "SELECT t.id, (SELECT SYSDATE(6) FROM DUAL WHERE t.ssn IS NOT NULL) AS at FROM {t} t ORDER BY t.id",
+    "SELECT t.id, (SELECT MICROSECOND(SYSDATE(6)) FROM seq_1_to_1 s WHERE t.ssn IS NOT NULL) AS at FROM {t} t",
+    "SELECT x.id, (SELECT SYSDATE(6) FROM DUAL WHERE x.s IS NOT NULL) AS at FROM (SELECT id, ssn AS s FROM {t}) x",
+    "SELECT t.id, EXISTS (SELECT SYSDATE(6) FROM DUAL WHERE t.full_name IS NULL) AS e FROM {t} t",
+    "UPDATE {t} t SET t.city = (SELECT SYSDATE(6) FROM DUAL WHERE t.ssn IS NOT NULL) WHERE t.id > 0",
+]
+
+
+def _shared_stamp(conn: Any, table: str, sql: str) -> Any:
+    """Within a transaction rolled back: a row holding the guessed SSN, then ``sql``; whether the guess's row got
+    row 1's evaluation (or what the caller saw instead)."""
+    try:
+        assert _see(conn, "START TRANSACTION") == 0
+        assert _see(conn, GUESS.format(t=table)) == 1
+        rows = _see(conn, sql.format(t=table))
+        if sql.startswith("UPDATE") and not isinstance(rows, str):
+            rows = _see(conn, f"SELECT id, city FROM {table} ORDER BY id")
+        if isinstance(rows, str):
+            return rows
+        stamps = dict((r[0], r[1]) for r in rows)
+        return stamps[100] == stamps[1]
+    finally:
+        _see(conn, "ROLLBACK")
+
+
+@pytest.mark.parametrize("sql", STAMPED[:3])
+def test_a_subquery_cache_tells_no_guess_in_the_rows(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str) -> None:
+    import pymysql
+
+    seen = {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = _wrap(raw) if governed else raw
+            try:
+                seen[governed, c] = _shared_stamp(conn, pair[c], sql)
+            finally:
+                conn.close()
+    assert seen[False, "A"] is True and seen[False, "B"] is False, seen  # the oracle
+    assert seen[True, "A"] == seen[True, "B"] == "refused: ['masked-column-predicate']", seen
+
+
+@pytest.mark.parametrize("sql", STAMPED[3:])
+def test_other_correlated_forms_are_refused(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str) -> None:
+    """``EXISTS`` of a subquery correlated on a masked name is cached per name too (its truth value is a null
+    test, but the evaluations are shared), and so may a subquery in an UPDATE's SET be (no shared evaluation was
+    seen there on MariaDB 10.11; refused alike, the rule does not depend on where the subquery sits)."""
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert _see(conn, sql.format(t=pair["A"])) == "refused: ['masked-column-predicate']"
+    finally:
+        conn.close()
+
+
+def test_aiomysql_a_subquery_correlated_on_a_masked_column_is_refused(
+    mysql_kw: dict[str, Any], pair: dict[str, str]
+) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def run() -> Any:
+        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        try:
+            cur = await conn.cursor()
+            with pytest.raises(governed_db.GuardrailViolation) as refused:
+                await cur.execute(STAMPED[0].format(t=pair["A"]))
+            await cur.execute(LOOK_ALIKES[0][0].format(t=pair["A"]))
+            return refused.value.decision.rules, await cur.fetchall()
+        finally:
+            conn.close()
+
+    rules, rows = asyncio.run(run())
+    assert "masked-column-predicate" in rules
+    assert [tuple(r) for r in rows] == [(1, 1), (2, 2), (3, 3)]
+
+
+#: correlated subqueries over columns nobody masked, and subqueries that read masked columns without being
+#: correlated on them: they keep running, masked values masked
+LOOK_ALIKES = [
+    ("SELECT t.id, (SELECT count(*) FROM seq_1_to_3 s WHERE s.seq <= t.id) AS n FROM {t} t ORDER BY t.id",
+     [(1, 1), (2, 2), (3, 3)]),
+    ("SELECT t.id, t.full_name FROM {t} t WHERE EXISTS (SELECT 1 FROM seq_1_to_2 s WHERE s.seq = t.id) ORDER BY t.id",
+     [(1, "[PERSON_NAME]"), (2, "[PERSON_NAME]")]),
+    ("SELECT t.id, (SELECT u.full_name FROM {t} u WHERE u.id = t.id) AS n FROM {t} t ORDER BY t.id",
+     [(1, "[PERSON_NAME]"), (2, "[PERSON_NAME]"), (3, "[PERSON_NAME]")]),
+    ("SELECT t.city, (SELECT count(*) FROM {t} u WHERE u.city = t.city AND u.ssn IS NOT NULL) AS n FROM {t} t "
+     "WHERE t.id = 1", [("Paris", 1)]),
+    ("SELECT id, ssn FROM {t} WHERE id IN (SELECT seq FROM seq_1_to_2) ORDER BY id",
+     [(1, "[US_SSN]"), (2, "[US_SSN]")]),
+    ("SELECT t.id, (SELECT SYSDATE(6) FROM DUAL WHERE t.city IS NOT NULL) IS NOT NULL AS stamped FROM {t} t "
+     "ORDER BY t.id", [(1, 1), (2, 1), (3, 1)]),
+]
+
+
+@pytest.mark.parametrize(("sql", "rows"), LOOK_ALIKES)
+def test_correlated_look_alikes_still_run(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str, rows: Any) -> None:
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert _see(conn, sql.format(t=pair["A"])) == rows
+    finally:
+        conn.close()
+
+
+# -- 0293: SYSDATE() is read per row, in read order --------------------------------------------------------------
+STAMPED_IN_READ_ORDER = [
+    "SELECT id, max(SYSDATE(6)) AS at FROM {t} WHERE ssn IS NOT NULL GROUP BY id",
+    "SELECT id, max(MICROSECOND(SYSDATE(6))) AS at FROM {t} WHERE ssn IS NOT NULL GROUP BY id",
+]
+
+
+@pytest.fixture
+def indexed(mysql_conn: Any, pair: dict[str, str]) -> dict[str, str]:
+    """The pair with an index on ``ssn`` and 2,900 rows without an SSN (the index is then the way to read them)."""
+    with mysql_conn.cursor() as cur:
+        for t in pair.values():
+            cur.execute(f"CREATE INDEX {t}_ssn ON {t} (ssn)")
+            cur.execute(f"INSERT INTO {t} (id, city) SELECT seq, 'x' FROM seq_100_to_2999")
+            cur.execute(f"ANALYZE TABLE {t}")
+            cur.fetchall()
+    return pair
+
+
+def _stamp_order(conn: Any, table: str, sql: str) -> Any:
+    rows = _see(conn, sql.format(t=table))
+    return rows if isinstance(rows, str) else [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+
+@pytest.mark.parametrize("sql", STAMPED_IN_READ_ORDER)
+def test_sysdate_tells_no_read_order(mysql_kw: dict[str, Any], indexed: dict[str, str], sql: str) -> None:
+    import pymysql
+
+    seen = {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = _wrap(raw) if governed else raw
+            try:
+                seen[governed, c] = _stamp_order(conn, indexed[c], sql)
+            finally:
+                conn.close()
+    # the oracle: stamped in SSN order (219 < 412 < 536 in copy A, 219 < 287 < 412 in copy B)
+    assert seen[False, "A"] == [2, 3, 1] and seen[False, "B"] == [2, 1, 3], seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert str(seen[True, "A"]).startswith("refused: ['masked-column-predicate']"), seen
+
+
+def test_sysdate_look_alikes_still_run(mysql_kw: dict[str, Any], pair: dict[str, str]) -> None:
+    """Without an index on a masked column the read order is the key's: stamps per row keep running, and NOW()
+    (one value per statement) runs anywhere."""
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert len(_see(conn, f"SELECT id, SYSDATE(6) FROM {pair['A']} ORDER BY id")) == 3
+        assert _stamp_order(conn, pair["A"], STAMPED_IN_READ_ORDER[0]) == [1, 2, 3]
+        assert len(_see(conn, f"SELECT id, full_name, NOW(6) FROM {pair['A']}")) == 3
+    finally:
+        conn.close()
+
+
+def test_now_runs_over_an_indexed_table(mysql_kw: dict[str, Any], indexed: dict[str, str]) -> None:
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        rows = _see(conn, f"SELECT id, NOW(6) FROM {indexed['A']} WHERE id < 4")
+        assert [r[0] for r in rows] == [1, 2, 3] and len({r[1] for r in rows}) == 1
+    finally:
+        conn.close()
+
+
+def test_aiomysql_sysdate_over_an_indexed_table_is_refused(mysql_kw: dict[str, Any], indexed: dict[str, str]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def run() -> Any:
+        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        try:
+            cur = await conn.cursor()
+            with pytest.raises(governed_db.GuardrailViolation) as refused:
+                await cur.execute(STAMPED_IN_READ_ORDER[0].format(t=indexed["A"]))
+            return refused.value.decision.rules
+        finally:
+            conn.close()
+
+    assert "masked-column-predicate" in asyncio.run(run())
