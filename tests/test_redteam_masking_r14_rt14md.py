@@ -259,6 +259,9 @@ def test_quiet_patterns_match_only_quiet_counters(mysql_conn: Any) -> None:
         ("SHOW LOCAL STATUS LIKE 'Com_insert'", False),
         ("SELECT * FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME LIKE 'SSL_%'", False),
         ("SELECT * FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'ARIA_PAGECACHE_READS'", True),
+        ("SELECT * FROM information_schema.INNODB_BUFFER_POOL_STATS", True),
+        ("SELECT USED_BLOCKS FROM information_schema.KEY_CACHES WHERE KEY_CACHE_NAME = 'default'", True),
+        ("SELECT * FROM information_schema.INNODB_CMP", True),
     ],
 )
 def test_counter_reads_are_judged_by_the_families_they_can_keep(sql: str, refused: bool) -> None:
