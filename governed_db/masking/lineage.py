@@ -116,6 +116,13 @@ FullText = Callable[[str], "str | None"]
 #: clauses sqlglot may hang on a parenthesised query besides ORDER BY / LIMIT / OFFSET: each decides rows
 #: (its ``joins`` are FROM items of an UPDATE ... FROM (...) d JOIN t, walked with the statement's sources)
 _SUBQUERY_CLAUSES = ("where", "group", "having", "qualify", "connect", "match", "prewhere")
+#: dialects whose engine evaluates a correlated subquery once per distinct outer value and reuses the result for
+#: the rows that repeat it (MariaDB's subquery cache): there the subquery groups the outer rows by the values it
+#: reads from them, and anything in it that differs between evaluations (``SYSDATE(6)``) says which rows share one
+#: (decision 0292)
+_SUBQUERY_CACHES = frozenset({"mysql"})
+#: the use recorded for an enclosing query's column read inside a subquery there
+CORRELATED = "a correlated subquery (the server evaluates it once per distinct value it reads from the outer row)"
 
 
 
@@ -423,7 +430,7 @@ class Walker:
                         found = src.find(name)
                         if found is not None:
                             self.twin(col, [src])
-                            return found
+                            return self.correlated(found, s, scope)
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
                                 return self.locator(name, [src.table])
@@ -440,9 +447,9 @@ class Walker:
                 if hits:
                     self.twin(col, s.sources)
                 if len(hits) == 1:
-                    return hits[0]
+                    return self.correlated(hits[0], s, scope)
                 if hits:
-                    return combine(hits)
+                    return self.correlated(combine(hits), s, scope)
                 rows = [src for src in s.sources if src.alias == name]
                 if rows:
                     src = rows[0]
@@ -481,6 +488,13 @@ class Walker:
                 self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
                 s = s.parent
         return Origin("unknown", hint=name)
+
+    def correlated(self, origin: Origin, found_in: Scope, scope: Scope) -> Origin:
+        """A column of an enclosing query read inside a subquery: where the engine caches the subquery's result
+        per outer value, a use of that value (rows with equal values share one evaluation)."""
+        if found_in is not scope and self.dialect in _SUBQUERY_CACHES:
+            self.lineage.uses.append((CORRELATED, origin))
+        return origin
 
     @staticmethod
     def enclosing(name: str, scope: Scope | None) -> list[Origin]:

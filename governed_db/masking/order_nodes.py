@@ -34,9 +34,11 @@ FRAMED: tuple[type[exp.Expression], ...] = tuple(
     c for c in (exp.LastValue, getattr(exp, "NthValue", None)) if c is not None
 )
 #: functions that hand out values row by row in the order the rows are read: a row number, a counter, a sequence,
-#: a time-based UUID (MySQL's ``UUID()`` is version 1), the last value given; whatever ORDER BY the statement has,
-#: MariaDB computes them before it sorts (``SELECT id, ROWNUM() FROM t`` numbers the rows in index order)
-READ_ORDER_NAMES = frozenset({"rownum", "uuid_short", "sys_guid", "nextval", "setval", "last_insert_id"})
+#: a time-based UUID (MySQL's ``UUID()`` is version 1), the last value given, the time of the call (MySQL's
+#: ``SYSDATE(6)``, unlike ``NOW()``, is read anew for each row: ``max(SYSDATE(6)) ... GROUP BY id`` stamps the rows
+#: in the order an index on ``ssn`` read them, decision 0293); whatever ORDER BY the statement has, MariaDB computes
+#: them before it sorts (``SELECT id, ROWNUM() FROM t`` numbers the rows in index order)
+READ_ORDER_NAMES = frozenset({"rownum", "uuid_short", "sys_guid", "nextval", "setval", "last_insert_id", "sysdate"})
 QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 NOT_SCALAR = (exp.In, exp.Exists, exp.Any, exp.All)
 

@@ -68,24 +68,37 @@ VALUE_CATALOGS = frozenset(
 #: Table functions that report column values: DuckDB's storage statistics hold each segment's min/max (the first
 #: bytes of the values) and string lengths
 VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat"})
-#: MySQL/MariaDB status counters that measure what the server computed *before* masking: ``Bytes_sent`` grows
-#: by the length of every value sent (``SELECT email ... WHERE id = 1`` tells its length, ``replace(ssn, '5',
-#: <100 x>)`` how many 5s it holds); the memory counters by what a statement held. The redo log's counters grow
-#: by the bytes of the records a write logs: an allowed ``UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1`` logs
-#: the whole row, masked values and all (428 bytes with one name, 440 with a longer one), and so may the binary
-#: log's (decision 0247). Lower case.
-TRAFFIC_COUNTERS = frozenset(
-    {"bytes_sent", "memory_used", "max_memory_used", "innodb_os_log_written", "innodb_lsn_current",
-     "innodb_lsn_flushed", "innodb_lsn_last_checkpoint", "innodb_checkpoint_age", "innodb_data_written",
-     "binlog_bytes_written"}
+#: The only MySQL/MariaDB status counters a governed session may read: families that count events — connections,
+#: commands, threads, time up, TLS sessions — which no value a statement reads can move (decision 0291). Every
+#: other counter may measure what the server did with the values before masking, and the server has hundreds, more
+#: than a list of known ones kept up with. ``Bytes_sent`` grows by the length of every value sent (``SELECT email
+#: ... WHERE id = 1`` tells its length, ``replace(ssn, '5', <100 x>)`` how many 5s it holds, decision 0215), the
+#: memory counters by what a statement held, the redo and binary logs' by the bytes of the records a write logs (an
+#: allowed ``UPDATE t SET city = 'Nice-sur-mer' WHERE id = 1`` logs the whole row, masked values and all: 428
+#: bytes with one name, 440 with a longer one, decision 0247). ``Sort_merge_passes`` and ``Created_tmp_files``
+#: say whether a sort of rows carrying a masked value spilled out of the sort buffer (its length, to a character,
+#: by the number of rows sorted), ``Aria_pagecache_write_requests`` how many pages its temporary table filled,
+#: ``Subquery_cache_hit`` whether a correlated subquery met an outer value it had seen (a stored SSN equal to a
+#: row of guesses the caller inserted), ``Handler_*`` and ``Select_*`` what the plan, chosen from statistics of
+#: the values, read; the buffer pool's page counts (``Innodb_buffer_pool_pages_data``, ``_split``) how many pages
+#: rows fill, a table size as ``DATA_LENGTH`` is (decision 0247). Lower-case name prefixes; ``compression`` (whether
+#: the connection compresses) is listed because ``LIKE 'Com_%'`` matches it.
+QUIET_COUNTERS = (
+    "aborted_", "access_denied_errors", "com_", "compression", "connection_errors_", "connections",
+    "max_used_connections", "queries", "questions", "ssl_", "threads", "uptime",
 )  # fmt: skip
-#: tables of status counters (any of them may hold those above), and per-client statistics with a BYTES_SENT
+#: tables of status counters (any of them may hold any counter), per-client statistics with a BYTES_SENT, and the
+#: engines' own counter tables, which hold the refused counters under other names (the buffer pool's pages
+#: created and written, the key cache's blocks, the compression of pages; decision 0291): no name filter picks
+#: quiet counters there, so any read is refused
 TRAFFIC_TABLES = frozenset(
     {"information_schema.session_status", "information_schema.global_status", "performance_schema.session_status",
      "performance_schema.global_status", "performance_schema.status_by_thread", "performance_schema.status_by_account",
      "performance_schema.status_by_user", "performance_schema.status_by_host", "information_schema.user_statistics",
      "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics",
-     "information_schema.innodb_metrics"}
+     "information_schema.innodb_metrics", "information_schema.innodb_buffer_pool_stats",
+     "information_schema.key_caches", "information_schema.innodb_cmp", "information_schema.innodb_cmp_reset",
+     "information_schema.innodb_cmpmem", "information_schema.innodb_cmpmem_reset"}
 )  # fmt: skip
 #: tables where a filter on VARIABLE_NAME picks counters (the statistics tables have a column per counter)
 _STATUS_TABLES = frozenset(t for t in TRAFFIC_TABLES if not t.endswith("_statistics"))
@@ -159,23 +172,31 @@ _SHOW_STATUS = re.compile(r"\s*(?:(?:GLOBAL|SESSION|LOCAL)\s+)?STATUS\b(.*)", re
 _LIKE_TAIL = re.compile(r"\s*LIKE\s+'([^'\\]*)'\s*;?\s*", re.I)
 
 
-def _like(pattern: str) -> re.Pattern[str]:
-    """A SQL LIKE pattern (``%``, ``_``, ``\\`` escapes) as a case-insensitive regular expression."""
-    out, i = [], 0
+def _quiet_name(name: str) -> bool:
+    return name.lower().startswith(QUIET_COUNTERS)
+
+
+def _quiet_pattern(pattern: str) -> bool:
+    """Whether every counter a LIKE pattern can match is of a quiet family: the text before its first ``%``
+    starts with a quiet prefix (``_`` stands for the ``_`` of the server's names: no counter differs from a family's
+    prefix by the character it matches), or, without ``%``, the pattern is a quiet name."""
+    literal, i = [], 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
             i += 1
-            out.append(re.escape(pattern[i]))
+            literal.append(pattern[i])
+        elif ch == "%":
+            break
         else:
-            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+            literal.append(ch)
         i += 1
-    return re.compile("".join(out), re.I | re.S)
+    return _quiet_name("".join(literal))
 
 
 def _picks_counter(cond: exp.Expression, name: str) -> bool | None:
-    """Whether a condition on ``name`` (the counter's name column) can keep a traffic counter: ``None`` when
-    it does not restrict names by literals at all."""
+    """Whether a condition on ``name`` (the counter's name column) can keep a counter that is not quiet: ``None``
+    when it does not restrict names by literals at all."""
     while isinstance(cond, exp.Paren):
         cond = cond.this
     if isinstance(cond, exp.And):
@@ -192,8 +213,8 @@ def _picks_counter(cond: exp.Expression, name: str) -> bool | None:
     if not values or not all(isinstance(v, exp.Literal) and v.is_string for v in values):
         return None
     if isinstance(cond, exp.Like):
-        return any(_like(str(values[0].this)).fullmatch(c) for c in TRAFFIC_COUNTERS)
-    return any(str(v.this).lower() in TRAFFIC_COUNTERS for v in values)
+        return not _quiet_pattern(str(values[0].this))
+    return not all(_quiet_name(str(v.this)) for v in values)
 
 
 _ENGINE_STATUS = re.compile(r"\s*(?:ENGINE\s+\S+\s+STATUS|INNODB\s+STATUS|(?:BINLOG|RELAYLOG)\s+EVENTS)\b", re.I)
@@ -218,7 +239,8 @@ def _engine_status(stmt: StatementInfo) -> bool:
 
 
 def _traffic(stmt: StatementInfo) -> str | None:
-    """A read of MySQL/MariaDB status counters that may include one measuring results before masking."""
+    """A read of MySQL/MariaDB status counters that may include one that is not quiet (``QUIET_COUNTERS``): one
+    measuring what a statement did with the values it read before masking."""
     tree = stmt.expression
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "SHOW":
         # ``SHOW LOCAL STATUS ...`` (sqlglot keeps it a word): a LIKE of a literal is judged, anything else fails
@@ -228,13 +250,13 @@ def _traffic(stmt: StatementInfo) -> str | None:
         if found is None:
             return None
         like = _LIKE_TAIL.fullmatch(found.group(1))
-        if like is not None and not any(_like(like.group(1)).fullmatch(c) for c in TRAFFIC_COUNTERS):
+        if like is not None and _quiet_pattern(like.group(1)):
             return None
         return "SHOW STATUS"
     if isinstance(tree, exp.Show) and str(tree.name).upper() == "STATUS":
         like, where = tree.args.get("like"), tree.args.get("where")
         if isinstance(like, exp.Literal) and like.is_string:
-            keeps: bool | None = any(_like(str(like.this)).fullmatch(c) for c in TRAFFIC_COUNTERS)
+            keeps: bool | None = not _quiet_pattern(str(like.this))
         else:
             keeps = _picks_counter(where.this, "variable_name") if isinstance(where, exp.Where) else None
         return "SHOW STATUS" if keeps is not False else None
@@ -254,8 +276,9 @@ def _traffic(stmt: StatementInfo) -> str | None:
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
     "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
-    "sqlite_stat1 and dbstat, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or counters that "
-    "measure results before masking (MySQL's Bytes_sent, in SHOW STATUS or the status tables), is never routine; "
+    "sqlite_stat1 and dbstat, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or status counters "
+    "other than those that count events (MySQL's Bytes_sent, sort spills, subquery cache hits measure values "
+    "before masking), is never routine; "
     "plain schema discovery stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
@@ -283,9 +306,10 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     traffic = _traffic(stmt) if not values else None
     if traffic is not None:
         return Finding(
-            f"reads status counters ({traffic}) that include Bytes_sent, memory used or bytes logged, which "
-            "measure values "
-            "before masking; name the counters you need (SHOW STATUS LIKE 'Threads%')"
+            f"reads status counters ({traffic}) that may include ones measuring what statements did with values "
+            "before masking (Bytes_sent, memory used, bytes logged, sort and temporary-file spills, subquery "
+            "cache hits); name counters of the families that count events only (SHOW STATUS LIKE 'Threads%', "
+            "'Com_%', 'Uptime', 'Questions', 'Connections', 'Aborted_%')"
         )
     return Finding(f"reads statistics catalog(s) {', '.join(values)}, which hold column values") if values else None
 
