@@ -182,6 +182,8 @@ for _name, _keys in (
     ("NthValue", {"offset"}),
     ("TimestampTrunc", {"unit"}),
     ("DateTrunc", {"unit"}),
+    # the field of extract() / PostgreSQL's date_part(field, ts): a column there is a unit the call may reject
+    ("Extract", {"this"}),
     ("TimeToStr", {"format"}),
 ):
     if hasattr(exp, _name):

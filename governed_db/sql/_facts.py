@@ -114,6 +114,8 @@ def _statement_info(
         tree = parsed[0] if parsed else None
         if tree is not None and gd == "duckdb":
             tree = duckdb_spellings(tree, d)
+        if tree is not None and gd in _UNIT_AS_EXPRESSION:
+            tree = unit_columns(tree, parsed_from or tokens)
     except SqlglotError as e:
         tree = None
         error: str | None = f"could not parse: {_first_line(e)}"
@@ -153,6 +155,50 @@ def _is_star(node: exp.Expression | None) -> bool:
 
 #: names before a dot that DuckDB reads as the schema (or catalog) of a function, not as a value it is called on
 _FUNCTION_SCHEMAS = frozenset({"main", "temp", "system", "memory", "pg_catalog", "information_schema"})
+
+
+#: dialects whose date functions take their unit as an ordinary argument (``date_trunc(unit, ts)``): a name there
+#: is a column, as anywhere else
+_UNIT_AS_EXPRESSION = frozenset({"duckdb", "postgres"})
+#: the functions whose first argument the parser turns into a unit keyword, a bare or quoted name included
+_UNIT_FIRST = frozenset({"date_trunc", "datetrunc", "date_diff", "datediff", "date_part", "datepart"})
+_UNIT_NODES: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (getattr(exp, n, None) for n in ("TimestampTrunc", "DateTrunc", "DatetimeTrunc", "DateDiff",
+                                              "TimestampDiff", "DatetimeDiff", "Extract"))
+    if c is not None
+)  # fmt: skip
+
+
+def unit_columns(tree: exp.Expr, tokens: list[Token]) -> exp.Expr:
+    """``tree`` with a name given as a date function's unit read as the column it is (DuckDB, PostgreSQL).
+
+    The parser reads ``date_trunc(full_name, now())`` as ``date_trunc('FULL_NAME', now())``: a unit keyword, no
+    column. The database reads the column, and its error quotes the value (``extract specifier "Alice Smith"
+    not recognized``), so analysis never saw a masked column used where its value steers the call. Names written
+    bare or quoted as the first argument of such a call (from the tokens: a string ``'month'`` stays a unit)
+    become columns again; a unit in ``extract(month FROM ts)`` or ``INTERVAL 3 DAY`` is not such an argument."""
+    named: dict[str, exp.Identifier] = {}
+    for i in range(len(tokens) - 3):
+        fn, paren, arg, comma = tokens[i : i + 4]
+        if (
+            fn.token_type == TokenType.VAR
+            and fn.text.lower() in _UNIT_FIRST
+            and paren.token_type == TokenType.L_PAREN
+            and arg.token_type in (TokenType.VAR, TokenType.IDENTIFIER)
+            and comma.token_type == TokenType.COMMA
+        ):
+            quoted = arg.token_type == TokenType.IDENTIFIER
+            named[arg.text.upper()] = exp.Identifier(this=arg.text, quoted=quoted)
+    if not named:
+        return tree
+    for var in list(tree.find_all(exp.Var)):
+        if isinstance(var.parent, _UNIT_NODES) and var.arg_key in ("unit", "this") and var.name.upper() in named:
+            column = exp.Column(this=named[var.name.upper()].copy())
+            if var is tree:
+                return column
+            var.replace(column)
+    return tree
 
 
 def duckdb_spellings(tree: exp.Expr, d: Dialect) -> exp.Expr:
