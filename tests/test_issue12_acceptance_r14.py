@@ -307,3 +307,39 @@ def test_docs_masking_precision_recall_table_is_reproduced() -> None:
     assert f"{report.cells:,} cells, {report.innocent:,} innocent" in section
     assert f"over-masking {report.over_masking:.2%}".replace("%", " %") in section
     assert report.over_masking <= 0.01
+
+
+def test_unmask_grant_keeps_clear_rows_through_async_factories_and_date_units(
+    pg_dsn: str, pg_table: str
+) -> None:
+    """An identity with an unmask grant: the async class_row builds rows of clear values, and a date unit naming
+    a column runs as the database runs it (its own error, unscrubbed)."""
+    import psycopg
+    from psycopg.rows import class_row
+
+    def dba(raw: Any) -> Any:
+        return governed_db.wrap(
+            raw,
+            identity=Identity("dana", roles=["dba"]),
+            environment="production",
+            audit=False,
+            masking={"unmask": [{"role": "dba"}]},
+        )
+
+    async def go() -> Any:
+        conn = dba(await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True))
+        try:
+            cur = conn.cursor(row_factory=class_row(Customer))
+            await cur.execute(f"SELECT * FROM {pg_table} ORDER BY id")
+            return await cur.fetchall()
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(go())
+    assert [dataclasses.astuple(r) for r in rows] == ROWS
+    sql = f"SELECT date_part(full_name, now()) FROM {pg_table} WHERE id = 1"
+    with (
+        psycopg.connect(pg_dsn, autocommit=True) as raw,
+        dba(psycopg.connect(pg_dsn, autocommit=True)) as gov,
+    ):
+        assert _observe(gov, sql) == _observe(raw, sql) and "alice smith" in repr(_observe(gov, sql)).lower()
