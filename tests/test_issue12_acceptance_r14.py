@@ -175,11 +175,16 @@ DUCK_UNITS = [
     "SELECT date_diff(full_name, now(), now()) FROM {t}",
     "SELECT datediff(ssn, now(), now()) FROM {t} WHERE id = 1",
     'SELECT date_trunc("full_name", now()) FROM {t}',
+    # a time zone as the third argument: the parser made it a unit keyword (``Unknown TimeZone 'Alice Smith'``)
+    "SELECT time_bucket(INTERVAL '1 day', now(), full_name) FROM {t}",
+    "SELECT time_bucket(INTERVAL '1 day', DATE '2020-01-01', full_name) FROM {t}",
 ]
 PG_UNITS = [
     "SELECT date_trunc(full_name, now()) FROM {t}",
     "SELECT date_part(full_name, now()) FROM {t}",
     "SELECT date_trunc(ssn, now()::timestamp) FROM {t} WHERE id = 1",
+    # date_trunc's time zone (``time zone "Alice Smith" not recognized``)
+    "SELECT date_trunc('day', now(), full_name) FROM {t}",
 ]
 
 
@@ -223,6 +228,8 @@ def test_duckdb_date_units_innocent_uses_run(duck: tuple[Any, Any]) -> None:
         "SELECT date_trunc(unit, ts) FROM periods ORDER BY id",
         "SELECT date_diff(unit, ts, ts + INTERVAL 400 DAY) FROM periods ORDER BY id",
         "SELECT id FROM periods WHERE date_trunc(unit, ts) = TIMESTAMP '2024-01-01' ORDER BY id",
+        "SELECT time_bucket(INTERVAL '1 day', ts) FROM periods ORDER BY id",
+        "SELECT time_bucket(INTERVAL '1 day', ts, ts - INTERVAL 1 HOUR) FROM periods ORDER BY id",
     ]:
         want = _observe(raw, sql)
         assert want[0] == "rows" and want == _observe(gov, sql), (sql, _observe(gov, sql))
@@ -268,6 +275,8 @@ def test_postgres_date_units_innocent_uses_run(pg_dsn: str, unique: str) -> None
                 f"SELECT date_trunc(unit, ts) FROM {table} ORDER BY id",
                 f"SELECT date_part(unit, ts) FROM {table} ORDER BY id",
                 f"SELECT id FROM {table} WHERE date_trunc(unit, ts) = '2024-01-01' ORDER BY id",
+                f"SELECT date_trunc('day', ts::timestamptz, 'Europe/Paris') FROM {table} ORDER BY id",
+                f"SELECT date_trunc('day', ts::timestamptz, unit) FROM {table} WHERE id = 0",
             ]:
                 want = _observe(raw, sql)
                 assert want[0] == "rows" and want == _observe(gov, sql), (sql, _observe(gov, sql))

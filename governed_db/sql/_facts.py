@@ -160,40 +160,41 @@ _FUNCTION_SCHEMAS = frozenset({"main", "temp", "system", "memory", "pg_catalog",
 #: dialects whose date functions take their unit as an ordinary argument (``date_trunc(unit, ts)``): a name there
 #: is a column, as anywhere else
 _UNIT_AS_EXPRESSION = frozenset({"duckdb", "postgres"})
-#: the functions whose first argument the parser turns into a unit keyword, a bare or quoted name included
-_UNIT_FIRST = frozenset({"date_trunc", "datetrunc", "date_diff", "datediff", "date_part", "datepart"})
+#: date functions whose unit (or time zone) argument the parser turns into a keyword, a bare or quoted name included
 _UNIT_NODES: tuple[type[exp.Expression], ...] = tuple(
     c
     for c in (getattr(exp, n, None) for n in ("TimestampTrunc", "DateTrunc", "DatetimeTrunc", "DateDiff",
-                                              "TimestampDiff", "DatetimeDiff", "Extract"))
+                                              "TimestampDiff", "DatetimeDiff", "Extract", "DateBin"))
     if c is not None
 )  # fmt: skip
+_NAME_TOKENS = (TokenType.VAR, TokenType.IDENTIFIER)
+_ARGUMENT_START = (TokenType.L_PAREN, TokenType.COMMA)
+_ARGUMENT_END = (TokenType.COMMA, TokenType.R_PAREN)
 
 
 def unit_columns(tree: exp.Expr, tokens: list[Token]) -> exp.Expr:
     """``tree`` with a name given as a date function's unit read as the column it is (DuckDB, PostgreSQL).
 
-    The parser reads ``date_trunc(full_name, now())`` as ``date_trunc('FULL_NAME', now())``: a unit keyword, no
-    column. The database reads the column, and its error quotes the value (``extract specifier "Alice Smith"
-    not recognized``), so analysis never saw a masked column used where its value steers the call. Names written
-    bare or quoted as the first argument of such a call (from the tokens: a string ``'month'`` stays a unit)
-    become columns again; a unit in ``extract(month FROM ts)`` or ``INTERVAL 3 DAY`` is not such an argument."""
+    The parser reads ``date_trunc(full_name, now())`` as ``date_trunc('FULL_NAME', now())`` and DuckDB's
+    ``time_bucket(width, ts, full_name)`` (a time zone) likewise: a keyword, no column. The database reads the
+    column, and its error quotes the value (``extract specifier "Alice Smith" not recognized``, ``Unknown TimeZone
+    'Alice Smith'``), so analysis never saw a masked column used where its value steers the call. A name written
+    bare or quoted as a whole argument of a call (from the tokens: a string ``'month'`` stays a unit, and so does
+    ``month`` in ``extract(month FROM ts)`` or ``INTERVAL 3 DAY``, which are no call arguments) that the parser
+    made such a keyword becomes the column again."""
     named: dict[str, exp.Identifier] = {}
-    for i in range(len(tokens) - 3):
-        fn, paren, arg, comma = tokens[i : i + 4]
+    for i in range(1, len(tokens) - 1):
+        arg = tokens[i]
         if (
-            fn.token_type == TokenType.VAR
-            and fn.text.lower() in _UNIT_FIRST
-            and paren.token_type == TokenType.L_PAREN
-            and arg.token_type in (TokenType.VAR, TokenType.IDENTIFIER)
-            and comma.token_type == TokenType.COMMA
+            arg.token_type in _NAME_TOKENS
+            and tokens[i - 1].token_type in _ARGUMENT_START
+            and tokens[i + 1].token_type in _ARGUMENT_END
         ):
-            quoted = arg.token_type == TokenType.IDENTIFIER
-            named[arg.text.upper()] = exp.Identifier(this=arg.text, quoted=quoted)
+            named[arg.text.upper()] = exp.Identifier(this=arg.text, quoted=arg.token_type == TokenType.IDENTIFIER)
     if not named:
         return tree
     for var in list(tree.find_all(exp.Var)):
-        if isinstance(var.parent, _UNIT_NODES) and var.arg_key in ("unit", "this") and var.name.upper() in named:
+        if isinstance(var.parent, _UNIT_NODES) and var.arg_key != "expressions" and var.name.upper() in named:
             column = exp.Column(this=named[var.name.upper()].copy())
             if var is tree:
                 return column
