@@ -128,9 +128,15 @@ def _masked_factory(user: Any, st: Any) -> Any:
     return factory
 
 
-class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
+class PsycopgRowFactories:
+    """``row_factory`` of a psycopg 3 cursor, sync or async: tuples, dicts and named tuples are masked as they
+    leave; any other factory is handed masked values and builds its own rows (it never sees a clear value)."""
+
+    __wrapped__: Any
+    _self_result: Any
+
     def __init__(self, raw: Any, gov: Any, connection: Any) -> None:
-        super().__init__(raw, gov, connection)
+        super().__init__(raw, gov, connection)  # type: ignore[call-arg]
         self._install_factory(raw.row_factory)
 
     def _install_factory(self, factory: Any) -> None:
@@ -152,6 +158,9 @@ class PsycopgCursor(PrivateWithheld, PsycopgResults, GovernedCursor):
     @row_factory.setter
     def row_factory(self, factory: Any) -> None:
         self._install_factory(factory)
+
+
+class PsycopgCursor(PsycopgRowFactories, PrivateWithheld, PsycopgResults, GovernedCursor):
 
     def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
         self._self_many = False

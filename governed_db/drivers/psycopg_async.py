@@ -27,14 +27,19 @@ from governed_db.async_proxies import (
 )
 from governed_db.drivers._async import AsyncDriver
 from governed_db.drivers._copy import copy_out_probe, refuse_masked_columns, refuse_unread_copy, undescribable
-from governed_db.drivers.psycopg import PsycopgConnectionFacts, PsycopgDriver, PsycopgResults
+from governed_db.drivers.psycopg import (
+    PsycopgConnectionFacts,
+    PsycopgDriver,
+    PsycopgResults,
+    PsycopgRowFactories,
+)
 from governed_db.pipeline import judged_call_async
 from governed_db.proxies import PrivateWithheld, _params, check_placeholders, withhold_unplanned
 
 _END = object()
 
 
-class AsyncPsycopgCursor(PrivateWithheld, PsycopgResults, AsyncGovernedCursor):
+class AsyncPsycopgCursor(PsycopgRowFactories, PrivateWithheld, PsycopgResults, AsyncGovernedCursor):
     """``AsyncCursor``, ``AsyncClientCursor``, ``AsyncRawCursor`` and ``AsyncServerCursor`` alike."""
 
     #: SQLAlchemy's async adapter closes cursors with the private, synchronous ``_close()``
@@ -168,6 +173,7 @@ class AsyncPsycopgDriver(AsyncDriver, PsycopgDriver):
 
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         from psycopg import pq
+        from psycopg.rows import tuple_row
 
         status = raw.info.transaction_status
         if status == pq.TransactionStatus.INERROR:  # the caller's transaction failed; reading would too
@@ -176,7 +182,9 @@ class AsyncPsycopgDriver(AsyncDriver, PsycopgDriver):
             raise LookupError("connection busy")
         savepoint = status == pq.TransactionStatus.INTRANS
         rollback_after = status == pq.TransactionStatus.IDLE and not raw.autocommit
-        async with raw.cursor() as cur:
+        # plain tuples whatever ``row_factory`` the application gave the connection (a class, kwargs_row): the
+        # catalog reads and samples are governance's own, never handed to the application's factory
+        async with raw.cursor(row_factory=tuple_row) as cur:
             if savepoint:
                 await cur.execute("SAVEPOINT governed_db_catalog")
             try:
@@ -199,7 +207,9 @@ class AsyncPsycopgDriver(AsyncDriver, PsycopgDriver):
         return bool(raw.closed)
 
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
-        cur = raw.cursor()
+        from psycopg.rows import tuple_row
+
+        cur = raw.cursor(row_factory=tuple_row)
         try:
             await cur.execute(sql)
             pipeline = getattr(raw, "_pipeline", None)

@@ -180,8 +180,11 @@ _CONTROL: dict[type[exp.Expression], frozenset[str]] = {
 }
 for _name, _keys in (
     ("NthValue", {"offset"}),
-    ("TimestampTrunc", {"unit"}),
+    # PostgreSQL date_trunc(unit, ts, zone): an unknown zone is an error that quotes it
+    ("TimestampTrunc", {"unit", "zone"}),
     ("DateTrunc", {"unit"}),
+    # the field of extract() / PostgreSQL's date_part(field, ts): a column there is a unit the call may reject
+    ("Extract", {"this"}),
     ("TimeToStr", {"format"}),
 ):
     if hasattr(exp, _name):

@@ -114,6 +114,8 @@ def _statement_info(
         tree = parsed[0] if parsed else None
         if tree is not None and gd == "duckdb":
             tree = duckdb_spellings(tree, d)
+        if tree is not None and gd in _UNIT_AS_EXPRESSION:
+            tree = unit_columns(tree, parsed_from or tokens)
     except SqlglotError as e:
         tree = None
         error: str | None = f"could not parse: {_first_line(e)}"
@@ -153,6 +155,51 @@ def _is_star(node: exp.Expression | None) -> bool:
 
 #: names before a dot that DuckDB reads as the schema (or catalog) of a function, not as a value it is called on
 _FUNCTION_SCHEMAS = frozenset({"main", "temp", "system", "memory", "pg_catalog", "information_schema"})
+
+
+#: dialects whose date functions take their unit as an ordinary argument (``date_trunc(unit, ts)``): a name there
+#: is a column, as anywhere else
+_UNIT_AS_EXPRESSION = frozenset({"duckdb", "postgres"})
+#: date functions whose unit (or time zone) argument the parser turns into a keyword, a bare or quoted name included
+_UNIT_NODES: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (getattr(exp, n, None) for n in ("TimestampTrunc", "DateTrunc", "DatetimeTrunc", "DateDiff",
+                                              "TimestampDiff", "DatetimeDiff", "Extract", "DateBin"))
+    if c is not None
+)  # fmt: skip
+_NAME_TOKENS = (TokenType.VAR, TokenType.IDENTIFIER)
+_ARGUMENT_START = (TokenType.L_PAREN, TokenType.COMMA)
+_ARGUMENT_END = (TokenType.COMMA, TokenType.R_PAREN)
+
+
+def unit_columns(tree: exp.Expr, tokens: list[Token]) -> exp.Expr:
+    """``tree`` with a name given as a date function's unit read as the column it is (DuckDB, PostgreSQL).
+
+    The parser reads ``date_trunc(full_name, now())`` as ``date_trunc('FULL_NAME', now())`` and DuckDB's
+    ``time_bucket(width, ts, full_name)`` (a time zone) likewise: a keyword, no column. The database reads the
+    column, and its error quotes the value (``extract specifier "Alice Smith" not recognized``, ``Unknown TimeZone
+    'Alice Smith'``), so analysis never saw a masked column used where its value steers the call. A name written
+    bare or quoted as a whole argument of a call (from the tokens: a string ``'month'`` stays a unit, and so does
+    ``month`` in ``extract(month FROM ts)`` or ``INTERVAL 3 DAY``, which are no call arguments) that the parser
+    made such a keyword becomes the column again."""
+    named: dict[str, exp.Identifier] = {}
+    for i in range(1, len(tokens) - 1):
+        arg = tokens[i]
+        if (
+            arg.token_type in _NAME_TOKENS
+            and tokens[i - 1].token_type in _ARGUMENT_START
+            and tokens[i + 1].token_type in _ARGUMENT_END
+        ):
+            named[arg.text.upper()] = exp.Identifier(this=arg.text, quoted=arg.token_type == TokenType.IDENTIFIER)
+    if not named:
+        return tree
+    for var in list(tree.find_all(exp.Var)):
+        if isinstance(var.parent, _UNIT_NODES) and var.arg_key != "expressions" and var.name.upper() in named:
+            column = exp.Column(this=named[var.name.upper()].copy())
+            if var is tree:
+                return column
+            var.replace(column)
+    return tree
 
 
 def duckdb_spellings(tree: exp.Expr, d: Dialect) -> exp.Expr:
