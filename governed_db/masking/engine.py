@@ -22,14 +22,14 @@ from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
-from governed_db.masking import schema
+from governed_db.masking import sampling, schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
     OBSERVED_TEXT,
     ColumnClass,
-    classify_column,
     classify_name,
+    classify_sample,
     key_label,
     non_empty,
     provisional_class,
@@ -673,10 +673,12 @@ class MaskingState:
             sampled = None if dirty else schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
             info.sample_failed = info.unsampled = sampled is None
             if sampled is not None:
-                names, rows = sampled
-                sampled_rows = len(rows)
-                for i, n in enumerate(names):
-                    values[n.lower()] = exact[n] = [r[i] for r in rows if i < len(r)]
+                sampled_rows = len(sampled[1])
+                # a full sample is the first rows, which whoever inserts rows may choose: rows spread across the
+                # table and the rare values of few-valued text columns join it (decision 0294)
+                extra = sampling.wider(raw, self.dialect, table_sql, sampled, cols, self.config.sample_rows)
+                for n, seen in sampling.columns_of(sampled, extra).items():
+                    values[n.lower()] = exact[n] = seen
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = nearly_empty = sampled_rows is not None and sampled_rows < floor
@@ -707,7 +709,7 @@ class MaskingState:
                 unseen = more is None or schema.rows_past(raw, self.dialect, table_sql, SPARSE_WINDOW * limit) is not False
         for c in missing:
             declared = declared_as.get(c, types.get(c.lower()))
-            cls = classify_column(key, c, declared, exact.get(c, values.get(c.lower())))
+            cls = classify_sample(key, c, declared, exact.get(c, values.get(c.lower())))
             if failed:
                 cls = provisional_class(cls, declared, 0, c)
                 if cls.provisional:
