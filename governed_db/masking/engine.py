@@ -144,6 +144,10 @@ class TableInfo:
     watch: dict[str, frozenset[Any]] | None = None
     #: when it was classified (``time.time()``), for the earliest re-classification of a watched table
     classified_at: float = 0.0
+    #: a table the sample read in part (decision 0295): each clear text column whose widened sample held only a
+    #: few distinct values, with those values. Another value is scanned as it passes; one the scan masks makes
+    #: the column observed free text (masked where found, refused where it decides rows). ``None``: none
+    scanned: dict[str, frozenset[Any]] | None = None
 
 
 @dataclass
@@ -805,7 +809,51 @@ class MaskingState:
             # the sample read every row: the labels of its clear text columns rest on all they held, so a value
             # outside those arrived since (decision 0268)
             self._watch(info, table_sql, missing, exact, values)
+        elif sampled_rows is not None and sampled_rows >= self.config.sample_rows:
+            self._scan_few(info, missing, exact, values)
         return info
+
+    def _scan_few(
+        self, info: TableInfo, missing: list[str], exact: dict[str, list[Any]], values: dict[str, list[Any]]
+    ) -> None:
+        """Scan the clear few-valued text columns of a table the sample read in part (decision 0295): the rows
+        past the sample, the rare-value search's window and the spread sample were never read, and a column of
+        ``'n/a'`` may hold SSNs there. Its values are few, so a set lookup passes nearly every cell."""
+        floor = min(FEW_ROWS, self.config.sample_rows)
+        scanned: dict[str, frozenset[Any]] = {}
+        for c in missing:
+            low = c.lower()
+            cls = info.classes.get(low)
+            if cls is not None and cls.label is not None and cls.confidence >= self.config.min_confidence:
+                continue
+            seen = exact.get(c, values.get(low)) or []
+            # few-valued in the first rows (placeholders placed there) or in the widened sample: the values seen
+            # first come first
+            first = seen[: self.config.sample_rows]
+            declared = info.types.get(low)
+            if sampling.few_values(declared, first, floor) is not None or (
+                sampling.few_values(declared, seen, floor) is not None
+            ):
+                scanned[low] = _seen(seen)
+        info.scanned = scanned or None
+
+    def personal_data_seen(self, key: str, column: str) -> None:
+        """A scanned few-valued column (decision 0295) passed a value the scan masked: from now on it is observed
+        free text — scanned as it passes, refused where it decides rows — and every answer derived from its old
+        class is dropped."""
+        with self.lock:
+            info = self.tables.get(key)
+            if info is None or info.scanned is None or column not in info.scanned:
+                return
+            cls = provisional_class(ColumnClass(None, 0.0, {}), info.types.get(column), 0, column)
+            if cls.provisional:
+                cls.confidence = OBSERVED_TEXT
+                cls.evidence["sample"] = "a value read past the sample holds personal data: it may not decide rows"
+                info.classes[column] = cls
+            del info.scanned[column]
+            if not info.scanned:
+                info.scanned = None
+            self._drop_derived()
 
     def _watch(
         self, info: TableInfo, table_sql: str, missing: list[str], exact: dict[str, list[Any]],
