@@ -326,3 +326,36 @@ def test_innocent_values_past_every_read_keep_their_filters(narrow: None, tmp_pa
     finally:
         gov.close()
         plain.close()
+
+
+def test_aiosqlite_placed_placeholders_do_not_settle_the_table(tmp_path: Path) -> None:
+    """The async warm-up widens the sample with ``await`` as the sync path does: the same placed rows, on aiosqlite."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    import asyncio
+
+    async def read(path: Path) -> list[Any]:
+        gov = _wrap(await aiosqlite.connect(path, isolation_level=None))
+        out: list[Any] = []
+        try:
+            for sql in AFTER:
+                try:
+                    cur = await gov.execute(sql.format(t="t"))
+                    out.append([tuple(r) for r in await cur.fetchall()])
+                except governed_db.GuardrailViolation as e:
+                    out.append(f"refused: {sorted(e.decision.rules)}")
+        finally:
+            await gov.close()
+        return out
+
+    seen, raw = [], []
+    for copy in ("A", "B"):
+        path = tmp_path / f"{copy}.db"
+        _lite_table(path, _copy(SECRET_ROWS, copy), 300)
+        plain = sqlite3.connect(path)
+        raw.append([[tuple(r) for r in plain.execute(s.format(t="t"))] for s in AFTER])
+        plain.close()
+        seen.append(asyncio.run(read(path)))
+    assert raw[0] != raw[1] and raw[0][1] == [(1,)], raw
+    assert seen[0] == seen[1], seen
+    assert not any(secret in repr(seen) for secret in SECRETS), seen
+    assert seen[0][1] == "refused: ['masked-column-predicate']", seen

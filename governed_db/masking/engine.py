@@ -680,8 +680,8 @@ class MaskingState:
                 sampled_rows = len(sampled[1])
                 # a full sample is the first rows, which whoever inserts rows may choose: rows spread across the
                 # table and the rare values of few-valued text columns join it (decision 0294)
-                extra = sampling.wider(raw, self.dialect, table_sql, sampled, cols, self.config.sample_rows)
-                for n, seen in sampling.columns_of(sampled, extra).items():
+                rows = sampling.wider(raw, self.dialect, table_sql, sampled, cols, self.config.sample_rows)
+                for n, seen in sampling.columns_of(sampled[0], rows).items():
                     values[n.lower()] = exact[n] = seen
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
@@ -827,13 +827,9 @@ class MaskingState:
             if cls is not None and cls.label is not None and cls.confidence >= self.config.min_confidence:
                 continue
             seen = exact.get(c, values.get(low)) or []
-            # few-valued in the first rows (placeholders placed there) or in the widened sample: the values seen
-            # first come first
-            first = seen[: self.config.sample_rows]
-            declared = info.types.get(low)
-            if sampling.few_values(declared, first, floor) is not None or (
-                sampling.few_values(declared, seen, floor) is not None
-            ):
+            # few-valued in the rows read before the rare-value search (they come first): its values are few,
+            # whatever rare ones the search found in its window
+            if sampling.few_values(info.types.get(low), seen[: self.config.sample_rows], floor) is not None:
                 scanned[low] = _seen(seen)
         info.scanned = scanned or None
 

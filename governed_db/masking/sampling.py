@@ -54,29 +54,32 @@ def wider(
     columns: Sequence[tuple[str, str | None]],
     limit: int,
 ) -> list[Sequence[Any]]:
-    """The rows to classify ``table_sql`` with besides ``sampled`` (its first ``limit`` rows): none when that read
-    the whole table; else rows spread across it and rows holding the rare values of its few-valued text columns.
-    Reads that fail add nothing (the plain sample stands, as before)."""
+    """The rows to classify ``table_sql`` with, given ``sampled`` (its first ``limit`` rows): those rows when they
+    are the whole table; else the first half of them, up to half as many rows spread across the table, and up to
+    half as many rows holding the rare values of its few-valued text columns — about as many values to label as
+    before, so classification costs what it did. Reads that fail add nothing (the first rows stand, as before)."""
     names, rows = sampled
     if limit <= 0 or len(rows) < limit:
-        return []
+        return list(rows)
     width = len(names)
-    extra = [r for r in schema.sample_spread(conn, dialect, table_sql, limit) or () if len(r) == width]
+    half = max(1, limit // 2)
+    spread = [r for r in schema.sample_spread(conn, dialect, table_sql, half) or () if len(r) == width]
+    out = [*rows[: limit - len(spread)], *spread]
     declared = {c.lower(): t for c, t in columns}
     floor = min(FEW_ROWS, limit)
     seen: dict[str, list[str]] = {}
     sg = sqlglot_dialect(dialect)
     for i, name in enumerate(names):
-        found = few_values(declared.get(name.lower()), [r[i] for r in (*rows, *extra)], floor)
+        # few-valued in the first rows (placed there) or in what the table holds: its rare values are looked for
+        found = few_values(declared.get(name.lower()), [r[i] for r in (*rows, *spread)], floor)
         if found is not None:
             seen[exp.to_identifier(name, quoted=True).sql(dialect=sg)] = found
     if seen:
-        rare = schema.sample_rare(conn, dialect, table_sql, seen, limit, RARE_WINDOW * limit)
-        extra.extend(r for r in rare or () if len(r) == width)
-    return extra
+        rare = schema.sample_rare(conn, dialect, table_sql, seen, half, RARE_WINDOW * limit)
+        out.extend(r for r in rare or () if len(r) == width)
+    return out
 
 
-def columns_of(sampled: tuple[list[str], list[Sequence[Any]]], extra: Sequence[Sequence[Any]]) -> Mapping[str, list[Any]]:
-    """Each sampled column's values (by name as the database spells it), the extra rows' after the sample's."""
-    names, rows = sampled
-    return {n: [r[i] for r in (*rows, *extra) if i < len(r)] for i, n in enumerate(names)}
+def columns_of(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Mapping[str, list[Any]]:
+    """Each sampled column's values, by its name as the database spells it."""
+    return {n: [r[i] for r in rows if i < len(r)] for i, n in enumerate(names)}
