@@ -333,9 +333,11 @@ def _spread_sql(fam: str, table: str, limit: int) -> tuple[str, tuple[Any, ...]]
             "(SELECT least(100, 100.0 * %s / greatest(1, pg_relation_size(%s::regclass) "
             "/ current_setting('block_size')::int)))"
         )
+        # the inner LIMIT bounds what is shuffled where the pages cannot be counted (a partitioned table's parent
+        # has none of its own: all of it would be read)
         return (
-            f"SELECT * FROM (SELECT * FROM {table} TABLESAMPLE SYSTEM ({share})) governed_db_s "
-            f"ORDER BY random() LIMIT {int(limit)}",
+            f"SELECT * FROM (SELECT * FROM {table} TABLESAMPLE SYSTEM ({share}) LIMIT {SPREAD_PAGES * 500}) "
+            f"governed_db_s ORDER BY random() LIMIT {int(limit)}",
             (SPREAD_PAGES, table),
         )
     if fam == "duckdb":
@@ -364,7 +366,10 @@ def sample_spread(conn: Any, dialect: str, table_sql: str, limit: int) -> list[S
         return None
     if fam == "duckdb":
         # a large table: a reservoir over vectors chosen at random, not over every row (a scan of all of it)
-        def work(cur: Any) -> list[Sequence[Any]]:
+        def work(cur: Any) -> list[Sequence[Any]] | None:
+            name = exp.to_table(table_sql, dialect="duckdb").name
+            if _rows(cur, "SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = ?", (name.lower(),))[0][0]:
+                return None  # a view's sample computes all of it (its query over every row): none
             total = _rows(cur, f"SELECT count(*) FROM {table_sql}")
             size = int(total[0][0]) if total and total[0][0] is not None else 0
             inner = table_sql
