@@ -398,8 +398,10 @@ def sample_rare(
     (quoted name: the values the sample found in it) holds a value other than those: the values a sample full
     of a few repeated ones (``'n/a'``, placed by whoever can insert rows before the others) did not show."""
     fam = family(dialect)
-    if fam is None or not seen:
-        return [] if seen == {} else None
+    if not seen:
+        return []
+    if fam is None:
+        return None
     p = _placeholder(fam)
     where = " OR ".join(
         f"({c} IS NOT NULL AND {c} NOT IN ({', '.join(p for _ in values)}))" if values else f"{c} IS NOT NULL"
