@@ -94,19 +94,33 @@ def _wrap(raw: Any) -> Any:
     return governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
 
 
+#: MySQL/MariaDB have no spread sample (decision 0294): the tests that need one run on the other three
+EVERY = ["sqlite", "postgres", "duckdb", "mysql"]
+
+
 @pytest.fixture(params=["sqlite", "postgres", "duckdb"])
 def db(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Db]:
+    made: list[str]
     if request.param == "sqlite":
         path = tmp_path / "placed.db"
         yield Db("sqlite", "?", lambda: sqlite3.connect(path, isolation_level=None), "text", [])
     elif request.param == "duckdb":
         duckdb = pytest.importorskip("duckdb")
         yield Db("duckdb", "?", lambda: duckdb.connect(str(tmp_path / "placed.duckdb")), "varchar", [])
+    elif request.param == "mysql":
+        import pymysql
+
+        kw = request.getfixturevalue("mysql_kw")
+        made = []
+        yield Db("mysql", "%s", lambda: pymysql.connect(autocommit=True, **kw), "varchar(60)", made)
+        with pymysql.connect(autocommit=True, **kw) as raw, raw.cursor() as cur:
+            for t in made:
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
     else:
         import psycopg
 
         dsn = request.getfixturevalue("pg_dsn")
-        made: list[str] = []
+        made = []
         yield Db("postgres", "%s", lambda: psycopg.connect(dsn, autocommit=True), "text", made)
         with psycopg.connect(dsn, autocommit=True) as raw:
             for t in made:
@@ -163,12 +177,13 @@ FILLERS: dict[str, Callable[[int], tuple[str, str, str]]] = {
 }
 
 
+@pytest.mark.parametrize("db", EVERY, indirect=True)
 @pytest.mark.parametrize("fillers", sorted(FILLERS))
 def test_placeholders_placed_before_the_values_do_not_settle_the_table(db: Db, unique: str, fillers: str) -> None:
     """Three hundred placeholder rows read before three people: the people's columns are masked, the guess refused."""
 
     def build(table: str, copy: str) -> None:
-        if db.dialect == "sqlite":
+        if db.dialect in ("sqlite", "mysql"):
             db.store(table, _copy(SECRET_ROWS, copy))  # stored first, read last: the placed rows have lower keys
             _place(db, table, FILLERS[fillers], range(-300, 0))
         else:
@@ -212,6 +227,7 @@ LOOK_ALIKES = [
 ]
 
 
+@pytest.mark.parametrize("db", EVERY, indirect=True)
 @pytest.mark.parametrize("placed", [False, True])
 def test_innocent_look_alikes_read_and_filter_exactly(db: Db, unique: str, placed: bool) -> None:
     """A 1,200-row table of status words, varied order notes and a few cities (with or without 300 placeholder rows
@@ -222,7 +238,7 @@ def test_innocent_look_alikes_read_and_filter_exactly(db: Db, unique: str, place
         for i in range(1, 1201)
     ]
     columns = "id, status, note, city"
-    if placed and db.dialect == "sqlite":
+    if placed and db.dialect in ("sqlite", "mysql"):
         db.store(table, rows)
         _place(db, table, FILLERS["constant"], range(-300, 0), columns)
     elif placed:
