@@ -411,13 +411,6 @@ def test_aiomysql_a_sample_of_rows_rolled_back_is_no_evidence(mysql_kw: dict[str
         assert seen[0][1] == "refused: ['masked-column-predicate']", seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (round 13): the sample reads the first sample_rows rows in key order, and an agent may insert "
-    "innocent rows with lower keys (three bounded INSERTs of 100 rows): a new connection settles the plainly named "
-    "columns as innocent from them, and rows past the window come back in clear and filterable (the adversarial "
-    "form of test_issue12_conformance's placeholders-then-PII xfail: settled columns are not scanned)",
-)
 def test_innocent_rows_placed_before_the_values_do_not_settle_the_table(mysql_kw: dict[str, Any], plain: Any) -> None:
     import pymysql
 

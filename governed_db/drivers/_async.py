@@ -180,7 +180,7 @@ class AsyncDriver(Driver):
         self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None, depth: int = 0,
         force: bool = False,
     ) -> None:
-        from governed_db.masking import schema
+        from governed_db.masking import sampling, schema
         from governed_db.masking.engine import RETRY_SECONDS
 
         info = state.tables.get(key)
@@ -256,7 +256,9 @@ class AsyncDriver(Driver):
             cols = schema.read_columns(conn, gov.dialect, table_sql, db_name, name)
             if state.config.online and state.config.sample_rows > 0:
                 schema.reads_uncommitted(conn, gov.dialect)  # a sample of uncommitted rows is none (0275)
-                schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
+                sampled = schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
+                if sampled is not None and cols:
+                    sampling.wider(conn, gov.dialect, table_sql, sampled, cols, state.config.sample_rows)  # 0294
             schema.fts_source(conn, gov.dialect, name)
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])
             schema.read_composite_fields(conn, gov.dialect, table_sql)

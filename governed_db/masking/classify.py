@@ -332,11 +332,37 @@ def classify_column(
     return result
 
 
+def classify_sample(
+    table: str, column: str, declared: str | None = None, values: Sequence[Any] | None = None
+) -> ColumnClass:
+    """:func:`classify_column` over a sample, where repetition is no evidence (decision 0294): when values repeat,
+    the distinct values are classified too, each counted once, and the stronger answer holds. Three hundred rows
+    of ``'n/a'`` placed before three SSNs weigh as one value, not as 99 % of the column; a column of repeated
+    innocent values (``'active'``) has no sensitive distinct value to be labelled by."""
+    whole = classify_column(table, column, declared, values)
+    if not values:
+        return whole
+    distinct: dict[Any, Any] = {}
+    for v in values:
+        try:
+            distinct.setdefault((type(v), v), v)
+        except TypeError:  # a document or an array: counted as it comes
+            distinct[(type(v), id(v))] = v
+    if len(distinct) == len(values):
+        return whole
+    once = classify_column(table, column, declared, list(distinct.values()))
+    if (once.label is not None, once.confidence) <= (whole.label is not None, whole.confidence):
+        return whole
+    once.evidence["values"] = f"{once.evidence.get('values', '')} (distinct values, each counted once)"
+    return once
+
+
 __all__ = [
     "ColumnClass",
     "ValueEvidence",
     "classify_column",
     "classify_name",
+    "classify_sample",
     "classify_values",
     "provisional_class",
     "scanned_while_provisional",

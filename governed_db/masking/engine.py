@@ -22,14 +22,14 @@ from sqlglot import exp
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
-from governed_db.masking import schema
+from governed_db.masking import sampling, schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
     OBSERVED_TEXT,
     ColumnClass,
-    classify_column,
     classify_name,
+    classify_sample,
     key_label,
     non_empty,
     provisional_class,
@@ -146,6 +146,10 @@ class TableInfo:
     watch: dict[str, frozenset[Any]] | None = None
     #: when it was classified (``time.time()``), for the earliest re-classification of a watched table
     classified_at: float = 0.0
+    #: a table the sample read in part (decision 0295): each clear text column whose widened sample held only a
+    #: few distinct values, with those values. Another value is scanned as it passes; one the scan masks makes
+    #: the column observed free text (masked where found, refused where it decides rows). ``None``: none
+    scanned: dict[str, frozenset[Any]] | None = None
 
 
 @dataclass
@@ -679,10 +683,12 @@ class MaskingState:
             sampled = None if dirty else schema.sample(raw, self.dialect, table_sql, self.config.sample_rows)
             info.sample_failed = info.unsampled = sampled is None
             if sampled is not None:
-                names, rows = sampled
-                sampled_rows = len(rows)
-                for i, n in enumerate(names):
-                    values[n.lower()] = exact[n] = [r[i] for r in rows if i < len(r)]
+                sampled_rows = len(sampled[1])
+                # a full sample is the first rows, which whoever inserts rows may choose: rows spread across the
+                # table and the rare values of few-valued text columns join it (decision 0294)
+                rows = sampling.wider(raw, self.dialect, table_sql, sampled, cols, self.config.sample_rows)
+                for n, seen in sampling.columns_of(sampled[0], rows).items():
+                    values[n.lower()] = exact[n] = seen
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = nearly_empty = sampled_rows is not None and sampled_rows < floor
@@ -713,7 +719,7 @@ class MaskingState:
                 unseen = more is None or schema.rows_past(raw, self.dialect, table_sql, SPARSE_WINDOW * limit) is not False
         for c in missing:
             declared = declared_as.get(c, types.get(c.lower()))
-            cls = classify_column(key, c, declared, exact.get(c, values.get(c.lower())))
+            cls = classify_sample(key, c, declared, exact.get(c, values.get(c.lower())))
             if failed:
                 cls = provisional_class(cls, declared, 0, c)
                 if cls.provisional:
@@ -811,7 +817,47 @@ class MaskingState:
             # the sample read every row: the labels of its clear text columns rest on all they held, so a value
             # outside those arrived since (decision 0268)
             self._watch(info, table_sql, missing, exact, values)
+        elif sampled_rows is not None and sampled_rows >= self.config.sample_rows:
+            self._scan_few(info, missing, exact, values)
         return info
+
+    def _scan_few(
+        self, info: TableInfo, missing: list[str], exact: dict[str, list[Any]], values: dict[str, list[Any]]
+    ) -> None:
+        """Scan the clear few-valued text columns of a table the sample read in part (decision 0295): the rows
+        past the sample, the rare-value search's window and the spread sample were never read, and a column of
+        ``'n/a'`` may hold SSNs there. Its values are few, so a set lookup passes nearly every cell."""
+        floor = min(FEW_ROWS, self.config.sample_rows)
+        scanned: dict[str, frozenset[Any]] = {}
+        for c in missing:
+            low = c.lower()
+            cls = info.classes.get(low)
+            if cls is not None and cls.label is not None and cls.confidence >= self.config.min_confidence:
+                continue
+            seen = exact.get(c, values.get(low)) or []
+            # few-valued in the rows read before the rare-value search (they come first): its values are few,
+            # whatever rare ones the search found in its window
+            if sampling.few_values(info.types.get(low), seen[: self.config.sample_rows], floor) is not None:
+                scanned[low] = _seen(seen)
+        info.scanned = scanned or None
+
+    def personal_data_seen(self, key: str, column: str) -> None:
+        """A scanned few-valued column (decision 0295) passed a value the scan masked: from now on it is observed
+        free text — scanned as it passes, refused where it decides rows — and every answer derived from its old
+        class is dropped."""
+        with self.lock:
+            info = self.tables.get(key)
+            if info is None or info.scanned is None or column not in info.scanned:
+                return
+            cls = provisional_class(ColumnClass(None, 0.0, {}), info.types.get(column), 0, column)
+            if cls.provisional:
+                cls.confidence = OBSERVED_TEXT
+                cls.evidence["sample"] = "a value read past the sample holds personal data: it may not decide rows"
+                info.classes[column] = cls
+            del info.scanned[column]
+            if not info.scanned:
+                info.scanned = None
+            self._drop_derived()
 
     def _watch(
         self, info: TableInfo, table_sql: str, missing: list[str], exact: dict[str, list[Any]],

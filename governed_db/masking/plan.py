@@ -177,21 +177,29 @@ def _detect_masker(state: MaskingState) -> Masker:
 
 
 def watch_masker(state: MaskingState, sources: frozenset[tuple[str, str]]) -> Masker | None:
-    """For a result column that is the stored value of watched columns (decision 0268): a value their tables held
+    """For a result column that is the stored value of watched columns (decision 0268) or of scanned few-valued
+    columns (decision 0295): a value their tables held
     when classified passes as it is (one set lookup); another is scanned like free text and has its tables
     classified again — at once when the scan masked it. ``None`` when no source is watched."""
     seen: set[Any] = set()
     keys: list[str] = []
+    #: few-valued clear columns of tables the sample read in part (decision 0295): scanned alike, and a value the
+    #: scan masks makes the column observed free text (nothing is sampled again: the sample would not see it)
+    few: list[tuple[str, str]] = []
     for table, column in sorted(sources):
         info = state.tables.get(table)
         if info is not None and info.watch is not None and column in info.watch:
             seen.update(info.watch[column])
             keys.append(table)
-    if not keys:
+        elif info is not None and info.scanned is not None and column in info.scanned:
+            seen.update(info.scanned[column])
+            few.append((table, column))
+    if not keys and not few:
         return None
     scan = detect_masker(state)
     known = frozenset(seen)
     arrived = state.data_arrived
+    found = state.personal_data_seen
     told = [False]  # innocent arrivals are told once per plan: re-classified on their schedule, not per value
 
     def watched(value: Any) -> Any:
@@ -208,6 +216,9 @@ def watch_masker(state: MaskingState, sources: frozenset[tuple[str, str]]) -> Ma
             told[0] = True
             for key in keys:
                 arrived(key, masked)
+        if masked:
+            for key, column in few:
+                found(key, column)
         return out
 
     # the per-row function checks a text value against the set itself (no call per cell for what it held)

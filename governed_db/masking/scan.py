@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
 from governed_db.errors import ConfigurationError
-from governed_db.masking import schema
+from governed_db.masking import sampling, schema
 from governed_db.masking.catalog import Catalog
-from governed_db.masking.classify import FEW_ROWS, classify_column
+from governed_db.masking.classify import FEW_ROWS, classify_sample
 
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".duck")
 
@@ -169,10 +169,12 @@ def classify_database(
             header, rows = sampled
             if len(rows) < min(FEW_ROWS, sample_rows):
                 few = len(rows)
-            for j, n in enumerate(header):
-                values[n.lower()] = [r[j] for r in rows if j < len(r)]
+            # as online classification reads it: spread rows and rare values past rows placed first (0294)
+            widened = sampling.wider(conn, dialect, table_sql, sampled, cols, sample_rows)
+            for n, seen in sampling.columns_of(header, widened).items():
+                values[n.lower()] = seen
         for column, declared in cols:
-            cls = classify_column(table, column, declared, values.get(column.lower()))
+            cls = classify_sample(table, column, declared, values.get(column.lower()))
             if few is not None and cls.label is None:
                 # "not sensitive" cannot be concluded from an (almost) empty table: the entry stays provisional,
                 # so online classification decides once data arrives, unless a reviewer settles it

@@ -320,6 +320,106 @@ def sample(
     return guarded(conn, dialect, work)
 
 
+#: pages of a PostgreSQL table its spread sample reads (``TABLESAMPLE SYSTEM``: whole pages, chosen at random)
+SPREAD_PAGES = 32
+#: rows of a DuckDB table its spread sample draws from (vectors chosen at random) before a reservoir of ``limit``
+SPREAD_ROWS = 200_000
+
+
+def _spread_sql(fam: str, table: str, limit: int) -> tuple[str, tuple[Any, ...]] | None:
+    if fam == "postgres":
+        # the percentage of the table's pages that makes about SPREAD_PAGES of them (all of a small table)
+        share = (
+            "(SELECT least(100, 100.0 * %s / greatest(1, pg_relation_size(%s::regclass) "
+            "/ current_setting('block_size')::int)))"
+        )
+        # the inner LIMIT bounds what is shuffled where the pages cannot be counted (a partitioned table's parent
+        # has none of its own: all of it would be read)
+        return (
+            f"SELECT * FROM (SELECT * FROM {table} TABLESAMPLE SYSTEM ({share}) LIMIT {SPREAD_PAGES * 500}) "
+            f"governed_db_s ORDER BY random() LIMIT {int(limit)}",
+            (SPREAD_PAGES, table),
+        )
+    if fam == "duckdb":
+        return f"SELECT * FROM {table} USING SAMPLE {int(limit)} ROWS", ()
+    if fam == "sqlite":
+        # ``limit`` points drawn at random in the rowid range, each the first row at or after it: index seeks. The
+        # bounds are read one per query (SQLite reads min() or max() alone from the index; both at once scan)
+        return (
+            "WITH RECURSIVE governed_db_r(i, at) AS (SELECT 0, NULL UNION ALL SELECT i + 1, abs(random()) "
+            f"FROM governed_db_r WHERE i < {int(limit)}), governed_db_b(lo, span) AS (SELECT (SELECT min(rowid) "
+            f"FROM {table}), (SELECT max(rowid) FROM {table}) - (SELECT min(rowid) FROM {table}) + 1) "
+            f"SELECT * FROM {table} WHERE rowid IN (SELECT (SELECT rowid FROM {table} WHERE rowid >= lo + at % span "
+            "ORDER BY rowid LIMIT 1) FROM governed_db_r, governed_db_b WHERE at IS NOT NULL)",
+            (),
+        )
+    return None
+
+
+def sample_spread(conn: Any, dialect: str, table_sql: str, limit: int) -> list[Sequence[Any]] | None:
+    """Up to ``limit`` rows chosen at random across the whole table, by the database's own cheap sampling: whole
+    pages on PostgreSQL (``TABLESAMPLE SYSTEM``, about ``SPREAD_PAGES`` of them), a reservoir on DuckDB
+    (``USING SAMPLE``), random rowids on SQLite (index seeks). ``None`` where there is none (MySQL/MariaDB, a
+    view, a table without rowid) or it failed. Rows come in ``SELECT *`` order, as the plain sample's do."""
+    fam = family(dialect)
+    if fam is None or limit <= 0:
+        return None
+    if fam == "duckdb":
+        # a large table: a reservoir over vectors chosen at random, not over every row (a scan of all of it)
+        def work(cur: Any) -> list[Sequence[Any]] | None:
+            name = exp.to_table(table_sql, dialect="duckdb").name
+            if _rows(cur, "SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = ?", (name.lower(),))[0][0]:
+                return None  # a view's sample computes all of it (its query over every row): none
+            total = _rows(cur, f"SELECT count(*) FROM {table_sql}")
+            size = int(total[0][0]) if total and total[0][0] is not None else 0
+            inner = table_sql
+            if size > SPREAD_ROWS:
+                share = max(0.001, round(100.0 * SPREAD_ROWS / size, 3))
+                inner = f"(SELECT * FROM {table_sql} USING SAMPLE {share}% (system)) governed_db_s"
+            cur.execute(f"SELECT * FROM {inner} USING SAMPLE {int(limit)} ROWS")
+            return [_values(r) for r in cur.fetchall()]
+
+        return guarded(conn, dialect, work)
+    spread = _spread_sql(fam, table_sql, limit)
+    if spread is None:
+        return None
+    sql, params = spread
+
+    def read(cur: Any) -> list[Sequence[Any]]:
+        return _rows(cur, sql, params)
+
+    return guarded(conn, dialect, read)
+
+
+def sample_rare(
+    conn: Any, dialect: str, table_sql: str, seen: Mapping[str, Sequence[str]], limit: int, window: int
+) -> list[Sequence[Any]] | None:
+    """Up to ``limit`` whole rows (``SELECT *`` order) among the first ``window`` where a column of ``seen``
+    (quoted name: the values the sample found in it) holds a value other than those: the values a sample full
+    of a few repeated ones (``'n/a'``, placed by whoever can insert rows before the others) did not show."""
+    fam = family(dialect)
+    if not seen:
+        return []
+    if fam is None:
+        return None
+    p = _placeholder(fam)
+    where = " OR ".join(
+        f"({c} IS NOT NULL AND {c} NOT IN ({', '.join(p for _ in values)}))" if values else f"{c} IS NOT NULL"
+        for c, values in seen.items()
+    )
+    params = tuple(v for values in seen.values() for v in values)
+
+    def work(cur: Any) -> list[Sequence[Any]]:
+        table = _all_versions(cur, dialect, table_sql)
+        return _rows(
+            cur,
+            f"SELECT * FROM (SELECT * FROM {table} LIMIT {int(window)}) governed_db_w WHERE {where} LIMIT {int(limit)}",
+            params,
+        )
+
+    return guarded(conn, dialect, work)
+
+
 def sample_columns(
     conn: Any, dialect: str, table_sql: str, columns_sql: Sequence[str], limit: int, window: int | None = None
 ) -> list[Sequence[Any]] | None:
