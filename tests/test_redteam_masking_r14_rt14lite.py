@@ -1,0 +1,124 @@
+"""Red-team round 14 on SQLite and DuckDB: two databases that differ only in one customer's secret (a right and a
+wrong guess); whatever the governed connection shows of a statement must be the same for both. Each finding shows
+the difference on the raw connection, that the governed ones answer alike (every byte: rows, names, errors, what a
+callback of the caller's is handed), and that its innocent look-alikes still run with exact data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._redteam import observe
+from tests.test_redteam_masking_r13_rt13lite import _duck_observe, _governed
+
+duckdb = pytest.importorskip("duckdb")
+
+#: two valid SSNs: the scan of free text masks either as ``[US_SSN]``, as the column's label does
+SSNS = ("536-22-8726", "401-22-8726")
+GUESS = "SELECT count(*) FROM v WHERE info LIKE '5%'"
+READ = "SELECT info FROM v WHERE id = 1"
+
+
+# -- finding 1: the rows a table is labelled from were the ones a writer placed first (decision 0288) --------------
+
+def _ssn_rows(secret: str) -> list[tuple[Any, ...]]:
+    """A column of SSNs under a name that says nothing (``info``): labelled by what its sample holds."""
+    return [(1, secret, "Paris")] + [(i, f"219-45-{1000 + i}", "Lyon") for i in range(2, 20)]
+
+
+def _sqlite_placed_first(secret: str, path: Path, how: str, governed: bool = True) -> list[Any]:
+    """The agent inserts 150 innocent rows (three bounded writes) where SQLite's scan meets them first: under
+    negative rowids, or after moving the 19 rows that hold SSNs behind them (``UPDATE ... SET rowid``). A new
+    connection (the next one from the pool) then reads the table."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE v (id int, info text, town text)")
+    raw.executemany("INSERT INTO v VALUES (?, ?, ?)", _ssn_rows(secret))
+    raw.close()
+    agent = _governed(sqlite3.connect(path, isolation_level=None))
+    first = -1000 if how == "negative rowids" else 1000
+    for k in range(3):
+        rows = [(first + 50 * k + i, 100 + 50 * k + i, "n/a", "Lyon") for i in range(50)]
+        agent.executemany("INSERT INTO v(rowid, id, info, town) VALUES (?, ?, ?, ?)", rows)
+    if how == "rows moved behind":
+        agent.execute("UPDATE v SET rowid = rowid + 1000000 WHERE id < 20")
+    agent.close()
+    raw = sqlite3.connect(path, isolation_level=None)
+    conn = _governed(raw) if governed else raw
+    seen = [observe(conn, READ), observe(conn, GUESS)]
+    conn.close()
+    return seen
+
+
+@pytest.mark.parametrize("how", ["negative rowids", "rows moved behind"])
+def test_innocent_rows_placed_first_do_not_label_the_table(tmp_path: Path, how: str) -> None:
+    """Found in round 14: masking labels a column from ``SELECT * FROM t LIMIT 100``, the first rows of SQLite's
+    scan, in rowid order. An agent allowed to insert placed 150 rows of ``'n/a'`` under negative rowids (or moved
+    the 19 rows holding SSNs behind its own with ``UPDATE v SET rowid = rowid + 1000000``, a bounded write of
+    no masked column); on the next connection the sample saw only its rows, the column was settled as innocent,
+    and ``info`` came back in clear while ``LIKE '5%'`` counted the guessed digit. A table larger than the sample
+    now adds rows drawn at random from the rest (decision 0288): the SSNs are seen, masked and not filterable."""
+    raw = [_sqlite_placed_first(s, tmp_path / f"raw{i}.db", how, governed=False) for i, s in enumerate(SSNS)]
+    assert raw[0] != raw[1] and raw[0][1] == (["count(*)"], [(1,)]), raw  # the oracle, unprotected
+    a, b = (_sqlite_placed_first(s, tmp_path / f"gov{i}.db", how) for i, s in enumerate(SSNS))
+    assert a == b, (a, b)
+    assert a[0] == (["info"], [("[US_SSN]",)]), a
+    assert "masked-column-predicate" in str(a[1]), a
+    assert not any(s in repr(a) for s in SSNS), a
+
+
+def _duck_moved_behind(secret: str, path: Path, governed: bool = True) -> list[Any]:
+    """DuckDB scans in insertion order, and an UPDATE of a key column deletes and re-inserts the row: the agent
+    appends 150 innocent rows, then moves the 19 rows holding SSNs behind them by updating their key."""
+    raw = duckdb.connect(str(path))
+    raw.execute("CREATE TABLE v (id int PRIMARY KEY, info text, town text)")
+    raw.executemany("INSERT INTO v VALUES (?, ?, ?)", [list(r) for r in _ssn_rows(secret)])
+    raw.close()
+    agent = _governed(duckdb.connect(str(path)))
+    for k in range(3):
+        agent.execute(f"INSERT INTO v SELECT 1000 + i, 'n/a', 'Lyon' FROM range({50 * k}, {50 * k + 50}) t(i)")
+    agent.execute("UPDATE v SET id = id + 100000 WHERE id < 20")
+    agent.close()
+    raw = duckdb.connect(str(path))
+    conn = _governed(raw) if governed else raw
+    seen = [_duck_observe(conn, "SELECT info FROM v WHERE id = 100001"), _duck_observe(conn, GUESS)]
+    conn.close()
+    return seen
+
+
+def test_innocent_rows_placed_first_on_duckdb(tmp_path: Path) -> None:
+    """The same on DuckDB, where the rows are moved by updating their primary key: masked and refused alike."""
+    raw = [_duck_moved_behind(s, tmp_path / f"raw{i}.duckdb", governed=False) for i, s in enumerate(SSNS)]
+    assert raw[0] != raw[1] and raw[0][0] == (["info"], [(SSNS[0],)]), raw
+    a, b = (_duck_moved_behind(s, tmp_path / f"gov{i}.duckdb") for i, s in enumerate(SSNS))
+    assert a == b, (a, b)
+    assert a[0] == (["info"], [("[US_SSN]",)]) and "masked-column-predicate" in str(a[1]), a
+    assert not any(s in repr(a) for s in SSNS), a
+
+
+def test_large_innocent_tables_still_read_exactly(tmp_path: Path) -> None:
+    """The innocent look-alikes: a 300-row table of codes, towns and amounts (sampled past its first 100 rows now)
+    reads, filters and sorts exactly on SQLite and DuckDB; a table whose first 150 rows are innocent and whose
+    later rows hold e-mails (an application's, no attack) now has them masked."""
+    rows = [(i, f"ORD-{i:05d}", ("Paris", "Lyon", "Nice")[i % 3], float(i)) for i in range(300)]
+    later = [(i, "n/a" if i < 150 else f"user{i}@example.com") for i in range(200)]
+    for db in ("sqlite", "duckdb"):
+        raw: Any = sqlite3.connect(":memory:", isolation_level=None) if db == "sqlite" else duckdb.connect()
+        raw.execute("CREATE TABLE orders (id int, code text, town text, amount double)")
+        raw.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", [list(r) for r in rows])
+        raw.execute("CREATE TABLE contacts (id int, info text)")
+        raw.executemany("INSERT INTO contacts VALUES (?, ?)", [list(r) for r in later])
+        conn = _governed(raw)
+
+        def run(sql: str, conn: Any = conn, db: str = db) -> Any:
+            return observe(conn, sql) if db == "sqlite" else _duck_observe(conn, sql)
+
+        assert run("SELECT code, town FROM orders WHERE id = 250") == (["code", "town"], [("ORD-00250", "Lyon")])
+        assert run("SELECT count(*) FROM orders WHERE code LIKE 'ORD-002%' AND town = 'Nice'")[1] == [(34,)]
+        assert run("SELECT id FROM orders ORDER BY code DESC LIMIT 2")[1] == [(299,), (298,)]
+        assert run("SELECT info FROM contacts WHERE id IN (3, 170) ORDER BY id")[1] in (
+            [("n/a",), ("u***@example.com",)], [("n/a",), ("[EMAIL]",)])
+        conn.close()
