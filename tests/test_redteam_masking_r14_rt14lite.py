@@ -122,3 +122,86 @@ def test_large_innocent_tables_still_read_exactly(tmp_path: Path) -> None:
         assert run("SELECT info FROM contacts WHERE id IN (3, 170) ORDER BY id")[1] in (
             [("n/a",), ("u***@example.com",)], [("n/a",), ("[EMAIL]",)])
         conn.close()
+
+
+# -- finding 2: a collation of the caller's own travels with a value into max() (decision 0289) -------------------
+
+def _customers(secret: str) -> sqlite3.Connection:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name TEXT, ssn TEXT, city TEXT)")
+    raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)",
+                    [(1, "Alice Smith", secret, "Paris"), (2, "Bob Jones", "219-45-1002", "Lyon")])
+    return raw
+
+
+#: each compares the SSNs under ``spy`` although no COLLATE is written over them
+THROUGH_A_COLLATION = [
+    ("CREATE TEMP TABLE g (a TEXT COLLATE spy)", "INSERT INTO g VALUES ('zzz')",
+     "SELECT max(x) FROM (SELECT a AS x FROM g UNION ALL SELECT ssn FROM customers)"),
+    ("CREATE TEMP TABLE g (a TEXT)", "INSERT INTO g VALUES ('zzz')", "SELECT max(a, ssn) FROM g, customers",
+     "CREATE TEMP VIEW w AS SELECT a COLLATE spy AS a FROM g",
+     "SELECT max(x) FROM (SELECT a AS x FROM w UNION ALL SELECT ssn FROM customers)"),
+    ("SELECT max('zzz' COLLATE spy, ssn) FROM customers",),
+    ("SELECT min(upper('a' COLLATE spy), ssn) FROM customers",),
+    ("SELECT max(x) FROM (SELECT 'zzz' COLLATE spy AS x UNION ALL SELECT ssn FROM customers)",),
+    ("WITH g(a) AS (SELECT 'zzz' COLLATE spy) "
+     "SELECT max(x) OVER () FROM (SELECT a AS x FROM g UNION ALL SELECT ssn FROM customers)",),
+    ("SELECT id, max(CASE WHEN id > 0 THEN 'a' COLLATE spy END, ssn) FROM customers",),
+]
+
+
+def _spied(secret: str, steps: tuple[str, ...], governed: bool = True) -> tuple[list[Any], list[Any]]:
+    raw = _customers(secret)
+    conn: Any = _governed(raw) if governed else raw
+    handed: list[Any] = []
+    conn.create_collation("spy", lambda a, b: handed.append((a, b)) or (a > b) - (a < b))
+    seen = [observe(conn, sql) for sql in steps]
+    conn.close()
+    return seen, handed
+
+
+@pytest.mark.parametrize("steps", THROUGH_A_COLLATION)
+def test_a_collation_of_the_callers_own_never_meets_a_masked_value(steps: tuple[str, ...]) -> None:
+    """Found in round 14: decision 0236 made ``max(ssn COLLATE spy)`` a copy and refused registering a collation
+    the schema already declares. But SQLite carries a collation with the value it is written on — through
+    ``upper()``, CASE, a CTE's or UNION branch's column — and with the column a table declares it on, so
+    ``max('zzz' COLLATE spy, ssn)``, ``max()`` over ``SELECT 'zzz' COLLATE spy UNION ALL SELECT ssn``, or a temporary
+    table declared ``COLLATE spy`` after ``spy`` was registered, had SQLite call the caller's ``spy`` with every
+    SSN. Such statements are refused now: min()/max() of a masked value where a collation other than SQLite's own
+    may reach it, and DDL declaring a collation registered through the governed connection (decision 0289)."""
+    raw = [_spied(s, steps, governed=False) for s in SSNS]
+    assert any(SSNS[0] in pair for pair in raw[0][1]), raw  # the callback is handed the SSN, unprotected
+    assert raw[0][1] != raw[1][1], raw
+    a, b = (_spied(s, steps) for s in SSNS)
+    assert a == b, (a, b)
+    assert a[1] == [], a  # the collation was handed nothing
+    assert "masked-column-copy" in str(a[0]), a
+    assert not any(s in repr(a) for s in SSNS), a
+
+
+def test_collations_of_the_callers_own_still_work_over_innocent_values() -> None:
+    """The innocent look-alikes: a collation of the caller's own orders and compares innocent columns, also in a
+    statement that reads a masked column elsewhere (another result column, its WHERE); SQLite's own collations
+    are declared and used; the app's collation registered before ``wrap()`` may be declared; a removed one is
+    no longer remembered (SQLite itself then refuses the name)."""
+    raw = _customers(SSNS[0])
+    raw.create_collation("app_ci", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
+    conn = _governed(raw)
+    handed: list[Any] = []
+    conn.create_collation("spy", lambda a, b: handed.append((a, b)) or (a > b) - (a < b))
+    steps = (
+        "SELECT city FROM customers ORDER BY city COLLATE spy",
+        "SELECT max(city COLLATE spy), max(ssn) FROM customers",
+        "SELECT ssn FROM customers WHERE city COLLATE spy = 'Paris'",
+        "CREATE TEMP TABLE h (a TEXT COLLATE NOCASE, b TEXT COLLATE app_ci)",
+        "INSERT INTO h VALUES ('x', 'Y')",
+        "SELECT max(x) FROM (SELECT a AS x FROM h UNION ALL SELECT city FROM customers)",
+        "SELECT max(ssn COLLATE NOCASE, 'a') FROM customers WHERE id = 1",
+    )
+    seen = [observe(conn, sql) for sql in steps]
+    assert seen[0][1] == [("Lyon",), ("Paris",)] and seen[1][1] == [("Paris", "[US_SSN]")], seen
+    assert seen[2][1] == [("[US_SSN]",)] and seen[5][1] == [("x",)] and seen[6][1] == [("[US_SSN]",)], seen
+    assert all(SSNS[0] not in pair for pair in handed) and handed, handed
+    conn.create_collation("spy", None)
+    assert "no such collation sequence: spy" in str(observe(conn, "CREATE TEMP TABLE k (a TEXT COLLATE spy)"))
+    conn.close()
