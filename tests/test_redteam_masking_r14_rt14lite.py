@@ -205,3 +205,67 @@ def test_collations_of_the_callers_own_still_work_over_innocent_values() -> None
     conn.create_collation("spy", None)
     assert "no such collation sequence: spy" in str(observe(conn, "CREATE TEMP TABLE k (a TEXT COLLATE spy)"))
     conn.close()
+
+
+# -- finding 3: DuckDB's relation.materialize() ran the relation unjudged and kept raw values (decision 0290) -------
+
+CUSTOMERS = "CREATE TABLE customers (id INTEGER PRIMARY KEY, full_name VARCHAR, ssn VARCHAR, city VARCHAR, amount DOUBLE)"
+
+
+def _duck_customers(secret: str, governed: bool = True) -> Any:
+    raw = duckdb.connect()
+    raw.execute(CUSTOMERS)
+    raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', ?, 'Paris', 10), (2, 'Bob Jones', '219-45-1002', "
+                "'Lyon', 20), (3, 'Carol White', '219-45-1003', 'Paris', 30)", [secret]).fetchall()
+    return _governed(raw) if governed else raw
+
+
+#: each materializes a relation, then reads the kept rows through a relation that names no masked column
+MATERIALIZED = {
+    "a filter counted": lambda c: c.table("customers").filter("ssn LIKE '5%'").materialize().count("*").fetchall(),
+    "a computed value kept": lambda c: c.sql("SELECT id, reverse(ssn) AS q FROM customers").materialize()
+    .filter("id = 1").fetchall(),
+    "a renamed column kept": lambda c: c.sql("SELECT id, ssn AS code FROM customers").materialize()
+    .filter("code LIKE '5%'").count("*").fetchall(),
+}
+
+
+def _materialized(secret: str, how: str, governed: bool = True) -> Any:
+    conn = _duck_customers(secret, governed)
+    try:
+        return MATERIALIZED[how](conn)
+    except Exception as e:  # GuardrailViolation included: its text is what the caller sees
+        return f"{type(e).__name__}: {e}"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", sorted(MATERIALIZED))
+def test_a_materialized_relation_keeps_no_masked_value(how: str) -> None:
+    """Found in round 14: ``rel.materialize()`` runs a DuckDB relation at once and keeps its rows in a table DuckDB
+    makes (``__duckdb_source_...``); the governed relation let it run unjudged, as if it were a composition.
+    ``filter("ssn LIKE '5%'").materialize().count('*')`` then counted the guess (its SQL reads only the kept table),
+    and ``reverse(ssn)`` or ``ssn AS code`` kept there were read back in clear and filtered (a sample of that table
+    finds no SSN in a reversed one). ``materialize()`` is now judged as a read whose rows leave masking's reach, as
+    an export to a file is: a filter on a masked column, or a masked column kept, is refused (decision 0290)."""
+    raw = [_materialized(s, how, governed=False) for s in SSNS]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_materialized(s, how) for s in SSNS)
+    assert a == b, (a, b)
+    assert "masked-column-predicate" in str(a) or "materialize() keeps the rows" in str(a), a
+    assert not any(s in repr(a) or s[::-1] in repr(a) for s in SSNS), a
+
+
+def test_materialized_relations_of_innocent_columns_still_run() -> None:
+    """The innocent look-alikes: materializing a filter, projection or aggregate of columns nobody masked runs,
+    and the kept rows read, filter and count exactly; the masked columns are still read through the relation
+    itself (masked)."""
+    conn = _duck_customers(SSNS[0])
+    kept = conn.table("customers").filter("city = 'Paris'").project("id, city, amount").materialize()
+    assert kept.filter("amount > 15").fetchall() == [(3, "Paris", 30.0)]
+    assert kept.count("*").fetchall() == [(2,)]
+    totals = conn.sql("SELECT city, sum(amount) AS total FROM customers GROUP BY city").materialize()
+    assert sorted(totals.fetchall()) == [("Lyon", 20.0), ("Paris", 40.0)]
+    assert conn.table("customers").filter("id = 1").project("full_name, ssn").fetchall() == [
+        ("[PERSON_NAME]", "[US_SSN]")]
+    conn.close()
