@@ -80,7 +80,7 @@ def declares_caller_collation(state: MaskingState, analysis: Analysis, identity:
     if not any(s.kind in ("ddl", "unknown") for s in analysis.statements):
         return None
     names = sorted(n for n in state.caller_collations if collation_named(analysis.sql, n))
-    if not names:
+    if not names or Access(state, identity).everything:
         return None
     return _hit(
         state,
