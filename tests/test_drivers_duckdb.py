@@ -45,7 +45,7 @@ def test_every_relation_member_is_classified() -> None:
     known = (
         rel_mod.ROW_OUTPUTS | rel_mod.FRAME_OUTPUTS | rel_mod.READER_OUTPUTS | rel_mod.DISPLAY_OUTPUTS
         | rel_mod.FILE_OUTPUTS | rel_mod.TABLE_OUTPUTS | rel_mod.COMPOSITION | rel_mod.CALLBACKS | rel_mod.METADATA
-        | rel_mod.STATEMENTS | rel_mod.MEASURES
+        | rel_mod.STATEMENTS | rel_mod.MEASURES | rel_mod.EAGER
     )  # fmt: skip
     public = {n for n in dir(duckdb.DuckDBPyRelation) if not n.startswith("_")}
     assert public - known == set(), "review these new DuckDBPyRelation members and classify them"

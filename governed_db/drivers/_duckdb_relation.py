@@ -20,7 +20,7 @@ from typing import Any
 import wrapt
 
 from governed_db.drivers import quote_ident
-from governed_db.drivers._copy import refuse_unmaskable_copy
+from governed_db.drivers._copy import refuse_masked_export, refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.errors import GovernanceFault, GuardrailViolation
 from governed_db.masking.exports import export_masked_columns
@@ -57,7 +57,7 @@ COMPOSITION = frozenset({
     "aggregate", "any_value", "apply", "arg_max", "arg_min", "avg", "bit_and", "bit_or", "bit_xor",
     "bitstring_agg", "bool_and", "bool_or", "count", "cross", "cume_dist", "dense_rank", "describe", "distinct",
     "drop", "except_", "favg", "filter", "first", "first_value", "fsum", "geomean", "group_by", "head",
-    "histogram", "intersect", "join", "lag", "last", "last_value", "lead", "limit", "list", "materialize", "max",
+    "histogram", "intersect", "join", "lag", "last", "last_value", "lead", "limit", "list", "max",
     "mean", "median", "min", "mode", "n_tile", "nth_value", "offset", "order", "percent_rank", "pivot", "product",
     "project", "quantile", "quantile_cont", "quantile_disc", "rank", "rank_dense", "rename", "row_number",
     "sample", "select", "select_dtypes", "select_types", "set_alias", "sort", "std", "stddev", "stddev_pop",
@@ -84,6 +84,9 @@ METADATA = frozenset(
 #: members that run (or plan) the relation to measure it: ``shape`` counts its rows, ``explain(type="analyze")``
 #: reports the rows each operator produced (``explain()`` the rows the statistics predict): judged like ``len()``
 MEASURES = frozenset({"shape", "explain"})
+#: members that run the relation at once and keep its rows in a new relation (whose SQL then names only a
+#: DuckDB-made source): judged as a read of it when called
+EAGER = frozenset({"materialize"})
 
 
 class GovernedRelation(wrapt.ObjectProxy[Any]):
@@ -178,6 +181,24 @@ class GovernedRelation(wrapt.ObjectProxy[Any]):
             f"SELECT count(*) FROM ({raw.sql_query()}) AS governed_explain",
         )
         return out
+
+    def materialize(self, *args: Any, **kwargs: Any) -> Any:
+        # runs the relation now and keeps its rows in a table DuckDB makes (``__duckdb_source_...``), which later
+        # relations read as a table of their own: ``filter("ssn LIKE '5%'").materialize().count('*')`` counted
+        # the guess, and ``reverse(ssn)`` or a renamed ``full_name`` kept there came back in clear (a sample of
+        # that table finds no SSN in a reversed one). Judged as a read of the relation whose rows leave masking's
+        # reach, as an export to a file is: a filter on a masked column is refused, and so is keeping a masked
+        # column (decision 0290)
+        raw, gov = self.__wrapped__, self._self_gov
+        sql = raw.sql_query()
+
+        def produce() -> Any:
+            refuse_masked_export(gov, sql, lambda _probe: raw.description,
+                                 "materialize() keeps the rows in a table masking reads as a new one")
+            refuse_derived_from_masked(gov, sql, _relation_describer(raw))
+            return raw.materialize(*args, **kwargs)
+
+        return self._self_wrap(run(gov, "relation.materialize", sql, None, lambda _s: produce()))
 
     def __getitem__(self, name: Any) -> Any:
         return self._self_wrap(self.__wrapped__[name])

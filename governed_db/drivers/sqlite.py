@@ -409,7 +409,17 @@ class SqliteConnection(GovernedConnection):
                     "governed_db.wrap(), or use a collation name of your own."
                 )
             )
-        return self.__wrapped__.create_collation(name, *args, **kwargs)
+        out = self.__wrapped__.create_collation(name, *args, **kwargs)
+        # no statement may declare it from now on: SQLite would call it with the values compared under the
+        # declared collation, which masking sees nowhere in the statements that compare them (decision 0289)
+        from governed_db.masking.engine import state_for
+
+        names = state_for(self._self_gov).caller_collations
+        if func is None:
+            names.discard(str(name).upper())
+        else:
+            names.add(str(name).upper())
+        return out
 
     def _self_own_name(self, name: str, what: str) -> None:
         if shadows_known_function(self.__wrapped__, str(name)):

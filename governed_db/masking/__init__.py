@@ -143,6 +143,12 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     if not state.active:
         return None
     statements = analysis.statements
+    if state.caller_collations:
+        from governed_db.masking import guard
+
+        declared = guard.declares_caller_collation(state, analysis, identity)
+        if declared is not None:
+            return declared
     hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
     if (
         hot is not None

@@ -303,6 +303,10 @@ class MaskingState:
         #: names (lower case) of the temporary tables and views this connection made: another connection may
         #: store a table of the same name later, which one side then hides (decision 0258)
         self.temporary_names: set[str] = set()
+        #: names (upper case) of the collations the caller registered through this (sqlite3) connection: Python
+        #: code SQLite calls with every pair of values it compares under them, so no later statement may declare
+        #: one (decision 0289)
+        self.caller_collations: set[str] = set()
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

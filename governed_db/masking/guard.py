@@ -71,6 +71,35 @@ def _hit(
 
 
 
+def declares_caller_collation(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """A schema change that names a collation the caller registered through this connection (``CREATE TEMP TABLE
+    g (a TEXT COLLATE spy)``, a view or index with ``COLLATE spy``): SQLite would then call the caller's function
+    with the values it compares under that collation, masked ones included (``max(a, ssn)``, ``max()`` over a
+    ``UNION ALL`` whose first branch is ``g.a``), while the statement that compares them names no collation at
+    all (decision 0289). Registering one the schema already declares is refused by the sqlite3 proxy."""
+    if not any(s.kind in ("ddl", "unknown") for s in analysis.statements):
+        return None
+    names = sorted(n for n in state.caller_collations if collation_named(analysis.sql, n))
+    if not names or Access(state, identity).everything:
+        return None
+    return _hit(
+        state,
+        analysis,
+        identity,
+        COPY_RULE,
+        f"the statement declares COLLATE {names[0]}, a collation registered through this governed connection: "
+        "SQLite would call it with the stored values it compares under it, masked ones included",
+        "register the application's collations on the connection before governed_db.wrap(), or declare one of "
+        "SQLite's own (BINARY, NOCASE, RTRIM)",
+    )
+
+
+def collation_named(text: str, name: str) -> bool:
+    """Does ``text`` name the collation ``name`` after a ``COLLATE`` (any quoting, any case)?"""
+    pattern = r"\bCOLLATE\s+[\"'`\[]?" + re.escape(name) + r"(?![\w$])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
     switches = any(renames(s) for s in analysis.statements)
     if switches:

@@ -673,6 +673,11 @@ class Walker:
             # ``max(ssn COLLATE spy)``: a collation of the caller's own (``create_collation('spy', f)``) is a
             # Python function called with the raw values it compares, as a user function is (decision 0236)
             self.lineage.uses.append(("copy", combine(o for k, _, o in keyed if k == "this")))
+        if isinstance(node, _COMPARING) and self.dialect == "sqlite" and _foreign_collation_reaches(node):
+            # ``max('z' COLLATE spy, ssn)``, or max() over a UNION ALL whose other branch is ``'z' COLLATE spy``:
+            # the collation travels with the value (through upper(), ||, CASE, a subquery's column) and SQLite
+            # compares the masked values with it, calling the caller's function with them (decision 0289)
+            self.lineage.uses.append(("copy", combine(parts)))
         if isinstance(node, _LOGICAL) and self.dialect in _CONVERTING_LOGIC:
             # ``x AND true``, ``NOT x`` of a value that is no truth value converts it: MySQL with a warning
             # (``NOT replace(substr(ssn, 1, 1), '5', 'x')`` warns exactly for a 5), DuckDB with an error for
@@ -1418,6 +1423,29 @@ class Walker:
 
 #: the collations SQLite defines itself (C code of its own; the sqlite3 proxy refuses to replace them)
 SQLITE_COLLATIONS = frozenset({"BINARY", "NOCASE", "RTRIM"})
+
+
+#: what compares the values it is given (and returns one of them), which masking lets a masked value through
+_COMPARING = (exp.Max, exp.Min, exp.Greatest, exp.Least)
+
+
+def _foreign_collation_reaches(site: exp.Expression) -> bool:
+    """Can a collation other than SQLite's own decide how ``site`` compares its values? One written inside its
+    arguments, or anywhere in another SELECT of the statement (a subquery, CTE or UNION branch whose column may
+    feed it): only one in another part of the same SELECT (its WHERE, ORDER BY, another result column) cannot."""
+    collations = [c for c in site.root().find_all(exp.Collate) if not _builtin_collation(c)]
+    if not collations:
+        return False
+    scope = site.find_ancestor(exp.Select)
+    for c in collations:
+        if c.find_ancestor(exp.Select) is not scope:
+            return True
+        parent = c.parent
+        while parent is not None and parent is not site:
+            parent = parent.parent
+        if parent is site:
+            return True
+    return False
 
 
 def _builtin_collation(node: exp.Collate) -> bool:

@@ -307,15 +307,37 @@ def reads_uncommitted(conn: Any, dialect: str) -> bool:
     return bool(guarded(conn, dialect, work))
 
 
+#: rows drawn at random past a table's first ``n`` in scan order (decision 0288), from the next ``window`` rows; the
+#: scan order is the same as the plain sample's, so no row is read twice
+_RANDOM_REST = {
+    "sqlite": "SELECT * FROM (SELECT * FROM {table} LIMIT {window} OFFSET {n}) ORDER BY random() LIMIT {n}",
+    "duckdb": "SELECT * FROM (SELECT * FROM {table} LIMIT {window} OFFSET {n}) ORDER BY random() LIMIT {n}",
+}
+#: the draw reads at most this many times ``n`` rows past the first ones: a bounded read at first sight, whatever
+#: the table's size (a draw over a million SQLite rows costs 0.3-0.5 s)
+DRAW_WINDOW = 100
+
+
 def sample(
     conn: Any, dialect: str, table_sql: str, limit: int
 ) -> tuple[list[str], list[Sequence[Any]]] | None:
-    """Column names and up to ``limit`` rows of a table (of a MariaDB system-versioned table, its past rows too)."""
+    """Column names and up to ``limit`` rows of a table (of a MariaDB system-versioned table, its past rows too).
+
+    On SQLite and DuckDB a table with more rows than ``limit`` adds up to ``limit`` rows drawn at random from the
+    next ``DRAW_WINDOW * limit``: the first rows in scan order are whichever a writer placed first (a negative
+    rowid, a key updated to move rows behind), so an agent allowed to write could otherwise choose every row the
+    labels are read from (decision 0288)."""
 
     def work(cur: Any) -> tuple[list[str], list[Sequence[Any]]]:
-        cur.execute(f"SELECT * FROM {_all_versions(cur, dialect, table_sql)} LIMIT {int(limit)}")
+        source = _all_versions(cur, dialect, table_sql)
+        cur.execute(f"SELECT * FROM {source} LIMIT {int(limit)}")
         names = [str(d[0]) for d in (cur.description or ())]
-        return names, [_values(r) for r in cur.fetchall()]
+        rows = [_values(r) for r in cur.fetchall()]
+        rest = _RANDOM_REST.get(family(dialect) or "")
+        if rest is not None and len(rows) >= limit > 0:
+            cur.execute(rest.format(table=source, n=int(limit), window=int(limit) * DRAW_WINDOW))
+            rows += [_values(r) for r in cur.fetchall()]
+        return names, rows
 
     return guarded(conn, dialect, work)
 
