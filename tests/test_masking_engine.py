@@ -162,6 +162,9 @@ def test_values_are_looked_for_within_a_bounded_window(monkeypatch: pytest.Monke
     monkeypatch.setattr(engine, "SPARSE_WINDOW", 1)  # window = sample_rows (100) rows
     # the sample alone: its random rows past the first 100 (decision 0288) would find the values the window misses
     monkeypatch.setattr(schema, "_RANDOM_REST", {})
+    # ... and so would the rows spread across the table and the rare-value search (decision 0294)
+    monkeypatch.setattr(schema, "sample_spread", lambda *a, **k: None)
+    monkeypatch.setattr(schema, "sample_rare", lambda *a, **k: None)
     conn = _governed(_sparse_table(300, 250))
     state = state_for(conn.governor)
     conn.execute("SELECT id FROM refs").fetchall()

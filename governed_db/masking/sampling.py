@@ -64,7 +64,9 @@ def wider(
     width = len(names)
     half = max(1, limit // 2)
     spread = [r for r in schema.sample_spread(conn, dialect, table_sql, half) or () if len(r) == width]
-    out = [*rows[: limit - len(spread)], *spread]
+    # ``sampled`` may hold more than ``limit`` rows: SQLite's and DuckDB's rows drawn at random past the first ones
+    # (decision 0288) are kept with the spread rows
+    out = [*rows[: limit - len(spread)], *rows[limit:], *spread]
     declared = {c.lower(): t for c, t in columns}
     floor = min(FEW_ROWS, limit)
     seen: dict[str, list[str]] = {}
