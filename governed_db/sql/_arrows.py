@@ -46,7 +46,7 @@ def json_arrows(tree: exp.Expr, d: Dialect, gd: str) -> exp.Expr:
     return tree
 
 
-def _takes_lambda(parent: exp.Expression | None) -> bool:
+def _takes_lambda(parent: exp.Expr | None) -> bool:
     if isinstance(parent, _LAMBDA_TAKERS):
         return True
     return isinstance(parent, exp.Anonymous) and str(parent.name).lower() in _LAMBDA_NAMES
