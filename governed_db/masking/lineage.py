@@ -98,7 +98,7 @@ _CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
 _JSON_MEMBERS: tuple[type[exp.Expression], ...] = (
     exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar,
 )
-_JSON_TYPED = {"postgres": frozenset({"json", "jsonb"}), "duckdb": frozenset({"json"})}
+_JSON_TYPED = {"postgres": frozenset({"jsonb"}), "duckdb": frozenset({"json"})}
 #: a key that reads as itself in every dialect's path syntax (no dots, brackets, quotes, wildcards or ``$``)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*")
 _DIGIT = re.compile(r"[0-9]")
