@@ -31,7 +31,9 @@ def json_arrows(tree: exp.Expr, d: Dialect, gd: str) -> exp.Expr:
     for lam in reversed(list(tree.find_all(exp.Lambda))):  # the innermost first
         if gd == "duckdb" and _takes_lambda(lam.parent):
             continue
-        text = f"SELECT {lam.sql(dialect=d)}"
+        params = [p.sql(dialect=d) for p in lam.expressions]
+        head = params[0] if len(params) == 1 else f"({', '.join(params)})"
+        text = f"SELECT {head} -> {lam.this.sql(dialect=d)}"  # as written (DuckDB prints a lambda ``LAMBDA x : b``)
         try:
             parsed = d.parser().parse(d.tokenize(text), text)[0]
         except SqlglotError:
