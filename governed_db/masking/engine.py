@@ -861,6 +861,8 @@ class MaskingState:
                 raise TypeError("not a query")
             # ``concat(profile->'contact')`` as the server reads it, not as a lambda hiding the column (0302)
             tree = json_arrows(tree, Dialect.get_or_raise(self.sg_dialect), self.sg_dialect)
+            if not isinstance(tree, exp.Expression):
+                raise TypeError("not a query")
             lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type)
         except Exception:
             self._untraced_view(info, unlisted, definition)
