@@ -3,9 +3,10 @@
 sqlglot reads ``->`` inside any function's arguments as a lambda: ``format('%s', profile->'contact')`` became
 ``Lambda(this='contact', expressions=[profile])``, whose ``profile`` is a lambda's parameter, not the column — so
 no analysis saw the column at all, and the member came back in clear (``coalesce(profile->'ssn', '1')``, a
-``WHERE length(profile->'ssn'::text) = 11`` deciding rows). PostgreSQL has no lambdas: every such ``->`` is a
-JSON extraction. DuckDB reads ``->`` as a lambda only inside the list functions that take one (and, by default
-since 2.0, not even there); anywhere else it is a JSON extraction too.
+``WHERE length(profile->'ssn'::text) = 11`` deciding rows; SQLite's ``printf('%s', profile->'$.ssn')``). PostgreSQL,
+SQLite and MySQL have no lambdas: every such ``->`` is a JSON extraction. DuckDB reads ``->`` as a lambda only
+inside the list functions that take one (and, by default since 2.0, not even there); anywhere else it is a JSON
+extraction too.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ def json_arrows(tree: exp.Expr, d: Dialect, gd: str) -> exp.Expr:
     """``tree`` with each lambda the server reads as a JSON extraction rebuilt as that extraction; one that does
     not read back is made an unknown function of its parameters (as columns) and body, which analysis judges as a
     use of every column it names (fail closed)."""
-    if gd not in ("postgres", "duckdb"):
-        return tree
     for lam in reversed(list(tree.find_all(exp.Lambda))):  # the innermost first
         if gd == "duckdb" and _takes_lambda(lam.parent):
             continue
