@@ -282,3 +282,27 @@ def test_spans_documents_still_mask_and_stay_valid(value: str) -> None:
     assert "Alice Martin" not in out and "536228701" not in out
     if value.startswith(("[", "{")):
         assert json.loads(out) is not None
+
+
+def test_postgres_members_of_a_nearly_empty_table_tell_nothing_either(unique: str) -> None:
+    """Two rows: the table's columns are provisional (scanned); a value computed from a member is still one
+    placeholder, NULL included."""
+    raw = pg_connect("psycopg")
+    tables = {c: f"rt0301_{unique}_s{c.lower()}" for c in ("A", "B")}
+    try:
+        for c, t in tables.items():
+            raw.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, profile jsonb)")
+            raw.execute(f"INSERT INTO {t} VALUES (1, %s), (2, %s)",
+                        (json.dumps(_doc(1, HIDDEN[c])), json.dumps(_doc(2))))
+        conn = _wrap(pg_connect("psycopg"))
+        try:
+            attacks = ["SELECT max(profile->'ssn'->>1) FROM {t}", "SELECT profile->'ssn'->>1 FROM {t} WHERE id = 1",
+                       "SELECT max(profile->'contact'->>'email') FROM {t}"]
+            _same(lambda s: observe(conn, s), lambda s: observe(raw, s), tables, attacks)
+            assert observe(conn, f"SELECT profile->>'tier' FROM {tables['A']} WHERE id = 1")[1] == [("gold",)]
+        finally:
+            conn.close()
+    finally:
+        for t in tables.values():
+            raw.execute(f"DROP TABLE IF EXISTS {t}")
+        raw.close()

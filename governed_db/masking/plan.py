@@ -315,6 +315,9 @@ def _masker_for(
         # that it holds personal data); a found item still tells the state that data has arrived. Not when a
         # whole row with masked fields is in the value too (``c.city || to_jsonb(c)::text``, decision 0230)
         scan = detect_masker(state)
+        if origin.from_member:
+            # computed from a member: its NULL-ness may say what the document hides (decision 0302)
+            return always_masker(f"[{_label(real, 'SENSITIVE')}]")
         return state.watching(real[0][0], member_masker(origin.member, scan) if origin.member else scan)
     if origin.kind == "column" and not origin.rows:
         if real:
