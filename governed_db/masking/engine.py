@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
@@ -50,6 +51,7 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.sql._arrows import json_arrows
 from governed_db.sql._sqlite_reading import parse_one
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
 
@@ -915,6 +917,10 @@ class MaskingState:
             tree = parse_one(definition, self.sg_dialect)
             if not isinstance(tree, exp.Expression):
                 raise TypeError("not a query")
+            # ``concat(profile->'contact')`` as the server reads it, not as a lambda hiding the column (0302)
+            tree = json_arrows(tree, Dialect.get_or_raise(self.sg_dialect), self.sg_dialect)
+            if not isinstance(tree, exp.Expression):
+                raise TypeError("not a query")
             lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
         except Exception:
             self._untraced_view(info, unlisted, definition)
@@ -948,9 +954,12 @@ class MaskingState:
             if not settled:
                 continue  # over a nearly empty table, scanned as its own sample says (as the table's are, 0091)
             label = next((c.label for c in settled if c.label != "FREE_TEXT"), settled[0].label)
+            # a member of a JSON document, or a value computed from one (``profile->'ssn'->>1``): NULL where the
+            # document has no such member, which its masking may hide: NULL is masked too (decision 0302)
+            nulls = origin.member is not None or origin.from_member
             info.classes[low] = ColumnClass(
                 label, max(c.confidence for c in settled), {"view": "computed from masked columns"},
-                strategy=("redact", {}),
+                strategy=("redact", {"nulls": True} if nulls else {}),
             )
 
     def _untraced_view(self, info: TableInfo, unlisted: set[str], definition: str) -> None:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from governed_db.masking import flow
+from governed_db.masking import detect, flow
 from governed_db.masking import lineage_duckdb as duck
 from governed_db.masking.classify import type_category
 from governed_db.masking.fulltext import fts5_columns
@@ -99,9 +99,22 @@ _CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
 _JSON_MEMBERS: tuple[type[exp.Expression], ...] = (
     exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar,
 )
-_JSON_TYPED = {"postgres": frozenset({"json", "jsonb"}), "duckdb": frozenset({"json"})}
+_JSON_TYPED = {"postgres": frozenset({"jsonb"}), "duckdb": frozenset({"json"})}
 #: a key that reads as itself in every dialect's path syntax (no dots, brackets, quotes, wildcards or ``$``)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*")
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _shown_key(key: str) -> bool:
+    """A key the masked document shows as it is: a plain key that no scan masks (and short of the digits a phone,
+    SSN, card or account number needs, so that no scan of the whole text masks it either). Whether a member
+    under a key the scan masks (``profile->>'536-22-8701'``, a phone number keying a map) is NULL says whether
+    the document holds that key, which its masking hides (decision 0302)."""
+    return (
+        _PLAIN_KEY.fullmatch(key) is not None
+        and len(_DIGIT.findall(key)) < 5
+        and not detect.find_spans(key)
+    )
 _TRUTH_VALUES: tuple[type, ...] = (
     exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Null, exp.Exists,
 )  # fmt: skip
@@ -756,6 +769,10 @@ class Walker:
         found = combine(parts, kind="expr")
         if member is not None and found.kind == "expr" and not found.rows:
             return Origin("expr", found.sources, member=member)
+        if isinstance(node, (*_JSON_MEMBERS, exp.Bracket)) and found.kind == "expr" and not found.rows:
+            # ``profile['ssn'][1]``, ``tags[3]``: NULL exactly where the document or list has no such member,
+            # which a document or list masked whole hides: one constant, NULL included (decision 0302)
+            return Origin("expr", found.sources, mixed=found.mixed, from_member=True)
         if found.kind == "row" and not flow.keeps_row(node):
             # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
@@ -816,7 +833,7 @@ class Walker:
         for part in path.expressions:
             if isinstance(part, exp.JSONPathRoot):
                 continue
-            key = isinstance(part, exp.JSONPathKey) and isinstance(part.this, str) and _PLAIN_KEY.fullmatch(part.this)
+            key = isinstance(part, exp.JSONPathKey) and isinstance(part.this, str) and _shown_key(part.this)
             if key or (isinstance(part, exp.JSONPathSubscript) and type(part.this) is int):
                 steps.append(part.this)
             else:

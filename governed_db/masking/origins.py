@@ -41,6 +41,11 @@ class Origin:
     #: ``("contact", "email")``), computed from the column like any expression; masked as the document's own
     #: masking would mask that member (decision 0301)
     member: tuple[str | int, ...] | None = None
+    #: computed from such a member (``max(profile->>'k')``, ``coalesce(profile->'ssn', '1')``): whether it is
+    #: NULL, and its JSON type, follow where the document's masking may hide them (a key the scan masks, what lies
+    #: under a key that names personal data, a document masked whole), so it is masked to one constant, NULL
+    #: included (decision 0302)
+    from_member: bool = False
 
     @property
     def traced(self) -> bool:
@@ -66,20 +71,23 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
     opaque = True
     hint = None
     mixed = False
+    from_member = False
     for o in origins:
         sources |= o.sources
         rows |= o.rows
+        from_member = from_member or o.member is not None or o.from_member
         mixed = mixed or o.mixed or (kind == "column" and o.kind == "const")
         if o.kind == "unknown":
             unknown = True
             opaque = opaque and o.opaque
             hint = hint or o.hint
     if unknown:
-        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
+        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque, from_member=from_member)
     if not sources and not rows:
         return CONST
     return Origin(
-        "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed
+        "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed,
+        from_member=from_member,
     )
 
 

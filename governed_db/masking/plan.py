@@ -267,12 +267,23 @@ def row_masker(fields: dict[str, Masker]) -> Masker:
 
 def member_masker(path: tuple[str | int, ...], inner: Masker) -> Masker:
     """For the member of a document at ``path``: what the document's scan gives it — the value masked whole under
-    the label of the first key on the path that names personal data (``contact`` → ``email``), else ``inner``."""
-    label = next((found for found in (key_label(k) for k in path if isinstance(k, str)) if found), None)
-    if label is not None:
-        token = f"[{label}]"  # whatever the value's JSON type, as inside the document
+    the label of the first key on the path that names personal data (``contact`` → ``email``), else ``inner``.
+    Below that key (``profile->'phone'->>'4155551201'``) the document shows one placeholder where the member
+    would be: whether the member is there at all is hidden too, so it is that placeholder even when NULL
+    (decision 0302)."""
+    at = next((i for i, k in enumerate(path) if isinstance(k, str) and key_label(k)), None)
+    if at is not None:
+        token = f"[{key_label(str(path[at]))}]"  # whatever the value's JSON type, as inside the document
+        if at < len(path) - 1:
+            return always_masker(token)
         return lambda value: None if value is None else token
     return inner
+
+
+def always_masker(token: str) -> Masker:
+    """One placeholder whatever the value, NULL included: for a value whose NULL-ness and type the document's
+    masking hides (decision 0302)."""
+    return lambda value: token
 
 
 def _label(real: Sequence[tuple[str, str, ColumnClass]], default: str) -> str:
@@ -315,6 +326,9 @@ def _masker_for(
         # that it holds personal data); a found item still tells the state that data has arrived. Not when a
         # whole row with masked fields is in the value too (``c.city || to_jsonb(c)::text``, decision 0230)
         scan = detect_masker(state)
+        if origin.from_member:
+            # computed from a member: its NULL-ness may say what the document hides (decision 0302)
+            return always_masker(f"[{_label(real, 'SENSITIVE')}]")
         return state.watching(real[0][0], member_masker(origin.member, scan) if origin.member else scan)
     if origin.kind == "column" and not origin.rows:
         if real:
@@ -338,7 +352,13 @@ def _masker_for(
                     # strategy masks it inside the whole document — a key that names personal data masks its
                     # value whole, anything else is scanned (decision 0301)
                     return member_masker(origin.member, scrub_value)
+            if origin.member is not None or origin.from_member:
+                # a member of a document masked whole, or a value computed from a member: whether it is NULL,
+                # and its type, would say what the document's masking hides (decision 0302)
+                return always_masker(f"[{_label(real, 'SENSITIVE')}]")
             return redact_masker(_label(real, "SENSITIVE"))
+        if origin.member is not None or origin.from_member:
+            return always_masker("[SENSITIVE]") if unreadable else None
         return detect_masker(state) if unreadable else None
     if origin.kind == "expr" and origin.rows:
         # computed from a whole row (keys renamed, text cut...): fields cannot be found by name any more

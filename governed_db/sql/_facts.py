@@ -15,6 +15,7 @@ from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import SqlglotError
 
+from governed_db.sql._arrows import json_arrows
 from governed_db.sql._commands import classify_words, explain_split, known_form
 from governed_db.sql._model import StatementInfo
 from governed_db.sql._risks import backslash_quote, duckdb_file_scans, variable_copy
@@ -116,6 +117,8 @@ def _statement_info(
             tree = duckdb_spellings(tree, d)
         if tree is not None and gd in _UNIT_AS_EXPRESSION:
             tree = unit_columns(tree, parsed_from or tokens)
+        if tree is not None:
+            tree = json_arrows(tree, d, gd)
     except SqlglotError as e:
         tree = None
         error: str | None = f"could not parse: {_first_line(e)}"

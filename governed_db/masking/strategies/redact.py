@@ -68,6 +68,10 @@ def is_date_label(label: str) -> bool:
 
 def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
     token = str(options.get("text") or f"[{label}]")
+    if options.get("nulls"):
+        # ``nulls: true``: NULL is masked too, for a value whose NULL-ness the masking of its source hides (a view
+        # column reading a JSON document's member, decision 0302)
+        return lambda value: token
     if is_date_label(label) and "text" not in options:
 
         def redact_date(value: Any) -> Any:
