@@ -37,6 +37,10 @@ class Origin:
     #: '<guess>'``): masked with the placeholder, never a strategy that maps equal inputs to equal outputs
     #: (a keyed hash of a guess next to the hash of the stored value says whether they are equal)
     mixed: bool = False
+    #: a value whose length the statement lets the caller choose past any small bound (``repeat('x', n)``, a
+    #: long literal, a bind parameter, an aggregate that concatenates rows), or that holds one: merged with a
+    #: masked value into one value it measures it against a length limit (decision 0285)
+    long: bool = False
 
     @property
     def traced(self) -> bool:
@@ -49,6 +53,8 @@ class Origin:
 
 
 CONST = Origin("const")
+#: a constant whose length the caller chooses (``repeat('x', 268435400)``)
+LONG_CONST = Origin("const", long=True)
 #: the name of the output a ``*`` gives for a table function, ``ROWS FROM`` or another FROM item whose columns the
 #: database names and counts (``jsonb_each(x)`` yields ``key`` and ``value``): unlike a table's ``*`` (output
 #: ``"*"``, its columns looked up by name in the table), each column it stands for is computed from its origin
@@ -62,20 +68,22 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
     opaque = True
     hint = None
     mixed = False
+    long = False
     for o in origins:
         sources |= o.sources
         rows |= o.rows
+        long = long or o.long
         mixed = mixed or o.mixed or (kind == "column" and o.kind == "const")
         if o.kind == "unknown":
             unknown = True
             opaque = opaque and o.opaque
             hint = hint or o.hint
     if unknown:
-        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque)
+        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque, long=long)
     if not sources and not rows:
-        return CONST
+        return LONG_CONST if long else CONST
     return Origin(
-        "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed
+        "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed, long=long
     )
 
 
