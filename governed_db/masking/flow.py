@@ -776,13 +776,14 @@ def lengthens(node: exp.Expression) -> bool:
     if isinstance(node, exp.Format) or (isinstance(node, exp.Anonymous) and name_of(node) in ("format", "printf")):
         fmt = node.this if isinstance(node, exp.Format) else (node.expressions[0] if node.expressions else None)
         return not (isinstance(fmt, exp.Literal) and fmt.is_string) or _WIDE_FORMAT.search(str(fmt.this)) is not None
-    if isinstance(node, exp.Array) and any(isinstance(e, (exp.Select, exp.Union, exp.Subquery)) for e in node.expressions):
-        return True
     return concatenates_rows(node)
 
 
 def concatenates_rows(node: exp.Expression) -> bool:
-    """An aggregate that puts every row's value into one (``string_agg``, ``array_agg``, ``json_agg``...)."""
+    """An aggregate that puts every row's value into one (``string_agg``, ``array_agg``, ``json_agg``...), or
+    ``ARRAY(SELECT ...)``."""
+    if isinstance(node, exp.Array) and any(isinstance(e, (exp.Select, exp.Union, exp.Subquery)) for e in node.expressions):
+        return True
     return isinstance(node, _ROW_CONCATENATING) or (
         isinstance(node, exp.Anonymous) and name_of(node) in _ROW_CONCATENATING_NAMES
     )

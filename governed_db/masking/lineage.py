@@ -708,8 +708,9 @@ class Walker:
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         found = combine(parts, kind="expr")
         if flow.lengthens(node) and not found.long and not (flow.concatenates_rows(node) and found.sources):
-            # an aggregate of a column's values is as long as the rows: a masked column's values are replaced
-            # by a stand-in there (decision 0161), another column's text counts as unbounded where it is merged
+            # an aggregate (or ARRAY(SELECT ...)) of a column's values is as long as the rows: a masked column's
+            # values are stand-ins in an aggregate (decision 0161), ARRAY(SELECT email ...) growing with the rows
+            # is a documented limit, and a column's text is not counted as long (decision 0285)
             found = replace(found, long=True)
         if found.kind == "row" and not flow.keeps_row(node):
             # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
