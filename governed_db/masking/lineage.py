@@ -707,7 +707,7 @@ class Walker:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         found = combine(parts, kind="expr")
-        if flow.lengthens(node) and not found.long and not (flow.concatenates_rows(node) and found.sources):
+        if flow.lengthens(node) and not found.long and not (flow.concatenates_rows(node) and (found.sources or found.rows)):
             # an aggregate (or ARRAY(SELECT ...)) of a column's values is as long as the rows: a masked column's
             # values are stand-ins in an aggregate (decision 0161), ARRAY(SELECT email ...) growing with the rows
             # is a documented limit, and a column's text is not counted as long (decision 0285)
