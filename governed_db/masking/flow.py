@@ -324,7 +324,7 @@ def _concatenates(node: exp.Expression) -> bool:
     return isinstance(node, exp.Anonymous) and name_of(node) in _CONCATENATING_NAMES
 
 
-def _unbounded(node: exp.Expression) -> bool:
+def unbounded(node: exp.Expression) -> bool:
     """True when ``node`` may be long: literals of more than ``_MAX_REPLACEMENT`` characters, a
     function that multiplies (``repeat('x', 16777206)``, ``space()``, ``lpad()``), or a value the text does not
     hold (a variable, a parameter, a subquery)."""
@@ -398,7 +398,7 @@ def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> st
         for key, i, _ in kinds:
             value = node.args.get(key)
             item = value[i] if isinstance(value, list) and i < len(value) else value
-            if isinstance(item, exp.Expression) and _unbounded(item):
+            if isinstance(item, exp.Expression) and unbounded(item):
                 return (
                     f"{name_of(node)}() of a masked value and a long or computed text (a length limit would "
                     "decide, by how long the value is)"
@@ -739,3 +739,87 @@ def known_function_name(name: str, dialect: str) -> bool:
         return True
     call = tree.expressions[0] if tree.expressions else None
     return not isinstance(call, exp.Anonymous)
+
+
+#: aggregates that put every row's value into one (their result is as long as the rows the caller chose)
+_ROW_CONCATENATING: tuple[type[exp.Expression], ...] = tuple(
+    c
+    for c in (
+        exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg, getattr(exp, "JSONObjectAgg", None),
+        getattr(exp, "JSONBObjectAgg", None),
+    )
+    if c is not None
+)  # fmt: skip
+_ROW_CONCATENATING_NAMES = frozenset(
+    {"jsonb_agg", "json_agg", "xmlagg", "string_agg", "array_agg", "group_concat", "json_group_array", "list",
+     "json_arrayagg", "json_objectagg", "json_object_agg", "jsonb_object_agg", "json_group_object"}
+)  # fmt: skip
+#: untyped functions that build one value out of a row or several values (a document, a row, an array)
+_BUILDING_NAMES = frozenset(
+    {"row", "to_json", "to_jsonb", "row_to_json", "array_to_json", "hstore", "jsonb_object", "json_object",
+     "array_append", "array_prepend", "array_cat", "array_fill"}
+)  # fmt: skip
+#: a format whose width or precision is a number of 4 digits or more (``format('%268435400s', '')``): the text
+#: is as long as the number says, whatever it formats
+_WIDE_FORMAT = re.compile(r"%[-+ #0-9$]*?\d{4,}|%[-+ #0-9$]*\.\d{4,}")
+
+
+def lengthens(node: exp.Expression) -> bool:
+    """Whether ``node`` makes a value whose length the caller chooses, however short what it is given: a
+    function that multiplies (``repeat('x', n)``, ``lpad``), a long literal, a bind parameter, a ``format()``
+    with a wide field, ``ARRAY(SELECT ...)`` and an aggregate that concatenates rows (over as many rows as the
+    caller makes). Such a value merged with a masked one measures the masked one's length against the
+    database's limits (PostgreSQL's 1 GB text and 256 MB jsonb, decision 0285)."""
+    if isinstance(node, exp.Literal):
+        return node.is_string and len(str(node.this)) > _MAX_REPLACEMENT
+    if isinstance(node, (exp.Placeholder, exp.Parameter)):
+        return True
+    if _multiplies(node) or (isinstance(node, exp.Anonymous) and name_of(node) == "array_fill"):
+        return True
+    if isinstance(node, exp.Format) or (isinstance(node, exp.Anonymous) and name_of(node) in ("format", "printf")):
+        fmt = node.this if isinstance(node, exp.Format) else (node.expressions[0] if node.expressions else None)
+        return not (isinstance(fmt, exp.Literal) and fmt.is_string) or _WIDE_FORMAT.search(str(fmt.this)) is not None
+    return concatenates_rows(node)
+
+
+def concatenates_rows(node: exp.Expression) -> bool:
+    """An aggregate that puts every row's value into one (``string_agg``, ``array_agg``, ``json_agg``...), or
+    ``ARRAY(SELECT ...)``."""
+    if isinstance(node, exp.Array) and any(isinstance(e, (exp.Select, exp.Union, exp.Subquery)) for e in node.expressions):
+        return True
+    return isinstance(node, _ROW_CONCATENATING) or (
+        isinstance(node, exp.Anonymous) and name_of(node) in _ROW_CONCATENATING_NAMES
+    )
+
+
+def merges(node: exp.Expression) -> bool:
+    """Whether ``node`` builds one value out of several (a concatenation, a document, an array, a row) or out of
+    every row (an aggregate that concatenates them): its length is theirs together."""
+    if isinstance(node, (exp.Array, exp.Tuple, exp.Struct, *_ROW_CONCATENATING)) or _concatenates(node):
+        return True
+    return isinstance(node, exp.Anonymous) and name_of(node) in (_BUILDING_NAMES | _ROW_CONCATENATING_NAMES)
+
+
+def merge_hazards(node: exp.Expression, parts: list[tuple[bool, bool, bool]]) -> list[tuple[int, str]]:
+    """Which of ``parts`` merging them in ``node`` measures, and why: each part is ``(holds a column's value, its
+    length is the caller's to choose, its length is not bounded by the statement)``.
+
+    A part holding a column's value is measured when it also holds a long text already (a derived table's row
+    with a ``repeat()`` column; a UNION ALL column of a masked value and a long text), or when another part's
+    length is not bounded by the statement — a long text, a multiplier, a wide ``format()``, a bind parameter:
+    the merged value passes PostgreSQL's 1 GB (256 MB for jsonb) limit, or another engine's, exactly when the
+    part is long enough (decision 0285). A column's stored text is not counted as long (see the decision)."""
+    if not merges(node):
+        return []
+    found: list[tuple[int, str]] = []
+    for i, (tainted, long, _unbounded_part) in enumerate(parts):
+        if not tainted:
+            continue
+        if long:
+            found.append((i, f"{name_of(node)}() of a value that holds a masked value and a long text (a length "
+                             "limit would decide, by how long the value is)"))
+        elif any(u for j, (_t, _l, u) in enumerate(parts) if j != i):
+            found.append((i, f"{name_of(node)}() of a masked value beside a text whose length the statement does "
+                             "not bound (a length limit would decide, by how long the value is); select them as "
+                             "separate columns"))
+    return found

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlglot import exp
 
@@ -48,6 +49,7 @@ from governed_db.masking.order_nodes import own_nodes
 from governed_db.masking.origins import (
     COMPUTED_STAR,
     CONST,
+    LONG_CONST,
     QUERY,
     ColumnsOf,
     Ctes,
@@ -579,6 +581,12 @@ class Walker:
             found = self.column(node, scope)
             if found.sources:
                 self.lineage.refs.append((node, found))
+            if found.kind == "row" and found.long and (found.sources or found.rows):
+                # a derived table's whole row holding a masked value and a long text (``SELECT full_name,
+                # repeat('x', n) FROM ...``) is one value as long as both: a length limit measures the masked one
+                self.lineage.uses.append(
+                    ("a whole row holding a masked value and a long text (a length limit would decide)", found)
+                )
             return found
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
@@ -622,7 +630,7 @@ class Walker:
                 if value.kind not in ("column", "const") or not flow.declared_numbers(self.categories([value])):
                     self.lineage.uses.append(("arithmetic", value))
         if isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Star)):
-            return CONST
+            return LONG_CONST if flow.lengthens(node) else CONST
         if isinstance(node, exp.Is) and isinstance(node.expression, exp.Null):
             tested = self.expr(node.this, scope, ctes)
             if tested.kind in ("column", "const") or self.coalesced_columns(node.this, scope):
@@ -636,7 +644,7 @@ class Walker:
             # (which decision 0209 returns exactly): exact (decision 0235)
             return CONST
         if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
-            return CONST  # a positional bind parameter ($1)
+            return LONG_CONST  # a positional bind parameter ($1): as long as the caller binds
         if isinstance(node, (exp.Parameter, exp.SessionParameter)):
             # a session variable (@v, @@x) may hold anything a previous statement put there
             return Origin("unknown", hint=node.name or None, opaque=True)
@@ -682,6 +690,7 @@ class Walker:
             why = self.sum_overflows(node, parts)
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
+        self.merged(node, keyed)
         if isinstance(node, exp.Collate) and self.dialect == "sqlite" and not _builtin_collation(node):
             # ``max(ssn COLLATE spy)``: a collation of the caller's own (``create_collation('spy', f)``) is a
             # Python function called with the raw values it compares, as a user function is (decision 0236)
@@ -767,17 +776,42 @@ class Walker:
                 self.lineage.uses.append(("copy", merged))
             return Origin("unknown", merged.sources, merged.rows, str(node.name), not merged.lost)
         found = combine(parts, kind="expr")
+        if flow.lengthens(node) and not found.long and not (flow.concatenates_rows(node) and (found.sources or found.rows)):
+            # an aggregate (or ARRAY(SELECT ...)) of a column's values is as long as the rows: a masked column's
+            # values are stand-ins in an aggregate (decision 0161), ARRAY(SELECT email ...) growing with the rows
+            # is a documented limit, and a column's text is not counted as long (decision 0285)
+            found = replace(found, long=True)
         if member is not None and found.kind == "expr" and not found.rows:
-            return Origin("expr", found.sources, member=member)
+            return Origin("expr", found.sources, member=member, long=found.long)
         if isinstance(node, (*_JSON_MEMBERS, exp.Bracket)) and found.kind == "expr" and not found.rows:
             # ``profile['ssn'][1]``, ``tags[3]``: NULL exactly where the document or list has no such member,
             # which a document or list masked whole hides: one constant, NULL included (decision 0302)
-            return Origin("expr", found.sources, mixed=found.mixed, from_member=True)
+            return Origin("expr", found.sources, mixed=found.mixed, from_member=True, long=found.long)
         if found.kind == "row" and not flow.keeps_row(node):
             # a whole row turned into something else (``replace(to_jsonb(c)::text, '"full_name"', '"n"')``):
             # its fields can no longer be found by name, so the value is masked whole (by lineage, not keys)
             return Origin("expr", found.sources, found.rows)
         return found
+
+    def merged(self, node: exp.Expression, keyed: list[tuple[str, int, Origin]]) -> None:
+        """Record the parts of a value ``node`` builds out of several (a concatenation, a document, an array, a
+        row) whose length a length limit would measure: beside a text whose length the caller chooses, or
+        holding one already (decision 0285)."""
+        if not flow.merges(node) or len(keyed) < 1:
+            return
+        parts: list[tuple[bool, bool, bool]] = []
+        for key, i, origin in keyed:
+            value = node.args.get(key)
+            item = value[i] if isinstance(value, list) and i < len(value) else value
+            tainted = bool(origin.sources or origin.rows)
+            # a column's stored text is not counted: ``full_name || ' (' || city || ')'`` must keep running, so a
+            # long text stored beforehand (a table of the caller's own) still measures (docs/masking.md, Limits)
+            unbounded = origin.long or (
+                isinstance(item, exp.Expression) and origin.kind == "const" and flow.unbounded(item)
+            )
+            parts.append((tainted, origin.long, unbounded))
+        for i, why in flow.merge_hazards(node, parts):
+            self.lineage.uses.append((why, keyed[i][2]))
 
     def typed(self, col: exp.Column, scope: Scope) -> bool:
         """Is ``typeof(col)`` fixed by the declaration of the stored column ``col`` reads, whatever it holds?

@@ -46,6 +46,10 @@ class Origin:
     #: under a key that names personal data, a document masked whole), so it is masked to one constant, NULL
     #: included (decision 0302)
     from_member: bool = False
+    #: a value whose length the statement lets the caller choose past any small bound (``repeat('x', n)``, a
+    #: long literal, a bind parameter, an aggregate that concatenates rows), or that holds one: merged with a
+    #: masked value into one value it measures it against a length limit (decision 0285)
+    long: bool = False
 
     @property
     def traced(self) -> bool:
@@ -58,6 +62,8 @@ class Origin:
 
 
 CONST = Origin("const")
+#: a constant whose length the caller chooses (``repeat('x', 268435400)``)
+LONG_CONST = Origin("const", long=True)
 #: the name of the output a ``*`` gives for a table function, ``ROWS FROM`` or another FROM item whose columns the
 #: database names and counts (``jsonb_each(x)`` yields ``key`` and ``value``): unlike a table's ``*`` (output
 #: ``"*"``, its columns looked up by name in the table), each column it stands for is computed from its origin
@@ -72,22 +78,24 @@ def combine(origins: Iterable[Origin], kind: str = "expr") -> Origin:
     hint = None
     mixed = False
     from_member = False
+    long = False
     for o in origins:
         sources |= o.sources
         rows |= o.rows
         from_member = from_member or o.member is not None or o.from_member
+        long = long or o.long
         mixed = mixed or o.mixed or (kind == "column" and o.kind == "const")
         if o.kind == "unknown":
             unknown = True
             opaque = opaque and o.opaque
             hint = hint or o.hint
     if unknown:
-        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque, from_member=from_member)
+        return Origin("unknown", frozenset(sources), frozenset(rows), hint, opaque, from_member=from_member, long=long)
     if not sources and not rows:
-        return CONST
+        return LONG_CONST if long else CONST
     return Origin(
         "row" if rows and kind != "column" else kind, frozenset(sources), frozenset(rows), mixed=mixed,
-        from_member=from_member,
+        from_member=from_member, long=long,
     )
 
 
