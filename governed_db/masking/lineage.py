@@ -783,7 +783,12 @@ class Walker:
             found = replace(found, long=True)
         if member is not None and found.kind == "expr" and not found.rows:
             return Origin("expr", found.sources, member=member, long=found.long)
-        if isinstance(node, (*_JSON_MEMBERS, exp.Bracket)) and found.kind == "expr" and not found.rows:
+        if (
+            isinstance(node, (*_JSON_MEMBERS, exp.Bracket))
+            and found.kind == "expr"
+            and not found.rows
+            and not self.text_subscript(node, keyed)
+        ):
             # ``profile['ssn'][1]``, ``tags[3]``: NULL exactly where the document or list has no such member,
             # which a document or list masked whole hides: one constant, NULL included (decision 0302)
             return Origin("expr", found.sources, mixed=found.mixed, from_member=True, long=found.long)
@@ -933,6 +938,14 @@ class Walker:
             return False
         declared = {str(self.declared(t, c) or "").lower().replace(" ", "") for o in origins for t, c in o.sources}
         return len(declared) == 1 and "" not in declared and type_category(declared.pop()) != "unknown"
+
+    def text_subscript(self, node: exp.Expression, keyed: list[tuple[str, int, Origin]]) -> bool:
+        """``status[1]``, ``code[2:4]`` of columns declared as text (DuckDB): a cut of the text, no member of a
+        document or list whose NULL-ness could say what its masking hides (decision 0302)."""
+        if not isinstance(node, exp.Bracket):
+            return False
+        base = [o for k, _, o in keyed if k == "this"]
+        return bool(base) and all(o.kind == "column" for o in base) and set(self.categories(base)) == {"text"}
 
     def categories(self, parts: list[Origin]) -> list[str]:
         """The declared type categories of the columns ``parts`` read (``unknown`` when not known)."""
