@@ -101,7 +101,9 @@ _CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
 _JSON_MEMBERS: tuple[type[exp.Expression], ...] = (
     exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar,
 )
-_JSON_TYPED = {"postgres": frozenset({"jsonb"}), "duckdb": frozenset({"json"})}
+_JSON_TYPED = {"postgres": frozenset({"jsonb", "hstore"}), "duckdb": frozenset({"json"})}
+#: (``hstore``: a value of its own type, never malformed; ``->`` of a key gives the value or NULL, and the
+#: document is masked by its keys as JSON is, decision 0271)
 #: a key that reads as itself in every dialect's path syntax (no dots, brackets, quotes, wildcards or ``$``)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ -]*")
 _DIGIT = re.compile(r"[0-9]")
