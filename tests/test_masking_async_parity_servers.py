@@ -18,7 +18,7 @@ import datetime
 import decimal
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,17 @@ def _outcome(run: Callable[[str], Any], sql: str) -> Any:
     return [_norm(tuple(r)) for r in rows] if rows is not None else None
 
 
+async def _aoutcome(run: Callable[[str], Awaitable[Any]], sql: str) -> Any:
+    """:func:`_outcome` of an async driver's statement."""
+    try:
+        rows = await run(sql)
+    except governed_db.GuardrailViolation as e:
+        return ("refused", tuple(sorted(e.rules)))
+    except Exception:
+        return ("error",)
+    return [_norm(tuple(r)) for r in rows] if rows is not None else None
+
+
 def _battery(dialect: str, names: dict[str, str]) -> list[str]:
     return [sql.format(**names) for sql in COMMON + DIALECT[dialect]]
 
@@ -227,40 +238,27 @@ def test_postgres_async_peers_see_what_psycopg_sees(pg_conn: Any, pg_dsn: str, p
 
     async def via_asyncpg() -> list[Any]:
         conn = _wrap(await asyncpg.connect(url))
-        out = []
+
+        async def run(sql: str) -> Any:
+            rows = await conn.fetch(sql)
+            return rows if rows else _empty_or_write(sql, rows)
+
         try:
-            for sql in battery:
-                try:
-                    rows = await conn.fetch(sql)
-                except governed_db.GuardrailViolation as e:
-                    out.append(("refused", tuple(sorted(e.rules))))
-                    continue
-                except Exception:
-                    out.append(("error",))
-                    continue
-                out.append([_norm(tuple(r)) for r in rows] if rows else _empty_or_write(sql, rows))
+            return [await _aoutcome(run, sql) for sql in battery]
         finally:
             await conn.close()
-        return out
 
     async def via_psycopg_async() -> list[Any]:
         conn = _wrap(await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True))
-        out = []
+
+        async def run(sql: str) -> Any:
+            cur = await conn.execute(sql)
+            return await cur.fetchall() if cur.description else None
+
         try:
-            for sql in battery:
-                try:
-                    cur = await conn.execute(sql)
-                    rows = await cur.fetchall() if cur.description else None
-                except governed_db.GuardrailViolation as e:
-                    out.append(("refused", tuple(sorted(e.rules))))
-                    continue
-                except Exception:
-                    out.append(("error",))
-                    continue
-                out.append([_norm(tuple(r)) for r in rows] if rows is not None else None)
+            return [await _aoutcome(run, sql) for sql in battery]
         finally:
             await conn.close()
-        return out
 
     seen = {"psycopg": seen_sync, "asyncpg": asyncio.run(via_asyncpg()),
             "psycopg async": asyncio.run(via_psycopg_async())}
@@ -319,23 +317,16 @@ def test_mariadb_aiomysql_sees_what_pymysql_sees(mysql_conn: Any, mysql_kw: dict
         args = dict(mysql_kw)
         args["db"] = args.pop("database")  # aiomysql's name for it
         conn = _wrap(await aiomysql.connect(autocommit=True, **args))
-        out = []
+
+        async def run(sql: str) -> Any:
+            cur = await conn.cursor()
+            await cur.execute(sql)
+            return await cur.fetchall() if cur.description else None
+
         try:
-            for sql in battery:
-                try:
-                    cur = await conn.cursor()
-                    await cur.execute(sql)
-                    rows = await cur.fetchall() if cur.description else None
-                except governed_db.GuardrailViolation as e:
-                    out.append(("refused", tuple(sorted(e.rules))))
-                    continue
-                except Exception:
-                    out.append(("error",))
-                    continue
-                out.append([_norm(tuple(r)) for r in rows] if rows is not None else None)
+            return [await _aoutcome(run, sql) for sql in battery]
         finally:
             conn.close()
-        return out
 
     _compare({"PyMySQL": seen_sync, "aiomysql": asyncio.run(via_aiomysql())}, battery)
     assert _snapshot(raw_run, md_names) == before
@@ -366,23 +357,17 @@ def test_sqlite_aiosqlite_sees_what_sqlite3_sees(tmp_path: Path) -> None:
 
     async def via_aiosqlite() -> list[Any]:
         conn = _wrap(await aiosqlite.connect(path))
-        out = []
+
+        async def run(sql: str) -> Any:
+            cur = await conn.execute(sql)
+            rows = await cur.fetchall() if cur.description else None
+            await conn.commit()
+            return rows
+
         try:
-            for sql in battery:
-                try:
-                    cur = await conn.execute(sql)
-                    rows = await cur.fetchall() if cur.description else None
-                    await conn.commit()
-                except governed_db.GuardrailViolation as e:
-                    out.append(("refused", tuple(sorted(e.rules))))
-                    continue
-                except Exception:
-                    out.append(("error",))
-                    continue
-                out.append([_norm(tuple(r)) for r in rows] if rows is not None else None)
+            return [await _aoutcome(run, sql) for sql in battery]
         finally:
             await conn.close()
-        return out
 
     try:
         _compare({"sqlite3": seen_sync, "aiosqlite": asyncio.run(via_aiosqlite())}, battery)
