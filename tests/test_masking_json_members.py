@@ -295,3 +295,47 @@ def test_mariadb_documents_mask_by_key_and_scan_keys(mysql_conn: Any, mysql_kw: 
         with mysql_conn.cursor() as cur:
             for t in tables.values():
                 cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+HSTORE_READS = [
+    "SELECT attrs -> 'ssn', attrs -> 'tier', attrs -> 'full_name' FROM {t} WHERE id = 1",
+    "SELECT count(*) FROM {t} WHERE attrs -> 'ssn' LIKE '5%'",
+    "SELECT coalesce(attrs -> 'ssn', 'x'), length(attrs -> 'ssn') FROM {t} WHERE id = 1",
+    "SELECT id FROM {t} ORDER BY attrs -> 'ssn' LIMIT 1",
+    "SELECT attrs FROM {t} WHERE id = 1",
+    "SELECT (attrs -> 'ssn') || '' FROM {t} WHERE id = 1",
+    "SELECT attrs ? 'ssn', defined(attrs, 'ssn') FROM {t} WHERE id = 1",
+]
+
+
+def test_postgres_hstore_members_read_as_the_hstore_masks_them(pg_conn: Any, pg_dsn: str, unique: str) -> None:
+    """An hstore key's member (``attrs -> 'tier'``) reads as the hstore's own masking shows it (decision 0271):
+    under a key naming personal data its placeholder, else scanned; computed from, filtered or ordered by a member
+    it tells nothing. Two tables differing only in row 1's SSN and name answer alike; raw tells them apart."""
+    import psycopg
+
+    pg_conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    tables = {c: f"jmem_{unique}_h{c.lower()}" for c in ("A", "B")}
+    secrets = {"A": ("536-22-8701", "Alice Martin"), "B": ("219-45-1234", "Zoe Quint")}
+    try:
+        for c, (ssn, name) in secrets.items():
+            pg_conn.execute(f"CREATE TABLE {tables[c]} (id int PRIMARY KEY, attrs hstore)")
+            with pg_conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {tables[c]} VALUES (%s, %s::hstore)", [
+                    (1, f'"ssn"=>"{ssn}", "tier"=>"gold", "full_name"=>"{name}"'),
+                    *[(i, f'"ssn"=>"536-22-{8700 + i}", "tier"=>"basic", "full_name"=>"Bob Stone"') for i in range(2, 31)],
+                ])
+        raw = [pg_conn.execute(HSTORE_READS[0].format(t=t)).fetchall() for t in tables.values()]
+        assert raw[0] != raw[1], raw  # an oracle, were the reads answered raw
+        conn = _wrap(psycopg.connect(pg_dsn, autocommit=True))
+        try:
+            seen = [[_seen(_runner(conn), sql.format(t=t)) for sql in HSTORE_READS] for t in tables.values()]
+        finally:
+            conn.close()
+        assert seen[0] == seen[1], seen
+        assert not [s for v in secrets.values() for s in (*v, *v[1].split()) if s in repr(seen)], seen
+        assert seen[0][0] == [("[US_SSN]", "gold", "[PERSON_NAME]")], seen
+        assert seen[0][1] == seen[0][3] == "refused: ['masked-column-predicate']", seen
+    finally:
+        for t in tables.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
