@@ -245,6 +245,28 @@ def test_names_of_credentials_pay_and_accounts(column: str, declared: str, label
 
 
 @pytest.mark.parametrize(
+    ("column", "declared", "label"),
+    [
+        ("born_on", "DATE", "DATE_OF_BIRTH"),
+        ("born_at", "TIMESTAMP", "DATE_OF_BIRTH"),
+        ("birth_dt", "DATE", "DATE_OF_BIRTH"),
+        ("birth_day", "TEXT", "DATE_OF_BIRTH"),
+        ("bday", "DATE", "DATE_OF_BIRTH"),
+        ("dateOfBirth", "DATE", "DATE_OF_BIRTH"),
+        ("birthday_updated_at", "TIMESTAMP", None),  # about the birthday, not the birthday
+        ("consent_at", "TIMESTAMP", None),
+        ("created_on", "DATE", None),
+        ("birth_place", "TEXT", None),
+    ],
+)
+def test_birth_dates_named_at_or_on_are_labelled(column: str, declared: str, label: str | None) -> None:
+    """``born_on``/``born_at`` name the date itself: ``at``/``on`` veto other labels (``consent_at``), not this one
+    (decision 0299 left them unlabelled)."""
+    found = classify_name("people", column, declared)
+    assert (found.label if found else None) == label
+
+
+@pytest.mark.parametrize(
     ("text", "found"),
     [
         ("Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),

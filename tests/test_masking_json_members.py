@@ -87,15 +87,33 @@ def _at(doc: Any, path: list[Any]) -> Any:
     return doc
 
 
-def _check(run: Callable[[str], Any], raw_run: Callable[[str], Any], tables: dict[str, str]) -> None:
+#: the same reads in MariaDB's syntax (no ``->`` operators): JSON_VALUE, JSON_EXTRACT, JSON_UNQUOTE(JSON_EXTRACT())
+MD_MEMBERS = [
+    "SELECT JSON_VALUE(profile, '$.tier'), JSON_UNQUOTE(JSON_EXTRACT(profile, '$.phone')), "
+    "JSON_VALUE(profile, '$.note') FROM {t} WHERE id = 1",
+    "SELECT JSON_EXTRACT(profile, '$.prefs.theme'), JSON_EXTRACT(profile, '$.contact.email'), "
+    "JSON_UNQUOTE(JSON_EXTRACT(profile, '$.tags[0]')) FROM {t} WHERE id = 1",
+    "SELECT id, JSON_EXTRACT(profile, '$.ssn'), JSON_EXTRACT(profile, '$.prefs') FROM {t} ORDER BY id LIMIT 3",
+    "SELECT JSON_VALUE(profile, '$.tier') AS tier, count(*) FROM {t} GROUP BY id, profile ORDER BY id LIMIT 2",
+]
+MD_REFUSED = [
+    "SELECT count(*) FROM {t} WHERE JSON_VALUE(profile, '$.phone') LIKE '+1 415%'",
+    "SELECT id FROM {t} ORDER BY JSON_EXTRACT(profile, '$.ssn') LIMIT 1",
+    "SELECT JSON_VALUE(profile, '$.tier'), count(*) FROM {t} GROUP BY JSON_VALUE(profile, '$.tier')",
+    "SELECT count(*) FROM {t} WHERE JSON_UNQUOTE(JSON_EXTRACT(profile, '$.tier')) = 'gold'",
+]
+
+
+def _check(run: Callable[[str], Any], raw_run: Callable[[str], Any], tables: dict[str, str],
+           members_sql: list[str] = MEMBERS, refused_sql: list[str] = REFUSED) -> None:
     a, b = tables["A"], tables["B"]
     # the raw connection tells the two tables apart through the same statements: an oracle, were they answered raw
-    assert _seen(raw_run, MEMBERS[0].format(t=a)) != _seen(raw_run, MEMBERS[0].format(t=b))
-    seen = {c: [_seen(run, sql.format(t=t)) for sql in MEMBERS + REFUSED] for c, t in tables.items()}
+    assert _seen(raw_run, members_sql[0].format(t=a)) != _seen(raw_run, members_sql[0].format(t=b))
+    seen = {c: [_seen(run, sql.format(t=t)) for sql in members_sql + refused_sql] for c, t in tables.items()}
     assert seen["A"] == seen["B"], [(x, y) for x, y in zip(seen["A"], seen["B"], strict=True) if x != y]
     flat = repr(seen)
     assert not [s for s in SECRETS if s in flat], flat
-    members, refused = seen["A"][: len(MEMBERS)], seen["A"][len(MEMBERS):]
+    members, refused = seen["A"][: len(members_sql)], seen["A"][len(members_sql):]
     assert all(isinstance(m, list) for m in members), members
     assert all(r == "refused: ['masked-column-predicate']" for r in refused), refused
     # each member is what the whole document, masked, holds at that path
@@ -339,3 +357,108 @@ def test_postgres_hstore_members_read_as_the_hstore_masks_them(pg_conn: Any, pg_
     finally:
         for t in tables.values():
             pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+@pytest.fixture
+def md_tables(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    tables = {c: f"jmem_{unique}_m{c.lower()}" for c in ("A", "B")}
+    try:
+        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
+            with mysql_conn.cursor() as cur:
+                cur.execute(f"CREATE TABLE {tables[c]} (id int PRIMARY KEY, full_name text, profile json)")
+                cur.executemany(f"INSERT INTO {tables[c]} VALUES (%s, %s, %s)",
+                                [(i, f"Alice Martin{i}", json.dumps(d)) for i, d in rows])
+        yield tables
+    finally:
+        with mysql_conn.cursor() as cur:
+            for t in tables.values():
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _md_runner(conn: Any) -> Callable[[str], Any]:
+    def run(sql: str) -> Any:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return cur.fetchall()
+
+    return run
+
+
+def test_mariadb_members_of_a_json_column_read_as_the_document_masks_them(
+    mysql_conn: Any, mysql_kw: dict[str, Any], md_tables: dict[str, str]
+) -> None:
+    """MariaDB's ``JSON`` is ``LONGTEXT`` with ``CHECK (json_valid(col))``: every value is valid JSON, so a member
+    at a constant path cannot fail or warn (decision 0318), and reads as on PostgreSQL ``jsonb``."""
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        _check(_md_runner(conn), _md_runner(mysql_conn), md_tables, MD_MEMBERS, MD_REFUSED)
+    finally:
+        conn.close()
+    granted = _wrap(pymysql.connect(autocommit=True, **mysql_kw), AUDITOR)
+    try:  # an unmask grant keeps full access
+        assert _md_runner(granted)(MD_MEMBERS[0].format(t=md_tables["A"])) == (
+            ("gold", "+1 415 555 1201", "mail a1@example.com"),)
+    finally:
+        granted.close()
+
+
+def test_aiomysql_members_read_as_pymysql_reads_them(
+    mysql_conn: Any, mysql_kw: dict[str, Any], md_tables: dict[str, str]
+) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    loop = asyncio.new_event_loop()
+    try:
+        conn = _wrap(loop.run_until_complete(aiomysql.connect(
+            host=mysql_kw["host"], port=mysql_kw["port"], user=mysql_kw["user"], password=mysql_kw["password"],
+            db=mysql_kw["database"], autocommit=True)))
+
+        async def fetch(sql: str) -> Any:
+            cur = await conn.cursor()
+            await cur.execute(sql)
+            return await cur.fetchall()
+
+        try:
+            _check(lambda sql: loop.run_until_complete(fetch(sql)), _md_runner(mysql_conn), md_tables,
+                   MD_MEMBERS, MD_REFUSED)
+        finally:
+            conn.close()
+    finally:
+        loop.close()
+
+
+def test_mariadb_extraction_from_plain_text_stays_refused(
+    mysql_conn: Any, mysql_kw: dict[str, Any], unique: str
+) -> None:
+    """A ``LONGTEXT`` without the ``json_valid`` check may hold malformed JSON, on which JSON_EXTRACT warns (with
+    the position of the error): still refused; so are paths with wildcards and several paths at once, and the
+    switch that would let malformed JSON into a checked column."""
+    import pymysql
+
+    plain, checked = f"jmem_{unique}_plain", f"jmem_{unique}_chk"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {plain} (id int PRIMARY KEY, profile longtext)")
+        cur.execute(f"CREATE TABLE {checked} (id int PRIMARY KEY, profile json)")
+        for t in (plain, checked):
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", [(i, json.dumps(d)) for i, d in ROWS_A])
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        run = _md_runner(conn)
+        assert _seen(run, f"SELECT JSON_VALUE(profile, '$.tier') FROM {plain} WHERE id = 1") == (
+            "refused: ['masked-column-predicate']")
+        for sql in (f"SELECT JSON_EXTRACT(profile, '$.*') FROM {checked} WHERE id = 1",
+                    f"SELECT JSON_EXTRACT(profile, '$.tier', '$.ssn') FROM {checked} WHERE id = 1",
+                    f"SELECT JSON_VALUE(profile, '$.ssn' RETURNING UNSIGNED) FROM {checked} WHERE id = 1"):
+            assert _seen(run, sql) == "refused: ['masked-column-predicate']", sql
+        assert _seen(run, f"SELECT JSON_VALUE(profile, '$.tier') FROM {checked} WHERE id = 1") == [("gold",)]
+        cur = conn.cursor()
+        with pytest.raises(governed_db.GuardrailViolation, match="settings-critical"):
+            cur.execute("SET SESSION check_constraint_checks = 0")
+        with mysql_conn.cursor() as raw:
+            raw.execute("SELECT @@session.check_constraint_checks")
+            assert raw.fetchall()[0][0] == 1
+    finally:
+        conn.close()
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {plain}, {checked}")

@@ -29,6 +29,7 @@ from governed_db.masking.names import NAME_RULES as _NAME_RULES
 from governed_db.masking.names import PERSON_TABLE_WORDS as _PERSON_TABLE_WORDS
 from governed_db.masking.names import TEXTY as _TEXTY
 from governed_db.masking.names import VETO as _VETO
+from governed_db.masking.names import VETO_EXEMPT as _VETO_EXEMPT
 from governed_db.masking.recognizers import VERSION_WORDS
 
 #: share of sampled non-empty values that must be one item of a label to label the column
@@ -133,7 +134,7 @@ def classify_name(table: str, column: str, declared: str | None = None) -> Colum
             if at < 0:
                 continue
             rest = toks[:at] + toks[at + len(seq) :]
-            if any(w in _VETO for w in rest):
+            if any(w in _VETO and w not in _VETO_EXEMPT.get(label, ()) for w in rest):
                 return None
             if category not in categories:
                 return None

@@ -99,9 +99,11 @@ _CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
 #: extractions of a document's member (``->``, ``->>``, ``json_extract``...) and, by dialect, the declared column
 #: types that hold valid JSON only (a value is checked when it is stored), so that the extraction cannot fail
 _JSON_MEMBERS: tuple[type[exp.Expression], ...] = (
-    exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar,
+    exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar, exp.JSONValue,
 )
-_JSON_TYPED = {"postgres": frozenset({"jsonb", "hstore"}), "duckdb": frozenset({"json"})}
+#: (MariaDB's ``JSON`` is ``LONGTEXT`` with a ``CHECK (JSON_VALID(col))`` the catalog read reports as ``json``,
+#: decision 0318; MySQL 8's ``JSON`` validates what it stores)
+_JSON_TYPED = {"postgres": frozenset({"jsonb", "hstore"}), "duckdb": frozenset({"json"}), "mysql": frozenset({"json"})}
 #: (``hstore``: a value of its own type, never malformed; ``->`` of a key gives the value or NULL, and the
 #: document is masked by its keys as JSON is, decision 0271)
 #: a key that reads as itself in every dialect's path syntax (no dots, brackets, quotes, wildcards or ``$``)
@@ -667,6 +669,17 @@ class Walker:
                 if isinstance(item, exp.Expression):
                     keyed.append((key, i, self.expr(item, scope, ctes)))
         parts = [o for _, _, o in keyed]
+        if (
+            self.dialect == "mysql"
+            and isinstance(node, exp.Anonymous)
+            and str(node.name).lower() == "json_unquote"
+            and len(parts) == 1
+            and parts[0].member is not None
+            and not parts[0].rows
+        ):
+            # JSON_UNQUOTE(JSON_EXTRACT(profile, '$.tier')), MariaDB's ``->>``: the member's text, unquoted from
+            # the valid JSON the extraction gives (it cannot fail); masked as the member (decision 0318)
+            return parts[0]
         if self.dialect == "duckdb" and isinstance(node, flow.PICK_BY_KEY):
             # arg_max(full_name, total) / max_by: the key (and a count) decides which row's value comes back, as
             # an ORDER BY would — a use; the value itself is returned, derived (masked whole, as max() is). On
@@ -867,9 +880,12 @@ class Walker:
         which the extraction fails or warns by what the value holds."""
         if self.dialect not in _JSON_TYPED or self.declared is None:
             return None
-        path = node.args.get("expression")
+        path = node.args.get("path" if isinstance(node, exp.JSONValue) else "expression")
         if not isinstance(path, exp.JSONPath):
             return None
+        if isinstance(node, exp.JSONValue) and (self.dialect != "mysql" or node.args.get("returning")
+                                                 or node.args.get("on_condition")):
+            return None  # JSON_VALUE ... RETURNING / ON ERROR: a conversion that may fail by the value
         steps: list[str | int] = []
         for part in path.expressions:
             if isinstance(part, exp.JSONPathRoot):
@@ -879,10 +895,10 @@ class Walker:
                 steps.append(part.this)
             else:
                 return None  # wildcards, slices, filters, recursive descent, keys a dialect may read as paths
-        if not steps or any(k not in ("this", "expression") for k, _, _ in keyed):
+        if not steps or any(k not in ("this", "expression", "path") for k, _, _ in keyed):
             return None
         inner = [o for k, _, o in keyed if k == "this"]
-        if len(inner) != 1 or any(o.kind != "const" for k, _, o in keyed if k == "expression"):
+        if len(inner) != 1 or any(o.kind != "const" for k, _, o in keyed if k != "this"):
             return None
         doc = inner[0]
         if doc.rows or doc.mixed or len(doc.sources) != 1:

@@ -172,7 +172,8 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
     ),
     (
         "DATE_OF_BIRTH",
-        (("dob",), ("birth", "date"), ("date", "of", "birth"), ("birthday",), ("birthdate",), ("born",)),
+        (("dob",), ("birth", "date"), ("date", "of", "birth"), ("birthday",), ("birthdate",), ("born",),
+         ("birth", "day"), ("bday",), ("birthdt",), ("birth", "dt"), ("dateofbirth",)),
         _DATEY,
         0.9,
     ),
@@ -294,6 +295,9 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
 #: words that make a sensitive-sounding name describe metadata instead of the value itself
 
 #: words that make a sensitive-sounding name describe metadata instead of the value itself
+#: words of :data:`VETO` that do not veto a label: a date is "at" or "on" a time (``born_at``, ``born_on``,
+#: ``birth_time``), where ``consent_at`` is a column about the item, not the item
+VETO_EXEMPT = {"DATE_OF_BIRTH": frozenset({"at", "on", "time"})}
 VETO = _words(
     "count cnt num verified confirmed enabled disabled flag is has type kind format status sent opt optin "
     "opted consent length len at on time changed updated created expires expiry expired reset attempts "

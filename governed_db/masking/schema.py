@@ -247,12 +247,34 @@ def read_columns(
 
     def work(cur: Any) -> list[Column]:
         cur.execute(sql, params)
-        return [
+        columns = [
             (str(_values(r)[0]), None if _values(r)[1] is None else str(_values(r)[1]))
             for r in cur.fetchall()
         ]
+        if fam == "mysql" and any(t == "longtext" for _, t in columns):
+            valid = _json_checked(cur, schema, name)
+            columns = [(c, "json" if t == "longtext" and c.lower() in valid else t) for c, t in columns]
+        return columns
 
     return guarded(conn, dialect, work)
+
+
+def _json_checked(cur: Any, schema: str | None, name: str) -> frozenset[str]:
+    """MariaDB's ``JSON`` columns: ``LONGTEXT`` with a column constraint ``CHECK (json_valid(col))`` that the server
+    adds itself, so every stored value is valid JSON, as in MySQL 8's native ``JSON`` (the catalog calls both
+    ``json``; decision 0318). Nothing on MySQL 8, whose ``CHECK_CONSTRAINTS`` has no table name (the read fails)."""
+    try:
+        cur.execute(
+            "SELECT CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s AND LEVEL = 'Column'",
+            (schema, name),
+        )
+        rows = cur.fetchall()
+    except Exception:  # not MariaDB: no such columns; the declared types stand
+        return frozenset()
+    return frozenset(
+        str(_values(r)[0]).lower() for r in rows if str(_values(r)[1]) == f"json_valid(`{_values(r)[0]}`)"
+    )
 
 
 def bare_table(node: exp.Table) -> exp.Table:

@@ -18,6 +18,7 @@ CRITICAL_SETTINGS = (
     "log_*", "general_log*", "slow_query_log*", "sql_log_bin", "sql_log_off", "log_bin*", "pgaudit.*",
     "read_only", "super_read_only", "transaction_read_only", "default_transaction_read_only", "tx_read_only",
     "session_replication_role", "row_security", "query_only", "writable_schema", "ignore_check_constraints",
+    "check_constraint_checks",
     "trusted_schema", "cell_size_check", "foreign_key_checks", "unique_checks", "sql_safe_updates",
     "local_infile", "secure_file_priv", "shared_preload_libraries", "session_preload_libraries",
     "local_preload_libraries", "dynamic_library_path", "allow_system_table_mods", "enable_external_access",
