@@ -87,19 +87,19 @@ def _at(doc: Any, path: list[Any]) -> Any:
     return doc
 
 
-#: the same reads in MariaDB's syntax (no ``->`` operators): JSON_VALUE, JSON_EXTRACT, JSON_UNQUOTE(JSON_EXTRACT())
+#: the same reads in MariaDB's syntax (no ``->`` operators): JSON_EXTRACT, JSON_UNQUOTE(JSON_EXTRACT())
 MD_MEMBERS = [
-    "SELECT JSON_VALUE(profile, '$.tier'), JSON_UNQUOTE(JSON_EXTRACT(profile, '$.phone')), "
-    "JSON_VALUE(profile, '$.note') FROM {t} WHERE id = 1",
+    "SELECT JSON_UNQUOTE(JSON_EXTRACT(profile, '$.tier')), JSON_UNQUOTE(JSON_EXTRACT(profile, '$.phone')), "
+    "JSON_UNQUOTE(JSON_EXTRACT(profile, '$.note')) FROM {t} WHERE id = 1",
     "SELECT JSON_EXTRACT(profile, '$.prefs.theme'), JSON_EXTRACT(profile, '$.contact.email'), "
     "JSON_UNQUOTE(JSON_EXTRACT(profile, '$.tags[0]')) FROM {t} WHERE id = 1",
     "SELECT id, JSON_EXTRACT(profile, '$.ssn'), JSON_EXTRACT(profile, '$.prefs') FROM {t} ORDER BY id LIMIT 3",
-    "SELECT JSON_VALUE(profile, '$.tier') AS tier, count(*) FROM {t} GROUP BY id, profile ORDER BY id LIMIT 2",
+    "SELECT JSON_EXTRACT(profile, '$.tier') AS tier, count(*) FROM {t} GROUP BY id, profile ORDER BY id LIMIT 2",
 ]
 MD_REFUSED = [
-    "SELECT count(*) FROM {t} WHERE JSON_VALUE(profile, '$.phone') LIKE '+1 415%'",
+    "SELECT count(*) FROM {t} WHERE JSON_EXTRACT(profile, '$.phone') LIKE '%415%'",
     "SELECT id FROM {t} ORDER BY JSON_EXTRACT(profile, '$.ssn') LIMIT 1",
-    "SELECT JSON_VALUE(profile, '$.tier'), count(*) FROM {t} GROUP BY JSON_VALUE(profile, '$.tier')",
+    "SELECT JSON_EXTRACT(profile, '$.tier'), count(*) FROM {t} GROUP BY JSON_EXTRACT(profile, '$.tier')",
     "SELECT count(*) FROM {t} WHERE JSON_UNQUOTE(JSON_EXTRACT(profile, '$.tier')) = 'gold'",
 ]
 
@@ -432,8 +432,8 @@ def test_mariadb_extraction_from_plain_text_stays_refused(
     mysql_conn: Any, mysql_kw: dict[str, Any], unique: str
 ) -> None:
     """A ``LONGTEXT`` without the ``json_valid`` check may hold malformed JSON, on which JSON_EXTRACT warns (with
-    the position of the error): still refused; so are paths with wildcards and several paths at once, and the
-    switch that would let malformed JSON into a checked column."""
+    the position of the error): still refused; so are paths with wildcards, several paths at once, JSON_VALUE,
+    and the switch that would let malformed JSON into a checked column."""
     import pymysql
 
     plain, checked = f"jmem_{unique}_plain", f"jmem_{unique}_chk"
@@ -445,13 +445,14 @@ def test_mariadb_extraction_from_plain_text_stays_refused(
     conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         run = _md_runner(conn)
-        assert _seen(run, f"SELECT JSON_VALUE(profile, '$.tier') FROM {plain} WHERE id = 1") == (
+        assert _seen(run, f"SELECT JSON_EXTRACT(profile, '$.tier') FROM {plain} WHERE id = 1") == (
             "refused: ['masked-column-predicate']")
+        # JSON_VALUE is NULL for an object or array: under a key masked whole it would tell which it holds
         for sql in (f"SELECT JSON_EXTRACT(profile, '$.*') FROM {checked} WHERE id = 1",
                     f"SELECT JSON_EXTRACT(profile, '$.tier', '$.ssn') FROM {checked} WHERE id = 1",
-                    f"SELECT JSON_VALUE(profile, '$.ssn' RETURNING UNSIGNED) FROM {checked} WHERE id = 1"):
+                    f"SELECT JSON_VALUE(profile, '$.contact') FROM {checked} WHERE id = 1"):
             assert _seen(run, sql) == "refused: ['masked-column-predicate']", sql
-        assert _seen(run, f"SELECT JSON_VALUE(profile, '$.tier') FROM {checked} WHERE id = 1") == [("gold",)]
+        assert _seen(run, f"SELECT JSON_EXTRACT(profile, '$.tier') FROM {checked} WHERE id = 1") == [("gold",)]
         cur = conn.cursor()
         with pytest.raises(governed_db.GuardrailViolation, match="settings-critical"):
             cur.execute("SET SESSION check_constraint_checks = 0")
@@ -462,3 +463,60 @@ def test_mariadb_extraction_from_plain_text_stays_refused(
         conn.close()
         with mysql_conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {plain}, {checked}")
+
+
+ESCAPED = {"A": '{"note": "mail zed\\u0040other.org ssn 219\\u002d45\\u002d1234", "tier": "gold"}',
+           "B": '{"note": "mail amy\\u0040other.org ssn 536\\u002d22\\u002d8701", "tier": "gold"}'}
+
+
+def _escaped_rows(c: str) -> list[tuple[int, str]]:
+    return [(1, ESCAPED[c]), *[(i, json.dumps({"note": f"mail p{i}@example.com", "tier": "basic"})) for i in range(2, 31)]]
+
+
+def _escaped_check(run: Callable[[str], Any], raw_run: Callable[[str], Any], tables: dict[str, str], sql: str) -> None:
+    """A member returned as JSON text keeps the document's escapes (``\\u0040`` for ``@``): it is scanned as the
+    characters it encodes, as the whole document is."""
+    raw = [raw_run(sql.format(t=tables[c])) for c in ("A", "B")]
+    assert raw[0] != raw[1] and "u0040" in repr(raw[0]), raw
+    seen = [_seen(run, sql.format(t=tables[c])) for c in ("A", "B")]
+    assert seen[0] == seen[1], seen
+    flat = repr(seen)
+    assert not [s for s in ("zed", "amy", "219", "536", "u0040", "u002d") if s in flat], flat
+    assert "[EMAIL]" in flat and "[US_SSN]" in flat, flat
+
+
+def test_mariadb_members_with_escapes_are_scanned_as_what_they_encode(
+    mysql_conn: Any, mysql_kw: dict[str, Any], unique: str
+) -> None:
+    import pymysql
+
+    tables = {c: f"jmem_{unique}_e{c.lower()}" for c in ("A", "B")}
+    try:
+        with mysql_conn.cursor() as cur:
+            for c in ("A", "B"):
+                cur.execute(f"CREATE TABLE {tables[c]} (id int PRIMARY KEY, full_name text, profile json)")
+                cur.executemany(f"INSERT INTO {tables[c]} VALUES (%s, 'x', %s)", _escaped_rows(c))
+        conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+        try:
+            _escaped_check(_md_runner(conn), _md_runner(mysql_conn), tables,
+                           "SELECT JSON_EXTRACT(profile, '$.note') FROM {t} WHERE id = 1")
+        finally:
+            conn.close()
+    finally:
+        with mysql_conn.cursor() as cur:
+            for t in tables.values():
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def test_duckdb_members_with_escapes_are_scanned_as_what_they_encode() -> None:
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    for c in ("A", "B"):
+        raw.execute(f"CREATE TABLE je_{c} (id INTEGER PRIMARY KEY, full_name VARCHAR, profile JSON)")
+        raw.executemany(f"INSERT INTO je_{c} VALUES (?, 'x', ?)", _escaped_rows(c))
+    conn = _wrap(raw)
+    for sql in ("SELECT profile->'note' FROM {t} WHERE id = 1", "SELECT profile FROM {t} WHERE id = 1"):
+        raw_out = raw.execute(sql.format(t="je_A")).fetchall()
+        if "u0040" not in repr(raw_out):
+            continue  # DuckDB wrote the member out unescaped: nothing to decode (the scan sees the characters)
+        _escaped_check(_runner(conn), _runner(raw), {"A": "je_A", "B": "je_B"}, sql)

@@ -99,7 +99,7 @@ _CONVERTING_LOGIC = frozenset({"mysql", "duckdb"})
 #: extractions of a document's member (``->``, ``->>``, ``json_extract``...) and, by dialect, the declared column
 #: types that hold valid JSON only (a value is checked when it is stored), so that the extraction cannot fail
 _JSON_MEMBERS: tuple[type[exp.Expression], ...] = (
-    exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar, exp.JSONValue,
+    exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar,
 )
 #: (MariaDB's ``JSON`` is ``LONGTEXT`` with a ``CHECK (JSON_VALID(col))`` the catalog read reports as ``json``,
 #: decision 0318; MySQL 8's ``JSON`` validates what it stores)
@@ -880,12 +880,9 @@ class Walker:
         which the extraction fails or warns by what the value holds."""
         if self.dialect not in _JSON_TYPED or self.declared is None:
             return None
-        path = node.args.get("path" if isinstance(node, exp.JSONValue) else "expression")
+        path = node.args.get("expression")
         if not isinstance(path, exp.JSONPath):
             return None
-        if isinstance(node, exp.JSONValue) and (self.dialect != "mysql" or node.args.get("returning")
-                                                 or node.args.get("on_condition")):
-            return None  # JSON_VALUE ... RETURNING / ON ERROR: a conversion that may fail by the value
         steps: list[str | int] = []
         for part in path.expressions:
             if isinstance(part, exp.JSONPathRoot):
@@ -895,7 +892,7 @@ class Walker:
                 steps.append(part.this)
             else:
                 return None  # wildcards, slices, filters, recursive descent, keys a dialect may read as paths
-        if not steps or any(k not in ("this", "expression", "path") for k, _, _ in keyed):
+        if not steps or any(k not in ("this", "expression") for k, _, _ in keyed):
             return None
         inner = [o for k, _, o in keyed if k == "this"]
         if len(inner) != 1 or any(o.kind != "const" for k, _, o in keyed if k != "this"):

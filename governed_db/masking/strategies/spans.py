@@ -88,6 +88,10 @@ def _scrub_str(text: str) -> str:
     # is no JSON any more, and the walk that masks values by their keys (``"full_name": "Alice Martin"``, which
     # no scan finds) never ran (decision 0301)
     stripped = text.strip()
+    if stripped[:1] == '"' and stripped[-1:] == '"' and len(stripped) > 1 and "\\" in stripped:
+        # a JSON string as stored (a member MariaDB's JSON_EXTRACT or DuckDB's ``->`` returns): its escapes
+        # (``"zed\u0040other.org"``) are the same characters, which the scan of the text as written never sees
+        return _scrub_json_string(stripped, scanned)
     if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
         return scanned
     try:
@@ -102,6 +106,19 @@ def _scrub_str(text: str) -> str:
     compact = '": ' not in stripped and '", ' not in stripped
     # scanned once more as a whole: what only the whole text shows to a recognizer is masked as before
     return scrub_text(json.dumps(masked, separators=(",", ":") if compact else None))
+
+def _scrub_json_string(stripped: str, scanned: str) -> str:
+    """A JSON string's text: scanned as the characters it encodes, and written back as JSON when that masked
+    something (else as the scan of the text left it)."""
+    try:
+        decoded = json.loads(stripped)
+    except ValueError:
+        return scanned
+    if not isinstance(decoded, str):
+        return scanned
+    masked = scrub_text(decoded)
+    return scanned if masked == decoded else json.dumps(masked, ensure_ascii=False)
+
 
 def _scrub_hstore(pairs: list[re.Match[str]]) -> str | None:
     """hstore pairs with each value under a key that names personal data masked whole, the rest scanned; ``None``
