@@ -34,6 +34,7 @@ from typing import Any
 
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
+from governed_db.audit.index_seal import check_index
 from governed_db.audit.segments import raw_lines, store_files
 from governed_db.audit.store import _read_anchor, anchor_path, store_path
 
@@ -163,7 +164,16 @@ class _Verifier:
             )
         self._finish(anchor)
         self._check_witness()
+        self._check_index()
         return result
+
+    def _check_index(self) -> None:
+        """The search index must be the one its seal names and cover what the store still holds (it is not
+        evidence, but who-touched trusts its counts: an index edited to hide an identity is reported)."""
+        problems, notes = check_index(self.path, self.key)
+        for message in problems:
+            self.result.bad(0, None, 0, message)
+        self.result.warnings.extend(notes)
 
     def _check_names(self, files: list[Path]) -> None:
         """A file governed_db rotated is named for its first seq (``<name>.<20 digits>``, then ``.n`` or ``.gz``):

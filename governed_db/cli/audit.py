@@ -428,9 +428,9 @@ def index_cmd(store: Path | None, rebuild: bool) -> None:
 
     started = time.monotonic()
     try:
-        idx = open_index(_path(store), update=False, rebuild=rebuild)
+        idx = open_index(_path(store), rebuild=rebuild)
         try:
-            added = idx.update()
+            added = idx.added
             total = idx.statements()
         finally:
             idx.close()
