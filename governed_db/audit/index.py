@@ -122,6 +122,9 @@ class Index:
         #: intents seen in this update with no outcome yet: seq -> (record, file, offset)
         self._open: dict[int, tuple[dict[str, Any], int, int]] = {}
         self._reader: LineReader | None = None  # reads back intents indexed by an earlier update
+        #: index each file only up to this offset (files not named: not at all) — to rebuild what another index
+        #: covers, and compare
+        self.upto: dict[tuple[str, int], int] | None = None
         self._reset_batch()
 
     def close(self) -> None:
@@ -179,7 +182,9 @@ class Index:
         self._open.clear()
         try:
             for store_id, first_seq, f in heads:
-                added += self._update_file(f, store_id, first_seq)
+                stop = None if self.upto is None else self.upto.get((store_id, first_seq), -1)
+                if stop != -1:
+                    added += self._update_file(f, store_id, first_seq, stop)
         finally:
             self._open.clear()
             if self._reader is not None:
@@ -213,7 +218,7 @@ class Index:
             db.execute("ROLLBACK")
             raise
 
-    def _update_file(self, f: Path, store_id: str, first_seq: int) -> int:
+    def _update_file(self, f: Path, store_id: str, first_seq: int, stop: int | None) -> int:
         db = self.db
         db.execute("BEGIN IMMEDIATE")  # one updater at a time; the others then find the work done
         try:
@@ -227,7 +232,7 @@ class Index:
                                (f.name, store_id, first_seq))
                 if start and tail_digest(f, start) != row[1]:
                     raise _Stale(f"{f.name} changed below the indexed end")
-            added, end = self._index_from(f, first_seq, start)
+            added, end = self._index_from(f, first_seq, start, stop)
             if row is None:
                 db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
                            (store_id, first_seq, f.name, end, tail_digest(f, end)))
@@ -244,7 +249,7 @@ class Index:
             self._reset_batch()
             raise
 
-    def _index_from(self, f: Path, first_seq: int, start: int) -> tuple[int, int]:
+    def _index_from(self, f: Path, first_seq: int, start: int, stop: int | None = None) -> tuple[int, int]:
         """Index the lines of ``f`` from byte ``start``; reads them as :func:`store.read_records` does (pieces of
         an oversized line skipped, a torn last line left for later), pairing outcomes with their intents."""
         end = start
@@ -252,6 +257,8 @@ class Index:
         continued = False
         limit = R.MAX_LINE
         for offset, line in _lines_from(f, start):
+            if stop is not None and offset >= stop:
+                break
             complete = line.endswith(b"\n")
             if continued or len(line) > limit:  # a piece of an oversized (damaged) line
                 continued = not complete

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from governed_db.audit import records as R
-from governed_db.audit.segments import _first_record, _open_segment, store_files
+from governed_db.audit.segments import _open_segment
 
 SEAL_VERSION = 1
 #: the index's layout (:mod:`governed_db.audit.index`); 3: sealed, with a rollback journal (a WAL would change
@@ -176,73 +176,3 @@ def seal_problem(store: Path, index_file: Path, schema: int, key: bytes | None) 
                 "or replaced since it was last written")
     return None
 
-
-def check_index(store: Path, key: bytes | None) -> tuple[list[str], list[str]]:
-    """``(problems, notes)`` of the store's search index, for ``verify``: the index must be the file its seal
-    names (authentic with ``key``), and what it covers must still be in the store, byte for byte where it ends.
-    An index that is behind the store is not a problem (the next query indexes the rest)."""
-    index_file = index_path(store)
-    rebuild = "; rebuild it with `governed-db audit index --rebuild` (search and who-touched rebuild it themselves)"
-    if not index_file.exists():
-        if seal_path(store).exists():
-            return [], [f"the search index {index_file.name} is missing (its seal is there): it is built again "
-                        "from the store by the next query"]
-        return [], []
-    with locked(store, shared=True):
-        problem = seal_problem(store, index_file, SCHEMA_VERSION, key)
-        seal, _ = read_seal(store)
-        if seal is None and problem is not None and _schema_of(index_file) != SCHEMA_VERSION:
-            # an index of an earlier version (none was sealed): the next query replaces it
-            return [], [f"the search index {index_file.name} was written by another version of governed_db: "
-                        "the next query rebuilds it"]
-        if seal is not None and key is not None and not isinstance(seal.get("mac"), str):
-            # written by a query run without the key: a query with the key rebuilds it before using it; whether
-            # it was edited since is what its hash can tell
-            problem = seal_problem(store, index_file, SCHEMA_VERSION, None)
-            if problem is None:
-                return [], [f"the search index {index_file.name} was sealed without the audit key: searches "
-                            "with the key rebuild it before using it"]
-    if problem is not None or seal is None:
-        return [f"the search index {index_file.name} is not trusted: {problem}{rebuild}"], []
-    heads: dict[tuple[str, int], Path] = {}
-    for f in store_files(store):
-        head = _first_record(f)
-        if head is not None and isinstance(head.get("seq"), int):
-            heads[(str(head.get("store")), int(head["seq"]))] = f
-    firsts = [first for _, first in heads]
-    ids = {s for s, _ in heads}
-    problems = []
-    for store_id, first, end, tail in seal["files"]:
-        found = heads.get((store_id, first))
-        if found is None:
-            if store_id not in ids:
-                problems.append(f"the search index {index_file.name} covers a file of another store (store id "
-                                f"{store_id}, first seq {first}): it was swapped in from another store{rebuild}")
-            elif not firsts or first > min(firsts):
-                problems.append(f"the search index {index_file.name} covers a file the store no longer has (first "
-                                f"seq {first}), and not one retention removed{rebuild}")
-            continue  # (the oldest files, removed by retention, leave the index at the next query)
-        f = found
-        try:
-            stale = f.stat().st_size < end or tail_digest(f, end) != tail
-        except OSError:
-            stale = True
-        if stale:
-            problems.append(f"the search index {index_file.name} is stale: {f.name} is not what it indexed up to "
-                            f"byte {end} (the store was cut back or rewritten there){rebuild}")
-    return problems, []
-
-
-def _schema_of(index_file: Path) -> int | None:
-    """The schema version an index file says it has (read only), or None."""
-    import sqlite3
-
-    try:
-        db = sqlite3.connect(f"{index_file.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
-        finally:
-            db.close()
-        return int(row[0]) if row is not None else None
-    except (sqlite3.Error, ValueError, TypeError):
-        return None

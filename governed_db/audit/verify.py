@@ -34,7 +34,7 @@ from typing import Any
 
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
-from governed_db.audit.index_seal import check_index
+from governed_db.audit.index_check import check_index
 from governed_db.audit.segments import raw_lines, store_files
 from governed_db.audit.store import _read_anchor, anchor_path, store_path
 
