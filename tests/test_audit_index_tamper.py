@@ -224,3 +224,25 @@ def test_a_rotated_store_checks_every_file(tmp_path: Path, key: bytes | None,
     _hide_mallory(path)
     assert _problems(path, key)
     _answers_right(path, key, monkeypatch)
+
+
+def test_verify_command_reports_a_tampered_index(store: Path, key: bytes | None, tmp_path: Path) -> None:
+    """`governed-db audit verify` exits 1 on a tampered index, saying which file and how to rebuild it; after
+    `governed-db audit index --rebuild` it exits 0."""
+    from click.testing import CliRunner
+
+    from governed_db.cli.audit import audit
+
+    _hide_mallory(store)
+    args = ["--store", str(store)]
+    if key is not None:
+        key_file = tmp_path / "key"
+        key_file.write_bytes(key)
+        args += ["--key-file", str(key_file)]
+    env = {"GOVERNED_DB_AUDIT_KEY": key.decode()} if key is not None else {}
+    broken = CliRunner().invoke(audit, ["verify", *args])
+    assert broken.exit_code == 1, broken.output
+    assert "audit.jsonl.index.sqlite" in broken.output and "--rebuild" in broken.output
+    rebuilt = CliRunner().invoke(audit, ["index", "--store", str(store), "--rebuild"], env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert CliRunner().invoke(audit, ["verify", *args]).exit_code == 0
