@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import mmap
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ SEAL_VERSION = 1
 #: the index's layout (:mod:`governed_db.audit.index`); 3: sealed, with a rollback journal (a WAL would change
 #: the file's bytes whenever it is checkpointed, and hold committed pages outside the file the seal names)
 SCHEMA_VERSION = 3
-_MAX_SEAL = 16 * 1024 * 1024  # a seal names each file of the store once: far below this
+_MAX_SEAL = 16 * 1024 * 1024
+#: seconds a query waits for another process to finish updating the index before it reads the store instead
+LOCK_TIMEOUT = 30.0  # a seal names each file of the store once: far below this
 #: one file's coverage: (store id, first seq, indexed up to, digest of the bytes just before)
 Coverage = tuple[str, int, int, str]
 
@@ -55,9 +58,12 @@ def lock_path(store: Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(store: Path, *, shared: bool = False) -> Iterator[None]:
+def locked(store: Path, *, shared: bool = False, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the index's lock: exclusive while it is checked, changed and sealed again, shared while only checked
-    (so that a reader never compares a seal with an index another process is between writing and sealing)."""
+    (so that a reader never compares a seal with an index another process is between writing and sealing).
+
+    Raises ``TimeoutError`` (an ``OSError``: callers then read the store front to back) after ``timeout``
+    seconds: a process that hangs holding it never hangs the others."""
     try:
         fd = os.open(lock_path(store), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
@@ -66,7 +72,17 @@ def locked(store: Path, *, shared: bool = False) -> Iterator[None]:
         yield  # a reader that cannot create the lock (a read-only directory): nothing there can change it either
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"the search index of {store} stayed locked for {timeout:g} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
         yield
     finally:
         os.close(fd)
