@@ -58,12 +58,13 @@ def lock_path(store: Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(store: Path, *, shared: bool = False, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+def locked(store: Path, *, shared: bool = False, timeout: float | None = None) -> Iterator[None]:
     """Hold the index's lock: exclusive while it is checked, changed and sealed again, shared while only checked
     (so that a reader never compares a seal with an index another process is between writing and sealing).
 
     Raises ``TimeoutError`` (an ``OSError``: callers then read the store front to back) after ``timeout``
-    seconds: a process that hangs holding it never hangs the others."""
+    seconds (default ``LOCK_TIMEOUT``): a process that hangs holding it never hangs the others."""
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
     try:
         fd = os.open(lock_path(store), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
