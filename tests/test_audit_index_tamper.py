@@ -259,3 +259,17 @@ def test_a_held_index_lock_never_hangs_a_query(store: Path, key: bytes | None, m
         assert list(search(store, Query(identity="mallory"), key=key)) == full
         assert [t.to_dict() for t in who_touched(store, "users.email", key=key)] == _full_who(
             store, "users.email", monkeypatch)
+
+
+def test_no_index_compare_checks_the_seal_only(store: Path, key: bytes | None) -> None:
+    """`compare_index=False` (`--no-index-compare`): an index edited and sealed again without the key is then not
+    caught without the key (no index is built to compare), while an edit the seal names still is."""
+    _hide_mallory(store)
+    assert any("not the file its seal names" in p.message
+               for p in verify(store, key=key, compare_index=False).problems)
+    seal, _ = read_seal(store)
+    assert seal is not None
+    write_seal(store, index_path(store), seal["schema"], seal["files"], None)
+    quick = verify(store, key=key, compare_index=False)
+    assert quick.ok and any("sealed without the audit key" in w for w in quick.warnings) == (key is not None)
+    assert not verify(store, key=key).ok

@@ -69,8 +69,11 @@ def _check(store: Path, key: bytes | None, index_file: Path, thorough: bool) -> 
         if problem is not None or seal is None:
             return [f"the search index {name} is not trusted: {problem}{_REBUILD}"], []
         problems = _coverage(store, name, seal["files"])
+        notes = [] if key is None or not keyless else [
+            f"the search index {name} was sealed without the audit key: searches with the key rebuild it before "
+            "using it" + ("" if thorough else "; it was not compared with the store")]
         if problems or not thorough or not keyless:
-            return problems, []
+            return problems, notes
         # the seal proves nothing without the key: compare with an index built from the store
         ours = _snapshot(index_file)
     if ours is None:
