@@ -190,7 +190,8 @@ def seal_problem(store: Path, index_file: Path, schema: int, key: bytes | None) 
     except OSError as e:
         return f"it cannot be read ({e.strerror or e})"
     if size != seal["size"] or not hmac.compare_digest(digest, seal["sha256"]):
-        return (f"it is not the file its seal names ({size} bytes, sealed {seal['size']}): it was edited, truncated "
-                "or replaced since it was last written")
+        differs = f"{size} bytes, sealed {seal['size']}" if size != seal["size"] else "other content, same size"
+        return (f"it is not the file its seal names ({differs}): it was edited, truncated or replaced since it was "
+                "last written")
     return None
 
