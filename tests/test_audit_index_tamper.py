@@ -273,3 +273,38 @@ def test_no_index_compare_checks_the_seal_only(store: Path, key: bytes | None) -
     quick = verify(store, key=key, compare_index=False)
     assert quick.ok and any("sealed without the audit key" in w for w in quick.warnings) == (key is not None)
     assert not verify(store, key=key).ok
+
+
+def _query_loop(path: str, rounds: int, out: Any) -> None:
+    import io
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger("governed_db.audit").addHandler(handler)
+    for _ in range(rounds):
+        who_touched(Path(path), "users.email", key=KEY)
+        list(search(Path(path), Query(identity="mallory"), key=KEY))
+    out.put(stream.getvalue())
+
+
+def test_concurrent_queries_while_the_store_grows_find_no_false_tampering(tmp_path: Path) -> None:
+    """Processes querying (and so updating and sealing the index) while statements are appended: none ever finds
+    the index untrusted (a read never changes the sealed file, and every write is sealed). (The window the lock
+    closes — a check between another process's write and its seal — is too narrow to hit reliably here.)"""
+    import multiprocessing
+
+    path = tmp_path / "audit.jsonl"
+    _write(path, 50, KEY)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_query_loop, args=(str(path), 25, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for seed in range(20):
+        _write(path, 25, KEY, seed=10 + seed)
+    logs = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert not any("not trusted" in log for log in logs), logs
+    assert _problems(path, KEY) == []
