@@ -8,18 +8,20 @@ incrementally before each query (only bytes appended since the last update
 are read; files are recognised by store id and first ``seq``, so a rename by
 rotation costs nothing) and it can be built ahead with ``governed-db audit index``.
 
-The index is a cache, never evidence: ``verify`` does not read it, a query
-uses it only to find *candidates*, and every candidate is read back from the
-store and checked with :meth:`Query.matches` — so a search answers exactly what
-a full scan answers. If the store was rewritten below what was indexed, the
-index notices (it keeps a digest of the bytes it last read) and rebuilds.
+The index is a cache, never evidence: a query uses it only to find
+*candidates*, and every candidate is read back from the store and checked with
+:meth:`Query.matches`; who-touched sums its counts. If the store was rewritten
+below what was indexed, the index notices (it keeps a digest of the bytes it
+last read) and rebuilds. Every write is sealed (:mod:`governed_db.audit.index_seal`):
+an index that is not byte for byte what its seal names — or, with the audit
+key, whose seal is not authentic — is rebuilt before anything is answered from it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -29,6 +31,15 @@ from typing import Any
 import orjson
 
 from governed_db.audit import records as R
+from governed_db.audit.index_seal import (
+    SCHEMA_VERSION,
+    Coverage,
+    locked,
+    seal_problem,
+    tail_digest,
+    write_seal,
+)
+from governed_db.audit.index_seal import index_path as index_path
 from governed_db.audit.segments import _first_record, _open_segment, raw_lines, store_files
 from governed_db.audit.store import store_path
 from governed_db.semconv import (
@@ -45,7 +56,6 @@ from governed_db.semconv import (
     GDB_TABLES,
 )
 
-SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS files (store TEXT, first_seq INTEGER, name TEXT, indexed_to INTEGER, tail TEXT,
@@ -77,7 +87,7 @@ CREATE INDEX IF NOT EXISTS stmt_rule_rule ON stmt_rule (rule, seq);
 CREATE INDEX IF NOT EXISTS stmt_table_seq ON stmt_table (seq);
 CREATE INDEX IF NOT EXISTS stmt_rule_seq ON stmt_rule (seq);
 """
-_TAIL = 256  # bytes before the indexed end whose digest tells an appended file from a rewritten one
+log = logging.getLogger("governed_db.audit")
 _BATCH = 20_000
 _OPEN_MAX = 100_000  # intents awaiting their outcome kept in memory; older ones are read back from the store
 #: ``touch`` counts statements per hour of their start; a query bounded by time reads single statements only for
@@ -88,10 +98,6 @@ NO_HOUR = -(1 << 62)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
-def index_path(store: Path) -> Path:
-    return store.with_name(store.name + ".index.sqlite")
-
-
 def _last(name: str) -> str:
     return name.strip('"`').lower().rsplit(".", 1)[-1]
 
@@ -99,9 +105,13 @@ def _last(name: str) -> str:
 class Index:
     """The sidecar index of one store (open it with :func:`open_index`)."""
 
-    def __init__(self, store: Path, db: sqlite3.Connection) -> None:
+    def __init__(self, store: Path, db: sqlite3.Connection, key: bytes | None = None) -> None:
         self.store = store
         self.db = db
+        #: the audit key the index is sealed with (None: sealed with a hash only)
+        self.key = key
+        #: statements the update made by :func:`open_index` added
+        self.added = 0
         self._texts: dict[tuple[str, str], int] = {}
         self._shapes: dict[tuple[int, str, str], int] = {}
         #: why the index cannot answer exactly what a full read answers (queries then read the store), or None
@@ -112,6 +122,9 @@ class Index:
         #: intents seen in this update with no outcome yet: seq -> (record, file, offset)
         self._open: dict[int, tuple[dict[str, Any], int, int]] = {}
         self._reader: LineReader | None = None  # reads back intents indexed by an earlier update
+        #: index each file only up to this offset (files not named: not at all) — to rebuild what another index
+        #: covers, and compare
+        self.upto: dict[tuple[str, int], int] | None = None
         self._reset_batch()
 
     def close(self) -> None:
@@ -123,7 +136,33 @@ class Index:
 
     # -- keeping up with the store ------------------------------------------------------------------
     def update(self) -> int:
-        """Index what was appended since the last update; returns how many statements were added."""
+        """Index what was appended since the last update and seal the index again; returns how many statements
+        were added. Raises ``sqlite3.DatabaseError`` when the index is no longer the one sealed (then it is not
+        used: :func:`open_index` rebuilds it)."""
+        with locked(self.store):
+            problem = seal_problem(self.store, index_path(self.store), SCHEMA_VERSION, self.key)
+            if problem is not None:
+                raise sqlite3.DatabaseError(f"the search index is not trusted: {problem}")
+            return self._update_sealed()
+
+    def coverage(self) -> list[Coverage]:
+        """What of the store the index holds: (store id, first seq, indexed up to, digest of the bytes before)."""
+        return [(str(s), int(first), int(end), str(tail)) for s, first, end, tail in self.db.execute(
+            "SELECT store, first_seq, indexed_to, tail FROM files ORDER BY first_seq, store")]
+
+    def seal(self) -> None:
+        """Seal the index as it is now (the lock held; every write ends with this)."""
+        write_seal(self.store, index_path(self.store), SCHEMA_VERSION, self.coverage(), self.key)
+
+    def _update_sealed(self) -> int:
+        before = self.db.total_changes
+        try:
+            return self._update()
+        finally:
+            if self.db.total_changes != before:
+                self.seal()
+
+    def _update(self) -> int:
         added = 0
         files = store_files(self.store)
         heads: list[tuple[str, int, Path]] = []
@@ -143,7 +182,9 @@ class Index:
         self._open.clear()
         try:
             for store_id, first_seq, f in heads:
-                added += self._update_file(f, store_id, first_seq)
+                stop = None if self.upto is None else self.upto.get((store_id, first_seq), -1)
+                if stop != -1:
+                    added += self._update_file(f, store_id, first_seq, stop)
         finally:
             self._open.clear()
             if self._reader is not None:
@@ -177,7 +218,7 @@ class Index:
             db.execute("ROLLBACK")
             raise
 
-    def _update_file(self, f: Path, store_id: str, first_seq: int) -> int:
+    def _update_file(self, f: Path, store_id: str, first_seq: int, stop: int | None) -> int:
         db = self.db
         db.execute("BEGIN IMMEDIATE")  # one updater at a time; the others then find the work done
         try:
@@ -189,15 +230,15 @@ class Index:
                 if row[2] != f.name:
                     db.execute("UPDATE files SET name = ? WHERE store = ? AND first_seq = ?",
                                (f.name, store_id, first_seq))
-                if start and _tail_digest(f, start) != row[1]:
+                if start and tail_digest(f, start) != row[1]:
                     raise _Stale(f"{f.name} changed below the indexed end")
-            added, end = self._index_from(f, first_seq, start)
+            added, end = self._index_from(f, first_seq, start, stop)
             if row is None:
                 db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                           (store_id, first_seq, f.name, end, _tail_digest(f, end)))
+                           (store_id, first_seq, f.name, end, tail_digest(f, end)))
             elif end != start:
                 db.execute("UPDATE files SET indexed_to = ?, tail = ? WHERE store = ? AND first_seq = ?",
-                           (end, _tail_digest(f, end), store_id, first_seq))
+                           (end, tail_digest(f, end), store_id, first_seq))
             if self.inexact is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('inexact', ?)", (self.inexact,))
             db.execute("COMMIT")
@@ -208,7 +249,7 @@ class Index:
             self._reset_batch()
             raise
 
-    def _index_from(self, f: Path, first_seq: int, start: int) -> tuple[int, int]:
+    def _index_from(self, f: Path, first_seq: int, start: int, stop: int | None = None) -> tuple[int, int]:
         """Index the lines of ``f`` from byte ``start``; reads them as :func:`store.read_records` does (pieces of
         an oversized line skipped, a torn last line left for later), pairing outcomes with their intents."""
         end = start
@@ -216,6 +257,8 @@ class Index:
         continued = False
         limit = R.MAX_LINE
         for offset, line in _lines_from(f, start):
+            if stop is not None and offset >= stop:
+                break
             complete = line.endswith(b"\n")
             if continued or len(line) > limit:  # a piece of an oversized (damaged) line
                 continued = not complete
@@ -449,8 +492,11 @@ class Index:
         return found
 
     def remember_parsed(self, analyser: str, cols: dict[int, str]) -> None:
-        """Keep column sets worked out by ``analyser``, so that the next query needs no parser (best effort)."""
-        with contextlib.suppress(sqlite3.Error):
+        """Keep column sets worked out by ``analyser``, so that the next query needs no parser (best effort: not
+        when the index changed since it was checked — it is then checked again by the next query)."""
+        with contextlib.suppress(sqlite3.Error, OSError), locked(self.store):
+            if seal_problem(self.store, index_path(self.store), SCHEMA_VERSION, self.key) is not None:
+                return
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?)",
@@ -459,6 +505,7 @@ class Index:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self.seal()
 
     def touches(self, shapes: Iterable[int], since: int | None, until: int | None
                 ) -> list[tuple[str, str, str, int, int, int | None, int | None]]:
@@ -556,12 +603,6 @@ def _where(q: Any) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
-def _tail_digest(f: Path, end: int) -> str:
-    start = max(0, end - _TAIL)
-    with _open_segment(f) as fh:
-        fh.seek(start)
-        return hashlib.sha256(fh.read(end - start)).hexdigest()
-
 
 def _lines_from(f: Path, start: int) -> Iterator[tuple[int, bytes]]:
     if start == 0:
@@ -579,42 +620,72 @@ def _lines_from(f: Path, start: int) -> Iterator[tuple[int, bytes]]:
             offset += len(line)
 
 
-def open_index(store: str | os.PathLike[str], *, update: bool = True, rebuild: bool = False) -> Index:
+def open_index(store: str | os.PathLike[str], *, update: bool = True, rebuild: bool = False,
+               key: str | bytes | None = None) -> Index:
     """The index of ``store``, created if missing and (by default) brought up to date.
 
+    An index that is not the one its seal names — edited, truncated, replaced, unsealed, or with ``key`` (default:
+    ``$GOVERNED_DB_AUDIT_KEY``) not sealed with it — is rebuilt from the store, never read (a warning is logged).
     Raises ``sqlite3.Error`` or ``OSError`` when it cannot be (a read-only directory, say): callers then
     fall back to reading the store front to back.
     """
     p = store_path(store)
+    kb = R.key_bytes(key) if key is not None else R.env_key()
     target = index_path(p)
-    if rebuild:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(str(target) + suffix)
-    db = sqlite3.connect(target, isolation_level=None, timeout=30)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        # the version is read before the schema is applied: another version's tables may lack its columns
-        db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-        version = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
-        if version is not None and version[0] != str(SCHEMA_VERSION):
-            db.close()
-            return open_index(store, update=update, rebuild=True)
-        db.executescript(_SCHEMA)
-        if version is None:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-    except BaseException:
-        db.close()
-        raise
-    index = Index(p, db)
-    if update:
+    with locked(p):
+        for attempt in range(3):
+            index, fresh = _connect(p, target, kb, rebuild=rebuild or attempt > 0)
+            try:
+                if fresh:
+                    index.seal()
+                if update:
+                    index.added = index._update_sealed()
+            except _Stale:
+                index.close()
+                continue
+            except BaseException:
+                index.close()
+                raise
+            return index
+    raise sqlite3.DatabaseError(f"the search index {target} kept changing under its update")
+
+
+def _connect(p: Path, target: Path, key: bytes | None, *, rebuild: bool) -> tuple[Index, bool]:
+    """The index file opened (the lock held), after its seal was checked: ``(index, whether it was made anew)``."""
+    for _ in range(2):
+        if rebuild:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(str(target) + suffix)
+        existed = target.exists()
+        db = sqlite3.connect(target, isolation_level=None, timeout=30)
         try:
-            index.update()
-        except _Stale:
-            index.close()
-            return open_index(store, update=update, rebuild=True)
-    return index
+            # the first read rolls back what a process that died mid-update left (the file is then as sealed)
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # the version is read before the schema is applied: another version's tables may lack its columns
+            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+            version = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
+            problem = None
+            if existed and (version is None or version[0] != str(SCHEMA_VERSION)):
+                problem = "another version's index"
+            elif existed:
+                problem = seal_problem(p, target, SCHEMA_VERSION, key)
+                if problem is not None:
+                    log.warning("governed_db audit: the search index %s is not trusted: %s; it is rebuilt from the "
+                                "store", target, problem)
+            if problem is not None:
+                db.close()
+                rebuild = True
+                continue
+            db.executescript(_SCHEMA)
+            if version is None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except BaseException:
+            db.close()
+            raise
+        return Index(p, db, key), not existed
+    raise sqlite3.DatabaseError(f"the search index {target} cannot be rebuilt")
 
 
 class LineReader:

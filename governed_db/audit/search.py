@@ -180,15 +180,16 @@ class Query:
 
 
 def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: int | None = None,
-           index: bool = True) -> Iterator[dict[str, Any]]:
+           index: bool = True, key: str | bytes | None = None) -> Iterator[dict[str, Any]]:
     """Statements (or, with ``all_records``, every record) matching ``query``, in the order a full read gives.
 
     Statement queries use the sidecar index (:mod:`governed_db.audit.index`) to find candidates and check
     each one read back from the store; without an index (``index=False``, or it cannot be written) the
-    store is read front to back. Both give the same answer.
+    store is read front to back. Both give the same answer. An index that is not the one its seal names (with
+    ``key``, default ``$GOVERNED_DB_AUDIT_KEY``: sealed with that key) is rebuilt first, never answered from.
     """
     q = query or Query()
-    found = _indexed(path, q) if index and not q.all_records else None
+    found = _indexed(path, q, key=key) if index and not q.all_records else None
     n = 0
     if found is not None:  # the index covers the store; statements still in journals of ended processes follow
         found = itertools.chain(found, journal_records(path))
@@ -200,9 +201,9 @@ def search(path: str | os.PathLike[str], query: Query | None = None, *, limit: i
                 return
 
 
-def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = False
-             ) -> Iterator[dict[str, Any]] | None:
-    idx = _open_index(path)
+def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = False,
+             key: str | bytes | None = None) -> Iterator[dict[str, Any]] | None:
+    idx = _open_index(path, key)
     if idx is None:
         return None
     from governed_db.audit.index import LineReader
@@ -224,14 +225,14 @@ def _indexed(path: str | os.PathLike[str], q: Query, *, newest_first: bool = Fal
     return records()
 
 
-def _open_index(path: str | os.PathLike[str]) -> Index | None:
+def _open_index(path: str | os.PathLike[str], key: str | bytes | None) -> Index | None:
     """The store's index, up to date; None when there is none to trust (then the store is read front to back)."""
     import sqlite3
 
     from governed_db.audit.index import open_index
 
     try:
-        idx = open_index(path)
+        idx = open_index(path, key=key)
     except (sqlite3.Error, OSError) as e:
         log.info("governed_db audit: no index for %s (%s); reading the whole store", path, e)
         return None
@@ -243,12 +244,13 @@ def _open_index(path: str | os.PathLike[str]) -> Index | None:
     return idx
 
 
-def tail(path: str | os.PathLike[str], n: int = 20, query: Query | None = None) -> list[dict[str, Any]]:
+def tail(path: str | os.PathLike[str], n: int = 20, query: Query | None = None, *,
+         key: str | bytes | None = None) -> list[dict[str, Any]]:
     """The last ``n`` matching statements, oldest first."""
     from collections import deque
 
     q = query or Query()
-    found = _indexed(path, q, newest_first=True) if not q.all_records else None
+    found = _indexed(path, q, newest_first=True, key=key) if not q.all_records else None
     if found is None:
         return list(deque(search(path, q, index=False), maxlen=n))
     out: list[dict[str, Any]] = []
@@ -277,12 +279,13 @@ class Touch:
 
 
 def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None = None,
-                until: int | None = None) -> list[Touch]:
+                until: int | None = None, key: str | bytes | None = None) -> list[Touch]:
     """Who ran statements on ``TABLE`` or ``TABLE.COLUMN`` (most active first).
 
     Columns are matched from the column names the spans carry and the columns the
     normalised statement names, parsed in its dialect (``SELECT *`` and ``INSERT``
-    without a column list count as touching every column).
+    without a column list count as touching every column). The index's counts are used only while the index
+    is the one its seal names (with ``key``, default ``$GOVERNED_DB_AUDIT_KEY``: sealed with that key).
     """
     table, _, column = target.rpartition(".") if target.count(".") >= 1 else (target, "", "")
     if not table:
@@ -300,7 +303,7 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
         if isinstance(last, int):
             t.last = last if t.last is None else max(t.last, last)
 
-    grouped = _who_touched_indexed(path, q)
+    grouped = _who_touched_indexed(path, q, key)
     # the index covers the store; statements still in journals of ended processes are read as a full read would
     for row in grouped if grouped is not None else ():
         add(*row)
@@ -313,14 +316,14 @@ def who_touched(path: str | os.PathLike[str], target: str, *, since: int | None 
     return sorted(by.values(), key=lambda t: (-t.statements, t.subject, t.kind))
 
 
-def _who_touched_indexed(path: str | os.PathLike[str], q: Query
+def _who_touched_indexed(path: str | os.PathLike[str], q: Query, key: str | bytes | None
                          ) -> list[tuple[str, str, str, int, int, int | None, int | None]] | None:
     """Who-touched from the index: per statement shape (text, tables, columns) the exact table and column
     checks run once, then the index's counts per identity, operation and hour of those shapes are summed.
 
     The columns a statement text names are kept in the index once worked out (for this version of the
     parser), so that a query in a fresh process need not load the parser at all."""
-    idx = _open_index(path)
+    idx = _open_index(path, key)
     if idx is None:
         return None
     try:

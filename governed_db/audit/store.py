@@ -1236,6 +1236,7 @@ def delete_store(path: str | os.PathLike[str]) -> None:
         p = p / "audit.jsonl"
     index = p.with_name(p.name + ".index.sqlite")
     extra = [Path(str(index) + s) for s in ("-wal", "-shm", "-journal")]
+    extra += [p.with_name(p.name + s) for s in (".index.seal", ".index.lock")]
     for f in [*store_files(p), p, anchor_path(p), index, *extra]:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()

@@ -34,6 +34,7 @@ from typing import Any
 
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
+from governed_db.audit.index_check import check_index
 from governed_db.audit.segments import raw_lines, store_files
 from governed_db.audit.store import _read_anchor, anchor_path, store_path
 
@@ -92,14 +93,19 @@ class VerifyResult:
             self.problems.append(problem)
 
 
-def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None, witness: Any = None) -> VerifyResult:
+def verify(path: str | os.PathLike[str], *, key: str | bytes | None = None, witness: Any = None,
+           compare_index: bool = True) -> VerifyResult:
     """Check the whole chain of the store at ``path`` (and its rotated files); reports every problem.
 
     ``witness`` (a PostgreSQL DSN or :class:`~governed_db.audit.witness.Witness`) adds the check that the
-    store still reaches the newest checkpoint the witness saw.
+    store still reaches the newest checkpoint the witness saw. The search index is checked against its seal
+    and the store; when the seal proves nothing (no key, or an index sealed without it) it is compared with an
+    index built from the store, unless ``compare_index`` is False.
     """
     p = store_path(path, key=key, missing_ok=True)
-    return _Verifier(p, R.key_bytes(key), witness).run()
+    verifier = _Verifier(p, R.key_bytes(key), witness)
+    verifier.compare_index = compare_index
+    return verifier.run()
 
 
 class _Verifier:
@@ -126,6 +132,7 @@ class _Verifier:
         self.retained: set[tuple[int, str]] = set()
         self.file = ""
         self.untagged = 0
+        self.compare_index = True
 
     # -- driver ------------------------------------------------------------------------------------
     def run(self) -> VerifyResult:
@@ -163,7 +170,16 @@ class _Verifier:
             )
         self._finish(anchor)
         self._check_witness()
+        self._check_index()
         return result
+
+    def _check_index(self) -> None:
+        """The search index must be the one its seal names and cover what the store still holds (it is not
+        evidence, but who-touched trusts its counts: an index edited to hide an identity is reported)."""
+        problems, notes = check_index(self.path, self.key, thorough=self.compare_index)
+        for message in problems:
+            self.result.bad(0, None, 0, message)
+        self.result.warnings.extend(notes)
 
     def _check_names(self, files: list[Path]) -> None:
         """A file governed_db rotated is named for its first seq (``<name>.<20 digits>``, then ``.n`` or ``.gz``):

@@ -211,16 +211,18 @@ def audit() -> None:
 @click.option("--witness", envvar="GOVERNED_DB_AUDIT_WITNESS",
               help="PostgreSQL DSN of the audit witness (default: $GOVERNED_DB_AUDIT_WITNESS)")
 @click.option("--witness-table", default=None, help="table of the witness (default: governed_db_audit_witness)")
+@click.option("--no-index-compare", is_flag=True,
+              help="without the key, check the search index against its seal only (do not build one to compare)")
 @format_option("text", "json", default="text")
 @bad_input
 def verify_cmd(store: Path | None, key_file: Path | None, witness: str | None, witness_table: str | None,
-               fmt: str) -> None:
-    """Check every line, hash, link, MAC and the anchor; exit 1 listing every problem."""
+               no_index_compare: bool, fmt: str) -> None:
+    """Check every line, hash, link, MAC, the anchor and the search index; exit 1 listing every problem."""
     from governed_db.audit.verify import verify
     from governed_db.audit.witness import DEFAULT_TABLE, Witness
 
     checker = Witness(witness, table=witness_table or DEFAULT_TABLE) if witness else None
-    result = verify(_path(store), key=_key(key_file), witness=checker)
+    result = verify(_path(store), key=_key(key_file), witness=checker, compare_index=not no_index_compare)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:
@@ -428,9 +430,9 @@ def index_cmd(store: Path | None, rebuild: bool) -> None:
 
     started = time.monotonic()
     try:
-        idx = open_index(_path(store), update=False, rebuild=rebuild)
+        idx = open_index(_path(store), rebuild=rebuild)
         try:
-            added = idx.update()
+            added = idx.added
             total = idx.statements()
         finally:
             idx.close()
