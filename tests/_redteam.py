@@ -47,3 +47,22 @@ def pg_connect(driver: str, *, autocommit: bool = True) -> Any:
     conn = psycopg2.connect(PG_DSN)
     conn.autocommit = autocommit
     return conn
+
+
+# ---- shared red-team scaffolding (testdedup): identities, connections, observers, table pairs -----------------
+# One block, appended: other rounds may add helpers above or below it without touching these.
+
+#: the prompt-injected agent of the early rounds: acts for ``bob``, holds no unmask grant
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+#: the agent of the later rounds (the same as ``test_masking_noninterference.ATTACKER``): no grant, no principal
+CURIOUS_AGENT = governed_db.Identity("curious-agent", kind="agent")
+
+
+def govern(raw: Any, identity: governed_db.Identity = AGENT, **options: Any) -> Any:
+    """``raw`` as the red team attacks it: governed for ``identity`` in production, with no audit store;
+    ``options`` (``masking=...``, another ``environment``) go to :func:`governed_db.wrap` as they are."""
+    options = {"environment": "production", "audit": False, **options}
+    return governed_db.wrap(raw, identity=identity, **options)
+
+
+# ---- end of the testdedup block -------------------------------------------------------------------------------

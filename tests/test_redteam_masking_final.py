@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0132", "4111111111111111",
@@ -54,7 +54,7 @@ def lite() -> Iterator[tuple[sqlite3.Connection, Any, str]]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE rt3a_c " + DDL.format(t="text"))
     raw.executemany("INSERT INTO rt3a_c VALUES (?,?,?,?,?,?,?,?)", ROWS)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     yield raw, conn, "rt3a_c"
     raw.close()
 
@@ -71,7 +71,7 @@ def pg(
     with pg_conn.cursor() as cur:
         cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
     raw = psycopg.connect(pg_dsn, autocommit=True)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     try:
         yield pg_conn, conn, t, ({"prepare": True} if request.param == "prepared" else {})
     finally:

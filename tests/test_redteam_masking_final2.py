@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0132", "4111111111111111",
@@ -27,10 +27,6 @@ ROWS = [
      "AKIAIOSFODNN7EXAMPLE", "Rome"),
 ]  # fmt: skip
 Run = Callable[[str], Any]
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
 def _observe(run: Run, sql: str) -> Any:
@@ -53,7 +49,7 @@ def duck() -> Iterator[tuple[Run, Run]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt3b_p " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt3b_p VALUES (?,?,?,?,?,?,?,?)", ROWS)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -190,7 +186,7 @@ def test_duckdb_relation_api_tells_nothing(duck: tuple[Run, Run]) -> None:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt3b_r " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt3b_r VALUES (?,?,?,?,?,?,?,?)", ROWS)
-    conn = _wrap(raw)
+    conn = govern(raw)
     rel = conn.sql("SELECT id, ssn FROM rt3b_r")
     probes: list[Callable[[str], Any]] = [
         lambda g: rel.filter(f"ssn LIKE '{g}%'").project("id").fetchall(),
@@ -218,7 +214,7 @@ def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple
         cur.execute(f"CREATE TABLE {t} " + DDL.format(t="varchar(100)"))
         cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 SECRETS = {
     "full_name": "Alice Smith",
     "email": "alice@example.com",
@@ -55,7 +55,7 @@ def sqlite_pair() -> Iterator[tuple[sqlite3.Connection, Any]]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE customers " + DDL.format(t="text"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", ROWS)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     assert outcome(conn, "SELECT ssn, city FROM customers WHERE id = 1") == ("rows", [("[US_SSN]", "Paris")])
     yield raw, conn
     raw.close()
@@ -67,7 +67,7 @@ def duck_pair() -> Iterator[tuple[Any, Any]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE customers " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", [list(r) for r in ROWS])
-    yield raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    yield raw, govern(raw)
     raw.close()
 
 
@@ -215,7 +215,7 @@ def test_sqlite_text_factory_set_before_sampling_masks_only_what_is_sensitive() 
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE customers " + DDL.format(t="text"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", ROWS)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     conn.text_factory = bytes
     seen = outcome(conn, "SELECT id, ssn, email, card, city FROM customers ORDER BY id")
     assert seen[0] == "rows" and not clear(seen), seen

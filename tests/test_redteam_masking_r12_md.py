@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 # plain column names: what they hold is known from their values only
 COLUMNS = "(id int primary key, contact varchar(100), tax_ref varchar(20), city varchar(40))"
 ROWS_A = [
@@ -44,10 +44,6 @@ ROWS_A = [
 ROWS_B = [(1, "amy.zed@example.com", "287-65-4321", "Paris"), *ROWS_A[1:]]
 SECRETS = ("alice@", "536-22-8726", "amy.zed@", "287-65-4321")
 INNOCENT = ", ".join(f"({i}, 'n/a', 'n/a', 'x')" for i in range(100, 150))
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
 def _see(conn: Any, sql: str) -> Any:
@@ -84,7 +80,7 @@ def make(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[Cal
 def _fresh(mysql_kw: dict[str, Any]) -> Any:
     import pymysql
 
-    return _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    return govern(pymysql.connect(autocommit=True, **mysql_kw))
 
 
 def _raw(mysql_kw: dict[str, Any]) -> Any:
@@ -217,7 +213,7 @@ def test_aiomysql_for_system_time_read_first_is_masked(mysql_kw: dict[str, Any],
         _emptied(mysql_kw, t)
 
     async def read(sql: str) -> Any:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw))
         try:
             cur = await conn.cursor()
             try:

@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, pg_connect
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 #: row 1's secrets: A's SSN is one the recognizers accept, B's one they reject (serial 0000)
 SECRET = {
     "a": ("Alice Smith", "536-22-8726", "alice@example.com"),
@@ -40,17 +39,9 @@ OTHERS = [
 ]
 
 
-def _connect(driver: str) -> Any:
-    return pg_connect(driver)
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
 def _seen_pair(driver: str, names: dict[str, str], kind: str, template: str) -> dict[str, tuple[str, str]]:
     """What the raw and the governed session see of ``template`` over variants a and b (table names blanked)."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver))
     try:
         seen = {}
         for v in ("a", "b"):
@@ -136,7 +127,7 @@ def test_composite_and_document_fields_named_as_personal_data_tell_nothing(
 def test_innocent_composites_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
     """A composite whose fields name nothing personal, a document whose keys do not, and the other columns of
     the tables above come back as the raw connection returns them, and may filter and order."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver))
     i, docs = tables["i"], tables["ja"]
     try:
         for sql in (
@@ -224,7 +215,7 @@ def test_innocent_view_columns_read_exactly(
     pg_conn.execute(
         f"CREATE VIEW rt12pg_o_{unique}_v AS SELECT id, upper(city) AS town, amount * 2 AS twice FROM rt12pg_o_{unique}"
     )
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver))
     try:
         for sql in (
             f"SELECT id, city FROM {views['va']} WHERE city = 'Paris' ORDER BY id",
@@ -254,7 +245,7 @@ def test_asyncpg_documents_as_text_are_masked_by_key(tables: dict[str, str]) -> 
 
     async def read(sql: str, governed: bool) -> list[Any]:
         conn = await asyncpg.connect(url)
-        target = _wrap(conn) if governed else conn
+        target = govern(conn) if governed else conn
         try:
             return [tuple(r) for r in await target.fetch(sql)]
         finally:
@@ -285,7 +276,7 @@ def test_asyncpg_view_columns_over_masked_columns_tell_nothing(views: dict[str, 
 
     async def read(sql: str, governed: bool) -> str:
         conn = await asyncpg.connect(url)
-        target = _wrap(conn) if governed else conn
+        target = govern(conn) if governed else conn
         try:
             return repr([tuple(r) for r in await target.fetch(sql)])
         except governed_db.GuardrailViolation as e:

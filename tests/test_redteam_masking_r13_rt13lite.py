@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import observe
+from tests._redteam import govern, observe
 from tests.test_masking_noninterference import ATTACKER
 
 #: the customer the attacker guesses about, in two versions whose masked forms are byte-identical
@@ -40,7 +40,7 @@ def _sqlite(secret: tuple[Any, ...], setup: tuple[str, ...] = ()) -> sqlite3.Con
 
 
 def _governed(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
+    return govern(raw, ATTACKER)
 
 
 def _sqlite_runs(steps: tuple[str, ...], setup: tuple[str, ...] = (), governed: bool = True) -> list[list[Any]]:

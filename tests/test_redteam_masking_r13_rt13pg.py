@@ -28,23 +28,14 @@ import pytest
 import governed_db
 from governed_db.masking.classify import classify_values
 from governed_db.masking.strategies.spans import scrub_value
+from tests._redteam import CURIOUS_AGENT, govern, pg_connect
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("curious-agent", kind="agent")
 #: row 1's secrets: A's SSN is one the recognizers accept, B's one they reject (serial 0000)
 SECRET = {"a": ("Alice Smith", "536-22-8726"), "b": ("Zoe Quinn-Harper", "100-99-0000")}
 SECRETS = ("Alice", "536-22-8726", "Zoe", "Quinn", "100-99-0000")
 OTHERS = [(2, "Bob Jones", "219-45-1234"), (3, "Chen Wei", "412-77-9001")]
-
-
-def _connect(driver: str) -> Any:
-    return pg_connect(driver)
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
 @pytest.fixture
@@ -101,7 +92,7 @@ READS = [
 def test_document_keys_named_as_personal_data_tell_nothing(
     tables: dict[str, str], driver: str, template: str
 ) -> None:
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     try:
         seen = {}
         for v in ("a", "b"):
@@ -127,7 +118,7 @@ def test_document_keys_named_as_personal_data_tell_nothing(
 def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
     """An hstore and a document whose keys name nothing personal, and the other columns of the person tables,
     come back as the raw connection returns them, and may filter and order."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     i = tables["i"]
     try:
         for sql in (
@@ -217,7 +208,7 @@ def test_a_table_sample_does_not_tell_where_rows_are_stored(
 ) -> None:
     """PostgreSQL samples pages (SYSTEM) or slots (BERNOULLI): which ids come back says where rows are stored,
     which depends on how wide the rows before them are."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     try:
         seen = {}
         for v in ("a", "b"):
@@ -237,7 +228,7 @@ def test_a_table_sample_does_not_tell_where_rows_are_stored(
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None:
     """A table with no masked column samples as written; so do plain reads of the people table."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     i, a = stored["i"], stored["a"]
     try:
         for sql in (
@@ -277,7 +268,7 @@ def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[
     and an unordered scan returns it there: its place said how wide row 1's name is."""
     seen: dict[str, tuple[list[Any], list[Any]]] = {}
     for v in ("a", "b"):
-        raw, gov = _connect(driver), _wrap(_connect(driver))
+        raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
         raw.autocommit = gov.autocommit = False
         try:
             seen[v] = (_moved(raw, stored[v]), _moved(gov, stored[v]))
@@ -292,7 +283,7 @@ def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[
 def test_reads_of_a_table_with_masked_columns_keep_running(stored: dict[str, str], driver: str) -> None:
     """Ordered by the key where an order can be added (the rows and their order are those of the raw read here);
     where none can be, run as written."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     a, i = stored["a"], stored["i"]
     try:
         for sql in (
@@ -324,7 +315,7 @@ def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
         f"INSERT INTO {t} VALUES (1, 'Alice Smith', 'gold'), (2, 'Bob Jones', 'gold'), (3, 'Chen Wei', 'gold'), "
         "(4, 'Dan Brown', 'silver')"
     )
-    raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
+    raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
     try:
         top = f"SELECT id, tier FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES"
         assert len(_observe(raw, top)[1]) == 3
@@ -370,7 +361,7 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
     try:
         seen = {}
         for v, t in names.items():
-            raw, gov = _connect("psycopg2"), _wrap(_connect("psycopg2"))
+            raw, gov = pg_connect("psycopg2"), govern(pg_connect("psycopg2"), CURIOUS_AGENT)
             try:
                 r, g = _failed_update(raw, t), _failed_update(gov, t)
                 # the oracle, unprotected: the raw error's fields and cursor
@@ -392,7 +383,7 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
         assert seen["a"] == seen["b"], seen
         assert not any(s in seen["a"] or s in seen["b"] for s in SECRETS), seen
         # an identity that sees values raw keeps the server's fields, and still gets no raw cursor
-        dev = governed_db.wrap(_connect("psycopg2"), identity=AGENT, environment="development", audit=False)
+        dev = govern(pg_connect("psycopg2"), CURIOUS_AGENT, environment="development")
         try:
             e = _failed_update(dev, names["a"])
             assert e.cursor is None and "Alice Smith" in e.diag.message_detail
@@ -446,10 +437,10 @@ def test_a_waited_row_lock_does_not_tell_where_the_row_is(pg_conn: Any, stored: 
     # the first row of B's second page is still on A's first (row 1's longer name pushed it over)
     row = pg_conn.execute(f"SELECT min(id) FROM {stored['b']} WHERE ctid >= '(1,0)'").fetchone()[0]
     raw = {v: _waited_lock(lambda: psycopg.connect(PG_DSN), stored[v], row) for v in ("a", "b")}
-    gov = {v: _waited_lock(lambda: _wrap(psycopg.connect(PG_DSN)), stored[v], row) for v in ("a", "b")}
+    gov = {v: _waited_lock(lambda: govern(psycopg.connect(PG_DSN), CURIOUS_AGENT), stored[v], row) for v in ("a", "b")}
     assert raw["a"] != raw["b"], raw
     assert gov["a"] == gov["b"] and "masked-column-predicate" in gov["a"], gov
-    conn = _wrap(_connect("psycopg"))
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT)
     try:  # which locks a session holds, and how many there are, stay readable
         _cols, rows = _observe(conn, "SELECT locktype, mode, granted FROM pg_locks WHERE pid = pg_backend_pid()")
         assert ("virtualxid", "ExclusiveLock", True) in rows, rows
@@ -468,7 +459,7 @@ def test_a_lock_wait_cut_short_does_not_tell_where_the_row_is(
     seen: dict[str, list[str]] = {}
     for v in ("a", "b"):
         t = stored[v]
-        for kind, make in (("raw", lambda: _connect(driver)), ("gov", lambda: _wrap(_connect(driver)))):
+        for kind, make in (("raw", lambda: pg_connect(driver)), ("gov", lambda: govern(pg_connect(driver), CURIOUS_AGENT))):
             holder, waiter = make(), make()
             holder.autocommit = waiter.autocommit = False
             try:
@@ -511,7 +502,7 @@ def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
         names[v] = t
         toasts[v] = pg_conn.execute(f"SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = '{t}'").fetchone()[0]
     try:
-        raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
+        raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
         try:
             seen = {}
             for v in ("a", "b"):
@@ -539,7 +530,7 @@ def test_large_objects_are_not_read_from_their_catalog(pg_conn: Any) -> None:
     """``lo_get()`` and ``lo_open()`` are refused as file access; ``pg_largeobject.data`` holds the same bytes."""
     oid = pg_conn.execute("SELECT lo_from_bytea(0, convert_to('Alice Smith 536-22-8726', 'UTF8'))").fetchone()[0]
     try:
-        raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
+        raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
         try:
             sql = f"SELECT data FROM pg_largeobject WHERE loid = {oid}"
             assert b"Alice" in _observe(raw, sql)[1][0][0]

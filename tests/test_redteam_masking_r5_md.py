@@ -26,9 +26,8 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import _traffic
 from governed_db.sql.analysis import analyze
-from tests._redteam import run_script
+from tests._redteam import govern, run_script
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 SERVICE = governed_db.Identity("billing-service", kind="service")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, city {t})"
 ROWS = [
@@ -38,11 +37,6 @@ ROWS = [
 ]  # fmt: skip
 SSNS = {r[3] for r in ROWS}
 Run = Callable[[str], Any]
-
-
-def _wrap(raw: Any, **kw: Any) -> Any:
-    kw.setdefault("identity", AGENT)
-    return governed_db.wrap(raw, environment="production", audit=False, **kw)
 
 
 def _observe(run: Run, sql: str) -> Any:
@@ -68,7 +62,7 @@ class My:
         self.t, self.admin = table, mysql_conn
         self.reset()
         self.raw = pymysql.connect(autocommit=True, **mysql_kw)
-        self.conn = _wrap(self.raw, **kw)
+        self.conn = govern(self.raw, **kw)
 
     def reset(self) -> None:
         with self.admin.cursor() as cur:
@@ -339,7 +333,7 @@ def test_mariadb_operators_over_masked_numbers_still_run(mysql_kw: dict[str, Any
         cur.execute(f"CREATE TABLE {t} (id int primary key, full_name varchar(50), salary decimal(10,2))")
         cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s)", [(1, "Alice Smith", 85000), (2, "Bob Jones", 62000)])
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -366,7 +360,7 @@ def duck() -> Iterator[tuple[Run, Run]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt5md_p " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt5md_p VALUES (?,?,?,?,?,?,?)", ROWS)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -496,7 +490,7 @@ def test_duckdb_group_by_all_leaves_aggregates_out(duck: tuple[Run, Run]) -> Non
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt5md_r " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt5md_r VALUES (?,?,?,?,?,?,?)", ROWS)
-    rel = _wrap(raw).sql("SELECT id, ssn, city FROM rt5md_r")
+    rel = govern(raw).sql("SELECT id, ssn, city FROM rt5md_r")
     try:
         assert rel.max("ssn").fetchall() == [("[US_SSN]",)]
         assert rel.string_agg("ssn").fetchall() == [("[US_SSN]",)]
@@ -523,7 +517,7 @@ def test_duckdb_filter_searches_free_text_like_a_where() -> None:
     notes = ["refund requested, SSN 536-22-8726", "call about refund 219-45-1234", "ssn on file 078-05-1120",
              "shipping delayed", "refund done", "nothing"]  # fmt: skip
     raw.executemany("INSERT INTO rt5md_n VALUES (?, ?)", list(enumerate(notes)))
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         return conn.execute(sql).fetchall()

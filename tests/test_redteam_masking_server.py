@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = (
     "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, api_key {t}, iban {t}, card {t}, "
     "address {t}, city {t})"
@@ -29,10 +29,6 @@ ROWS = [
      "GB29NWBK60161331926819", "5500 0055 5555 5559", "1 Main St\nSpringfield", "Lyon"),
 ]  # fmt: skip
 Run = Callable[[str], Any]
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
 def _observe(run: Run, sql: str) -> Any:
@@ -66,7 +62,7 @@ def pg(request: pytest.FixtureRequest, pg_dsn: str, pg_table: str) -> Iterator[t
         psycopg2 = pytest.importorskip("psycopg2")
         raw = psycopg2.connect(pg_dsn)
         raw.autocommit = True
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -89,7 +85,7 @@ def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple
         cur.execute(f"CREATE TABLE {t} " + DDL.format(t="varchar(100)"))
         cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -269,7 +265,7 @@ def test_duckdb_result_comparison_is_no_conversion_error() -> None:
     try:
         raw.execute("CREATE TABLE c (id int, ssn varchar, city varchar)")
         raw.execute("INSERT INTO c VALUES (1, '536-22-8726', 'Paris')")
-        conn = _wrap(raw)
+        conn = govern(raw)
         run: Run = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         hit, miss = _tells_apart(run, MY_ORACLES["comparison with a number"], "c", "ssn", "5", "4")
         assert hit == miss == "refused", (hit, miss)
@@ -311,7 +307,7 @@ def test_mariadb_numeric_aggregates_of_numbers_keep_running(
                         [(1, 123456.78, "1980-04-02", "Paris"), (2, 98765.43, "1991-11-30", "Lyon")])  # fmt: skip
     raw = pymysql.connect(autocommit=True, **mysql_kw)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         cur = conn.cursor()
         cur.execute(f"SELECT sum(salary), avg(salary), round(salary), year(birth_date), sum(city) FROM {t}")
         rows = cur.fetchall()
@@ -337,7 +333,7 @@ def test_free_text_predicates_tell_nothing_of_masked_items(pg_conn: Any, pg_dsn:
         cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(notes, 1)))
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         first = conn.execute(f"SELECT notes FROM {t} WHERE id = 1").fetchall()
         assert "536-22" not in repr(first), first  # the item is masked when read
         run: Run = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
@@ -389,7 +385,7 @@ def test_free_text_word_searches_keep_running(pg_conn: Any, pg_dsn: str, unique:
                         [(i, n, f"ticket {i} closed") for i, n in enumerate(notes, 1)])  # fmt: skip
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         for where in ("notes LIKE '%refund pending%'", "notes ILIKE '%CALL alice%'", "lower(notes) LIKE '%door%'",
                       "notes NOT LIKE '%approved%'", "notes IN ('nothing', 'delivery left at the door')",
                       "notes = 'x' OR memo LIKE '%ticket 4%'", "notes IS NULL", "memo LIKE '%1_ closed'",
@@ -419,7 +415,7 @@ def test_free_text_with_letter_items_keeps_word_searches(pg_conn: Any, pg_dsn: s
         cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(notes, 1)))
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         run: Run = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         for probe in ("%alice@%", "%@example%", "%example.com%", "%e@e%", "%a_ice%", "%parcel 1%"):
             sql = f"SELECT id FROM {t} WHERE notes LIKE '{probe}'"
