@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import governed_db
@@ -63,6 +64,12 @@ def govern(raw: Any, identity: governed_db.Identity = AGENT, **options: Any) -> 
     ``options`` (``masking=...``, another ``environment``) go to :func:`governed_db.wrap` as they are."""
     options = {"environment": "production", "audit": False, **options}
     return governed_db.wrap(raw, identity=identity, **options)
+
+
+def leaked(seen: Any, secrets: Iterable[str]) -> list[str]:
+    """The ``secrets`` whose text shows anywhere in ``repr(seen)``: what an attacker's observation gave away."""
+    text = repr(seen)
+    return [s for s in secrets if s in text]
 
 
 # ---- end of the testdedup block -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import AGENT, govern
+from tests._redteam import AGENT, govern, leaked
 
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, city {t})"
 ROWS = [
@@ -21,10 +21,6 @@ ROWS = [
     (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "Lyon"),
 ]
 SECRETS = ("Alice", "alice@", "536-22", "8726", "bob.jones", "219-45")
-
-
-def _clear(observed: Any) -> list[str]:
-    return [s for s in SECRETS if s in repr(observed)]
 
 
 def _refused(conn: Any, sql: str) -> str:
@@ -143,7 +139,7 @@ def test_recursive_masked_values_come_back_masked(db: str, request: pytest.Fixtu
     brought = _rows(conn, f"WITH RECURSIVE r(e, k) AS (SELECT 'x', 1 UNION ALL SELECT c.full_name, k + 1 FROM r "
                           f"JOIN {t} c ON c.id = r.k WHERE k < 3) SELECT e, k FROM r")  # fmt: skip
     assert len(carried) == 6 and len(brought) == 3
-    assert not _clear(carried) and not _clear(brought), (carried, brought)
+    assert not leaked(carried, SECRETS) and not leaked(brought, SECRETS), (carried, brought)
     assert "x" not in [e for e, _ in brought]  # a column mixing a masked value is masked whole
 
 
@@ -266,7 +262,7 @@ def test_duckdb_columns_star_in_an_expression_masks_only_masked_columns(duck: tu
         for i, name in enumerate(names):
             if name in ("id", "city") or "count" in sql:
                 assert [r[i] for r in got] == [r[i] for r in want], (sql, name)
-        assert not _clear(got), got
+        assert not leaked(got, SECRETS), got
     assert _rows(conn, f"SELECT max(COLUMNS(*)) FROM {t}")[0][0] == 2
 
 
@@ -278,7 +274,7 @@ def test_duckdb_columns_named_alike_are_masked_as_either(duck: tuple[Any, Any, s
                 f"SELECT COLUMNS('email'), reverse(COLUMNS('email')) FROM {t}",
                 f"SELECT reverse(COLUMNS(*)) FROM (SELECT email, full_name FROM {t})"):  # fmt: skip
         got = _rows(conn, sql)
-        assert not _clear(got) and "ecila" not in repr(got) and "htimS" not in repr(got), (sql, got)
+        assert not leaked(got, SECRETS) and "ecila" not in repr(got) and "htimS" not in repr(got), (sql, got)
 
 
 def test_duckdb_map_refusal_names_only_masked_columns(duck: tuple[Any, Any, str]) -> None:

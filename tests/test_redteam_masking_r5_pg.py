@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern
+from tests._redteam import govern, leaked
 from tests.conftest import PG_DSN
 
 DDL = "(id int primary key, full_name text, email text, ssn text, address text, city text)"
@@ -23,11 +23,6 @@ ROWS = [
     (2, "Иван Петров", "ivan@example.org", "219-45-1234", "1 Main St\nSpringfield", "Lyon"),
 ]
 SECRETS = ("Alice", "Smith", "Иван", "alice@", "536-22", "Baker", "Springfield")
-
-
-def _leaks(value: Any) -> list[str]:
-    text = repr(value)
-    return [s for s in SECRETS if s in text]
 
 
 def _observe(run: Any, sql: str) -> Any:
@@ -85,9 +80,9 @@ async def test_asyncpg_arrays_of_whole_rows_are_masked_field_by_field(apg: tuple
     masker scanned each Record as an opaque value and returned it whole, every name, e-mail and SSN in the
     clear. Each row is now masked by its field names, like a JSON row; the city stays exact."""
     conn, raw, t = apg
-    assert _leaks(await raw.fetch(sql.format(t=t))), sql  # ground truth: the values are in the result
+    assert leaked(await raw.fetch(sql.format(t=t)), SECRETS), sql  # ground truth: the values are in the result
     rows = await conn.fetch(sql.format(t=t))
-    assert rows and not _leaks(rows), (sql, rows)
+    assert rows and not leaked(rows, SECRETS), (sql, rows)
     assert "Paris" in repr(rows) and "[PERSON_NAME]" in repr(rows), rows
 
 
@@ -105,9 +100,9 @@ def test_psycopg_registered_composites_are_masked_field_by_field(
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
         register_composite(CompositeInfo.fetch(raw, table), raw)
-        assert _leaks(raw.cursor(binary=binary).execute(sql.format(t=table)).fetchall())
+        assert leaked(raw.cursor(binary=binary).execute(sql.format(t=table)).fetchall(), SECRETS)
         rows = govern(raw).cursor(binary=binary).execute(sql.format(t=table)).fetchall()
-        assert rows and not _leaks(rows), rows
+        assert rows and not leaked(rows, SECRETS), rows
         assert "Paris" in repr(rows), rows
     finally:
         raw.close()
@@ -277,12 +272,12 @@ async def test_asyncpg_error_fields_do_not_echo_the_row(apg: tuple[Any, Any, str
     await raw.execute(setup.format(t=t))
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError) as seen_raw:
         await raw.execute(sql.format(t=t))
-    assert _leaks(seen_raw.value.detail)  # ground truth: the server echoes the row
+    assert leaked(seen_raw.value.detail, SECRETS)  # ground truth: the server echoes the row
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError) as seen:
         await conn.execute(sql.format(t=t))
     exc = seen.value
     for shown in (exc.detail, exc.as_dict(), exc.args, str(exc)):
-        assert not _leaks(shown), shown
+        assert not leaked(shown, SECRETS), shown
     assert exc.sqlstate == seen_raw.value.sqlstate and "Failing row contains" in exc.detail
 
 
@@ -327,7 +322,7 @@ def test_recursive_clauses_over_other_columns_keep_running(pg_dsn: str, table: s
     try:
         expected = run_raw(sql.format(t=table))
         got = _runner(govern(raw))(sql.format(t=table))
-        assert len(got) == len(expected) == 4 and not _leaks(got), got
+        assert len(got) == len(expected) == 4 and not leaked(got, SECRETS), got
         assert [r[:-1] for r in got] == [r[:-1] for r in expected]
         assert {r[-1] for r in got} <= {"[PERSON_NAME]", "[US_SSN]"}, got
     finally:
@@ -350,7 +345,7 @@ async def test_asyncpg_reads_the_relation_kind_like_psycopg(apg: tuple[Any, Any,
         expected = govern(raw).execute(sql).fetchall()
     finally:
         raw.close()
-    assert [tuple(r) for r in got] == expected and not _leaks(got), (got, expected)
+    assert [tuple(r) for r in got] == expected and not leaked(got, SECRETS), (got, expected)
 
 
 # -- EXPLAIN ---------------------------------------------------------------------------------------------------
@@ -476,9 +471,9 @@ def test_psycopg2_registered_composites_are_masked_field_by_field(pg_dsn: str, t
     raw.autocommit = True
     try:
         extras.register_composite(table, raw)
-        assert _leaks(_runner(raw)(sql.format(t=table)))
+        assert leaked(_runner(raw)(sql.format(t=table)), SECRETS)
         rows = _runner(govern(raw))(sql.format(t=table))
-        assert rows and not _leaks(rows) and "Paris" in repr(rows), rows
+        assert rows and not leaked(rows, SECRETS) and "Paris" in repr(rows), rows
     finally:
         raw.close()
 

@@ -19,16 +19,11 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern
+from tests._redteam import govern, leaked
 
 ROWS = [(1, "Alice Smith", "536-22-8726", "Paris"), (2, "Ivan Petrov", "219-45-1234", "Lyon")]
 SECRETS = ("Alice", "Smith", "536-22", "8726", "Ivan", "219-45")
 FF = "CAST(x'ff' AS TEXT)"
-
-
-def _leaks(value: Any) -> list[str]:
-    text = repr(value)
-    return [s for s in SECRETS if s in text]
 
 
 def _db(path: Path, rows: list[tuple[Any, ...]] = ROWS) -> Path:
@@ -109,14 +104,14 @@ async def test_aiosqlite_fetch_errors_quote_no_masked_value(apair: tuple[Any, An
     truth = await _outcome(raw, sql, exit)
     assert truth[0] == "error" and "536-22-8726" in truth[2]
     seen = await _outcome(gov, sql, exit)
-    assert seen == ("rows", [("[US_SSN]",)]) and not _leaks(seen), seen
+    assert seen == ("rows", [("[US_SSN]",)]) and not leaked(seen, SECRETS), seen
     # the stored value itself undecodable: it fails whatever the statement (no guess steers it), scrubbed
     await raw.execute(f"UPDATE customers SET ssn = ssn || {FF} WHERE id = 2")
     await raw.commit()
     plain = "SELECT id, ssn FROM customers ORDER BY id"
     assert "219-45-1234" in str(await _outcome(raw, plain, exit))
     seen = await _outcome(gov, plain, exit)
-    assert seen[0] == "error" and seen[1] == "OperationalError" and not _leaks(seen), seen
+    assert seen[0] == "error" and seen[1] == "OperationalError" and not leaked(seen, SECRETS), seen
     assert gov.text_factory is str
 
 
@@ -445,7 +440,7 @@ async def test_aiomysql_warnings_quote_no_masked_value(mysql_kw: dict[str, Any],
     assert "Alice Smith" in repr(seen["python warnings False"]) and "Alice Smith" in repr(seen["show_warnings False"])
     assert seen["python warnings True"] == ["Truncated incorrect DOUBLE value: '[REDACTED]'"], seen
     assert seen["show_warnings True"] == (("Warning", 1292, "Truncated incorrect DOUBLE value: '[REDACTED]'"),)
-    assert not _leaks(seen["python warnings True"]) and not _leaks(seen["show_warnings True"])
+    assert not leaked(seen["python warnings True"], SECRETS) and not leaked(seen["show_warnings True"], SECRETS)
 
 
 @pytest.mark.anyio
@@ -519,7 +514,7 @@ async def test_asyncpg_query_loggers_get_the_error_scrubbed(pg_conn: Any, pg_tab
     try:
         for how in ("sync", "async", "context"):
             seen = await run(gov, how)
-            assert seen and not _leaks(seen), (how, seen)
+            assert seen and not leaked(seen, SECRETS), (how, seen)
             assert "Failing row contains ([REDACTED])" in repr(seen)
         # removed: no longer called
         assert await run_removed(gov) == []
@@ -722,10 +717,10 @@ def test_mcp_results_errors_spans_and_audit_carry_no_masked_value(
         [1, "[PERSON_NAME]", "[US_SSN]", "Paris"], [2, "[PERSON_NAME]", "[US_SSN]", "Lyon"],
     ]  # fmt: skip
     text = "".join(getattr(c, "text", "") for c in error.content)
-    assert error.is_error and "NotNullViolation" in text and not _leaks(text), text
+    assert error.is_error and "NotNullViolation" in text and not leaked(text, SECRETS), text
     exported = repr([(s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events],
                       s.status.description) for s in spans[1].get_finished_spans()])  # fmt: skip
-    assert pg_table in exported and not _leaks(exported)
+    assert pg_table in exported and not leaked(exported, SECRETS)
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("audit*") if p.is_file())
     assert stored and not [s for s in SECRETS if s.encode() in stored]
 

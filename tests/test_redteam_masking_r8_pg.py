@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, pg_connect
+from tests._redteam import govern, leaked, pg_connect
 from tests.conftest import PG_DSN
 
 DDL = "(id int primary key, full_name text, email text, ssn text, city text, scores int[])"
@@ -33,11 +33,6 @@ ROWS_B = [
     (2, "Carla Diaz", "bert@example.org", "310-77-6642", "Lyon", SCORES),
 ]
 SECRETS = ("Alice", "Smith", "Bob", "Jones", "Ivan", "Carla", "alice@", "anna.k@", "536-22", "478-91", "219-45")
-
-
-def _leaks(value: Any) -> list[str]:
-    text = repr(value)
-    return [s for s in SECRETS if s in text]
 
 
 def _observe(conn: Any, sql: str) -> Any:
@@ -116,11 +111,11 @@ def test_star_over_a_table_function_is_masked(tables: tuple[str, str], driver: s
     raw = pg_connect(driver)
     try:
         seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
-        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw  # the statement reads the values
+        assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw  # the statement reads the values
         gov = govern(raw)
         seen = [_observe(gov, sql.format(t=t)) for t in tables]
         assert seen[0] == seen[1], seen
-        assert not _leaks(seen), seen
+        assert not leaked(seen, SECRETS), seen
         assert not str(seen[0]).startswith("refused"), seen[0]  # masked, not refused
     finally:
         raw.close()
@@ -145,10 +140,10 @@ async def test_asyncpg_star_over_a_table_function_is_masked(
     """The same through asyncpg, whose Records carry the database's column names."""
     conn, raw, tables = apg
     seen_raw = [[tuple(r) for r in await raw.fetch(sql.format(t=t))] for t in tables]
-    assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw)
+    assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS)
     seen = [[tuple(r) for r in await conn.fetch(sql.format(t=t))] for t in tables]
     assert seen[0] == seen[1] and seen[0], seen
-    assert not _leaks(seen), seen
+    assert not leaked(seen, SECRETS), seen
 
 
 LOOK_ALIKES = [
@@ -240,11 +235,11 @@ def test_provisional_text_with_a_whole_row_is_masked(tables: tuple[str, str], dr
     raw = pg_connect(driver)
     try:
         seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
-        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
+        assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw
         gov = govern(raw)
         seen = [_observe(gov, sql.format(t=t)) for t in tables]
         assert seen[0] == seen[1], seen
-        assert not _leaks(seen) and not str(seen[0]).startswith("refused"), seen
+        assert not leaked(seen, SECRETS) and not str(seen[0]).startswith("refused"), seen
     finally:
         raw.close()
 
@@ -385,7 +380,7 @@ def test_other_sessions_statements_are_masked(tables: tuple[str, str], driver: s
     (raw_a, gov_a), (raw_b, gov_b) = observed("Alice Smith"), observed("Ivan Petrov")
     assert raw_a != raw_b and ("Alice" in repr(raw_a) or raw_a != raw_b), (raw_a, raw_b)
     assert gov_a == gov_b, (gov_a, gov_b)
-    assert not _leaks(gov_a), gov_a
+    assert not leaked(gov_a, SECRETS), gov_a
 
 
 def _scrub_pids(seen: Any) -> Any:
@@ -505,8 +500,8 @@ def test_returning_star_of_a_write_with_from_items_is_masked(
             seen_raw.append(_observe(raw, sql.format(w=writable, t=t)))
             _reset(pg_conn, writable)
             seen.append(_observe(govern(raw), sql.format(w=writable, t=t)))
-        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
-        assert seen[0] == seen[1] and not _leaks(seen), seen
+        assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw
+        assert seen[0] == seen[1] and not leaked(seen, SECRETS), seen
         assert not str(seen[0]).startswith("refused"), seen[0]
     finally:
         raw.close()
@@ -570,8 +565,8 @@ def test_notices_a_trigger_raises_are_withheld(noisy: tuple[str, str], driver: s
             seen.append(_notices(govern(raw), driver, sql.format(t=t)))
         finally:
             raw.close()
-    assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
-    assert seen[0] == seen[1] and seen[0] and not _leaks(seen), seen
+    assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw
+    assert seen[0] == seen[1] and seen[0] and not leaked(seen, SECRETS), seen
 
 
 @pytest.mark.anyio
@@ -594,7 +589,7 @@ async def test_asyncpg_log_listeners_and_listeners_are_governed(noisy: tuple[str
             import asyncio
 
             await asyncio.sleep(0.05)
-        assert got and got[0][0] is conn and not _leaks(got), got
+        assert got and got[0][0] is conn and not leaked(got, SECRETS), got
         with pytest.raises(governed_db.ApprovalRequired, match="LISTEN"):
             await conn.add_listener("rt8pg_channel", lambda *a: None)
     finally:
