@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import governed_db
@@ -70,6 +71,31 @@ def leaked(seen: Any, secrets: Iterable[str]) -> list[str]:
     """The ``secrets`` whose text shows anywhere in ``repr(seen)``: what an attacker's observation gave away."""
     text = repr(seen)
     return [s for s in secrets if s in text]
+
+
+@contextmanager
+def raw_and_governed(driver: str, identity: governed_db.Identity = AGENT) -> Iterator[tuple[Any, Any]]:
+    """Two autocommit sessions of the PostgreSQL test server through ``driver`` (see :func:`pg_connect`): the raw one,
+    which shows what an oracle tells unprotected, and one governed for ``identity``; both closed afterwards."""
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), identity)
+    try:
+        yield raw, gov
+    finally:
+        raw.close()
+        gov.close()
+
+
+def seen_apart(
+    raw: Any, gov: Any, tables: Mapping[str, str], template: str, see: Callable[[Any, str], Any] = observe
+) -> dict[str, tuple[str, str]]:
+    """Per variant of ``tables`` (``{"a": name, "b": name}``): what ``raw`` and ``gov`` see of ``template`` run on
+    that variant's table (``{t}``), as text with the table's name blanked to ``T`` -- so the two variants compare
+    equal exactly where the caller cannot tell them apart."""
+    seen = {}
+    for v, name in tables.items():
+        sql = template.format(t=name)
+        seen[v] = (repr(see(raw, sql)).replace(name, "T"), repr(see(gov, sql)).replace(name, "T"))
+    return seen
 
 
 # ---- end of the testdedup block -------------------------------------------------------------------------------

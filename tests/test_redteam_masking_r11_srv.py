@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests._redteam import govern, pg_connect
+from tests._redteam import govern, pg_connect, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
 from tests.conftest import MYSQL_KW, PG_DSN
 
@@ -80,18 +80,8 @@ def test_attribute_notation_of_a_row_function_tells_nothing(
     tables: tuple[str, str, str], driver: str, template: str
 ) -> None:
     a, b, _ = tables
-    raw, gov = pg_connect(driver), govern(pg_connect(driver))
-    try:
-        seen = {}
-        for name in (a, b):
-            sql = template.format(t=name)
-            seen[name] = (
-                repr(_observe(raw, sql)).replace(name, "T"),
-                repr(_observe(gov, sql)).replace(name, "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver) as (raw, gov):
+        seen = seen_apart(raw, gov, {a: a, b: b}, template)
     # the oracle, unprotected: the raw session tells the two tables apart
     assert seen[a][0] != seen[b][0], seen[a][0]
     # governed: the same for both, with no byte of either secret
@@ -108,8 +98,7 @@ def test_attribute_notation_look_alikes_still_run(tables: tuple[str, str, str], 
     """Over a table with no masked column the attribute form is exact, filters and orders; over people it is
     masked like the call it stands for; a real column of that name is still the column."""
     a, _, innocent = tables
-    raw, gov = pg_connect(driver), govern(pg_connect(driver))
-    try:
+    with raw_and_governed(driver) as (raw, gov):
         for sql in (
             f"SELECT c.row_to_json FROM {innocent} c ORDER BY id",
             f"SELECT id FROM {innocent} c WHERE c.to_jsonb ->> 'city' = 'Paris'",
@@ -123,9 +112,6 @@ def test_attribute_notation_look_alikes_still_run(tables: tuple[str, str, str], 
         assert _observe(gov, f"SELECT c.city FROM {a} c WHERE c.city = 'Lyon'") == (["city"], [("Lyon",)])
         # a typo on a table with no masked column is still the database's error
         assert "does not exist" in repr(_observe(gov, f"SELECT c.cty FROM {innocent} c"))
-    finally:
-        raw.close()
-        gov.close()
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, pg_connect
+from tests._redteam import govern, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
 from tests.conftest import PG_DSN
 
@@ -41,17 +41,8 @@ OTHERS = [
 
 def _seen_pair(driver: str, names: dict[str, str], kind: str, template: str) -> dict[str, tuple[str, str]]:
     """What the raw and the governed session see of ``template`` over variants a and b (table names blanked)."""
-    raw, gov = pg_connect(driver), govern(pg_connect(driver))
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            name = names[f"{kind}{v}"]
-            sql = template.format(t=name)
-            seen[v] = (repr(_observe(raw, sql)).replace(name, "T"), repr(_observe(gov, sql)).replace(name, "T"))
-        return seen
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver) as (raw, gov):
+        return seen_apart(raw, gov, {v: names[f"{kind}{v}"] for v in ("a", "b")}, template)
 
 
 @pytest.fixture
@@ -127,9 +118,8 @@ def test_composite_and_document_fields_named_as_personal_data_tell_nothing(
 def test_innocent_composites_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
     """A composite whose fields name nothing personal, a document whose keys do not, and the other columns of
     the tables above come back as the raw connection returns them, and may filter and order."""
-    raw, gov = pg_connect(driver), govern(pg_connect(driver))
     i, docs = tables["i"], tables["ja"]
-    try:
+    with raw_and_governed(driver) as (raw, gov):
         for sql in (
             f"SELECT id, price, doc FROM {i} ORDER BY id",
             f"SELECT * FROM {i} ORDER BY id",
@@ -142,9 +132,6 @@ def test_innocent_composites_and_documents_read_exactly(tables: dict[str, str], 
         _cols, rows = _observe(gov, f"SELECT id, doc FROM {docs} ORDER BY id")
         # keys that name nothing personal keep their values; the others are masked whole
         assert rows[1][1] == {"full_name": "[PERSON_NAME]", "email": "[EMAIL]", "city": "Paris"}, rows
-    finally:
-        raw.close()
-        gov.close()
 
 
 @pytest.fixture
@@ -215,8 +202,7 @@ def test_innocent_view_columns_read_exactly(
     pg_conn.execute(
         f"CREATE VIEW rt12pg_o_{unique}_v AS SELECT id, upper(city) AS town, amount * 2 AS twice FROM rt12pg_o_{unique}"
     )
-    raw, gov = pg_connect(driver), govern(pg_connect(driver))
-    try:
+    with raw_and_governed(driver) as (raw, gov):
         for sql in (
             f"SELECT id, city FROM {views['va']} WHERE city = 'Paris' ORDER BY id",
             f"SELECT id, city FROM {views['ma']} ORDER BY city, id",
@@ -227,9 +213,6 @@ def test_innocent_view_columns_read_exactly(
             ["id", "town"],
             [(1, "PARIS"), (2, "LYON")],
         )
-    finally:
-        raw.close()
-        gov.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS rt12pg_o_{unique} CASCADE")
 
 

@@ -28,7 +28,7 @@ import pytest
 import governed_db
 from governed_db.masking.classify import classify_values
 from governed_db.masking.strategies.spans import scrub_value
-from tests._redteam import CURIOUS_AGENT, govern, pg_connect
+from tests._redteam import CURIOUS_AGENT, govern, pg_connect, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
 from tests.conftest import PG_DSN
 
@@ -92,18 +92,8 @@ READS = [
 def test_document_keys_named_as_personal_data_tell_nothing(
     tables: dict[str, str], driver: str, template: str
 ) -> None:
-    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            sql = template.format(t=tables[v])
-            seen[v] = (
-                repr(_observe(raw, sql)).replace(tables[v], "T"),
-                repr(_observe(gov, sql)).replace(tables[v], "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
+        seen = seen_apart(raw, gov, {v: tables[v] for v in ("a", "b")}, template)
     # the oracle, unprotected: the raw session tells the two tables apart
     assert seen["a"][0] != seen["b"][0], seen["a"][0]
     # governed: the same for both, with no byte of either secret
@@ -118,9 +108,8 @@ def test_document_keys_named_as_personal_data_tell_nothing(
 def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
     """An hstore and a document whose keys name nothing personal, and the other columns of the person tables,
     come back as the raw connection returns them, and may filter and order."""
-    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     i = tables["i"]
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT id, attrs, doc FROM {i} ORDER BY id",
             f"SELECT * FROM {i} ORDER BY id",
@@ -132,9 +121,6 @@ def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], dri
             f"SELECT count(*) FROM {tables['a']} WHERE kv IS NOT NULL",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
-    finally:
-        raw.close()
-        gov.close()
 
 
 def test_hstore_text_is_walked_by_key() -> None:
@@ -208,18 +194,8 @@ def test_a_table_sample_does_not_tell_where_rows_are_stored(
 ) -> None:
     """PostgreSQL samples pages (SYSTEM) or slots (BERNOULLI): which ids come back says where rows are stored,
     which depends on how wide the rows before them are."""
-    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            sql = template.format(t=stored[v])
-            seen[v] = (
-                repr(_observe(raw, sql)).replace(stored[v], "T"),
-                repr(_observe(gov, sql)).replace(stored[v], "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
+        seen = seen_apart(raw, gov, {v: stored[v] for v in ("a", "b")}, template)
     assert seen["a"][0] != seen["b"][0], seen["a"][0]
     assert seen["a"][1] == seen["b"][1], f"A: {seen['a'][1]}\nB: {seen['b'][1]}"
     assert "masked-column-predicate" in seen["a"][1], seen["a"][1]
@@ -228,9 +204,8 @@ def test_a_table_sample_does_not_tell_where_rows_are_stored(
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None:
     """A table with no masked column samples as written; so do plain reads of the people table."""
-    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     i, a = stored["i"], stored["a"]
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT count(*) FROM {i} TABLESAMPLE SYSTEM (50) REPEATABLE (3)",
             f"SELECT id, qty FROM {i} TABLESAMPLE BERNOULLI (20) REPEATABLE (7) ORDER BY id",
@@ -241,9 +216,6 @@ def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None
             f"SELECT count(*) FROM {a} TABLESAMPLE SYSTEM (0)",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
-    finally:
-        raw.close()
-        gov.close()
 
 
 def _moved(conn: Any, table: str) -> list[Any]:
@@ -268,13 +240,9 @@ def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[
     and an unordered scan returns it there: its place said how wide row 1's name is."""
     seen: dict[str, tuple[list[Any], list[Any]]] = {}
     for v in ("a", "b"):
-        raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
-        raw.autocommit = gov.autocommit = False
-        try:
+        with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
+            raw.autocommit = gov.autocommit = False
             seen[v] = (_moved(raw, stored[v]), _moved(gov, stored[v]))
-        finally:
-            raw.close()
-            gov.close()
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1] == [4, 0], seen
 
@@ -283,9 +251,8 @@ def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[
 def test_reads_of_a_table_with_masked_columns_keep_running(stored: dict[str, str], driver: str) -> None:
     """Ordered by the key where an order can be added (the rows and their order are those of the raw read here);
     where none can be, run as written."""
-    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
     a, i = stored["a"], stored["i"]
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT id, city FROM {a} WHERE id < 50",
             f"SELECT id FROM {a} LIMIT 7",
@@ -299,9 +266,6 @@ def test_reads_of_a_table_with_masked_columns_keep_running(stored: dict[str, str
         # no order can be added to a UNION ALL of masked values: it runs as before
         _cols, rows = _observe(gov, f"SELECT full_name FROM {a} WHERE id < 3 UNION ALL SELECT city FROM {i} WHERE id = 1")
         assert len(rows) == 3, rows
-    finally:
-        raw.close()
-        gov.close()
 
 
 def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
@@ -315,8 +279,7 @@ def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
         f"INSERT INTO {t} VALUES (1, 'Alice Smith', 'gold'), (2, 'Bob Jones', 'gold'), (3, 'Chen Wei', 'gold'), "
         "(4, 'Dan Brown', 'silver')"
     )
-    raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
-    try:
+    with raw_and_governed("psycopg", CURIOUS_AGENT) as (raw, gov):
         top = f"SELECT id, tier FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES"
         assert len(_observe(raw, top)[1]) == 3
         assert "refused" in _observe(gov, top) and "WITH TIES" in _observe(gov, top)
@@ -330,9 +293,6 @@ def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
             f"SELECT count(*) FROM ((SELECT id FROM {t}) LIMIT 2) s",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
-    finally:
-        raw.close()
-        gov.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
 
 
@@ -361,8 +321,7 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
     try:
         seen = {}
         for v, t in names.items():
-            raw, gov = pg_connect("psycopg2"), govern(pg_connect("psycopg2"), CURIOUS_AGENT)
-            try:
+            with raw_and_governed("psycopg2", CURIOUS_AGENT) as (raw, gov):
                 r, g = _failed_update(raw, t), _failed_update(gov, t)
                 # the oracle, unprotected: the raw error's fields and cursor
                 assert r.cursor is not None and SECRET[v][0] in r.diag.message_detail
@@ -377,9 +336,6 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
                 copy = pickle.loads(pickle.dumps(g))
                 assert type(copy) is psycopg2.errors.NotNullViolation and copy.pgerror == g.pgerror
                 seen[v] = repr((str(g), g.pgerror, fields)).replace(t, "T")
-            finally:
-                raw.close()
-                gov.close()
         assert seen["a"] == seen["b"], seen
         assert not any(s in seen["a"] or s in seen["b"] for s in SECRETS), seen
         # an identity that sees values raw keeps the server's fields, and still gets no raw cursor
@@ -502,8 +458,7 @@ def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
         names[v] = t
         toasts[v] = pg_conn.execute(f"SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = '{t}'").fetchone()[0]
     try:
-        raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
-        try:
+        with raw_and_governed("psycopg", CURIOUS_AGENT) as (raw, gov):
             seen = {}
             for v in ("a", "b"):
                 for template in ("SELECT chunk_seq, chunk_data FROM {x} ORDER BY chunk_seq LIMIT 1",
@@ -518,9 +473,6 @@ def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
             # the table itself reads as always
             sql = f"SELECT id, city, length(full_name) > 0 FROM {names['a']} ORDER BY id"
             assert _observe(gov, sql)[1][1] == (2, "Lyon", None) and _observe(gov, sql)[1][0][:2] == (1, "Paris")
-        finally:
-            raw.close()
-            gov.close()
     finally:
         for t in names.values():
             pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
@@ -530,15 +482,11 @@ def test_large_objects_are_not_read_from_their_catalog(pg_conn: Any) -> None:
     """``lo_get()`` and ``lo_open()`` are refused as file access; ``pg_largeobject.data`` holds the same bytes."""
     oid = pg_conn.execute("SELECT lo_from_bytea(0, convert_to('Alice Smith 536-22-8726', 'UTF8'))").fetchone()[0]
     try:
-        raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
-        try:
+        with raw_and_governed("psycopg", CURIOUS_AGENT) as (raw, gov):
             sql = f"SELECT data FROM pg_largeobject WHERE loid = {oid}"
             assert b"Alice" in _observe(raw, sql)[1][0][0]
             assert "system-catalog" in _observe(gov, sql)
             # the objects' owners and count stay readable
             assert _observe(gov, "SELECT count(*) > 0 FROM pg_largeobject_metadata") == (["?column?"], [(True,)])
-        finally:
-            raw.close()
-            gov.close()
     finally:
         pg_conn.execute(f"SELECT lo_unlink({oid})")

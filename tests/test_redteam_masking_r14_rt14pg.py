@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import CURIOUS_AGENT, govern, pg_connect
+from tests._redteam import CURIOUS_AGENT, govern, pg_connect, raw_and_governed
 from tests._redteam import observe as _observe
 
 #: row 1's name: 11 characters in A, 16 in B
@@ -179,8 +179,7 @@ def test_innocent_merges_run(people: dict[str, str], driver: str) -> None:
     """Whole rows, aggregates of a masked column, a masked value beside short literals or numbers run masked; merges
     of columns nobody masks come back as the raw connection returns them."""
     a = people["a"]
-    raw, gov = pg_connect(driver), govern(pg_connect(driver), CURIOUS_AGENT)
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT ARRAY[city, repeat('x', 3)] FROM {a} WHERE id = 1",
             f"SELECT to_jsonb(s) FROM (SELECT id, city, repeat('x', 3) pad FROM {a}) s WHERE id = 1",
@@ -205,6 +204,3 @@ def test_innocent_merges_run(people: dict[str, str], driver: str) -> None:
             seen = _observe(gov, sql)
             assert not isinstance(seen, str), (sql, seen)
             assert masked in repr(seen) and "Alice" not in repr(seen), (sql, seen)
-    finally:
-        raw.close()
-        gov.close()
