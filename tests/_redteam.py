@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from typing import Any
 
 import governed_db
@@ -96,6 +96,40 @@ def seen_apart(
         sql = template.format(t=name)
         seen[v] = (repr(see(raw, sql)).replace(name, "T"), repr(see(gov, sql)).replace(name, "T"))
     return seen
+
+
+@contextmanager
+def made_tables(admin: Any, prefix: str = "") -> Iterator[Callable[..., str]]:
+    """``make(columns, rows, name=None)`` creates table ``name`` (by default ``<prefix><n>``, n counting from 0) as
+    ``CREATE TABLE <name> <columns>`` through ``admin`` -- a raw connection of a driver with ``%s`` parameters
+    (psycopg, psycopg2, PyMySQL) -- inserts ``rows`` and returns the name; every table made is dropped on leaving."""
+    made: list[str] = []
+
+    def make(columns: str, rows: Sequence[Sequence[Any]], name: str | None = None) -> str:
+        t = name or f"{prefix}{len(made)}"
+        made.append(t)
+        with closing(admin.cursor()) as cur:
+            cur.execute(f"CREATE TABLE {t} {columns}")
+            if rows:
+                cur.executemany(f"INSERT INTO {t} VALUES ({', '.join(['%s'] * len(rows[0]))})", rows)
+        return t
+
+    try:
+        yield make
+    finally:
+        with closing(admin.cursor()) as cur:
+            for t in made:
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def ensure_hstore(admin: Any) -> None:
+    """``CREATE EXTENSION IF NOT EXISTS hstore`` through ``admin``, tolerating another session that creates it at the
+    same moment (PostgreSQL then fails the second one with a duplicate key on the extension's name)."""
+    try:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    except Exception as e:
+        if "hstore" not in str(e):
+            raise
 
 
 # ---- end of the testdedup block -------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern
+from tests._redteam import govern, made_tables
 from tests.test_masking_noninterference import Pair
 
 NAMES = ("Alice Smith", "Zoe Quinn-Harper")  # the two secrets an application writes with
@@ -75,15 +75,8 @@ ROWS = [
 
 @pytest.fixture
 def people(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[str]:
-    t = f"rt10md_{unique}"
-    with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t} {DDL}")
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", ROWS)
-    try:
-        yield t
-    finally:
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn) as make:
+        yield make(DDL, ROWS, f"rt10md_{unique}")
 
 
 def _waiting_application(
@@ -277,20 +270,8 @@ def test_aiomysql_process_list_is_masked(mysql_kw: dict[str, Any], people: str) 
 @pytest.fixture
 def sized(mysql_conn: Any, unique: str) -> Iterator[Callable[[str, str], str]]:
     """Make a table of the given engine whose row 1 holds the given name; each is dropped afterwards."""
-    made: list[str] = []
-
-    def make(engine: str, name: str) -> str:
-        t = f"rt10md_{unique}_{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {DDL} ENGINE={engine} CHECKSUM=1")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", [(1, name, *ROWS[0][2:]), *ROWS[1:]])
-        return t
-
-    yield make
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt10md_{unique}_") as make:
+        yield lambda engine, name: make(f"{DDL} ENGINE={engine} CHECKSUM=1", [(1, name, *ROWS[0][2:]), *ROWS[1:]])
 
 
 SIZE_READS = [

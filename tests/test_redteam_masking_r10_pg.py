@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, pg_connect
+from tests._redteam import govern, made_tables, pg_connect
 from tests._redteam import observe as _observe
 from tests.conftest import PG_DSN
 
@@ -79,14 +79,8 @@ PLANS = [
 @pytest.fixture
 def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
     """Two customer tables that differ only in row 1's masked values, and one with no masked column."""
-    names = (f"rt10pg_a_{unique}", f"rt10pg_b_{unique}")
-    for name, rows in zip(names, (ROWS_A, ROWS_B), strict=True):
-        pg_conn.execute(f"CREATE TABLE {name} {DDL}")
-        with pg_conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s)", rows)
-    yield names
-    for name in names:
-        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+    with made_tables(pg_conn) as make:
+        yield make(DDL, ROWS_A, f"rt10pg_a_{unique}"), make(DDL, ROWS_B, f"rt10pg_b_{unique}")
 
 
 def _connect(driver: str) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern
+from tests._redteam import govern, made_tables
 
 # plain column names: what they hold is known from their values only
 COLUMNS = "(id int primary key, contact varchar(100), tax_ref varchar(20), city varchar(40))"
@@ -61,20 +61,8 @@ def _see(conn: Any, sql: str) -> Any:
 @pytest.fixture
 def make(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[Callable[[str, list[Any]], str]]:
     """Make a table ``<COLUMNS> <options>`` holding ``rows``; each is dropped afterwards."""
-    made: list[str] = []
-
-    def build(options: str, rows: list[Any]) -> str:
-        t = f"rt12md_{unique}_{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {COLUMNS} {options}")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)", rows)
-        return t
-
-    yield build
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt12md_{unique}_") as make:
+        yield lambda options, rows: make(f"{COLUMNS} {options}", rows)
 
 
 def _fresh(mysql_kw: dict[str, Any]) -> Any:

@@ -31,7 +31,7 @@ import pytest
 
 import governed_db
 from governed_db.masking.messages import REWRITTEN_WITHHELD, scrub_diagnostic
-from tests._redteam import CURIOUS_AGENT, govern
+from tests._redteam import CURIOUS_AGENT, govern, made_tables
 
 COLUMNS = "(id int primary key, full_name varchar(100), birth_date date, tax_ref varchar(20), flags bit(8), city varchar(40))"
 ROWS_A = [
@@ -46,20 +46,8 @@ EXPLAINED = "EXPLAIN EXTENDED SELECT full_name, birth_date, tax_ref, flags, city
 
 @pytest.fixture
 def tables(mysql_conn: Any, unique: str) -> Iterator[Callable[[list[Any]], str]]:
-    made: list[str] = []
-
-    def build(rows: list[Any]) -> str:
-        t = f"rt13md_{unique}_{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {COLUMNS}")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s, %s, %s)", rows)
-        return t
-
-    yield build
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt13md_{unique}_") as make:
+        yield lambda rows: make(COLUMNS, rows)
 
 
 def _notes(conn: Any, table: str, via: str) -> Any:
@@ -196,20 +184,8 @@ AFTER = [
 
 @pytest.fixture
 def plain(mysql_conn: Any, unique: str) -> Iterator[Callable[[list[Any]], str]]:
-    made: list[str] = []
-
-    def build(rows: list[Any]) -> str:
-        t = f"rt13md_{unique}_p{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {PLAIN}")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)", rows)
-        return t
-
-    yield build
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt13md_{unique}_p") as make:
+        yield lambda rows: make(PLAIN, rows)
 
 
 def _see(conn: Any, sql: str) -> Any:

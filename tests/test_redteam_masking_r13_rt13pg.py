@@ -28,7 +28,7 @@ import pytest
 import governed_db
 from governed_db.masking.classify import classify_values
 from governed_db.masking.strategies.spans import scrub_value
-from tests._redteam import CURIOUS_AGENT, govern, pg_connect, raw_and_governed, seen_apart
+from tests._redteam import CURIOUS_AGENT, ensure_hstore, govern, pg_connect, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
 from tests.conftest import PG_DSN
 
@@ -41,11 +41,7 @@ OTHERS = [(2, "Bob Jones", "219-45-1234"), (3, "Chen Wei", "412-77-9001")]
 @pytest.fixture
 def tables(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
     """Per variant a and b: a table with an hstore and a jsonb document about a person; and an innocent one."""
-    try:
-        pg_conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
-    except Exception as e:  # another session created it at the same moment
-        if "hstore" not in str(e):
-            raise
+    ensure_hstore(pg_conn)
     names: dict[str, str] = {}
     for v, (name, ssn) in SECRET.items():
         t = f"rt13pg_h{v}_{unique}"

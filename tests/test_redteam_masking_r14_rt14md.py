@@ -44,7 +44,7 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import QUIET_COUNTERS, _traffic
 from governed_db.sql.analysis import analyze
-from tests._redteam import CURIOUS_AGENT, govern
+from tests._redteam import CURIOUS_AGENT, govern, made_tables
 
 COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
 ROWS_A = [
@@ -63,15 +63,8 @@ GUESS = "INSERT INTO {t} (id, ssn, city) VALUES (100, '536-22-8726', 'x')"
 
 @pytest.fixture
 def pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
-    names = {c: f"rt14md_{unique}_{c.lower()}" for c in ("A", "B")}
-    with mysql_conn.cursor() as cur:
-        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
-            cur.execute(f"CREATE TABLE {names[c]} {COLUMNS}")
-            cur.executemany(f"INSERT INTO {names[c]} VALUES (%s, %s, %s, %s)", rows)
-    yield names
-    with mysql_conn.cursor() as cur:
-        for t in names.values():
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn) as make:
+        yield {c: make(COLUMNS, rows, f"rt14md_{unique}_{c.lower()}") for c, rows in (("A", ROWS_A), ("B", ROWS_B))}
 
 
 def _see(conn: Any, sql: str) -> Any:

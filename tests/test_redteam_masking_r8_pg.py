@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, leaked, pg_connect
+from tests._redteam import govern, leaked, made_tables, pg_connect
 from tests.conftest import PG_DSN
 
 DDL = "(id int primary key, full_name text, email text, ssn text, city text, scores int[])"
@@ -50,14 +50,8 @@ def _observe(conn: Any, sql: str) -> Any:
 @pytest.fixture
 def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
     """Two customer tables that differ only in their masked values."""
-    names = (f"rt8pg_a_{unique}", f"rt8pg_b_{unique}")
-    for name, rows in zip(names, (ROWS_A, ROWS_B), strict=True):
-        pg_conn.execute(f"CREATE TABLE {name} {DDL}")
-        with pg_conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s)", rows)
-    yield names
-    for name in names:
-        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+    with made_tables(pg_conn) as make:
+        yield make(DDL, ROWS_A, f"rt8pg_a_{unique}"), make(DDL, ROWS_B, f"rt8pg_b_{unique}")
 
 
 #: a ``*`` over a table function whose argument is a whole row: its columns (``key``, ``value``) were looked up

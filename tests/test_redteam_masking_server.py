@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern
+from tests._redteam import govern, made_tables
 
 DDL = (
     "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, api_key {t}, iban {t}, card {t}, "
@@ -43,12 +43,8 @@ def _observe(run: Run, sql: str) -> Any:
 
 @pytest.fixture
 def pg_table(pg_conn: Any, unique: str) -> Iterator[str]:
-    t = f"rtserver_c_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    yield t
-    pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(pg_conn) as make:
+        yield make(DDL.format(t="text"), ROWS, f"rtserver_c_{unique}")
 
 
 @pytest.fixture(params=["psycopg", "psycopg2"])
