@@ -132,4 +132,30 @@ def ensure_hstore(admin: Any) -> None:
             raise
 
 
+def rows_or_rules(conn: Any, sql: str) -> Any:
+    """What the caller sees of one statement: its rows as tuples (or its row count), or which rules refused it."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
+    except governed_db.GuardrailViolation as e:
+        assert e.decision is not None, e  # a refusal carries its decision
+        return f"refused: {sorted(e.decision.rules)}"
+
+
+def attempt(run: Callable[[str], Any], sql: str, *, approval: bool = False, cut: int | None = None) -> Any:
+    """What the attacker sees of ``run(sql)``: its result; ``"refused"`` where masking refused it and ``"refused
+    otherwise: <why>"`` (``why`` cut to ``cut`` characters) where another rule did; with ``approval``, ``"approval
+    required"`` where the statement waits for one; else the error's class name."""
+    try:
+        return run(sql)
+    except governed_db.GuardrailViolation as e:
+        if approval and isinstance(e, governed_db.ApprovalRequired):
+            return "approval required"
+        why = str(e) if cut is None else str(e)[:cut]
+        return "refused" if "masked-column" in str(e) else f"refused otherwise: {why}"
+    except Exception as e:
+        return type(e).__name__
+
+
 # ---- end of the testdedup block -------------------------------------------------------------------------------

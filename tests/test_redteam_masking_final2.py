@@ -10,12 +10,12 @@ without governed_db, so each test could fail. Look-alikes that reveal nothing ke
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 
-import governed_db
-from tests._redteam import govern
+from tests._redteam import attempt, govern
 
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
@@ -29,16 +29,8 @@ ROWS = [
 Run = Callable[[str], Any]
 
 
-def _observe(run: Run, sql: str) -> Any:
-    """What the attacker sees: the rows (and warnings), that it was refused, or the error's class."""
-    try:
-        return run(sql)
-    except governed_db.ApprovalRequired:
-        return "approval required"
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {str(e)[:80]}"
-    except Exception as e:
-        return type(e).__name__
+#: what the attacker sees: the rows (and warnings), that it was refused or waits for approval, or the error's class
+_observe = partial(attempt, approval=True, cut=80)
 
 
 # -- DuckDB -------------------------------------------------------------------------------------------------

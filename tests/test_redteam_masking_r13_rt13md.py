@@ -32,6 +32,7 @@ import pytest
 import governed_db
 from governed_db.masking.messages import REWRITTEN_WITHHELD, scrub_diagnostic
 from tests._redteam import CURIOUS_AGENT, govern, made_tables
+from tests._redteam import rows_or_rules as _see
 
 COLUMNS = "(id int primary key, full_name varchar(100), birth_date date, tax_ref varchar(20), flags bit(8), city varchar(40))"
 ROWS_A = [
@@ -186,15 +187,6 @@ AFTER = [
 def plain(mysql_conn: Any, unique: str) -> Iterator[Callable[[list[Any]], str]]:
     with made_tables(mysql_conn, f"rt13md_{unique}_p") as make:
         yield lambda rows: make(PLAIN, rows)
-
-
-def _see(conn: Any, sql: str) -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {sorted(e.decision.rules)}"
 
 
 def _hide_and_restore(mysql_kw: dict[str, Any], table: str, trick: str, governed: bool) -> list[Any]:

@@ -45,6 +45,7 @@ import governed_db
 from governed_db.policy.rules.tables import QUIET_COUNTERS, _traffic
 from governed_db.sql.analysis import analyze
 from tests._redteam import CURIOUS_AGENT, govern, made_tables
+from tests._redteam import rows_or_rules as _see
 
 COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
 ROWS_A = [
@@ -65,15 +66,6 @@ GUESS = "INSERT INTO {t} (id, ssn, city) VALUES (100, '536-22-8726', 'x')"
 def pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
     with made_tables(mysql_conn) as make:
         yield {c: make(COLUMNS, rows, f"rt14md_{unique}_{c.lower()}") for c, rows in (("A", ROWS_A), ("B", ROWS_B))}
-
-
-def _see(conn: Any, sql: str) -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {sorted(e.decision.rules)}"
 
 
 def _counter(conn: Any, name: str) -> int:

@@ -19,6 +19,7 @@ reveal nothing keep running.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import _traffic
 from governed_db.sql.analysis import analyze
-from tests._redteam import govern, run_script
+from tests._redteam import attempt, govern, run_script
 
 SERVICE = governed_db.Identity("billing-service", kind="service")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, city {t})"
@@ -39,17 +40,9 @@ SSNS = {r[3] for r in ROWS}
 Run = Callable[[str], Any]
 
 
-def _observe(run: Run, sql: str) -> Any:
-    """What the attacker sees: the rows or row count, that it was refused (and by which rule), or the error's
-    class."""
-    try:
-        return run(sql)
-    except governed_db.ApprovalRequired:
-        return "approval required"
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {str(e)[:60]}"
-    except Exception as e:
-        return type(e).__name__
+#: what the attacker sees: the rows or row count, that it was refused (and by which rule) or waits for approval,
+#: or the error's class
+_observe = partial(attempt, approval=True, cut=60)
 
 
 # -- MariaDB ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import attempt as _observe
 from tests._redteam import govern, leaked
 from tests.conftest import PG_DSN
 
@@ -23,16 +24,6 @@ ROWS = [
     (2, "Иван Петров", "ivan@example.org", "219-45-1234", "1 Main St\nSpringfield", "Lyon"),
 ]
 SECRETS = ("Alice", "Smith", "Иван", "alice@", "536-22", "Baker", "Springfield")
-
-
-def _observe(run: Any, sql: str) -> Any:
-    """What the attacker sees: the rows, that it was refused, or the error's class."""
-    try:
-        return run(sql)
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {e}"
-    except Exception as e:
-        return type(e).__name__
 
 
 @pytest.fixture

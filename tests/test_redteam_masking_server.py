@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-import governed_db
+from tests._redteam import attempt as _observe
 from tests._redteam import govern, made_tables
 
 DDL = (
@@ -29,16 +29,6 @@ ROWS = [
      "GB29NWBK60161331926819", "5500 0055 5555 5559", "1 Main St\nSpringfield", "Lyon"),
 ]  # fmt: skip
 Run = Callable[[str], Any]
-
-
-def _observe(run: Run, sql: str) -> Any:
-    """What the attacker sees: the rows, or that it was refused, or the error's class."""
-    try:
-        return run(sql)
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {e}"
-    except Exception as e:
-        return type(e).__name__
 
 
 @pytest.fixture
