@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, leaked
+from tests._redteam import govern, leaked, made_tables
 
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
@@ -61,17 +61,14 @@ def pg(
     """The raw and the governed psycopg 3 connection, the table, and the execute keywords (prepare=True)."""
     import psycopg
 
-    t = f"rt3a_c_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = psycopg.connect(pg_dsn, autocommit=True)
-    conn = govern(raw)
-    try:
-        yield pg_conn, conn, t, ({"prepare": True} if request.param == "prepared" else {})
-    finally:
-        raw.close()
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(pg_conn) as make:
+        t = make(DDL.format(t="text"), ROWS, f"rt3a_c_{unique}")
+        raw = psycopg.connect(pg_dsn, autocommit=True)
+        conn = govern(raw)
+        try:
+            yield pg_conn, conn, t, ({"prepare": True} if request.param == "prepared" else {})
+        finally:
+            raw.close()
 
 
 def _oracle(raw: Any, conn: Any, template: str, t: str, right: str, wrong: str, **kw: Any) -> tuple[Any, Any]:

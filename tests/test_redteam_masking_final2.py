@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests._redteam import attempt, govern
+from tests._redteam import attempt, govern, made_tables
 
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
@@ -201,26 +201,22 @@ def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple
     """A governed MariaDB connection; ``run`` returns the rows and ``@@warning_count`` after them."""
     import pymysql
 
-    t = f"rt3b_{unique}"
-    with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t} " + DDL.format(t="varchar(100)"))
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = govern(raw)
+    with made_tables(mysql_conn) as make:
+        t = make(DDL.format(t="varchar(100)"), ROWS, f"rt3b_{unique}")
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw)
 
-    def run(sql: str) -> Any:
-        cur = conn.cursor()
-        cur.execute(sql)
-        rows = cur.fetchall() if cur.description else cur.rowcount
-        cur.execute("SELECT @@warning_count")
-        return rows, cur.fetchall()[0][0]
+        def run(sql: str) -> Any:
+            cur = conn.cursor()
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else cur.rowcount
+            cur.execute("SELECT @@warning_count")
+            return rows, cur.fetchall()[0][0]
 
-    try:
-        yield run, t
-    finally:
-        raw.close()
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+        try:
+            yield run, t
+        finally:
+            raw.close()
 
 
 def _cut_warns(run: Run, table: str, limit: int, agg: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import AGENT, govern, leaked
+from tests._redteam import AGENT, govern, leaked, made_tables
 
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, city {t})"
 ROWS = [
@@ -36,16 +36,13 @@ def pg(pg_conn: Any, pg_dsn: str, unique: str) -> Iterator[tuple[Any, Any, str]]
     """(raw psycopg connection, governed connection, table) over a table with masked columns and city."""
     import psycopg
 
-    t = f"overref_c_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", ROWS)
-    raw = psycopg.connect(pg_dsn, autocommit=True)
-    try:
-        yield pg_conn, govern(raw), t
-    finally:
-        raw.close()
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(pg_conn) as make:
+        t = make(DDL.format(t="text"), ROWS, f"overref_c_{unique}")
+        raw = psycopg.connect(pg_dsn, autocommit=True)
+        try:
+            yield pg_conn, govern(raw), t
+        finally:
+            raw.close()
 
 
 def _rows(conn: Any, sql: str) -> list[Any]:

@@ -66,26 +66,22 @@ def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple
     """A governed MariaDB connection; ``run`` returns the rows and ``@@warning_count`` after them."""
     import pymysql
 
-    t = f"rtserver_c_{unique}"
-    with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t} " + DDL.format(t="varchar(100)"))
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = govern(raw)
+    with made_tables(mysql_conn) as make:
+        t = make(DDL.format(t="varchar(100)"), ROWS, f"rtserver_c_{unique}")
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw)
 
-    def run(sql: str) -> Any:
-        cur = conn.cursor()
-        cur.execute(sql)
-        rows = cur.fetchall() if cur.description else cur.rowcount
-        cur.execute("SELECT @@warning_count")
-        return rows, cur.fetchall()
+        def run(sql: str) -> Any:
+            cur = conn.cursor()
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else cur.rowcount
+            cur.execute("SELECT @@warning_count")
+            return rows, cur.fetchall()
 
-    try:
-        yield run, t, conn
-    finally:
-        raw.close()
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+        try:
+            yield run, t, conn
+        finally:
+            raw.close()
 
 
 def _tells_apart(run: Run, template: str, table: str, column: str, right: str, wrong: str) -> tuple[Any, Any]:
