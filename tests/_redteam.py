@@ -158,4 +158,34 @@ def attempt(run: Callable[[str], Any], sql: str, *, approval: bool = False, cut:
         return type(e).__name__
 
 
+class MariaTable:
+    """A MariaDB table that a subclass (re)builds in :meth:`reset` through ``admin``, a PyMySQL session to it governed
+    with ``options`` (see :func:`govern`) and the admin session as the ground truth; :meth:`close` drops the table."""
+
+    def __init__(self, mysql_kw: dict[str, Any], admin: Any, table: str, **options: Any) -> None:
+        import pymysql
+
+        self.t, self.admin, self.kw = table, admin, mysql_kw
+        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
+        self.conn = govern(self.raw, **options)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop and make the table again, with its rows."""
+        raise NotImplementedError
+
+    def run(self, script: str) -> list[Any]:
+        """``script`` on the governed session (see :func:`run_script`)."""
+        return run_script(self.conn, script)
+
+    def truth(self, script: str) -> list[Any]:
+        """``script`` on the admin session: what the database holds."""
+        return run_script(self.admin, script)
+
+    def close(self) -> None:
+        self.raw.close()
+        with closing(self.admin.cursor()) as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
+
+
 # ---- end of the testdedup block -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import _traffic
 from governed_db.sql.analysis import analyze
-from tests._redteam import attempt, govern, run_script
+from tests._redteam import MariaTable, attempt, govern
 
 SERVICE = governed_db.Identity("billing-service", kind="service")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, city {t})"
@@ -46,30 +46,14 @@ _observe = partial(attempt, approval=True, cut=60)
 
 
 # -- MariaDB ------------------------------------------------------------------------------------------------
-class My:
+class My(MariaTable):
     """A MariaDB table of three people, a governed connection to it and the raw one (the ground truth)."""
-
-    def __init__(self, mysql_kw: dict[str, Any], mysql_conn: Any, table: str, **kw: Any) -> None:
-        import pymysql
-
-        self.t, self.admin = table, mysql_conn
-        self.reset()
-        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
-        self.conn = govern(self.raw, **kw)
 
     def reset(self) -> None:
         with self.admin.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {self.t}")
             cur.execute(f"CREATE TABLE {self.t} " + DDL.format(t="varchar(100)"))
             cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
-
-    _script = staticmethod(run_script)
-
-    def run(self, script: str) -> list[Any]:
-        return self._script(self.conn, script)
-
-    def truth(self, script: str) -> list[Any]:
-        return self._script(self.admin, script)
 
     def both(self, template: str, right: str, wrong: str) -> tuple[list[Any], list[Any]]:
         """The raw and the governed observations of ``template`` for both guesses, each on fresh rows."""
@@ -81,11 +65,6 @@ class My:
             self.reset()
             seen.append(_observe(self.run, template.format(t=self.t, G=guess)))
         return truth, seen
-
-    def close(self) -> None:
-        self.raw.close()
-        with self.admin.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
 
 
 @pytest.fixture

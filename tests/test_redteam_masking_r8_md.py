@@ -47,7 +47,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, run_script
+from tests._redteam import MariaTable, govern
 
 DDL = (
     "(id int primary key, full_name varchar(100), email varchar(100), ssn varchar(100){ssn_default}, "
@@ -79,17 +79,9 @@ def _observe(run: Run, sql: str) -> Any:
         return type(e).__name__
 
 
-class My:
+class My(MariaTable):
     """A MariaDB table of three people (its SSN column's DEFAULT chosen per test), a governed connection to it
     and the raw one (the ground truth)."""
-
-    def __init__(self, mysql_kw: dict[str, Any], admin: Any, table: str) -> None:
-        import pymysql
-
-        self.t, self.admin, self.kw = table, admin, mysql_kw
-        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
-        self.conn = govern(self.raw)
-        self.reset()
 
     def reset(self, ssn_default: str | None = None, unique: bool = False) -> None:
         default = f" DEFAULT '{ssn_default}'" if ssn_default is not None else ""
@@ -98,19 +90,6 @@ class My:
             cur.execute(f"DROP TABLE IF EXISTS {self.t}")
             cur.execute(f"CREATE TABLE {self.t} " + DDL.format(ssn_default=default, keys=keys))
             cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
-
-    _script = staticmethod(run_script)
-
-    def run(self, script: str) -> list[Any]:
-        return self._script(self.conn, script)
-
-    def truth(self, script: str) -> list[Any]:
-        return self._script(self.admin, script)
-
-    def close(self) -> None:
-        self.raw.close()
-        with self.admin.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
 
 
 @pytest.fixture
