@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from typing import Any
 
 import governed_db
@@ -47,3 +49,143 @@ def pg_connect(driver: str, *, autocommit: bool = True) -> Any:
     conn = psycopg2.connect(PG_DSN)
     conn.autocommit = autocommit
     return conn
+
+
+# ---- shared red-team scaffolding (testdedup): identities, connections, observers, table pairs -----------------
+# One block, appended: other rounds may add helpers above or below it without touching these.
+
+#: the prompt-injected agent of the early rounds: acts for ``bob``, holds no unmask grant
+AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+#: the agent of the later rounds (the same as ``test_masking_noninterference.ATTACKER``): no grant, no principal
+CURIOUS_AGENT = governed_db.Identity("curious-agent", kind="agent")
+
+
+def govern(raw: Any, identity: governed_db.Identity = AGENT, **options: Any) -> Any:
+    """``raw`` as the red team attacks it: governed for ``identity`` in production, with no audit store;
+    ``options`` (``masking=...``, another ``environment``) go to :func:`governed_db.wrap` as they are."""
+    options = {"environment": "production", "audit": False, **options}
+    return governed_db.wrap(raw, identity=identity, **options)
+
+
+def leaked(seen: Any, secrets: Iterable[str]) -> list[str]:
+    """The ``secrets`` whose text shows anywhere in ``repr(seen)``: what an attacker's observation gave away."""
+    text = repr(seen)
+    return [s for s in secrets if s in text]
+
+
+@contextmanager
+def raw_and_governed(driver: str, identity: governed_db.Identity = AGENT) -> Iterator[tuple[Any, Any]]:
+    """Two autocommit sessions of the PostgreSQL test server through ``driver`` (see :func:`pg_connect`): the raw one,
+    which shows what an oracle tells unprotected, and one governed for ``identity``; both closed afterwards."""
+    raw, gov = pg_connect(driver), govern(pg_connect(driver), identity)
+    try:
+        yield raw, gov
+    finally:
+        raw.close()
+        gov.close()
+
+
+def seen_apart(
+    raw: Any, gov: Any, tables: Mapping[str, str], template: str, see: Callable[[Any, str], Any] = observe
+) -> dict[str, tuple[str, str]]:
+    """Per variant of ``tables`` (``{"a": name, "b": name}``): what ``raw`` and ``gov`` see of ``template`` run on
+    that variant's table (``{t}``), as text with the table's name blanked to ``T`` -- so the two variants compare
+    equal exactly where the caller cannot tell them apart."""
+    seen = {}
+    for v, name in tables.items():
+        sql = template.format(t=name)
+        seen[v] = (repr(see(raw, sql)).replace(name, "T"), repr(see(gov, sql)).replace(name, "T"))
+    return seen
+
+
+@contextmanager
+def made_tables(admin: Any, prefix: str = "") -> Iterator[Callable[..., str]]:
+    """``make(columns, rows, name=None)`` creates table ``name`` (by default ``<prefix><n>``, n counting from 0) as
+    ``CREATE TABLE <name> <columns>`` through ``admin`` -- a raw connection of a driver with ``%s`` parameters
+    (psycopg, psycopg2, PyMySQL) -- inserts ``rows`` and returns the name; every table made is dropped on leaving."""
+    made: list[str] = []
+
+    def make(columns: str, rows: Sequence[Sequence[Any]], name: str | None = None) -> str:
+        t = name or f"{prefix}{len(made)}"
+        made.append(t)
+        with closing(admin.cursor()) as cur:
+            cur.execute(f"CREATE TABLE {t} {columns}")
+            if rows:
+                cur.executemany(f"INSERT INTO {t} VALUES ({', '.join(['%s'] * len(rows[0]))})", rows)
+        return t
+
+    try:
+        yield make
+    finally:
+        with closing(admin.cursor()) as cur:
+            for t in made:
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def ensure_hstore(admin: Any) -> None:
+    """``CREATE EXTENSION IF NOT EXISTS hstore`` through ``admin``, tolerating another session that creates it at the
+    same moment (PostgreSQL then fails the second one with a duplicate key on the extension's name)."""
+    try:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    except Exception as e:
+        if "hstore" not in str(e):
+            raise
+
+
+def rows_or_rules(conn: Any, sql: str) -> Any:
+    """What the caller sees of one statement: its rows as tuples (or its row count), or which rules refused it."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
+    except governed_db.GuardrailViolation as e:
+        assert e.decision is not None, e  # a refusal carries its decision
+        return f"refused: {sorted(e.decision.rules)}"
+
+
+def attempt(run: Callable[[str], Any], sql: str, *, approval: bool = False, cut: int | None = None) -> Any:
+    """What the attacker sees of ``run(sql)``: its result; ``"refused"`` where masking refused it and ``"refused
+    otherwise: <why>"`` (``why`` cut to ``cut`` characters) where another rule did; with ``approval``, ``"approval
+    required"`` where the statement waits for one; else the error's class name."""
+    try:
+        return run(sql)
+    except governed_db.GuardrailViolation as e:
+        if approval and isinstance(e, governed_db.ApprovalRequired):
+            return "approval required"
+        why = str(e) if cut is None else str(e)[:cut]
+        return "refused" if "masked-column" in str(e) else f"refused otherwise: {why}"
+    except Exception as e:
+        return type(e).__name__
+
+
+class MariaTable:
+    """A MariaDB table that a subclass (re)builds in :meth:`reset` through ``admin``, a PyMySQL session to it governed
+    with ``options`` (see :func:`govern`) and the admin session as the ground truth; :meth:`close` drops the table."""
+
+    def __init__(self, mysql_kw: dict[str, Any], admin: Any, table: str, **options: Any) -> None:
+        import pymysql
+
+        self.t, self.admin, self.kw = table, admin, mysql_kw
+        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
+        self.conn = govern(self.raw, **options)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop and make the table again, with its rows."""
+        raise NotImplementedError
+
+    def run(self, script: str) -> list[Any]:
+        """``script`` on the governed session (see :func:`run_script`)."""
+        return run_script(self.conn, script)
+
+    def truth(self, script: str) -> list[Any]:
+        """``script`` on the admin session: what the database holds."""
+        return run_script(self.admin, script)
+
+    def close(self) -> None:
+        self.raw.close()
+        with closing(self.admin.cursor()) as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
+
+
+# ---- end of the testdedup block -------------------------------------------------------------------------------

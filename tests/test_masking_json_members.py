@@ -23,6 +23,7 @@ import pytest
 
 import governed_db
 from governed_db import Identity
+from tests._redteam import ensure_hstore
 
 AGENT = Identity("curious-agent", kind="agent")
 AUDITOR = Identity("auditor", kind="human", roles=("auditor",))
@@ -332,7 +333,7 @@ def test_postgres_hstore_members_read_as_the_hstore_masks_them(pg_conn: Any, pg_
     it tells nothing. Two tables differing only in row 1's SSN and name answer alike; raw tells them apart."""
     import psycopg
 
-    pg_conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    ensure_hstore(pg_conn)
     tables = {c: f"jmem_{unique}_h{c.lower()}" for c in ("A", "B")}
     secrets = {"A": ("536-22-8701", "Alice Martin"), "B": ("219-45-1234", "Zoe Quint")}
     try:

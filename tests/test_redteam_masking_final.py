@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, leaked, made_tables
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0132", "4111111111111111",
@@ -30,11 +30,6 @@ ROWS = [
 FRAGMENTS = ["Alice", "Smith", "Carol", "alice@", "536-22", "8726", "123-45", "6789", "415 555", "41111111",
              "51H8abcd", "4eC39Hq"]  # fmt: skip
 Run = Callable[..., Any]
-
-
-def clear(observed: Any) -> list[str]:
-    text = repr(observed)
-    return [f for f in FRAGMENTS if f in text]
 
 
 def observe(conn: Any, sql: str, **kw: Any) -> Any:
@@ -54,7 +49,7 @@ def lite() -> Iterator[tuple[sqlite3.Connection, Any, str]]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE rt3a_c " + DDL.format(t="text"))
     raw.executemany("INSERT INTO rt3a_c VALUES (?,?,?,?,?,?,?,?)", ROWS)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     yield raw, conn, "rt3a_c"
     raw.close()
 
@@ -66,28 +61,25 @@ def pg(
     """The raw and the governed psycopg 3 connection, the table, and the execute keywords (prepare=True)."""
     import psycopg
 
-    t = f"rt3a_c_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = psycopg.connect(pg_dsn, autocommit=True)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-    try:
-        yield pg_conn, conn, t, ({"prepare": True} if request.param == "prepared" else {})
-    finally:
-        raw.close()
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(pg_conn) as make:
+        t = make(DDL.format(t="text"), ROWS, f"rt3a_c_{unique}")
+        raw = psycopg.connect(pg_dsn, autocommit=True)
+        conn = govern(raw)
+        try:
+            yield pg_conn, conn, t, ({"prepare": True} if request.param == "prepared" else {})
+        finally:
+            raw.close()
 
 
 def _oracle(raw: Any, conn: Any, template: str, t: str, right: str, wrong: str, **kw: Any) -> tuple[Any, Any]:
     """Asserts the raw connection tells the guesses apart (or shows a secret); returns the governed views."""
     truth = [observe(raw, template.format(t=t, G=g)) for g in (right, wrong)]
-    assert truth[0] != truth[1] or clear(truth), truth
+    assert truth[0] != truth[1] or leaked(truth, FRAGMENTS), truth
     seen = (
         observe(conn, template.format(t=t, G=right), **kw),
         observe(conn, template.format(t=t, G=wrong), **kw),
     )
-    assert not clear(seen), seen
+    assert not leaked(seen, FRAGMENTS), seen
     return seen
 
 
@@ -116,9 +108,9 @@ def test_pg_rows_from_is_walked(pg: tuple[Any, Any, str, dict], template: str) -
     seen = _oracle(raw, conn, template, t, " ", "z", **kw) if "'{G}')" in template else None
     if seen is None:
         truth = observe(raw, template.format(t=t, G="x"))
-        assert clear(truth), truth
+        assert leaked(truth, FRAGMENTS), truth
         seen = (observe(conn, template.format(t=t, G="x"), **kw),)
-    assert not clear(seen), seen
+    assert not leaked(seen, FRAGMENTS), seen
     assert all(s == ("refused", True) or s[0] == "rows" for s in seen), seen
     assert seen[0] == seen[-1], seen
 
@@ -305,7 +297,7 @@ def test_join_group_look_alikes_keep_running(lite: tuple[Any, Any, str]) -> None
     sql = f"SELECT count(*) FROM (({t} a JOIN {t} b ON a.id = b.id) JOIN {t} c ON c.id = b.id AND c.city = 'Rome')"
     assert observe(conn, sql) == ("rows", [(1,)])
     seen = observe(conn, f"SELECT * FROM ({t} a JOIN {t} b ON a.id = b.id)")
-    assert seen[0] == "rows" and len(seen[1]) == 3 and not clear(seen), seen
+    assert seen[0] == "rows" and len(seen[1]) == 3 and not leaked(seen, FRAGMENTS), seen
 
 
 JOIN_GROUP_WRITES = [

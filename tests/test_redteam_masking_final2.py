@@ -10,13 +10,13 @@ without governed_db, so each test could fail. Look-alikes that reveal nothing ke
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 
-import governed_db
+from tests._redteam import attempt, govern, made_tables
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, api_key {t}, city {t})"
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0132", "4111111111111111",
@@ -29,20 +29,8 @@ ROWS = [
 Run = Callable[[str], Any]
 
 
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
-def _observe(run: Run, sql: str) -> Any:
-    """What the attacker sees: the rows (and warnings), that it was refused, or the error's class."""
-    try:
-        return run(sql)
-    except governed_db.ApprovalRequired:
-        return "approval required"
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {str(e)[:80]}"
-    except Exception as e:
-        return type(e).__name__
+#: what the attacker sees: the rows (and warnings), that it was refused or waits for approval, or the error's class
+_observe = partial(attempt, approval=True, cut=80)
 
 
 # -- DuckDB -------------------------------------------------------------------------------------------------
@@ -53,7 +41,7 @@ def duck() -> Iterator[tuple[Run, Run]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt3b_p " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt3b_p VALUES (?,?,?,?,?,?,?,?)", ROWS)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -190,7 +178,7 @@ def test_duckdb_relation_api_tells_nothing(duck: tuple[Run, Run]) -> None:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt3b_r " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt3b_r VALUES (?,?,?,?,?,?,?,?)", ROWS)
-    conn = _wrap(raw)
+    conn = govern(raw)
     rel = conn.sql("SELECT id, ssn FROM rt3b_r")
     probes: list[Callable[[str], Any]] = [
         lambda g: rel.filter(f"ssn LIKE '{g}%'").project("id").fetchall(),
@@ -213,26 +201,22 @@ def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple
     """A governed MariaDB connection; ``run`` returns the rows and ``@@warning_count`` after them."""
     import pymysql
 
-    t = f"rt3b_{unique}"
-    with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t} " + DDL.format(t="varchar(100)"))
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw)
+    with made_tables(mysql_conn) as make:
+        t = make(DDL.format(t="varchar(100)"), ROWS, f"rt3b_{unique}")
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw)
 
-    def run(sql: str) -> Any:
-        cur = conn.cursor()
-        cur.execute(sql)
-        rows = cur.fetchall() if cur.description else cur.rowcount
-        cur.execute("SELECT @@warning_count")
-        return rows, cur.fetchall()[0][0]
+        def run(sql: str) -> Any:
+            cur = conn.cursor()
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else cur.rowcount
+            cur.execute("SELECT @@warning_count")
+            return rows, cur.fetchall()[0][0]
 
-    try:
-        yield run, t
-    finally:
-        raw.close()
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+        try:
+            yield run, t
+        finally:
+            raw.close()
 
 
 def _cut_warns(run: Run, table: str, limit: int, agg: str) -> Any:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, leaked
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 SECRETS = {
     "full_name": "Alice Smith",
     "email": "alice@example.com",
@@ -35,11 +35,6 @@ DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, api_ke
 FRAGMENTS = ["Alice", "Smith", "alice@", "536-22", "8726", "415 555", "51H8abcd", "3704004405", "41111111111"]
 
 
-def clear(observed: Any) -> list[str]:
-    text = repr(observed)
-    return [f for f in FRAGMENTS if f in text]
-
-
 def outcome(conn: Any, sql: str) -> Any:
     """What the agent observes: the rows, or the error's class and text."""
     cur = conn.cursor()
@@ -55,7 +50,7 @@ def sqlite_pair() -> Iterator[tuple[sqlite3.Connection, Any]]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE customers " + DDL.format(t="text"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", ROWS)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     assert outcome(conn, "SELECT ssn, city FROM customers WHERE id = 1") == ("rows", [("[US_SSN]", "Paris")])
     yield raw, conn
     raw.close()
@@ -67,7 +62,7 @@ def duck_pair() -> Iterator[tuple[Any, Any]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE customers " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", [list(r) for r in ROWS])
-    yield raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    yield raw, govern(raw)
     raw.close()
 
 
@@ -85,7 +80,7 @@ def test_sqlite_decode_error_quotes_no_value(sqlite_pair: tuple[Any, Any], colum
     truth = outcome(raw, sql)
     assert truth[0] == "error" and SECRETS[column] in truth[2]  # sqlite3 quotes the cell it cannot decode
     seen = outcome(conn, sql)
-    assert seen[0] == "rows" and len(seen[1]) == 1 and not clear(seen), seen
+    assert seen[0] == "rows" and len(seen[1]) == 1 and not leaked(seen, FRAGMENTS), seen
     assert raw.text_factory is str and conn.text_factory is str
 
 
@@ -204,7 +199,7 @@ def test_sqlite_text_factory_never_sees_a_value(sqlite_pair: tuple[Any, Any]) ->
     conn.text_factory = bytes
     assert raw.text_factory is bytes and conn.text_factory is bytes
     seen = outcome(conn, "SELECT id, ssn, email, city FROM customers WHERE id = 1")
-    assert seen[0] == "rows" and seen[1][0][0] == 1 and seen[1][0][3] == b"Paris" and not clear(seen), seen
+    assert seen[0] == "rows" and seen[1][0][0] == 1 and seen[1][0][3] == b"Paris" and not leaked(seen, FRAGMENTS), seen
     conn.text_factory = str
     assert outcome(conn, "SELECT ssn, city FROM customers WHERE id = 1") == ("rows", [("[US_SSN]", "Paris")])
 
@@ -215,10 +210,10 @@ def test_sqlite_text_factory_set_before_sampling_masks_only_what_is_sensitive() 
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE customers " + DDL.format(t="text"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?,?,?)", ROWS)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     conn.text_factory = bytes
     seen = outcome(conn, "SELECT id, ssn, email, card, city FROM customers ORDER BY id")
-    assert seen[0] == "rows" and not clear(seen), seen
+    assert seen[0] == "rows" and not leaked(seen, FRAGMENTS), seen
     assert [(r[0], r[4]) for r in seen[1]] == [(1, b"Paris"), (2, b"Lyon")]
     assert raw.text_factory is bytes  # the caller's setting is left as it was
     conn.text_factory = str
@@ -242,7 +237,7 @@ def test_sqlite_row_factory_gets_masked_values(sqlite_pair: tuple[Any, Any]) -> 
     cur.row_factory = lambda c, r: captured.append(r) or r
     for _ in cur.execute("SELECT full_name, email, ssn, phone, api_key, iban, card FROM customers"):
         pass
-    assert len(captured) == 4 and not clear(captured), captured
+    assert len(captured) == 4 and not leaked(captured, FRAGMENTS), captured
     assert cur.row_factory is not None and getattr(cur.row_factory, "governed_user_factory", None) is None
 
     def dict_factory(cursor: Any, row: Any) -> dict[str, Any]:
@@ -261,7 +256,7 @@ def test_sqlite_row_factory_gets_masked_values(sqlite_pair: tuple[Any, Any]) -> 
     raw.row_factory = keep
     raw.execute("SELECT ssn FROM customers WHERE id = 1").fetchall()
     raw.row_factory = None
-    assert clear(captured[-1])
+    assert leaked(captured[-1], FRAGMENTS)
 
 
 # -- printf widths (sqlite3) --------------------------------------------------------------------------------
@@ -280,7 +275,7 @@ def test_printf_width_from_a_masked_value_is_refused(sqlite_pair: tuple[Any, Any
         "SELECT printf('%*d', 5, id), printf('%.*c', id, 'x'), printf('%s', ssn) FROM customers",
     ):
         seen = outcome(conn, innocent)
-        assert seen[0] == "rows" and len(seen[1]) == 2 and not clear(seen), (innocent, seen)
+        assert seen[0] == "rows" and len(seen[1]) == 2 and not leaked(seen, FRAGMENTS), (innocent, seen)
     assert outcome(conn, "SELECT printf('%.*c', id, 'x') FROM customers ORDER BY id") == ("rows", [("x",), ("xx",)])
 
 
@@ -290,7 +285,7 @@ def test_duckdb_storage_info_is_refused(duck_pair: tuple[Any, Any]) -> None:
     schema discovery (pragma_table_info, duckdb_columns, DESCRIBE) keeps running."""
     raw, conn = duck_pair
     sql = "SELECT column_name, stats FROM pragma_storage_info('customers')"
-    assert clear(raw.execute(sql).fetchall())  # ground truth: 'alice@exampl', 'sk_live_51H8', 'Alice Smith'
+    assert leaked(raw.execute(sql).fetchall(), FRAGMENTS)  # ground truth: 'alice@exampl', 'sk_live_51H8', 'Alice Smith'
     seen = outcome(conn, sql)
     assert seen[:2] == ("error", "GuardrailViolation") and "pragma_storage_info" in seen[2], seen
     for innocent in (
@@ -299,7 +294,7 @@ def test_duckdb_storage_info_is_refused(duck_pair: tuple[Any, Any]) -> None:
         "DESCRIBE customers",
     ):
         rows = outcome(conn, innocent)
-        assert rows[0] == "rows" and len(rows[1]) == 9 and not clear(rows), (innocent, rows)
+        assert rows[0] == "rows" and len(rows[1]) == 9 and not leaked(rows, FRAGMENTS), (innocent, rows)
 
 
 # -- dataframe exits and innocent look-alikes ---------------------------------------------------------------
@@ -309,7 +304,7 @@ def test_frames_come_back_masked(sqlite_pair: tuple[Any, Any], duck_pair: tuple[
     _, lite = sqlite_pair
     frame = pd.read_sql("SELECT id, full_name, email, ssn, phone, api_key, iban, card, city FROM customers", lite)
     assert frame["city"].tolist() == ["Paris", "Lyon"] and frame["ssn"].tolist() == ["[US_SSN]"] * 2
-    assert not clear(frame.to_dict())
+    assert not leaked(frame.to_dict(), FRAGMENTS)
     _, duck = duck_pair
     sql = "SELECT * FROM customers ORDER BY id"
     out: list[Any] = [duck.execute(sql).df().to_dict(), duck.execute(sql).fetchnumpy()]
@@ -323,7 +318,7 @@ def test_frames_come_back_masked(sqlite_pair: tuple[Any, Any], duck_pair: tuple[
         pass
     else:
         out.append(rel.pl().to_dicts())
-    assert not clear(out), clear(out)
+    assert not leaked(out, FRAGMENTS), leaked(out, FRAGMENTS)
 
 
 INNOCENT = [
@@ -345,6 +340,6 @@ def test_innocent_look_alikes_keep_running(pair: str, request: pytest.FixtureReq
     for sql in INNOCENT:
         seen = outcome(conn, sql)
         assert seen[0] == "rows" and seen[1], (sql, seen)
-        assert not clear(seen), (sql, seen)
+        assert not leaked(seen, FRAGMENTS), (sql, seen)
     assert outcome(conn, INNOCENT[0]) == ("rows", [(2,)])
     assert outcome(conn, "SELECT id, city FROM customers ORDER BY id") == ("rows", [(1, "Paris"), (2, "Lyon")])

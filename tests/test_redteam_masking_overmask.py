@@ -13,22 +13,14 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import AGENT, govern, leaked, made_tables
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, city {t})"
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "Paris"),
     (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "Lyon"),
 ]
 SECRETS = ("Alice", "alice@", "536-22", "8726", "bob.jones", "219-45")
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
-def _clear(observed: Any) -> list[str]:
-    return [s for s in SECRETS if s in repr(observed)]
 
 
 def _refused(conn: Any, sql: str) -> str:
@@ -44,16 +36,13 @@ def pg(pg_conn: Any, pg_dsn: str, unique: str) -> Iterator[tuple[Any, Any, str]]
     """(raw psycopg connection, governed connection, table) over a table with masked columns and city."""
     import psycopg
 
-    t = f"overref_c_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", ROWS)
-    raw = psycopg.connect(pg_dsn, autocommit=True)
-    try:
-        yield pg_conn, _wrap(raw), t
-    finally:
-        raw.close()
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(pg_conn) as make:
+        t = make(DDL.format(t="text"), ROWS, f"overref_c_{unique}")
+        raw = psycopg.connect(pg_dsn, autocommit=True)
+        try:
+            yield pg_conn, govern(raw), t
+        finally:
+            raw.close()
 
 
 def _rows(conn: Any, sql: str) -> list[Any]:
@@ -86,7 +75,7 @@ def lite() -> Iterator[tuple[Any, Any, str]]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE customers " + DDL.format(t="text"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?)", ROWS)
-    yield raw, _wrap(raw), "customers"
+    yield raw, govern(raw), "customers"
     raw.close()
 
 
@@ -147,7 +136,7 @@ def test_recursive_masked_values_come_back_masked(db: str, request: pytest.Fixtu
     brought = _rows(conn, f"WITH RECURSIVE r(e, k) AS (SELECT 'x', 1 UNION ALL SELECT c.full_name, k + 1 FROM r "
                           f"JOIN {t} c ON c.id = r.k WHERE k < 3) SELECT e, k FROM r")  # fmt: skip
     assert len(carried) == 6 and len(brought) == 3
-    assert not _clear(carried) and not _clear(brought), (carried, brought)
+    assert not leaked(carried, SECRETS) and not leaked(brought, SECRETS), (carried, brought)
     assert "x" not in [e for e, _ in brought]  # a column mixing a masked value is masked whole
 
 
@@ -214,7 +203,7 @@ def test_postgres_copy_with_options_of_masked_columns_is_refused(
     _raw, _conn, t = pg
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = governed_db.wrap(raw, identity=identity, environment="production", audit=False)
+        conn = govern(raw, identity)
         assert "masked" in _copy_refused(conn, sql.format(t=t))
     finally:
         raw.close()
@@ -240,8 +229,7 @@ def test_postgres_copy_of_a_data_change_is_refused_for_a_person(pg: tuple[Any, A
     raw0, _conn, t = pg
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = governed_db.wrap(raw, identity=governed_db.Identity("alice"), environment="production", audit=False,
-                                policy={"rules": {"dml-in-cte": "allow"}})  # fmt: skip
+        conn = govern(raw, governed_db.Identity("alice"), policy={"rules": {"dml-in-cte": "allow"}})  # fmt: skip
         message = _copy_refused(conn, f"COPY (DELETE FROM {t} WHERE id = 1 RETURNING email) TO STDOUT")
         assert "alice@" not in message
     finally:
@@ -256,7 +244,7 @@ def duck() -> Iterator[tuple[Any, Any, str]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE customers " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?)", [list(r) for r in ROWS])
-    yield raw, _wrap(raw), "customers"
+    yield raw, govern(raw), "customers"
     raw.close()
 
 
@@ -271,7 +259,7 @@ def test_duckdb_columns_star_in_an_expression_masks_only_masked_columns(duck: tu
         for i, name in enumerate(names):
             if name in ("id", "city") or "count" in sql:
                 assert [r[i] for r in got] == [r[i] for r in want], (sql, name)
-        assert not _clear(got), got
+        assert not leaked(got, SECRETS), got
     assert _rows(conn, f"SELECT max(COLUMNS(*)) FROM {t}")[0][0] == 2
 
 
@@ -283,7 +271,7 @@ def test_duckdb_columns_named_alike_are_masked_as_either(duck: tuple[Any, Any, s
                 f"SELECT COLUMNS('email'), reverse(COLUMNS('email')) FROM {t}",
                 f"SELECT reverse(COLUMNS(*)) FROM (SELECT email, full_name FROM {t})"):  # fmt: skip
         got = _rows(conn, sql)
-        assert not _clear(got) and "ecila" not in repr(got) and "htimS" not in repr(got), (sql, got)
+        assert not leaked(got, SECRETS) and "ecila" not in repr(got) and "htimS" not in repr(got), (sql, got)
 
 
 def test_duckdb_map_refusal_names_only_masked_columns(duck: tuple[Any, Any, str]) -> None:
@@ -295,7 +283,7 @@ def test_duckdb_map_refusal_names_only_masked_columns(duck: tuple[Any, Any, str]
     assert "(full_name, email, ssn)" in str(info.value)
     assert conn.table(t).project("id, city").map(lambda df: df).fetchall() == [(1, "Paris"), (2, "Lyon")]
     raw.execute(f"INSERT INTO {t} VALUES (3, 'Carol', 'c@example.net', '123-45-6789', 'carol.b@example.com')")
-    fresh = _wrap(raw)
+    fresh = govern(raw)
     with pytest.raises(governed_db.GuardrailViolation) as info:
         fresh.table(t).project("id, city").map(lambda df: df).fetchall()
     assert "(city)" in str(info.value) and "carol" not in str(info.value)
@@ -310,5 +298,5 @@ def test_duckdb_summarize_of_scanned_columns_runs_until_data_arrives(duck: tuple
     assert _rows(conn, f"SUMMARIZE {t}_plain") == _rows(raw, f"SUMMARIZE {t}_plain")
     assert "masked" in _refused(conn, f"SUMMARIZE {t}")
     raw.execute(f"INSERT INTO {t}_plain VALUES (3, 'carol.b@example.com')")
-    message = _refused(_wrap(raw), f"SUMMARIZE {t}_plain")
+    message = _refused(govern(raw), f"SUMMARIZE {t}_plain")
     assert "(city)" in message and "carol" not in message

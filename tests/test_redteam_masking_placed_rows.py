@@ -25,6 +25,7 @@ import pytest
 
 import governed_db
 from governed_db.masking import sampling, schema
+from tests._redteam import govern
 from tests.test_masking_noninterference import ATTACKER
 
 #: SQLite's ``integer primary key`` is the rowid: the order its plain reads (and the sample) follow
@@ -90,10 +91,6 @@ class Db:
             raw.close()
 
 
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
-
-
 #: MySQL/MariaDB have no spread sample (decision 0294): the tests that need one run on the other three
 EVERY = ["sqlite", "postgres", "duckdb", "mysql"]
 
@@ -131,7 +128,7 @@ def _place(
     db: Db, table: str, fillers: Callable[[int], tuple[str, str, str]], keys: range, columns: str = "id, contact, tax_ref, city"
 ) -> None:
     """The agent inserts innocent rows through a governed connection, 100 per INSERT (each allowed)."""
-    agent = _wrap(db.connect())
+    agent = govern(db.connect(), ATTACKER)
     try:
         for start in range(keys.start, keys.stop, 100):
             rows = ", ".join(
@@ -153,7 +150,7 @@ def _see(conn: Any, db: Db, sql: str) -> Any:
 
 def _read(db: Db, table: str, governed: bool) -> list[Any]:
     """``AFTER`` on a new connection (governed: the one whose first read classifies the table)."""
-    conn = _wrap(db.connect()) if governed else db.connect()
+    conn = govern(db.connect(), ATTACKER) if governed else db.connect()
     try:
         return [_see(conn, db, sql.format(t=table)) for sql in AFTER]
     finally:
@@ -247,7 +244,7 @@ def test_innocent_look_alikes_read_and_filter_exactly(db: Db, unique: str, place
     else:
         db.store(table, rows)
     raw = db.connect()
-    gov = _wrap(db.connect())
+    gov = govern(db.connect(), ATTACKER)
     try:
         for sql in LOOK_ALIKES:
             assert _see(gov, db, sql.format(t=table)) == db.execute(raw, sql.format(t=table)), sql
@@ -286,7 +283,7 @@ def test_values_past_every_read_are_masked_where_they_pass_then_decide_no_rows(n
         plain = sqlite3.connect(path)
         raw.append([[tuple(r) for r in plain.execute(s)] for s in statements])
         plain.close()
-        gov = _wrap(sqlite3.connect(path))
+        gov = govern(sqlite3.connect(path), ATTACKER)
         cur = gov.cursor()
         out = []
         for s in statements:
@@ -313,7 +310,7 @@ def test_a_filter_first_on_values_past_every_read_decides_no_rows(narrow: None, 
     for copy in ("A", "B"):
         path = tmp_path / f"{copy}.db"
         _lite_table(path, _copy(SECRET_ROWS, copy), 300)
-        gov = _wrap(sqlite3.connect(path))
+        gov = govern(sqlite3.connect(path), ATTACKER)
         try:
             answers.append(_see(gov, Db("sqlite", "?", lambda: None, "text", []), AFTER[1].format(t="t")))
         finally:
@@ -334,7 +331,7 @@ def test_innocent_values_past_every_read_keep_their_filters(narrow: None, tmp_pa
         "SELECT status, count(*) FROM t GROUP BY status ORDER BY status",
     ]
     plain = sqlite3.connect(path)
-    gov = _wrap(sqlite3.connect(path))
+    gov = govern(sqlite3.connect(path), ATTACKER)
     try:
         for s in statements:
             cur = gov.cursor()
@@ -351,7 +348,7 @@ def test_aiosqlite_placed_placeholders_do_not_settle_the_table(tmp_path: Path) -
     import asyncio
 
     async def read(path: Path) -> list[Any]:
-        gov = _wrap(await aiosqlite.connect(path, isolation_level=None))
+        gov = govern(await aiosqlite.connect(path, isolation_level=None), ATTACKER)
         out: list[Any] = []
         try:
             for sql in AFTER:

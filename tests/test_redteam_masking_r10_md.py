@@ -61,9 +61,9 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, made_tables
 from tests.test_masking_noninterference import Pair
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 NAMES = ("Alice Smith", "Zoe Quinn-Harper")  # the two secrets an application writes with
 DDL = "(id int primary key, full_name varchar(100), email varchar(100), ssn varchar(20), city varchar(40))"
 ROWS = [
@@ -75,15 +75,8 @@ ROWS = [
 
 @pytest.fixture
 def people(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[str]:
-    t = f"rt10md_{unique}"
-    with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t} {DDL}")
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", ROWS)
-    try:
-        yield t
-    finally:
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn) as make:
+        yield make(DDL, ROWS, f"rt10md_{unique}")
 
 
 def _waiting_application(
@@ -190,8 +183,7 @@ def test_other_sessions_statements_are_masked(
     seen: dict[str, dict[str, Any]] = {}
     for name in NAMES:
         raw = pymysql.connect(autocommit=True, **mysql_kw)
-        gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT,
-                               environment="production", audit=False)
+        gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
         try:
             def look(pid: int, raw: Any = raw, gov: Any = gov) -> dict[str, Any]:
                 sql = template.format(pid=pid)
@@ -228,11 +220,8 @@ def test_process_list_without_statements_still_reads(mysql_kw: dict[str, Any], p
     """The process list's other columns stay exact; an identity with an unmask grant sees the statements."""
     import pymysql
 
-    gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT,
-                           environment="production", audit=False)
-    dba = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw),
-                           identity=governed_db.Identity("dana", kind="human", roles=["dba"]),
-                           environment="production", audit=False, masking={"unmask": [{"role": "dba"}]})
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
+    dba = govern(pymysql.connect(autocommit=True, **mysql_kw), governed_db.Identity("dana", kind="human", roles=["dba"]), masking={"unmask": [{"role": "dba"}]})
     try:
         def look(pid: int) -> Any:
             return (
@@ -261,8 +250,7 @@ def test_aiomysql_process_list_is_masked(mysql_kw: dict[str, Any], people: str) 
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def read(pid: int) -> Any:
-        conn = governed_db.wrap(await aiomysql.connect(autocommit=True, **kw), identity=AGENT,
-                                environment="production", audit=False)
+        conn = govern(await aiomysql.connect(autocommit=True, **kw))
         try:
             out = []
             for sql in (f"SELECT id, info FROM information_schema.PROCESSLIST WHERE id = {pid}", "SHOW PROCESSLIST"):
@@ -282,20 +270,8 @@ def test_aiomysql_process_list_is_masked(mysql_kw: dict[str, Any], people: str) 
 @pytest.fixture
 def sized(mysql_conn: Any, unique: str) -> Iterator[Callable[[str, str], str]]:
     """Make a table of the given engine whose row 1 holds the given name; each is dropped afterwards."""
-    made: list[str] = []
-
-    def make(engine: str, name: str) -> str:
-        t = f"rt10md_{unique}_{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {DDL} ENGINE={engine} CHECKSUM=1")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s)", [(1, name, *ROWS[0][2:]), *ROWS[1:]])
-        return t
-
-    yield make
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt10md_{unique}_") as make:
+        yield lambda engine, name: make(f"{DDL} ENGINE={engine} CHECKSUM=1", [(1, name, *ROWS[0][2:]), *ROWS[1:]])
 
 
 SIZE_READS = [
@@ -331,9 +307,7 @@ def test_table_sizes_tell_no_value(
 
     tables = [sized(engine, name) for name in NAMES]
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         # a guess: the first table's length and checksum (the attacker computes them for a candidate value)
         length, checksum = _run(raw, SIZE_READS[0].format(t=tables[0]))[1][0][0:5:4]
@@ -376,16 +350,8 @@ def test_table_status_without_sizes_still_reads(mysql_kw: dict[str, Any], sized:
     import pymysql
 
     t = sized("MyISAM", NAMES[0])
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
-    dba = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw),
-        identity=governed_db.Identity("dana", kind="human", roles=["dba"]),
-        environment="production",
-        audit=False,
-        masking={"unmask": [{"role": "dba"}]},
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
+    dba = govern(pymysql.connect(autocommit=True, **mysql_kw), governed_db.Identity("dana", kind="human", roles=["dba"]), masking={"unmask": [{"role": "dba"}]})
     try:
         listed = _run(gov, f"SELECT table_name, engine, table_rows, row_format, create_options, table_collation "
                            f"FROM information_schema.TABLES WHERE table_schema = DATABASE() AND table_name = '{t}'")
@@ -433,9 +399,7 @@ def test_sys_views_over_refused_catalogs_are_refused(
 
     tables = [sized("InnoDB", name) for name in NAMES]
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         for t in tables:  # both tables' pages in the buffer pool
             _run(raw, f"SELECT * FROM {t}")
@@ -455,9 +419,7 @@ def test_other_sys_views_still_read(mysql_kw: dict[str, Any]) -> None:
     """Views of the sys schema over nothing that holds values keep running (the version, configuration)."""
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         assert _run(gov, "SELECT * FROM sys.version")[1]
         assert _run(gov, "SELECT variable, value FROM sys.sys_config")[0] == ["variable", "value"]
@@ -480,9 +442,7 @@ SESSION_PLANS = [
 def test_another_sessions_plan_is_refused(mysql_kw: dict[str, Any], people: str) -> None:
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     raw = pymysql.connect(autocommit=True, **mysql_kw)
     try:
         for name in NAMES:
@@ -504,9 +464,7 @@ def test_plans_of_own_statements_still_run(mysql_kw: dict[str, Any], people: str
     """EXPLAIN of the agent's own statements keeps running (its plan is masked as decision 0223 says)."""
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         for sql in (
             f"EXPLAIN SELECT id FROM {people} WHERE city = 'Paris'",
@@ -525,9 +483,7 @@ def test_page_and_memory_measures_are_masked(mysql_kw: dict[str, Any], people: s
     session's memory come back NULL; the columns beside them stay exact."""
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         assert _run(gov, f"SELECT * FROM mysql.innodb_table_stats WHERE table_name = '{people}'") == (
             "refused", ("system-catalog",)
@@ -588,16 +544,8 @@ def test_utf8_charset_switches_still_run(mysql_kw: dict[str, Any], people: str) 
     """UTF-8 switches run and reads stay exact; an identity with an unmask grant may switch to latin1."""
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
-    dba = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw),
-        identity=governed_db.Identity("dana", kind="human", roles=["dba"]),
-        environment="production",
-        audit=False,
-        masking={"unmask": [{"role": "dba"}]},
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
+    dba = govern(pymysql.connect(autocommit=True, **mysql_kw), governed_db.Identity("dana", kind="human", roles=["dba"]), masking={"unmask": [{"role": "dba"}]})
     try:
         for sql in (
             "SET NAMES utf8mb4",
@@ -620,9 +568,7 @@ def test_aiomysql_result_charset_switch_is_refused(mysql_kw: dict[str, Any]) -> 
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def switch() -> str:
-        conn = governed_db.wrap(
-            await aiomysql.connect(autocommit=True, **kw), identity=AGENT, environment="production", audit=False
-        )
+        conn = govern(await aiomysql.connect(autocommit=True, **kw))
         try:
             cur = await conn.cursor()
             with pytest.raises(governed_db.GuardrailViolation):
@@ -641,9 +587,7 @@ def test_explicit_transaction_on_autocommit_connection_rolls_back(
 ) -> None:
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
 
     def cities() -> list[Any]:
         with mysql_conn.cursor() as cur:
@@ -673,9 +617,7 @@ def test_aiomysql_explicit_transaction_rolls_back(mysql_kw: dict[str, Any], mysq
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def run() -> None:
-        conn = governed_db.wrap(
-            await aiomysql.connect(autocommit=True, **kw), identity=AGENT, environment="production", audit=False
-        )
+        conn = govern(await aiomysql.connect(autocommit=True, **kw))
         try:
             cur = await conn.cursor()
             for sql in ("START TRANSACTION", f"UPDATE {people} SET city = 'Nice' WHERE id = 1", "ROLLBACK"):
@@ -733,9 +675,7 @@ def test_bytes_logged_tell_no_value() -> None:
 def test_other_innodb_counters_still_read(mysql_kw: dict[str, Any]) -> None:
     import pymysql
 
-    gov = governed_db.wrap(
-        pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production", audit=False
-    )
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))
     try:
         # the buffer pool's page counts are refused since decision 0291 (they measure how many pages rows fill)
         for sql in ("SHOW STATUS LIKE 'Threads%'",

@@ -31,11 +31,10 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, made_tables, pg_connect
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name text, email text, ssn text, city text, amount int)"
 #: the same masks (the e-mail's keeps its first letter and domain), different lengths
 ROWS_A = [
@@ -77,21 +76,11 @@ PLANS = [
 ]
 
 
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
 @pytest.fixture
 def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
     """Two customer tables that differ only in row 1's masked values, and one with no masked column."""
-    names = (f"rt10pg_a_{unique}", f"rt10pg_b_{unique}")
-    for name, rows in zip(names, (ROWS_A, ROWS_B), strict=True):
-        pg_conn.execute(f"CREATE TABLE {name} {DDL}")
-        with pg_conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s)", rows)
-    yield names
-    for name in names:
-        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
+    with made_tables(pg_conn) as make:
+        yield make(DDL, ROWS_A, f"rt10pg_a_{unique}"), make(DDL, ROWS_B, f"rt10pg_b_{unique}")
 
 
 def _connect(driver: str) -> Any:
@@ -133,7 +122,7 @@ def test_ctid_after_updates_tells_nothing(tables: tuple[str, str], driver: str, 
     """``ctid`` of row 1 after each of 80 updates: the raw sessions move to page 1 at different updates."""
     raw_a, raw_b = _both(driver, tables, [read], lambda c: c)
     assert raw_a != raw_b  # the oracle, unprotected: a longer row fills a page sooner
-    a, b = _both(driver, tables, [read], _wrap)
+    a, b = _both(driver, tables, [read], govern)
     assert a == b, next((x, y) for x, y in zip(a, b, strict=True) if x != y)
     assert "(0," not in repr(a) and "(1," not in repr(a)
 
@@ -142,7 +131,7 @@ def test_ctid_after_updates_tells_nothing(tables: tuple[str, str], driver: str, 
 @pytest.mark.parametrize("read", MEASURES)
 def test_storage_measures_after_updates_tell_nothing(tables: tuple[str, str], driver: str, read: str) -> None:
     """Sizes, page counts and statistics of updates kept on their page or blocks read, after each update."""
-    a, b = _both(driver, tables, [read], _wrap)
+    a, b = _both(driver, tables, [read], govern)
     assert a == b, next((x, y) for x, y in zip(a, b, strict=True) if x != y)
     assert all("refused" in step[0] and "rows are stored on" in step[0] for step in a), a[0]
 
@@ -162,7 +151,7 @@ def test_plans_after_updates_tell_nothing(tables: tuple[str, str], driver: str) 
     other after the same 42 updates. A plan over a table with masked columns comes back masked whole."""
     raw_a, raw_b = _both(driver, tables, PLANS, lambda c: c)
     assert raw_a != raw_b
-    a, b = _both(driver, tables, PLANS, _wrap)
+    a, b = _both(driver, tables, PLANS, govern)
     assert a == b, next((x, y) for x, y in zip(a, b, strict=True) if x != y)
     assert "Scan" not in repr(a) and "hit=" not in repr(a) and "refused" not in repr(a), a[0]
 
@@ -187,7 +176,7 @@ def test_plan_of_a_whole_row_sort_tells_nothing(tables: tuple[str, str], driver:
         raw = _connect(driver)
         raw.autocommit = True
         try:
-            for kind, conn in (("raw", raw), ("gov", _wrap(raw))):
+            for kind, conn in (("raw", raw), ("gov", govern(raw))):
                 seen[kind].append(repr(_observe(conn, sql.format(t=name))).replace(name, "T"))
         finally:
             raw.close()
@@ -206,7 +195,7 @@ def test_ctid_and_catalogs_keep_running(tables: tuple[str, str], pg_conn: Any, u
     try:
         raw = _connect("psycopg")
         raw.autocommit = True
-        gov = _wrap(raw)
+        gov = govern(raw)
         try:
             for sql in (
                 f"SELECT ctid, id FROM {plain} ORDER BY id",
@@ -272,6 +261,6 @@ async def test_asyncpg_ctid_and_sizes_tell_nothing(tables: tuple[str, str]) -> N
 
     raw_a, raw_b = await both(lambda c: c)
     assert raw_a != raw_b
-    a, b = await both(_wrap)
+    a, b = await both(govern)
     assert a == b, next((x, y) for x, y in zip(a, b, strict=True) if x != y)
     assert "(0," not in repr(a) and "(1," not in repr(a)

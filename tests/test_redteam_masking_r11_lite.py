@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 from tests.test_masking_noninterference import ATTACKER
 
 SECRETS = ("536-22-8726", "100-99-0000")
@@ -47,7 +48,7 @@ def _late_stored_table(kind: str, path: Path, secret: str, before: list[str], af
 
     if kind == "sqlite":
         raw = sqlite3.connect(path, isolation_level=None)
-        conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+        conn = govern(raw, ATTACKER) if governed else raw
 
         def run(sql: str) -> Any:
             cur = conn.cursor()
@@ -62,7 +63,7 @@ def _late_stored_table(kind: str, path: Path, secret: str, before: list[str], af
         aiosqlite = pytest.importorskip("aiosqlite")
         loop = asyncio.new_event_loop()
         raw = loop.run_until_complete(aiosqlite.connect(path, isolation_level=None))
-        aconn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+        aconn = govern(raw, ATTACKER) if governed else raw
 
         def arun(sql: str) -> Any:
             async def go() -> Any:
@@ -135,7 +136,7 @@ def _filled_after_sample(path: Path, secret: str, governed: bool) -> list[Any]:
     app.execute("CREATE TABLE f (id int, info text, code text)")
     app.executemany("INSERT INTO f VALUES (?, NULL, ?)", [(i, f"c{i}") for i in range(20)])
     raw = sqlite3.connect(path, isolation_level=None)
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -175,7 +176,7 @@ def _column_added_meanwhile(kind: str, path: Path, secret: str, statements: list
         app = raw.cursor()  # another connection to the same database
     app.execute("CREATE TABLE u (id int, code text)")
     app.executemany("INSERT INTO u VALUES (?, ?)", [(i, f"c{i}") for i in range(20)])
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
 
     def run(sql: str) -> Any:
         cur = conn.cursor() if kind == "sqlite" else conn  # a DuckDB cursor() would not see g3

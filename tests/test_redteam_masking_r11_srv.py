@@ -32,12 +32,10 @@ from typing import Any
 
 import pytest
 
-import governed_db
+from tests._redteam import govern, pg_connect, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 from tests.conftest import MYSQL_KW, PG_DSN
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name text, email text, ssn text, city text)"
 ROWS_A = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "Paris"),
@@ -56,14 +54,6 @@ ATTRIBUTE_READS = [
     "SELECT id FROM {t} c ORDER BY c.to_jsonb ->> 'full_name'",
     "SELECT id FROM {t} c WHERE length(c.row_to_json::text) = 97 ORDER BY id",
 ]
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
-def _connect(driver: str) -> Any:
-    return pg_connect(driver)
 
 
 @pytest.fixture
@@ -90,18 +80,8 @@ def test_attribute_notation_of_a_row_function_tells_nothing(
     tables: tuple[str, str, str], driver: str, template: str
 ) -> None:
     a, b, _ = tables
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
-        seen = {}
-        for name in (a, b):
-            sql = template.format(t=name)
-            seen[name] = (
-                repr(_observe(raw, sql)).replace(name, "T"),
-                repr(_observe(gov, sql)).replace(name, "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver) as (raw, gov):
+        seen = seen_apart(raw, gov, {a: a, b: b}, template)
     # the oracle, unprotected: the raw session tells the two tables apart
     assert seen[a][0] != seen[b][0], seen[a][0]
     # governed: the same for both, with no byte of either secret
@@ -118,8 +98,7 @@ def test_attribute_notation_look_alikes_still_run(tables: tuple[str, str, str], 
     """Over a table with no masked column the attribute form is exact, filters and orders; over people it is
     masked like the call it stands for; a real column of that name is still the column."""
     a, _, innocent = tables
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
+    with raw_and_governed(driver) as (raw, gov):
         for sql in (
             f"SELECT c.row_to_json FROM {innocent} c ORDER BY id",
             f"SELECT id FROM {innocent} c WHERE c.to_jsonb ->> 'city' = 'Paris'",
@@ -133,9 +112,6 @@ def test_attribute_notation_look_alikes_still_run(tables: tuple[str, str, str], 
         assert _observe(gov, f"SELECT c.city FROM {a} c WHERE c.city = 'Lyon'") == (["city"], [("Lyon",)])
         # a typo on a table with no masked column is still the database's error
         assert "does not exist" in repr(_observe(gov, f"SELECT c.cty FROM {innocent} c"))
-    finally:
-        raw.close()
-        gov.close()
 
 
 @pytest.mark.parametrize(
@@ -153,13 +129,13 @@ def test_attribute_notation_is_not_copied_into_a_clear_column(
     """Writing the row function into an innocent column would carry the values out of masking's reach: refused,
     and the table is as it was (read on the raw connection)."""
     a, _, _ = tables
-    gov = _wrap(_connect("psycopg"))
+    gov = govern(pg_connect("psycopg"))
     try:
         refused = _observe(gov, template.format(t=a))
     finally:
         gov.close()
     assert isinstance(refused, str) and "masked-column-copy" in refused, refused
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         assert _observe(raw, f"SELECT id, city FROM {a} ORDER BY id") == (
             ["id", "city"],
@@ -201,10 +177,10 @@ def _governed(dialect: str) -> Any:
     if dialect == "postgres":
         import psycopg
 
-        return _wrap(psycopg.connect(PG_DSN, autocommit=True))
+        return govern(psycopg.connect(PG_DSN, autocommit=True))
     import pymysql
 
-    return _wrap(pymysql.connect(autocommit=True, **MYSQL_KW))
+    return govern(pymysql.connect(autocommit=True, **MYSQL_KW))
 
 
 def _drop(conn: Any, name: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 from tests.test_masking_noninterference import ATTACKER
 
 SECRETS = ("536-22-8726", "100-99-0000")
@@ -48,7 +49,7 @@ def _sqlite(secret: str, hook: str, governed: bool) -> list[Any]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE v (id int, info text)")
     raw.executemany("INSERT INTO v VALUES (?, ?)", _fill(raw, secret))
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     seen = []
     if hook == "authorizer":
         seen.append(_observe(lambda: conn.set_authorizer(_ignore_info)))
@@ -71,7 +72,7 @@ def _aiosqlite(secret: str, hook: str, governed: bool) -> list[Any]:
         raw = await aiosqlite.connect(":memory:", isolation_level=None)
         await raw.execute("CREATE TABLE v (id int, info text)")
         await raw.executemany("INSERT INTO v VALUES (?, ?)", _fill(raw, secret))
-        conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+        conn = govern(raw, ATTACKER) if governed else raw
 
         async def observe(coro: Callable[[], Any]) -> Any:
             try:
@@ -139,7 +140,7 @@ def test_hooks_that_leave_classification_alone_still_work() -> None:
         return 0
 
     raw.set_progress_handler(count, 100)
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
+    conn = govern(raw, ATTACKER)
     traced: list[str] = []
     conn.set_trace_callback(traced.append)
     assert conn.execute("SELECT id, info FROM v WHERE id < 3 ORDER BY id").fetchall() == [
@@ -164,7 +165,7 @@ def _app_deadline(secret: str, trips_on: str, governed: bool, steps: tuple[str, 
 
     raw.set_trace_callback(trace)
     raw.set_progress_handler(lambda: 1 if state["trip"] else 0, 1)
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     seen = [_observe(lambda sql=sql: conn.execute(sql).fetchall()) for sql in steps]
     conn.close()
     return seen
@@ -208,7 +209,7 @@ def _hidden_catalog(secret: str, create: str, governed: bool) -> list[Any]:
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE v (id int, info text)")
     raw.executemany("INSERT INTO v VALUES (?, ?)", _fill(raw, secret))
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     seen = [_observe(lambda sql=sql: conn.execute(sql).fetchall()) for sql in (create, *STEPS)]
     conn.close()
     return seen
@@ -240,7 +241,7 @@ def test_tables_named_like_catalog_functions_but_not_them_still_run() -> None:
     assert seen[0] == ("ok", "[]") and seen[1] == ("ok", "[('[US_SSN]',)]"), seen
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE v (id int, info text)")
-    conn = governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
+    conn = govern(raw, ATTACKER)
     conn.execute("CREATE TEMP TABLE my_json_each (k text)")
     conn.execute("INSERT INTO my_json_each VALUES ('a')")
     assert conn.execute("SELECT k FROM my_json_each").fetchall() == [("a",)]

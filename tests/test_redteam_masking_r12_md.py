@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, made_tables
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 # plain column names: what they hold is known from their values only
 COLUMNS = "(id int primary key, contact varchar(100), tax_ref varchar(20), city varchar(40))"
 ROWS_A = [
@@ -44,10 +44,6 @@ ROWS_A = [
 ROWS_B = [(1, "amy.zed@example.com", "287-65-4321", "Paris"), *ROWS_A[1:]]
 SECRETS = ("alice@", "536-22-8726", "amy.zed@", "287-65-4321")
 INNOCENT = ", ".join(f"({i}, 'n/a', 'n/a', 'x')" for i in range(100, 150))
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
 def _see(conn: Any, sql: str) -> Any:
@@ -65,26 +61,14 @@ def _see(conn: Any, sql: str) -> Any:
 @pytest.fixture
 def make(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[Callable[[str, list[Any]], str]]:
     """Make a table ``<COLUMNS> <options>`` holding ``rows``; each is dropped afterwards."""
-    made: list[str] = []
-
-    def build(options: str, rows: list[Any]) -> str:
-        t = f"rt12md_{unique}_{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {COLUMNS} {options}")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)", rows)
-        return t
-
-    yield build
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt12md_{unique}_") as make:
+        yield lambda options, rows: make(f"{COLUMNS} {options}", rows)
 
 
 def _fresh(mysql_kw: dict[str, Any]) -> Any:
     import pymysql
 
-    return _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    return govern(pymysql.connect(autocommit=True, **mysql_kw))
 
 
 def _raw(mysql_kw: dict[str, Any]) -> Any:
@@ -217,7 +201,7 @@ def test_aiomysql_for_system_time_read_first_is_masked(mysql_kw: dict[str, Any],
         _emptied(mysql_kw, t)
 
     async def read(sql: str) -> Any:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw))
         try:
             cur = await conn.cursor()
             try:

@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 #: row 1's secrets: A's SSN is one the recognizers accept, B's one they reject (serial 0000)
 SECRET = {
     "a": ("Alice Smith", "536-22-8726", "alice@example.com"),
@@ -40,27 +39,10 @@ OTHERS = [
 ]
 
 
-def _connect(driver: str) -> Any:
-    return pg_connect(driver)
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
 def _seen_pair(driver: str, names: dict[str, str], kind: str, template: str) -> dict[str, tuple[str, str]]:
     """What the raw and the governed session see of ``template`` over variants a and b (table names blanked)."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            name = names[f"{kind}{v}"]
-            sql = template.format(t=name)
-            seen[v] = (repr(_observe(raw, sql)).replace(name, "T"), repr(_observe(gov, sql)).replace(name, "T"))
-        return seen
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver) as (raw, gov):
+        return seen_apart(raw, gov, {v: names[f"{kind}{v}"] for v in ("a", "b")}, template)
 
 
 @pytest.fixture
@@ -136,9 +118,8 @@ def test_composite_and_document_fields_named_as_personal_data_tell_nothing(
 def test_innocent_composites_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
     """A composite whose fields name nothing personal, a document whose keys do not, and the other columns of
     the tables above come back as the raw connection returns them, and may filter and order."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
     i, docs = tables["i"], tables["ja"]
-    try:
+    with raw_and_governed(driver) as (raw, gov):
         for sql in (
             f"SELECT id, price, doc FROM {i} ORDER BY id",
             f"SELECT * FROM {i} ORDER BY id",
@@ -151,9 +132,6 @@ def test_innocent_composites_and_documents_read_exactly(tables: dict[str, str], 
         _cols, rows = _observe(gov, f"SELECT id, doc FROM {docs} ORDER BY id")
         # keys that name nothing personal keep their values; the others are masked whole
         assert rows[1][1] == {"full_name": "[PERSON_NAME]", "email": "[EMAIL]", "city": "Paris"}, rows
-    finally:
-        raw.close()
-        gov.close()
 
 
 @pytest.fixture
@@ -224,8 +202,7 @@ def test_innocent_view_columns_read_exactly(
     pg_conn.execute(
         f"CREATE VIEW rt12pg_o_{unique}_v AS SELECT id, upper(city) AS town, amount * 2 AS twice FROM rt12pg_o_{unique}"
     )
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
+    with raw_and_governed(driver) as (raw, gov):
         for sql in (
             f"SELECT id, city FROM {views['va']} WHERE city = 'Paris' ORDER BY id",
             f"SELECT id, city FROM {views['ma']} ORDER BY city, id",
@@ -236,9 +213,6 @@ def test_innocent_view_columns_read_exactly(
             ["id", "town"],
             [(1, "PARIS"), (2, "LYON")],
         )
-    finally:
-        raw.close()
-        gov.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS rt12pg_o_{unique} CASCADE")
 
 
@@ -254,7 +228,7 @@ def test_asyncpg_documents_as_text_are_masked_by_key(tables: dict[str, str]) -> 
 
     async def read(sql: str, governed: bool) -> list[Any]:
         conn = await asyncpg.connect(url)
-        target = _wrap(conn) if governed else conn
+        target = govern(conn) if governed else conn
         try:
             return [tuple(r) for r in await target.fetch(sql)]
         finally:
@@ -285,7 +259,7 @@ def test_asyncpg_view_columns_over_masked_columns_tell_nothing(views: dict[str, 
 
     async def read(sql: str, governed: bool) -> str:
         conn = await asyncpg.connect(url)
-        target = _wrap(conn) if governed else conn
+        target = govern(conn) if governed else conn
         try:
             return repr([tuple(r) for r in await target.fetch(sql)])
         except governed_db.GuardrailViolation as e:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import observe
+from tests._redteam import govern, observe
 from tests.test_masking_noninterference import ATTACKER
 
 #: the customer the attacker guesses about, in two versions whose masked forms are byte-identical
@@ -39,16 +39,12 @@ def _sqlite(secret: tuple[Any, ...], setup: tuple[str, ...] = ()) -> sqlite3.Con
     return raw
 
 
-def _governed(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=ATTACKER, environment="production", audit=False)
-
-
 def _sqlite_runs(steps: tuple[str, ...], setup: tuple[str, ...] = (), governed: bool = True) -> list[list[Any]]:
     """What the attacker sees of ``steps`` on each of the two databases."""
     out = []
     for secret in (ALICE, ANNA):
         raw = _sqlite(secret, setup)
-        conn = _governed(raw) if governed else raw
+        conn = govern(raw, ATTACKER) if governed else raw
         out.append([observe(conn, sql) for sql in steps])
         conn.close()
     return out
@@ -63,7 +59,7 @@ def _aiosqlite_runs(steps: tuple[str, ...], setup: tuple[str, ...] = ()) -> list
         await raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
         for sql in setup:
             await raw.execute(sql)
-        conn = _governed(raw)
+        conn = govern(raw, ATTACKER)
         seen: list[Any] = []
         for sql in steps:
             try:
@@ -206,7 +202,7 @@ def test_a_python_function_may_not_take_the_name_of_a_duckdb_function(name: str)
     raw = [_register_and_read(_duck(s), name, sql) for s in (ALICE, ANNA)]
     assert raw[0] != raw[1], raw  # the oracle, unprotected
     assert "a five" in str(raw[0][1]) and raw[1][1][1] == [("k",)], raw
-    a, b = (_register_and_read(_governed(_duck(s)), name, sql) for s in (ALICE, ANNA))
+    a, b = (_register_and_read(govern(_duck(s), ATTACKER), name, sql) for s in (ALICE, ANNA))
     assert a == b, (a, b)
     assert a[0].startswith("refused: ") and "would replace one DuckDB" in a[0], a
     _no_clear_value(a)
@@ -215,7 +211,7 @@ def test_a_python_function_may_not_take_the_name_of_a_duckdb_function(name: str)
 def test_a_python_function_of_its_own_name_still_registers() -> None:
     """The innocent look-alike: a function under a name of its own registers and runs over innocent columns; given a
     masked column it is refused as a copy, as before; the caller's pending result survives the name check."""
-    conn = _governed(_duck(ALICE))
+    conn = govern(_duck(ALICE), ATTACKER)
     conn.execute("SELECT id FROM customers WHERE id < 3 ORDER BY id")
     conn.fetchall()
     conn.create_function("city_tag", lambda v: f"<{v}>", ["VARCHAR"], "VARCHAR")
@@ -259,7 +255,7 @@ def test_a_tcl_parameter_cannot_hide_sql_from_the_analyser(sql: str, params: dic
     reading no table. The rows answered the SSN's first digit, and ``UNION ALL SELECT full_name ...`` returned the
     names in clear. A Tcl-style parameter (or ``#name``) is now refused unanalysed (decision 0279); the ``:a(')``,
     ``@a::b`` and ``#a`` spellings happened to fail to parse before (refused as unparseable), now by the same rule."""
-    seen = [[_bound(_governed(_sqlite(s)), sql, params)] for s in (ALICE, ANNA)]
+    seen = [[_bound(govern(_sqlite(s), ATTACKER), sql, params)] for s in (ALICE, ANNA)]
     assert seen[0] == seen[1], seen
     assert str(seen[0][0]).startswith("refused: ") and "one parameter" in str(seen[0][0]), seen
     _no_clear_value(seen)
@@ -275,7 +271,7 @@ def test_the_tcl_parameter_oracle_exists_unprotected() -> None:
 def test_parameters_as_applications_bind_them_still_run() -> None:
     """The innocent look-alikes: named and positional parameters, and Tcl-looking text inside strings, quoted names
     and comments, run as before."""
-    conn = _governed(_sqlite(ALICE))
+    conn = govern(_sqlite(ALICE), ATTACKER)
     assert _bound(conn, "SELECT city FROM customers WHERE id = :c", {"c": 2}) == [("Lyon",)]
     assert _bound(conn, "SELECT city FROM customers WHERE id = @one", {"one": 1}) == [("Paris",)]
     assert _bound(conn, "SELECT city, '$a(x)', 'a#b' AS \"$b(c)\" FROM customers WHERE id = 3 -- $c(')\n", {}) == [
@@ -306,7 +302,7 @@ CORRELATED = (
 def _fresh_temporary_table(secret: str, db: str, governed: bool = True) -> list[Any]:
     raw = sqlite3.connect(":memory:", isolation_level=None) if db == "sqlite" else duckdb.connect(":memory:")
     _info_table(raw, secret)
-    conn = _governed(raw) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     run = (lambda sql: observe(conn, sql)) if db == "sqlite" else (lambda sql: _duck_observe(conn, sql))
     seen = [run(sql) for sql in ("CREATE TEMP TABLE g (w TEXT)", "INSERT INTO g VALUES ('536-22-8726')", *CORRELATED)]
     conn.close()
@@ -347,7 +343,7 @@ def _other_connection(secret: str, path: str) -> list[Any]:
     application's) then creates it; the governed one reads ``v.info`` through a subquery over ``g``."""
     raw = sqlite3.connect(path, isolation_level=None)
     _info_table(raw, secret)
-    conn = _governed(raw)
+    conn = govern(raw, ATTACKER)
     seen = [observe(conn, "SELECT count(*) FROM g")]
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("CREATE TABLE g (w TEXT)")
@@ -373,7 +369,7 @@ def _made_elsewhere(secret: str, path: str, governed: bool = True) -> list[Any]:
     """The governed connection names ``w`` before it exists; the application then creates ``w`` and fills it with
     SSNs; the governed connection filters on it at once (well within ``RETRY_SECONDS``)."""
     raw = sqlite3.connect(path, isolation_level=None)
-    conn = _governed(raw) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     seen = [observe(conn, "SELECT count(*) FROM w")]
     other = sqlite3.connect(path, isolation_level=None)
     _info_table(other, secret)
@@ -402,7 +398,7 @@ def _made_elsewhere_async(secret: str, path: str) -> list[Any]:
     aiosqlite = pytest.importorskip("aiosqlite")
 
     async def go() -> list[Any]:
-        conn = _governed(await aiosqlite.connect(path, isolation_level=None))
+        conn = govern(await aiosqlite.connect(path, isolation_level=None), ATTACKER)
 
         async def run(sql: str) -> Any:
             try:
@@ -443,7 +439,7 @@ def test_subqueries_over_fresh_tables_that_name_their_own_or_innocent_columns_st
     innocent one, and plain reads of the new table, run with exact answers."""
     raw = sqlite3.connect(":memory:", isolation_level=None)
     _info_table(raw, SSNS[0])
-    conn = _governed(raw)
+    conn = govern(raw, ATTACKER)
     steps = ("CREATE TEMP TABLE t2 (w TEXT, n INT)", "INSERT INTO t2 VALUES ('Paris', 1), ('Nice', 2)",
              "SELECT count(*) FROM v WHERE EXISTS (SELECT 1 FROM t2 WHERE w = town)",
              "SELECT id, (SELECT n FROM t2 WHERE w = town) FROM v WHERE id < 3 ORDER BY id",

@@ -31,8 +31,9 @@ import pytest
 
 import governed_db
 from governed_db.masking.messages import REWRITTEN_WITHHELD, scrub_diagnostic
+from tests._redteam import CURIOUS_AGENT, govern, made_tables
+from tests._redteam import rows_or_rules as _see
 
-AGENT = governed_db.Identity("curious-agent", kind="agent")
 COLUMNS = "(id int primary key, full_name varchar(100), birth_date date, tax_ref varchar(20), flags bit(8), city varchar(40))"
 ROWS_A = [
     (1, "Alice Martin", "1985-03-02", "536-22-8726", 65, "Paris"),
@@ -44,26 +45,10 @@ SECRETS = ("Alice", "Martin", "03-02", "536-22", "Amy", "Zedd", "11-30", "287-65
 EXPLAINED = "EXPLAIN EXTENDED SELECT full_name, birth_date, tax_ref, flags, city FROM {t} WHERE id = 1"
 
 
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
 @pytest.fixture
 def tables(mysql_conn: Any, unique: str) -> Iterator[Callable[[list[Any]], str]]:
-    made: list[str] = []
-
-    def build(rows: list[Any]) -> str:
-        t = f"rt13md_{unique}_{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {COLUMNS}")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s, %s, %s)", rows)
-        return t
-
-    yield build
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(mysql_conn, f"rt13md_{unique}_") as make:
+        yield lambda rows: make(COLUMNS, rows)
 
 
 def _notes(conn: Any, table: str, via: str) -> Any:
@@ -85,7 +70,7 @@ def _copies(mysql_kw: dict[str, Any], pair: dict[str, str], via: str, governed: 
     out = []
     for copy in ("A", "B"):
         raw = pymysql.connect(autocommit=True, **mysql_kw)
-        conn = _wrap(raw) if governed else raw
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
         try:
             # the table name differs between the copies: blank it so that only the values can differ
             out.append(repr(_notes(conn, pair[copy], via)).replace(pair[copy], "<t>"))
@@ -112,7 +97,7 @@ def test_aiomysql_rewritten_statement_note_is_withheld(mysql_kw: dict[str, Any],
     pair = {"A": tables(ROWS_A), "B": tables(ROWS_B)}
 
     async def read(table: str) -> Any:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
         try:
             cur = await conn.cursor()
             with warnings.catch_warnings(record=True) as caught:
@@ -135,7 +120,7 @@ def test_warnings_look_alikes_keep_their_text(mysql_kw: dict[str, Any], tables: 
     import pymysql
 
     t = tables(ROWS_A)
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         cur = conn.cursor()
         cur.execute("SELECT 1/0")
@@ -200,29 +185,8 @@ AFTER = [
 
 @pytest.fixture
 def plain(mysql_conn: Any, unique: str) -> Iterator[Callable[[list[Any]], str]]:
-    made: list[str] = []
-
-    def build(rows: list[Any]) -> str:
-        t = f"rt13md_{unique}_p{len(made)}"
-        made.append(t)
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE {t} {PLAIN}")
-            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)", rows)
-        return t
-
-    yield build
-    with mysql_conn.cursor() as cur:
-        for t in made:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
-
-
-def _see(conn: Any, sql: str) -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {sorted(e.decision.rules)}"
+    with made_tables(mysql_conn, f"rt13md_{unique}_p") as make:
+        yield lambda rows: make(PLAIN, rows)
 
 
 def _hide_and_restore(mysql_kw: dict[str, Any], table: str, trick: str, governed: bool) -> list[Any]:
@@ -231,7 +195,7 @@ def _hide_and_restore(mysql_kw: dict[str, Any], table: str, trick: str, governed
     import pymysql
 
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw) if governed else raw
+    conn = govern(raw, CURIOUS_AGENT) if governed else raw
     try:
         assert _see(conn, "START TRANSACTION") == 0
         assert _see(conn, f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
@@ -261,7 +225,7 @@ def _read_dirty(mysql_kw: dict[str, Any], table: str, reader: Any) -> list[Any]:
     UNCOMMITTED) reads an innocent row, then rolls back; ``reader`` runs ``AFTER``."""
     import pymysql
 
-    hider = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    hider = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert _see(hider, "START TRANSACTION") == 0
         assert _see(hider, f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
@@ -284,7 +248,7 @@ def test_a_session_at_read_uncommitted_samples_nothing(mysql_kw: dict[str, Any],
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, init_command=dirty, **mysql_kw)
-            reader = _wrap(raw) if governed else raw
+            reader = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 seen.append(_read_dirty(mysql_kw, tables[c], reader))
             finally:
@@ -309,7 +273,7 @@ def test_a_session_at_read_uncommitted_samples_nothing(mysql_kw: dict[str, Any],
 def test_read_uncommitted_is_refused(mysql_kw: dict[str, Any], sql: str) -> None:
     import pymysql
 
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert "'masked-column-predicate'" in _see(conn, sql)
         assert _see(conn, "SELECT @@tx_isolation") == [("REPEATABLE-READ",)]
@@ -329,7 +293,7 @@ def test_read_uncommitted_is_refused(mysql_kw: dict[str, Any], sql: str) -> None
 def test_other_isolation_levels_run(mysql_kw: dict[str, Any], sql: str) -> None:
     import pymysql
 
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert _see(conn, sql) == 0
     finally:
@@ -343,7 +307,7 @@ def test_writes_in_a_transaction_look_alikes(mysql_kw: dict[str, Any], plain: An
     import pymysql
 
     first, later = plain(PLAIN_A), plain([(1, "n/a", "n/a", "Paris"), (2, "n/a", "n/a", "Lyon")])
-    conn = _wrap(pymysql.connect(**mysql_kw))  # autocommit off: every statement is in a transaction
+    conn = govern(pymysql.connect(**mysql_kw), CURIOUS_AGENT)  # autocommit off: every statement is in a transaction
     try:
         assert _see(conn, f"SELECT id FROM {first} WHERE city = 'Lyon'") == [(2,)]
         assert _see(conn, f"UPDATE {first} SET city = 'Nice' WHERE id = 2") == 1
@@ -355,7 +319,7 @@ def test_writes_in_a_transaction_look_alikes(mysql_kw: dict[str, Any], plain: An
         conn.rollback()
     finally:
         conn.close()
-    reader = _wrap(pymysql.connect(**mysql_kw))
+    reader = govern(pymysql.connect(**mysql_kw), CURIOUS_AGENT)
     try:
         assert _see(reader, f"SELECT id FROM {later} WHERE tax_ref = 'n/a' ORDER BY id") == [(1,), (2,)]
     finally:
@@ -369,7 +333,7 @@ def test_aiomysql_a_sample_of_rows_rolled_back_is_no_evidence(mysql_kw: dict[str
     tables = {"A": plain(PLAIN_A), "B": plain(PLAIN_B)}
 
     async def run(table: str, init: str | None) -> list[Any]:
-        conn = _wrap(await aiomysql.connect(autocommit=True, init_command=init, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, init_command=init, **kw), CURIOUS_AGENT)
         try:
             async def see(sql: str) -> Any:
                 cur = await conn.cursor()
@@ -390,7 +354,7 @@ def test_aiomysql_a_sample_of_rows_rolled_back_is_no_evidence(mysql_kw: dict[str
                 return [await see(sql.format(t=table)) for sql in AFTER]
             import pymysql
 
-            hider = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+            hider = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
             try:  # another session's, read at READ UNCOMMITTED
                 assert _see(hider, "START TRANSACTION") == 0
                 assert _see(hider, f"INSERT INTO {table} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50
@@ -417,14 +381,14 @@ def test_innocent_rows_placed_before_the_values_do_not_settle_the_table(mysql_kw
     tables = {"A": plain(PLAIN_A), "B": plain(PLAIN_B)}
     seen = []
     for c in ("A", "B"):
-        agent = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+        agent = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
         try:
             for low in (-300, -200, -100):
                 rows = ", ".join(f"({i}, 'n/a', 'n/a', 'x')" for i in range(low, low + 100))
                 assert _see(agent, f"INSERT INTO {tables[c]} (id, contact, tax_ref, city) VALUES {rows}") == 100
         finally:
             agent.close()
-        reader = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+        reader = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
         try:
             seen.append([_see(reader, sql.format(t=tables[c])) for sql in AFTER])
         finally:
@@ -446,7 +410,7 @@ def test_postgres_a_sample_of_rows_rolled_back_is_no_evidence(pg_dsn: str, pg_co
                 cur.executemany(f"INSERT INTO {tables[c]} VALUES (%s, %s, %s, %s)", rows)
         seen = []
         for c in ("A", "B"):
-            conn = _wrap(psycopg.connect(pg_dsn, autocommit=True))
+            conn = govern(psycopg.connect(pg_dsn, autocommit=True), CURIOUS_AGENT)
             try:
                 _see(conn, "BEGIN")
                 assert _see(conn, f"INSERT INTO {tables[c]} (id, contact, tax_ref, city) VALUES {INNOCENT}") == 50

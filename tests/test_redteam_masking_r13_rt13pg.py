@@ -28,33 +28,20 @@ import pytest
 import governed_db
 from governed_db.masking.classify import classify_values
 from governed_db.masking.strategies.spans import scrub_value
+from tests._redteam import CURIOUS_AGENT, ensure_hstore, govern, pg_connect, raw_and_governed, seen_apart
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("curious-agent", kind="agent")
 #: row 1's secrets: A's SSN is one the recognizers accept, B's one they reject (serial 0000)
 SECRET = {"a": ("Alice Smith", "536-22-8726"), "b": ("Zoe Quinn-Harper", "100-99-0000")}
 SECRETS = ("Alice", "536-22-8726", "Zoe", "Quinn", "100-99-0000")
 OTHERS = [(2, "Bob Jones", "219-45-1234"), (3, "Chen Wei", "412-77-9001")]
 
 
-def _connect(driver: str) -> Any:
-    return pg_connect(driver)
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
 @pytest.fixture
 def tables(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
     """Per variant a and b: a table with an hstore and a jsonb document about a person; and an innocent one."""
-    try:
-        pg_conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
-    except Exception as e:  # another session created it at the same moment
-        if "hstore" not in str(e):
-            raise
+    ensure_hstore(pg_conn)
     names: dict[str, str] = {}
     for v, (name, ssn) in SECRET.items():
         t = f"rt13pg_h{v}_{unique}"
@@ -101,18 +88,8 @@ READS = [
 def test_document_keys_named_as_personal_data_tell_nothing(
     tables: dict[str, str], driver: str, template: str
 ) -> None:
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            sql = template.format(t=tables[v])
-            seen[v] = (
-                repr(_observe(raw, sql)).replace(tables[v], "T"),
-                repr(_observe(gov, sql)).replace(tables[v], "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
+        seen = seen_apart(raw, gov, {v: tables[v] for v in ("a", "b")}, template)
     # the oracle, unprotected: the raw session tells the two tables apart
     assert seen["a"][0] != seen["b"][0], seen["a"][0]
     # governed: the same for both, with no byte of either secret
@@ -127,9 +104,8 @@ def test_document_keys_named_as_personal_data_tell_nothing(
 def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], driver: str) -> None:
     """An hstore and a document whose keys name nothing personal, and the other columns of the person tables,
     come back as the raw connection returns them, and may filter and order."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
     i = tables["i"]
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT id, attrs, doc FROM {i} ORDER BY id",
             f"SELECT * FROM {i} ORDER BY id",
@@ -141,9 +117,6 @@ def test_innocent_hstores_and_documents_read_exactly(tables: dict[str, str], dri
             f"SELECT count(*) FROM {tables['a']} WHERE kv IS NOT NULL",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
-    finally:
-        raw.close()
-        gov.close()
 
 
 def test_hstore_text_is_walked_by_key() -> None:
@@ -217,18 +190,8 @@ def test_a_table_sample_does_not_tell_where_rows_are_stored(
 ) -> None:
     """PostgreSQL samples pages (SYSTEM) or slots (BERNOULLI): which ids come back says where rows are stored,
     which depends on how wide the rows before them are."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
-    try:
-        seen = {}
-        for v in ("a", "b"):
-            sql = template.format(t=stored[v])
-            seen[v] = (
-                repr(_observe(raw, sql)).replace(stored[v], "T"),
-                repr(_observe(gov, sql)).replace(stored[v], "T"),
-            )
-    finally:
-        raw.close()
-        gov.close()
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
+        seen = seen_apart(raw, gov, {v: stored[v] for v in ("a", "b")}, template)
     assert seen["a"][0] != seen["b"][0], seen["a"][0]
     assert seen["a"][1] == seen["b"][1], f"A: {seen['a'][1]}\nB: {seen['b'][1]}"
     assert "masked-column-predicate" in seen["a"][1], seen["a"][1]
@@ -237,9 +200,8 @@ def test_a_table_sample_does_not_tell_where_rows_are_stored(
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None:
     """A table with no masked column samples as written; so do plain reads of the people table."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
     i, a = stored["i"], stored["a"]
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT count(*) FROM {i} TABLESAMPLE SYSTEM (50) REPEATABLE (3)",
             f"SELECT id, qty FROM {i} TABLESAMPLE BERNOULLI (20) REPEATABLE (7) ORDER BY id",
@@ -250,9 +212,6 @@ def test_innocent_table_samples_run(stored: dict[str, str], driver: str) -> None
             f"SELECT count(*) FROM {a} TABLESAMPLE SYSTEM (0)",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
-    finally:
-        raw.close()
-        gov.close()
 
 
 def _moved(conn: Any, table: str) -> list[Any]:
@@ -277,13 +236,9 @@ def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[
     and an unordered scan returns it there: its place said how wide row 1's name is."""
     seen: dict[str, tuple[list[Any], list[Any]]] = {}
     for v in ("a", "b"):
-        raw, gov = _connect(driver), _wrap(_connect(driver))
-        raw.autocommit = gov.autocommit = False
-        try:
+        with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
+            raw.autocommit = gov.autocommit = False
             seen[v] = (_moved(raw, stored[v]), _moved(gov, stored[v]))
-        finally:
-            raw.close()
-            gov.close()
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1] == [4, 0], seen
 
@@ -292,9 +247,8 @@ def test_an_unordered_read_does_not_tell_where_an_update_put_a_row(stored: dict[
 def test_reads_of_a_table_with_masked_columns_keep_running(stored: dict[str, str], driver: str) -> None:
     """Ordered by the key where an order can be added (the rows and their order are those of the raw read here);
     where none can be, run as written."""
-    raw, gov = _connect(driver), _wrap(_connect(driver))
     a, i = stored["a"], stored["i"]
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT id, city FROM {a} WHERE id < 50",
             f"SELECT id FROM {a} LIMIT 7",
@@ -308,9 +262,6 @@ def test_reads_of_a_table_with_masked_columns_keep_running(stored: dict[str, str
         # no order can be added to a UNION ALL of masked values: it runs as before
         _cols, rows = _observe(gov, f"SELECT full_name FROM {a} WHERE id < 3 UNION ALL SELECT city FROM {i} WHERE id = 1")
         assert len(rows) == 3, rows
-    finally:
-        raw.close()
-        gov.close()
 
 
 def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
@@ -324,8 +275,7 @@ def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
         f"INSERT INTO {t} VALUES (1, 'Alice Smith', 'gold'), (2, 'Bob Jones', 'gold'), (3, 'Chen Wei', 'gold'), "
         "(4, 'Dan Brown', 'silver')"
     )
-    raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
-    try:
+    with raw_and_governed("psycopg", CURIOUS_AGENT) as (raw, gov):
         top = f"SELECT id, tier FROM {t} ORDER BY tier FETCH FIRST 1 ROWS WITH TIES"
         assert len(_observe(raw, top)[1]) == 3
         assert "refused" in _observe(gov, top) and "WITH TIES" in _observe(gov, top)
@@ -339,9 +289,6 @@ def test_fetch_with_ties_keeps_its_rows(pg_conn: Any, unique: str) -> None:
             f"SELECT count(*) FROM ((SELECT id FROM {t}) LIMIT 2) s",
         ):
             assert _observe(gov, sql) == _observe(raw, sql), sql
-    finally:
-        raw.close()
-        gov.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
 
 
@@ -370,8 +317,7 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
     try:
         seen = {}
         for v, t in names.items():
-            raw, gov = _connect("psycopg2"), _wrap(_connect("psycopg2"))
-            try:
+            with raw_and_governed("psycopg2", CURIOUS_AGENT) as (raw, gov):
                 r, g = _failed_update(raw, t), _failed_update(gov, t)
                 # the oracle, unprotected: the raw error's fields and cursor
                 assert r.cursor is not None and SECRET[v][0] in r.diag.message_detail
@@ -386,13 +332,10 @@ def test_psycopg2_errors_hold_no_raw_cursor_nor_raw_fields(pg_conn: Any, unique:
                 copy = pickle.loads(pickle.dumps(g))
                 assert type(copy) is psycopg2.errors.NotNullViolation and copy.pgerror == g.pgerror
                 seen[v] = repr((str(g), g.pgerror, fields)).replace(t, "T")
-            finally:
-                raw.close()
-                gov.close()
         assert seen["a"] == seen["b"], seen
         assert not any(s in seen["a"] or s in seen["b"] for s in SECRETS), seen
         # an identity that sees values raw keeps the server's fields, and still gets no raw cursor
-        dev = governed_db.wrap(_connect("psycopg2"), identity=AGENT, environment="development", audit=False)
+        dev = govern(pg_connect("psycopg2"), CURIOUS_AGENT, environment="development")
         try:
             e = _failed_update(dev, names["a"])
             assert e.cursor is None and "Alice Smith" in e.diag.message_detail
@@ -446,10 +389,10 @@ def test_a_waited_row_lock_does_not_tell_where_the_row_is(pg_conn: Any, stored: 
     # the first row of B's second page is still on A's first (row 1's longer name pushed it over)
     row = pg_conn.execute(f"SELECT min(id) FROM {stored['b']} WHERE ctid >= '(1,0)'").fetchone()[0]
     raw = {v: _waited_lock(lambda: psycopg.connect(PG_DSN), stored[v], row) for v in ("a", "b")}
-    gov = {v: _waited_lock(lambda: _wrap(psycopg.connect(PG_DSN)), stored[v], row) for v in ("a", "b")}
+    gov = {v: _waited_lock(lambda: govern(psycopg.connect(PG_DSN), CURIOUS_AGENT), stored[v], row) for v in ("a", "b")}
     assert raw["a"] != raw["b"], raw
     assert gov["a"] == gov["b"] and "masked-column-predicate" in gov["a"], gov
-    conn = _wrap(_connect("psycopg"))
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT)
     try:  # which locks a session holds, and how many there are, stay readable
         _cols, rows = _observe(conn, "SELECT locktype, mode, granted FROM pg_locks WHERE pid = pg_backend_pid()")
         assert ("virtualxid", "ExclusiveLock", True) in rows, rows
@@ -468,7 +411,7 @@ def test_a_lock_wait_cut_short_does_not_tell_where_the_row_is(
     seen: dict[str, list[str]] = {}
     for v in ("a", "b"):
         t = stored[v]
-        for kind, make in (("raw", lambda: _connect(driver)), ("gov", lambda: _wrap(_connect(driver)))):
+        for kind, make in (("raw", lambda: pg_connect(driver)), ("gov", lambda: govern(pg_connect(driver), CURIOUS_AGENT))):
             holder, waiter = make(), make()
             holder.autocommit = waiter.autocommit = False
             try:
@@ -511,8 +454,7 @@ def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
         names[v] = t
         toasts[v] = pg_conn.execute(f"SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = '{t}'").fetchone()[0]
     try:
-        raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
-        try:
+        with raw_and_governed("psycopg", CURIOUS_AGENT) as (raw, gov):
             seen = {}
             for v in ("a", "b"):
                 for template in ("SELECT chunk_seq, chunk_data FROM {x} ORDER BY chunk_seq LIMIT 1",
@@ -527,9 +469,6 @@ def test_a_toast_relation_is_not_read(pg_conn: Any, unique: str) -> None:
             # the table itself reads as always
             sql = f"SELECT id, city, length(full_name) > 0 FROM {names['a']} ORDER BY id"
             assert _observe(gov, sql)[1][1] == (2, "Lyon", None) and _observe(gov, sql)[1][0][:2] == (1, "Paris")
-        finally:
-            raw.close()
-            gov.close()
     finally:
         for t in names.values():
             pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
@@ -539,15 +478,11 @@ def test_large_objects_are_not_read_from_their_catalog(pg_conn: Any) -> None:
     """``lo_get()`` and ``lo_open()`` are refused as file access; ``pg_largeobject.data`` holds the same bytes."""
     oid = pg_conn.execute("SELECT lo_from_bytea(0, convert_to('Alice Smith 536-22-8726', 'UTF8'))").fetchone()[0]
     try:
-        raw, gov = _connect("psycopg"), _wrap(_connect("psycopg"))
-        try:
+        with raw_and_governed("psycopg", CURIOUS_AGENT) as (raw, gov):
             sql = f"SELECT data FROM pg_largeobject WHERE loid = {oid}"
             assert b"Alice" in _observe(raw, sql)[1][0][0]
             assert "system-catalog" in _observe(gov, sql)
             # the objects' owners and count stay readable
             assert _observe(gov, "SELECT count(*) > 0 FROM pg_largeobject_metadata") == (["?column?"], [(True,)])
-        finally:
-            raw.close()
-            gov.close()
     finally:
         pg_conn.execute(f"SELECT lo_unlink({oid})")

@@ -20,10 +20,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from governed_db import Identity
-from tests._redteam import observe, pg_connect
-
-AGENT = Identity("curious-agent", kind="agent")
+from tests._redteam import CURIOUS_AGENT, govern, observe, pg_connect
 
 
 def _doc(i: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,10 +69,6 @@ INNOCENT = {
 }
 
 
-def _wrap(raw: Any, masking: dict[str, Any] | None = None) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False, masking=masking)
-
-
 def _same(run: Callable[[str], Any], raw_run: Callable[[str], Any], tables: dict[str, str],
           attacks: list[str]) -> None:
     a, b = tables["A"], tables["B"]
@@ -110,7 +103,7 @@ def test_postgres_member_reads_tell_nothing_the_masked_document_hides(
     pg_tables: tuple[Any, dict[str, str]], driver: str
 ) -> None:
     raw, tables = pg_tables
-    conn = _wrap(pg_connect(driver))
+    conn = govern(pg_connect(driver), CURIOUS_AGENT)
     try:
         _same(lambda s: observe(conn, s), lambda s: observe(raw, s), tables, PG_ATTACKS)
         for sql, want in INNOCENT.items():
@@ -130,7 +123,7 @@ def test_asyncpg_member_reads_tell_nothing_the_masked_document_hides(pg_tables: 
     url = f"postgresql://{parts['user']}@{parts['host']}:{parts.get('port', '5432')}/{parts['dbname']}"
     loop = asyncio.new_event_loop()
     try:
-        conn = _wrap(loop.run_until_complete(asyncpg.connect(url)))
+        conn = govern(loop.run_until_complete(asyncpg.connect(url)), CURIOUS_AGENT)
 
         def run(sql: str) -> Any:
             try:
@@ -155,7 +148,7 @@ def test_postgres_members_of_a_document_masked_whole_are_one_placeholder(
     """Under ``redact`` the document is one placeholder: a member that is NULL (no such key) said otherwise."""
     raw, tables = pg_tables
     masking = {"strategies": {f"{t}.profile": "redact" for t in tables.values()}}
-    conn = _wrap(pg_connect("psycopg"), masking)
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, masking=masking)
     try:
         attacks = [*PG_ATTACKS, "SELECT profile->>'536-22-8701' IS NULL FROM {t} WHERE id = 1"]
         _same(lambda s: observe(conn, s), lambda s: observe(raw, s), tables, attacks)
@@ -169,7 +162,7 @@ def test_postgres_view_columns_over_members_mask_null_too(pg_tables: tuple[Any, 
     for t in tables.values():
         raw.execute(f"CREATE VIEW {t}_v AS SELECT id, profile->'ssn'->>1 AS s, "
                     f"format('%s', profile->'contact') AS c FROM {t}")
-    conn = _wrap(pg_connect("psycopg"))
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT)
     try:
         views = {c: f"{t}_v" for c, t in tables.items()}
         _same(lambda s: observe(conn, s), lambda s: observe(raw, s), views,
@@ -192,7 +185,7 @@ def test_postgres_json_not_jsonb_extraction_stays_refused(unique: str) -> None:
         sql = "SELECT profile->'tier' FROM {t} WHERE id = 1"
         assert "UntranslatableCharacter" in str(observe(raw, sql.format(t=tables["A"])))  # the oracle
         assert observe(raw, sql.format(t=tables["B"]))[1] == [("gold",)]
-        conn = _wrap(pg_connect("psycopg"))
+        conn = govern(pg_connect("psycopg"), CURIOUS_AGENT)
         try:
             for t in tables.values():
                 assert "refused" in str(observe(conn, sql.format(t=t)))
@@ -214,7 +207,7 @@ def test_duckdb_member_reads_tell_nothing_the_masked_document_hides() -> None:
                         [(i, json.dumps(_doc(i, HIDDEN[c] if i == 1 else None))) for i in range(1, 31)])
         raw.execute(f"CREATE VIEW {t}_v AS SELECT id, concat(profile->'contact') AS c, profile->'ssn'->>1 AS s "
                     f"FROM {t}")
-    conn = _wrap(raw)
+    conn = govern(raw, CURIOUS_AGENT)
     attacks = [a.replace("format('%s', ", "concat(").replace("::text", "::VARCHAR") for a in ATTACKS]
     attacks += ["SELECT c FROM {t}_v WHERE id = 1", "SELECT s FROM {t}_v WHERE id = 1"]
     _same(lambda s: observe(conn, s), lambda s: observe(raw, s), tables, attacks)
@@ -247,7 +240,7 @@ def test_sqlite_and_mariadb_extraction_stays_refused(mysql_conn: Any, mysql_kw: 
     lite = sqlite3.connect(":memory:")
     lite.execute("CREATE TABLE p (id integer PRIMARY KEY, profile text)")
     lite.executemany("INSERT INTO p VALUES (?, ?)", [(i, json.dumps(_doc(i))) for i in range(1, 31)])
-    conn = _wrap(lite)
+    conn = govern(lite, CURIOUS_AGENT)
     for sql in ("SELECT profile->>'$.tier' FROM p", "SELECT json_extract(profile, '$.tier') FROM p",
                 "SELECT printf('%s', profile->'$.ssn') FROM p"):
         assert "refused" in str(observe(conn, sql)), sql
@@ -258,7 +251,7 @@ def test_sqlite_and_mariadb_extraction_stays_refused(mysql_conn: Any, mysql_kw: 
         cur.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, profile longtext)")
         cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", [(i, json.dumps(_doc(i))) for i in range(1, 31)])
     try:
-        my = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+        my = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
         try:
             for sql in (f"SELECT profile->>'$.tier' FROM {t}", f"SELECT json_extract(profile, '$.tier') FROM {t}"):
                 assert "refused" in str(observe(my, sql)), sql
@@ -296,7 +289,7 @@ def test_postgres_members_of_a_nearly_empty_table_tell_nothing_either(unique: st
             raw.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, profile jsonb)")
             raw.execute(f"INSERT INTO {t} VALUES (1, %s), (2, %s)",
                         (json.dumps(_doc(1, HIDDEN[c])), json.dumps(_doc(2))))
-        conn = _wrap(pg_connect("psycopg"))
+        conn = govern(pg_connect("psycopg"), CURIOUS_AGENT)
         try:
             attacks = ["SELECT max(profile->'ssn'->>1) FROM {t}", "SELECT profile->'ssn'->>1 FROM {t} WHERE id = 1",
                        "SELECT max(profile->'contact'->>'email') FROM {t}"]

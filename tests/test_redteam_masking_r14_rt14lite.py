@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests._redteam import observe
-from tests.test_redteam_masking_r13_rt13lite import _duck_observe, _governed
+from tests._redteam import govern, observe
+from tests.test_masking_noninterference import ATTACKER
+from tests.test_redteam_masking_r13_rt13lite import _duck_observe
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -39,7 +40,7 @@ def _sqlite_placed_first(secret: str, path: Path, how: str, governed: bool = Tru
     raw.execute("CREATE TABLE v (id int, info text, town text)")
     raw.executemany("INSERT INTO v VALUES (?, ?, ?)", _ssn_rows(secret))
     raw.close()
-    agent = _governed(sqlite3.connect(path, isolation_level=None))
+    agent = govern(sqlite3.connect(path, isolation_level=None), ATTACKER)
     first = -1000 if how == "negative rowids" else 1000
     for k in range(3):
         rows = [(first + 50 * k + i, 100 + 50 * k + i, "n/a", "Lyon") for i in range(50)]
@@ -48,7 +49,7 @@ def _sqlite_placed_first(secret: str, path: Path, how: str, governed: bool = Tru
         agent.execute("UPDATE v SET rowid = rowid + 1000000 WHERE id < 20")
     agent.close()
     raw = sqlite3.connect(path, isolation_level=None)
-    conn = _governed(raw) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     seen = [observe(conn, READ), observe(conn, GUESS)]
     conn.close()
     return seen
@@ -83,7 +84,7 @@ def _aiosqlite_placed_first(secret: str, path: Path) -> list[Any]:
     raw.close()
 
     async def go() -> list[Any]:
-        conn = _governed(await aiosqlite.connect(path, isolation_level=None))
+        conn = govern(await aiosqlite.connect(path, isolation_level=None), ATTACKER)
         seen: list[Any] = []
         for sql in (READ, GUESS):
             try:
@@ -111,13 +112,13 @@ def _duck_moved_behind(secret: str, path: Path, governed: bool = True) -> list[A
     raw.execute("CREATE TABLE v (id int PRIMARY KEY, info text, town text)")
     raw.executemany("INSERT INTO v VALUES (?, ?, ?)", [list(r) for r in _ssn_rows(secret)])
     raw.close()
-    agent = _governed(duckdb.connect(str(path)))
+    agent = govern(duckdb.connect(str(path)), ATTACKER)
     for k in range(3):
         agent.execute(f"INSERT INTO v SELECT 1000 + i, 'n/a', 'Lyon' FROM range({50 * k}, {50 * k + 50}) t(i)")
     agent.execute("UPDATE v SET id = id + 100000 WHERE id < 20")
     agent.close()
     raw = duckdb.connect(str(path))
-    conn = _governed(raw) if governed else raw
+    conn = govern(raw, ATTACKER) if governed else raw
     seen = [_duck_observe(conn, "SELECT info FROM v WHERE id = 100001"), _duck_observe(conn, GUESS)]
     conn.close()
     return seen
@@ -145,7 +146,7 @@ def test_large_innocent_tables_still_read_exactly(tmp_path: Path) -> None:
         raw.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", [list(r) for r in rows])
         raw.execute("CREATE TABLE contacts (id int, info text)")
         raw.executemany("INSERT INTO contacts VALUES (?, ?)", [list(r) for r in later])
-        conn = _governed(raw)
+        conn = govern(raw, ATTACKER)
 
         def run(sql: str, conn: Any = conn, db: str = db) -> Any:
             return observe(conn, sql) if db == "sqlite" else _duck_observe(conn, sql)
@@ -188,7 +189,7 @@ THROUGH_A_COLLATION = [
 
 def _spied(secret: str, steps: tuple[str, ...], governed: bool = True) -> tuple[list[Any], list[Any]]:
     raw = _customers(secret)
-    conn: Any = _governed(raw) if governed else raw
+    conn: Any = govern(raw, ATTACKER) if governed else raw
     handed: list[Any] = []
     conn.create_collation("spy", lambda a, b: handed.append((a, b)) or (a > b) - (a < b))
     seen = [observe(conn, sql) for sql in steps]
@@ -222,7 +223,7 @@ def test_collations_of_the_callers_own_still_work_over_innocent_values() -> None
     no longer remembered (SQLite itself then refuses the name)."""
     raw = _customers(SSNS[0])
     raw.create_collation("app_ci", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
-    conn = _governed(raw)
+    conn = govern(raw, ATTACKER)
     handed: list[Any] = []
     conn.create_collation("spy", lambda a, b: handed.append((a, b)) or (a > b) - (a < b))
     steps = (
@@ -253,7 +254,7 @@ def _duck_customers(secret: str, governed: bool = True) -> Any:
     raw.execute(CUSTOMERS)
     raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', ?, 'Paris', 10), (2, 'Bob Jones', '219-45-1002', "
                 "'Lyon', 20), (3, 'Carol White', '219-45-1003', 'Paris', 30)", [secret]).fetchall()
-    return _governed(raw) if governed else raw
+    return govern(raw, ATTACKER) if governed else raw
 
 
 #: each materializes a relation, then reads the kept rows through a relation that names no masked column

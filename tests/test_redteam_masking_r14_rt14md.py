@@ -44,8 +44,9 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import QUIET_COUNTERS, _traffic
 from governed_db.sql.analysis import analyze
+from tests._redteam import CURIOUS_AGENT, govern, made_tables
+from tests._redteam import rows_or_rules as _see
 
-AGENT = governed_db.Identity("curious-agent", kind="agent")
 COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
 ROWS_A = [
     (1, "Alice Martin-Fitzgerald", "536-22-8726", "Paris"),
@@ -61,30 +62,10 @@ CACHE = "SELECT t.id, (SELECT count(*) FROM seq_1_to_3 s WHERE s.seq = 1 AND t.s
 GUESS = "INSERT INTO {t} (id, ssn, city) VALUES (100, '536-22-8726', 'x')"
 
 
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
 @pytest.fixture
 def pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
-    names = {c: f"rt14md_{unique}_{c.lower()}" for c in ("A", "B")}
-    with mysql_conn.cursor() as cur:
-        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
-            cur.execute(f"CREATE TABLE {names[c]} {COLUMNS}")
-            cur.executemany(f"INSERT INTO {names[c]} VALUES (%s, %s, %s, %s)", rows)
-    yield names
-    with mysql_conn.cursor() as cur:
-        for t in names.values():
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
-
-
-def _see(conn: Any, sql: str) -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
-    except governed_db.GuardrailViolation as e:
-        return f"refused: {sorted(e.decision.rules)}"
+    with made_tables(mysql_conn) as make:
+        yield {c: make(COLUMNS, rows, f"rt14md_{unique}_{c.lower()}") for c, rows in (("A", ROWS_A), ("B", ROWS_B))}
 
 
 def _counter(conn: Any, name: str) -> int:
@@ -127,7 +108,7 @@ def test_a_sort_spill_tells_no_length(mysql_kw: dict[str, Any], pair: dict[str, 
         raw.close()
     seen = []
     for c in ("A", "B"):
-        conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+        conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
         try:
             rows = _see(conn, SORT.format(t=pair[c], n=n))
             assert len(rows) == n and set(rows[0][:1]) == {"[PERSON_NAME]"}  # the sort itself runs, masked
@@ -160,7 +141,7 @@ def test_the_subquery_cache_tells_no_guess(mysql_kw: dict[str, Any], pair: dict[
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = _wrap(raw) if governed else raw
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 seen[governed, c] = _cache_hits(conn, pair[c])
             finally:
@@ -177,7 +158,7 @@ def test_aiomysql_counter_reads_are_refused(mysql_kw: dict[str, Any], pair: dict
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def run(table: str) -> list[Any]:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
         out: list[Any] = []
         try:
             for sql in ("START TRANSACTION", GUESS.format(t=table), CACHE.format(t=table), *COUNTER_READS,
@@ -220,7 +201,7 @@ def test_counters_that_count_events_still_read(mysql_kw: dict[str, Any], sql: st
     raw = pymysql.connect(autocommit=True, **mysql_kw)
     try:
         shown = _see(raw, sql)
-        conn = _wrap(raw)
+        conn = govern(raw, CURIOUS_AGENT)
         assert isinstance(_see(conn, sql), list) and len(_see(conn, sql)) == len(shown) > 0
     finally:
         raw.close()
@@ -304,7 +285,7 @@ def test_a_subquery_cache_tells_no_guess_in_the_rows(mysql_kw: dict[str, Any], p
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = _wrap(raw) if governed else raw
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 seen[governed, c] = _shared_stamp(conn, pair[c], sql)
             finally:
@@ -320,7 +301,7 @@ def test_other_correlated_forms_are_refused(mysql_kw: dict[str, Any], pair: dict
     seen there on MariaDB 10.11; refused alike, the rule does not depend on where the subquery sits)."""
     import pymysql
 
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert _see(conn, sql.format(t=pair["A"])) == "refused: ['masked-column-predicate']"
     finally:
@@ -334,7 +315,7 @@ def test_aiomysql_a_subquery_correlated_on_a_masked_column_is_refused(
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def run() -> Any:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
         try:
             cur = await conn.cursor()
             with pytest.raises(governed_db.GuardrailViolation) as refused:
@@ -371,7 +352,7 @@ LOOK_ALIKES = [
 def test_correlated_look_alikes_still_run(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str, rows: Any) -> None:
     import pymysql
 
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert _see(conn, sql.format(t=pair["A"])) == rows
     finally:
@@ -410,7 +391,7 @@ def test_sysdate_tells_no_read_order(mysql_kw: dict[str, Any], indexed: dict[str
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = _wrap(raw) if governed else raw
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 seen[governed, c] = _stamp_order(conn, indexed[c], sql)
             finally:
@@ -426,7 +407,7 @@ def test_sysdate_look_alikes_still_run(mysql_kw: dict[str, Any], pair: dict[str,
     (one value per statement) runs anywhere."""
     import pymysql
 
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert len(_see(conn, f"SELECT id, SYSDATE(6) FROM {pair['A']} ORDER BY id")) == 3
         assert _stamp_order(conn, pair["A"], STAMPED_IN_READ_ORDER[0]) == [1, 2, 3]
@@ -438,7 +419,7 @@ def test_sysdate_look_alikes_still_run(mysql_kw: dict[str, Any], pair: dict[str,
 def test_now_runs_over_an_indexed_table(mysql_kw: dict[str, Any], indexed: dict[str, str]) -> None:
     import pymysql
 
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         rows = _see(conn, f"SELECT id, NOW(6) FROM {indexed['A']} WHERE id < 4")
         assert [r[0] for r in rows] == [1, 2, 3] and len({r[1] for r in rows}) == 1
@@ -451,7 +432,7 @@ def test_aiomysql_sysdate_over_an_indexed_table_is_refused(mysql_kw: dict[str, A
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def run() -> Any:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
         try:
             cur = await conn.cursor()
             with pytest.raises(governed_db.GuardrailViolation) as refused:
@@ -485,7 +466,7 @@ def test_warnings_come_out_in_no_read_order(mysql_kw: dict[str, Any], indexed: d
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = _wrap(raw) if governed else raw
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 rows = _see(conn, WARN_PER_ROW.format(t=indexed[c]))
                 seen[governed, c] = rows if isinstance(rows, str) else [r[1] for r in _see(conn, "SHOW WARNINGS")]

@@ -30,18 +30,13 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import CURIOUS_AGENT, govern, pg_connect, raw_and_governed
 from tests._redteam import observe as _observe
-from tests._redteam import pg_connect
 
-AGENT = governed_db.Identity("curious-agent", kind="agent")
 #: row 1's name: 11 characters in A, 16 in B
 NAMES = {"a": "Alice Smith", "b": "Zoe Quinn-Harper"}
 #: PostgreSQL's largest jsonb container, in bytes
 JSONB_MAX = 268435455
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
 
 
 @pytest.fixture
@@ -94,7 +89,7 @@ def test_a_masked_value_merged_with_a_long_text_tells_no_length(people: dict[str
     # the oracle, unprotected: 11 characters fit beside the text, 16 do not
     assert raw["a"] == "(['?column?'], [(False,)])", raw
     assert "ProgramLimitExceeded" in raw["b"] and "268435455" in raw["b"], raw
-    gov = _seen(lambda: _wrap(pg_connect("psycopg")), people, GROWN[shape])
+    gov = _seen(lambda: govern(pg_connect("psycopg"), CURIOUS_AGENT), people, GROWN[shape])
     assert gov["a"] == gov["b"], gov
     assert "masked-column-predicate" in gov["a"] and "full_name" in gov["a"], gov
     assert "length limit" in gov["a"], gov
@@ -118,7 +113,7 @@ def test_merges_with_a_long_text_are_refused_on_every_driver(
     people: dict[str, str], driver: str, template: str
 ) -> None:
     """The same refusal, whatever the pad's size (the server never sees the statement)."""
-    gov = _seen(lambda: _wrap(pg_connect(driver)), people, template)
+    gov = _seen(lambda: govern(pg_connect(driver), CURIOUS_AGENT), people, template)
     assert gov["a"] == gov["b"], gov
     assert "masked-column-predicate" in gov["a"] and "length limit" in gov["a"], gov
 
@@ -149,7 +144,7 @@ def test_a_long_text_stored_beforehand_is_no_bounded_partner(pg_conn: Any, peopl
     pg_conn.execute(f"CREATE TABLE {pad} AS SELECT 'xxx'::text p")
     try:
         for template in merges:
-            gov = _seen(lambda: _wrap(pg_connect("psycopg")), people, template.replace("{pad}", pad))
+            gov = _seen(lambda: govern(pg_connect("psycopg"), CURIOUS_AGENT), people, template.replace("{pad}", pad))
             assert gov["a"] == gov["b"], gov
             assert "masked-column-predicate" in gov["a"] and "full_name" in gov["a"], gov
     finally:
@@ -166,7 +161,7 @@ def test_asyncpg_refuses_the_merge_too(people: dict[str, str]) -> None:
     url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
 
     async def run(t: str) -> str:
-        conn = _wrap(await asyncpg.connect(url))
+        conn = govern(await asyncpg.connect(url), CURIOUS_AGENT)
         try:
             await conn.fetch(GROWN["array"].format(t=t))
             return "ran"
@@ -184,8 +179,7 @@ def test_innocent_merges_run(people: dict[str, str], driver: str) -> None:
     """Whole rows, aggregates of a masked column, a masked value beside short literals or numbers run masked; merges
     of columns nobody masks come back as the raw connection returns them."""
     a = people["a"]
-    raw, gov = pg_connect(driver), _wrap(pg_connect(driver))
-    try:
+    with raw_and_governed(driver, CURIOUS_AGENT) as (raw, gov):
         for sql in (
             f"SELECT ARRAY[city, repeat('x', 3)] FROM {a} WHERE id = 1",
             f"SELECT to_jsonb(s) FROM (SELECT id, city, repeat('x', 3) pad FROM {a}) s WHERE id = 1",
@@ -210,6 +204,3 @@ def test_innocent_merges_run(people: dict[str, str], driver: str) -> None:
             seen = _observe(gov, sql)
             assert not isinstance(seen, str), (sql, seen)
             assert masked in repr(seen) and "Alice" not in repr(seen), (sql, seen)
-    finally:
-        raw.close()
-        gov.close()

@@ -19,8 +19,8 @@ import pytest
 
 import governed_db
 from governed_db.masking.detect import find_spans
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0142", "4111111111111111", "Paris"),
     (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "+44 20 7946 0958", "5500005555555559", "Lyon"),
@@ -44,7 +44,7 @@ def sqlite_pair(rows: list[tuple[Any, ...]] = ROWS, phone: str = "text", limit: 
         raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)  # an application's own, lower length limit
     raw.execute(DDL.format(phone=phone))
     raw.executemany("INSERT INTO customers VALUES (?,?,?,?,?,?,?)", rows)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     assert outcome(conn, "SELECT ssn, city FROM customers WHERE id = 1")[1] == [("[US_SSN]", "Paris")]
     return raw, conn
 
@@ -122,7 +122,7 @@ def test_duckdb_string_agg_masked_separator_is_refused() -> None:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE customers (id INTEGER, full_name VARCHAR, ssn VARCHAR, city VARCHAR)")
     raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', '536-22-8726', 'Paris'), (2, 'Bob Jones', '219-45-1234', 'Lyon')")
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     refused = outcome(conn, "SELECT string_agg(city, ssn) FROM customers")
     assert refused[0] == "error" and "customers.ssn" in refused[2] and "separator" in refused[2]
     assert outcome(conn, "SELECT string_agg(city, ', ' ORDER BY id) FROM customers")[1] == [("Paris, Lyon",)]
@@ -208,7 +208,7 @@ def test_is_null_result_column_runs(engine: str) -> None:
     raw = pytest.importorskip("duckdb").connect() if engine == "duckdb" else sqlite3.connect(":memory:")
     raw.execute("CREATE TABLE people (id INTEGER, full_name VARCHAR, email VARCHAR)")
     raw.execute("INSERT INTO people VALUES (1, 'Alice Smith', 'alice@example.com'), (2, 'Bob Jones', NULL)")
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     assert [(i, bool(v)) for i, v in outcome(conn, "SELECT id, email IS NOT NULL AS has_email FROM people ORDER BY id")[1]] == [
         (1, True),
         (2, False),
@@ -251,7 +251,7 @@ def test_microsecond_timestamps_are_not_a_masked_column() -> None:
         for i in range(50)
     ]
     raw.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     assert outcome(conn, "SELECT * FROM events ORDER BY id")[1] == rows
     assert outcome(conn, "SELECT count(*) FROM events WHERE created_at > '2024-01-02 10:11:30'")[1] == [(20,)]
 
@@ -266,7 +266,7 @@ def test_duckdb_fetchnumpy_keeps_dtypes() -> None:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE people (id INTEGER, full_name VARCHAR, email VARCHAR, date_of_birth DATE)")
     raw.execute("INSERT INTO people VALUES (1, 'Alice Smith', 'alice@example.com', DATE '1984-05-12'), (2, 'Bob Jones', NULL, NULL)")
-    conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    conn = govern(raw)
     sql = "SELECT id, length(email) AS l, email, date_of_birth FROM people ORDER BY id"
     want, got = raw.execute(sql).fetchnumpy(), conn.execute(sql).fetchnumpy()
     for name in ("l", "email", "date_of_birth"):
@@ -333,7 +333,7 @@ def _mixed_pair(engine: str, rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any,
         raw = sqlite3.connect(":memory:")
         raw.execute(f"CREATE TABLE orders ({_MIXED})")
         raw.executemany(f"INSERT INTO orders VALUES ({marks})", rows)
-    yield raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    yield raw, govern(raw)
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
@@ -410,7 +410,7 @@ async def test_aiosqlite_user_function_cannot_replace_a_known_one(anyio_backend:
     try:
         await raw.execute("CREATE TABLE customers (id integer primary key, full_name text, ssn text, city text)")
         await raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
-        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        conn = govern(raw)
         seen: list[Any] = []
         for name in ("upper", "abs"):
             with pytest.raises(governed_db.GuardrailViolation, match=f"'{name}' would replace one"):
@@ -505,7 +505,7 @@ def _generated_table(engine: str) -> tuple[Any, Any, Any]:
         raw.execute(f"CREATE TABLE {table} (id INTEGER, full_name VARCHAR, city VARCHAR, "
                     "search_name VARCHAR GENERATED ALWAYS AS (lower(full_name)), city_upper VARCHAR GENERATED ALWAYS AS (upper(city)))")  # fmt: skip
         raw.execute(f"INSERT INTO {table} (id, full_name, city) VALUES {rows}")
-        return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False), raw.close
+        return raw, govern(raw), raw.close
     if engine == "postgres":
         psycopg = pytest.importorskip("psycopg")
         try:
@@ -532,7 +532,7 @@ def _generated_table(engine: str) -> tuple[Any, Any, Any]:
         raw.cursor().execute(f"DROP TABLE {table}")
         raw.close()
 
-    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False), cleanup
+    return raw, govern(raw), cleanup
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres", "mysql"])
@@ -598,7 +598,7 @@ async def test_aiosqlite_factories_never_see_a_value(anyio_backend: str) -> None
     try:
         await raw.execute("CREATE TABLE customers (id integer primary key, full_name text, ssn text, city text)")
         await raw.execute("INSERT INTO customers VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
-        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        conn = govern(raw)
         seen: list[Any] = []
         with pytest.raises(governed_db.GuardrailViolation, match="row_factory"):
             conn.row_factory = lambda cur, row: seen.append(row) or row

@@ -19,6 +19,7 @@ reveal nothing keep running.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,9 +27,8 @@ import pytest
 import governed_db
 from governed_db.policy.rules.tables import _traffic
 from governed_db.sql.analysis import analyze
-from tests._redteam import run_script
+from tests._redteam import MariaTable, attempt, govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 SERVICE = governed_db.Identity("billing-service", kind="service")
 DDL = "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, card {t}, city {t})"
 ROWS = [
@@ -40,49 +40,20 @@ SSNS = {r[3] for r in ROWS}
 Run = Callable[[str], Any]
 
 
-def _wrap(raw: Any, **kw: Any) -> Any:
-    kw.setdefault("identity", AGENT)
-    return governed_db.wrap(raw, environment="production", audit=False, **kw)
-
-
-def _observe(run: Run, sql: str) -> Any:
-    """What the attacker sees: the rows or row count, that it was refused (and by which rule), or the error's
-    class."""
-    try:
-        return run(sql)
-    except governed_db.ApprovalRequired:
-        return "approval required"
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {str(e)[:60]}"
-    except Exception as e:
-        return type(e).__name__
+#: what the attacker sees: the rows or row count, that it was refused (and by which rule) or waits for approval,
+#: or the error's class
+_observe = partial(attempt, approval=True, cut=60)
 
 
 # -- MariaDB ------------------------------------------------------------------------------------------------
-class My:
+class My(MariaTable):
     """A MariaDB table of three people, a governed connection to it and the raw one (the ground truth)."""
-
-    def __init__(self, mysql_kw: dict[str, Any], mysql_conn: Any, table: str, **kw: Any) -> None:
-        import pymysql
-
-        self.t, self.admin = table, mysql_conn
-        self.reset()
-        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
-        self.conn = _wrap(self.raw, **kw)
 
     def reset(self) -> None:
         with self.admin.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {self.t}")
             cur.execute(f"CREATE TABLE {self.t} " + DDL.format(t="varchar(100)"))
             cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
-
-    _script = staticmethod(run_script)
-
-    def run(self, script: str) -> list[Any]:
-        return self._script(self.conn, script)
-
-    def truth(self, script: str) -> list[Any]:
-        return self._script(self.admin, script)
 
     def both(self, template: str, right: str, wrong: str) -> tuple[list[Any], list[Any]]:
         """The raw and the governed observations of ``template`` for both guesses, each on fresh rows."""
@@ -94,11 +65,6 @@ class My:
             self.reset()
             seen.append(_observe(self.run, template.format(t=self.t, G=guess)))
         return truth, seen
-
-    def close(self) -> None:
-        self.raw.close()
-        with self.admin.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
 
 
 @pytest.fixture
@@ -339,7 +305,7 @@ def test_mariadb_operators_over_masked_numbers_still_run(mysql_kw: dict[str, Any
         cur.execute(f"CREATE TABLE {t} (id int primary key, full_name varchar(50), salary decimal(10,2))")
         cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s)", [(1, "Alice Smith", 85000), (2, "Bob Jones", 62000)])
     raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -366,7 +332,7 @@ def duck() -> Iterator[tuple[Run, Run]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt5md_p " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt5md_p VALUES (?,?,?,?,?,?,?)", ROWS)
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -496,7 +462,7 @@ def test_duckdb_group_by_all_leaves_aggregates_out(duck: tuple[Run, Run]) -> Non
     raw = duckdb.connect()
     raw.execute("CREATE TABLE rt5md_r " + DDL.format(t="varchar"))
     raw.executemany("INSERT INTO rt5md_r VALUES (?,?,?,?,?,?,?)", ROWS)
-    rel = _wrap(raw).sql("SELECT id, ssn, city FROM rt5md_r")
+    rel = govern(raw).sql("SELECT id, ssn, city FROM rt5md_r")
     try:
         assert rel.max("ssn").fetchall() == [("[US_SSN]",)]
         assert rel.string_agg("ssn").fetchall() == [("[US_SSN]",)]
@@ -523,7 +489,7 @@ def test_duckdb_filter_searches_free_text_like_a_where() -> None:
     notes = ["refund requested, SSN 536-22-8726", "call about refund 219-45-1234", "ssn on file 078-05-1120",
              "shipping delayed", "refund done", "nothing"]  # fmt: skip
     raw.executemany("INSERT INTO rt5md_n VALUES (?, ?)", list(enumerate(notes)))
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         return conn.execute(sql).fetchall()

@@ -14,34 +14,16 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import attempt as _observe
+from tests._redteam import govern, leaked
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name text, email text, ssn text, address text, city text)"
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "221B Baker Street\nLondon NW1 6XE", "Paris"),
     (2, "Иван Петров", "ivan@example.org", "219-45-1234", "1 Main St\nSpringfield", "Lyon"),
 ]
 SECRETS = ("Alice", "Smith", "Иван", "alice@", "536-22", "Baker", "Springfield")
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
-def _leaks(value: Any) -> list[str]:
-    text = repr(value)
-    return [s for s in SECRETS if s in text]
-
-
-def _observe(run: Any, sql: str) -> Any:
-    """What the attacker sees: the rows, that it was refused, or the error's class."""
-    try:
-        return run(sql)
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {e}"
-    except Exception as e:
-        return type(e).__name__
 
 
 @pytest.fixture
@@ -77,7 +59,7 @@ async def apg(pg_dsn: str, table: str) -> AsyncIterator[tuple[Any, Any, str]]:
     asyncpg = pytest.importorskip("asyncpg")
     raw = await asyncpg.connect(_url())
     try:
-        yield _wrap(raw), raw, table
+        yield govern(raw), raw, table
     finally:
         await raw.close()
 
@@ -89,9 +71,9 @@ async def test_asyncpg_arrays_of_whole_rows_are_masked_field_by_field(apg: tuple
     masker scanned each Record as an opaque value and returned it whole, every name, e-mail and SSN in the
     clear. Each row is now masked by its field names, like a JSON row; the city stays exact."""
     conn, raw, t = apg
-    assert _leaks(await raw.fetch(sql.format(t=t))), sql  # ground truth: the values are in the result
+    assert leaked(await raw.fetch(sql.format(t=t)), SECRETS), sql  # ground truth: the values are in the result
     rows = await conn.fetch(sql.format(t=t))
-    assert rows and not _leaks(rows), (sql, rows)
+    assert rows and not leaked(rows, SECRETS), (sql, rows)
     assert "Paris" in repr(rows) and "[PERSON_NAME]" in repr(rows), rows
 
 
@@ -109,9 +91,9 @@ def test_psycopg_registered_composites_are_masked_field_by_field(
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
         register_composite(CompositeInfo.fetch(raw, table), raw)
-        assert _leaks(raw.cursor(binary=binary).execute(sql.format(t=table)).fetchall())
-        rows = _wrap(raw).cursor(binary=binary).execute(sql.format(t=table)).fetchall()
-        assert rows and not _leaks(rows), rows
+        assert leaked(raw.cursor(binary=binary).execute(sql.format(t=table)).fetchall(), SECRETS)
+        rows = govern(raw).cursor(binary=binary).execute(sql.format(t=table)).fetchall()
+        assert rows and not leaked(rows, SECRETS), rows
         assert "Paris" in repr(rows), rows
     finally:
         raw.close()
@@ -183,7 +165,7 @@ def test_client_encoding_that_lacks_characters_is_refused(pg_dsn: str, table: st
         assert _observe(run_raw, tr.format(t=table, g="5")) == "UntranslatableCharacter"
         assert _observe(run_raw, tr.format(t=table, g="4")) == [("536-22-8726",)]
         run_raw("SET client_encoding TO 'UTF8'")
-        conn = _wrap(raw)
+        conn = govern(raw)
         run = _runner(conn)
         seen = _observe(run, switch)
         assert seen == "refused", (switch, seen)
@@ -203,7 +185,7 @@ def test_psycopg2_set_client_encoding_is_judged(pg_dsn: str, table: str) -> None
     now (refused for LATIN1), and setting UTF8 still works."""
     raw, _ = _pg_runner("psycopg2", pg_dsn)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         with pytest.raises(governed_db.GuardrailViolation, match="client encoding"):
             conn.set_client_encoding("LATIN1")
         assert raw.encoding == "UTF8"
@@ -222,8 +204,8 @@ def test_a_masked_session_in_a_lossy_encoding_is_not_governed(pg_dsn: str, drive
     raw, _ = _pg_runner(driver, pg_dsn, " client_encoding=LATIN1")
     try:
         with pytest.raises(governed_db.ConfigurationError, match=r"client encoding is LATIN1.*client_encoding UTF8"):
-            _wrap(raw)
-        dev = governed_db.wrap(raw, identity=AGENT, environment="development", audit=False)
+            govern(raw)
+        dev = govern(raw, environment="development")
         assert _runner(dev)("SELECT 1") == [(1,)]
     finally:
         raw.close()
@@ -239,7 +221,7 @@ def test_utf8_encoding_switches_keep_running(pg_dsn: str, table: str, sql: str) 
     """Look-alikes: drivers and pools that set client_encoding UTF8 (and other harmless settings) still run."""
     raw, _ = _pg_runner("psycopg", pg_dsn)
     try:
-        run = _runner(_wrap(raw))
+        run = _runner(govern(raw))
         run(sql)
         assert run(f"SELECT city, full_name FROM {table} ORDER BY id") == [("Paris", "[PERSON_NAME]"),
                                                                           ("Lyon", "[PERSON_NAME]")]  # fmt: skip
@@ -258,7 +240,7 @@ async def test_asyncpg_client_encoding_switch_is_refused(apg: tuple[Any, Any, st
     latin = await asyncpg.connect(_url(), server_settings={"client_encoding": "LATIN1"})
     try:
         with pytest.raises(governed_db.ConfigurationError, match="client encoding"):
-            _wrap(latin)
+            govern(latin)
     finally:
         await latin.close()
 
@@ -281,12 +263,12 @@ async def test_asyncpg_error_fields_do_not_echo_the_row(apg: tuple[Any, Any, str
     await raw.execute(setup.format(t=t))
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError) as seen_raw:
         await raw.execute(sql.format(t=t))
-    assert _leaks(seen_raw.value.detail)  # ground truth: the server echoes the row
+    assert leaked(seen_raw.value.detail, SECRETS)  # ground truth: the server echoes the row
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError) as seen:
         await conn.execute(sql.format(t=t))
     exc = seen.value
     for shown in (exc.detail, exc.as_dict(), exc.args, str(exc)):
-        assert not _leaks(shown), shown
+        assert not leaked(shown, SECRETS), shown
     assert exc.sqlstate == seen_raw.value.sqlstate and "Failing row contains" in exc.detail
 
 
@@ -311,7 +293,7 @@ def test_recursive_cycle_and_search_clauses_are_walked(pg_dsn: str, table: str, 
     try:
         truth = [_observe(run_raw, template.format(t=table, g=g)) for g in GUESSES[template]]
         assert truth[0] != truth[1], truth
-        run = _runner(_wrap(raw))
+        run = _runner(govern(raw))
         seen = [_observe(run, template.format(t=table, g=g)) for g in GUESSES[template]]
         assert seen == ["refused", "refused"], seen
     finally:
@@ -330,8 +312,8 @@ def test_recursive_clauses_over_other_columns_keep_running(pg_dsn: str, table: s
     raw, run_raw = _pg_runner("psycopg", pg_dsn)
     try:
         expected = run_raw(sql.format(t=table))
-        got = _runner(_wrap(raw))(sql.format(t=table))
-        assert len(got) == len(expected) == 4 and not _leaks(got), got
+        got = _runner(govern(raw))(sql.format(t=table))
+        assert len(got) == len(expected) == 4 and not leaked(got, SECRETS), got
         assert [r[:-1] for r in got] == [r[:-1] for r in expected]
         assert {r[-1] for r in got} <= {"[PERSON_NAME]", "[US_SSN]"}, got
     finally:
@@ -351,10 +333,10 @@ async def test_asyncpg_reads_the_relation_kind_like_psycopg(apg: tuple[Any, Any,
     got = await conn.fetch(sql)
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        expected = _wrap(raw).execute(sql).fetchall()
+        expected = govern(raw).execute(sql).fetchall()
     finally:
         raw.close()
-    assert [tuple(r) for r in got] == expected and not _leaks(got), (got, expected)
+    assert [tuple(r) for r in got] == expected and not leaked(got, SECRETS), (got, expected)
 
 
 # -- EXPLAIN ---------------------------------------------------------------------------------------------------
@@ -376,7 +358,7 @@ def test_explain_analyze_memory_tells_nothing(pg_dsn: str, table: str, driver: s
         truth = [run_raw(EXPLAIN_ORACLE.format(t=table, g=g)) for g in ("5", "4")]
         memory = [[line for (line,) in plan if "Memory" in line] for plan in truth]
         assert memory[0] != memory[1], memory  # ground truth: the sort's memory tells the digit
-        run = _runner(_wrap(raw))
+        run = _runner(govern(raw))
         seen = [run(EXPLAIN_ORACLE.format(t=table, g=g)) for g in ("5", "4")]
         assert seen[0] == seen[1] and len(seen[0]) == len(truth[0]), seen
         assert not any("Memory" in line for (line,) in seen[0]), seen
@@ -398,7 +380,7 @@ def test_explain_of_other_columns_keeps_running(pg_conn: Any, pg_dsn: str, table
     pg_conn.execute(f"CREATE TABLE {plain} AS SELECT id, city FROM {table}")
     raw, run_raw = _pg_runner("psycopg", pg_dsn)
     try:
-        run = _runner(_wrap(raw))
+        run = _runner(govern(raw))
         got = run(sql.format(t=plain))
         assert got == run_raw(sql.format(t=plain)) and "Scan" in repr(got), got
         masked = run(sql.format(t=table))
@@ -448,13 +430,13 @@ def test_temporary_bytes_counter_tells_nothing(pg_dsn: str, table: str) -> None:
                 break
             wrong = min(wrong, grown("4"))
         assert right > wrong + 4_000_000, (right, wrong)
-        conn = _wrap(raw)
+        conn = govern(raw)
         run = _runner(conn)
         assert run(SPILL.format(t=table, g="5")) == [(20000,)]  # the computation itself still runs
         for probe in (TEMP_BYTES, "SELECT pg_stat_get_db_temp_bytes(oid) FROM pg_database",
                       "SELECT sum(used_bytes) FROM pg_backend_memory_contexts"):  # fmt: skip
             assert _observe(run, probe) == "refused", probe
-        dev = governed_db.wrap(raw, identity=AGENT, environment="development", audit=False)
+        dev = govern(raw, environment="development")
         assert len(_runner(dev)(TEMP_BYTES)) == 1
     finally:
         raw.close()
@@ -464,7 +446,7 @@ def test_activity_and_table_statistics_keep_running(pg_dsn: str, table: str) -> 
     """Look-alikes: pg_stat_activity and per-table statistics hold no size of what statements computed."""
     raw, _ = _pg_runner("psycopg", pg_dsn)
     try:
-        run = _runner(_wrap(raw))
+        run = _runner(govern(raw))
         assert run("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()") == [(1,)]
         assert run(f"SELECT relname FROM pg_stat_user_tables WHERE relname = '{table}'") == [(table,)]
     finally:
@@ -480,9 +462,9 @@ def test_psycopg2_registered_composites_are_masked_field_by_field(pg_dsn: str, t
     raw.autocommit = True
     try:
         extras.register_composite(table, raw)
-        assert _leaks(_runner(raw)(sql.format(t=table)))
-        rows = _runner(_wrap(raw))(sql.format(t=table))
-        assert rows and not _leaks(rows) and "Paris" in repr(rows), rows
+        assert leaked(_runner(raw)(sql.format(t=table)), SECRETS)
+        rows = _runner(govern(raw))(sql.format(t=table))
+        assert rows and not leaked(rows, SECRETS) and "Paris" in repr(rows), rows
     finally:
         raw.close()
 

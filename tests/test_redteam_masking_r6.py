@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
 duckdb = pytest.importorskip("duckdb")
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "Paris"),
     (2, "Ivan Petrov", "ivan@example.org", "219-45-1234", "Lyon"),
@@ -29,7 +29,7 @@ def conns() -> Iterator[tuple[Any, Any]]:
     raw = duckdb.connect()
     raw.execute("CREATE TABLE t (id int primary key, full_name text, email text, ssn text, city text)")
     raw.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [list(r) for r in ROWS])
-    yield raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    yield raw, govern(raw)
     raw.close()
 
 
@@ -187,7 +187,7 @@ def test_profiling_is_a_setting_that_needs_approval(enable: Any) -> None:
         raw = duckdb.connect()
         raw.execute("CREATE TABLE t (id int primary key, full_name text, city text)")
         raw.executemany("INSERT INTO t VALUES (?, ?, ?)", [[1, name, "Paris"], [2, "Ivan Petrov", "Lyon"]])
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         gov_sizes.append(_profiled_buffer(gov, enable))
         raw_sizes.append(_profiled_buffer(raw, lambda c: c.execute("PRAGMA enable_profiling = 'no_output'")))
         raw.close()

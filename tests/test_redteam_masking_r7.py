@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 # the same ids and cities; only the names differ, so an index on full_name reads the rows in another order
 NAMES_A = ["Ivan Petrov", "Alice Smith", "Bob Jones"]  # index order: ids 2, 3, 1
 NAMES_B = ["Alice Smith", "Bob Jones", "Ivan Petrov"]  # index order: ids 1, 2, 3
@@ -31,7 +31,7 @@ def _pair(names: list[str]) -> tuple[Any, Any]:
         "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
         [(i + 1, n, f"user{i}@example.com", "Lyon", 0.5 * (i + 1)) for i, n in enumerate(names)],
     )
-    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    return raw, govern(raw)
 
 
 def _observe(conn: Any, sql: str) -> Any:
@@ -121,7 +121,7 @@ def test_computed_sums_run_where_no_index_holds_a_masked_column() -> None:
         "INSERT INTO t VALUES (?, ?, ?)",
         [(1, "Ivan Petrov", "i@example.org"), (2, "Alice Smith", "a@example.org")],
     )
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     assert gov.execute("SELECT total(id * 0.5), avg(id * 2) FROM t").fetchall() == [(1.5, 3.0)]
     assert gov.execute("SELECT id, count(*) OVER (ROWS 1 PRECEDING) FROM t").fetchall() == [(1, 1), (2, 2)]
 
@@ -146,7 +146,7 @@ def test_a_sqlite_trigger_body_is_one_statement_that_needs_approval() -> None:
 
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE x (a int, b int)")
-    agent = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    agent = govern(raw)
     with pytest.raises(governed_db.ApprovalRequired, match="stored-code"):
         agent.execute(body)
     person = governed_db.wrap(

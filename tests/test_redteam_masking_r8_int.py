@@ -19,16 +19,11 @@ from typing import Any
 import pytest
 
 import governed_db
+from tests._redteam import govern, leaked
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 ROWS = [(1, "Alice Smith", "536-22-8726", "Paris"), (2, "Ivan Petrov", "219-45-1234", "Lyon")]
 SECRETS = ("Alice", "Smith", "536-22", "8726", "Ivan", "219-45")
 FF = "CAST(x'ff' AS TEXT)"
-
-
-def _leaks(value: Any) -> list[str]:
-    text = repr(value)
-    return [s for s in SECRETS if s in text]
 
 
 def _db(path: Path, rows: list[tuple[Any, ...]] = ROWS) -> Path:
@@ -48,7 +43,7 @@ aiosqlite = pytest.importorskip("aiosqlite")
 async def apair(tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Path]]:
     path = _db(tmp_path / "r8.db")
     raw = await aiosqlite.connect(path)
-    gov = governed_db.wrap(await aiosqlite.connect(path), identity=AGENT, environment="production", audit=False)
+    gov = govern(await aiosqlite.connect(path))
     yield raw, gov, path
     await raw.close()
     await gov.close()
@@ -109,14 +104,14 @@ async def test_aiosqlite_fetch_errors_quote_no_masked_value(apair: tuple[Any, An
     truth = await _outcome(raw, sql, exit)
     assert truth[0] == "error" and "536-22-8726" in truth[2]
     seen = await _outcome(gov, sql, exit)
-    assert seen == ("rows", [("[US_SSN]",)]) and not _leaks(seen), seen
+    assert seen == ("rows", [("[US_SSN]",)]) and not leaked(seen, SECRETS), seen
     # the stored value itself undecodable: it fails whatever the statement (no guess steers it), scrubbed
     await raw.execute(f"UPDATE customers SET ssn = ssn || {FF} WHERE id = 2")
     await raw.commit()
     plain = "SELECT id, ssn FROM customers ORDER BY id"
     assert "219-45-1234" in str(await _outcome(raw, plain, exit))
     seen = await _outcome(gov, plain, exit)
-    assert seen[0] == "error" and seen[1] == "OperationalError" and not _leaks(seen), seen
+    assert seen[0] == "error" and seen[1] == "OperationalError" and not leaked(seen, SECRETS), seen
     assert gov.text_factory is str
 
 
@@ -127,7 +122,7 @@ async def test_aiosqlite_undecodable_unmasked_cell_still_fails(tmp_path: Path, e
     columns too; valid text, computed or not, decodes as text with exact results."""
     rows = [(i, f"Person {i}", f"{500 + i}-22-87{10 + i}", f"Town {i}") for i in range(1, 13)]
     path = _db(tmp_path / "places.db", rows)
-    gov = governed_db.wrap(await aiosqlite.connect(path), identity=AGENT, environment="production", audit=False)
+    gov = govern(await aiosqlite.connect(path))
     try:
         innocent = "SELECT id, upper(city), 'é' || city, ssn FROM customers WHERE id <= 2 ORDER BY id"
         assert await _outcome(gov, innocent, exit) == (
@@ -151,7 +146,7 @@ def test_catalog_read_failures_are_logged_without_the_value(tmp_path: Path, capl
     raw.execute(f"UPDATE customers SET ssn = ssn || {FF} WHERE id = 3")
     with pytest.raises(sqlite3.OperationalError, match="536-22-8703"):  # the driver's error quotes it
         raw.execute("SELECT ssn FROM customers").fetchall()
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     with caplog.at_level(logging.DEBUG, logger="governed_db"):
         with pytest.raises(sqlite3.OperationalError) as failed:
             gov.execute("SELECT id, ssn FROM customers WHERE id < 5").fetchall()
@@ -179,7 +174,7 @@ def test_a_fault_message_quotes_no_value(tmp_path: Path) -> None:
     """A fault inside governance becomes a refusal whose message names its cause: the cause's quoted value is
     blanked (the agent reads the message), its class and the stage stay."""
     raw = sqlite3.connect(_db(tmp_path / "fault.db"))
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     cause = sqlite3.OperationalError("Could not decode to UTF-8 column 'ssn' with text '536-22-8726\ufffd'")
     err = gov.governor.fault_error("planning masking (rows are withheld)", cause)
     assert "536-22" not in str(err) and "OperationalError" in str(err) and "planning masking" in str(err)
@@ -227,7 +222,7 @@ def test_psycopg_loaders_registered_through_the_governed_connection_are_refused(
     assert "536-22-8726" in seen
     seen.clear()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        gov = governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        gov = govern(conn)
         target = gov.adapters if where == "connection" else gov.cursor().adapters
         with pytest.raises(governed_db.GuardrailViolation, match="register_loader"):
             target.register_loader("text", _spy_loader(seen))
@@ -245,7 +240,7 @@ async def test_psycopg_async_loaders_are_checked_too(pg_dsn: str, pg_table: str)
 
     seen: list[Any] = []
     raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     try:
         for target in (gov.adapters, gov.cursor().adapters):
             with pytest.raises(governed_db.GuardrailViolation, match="register_loader"):
@@ -270,7 +265,7 @@ def test_psycopg_own_loaders_still_register(pg_dsn: str, pg_table: str) -> None:
     from psycopg.types.string import TextLoader
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        gov = governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        gov = govern(conn)
         gov.adapters.register_loader("inet", TextLoader)
         set_json_loads(json.loads, gov)
         conn.execute("DROP TYPE IF EXISTS rt8int_mood")
@@ -312,7 +307,7 @@ async def test_asyncpg_type_codecs_with_a_decoder_of_the_caller_are_refused(pg_d
         await raw.close()
     assert "536-22-8726" in seen
     seen.clear()
-    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    gov = govern(await asyncpg.connect(_url()))
     try:
         with pytest.raises(governed_db.GuardrailViolation, match="set_type_codec"):
             await gov.set_type_codec("text", schema="pg_catalog", encoder=str, decoder=spy, format="text")
@@ -357,8 +352,7 @@ def test_pymysql_decoders_set_through_the_governed_connection_are_checked(mysql_
     raw.close()
     assert "536-22-8726" in seen
     seen.clear()
-    gov = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="production",
-                           audit=False)  # fmt: skip
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw))  # fmt: skip
     try:
         with pytest.raises(governed_db.GuardrailViolation, match="decoders"):
             gov.decoders[FIELD_TYPE.VAR_STRING] = spy
@@ -384,8 +378,7 @@ async def test_aiomysql_decoders_set_through_the_governed_connection_are_checked
     from pymysql.constants import FIELD_TYPE
 
     kw = {("db" if k == "database" else k): v for k, v in mysql_kw.items()}
-    gov = governed_db.wrap(await aiomysql.connect(autocommit=True, **kw), identity=AGENT, environment="production",
-                           audit=False)  # fmt: skip
+    gov = govern(await aiomysql.connect(autocommit=True, **kw))  # fmt: skip
     try:
         with pytest.raises(governed_db.GuardrailViolation, match="decoders"):
             gov.decoders[FIELD_TYPE.VAR_STRING] = lambda v: v
@@ -421,7 +414,7 @@ async def _aiomysql(mysql_kw: dict[str, Any], governed: bool = True) -> Any:
     aiomysql = pytest.importorskip("aiomysql")
     kw = {("db" if k == "database" else k): v for k, v in mysql_kw.items()}
     raw = await aiomysql.connect(autocommit=True, **kw)
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False) if governed else raw
+    return govern(raw) if governed else raw
 
 
 @pytest.mark.anyio
@@ -447,7 +440,7 @@ async def test_aiomysql_warnings_quote_no_masked_value(mysql_kw: dict[str, Any],
     assert "Alice Smith" in repr(seen["python warnings False"]) and "Alice Smith" in repr(seen["show_warnings False"])
     assert seen["python warnings True"] == ["Truncated incorrect DOUBLE value: '[REDACTED]'"], seen
     assert seen["show_warnings True"] == (("Warning", 1292, "Truncated incorrect DOUBLE value: '[REDACTED]'"),)
-    assert not _leaks(seen["python warnings True"]) and not _leaks(seen["show_warnings True"])
+    assert not leaked(seen["python warnings True"], SECRETS) and not leaked(seen["show_warnings True"], SECRETS)
 
 
 @pytest.mark.anyio
@@ -517,11 +510,11 @@ async def test_asyncpg_query_loggers_get_the_error_scrubbed(pg_conn: Any, pg_tab
         assert "536-22-8726" in repr(await run(raw, "sync"))  # the raw logger reads the row
     finally:
         await raw.close()
-    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    gov = govern(await asyncpg.connect(_url()))
     try:
         for how in ("sync", "async", "context"):
             seen = await run(gov, how)
-            assert seen and not _leaks(seen), (how, seen)
+            assert seen and not leaked(seen, SECRETS), (how, seen)
             assert "Failing row contains ([REDACTED])" in repr(seen)
         # removed: no longer called
         assert await run_removed(gov) == []
@@ -553,7 +546,7 @@ async def test_asyncpg_query_loggers_keep_innocent_records(pg_dsn: str, pg_table
     asyncpg = pytest.importorskip("asyncpg")
     from tests.test_drivers_asyncpg import _url
 
-    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    gov = govern(await asyncpg.connect(_url()))
     seen: list[Any] = []
     try:
         gov.add_query_logger(seen.append)
@@ -627,7 +620,7 @@ def test_cursor_classes_of_the_caller_are_refused(route: str, request: pytest.Fi
         read(raw)
         assert "536-22-8726" in repr(stolen)
         stolen.clear()
-        gov = governed_db.wrap(fresh, identity=AGENT, environment="production", audit=False)
+        gov = govern(fresh)
         with pytest.raises(governed_db.GuardrailViolation, match="own on every row"):
             read(gov)
         cur = gov.cursor()
@@ -652,7 +645,7 @@ def test_drivers_own_cursor_classes_keep_working(
     import pymysql
 
     def gov(conn: Any) -> Any:
-        return governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        return govern(conn)
 
     class Plain(sqlite3.Cursor):
         pass
@@ -724,10 +717,10 @@ def test_mcp_results_errors_spans_and_audit_carry_no_masked_value(
         [1, "[PERSON_NAME]", "[US_SSN]", "Paris"], [2, "[PERSON_NAME]", "[US_SSN]", "Lyon"],
     ]  # fmt: skip
     text = "".join(getattr(c, "text", "") for c in error.content)
-    assert error.is_error and "NotNullViolation" in text and not _leaks(text), text
+    assert error.is_error and "NotNullViolation" in text and not leaked(text, SECRETS), text
     exported = repr([(s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events],
                       s.status.description) for s in spans[1].get_finished_spans()])  # fmt: skip
-    assert pg_table in exported and not _leaks(exported)
+    assert pg_table in exported and not leaked(exported, SECRETS)
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("audit*") if p.is_file())
     assert stored and not [s for s in SECRETS if s.encode() in stored]
 
@@ -746,7 +739,7 @@ def test_psycopg_own_loader_for_another_type_is_refused(pg_dsn: str, pg_table: s
         with pytest.raises(ValueError, match="536-22-8726"):
             raw.execute(f"SELECT ssn FROM {pg_table} WHERE id = 1").fetchall()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        gov = governed_db.wrap(conn, identity=AGENT, environment="production", audit=False)
+        gov = govern(conn)
         with pytest.raises(governed_db.GuardrailViolation, match="not its decoder"):
             gov.adapters.register_loader("text", IntLoader)
         gov.adapters.register_loader("text", TextLoader)
@@ -776,7 +769,7 @@ async def test_asyncpg_builtin_codec_for_another_type_is_no_oracle(pg_dsn: str, 
         assert await outcome(raw, "5") != await outcome(raw, "4")  # the oracle is real
     finally:
         await raw.close()
-    gov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    gov = govern(await asyncpg.connect(_url()))
     try:
         with pytest.raises(governed_db.GuardrailViolation, match="not its decoder"):
             await gov.set_builtin_type_codec("text", schema="pg_catalog", codec_name="int8", format="binary")
@@ -827,7 +820,7 @@ def test_fetch_errors_quote_no_masked_date(pg_dsn: str, pg_dob: str, driver: str
     raw = mod.connect(pg_dsn)
     try:
         assert "12345" in str(read(raw))
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         seen = read(gov)
         assert isinstance(seen, str) and "12345" not in seen and "[REDACTED]" in seen, seen
         cur = gov.cursor()  # the ordinary date reads (masked, its year only)
@@ -847,7 +840,7 @@ async def test_async_fetch_errors_quote_no_masked_date(pg_dsn: str, pg_dob: str)
 
     sql = f"SELECT id, date_of_birth FROM {pg_dob} ORDER BY id"
     raw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     try:
         for exit in ("fetchall", "fetchone", "fetchmany", "iterate"):
             cur = await gov.execute(sql)
@@ -859,7 +852,7 @@ async def test_async_fetch_errors_quote_no_masked_date(pg_dsn: str, pg_dob: str)
             assert "12345" not in str(failed.value) and "[REDACTED]" in str(failed.value), (exit, failed.value)
     finally:
         await raw.close()
-    agov = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    agov = govern(await asyncpg.connect(_url()))
     try:
         with pytest.raises(ValueError) as failed:
             await agov.fetch(sql)
@@ -881,19 +874,19 @@ async def test_rows_decoded_after_the_statement_have_their_errors_scrubbed(pg_ds
     sql = f"SELECT id, date_of_birth FROM {pg_dob} ORDER BY id DESC"  # the ordinary row first
     failures: dict[str, str] = {}
     with psycopg.connect(pg_dsn, autocommit=True) as raw:
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         with pytest.raises(psycopg.DataError) as failed:
             list(gov.cursor().stream(sql))
         failures["stream"] = str(failed.value)
     araw = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
     try:
-        agov = governed_db.wrap(araw, identity=AGENT, environment="production", audit=False)
+        agov = govern(araw)
         with pytest.raises(psycopg.DataError) as failed:
             [r async for r in agov.cursor().stream(sql)]
         failures["async stream"] = str(failed.value)
     finally:
         await araw.close()
-    pg = governed_db.wrap(await asyncpg.connect(_url()), identity=AGENT, environment="production", audit=False)
+    pg = govern(await asyncpg.connect(_url()))
     try:
         for how in ("iterate", "fetch", "fetchrow"):
             async with pg.transaction():

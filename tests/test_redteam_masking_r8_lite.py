@@ -25,8 +25,7 @@ import pytest
 
 import governed_db
 from tests import _innocent_workload as wl
-
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
+from tests._redteam import govern
 
 
 def _lite(ssn: str = "536-22-8726", email: str = "alice@example.com", unique: bool = True) -> tuple[Any, Any]:
@@ -39,7 +38,7 @@ def _lite(ssn: str = "536-22-8726", email: str = "alice@example.com", unique: bo
         "INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
         [(1, "Alice Smith", email, ssn, "Paris"), (2, "Bob Jones", "bob.jones@example.org", "219-45-1234", "Lyon")],
     )
-    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    return raw, govern(raw)
 
 
 def _observe(conn: Any, sql: str) -> Any:
@@ -83,7 +82,7 @@ def test_nullif_as_a_result_column_is_refused_on_postgres(pg_dsn: str, unique: s
     raw.execute(f"CREATE TABLE {table} (id int primary key, full_name text, ssn text, city text)")
     try:
         raw.execute(f"INSERT INTO {table} VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         sql = f"SELECT nullif(substr(ssn, 1, 1), %s) FROM {table} WHERE id = 1"
         assert raw.execute(sql, ("5",)).fetchall() != raw.execute(sql, ("6",)).fetchall()
         for guess in ("5", "6"):
@@ -130,7 +129,7 @@ def test_duckdb_json_each_of_a_whole_row_is_masked(template: str) -> None:
         raw = duckdb.connect()
         wl.create(raw, "duck", "rt8_")
         raw.execute("UPDATE rt8_customers SET ssn = ? WHERE id = 1", [ssn])
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         sql = template.format(c="rt8_customers")
         assert ssn in str(raw.execute(sql).fetchall())  # the raw connection shows it
         rows = gov.execute(sql).fetchall()
@@ -146,7 +145,7 @@ def test_duckdb_json_each_of_constants_and_unnest_of_innocent_columns_still_run(
     duckdb = pytest.importorskip("duckdb")
     raw = duckdb.connect()
     wl.create(raw, "duck", "rt8_")
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     for sql in (
         "SELECT * FROM json_each('{\"a\": 1, \"b\": [2]}')",
         "SELECT key, value FROM json_each((SELECT to_json({'city': city, 'tier': tier}) FROM rt8_customers "
@@ -169,7 +168,7 @@ def _shop(email: str) -> tuple[Any, Any]:
     raw.execute("INSERT INTO orders VALUES (1, 'alice@example.com', 1, 10), (2, 'bob.jones@example.org', 2, 5)")
     raw.execute("CREATE TABLE items (id integer primary key, order_id int REFERENCES orders(id), sku text)")
     raw.execute("INSERT INTO items VALUES (1, 1, 'A'), (2, 9, 'B')")  # item 2: an orphan, by id
-    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    return raw, govern(raw)
 
 
 FK_CHECKS = [
@@ -217,7 +216,7 @@ def test_foreign_key_check_where_no_column_is_masked_runs() -> None:
     raw.execute("CREATE TABLE parents (id integer primary key, label text)")
     raw.execute("CREATE TABLE kids (id integer primary key, parent_id int REFERENCES parents(id))")
     raw.execute("INSERT INTO kids VALUES (1, 7)")
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     assert gov.execute("PRAGMA foreign_key_check").fetchall() == [("kids", 1, "parents", 0)]
 
 
@@ -242,7 +241,7 @@ def test_a_keyed_hash_never_hashes_a_guess(template: str) -> None:
     seen = []
     for guess in ("536-22-8726", "536-22-8727"):
         raw, _ = _lite(unique=False)
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False, masking=KEYED)
+        gov = govern(raw, masking=KEYED)
         sql = template.format(g=guess)
         rows = raw.execute(sql).fetchall()
         assert (rows[0][-1] == rows[-1][-1]) is (guess == "536-22-8726")  # the raw oracle
@@ -257,7 +256,7 @@ def test_a_keyed_hash_still_joins_stored_values() -> None:
     raw, _ = _lite(unique=False)
     raw.execute("CREATE TABLE leads (id integer primary key, email text)")
     raw.executemany("INSERT INTO leads VALUES (?, ?)", [(1, "alice@example.com"), (2, "zed@example.net")])
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False, masking=KEYED)
+    gov = govern(raw, masking=KEYED)
     ssn = gov.execute("SELECT ssn FROM customers ORDER BY id").fetchall()
     assert all(str(v).startswith("hmac:") for (v,) in ssn) and ssn[0] != ssn[1]
     emails = [v for (v,) in gov.execute("SELECT email FROM customers UNION ALL SELECT email FROM leads")]
@@ -301,7 +300,7 @@ def test_a_collation_the_schema_declares_cannot_be_replaced() -> None:
     raw.create_collation("app_ci", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
     raw.execute("CREATE TABLE staff (id integer primary key, full_name text COLLATE app_ci, dept text)")
     raw.executemany("INSERT INTO staff VALUES (?, ?, ?)", [(1, "Alice Smith", "ops"), (2, "bob jones", "dev")])
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     seen: list[Any] = []
     with pytest.raises(governed_db.GuardrailViolation, match="COLLATE APP_CI"):
         gov.create_collation("APP_CI", lambda a, b: seen.append((a, b)) or 0)
@@ -331,7 +330,7 @@ def _checked(phone: str) -> tuple[Any, Any]:
         [(1, "Alice Smith", phone, 1), (2, "Bob Jones", "+1 415 555 0102", 2)],
     )
     raw.execute("PRAGMA ignore_check_constraints = OFF")
-    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    return raw, govern(raw)
 
 
 INTEGRITY_CHECKS = [
@@ -360,7 +359,7 @@ def test_integrity_checks_without_a_check_on_a_masked_column_still_run() -> None
     raw = sqlite3.connect(":memory:", isolation_level=None)
     raw.execute("CREATE TABLE items (id integer primary key, qty int CHECK (qty > 0), label text, email text)")
     raw.execute("INSERT INTO items VALUES (1, 2, 'a', 'alice@example.com')")
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     for sql in ("PRAGMA integrity_check", "PRAGMA quick_check(items)", "SELECT * FROM pragma_integrity_check"):
         assert gov.execute(sql).fetchall() == [("ok",)], sql
 
@@ -392,7 +391,7 @@ def test_duckdb_unpivot_keeps_the_masks_of_the_columns_it_passes_through(templat
         wl.create(raw, "duck", "rt8_")
         raw.execute("UPDATE rt8_customers SET full_name = ? WHERE id = 1", [name])
         raw.execute("CREATE TABLE rt8_t AS SELECT tier, country, id, full_name FROM rt8_customers")
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         sql = template.format(c="rt8_customers", t="rt8_t")
         raw_seen.append(raw.execute(sql).fetchall())
         try:
@@ -414,7 +413,7 @@ def test_duckdb_unpivot_and_pivot_statements_of_innocent_columns_run() -> None:
     raw = duckdb.connect()
     wl.create(raw, "duck", "rt8_")
     raw.execute("CREATE TABLE rt8_t AS SELECT tier, country, id, full_name FROM rt8_customers")
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     for sql in (
         "UNPIVOT (SELECT id, tier, country FROM rt8_customers) ON tier, country INTO NAME k VALUE v",
         "SELECT k, count(*) FROM (UNPIVOT (SELECT id, tier, country FROM rt8_customers) ON tier, country "

@@ -47,9 +47,8 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import run_script
+from tests._redteam import MariaTable, govern
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = (
     "(id int primary key, full_name varchar(100), email varchar(100), ssn varchar(100){ssn_default}, "
     "phone varchar(100), card varchar(100), city varchar(100) DEFAULT 'Paris'{keys})"
@@ -80,17 +79,9 @@ def _observe(run: Run, sql: str) -> Any:
         return type(e).__name__
 
 
-class My:
+class My(MariaTable):
     """A MariaDB table of three people (its SSN column's DEFAULT chosen per test), a governed connection to it
     and the raw one (the ground truth)."""
-
-    def __init__(self, mysql_kw: dict[str, Any], admin: Any, table: str) -> None:
-        import pymysql
-
-        self.t, self.admin, self.kw = table, admin, mysql_kw
-        self.raw = pymysql.connect(autocommit=True, **mysql_kw)
-        self.conn = governed_db.wrap(self.raw, identity=AGENT, environment="production", audit=False)
-        self.reset()
 
     def reset(self, ssn_default: str | None = None, unique: bool = False) -> None:
         default = f" DEFAULT '{ssn_default}'" if ssn_default is not None else ""
@@ -99,19 +90,6 @@ class My:
             cur.execute(f"DROP TABLE IF EXISTS {self.t}")
             cur.execute(f"CREATE TABLE {self.t} " + DDL.format(ssn_default=default, keys=keys))
             cur.executemany(f"INSERT INTO {self.t} VALUES (%s,%s,%s,%s,%s,%s,%s)", ROWS)
-
-    _script = staticmethod(run_script)
-
-    def run(self, script: str) -> list[Any]:
-        return self._script(self.conn, script)
-
-    def truth(self, script: str) -> list[Any]:
-        return self._script(self.admin, script)
-
-    def close(self) -> None:
-        self.raw.close()
-        with self.admin.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {self.t}")
 
 
 @pytest.fixture
@@ -274,7 +252,7 @@ def test_mariadb_deadlock_report_is_a_value_catalog(my: My) -> None:
 
     def governed() -> Any:
         raw = pymysql.connect(autocommit=False, **my.kw)
-        return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        return govern(raw)
 
     _deadlock(governed, my.t)
     report = my.truth("SHOW ENGINE INNODB STATUS")[0][0][2]
@@ -385,7 +363,7 @@ async def test_aiomysql_refuses_the_round_8_oracles(my: My) -> None:
         autocommit=True,
     )
     try:
-        conn = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        conn = govern(raw)
         for sql in (
             f"SELECT LENGTH(CONCAT(ssn, REPEAT('x', {PACKET - 11}))) FROM {my.t} WHERE id = 1",
             f"INSERT INTO {my.t} (id, city) VALUES (9, 'Nice')",
@@ -571,7 +549,7 @@ def _duck(ssn_default: str | None) -> tuple[Any, Any]:
         f"CREATE TABLE t (id INTEGER PRIMARY KEY, full_name VARCHAR, ssn VARCHAR UNIQUE{default}, city VARCHAR)"
     )
     raw.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [(r[0], r[1], r[3], r[6]) for r in ROWS])
-    return raw, governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    return raw, govern(raw)
 
 
 def _duck_observe(conn: Any, sql: str) -> Any:
@@ -717,7 +695,7 @@ def test_mariadb_a_new_session_forgets_labels_sampled_from_a_temporary_table(my:
 
     _sessions_table(my, SSN_CODES)
     raw = pymysql.connect(autocommit=True, **my.kw)
-    gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+    gov = govern(raw)
     cur = gov.cursor()
     cur.execute(f"CREATE TEMPORARY TABLE {my.t} (id int primary key, code varchar(20)) ENGINE=InnoDB")
     cur.execute(f"INSERT INTO {my.t} VALUES " + ", ".join(f"({i}, 'colour{i}')" for i in range(1, 40)))
@@ -752,7 +730,7 @@ def test_mariadb_use_forgets_labels_of_the_other_databases_tables(my: My, unique
     try:
         _sessions_table(my, SSN_CODES, table=f"{other}.{my.t}")
         raw = pymysql.connect(autocommit=True, **my.kw)
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         read = f"SELECT id, code FROM {my.t} WHERE id = 1"
         cur = gov.cursor()
         cur.execute(read)
@@ -787,9 +765,7 @@ def test_postgres_discard_temp_forgets_labels_sampled_from_a_temporary_table(
     try:
         with pg_conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(SSN_CODES, start=1)))
-        gov = governed_db.wrap(
-            psycopg.connect(pg_dsn, autocommit=True), identity=AGENT, environment="production", audit=False
-        )
+        gov = govern(psycopg.connect(pg_dsn, autocommit=True))
         gov.execute(f"CREATE TEMP TABLE {t} (id int primary key, code text)")
         gov.execute(f"INSERT INTO {t} SELECT i, 'colour' || i FROM generate_series(1, 39) i")
         with pytest.raises(governed_db.GovernedDBError):
@@ -819,7 +795,7 @@ def test_mariadb_names_differing_in_case_are_different_tables(my: My) -> None:
     _sessions_table(my, SSN_CODES)
     try:
         raw = pymysql.connect(autocommit=True, **my.kw)
-        gov = governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+        gov = govern(raw)
         cur = gov.cursor()
         cur.execute(f"SELECT id, code FROM {upper} WHERE id = 1")
         assert cur.fetchall() == ((1, "colour1"),)
@@ -846,9 +822,7 @@ def test_postgres_quoted_names_differing_in_case_are_different_tables(
         with pg_conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {upper} VALUES (%s, %s)", [(i, f"colour{i}") for i in range(1, 40)])
             cur.executemany(f"INSERT INTO {lower} VALUES (%s, %s)", list(enumerate(SSN_CODES, start=1)))
-        gov = governed_db.wrap(
-            psycopg.connect(pg_dsn, autocommit=True), identity=AGENT, environment="production", audit=False
-        )
+        gov = govern(psycopg.connect(pg_dsn, autocommit=True))
         assert gov.execute(f"SELECT id, code FROM {upper} WHERE id = 1").fetchall() == [(1, "colour1")]
         assert gov.execute(f"SELECT id, code FROM {lower} WHERE id = 1").fetchall() == [(1, "[US_SSN]")]
         gov.close()

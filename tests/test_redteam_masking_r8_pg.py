@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import pg_connect
+from tests._redteam import govern, leaked, made_tables, pg_connect
 from tests.conftest import PG_DSN
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = "(id int primary key, full_name text, email text, ssn text, city text, scores int[])"
 SCORES = [3, 4]
 #: the same ids, cities and scores; only the masked values differ (an e-mail's mask keeps its first letter
@@ -34,15 +33,6 @@ ROWS_B = [
     (2, "Carla Diaz", "bert@example.org", "310-77-6642", "Lyon", SCORES),
 ]
 SECRETS = ("Alice", "Smith", "Bob", "Jones", "Ivan", "Carla", "alice@", "anna.k@", "536-22", "478-91", "219-45")
-
-
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
-def _leaks(value: Any) -> list[str]:
-    text = repr(value)
-    return [s for s in SECRETS if s in text]
 
 
 def _observe(conn: Any, sql: str) -> Any:
@@ -60,18 +50,8 @@ def _observe(conn: Any, sql: str) -> Any:
 @pytest.fixture
 def tables(pg_conn: Any, unique: str) -> Iterator[tuple[str, str]]:
     """Two customer tables that differ only in their masked values."""
-    names = (f"rt8pg_a_{unique}", f"rt8pg_b_{unique}")
-    for name, rows in zip(names, (ROWS_A, ROWS_B), strict=True):
-        pg_conn.execute(f"CREATE TABLE {name} {DDL}")
-        with pg_conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s)", rows)
-    yield names
-    for name in names:
-        pg_conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _connect(driver: str) -> Any:
-    return pg_connect(driver)
+    with made_tables(pg_conn) as make:
+        yield make(DDL, ROWS_A, f"rt8pg_a_{unique}"), make(DDL, ROWS_B, f"rt8pg_b_{unique}")
 
 
 #: a ``*`` over a table function whose argument is a whole row: its columns (``key``, ``value``) were looked up
@@ -122,14 +102,14 @@ def test_star_over_a_table_function_is_masked(tables: tuple[str, str], driver: s
     """The columns a ``*`` gives a table function are named and counted by the database: they are matched to the
     description by name, and each may be any of the function's columns, computed from what it reads; the table's
     own columns keep their masks. Both tables are observed alike (and nothing of them in the clear)."""
-    raw = _connect(driver)
+    raw = pg_connect(driver)
     try:
         seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
-        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw  # the statement reads the values
-        gov = _wrap(raw)
+        assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw  # the statement reads the values
+        gov = govern(raw)
         seen = [_observe(gov, sql.format(t=t)) for t in tables]
         assert seen[0] == seen[1], seen
-        assert not _leaks(seen), seen
+        assert not leaked(seen, SECRETS), seen
         assert not str(seen[0]).startswith("refused"), seen[0]  # masked, not refused
     finally:
         raw.close()
@@ -141,7 +121,7 @@ async def apg(tables: tuple[str, str]) -> AsyncIterator[tuple[Any, Any, tuple[st
     parts = dict(p.split("=", 1) for p in PG_DSN.split())
     raw = await asyncpg.connect(f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}")
     try:
-        yield _wrap(raw), raw, tables
+        yield govern(raw), raw, tables
     finally:
         await raw.close()
 
@@ -154,10 +134,10 @@ async def test_asyncpg_star_over_a_table_function_is_masked(
     """The same through asyncpg, whose Records carry the database's column names."""
     conn, raw, tables = apg
     seen_raw = [[tuple(r) for r in await raw.fetch(sql.format(t=t))] for t in tables]
-    assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw)
+    assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS)
     seen = [[tuple(r) for r in await conn.fetch(sql.format(t=t))] for t in tables]
     assert seen[0] == seen[1] and seen[0], seen
-    assert not _leaks(seen), seen
+    assert not leaked(seen, SECRETS), seen
 
 
 LOOK_ALIKES = [
@@ -216,10 +196,10 @@ def test_stars_over_functions_that_reveal_nothing_still_run(
 ) -> None:
     """Look-alikes: functions over constants or over a column nobody masks return their exact values; the
     table's masked columns next to them are masked (an e-mail by its own strategy), nothing is refused."""
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         for t in tables:
-            names, rows = _observe(_wrap(raw), sql.format(t=t))
+            names, rows = _observe(govern(raw), sql.format(t=t))
             assert names == expected[0], names
             emails = [r[names.index("email")] for r in rows] if "email" in names else []
             assert all("***@" in e for e in emails), emails  # the e-mail keeps its own strategy
@@ -246,24 +226,24 @@ PROVISIONAL_WITH_ROWS = [
 def test_provisional_text_with_a_whole_row_is_masked(tables: tuple[str, str], driver: str, sql: str) -> None:
     """A value computed from a provisional column and a whole row with masked fields is masked whole (the row's
     fields cannot be found by name in it any more): both tables are observed alike (decision 0230)."""
-    raw = _connect(driver)
+    raw = pg_connect(driver)
     try:
         seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
-        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
-        gov = _wrap(raw)
+        assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw
+        gov = govern(raw)
         seen = [_observe(gov, sql.format(t=t)) for t in tables]
         assert seen[0] == seen[1], seen
-        assert not _leaks(seen) and not str(seen[0]).startswith("refused"), seen
+        assert not leaked(seen, SECRETS) and not str(seen[0]).startswith("refused"), seen
     finally:
         raw.close()
 
 
 def test_provisional_text_alone_is_still_scanned(tables: tuple[str, str]) -> None:
     """Look-alike: expressions over the provisional city alone are scanned, not redacted (exact here)."""
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         for t in tables:
-            seen = _observe(_wrap(raw), f"SELECT upper(c.city), c.city || '!' FROM {t} c ORDER BY c.id")
+            seen = _observe(govern(raw), f"SELECT upper(c.city), c.city || '!' FROM {t} c ORDER BY c.id")
             assert seen == (["upper", "?column?"], [("PARIS", "Paris!"), ("LYON", "Lyon!")]), seen
     finally:
         raw.close()
@@ -321,11 +301,11 @@ def test_an_update_sized_against_an_index_with_a_masked_column_is_refused(
     an identity that sees the name masked, naming it and the index (decision 0231)."""
     for t in indexed:
         pg_conn.execute(index.format(t=t))
-    raw = _connect(driver)
+    raw = pg_connect(driver)
     try:
         seen_raw = [_rolled_back(raw, update.format(t=t)) for t in indexed]
         assert seen_raw[0] != seen_raw[1], seen_raw  # one fails on the index, the other does not
-        gov = _wrap(raw)
+        gov = govern(raw)
         seen = [_observe(gov, update.format(t=t)) for t in indexed]
         for s, t in zip(seen, indexed, strict=True):
             assert s.startswith("refused") and "masked-column-constraint" in s and f"{t}.full_name" in s, s
@@ -341,9 +321,9 @@ def test_updates_that_cannot_resize_an_index_entry_still_run(pg_conn: Any, index
     t = indexed[0]
     pg_conn.execute(f"CREATE INDEX ON {t} (n, full_name)")
     pg_conn.execute(f"CREATE INDEX ON {t} (email, city)")
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
-        gov = _wrap(raw)
+        gov = govern(raw)
         for sql in (
             f"UPDATE {t} SET n = n + 1 WHERE id = 1",
             f"UPDATE {t} SET city = 'Nice', email = 'b@example.com' WHERE id = 1",
@@ -382,10 +362,10 @@ def test_other_sessions_statements_are_masked(tables: tuple[str, str], driver: s
         try:
             app.execute(f"SELECT id FROM {tables[0]} WHERE full_name = '{full_name}' AND ssn = '536-22-8726'")
             pid = app.info.backend_pid
-            raw = _connect(driver)
+            raw = pg_connect(driver)
             try:
                 text = sql.format(pid=pid)
-                return _observe(raw, text), _scrub_pids(_observe(_wrap(raw), text))
+                return _observe(raw, text), _scrub_pids(_observe(govern(raw), text))
             finally:
                 raw.close()
         finally:
@@ -394,7 +374,7 @@ def test_other_sessions_statements_are_masked(tables: tuple[str, str], driver: s
     (raw_a, gov_a), (raw_b, gov_b) = observed("Alice Smith"), observed("Ivan Petrov")
     assert raw_a != raw_b and ("Alice" in repr(raw_a) or raw_a != raw_b), (raw_a, raw_b)
     assert gov_a == gov_b, (gov_a, gov_b)
-    assert not _leaks(gov_a), gov_a
+    assert not leaked(gov_a, SECRETS), gov_a
 
 
 def _scrub_pids(seen: Any) -> Any:
@@ -409,10 +389,10 @@ def _scrub_pids(seen: Any) -> Any:
 
 def test_activity_without_statements_still_runs(pg_dsn: str) -> None:
     """Look-alike: which sessions run, their state and wait events, come back exactly."""
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         sql = "SELECT pid, backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-        assert _observe(_wrap(raw), sql) == _observe(raw, sql)
+        assert _observe(govern(raw), sql) == _observe(raw, sql)
     finally:
         raw.close()
 
@@ -444,11 +424,11 @@ def test_using_a_column_the_database_names_is_a_use(tables: tuple[str, str], dri
     """``JOIN ... USING (value)`` compares the ``value`` of ``jsonb_each`` (or ``unnest``...) though no output of the
     function is named so in the statement: the name was looked up in the guess's side only, and the count said
     whether the guessed SSN was stored (1 or 0). The columns such a FROM item may hold now count as compared."""
-    raw = _connect(driver)
+    raw = pg_connect(driver)
     try:
         seen_raw = [_observe(raw, sql.format(t=t)) for t in tables]
         assert seen_raw[0] != seen_raw[1], seen_raw  # the guess is right for one table only
-        gov = _wrap(raw)
+        gov = govern(raw)
         seen = [_observe(gov, sql.format(t=t)).replace(t, "<t>") for t in tables]
         assert seen[0] == seen[1] and seen[0].startswith("refused") and "JOIN" in seen[0], seen
     finally:
@@ -466,10 +446,10 @@ def test_using_a_column_the_database_names_is_a_use(tables: tuple[str, str], dri
 def test_using_over_what_nobody_masks_still_runs(tables: tuple[str, str], sql: str, count: int) -> None:
     """Look-alikes: USING over a function of constants or of a column nobody masks, and a USING join beside a
     function over the whole row (which takes no part in it), run with their exact counts."""
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         for t in tables:
-            assert _observe(_wrap(raw), sql.format(t=t)) == (["count"], [(count,)])
+            assert _observe(govern(raw), sql.format(t=t)) == (["count"], [(count,)])
     finally:
         raw.close()
 
@@ -506,16 +486,16 @@ def test_returning_star_of_a_write_with_from_items_is_masked(
     """PostgreSQL's ``RETURNING *`` of ``UPDATE ... FROM`` / ``DELETE ... USING`` gives every FROM item's columns
     after the target's; only the target's were traced, so a FROM column named like one of the target's
     (``full_name AS label``) took its (unmasked) origin and the names came back in the clear (decision 0229)."""
-    raw = _connect(driver)
+    raw = pg_connect(driver)
     try:
         seen_raw, seen = [], []
         for t in tables:
             _reset(pg_conn, writable)
             seen_raw.append(_observe(raw, sql.format(w=writable, t=t)))
             _reset(pg_conn, writable)
-            seen.append(_observe(_wrap(raw), sql.format(w=writable, t=t)))
-        assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
-        assert seen[0] == seen[1] and not _leaks(seen), seen
+            seen.append(_observe(govern(raw), sql.format(w=writable, t=t)))
+        assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw
+        assert seen[0] == seen[1] and not leaked(seen, SECRETS), seen
         assert not str(seen[0]).startswith("refused"), seen[0]
     finally:
         raw.close()
@@ -526,10 +506,10 @@ def test_returning_star_of_a_write_from_a_table_keeps_its_strategies(
 ) -> None:
     """Look-alike: the FROM table's own columns after the target's, each masked by its own strategy."""
     _reset(pg_conn, writable)
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         sql = f"UPDATE {writable} m SET n = n + 1 FROM {tables[0]} c WHERE m.id = c.id AND m.id = 1 RETURNING *"
-        names, rows = _observe(_wrap(raw), sql)
+        names, rows = _observe(govern(raw), sql)
         assert names == ["id", "label", "n", "id", "full_name", "email", "ssn", "city", "scores"]
         assert rows == [(1, "x", 1, 1, "[PERSON_NAME]", "a***@example.com", "[US_SSN]", "Paris", [3, 4])], rows
     finally:
@@ -573,14 +553,14 @@ def test_notices_a_trigger_raises_are_withheld(noisy: tuple[str, str], driver: s
     sql = "UPDATE {t} SET city = 'Nice' WHERE id = 1"
     seen_raw, seen = [], []
     for t in noisy:
-        raw = _connect(driver)
+        raw = pg_connect(driver)
         try:
             seen_raw.append(_notices(raw, driver, sql.format(t=t)))
-            seen.append(_notices(_wrap(raw), driver, sql.format(t=t)))
+            seen.append(_notices(govern(raw), driver, sql.format(t=t)))
         finally:
             raw.close()
-    assert seen_raw[0] != seen_raw[1] and _leaks(seen_raw), seen_raw
-    assert seen[0] == seen[1] and seen[0] and not _leaks(seen), seen
+    assert seen_raw[0] != seen_raw[1] and leaked(seen_raw, SECRETS), seen_raw
+    assert seen[0] == seen[1] and seen[0] and not leaked(seen, SECRETS), seen
 
 
 @pytest.mark.anyio
@@ -593,7 +573,7 @@ async def test_asyncpg_log_listeners_and_listeners_are_governed(noisy: tuple[str
     parts = dict(p.split("=", 1) for p in PG_DSN.split())
     raw = await asyncpg.connect(f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}")
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         got: list[Any] = []
         conn.add_log_listener(lambda c, msg: got.append((c, str(msg))))
         await conn.execute(f"UPDATE {noisy[0]} SET city = 'Nice' WHERE id = 1")
@@ -603,7 +583,7 @@ async def test_asyncpg_log_listeners_and_listeners_are_governed(noisy: tuple[str
             import asyncio
 
             await asyncio.sleep(0.05)
-        assert got and got[0][0] is conn and not _leaks(got), got
+        assert got and got[0][0] is conn and not leaked(got, SECRETS), got
         with pytest.raises(governed_db.ApprovalRequired, match="LISTEN"):
             await conn.add_listener("rt8pg_channel", lambda *a: None)
     finally:
@@ -612,12 +592,10 @@ async def test_asyncpg_log_listeners_and_listeners_are_governed(noisy: tuple[str
 
 def test_notices_reach_an_identity_with_a_full_grant(noisy: tuple[str, str]) -> None:
     """Look-alike: an identity with an unmask grant for everything gets the trigger's notice as it is."""
-    raw = _connect("psycopg")
+    raw = pg_connect("psycopg")
     try:
         service = governed_db.Identity("billing", kind="service")
-        conn = governed_db.wrap(
-            raw, identity=service, environment="production", audit=False, masking={"unmask": [{"kind": "service"}]}
-        )
+        conn = govern(raw, service, masking={"unmask": [{"kind": "service"}]})
         got = _notices(conn, "psycopg", f"UPDATE {noisy[0]} SET city = 'Nice' WHERE id = 1")
         assert got == [("NOTICE", "customer Alice Smith (536-22-8726) updated")], got
     finally:

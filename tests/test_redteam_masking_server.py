@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-import governed_db
+from tests._redteam import attempt as _observe
+from tests._redteam import govern, made_tables
 
-AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 DDL = (
     "(id int primary key, full_name {t}, email {t}, ssn {t}, phone {t}, api_key {t}, iban {t}, card {t}, "
     "address {t}, city {t})"
@@ -31,28 +31,10 @@ ROWS = [
 Run = Callable[[str], Any]
 
 
-def _wrap(raw: Any) -> Any:
-    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
-
-
-def _observe(run: Run, sql: str) -> Any:
-    """What the attacker sees: the rows, or that it was refused, or the error's class."""
-    try:
-        return run(sql)
-    except governed_db.GuardrailViolation as e:
-        return "refused" if "masked-column" in str(e) else f"refused otherwise: {e}"
-    except Exception as e:
-        return type(e).__name__
-
-
 @pytest.fixture
 def pg_table(pg_conn: Any, unique: str) -> Iterator[str]:
-    t = f"rtserver_c_{unique}"
-    pg_conn.execute(f"CREATE TABLE {t} " + DDL.format(t="text"))
-    with pg_conn.cursor() as cur:
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    yield t
-    pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with made_tables(pg_conn) as make:
+        yield make(DDL.format(t="text"), ROWS, f"rtserver_c_{unique}")
 
 
 @pytest.fixture(params=["psycopg", "psycopg2"])
@@ -66,7 +48,7 @@ def pg(request: pytest.FixtureRequest, pg_dsn: str, pg_table: str) -> Iterator[t
         psycopg2 = pytest.importorskip("psycopg2")
         raw = psycopg2.connect(pg_dsn)
         raw.autocommit = True
-    conn = _wrap(raw)
+    conn = govern(raw)
 
     def run(sql: str) -> Any:
         cur = conn.cursor()
@@ -84,26 +66,22 @@ def my(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> Iterator[tuple
     """A governed MariaDB connection; ``run`` returns the rows and ``@@warning_count`` after them."""
     import pymysql
 
-    t = f"rtserver_c_{unique}"
-    with mysql_conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t} " + DDL.format(t="varchar(100)"))
-        cur.executemany(f"INSERT INTO {t} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", ROWS)
-    raw = pymysql.connect(autocommit=True, **mysql_kw)
-    conn = _wrap(raw)
+    with made_tables(mysql_conn) as make:
+        t = make(DDL.format(t="varchar(100)"), ROWS, f"rtserver_c_{unique}")
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw)
 
-    def run(sql: str) -> Any:
-        cur = conn.cursor()
-        cur.execute(sql)
-        rows = cur.fetchall() if cur.description else cur.rowcount
-        cur.execute("SELECT @@warning_count")
-        return rows, cur.fetchall()
+        def run(sql: str) -> Any:
+            cur = conn.cursor()
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else cur.rowcount
+            cur.execute("SELECT @@warning_count")
+            return rows, cur.fetchall()
 
-    try:
-        yield run, t, conn
-    finally:
-        raw.close()
-        with mysql_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {t}")
+        try:
+            yield run, t, conn
+        finally:
+            raw.close()
 
 
 def _tells_apart(run: Run, template: str, table: str, column: str, right: str, wrong: str) -> tuple[Any, Any]:
@@ -269,7 +247,7 @@ def test_duckdb_result_comparison_is_no_conversion_error() -> None:
     try:
         raw.execute("CREATE TABLE c (id int, ssn varchar, city varchar)")
         raw.execute("INSERT INTO c VALUES (1, '536-22-8726', 'Paris')")
-        conn = _wrap(raw)
+        conn = govern(raw)
         run: Run = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         hit, miss = _tells_apart(run, MY_ORACLES["comparison with a number"], "c", "ssn", "5", "4")
         assert hit == miss == "refused", (hit, miss)
@@ -311,7 +289,7 @@ def test_mariadb_numeric_aggregates_of_numbers_keep_running(
                         [(1, 123456.78, "1980-04-02", "Paris"), (2, 98765.43, "1991-11-30", "Lyon")])  # fmt: skip
     raw = pymysql.connect(autocommit=True, **mysql_kw)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         cur = conn.cursor()
         cur.execute(f"SELECT sum(salary), avg(salary), round(salary), year(birth_date), sum(city) FROM {t}")
         rows = cur.fetchall()
@@ -337,7 +315,7 @@ def test_free_text_predicates_tell_nothing_of_masked_items(pg_conn: Any, pg_dsn:
         cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(notes, 1)))
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         first = conn.execute(f"SELECT notes FROM {t} WHERE id = 1").fetchall()
         assert "536-22" not in repr(first), first  # the item is masked when read
         run: Run = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
@@ -389,7 +367,7 @@ def test_free_text_word_searches_keep_running(pg_conn: Any, pg_dsn: str, unique:
                         [(i, n, f"ticket {i} closed") for i, n in enumerate(notes, 1)])  # fmt: skip
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         for where in ("notes LIKE '%refund pending%'", "notes ILIKE '%CALL alice%'", "lower(notes) LIKE '%door%'",
                       "notes NOT LIKE '%approved%'", "notes IN ('nothing', 'delivery left at the door')",
                       "notes = 'x' OR memo LIKE '%ticket 4%'", "notes IS NULL", "memo LIKE '%1_ closed'",
@@ -419,7 +397,7 @@ def test_free_text_with_letter_items_keeps_word_searches(pg_conn: Any, pg_dsn: s
         cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", list(enumerate(notes, 1)))
     raw = psycopg.connect(pg_dsn, autocommit=True)
     try:
-        conn = _wrap(raw)
+        conn = govern(raw)
         run: Run = lambda sql: conn.execute(sql).fetchall()  # noqa: E731
         for probe in ("%alice@%", "%@example%", "%example.com%", "%e@e%", "%a_ice%", "%parcel 1%"):
             sql = f"SELECT id FROM {t} WHERE notes LIKE '{probe}'"
