@@ -102,6 +102,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
+    hazard = _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
@@ -109,8 +110,25 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # runs as it would without this (only an index on a masked column refuses it) (decision 0272)
         found = _settle(state, analysis, access, trees, stored_order=True)
         if found.refusal is None:
-            return found
-    return _settle(state, analysis, access, trees, stored_order=False)
+            return _with_hazard(found, hazard)
+    return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard)
+
+
+def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> bool:
+    """Does the statement read a relation whose order an index on a masked column may decide — in any clause,
+    the table an UPDATE or DELETE walks included (decision 0312)? A relation of unknown columns counts."""
+    cache: dict[str, Relation | None] = {}
+    for name in tables:
+        rel = _relation(state, access, table_key(name), None, cache, 0)
+        if rel is None or rel.hazard:
+            return True
+    return False
+
+
+def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
+    if found.hazard or not hazard:
+        return found
+    return HAZARD if found is NOTHING else Outcome(found.spliced, found.refusal, found.columns, True)
 
 
 def _settle(
