@@ -41,6 +41,7 @@ from governed_db.errors import (
 from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import current_identity as _current_identity
+from governed_db.masking import warnings_order
 from governed_db.masking.messages import loggable
 from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
@@ -396,6 +397,9 @@ class Statement:
                 gov.masking_state.ran(self.analysis)
             if any(st.kind != "read" for st in statements):
                 masking.schema_changed(self.analysis, gov=gov)
+        ms = gov.masking_state
+        if ms is not None and ms.warnings_kept:  # MySQL/MariaDB: which warnings it left, in what order (0312)
+            warnings_order.ran(ms, gov.driver.warning_count(result.raw) if result is not None else None)
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored
@@ -414,8 +418,11 @@ class Statement:
         if isinstance(exc, GuardrailViolation):
             self.gov.recorder.refused(self.span, exc)
             return
-        if self.gov.masking_state is not None:
-            self.gov.masking_state.ran(self.analysis)  # a failed write may have left rows (decision 0275)
+        ms = self.gov.masking_state
+        if ms is not None:
+            ms.ran(self.analysis)  # a failed write may have left rows (decision 0275)
+            if ms.warnings_kept:
+                warnings_order.failed(ms)
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
         self.gov.driver.seal_error(exc)

@@ -172,6 +172,18 @@ def test_values_label_by_share_not_one_hit() -> None:
     assert classify_values(["$2b$12$" + "a" * 53] * 5)[0] == "PASSWORD"
 
 
+def test_one_hit_among_many_sampled_values_is_still_free_text() -> None:
+    """Decision 0313: however many values a widened sample read, one holding an item makes the column scanned
+    text (an agent's hundreds of varied fillers no longer dilute it below a share); still filterable."""
+    diluted = [f"ref {i * 7}" for i in range(199)] + ["536-22-8726"]
+    label, share, why, hits = classify_values(diluted)
+    assert label == "FREE_TEXT" and share == pytest.approx(0.005) and hits == 1, why
+    assert why == "1 of 200 sampled values contain personal data or secrets"
+    column = classify_column("t", "tax_ref", "TEXT", diluted)
+    assert column.label == "FREE_TEXT" and column.confidence < OBSERVED_TEXT and column.found == {"US_SSN"}
+    assert classify_values([f"ref {i * 7}" for i in range(200)])[0] is None  # the fillers alone: innocent
+
+
 def test_values_win_over_a_silent_name_and_agree_with_a_loud_one() -> None:
     """Values label an innocuously named column; matching values raise a name's confidence."""
     contact = classify_column("t", "contact", "TEXT", [f"u{i}@example.com" for i in range(30)])

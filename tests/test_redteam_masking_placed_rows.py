@@ -373,3 +373,60 @@ def test_aiosqlite_placed_placeholders_do_not_settle_the_table(tmp_path: Path) -
     assert seen[0] == seen[1], seen
     assert not any(secret in repr(seen) for secret in SECRETS), seen
     assert seen[0][1] == "refused: ['masked-column-predicate']", seen
+
+
+# -- diluted: one value among hundreds of varied fillers (decision 0313) -----------------------------------------
+def _diluted(i: int) -> tuple[str, str, str]:
+    return f"note {i}", f"ref {i * 7}", f"town {i % 13}"
+
+
+@pytest.mark.parametrize("db", EVERY, indirect=True)
+def test_one_value_among_varied_fillers_is_seen(db: Db, unique: str) -> None:
+    """One SSN the sample reads among 300 varied innocent rows the agent placed: below one in a hundred of the
+    values sampled, the column was settled innocent (the SSN in clear, the guess answered); one sampled item now
+    makes it free text, scanned as it passes, not searched with digits."""
+
+    def build(table: str, copy: str) -> None:
+        db.store(table, _copy(SECRET_ROWS, copy)[:1])  # stored first, so read first (lowest key too)
+        _place(db, table, _diluted, range(2, 302))
+
+    raw, seen = _both(db, unique, build)
+    assert raw[0] != raw[1] and raw[0][1] == [(1,)] and raw[1][1] == [], raw  # the oracle exists
+    assert seen[0] == seen[1], seen
+    assert not any(secret in repr(seen) for secret in SECRETS), seen
+    assert seen[0][0] == [(1, "[PERSON_NAME]", "[US_SSN]")], seen
+    assert seen[0][1] == "refused: ['masked-column-predicate']", seen
+
+
+@pytest.mark.parametrize("db", EVERY, indirect=True)
+def test_varied_innocent_columns_still_read_and_filter_exactly(db: Db, unique: str) -> None:
+    """The same 300 varied fillers and a row of innocent values: nothing was seen, so nothing is masked or refused
+    (values, ``=``, ``LIKE`` with digits, ``ORDER BY``) — and a column whose sample held one item reads its other
+    values as they are."""
+    table = db.table(f"placed_{unique}_varied")
+    db.store(table, [(1, "note 1", "ref 1", "Lyon")])
+    _place(db, table, _diluted, range(2, 302))
+    statements = [
+        "SELECT id, tax_ref, city FROM {t} WHERE id IN (1, 7, 301) ORDER BY id",
+        "SELECT count(*) FROM {t} WHERE tax_ref = 'ref 49'",
+        "SELECT count(*) FROM {t} WHERE tax_ref LIKE 'ref 7%'",
+        "SELECT tax_ref FROM {t} WHERE tax_ref IS NOT NULL ORDER BY tax_ref LIMIT 3",
+    ]
+    raw = db.connect()
+    gov = _wrap(db.connect())
+    try:
+        for sql in statements:
+            assert _see(gov, db, sql.format(t=table)) == db.execute(raw, sql.format(t=table)), sql
+    finally:
+        gov.close()
+        raw.close()
+    diluted = db.table(f"placed_{unique}_diluted")
+    db.store(diluted, SECRET_ROWS[:1])
+    _place(db, diluted, _diluted, range(2, 302))
+    gov = _wrap(db.connect())
+    try:
+        assert _see(gov, db, f"SELECT id, tax_ref FROM {diluted} WHERE id IN (1, 7) ORDER BY id") == [
+            (1, "[US_SSN]"), (7, "ref 49")
+        ]
+    finally:
+        gov.close()

@@ -141,6 +141,11 @@ class Driver:
         count = getattr(raw_cursor, "rowcount", None)
         return count if isinstance(count, int) else None
 
+    def warning_count(self, raw_cursor: Any) -> int | None:
+        """How many warnings the last statement left on the session, where the database keeps them after it
+        (MySQL/MariaDB's ``SHOW WARNINGS``); ``None``: not known (yet)."""
+        return None
+
     # -- the effect guard and the session (governed_db.guards; docs/guardrails.md) -----------------
     #: the database can roll back to a savepoint inside a transaction
     savepoints: bool = True

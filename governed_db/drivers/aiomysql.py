@@ -52,10 +52,13 @@ class AiomysqlCursor(PrivateWithheld, AsyncGovernedCursor):
         if result and result.has_next:
             return
         category = getattr(self.__wrapped__, "Warning", Warning)  # PyMySQL's, as aiomysql warns
-        for row in await conn.show_warnings() or ():
-            # scrubbed as a governed SHOW WARNINGS scrubs it: the optimizer's rewritten statement (Note 1003,
-            # after EXPLAIN EXTENDED) quotes the rows read by key and is withheld whole (decision 0274)
-            warnings.warn(masking.scrub_warning(str(row[-1]), gov=self._self_gov), category, 4)
+        gov = self._self_gov
+        # scrubbed as a governed SHOW WARNINGS scrubs it: the optimizer's rewritten statement (Note 1003,
+        # after EXPLAIN EXTENDED) quotes the rows read by key and is withheld whole (decision 0274), and the
+        # warnings of a statement whose rows an index on a masked column may order are withheld (0312)
+        messages = [masking.scrub_warning(str(row[-1]), gov=gov) for row in await conn.show_warnings() or ()]
+        for message in masking.listed_warnings(messages, gov=gov):
+            warnings.warn(message, category, 4)
 
     async def nextset(self) -> Any:
         self._self_result.finish()

@@ -69,6 +69,10 @@ class _LastResult:
     def rowcount(self) -> Any:
         return self.conn.affected_rows()
 
+    @property
+    def _result(self) -> Any:
+        return self.conn._result
+
 
 class _UnbufferedResult(wrapt.ObjectProxy[Any]):
     """An unbuffered ``MySQLResult`` whose rows leave one by one through the result state."""
@@ -217,6 +221,15 @@ class PyMySQLDriver(Driver):
 
             module = pymysql
         super().__init__(module)
+
+    def warning_count(self, raw_cursor: Any) -> int | None:
+        # the OK/EOF packet's count (every warning, past max_error_count too); an unbuffered result has it only
+        # after its last row
+        result = getattr(raw_cursor, "_result", None)
+        if result is None or getattr(result, "unbuffered_active", False):
+            return None
+        count = getattr(result, "warning_count", None)
+        return count if isinstance(count, int) else None
 
     @property
     def connection_proxy(self) -> type:

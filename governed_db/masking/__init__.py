@@ -59,6 +59,10 @@ def plan_masking(
     state = gov.masking_state or _state_for(gov)
     if not state.active:
         return None
+    if state.warnings_in_read_order:  # rare: MySQL/MariaDB warnings that may be listed in a masked order
+        withheld = _warnings_withheld(description, analysis, identity, state)
+        if withheld is not None:
+            return withheld
     # hot path: the same statement object, identity and result shape as last time (well under 1 us). The
     # validity test is spelled out here and in predicate_hit on purpose: a shared helper measured ~70 ns
     # more per statement (two calls); keep the two in step (entry layout: MaskingState.remember_hot callers)
@@ -83,6 +87,20 @@ def plan_masking(
         template = _plan_slow(description, analysis, identity, state)
     # the plan's derived parts are built once per statement shape; each result gets its own counter
     return None if template is None else template.fresh()
+
+
+def _warnings_withheld(
+    description: Sequence[Sequence[Any]], analysis: Analysis, identity: Identity, state: MaskingState
+) -> RowMasker | None:
+    """``SHOW WARNINGS``/``SHOW ERRORS`` after a statement that listed its warnings in an order an index on a
+    masked column may decide: each row's level, code and message withheld (decision 0312)."""
+    from governed_db.masking import warnings_order
+    from governed_db.masking.plan import Access
+
+    if Access(state, identity).everything:
+        return None
+    names = [d[0].decode() if isinstance(d[0], bytes) else str(d[0]) for d in description]
+    return warnings_order.withheld(state, names, state.facts_for(analysis).diagnostics)
 
 
 def _unlisted(facts: Any, names: Sequence[str]) -> bool:
@@ -192,6 +210,7 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
         and hot[2] == state.version
         and hot[3] > _now()
     ):
+        state.read_order = hot[5]  # (decision 0312)
         spliced = hot[4]
         if spliced is None:
             return sql
@@ -204,6 +223,7 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
     from governed_db.masking.plan import Access
     from governed_db.policy.decision import Action
 
+    state.read_order = True  # until the order guard says otherwise (a fault below leaves it so)
     try:
         out = order_guard.rewritten(state, text, analysis, identity)
     except order_guard.Refused:
@@ -262,6 +282,18 @@ def scrub_warning(text: str, *, gov: Governor) -> str:
     return scrub_diagnostic(text)
 
 
+def listed_warnings(messages: list[str], *, gov: Governor) -> list[str]:
+    """The messages of the warnings the statement running now left, as a driver that repeats them on its own
+    (aiomysql) may show them: withheld when that statement's rows came in an order an index on a masked column
+    may decide (decision 0312)."""
+    state = gov.masking_state
+    if state is None or not state.active or not state.warnings_kept:
+        return messages
+    from governed_db.masking import warnings_order
+
+    return warnings_order.python_warnings(state, messages)
+
+
 _LAZY = {
     "MaskingConfig": "governed_db.masking.config",
     "Grant": "governed_db.masking.config",
@@ -295,6 +327,7 @@ __all__ = [
     "classify_column",
     "classify_database",
     "find_spans",
+    "listed_warnings",
     "plan_masking",
     "predicate_hit",
     "reorder",

@@ -334,6 +334,12 @@ class MaskingState:
         #: a statement that may write ran since the last look (cleared when no transaction is open at a sample): a
         #: sample in the transaction sees its uncommitted rows, which a rollback takes back (decision 0275)
         self.wrote = False
+        #: MySQL/MariaDB keep a statement's warnings after it, listed in the order its rows were read (decision
+        #: 0312): the statement about to run reads a relation whose order an index on a masked column may decide
+        #: (set by the order guard), and the warnings listed now may be in such an order
+        self.warnings_kept = self.dialect == "mysql"
+        self.read_order = False
+        self.warnings_in_read_order = False
 
     @property
     def active(self) -> bool:

@@ -44,9 +44,13 @@ class Outcome:
     refusal: tuple[str, str] | None = None
     #: the masked columns whose indexes may decide the order (``table.column``), for the refusal's message
     columns: tuple[str, ...] = ()
+    #: it reads a relation whose order an index on a masked column may decide: whatever it computes row by row
+    #: (the warnings MySQL/MariaDB list) comes in that order (decision 0312)
+    hazard: bool = False
 
 
 NOTHING = Outcome()
+HAZARD = Outcome(hazard=True)
 
 
 def outcome(
@@ -75,13 +79,17 @@ def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Ident
         and hot[3] > time.time()
     ):
         spliced = hot[4]
+        state.read_order = hot[5]
         return None if spliced is None else apply(spliced, sql, state.dialect)
     version = state.version
     found = outcome(state, analysis, identity)
     if found.refusal is not None:
         raise Refused(found.refusal[0])
+    state.read_order = found.hazard
     until = state.memo.peek(("order", analysis.key, version, identity), (0.0, None))[0]
-    state.remember_hot(state.hot_orders, analysis, (statements, identity, version, until, found.spliced))
+    state.remember_hot(
+        state.hot_orders, analysis, (statements, identity, version, until, found.spliced, found.hazard)
+    )
     return None if found.spliced is None else apply(found.spliced, sql, state.dialect)
 
 
@@ -94,6 +102,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
+    hazard = _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
@@ -101,8 +110,25 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # runs as it would without this (only an index on a masked column refuses it) (decision 0272)
         found = _settle(state, analysis, access, trees, stored_order=True)
         if found.refusal is None:
-            return found
-    return _settle(state, analysis, access, trees, stored_order=False)
+            return _with_hazard(found, hazard)
+    return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard)
+
+
+def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> bool:
+    """Does the statement read a relation whose order an index on a masked column may decide — in any clause,
+    the table an UPDATE or DELETE walks included (decision 0312)? A relation of unknown columns counts."""
+    cache: dict[str, Relation | None] = {}
+    for name in tables:
+        rel = _relation(state, access, table_key(name), None, cache, 0)
+        if rel is None or rel.hazard:
+            return True
+    return False
+
+
+def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
+    if found.hazard or not hazard:
+        return found
+    return HAZARD if found is NOTHING else Outcome(found.spliced, found.refusal, found.columns, True)
 
 
 def _settle(
@@ -124,9 +150,11 @@ def _settle(
     refused = next((p.refusal for p in plans if p.refusal is not None), None)
     if refused is not None:
         return Outcome(refusal=refused, columns=_indexed(state, cache))
+    # a relation of unknown columns (None) is read as it comes, in whatever order
+    hazard = any(rel is None or rel.hazard for rel in cache.values())
     edits = [e for p in plans for e in p.edits]
     if not edits:
-        return NOTHING
+        return HAZARD if hazard else NOTHING
     if len(trees) != 1 or "executable-comment" in analysis.flags:
         return Outcome(refusal=(
             "the order of its rows must be fixed by an ORDER BY governed_db adds, which it does only to a text "
@@ -137,7 +165,7 @@ def _settle(
     tree = trees[0]
     assert tree is not None
     try:
-        return Outcome(spliced=splice(base, state.dialect, tree, edits))
+        return Outcome(spliced=splice(base, state.dialect, tree, edits), hazard=hazard)
     except Unspliceable as e:
         wanted = "; ".join(sorted({", ".join(ed.items) for ed in edits if ed.kind != "stand-in"})) or "a key"
         return Outcome(refusal=(

@@ -1,0 +1,79 @@
+"""MySQL/MariaDB warnings listed in read order (decision 0312).
+
+MariaDB keeps a statement's warnings in the order it evaluated the rows, and keeps them after the statement until
+another one that uses a table or warns replaces them. Over a relation whose read order an index on a masked column
+may decide, a warning of a different kind per row (``max(CASE id WHEN 1 THEN 1/0 WHEN 2 THEN CAST('x' AS INT)
+...) ... WHERE ssn IS NOT NULL GROUP BY id``) lists the rows in SSN order: ``SHOW WARNINGS`` (PyMySQL's
+``show_warnings()``, aiomysql's Python warnings) then tells how a masked value sorts among the others — the order
+the same index gives ``ROWNUM()`` and ``SYSDATE(6)`` (decisions 0234, 0293). Past ``max_error_count`` the order
+also decides which warnings are kept.
+
+Which expressions warn cannot be told from the text (any conversion, division, cast...), so the statement is not
+refused: its warnings are. When such a statement warned more than once (a single warning has no order), every
+warning it left is listed with its level, code and message withheld, until a statement that warns on its own (or
+an error) replaces them. The count stays (``@@warning_count``, the number of rows): it does not depend on the
+order. Warnings of statements over tables without such an index keep their text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from governed_db.masking.engine import MaskingState
+    from governed_db.masking.rows import RowMasker
+
+#: what the caller sees in place of each message of such a statement's warnings
+WARNINGS_WITHHELD = (
+    "[withheld: a warning of a statement whose rows were read in an order an index on a masked column may decide]"
+)
+#: its level: one for all (Note and Warning interleaved are an order too)
+LEVEL = "Warning"
+
+
+def ran(state: MaskingState, count: int | None) -> None:
+    """A statement ran; ``count``: how many warnings it left (``None``: not known yet, as for an unbuffered
+    result before its last row)."""
+    if state.read_order:
+        state.warnings_in_read_order = count is None or count >= 2
+    elif count:
+        state.warnings_in_read_order = False  # its own warnings replaced the ones listed before
+
+
+def failed(state: MaskingState) -> None:
+    """A statement failed: the error may follow warnings it listed in read order (an error raised before the
+    statement reached the server replaces nothing, so a flag already set stays)."""
+    if state.read_order:
+        state.warnings_in_read_order = True
+
+
+def withheld(state: MaskingState, names: Sequence[str], diagnostics: bool) -> RowMasker | None:
+    """The plan for a ``SHOW WARNINGS``/``SHOW ERRORS`` result while the warnings listed may be in such an order
+    (``None``: another statement, or warnings that keep their text)."""
+    if not diagnostics or not state.warnings_in_read_order:
+        return None
+    from governed_db.masking.rows import RowMasker
+
+    def level(_value: Any) -> Any:
+        return LEVEL
+
+    def code(_value: Any) -> Any:
+        return None
+
+    def message(_value: Any) -> Any:
+        return WARNINGS_WITHHELD
+
+    by_name = {"level": level, "code": code, "message": message}
+    return RowMasker(names, [by_name.get(n.lower()) for n in names])
+
+
+def python_warnings(state: MaskingState, messages: list[str]) -> list[str]:
+    """The messages aiomysql repeats as Python warnings right after the statement that left them (which
+    :func:`ran` has not seen yet)."""
+    if state.read_order and len(messages) >= 2:
+        return [WARNINGS_WITHHELD] * len(messages)
+    return messages
+
+
+__all__ = ["WARNINGS_WITHHELD", "failed", "python_warnings", "ran", "withheld"]
