@@ -413,7 +413,7 @@ def test_varied_innocent_columns_still_read_and_filter_exactly(db: Db, unique: s
         "SELECT tax_ref FROM {t} WHERE tax_ref IS NOT NULL ORDER BY tax_ref LIMIT 3",
     ]
     raw = db.connect()
-    gov = _wrap(db.connect())
+    gov = govern(db.connect(), ATTACKER)
     try:
         for sql in statements:
             assert _see(gov, db, sql.format(t=table)) == db.execute(raw, sql.format(t=table)), sql
@@ -423,7 +423,7 @@ def test_varied_innocent_columns_still_read_and_filter_exactly(db: Db, unique: s
     diluted = db.table(f"placed_{unique}_diluted")
     db.store(diluted, SECRET_ROWS[:1])
     _place(db, diluted, _diluted, range(2, 302))
-    gov = _wrap(db.connect())
+    gov = govern(db.connect(), ATTACKER)
     try:
         assert _see(gov, db, f"SELECT id, tax_ref FROM {diluted} WHERE id IN (1, 7) ORDER BY id") == [
             (1, "[US_SSN]"), (7, "ref 49")

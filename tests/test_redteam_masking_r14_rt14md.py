@@ -512,7 +512,7 @@ def test_warnings_of_a_delete_or_a_count_come_out_in_no_read_order(
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = _wrap(raw) if governed else raw
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 assert _see(conn, sql.format(t=indexed[c])) in (0, [(0,)])  # it runs, and deletes nothing
                 seen[governed, c] = [r[1] for r in _see(conn, "SHOW WARNINGS")]
@@ -543,7 +543,7 @@ def test_errors_tell_no_read_order(mysql_kw: dict[str, Any], indexed: dict[str, 
     for governed in (False, True):
         for c in ("A", "B"):
             raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = _wrap(raw) if governed else raw
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
             try:
                 with pytest.raises(pymysql.MySQLError) as failed:
                     conn.cursor().execute(ERROR_PER_ROW.format(t=indexed[c]))
@@ -560,7 +560,7 @@ def test_aiomysql_warnings_come_out_in_no_read_order(mysql_kw: dict[str, Any], i
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
     async def run(table: str) -> Any:
-        conn = _wrap(await aiomysql.connect(autocommit=True, **kw))
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
         try:
             cur = await conn.cursor()
             with warnings.catch_warnings(record=True) as got:
@@ -586,7 +586,7 @@ def test_warnings_that_reveal_no_order_keep_their_text(
     with mysql_conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {plain} {COLUMNS}")
         cur.executemany(f"INSERT INTO {plain} VALUES (%s, %s, %s, %s)", ROWS_A)
-    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
     try:
         assert len(_see(conn, WARN_PER_ROW.format(t=plain))) == 3
         assert [r[:2] for r in _see(conn, "SHOW WARNINGS")] == [("Warning", 1365), ("Warning", 1292), ("Warning", 1292)]
