@@ -1,0 +1,211 @@
+"""Red-team round 15 over masking on MariaDB (PyMySQL, aiomysql): a prompt-injected agent in production with zero
+configuration, no unmask grant.
+
+* An index's ``Cardinality`` counted the distinct values it holds. ``INSERT`` of rows holding a guessed SSN is
+  allowed (the SSN's index is not unique); once a tenth of the rows changed, InnoDB's background statistics thread
+  counts the index again within seconds, and ``SHOW INDEX FROM t`` (``SHOW KEYS``, ``SHOW INDEXES``,
+  ``information_schema.STATISTICS.CARDINALITY``) then grew exactly when the guess was not a stored SSN. The
+  cardinality is now one of the catalog's measures of stored values (decision 0247's sizes): NULL to identities
+  that see masked columns, a filter on it refused (decision 0306).
+
+* A ``WHERE`` of a SHOW was not judged: ``SHOW TABLE STATUS WHERE Data_length > 16384`` filtered on the size
+  0247 returns as NULL, and ``SHOW INDEX ... WHERE Cardinality > 8`` on the count above. A SHOW that lists an
+  information_schema table is now traced as the query over that table it is, its WHERE included (decision 0306).
+
+Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
+connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+
+AGENT = governed_db.Identity("curious-agent", kind="agent")
+COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
+ROWS_A = [
+    (1, "Alice Martin-Fitzgerald", "536-22-8726", "Paris"),
+    (2, "Ivan Petrov", "219-45-1234", "Lyon"),
+    (3, "Bob Stone", "412-77-9001", "Rome"),
+]
+ROWS_B = [(1, "Amy Zedd", "287-65-4321", "Paris"), *ROWS_A[1:]]
+#: thirty rows of the guessed SSN (a third of the table: InnoDB counts its statistics again past a tenth)
+GUESSES = "INSERT INTO {t} (id, ssn, city) VALUES " + ", ".join(f"({1000 + i}, '536-22-8726', 'g')" for i in range(30))
+
+
+def _wrap(raw: Any) -> Any:
+    return governed_db.wrap(raw, identity=AGENT, environment="production", audit=False)
+
+
+def _aiomysql_kw(mysql_kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"], "autocommit": True}
+
+
+@pytest.fixture
+def pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Two tables differing only in row 1's name and SSN, with an index on ``ssn`` and 90 rows without one."""
+    names = {c: f"rt15md_{unique}_{c.lower()}" for c in ("A", "B")}
+    with mysql_conn.cursor() as cur:
+        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
+            cur.execute(f"CREATE TABLE {names[c]} {COLUMNS}")
+            cur.executemany(f"INSERT INTO {names[c]} VALUES (%s, %s, %s, %s)", rows)
+            cur.execute(f"CREATE INDEX {names[c]}_ssn ON {names[c]} (ssn)")
+            cur.execute(f"INSERT INTO {names[c]} (id, city) SELECT seq, 'x' FROM seq_100_to_189")
+            cur.execute(f"ANALYZE TABLE {names[c]}")
+            cur.fetchall()
+    yield names
+    with mysql_conn.cursor() as cur:
+        for t in names.values():
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _see(conn: Any, sql: str) -> Any:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {sorted(e.decision.rules)}"
+
+
+#: every way the agent read an index's cardinality
+CARDINALITY_READS = [
+    "SHOW INDEX FROM {t}",
+    "SHOW KEYS FROM {t}",
+    "SHOW INDEXES IN {t} FROM test",
+    "SELECT INDEX_NAME, SEQ_IN_INDEX, CARDINALITY FROM information_schema.STATISTICS WHERE TABLE_NAME = '{t}' "
+    "ORDER BY INDEX_NAME",
+    "SELECT max(CARDINALITY) FROM information_schema.STATISTICS WHERE TABLE_NAME = '{t}' AND INDEX_NAME <> 'PRIMARY'",
+    "SHOW INDEX FROM {t} WHERE Cardinality > 8",
+    "SHOW KEYS FROM {t} WHERE Cardinality BETWEEN 0 AND 9",
+    "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_NAME = '{t}' AND CARDINALITY > 8",
+]
+
+
+def _after_guesses(conn: Any, raw: Any, table: str) -> list[Any]:
+    """Rows of the guessed SSN inserted (committed: the statistics thread reads committed rows), the index counted
+    again as the server's background thread does within seconds, each read of its cardinality; then the rows
+    deleted."""
+    assert _see(conn, GUESSES.format(t=table)) == 30
+    try:
+        with raw.cursor() as cur:
+            cur.execute(f"ANALYZE TABLE {table}")
+            cur.fetchall()
+        return [_see(conn, sql.format(t=table)) for sql in CARDINALITY_READS]
+    finally:
+        assert _see(conn, f"DELETE FROM {table} WHERE id >= 1000") == 30
+
+
+def _named(seen: list[Any], table: str) -> list[Any]:
+    """``seen`` with the table's own name taken out (the two tables differ in it)."""
+    return [repr(s).replace(table, "T") for s in seen]
+
+
+def test_an_index_cardinality_tells_no_guess(mysql_kw: dict[str, Any], pair: dict[str, str]) -> None:
+    import pymysql
+
+    seen, named = {}, {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = _wrap(raw) if governed else raw
+            try:
+                seen[governed, c] = _after_guesses(conn, raw, pair[c])
+                named[governed, c] = _named(seen[governed, c], pair[c])
+            finally:
+                conn.close()
+    assert named[False, "A"] != named[False, "B"], seen  # the oracle: the guess is A's SSN, one distinct value fewer
+    assert named[True, "A"] == named[True, "B"], seen
+    shown = seen[True, "A"][0]
+    assert [r[6] for r in shown] == [None, None] and [r[4] for r in shown] == ["id", "ssn"], shown
+    assert all(s == "refused: ['masked-column-predicate']" for s in seen[True, "A"][5:]), seen
+
+
+def test_aiomysql_an_index_cardinality_is_null(mysql_kw: dict[str, Any], pair: dict[str, str]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+
+    async def run(table: str) -> list[Any]:
+        conn = _wrap(await aiomysql.connect(**_aiomysql_kw(mysql_kw)))
+        out: list[Any] = []
+        try:
+            for sql in CARDINALITY_READS:
+                cur = await conn.cursor()
+                try:
+                    await cur.execute(sql.format(t=table))
+                    out.append([tuple(r) for r in await cur.fetchall()])
+                except governed_db.GuardrailViolation as e:
+                    out.append(f"refused: {sorted(e.decision.rules)}")
+        finally:
+            conn.close()
+        return out
+
+    seen = asyncio.run(run(pair["A"]))
+    assert [r[6] for r in seen[0]] == [None, None], seen
+    assert seen[3] == [("PRIMARY", 1, None), (f"{pair['A']}_ssn", 1, None)], seen
+    assert seen[4] == [(None,)], seen
+    assert all(s == "refused: ['masked-column-predicate']" for s in seen[5:]), seen
+
+
+#: SHOW statements whose WHERE filters on what the catalog returns as NULL
+SHOW_FILTERS = [
+    "SHOW TABLE STATUS WHERE Data_length > 16384",
+    "SHOW TABLE STATUS WHERE Name = '{t}' AND Avg_row_length < 100",
+    "SHOW TABLE STATUS FROM test WHERE Checksum > 0",
+    "SHOW INDEX FROM {t} WHERE Cardinality > 8",
+    "SHOW INDEXES FROM {t} IN test WHERE Cardinality < 9 OR Key_name = 'x'",
+    "SHOW KEYS FROM {t} WHERE (",  # unreadable: taken to read every column
+]
+
+
+@pytest.mark.parametrize("sql", SHOW_FILTERS)
+def test_a_show_filter_on_a_measure_is_refused(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str) -> None:
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert _see(conn, sql.format(t=pair["A"])) == "refused: ['masked-column-predicate']"
+    finally:
+        conn.close()
+
+
+#: SHOW statements over names and the columns nobody masks: they keep running, exactly
+SHOW_LOOK_ALIKES = [
+    ("SHOW TABLE STATUS WHERE Name = '{t}'", lambda rows: [r[:5] for r in rows] == [("{t}", "InnoDB", 10, "Dynamic", 93)]),
+    ("SHOW TABLE STATUS LIKE '{t}'", lambda rows: len(rows) == 1 and rows[0][5:7] == (None, None)),
+    ("SHOW INDEX FROM {t} WHERE Key_name = 'PRIMARY'", lambda rows: [r[2:5] for r in rows] == [("PRIMARY", 1, "id")]),
+    ("SHOW KEYS FROM {t} WHERE Column_name = 'ssn' AND Non_unique = 1",
+     lambda rows: [r[2] for r in rows] == ["{t}_ssn"]),
+    ("SHOW INDEXES FROM {t}", lambda rows: [r[4] for r in rows] == ["id", "ssn"]),
+    ("SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_NAME = '{t}' ORDER BY 1",
+     lambda rows: rows == [("PRIMARY", "id"), ("{t}_ssn", "ssn")]),
+]
+
+
+@pytest.mark.parametrize(("sql", "check"), SHOW_LOOK_ALIKES)
+def test_show_look_alikes_still_run(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str, check: Any) -> None:
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        rows = _see(conn, sql.format(t=pair["A"]))
+        assert isinstance(rows, list), rows
+        assert check([tuple(str(v).replace(pair["A"], "{t}") if isinstance(v, str) else v for v in r) for r in rows])
+    finally:
+        conn.close()
+
+
+def test_a_developer_still_sees_the_cardinality(mysql_kw: dict[str, Any], pair: dict[str, str]) -> None:
+    import pymysql
+
+    conn = governed_db.wrap(pymysql.connect(autocommit=True, **mysql_kw), identity=AGENT, environment="development",
+                            audit=False)
+    try:
+        rows = _see(conn, f"SHOW INDEX FROM {pair['A']} WHERE Cardinality > 0")
+        assert isinstance(rows, list) and [r[2] for r in rows][:1] == ["PRIMARY"] and rows[0][6] > 0, rows
+    finally:
+        conn.close()
