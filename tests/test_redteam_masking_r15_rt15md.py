@@ -209,3 +209,68 @@ def test_a_developer_still_sees_the_cardinality(mysql_kw: dict[str, Any], pair: 
         assert isinstance(rows, list) and [r[2] for r in rows][:1] == ["PRIMARY"] and rows[0][6] > 0, rows
     finally:
         conn.close()
+
+
+# -- 0307: performance_schema and sys sum the work statements did ---------------------------------------------
+#: reads of performance_schema tables and sys views that sum what statements did with the values they read: the
+#: counters decision 0291 refused (sort spills, temporary tables on disk, bytes written to the client's socket and
+#: to the redo log, memory, rows read per index), per digest, thread, user, file, socket or index
+WORK_SUMMARIES = [
+    "SELECT DIGEST_TEXT, SUM_SORT_MERGE_PASSES FROM performance_schema.events_statements_summary_by_digest",
+    "SELECT SUM_CREATED_TMP_DISK_TABLES FROM performance_schema.events_statements_summary_by_thread_by_event_name",
+    "SELECT SUM_NUMBER_OF_BYTES_WRITE FROM performance_schema.socket_summary_by_instance",
+    "SELECT FILE_NAME, SUM_NUMBER_OF_BYTES_WRITE FROM performance_schema.file_summary_by_instance "
+    "WHERE FILE_NAME LIKE '%ib_logfile0'",
+    "SELECT CURRENT_NUMBER_OF_BYTES_USED FROM performance_schema.memory_summary_by_thread_by_event_name",
+    "SELECT INDEX_NAME, COUNT_READ FROM performance_schema.table_io_waits_summary_by_index_usage",
+    "SELECT NUMBER_OF_BYTES FROM performance_schema.events_waits_history_long",
+    "SELECT SUM_SORT_MERGE_PASSES FROM performance_schema.prepared_statements_instances",
+    "SELECT WORK_COMPLETED FROM performance_schema.events_stages_current",
+    "SELECT query, sort_merge_passes FROM sys.statements_with_sorting",
+    "SELECT * FROM sys.x$statement_analysis",
+    "SELECT file, total_written FROM sys.io_global_by_file_by_bytes",
+    "SELECT * FROM sys.memory_global_total",
+    "SELECT rows_selected FROM sys.schema_index_statistics",
+    "SELECT * FROM sys.x$ps_schema_table_statistics_io",
+    "SELECT ROWS_READ FROM information_schema.INDEX_STATISTICS",
+    "SELECT ROWS_READ FROM information_schema.TABLE_STATISTICS",
+    "SELECT s.* FROM (SELECT * FROM performance_schema.events_statements_summary_global_by_event_name) s",
+]
+#: what stays readable there: configuration, instruments, connections, threads, locks held, variables
+QUIET_INSTRUMENTATION_READS = [
+    "SELECT USER, CURRENT_CONNECTIONS FROM performance_schema.accounts",
+    "SELECT NAME, ENABLED FROM performance_schema.setup_consumers",
+    "SELECT THREAD_ID, NAME FROM performance_schema.threads",
+    "SELECT OBJECT_NAME, LOCK_TYPE FROM performance_schema.metadata_locks",
+    "SELECT * FROM performance_schema.session_connect_attrs",
+    "SELECT * FROM sys.version",
+    "SELECT variable, value FROM sys.sys_config",
+    "SELECT * FROM sys.schema_object_overview WHERE db = 'test'",
+    "SELECT VARIABLE_VALUE FROM performance_schema.session_status WHERE VARIABLE_NAME = 'Threads_connected'",
+]
+
+
+@pytest.mark.parametrize("sql", WORK_SUMMARIES)
+def test_work_summaries_are_refused(mysql_kw: dict[str, Any], sql: str) -> None:
+    """performance_schema is OFF on the test server (a start-up option, ON by default on MySQL 8), so these tables
+    are empty here: what is checked is that they are not read, not an oracle measured through them."""
+    import pymysql
+
+    conn = _wrap(pymysql.connect(autocommit=True, **mysql_kw))
+    try:
+        assert _see(conn, sql) == "refused: ['system-catalog']"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sql", QUIET_INSTRUMENTATION_READS)
+def test_quiet_instrumentation_still_reads(mysql_kw: dict[str, Any], sql: str) -> None:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    try:
+        shown = _see(raw, sql)
+        governed = _see(_wrap(raw), sql)
+        assert isinstance(governed, list) and len(governed) == len(shown), governed
+    finally:
+        raw.close()
