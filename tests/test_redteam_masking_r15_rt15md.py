@@ -274,3 +274,136 @@ def test_quiet_instrumentation_still_reads(mysql_kw: dict[str, Any], sql: str) -
         assert isinstance(governed, list) and len(governed) == len(shown), governed
     finally:
         raw.close()
+
+
+# -- 0308: a generated column computed on write is a check over what it reads ------------------------------------
+GENERATED = {
+    # stored: computed at every write of the row
+    "stored": "ADD COLUMN tag varchar(30) AS (CONCAT(city, '/', full_name)) STORED",
+    # virtual, but an index holds it: computed at every write too
+    "indexed": "ADD COLUMN tag varchar(30) AS (CONCAT(city, '/', full_name)) VIRTUAL, ADD INDEX (tag)",
+}
+#: a city of 13 characters: with row 1's name of copy A (23) the tag would need 37 characters, with B's (8) 22
+LONG_CITY = "UPDATE {t} SET city = 'Saint-Etienne' WHERE id = 1"
+
+
+@pytest.fixture(params=sorted(GENERATED))
+def tagged(request: pytest.FixtureRequest, mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Two tables differing only in row 1's name and SSN, with a generated ``tag`` of city and name."""
+    names = {c: f"rt15md_{unique}_g{c.lower()}" for c in ("A", "B")}
+    with mysql_conn.cursor() as cur:
+        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
+            cur.execute(f"CREATE TABLE {names[c]} {COLUMNS}")
+            cur.executemany(f"INSERT INTO {names[c]} VALUES (%s, %s, %s, %s)", rows)
+            cur.execute(f"ALTER TABLE {names[c]} {GENERATED[request.param]}")
+    yield names
+    with mysql_conn.cursor() as cur:
+        for t in names.values():
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _update_city(conn: Any, table: str) -> Any:
+    """Within a transaction rolled back: the UPDATE of row 1's city, and row 1's city after it."""
+    try:
+        assert _see(conn, "START TRANSACTION") == 0
+        try:
+            done = _see(conn, LONG_CITY.format(t=table))
+        except Exception as e:  # the driver's error: what the caller sees
+            done = f"{type(e).__name__}: {e.args[0]}"
+        return done, _see(conn, f"SELECT city FROM {table} WHERE id = 1")
+    finally:
+        _see(conn, "ROLLBACK")
+
+
+def test_a_generated_column_tells_no_length(mysql_kw: dict[str, Any], tagged: dict[str, str]) -> None:
+    import pymysql
+
+    seen = {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = _wrap(raw) if governed else raw
+            try:
+                seen[governed, c] = _update_city(conn, tagged[c])
+            finally:
+                conn.close()
+    # the oracle: "Data too long for column 'tag'" exactly when the name is longer than 16 characters
+    assert seen[False, "A"] == ("DataError: 1406", [("Paris",)]), seen
+    assert seen[False, "B"] == (1, [("Saint-Etienne",)]), seen
+    assert seen[True, "A"] == seen[True, "B"] == ("refused: ['masked-column-constraint']", [("Paris",)]), seen
+
+
+def test_aiomysql_a_generated_column_is_a_check(mysql_kw: dict[str, Any], tagged: dict[str, str]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+
+    async def run(table: str) -> Any:
+        conn = _wrap(await aiomysql.connect(**_aiomysql_kw(mysql_kw)))
+        try:
+            cur = await conn.cursor()
+            with pytest.raises(governed_db.GuardrailViolation) as refused:
+                await cur.execute(LONG_CITY.format(t=table))
+            await cur.execute(f"SELECT city FROM {table} WHERE id = 1")
+            return refused.value.decision.rules, await cur.fetchall()
+        finally:
+            conn.close()
+
+    for c in ("A", "B"):
+        rules, rows = asyncio.run(run(tagged[c]))
+        assert "masked-column-constraint" in rules and [tuple(r) for r in rows] == [("Paris",)]
+
+
+#: generated columns that no write can make fail by a masked value: UPDATEs of the city keep running
+GENERATED_LOOK_ALIKES = [
+    "ADD COLUMN tag varchar(60) AS (UPPER(city)) STORED",  # reads no masked column
+    "ADD COLUMN tag varchar(30) AS (CONCAT(city, '/', full_name)) VIRTUAL",  # computed when read, never written
+    "ADD COLUMN tag varchar(30) AS (RIGHT(ssn, 4)) STORED",  # reads no column the UPDATE writes
+]
+
+
+@pytest.mark.parametrize("ddl", GENERATED_LOOK_ALIKES)
+def test_generated_look_alikes_still_update(mysql_kw: dict[str, Any], pair: dict[str, str], ddl: str) -> None:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    try:
+        with raw.cursor() as cur:
+            cur.execute(f"ALTER TABLE {pair['A']} {ddl}")
+        assert _update_city(_wrap(raw), pair["A"]) == (1, [("Saint-Etienne",)])
+    finally:
+        raw.close()
+
+
+def test_postgres_a_stored_generated_column_tells_no_length(unique: str) -> None:
+    from tests._redteam import pg_connect
+
+    try:
+        raw = pg_connect("psycopg")
+    except Exception as e:  # pragma: no cover - the server is part of the test environment
+        pytest.skip(f"PostgreSQL unavailable: {e}")
+    names = {c: f"rt15md_{unique}_pg{c.lower()}" for c in ("A", "B")}
+    try:
+        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
+            raw.execute(f"CREATE TABLE {names[c]} (id int primary key, full_name varchar(100), ssn varchar(20), "
+                        "city varchar(40), tag varchar(30) GENERATED ALWAYS AS (city || '/' || full_name) STORED)")
+            for r in rows:
+                raw.execute(f"INSERT INTO {names[c]} (id, full_name, ssn, city) VALUES (%s, %s, %s, %s)", r)
+        seen = {}
+        for governed in (False, True):
+            for c in ("A", "B"):
+                conn = pg_connect("psycopg", autocommit=False)
+                gov = _wrap(conn) if governed else conn
+                try:
+                    cur = gov.cursor()
+                    cur.execute(LONG_CITY.format(t=names[c]))
+                    seen[governed, c] = cur.rowcount
+                except Exception as e:
+                    seen[governed, c] = e.decision.rules if isinstance(e, governed_db.GuardrailViolation) else type(e).__name__
+                finally:
+                    conn.rollback()
+                    conn.close()
+        assert seen[False, "A"] == "StringDataRightTruncation" and seen[False, "B"] == 1, seen  # the oracle
+        assert seen[True, "A"] == seen[True, "B"] and "masked-column-constraint" in seen[True, "A"], seen
+    finally:
+        for t in names.values():
+            raw.execute(f"DROP TABLE IF EXISTS {t}")
+        raw.close()

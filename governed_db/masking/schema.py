@@ -599,6 +599,19 @@ def _key(schema: Any, name: Any, default: Any = None) -> str:
     return table_key(f"{schema}.{name}")
 
 
+def _computed_on_write(generated: Mapping[str, frozenset[str]], written: Iterable[str]) -> list[Constraint]:
+    """A generated column computed when its row is written (a stored one, or a virtual one an index holds) is a
+    check over the columns it reads: ``tag varchar(30) AS (CONCAT(city, '/', full_name)) STORED`` fails an
+    ``UPDATE ... SET city = <n characters>`` ("Data too long for column 'tag'") exactly when the stored name is
+    longer than ``29 - n``, as a conversion or a division in it fails for some stored values only (decision 0308)."""
+    out = []
+    for g in sorted(set(written) & set(generated)):
+        reads = generated[g] - {g}
+        if reads:
+            out.append(Constraint("check", f"generated column {g}", reads))
+    return out
+
+
 def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) -> list[Constraint]:
     """A generated column stands for the columns it is computed from (``lower(email)``: email)."""
     if not generated:
@@ -771,6 +784,8 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
+    # PostgreSQL's generated columns are stored ones (up to 17): each is computed when its row is written
+    found += _computed_on_write(generated, generated)
     return _expand(found, generated)
 
 
@@ -828,15 +843,17 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             (db, name),
         )
     found.extend(Constraint("check", str(n), _mentioned(clause, "mysql", columns)) for n, clause in checks)
-    generated = {
-        str(g).lower(): _mentioned(text, "mysql", columns)
-        for g, text in _rows(
-            cur,
-            "SELECT COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-            "AND TABLE_NAME = %s AND GENERATION_EXPRESSION IS NOT NULL AND GENERATION_EXPRESSION <> ''",
-            (db, name),
-        )
-    }
+    computed = _rows(
+        cur,
+        "SELECT c.COLUMN_NAME, c.GENERATION_EXPRESSION, c.EXTRA LIKE '%%STORED%%' OR EXISTS (SELECT 1 FROM "
+        "information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME "
+        "AND s.COLUMN_NAME = c.COLUMN_NAME) FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = %s "
+        "AND c.TABLE_NAME = %s AND c.GENERATION_EXPRESSION IS NOT NULL AND c.GENERATION_EXPRESSION <> ''",
+        (db, name),
+    )
+    generated = {str(g).lower(): _mentioned(text, "mysql", columns) for g, text, _ in computed}
+    # a stored generated column, or a virtual one an index holds, is computed when its row is written (0308)
+    found += _computed_on_write(generated, (str(g).lower() for g, _, on_write in computed if on_write))
     # a column given its DEFAULT (or left out of an INSERT) gets a value unless that default is NULL: MariaDB
     # quotes a literal default and spells a NULL one 'NULL'; a NOT NULL column without one gets '' or 0
     valued = _rows(
