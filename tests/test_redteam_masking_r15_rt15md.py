@@ -407,3 +407,99 @@ def test_postgres_a_stored_generated_column_tells_no_length(unique: str) -> None
         for t in names.values():
             raw.execute(f"DROP TABLE IF EXISTS {t}")
         raw.close()
+
+
+# -- 0308: a DEFAULT computed from the row's masked columns -----------------------------------------------------
+@pytest.fixture
+def defaulted(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Two tables differing only in row 1's name and SSN, with a ``note`` whose DEFAULT reads both, and a
+    ``status`` whose DEFAULT is a literal."""
+    names = {c: f"rt15md_{unique}_d{c.lower()}" for c in ("A", "B")}
+    with mysql_conn.cursor() as cur:
+        for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
+            cur.execute(f"CREATE TABLE {names[c]} {COLUMNS}")
+            cur.executemany(f"INSERT INTO {names[c]} VALUES (%s, %s, %s, %s)", rows)
+            cur.execute(f"ALTER TABLE {names[c]} ADD COLUMN note varchar(200) DEFAULT (CONCAT('n:', full_name, ':', "
+                        "ssn)), ADD COLUMN status varchar(20) DEFAULT 'new'")
+            cur.execute(f"UPDATE {names[c]} SET note = 'plain', status = 'old'")
+    yield names
+    with mysql_conn.cursor() as cur:
+        for t in names.values():
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _copied_by_default(conn: Any, table: str) -> Any:
+    """``DEFAULT(note)`` read; then, within a transaction rolled back, row 1's note set to its default and read."""
+    shown = _see(conn, f"SELECT id, DEFAULT(note) FROM {table} WHERE id = 1")
+    try:
+        assert _see(conn, "START TRANSACTION") == 0
+        done = _see(conn, f"UPDATE {table} SET note = DEFAULT WHERE id = 1")
+        return shown, done, _see(conn, f"SELECT note FROM {table} WHERE id = 1")
+    finally:
+        _see(conn, "ROLLBACK")
+
+
+def test_a_computed_default_copies_no_masked_value(mysql_kw: dict[str, Any], defaulted: dict[str, str]) -> None:
+    import pymysql
+
+    seen = {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = _wrap(raw) if governed else raw
+            try:
+                seen[governed, c] = _copied_by_default(conn, defaulted[c])
+            finally:
+                conn.close()
+    # the oracle: the default is the name and SSN themselves, read directly or copied into a clear column
+    assert seen[False, "A"] == ([(1, "n:Alice Martin-Fitzgerald:536-22-8726")], 1,
+                                [("n:Alice Martin-Fitzgerald:536-22-8726",)]), seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    shown, done, after = seen[True, "A"]
+    assert len(shown) == 1 and shown[0][1].startswith("[") and done == "refused: ['masked-column-constraint']", seen
+    assert after == [("plain",)], seen
+    assert not any(s in repr(seen[True, "A"]) for s in ("Alice", "Martin", "536-22", "Amy", "Zedd", "287-65"))
+
+
+def test_aiomysql_a_computed_default_is_refused(mysql_kw: dict[str, Any], defaulted: dict[str, str]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+
+    async def run(table: str) -> Any:
+        conn = _wrap(await aiomysql.connect(**_aiomysql_kw(mysql_kw)))
+        try:
+            cur = await conn.cursor()
+            await cur.execute(f"SELECT id, DEFAULT(note) FROM {table} WHERE id = 1")
+            shown = await cur.fetchall()
+            with pytest.raises(governed_db.GuardrailViolation) as refused:
+                await cur.execute(f"UPDATE {table} SET note = DEFAULT WHERE id = 1")
+            return [tuple(r) for r in shown], refused.value.decision.rules
+        finally:
+            conn.close()
+
+    shown, rules = asyncio.run(run(defaulted["A"]))
+    assert "masked-column-constraint" in rules and "Alice" not in repr(shown) and "536" not in repr(shown), shown
+
+
+def test_a_literal_default_still_runs(mysql_kw: dict[str, Any], defaulted: dict[str, str]) -> None:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    try:
+        conn = _wrap(raw)
+        try:
+            assert _see(conn, "START TRANSACTION") == 0
+            assert _see(conn, f"UPDATE {defaulted['A']} SET status = DEFAULT WHERE id = 1") == 1
+            assert _see(conn, f"SELECT status FROM {defaulted['A']} WHERE id = 1") == [("new",)]
+        finally:
+            _see(conn, "ROLLBACK")
+        # DEFAULT() over a table without masked columns comes back exactly
+        plain = defaulted["A"] + "_plain"
+        _see(raw, f"CREATE TABLE {plain} (id int primary key, status varchar(20) DEFAULT 'new', city varchar(40))")
+        try:
+            _see(raw, f"INSERT INTO {plain} VALUES (1, 'old', 'Paris'), (2, 'old', 'Lyon')")
+            sql = f"SELECT id, DEFAULT(status) FROM {plain} ORDER BY id"
+            assert _see(conn, sql) == _see(raw, sql) == [(1, "new"), (2, "new")]
+        finally:
+            _see(raw, f"DROP TABLE {plain}")
+    finally:
+        raw.close()

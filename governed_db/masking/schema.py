@@ -559,6 +559,8 @@ class Constraint:
     it changed, and on PostgreSQL, SQLite and DuckDB, where a unique key compares it) or ``partition`` (no
     check: the ``columns`` a MySQL partitioning expression reads, which decide the rows a ``PARTITION (p0)``
     selection reads).
+    ``computed default`` (a DEFAULT expression over the row's ``columns``, of the column in ``updated``: a write
+    giving that column its default computes it from them).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -864,6 +866,18 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     )
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
+    # a DEFAULT that is an expression over the row's other columns (``DEFAULT (CONCAT(full_name, ':', ssn))``): an
+    # UPDATE giving the column its default computes it from the row's stored values (decision 0308); a quoted
+    # literal reads none
+    for col, text in _rows(
+        cur,
+        "SELECT COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT NOT LIKE '''%%'",
+        (db, name),
+    ):
+        reads = _mentioned(str(text), "mysql", columns) - {str(col).lower()}
+        if reads:
+            found.append(Constraint("computed default", f"DEFAULT of {col}", reads, updated=frozenset({str(col).lower()})))
     # the columns a partitioning expression reads (``PARTITION BY KEY ()`` with no columns: the primary key)
     parted = _rows(
         cur,
