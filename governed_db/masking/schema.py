@@ -867,12 +867,13 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     # a DEFAULT that is an expression over the row's other columns (``DEFAULT (CONCAT(full_name, ':', ssn))``): an
-    # UPDATE giving the column its default computes it from the row's stored values (decision 0308); a quoted
-    # literal reads none
+    # UPDATE giving the column its default computes it from the row's stored values (decision 0308); a literal
+    # reads none (MariaDB quotes one; MySQL 8 marks an expression DEFAULT_GENERATED)
     for col, text in _rows(
         cur,
         "SELECT COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-        "AND TABLE_NAME = %s AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT NOT LIKE '''%%'",
+        "AND TABLE_NAME = %s AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT NOT LIKE '''%%' "
+        "AND (VERSION() LIKE '%%MariaDB%%' OR EXTRA LIKE '%%DEFAULT_GENERATED%%')",
         (db, name),
     ):
         reads = _mentioned(str(text), "mysql", columns) - {str(col).lower()}
