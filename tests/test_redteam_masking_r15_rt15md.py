@@ -12,6 +12,19 @@ configuration, no unmask grant.
   0247 returns as NULL, and ``SHOW INDEX ... WHERE Cardinality > 8`` on the count above. A SHOW that lists an
   information_schema table is now traced as the query over that table it is, its WHERE included (decision 0306).
 
+* performance_schema and the sys schema sum the counters decision 0291 refused, per statement digest, thread, file,
+  socket and index (``SUM_SORT_MERGE_PASSES``, the client socket's bytes written, the redo log file's, memory):
+  only their configuration, instruments, connections, threads, locks and variables may be read (decision 0307; the
+  test server runs with performance_schema OFF, so these reads are checked refused, not measured).
+
+* The database computes some columns from the row when it is written. ``UPDATE t SET city = 'Saint-Etienne'``
+  failed with "Data too long for column 'tag'" exactly when row 1's name was long, where a stored (or indexed
+  virtual) ``tag varchar(30) AS (CONCAT(city, '/', full_name))`` recomputes (PostgreSQL alike); such a generated
+  column is now a CHECK over what it reads. A DEFAULT over other columns (``note DEFAULT (CONCAT('n:', full_name,
+  ':', ssn))``) was worse: ``SELECT DEFAULT(note)`` returned the name and SSN in clear (sqlglot reads it as the
+  word DEFAULT aliased, taken for a constant), and ``UPDATE t SET note = DEFAULT`` copied them into a clear column.
+  ``DEFAULT(col)`` is now traced to the row, and the UPDATE refused (decision 0308).
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
