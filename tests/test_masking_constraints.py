@@ -228,6 +228,7 @@ def test_postgres_constraints(pg_conn: Any, unique: str) -> None:
             ("unique", ("ssn",), None, ()),
             ("unique", ("active", "city"), None, ()),
             ("check", ("dob", "hired"), None, ()),
+            ("check", ("email",), None, ()),  # the stored generated column el, computed at each write: 0308
             ("referenced", ("email",), c, ("customer_email",)),
             # every index, by the size of its entries (INCLUDE columns too): decision 0231
             ("index", ("id",), None, ()),
@@ -259,6 +260,7 @@ def test_mariadb_constraints(mysql_conn: Any, unique: str) -> None:
             ("unique", ("digits", "ssn"), None, ()),
             ("unique", ("note",), None, ()),
             ("check", ("dob", "hired"), None, ()),
+            ("check", ("ssn",), None, ()),  # the virtual column digits, which an index holds: computed at writes (0308)
             ("referenced", ("email",), c, ("customer_email",)),
             ("default", ("id",), None, ()),  # NOT NULL without a default: '' or 0 is its default (decision 0232)
         }

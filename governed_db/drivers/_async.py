@@ -326,6 +326,8 @@ def _key(params: Any) -> Any:
 
 def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
     """The tables ``sql`` names (CTE names left out), and whether it writes, cached per statement text."""
+    from governed_db.masking.mysql_show import show_listing
+    from governed_db.sql.analysis import sqlglot_dialect
     from governed_db.sql.shapes import analysis_for
 
     cache: LRU[str, tuple[tuple[exp.Table, ...], bool]] | None = gov.state.get("async_tables")
@@ -346,6 +348,9 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
         if expr is None:
             continue
         writes = writes or stmt.kind == "write" or expr.find(exp.Insert, exp.Update, exp.Delete, exp.Merge) is not None
+        if gov.dialect in ("mysql", "mariadb"):
+            # a SHOW that lists an information_schema table reads that table (masked as it is there, 0306)
+            expr = show_listing(expr, sqlglot_dialect(gov.dialect)) or expr
         ctes = {c.alias_or_name for c in expr.find_all(exp.CTE)}
         nodes.extend(t for t in expr.find_all(exp.Table) if t.name and t.name not in ctes)
     found = (tuple(nodes), writes)

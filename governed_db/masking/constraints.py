@@ -48,7 +48,7 @@ from governed_db.masking.schema import Constraint
 ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
 
 #: how every clause of a constraint use begins (the guard tells them from predicates by it)
-USE_PREFIXES = ("the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on", "the size of an entry of the index")
+USE_PREFIXES = ("the DEFAULT of", "the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on", "the size of an entry of the index")
 
 
 def is_constraint_use(clause: str) -> bool:
@@ -94,6 +94,12 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         if not kept:
             return None
         return (f"the CHECK constraint {c.name} on {w.table}({_cols(c.columns)})", _origin(w.table, kept))
+    if c.kind == "computed default":
+        given = (c.updated or frozenset()) & w.defaulted
+        if w.kind == "insert" or not given:
+            return None  # an INSERT computes it from the caller's own row
+        clause = f"the DEFAULT of {w.table}({_cols(given)}), computed from the row's {_cols(c.columns)}"
+        return (clause, _origin(w.table, c.columns))
     if c.kind == "index":
         grows = c.columns if c.updated is None else c.updated
         given = grows if w.columns is None else w.columns & grows

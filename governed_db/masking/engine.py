@@ -47,6 +47,7 @@ from governed_db.masking.constraints import (
     row_check_uses,
 )
 from governed_db.masking.lineage import Lineage, Origin, trace
+from governed_db.masking.mysql_show import show_listing
 from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
@@ -194,35 +195,23 @@ MYSQL_STATEMENT_TEXT: dict[str, tuple[str, ...]] = {
     "sys.innodb_lock_waits": ("waiting_query", "blocking_query"),
     "sys.x$innodb_lock_waits": ("waiting_query", "blocking_query"),
 }
-#: what ``SHOW [FULL] PROCESSLIST`` lists: information_schema.PROCESSLIST's rows, under its column names
-PROCESSLIST_READ = "information_schema.PROCESSLIST"
-TABLES = "information_schema.TABLES"
 
 
 #: MySQL/MariaDB catalog columns that measure the stored values of the table a row describes (decision 0247):
 #: a MyISAM table's DATA_LENGTH and AVG_ROW_LENGTH are the bytes of its records (a longer name, more bytes),
 #: INDEX_LENGTH those of its packed keys, DATA_FREE those of deleted records, and the live CHECKSUM of a MyISAM or
 #: Aria table made with CHECKSUM=1 is a function of every stored value; InnoDB's sizes count pages, which fill
-#: with the values' bytes
+#: with the values' bytes. An index's CARDINALITY is InnoDB's count of the distinct values it holds, counted again
+#: whenever a tenth of the rows changed: after rows of guessed SSNs are inserted, whether it grew says whether a
+#: guess was a stored SSN (decision 0306)
 MYSQL_SIZE_MEASURES: dict[str, tuple[str, ...]] = {
     "information_schema.tables": ("avg_row_length", "data_length", "index_length", "data_free", "checksum"),
+    "information_schema.statistics": ("cardinality",),
     "information_schema.innodb_sys_tablestats": ("clust_index_size", "other_index_size"),
     "information_schema.innodb_sys_tablespaces": ("file_size", "allocated_size"),
     # a session's memory, of the kind of the Memory_used counters decision 0215 refused
     "information_schema.processlist": ("memory_used", "max_memory_used"),
 }
-#: what ``SHOW TABLE STATUS`` lists: information_schema.TABLES's columns, under the names it gives them
-TABLE_STATUS_COLUMNS = (
-    "TABLE_NAME AS Name", "ENGINE AS Engine", "VERSION AS Version", "ROW_FORMAT AS Row_format",
-    "TABLE_ROWS AS `Rows`", "AVG_ROW_LENGTH AS Avg_row_length", "DATA_LENGTH AS Data_length",
-    "MAX_DATA_LENGTH AS Max_data_length", "INDEX_LENGTH AS Index_length", "DATA_FREE AS Data_free",
-    "AUTO_INCREMENT AS Auto_increment", "CREATE_TIME AS Create_time", "UPDATE_TIME AS Update_time",
-    "CHECK_TIME AS Check_time", "TABLE_COLLATION AS Collation", "CHECKSUM AS Checksum",
-    "CREATE_OPTIONS AS Create_options", "TABLE_COMMENT AS Comment", "MAX_INDEX_LENGTH AS Max_index_length",
-    "TEMPORARY AS Temporary",
-)
-
-
 def size_measure_columns(dialect: str, key: str) -> tuple[str, ...]:
     """The columns of catalog table ``key`` whose numbers measure the values stored in the tables it describes."""
     if dialect in ("mysql", "mariadb"):
@@ -1082,14 +1071,10 @@ class MaskingState:
             return StatementFacts(None)
         tree = stmts[0].expression
         assert tree is not None
-        shown = tree.name.upper() if isinstance(tree, exp.Show) and self.dialect in ("mysql", "mariadb") else ""
-        if shown in ("PROCESSLIST", "TABLE STATUS"):
-            # the process list and the table status under their own names: their statement text and sizes are
-            # masked as in the information_schema tables they list (0246, 0247)
-            columns, listed = (("*",), PROCESSLIST_READ) if shown == "PROCESSLIST" else (TABLE_STATUS_COLUMNS, TABLES)
-            lineage = self.trace(exp.select(*columns, dialect=self.sg_dialect).from_(listed, dialect=self.sg_dialect))
-        else:
-            lineage = self.trace(tree)
+        # the process list, the table status and the indexes under their own names: masked as the
+        # information_schema tables they list, their WHERE judged as a filter on those (0246, 0247, 0306)
+        listing = show_listing(tree, self.sg_dialect) if self.dialect in ("mysql", "mariadb") else None
+        lineage = self.trace(tree if listing is None else listing)
         if _DECLARE_CURSOR.match(analysis.sql) and lineage.outputs is not None:
             # DECLARE c CURSOR FOR <query> (judged as its query): its rows come back later, by FETCH, where no
             # lineage follows them, so every value it would return counts as kept for later

@@ -578,7 +578,22 @@ class Walker:
         self.lineage.uses.append(("a list comprehension", element))
         return combine([body, element], kind="expr")
 
+    def default_of(self, node: exp.Aliases, scope: Scope, ctes: Ctes) -> Origin:
+        """MySQL ``DEFAULT(note)`` (sqlglot reads it as a column DEFAULT aliased ``note``): the column's DEFAULT
+        evaluated over the row, which may read any of its columns (``DEFAULT (CONCAT(full_name, ':', ssn))``), so a
+        value computed from the whole rows of the tables its argument names (decision 0308)."""
+        found = combine([self.expr(exp.column(i.name), scope, ctes) for i in node.expressions], kind="expr")
+        tables = {t for t, _ in found.sources} | set(found.rows)
+        rows: list[Origin] = []
+        s: Scope | None = scope
+        while s is not None:
+            rows += [src.whole_row() for src in s.sources if src.table is not None and src.table in tables]
+            s = s.parent
+        return combine([found, *rows] if rows else [found, Origin("unknown")], kind="expr")
+
     def expr(self, node: exp.Expression, scope: Scope, ctes: Ctes) -> Origin:
+        if isinstance(node, exp.Aliases) and isinstance(node.this, exp.Column) and is_default(node.this):
+            return self.default_of(node, scope, ctes)
         if isinstance(node, exp.Column) and is_default(node):
             return CONST  # ``SET x = DEFAULT``: the column's default (a value of the schema's, judged by the writes)
         if isinstance(node, exp.Column):

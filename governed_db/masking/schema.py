@@ -581,6 +581,8 @@ class Constraint:
     it changed, and on PostgreSQL, SQLite and DuckDB, where a unique key compares it) or ``partition`` (no
     check: the ``columns`` a MySQL partitioning expression reads, which decide the rows a ``PARTITION (p0)``
     selection reads).
+    ``computed default`` (a DEFAULT expression over the row's ``columns``, of the column in ``updated``: a write
+    giving that column its default computes it from them).
     ``columns`` include the columns a generated column in it is computed from, and every column an expression
     or the WHERE of a partial index names.
     """
@@ -619,6 +621,19 @@ def _key(schema: Any, name: Any, default: Any = None) -> str:
     if schema is None or str(schema).lower() in _DEFAULT_SCHEMAS or str(schema) == str(default):
         return table_key(str(name))
     return table_key(f"{schema}.{name}")
+
+
+def _computed_on_write(generated: Mapping[str, frozenset[str]], written: Iterable[str]) -> list[Constraint]:
+    """A generated column computed when its row is written (a stored one, or a virtual one an index holds) is a
+    check over the columns it reads: ``tag varchar(30) AS (CONCAT(city, '/', full_name)) STORED`` fails an
+    ``UPDATE ... SET city = <n characters>`` ("Data too long for column 'tag'") exactly when the stored name is
+    longer than ``29 - n``, as a conversion or a division in it fails for some stored values only (decision 0308)."""
+    out = []
+    for g in sorted(set(written) & set(generated)):
+        reads = generated[g] - {g}
+        if reads:
+            out.append(Constraint("check", f"generated column {g}", reads))
+    return out
 
 
 def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) -> list[Constraint]:
@@ -793,6 +808,8 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
     generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
+    # PostgreSQL's generated columns are stored ones (up to 17): each is computed when its row is written
+    found += _computed_on_write(generated, generated)
     return _expand(found, generated)
 
 
@@ -850,15 +867,17 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             (db, name),
         )
     found.extend(Constraint("check", str(n), _mentioned(clause, "mysql", columns)) for n, clause in checks)
-    generated = {
-        str(g).lower(): _mentioned(text, "mysql", columns)
-        for g, text in _rows(
-            cur,
-            "SELECT COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-            "AND TABLE_NAME = %s AND GENERATION_EXPRESSION IS NOT NULL AND GENERATION_EXPRESSION <> ''",
-            (db, name),
-        )
-    }
+    computed = _rows(
+        cur,
+        "SELECT c.COLUMN_NAME, c.GENERATION_EXPRESSION, c.EXTRA LIKE '%%STORED%%' OR EXISTS (SELECT 1 FROM "
+        "information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = c.TABLE_SCHEMA AND s.TABLE_NAME = c.TABLE_NAME "
+        "AND s.COLUMN_NAME = c.COLUMN_NAME) FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA = %s "
+        "AND c.TABLE_NAME = %s AND c.GENERATION_EXPRESSION IS NOT NULL AND c.GENERATION_EXPRESSION <> ''",
+        (db, name),
+    )
+    generated = {str(g).lower(): _mentioned(text, "mysql", columns) for g, text, _ in computed}
+    # a stored generated column, or a virtual one an index holds, is computed when its row is written (0308)
+    found += _computed_on_write(generated, (str(g).lower() for g, _, on_write in computed if on_write))
     # a column given its DEFAULT (or left out of an INSERT) gets a value unless that default is NULL: MariaDB
     # quotes a literal default and spells a NULL one 'NULL'; a NOT NULL column without one gets '' or 0
     valued = _rows(
@@ -869,6 +888,19 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     )
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(str(r[0]).lower() for r in valued)))
+    # a DEFAULT that is an expression over the row's other columns (``DEFAULT (CONCAT(full_name, ':', ssn))``): an
+    # UPDATE giving the column its default computes it from the row's stored values (decision 0308); a literal
+    # reads none (MariaDB quotes one; MySQL 8 marks an expression DEFAULT_GENERATED)
+    for col, text in _rows(
+        cur,
+        "SELECT COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s AND COLUMN_DEFAULT IS NOT NULL AND COLUMN_DEFAULT NOT LIKE '''%%' "
+        "AND (VERSION() LIKE '%%MariaDB%%' OR EXTRA LIKE '%%DEFAULT_GENERATED%%')",
+        (db, name),
+    ):
+        reads = _mentioned(str(text), "mysql", columns) - {str(col).lower()}
+        if reads:
+            found.append(Constraint("computed default", f"DEFAULT of {col}", reads, updated=frozenset({str(col).lower()})))
     # the columns a partitioning expression reads (``PARTITION BY KEY ()`` with no columns: the primary key)
     parted = _rows(
         cur,

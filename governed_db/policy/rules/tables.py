@@ -98,8 +98,32 @@ TRAFFIC_TABLES = frozenset(
      "information_schema.client_statistics", "information_schema.thread_statistics", "sys.metrics",
      "information_schema.innodb_metrics", "information_schema.innodb_buffer_pool_stats",
      "information_schema.key_caches", "information_schema.innodb_cmp", "information_schema.innodb_cmp_reset",
-     "information_schema.innodb_cmpmem", "information_schema.innodb_cmpmem_reset"}
+     "information_schema.innodb_cmpmem", "information_schema.innodb_cmpmem_reset",
+     # MariaDB's user statistics (userstat=1): the rows each table and index gave, as Handler_read_* counts them
+     "information_schema.table_statistics", "information_schema.index_statistics"}
 )  # fmt: skip
+#: The only performance_schema tables and sys views a governed session may read: configuration, instruments,
+#: connections, threads (their statements masked, decision 0246), locks and handles held, variables, replication
+#: (decision 0307). Every other one sums the work statements did — per statement digest, thread, user, host, file,
+#: socket, index: ``SUM_SORT_MERGE_PASSES``, ``SUM_CREATED_TMP_DISK_TABLES``, the bytes written to the client's
+#: socket and to the redo log's file, the memory held, the rows read through each index — the counters decision
+#: 0291 refused, under other names (the server's own and MySQL 8's performance_schema has over a hundred such
+#: tables, the sys schema another hundred views over them).
+QUIET_INSTRUMENTATION = frozenset(
+    {*(f"performance_schema.{t}" for t in (
+        "accounts", "users", "hosts", "threads", "host_cache", "setup_actors", "setup_consumers", "setup_instruments",
+        "setup_objects", "setup_timers", "performance_timers", "cond_instances", "mutex_instances", "rwlock_instances",
+        "file_instances", "socket_instances", "session_account_connect_attrs", "session_connect_attrs",
+        "metadata_locks", "table_handles", "user_variables_by_thread", "session_variables", "global_variables",
+        "variables_by_thread", "replication_applier_configuration", "replication_applier_status",
+        "replication_applier_status_by_coordinator", "replication_applier_status_by_worker",
+        "replication_connection_configuration", "replication_connection_status")),
+     *(f"sys.{t}" for t in (
+        "version", "sys_config", "schema_object_overview", "schema_auto_increment_columns",
+        "schema_redundant_indexes", "x$schema_flattened_keys", "ps_check_lost_instrumentation",
+        "session_ssl_status"))}
+)  # fmt: skip
+_INSTRUMENTATION_SCHEMAS = ("performance_schema", "sys")
 #: tables where a filter on VARIABLE_NAME picks counters (the statistics tables have a column per counter)
 _STATUS_TABLES = frozenset(t for t in TRAFFIC_TABLES if not t.endswith("_statistics"))
 _LIMIT_KINDS = frozenset({"write", "file", "ddl", "admin"})
@@ -238,6 +262,18 @@ def _engine_status(stmt: StatementInfo) -> bool:
     return False
 
 
+def _work_summaries(stmt: StatementInfo) -> list[str]:
+    """The performance_schema tables and sys views ``stmt`` reads that are not quiet (``QUIET_INSTRUMENTATION``); the
+    status tables are judged by the counters a filter picks (``_traffic``)."""
+    out = []
+    for t in stmt.tables_read:
+        last2 = ".".join(t.lower().rsplit(".", 2)[-2:])
+        schema = last2.split(".", 1)[0] if "." in last2 else ""
+        if schema in _INSTRUMENTATION_SCHEMAS and last2 not in QUIET_INSTRUMENTATION | TRAFFIC_TABLES:
+            out.append(t)
+    return out
+
+
 def _traffic(stmt: StatementInfo) -> str | None:
     """A read of MySQL/MariaDB status counters that may include one that is not quiet (``QUIET_COUNTERS``): one
     measuring what a statement did with the values it read before masking."""
@@ -278,7 +314,8 @@ def _traffic(stmt: StatementInfo) -> str | None:
     "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
     "sqlite_stat1 and dbstat, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or status counters "
     "other than those that count events (MySQL's Bytes_sent, sort spills, subquery cache hits measure values "
-    "before masking), is never routine; "
+    "before masking), or performance_schema/sys summaries of the work statements did (the same counters per "
+    "digest, thread, file or socket), is never routine; "
     "plain schema discovery stays allowed.",
     remedy="use information_schema views for discovery; ask an administrator for anything else",
     production=Action.DENY,
@@ -304,6 +341,13 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
         # (``"attached_condition": "customers.full_name = 'Alice Smith'"``), decision 0247
         values.append(f"{stmt.operation} (another session's plan, its conditions quoting the values it was sent)")
     traffic = _traffic(stmt) if not values else None
+    measured = _work_summaries(stmt) if not values and traffic is None else []
+    if measured:
+        return Finding(
+            f"reads {', '.join(measured)}, which sum the work statements did (sort spills, temporary tables, bytes "
+            "sent and logged, memory, rows read per index) and so measure values before masking; read the "
+            "configuration, instruments, threads, connections or variables there only"
+        )
     if traffic is not None:
         return Finding(
             f"reads status counters ({traffic}) that may include ones measuring what statements did with values "
