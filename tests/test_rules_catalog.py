@@ -109,6 +109,7 @@ REFUSED = [
     ("mysql", "KILL 42", "server-control", "deny"),
     ("postgres", "SELECT rolpassword FROM pg_authid", "system-catalog", "deny"),
     ("mysql", "SELECT authentication_string FROM mysql.user", "system-catalog", "deny"),
+    ("mysql", "SELECT Host, Username, Password FROM mysql.servers", "system-catalog", "deny"),
     ("sqlite", "UPDATE sqlite_master SET sql = 'x' WHERE name = 't'", "system-catalog", "deny"),
     ("mysql", "SELECT * FROM otherdb.orders", "cross-database", "warn"),
     ("mysql", "UPDATE t SET note = 'it\\'s' WHERE id = 1", "backslash-quote", "require_approval"),

@@ -28,7 +28,9 @@ CATALOG_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_maste
 CREDENTIAL_TABLES = frozenset(
     {"pg_authid", "pg_shadow", "pg_user_mapping", "pg_user_mappings", "pg_hba_file_rules", "pg_ident_file_mappings",
      "mysql.user", "mysql.global_priv", "mysql.password_history", "mysql.slave_master_info",
-     "mysql.replication_connection_configuration"}
+     "mysql.replication_connection_configuration",
+     # FEDERATED/CONNECT server definitions: a remote server's user name and password in clear
+     "mysql.servers"}
 )  # fmt: skip
 #: Statistics catalogs that hold column *values* (histogram bounds, most common values, samples): reading them
 #: reads the data past masking, so they are not schema discovery.
