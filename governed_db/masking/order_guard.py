@@ -44,6 +44,8 @@ class Outcome:
     refusal: tuple[str, str] | None = None
     #: the masked columns whose indexes may decide the order (``table.column``), for the refusal's message
     columns: tuple[str, ...] = ()
+    #: the refusal stands whatever makes the relations hazards (:attr:`Plan.firm`)
+    firm: bool = False
 
 
 NOTHING = Outcome()
@@ -88,7 +90,8 @@ def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Ident
 def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     facts = state.facts_for(analysis)
     lineage = facts.lineage
-    tables = list(lineage.tables) if lineage is not None else list(analysis.tables)
+    # the statement's own tables too: ``COPY t (a) TO`` reads a table no result column is traced to
+    tables = list(dict.fromkeys([*(lineage.tables if lineage is not None else ()), *analysis.tables]))
     if not any(access.hidden_fields(t) for t in tables):
         return NOTHING  # nothing masked here for this identity: nothing to order or stand in for
     trees = [s.expression for s in analysis.statements]
@@ -100,7 +103,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
         # runs as it would without this (only an index on a masked column refuses it) (decision 0272)
         found = _settle(state, analysis, access, trees, stored_order=True)
-        if found.refusal is None:
+        if found.refusal is None or found.firm:
             return found
     return _settle(state, analysis, access, trees, stored_order=False)
 
@@ -121,9 +124,9 @@ def _settle(
     plans = [
         Planner(dialect, relation, ordered_aggregates=ordered).statement(t) for t in trees if t is not None
     ]
-    refused = next((p.refusal for p in plans if p.refusal is not None), None)
-    if refused is not None:
-        return Outcome(refusal=refused, columns=_indexed(state, cache))
+    refusing = sorted((p for p in plans if p.refusal is not None), key=lambda p: not p.firm)
+    if refusing:
+        return Outcome(refusal=refusing[0].refusal, columns=_indexed(state, cache), firm=refusing[0].firm)
     edits = [e for p in plans for e in p.edits]
     if not edits:
         return NOTHING
