@@ -251,3 +251,24 @@ def test_innocent_returning_sequences_and_groupings_run(stored: dict[str, str], 
         gov.rollback()
         raw.close()
         gov.close()
+
+
+def _declared(order: str) -> Any:
+    def read(conn: Any, t: str) -> list[Any]:
+        conn.cursor().execute(f"DECLARE rt15pg_c CURSOR FOR SELECT id FROM {t} WHERE {SOME}{order}")
+        return _ids(conn, "FETCH ALL FROM rt15pg_c")
+
+    return read
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_declared_cursor_does_not_tell_where_an_update_put_a_row(stored: dict[str, str], driver: str) -> None:
+    """``DECLARE c CURSOR FOR <query>`` is judged as its query, but the ORDER BY it needs could not be written into
+    the DECLARE's text, and the stored-order plan's refusal fell back: FETCH returned the rows as stored. The refusal
+    stands now; with the ORDER BY written by the caller the cursor runs."""
+    seen = _places(driver, stored, _declared(""))
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert all(isinstance(s, str) and "add the ORDER BY yourself" in s for s in seen["a"][1]), seen
+    ordered = _places(driver, stored, _declared(" ORDER BY id"))
+    assert ordered["a"][1] == ordered["b"][1] == [4, 0], ordered

@@ -9,6 +9,7 @@ schema version, like every other masking judgement. The predicate guard turns a 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from governed_db.masking.plan import Access
 from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
 from governed_db.sql.analysis import Analysis
 
+#: ``DECLARE c CURSOR FOR <query>``: judged as its query, whose edits cannot be written into the DECLARE's text; a
+#: later FETCH returns the rows in the order the query reads them, so that refusal stands (decision 0303)
+_DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
 #: how deep views over views are followed to the tables they read
 _VIEW_DEPTH = 3
 #: SQLite orders rows inside an aggregate (``group_concat(x, ',' ORDER BY k)``) from 3.44
@@ -147,7 +151,7 @@ def _settle(
             f"its rows must be ordered by values nobody has masked, and governed_db could not add that to the text "
             f"with certainty ({e})",
             f"add the ORDER BY yourself ({wanted}), or ask for an unmask grant (masking.unmask)",
-        ), columns=_indexed(state, cache))  # fmt: skip
+        ), columns=_indexed(state, cache), firm=bool(_DECLARE_CURSOR.match(analysis.sql)))  # fmt: skip
 
 
 def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[str, ...]:
