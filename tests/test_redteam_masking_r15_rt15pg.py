@@ -272,3 +272,34 @@ def test_a_declared_cursor_does_not_tell_where_an_update_put_a_row(stored: dict[
     assert all(isinstance(s, str) and "add the ORDER BY yourself" in s for s in seen["a"][1]), seen
     ordered = _places(driver, stored, _declared(" ORDER BY id"))
     assert ordered["a"][1] == ordered["b"][1] == [4, 0], ordered
+
+
+def test_psycopg_async_copy_of_a_table_is_refused(stored: dict[str, str]) -> None:
+    """An ``AsyncConnection``'s ``cursor().copy()`` goes through the same judgement as the sync one."""
+    import psycopg
+
+    async def attempt(table: str) -> tuple[list[Any], list[Any]]:
+        out: tuple[list[Any], list[Any]] = ([], [])
+        for governed, seen in ((False, out[0]), (True, out[1])):
+            conn = await psycopg.AsyncConnection.connect(PG_DSN)
+            if governed:
+                conn = _wrap(conn)
+            try:
+                for row in (5, 1):
+                    try:
+                        await conn.execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = {row}")
+                        async with conn.cursor().copy(f"COPY {table} (id) TO STDOUT") as cp:
+                            ids = [int(r[0]) async for r in cp.rows()]
+                        seen.append(ids.index(row))
+                    except governed_db.GuardrailViolation as e:
+                        seen.append(f"refused: {e}".replace(table, "T"))
+                    finally:
+                        await conn.rollback()
+            finally:
+                await conn.close()
+        return out
+
+    seen = {v: asyncio.run(attempt(stored[v])) for v in ("a", "b")}
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert all("masked-column-predicate" in s and "COPY (SELECT" in s for s in seen["a"][1]), seen
