@@ -169,7 +169,9 @@ COPY_INNOCENT = [
     "COPY (SELECT id, upper(city) FROM {t} WHERE id = 2) TO STDOUT (FORMAT csv)",
     "COPY {plain} TO STDOUT",
     "COPY {plain} TO STDOUT (FORMAT csv, HEADER)",
-    "COPY {t} (id, city) TO STDOUT (FORMAT csv)",
+    # the table form, COPY {t} (id, city) TO, exports the rows as stored, which the masked values' widths decide: it
+    # is refused over a table with masked columns, and its query form ordered by the key runs (decision 0303)
+    "COPY (SELECT id, city FROM {t} ORDER BY id) TO STDOUT (FORMAT csv)",
 ]
 
 

@@ -554,21 +554,24 @@ class AsyncpgConnection(_Runner, PrivateWithheld, GovernedConnection):
         text = gov.driver.statement_text(query, raw)
         copy_sql = f"COPY ({text}) TO STDOUT"
 
-        async def run(_s: Any) -> Any:
+        async def run(sent: Any) -> Any:
             await self._self_refuse_masked(copy_sql)
-            return await raw.copy_from_query(query, *args, **kwargs)
+            # the query as governed_db edited it (an ORDER BY by the key where the read order could follow masked
+            # values, decision 0303): the edits are insertions, so the COPY around it is unchanged
+            head, tail = "COPY (", ") TO STDOUT"
+            edited = sent if isinstance(sent, str) and sent.startswith(head) and sent.endswith(tail) else copy_sql
+            return await raw.copy_from_query(edited[len(head) : -len(tail)], *args, **kwargs)
 
         return await govern(gov, "connection.copy_from_query", copy_sql, args or None, run)
 
     async def copy_from_table(self, table_name: str, **kwargs: Any) -> Any:
-        raw = self.__wrapped__
-        copy_sql = f"COPY {_table(table_name, kwargs)} TO STDOUT"
-
-        async def run(_s: Any) -> Any:
-            await self._self_refuse_masked(copy_sql)
-            return await raw.copy_from_table(table_name, **kwargs)
-
-        return await govern(self._self_gov, "connection.copy_from_table", copy_sql, None, run)
+        # exported as the query it equals, which governed_db orders by the table's key where the stored order could
+        # follow masked values (``COPY t TO`` takes no ORDER BY, decision 0303); the rows and format are the same
+        _table(table_name, kwargs)  # the name's type is checked as before
+        schema, columns = kwargs.pop("schema_name", None), kwargs.pop("columns", None)
+        name = (quote_ident(schema) + "." if schema else "") + quote_ident(table_name)
+        listed = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+        return await self.copy_from_query(f"SELECT {listed} FROM {name}", **kwargs)
 
     async def copy_to_table(self, table_name: str, **kwargs: Any) -> Any:
         raw = self.__wrapped__

@@ -69,6 +69,9 @@ class Plan:
     edits: list[Edit] = field(default_factory=list)
     #: why the order cannot be made deterministic here, and what to do (the refusal's reason and remedy)
     refusal: tuple[str, str] | None = None
+    #: the refusal stands even where PostgreSQL's stored order is all that makes a relation a hazard (decision
+    #: 0303): the statement has no way to run as written without handing out rows, or values, in that order
+    firm: bool = False
 
 
 @dataclass
@@ -149,10 +152,14 @@ class Planner:
             self._nested_in(tree, skip={id(tree.expression)})
         elif isinstance(tree, exp.Copy) and isinstance(tree.this, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree.this, {}, None, need=True)
+        elif isinstance(tree, exp.Copy) and not tree.args.get("kind"):
+            self._copied_table(tree)
         elif isinstance(tree, (exp.Update, exp.Delete)) and tree.args.get("limit") is not None:
             self._bounded_write(tree)
         else:
             self._nested_in(tree, skip=set())
+        if isinstance(tree, (exp.Update, exp.Delete)) and tree.args.get("returning") is not None:
+            self._returned_rows(tree)
         return self.plan
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
@@ -182,6 +189,51 @@ class Planner:
             return
         if not self._ordered_by(tree.args.get("order"), items):
             self.plan.edits.append(Edit("order", tree, tuple(items)))
+
+    def _copied_table(self, tree: exp.Copy) -> None:
+        """``COPY t (a, b) TO STDOUT`` exports the rows in the order they are stored, and no ORDER BY can be added
+        to it: where that order may follow masked values (an index; on PostgreSQL, where an UPDATE put a row's new
+        version, which depends on how wide the rows are), it is refused; its query form is ordered (0303)."""
+        source = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        if not isinstance(source, exp.Table):
+            return
+        rel = self.relation(source)
+        if rel is None or not rel.hazard:
+            return
+        columns = [c.sql(dialect=self.dialect) for c in tree.this.expressions] if isinstance(
+            tree.this, exp.Schema
+        ) else ["*"]
+        key = ", ".join(nodes.column_sql(c, self.dialect) for c in rel.key or ()) or "its key"
+        self._refuse(
+            f"COPY {source.sql(dialect=self.dialect)} TO exports its rows in the order they are stored, which how "
+            "wide their masked values are may decide",
+            f"COPY (SELECT {', '.join(columns)} FROM {source.sql(dialect=self.dialect)} ORDER BY {key}) TO STDOUT, "
+            "or ask for an unmask grant (masking.unmask)",
+            firm=True,
+        )
+
+    def _returned_rows(self, tree: exp.Update | exp.Delete) -> None:
+        """``UPDATE/DELETE ... RETURNING`` returns the rows in the order the change reads them, which the stored
+        order (or an index on a masked column) decides, and no ORDER BY can be added: refused unless it changes
+        one row, named by a whole key (0303)."""
+        target = tree.this
+        if not isinstance(target, exp.Table):
+            return
+        rel = self.relation(target)
+        if rel is None or not rel.hazard:
+            return
+        where = tree.args.get("where")
+        pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+        keys = [*rel.keys, frozenset(c.lower() for c in rel.key or ())]
+        if any(k and k <= pinned for k in keys):
+            return
+        self._refuse(
+            f"{tree.key.upper()} ... RETURNING returns the rows it changes in the order they are stored, which how "
+            "wide their masked values are may decide",
+            "change one row at a time by its key (WHERE id = ...), or SELECT the rows ORDER BY their key first, or "
+            "leave RETURNING out, or ask for an unmask grant (masking.unmask)",
+            firm=True,
+        )
 
     # -- queries ---------------------------------------------------------------------------------
     def query(
@@ -328,7 +380,8 @@ class Planner:
         self._aggregates(node, scope, hazard, row_key, windowed=hazard or group_key is not None)
         if hazard:
             self._windows(node, scope, row_key)
-            self._read_order_values(node, seen)
+            if self.dialect != "postgres":
+                self._read_order_values(node, seen)
         elif group_key is not None:
             self._windows(node, scope, group_key)
         if (
@@ -379,6 +432,10 @@ class Planner:
                 else:
                     self._order_by_key(node, [], row_key, "the result", outs)
                 ordered = True
+        if hazard and self.dialect == "postgres":
+            # PostgreSQL computes a volatile output after the ORDER BY sorts the rows: one of the result's own,
+            # ordered here by the key, is handed out in that order; anywhere else in read order (decision 0303)
+            self._read_order_values(node, seen, sorted_outputs=ordered)
         single = aggregated and not grouped
         key: list[int] | None
         if single:
@@ -568,7 +625,7 @@ class Planner:
         a whole key of their own table reference (decision 0283); the predicate guard refuses any other masked
         column grouped (unless the policy approved it)."""
         if isinstance(group, exp.Group):
-            if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
+            if nodes.grouping_sets(group):
                 return set()
             items: list[tuple[int, exp.Expression]] = [(id(g), g) for g in group.expressions]
         elif plain_distinct:
@@ -601,7 +658,7 @@ class Planner:
         return [item.sql(dialect=self.dialect) for item in group.expressions if id(item) not in beside]
 
     def _group_items(self, node: exp.Select, group: exp.Group, beside: set[int]) -> list[str] | None:
-        if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")) or group.args.get("all"):
+        if nodes.grouping_sets(group):
             return None
         out = []
         for item in group.expressions:
@@ -751,17 +808,27 @@ class Planner:
                     "use min() or max() of the column, or ask for an unmask grant (masking.unmask)",
                 )
 
-    def _read_order_values(self, node: exp.Select, skip: set[int]) -> None:
+    def _read_order_values(self, node: exp.Select, skip: set[int], sorted_outputs: bool = False) -> None:
         """A value handed out row by row in read order (``ROWNUM()``, ``RAND(7)``, ``@n := @n + 1``, a sequence)
         numbers the rows in the order an index on a masked column reads them: MariaDB computes it before any
-        ORDER BY sorts them, so no added order helps."""
+        ORDER BY sorts them, so no added order helps. PostgreSQL computes the outputs of a sorted query after the
+        sort (``sorted_outputs``): there only those outside the outputs (a WHERE, an aggregate's argument, a
+        window's) or of a query left unsorted count."""
         found = next((n for n in nodes.own_nodes(node, skip=skip) if nodes.read_order_value(n, self.dialect)), None)
+        if found is not None and sorted_outputs:
+            found = next(
+                (n for n in nodes.own_nodes(node, skip=skip) if nodes.read_order_value(n, self.dialect)
+                 and not _sorted_output(n, node)),
+                None,
+            )  # fmt: skip
         if found is not None:
             self._refuse(
                 f"{found.sql(dialect=self.dialect)} is computed row by row in the order the rows are read, which an "
-                "index on a masked column may decide (MariaDB computes it before sorting)",
-                "number rows with ROW_NUMBER() OVER (ORDER BY the table's key), or leave it out, or ask for an "
-                "unmask grant (masking.unmask)",
+                "index on a masked column (on PostgreSQL, how wide the stored rows are) may decide (MariaDB computes "
+                "it before sorting, PostgreSQL too outside a sorted result's own columns)",
+                "number rows with ROW_NUMBER() OVER (ORDER BY the table's key), or compute it only in the result's "
+                "own columns, or leave it out, or ask for an unmask grant (masking.unmask)",
+                firm=True,
             )
 
     def _windows(self, node: exp.Select, scope: _Scope, row_key: list[str] | None) -> None:
@@ -960,9 +1027,10 @@ class Planner:
                 have.add("*." + target.name.lower())  # ORDER BY id: the key's column, however qualified
         return all(nodes.norm(i) in have or "*." + nodes.norm(i).rsplit(".", 1)[-1] in have for i in items)
 
-    def _refuse(self, reason: str, remedy: str) -> None:
-        if self.plan.refusal is None:
+    def _refuse(self, reason: str, remedy: str, firm: bool = False) -> None:
+        if self.plan.refusal is None or (firm and not self.plan.firm):
             self.plan.refusal = (reason, remedy)
+            self.plan.firm = firm
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -975,6 +1043,16 @@ def _fills_rows(tree: exp.Expression) -> bool:
     if isinstance(tree, exp.Insert):
         return True
     return isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "TABLE"
+
+
+def _sorted_output(value: exp.Expression, select: exp.Select) -> bool:
+    """``value`` is computed in one of ``select``'s outputs, outside any aggregate or window (after the sort)."""
+    node: exp.Expr | None = value
+    while node is not None and node.parent is not select:
+        if isinstance(node, exp.Window) or (isinstance(node, exp.Expression) and nodes.aggregate(node)):
+            return False
+        node = node.parent
+    return node is not None and node.arg_key == "expressions"
 
 
 def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:

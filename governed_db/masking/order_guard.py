@@ -9,6 +9,7 @@ schema version, like every other masking judgement. The predicate guard turns a 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from governed_db.masking.plan import Access
 from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
 from governed_db.sql.analysis import Analysis
 
+#: ``DECLARE c CURSOR FOR <query>``: judged as its query, whose edits cannot be written into the DECLARE's text; a
+#: later FETCH returns the rows in the order the query reads them, so that refusal stands (decision 0303)
+_DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
 #: how deep views over views are followed to the tables they read
 _VIEW_DEPTH = 3
 #: SQLite orders rows inside an aggregate (``group_concat(x, ',' ORDER BY k)``) from 3.44
@@ -47,6 +51,8 @@ class Outcome:
     #: it reads a relation whose order an index on a masked column may decide: whatever it computes row by row
     #: (the warnings MySQL/MariaDB list) comes in that order (decision 0312)
     hazard: bool = False
+    #: the refusal stands whatever makes the relations hazards (:attr:`Plan.firm`)
+    firm: bool = False
 
 
 NOTHING = Outcome()
@@ -96,7 +102,8 @@ def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Ident
 def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     facts = state.facts_for(analysis)
     lineage = facts.lineage
-    tables = list(lineage.tables) if lineage is not None else list(analysis.tables)
+    # the statement's own tables too: ``COPY t (a) TO`` reads a table no result column is traced to
+    tables = list(dict.fromkeys([*(lineage.tables if lineage is not None else ()), *analysis.tables]))
     if not any(access.hidden_fields(t) for t in tables):
         return NOTHING  # nothing masked here for this identity: nothing to order or stand in for
     trees = [s.expression for s in analysis.statements]
@@ -109,7 +116,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
         # runs as it would without this (only an index on a masked column refuses it) (decision 0272)
         found = _settle(state, analysis, access, trees, stored_order=True)
-        if found.refusal is None:
+        if found.refusal is None or found.firm:
             return _with_hazard(found, hazard)
     return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard)
 
@@ -128,7 +135,7 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
 def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
     if found.hazard or not hazard:
         return found
-    return HAZARD if found is NOTHING else Outcome(found.spliced, found.refusal, found.columns, True)
+    return HAZARD if found is NOTHING else Outcome(found.spliced, found.refusal, found.columns, True, found.firm)
 
 
 def _settle(
@@ -147,9 +154,9 @@ def _settle(
     plans = [
         Planner(dialect, relation, ordered_aggregates=ordered).statement(t) for t in trees if t is not None
     ]
-    refused = next((p.refusal for p in plans if p.refusal is not None), None)
-    if refused is not None:
-        return Outcome(refusal=refused, columns=_indexed(state, cache))
+    refusing = sorted((p for p in plans if p.refusal is not None), key=lambda p: not p.firm)
+    if refusing:
+        return Outcome(refusal=refusing[0].refusal, columns=_indexed(state, cache), firm=refusing[0].firm)
     # a relation of unknown columns (None) is read as it comes, in whatever order
     hazard = any(rel is None or rel.hazard for rel in cache.values())
     edits = [e for p in plans for e in p.edits]
@@ -172,7 +179,7 @@ def _settle(
             f"its rows must be ordered by values nobody has masked, and governed_db could not add that to the text "
             f"with certainty ({e})",
             f"add the ORDER BY yourself ({wanted}), or ask for an unmask grant (masking.unmask)",
-        ), columns=_indexed(state, cache))  # fmt: skip
+        ), columns=_indexed(state, cache), firm=bool(_DECLARE_CURSOR.match(analysis.sql)))  # fmt: skip
 
 
 def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[str, ...]:

@@ -10,7 +10,10 @@ from sqlglot import exp
 #: aggregates whose result depends on the order of their rows, and that take an ORDER BY of their own
 ORDERED_AGGS: tuple[type[exp.Expression], ...] = tuple(
     c
-    for c in (exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg, getattr(exp, "JSONObjectAgg", None))
+    for c in (
+        exp.GroupConcat, exp.ArrayAgg, exp.JSONArrayAgg, getattr(exp, "JSONObjectAgg", None),
+        getattr(exp, "JSONBObjectAgg", None),  # keeps the last value of a key repeated: in the order read (0303)
+    )
     if c is not None
 )
 #: the same, as sqlglot keeps them when it does not model them (by lower-case name)
@@ -38,7 +41,12 @@ FRAMED: tuple[type[exp.Expression], ...] = tuple(
 #: ``SYSDATE(6)``, unlike ``NOW()``, is read anew for each row: ``max(SYSDATE(6)) ... GROUP BY id`` stamps the rows
 #: in the order an index on ``ssn`` read them, decision 0293); whatever ORDER BY the statement has, MariaDB computes
 #: them before it sorts (``SELECT id, ROWNUM() FROM t`` numbers the rows in index order)
-READ_ORDER_NAMES = frozenset({"rownum", "uuid_short", "sys_guid", "nextval", "setval", "last_insert_id", "sysdate"})
+#: PostgreSQL's ``clock_timestamp()``, ``timeofday()`` and time-based UUIDs likewise stamp the rows as they are read,
+#: before any ORDER BY it adds sorts them (decision 0303)
+READ_ORDER_NAMES = frozenset(
+    {"rownum", "uuid_short", "sys_guid", "nextval", "setval", "last_insert_id", "sysdate", "clock_timestamp",
+     "timeofday", "uuidv7", "uuid_generate_v1", "uuid_generate_v1mc"}
+)  # fmt: skip
 QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 NOT_SCALAR = (exp.In, exp.Exists, exp.Any, exp.All)
 
@@ -255,6 +263,9 @@ def data_args(agg: exp.Expression, dialect: str) -> list[exp.Expression]:
             else:
                 out.append(e)
         return out
+    if getattr(exp, "JSONBObjectAgg", None) is not None and isinstance(agg, exp.JSONBObjectAgg):
+        pair = (unwrap(agg.this), unwrap(agg.args.get("expression")))
+        return [a for a in pair if isinstance(a, exp.Expression)]
     first = unwrap(agg.this)
     if isinstance(first, exp.Distinct):
         return list(first.expressions)
@@ -264,12 +275,41 @@ def data_args(agg: exp.Expression, dialect: str) -> list[exp.Expression]:
 
 
 def agg_order(agg: exp.Expression) -> exp.Expression | None:
-    for part in (agg.this, *agg.expressions):
+    for part in (agg.this, *agg.expressions, agg.args.get("expression")):
         while isinstance(part, exp.Limit):
             part = part.this
         if isinstance(part, exp.Order):
             return part
     return None
+
+
+def grouping_sets(group: exp.Group) -> bool:
+    """``GROUP BY ROLLUP (...)``, ``CUBE``, ``GROUPING SETS`` (sqlglot keeps them among the items, or in args of
+    their own) or DuckDB's ``GROUP BY ALL``: not a plain list of items to order the groups by."""
+    if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets", "all")):
+        return True
+    kinds = tuple(getattr(exp, n) for n in ("Rollup", "Cube", "GroupingSets") if hasattr(exp, n))
+    return any(isinstance(e, kinds) for e in group.expressions)
+
+
+def pinned_columns(where: exp.Expression | None, target: exp.Table) -> frozenset[str]:
+    """Lower-case columns of ``target`` that ``where`` sets equal to one constant or parameter (``id = 1 AND ...``):
+    rows that hold a whole key of them are at most one."""
+    if where is None:
+        return frozenset()
+    names = {target.name.lower(), target.alias_or_name.lower()}
+    constants = (exp.Literal, exp.Placeholder, exp.Parameter)
+    out = set()
+    for part in where.flatten() if isinstance(where, exp.And) else (where,):
+        part = part.unnest()
+        if not isinstance(part, exp.EQ):
+            continue
+        for col, other in ((part.this, part.expression), (part.expression, part.this)):
+            if isinstance(col, exp.Column) and isinstance(other, constants) and (
+                not col.table or col.table.lower() in names
+            ):
+                out.add(col.name.lower())
+    return frozenset(out)
 
 
 def bare_columns(part: exp.Expression) -> Iterator[exp.Column]:
@@ -309,6 +349,7 @@ __all__ = [
     "concatenates",
     "data_args",
     "either",
+    "grouping_sets",
     "has_distinct",
     "is_grouped",
     "limited",
@@ -316,6 +357,7 @@ __all__ = [
     "norm",
     "own_nodes",
     "picks",
+    "pinned_columns",
     "position_of",
     "qualifier",
     "unwrap",

@@ -42,6 +42,7 @@ _CALL_NAMES: dict[str, frozenset[str]] = {
     "JSONObjectAgg": frozenset(
         {"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}
     ),
+    "JSONBObjectAgg": frozenset({"jsonb_object_agg"}),
 }
 _STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
 #: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
@@ -393,6 +394,14 @@ def _ordered(items: tuple[str, ...], gd: str) -> list[exp.Expression]:
 
 def _order_aggregate(agg: exp.Expression, items: list[exp.Expression]) -> None:
     """``agg(x ORDER BY k)`` as the parser builds it: the (last) argument wrapped in an Order."""
+    if type(agg).__name__ == "JSONBObjectAgg" and isinstance(agg.args.get("expression"), exp.Expression):
+        holder, key = agg, "expression"  # jsonb_object_agg(k, v ORDER BY ...): the Order wraps the value
+        inner = holder.args[key]
+        if isinstance(inner, exp.Order):
+            inner.set("expressions", [*inner.expressions, *items])
+        else:
+            holder.set(key, exp.Order(this=inner, expressions=items))
+        return
     if agg.this is not None and not isinstance(agg, exp.Anonymous):
         holder, key = agg, "this"
     elif agg.expressions:
