@@ -139,6 +139,104 @@ def test_an_appender_action_governed_db_does_not_know_is_refused() -> None:
     conn.close()
 
 
+# -- finding: where the policy lets an agent define a trigger, it ran on raw rows (decision 0311) -------------------
+
+#: each defines a trigger over the customers (or the application's view of them) and fires it
+TRIGGERS = [
+    ("CREATE TEMP TABLE log (v TEXT)",
+     "CREATE TEMP TRIGGER tr AFTER UPDATE ON customers BEGIN INSERT INTO log VALUES (new.ssn); END",
+     "UPDATE customers SET city = 'X' WHERE id = 1", "SELECT v FROM log"),
+    ("CREATE TEMP TABLE log (v TEXT)",
+     "CREATE TEMP TRIGGER tr AFTER UPDATE ON customers WHEN new.ssn LIKE '5%' BEGIN INSERT INTO log VALUES ('hit'); "
+     "END", "UPDATE customers SET city = 'X' WHERE id = 1", "SELECT v FROM log"),
+    ("CREATE TEMP TABLE log (v TEXT)",
+     "CREATE TEMP TRIGGER tr AFTER INSERT ON log BEGIN SELECT CASE WHEN (SELECT ssn FROM \"Customers\" WHERE id = 1) "
+     "LIKE '5%' THEN RAISE(ABORT, 'x') END; END", "INSERT INTO log VALUES ('a')"),
+    ("CREATE TEMP TABLE log (v TEXT)",
+     "CREATE TEMP TRIGGER tr INSTEAD OF UPDATE ON cv BEGIN INSERT INTO log VALUES (old.code); END",
+     "UPDATE cv SET city = 'x' WHERE id = 1", "SELECT v FROM log"),
+]
+#: the application's view, for the INSTEAD OF trigger
+APP_VIEW = ("CREATE VIEW cv AS SELECT id, ssn AS code, city FROM customers",)
+
+
+def _staged_sqlite(steps: tuple[str, ...], governed: bool = True) -> list[list[Any]]:
+    from tests.test_redteam_masking_r13_rt13lite import _sqlite
+
+    out = []
+    for secret in (ALICE, ANNA):
+        raw = _sqlite(secret, APP_VIEW)
+        conn = governed_db.wrap(raw, identity=ATTACKER, environment="staging", audit=False) if governed else raw
+        out.append([observe(conn, sql) for sql in steps])
+        out[-1].append(raw.execute("SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger'").fetchall())
+        conn.close()
+    return out
+
+
+@pytest.mark.parametrize("steps", TRIGGERS, ids=lambda s: s[1][20:70])
+def test_a_trigger_of_the_agents_own_reads_no_masked_value(steps: tuple[str, ...]) -> None:
+    """Found in round 15: the ``stored-code`` rule asks for approval in production but only warns in staging, where
+    agents are masked too. There ``CREATE TEMP TRIGGER ... AFTER UPDATE ON customers BEGIN INSERT INTO log VALUES
+    (new.ssn); END`` and an allowed ``UPDATE ... SET city`` copied the SSN into the agent's own table, whose
+    sample found no SSN in ``100-99-0000``: it came back in clear; a ``WHEN new.ssn LIKE '5%'``, a ``RAISE()``
+    decided by a subquery, and an INSTEAD OF trigger on the application's view did the same by a guess. A
+    trigger that names a table or view with masked columns is now refused (any spelling: quoted, bracketed,
+    qualified, as a string), and none is created."""
+    raw = _staged_sqlite(steps, governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _staged_sqlite(steps)
+    assert a == b, (a, b)
+    assert "masked-column-copy" in str(a[1]) and "CREATE TRIGGER" in str(a[1]), a
+    assert a[-1] == [(0,)], a  # no trigger exists
+    _no_clear_value(a)
+
+
+def test_triggers_over_innocent_tables_still_run_in_staging() -> None:
+    """The innocent look-alike: a trigger between two tables of the agent's own is created (with the policy's
+    warning) and fires."""
+    from tests.test_redteam_masking_r13_rt13lite import _sqlite
+
+    raw = _sqlite(ANNA)
+    conn = governed_db.wrap(raw, identity=ATTACKER, environment="staging", audit=False)
+    for sql in ("CREATE TEMP TABLE log (v TEXT)", "CREATE TEMP TABLE a (x TEXT)",
+                "CREATE TEMP TRIGGER ta AFTER INSERT ON a BEGIN INSERT INTO log VALUES (upper(new.x)); END",
+                "INSERT INTO a VALUES ('hello')"):
+        conn.execute(sql)
+    assert conn.execute("SELECT v FROM log").fetchall() == [("HELLO",)]
+    conn.close()
+
+
+# -- finding: DuckDB's PRAGMA storage_info showed segment min/max where its table function is refused (0310) --------
+
+def test_the_pragma_spelling_of_storage_info_is_refused_as_its_table_function() -> None:
+    """Found in round 15: ``SELECT * FROM pragma_storage_info('customers')`` is refused (``system-catalog``:
+    each segment's statistics hold its min and max values), but ``PRAGMA storage_info('customers')`` names the
+    function ``storage_info`` and was judged a settings write, which staging only warns about: its rows carried
+    ``'min': '100-99-0000'`` and ``'min': 'Anna Quinn'`` in clear, and the summed string lengths. The PRAGMA is now
+    the table function it calls."""
+    steps = ("PRAGMA storage_info('customers')", "pragma   STORAGE_INFO ('customers')")
+
+    def runs(governed: bool) -> list[list[Any]]:
+        out = []
+        for secret in (ALICE, ANNA):
+            raw = _duck(secret)
+            conn = governed_db.wrap(raw, identity=ATTACKER, environment="staging", audit=False) if governed else raw
+            out.append([_duck_observe(conn, sql) for sql in steps])
+            conn.close()
+        return out
+
+    raw = runs(False)
+    assert raw[0] != raw[1] and "Anna Quinn" in repr(raw[1]), raw  # the oracle, unprotected
+    a, b = runs(True)
+    assert a == b, (a, b)
+    assert all("system-catalog" in str(x) and "pragma_storage_info()" in str(x) for x in a), a
+    _no_clear_value(a)
+    conn = governed_db.wrap(_duck(ALICE), identity=ATTACKER, environment="staging", audit=False)
+    names = _duck_observe(conn, "PRAGMA table_info('customers')")  # the look-alike: names and types only
+    assert [r[1] for r in names[1]] == ["id", "full_name", "email", "ssn", "phone", "city", "amount"], names
+    conn.close()
+
+
 # -- routes of this round that held: SQLite --------------------------------------------------------------------------
 
 #: each differs between the two databases on the raw connection; the governed ones must answer alike
