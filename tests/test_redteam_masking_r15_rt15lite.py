@@ -152,6 +152,10 @@ TRIGGERS = [
     ("CREATE TEMP TABLE log (v TEXT)",
      "CREATE TEMP TRIGGER tr AFTER INSERT ON log BEGIN SELECT CASE WHEN (SELECT ssn FROM \"Customers\" WHERE id = 1) "
      "LIKE '5%' THEN RAISE(ABORT, 'x') END; END", "INSERT INTO log VALUES ('a')"),
+    # sqlglot keeps a trigger as a command that ends at the first ``;`` of its body: the rest is read too
+    ("CREATE TEMP TABLE log (v TEXT)",
+     "CREATE TEMP TRIGGER tr AFTER INSERT ON log BEGIN SELECT 1; SELECT CASE WHEN (SELECT ssn FROM customers "
+     "WHERE id = 1) LIKE '5%' THEN RAISE(ABORT, 'x') END; END", "INSERT INTO log VALUES ('a')"),
     ("CREATE TEMP TABLE log (v TEXT)",
      "CREATE TEMP TRIGGER tr INSTEAD OF UPDATE ON cv BEGIN INSERT INTO log VALUES (old.code); END",
      "UPDATE cv SET city = 'x' WHERE id = 1", "SELECT v FROM log"),

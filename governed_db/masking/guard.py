@@ -451,7 +451,8 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     for stmt in analysis.statements:
         if not stored_code.defines_trigger(stmt):
             continue
-        names = stored_code.named_relations(stored_code.statement_text(stmt, analysis.sql), state.dialect)
+        # the whole text: sqlglot's command for a trigger ends at the first ``;`` of its body
+        names = stored_code.named_relations(analysis.sql, state.dialect)
         masked: list[str] = []
         unknown = names is None
         for name in names or ():

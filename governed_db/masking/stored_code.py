@@ -43,14 +43,3 @@ def _words(tokens: Any) -> Iterator[str]:
         word = str(token.text)
         if token.token_type in _NAMES or _WORD.fullmatch(word):
             yield word.lower()
-
-
-def statement_text(stmt: Any, whole: str) -> str:
-    """The text of one statement: the command sqlglot kept (``CREATE`` + the rest), else the whole text."""
-    tree = stmt.expression
-    if tree is not None:
-        try:
-            return str(tree.sql())
-        except Exception:
-            return whole
-    return whole
