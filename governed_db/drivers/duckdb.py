@@ -25,7 +25,7 @@ from governed_db.drivers import Driver, quote_ident, shadowing
 from governed_db.drivers._copy import refuse_unmaskable_copy
 from governed_db.drivers._derived import refuse_derived_from_masked
 from governed_db.drivers._duckdb_relation import GovernedRelation, _literal, release_stream, wrap_result
-from governed_db.errors import ConfigurationError
+from governed_db.errors import ConfigurationError, GuardrailViolation
 from governed_db.guards import Unread
 from governed_db.masking.flow import known_function_name
 from governed_db.pipeline import run
@@ -192,10 +192,21 @@ class DuckDBConnection(RowsOut, GovernedConnection):
         return self._self_wrap(out)
 
     def appender(self, table: str, *args: Any, **kwargs: Any) -> Any:
+        # judged as the statement its action amounts to: a delete or update keyed on a masked column picks rows
+        # by the values it is handed, as ``DELETE ... WHERE ssn = ?`` does (decision 0309)
+        text = appender_statement(table, kwargs.get("columns"), kwargs.get("action", "insert"), kwargs.get("key"))
+        if text is None:
+            raise self._self_gov.refusal(
+                GuardrailViolation(
+                    f"refused by governed_db: appender(action={kwargs.get('action')!r}) is not an action governed_db "
+                    "knows how to judge. Next step: use action 'insert', 'upsert', 'update' or 'delete', or run "
+                    "the equivalent SQL statement."
+                )
+            )
         return run(
             self._self_gov,
             "connection.appender",
-            f"INSERT INTO {quote_ident(table)} SELECT * FROM rows",
+            text,
             None,
             lambda _s: self.__wrapped__.appender(table, *args, **kwargs),
         )
@@ -280,6 +291,44 @@ def _install(names: tuple[str, ...], factory: Callable[[str], Callable[..., Any]
     for name in names:
         if hasattr(duckdb.DuckDBPyConnection, name):  # only what this duckdb version has
             setattr(DuckDBConnection, name, factory(name))
+
+
+#: the relation an appender's buffered rows are judged as: one row of NULLs under the buffered columns' names (a
+#: constant: the rows are the caller's own values, unknown when the appender is made)
+_APPENDED = "governed_appended_rows"
+
+
+def appender_statement(table: str, columns: Any, action: Any, key: Any) -> str | None:
+    """The statement ``conn.appender(table, columns=, action=, key=)`` runs at each flush, for judging when the
+    appender is made (``None``: an action DuckDB may add later, refused). ``insert`` and ``upsert`` add the rows
+    (``upsert`` replacing those that collide on a unique key); ``update`` and ``delete`` pick the rows whose
+    ``key`` columns equal a buffered row's, which makes the key columns a filter (decision 0309)."""
+    act = str(action or "insert").lower()
+    t = quote_ident(table)
+    cols = [str(c) for c in columns] if isinstance(columns, (list, tuple)) and columns else None
+    keys = [str(k) for k in key] if isinstance(key, (list, tuple)) and key else []
+
+    def source(names: list[str]) -> str:
+        return f"(VALUES ({', '.join('NULL' for _ in names)})) AS {_APPENDED}({', '.join(map(quote_ident, names))})"
+
+    def rows(names: list[str] | None) -> str:
+        return f"SELECT * FROM {_APPENDED}" if names is None else f"SELECT * FROM {source(names)}"
+
+    target = t if cols is None else f"{t} ({', '.join(map(quote_ident, cols))})"
+    if act == "insert":
+        return f"INSERT INTO {target} {rows(cols)}"
+    if act == "upsert":
+        return f"INSERT OR REPLACE INTO {target} {rows(cols)}"
+    if act not in ("update", "delete"):
+        return None
+    # without a key DuckDB refuses the appender; judged as the widest write it could be
+    match = " AND ".join(f"{t}.{quote_ident(k)} = {_APPENDED}.{quote_ident(k)}" for k in keys) or "true"
+    if act == "delete":
+        return f"DELETE FROM {t} USING {source(keys or ['governed_row'])} WHERE {match}"
+    buffered = [*(cols or []), *(k for k in keys if k not in (cols or []))] or ["governed_row"]
+    sets = [c for c in buffered if c not in keys] or buffered
+    assigned = ", ".join(f"{quote_ident(c)} = {_APPENDED}.{quote_ident(c)}" for c in sets)
+    return f"UPDATE {t} SET {assigned} FROM {source(buffered)} WHERE {match}"
 
 
 def _sql_value(value: Any) -> str:

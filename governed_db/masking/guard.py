@@ -21,7 +21,7 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import order_guard, schema
+from governed_db.masking import order_guard, schema, stored_code
 from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
@@ -238,6 +238,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         or _statement_text_hit(state, analysis, identity)
         or _toast_hit(state, analysis, identity)
         or _shadowing_hit(state, analysis, identity)
+        or _trigger_hit(state, analysis, access, identity)
     )
     if hit is not None:
         return hit
@@ -435,6 +436,45 @@ def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) 
                 f"{stmt.operation} {short} would replace a function DuckDB or masking already knows, so a call "
                 "analysis reads as that function would run the macro on masked values before masking",
                 "give the macro a name of its own (what it is given from a masked column is refused as a copy)",
+            )
+    return None
+
+
+def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """A trigger runs later on raw rows: ``NEW.ssn`` copied into a table of the caller's own came back in clear
+    (``100-99-0000``, which no scan recognises), and its ``WHEN``, ``RAISE()`` or writes decided by a masked value.
+    One that names a table with columns masked for the identity is refused; unreadable names fail closed
+    (decision 0311)."""
+    if state.dialect not in ("sqlite", "duckdb"):
+        return None
+    conn = None
+    for stmt in analysis.statements:
+        if not stored_code.defines_trigger(stmt):
+            continue
+        # the whole text: sqlglot's command for a trigger ends at the first ``;`` of its body
+        names = stored_code.named_relations(analysis.sql, state.dialect)
+        masked: list[str] = []
+        unknown = names is None
+        for name in names or ():
+            if conn is None:
+                conn = state.gov.driver.catalog_connection(state.gov)
+            found = schema.same_named_relations(conn, state.dialect, name)
+            if found is None:
+                unknown = True  # the catalog could not be read here (an async connection's): fail closed
+                break
+            if found and access.reads_hidden([name]):
+                masked.append(name)
+        if masked or unknown:
+            what = f"names {', '.join(masked)}, whose" if masked else "names tables masking could not look up, whose"
+            return _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"{stmt.operation} {what} masked columns the trigger would read before masking whenever it fires "
+                "(copying them, or deciding by them)",
+                "have the trigger created through a reviewed migration, or leave tables with masked columns out "
+                "of it",
             )
     return None
 

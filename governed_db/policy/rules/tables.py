@@ -335,7 +335,10 @@ def system_catalog(stmt: StatementInfo | None, ctx: RuleContext, opts: Mapping[s
     if secret:
         return Finding(f"reads credential catalog(s) {', '.join(secret)}")
     values = [t for t in stmt.tables_read if _values(t)]
-    values += sorted(f"{f}()" for f in stmt.functions if f in VALUE_FUNCTIONS)
+    # DuckDB's ``PRAGMA storage_info('t')`` is a call of the table function ``pragma_storage_info('t')``: the same
+    # segment statistics, min/max values included (decision 0310)
+    called = {f"pragma_{f}" if stmt.operation == "PRAGMA" and f"pragma_{f}" in VALUE_FUNCTIONS else f for f in stmt.functions}
+    values += sorted(f"{f}()" for f in called if f in VALUE_FUNCTIONS)
     if _engine_status(stmt):
         values.append("SHOW ENGINE ... STATUS / SHOW BINLOG EVENTS (they dump whole rows, or statements as written)")
     if "session-plan" in stmt.flags:
