@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import observe
+from tests._redteam import govern, observe
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import (
     ALICE,
     ANNA,
     _duck,
     _duck_observe,
-    _governed,
     _no_clear_value,
     _sqlite_runs,
 )
@@ -318,7 +317,7 @@ def _duck_runs(steps: tuple[str, ...], governed: bool = True) -> list[list[Any]]
     out = []
     for secret in (ALICE, ANNA):
         raw = _duck(secret)
-        conn = _governed(raw) if governed else raw
+        conn = govern(raw, ATTACKER) if governed else raw
         out.append([_duck_observe(conn, sql) for sql in steps])
         conn.close()
     return out
@@ -364,7 +363,7 @@ def test_duckdb_routes_of_round_15_hold(steps: tuple[str, ...]) -> None:
 def test_duckdb_look_alikes_of_round_15_still_run() -> None:
     """The innocent look-alikes: DuckDB 2 lambdas, comprehensions and ``COLUMNS(lambda ...)`` over innocent
     columns, and a lambda parameter named like a masked column, return exact data."""
-    conn = _governed(_duck(ALICE))
+    conn = govern(_duck(ALICE), ATTACKER)
     assert _duck_observe(conn, "SELECT list_transform([1, 2, 3], lambda x: x * 2)")[1] == [([2, 4, 6],)]
     assert _duck_observe(conn, "SELECT id, list_filter([city, 'x'], lambda c: c LIKE 'P%') FROM customers "
                                "ORDER BY id")[1] == [(1, ["Paris"]), (2, []), (3, []), (4, []), (5, ["Paris"])]
@@ -391,7 +390,7 @@ def test_the_sqlite_trace_callback_cannot_interrupt_the_constraint_read() -> Non
     seen = []
     for secret in (ALICE, ANNA):
         raw = _sqlite(secret, ("CREATE UNIQUE INDEX customers_ssn ON customers(ssn)",))
-        conn = _governed(raw)
+        conn = govern(raw, ATTACKER)
 
         def trace(sql: str, conn: Any = conn) -> None:
             if re.search(r"pragma_index_list|unique", sql):
