@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import stat
 import threading
 import time
 import uuid
@@ -50,7 +51,7 @@ import orjson
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
 from governed_db.audit import segments
-from governed_db.audit.segments import _first_record, raw_lines, store_files
+from governed_db.audit.segments import _first_record, open_regular, raw_lines, store_files
 from governed_db.errors import ConfigurationError, GovernedDBError
 
 log = logging.getLogger("governed_db.audit")
@@ -609,8 +610,17 @@ class AuditStore:
         self._stop.set()  # the previous flusher thread, if any, ends
         self._wake.set()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        st = os.fstat(self._fd)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                     0o600)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            # a FIFO or device put at the path while we write: a write into it blocks (for ever, once a pipe
+            # is full) or goes nowhere — refuse, as for a store that cannot be written
+            os.close(fd)
+            raise AuditStoreError(f"{self.path} is no longer a regular file (a pipe, socket or device was put "
+                                  "there); records cannot be written")
+        os.set_blocking(fd, True)
+        self._fd = fd
         self._file_id = (st.st_dev, st.st_ino)
         self._file_ino = (st.st_ino, st.st_dev)
         self._pid = os.getpid()
@@ -1266,7 +1276,7 @@ def _rotated_head(path: Path) -> tuple[str, int, str] | None:
                 if rec is not None and _is_head(rec):
                     last = rec
         else:
-            fd = os.open(newest, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(newest)
             try:
                 found = _last_good_record(fd, os.fstat(fd).st_size)
             finally:
@@ -1281,7 +1291,7 @@ def _rotated_head(path: Path) -> tuple[str, int, str] | None:
 
 def _read_anchor(target: Path) -> dict[str, Any] | None:
     try:
-        with open(target, "rb") as f:
+        with open(open_regular(target), "rb") as f:
             data = R.parse_line(f.read(64 * 1024).strip())
     except FileNotFoundError:
         return None
@@ -1472,7 +1482,7 @@ def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
 def _keyed(path: Path) -> bool:
     """Whether the store's chain head carries a tag (it was written with a key)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(path)
     except OSError:
         return False
     try:
@@ -1492,7 +1502,7 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
     if last_seq is None:
         last_seq = -1
         with contextlib.suppress(OSError):
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(p)
             try:
                 found = _last_good_record(fd, os.fstat(fd).st_size)
                 last_seq = int(found[0]["seq"]) if found is not None else -1

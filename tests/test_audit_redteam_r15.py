@@ -1,0 +1,147 @@
+"""Issue 15 red team (round 15): attacks and faults on the audit trail that earlier sets did not try.
+
+* a FIFO planted beside the store (``<store>.x``, read as a rotated file) or as its anchor held every reader and
+  every production statement in ``open()`` for ever; a FIFO put at the store's own path while a writer runs
+  held the statement in ``write()`` once the pipe was full;
+* an anchor whose ``seq`` is not an integer (``1e999``) was an ``OverflowError`` out of ``verify`` and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import governed_db
+from governed_db import Identity
+from governed_db.audit import audit_processor, verify
+from governed_db.audit.store import anchor_path
+
+KEY = "redteam-r15-key"
+
+
+def _store(path: Path, n: int = 12, **opts: object) -> Path:
+    proc = audit_processor({"path": str(path), "key": KEY, "checkpoint_every": 8, "fsync_interval": None,
+                            "checkpoint_interval": None, **opts})
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=proc, identity=Identity("r15"), environment="production")
+    for i in range(n):
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+    proc.store.close()
+    return path
+
+
+def _run(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("where", ["rotated", "anchor"])
+def test_a_fifo_beside_the_store_holds_no_reader(tmp_path: Path, where: str) -> None:
+    store = _store(tmp_path / "audit.jsonl", rotate_bytes=3000)
+    assert verify(store, key=KEY).ok
+    if where == "rotated":
+        os.mkfifo(tmp_path / "audit.jsonl.planted")
+    else:
+        anchor_path(store).unlink()
+        os.mkfifo(anchor_path(store))
+    # in a child with a deadline: before the fix, open() of the FIFO never returned
+    p = _run(f"""
+        from governed_db.audit import verify, read_records
+        r = verify({str(store)!r}, key={KEY!r})
+        print(r.ok, r.statements, sum(1 for _ in read_records({str(store)!r})))
+        print(r.first_bad)
+    """)
+    assert p.returncode == 0, p.stderr
+    ok, statements, _ = p.stdout.splitlines()[0].split()
+    assert statements == "12"
+    # a pipe is no file of the chain; as the anchor, it is a damaged anchor
+    assert ok == ("True" if where == "rotated" else "False")
+    if where == "anchor":
+        assert "anchor file audit.jsonl.anchor is damaged" in p.stdout
+
+
+def test_a_fifo_beside_the_store_holds_no_statement(tmp_path: Path) -> None:
+    store = _store(tmp_path / "audit.jsonl", rotate_bytes=3000)
+    os.mkfifo(tmp_path / "audit.jsonl.planted")
+    os.mkfifo(tmp_path / "audit.jsonl.anchor.planted")
+    p = _run(f"""
+        import sqlite3, governed_db
+        from governed_db import Identity
+        c = governed_db.wrap(sqlite3.connect(":memory:"), identity=Identity("r15"), environment="production",
+                             audit={{"path": {str(store)!r}, "key": {KEY!r}, "rotate_bytes": 3000,
+                                    "retain_bytes": 10**9}})
+        for i in range(40):
+            c.execute("SELECT ?", (i,)).fetchall()
+        c.close()
+        print("done")
+    """)
+    assert p.returncode == 0 and "done" in p.stdout, p.stderr
+    r = verify(store, key=KEY)
+    assert r.ok, r.problems
+    assert r.statements == 52
+
+
+def test_a_fifo_put_at_the_store_path_mid_run_refuses_and_never_hangs(tmp_path: Path) -> None:
+    store = tmp_path / "audit.jsonl"
+    db = tmp_path / "db.sqlite"
+    # in a child with a deadline: before the fix, the write into the full pipe blocked for ever
+    p = _run(f"""
+        import os, sqlite3, governed_db
+        from governed_db import Identity
+        from governed_db.errors import GovernanceFault
+        setup = sqlite3.connect({str(db)!r})
+        setup.execute("CREATE TABLE t (v INTEGER)")
+        setup.commit()
+        setup.close()
+        conn = governed_db.wrap(sqlite3.connect({str(db)!r}), identity=Identity("r15"), environment="production",
+                                audit={{"path": {str(store)!r}, "key": {KEY!r}, "journal": False}})
+        for i in range(3):
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+            conn.commit()
+        os.rename({str(store)!r}, {str(store)!r} + ".moved")
+        os.mkfifo({str(store)!r})
+        refused = 0
+        # 200 statements of a few hundred bytes each fill a 64 KiB pipe
+        for i in range(200):
+            try:
+                conn.execute("INSERT INTO t VALUES (?)", (100 + i,))
+                conn.commit()
+            except GovernanceFault:
+                refused += 1
+        conn.close()
+        print("refused", refused)
+    """)
+    assert p.returncode == 0, p.stderr
+    assert "refused 200" in p.stdout
+    # the database is the ground truth: nothing ran after the store turned into a pipe
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0] == 3
+
+
+@pytest.mark.parametrize("seq", ["1e999", "-1e999", "122.0", "true", "\"7\"", "[1]", "null"])
+def test_an_anchor_with_a_seq_no_writer_writes_is_damaged(tmp_path: Path, seq: str) -> None:
+    store = _store(tmp_path / "audit.jsonl")
+    anchor = json.loads(anchor_path(store).read_text())
+    text = json.dumps(anchor).replace(f'"seq": {anchor["seq"]}', f'"seq": {seq}')
+    assert text != json.dumps(anchor)
+    anchor_path(store).write_text(text)
+    for key in (KEY, None):
+        r = verify(store, key=key)
+        assert not r.ok
+        assert any("anchor file audit.jsonl.anchor is damaged" in str(p) for p in r.problems), r.problems
+    p = _run(f"""
+        import sys
+        from governed_db.cli import main
+        sys.argv = ["governed-db", "audit", "verify", "--store", {str(store)!r}]
+        main()
+    """)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and "unexpected" not in p.stderr + p.stdout
