@@ -38,7 +38,7 @@ def _store(path: Path, n: int = 12, **opts: object) -> Path:
     return path
 
 
-def _run(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _run(code: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=timeout, env=env)
@@ -145,3 +145,35 @@ def test_an_anchor_with_a_seq_no_writer_writes_is_damaged(tmp_path: Path, seq: s
     """)
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr and "unexpected" not in p.stderr + p.stdout
+
+
+def test_every_bit_of_the_anchor_flipped_is_detected_with_the_key(tmp_path: Path) -> None:
+    store = _store(tmp_path / "audit.jsonl")
+    target = anchor_path(store)
+    original = target.read_bytes()
+    assert original.endswith(b"\n")
+    missed = []
+    # every offset, the final newline included (0x0a ^ 0x01 is a vertical tab, which strip() used to drop)
+    for i in range(len(original)):
+        for bit in (0x01,):
+            flipped = bytearray(original)
+            flipped[i] ^= bit
+            target.write_bytes(bytes(flipped))
+            if verify(store, key=KEY).ok:
+                missed.append((i, bit))
+    target.write_bytes(original)
+    assert verify(store, key=KEY).ok
+    assert missed == []
+
+
+@pytest.mark.parametrize("extra", [b" ", b"\n", b"\r", b"\x0b", b"\t"])
+def test_an_anchor_respaced_around_its_line_is_damaged(tmp_path: Path, extra: bytes) -> None:
+    store = _store(tmp_path / "audit.jsonl")
+    target = anchor_path(store)
+    line = target.read_bytes()
+    for text in {extra + line, line + extra, line[:-1] + extra} - {line}:
+        target.write_bytes(text)
+        for key in (KEY, None):
+            assert not verify(store, key=key).ok, (text[-3:], key)
+    target.write_bytes(line[:-1])  # no newline at all: still the line the writer wrote
+    assert verify(store, key=KEY).ok

@@ -1292,11 +1292,15 @@ def _rotated_head(path: Path) -> tuple[str, int, str] | None:
 def _read_anchor(target: Path) -> dict[str, Any] | None:
     try:
         with open(open_regular(target), "rb") as f:
-            data = R.parse_line(f.read(64 * 1024).strip())
+            raw = f.read(64 * 1024)
     except FileNotFoundError:
         return None
     except OSError:
         return {}
+    # a writer writes one JSON line and its newline: any other byte around it (the newline turned into a
+    # vertical tab or a space by a flipped bit) is damage, as a re-spaced record line is
+    body = raw[:-1] if raw.endswith(b"\n") else raw
+    data = R.parse_line(body) if body == body.strip() else None
     return data if data is not None else {}
 
 
