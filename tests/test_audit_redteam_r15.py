@@ -177,3 +177,21 @@ def test_an_anchor_respaced_around_its_line_is_damaged(tmp_path: Path, extra: by
             assert not verify(store, key=key).ok, (text[-3:], key)
     target.write_bytes(line[:-1])  # no newline at all: still the line the writer wrote
     assert verify(store, key=KEY).ok
+
+
+@pytest.mark.parametrize("verb", [["audit", "search"], ["audit", "tail"], ["audit", "stats"],
+                                  ["audit", "export", "--format", "jsonl"], ["audit", "who-touched", "t"],
+                                  ["report", "--format", "json"]])
+@pytest.mark.parametrize("value", ["9999999999d", "99999999999999999999s", "9" * 5000 + "w"])
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_a_duration_past_the_year_1_is_bad_input(tmp_path: Path, verb: list[str], value: str, option: str) -> None:
+    from click.testing import CliRunner
+
+    from governed_db.cli import main
+
+    store = _store(tmp_path / "audit.jsonl", n=2)
+    r = CliRunner().invoke(main, [*verb, "--store", str(store), option, value])
+    # was: "error: unexpected OverflowError: Python int too large to convert to C int", exit 1
+    assert r.exit_code == 2, r.output
+    assert "reaches back before the year 1" in r.output
+    assert "unexpected" not in r.output and "Traceback" not in r.output
