@@ -195,3 +195,43 @@ def test_a_duration_past_the_year_1_is_bad_input(tmp_path: Path, verb: list[str]
     assert r.exit_code == 2, r.output
     assert "reaches back before the year 1" in r.output
     assert "unexpected" not in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("live", ["kept", "rotated away", "emptied"])
+@pytest.mark.parametrize("key", [None, "another-key"])
+def test_a_rotated_keyed_store_refuses_a_writer_without_its_key(tmp_path: Path, live: str, key: str | None) -> None:
+    store = _store(tmp_path / "audit.jsonl", n=30, rotate_bytes=3000)
+    assert list(tmp_path.glob("audit.jsonl.0*")), "the store rotated"
+    assert b'"type":"segment"' in store.read_bytes().split(b"\n", 1)[0]
+    if live == "rotated away":
+        store.rename(tmp_path / "audit.jsonl.1")  # logrotate, no writer since
+    elif live == "emptied":
+        (tmp_path / "audit.jsonl.1").write_bytes(store.read_bytes())  # copytruncate
+        store.write_bytes(b"")
+    before = verify(store, key=KEY)
+    assert before.ok, before.problems
+    # before: the segment record names no key, so the writer was taken and chained untagged (or mis-tagged)
+    # records that failed verification with the store's key for ever
+    audit = {"path": str(store)} if key is None else {"path": str(store), "key": key}
+    # another process (in this one, the store's cached settings refuse it first)
+    p = _run(f"""
+        import sqlite3, governed_db
+        from governed_db.errors import ConfigurationError
+        try:
+            governed_db.wrap(sqlite3.connect(":memory:"), environment="production", audit={audit!r})
+            print("taken")
+        except ConfigurationError as e:
+            print("refused", e)
+    """)
+    assert p.stdout.startswith("refused") and "sealed with" in p.stdout, p.stdout + p.stderr
+    after = verify(store, key=KEY)
+    assert after.ok and after.records == before.records
+    # the store's own key still continues it
+    proc = audit_processor({"path": str(store), "key": KEY, "checkpoint_every": 8, "fsync_interval": None,
+                            "checkpoint_interval": None, "rotate_bytes": 3000})
+    conn = governed_db.wrap(sqlite3.connect(":memory:"), audit=proc, identity=Identity("r15"),
+                            environment="production")
+    conn.execute("SELECT 1").fetchall()
+    proc.store.close()
+    assert verify(store, key=KEY).ok
+    assert verify(store, key=KEY).statements == before.statements + 1

@@ -32,6 +32,7 @@ import atexit
 import contextlib
 import errno
 import fcntl
+import hmac
 import itertools
 import json
 import logging
@@ -1078,7 +1079,10 @@ def _check_store_file(p: Path, key: str | bytes | None = None) -> None:
     try:
         st = p.stat()
     except OSError:
-        return  # not there yet (created at the first record), or unreadable: the first write reports it
+        # not there yet (created at the first record), or rotated away with no writer since: then the writer
+        # continues the newest rotated file's chain, which must be continued with that chain's key
+        _check_rotated_key(p, key)
+        return
     import stat as _stat
 
     if not _stat.S_ISREG(st.st_mode):
@@ -1090,6 +1094,8 @@ def _check_store_file(p: Path, key: str | bytes | None = None) -> None:
         return
     if b"\n" not in head:
         if b'{"'.startswith(head[:2]):
+            if not head:
+                _check_rotated_key(p, key)  # an empty live file continues the newest rotated file too
             return  # empty, or a first record torn by a crash: the writer deals with it
         raise ConfigurationError(f"{str(p)!r} is not a governed_db audit store (it does not start with a record); "
                                  "pass a new path, or the store's own path")
@@ -1106,8 +1112,18 @@ def _key_mismatch(first: dict[str, Any], key: bytes | None) -> str | None:
     """Why a writer with ``key`` must not continue the store whose first record is ``first`` (its genesis names
     the key it was sealed with), or None. Every record it wrote would fail verification with the store's key."""
     sealed = first.get("key_id")
+    if first.get("type") == R.SEGMENT and isinstance(first.get("tag"), str) and isinstance(first.get("hash"), str):
+        # a segment record names no key, but its tag says which one sealed the chain: a store that has rotated
+        # once must refuse a writer without the key, or with another one, exactly as its genesis file does
+        if key is None:
+            return ("the store is sealed with a key (its records carry MACs) but none was given: its records "
+                    "would carry no MAC; give the store's key (key= or GOVERNED_DB_AUDIT_KEY)")
+        if not hmac.compare_digest(R.tag(R.record_key(key), first["hash"]), first["tag"]):
+            return (f"the store is sealed with another key than the one given (key id {R.key_id(key)}): every "
+                    "record written with this one would fail verification; give the store's key, or use a new path")
+        return None
     if first.get("type") != R.GENESIS or not isinstance(sealed, str):
-        return None  # unkeyed genesis, or a segment record (which names no key)
+        return None  # unkeyed genesis, or an untagged segment record
     if key is None:
         return ("the store is sealed with a key (key id " + sealed + ") but none was given: its records would "
                 "carry no MAC; give the store's key (key= or GOVERNED_DB_AUDIT_KEY)")
@@ -1115,6 +1131,14 @@ def _key_mismatch(first: dict[str, Any], key: bytes | None) -> str | None:
         return (f"the store is sealed with another key (key id {sealed}, given {R.key_id(key)}): every record "
                 "written with this one would fail verification; give the store's key, or use a new path")
     return None
+
+
+def _check_rotated_key(p: Path, key: str | bytes | None) -> None:
+    rotated = [f for f in store_files(p) if f != p]
+    first = _first_record(rotated[-1]) if rotated else None
+    problem = _key_mismatch(first, R.key_bytes(key) if key is not None else None) if first is not None else None
+    if problem:
+        raise ConfigurationError(f"{str(p)!r}: {problem}")
 
 
 def _seconds(name: str, value: Any, *, zero: bool, optional: bool = True, unit: str = "") -> None:
