@@ -50,7 +50,11 @@ def parse_time(text: str | None, *, now: datetime | None = None) -> int | None:
     m = _DURATION.match(text)
     if m:
         ref = now or datetime.now(timezone.utc)
-        return int((ref - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})).timestamp() * 1e9)
+        try:
+            return int((ref - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})).timestamp() * 1e9)
+        except (OverflowError, ValueError):  # further back than datetime reaches (9999999999d), or 5,000 digits
+            raise ConfigurationError(f"the duration {text.strip()[:40]!r} reaches back before the year 1; "
+                                     "use a shorter one (like 7d) or an ISO-8601 time") from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

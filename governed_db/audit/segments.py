@@ -18,8 +18,10 @@ one (or forging one) is detected by ``verify``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,12 +138,33 @@ def raw_lines(p: Path) -> Iterator[tuple[int, bytes]]:
             offset += len(line)
 
 
+def open_regular(p: Path) -> int:
+    """A read-only descriptor of ``p`` if it is a regular file; ``OSError`` for anything else.
+
+    Opened without blocking: a FIFO (or a link to one, or to a terminal) planted beside the store, or as its
+    anchor, would otherwise hold every reader — and the writer of every statement — in ``open()`` for ever.
+    """
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(p))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _open_segment(p: Path) -> Any:
+    fd = open_regular(p)
     if p.name.endswith(".gz"):  # external rotation may compress the files it rotated away
         import gzip
 
-        return gzip.open(p, "rb")
-    return open(p, "rb")
+        raw = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed with the GzipFile
+        g = gzip.GzipFile(filename=str(p), mode="rb", fileobj=raw)
+        g.myfileobj = raw  # GzipFile closes the file it opened itself: make this one that file
+        return g
+    return open(fd, "rb")
 
 
 def store_files(p: Path) -> list[Path]:

@@ -32,11 +32,13 @@ import atexit
 import contextlib
 import errno
 import fcntl
+import hmac
 import itertools
 import json
 import logging
 import math
 import os
+import stat
 import threading
 import time
 import uuid
@@ -50,7 +52,7 @@ import orjson
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
 from governed_db.audit import segments
-from governed_db.audit.segments import _first_record, raw_lines, store_files
+from governed_db.audit.segments import _first_record, open_regular, raw_lines, store_files
 from governed_db.errors import ConfigurationError, GovernedDBError
 
 log = logging.getLogger("governed_db.audit")
@@ -609,8 +611,17 @@ class AuditStore:
         self._stop.set()  # the previous flusher thread, if any, ends
         self._wake.set()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        st = os.fstat(self._fd)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                     0o600)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            # a FIFO or device put at the path while we write: a write into it blocks (for ever, once a pipe
+            # is full) or goes nowhere — refuse, as for a store that cannot be written
+            os.close(fd)
+            raise AuditStoreError(f"{self.path} is no longer a regular file (a pipe, socket or device was put "
+                                  "there); records cannot be written")
+        os.set_blocking(fd, True)
+        self._fd = fd
         self._file_id = (st.st_dev, st.st_ino)
         self._file_ino = (st.st_ino, st.st_dev)
         self._pid = os.getpid()
@@ -1068,7 +1079,10 @@ def _check_store_file(p: Path, key: str | bytes | None = None) -> None:
     try:
         st = p.stat()
     except OSError:
-        return  # not there yet (created at the first record), or unreadable: the first write reports it
+        # not there yet (created at the first record), or rotated away with no writer since: then the writer
+        # continues the newest rotated file's chain, which must be continued with that chain's key
+        _check_rotated_key(p, key)
+        return
     import stat as _stat
 
     if not _stat.S_ISREG(st.st_mode):
@@ -1080,6 +1094,8 @@ def _check_store_file(p: Path, key: str | bytes | None = None) -> None:
         return
     if b"\n" not in head:
         if b'{"'.startswith(head[:2]):
+            if not head:
+                _check_rotated_key(p, key)  # an empty live file continues the newest rotated file too
             return  # empty, or a first record torn by a crash: the writer deals with it
         raise ConfigurationError(f"{str(p)!r} is not a governed_db audit store (it does not start with a record); "
                                  "pass a new path, or the store's own path")
@@ -1096,8 +1112,18 @@ def _key_mismatch(first: dict[str, Any], key: bytes | None) -> str | None:
     """Why a writer with ``key`` must not continue the store whose first record is ``first`` (its genesis names
     the key it was sealed with), or None. Every record it wrote would fail verification with the store's key."""
     sealed = first.get("key_id")
+    if first.get("type") == R.SEGMENT and isinstance(first.get("tag"), str) and isinstance(first.get("hash"), str):
+        # a segment record names no key, but its tag says which one sealed the chain: a store that has rotated
+        # once must refuse a writer without the key, or with another one, exactly as its genesis file does
+        if key is None:
+            return ("the store is sealed with a key (its records carry MACs) but none was given: its records "
+                    "would carry no MAC; give the store's key (key= or GOVERNED_DB_AUDIT_KEY)")
+        if not hmac.compare_digest(R.tag(R.record_key(key), first["hash"]), first["tag"]):
+            return (f"the store is sealed with another key than the one given (key id {R.key_id(key)}): every "
+                    "record written with this one would fail verification; give the store's key, or use a new path")
+        return None
     if first.get("type") != R.GENESIS or not isinstance(sealed, str):
-        return None  # unkeyed genesis, or a segment record (which names no key)
+        return None  # unkeyed genesis, or an untagged segment record
     if key is None:
         return ("the store is sealed with a key (key id " + sealed + ") but none was given: its records would "
                 "carry no MAC; give the store's key (key= or GOVERNED_DB_AUDIT_KEY)")
@@ -1105,6 +1131,14 @@ def _key_mismatch(first: dict[str, Any], key: bytes | None) -> str | None:
         return (f"the store is sealed with another key (key id {sealed}, given {R.key_id(key)}): every record "
                 "written with this one would fail verification; give the store's key, or use a new path")
     return None
+
+
+def _check_rotated_key(p: Path, key: str | bytes | None) -> None:
+    rotated = [f for f in store_files(p) if f != p]
+    first = _first_record(rotated[-1]) if rotated else None
+    problem = _key_mismatch(first, R.key_bytes(key) if key is not None else None) if first is not None else None
+    if problem:
+        raise ConfigurationError(f"{str(p)!r}: {problem}")
 
 
 def _seconds(name: str, value: Any, *, zero: bool, optional: bool = True, unit: str = "") -> None:
@@ -1267,7 +1301,7 @@ def _rotated_head(path: Path) -> tuple[str, int, str] | None:
                 if rec is not None and _is_head(rec):
                     last = rec
         else:
-            fd = os.open(newest, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(newest)
             try:
                 found = _last_good_record(fd, os.fstat(fd).st_size)
             finally:
@@ -1282,12 +1316,16 @@ def _rotated_head(path: Path) -> tuple[str, int, str] | None:
 
 def _read_anchor(target: Path) -> dict[str, Any] | None:
     try:
-        with open(target, "rb") as f:
-            data = R.parse_line(f.read(64 * 1024).strip())
+        with open(open_regular(target), "rb") as f:
+            raw = f.read(64 * 1024)
     except FileNotFoundError:
         return None
     except OSError:
         return {}
+    # a writer writes one JSON line and its newline: any other byte around it (the newline turned into a
+    # vertical tab or a space by a flipped bit) is damage, as a re-spaced record line is
+    body = raw[:-1] if raw.endswith(b"\n") else raw
+    data = R.parse_line(body) if body == body.strip() else None
     return data if data is not None else {}
 
 
@@ -1473,7 +1511,7 @@ def recover_journals(path: Path, *, key: str | bytes | None = None) -> int:
 def _keyed(path: Path) -> bool:
     """Whether the store's chain head carries a tag (it was written with a key)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(path)
     except OSError:
         return False
     try:
@@ -1493,7 +1531,7 @@ def _journal_view(p: Path, last_seq: int | None = None) -> Iterator[dict[str, An
     if last_seq is None:
         last_seq = -1
         with contextlib.suppress(OSError):
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(p)
             try:
                 found = _last_good_record(fd, os.fstat(fd).st_size)
                 last_seq = int(found[0]["seq"]) if found is not None else -1
