@@ -444,37 +444,42 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     """A trigger runs later on raw rows: ``NEW.ssn`` copied into a table of the caller's own came back in clear
     (``100-99-0000``, which no scan recognises), and its ``WHEN``, ``RAISE()`` or writes decided by a masked value.
     One that names a table with columns masked for the identity is refused; unreadable names fail closed
-    (decision 0311)."""
-    if state.dialect not in ("sqlite", "duckdb"):
-        return None
+    (decision 0311). On PostgreSQL and MySQL/MariaDB every statement that creates stored code (trigger, function,
+    procedure, rule, event) is judged so, and a body that builds its statements at run time names tables nobody
+    can tell (decision 0319)."""
+    server = state.dialect not in ("sqlite", "duckdb")
+    defines = stored_code.defines_stored_code if server else stored_code.defines_trigger
     conn = None
     for stmt in analysis.statements:
-        if not stored_code.defines_trigger(stmt):
+        if not defines(stmt):
             continue
         # the whole text: sqlglot's command for a trigger ends at the first ``;`` of its body
         names = stored_code.named_relations(analysis.sql, state.dialect)
         masked: list[str] = []
-        unknown = names is None
+        unknown = names is None or (server and stored_code.runs_built_statements(analysis.sql))
         for name in names or ():
             if conn is None:
                 conn = state.gov.driver.catalog_connection(state.gov)
-            found = schema.same_named_relations(conn, state.dialect, name)
+            found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
             if found is None:
                 unknown = True  # the catalog could not be read here (an async connection's): fail closed
                 break
             if found and access.reads_hidden([name]):
                 masked.append(name)
         if masked or unknown:
-            what = f"names {', '.join(masked)}, whose" if masked else "names tables masking could not look up, whose"
+            what = (
+                f"names {', '.join(masked)}, whose" if masked
+                else "names tables masking could not look up (or builds statements at run time), whose"
+            )
             return _hit(
                 state,
                 analysis,
                 identity,
                 COPY_RULE,
-                f"{stmt.operation} {what} masked columns the trigger would read before masking whenever it fires "
-                "(copying them, or deciding by them)",
-                "have the trigger created through a reviewed migration, or leave tables with masked columns out "
-                "of it",
+                f"{stmt.operation} {what} masked columns the stored code would read before masking whenever it "
+                "runs (copying them, or deciding by them)",
+                "have the stored code created through a reviewed migration, or leave tables with masked columns "
+                "(and statements built at run time) out of it",
             )
     return None
 
@@ -582,7 +587,7 @@ def _temporary_clash(
         else:
             if conn is None:
                 conn = state.gov.driver.catalog_connection(state.gov)
-            found = schema.same_named_relations(conn, state.dialect, name)
+            found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
         if found is not None and (all(found) or not any(found)):
             continue  # only the temporary one (or it was dropped): as before
         return _hit(

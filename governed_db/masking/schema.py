@@ -203,8 +203,8 @@ def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:
 
 
 def same_named_relations(conn: Any, dialect: str, name: str) -> list[bool] | None:
-    """Whether each table or view called ``name`` (any case) is temporary (SQLite, DuckDB); ``None`` when that
-    cannot be read."""
+    """Whether each table or view called ``name`` (any case) is temporary (SQLite, DuckDB; on PostgreSQL and
+    MySQL/MariaDB, any schema's, MySQL's temporary tables unlisted); ``None`` when that cannot be read."""
     fam = family(dialect)
     if fam == "sqlite":
         sql = (
@@ -216,11 +216,24 @@ def same_named_relations(conn: Any, dialect: str, name: str) -> list[bool] | Non
             "SELECT temporary FROM duckdb_tables() WHERE lower(table_name) = ? "
             "UNION ALL SELECT temporary FROM duckdb_views() WHERE NOT internal AND lower(view_name) = ?"
         )
+    elif fam == "postgres":
+        # tables, views, materialized views, partitioned and foreign tables of any schema (a name elsewhere only
+        # refuses more)
+        sql = (
+            "SELECT c.relpersistence = 't' FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') "
+            "AND lower(c.relname) = %s"
+        )
+    elif fam == "mysql":
+        sql = (
+            "SELECT 0 FROM information_schema.TABLES WHERE lower(TABLE_NAME) = %s "
+            "AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema', 'mysql', 'sys')"
+        )
     else:
         return None
 
     def work(cur: Any) -> list[bool]:
-        return [bool(_values(r)[0]) for r in _rows(cur, sql, (name.lower(), name.lower()))]
+        params = (name.lower(),) * sql.count("%s" if fam in ("postgres", "mysql") else "?")
+        return [bool(_values(r)[0]) for r in _rows(cur, sql, params)]
 
     return guarded(conn, dialect, work)
 

@@ -7,6 +7,14 @@ policy lets an identity define one (``stored-code`` warns outside production), a
 columns masked for that identity is refused (decision 0311). SQLite's parser cannot be asked which tables a
 trigger reads (sqlglot keeps it as a command), so every name in its text that is a table or view is checked:
 a word that happens to name one only ever refuses more.
+
+The same holds of every statement that creates stored code on the server databases (decision 0319): a
+PostgreSQL ``CREATE TRIGGER ... ON customers EXECUTE FUNCTION f()`` whose function inserts ``NEW.ssn`` into the
+caller's table, a ``CREATE FUNCTION`` or ``CREATE PROCEDURE`` whose body reads ``customers``, a ``CREATE RULE ...
+ON UPDATE TO customers DO ALSO INSERT ... (new.ssn)``, a MariaDB ``CREATE TRIGGER``, ``PROCEDURE``, ``FUNCTION`` or
+``EVENT``. Bodies are often strings (``AS $$ ... $$``, ``AS '...'``), so the words inside every string count too,
+and a body that builds statements at run time (plpgsql ``EXECUTE``, MySQL ``PREPARE``, ``query_to_xml``) names
+tables nobody can read from its text: it is judged as naming an unknown table (refused when masking holds).
 """
 
 from __future__ import annotations
@@ -19,13 +27,39 @@ from sqlglot import TokenType
 from sqlglot.dialects.dialect import Dialect
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_QUALIFIED = re.compile(r"[\"`]?([A-Za-z_][A-Za-z0-9_$]*)[\"`]?\s*\.\s*[\"`]?([A-Za-z_][A-Za-z0-9_$]*)[\"`]?")
 #: tokens that may name a table: bare and quoted names, and SQLite's strings where its grammar wants a name
 _NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING})
+#: string tokens whose text may be a body of code (dollar-quoted, national, raw...)
+_STRINGS = frozenset(
+    t for t in (getattr(TokenType, n, None) for n in ("STRING", "HEREDOC_STRING", "NATIONAL_STRING", "RAW_STRING"))
+    if t is not None
+)
+
+
+#: words of a body that runs statements built at run time: plpgsql ``EXECUTE``, MySQL ``PREPARE``/``EXECUTE``, and
+#: PostgreSQL's functions that run a query given as text (``CREATE TRIGGER ... EXECUTE FUNCTION f()`` is not one)
+_DYNAMIC = re.compile(
+    r"\b(?:EXECUTE(?!\s+(?:FUNCTION|PROCEDURE)\b)|PREPARE|query_to_xml\w*|query_to_json\w*|dblink\w*|"
+    r"table_to_xml\w*|cursor_to_xml\w*|xpath_table|crosstab\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def defines_stored_code(stmt: Any) -> bool:
+    """Is ``stmt`` a statement that creates code the database runs later (a trigger, function, procedure, rule,
+    event...)?"""
+    return "stored-code" in stmt.flags and str(stmt.operation).upper().startswith("CREATE")
 
 
 def defines_trigger(stmt: Any) -> bool:
     """Is ``stmt`` a ``CREATE [TEMP] TRIGGER``?"""
     return "stored-code" in stmt.flags and "TRIGGER" in str(stmt.operation).upper()
+
+
+def runs_built_statements(text: str) -> bool:
+    """Does the stored code ``text`` run statements it builds at run time (whose tables its text need not name)?"""
+    return _DYNAMIC.search(text) is not None
 
 
 def named_relations(text: str, dialect: str) -> list[str] | None:
@@ -35,7 +69,10 @@ def named_relations(text: str, dialect: str) -> list[str] | None:
         tokens = Dialect.get_or_raise(dialect).tokenize(text)
     except Exception:
         return None
-    return sorted(set(_words(tokens)))
+    words = set(_words(tokens))
+    # a qualified name (``other.customers``, quoted or not): its table is looked up by its schema too
+    words.update(f"{a}.{b}".lower() for a, b in _QUALIFIED.findall(text))
+    return sorted(words)
 
 
 def _words(tokens: Any) -> Iterator[str]:
@@ -43,3 +80,6 @@ def _words(tokens: Any) -> Iterator[str]:
         word = str(token.text)
         if token.token_type in _NAMES or _WORD.fullmatch(word):
             yield word.lower()
+        if token.token_type in _STRINGS or token.token_type in _NAMES:
+            # a body given as a string (``AS $$ ... $$``, ``AS '...'``): the names inside it count as well
+            yield from (w.lower() for w in _WORD.findall(word))
