@@ -131,6 +131,12 @@ MARIA_ROUTES = {
         "CREATE TRIGGER {p}_t AFTER UPDATE ON {p}_c FOR EACH ROW INSERT INTO {p}_log VALUES (NEW.ssn)",
         "UPDATE {p}_c SET city = 'X' WHERE id = 1",
     ],
+    # the definer's words came between CREATE and TRIGGER: not even flagged as stored code before (decision 0319)
+    "definer trigger": [
+        "CREATE DEFINER = CURRENT_USER TRIGGER {p}_t AFTER UPDATE ON {p}_c FOR EACH ROW INSERT INTO {p}_log "
+        "VALUES (NEW.ssn)",
+        "UPDATE {p}_c SET city = 'X' WHERE id = 1",
+    ],
     "procedure": [
         "CREATE PROCEDURE {p}_pr() INSERT INTO {p}_log SELECT ssn FROM {p}_c WHERE id = 1",
         "CALL {p}_pr()",
@@ -150,6 +156,8 @@ def maria(mysql_kw: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _drop_maria(cur: Any, p: str) -> None:
     cur.execute(f"DROP PROCEDURE IF EXISTS {p}_pr")
+    cur.execute(f"DROP EVENT IF EXISTS {p}_ev")
+    cur.execute(f"DROP EVENT IF EXISTS {p}_ev2")
     for t in ("c", "log", "own"):
         cur.execute(f"DROP TABLE IF EXISTS {p}_{t}")  # its triggers go with it
 
@@ -220,6 +228,41 @@ def test_mariadb_stored_code_over_own_clear_tables_runs(maria: dict[str, Any], u
             assert cur.fetchall() == (("Paris",),)
             cur.execute("SELECT count(*) FROM information_schema.ROUTINES WHERE ROUTINE_NAME = %s", (f"{p}_pr",))
             assert cur.fetchall() == ((1,),)
+    finally:
+        conn.close()
+        with closing(admin.cursor()) as cur:
+            _drop_maria(cur, p)
+        admin.close()
+
+
+def test_mariadb_events_over_a_masked_table_are_refused(maria: dict[str, Any], unique: str) -> None:
+    """An event runs its body later on the raw rows (the test server's scheduler is off, so only the refusal and
+    the catalog are checked): one whose body names the masked table is refused, created or altered, with or
+    without a definer; one over the agent's own table is created."""
+    import pymysql
+
+    p = f"rt15trig_{unique}"
+    admin = pymysql.connect(autocommit=True, **maria)
+    conn = govern(pymysql.connect(autocommit=True, **maria), AGENT, environment="staging")
+    try:
+        with closing(admin.cursor()) as cur:
+            _drop_maria(cur, p)
+            cur.execute(f"CREATE TABLE {p}_c (id int primary key, ssn varchar(20), city varchar(20))")
+            cur.execute(f"INSERT INTO {p}_c VALUES (1, '536-22-8726', 'Paris'), (2, '219-45-1234', 'Lyon')")
+        conn.cursor().execute(f"CREATE TABLE {p}_log (v varchar(40))")
+        conn.cursor().execute(f"CREATE EVENT {p}_ev2 ON SCHEDULE EVERY 1 DAY DISABLE DO INSERT INTO {p}_log "
+                              "VALUES ('tick')")
+        seen = [observe(conn, sql.format(p=p)) for sql in (
+            "CREATE EVENT {p}_ev ON SCHEDULE EVERY 1 DAY DISABLE DO INSERT INTO {p}_log SELECT ssn FROM {p}_c",
+            "CREATE DEFINER = CURRENT_USER EVENT {p}_ev ON SCHEDULE EVERY 1 DAY DISABLE DO INSERT INTO {p}_log "
+            "SELECT ssn FROM {p}_c",
+            "ALTER EVENT {p}_ev2 DO INSERT INTO {p}_log SELECT ssn FROM {p}_c",
+        )]
+        assert all("masked-column-copy" in str(s) for s in seen), seen
+        with closing(admin.cursor()) as cur:
+            cur.execute("SELECT EVENT_NAME, EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_NAME LIKE %s",
+                        (f"{p}_ev%",))
+            assert cur.fetchall() == ((f"{p}_ev2", f"INSERT INTO {p}_log VALUES ('tick')"),)
     finally:
         conn.close()
         with closing(admin.cursor()) as cur:

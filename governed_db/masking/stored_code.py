@@ -47,9 +47,9 @@ _DYNAMIC = re.compile(
 
 
 def defines_stored_code(stmt: Any) -> bool:
-    """Is ``stmt`` a statement that creates code the database runs later (a trigger, function, procedure, rule,
+    """Is ``stmt`` a statement that defines code the database runs later (a trigger, function, procedure, rule,
     event...)?"""
-    return "stored-code" in stmt.flags and str(stmt.operation).upper().startswith("CREATE")
+    return "stored-code" in stmt.flags  # (``ALTER EVENT ... DO`` included: it gives the event a new body)
 
 
 def defines_trigger(stmt: Any) -> bool:

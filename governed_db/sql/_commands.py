@@ -135,6 +135,17 @@ def classify_words(words: list[str], tokens: list[Token], text: str, gd: str) ->
         at = words.index("SET")
         name = words[at + 1].lower() if at + 1 < len(words) else "?"
         return _c("admin", "ALTER DATABASE", settings=((name, "database", True),))
+    if w0 in ("CREATE", "ALTER") and "DEFINER" in words[1:4]:
+        # MySQL/MariaDB ``CREATE [OR REPLACE] DEFINER = `u`@`h` TRIGGER|EVENT|PROCEDURE|FUNCTION ...``: the user's
+        # words came between CREATE and what it creates, so a trigger passed as plain DDL (decision 0319)
+        every = _words(tokens)  # (``words`` holds the first six only)
+        at = every.index("DEFINER") if "DEFINER" in every else len(every)
+        what = next((w for w in every[at + 1 : at + 12] if w in _CODE_OBJECTS or w in ("VIEW", "TABLE")), "")
+        if what in _CODE_OBJECTS and (w0 == "CREATE" or (what == "EVENT" and "DO" in every)):
+            return _c("ddl", f"{w0} {what}", "stored-code")
+    if w0 == "ALTER" and w1 == "EVENT" and "DO" in _words(tokens):
+        # MariaDB ``ALTER EVENT e DO <body>`` gives an event a new body: code that runs later, as CREATE EVENT's
+        return _c("ddl", "ALTER EVENT", "stored-code")
     routine = [w for w in words[1:4] if w not in ("OR", "REPLACE", "DEFINER", "TEMP", "TEMPORARY", "CONSTRAINT")]
     if w0 == "CREATE" and routine[:1] and routine[0] in _CODE_OBJECTS:
         return _c("ddl", f"CREATE {routine[0]}", "stored-code")
