@@ -49,6 +49,11 @@ PG_ROUTES = {
         "CREATE FUNCTION {p}_g() RETURNS void LANGUAGE sql AS 'INSERT INTO {p}_log SELECT ssn FROM {p}_c WHERE id = 1'",
         "SELECT {p}_g()",
     ],
+    # the table's name spelled with a Unicode escape, inside an E-string body: no word of the text is the name
+    "escaped name": [
+        r"""CREATE FUNCTION {p}_g() RETURNS void LANGUAGE sql AS E'INSERT INTO {p}_log SELECT ssn FROM U&"{p}\\005fc"'""",
+        "SELECT {p}_g()",
+    ],
     "dynamic statement": [
         "CREATE FUNCTION {p}_h() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'INSERT INTO {p}_log SELECT ssn "
         "FROM ' || '{p}' || '_c WHERE id = 1'; END $$",

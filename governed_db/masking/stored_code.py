@@ -41,7 +41,7 @@ _STRINGS = frozenset(
 #: PostgreSQL's functions that run a query given as text (``CREATE TRIGGER ... EXECUTE FUNCTION f()`` is not one)
 _DYNAMIC = re.compile(
     r"\b(?:EXECUTE(?!\s+(?:FUNCTION|PROCEDURE)\b)|PREPARE|query_to_xml\w*|query_to_json\w*|dblink\w*|"
-    r"table_to_xml\w*|cursor_to_xml\w*|xpath_table|crosstab\w*)\b",
+    r"table_to_xml\w*|cursor_to_xml\w*|xpath_table|crosstab\w*|ts_stat|database_to_xml\w*|schema_to_xml\w*)\b",
     re.IGNORECASE,
 )
 
@@ -70,9 +70,36 @@ def named_relations(text: str, dialect: str) -> list[str] | None:
     except Exception:
         return None
     words = set(_words(tokens))
-    # a qualified name (``other.customers``, quoted or not): its table is looked up by its schema too
-    words.update(f"{a}.{b}".lower() for a, b in _QUALIFIED.findall(text))
+    for variant in _spellings(text):
+        # every word of the text, read as PostgreSQL's escapes would spell it (a body is a string whose own
+        # strings and identifiers may be escaped: ``U&"rt\\005fc"``, ``E'rt\\137c'``), and each qualified name
+        # (``other.customers``, quoted or not), whose table is looked up by its schema too
+        words.update(w.lower() for w in _WORD.findall(variant))
+        words.update(f"{a}.{b}".lower() for a, b in _QUALIFIED.findall(variant))
     return sorted(words)
+
+
+def _spellings(text: str) -> Iterator[str]:
+    """``text`` as it is, with E-string escapes (``\\x5f``, ``\\137``, ``\\u005f``) decoded, and with Unicode escapes
+    (``\\005f``, ``\\+00005f``, or those of each ``UESCAPE 'c'`` character) decoded: more words only, never fewer."""
+    for form in (text, _E_ESCAPE.sub(_e_char, text), text.replace("\\\\", "\\")):
+        yield form
+        for esc in {"\\", *_UESCAPE.findall(form)}:
+            pattern = re.escape(esc) + r"(?:\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4}))"
+            yield re.sub(pattern, lambda m: _char(int(m.group(1) or m.group(2), 16)), form)
+
+
+_E_ESCAPE = re.compile(r"\\(?:x([0-9A-Fa-f]{1,2})|([0-7]{1,3})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8}))")
+_UESCAPE = re.compile(r"UESCAPE\s*'(.)'", re.IGNORECASE)
+
+
+def _e_char(m: re.Match[str]) -> str:
+    hexa, octal, u4, u8 = m.groups()
+    return _char(int(hexa, 16) if hexa else int(octal, 8) if octal else int(u4 or u8, 16))
+
+
+def _char(code: int) -> str:
+    return chr(code) if 0 < code < 0x110000 else " "
 
 
 def _words(tokens: Any) -> Iterator[str]:
