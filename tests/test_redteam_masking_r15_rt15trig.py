@@ -54,6 +54,10 @@ PG_ROUTES = {
         r"""CREATE FUNCTION {p}_g() RETURNS void LANGUAGE sql AS E'INSERT INTO {p}_log SELECT ssn FROM U&"{p}\\005fc"'""",
         "SELECT {p}_g()",
     ],
+    "application view": [
+        "CREATE FUNCTION {p}_g() RETURNS void LANGUAGE sql AS 'INSERT INTO {p}_log SELECT code FROM {p}_av WHERE id = 1'",
+        "SELECT {p}_g()",
+    ],
     "dynamic statement": [
         "CREATE FUNCTION {p}_h() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'INSERT INTO {p}_log SELECT ssn "
         "FROM ' || '{p}' || '_c WHERE id = 1'; END $$",
@@ -73,6 +77,7 @@ def _pg_run(secret: str, route: str, environment: str | None, p: str) -> tuple[l
             f"INSERT INTO {p}_c VALUES (1, 'Alice Smith', %s, 'Paris'), (2, 'Ivan Petrov', '219-45-1234', 'Lyon')",
             (secret,),
         )
+        admin.execute(f"CREATE VIEW {p}_av AS SELECT id, ssn AS code FROM {p}_c")  # the application's view
         raw = pg_connect("psycopg")
         conn = raw if environment is None else govern(raw, AGENT, environment=environment)
         seen = [observe(conn, f"CREATE TABLE {p}_log (v text)")]
