@@ -278,3 +278,62 @@ def test_mariadb_events_over_a_masked_table_are_refused(maria: dict[str, Any], u
         with closing(admin.cursor()) as cur:
             _drop_maria(cur, p)
         admin.close()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+def test_async_postgresql_stored_code_is_judged_by_its_tables(pg_dsn: str, driver: str, unique: str) -> None:
+    """An async connection reads the catalog with ``await`` before a statement is judged, and judging DDL forgets
+    the tables read: the words of stored code are looked up (and their tables classified) beforehand, so a function
+    reading the masked table is refused and one over the agent's own clear table is created (not refused for want
+    of a catalog, nor let through)."""
+    import asyncio
+
+    p = f"rt15trig_{unique}"
+    admin = pg_connect("psycopg")
+
+    async def attempt_both() -> list[str]:
+        if driver == "psycopg":
+            import psycopg
+
+            raw: Any = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+        else:
+            asyncpg = pytest.importorskip("asyncpg")
+            raw = await asyncpg.connect(**_asyncpg_kw(pg_dsn))
+        conn = govern(raw, AGENT, environment="staging")
+        out = []
+        try:
+            for sql in (
+                f"CREATE FUNCTION {p}_g() RETURNS text LANGUAGE sql AS 'SELECT ssn FROM {p}_c WHERE id = 1'",
+                f"CREATE FUNCTION {p}_k() RETURNS text LANGUAGE sql AS 'SELECT city FROM {p}_own WHERE id = 1'",
+            ):
+                try:
+                    if driver == "psycopg":
+                        await conn.cursor().execute(sql)
+                    else:
+                        await conn.execute(sql)
+                    out.append("created")
+                except governed_db.GuardrailViolation as e:
+                    out.append(f"refused: {e}")
+        finally:
+            await raw.close()
+        return out
+
+    try:
+        _drop_pg(admin, p)
+        admin.execute(f"CREATE TABLE {p}_c (id int primary key, full_name text, ssn text, city text)")
+        admin.execute(f"INSERT INTO {p}_c VALUES (1, 'Alice Smith', '536-22-8726', 'Paris')")
+        admin.execute(f"CREATE TABLE {p}_own (id int, city text)")
+        seen = asyncio.run(attempt_both())
+        assert "masked-column-copy" in seen[0] and f"{p}_c" in seen[0], seen
+        assert seen[1] == "created", seen
+        made = admin.execute("SELECT proname FROM pg_proc WHERE proname IN (%s, %s)", (f"{p}_g", f"{p}_k")).fetchall()
+        assert made == [(f"{p}_k",)], made
+    finally:
+        _drop_pg(admin, p)
+        admin.close()
+
+
+def _asyncpg_kw(dsn: str) -> dict[str, Any]:
+    parts = dict(kv.split("=", 1) for kv in dsn.split())
+    return {"host": parts.get("host"), "port": int(parts.get("port", 5432)), "database": parts.get("dbname"),
+            "user": parts.get("user")}

@@ -291,6 +291,10 @@ class MaskingState:
         #: tables and views named like the one a CREATE TABLE/VIEW about to be judged makes (is each temporary?),
         #: read with await for an async connection (``None``: unreadable); taken by the guard (decision 0248)
         self.created_names: dict[str, list[bool] | None] = {}
+        #: the same for each word of a statement that defines stored code (decision 0319), read with await
+        self.stored_code_names: dict[str, list[bool] | None] = {}
+        #: and the column classes of those that are tables, read then (judging DDL forgets the tables read)
+        self.stored_code_classes: dict[str, Any] = {}
         #: names (lower case) of the temporary tables and views this connection made: another connection may
         #: store a table of the same name later, which one side then hides (decision 0258)
         self.temporary_names: set[str] = set()

@@ -458,13 +458,23 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
         masked: list[str] = []
         unknown = names is None or (server and stored_code.runs_built_statements(analysis.sql))
         for name in names or ():
-            if conn is None:
-                conn = state.gov.driver.catalog_connection(state.gov)
-            found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
+            if name in state.stored_code_names:
+                found = state.stored_code_names.pop(name)  # read with await for an async connection
+            else:
+                if conn is None:
+                    conn = state.gov.driver.catalog_connection(state.gov)
+                found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
             if found is None:
                 unknown = True  # the catalog could not be read here (an async connection's): fail closed
                 break
-            if found and access.reads_hidden([name]):
+            if not found:
+                continue
+            # an async connection's classes were read with await before judging began (DDL forgets them)
+            classes = state.stored_code_classes.pop(name, MISSING)
+            hidden = access.hidden_fields(name) if classes is MISSING else access.hidden_of(name, classes)
+            if hidden is None and not access.blind(name):
+                unknown = True  # a table or view masking cannot classify: fail closed
+            elif hidden or access.blind(name):
                 masked.append(name)
         if masked or unknown:
             what = (
@@ -585,9 +595,12 @@ def _temporary_clash(
         if name in state.created_names:
             found = state.created_names.pop(name)  # read with await for an async connection
         else:
-            if conn is None:
-                conn = state.gov.driver.catalog_connection(state.gov)
-            found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
+            if name in state.stored_code_names:
+                found = state.stored_code_names.pop(name)  # read with await for an async connection
+            else:
+                if conn is None:
+                    conn = state.gov.driver.catalog_connection(state.gov)
+                found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
         if found is not None and (all(found) or not any(found)):
             continue  # only the temporary one (or it was dropped): as before
         return _hit(

@@ -69,7 +69,10 @@ class Access:
         return cls is not None and cls is not UNREADABLE and not cls.provisional
 
     def hidden_fields(self, key: str) -> dict[str, ColumnClass] | None:
-        classes = self.state.table_classes(key)
+        return self.hidden_of(key, self.state.table_classes(key))
+
+    def hidden_of(self, key: str, classes: dict[str, ColumnClass] | None) -> dict[str, ColumnClass] | None:
+        """The columns of ``classes`` (``key``'s, read earlier) hidden from this identity."""
         if classes is None:
             return None
         # a provisional stand-in (a text column of a nearly empty table) is scanned wherever its values go, not
