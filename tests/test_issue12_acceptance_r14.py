@@ -251,7 +251,8 @@ def test_postgres_a_masked_column_as_a_date_unit_is_judged_as_a_column(
         raw_out, gov_out = _observe(raw, text), _observe(gov, text)
     assert clear(raw_out), raw_out
     assert gov_out[0] == "error" and gov_out[1] == "GuardrailViolation", gov_out
-    assert f"{pg_table}." in gov_out[2] and not clear(gov_out), gov_out
+    # the table's random name may hold a fragment's digits (acc12_f_u78726ff7e): only the rest is checked
+    assert f"{pg_table}." in gov_out[2] and not clear(repr(gov_out).replace(pg_table, "T")), gov_out
 
 
 def test_postgres_date_units_innocent_uses_run(pg_dsn: str, unique: str) -> None:
