@@ -492,3 +492,29 @@ def test_refusals_and_failures_are_on_disk_before_the_error_reaches_the_caller(
     outcomes = [r for r in _file_records(path) if r["type"] == R.OUTCOME]
     assert [o["status"] for o in outcomes] == ["ERROR", "ERROR"]
     assert outcomes[0]["attrs"]["governed_db.refused"] is True
+
+
+def test_sdk_span_outcome_holds_only_what_was_set_after_it_started(tmp_path: Path) -> None:
+    """With an SDK provider the outcome is the difference between the ended span and its start: row counts set
+    later are recorded; attributes unchanged since the start (a list the SDK keeps as a tuple included) are not."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    path = tmp_path / "audit.jsonl"
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE t (v INTEGER)")
+    conn = governed_db.wrap(raw, audit=_store(path), environment="production", tracer_provider=provider)
+    conn.execute("INSERT INTO t VALUES (1), (2), (3)")
+    outcomes = [r for r in read_raw(path) if r.get("type") == "outcome"]
+    assert len(outcomes) == 1
+    added = outcomes[0]["attrs"]
+    assert added.get("governed_db.rows_affected") == 3
+    assert "governed_db.tables" not in added and "db.query.text" not in added, added
+    (span,) = [s for s in exporter.get_finished_spans() if s.name != "governed_db.result"]
+    assert span.attributes["governed_db.rows_affected"] == 3  # the SDK span carries the same
+    (stmt,) = [r for r in read_records(path) if R.is_statement(r)]
+    assert stmt["attrs"]["governed_db.tables"] == ["t"] and stmt["attrs"]["governed_db.rows_affected"] == 3

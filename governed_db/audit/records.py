@@ -493,10 +493,11 @@ def outcome_body(span: Any, *, intent_seq: int | Prepared, started: Mapping[str,
     if getattr(span, "light", False):
         added = dict(span.late)  # governed_db's own span knows what was set after it started
     else:
-        attrs = span.attributes or {}
-        # the SDK's BoundedAttributes keeps a plain dict: iterating that skips the Mapping ABC's slow items()
-        plain = getattr(attrs, "_dict", None)
-        for k, v in (plain if type(plain) is dict else attrs).items():
+        # the SDK's BoundedAttributes keeps a plain dict: iterating that skips the Mapping ABC's slow items() (a
+        # ReadableSpan hands out its BoundedAttributes behind a MappingProxyType, whose items() is the ABC's)
+        plain = getattr(getattr(span, "_attributes", None), "_dict", None)
+        attrs = plain if type(plain) is dict else (span.attributes or {})
+        for k, v in attrs.items():
             before = started.get(k, missing)
             if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
                 added[k] = v
