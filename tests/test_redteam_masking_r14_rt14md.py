@@ -390,16 +390,21 @@ def test_sysdate_tells_no_read_order(mysql_kw: dict[str, Any], indexed: dict[str
     import pymysql
 
     seen = {}
+    expected = {"A": [2, 3, 1], "B": [2, 1, 3]}
     for governed in (False, True):
         for c in ("A", "B"):
-            raw = pymysql.connect(autocommit=True, **mysql_kw)
-            conn = govern(raw, CURIOUS_AGENT) if governed else raw
-            try:
-                seen[governed, c] = _stamp_order(conn, indexed[c], sql)
-            finally:
-                conn.close()
+            # a raw read that crosses a second boundary wraps MICROSECOND() round: read again (at most 5 times)
+            for _ in range(1 if governed else 5):
+                raw = pymysql.connect(autocommit=True, **mysql_kw)
+                conn = govern(raw, CURIOUS_AGENT) if governed else raw
+                try:
+                    seen[governed, c] = _stamp_order(conn, indexed[c], sql)
+                finally:
+                    conn.close()
+                if seen[governed, c] == expected[c]:
+                    break
     # the oracle: stamped in SSN order (219 < 412 < 536 in copy A, 219 < 287 < 412 in copy B)
-    assert seen[False, "A"] == [2, 3, 1] and seen[False, "B"] == [2, 1, 3], seen
+    assert seen[False, "A"] == expected["A"] and seen[False, "B"] == expected["B"], seen
     assert seen[True, "A"] == seen[True, "B"], seen
     assert str(seen[True, "A"]).startswith("refused: ['masked-column-predicate']"), seen
 

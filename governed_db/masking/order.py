@@ -57,7 +57,8 @@ class Relation:
 @dataclass(frozen=True)
 class Edit:
     """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
-    ``window-order`` (a window's), ``stand-in`` (a masked aggregate argument replaced)."""
+    ``window-order`` (a window's), ``stand-in`` (a masked aggregate argument replaced), ``returning-order`` (a
+    PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
 
     kind: str
     node: exp.Expression
@@ -227,11 +228,21 @@ class Planner:
         keys = [*rel.keys, frozenset(c.lower() for c in rel.key or ())]
         if any(k and k <= pinned for k in keys):
             return
+        if self.dialect == "postgres":
+            key = _returned_key(tree, target, rel)
+            if key is not None:
+                # PostgreSQL takes the write as a data-modifying CTE: its rows handed out in key order (0330)
+                self.plan.edits.append(Edit("returning-order", tree, tuple(nodes.column_sql(c, self.dialect)
+                                                                                for c in key)))
+                return
+        shown = ", ".join(nodes.column_sql(c, self.dialect) for c in rel.key or ()) if rel.key else "its key"
         self._refuse(
             f"{tree.key.upper()} ... RETURNING returns the rows it changes in the order they are stored, which how "
             "wide their masked values are may decide",
-            "change one row at a time by its key (WHERE id = ...), or SELECT the rows ORDER BY their key first, or "
-            "leave RETURNING out, or ask for an unmask grant (masking.unmask)",
+            (f"return the key ({shown}) as a column of RETURNING, so the rows can be handed out in its order, or "
+             if self.dialect == "postgres" and rel.key and "ctid" not in rel.key else "")
+            + "change one row at a time by its key (WHERE id = ...), or SELECT the rows ORDER BY their key first, "
+            "or leave RETURNING out, or ask for an unmask grant (masking.unmask)",
             firm=True,
         )
 
@@ -1072,3 +1083,51 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
 
 
 __all__ = ["Edit", "Plan", "Planner", "Relation"]
+
+
+def _returned_key(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relation) -> tuple[str, ...] | None:
+    """A key of the written table (as stored) that ``tree``'s RETURNING hands out, each column plainly and under
+    its own name, once: what the changed rows can be ordered by outside the write (0330). ``None`` otherwise
+    (a key column missing, renamed, computed, or its name given to another output too)."""
+    returning = tree.args.get("returning")
+    if not isinstance(returning, exp.Returning) or rel.columns is None:
+        return None
+    joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))  # (a plain DELETE: using=False)
+    names = {target.name.lower(), target.alias_or_name.lower()}
+    outs: list[str] = []  # output names as PostgreSQL gives them
+    plain: set[str] = set()  # of those, the ones that are the written table's column of that name
+    for proj in returning.expressions:
+        inner = proj.this if isinstance(proj, exp.Alias) else proj
+        star = isinstance(inner, exp.Star) or (isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star))
+        if star:
+            if isinstance(inner, exp.Column) and inner.table.lower() not in names:
+                return None  # another table's columns: names unknown here
+            if joined and isinstance(inner, exp.Star):
+                return None  # every FROM/USING table's columns
+            outs.extend(rel.columns)
+            plain.update(rel.columns)
+            continue
+        ident = proj.args.get("alias") if isinstance(proj, exp.Alias) else None
+        ident = ident.this if isinstance(ident, exp.TableAlias) else ident
+        if isinstance(inner, exp.Column) and (not inner.table or inner.table.lower() in names):
+            col = inner.this
+            name = col.this if isinstance(col, exp.Identifier) and col.quoted else inner.name.lower()
+            out = name
+            if isinstance(ident, exp.Identifier):
+                out = ident.this if ident.quoted else ident.this.lower()
+            outs.append(out)
+            if out == name:
+                plain.add(name)
+            continue
+        if isinstance(ident, exp.Identifier):
+            outs.append(ident.this if ident.quoted else ident.this.lower())
+        else:
+            outs.append(proj.output_name.lower() if proj.output_name else "?column?")
+    candidates = [tuple(rel.key)] if rel.key and "ctid" not in rel.key else []
+    candidates += [tuple(sorted(k)) for k in rel.keys]
+    stored = {c.lower(): c for c in rel.columns}
+    for key in candidates:
+        cols = [stored.get(c.lower(), c) for c in key]
+        if cols and all(c in plain and outs.count(c) == 1 for c in cols):
+            return tuple(cols)
+    return None

@@ -48,6 +48,8 @@ _STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
 #: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
 _MAX_ROWS = 18446744073709551615
 _KEPT = f" LIMIT {_MAX_ROWS}"
+#: the name of the data-modifying CTE an ``UPDATE/DELETE ... RETURNING`` becomes on PostgreSQL (0330)
+_CHANGED = "gdb_changed"
 
 
 class Unspliceable(Exception):
@@ -301,6 +303,15 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, st
         lo, hi = _query_range(text, node)
         at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
         return [(at, add + (_KEPT if edit.kind == "order-kept" else ""))]
+    if edit.kind == "returning-order":
+        # the whole write becomes a data-modifying CTE, its rows selected in key order (PostgreSQL; 0330)
+        last = len(text.tokens) - 1
+        while last > 0 and text.tokens[last].token_type == TokenType.SEMICOLON:
+            last -= 1
+        if node.parent is not None or not text.tokens:
+            raise Unspliceable("RETURNING of a write inside another statement")
+        return [(text.tokens[0].start, f"WITH {_CHANGED} AS ("),
+                (text.tokens[last].end + 1, f") SELECT * FROM {_CHANGED} ORDER BY " + ", ".join(edit.items))]
     if edit.kind == "agg-order":
         o, c = _call_group(text, node)
         stops = frozenset({TokenType.SEPARATOR, TokenType.LIMIT})
@@ -362,9 +373,12 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
     copy = tree.copy()
     index = {id(n): i for i, n in enumerate(tree.walk())}
     nodes: list[Any] = list(copy.walk())
+    wrap: Edit | None = None
     for edit in edits:
         target = nodes[index[id(edit.node)]]
-        if edit.kind in ("order", "order-kept", "window-order"):
+        if edit.kind == "returning-order":
+            wrap = edit
+        elif edit.kind in ("order", "order-kept", "window-order"):
             items = _ordered(edit.items, gd)
             order = target.args.get("order")
             if isinstance(order, exp.Order):
@@ -381,6 +395,10 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 f"SELECT {_STAND_IN[0]}{arg.sql(dialect=gd)}{_STAND_IN[1]}"
             )
             arg.replace(wrapped[0].expressions[0])  # type: ignore[union-attr]
+    if wrap is not None:
+        outer = exp.select("*").from_(_CHANGED).with_(_CHANGED, as_=copy, copy=False)
+        outer.set("order", exp.Order(expressions=_ordered(wrap.items, gd)))
+        return outer
     return copy
 
 
