@@ -97,7 +97,7 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
         for mod, name, real in saved:
             setattr(mod, name, real)
     # one lseek a statement: the journal's size, so a journal truncated by another process is never touched past
-    # its end (SIGBUS) — docs/decisions/0326-a-truncated-journal-is-left-not-a-sigbus.md
+    # its end (SIGBUS) — docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md
     assert calls == ["lseek", "lseek"]
     (data,) = seen
     assert b"INSERT INTO t SELECT peek ()" in data  # its intent, before it ran

@@ -39,7 +39,9 @@ from governed_db.audit import records as R
 
 log = logging.getLogger("governed_db.audit")
 
-MAGIC = b"GDBWAL01"
+#: 02: frame tags are keyed by the store as well as the audit key (decision 0326); a journal of an older layout
+#: is not read (left in place, never chained)
+MAGIC = b"GDBWAL02"
 _M0 = MAGIC[0]
 #: magic, epoch, consumed offset, key id (16 hex chars or zeros), owner pid
 _HEADER = struct.Struct("<8sQQ16sQ")
@@ -78,8 +80,12 @@ def wal_dir(store: Path) -> Path:
     return store.with_name(store.name + ".wal")
 
 
-def journal_key(key: bytes) -> bytes:
-    return hashlib.blake2b(key, person=b"gdb-audit-wal", digest_size=32).digest()
+def journal_key(key: bytes, store_id: str) -> bytes:
+    """The frames' tag key: the audit key bound to one store (its id). Several stores commonly share one audit key
+    (``GOVERNED_DB_AUDIT_KEY``): without the store in it, a dead process's journal copied into another store's
+    ``.wal`` directory by someone without the key had valid tags there, and was chained as that store's records."""
+    return hashlib.blake2b(len(key).to_bytes(4, "little") + key + store_id.encode("ascii", "replace"),
+                           person=b"gdb-audit-wal", digest_size=32).digest()
 
 
 def key_label(key: bytes | None) -> bytes:
@@ -125,7 +131,10 @@ class Journal:
             raise
         self.fd = fd
         self.size = size
-        self.jkey = journal_key(key) if key is not None else None
+        self.key = key
+        #: the store the frames are tagged for (bound at the first frame, once the store's id is known)
+        self.store_id = ""
+        self.jkey: bytes | None = None
         self.label = key_label(key)
         self.lock = threading.Lock()
         self.closed = False
@@ -151,7 +160,7 @@ class Journal:
         """Whether the file is shorter than its mapping. Another process of the same user (or root) can truncate
         it; a copy into a page past the file's end is SIGBUS — the writer dies and the intents only it held in
         memory die with it. One ``lseek`` (about 0.3 µs here, a sixth of ``fstat``'s cost) tells the file's size
-        (docs/decisions/0326-a-truncated-journal-is-left-not-a-sigbus.md). Once it is short, the journal is closed
+        (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md). Once it is short, the journal is closed
         to statements for good: they write to the store, which chains what was journaled from memory."""
         if self.broken:
             return True
@@ -169,11 +178,22 @@ class Journal:
         except OSError:
             return -1
 
-    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]], floor: int) -> bool:
+    def _bind(self, store_id: str) -> bool:
+        """Tag the frames from now on for ``store_id``; only into an empty journal (frames already there were
+        tagged for another store id: the store writes directly until a drain empties it)."""
+        if (self.key is not None and not store_id) or self.wpos != HEADER_SIZE or self.queue:
+            return False
+        self.store_id = store_id
+        self.jkey = journal_key(self.key, store_id) if self.key is not None else None
+        return True
+
+    def put(self, items: list[tuple[Any, int, bytes, bytes, int, int]], floor: int, store_id: str) -> bool:
         """Copy one frame holding ``items`` — (record, kind, piece, piece, intent seq, intent item) — into the
         mapping and queue the records (numbered, marked written); False when the journal is full or closed (the
         caller writes them to the store itself). ``floor``: the store's last seq as the caller knows it. Caller
-        holds :attr:`lock`."""
+        holds :attr:`lock`. ``store_id``: the store's id, which the frames' tags are bound to."""
+        if store_id != self.store_id and not self._bind(store_id):
+            return False
         number = self.frames
         parts = [_START.pack(self.epoch, number, floor)]
         pack = _ITEM.pack
@@ -360,14 +380,17 @@ class Orphan:
             os.close(self.fd)
 
 
-def orphans(store: Path, key: bytes | None) -> Iterator[Orphan]:
-    """Journals of ``store`` whose owner is gone, locked for the caller (release each)."""
+def orphans(store: Path, key: bytes | None, store_id: str = "") -> Iterator[Orphan]:
+    """Journals of ``store`` whose owner is gone, locked for the caller (release each). With ``key``, frames are
+    checked against it and ``store_id`` (the store's own id: a journal planted from another store fails)."""
     d = wal_dir(store)
     try:
         names = sorted(os.listdir(d))
     except (FileNotFoundError, NotADirectoryError):
         return
-    jkey = journal_key(key) if key is not None else None
+    if key is not None and not store_id:
+        raise ValueError("frames can only be checked against the store's id")
+    jkey = journal_key(key, store_id) if key is not None else None
     for name in names:
         if not _NAME.match(name):
             continue

@@ -240,7 +240,7 @@ class AuditStore:
                     pieces = None  # unusual values: the general path below
                 if pieces is not None:
                     items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
-                    journaled = j.put(items, self._seq)
+                    journaled = j.put(items, self._seq, self._store_id)
                     if journaled:
                         if len(items) > 1:
                             del j.deferred[: len(items) - 1]
@@ -348,7 +348,7 @@ class AuditStore:
         upto = 0
         if j is not None and j.broken:
             # truncated by another process (Journal._truncated): what it held is written from memory now, and
-            # this store journals no more (docs/decisions/0326-a-truncated-journal-is-left-not-a-sigbus.md)
+            # this store journals no more (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md)
             items, waiting = j.detach()
             self._journal, self._journal_lost = None, True
             j.close(remove=True)  # what its file held is gone; what it held in memory is written below
@@ -539,10 +539,13 @@ class AuditStore:
         """Chain in the records journaled by processes that died (both locks held); returns how many."""
         if not J.wal_dir(self.path).is_dir():
             return 0
+        if self.key is not None and not self._store_id:
+            self._recover_due = True  # the frames' tags name the store: checked once its id is known
+            return 0
         mine = self._journal.path if self._journal is not None else None
         label = J.key_label(self.key)
         total = 0
-        for orphan in J.orphans(self.path, self.key):
+        for orphan in J.orphans(self.path, self.key, self._store_id):
             if orphan.path == mine:
                 orphan.release(remove=False)
                 continue
