@@ -8,9 +8,12 @@ document composed (recursively) into objects.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -24,16 +27,67 @@ MAX_CONFIG_DEPTH = 64
 MAX_CONFIG_ALIASES = 256
 
 
-def read_config_bytes(path: str | Path, what: str) -> bytes:
-    """The bytes of ``path`` if it is a readable file within :data:`MAX_CONFIG_BYTES`; ConfigurationError else."""
+def open_regular_file(path: str | Path, what: str) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file; ConfigurationError for anything else.
+
+    Opened without blocking, then checked: ``open()`` of a FIFO waits for a writer for ever, and a device or
+    socket is no file a user meant to pass (decisions 0316, 0327). The descriptor is blocking again on return.
+    """
     p = Path(path)
     try:
-        if p.is_dir():
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        raise ConfigurationError(f"cannot read {what} {str(p)!r} ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
             raise ConfigurationError(f"{what} {str(p)!r} is a directory; pass a file")
-        size = p.stat().st_size
+        if not stat.S_ISREG(mode):
+            raise ConfigurationError(f"{what} {str(p)!r} is not a regular file (a pipe, socket or device); "
+                                     "pass a file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_output_file(path: str | Path, what: str) -> IO[str]:
+    """``path`` opened for writing text (created, or emptied) if it is, or will be, a regular file;
+    ConfigurationError else — a FIFO would wait for a reader for ever, a device is no file to keep."""
+    p = Path(path)
+    try:
+        # not O_TRUNC: nothing is emptied before it is known to be a file
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o666)
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        if isinstance(e, OSError) and e.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise ConfigurationError(f"{what} {str(p)!r} is not a regular file (a pipe); pass a file") from None
+        raise ConfigurationError(f"cannot write {what} {str(p)!r} ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigurationError(f"{what} {str(p)!r} is not a regular file (a pipe, socket or device); "
+                                     "pass a file")
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, 0)
+    except OSError as e:
+        os.close(fd)
+        raise ConfigurationError(f"cannot write {what} {str(p)!r} ({e.strerror or e})") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "w", encoding="utf-8", newline="")
+
+
+def read_config_bytes(path: str | Path, what: str) -> bytes:
+    """The bytes of ``path`` if it is a readable regular file within :data:`MAX_CONFIG_BYTES`; ConfigurationError
+    else."""
+    p = Path(path)
+    fd = open_regular_file(p, what)
+    try:
+        size = os.fstat(fd).st_size
         if size <= MAX_CONFIG_BYTES:
-            # read at most one byte past the limit: a device or pipe (/dev/zero) reports size 0 and never ends
-            with p.open("rb") as f:
+            # read at most one byte past the limit: a file may grow while it is read
+            with open(fd, "rb", closefd=False) as f:
                 data = f.read(MAX_CONFIG_BYTES + 1)
             size = max(size, len(data))
         if size > MAX_CONFIG_BYTES:
@@ -44,6 +98,8 @@ def read_config_bytes(path: str | Path, what: str) -> bytes:
         return data
     except OSError as e:
         raise ConfigurationError(f"cannot read {what} {str(p)!r} ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
 
 
 def read_config_text(path: str | Path, what: str) -> str:
@@ -86,7 +142,12 @@ def load_yaml(text: str, what: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigurationError(f"{what} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        raise ConfigurationError(f"{what} is not valid YAML: {yaml_message(e)}") from None
+
+
+def yaml_message(e: yaml.YAMLError) -> str:
+    """What is wrong, on one line (a ReaderError's text spans two: an error is one line, exit 2)."""
+    return " ".join(str(getattr(e, "problem", None) or e).split())
 
 
 def load_json(text: str, what: str) -> Any:
@@ -107,6 +168,10 @@ __all__ = [
     "MAX_CONFIG_DEPTH",
     "load_json",
     "load_yaml",
+    "open_output_file",
+    "open_regular_file",
+    "read_config_bytes",
     "read_config_text",
+    "yaml_message",
     "yaml_problem",
 ]

@@ -54,9 +54,9 @@ def _journals(path: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.name.endswith(".wal")) if d.is_dir() else []
 
 
-def test_a_statement_reaches_the_journal_with_no_system_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """From the second statement on, the intent and the previous outcome are in the journal file — visible to any
-    other process — before the driver runs the statement, and no write, flock or stat was made for them."""
+    other process — before the driver runs the statement, and no write, flock or stat was made for them (one lseek)."""
     _quiet(monkeypatch)
     path = tmp_path / "audit.jsonl"
     seen: list[bytes] = []
@@ -96,7 +96,9 @@ def test_a_statement_reaches_the_journal_with_no_system_call(tmp_path: Path, mon
         counting[0] = False
         for mod, name, real in saved:
             setattr(mod, name, real)
-    assert calls == []
+    # one lseek a statement: the journal's size, so a journal truncated by another process is never touched past
+    # its end (SIGBUS) — docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md
+    assert calls == ["lseek", "lseek"]
     (data,) = seen
     assert b"INSERT INTO t SELECT peek ()" in data  # its intent, before it ran
     assert b'"governed_db.rows_affected":1' in data  # the previous statement's outcome, journaled with it
@@ -479,7 +481,8 @@ def test_a_store_that_cannot_be_written_stops_statements_at_the_next_chaining(
 def test_a_process_with_many_stores_keeps_a_bounded_number_of_journals(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Past MAX_LIVE open journals, further stores write their intents directly (one descriptor each, as before);
-    each journal costs one descriptor (the mapping's), and closing a store gives its slot back."""
+    each journal costs two descriptors (the mapping's, and the one its size is read from on the statement path:
+    decision 0326), and closing a store gives its slot back."""
     monkeypatch.setattr(J, "MAX_LIVE", J._live[0] + 2)
 
     def ours() -> list[str]:
@@ -501,7 +504,7 @@ def test_a_process_with_many_stores_keeps_a_bounded_number_of_journals(tmp_path:
     with_journal = [p.store._journal is not None for p in procs]
     assert with_journal == [True, True, False, False]
     held = ours()
-    assert len(held) == 4 + 2 and sum(t.endswith(".wal") for t in held) == 2  # four store files, two journals
+    assert len(held) == 4 + 4 and sum(t.endswith(".wal") for t in held) == 4  # four store files, two journals
     procs[0].store.close()
     procs[2].store.close()
     conns[2].execute("SELECT 3").fetchall()  # reopens, and gets the slot the first store gave back

@@ -165,6 +165,8 @@ def export_otlp(recs: Iterable[dict[str, Any]], endpoint: str, *, headers: dict[
 def open_output(path: str | os.PathLike[str] | None) -> IO[str]:
     import sys
 
+    from governed_db.config_files import open_output_file
+
     if path is None or str(path) == "-":
         return sys.stdout
-    return open(path, "w", encoding="utf-8", newline="")
+    return open_output_file(os.fspath(path), "the export")  # a FIFO or device: ConfigurationError, never a wait

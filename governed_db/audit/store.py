@@ -186,6 +186,8 @@ class AuditStore:
         #: the last attempt to chain the journal into the store failed: intents go to the store directly
         #: (and are refused in production) until a write succeeds
         self._failing = False
+        #: a journal of this store was truncated under it: intents are written directly for the store's life
+        self._journal_lost = False
         self.appended = 0
         _stores.add(self)
 
@@ -238,7 +240,7 @@ class AuditStore:
                     pieces = None  # unusual values: the general path below
                 if pieces is not None:
                     items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
-                    journaled = j.put(items, self._seq)
+                    journaled = j.put(items, self._seq, self._store_id)
                     if journaled:
                         if len(items) > 1:
                             del j.deferred[: len(items) - 1]
@@ -344,7 +346,16 @@ class AuditStore:
         items: list[Any] = []
         waiting: list[Any] = []
         upto = 0
-        if j is not None:
+        if j is not None and j.broken:
+            # truncated by another process (Journal._truncated): what it held is written from memory now, and
+            # this store journals no more (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md)
+            items, waiting = j.detach()
+            self._journal, self._journal_lost = None, True
+            j.close(remove=True)  # what its file held is gone; what it held in memory is written below
+            j = None
+            self._deferred[:0] = [*items, *waiting]
+            items, waiting = [], []
+        elif j is not None:
             items, waiting, upto = j.take()
         bodies, self._deferred = [*items, *waiting, *self._deferred], []
         if body is not None:
@@ -528,10 +539,13 @@ class AuditStore:
         """Chain in the records journaled by processes that died (both locks held); returns how many."""
         if not J.wal_dir(self.path).is_dir():
             return 0
+        if self.key is not None and not self._store_id:
+            self._recover_due = True  # the frames' tags name the store: checked once its id is known
+            return 0
         mine = self._journal.path if self._journal is not None else None
         label = J.key_label(self.key)
         total = 0
-        for orphan in J.orphans(self.path, self.key):
+        for orphan in J.orphans(self.path, self.key, self._store_id):
             if orphan.path == mine:
                 orphan.release(remove=False)
                 continue
@@ -635,7 +649,7 @@ class AuditStore:
                 target=self._flush_loop, name="governed_db-audit-fsync", daemon=True
             )
             self._flusher.start()
-            if self.journal and self.fsync_interval != 0 and self._journal is None:
+            if self.journal and self.fsync_interval != 0 and self._journal is None and not self._journal_lost:
                 try:
                     self._journal = J.Journal(self.path, self.key, J.DEFAULT_SIZE)
                 except J.TooMany:

@@ -168,6 +168,13 @@ class _Verifier:
                 f"({J.wal_dir(self.path).name}/): written with another key than the one given, so not chained "
                 "here — they are chained when the store is next opened with that key; search shows them"
             )
+        rejected = _rejected(self.path)
+        if rejected:
+            result.warnings.append(
+                f"{len(rejected)} journal(s) in {J.wal_dir(self.path).name}/ hold frames whose tag fails for this "
+                f"store (planted or copied from another store, or damaged) and were not chained: "
+                f"{', '.join(rejected[:5])}"
+            )
         self._finish(anchor)
         self._check_witness()
         self._check_index()
@@ -451,6 +458,11 @@ class _Verifier:
         if type(data.get("seq")) is not int or type(data.get("hash")) is not str or type(data.get("store")) is not str:
             self.result.bad(0, None, 0, f"the anchor file {target.name} is damaged")
             return {}
+        extra = sorted(set(data) - {*R.ANCHOR_FIELDS, "mac"})
+        if extra:
+            # the MAC covers the fields a writer writes; one it never writes is an edit the MAC cannot see
+            self.result.bad(0, None, 0, f"the anchor file {target.name} carries field(s) no writer writes "
+                            f"({', '.join(extra)[:100]}): it was edited")
         self.anchor_seq = int(data["seq"])
         return data
 
@@ -535,6 +547,14 @@ def _is_record(rec: dict[str, Any]) -> bool:
 
 def _exact(rec: dict[str, Any], raw: bytes, rkey: bytes | None) -> bool:
     return R.expected_line(rec, rkey) == raw
+
+
+def _rejected(path: Path) -> list[str]:
+    """Journals a writer refused to chain (kept as ``.rejected``: their tags fail for this store)."""
+    try:
+        return sorted(n for n in os.listdir(J.wal_dir(path)) if n.endswith(".rejected"))
+    except OSError:
+        return []
 
 
 def _journaled(path: Path) -> int:

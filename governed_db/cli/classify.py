@@ -68,6 +68,9 @@ def classify(
         conn.close()
     try:
         catalog.save(output)
+    except ConfigurationError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
     except OSError as e:
         click.echo(f"error: cannot write the catalog to {output!r} ({e.strerror or e})", err=True)
         sys.exit(2)

@@ -33,6 +33,10 @@ def lint(file: Path, fmt: str) -> None:
     if not file.exists():
         click.echo(f"error: policy file {str(file)!r} does not exist", err=True)
         sys.exit(2)
+    if not file.is_file():  # a directory, FIFO or device is no policy to lint: bad input, as a missing file is
+        kind = "a directory" if file.is_dir() else "not a regular file (a pipe, socket or device)"
+        click.echo(f"error: policy file {str(file)!r} is {kind}; pass a file", err=True)
+        sys.exit(2)
     pol, problems = check_policy_file(file)
     if fmt == "json":
         click.echo(json.dumps({"file": str(file), "valid": not problems,

@@ -47,8 +47,14 @@ def report(store: Path | None, since: str | None, until: str | None, fmt: str, o
     if output is None:
         click.echo(text, nl=False)
     else:
+        from governed_db.config_files import open_output_file
+
         try:
-            output.write_text(text, encoding="utf-8")
+            with open_output_file(output, "the report") as f:  # a FIFO or device: refused, never waited on
+                f.write(text)
+        except ConfigurationError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
         except OSError as e:
             click.echo(f"error: cannot write the report to {str(output)!r} ({e.strerror or e})", err=True)
             sys.exit(2)

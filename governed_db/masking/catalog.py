@@ -104,7 +104,10 @@ class Catalog:
                 "# `strategy: {strategy: hash}`; reviewed entries win over online classification.\n"
             )
             text = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
-        target.write_text(text, encoding="utf-8")
+        from governed_db.config_files import open_output_file
+
+        with open_output_file(target, "the catalog") as f:  # a FIFO or device: ConfigurationError, never a wait
+            f.write(text)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> Catalog:

@@ -129,6 +129,9 @@ def _check_file(path: str, kind: str) -> None:
         raise ConfigurationError(f"{kind} file {path!r} does not exist")
     if p.is_dir():
         raise ConfigurationError(f"{path!r} is a directory, not a {kind} database file")
+    if not p.is_file():  # a FIFO would hold the driver's open() for ever
+        raise ConfigurationError(f"{path!r} is not a regular file (a pipe, socket or device), not a {kind} "
+                                 "database file")
 
 
 def classify_database(

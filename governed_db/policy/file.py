@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from governed_db.config_files import read_config_text, yaml_problem
+from governed_db.config_files import read_config_text, yaml_message, yaml_problem
 from governed_db.errors import ConfigurationError
 from governed_db.policy import _file_parts as parts
 from governed_db.policy._file_parts import ACTIONS, Builder, PolicyProblem, suggest
@@ -129,14 +129,19 @@ def check_policy_file(path: str | Path) -> tuple[Any, list[PolicyProblem]]:
     too_much = yaml_problem(text)  # before composing: a 5,000-deep document must not recurse into a crash
     if too_much is not None:
         return None, [PolicyProblem(name, None, "<file>", f"the policy file is refused: {too_much}")]
-    loader = _Loader(text)
+    try:
+        # the loader's reader checks every character when it is made: a NUL or other control character is a
+        # ReaderError here, before any parsing (it was a traceback out of every verb taking a policy)
+        loader = _Loader(text)
+    except yaml.YAMLError as e:
+        return None, [PolicyProblem(name, None, "<yaml>", f"not valid YAML: {yaml_message(e)}")]
     loader.duplicates = []
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        return None, [PolicyProblem(name, line, "<yaml>", f"not valid YAML: {getattr(e, 'problem', e)}")]
+        return None, [PolicyProblem(name, line, "<yaml>", f"not valid YAML: {yaml_message(e)}")]
     finally:
         loader.dispose()
     problems = [PolicyProblem(name, line, key, "duplicate key (the later value would silently win)")
