@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from governed_db.masking.errors_order import CODE, ERROR_WITHHELD
-from tests._redteam import AGENT, CURIOUS_AGENT, govern, made_tables
+from tests._redteam import AGENT, CURIOUS_AGENT, govern, made_tables, pg_connect
 from tests._redteam import rows_or_rules as _see
+from tests.test_masking_noninterference import ATTACKER
+from tests.test_redteam_masking_placed_rows import INNOCENT, SECRET_ROWS, _copy, _lite_table, narrow
+
+__all__ = ["narrow"]  # the fixture, shared with the round that found the leak (decision 0295)
 
 COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
 ROWS_A = [
@@ -216,3 +221,138 @@ def test_an_identity_with_an_unmask_grant_sees_the_error(mysql_kw: dict[str, Any
         assert _failure(conn, FAILING[0].format(t=indexed["A"])) == WITHHELD
     finally:
         conn.close()
+
+
+# -- 0329: a filter first on a few-valued column's values past every bounded read --------------------------------
+#: each statement is the agent's first on a new connection: nothing has read the rows past the sample yet
+FIRST_FILTERS = [
+    "SELECT id FROM t WHERE tax_ref = '536-22-8726'",
+    "SELECT count(*) FROM t WHERE tax_ref > '5'",  # bisecting: 'n/a' sorts after every digit
+    "SELECT count(*) FROM t WHERE tax_ref LIKE '536%'",
+    "SELECT id FROM t WHERE tax_ref < 'a' ORDER BY tax_ref DESC LIMIT 1",  # which SSN sorts last
+    "SELECT count(*) FROM t WHERE substr(tax_ref, 1, 1) = '5'",
+    "SELECT count(*) FROM t a JOIN t b ON b.id = a.id AND a.tax_ref = '536-22-8726'",
+]
+
+
+def _first(path: Path, sql: str, governed: bool) -> Any:
+    import sqlite3
+
+    import governed_db
+
+    conn = govern(sqlite3.connect(path), ATTACKER) if governed else sqlite3.connect(path)
+    try:
+        return [tuple(r) for r in conn.cursor().execute(sql).fetchall()]
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {sorted(e.decision.rules)}"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sql", FIRST_FILTERS)
+def test_a_first_filter_on_values_past_every_read_is_refused(narrow: None, tmp_path: Path, sql: str) -> None:
+    """Three SSNs in ``tax_ref`` behind 300 ``'n/a'`` rows, past every read of the sample: the raw connection
+    answers a right guess (copy A) apart from a wrong one (copy B); governed, the first filter finds them first,
+    and both copies are refused alike."""
+    raw, seen = [], []
+    for copy in ("A", "B"):
+        path = tmp_path / f"{copy}.db"
+        _lite_table(path, _copy(SECRET_ROWS, copy), 300)
+        raw.append(_first(path, sql, False))
+        seen.append(_first(path, sql, True))
+    assert raw[0] != raw[1], raw  # the oracle
+    assert seen[0] == seen[1] == "refused: ['masked-column-predicate']", seen
+
+
+#: a status column whose values past every read are innocent (and more of them than the probe reads, below)
+STATUS_FILTERS = [
+    "SELECT count(*) FROM t WHERE status = 'archived'",
+    "SELECT count(*) FROM t WHERE status > 'b'",
+    "SELECT count(*) FROM t WHERE status LIKE 'on%'",
+    "SELECT id, status FROM t WHERE status <> 'n/a' ORDER BY status, id LIMIT 3",
+    "SELECT status, count(*) FROM t GROUP BY status ORDER BY status",
+    "SELECT count(*) FROM t a JOIN t b ON a.status = b.status WHERE a.id = 5",
+]
+
+
+@pytest.mark.parametrize("varied", [False, True])
+@pytest.mark.parametrize("sql", STATUS_FILTERS)
+def test_innocent_first_filters_on_values_past_every_read_run(
+    narrow: None, tmp_path: Path, sql: str, varied: bool
+) -> None:
+    """The same shapes on innocent values past every read (three words, or 150 distinct ones: more than the probe
+    reads) run as their first statement and answer as the raw connection does."""
+    words = [f"v {i}" for i in range(150)] if varied else ["archived", "on hold", "v 10.4.2"]
+    rows = [(i, words[i % len(words)], f"order {i}", "Lyon") for i in range(1, 301)]
+    path = tmp_path / "status.db"
+    _lite_table(path, rows, 300, INNOCENT)
+    assert _first(path, sql, True) == _first(path, sql, False), sql
+
+
+def test_the_values_found_first_are_masked_and_then_refused_in_later_reads(narrow: None, tmp_path: Path) -> None:
+    """After the first filter was refused, the column stays observed free text on that connection: its values read
+    masked, and later filters are refused (both copies alike)."""
+    import sqlite3
+
+    import governed_db
+
+    out = []
+    for copy in ("A", "B"):
+        path = tmp_path / f"{copy}.db"
+        _lite_table(path, _copy(SECRET_ROWS, copy), 300)
+        conn = govern(sqlite3.connect(path), ATTACKER)
+        seen = []
+        try:
+            for sql in (FIRST_FILTERS[0], "SELECT id, tax_ref FROM t WHERE id = 1", FIRST_FILTERS[1]):
+                try:
+                    seen.append([tuple(r) for r in conn.cursor().execute(sql).fetchall()])
+                except governed_db.GuardrailViolation as e:
+                    seen.append(sorted(e.decision.rules))
+        finally:
+            conn.close()
+        out.append(seen)
+    assert out[0] == out[1], out
+    assert out[0] == [["masked-column-predicate"], [(1, "[US_SSN]")], ["masked-column-predicate"]], out
+
+
+def _server(kind: str, mysql_kw: dict[str, Any] | None) -> Any:
+    if kind == "mysql":
+        import pymysql
+
+        return pymysql.connect(autocommit=True, **(mysql_kw or {}))
+    return pg_connect("psycopg")
+
+
+@pytest.mark.parametrize("kind", ["mysql", "postgres"])
+def test_a_first_filter_past_every_read_is_refused_on_the_servers(
+    narrow: None, request: pytest.FixtureRequest, unique: str, kind: str
+) -> None:
+    """The same on MariaDB (placed rows with lower keys) and PostgreSQL (placed rows stored first)."""
+    mysql_kw = request.getfixturevalue("mysql_kw") if kind == "mysql" else None
+    admin = _server(kind, mysql_kw)
+    sql = ["SELECT id FROM {t} WHERE tax_ref = '536-22-8726'", "SELECT count(*) FROM {t} WHERE tax_ref > '5'"]
+    innocent = "SELECT count(*) FROM {t} WHERE city = 'x'"
+    try:
+        with made_tables(admin) as make:
+            columns = "(id int primary key, contact varchar(60), tax_ref varchar(40), city varchar(40))"
+            raw, seen = [], []
+            for copy in ("A", "B"):
+                fillers = [(i, "n/a", "n/a", "x") for i in range(-300, 0)]
+                t = make(columns, fillers + _copy(SECRET_ROWS, copy), f"xf16_{unique}_{copy.lower()}")
+                for governed, out in ((False, raw), (True, seen)):
+                    got = []
+                    for s in (*sql, innocent):
+                        conn = _server(kind, mysql_kw)
+                        conn = govern(conn, ATTACKER) if governed else conn
+                        try:
+                            got.append(_see(conn, s.format(t=t)))
+                        finally:
+                            conn.close()
+                    out.append(got)
+        assert raw[0][:2] != raw[1][:2], raw  # the oracle: the guess, and which SSNs sort past '5'
+        assert seen[0] == seen[1], seen
+        refused = seen[0][0]
+        assert isinstance(refused, str) and "masked-column-predicate" in refused, seen
+        assert seen[0][2] == raw[0][2] == [(300,)], (seen, raw)  # a filter on the clear city runs
+    finally:
+        admin.close()
