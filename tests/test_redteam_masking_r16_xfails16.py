@@ -356,3 +356,30 @@ def test_a_first_filter_past_every_read_is_refused_on_the_servers(
         assert seen[0][2] == raw[0][2] == [(300,)], (seen, raw)  # a filter on the clear city runs
     finally:
         admin.close()
+
+
+def test_a_lock_wait_beside_a_row_error_tells_no_order(mysql_kw: dict[str, Any], indexed: dict[str, str]) -> None:
+    """A row another session holds locked fails with a lock wait, another row with its own error: which comes is
+    the order again, so a lock wait is withheld alike (only errors no row can raise keep their code)."""
+    import pymysql
+
+    sql = "DELETE FROM {t} WHERE ssn IS NOT NULL AND CASE id WHEN 1 THEN (SELECT 1 FROM seq_1_to_2) ELSE 0 END = 7"
+    seen = {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            holder = pymysql.connect(autocommit=False, **mysql_kw)
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            try:
+                with holder.cursor() as cur:
+                    cur.execute(f"SELECT id FROM {indexed[c]} WHERE id = 3 FOR UPDATE")
+                with raw.cursor() as cur:
+                    cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+                conn = govern(raw, CURIOUS_AGENT) if governed else raw
+                seen[governed, c] = _failure(conn, sql.format(t=indexed[c]))
+            finally:
+                holder.rollback()
+                holder.close()
+                raw.close()
+    # the oracle: row 3 (locked) comes before row 1 in copy A (412 < 536), after it in copy B (287 < 412)
+    assert seen[False, "A"][1][0] == 1205 and seen[False, "B"][1][0] == 1242, seen
+    assert seen[True, "A"] == seen[True, "B"] == WITHHELD, seen

@@ -31,13 +31,17 @@ ERROR_WITHHELD = (
 CODE = 1105
 
 #: errors the server raises while parsing, resolving names, checking grants or opening tables — before any row
-#: is read, so the same for every order (MariaDB/MySQL error numbers)
+#: is read, so the same for every order (MariaDB/MySQL error numbers). None may be one a row can raise: a row's
+#: error passed beside another row's withheld one would tell which row came first
 STATIC = frozenset({
     1044, 1045, 1046, 1049, 1050, 1051, 1052, 1054, 1055, 1056, 1057, 1058, 1060, 1064, 1065, 1066, 1093,
     1102, 1103, 1109, 1110, 1111, 1113, 1128, 1136, 1140, 1142, 1143, 1146, 1149, 1176, 1221, 1222, 1227,
-    1231, 1232, 1235, 1241, 1247, 1248, 1250, 1267, 1270, 1271, 1273, 1290, 1305, 1318, 1356, 1370, 1438,
-    1582, 1583, 1584, 1630, 1792, 1846, 3105, 4078, 4079,
+    1235, 1241, 1247, 1248, 1250, 1267, 1270, 1271, 1273, 1290, 1305, 1318, 1356, 1370, 1582, 1583, 1584,
+    1630, 1792, 4078, 4079,
 })  # fmt: skip
+#: the connection ended (server shutdown, killed, idle timeout): no row raised it, and pools must see it to
+#: discard the connection (SQLAlchemy's ``is_disconnect`` reads the code)
+DISCONNECTED = frozenset({1053, 1927, 4031})
 
 
 def withhold(state: MaskingState, exc: BaseException) -> None:
@@ -63,7 +67,7 @@ def withheld_kind(exc: BaseException) -> bool:
     code = args[0] if args else None
     if not isinstance(code, int):
         return False
-    return not (code < 1000 or 2000 <= code < 3000 or code in STATIC)
+    return not (code < 1000 or 2000 <= code < 3000 or code in STATIC or code in DISCONNECTED)
 
 
 __all__ = ["ERROR_WITHHELD", "withheld_kind", "withhold"]
