@@ -41,7 +41,7 @@ from governed_db.errors import (
 from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import current_identity as _current_identity
-from governed_db.masking import warnings_order
+from governed_db.masking import errors_order, warnings_order
 from governed_db.masking.messages import loggable
 from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
@@ -423,6 +423,7 @@ class Statement:
             ms.ran(self.analysis)  # a failed write may have left rows (decision 0275)
             if ms.warnings_kept:
                 warnings_order.failed(ms)
+                errors_order.withhold(ms, exc)  # an error raised per row, in a masked read order (0328)
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
         self.gov.driver.seal_error(exc)

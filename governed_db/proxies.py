@@ -23,6 +23,7 @@ import wrapt
 from governed_db import masking
 from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GovernedDBError, GuardrailViolation, InvalidStatement
+from governed_db.masking import errors_order
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
 
@@ -71,6 +72,9 @@ def scrub_fetch_error(cursor: Any, exc: BaseException) -> None:
     gov = getattr(cursor, "_self_gov", None) or getattr(cursor, "gov", None)
     if gov is not None and not isinstance(exc, GovernedDBError):
         gov.driver.seal_error(exc)
+        ms = gov.masking_state
+        if ms is not None and ms.warnings_kept:  # an unbuffered MySQL read fails while its rows come (0328)
+            errors_order.withhold(ms, exc)
         masking.scrub_error(exc, gov=gov)
 
 

@@ -300,12 +300,8 @@ def test_values_past_every_read_are_masked_where_they_pass_then_decide_no_rows(n
     assert seen[0][1] == seen[0][2] == "refused: ['masked-column-predicate']", seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (decision 0295): a filter on a few-valued column of a table larger than the sample is answered "
-    "before any read has passed the values that lie past the rare-value search and the spread sample",
-)
 def test_a_filter_first_on_values_past_every_read_decides_no_rows(narrow: None, tmp_path: Path) -> None:
+    """Decision 0329: the values past every read are looked for before a filter first decides rows by them."""
     answers = []
     for copy in ("A", "B"):
         path = tmp_path / f"{copy}.db"

@@ -534,14 +534,8 @@ ERROR_PER_ROW = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (decision 0312): a statement that fails stops at the first row read that fails, so over a table "
-    "with an index on ssn an error of a different kind per row (a subquery of two rows for row 1, an overflow for "
-    "row 3) is the error of the row whose SSN sorts first; the error's code, message and PyMySQL class pass "
-    "through (only the values they quote are blanked)",
-)
 def test_errors_tell_no_read_order(mysql_kw: dict[str, Any], indexed: dict[str, str]) -> None:
+    """Decision 0328: an error raised while reading rows a masked index orders is withheld (class, code, text)."""
     import pymysql
 
     seen = {}

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +153,9 @@ class TableInfo:
     #: few distinct values, with those values. Another value is scanned as it passes; one the scan masks makes
     #: the column observed free text (masked where found, refused where it decides rows). ``None``: none
     scanned: dict[str, frozenset[Any]] | None = None
+    #: the scanned columns whose values past every read were looked for before a statement first used them to
+    #: decide rows (decision 0329)
+    scanned_probed: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -845,6 +848,34 @@ class MaskingState:
             if sampling.few_values(info.types.get(low), seen[: self.config.sample_rows], floor) is not None:
                 scanned[low] = _seen(seen)
         info.scanned = scanned or None
+
+    def probe_scanned(self, key: str, columns: Iterable[str], masks: Callable[[Any], bool]) -> None:
+        """Before a statement first decides rows by the scanned few-valued ``columns`` of ``key`` (decision 0295),
+        read the distinct values they hold outside the values the sample saw, bounded (decision 0329): one that
+        ``masks`` (the value scan) makes the column observed free text (refused where it decides rows), as when a
+        read passes it; innocent ones join the values that pass unscanned. A read that fails counts as one that
+        masked: nothing says what lies there. An async connection cannot read while judging: unprobed."""
+        info = self.tables.get(key)
+        if info is None or info.scanned is None or info.source is None or self.gov.driver.is_async:
+            return
+        todo = [c for c in columns if c in info.scanned and c not in info.scanned_probed]
+        if not todo:
+            return
+        raw = self.gov.driver.catalog_connection(self.gov)
+        spelled = {c.lower(): c for c in info.columns or ()}
+        limit = max(self.config.sample_rows, FEW_ROWS)
+        for column in todo:
+            info.scanned_probed.add(column)
+            known = info.scanned.get(column, frozenset()) if info.scanned is not None else frozenset()
+            literals = [exp.convert(v).sql(dialect=self.sg_dialect) for v in known if isinstance(v, (str, int, float))]
+            quoted = exp.to_identifier(spelled.get(column, column), quoted=True).sql(dialect=self.sg_dialect)
+            found = schema.values_outside(raw, self.dialect, info.source[0], quoted, literals, limit)
+            if found is None or any(masks(v) for v in found):
+                self.personal_data_seen(key, column)
+                continue
+            with self.lock:
+                if info.scanned is not None and column in info.scanned:
+                    info.scanned[column] = info.scanned[column] | _seen(found)
 
     def personal_data_seen(self, key: str, column: str) -> None:
         """A scanned few-valued column (decision 0295) passed a value the scan masked: from now on it is observed

@@ -27,7 +27,7 @@ from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
-from governed_db.masking.plan import Access
+from governed_db.masking.plan import Access, detect_masker
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.policy.decision import Action, RuleHit
@@ -124,6 +124,10 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # arrived since is otherwise compared before any result shows it, decision 0250)
         # (unless a cheap probe shows that the values its labels came from are still all it holds, decision 0267)
         state.resample(table)
+    for table, columns in scanned_uses(state, analysis).items():
+        # a few-valued column of a table read in part decides rows before any read passed what lies past the
+        # sample: what it holds there is looked for first, once (decision 0329)
+        state.probe_scanned(table, columns, _scan_masks(state))
     version = state.version  # read once, as in plan_masking: the hot entry carries the version judged under
     key = ("uses", analysis.key, version, identity)
     # a verdict is kept under the schema version: labels that changed when sampled again bumped it (decision 0267)
@@ -176,6 +180,42 @@ def unsettled_uses(state: MaskingState, analysis: Analysis) -> set[str]:
             origin = output.origin
             if output.name != "*" and (origin.kind != "column" or origin.rows):
                 _unsettled(tables, origin, found, watched_only=True)
+    return found
+
+
+def _scan_masks(state: MaskingState) -> Callable[[Any], bool]:
+    """Does the value scan (the one values of scanned columns pass through) mask any part of a value?"""
+    scan = detect_masker(state)
+
+    def masks(value: Any) -> bool:
+        out = scan(value)
+        return out is not value and out != value
+
+    return masks
+
+
+def scanned_uses(state: MaskingState, analysis: Analysis) -> dict[str, set[str]]:
+    """The scanned few-valued columns (decision 0295) not yet probed that the statement uses other than by
+    returning them as stored — filters, joins, orders, copies, computed results — by table (decision 0329)."""
+    found: dict[str, set[str]] = {}
+    tables = state.tables
+    if not any(info.scanned is not None for info in tables.values()):
+        return found  # the usual case
+    for lineage in _lineages(state, analysis):
+        origins = [origin for _clause, origin in lineage.uses]
+        origins += [o.origin for o in lineage.outputs or () if o.name != "*" and o.origin.kind != "column"]
+        for origin in origins:
+            for table, column in origin.sources:
+                info = tables.get(table)
+                if info is None or info.scanned is None:
+                    continue
+                if column in info.scanned and column not in info.scanned_probed:
+                    found.setdefault(table, set()).add(column)
+            if origin.lost:  # it may be any column of the tables read
+                for table in lineage.tables:
+                    info = tables.get(table)
+                    if info is not None and info.scanned is not None:
+                        found.setdefault(table, set()).update(set(info.scanned) - info.scanned_probed)
     return found
 
 

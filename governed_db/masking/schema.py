@@ -497,6 +497,24 @@ def sample_columns(
     return guarded(conn, dialect, work)
 
 
+def values_outside(
+    conn: Any, dialect: str, table_sql: str, column_sql: str, known_sql: Sequence[str], limit: int
+) -> list[Any] | None:
+    """Up to ``limit`` distinct non-NULL values of ``column_sql`` other than the literals ``known_sql``: what a
+    few-valued column holds past every bounded read (decision 0329). It reads the column whole when fewer differ,
+    as a filter on it without an index does (``None``: unreadable)."""
+    where = f"{column_sql} IS NOT NULL"
+    if known_sql:
+        where += f" AND {column_sql} NOT IN ({', '.join(known_sql)})"
+
+    def work(cur: Any) -> list[Any]:
+        table = _all_versions(cur, dialect, table_sql)
+        cur.execute(f"SELECT DISTINCT {column_sql} FROM {table} WHERE {where} LIMIT {int(limit)}")
+        return [_values(r)[0] for r in cur.fetchall()]
+
+    return guarded(conn, dialect, work)
+
+
 def rows_past(conn: Any, dialect: str, table_sql: str, count: int) -> bool | None:
     """Has ``table_sql`` more than ``count`` rows? Reads at most ``count + 1`` of them (``None``: unreadable)."""
     def work(cur: Any) -> bool:
