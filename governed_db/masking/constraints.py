@@ -218,9 +218,22 @@ _CHECKED = (
     exp.ForeignKey,
     exp.ComputedColumnConstraint,
 )
-#: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change or validate anything
-_OPAQUE_ALTER = re.compile(r"^\s*TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([^\s(]+)", re.I)
-_OPAQUE_CHECKS = re.compile(r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE)\b", re.I)
+#: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change, validate or rename anything
+#: (MariaDB's ``ALTER [ONLINE] [IGNORE] TABLE``; PostgreSQL's ``SET SCHEMA`` moves the table under another name)
+_OPAQUE_ALTER = re.compile(
+    r"^\s*(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([^\s(]+)", re.I
+)
+_OPAQUE_CHECKS = re.compile(
+    r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE|RENAME|SCHEMA)\b", re.I
+)
+#: MariaDB's words before TABLE that sqlglot does not parse: ONLINE only asks for no lock; IGNORE turns a row
+#: that fails a new key, CHECK or type into a row deleted or a value cut (same checks, other outcome)
+_ALTER_WORDS = re.compile(r"^\s*(?:ONLINE\s+)?(?:IGNORE\s+)?(?=TABLE\b)", re.I)
+#: MariaDB's ``RENAME TABLE[S] [IF EXISTS] a [WAIT n | NOWAIT] TO b [, c TO d ...]``: the tables renamed
+_RENAMED_TABLE = re.compile(
+    r"(?:^\s*TABLES?\s+(?:IF\s+EXISTS\s+)?|,\s*)([^\s,]+)(?:\s+(?:WAIT\s+\d+|NOWAIT))?\s+TO\s+[^\s,]+",
+    re.I,
+)
 
 
 def _named(node: exp.Expression) -> set[str]:
@@ -269,7 +282,10 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
                 altered |= _named(checked)
         return _ddl_use(f"the DDL on {key}", key, cols, altered)
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
-        body = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+        bare = _bare_alter(tree, dialect)
+        if bare is not None:
+            return ddl_uses(bare, columns_of, dialect)
+        body = _body(tree)
         found = _OPAQUE_ALTER.match(body)
         if found is None or not _OPAQUE_CHECKS.search(body):
             return []
@@ -282,6 +298,83 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
     return []
 
 
+def _body(tree: exp.Command) -> str:
+    return tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+
+
+def _bare_alter(tree: exp.Command, dialect: str) -> exp.Alter | None:
+    """MariaDB's ``ALTER ONLINE/IGNORE TABLE ...`` (an opaque command to sqlglot) as the ALTER TABLE it is once
+    the words are left out: IGNORE deletes the rows a new CHECK or key fails and cuts the values a narrower type
+    no longer holds, so the same stored values decide it, by how many rows the statement changes."""
+    body = _body(tree)
+    words = _ALTER_WORDS.match(body)
+    if words is None or words.end() == 0:
+        return None
+    try:
+        bare = sqlglot.parse_one(f"ALTER {body[words.end():]}", read=dialect)
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return None
+    return bare if isinstance(bare, exp.Alter) else None
+
+
+def rename_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """DDL that renames a column or a table moves the stored values under another name: a column's label may
+    come from its own name (``full_name``) or its table's (``customers.name``), and masking configuration names
+    both, so the values would be classified again where none of that follows them (names in clear, filtered
+    at will). A copy of each masked column renamed, and of every one of a table renamed (decision 0322)."""
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "RENAME":
+        return [("copy", _whole(name, columns_of, dialect)) for name in _RENAMED_TABLE.findall(_body(tree))]
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        return rename_uses(bare, columns_of, dialect) if bare is not None else []
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return []
+    key, cols = columns_of(tree.this)
+    renamed: set[str] = set()
+    for action in tree.args.get("actions") or ():
+        if isinstance(action, exp.AlterRename):
+            return [("copy", Origin("expr", rows=frozenset({key})))]
+        if isinstance(action, exp.RenameColumn) and isinstance(action.this, exp.Expression):
+            renamed.add(action.this.name.lower())
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(renamed & known if known is not None else renamed)
+    return [("copy", _origin(key, found))] if found else []
+
+
+def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
+    """The tables a RENAME TABLE or an ALTER TABLE that sqlglot keeps opaque names: what :func:`ddl_uses` and
+    :func:`rename_uses` read the columns of (an async connection reads them with ``await`` first)."""
+    if not isinstance(tree, exp.Command):
+        return []
+    word = str(tree.this).upper()
+    names: list[str] = []
+    if word == "RENAME":
+        names = _RENAMED_TABLE.findall(_body(tree))
+    elif word == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        if bare is not None:
+            return [bare.this] if isinstance(bare.this, exp.Table) else []
+        found = _OPAQUE_ALTER.match(_body(tree))
+        names = [found.group(1)] if found is not None else []
+    tables = []
+    for name in names:
+        try:
+            tables.append(exp.to_table(name, dialect=dialect))
+        except (sqlglot.errors.SqlglotError, ValueError):
+            continue
+    return tables
+
+
+def _whole(name: str, columns_of: ColumnsOf, dialect: str) -> Origin:
+    """The whole row of the table ``name`` (a name that does not parse: a value of unknown lineage)."""
+    try:
+        table = exp.to_table(name, dialect=dialect)
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return Origin("unknown")
+    key, _cols = columns_of(table)
+    return Origin("expr", rows=frozenset({key}))
+
+
 def _unordered(node: exp.Expression) -> exp.Expression:
     return node.this if isinstance(node, exp.Ordered) else node
 
@@ -290,10 +383,12 @@ __all__ = [
     "USE_PREFIXES",
     "ConstraintsOf",
     "changed_row_uses",
+    "command_tables",
     "constraint_uses",
     "ddl_uses",
     "is_constraint_use",
     "partition_uses",
+    "rename_uses",
     "row_check_uses",
     "with_defaults",
 ]

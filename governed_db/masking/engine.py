@@ -44,6 +44,7 @@ from governed_db.masking.constraints import (
     constraint_uses,
     ddl_uses,
     partition_uses,
+    rename_uses,
     row_check_uses,
 )
 from governed_db.masking.lineage import Lineage, Origin, trace
@@ -512,6 +513,7 @@ class MaskingState:
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(rename_uses(tree, self.columns_of, self.sg_dialect))
         if self.dialect == "sqlite":
             checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
             # tables that could not be listed may be any: the check's lost use fails closed
