@@ -102,10 +102,11 @@ def collation_named(text: str, name: str) -> bool:
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
     switches = any(renames(s) for s in analysis.statements)
-    if switches:
+    if switches and not state.gov.driver.is_async:
         # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
         # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
-        # them on next sight (decision 0234)
+        # them on next sight (decision 0234). An async connection forgot them before its warm-up read them
+        # again with await (decision 0323)
         state.invalidate()
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
