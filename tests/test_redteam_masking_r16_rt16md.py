@@ -453,3 +453,59 @@ def test_aiomysql_ddl_look_alikes_still_run(mysql_kw: dict[str, Any], mysql_conn
 
     assert asyncio.run(run()) == [30, 0, 0, [("[US_SSN]", "Paris")]]
     assert _schema(mysql_conn, t) == (1, 2, "varchar")
+
+
+# -- 0322: ALTER TABLE ... ORDER BY writes the rows in the order of a masked column -------------------------------
+#: row 1's name sorts last in copy A ("Zed Quint") and first in copy B ("Aaron Abel"); both [PERSON_NAME]
+SORTED_NAMES = {"A": "Zed Quint", "B": "Aaron Abel"}
+
+
+@pytest.mark.parametrize("engine", ["InnoDB", "MyISAM"])
+@pytest.mark.parametrize(("env", "identity"), [("staging", CURIOUS_AGENT), ("production", HUMAN)])
+def test_alter_table_order_by_a_masked_column_is_refused(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, engine: str, env: str, identity: Any
+) -> None:
+    """A table without a primary key keeps its rows in the order ``ALTER TABLE t ORDER BY full_name`` wrote them,
+    so a read without ORDER BY afterwards (``SELECT id FROM t LIMIT 3``, ``GROUP_CONCAT(id)``) told where row 1's
+    name sorts."""
+    names = {c: f"rt16md_{unique}_o{c.lower()}" for c in SORTED_NAMES}
+    reads = ["ALTER TABLE {t} ORDER BY full_name", "SELECT id FROM {t} LIMIT 3", "SELECT GROUP_CONCAT(id) FROM {t}"]
+    seen: dict[tuple[bool, str], Any] = {}
+    try:
+        for governed in (False, True):
+            with mysql_conn.cursor() as cur:
+                for c, t in names.items():
+                    cur.execute(f"DROP TABLE IF EXISTS {t}")
+                    cur.execute(f"CREATE TABLE {t} (id int, full_name varchar(100), city varchar(40)) ENGINE={engine}")
+                    cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s)",
+                                    [(1, SORTED_NAMES[c], "Paris"), *((i, f"Bob Stone{i}", "Lyon") for i in range(2, 31))])
+            conn = _session(mysql_kw, governed, env, identity)
+            try:
+                for c, t in names.items():
+                    seen[governed, c] = [_see(conn, sql.format(t=t)) for sql in reads]
+            finally:
+                conn.close()
+    finally:
+        with mysql_conn.cursor() as cur:
+            for t in names.values():
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+    assert seen[False, "A"][1] == [(10,), (11,), (12,)] and seen[False, "B"][1] == [(1,), (10,), (11,)], seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "masked-column-predicate" in seen[True, "A"][0], seen
+    assert seen[True, "A"][1] == [(1,), (2,), (3,)], seen  # still as inserted
+
+
+def test_alter_table_order_by_a_clear_column_still_runs(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+    t = f"rt16md_{unique}_oc"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id int, full_name varchar(100), city varchar(40))")
+        cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s)",
+                        [(1, "Zed Quint", "Rome"), *((i, f"Bob Stone{i}", "Lyon") for i in range(2, 31))])
+    gov = _session(mysql_kw, True)
+    try:
+        assert rows_or_rules(gov, f"ALTER TABLE {t} ORDER BY city") == 30
+        assert rows_or_rules(gov, f"SELECT id FROM {t} LIMIT 2") == [(2,), (3,)]  # Lyon first: row 1 (Rome) last
+    finally:
+        gov.close()
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")

@@ -341,6 +341,26 @@ def rename_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> li
     return [("copy", _origin(key, found))] if found else []
 
 
+def stored_order_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """MariaDB's ``ALTER TABLE t ORDER BY full_name`` writes the rows in the order of the columns named: a table
+    without a primary key (InnoDB's own row id then follows it) or of an engine that keeps rows where written
+    (MyISAM, Aria) hands them out in that order to every read without an ORDER BY afterwards, so ``SELECT id FROM
+    t LIMIT 1`` names the first name. An ORDER BY of those columns (decision 0322)."""
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        return stored_order_uses(bare, columns_of, dialect) if bare is not None else []
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return []
+    orders = [o for o in tree.args.get("options") or () if isinstance(o, exp.Order)]
+    if not orders:
+        return []
+    key, cols = columns_of(tree.this)
+    named = set().union(*(_named(o) for o in orders))
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(named & known if known is not None else named)
+    return [("ORDER BY", _origin(key, found))] if found else []
+
+
 def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
     """The tables a RENAME TABLE or an ALTER TABLE that sqlglot keeps opaque names: what :func:`ddl_uses` and
     :func:`rename_uses` read the columns of (an async connection reads them with ``await`` first)."""
@@ -390,6 +410,7 @@ __all__ = [
     "partition_uses",
     "rename_uses",
     "row_check_uses",
+    "stored_order_uses",
     "with_defaults",
 ]
 

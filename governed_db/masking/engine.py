@@ -46,6 +46,7 @@ from governed_db.masking.constraints import (
     partition_uses,
     rename_uses,
     row_check_uses,
+    stored_order_uses,
 )
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.mysql_show import show_listing
@@ -514,6 +515,7 @@ class MaskingState:
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
             lineage.uses.extend(rename_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(stored_order_uses(tree, self.columns_of, self.sg_dialect))
         if self.dialect == "sqlite":
             checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
             # tables that could not be listed may be any: the check's lost use fails closed
