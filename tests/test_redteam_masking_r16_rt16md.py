@@ -509,3 +509,54 @@ def test_alter_table_order_by_a_clear_column_still_runs(mysql_kw: dict[str, Any]
         gov.close()
         with mysql_conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+# -- 0322: a DEFAULT over the row's masked columns fills a clear column with them ---------------------------------
+#: an ALTER that gives a column a DEFAULT reading masked columns, and the read of what it filled
+DEFAULTS = [
+    ("ALTER TABLE {t} ADD COLUMN x varchar(100) DEFAULT (full_name)", "SELECT x FROM {t} WHERE id = 1"),
+    ("ALTER TABLE {t} ADD COLUMN x int DEFAULT (char_length(full_name)) FIRST", "SELECT x FROM {t} WHERE id = 1"),
+    ("ALTER TABLE {t} ADD COLUMN x varchar(100) DEFAULT (reverse(ssn)), ALGORITHM=COPY", "SELECT x FROM {t} WHERE id = 1"),
+    ("ALTER IGNORE TABLE {t} ADD x varchar(100) DEFAULT (concat(city, full_name))", "SELECT x FROM {t} WHERE id = 1"),
+    # a later write copies its row's name: the agent's own insert stands for the application's next one
+    ("ALTER TABLE {t} ALTER COLUMN city SET DEFAULT (full_name)",
+     "INSERT INTO {t} (id, full_name) SELECT 99, 'Ann Lowe' FROM DUAL"),
+]
+
+
+@pytest.mark.parametrize(("ddl", "read"), DEFAULTS)
+def test_a_default_over_masked_columns_is_a_copy(
+    mysql_kw: dict[str, Any], mysql_conn: Any, pair: Pair, ddl: str, read: str
+) -> None:
+    seen: dict[tuple[bool, str], Any] = {}
+    for governed in (False, True):
+        pair.reset()
+        conn = _session(mysql_kw, governed)
+        try:
+            for c, t in pair.items():
+                seen[governed, c] = _see(conn, ddl.format(t=t)), _see(conn, read.format(t=t)), _truth(mysql_conn, t)
+        finally:
+            conn.close()
+    if "SET DEFAULT" in ddl:  # raw: the default is in place, and what a later insert leaves in city is its name
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_NAME = %s "
+                        "AND COLUMN_NAME = 'city'", (pair["A"],))
+            assert cur.fetchone()[0] in (None, "NULL")  # governed: refused, no default
+    else:
+        assert seen[False, "A"] != seen[False, "B"], seen  # raw: the new column holds the name (or its length)
+    assert seen[True, "A"][0] == seen[True, "B"][0], seen
+    assert "masked-column-copy" in seen[True, "A"][0], seen
+    cols = ["id", "full_name", "ssn", "city"]
+    assert seen[True, "A"][2] == (cols, (30 + ("INSERT" in read), 9)), seen  # nothing added
+
+
+def test_a_constant_default_still_adds_its_column(mysql_kw: dict[str, Any], mysql_conn: Any, pair: Pair) -> None:
+    gov = _session(mysql_kw, True)
+    try:
+        for sql in ("ALTER TABLE {t} ADD COLUMN note varchar(20) DEFAULT 'full_name'",
+                    "ALTER TABLE {t} ADD COLUMN seen datetime DEFAULT CURRENT_TIMESTAMP",
+                    "ALTER TABLE {t} ALTER COLUMN city SET DEFAULT 'Lyon'"):
+            assert rows_or_rules(gov, sql.format(t=pair["A"])) == 0
+        assert rows_or_rules(gov, f"SELECT note FROM {pair['A']} WHERE id = 1") == [("full_name",)]
+    finally:
+        gov.close()

@@ -361,6 +361,31 @@ def stored_order_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str)
     return [("ORDER BY", _origin(key, found))] if found else []
 
 
+def default_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """A DEFAULT over other columns of the row that an ALTER TABLE gives a column: ``ADD COLUMN x varchar(100)
+    DEFAULT (full_name)`` fills the new column of every stored row with its name (``char_length(full_name)``,
+    ``reverse(ssn)``: what no scan of the new column finds), and ``ALTER COLUMN city SET DEFAULT (full_name)``
+    copies the name of every row written later into ``city``. A copy of the columns it reads (decision 0322)."""
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        return default_uses(bare, columns_of, dialect) if bare is not None else []
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return []
+    read: set[str] = set()
+    for action in tree.args.get("actions") or ():
+        defaults = [d.this for d in action.find_all(exp.DefaultColumnConstraint) if isinstance(d.this, exp.Expression)]
+        if isinstance(action, exp.AlterColumn) and isinstance(action.args.get("default"), exp.Expression):
+            defaults.append(action.args["default"])
+        for default in defaults:
+            read |= {c.name.lower() for c in default.find_all(exp.Column)}
+    if not read:
+        return []
+    key, cols = columns_of(tree.this)
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(read & known if known is not None else read)
+    return [("copy", _origin(key, found))] if found else []
+
+
 def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
     """The tables a RENAME TABLE or an ALTER TABLE that sqlglot keeps opaque names: what :func:`ddl_uses` and
     :func:`rename_uses` read the columns of (an async connection reads them with ``await`` first)."""
@@ -406,6 +431,7 @@ __all__ = [
     "command_tables",
     "constraint_uses",
     "ddl_uses",
+    "default_uses",
     "is_constraint_use",
     "partition_uses",
     "rename_uses",

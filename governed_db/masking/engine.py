@@ -43,6 +43,7 @@ from governed_db.masking.constraints import (
     changed_row_uses,
     constraint_uses,
     ddl_uses,
+    default_uses,
     partition_uses,
     rename_uses,
     row_check_uses,
@@ -516,6 +517,7 @@ class MaskingState:
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
             lineage.uses.extend(rename_uses(tree, self.columns_of, self.sg_dialect))
             lineage.uses.extend(stored_order_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(default_uses(tree, self.columns_of, self.sg_dialect))
         if self.dialect == "sqlite":
             checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
             # tables that could not be listed may be any: the check's lost use fails closed
