@@ -539,7 +539,7 @@ def test_a_default_over_masked_columns_is_a_copy(
             conn.close()
     if "SET DEFAULT" in ddl:  # raw: the default is in place, and what a later insert leaves in city is its name
         with mysql_conn.cursor() as cur:
-            cur.execute(f"SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_NAME = %s "
+            cur.execute("SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_NAME = %s "
                         "AND COLUMN_NAME = 'city'", (pair["A"],))
             assert cur.fetchone()[0] in (None, "NULL")  # governed: refused, no default
     else:
