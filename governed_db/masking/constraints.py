@@ -218,6 +218,8 @@ _CHECKED = (
     exp.ForeignKey,
     exp.ComputedColumnConstraint,
 )
+#: a new partitioning of the table that sqlglot parses (the rest stays opaque)
+_PARTITIONING = (exp.PartitionByRangeProperty, exp.PartitionByListProperty)
 #: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change, validate or rename anything
 #: (MariaDB's ``ALTER [ONLINE] [IGNORE] TABLE``; PostgreSQL's ``SET SCHEMA`` moves the table under another name)
 _OPAQUE_ALTER = re.compile(
@@ -226,6 +228,13 @@ _OPAQUE_ALTER = re.compile(
 _OPAQUE_CHECKS = re.compile(
     r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE|RENAME|SCHEMA)\b", re.I
 )
+#: an opaque ALTER that partitions the table anew (every row moved by the expression, failing where none fits) or
+#: maintains its partitions; the expression of PARTITION BY [LINEAR] RANGE|LIST|HASH|KEY [COLUMNS] (...)
+_PARTITION = re.compile(r"\bPARTITION\b", re.I)
+_PARTITION_BY = re.compile(
+    r"\bPARTITION\s+BY\s+(?:LINEAR\s+)?\w+(?:\s+COLUMNS)?\s*\(((?:[^()]|\([^()]*\))*)\)", re.I
+)
+_WORD = re.compile(r"`[^`]+`|[A-Za-z_][\w$]*")
 #: MariaDB's words before TABLE that sqlglot does not parse: ONLINE only asks for no lock; IGNORE turns a row
 #: that fails a new key, CHECK or type into a row deleted or a value cut (same checks, other outcome)
 _ALTER_WORDS = re.compile(r"^\s*(?:ONLINE\s+)?(?:IGNORE\s+)?(?=TABLE\b)", re.I)
@@ -280,6 +289,10 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
                 altered |= {action.args["rename_from"].name.lower()} if action.args.get("rename_from") else set()
             for checked in action.find_all(*_CHECKED):
                 altered |= _named(checked)
+        for option in tree.args.get("options") or ():
+            if isinstance(option, _PARTITIONING):
+                # PARTITION BY RANGE/LIST (expr): every row moved by its expression, failing where none fits
+                altered |= set().union(*(_named(e) for e in option.args.get("partition_expressions") or ()))
         return _ddl_use(f"the DDL on {key}", key, cols, altered)
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
         bare = _bare_alter(tree, dialect)
@@ -287,13 +300,23 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
             return ddl_uses(bare, columns_of, dialect)
         body = _body(tree)
         found = _OPAQUE_ALTER.match(body)
-        if found is None or not _OPAQUE_CHECKS.search(body):
+        checks = _OPAQUE_CHECKS.search(body) is not None
+        partitions = _PARTITION.search(body) is not None
+        if found is None or not (checks or partitions):
             return []
         try:
             table = exp.to_table(found.group(1), dialect=dialect)
         except (sqlglot.errors.SqlglotError, ValueError):
             return []
         key, cols = columns_of(table)
+        by = _PARTITION_BY.search(body)
+        if by is not None and not checks:
+            # MariaDB's ALTER TABLE t PARTITION BY RANGE COLUMNS(full_name) (PARTITION p0 VALUES LESS THAN
+            # ('N')) moves every row into the partition its expression picks and fails for one that has none: the
+            # expression's columns decide (a partition by a clear column keeps running)
+            named = {w.strip("`").lower() for w in _WORD.findall(by.group(1))}
+            return _ddl_use(f"the DDL on {key} (its partitioning)", key, cols, named)
+        # (any other partition maintenance moves rows by an expression not in the text: every column)
         return _ddl_use(f"the DDL on {key} (not analysed)", key, cols, set(cols or ()))
     return []
 
