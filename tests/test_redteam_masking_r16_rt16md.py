@@ -627,3 +627,58 @@ def test_a_partitioning_by_clear_columns_still_runs(mysql_kw: dict[str, Any], my
         gov.close()
         with mysql_conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+# -- 0322: CHECKSUM TABLE is a function of every stored value ------------------------------------------------------
+CHECKSUMS = ["CHECKSUM TABLE {t}", "CHECKSUM TABLE {t} EXTENDED", "checksum tables test.{t} QUICK"]
+
+
+@pytest.mark.parametrize("sql", CHECKSUMS)
+def test_checksum_table_tells_no_value(mysql_kw: dict[str, Any], pair: Pair, sql: str) -> None:
+    """Staging lets maintenance statements run (they warn): ``CHECKSUM TABLE`` returned a checksum of every row,
+    which tells the two copies apart (and matches a table of guesses exactly when they are right)."""
+    seen: dict[tuple[bool, str], Any] = {}
+    for governed in (False, True):
+        conn = _session(mysql_kw, governed)
+        try:
+            for c, t in pair.items():
+                seen[governed, c] = repr(_see(conn, sql.format(t=t))).replace(t, "T")
+        finally:
+            conn.close()
+    if "QUICK" not in sql:  # (QUICK reads the live checksum only MyISAM/Aria keep: NULL for InnoDB)
+        assert seen[False, "A"] != seen[False, "B"], seen
+    assert seen[True, "A"] == seen[True, "B"] == '"refused: [\'maintenance\', \'masked-column-predicate\']"', seen
+
+
+def test_checksum_of_a_table_without_masked_columns_still_runs(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    t = f"rt16md_{unique}_ck"
+    with mysql_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (id int primary key, city varchar(40))")
+        cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", [(i, "Lyon") for i in range(1, 31)])
+    gov = _session(mysql_kw, True)
+    try:
+        rows = rows_or_rules(gov, f"CHECKSUM TABLE {t}")
+        assert isinstance(rows, list) and len(rows) == 1 and rows[0][0] == f"test.{t}", rows
+    finally:
+        gov.close()
+        with mysql_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def test_aiomysql_checksum_table_is_refused(mysql_kw: dict[str, Any], pair: Pair) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"], "autocommit": True}
+
+    async def run() -> Any:
+        conn = govern(await aiomysql.connect(**kw), CURIOUS_AGENT, environment="staging")
+        try:
+            cur = await conn.cursor()
+            with pytest.raises(governed_db.GuardrailViolation) as refused:
+                await cur.execute(f"CHECKSUM TABLE {pair['A']}")
+            return sorted(refused.value.decision.rules)
+        finally:
+            conn.close()
+
+    assert asyncio.run(run()) == ["maintenance", "masked-column-predicate"]

@@ -433,6 +433,22 @@ def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
     return tables
 
 
+#: MariaDB's ``CHECKSUM TABLE[S] a, b [QUICK | EXTENDED]`` (sqlglot does not parse it)
+_CHECKSUM = re.compile(r"\bCHECKSUM\s+TABLES?\s+((?:[^\s,;]+\s*,\s*)*[^\s,;]+)", re.I)
+
+
+def checksum_tables(text: str, dialect: str) -> list[exp.Table] | None:
+    """The tables whose checksum ``text`` asks for (``None``: a CHECKSUM whose table names do not parse)."""
+    tables: list[exp.Table] = []
+    for found in _CHECKSUM.finditer(text):
+        for name in found.group(1).split(","):
+            try:
+                tables.append(exp.to_table(name.strip(), dialect=dialect))
+            except (sqlglot.errors.SqlglotError, ValueError):
+                return None
+    return tables
+
+
 def _whole(name: str, columns_of: ColumnsOf, dialect: str) -> Origin:
     """The whole row of the table ``name`` (a name that does not parse: a value of unknown lineage)."""
     try:
@@ -451,6 +467,7 @@ __all__ = [
     "USE_PREFIXES",
     "ConstraintsOf",
     "changed_row_uses",
+    "checksum_tables",
     "command_tables",
     "constraint_uses",
     "ddl_uses",
