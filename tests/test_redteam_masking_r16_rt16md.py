@@ -13,6 +13,15 @@ unmask grant, in production and in staging.
   varchar(15)`` cut the names. Such statements are now judged as the ALTER TABLE they are without the words,
   and an opaque ALTER that renames counts as reading every column (decision 0322).
 
+* More DDL moved or tested masked values in staging: ``ALTER TABLE t ADD COLUMN x ... DEFAULT (full_name)`` filled
+  a clear column with every name (``char_length``, ``reverse(ssn)`` alike); ``ALTER TABLE t ORDER BY full_name``
+  left the rows of a table without a primary key (or MyISAM) in name order for every later read; ``ALTER TABLE t
+  PARTITION BY RANGE COLUMNS(full_name) (... LESS THAN ('N'))`` failed exactly for a name after 'N'; ``CHECKSUM
+  TABLE t`` returned a checksum of every stored value (decision 0322).
+
+* On aiomysql, DDL over a column masked by what it holds (``code`` of SSNs) ran: judging DDL forgot the tables
+  the async warm-up had just read, and the replay could not read them again (decision 0323).
+
 Each oracle compares two tables that differ only in row 1's name (masked alike); the raw connection shows that the
 same statements tell them apart, and the database shows what a refused statement would have changed.
 """
