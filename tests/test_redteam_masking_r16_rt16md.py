@@ -691,3 +691,44 @@ def test_aiomysql_checksum_table_is_refused(mysql_kw: dict[str, Any], pair: Pair
             conn.close()
 
     assert asyncio.run(run()) == ["maintenance", "masked-column-predicate"]
+
+
+# -- 0322: unique indexes sqlglot reads wrongly or not at all ---------------------------------------------------------
+#: unique indexes over ``code`` (SSNs): copy B's row 1 repeats row 2's SSN, so they fail on B only
+UNIQUE_INDEXES = [
+    "CREATE UNIQUE INDEX {t}_u ON {t} (code) ALGORITHM=COPY",
+    "CREATE UNIQUE INDEX {t}_u ON {t} (code) LOCK=SHARED",
+    "CREATE UNIQUE INDEX {t}_u USING BTREE ON {t} (code)",
+    "CREATE UNIQUE INDEX {t}_u ON {t} (code(11))",  # a prefix, read by sqlglot as a call of code()
+    "ALTER TABLE {t} ADD UNIQUE (code(11))",
+]
+
+
+@pytest.mark.parametrize("sql", UNIQUE_INDEXES)
+def test_unique_index_forms_tell_no_duplicate(
+    mysql_kw: dict[str, Any], mysql_conn: Any, coded: dict[str, str], sql: str
+) -> None:
+    seen: dict[tuple[bool, str], Any] = {}
+    for governed in (False, True):
+        coded_reset(mysql_conn, coded)
+        conn = _session(mysql_kw, governed)
+        try:
+            for c, t in coded.items():
+                seen[governed, c] = repr(_see(conn, sql.format(t=t))).replace(t, "T"), _schema(mysql_conn, t)
+        finally:
+            conn.close()
+    assert seen[False, "A"] != seen[False, "B"], seen  # raw: "Duplicate entry" for B only
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "masked-column-constraint" in seen[True, "A"][0] and seen[True, "A"][1] == (0, 1, "varchar"), seen
+
+
+def test_index_look_alikes_still_run(mysql_kw: dict[str, Any], mysql_conn: Any, coded: dict[str, str]) -> None:
+    t = coded["A"]
+    gov = _session(mysql_kw, True)
+    try:
+        for sql in ("CREATE INDEX {t}_p ON {t} (code(6))", "CREATE UNIQUE INDEX {t}_u ON {t} (id, city)",
+                    "CREATE INDEX {t}_c ON {t} (city) ALGORITHM=INPLACE"):
+            assert rows_or_rules(gov, sql.format(t=t)) == 0, sql
+        assert _schema(mysql_conn, t) == (0, 5, "varchar")  # (one row per indexed column)
+    finally:
+        gov.close()

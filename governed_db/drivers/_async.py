@@ -376,7 +376,7 @@ def _forget_before_ddl(gov: Governor, state: Any, sql: Any) -> None:
 
 def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
     """The tables ``sql`` names (CTE names left out), and whether it writes, cached per statement text."""
-    from governed_db.masking.constraints import checksum_tables, command_tables
+    from governed_db.masking.constraints import checksum_tables, command_tables, opaque_unique_index_tables
     from governed_db.masking.mysql_show import show_listing
     from governed_db.sql.analysis import sqlglot_dialect
     from governed_db.sql.shapes import analysis_for
@@ -408,6 +408,8 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
         nodes.extend(t for t in command_tables(expr, sqlglot_dialect(gov.dialect)) if t.name)
     if any(stmt.operation == "CHECKSUM" for stmt in analysis.statements):
         nodes.extend(t for t in checksum_tables(text, sqlglot_dialect(gov.dialect)) or () if t.name)  # (0322)
+    if any(stmt.kind == "ddl" and stmt.expression is None for stmt in analysis.statements):
+        nodes.extend(t for t in opaque_unique_index_tables(text, sqlglot_dialect(gov.dialect)) or () if t.name)
     found = (tuple(nodes), writes)
     cache.put(text, found, len(text) + 64)
     return found

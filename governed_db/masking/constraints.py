@@ -235,6 +235,10 @@ _PARTITION_BY = re.compile(
     r"\bPARTITION\s+BY\s+(?:LINEAR\s+)?\w+(?:\s+COLUMNS)?\s*\(((?:[^()]|\([^()]*\))*)\)", re.I
 )
 _WORD = re.compile(r"`[^`]+`|[A-Za-z_][\w$]*")
+#: a CREATE UNIQUE INDEX sqlglot keeps opaque, and the table it indexes
+_OPAQUE_UNIQUE_INDEX = re.compile(
+    r"^\s*(?:OR\s+REPLACE\s+)?(?:ONLINE\s+|OFFLINE\s+)?UNIQUE\s+(?:INDEX|KEY)\b.*?\bON\s+([^\s(]+)", re.I | re.S
+)
 #: MariaDB's words before TABLE that sqlglot does not parse: ONLINE only asks for no lock; IGNORE turns a row
 #: that fails a new key, CHECK or type into a row deleted or a value cut (same checks, other outcome)
 _ALTER_WORDS = re.compile(r"^\s*(?:ONLINE\s+)?(?:IGNORE\s+)?(?=TABLE\b)", re.I)
@@ -272,7 +276,8 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
             return []
         key, cols = columns_of(table)
         if tree.args.get("unique"):
-            names = _named(params)
+            # (MySQL's prefix ``code(6)`` reads as a call of ``code``: equal prefixes fail a unique index too)
+            names = _named(params) | {str(f.name).lower() for f in params.find_all(exp.Anonymous)}
         else:  # a plain index fails on nothing but what it computes: its expressions and its WHERE
             computed = [c for c in params.args.get("columns") or () if not isinstance(_unordered(c), exp.Column)]
             where = params.args.get("where")
@@ -294,6 +299,18 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
                 # PARTITION BY RANGE/LIST (expr): every row moved by its expression, failing where none fits
                 altered |= set().union(*(_named(e) for e in option.args.get("partition_expressions") or ()))
         return _ddl_use(f"the DDL on {key}", key, cols, altered)
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "CREATE":
+        # CREATE UNIQUE INDEX u ON t (code) ALGORITHM=COPY (or USING BTREE, LOCK=...): opaque to sqlglot, it
+        # still fails on two equal stored values; every column of the table counts (fail closed)
+        found = _OPAQUE_UNIQUE_INDEX.match(_body(tree))
+        if found is None:
+            return []
+        try:
+            table = exp.to_table(found.group(1), dialect=dialect)
+        except (sqlglot.errors.SqlglotError, ValueError):
+            return [(f"the new index on {found.group(1)} (not analysed)", Origin("unknown"))]
+        key, cols = columns_of(table)
+        return _ddl_use(f"the new index on {key} (not analysed)", key, cols, set(cols or ()))
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
         bare = _bare_alter(tree, dialect)
         if bare is not None:
@@ -418,6 +435,9 @@ def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
     names: list[str] = []
     if word == "RENAME":
         names = _RENAMED_TABLE.findall(_body(tree))
+    elif word == "CREATE":
+        index = _OPAQUE_UNIQUE_INDEX.match(_body(tree))
+        names = [index.group(1)] if index is not None else []
     elif word == "ALTER":
         bare = _bare_alter(tree, dialect)
         if bare is not None:
@@ -435,6 +455,21 @@ def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
 
 #: MariaDB's ``CHECKSUM TABLE[S] a, b [QUICK | EXTENDED]`` (sqlglot does not parse it)
 _CHECKSUM = re.compile(r"\bCHECKSUM\s+TABLES?\s+((?:[^\s,;]+\s*,\s*)*[^\s,;]+)", re.I)
+
+
+def opaque_unique_index_tables(text: str, dialect: str) -> list[exp.Table] | None:
+    """The table a ``CREATE [OR REPLACE] UNIQUE INDEX ... ON t`` that did not parse at all indexes (MariaDB's
+    ``USING BTREE`` before ON): ``[]`` when ``text`` is no such statement, ``None`` when its table does not parse."""
+    body = re.sub(r"^\s*CREATE\s+", "", text, flags=re.I)
+    if body == text:
+        return []
+    found = _OPAQUE_UNIQUE_INDEX.match(body)
+    if found is None:
+        return []
+    try:
+        return [exp.to_table(found.group(1), dialect=dialect)]
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return None
 
 
 def checksum_tables(text: str, dialect: str) -> list[exp.Table] | None:
@@ -473,6 +508,7 @@ __all__ = [
     "ddl_uses",
     "default_uses",
     "is_constraint_use",
+    "opaque_unique_index_tables",
     "partition_uses",
     "rename_uses",
     "row_check_uses",

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from governed_db.identity import Identity
 from governed_db.masking import order_guard, schema, stored_code
-from governed_db.masking.constraints import checksum_tables, is_constraint_use
+from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
@@ -100,6 +100,32 @@ def _checksum_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
     )
 
 
+def _opaque_index_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """``CREATE UNIQUE INDEX u USING BTREE ON t (code)`` does not parse at all (no tree, so no lineage): it still
+    fails on two equal stored values. Refused over a table with a column masked for the identity (decision 0322)."""
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    tables = opaque_unique_index_tables(analysis.sql, state.sg_dialect)
+    masked = []
+    for table in tables or ():
+        key, _cols = state.columns_of(table)
+        if access.hidden_fields(key) or access.blind(key):
+            masked.append(key)
+    if tables is not None and not masked:
+        return None
+    what = ", ".join(masked) or "a table whose name could not be read"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        CONSTRAINT,
+        f"masked column(s) of {what} may take part in the new unique index (the statement could not be "
+        "analysed): whether it fails would depend on their stored values",
+        "index columns nobody has masked, or run it as an identity with an unmask grant (masking.unmask)",
+    )
+
+
 def declares_caller_collation(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """A schema change that names a collation the caller registered through this connection (``CREATE TEMP TABLE
     g (a TEXT COLLATE spy)``, a view or index with ``COLLATE spy``): SQLite would then call the caller's function
@@ -139,6 +165,10 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         state.invalidate()
     if any(s.operation == "CHECKSUM" for s in analysis.statements):
         hit = _checksum_hit(state, analysis, identity)
+        if hit is not None:
+            return hit
+    if any(s.kind == "ddl" and s.expression is None for s in analysis.statements):
+        hit = _opaque_index_hit(state, analysis, identity)
         if hit is not None:
             return hit
     if not analysis.statements or not any(
