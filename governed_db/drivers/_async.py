@@ -59,6 +59,7 @@ class AsyncDriver(Driver):
         state = gov.masking_state or masking._state_for(gov)
         if not state.active:
             return
+        _forget_before_ddl(gov, state, sql)
         nodes, writes = _table_nodes(gov, sql)
         replay: _Replay = self.catalog_connection(gov)
         # stored code names its tables in text sqlglot does not parse (a body): read apart (decision 0319)
@@ -355,8 +356,27 @@ def _key(params: Any) -> Any:
     return tuple(params) if isinstance(params, (list, tuple)) else params
 
 
+def _forget_before_ddl(gov: Governor, state: Any, sql: Any) -> None:
+    """Judging DDL (or USE, DISCARD...) forgets every table read (their columns may be about to change): on a
+    sync connection the guard does it and reads them again as it judges; here it is done before the warm-up, so
+    that what is read with ``await`` below is what the guard judges by. Forgotten while judging, the tables of
+    an ``ALTER TABLE t ADD CHECK (code < '536-22-87')`` were read again through the replay, which had no answer:
+    columns unknown, a content-classified SSN column unmasked, and the CHECK failed by the stored values (0323)."""
+    from governed_db.masking.guard import renames
+    from governed_db.sql.shapes import analysis_for
+
+    text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
+    try:
+        analysis = analysis_for(text, gov.dialect)
+    except Exception:
+        return
+    if any(renames(s) for s in analysis.statements):
+        state.invalidate()
+
+
 def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
     """The tables ``sql`` names (CTE names left out), and whether it writes, cached per statement text."""
+    from governed_db.masking.constraints import checksum_tables, command_tables, opaque_unique_index_tables
     from governed_db.masking.mysql_show import show_listing
     from governed_db.sql.analysis import sqlglot_dialect
     from governed_db.sql.shapes import analysis_for
@@ -384,6 +404,12 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
             expr = show_listing(expr, sqlglot_dialect(gov.dialect)) or expr
         ctes = {c.alias_or_name for c in expr.find_all(exp.CTE)}
         nodes.extend(t for t in expr.find_all(exp.Table) if t.name and t.name not in ctes)
+        # RENAME TABLE, ALTER IGNORE TABLE...: tables named in a command's text (decision 0322)
+        nodes.extend(t for t in command_tables(expr, sqlglot_dialect(gov.dialect)) if t.name)
+    if any(stmt.operation == "CHECKSUM" for stmt in analysis.statements):
+        nodes.extend(t for t in checksum_tables(text, sqlglot_dialect(gov.dialect)) or () if t.name)  # (0322)
+    if any(stmt.kind == "ddl" and stmt.expression is None for stmt in analysis.statements):
+        nodes.extend(t for t in opaque_unique_index_tables(text, sqlglot_dialect(gov.dialect)) or () if t.name)
     found = (tuple(nodes), writes)
     cache.put(text, found, len(text) + 64)
     return found

@@ -218,9 +218,35 @@ _CHECKED = (
     exp.ForeignKey,
     exp.ComputedColumnConstraint,
 )
-#: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change or validate anything
-_OPAQUE_ALTER = re.compile(r"^\s*TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([^\s(]+)", re.I)
-_OPAQUE_CHECKS = re.compile(r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE)\b", re.I)
+#: a new partitioning of the table that sqlglot parses (the rest stays opaque)
+_PARTITIONING = (exp.PartitionByRangeProperty, exp.PartitionByListProperty)
+#: an ALTER TABLE sqlglot keeps opaque: the table, and whether it may add, change, validate or rename anything
+#: (MariaDB's ``ALTER [ONLINE] [IGNORE] TABLE``; PostgreSQL's ``SET SCHEMA`` moves the table under another name)
+_OPAQUE_ALTER = re.compile(
+    r"^\s*(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?([^\s(]+)", re.I
+)
+_OPAQUE_CHECKS = re.compile(
+    r"\b(?:ADD|ALTER|MODIFY|CHANGE|VALIDATE|CONVERT|ATTACH|EXCLUDE|CHECK|UNIQUE|RENAME|SCHEMA)\b", re.I
+)
+#: an opaque ALTER that partitions the table anew (every row moved by the expression, failing where none fits) or
+#: maintains its partitions; the expression of PARTITION BY [LINEAR] RANGE|LIST|HASH|KEY [COLUMNS] (...)
+_PARTITION = re.compile(r"\bPARTITION\b", re.I)
+_PARTITION_BY = re.compile(
+    r"\bPARTITION\s+BY\s+(?:LINEAR\s+)?\w+(?:\s+COLUMNS)?\s*\(((?:[^()]|\([^()]*\))*)\)", re.I
+)
+_WORD = re.compile(r"`[^`]+`|[A-Za-z_][\w$]*")
+#: a CREATE UNIQUE INDEX sqlglot keeps opaque, and the table it indexes
+_OPAQUE_UNIQUE_INDEX = re.compile(
+    r"^\s*(?:OR\s+REPLACE\s+)?(?:ONLINE\s+|OFFLINE\s+)?UNIQUE\s+(?:INDEX|KEY)\b.*?\bON\s+([^\s(]+)", re.I | re.S
+)
+#: MariaDB's words before TABLE that sqlglot does not parse: ONLINE only asks for no lock; IGNORE turns a row
+#: that fails a new key, CHECK or type into a row deleted or a value cut (same checks, other outcome)
+_ALTER_WORDS = re.compile(r"^\s*(?:ONLINE\s+)?(?:IGNORE\s+)?(?=TABLE\b)", re.I)
+#: MariaDB's ``RENAME TABLE[S] [IF EXISTS] a [WAIT n | NOWAIT] TO b [, c TO d ...]``: the tables renamed
+_RENAMED_TABLE = re.compile(
+    r"(?:^\s*TABLES?\s+(?:IF\s+EXISTS\s+)?|,\s*)([^\s,]+)(?:\s+(?:WAIT\s+\d+|NOWAIT))?\s+TO\s+[^\s,]+",
+    re.I,
+)
 
 
 def _named(node: exp.Expression) -> set[str]:
@@ -250,7 +276,8 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
             return []
         key, cols = columns_of(table)
         if tree.args.get("unique"):
-            names = _named(params)
+            # (MySQL's prefix ``code(6)`` reads as a call of ``code``: equal prefixes fail a unique index too)
+            names = _named(params) | {str(f.name).lower() for f in params.find_all(exp.Anonymous)}
         else:  # a plain index fails on nothing but what it computes: its expressions and its WHERE
             computed = [c for c in params.args.get("columns") or () if not isinstance(_unordered(c), exp.Column)]
             where = params.args.get("where")
@@ -267,19 +294,204 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
                 altered |= {action.args["rename_from"].name.lower()} if action.args.get("rename_from") else set()
             for checked in action.find_all(*_CHECKED):
                 altered |= _named(checked)
+        for option in tree.args.get("options") or ():
+            if isinstance(option, _PARTITIONING):
+                # PARTITION BY RANGE/LIST (expr): every row moved by its expression, failing where none fits
+                altered |= set().union(*(_named(e) for e in option.args.get("partition_expressions") or ()))
         return _ddl_use(f"the DDL on {key}", key, cols, altered)
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "CREATE":
+        # CREATE UNIQUE INDEX u ON t (code) ALGORITHM=COPY (or USING BTREE, LOCK=...): opaque to sqlglot, it
+        # still fails on two equal stored values; every column of the table counts (fail closed)
+        found = _OPAQUE_UNIQUE_INDEX.match(_body(tree))
+        if found is None:
+            return []
+        try:
+            table = exp.to_table(found.group(1), dialect=dialect)
+        except (sqlglot.errors.SqlglotError, ValueError):
+            return [(f"the new index on {found.group(1)} (not analysed)", Origin("unknown"))]
+        key, cols = columns_of(table)
+        return _ddl_use(f"the new index on {key} (not analysed)", key, cols, set(cols or ()))
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
-        body = tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+        bare = _bare_alter(tree, dialect)
+        if bare is not None:
+            return ddl_uses(bare, columns_of, dialect)
+        body = _body(tree)
         found = _OPAQUE_ALTER.match(body)
-        if found is None or not _OPAQUE_CHECKS.search(body):
+        checks = _OPAQUE_CHECKS.search(body) is not None
+        partitions = _PARTITION.search(body) is not None
+        if found is None or not (checks or partitions):
             return []
         try:
             table = exp.to_table(found.group(1), dialect=dialect)
         except (sqlglot.errors.SqlglotError, ValueError):
             return []
         key, cols = columns_of(table)
+        by = _PARTITION_BY.search(body)
+        if by is not None and not checks:
+            # MariaDB's ALTER TABLE t PARTITION BY RANGE COLUMNS(full_name) (PARTITION p0 VALUES LESS THAN
+            # ('N')) moves every row into the partition its expression picks and fails for one that has none: the
+            # expression's columns decide (a partition by a clear column keeps running)
+            named = {w.strip("`").lower() for w in _WORD.findall(by.group(1))}
+            return _ddl_use(f"the DDL on {key} (its partitioning)", key, cols, named)
+        # (any other partition maintenance moves rows by an expression not in the text: every column)
         return _ddl_use(f"the DDL on {key} (not analysed)", key, cols, set(cols or ()))
     return []
+
+
+def _body(tree: exp.Command) -> str:
+    return tree.expression.this if isinstance(tree.expression, exp.Literal) else str(tree.expression or "")
+
+
+def _bare_alter(tree: exp.Command, dialect: str) -> exp.Alter | None:
+    """MariaDB's ``ALTER ONLINE/IGNORE TABLE ...`` (an opaque command to sqlglot) as the ALTER TABLE it is once
+    the words are left out: IGNORE deletes the rows a new CHECK or key fails and cuts the values a narrower type
+    no longer holds, so the same stored values decide it, by how many rows the statement changes."""
+    body = _body(tree)
+    words = _ALTER_WORDS.match(body)
+    if words is None or words.end() == 0:
+        return None
+    try:
+        bare = sqlglot.parse_one(f"ALTER {body[words.end():]}", read=dialect)
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return None
+    return bare if isinstance(bare, exp.Alter) else None
+
+
+def rename_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """DDL that renames a column or a table moves the stored values under another name: a column's label may
+    come from its own name (``full_name``) or its table's (``customers.name``), and masking configuration names
+    both, so the values would be classified again where none of that follows them (names in clear, filtered
+    at will). A copy of each masked column renamed, and of every one of a table renamed (decision 0322)."""
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "RENAME":
+        return [("copy", _whole(name, columns_of, dialect)) for name in _RENAMED_TABLE.findall(_body(tree))]
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        return rename_uses(bare, columns_of, dialect) if bare is not None else []
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return []
+    key, cols = columns_of(tree.this)
+    renamed: set[str] = set()
+    for action in tree.args.get("actions") or ():
+        if isinstance(action, exp.AlterRename):
+            return [("copy", Origin("expr", rows=frozenset({key})))]
+        if isinstance(action, exp.RenameColumn) and isinstance(action.this, exp.Expression):
+            renamed.add(action.this.name.lower())
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(renamed & known if known is not None else renamed)
+    return [("copy", _origin(key, found))] if found else []
+
+
+def stored_order_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """MariaDB's ``ALTER TABLE t ORDER BY full_name`` writes the rows in the order of the columns named: a table
+    without a primary key (InnoDB's own row id then follows it) or of an engine that keeps rows where written
+    (MyISAM, Aria) hands them out in that order to every read without an ORDER BY afterwards, so ``SELECT id FROM
+    t LIMIT 1`` names the first name. An ORDER BY of those columns (decision 0322)."""
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        return stored_order_uses(bare, columns_of, dialect) if bare is not None else []
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return []
+    orders = [o for o in tree.args.get("options") or () if isinstance(o, exp.Order)]
+    if not orders:
+        return []
+    key, cols = columns_of(tree.this)
+    named = set().union(*(_named(o) for o in orders))
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(named & known if known is not None else named)
+    return [("ORDER BY", _origin(key, found))] if found else []
+
+
+def default_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+    """A DEFAULT over other columns of the row that an ALTER TABLE gives a column: ``ADD COLUMN x varchar(100)
+    DEFAULT (full_name)`` fills the new column of every stored row with its name (``char_length(full_name)``,
+    ``reverse(ssn)``: what no scan of the new column finds), and ``ALTER COLUMN city SET DEFAULT (full_name)``
+    copies the name of every row written later into ``city``. A copy of the columns it reads (decision 0322)."""
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        return default_uses(bare, columns_of, dialect) if bare is not None else []
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return []
+    read: set[str] = set()
+    for action in tree.args.get("actions") or ():
+        defaults = [d.this for d in action.find_all(exp.DefaultColumnConstraint) if isinstance(d.this, exp.Expression)]
+        if isinstance(action, exp.AlterColumn) and isinstance(action.args.get("default"), exp.Expression):
+            defaults.append(action.args["default"])
+        for default in defaults:
+            read |= {c.name.lower() for c in default.find_all(exp.Column)}
+    if not read:
+        return []
+    key, cols = columns_of(tree.this)
+    known = {c.lower() for c in cols} if cols is not None else None
+    found = frozenset(read & known if known is not None else read)
+    return [("copy", _origin(key, found))] if found else []
+
+
+def command_tables(tree: exp.Expression, dialect: str) -> list[exp.Table]:
+    """The tables a RENAME TABLE or an ALTER TABLE that sqlglot keeps opaque names: what :func:`ddl_uses` and
+    :func:`rename_uses` read the columns of (an async connection reads them with ``await`` first)."""
+    if not isinstance(tree, exp.Command):
+        return []
+    word = str(tree.this).upper()
+    names: list[str] = []
+    if word == "RENAME":
+        names = _RENAMED_TABLE.findall(_body(tree))
+    elif word == "CREATE":
+        index = _OPAQUE_UNIQUE_INDEX.match(_body(tree))
+        names = [index.group(1)] if index is not None else []
+    elif word == "ALTER":
+        bare = _bare_alter(tree, dialect)
+        if bare is not None:
+            return [bare.this] if isinstance(bare.this, exp.Table) else []
+        found = _OPAQUE_ALTER.match(_body(tree))
+        names = [found.group(1)] if found is not None else []
+    tables = []
+    for name in names:
+        try:
+            tables.append(exp.to_table(name, dialect=dialect))
+        except (sqlglot.errors.SqlglotError, ValueError):
+            continue
+    return tables
+
+
+#: MariaDB's ``CHECKSUM TABLE[S] a, b [QUICK | EXTENDED]`` (sqlglot does not parse it)
+_CHECKSUM = re.compile(r"\bCHECKSUM\s+TABLES?\s+((?:[^\s,;]+\s*,\s*)*[^\s,;]+)", re.I)
+
+
+def opaque_unique_index_tables(text: str, dialect: str) -> list[exp.Table] | None:
+    """The table a ``CREATE [OR REPLACE] UNIQUE INDEX ... ON t`` that did not parse at all indexes (MariaDB's
+    ``USING BTREE`` before ON): ``[]`` when ``text`` is no such statement, ``None`` when its table does not parse."""
+    body = re.sub(r"^\s*CREATE\s+", "", text, flags=re.I)
+    if body == text:
+        return []
+    found = _OPAQUE_UNIQUE_INDEX.match(body)
+    if found is None:
+        return []
+    try:
+        return [exp.to_table(found.group(1), dialect=dialect)]
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return None
+
+
+def checksum_tables(text: str, dialect: str) -> list[exp.Table] | None:
+    """The tables whose checksum ``text`` asks for (``None``: a CHECKSUM whose table names do not parse)."""
+    tables: list[exp.Table] = []
+    for found in _CHECKSUM.finditer(text):
+        for name in found.group(1).split(","):
+            try:
+                tables.append(exp.to_table(name.strip(), dialect=dialect))
+            except (sqlglot.errors.SqlglotError, ValueError):
+                return None
+    return tables
+
+
+def _whole(name: str, columns_of: ColumnsOf, dialect: str) -> Origin:
+    """The whole row of the table ``name`` (a name that does not parse: a value of unknown lineage)."""
+    try:
+        table = exp.to_table(name, dialect=dialect)
+    except (sqlglot.errors.SqlglotError, ValueError):
+        return Origin("unknown")
+    key, _cols = columns_of(table)
+    return Origin("expr", rows=frozenset({key}))
 
 
 def _unordered(node: exp.Expression) -> exp.Expression:
@@ -290,11 +502,17 @@ __all__ = [
     "USE_PREFIXES",
     "ConstraintsOf",
     "changed_row_uses",
+    "checksum_tables",
+    "command_tables",
     "constraint_uses",
     "ddl_uses",
+    "default_uses",
     "is_constraint_use",
+    "opaque_unique_index_tables",
     "partition_uses",
+    "rename_uses",
     "row_check_uses",
+    "stored_order_uses",
     "with_defaults",
 ]
 

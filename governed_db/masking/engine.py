@@ -43,8 +43,11 @@ from governed_db.masking.constraints import (
     changed_row_uses,
     constraint_uses,
     ddl_uses,
+    default_uses,
     partition_uses,
+    rename_uses,
     row_check_uses,
+    stored_order_uses,
 )
 from governed_db.masking.lineage import Lineage, Origin, trace
 from governed_db.masking.mysql_show import show_listing
@@ -515,6 +518,9 @@ class MaskingState:
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
             lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(rename_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(stored_order_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(default_uses(tree, self.columns_of, self.sg_dialect))
         if self.dialect == "sqlite":
             checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
             # tables that could not be listed may be any: the check's lost use fails closed

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from governed_db.identity import Identity
 from governed_db.masking import order_guard, schema, stored_code
-from governed_db.masking.constraints import is_constraint_use
+from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
@@ -71,6 +71,61 @@ def _hit(
 
 
 
+def _checksum_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """MariaDB's ``CHECKSUM TABLE t`` (an admin statement: no result masking, no lineage) returns a checksum of
+    every stored value of ``t``: it changes exactly when a masked value does, and it equals the checksum of a
+    table of guesses exactly when they are right. Refused over a table with a column masked for the identity, or
+    whose catalog could not be read (decision 0322)."""
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    tables = checksum_tables(analysis.sql, state.sg_dialect)
+    masked: list[str] = []
+    for table in tables or ():
+        key, _cols = state.columns_of(table)
+        if access.hidden_fields(key) or access.blind(key):
+            masked.append(key)
+    if tables is not None and not masked:
+        return None
+    what = ", ".join(masked) or "tables whose names could not be read"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"CHECKSUM TABLE computes a checksum of every stored value of {what}, masked columns included: it "
+        "changes exactly when a masked value does, and matches a table of guesses exactly when they are right",
+        "compare data through its non-sensitive columns (count(*), max(updated_at)), or ask for an unmask grant "
+        "(masking.unmask)",
+    )
+
+
+def _opaque_index_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """``CREATE UNIQUE INDEX u USING BTREE ON t (code)`` does not parse at all (no tree, so no lineage): it still
+    fails on two equal stored values. Refused over a table with a column masked for the identity (decision 0322)."""
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    tables = opaque_unique_index_tables(analysis.sql, state.sg_dialect)
+    masked = []
+    for table in tables or ():
+        key, _cols = state.columns_of(table)
+        if access.hidden_fields(key) or access.blind(key):
+            masked.append(key)
+    if tables is not None and not masked:
+        return None
+    what = ", ".join(masked) or "a table whose name could not be read"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        CONSTRAINT,
+        f"masked column(s) of {what} may take part in the new unique index (the statement could not be "
+        "analysed): whether it fails would depend on their stored values",
+        "index columns nobody has masked, or run it as an identity with an unmask grant (masking.unmask)",
+    )
+
+
 def declares_caller_collation(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """A schema change that names a collation the caller registered through this connection (``CREATE TEMP TABLE
     g (a TEXT COLLATE spy)``, a view or index with ``COLLATE spy``): SQLite would then call the caller's function
@@ -102,11 +157,20 @@ def collation_named(text: str, name: str) -> bool:
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
     switches = any(renames(s) for s in analysis.statements)
-    if switches:
+    if switches and not state.gov.driver.is_async:
         # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
         # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
-        # them on next sight (decision 0234)
+        # them on next sight (decision 0234). An async connection forgot them before its warm-up read them
+        # again with await (decision 0323)
         state.invalidate()
+    if any(s.operation == "CHECKSUM" for s in analysis.statements):
+        hit = _checksum_hit(state, analysis, identity)
+        if hit is not None:
+            return hit
+    if any(s.kind == "ddl" and s.expression is None for s in analysis.statements):
+        hit = _opaque_index_hit(state, analysis, identity)
+        if hit is not None:
+            return hit
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
