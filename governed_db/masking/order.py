@@ -57,7 +57,8 @@ class Relation:
 @dataclass(frozen=True)
 class Edit:
     """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
-    ``window-order`` (a window's), ``stand-in`` (a masked aggregate argument replaced)."""
+    ``window-order`` (a window's), ``window-whole`` (a window's, with the whole partition as its frame, which a
+    window without ORDER BY or frame had), ``stand-in`` (a masked aggregate argument replaced)."""
 
     kind: str
     node: exp.Expression
@@ -333,6 +334,11 @@ class Planner:
             if outs is not None and (deduplicated or all(o.masked is False for o in outs)):
                 # rows that tie on every column are the same row to whoever reads them
                 self._order(node, [str(i + 1) for i in range(len(outs))])
+                hazard = False
+            elif outs is not None and (clear := _keyed_clear(outs, left, right)):
+                # ``SELECT id, name FROM t UNION ALL SELECT 0, 'x'``: each branch's rows differ in their clear
+                # columns, which the ORDER BY sorts by; a masked one is never sorted by (decision 0320)
+                self._order(node, [str(i + 1) for i in clear])
                 hazard = False
             else:
                 self._refuse(
@@ -857,13 +863,18 @@ class Planner:
                 and str(spec.args.get("end") or "").upper() == "UNBOUNDED"
             )
             order = win.args.get("order")
+            kind = "window-order"
             if isinstance(fn, nodes.POSITIONAL) or (
                 isinstance(fn, exp.Anonymous) and str(fn.name).lower() in ("ntile", "row_number")
             ):
                 needs = True
             elif isinstance(fn, nodes.FRAMED):
                 needs = True
-                if not (rows_frame or whole_frame) and (order is not None or spec is None):
+                if spec is None and order is None:
+                    # ``last_value(id) OVER ()``: the frame is the whole partition; an ORDER BY alone would cut it
+                    # to the rows up to the current one, so the whole frame is written beside it (decision 0320)
+                    kind = "window-whole"
+                elif not (rows_frame or whole_frame) and (order is not None or spec is None):
                     self._refuse(
                         f"{nodes.name(fn)}() over peers of a non-unique order reads rows in an order an index on a "
                         "masked column may decide",
@@ -898,7 +909,7 @@ class Planner:
                 )
                 continue
             if not self._ordered_by(order, row_key):
-                self.plan.edits.append(Edit("window-order", win, tuple(row_key)))
+                self.plan.edits.append(Edit(kind, win, tuple(row_key)))
 
     def _summed_as_stored(self, agg: exp.Expression, scope: _Scope) -> bool:
         """Whether a sum adds a stored column as it is (``sum(amount)``): the caller chose no value that rounds
@@ -1034,6 +1045,15 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
+    """The positions of a ``UNION ALL``'s clear columns when they hold a key of each branch's rows (none else):
+    sorted by them, only rows of different branches that agree on every clear column can tie."""
+    clear = [i for i, o in enumerate(outs) if o.masked is False and not o.redacted]
+    if clear and all(s.key is not None and set(s.key) <= set(clear) for s in (left, right)):
+        return clear
+    return []
+
+
 #: the clauses a parenthesised query may carry after its parentheses
 _CUTS = ("order", "limit", "offset", "fetch")
 
