@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests._redteam import CURIOUS_AGENT, govern, pg_connect, pg_moved_places, pg_stored_people
+from tests._redteam import CURIOUS_AGENT, govern, pg_connect, pg_moved_places, pg_stored_people, rows_or_rules
 from tests.conftest import PG_DSN
 
 #: rows whose ids are on the first and the last page: where row 5 (or 1) comes among them says where it went
@@ -192,3 +192,126 @@ def test_reads_that_still_fall_back(stored: dict[str, str], shape: str) -> None:
     seen = _places("psycopg", stored, OPEN[shape])
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1], seen
+
+
+# -- DDL whose check over stored rows a masked value decides (decision 0321) ---------------------------------
+#: the right guess (row 1's SSN) and a wrong one
+GUESSES = ("123-45-6789", "123-45-0000")
+
+
+@pytest.fixture
+def people(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """``p``: four people (one with no name) keyed by id, a unique masked SSN; ``m``: a table of the agent's own."""
+    names = {"p": f"rt16pg_{unique}_p", "m": f"rt16pg_{unique}_m", "c": f"rt16pg_{unique}_c"}
+    yield names
+    pg_conn.execute(f"DROP TABLE IF EXISTS {names['m']}, {names['c']}, {names['p']} CASCADE")
+
+
+def _reset(admin: Any, names: dict[str, str], guess: str, fk: str = "") -> None:
+    """The tables anew, the caller's holding the guess; ``fk``: a constraint the administrator adds to it."""
+    p, m = names["p"], names["m"]
+    admin.execute(f"DROP TABLE IF EXISTS {m}, {names['c']}, {p} CASCADE")
+    admin.execute(f"CREATE TABLE {p} (id int primary key, full_name text, ssn text unique, city text not null)")
+    admin.execute(f"INSERT INTO {p} VALUES (1, 'Alice Smith', '123-45-6789', 'Paris'), (2, 'Bob Jones', "
+                  f"'987-65-4321', 'Lyon'), (3, NULL, '555-12-3456', 'Nice')")  # fmt: skip
+    admin.execute(f"CREATE TABLE {m} (id int, s text)")
+    admin.execute(f"INSERT INTO {m} VALUES (1, %s)", (guess,))
+    if fk:
+        admin.execute(f"ALTER TABLE {m} ADD {fk}")
+
+
+def _ddl_seen(admin: Any, names: dict[str, str], env: str, script: str, fk: str = "") -> dict[str, tuple[str, str]]:
+    """Per guess: what the raw and the governed session see of ``script``'s last statement (tables made anew)."""
+    seen = {}
+    for guess in GUESSES:
+        out = []
+        for governed in (False, True):
+            _reset(admin, names, guess, fk)
+            conn = pg_connect("psycopg")
+            if governed:
+                conn = govern(conn, CURIOUS_AGENT, environment=env)
+            try:
+                for sql in script.format(**names, guess=guess).split(";"):
+                    last = rows_or_rules(conn, sql)
+            except Exception as e:
+                last = f"{type(e).__name__}"
+            finally:
+                conn.close()
+            out.append(repr(last))
+        seen[guess] = (out[0], out[1])
+    return seen
+
+
+DDL = {
+    "foreign-key-to-a-masked-column": "ALTER TABLE {m} ADD CONSTRAINT {m}_fk FOREIGN KEY (s) REFERENCES {p}(ssn)",
+    "column-with-a-foreign-key": "ALTER TABLE {m} ADD COLUMN t text DEFAULT '{guess}' REFERENCES {p}(ssn)",
+    "a-copy-of-guesses-then-a-foreign-key": (
+        "CREATE TABLE {c} AS SELECT '{guess}'::text s; ALTER TABLE {c} ADD FOREIGN KEY (s) REFERENCES {p}(ssn)"
+    ),
+    # whether a masked value is NULL: the name of row 3 is (the guess plays no part; the oracle is the table
+    # with row 3's name set)
+    "set-not-null": "ALTER TABLE {p} ALTER COLUMN full_name SET NOT NULL",
+}
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize("shape", list(DDL), ids=list(DDL))
+def test_ddl_checking_stored_rows_against_masked_values_is_refused(
+    pg_conn: Any, people: dict[str, str], env: str, shape: str
+) -> None:
+    """Staging lets an agent's DDL run (production asks for an approval, after which it would run as well): the
+    check a new foreign key makes of the caller's rows of guesses against the masked parent column, and SET NOT
+    NULL's of the masked values, succeeded or failed with the stored values. Refused by masked-column-constraint
+    in both environments, before any approval is asked for."""
+    script = DDL[shape]
+    seen = _ddl_seen(pg_conn, people, env, script)
+    if shape == "set-not-null":
+        # the oracle: with row 3's name given, SET NOT NULL succeeds; without it, it fails
+        raw = pg_connect("psycopg")
+        try:
+            _reset(pg_conn, people, GUESSES[0])
+            pg_conn.execute(f"UPDATE {people['p']} SET full_name = 'Carol White' WHERE id = 3")
+            assert rows_or_rules(raw, script.format(**people, guess="")) == -1
+        finally:
+            raw.close()
+        assert "NotNullViolation" in seen[GUESSES[0]][0], seen
+    else:
+        assert seen[GUESSES[0]][0] != seen[GUESSES[1]][0], seen  # the raw session tells a right guess apart
+    assert seen[GUESSES[0]][1] == seen[GUESSES[1]][1], seen
+    assert "masked-column-constraint" in seen[GUESSES[0]][1], seen
+
+
+def test_validating_a_foreign_key_to_a_masked_column_is_refused(pg_conn: Any, people: dict[str, str]) -> None:
+    """A foreign key added NOT VALID (by an administrator, over the caller's rows of guesses) is checked by
+    ``ALTER TABLE m VALIDATE CONSTRAINT``, which sqlglot keeps opaque: its target's masked column decides."""
+    fk = f"CONSTRAINT {people['m']}_fk FOREIGN KEY (s) REFERENCES {people['p']} (ssn) NOT VALID"
+    script = "ALTER TABLE {m} VALIDATE CONSTRAINT {m}_fk"
+    seen = _ddl_seen(pg_conn, people, "staging", script, fk=fk)
+    assert seen[GUESSES[0]][0] != seen[GUESSES[1]][0], seen
+    assert seen[GUESSES[0]][1] == seen[GUESSES[1]][1], seen
+    assert "masked-column-constraint" in seen[GUESSES[0]][1], seen
+
+
+INNOCENT_DDL = [
+    "ALTER TABLE {m} ADD FOREIGN KEY (id) REFERENCES {p}(id)",
+    "ALTER TABLE {p} ALTER COLUMN city SET NOT NULL",
+    "ALTER TABLE {p} ALTER COLUMN full_name DROP NOT NULL",
+    "ALTER TABLE {m} ADD COLUMN k int REFERENCES {p}(id)",
+    # checks nothing of the stored rows (a later INSERT or VALIDATE does, and is judged then)
+    "ALTER TABLE {m} ADD FOREIGN KEY (s) REFERENCES {p} (ssn) NOT VALID",
+]
+
+
+@pytest.mark.parametrize("sql", INNOCENT_DDL)
+def test_innocent_ddl_runs_in_staging(pg_conn: Any, people: dict[str, str], sql: str) -> None:
+    """A foreign key to a clear key column, SET NOT NULL on a clear column and DROP NOT NULL run as written."""
+    _reset(pg_conn, people, GUESSES[1])
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, environment="staging")
+    try:
+        assert rows_or_rules(conn, sql.format(**people)) == -1
+    finally:
+        conn.close()
+    fks = pg_conn.execute(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'", (people["m"],)
+    ).fetchone()[0]
+    assert fks == (1 if "REFERENCES" in sql else 0)

@@ -511,7 +511,7 @@ class MaskingState:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
-            lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect, self.constraints_of))
         if self.dialect == "sqlite":
             checked = row_check_uses(tree, self.columns_of, self.constraints_of, self.every_table)
             # tables that could not be listed may be any: the check's lost use fails closed
