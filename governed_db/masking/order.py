@@ -97,6 +97,9 @@ class _Shape:
     #: its own scope names them (where an outer query without a key of its own can have it ordered)
     node: exp.Expression | None = None
     row_key: list[str] | None = None
+    #: a ``UNION ALL``'s clear columns that hold a key of each branch's rows (rows of different branches may
+    #: tie on them): what an enclosing ``UNION ALL`` may sort by (decision 0320)
+    branch_key: list[int] | None = None
 
 
 @dataclass
@@ -347,7 +350,8 @@ class Planner:
                     "select a key (id) of each table in every branch and ORDER BY it, or ask for an unmask grant",
                 )
         key = list(range(len(outs))) if outs is not None and deduplicated else None
-        return _Shape(outs, hazard, key)
+        branches = None if deduplicated or outs is None else (_keyed_clear(outs, left, right) or None)
+        return _Shape(outs, hazard, key, branch_key=branches)
 
     def _select(self, node: exp.Select, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
         scope = _Scope([], parent)
@@ -863,6 +867,8 @@ class Planner:
                 and str(spec.args.get("end") or "").upper() == "UNBOUNDED"
             )
             order = win.args.get("order")
+            if order is None and isinstance(base, exp.Identifier) and base.name.lower() in defined:
+                order = defined[base.name.lower()].args.get("order")  # OVER w: the order WINDOW w AS (...) gives
             kind = "window-order"
             if isinstance(fn, nodes.POSITIONAL) or (
                 isinstance(fn, exp.Anonymous) and str(fn.name).lower() in ("ntile", "row_number")
@@ -902,10 +908,13 @@ class Planner:
             named = isinstance(win.args.get("alias"), exp.Identifier) and not any(
                 win.args.get(k) for k in ("partition_by", "order", "spec")
             )  # OVER w: its definition is elsewhere (WINDOW w AS ...), shared by others
-            if row_key is None or named:
+            if row_key is None or (named and not self._ordered_by(order, row_key)):
+                # a named window's definition is shared by every call naming it, and is not edited: refused
+                # whatever makes the relations hazards, as it would run in storage order (decision 0320)
                 self._refuse(
                     f"{nodes.name(fn)}() numbers or picks rows in an order an index on a masked column may decide",
                     "ORDER BY columns that identify a row inside OVER (...), or ask for an unmask grant",
+                    firm=named,
                 )
                 continue
             if not self._ordered_by(order, row_key):
@@ -1049,7 +1058,8 @@ def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
     """The positions of a ``UNION ALL``'s clear columns when they hold a key of each branch's rows (none else):
     sorted by them, only rows of different branches that agree on every clear column can tie."""
     clear = [i for i, o in enumerate(outs) if o.masked is False and not o.redacted]
-    if clear and all(s.key is not None and set(s.key) <= set(clear) for s in (left, right)):
+    keys = [s.key if s.key is not None else s.branch_key for s in (left, right)]
+    if clear and all(k is not None and set(k) <= set(clear) for k in keys):
         return clear
     return []
 
