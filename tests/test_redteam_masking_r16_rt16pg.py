@@ -328,3 +328,53 @@ def test_innocent_ddl_runs_in_staging(pg_conn: Any, people: dict[str, str], sql:
         "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'", (people["m"],)
     ).fetchone()[0]
     assert fks == (1 if "REFERENCES" in sql else 0)
+
+
+# -- index entries read: HOT updates (decision 0320) -----------------------------------------------------------
+def _index_reads(governed: bool, table: str, probe: str) -> Any:
+    """After ``UPDATE t SET city = NULL, full_name = NULL WHERE id = 5`` and a read of row 5 by its key (rolled
+    back): what ``probe`` tells of the key's index."""
+    conn = pg_connect("psycopg", autocommit=False)
+    if governed:
+        conn = govern(conn, CURIOUS_AGENT)
+    try:
+        conn.cursor().execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = 5")
+        conn.cursor().execute(f"SELECT id FROM {table} WHERE id = 5")
+        return rows_or_rules(conn, probe.format(t=table))
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+INDEX_READS = [
+    "SELECT pg_stat_get_xact_tuples_returned('{t}_pkey'::regclass)",
+    "SELECT pg_stat_get_tuples_returned(indexrelid) FROM pg_index WHERE indrelid = '{t}'::regclass",
+    "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = '{t}_pkey'::regclass",
+    "SELECT s.* FROM pg_stat_all_indexes s WHERE indexrelid = '{t}_pkey'::regclass",
+]
+
+
+@pytest.mark.parametrize("probe", INDEX_READS)
+def test_index_entries_read_do_not_tell_whether_an_update_stayed_on_its_page(
+    stored: dict[str, str], probe: str
+) -> None:
+    """An UPDATE whose new version fits on its page is a HOT update and adds no index entry; one that does not
+    adds one, and a read by the key then reads 2 entries instead of 1 (row 5 fits in table B, not in A, whose row
+    1's long name left no room). ``n_tup_hot_upd`` was refused (decision 0244); the entries read were not."""
+    oracle = [_index_reads(False, stored[v], INDEX_READS[0]) for v in ("a", "b")]
+    assert oracle[0] != oracle[1], oracle
+    seen = [_index_reads(True, stored[v], probe) for v in ("a", "b")]
+    assert seen[0] == seen[1] and "masked-column-predicate" in seen[0], seen
+
+
+def test_innocent_index_statistics_stay_readable(stored: dict[str, str]) -> None:
+    """Scan counts and the rows index scans fetched (live rows, whatever the storage) come back as stored."""
+    gov = govern(pg_connect("psycopg"), CURIOUS_AGENT)
+    try:
+        seen = rows_or_rules(gov, f"SELECT idx_scan >= 0, idx_tup_fetch >= 0 FROM pg_stat_user_indexes "
+                                  f"WHERE indexrelid = '{stored['a']}_pkey'::regclass")  # fmt: skip
+        assert seen == [(True, True)], seen
+        seen = rows_or_rules(gov, f"SELECT pg_stat_get_xact_tuples_fetched('{stored['a']}_pkey'::regclass)")
+        assert seen == [(0,)], seen
+    finally:
+        gov.close()

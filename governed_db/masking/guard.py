@@ -329,7 +329,11 @@ STORAGE_FUNCTIONS = frozenset(
      "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
      "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
      "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid",
-     "pg_lock_status"}
+     "pg_lock_status",
+     # of an index: the entries its scans read, dead ones included. An UPDATE whose new version did not fit on
+     # its page adds an entry (one that fits is a HOT update and adds none), so a later read by the key counts
+     # 2 or 1: where the rows are stored, as n_tup_hot_upd tells it (decision 0320)
+     "pg_stat_get_tuples_returned", "pg_stat_get_xact_tuples_returned"}
 )  # fmt: skip
 #: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
 #: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
@@ -337,11 +341,12 @@ STORAGE_VIEWS = frozenset(
     {"pg_class", "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables", "pg_stat_xact_all_tables",
      "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables", "pg_statio_all_tables", "pg_statio_user_tables",
      "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
-     "pg_locks"}
+     "pg_locks", "pg_stat_all_indexes", "pg_stat_user_indexes", "pg_stat_sys_indexes"}
 )  # fmt: skip
 STORAGE_COLUMNS = frozenset(
     {"relpages", "relallvisible", "n_tup_hot_upd", "n_tup_newpage_upd", "heap_blks_read", "heap_blks_hit",
      "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit",
+     "idx_tup_read",  # index entries read, dead ones included (see pg_stat_get_tuples_returned)
      # ``pg_locks``: the page and slot of a row a session waits to lock (another session of the caller's holds
      # it with ``FOR UPDATE``): its ``ctid`` (decision 0272)
      "page", "tuple"}
