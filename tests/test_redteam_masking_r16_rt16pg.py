@@ -378,3 +378,46 @@ def test_innocent_index_statistics_stay_readable(stored: dict[str, str]) -> None
         assert seen == [(0,)], seen
     finally:
         gov.close()
+
+
+# -- open: the order a multi-row UPDATE locks rows in --------------------------------------------------------
+def _locked_first(admin: Any, table: str) -> Any:
+    """Three governed sessions: one holds row 200, one runs an UPDATE of rows 5 and 200 that locks them in the
+    order it reads them (and waits at 200), the third asks for row 5 with NOWAIT: refused when the UPDATE read
+    row 5 before row 200 (it stayed on its page), granted when it read 200 first (it moved to the last page)."""
+    import threading
+    import time
+
+    first = govern(pg_connect("psycopg"), CURIOUS_AGENT)
+    first.cursor().execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = 5")  # (committed)
+    first.close()
+    holder, updater, prober = (govern(pg_connect("psycopg", autocommit=False), CURIOUS_AGENT) for _ in range(3))
+    try:
+        holder.cursor().execute(f"SELECT id FROM {table} WHERE id = 200 FOR UPDATE")
+        pid = updater.info.backend_pid
+        update = threading.Thread(
+            target=lambda: updater.cursor().execute(f"UPDATE {table} SET city = 'b' WHERE city IS NULL OR id = 200")
+        )
+        update.start()
+        for _ in range(100):  # until the UPDATE waits for row 200
+            if admin.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", (pid,)).fetchone()[0]:
+                break
+            time.sleep(0.05)
+        try:
+            return rows_or_rules(prober, f"SELECT id FROM {table} WHERE id = 5 FOR UPDATE NOWAIT")
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            prober.rollback()
+            holder.rollback()
+            update.join()
+            updater.rollback()
+    finally:
+        for c in (holder, updater, prober):
+            c.close()
+
+
+@pytest.mark.xfail(strict=True, reason="open: a multi-row UPDATE locks rows in the order it reads them (report)")
+def test_the_order_an_update_locks_rows_in_tells_nothing(pg_conn: Any, stored: dict[str, str]) -> None:
+    seen = [_locked_first(pg_conn, stored[v]) for v in ("a", "b")]
+    assert seen[0] == seen[1], seen
