@@ -421,3 +421,65 @@ def _locked_first(admin: Any, table: str) -> Any:
 def test_the_order_an_update_locks_rows_in_tells_nothing(pg_conn: Any, stored: dict[str, str]) -> None:
     seen = [_locked_first(pg_conn, stored[v]) for v in ("a", "b")]
     assert seen[0] == seen[1], seen
+
+
+# -- CLUSTER on an index of a masked column (decision 0320) ---------------------------------------------------
+#: per variant, rows 1 and 2's SSNs: row 1's is the smaller in A, the larger in B
+CLUSTERED = {"a": ("123-45-6789", "987-65-4321"), "b": ("987-65-4321", "123-45-6789")}
+
+
+def _clustered_order(admin: Any, table: str, ssns: tuple[str, str], governed: bool, sql: str) -> Any:
+    admin.execute(f"DROP TABLE IF EXISTS {table}")
+    admin.execute(f"CREATE TABLE {table} (id int primary key, full_name text, ssn text unique, city text)")
+    admin.execute(f"INSERT INTO {table} VALUES (1, 'Alice Smith', %s, 'Paris'), (2, 'Bob Jones', %s, 'Lyon'), "
+                  f"(3, 'Carol White', '555-12-3456', 'Nice')", ssns)  # fmt: skip
+    conn = pg_connect("psycopg")
+    if governed:
+        conn = govern(conn, CURIOUS_AGENT, environment="staging")
+    try:
+        done = rows_or_rules(conn, sql.format(t=table))
+        # a read no ORDER BY can be added to comes in storage order (decision 0320 Open): Paris before Lyon?
+        return done, rows_or_rules(conn, f"SELECT city, full_name FROM {table} UNION ALL SELECT 'x', 'y'")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql", ["CLUSTER {t} USING {t}_ssn_key", "CLUSTER VERBOSE {t} USING {t}_ssn_key",
+            "ALTER TABLE {t} CLUSTER ON {t}_ssn_key", "CLUSTER {t} USING no_such_index"],
+)  # fmt: skip
+def test_cluster_on_a_masked_column_is_refused(pg_conn: Any, unique: str, sql: str) -> None:
+    """Staging runs an agent's CLUSTER (maintenance, with a warning): stored in SSN order, the rows of a read that
+    follows storage came in the order of the masked values. Refused now (an index the catalog does not list
+    counts as every masked column)."""
+    table = f"rt16pg_{unique}_k"
+    try:
+        raw = [_clustered_order(pg_conn, table, CLUSTERED[v], False, "CLUSTER {t} USING {t}_ssn_key")
+               for v in ("a", "b")]  # fmt: skip
+        assert raw[0][1] != raw[1][1], raw  # the oracle: Paris first in A, Lyon first in B
+        seen = [_clustered_order(pg_conn, table, CLUSTERED[v], True, sql) for v in ("a", "b")]
+        assert seen[0] == seen[1], seen
+        assert "masked-column-predicate" in seen[0][0], seen
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.parametrize(
+    "sql", ["CLUSTER {t} USING {t}_pkey", "ALTER TABLE {t} CLUSTER ON {t}_pkey", "CLUSTER {t}"]
+)
+def test_innocent_cluster_runs(pg_conn: Any, unique: str, sql: str) -> None:
+    """On the primary key (or the index an administrator chose, with no USING) CLUSTER runs in staging."""
+    table = f"rt16pg_{unique}_k"
+    try:
+        if sql == "CLUSTER {t}":
+            _clustered_order(pg_conn, table, CLUSTERED["a"], False, "ALTER TABLE {t} CLUSTER ON {t}_pkey")
+            conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, environment="staging")
+            try:
+                assert rows_or_rules(conn, sql.format(t=table)) == -1
+            finally:
+                conn.close()
+        else:
+            done, _rows = _clustered_order(pg_conn, table, CLUSTERED["a"], True, sql)
+            assert done == -1, done
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {table}")

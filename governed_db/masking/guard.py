@@ -22,6 +22,7 @@ from sqlglot import exp
 
 from governed_db.identity import Identity
 from governed_db.masking import order_guard, schema, stored_code
+from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import is_constraint_use
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
@@ -107,6 +108,12 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # DISCARD TEMP: the stored ones a temporary table shadowed), whose columns hold other values: re-read
         # them on next sight (decision 0234)
         state.invalidate()
+    if _CLUSTER.match(analysis.sql) is not None:
+        # CLUSTER is maintenance, judged by no other check here (decision 0320)
+        access = Access(state, identity)
+        clustered = None if access.everything else _cluster_hit(state, analysis, access, identity)
+        if clustered is not None:
+            return clustered
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
@@ -645,6 +652,46 @@ def _toast_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> R
                 "read the table itself (its columns come back masked), or ask for an unmask grant (masking.unmask)",
             )
     return None
+
+
+#: ``CLUSTER [VERBOSE] t USING ix`` and ``ALTER TABLE t CLUSTER ON ix`` (which a later ``CLUSTER t`` follows)
+_CLUSTER = re.compile(
+    r"^\s*(?:CLUSTER(?:\s+VERBOSE)?\s+(?P<t1>[^\s;]+)\s+USING\s+(?P<i1>[^\s;]+)"
+    r"|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<t2>[^\s;]+)\s+CLUSTER\s+ON\s+(?P<i2>[^\s;]+))",
+    re.I,
+)
+
+
+def _cluster_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """PostgreSQL's CLUSTER rewrites a table with its rows stored in the order of an index: over an index on a
+    masked column (``t_ssn_key``), every order that follows storage (the rows a multi-row UPDATE locks first, a
+    read no ORDER BY could be added to) is then the order of the masked values. A use of the index's masked
+    columns, as ``ORDER BY ssn`` is (decision 0320); an index the catalog does not list counts as every masked
+    column of the table."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    found = _CLUSTER.match(analysis.sql)
+    if found is None:
+        return None
+    table, index = found.group("t1") or found.group("t2"), found.group("i1") or found.group("i2")
+    key = table_key(table.replace('"', ""))
+    columns, constraints = state.constraints_of(key)
+    masked = frozenset(c.lower() for c in columns or () if access.masks(key, c))
+    name = index.replace('"', "").rsplit(".", 1)[-1].lower()
+    held = next((c.columns for c in constraints or () if c.kind == "index" and c.name.lower() == name), None)
+    deciding = sorted(masked if held is None else held & masked)
+    if not deciding:
+        return None
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"CLUSTER would store the rows of {key} in the order of the index {index}, which holds masked column(s) "
+        f"{', '.join(f'{key}.{c}' for c in deciding)}: every order that follows storage would be theirs",
+        "cluster on an index of columns nobody masked (the primary key), or ask for an unmask grant "
+        "(masking.unmask)",
+    )
 
 
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
