@@ -425,7 +425,10 @@ def test_writes_through_an_updatable_view_fail_closed(dialect: str, request: pyt
 DDL = [
     ("postgres", "ALTER TABLE t ADD CONSTRAINT c CHECK (substr(ssn, 1, 1) = '5')", {"ssn"}),
     ("postgres", "ALTER TABLE t ADD CONSTRAINT u UNIQUE (email)", {"email"}),
-    ("postgres", "ALTER TABLE t ADD FOREIGN KEY (email) REFERENCES guesses(g)", {"email"}),
+    # the parent's referenced column too: a table of guesses checked against it (decision 0321)
+    ("postgres", "ALTER TABLE t ADD FOREIGN KEY (email) REFERENCES guesses(g)", {"email", "g"}),
+    ("postgres", "ALTER TABLE t ALTER COLUMN ssn SET NOT NULL", {"ssn"}),
+    ("postgres", "ALTER TABLE t ALTER COLUMN ssn DROP NOT NULL", set()),
     ("postgres", "ALTER TABLE t ALTER COLUMN ssn TYPE int USING ssn::int", {"ssn"}),
     ("postgres", "ALTER TABLE t ADD COLUMN x int GENERATED ALWAYS AS (length(ssn)) STORED", {"ssn"}),
     ("postgres", "CREATE UNIQUE INDEX ix ON t (substr(email, 1, 1))", {"email"}),

@@ -88,13 +88,15 @@ def test_a_window_over_the_groups_numbers_them_by_the_key(grouped: tuple[Any, st
 
 def test_windows_over_groups_that_cannot_be_ordered_are_refused(grouped: tuple[Any, str]) -> None:
     make, t = grouped
-    for sql in (
-        f"SELECT c.id, count(*) OVER (ROWS 1 PRECEDING) AS s FROM {t} c GROUP BY c.full_name, c.id",
-        f"SELECT c.id, row_number() OVER w AS rn FROM {t} c GROUP BY c.id, c.full_name WINDOW w AS ()",
-    ):
-        raw = [observe(make(s), sql) for s in SECRETS]
-        gov = [observe(_gov(make(s)), sql) for s in SECRETS]
-        assert gov[0] == gov[1] and _refused(gov[0]), (sql, raw, gov)
+    sql = f"SELECT c.id, row_number() OVER w AS rn FROM {t} c GROUP BY c.id, c.full_name WINDOW w AS ()"
+    raw = [observe(make(s), sql) for s in SECRETS]
+    gov = [observe(_gov(make(s)), sql) for s in SECRETS]
+    assert gov[0] == gov[1] and _refused(gov[0]), (sql, raw, gov)
+    # a frame first in its window: the key is written before it now (it was written after, which did not parse,
+    # and refused), so the window counts the groups in key order (decision 0320)
+    sql = f"SELECT c.id, count(*) OVER (ROWS 1 PRECEDING) AS s FROM {t} c GROUP BY c.full_name, c.id"
+    gov = [observe(_gov(make(s)), sql) for s in SECRETS]
+    assert gov[0] == gov[1] == (["id", "s"], [(i, min(i + 1, 2)) for i in range(20)]), gov
 
 
 def test_windows_over_groups_by_the_key_keep_running(grouped: tuple[Any, str]) -> None:

@@ -247,6 +247,8 @@ _RENAMED_TABLE = re.compile(
     r"(?:^\s*TABLES?\s+(?:IF\s+EXISTS\s+)?|,\s*)([^\s,]+)(?:\s+(?:WAIT\s+\d+|NOWAIT))?\s+TO\s+[^\s,]+",
     re.I,
 )
+#: ``ALTER TABLE t VALIDATE CONSTRAINT c`` (sqlglot keeps it opaque): a foreign key added NOT VALID checked now
+_VALIDATE = re.compile(r"\bVALIDATE\s+CONSTRAINT\s+(\"(?:[^\"]|\"\")+\"|[^\s;]+)", re.I)
 
 
 def _named(node: exp.Expression) -> set[str]:
@@ -264,12 +266,56 @@ def _ddl_use(clause: str, key: str, cols: list[str] | None, names: set[str]) -> 
     return [(clause, _origin(key, found))] if found else []
 
 
-def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[tuple[str, Origin]]:
+def _referenced(
+    key: str, ref: exp.Reference, columns_of: ColumnsOf, constraints_of: ConstraintsOf | None
+) -> list[tuple[str, Origin]]:
+    """A foreign key added to ``key``'s stored rows checks each of their values against the parent's referenced
+    columns: rows of guesses the caller wrote (``INSERT INTO mine VALUES ('123-45-6789')``) make the ALTER fail
+    exactly when no parent row holds one (decision 0321). Without a column list it references the parent's
+    primary key: every column of the parent's unique keys counts (all its columns, when they are unreadable)."""
+    target = ref.this.this if isinstance(ref.this, exp.Schema) else ref.this
+    if not isinstance(target, exp.Table):
+        return []
+    parent, cols = columns_of(target)
+    named = {i.name.lower() for i in ref.this.expressions} if isinstance(ref.this, exp.Schema) else set()
+    if not named:
+        constraints = constraints_of(parent)[1] if constraints_of is not None else None
+        if constraints is None:
+            named = {c.lower() for c in cols or ()}
+        else:
+            named = set().union(*(c.columns for c in constraints if c.kind == "unique"))
+    return _ddl_use(f"the DDL on {key}: a foreign key to {parent}", parent, cols, named)
+
+
+def _validated(key: str, body: str, constraints_of: ConstraintsOf | None) -> list[tuple[str, Origin]]:
+    """``ALTER TABLE t VALIDATE CONSTRAINT c``: a foreign key of ``t`` checks its stored rows against the
+    parent's referenced columns now (unknown constraints: every foreign key of ``t``)."""
+    found = _VALIDATE.search(body)
+    if found is None or constraints_of is None:
+        return []
+    name = found.group(1)
+    name = name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+    constraints = constraints_of(key)[1]
+    if constraints is None:
+        return [(f"the DDL on {key}: a constraint validated (unreadable)", Origin("unknown", hint=key))]
+    keys = [c for c in constraints if c.kind == "foreign key" and c.other is not None]
+    chosen = [c for c in keys if c.name.split("(", 1)[0].lower() == name.lower()] or keys
+    return [
+        (f"the DDL on {key}: the foreign key {c.name} validated", _origin(str(c.other), c.other_columns))
+        for c in chosen
+        if c.other_columns
+    ]
+
+
+def ddl_uses(
+    tree: exp.Expression, columns_of: ColumnsOf, dialect: str, constraints_of: ConstraintsOf | None = None
+) -> list[tuple[str, Origin]]:
     """DDL that runs a check or a conversion over every stored row fails exactly for some stored values: a new
     unique index or key (two equal values), a CHECK, a foreign key (a value absent from its target, which may
     be a table of guesses), an index expression or WHERE that fails for some value, a column type change, a
-    generated column. The masked columns it reads are a use of them; an ALTER TABLE sqlglot keeps opaque that
-    may do any of it counts as reading every column (fail closed)."""
+    generated column, ``SET NOT NULL`` (a NULL among them). The masked columns it reads are a use of them, and
+    so are the parent's columns a foreign key added to (or validated on) a table of the caller's references;
+    an ALTER TABLE sqlglot keeps opaque that may do any of it counts as reading every column (fail closed)."""
     if isinstance(tree, exp.Create) and isinstance(tree.this, exp.Index):
         table, params = tree.this.args.get("table"), tree.this.args.get("params")
         if not isinstance(table, exp.Table) or not isinstance(params, exp.Expression):
@@ -286,19 +332,24 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
     if isinstance(tree, exp.Alter) and isinstance(tree.this, exp.Table):
         key, cols = columns_of(tree.this)
         altered: set[str] = set()
+        uses: list[tuple[str, Origin]] = []
         for action in tree.args.get("actions") or ():
             if isinstance(action, exp.AlterColumn) and (action.args.get("dtype") or action.args.get("using")):
                 altered |= _named(action)  # a type change converts every stored value
+            elif isinstance(action, exp.AlterColumn) and action.args.get("allow_null") is False:
+                altered |= _named(action)  # SET NOT NULL fails when a stored value is NULL (decision 0321)
             elif isinstance(action, exp.ModifyColumn):
                 altered |= _named(action)
                 altered |= {action.args["rename_from"].name.lower()} if action.args.get("rename_from") else set()
             for checked in action.find_all(*_CHECKED):
                 altered |= _named(checked)
+            for ref in () if tree.args.get("not_valid") else action.find_all(exp.Reference):
+                uses += _referenced(key, ref, columns_of, constraints_of)  # (NOT VALID: VALIDATE checks later)
         for option in tree.args.get("options") or ():
             if isinstance(option, _PARTITIONING):
                 # PARTITION BY RANGE/LIST (expr): every row moved by its expression, failing where none fits
                 altered |= set().union(*(_named(e) for e in option.args.get("partition_expressions") or ()))
-        return _ddl_use(f"the DDL on {key}", key, cols, altered)
+        return _ddl_use(f"the DDL on {key}", key, cols, altered) + uses
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "CREATE":
         # CREATE UNIQUE INDEX u ON t (code) ALGORITHM=COPY (or USING BTREE, LOCK=...): opaque to sqlglot, it
         # still fails on two equal stored values; every column of the table counts (fail closed)
@@ -314,7 +365,7 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "ALTER":
         bare = _bare_alter(tree, dialect)
         if bare is not None:
-            return ddl_uses(bare, columns_of, dialect)
+            return ddl_uses(bare, columns_of, dialect, constraints_of)
         body = _body(tree)
         found = _OPAQUE_ALTER.match(body)
         checks = _OPAQUE_CHECKS.search(body) is not None
@@ -334,7 +385,9 @@ def ddl_uses(tree: exp.Expression, columns_of: ColumnsOf, dialect: str) -> list[
             named = {w.strip("`").lower() for w in _WORD.findall(by.group(1))}
             return _ddl_use(f"the DDL on {key} (its partitioning)", key, cols, named)
         # (any other partition maintenance moves rows by an expression not in the text: every column)
-        return _ddl_use(f"the DDL on {key} (not analysed)", key, cols, set(cols or ()))
+        return _ddl_use(f"the DDL on {key} (not analysed)", key, cols, set(cols or ())) + _validated(
+            key, body, constraints_of
+        )
     return []
 
 

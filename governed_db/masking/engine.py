@@ -517,7 +517,7 @@ class MaskingState:
             lineage.uses.extend(constraint_uses(lineage.writes, self.constraints_of))
             lineage.uses.extend(changed_row_uses(lineage.writes, self.constraints_of, self.sg_dialect))
         if isinstance(tree, (exp.Create, exp.Alter, exp.Command)):
-            lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect))
+            lineage.uses.extend(ddl_uses(tree, self.columns_of, self.sg_dialect, self.constraints_of))
             lineage.uses.extend(rename_uses(tree, self.columns_of, self.sg_dialect))
             lineage.uses.extend(stored_order_uses(tree, self.columns_of, self.sg_dialect))
             lineage.uses.extend(default_uses(tree, self.columns_of, self.sg_dialect))

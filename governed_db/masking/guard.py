@@ -22,6 +22,7 @@ from sqlglot import exp
 
 from governed_db.identity import Identity
 from governed_db.masking import order_guard, schema, stored_code
+from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
@@ -171,6 +172,12 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         hit = _opaque_index_hit(state, analysis, identity)
         if hit is not None:
             return hit
+    if _CLUSTER.match(analysis.sql) is not None:
+        # CLUSTER is maintenance, judged by no other check here (decision 0320)
+        access = Access(state, identity)
+        clustered = None if access.everything else _cluster_hit(state, analysis, access, identity)
+        if clustered is not None:
+            return clustered
     if not analysis.statements or not any(
         s.kind in ("read", "write", "ddl", "session", "exec") for s in analysis.statements
     ):
@@ -433,7 +440,11 @@ STORAGE_FUNCTIONS = frozenset(
      "pg_stat_get_tuples_newpage_updated", "pg_stat_get_xact_tuples_newpage_updated",
      "pg_stat_get_blocks_fetched", "pg_stat_get_blocks_hit", "pg_stat_get_xact_blocks_fetched",
      "pg_stat_get_xact_blocks_hit", "currtid2", "currtid", "currtid_byrelname", "currtid_byreloid",
-     "pg_lock_status"}
+     "pg_lock_status",
+     # of an index: the entries its scans read, dead ones included. An UPDATE whose new version did not fit on
+     # its page adds an entry (one that fits is a HOT update and adds none), so a later read by the key counts
+     # 2 or 1: where the rows are stored, as n_tup_hot_upd tells it (decision 0320)
+     "pg_stat_get_tuples_returned", "pg_stat_get_xact_tuples_returned"}
 )  # fmt: skip
 #: PostgreSQL catalogs and statistics views with such measures, and the columns that hold them (the other
 #: columns, ``relname``, ``n_live_tup``, ``seq_scan``..., count rows and statements, whatever their values)
@@ -441,11 +452,12 @@ STORAGE_VIEWS = frozenset(
     {"pg_class", "pg_stat_all_tables", "pg_stat_user_tables", "pg_stat_sys_tables", "pg_stat_xact_all_tables",
      "pg_stat_xact_user_tables", "pg_stat_xact_sys_tables", "pg_statio_all_tables", "pg_statio_user_tables",
      "pg_statio_sys_tables", "pg_statio_all_indexes", "pg_statio_user_indexes", "pg_statio_sys_indexes",
-     "pg_locks"}
+     "pg_locks", "pg_stat_all_indexes", "pg_stat_user_indexes", "pg_stat_sys_indexes"}
 )  # fmt: skip
 STORAGE_COLUMNS = frozenset(
     {"relpages", "relallvisible", "n_tup_hot_upd", "n_tup_newpage_upd", "heap_blks_read", "heap_blks_hit",
      "idx_blks_read", "idx_blks_hit", "toast_blks_read", "toast_blks_hit", "tidx_blks_read", "tidx_blks_hit",
+     "idx_tup_read",  # index entries read, dead ones included (see pg_stat_get_tuples_returned)
      # ``pg_locks``: the page and slot of a row a session waits to lock (another session of the caller's holds
      # it with ``FOR UPDATE``): its ``ctid`` (decision 0272)
      "page", "tuple"}
@@ -744,6 +756,46 @@ def _toast_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> R
                 "read the table itself (its columns come back masked), or ask for an unmask grant (masking.unmask)",
             )
     return None
+
+
+#: ``CLUSTER [VERBOSE] t USING ix`` and ``ALTER TABLE t CLUSTER ON ix`` (which a later ``CLUSTER t`` follows)
+_CLUSTER = re.compile(
+    r"^\s*(?:CLUSTER(?:\s+VERBOSE)?\s+(?P<t1>[^\s;]+)\s+USING\s+(?P<i1>[^\s;]+)"
+    r"|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<t2>[^\s;]+)\s+CLUSTER\s+ON\s+(?P<i2>[^\s;]+))",
+    re.I,
+)
+
+
+def _cluster_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """PostgreSQL's CLUSTER rewrites a table with its rows stored in the order of an index: over an index on a
+    masked column (``t_ssn_key``), every order that follows storage (the rows a multi-row UPDATE locks first, a
+    read no ORDER BY could be added to) is then the order of the masked values. A use of the index's masked
+    columns, as ``ORDER BY ssn`` is (decision 0320); an index the catalog does not list counts as every masked
+    column of the table."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    found = _CLUSTER.match(analysis.sql)
+    if found is None:
+        return None
+    table, index = found.group("t1") or found.group("t2"), found.group("i1") or found.group("i2")
+    key = table_key(table.replace('"', ""))
+    columns, constraints = state.constraints_of(key)
+    masked = frozenset(c.lower() for c in columns or () if access.masks(key, c))
+    name = index.replace('"', "").rsplit(".", 1)[-1].lower()
+    held = next((c.columns for c in constraints or () if c.kind == "index" and c.name.lower() == name), None)
+    deciding = sorted(masked if held is None else held & masked)
+    if not deciding:
+        return None
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"CLUSTER would store the rows of {key} in the order of the index {index}, which holds masked column(s) "
+        f"{', '.join(f'{key}.{c}' for c in deciding)}: every order that follows storage would be theirs",
+        "cluster on an index of columns nobody masked (the primary key), or ask for an unmask grant "
+        "(masking.unmask)",
+    )
 
 
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

@@ -57,8 +57,9 @@ class Relation:
 @dataclass(frozen=True)
 class Edit:
     """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
-    ``window-order`` (a window's), ``stand-in`` (a masked aggregate argument replaced), ``returning-order`` (a
-    PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
+    ``window-order`` (a window's), ``window-whole`` (a window's, with the whole partition as its frame, which a
+    window without ORDER BY or frame had), ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
+    (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
 
     kind: str
     node: exp.Expression
@@ -97,6 +98,9 @@ class _Shape:
     #: its own scope names them (where an outer query without a key of its own can have it ordered)
     node: exp.Expression | None = None
     row_key: list[str] | None = None
+    #: a ``UNION ALL``'s clear columns that hold a key of each branch's rows (rows of different branches may
+    #: tie on them): what an enclosing ``UNION ALL`` may sort by (decision 0320)
+    branch_key: list[int] | None = None
 
 
 @dataclass
@@ -345,6 +349,11 @@ class Planner:
                 # rows that tie on every column are the same row to whoever reads them
                 self._order(node, [str(i + 1) for i in range(len(outs))])
                 hazard = False
+            elif outs is not None and (clear := _keyed_clear(outs, left, right)):
+                # ``SELECT id, name FROM t UNION ALL SELECT 0, 'x'``: each branch's rows differ in their clear
+                # columns, which the ORDER BY sorts by; a masked one is never sorted by (decision 0320)
+                self._order(node, [str(i + 1) for i in clear])
+                hazard = False
             else:
                 self._refuse(
                     "the rows of this set operation come from a table with an index on a masked column, so "
@@ -352,7 +361,8 @@ class Planner:
                     "select a key (id) of each table in every branch and ORDER BY it, or ask for an unmask grant",
                 )
         key = list(range(len(outs))) if outs is not None and deduplicated else None
-        return _Shape(outs, hazard, key)
+        branches = None if deduplicated or outs is None else (_keyed_clear(outs, left, right) or None)
+        return _Shape(outs, hazard, key, branch_key=branches)
 
     def _select(self, node: exp.Select, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
         scope = _Scope([], parent)
@@ -868,13 +878,20 @@ class Planner:
                 and str(spec.args.get("end") or "").upper() == "UNBOUNDED"
             )
             order = win.args.get("order")
+            if order is None and isinstance(base, exp.Identifier) and base.name.lower() in defined:
+                order = defined[base.name.lower()].args.get("order")  # OVER w: the order WINDOW w AS (...) gives
+            kind = "window-order"
             if isinstance(fn, nodes.POSITIONAL) or (
                 isinstance(fn, exp.Anonymous) and str(fn.name).lower() in ("ntile", "row_number")
             ):
                 needs = True
             elif isinstance(fn, nodes.FRAMED):
                 needs = True
-                if not (rows_frame or whole_frame) and (order is not None or spec is None):
+                if spec is None and order is None:
+                    # ``last_value(id) OVER ()``: the frame is the whole partition; an ORDER BY alone would cut it
+                    # to the rows up to the current one, so the whole frame is written beside it (decision 0320)
+                    kind = "window-whole"
+                elif not (rows_frame or whole_frame) and (order is not None or spec is None):
                     self._refuse(
                         f"{nodes.name(fn)}() over peers of a non-unique order reads rows in an order an index on a "
                         "masked column may decide",
@@ -902,14 +919,17 @@ class Planner:
             named = isinstance(win.args.get("alias"), exp.Identifier) and not any(
                 win.args.get(k) for k in ("partition_by", "order", "spec")
             )  # OVER w: its definition is elsewhere (WINDOW w AS ...), shared by others
-            if row_key is None or named:
+            if row_key is None or (named and not self._ordered_by(order, row_key)):
+                # a named window's definition is shared by every call naming it, and is not edited: refused
+                # whatever makes the relations hazards, as it would run in storage order (decision 0320)
                 self._refuse(
                     f"{nodes.name(fn)}() numbers or picks rows in an order an index on a masked column may decide",
                     "ORDER BY columns that identify a row inside OVER (...), or ask for an unmask grant",
+                    firm=named,
                 )
                 continue
             if not self._ordered_by(order, row_key):
-                self.plan.edits.append(Edit("window-order", win, tuple(row_key)))
+                self.plan.edits.append(Edit(kind, win, tuple(row_key)))
 
     def _summed_as_stored(self, agg: exp.Expression, scope: _Scope) -> bool:
         """Whether a sum adds a stored column as it is (``sum(amount)``): the caller chose no value that rounds
@@ -1045,6 +1065,16 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
+    """The positions of a ``UNION ALL``'s clear columns when they hold a key of each branch's rows (none else):
+    sorted by them, only rows of different branches that agree on every clear column can tie."""
+    clear = [i for i, o in enumerate(outs) if o.masked is False and not o.redacted]
+    keys = [s.key if s.key is not None else s.branch_key for s in (left, right)]
+    if clear and all(k is not None and set(k) <= set(clear) for k in keys):
+        return clear
+    return []
+
+
 #: the clauses a parenthesised query may carry after its parentheses
 _CUTS = ("order", "limit", "offset", "fetch")
 

@@ -50,6 +50,8 @@ _MAX_ROWS = 18446744073709551615
 _KEPT = f" LIMIT {_MAX_ROWS}"
 #: the name of the data-modifying CTE an ``UPDATE/DELETE ... RETURNING`` becomes on PostgreSQL (0330)
 _CHANGED = "gdb_changed"
+#: the frame a window without ORDER BY or frame clause has (its whole partition), written after the key it gets
+_WHOLE_FRAME = " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
 
 
 class Unspliceable(Exception):
@@ -254,7 +256,8 @@ def _order_insert(
 ) -> tuple[int, str]:
     level = text.level(lo, hi)
     order = [i for i in level if text.tokens[i].token_type == TokenType.ORDER_BY]
-    after = order[-1] if order else lo
+    # with no ORDER BY, a stop may be the first token: ``OVER (ROWS UNBOUNDED PRECEDING)`` (decision 0320)
+    after = order[-1] if order else lo - 1
     froms = [i for i in level if text.tokens[i].token_type == TokenType.FROM]
 
     def stops_here(i: int) -> bool:
@@ -268,7 +271,8 @@ def _order_insert(
     while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
         last -= 1
     glue = ", " if order else " ORDER BY "
-    return text.tokens[last].end + 1, glue + ", ".join(items)
+    tail = " " if stop == lo else ""  # before a first token (``OVER (ROWS ...)``): keep a space between them
+    return text.tokens[last].end + 1, glue + ", ".join(items) + tail
 
 
 def _on_conflict(text: _Text, i: int) -> bool:
@@ -316,10 +320,11 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, st
         o, c = _call_group(text, node)
         stops = frozenset({TokenType.SEPARATOR, TokenType.LIMIT})
         return [_order_insert(text, o + 1, c, edit.items, stops)]
-    if edit.kind == "window-order" and isinstance(node, exp.Window):
+    if edit.kind in ("window-order", "window-whole") and isinstance(node, exp.Window):
         o, c = _over_group(text, node)
         stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
-        return [_order_insert(text, o + 1, c, edit.items, stops)]
+        at, add = _order_insert(text, o + 1, c, edit.items, stops)
+        return [(at, add + (_WHOLE_FRAME if edit.kind == "window-whole" else ""))]
     if edit.kind == "stand-in":
         o, c = _call_group(text, node)
         first, last = _argument(text, o, c, int(edit.items[0]))
@@ -378,7 +383,7 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
         target = nodes[index[id(edit.node)]]
         if edit.kind == "returning-order":
             wrap = edit
-        elif edit.kind in ("order", "order-kept", "window-order"):
+        elif edit.kind in ("order", "order-kept", "window-order", "window-whole"):
             items = _ordered(edit.items, gd)
             order = target.args.get("order")
             if isinstance(order, exp.Order):
@@ -387,6 +392,10 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 target.set("order", exp.Order(expressions=items))
             if edit.kind == "order-kept":
                 target.set("limit", exp.Limit(expression=exp.Literal.number(_MAX_ROWS)))
+            if edit.kind == "window-whole":
+                target.set("spec", exp.WindowSpec(
+                    kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="UNBOUNDED", end_side="FOLLOWING"
+                ))  # fmt: skip
         elif edit.kind == "agg-order":
             _order_aggregate(target, _ordered(edit.items, gd))
         elif edit.kind == "stand-in":
