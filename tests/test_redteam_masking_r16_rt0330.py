@@ -8,8 +8,8 @@ sort outside the write does not fix (decision 0331):
 * an inheritance parent's primary key holds for its own rows only, so rows of its children tie on it (an UPDATE
   may even set it to one value) and ties come in read order;
 * ``ctid`` is no key to order by: it is the stored order itself;
-* open: ``UPDATE ... FROM`` a table read in stored order picks, for a target row joined to several rows, the one
-  read first (PostgreSQL: "which one will be used is not readily predictable").
+* ``UPDATE ... FROM`` (``DELETE ... USING``) a table read in stored order takes, for a target row joined to several
+  rows, the values of the one read first (PostgreSQL: "which one will be used is not readily predictable").
 
 Each oracle runs on two tables differing only in row 1's masked name (``pg_stored_people``): raw tells them apart,
 governed does not. The database is the ground truth where a write ran.
@@ -226,3 +226,74 @@ def test_a_unique_not_null_key_and_a_partitioned_key_still_order(pg_conn: Any, u
         gov.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS {u}")
         pg_conn.execute(f"DROP TABLE IF EXISTS {p}")
+
+
+# -- UPDATE ... FROM / DELETE ... USING: the joined row read first ---------------------------------------------
+PICKS = {
+    "update-from-set": "UPDATE {t} p SET city = q.id::text FROM {t} q WHERE p.id = 2 AND q.id + 0 IN (5, 396) "
+    "RETURNING p.id, p.city",
+    "update-from-returning": "UPDATE {t} p SET city = 'Nice' FROM {t} q WHERE p.id = 2 AND q.id + 0 IN (5, 396) "
+    "RETURNING p.id, q.id",
+    "delete-using-returning": "DELETE FROM {t} p USING {t} q WHERE p.id = 2 AND q.id + 0 IN (5, 396) "
+    "RETURNING p.id, q.*",
+}
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("shape", sorted(PICKS))
+def test_the_joined_row_read_first_tells_nothing(stored: dict[str, str], driver: str, shape: str) -> None:
+    """Row 2 joined to rows 5 and 396 takes (or returns) the one read first: raw, row 5 moved after 396 in one
+    copy only (the oracle); governed, refused alike — even though the write names one target row by its key."""
+
+    def read(conn: Any, t: str) -> list[Any]:
+        cur = conn.cursor()
+        cur.execute(PICKS[shape].format(t=t))
+        return [r[1] for r in cur.fetchall()]
+
+    seen = {}
+    for v in ("a", "b"):
+        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
+        try:
+            seen[v] = (_picked(raw, stored[v], read), _picked(gov, stored[v], read))
+        finally:
+            raw.close()
+            gov.close()
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert all(str(s).startswith("refused") and "read first" in str(s) for s in seen["a"][1]), seen
+
+
+def _picked(conn: Any, table: str, read: Any) -> list[Any]:
+    """``read(conn, table)`` after row 5 (then row 1) was set NULL (see :func:`pg_moved_places`), rolled back."""
+    out: list[Any] = []
+    for row in (5, 1):
+        try:
+            conn.cursor().execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = {row}")
+            out.append(read(conn, table))
+        except governed_db.GuardrailViolation as e:
+            out.append(f"refused: {e}".replace(table, "T"))
+        finally:
+            conn.rollback()
+    return out
+
+
+def test_a_join_by_key_or_to_values_still_runs(stored: dict[str, str], pg_conn: Any) -> None:
+    """Joined by its whole key (one row per written row), from a VALUES list, or read only in WHERE: runs, and
+    writes what was asked."""
+    a, b = stored["a"], stored["b"]
+    gov = govern(pg_connect("psycopg"))
+    try:
+        cur = gov.cursor()
+        cur.execute(f"UPDATE {a} p SET city = q.city || '!' FROM {b} q WHERE q.id = p.id AND p.id IN (3, 398) "
+                    "RETURNING p.id, p.city")
+        assert cur.fetchall() == [(3, "Lyon!"), (398, "Lyon!")]
+        cur.execute(f"UPDATE {a} p SET city = v.c FROM (VALUES (4, 'Oslo'), (399, 'Rome')) v(id, c) "
+                    "WHERE p.id = v.id RETURNING p.id, p.city, v.c")
+        assert cur.fetchall() == [(4, "Oslo", "Oslo"), (399, "Rome", "Rome")]
+        cur.execute(f"DELETE FROM {a} p USING {b} q WHERE q.city = p.city AND p.id = 6 AND q.id + 0 IN (5, 396) "
+                    "RETURNING p.id, p.city")
+        assert cur.fetchall() == [(6, "Lyon")]
+        truth = pg_conn.execute(f"SELECT id, city FROM {a} WHERE id IN (3, 4, 6, 398, 399) ORDER BY id").fetchall()
+        assert truth == [(3, "Lyon!"), (4, "Oslo"), (398, "Lyon!"), (399, "Rome")]
+    finally:
+        gov.close()

@@ -161,6 +161,7 @@ class Planner:
             self._nested_in(tree, skip=set())
         if isinstance(tree, (exp.Update, exp.Delete)):
             self._written_in_read_order(tree)
+            self._joined_picks(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
         return self.plan
@@ -246,6 +247,79 @@ class Planner:
             "row at a time by its key (WHERE id = ...), or leave it out, or ask for an unmask grant (masking.unmask)",
             firm=True,
         )
+
+    def _joined_picks(self, tree: exp.Update | exp.Delete) -> None:
+        """``UPDATE t ... FROM s`` (``DELETE FROM t USING s``) changes a row of ``t`` joined to several rows of ``s``
+        once, with the values of the one read first ("not readily predictable", PostgreSQL's manual): where ``s``
+        may be read in an order masked values decide, a value of ``s`` written by SET or handed out by RETURNING
+        tells that order. Refused unless ``s`` is joined by a whole key of it, to a constant or a column of ``t``
+        (one row of ``s`` per row of ``t``) (0331)."""
+        clause = tree.args.get("from_") or tree.args.get("from") or tree.args.get("using")
+        target = tree.this
+        if not clause or not isinstance(target, exp.Table):
+            return
+        parts = clause if isinstance(clause, list) else [clause]
+        sources = [n for p in parts for n in nodes.own_nodes(p, include_self=True)
+                   if isinstance(n, (exp.Table, exp.Subquery, exp.Values))]  # fmt: skip
+        written = [*(tree.expressions if isinstance(tree, exp.Update) else ()), tree.args.get("returning")]
+        read = [c for w in written if isinstance(w, exp.Expression) for c in w.find_all(exp.Column, exp.Star)]
+        mine = {target.name.lower(), target.alias_or_name.lower()}
+        own = self.relation(target)
+        own_columns = {c.lower() for c in own.columns or ()} if own is not None else set()
+        equal = self._equalities(tree, mine)
+        for src in sources:
+            name = src.alias_or_name.lower()
+            if isinstance(src, exp.Table):
+                rel = self.relation(src)
+                if rel is not None and not rel.hazard:
+                    continue
+                if rel is not None and any(k and k <= equal.get(name, frozenset()) for k in rel.keys):
+                    continue  # one row of it per row written
+            elif not any((r := self.relation(t)) is None or r.hazard for t in src.find_all(exp.Table)):
+                continue  # VALUES, or a query of relations read in an order nobody masked
+            shown = any(
+                isinstance(c, exp.Star) or (isinstance(c, exp.Column) and isinstance(c.this, exp.Star)
+                                            and c.table.lower() == name)
+                or (isinstance(c, exp.Column) and (c.table.lower() == name or (
+                    not c.table and c.name.lower() not in own_columns)))
+                for c in read
+            )  # fmt: skip
+            if shown:
+                self._refuse(
+                    f"{tree.key.upper()} joined to {src.sql(dialect=self.dialect)} takes, for a row joined to several "
+                    "of its rows, the values of the one read first, an order masked values may decide",
+                    f"join {name} by its whole key (a column of the written table or a constant per key column), or "
+                    "take its values from a subquery that picks one row by an ORDER BY of its key, or ask for an "
+                    "unmask grant (masking.unmask)",
+                    firm=True,
+                )
+                return
+
+    @staticmethod
+    def _equalities(tree: exp.Expression, target: set[str]) -> dict[str, frozenset[str]]:
+        """Per source name, its lower-case columns set equal (WHERE, JOIN ... ON, ANDed) to a constant or a column
+        of the written table."""
+        constants = (exp.Literal, exp.Placeholder, exp.Parameter)
+        conditions = [w.this for w in tree.find_all(exp.Where) if w.parent is tree]
+        conditions += [
+            j.args["on"]
+            for j in nodes.own_nodes(tree)
+            if isinstance(j, exp.Join) and isinstance(j.args.get("on"), exp.Expression)
+        ]
+        out: dict[str, set[str]] = {}
+        for cond in conditions:
+            for part in cond.flatten() if isinstance(cond, exp.And) else (cond,):
+                part = part.unnest()
+                if not isinstance(part, exp.EQ):
+                    continue
+                for col, other in ((part.this, part.expression), (part.expression, part.this)):
+                    if not isinstance(col, exp.Column) or not col.table or col.table.lower() in target:
+                        continue
+                    if isinstance(other, constants) or (
+                        isinstance(other, exp.Column) and other.table.lower() in target
+                    ):
+                        out.setdefault(col.table.lower(), set()).add(col.name.lower())
+        return {k: frozenset(v) for k, v in out.items()}
 
     def _returned_rows(self, tree: exp.Update | exp.Delete) -> None:
         """``UPDATE/DELETE ... RETURNING`` returns the rows in the order the change reads them, which the stored
