@@ -297,3 +297,31 @@ def test_a_join_by_key_or_to_values_still_runs(stored: dict[str, str], pg_conn: 
         assert truth == [(3, "Lyon!"), (4, "Oslo"), (398, "Lyon!"), (399, "Rome")]
     finally:
         gov.close()
+
+
+# -- a comment after the last semicolon ----------------------------------------------------------------------
+@pytest.mark.parametrize("tail", ["; -- note", " ; /* note */"], ids=["line", "block"])
+@pytest.mark.parametrize(
+    "sql",
+    [f"UPDATE {{t}} SET city = 'Nice' WHERE {SOME} RETURNING id", f"SELECT id FROM {{t}} WHERE {SOME}"],
+    ids=["update-returning", "select"],
+)
+def test_a_comment_after_the_last_semicolon_keeps_the_key_order(stored: dict[str, str], sql: str, tail: str) -> None:
+    """sqlglot parses ``; -- note`` as a statement of its own: the splice check failed, and on PostgreSQL a
+    statement whose key order could not be added ran as written, in stored order. Now the order is added."""
+
+    def read(conn: Any, t: str) -> list[Any]:
+        cur = conn.cursor()
+        cur.execute(sql.format(t=t) + tail)
+        return [r[0] for r in cur.fetchall()]
+
+    seen = {}
+    for v in ("a", "b"):
+        raw, gov = pg_connect("psycopg", autocommit=False), govern(pg_connect("psycopg", autocommit=False))
+        try:
+            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
+        finally:
+            raw.close()
+            gov.close()
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] == [4, 0], seen
