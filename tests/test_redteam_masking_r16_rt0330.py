@@ -325,3 +325,40 @@ def test_a_comment_after_the_last_semicolon_keeps_the_key_order(stored: dict[str
             gov.close()
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1] == [4, 0], seen
+
+
+# -- open: which row's error comes first ---------------------------------------------------------------------
+# not strict: twice in ~10 runs on a loaded shared server the governed side came out alike for both copies
+@pytest.mark.xfail(strict=False, reason="open: the first of two per-row errors in a write is the row read first, in "
+                   "stored order (with RETURNING or not; predates 0330)")
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE {t} SET city = CASE WHEN id = 5 THEN (1 / (id - 5))::text "
+        "WHEN id = 396 THEN (id::text || 'x')::int::text ELSE city END WHERE id + 0 IN (5, 396) RETURNING id",
+        "UPDATE {t} SET city = CASE WHEN id = 5 THEN (1 / (id - 5))::text "
+        "WHEN id = 396 THEN (id::text || 'x')::int::text ELSE city END WHERE id + 0 IN (5, 396)",
+    ],
+    ids=["update-returning", "update"],
+)
+def test_the_first_error_of_two_rows_tells_nothing(stored: dict[str, str], sql: str) -> None:
+    def read(conn: Any, t: str) -> list[Any]:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql.format(t=t))
+        except governed_db.GuardrailViolation:
+            raise
+        except Exception as e:
+            return [type(e).__name__]
+        return [r[0] for r in cur.fetchall()]
+
+    seen = {}
+    for v in ("a", "b"):
+        raw, gov = pg_connect("psycopg", autocommit=False), govern(pg_connect("psycopg", autocommit=False))
+        try:
+            seen[v] = (_picked(raw, stored[v], read), _picked(gov, stored[v], read))
+        finally:
+            raw.close()
+            gov.close()
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1], seen
