@@ -269,18 +269,29 @@ class Planner:
         equal = self._equalities(tree, mine)
         for src in sources:
             name = src.alias_or_name.lower()
+            # the names its columns go by: a parenthesised join's tables answer for themselves
+            names = {name, *(t.alias_or_name.lower() for t in src.find_all(exp.Table))} - {""}
             if isinstance(src, exp.Table):
                 rel = self.relation(src)
                 if rel is not None and not rel.hazard:
                     continue
                 if rel is not None and any(k and k <= equal.get(name, frozenset()) for k in rel.keys):
                     continue  # one row of it per row written
-            elif not any((r := self.relation(t)) is None or r.hazard for t in src.find_all(exp.Table)):
-                continue  # VALUES, or a query of relations read in an order nobody masked
+            else:
+                shape = self._shapes.get(id(src))
+                if shape is None and not any((r := self.relation(t)) is None or r.hazard
+                                             for t in src.find_all(exp.Table)):  # fmt: skip
+                    continue  # VALUES
+                if shape is not None and not shape.hazard:
+                    continue  # a query of relations read in an order nobody masked
+                if shape is not None and shape.key is not None and shape.outs is not None and name and {
+                    shape.outs[i].name.lower() for i in shape.key
+                } <= equal.get(name, frozenset()):
+                    continue  # one of its rows per row written
             shown = any(
                 isinstance(c, exp.Star) or (isinstance(c, exp.Column) and isinstance(c.this, exp.Star)
-                                            and c.table.lower() == name)
-                or (isinstance(c, exp.Column) and (c.table.lower() == name or (
+                                            and c.table.lower() in names)
+                or (isinstance(c, exp.Column) and (c.table.lower() in names or (
                     not c.table and c.name.lower() not in own_columns)))
                 for c in read
             )  # fmt: skip
