@@ -163,8 +163,11 @@ class Planner:
             self._bounded_write(tree)
         else:
             self._nested_in(tree, skip=set())
-        if isinstance(tree, (exp.Update, exp.Delete)) and tree.args.get("returning") is not None:
-            self._returned_rows(tree)
+        if isinstance(tree, (exp.Update, exp.Delete)):
+            self._written_in_read_order(tree)
+            self._joined_picks(tree)
+            if tree.args.get("returning") is not None:
+                self._returned_rows(tree)
         return self.plan
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
@@ -217,6 +220,122 @@ class Planner:
             firm=True,
         )
 
+    def _written_in_read_order(self, tree: exp.Update | exp.Delete) -> None:
+        """A value handed out row by row (``nextval('s')``, ``clock_timestamp()``, ``random()`` after ``setseed``,
+        ``@n := @n + 1``) anywhere in an UPDATE or DELETE is computed in the order the write reads its rows, which
+        the stored order (or an index on a masked column) decides: the values in the changed rows, the rows a
+        WHERE keeps, or those RETURNING hands out number the rows in that order, and no ORDER BY added outside
+        the write renumbers them. Refused unless the write changes one row, named by a whole key (0331)."""
+        found = next(
+            (n for n in tree.walk() if isinstance(n, exp.Expression) and nodes.read_order_value(n, self.dialect)),
+            None,
+        )
+        if found is None:
+            return
+        tables = [t for t in nodes.own_nodes(tree) if isinstance(t, exp.Table)]
+        target = tree.this
+        joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+        if isinstance(target, exp.Table) and not joined:
+            rel = self.relation(target)
+            where = tree.args.get("where")
+            pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+            if rel is not None and any(k and k <= pinned for k in rel.keys):
+                return  # one row at most: no order among the rows
+        if not any((rel := self.relation(t)) is None or rel.hazard for t in tables):
+            return
+        self._refuse(
+            f"{found.sql(dialect=self.dialect)} is computed row by row in the order {tree.key.upper()} reads the "
+            "rows, which an index on a masked column (on PostgreSQL, how wide the stored rows are) may decide, and "
+            "no ORDER BY can be added to a write",
+            "compute the value once (now() rather than clock_timestamp(); a value SELECTed first), or change one "
+            "row at a time by its key (WHERE id = ...), or leave it out, or ask for an unmask grant (masking.unmask)",
+            firm=True,
+        )
+
+    def _joined_picks(self, tree: exp.Update | exp.Delete) -> None:
+        """``UPDATE t ... FROM s`` (``DELETE FROM t USING s``) changes a row of ``t`` joined to several rows of ``s``
+        once, with the values of the one read first ("not readily predictable", PostgreSQL's manual): where ``s``
+        may be read in an order masked values decide, a value of ``s`` written by SET or handed out by RETURNING
+        tells that order. Refused unless ``s`` is joined by a whole key of it, to a constant or a column of ``t``
+        (one row of ``s`` per row of ``t``) (0331)."""
+        clause = tree.args.get("from_") or tree.args.get("from") or tree.args.get("using")
+        target = tree.this
+        if not clause or not isinstance(target, exp.Table):
+            return
+        parts = clause if isinstance(clause, list) else [clause]
+        sources = [n for p in parts for n in nodes.own_nodes(p, include_self=True)
+                   if isinstance(n, (exp.Table, exp.Subquery, exp.Values))]  # fmt: skip
+        written = [*(tree.expressions if isinstance(tree, exp.Update) else ()), tree.args.get("returning")]
+        read = [c for w in written if isinstance(w, exp.Expression) for c in w.find_all(exp.Column, exp.Star)]
+        mine = {target.name.lower(), target.alias_or_name.lower()}
+        own = self.relation(target)
+        own_columns = {c.lower() for c in own.columns or ()} if own is not None else set()
+        equal = self._equalities(tree, mine)
+        for src in sources:
+            name = src.alias_or_name.lower()
+            # the names its columns go by: a parenthesised join's tables answer for themselves
+            names = {name, *(t.alias_or_name.lower() for t in src.find_all(exp.Table))} - {""}
+            if isinstance(src, exp.Table):
+                rel = self.relation(src)
+                if rel is not None and not rel.hazard:
+                    continue
+                if rel is not None and any(k and k <= equal.get(name, frozenset()) for k in rel.keys):
+                    continue  # one row of it per row written
+            else:
+                shape = self._shapes.get(id(src))
+                if shape is None and not any((r := self.relation(t)) is None or r.hazard
+                                             for t in src.find_all(exp.Table)):  # fmt: skip
+                    continue  # VALUES
+                if shape is not None and not shape.hazard:
+                    continue  # a query of relations read in an order nobody masked
+                if shape is not None and shape.key is not None and shape.outs is not None and name and {
+                    shape.outs[i].name.lower() for i in shape.key
+                } <= equal.get(name, frozenset()):
+                    continue  # one of its rows per row written
+            shown = any(
+                isinstance(c, exp.Star) or (isinstance(c, exp.Column) and isinstance(c.this, exp.Star)
+                                            and c.table.lower() in names)
+                or (isinstance(c, exp.Column) and (c.table.lower() in names or (
+                    not c.table and c.name.lower() not in own_columns)))
+                for c in read
+            )  # fmt: skip
+            if shown:
+                self._refuse(
+                    f"{tree.key.upper()} joined to {src.sql(dialect=self.dialect)} takes, for a row joined to several "
+                    "of its rows, the values of the one read first, an order masked values may decide",
+                    f"join {name} by its whole key (a column of the written table or a constant per key column), or "
+                    "take its values from a subquery that picks one row by an ORDER BY of its key, or ask for an "
+                    "unmask grant (masking.unmask)",
+                    firm=True,
+                )
+                return
+
+    @staticmethod
+    def _equalities(tree: exp.Expression, target: set[str]) -> dict[str, frozenset[str]]:
+        """Per source name, its lower-case columns set equal (WHERE, JOIN ... ON, ANDed) to a constant or a column
+        of the written table."""
+        constants = (exp.Literal, exp.Placeholder, exp.Parameter)
+        conditions = [w.this for w in tree.find_all(exp.Where) if w.parent is tree]
+        conditions += [
+            j.args["on"]
+            for j in nodes.own_nodes(tree)
+            if isinstance(j, exp.Join) and isinstance(j.args.get("on"), exp.Expression)
+        ]
+        out: dict[str, set[str]] = {}
+        for cond in conditions:
+            for part in cond.flatten() if isinstance(cond, exp.And) else (cond,):
+                part = part.unnest()
+                if not isinstance(part, exp.EQ):
+                    continue
+                for col, other in ((part.this, part.expression), (part.expression, part.this)):
+                    if not isinstance(col, exp.Column) or not col.table or col.table.lower() in target:
+                        continue
+                    if isinstance(other, constants) or (
+                        isinstance(other, exp.Column) and other.table.lower() in target
+                    ):
+                        out.setdefault(col.table.lower(), set()).add(col.name.lower())
+        return {k: frozenset(v) for k, v in out.items()}
+
     def _returned_rows(self, tree: exp.Update | exp.Delete) -> None:
         """``UPDATE/DELETE ... RETURNING`` returns the rows in the order the change reads them, which the stored
         order (or an index on a masked column) decides, and no ORDER BY can be added: refused unless it changes
@@ -229,8 +348,8 @@ class Planner:
             return
         where = tree.args.get("where")
         pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
-        keys = [*rel.keys, frozenset(c.lower() for c in rel.key or ())]
-        if any(k and k <= pinned for k in keys):
+        # a key every row the write reaches holds (an inheritance parent's holds for its own rows only: 0331)
+        if any(k and k <= pinned for k in rel.keys):
             return
         if self.dialect == "postgres":
             key = _returned_key(tree, target, rel)
@@ -244,7 +363,7 @@ class Planner:
             f"{tree.key.upper()} ... RETURNING returns the rows it changes in the order they are stored, which how "
             "wide their masked values are may decide",
             (f"return the key ({shown}) as a column of RETURNING, so the rows can be handed out in its order, or "
-             if self.dialect == "postgres" and rel.key and "ctid" not in rel.key else "")
+             if self.dialect == "postgres" and rel.key and _whole_key(rel) else "")
             + "change one row at a time by its key (WHERE id = ...), or SELECT the rows ORDER BY their key first, "
             "or leave RETURNING out, or ask for an unmask grant (masking.unmask)",
             firm=True,
@@ -1114,6 +1233,15 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
 
 __all__ = ["Edit", "Plan", "Planner", "Relation"]
 
+#: a row's location (PostgreSQL's ``ctid``, ``tableoid``; SQLite's ``rowid`` is a value), which orders rows as stored
+_LOCATORS = frozenset({"ctid", "tableoid"})
+
+
+def _whole_key(rel: Relation) -> bool:
+    """``rel.key`` is a key every row read holds, and no row's location (0331)."""
+    key = frozenset(c.lower() for c in rel.key or ())
+    return bool(key) and not key & _LOCATORS and key in rel.keys
+
 
 def _returned_key(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relation) -> tuple[str, ...] | None:
     """A key of the written table (as stored) that ``tree``'s RETURNING hands out, each column plainly and under
@@ -1153,8 +1281,12 @@ def _returned_key(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relatio
             outs.append(ident.this if ident.quoted else ident.this.lower())
         else:
             outs.append(proj.output_name.lower() if proj.output_name else "?column?")
-    candidates = [tuple(rel.key)] if rel.key and "ctid" not in rel.key else []
-    candidates += [tuple(sorted(k)) for k in rel.keys]
+    # only a key that holds for every row the write reaches (never an inheritance parent's, whose children may
+    # repeat it; never the columns of a view, nor ``ctid``, which is the stored order itself): rows tied on
+    # anything less come in the order they were read (0331)
+    real = [k for k in rel.keys if not k & _LOCATORS]
+    candidates = [tuple(rel.key)] if rel.key and _whole_key(rel) else []
+    candidates += [tuple(sorted(k)) for k in real]
     stored = {c.lower(): c for c in rel.columns}
     for key in candidates:
         cols = [stored.get(c.lower(), c) for c in key]

@@ -179,7 +179,9 @@ def _settle(
             f"its rows must be ordered by values nobody has masked, and governed_db could not add that to the text "
             f"with certainty ({e})",
             f"add the ORDER BY yourself ({wanted}), or ask for an unmask grant (masking.unmask)",
-        ), columns=_indexed(state, cache), firm=bool(_DECLARE_CURSOR.match(analysis.sql)))  # fmt: skip
+        ), columns=_indexed(state, cache), firm=bool(_DECLARE_CURSOR.match(analysis.sql)) or any(
+            ed.kind == "returning-order" for ed in edits  # a write's RETURNING has no unordered fallback (0331)
+        ))  # fmt: skip
 
 
 def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[str, ...]:

@@ -91,6 +91,8 @@ def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> 
         found = parse(edited, gd)
     except Exception as e:
         raise Unspliceable(f"the edited statement does not parse ({type(e).__name__})") from e
+    # a comment after the last ``;`` parses as a statement of its own (a bare ``Semicolon``): nothing runs there
+    found = [f for f in found if not isinstance(f, exp.Semicolon)]
     if len(found) != 1 or found[0] != expected:
         raise Unspliceable("the edited statement does not parse to the planned one")
     # positions of the parsed form (placeholders rewritten) back to the text as written, then to its tokens
