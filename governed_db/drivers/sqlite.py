@@ -158,7 +158,8 @@ class SqliteCursor(GovernedCursor):
         super().__init__(raw, gov, connection)
         #: the undecodable count when this fetch began (``None``: fetching with the caller's own factory)
         self._self_seen: int | None = None
-        self._install_factory(raw.row_factory)
+        # the caller's own factory set through the governed connection is kept off the raw one (decision 0324)
+        self._install_factory(getattr(connection, "_self_row_factory", None) or raw.row_factory)
 
     def _install_factory(self, factory: Any) -> None:
         raw, st = self.__wrapped__, self._self_result
@@ -341,6 +342,26 @@ def hook_refusal(what: str) -> GuardrailViolation:
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
     cursor_proxy = SqliteCursor
+    #: a ``row_factory`` of the caller's code set through this proxy: each governed cursor hands it masked rows
+    _self_row_factory: Any = None
+
+    @property
+    def row_factory(self) -> Any:
+        return self._self_row_factory or self.__wrapped__.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        # the raw connection's factory also builds the rows of governed_db's own catalog reads and samples: a
+        # caller's function there was handed every sampled value in clear (``row_factory = print``), and what it
+        # returned decided how columns were classified. The raw connection keeps only factories masking reads
+        # natively; any other is installed, masked, on each governed cursor (decision 0324)
+        if factory is None or factory is sqlite3.Row:
+            self._self_row_factory = None
+            self.__wrapped__.row_factory = factory
+        else:
+            self._self_row_factory = factory
+            if self.__wrapped__.row_factory not in (None, sqlite3.Row):
+                self.__wrapped__.row_factory = None
 
     @property
     def text_factory(self) -> Any:

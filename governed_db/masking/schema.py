@@ -180,11 +180,14 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
 
 def _tuple_rows(cur: Any) -> None:
     """A psycopg 3 cursor inherits the connection's ``row_factory`` (the caller's: ``scalar_row``, a class):
-    catalog reads and samples read plain tuples whatever it is."""
-    if type(cur).__module__.split(".")[0] == "psycopg" and hasattr(cur, "row_factory"):
+    catalog reads and samples read plain tuples whatever it is; so does a sqlite3 cursor (decision 0324)."""
+    module = type(cur).__module__.split(".")[0]
+    if module == "psycopg" and hasattr(cur, "row_factory"):
         from psycopg.rows import tuple_row
 
         cur.row_factory = tuple_row
+    elif module == "sqlite3" and getattr(cur, "row_factory", None) not in (None, sqlite3.Row):
+        cur.row_factory = None
 
 
 def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:

@@ -1,0 +1,111 @@
+"""Red-team round 16 on SQLite, aiosqlite and DuckDB (helper rt16lite): two databases that differ only in one
+customer's secrets (a right and a wrong guess); whatever the governed connection shows must be the same for both.
+Each finding shows the difference on the raw connection, that the governed ones answer alike, and that its
+innocent look-alikes still run with exact results.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from tests._redteam import govern, observe
+from tests.test_masking_noninterference import ATTACKER
+from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite
+
+#: the application's notes: SSNs under a name that says nothing, so only sampled values classify the column
+NOTES = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, info TEXT)", "INSERT INTO notes SELECT id, ssn FROM customers")
+
+
+# -- finding: a connection's row_factory also built the rows of governed_db's own samples (decision 0324) ---------
+
+def _captured(secret: tuple[Any, ...], governed: bool) -> list[Any]:
+    """What a capturing ``row_factory`` set on the connection is handed while the agent reads an id."""
+    raw = _sqlite(secret, NOTES)
+    conn = govern(raw, ATTACKER) if governed else raw
+    kept: list[Any] = []
+    conn.row_factory = lambda _cur, row: kept.append(tuple(row)) or row
+    conn.execute("SELECT id FROM notes WHERE id = 1").fetchall()
+    if not governed:  # the oracle, unprotected: the raw connection's own read of the table
+        conn.execute("SELECT * FROM notes").fetchall()
+    conn.close()
+    return kept
+
+
+def test_a_connections_row_factory_sees_no_sampled_value() -> None:
+    """Found in round 16: ``conn.row_factory = f`` on a governed sqlite3 connection was set on the raw connection,
+    and governed_db's own catalog reads and samples (run on raw cursors, which inherit it) were built by ``f``:
+    a capturing factory was handed every sampled row (``100-99-0000``, ``Anna Quinn``) in clear before the agent
+    read anything masked. The caller's factory is now kept on the governed connection and installed, masked, on
+    its cursors only."""
+    raw = [_captured(s, governed=False) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_captured(s, governed=True) for s in (ALICE, ANNA))
+    assert a == b == [(1,)], (a, b)
+    _no_clear_value(a)
+
+
+def _blinded(secret: tuple[Any, ...]) -> list[Any]:
+    """A factory that hands governed cursors their rows and blanks every SSN-looking value of any other cursor
+    (governed_db's samples), then a read and a filter on the column."""
+    conn = govern(_sqlite(secret, NOTES), ATTACKER)
+    conn.row_factory = lambda cur, row: row if type(cur) is not sqlite3.Cursor else tuple(
+        "x" if isinstance(v, str) and "-" in v else v for v in row)
+    seen = [observe(conn, "SELECT id, info FROM notes WHERE id = 1"),
+            observe(conn, "SELECT count(*) FROM notes WHERE info LIKE '5%'")]
+    conn.close()
+    return seen
+
+
+def test_a_connections_row_factory_cannot_unclassify_a_column() -> None:
+    """Found in round 16, the same route the other way: what the factory returned for the samples was what
+    classification judged, so a factory that blanked them left ``notes.info`` unclassified: ``SELECT info``
+    returned ``100-99-0000`` in clear and ``WHERE info LIKE '5%'`` counted 1 or 0. The samples are now read as
+    plain tuples: masked and refused alike."""
+    raw = [_sqlite(s, NOTES).execute("SELECT count(*) FROM notes WHERE info LIKE '5%'").fetchall()
+           for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _blinded(ALICE), _blinded(ANNA)
+    assert a == b, (a, b)
+    assert a[0] == (["id", "info"], [(1, "[US_SSN]")]) and "masked-column-predicate" in a[1], a
+    _no_clear_value(a)
+
+
+def test_row_factories_on_the_connection_still_build_rows() -> None:
+    """The innocent look-alikes: the documentation's dict factory set on the governed connection builds every
+    cursor's rows (clear columns exact, masked ones masked), reads back as set, yields to a cursor's own factory,
+    and ``sqlite3.Row`` or ``None`` put back the driver's rows; the raw connection keeps no caller code."""
+    raw = _sqlite(ALICE, NOTES)
+    conn = govern(raw, ATTACKER)
+
+    def dict_factory(cursor: Any, row: Any) -> dict[str, Any]:
+        return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+    conn.row_factory = dict_factory
+    assert conn.row_factory is dict_factory and raw.row_factory is None
+    assert conn.execute("SELECT id, city, info FROM notes JOIN customers USING (id) WHERE id < 3 ORDER BY id"
+                        ).fetchall() == [{"id": 1, "city": "Paris", "info": "[US_SSN]"},
+                                         {"id": 2, "city": "Lyon", "info": "[US_SSN]"}]
+    cur = conn.cursor()
+    assert cur.execute("SELECT id, amount FROM customers WHERE id = 4").fetchone() == {"id": 4, "amount": 40.0}
+    cur.row_factory = lambda _c, row: list(row)
+    assert cur.execute("SELECT id, city FROM customers WHERE id = 5").fetchall() == [[5, "Paris"]]
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT id, city FROM customers WHERE id = 2").fetchone()
+    assert isinstance(row, sqlite3.Row) and dict(row) == {"id": 2, "city": "Lyon"} and raw.row_factory is sqlite3.Row
+    conn.row_factory = None
+    assert conn.row_factory is None and conn.execute("SELECT id FROM notes WHERE id = 3").fetchall() == [(3,)]
+    conn.close()
+
+
+def test_a_row_factory_set_before_wrapping_reads_no_sample() -> None:
+    """A factory the application set on the raw connection before ``wrap()`` stays its own for its cursors, and
+    governed_db's samples are read as plain tuples all the same (a factory returning something else classified
+    nothing before): SSNs under a plain name are masked."""
+    raw = _sqlite(ANNA, NOTES)
+    raw.row_factory = lambda _cur, row: {"row": tuple(row)}
+    conn = govern(raw, ATTACKER)
+    assert conn.execute("SELECT id, info FROM notes WHERE id = 1").fetchall() == [{"row": (1, "[US_SSN]")}]
+    assert raw.row_factory is not None and raw.execute("SELECT id FROM notes WHERE id = 2").fetchall() == [
+        {"row": (2,)}]
+    conn.close()
