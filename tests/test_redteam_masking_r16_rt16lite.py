@@ -6,12 +6,16 @@ innocent look-alikes still run with exact results.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
+import pytest
+
+import governed_db
 from tests._redteam import govern, observe
 from tests.test_masking_noninterference import ATTACKER
-from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite
+from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, CUSTOMERS, OTHERS, _no_clear_value, _sqlite
 
 #: the application's notes: SSNs under a name that says nothing, so only sampled values classify the column
 NOTES = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, info TEXT)", "INSERT INTO notes SELECT id, ssn FROM customers")
@@ -109,3 +113,64 @@ def test_a_row_factory_set_before_wrapping_reads_no_sample() -> None:
     assert raw.row_factory is not None and raw.execute("SELECT id FROM notes WHERE id = 2").fetchall() == [
         {"row": (2,)}]
     conn.close()
+
+
+# -- finding: aiosqlite read governed_db's samples through the caller's text_factory (decision 0325) ---------------
+
+def _aio_bytes(secret: tuple[Any, ...], factory: Any, governed: bool = True) -> list[Any]:
+    """An aiosqlite connection whose caller reads text as ``factory``; a read of the notes and a filter on them."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+
+    async def one() -> list[Any]:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None)
+        for sql in (CUSTOMERS, NOTES[0]):
+            await raw.execute(sql)
+        await raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
+        await raw.execute(NOTES[1])
+        conn = govern(raw, ATTACKER) if governed else raw
+        conn.text_factory = factory
+        seen: list[Any] = []
+        for sql in ("SELECT id, info FROM notes WHERE id = 1", "SELECT count(*) FROM notes WHERE info LIKE '5%'"):
+            try:
+                seen.append([tuple(r) for r in await conn.execute_fetchall(sql)])
+            except governed_db.GuardrailViolation as e:
+                seen.append(f"refused: {e}")
+        await conn.close()
+        return seen
+
+    return asyncio.run(one())
+
+
+@pytest.mark.parametrize("factory", [bytes, bytearray])
+def test_aiosqlite_samples_read_text_whatever_the_callers_text_factory(factory: Any) -> None:
+    """Found in round 16: aiosqlite ran governed_db's catalog reads and samples on the connection as the caller
+    had set it, and ``text_factory = bytes`` (allowed: it keeps nothing) made every sampled SSN bytes, which
+    classified nothing: ``notes.info`` was left unmasked, ``SELECT info`` returned ``b'100-99-0000'`` (the
+    outgoing scan recognised only the valid SSN ``536-22-8726``) and ``WHERE info LIKE '5%'`` counted 1 or 0.
+    The samples are now read as text and tuples on aiosqlite's thread, as sqlite3's are."""
+    raw = [_aio_bytes(s, factory, governed=False) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_aio_bytes(s, factory) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    assert a[0][0][0] == 1 and "masked-column-predicate" in a[1], a
+    _no_clear_value(a)
+
+
+def test_aiosqlite_bytes_still_reads_clear_columns_exactly() -> None:
+    """The innocent look-alike: under ``text_factory = bytes`` clear text comes back as the caller's bytes, and
+    filters on clear columns count exactly; the caller's factory is left as it was set."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+
+    async def one() -> None:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None)
+        await raw.execute(CUSTOMERS)
+        await raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [ALICE, *OTHERS])
+        conn = govern(raw, ATTACKER)
+        conn.text_factory = bytes
+        assert await conn.execute_fetchall("SELECT id, city FROM customers WHERE city = 'Lyon' ORDER BY id") == [
+            (2, b"Lyon"), (4, b"Lyon")]
+        assert await conn.execute_fetchall("SELECT count(*) FROM customers WHERE city LIKE 'P%'") == [(2,)]
+        assert conn.text_factory is bytes and raw.text_factory is bytes
+        await conn.close()
+
+    asyncio.run(one())

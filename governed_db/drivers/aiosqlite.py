@@ -243,6 +243,25 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
         )
 
 
+def _catalog_read(conn: sqlite3.Connection, sql: str, params: Any) -> tuple[Any, list[Any]]:
+    """One of masking's catalog reads or samples on the sqlite3 connection: text decoded as ``str`` and rows as
+    tuples whatever factories the caller set (``text_factory = bytes`` is allowed). Read through the caller's
+    ``bytes``, a sample classified nothing, so a column of SSNs under a plain name went out in clear and could be
+    filtered on (decision 0325)."""
+    factory = conn.text_factory
+    conn.text_factory = str
+    try:
+        cur = conn.cursor()
+        cur.row_factory = None
+        try:
+            cur.execute(sql, params if params is not None else [])
+            return cur.description, cur.fetchall()
+        finally:
+            cur.close()
+    finally:
+        conn.text_factory = factory
+
+
 class AiosqliteDriver(AsyncDriver, SqliteDriver):
     """sqlite3 under a thread: the effect guard and ``PRAGMA query_only`` are sqlite3's (:class:`SqliteDriver`);
     the transaction state is read from aiosqlite's own properties (``isolation_level``, ``in_transaction``)."""
@@ -269,8 +288,9 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
         return getattr(raw, "_connection", None) is None
 
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
-        async with raw.execute(sql, params if params is not None else []) as cur:
-            return cur.description, list(await cur.fetchall())
+        # on aiosqlite's thread, as sqlite3's own reads are (decision 0325)
+        out: tuple[Any, list[Any]] = await raw._execute(_catalog_read, raw._conn, sql, params)
+        return out
 
     # read-only sessions (PRAGMA query_only) and the effect guard are sqlite3's (SqliteDriver)
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:
