@@ -174,3 +174,56 @@ def test_aiosqlite_bytes_still_reads_clear_columns_exactly() -> None:
         await conn.close()
 
     asyncio.run(one())
+
+
+# -- finding: limits lowered with setlimit made governed_db's own catalog reads fail (decision 0325) -----------------
+
+#: each lowered limit let the agent's short statements run while the catalog reads and samples failed
+LIMITS = [("SQLITE_LIMIT_COLUMN", 2), ("SQLITE_LIMIT_EXPR_DEPTH", 1), ("SQLITE_LIMIT_SQL_LENGTH", 40),
+          ("SQLITE_LIMIT_VARIABLE_NUMBER", 0)]
+
+
+def _limited(secret: tuple[Any, ...], name: str, value: int) -> list[Any]:
+    raw = _sqlite(secret, NOTES)
+    conn = govern(raw, ATTACKER)
+    conn.setlimit(getattr(sqlite3, name), value)
+    seen = [observe(conn, "SELECT info FROM notes"), observe(conn, "SELECT id FROM notes WHERE info LIKE '5%'"),
+            raw.getlimit(getattr(sqlite3, name))]
+    conn.close()
+    return seen
+
+
+@pytest.mark.parametrize(("name", "value"), LIMITS)
+def test_a_lowered_limit_leaves_no_column_unclassified(name: str, value: int) -> None:
+    """Found in round 16: ``setlimit`` refuses only a lower ``SQLITE_LIMIT_LENGTH`` (decision 0170); the other
+    limits are the caller's. Below what governed_db's own catalog reads and samples need (two columns, depth 1,
+    40 characters of SQL, no parameters) those reads failed while the agent's short statements ran: ``notes`` went
+    unclassified, and ``SELECT info FROM notes`` returned ``100-99-0000`` in clear (the scan of outgoing values
+    masks only valid SSNs) but ``[US_SSN]`` for ``536-22-8726``. The reads now run with every limit at its hard
+    bound, and the caller's limits are put back after them."""
+    raw = [_sqlite(s, NOTES).execute("SELECT id FROM notes WHERE info LIKE '5%'").fetchall() for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_limited(s, name, value) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    assert a[0] == (["info"], [("[US_SSN]",)] * 5) and "masked-column-predicate" in a[1] and a[2] == value, a
+    _no_clear_value(a)
+
+
+def test_lowered_limits_still_bind_the_callers_statements() -> None:
+    """The innocent look-alike: the caller's lowered limits stay in force for its own statements (a statement
+    longer than ``SQLITE_LIMIT_SQL_LENGTH`` fails as the driver fails it), short clear reads answer exactly, and
+    the limit reads back as the caller set it after governed_db's reads."""
+    raw = _sqlite(ALICE, NOTES)
+    conn = govern(raw, ATTACKER)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 40)
+    assert conn.execute("SELECT id, city FROM customers").fetchall()[1] == (2, "Lyon")
+    with pytest.raises(sqlite3.DataError, match="too large"):
+        conn.execute("SELECT id FROM customers WHERE city = 'Lyon' AND amount > 0")
+    assert raw.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) == 40
+    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 1000)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_COLUMN, 2)
+    assert conn.execute("SELECT id, city FROM customers WHERE id = 4").fetchall() == [(4, "Lyon")]
+    with pytest.raises(sqlite3.OperationalError, match="too many columns"):
+        conn.execute("SELECT id, city, 1 FROM customers")
+    assert raw.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) == 1000 and raw.getlimit(sqlite3.SQLITE_LIMIT_COLUMN) == 2
+    conn.close()

@@ -248,9 +248,9 @@ def _catalog_read(conn: sqlite3.Connection, sql: str, params: Any) -> tuple[Any,
     tuples whatever factories the caller set (``text_factory = bytes`` is allowed). Read through the caller's
     ``bytes``, a sample classified nothing, so a column of SSNs under a plain name went out in clear and could be
     filtered on (decision 0325)."""
-    factory = conn.text_factory
-    conn.text_factory = str
-    try:
+    from governed_db.masking.schema import sqlite_defaults
+
+    with sqlite_defaults(conn):
         cur = conn.cursor()
         cur.row_factory = None
         try:
@@ -258,8 +258,6 @@ def _catalog_read(conn: sqlite3.Connection, sql: str, params: Any) -> tuple[Any,
             return cur.description, cur.fetchall()
         finally:
             cur.close()
-    finally:
-        conn.text_factory = factory
 
 
 class AiosqliteDriver(AsyncDriver, SqliteDriver):

@@ -114,24 +114,43 @@ def _busy(conn: Any) -> bool:
 
 def guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     """Run ``work(cursor)`` on a fresh cursor; ``None`` (logged) instead of any error."""
-    with _text_as_str(conn):
+    with sqlite_defaults(conn):
         return _guarded(conn, dialect, work)
 
 
+#: sqlite3's run-time limits (``SQLITE_LIMIT_*``): each one the caller may lower with ``setlimit``
+_SQLITE_LIMITS = tuple(getattr(sqlite3, n) for n in dir(sqlite3) if n.startswith("SQLITE_LIMIT_"))
+#: above every hard upper bound: SQLite truncates a raised limit to its bound
+_UNLIMITED = 2**31 - 1
+
+
 @contextlib.contextmanager
-def _text_as_str(conn: Any) -> Iterator[None]:
-    """sqlite3 decodes text through the connection's ``text_factory`` (the caller's to set: ``bytes`` is
-    allowed): catalog reads and samples decode as ``str`` whatever it is, so that names match and values are
-    classified as text, not blanked as unreadable bytes."""
-    factory = getattr(conn, "text_factory", str)
-    if factory is str or not isinstance(conn, sqlite3.Connection):
+def sqlite_defaults(conn: Any) -> Iterator[None]:
+    """A sqlite3 connection as governed_db's own catalog reads and samples need it, whatever the caller set.
+
+    Text is decoded through the connection's ``text_factory`` (the caller's to set: ``bytes`` is allowed): the
+    reads decode as ``str``, so that names match and values are classified as text, not blanked as unreadable
+    bytes. And the run-time limits are the caller's to lower (``setlimit``): a statement depth, column count,
+    statement length or parameter count below what the reads need made them fail, the table went unclassified,
+    and its values left as the scan of outgoing rows judged them (an invalid SSN in clear): the reads run with
+    every limit at its hard bound, and the caller's limits are put back after them (decision 0325)."""
+    if not isinstance(conn, sqlite3.Connection):
         yield
         return
-    conn.text_factory = str
+    factory = conn.text_factory
+    setlimit: Any = getattr(conn, "setlimit", None)  # Python 3.11+
+    limits: list[tuple[int, int]] = []
     try:
+        if factory is not str:
+            conn.text_factory = str
+        for category in _SQLITE_LIMITS if setlimit is not None else ():
+            limits.append((category, setlimit(category, _UNLIMITED)))
         yield
     finally:
-        conn.text_factory = factory
+        for category, limit in limits:
+            setlimit(category, limit)
+        if factory is not str:
+            conn.text_factory = factory
 
 
 def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
