@@ -227,3 +227,57 @@ def test_lowered_limits_still_bind_the_callers_statements() -> None:
         conn.execute("SELECT id, city, 1 FROM customers")
     assert raw.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) == 1000 and raw.getlimit(sqlite3.SQLITE_LIMIT_COLUMN) == 2
     conn.close()
+
+
+# -- finding: a DuckDB memory limit set by the agent made governed_db's own catalog reads fail (decision 0325) -------
+
+def _duck_notes(secret: tuple[Any, ...]) -> Any:
+    from tests.test_redteam_masking_r13_rt13lite import _duck
+
+    raw = _duck(secret)
+    raw.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, info VARCHAR)")
+    raw.execute("INSERT INTO notes SELECT id, ssn FROM customers")
+    return raw
+
+
+@pytest.mark.parametrize("environment", ["production", "staging"])
+@pytest.mark.parametrize("setting", ["SET memory_limit = '3MB'", "PRAGMA memory_limit = '3MB'",
+                                     "SET SESSION max_memory TO '3MB'"])
+def test_a_memory_limit_cannot_make_a_table_unclassified(setting: str, environment: str) -> None:
+    """Found in round 16: ``memory_limit`` is one of the settings drivers set routinely, so an agent could run
+    ``SET memory_limit = '3MB'``. Then governed_db's read of a table's catalog and sample failed with DuckDB's
+    out-of-memory error while ``SELECT info FROM notes`` itself still ran: the table was blind, its values only
+    scanned as they passed, and ``100-99-0000`` (an SSN the scan does not recognise) came back in clear while
+    ``536-22-8726`` came back ``[US_SSN]``. For identities that see masked columns a write of the memory limit is
+    now refused, and nothing is changed."""
+    from tests.test_redteam_masking_r13_rt13lite import _duck_observe
+
+    raw = [_duck_notes(s).execute("SELECT id FROM notes WHERE info LIKE '5%'").fetchall() for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    seen = []
+    for secret in (ALICE, ANNA):
+        conn = governed_db.wrap(_duck_notes(secret), identity=ATTACKER, environment=environment, audit=False)
+        seen.append([_duck_observe(conn, setting), _duck_observe(conn, "SELECT info FROM notes"),
+                     conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] != "2.7 MiB"])
+        conn.close()
+    assert seen[0] == seen[1], seen
+    assert "the memory limit" in seen[0][0] and seen[0][1] == (["info"], [("[US_SSN]",)] * 5) and seen[0][2], seen
+    _no_clear_value(seen)
+
+
+def test_memory_limits_stay_settable_where_nothing_is_masked() -> None:
+    """The innocent look-alikes: an identity that sees values in clear (an unmask grant) still sets the memory
+    limit, an agent still sets ``threads``, and RESET stays the settings rule's to judge alone."""
+    from tests.test_redteam_masking_r13_rt13lite import _duck_observe
+
+    owner = governed_db.Identity("dana", roles=["dba"])
+    conn = governed_db.wrap(_duck_notes(ALICE), identity=owner, environment="production", audit=False,
+                            masking={"unmask": [{"role": "dba"}]})
+    assert _duck_observe(conn, "SET memory_limit = '500MB'") == (["Success"], [])
+    assert conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("476.8 MiB", "500.0 MB")
+    conn.close()
+    agent = govern(_duck_notes(ALICE), ATTACKER)
+    assert _duck_observe(agent, "SET threads = 2") == (["Success"], [])
+    assert "the memory limit" not in str(_duck_observe(agent, "RESET memory_limit"))
+    assert _duck_observe(agent, "SELECT id FROM notes ORDER BY id LIMIT 2") == (["id"], [(1,), (2,)])
+    agent.close()
