@@ -281,3 +281,81 @@ def test_memory_limits_stay_settable_where_nothing_is_masked() -> None:
     assert "the memory limit" not in str(_duck_observe(agent, "RESET memory_limit"))
     assert _duck_observe(agent, "SELECT id FROM notes ORDER BY id LIMIT 2") == (["id"], [(1,), (2,)])
     agent.close()
+
+
+# -- finding: a trace callback saw the values governed_db's sample bound into its own reads (decision 0324) ---------
+
+def _repeated(secret: tuple[Any, ...]) -> sqlite3.Connection:
+    """Notes whose first 4000 rows repeat the customer's SSN: the sample finds one value, and governed_db reads on
+    for rows holding another (binding the one it found)."""
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, info TEXT, city TEXT)")
+    raw.executemany("INSERT INTO notes VALUES (?, ?, 'Paris')",
+                    [(i, secret[3] if i < 4000 else f"219-45-{1000 + i}") for i in range(4003)])
+    return raw
+
+
+def _traced(secret: tuple[Any, ...], governed: bool) -> list[Any]:
+    raw = _repeated(secret)
+    conn = govern(raw, ATTACKER) if governed else raw
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    rows = conn.execute("SELECT id, info FROM notes WHERE id = 1").fetchall()
+    if not governed:  # the oracle, unprotected: what the same read of rarer values traces on the raw connection
+        conn.execute(f"SELECT count(*) FROM notes WHERE info NOT IN ('{secret[3]}')").fetchall()
+    conn.set_trace_callback(None)
+    conn.close()
+    return [rows, seen]
+
+
+def test_a_trace_callback_sees_no_statement_of_governed_dbs_own() -> None:
+    """Found in round 16: ``set_trace_callback`` is allowed, and sqlite3 traces statements with their parameters
+    bound. governed_db's read of the rows a sample did not show binds the values the sample found: with a column
+    whose first rows repeat one SSN, the callback was handed ``... "info" NOT IN ('100-99-0000', ...)`` in clear
+    before the agent read anything masked. The callback set through the governed connection is now skipped for
+    governed_db's own catalog reads and samples (it still traces every statement of the caller's)."""
+    raw = [_traced(s, governed=False) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_traced(s, governed=True) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    assert a[0] == [(1, "[US_SSN]")] and len(a[1]) == 1 and "notes WHERE id = 1" in a[1][0], a
+    _no_clear_value(a)
+
+
+def test_a_trace_callback_through_aiosqlite_sees_no_sample() -> None:
+    """The same through aiosqlite, whose catalog reads run on its own thread: alike, and only the caller's
+    statement is traced."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+
+    async def one(secret: tuple[Any, ...]) -> list[Any]:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None)
+        await raw.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, info TEXT, city TEXT)")
+        await raw.executemany("INSERT INTO notes VALUES (?, ?, 'Paris')",
+                              [(i, secret[3] if i < 4000 else f"219-45-{1000 + i}") for i in range(4003)])
+        conn = govern(raw, ATTACKER)
+        seen: list[str] = []
+        await conn.set_trace_callback(seen.append)
+        rows = await conn.execute_fetchall("SELECT id, info FROM notes WHERE id = 1")
+        await conn.close()
+        return [[tuple(r) for r in rows], [s for s in seen if "notes" in s]]
+
+    a, b = (asyncio.run(one(s)) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    assert a[0] == [(1, "[US_SSN]")] and all("governed_db" not in s for s in a[1]), a
+    _no_clear_value(a)
+
+
+def test_a_trace_callback_still_traces_the_callers_statements() -> None:
+    """The innocent look-alike: every statement the caller runs is traced as sqlite3 traces it (parameters bound),
+    and ``set_trace_callback(None)`` stops tracing."""
+    raw = _sqlite(ALICE, NOTES)
+    conn = govern(raw, ATTACKER)
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    assert conn.execute("SELECT id, city FROM customers WHERE city = ?", ("Lyon",)).fetchall() == [
+        (2, "Lyon"), (4, "Lyon")]
+    assert [s for s in seen if "customers" in s] == ["SELECT id, city FROM customers WHERE city = 'Lyon'"]
+    conn.set_trace_callback(None)
+    conn.execute("SELECT id FROM customers WHERE id = 3").fetchall()
+    assert not any("id = 3" in s for s in seen), seen
+    conn.close()

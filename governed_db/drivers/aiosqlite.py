@@ -30,6 +30,7 @@ from governed_db.drivers.sqlite import (
     hook_refusal,
     lenient_fetch,
     masked_indexes,
+    own_reads_untraced,
     settle,
 )
 from governed_db.errors import GuardrailViolation
@@ -227,6 +228,9 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
 
     async def set_authorizer(self, *args: Any, **kwargs: Any) -> Any:
         raise self._self_gov.refusal(hook_refusal("set_authorizer()"))
+
+    async def set_trace_callback(self, trace_callback: Any) -> Any:
+        return await self.__wrapped__.set_trace_callback(own_reads_untraced(trace_callback))
 
     async def set_progress_handler(self, handler: Any, *args: Any, **kwargs: Any) -> Any:
         if handler is not None:

@@ -327,6 +327,23 @@ def harmless_callable(func: Any) -> bool:
     return type(func).__name__ == "builtin_function_or_method" and getattr(owner, "__name__", None) in ("math", "cmath")
 
 
+def own_reads_untraced(callback: Any) -> Any:
+    """The caller's trace callback, called for every statement but governed_db's own catalog reads and samples.
+
+    sqlite3 traces statements with their parameters bound: the read of a table's rarer values binds the values
+    a sample found (``... NOT IN ('100-99-0000')``), so a trace set through the governed connection was handed
+    sampled SSNs in clear (decision 0324)."""
+    if callback is None:
+        return None
+    from governed_db.masking.schema import reading_own
+
+    def traced(statement: str) -> None:
+        if not reading_own():
+            callback(statement)
+
+    return traced
+
+
 def hook_refusal(what: str) -> GuardrailViolation:
     """``set_authorizer`` and ``set_progress_handler`` also act on governed_db's own statements: the ones that read
     the catalog and sample a table to classify its columns. An authorizer that answers ``SQLITE_IGNORE`` to reads of
@@ -401,6 +418,9 @@ class SqliteConnection(GovernedConnection):
         if handler is not None:
             raise self._self_gov.refusal(hook_refusal("set_progress_handler() with a handler"))
         return self.__wrapped__.set_progress_handler(handler, *args, **kwargs)
+
+    def set_trace_callback(self, trace_callback: Any) -> Any:
+        return self.__wrapped__.set_trace_callback(own_reads_untraced(trace_callback))
 
     def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if not harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -118,6 +119,15 @@ def guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
         return _guarded(conn, dialect, work)
 
 
+#: how deep this thread is in governed_db's own reads of a sqlite3 connection (a trace callback skips them)
+_own_reads = threading.local()
+
+
+def reading_own() -> bool:
+    """Is this thread inside governed_db's own catalog read or sample of a sqlite3 connection?"""
+    return bool(getattr(_own_reads, "depth", 0))
+
+
 #: sqlite3's run-time limits (``SQLITE_LIMIT_*``): each one the caller may lower with ``setlimit``
 _SQLITE_LIMITS = tuple(getattr(sqlite3, n) for n in dir(sqlite3) if n.startswith("SQLITE_LIMIT_"))
 #: above every hard upper bound: SQLite truncates a raised limit to its bound
@@ -140,6 +150,7 @@ def sqlite_defaults(conn: Any) -> Iterator[None]:
     factory = conn.text_factory
     setlimit: Any = getattr(conn, "setlimit", None)  # Python 3.11+
     limits: list[tuple[int, int]] = []
+    _own_reads.depth = getattr(_own_reads, "depth", 0) + 1
     try:
         if factory is not str:
             conn.text_factory = str
@@ -151,6 +162,7 @@ def sqlite_defaults(conn: Any) -> Iterator[None]:
             setlimit(category, limit)
         if factory is not str:
             conn.text_factory = factory
+        _own_reads.depth -= 1
 
 
 def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
