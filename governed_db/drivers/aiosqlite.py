@@ -30,6 +30,7 @@ from governed_db.drivers.sqlite import (
     hook_refusal,
     lenient_fetch,
     masked_indexes,
+    own_reads_untraced,
     settle,
 )
 from governed_db.errors import GuardrailViolation
@@ -228,6 +229,9 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
     async def set_authorizer(self, *args: Any, **kwargs: Any) -> Any:
         raise self._self_gov.refusal(hook_refusal("set_authorizer()"))
 
+    async def set_trace_callback(self, trace_callback: Any) -> Any:
+        return await self.__wrapped__.set_trace_callback(own_reads_untraced(trace_callback))
+
     async def set_progress_handler(self, handler: Any, *args: Any, **kwargs: Any) -> Any:
         if handler is not None:
             raise self._self_gov.refusal(hook_refusal("set_progress_handler() with a handler"))
@@ -241,6 +245,23 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
             None,
             lambda _s: self.__wrapped__.load_extension(path),
         )
+
+
+def _catalog_read(conn: sqlite3.Connection, sql: str, params: Any) -> tuple[Any, list[Any]]:
+    """One of masking's catalog reads or samples on the sqlite3 connection: text decoded as ``str`` and rows as
+    tuples whatever factories the caller set (``text_factory = bytes`` is allowed). Read through the caller's
+    ``bytes``, a sample classified nothing, so a column of SSNs under a plain name went out in clear and could be
+    filtered on (decision 0325)."""
+    from governed_db.masking.schema import sqlite_defaults
+
+    with sqlite_defaults(conn):
+        cur = conn.cursor()
+        cur.row_factory = None
+        try:
+            cur.execute(sql, params if params is not None else [])
+            return cur.description, cur.fetchall()
+        finally:
+            cur.close()
 
 
 class AiosqliteDriver(AsyncDriver, SqliteDriver):
@@ -269,8 +290,9 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
         return getattr(raw, "_connection", None) is None
 
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
-        async with raw.execute(sql, params if params is not None else []) as cur:
-            return cur.description, list(await cur.fetchall())
+        # on aiosqlite's thread, as sqlite3's own reads are (decision 0325)
+        out: tuple[Any, list[Any]] = await raw._execute(_catalog_read, raw._conn, sql, params)
+        return out
 
     # read-only sessions (PRAGMA query_only) and the effect guard are sqlite3's (SqliteDriver)
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:

@@ -158,7 +158,8 @@ class SqliteCursor(GovernedCursor):
         super().__init__(raw, gov, connection)
         #: the undecodable count when this fetch began (``None``: fetching with the caller's own factory)
         self._self_seen: int | None = None
-        self._install_factory(raw.row_factory)
+        # the caller's own factory set through the governed connection is kept off the raw one (decision 0324)
+        self._install_factory(getattr(connection, "_self_row_factory", None) or raw.row_factory)
 
     def _install_factory(self, factory: Any) -> None:
         raw, st = self.__wrapped__, self._self_result
@@ -326,6 +327,23 @@ def harmless_callable(func: Any) -> bool:
     return type(func).__name__ == "builtin_function_or_method" and getattr(owner, "__name__", None) in ("math", "cmath")
 
 
+def own_reads_untraced(callback: Any) -> Any:
+    """The caller's trace callback, called for every statement but governed_db's own catalog reads and samples.
+
+    sqlite3 traces statements with their parameters bound: the read of a table's rarer values binds the values
+    a sample found (``... NOT IN ('100-99-0000')``), so a trace set through the governed connection was handed
+    sampled SSNs in clear (decision 0324)."""
+    if callback is None:
+        return None
+    from governed_db.masking.schema import reading_own
+
+    def traced(statement: str) -> None:
+        if not reading_own():
+            callback(statement)
+
+    return traced
+
+
 def hook_refusal(what: str) -> GuardrailViolation:
     """``set_authorizer`` and ``set_progress_handler`` also act on governed_db's own statements: the ones that read
     the catalog and sample a table to classify its columns. An authorizer that answers ``SQLITE_IGNORE`` to reads of
@@ -341,6 +359,26 @@ def hook_refusal(what: str) -> GuardrailViolation:
 class SqliteConnection(GovernedConnection):
     # conn.execute/executemany/executescript: GovernedConnection runs them on a new governed cursor
     cursor_proxy = SqliteCursor
+    #: a ``row_factory`` of the caller's code set through this proxy: each governed cursor hands it masked rows
+    _self_row_factory: Any = None
+
+    @property
+    def row_factory(self) -> Any:
+        return self._self_row_factory or self.__wrapped__.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        # the raw connection's factory also builds the rows of governed_db's own catalog reads and samples: a
+        # caller's function there was handed every sampled value in clear (``row_factory = print``), and what it
+        # returned decided how columns were classified. The raw connection keeps only factories masking reads
+        # natively; any other is installed, masked, on each governed cursor (decision 0324)
+        if factory is None or factory is sqlite3.Row:
+            self._self_row_factory = None
+            self.__wrapped__.row_factory = factory
+        else:
+            self._self_row_factory = factory
+            if self.__wrapped__.row_factory not in (None, sqlite3.Row):
+                self.__wrapped__.row_factory = None
 
     @property
     def text_factory(self) -> Any:
@@ -380,6 +418,9 @@ class SqliteConnection(GovernedConnection):
         if handler is not None:
             raise self._self_gov.refusal(hook_refusal("set_progress_handler() with a handler"))
         return self.__wrapped__.set_progress_handler(handler, *args, **kwargs)
+
+    def set_trace_callback(self, trace_callback: Any) -> Any:
+        return self.__wrapped__.set_trace_callback(own_reads_untraced(trace_callback))
 
     def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if not harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):

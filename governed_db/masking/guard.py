@@ -363,7 +363,8 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
 def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """PostgreSQL: a client encoding that lacks characters makes every result an error oracle (decision 0210);
     MySQL/MariaDB: a result character set other than UTF-8 does, as the driver decodes the values (0246), and
-    READ UNCOMMITTED lets the classification see other sessions' uncommitted rows (0275)."""
+    READ UNCOMMITTED lets the classification see other sessions' uncommitted rows (0275); DuckDB: a memory limit
+    set by the agent can make governed_db's own catalog reads fail (0325)."""
     from governed_db.sql import _lexing
 
     if state.dialect in ("mysql", "mariadb"):
@@ -383,6 +384,15 @@ def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
             "at READ UNCOMMITTED this session reads other sessions' uncommitted rows, so what masking learns of a "
             "table here may be rows that are rolled back later, and the values they replaced would pass as innocent",
             "use READ COMMITTED (it takes no more locks), or ask for an unmask grant (masking.unmask)",
+        )
+    if state.dialect == "duckdb":
+        return _setting_hit(
+            state, analysis, identity, _lexing.duckdb_memory_limit_changes, "the memory limit",
+            "below what governed_db's own reads of a table's catalog and sample need, those reads fail while short "
+            "statements still run, and a table nobody could classify has its values only scanned as they pass (an "
+            "SSN the scan does not recognise would leave in clear)",
+            "set the memory limit in the connection's config before governed_db.wrap(), or ask for an unmask "
+            "grant (masking.unmask)",
         )
     if state.dialect not in ("postgres", "postgresql"):
         return None

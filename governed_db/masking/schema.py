@@ -19,6 +19,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -114,24 +115,54 @@ def _busy(conn: Any) -> bool:
 
 def guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     """Run ``work(cursor)`` on a fresh cursor; ``None`` (logged) instead of any error."""
-    with _text_as_str(conn):
+    with sqlite_defaults(conn):
         return _guarded(conn, dialect, work)
 
 
+#: how deep this thread is in governed_db's own reads of a sqlite3 connection (a trace callback skips them)
+_own_reads = threading.local()
+
+
+def reading_own() -> bool:
+    """Is this thread inside governed_db's own catalog read or sample of a sqlite3 connection?"""
+    return bool(getattr(_own_reads, "depth", 0))
+
+
+#: sqlite3's run-time limits (``SQLITE_LIMIT_*``): each one the caller may lower with ``setlimit``
+_SQLITE_LIMITS = tuple(getattr(sqlite3, n) for n in dir(sqlite3) if n.startswith("SQLITE_LIMIT_"))
+#: above every hard upper bound: SQLite truncates a raised limit to its bound
+_UNLIMITED = 2**31 - 1
+
+
 @contextlib.contextmanager
-def _text_as_str(conn: Any) -> Iterator[None]:
-    """sqlite3 decodes text through the connection's ``text_factory`` (the caller's to set: ``bytes`` is
-    allowed): catalog reads and samples decode as ``str`` whatever it is, so that names match and values are
-    classified as text, not blanked as unreadable bytes."""
-    factory = getattr(conn, "text_factory", str)
-    if factory is str or not isinstance(conn, sqlite3.Connection):
+def sqlite_defaults(conn: Any) -> Iterator[None]:
+    """A sqlite3 connection as governed_db's own catalog reads and samples need it, whatever the caller set.
+
+    Text is decoded through the connection's ``text_factory`` (the caller's to set: ``bytes`` is allowed): the
+    reads decode as ``str``, so that names match and values are classified as text, not blanked as unreadable
+    bytes. And the run-time limits are the caller's to lower (``setlimit``): a statement depth, column count,
+    statement length or parameter count below what the reads need made them fail, the table went unclassified,
+    and its values left as the scan of outgoing rows judged them (an invalid SSN in clear): the reads run with
+    every limit at its hard bound, and the caller's limits are put back after them (decision 0325)."""
+    if not isinstance(conn, sqlite3.Connection):
         yield
         return
-    conn.text_factory = str
+    factory = conn.text_factory
+    setlimit: Any = getattr(conn, "setlimit", None)  # Python 3.11+
+    limits: list[tuple[int, int]] = []
+    _own_reads.depth = getattr(_own_reads, "depth", 0) + 1
     try:
+        if factory is not str:
+            conn.text_factory = str
+        for category in _SQLITE_LIMITS if setlimit is not None else ():
+            limits.append((category, setlimit(category, _UNLIMITED)))
         yield
     finally:
-        conn.text_factory = factory
+        for category, limit in limits:
+            setlimit(category, limit)
+        if factory is not str:
+            conn.text_factory = factory
+        _own_reads.depth -= 1
 
 
 def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
@@ -180,11 +211,14 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
 
 def _tuple_rows(cur: Any) -> None:
     """A psycopg 3 cursor inherits the connection's ``row_factory`` (the caller's: ``scalar_row``, a class):
-    catalog reads and samples read plain tuples whatever it is."""
-    if type(cur).__module__.split(".")[0] == "psycopg" and hasattr(cur, "row_factory"):
+    catalog reads and samples read plain tuples whatever it is; so does a sqlite3 cursor (decision 0324)."""
+    module = type(cur).__module__.split(".")[0]
+    if module == "psycopg" and hasattr(cur, "row_factory"):
         from psycopg.rows import tuple_row
 
         cur.row_factory = tuple_row
+    elif module == "sqlite3" and getattr(cur, "row_factory", None) not in (None, sqlite3.Row):
+        cur.row_factory = None
 
 
 def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:

@@ -161,6 +161,22 @@ def lossy_encoding_changes(stmt: StatementInfo) -> list[str]:
     return list(found)
 
 
+#: DuckDB settings that cap the memory every statement may use (the database's, shared by its connections)
+_DUCKDB_MEMORY_SETTINGS = frozenset({"memory_limit", "max_memory"})
+
+
+def duckdb_memory_limit_changes(stmt: StatementInfo) -> list[str]:
+    """DuckDB: the memory-limit settings ``stmt`` writes (``SET``, ``PRAGMA``, any scope).
+
+    A limit below what governed_db's own catalog reads and samples need (``SET memory_limit = '3MB'``) made them
+    fail with an out-of-memory error while the agent's short statements still ran: the table went unclassified
+    and its values were only scanned as they passed, so an SSN the scan does not recognise left in clear
+    (decision 0325). What value is safe depends on the data, so no write is judged safe; RESET goes back to
+    DuckDB's default (a share of the machine's memory)."""
+    settings = stmt.settings
+    return list(dict.fromkeys(n for n, scope, write in settings if write and scope != "reset" and n in _DUCKDB_MEMORY_SETTINGS))
+
+
 #: MySQL/MariaDB settings that choose the character set the server sends result values in (``SET NAMES`` and
 #: ``SET CHARACTER SET`` set it too)
 _MYSQL_RESULT_CHARSET_SETTINGS = frozenset({"character_set_results", "names", "character set", "charset"})
