@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import select
 import stat
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,17 +23,21 @@ from governed_db.errors import ConfigurationError
 
 #: no configuration file needs more than this
 MAX_CONFIG_BYTES = 1 << 20
+#: seconds a pipe given as a file (``--key-file <(...)``) may take to be written and closed, in all
+PIPE_DEADLINE = 10.0
 #: nesting of mappings and lists (a policy needs about 6)
 MAX_CONFIG_DEPTH = 64
 #: YAML aliases (``*name``); a handful is reuse, thousands is an expansion bomb
 MAX_CONFIG_ALIASES = 256
 
 
-def open_regular_file(path: str | Path, what: str) -> int:
+def open_regular_file(path: str | Path, what: str, *, pipes: bool = False) -> int:
     """A read-only descriptor of ``path`` if it is a regular file; ConfigurationError for anything else.
 
     Opened without blocking, then checked: ``open()`` of a FIFO waits for a writer for ever, and a device or
     socket is no file a user meant to pass (decisions 0316, 0327). The descriptor is blocking again on return.
+    With ``pipes``, a pipe or FIFO is returned too, still non-blocking: :func:`read_config_bytes` reads it with a
+    deadline (``--key-file <(pass show audit-key)``, decision 0333).
     """
     p = Path(path)
     try:
@@ -42,6 +48,8 @@ def open_regular_file(path: str | Path, what: str) -> int:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise ConfigurationError(f"{what} {str(p)!r} is a directory; pass a file")
+        if pipes and stat.S_ISFIFO(mode):
+            return fd
         if not stat.S_ISREG(mode):
             raise ConfigurationError(f"{what} {str(p)!r} is not a regular file (a pipe, socket or device); "
                                      "pass a file")
@@ -82,8 +90,10 @@ def read_config_bytes(path: str | Path, what: str) -> bytes:
     """The bytes of ``path`` if it is a readable regular file within :data:`MAX_CONFIG_BYTES`; ConfigurationError
     else."""
     p = Path(path)
-    fd = open_regular_file(p, what)
+    fd = open_regular_file(p, what, pipes=True)
     try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return _read_pipe(fd, p, what)
         size = os.fstat(fd).st_size
         if size <= MAX_CONFIG_BYTES:
             # read at most one byte past the limit: a file may grow while it is read
@@ -100,6 +110,41 @@ def read_config_bytes(path: str | Path, what: str) -> bytes:
         raise ConfigurationError(f"cannot read {what} {str(p)!r} ({e.strerror or e})") from None
     finally:
         os.close(fd)
+
+
+def _read_pipe(fd: int, p: Path, what: str) -> bytes:
+    """A pipe's bytes up to its end, within :data:`PIPE_DEADLINE` seconds in all: a pipe with no writer (a FIFO
+    nobody opened) or nothing in it is refused at once, one that never ends once the deadline passes."""
+    deadline = time.monotonic() + PIPE_DEADLINE
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:  # a writer is there and has sent nothing more yet
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConfigurationError(
+                    f"{what} {str(p)!r} is not a regular file: a pipe whose writer did not finish within "
+                    f"{PIPE_DEADLINE:g} s; pass a file"
+                ) from None
+            select.select([fd], [], [], left)
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigurationError(
+                f"{what} {str(p)!r} is more than {MAX_CONFIG_BYTES} bytes; configuration files are limited to "
+                f"{MAX_CONFIG_BYTES} bytes"
+            )
+    if not chunks:
+        raise ConfigurationError(
+            f"{what} {str(p)!r} is not a regular file: a pipe that gave nothing (no writer, or an empty one); pass "
+            "a file, or a pipe something writes to"
+        )
+    return b"".join(chunks)
 
 
 def read_config_text(path: str | Path, what: str) -> str:
