@@ -109,7 +109,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
-    hazard = _reads_hazard(state, access, tables)
+    hazard = not all(_inserts_values_only(t) for t in trees) and _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
@@ -130,6 +130,17 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
         if rel is None or rel.hazard:
             return True
     return False
+
+
+def _inserts_values_only(tree: exp.Expression | None) -> bool:
+    """An INSERT (or REPLACE) of VALUES rows that reads no relation: it handles its rows in the order the caller
+    wrote them, and looks stored rows up by key only, so nothing it raises or warns of comes in a read order
+    (decision 0332: a duplicate key kept its class and message)."""
+    return (
+        isinstance(tree, exp.Insert)
+        and isinstance(tree.expression, exp.Values)
+        and next(tree.find_all(exp.Select, exp.Subquery), None) is None
+    )
 
 
 def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
