@@ -166,3 +166,117 @@ def test_pg_foreign_key_without_columns_to_a_masked_primary_key_still_refused(
             cur.execute(f"ALTER TABLE {wrong} ADD FOREIGN KEY (s) REFERENCES {parent}")
         with closing(pg_conn.cursor()) as cur:
             cur.execute(f"DROP TABLE {right}")
+
+
+# ---- look-alikes that run: the same answer and the same database state as the raw connection -------------------
+STAGING = "(id int primary key, status varchar(20))"
+#: (statement over ``{t}`` (people) and ``{s}`` (a staging table keyed by id), drivers it is written for)
+LOOK_ALIKES = [
+    ("SELECT status, count(*), sum(id) FROM {t} GROUP BY status ORDER BY status", "pg lite duck maria"),
+    ("SELECT id, row_number() OVER (PARTITION BY status ORDER BY id DESC) FROM {t} ORDER BY id", "pg lite duck maria"),
+    ("SELECT status, count(*) FROM {t} GROUP BY status UNION ALL SELECT 'total', count(*) FROM {t}", "pg lite duck maria"),
+    ("WITH c AS (SELECT status, max(id) AS m FROM {t} GROUP BY status) SELECT * FROM c ORDER BY m", "pg lite duck maria"),
+    ("UPDATE {t} SET status = 'done' WHERE id IN (1, 3) RETURNING id, status", "pg"),
+    ("UPDATE {t} SET status = s.status FROM {s} s WHERE {t}.id = s.id", "pg lite duck"),
+    ("UPDATE {t} SET status = s.status FROM {s} s WHERE {t}.id = s.id RETURNING {t}.id, {t}.status", "pg"),
+    ("DELETE FROM {t} USING {s} s WHERE {t}.id = s.id RETURNING {t}.id", "pg"),
+    ("DELETE FROM {t} USING {s} s WHERE {t}.id = s.id", "pg duck"),
+    ("UPDATE {t} p JOIN {s} s ON p.id = s.id SET p.status = s.status", "maria"),
+    ("INSERT INTO {t} (id, status) VALUES (9, 'new')", "pg lite duck maria"),
+]
+
+
+def _connect(driver: str, where: Any) -> Any:
+    if driver == "pg":
+        import psycopg
+
+        return psycopg.connect(where, autocommit=True)
+    if driver == "maria":
+        import pymysql
+
+        return pymysql.connect(autocommit=True, **where)
+    if driver == "duck":
+        duckdb = pytest.importorskip("duckdb")
+        return duckdb.connect(where)
+    import sqlite3
+
+    return sqlite3.connect(where, isolation_level=None)
+
+
+def _twin(driver: str, raw: Any, names: tuple[str, str, str, str]) -> None:
+    """People (``names[0]``/``names[1]``) and staging tables (``names[2]``/``names[3]``), raw and governed twins."""
+    mark = "%s" if driver in ("pg", "maria") else "?"
+    with closing(raw.cursor()) as cur:
+        for t in names[:2]:
+            cur.execute(f"CREATE TABLE {t} {COLUMNS}")
+            cur.executemany(f"INSERT INTO {t} VALUES ({', '.join([mark] * 5)})", ROWS)
+        for s in names[2:]:
+            cur.execute(f"CREATE TABLE {s} {STAGING}")
+            cur.executemany(f"INSERT INTO {s} VALUES ({mark}, {mark})", [(2, "moved"), (3, "moved")])
+
+
+def _place(request: Any, driver: str, tmp_path: Any) -> Any:
+    if driver == "pg":
+        return request.getfixturevalue("pg_dsn")
+    if driver == "maria":
+        return request.getfixturevalue("mysql_kw")
+    return str(tmp_path / ("db.duckdb" if driver == "duck" else "db.sqlite"))
+
+
+@pytest.mark.parametrize(
+    "driver,sql",
+    [(d, sql) for sql, drivers in LOOK_ALIKES for d in drivers.split()],
+    ids=[f"{d}-{n}" for n, (_, drivers) in enumerate(LOOK_ALIKES) for d in drivers.split()],
+)
+def test_innocent_look_alikes_answer_as_raw(request: Any, tmp_path: Any, unique: str, driver: str, sql: str) -> None:
+    """Reports, CTEs and keyed writes on a table with emails, names and SSNs: the agent gets the raw answer (rows
+    or row count) and leaves the database as the raw connection does."""
+    place = _place(request, driver, tmp_path)
+    names = (f"or16_{unique}_rp", f"or16_{unique}_gp", f"or16_{unique}_rs", f"or16_{unique}_gs")
+    raw = _connect(driver, place)
+    gov = govern(_connect(driver, place), AGENT)
+    try:
+        _twin(driver, raw, names)
+        seen = []
+        for conn, t, s in ((raw, names[0], names[2]), (gov, names[1], names[3])):
+            with closing(conn.cursor()) as cur:
+                cur.execute(sql.format(t=t, s=s))
+                seen.append(sorted(map(tuple, cur.fetchall())) if cur.description else cur.rowcount)
+        assert seen[0] == seen[1]
+        state = "SELECT id, email, full_name, ssn, status FROM {t} ORDER BY id"
+        assert _rows(raw, state.format(t=names[1])) == _rows(raw, state.format(t=names[0]))
+    finally:
+        gov.close()
+        with closing(raw.cursor()) as cur:
+            for t in names:
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+        raw.close()
+
+
+#: staging migrations on clear columns of a table with masked ones (PostgreSQL), each checked in the catalog after
+MIGRATIONS = [
+    ("ALTER TABLE {t} ADD COLUMN flag int NOT NULL DEFAULT 0", "SELECT count(*) FROM {t} WHERE flag = 0", [(3,)]),
+    ("CREATE INDEX {t}_st ON {t} (status)", "SELECT count(*) FROM pg_indexes WHERE indexname = '{t}_st'", [(1,)]),
+    ("ALTER TABLE {t} RENAME COLUMN status TO state", "SELECT count(*) FROM {t} WHERE state = 'new'", [(2,)]),
+    ("ALTER TABLE {t} ALTER COLUMN status SET NOT NULL",
+     "SELECT attnotnull FROM pg_attribute WHERE attrelid = '{t}'::regclass AND attname = 'status'", [(True,)]),
+    ("CLUSTER {t} USING {t}_pkey", "SELECT relhasindex FROM pg_class WHERE relname = '{t}'", [(True,)]),
+    ("ALTER TABLE {s} ADD FOREIGN KEY (id) REFERENCES {t} (id)",
+     "SELECT count(*) FROM pg_constraint WHERE conrelid = '{s}'::regclass AND contype = 'f'", [(1,)]),
+]
+
+
+@pytest.mark.parametrize("ddl,check,expected", MIGRATIONS, ids=[m[0].split()[0] + str(n) for n, m in enumerate(MIGRATIONS)])
+def test_staging_migrations_on_clear_columns_run(
+    pg_conn: Any, staging_pg: Any, unique: str, ddl: str, check: str, expected: list[tuple[Any, ...]]
+) -> None:
+    """An agent's schema change in staging that touches only clear columns runs (with its warning) and does what
+    it says."""
+    with made_tables(pg_conn) as make:
+        t = make(COLUMNS, ROWS, f"or16_{unique}_m")
+        s = make(STAGING, [(2, "moved")], f"or16_{unique}_ms")
+        with closing(staging_pg.cursor()) as cur:
+            cur.execute(ddl.format(t=t, s=s))
+        assert _rows(pg_conn, check.format(t=t, s=s)) == expected
+        with closing(pg_conn.cursor()) as cur:
+            cur.execute(f"DROP TABLE {s}")
