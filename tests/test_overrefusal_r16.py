@@ -115,6 +115,47 @@ def test_mariadb_insert_select_in_read_order_still_withheld(
     assert _rows(mysql_conn, f"SELECT count(*) FROM {gov_t} WHERE id > 1000") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    "sql,code",
+    [
+        ("UPDATE {t} SET status = 'a status far too long for its column' WHERE id = 1", 1406),
+        ("UPDATE {t} SET status = 'x' WHERE id = 2 AND EXP(1000) > 1", 1690),
+        ("SELECT id, email FROM {t} WHERE id = 1 AND EXP(1000) > 1", 1690),
+        ("DELETE FROM {t} WHERE id = 3 AND EXP(1000) > 1", 1690),
+    ],
+    ids=["update-too-long", "update-overflow", "select-overflow", "delete-overflow"],
+)
+def test_mariadb_one_row_by_its_key_keeps_its_error(
+    mysql_conn: Any, governed_mysql: Any, people: tuple[str, str], sql: str, code: int
+) -> None:
+    """A statement of one table that names one row by its key reads that row alone: its error keeps its class and
+    code (a value too long, an overflow), as on the raw connection, and the row is unchanged."""
+    raw_t, gov_t = people
+    raw_class, raw_code = _error(mysql_conn, sql.format(t=raw_t))
+    assert _error(governed_mysql, sql.format(t=gov_t)) == (raw_class, raw_code) == (raw_class, code)
+    state = "SELECT id, status FROM {t} WHERE id < 100 ORDER BY id"
+    assert _rows(mysql_conn, state.format(t=gov_t)) == _rows(mysql_conn, state.format(t=raw_t))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE {t} SET status = 'a status far too long for its column' WHERE id IN (1, 2)",
+        "SELECT id FROM {t} WHERE id = 1 AND (SELECT 1 FROM seq_1_to_2) = 1",
+        "SELECT id FROM {t} WHERE ssn IS NOT NULL AND EXP(1000) > 1",
+    ],
+    ids=["two-keys", "subquery", "no-key"],
+)
+def test_mariadb_more_than_one_row_stays_withheld(
+    mysql_conn: Any, governed_mysql: Any, people: tuple[str, str], sql: str
+) -> None:
+    """Not one row by a whole key (two keys, a subquery, a filter on ssn): 0328's withholding stands."""
+    raw_t, gov_t = people
+    assert _error(mysql_conn, sql.format(t=raw_t))[1] != CODE
+    gov_class, gov_code = _error(governed_mysql, sql.format(t=gov_t))
+    assert (gov_class.__name__, gov_code) == ("OperationalError", CODE)
+
+
 # ---- PostgreSQL: REFERENCES parent (no column list) names the parent's primary key only --------------------------
 PARENT = "(id int primary key, email text unique, full_name text, ssn text)"
 PARENT_ROWS = [(r[0], r[1], r[2], r[3]) for r in ROWS]
