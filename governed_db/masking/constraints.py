@@ -272,7 +272,8 @@ def _referenced(
     """A foreign key added to ``key``'s stored rows checks each of their values against the parent's referenced
     columns: rows of guesses the caller wrote (``INSERT INTO mine VALUES ('123-45-6789')``) make the ALTER fail
     exactly when no parent row holds one (decision 0321). Without a column list it references the parent's
-    primary key: every column of the parent's unique keys counts (all its columns, when they are unreadable)."""
+    primary key: its columns count (decision 0332), every column of the parent's unique keys when none is marked
+    primary, all its columns when they are unreadable."""
     target = ref.this.this if isinstance(ref.this, exp.Schema) else ref.this
     if not isinstance(target, exp.Table):
         return []
@@ -283,7 +284,8 @@ def _referenced(
         if constraints is None:
             named = {c.lower() for c in cols or ()}
         else:
-            named = set().union(*(c.columns for c in constraints if c.kind == "unique"))
+            primary = [c.columns for c in constraints if c.kind == "unique" and c.primary]
+            named = set(primary[0]) if primary else set().union(*(c.columns for c in constraints if c.kind == "unique"))
     return _ddl_use(f"the DDL on {key}: a foreign key to {parent}", parent, cols, named)
 
 

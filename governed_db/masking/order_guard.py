@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
 from governed_db.identity import Identity
+from governed_db.masking import order_nodes as nodes
 from governed_db.masking.catalog import table_key
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.order import Planner, Relation
@@ -109,7 +110,8 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
-    hazard = _reads_hazard(state, access, tables)
+    quiet = all(_in_no_read_order(state, access, t) for t in trees)
+    hazard = not quiet and _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
@@ -117,8 +119,8 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # runs as it would without this (only an index on a masked column refuses it) (decision 0272)
         found = _settle(state, analysis, access, trees, stored_order=True)
         if found.refusal is None or found.firm:
-            return _with_hazard(found, hazard)
-    return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard)
+            return _with_hazard(found, hazard, quiet)
+    return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard, quiet)
 
 
 def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> bool:
@@ -132,7 +134,37 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
     return False
 
 
-def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
+def _in_no_read_order(state: MaskingState, access: Access, tree: exp.Expression | None) -> bool:
+    """Nothing ``tree`` raises or warns of can come in a read order (decision 0332): an INSERT of VALUES rows
+    that reads no relation (its rows come in the order the caller wrote them, stored rows are looked up by key
+    only), or a SELECT, UPDATE or DELETE of one table, without a join or subquery, whose WHERE names one row by a
+    whole key (``WHERE id = 5 AND ...``: at most one row is read, as decision 0331 exempts)."""
+    if tree is None or next(tree.find_all(exp.Subquery), None) is not None:
+        return False
+    if next((s for s in tree.find_all(exp.Select) if s is not tree), None) is not None:
+        return False
+    if isinstance(tree, exp.Insert):
+        return isinstance(tree.expression, exp.Values)
+    if isinstance(tree, exp.Select):
+        source = tree.args.get("from") or tree.args.get("from_")
+        target = source.this if isinstance(source, exp.From) else None
+        joined = bool(tree.args.get("joins"))
+    elif isinstance(tree, (exp.Update, exp.Delete)):
+        target = tree.this
+        joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+    else:
+        return False
+    if joined or not isinstance(target, exp.Table):
+        return False
+    rel = _relation(state, access, table_key(".".join(p.name for p in target.parts)), target, {}, 0)
+    where = tree.args.get("where")
+    pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+    return rel is not None and any(k and k <= pinned for k in rel.keys)
+
+
+def _with_hazard(found: Outcome, hazard: bool, quiet: bool = False) -> Outcome:
+    if quiet:  # it reads no row in an order (decision 0332)
+        return found if not found.hazard else replace(found, hazard=False)
     if found.hazard or not hazard:
         return found
     return HAZARD if found is NOTHING else Outcome(found.spliced, found.refusal, found.columns, True, found.firm)

@@ -660,6 +660,8 @@ class Constraint:
     #: the columns whose UPDATE makes the database check it, when more than ``columns`` (DuckDB rewrites an
     #: UPDATE of any indexed column as a delete and an insert, so a referenced row then fails to update)
     updated: frozenset[str] | None = None
+    #: a ``unique`` one that is the table's primary key (what ``REFERENCES parent`` without columns names)
+    primary: bool = False
 
 
 _SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
@@ -748,7 +750,7 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
     _base_table(found_kind[0][0] if found_kind and found_kind[0][1] != "CREATE VIRTUAL" else None, ("table",))
     xinfo = _rows(cur, "SELECT name, pk, hidden, dflt_value FROM pragma_table_xinfo(?)", (name,))
     pk = [str(r[0]).lower() for r in sorted((r for r in xinfo if r[1]), key=lambda r: r[1])]
-    found = [Constraint("unique", "PRIMARY KEY", frozenset(pk))] if pk else []
+    found = [Constraint("unique", "PRIMARY KEY", frozenset(pk), primary=True)] if pk else []
     # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
     valued = [str(r[0]).lower() for r in xinfo if not r[2] and r[3] is not None and str(r[3]).upper() != "NULL"]
     if valued:
@@ -810,7 +812,7 @@ _PG_UNIQUE = (
     "AND a.attnum > 0 AND (a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]) OR ((i.indexprs IS NOT NULL "
     "OR i.indpred IS NOT NULL) AND a.attnum IN (SELECT d.refobjsubid FROM pg_catalog.pg_depend d "
     "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "
-    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))) "
+    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))), i.indisprimary "
     "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
     "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
 )
@@ -854,7 +856,10 @@ def _names(values: Any) -> frozenset[str]:
 def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
     _base_table(kind[0][0] if kind else None, ("r", "p"))
-    found = [Constraint("unique", str(n), _names(cols)) for n, cols in _rows(cur, _PG_UNIQUE, (table_sql,))]
+    found = [
+        Constraint("unique", str(n), _names(cols), primary=bool(primary))
+        for n, cols, primary in _rows(cur, _PG_UNIQUE, (table_sql,))
+    ]
     found += [
         Constraint("index", str(n), _names(cols), updated=_names(grows))
         for n, cols, grows in _rows(cur, _PG_INDEXES, (table_sql,))
@@ -900,7 +905,7 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     ):
         # a functional key part (MySQL 8) has no column name: it may read any column
         indexes.setdefault(str(idx), set()).update([str(col).lower()] if col is not None else (c.lower() for c in columns))
-    found = [Constraint("unique", n, frozenset(cols)) for n, cols in indexes.items()]
+    found = [Constraint("unique", n, frozenset(cols), primary=n == "PRIMARY") for n, cols in indexes.items()]
     keys = _rows(
         cur,
         "SELECT TABLE_SCHEMA, TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, CONSTRAINT_NAME, "
@@ -1006,7 +1011,7 @@ def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[s
     ):
         ours = str(child).lower() == name.lower()
         if kind in ("PRIMARY KEY", "UNIQUE") and ours:
-            found.append(Constraint("unique", str(cname), _names(mine)))
+            found.append(Constraint("unique", str(cname), _names(mine), primary=kind == "PRIMARY KEY"))
         elif kind == "CHECK" and ours:
             found.append(Constraint("check", str(cname), _names(mine)))
         elif kind == "FOREIGN KEY":
