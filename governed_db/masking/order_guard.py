@@ -111,6 +111,9 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
     hazard = _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
+        # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
+        # the error of the row read first comes out (decision 0334)
+        hazard = hazard or _scans_masked(access, trees, tables)
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
         # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
@@ -130,6 +133,23 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
         if rel is None or rel.hazard:
             return True
     return False
+
+
+def _scans_masked(access: Access, trees: list[exp.Expression | None], tables: list[str]) -> bool:
+    """PostgreSQL: does the statement read rows of a relation with a column masked for the caller (decision
+    0334)? An INSERT's target is only written (its rows come from its source, in the order that gives); a target
+    its source (or a subquery) reads too counts."""
+    targets: set[str] = set()
+    read: set[str] = set()
+    for tree in trees:
+        if tree is None:
+            continue
+        target = tree.this.this if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Schema) else tree.this
+        for t in tree.find_all(exp.Table):
+            name = table_key(exp.table_name(t))
+            (targets if isinstance(tree, exp.Insert) and t is target else read).add(name)
+    only_written = targets - read
+    return any(access.hidden_fields(t) for t in tables if table_key(t) not in only_written)
 
 
 def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
