@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from governed_db.masking.errors_order import ERROR_WITHHELD
+from governed_db.masking.errors_order import PG_ERROR_WITHHELD
 from tests._redteam import govern, pg_connect, pg_stored_people
 from tests.conftest import PG_DSN
 
@@ -95,7 +95,7 @@ def test_the_error_of_the_row_read_first_is_withheld(stored: dict[str, str], dri
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1], seen
     for s in seen["a"][1]:
-        assert s[0] == "InternalError_" and ERROR_WITHHELD in str(s) and "XX000" in s, s
+        assert s[0] == "InternalError_" and PG_ERROR_WITHHELD in str(s) and "XX000" in s, s
 
 
 def test_asyncpg_withholds_it_too(stored: dict[str, str]) -> None:
@@ -141,7 +141,7 @@ def test_asyncpg_withholds_it_too(stored: dict[str, str]) -> None:
         assert a[1] == b[1], (shape, a, b)
         for s in a[1]:
             assert s[0] == "InternalServerError" and s[1] == "XX000" and s[3] == {
-                "severity": "ERROR", "severity_en": "ERROR", "sqlstate": "XX000", "message": ERROR_WITHHELD}, s
+                "severity": "ERROR", "severity_en": "ERROR", "sqlstate": "XX000", "message": PG_ERROR_WITHHELD}, s
 
 
 # -- look-alikes: come back exactly as raw -------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_errors_the_text_decides_on_a_masked_table_are_as_raw(stored: dict[str, 
         raw.close()
         gov.close()
     assert want[0] not in ("ran", "InternalError_"), want
-    assert got[:2] == want[:2] and ERROR_WITHHELD not in repr(got), (got, want)
+    assert got[:2] == want[:2] and PG_ERROR_WITHHELD not in repr(got), (got, want)
     if shape not in ("bad-literal", "unknown-table"):  # quoted in the message, blanked as before
         assert got[-1][0] == want[-1][0], (got, want)
 

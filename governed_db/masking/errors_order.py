@@ -90,6 +90,12 @@ def withheld_kind(exc: BaseException) -> bool:
     return not (code < 1000 or 2000 <= code < 3000 or code in STATIC or code in DISCONNECTED)
 
 
+#: PostgreSQL: the message of such an error (a scan reads rows in stored order, which masked values may decide)
+PG_ERROR_WITHHELD = (
+    "[withheld: an error a row may raise, raised while reading a table with masked columns in stored order; "
+    "where masked values are stored decides which row is read first. Check the expressions per row on a table "
+    "without masked columns, or ask for an unmask grant]"
+)
 #: PostgreSQL: the SQLSTATE every withheld error carries (``internal_error``, the class of no ordinary row error)
 PG_SQLSTATE = "XX000"
 #: errors no row raises: the session ended (08: connection; 57P01-57P03: the server shuts down or cannot take
@@ -143,9 +149,9 @@ def _psycopg(exc: BaseException) -> None:
         DiagnosticField.SEVERITY: b"ERROR",
         DiagnosticField.SEVERITY_NONLOCALIZED: b"ERROR",
         DiagnosticField.SQLSTATE: PG_SQLSTATE.encode(),
-        DiagnosticField.MESSAGE_PRIMARY: ERROR_WITHHELD.encode(),
+        DiagnosticField.MESSAGE_PRIMARY: PG_ERROR_WITHHELD.encode(),
     }
-    exc.args = (ERROR_WITHHELD,)
+    exc.args = (PG_ERROR_WITHHELD,)
 
 
 def _psycopg2(exc: BaseException) -> None:
@@ -157,10 +163,12 @@ def _psycopg2(exc: BaseException) -> None:
 
     exc.__class__ = sealed_class(errors.lookup(PG_SQLSTATE))
     diag: dict[str, str | None] = dict.fromkeys(DIAG_FIELDS)
-    diag.update(severity="ERROR", severity_nonlocalized="ERROR", sqlstate=PG_SQLSTATE, message_primary=ERROR_WITHHELD)
+    diag.update(
+        severity="ERROR", severity_nonlocalized="ERROR", sqlstate=PG_SQLSTATE, message_primary=PG_ERROR_WITHHELD
+    )
     exc.__dict__["_governed_diag"] = types.SimpleNamespace(**diag)
-    exc.__setstate__({"pgerror": f"ERROR:  {ERROR_WITHHELD}\n", "pgcode": PG_SQLSTATE})  # type: ignore[attr-defined]
-    exc.args = (ERROR_WITHHELD,)
+    exc.__setstate__({"pgerror": f"ERROR:  {PG_ERROR_WITHHELD}\n", "pgcode": PG_SQLSTATE})  # type: ignore[attr-defined]
+    exc.args = (PG_ERROR_WITHHELD,)
 
 
 def _asyncpg(exc: BaseException) -> None:
@@ -169,8 +177,8 @@ def _asyncpg(exc: BaseException) -> None:
     exc.__class__ = exceptions.InternalServerError
     for name in exceptions.InternalServerError._field_map.values():  # every field of the server's (as_dict())
         exc.__dict__.pop(name, None)
-    exc.__dict__.update(severity="ERROR", severity_en="ERROR", sqlstate=PG_SQLSTATE, message=ERROR_WITHHELD)
-    exc.args = (ERROR_WITHHELD,)
+    exc.__dict__.update(severity="ERROR", severity_en="ERROR", sqlstate=PG_SQLSTATE, message=PG_ERROR_WITHHELD)
+    exc.args = (PG_ERROR_WITHHELD,)
 
 
-__all__ = ["ERROR_WITHHELD", "PG_SQLSTATE", "pg_withheld_kind", "withheld_kind", "withhold"]
+__all__ = ["ERROR_WITHHELD", "PG_ERROR_WITHHELD", "PG_SQLSTATE", "pg_withheld_kind", "withheld_kind", "withhold"]
