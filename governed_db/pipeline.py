@@ -403,6 +403,7 @@ class Statement:
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored
+            result.read_order = ms is not None and ms.read_order
         if span is not None:
             gov.recorder.succeeded(
                 span,

@@ -236,3 +236,96 @@ def test_innocent_reads_and_writes_of_the_masked_table_still_run(stored: dict[st
     finally:
         gov.close()
     assert pg_conn.execute(f"SELECT count(*) FROM {a} WHERE city = 'Nice'").fetchone() == (2,)
+
+
+# -- a server-side cursor: the error comes with a fetch --------------------------------------------------------
+def _fetched(conn: Any, table: str, sql: str) -> list[Any]:
+    """As :func:`_failed`, through a named (server-side) cursor: the rows, and their error, come with the fetch."""
+    out: list[Any] = []
+    for row in (5, 1):
+        try:
+            conn.cursor().execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = {row}")
+            cur = conn.cursor(name=f"c{row}")
+            cur.execute(sql.format(t=table))
+            out.append(("ran", cur.fetchall()))
+        except governed_db.GuardrailViolation as e:
+            out.append(f"refused: {e}")
+        except Exception as e:
+            out.append(signature(e))
+        finally:
+            conn.rollback()
+    return out
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_server_side_cursor_withholds_it_at_the_fetch(stored: dict[str, str], driver: str) -> None:
+    sql = f"SELECT id FROM {{t}} WHERE {PICK} AND {TWO_DATA}"
+    seen = {}
+    for v in ("a", "b"):
+        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
+        try:
+            seen[v] = (_fetched(raw, stored[v], sql), _fetched(gov, stored[v], sql))
+        finally:
+            raw.close()
+            gov.close()
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    for s in seen["a"][1]:
+        assert s[0] == "InternalError_" and PG_ERROR_WITHHELD in str(s), s
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_server_side_cursor_over_a_plain_table_fails_as_raw(plain: str, driver: str) -> None:
+    sql = f"SELECT id FROM {plain} WHERE {PICK} AND {TWO_DATA}"
+    out = []
+    for conn in (pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))):
+        try:
+            cur = conn.cursor(name="c")
+            cur.execute(sql)
+            out.append(("ran", cur.fetchall()))
+        except Exception as e:
+            out.append(signature(e))
+        finally:
+            conn.rollback()
+            conn.close()
+    assert out[0][0] == "DivisionByZero" and out[1] == out[0], out
+
+
+def test_an_asyncpg_cursor_withholds_it_at_the_fetch(stored: dict[str, str]) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    sql = f"SELECT id FROM {{t}} WHERE {PICK} AND {TWO_DATA}"
+
+    async def fetched(conn: Any, table: str) -> list[Any]:
+        out: list[Any] = []
+        for row in (5, 1):
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                await conn.execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = {row}")
+                cur = await conn.cursor(sql.format(t=table))
+                out.append(("ran", await cur.fetch(10)))
+            except Exception as e:
+                out.append(signature(e))
+            finally:
+                await tr.rollback()
+        return out
+
+    async def run() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for v in ("a", "b"):
+            raw = await asyncpg.connect(url)
+            gov = governed_db.wrap(await asyncpg.connect(url), identity=governed_db.Identity(
+                "agent-x", kind="agent", on_behalf_of="bob"), environment="production", audit=False)
+            try:
+                seen[v] = (await fetched(raw, stored[v]), await fetched(gov, stored[v]))
+            finally:
+                await raw.close()
+                await gov.close()
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert all(s[0] == "InternalServerError" for s in seen["a"][1]), seen

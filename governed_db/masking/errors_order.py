@@ -52,10 +52,11 @@ STATIC = frozenset({
 DISCONNECTED = frozenset({1053, 1927, 4031})
 
 
-def withhold(state: MaskingState, exc: BaseException) -> None:
+def withhold(state: MaskingState, exc: BaseException, *, read_order: bool | None = None) -> None:
     """``exc`` in place, withheld when the statement that raised it read a relation whose order a masked value may
-    decide and it is an error a row may raise (the driver's family picks the rules)."""
-    if not state.read_order:
+    decide (``read_order``, else the flag of the statement that ran last) and it is an error a row may raise (the
+    driver's family picks the rules)."""
+    if not (state.read_order if read_order is None else read_order):
         return
     family = type(exc).__module__.split(".")[0]
     if family == "pymysql":
