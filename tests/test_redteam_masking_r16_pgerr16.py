@@ -329,3 +329,18 @@ def test_an_asyncpg_cursor_withholds_it_at_the_fetch(stored: dict[str, str]) -> 
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1], seen
     assert all(s[0] == "InternalServerError" for s in seen["a"][1]), seen
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_an_identity_with_an_unmask_grant_sees_the_error(stored: dict[str, str], driver: str) -> None:
+    """Nothing is masked for it, so nothing is withheld: the error the server raised, as raw."""
+    dba = governed_db.Identity("dana", kind="human", roles=["dba"])
+    raw = pg_connect(driver, autocommit=False)
+    gov = govern(pg_connect(driver, autocommit=False), dba, masking={"unmask": [{"role": "dba"}]})
+    sql = SHAPES["update"].format(t=stored["a"])
+    try:
+        got, want = _error(gov, sql), _error(raw, sql)
+    finally:
+        raw.close()
+        gov.close()
+    assert want[0] in ("DivisionByZero", "InvalidTextRepresentation") and got == want, (got, want)
