@@ -109,11 +109,11 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
-    hazard = _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
         # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
-        # the error of the row read first comes out (decision 0334)
-        hazard = hazard or _scans_masked(access, trees, tables)
+        # the error of the row read first comes out; an INSERT's target is not scanned (decision 0334)
+        read = _scanned(trees, tables)
+        hazard = _reads_hazard(state, access, read) or any(access.hidden_fields(t) for t in read)
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
         # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
@@ -121,6 +121,8 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         found = _settle(state, analysis, access, trees, stored_order=True)
         if found.refusal is None or found.firm:
             return _with_hazard(found, hazard)
+    else:
+        hazard = _reads_hazard(state, access, tables)
     return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard)
 
 
@@ -135,10 +137,10 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
     return False
 
 
-def _scans_masked(access: Access, trees: list[exp.Expression | None], tables: list[str]) -> bool:
-    """PostgreSQL: does the statement read rows of a relation with a column masked for the caller (decision
-    0334)? An INSERT's target is only written (its rows come from its source, in the order that gives); a target
-    its source (or a subquery) reads too counts."""
+def _scanned(trees: list[exp.Expression | None], tables: list[str]) -> list[str]:
+    """PostgreSQL: the relations of ``tables`` whose rows the statement reads (decision 0334) — every one but an
+    INSERT's target its source (or a subquery) does not also read: ``INSERT ... VALUES`` rows come in the order
+    written."""
     targets: set[str] = set()
     read: set[str] = set()
     for tree in trees:
@@ -149,7 +151,7 @@ def _scans_masked(access: Access, trees: list[exp.Expression | None], tables: li
             name = table_key(exp.table_name(t))
             (targets if isinstance(tree, exp.Insert) and t is target else read).add(name)
     only_written = targets - read
-    return any(access.hidden_fields(t) for t in tables if table_key(t) not in only_written)
+    return [t for t in tables if table_key(t) not in only_written]
 
 
 def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
