@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from governed_db.identity import Identity
+from governed_db.masking import order_nodes
 from governed_db.masking.catalog import table_key
 from governed_db.masking.engine import MISSING, MaskingState
 from governed_db.masking.order import Planner, Relation
@@ -113,7 +114,9 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
         # the error of the row read first comes out; an INSERT's target is not scanned (decision 0334)
         read = _scanned(trees, tables)
-        hazard = _reads_hazard(state, access, read) or any(access.hidden_fields(t) for t in read)
+        hazard = (_reads_hazard(state, access, read) or any(access.hidden_fields(t) for t in read)) and not (
+            _one_row(state, access, trees)
+        )
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
         # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
@@ -152,6 +155,21 @@ def _scanned(trees: list[exp.Expression | None], tables: list[str]) -> list[str]
             (targets if isinstance(tree, exp.Insert) and t is target else read).add(name)
     only_written = targets - read
     return [t for t in tables if table_key(t) not in only_written]
+
+
+def _one_row(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> bool:
+    """PostgreSQL: one statement reading one table (no join, no subquery) whose WHERE names one row by a whole key
+    of it (``UPDATE t SET ... WHERE id = 1``): at most one row can fail, so its error tells no order (0334)."""
+    if len(trees) != 1 or not isinstance(tree := trees[0], (exp.Select, exp.Update, exp.Delete)):
+        return False
+    found = list(tree.find_all(exp.Table))
+    if len(found) != 1:
+        return False
+    target = found[0]
+    where = tree.args.get("where")
+    rel = _relation(state, access, table_key(exp.table_name(target)), None, {}, 0)
+    pinned = order_nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+    return rel is not None and any(k and k <= pinned for k in rel.keys)
 
 
 def _with_hazard(found: Outcome, hazard: bool) -> Outcome:
