@@ -344,3 +344,16 @@ def test_an_identity_with_an_unmask_grant_sees_the_error(stored: dict[str, str],
         raw.close()
         gov.close()
     assert want[0] in ("DivisionByZero", "InvalidTextRepresentation") and got == want, (got, want)
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_one_row_named_by_its_key_fails_as_raw(stored: dict[str, str], driver: str) -> None:
+    """At most one row can fail: no order to tell, the error keeps its class and SQLSTATE."""
+    raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
+    sql = f"UPDATE {stored['a']} SET city = (1 / (id - 5))::text WHERE id = 5"
+    try:
+        got, want = _error(gov, sql), _error(raw, sql)
+    finally:
+        raw.close()
+        gov.close()
+    assert want[0] == "DivisionByZero" and got[:2] == want[:2], (got, want)
