@@ -403,6 +403,7 @@ class Statement:
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored
+            result.read_order = ms is not None and ms.read_order
         if span is not None:
             gov.recorder.succeeded(
                 span,
@@ -423,7 +424,7 @@ class Statement:
             ms.ran(self.analysis)  # a failed write may have left rows (decision 0275)
             if ms.warnings_kept:
                 warnings_order.failed(ms)
-                errors_order.withhold(ms, exc)  # an error raised per row, in a masked read order (0328)
+            errors_order.withhold(ms, exc)  # an error raised per row, in a masked read order (0328, 0334)
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
         self.gov.driver.seal_error(exc)

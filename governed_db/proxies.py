@@ -75,6 +75,9 @@ def scrub_fetch_error(cursor: Any, exc: BaseException) -> None:
         ms = gov.masking_state
         if ms is not None and ms.warnings_kept:  # an unbuffered MySQL read fails while its rows come (0328)
             errors_order.withhold(ms, exc)
+        elif ms is not None:  # a PostgreSQL server-side cursor: the flag of the statement that opened it (0334)
+            st = getattr(cursor, "_self_result", cursor)
+            errors_order.withhold(ms, exc, read_order=getattr(st, "read_order", False))
         masking.scrub_error(exc, gov=gov)
 
 

@@ -30,6 +30,7 @@ class ResultState:
         "poisoned",
         "premasked",
         "raw",
+        "read_order",
         "reported",
         "rows",
         "span",
@@ -40,6 +41,9 @@ class ResultState:
         self.gov = gov
         #: rows reach the caller already masked (the driver's row factory was given masked values)
         self.premasked = False
+        #: the statement read a relation whose order masked values may decide: an error raised while its rows are
+        #: fetched (a server-side cursor) may be the error of the row read first (decision 0334)
+        self.read_order = False
         #: how many rows the last write changed, where governance's SQL replaced its result on the
         #: connection (DuckDB's bounded writes); None: the driver's rowcount says it
         self.changed: int | None = None

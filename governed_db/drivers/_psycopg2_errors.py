@@ -11,7 +11,7 @@ import functools
 import types
 from typing import Any
 
-__all__ = ["DIAG_FIELDS", "seal_error"]
+__all__ = ["DIAG_FIELDS", "seal_error", "sealed_class"]
 
 #: the fields of psycopg2's ``Error.diag`` (a ``Diagnostics`` read in C from the server's error result)
 DIAG_FIELDS = (
@@ -57,3 +57,7 @@ def seal_error(exc: BaseException, diag: dict[str, Any] | None = None) -> None:
             exc.__class__ = _sealed_class(cls)
     if diag is not None and getattr(type(exc), "_governed_sealed", False):
         exc.__dict__["_governed_diag"] = types.SimpleNamespace(**diag)
+
+
+#: the sealed subclass of a psycopg2 error class (a withheld error takes that of ``XX000``, decision 0334)
+sealed_class = _sealed_class

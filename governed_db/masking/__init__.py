@@ -199,7 +199,10 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
     decide the order of its rows, and stand-ins for masked values an aggregate concatenates (decision 0160);
     ``sql`` itself when nothing needs changing (the usual case, answered from a per-statement cache)."""
     state = gov.masking_state
-    if state is None or not state.active:
+    if state is None:
+        return sql
+    if not state.active:
+        state.read_order = False  # not the flag of a statement run while masking was active (0312, 0334)
         return sql
     statements = analysis.statements
     hot = state.hot_orders.get(id(statements))  # same validity test as plan_masking's hot path

@@ -1,4 +1,4 @@
-"""MySQL/MariaDB errors raised in read order (decision 0328).
+"""Errors raised in read order: MySQL/MariaDB (decision 0328), PostgreSQL (decision 0334).
 
 A statement stops at the first row whose evaluation fails. Over a relation whose read order an index on a masked
 column may decide, an expression that fails differently per row (``CASE id WHEN 1 THEN (SELECT 1 FROM
@@ -10,6 +10,14 @@ Which expressions can fail per row cannot be told from the text, so the statemen
 withheld when it is one the server raises while reading rows. Errors the server raises before reading any row
 (a syntax error, an unknown name, a missing grant, a read-only session...) depend on the text alone: they keep
 their class, code and message, so an agent can still fix its SQL. Client errors (a lost connection) pass too.
+
+PostgreSQL reads a relation in stored order, which how wide the masked values of the rows before a row are may
+decide (decision 0272): every relation with a masked column is such a relation, and an order added after the scan
+does not change which row fails first. There, SQLSTATE classes say little (``('t' || id)::regclass`` raises 42P01
+per row, ``to_tsquery`` 42601, ``nextval`` 25006 or 42501, a lock 55P03 or 40001, a sleep 57014): what passes is
+an error parse analysis raised, which points into the statement's text (a position, no context), an error that
+ends the session or came before the statement (08, 57P01-57P03, 25P02, 28), and an error with no SQLSTATE (the
+client's own).
 """
 
 from __future__ import annotations
@@ -44,7 +52,20 @@ STATIC = frozenset({
 DISCONNECTED = frozenset({1053, 1927, 4031})
 
 
-def withhold(state: MaskingState, exc: BaseException) -> None:
+def withhold(state: MaskingState, exc: BaseException, *, read_order: bool | None = None) -> None:
+    """``exc`` in place, withheld when the statement that raised it read a relation whose order a masked value may
+    decide (``read_order``, else the flag of the statement that ran last) and it is an error a row may raise (the
+    driver's family picks the rules)."""
+    if not (state.read_order if read_order is None else read_order):
+        return
+    family = type(exc).__module__.split(".")[0]
+    if family == "pymysql":
+        _withhold_mysql(state, exc)
+    elif family in _PG_FAMILIES:
+        _withhold_pg(family, exc)
+
+
+def _withhold_mysql(state: MaskingState, exc: BaseException) -> None:
     """``exc`` (raised by a MySQL/MariaDB driver for the statement that just failed) in place: class, code and
     message withheld when the statement read a relation a masked index may order and the error is raised per
     row. The caller's ``except`` catches this very object, now the driver's ``OperationalError``."""
@@ -70,4 +91,95 @@ def withheld_kind(exc: BaseException) -> bool:
     return not (code < 1000 or 2000 <= code < 3000 or code in STATIC or code in DISCONNECTED)
 
 
-__all__ = ["ERROR_WITHHELD", "withheld_kind", "withhold"]
+#: PostgreSQL: the message of such an error (a scan reads rows in stored order, which masked values may decide)
+PG_ERROR_WITHHELD = (
+    "[withheld: an error a row may raise, raised while reading a table with masked columns in stored order; "
+    "where masked values are stored decides which row is read first. Check the expressions per row on a table "
+    "without masked columns, or ask for an unmask grant]"
+)
+#: PostgreSQL: the SQLSTATE every withheld error carries (``internal_error``, the class of no ordinary row error)
+PG_SQLSTATE = "XX000"
+#: errors no row raises: the session ended (08: connection; 57P01-57P03: the server shuts down or cannot take
+#: connections; pools read them to discard it), the transaction had failed before the statement (25P02), a login
+#: (28)
+_PG_PASSING = ("08", "28", "57P01", "57P02", "57P03", "25P02")
+_PG_FAMILIES = ("psycopg", "psycopg2", "asyncpg")
+
+
+def pg_withheld_kind(family: str, exc: BaseException) -> bool:
+    """``exc`` (a psycopg, psycopg2 or asyncpg error) may be the error of one row among others: a server error,
+    neither raised by parse analysis (a position in the statement, no context) nor ending the session."""
+    from governed_db.errors import GovernedDBError
+
+    if isinstance(exc, GovernedDBError):
+        return False
+    if family == "asyncpg":
+        sqlstate = getattr(exc, "sqlstate", None)
+        position, context, internal = (getattr(exc, n, None) for n in ("position", "context", "internal_query"))
+    else:
+        sqlstate = getattr(exc, "pgcode" if family == "psycopg2" else "sqlstate", None)
+        diag = getattr(exc, "diag", None)
+        position, context, internal = (
+            getattr(diag, n, None) for n in ("statement_position", "context", "internal_query")
+        )
+    if not isinstance(sqlstate, str) or not sqlstate or sqlstate.startswith(_PG_PASSING):
+        return False
+    return not (position and context is None and internal is None)
+
+
+def _withhold_pg(family: str, exc: BaseException) -> None:
+    """One class (the driver's for ``XX000``), SQLSTATE, message and no other field for every withheld error."""
+    if not pg_withheld_kind(family, exc):
+        return
+    with contextlib.suppress(Exception):
+        if family == "psycopg":
+            _psycopg(exc)
+        elif family == "psycopg2":
+            _psycopg2(exc)
+        else:
+            _asyncpg(exc)
+
+
+def _psycopg(exc: BaseException) -> None:
+    from psycopg import errors
+    from psycopg.pq import DiagnosticField
+
+    exc.__class__ = errors.lookup(PG_SQLSTATE)
+    exc.__dict__.pop("sqlstate", None)  # set on the object for a SQLSTATE psycopg has no class for
+    exc._info = {  # type: ignore[attr-defined]
+        DiagnosticField.SEVERITY: b"ERROR",
+        DiagnosticField.SEVERITY_NONLOCALIZED: b"ERROR",
+        DiagnosticField.SQLSTATE: PG_SQLSTATE.encode(),
+        DiagnosticField.MESSAGE_PRIMARY: PG_ERROR_WITHHELD.encode(),
+    }
+    exc.args = (PG_ERROR_WITHHELD,)
+
+
+def _psycopg2(exc: BaseException) -> None:
+    import types
+
+    from psycopg2 import errors
+
+    from governed_db.drivers._psycopg2_errors import DIAG_FIELDS, sealed_class
+
+    exc.__class__ = sealed_class(errors.lookup(PG_SQLSTATE))
+    diag: dict[str, str | None] = dict.fromkeys(DIAG_FIELDS)
+    diag.update(
+        severity="ERROR", severity_nonlocalized="ERROR", sqlstate=PG_SQLSTATE, message_primary=PG_ERROR_WITHHELD
+    )
+    exc.__dict__["_governed_diag"] = types.SimpleNamespace(**diag)
+    exc.__setstate__({"pgerror": f"ERROR:  {PG_ERROR_WITHHELD}\n", "pgcode": PG_SQLSTATE})  # type: ignore[attr-defined]
+    exc.args = (PG_ERROR_WITHHELD,)
+
+
+def _asyncpg(exc: BaseException) -> None:
+    from asyncpg import exceptions
+
+    exc.__class__ = exceptions.InternalServerError
+    for name in exceptions.InternalServerError._field_map.values():  # every field of the server's (as_dict())
+        exc.__dict__.pop(name, None)
+    exc.__dict__.update(severity="ERROR", severity_en="ERROR", sqlstate=PG_SQLSTATE, message=PG_ERROR_WITHHELD)
+    exc.args = (PG_ERROR_WITHHELD,)
+
+
+__all__ = ["ERROR_WITHHELD", "PG_ERROR_WITHHELD", "PG_SQLSTATE", "pg_withheld_kind", "withheld_kind", "withhold"]

@@ -111,8 +111,13 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
     quiet = all(_in_no_read_order(state, access, t) for t in trees)
-    hazard = not quiet and _reads_hazard(state, access, tables)
     if state.sg_dialect == "postgres":
+        # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
+        # the error of the row read first comes out; an INSERT's target is not scanned (decision 0334)
+        read = _scanned(trees, tables)
+        hazard = not quiet and (
+            _reads_hazard(state, access, read) or any(access.hidden_fields(t) for t in read)
+        ) and not _one_row(state, access, trees)
         # a PostgreSQL scan walks the pages, and which page a row (or its new version, after an UPDATE that sets a
         # column NULL) went to depends on how much room the rows before it left: how wide they are. Every relation
         # with a masked column is ordered by its key where an order can be added; where it cannot, the statement
@@ -120,6 +125,8 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         found = _settle(state, analysis, access, trees, stored_order=True)
         if found.refusal is None or found.firm:
             return _with_hazard(found, hazard, quiet)
+    else:
+        hazard = not quiet and _reads_hazard(state, access, tables)
     return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard, quiet)
 
 
@@ -132,6 +139,38 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
         if rel is None or rel.hazard:
             return True
     return False
+
+
+def _scanned(trees: list[exp.Expression | None], tables: list[str]) -> list[str]:
+    """PostgreSQL: the relations of ``tables`` whose rows the statement reads (decision 0334) — every one but an
+    INSERT's target its source (or a subquery) does not also read: ``INSERT ... VALUES`` rows come in the order
+    written."""
+    targets: set[str] = set()
+    read: set[str] = set()
+    for tree in trees:
+        if tree is None:
+            continue
+        target = tree.this.this if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Schema) else tree.this
+        for t in tree.find_all(exp.Table):
+            name = table_key(exp.table_name(t))
+            (targets if isinstance(tree, exp.Insert) and t is target else read).add(name)
+    only_written = targets - read
+    return [t for t in tables if table_key(t) not in only_written]
+
+
+def _one_row(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> bool:
+    """PostgreSQL: one statement reading one table (no join, no subquery) whose WHERE names one row by a whole key
+    of it (``UPDATE t SET ... WHERE id = 1``): at most one row can fail, so its error tells no order (0334)."""
+    if len(trees) != 1 or not isinstance(tree := trees[0], (exp.Select, exp.Update, exp.Delete)):
+        return False
+    found = list(tree.find_all(exp.Table))
+    if len(found) != 1:
+        return False
+    target = found[0]
+    where = tree.args.get("where")
+    rel = _relation(state, access, table_key(exp.table_name(target)), None, {}, 0)
+    pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+    return rel is not None and any(k and k <= pinned for k in rel.keys)
 
 
 def _in_no_read_order(state: MaskingState, access: Access, tree: exp.Expression | None) -> bool:
