@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import AGENT, govern, pg_connect, pg_moved_places, pg_stored_people
+from tests._redteam import AGENT, govern, pg_connect, pg_moved_places, pg_stored_people, pg_variants
 from tests.conftest import PG_DSN
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
@@ -65,14 +65,7 @@ def test_returned_rows_come_in_key_order_whatever_the_masked_widths(
         assert count == len(rows) == 14  # ids 1..9 and 396..400
         return [r[0] for r in rows]
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
-        try:
-            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants(driver, stored, lambda conn, t: pg_moved_places(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1] == [4, 0], seen  # governed: in key order, rows 1..9 first
 

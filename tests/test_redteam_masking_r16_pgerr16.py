@@ -20,7 +20,7 @@ import pytest
 
 import governed_db
 from governed_db.masking.errors_order import PG_ERROR_WITHHELD
-from tests._redteam import govern, pg_connect, pg_stored_people
+from tests._redteam import govern, pg_connect, pg_stored_people, pg_variants
 from tests.conftest import PG_DSN
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
@@ -260,14 +260,7 @@ def _fetched(conn: Any, table: str, sql: str) -> list[Any]:
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_a_server_side_cursor_withholds_it_at_the_fetch(stored: dict[str, str], driver: str) -> None:
     sql = f"SELECT id FROM {{t}} WHERE {PICK} AND {TWO_DATA}"
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
-        try:
-            seen[v] = (_fetched(raw, stored[v], sql), _fetched(gov, stored[v], sql))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants(driver, stored, lambda conn, t: _fetched(conn, t, sql))
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1], seen
     for s in seen["a"][1]:

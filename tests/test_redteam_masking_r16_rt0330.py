@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import AGENT, govern, pg_connect, pg_moved_places, pg_stored_people
+from tests._redteam import AGENT, govern, pg_connect, pg_moved_places, pg_stored_people, pg_variants
 from tests.conftest import PG_DSN
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
@@ -82,14 +82,7 @@ def test_a_value_numbered_in_read_order_tells_nothing(stored: dict[str, str], dr
         conn.cursor().execute(write.format(t=t))
         return _numbered(conn, then.format(t=t))
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
-        try:
-            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants(driver, stored, lambda conn, t: pg_moved_places(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1], seen
     assert all(str(s).startswith("refused") and "row by row" in str(s) for s in seen["a"][1]), seen
@@ -141,14 +134,7 @@ def test_rows_tied_on_an_inheritance_parents_key_tell_nothing(families: dict[str
         cur.execute(sql.format(t=t))
         return [int(r[1]) for r in cur.fetchall()]
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
-        try:
-            seen[v] = (pg_moved_places(raw, families[v], read), pg_moved_places(gov, families[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants(driver, families, lambda conn, t: pg_moved_places(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen
     assert [s.replace(families["b"], "T") for s in seen["b"][1]] == seen["a"][1], seen
     assert all(s.startswith("refused") for s in seen["a"][1]), seen
@@ -165,14 +151,7 @@ def test_a_row_location_never_orders_the_returned_rows(stored: dict[str, str]) -
         cur.execute(sql.format(t=t))
         return [5 if r[1] is None else 0 for r in sorted(cur.fetchall(), key=lambda r: _tid(r[0]))]
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect("psycopg", autocommit=False), govern(pg_connect("psycopg", autocommit=False))
-        try:
-            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants("psycopg", stored, lambda conn, t: pg_moved_places(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1], seen
     assert all(str(s).startswith("refused") for s in seen["a"][1]), seen
@@ -250,14 +229,7 @@ def test_the_joined_row_read_first_tells_nothing(stored: dict[str, str], driver:
         cur.execute(PICKS[shape].format(t=t))
         return [r[1] for r in cur.fetchall()]
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
-        try:
-            seen[v] = (_picked(raw, stored[v], read), _picked(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants(driver, stored, lambda conn, t: _picked(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1], seen
     assert all(str(s).startswith("refused") and "read first" in str(s) for s in seen["a"][1]), seen
@@ -315,14 +287,7 @@ def test_a_comment_after_the_last_semicolon_keeps_the_key_order(stored: dict[str
         cur.execute(sql.format(t=t) + tail)
         return [r[0] for r in cur.fetchall()]
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect("psycopg", autocommit=False), govern(pg_connect("psycopg", autocommit=False))
-        try:
-            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants("psycopg", stored, lambda conn, t: pg_moved_places(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1] == [4, 0], seen
 
@@ -351,13 +316,6 @@ def test_the_first_error_of_two_rows_tells_nothing(stored: dict[str, str], sql: 
             return [type(e).__name__]
         return [r[0] for r in cur.fetchall()]
 
-    seen = {}
-    for v in ("a", "b"):
-        raw, gov = pg_connect("psycopg", autocommit=False), govern(pg_connect("psycopg", autocommit=False))
-        try:
-            seen[v] = (_picked(raw, stored[v], read), _picked(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
+    seen = pg_variants("psycopg", stored, lambda conn, t: _picked(conn, t, read))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1] == [["InternalError_"], ["InternalError_"]], seen

@@ -126,7 +126,8 @@ class AsyncDriver(Driver):
         from governed_db.sql.shapes import analysis_for
 
         text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
-        if "create" not in text[:200].lower() and "alter" not in text[:200].lower():
+        head = text[:200].lower()
+        if "create" not in head and "alter" not in head:
             return
         try:
             analysis = analysis_for(text, gov.dialect)

@@ -72,21 +72,28 @@ def _hit(
 
 
 
+def _masked_tables(state: MaskingState, identity: Identity, tables: list[exp.Table] | None) -> list[str] | None:
+    """Which of ``tables`` (named in a statement's text) have a column masked for ``identity``, or whose catalog
+    could not be read; ``[]`` when their names did not parse (``None``): refused as unknown. ``None``: nothing
+    to refuse (no such table, or an identity that sees everything)."""
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    masked = []
+    for table in tables or ():
+        key, _cols = state.columns_of(table)
+        if access.hidden_fields(key) or access.blind(key):
+            masked.append(key)
+    return masked if tables is None or masked else None
+
+
 def _checksum_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """MariaDB's ``CHECKSUM TABLE t`` (an admin statement: no result masking, no lineage) returns a checksum of
     every stored value of ``t``: it changes exactly when a masked value does, and it equals the checksum of a
     table of guesses exactly when they are right. Refused over a table with a column masked for the identity, or
     whose catalog could not be read (decision 0322)."""
-    access = Access(state, identity)
-    if access.everything:
-        return None
-    tables = checksum_tables(analysis.sql, state.sg_dialect)
-    masked: list[str] = []
-    for table in tables or ():
-        key, _cols = state.columns_of(table)
-        if access.hidden_fields(key) or access.blind(key):
-            masked.append(key)
-    if tables is not None and not masked:
+    masked = _masked_tables(state, identity, checksum_tables(analysis.sql, state.sg_dialect))
+    if masked is None:
         return None
     what = ", ".join(masked) or "tables whose names could not be read"
     return _hit(
@@ -104,16 +111,8 @@ def _checksum_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
 def _opaque_index_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """``CREATE UNIQUE INDEX u USING BTREE ON t (code)`` does not parse at all (no tree, so no lineage): it still
     fails on two equal stored values. Refused over a table with a column masked for the identity (decision 0322)."""
-    access = Access(state, identity)
-    if access.everything:
-        return None
-    tables = opaque_unique_index_tables(analysis.sql, state.sg_dialect)
-    masked = []
-    for table in tables or ():
-        key, _cols = state.columns_of(table)
-        if access.hidden_fields(key) or access.blind(key):
-            masked.append(key)
-    if tables is not None and not masked:
+    masked = _masked_tables(state, identity, opaque_unique_index_tables(analysis.sql, state.sg_dialect))
+    if masked is None:
         return None
     what = ", ".join(masked) or "a table whose name could not be read"
     return _hit(
