@@ -225,12 +225,15 @@ def pg_moved_places(conn: Any, table: str, read: Any) -> list[Any]:
     return out
 
 
-def pg_variants(driver: str, tables: Mapping[str, str], see: Callable[[Any, str], Any]) -> dict[str, tuple[Any, Any]]:
+def pg_variants(
+    driver: str, tables: Mapping[str, str], see: Callable[[Any, str], Any], **options: Any
+) -> dict[str, tuple[Any, Any]]:
     """Per variant a and b of ``tables``: what a raw and a governed PostgreSQL session through ``driver`` (not in
-    autocommit: ``see`` rolls back what it changes) see of ``see(conn, tables[v])``; sessions closed afterwards."""
+    autocommit: ``see`` rolls back what it changes; ``options`` go to :func:`govern`) see of ``see(conn,
+    tables[v])``; sessions closed afterwards."""
     seen: dict[str, tuple[Any, Any]] = {}
     for v in ("a", "b"):
-        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False))
+        raw, gov = pg_connect(driver, autocommit=False), govern(pg_connect(driver, autocommit=False), **options)
         try:
             seen[v] = (see(raw, tables[v]), see(gov, tables[v]))
         finally:

@@ -234,11 +234,13 @@ def _settle(
     if not edits:
         return HAZARD if hazard else NOTHING
     if len(trees) != 1 or "executable-comment" in analysis.flags:
+        # firm: with no edit the rows come as stored, which on PostgreSQL follows masked widths (a text of several
+        # statements, as staging allows with a warning, ran unordered)
         return Outcome(refusal=(
             "the order of its rows must be fixed by an ORDER BY governed_db adds, which it does only to a text "
             "of one statement",
             "send one statement per call, or ask for an unmask grant (masking.unmask)",
-        ))  # fmt: skip
+        ), columns=_indexed(state, cache), firm=True)  # fmt: skip
     base = analysis.shape[1] if isinstance(analysis.shape, tuple) else analysis.sql  # a shape's template text
     tree = trees[0]
     assert tree is not None
