@@ -198,7 +198,10 @@ class AuditOnlySpan(trace.Span):
             return
         self._ended = True
         self.end_time = end_time or time.time_ns()
-        self._processor.on_end(self)
+        if self.intent is not None:
+            self._processor.end_prepared(self)  # the statement path: its intent went to the store at start
+        else:
+            self._processor.on_end(self)
 
 
 class AuditOnlyTracer(trace.Tracer):

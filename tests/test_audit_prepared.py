@@ -40,11 +40,14 @@ def test_prepared_intent_is_the_general_encoding(a: dict[str, Any], name: str, t
         head = R.intent_head(R.attributes_json(a), name, "CLIENT")
     except ValueError:  # a lone surrogate: the recorder takes the general path for such a statement
         return
-    rec = R.PreparedIntent(head, a, name, "CLIENT", trace_id=trace % 2**128, span_id=span, parent=parent,
-                           time_ns=t, pid=pid)
+    rec = R.PreparedIntent(head, parent, pid, span, t, trace % 2**128)
     rkey = R.record_key(KEY) if keyed else None
     prev = f"{seq:064x}"
-    assert R.encode_prepared(rec, seq, prev, rkey) == _general(rec.body(), seq, prev, rkey)
+    body = {"v": 2, "type": "intent", "time": t, "name": name, "kind": "CLIENT", "trace_id": f"{trace % 2**128:032x}",
+            "span_id": f"{span:016x}", "parent_span_id": None if parent is None else f"{parent:016x}",
+            "attrs": R._attributes(a), "pid": pid}
+    assert R.encode_prepared(rec, seq, prev, rkey) == _general(body, seq, prev, rkey)
+    assert rec.body() == body  # what the rare general paths (oversized, unusual values) rebuild it from
 
 
 @settings(max_examples=300, deadline=None)
@@ -65,8 +68,7 @@ def test_a_record_the_template_cannot_encode_is_written_the_general_way(tmp_path
     """A lone surrogate (orjson refuses it) or a huge attribute: the store falls back; the chain verifies."""
     store = AuditStore(tmp_path / "a.jsonl", key=KEY)
     big = {"y": "z" * (R.MAX_LINE + 10)}
-    seq = store.append(R.PreparedIntent(R.intent_head(R.attributes_json(big), "SELECT", "CLIENT"), big, "SELECT",
-                                        "CLIENT", trace_id=1, span_id=5, parent=None, time_ns=1, pid=1))
+    seq = store.append(R.PreparedIntent(R.intent_head(R.attributes_json(big), "SELECT", "CLIENT"), None, 1, 5, 1, 1))
     store.append(R.PreparedOutcome({"x": "\ud800"}, end=2, intent=seq, span_id=5, status="OK",
                                    status_message=None))
     store.close()
@@ -94,3 +96,28 @@ def test_statements_recorded_through_templates_verify_with_the_key(tmp_path: Pat
     assert statements[50]["status"] == "ERROR" and statements[51]["attrs"]["governed_db.decision"] == "deny"
     result = verify(path, key=KEY)
     assert result.ok and result.outcome_unknown == 0
+
+
+@pytest.mark.parametrize(
+    ("later", "expected"),
+    [
+        ({}, {}),  # nothing set since the start
+        ({"governed_db.rows_affected": 3}, {"governed_db.rows_affected": 3}),  # added after the start attributes
+        ({"db.operation.name": "DELETE", "x.y": 1}, {"db.operation.name": "DELETE", "x.y": 1}),  # one overwritten
+        ({"governed_db.tables": ["a", "b"]}, {}),  # the same list again: the SDK keeps a tuple, still unchanged
+        ({"governed_db.tables": ["a"]}, {"governed_db.tables": ("a",)}),  # a list that changed
+    ],
+)
+def test_an_sdk_span_outcome_holds_what_changed_since_its_start(later: dict[str, Any], expected: dict[str, Any]
+                                                                ) -> None:
+    """The outcome of a statement recorded through an application's SDK provider carries the attributes set or
+    changed after the span started (compared in bulk when the start attributes lead unchanged, one by one else)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    started = {"db.operation.name": "SELECT", "db.system.name": "sqlite", "governed_db.tables": ["a", "b"]}
+    for _ in range(2):  # the second time from the cached snapshot of the start attributes
+        span: Any = TracerProvider().get_tracer("t").start_span("SELECT", attributes=started)
+        for k, v in later.items():
+            span.set_attribute(k, v)
+        span.end()
+        assert R.outcome_body(span, intent_seq=1, started=started).attrs == expected

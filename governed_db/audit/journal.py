@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from governed_db._native import speedups
 from governed_db.audit import records as R
 
 log = logging.getLogger("governed_db.audit")
@@ -59,6 +62,11 @@ _TAG = 16
 PAIR, OUTCOME, GENERIC = 1, 2, 3
 #: kind, the two pieces' lengths, the intent's seq (-1 unknown) and item number (outcomes)
 _ITEM = struct.Struct("<BIIqq")
+#: a frame's start and its first item; an item (the statement path packs each in one call)
+_START_ITEM = struct.Struct("<IQqBIIqq")
+_PAIR_ITEM = _ITEM
+#: the C copy of a frame (governed_db/_speedups.c), or None: the Python code below
+_native_frame = speedups.frame if speedups is not None else None
 DEFAULT_SIZE = 4 * 1024 * 1024
 _NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal$")
 _SPAN = re.compile(rb'"span_id":"([0-9a-f]{16})"')
@@ -224,6 +232,67 @@ class Journal:
             number += 1
             queue.append(rec)
         return True
+
+    def put_intent(self, rec: R.PreparedIntent, out: R.PreparedOutcome | None, floor: int, store_id: str) -> int:
+        """The statement path of :meth:`put`: one frame of ``rec`` after ``out``, the one outcome deferred since the
+        last intent (or None), which leaves :attr:`deferred`. Returns how many records then wait in the queue; 0
+        when nothing was journaled (full, closed, truncated: the caller writes to the store). Caller holds
+        :attr:`lock`."""
+        if self.closed or (store_id != self.store_id and not self._bind(store_id)):
+            return 0
+        a, b = rec.pieces
+        number = self.frames
+        pre = tail = None
+        iseq = iframe = -1
+        if out is not None:
+            try:
+                pre, tail = out.cached = out.pieces()
+            except (TypeError, ValueError, orjson.JSONEncodeError):
+                out = None  # unusual values: it stays deferred and is written the general way
+            else:
+                intent = out.intent
+                iseq, iframe = (intent, -1) if type(intent) is int else (intent.seq, intent.frame)  # type: ignore[union-attr]
+        pos = self.wpos
+        if _native_frame is not None:
+            end = _native_frame(self.mm, self.fd, pos, self.size, self.epoch, number, floor, a, b, pre, tail, iseq,
+                                iframe, self.jkey)
+            if end == 0 or (end < 0 and self._truncated()):
+                if out is not None:
+                    out.cached = None
+                return 0
+        else:
+            end = 0
+        if end <= 0:  # pure Python (or a truncation suspected and ruled out: the checks run again below)
+            if pre is None or tail is None:
+                payload = b"%b%b%b" % (_START_ITEM.pack(self.epoch, number, floor, PAIR, len(a), len(b), -1, -1), a, b)
+            else:
+                payload = b"%b%b%b%b%b%b" % (
+                    _START_ITEM.pack(self.epoch, number, floor, OUTCOME, len(pre), len(tail), iseq, iframe), pre,
+                    tail, _PAIR_ITEM.pack(PAIR, len(a), len(b), -1, -1), a, b)
+            jkey = self.jkey
+            if jkey is not None:
+                payload += hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest()
+            mid = pos + 8
+            end = mid + len(payload)
+            if end > self.size or ((os.lseek(self.fd, 0, os.SEEK_END) < self.size or self.mm[0] != _M0)
+                                   and self._truncated()):
+                if out is not None:
+                    out.cached = None
+                return 0
+            mm = self.mm
+            mm[mid:end] = payload
+            mm[pos:mid] = _FRAME.pack(len(payload), zlib.crc32(payload))
+        self.wpos = end
+        queue = self.queue
+        if out is not None:
+            out.frame, out.written = number, True
+            queue.append(out)
+            self.deferred.clear()
+            number += 1
+        rec.frame, rec.written = number, True
+        self.frames = number + 1
+        queue.append(rec)
+        return len(queue)
 
     def take(self) -> tuple[list[R.Prepared], list[Any], int]:
         """What a drain writes: the journaled records, the deferred ones (no longer amendable from here on),

@@ -94,9 +94,8 @@ class AuditSpanProcessor(SpanProcessor):
         """The intent of governed_db's own span from its prepared bytes (the hot path of :meth:`on_start`)."""
         parent = span.parent
         try:
-            rec = R.PreparedIntent(
-                span.head, span._base, span.name, "CLIENT", trace_id=span.trace_id, span_id=span.span_id,
-                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0])
+            rec = R.PreparedIntent(span.head, parent.span_id if parent is not None else None, _pid[0], span.span_id,
+                                   span.start_time, span.trace_id)
             self.store.append_intent(rec)
             span.intent = rec
         except Exception as e:  # never raise into the pipeline; it refuses on last_error
@@ -108,9 +107,8 @@ class AuditSpanProcessor(SpanProcessor):
         """An SDK span the Recorder is starting: the intent from the bytes it prepared (see Recorder.start)."""
         ctx, parent = span.context, span.parent
         try:
-            seq = R.PreparedIntent(
-                prepared[4], prepared[3], prepared[2], "CLIENT", trace_id=ctx.trace_id, span_id=ctx.span_id,
-                parent=parent.span_id if parent is not None else None, time_ns=span.start_time, pid=_pid[0])
+            seq = R.PreparedIntent(prepared[4], parent.span_id if parent is not None else None, _pid[0], ctx.span_id,
+                                   span.start_time, ctx.trace_id)
             self.store.append_intent(seq)
         except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
             self._failed(span, e)
@@ -145,7 +143,7 @@ class AuditSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if getattr(span, "intent", None) is not None:
-            self._end_prepared(span)
+            self.end_prepared(span)
             return
         if _scope_name(span) != R.SCOPE:
             return
@@ -181,7 +179,7 @@ class AuditSpanProcessor(SpanProcessor):
             except Exception as e:
                 log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
 
-    def _end_prepared(self, span: Any) -> None:
+    def end_prepared(self, span: Any) -> None:
         """The outcome of a span whose intent was prepared: deferred on success (results fold into it)."""
         status = span.status
         code = status.status_code.name if status is not None else "UNSET"

@@ -27,10 +27,12 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 import orjson
 
+from governed_db._native import speedups
 from governed_db.semconv import GDB_APPROVAL, GDB_IDENTITY_SUBJECT, GDB_OUTCOME, GDB_REFUSED, GDB_RESULT
 
 #: ``prev`` of the first record of a store.
@@ -144,34 +146,28 @@ def intent_head(attrs_json: bytes, name: str, kind: str) -> bytes:
 
 
 class PreparedIntent(Prepared):
-    """A statement's intent, from an :func:`intent_head` (identity, statement, decision) and its ids."""
+    """A statement's intent, from an :func:`intent_head` (identity, statement, decision) and its ids.
 
-    __slots__ = ("attrs", "head", "kind", "name", "parent", "pid", "span_id", "time", "trace_id")
+    Its canonical bytes are built at once (they are all it is written as): ``pieces`` = the bytes before and after
+    the chain fields; :meth:`body` parses them back on the rare paths that need a dict.
+    """
+
+    __slots__ = ("pieces",)
     type = INTENT
 
-    def __init__(self, head: bytes, attrs: Mapping[str, Any], name: str, kind: str, *, trace_id: int,
-                 span_id: int, parent: int | None, time_ns: int, pid: int) -> None:
+    def __init__(self, head: bytes, parent: int | None, pid: int, span_id: int, time_ns: int, trace_id: int) -> None:
         self.written, self.seq, self.frame, self.cached = False, -1, -1, None
-        self.head, self.attrs, self.name, self.kind = head, attrs, name, kind
-        self.trace_id, self.span_id, self.parent, self.time, self.pid = trace_id, span_id, parent, time_ns, pid
-
-    def parts(self) -> tuple[bytes, bytes]:
-        cached = self.cached
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        parent = self.parent
-        return (
-            b'%b%b,"pid":%d,' % (self.head, b"null" if parent is None else b'"%016x"' % parent, self.pid),
-            b'"span_id":"%016x","time":%d,"trace_id":"%032x","type":"intent","v":2}'
-            % (self.span_id, self.time, self.trace_id),
+        self.pieces = (
+            b'%b%b,"pid":%d,' % (head, b"null" if parent is None else b'"%016x"' % parent, pid),
+            b'"span_id":"%016x","time":%d,"trace_id":"%032x","type":"intent","v":2}' % (span_id, time_ns, trace_id),
         )
 
+    def parts(self) -> tuple[bytes, bytes]:
+        return self.pieces  # type: ignore[no-any-return]
+
     def body(self) -> dict[str, Any]:
-        parent = self.parent
-        return {"v": FORMAT_VERSION, "type": INTENT, "time": self.time, "name": self.name, "kind": self.kind,
-                "trace_id": f"{self.trace_id:032x}", "span_id": f"{self.span_id:016x}",
-                "parent_span_id": f"{parent:016x}" if parent is not None else None,
-                "attrs": _attributes(self.attrs), "pid": self.pid}
+        a, b = self.pieces
+        return orjson.loads(a + b)  # type: ignore[no-any-return]
 
 
 class PreparedOutcome(Prepared):
@@ -223,6 +219,8 @@ class PreparedOutcome(Prepared):
 
 #: a span status code's canonical bytes
 _STATUS = {code: _odumps(code) for code in ("UNSET", "OK", "ERROR")}
+if speedups is not None:
+    speedups.bind(PreparedIntent, PreparedOutcome)  # the records its chain() takes the templated way
 
 
 def encode_prepared(rec: Prepared, seq: int, prev: str, rkey: bytes | None) -> tuple[bytes, str]:
@@ -236,9 +234,8 @@ def chain_prepared(rec: Prepared, seq: int, prev: bytes, rkey: bytes | None) -> 
     """The line of a prepared record at ``seq`` after ``prev`` (the previous hash, as ASCII bytes); its hash is the
     64 hex digits that end at :func:`hash_end`. The same bytes as :func:`encode_prepared`,
     for the store's batch chaining: no str round trip of the hash between records."""
-    cached = rec.cached
-    if cached is not None and type(rec) is PreparedIntent:
-        head, tail = cached
+    if type(rec) is PreparedIntent:
+        head, tail = rec.pieces
     else:
         head, tail = rec.parts()
     canon = b'%b"prev":"%b","seq":%d,%b' % (head, prev, seq, tail)
@@ -497,10 +494,20 @@ def outcome_body(span: Any, *, intent_seq: int | Prepared, started: Mapping[str,
         # ReadableSpan hands out its BoundedAttributes behind a MappingProxyType, whose items() is the ABC's)
         plain = getattr(getattr(span, "_attributes", None), "_dict", None)
         attrs = plain if type(plain) is dict else (span.attributes or {})
-        for k, v in attrs.items():
-            before = started.get(k, missing)
-            if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
-                added[k] = v
+        snap = _SNAPSHOTS.get(id(started))
+        if snap is None or snap[0] is not started:
+            snap = _snapshot(started)
+        n = snap[3]
+        # the usual case, compared in C: the span still starts with exactly the attributes it started with (the SDK
+        # keeps insertion order and turns lists into tuples); what follows them was set since
+        if len(attrs) >= n and list(attrs)[:n] == snap[1] and list(attrs.values())[:n] == snap[2]:
+            if len(attrs) > n:
+                added = dict(islice(attrs.items(), n, None))
+        else:  # one was overwritten, dropped or reordered: compare them one by one
+            for k, v in attrs.items():
+                before = started.get(k, missing)
+                if before is missing or (before != v and not (type(v) is tuple and list(v) == before)):
+                    added[k] = v
     if added and not all(type(v) in _SCALARS or (type(v) in (list, tuple) and all(type(x) in _SCALARS for x in v))
                          for v in added.values()):
         added = _attributes(added)
@@ -510,6 +517,16 @@ def outcome_body(span: Any, *, intent_seq: int | Prepared, started: Mapping[str,
 
 
 _MISSING: Any = object()
+#: id(a statement's start attributes) -> (them, their keys, their values as the SDK keeps them, how many)
+_SNAPSHOTS: dict[int, tuple[Mapping[str, Any], list[str], list[Any], int]] = {}
+
+
+def _snapshot(started: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str], list[Any], int]:
+    if len(_SNAPSHOTS) > 2048:
+        _SNAPSHOTS.clear()
+    snap = _SNAPSHOTS[id(started)] = (started, list(started),
+                                      [tuple(v) if type(v) is list else v for v in started.values()], len(started))
+    return snap
 
 #: ``status`` (and ``outcome``) of a statement whose intent was recorded but whose outcome never was
 UNKNOWN = "UNKNOWN"

@@ -49,6 +49,7 @@ from typing import Any
 
 import orjson
 
+from governed_db._native import speedups
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
 from governed_db.audit import segments
@@ -66,6 +67,8 @@ _MAX_DEFERRED = 256
 _DRAIN_AT = 64
 _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
 _monotonic = time.monotonic  # the clock of the path check (a test moves it on)
+#: the C chaining of templated records (governed_db/_speedups.c), or None: the Python loop of _write_many
+_native_chain = speedups.chain if speedups is not None else None
 
 
 class AuditStoreError(GovernedDBError):
@@ -233,31 +236,37 @@ class AuditStore:
         j = self._journal
         if j is not None and j.pid == _PID[0] and not self._failing:
             with j.lock:
-                items = self._journal_deferred(j) if j.deferred else []
-                try:
-                    pieces = None if j.closed else rec.parts()  # closed meanwhile (idle_close)
-                except (TypeError, ValueError):
-                    pieces = None  # unusual values: the general path below
-                if pieces is not None:
-                    items.append((rec, J.PAIR, pieces[0], pieces[1], -1, -1))
-                    journaled = j.put(items, self._seq, self._store_id)
-                    if journaled:
-                        if len(items) > 1:
-                            del j.deferred[: len(items) - 1]
-                        rec.cached = pieces
-                        if len(j.queue) < _DRAIN_AT:
-                            return
-                    else:
-                        for item in items:  # not journaled: they stay deferred, and the store writes them first
-                            if isinstance(item[0], R.Prepared):
-                                item[0].cached = None
-            if pieces is not None and journaled:
-                # a busy connection chains its journal into the store itself, a batch at a time: cheaper than
-                # handing the GIL to the flusher thread mid-statement (docs/decisions/0205-audit-journal.md)
-                self.flush()
+                deferred = j.deferred
+                if not deferred:
+                    waiting = j.put_intent(rec, None, self._seq, self._store_id)
+                elif len(deferred) == 1 and type(deferred[0]) is R.PreparedOutcome:
+                    waiting = j.put_intent(rec, deferred[0], self._seq, self._store_id)
+                else:
+                    waiting = self._put_with_deferred(j, rec)
+            if waiting:
+                if waiting >= _DRAIN_AT:
+                    # a busy connection chains its journal into the store itself, a batch at a time: cheaper
+                    # than handing the GIL to the flusher thread mid-statement (docs/decisions/0205-audit-journal.md)
+                    self.flush()
                 return
-            # the journal is full or the record unusual: write through the store, which drains the journal first
+            # the journal is full or closed: write through the store, which drains the journal first
         self.append(rec)
+
+    def _put_with_deferred(self, j: J.Journal, rec: R.PreparedIntent) -> int:
+        """:meth:`J.Journal.put_intent` for several deferred records (caller holds ``j.lock``)."""
+        if j.closed:  # closed meanwhile (idle_close)
+            return 0
+        items = self._journal_deferred(j)
+        a, b = rec.pieces
+        items.append((rec, J.PAIR, a, b, -1, -1))
+        if not j.put(items, self._seq, self._store_id):
+            for item in items:  # not journaled: they stay deferred, and the store writes them first
+                if isinstance(item[0], R.Prepared):
+                    item[0].cached = None
+            return 0
+        if len(items) > 1:
+            del j.deferred[: len(items) - 1]
+        return len(j.queue)
 
     def _journal_deferred(self, j: J.Journal) -> list[tuple[Any, int, bytes, bytes, int, int]]:
         """Journal items for the records deferred since the last intent, which go into the journal ahead of the
@@ -719,8 +728,19 @@ class AuditStore:
         lines: list[bytes] = []
         append = lines.append
         chain, prepared, max_line = R.chain_prepared, R.Prepared, R.MAX_LINE
+        native, templated = _native_chain, (R.PreparedIntent, R.PreparedOutcome)
         kind = ""
-        for body in bodies:
+        i, count = 0, len(bodies)
+        while i < count:
+            body = bodies[i]
+            if native is not None and type(body) in templated:
+                # a run of templated records chained in C: the same bytes as the loop below
+                done, data, last, t = native(bodies, i, seq, prev, rkey, max_line)
+                if done:
+                    append(data)
+                    seq, prev, kind, i = seq + done, last, t, i + done
+                    continue
+            i += 1
             seq += 1
             if isinstance(body, prepared):
                 body.seq = seq  # outcomes later in this batch name it (reset below if the write fails)

@@ -1,0 +1,418 @@
+/* Native helpers for the audit record's statement path (docs/decisions/0335-native-audit-helpers.md).
+ *
+ * Two functions, each the exact counterpart of a pure-Python routine that stays the reference and the fallback
+ * (tests/test_speedups.py checks byte equality on random input):
+ *
+ *   frame(...)  copies one write-ahead journal frame into the memory-mapped journal
+ *               (governed_db.audit.journal.Journal.put_intent);
+ *   chain(...)  chains a run of prepared records into store lines, SHA-256 and (keyed) BLAKE2b tags included
+ *               (governed_db.audit.store.AuditStore._write_many with records.chain_prepared).
+ *
+ * Hashing stays with hashlib (OpenSSL) and CRC-32 with zlib.crc32: called through the C API, they are the same
+ * digests the Python code computes, without a second implementation to trust, and the build needs nothing but
+ * a C compiler and Python's headers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+static PyObject *sha256_ctor;   /* hashlib.sha256 */
+static PyObject *blake2b_ctor;  /* hashlib.blake2b */
+static PyObject *crc32_func;    /* zlib.crc32 */
+static PyObject *str_digest, *str_key, *str_digest_size, *str_pieces, *str_parts, *str_seq, *str_written,
+    *str_type, *int_16;
+static PyObject *intent_type, *outcome_type;  /* set by bind() */
+
+static const char HEX[] = "0123456789abcdef";
+
+static inline void put_u32(char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (char)((v >> (8 * i)) & 0xff);
+}
+
+static inline void put_u64(char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (char)((v >> (8 * i)) & 0xff);
+}
+
+/* the digest of ``data`` by ``ctor`` (hashlib), with keyword arguments ``kw`` (a dict or NULL) */
+static PyObject *digest_of(PyObject *ctor, const char *data, Py_ssize_t n, PyObject *kwnames, PyObject *const *kwv,
+                           Py_ssize_t nkw) {
+    PyObject *view = PyMemoryView_FromMemory((char *)data, n, PyBUF_READ);
+    if (view == NULL) return NULL;
+    PyObject *args[4];
+    args[0] = view;
+    for (Py_ssize_t i = 0; i < nkw; i++) args[1 + i] = kwv[i];
+    PyObject *h = PyObject_Vectorcall(ctor, args, 1, kwnames);
+    Py_DECREF(view);
+    if (h == NULL) return NULL;
+    PyObject *d = PyObject_CallMethodNoArgs(h, str_digest);
+    Py_DECREF(h);
+    if (d != NULL && !PyBytes_Check(d)) {
+        Py_DECREF(d);
+        PyErr_SetString(PyExc_TypeError, "digest() did not return bytes");
+        return NULL;
+    }
+    return d;
+}
+
+static PyObject *keyed_blake2b(const char *data, Py_ssize_t n, PyObject *key) {
+    static PyObject *kwnames = NULL;
+    if (kwnames == NULL) {
+        kwnames = PyTuple_Pack(2, str_key, str_digest_size);
+        if (kwnames == NULL) return NULL;
+    }
+    PyObject *kwv[2] = {key, int_16};
+    return digest_of(blake2b_ctor, data, n, kwnames, kwv, 2);
+}
+
+static int bytes_arg(PyObject *o, const char *what, char **p, Py_ssize_t *n) {
+    if (!PyBytes_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be bytes, not %.100s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *p = PyBytes_AS_STRING(o);
+    *n = PyBytes_GET_SIZE(o);
+    return 0;
+}
+
+#define START_SIZE 20 /* <IQq: epoch, number, floor */
+#define ITEM_SIZE 25  /* <BIIqq: kind, two lengths, intent seq, intent item */
+#define TAG_SIZE 16
+
+static char *put_item(char *p, int kind, Py_ssize_t la, Py_ssize_t lb, int64_t iseq, int64_t iitem) {
+    p[0] = (char)kind;
+    put_u32(p + 1, (uint32_t)la);
+    put_u32(p + 5, (uint32_t)lb);
+    put_u64(p + 9, (uint64_t)iseq);
+    put_u64(p + 17, (uint64_t)iitem);
+    return p + ITEM_SIZE;
+}
+
+/* frame(mm, fd, pos, size, epoch, number, floor, a, b, pre, tail, iseq, iframe, jkey) -> end, 0 or -1
+ *
+ * One journal frame at ``pos`` of the mapping ``mm`` (``size`` bytes, descriptor ``fd``): the outcome item
+ * (``pre``/``tail``, its intent's ``iseq``/``iframe``) when ``pre`` is not None, then the intent item (``a``/``b``),
+ * a keyed tag when ``jkey`` is given, CRC-32 of it all in the frame head. Returns the offset past the frame; 0
+ * when it does not fit; -1, writing nothing, when the file may have been truncated (shorter than the mapping, or
+ * its magic gone): the caller's full check decides. The same bytes Journal.put writes. */
+static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "frame() takes 14 arguments");
+        return NULL;
+    }
+    long long fd = PyLong_AsLongLong(args[1]);
+    long long pos = PyLong_AsLongLong(args[2]);
+    long long size = PyLong_AsLongLong(args[3]);
+    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[4]);
+    long long number = PyLong_AsLongLong(args[5]);
+    long long floor_ = PyLong_AsLongLong(args[6]);
+    long long iseq = PyLong_AsLongLong(args[11]);
+    long long iframe = PyLong_AsLongLong(args[12]);
+    if (PyErr_Occurred()) return NULL;
+    char *a, *b, *pre = NULL, *tail = NULL;
+    Py_ssize_t la, lb, lpre = 0, ltail = 0;
+    if (bytes_arg(args[7], "a", &a, &la) < 0 || bytes_arg(args[8], "b", &b, &lb) < 0) return NULL;
+    int with_outcome = args[9] != Py_None;
+    if (with_outcome && (bytes_arg(args[9], "pre", &pre, &lpre) < 0 || bytes_arg(args[10], "tail", &tail, &ltail) < 0))
+        return NULL;
+    PyObject *jkey = args[13];
+    if (jkey != Py_None && !PyBytes_Check(jkey)) {
+        PyErr_SetString(PyExc_TypeError, "jkey must be bytes or None");
+        return NULL;
+    }
+    if (la > UINT32_MAX || lb > UINT32_MAX || lpre > UINT32_MAX || ltail > UINT32_MAX) return PyLong_FromLong(0);
+    long long plen = START_SIZE + ITEM_SIZE + la + lb + (with_outcome ? ITEM_SIZE + lpre + ltail : 0) +
+                     (jkey != Py_None ? TAG_SIZE : 0);
+    long long mid = pos + 8, end = mid + plen;
+    if (pos < 0 || end > size || plen > UINT32_MAX) return PyLong_FromLong(0);
+
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return NULL;
+    if (view.len < size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
+        return NULL;
+    }
+    char *mm = (char *)view.buf;
+    off_t fsize = lseek((int)fd, 0, SEEK_END);
+    if (fsize < (off_t)size || mm[0] != 'G') {
+        PyBuffer_Release(&view);
+        return PyLong_FromLong(-1);
+    }
+    char *p = mm + mid;
+    put_u32(p, (uint32_t)epoch);
+    put_u64(p + 4, (uint64_t)number);
+    put_u64(p + 12, (uint64_t)floor_);
+    p += START_SIZE;
+    if (with_outcome) {
+        p = put_item(p, 2, lpre, ltail, iseq, iframe);
+        memcpy(p, pre, lpre);
+        p += lpre;
+        memcpy(p, tail, ltail);
+        p += ltail;
+    }
+    p = put_item(p, 1, la, lb, -1, -1);
+    memcpy(p, a, la);
+    p += la;
+    memcpy(p, b, lb);
+    p += lb;
+    if (jkey != Py_None) {
+        PyObject *t = keyed_blake2b(mm + mid, p - (mm + mid), jkey);
+        if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
+            Py_XDECREF(t);
+            PyBuffer_Release(&view);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
+            return NULL;
+        }
+        memcpy(p, PyBytes_AS_STRING(t), TAG_SIZE);
+        Py_DECREF(t);
+        p += TAG_SIZE;
+    }
+    PyObject *cview = PyMemoryView_FromMemory(mm + mid, (Py_ssize_t)plen, PyBUF_READ);
+    PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
+    Py_XDECREF(cview);
+    unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
+    Py_XDECREF(crc);
+    if (PyErr_Occurred()) {
+        PyBuffer_Release(&view);
+        return NULL;  /* the frame head is not written: the frame does not count */
+    }
+    put_u32(mm + pos, (uint32_t)plen);
+    put_u32(mm + pos + 4, (uint32_t)crcv);
+    PyBuffer_Release(&view);
+    return PyLong_FromLongLong(end);
+}
+
+/* The line of one record: head + "prev":"<prev>","seq":<seq>, + tail, then ,"hash":"<hex>"[,"tag":"<hex>"]}\n */
+static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt, const char *prev,
+                            long long seq, PyObject *rkey) {
+    char seqbuf[24];
+    int ls = snprintf(seqbuf, sizeof seqbuf, "%lld", seq);
+    /* canon = head + "prev":" (8) + prev (64) + ","seq": (8) + seq + , (1) + tail */
+    Py_ssize_t lcanon = lh + 8 + 64 + 8 + ls + 1 + lt;
+    Py_ssize_t lline = lcanon - 1 + 9 + 64 + (rkey != Py_None ? 9 + 32 : 0) + 3;
+    PyObject *line = PyBytes_FromStringAndSize(NULL, lline);
+    if (line == NULL) return NULL;
+    char *p = PyBytes_AS_STRING(line), *start = p;
+    memcpy(p, head, lh);
+    p += lh;
+    memcpy(p, "\"prev\":\"", 8);
+    p += 8;
+    memcpy(p, prev, 64);
+    p += 64;
+    memcpy(p, "\",\"seq\":", 8);
+    p += 8;
+    memcpy(p, seqbuf, ls);
+    p += ls;
+    *p++ = ',';
+    memcpy(p, tail, lt);
+    p += lt;
+    PyObject *d = digest_of(sha256_ctor, start, lcanon, NULL, NULL, 0);
+    if (d == NULL || PyBytes_GET_SIZE(d) != 32) {
+        Py_XDECREF(d);
+        Py_DECREF(line);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected digest size");
+        return NULL;
+    }
+    p = start + lcanon - 1; /* over the closing brace */
+    memcpy(p, ",\"hash\":\"", 9);
+    p += 9;
+    char *hex = p;
+    const unsigned char *dg = (const unsigned char *)PyBytes_AS_STRING(d);
+    for (int i = 0; i < 32; i++) {
+        *p++ = HEX[dg[i] >> 4];
+        *p++ = HEX[dg[i] & 15];
+    }
+    Py_DECREF(d);
+    if (rkey != Py_None) {
+        PyObject *t = keyed_blake2b(hex, 64, rkey);
+        if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
+            Py_XDECREF(t);
+            Py_DECREF(line);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
+            return NULL;
+        }
+        memcpy(p, "\",\"tag\":\"", 9);
+        p += 9;
+        const unsigned char *tg = (const unsigned char *)PyBytes_AS_STRING(t);
+        for (int i = 0; i < TAG_SIZE; i++) {
+            *p++ = HEX[tg[i] >> 4];
+            *p++ = HEX[tg[i] & 15];
+        }
+        Py_DECREF(t);
+    }
+    memcpy(p, "\"}\n", 3);
+    return line;
+}
+
+/* chain(bodies, i, seq, prev, rkey, max_line) -> (done, data, prev, type)
+ *
+ * Chains ``bodies[i:]`` after ``seq`` and ``prev`` (64 ASCII hex bytes) while they are PreparedIntent or
+ * PreparedOutcome records whose templated line fits ``max_line``: each gets its ``seq`` and is marked ``written``.
+ * Returns how many were chained, their lines joined, the last hash and the last record's type. It stops, without
+ * marking it written, at the first body it cannot chain (another type, a template that raises TypeError or
+ * ValueError, an oversized line): the caller takes that one the general way. */
+static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "chain() takes 6 arguments");
+        return NULL;
+    }
+    if (intent_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bind() was not called");
+        return NULL;
+    }
+    PyObject *bodies = args[0], *rkey = args[4];
+    if (!PyList_Check(bodies) && !PyTuple_Check(bodies)) /* another sequence: all the general way */
+        return Py_BuildValue("(ny#O)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    long long seq = PyLong_AsLongLong(args[2]);
+    Py_ssize_t max_line = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    char *prevp;
+    Py_ssize_t lprev;
+    if (bytes_arg(args[3], "prev", &prevp, &lprev) < 0) return NULL;
+    if (lprev != 64) {
+        PyErr_SetString(PyExc_ValueError, "prev must be 64 hex bytes");
+        return NULL;
+    }
+    if (rkey != Py_None && !PyBytes_Check(rkey)) {
+        PyErr_SetString(PyExc_TypeError, "rkey must be bytes or None");
+        return NULL;
+    }
+    char prev[64];
+    memcpy(prev, prevp, 64);
+    Py_ssize_t hash_back = rkey != Py_None ? 44 : 3;
+    PyObject *lines = PyList_New(0);
+    if (lines == NULL) return NULL;
+    PyObject *last_type = Py_None;
+    Py_INCREF(last_type);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(bodies), done = 0;
+    for (; i < n; i++) {
+        PyObject *body = PySequence_Fast_GET_ITEM(bodies, i);
+        PyTypeObject *t = Py_TYPE(body);
+        PyObject *pieces;
+        seq++;
+        PyObject *seqobj = PyLong_FromLongLong(seq);
+        if (seqobj == NULL) goto fail;
+        if ((PyObject *)t == intent_type) {
+            if (PyObject_SetAttr(body, str_seq, seqobj) < 0) {
+                Py_DECREF(seqobj);
+                goto fail;
+            }
+            Py_DECREF(seqobj);
+            pieces = PyObject_GetAttr(body, str_pieces);
+        } else if ((PyObject *)t == outcome_type) {
+            /* its seq first: outcomes later in this batch name it (as _write_many does) */
+            if (PyObject_SetAttr(body, str_seq, seqobj) < 0) {
+                Py_DECREF(seqobj);
+                goto fail;
+            }
+            Py_DECREF(seqobj);
+            pieces = PyObject_CallMethodNoArgs(body, str_parts);
+        } else {
+            Py_DECREF(seqobj);
+            break;
+        }
+        if (pieces == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear(); /* (orjson's JSONEncodeError is a TypeError) the general path takes it */
+                break;
+            }
+            goto fail;
+        }
+        if (!PyTuple_Check(pieces) || PyTuple_GET_SIZE(pieces) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pieces, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(pieces, 1))) {
+            Py_DECREF(pieces);
+            break;
+        }
+        PyObject *h = PyTuple_GET_ITEM(pieces, 0), *tl = PyTuple_GET_ITEM(pieces, 1);
+        PyObject *line = chain_line(PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), PyBytes_AS_STRING(tl),
+                                    PyBytes_GET_SIZE(tl), prev, seq, rkey);
+        Py_DECREF(pieces);
+        if (line == NULL) goto fail;
+        if (PyBytes_GET_SIZE(line) > max_line) {
+            Py_DECREF(line);
+            break;
+        }
+        if (PyObject_SetAttr(body, str_written, Py_True) < 0 || PyList_Append(lines, line) < 0) {
+            Py_DECREF(line);
+            goto fail;
+        }
+        memcpy(prev, PyBytes_AS_STRING(line) + PyBytes_GET_SIZE(line) - hash_back - 64, 64);
+        Py_DECREF(line);
+        PyObject *ty = PyObject_GetAttr(body, str_type);
+        if (ty == NULL) goto fail;
+        Py_SETREF(last_type, ty);
+        done++;
+    }
+    PyObject *data;
+    if (PyList_GET_SIZE(lines) == 1) {
+        data = PyList_GET_ITEM(lines, 0);
+        Py_INCREF(data);
+    } else {
+        Py_ssize_t total = 0, k, m = PyList_GET_SIZE(lines);
+        for (k = 0; k < m; k++) total += PyBytes_GET_SIZE(PyList_GET_ITEM(lines, k));
+        data = PyBytes_FromStringAndSize(NULL, total);
+        if (data == NULL) goto fail;
+        char *q = PyBytes_AS_STRING(data);
+        for (k = 0; k < m; k++) {
+            PyObject *l = PyList_GET_ITEM(lines, k);
+            memcpy(q, PyBytes_AS_STRING(l), PyBytes_GET_SIZE(l));
+            q += PyBytes_GET_SIZE(l);
+        }
+    }
+    Py_DECREF(lines);
+    PyObject *res = Py_BuildValue("(nNy#N)", done, data, prev, (Py_ssize_t)64, last_type);
+    return res;
+fail:
+    Py_DECREF(lines);
+    Py_DECREF(last_type);
+    return NULL;
+}
+
+/* bind(PreparedIntent, PreparedOutcome): the record classes chain() takes the fast way */
+static PyObject *bind(PyObject *self, PyObject *args) {
+    PyObject *it, *ot;
+    if (!PyArg_ParseTuple(args, "OO", &it, &ot)) return NULL;
+    Py_XSETREF(intent_type, Py_NewRef(it));
+    Py_XSETREF(outcome_type, Py_NewRef(ot));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL, "Copy one journal frame into the mapping."},
+    {"chain", (PyCFunction)(void (*)(void))chain, METH_FASTCALL, "Chain a run of prepared records."},
+    {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "governed_db._speedups",
+                                    "Native helpers for the audit record's statement path.", -1, methods};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyObject *hashlib = PyImport_ImportModule("hashlib");
+    if (hashlib == NULL) return NULL;
+    sha256_ctor = PyObject_GetAttrString(hashlib, "sha256");
+    blake2b_ctor = PyObject_GetAttrString(hashlib, "blake2b");
+    Py_DECREF(hashlib);
+    if (sha256_ctor == NULL || blake2b_ctor == NULL) return NULL;
+    PyObject *zlib = PyImport_ImportModule("zlib");
+    if (zlib == NULL) return NULL;
+    crc32_func = PyObject_GetAttrString(zlib, "crc32");
+    Py_DECREF(zlib);
+    if (crc32_func == NULL) return NULL;
+    str_digest = PyUnicode_InternFromString("digest");
+    str_key = PyUnicode_InternFromString("key");
+    str_digest_size = PyUnicode_InternFromString("digest_size");
+    str_pieces = PyUnicode_InternFromString("pieces");
+    str_parts = PyUnicode_InternFromString("parts");
+    str_seq = PyUnicode_InternFromString("seq");
+    str_written = PyUnicode_InternFromString("written");
+    str_type = PyUnicode_InternFromString("type");
+    int_16 = PyLong_FromLong(16);
+    if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||
+        !str_type || !int_16)
+        return NULL;
+    return PyModule_Create(&module);
+}
