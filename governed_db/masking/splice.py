@@ -32,6 +32,11 @@ _AFTER_ORDER = frozenset(
     {TokenType.LIMIT, TokenType.OFFSET, TokenType.FETCH, TokenType.FOR, TokenType.LOCK, TokenType.RETURNING,
      TokenType.SEMICOLON, TokenType.INTO}
 )  # fmt: skip
+#: tokens that end a set operation's branch written without parentheses (at its depth)
+_BRANCH_END = frozenset(
+    {TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT, TokenType.ORDER_BY, TokenType.LIMIT, TokenType.OFFSET,
+     TokenType.FETCH, TokenType.FOR, TokenType.SEMICOLON, TokenType.R_PAREN}
+)  # fmt: skip
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN, TokenType.VALUES})
 _FRAME = frozenset({"ROWS", "RANGE", "GROUPS", "EXCLUDE"})
 #: what an aggregate's call is spelled as, by sqlglot class
@@ -253,6 +258,26 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
     return start, len(text.tokens)
 
 
+def _branch_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
+    """The tokens of a ``UNION ALL`` branch written without parentheses: from its SELECT to the set operator,
+    the enclosing parenthesis, or the clauses of the whole set operation that follow it."""
+    anchors = _anchors(node)
+    if not anchors:
+        raise Unspliceable("a branch with nothing to locate it by")
+    at = [text.at(a) for a in anchors]
+    depth = min(text.depth[i] for i in at)
+    lo = next((i for i in range(min(at), -1, -1)
+               if text.tokens[i].token_type == TokenType.SELECT and text.depth[i] == depth), None)  # fmt: skip
+    if lo is None:
+        raise Unspliceable("a branch's SELECT was not found")
+    hi = len(text.tokens)
+    for i in range(max(at) + 1, len(text.tokens)):
+        if text.depth[i] < depth or (text.depth[i] == depth and text.tokens[i].token_type in _BRANCH_END):
+            hi = i
+            break
+    return lo, hi
+
+
 def _order_insert(
     text: _Text, lo: int, hi: int, items: tuple[str, ...], stops: frozenset[TokenType]
 ) -> tuple[int, str]:
@@ -309,6 +334,10 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, st
         lo, hi = _query_range(text, node)
         at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
         return [(at, add + (_KEPT if edit.kind == "order-kept" else ""))]
+    if edit.kind == "branch-order":
+        lo, hi = _branch_range(text, node)
+        at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
+        return [(text.tokens[lo].start, "("), (at, add + ")")]
     if edit.kind == "returning-order":
         # the whole write becomes a data-modifying CTE, its rows selected in key order (PostgreSQL; 0330)
         last = len(text.tokens) - 1
@@ -385,6 +414,11 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
         target = nodes[index[id(edit.node)]]
         if edit.kind == "returning-order":
             wrap = edit
+        elif edit.kind == "branch-order":
+            target.set("order", exp.Order(expressions=_ordered(edit.items, gd)))
+            wrapper = exp.Subquery()
+            target.replace(wrapper)  # the same node inside the parentheses: other edits may still reach into it
+            wrapper.set("this", target)
         elif edit.kind in ("order", "order-kept", "window-order", "window-whole"):
             items = _ordered(edit.items, gd)
             order = target.args.get("order")
