@@ -380,7 +380,7 @@ def test_innocent_index_statistics_stay_readable(stored: dict[str, str]) -> None
         gov.close()
 
 
-# -- open: the order a multi-row UPDATE locks rows in --------------------------------------------------------
+# -- the order a multi-row UPDATE locks rows in: key order first (decision 0351) -------------------------------
 def _locked_first(admin: Any, table: str) -> Any:
     """Three governed sessions: one holds row 200, one runs an UPDATE of rows 5 and 200 that locks them in the
     order it reads them (and waits at 200), the third asks for row 5 with NOWAIT: refused when the UPDATE read
@@ -417,7 +417,6 @@ def _locked_first(admin: Any, table: str) -> Any:
             c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="open: a multi-row UPDATE locks rows in the order it reads them (report)")
 def test_the_order_an_update_locks_rows_in_tells_nothing(pg_conn: Any, stored: dict[str, str]) -> None:
     seen = [_locked_first(pg_conn, stored[v]) for v in ("a", "b")]
     assert seen[0] == seen[1], seen

@@ -200,3 +200,70 @@ def test_merges_beside_short_or_own_texts_run(merged: dict[str, str], sql: str) 
     assert isinstance(got, list) and len(got) == len(want) == 2, got
     assert [r[0] for r in got] == [r[0] for r in want]
     assert "Alice" not in repr(got) and "Bob" not in repr(got), got
+
+
+# -- the order a multi-row write locks rows in (decision 0351) ------------------------------------------------
+def _locked_first(admin: Any, table: str, governed: bool, write: str) -> Any:
+    """Row 5 moved to the last page (or not); one session holds row 200, a second runs ``write`` over rows 5 and
+    200 (and waits at 200), a third asks for row 5 with NOWAIT: refused when the write locked row 5 before it
+    waited, granted when it read (and waited at) row 200 first."""
+    import threading
+    import time
+
+    def connect() -> Any:
+        conn = pg_connect("psycopg", autocommit=False)
+        return govern(conn, CURIOUS_AGENT) if governed else conn
+
+    admin.execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = 5")
+    holder, writer, prober = connect(), connect(), connect()
+    try:
+        holder.cursor().execute(f"SELECT id FROM {table} WHERE id = 200 FOR UPDATE")
+        pid = writer.info.backend_pid
+        thread = threading.Thread(target=lambda: writer.cursor().execute(write.format(t=table)))
+        thread.start()
+        for _ in range(100):  # until the write waits for row 200
+            if admin.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", (pid,)).fetchone()[0]:
+                break
+            time.sleep(0.05)
+        try:
+            return rows_or_rules(prober, f"SELECT id FROM {table} WHERE id = 5 FOR UPDATE NOWAIT")
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            prober.rollback()
+            holder.rollback()
+            thread.join()
+            writer.commit()
+    finally:
+        for c in (holder, writer, prober):
+            c.close()
+
+
+WRITES = {
+    "update": "UPDATE {t} SET city = 'b' WHERE city IS NULL OR id = 200",
+    "update-aliased-returning": "UPDATE {t} AS p SET city = 'b' WHERE p.city IS NULL OR p.id = 200 RETURNING p.id",
+    "delete": "DELETE FROM {t} WHERE city IS NULL OR id = 200",
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES), ids=list(WRITES))
+def test_a_multi_row_write_locks_rows_in_key_order(pg_conn: Any, stored: dict[str, str], write: str) -> None:
+    prefix = stored["a"].removesuffix("_sa")
+
+    def fresh() -> None:
+        pg_conn.execute(f"DROP TABLE {stored['a']}, {stored['b']}")
+        assert pg_stored_people(pg_conn, prefix) == {"a": stored["a"], "b": stored["b"]}
+
+    raw = [_locked_first(pg_conn, stored[v], False, WRITES[write]) for v in ("a", "b")]
+    assert raw[0] != raw[1], raw  # the oracle: row 5 locked before the wait in one copy only
+    fresh()
+    seen = [_locked_first(pg_conn, stored[v], True, WRITES[write]) for v in ("a", "b")]
+    assert seen[0] == seen[1] == "LockNotAvailable", seen  # row 5 locked first, in key order, in both
+    for v in ("a", "b"):  # the write did what was asked, and only that
+        rows = pg_conn.execute(f"SELECT id, city FROM {stored[v]} WHERE city IS DISTINCT FROM 'Lyon' "
+                               "ORDER BY id").fetchall()  # fmt: skip
+        if write == "delete":
+            assert rows == [(1, "Paris")], rows
+            assert pg_conn.execute(f"SELECT count(*) FROM {stored[v]}").fetchone()[0] == 398
+        else:
+            assert rows == [(1, "Paris"), (5, "b"), (200, "b")], rows

@@ -59,7 +59,8 @@ class Edit:
     """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
     ``window-order`` (a window's), ``window-whole`` (a window's, with the whole partition as its frame, which a
     window without ORDER BY or frame had), ``branch-order`` (an unparenthesised branch of a ``UNION ALL`` put in
-    parentheses with an ORDER BY), ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
+    parentheses with an ORDER BY), ``lock-order`` (a PostgreSQL write's rows locked in key order first),
+    ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
     (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
 
     kind: str
@@ -172,7 +173,39 @@ class Planner:
             self._joined_picks(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
+            self._locked_in_key_order(tree)
         return self.plan
+
+    def _locked_in_key_order(self, tree: exp.Update | exp.Delete) -> None:
+        """PostgreSQL: a write locks the rows it changes in the order it reads them, which where an earlier
+        UPDATE put a row's new version (how wide the masked values stored before it are) decides; another
+        session of the caller's, holding one of the rows, sees whether the write locked another before it
+        waited (``FOR UPDATE NOWAIT``). The rows are locked in key order first instead:
+        ``WHERE "id" IN (SELECT "id" FROM t WHERE <its condition> ORDER BY "id" FOR NO KEY UPDATE)`` — the
+        same rows (the key is unique and never NULL), locked before the write changes any (decision 0351)."""
+        if self.dialect != "postgres":
+            return
+        target = tree.this
+        where = tree.args.get("where")
+        joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+        if not isinstance(target, exp.Table) or not isinstance(where, exp.Where) or joined:
+            return
+        rel = self.relation(target)
+        if rel is None or not rel.hazard or rel.columns is None:
+            return
+        pinned = nodes.pinned_columns(where.this, target)
+        if any(k and k <= pinned for k in rel.keys):
+            return  # one row at most
+        stored = {c.lower(): c for c in rel.columns}
+        keys = sorted(
+            (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
+            key=lambda k: (len(k), k),
+        )
+        if not keys:
+            return  # no key to lock by (an inheritance parent's holds for its own rows only): as before
+        self.plan.edits.append(
+            Edit("lock-order", tree, tuple(nodes.column_sql(stored[c], self.dialect) for c in keys[0]))
+        )
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
