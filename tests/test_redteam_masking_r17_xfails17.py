@@ -7,6 +7,9 @@
 * A masked value merged with a text stored in another table (``concat(full_name, p)``, ``ARRAY[full_name, p]``)
   measured it against PostgreSQL's length limits when the caller had stored 256 MB in ``p`` beforehand (0285
   Open). Such a stored text counts as long now unless its column is declared short (decision 0350).
+* A multi-row UPDATE or DELETE locked its rows in the order it read them: another session of the caller's saw
+  (``FOR UPDATE NOWAIT``) whether it locked row 5 before waiting at a row held elsewhere. Its rows are locked in
+  key order first now (decision 0351).
 
 Each oracle compares two tables of 400 people that differ only in row 1's name (11 or 108 characters); the raw
 connection places row 5 (or 1) differently after ``UPDATE t SET city = NULL, full_name = NULL WHERE id = 5``
