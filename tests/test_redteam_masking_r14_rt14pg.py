@@ -11,9 +11,9 @@ statement. ``concat(ssn, repeat('x', n))`` was already refused (decisions 0150, 
 * a derived table's whole row: ``to_jsonb(s) FROM (SELECT full_name, repeat('x', n) pad FROM t) s``;
 * ``ARRAY(SELECT full_name ... UNION ALL SELECT repeat('x', n))``, ``jsonb_agg`` over such a union;
 * a long text no multiplier makes: ``format('%268435431s', '')``;
-* still open (a strict xfail below): a long text stored beforehand, ``concat(full_name, p)`` with ``p`` a column
-  of the caller's own table holding 256 MB; refusing every merge of a masked value with a stored text would refuse
-  ``full_name || ' (' || city || ')'``, which the innocent corpus runs.
+* a long text stored beforehand, ``concat(full_name, p)`` with ``p`` a column of the caller's own table holding
+  256 MB (decision 0350: a stored text of another table, unless declared short, counts as long beside a masked
+  value; ``full_name || ' (' || city || ')'``, of the masked value's own table, keeps running).
 
 Each oracle compares two tables that differ only in row 1's name (11 or 16 characters); the raw connection shows
 that the same statement tells them apart (``False`` against ``ProgramLimitExceeded``). The governed connection
@@ -118,11 +118,6 @@ def test_merges_with_a_long_text_are_refused_on_every_driver(
     assert "masked-column-predicate" in gov["a"] and "length limit" in gov["a"], gov
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (decision 0285): a column's stored text counts as bounded so that full_name || ' (' || city || ')' "
-    "keeps running; a 256 MB text stored beforehand still measures a masked value",
-)
 def test_a_long_text_stored_beforehand_is_no_bounded_partner(pg_conn: Any, people: dict[str, str], unique: str) -> None:
     """A column of the caller's own table holding 256 MB stands in for ``repeat()``: the rule that refuses
     ``concat(full_name, repeat('x', n))`` reads the statement, so ``concat(full_name, p)`` runs."""

@@ -190,16 +190,16 @@ def test_innocent_windows_and_unions_keep_their_meaning(
         gov.close()
 
 
+#: decision 0320's Open, ordered now (decision 0349): each branch read in its own key order
 OPEN = {
     # a query over a UNION ALL with a masked column: the union's rows have no key (rows of its branches may
-    # share one), so the outer query is not ordered
+    # share one); the union's own order is pushed into it
     "query-over-a-union-all": f"SELECT * FROM (SELECT id, full_name FROM {{t}} WHERE {SOME} UNION ALL SELECT 0, 'x') s",
     # a UNION ALL whose clear columns hold no key of a branch's rows
     "union-all-without-a-key": f"SELECT city, id % 400, full_name FROM {{t}} WHERE {SOME} UNION ALL SELECT 'x', 0, 'y'",
 }  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="decision 0320 Open: still planned as before, in storage order")
 @pytest.mark.parametrize("shape", list(OPEN), ids=list(OPEN))
 def test_reads_that_still_fall_back(stored: dict[str, str], shape: str) -> None:
     seen = _places("psycopg", stored, OPEN[shape])
@@ -380,7 +380,7 @@ def test_innocent_index_statistics_stay_readable(stored: dict[str, str]) -> None
         gov.close()
 
 
-# -- open: the order a multi-row UPDATE locks rows in --------------------------------------------------------
+# -- the order a multi-row UPDATE locks rows in: key order first (decision 0351) -------------------------------
 def _locked_first(admin: Any, table: str) -> Any:
     """Three governed sessions: one holds row 200, one runs an UPDATE of rows 5 and 200 that locks them in the
     order it reads them (and waits at 200), the third asks for row 5 with NOWAIT: refused when the UPDATE read
@@ -417,7 +417,6 @@ def _locked_first(admin: Any, table: str) -> Any:
             c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="open: a multi-row UPDATE locks rows in the order it reads them (report)")
 def test_the_order_an_update_locks_rows_in_tells_nothing(pg_conn: Any, stored: dict[str, str]) -> None:
     seen = [_locked_first(pg_conn, stored[v]) for v in ("a", "b")]
     assert seen[0] == seen[1], seen

@@ -800,7 +800,12 @@ def merges(node: exp.Expression) -> bool:
     return isinstance(node, exp.Anonymous) and name_of(node) in (_BUILDING_NAMES | _ROW_CONCATENATING_NAMES)
 
 
-def merge_hazards(node: exp.Expression, parts: list[tuple[bool, bool, bool]]) -> list[tuple[int, str]]:
+def merge_hazards(
+    node: exp.Expression,
+    parts: list[tuple[bool, bool, bool]],
+    tables: list[frozenset[str]] | None = None,
+    stored: list[frozenset[str]] | None = None,
+) -> list[tuple[int, str]]:
     """Which of ``parts`` merging them in ``node`` measures, and why: each part is ``(holds a column's value, its
     length is the caller's to choose, its length is not bounded by the statement)``.
 
@@ -808,7 +813,10 @@ def merge_hazards(node: exp.Expression, parts: list[tuple[bool, bool, bool]]) ->
     with a ``repeat()`` column; a UNION ALL column of a masked value and a long text), or when another part's
     length is not bounded by the statement — a long text, a multiplier, a wide ``format()``, a bind parameter:
     the merged value passes PostgreSQL's 1 GB (256 MB for jsonb) limit, or another engine's, exactly when the
-    part is long enough (decision 0285). A column's stored text is not counted as long (see the decision)."""
+    part is long enough (decision 0285). A column's stored text of unbounded length (``stored``: per part, the
+    tables it holds one of) counts as long beside a part holding a value of *another* table (``tables``: per
+    part, the tables whose values it holds): the caller may have stored 256 MB there beforehand (decision 0350).
+    A clear column of the masked value's own table is not counted, so ``full_name || ' (' || city || ')'`` runs."""
     if not merges(node):
         return []
     found: list[tuple[int, str]] = []
@@ -818,6 +826,15 @@ def merge_hazards(node: exp.Expression, parts: list[tuple[bool, bool, bool]]) ->
         if long:
             found.append((i, f"{name_of(node)}() of a value that holds a masked value and a long text (a length "
                              "limit would decide, by how long the value is)"))
+        elif (
+            not any(u for j, (_t, _l, u) in enumerate(parts) if j != i)
+            and tables is not None
+            and stored is not None
+            and any(stored[j] - tables[i] for j in range(len(parts)) if j != i)
+        ):
+            found.append((i, f"{name_of(node)}() of a masked value beside a text stored in another table, whose "
+                             "length nothing bounds (a long text stored there beforehand would make a length limit "
+                             "decide, by how long the value is); select them as separate columns"))
         elif any(u for j, (_t, _l, u) in enumerate(parts) if j != i):
             found.append((i, f"{name_of(node)}() of a masked value beside a text whose length the statement does "
                              "not bound (a length limit would decide, by how long the value is); select them as "

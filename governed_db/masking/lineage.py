@@ -835,18 +835,31 @@ class Walker:
         if not flow.merges(node) or len(keyed) < 1:
             return
         parts: list[tuple[bool, bool, bool]] = []
+        tables: list[frozenset[str]] = []
+        stored: list[frozenset[str]] = []
         for key, i, origin in keyed:
             value = node.args.get(key)
             item = value[i] if isinstance(value, list) and i < len(value) else value
             tainted = bool(origin.sources or origin.rows)
-            # a column's stored text is not counted: ``full_name || ' (' || city || ')'`` must keep running, so a
-            # long text stored beforehand (a table of the caller's own) still measures (docs/masking.md, Limits)
             unbounded = origin.long or (
                 isinstance(item, exp.Expression) and origin.kind == "const" and flow.unbounded(item)
             )
             parts.append((tainted, origin.long, unbounded))
-        for i, why in flow.merge_hazards(node, parts):
+            tables.append(frozenset({t for t, _ in origin.sources} | origin.rows))
+            stored.append(self.stored_text(origin))
+        for i, why in flow.merge_hazards(node, parts, tables, stored):
             self.lineage.uses.append((why, keyed[i][2]))
+
+    def stored_text(self, origin: Origin) -> frozenset[str]:
+        """The tables whose stored text of unbounded length ``origin`` holds: a column not declared as a number,
+        a date, or a text of a small bounded length (unknown counts), or a whole row. Beside a masked value of
+        another table it measures that value as a long literal would: the caller may have stored 256 MB there
+        beforehand (decision 0350)."""
+        found = set(origin.rows)
+        for t, c in origin.sources:
+            if not _bounded_type(self.declared(t, c) if self.declared is not None else None):
+                found.add(t)
+        return frozenset(found)
 
     def typed(self, col: exp.Column, scope: Scope) -> bool:
         """Is ``typeof(col)`` fixed by the declaration of the stored column ``col`` reads, whatever it holds?
@@ -1689,3 +1702,22 @@ def trace(
 
 
 __all__ = ["CONST", "ColumnsOf", "FullText", "Lineage", "Origin", "Output", "Ref", "Walker", "combine", "trace"]
+
+
+#: the longest declared text length counted as bounded (a merge of a few such values stays far below PostgreSQL's
+#: 256 MB jsonb and 1 GB text limits)
+_BOUNDED_LENGTH = 65535
+
+
+def _bounded_type(declared: str | None) -> bool:
+    """Whether a column declared as ``declared`` holds values of a small bounded length: a number, a date or
+    time, a boolean, an address, a uuid, or a text declared with a length of at most ``_BOUNDED_LENGTH``."""
+    if not declared:
+        return False
+    if type_category(declared) in ("int", "float", "date", "bool", "inet", "other"):
+        return "[" not in declared  # an array of numbers is as long as the caller makes it
+    low = declared.strip().lower()
+    if low.startswith("uuid"):
+        return "[" not in low
+    sized = re.fullmatch(r"(?:character varying|varchar|character|char|nvarchar|nchar|bpchar)\s*\((\d+)\)", low)
+    return sized is not None and int(sized.group(1)) <= _BOUNDED_LENGTH

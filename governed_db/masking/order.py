@@ -58,7 +58,9 @@ class Relation:
 class Edit:
     """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
     ``window-order`` (a window's), ``window-whole`` (a window's, with the whole partition as its frame, which a
-    window without ORDER BY or frame had), ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
+    window without ORDER BY or frame had), ``branch-order`` (an unparenthesised branch of a ``UNION ALL`` put in
+    parentheses with an ORDER BY), ``lock-order`` (a PostgreSQL write's rows locked in key order first),
+    ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
     (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
 
     kind: str
@@ -101,6 +103,9 @@ class _Shape:
     #: a ``UNION ALL``'s clear columns that hold a key of each branch's rows (rows of different branches may
     #: tie on them): what an enclosing ``UNION ALL`` may sort by (decision 0320)
     branch_key: list[int] | None = None
+    #: a ``UNION ALL`` without a key: the edits that put its rows in an order no masked value decides (sorted by
+    #: its clear columns, or each branch by its own key), for an outer query over it to add (decision 0349)
+    orders: list[Edit] | None = None
 
 
 @dataclass
@@ -168,7 +173,39 @@ class Planner:
             self._joined_picks(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
+            self._locked_in_key_order(tree)
         return self.plan
+
+    def _locked_in_key_order(self, tree: exp.Update | exp.Delete) -> None:
+        """PostgreSQL: a write locks the rows it changes in the order it reads them, which where an earlier
+        UPDATE put a row's new version (how wide the masked values stored before it are) decides; another
+        session of the caller's, holding one of the rows, sees whether the write locked another before it
+        waited (``FOR UPDATE NOWAIT``). The rows are locked in key order first instead:
+        ``WHERE "id" IN (SELECT "id" FROM t WHERE <its condition> ORDER BY "id" FOR NO KEY UPDATE)`` — the
+        same rows (the key is unique and never NULL), locked before the write changes any (decision 0351)."""
+        if self.dialect != "postgres":
+            return
+        target = tree.this
+        where = tree.args.get("where")
+        joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+        if not isinstance(target, exp.Table) or not isinstance(where, exp.Where) or joined:
+            return
+        rel = self.relation(target)
+        if rel is None or not rel.hazard or rel.columns is None:
+            return
+        pinned = nodes.pinned_columns(where.this, target)
+        if any(k and k <= pinned for k in rel.keys):
+            return  # one row at most
+        stored = {c.lower(): c for c in rel.columns}
+        keys = sorted(
+            (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
+            key=lambda k: (len(k), k),
+        )
+        if not keys:
+            return  # no key to lock by (an inheritance parent's holds for its own rows only): as before
+        self.plan.edits.append(
+            Edit("lock-order", tree, tuple(nodes.column_sql(stored[c], self.dialect) for c in keys[0]))
+        )
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
@@ -473,15 +510,52 @@ class Planner:
                 # columns, which the ORDER BY sorts by; a masked one is never sorted by (decision 0320)
                 self._order(node, [str(i + 1) for i in clear])
                 hazard = False
+            elif not deduplicated and (branch_orders := self._branch_orders(node)) is not None:
+                # no key among the clear columns: each branch read in its own key order, one after the other
+                # (PostgreSQL appends a UNION ALL's branches in turn; decision 0349)
+                self.plan.edits.extend(branch_orders)
+                hazard = False
             else:
                 self._refuse(
-                    "the rows of this set operation come from a table with an index on a masked column, so "
-                    "their order would follow the masked values",
+                    "the rows of this set operation come from a table whose read order may follow masked "
+                    "values, and governed_db found no key to order them by",
                     "select a key (id) of each table in every branch and ORDER BY it, or ask for an unmask grant",
+                    firm=self.dialect == "postgres",  # run as written, they would come in stored order (0349)
                 )
         key = list(range(len(outs))) if outs is not None and deduplicated else None
         branches = None if deduplicated or outs is None else (_keyed_clear(outs, left, right) or None)
-        return _Shape(outs, hazard, key, branch_key=branches)
+        orders = None
+        if hazard and not deduplicated and not limited:
+            orders = (
+                [Edit("order", node, tuple(str(i + 1) for i in branches))]
+                if branches is not None
+                else self._branch_orders(node)
+            )
+        return _Shape(outs, hazard, key, branch_key=branches, orders=orders)
+
+    def _branch_orders(self, node: exp.Expression) -> list[Edit] | None:
+        """PostgreSQL: the edits that order each branch of a ``UNION ALL`` whose rows may come in an order masked
+        values decide by that branch's own key (``(SELECT ... ORDER BY t.id) UNION ALL ...``): its rows then come
+        branch after branch, each in key order. ``None`` where a branch cannot be ordered so (it groups, it has no
+        key, or this is another engine, which may interleave or reorder the branches)."""
+        if self.dialect != "postgres":
+            return None
+        edits: list[Edit] = []
+        for leaf in _union_all_branches(node):
+            shape = self._shapes.get(id(leaf))
+            if shape is None:
+                return None
+            if not shape.hazard:
+                continue
+            inner = leaf.this if isinstance(leaf, exp.Subquery) else leaf
+            if not isinstance(inner, exp.Select) or shape.node is not inner or shape.row_key is None:
+                return None
+            if nodes.limited(inner) or nodes.limited(leaf):
+                return None
+            if not self._ordered_by(inner.args.get("order"), shape.row_key):
+                kind = "order" if isinstance(inner.parent, exp.Subquery) else "branch-order"
+                edits.append(Edit(kind, inner, tuple(shape.row_key)))
+        return edits
 
     def _select(self, node: exp.Select, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
         scope = _Scope([], parent)
@@ -1143,6 +1217,12 @@ class Planner:
         if any(isinstance(n, exp.Window) for n in nodes.own_nodes(node)):
             return False
         shape = scope.sources[0].shape
+        if shape is not None and shape.node is None and shape.orders is not None:
+            # a UNION ALL without a key: sorted by its clear columns, or each branch by its key (decision 0349);
+            # MariaDB keeps a derived table's ORDER BY only with a LIMIT
+            kept = "order-kept" if self.dialect == "mysql" else "order"
+            self.plan.edits.extend(Edit(kept, e.node, e.items) if e.kind == "order" else e for e in shape.orders)
+            return True
         if shape is None or shape.node is None or shape.row_key is None or nodes.limited(shape.node):
             return False
         if not self._ordered_by(shape.node.args.get("order"), shape.row_key):
@@ -1192,6 +1272,15 @@ def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
     if clear and all(k is not None and set(k) <= set(clear) for k in keys):
         return clear
     return []
+
+
+def _union_all_branches(node: exp.Expression) -> Iterator[exp.Expression]:
+    """The branches of a ``UNION ALL`` (those of a nested ``UNION ALL`` too), in the order they are appended."""
+    for side in (node.this, node.expression):
+        if isinstance(side, exp.Union) and side.args.get("distinct") is False and not nodes.limited(side):
+            yield from _union_all_branches(side)
+        else:
+            yield side
 
 
 #: the clauses a parenthesised query may carry after its parentheses

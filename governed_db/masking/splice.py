@@ -32,6 +32,11 @@ _AFTER_ORDER = frozenset(
     {TokenType.LIMIT, TokenType.OFFSET, TokenType.FETCH, TokenType.FOR, TokenType.LOCK, TokenType.RETURNING,
      TokenType.SEMICOLON, TokenType.INTO}
 )  # fmt: skip
+#: tokens that end a set operation's branch written without parentheses (at its depth)
+_BRANCH_END = frozenset(
+    {TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT, TokenType.ORDER_BY, TokenType.LIMIT, TokenType.OFFSET,
+     TokenType.FETCH, TokenType.FOR, TokenType.SEMICOLON, TokenType.R_PAREN}
+)  # fmt: skip
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN, TokenType.VALUES})
 _FRAME = frozenset({"ROWS", "RANGE", "GROUPS", "EXCLUDE"})
 #: what an aggregate's call is spelled as, by sqlglot class
@@ -84,7 +89,7 @@ def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> 
     text = _Text(tokens)
     inserts: list[tuple[int, str]] = []
     for edit in edits:
-        inserts.extend(_locate(text, edit, tree))
+        inserts.extend(_locate(text, edit, tree, gd))
     edited = _apply(parsed_text, inserts)
     expected = _expected(tree, edits, gd)
     try:
@@ -253,6 +258,55 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
     return start, len(text.tokens)
 
 
+def _write_condition(text: _Text) -> tuple[int, int]:
+    """The WHERE token of a write (outside parentheses) and the end of its condition: its RETURNING, the ``;`` or
+    the end of the text."""
+    level = text.level(0, len(text.tokens))
+    where = [i for i in level if text.tokens[i].token_type == TokenType.WHERE]
+    if len(where) != 1:
+        raise Unspliceable("the write's WHERE was not found")
+    end = next((i for i in level if i > where[0] and text.tokens[i].token_type in
+                (TokenType.RETURNING, TokenType.SEMICOLON)), len(text.tokens))  # fmt: skip
+    if end <= where[0] + 1:
+        raise Unspliceable("a write's WHERE without a condition")
+    return where[0], end
+
+
+def _target_sql(write: exp.Expression, gd: str) -> str:
+    """The written table as the write names it (``ONLY``, schema and alias kept): the subquery's columns then
+    resolve as the write's condition read them."""
+    target = write.this
+    if not isinstance(target, exp.Table):
+        raise Unspliceable("a write to something other than a table")
+    return target.sql(dialect=gd)
+
+
+def _lock_strength(write: exp.Expression) -> str:
+    """The row lock the write itself takes: a DELETE's ``FOR UPDATE``; an UPDATE's ``FOR NO KEY UPDATE`` (it
+    takes ``FOR UPDATE`` only where it changes a key column, an upgrade PostgreSQL makes row by row)."""
+    return "FOR UPDATE" if isinstance(write, exp.Delete) else "FOR NO KEY UPDATE"
+
+
+def _branch_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
+    """The tokens of a ``UNION ALL`` branch written without parentheses: from its SELECT to the set operator,
+    the enclosing parenthesis, or the clauses of the whole set operation that follow it."""
+    anchors = _anchors(node)
+    if not anchors:
+        raise Unspliceable("a branch with nothing to locate it by")
+    at = [text.at(a) for a in anchors]
+    depth = min(text.depth[i] for i in at)
+    lo = next((i for i in range(min(at), -1, -1)
+               if text.tokens[i].token_type == TokenType.SELECT and text.depth[i] == depth), None)  # fmt: skip
+    if lo is None:
+        raise Unspliceable("a branch's SELECT was not found")
+    hi = len(text.tokens)
+    for i in range(max(at) + 1, len(text.tokens)):
+        if text.depth[i] < depth or (text.depth[i] == depth and text.tokens[i].token_type in _BRANCH_END):
+            hi = i
+            break
+    return lo, hi
+
+
 def _order_insert(
     text: _Text, lo: int, hi: int, items: tuple[str, ...], stops: frozenset[TokenType]
 ) -> tuple[int, str]:
@@ -303,12 +357,23 @@ def _call_group(text: _Text, node: exp.Expression) -> tuple[int, int]:
     raise Unspliceable(f"the call of {names and sorted(names)[0]} was not found")
 
 
-def _locate(text: _Text, edit: Edit, tree: exp.Expression) -> list[tuple[int, str]]:
+def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tuple[int, str]]:
     node = edit.node
     if edit.kind in ("order", "order-kept"):
         lo, hi = _query_range(text, node)
         at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
         return [(at, add + (_KEPT if edit.kind == "order-kept" else ""))]
+    if edit.kind == "branch-order":
+        lo, hi = _branch_range(text, node)
+        at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
+        return [(text.tokens[lo].start, "("), (at, add + ")")]
+    if edit.kind == "lock-order":
+        # the write's condition moves inside a key-ordered, locking subquery of the same table (0351)
+        lo, hi = _write_condition(text)
+        keys = ", ".join(edit.items)
+        keys = f"({keys})" if len(edit.items) > 1 else keys
+        return [(text.tokens[lo].end + 1, f" {keys} IN (SELECT {keys} FROM {_target_sql(node, gd)} WHERE"),
+                (text.tokens[hi - 1].end + 1, f" ORDER BY {', '.join(edit.items)} {_lock_strength(node)})")]
     if edit.kind == "returning-order":
         # the whole write becomes a data-modifying CTE, its rows selected in key order (PostgreSQL; 0330)
         last = len(text.tokens) - 1
@@ -385,6 +450,13 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
         target = nodes[index[id(edit.node)]]
         if edit.kind == "returning-order":
             wrap = edit
+        elif edit.kind == "lock-order":
+            _lock_in_key_order(target, edit.items, gd)
+        elif edit.kind == "branch-order":
+            target.set("order", exp.Order(expressions=_ordered(edit.items, gd)))
+            wrapper = exp.Subquery()
+            target.replace(wrapper)  # the same node inside the parentheses: other edits may still reach into it
+            wrapper.set("this", target)
         elif edit.kind in ("order", "order-kept", "window-order", "window-whole"):
             items = _ordered(edit.items, gd)
             order = target.args.get("order")
@@ -411,6 +483,26 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
         outer.set("order", exp.Order(expressions=_ordered(wrap.items, gd)))
         return outer
     return copy
+
+
+def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -> None:
+    """``write``'s condition moved into ``<key> IN (SELECT <key> FROM <target> WHERE <condition> ORDER BY <key>
+    FOR ... UPDATE)``, as the parser builds it."""
+    where = write.args.get("where")
+    if not isinstance(where, exp.Where):
+        raise Unspliceable("a write without a condition")
+    keys = ", ".join(items)
+    keys = f"({keys})" if len(items) > 1 else keys
+    template = Dialect.get_or_raise(gd).parse(
+        f"SELECT 1 WHERE {keys} IN (SELECT {keys} FROM {_target_sql(write, gd)} WHERE TRUE ORDER BY "
+        f"{', '.join(items)} {_lock_strength(write)})"
+    )[0]
+    made = template.args.get("where") if template is not None else None
+    inner = made.find(exp.Select) if isinstance(made, exp.Where) else None
+    if not isinstance(made, exp.Where) or inner is None:
+        raise Unspliceable("the locking subquery does not parse")
+    inner.set("where", exp.Where(this=where.this.copy()))
+    write.set("where", made)
 
 
 def _ordered(items: tuple[str, ...], gd: str) -> list[exp.Expression]:
