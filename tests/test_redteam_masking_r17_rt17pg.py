@@ -325,3 +325,85 @@ def test_an_insert_led_by_a_with_still_runs(stored: dict[str, str], plain: str, 
         gov.close()
     rows = pg_conn.execute(f"SELECT k, v FROM {mine} ORDER BY k").fetchall()
     assert rows == [(1, 1), (2, 2), (3, 3), (10, 10), (11, 11)], rows
+
+
+# -- a sublink that stops at its first deciding row (decision 0342) ------------------------------------------------
+#: fails on row 396 only; row 5 decides EXISTS (and ANY, ALL) first where it is stored first
+FAILS_LATE = "CASE WHEN id = 396 THEN 1 / (id - 396) ELSE 1 END = 1"
+STOPS_EARLY = {
+    "exists": f"SELECT EXISTS (SELECT 1 FROM {{t}} WHERE {PICK} AND {FAILS_LATE})",
+    "where-exists": f"SELECT 1 WHERE EXISTS (SELECT 1 FROM {{t}} WHERE {PICK} AND {FAILS_LATE})",
+    "case-exists": f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {{t}} WHERE {PICK} AND {FAILS_LATE}) THEN 1 END",
+    "exists-ordered": f"SELECT 1 WHERE EXISTS (SELECT 1 FROM {{t}} WHERE {PICK} AND {FAILS_LATE} ORDER BY id)",
+    "exists-grouped": f"SELECT EXISTS (SELECT 1 FROM {{t}} WHERE {PICK} AND {FAILS_LATE} GROUP BY id)",
+    "exists-join": f"SELECT EXISTS (SELECT 1 FROM {{t}} a JOIN {{t}} b USING (id) WHERE a.{PICK} AND "
+    "CASE WHEN a.id = 396 THEN 1 / (a.id - 396) ELSE 1 END = 1)",
+    "all": f"SELECT 2 = ALL (SELECT CASE WHEN id = 5 THEN 1 ELSE 2 END FROM {{t}} WHERE {PICK} AND {FAILS_LATE})",
+    "exists-cte": f"WITH x AS (SELECT id FROM {{t}}) SELECT EXISTS (SELECT 1 FROM x WHERE {PICK} AND {FAILS_LATE})",
+}
+
+
+def _fails_or_not(conn: Any, table: str, sql: str) -> list[Any]:
+    """Per moved row (5, then 1): the rows ``sql`` returns over ``table``, the class of its error, or a refusal."""
+    out: list[Any] = []
+    for row in (5, 1):
+        try:
+            _moved(conn, table, row)
+            cur = conn.cursor()
+            cur.execute(sql.format(t=table))
+            out.append([tuple(r) for r in cur.fetchall()])
+        except governed_db.GuardrailViolation as e:
+            out.append(f"refused: {e}".replace(table, "T"))
+        except Exception as e:
+            out.append(type(e).__name__)
+        finally:
+            conn.rollback()
+    return out
+
+
+@pytest.mark.parametrize("shape", sorted(STOPS_EARLY))
+def test_whether_a_sublink_fails_tells_no_stored_order(stored: dict[str, str], shape: str) -> None:
+    """Raw: the statement fails over one copy (row 396 read first) and returns over the other (row 5 decided it
+    first). Governed: refused alike, naming the expression and what to do."""
+    seen = pg_variants("psycopg", stored, lambda conn, t: _fails_or_not(conn, t, STOPS_EARLY[shape]))
+    (raw_a, gov_a), (raw_b, gov_b) = seen["a"], seen["b"]
+    assert raw_a != raw_b, seen  # the oracle, unprotected
+    assert gov_a == gov_b, seen
+    for s in gov_a:
+        assert isinstance(s, str) and s.startswith("refused:") and "stops reading at the first row" in s, s
+        assert "may fail on some rows" in s and "count(*)" in s, s
+
+
+@pytest.mark.parametrize("driver", ["psycopg2"])
+def test_whether_a_sublink_fails_tells_no_stored_order_psycopg2(stored: dict[str, str], driver: str) -> None:
+    seen = pg_variants(driver, stored, lambda conn, t: _fails_or_not(conn, t, STOPS_EARLY["where-exists"]))
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] and "refused:" in seen["a"][1][0], seen
+
+
+def test_sublinks_that_cannot_fail_per_row_still_run(stored: dict[str, str], plain: str) -> None:
+    """Look-alikes: sublinks over the masked table that compare columns, constants and text functions, one that
+    reads one row by its key (correlated or constant), one over a table without masked columns that divides,
+    and a count over the masked table that reads every row, run as raw."""
+    t = stored["a"]
+    innocent = [
+        f"SELECT EXISTS (SELECT 1 FROM {t} WHERE city = 'Lyon' AND id > 300)",
+        f"SELECT count(*) FROM {plain} p WHERE EXISTS (SELECT 1 FROM {t} s WHERE s.id = p.id AND lower(s.city) "
+        "LIKE 'ly%')",
+        f"SELECT count(*) FROM {plain} p WHERE p.id IN (SELECT id FROM {t} WHERE city IS NOT NULL AND id < 10)",
+        f"SELECT count(*) FROM {plain} p WHERE EXISTS (SELECT 1 FROM {t} s WHERE s.id = p.id AND s.id / 2 > 1)",
+        f"SELECT EXISTS (SELECT 1 FROM {t} WHERE id = 7 AND 10 / (id - 6) = 10)",
+        f"SELECT EXISTS (SELECT 1 FROM {t} WHERE id::text || city = '3Lyon' AND now() > now() - interval '1 day')",
+        f"SELECT EXISTS (SELECT 1 FROM {plain} WHERE {FAILS_LATE.replace('= 1', '= 1 AND n >= 0')})",
+        f"SELECT (SELECT count(*) FROM {t} WHERE {PICK} AND CASE WHEN id = 396 THEN 2 / (id - 395) ELSE 1 END "
+        "= 1) > 0",
+    ]
+    raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"))
+    try:
+        for sql in innocent:
+            want = raw.execute(sql).fetchall()
+            got = gov.execute(sql).fetchall()
+            assert got == want, (sql, got, want)
+    finally:
+        raw.close()
+        gov.close()
