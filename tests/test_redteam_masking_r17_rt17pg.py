@@ -148,6 +148,8 @@ def test_asyncpg_log_listeners_get_no_notices_in_stored_order(stored: dict[str, 
                 cur = await conn.cursor(SHAPES["count"].format(t=table))
                 await conn.execute("SELECT 1")
                 await cur.fetch(5)
+                async for _rec in conn.cursor(SHAPES["select"].format(t=table), prefetch=1):
+                    await conn.execute("SELECT 1")
                 await asyncio.sleep(0.05)  # asyncpg calls log listeners on a later turn of the loop
                 out.append(list(got))
             finally:
