@@ -27,7 +27,7 @@ from governed_db.drivers._psycopg2_errors import seal_error
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
 from governed_db.masking import notices
-from governed_db.pipeline import judged_call, run
+from governed_db.pipeline import Governor, judged_call, run
 from governed_db.proxies import (
     CallProc,
     GovernedConnection,
@@ -199,7 +199,7 @@ class Psycopg2Connection(EndsTransactions, TwoPhase, GovernedConnection):
 
     # psycopg2 appends each notice's text to ``connection.notices``: read withheld where masking applies, and a
     # container set in its place gets them withheld too (decision 0230)
-    def __init__(self, raw: Any, gov: Any) -> None:
+    def __init__(self, raw: Any, gov: Governor) -> None:
         super().__init__(raw, gov)
         # the driver's own list, gated from the start: a notice raised in a masked read order is never kept (0340)
         own = getattr(raw, "notices", None)
