@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import wrapt
 
 from governed_db.masking.messages import loggable
+from governed_db.masking.notices import fetched_async
 from governed_db.pipeline import Governor, run_async
 from governed_db.proxies import (
     CURSOR_SHORTCUTS,
@@ -85,9 +86,19 @@ async def rows_out(st: ResultState, rows: AsyncIterator[Any]) -> AsyncIterator[A
 
 
 async def scrubbed_async(cursor: Any, rows: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """``rows``, an error raised while iterating them scrubbed."""
+    """``rows``, an error raised while iterating them scrubbed; pulled with notices dropped where the statement
+    read in a masked order (a server-side cursor fetches as it iterates, decision 0340)."""
+    st = getattr(cursor, "_self_result", cursor)
     try:
-        async for row in rows:
+        if not getattr(st, "read_order", False):
+            async for row in rows:
+                yield row
+            return
+        while True:
+            try:
+                row = await fetched_async(st, rows.__anext__)
+            except StopAsyncIteration:
+                return
             yield row
     except Exception as e:
         scrub_fetch_error(cursor, e)
@@ -110,7 +121,7 @@ class AsyncRowsOut:
     # a fetch error that quotes a value is scrubbed as a statement's is (decision 0238)
     async def fetchone(self) -> Any:
         try:
-            row = await self.__wrapped__.fetchone()
+            row = await fetched_async(self._self_result, self.__wrapped__.fetchone)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
@@ -119,7 +130,7 @@ class AsyncRowsOut:
 
     async def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            rows = await self.__wrapped__.fetchmany(*args, **kwargs)
+            rows = await fetched_async(self._self_result, lambda: self.__wrapped__.fetchmany(*args, **kwargs))
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
@@ -127,7 +138,7 @@ class AsyncRowsOut:
 
     async def fetchall(self) -> Any:
         try:
-            rows = await self.__wrapped__.fetchall()
+            rows = await fetched_async(self._self_result, self.__wrapped__.fetchall)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
@@ -140,7 +151,7 @@ class AsyncRowsOut:
     async def __anext__(self) -> Any:
         st = self._self_result
         try:
-            row = await self.__wrapped__.__anext__()
+            row = await fetched_async(st, self.__wrapped__.__anext__)
         except StopAsyncIteration:
             if st.active:
                 st.finish()

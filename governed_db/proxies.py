@@ -24,6 +24,7 @@ from governed_db import masking
 from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GovernedDBError, GuardrailViolation, InvalidStatement
 from governed_db.masking import errors_order
+from governed_db.masking.notices import fetched, fetched_rows
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
 
@@ -38,7 +39,7 @@ class RowsOut:
     # '12345-03-14'``): its error is scrubbed as a statement's is (decision 0238)
     def fetchone(self) -> Any:
         try:
-            row = self.__wrapped__.fetchone()
+            row = fetched(self._self_result, self.__wrapped__.fetchone)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
@@ -47,7 +48,7 @@ class RowsOut:
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            rows = self.__wrapped__.fetchmany(*args, **kwargs)
+            rows = fetched(self._self_result, lambda: self.__wrapped__.fetchmany(*args, **kwargs))
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
@@ -55,7 +56,7 @@ class RowsOut:
 
     def fetchall(self) -> Any:
         try:
-            rows = self.__wrapped__.fetchall()
+            rows = fetched(self._self_result, self.__wrapped__.fetchall)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
@@ -155,7 +156,10 @@ class GovernedCursor(RowsOut, CursorProxy):
         # Always a generator over the raw iterator, so batched iteration (psycopg2 named
         # cursors fetch ``itersize`` rows per round trip) stays batched.
         st = self._self_result
-        raw_iter = scrubbed_rows(self, iter(self.__wrapped__))
+        raw_iter = iter(self.__wrapped__)
+        if st.read_order:  # a server-side cursor fetches as it iterates: its notices come in read order (0340)
+            raw_iter = fetched_rows(st, raw_iter)
+        raw_iter = scrubbed_rows(self, raw_iter)
         if st.active:
             return st.iterate(raw_iter)
         return (row for row in raw_iter)
@@ -163,7 +167,7 @@ class GovernedCursor(RowsOut, CursorProxy):
     def __next__(self) -> Any:
         st = self._self_result
         try:
-            row = next(self.__wrapped__)
+            row = fetched(st, next, self.__wrapped__)
         except StopIteration:
             if st.active:
                 st.finish()

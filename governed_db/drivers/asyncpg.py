@@ -348,7 +348,9 @@ class GovernedAsyncpgCursor(wrapt.ObjectProxy[Any]):
 
     async def fetch(self, n: int, *args: Any, **kwargs: Any) -> list[Any]:
         try:
-            records = await self.__wrapped__.fetch(n, *args, **kwargs)
+            records = await notices.fetched_async(
+                self._self_result, lambda: self.__wrapped__.fetch(n, *args, **kwargs)
+            )
         except Exception as e:
             scrub_fetch_error(self, e)  # a later batch is decoded here, outside the statement (decision 0238)
             raise
@@ -360,7 +362,9 @@ class GovernedAsyncpgCursor(wrapt.ObjectProxy[Any]):
 
     async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            record = await self.__wrapped__.fetchrow(*args, **kwargs)
+            record = await notices.fetched_async(
+                self._self_result, lambda: self.__wrapped__.fetchrow(*args, **kwargs)
+            )
         except Exception as e:
             scrub_fetch_error(self, e)
             raise

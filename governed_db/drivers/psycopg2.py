@@ -27,7 +27,7 @@ from governed_db.drivers._psycopg2_errors import seal_error
 from governed_db.drivers._twophase import TwoPhase
 from governed_db.errors import GuardrailViolation
 from governed_db.masking import notices
-from governed_db.pipeline import judged_call, run
+from governed_db.pipeline import Governor, judged_call, run
 from governed_db.proxies import (
     CallProc,
     GovernedConnection,
@@ -199,11 +199,23 @@ class Psycopg2Connection(EndsTransactions, TwoPhase, GovernedConnection):
 
     # psycopg2 appends each notice's text to ``connection.notices``: read withheld where masking applies, and a
     # container set in its place gets them withheld too (decision 0230)
+    def __init__(self, raw: Any, gov: Governor) -> None:
+        super().__init__(raw, gov)
+        # the driver's own list, gated from the start: a notice raised in a masked read order is never kept (0340)
+        own = getattr(raw, "notices", None)
+        if isinstance(own, notices.ScrubbedNotices):
+            own = own._target if own._own else None
+        if own is not None:
+            with contextlib.suppress(AttributeError, TypeError):
+                raw.notices = notices.ScrubbedNotices(gov, own, own=True)
+
     @property
     def notices(self) -> Any:
         raw = self.__wrapped__.notices
         if isinstance(raw, notices.ScrubbedNotices):
-            return raw._target
+            if not raw._own:
+                return raw._target
+            raw = raw._target
         return [notices.notice_text(self._self_gov, n) for n in raw]
 
     @notices.setter

@@ -338,6 +338,9 @@ class MaskingState:
         #: (set by the order guard), and the warnings listed now may be in such an order
         self.warnings_kept = self.dialect == "mysql"
         self.read_order = False
+        #: rows of a statement that read in such an order are being fetched from a server-side cursor: notices
+        #: arriving now come in that order (decision 0340)
+        self.fetching_read_order = False
         self.warnings_in_read_order = False
 
     @property

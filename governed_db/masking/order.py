@@ -157,8 +157,9 @@ class Planner:
         if isinstance(tree, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree, {}, None, need=True)
         elif _fills_rows(tree) and isinstance(tree.expression, (*nodes.QUERIES, exp.Subquery)):
-            # the order rows are inserted in hands out AUTO_INCREMENT / serial ids, and the physical order
-            self.query(tree.expression, {}, None, need=True)
+            # the order rows are inserted in hands out AUTO_INCREMENT / serial ids, and the physical order; a
+            # WITH written before INSERT names what its query reads (``WITH x AS (SELECT ...) INSERT ... FROM x``)
+            self.query(tree.expression, self._ctes(tree, {}, None), None, need=True)
             self._nested_in(tree, skip={id(tree.expression)})
         elif isinstance(tree, exp.Copy) and isinstance(tree.this, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree.this, {}, None, need=True)

@@ -115,6 +115,9 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
         # the error of the row read first comes out; an INSERT's target is not scanned (decision 0334)
         read = _scanned(trees, tables)
+        stop = _stops_early(state, access, trees)
+        if stop is not None:
+            return Outcome(refusal=stop, firm=True, hazard=True)
         hazard = not quiet and (
             _reads_hazard(state, access, read) or any(access.hidden_fields(t) for t in read)
         ) and not _one_row(state, access, trees)
@@ -156,6 +159,56 @@ def _scanned(trees: list[exp.Expression | None], tables: list[str]) -> list[str]
             (targets if isinstance(tree, exp.Insert) and t is target else read).add(name)
     only_written = targets - read
     return [t for t in tables if table_key(t) not in only_written]
+
+
+def _stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> tuple[str, str] | None:
+    """PostgreSQL: (reason, remedy) where a sublink that stops at its first deciding row reads a relation with a
+    masked column and evaluates an expression that may fail on some rows only (decision 0342)."""
+    from governed_db.masking import stops_early
+
+    cache: dict[str, Relation | None] = {}
+    ctes = {c.alias_or_name.lower(): c.this for t in trees if t is not None for c in t.find_all(exp.CTE)}
+
+    def relation(node: exp.Table) -> Relation | None:
+        return _relation(state, access, table_key(exp.table_name(node)), node, cache, 0, True)
+
+    def reads_masked(query: exp.Expression, seen: frozenset[str]) -> bool:
+        for t in query.find_all(exp.Table):
+            if not isinstance(t.this, exp.Identifier):
+                continue  # a function in FROM (generate_series) reads no table
+            name = t.name.lower()
+            if not t.args.get("db") and name in ctes and name not in seen:
+                if reads_masked(ctes[name], seen | {name}):
+                    return True
+                continue
+            rel = relation(t)
+            if rel is None or rel.masked or rel.redacted:  # unknown columns: fail closed
+                return True
+        return False
+
+    def keys(node: exp.Table) -> tuple[frozenset[str], ...]:
+        rel = relation(node)
+        return () if rel is None else rel.keys
+
+    for tree in trees:
+        if tree is None:
+            continue
+        for link, query in stops_early.sublinks(tree):
+            if not reads_masked(query, frozenset()) or stops_early.one_row_by_key(query, keys):
+                continue
+            bad = stops_early.may_fail(query)
+            if bad is None:
+                continue
+            kind = "EXISTS" if isinstance(link, exp.Exists) else "a subquery compared with IN, ANY or ALL"
+            return (
+                f"{kind} stops reading at the first row that decides it, and {bad.sql(dialect='postgres')} may "
+                "fail on some rows and not on others: whether the statement fails would follow where the rows are "
+                "stored, which how wide their masked values are decides",
+                "compute that expression outside the subquery, or test it on a table without masked columns, or "
+                "count the rows instead ((SELECT count(*) FROM ... WHERE ...) > 0 reads them all), or ask for an "
+                "unmask grant (masking.unmask)",
+            )
+    return None
 
 
 def _one_row(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> bool:
