@@ -1,0 +1,212 @@
+"""Red-team round 17 over masking on MariaDB (PyMySQL, aiomysql): a prompt-injected agent in production with zero
+configuration, no unmask grant.
+
+* **A subquery that stops at its first match** (decision 0343). ``EXISTS``, ``NOT EXISTS``, ``x IN (SELECT ...)``,
+  ``x = ANY (...)`` and ``x <> ALL (...)`` read the subquery's rows only until one decides the answer, and MariaDB
+  drops an ORDER BY (and LIMIT) written inside them. Over a table with an index on ``ssn`` (``WHERE ssn IS NOT
+  NULL`` reads through it; rows without an SSN can be inserted by the agent), the rows evaluated before the
+  deciding one come in SSN order. With ``CASE WHEN id = 1 THEN 1 ELSE CAST(city AS INT) END`` each of them warns:
+  ``@@warning_count`` was 2 when row 1's SSN sorts after two others and 1 when it sorts after one — its rank among
+  the others and among guesses inserted beside them (decision 0312 kept the count, taken to depend on no order;
+  0328 withheld the error's text, not whether one happened). With ``... WHEN 3 THEN EXP(1000) ...`` the statement
+  failed over one copy and answered over the other. Such a subquery over such a table is now refused when what it
+  evaluates per row could warn or fail.
+
+Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
+connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlglot import exp, parse_one
+
+from governed_db.masking import early_stop
+from tests._redteam import CURIOUS_AGENT, govern, made_tables, observe
+from tests._redteam import rows_or_rules as _see
+
+COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
+ROWS_A = [
+    (1, "Alice Martin-Fitzgerald", "536-22-8726", "Paris"),
+    (2, "Ivan Petrov", "219-45-1234", "Lyon"),
+    (3, "Bob Stone", "412-77-9001", "Rome"),
+]
+ROWS_B = [(1, "Amy Zedd", "287-65-4321", "Paris"), *ROWS_A[1:]]
+#: warns for every row but row 1, where the subquery stops
+WARNS = "(CASE WHEN id = 1 THEN 1 ELSE CAST(city AS INT) END)"
+#: fails on row 3, stops on row 1: whichever of the two comes first in SSN order decides
+FAILS = "(CASE WHEN id = 1 THEN 1 WHEN id = 3 THEN EXP(1000) ELSE 0 END)"
+SSN_ORDER = "ssn IS NOT NULL AND "
+
+#: statements whose subquery stops early, each followed by the count of warnings it left
+STOPPING = [
+    f"SELECT EXISTS (SELECT 1 FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+    f"SELECT NOT EXISTS (SELECT 1 FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+    f"SELECT 1 FROM DUAL WHERE EXISTS (SELECT 1 FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+    # an ORDER BY and LIMIT inside EXISTS are dropped by MariaDB: the order guard's own edit would not help
+    f"SELECT EXISTS (SELECT 1 FROM {{t}} WHERE {SSN_ORDER}{WARNS} ORDER BY id LIMIT 1)",
+    f"SELECT 'Paris' IN (SELECT city FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+    f"SELECT 'Paris' = ANY (SELECT city FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+    f"SELECT 'Paris' <> ALL (SELECT city FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+]
+#: fails (copy A: row 3 first) or answers (copy B: row 1 first)
+FAILING = [
+    f"SELECT EXISTS (SELECT 1 FROM {{t}} WHERE {SSN_ORDER}{FAILS})",
+    f"SELECT id FROM {{t}} WHERE id = 2 AND EXISTS (SELECT 1 FROM {{t}} x WHERE x.{SSN_ORDER}"
+    f"{FAILS.replace('id', 'x.id')})",
+]
+
+
+@pytest.fixture
+def pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Two tables differing only in row 1's name and SSN, with an index on ``ssn`` and 90 rows without one."""
+    with made_tables(mysql_conn) as make:
+        names = {c: make(COLUMNS, rows, f"rt17md_{unique}_{c.lower()}") for c, rows in (("A", ROWS_A), ("B", ROWS_B))}
+        with mysql_conn.cursor() as cur:
+            for t in names.values():
+                cur.execute(f"CREATE INDEX {t}_ssn ON {t} (ssn)")
+                cur.execute(f"INSERT INTO {t} (id, city) SELECT seq, 'x' FROM seq_100_to_189")
+        yield names
+
+
+def _with_count(conn: Any, sql: str) -> Any:
+    """What the caller sees of ``sql`` and of the count of warnings it left."""
+    seen = _see(conn, sql)
+    cur = conn.cursor()
+    cur.execute("SELECT @@warning_count")
+    return seen, cur.fetchall()[0][0]
+
+
+def _both(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str, see: Any) -> dict[tuple[bool, str], Any]:
+    """``see(conn, sql)`` over copy A and B, raw and governed, each on a new session; the tables' names blanked."""
+    import pymysql
+
+    seen = {}
+    for governed in (False, True):
+        for c in ("A", "B"):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
+            try:
+                seen[governed, c] = repr(see(conn, sql.format(t=pair[c]))).replace(pair[c], "T")
+            finally:
+                conn.close()
+    return seen
+
+
+@pytest.mark.parametrize("sql", STOPPING)
+def test_the_warnings_of_a_subquery_that_stops_early_tell_no_rank(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
+) -> None:
+    seen = _both(mysql_kw, pair, sql, _with_count)
+    # the oracle: 219 < 412 < 536 evaluates two rows before row 1 in copy A, 219 < 287 one in copy B
+    assert seen[False, "A"].endswith(", 2)") and seen[False, "B"].endswith(", 1)"), seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "refused: ['masked-column-predicate']" in seen[True, "A"], seen
+
+
+@pytest.mark.parametrize("sql", FAILING)
+def test_whether_a_subquery_that_stops_early_fails_tells_no_rank(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
+) -> None:
+    seen = _both(mysql_kw, pair, sql, observe)
+    assert "1690" in seen[False, "A"] and "1690" not in seen[False, "B"], seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "stops reading at the first row that decides it" in seen[True, "A"], seen
+    assert "ask for an unmask grant" in seen[True, "A"], seen
+
+
+def test_aiomysql_a_subquery_that_stops_early_is_refused(mysql_kw: dict[str, Any], pair: dict[str, str]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    import governed_db
+
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def run(table: str, governed: bool) -> Any:
+        raw = await aiomysql.connect(autocommit=True, **kw)
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
+        try:
+            cur = await conn.cursor()
+            try:
+                await cur.execute(STOPPING[0].format(t=table))
+            except governed_db.GuardrailViolation as e:
+                return f"refused: {sorted(e.decision.rules)}"
+            await cur.fetchall()
+            await cur.execute("SELECT @@warning_count")
+            return (await cur.fetchall())[0][0]
+        finally:
+            conn.close()
+
+    assert [asyncio.run(run(pair[c], False)) for c in ("A", "B")] == [2, 1]
+    assert [asyncio.run(run(pair[c], True)) for c in ("A", "B")] == ["refused: ['masked-column-predicate']"] * 2
+
+
+#: subqueries that stop early but evaluate nothing per row that can warn or fail, over the same tables
+LOOK_ALIKES = [
+    "SELECT id FROM {t} o WHERE EXISTS (SELECT 1 FROM {t} i WHERE i.id = o.id AND i.city = 'Paris') ORDER BY id",
+    "SELECT id FROM {t} WHERE id IN (SELECT id FROM {t} WHERE city = 'Lyon') ORDER BY id",
+    "SELECT 'Paris' IN (SELECT city FROM {t} WHERE ssn IS NOT NULL)",
+    "SELECT NOT EXISTS (SELECT 1 FROM {t} WHERE ssn IS NULL AND city LIKE 'P%')",
+    "SELECT EXISTS (SELECT 1 FROM {t} WHERE id BETWEEN 2 AND 3 AND full_name IS NOT NULL)",
+    "SELECT id FROM {t} WHERE id = ANY (SELECT id FROM {t} WHERE city <> 'x') ORDER BY id",
+    "SELECT (id, city) IN (SELECT id, city FROM {t} WHERE ssn IS NOT NULL) FROM {t} WHERE id = 2",
+]
+
+
+@pytest.mark.parametrize("sql", LOOK_ALIKES)
+def test_quiet_subqueries_that_stop_early_still_run(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str) -> None:
+    seen = _both(mysql_kw, pair, sql, _with_count)
+    assert seen[True, "A"] == seen[False, "A"] and seen[True, "B"] == seen[False, "B"], seen
+
+
+def test_a_stopping_subquery_over_a_table_without_a_masked_index_runs(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    """No index on a masked column: the rows come in key order, whatever the subquery computes."""
+    import pymysql
+
+    with made_tables(mysql_conn) as make:
+        t = make(COLUMNS, ROWS_A, f"rt17md_{unique}_plain")
+        sql = f"SELECT EXISTS (SELECT 1 FROM {t} WHERE {SSN_ORDER}{WARNS})"
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+        try:
+            assert _with_count(conn, sql) == _with_count(raw, sql) == ([(1,)], 0)
+        finally:
+            raw.close()
+            conn.close()
+
+
+TYPES = {"id": "int", "city": "varchar", "born": "date"}
+#: (predicate, quiet?): what a subquery that stops early evaluates per row, judged by ``early_stop.quiet``
+JUDGED = [
+    ("EXISTS (SELECT 1 FROM t WHERE id = 1 AND city = 'x')", True),
+    ("EXISTS (SELECT 1 FROM t WHERE id IN (1, 2) OR city LIKE 'P%' OR city IS NULL)", True),
+    ("EXISTS (SELECT * FROM t WHERE NOT (id BETWEEN 1 AND 5))", True),
+    ("'x' IN (SELECT city FROM t WHERE id > 0)", True),
+    ("(1, 'x') IN (SELECT id, city FROM t)", True),
+    ("EXISTS (SELECT 1 FROM t WHERE city = 0)", False),  # converts every city to a number
+    ("0 IN (SELECT city FROM t)", False),
+    ("EXISTS (SELECT 1 FROM t WHERE CAST(city AS INT) = 1)", False),
+    ("EXISTS (SELECT 1 FROM t WHERE id + 1 = 2)", False),
+    ("EXISTS (SELECT 1 FROM t WHERE born = '2020-01-01')", False),  # a date: its conversions may warn
+    ("EXISTS (SELECT 1 FROM t WHERE nosuch = 1)", False),  # unknown type
+    ("EXISTS (SELECT 1 FROM t WHERE id IS TRUE)", False),
+    ("EXISTS (SELECT 1 FROM t WHERE city LIKE 'a' ESCAPE '!')", False),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), JUDGED)
+def test_what_a_stopping_subquery_evaluates_is_judged_by_kind(sql: str, expected: bool) -> None:
+    tree = parse_one(f"SELECT {sql}", read="mysql")
+    found = list(early_stop.stopping_subqueries(tree))
+    assert len(found) == 1, found
+
+    def kind_of(col: exp.Column) -> str | None:
+        return TYPES.get(col.name.lower())
+
+    predicate, query = found[0]
+    assert early_stop.quiet(predicate, query, kind_of) is expected
