@@ -12,6 +12,13 @@ configuration, no unmask grant.
   failed over one copy and answered over the other. Such a subquery over such a table is now refused when what it
   evaluates per row could warn or fail.
 
+* **How many warnings a failed read left** (decision 0344). A statement that fails at a row stops there: over the
+  same table, ``... WHERE ssn IS NOT NULL AND (CASE WHEN id = 1 THEN EXP(1000) ELSE CAST(city AS INT) END) = 5``
+  warns for each row read before row 1 and fails on it. 0328 withholds the error and 0312 the warnings' text, but
+  ``@@warning_count`` (3 over copy A, 2 over copy B), ``@@error_count``, ``SHOW COUNT(*) WARNINGS`` and the number
+  of rows ``SHOW WARNINGS`` lists still counted them. Reads of that count are now refused until a statement that
+  reads a table (or warns) replaces the list.
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -210,3 +217,121 @@ def test_what_a_stopping_subquery_evaluates_is_judged_by_kind(sql: str, expected
 
     predicate, query = found[0]
     assert early_stop.quiet(predicate, query, kind_of) is expected
+
+
+#: statements that fail at row 1 after warning for every row read before it
+FAILS_MIDWAY = [
+    f"SELECT id FROM {{t}} WHERE {SSN_ORDER}(CASE WHEN id = 1 THEN EXP(1000) ELSE CAST(city AS INT) END) = 5",
+    f"SELECT (SELECT id FROM {{t}} WHERE {SSN_ORDER}(CASE WHEN id IN (1, 2) THEN 1 ELSE CAST(city AS INT) END))",
+]
+#: every way to read how many warnings the statement before left, without replacing them
+COUNTS = [
+    "SELECT @@warning_count",
+    "SELECT @@session.error_count + @@SESSION.warning_count",
+    "SHOW COUNT(*) WARNINGS",
+    "SHOW WARNINGS",
+    "SHOW WARNINGS LIMIT 10",
+]
+
+
+def _after_failure(failing: str, read: str) -> Any:
+    def see(conn: Any, sql: str) -> Any:
+        import pymysql
+
+        cur = conn.cursor()
+        with pytest.raises(pymysql.MySQLError):
+            cur.execute(sql)
+        if read == "show_warnings()":
+            try:
+                return len(conn.show_warnings())
+            except Exception as e:
+                return type(e).__name__
+        return _see(conn, read)
+
+    return see
+
+
+@pytest.mark.parametrize("read", [*COUNTS, "show_warnings()"])
+@pytest.mark.parametrize("failing", FAILS_MIDWAY)
+def test_how_many_warnings_a_failed_read_left_tells_no_rank(
+    mysql_kw: dict[str, Any], pair: dict[str, str], failing: str, read: str
+) -> None:
+    seen = _both(mysql_kw, pair, failing, _after_failure(failing, read))
+    # the oracle: copy A read one more row before failing (or, for the subquery, between its two matches)
+    assert seen[False, "A"] != seen[False, "B"], seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "refused" in seen[True, "A"] or "GuardrailViolation" in seen[True, "A"], seen
+
+
+def test_the_count_reads_again_once_a_statement_replaced_the_list(
+    mysql_kw: dict[str, Any], pair: dict[str, str]
+) -> None:
+    """A statement that reads a table clears the list; one that warns fills it with its own warnings."""
+    import pymysql
+
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        t = pair["A"]
+        cur = conn.cursor()
+        with pytest.raises(pymysql.MySQLError):
+            cur.execute(FAILS_MIDWAY[0].format(t=t))
+        assert _see(conn, "SELECT @@warning_count") == "refused: ['masked-column-predicate']"
+        assert _see(conn, "SELECT 1") == [(1,)]  # uses no table: the list stays, and so does the refusal
+        assert _see(conn, "SHOW COUNT(*) WARNINGS") == "refused: ['masked-column-predicate']"
+        assert _see(conn, "SHOW ERRORS") == "refused: ['masked-column-predicate']"
+        assert _see(conn, f"SELECT city FROM {t} WHERE id = 2") == [("Lyon",)]
+        assert _see(conn, "SELECT @@warning_count") == [(0,)]
+        assert _see(conn, "SHOW WARNINGS") == []
+        assert _see(conn, "SELECT CAST('1x' AS INT)") == [(1,)]  # its own warning
+        assert _see(conn, "SELECT @@warning_count") == [(1,)]
+        assert len(conn.show_warnings()) == 1
+    finally:
+        conn.close()
+
+
+def test_counts_that_follow_no_order_stay_readable(
+    mysql_kw: dict[str, Any], mysql_conn: Any, pair: dict[str, str], unique: str
+) -> None:
+    """A read of the indexed table that warns for every row it reads (0312: text withheld, count kept), and a
+    failure part-way over a table without a masked index (read by its key)."""
+    import pymysql
+
+    with made_tables(mysql_conn) as make:
+        plain = make(COLUMNS, ROWS_A, f"rt17md_{unique}_plain")
+        for governed in (False, True):
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
+            try:
+                assert _with_count(conn, f"SELECT count(*) FROM {pair['A']} WHERE {SSN_ORDER}{WARNS}") == ([(1,)], 2)
+                with pytest.raises(pymysql.MySQLError):
+                    conn.cursor().execute(FAILS_MIDWAY[0].format(t=plain))
+                assert _see(conn, "SELECT @@warning_count") == [(1,)]  # row 1 first, by key: no warning before it
+            finally:
+                conn.close()
+
+
+def test_aiomysql_the_count_after_a_failed_read_is_refused(mysql_kw: dict[str, Any], pair: dict[str, str]) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    import pymysql
+
+    import governed_db
+
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def run(table: str, governed: bool) -> Any:
+        raw = await aiomysql.connect(autocommit=True, **kw)
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
+        try:
+            cur = await conn.cursor()
+            with pytest.raises(pymysql.MySQLError):
+                await cur.execute(FAILS_MIDWAY[0].format(t=table))
+            try:
+                await cur.execute("SELECT @@warning_count")
+            except governed_db.GuardrailViolation as e:
+                return f"refused: {sorted(e.decision.rules)}"
+            return (await cur.fetchall())[0][0]
+        finally:
+            conn.close()
+
+    assert [asyncio.run(run(pair[c], False)) for c in ("A", "B")] == [3, 2]
+    assert [asyncio.run(run(pair[c], True)) for c in ("A", "B")] == ["refused: ['masked-column-predicate']"] * 2

@@ -339,6 +339,8 @@ class MaskingState:
         self.warnings_kept = self.dialect == "mysql"
         self.read_order = False
         self.warnings_in_read_order = False
+        #: the last such statement failed part-way: how many warnings it left is how far it read (decision 0344)
+        self.warning_count_withheld = False
 
     @property
     def active(self) -> bool:
