@@ -12,6 +12,9 @@ configuration, no unmask grant.
   failed over one copy and answered over the other. Such a subquery over such a table is now refused when what it
   evaluates per row could warn or fail.
 
+  The same held for an anti-join (``LEFT JOIN t i ON ... WHERE o.id = 2 AND i.id IS NULL``), which MariaDB stops
+  at the first matching row of ``i``.
+
 * **How many warnings a failed read left** (decision 0344). A statement that fails at a row stops there: over the
   same table, ``... WHERE ssn IS NOT NULL AND (CASE WHEN id = 1 THEN EXP(1000) ELSE CAST(city AS INT) END) = 5``
   warns for each row read before row 1 and fails on it. 0328 withholds the error and 0312 the warnings' text, but
@@ -59,6 +62,9 @@ STOPPING = [
     f"SELECT 'Paris' IN (SELECT city FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
     f"SELECT 'Paris' = ANY (SELECT city FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
     f"SELECT 'Paris' <> ALL (SELECT city FROM {{t}} WHERE {SSN_ORDER}{WARNS})",
+    # an anti-join: MariaDB's "Not exists" plan stops reading i at its first match for the row of o
+    f"SELECT o.id FROM {{t}} o LEFT JOIN {{t}} i ON i.{SSN_ORDER}{WARNS.replace('id', 'i.id').replace('city', 'i.city')}"
+    " WHERE o.id = 2 AND i.id IS NULL",
 ]
 #: fails (copy A: row 3 first) or answers (copy B: row 1 first)
 FAILING = [
@@ -160,6 +166,11 @@ LOOK_ALIKES = [
     "SELECT EXISTS (SELECT 1 FROM {t} WHERE id BETWEEN 2 AND 3 AND full_name IS NOT NULL)",
     "SELECT id FROM {t} WHERE id = ANY (SELECT id FROM {t} WHERE city <> 'x') ORDER BY id",
     "SELECT (id, city) IN (SELECT id, city FROM {t} WHERE ssn IS NOT NULL) FROM {t} WHERE id = 2",
+    "SELECT o.id FROM {t} o LEFT JOIN {t} i ON i.id = o.id AND i.city = 'Paris' WHERE i.id IS NULL AND o.id < 4 "
+    "ORDER BY o.id",
+    # joins that do not stop early keep their per-row computations
+    "SELECT o.id FROM {t} o JOIN {t} i ON i.id = o.id WHERE CAST(i.city AS INT) = 0 AND o.id < 4 ORDER BY o.id",
+    "SELECT DISTINCT o.city FROM {t} o JOIN {t} i ON i.id = o.id WHERE o.id < 5 ORDER BY o.city",
 ]
 
 

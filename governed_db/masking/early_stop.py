@@ -69,7 +69,12 @@ def quiet(predicate: exp.Expression, query: exp.Query, kind_of: TypeOf) -> bool:
             for a, b in zip(lefts, selects, strict=True)
         ):
             return False
-    for node in query.walk():
+    return quiet_expression(query, kind_of)
+
+
+def quiet_expression(root: exp.Expr, kind_of: TypeOf) -> bool:
+    """Can nothing ``root`` computes per row warn or fail?"""
+    for node in root.walk():
         if isinstance(node, _COMPARISONS):
             if not _quiet_comparison(node, kind_of):
                 return False
@@ -78,6 +83,38 @@ def quiet(predicate: exp.Expression, query: exp.Query, kind_of: TypeOf) -> bool:
         elif isinstance(node, exp.Is) and not isinstance(node.expression, exp.Null):
             return False  # IS TRUE converts the value
     return True
+
+
+def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.Expr]]]:
+    """Each table joined in ``tree`` that MariaDB may stop reading at a first match, with what it evaluates per
+    row of it (the join's ON, the WHERE's conjuncts naming it): a LEFT (or RIGHT) JOIN whose row the WHERE requires
+    missing (``... LEFT JOIN t i ON ... WHERE i.id IS NULL``: the "Not exists" plan stops at the first match)."""
+    for select in tree.find_all(exp.Select):
+        joins = select.args.get("joins") or []
+        if not joins:
+            continue
+        where = select.args.get("where")
+        missing = {
+            col.table.lower()
+            for node in (where.find_all(exp.Is) if isinstance(where, exp.Where) else ())
+            if isinstance(node.expression, exp.Null) and isinstance(col := node.this, exp.Column) and col.table
+        }
+        for join in joins:
+            table = join.this
+            if not isinstance(table, exp.Table):
+                continue
+            outer = join.side.upper() in ("LEFT", "RIGHT")
+            alias = table.alias_or_name.lower()
+            if outer and alias in missing:
+                on = join.args.get("on")
+                parts: list[exp.Expr] = [on] if isinstance(on, exp.Expr) else []
+                if isinstance(where, exp.Where):
+                    cond = where.this
+                    parts += [
+                        p for p in (cond.flatten() if isinstance(cond, exp.And) else (cond,))
+                        if any((c.table or "").lower() in (alias, "") for c in p.find_all(exp.Column))
+                    ]  # fmt: skip
+                yield table, parts
 
 
 def _quiet_comparison(node: exp.Expression, kind_of: TypeOf) -> bool:
@@ -115,4 +152,4 @@ def _same_kind(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and (a == b or "null" in (a, b))
 
 
-__all__ = ["quiet", "stopping_subqueries"]
+__all__ = ["quiet", "quiet_expression", "stopping_joins", "stopping_subqueries"]

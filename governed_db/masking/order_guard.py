@@ -146,9 +146,10 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
 
 
 def _stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> Outcome | None:
-    """MySQL/MariaDB: the refusal of a subquery that stops at its first match (EXISTS, IN, ANY, ALL) over a
-    relation an index on a masked column may order, when a row it evaluates could warn or fail (decision 0343):
-    which rows it evaluated before stopping follows that order, and no ORDER BY inside such a subquery is kept."""
+    """MySQL/MariaDB: the refusal of a subquery that stops at its first match (EXISTS, IN, ANY, ALL), or of an
+    anti-join, over a relation an index on a masked column may order, when a row it
+    evaluates could warn or fail (decision 0343): which rows it evaluated before stopping follows that order, and
+    no ORDER BY inside such a subquery is kept."""
     cache: dict[str, Relation | None] = {}
     for tree in trees:
         if tree is None:
@@ -161,14 +162,25 @@ def _stops_early(state: MaskingState, access: Access, trees: list[exp.Expression
             if not any(rel is None or rel.hazard for rel in read):
                 continue
             if not early_stop.quiet(predicate, query, _declared_types(state, tree)):
-                return Outcome(refusal=(
-                    "an EXISTS, IN, ANY or ALL subquery stops reading at the first row that decides it (MariaDB "
-                    "drops an ORDER BY written inside it), so which rows it evaluated -- the warnings they leave, "
-                    "whether one fails -- would follow that order",
-                    "keep per-row computations (casts, functions, arithmetic, comparisons that convert a type) out "
-                    "of such a subquery, write it as a join, or ask for an unmask grant (masking.unmask)",
-                ), columns=_indexed(state, cache), hazard=True)  # fmt: skip
+                return _stopped(state, cache)
+        for table, parts in early_stop.stopping_joins(tree):
+            rel = _relation(state, access, table_key(".".join(p.name for p in table.parts)), table, cache, 0)
+            if rel is not None and not rel.hazard:
+                continue
+            kind_of = _declared_types(state, tree)
+            if not all(early_stop.quiet_expression(p, kind_of) for p in parts):
+                return _stopped(state, cache)
     return None
+
+
+def _stopped(state: MaskingState, cache: dict[str, Relation | None]) -> Outcome:
+    return Outcome(refusal=(
+        "an EXISTS, IN, ANY or ALL subquery, or an anti-join (LEFT JOIN ... WHERE <its column> IS NULL), stops "
+        "reading at the first row that decides it (MariaDB drops an ORDER BY written inside a subquery), so which "
+        "rows it evaluated -- the warnings they leave, whether one fails -- would follow that order",
+        "keep per-row computations (casts, functions, arithmetic, comparisons that convert a type) out of such "
+        "a subquery or join, or ask for an unmask grant (masking.unmask)",
+    ), columns=_indexed(state, cache), hazard=True)  # fmt: skip
 
 
 def _declared_types(state: MaskingState, tree: exp.Expression) -> early_stop.TypeOf:
