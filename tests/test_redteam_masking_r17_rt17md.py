@@ -22,6 +22,13 @@ configuration, no unmask grant.
   of rows ``SHOW WARNINGS`` lists still counted them. Reads of that count are now refused until a statement that
   reads a table (or warns) replaces the list.
 
+* **MariaDB's user statistics under SHOW** (decision 0345). Decisions 0291 and 0307 refuse
+  ``information_schema.CLIENT_STATISTICS``/``USER_STATISTICS`` (``Bytes_sent``, ``Rows_read``: 0215's length oracle)
+  and ``TABLE_STATISTICS``/``INDEX_STATISTICS`` (rows read per table and index); ``SHOW CLIENT_STATISTICS``,
+  ``SHOW USER_STATISTICS``, ``SHOW INDEX_STATISTICS`` and ``SHOW TABLE_STATISTICS`` list the same rows and ran. The
+  test server runs with ``userstat=0`` (they are empty there; a server setting, not changed here), so they are
+  checked refused like their tables, not measured.
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 connection shows that the same statements tell them apart. Look-alikes that reveal nothing keep running.
 """
@@ -274,6 +281,25 @@ def test_how_many_warnings_a_failed_read_left_tells_no_rank(
     assert "refused" in seen[True, "A"] or "GuardrailViolation" in seen[True, "A"], seen
 
 
+def test_an_unbuffered_read_that_fails_at_a_fetch_withholds_the_count(
+    mysql_kw: dict[str, Any], pair: dict[str, str]
+) -> None:
+    """PyMySQL's SSCursor: the rows come with the fetch, and so does the error."""
+    import pymysql
+
+    def see(conn: Any, sql: str) -> Any:
+        cur = conn.cursor(pymysql.cursors.SSCursor)
+        with pytest.raises(pymysql.MySQLError):
+            cur.execute(sql)
+            cur.fetchall()
+        cur.close()
+        return _see(conn, "SELECT @@warning_count")
+
+    seen = _both(mysql_kw, pair, FAILS_MIDWAY[0], see)
+    assert seen[False, "A"] == "[(3,)]" and seen[False, "B"] == "[(2,)]", seen
+    assert seen[True, "A"] == seen[True, "B"] == repr("refused: ['masked-column-predicate']"), seen
+
+
 def test_the_count_reads_again_once_a_statement_replaced_the_list(
     mysql_kw: dict[str, Any], pair: dict[str, str]
 ) -> None:
@@ -346,3 +372,46 @@ def test_aiomysql_the_count_after_a_failed_read_is_refused(mysql_kw: dict[str, A
 
     assert [asyncio.run(run(pair[c], False)) for c in ("A", "B")] == [3, 2]
     assert [asyncio.run(run(pair[c], True)) for c in ("A", "B")] == ["refused: ['masked-column-predicate']"] * 2
+
+
+#: MariaDB's user statistics, as SHOW statements and as the information_schema tables they list
+USER_STATISTICS = [
+    *(f"SHOW {name}" for name in ("USER_STATISTICS", "CLIENT_STATISTICS", "index_statistics", "TABLE_STATISTICS")),
+    "SELECT BYTES_SENT FROM information_schema.CLIENT_STATISTICS",
+    "SELECT ROWS_READ FROM information_schema.TABLE_STATISTICS",
+]
+
+
+@pytest.mark.parametrize("sql", USER_STATISTICS)
+def test_user_statistics_are_refused_under_every_name(mysql_kw: dict[str, Any], sql: str) -> None:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        assert isinstance(_see(raw, sql), list)  # the server answers it (empty while userstat is off)
+        assert _see(conn, sql) == "refused: ['system-catalog']"
+        # quiet counters and other listings stay readable
+        assert _see(conn, "SHOW STATUS LIKE 'Uptime'")[0][0] == "Uptime"
+        assert ("InnoDB",) in [r[:1] for r in _see(conn, "SHOW ENGINES")]
+    finally:
+        raw.close()
+        conn.close()
+
+
+#: (statement, the joined tables MariaDB may stop reading at a first match)
+JOINS = [
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id WHERE i.id IS NULL", ["i"]),
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id WHERE ISNULL(i.id) AND o.id = 2", ["i"]),
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id WHERE flag IS NULL", ["i"]),  # unqualified: any of them
+    ("SELECT i.id FROM o RIGHT JOIN i ON i.id = o.id WHERE o.id IS NULL", ["o"]),
+    ("SELECT o.id FROM o JOIN i ON i.id = o.id WHERE i.id IS NULL", []),  # an inner join reads every match
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id WHERE o.id = 2", []),  # nothing asks about i's rows
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id", []),
+]
+
+
+@pytest.mark.parametrize(("sql", "tables"), JOINS)
+def test_which_outer_joins_may_stop_early(sql: str, tables: list[str]) -> None:
+    tree = parse_one(sql, read="mysql")
+    assert [t.name for t, _parts in early_stop.stopping_joins(tree)] == tables

@@ -87,25 +87,27 @@ def quiet_expression(root: exp.Expr, kind_of: TypeOf) -> bool:
 
 def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.Expr]]]:
     """Each table joined in ``tree`` that MariaDB may stop reading at a first match, with what it evaluates per
-    row of it (the join's ON, the WHERE's conjuncts naming it): a LEFT (or RIGHT) JOIN whose row the WHERE requires
-    missing (``... LEFT JOIN t i ON ... WHERE i.id IS NULL``: the "Not exists" plan stops at the first match)."""
+    row of it (the join's ON, the WHERE's conjuncts naming it): a LEFT (or RIGHT) JOIN whose row the WHERE may
+    require missing (``... LEFT JOIN t i ON ... WHERE i.id IS NULL``: the "Not exists" plan stops at the first
+    match) -- any outer join whose table the WHERE names, however it tests it."""
     for select in tree.find_all(exp.Select):
         joins = select.args.get("joins") or []
         if not joins:
             continue
         where = select.args.get("where")
-        missing = {
-            col.table.lower()
-            for node in (where.find_all(exp.Is) if isinstance(where, exp.Where) else ())
-            if isinstance(node.expression, exp.Null) and isinstance(col := node.this, exp.Column) and col.table
-        }
+        # the tables the WHERE names ("" for an unqualified column: any of them): an IS NULL test, ISNULL(), <=>
+        # NULL or COALESCE of such a table's column can make MariaDB stop at the first match
+        named = {c.table.lower() for c in where.find_all(exp.Column)} if isinstance(where, exp.Where) else set()
+        source = select.args.get("from") or select.args.get("from_")
+        first = source.this if isinstance(source, exp.From) else None
         for join in joins:
-            table = join.this
+            side = join.side.upper()
+            # the table whose matches are looked up: the joined one of a LEFT JOIN, the first one of a RIGHT JOIN
+            table = join.this if side == "LEFT" else first if side == "RIGHT" else None
             if not isinstance(table, exp.Table):
                 continue
-            outer = join.side.upper() in ("LEFT", "RIGHT")
             alias = table.alias_or_name.lower()
-            if outer and alias in missing:
+            if alias in named or "" in named:
                 on = join.args.get("on")
                 parts: list[exp.Expr] = [on] if isinstance(on, exp.Expr) else []
                 if isinstance(where, exp.Where):
