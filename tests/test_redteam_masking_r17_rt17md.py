@@ -316,6 +316,9 @@ def test_the_count_reads_again_once_a_statement_replaced_the_list(
         assert _see(conn, "SELECT 1") == [(1,)]  # uses no table: the list stays, and so does the refusal
         assert _see(conn, "SHOW COUNT(*) WARNINGS") == "refused: ['masked-column-predicate']"
         assert _see(conn, "SHOW ERRORS") == "refused: ['masked-column-predicate']"
+        assert _see(conn, "SELECT @@warning_count FROM DUAL") == "refused: ['masked-column-predicate']"
+        # a statement that uses a table reads the count of the list it cleared first
+        assert _see(conn, f"SELECT @@warning_count FROM {t} WHERE id = 2") == [(0,)]
         assert _see(conn, f"SELECT city FROM {t} WHERE id = 2") == [("Lyon",)]
         assert _see(conn, "SELECT @@warning_count") == [(0,)]
         assert _see(conn, "SHOW WARNINGS") == []

@@ -852,7 +852,7 @@ def warning_count_hit(state: MaskingState, analysis: Analysis, identity: Identit
     how far it read in that order (decision 0344)."""
     from governed_db.masking import warnings_order
 
-    if Access(state, identity).everything or not warnings_order.reads_count(state, analysis.sql):
+    if Access(state, identity).everything or not warnings_order.reads_count(state, analysis.sql, analysis.tables):
         return None
     return _hit(
         state,

@@ -80,10 +80,17 @@ def withheld(state: MaskingState, names: Sequence[str], diagnostics: bool) -> Ro
 _READS_COUNT = re.compile(r"\b(?:warning_count|error_count)\b|\bSHOW\s+(?:COUNT\b|WARNINGS\b|ERRORS\b)", re.I)
 
 
-def reads_count(state: MaskingState, sql: str) -> bool:
-    """Does ``sql`` read how many warnings a statement left that failed part-way through rows read in an order an
-    index on a masked column may decide (decision 0344)?"""
-    return state.warning_count_withheld and _READS_COUNT.search(sql) is not None
+def uses_table(tables: Sequence[str]) -> bool:
+    """Does a statement naming ``tables`` use one (MySQL/MariaDB then clear the warnings listed before it runs;
+    ``FROM DUAL`` is no table)?"""
+    return any(t.lower() != "dual" for t in tables)
+
+
+def reads_count(state: MaskingState, sql: str, tables: Sequence[str]) -> bool:
+    """Does ``sql`` (naming ``tables``) read how many warnings a statement left that failed part-way through rows
+    read in an order an index on a masked column may decide (decision 0344)? A statement that uses a table reads
+    the count of a list it cleared first (``SELECT error_count FROM jobs`` runs)."""
+    return state.warning_count_withheld and not uses_table(tables) and _READS_COUNT.search(sql) is not None
 
 
 def python_warnings(state: MaskingState, messages: list[str]) -> list[str]:
@@ -94,4 +101,4 @@ def python_warnings(state: MaskingState, messages: list[str]) -> list[str]:
     return messages
 
 
-__all__ = ["WARNINGS_WITHHELD", "failed", "python_warnings", "ran", "reads_count", "withheld"]
+__all__ = ["WARNINGS_WITHHELD", "failed", "python_warnings", "ran", "reads_count", "uses_table", "withheld"]
