@@ -399,7 +399,8 @@ class Statement:
                 masking.schema_changed(self.analysis, gov=gov)
         ms = gov.masking_state
         if ms is not None and ms.warnings_kept:  # MySQL/MariaDB: which warnings it left, in what order (0312)
-            warnings_order.ran(ms, gov.driver.warning_count(result.raw) if result is not None else None)
+            count = gov.driver.warning_count(result.raw) if result is not None else None
+            warnings_order.ran(ms, count, warnings_order.uses_table(self.analysis.tables))
         if result is not None:
             _arm_result(gov, result, self.analysis, self.identity, self.decision, span)
             result.changed = self.restored

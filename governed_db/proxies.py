@@ -23,8 +23,12 @@ import wrapt
 from governed_db import masking
 from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GovernedDBError, GuardrailViolation, InvalidStatement
+<<<<<<< HEAD
 from governed_db.masking import errors_order
 from governed_db.masking.notices import fetched, fetched_rows
+=======
+from governed_db.masking import errors_order, warnings_order
+>>>>>>> rt17md
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
 
@@ -75,6 +79,7 @@ def scrub_fetch_error(cursor: Any, exc: BaseException) -> None:
         gov.driver.seal_error(exc)
         ms = gov.masking_state
         if ms is not None and ms.warnings_kept:  # an unbuffered MySQL read fails while its rows come (0328)
+            warnings_order.failed(ms)  # how many warnings it left says how far it read (0344)
             errors_order.withhold(ms, exc)
         elif ms is not None:  # a PostgreSQL server-side cursor: the flag of the statement that opened it (0334)
             st = getattr(cursor, "_self_result", cursor)

@@ -167,6 +167,12 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         declared = guard.declares_caller_collation(state, analysis, identity)
         if declared is not None:
             return declared
+    if state.warning_count_withheld:  # rare: a MySQL/MariaDB statement failed part-way in a masked order (0344)
+        from governed_db.masking import guard
+
+        counted = guard.warning_count_hit(state, analysis, identity)
+        if counted is not None:
+            return counted
     hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
     if (
         hot is not None

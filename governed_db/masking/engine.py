@@ -342,6 +342,8 @@ class MaskingState:
         #: arriving now come in that order (decision 0340)
         self.fetching_read_order = False
         self.warnings_in_read_order = False
+        #: the last such statement failed part-way: how many warnings it left is how far it read (decision 0344)
+        self.warning_count_withheld = False
 
     @property
     def active(self) -> bool:

@@ -845,6 +845,28 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
     return None
 
 
+def warning_count_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """After a MySQL/MariaDB statement failed part-way through rows read in an order an index on a masked column
+    may decide, a read of how many warnings it left (``@@warning_count``, ``@@error_count``, ``SHOW COUNT(*)
+    WARNINGS``, the rows ``SHOW WARNINGS`` lists): the rows read before the failing one warned, so the count says
+    how far it read in that order (decision 0344)."""
+    from governed_db.masking import warnings_order
+
+    if Access(state, identity).everything or not warnings_order.reads_count(state, analysis.sql, analysis.tables):
+        return None
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        "the statement before it failed part-way through rows read in an order an index on a masked column may "
+        "decide, and how many warnings it left (SHOW WARNINGS, @@warning_count, @@error_count) would tell how far "
+        "it read, so how masked values sort",
+        "run a statement that reads a table first (the server then clears the list), check the failing "
+        "expressions on a table without masked columns, or ask for an unmask grant (masking.unmask)",
+    )
+
+
 def order_refusal(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
     """The order of rows an index on a masked column could decide, where no key can fix it (decision 0160)."""
     found = order_guard.outcome(state, analysis, identity, access)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from sqlglot import exp
 
 from governed_db.identity import Identity
+from governed_db.masking import early_stop
 from governed_db.masking import order_nodes as nodes
 from governed_db.masking.catalog import table_key
 from governed_db.masking.engine import MISSING, MaskingState
@@ -130,6 +131,9 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
             return _with_hazard(found, hazard, quiet)
     else:
         hazard = not quiet and _reads_hazard(state, access, tables)
+        stopping = _stops_early(state, access, trees) if hazard and state.sg_dialect == "mysql" else None
+        if stopping is not None:
+            return stopping
     return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard, quiet)
 
 
@@ -142,6 +146,62 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
         if rel is None or rel.hazard:
             return True
     return False
+
+
+def _stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> Outcome | None:
+    """MySQL/MariaDB: the refusal of a subquery that stops at its first match (EXISTS, IN, ANY, ALL), or of an
+    anti-join, over a relation an index on a masked column may order, when a row it
+    evaluates could warn or fail (decision 0343): which rows it evaluated before stopping follows that order, and
+    no ORDER BY inside such a subquery is kept."""
+    cache: dict[str, Relation | None] = {}
+    for tree in trees:
+        if tree is None:
+            continue
+        for predicate, query in early_stop.stopping_subqueries(tree):
+            read = [
+                _relation(state, access, table_key(".".join(p.name for p in t.parts)), t, cache, 0)
+                for t in query.find_all(exp.Table)
+            ]
+            if not any(rel is None or rel.hazard for rel in read):
+                continue
+            if not early_stop.quiet(predicate, query, _declared_types(state, tree)):
+                return _stopped(state, cache)
+        for table, parts in early_stop.stopping_joins(tree):
+            rel = _relation(state, access, table_key(".".join(p.name for p in table.parts)), table, cache, 0)
+            if rel is not None and not rel.hazard:
+                continue
+            kind_of = _declared_types(state, tree)
+            if not all(early_stop.quiet_expression(p, kind_of) for p in parts):
+                return _stopped(state, cache)
+    return None
+
+
+def _stopped(state: MaskingState, cache: dict[str, Relation | None]) -> Outcome:
+    return Outcome(refusal=(
+        "an EXISTS, IN, ANY or ALL subquery, or an anti-join (LEFT JOIN ... WHERE <its column> IS NULL), stops "
+        "reading at the first row that decides it (MariaDB drops an ORDER BY written inside a subquery), so which "
+        "rows it evaluated -- the warnings they leave, whether one fails -- would follow that order",
+        "keep per-row computations (casts, functions, arithmetic, comparisons that convert a type) out of such "
+        "a subquery or join, or ask for an unmask grant (masking.unmask)",
+    ), columns=_indexed(state, cache), hazard=True)  # fmt: skip
+
+
+def _declared_types(state: MaskingState, tree: exp.Expression) -> early_stop.TypeOf:
+    """A column's declared type, looked up in the tables ``tree`` names (by alias, or the one table that has a
+    column of that name); ``None`` when unknown or ambiguous."""
+    by_alias: dict[str, list[dict[str, str | None]]] = {}
+    for t in tree.find_all(exp.Table):
+        types = state.table(table_key(".".join(p.name for p in t.parts)), t).types
+        by_alias.setdefault(t.alias_or_name.lower(), []).append(types)
+        by_alias.setdefault(t.name.lower(), []).append(types)
+
+    def kind_of(col: exp.Column) -> str | None:
+        name = col.name.lower()
+        pools = by_alias.get(col.table.lower(), []) if col.table else [ts for v in by_alias.values() for ts in v]
+        found = {types.get(name) for types in pools if name in types}
+        return found.pop() if len(found) == 1 else None
+
+    return kind_of
 
 
 def _scanned(trees: list[exp.Expression | None], tables: list[str]) -> list[str]:

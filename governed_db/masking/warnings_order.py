@@ -17,6 +17,7 @@ order. Warnings of statements over tables without such an index keep their text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +33,17 @@ WARNINGS_WITHHELD = (
 LEVEL = "Warning"
 
 
-def ran(state: MaskingState, count: int | None) -> None:
+def ran(state: MaskingState, count: int | None, uses_table: bool = False) -> None:
     """A statement ran; ``count``: how many warnings it left (``None``: not known yet, as for an unbuffered
-    result before its last row)."""
+    result before its last row); ``uses_table``: it names a table (the server then clears the list first)."""
     if state.read_order:
         state.warnings_in_read_order = count is None or count >= 2
+        state.warning_count_withheld = False  # it read every row it reads: its count follows no order
     elif count:
         state.warnings_in_read_order = False  # its own warnings replaced the ones listed before
+        state.warning_count_withheld = False
+    elif uses_table:
+        state.warning_count_withheld = False  # the list it cleared counts none
 
 
 def failed(state: MaskingState) -> None:
@@ -46,6 +51,8 @@ def failed(state: MaskingState) -> None:
     statement reached the server replaces nothing, so a flag already set stays)."""
     if state.read_order:
         state.warnings_in_read_order = True
+        # it stopped at the row that failed: the warnings the rows read before it left count them (0344)
+        state.warning_count_withheld = True
 
 
 def withheld(state: MaskingState, names: Sequence[str], diagnostics: bool) -> RowMasker | None:
@@ -68,6 +75,24 @@ def withheld(state: MaskingState, names: Sequence[str], diagnostics: bool) -> Ro
     return RowMasker(names, [by_name.get(n.lower()) for n in names])
 
 
+#: statements that read how many warnings and errors the last statement left without replacing them: the session
+#: variables, ``SHOW COUNT(*) WARNINGS``, and ``SHOW WARNINGS``/``SHOW ERRORS``, which list one row each
+_READS_COUNT = re.compile(r"\b(?:warning_count|error_count)\b|\bSHOW\s+(?:COUNT\b|WARNINGS\b|ERRORS\b)", re.I)
+
+
+def uses_table(tables: Sequence[str]) -> bool:
+    """Does a statement naming ``tables`` use one (MySQL/MariaDB then clear the warnings listed before it runs;
+    ``FROM DUAL`` is no table)?"""
+    return any(t.lower() != "dual" for t in tables)
+
+
+def reads_count(state: MaskingState, sql: str, tables: Sequence[str]) -> bool:
+    """Does ``sql`` (naming ``tables``) read how many warnings a statement left that failed part-way through rows
+    read in an order an index on a masked column may decide (decision 0344)? A statement that uses a table reads
+    the count of a list it cleared first (``SELECT error_count FROM jobs`` runs)."""
+    return state.warning_count_withheld and not uses_table(tables) and _READS_COUNT.search(sql) is not None
+
+
 def python_warnings(state: MaskingState, messages: list[str]) -> list[str]:
     """The messages aiomysql repeats as Python warnings right after the statement that left them (which
     :func:`ran` has not seen yet)."""
@@ -76,4 +101,4 @@ def python_warnings(state: MaskingState, messages: list[str]) -> list[str]:
     return messages
 
 
-__all__ = ["WARNINGS_WITHHELD", "failed", "python_warnings", "ran", "withheld"]
+__all__ = ["WARNINGS_WITHHELD", "failed", "python_warnings", "ran", "reads_count", "uses_table", "withheld"]

@@ -1,0 +1,157 @@
+"""MySQL/MariaDB subqueries that stop reading at their first match (decision 0343).
+
+``EXISTS``, ``NOT EXISTS``, ``x IN (SELECT ...)``, ``x = ANY (SELECT ...)`` and ``x <> ALL (SELECT ...)`` read the
+subquery's rows only until one decides the answer; MariaDB drops an ORDER BY (and a LIMIT) written inside them.
+Over a relation whose read order an index on a masked column may decide (the order guard's *hazard*), the rows
+evaluated before that one come in masked order: each leaves its warnings (``@@warning_count`` counts them) and may
+fail (whether the statement fails at all). ``EXISTS (SELECT 1 FROM t WHERE ssn IS NOT NULL AND CASE WHEN id = 1
+THEN 1 ELSE CAST(city AS INT) END)`` warned once per SSN sorting before row 1's — how it ranks among the others and
+among guesses an agent inserts.
+
+Nothing the order guard can add fixes that order, so such a subquery is refused when what it evaluates per row
+could warn or fail: anything but columns, constants, null tests, AND/OR/NOT and comparisons (``=``, ``<``, ``IN``
+lists, ``BETWEEN``, ``LIKE``) of a column with a column or constant of the same kind (number with number, text with
+text: MariaDB warns when it converts one to the other). ``EXISTS (SELECT 1 FROM people p WHERE p.id = o.person_id
+AND p.city = 'Paris')`` keeps running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from sqlglot import exp
+
+#: the kinds of declared MySQL/MariaDB types that compare without a conversion (which warns per row when it fails)
+_NUMBER = frozenset(
+    {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float", "double",
+     "real", "bool", "boolean", "year"}
+)  # fmt: skip
+_TEXT = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
+#: nodes a row's evaluation passes through without computing anything that can warn or fail
+_QUIET = (
+    exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.And, exp.Or, exp.Not, exp.Star, exp.Identifier,
+    exp.Table, exp.TableAlias, exp.From, exp.Join, exp.Where, exp.Having, exp.Group, exp.Select, exp.Subquery,
+    exp.Tuple, exp.Alias, exp.Order, exp.Ordered, exp.Limit, exp.Offset, exp.Distinct, exp.Exists, exp.Any,
+    exp.All, exp.Is, exp.Var,
+)  # fmt: skip
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.Like, exp.Between, exp.In)
+
+#: the declared type of a column (``None``: unknown) given the statement's tables by alias
+TypeOf = Callable[[exp.Column], "str | None"]
+
+
+def stopping_subqueries(tree: exp.Expression) -> Iterator[tuple[exp.Expression, exp.Query]]:
+    """Each predicate of ``tree`` that stops reading its subquery at a first match, with that subquery."""
+    for node in tree.walk():
+        query: exp.Expression | None = None
+        if isinstance(node, exp.Exists):
+            query = node.this
+        elif isinstance(node, exp.In) and node.args.get("query") is not None:
+            query = node.args["query"]
+        elif isinstance(node, (exp.Any, exp.All)):
+            query = node.this
+        while isinstance(query, exp.Subquery):
+            query = query.this
+        if isinstance(query, exp.Query):
+            yield node, query
+
+
+def quiet(predicate: exp.Expression, query: exp.Query, kind_of: TypeOf) -> bool:
+    """Can no row ``predicate`` evaluates of ``query`` warn or fail?"""
+    if isinstance(predicate, (exp.In, exp.Any, exp.All)):
+        # the value compared with each row the subquery gives: ``0 IN (SELECT city ...)`` converts every city
+        compared = predicate if isinstance(predicate, exp.In) else predicate.parent
+        left: exp.Expression | None = compared.this if isinstance(compared, (exp.In, exp.Binary)) else None
+        lefts = left.expressions if isinstance(left, exp.Tuple) else [left]
+        selects = query.selects if isinstance(query, exp.Select) else []
+        if len(lefts) != len(selects) or not all(
+            a is not None and _same_kind(_kind(a, kind_of), _kind(b.this if isinstance(b, exp.Alias) else b, kind_of))
+            for a, b in zip(lefts, selects, strict=True)
+        ):
+            return False
+    return quiet_expression(query, kind_of)
+
+
+def quiet_expression(root: exp.Expr, kind_of: TypeOf) -> bool:
+    """Can nothing ``root`` computes per row warn or fail?"""
+    for node in root.walk():
+        if isinstance(node, _COMPARISONS):
+            if not _quiet_comparison(node, kind_of):
+                return False
+        elif not isinstance(node, _QUIET):
+            return False
+        elif isinstance(node, exp.Is) and not isinstance(node.expression, exp.Null):
+            return False  # IS TRUE converts the value
+    return True
+
+
+def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.Expr]]]:
+    """Each table joined in ``tree`` that MariaDB may stop reading at a first match, with what it evaluates per
+    row of it (the join's ON, the WHERE's conjuncts naming it): a LEFT (or RIGHT) JOIN whose row the WHERE may
+    require missing (``... LEFT JOIN t i ON ... WHERE i.id IS NULL``: the "Not exists" plan stops at the first
+    match) -- any outer join whose table the WHERE names, however it tests it."""
+    for select in tree.find_all(exp.Select):
+        joins = select.args.get("joins") or []
+        if not joins:
+            continue
+        where = select.args.get("where")
+        # the tables the WHERE names ("" for an unqualified column: any of them): an IS NULL test, ISNULL(), <=>
+        # NULL or COALESCE of such a table's column can make MariaDB stop at the first match
+        named = {c.table.lower() for c in where.find_all(exp.Column)} if isinstance(where, exp.Where) else set()
+        source = select.args.get("from") or select.args.get("from_")
+        first = source.this if isinstance(source, exp.From) else None
+        for join in joins:
+            side = join.side.upper()
+            # the table whose matches are looked up: the joined one of a LEFT JOIN, the first one of a RIGHT JOIN
+            table = join.this if side == "LEFT" else first if side == "RIGHT" else None
+            if not isinstance(table, exp.Table):
+                continue
+            alias = table.alias_or_name.lower()
+            if alias in named or "" in named:
+                on = join.args.get("on")
+                parts: list[exp.Expr] = [on] if isinstance(on, exp.Expr) else []
+                if isinstance(where, exp.Where):
+                    cond = where.this
+                    parts += [
+                        p for p in (cond.flatten() if isinstance(cond, exp.And) else (cond,))
+                        if any((c.table or "").lower() in (alias, "") for c in p.find_all(exp.Column))
+                    ]  # fmt: skip
+                yield table, parts
+
+
+def _quiet_comparison(node: exp.Expression, kind_of: TypeOf) -> bool:
+    if isinstance(node, exp.In):
+        if node.args.get("query") is not None:
+            return True  # a nested subquery: judged as one of its own
+        others = node.expressions
+    elif isinstance(node, exp.Between):
+        others = [node.args.get("low"), node.args.get("high")]
+    else:
+        others = [node.expression]
+    if isinstance(node, exp.Like) and node.args.get("escape") is not None:
+        return False
+    first = _kind(node.this, kind_of)
+    return all(o is not None and _same_kind(first, _kind(o, kind_of)) for o in others)
+
+
+def _kind(node: exp.Expr, kind_of: TypeOf) -> str | None:
+    """``number``, ``text``, ``null`` (compares with anything) or ``None`` (unknown, or computed)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Null):
+        return "null"
+    if isinstance(node, exp.Boolean):
+        return "number"
+    if isinstance(node, exp.Literal):
+        return "text" if node.is_string else "number"
+    if isinstance(node, exp.Column):
+        declared = (kind_of(node) or "").lower().split("(", 1)[0].strip()
+        return "number" if declared in _NUMBER else "text" if declared in _TEXT else None
+    return None
+
+
+def _same_kind(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and (a == b or "null" in (a, b))
+
+
+__all__ = ["quiet", "quiet_expression", "stopping_joins", "stopping_subqueries"]
