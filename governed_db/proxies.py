@@ -23,12 +23,8 @@ import wrapt
 from governed_db import masking
 from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GovernedDBError, GuardrailViolation, InvalidStatement
-<<<<<<< HEAD
-from governed_db.masking import errors_order
-from governed_db.masking.notices import fetched, fetched_rows
-=======
 from governed_db.masking import errors_order, warnings_order
->>>>>>> rt17md
+from governed_db.masking.notices import fetched, fetched_rows
 from governed_db.pipeline import Governor, run
 from governed_db.results import ResultState
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 
 from sqlglot import exp
 
+from governed_db.masking.stops_early import sublinks
+
 #: the kinds of declared MySQL/MariaDB types that compare without a conversion (which warns per row when it fails)
 _NUMBER = frozenset(
     {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float", "double",
@@ -41,17 +43,9 @@ TypeOf = Callable[[exp.Column], "str | None"]
 
 
 def stopping_subqueries(tree: exp.Expression) -> Iterator[tuple[exp.Expression, exp.Query]]:
-    """Each predicate of ``tree`` that stops reading its subquery at a first match, with that subquery."""
-    for node in tree.walk():
-        query: exp.Expression | None = None
-        if isinstance(node, exp.Exists):
-            query = node.this
-        elif isinstance(node, exp.In) and node.args.get("query") is not None:
-            query = node.args["query"]
-        elif isinstance(node, (exp.Any, exp.All)):
-            query = node.this
-        while isinstance(query, exp.Subquery):
-            query = query.this
+    """Each predicate of ``tree`` that stops reading its subquery at a first match, with that subquery (the same
+    sublinks PostgreSQL's guard looks at: :func:`governed_db.masking.stops_early.sublinks`)."""
+    for node, query in sublinks(tree):
         if isinstance(query, exp.Query):
             yield node, query
 

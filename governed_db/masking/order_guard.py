@@ -116,7 +116,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
         # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
         # the error of the row read first comes out; an INSERT's target is not scanned (decision 0334)
         read = _scanned(trees, tables)
-        stop = _stops_early(state, access, trees)
+        stop = _pg_stops_early(state, access, trees)
         if stop is not None:
             return Outcome(refusal=stop, firm=True, hazard=True)
         hazard = not quiet and (
@@ -131,7 +131,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
             return _with_hazard(found, hazard, quiet)
     else:
         hazard = not quiet and _reads_hazard(state, access, tables)
-        stopping = _stops_early(state, access, trees) if hazard and state.sg_dialect == "mysql" else None
+        stopping = _mysql_stops_early(state, access, trees) if hazard and state.sg_dialect == "mysql" else None
         if stopping is not None:
             return stopping
     return _with_hazard(_settle(state, analysis, access, trees, stored_order=False), hazard, quiet)
@@ -148,7 +148,7 @@ def _reads_hazard(state: MaskingState, access: Access, tables: list[str]) -> boo
     return False
 
 
-def _stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> Outcome | None:
+def _mysql_stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> Outcome | None:
     """MySQL/MariaDB: the refusal of a subquery that stops at its first match (EXISTS, IN, ANY, ALL), or of an
     anti-join, over a relation an index on a masked column may order, when a row it
     evaluates could warn or fail (decision 0343): which rows it evaluated before stopping follows that order, and
@@ -221,7 +221,8 @@ def _scanned(trees: list[exp.Expression | None], tables: list[str]) -> list[str]
     return [t for t in tables if table_key(t) not in only_written]
 
 
-def _stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]) -> tuple[str, str] | None:
+def _pg_stops_early(state: MaskingState, access: Access, trees: list[exp.Expression | None]
+                    ) -> tuple[str, str] | None:
     """PostgreSQL: (reason, remedy) where a sublink that stops at its first deciding row reads a relation with a
     masked column and evaluates an expression that may fail on some rows only (decision 0342)."""
     from governed_db.masking import stops_early
