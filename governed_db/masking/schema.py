@@ -128,6 +128,18 @@ def reading_own() -> bool:
     return bool(getattr(_own_reads, "depth", 0))
 
 
+@contextlib.contextmanager
+def own_statement() -> Iterator[None]:
+    """A statement of governed_db's own on a sqlite3 connection that reads no row (compiling the caller's statement
+    again, decision 0346): a trace callback set through the governed connection skips it; the caller's limits,
+    which bound compiling too, stay as set."""
+    _own_reads.depth = getattr(_own_reads, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _own_reads.depth -= 1
+
+
 #: sqlite3's run-time limits (``SQLITE_LIMIT_*``): each one the caller may lower with ``setlimit``
 _SQLITE_LIMITS = tuple(getattr(sqlite3, n) for n in dir(sqlite3) if n.startswith("SQLITE_LIMIT_"))
 #: above every hard upper bound: SQLite truncates a raised limit to its bound
