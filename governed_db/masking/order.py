@@ -166,6 +166,8 @@ class Planner:
         if isinstance(tree, (exp.Update, exp.Delete)):
             self._written_in_read_order(tree)
             self._joined_picks(tree)
+            if isinstance(tree, exp.Update) and self.dialect == "sqlite":
+                self._reads_own_changes(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
         return self.plan
@@ -306,6 +308,44 @@ class Planner:
                     f"join {name} by its whole key (a column of the written table or a constant per key column), or "
                     "take its values from a subquery that picks one row by an ORDER BY of its key, or ask for an "
                     "unmask grant (masking.unmask)",
+                    firm=True,
+                )
+                return
+
+    def _reads_own_changes(self, tree: exp.Update) -> None:
+        """SQLite changes the rows of an UPDATE one by one as it reads them, and a subquery of its SET or WHERE
+        correlated to the row (run again per row) reads the table as the rows changed so far left it:
+        ``SET amount = (SELECT count(*) FROM t t2 WHERE t2.amount < 0 AND t2.id <> t.id) - 1 ... WHERE ssn IS NOT
+        NULL`` numbers the rows in the order of an index on ``ssn``. No ORDER BY can be added to an UPDATE, so
+        such a write of several rows of a table an index on a masked column may order is refused; a subquery run
+        once (not correlated: ``WHERE id IN (SELECT id FROM t WHERE ...)``) reads the table before any change
+        (decision 0347)."""
+        target = tree.this
+        if not isinstance(target, exp.Table):
+            return
+        rel = self.relation(target)
+        if rel is None or not rel.hazard:
+            return
+        where = tree.args.get("where")
+        pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+        if any(k and k <= pinned for k in rel.keys):
+            return  # one row at most: nothing changed before it
+        name = target.name.lower()
+        parts = [*tree.expressions, where]
+        for part in parts:
+            if not isinstance(part, exp.Expression):
+                continue
+            for sub in part.find_all(*nodes.QUERIES):
+                if not any(t.name.lower() == name for t in sub.find_all(exp.Table)):
+                    continue
+                if not _correlated(sub):
+                    continue
+                self._refuse(
+                    f"UPDATE {target.sql(dialect=self.dialect)} changes its rows one by one in the order it reads "
+                    "them, which an index on a masked column may decide, and the subquery "
+                    f"{sub.sql(dialect=self.dialect)[:80]} reads them again per row, with the changes made so far",
+                    "compute the values first (a SELECT ordered by the key) and write them by key, or change one "
+                    "row at a time by its key (WHERE id = ...), or ask for an unmask grant (masking.unmask)",
                     firm=True,
                 )
                 return
@@ -1184,6 +1224,23 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _correlated(sub: exp.Expression) -> bool:
+    """``sub`` (a query) may name a column of an enclosing query: a column qualified by a name none of its own
+    sources go by, or, unless the table it reads directly may answer it, one not qualified at all."""
+    # a table read under an alias goes by that alias only
+    own = {t.alias_or_name.lower() for t in sub.find_all(exp.Table)} | {
+        a.name.lower() for a in sub.find_all(exp.TableAlias) if a.name
+    }
+    direct = isinstance(sub, exp.Select) and isinstance(sub.args.get("from") or sub.args.get("from_"), exp.From)
+    for col in sub.find_all(exp.Column):
+        if col.table:
+            if col.table.lower() not in own:
+                return True
+        elif not direct:
+            return True
+    return False
+
+
 def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
     """The positions of a ``UNION ALL``'s clear columns when they hold a key of each branch's rows (none else):
     sorted by them, only rows of different branches that agree on every clear column can tie."""
