@@ -25,6 +25,7 @@ from governed_db.drivers.sqlite import (
     _LENIENT,
     BUILTIN_FUNCTION_SQL,
     SqliteDriver,
+    caller_code,
     compiled_again,
     fetch_failed,
     harmless_callable,
@@ -225,7 +226,9 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
             builtin = True  # cannot tell: fail closed
         if builtin:
             raise self._self_gov.refusal(shadowing(name, "function"))
-        return await self.__wrapped__.create_function(name, *args, **kwargs)
+        out = await self.__wrapped__.create_function(name, *args, **kwargs)
+        caller_code(self._self_gov, name, (args[1] if len(args) > 1 else kwargs.get("func")) is not None)
+        return out
 
     async def set_authorizer(self, *args: Any, **kwargs: Any) -> Any:
         raise self._self_gov.refusal(hook_refusal("set_authorizer()"))

@@ -347,6 +347,18 @@ def own_reads_untraced(callback: Any) -> Any:
     return traced
 
 
+def caller_code(gov: Any, name: str, registered: bool) -> None:
+    """Remember (or forget, when ``registered`` is false: removed) a function of the caller's code SQLite calls
+    under ``name``: a statement calling it over a table a masked index may order is refused (decision 0348)."""
+    from governed_db.masking.engine import state_for
+
+    names = state_for(gov).caller_functions
+    if registered:
+        names.add(str(name).lower())
+    else:
+        names.discard(str(name).lower())
+
+
 def fetch_failed(cursor: Any, exc: BaseException) -> None:
     """``exc``, raised stepping to a later row of ``cursor``'s result, scrubbed; withheld when the statement read a
     table an index on a masked column may order (no compile error comes this late: decision 0346)."""
@@ -464,17 +476,24 @@ class SqliteConnection(GovernedConnection):
         return self.__wrapped__.set_trace_callback(own_reads_untraced(trace_callback))
 
     def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if not harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):
+        func = args[1] if len(args) > 1 else kwargs.get("func")
+        if not harmless_callable(func):
             self._self_own_name(name, "function")
-        return self.__wrapped__.create_function(name, *args, **kwargs)
+        out = self.__wrapped__.create_function(name, *args, **kwargs)
+        caller_code(self._self_gov, name, func is not None and not harmless_callable(func))
+        return out
 
     def create_aggregate(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self._self_own_name(name, "aggregate")
-        return self.__wrapped__.create_aggregate(name, *args, **kwargs)
+        out = self.__wrapped__.create_aggregate(name, *args, **kwargs)
+        caller_code(self._self_gov, name, (args[1] if len(args) > 1 else kwargs.get("aggregate_class")) is not None)
+        return out
 
     def create_window_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self._self_own_name(name, "window function")
-        return self.__wrapped__.create_window_function(name, *args, **kwargs)
+        out = self.__wrapped__.create_window_function(name, *args, **kwargs)
+        caller_code(self._self_gov, name, (args[1] if len(args) > 1 else kwargs.get("aggregate_class")) is not None)
+        return out
 
     def create_collation(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if str(name).upper() in _BUILTIN_COLLATIONS:

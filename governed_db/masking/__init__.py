@@ -161,12 +161,15 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     if not state.active:
         return None
     statements = analysis.statements
-    if state.caller_collations:
+    if state.caller_collations or state.caller_functions:
         from governed_db.masking import guard
 
-        declared = guard.declares_caller_collation(state, analysis, identity)
+        declared = guard.declares_caller_collation(state, analysis, identity) if state.caller_collations else None
         if declared is not None:
             return declared
+        called = guard.calls_caller_code(state, analysis, identity)
+        if called is not None:
+            return called
     hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
     if (
         hot is not None

@@ -1224,7 +1224,7 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _correlated(sub: exp.Expression) -> bool:
+def _correlated(sub: exp.Query) -> bool:
     """``sub`` (a query) may name a column of an enclosing query: a column qualified by a name none of its own
     sources go by, or, unless the table it reads directly may answer it, one not qualified at all."""
     # a table read under an alias goes by that alias only
