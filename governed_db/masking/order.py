@@ -52,6 +52,9 @@ class Relation:
     #: lower-case columns of every key that is never NULL and has no masked column (grouping by one decides the
     #: groups: the rest of its row's columns follow, decision 0283)
     keys: tuple[frozenset[str], ...] = ()
+    #: lower-case columns of each unique index and key (an empty set: over an expression, any column), which
+    #: SQLite checks row by row as an UPDATE changes them (decision 0347)
+    unique: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,7 +316,9 @@ class Planner:
                 return
 
     def _reads_own_changes(self, tree: exp.Update) -> None:
-        """SQLite changes the rows of an UPDATE one by one as it reads them, and a subquery of its SET or WHERE
+        """SQLite changes the rows of an UPDATE one by one as it reads them: it checks a unique index on a column it
+        writes per row (whether ``code = code + 1`` collides depends on which row came first), and a subquery of
+        its SET or WHERE
         correlated to the row (run again per row) reads the table as the rows changed so far left it:
         ``SET amount = (SELECT count(*) FROM t t2 WHERE t2.amount < 0 AND t2.id <> t.id) - 1 ... WHERE ssn IS NOT
         NULL`` numbers the rows in the order of an index on ``ssn``. No ORDER BY can be added to an UPDATE, so
@@ -330,6 +335,22 @@ class Planner:
         pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
         if any(k and k <= pinned for k in rel.keys):
             return  # one row at most: nothing changed before it
+        written = {
+            e.this.name.lower() for e in tree.expressions if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)
+        }
+        checked = next((ix for ix in rel.unique if not ix or ix & written), None)
+        if checked is not None or not all(isinstance(e, exp.EQ) for e in tree.expressions):
+            # ``SET code = code + 1`` over codes 1 and 2 fails when the row holding 1 comes first, and passes
+            # when the other does: whether it fails tells the order (SQLite checks a unique index per row)
+            shown = ", ".join(sorted(checked)) if checked else "an expression"
+            self._refuse(
+                f"UPDATE {target.sql(dialect=self.dialect)} changes a column of a unique key or index ({shown}) of "
+                "several rows one by one, in the order it reads them, which an index on a masked column may decide: "
+                "whether a row collides with one not yet changed depends on that order",
+                "change one row at a time by its key (WHERE id = ...), or ask for an unmask grant (masking.unmask)",
+                firm=True,
+            )
+            return
         name = target.name.lower()
         parts = [*tree.expressions, where]
         for part in parts:

@@ -1206,6 +1206,9 @@ class OrderFacts:
     reads: tuple[str, ...] | None = None
     #: PostgreSQL: tables inherit from it, whose rows it returns too, and its keys hold for its own rows only
     inherited: bool = False
+    #: SQLite: the lower-case columns of each unique index (an empty set for one over an expression), which SQLite
+    #: checks row by row as an UPDATE changes them (decision 0347)
+    unique: tuple[frozenset[str], ...] = ()
 
 
 # every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
@@ -1214,7 +1217,7 @@ _SQLITE_KIND = (
     "ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
 )
 _SQLITE_INDEXES = (
-    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?, ?) il, pragma_index_xinfo(il.name, ?) ii "
+    "SELECT il.name, ii.name, ii.cid, il.\"unique\" FROM pragma_index_list(?, ?) il, pragma_index_xinfo(il.name, ?) ii "
     "WHERE ii.key"
 )
 _SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk"
@@ -1336,13 +1339,17 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
         return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "sqlite") if row is not None else None)
     cur.execute(_SQLITE_INDEXES, (name, schema, schema))
     indexes: dict[str, set[str]] = {}
-    for index, column, cid in (_values(r) for r in cur.fetchall()):
+    uniques: set[str] = set()
+    for index, column, cid, is_unique in (_values(r) for r in cur.fetchall()):
+        if is_unique:
+            uniques.add(str(index))
         cols = indexes.setdefault(str(index), set())
         if int(cid) == -2:
             cols.add("")  # an expression: any column
         elif column is not None:
             cols.add(str(column).lower())
     listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
+    checked = tuple(frozenset() if "" in cols else frozenset(cols) for ix, cols in indexes.items() if ix in uniques)
     keys: list[tuple[str, ...]] = []
     cur.execute(_SQLITE_PK, (name, schema))
     pk = [_values(r) for r in cur.fetchall()]
@@ -1374,7 +1381,7 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
             ok = column is not None and str(coll) == "BINARY" and bool(notnull)
             unique.setdefault(str(index), []).append((None if column is None else str(column), ok))
         keys.extend(tuple(str(c) for c, _ in cols) for cols in unique.values() if cols and all(ok for _, ok in cols))
-    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
+    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k), unique=checked)
 
 
 def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
