@@ -62,7 +62,8 @@ class Edit:
     """One change to the statement: ``order`` (a query's ORDER BY), ``agg-order`` (an aggregate's),
     ``window-order`` (a window's), ``window-whole`` (a window's, with the whole partition as its frame, which a
     window without ORDER BY or frame had), ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
-    (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
+    (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order),
+    ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering)."""
 
     kind: str
     node: exp.Expression
@@ -173,7 +174,29 @@ class Planner:
                 self._reads_own_changes(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
+        if self.dialect == "sqlite" and self.plan.refusal is None:
+            self._exists_read_whole(tree)
         return self.plan
+
+    def _exists_read_whole(self, tree: exp.Expression) -> None:
+        """SQLite stops an ``EXISTS (SELECT ...)`` at its first row, read in the order an index on a masked column
+        may give, and drops any ORDER BY in it: whether a later row's expression fails (``CASE id WHEN 1 THEN 1
+        WHEN 2 THEN json('x') END``) told which row came first. ``GROUP BY NULL`` makes it read every row first
+        (one group when any row is found, none otherwise: the same answer) (decision 0346)."""
+        for ex in tree.find_all(exp.Exists):
+            sub = ex.this
+            if not isinstance(sub, exp.Select) or sub.args.get("group") is not None:
+                continue
+            if any(isinstance(n, exp.AggFunc) for n in nodes.own_nodes(sub)):
+                continue  # an aggregate without GROUP BY reads every row already
+            tables = list(sub.find_all(exp.Table))
+            if len(tables) == 1 and not sub.args.get("joins"):
+                rel, where = self.relation(tables[0]), sub.args.get("where")
+                pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, tables[0])
+                if rel is not None and any(k and k <= pinned for k in rel.keys):
+                    continue  # one row by its key: nothing comes before it
+            if any((rel := self.relation(t)) is None or rel.hazard for t in tables):
+                self.plan.edits.append(Edit("exists-whole", sub))
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
