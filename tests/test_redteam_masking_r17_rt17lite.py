@@ -12,11 +12,13 @@ it (an agent inserting rows of its own with chosen SSNs turns that into a binary
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
 import pytest
 
+import governed_db
 from tests._redteam import govern, observe
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import (
@@ -268,6 +270,34 @@ def test_the_callers_functions_still_run_where_no_masked_order_reaches_them() ->
     seen = observe(conn, CALLED_IN_READ_ORDER[0][0])  # (Python's sqlite3 leaves a function that fails when called)
     assert seen.startswith("OperationalError: [withheld") and "registered" not in seen, seen
     conn.close()
+
+
+def test_the_callers_functions_through_aiosqlite() -> None:
+    """The same through aiosqlite's ``create_function``: refused over the indexed table, never called; one row by
+    its key runs."""
+    aiosqlite = pytest.importorskip("aiosqlite")
+    from tests.test_redteam_masking_r13_rt13lite import CUSTOMERS, OTHERS
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None)
+        await raw.execute(CUSTOMERS)
+        await raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [ALICE, *OTHERS])
+        await raw.execute(INDEXED[0])
+        conn = govern(raw, ATTACKER)
+        calls: list[Any] = []
+        await conn.create_function("tick", 1, lambda x: calls.append(x) or 1)
+        seen: list[Any] = []
+        for sql in (CALLED_IN_READ_ORDER[0][0], "SELECT tick(id) FROM customers WHERE id = 2"):
+            try:
+                seen.append(list(await conn.execute_fetchall(sql)))
+            except governed_db.GuardrailViolation as e:
+                seen.append(f"refused: {e}")
+        await conn.close()
+        return seen, calls
+
+    seen, calls = asyncio.run(run())
+    assert "registered through this governed connection" in seen[0] and seen[1] == [(1,)], seen
+    assert calls == [2], calls
 
 
 # -- hardening: DuckDB's table sample is the table's rows (decision 0346) -------------------------------------------
