@@ -161,15 +161,12 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     if not state.active:
         return None
     statements = analysis.statements
-    if state.caller_collations or state.caller_functions:
+    if state.caller_collations:
         from governed_db.masking import guard
 
-        declared = guard.declares_caller_collation(state, analysis, identity) if state.caller_collations else None
+        declared = guard.declares_caller_collation(state, analysis, identity)
         if declared is not None:
             return declared
-        called = guard.calls_caller_code(state, analysis, identity)
-        if called is not None:
-            return called
     hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
     if (
         hot is not None
@@ -178,10 +175,17 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        return None
-    from governed_db.masking import guard
+        hit = None
+    else:
+        from governed_db.masking import guard
 
-    return guard.predicate_hit(state, analysis, identity, params)
+        hit = guard.predicate_hit(state, analysis, identity, params)
+    if hit is None and (state.caller_collations or state.caller_functions):
+        from governed_db.masking import guard
+
+        # not cached with the verdict: a function registered later changes it (decision 0348)
+        hit = guard.calls_caller_code(state, analysis, identity)
+    return hit
 
 
 def schema_changed(analysis: Analysis, *, gov: Governor) -> None:

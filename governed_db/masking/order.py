@@ -55,6 +55,8 @@ class Relation:
     #: lower-case columns of each unique index and key (an empty set: over an expression, any column), which
     #: SQLite checks row by row as an UPDATE changes them (decision 0347)
     unique: tuple[frozenset[str], ...] = ()
+    #: those of them over columns, not partial: a WHERE setting each one equal to a constant picks one row at most
+    unique_whole: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ class Planner:
             if len(tables) == 1 and not sub.args.get("joins"):
                 rel, where = self.relation(tables[0]), sub.args.get("where")
                 pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, tables[0])
-                if rel is not None and any(k and k <= pinned for k in rel.keys):
+                if rel is not None and any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
                     continue  # one row by its key: nothing comes before it
             if any((rel := self.relation(t)) is None or rel.hazard for t in tables):
                 self.plan.edits.append(Edit("exists-whole", sub))
@@ -356,7 +358,7 @@ class Planner:
             return
         where = tree.args.get("where")
         pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
-        if any(k and k <= pinned for k in rel.keys):
+        if any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
             return  # one row at most: nothing changed before it
         written = {
             e.this.name.lower() for e in tree.expressions if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)

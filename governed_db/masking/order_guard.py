@@ -304,7 +304,8 @@ def _relation(
         )
         facts_unique = getattr(facts, "unique", ())
         checked = tuple(facts_unique) + tuple(frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ()))
-        found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked)
+        found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
+                         tuple(getattr(facts, "unique_whole", ())))
     cache[key] = found
     return found
 

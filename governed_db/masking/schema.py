@@ -1209,6 +1209,8 @@ class OrderFacts:
     #: SQLite: the lower-case columns of each unique index (an empty set for one over an expression), which SQLite
     #: checks row by row as an UPDATE changes them (decision 0347)
     unique: tuple[frozenset[str], ...] = ()
+    #: SQLite: those of them that are not partial (a WHERE naming each column picks one row at most)
+    unique_whole: tuple[frozenset[str], ...] = ()
 
 
 # every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
@@ -1217,7 +1219,8 @@ _SQLITE_KIND = (
     "ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
 )
 _SQLITE_INDEXES = (
-    "SELECT il.name, ii.name, ii.cid, il.\"unique\" FROM pragma_index_list(?, ?) il, pragma_index_xinfo(il.name, ?) ii "
+    "SELECT il.name, ii.name, ii.cid, il.\"unique\", il.partial FROM pragma_index_list(?, ?) il, "
+    "pragma_index_xinfo(il.name, ?) ii "
     "WHERE ii.key"
 )
 _SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk"
@@ -1340,9 +1343,12 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
     cur.execute(_SQLITE_INDEXES, (name, schema, schema))
     indexes: dict[str, set[str]] = {}
     uniques: set[str] = set()
-    for index, column, cid, is_unique in (_values(r) for r in cur.fetchall()):
+    partial: set[str] = set()
+    for index, column, cid, is_unique, is_partial in (_values(r) for r in cur.fetchall()):
         if is_unique:
             uniques.add(str(index))
+        if is_partial:
+            partial.add(str(index))
         cols = indexes.setdefault(str(index), set())
         if int(cid) == -2:
             cols.add("")  # an expression: any column
@@ -1350,6 +1356,7 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
             cols.add(str(column).lower())
     listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
     checked = tuple(frozenset() if "" in cols else frozenset(cols) for ix, cols in indexes.items() if ix in uniques)
+    whole = tuple(frozenset(cols) for ix, cols in indexes.items() if ix in uniques and ix not in partial and "" not in cols)
     keys: list[tuple[str, ...]] = []
     cur.execute(_SQLITE_PK, (name, schema))
     pk = [_values(r) for r in cur.fetchall()]
@@ -1381,7 +1388,8 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
             ok = column is not None and str(coll) == "BINARY" and bool(notnull)
             unique.setdefault(str(index), []).append((None if column is None else str(column), ok))
         keys.extend(tuple(str(c) for c, _ in cols) for cols in unique.values() if cols and all(ok for _, ok in cols))
-    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k), unique=checked)
+    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k), unique=checked,
+                      unique_whole=whole)
 
 
 def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
