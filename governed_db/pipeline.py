@@ -20,6 +20,7 @@ driver call is theirs, everything else is the statement's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -425,7 +426,9 @@ class Statement:
             ms.ran(self.analysis)  # a failed write may have left rows (decision 0275)
             if ms.warnings_kept:
                 warnings_order.failed(ms)
-            errors_order.withhold(ms, exc)  # an error raised per row, in a masked read order (0328, 0334)
+            if ms.read_order and isinstance(self.sql, str):
+                self.gov.driver.note_compiling(self.gov.raw, self.sql, exc)  # compile errors pass (0346)
+            errors_order.withhold(ms, exc)  # an error raised per row, in a masked read order (0328, 0334, 0346)
         # the statement's own analysis; a stand-in (governance failed before analysing it) is unknown: scrub all
         known = (self.analysis, self.identity) if self.analysis.sql == self.text else None
         self.gov.driver.seal_error(exc)
@@ -602,6 +605,10 @@ async def run_async(
         st.succeeded()
         return outcome
     except BaseException as e:
+        ms = gov.masking_state
+        if ms is not None and ms.read_order and isinstance(st.sql, str) and isinstance(e, Exception):
+            with contextlib.suppress(Exception):  # on the driver's own thread; sync drivers' in failed() (0346)
+                await gov.driver.note_compiling_async(gov.raw, st.sql, e)  # type: ignore[attr-defined]
         st.failed(e)
         raise
     finally:

@@ -306,6 +306,10 @@ class Driver:
         """``exc`` is the database refusing a write in a read-only session."""
         return False
 
+    def note_compiling(self, raw: Any, sql: Any, exc: BaseException) -> None:
+        """Mark ``exc`` (raised running ``sql`` on ``raw``) when compiling ``sql`` alone raises it again: an
+        error of the text, not of a row read in some order (SQLite, decision 0346). Nothing elsewhere."""
+
     def seal_error(self, exc: BaseException) -> None:
         """Make an error the driver raised safe to hand to the caller: no handle on it (a raw cursor) may run
         statements around governance, nor read the server's fields unscrubbed. In place: the caller's ``except``

@@ -49,6 +49,9 @@ class AsyncDriver(Driver):
         """``(description, rows)`` of one of masking's catalog reads, run on ``raw`` with ``await``."""
         raise NotImplementedError
 
+    async def note_compiling_async(self, raw: Any, sql: Any, exc: BaseException) -> None:
+        """:meth:`Driver.note_compiling`, run with ``await`` (nothing by default)."""
+
     def catalog_connection(self, gov: Governor) -> Any:
         return gov.state.setdefault("catalog_replay", _Replay())
 

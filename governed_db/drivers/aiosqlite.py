@@ -18,7 +18,6 @@ from typing import Any
 
 from aiosqlite.context import Result
 
-from governed_db import masking
 from governed_db.async_proxies import AsyncGovernedConnection, AsyncGovernedCursor, govern, rows_out
 from governed_db.drivers import innermost, shadowing
 from governed_db.drivers._async import AsyncDriver
@@ -26,6 +25,9 @@ from governed_db.drivers.sqlite import (
     _LENIENT,
     BUILTIN_FUNCTION_SQL,
     SqliteDriver,
+    caller_code,
+    compiled_again,
+    fetch_failed,
     harmless_callable,
     hook_refusal,
     lenient_fetch,
@@ -120,7 +122,7 @@ class AiosqliteCursor(_RowFactoryGuard, PrivateWithheld, AsyncGovernedCursor):
                 return await raw._execute(fetch, *args)
             out, dirty = await raw._execute(lenient_fetch, inner.connection, fetch, *args)
         except sqlite3.Error as e:
-            masking.scrub_error(e, gov=self._self_gov)
+            fetch_failed(self, e)
             raise
         if not dirty or out is None:
             return out
@@ -224,7 +226,9 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
             builtin = True  # cannot tell: fail closed
         if builtin:
             raise self._self_gov.refusal(shadowing(name, "function"))
-        return await self.__wrapped__.create_function(name, *args, **kwargs)
+        out = await self.__wrapped__.create_function(name, *args, **kwargs)
+        caller_code(self._self_gov, name, (args[1] if len(args) > 1 else kwargs.get("func")) is not None)
+        return out
 
     async def set_authorizer(self, *args: Any, **kwargs: Any) -> Any:
         raise self._self_gov.refusal(hook_refusal("set_authorizer()"))
@@ -293,6 +297,14 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
         # on aiosqlite's thread, as sqlite3's own reads are (decision 0325)
         out: tuple[Any, list[Any]] = await raw._execute(_catalog_read, raw._conn, sql, params)
         return out
+
+    def note_compiling(self, raw: Any, sql: Any, exc: BaseException) -> None:
+        return None  # sqlite3's connection lives on aiosqlite's thread: note_compiling_async runs it there
+
+    async def note_compiling_async(self, raw: Any, sql: Any, exc: BaseException) -> None:
+        conn = getattr(raw, "_conn", None)
+        if isinstance(conn, sqlite3.Connection):
+            await raw._execute(compiled_again, conn, sql, exc)
 
     # read-only sessions (PRAGMA query_only) and the effect guard are sqlite3's (SqliteDriver)
     async def guard_execute_async(self, raw: Any, sql: str) -> list[Any]:

@@ -245,6 +245,9 @@ class SqliteCursor(GovernedCursor):
         names = tuple(str(d[0]) for d in self.__wrapped__.description or ())
         return settle(row, names, masked_indexes(plan, names))
 
+    def _self_fetch_failed(self, exc: BaseException) -> None:
+        fetch_failed(self, exc)
+
     def _self_fetch(self, fetch: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one raw fetch with its errors scrubbed; through the lenient decoder when the result has a computed
         masked column (plain try/finally: this is every fetch's path)."""
@@ -254,7 +257,7 @@ class SqliteCursor(GovernedCursor):
             try:
                 return fetch(*args, **kwargs)
             except sqlite3.Error as e:
-                masking.scrub_error(e, gov=self._self_gov)
+                self._self_fetch_failed(e)
                 raise
         lenient: _Lenient | None = None
         if bool(getattr(plan, "computed", True)):
@@ -267,7 +270,7 @@ class SqliteCursor(GovernedCursor):
         try:
             return fetch(*args, **kwargs)
         except sqlite3.Error as e:
-            masking.scrub_error(e, gov=self._self_gov)
+            self._self_fetch_failed(e)
             raise
         finally:
             if lenient is not None:
@@ -342,6 +345,56 @@ def own_reads_untraced(callback: Any) -> Any:
             callback(statement)
 
     return traced
+
+
+def caller_code(gov: Any, name: str, registered: bool) -> None:
+    """Remember (or forget, when ``registered`` is false: removed) a function of the caller's code SQLite calls
+    under ``name``: a statement calling it over a table a masked index may order is refused (decision 0348)."""
+    from governed_db.masking.engine import state_for
+
+    names = state_for(gov).caller_functions
+    if registered:
+        names.add(str(name).lower())
+    else:
+        names.discard(str(name).lower())
+
+
+def fetch_failed(cursor: Any, exc: BaseException) -> None:
+    """``exc``, raised stepping to a later row of ``cursor``'s result, scrubbed; withheld when the statement read a
+    table an index on a masked column may order (no compile error comes this late: decision 0346)."""
+    from governed_db.masking import errors_order
+
+    gov = cursor._self_gov
+    ms = gov.masking_state
+    if ms is not None:
+        errors_order.withhold(ms, exc, read_order=bool(getattr(cursor._self_result, "read_order", False)))
+    masking.scrub_error(exc, gov=gov)
+
+
+def compiled_again(conn: sqlite3.Connection, sql: str, exc: BaseException) -> None:
+    """Mark ``exc`` (raised running ``sql`` on ``conn``) as an error of compiling when ``EXPLAIN <sql>``, which
+    compiles the statement and runs none of it, raises it again. Compile errors (an unknown column or function, a
+    misused aggregate) and a row's error (``json('x')``, an overflow, a constraint) share ``SQLITE_ERROR``; only
+    the second may come from whichever row SQLite read first, in the order of an index on a masked column, and is
+    withheld (decision 0346). No parameters are bound: compiling does not need them (missing ones fail after
+    it, as a ``ProgrammingError``)."""
+    from governed_db.masking import errors_order
+    from governed_db.masking.schema import own_statement
+
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return
+    again: BaseException | None = None
+    with own_statement():
+        cur = conn.cursor()
+        try:
+            cur.execute("EXPLAIN " + sql)
+        except sqlite3.ProgrammingError:
+            pass  # compiled: the bindings are missing
+        except sqlite3.Error as e:
+            again = e
+        finally:
+            cur.close()
+    errors_order.mark_compiling(exc, again)
 
 
 def hook_refusal(what: str) -> GuardrailViolation:
@@ -423,17 +476,24 @@ class SqliteConnection(GovernedConnection):
         return self.__wrapped__.set_trace_callback(own_reads_untraced(trace_callback))
 
     def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if not harmless_callable(args[1] if len(args) > 1 else kwargs.get("func")):
+        func = args[1] if len(args) > 1 else kwargs.get("func")
+        if not harmless_callable(func):
             self._self_own_name(name, "function")
-        return self.__wrapped__.create_function(name, *args, **kwargs)
+        out = self.__wrapped__.create_function(name, *args, **kwargs)
+        caller_code(self._self_gov, name, func is not None and not harmless_callable(func))
+        return out
 
     def create_aggregate(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self._self_own_name(name, "aggregate")
-        return self.__wrapped__.create_aggregate(name, *args, **kwargs)
+        out = self.__wrapped__.create_aggregate(name, *args, **kwargs)
+        caller_code(self._self_gov, name, (args[1] if len(args) > 1 else kwargs.get("aggregate_class")) is not None)
+        return out
 
     def create_window_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self._self_own_name(name, "window function")
-        return self.__wrapped__.create_window_function(name, *args, **kwargs)
+        out = self.__wrapped__.create_window_function(name, *args, **kwargs)
+        caller_code(self._self_gov, name, (args[1] if len(args) > 1 else kwargs.get("aggregate_class")) is not None)
+        return out
 
     def create_collation(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if str(name).upper() in _BUILTIN_COLLATIONS:
@@ -587,6 +647,10 @@ class SqliteDriver(Driver):
 
     def is_read_only_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "readonly database" in str(exc)
+
+    def note_compiling(self, raw: Any, sql: Any, exc: BaseException) -> None:
+        if isinstance(raw, sqlite3.Connection):
+            compiled_again(raw, sql, exc)
 
     def is_closed(self, raw: Any) -> bool:
         try:

@@ -181,10 +181,17 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        return None
-    from governed_db.masking import guard
+        hit = None
+    else:
+        from governed_db.masking import guard
 
-    return guard.predicate_hit(state, analysis, identity, params)
+        hit = guard.predicate_hit(state, analysis, identity, params)
+    if hit is None and (state.caller_collations or state.caller_functions):
+        from governed_db.masking import guard
+
+        # not cached with the verdict: a function registered later changes it (decision 0348)
+        hit = guard.calls_caller_code(state, analysis, identity)
+    return hit
 
 
 def schema_changed(analysis: Analysis, *, gov: Governor) -> None:

@@ -308,6 +308,9 @@ class MaskingState:
         #: code SQLite calls with every pair of values it compares under them, so no later statement may declare
         #: one (decision 0289)
         self.caller_collations: set[str] = set()
+        #: lower-case names of SQLite functions, aggregates and window functions of the caller's code registered
+        #: through the governed connection: SQLite calls them row by row in the order it reads (decision 0348)
+        self.caller_functions: set[str] = set()
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

@@ -1,4 +1,4 @@
-"""Errors raised in read order: MySQL/MariaDB (decision 0328), PostgreSQL (decision 0334).
+"""Errors raised in read order: MySQL/MariaDB (decision 0328), PostgreSQL (decision 0334), SQLite (decision 0346).
 
 A statement stops at the first row whose evaluation fails. Over a relation whose read order an index on a masked
 column may decide, an expression that fails differently per row (``CASE id WHEN 1 THEN (SELECT 1 FROM
@@ -18,6 +18,13 @@ per row, ``to_tsquery`` 42601, ``nextval`` 25006 or 42501, a lock 55P03 or 40001
 an error parse analysis raised, which points into the statement's text (a position, no context), an error that
 ends the session or came before the statement (08, 57P01-57P03, 25P02, 28), and an error with no SQLSTATE (the
 client's own).
+
+SQLite walks an index on a masked column wherever its planner finds it cheaper (``WHERE ssn IS NOT NULL``, a
+covering scan for ``count(*)``), and an ORDER BY added to the result does not change the order rows are filtered
+and computed in. Compile errors and a function's error at a row share one result code (``SQLITE_ERROR``): an error
+passes when compiling the statement alone (``EXPLAIN``) raises it again (the driver marks it, as
+:func:`mark_compiling` says), or when its code says no row raised it (busy, locked, read-only, I/O, interrupted);
+the client's own errors (``ProgrammingError``: bindings, a closed cursor) pass too.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ def withhold(state: MaskingState, exc: BaseException, *, read_order: bool | None
         _withhold_mysql(state, exc)
     elif family in _PG_FAMILIES:
         _withhold_pg(family, exc)
+    elif family == "sqlite3":
+        _withhold_sqlite(exc)
 
 
 def _withhold_mysql(state: MaskingState, exc: BaseException) -> None:
@@ -182,4 +191,64 @@ def _asyncpg(exc: BaseException) -> None:
     exc.args = (PG_ERROR_WITHHELD,)
 
 
-__all__ = ["ERROR_WITHHELD", "PG_ERROR_WITHHELD", "PG_SQLSTATE", "pg_withheld_kind", "withheld_kind", "withhold"]
+#: SQLite: the message of such an error
+SQLITE_ERROR_WITHHELD = (
+    "[withheld: an error a row may raise, raised while reading a table with an index on a masked column, which "
+    "SQLite may walk in the order of the masked values; the row read first would tell how they sort. Check the "
+    "expressions per row on a table without masked columns, or ask for an unmask grant]"
+)
+#: SQLite primary result codes no row raises: busy (5), locked (6), out of memory (7), read-only (8),
+#: interrupted (9: the deadline), I/O (10), corrupt (11), cannot open (14), protocol (15), misuse (21),
+#: authorization (23: at compile), a parameter index (25), not a database (26)
+_SQLITE_PASSING = frozenset({5, 6, 7, 8, 9, 10, 11, 14, 15, 21, 23, 25, 26})
+#: the attribute a driver sets on an error that compiling the statement alone raised again
+COMPILING = "_governed_db_compiling"
+
+
+def sqlite_withheld_kind(exc: BaseException) -> bool:
+    """``exc`` (a sqlite3 error) may be the error of one row among others."""
+    import sqlite3
+
+    from governed_db.errors import GovernedDBError
+
+    if isinstance(exc, GovernedDBError) or not isinstance(exc, sqlite3.DatabaseError):
+        return False  # the client's own (bindings, a closed cursor, one statement at a time)
+    if getattr(exc, COMPILING, False):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return not (isinstance(code, int) and code & 0xFF in _SQLITE_PASSING)
+
+
+def _withhold_sqlite(exc: BaseException) -> None:
+    """One class (``OperationalError``), code and message for every withheld error."""
+    import sqlite3
+
+    if not sqlite_withheld_kind(exc):
+        return
+    with contextlib.suppress(TypeError, AttributeError):
+        exc.__class__ = sqlite3.OperationalError
+        exc.args = (SQLITE_ERROR_WITHHELD,)
+        exc.sqlite_errorcode = 1  # type: ignore[attr-defined]
+        exc.sqlite_errorname = "SQLITE_ERROR"  # type: ignore[attr-defined]
+
+
+def mark_compiling(exc: BaseException, again: BaseException | None) -> None:
+    """Mark ``exc`` as an error of compiling the statement when ``again`` (what compiling it alone raised, or
+    None) is the same error: it depends on the text and the schema, not on any row."""
+    if again is not None and type(again) is type(exc) and str(again) == str(exc):
+        with contextlib.suppress(TypeError, AttributeError):
+            setattr(exc, COMPILING, True)
+
+
+__all__ = [
+    "COMPILING",
+    "ERROR_WITHHELD",
+    "PG_ERROR_WITHHELD",
+    "PG_SQLSTATE",
+    "SQLITE_ERROR_WITHHELD",
+    "mark_compiling",
+    "pg_withheld_kind",
+    "sqlite_withheld_kind",
+    "withheld_kind",
+    "withhold",
+]

@@ -149,6 +149,42 @@ def declares_caller_collation(state: MaskingState, analysis: Analysis, identity:
     )
 
 
+def calls_caller_code(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """A statement that calls a function, aggregate or window function the caller registered through this
+    connection, or compares under its collation, while it reads a table an index on a masked column may order
+    (SQLite): SQLite calls that code row by row in the order it reads the rows, whatever ORDER BY the result has,
+    so the sequence of calls (``tick(id)`` handed 2, 3, 4, 5, 1) or of compared pairs tells how the masked values
+    sort (decision 0348)."""
+    from governed_db.masking import order_guard
+
+    text = analysis.sql
+    called = sorted(n for n in state.caller_functions if function_called(text, n))
+    collated = sorted(n for n in state.caller_collations if collation_named(text, n))
+    if not called and not collated:
+        return None
+    access = Access(state, identity)
+    if access.everything or not order_guard.outcome(state, analysis, identity, access).hazard:
+        return None
+    what = f"the function {called[0]}()" if called else f"the collation {collated[0]}"
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"{what}, registered through this governed connection, would be called row by row in the order SQLite "
+        "reads a table an index on a masked column may order: the order of the calls tells how the masked "
+        "values sort",
+        "call it on the fetched rows in Python instead, or register it on the connection before governed_db.wrap(), "
+        "or ask for an unmask grant (masking.unmask)",
+    )
+
+
+def function_called(text: str, name: str) -> bool:
+    """Does ``text`` call the function ``name`` (any quoting, any case, a space before its parenthesis)?"""
+    pattern = r"(?<![\w$.])[\"`\[]?" + re.escape(name) + r"[\"`\]]?(?:\s|/\*.*?\*/|--[^\n]*\n)*\("
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
 def collation_named(text: str, name: str) -> bool:
     """Does ``text`` name the collation ``name`` after a ``COLLATE`` (any quoting, any case)?"""
     pattern = r"\bCOLLATE\s+[\"'`\[]?" + re.escape(name) + r"(?![\w$])"

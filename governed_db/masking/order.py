@@ -52,6 +52,11 @@ class Relation:
     #: lower-case columns of every key that is never NULL and has no masked column (grouping by one decides the
     #: groups: the rest of its row's columns follow, decision 0283)
     keys: tuple[frozenset[str], ...] = ()
+    #: lower-case columns of each unique index and key (an empty set: over an expression, any column), which
+    #: SQLite checks row by row as an UPDATE changes them (decision 0347)
+    unique: tuple[frozenset[str], ...] = ()
+    #: those of them over columns, not partial: a WHERE setting each one equal to a constant picks one row at most
+    unique_whole: tuple[frozenset[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ class Edit:
     window without ORDER BY or frame had), ``branch-order`` (an unparenthesised branch of a ``UNION ALL`` put in
     parentheses with an ORDER BY), ``lock-order`` (a PostgreSQL write's rows locked in key order first),
     ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
-    (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order)."""
+    (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order),
+    ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering)."""
 
     kind: str
     node: exp.Expression
@@ -172,9 +178,13 @@ class Planner:
         if isinstance(tree, (exp.Update, exp.Delete)):
             self._written_in_read_order(tree)
             self._joined_picks(tree)
+            if isinstance(tree, exp.Update) and self.dialect == "sqlite":
+                self._reads_own_changes(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
             self._locked_in_key_order(tree)
+        if self.dialect == "sqlite" and self.plan.refusal is None:
+            self._exists_read_whole(tree)
         return self.plan
 
     def _locked_in_key_order(self, tree: exp.Update | exp.Delete) -> None:
@@ -207,6 +217,26 @@ class Planner:
         self.plan.edits.append(
             Edit("lock-order", tree, tuple(nodes.column_sql(stored[c], self.dialect) for c in keys[0]))
         )
+
+    def _exists_read_whole(self, tree: exp.Expression) -> None:
+        """SQLite stops an ``EXISTS (SELECT ...)`` at its first row, read in the order an index on a masked column
+        may give, and drops any ORDER BY in it: whether a later row's expression fails (``CASE id WHEN 1 THEN 1
+        WHEN 2 THEN json('x') END``) told which row came first. ``GROUP BY NULL`` makes it read every row first
+        (one group when any row is found, none otherwise: the same answer) (decision 0346)."""
+        for ex in tree.find_all(exp.Exists):
+            sub = ex.this
+            if not isinstance(sub, exp.Select) or sub.args.get("group") is not None:
+                continue
+            if any(isinstance(n, exp.AggFunc) for n in nodes.own_nodes(sub)):
+                continue  # an aggregate without GROUP BY reads every row already
+            tables = list(sub.find_all(exp.Table))
+            if len(tables) == 1 and not sub.args.get("joins"):
+                rel, where = self.relation(tables[0]), sub.args.get("where")
+                pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, tables[0])
+                if rel is not None and any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
+                    continue  # one row by its key: nothing comes before it
+            if any((rel := self.relation(t)) is None or rel.hazard for t in tables):
+                self.plan.edits.append(Edit("exists-whole", sub))
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
@@ -344,6 +374,62 @@ class Planner:
                     f"join {name} by its whole key (a column of the written table or a constant per key column), or "
                     "take its values from a subquery that picks one row by an ORDER BY of its key, or ask for an "
                     "unmask grant (masking.unmask)",
+                    firm=True,
+                )
+                return
+
+    def _reads_own_changes(self, tree: exp.Update) -> None:
+        """SQLite changes the rows of an UPDATE one by one as it reads them: it checks a unique index on a column it
+        writes per row (whether ``code = code + 1`` collides depends on which row came first), and a subquery of
+        its SET or WHERE
+        correlated to the row (run again per row) reads the table as the rows changed so far left it:
+        ``SET amount = (SELECT count(*) FROM t t2 WHERE t2.amount < 0 AND t2.id <> t.id) - 1 ... WHERE ssn IS NOT
+        NULL`` numbers the rows in the order of an index on ``ssn``. No ORDER BY can be added to an UPDATE, so
+        such a write of several rows of a table an index on a masked column may order is refused; a subquery run
+        once (not correlated: ``WHERE id IN (SELECT id FROM t WHERE ...)``) reads the table before any change
+        (decision 0347)."""
+        target = tree.this
+        if not isinstance(target, exp.Table):
+            return
+        rel = self.relation(target)
+        if rel is None or not rel.hazard:
+            return
+        where = tree.args.get("where")
+        pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+        if any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
+            return  # one row at most: nothing changed before it
+        written = {
+            e.this.name.lower() for e in tree.expressions if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)
+        }
+        checked = next((ix for ix in rel.unique if not ix or ix & written), None)
+        if checked is not None or not all(isinstance(e, exp.EQ) for e in tree.expressions):
+            # ``SET code = code + 1`` over codes 1 and 2 fails when the row holding 1 comes first, and passes
+            # when the other does: whether it fails tells the order (SQLite checks a unique index per row)
+            shown = ", ".join(sorted(checked)) if checked else "an expression"
+            self._refuse(
+                f"UPDATE {target.sql(dialect=self.dialect)} changes a column of a unique key or index ({shown}) of "
+                "several rows one by one, in the order it reads them, which an index on a masked column may decide: "
+                "whether a row collides with one not yet changed depends on that order",
+                "change one row at a time by its key (WHERE id = ...), or ask for an unmask grant (masking.unmask)",
+                firm=True,
+            )
+            return
+        name = target.name.lower()
+        parts = [*tree.expressions, where]
+        for part in parts:
+            if not isinstance(part, exp.Expression):
+                continue
+            for sub in part.find_all(*nodes.QUERIES):
+                if not any(t.name.lower() == name for t in sub.find_all(exp.Table)):
+                    continue
+                if not _correlated(sub):
+                    continue
+                self._refuse(
+                    f"UPDATE {target.sql(dialect=self.dialect)} changes its rows one by one in the order it reads "
+                    "them, which an index on a masked column may decide, and the subquery "
+                    f"{sub.sql(dialect=self.dialect)[:80]} reads them again per row, with the changes made so far",
+                    "compute the values first (a SELECT ordered by the key) and write them by key, or change one "
+                    "row at a time by its key (WHERE id = ...), or ask for an unmask grant (masking.unmask)",
                     firm=True,
                 )
                 return
@@ -1265,6 +1351,23 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _correlated(sub: exp.Query) -> bool:
+    """``sub`` (a query) may name a column of an enclosing query: a column qualified by a name none of its own
+    sources go by, or, unless the table it reads directly may answer it, one not qualified at all."""
+    # a table read under an alias goes by that alias only
+    own = {t.alias_or_name.lower() for t in sub.find_all(exp.Table)} | {
+        a.name.lower() for a in sub.find_all(exp.TableAlias) if a.name
+    }
+    direct = isinstance(sub, exp.Select) and isinstance(sub.args.get("from") or sub.args.get("from_"), exp.From)
+    for col in sub.find_all(exp.Column):
+        if col.table:
+            if col.table.lower() not in own:
+                return True
+        elif not direct:
+            return True
+    return False
+
+
 def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
     """The positions of a ``UNION ALL``'s clear columns when they hold a key of each branch's rows (none else):
     sorted by them, only rows of different branches that agree on every clear column can tie."""

@@ -416,7 +416,10 @@ def _relation(
         whole = () if inherited else tuple(
             frozenset(c.lower() for c in k) for k in keys if not {c.lower() for c in k} & hidden
         )
-        found = Relation(hazard, usable, tuple(columns), masked, redacted, whole)
+        facts_unique = getattr(facts, "unique", ())
+        checked = tuple(facts_unique) + tuple(frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ()))
+        found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
+                         tuple(getattr(facts, "unique_whole", ())))
     cache[key] = found
     return found
 

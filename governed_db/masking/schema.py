@@ -128,6 +128,18 @@ def reading_own() -> bool:
     return bool(getattr(_own_reads, "depth", 0))
 
 
+@contextlib.contextmanager
+def own_statement() -> Iterator[None]:
+    """A statement of governed_db's own on a sqlite3 connection that reads no row (compiling the caller's statement
+    again, decision 0346): a trace callback set through the governed connection skips it; the caller's limits,
+    which bound compiling too, stay as set."""
+    _own_reads.depth = getattr(_own_reads, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _own_reads.depth -= 1
+
+
 #: sqlite3's run-time limits (``SQLITE_LIMIT_*``): each one the caller may lower with ``setlimit``
 _SQLITE_LIMITS = tuple(getattr(sqlite3, n) for n in dir(sqlite3) if n.startswith("SQLITE_LIMIT_"))
 #: above every hard upper bound: SQLite truncates a raised limit to its bound
@@ -1194,6 +1206,11 @@ class OrderFacts:
     reads: tuple[str, ...] | None = None
     #: PostgreSQL: tables inherit from it, whose rows it returns too, and its keys hold for its own rows only
     inherited: bool = False
+    #: SQLite: the lower-case columns of each unique index (an empty set for one over an expression), which SQLite
+    #: checks row by row as an UPDATE changes them (decision 0347)
+    unique: tuple[frozenset[str], ...] = ()
+    #: SQLite: those of them that are not partial (a WHERE naming each column picks one row at most)
+    unique_whole: tuple[frozenset[str], ...] = ()
 
 
 # every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
@@ -1202,7 +1219,8 @@ _SQLITE_KIND = (
     "ORDER BY schema = 'temp' DESC, schema = 'main' DESC"
 )
 _SQLITE_INDEXES = (
-    "SELECT il.name, ii.name, ii.cid FROM pragma_index_list(?, ?) il, pragma_index_xinfo(il.name, ?) ii "
+    "SELECT il.name, ii.name, ii.cid, il.\"unique\", il.partial FROM pragma_index_list(?, ?) il, "
+    "pragma_index_xinfo(il.name, ?) ii "
     "WHERE ii.key"
 )
 _SQLITE_PK = "SELECT name, upper(type), \"notnull\" FROM pragma_table_info(?, ?) WHERE pk > 0 ORDER BY pk"
@@ -1324,13 +1342,21 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
         return OrderFacts("view", reads=_tables_in(str(_values(row)[0]), "sqlite") if row is not None else None)
     cur.execute(_SQLITE_INDEXES, (name, schema, schema))
     indexes: dict[str, set[str]] = {}
-    for index, column, cid in (_values(r) for r in cur.fetchall()):
+    uniques: set[str] = set()
+    partial: set[str] = set()
+    for index, column, cid, is_unique, is_partial in (_values(r) for r in cur.fetchall()):
+        if is_unique:
+            uniques.add(str(index))
+        if is_partial:
+            partial.add(str(index))
         cols = indexes.setdefault(str(index), set())
         if int(cid) == -2:
             cols.add("")  # an expression: any column
         elif column is not None:
             cols.add(str(column).lower())
     listed = tuple(frozenset() if "" in cols else frozenset(cols) for cols in indexes.values())
+    checked = tuple(frozenset() if "" in cols else frozenset(cols) for ix, cols in indexes.items() if ix in uniques)
+    whole = tuple(frozenset(cols) for ix, cols in indexes.items() if ix in uniques and ix not in partial and "" not in cols)
     keys: list[tuple[str, ...]] = []
     cur.execute(_SQLITE_PK, (name, schema))
     pk = [_values(r) for r in cur.fetchall()]
@@ -1362,7 +1388,8 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
             ok = column is not None and str(coll) == "BINARY" and bool(notnull)
             unique.setdefault(str(index), []).append((None if column is None else str(column), ok))
         keys.extend(tuple(str(c) for c, _ in cols) for cols in unique.values() if cols and all(ok for _, ok in cols))
-    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k))
+    return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k), unique=checked,
+                      unique_whole=whole)
 
 
 def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:

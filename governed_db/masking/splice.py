@@ -392,6 +392,17 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
         at, add = _order_insert(text, o + 1, c, edit.items, stops)
         return [(at, add + (_WHOLE_FRAME if edit.kind == "window-whole" else ""))]
+    if edit.kind == "exists-whole":
+        lo, hi = _query_range(text, node)
+        ends = (TokenType.ORDER_BY, TokenType.LIMIT, TokenType.WINDOW, *_AFTER_ORDER)
+        stop = next((i for i in text.level(lo, hi) if text.tokens[i].token_type in ends), None)
+        if stop is not None and stop > lo:
+            # after the token before it, where an added ORDER BY goes too (planned after it, it comes first)
+            return [(text.tokens[stop - 1].end + 1, " GROUP BY NULL")]
+        last = hi - 1
+        while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
+            last -= 1
+        return [(text.tokens[last].end + 1, " GROUP BY NULL")]
     if edit.kind == "stand-in":
         o, c = _call_group(text, node)
         first, last = _argument(text, o, c, int(edit.items[0]))
@@ -472,6 +483,8 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 ))  # fmt: skip
         elif edit.kind == "agg-order":
             _order_aggregate(target, _ordered(edit.items, gd))
+        elif edit.kind == "exists-whole":
+            target.set("group", exp.Group(expressions=[exp.Null()]))
         elif edit.kind == "stand-in":
             arg = data_args(target, gd)[int(edit.items[0])]
             wrapped = Dialect.get_or_raise(gd).parse(
