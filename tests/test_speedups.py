@@ -534,3 +534,29 @@ def test_native_helpers_hold_no_memory_across_many_calls() -> None:
     assert traced < 64 * 1024, out.stdout
     if "asan" not in os.environ.get("LD_PRELOAD", ""):  # AddressSanitizer keeps freed memory in quarantine
         assert rss < 8 * 1024 * 1024, out.stdout
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "pure-python"])
+def test_the_journal_epoch_goes_round_in_its_32_bits(tmp_path: Path, native: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # a round per drain (64 records): after 2**32 of them the Python frame's struct.pack raised for every statement,
+    # and the helper (which now refuses what struct.pack refuses) would too
+    if native and speedups is None:
+        pytest.skip("governed_db._speedups is not built here")
+    monkeypatch.setattr(J, "_native_frame", speedups.frame if native else None)
+    j = _journal(tmp_path, "e.jsonl", True)
+    try:
+        j.epoch = 2**32 - 1
+        j._header(J.HEADER_SIZE)
+        for n in range(2):
+            rec = _intent({"n": n}, "SELECT", None, n + 1, n)
+            assert rec is not None
+            assert j.put_intent(rec, None, -1, "store-id-1") == 1
+            orphan = J._read(j.path, os.open(j.path, os.O_RDONLY), j.jkey)  # what recovery reads: this round's frame
+            assert orphan is not None and len(orphan.records) == 1 and orphan.forged == 0
+            os.close(orphan.fd)
+            _, _, upto = j.take()
+            j.consumed(upto)
+            assert j.epoch == (1 if n == 0 else 2)
+    finally:
+        j.close(remove=True)
