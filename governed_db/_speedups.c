@@ -311,7 +311,8 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     }
     PyObject *bodies = args[0], *rkey = args[4];
-    if (!PyList_Check(bodies) && !PyTuple_Check(bodies)) /* another sequence: all the general way */
+    /* another sequence (a list subclass too: its own __getitem__ is what the Python loop reads): the general way */
+    if (!PyList_CheckExact(bodies) && !PyTuple_CheckExact(bodies))
         return Py_BuildValue("(ny#OO)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
     long long i, seq, max_line;
     if (int_arg(args[1], "i", 0, PY_SSIZE_T_MAX, &i) < 0 || int_arg(args[2], "seq", LLONG_MIN, LLONG_MAX, &seq) < 0 ||

@@ -344,6 +344,14 @@ def test_native_chain_refuses_a_negative_start_and_hands_over_what_it_cannot_tak
     assert done == 1 and rec.seq == 2**63 - 1 and b'"seq":9223372036854775807,' in data
     # another sequence: all the general way, in the shape _write_many unpacks (it had three items)
     assert speedups.chain(iter([rec]), 0, 0, b"0" * 64, None, R.MAX_LINE) == (0, b"", b"0" * 64, None)
+
+    class Bodies(list):  # type: ignore[type-arg]
+        def __getitem__(self, i: Any) -> Any:  # what the Python loop reads, which the C fast path did not
+            return R.PreparedOutcome({}, end=1, intent=3, span_id=9, status="OK", status_message=None)
+
+    fresh = _intent({"a": "b"}, "SELECT", None, 6, 1)
+    assert speedups.chain(Bodies([fresh]), 0, 0, b"0" * 64, None, R.MAX_LINE)[0] == 0
+    assert fresh is not None and not fresh.written
     with pytest.raises(OverflowError):
         speedups.chain([rec], 2**64, 0, b"0" * 64, None, R.MAX_LINE)
 
