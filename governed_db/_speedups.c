@@ -14,6 +14,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,6 +68,22 @@ static PyObject *keyed_blake2b(const char *data, Py_ssize_t n, PyObject *key) {
     return digest_of(blake2b_ctor, data, n, kwnames, kwv, 2);
 }
 
+/* ``o`` (an int, or an object with __index__) as a C integer in [lo, hi], the range the Python code's struct.pack
+ * (or os.lseek, for a descriptor) takes for the field: OverflowError outside it, TypeError for another type. Each
+ * argument is checked as soon as it is converted: the next conversion can run Python code (__index__), which must
+ * not run with an exception set. */
+static int int_arg(PyObject *o, const char *what, long long lo, long long hi, long long *v) {
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (overflow || x < lo || x > hi) {
+        PyErr_Format(PyExc_OverflowError, "%s is out of range", what);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
 static int bytes_arg(PyObject *o, const char *what, char **p, Py_ssize_t *n) {
     if (!PyBytes_Check(o)) {
         PyErr_Format(PyExc_TypeError, "%s must be bytes, not %.100s", what, Py_TYPE(o)->tp_name);
@@ -79,6 +97,7 @@ static int bytes_arg(PyObject *o, const char *what, char **p, Py_ssize_t *n) {
 #define START_SIZE 20 /* <IQq: epoch, number, floor */
 #define ITEM_SIZE 25  /* <BIIqq: kind, two lengths, intent seq, intent item */
 #define TAG_SIZE 16
+#define MAX_KEY 64 /* BLAKE2b's longest key: hashlib raises ValueError past it */
 
 static char *put_item(char *p, int kind, Py_ssize_t la, Py_ssize_t lb, int64_t iseq, int64_t iitem) {
     p[0] = (char)kind;
@@ -92,28 +111,32 @@ static char *put_item(char *p, int kind, Py_ssize_t la, Py_ssize_t lb, int64_t i
 /* frame(mm, fd, pos, size, epoch, number, floor, a, b, pre, tail, iseq, iframe, jkey) -> end, 0 or -1
  *
  * One journal frame at ``pos`` of the mapping ``mm`` (``size`` bytes, descriptor ``fd``): the outcome item
- * (``pre``/``tail``, its intent's ``iseq``/``iframe``) when ``pre`` is not None, then the intent item (``a``/``b``),
+ * (``pre``/``tail``, its intent's ``iseq``/``iframe``) when neither is None, then the intent item (``a``/``b``),
  * a keyed tag when ``jkey`` is given, CRC-32 of it all in the frame head. Returns the offset past the frame; 0
  * when it does not fit; -1, writing nothing, when the file may have been truncated (shorter than the mapping, or
- * its magic gone): the caller's full check decides. The same bytes Journal.put writes. */
+ * its magic gone): the caller's full check decides. The same bytes Journal.put writes. An argument the Python
+ * code's struct.pack refuses raises OverflowError, one of another type TypeError, a failing lseek OSError (as
+ * os.lseek does); nothing is copied then. Every write is within [pos, end), and [pos, end) within the mapping. */
 static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 14) {
         PyErr_SetString(PyExc_TypeError, "frame() takes 14 arguments");
         return NULL;
     }
-    long long fd = PyLong_AsLongLong(args[1]);
-    long long pos = PyLong_AsLongLong(args[2]);
-    long long size = PyLong_AsLongLong(args[3]);
-    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[4]);
-    long long number = PyLong_AsLongLong(args[5]);
-    long long floor_ = PyLong_AsLongLong(args[6]);
-    long long iseq = PyLong_AsLongLong(args[11]);
-    long long iframe = PyLong_AsLongLong(args[12]);
-    if (PyErr_Occurred()) return NULL;
+    long long fd, pos, size, epoch, number, floor_, iseq, iframe;
+    /* the ranges of the fields the Python code packs them into: epoch I, number Q (here below 2**63), floor
+     * and the intent's q */
+    if (int_arg(args[1], "fd", INT_MIN, INT_MAX, &fd) < 0 || int_arg(args[2], "pos", LLONG_MIN, LLONG_MAX, &pos) < 0 ||
+        int_arg(args[3], "size", LLONG_MIN, LLONG_MAX, &size) < 0 ||
+        int_arg(args[4], "epoch", 0, UINT32_MAX, &epoch) < 0 || int_arg(args[5], "number", 0, LLONG_MAX, &number) < 0 ||
+        int_arg(args[6], "floor", LLONG_MIN, LLONG_MAX, &floor_) < 0 ||
+        int_arg(args[11], "iseq", LLONG_MIN, LLONG_MAX, &iseq) < 0 ||
+        int_arg(args[12], "iframe", LLONG_MIN, LLONG_MAX, &iframe) < 0)
+        return NULL;
     char *a, *b, *pre = NULL, *tail = NULL;
     Py_ssize_t la, lb, lpre = 0, ltail = 0;
     if (bytes_arg(args[7], "a", &a, &la) < 0 || bytes_arg(args[8], "b", &b, &lb) < 0) return NULL;
-    int with_outcome = args[9] != Py_None;
+    /* as put_intent: the outcome item only when both its pieces are given */
+    int with_outcome = args[9] != Py_None && args[10] != Py_None;
     if (with_outcome && (bytes_arg(args[9], "pre", &pre, &lpre) < 0 || bytes_arg(args[10], "tail", &tail, &ltail) < 0))
         return NULL;
     PyObject *jkey = args[13];
@@ -121,14 +144,28 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         PyErr_SetString(PyExc_TypeError, "jkey must be bytes or None");
         return NULL;
     }
+    if (jkey != Py_None && PyBytes_GET_SIZE(jkey) > MAX_KEY) { /* refused before a byte is copied, as hashlib would */
+        PyErr_SetString(PyExc_ValueError, "maximum key length is 64 bytes");
+        return NULL;
+    }
     if (la > UINT32_MAX || lb > UINT32_MAX || lpre > UINT32_MAX || ltail > UINT32_MAX) return PyLong_FromLong(0);
+    /* at most 4 * (2**32 - 1) + 86: no overflow */
     long long plen = START_SIZE + ITEM_SIZE + la + lb + (with_outcome ? ITEM_SIZE + lpre + ltail : 0) +
                      (jkey != Py_None ? TAG_SIZE : 0);
+    /* the frame [pos, pos + 8 + plen) within [0, size), compared without computing a sum that could overflow */
+    if (pos < 0 || pos > size || size - pos < 8 || plen > size - pos - 8 || plen > UINT32_MAX)
+        return PyLong_FromLong(0);
     long long mid = pos + 8, end = mid + plen;
-    if (pos < 0 || end > size || plen > UINT32_MAX) return PyLong_FromLong(0);
 
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
+        /* a read-only or non-contiguous buffer: the TypeError the Python code's slice assignment raises */
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "mm must be a writable buffer, not %.100s", Py_TYPE(args[0])->tp_name);
+        }
+        return NULL;
+    }
     if (view.len < size) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
@@ -136,6 +173,11 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     }
     char *mm = (char *)view.buf;
     off_t fsize = lseek((int)fd, 0, SEEK_END);
+    if (fsize < 0) { /* os.lseek's OSError, as the Python check raises it */
+        PyErr_SetFromErrno(PyExc_OSError);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     if (fsize < (off_t)size || mm[0] != 'G') {
         PyBuffer_Release(&view);
         return PyLong_FromLong(-1);
@@ -252,7 +294,13 @@ static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, P
  * PreparedOutcome records whose templated line fits ``max_line``: each gets its ``seq`` and is marked ``written``.
  * Returns how many were chained, their lines joined, the last hash and the last record's type. It stops, without
  * marking it written, at the first body it cannot chain (another type, a template that raises TypeError or
- * ValueError, an oversized line): the caller takes that one the general way. */
+ * ValueError, an oversized line, a seq past 2**63 - 1): the caller takes that one the general way. A ``prev`` of
+ * another length, or an ``rkey`` hashlib refuses, chains nothing: the caller's loop does what the Python code does
+ * with them.
+ *
+ * A body's parts() is Python code, and so is the release of the values its setattr replaces: either may change a
+ * list of ``bodies`` or drop what it held. So the length is read again for each body, and each body is held by a
+ * reference of our own while it is used. */
 static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "chain() takes 6 arguments");
@@ -263,23 +311,23 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     }
     PyObject *bodies = args[0], *rkey = args[4];
-    if (!PyList_Check(bodies) && !PyTuple_Check(bodies)) /* another sequence: all the general way */
-        return Py_BuildValue("(ny#O)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
-    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
-    long long seq = PyLong_AsLongLong(args[2]);
-    Py_ssize_t max_line = PyLong_AsSsize_t(args[5]);
-    if (PyErr_Occurred()) return NULL;
+    /* another sequence (a list subclass too: its own __getitem__ is what the Python loop reads): the general way */
+    if (!PyList_CheckExact(bodies) && !PyTuple_CheckExact(bodies))
+        return Py_BuildValue("(ny#OO)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
+    long long i, seq, max_line;
+    if (int_arg(args[1], "i", 0, PY_SSIZE_T_MAX, &i) < 0 || int_arg(args[2], "seq", LLONG_MIN, LLONG_MAX, &seq) < 0 ||
+        int_arg(args[5], "max_line", PY_SSIZE_T_MIN, PY_SSIZE_T_MAX, &max_line) < 0)
+        return NULL;
     char *prevp;
     Py_ssize_t lprev;
     if (bytes_arg(args[3], "prev", &prevp, &lprev) < 0) return NULL;
-    if (lprev != 64) {
-        PyErr_SetString(PyExc_ValueError, "prev must be 64 hex bytes");
-        return NULL;
-    }
     if (rkey != Py_None && !PyBytes_Check(rkey)) {
         PyErr_SetString(PyExc_TypeError, "rkey must be bytes or None");
         return NULL;
     }
+    /* a head read from a damaged store may carry a hash of another length; an over-long key fails in hashlib */
+    if (lprev != 64 || (rkey != Py_None && PyBytes_GET_SIZE(rkey) > MAX_KEY))
+        return Py_BuildValue("(ny#OO)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
     char prev[64];
     memcpy(prev, prevp, 64);
     Py_ssize_t hash_back = rkey != Py_None ? 44 : 3;
@@ -287,33 +335,22 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     if (lines == NULL) return NULL;
     PyObject *last_type = Py_None;
     Py_INCREF(last_type);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(bodies), done = 0;
-    for (; i < n; i++) {
-        PyObject *body = PySequence_Fast_GET_ITEM(bodies, i);
-        PyTypeObject *t = Py_TYPE(body);
-        PyObject *pieces;
+    Py_ssize_t done = 0;
+    PyObject *body = NULL; /* the body being chained, our reference */
+    for (; i < PySequence_Fast_GET_SIZE(bodies); i++) {
+        PyTypeObject *t = Py_TYPE(PySequence_Fast_GET_ITEM(bodies, i));
+        if (((PyObject *)t != intent_type && (PyObject *)t != outcome_type) || seq == LLONG_MAX)
+            break;
+        body = Py_NewRef(PySequence_Fast_GET_ITEM(bodies, i));
         seq++;
         PyObject *seqobj = PyLong_FromLongLong(seq);
         if (seqobj == NULL) goto fail;
-        if ((PyObject *)t == intent_type) {
-            if (PyObject_SetAttr(body, str_seq, seqobj) < 0) {
-                Py_DECREF(seqobj);
-                goto fail;
-            }
-            Py_DECREF(seqobj);
-            pieces = PyObject_GetAttr(body, str_pieces);
-        } else if ((PyObject *)t == outcome_type) {
-            /* its seq first: outcomes later in this batch name it (as _write_many does) */
-            if (PyObject_SetAttr(body, str_seq, seqobj) < 0) {
-                Py_DECREF(seqobj);
-                goto fail;
-            }
-            Py_DECREF(seqobj);
-            pieces = PyObject_CallMethodNoArgs(body, str_parts);
-        } else {
-            Py_DECREF(seqobj);
-            break;
-        }
+        /* its seq first: outcomes later in this batch name it (as _write_many does) */
+        int set = PyObject_SetAttr(body, str_seq, seqobj);
+        Py_DECREF(seqobj);
+        if (set < 0) goto fail;
+        PyObject *pieces = (PyObject *)t == intent_type ? PyObject_GetAttr(body, str_pieces)
+                                                        : PyObject_CallMethodNoArgs(body, str_parts);
         if (pieces == NULL) {
             if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
                 PyErr_Clear(); /* (orjson's JSONEncodeError is a TypeError) the general path takes it */
@@ -323,7 +360,7 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         }
         if (!PyTuple_Check(pieces) || PyTuple_GET_SIZE(pieces) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pieces, 0)) ||
             !PyBytes_Check(PyTuple_GET_ITEM(pieces, 1))) {
-            Py_DECREF(pieces);
+            Py_DECREF(pieces); /* (bytearray pieces, say) the Python loop formats them */
             break;
         }
         PyObject *h = PyTuple_GET_ITEM(pieces, 0), *tl = PyTuple_GET_ITEM(pieces, 1);
@@ -331,7 +368,7 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
                                     PyBytes_GET_SIZE(tl), prev, seq, rkey);
         Py_DECREF(pieces);
         if (line == NULL) goto fail;
-        if (PyBytes_GET_SIZE(line) > max_line) {
+        if (PyBytes_GET_SIZE(line) > (Py_ssize_t)max_line) {
             Py_DECREF(line);
             break;
         }
@@ -344,8 +381,10 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         PyObject *ty = PyObject_GetAttr(body, str_type);
         if (ty == NULL) goto fail;
         Py_SETREF(last_type, ty);
+        Py_CLEAR(body);
         done++;
     }
+    Py_CLEAR(body); /* the body it stopped at, if any */
     PyObject *data;
     if (PyList_GET_SIZE(lines) == 1) {
         data = PyList_GET_ITEM(lines, 0);
@@ -366,6 +405,7 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     PyObject *res = Py_BuildValue("(nNy#N)", done, data, prev, (Py_ssize_t)64, last_type);
     return res;
 fail:
+    Py_XDECREF(body);
     Py_DECREF(lines);
     Py_DECREF(last_type);
     return NULL;

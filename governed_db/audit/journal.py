@@ -318,7 +318,11 @@ class Journal:
             if self.closed:
                 return
             if self.wpos == upto and not self.queue:
-                self.epoch += 1  # frames of the previous round no longer count
+                # frames of the previous round no longer count. A frame holds the epoch in 32 bits (recovery
+                # compares it modulo 2**32): it goes round within them, never 0 — past 2**32 - 1 the frame's
+                # struct.pack raised, and every statement of a long-lived busy process (a round per 64 records)
+                # failed from then on
+                self.epoch = self.epoch % 0xFFFFFFFF + 1
                 self.wpos = HEADER_SIZE
                 self._header(HEADER_SIZE)
             else:
