@@ -98,8 +98,13 @@ def test_the_error_of_the_row_read_first_is_withheld(stored: dict[str, str], dri
         assert s[0] == "InternalError_" and PG_ERROR_WITHHELD in str(s) and "XX000" in s, s
 
 
-def test_asyncpg_withholds_it_too(stored: dict[str, str]) -> None:
+def test_asyncpg_withholds_it_too(pg_conn: Any, unique: str) -> None:
+    """Each shape on fresh tables: what earlier attempts left on the pages (dead versions of rolled-back updates,
+    row locks of a governed write, decision 0351) decides where the next new versions go, so tables shared by the
+    shapes made the raw oracle itself depend on the order the shapes ran in."""
     asyncpg = pytest.importorskip("asyncpg")
+    tables = {shape: pg_stored_people(pg_conn, f"r16pgerr16_{unique}_{i}") for i, shape in
+              enumerate(("select", "update-returning", "delete"))}
     parts = dict(p.split("=", 1) for p in PG_DSN.split())
     url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
 
@@ -127,6 +132,7 @@ def test_asyncpg_withholds_it_too(stored: dict[str, str]) -> None:
                 gov = governed_db.wrap(await asyncpg.connect(url), identity=governed_db.Identity(
                     "agent-x", kind="agent", on_behalf_of="bob"), environment="production", audit=False)
                 try:
+                    stored = tables[shape]
                     seen[shape, v] = (await failed(raw, stored[v], SHAPES[shape]),
                                       await failed(gov, stored[v], SHAPES[shape]))
                 finally:
@@ -134,7 +140,12 @@ def test_asyncpg_withholds_it_too(stored: dict[str, str]) -> None:
                     await gov.close()
         return seen
 
-    seen = asyncio.run(run())
+    try:
+        seen = asyncio.run(run())
+    finally:
+        for names in tables.values():
+            for t in names.values():
+                pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
     for shape in ("select", "update-returning", "delete"):
         a, b = seen[shape, "a"], seen[shape, "b"]
         assert a[0] != b[0], (shape, a, b)
