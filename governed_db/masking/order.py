@@ -378,6 +378,18 @@ class Planner:
                 )
                 return
 
+    def _written(self, tree: exp.Update | exp.Delete) -> tuple[exp.Table, Relation, frozenset[str]] | None:
+        """The table a write changes, its relation and the columns its WHERE pins to constants, when the rows it
+        reaches may come in an order masked values decide (its relation is a hazard); None otherwise."""
+        target = tree.this
+        if not isinstance(target, exp.Table):
+            return None
+        rel = self.relation(target)
+        if rel is None or not rel.hazard:
+            return None
+        where = tree.args.get("where")
+        return target, rel, nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+
     def _reads_own_changes(self, tree: exp.Update) -> None:
         """SQLite changes the rows of an UPDATE one by one as it reads them: it checks a unique index on a column it
         writes per row (whether ``code = code + 1`` collides depends on which row came first), and a subquery of
@@ -388,14 +400,10 @@ class Planner:
         such a write of several rows of a table an index on a masked column may order is refused; a subquery run
         once (not correlated: ``WHERE id IN (SELECT id FROM t WHERE ...)``) reads the table before any change
         (decision 0347)."""
-        target = tree.this
-        if not isinstance(target, exp.Table):
+        found = self._written(tree)
+        if found is None:
             return
-        rel = self.relation(target)
-        if rel is None or not rel.hazard:
-            return
-        where = tree.args.get("where")
-        pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+        target, rel, pinned = found
         if any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
             return  # one row at most: nothing changed before it
         written = {
@@ -415,7 +423,7 @@ class Planner:
             )
             return
         name = target.name.lower()
-        parts = [*tree.expressions, where]
+        parts = [*tree.expressions, tree.args.get("where")]
         for part in parts:
             if not isinstance(part, exp.Expression):
                 continue
@@ -464,14 +472,10 @@ class Planner:
         """``UPDATE/DELETE ... RETURNING`` returns the rows in the order the change reads them, which the stored
         order (or an index on a masked column) decides, and no ORDER BY can be added: refused unless it changes
         one row, named by a whole key (0303)."""
-        target = tree.this
-        if not isinstance(target, exp.Table):
+        found = self._written(tree)
+        if found is None:
             return
-        rel = self.relation(target)
-        if rel is None or not rel.hazard:
-            return
-        where = tree.args.get("where")
-        pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, target)
+        target, rel, pinned = found
         # a key every row the write reaches holds (an inheritance parent's holds for its own rows only: 0331)
         if any(k and k <= pinned for k in rel.keys):
             return
