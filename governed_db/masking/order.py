@@ -197,7 +197,19 @@ class Planner:
         pinned = nodes.pinned_columns(where.this, target)
         if any(k and k <= pinned for k in rel.keys):
             return  # one row at most
-        stored = {c.lower(): c for c in rel.columns}
+        if not target.args.get("db") and target.name.lower() in _cte_names(tree):
+            # the locking subquery's FROM would read the write's CTE of that name, not its table (rt17new)
+            self._refuse(
+                f"a WITH query named {target.name} hides the table {target.name} this write changes from the "
+                "subquery that locks its rows in key order (where masked values are stored decides the order it "
+                "would lock them in otherwise)",
+                f"rename the WITH query, or name the table with its schema (UPDATE schema.{target.name} ...)",
+                firm=True,
+            )
+            return
+        # a column whose lower-case name two columns share ("ID" and "id") is not told apart: no key of it
+        names = [c.lower() for c in rel.columns]
+        stored = {c.lower(): c for c in rel.columns if names.count(c.lower()) == 1}
         keys = sorted(
             (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
             key=lambda k: (len(k), k),
@@ -585,6 +597,8 @@ class Planner:
         distinct_on = isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None
         plain_distinct = isinstance(distinct, exp.Distinct) and not distinct_on
         row_key = self._row_key(scope) if hazard else None
+        if hazard and row_key is None and self._read_in_source_order(node, scope):
+            hazard = False  # its one source comes in its key order now
         # masked columns grouped (or made DISTINCT) beside a key of their own row, which the predicate guard lets
         # through: they split no group, but a hash or sort over them orders the groups (decision 0283)
         beside = self._beside_keys(node, scope, group, plain_distinct)
@@ -1217,6 +1231,11 @@ class Planner:
             return False
         if any(isinstance(n, exp.Window) for n in nodes.own_nodes(node)):
             return False
+        return self._source_ordered(scope)
+
+    def _source_ordered(self, scope: _Scope) -> bool:
+        """The one source of ``scope``, a derived table or CTE, ordered by its own query's key (or a ``UNION ALL``
+        without a key by its clear columns or branch by branch); False where it has no such order."""
         shape = scope.sources[0].shape
         if shape is not None and shape.node is None and shape.orders is not None:
             # a UNION ALL without a key: sorted by its clear columns, or each branch by its key (decision 0349);
@@ -1230,6 +1249,21 @@ class Planner:
             kept = "order-kept" if self.dialect == "mysql" else "order"
             self.plan.edits.append(Edit(kept, shape.node, tuple(shape.row_key)))
         return True
+
+    def _read_in_source_order(self, node: exp.Select, scope: _Scope) -> bool:
+        """PostgreSQL: an aggregate or a window over one derived table (or CTE) that returns no key of its rows
+        (``array_agg(n) FROM (SELECT id % 7 n FROM t) s``, ``row_number() OVER () FROM (... UNION ALL ...) s``)
+        reads them as the derived table hands them out: that table's own query is ordered by its key instead
+        (PostgreSQL never flattens a sorted subquery, and a plain aggregate or window reads its input as it
+        comes). Before, the planner refused softly and the text ran in stored order (rt17new)."""
+        if self.dialect != "postgres" or len(scope.sources) != 1 or node.args.get("joins"):
+            return False
+        if not any(
+            isinstance(n, exp.Window) or nodes.concatenates(n) or nodes.sums(n) or nodes.picks(n)
+            for n in nodes.own_nodes(node)
+        ):
+            return False
+        return self._source_ordered(scope)
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
         if self._ordered_by(node.args.get("order"), items):
@@ -1265,6 +1299,14 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _cte_names(write: exp.Expression) -> set[str]:
+    """The lower-case names of the WITH queries written before a write (PostgreSQL: ``WITH x AS (...) UPDATE``)."""
+    with_ = write.args.get("with_") or write.args.get("with")
+    if not isinstance(with_, exp.With):
+        return set()
+    return {cte.alias_or_name.lower() for cte in with_.expressions}
+
+
 def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:
     """The positions of a ``UNION ALL``'s clear columns when they hold a key of each branch's rows (none else):
     sorted by them, only rows of different branches that agree on every clear column can tie."""
