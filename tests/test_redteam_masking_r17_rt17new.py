@@ -7,6 +7,9 @@
   write of such a table failed ("subquery has too few columns"). It selects the columns now.
 * A key column whose lower-case name another column shares (``"ID"`` the key, ``id`` not unique) was written as
   the other: ``id IN (SELECT id ...)`` matched rows the write never named. Such a key is not used.
+* A locking clause inside a subquery, CTE, EXISTS or IN (``SELECT count(*) FROM (SELECT id FROM t WHERE ... FOR
+  UPDATE) s``) locked rows in stored order: another session saw (``NOWAIT``) whether row 5 was locked before the
+  statement waited at a row held elsewhere, the 0351 oracle. Such a query is ordered by its key like a top one.
 * An aggregate or a window over one derived table or CTE that returns no key of its rows (``array_agg(n) FROM
   (SELECT id % 400 n ... UNION ALL ...) s``, ``row_number() OVER ()`` over a subquery) was refused softly and ran
   in stored order, which masked widths decide: the derived table's own query is ordered by its key now.
@@ -23,6 +26,7 @@ import pytest
 
 import governed_db
 from tests._redteam import CURIOUS_AGENT, govern, pg_connect, pg_moved_places, pg_stored_people
+from tests.test_redteam_masking_r17_xfails17 import _locked_first
 
 SOME = "id < 10 OR id > 395"
 UNION = f"SELECT id % 400 n, full_name FROM {{t}} WHERE {SOME} UNION ALL SELECT 0, 'x'"
@@ -200,3 +204,53 @@ def test_a_with_named_like_the_written_table_is_refused(pg_conn: Any, unique: st
         assert pg_conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() == before  # nothing changed
     finally:
         pg_conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+
+
+#: statements that lock rows 5 and 200 in a nested query (the holder has row 200)
+NESTED_LOCKS = {
+    "count-over-a-locking-subquery": "SELECT count(*) FROM (SELECT id FROM {t} WHERE city IS NULL OR id = 200 "
+    "FOR UPDATE) s",
+    "a-locking-cte": "WITH x AS (SELECT id FROM {t} WHERE city IS NULL OR id = 200 FOR NO KEY UPDATE) "
+    "SELECT count(*) FROM x",
+    "exists-over-a-locking-query": "SELECT EXISTS (SELECT 1 FROM {t} WHERE (city IS NULL OR id = 200) AND id > 0 "
+    "FOR UPDATE)",
+    "in-a-locking-query": "SELECT count(*) FROM {t} WHERE id IN (SELECT id FROM {t} WHERE city IS NULL OR id = 200 "
+    "FOR SHARE)",
+}
+
+
+@pytest.mark.parametrize("shape", list(NESTED_LOCKS), ids=list(NESTED_LOCKS))
+def test_a_nested_locking_query_locks_rows_in_key_order(pg_conn: Any, unique: str, shape: str) -> None:
+    sql = NESTED_LOCKS[shape]
+    prefix = f"rt17new_l_{unique}"
+    seen = {}
+    try:
+        for governed in (False, True):
+            out = []
+            for v in ("a", "b"):
+                pg_conn.execute(f"DROP TABLE IF EXISTS {prefix}_sa, {prefix}_sb")
+                out.append(_locked_first(pg_conn, pg_stored_people(pg_conn, prefix)[v], governed, sql))
+            seen[governed] = out
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {prefix}_sa, {prefix}_sb")
+    assert seen[False][0] != seen[False][1], seen  # the oracle: row 5 locked before the wait in one copy only
+    assert seen[True] == ["LockNotAvailable", "LockNotAvailable"], seen  # in key order, row 5 first, in both
+
+
+def test_locking_queries_keep_their_rows(pg_conn: Any, people: dict[str, str]) -> None:
+    """Look-alikes: locking reads answer what the raw connection answers."""
+    t = people["a"]
+    raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
+    try:
+        for sql in (
+            "SELECT count(*) FROM (SELECT id FROM {t} WHERE id % 7 = 0 FOR UPDATE) s",
+            "SELECT id FROM {t} WHERE id = 5 FOR UPDATE",
+            "WITH x AS (SELECT id, city FROM {t} WHERE city = 'Paris' FOR SHARE) SELECT id, city FROM x",
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE city = 'Paris' FOR KEY SHARE)",
+        ):
+            want = raw.execute(sql.format(t=t)).fetchall()
+            got = gov.cursor().execute(sql.format(t=t)).fetchall()
+            assert got == want, sql
+    finally:
+        raw.close()
+        gov.close()

@@ -571,6 +571,10 @@ class Planner:
         return edits
 
     def _select(self, node: exp.Select, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
+        if self.dialect == "postgres" and node.args.get("locks"):
+            # FOR UPDATE/SHARE locks rows as they reach it: another session of the caller's sees (NOWAIT) which
+            # it locked before waiting at a row held elsewhere, in a subquery, CTE or EXISTS too (rt17new)
+            need = True
         scope = _Scope([], parent)
         seen: set[int] = set()
         from_ = node.args.get("from_") or node.args.get("from")
