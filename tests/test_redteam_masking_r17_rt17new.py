@@ -10,6 +10,9 @@
 * A locking clause inside a subquery, CTE, EXISTS or IN (``SELECT count(*) FROM (SELECT id FROM t WHERE ... FOR
   UPDATE) s``) locked rows in stored order: another session saw (``NOWAIT``) whether row 5 was locked before the
   statement waited at a row held elsewhere, the 0351 oracle. Such a query is ordered by its key like a top one.
+* A recursive WITH query whose anchor reads the people (``WITH RECURSIVE r AS (SELECT id % 400 n, full_name FROM t
+  ... UNION ALL SELECT ... FROM r ...) SELECT n FROM r``) was never ordered: no key of its rows is known. Where its
+  order shows (the rows listed, a LIMIT, an ordered aggregate or window) it is refused firmly now.
 * An aggregate or a window over one derived table or CTE that returns no key of its rows (``array_agg(n) FROM
   (SELECT id % 400 n ... UNION ALL ...) s``, ``row_number() OVER ()`` over a subquery) was refused softly and ran
   in stored order, which masked widths decide: the derived table's own query is ordered by its key now.
@@ -82,6 +85,39 @@ def test_aggregates_and_windows_over_a_derived_table_tell_no_stored_order(
     seen = _places(driver, people, sql)
     assert seen["a"][0] != seen["b"][0], seen  # the oracle: raw tells the copies apart
     assert seen["a"][1] == seen["b"][1] == expected, seen
+
+
+RECURSIVE = (f"WITH RECURSIVE r AS (SELECT id % 400 n, full_name FROM {{t}} WHERE {SOME} UNION ALL "
+             "SELECT n + 1000, full_name FROM r WHERE n < 0) ")
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("outer", ["SELECT n FROM r", "SELECT n FROM (SELECT n FROM r) s",
+                                   "SELECT unnest(a) FROM (SELECT array_agg(n) a FROM r) q"])
+def test_a_recursive_query_tells_no_stored_order(people: dict[str, str], driver: str, outer: str) -> None:
+    seen = _places(driver, people, RECURSIVE + outer)
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert all(isinstance(p, str) and "recursive WITH query" in p for p in seen["a"][1]), seen
+
+
+def test_recursive_queries_that_show_no_order_still_run(people: dict[str, str]) -> None:
+    t = people["a"]
+    raw, gov = pg_connect("psycopg"), govern(pg_connect("psycopg"), CURIOUS_AGENT)
+    try:
+        for sql in (
+            RECURSIVE + "SELECT count(*), max(n) FROM r",
+            RECURSIVE + "SELECT n FROM r ORDER BY n",
+            "WITH RECURSIVE d(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM d WHERE n < 8) SELECT d.n, count(o.id) "
+            "FROM d LEFT JOIN {t} o ON o.id = d.n GROUP BY d.n ORDER BY d.n",
+            "WITH RECURSIVE d(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM d WHERE n < 3) SELECT o.id, o.city "
+            "FROM d JOIN {t} o ON o.id = d.n ORDER BY o.id",
+        ):
+            text = sql.format(t=t)
+            assert gov.cursor().execute(text).fetchall() == raw.execute(text).fetchall(), text
+    finally:
+        raw.close()
+        gov.close()
 
 
 def test_aggregates_over_a_derived_table_keep_their_values(people: dict[str, str]) -> None:

@@ -29,7 +29,7 @@ them into the statement's own text.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -106,6 +106,9 @@ class _Shape:
     #: a ``UNION ALL`` without a key: the edits that put its rows in an order no masked value decides (sorted by
     #: its clear columns, or each branch by its own key), for an outer query over it to add (decision 0349)
     orders: list[Edit] | None = None
+    #: PostgreSQL: rows of a recursive CTE (or of a query over one) that read a relation in an order masked
+    #: values may decide: no key is known of them to order them by (rt17new)
+    recursive: bool = False
 
 
 @dataclass
@@ -476,6 +479,7 @@ class Planner:
             name = cte.alias_or_name.lower()
             local[name] = _Shape(None, hazard=True)  # a recursive reference to itself: unknown
             body = cte.this
+            recursive = False
             if isinstance(body, exp.Union) and any(
                 isinstance(t, exp.Table) and not t.args.get("db") and t.name.lower() == name
                 for t in body.expression.find_all(exp.Table)
@@ -483,8 +487,11 @@ class Planner:
                 # a recursive CTE: its own rows, as the step reads them, come from its anchor (and from steps
                 # that read what the anchor read): they follow a masked index only when the anchor's may
                 anchor = self.query(body.this, local, parent, need=False)
-                local[name] = _Shape(None, hazard=anchor.hazard)
+                local[name] = _Shape(None, hazard=anchor.hazard, recursive=anchor.hazard)
+                recursive = True
             shape = self.query(cte.this, local, parent, need=False)
+            if recursive and shape.hazard:
+                shape = replace(shape, recursive=True)
             alias = cte.args.get("alias")
             renamed = [c for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
             if renamed and shape.outs is not None and len(renamed) == len(shape.outs):
@@ -495,6 +502,7 @@ class Planner:
                     ],
                     shape.hazard,
                     shape.key,
+                    recursive=shape.recursive,
                 )
             local[name] = shape
         return local
@@ -603,6 +611,18 @@ class Planner:
         row_key = self._row_key(scope) if hazard else None
         if hazard and row_key is None and self._read_in_source_order(node, scope):
             hazard = False  # its one source comes in its key order now
+        recursive = hazard and any(s.shape is not None and s.shape.recursive for s in scope.sources)
+        listed = (need and not aggregated) or nodes.limited(node)
+        if recursive and ((listed and node.args.get("order") is None) or self._order_sensitive(node, True)):
+            # its rows come as the recursion produced them: the anchor's and each step's in stored order (an
+            # ORDER BY of the caller's sorts them; only rows tied under it keep that order, as 0320's unions)
+            self._refuse(
+                "a recursive WITH query reads a table whose stored order may follow masked values, and "
+                "governed_db knows no key of its rows to order them by",
+                "count or aggregate its rows without an order (count(*), sum of a column), or select from the "
+                "table by its key without recursion, or ask for an unmask grant (masking.unmask)",
+                firm=self.dialect == "postgres",
+            )
         # masked columns grouped (or made DISTINCT) beside a key of their own row, which the predicate guard lets
         # through: they split no group, but a hash or sort over them orders the groups (decision 0283)
         beside = self._beside_keys(node, scope, group, plain_distinct)
@@ -686,6 +706,7 @@ class Planner:
             key,
             node if plain else None,
             row_key if plain else None,
+            recursive=recursive and not single,
         )
 
     # -- FROM items ------------------------------------------------------------------------------
@@ -1262,12 +1283,21 @@ class Planner:
         comes). Before, the planner refused softly and the text ran in stored order (rt17new)."""
         if self.dialect != "postgres" or len(scope.sources) != 1 or node.args.get("joins"):
             return False
-        if not any(
-            isinstance(n, exp.Window) or nodes.concatenates(n) or nodes.sums(n) or nodes.picks(n)
-            for n in nodes.own_nodes(node)
-        ):
+        if not self._order_sensitive(node):
             return False
         return self._source_ordered(scope)
+
+    @staticmethod
+    def _order_sensitive(node: exp.Select, unordered: bool = False) -> bool:
+        """A window, or an aggregate whose result follows the order its rows come in (``unordered``: one without
+        an ORDER BY of its own)."""
+        for n in nodes.own_nodes(node):
+            window = isinstance(n, exp.Window)
+            if not (window or nodes.concatenates(n) or nodes.sums(n) or nodes.picks(n)):
+                continue
+            if not unordered or (n.args.get("order") if window else nodes.agg_order(n)) is None:
+                return True
+        return False
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
         if self._ordered_by(node.args.get("order"), items):
