@@ -29,7 +29,7 @@ them into the statement's own text.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -112,6 +112,9 @@ class _Shape:
     #: a ``UNION ALL`` without a key: the edits that put its rows in an order no masked value decides (sorted by
     #: its clear columns, or each branch by its own key), for an outer query over it to add (decision 0349)
     orders: list[Edit] | None = None
+    #: PostgreSQL: rows of a recursive CTE (or of a query over one) that read a relation in an order masked
+    #: values may decide: no key is known of them to order them by (rt17new)
+    recursive: bool = False
 
 
 @dataclass
@@ -207,7 +210,19 @@ class Planner:
         pinned = nodes.pinned_columns(where.this, target)
         if any(k and k <= pinned for k in rel.keys):
             return  # one row at most
-        stored = {c.lower(): c for c in rel.columns}
+        if not target.args.get("db") and target.name.lower() in _cte_names(tree):
+            # the locking subquery's FROM would read the write's CTE of that name, not its table (rt17new)
+            self._refuse(
+                f"a WITH query named {target.name} hides the table {target.name} this write changes from the "
+                "subquery that locks its rows in key order (where masked values are stored decides the order it "
+                "would lock them in otherwise)",
+                f"rename the WITH query, or name the table with its schema (UPDATE schema.{target.name} ...)",
+                firm=True,
+            )
+            return
+        # a column whose lower-case name two columns share ("ID" and "id") is not told apart: no key of it
+        names = [c.lower() for c in rel.columns]
+        stored = {c.lower(): c for c in rel.columns if names.count(c.lower()) == 1}
         keys = sorted(
             (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
             key=lambda k: (len(k), k),
@@ -554,6 +569,7 @@ class Planner:
             name = cte.alias_or_name.lower()
             local[name] = _Shape(None, hazard=True)  # a recursive reference to itself: unknown
             body = cte.this
+            recursive = False
             if isinstance(body, exp.Union) and any(
                 isinstance(t, exp.Table) and not t.args.get("db") and t.name.lower() == name
                 for t in body.expression.find_all(exp.Table)
@@ -561,8 +577,11 @@ class Planner:
                 # a recursive CTE: its own rows, as the step reads them, come from its anchor (and from steps
                 # that read what the anchor read): they follow a masked index only when the anchor's may
                 anchor = self.query(body.this, local, parent, need=False)
-                local[name] = _Shape(None, hazard=anchor.hazard)
+                local[name] = _Shape(None, hazard=anchor.hazard, recursive=anchor.hazard)
+                recursive = True
             shape = self.query(cte.this, local, parent, need=False)
+            if recursive and shape.hazard:
+                shape = replace(shape, recursive=True)
             alias = cte.args.get("alias")
             renamed = [c for c in alias.columns] if isinstance(alias, exp.TableAlias) else []
             if renamed and shape.outs is not None and len(renamed) == len(shape.outs):
@@ -573,6 +592,7 @@ class Planner:
                     ],
                     shape.hazard,
                     shape.key,
+                    recursive=shape.recursive,
                 )
             local[name] = shape
         return local
@@ -649,6 +669,10 @@ class Planner:
         return edits
 
     def _select(self, node: exp.Select, ctes: dict[str, _Shape], parent: _Scope | None, need: bool) -> _Shape:
+        if self.dialect == "postgres" and node.args.get("locks"):
+            # FOR UPDATE/SHARE locks rows as they reach it: another session of the caller's sees (NOWAIT) which
+            # it locked before waiting at a row held elsewhere, in a subquery, CTE or EXISTS too (rt17new)
+            need = True
         scope = _Scope([], parent)
         seen: set[int] = set()
         from_ = node.args.get("from_") or node.args.get("from")
@@ -675,6 +699,20 @@ class Planner:
         distinct_on = isinstance(distinct, exp.Distinct) and distinct.args.get("on") is not None
         plain_distinct = isinstance(distinct, exp.Distinct) and not distinct_on
         row_key = self._row_key(scope) if hazard else None
+        if hazard and row_key is None and self._read_in_source_order(node, scope):
+            hazard = False  # its one source comes in its key order now
+        recursive = hazard and any(s.shape is not None and s.shape.recursive for s in scope.sources)
+        listed = (need and not aggregated) or nodes.limited(node)
+        if recursive and ((listed and node.args.get("order") is None) or self._order_sensitive(node, True)):
+            # its rows come as the recursion produced them: the anchor's and each step's in stored order (an
+            # ORDER BY of the caller's sorts them; only rows tied under it keep that order, as 0320's unions)
+            self._refuse(
+                "a recursive WITH query reads a table whose stored order may follow masked values, and "
+                "governed_db knows no key of its rows to order them by",
+                "count or aggregate its rows without an order (count(*), sum of a column), or select from the "
+                "table by its key without recursion, or ask for an unmask grant (masking.unmask)",
+                firm=self.dialect == "postgres",
+            )
         # masked columns grouped (or made DISTINCT) beside a key of their own row, which the predicate guard lets
         # through: they split no group, but a hash or sort over them orders the groups (decision 0283)
         beside = self._beside_keys(node, scope, group, plain_distinct)
@@ -758,6 +796,7 @@ class Planner:
             key,
             node if plain else None,
             row_key if plain else None,
+            recursive=recursive and not single,
         )
 
     # -- FROM items ------------------------------------------------------------------------------
@@ -1307,6 +1346,11 @@ class Planner:
             return False
         if any(isinstance(n, exp.Window) for n in nodes.own_nodes(node)):
             return False
+        return self._source_ordered(scope)
+
+    def _source_ordered(self, scope: _Scope) -> bool:
+        """The one source of ``scope``, a derived table or CTE, ordered by its own query's key (or a ``UNION ALL``
+        without a key by its clear columns or branch by branch); False where it has no such order."""
         shape = scope.sources[0].shape
         if shape is not None and shape.node is None and shape.orders is not None:
             # a UNION ALL without a key: sorted by its clear columns, or each branch by its key (decision 0349);
@@ -1320,6 +1364,30 @@ class Planner:
             kept = "order-kept" if self.dialect == "mysql" else "order"
             self.plan.edits.append(Edit(kept, shape.node, tuple(shape.row_key)))
         return True
+
+    def _read_in_source_order(self, node: exp.Select, scope: _Scope) -> bool:
+        """PostgreSQL: an aggregate or a window over one derived table (or CTE) that returns no key of its rows
+        (``array_agg(n) FROM (SELECT id % 7 n FROM t) s``, ``row_number() OVER () FROM (... UNION ALL ...) s``)
+        reads them as the derived table hands them out: that table's own query is ordered by its key instead
+        (PostgreSQL never flattens a sorted subquery, and a plain aggregate or window reads its input as it
+        comes). Before, the planner refused softly and the text ran in stored order (rt17new)."""
+        if self.dialect != "postgres" or len(scope.sources) != 1 or node.args.get("joins"):
+            return False
+        if not self._order_sensitive(node):
+            return False
+        return self._source_ordered(scope)
+
+    @staticmethod
+    def _order_sensitive(node: exp.Select, unordered: bool = False) -> bool:
+        """A window, or an aggregate whose result follows the order its rows come in (``unordered``: one without
+        an ORDER BY of its own)."""
+        for n in nodes.own_nodes(node):
+            window = isinstance(n, exp.Window)
+            if not (window or nodes.concatenates(n) or nodes.sums(n) or nodes.picks(n)):
+                continue
+            if not unordered or (n.args.get("order") if window else nodes.agg_order(n)) is None:
+                return True
+        return False
 
     def _order(self, node: exp.Expression, items: list[str]) -> None:
         if self._ordered_by(node.args.get("order"), items):
@@ -1370,6 +1438,14 @@ def _correlated(sub: exp.Query) -> bool:
         elif not direct:
             return True
     return False
+
+
+def _cte_names(write: exp.Expression) -> set[str]:
+    """The lower-case names of the WITH queries written before a write (PostgreSQL: ``WITH x AS (...) UPDATE``)."""
+    with_ = write.args.get("with_") or write.args.get("with")
+    if not isinstance(with_, exp.With):
+        return set()
+    return {cte.alias_or_name.lower() for cte in with_.expressions}
 
 
 def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:

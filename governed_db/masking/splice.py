@@ -370,9 +370,10 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
     if edit.kind == "lock-order":
         # the write's condition moves inside a key-ordered, locking subquery of the same table (0351)
         lo, hi = _write_condition(text)
-        keys = ", ".join(edit.items)
-        keys = f"({keys})" if len(edit.items) > 1 else keys
-        return [(text.tokens[lo].end + 1, f" {keys} IN (SELECT {keys} FROM {_target_sql(node, gd)} WHERE"),
+        listed = ", ".join(edit.items)
+        keys = f"({listed})" if len(edit.items) > 1 else listed
+        # a composite key compares as a row, its subquery selects the columns (a selected ROW is one column)
+        return [(text.tokens[lo].end + 1, f" {keys} IN (SELECT {listed} FROM {_target_sql(node, gd)} WHERE"),
                 (text.tokens[hi - 1].end + 1, f" ORDER BY {', '.join(edit.items)} {_lock_strength(node)})")]
     if edit.kind == "returning-order":
         # the whole write becomes a data-modifying CTE, its rows selected in key order (PostgreSQL; 0330)
@@ -504,10 +505,10 @@ def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -
     where = write.args.get("where")
     if not isinstance(where, exp.Where):
         raise Unspliceable("a write without a condition")
-    keys = ", ".join(items)
-    keys = f"({keys})" if len(items) > 1 else keys
+    listed = ", ".join(items)
+    keys = f"({listed})" if len(items) > 1 else listed
     template = Dialect.get_or_raise(gd).parse(
-        f"SELECT 1 WHERE {keys} IN (SELECT {keys} FROM {_target_sql(write, gd)} WHERE TRUE ORDER BY "
+        f"SELECT 1 WHERE {keys} IN (SELECT {listed} FROM {_target_sql(write, gd)} WHERE TRUE ORDER BY "
         f"{', '.join(items)} {_lock_strength(write)})"
     )[0]
     made = template.args.get("where") if template is not None else None
