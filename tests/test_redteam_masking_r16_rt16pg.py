@@ -26,7 +26,15 @@ from typing import Any
 
 import pytest
 
-from tests._redteam import CURIOUS_AGENT, govern, pg_connect, pg_moved_places, pg_stored_people, rows_or_rules
+from tests._redteam import (
+    CURIOUS_AGENT,
+    govern,
+    pg_connect,
+    pg_moved_places,
+    pg_stored_people,
+    pg_variants,
+    rows_or_rules,
+)
 from tests.conftest import PG_DSN
 
 #: rows whose ids are on the first and the last page: where row 5 (or 1) comes among them says where it went
@@ -57,16 +65,7 @@ def _places(driver: str, stored: dict[str, str], sql: str) -> dict[str, tuple[li
         cur.execute(sql.format(t=t))
         return _values(cur.fetchall())
 
-    seen: dict[str, tuple[list[Any], list[Any]]] = {}
-    for v in ("a", "b"):
-        raw = pg_connect(driver, autocommit=False)
-        gov = govern(pg_connect(driver, autocommit=False), CURIOUS_AGENT)
-        try:
-            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
-    return seen
+    return pg_variants(driver, stored, lambda conn, t: pg_moved_places(conn, t, read), identity=CURIOUS_AGENT)
 
 
 #: shape -> (statement, what the governed connection answers in both tables: the rows read in key order)

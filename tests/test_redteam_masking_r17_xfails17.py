@@ -24,7 +24,15 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import CURIOUS_AGENT, govern, pg_connect, pg_moved_places, pg_stored_people, rows_or_rules
+from tests._redteam import (
+    CURIOUS_AGENT,
+    govern,
+    pg_connect,
+    pg_moved_places,
+    pg_stored_people,
+    pg_variants,
+    rows_or_rules,
+)
 
 #: rows on the first and the last page: where row 5 (or 1) comes among them says where its new version went
 SOME = "id < 10 OR id > 395"
@@ -50,16 +58,7 @@ def _places(driver: str, stored: dict[str, str], sql: str) -> dict[str, tuple[li
         cur.execute(sql.format(t=t))
         return [r[0] for r in cur.fetchall()]
 
-    seen: dict[str, tuple[list[Any], list[Any]]] = {}
-    for v in ("a", "b"):
-        raw = pg_connect(driver, autocommit=False)
-        gov = govern(pg_connect(driver, autocommit=False), CURIOUS_AGENT)
-        try:
-            seen[v] = (pg_moved_places(raw, stored[v], read), pg_moved_places(gov, stored[v], read))
-        finally:
-            raw.close()
-            gov.close()
-    return seen
+    return pg_variants(driver, stored, lambda conn, t: pg_moved_places(conn, t, read), identity=CURIOUS_AGENT)
 
 
 #: shape -> the places of rows 5 and 1 the governed connection answers in both tables (key order)
