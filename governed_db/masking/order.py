@@ -415,6 +415,7 @@ class Planner:
             )
             return
         name = target.name.lower()
+        plain = all(isinstance(e.this, exp.Column) for e in tree.expressions)  # no ``SET (a, b) = (...)``
         parts = [*tree.expressions, where]
         for part in parts:
             if not isinstance(part, exp.Expression):
@@ -422,7 +423,7 @@ class Planner:
             for sub in part.find_all(*nodes.QUERIES):
                 if not any(t.name.lower() == name for t in sub.find_all(exp.Table)):
                     continue
-                if not _correlated(sub):
+                if not _correlated(sub) or not self._reads_written(sub, written, rel, plain):
                     continue
                 self._refuse(
                     f"UPDATE {target.sql(dialect=self.dialect)} changes its rows one by one in the order it reads "
@@ -433,6 +434,22 @@ class Planner:
                     firm=True,
                 )
                 return
+
+    def _reads_written(self, sub: exp.Query, written: set[str], target: Relation, plain: bool) -> bool:
+        """``sub`` may read a column the UPDATE writes (named under any qualifier, through ``*``, or a column
+        its tables do not list, such as a generated one): only then do the rows changed so far give it another
+        answer (``SET status = 'dup' WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.city = t.city AND t2.id < t.id)``
+        reads none of them, decision 0337)."""
+        if not plain or any(not isinstance(s.parent, exp.Count) for s in sub.find_all(exp.Star)):
+            return True
+        known = {c.lower() for c in target.columns or ()}
+        for table in sub.find_all(exp.Table):
+            rel = self.relation(table)
+            if rel is None or rel.columns is None:
+                return True
+            known |= {c.lower() for c in rel.columns}
+        names = {c.name.lower() for c in sub.find_all(exp.Column)}
+        return bool(names & written) or not names <= known
 
     @staticmethod
     def _equalities(tree: exp.Expression, target: set[str]) -> dict[str, frozenset[str]]:
