@@ -259,7 +259,7 @@ def test_mariadb_a_subquery_or_anti_join_by_key_runs_as_raw(
 ACCEPTED_MARIADB = [
     # no key pins the rows: the scan stops at the first match in the order of the index on email (0343)
     "SELECT EXISTS (SELECT 1 FROM {p}c WHERE CONCAT(city, '-') = 'Paris-')",
-    # IN over the key: a NULL outer value makes MariaDB look for any row of the subquery, stopping at the first
+    # IN over the key: a NULL outer value may make MariaDB look for any row of the subquery, stopping at the first
     "SELECT o.id FROM {p}o o WHERE o.customer_id IN (SELECT id FROM {p}c WHERE LOWER(city) = 'paris') ORDER BY o.id",
     # the key is pinned only with another condition OR-ed in: rows are scanned
     "SELECT o.id FROM {p}o o WHERE EXISTS (SELECT 1 FROM {p}c c WHERE (c.id = o.customer_id OR c.city = 'Oslo') "
