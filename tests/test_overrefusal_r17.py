@@ -103,6 +103,9 @@ STILL_IN_MASKED_ORDER = [
     # a derived table's or an output's name that a column of customers has too is no read of that column
     "SELECT tick(city) FROM (SELECT id AS city FROM customers)",
     "SELECT count(*) FROM customers WHERE tick(rowid)",
+    # the index forced; a self-join whose second read needs only the key
+    "SELECT tick(city) FROM customers INDEXED BY ix_customers_email",
+    "SELECT tick(x.city) FROM customers x, customers y WHERE x.id = y.id",
     # accepted: the outer read needs only customers' id, which the index on email covers, and the function is
     # called per outer row (select a clear column of customers too, as above, and it runs)
     "SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id "
