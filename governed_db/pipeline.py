@@ -425,7 +425,7 @@ class Statement:
         if ms is not None:
             ms.ran(self.analysis)  # a failed write may have left rows (decision 0275)
             if ms.warnings_kept:
-                warnings_order.failed(ms)
+                warnings_order.failed(ms, exc)
             if ms.read_order and isinstance(self.sql, str):
                 self.gov.driver.note_compiling(self.gov.raw, self.sql, exc)  # compile errors pass (0346)
             errors_order.withhold(ms, exc)  # an error raised per row, in a masked read order (0328, 0334, 0346)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import order_guard, schema, stored_code
+from governed_db.masking import index_reach, order_guard, schema, stored_code
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
@@ -165,6 +165,8 @@ def calls_caller_code(state: MaskingState, analysis: Analysis, identity: Identit
     access = Access(state, identity)
     if access.everything or not order_guard.outcome(state, analysis, identity, access).hazard:
         return None
+    if not index_reach.masked_index_reachable(state, analysis, identity):
+        return None  # no index on a masked column can order what it reads (decision 0337)
     what = f"the function {called[0]}()" if called else f"the collation {collated[0]}"
     return _hit(
         state,

@@ -57,6 +57,8 @@ class Relation:
     unique: tuple[frozenset[str], ...] = ()
     #: those of them over columns, not partial: a WHERE setting each one equal to a constant picks one row at most
     unique_whole: tuple[frozenset[str], ...] = ()
+    #: a trigger may fire on its rows (SQLite; unknown: True): a write changes more than the columns it names
+    triggered: bool = True
 
 
 @dataclass(frozen=True)
@@ -438,6 +440,7 @@ class Planner:
             )
             return
         name = target.name.lower()
+        plain = all(isinstance(e.this, exp.Column) for e in tree.expressions)  # no ``SET (a, b) = (...)``
         parts = [*tree.expressions, tree.args.get("where")]
         for part in parts:
             if not isinstance(part, exp.Expression):
@@ -445,7 +448,7 @@ class Planner:
             for sub in part.find_all(*nodes.QUERIES):
                 if not any(t.name.lower() == name for t in sub.find_all(exp.Table)):
                     continue
-                if not _correlated(sub):
+                if not _correlated(sub) or not self._reads_written(sub, written, rel, plain):
                     continue
                 self._refuse(
                     f"UPDATE {target.sql(dialect=self.dialect)} changes its rows one by one in the order it reads "
@@ -456,6 +459,22 @@ class Planner:
                     firm=True,
                 )
                 return
+
+    def _reads_written(self, sub: exp.Query, written: set[str], target: Relation, plain: bool) -> bool:
+        """``sub`` may read a column the UPDATE writes (named under any qualifier, through ``*``, or a column
+        its tables do not list, such as a generated one): only then do the rows changed so far give it another
+        answer (``SET status = 'dup' WHERE EXISTS (SELECT 1 FROM t t2 WHERE t2.city = t.city AND t2.id < t.id)``
+        reads none of them, decision 0337) — unless a trigger fires on the table, which may write any column."""
+        if not plain or target.triggered or any(not isinstance(s.parent, exp.Count) for s in sub.find_all(exp.Star)):
+            return True  # (a trigger may write any column, row by row, as the UPDATE goes)
+        known = {c.lower() for c in target.columns or ()}
+        for table in sub.find_all(exp.Table):
+            rel = self.relation(table)
+            if rel is None or rel.columns is None:
+                return True
+            known |= {c.lower() for c in rel.columns}
+        names = {c.name.lower() for c in sub.find_all(exp.Column)}
+        return bool(names & written) or not names <= known
 
     @staticmethod
     def _equalities(tree: exp.Expression, target: set[str]) -> dict[str, frozenset[str]]:

@@ -153,11 +153,20 @@ def _mysql_stops_early(state: MaskingState, access: Access, trees: list[exp.Expr
     anti-join, over a relation an index on a masked column may order, when a row it
     evaluates could warn or fail (decision 0343): which rows it evaluated before stopping follows that order, and
     no ORDER BY inside such a subquery is kept."""
+    from governed_db.masking import stops_early
+
     cache: dict[str, Relation | None] = {}
+
+    def keys(node: exp.Table) -> tuple[frozenset[str], ...]:
+        rel = _relation(state, access, table_key(".".join(p.name for p in node.parts)), node, cache, 0)
+        return () if rel is None else rel.keys
+
     for tree in trees:
         if tree is None:
             continue
         for predicate, query in early_stop.stopping_subqueries(tree):
+            if stops_early.one_row_by_key(query, keys):
+                continue  # one row each time it runs, looked up by its key: nothing comes before it (0337)
             read = [
                 _relation(state, access, table_key(".".join(p.name for p in t.parts)), t, cache, 0)
                 for t in query.find_all(exp.Table)
@@ -170,10 +179,34 @@ def _mysql_stops_early(state: MaskingState, access: Access, trees: list[exp.Expr
             rel = _relation(state, access, table_key(".".join(p.name for p in table.parts)), table, cache, 0)
             if rel is not None and not rel.hazard:
                 continue
+            if rel is not None and _looked_up_by_key(table, rel.keys):
+                continue  # one row per outer row, looked up by its key: nothing comes before it (0337)
             kind_of = _declared_types(state, tree)
             if not all(early_stop.quiet_expression(p, kind_of) for p in parts):
                 return _stopped(state, cache)
     return None
+
+
+def _looked_up_by_key(table: exp.Table, keys: tuple[frozenset[str], ...]) -> bool:
+    """The ON of ``table``'s join sets a whole key of it equal to constants or columns of other tables (``LEFT
+    JOIN t i ON i.id = o.tid AND ...``): MariaDB looks the one matching row up by that key (``eq_ref``)."""
+    join = table.parent
+    on = join.args.get("on") if isinstance(join, exp.Join) else None
+    if not isinstance(on, exp.Expression):
+        return False
+    own = table.alias_or_name.lower()
+    pinned: set[str] = set()
+    for part in on.flatten() if isinstance(on, exp.And) else (on,):
+        part = part.unnest()
+        if not isinstance(part, exp.EQ):
+            continue
+        for col, other in ((part.this, part.expression), (part.expression, part.this)):
+            if not isinstance(col, exp.Column) or col.table.lower() != own:
+                continue
+            outer = isinstance(other, exp.Column) and bool(other.table) and other.table.lower() != own
+            if outer or isinstance(other, (exp.Literal, exp.Placeholder, exp.Parameter)):
+                pinned.add(col.name.lower())
+    return any(k and k <= pinned for k in keys)
 
 
 def _stopped(state: MaskingState, cache: dict[str, Relation | None]) -> Outcome:
@@ -419,7 +452,7 @@ def _relation(
         facts_unique = getattr(facts, "unique", ())
         checked = tuple(facts_unique) + tuple(frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ()))
         found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
-                         tuple(getattr(facts, "unique_whole", ())))
+                         tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)))
     cache[key] = found
     return found
 

@@ -1211,6 +1211,9 @@ class OrderFacts:
     unique: tuple[frozenset[str], ...] = ()
     #: SQLite: those of them that are not partial (a WHERE naming each column picks one row at most)
     unique_whole: tuple[frozenset[str], ...] = ()
+    #: SQLite: a trigger (of its schema, or a TEMP one) fires on its rows: a write may change columns it does not
+    #: name, row by row in read order (decision 0337); unknown counts as True
+    triggered: bool = True
 
 
 # every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
@@ -1388,8 +1391,12 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
             ok = column is not None and str(coll) == "BINARY" and bool(notnull)
             unique.setdefault(str(index), []).append((None if column is None else str(column), ok))
         keys.extend(tuple(str(c) for c, _ in cols) for cols in unique.values() if cols and all(ok for _, ok in cols))
+    cur.execute(f"SELECT 1 FROM {master} WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE UNION ALL "
+                "SELECT 1 FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
+                (name, name))  # a TEMP trigger may be on a main table
+    triggered = cur.fetchone() is not None
     return OrderFacts("table" if kind == "table" else "other", listed, tuple(k for k in keys if k), unique=checked,
-                      unique_whole=whole)
+                      unique_whole=whole, triggered=triggered)
 
 
 def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:

@@ -78,7 +78,7 @@ def may_fail(query: exp.Expression) -> exp.Expression | None:
     return None
 
 
-def one_row_by_key(query: exp.Expression, keys: Callable[[exp.Table], tuple[frozenset[str], ...]]) -> bool:
+def one_row_by_key(query: exp.Expr, keys: Callable[[exp.Table], tuple[frozenset[str], ...]]) -> bool:
     """``query`` reads one table (no join, no nested query) and its WHERE sets a whole key of it (``keys``) equal to
     a constant, a parameter or a column of another (outer) relation: one row each time it runs."""
     if not isinstance(query, exp.Select) or query.args.get("joins"):

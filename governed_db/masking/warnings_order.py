@@ -46,13 +46,24 @@ def ran(state: MaskingState, count: int | None, uses_table: bool = False) -> Non
         state.warning_count_withheld = False  # the list it cleared counts none
 
 
-def failed(state: MaskingState) -> None:
+def failed(state: MaskingState, exc: BaseException | None = None) -> None:
     """A statement failed: the error may follow warnings it listed in read order (an error raised before the
-    statement reached the server replaces nothing, so a flag already set stays)."""
+    statement reached the server replaces nothing, so a flag already set stays). An error the server raises
+    before it reads any row (``exc`` of :data:`errors_order.STATIC`: an unknown column, a syntax error) follows
+    no order: it sets nothing either (decision 0337)."""
+    from governed_db.masking import errors_order
+
+    if exc is not None and not errors_order.withheld_kind(exc) and _server_code(exc) in errors_order.STATIC:
+        return
     if state.read_order:
         state.warnings_in_read_order = True
         # it stopped at the row that failed: the warnings the rows read before it left count them (0344)
         state.warning_count_withheld = True
+
+
+def _server_code(exc: BaseException) -> object:
+    args = getattr(exc, "args", ())
+    return args[0] if args and type(exc).__module__.split(".")[0] == "pymysql" else None
 
 
 def withheld(state: MaskingState, names: Sequence[str], diagnostics: bool) -> RowMasker | None:
