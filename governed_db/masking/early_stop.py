@@ -1,12 +1,32 @@
-"""MySQL/MariaDB subqueries that stop reading at their first match (decision 0343).
+"""Subqueries that stop reading at the first row deciding them, read in an order masked values decide.
 
-``EXISTS``, ``NOT EXISTS``, ``x IN (SELECT ...)``, ``x = ANY (SELECT ...)`` and ``x <> ALL (SELECT ...)`` read the
-subquery's rows only until one decides the answer; MariaDB drops an ORDER BY (and a LIMIT) written inside them.
-Over a relation whose read order an index on a masked column may decide (the order guard's *hazard*), the rows
-evaluated before that one come in masked order: each leaves its warnings (``@@warning_count`` counts them) and may
-fail (whether the statement fails at all). ``EXISTS (SELECT 1 FROM t WHERE ssn IS NOT NULL AND CASE WHEN id = 1
-THEN 1 ELSE CAST(city AS INT) END)`` warned once per SSN sorting before row 1's — how it ranks among the others and
-among guesses an agent inserts.
+``EXISTS``, ``NOT EXISTS``, ``x IN (SELECT ...)``, ``x = ANY (SELECT ...)`` and ``x <> ALL (SELECT ...)`` read their
+rows only until one decides the answer, and both engines drop an ORDER BY written inside them; what the rows
+evaluated before that one do (warn, fail) then tells the order they came in. The sublinks are found the same way
+for every engine (:func:`sublinks`); what may be evaluated per row is judged per engine.
+
+**PostgreSQL** (decision 0342). ``EXISTS (SELECT ...)`` stops at its first row; ``x IN (SELECT ...)``, ``x = ANY
+(SELECT ...)`` and ``x <> ALL (SELECT ...)`` (and ``NOT IN``) stop at the first row that decides them where they run
+as a plain subplan or a nested-loop semi-join; PostgreSQL drops an ORDER BY inside EXISTS. The rows before that one
+are those stored before it, and where rows are stored follows how wide their masked values are (decisions 0272,
+0334). An expression that fails on some rows only (``1 / (id - 396)``) then fails the statement or not by that
+order: the error is withheld (0334), but *whether* there is one tells the order.
+
+A sublink whose query reads a relation with a column masked for the caller is refused when it evaluates,
+row by row, an expression that may fail on some rows and not others: anything but column references,
+constants, comparisons, boolean logic, ``IS``, ``BETWEEN``, ``IN`` lists, ``LIKE`` with a constant pattern,
+``CASE``, ``COALESCE``/``NULLIF``/``GREATEST``/``LEAST``, ``lower``/``upper``/``length``/``trim``, ``||``,
+JSON member reads, a cast to text, ``date_trunc`` — or an expression of constants only (the same on every row).
+One table read by a whole key (``c.id = o.customer_id``, a constant, a parameter) reads at most one row each
+time: no order, not refused.
+
+**MySQL/MariaDB** (decision 0343). ``EXISTS``, ``NOT EXISTS``, ``x IN (SELECT ...)``, ``x = ANY (SELECT ...)`` and
+``x <> ALL (SELECT ...)`` read the subquery's rows only until one decides the answer; MariaDB drops an ORDER BY (and
+a LIMIT) written inside them. Over a relation whose read order an index on a masked column may decide (the order
+guard's *hazard*), the rows evaluated before that one come in masked order: each leaves its warnings
+(``@@warning_count`` counts them) and may fail (whether the statement fails at all). ``EXISTS (SELECT 1 FROM t WHERE
+ssn IS NOT NULL AND CASE WHEN id = 1 THEN 1 ELSE CAST(city AS INT) END)`` warned once per SSN sorting before row 1's
+— how it ranks among the others and among guesses an agent inserts.
 
 Nothing the order guard can add fixes that order, so such a subquery is refused when what it evaluates per row
 could warn or fail: anything but columns, constants, null tests, AND/OR/NOT and comparisons (``=``, ``<``, ``IN``
@@ -21,8 +41,105 @@ from collections.abc import Callable, Iterator
 
 from sqlglot import exp
 
-from governed_db.masking.stops_early import sublinks
+#: what cannot fail on one row and not another (whatever the column values; a bad constant fails on every row)
+_SAFE: tuple[type[exp.Expression], ...] = tuple(
+    getattr(exp, name)
+    for name in (
+        # structure
+        "Select", "From", "Join", "Where", "Having", "Group", "Order", "Ordered", "Limit", "Offset", "Fetch",
+        "Table", "TableAlias", "Alias", "Identifier", "Star", "Column", "Dot", "Subquery", "Paren", "Tuple",
+        "Distinct", "With", "CTE", "Union", "Intersect", "Except", "Exists", "Any", "All", "Var",
+        # values
+        "Literal", "Boolean", "Null", "Placeholder", "Parameter", "DataType", "Interval",
+        "CurrentDate", "CurrentTimestamp", "CurrentTime",
+        # predicates and logic
+        "EQ", "NEQ", "GT", "GTE", "LT", "LTE", "Is", "NullSafeEQ", "NullSafeNEQ", "And", "Or", "Not", "Between",
+        "In", "Case", "If",
+        # functions that take any value of their type
+        "Coalesce", "Nullif", "Greatest", "Least", "Lower", "Upper", "Length", "Trim", "DPipe", "Concat",
+        "JSONExtract", "JSONExtractScalar", "TimestampTrunc", "DateTrunc",
+    )
+    if hasattr(exp, name)
+)  # fmt: skip
+_TEXT_TYPES = frozenset({"TEXT", "VARCHAR", "CHAR", "NAME", "BPCHAR"})
 
+
+def sublinks(tree: exp.Expression) -> Iterator[tuple[exp.Expression, exp.Expression]]:
+    """``(sublink, its query)`` for each EXISTS, ``IN (SELECT ...)``, ``ANY``/``ALL (SELECT ...)`` in ``tree``."""
+    for node in tree.walk():
+        query: exp.Expression | None = None
+        if isinstance(node, exp.Exists):
+            query = node.this
+        elif isinstance(node, exp.In):
+            query = node.args.get("query")
+        elif isinstance(node, (exp.Any, exp.All)):
+            query = node.this
+        while isinstance(query, (exp.Subquery, exp.Paren)):
+            query = query.this
+        if isinstance(node, exp.Expression) and isinstance(query, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
+            yield node, query
+
+
+def may_fail(query: exp.Expression) -> exp.Expression | None:
+    """The first expression of ``query`` (its nested queries included) that may fail on some rows and not others,
+    or None."""
+    for node in query.walk():
+        if isinstance(node, _SAFE):
+            continue
+        if isinstance(node, (exp.Like, exp.ILike)):
+            if _per_row(node.expression):  # a pattern that changes per row may be a bad one on some rows
+                return node
+            continue
+        if isinstance(node, exp.Cast) and _text(node.args.get("to")):
+            continue
+        if isinstance(node, exp.Expression) and _per_row(node):
+            return node
+    return None
+
+
+def one_row_by_key(query: exp.Expr, keys: Callable[[exp.Table], tuple[frozenset[str], ...]]) -> bool:
+    """``query`` reads one table (no join, no nested query) and its WHERE sets a whole key of it (``keys``) equal to
+    a constant, a parameter or a column of another (outer) relation: one row each time it runs."""
+    if not isinstance(query, exp.Select) or query.args.get("joins"):
+        return False
+    if any(q is not query for q in query.find_all(exp.Select)):
+        return False
+    tables = list(query.find_all(exp.Table))
+    if len(tables) != 1:
+        return False
+    table = tables[0]
+    where = query.args.get("where")
+    if not isinstance(where, exp.Where):
+        return False
+    names = {table.name.lower(), table.alias_or_name.lower()}
+    pinned: set[str] = set()
+    cond = where.this
+    for part in cond.flatten() if isinstance(cond, exp.And) else (cond,):
+        part = part.unnest()
+        if not isinstance(part, exp.EQ):
+            continue
+        for col, other in ((part.this, part.expression), (part.expression, part.this)):
+            if not isinstance(col, exp.Column) or (col.table and col.table.lower() not in names):
+                continue
+            outer = isinstance(other, exp.Column) and bool(other.table) and other.table.lower() not in names
+            if outer or isinstance(other, (exp.Literal, exp.Placeholder, exp.Parameter)):
+                pinned.add(col.name.lower())
+    return any(k and k <= pinned for k in keys(table))
+
+
+def _per_row(node: exp.Expression | None) -> bool:
+    """``node`` reads a column (so may differ per row)."""
+    return node is not None and (isinstance(node, exp.Column) or node.find(exp.Column) is not None)
+
+
+def _text(to: object) -> bool:
+    return isinstance(to, exp.DataType) and to.this.name in _TEXT_TYPES and not to.expressions
+
+
+__all__ = ["may_fail", "one_row_by_key", "sublinks"]
+
+
+# -- MySQL/MariaDB (decision 0343) ------------------------------------------------------------------------------
 #: the kinds of declared MySQL/MariaDB types that compare without a conversion (which warns per row when it fails)
 _NUMBER = frozenset(
     {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float", "double",
@@ -44,7 +161,7 @@ TypeOf = Callable[[exp.Column], "str | None"]
 
 def stopping_subqueries(tree: exp.Expression) -> Iterator[tuple[exp.Expression, exp.Query]]:
     """Each predicate of ``tree`` that stops reading its subquery at a first match, with that subquery (the same
-    sublinks PostgreSQL's guard looks at: :func:`governed_db.masking.stops_early.sublinks`)."""
+    sublinks PostgreSQL's guard looks at: :func:`sublinks`)."""
     for node, query in sublinks(tree):
         if isinstance(query, exp.Query):
             yield node, query

@@ -153,8 +153,6 @@ def _mysql_stops_early(state: MaskingState, access: Access, trees: list[exp.Expr
     anti-join, over a relation an index on a masked column may order, when a row it
     evaluates could warn or fail (decision 0343): which rows it evaluated before stopping follows that order, and
     no ORDER BY inside such a subquery is kept."""
-    from governed_db.masking import stops_early
-
     cache: dict[str, Relation | None] = {}
 
     def keys(node: exp.Table) -> tuple[frozenset[str], ...]:
@@ -165,7 +163,7 @@ def _mysql_stops_early(state: MaskingState, access: Access, trees: list[exp.Expr
         if tree is None:
             continue
         for predicate, query in early_stop.stopping_subqueries(tree):
-            if stops_early.one_row_by_key(query, keys):
+            if early_stop.one_row_by_key(query, keys):
                 continue  # one row each time it runs, looked up by its key: nothing comes before it (0337)
             read = [
                 _relation(state, access, table_key(".".join(p.name for p in t.parts)), t, cache, 0)
@@ -258,8 +256,6 @@ def _pg_stops_early(state: MaskingState, access: Access, trees: list[exp.Express
                     ) -> tuple[str, str] | None:
     """PostgreSQL: (reason, remedy) where a sublink that stops at its first deciding row reads a relation with a
     masked column and evaluates an expression that may fail on some rows only (decision 0342)."""
-    from governed_db.masking import stops_early
-
     cache: dict[str, Relation | None] = {}
     ctes = {c.alias_or_name.lower(): c.this for t in trees if t is not None for c in t.find_all(exp.CTE)}
 
@@ -287,10 +283,10 @@ def _pg_stops_early(state: MaskingState, access: Access, trees: list[exp.Express
     for tree in trees:
         if tree is None:
             continue
-        for link, query in stops_early.sublinks(tree):
-            if not reads_masked(query, frozenset()) or stops_early.one_row_by_key(query, keys):
+        for link, query in early_stop.sublinks(tree):
+            if not reads_masked(query, frozenset()) or early_stop.one_row_by_key(query, keys):
                 continue
-            bad = stops_early.may_fail(query)
+            bad = early_stop.may_fail(query)
             if bad is None:
                 continue
             kind = "EXISTS" if isinstance(link, exp.Exists) else "a subquery compared with IN, ANY or ALL"
