@@ -17,7 +17,13 @@ PG_DSN = os.environ.get("GOVERNED_DB_TEST_PG", "host=127.0.0.1 port=5432 dbname=
 MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
 REQUIRE_SERVERS = os.environ.get("GOVERNED_DB_REQUIRE_SERVERS") == "1"
 #: variables that say where the test servers are, kept by the isolated environment
-_KEPT_ENV = ("GOVERNED_DB_REQUIRE_SERVERS", "GOVERNED_DB_TEST_PG", "GOVERNED_DB_TEST_REDIS", "GOVERNED_DB_SCREENSHOTS")
+_KEPT_ENV = (
+    "GOVERNED_DB_REQUIRE_SERVERS",
+    "GOVERNED_DB_REQUIRE_SPEEDUPS",
+    "GOVERNED_DB_TEST_PG",
+    "GOVERNED_DB_TEST_REDIS",
+    "GOVERNED_DB_SCREENSHOTS",
+)
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
