@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
@@ -240,3 +241,29 @@ def pg_variants(
             raw.close()
             gov.close()
     return seen
+
+
+def asyncpg_variants(
+    tables: Mapping[str, str], see: Callable[[Any, str], Awaitable[Any]], **options: Any
+) -> dict[str, tuple[Any, Any]]:
+    """:func:`pg_variants` through asyncpg: per variant a and b, what a raw and a governed session (``options`` go to
+    :func:`govern`) see of ``await see(conn, tables[v])``; sessions closed afterwards."""
+    import asyncpg
+
+    from tests.conftest import PG_DSN
+
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+
+    async def run() -> dict[str, tuple[Any, Any]]:
+        seen: dict[str, tuple[Any, Any]] = {}
+        for v in ("a", "b"):
+            raw, gov = await asyncpg.connect(url), govern(await asyncpg.connect(url), **options)
+            try:
+                seen[v] = (await see(raw, tables[v]), await see(gov, tables[v]))
+            finally:
+                await raw.close()
+                await gov.close()
+        return seen
+
+    return asyncio.run(run())

@@ -20,7 +20,7 @@ import pytest
 
 import governed_db
 from governed_db.masking.errors_order import PG_ERROR_WITHHELD
-from tests._redteam import govern, pg_connect, pg_stored_people, pg_variants
+from tests._redteam import asyncpg_variants, govern, pg_connect, pg_stored_people, pg_variants
 from tests.conftest import PG_DSN
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
@@ -296,9 +296,7 @@ def test_a_server_side_cursor_over_a_plain_table_fails_as_raw(plain: str, driver
 
 
 def test_an_asyncpg_cursor_withholds_it_at_the_fetch(stored: dict[str, str]) -> None:
-    asyncpg = pytest.importorskip("asyncpg")
-    parts = dict(p.split("=", 1) for p in PG_DSN.split())
-    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    pytest.importorskip("asyncpg")
     sql = f"SELECT id FROM {{t}} WHERE {PICK} AND {TWO_DATA}"
 
     async def fetched(conn: Any, table: str) -> list[Any]:
@@ -316,20 +314,7 @@ def test_an_asyncpg_cursor_withholds_it_at_the_fetch(stored: dict[str, str]) -> 
                 await tr.rollback()
         return out
 
-    async def run() -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for v in ("a", "b"):
-            raw = await asyncpg.connect(url)
-            gov = governed_db.wrap(await asyncpg.connect(url), identity=governed_db.Identity(
-                "agent-x", kind="agent", on_behalf_of="bob"), environment="production", audit=False)
-            try:
-                seen[v] = (await fetched(raw, stored[v]), await fetched(gov, stored[v]))
-            finally:
-                await raw.close()
-                await gov.close()
-        return seen
-
-    seen = asyncio.run(run())
+    seen = asyncpg_variants(stored, fetched)
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1], seen
     assert all(s[0] == "InternalServerError" for s in seen["a"][1]), seen

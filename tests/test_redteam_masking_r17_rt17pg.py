@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, pg_connect, pg_stored_people, pg_variants
-from tests.conftest import PG_DSN
+from tests._redteam import asyncpg_variants, govern, pg_connect, pg_stored_people, pg_variants
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
 
@@ -130,9 +129,7 @@ def test_a_server_side_cursor_fetching_later_delivers_no_notices(stored: dict[st
 
 
 def test_asyncpg_log_listeners_get_no_notices_in_stored_order(stored: dict[str, str]) -> None:
-    asyncpg = pytest.importorskip("asyncpg")
-    parts = dict(p.split("=", 1) for p in PG_DSN.split())
-    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    pytest.importorskip("asyncpg")
 
     async def notes(conn: Any, table: str) -> list[Any]:
         got: list[Any] = []
@@ -156,18 +153,7 @@ def test_asyncpg_log_listeners_get_no_notices_in_stored_order(stored: dict[str, 
                 await tr.rollback()
         return out
 
-    async def run() -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for v in ("a", "b"):
-            raw, gov = await asyncpg.connect(url), govern(await asyncpg.connect(url))
-            try:
-                seen[v] = (await notes(raw, stored[v]), await notes(gov, stored[v]))
-            finally:
-                await raw.close()
-                await gov.close()
-        return seen
-
-    seen = asyncio.run(run())
+    seen = asyncpg_variants(stored, notes)
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1] == [[], []], seen
 
