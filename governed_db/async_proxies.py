@@ -130,7 +130,7 @@ class AsyncRowsOut:
 
     async def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            rows = await fetched_async(self._self_result, lambda: self.__wrapped__.fetchmany(*args, **kwargs))
+            rows = await fetched_async(self._self_result, self.__wrapped__.fetchmany, *args, **kwargs)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise

@@ -48,7 +48,7 @@ class RowsOut:
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            rows = fetched(self._self_result, lambda: self.__wrapped__.fetchmany(*args, **kwargs))
+            rows = fetched(self._self_result, self.__wrapped__.fetchmany, *args, **kwargs)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise

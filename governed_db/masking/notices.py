@@ -63,28 +63,28 @@ def dropped(gov: Governor) -> bool:
         return True
 
 
-def fetched(st: ResultState, fetch: Callable[..., R], *args: Any) -> R:
+def fetched(st: ResultState, fetch: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """``fetch(*args)`` (a fetch from ``st``'s cursor) with notices dropped while it runs when ``st``'s statement
     read in a masked order: a server-side cursor reads its rows, and raises their notices, at the fetch."""
     ms = st.gov.masking_state if st.read_order else None
     if ms is None:
-        return fetch(*args)
+        return fetch(*args, **kwargs)
     before, ms.fetching_read_order = ms.fetching_read_order, True
     try:
-        return fetch(*args)
+        return fetch(*args, **kwargs)
     finally:
         ms.fetching_read_order = before
 
 
-async def fetched_async(st: ResultState, fetch: Callable[..., Awaitable[R]], *args: Any) -> R:
+async def fetched_async(st: ResultState, fetch: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
     """:func:`fetched` for a fetch awaited (asyncpg runs log listeners soon after the message, before the awaiting
     coroutine resumes)."""
     ms = st.gov.masking_state if st.read_order else None
     if ms is None:
-        return await fetch(*args)
+        return await fetch(*args, **kwargs)
     before, ms.fetching_read_order = ms.fetching_read_order, True
     try:
-        return await fetch(*args)
+        return await fetch(*args, **kwargs)
     finally:
         ms.fetching_read_order = before
 
