@@ -16,6 +16,8 @@
 #include <Python.h>
 #include <errno.h>
 #include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -108,15 +110,101 @@ static char *put_item(char *p, int kind, Py_ssize_t la, Py_ssize_t lb, int64_t i
     return p + ITEM_SIZE;
 }
 
-/* frame(mm, fd, pos, size, epoch, number, floor, a, b, pre, tail, iseq, iframe, jkey) -> end, 0 or -1
+/* -- the copy into the mapping, guarded against SIGBUS ------------------------------------------------------
+ *
+ * A page of a MAP_SHARED mapping that lies past the end of its file (someone truncated the journal) raises
+ * SIGBUS when touched: the default action kills the process, with the intents it held only in memory. The
+ * journal checks the file's size (lseek) before each copy, but a truncation can land between that check and the
+ * copy. So the copy runs under a guard: a SIGBUS whose address lies in the mapping being copied into, raised in
+ * the thread copying, jumps back out of the copy, and frame() reports the journal truncated
+ * (docs/decisions/0369-a-journal-truncated-during-the-copy.md). The guard costs no system call a statement:
+ * sigsetjmp without the signal mask, two thread-local stores. The handler is installed once (guard_install) and
+ * hands every other SIGBUS to the handler that was there before, or to the default action. */
+static __thread sigjmp_buf *volatile guard_env;
+static __thread char *volatile guard_lo, *volatile guard_hi;
+static struct sigaction guard_prev;
+static int guard_on;
+
+static void guard_handler(int sig, siginfo_t *info, void *uctx) {
+    sigjmp_buf *env = guard_env;
+    if (env != NULL && info != NULL && info->si_code > 0 && (char *)info->si_addr >= guard_lo &&
+        (char *)info->si_addr < guard_hi) {
+        guard_env = NULL;
+        siglongjmp(*env, 1); /* SA_NODEFER: SIGBUS was not blocked for the handler, so no mask to restore */
+    }
+    /* not a fault of a guarded copy: what would have happened without us */
+    if (guard_prev.sa_flags & SA_SIGINFO) {
+        if (guard_prev.sa_sigaction != NULL) {
+            guard_prev.sa_sigaction(sig, info, uctx);
+            return;
+        }
+    } else if (guard_prev.sa_handler != SIG_DFL && guard_prev.sa_handler != SIG_IGN) {
+        guard_prev.sa_handler(sig);
+        return;
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    if (info == NULL || info->si_code <= 0) raise(sig); /* sent, not a fault: deliver it again */
+    /* a fault: returning runs the faulting instruction again, which now ends the process as before */
+}
+
+/* guard_install() -> bool: install the SIGBUS guard of the copies into journal mappings, or tell whether it is
+ * still the handler (someone may have replaced it since, e.g. faulthandler.enable(): then False, and a copy's
+ * SIGBUS goes to that handler — the process dies as it would have without the guard). */
+static PyObject *guard_install(PyObject *self, PyObject *noargs) {
+    struct sigaction cur;
+    if (sigaction(SIGBUS, NULL, &cur) != 0) Py_RETURN_FALSE;
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == guard_handler) Py_RETURN_TRUE;
+    /* replaced since we installed it: not taken back (the new handler may hand SIGBUS on to ours: a loop) */
+    if (guard_on) Py_RETURN_FALSE;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &cur) != 0) Py_RETURN_FALSE;
+    guard_prev = cur; /* the handler replaced (faulthandler's, Python's default) keeps every other SIGBUS */
+    guard_on = 1;
+    Py_RETURN_TRUE;
+}
+
+/* Copy the frame ``buf`` (head, then payload: ``n`` bytes) to ``mm + pos`` — the payload first, the head last, so
+ * a frame cut short never counts — after checking the journal's magic is still there (a file cut and grown back
+ * reads as zeros). 0: copied; 1: the magic is gone, nothing copied; 2: a page of the mapping was past the file's
+ * end (SIGBUS caught): the file was truncated, the frame may be partly copied but its head is not. Nothing here
+ * calls Python or takes a lock, so jumping out of it leaves nothing half done. */
+static int guarded_copy(char *mm, Py_ssize_t mapsize, long long pos, const char *buf, long long n) {
+    sigjmp_buf env;
+    guard_lo = mm;
+    guard_hi = mm + mapsize;
+    if (sigsetjmp(env, 0) != 0) return 2; /* the handler cleared guard_env */
+    guard_env = &env;
+    __asm__ __volatile__("" ::: "memory");
+    int ok = *(volatile char *)mm == 'G';
+    if (ok) {
+        memcpy(mm + pos + 8, buf + 8, (size_t)(n - 8));
+        __asm__ __volatile__("" ::: "memory");
+        memcpy(mm + pos, buf, 8);
+    }
+    __asm__ __volatile__("" ::: "memory");
+    guard_env = NULL;
+    return ok ? 0 : 1;
+}
+
+/* frame(mm, fd, pos, size, epoch, number, floor, a, b, pre, tail, iseq, iframe, jkey) -> end, 0, -1 or -2
  *
  * One journal frame at ``pos`` of the mapping ``mm`` (``size`` bytes, descriptor ``fd``): the outcome item
  * (``pre``/``tail``, its intent's ``iseq``/``iframe``) when neither is None, then the intent item (``a``/``b``),
  * a keyed tag when ``jkey`` is given, CRC-32 of it all in the frame head. Returns the offset past the frame; 0
  * when it does not fit; -1, writing nothing, when the file may have been truncated (shorter than the mapping, or
- * its magic gone): the caller's full check decides. The same bytes Journal.put writes. An argument the Python
- * code's struct.pack refuses raises OverflowError, one of another type TypeError, a failing lseek OSError (as
- * os.lseek does); nothing is copied then. Every write is within [pos, end), and [pos, end) within the mapping. */
+ * its magic gone): the caller's full check decides; -2 when the file was truncated during the copy (a SIGBUS
+ * caught; only with the guard installed): the frame does not count. The same bytes Journal.put writes. An argument
+ * the Python code's struct.pack refuses raises OverflowError, one of another type TypeError, a failing lseek
+ * OSError (as os.lseek does); nothing is copied then. The frame is built and hashed in this function's own memory
+ * and copied into [pos, end), within the mapping, last. */
 static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 14) {
         PyErr_SetString(PyExc_TypeError, "frame() takes 14 arguments");
@@ -155,7 +243,7 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     /* the frame [pos, pos + 8 + plen) within [0, size), compared without computing a sum that could overflow */
     if (pos < 0 || pos > size || size - pos < 8 || plen > size - pos - 8 || plen > UINT32_MAX)
         return PyLong_FromLong(0);
-    long long mid = pos + 8, end = mid + plen;
+    long long end = pos + 8 + plen;
 
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
@@ -178,11 +266,20 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         PyBuffer_Release(&view);
         return NULL;
     }
-    if (fsize < (off_t)size || mm[0] != 'G') {
+    if (fsize < (off_t)size) {
         PyBuffer_Release(&view);
         return PyLong_FromLong(-1);
     }
-    char *p = mm + mid;
+    /* built here, hashed here (hashlib may let other threads run while it reads), then copied under the guard */
+    char local[2048], *buf = local;
+    if (8 + plen > (long long)sizeof local) {
+        buf = PyMem_Malloc((size_t)(8 + plen));
+        if (buf == NULL) {
+            PyBuffer_Release(&view);
+            return PyErr_NoMemory();
+        }
+    }
+    char *p = buf + 8;
     put_u32(p, (uint32_t)epoch);
     put_u64(p + 4, (uint64_t)number);
     put_u64(p + 12, (uint64_t)floor_);
@@ -199,31 +296,98 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     p += la;
     memcpy(p, b, lb);
     p += lb;
+    PyObject *result = NULL;
     if (jkey != Py_None) {
-        PyObject *t = keyed_blake2b(mm + mid, p - (mm + mid), jkey);
+        PyObject *t = keyed_blake2b(buf + 8, p - (buf + 8), jkey);
         if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
             Py_XDECREF(t);
-            PyBuffer_Release(&view);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
-            return NULL;
+            goto done;
         }
         memcpy(p, PyBytes_AS_STRING(t), TAG_SIZE);
         Py_DECREF(t);
         p += TAG_SIZE;
     }
-    PyObject *cview = PyMemoryView_FromMemory(mm + mid, (Py_ssize_t)plen, PyBUF_READ);
+    PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
     PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
     Py_XDECREF(cview);
     unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
     Py_XDECREF(crc);
-    if (PyErr_Occurred()) {
-        PyBuffer_Release(&view);
-        return NULL;  /* the frame head is not written: the frame does not count */
+    if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
+    put_u32(buf, (uint32_t)plen);
+    put_u32(buf + 4, (uint32_t)crcv);
+    if (!guard_on) {
+        /* no guard (not installed): the copy as it was, after the same magic check */
+        if (mm[0] != 'G') {
+            result = PyLong_FromLong(-1);
+            goto done;
+        }
+        memcpy(mm + pos + 8, buf + 8, (size_t)plen);
+        memcpy(mm + pos, buf, 8);
+        result = PyLong_FromLongLong(end);
+        goto done;
     }
-    put_u32(mm + pos, (uint32_t)plen);
-    put_u32(mm + pos + 4, (uint32_t)crcv);
+    switch (guarded_copy(mm, view.len, pos, buf, 8 + plen)) {
+    case 0: result = PyLong_FromLongLong(end); break;
+    case 1: result = PyLong_FromLong(-1); break;
+    default: result = PyLong_FromLong(-2); break;
+    }
+done:
+    if (buf != local) PyMem_Free(buf);
     PyBuffer_Release(&view);
-    return PyLong_FromLongLong(end);
+    return result;
+}
+
+/* copy_frame(mm, fd, pos, size, frame) -> 0, -1 or -2
+ *
+ * A frame built in Python (its head, then its payload: Journal.put) copied to ``pos`` of the mapping ``mm`` as
+ * frame() copies its own: after the file's size (lseek on ``fd``) and magic are checked, under the SIGBUS guard.
+ * 0: copied; -1: nothing copied, the file may have been truncated (the caller's full check decides); -2: it was
+ * truncated during the copy. ValueError for a frame that does not fit in [pos, size) of the mapping. */
+static PyObject *copy_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "copy_frame() takes 5 arguments");
+        return NULL;
+    }
+    long long fd, pos, size;
+    char *data;
+    Py_ssize_t n;
+    if (int_arg(args[1], "fd", INT_MIN, INT_MAX, &fd) < 0 || int_arg(args[2], "pos", LLONG_MIN, LLONG_MAX, &pos) < 0 ||
+        int_arg(args[3], "size", LLONG_MIN, LLONG_MAX, &size) < 0 || bytes_arg(args[4], "frame", &data, &n) < 0)
+        return NULL;
+    if (n < 8 || pos < 0 || pos > size || n > size - pos) {
+        PyErr_SetString(PyExc_ValueError, "the frame does not fit in the journal");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) return NULL;
+    if (view.len < size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
+        return NULL;
+    }
+    char *mm = (char *)view.buf;
+    off_t fsize = lseek((int)fd, 0, SEEK_END);
+    if (fsize < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int r;
+    if (fsize < (off_t)size) {
+        r = -1;
+    } else if (!guard_on) {
+        r = mm[0] == 'G' ? 0 : -1;
+        if (r == 0) {
+            memcpy(mm + pos + 8, data + 8, (size_t)(n - 8));
+            memcpy(mm + pos, data, 8);
+        }
+    } else {
+        int g = guarded_copy(mm, view.len, pos, data, n);
+        r = g == 0 ? 0 : g == 1 ? -1 : -2;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromLong(r);
 }
 
 /* The line of one record: head + "prev":"<prev>","seq":<seq>, + tail, then ,"hash":"<hex>"[,"tag":"<hex>"]}\n */
@@ -422,8 +586,10 @@ static PyObject *bind(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL, "Copy one journal frame into the mapping."},
+    {"copy_frame", (PyCFunction)(void (*)(void))copy_frame, METH_FASTCALL, "Copy a built frame into the mapping."},
     {"chain", (PyCFunction)(void (*)(void))chain, METH_FASTCALL, "Chain a run of prepared records."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
+    {"guard_install", guard_install, METH_NOARGS, "Install the SIGBUS guard of the copies into journal mappings."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -58,13 +58,15 @@ def _journals(path: Path) -> list[Path]:
 def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              native: bool) -> None:
     """From the second statement on, the intent and the previous outcome are in the journal file — visible to any
-    other process — before the driver runs the statement, and no write, flock or stat was made for them (one lseek;
-    the C helper makes it itself, so no Python-level call at all is seen then)."""
+    other process — before the driver runs the statement, and no write, flock or stat was made for them (one lseek,
+    and without the C helper one pwrite instead of the copy into the mapping; the C helper makes its lseek itself,
+    so no Python-level call at all is seen then)."""
     _quiet(monkeypatch)
     if native and J._native_frame is None:
         pytest.skip("governed_db._speedups is not built here")
     if not native:
         monkeypatch.setattr(J, "_native_frame", None)
+        monkeypatch.setattr(J, "_native_copy", None)
     path = tmp_path / "audit.jsonl"
     seen: list[bytes] = []
     counting = [False]
@@ -84,7 +86,7 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
     calls: list[str] = []
     me = threading.get_ident()
     saved = []
-    for mod, name in ((os, "write"), (os, "stat"), (os, "fstat"), (os, "lseek"), (fcntl, "flock")):
+    for mod, name in ((os, "write"), (os, "pwrite"), (os, "stat"), (os, "fstat"), (os, "lseek"), (fcntl, "flock")):
         real = getattr(mod, name)
 
         def spy(*a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
@@ -104,8 +106,9 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
         for mod, name, real in saved:
             setattr(mod, name, real)
     # one lseek a statement: the journal's size, so a journal truncated by another process is never touched past
-    # its end (SIGBUS) — docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md
-    assert calls == ([] if native else ["lseek", "lseek"])
+    # its end (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md); the Python code
+    # writes the frame with pwrite, which cannot fault where a copy into the mapping can (decision 0369)
+    assert calls == ([] if native else ["lseek", "pwrite", "lseek", "pwrite"])
     (data,) = seen
     assert b"INSERT INTO t SELECT peek ()" in data  # its intent, before it ran
     assert b'"governed_db.rows_affected":1' in data  # the previous statement's outcome, journaled with it

@@ -45,7 +45,6 @@ log = logging.getLogger("governed_db.audit")
 #: 02: frame tags are keyed by the store as well as the audit key (decision 0326); a journal of an older layout
 #: is not read (left in place, never chained)
 MAGIC = b"GDBWAL02"
-_M0 = MAGIC[0]
 #: magic, epoch, consumed offset, key id (16 hex chars or zeros), owner pid
 _HEADER = struct.Struct("<8sQQ16sQ")
 HEADER_SIZE = 64
@@ -67,6 +66,8 @@ _START_ITEM = struct.Struct("<IQqBIIqq")
 _PAIR_ITEM = _ITEM
 #: the C copy of a frame (governed_db/_speedups.c), or None: the Python code below
 _native_frame = speedups.frame if speedups is not None else None
+#: the C copy of a frame built in Python (the statement path's rarer shape), or None: ``os.pwrite``
+_native_copy = speedups.copy_frame if speedups is not None else None
 DEFAULT_SIZE = 4 * 1024 * 1024
 _NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.wal$")
 _SPAN = re.compile(rb'"span_id":"([0-9a-f]{16})"')
@@ -78,6 +79,10 @@ _TYPE = re.compile(rb'"type":"([a-z_]+)"')
 MAX_LIVE = 64
 _live = [0]
 _live_lock = threading.Lock()
+#: names of the journals this process writes: never opened by its own recoveries, whatever the lock would say (a
+#: ``flock`` emulated with POSIX record locks, as on NFS, is this process's to take again — and closing any
+#: descriptor of the file drops it: another process would then take the live journal for an orphan)
+_mine: set[str] = set()
 
 
 class TooMany(OSError):
@@ -128,7 +133,8 @@ class Journal:
             os.posix_fallocate(fd, 0, size)  # blocks reserved now: a full disk fails here, never as SIGBUS later
             # written once through, so the statement path never takes a page fault that allocates or converts
             # a block (measured: ~2 µs a statement on a fresh mapping otherwise)
-            os.pwrite(fd, bytes(size), 0)
+            head = _HEADER.pack(MAGIC, 1, HEADER_SIZE, key_label(key), self.pid)
+            os.pwrite(fd, head + bytes(size - len(head)), 0)
             # the mapping keeps its own descriptor of the same open file (and with it the lock); ours stays open
             # for the truncation check of every copy (put)
             self.mm = mmap.mmap(fd, size)
@@ -138,6 +144,12 @@ class Journal:
             os.close(fd)
             raise
         self.fd = fd
+        with _live_lock:
+            _mine.add(self.path.name)
+        # the C copies run under a SIGBUS guard: a truncation landing between the size check and the copy is caught
+        # there (docs/decisions/0369-a-journal-truncated-during-the-copy.md); the Python code never touches the
+        # mapping (pwrite)
+        self.guarded = speedups is not None and bool(speedups.guard_install())
         self.size = size
         self.key = key
         #: the store the frames are tagged for (bound at the first frame, once the store's id is known)
@@ -157,12 +169,17 @@ class Journal:
         #: records deferred since the last intent (outcomes a result may still amend): journaled ahead of the
         #: next intent, or written by the next drain
         self.deferred: list[Any] = []
-        self._header(HEADER_SIZE)
+
+    def _head(self, consumed: int) -> bytes:
+        return _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
 
     def _header(self, consumed: int) -> None:
-        if self.broken or (self._size() < self.size and self._truncated()):
+        """Write the header (at a drain, never on the statement path). ``pwrite``, not the mapping: a file truncated
+        meanwhile is grown back to the header's end, never a SIGBUS; the next frame's size check then finds it."""
+        if self._truncated():
             return
-        self.mm[:_HEADER.size] = _HEADER.pack(MAGIC, self.epoch, consumed, self.label, self.pid)
+        with contextlib.suppress(OSError):
+            os.pwrite(self.fd, self._head(consumed), 0)
 
     def _truncated(self) -> bool:
         """Whether the file is shorter than its mapping. Another process of the same user (or root) can truncate
@@ -172,13 +189,24 @@ class Journal:
         to statements for good: they write to the store, which chains what was journaled from memory."""
         if self.broken:
             return True
-        # shorter than the mapping; or cut and grown again (its header then reads as zeros)
-        short = self._size() < self.size or self.mm[:len(MAGIC)] != MAGIC
+        # shorter than the mapping; or cut and grown again (its header then reads as zeros). Read with pread:
+        # a read of the mapping's first page is a SIGBUS too if the file was cut again since the size was read
+        short = self._size() < self.size or self._magic() != MAGIC
         if short:
+            self._break()
+        return short
+
+    def _break(self) -> None:
+        if not self.broken:
             self.broken = self.closed = True
             log.error("governed_db audit: the journal %s was truncated by another process; its records are "
                       "written to the store from memory, and this store writes directly from now on", self.path)
-        return short
+
+    def _magic(self) -> bytes:
+        try:
+            return os.pread(self.fd, len(MAGIC), 0)
+        except OSError:
+            return b""
 
     def _size(self) -> int:
         try:
@@ -212,15 +240,11 @@ class Journal:
         if self.jkey is not None:
             payload += hashlib.blake2b(payload, key=self.jkey, digest_size=_TAG).digest()
         pos = self.wpos
-        mid = pos + _FRAME.size
-        end = mid + len(payload)
+        end = pos + _FRAME.size + len(payload)
         if end > self.size or self.closed:
             return False
-        if (os.lseek(self.fd, 0, os.SEEK_END) < self.size or self.mm[0] != _M0) and self._truncated():
+        if not self._copy(pos, _FRAME.pack(len(payload), zlib.crc32(payload)) + payload):
             return False
-        mm = self.mm
-        mm[mid:end] = payload
-        mm[pos:mid] = _FRAME.pack(len(payload), zlib.crc32(payload))
         self.wpos = end
         self.frames = number + len(items)
         queue = self.queue
@@ -231,6 +255,26 @@ class Journal:
                 rec.written = True
             number += 1
             queue.append(rec)
+        return True
+
+    def _copy(self, pos: int, frame: bytes) -> bool:
+        """Put ``frame`` (its head, then its payload) at ``pos`` of the file, after checking the file was not
+        truncated: False (the journal broken) when it was. The C helper copies into the mapping under its SIGBUS
+        guard; without it ``pwrite`` (which cannot fault) writes it."""
+        copy = _native_copy
+        if copy is not None:
+            done = copy(self.mm, self.fd, pos, self.size, frame)
+            if done == 0:
+                return True
+            if done == -2:  # cut during the copy: the guard caught the SIGBUS
+                self._break()
+            else:
+                self._truncated()
+            return False
+        if os.lseek(self.fd, 0, os.SEEK_END) < self.size and self._truncated():
+            return False
+        # one call: a write cut short by the writer's death fails the frame's CRC, and the frame never counts
+        os.pwrite(self.fd, frame, pos)
         return True
 
     def put_intent(self, rec: R.PreparedIntent, out: R.PreparedOutcome | None, floor: int, store_id: str) -> int:
@@ -256,6 +300,8 @@ class Journal:
         if _native_frame is not None:
             end = _native_frame(self.mm, self.fd, pos, self.size, self.epoch, number, floor, a, b, pre, tail, iseq,
                                 iframe, self.jkey)
+            if end == -2:  # cut during the copy: the guard caught the SIGBUS
+                self._break()
             if end == 0 or (end < 0 and self._truncated()):
                 if out is not None:
                     out.cached = None
@@ -272,16 +318,12 @@ class Journal:
             jkey = self.jkey
             if jkey is not None:
                 payload += hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest()
-            mid = pos + 8
-            end = mid + len(payload)
-            if end > self.size or ((os.lseek(self.fd, 0, os.SEEK_END) < self.size or self.mm[0] != _M0)
-                                   and self._truncated()):
+            end = pos + 8 + len(payload)
+            if end > self.size or not self._copy(pos, b"%b%b" % (_FRAME.pack(len(payload), zlib.crc32(payload)),
+                                                                 payload)):
                 if out is not None:
                     out.cached = None
                 return 0
-            mm = self.mm
-            mm[mid:end] = payload
-            mm[pos:mid] = _FRAME.pack(len(payload), zlib.crc32(payload))
         self.wpos = end
         queue = self.queue
         if out is not None:
@@ -352,6 +394,7 @@ class Journal:
             os.close(self.fd)  # the last descriptor of the open file: releases the lock
         with _live_lock:
             _live[0] -= 1
+            _mine.discard(self.path.name)
 
     def abandon(self) -> None:
         """In a forked child: the mapping and lock are the parent's; let go of them without touching the file."""
@@ -465,7 +508,7 @@ def orphans(store: Path, key: bytes | None, store_id: str = "") -> Iterator[Orph
         raise ValueError("frames can only be checked against the store's id")
     jkey = journal_key(key, store_id) if key is not None else None
     for name in names:
-        if not _NAME.match(name):
+        if not _NAME.match(name) or name in _mine:
             continue
         p = d / name
         try:
@@ -506,40 +549,57 @@ def _read(path: Path, fd: int, jkey: bytes | None) -> Orphan | None:
         raise ValueError(f"{size} bytes, larger than any journal a writer makes")
     if size < HEADER_SIZE:
         return Orphan(path, fd, b"", pid=0) if size == 0 else None
-    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
-        magic, epoch, consumed, label, pid = _HEADER.unpack_from(mm, 0)
-        if magic != MAGIC:
-            return Orphan(path, fd, b"", pid=0) if not any(mm[:HEADER_SIZE]) else None
-        orphan = Orphan(path, fd, bytes(label), pid=pid)
-        tagged = orphan.label != _NO_KEY
-        check = jkey is not None and tagged
-        pos = max(HEADER_SIZE, min(consumed, size))
-        while pos + _FRAME.size <= size:
-            length, crc = _FRAME.unpack_from(mm, pos)
-            end = pos + _FRAME.size + length
-            if length <= _START.size or end > size:
-                break
-            payload = mm[pos + _FRAME.size:end]
-            ep, number, floor = _START.unpack_from(payload, 0)
-            if ep != epoch % 2**32 or zlib.crc32(payload) != crc:
-                break  # torn (the writer died copying it: its statement had not run), or of an earlier round
-            pos = end
-            if tagged:
-                payload, tag = payload[:-_TAG], payload[-_TAG:]
-                if check and jkey is not None and not hmac.compare_digest(
-                        hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest(), tag):
-                    orphan.forged += 1
-                    continue
-            try:
-                items = list(_items(payload, number))
-            except (ValueError, struct.error):
-                items = []
-            if not items or not all(rec.valid() for rec in items):
-                orphan.forged += 1  # garbled, or crafted with a valid CRC: never chained, never shown
+    # read, not mapped: a journal truncated by someone else while it is read (its writer is gone, but anyone with
+    # write access can) then reads short — a mapping would raise SIGBUS in the recovering process, a writer
+    data = _pread_all(fd, size)
+    size = len(data)
+    if size < HEADER_SIZE:
+        return None
+    magic, epoch, consumed, label, pid = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        return Orphan(path, fd, b"", pid=0) if not any(data[:HEADER_SIZE]) else None
+    orphan = Orphan(path, fd, bytes(label), pid=pid)
+    tagged = orphan.label != _NO_KEY
+    check = jkey is not None and tagged
+    pos = max(HEADER_SIZE, min(consumed, size))
+    while pos + _FRAME.size <= size:
+        length, crc = _FRAME.unpack_from(data, pos)
+        end = pos + _FRAME.size + length
+        if length <= _START.size or end > size:
+            break
+        payload = data[pos + _FRAME.size:end]
+        ep, number, floor = _START.unpack_from(payload, 0)
+        if ep != epoch % 2**32 or zlib.crc32(payload) != crc:
+            break  # torn (the writer died copying it: its statement had not run), or of an earlier round
+        pos = end
+        if tagged:
+            payload, tag = payload[:-_TAG], payload[-_TAG:]
+            if check and jkey is not None and not hmac.compare_digest(
+                    hashlib.blake2b(payload, key=jkey, digest_size=_TAG).digest(), tag):
+                orphan.forged += 1
                 continue
-            orphan.records.extend(items)
-            orphan.floor = floor if orphan.floor is None else min(orphan.floor, floor)
+        try:
+            items = list(_items(payload, number))
+        except (ValueError, struct.error):
+            items = []
+        if not items or not all(rec.valid() for rec in items):
+            orphan.forged += 1  # garbled, or crafted with a valid CRC: never chained, never shown
+            continue
+        orphan.records.extend(items)
+        orphan.floor = floor if orphan.floor is None else min(orphan.floor, floor)
     return orphan
+
+
+def _pread_all(fd: int, size: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = os.pread(fd, size - got, got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def _items(payload: bytes, number: int) -> Iterator[Recovered]:
@@ -595,6 +655,7 @@ def resolve(records: list[Recovered], known: dict[tuple[str, str], int]) -> list
 def _after_fork_in_child() -> None:
     global _live_lock
     _live[0] = 0  # the parent's journals are abandoned by their stores in the child
+    _mine.clear()  # and stay the parent's: its lock keeps them from the child's recoveries
     _live_lock = threading.Lock()
 
 
