@@ -59,8 +59,8 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
                                                              native: bool) -> None:
     """From the second statement on, the intent and the previous outcome are in the journal file — visible to any
     other process — before the driver runs the statement, and no write, flock or stat was made for them (one lseek,
-    and without the C helper one pwrite instead of the copy into the mapping; the C helper makes its lseek itself,
-    so no Python-level call at all is seen then)."""
+    and without the C helper one pwrite instead of the copy into the mapping, the size read after it; the C helper
+    makes its lseek itself, so no Python-level call at all is seen then)."""
     _quiet(monkeypatch)
     if native and J._native_frame is None:
         pytest.skip("governed_db._speedups is not built here")
@@ -108,7 +108,7 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
     # one lseek a statement: the journal's size, so a journal truncated by another process is never touched past
     # its end (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md); the Python code
     # writes the frame with pwrite, which cannot fault where a copy into the mapping can (decision 0369)
-    assert calls == ([] if native else ["lseek", "pwrite", "lseek", "pwrite"])
+    assert calls == ([] if native else ["pwrite", "lseek", "pwrite", "lseek"])
     (data,) = seen
     assert b"INSERT INTO t SELECT peek ()" in data  # its intent, before it ran
     assert b'"governed_db.rows_affected":1' in data  # the previous statement's outcome, journaled with it

@@ -182,11 +182,14 @@ class Journal:
             os.pwrite(self.fd, self._head(consumed), 0)
 
     def _truncated(self) -> bool:
-        """Whether the file is shorter than its mapping. Another process of the same user (or root) can truncate
-        it; a copy into a page past the file's end is SIGBUS — the writer dies and the intents only it held in
-        memory die with it. One ``lseek`` (about 0.3 µs here, a sixth of ``fstat``'s cost) tells the file's size
-        (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md). Once it is short, the journal is closed
-        to statements for good: they write to the store, which chains what was journaled from memory."""
+        """Whether the file is shorter than its mapping, or was cut and grown back. No code of governed_db truncates
+        a journal, but another process of the same user (or root) can; a copy into a page past the file's end is
+        SIGBUS — the writer would die, and the intents only it held in memory with it. One ``lseek`` (about 0.3 µs
+        here, a sixth of ``fstat``'s cost) tells the file's size
+        (docs/decisions/0326-a-live-journal-truncated-or-planted-and-anchor-fields.md); a truncation landing after
+        that check is caught by the C copy's guard, and the Python code writes with ``pwrite``
+        (docs/decisions/0369-a-journal-truncated-during-the-copy.md). Once truncated, the journal is closed to
+        statements for good: they write to the store, which chains what was journaled from memory."""
         if self.broken:
             return True
         # shorter than the mapping; or cut and grown again (its header then reads as zeros). Read with pread:
@@ -258,9 +261,11 @@ class Journal:
         return True
 
     def _copy(self, pos: int, frame: bytes) -> bool:
-        """Put ``frame`` (its head, then its payload) at ``pos`` of the file, after checking the file was not
-        truncated: False (the journal broken) when it was. The C helper copies into the mapping under its SIGBUS
-        guard; without it ``pwrite`` (which cannot fault) writes it."""
+        """Put ``frame`` (its head, then its payload) at ``pos`` of the file; False (the journal broken, the frame
+        not to be counted on) when the file was found truncated. The C helper checks the file's size, then copies
+        into the mapping under its SIGBUS guard. Without it, ``pwrite`` writes the frame — a write never faults —
+        and the size is read after it: a truncation before or during the write shows there (the write grows the
+        file only to the frame's end), so the statement's intent goes to the store instead, as in C."""
         copy = _native_copy
         if copy is not None:
             done = copy(self.mm, self.fd, pos, self.size, frame)
@@ -271,11 +276,18 @@ class Journal:
             else:
                 self._truncated()
             return False
-        if os.lseek(self.fd, 0, os.SEEK_END) < self.size and self._truncated():
-            return False
         # one call: a write cut short by the writer's death fails the frame's CRC, and the frame never counts
-        os.pwrite(self.fd, frame, pos)
-        return True
+        try:
+            n = os.pwrite(self.fd, frame, pos)
+        except OSError as e:  # EIO, or EFBIG past RLIMIT_FSIZE (which a copy into the mapping never met)
+            log.error("governed_db audit: writing to the journal %s failed (%s); this store writes directly from "
+                      "now on", self.path, e)
+            self.broken = self.closed = True
+            return False
+        if n == len(frame) and os.lseek(self.fd, 0, os.SEEK_END) >= self.size:
+            return True
+        self._break()  # truncated (or a short write): the store writes this intent and what the journal held
+        return False
 
     def put_intent(self, rec: R.PreparedIntent, out: R.PreparedOutcome | None, floor: int, store_id: str) -> int:
         """The statement path of :meth:`put`: one frame of ``rec`` after ``out``, the one outcome deferred since the
