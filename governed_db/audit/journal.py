@@ -4,7 +4,9 @@ Each writing process keeps one memory-mapped file in ``<store>.wal/`` (docs/deci
 Before the driver sees a statement, its intent is copied into that mapping as a *frame*: the record's
 canonical bytes less its place in the chain (``seq``, ``prev``, ``hash``, ``tag``), checked by a CRC-32 and,
 with a key, by a keyed BLAKE2b tag. A ``MAP_SHARED`` page belongs to the kernel's page cache the moment it is
-written, so the frame survives SIGKILL of the writer exactly as a ``write()`` would. The store's flusher thread
+written, so the frame survives SIGKILL of the writer exactly as a ``write()`` would. (Without the C helper the
+frame is written with one ``pwrite``: Python cannot survive the SIGBUS a copy into a truncated mapping raises,
+docs/decisions/0369-a-journal-truncated-during-the-copy.md.) The store's flusher thread
 then chains the frames into the store in order — many records in one locked ``write()`` — and advances the
 journal's *consumed* mark.
 
