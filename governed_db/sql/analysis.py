@@ -156,12 +156,15 @@ def _normalize(text: str, tokens: list[Token], originals: dict[int, str] | None 
     return "".join(out)
 
 
-def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str] | None = None) -> str | None:
+def _pyformat_to_qmark(
+    text: str, tokens: list[Token], originals: dict[int, str] | None = None, *, placeholders: bool = True
+) -> str | None:
     """``%s`` / ``%(name)s`` (pymysql, psycopg2) become ``?`` so every dialect's parser reads them.
 
     The driver interpolates an escaped literal there, so a placeholder is what the server will see.
     ``%%`` outside strings is the driver's escaped ``%``. Returns None when there is nothing to do.
     ``originals`` receives, by offset in the rewritten text, what each rewritten token was.
+    ``placeholders=False``: only ``%%`` (PostgreSQL, whose parser reads ``%s`` placeholders itself).
     """
     originals = {} if originals is None else originals
     length = 0  # characters of the rewritten text emitted so far
@@ -173,7 +176,7 @@ def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str]
         tok = tokens[i]
         if tok.token_type == TokenType.MOD:
             nxt = tokens[i + 1] if i + 1 < n else None
-            if nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
+            if placeholders and nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
                 length += tok.start - last
                 originals[length] = text[tok.start : nxt.end + 1]
                 out.append(text[last : tok.start] + "?")
@@ -181,7 +184,8 @@ def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str]
                 last, i, changed = nxt.end + 1, i + 2, True
                 continue
             if (
-                i + 4 < n
+                placeholders
+                and i + 4 < n
                 and nxt is not None
                 and nxt.token_type == TokenType.L_PAREN
                 and nxt.start == tok.end + 1
@@ -224,6 +228,9 @@ def _ambiguous_dash(text: str, tokens: list[Token]) -> bool:
             return True
     return False
 
+
+#: the flag of a PostgreSQL statement whose ``%%`` (outside strings) was read as the pyformat drivers' escaped ``%``
+ESCAPED_PERCENT = "escaped-percent"
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 _HASH_COMMENT = re.compile(r"#[^\n]*")
@@ -319,9 +326,13 @@ def analyze(sql: str, dialect: str) -> Analysis:
             reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
         originals: dict[int, str] = {}  # rewritten placeholder offset -> the driver's own text, for the record
-        if gd != "postgres" and "%" in text:
-            rewritten = _pyformat_to_qmark(text, tokens, originals)
+        if "%" in text:
+            rewritten = _pyformat_to_qmark(text, tokens, originals, placeholders=gd != "postgres")
             if rewritten is not None:
+                if gd == "postgres":
+                    # the driver's escaped ``%`` only where it is handed parameters; else the server reads an
+                    # operator ``%%`` (one of the caller's own: CREATE OPERATOR) — refused then (pipeline)
+                    flags.add(ESCAPED_PERCENT)
                 text = rewritten
                 tokens = tokenize(d, gd, text)
         chunks = _split(tokens)
