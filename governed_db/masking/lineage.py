@@ -1715,7 +1715,7 @@ __all__ = ["CONST", "ColumnsOf", "FullText", "Lineage", "Origin", "Output", "Ref
 _BOUNDED_LENGTH = 65535
 
 
-def _cast_short(item: Any) -> bool:
+def _cast_short(item: object) -> bool:
     """Is ``item`` an explicit cast (``x::varchar(10)``, ``CAST(x AS int)``) to a type of a small bounded length?"""
     while isinstance(item, exp.Paren):
         item = item.this
