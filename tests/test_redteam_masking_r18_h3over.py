@@ -8,11 +8,11 @@ leak guards that show the allowance opened nothing (decisions 0360-0362).
   ("constraints unreadable"): the watched-table probe traced the write before its constraints were read with
   await, and the failed replayed read was kept as the catalog's answer (0361).
 * ``UPDATE/DELETE ... WHERE CURRENT OF c`` was refused as unparseable: it is the cursor's current row, one row,
-  chosen by the cursor's own (judged) query and order (0362).
+  chosen by the cursor's own (judged) query and order (0360).
 * ``SELECT ... INTO TEMP t`` of clear columns was refused by the effect guard as a write of every row of ``t``
   (it makes ``t``); of a masked column it is refused as ``CREATE TABLE AS`` is, ``masked-column-copy`` (0362).
 * ``concat(full_name, p::varchar(10))``: a text of another table cast to a short type counted as a long partner
-  (0350); PostgreSQL cuts it to the length, so it is short (0360).
+  (0350); PostgreSQL cuts it to the length, so it is short (0362).
 
 Every leak guard runs the statement over two copies of the people that differ in row 1's masked values (the
 guessed SSN stored, or another; an 11- or 108-character name) and asserts the governed outcome is the same.
@@ -270,7 +270,7 @@ def test_asyncpg_write_of_a_masked_unique_column_is_refused_by_its_key(people: d
     ), seen
 
 
-# -- UPDATE/DELETE ... WHERE CURRENT OF (0362) --------------------------------------------------------------------
+# -- UPDATE/DELETE ... WHERE CURRENT OF (0360) --------------------------------------------------------------------
 CURSOR_SCRIPT = [
     "DECLARE r18c CURSOR FOR SELECT id, city FROM {t} WHERE id > 1 ORDER BY id FOR UPDATE",
     "FETCH 2 FROM r18c",
@@ -381,7 +381,7 @@ def test_select_into_temp_of_a_masked_column_is_refused_as_create_table_as(peopl
     assert made == [(True,)]
 
 
-# -- a text of another table cast to a short type (0360) ----------------------------------------------------------
+# -- a text of another table cast to a short type (0362) ----------------------------------------------------------
 @pytest.fixture
 def padded(pg_conn: Any, people: dict[str, str], unique: str) -> Iterator[str]:
     """A table of one long text of the caller's own (1 MB)."""

@@ -77,7 +77,7 @@ class AsyncDriver(Driver):
         # a write is judged by the constraints of the tables it names (read once per table), and by the columns of
         # the tables their foreign keys lead to. Read before the watched tables are probed, which traces the
         # statement (traced without them, every write of a small table was judged by unreadable constraints), and
-        # again after, for a table that probe sampled anew
+        # again after, for a table that probe sampled anew (decision 0361)
         for key in keys if writes else ():
             await self._warm_constraints(gov, state, replay, key)
         await self._warm_watched(gov, state, replay, sql, nodes)

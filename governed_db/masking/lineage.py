@@ -844,7 +844,7 @@ class Walker:
             tables.append(frozenset({t for t, _ in origin.sources} | origin.rows))
             if self.dialect == "postgres" and _cast_short(item):
                 # ``p::varchar(10)``: PostgreSQL cuts the value to the length (an explicit cast neither fails nor
-                # warns), so the part is short whatever was stored or computed (decision 0360)
+                # warns), so the part is short whatever was stored or computed (decision 0362)
                 parts.append((tainted, False, False))
                 stored.append(frozenset())
                 continue

@@ -221,8 +221,9 @@ def _pyformat_to_qmark(
     return "".join(out)
 
 
-#: what PostgreSQL's ``WHERE CURRENT OF <cursor>`` (no parser reads it) is parsed as: a call marked, once parsed,
-#: with ``CURRENT_OF`` in its ``meta`` (a call of that name the caller wrote is an unknown function, unmarked)
+#: what PostgreSQL's ``WHERE CURRENT OF <cursor>`` (sqlglot does not read it) is parsed as: a call marked, once
+#: parsed, with ``CURRENT_OF`` in its ``meta`` (a call of that name the caller wrote is an unknown function, unmarked;
+#: decision 0360)
 _CURRENT_OF_STAND_IN = "gdb_current_of()"
 
 
