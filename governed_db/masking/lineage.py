@@ -1716,10 +1716,15 @@ _BOUNDED_LENGTH = 65535
 
 
 def _cast_short(item: object) -> bool:
-    """Is ``item`` an explicit cast (``x::varchar(10)``, ``CAST(x AS int)``) to a type of a small bounded length?"""
+    """Is ``item`` an explicit cast to a text of a small declared length (``x::varchar(10)``, ``CAST(x AS
+    char(4))``)? Only those: PostgreSQL's grammar reads ``varchar(n)``/``char(n)`` as its own types whatever the
+    search path, and a type of the caller's own takes no length."""
     while isinstance(item, exp.Paren):
         item = item.this
-    return isinstance(item, exp.Cast) and not isinstance(item, exp.TryCast) and _bounded_type(item.to.sql("postgres"))
+    if not isinstance(item, exp.Cast) or isinstance(item, exp.TryCast):
+        return False
+    to = item.to.sql("postgres")
+    return type_category(to) == "text" and _bounded_type(to)
 
 
 def _bounded_type(declared: str | None) -> bool:
