@@ -28,7 +28,15 @@ import pytest
 
 import governed_db
 from governed_db.sql.analysis import analyze
-from tests._redteam import AGENT, LONG_NAME, govern, pg_connect
+from tests._redteam import (
+    AGENT,
+    CURIOUS_AGENT,
+    LONG_NAME,
+    asyncpg_variants,
+    govern,
+    pg_connect,
+    pg_stored_people,
+)
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
 
@@ -436,3 +444,41 @@ def test_a_long_partner_is_still_refused(people: dict[str, str], padded: str, sq
     finally:
         gov.close()
     assert seen[0] == seen[1] == "refused: ['masked-column-predicate']", seen
+
+
+# -- asyncpg fetchval/fetchrow of a write with RETURNING (0361) ---------------------------------------------------
+@pytest.fixture
+def stored(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per copy a and b: 400 people differing only in row 1's name (11 or 108 characters): where an UPDATE puts
+    row 5's new version differs (``pg_stored_people``)."""
+    names = pg_stored_people(pg_conn, f"r18h3_{unique}")
+    yield names
+    for t in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+@pytest.mark.parametrize("method", ["fetchval", "fetchrow"])
+def test_asyncpg_one_row_of_a_write_returning_comes_in_key_order(stored: dict[str, str], method: str) -> None:
+    """``fetchval("DELETE ... RETURNING id")`` was refused by the effect guard on a table with masked columns: the
+    write is sent wrapped in key order (0330) and a one-row fetch left its status unread. Fetched whole now, it
+    runs; the row it answers is the first in key order in both copies, where the raw connection answers the row
+    stored first (row 5 moved to the last page, or not, by row 1's name length)."""
+
+    async def see(conn: Any, t: str) -> Any:
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            await conn.execute(f"UPDATE {t} SET city = NULL, full_name = NULL WHERE id = 5")
+            got = await getattr(conn, method)(f"DELETE FROM {t} WHERE id IN (5, 396) RETURNING id")
+            left = await conn.fetchval(f"SELECT count(*) FROM {t} WHERE id IN (5, 396)")
+            return (got if method == "fetchval" else tuple(got)), left
+        except governed_db.GuardrailViolation as e:
+            return f"refused: {e}"
+        finally:
+            await tr.rollback()
+
+    seen = asyncpg_variants(stored, see, identity=CURIOUS_AGENT)
+    (raw_a, gov_a), (raw_b, gov_b) = seen["a"], seen["b"]
+    assert raw_a != raw_b, seen  # the oracle: the raw connection answers the row stored first
+    one = 5 if method == "fetchval" else (5,)
+    assert gov_a == gov_b == (one, 0), seen  # key order, and both rows deleted
