@@ -48,7 +48,7 @@ from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
 from governed_db.semconv import DB_NAMESPACE, GDB_APPROVAL_REQUEST_ID, GDB_REASON
 from governed_db.settings import Settings
-from governed_db.sql.analysis import Analysis, analyze
+from governed_db.sql.analysis import ESCAPED_PERCENT, Analysis, analyze
 from governed_db.sql.shapes import analysis_for
 from governed_db.sqlcomment import tag_statement
 from governed_db.telemetry import Recorder
@@ -66,6 +66,16 @@ R = TypeVar("R")
 #: read once: an enum member looked up on its class costs ~70 ns, and these are read for every statement
 _ALLOW = Action.ALLOW
 _LIMIT = Action.LIMIT
+
+
+#: ``%%`` read as the driver's escaped ``%`` in a statement the driver sends as written (decision 0360)
+_UNESCAPED_PERCENT = RuleHit(
+    "unparseable",
+    Action.DENY,
+    "'%%' outside a string is the driver's escaped '%' only when the statement is passed parameters; without them "
+    "the server reads an operator '%%' (one a user may define), which the analyser cannot judge",
+    "write '%' where no parameters are passed, or pass the statement its parameters",
+)
 
 
 class Governor:
@@ -173,6 +183,8 @@ class Governor:
             limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
         )
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
+        if masked is None and ESCAPED_PERCENT in analysis.flags and not self.driver.unescapes_percent(params):
+            masked = _UNESCAPED_PERCENT
         switch = known.switch  # the identity changing the session state governed_db keeps for it
         if limited is not None or masked is not None or switch is not None:
             extra = [hit for hit in (limited, masked, switch) if hit is not None]

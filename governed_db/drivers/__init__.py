@@ -95,6 +95,11 @@ class Driver:
             f"the statement must be SQL text (str or bytes), got {type(sql).__name__}: pass the SQL as a string"
         )
 
+    def unescapes_percent(self, params: Any) -> bool:
+        """Whether the driver sends ``%%`` as ``%`` when it runs a statement with ``params`` (pyformat drivers
+        interpolate, unescaping ``%%``, whenever parameters are given, an empty tuple too)."""
+        return params is not None and self.paramstyle_for(None) in ("format", "pyformat")
+
     def placeholder_problem(self, text: str, params: Any) -> str | None:
         """Why ``text`` cannot take ``params`` in this driver's paramstyle (None: no evident problem).
 

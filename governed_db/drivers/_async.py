@@ -71,15 +71,19 @@ class AsyncDriver(Driver):
             return
         from governed_db.masking.catalog import table_key
 
-        for node in nodes:
-            await self._warm_table(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node)
+        keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]
+        for key, node in zip(keys, nodes, strict=True):
+            await self._warm_table(gov, state, replay, key, node)
+        # a write is judged by the constraints of the tables it names (read once per table), and by the columns of
+        # the tables their foreign keys lead to. Read before the watched tables are probed, which traces the
+        # statement (traced without them, every write of a small table was judged by unreadable constraints), and
+        # again after, for a table that probe sampled anew (decision 0361)
+        for key in keys if writes else ():
+            await self._warm_constraints(gov, state, replay, key)
         await self._warm_watched(gov, state, replay, sql, nodes)
+        for key in keys if writes else ():
+            await self._warm_constraints(gov, state, replay, key)
         await self._warm_created(gov, state, replay, sql)
-        if writes:
-            # a write is judged by the constraints of the tables it names (read once per table), and by the columns
-            # of the tables their foreign keys lead to
-            for node in nodes:
-                await self._warm_constraints(gov, state, replay, table_key(".".join(p.name for p in node.parts)))
         for node in nodes:
             await self._warm_order(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node, 0)
 

@@ -196,12 +196,14 @@ def _values_rows(gov: Governor, sql: str) -> int | None:
 
 
 def _measured_write(gov: Governor, sql: str) -> bool:
-    """``sql`` is a write the effect guard measures (analysis and shape are cached per text)."""
+    """``sql`` changes data (analysis and shape are cached per text): a write the effect guard measures, or one it
+    cannot measure by this text — masking sends a multi-row ``UPDATE/DELETE ... RETURNING`` as ``WITH gdb_changed AS
+    (<the write>) SELECT ...`` (0330), whose status counts the rows it changed only once every row is read."""
     from governed_db.guards.effect import shape_of
     from governed_db.sql.analysis import analyze
 
     try:
-        return shape_of(analyze(sql, gov.dialect), gov.dialect).problem == ""
+        return shape_of(analyze(sql, gov.dialect), gov.dialect).problem is not None
     except Exception:
         return False
 

@@ -190,6 +190,8 @@ def _mode(stmt: StatementInfo) -> str:
         return "mixed"
     if isinstance(tree, exp.Copy):
         return "insert"  # COPY ... FROM loads rows; it changes none that were there
+    if isinstance(tree, exp.Select) and tree.args.get("into") is not None:
+        return "insert"  # SELECT ... INTO a new table (CREATE TABLE AS), a variable or a file: no row was there (0362)
     if isinstance(tree, exp.Delete):
         return "delete"
     if isinstance(tree, exp.Update):

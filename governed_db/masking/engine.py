@@ -502,8 +502,12 @@ class MaskingState:
             if self.constraints_due(info):
                 table_sql, schema_name, name = info.source or (key, None, key)
                 raw = self.gov.driver.catalog_connection(self.gov)
+                misses = getattr(raw, "misses", 0)
                 info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns)
-                info.constraints_read = time.monotonic()
+                if getattr(raw, "misses", 0) == misses:
+                    # a read an async connection's warm-up did not do is no unreadable catalog: asked again, with
+                    # await, before the next write is judged (and judged as unreadable meanwhile: fail closed)
+                    info.constraints_read = time.monotonic()
         return info.columns, info.constraints
 
     @staticmethod
@@ -1105,7 +1109,11 @@ class MaskingState:
             if not missing or not self.reread(missing):
                 return found  # type: ignore[no-any-return]
             key = (analysis.key, self.version)  # a table gained a column since: traced anew
+        raw = self.gov.driver.catalog_connection(self.gov)
+        misses = getattr(raw, "misses", 0)
         facts = self._facts(analysis)
+        if getattr(raw, "misses", 0) != misses:
+            return facts  # traced on a catalog read the async warm-up had not done yet: not kept
         if facts.lineage is not None and facts.lineage.missing:
             with self.lock:
                 if len(self.volatile) >= _HOT_CACHE:

@@ -841,11 +841,17 @@ class Walker:
             value = node.args.get(key)
             item = value[i] if isinstance(value, list) and i < len(value) else value
             tainted = bool(origin.sources or origin.rows)
+            tables.append(frozenset({t for t, _ in origin.sources} | origin.rows))
+            if self.dialect == "postgres" and _cast_short(item):
+                # ``p::varchar(10)``: PostgreSQL cuts the value to the length (an explicit cast neither fails nor
+                # warns), so the part is short whatever was stored or computed (decision 0362)
+                parts.append((tainted, False, False))
+                stored.append(frozenset())
+                continue
             unbounded = origin.long or (
                 isinstance(item, exp.Expression) and origin.kind == "const" and flow.unbounded(item)
             )
             parts.append((tainted, origin.long, unbounded))
-            tables.append(frozenset({t for t, _ in origin.sources} | origin.rows))
             stored.append(self.stored_text(origin))
         for i, why in flow.merge_hazards(node, parts, tables, stored):
             self.lineage.uses.append((why, keyed[i][2]))
@@ -1707,6 +1713,18 @@ __all__ = ["CONST", "ColumnsOf", "FullText", "Lineage", "Origin", "Output", "Ref
 #: the longest declared text length counted as bounded (a merge of a few such values stays far below PostgreSQL's
 #: 256 MB jsonb and 1 GB text limits)
 _BOUNDED_LENGTH = 65535
+
+
+def _cast_short(item: object) -> bool:
+    """Is ``item`` an explicit cast to a text of a small declared length (``x::varchar(10)``, ``CAST(x AS
+    char(4))``)? Only those: PostgreSQL's grammar reads ``varchar(n)``/``char(n)`` as its own types whatever the
+    search path, and a type of the caller's own takes no length."""
+    while isinstance(item, exp.Paren):
+        item = item.this
+    if not isinstance(item, exp.Cast) or isinstance(item, exp.TryCast):
+        return False
+    to = item.to.sql("postgres")
+    return type_category(to) == "text" and _bounded_type(to)
 
 
 def _bounded_type(declared: str | None) -> bool:

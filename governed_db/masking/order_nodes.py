@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 from sqlglot import exp
 
+from governed_db.sql._where import CURRENT_OF
+
 #: aggregates whose result depends on the order of their rows, and that take an ORDER BY of their own
 ORDERED_AGGS: tuple[type[exp.Expression], ...] = tuple(
     c
@@ -292,11 +294,25 @@ def grouping_sets(group: exp.Group) -> bool:
     return any(isinstance(e, kinds) for e in group.expressions)
 
 
+class _EveryColumn(frozenset[str]):
+    """The columns a ``WHERE CURRENT OF <cursor>`` pins: all of them (it is the cursor's current row), so that
+    every key ``k`` is ``k <= pinned`` (Python asks the right operand first, a subclass of the left one's type)."""
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+
+_EVERY_COLUMN = _EveryColumn()
+
+
 def pinned_columns(where: exp.Expression | None, target: exp.Table) -> frozenset[str]:
     """Lower-case columns of ``target`` that ``where`` sets equal to one constant or parameter (``id = 1 AND ...``):
-    rows that hold a whole key of them are at most one."""
+    rows that hold a whole key of them are at most one. PostgreSQL's ``CURRENT OF <cursor>`` (as the analyser
+    marked it) pins every column: one row, the cursor's, which the cursor's own (judged) order chose."""
     if where is None:
         return frozenset()
+    if CURRENT_OF in where.meta:
+        return _EVERY_COLUMN
     names = {target.name.lower(), target.alias_or_name.lower()}
     constants = (exp.Literal, exp.Placeholder, exp.Parameter)
     out = set()

@@ -149,10 +149,10 @@ def _apply(sql: str, inserts: list[tuple[int, str]]) -> str:
 
 def _as_parsed(base: str, tokens: list[Token], gd: str, d: Dialect) -> tuple[str, Callable[[int], int]]:
     """The text as the analyser parsed it (pyformat placeholders as ``?``), and a map of its positions back."""
-    if gd == "postgres" or "%" not in base:
+    if "%" not in base:
         return base, lambda pos: pos
     originals: dict[int, str] = {}
-    rewritten = _pyformat_to_qmark(base, tokens, originals)
+    rewritten = _pyformat_to_qmark(base, tokens, originals, placeholders=gd != "postgres")
     if rewritten is None:
         return base, lambda pos: pos
     offsets = sorted(originals)

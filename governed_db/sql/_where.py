@@ -38,6 +38,8 @@ from governed_db.sql._self_reads import (
     upsert,
 )
 
+#: the ``meta`` key the analyser marks PostgreSQL's ``WHERE CURRENT OF <cursor>`` with (its stand-in call)
+CURRENT_OF = "gdb_current_of"
 _WHERE_RANK = {None: 0, "bounded": 0, "undecidable": 1, "tautology": 2, "missing": 3}
 
 
@@ -60,15 +62,24 @@ def worst_where(tree: exp.Expr, gd: str) -> str | None:
         else:
             w = node.args.get("where")
             status = _judge(w.this, truthy) if w is not None else _by_joins(node, gd)
-            if status == "bounded" and w is not None and not _names_target(node, w.this):
-                status = "undecidable"  # WHERE u.flag / EXISTS (SELECT 1 FROM u): the same for every row
-            if status == "bounded" and self_sourced(node) and not constant_bound(node, conditions(node), _judge):
-                status = "undecidable"  # a self-join or a subquery over the table itself: may pair every row
-            if status == "bounded" and gd == "sqlite" and w is not None and sqlite_quoted_string(w.this):
-                status = "undecidable"  # WHERE "x" = 'x': SQLite reads an unknown "x" as the string 'x'
+            if w is not None and CURRENT_OF in w.this.meta:
+                pass  # CURRENT OF <cursor> (marked by the analyser): one row, the cursor's current one
+            elif status == "bounded":
+                status = _bounded_still(node, w, gd)
         if worst is None or _WHERE_RANK[status] > _WHERE_RANK[worst]:
             worst = status
     return worst
+
+
+def _bounded_still(node: exp.Expr, w: exp.Where | None, gd: str) -> str:
+    """A write whose WHERE names its rows: ``undecidable`` where they may still be every row."""
+    if w is not None and not _names_target(node, w.this):
+        return "undecidable"  # WHERE u.flag / EXISTS (SELECT 1 FROM u): the same for every row
+    if self_sourced(node) and not constant_bound(node, conditions(node), _judge):
+        return "undecidable"  # a self-join or a subquery over the table itself: may pair every row
+    if gd == "sqlite" and w is not None and sqlite_quoted_string(w.this):
+        return "undecidable"  # WHERE "x" = 'x': SQLite reads an unknown "x" as the string 'x'
+    return "bounded"
 
 
 def _merge(node: exp.Merge, truthy: bool) -> str | None:
@@ -124,6 +135,8 @@ def _judge(cond: exp.Expr, truthy: bool = False) -> str:
     """
     while isinstance(cond, exp.Paren):
         cond = cond.this
+    if CURRENT_OF in cond.meta:
+        return "bounded"  # PostgreSQL's CURRENT OF <cursor> (marked by the analyser): the cursor's current row
     inline = _fromless(cond.this) if isinstance(cond, exp.Exists) else None
     if inline is not None:
         # EXISTS (SELECT 1 WHERE t.id = t.id): no FROM, so it is its WHERE evaluated on the outer row

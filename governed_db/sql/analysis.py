@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import re
 
-from sqlglot import Token, TokenType
+from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 
@@ -39,6 +39,7 @@ from governed_db.sql._facts import statement_info
 from governed_db.sql._model import Analysis, StatementInfo, _split
 from governed_db.sql._risks import other_reading_differs
 from governed_db.sql._sqlite_reading import tcl_parameter, tokenize
+from governed_db.sql._where import CURRENT_OF, worst_where
 
 #: governed_db dialect name -> sqlglot dialect name
 SQLGLOT_DIALECTS = {
@@ -124,9 +125,13 @@ def _placeholder_end(tokens: list[Token], i: int) -> int:
     return i
 
 
-def _normalize(text: str, tokens: list[Token], originals: dict[int, str] | None = None) -> str:
+def _normalize(
+    text: str, tokens: list[Token], originals: dict[int, str] | None = None,
+    spans: dict[int, tuple[int, str]] | None = None,
+) -> str:
     """Literals become ``?``; comments vanish; identifiers keep their quotes; placeholders stay exactly as
-    written (``originals``: what a rewritten token was in the driver's text, by offset). Cheap: no tree."""
+    written (``originals``: what a rewritten token was in the driver's text, by offset; ``spans``: what the
+    ``n`` tokens from an offset were, as ``(n, text)``). Cheap: no tree."""
     out: list[str] = []
     prev: Token | None = None
     i, n = 0, len(tokens)
@@ -144,6 +149,9 @@ def _normalize(text: str, tokens: list[Token], originals: dict[int, str] | None 
             piece = text[tok.start : tokens[end - 1].end + 1]
         elif originals and tok.start in originals:
             piece, end = originals[tok.start], i + 1
+        elif spans and tok.start in spans:
+            count, piece = spans[tok.start]
+            end = min(n, i + count)
         else:
             piece, end = ("?" if tt in _LITERAL_TOKENS else text[tok.start : tok.end + 1]), i + 1
         if prev is not None and tt not in _NO_SPACE_BEFORE and prev.token_type not in _NO_SPACE_AFTER:
@@ -156,12 +164,15 @@ def _normalize(text: str, tokens: list[Token], originals: dict[int, str] | None 
     return "".join(out)
 
 
-def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str] | None = None) -> str | None:
+def _pyformat_to_qmark(
+    text: str, tokens: list[Token], originals: dict[int, str] | None = None, *, placeholders: bool = True
+) -> str | None:
     """``%s`` / ``%(name)s`` (pymysql, psycopg2) become ``?`` so every dialect's parser reads them.
 
     The driver interpolates an escaped literal there, so a placeholder is what the server will see.
     ``%%`` outside strings is the driver's escaped ``%``. Returns None when there is nothing to do.
     ``originals`` receives, by offset in the rewritten text, what each rewritten token was.
+    ``placeholders=False``: only ``%%`` (PostgreSQL, whose parser reads ``%s`` placeholders itself).
     """
     originals = {} if originals is None else originals
     length = 0  # characters of the rewritten text emitted so far
@@ -173,7 +184,7 @@ def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str]
         tok = tokens[i]
         if tok.token_type == TokenType.MOD:
             nxt = tokens[i + 1] if i + 1 < n else None
-            if nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
+            if placeholders and nxt is not None and nxt.start == tok.end + 1 and nxt.text == "s":
                 length += tok.start - last
                 originals[length] = text[tok.start : nxt.end + 1]
                 out.append(text[last : tok.start] + "?")
@@ -181,7 +192,8 @@ def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str]
                 last, i, changed = nxt.end + 1, i + 2, True
                 continue
             if (
-                i + 4 < n
+                placeholders
+                and i + 4 < n
                 and nxt is not None
                 and nxt.token_type == TokenType.L_PAREN
                 and nxt.start == tok.end + 1
@@ -209,6 +221,64 @@ def _pyformat_to_qmark(text: str, tokens: list[Token], originals: dict[int, str]
     return "".join(out)
 
 
+#: what PostgreSQL's ``WHERE CURRENT OF <cursor>`` (sqlglot does not read it) is parsed as: a call marked, once
+#: parsed, with ``CURRENT_OF`` in its ``meta`` (a call of that name the caller wrote is an unknown function, unmarked;
+#: decision 0360)
+_CURRENT_OF_STAND_IN = "gdb_current_of()"
+
+
+def _current_of_stand_ins(text: str, tokens: list[Token]) -> tuple[str, dict[int, tuple[int, str]]] | None:
+    """PostgreSQL ``UPDATE/DELETE ... WHERE CURRENT OF <cursor>`` with each ``CURRENT OF <cursor>`` as
+    :data:`_CURRENT_OF_STAND_IN`, and what each stand-in was (by its offset in the new text: its three tokens and
+    the text as written); None when there is none."""
+    out: list[str] = []
+    spans: dict[int, tuple[int, str]] = {}
+    last = length = 0
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        if not (
+            tok.token_type == TokenType.WHERE
+            and i + 3 < n
+            and tokens[i + 1].token_type == TokenType.VAR
+            and tokens[i + 1].text.upper() == "CURRENT"
+            and tokens[i + 2].token_type == TokenType.VAR
+            and tokens[i + 2].text.upper() == "OF"
+            and tokens[i + 3].token_type in (TokenType.VAR, TokenType.IDENTIFIER)
+            and (i + 4 == n or tokens[i + 4].token_type in (TokenType.RETURNING, TokenType.SEMICOLON))
+        ):
+            continue
+        start, end = tokens[i + 1].start, tokens[i + 3].end + 1
+        out.append(text[last:start])
+        length += start - last
+        spans[length] = (3, text[start:end])
+        out.append(_CURRENT_OF_STAND_IN)
+        length += len(_CURRENT_OF_STAND_IN)
+        last = end
+    if not spans:
+        return None
+    out.append(text[last:])
+    return "".join(out), spans
+
+
+def _mark_current_of(stmts: list[StatementInfo], spans: dict[int, tuple[int, str]], gd: str) -> None:
+    """Mark the stand-ins :func:`_current_of_stand_ins` wrote, where they are the whole WHERE of an UPDATE or
+    DELETE (anywhere else PostgreSQL refuses ``CURRENT OF`` itself), and judge that WHERE again: one row."""
+    for k, st in enumerate(stmts):
+        tree = st.expression
+        if not isinstance(tree, (exp.Update, exp.Delete)):
+            continue
+        where = tree.args.get("where")
+        call = where.this if isinstance(where, exp.Where) else None
+        if (
+            isinstance(call, exp.Anonymous)
+            and call.name.lower() == CURRENT_OF
+            and not call.expressions
+            and call.meta.get("start") in spans
+        ):
+            call.meta[CURRENT_OF] = spans[call.meta["start"]][1]
+            stmts[k] = dataclasses.replace(st, where=worst_where(tree, gd), functions=st.functions - {CURRENT_OF})
+
+
 def _has_exec_comment(tokens: list[Token]) -> bool:
     return any(c.lstrip().startswith(("!", "M!")) for tok in tokens for c in (tok.comments or ()))
 
@@ -224,6 +294,9 @@ def _ambiguous_dash(text: str, tokens: list[Token]) -> bool:
             return True
     return False
 
+
+#: the flag of a PostgreSQL statement whose ``%%`` (outside strings) was read as the pyformat drivers' escaped ``%``
+ESCAPED_PERCENT = "escaped-percent"
 
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 _HASH_COMMENT = re.compile(r"#[^\n]*")
@@ -318,12 +391,25 @@ def analyze(sql: str, dialect: str) -> Analysis:
         if gd in _MYSQL_FAMILY and "--" in text and _ambiguous_dash(text, tokens):
             reason = "'--' followed by a non-ASCII space is code to MySQL but a comment to the analyser (ambiguous)"
             return _failed(sql, dialect, reason, frozenset({*flags, "ambiguous-comment"}))
+        spans: dict[int, tuple[int, str]] = {}
+        if gd == "postgres" and "current" in text.lower():
+            stood_in = _current_of_stand_ins(text, tokens)
+            if stood_in is not None:
+                text, spans = stood_in
+                tokens = tokenize(d, gd, text)
         originals: dict[int, str] = {}  # rewritten placeholder offset -> the driver's own text, for the record
-        if gd != "postgres" and "%" in text:
-            rewritten = _pyformat_to_qmark(text, tokens, originals)
+        if "%" in text:
+            rewritten = _pyformat_to_qmark(text, tokens, originals, placeholders=gd != "postgres")
             if rewritten is not None:
+                if gd == "postgres":
+                    # the driver's escaped ``%`` only where it is handed parameters; else the server reads an
+                    # operator ``%%`` (one of the caller's own: CREATE OPERATOR) — refused then (pipeline)
+                    flags.add(ESCAPED_PERCENT)
                 text = rewritten
                 tokens = tokenize(d, gd, text)
+                if spans:  # each '%%' before a stand-in moved it one character back
+                    moved = sorted(originals)
+                    spans = {k - sum(1 for j, o in enumerate(moved) if o + j < k): v for k, v in spans.items()}
         chunks = _split(tokens)
         if len(chunks) > MAX_STATEMENTS:
             flags.add("too-many-statements")
@@ -341,7 +427,9 @@ def analyze(sql: str, dialect: str) -> Analysis:
                 pieces.append(f"{chunk[0].text.upper()} {_normalize(rest, inner)}".strip())
             else:
                 stmts.append(statement_info(d, gd, text, chunk))
-                pieces.append(_normalize(text, chunk, originals))
+                pieces.append(_normalize(text, chunk, originals, spans))
+        if spans:
+            _mark_current_of(stmts, spans, gd)
         normalized = "; ".join(p for p in pieces if p)
         if gd == "mysql" and "\\" in text and other_reading_differs(text, tokens, stmts, statement_info):
             # under NO_BACKSLASH_ESCAPES the server would run something else: needs a person
