@@ -8,7 +8,6 @@ on random content, and CI requires the helpers to be built (``GOVERNED_DB_REQUIR
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import subprocess
