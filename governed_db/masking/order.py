@@ -299,7 +299,16 @@ class Planner:
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
             if isinstance(node, (*nodes.QUERIES, exp.Subquery)) and id(node) not in skip:
-                self.query(node, {}, None, need=False)
+                # a SQLite scalar subquery in a write (``INSERT INTO m VALUES ((SELECT id FROM t ...))``, a SET, a
+                # WHERE) answers with its first row as its SELECT's twin does (decision 0367)
+                self.query(node, {}, None, need=self._order_read(node))
+
+    def _order_read(self, sub: exp.Expression) -> bool:
+        """Whether the context of nested query ``sub`` reads its rows in order: a SQLite scalar subquery answers
+        with its first row (MySQL and PostgreSQL fail on a second one); ``ARRAY(...)`` keeps them in order."""
+        parent_node = sub.parent
+        first_row = self.dialect == "sqlite" and not isinstance(parent_node, (*nodes.NOT_SCALAR, exp.Subquery))
+        return first_row or isinstance(parent_node, exp.Array)
 
     def _bounded_write(self, tree: exp.Expression) -> None:
         """``UPDATE t ... LIMIT 1`` (MySQL, SQLite): which rows it changes is the order they are read in."""
@@ -662,6 +671,10 @@ class Planner:
     ) -> _Shape:
         left = self.query(node.this, ctes, parent, need=False)
         right = self.query(node.expression, ctes, parent, need=False)
+        # subqueries of its own ORDER BY, LIMIT and OFFSET (``... UNION ALL SELECT 2 LIMIT (SELECT id FROM t)``)
+        for sub in nodes.own_nodes(node, skip={id(node.this), id(node.expression)}):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
+                self.query(sub, ctes, parent, need=self._order_read(sub))
         hazard = left.hazard or right.hazard
         outs = None
         if left.outs is not None and right.outs is not None and len(left.outs) == len(right.outs):
@@ -745,11 +758,7 @@ class Planner:
         # subqueries in expressions: a SQLite scalar subquery answers with its first row; ARRAY(...) keeps order
         for sub in nodes.own_nodes(node, skip=seen):
             if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
-                parent_node = sub.parent
-                first_row = self.dialect == "sqlite" and not isinstance(
-                    parent_node, (*nodes.NOT_SCALAR, exp.Subquery)
-                )
-                self.query(sub, ctes, scope, need=first_row or isinstance(parent_node, exp.Array))
+                self.query(sub, ctes, scope, need=self._order_read(sub))
         outs = self._outputs(node, scope)
         hazard = any(s.hazard for s in scope.sources)
         group = node.args.get("group")
