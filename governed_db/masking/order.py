@@ -1523,7 +1523,7 @@ def _walked_index(scope: exp.Expression, table: exp.Table, rel: Relation, *, who
     """The masked columns of ``rel``'s indexes (as text) when ``scope`` may read ``table`` through one of them:
     it names a column such an index holds (an assigned column of an UPDATE does not count), or, unless
     ``whole_row``, everything it reads of the table is in such an index and the key; ``None`` otherwise."""
-    masked = ", ".join(sorted(rel.masked)) or "a masked column"
+    masked = ", ".join(sorted(rel.masked & rel.risky if rel.risky is not None else rel.masked)) or "a masked column"
     if rel.risky is None:
         return masked
     own = table.alias_or_name.lower()
