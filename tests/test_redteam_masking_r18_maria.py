@@ -12,6 +12,11 @@ configuration and no unmask grant, with three sessions of its own.
   error of the waiting write, not what the other sessions see. Such a statement is now refused where the masked
   index may be walked (a condition or a covering read of its columns), unless it names one row by a whole key.
 
+* **An over-refusal on aiomysql** (decision 0368). Every UPDATE or DELETE of a table with masked columns was refused
+  there (``masked-column-constraint``: "the constraints of t (unreadable)"), even ``UPDATE t SET city = 'b' WHERE id
+  IN (1, 2)``, which runs through PyMySQL: the async warm-up traced the statement for its watched tables before it
+  had read the table's constraints, so the trace found them unread and they counted as unreadable for a while.
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 sessions show that the same statements tell them apart. Look-alikes that cannot walk the masked index keep
 running, and the table holds exactly what they changed.
@@ -196,3 +201,46 @@ def test_writes_that_cannot_walk_the_masked_index_run(
         assert after[0] == 93 - changed, after
     else:
         assert after[0] == 93 and not after[1], after
+
+
+def test_aiomysql_writes_by_key_run_as_on_pymysql(mysql_kw: dict[str, Any], mysql_conn: Any, pair: dict[str, str]) -> None:
+    """Writes of clear columns by key run through aiomysql as through PyMySQL, one after another on one session;
+    a write giving a masked column a value stays refused on both."""
+    aiomysql = pytest.importorskip("aiomysql")
+    import pymysql
+
+    t = pair["A"]
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+    steps = [
+        f"UPDATE {t} SET city = 'b' WHERE id IN (1, 2)",
+        f"DELETE FROM {t} WHERE id = 150",
+        f"UPDATE {t} SET city = 'c' WHERE id = 3",
+        f"UPDATE {t} SET ssn = '111-11-1111' WHERE id = 2",
+    ]
+
+    async def run() -> list[Any]:
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
+        seen: list[Any] = []
+        try:
+            cur = await conn.cursor()
+            for sql in steps:
+                try:
+                    await cur.execute(sql)
+                    seen.append(cur.rowcount)
+                except governed_db.GuardrailViolation as e:
+                    seen.append(f"refused: {sorted(e.decision.rules)}")
+        finally:
+            conn.close()
+        return seen
+
+    expected = [2, 1, 1, "refused: ['masked-column-constraint']"]
+    assert asyncio.run(run()) == expected
+    with closing(mysql_conn.cursor()) as cur:
+        cur.execute(f"SELECT id, city, ssn FROM {t} WHERE id IN (1, 2, 3, 150) ORDER BY id")
+        assert cur.fetchall() == ((1, "b", "536-22-8726"), (2, "b", "219-45-1234"), (3, "c", "412-77-9001"))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        again = [sql.replace("150", "151").replace("'b'", "'d'").replace("'c'", "'e'") for sql in steps]
+        assert [_run(conn, sql) for sql in again] == expected  # new values: MariaDB counts changed rows
+    finally:
+        conn.close()
