@@ -59,6 +59,10 @@ class Relation:
     unique_whole: tuple[frozenset[str], ...] = ()
     #: a trigger may fire on its rows (SQLite; unknown: True): a write changes more than the columns it names
     triggered: bool = True
+    #: lower-case columns of the indexes that hold a masked column, which a read may walk in the masked values'
+    #: order (``None``: any column may lead to one — an index over an expression, a view, indexes unknown);
+    #: :func:`governed_db.masking.order_guard` fills it from the catalog for every relation with masked columns
+    risky: frozenset[str] | None = frozenset()
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class Planner:
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
             self._locked_in_key_order(tree)
+        self._locked_in_read_order(tree)
         if self.dialect == "sqlite" and self.plan.refusal is None:
             self._exists_read_whole(tree)
         return self.plan
@@ -235,6 +240,42 @@ class Planner:
             Edit("lock-order", tree, tuple(nodes.column_sql(stored[c], self.dialect) for c in keys[0]))
         )
 
+    def _locked_in_read_order(self, tree: exp.Expression) -> None:
+        """MySQL/MariaDB: InnoDB locks each row as it reads it, before any ORDER BY sorts them. A write, or a
+        ``SELECT ... FOR UPDATE/SHARE``, that may read a table through an index holding a masked column (a
+        condition on one of its columns, ``ssn IS NOT NULL``; a read its columns cover, ``count(*)``) locks the
+        rows in the order of the masked values: another session of the caller's, holding one row, sees which rows
+        the statement locked before it waited there (``FOR UPDATE SKIP LOCKED``). No ORDER BY or key order can be
+        added to change that, and MariaDB takes no index hint on a single-table DELETE: refused unless the rows
+        are named by a whole key (decision 0366)."""
+        if self.dialect != "mysql":
+            return
+        scopes: list[exp.Expression] = [s for s in tree.find_all(exp.Select) if s.args.get("locks")]
+        if isinstance(tree, (exp.Update, exp.Delete)):
+            scopes.insert(0, tree)
+        targets = {id(t) for t in _written_tables(tree)}
+        for scope in scopes:
+            for table in scope.find_all(exp.Table):
+                rel = self.relation(table)
+                if rel is None or not rel.hazard:
+                    continue
+                where = scope.args.get("where")
+                pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, table)
+                if any(k and k <= pinned for k in (*rel.keys, *rel.unique)):
+                    continue  # one row by its key: nothing is locked before it
+                walked = _walked_index(scope, table, rel, whole_row=id(table) in targets)
+                if walked is None:
+                    continue
+                self._refuse(
+                    f"InnoDB locks the rows of {table.name} as it reads them, before any ORDER BY, and this "
+                    f"statement may read them through an index on {walked}: another session would see which rows "
+                    "it locked before it waited (FOR UPDATE SKIP LOCKED), in the order of the masked values",
+                    f"name the rows by their key (WHERE id IN (...)) without a condition on {walked}, or ask for "
+                    "an unmask grant (masking.unmask)",
+                    firm=True,
+                )
+                return
+
     def _exists_read_whole(self, tree: exp.Expression) -> None:
         """SQLite stops an ``EXISTS (SELECT ...)`` at its first row, read in the order an index on a masked column
         may give, and drops any ORDER BY in it: whether a later row's expression fails (``CASE id WHEN 1 THEN 1
@@ -258,7 +299,16 @@ class Planner:
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
             if isinstance(node, (*nodes.QUERIES, exp.Subquery)) and id(node) not in skip:
-                self.query(node, {}, None, need=False)
+                # a SQLite scalar subquery in a write (``INSERT INTO m VALUES ((SELECT id FROM t ...))``, a SET, a
+                # WHERE) answers with its first row as its SELECT's twin does (decision 0367)
+                self.query(node, {}, None, need=self._order_read(node))
+
+    def _order_read(self, sub: exp.Expression) -> bool:
+        """Whether the context of nested query ``sub`` reads its rows in order: a SQLite scalar subquery answers
+        with its first row (MySQL and PostgreSQL fail on a second one); ``ARRAY(...)`` keeps them in order."""
+        parent_node = sub.parent
+        first_row = self.dialect == "sqlite" and not isinstance(parent_node, (*nodes.NOT_SCALAR, exp.Subquery))
+        return first_row or isinstance(parent_node, exp.Array)
 
     def _bounded_write(self, tree: exp.Expression) -> None:
         """``UPDATE t ... LIMIT 1`` (MySQL, SQLite): which rows it changes is the order they are read in."""
@@ -621,6 +671,10 @@ class Planner:
     ) -> _Shape:
         left = self.query(node.this, ctes, parent, need=False)
         right = self.query(node.expression, ctes, parent, need=False)
+        # subqueries of its own ORDER BY, LIMIT and OFFSET (``... UNION ALL SELECT 2 LIMIT (SELECT id FROM t)``)
+        for sub in nodes.own_nodes(node, skip={id(node.this), id(node.expression)}):
+            if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
+                self.query(sub, ctes, parent, need=self._order_read(sub))
         hazard = left.hazard or right.hazard
         outs = None
         if left.outs is not None and right.outs is not None and len(left.outs) == len(right.outs):
@@ -704,11 +758,7 @@ class Planner:
         # subqueries in expressions: a SQLite scalar subquery answers with its first row; ARRAY(...) keeps order
         for sub in nodes.own_nodes(node, skip=seen):
             if isinstance(sub, (*nodes.QUERIES, exp.Subquery)):
-                parent_node = sub.parent
-                first_row = self.dialect == "sqlite" and not isinstance(
-                    parent_node, (*nodes.NOT_SCALAR, exp.Subquery)
-                )
-                self.query(sub, ctes, scope, need=first_row or isinstance(parent_node, exp.Array))
+                self.query(sub, ctes, scope, need=self._order_read(sub))
         outs = self._outputs(node, scope)
         hazard = any(s.hazard for s in scope.sources)
         group = node.args.get("group")
@@ -1457,6 +1507,58 @@ def _correlated(sub: exp.Query) -> bool:
         elif not direct:
             return True
     return False
+
+
+def _written_tables(tree: exp.Expression) -> list[exp.Table]:
+    """The tables an UPDATE or DELETE changes (their whole rows are read: no index of a few columns covers them)."""
+    if isinstance(tree, exp.Update) and isinstance(tree.this, exp.Table):
+        return [tree.this]
+    if isinstance(tree, exp.Delete):
+        named = [t for t in tree.args.get("tables") or () if isinstance(t, exp.Table)]
+        return named or [t for t in (tree.this,) if isinstance(t, exp.Table)]
+    return []
+
+
+def _walked_index(scope: exp.Expression, table: exp.Table, rel: Relation, *, whole_row: bool) -> str | None:
+    """The masked columns of ``rel``'s indexes (as text) when ``scope`` may read ``table`` through one of them:
+    it names a column such an index holds (an assigned column of an UPDATE does not count), or, unless
+    ``whole_row``, everything it reads of the table is in such an index and the key; ``None`` otherwise."""
+    masked = ", ".join(sorted(rel.masked & rel.risky if rel.risky is not None else rel.masked)) or "a masked column"
+    if rel.risky is None:
+        return masked
+    own = table.alias_or_name.lower()
+    assigned = {
+        id(e.this) for e in (scope.expressions if isinstance(scope, exp.Update) else ()) if isinstance(e, exp.EQ)
+    }
+    named = {
+        c.name.lower() for c in scope.find_all(exp.Column)
+        if id(c) not in assigned and (not c.table or c.table.lower() == own)
+    }  # fmt: skip
+    if named & rel.risky:
+        return masked
+    if whole_row or any(not isinstance(s.parent, exp.Count) for s in scope.find_all(exp.Star)):
+        return None
+    where = scope.args.get("where")
+    listed = _listed_columns(where.this if isinstance(where, exp.Where) else None, table)
+    if any(k and k <= listed for k in (*rel.keys, *rel.unique)):
+        return None  # rows looked up by their key, in key order
+    held = rel.risky | frozenset().union(*rel.keys)
+    return masked if named <= held else None
+
+
+def _listed_columns(where: exp.Expression | None, table: exp.Table) -> frozenset[str]:
+    """Lower-case columns of ``table`` that ``where`` (its top-level AND) sets equal to a constant or to one of a
+    list of constants (``id IN (2, 3)``): a key of them is read by lookups of its values, not a scan."""
+    out = set(nodes.pinned_columns(where, table))
+    names = {table.name.lower(), table.alias_or_name.lower()}
+    for part in where.flatten() if isinstance(where, exp.And) else (where,) if where is not None else ():
+        part = part.unnest()
+        col = part.this if isinstance(part, exp.In) else None
+        if isinstance(col, exp.Column) and (not col.table or col.table.lower() in names) and part.expressions and all(
+            isinstance(e, (exp.Literal, exp.Placeholder, exp.Parameter)) for e in part.expressions
+        ):
+            out.add(col.name.lower())
+    return frozenset(out)
 
 
 def _cte_names(write: exp.Expression) -> set[str]:

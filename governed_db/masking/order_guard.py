@@ -448,9 +448,22 @@ def _relation(
         facts_unique = getattr(facts, "unique", ())
         checked = tuple(facts_unique) + tuple(frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ()))
         found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
-                         tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)))
+                         tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)),
+                         _risky(facts, masked) if hazard else frozenset())
     cache[key] = found
     return found
+
+
+def _risky(facts: object, masked: frozenset[str]) -> frozenset[str] | None:
+    """The lower-case columns of a table's indexes that hold a masked column (``None``: any column may lead to
+    one — an index over an expression, a view, indexes unknown). A MariaDB system-versioned table (``other``)
+    lists its indexes as a table does."""
+    from governed_db.masking.schema import OrderFacts
+
+    if not isinstance(facts, OrderFacts) or facts.kind not in ("table", "other"):
+        return None  # a view: whichever indexes its tables have
+    risky = [ix for ix in facts.indexes if not ix or ix & masked]
+    return None if any(not ix for ix in risky) else frozenset().union(*risky)
 
 
 def _hazard(
