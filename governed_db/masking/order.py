@@ -69,7 +69,9 @@ class Edit:
     parentheses with an ORDER BY), ``lock-order`` (a PostgreSQL write's rows locked in key order first),
     ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
     (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order),
-    ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering)."""
+    ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering; a
+    compound one read as a derived table of one group), ``min-max-whole`` (a SQLite ``min(x)``/``max(x)`` in a
+    compound's branch written ``min(+(x))``, which no index answers by stopping at the first row)."""
 
     kind: str
     node: exp.Expression
@@ -190,6 +192,7 @@ class Planner:
             self._locked_in_key_order(tree)
         if self.dialect == "sqlite" and self.plan.refusal is None:
             self._exists_read_whole(tree)
+            self._min_max_read_whole(tree)
         return self.plan
 
     def _locked_in_key_order(self, tree: exp.Update | exp.Delete) -> None:
@@ -242,6 +245,12 @@ class Planner:
         (one group when any row is found, none otherwise: the same answer) (decision 0346)."""
         for ex in tree.find_all(exp.Exists):
             sub = ex.this
+            if isinstance(sub, exp.SetOperation):
+                # a compound stops at its first row too (``UNION ALL`` branch by branch; a merge of sorted
+                # branches): it is read whole as a derived table of one group (h2early)
+                if any((rel := self.relation(t)) is None or rel.hazard for t in sub.find_all(exp.Table)):
+                    self.plan.edits.append(Edit("exists-whole", sub))
+                continue
             if not isinstance(sub, exp.Select) or sub.args.get("group") is not None:
                 continue
             if any(isinstance(n, exp.AggFunc) for n in nodes.own_nodes(sub)):
@@ -254,6 +263,43 @@ class Planner:
                     continue  # one row by its key: nothing comes before it
             if any((rel := self.relation(t)) is None or rel.hazard for t in tables):
                 self.plan.edits.append(Edit("exists-whole", sub))
+
+    def _min_max_read_whole(self, tree: exp.Expression) -> None:
+        """SQLite answers ``SELECT min(x) FROM t WHERE ...`` (no GROUP BY or HAVING, one aggregate) by walking an
+        index on ``x`` and stopping at the first row its WHERE keeps: the rows before it are those whose ``x``
+        sorts first. Over a relation an index on a masked column may order (``min(ssn)``; ``min(city)`` over an
+        index on ``(city, ssn)``), whether a row after that one fails told the order. ``ORDER BY count(*)`` (one
+        row: nothing to sort) makes it a query of two aggregates, which SQLite answers by reading every row the
+        WHERE keeps, under the same column names; a branch of a compound, which takes no ORDER BY, has the
+        argument written ``+(x)`` instead (the same value, type and collation; no index matches it) (decision
+        0357). A whole key of one column (``max(id)``) keeps its index: its order is no masked value's."""
+        for select in tree.find_all(exp.Select):
+            if select.args.get("group") is not None or select.args.get("having") is not None:
+                continue
+            if not isinstance(select.args.get("where"), exp.Where) and not select.args.get("joins"):
+                continue  # nothing is evaluated on the rows before the first: nothing tells their order
+            tables = [t for t in nodes.own_nodes(select) if isinstance(t, exp.Table)]
+            rels = [self.relation(t) for t in tables]
+            if not any(rel is None or rel.hazard for rel in rels):
+                continue
+            for call in nodes.own_nodes(select):
+                if not isinstance(call, (exp.Min, exp.Max)) or call.expressions:
+                    continue  # min(a, b) of several arguments is a scalar function
+                if isinstance(call.parent, exp.Window) or not isinstance(call.this, exp.Expression):
+                    continue
+                arg = call.this
+                if arg.find(exp.Column) is None:
+                    continue  # the same on every row
+                rel = rels[0] if len(rels) == 1 else None
+                if isinstance(arg, exp.Column) and rel is not None and (
+                    arg.name.lower() in _ROWIDS or frozenset({arg.name.lower()}) in rel.keys
+                ):
+                    continue
+                if isinstance(select.parent, exp.SetOperation):
+                    self.plan.edits.append(Edit("min-max-whole", call))
+                else:
+                    self.plan.edits.append(Edit("order", select, ("count(*)",)))
+                    break  # one is enough for the whole query
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
@@ -1527,6 +1573,8 @@ __all__ = ["Edit", "Plan", "Planner", "Relation"]
 
 #: a row's location (PostgreSQL's ``ctid``, ``tableoid``; SQLite's ``rowid`` is a value), which orders rows as stored
 _LOCATORS = frozenset({"ctid", "tableoid"})
+#: SQLite's names of a rowid table's key (an INTEGER PRIMARY KEY is one too, named in its keys)
+_ROWIDS = frozenset({"rowid", "_rowid_", "oid"})
 
 
 def _whole_key(rel: Relation) -> bool:

@@ -48,6 +48,8 @@ _CALL_NAMES: dict[str, frozenset[str]] = {
         {"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}
     ),
     "JSONBObjectAgg": frozenset({"jsonb_object_agg"}),
+    "Min": frozenset({"min"}),
+    "Max": frozenset({"max"}),
 }
 _STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
 #: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
@@ -393,6 +395,17 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
         at, add = _order_insert(text, o + 1, c, edit.items, stops)
         return [(at, add + (_WHOLE_FRAME if edit.kind == "window-whole" else ""))]
+    if edit.kind == "exists-whole" and isinstance(node, exp.SetOperation):
+        # a compound inside EXISTS (...) becomes the derived table of one group: EXISTS (SELECT 1 FROM (...)
+        # GROUP BY NULL)
+        lo, hi = _query_range(text, node)
+        if node.parent is None or hi >= len(text.tokens) or text.tokens[hi].token_type != TokenType.R_PAREN:
+            raise Unspliceable("a compound EXISTS query outside its parentheses")
+        return [(text.tokens[lo].start, "SELECT 1 FROM ("), (text.tokens[hi].start, ") GROUP BY NULL")]
+    if edit.kind == "min-max-whole":
+        o, c = _call_group(text, node)
+        first, last = _argument(text, o, c, 0)
+        return [(text.tokens[first].start, "+("), (text.tokens[last].end + 1, ")")]
     if edit.kind == "exists-whole":
         lo, hi = _query_range(text, node)
         ends = (TokenType.ORDER_BY, TokenType.LIMIT, TokenType.WINDOW, *_AFTER_ORDER)
@@ -484,8 +497,18 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 ))  # fmt: skip
         elif edit.kind == "agg-order":
             _order_aggregate(target, _ordered(edit.items, gd))
+        elif edit.kind == "exists-whole" and isinstance(target, exp.SetOperation):
+            outer = exp.Select(expressions=[exp.Literal.number(1)], group=exp.Group(expressions=[exp.Null()]))
+            target.replace(outer)
+            outer.set("from_", exp.From(this=exp.Subquery(this=target)))
         elif edit.kind == "exists-whole":
             target.set("group", exp.Group(expressions=[exp.Null()]))
+        elif edit.kind == "min-max-whole":
+            holder = target.this if isinstance(target.this, exp.Distinct) else None
+            if holder is not None and holder.expressions:
+                holder.set("expressions", [exp.Paren(this=holder.expressions[0]), *holder.expressions[1:]])
+            else:
+                target.set("this", exp.Paren(this=target.this))
         elif edit.kind == "stand-in":
             arg = data_args(target, gd)[int(edit.items[0])]
             wrapped = Dialect.get_or_raise(gd).parse(

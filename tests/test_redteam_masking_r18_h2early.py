@@ -1,0 +1,115 @@
+"""Red-team round 18 (helper h2early): constructs that stop reading at a first row, in an order masked values decide.
+
+Two databases differ only in one customer's secrets (a right and a wrong guess); whatever the governed connection
+shows must be the same for both. Each finding shows the difference on the raw connection (the oracle), that the
+governed ones answer alike, and that the innocent look-alikes still run with exact results. The database is
+checked after each attempt.
+
+SQLite (decisions 0346, 0357): the application's table has an index on ``ssn``; ALICE's ``536-22-8726`` sorts after
+Bob's ``219-45-1002``, ANNA's ``100-99-0000`` before it. A construct that stops at its first row evaluates only the
+rows read before it, in the order of the index: whether a later row's expression fails tells that order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests._redteam import govern
+from tests.test_masking_noninterference import ATTACKER
+from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite, _sqlite_runs
+from tests.test_redteam_masking_r17_rt17lite import BOTH, INDEXED, STOPS_AT_ROW_1
+
+TABLE = [(1, "Paris", 10.0), (2, "Lyon", 20.0), (3, "Nice", 30.0), (4, "Lyon", 40.0), (5, "Paris", 50.0)]
+
+
+def _sqlite_differ_raw_alike_governed(steps: tuple[str, ...], setup: tuple[str, ...] = INDEXED) -> list[Any]:
+    raw = _sqlite_runs(steps, setup, governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs(steps, setup)
+    assert a == b, (a, b)
+    _no_clear_value(a)
+    return a
+
+
+# -- SQLite: a compound inside EXISTS, min()/max() over an index (decision 0357) ----------------------------------
+
+S = STOPS_AT_ROW_1
+STOPPING_READS = [
+    f"SELECT EXISTS (SELECT 1 FROM customers WHERE {BOTH} AND {S} UNION ALL SELECT 2 WHERE 0)",
+    f"SELECT EXISTS (SELECT 1 WHERE 0 UNION ALL SELECT 1 FROM customers WHERE {BOTH} AND {S})",
+    f"SELECT 1 WHERE EXISTS (SELECT 1 FROM customers WHERE {BOTH} AND {S} UNION ALL SELECT 2 WHERE 0)",
+    f"SELECT EXISTS (SELECT 1 FROM customers WHERE {BOTH} AND {S} UNION ALL SELECT 2 WHERE 0 LIMIT 5)",
+    f"SELECT count(*) FROM customers o WHERE o.id = 3 AND NOT EXISTS (SELECT 1 WHERE 0 UNION ALL "
+    f"SELECT 1 FROM customers c WHERE +c.id IN (1, 2) AND c.ssn IS NOT NULL AND {S.replace('id', 'c.id')})",
+    f"SELECT min(ssn) FROM customers WHERE {BOTH} AND {S}",
+    f"SELECT max(ssn) FROM customers WHERE {BOTH} AND {S}",
+    f"SELECT max(ssn) FROM customers WHERE {BOTH} AND {S} LIMIT 1",
+    f"SELECT 'x' UNION ALL SELECT min(ssn) FROM customers WHERE {BOTH} AND {S}",
+    f"SELECT count(*) FROM (SELECT min(ssn) FROM customers WHERE {BOTH} AND {S})",
+    f"SELECT min(ssn) IS NULL FROM customers WHERE {BOTH} AND {S}",
+]
+
+
+@pytest.mark.parametrize("sql", STOPPING_READS, ids=lambda s: s[:70])
+def test_a_read_that_stops_at_its_first_row_tells_no_masked_order(sql: str) -> None:
+    """Found in round 18: SQLite stops ``EXISTS (<a UNION ALL>)`` at the compound's first row (0346's ``GROUP BY
+    NULL`` went to single SELECTs only), and answers ``min(ssn) ... WHERE ...`` by walking the ``ssn`` index to the
+    first row its WHERE keeps. Rows 1 and 2 come in SSN order; the WHERE fails on row 2 only, so the raw statement
+    answered when Alice's row came first and failed otherwise (the message withheld by 0346 or not, *whether* it
+    fails told the bit). Governed, the compound is read whole as a derived table of one group and the argument is
+    written ``+(ssn)`` (no index answers it): every row is read, and both fail alike."""
+    a = _sqlite_differ_raw_alike_governed((sql,))
+    assert "OperationalError: [withheld" in a[0], a
+
+
+def test_a_stopping_read_leaves_the_database_as_it_was() -> None:
+    """The database after the attempts: the rows as they were, the index still there (nothing was written)."""
+    for secret in (ALICE, ANNA):
+        raw = _sqlite(secret, INDEXED)
+        conn = govern(raw, ATTACKER)
+        for sql in STOPPING_READS:
+            with pytest.raises(Exception, match="withheld"):
+                conn.execute(sql).fetchall()
+        assert raw.execute("SELECT id, city, amount FROM customers ORDER BY id").fetchall() == TABLE
+        assert raw.execute("SELECT ssn FROM customers WHERE id = 1").fetchone() == (secret[3],)
+        assert raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall() == [("ix_customers_ssn",)]
+        conn.close()
+
+
+STOPPING_LOOK_ALIKES = [
+    # a compound EXISTS over innocent predicates, correlated or not
+    "SELECT EXISTS (SELECT 1 FROM customers WHERE amount > 45 UNION ALL SELECT 2 WHERE 0), "
+    "EXISTS (SELECT 1 FROM customers WHERE amount > 99 UNION SELECT 2 WHERE 0)",
+    "SELECT id FROM customers o WHERE EXISTS (SELECT 1 FROM customers c WHERE c.city = o.city AND c.id <> o.id "
+    "UNION ALL SELECT 1 WHERE o.id = 3) ORDER BY id",
+    "SELECT id FROM customers o WHERE NOT EXISTS (SELECT city FROM customers c WHERE c.amount > o.amount "
+    "INTERSECT SELECT 'Paris') ORDER BY id",
+    # min/max: over a key (kept as it is), without a WHERE, over a clear column, with several aggregates or grouped
+    "SELECT max(id), min(id) FROM customers WHERE city = 'Lyon'",
+    "SELECT min(city), max(amount) FROM customers",
+    "SELECT min(amount), max(city), min(DISTINCT city) FROM customers WHERE ssn IS NOT NULL",
+    "SELECT city, min(amount) FROM customers WHERE ssn IS NOT NULL GROUP BY city ORDER BY city",
+    "SELECT min(amount, 15), max(id) OVER () FROM customers WHERE id = 1",
+    "SELECT (SELECT max(amount) FROM customers c WHERE c.city = o.city) FROM customers o ORDER BY id",
+    "SELECT m FROM (SELECT max(amount) AS m FROM customers WHERE ssn IS NOT NULL LIMIT 1) UNION ALL "
+    "SELECT min(amount) FROM customers WHERE ssn IS NOT NULL UNION ALL SELECT min(DISTINCT +amount) FROM customers "
+    "WHERE ssn IS NOT NULL ORDER BY 1",
+]
+
+
+def test_stopping_look_alikes_answer_as_raw() -> None:
+    """The innocent look-alikes: compound EXISTS over clear columns (correlated too), min/max over a key, without a
+    WHERE, over clear columns, grouped, and a scalar min of two arguments answer exactly as the raw connection."""
+    raw = _sqlite_runs(tuple(STOPPING_LOOK_ALIKES), INDEXED, governed=False)
+    a, b = _sqlite_runs(tuple(STOPPING_LOOK_ALIKES), INDEXED)
+    assert a == b, (a, b)
+    assert [x[1] for x in a] == [x[1] for x in raw[0]], (a, raw[0])
+    # min/max keep their column names (an application reads rows by them); a subquery's text in a name does not
+    assert [x[0] for x in a[3:8]] == [x[0] for x in raw[0][3:8]], (a, raw[0])
+    assert [x[1] for x in a] == [
+        [(1, 0)], [(1,), (2,), (3,), (4,), (5,)], [(5,)], [(4, 2)], [("Lyon", 50.0)],
+        [(10.0, "Paris", "Lyon")], [("Lyon", 20.0), ("Nice", 30.0), ("Paris", 10.0)], [(10.0, 1)],
+        [(50.0,), (40.0,), (30.0,), (40.0,), (50.0,)], [(10.0,), (10.0,), (50.0,)],
+    ], a
