@@ -12,14 +12,27 @@ rows read before it, in the order of the index: whether a later row's expression
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlglot import parse_one
 
-from tests._redteam import govern
+from governed_db.masking import early_stop
+from tests._redteam import govern, made_tables, observe
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite, _sqlite_runs
 from tests.test_redteam_masking_r17_rt17lite import BOTH, INDEXED, STOPS_AT_ROW_1
+from tests.test_redteam_masking_r17_rt17md import (
+    COLUMNS,
+    FAILS,
+    ROWS_A,
+    ROWS_B,
+    SSN_ORDER,
+    WARNS,
+    _both,
+    _with_count,
+)
 
 TABLE = [(1, "Paris", 10.0), (2, "Lyon", 20.0), (3, "Nice", 30.0), (4, "Lyon", 40.0), (5, "Paris", 50.0)]
 
@@ -113,3 +126,109 @@ def test_stopping_look_alikes_answer_as_raw() -> None:
         [(10.0, "Paris", "Lyon")], [("Lyon", 20.0), ("Nice", 30.0), ("Paris", 10.0)], [(10.0, 1)],
         [(50.0,), (40.0,), (30.0,), (40.0,), (50.0,)], [(10.0,), (10.0,), (50.0,)],
     ], a
+
+
+# -- MariaDB: an anti-join tested in a HAVING, or in a query around a derived table or CTE (decision 0358) ---------
+
+#: warns for every row of ``i`` but row 1, where the anti-join stops; fails on row 3 (see the round-17 file)
+Wi = WARNS.replace("id", "i.id").replace("city", "i.city")
+Fi = FAILS.replace("id", "i.id")
+LEFT = "FROM {t} o LEFT JOIN {t} i ON i." + SSN_ORDER
+#: anti-joins MariaDB stops at the first match of ``i`` (its "Not exists" plan), the test of ``i`` out of the WHERE
+HIDDEN_ANTI_JOINS = [
+    f"SELECT o.id, i.id AS iid {LEFT}{Wi} WHERE o.id = 2 GROUP BY o.id, i.id HAVING i.id IS NULL",
+    f"SELECT o.id, i.id AS iid {LEFT}{Wi} WHERE o.id = 2 GROUP BY o.id, i.id HAVING iid IS NULL",
+    f"SELECT * FROM (SELECT o.id, i.id AS iid {LEFT}{Wi} WHERE o.id = 2) d WHERE d.iid IS NULL",
+    f"SELECT * FROM (SELECT o.id, i.id AS iid {LEFT}{Wi}) d WHERE d.id = 2 AND d.iid IS NULL",
+    f"WITH d AS (SELECT o.id, i.id AS iid {LEFT}{Wi} WHERE o.id = 2) SELECT id FROM d WHERE iid IS NULL",
+]
+
+
+@pytest.fixture
+def md_pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Two tables differing only in row 1's name and SSN, with an index on ``ssn`` and 90 rows without one."""
+    with made_tables(mysql_conn) as make:
+        names = {c: make(COLUMNS, rows, f"h2early_{unique}_{c.lower()}") for c, rows in (("A", ROWS_A), ("B", ROWS_B))}
+        with mysql_conn.cursor() as cur:
+            for t in names.values():
+                cur.execute(f"CREATE INDEX {t}_ssn ON {t} (ssn)")
+                cur.execute(f"INSERT INTO {t} (id, city) SELECT seq, 'x' FROM seq_100_to_189")
+        yield names
+        with mysql_conn.cursor() as cur:  # the ground truth after the attempts: the rows as they were made
+            for c, rows in (("A", ROWS_A), ("B", ROWS_B)):
+                cur.execute(f"SELECT id, full_name, ssn, city FROM {names[c]} WHERE id < 100 ORDER BY id")
+                assert [tuple(r) for r in cur.fetchall()] == rows
+                cur.execute(f"SELECT count(*), count(ssn) FROM {names[c]}")
+                assert cur.fetchall()[0] == (93, 3)
+
+
+@pytest.mark.parametrize("sql", HIDDEN_ANTI_JOINS, ids=lambda s: s[:80])
+def test_the_warnings_of_an_anti_join_tested_outside_its_where_tell_no_rank(
+    mysql_kw: dict[str, Any], md_pair: dict[str, str], sql: str
+) -> None:
+    """Found in round 18: decision 0343 judged an outer join as an anti-join when its own WHERE named the joined
+    table. MariaDB also pushes a HAVING test of grouped columns into the WHERE, and merges a derived table or CTE
+    into the query around it, whose WHERE then tests the joined table: the "Not exists" plan stopped at row 1, and
+    ``@@warning_count`` said 2 over copy A (two SSNs sort before row 1's) and 1 over copy B. Governed: refused alike."""
+    seen = _both(mysql_kw, md_pair, sql, _with_count)
+    assert seen[False, "A"].endswith(", 2)") and seen[False, "B"].endswith(", 1)"), seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "refused: ['masked-column-predicate']" in seen[True, "A"], seen
+
+
+@pytest.mark.parametrize("sql", [
+    f"SELECT * FROM (SELECT o.id, i.id AS iid {LEFT}{Fi} WHERE o.id = 2) d WHERE d.iid IS NULL",
+    f"SELECT o.id, i.id AS iid {LEFT}{Fi} WHERE o.id = 2 GROUP BY o.id, i.id HAVING iid IS NULL",
+], ids=["derived", "having"])
+def test_whether_a_hidden_anti_join_fails_tells_no_rank(
+    mysql_kw: dict[str, Any], md_pair: dict[str, str], sql: str
+) -> None:
+    """The failing form: raw, the statement failed (1690) over copy A (row 3 before row 1) and answered over copy
+    B; governed, refused alike, naming what to do."""
+    seen = _both(mysql_kw, md_pair, sql, observe)
+    assert "1690" in seen[False, "A"] and "1690" not in seen[False, "B"], seen
+    assert seen[True, "A"] == seen[True, "B"], seen
+    assert "stops reading at the first row that decides it" in seen[True, "A"], seen
+
+
+HIDDEN_ANTI_JOIN_LOOK_ALIKES = [
+    # a quiet ON: nothing per row can warn
+    "SELECT * FROM (SELECT o.id, i.id AS iid FROM {t} o LEFT JOIN {t} i ON i.id = o.id AND i.city = 'Rome') d "
+    "WHERE d.iid IS NULL AND d.id < 4 ORDER BY d.id",
+    "SELECT o.id, i.id AS iid FROM {t} o LEFT JOIN {t} i ON i.id = o.id AND i.city = 'Rome' WHERE o.id < 4 "
+    "GROUP BY o.id, i.id HAVING iid IS NULL ORDER BY o.id",
+    "WITH d AS (SELECT o.id, i.id AS iid FROM {t} o LEFT JOIN {t} i ON i.city = o.city AND i.id <> o.id) "
+    "SELECT id FROM d WHERE iid IS NULL AND id < 4 ORDER BY id",
+    # a HAVING over an aggregate of the joined table reads every match (not pushed into the WHERE)
+    f"SELECT o.id {LEFT}{Wi} WHERE o.id = 2 GROUP BY o.id HAVING count(i.id) = 0",
+    # a derived table handing out none of the joined table's columns
+    f"SELECT * FROM (SELECT o.id {LEFT}{Wi} WHERE o.id = 2) d WHERE d.id = 2",
+]
+
+
+@pytest.mark.parametrize("sql", HIDDEN_ANTI_JOIN_LOOK_ALIKES, ids=lambda s: s[:80])
+def test_joins_that_hide_no_stopping_anti_join_still_run(
+    mysql_kw: dict[str, Any], md_pair: dict[str, str], sql: str
+) -> None:
+    """The innocent look-alikes answer, and leave the warning count, exactly as raw."""
+    seen = _both(mysql_kw, md_pair, sql, _with_count)
+    assert seen[True, "A"] == seen[False, "A"] == seen[True, "B"] == seen[False, "B"], seen
+    assert "refused" not in seen[True, "A"], seen
+
+
+@pytest.mark.parametrize(("sql", "tables"), [
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id GROUP BY o.id, i.id HAVING i.id IS NULL", ["i"]),
+    ("SELECT o.id, i.id AS x FROM o LEFT JOIN i ON i.id = o.id GROUP BY o.id, x HAVING x IS NULL", ["i"]),
+    ("SELECT o.id FROM o LEFT JOIN i ON i.id = o.id GROUP BY o.id HAVING count(i.id) = 0", []),
+    ("SELECT * FROM (SELECT o.id, i.id AS x FROM o LEFT JOIN i ON i.id = o.id) d WHERE d.x IS NULL", ["i"]),
+    ("WITH d AS (SELECT o.id, i.id AS x FROM o LEFT JOIN i ON i.id = o.id) SELECT * FROM d", ["i"]),
+    ("SELECT * FROM (SELECT * FROM o LEFT JOIN i ON i.id = o.id) d", ["i"]),
+    ("SELECT * FROM (SELECT o.id FROM o LEFT JOIN i ON i.id = o.id) d", []),
+    ("SELECT o.id, i.id FROM o LEFT JOIN i ON i.id = o.id", []),
+])
+def test_which_hidden_anti_joins_may_stop_early(sql: str, tables: list[str]) -> None:
+    """Judged without a database: a HAVING test that aggregates nothing, or a derived table / CTE handing out a
+    column of the joined table, makes an outer join a possible anti-join; an aggregate in the HAVING, or a
+    top-level select list, does not."""
+    tree = parse_one(sql, read="mysql")
+    assert [t.name for t, _parts in early_stop.stopping_joins(tree)] == tables
