@@ -232,3 +232,128 @@ def test_which_hidden_anti_joins_may_stop_early(sql: str, tables: list[str]) -> 
     top-level select list, does not."""
     tree = parse_one(sql, read="mysql")
     assert [t.name for t, _parts in early_stop.stopping_joins(tree)] == tables
+
+
+# -- PostgreSQL: a long text stored in the masked value's own table (decision 0359) ------------------------------
+
+#: row 1's name: 11 characters in A, 16 in B; PostgreSQL's largest jsonb container, in bytes
+OWN_NAMES = {"a": "Alice Smith", "b": "Zoe Quinn-Harper"}
+JSONB_MAX = 268435455
+#: fit in a jsonb beside an 11-character name, not beside a 16-character one
+PAD = f"repeat('x', {JSONB_MAX - 24})"
+
+
+@pytest.fixture
+def own(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant a and b: three people whose rows differ only in row 1's name (a text masked whole)."""
+    names: dict[str, str] = {}
+    for v, first in OWN_NAMES.items():
+        t = f"h2early_own_{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, city text, note varchar(20), "
+                        "born date)")  # fmt: skip
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, 'Paris', 'n1', '1990-01-02'), "
+                        "(2, 'Bob Jones', 'Lyon', NULL, NULL), (3, 'Chen Wei', 'Lyon', 'n3', NULL)", (first,))  # fmt: skip
+        names[v] = t
+    yield names
+    for t in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+OWN_MERGES = [
+    "SELECT to_jsonb(ARRAY[full_name, city]) IS NULL FROM {t} WHERE id = 1",  # the secret's own row
+    "SELECT jsonb_build_array(full_name, city) IS NULL FROM {t} WHERE id = 1",
+    "SELECT to_jsonb(ARRAY[a.full_name, b.city]) IS NULL FROM {t} a, {t} b WHERE a.id = 1 AND b.id = 2",  # self-join
+    "SELECT to_jsonb(ARRAY[upper(full_name), city]) IS NULL FROM {t} WHERE id = 1",
+    "SELECT to_jsonb(ARRAY[s.full_name, s.city]) IS NULL FROM (SELECT id, full_name, city FROM {t}) s WHERE id = 1",
+]
+
+
+def _sending(dsn: str) -> tuple[Any, list[str]]:
+    """A governed psycopg connection, and the statements it sends to the server (its cursors log them)."""
+    import psycopg
+
+    sent: list[str] = []
+
+    class Logged(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(query if isinstance(query, str) else repr(query))
+            return super().execute(query, *args, **kwargs)
+
+    return govern(psycopg.connect(dsn, autocommit=True, cursor_factory=Logged), ATTACKER), sent
+
+
+def test_a_long_text_of_the_masked_values_own_table_measures_no_length(pg_conn: Any, own: dict[str, str]) -> None:
+    """Found in round 18 (decision 0350's open case): 256 MB written beforehand into a clear column of the masked
+    value's own table -- the secret's row, or the caller's own row read by a self-join -- makes ``to_jsonb(ARRAY[
+    full_name, city])`` fail exactly when the name is longer than the room left: the raw connection answered
+    ``false`` for the 11-character name and failed for the 16-character one. Governed, the masked text merged
+    beside a stored column is replaced by a stand-in of the same NULL-ness: the caller sees the same (masked)
+    answer, and the statement the server runs fits whichever the name (run here over the long rows: governing them
+    would classify 256 MB samples first, minutes)."""
+    from tests.conftest import PG_DSN
+
+    governed: dict[str, list[Any]] = {}
+    sent_for: dict[str, list[str]] = {}
+    for v, t in own.items():
+        conn, sent = _sending(PG_DSN)
+        try:
+            governed[v] = []
+            sent_for[v] = []
+            for sql in OWN_MERGES:
+                governed[v].append(observe(conn, sql.format(t=t)))
+                sent_for[v].append(sent[-1].replace(t, "{t}"))
+        finally:
+            conn.close()
+    assert governed["a"] == governed["b"], governed
+    assert all(g == (["?column?"], [(None,)]) for g in governed["a"]), governed  # masked whole, as before
+    assert sent_for["a"] == sent_for["b"], sent_for
+    assert all("CASE WHEN (" in s and "IS NULL THEN NULL ELSE '' END" in s for s in sent_for["a"]), sent_for
+    # the name alone is stood in for; the city (clear) is sent as written
+    assert sent_for["a"][0] == ("SELECT to_jsonb(ARRAY[(CASE WHEN (full_name) IS NULL THEN NULL ELSE '' END), city]) "
+                                'IS NULL FROM {t} WHERE id = 1 ORDER BY {t}."id"'), sent_for
+    for t in own.values():
+        pg_conn.execute(f"UPDATE {t} SET city = {PAD} WHERE id IN (1, 2)")
+    for i in (0, 2):  # the secret's own row; the caller's row beside it
+        raw = {v: observe(pg_conn, OWN_MERGES[i].format(t=t)) for v, t in own.items()}
+        assert raw["a"] == (["?column?"], [(False,)]) and "ProgramLimitExceeded" in raw["b"], raw  # the oracle
+        sent = {v: observe(pg_conn, sent_for[v][i].format(t=t)) for v, t in own.items()}
+        assert sent["a"] == sent["b"] == (["?column?"], [(False,)]), sent
+    # the database after the attempts: the names as they were, the pads where the UPDATE put them
+    for v, t in own.items():
+        rows = pg_conn.execute(f"SELECT id, full_name, length(city) FROM {t} ORDER BY id").fetchall()
+        assert rows == [(1, OWN_NAMES[v], JSONB_MAX - 24), (2, "Bob Jones", JSONB_MAX - 24), (3, "Chen Wei", 4)]
+
+
+OWN_LOOK_ALIKES = [
+    "SELECT full_name || ' (' || city || ')', concat(full_name, ' #', id), ARRAY[full_name, city], "
+    "jsonb_build_object('n', full_name, 'c', city), ARRAY[born, born], (full_name || city) IS NULL "
+    "FROM {t} ORDER BY id",
+    "SELECT to_jsonb(t) FROM {t} t WHERE id = 2",
+    "SELECT concat(city, note, id) FROM {t} ORDER BY id",
+]
+
+
+def test_merges_beside_own_texts_answer_as_before(pg_conn: Any, own: dict[str, str]) -> None:
+    """The innocent look-alikes: a masked name merged beside its own row's city, whole rows, clear merges -- each
+    answers as the caller saw it before (masked whole; the clear texts as stored); a write that merges a masked
+    value is not rewritten (the stand-in is for what the caller reads, never for what is stored)."""
+    from tests.conftest import PG_DSN
+
+    conn, sent = _sending(PG_DSN)
+    try:
+        t = own["a"]
+        seen = [observe(conn, sql.format(t=t)) for sql in OWN_LOOK_ALIKES]
+        # as before decision 0359 (checked against the base revision)
+        row = ("[FREE_TEXT]", "[PERSON_NAME]", ["[FREE_TEXT]"], {"redacted": "[FREE_TEXT]"}, ["[DATE_OF_BIRTH]"], None)
+        assert seen[0][1] == [row] * 3, seen[0]
+        assert seen[1][1] == [({"id": 2, "born": None, "city": "Lyon", "note": None,
+                                "full_name": "[PERSON_NAME]"},)], seen[1]  # fmt: skip
+        assert seen[2][1] == [("[FREE_TEXT]",)] * 3, seen[2]  # a merged free text is masked whole
+        assert "masked-column-copy" in observe(conn, f"UPDATE {t} SET note = left(full_name || city, 20) WHERE id = 2")
+        mine = [x for x in sent if t in x and "pg_catalog" not in x]
+        assert any("WHEN (full_name) IS NULL" in x for x in mine), mine
+        assert not any("WHEN (city)" in x or "UPDATE" in x for x in mine), mine  # clear texts as written
+    finally:
+        conn.close()
+    assert pg_conn.execute(f"SELECT id, note, city FROM {t} ORDER BY id").fetchall() == [
+        (1, "n1", "Paris"), (2, None, "Lyon"), (3, "n3", "Lyon")]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
+from governed_db.masking import flow
 from governed_db.masking import order_nodes as nodes
 
 
@@ -59,6 +60,8 @@ class Relation:
     unique_whole: tuple[frozenset[str], ...] = ()
     #: a trigger may fire on its rows (SQLite; unknown: True): a write changes more than the columns it names
     triggered: bool = True
+    #: lower-case columns masked whole when computed on whose declared type is a text (of any length)
+    texts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -164,9 +167,14 @@ class Planner:
         self.ordered_aggregates = ordered_aggregates
         self.plan = Plan()
         self._shapes: dict[int, _Shape] = {}
+        #: the statement only reads (no write, no SELECT INTO): a value it merges goes nowhere but to the caller
+        self._reads_only = False
 
     # -- the statement ---------------------------------------------------------------------------
     def statement(self, tree: exp.Expression) -> Plan:
+        self._reads_only = isinstance(tree, (*nodes.QUERIES, exp.Subquery)) and not any(
+            isinstance(n, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Into)) for n in tree.walk()
+        )
         if isinstance(tree, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree, {}, None, need=True)
         elif _fills_rows(tree) and isinstance(tree.expression, (*nodes.QUERIES, exp.Subquery)):
@@ -786,6 +794,7 @@ class Planner:
         # its key decides (a hash or sort over it): it numbers, picks or frames them by their key instead
         group_key = self._group_key(group, beside) if isinstance(group, exp.Group) and beside else None
         self._aggregates(node, scope, hazard, row_key, windowed=hazard or group_key is not None)
+        self._merged_stand_ins(node, scope)
         if hazard:
             self._windows(node, scope, row_key)
             if self.dialect != "postgres":
@@ -1149,6 +1158,43 @@ class Planner:
             if outs is not None and any(o.name == column and o.redacted for o in outs):
                 return True
         return False
+
+    # -- merges measured by a length limit ------------------------------------------------------
+    def _merged_stand_ins(self, node: exp.Select, scope: _Scope) -> None:
+        """PostgreSQL fails a value merged past 1 GB (a jsonb past 256 MB): ``to_jsonb(ARRAY[full_name, city])``
+        with 256 MB stored in ``city`` beforehand failed exactly when the name was long enough, and the stored text
+        may be the masked value's own row's or another row's of its own table (``FROM t a, t b``), which decision
+        0350 lets through (``full_name || ' (' || city || ')'`` must run). Such a merge is masked whole for the
+        caller, so what it is made of shows only in its NULL-ness and its length: in a statement that only reads,
+        each text column masked whole merged beside a part reading a column is replaced by a stand-in of the same
+        NULL-ness, ``(CASE WHEN (full_name) IS NULL THEN NULL ELSE '' END)`` -- the answer the caller sees is the
+        same, and its length no longer the value's (decision 0359)."""
+        if self.dialect != "postgres" or not self._reads_only:
+            return
+        for merge in nodes.own_nodes(node):
+            if not flow.merges(merge) or isinstance(merge, exp.AggFunc) or nodes.concatenates(merge):
+                continue  # aggregates get 0161's stand-ins
+            parts = [c for c in _parts(merge) if not isinstance(c, (exp.Literal, exp.Null, exp.Boolean))]
+            reading = [p for p in parts if p.find(exp.Column) is not None]
+            if len(reading) < 2:
+                continue  # nothing stored beside it: a constant part is bounded by the statement (0285)
+            for part in reading:
+                for col in nodes.own_nodes(part, include_self=True):
+                    if isinstance(col, exp.Column) and not isinstance(col.this, exp.Star) and self._masked_text(
+                        col, scope
+                    ):
+                        self.plan.edits.append(Edit("stand-in", col))
+
+    def _masked_text(self, col: exp.Column, scope: _Scope) -> bool:
+        """``col`` is a text masked whole for the identity: of a table's column declared as a text, or a derived
+        table's output masked whole (its type unknown: a text, as masked values mostly are)."""
+        src, column = self._resolve(col, scope)
+        if src is None:
+            return False
+        if src.relation is not None:
+            return column in src.relation.texts
+        outs = src.shape.outs if src.shape is not None else None
+        return outs is not None and any(o.name.lower() == column and o.redacted for o in outs)
 
     # -- aggregates, windows, loose columns ------------------------------------------------------
     def _aggregates(
@@ -1572,6 +1618,13 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
 __all__ = ["Edit", "Plan", "Planner", "Relation"]
 
 #: a row's location (PostgreSQL's ``ctid``, ``tableoid``; SQLite's ``rowid`` is a value), which orders rows as stored
+def _parts(merge: exp.Expression) -> list[exp.Expression]:
+    """The values ``merge`` builds one value of: its arguments (nested merges count as parts of their own)."""
+    return [
+        c for v in merge.args.values() for c in (v if isinstance(v, list) else [v]) if isinstance(c, exp.Expression)
+    ]
+
+
 _LOCATORS = frozenset({"ctid", "tableoid"})
 #: SQLite's names of a rowid table's key (an INTEGER PRIMARY KEY is one too, named in its keys)
 _ROWIDS = frozenset({"rowid", "_rowid_", "oid"})

@@ -447,10 +447,19 @@ def _relation(
         )
         facts_unique = getattr(facts, "unique", ())
         checked = tuple(facts_unique) + tuple(frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ()))
+        texts = frozenset(c for c in redacted if _text_type(info.types.get(c)))
         found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
-                         tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)))
+                         tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)), texts)
     cache[key] = found
     return found
+
+
+#: declared types of a text (PostgreSQL's names): a stand-in '' keeps their type
+_TEXT_TYPES = ("text", "character varying", "varchar", "character", "char", "bpchar", "citext", "name")
+
+
+def _text_type(declared: str | None) -> bool:
+    return declared is not None and declared.lower().split("(", 1)[0].strip() in _TEXT_TYPES
 
 
 def _hazard(

@@ -417,6 +417,13 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
             last -= 1
         return [(text.tokens[last].end + 1, " GROUP BY NULL")]
+    if edit.kind == "stand-in" and not edit.items:
+        # a column merged beside a stored text (decision 0359): its tokens, from the first name to the last
+        anchors = _anchors(node)
+        if not isinstance(node, exp.Column) or not anchors:
+            raise Unspliceable("a merged column with nothing to locate it by")
+        first, last = text.at(min(anchors)), text.at(max(anchors))
+        return [(text.tokens[first].start, "(" + _STAND_IN[0]), (text.tokens[last].end + 1, _STAND_IN[1] + ")")]
     if edit.kind == "stand-in":
         o, c = _call_group(text, node)
         first, last = _argument(text, o, c, int(edit.items[0]))
@@ -509,6 +516,9 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 holder.set("expressions", [exp.Paren(this=holder.expressions[0]), *holder.expressions[1:]])
             else:
                 target.set("this", exp.Paren(this=target.this))
+        elif edit.kind == "stand-in" and not edit.items:
+            made = Dialect.get_or_raise(gd).parse(f"SELECT ({_STAND_IN[0]}{target.sql(dialect=gd)}{_STAND_IN[1]})")
+            target.replace(made[0].expressions[0])  # type: ignore[union-attr]
         elif edit.kind == "stand-in":
             arg = data_args(target, gd)[int(edit.items[0])]
             wrapped = Dialect.get_or_raise(gd).parse(
