@@ -265,6 +265,7 @@ OWN_MERGES = [
     "SELECT to_jsonb(ARRAY[a.full_name, b.city]) IS NULL FROM {t} a, {t} b WHERE a.id = 1 AND b.id = 2",  # self-join
     "SELECT to_jsonb(ARRAY[upper(full_name), city]) IS NULL FROM {t} WHERE id = 1",
     "SELECT to_jsonb(ARRAY[s.full_name, s.city]) IS NULL FROM (SELECT id, full_name, city FROM {t}) s WHERE id = 1",
+    "SELECT to_jsonb(ARRAY[(SELECT full_name FROM {t} WHERE id = 1), city]) IS NULL FROM {t} WHERE id = 2",
 ]
 
 
@@ -330,6 +331,8 @@ OWN_LOOK_ALIKES = [
     "FROM {t} ORDER BY id",
     "SELECT to_jsonb(t) FROM {t} t WHERE id = 2",
     "SELECT concat(city, note, id) FROM {t} ORDER BY id",
+    "SELECT ARRAY[(SELECT full_name FROM {t} WHERE id = 1), city], (SELECT full_name FROM {t} WHERE id = 1) "
+    "FROM {t} WHERE id = 2",
 ]
 
 
@@ -349,6 +352,7 @@ def test_merges_beside_own_texts_answer_as_before(pg_conn: Any, own: dict[str, s
         assert seen[1][1] == [({"id": 2, "born": None, "city": "Lyon", "note": None,
                                 "full_name": "[PERSON_NAME]"},)], seen[1]  # fmt: skip
         assert seen[2][1] == [("[FREE_TEXT]",)] * 3, seen[2]  # a merged free text is masked whole
+        assert seen[3][1] == [(["[FREE_TEXT]"], "[PERSON_NAME]")], seen[3]
         assert "masked-column-copy" in observe(conn, f"UPDATE {t} SET note = left(full_name || city, 20) WHERE id = 2")
         mine = [x for x in sent if t in x and "pg_catalog" not in x]
         assert any("WHEN (full_name) IS NULL" in x for x in mine), mine

@@ -1184,6 +1184,11 @@ class Planner:
                         col, scope
                     ):
                         self.plan.edits.append(Edit("stand-in", col))
+                    elif isinstance(col, exp.Subquery) and isinstance(col.parent, exp.Expression) and (
+                        shape := self._shapes.get(id(col))
+                    ) is not None and shape.outs is not None and len(shape.outs) == 1 and shape.outs[0].redacted:
+                        # a scalar subquery's masked value (``ARRAY[(SELECT full_name ...), city]``)
+                        self.plan.edits.append(Edit("stand-in", col))
 
     def _masked_text(self, col: exp.Column, scope: _Scope) -> bool:
         """``col`` is a text masked whole for the identity: of a table's column declared as a text, or a derived

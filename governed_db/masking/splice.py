@@ -419,10 +419,13 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         return [(text.tokens[last].end + 1, " GROUP BY NULL")]
     if edit.kind == "stand-in" and not edit.items:
         # a column merged beside a stored text (decision 0359): its tokens, from the first name to the last
-        anchors = _anchors(node)
-        if not isinstance(node, exp.Column) or not anchors:
-            raise Unspliceable("a merged column with nothing to locate it by")
-        first, last = text.at(min(anchors)), text.at(max(anchors))
+        if isinstance(node, exp.Subquery):
+            lo, hi = _query_range(text, node)  # inside its parentheses: the stand-in goes around them
+            first, last = lo - 1, hi
+        elif isinstance(node, exp.Column) and (anchors := _anchors(node)):
+            first, last = text.at(min(anchors)), text.at(max(anchors))
+        else:
+            raise Unspliceable("a merged value with nothing to locate it by")
         return [(text.tokens[first].start, "(" + _STAND_IN[0]), (text.tokens[last].end + 1, _STAND_IN[1] + ")")]
     if edit.kind == "stand-in":
         o, c = _call_group(text, node)
