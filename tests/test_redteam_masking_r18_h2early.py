@@ -61,6 +61,8 @@ STOPPING_READS = [
     f"SELECT max(ssn) FROM customers WHERE {BOTH} AND {S} LIMIT 1",
     f"SELECT 'x' UNION ALL SELECT min(ssn) FROM customers WHERE {BOTH} AND {S}",
     f"SELECT count(*) FROM (SELECT min(ssn) FROM customers WHERE {BOTH} AND {S})",
+    f"SELECT EXISTS (SELECT min(ssn) FROM customers WHERE {BOTH} AND {S})",  # EXISTS drops an ORDER BY
+    f"SELECT count(*) FROM (SELECT max(ssn) AS m FROM customers WHERE {BOTH} AND {S})",
     f"SELECT min(ssn) IS NULL FROM customers WHERE {BOTH} AND {S}",
 ]
 
@@ -105,6 +107,7 @@ STOPPING_LOOK_ALIKES = [
     "SELECT min(amount), max(city), min(DISTINCT city) FROM customers WHERE ssn IS NOT NULL",
     "SELECT city, min(amount) FROM customers WHERE ssn IS NOT NULL GROUP BY city ORDER BY city",
     "SELECT min(amount, 15), max(id) OVER () FROM customers WHERE id = 1",
+    "SELECT min(city) AS first_city, max(amount) FROM customers WHERE ssn IS NOT NULL",
     "SELECT (SELECT max(amount) FROM customers c WHERE c.city = o.city) FROM customers o ORDER BY id",
     "SELECT m FROM (SELECT max(amount) AS m FROM customers WHERE ssn IS NOT NULL LIMIT 1) UNION ALL "
     "SELECT min(amount) FROM customers WHERE ssn IS NOT NULL UNION ALL SELECT min(DISTINCT +amount) FROM customers "
@@ -120,10 +123,10 @@ def test_stopping_look_alikes_answer_as_raw() -> None:
     assert a == b, (a, b)
     assert [x[1] for x in a] == [x[1] for x in raw[0]], (a, raw[0])
     # min/max keep their column names (an application reads rows by them); a subquery's text in a name does not
-    assert [x[0] for x in a[3:8]] == [x[0] for x in raw[0][3:8]], (a, raw[0])
+    assert [x[0] for x in a[3:9]] == [x[0] for x in raw[0][3:9]], (a, raw[0])
     assert [x[1] for x in a] == [
         [(1, 0)], [(1,), (2,), (3,), (4,), (5,)], [(5,)], [(4, 2)], [("Lyon", 50.0)],
-        [(10.0, "Paris", "Lyon")], [("Lyon", 20.0), ("Nice", 30.0), ("Paris", 10.0)], [(10.0, 1)],
+        [(10.0, "Paris", "Lyon")], [("Lyon", 20.0), ("Nice", 30.0), ("Paris", 10.0)], [(10.0, 1)], [("Lyon", 50.0)],
         [(50.0,), (40.0,), (30.0,), (40.0,), (50.0,)], [(10.0,), (10.0,), (50.0,)],
     ], a
 

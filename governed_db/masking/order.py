@@ -276,11 +276,12 @@ class Planner:
         """SQLite answers ``SELECT min(x) FROM t WHERE ...`` (no GROUP BY or HAVING, one aggregate) by walking an
         index on ``x`` and stopping at the first row its WHERE keeps: the rows before it are those whose ``x``
         sorts first. Over a relation an index on a masked column may order (``min(ssn)``; ``min(city)`` over an
-        index on ``(city, ssn)``), whether a row after that one fails told the order. ``ORDER BY count(*)`` (one
-        row: nothing to sort) makes it a query of two aggregates, which SQLite answers by reading every row the
-        WHERE keeps, under the same column names; a branch of a compound, which takes no ORDER BY, has the
-        argument written ``+(x)`` instead (the same value, type and collation; no index matches it) (decision
-        0357). A whole key of one column (``max(id)``) keeps its index: its order is no masked value's."""
+        index on ``(city, ssn)``), whether a row after that one fails told the order. The argument is written
+        ``+(x)`` (the same value, type and collation; no index matches it) wherever that changes no column's
+        name: inside EXISTS, IN or a scalar subquery, a branch of a compound, an aliased output. An output named
+        by its text gets ``ORDER BY count(*)`` instead (one row: nothing to sort), a query of two aggregates,
+        which SQLite answers by reading every row the WHERE keeps (decision 0357). A whole key of one column
+        (``max(id)``) keeps its index: its order is no masked value's."""
         for select in tree.find_all(exp.Select):
             if select.args.get("group") is not None or select.args.get("having") is not None:
                 continue
@@ -303,11 +304,10 @@ class Planner:
                     arg.name.lower() in _ROWIDS or frozenset({arg.name.lower()}) in rel.keys
                 ):
                     continue
-                if isinstance(select.parent, exp.SetOperation):
-                    self.plan.edits.append(Edit("min-max-whole", call))
-                else:
+                if _names_its_output(select) and not _aliased(call, select):
                     self.plan.edits.append(Edit("order", select, ("count(*)",)))
                     break  # one is enough for the whole query
+                self.plan.edits.append(Edit("min-max-whole", call))
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
@@ -1623,6 +1623,23 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
 __all__ = ["Edit", "Plan", "Planner", "Relation"]
 
 #: a row's location (PostgreSQL's ``ctid``, ``tableoid``; SQLite's ``rowid`` is a value), which orders rows as stored
+def _names_its_output(select: exp.Select) -> bool:
+    """The names of ``select``'s outputs are seen: the statement's own result, a derived table's or a CTE's columns
+    (not a compound's branch, nor a query inside EXISTS, IN or an expression)."""
+    parent = select.parent
+    if parent is None or isinstance(parent, (exp.CTE, exp.Insert, exp.Create)):
+        return True
+    return isinstance(parent, exp.Subquery) and isinstance(parent.parent, (exp.From, exp.Join))
+
+
+def _aliased(call: exp.Expression, select: exp.Select) -> bool:
+    """``call`` is part of an output of ``select`` that has a name of its own (``min(x) AS m``), or of none."""
+    node: exp.Expression = call
+    while node.parent is not None and node.parent is not select:
+        node = node.parent
+    return isinstance(node, exp.Alias) or not any(node is e for e in select.expressions)
+
+
 def _parts(merge: exp.Expression) -> list[exp.Expression]:
     """The values ``merge`` builds one value of: its arguments (nested merges count as parts of their own)."""
     return [
