@@ -1634,7 +1634,7 @@ def _names_its_output(select: exp.Select) -> bool:
 
 def _aliased(call: exp.Expression, select: exp.Select) -> bool:
     """``call`` is part of an output of ``select`` that has a name of its own (``min(x) AS m``), or of none."""
-    node: exp.Expression = call
+    node: exp.Expr = call
     while node.parent is not None and node.parent is not select:
         node = node.parent
     return isinstance(node, exp.Alias) or not any(node is e for e in select.expressions)
