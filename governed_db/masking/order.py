@@ -270,7 +270,10 @@ class Planner:
                 if rel is not None and any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
                     continue  # one row by its key: nothing comes before it
             if any((rel := self.relation(t)) is None or rel.hazard for t in tables):
-                self.plan.edits.append(Edit("exists-whole", sub))
+                # an OFFSET would skip the one group GROUP BY NULL makes: such a query is read whole as a derived
+                # table instead (its rows, not one group, are what the OFFSET skips)
+                wrap = ("derived",) if sub.args.get("offset") is not None else ()
+                self.plan.edits.append(Edit("exists-whole", sub, wrap))
 
     def _min_max_read_whole(self, tree: exp.Expression) -> None:
         """SQLite answers ``SELECT min(x) FROM t WHERE ...`` (no GROUP BY or HAVING, one aggregate) by walking an

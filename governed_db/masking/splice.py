@@ -395,9 +395,9 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
         at, add = _order_insert(text, o + 1, c, edit.items, stops)
         return [(at, add + (_WHOLE_FRAME if edit.kind == "window-whole" else ""))]
-    if edit.kind == "exists-whole" and isinstance(node, exp.SetOperation):
-        # a compound inside EXISTS (...) becomes the derived table of one group: EXISTS (SELECT 1 FROM (...)
-        # GROUP BY NULL)
+    if edit.kind == "exists-whole" and (isinstance(node, exp.SetOperation) or edit.items == ("derived",)):
+        # a compound (or a query with an OFFSET) inside EXISTS (...) becomes the derived table of one group:
+        # EXISTS (SELECT 1 FROM (...) GROUP BY NULL)
         lo, hi = _query_range(text, node)
         if node.parent is None or hi >= len(text.tokens) or text.tokens[hi].token_type != TokenType.R_PAREN:
             raise Unspliceable("a compound EXISTS query outside its parentheses")
@@ -507,7 +507,7 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 ))  # fmt: skip
         elif edit.kind == "agg-order":
             _order_aggregate(target, _ordered(edit.items, gd))
-        elif edit.kind == "exists-whole" and isinstance(target, exp.SetOperation):
+        elif edit.kind == "exists-whole" and (isinstance(target, exp.SetOperation) or edit.items == ("derived",)):
             outer = exp.Select(expressions=[exp.Literal.number(1)], group=exp.Group(expressions=[exp.Null()]))
             target.replace(outer)
             outer.set("from_", exp.From(this=exp.Subquery(this=target)))
