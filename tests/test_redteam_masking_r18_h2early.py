@@ -371,3 +371,89 @@ def test_merges_beside_own_texts_answer_as_before(pg_conn: Any, own: dict[str, s
         conn.close()
     assert pg_conn.execute(f"SELECT id, note, city FROM {t} ORDER BY id").fetchall() == [
         (1, "n1", "Paris"), (2, None, "Lyon"), (3, "n3", "Lyon")]
+
+
+# -- PostgreSQL: min()/max() over an index on a masked column (decision 0357) --------------------------------------
+
+#: row 1's SSN: after Bob's ``219-45-1002`` in A, before it in B
+PG_SSNS = {"a": "536-22-8726", "b": "100-99-0000"}
+#: true on row 1, failing on row 2 (``id + 0``: no index on id helps, so the planner walks the ssn index)
+PG_STOPS = "id + 0 IN (1, 2) AND CASE WHEN id = 2 THEN 1 / (id - 2) ELSE 1 END = 1"
+
+
+@pytest.fixture
+def pg_min(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant a and b: 3,000 people whose rows differ only in row 1's SSN, with an index on ``ssn``."""
+    names: dict[str, str] = {}
+    for v, ssn in PG_SSNS.items():
+        t = f"h2early_min_{v}_{unique}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, ssn text, city text)")
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, 'Alice Smith', %s, 'Paris'), (2, 'Bob Jones', '219-45-1002', "
+                        "'Lyon')", (ssn,))  # fmt: skip
+        pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Person ' || g, NULL, 'x' FROM generate_series(3, 3000) g")
+        pg_conn.execute(f"CREATE INDEX {t}_ssn ON {t} (ssn)")
+        pg_conn.execute(f"ANALYZE {t}")
+        names[v] = t
+    yield names
+    for v, t in names.items():  # the ground truth after the attempts: nothing written
+        assert pg_conn.execute(f"SELECT count(*), count(ssn), max(ssn) FROM {t}").fetchone() == (
+            3000, 2, max(PG_SSNS[v], "219-45-1002"))
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+PG_MIN_MAX = [
+    f"SELECT min(ssn) IS NULL FROM {{t}} WHERE {PG_STOPS}",
+    f"SELECT max(ssn) IS NULL FROM {{t}} WHERE {PG_STOPS}",
+    f"SELECT EXISTS (SELECT min(ssn) FROM {{t}} WHERE {PG_STOPS})",
+    f"SELECT (SELECT max(ssn) FROM {{t}} WHERE {PG_STOPS}) IS NULL",
+    f"SELECT min(ssn) IS NULL FROM {{t}} WHERE {PG_STOPS} UNION ALL SELECT true",
+]
+
+
+def _pg_seen(pg_min: dict[str, str], sql: str, governed: bool) -> dict[str, str]:
+    import psycopg
+
+    from tests.conftest import PG_DSN
+
+    out = {}
+    for v, t in pg_min.items():
+        conn = psycopg.connect(PG_DSN, autocommit=True)
+        conn = govern(conn, ATTACKER) if governed else conn
+        try:
+            out[v] = repr(observe(conn, sql.format(t=t))).replace(t, "T")
+        finally:
+            conn.close()
+    return out
+
+
+@pytest.mark.parametrize("sql", PG_MIN_MAX, ids=lambda s: s[:60])
+def test_postgres_min_max_over_a_masked_index_tells_no_order(pg_min: dict[str, str], sql: str) -> None:
+    """Found in round 18: PostgreSQL answers ``min(ssn)`` as ``SELECT ssn ... ORDER BY ssn LIMIT 1`` over the index
+    on ``ssn`` (planagg) and stops at the first row its WHERE keeps: raw, the statement failed when row 2's SSN sorts
+    first (copy A) and answered when row 1's did (copy B); 0334 withholds the message, not whether it fails.
+    Governed, ``ORDER BY count(*)`` (one row, nothing sorted) keeps the planner from that short cut: every kept row
+    is read, and both fail alike."""
+    raw = _pg_seen(pg_min, sql, governed=False)
+    assert ("DivisionByZero" in raw["a"]) != ("DivisionByZero" in raw["b"]), raw  # the oracle
+    gov = _pg_seen(pg_min, sql, governed=True)
+    assert gov["a"] == gov["b"], gov
+    assert "[withheld" in gov["a"] or "EXISTS stops" in gov["a"], gov  # (a sublink that may fail: 0342)
+
+
+PG_MIN_MAX_LOOK_ALIKES = [
+    "SELECT max(id), min(city) FROM {t} WHERE city = 'Lyon'",  # a key, a clear column: as written
+    "SELECT min(ssn) IS NULL, max(ssn) IS NOT NULL FROM {t} WHERE city <> 'x'",
+    "SELECT count(*) FROM {t} WHERE id < (SELECT max(id) FROM {t} WHERE ssn IS NOT NULL)",
+]
+
+
+def test_postgres_min_max_look_alikes_answer_as_raw(pg_min: dict[str, str]) -> None:
+    """The innocent look-alikes answer as the raw connection (the masked ones masked), under the same names."""
+    for sql in PG_MIN_MAX_LOOK_ALIKES:
+        raw = _pg_seen(pg_min, sql, governed=False)
+        gov = _pg_seen(pg_min, sql, governed=True)
+        assert gov["a"] == gov["b"], gov
+        if "min(ssn)" in sql:
+            assert gov["a"] == "(['?column?', '?column?'], [(None, None)])", gov  # derived from SSNs: masked
+        else:
+            assert gov["a"] == raw["a"], (gov, raw)

@@ -200,6 +200,7 @@ class Planner:
             self._locked_in_key_order(tree)
         if self.dialect == "sqlite" and self.plan.refusal is None:
             self._exists_read_whole(tree)
+        if self.dialect in ("sqlite", "postgres") and self.plan.refusal is None:
             self._min_max_read_whole(tree)
         return self.plan
 
@@ -284,7 +285,9 @@ class Planner:
         name: inside EXISTS, IN or a scalar subquery, a branch of a compound, an aliased output. An output named
         by its text gets ``ORDER BY count(*)`` instead (one row: nothing to sort), a query of two aggregates,
         which SQLite answers by reading every row the WHERE keeps (decision 0357). A whole key of one column
-        (``max(id)``) keeps its index: its order is no masked value's."""
+        (``max(id)``) keeps its index: its order is no masked value's. PostgreSQL reads ``min(ssn)`` as ``ORDER BY
+        ssn LIMIT 1`` over an index on ``ssn`` the same way: there the query gets ``ORDER BY count(*)`` (in
+        parentheses for a compound's branch) whenever the argument reads a masked column."""
         for select in tree.find_all(exp.Select):
             if select.args.get("group") is not None or select.args.get("having") is not None:
                 continue
@@ -307,6 +310,16 @@ class Planner:
                     arg.name.lower() in _ROWIDS or frozenset({arg.name.lower()}) in rel.keys
                 ):
                     continue
+                if self.dialect == "postgres":
+                    # PostgreSQL reads min(x) as ``SELECT x ... ORDER BY x LIMIT 1`` over an index on x: the order
+                    # is a masked value's where x reads one (ties of a clear x: the stored order, left as 0334
+                    # leaves it). An aggregate other than min/max keeps it from doing so (planagg); a branch of a
+                    # compound takes it in parentheses. No unary + there to hide x from its index.
+                    if rel is not None and not any(c.name.lower() in rel.masked for c in arg.find_all(exp.Column)):
+                        continue
+                    kind = "branch-order" if isinstance(select.parent, exp.SetOperation) else "order"
+                    self.plan.edits.append(Edit(kind, select, ("count(*)",)))
+                    break
                 if _names_its_output(select) and not _aliased(call, select):
                     self.plan.edits.append(Edit("order", select, ("count(*)",)))
                     break  # one is enough for the whole query
@@ -1177,6 +1190,8 @@ class Planner:
         for merge in nodes.own_nodes(node):
             if not flow.merges(merge) or isinstance(merge, exp.AggFunc) or nodes.concatenates(merge):
                 continue  # aggregates get 0161's stand-ins
+            if any(nodes.concatenates(a) for a in _ancestors(merge, node)):
+                continue  # inside one: its argument is stood in for whole already
             parts = [c for c in _parts(merge) if not isinstance(c, (exp.Literal, exp.Null, exp.Boolean))]
             reading = [p for p in parts if p.find(exp.Column) is not None]
             if len(reading) < 2:
@@ -1626,6 +1641,14 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
 __all__ = ["Edit", "Plan", "Planner", "Relation"]
 
 #: a row's location (PostgreSQL's ``ctid``, ``tableoid``; SQLite's ``rowid`` is a value), which orders rows as stored
+def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expression]:
+    """``node``'s ancestors below ``stop``."""
+    parent = node.parent
+    while isinstance(parent, exp.Expression) and parent is not stop:
+        yield parent
+        parent = parent.parent
+
+
 def _names_its_output(select: exp.Select) -> bool:
     """The names of ``select``'s outputs are seen: the statement's own result, a derived table's or a CTE's columns
     (not a compound's branch, nor a query inside EXISTS, IN or an expression)."""
