@@ -19,7 +19,7 @@ import pytest
 from sqlglot import parse_one
 
 from governed_db.masking import early_stop
-from tests._redteam import govern, made_tables, observe
+from tests._redteam import CURIOUS_AGENT, govern, made_tables, observe
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite, _sqlite_runs
 from tests.test_redteam_masking_r17_rt17lite import BOTH, INDEXED, STOPS_AT_ROW_1
@@ -457,3 +457,42 @@ def test_postgres_min_max_look_alikes_answer_as_raw(pg_min: dict[str, str]) -> N
             assert gov["a"] == "(['?column?', '?column?'], [(None, None)])", gov  # derived from SSNs: masked
         else:
             assert gov["a"] == raw["a"], (gov, raw)
+
+
+@pytest.mark.xfail(strict=True, reason="decision 0359 stands in on PostgreSQL only: a MariaDB column is named by its "
+                   "text, which a stand-in would change (open)")
+def test_mariadb_a_long_text_of_the_masked_values_own_table_measures_no_length(mysql_conn: Any, unique: str) -> None:
+    """Found in round 18, left open: MariaDB's ``CONCAT`` is NULL, with a warning, past ``max_allowed_packet``.
+    With the secret's own row's ``city`` (a clear LONGTEXT) filled to 13 characters short of it,
+    ``LENGTH(CONCAT(full_name, city))`` is masked for the caller, but ``@@warning_count`` says 0 for an 11-character
+    name and 1 for a 16-character one."""
+    import pymysql
+
+    from tests.conftest import MYSQL_KW
+
+    cur = mysql_conn.cursor()
+    cur.execute("SELECT @@max_allowed_packet")
+    room = cur.fetchone()[0] - 13
+    seen = {}
+    for v, name in OWN_NAMES.items():
+        t = f"h2early_mdown_{v}_{unique}"
+        cur.execute(f"CREATE TABLE {t} (id int primary key, full_name varchar(100), city longtext)")
+        try:
+            cur.execute(f"INSERT INTO {t} VALUES (1, %s, 'Paris'), (2, 'Bob Jones', 'Lyon')", (name,))
+            cur.execute(f"UPDATE {t} SET city = REPEAT('x', {room}) WHERE id = 1")
+            for governed in (False, True):
+                conn = pymysql.connect(autocommit=True, **MYSQL_KW)
+                conn = govern(conn, CURIOUS_AGENT) if governed else conn
+                try:
+                    got = observe(conn, f"SELECT LENGTH(CONCAT(full_name, city)) FROM {t} WHERE id = 1")
+                    count = conn.cursor()
+                    count.execute("SELECT @@warning_count")
+                    seen[governed, v] = (repr(got).replace(t, "T"), count.fetchall()[0][0])
+                finally:
+                    conn.close()
+            cur.execute(f"SELECT id, full_name, length(city) FROM {t} ORDER BY id")
+            assert [tuple(r) for r in cur.fetchall()] == [(1, name, room), (2, "Bob Jones", 4)]
+        finally:
+            cur.execute(f"DROP TABLE IF EXISTS {t}")
+    assert seen[False, "a"][1] == 0 and seen[False, "b"][1] == 1, seen  # the oracle
+    assert seen[True, "a"] == seen[True, "b"], seen

@@ -73,8 +73,9 @@ class Edit:
     ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
     (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order),
     ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering; a
-    compound one read as a derived table of one group), ``min-max-whole`` (a SQLite ``min(x)``/``max(x)`` in a
-    compound's branch written ``min(+(x))``, which no index answers by stopping at the first row)."""
+    compound one, or one with an OFFSET, read as a derived table of one group), ``min-max-whole`` (a SQLite
+    ``min(x)``/``max(x)`` whose name does not show written ``min(+(x))``, which no index answers by stopping at the
+    first row)."""
 
     kind: str
     node: exp.Expression
