@@ -459,13 +459,12 @@ def test_postgres_min_max_look_alikes_answer_as_raw(pg_min: dict[str, str]) -> N
             assert gov["a"] == raw["a"], (gov, raw)
 
 
-@pytest.mark.xfail(strict=True, reason="decision 0359 stands in on PostgreSQL only: a MariaDB column is named by its "
-                   "text, which a stand-in would change (open)")
-def test_mariadb_a_long_text_of_the_masked_values_own_table_measures_no_length(mysql_conn: Any, unique: str) -> None:
-    """Found in round 18, left open: MariaDB's ``CONCAT`` is NULL, with a warning, past ``max_allowed_packet``.
-    With the secret's own row's ``city`` (a clear LONGTEXT) filled to 13 characters short of it,
-    ``LENGTH(CONCAT(full_name, city))`` is masked for the caller, but ``@@warning_count`` says 0 for an 11-character
-    name and 1 for a 16-character one."""
+def test_mariadb_a_packet_sized_text_of_the_masked_values_own_table_is_no_partner(mysql_conn: Any, unique: str) -> None:
+    """Found in round 18: MariaDB's ``CONCAT`` is NULL, with a warning, past ``max_allowed_packet``. With the
+    secret's own row's ``city`` (a clear LONGTEXT) filled to 13 characters short of it, ``LENGTH(CONCAT(full_name,
+    city))`` was masked for the caller, but ``@@warning_count`` said 0 for an 11-character name and 1 for a
+    16-character one. A masked value merged beside a column that holds more than 64 KB is now refused, whatever its
+    table."""
     import pymysql
 
     from tests.conftest import MYSQL_KW
@@ -496,3 +495,36 @@ def test_mariadb_a_long_text_of_the_masked_values_own_table_measures_no_length(m
             cur.execute(f"DROP TABLE IF EXISTS {t}")
     assert seen[False, "a"][1] == 0 and seen[False, "b"][1] == 1, seen  # the oracle
     assert seen[True, "a"] == seen[True, "b"], seen
+    assert "masked-column-predicate" in seen[True, "a"][0] and "more than 64 KB" in seen[True, "a"][0], seen
+
+
+def test_mariadb_merges_beside_short_texts_still_run(mysql_conn: Any, unique: str) -> None:
+    """The innocent look-alikes: a masked name merged beside its own row's VARCHAR or TEXT (64 KB at most), clear
+    columns merged with a LONGTEXT, and a LONGTEXT selected beside the name as its own column, run as before."""
+    import pymysql
+
+    from tests.conftest import MYSQL_KW
+
+    t = f"h2early_mdshort_{unique}"
+    cur = mysql_conn.cursor()
+    cur.execute(f"CREATE TABLE {t} (id int primary key, full_name varchar(100), city varchar(40), note text, "
+                "big longtext)")  # fmt: skip
+    conn = govern(pymysql.connect(autocommit=True, **MYSQL_KW), CURIOUS_AGENT)
+    try:
+        cur.execute(f"INSERT INTO {t} VALUES (1, 'Alice Smith', 'Paris', 'n1', 'b1'), (2, 'Bob Jones', 'Lyon', "
+                    "'n2', 'b2')")  # fmt: skip
+        seen = [
+            observe(conn, f"SELECT CONCAT(full_name, ' (', city, ')') FROM {t} ORDER BY id"),
+            observe(conn, f"SELECT CONCAT(full_name, note) FROM {t} ORDER BY id"),
+            observe(conn, f"SELECT CONCAT(city, big) FROM {t} ORDER BY id"),
+            observe(conn, f"SELECT full_name, big FROM {t} ORDER BY id"),
+        ]
+        assert not any("refused" in repr(x) for x in seen), seen
+        assert seen[2][1] == [("Parisb1",), ("Lyonb2",)], seen
+        assert seen[3][1] == [("[PERSON_NAME]", "b1"), ("[PERSON_NAME]", "b2")], seen
+        cur.execute(f"SELECT id, full_name, city, note, big FROM {t} ORDER BY id")
+        assert [tuple(r) for r in cur.fetchall()] == [(1, "Alice Smith", "Paris", "n1", "b1"),
+                                                      (2, "Bob Jones", "Lyon", "n2", "b2")]  # fmt: skip
+    finally:
+        conn.close()
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
