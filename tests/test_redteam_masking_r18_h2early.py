@@ -5,9 +5,14 @@ shows must be the same for both. Each finding shows the difference on the raw co
 governed ones answer alike, and that the innocent look-alikes still run with exact results. The database is
 checked after each attempt.
 
-SQLite (decisions 0346, 0357): the application's table has an index on ``ssn``; ALICE's ``536-22-8726`` sorts after
-Bob's ``219-45-1002``, ANNA's ``100-99-0000`` before it. A construct that stops at its first row evaluates only the
-rows read before it, in the order of the index: whether a later row's expression fails tells that order.
+* SQLite and PostgreSQL (decision 0357): the application's table has an index on ``ssn``; ALICE's ``536-22-8726``
+  sorts after Bob's ``219-45-1002``, ANNA's ``100-99-0000`` before it. A compound inside EXISTS and a lone
+  ``min(ssn)``/``max(ssn)`` stop at their first row, read in the order of the index: whether a later row's
+  expression fails tells that order.
+* MariaDB (decision 0358): an outer join tested in a HAVING, or in a query around its derived table or CTE, is an
+  anti-join that stops at its first match; ``@@warning_count`` ranked a masked SSN.
+* PostgreSQL and MariaDB (decision 0359): a long text stored in a clear column of the masked value's own table (its
+  row, or the caller's row read by a self-join) made a length limit measure the masked value merged beside it.
 """
 
 from __future__ import annotations
@@ -343,6 +348,8 @@ OWN_LOOK_ALIKES = [
     "SELECT concat(city, note, id) FROM {t} ORDER BY id",
     "SELECT ARRAY[(SELECT full_name FROM {t} WHERE id = 1), city], (SELECT full_name FROM {t} WHERE id = 1) "
     "FROM {t} WHERE id = 2",
+    "SELECT ARRAY[full_name, city] || ARRAY[full_name, note], concat(full_name, city, concat(full_name, note)) "
+    "FROM {t} ORDER BY id",  # nested merges: the name stood in for once
 ]
 
 
@@ -363,6 +370,7 @@ def test_merges_beside_own_texts_answer_as_before(pg_conn: Any, own: dict[str, s
                                 "full_name": "[PERSON_NAME]"},)], seen[1]  # fmt: skip
         assert seen[2][1] == [("[FREE_TEXT]",)] * 3, seen[2]  # a merged free text is masked whole
         assert seen[3][1] == [(["[FREE_TEXT]"], "[PERSON_NAME]")], seen[3]
+        assert seen[4][1] == [(["[FREE_TEXT]"], "[FREE_TEXT]")] * 3, seen[4]
         assert "masked-column-copy" in observe(conn, f"UPDATE {t} SET note = left(full_name || city, 20) WHERE id = 2")
         mine = [x for x in sent if t in x and "pg_catalog" not in x]
         assert any("WHEN (full_name) IS NULL" in x for x in mine), mine

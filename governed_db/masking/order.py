@@ -170,6 +170,8 @@ class Planner:
         self._shapes: dict[int, _Shape] = {}
         #: the statement only reads (no write, no SELECT INTO): a value it merges goes nowhere but to the caller
         self._reads_only = False
+        #: the nodes given a stand-in (a column in nested merges is stood in for once)
+        self._stood_in: set[int] = set()
 
     # -- the statement ---------------------------------------------------------------------------
     def statement(self, tree: exp.Expression) -> Plan:
@@ -1199,14 +1201,18 @@ class Planner:
                 continue  # nothing stored beside it: a constant part is bounded by the statement (0285)
             for part in reading:
                 for col in nodes.own_nodes(part, include_self=True):
+                    if id(col) in self._stood_in:
+                        continue
                     if isinstance(col, exp.Column) and not isinstance(col.this, exp.Star) and self._masked_text(
                         col, scope
                     ):
+                        self._stood_in.add(id(col))
                         self.plan.edits.append(Edit("stand-in", col))
                     elif isinstance(col, exp.Subquery) and isinstance(col.parent, exp.Expression) and (
                         shape := self._shapes.get(id(col))
                     ) is not None and shape.outs is not None and len(shape.outs) == 1 and shape.outs[0].redacted:
                         # a scalar subquery's masked value (``ARRAY[(SELECT full_name ...), city]``)
+                        self._stood_in.add(id(col))
                         self.plan.edits.append(Edit("stand-in", col))
 
     def _masked_text(self, col: exp.Column, scope: _Scope) -> bool:
