@@ -198,17 +198,29 @@ def quiet_expression(root: exp.Expr, kind_of: TypeOf) -> bool:
 
 def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.Expr]]]:
     """Each table joined in ``tree`` that MariaDB may stop reading at a first match, with what it evaluates per
-    row of it (the join's ON, the WHERE's conjuncts naming it): a LEFT (or RIGHT) JOIN whose row the WHERE may
-    require missing (``... LEFT JOIN t i ON ... WHERE i.id IS NULL``: the "Not exists" plan stops at the first
-    match) -- any outer join whose table the WHERE names, however it tests it."""
+    row of it (the join's ON, the WHERE's and HAVING's conjuncts naming it): a LEFT (or RIGHT) JOIN whose row the
+    WHERE may require missing (``... LEFT JOIN t i ON ... WHERE i.id IS NULL``: the "Not exists" plan stops at the
+    first match) -- any outer join whose table the WHERE names, however it tests it. A test in the HAVING counts
+    too (MariaDB pushes one on grouped columns into the WHERE: ``GROUP BY o.id, i.id HAVING i.id IS NULL``), and
+    so does a test in a query around it: a derived table or CTE that hands out a column of the table (``SELECT
+    ... FROM (SELECT o.id, i.id AS iid FROM o LEFT JOIN i ...) d WHERE d.iid IS NULL``) is merged into that query,
+    its test with it (decision 0358)."""
     for select in tree.find_all(exp.Select):
         joins = select.args.get("joins") or []
         if not joins:
             continue
-        where = select.args.get("where")
-        # the tables the WHERE names ("" for an unqualified column: any of them): an IS NULL test, ISNULL(), <=>
-        # NULL or COALESCE of such a table's column can make MariaDB stop at the first match
-        named = {c.table.lower() for c in where.find_all(exp.Column)} if isinstance(where, exp.Where) else set()
+        # the WHERE's conjuncts, and the HAVING's that aggregate nothing (those MariaDB may push into the WHERE)
+        tests = [*_conjuncts(select.args.get("where")),
+                 *(p for p in _conjuncts(select.args.get("having")) if p.find(exp.AggFunc) is None)]  # fmt: skip
+        # the tables they name ("" for an unqualified column, or an alias of the select list: any of them): an IS
+        # NULL test, ISNULL(), <=> NULL or COALESCE of such a table's column can make MariaDB stop at the first match
+        named = {c.table.lower() for t in tests for c in t.find_all(exp.Column)}
+        if _feeds_a_query(select):
+            # the rows go on to a query that may test what they hand out: the tables whose columns they do
+            named |= {c.table.lower() for e in select.expressions for c in e.find_all(exp.Column)}
+            if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                   for e in select.expressions):  # fmt: skip
+                named.add("")
         source = select.args.get("from") or select.args.get("from_")
         first = source.this if isinstance(source, exp.From) else None
         for join in joins:
@@ -221,13 +233,29 @@ def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.E
             if alias in named or "" in named:
                 on = join.args.get("on")
                 parts: list[exp.Expr] = [on] if isinstance(on, exp.Expr) else []
-                if isinstance(where, exp.Where):
-                    cond = where.this
-                    parts += [
-                        p for p in (cond.flatten() if isinstance(cond, exp.And) else (cond,))
-                        if any((c.table or "").lower() in (alias, "") for c in p.find_all(exp.Column))
-                    ]  # fmt: skip
+                parts += [
+                    p for p in tests if any((c.table or "").lower() in (alias, "") for c in p.find_all(exp.Column))
+                ]  # fmt: skip
                 yield table, parts
+
+
+def _conjuncts(clause: object) -> list[exp.Expr]:
+    """The conjuncts of a WHERE or HAVING (none for anything else)."""
+    if not isinstance(clause, (exp.Where, exp.Having)):
+        return []
+    cond = clause.this
+    return list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
+
+
+def _feeds_a_query(select: exp.Select) -> bool:
+    """``select``'s rows are read by another query of the statement (a derived table, a CTE, a branch of either),
+    which MariaDB may merge it into."""
+    node: exp.Expr | None = select.parent
+    while isinstance(node, (exp.SetOperation, exp.Subquery, exp.Paren)):
+        if isinstance(node, exp.Subquery) and isinstance(node.parent, (exp.From, exp.Join)):
+            return True
+        node = node.parent
+    return isinstance(node, exp.CTE)
 
 
 def _quiet_comparison(node: exp.Expression, kind_of: TypeOf) -> bool:

@@ -805,6 +805,7 @@ def merge_hazards(
     parts: list[tuple[bool, bool, bool]],
     tables: list[frozenset[str]] | None = None,
     stored: list[frozenset[str]] | None = None,
+    huge: list[bool] | None = None,
 ) -> list[tuple[int, str]]:
     """Which of ``parts`` merging them in ``node`` measures, and why: each part is ``(holds a column's value, its
     length is the caller's to choose, its length is not bounded by the statement)``.
@@ -816,7 +817,9 @@ def merge_hazards(
     part is long enough (decision 0285). A column's stored text of unbounded length (``stored``: per part, the
     tables it holds one of) counts as long beside a part holding a value of *another* table (``tables``: per
     part, the tables whose values it holds): the caller may have stored 256 MB there beforehand (decision 0350).
-    A clear column of the masked value's own table is not counted, so ``full_name || ' (' || city || ')'`` runs."""
+    A clear column of the masked value's own table is not counted, so ``full_name || ' (' || city || ')'`` runs;
+    but on MySQL/MariaDB one whose type holds a text near the packet size (``huge``: per part) is, whatever its
+    table (decision 0359)."""
     if not merges(node):
         return []
     found: list[tuple[int, str]] = []
@@ -835,6 +838,13 @@ def merge_hazards(
             found.append((i, f"{name_of(node)}() of a masked value beside a text stored in another table, whose "
                              "length nothing bounds (a long text stored there beforehand would make a length limit "
                              "decide, by how long the value is); select them as separate columns"))
+        elif huge is not None and not any(u for j, (_t, _l, u) in enumerate(parts) if j != i) and any(
+            huge[j] for j in range(len(parts)) if j != i
+        ):
+            found.append((i, f"{name_of(node)}() of a masked value beside a text stored in a column that holds more "
+                             "than 64 KB (MEDIUMTEXT, LONGTEXT, JSON), which may have been filled to the server's "
+                             "packet size beforehand (past it the value is NULL with a warning, by how long the "
+                             "masked value is); select them as separate columns"))
         elif any(u for j, (_t, _l, u) in enumerate(parts) if j != i):
             found.append((i, f"{name_of(node)}() of a masked value beside a text whose length the statement does "
                              "not bound (a length limit would decide, by how long the value is); select them as "

@@ -837,6 +837,7 @@ class Walker:
         parts: list[tuple[bool, bool, bool]] = []
         tables: list[frozenset[str]] = []
         stored: list[frozenset[str]] = []
+        huge: list[bool] = []
         for key, i, origin in keyed:
             value = node.args.get(key)
             item = value[i] if isinstance(value, list) and i < len(value) else value
@@ -853,8 +854,24 @@ class Walker:
             )
             parts.append((tainted, origin.long, unbounded))
             stored.append(self.stored_text(origin))
-        for i, why in flow.merge_hazards(node, parts, tables, stored):
+            huge.append(self.packet_sized_text(origin))
+        for i, why in flow.merge_hazards(node, parts, tables, stored, huge):
             self.lineage.uses.append((why, keyed[i][2]))
+
+    def packet_sized_text(self, origin: Origin) -> bool:
+        """MySQL/MariaDB: ``origin`` holds a stored value whose type can hold a text near ``max_allowed_packet``
+        (MEDIUMTEXT, LONGTEXT, their BLOBs, JSON; a whole row; unknown), past which ``CONCAT`` is NULL with a
+        warning: beside a masked value of any table, its own row's included, it measures that value (decision
+        0359). ``TEXT`` and ``VARCHAR`` hold at most 64 KB."""
+        if self.dialect != "mysql" or not (origin.sources or origin.rows):
+            return False
+        if origin.rows:
+            return True
+        for t, c in origin.sources:
+            declared = (self.declared(t, c) if self.declared is not None else None) or ""
+            if not declared or declared.strip().lower().split("(", 1)[0].strip() in _PACKET_SIZED:
+                return True
+        return False
 
     def stored_text(self, origin: Origin) -> frozenset[str]:
         """The tables whose stored text of unbounded length ``origin`` holds: a column not declared as a number,
@@ -1713,6 +1730,8 @@ __all__ = ["CONST", "ColumnsOf", "FullText", "Lineage", "Origin", "Output", "Ref
 #: the longest declared text length counted as bounded (a merge of a few such values stays far below PostgreSQL's
 #: 256 MB jsonb and 1 GB text limits)
 _BOUNDED_LENGTH = 65535
+#: MySQL/MariaDB types that hold more than 64 KB (up to the packet size and beyond)
+_PACKET_SIZED = frozenset({"mediumtext", "longtext", "mediumblob", "longblob", "json", "long", "long varchar"})
 
 
 def _cast_short(item: object) -> bool:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
+from governed_db.masking import flow
 from governed_db.masking import order_nodes as nodes
 
 
@@ -63,6 +64,8 @@ class Relation:
     #: order (``None``: any column may lead to one — an index over an expression, a view, indexes unknown);
     #: :func:`governed_db.masking.order_guard` fills it from the catalog for every relation with masked columns
     risky: frozenset[str] | None = frozenset()
+    #: lower-case columns masked whole when computed on whose declared type is a text (of any length)
+    texts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,10 @@ class Edit:
     parentheses with an ORDER BY), ``lock-order`` (a PostgreSQL write's rows locked in key order first),
     ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
     (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order),
-    ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering)."""
+    ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering; a
+    compound one, or one with an OFFSET, read as a derived table of one group), ``min-max-whole`` (a SQLite
+    ``min(x)``/``max(x)`` whose name does not show written ``min(+(x))``, which no index answers by stopping at the
+    first row)."""
 
     kind: str
     node: exp.Expression
@@ -166,9 +172,16 @@ class Planner:
         self.ordered_aggregates = ordered_aggregates
         self.plan = Plan()
         self._shapes: dict[int, _Shape] = {}
+        #: the statement only reads (no write, no SELECT INTO): a value it merges goes nowhere but to the caller
+        self._reads_only = False
+        #: the nodes given a stand-in (a column in nested merges is stood in for once)
+        self._stood_in: set[int] = set()
 
     # -- the statement ---------------------------------------------------------------------------
     def statement(self, tree: exp.Expression) -> Plan:
+        self._reads_only = isinstance(tree, (*nodes.QUERIES, exp.Subquery)) and not any(
+            isinstance(n, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Into)) for n in tree.walk()
+        )
         if isinstance(tree, (*nodes.QUERIES, exp.Subquery)):
             self.query(tree, {}, None, need=True)
         elif _fills_rows(tree) and isinstance(tree.expression, (*nodes.QUERIES, exp.Subquery)):
@@ -195,6 +208,8 @@ class Planner:
         self._locked_in_read_order(tree)
         if self.dialect == "sqlite" and self.plan.refusal is None:
             self._exists_read_whole(tree)
+        if self.dialect in ("sqlite", "postgres") and self.plan.refusal is None:
+            self._min_max_read_whole(tree)
         return self.plan
 
     def _locked_in_key_order(self, tree: exp.Update | exp.Delete) -> None:
@@ -283,6 +298,12 @@ class Planner:
         (one group when any row is found, none otherwise: the same answer) (decision 0346)."""
         for ex in tree.find_all(exp.Exists):
             sub = ex.this
+            if isinstance(sub, exp.SetOperation):
+                # a compound stops at its first row too (``UNION ALL`` branch by branch; a merge of sorted
+                # branches): it is read whole as a derived table of one group (h2early)
+                if any((rel := self.relation(t)) is None or rel.hazard for t in sub.find_all(exp.Table)):
+                    self.plan.edits.append(Edit("exists-whole", sub))
+                continue
             if not isinstance(sub, exp.Select) or sub.args.get("group") is not None:
                 continue
             if any(isinstance(n, exp.AggFunc) for n in nodes.own_nodes(sub)):
@@ -294,7 +315,59 @@ class Planner:
                 if rel is not None and any(k and k <= pinned for k in (*rel.keys, *rel.unique_whole)):
                     continue  # one row by its key: nothing comes before it
             if any((rel := self.relation(t)) is None or rel.hazard for t in tables):
-                self.plan.edits.append(Edit("exists-whole", sub))
+                # an OFFSET would skip the one group GROUP BY NULL makes: such a query is read whole as a derived
+                # table instead (its rows, not one group, are what the OFFSET skips)
+                wrap = ("derived",) if sub.args.get("offset") is not None else ()
+                self.plan.edits.append(Edit("exists-whole", sub, wrap))
+
+    def _min_max_read_whole(self, tree: exp.Expression) -> None:
+        """SQLite answers ``SELECT min(x) FROM t WHERE ...`` (no GROUP BY or HAVING, one aggregate) by walking an
+        index on ``x`` and stopping at the first row its WHERE keeps: the rows before it are those whose ``x``
+        sorts first. Over a relation an index on a masked column may order (``min(ssn)``; ``min(city)`` over an
+        index on ``(city, ssn)``), whether a row after that one fails told the order. The argument is written
+        ``+(x)`` (the same value, type and collation; no index matches it) wherever that changes no column's
+        name: inside EXISTS, IN or a scalar subquery, a branch of a compound, an aliased output. An output named
+        by its text gets ``ORDER BY count(*)`` instead (one row: nothing to sort), a query of two aggregates,
+        which SQLite answers by reading every row the WHERE keeps (decision 0357). A whole key of one column
+        (``max(id)``) keeps its index: its order is no masked value's. PostgreSQL reads ``min(ssn)`` as ``ORDER BY
+        ssn LIMIT 1`` over an index on ``ssn`` the same way: there the query gets ``ORDER BY count(*)`` (in
+        parentheses for a compound's branch) whenever the argument reads a masked column."""
+        for select in tree.find_all(exp.Select):
+            if select.args.get("group") is not None or select.args.get("having") is not None:
+                continue
+            if not isinstance(select.args.get("where"), exp.Where) and not select.args.get("joins"):
+                continue  # nothing is evaluated on the rows before the first: nothing tells their order
+            tables = [t for t in nodes.own_nodes(select) if isinstance(t, exp.Table)]
+            rels = [self.relation(t) for t in tables]
+            if not any(rel is None or rel.hazard for rel in rels):
+                continue
+            for call in nodes.own_nodes(select):
+                if not isinstance(call, (exp.Min, exp.Max)) or call.expressions:
+                    continue  # min(a, b) of several arguments is a scalar function
+                if isinstance(call.parent, exp.Window) or not isinstance(call.this, exp.Expression):
+                    continue
+                arg = call.this
+                if arg.find(exp.Column) is None:
+                    continue  # the same on every row
+                rel = rels[0] if len(rels) == 1 else None
+                if isinstance(arg, exp.Column) and rel is not None and (
+                    arg.name.lower() in _ROWIDS or frozenset({arg.name.lower()}) in rel.keys
+                ):
+                    continue
+                if self.dialect == "postgres":
+                    # PostgreSQL reads min(x) as ``SELECT x ... ORDER BY x LIMIT 1`` over an index on x: the order
+                    # is a masked value's where x reads one (ties of a clear x: the stored order, left as 0334
+                    # leaves it). An aggregate other than min/max keeps it from doing so (planagg); a branch of a
+                    # compound takes it in parentheses. No unary + there to hide x from its index.
+                    if rel is not None and not any(c.name.lower() in rel.masked for c in arg.find_all(exp.Column)):
+                        continue
+                    kind = "branch-order" if isinstance(select.parent, exp.SetOperation) else "order"
+                    self.plan.edits.append(Edit(kind, select, ("count(*)",)))
+                    break
+                if _names_its_output(select) and not _aliased(call, select):
+                    self.plan.edits.append(Edit("order", select, ("count(*)",)))
+                    break  # one is enough for the whole query
+                self.plan.edits.append(Edit("min-max-whole", call))
 
     def _nested_in(self, tree: exp.Expression, skip: set[int]) -> None:
         for node in nodes.own_nodes(tree):
@@ -790,6 +863,7 @@ class Planner:
         # its key decides (a hash or sort over it): it numbers, picks or frames them by their key instead
         group_key = self._group_key(group, beside) if isinstance(group, exp.Group) and beside else None
         self._aggregates(node, scope, hazard, row_key, windowed=hazard or group_key is not None)
+        self._merged_stand_ins(node, scope)
         if hazard:
             self._windows(node, scope, row_key)
             if self.dialect != "postgres":
@@ -1153,6 +1227,54 @@ class Planner:
             if outs is not None and any(o.name == column and o.redacted for o in outs):
                 return True
         return False
+
+    # -- merges measured by a length limit ------------------------------------------------------
+    def _merged_stand_ins(self, node: exp.Select, scope: _Scope) -> None:
+        """PostgreSQL fails a value merged past 1 GB (a jsonb past 256 MB): ``to_jsonb(ARRAY[full_name, city])``
+        with 256 MB stored in ``city`` beforehand failed exactly when the name was long enough, and the stored text
+        may be the masked value's own row's or another row's of its own table (``FROM t a, t b``), which decision
+        0350 lets through (``full_name || ' (' || city || ')'`` must run). Such a merge is masked whole for the
+        caller, so what it is made of shows only in its NULL-ness and its length: in a statement that only reads,
+        each text column masked whole merged beside a part reading a column is replaced by a stand-in of the same
+        NULL-ness, ``(CASE WHEN (full_name) IS NULL THEN NULL ELSE '' END)`` -- the answer the caller sees is the
+        same, and its length no longer the value's (decision 0359)."""
+        if self.dialect != "postgres" or not self._reads_only:
+            return
+        for merge in nodes.own_nodes(node):
+            if not flow.merges(merge) or isinstance(merge, exp.AggFunc) or nodes.concatenates(merge):
+                continue  # aggregates get 0161's stand-ins
+            if any(nodes.concatenates(a) for a in _ancestors(merge, node)):
+                continue  # inside one: its argument is stood in for whole already
+            parts = [c for c in _parts(merge) if not isinstance(c, (exp.Literal, exp.Null, exp.Boolean))]
+            reading = [p for p in parts if p.find(exp.Column) is not None]
+            if len(reading) < 2:
+                continue  # nothing stored beside it: a constant part is bounded by the statement (0285)
+            for part in reading:
+                for col in nodes.own_nodes(part, include_self=True):
+                    if id(col) in self._stood_in:
+                        continue
+                    if isinstance(col, exp.Column) and not isinstance(col.this, exp.Star) and self._masked_text(
+                        col, scope
+                    ):
+                        self._stood_in.add(id(col))
+                        self.plan.edits.append(Edit("stand-in", col))
+                    elif isinstance(col, exp.Subquery) and isinstance(col.parent, exp.Expression) and (
+                        shape := self._shapes.get(id(col))
+                    ) is not None and shape.outs is not None and len(shape.outs) == 1 and shape.outs[0].redacted:
+                        # a scalar subquery's masked value (``ARRAY[(SELECT full_name ...), city]``)
+                        self._stood_in.add(id(col))
+                        self.plan.edits.append(Edit("stand-in", col))
+
+    def _masked_text(self, col: exp.Column, scope: _Scope) -> bool:
+        """``col`` is a text masked whole for the identity: of a table's column declared as a text, or a derived
+        table's output masked whole (its type unknown: a text, as masked values mostly are)."""
+        src, column = self._resolve(col, scope)
+        if src is None:
+            return False
+        if src.relation is not None:
+            return column in src.relation.texts
+        outs = src.shape.outs if src.shape is not None else None
+        return outs is not None and any(o.name.lower() == column and o.redacted for o in outs)
 
     # -- aggregates, windows, loose columns ------------------------------------------------------
     def _aggregates(
@@ -1628,7 +1750,41 @@ def _column_masked(src: _Source, column: str, whole: bool) -> bool | None:
 __all__ = ["Edit", "Plan", "Planner", "Relation"]
 
 #: a row's location (PostgreSQL's ``ctid``, ``tableoid``; SQLite's ``rowid`` is a value), which orders rows as stored
+def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expression]:
+    """``node``'s ancestors below ``stop``."""
+    parent = node.parent
+    while isinstance(parent, exp.Expression) and parent is not stop:
+        yield parent
+        parent = parent.parent
+
+
+def _names_its_output(select: exp.Select) -> bool:
+    """The names of ``select``'s outputs are seen: the statement's own result, a derived table's or a CTE's columns
+    (not a compound's branch, nor a query inside EXISTS, IN or an expression)."""
+    parent = select.parent
+    if parent is None or isinstance(parent, (exp.CTE, exp.Insert, exp.Create)):
+        return True
+    return isinstance(parent, exp.Subquery) and isinstance(parent.parent, (exp.From, exp.Join))
+
+
+def _aliased(call: exp.Expression, select: exp.Select) -> bool:
+    """``call`` is part of an output of ``select`` that has a name of its own (``min(x) AS m``), or of none."""
+    node: exp.Expr = call
+    while node.parent is not None and node.parent is not select:
+        node = node.parent
+    return isinstance(node, exp.Alias) or not any(node is e for e in select.expressions)
+
+
+def _parts(merge: exp.Expression) -> list[exp.Expression]:
+    """The values ``merge`` builds one value of: its arguments (nested merges count as parts of their own)."""
+    return [
+        c for v in merge.args.values() for c in (v if isinstance(v, list) else [v]) if isinstance(c, exp.Expression)
+    ]
+
+
 _LOCATORS = frozenset({"ctid", "tableoid"})
+#: SQLite's names of a rowid table's key (an INTEGER PRIMARY KEY is one too, named in its keys)
+_ROWIDS = frozenset({"rowid", "_rowid_", "oid"})
 
 
 def _whole_key(rel: Relation) -> bool:

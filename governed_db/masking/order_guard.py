@@ -447,9 +447,10 @@ def _relation(
         )
         facts_unique = getattr(facts, "unique", ())
         checked = tuple(facts_unique) + tuple(frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ()))
+        texts = frozenset(c for c in redacted if _text_type(info.types.get(c)))
         found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
                          tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)),
-                         _risky(facts, masked) if hazard else frozenset())
+                         _risky(facts, masked) if hazard else frozenset(), texts)
     cache[key] = found
     return found
 
@@ -464,6 +465,14 @@ def _risky(facts: object, masked: frozenset[str]) -> frozenset[str] | None:
         return None  # a view: whichever indexes its tables have
     risky = [ix for ix in facts.indexes if not ix or ix & masked]
     return None if any(not ix for ix in risky) else frozenset().union(*risky)
+
+
+#: declared types of a text (PostgreSQL's names): a stand-in '' keeps their type
+_TEXT_TYPES = ("text", "character varying", "varchar", "character", "char", "bpchar", "citext", "name")
+
+
+def _text_type(declared: str | None) -> bool:
+    return declared is not None and declared.lower().split("(", 1)[0].strip() in _TEXT_TYPES
 
 
 def _hazard(

@@ -48,6 +48,8 @@ _CALL_NAMES: dict[str, frozenset[str]] = {
         {"json_object_agg", "json_objectagg", "json_group_object", "jsonb_object_agg"}
     ),
     "JSONBObjectAgg": frozenset({"jsonb_object_agg"}),
+    "Min": frozenset({"min"}),
+    "Max": frozenset({"max"}),
 }
 _STAND_IN = ("CASE WHEN (", ") IS NULL THEN NULL ELSE '' END")
 #: a LIMIT that cuts nothing, so MariaDB keeps a derived table's ORDER BY (its documented idiom)
@@ -393,6 +395,17 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         stops = frozenset(t.token_type for t in text.tokens[o + 1 : c] if t.text.upper() in _FRAME)
         at, add = _order_insert(text, o + 1, c, edit.items, stops)
         return [(at, add + (_WHOLE_FRAME if edit.kind == "window-whole" else ""))]
+    if edit.kind == "exists-whole" and (isinstance(node, exp.SetOperation) or edit.items == ("derived",)):
+        # a compound (or a query with an OFFSET) inside EXISTS (...) becomes the derived table of one group:
+        # EXISTS (SELECT 1 FROM (...) GROUP BY NULL)
+        lo, hi = _query_range(text, node)
+        if node.parent is None or hi >= len(text.tokens) or text.tokens[hi].token_type != TokenType.R_PAREN:
+            raise Unspliceable("a compound EXISTS query outside its parentheses")
+        return [(text.tokens[lo].start, "SELECT 1 FROM ("), (text.tokens[hi].start, ") GROUP BY NULL")]
+    if edit.kind == "min-max-whole":
+        o, c = _call_group(text, node)
+        first, last = _argument(text, o, c, 0)
+        return [(text.tokens[first].start, "+("), (text.tokens[last].end + 1, ")")]
     if edit.kind == "exists-whole":
         lo, hi = _query_range(text, node)
         ends = (TokenType.ORDER_BY, TokenType.LIMIT, TokenType.WINDOW, *_AFTER_ORDER)
@@ -404,6 +417,16 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         while last > lo and text.tokens[last].token_type == TokenType.SEMICOLON:
             last -= 1
         return [(text.tokens[last].end + 1, " GROUP BY NULL")]
+    if edit.kind == "stand-in" and not edit.items:
+        # a column merged beside a stored text (decision 0359): its tokens, from the first name to the last
+        if isinstance(node, exp.Subquery):
+            lo, hi = _query_range(text, node)  # inside its parentheses: the stand-in goes around them
+            first, last = lo - 1, hi
+        elif isinstance(node, exp.Column) and (anchors := _anchors(node)):
+            first, last = text.at(min(anchors)), text.at(max(anchors))
+        else:
+            raise Unspliceable("a merged value with nothing to locate it by")
+        return [(text.tokens[first].start, "(" + _STAND_IN[0]), (text.tokens[last].end + 1, _STAND_IN[1] + ")")]
     if edit.kind == "stand-in":
         o, c = _call_group(text, node)
         first, last = _argument(text, o, c, int(edit.items[0]))
@@ -484,8 +507,21 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 ))  # fmt: skip
         elif edit.kind == "agg-order":
             _order_aggregate(target, _ordered(edit.items, gd))
+        elif edit.kind == "exists-whole" and (isinstance(target, exp.SetOperation) or edit.items == ("derived",)):
+            outer = exp.Select(expressions=[exp.Literal.number(1)], group=exp.Group(expressions=[exp.Null()]))
+            target.replace(outer)
+            outer.set("from_", exp.From(this=exp.Subquery(this=target)))
         elif edit.kind == "exists-whole":
             target.set("group", exp.Group(expressions=[exp.Null()]))
+        elif edit.kind == "min-max-whole":
+            holder = target.this if isinstance(target.this, exp.Distinct) else None
+            if holder is not None and holder.expressions:
+                holder.set("expressions", [exp.Paren(this=holder.expressions[0]), *holder.expressions[1:]])
+            else:
+                target.set("this", exp.Paren(this=target.this))
+        elif edit.kind == "stand-in" and not edit.items:
+            made = Dialect.get_or_raise(gd).parse(f"SELECT ({_STAND_IN[0]}{target.sql(dialect=gd)}{_STAND_IN[1]})")
+            target.replace(made[0].expressions[0])  # type: ignore[union-attr]
         elif edit.kind == "stand-in":
             arg = data_args(target, gd)[int(edit.items[0])]
             wrapped = Dialect.get_or_raise(gd).parse(
