@@ -848,6 +848,7 @@ class Walker:
                 # warns), so the part is short whatever was stored or computed (decision 0362)
                 parts.append((tainted, False, False))
                 stored.append(frozenset())
+                huge.append(False)
                 continue
             unbounded = origin.long or (
                 isinstance(item, exp.Expression) and origin.kind == "const" and flow.unbounded(item)
