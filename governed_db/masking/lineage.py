@@ -65,7 +65,7 @@ from governed_db.masking.origins import (
     star_outputs,
 )
 from governed_db.masking.schema import bare_table
-from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write
+from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write, walk_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -1165,6 +1165,11 @@ class Walker:
             return cells, True
         if isinstance(node, exp.Pivot) and not node.args.get("fields"):
             return self.pivot(node, ctes, parent)
+        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
+            # a data-modifying CTE (``WITH d AS (DELETE FROM t ... RETURNING full_name AS city)``): its conditions
+            # and copies are the write's, and its rows are what RETURNING makes of the target's (decision 0363)
+            returned, exact = walk_write(self, node, ctes)
+            return (returned, exact) if returned is not None else ([], False)
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)

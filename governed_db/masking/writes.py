@@ -38,8 +38,20 @@ if TYPE_CHECKING:
 
 def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     """Copies, predicates and RETURNING columns of one write statement, into ``w.lineage``."""
+    outputs, exact = walk_write(w, tree, {})
+    if outputs is not None:
+        w.lineage.outputs, w.lineage.exact = outputs, w.lineage.exact and exact
+    return w.lineage
+
+
+def walk_write(w: Walker, tree: exp.Expression, ctes: Ctes) -> tuple[list[Output] | None, bool]:
+    """The copies and predicates of one write (the statement itself, or a data-modifying CTE, with ``ctes`` in
+    scope), into ``w.lineage.uses``; returns its RETURNING columns (``None`` without RETURNING) and whether their
+    count is exact. A CTE's write returns its rows to the rest of the statement, which may filter, compute on or
+    return them like any other table's (decision 0363)."""
     lin = w.lineage
-    ctes = w.ctes_of(tree, {}, None)
+    exact = True
+    ctes = w.ctes_of(tree, ctes, None)
     target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
     scope = Scope([])
     if isinstance(target, exp.Table):
@@ -104,31 +116,31 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
         w.orderings(tree.args.get("order"), scope, ctes)
         w.bounds(tree, scope, ctes)
     returning = tree.args.get("returning")
-    if returning is not None:
-        outputs: list[Output] = []
-        # ``UPDATE ... FROM`` / ``DELETE ... USING``: PostgreSQL's ``RETURNING *`` gives the columns of every FROM
-        # item after the target's (``FROM (SELECT id, full_name AS label ...) c`` returns c's ``label`` too)
-        every = isinstance(tree, (exp.Update, exp.Delete)) and w.dialect in ("postgres", "postgresql")
-        starred = scope.sources if every else scope.sources[:1]
-        merges = any(j.args.get("using") or str(j.args.get("method") or "").upper() == "NATURAL" for j in [*joins, *nested])
-        for proj in returning.expressions:
-            if isinstance(proj, exp.Star):
-                if not starred:
-                    lin.exact = False
-                    outputs.append(Output("*", Origin("unknown")))
-                if merges and len(starred) > 1:
-                    lin.exact = False  # USING / NATURAL columns once, first: matched by name (decision 0229)
-                for src in starred:
-                    if src.columns is None:
-                        lin.exact = False
-                        outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
-                    else:
-                        lin.exact = lin.exact and not computed_columns(src)
-                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
-            else:
-                outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
-        lin.outputs = outputs
-    return lin
+    if returning is None:
+        return None, exact
+    outputs: list[Output] = []
+    # ``UPDATE ... FROM`` / ``DELETE ... USING``: PostgreSQL's ``RETURNING *`` gives the columns of every FROM
+    # item after the target's (``FROM (SELECT id, full_name AS label ...) c`` returns c's ``label`` too)
+    every = isinstance(tree, (exp.Update, exp.Delete)) and w.dialect in ("postgres", "postgresql")
+    starred = scope.sources if every else scope.sources[:1]
+    merges = any(j.args.get("using") or str(j.args.get("method") or "").upper() == "NATURAL" for j in [*joins, *nested])
+    for proj in returning.expressions:
+        if isinstance(proj, exp.Star):
+            if not starred:
+                exact = False
+                outputs.append(Output("*", Origin("unknown")))
+            if merges and len(starred) > 1:
+                exact = False  # USING / NATURAL columns once, first: matched by name (decision 0229)
+            for src in starred:
+                if src.columns is None:
+                    exact = False
+                    outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
+                else:
+                    exact = exact and not computed_columns(src)
+                    outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
+        else:
+            outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
+    return outputs, exact
 
 
 def _assignments(w: Walker, items: Iterable[exp.Expression], scope: Scope, ctes: Ctes) -> None:

@@ -1,0 +1,328 @@
+"""Round 18 red team (h4pg), PostgreSQL through psycopg 3, psycopg2 and asyncpg: data-modifying WITH queries.
+
+PostgreSQL lets a WITH query change rows and hand them to the rest of the statement: ``WITH d AS (DELETE FROM t
+WHERE id = 1 RETURNING full_name AS city) SELECT city FROM d``. In staging (masked for everyone, the nested write
+only warned) and in production once a person approves it, an agent without an unmask grant could run one:
+
+* Values (decision 0363). The walk gave such a WITH query no columns at all, and did not count its table as read,
+  so whatever the rest of the statement did with its rows was neither masked nor judged: ``RETURNING full_name AS
+  city`` came back as the raw name, ``WHERE l LIKE 'A%'`` over a returned name filtered, ``1 / (l - 11)`` over its
+  length failed or not, and the write's own WHERE (``WHERE ssn LIKE '5%'``) was never looked at. A data-modifying
+  WITH query is now traced as the write it is: its conditions and copies are judged, its RETURNING columns are what
+  they are made of.
+* Order (decision 0364). The rows of such a WITH query come in the order the write read them, which where the
+  masked values are stored decides (decisions 0272/0334: with row 5 moved, it comes before row 396 in one copy
+  and after it in the other); the order guard treated it as a source with no order to fix, and so did nothing
+  when a top-level write would have been ordered (0330), locked in key order (0351) or refused (0331). Now the
+  rest of the statement reads it in the order of the key it returns (or is refused where it needs an order and
+  none is returned), its rows are locked in key order, a value handed out row by row in it is refused, and an
+  ``INSERT ... SELECT`` WITH query inserts in key order.
+
+Oracles compare two tables of 400 people that differ only in row 1's name (``pg_stored_people``), or two tables
+whose row 1 holds a different name, e-mail and SSN, masked alike.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests._redteam import (
+    CURIOUS_AGENT,
+    asyncpg_variants,
+    govern,
+    leaked,
+    pg_connect,
+    pg_stored_people,
+    pg_variants,
+    rows_or_rules,
+)
+
+pytestmark = pytest.mark.usefixtures("pg_dsn")
+
+#: masked for everyone, a data-modifying WITH query warned about only (``dml-in-cte``)
+STAGING = {"environment": "staging"}
+SECRETS = {
+    "a": ("Alice Smith", "alice@example.com", "536-22-8726"),
+    "b": ("Zoe Quinn-Harper Quinn", "azzzzzzzzzzz@example.com", "123-45-6789"),
+}
+
+
+@pytest.fixture
+def people(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant a and b, 30 customers whose row 1 holds that variant's name, e-mail and SSN."""
+    names: dict[str, str] = {}
+    for v, (name, email, ssn) in SECRETS.items():
+        t = f"r18pg_{unique}_{v}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, email text, ssn text, city text)")
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, %s, 'Paris')", (name, email, ssn))
+        pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Person Number ' || g, 'p' || g || '@example.org', "
+                        "lpad(g::text, 3, '0') || '-55-' || lpad((g * 37)::text, 4, '0'), 'Lyon' "
+                        "FROM generate_series(2, 30) g")  # fmt: skip
+        names[v] = t
+    yield names
+    for t in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _once(sql: str) -> Any:
+    """``see(conn, table)``: what the caller sees of ``sql`` over ``table`` (rolled back afterwards)."""
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            return rows_or_rules(conn, sql.format(t=table))
+        except governed_db.GuardrailViolation:
+            raise
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            conn.rollback()
+
+    return see
+
+
+#: the refusal: masking's rule, beside the warning every data-modifying WITH query gets in staging
+REFUSED = "refused: ['dml-in-cte', 'masked-column-predicate']"
+#: name -> (statement, what the governed caller sees in both copies: rows, or the rule that refused it)
+VALUES = {
+    "a-returned-name-under-a-clear-name": (
+        "WITH d AS (DELETE FROM {t} WHERE id = 1 RETURNING full_name AS city) SELECT city FROM d",
+        [("[PERSON_NAME]",)],
+    ),
+    "returned-columns-read-by-star": (
+        "WITH d AS (UPDATE {t} SET city = 'Nice' WHERE id = 1 RETURNING id, ssn AS code, email) SELECT * FROM d",
+        [(1, "[US_SSN]", "a***@example.com")],
+    ),
+    "a-returned-name-filtered": (
+        "WITH d AS (UPDATE {t} SET city = 'Nice' WHERE id = 1 RETURNING full_name AS l) "
+        "SELECT count(*) FROM d WHERE l LIKE 'A%'",
+        REFUSED,
+    ),
+    "a-returned-length-divides": (
+        "WITH d AS (UPDATE {t} SET city = 'Nice' WHERE id = 1 RETURNING length(full_name) AS l) "
+        "SELECT 1 / (l - 11) FROM d",
+        REFUSED,
+    ),
+    "a-returned-length": (
+        "WITH d AS (UPDATE {t} SET city = 'Nice' WHERE id = 1 RETURNING length(full_name) AS l) SELECT l FROM d",
+        [(None,)],
+    ),
+    "the-writes-own-condition": (
+        "WITH d AS (UPDATE {t} SET city = 'Nice' WHERE ssn LIKE '5%' RETURNING id) SELECT count(*) FROM d",
+        REFUSED,
+    ),
+    "a-returned-name-sorts": (
+        "WITH d AS (DELETE FROM {t} WHERE id < 3 RETURNING id, full_name) SELECT id FROM d ORDER BY full_name",
+        REFUSED,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("name", list(VALUES), ids=list(VALUES))
+def test_rows_a_with_query_wrote_are_masked_and_judged(people: dict[str, str], driver: str, name: str) -> None:
+    sql, expected = VALUES[name]
+    seen = pg_variants(driver, people, _once(sql), **STAGING)
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == expected, seen
+    assert not leaked(seen["a"][1], SECRETS["a"]) and not leaked(seen["b"][1], SECRETS["b"])
+
+
+def test_rows_a_with_query_wrote_tell_nothing_through_asyncpg(people: dict[str, str]) -> None:
+    """asyncpg: the same statements tell the copies apart raw, and not governed (where asyncpg's constraint reads,
+    which its warm-up does not do for a write, leave a write of a table with masked columns refused outright, the
+    refusal is the same in both copies)."""
+    pytest.importorskip("asyncpg")
+
+    async def see(conn: Any, table: str) -> Any:
+        out: list[Any] = []
+        for sql, _ in VALUES.values():
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                out.append([tuple(r) for r in await conn.fetch(sql.format(t=table))])
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                out.append(f"refused: {sorted(e.decision.rules)}")
+            except Exception as e:
+                out.append(type(e).__name__)
+            finally:
+                await tr.rollback()
+        return out
+
+    seen = asyncpg_variants(people, see, **STAGING)
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert not leaked(seen["a"][1], SECRETS["a"]) and not leaked(seen["b"][1], SECRETS["b"])
+
+
+def test_the_database_keeps_what_a_refused_with_query_would_have_changed(people: dict[str, str]) -> None:
+    """A refusal is judged before the statement is sent: the rows the write named are untouched."""
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    try:
+        with pytest.raises(governed_db.GuardrailViolation, match="masked-column-predicate"):
+            conn.cursor().execute(VALUES["the-writes-own-condition"][0].format(t=people["a"]))
+    finally:
+        conn.close()
+    admin = pg_connect("psycopg")
+    try:
+        assert admin.execute(f"SELECT count(*) FROM {people['a']} WHERE city = 'Nice'").fetchone() == (0,)
+    finally:
+        admin.close()
+
+
+# -- order: the rows a WITH query wrote come in stored order ---------------------------------------------------
+@pytest.fixture
+def stored(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    names = pg_stored_people(pg_conn, f"r18pg_{unique}")
+    names["mine"] = f"r18pg_{unique}_mine"
+    pg_conn.execute(f"CREATE TABLE {names['mine']} (k int, n serial)")
+    yield names
+    for t in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+PICK = "id + 0 IN (5, 396)"  # no index: a scan, in stored order
+#: name -> statement returning the ids 5 and 396 in some order (the governed answer: 5 first in both copies)
+ORDERS = {
+    "rows-listed": f"WITH d AS (UPDATE {{t}} SET city = 'Nice' WHERE {PICK} RETURNING id) SELECT id FROM d",
+    "array-agg": f"WITH d AS (UPDATE {{t}} SET city = 'Nice' WHERE {PICK} RETURNING id) "
+                 "SELECT unnest(array_agg(id)) FROM d",
+    "the-first-row": f"WITH d AS (UPDATE {{t}} SET city = 'Nice' WHERE {PICK} RETURNING id) "
+                     "SELECT id FROM d LIMIT 1",
+    "row-number": f"WITH d AS (UPDATE {{t}} SET city = 'Nice' WHERE {PICK} RETURNING id) "
+                  "SELECT id FROM (SELECT id, row_number() OVER () r FROM d) q ORDER BY r",
+    "delete-renamed": f"WITH d AS (DELETE FROM {{t}} WHERE {PICK} RETURNING id AS k) SELECT k FROM d",
+    "serials-of-an-insert": f"WITH d AS (INSERT INTO {{mine}} (k) SELECT id FROM {{t}} WHERE {PICK} RETURNING k, n) "
+                            "SELECT k FROM d ORDER BY n",
+}  # fmt: skip
+
+
+def _ids_moved(sql: str, mine: str) -> Any:
+    """``see(conn, table)``: per moved row (5, then 1: see ``pg_moved_places``), the ids ``sql`` returns."""
+
+    def see(conn: Any, table: str) -> list[Any]:
+        out: list[Any] = []
+        for row in (5, 1):
+            try:
+                conn.cursor().execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = {row}")
+                out.append(rows_or_rules(conn, sql.format(t=table, mine=mine)))
+            finally:
+                conn.rollback()
+        return out
+
+    return see
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("shape", list(ORDERS), ids=list(ORDERS))
+def test_rows_a_with_query_wrote_come_in_key_order(stored: dict[str, str], driver: str, shape: str) -> None:
+    tables = {"a": stored["a"], "b": stored["b"]}
+    seen = pg_variants(driver, tables, _ids_moved(ORDERS[shape], stored["mine"]), **STAGING)
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    first = [(5,)] if shape == "the-first-row" else [(5,), (396,)]
+    assert seen["a"][1] == seen["b"][1] == [first, first], seen
+
+
+def test_a_value_handed_out_row_by_row_in_a_with_query_is_refused(stored: dict[str, str]) -> None:
+    sql = (f"WITH d AS (UPDATE {{t}} SET city = 'Nice' WHERE {PICK} RETURNING id, clock_timestamp() c) "
+           "SELECT id FROM d ORDER BY c")  # fmt: skip
+    tables = {"a": stored["a"], "b": stored["b"]}
+    seen = pg_variants("psycopg", tables, _ids_moved(sql, stored["mine"]), **STAGING)
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] == [REFUSED] * 2, seen
+
+
+def _locked_first(admin: Any, table: str, governed: bool, write: str) -> Any:
+    """Row 5 moved to the last page (or not); one session holds row 200, a second runs ``write`` over rows 5 and
+    200 (and waits at 200), a third asks for row 5 with NOWAIT: refused when the write locked row 5 before it
+    waited, granted when it read (and waited at) row 200 first (decision 0351's oracle)."""
+
+    def connect() -> Any:
+        conn = pg_connect("psycopg", autocommit=False)
+        return govern(conn, CURIOUS_AGENT, **STAGING) if governed else conn
+
+    admin.execute(f"UPDATE {table} SET city = NULL, full_name = NULL WHERE id = 5")
+    holder, writer, prober = connect(), connect(), connect()
+    try:
+        holder.cursor().execute(f"SELECT id FROM {table} WHERE id = 200 FOR UPDATE")
+        pid = writer.info.backend_pid
+        thread = threading.Thread(target=lambda: writer.cursor().execute(write.format(t=table)))
+        thread.start()
+        for _ in range(100):  # until the write waits for row 200
+            if admin.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", (pid,)).fetchone()[0]:
+                break
+            time.sleep(0.05)
+        try:
+            return rows_or_rules(prober, f"SELECT id FROM {table} WHERE id = 5 FOR UPDATE NOWAIT")
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            prober.rollback()
+            holder.rollback()
+            thread.join()
+            writer.commit()
+    finally:
+        for c in (holder, writer, prober):
+            c.close()
+
+
+def test_a_with_query_locks_the_rows_it_writes_in_key_order(pg_conn: Any, stored: dict[str, str]) -> None:
+    write = "WITH d AS (UPDATE {t} SET city = 'b' WHERE city IS NULL OR id = 200 RETURNING id) SELECT count(*) FROM d"
+    prefix = stored["a"].removesuffix("_sa")
+    raw = [_locked_first(pg_conn, stored[v], False, write) for v in ("a", "b")]
+    assert raw[0] != raw[1], raw  # the oracle: row 5 locked before the wait in one copy only
+    pg_conn.execute(f"DROP TABLE {stored['a']}, {stored['b']}")
+    assert pg_stored_people(pg_conn, prefix) == {"a": stored["a"], "b": stored["b"]}
+    seen = [_locked_first(pg_conn, stored[v], True, write) for v in ("a", "b")]
+    assert seen[0] == seen[1] == "LockNotAvailable", seen  # row 5 locked first, in key order, in both
+    for v in ("a", "b"):  # the write did what was asked, and only that
+        rows = pg_conn.execute(f"SELECT id, city FROM {stored[v]} WHERE city IS DISTINCT FROM 'Lyon' "
+                               "ORDER BY id").fetchall()  # fmt: skip
+        assert rows == [(1, "Paris"), (5, "b"), (200, "b")], rows
+
+
+# -- look-alikes: data-modifying WITH queries that tell nothing keep running -----------------------------------
+def test_innocent_with_queries_that_write_run_and_change_what_they_name(people: dict[str, str]) -> None:
+    t = people["a"]
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    admin = pg_connect("psycopg")
+    try:
+        cur = conn.cursor()
+        cur.execute(f"WITH d AS (UPDATE {t} SET city = 'Nice' WHERE city = 'Lyon' AND id < 6 RETURNING id, city) "
+                    "SELECT id, city FROM d")  # fmt: skip
+        assert cur.fetchall() == [(2, "Nice"), (3, "Nice"), (4, "Nice"), (5, "Nice")]
+        cur.execute(f"WITH d AS (DELETE FROM {t} WHERE id = 30 RETURNING id, full_name, email) SELECT * FROM d")
+        assert cur.fetchall() == [(30, "[PERSON_NAME]", "p***@example.org")]
+        cur.execute(f"WITH d AS (UPDATE {t} SET city = 'Rome' WHERE id > 25 RETURNING id) SELECT count(*) FROM d")
+        assert cur.fetchall() == [(4,)]
+        assert admin.execute(f"SELECT id, city FROM {t} WHERE city <> 'Lyon' ORDER BY id").fetchall() == [
+            (1, "Paris"), (2, "Nice"), (3, "Nice"), (4, "Nice"), (5, "Nice"),
+            (26, "Rome"), (27, "Rome"), (28, "Rome"), (29, "Rome"),
+        ]  # fmt: skip
+    finally:
+        conn.close()
+        admin.close()
+
+
+def test_a_with_query_writing_a_table_without_masked_columns_runs_as_written(pg_conn: Any, unique: str) -> None:
+    t = f"r18pg_{unique}_clear"
+    pg_conn.execute(f"CREATE TABLE {t} (id int primary key, qty int, city text)")
+    pg_conn.execute(f"INSERT INTO {t} SELECT g, g % 7, 'Lyon' FROM generate_series(1, 40) g")
+    sent: list[str] = []
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    try:
+        sql = f"WITH d AS (UPDATE {t} SET qty = qty + 1 WHERE qty = 0 RETURNING id, qty) SELECT id, qty FROM d"
+        cur = conn.cursor()
+        cur.execute(sql)
+        assert sorted(cur.fetchall()) == [(i, 1) for i in range(7, 41, 7)]
+        sent.append(pg_conn.execute(f"SELECT count(*) FROM {t} WHERE qty = 0").fetchone()[0])
+    finally:
+        conn.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    assert sent == [0]
