@@ -356,3 +356,106 @@ def test_a_with_query_writing_a_table_without_masked_columns_runs_as_written(pg_
         conn.close()
         pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
     assert sent == [0]
+
+
+# -- functions of the caller's own under names masking knows (decision 0365) ------------------------------------
+@pytest.fixture
+def own_schema(pg_conn: Any, unique: str) -> Iterator[str]:
+    """A schema of this test's own, with a log table: functions made in it reach no other session's calls."""
+    s = f"r18pg_{unique}_s"
+    pg_conn.execute(f"CREATE SCHEMA {s}")
+    pg_conn.execute(f"CREATE TABLE {s}.log (v text)")
+    pg_conn.execute(f"CREATE TABLE {s}.people (id int primary key, full_name varchar(100), city varchar(40))")
+    pg_conn.execute(f"INSERT INTO {s}.people SELECT g, 'Person Number ' || g, 'Lyon' FROM generate_series(2, 30) g")
+    pg_conn.execute(f"INSERT INTO {s}.people VALUES (1, 'Alice Smith', 'Paris')")
+    yield s
+    pg_conn.execute(f"DROP SCHEMA {s} CASCADE")
+
+
+def _spy(schema: str, name: str) -> str:
+    """A function ``schema.name(varchar)`` that writes what it is given into ``schema.log``."""
+    return (f"CREATE OR REPLACE FUNCTION {schema}.{name}(x varchar) RETURNS text LANGUAGE plpgsql AS "
+            f"$$BEGIN INSERT INTO {schema}.log VALUES (x); RETURN 'x'; END$$")  # fmt: skip
+
+
+def test_a_function_under_a_known_name_runs_on_raw_values(pg_conn: Any, own_schema: str) -> None:
+    """The oracle, unprotected: with the caller's ``upper(varchar)`` first on its search path, ``upper(full_name)``
+    over a varchar column runs the caller's function (an exact match wins over pg_catalog's ``upper(text)``); a
+    call qualified by the schema (``s.md5(full_name)``) does too. Either copies the raw name into the caller's log."""
+    s = own_schema
+    pg_conn.execute(_spy(s, "upper"))
+    pg_conn.execute(_spy(s, "md5"))
+    raw = pg_connect("psycopg")
+    try:
+        raw.execute(f"SET search_path = {s}, public")
+        raw.execute("SELECT upper(full_name) FROM people WHERE id = 1")
+        raw.execute(f"SELECT {s}.md5(full_name) FROM {s}.people WHERE id = 1")
+    finally:
+        raw.close()
+    assert pg_conn.execute(f"SELECT v FROM {s}.log").fetchall() == [("Alice Smith",), ("Alice Smith",)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE OR REPLACE FUNCTION {s}.upper(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$",
+        'CREATE FUNCTION {s}."md5"(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$',
+        "/* tidy */ CREATE FUNCTION {s} . lower (x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$",
+        "CREATE PROCEDURE {s}.concat(x varchar) LANGUAGE sql AS $$ SELECT 1 $$",
+        "CREATE AGGREGATE {s}.max(varchar) (sfunc = textcat, stype = text)",
+        "CREATE OPERATOR {s}.|| (leftarg = varchar, rightarg = varchar, function = textcat)",
+        "ALTER FUNCTION {s}.tidy(varchar) RENAME TO upper",
+    ],
+    ids=["function", "quoted", "after-a-comment", "procedure", "aggregate", "operator", "renamed"],
+)
+def test_a_function_may_not_take_a_name_masking_knows(pg_conn: Any, own_schema: str, sql: str) -> None:
+    s = own_schema
+    pg_conn.execute(f"CREATE FUNCTION {s}.tidy(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$")
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    try:
+        seen = rows_or_rules(conn, sql.format(s=s))  # beside the warning a definition gets in staging
+        assert isinstance(seen, str) and seen.startswith("refused: ['masked-column-predicate', "), seen
+    finally:
+        conn.close()
+    made = pg_conn.execute(
+        "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = %s::regnamespace ORDER BY 1", (s,)
+    ).fetchall()
+    assert made == [("tidy",)], made  # nothing else was made, nothing renamed
+    assert pg_conn.execute("SELECT count(*) FROM pg_operator WHERE oprnamespace = %s::regnamespace", (s,)).fetchone() == (0,)
+
+
+def test_a_call_qualified_by_a_schema_is_not_the_built_in(pg_conn: Any, own_schema: str) -> None:
+    """``s.md5(full_name)`` with ``s.md5`` made by someone else (an application's migration): masking read it as
+    the built-in md5 (total, its result masked whole) and let the name through to it."""
+    s = own_schema
+    pg_conn.execute(_spy(s, "md5"))
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    try:
+        seen = rows_or_rules(conn, f"SELECT {s}.md5(full_name) FROM {s}.people WHERE id = 1")
+        assert seen == "refused: ['masked-column-copy']", seen
+        # the built-in, named by its own schema, still runs (its result masked whole)
+        assert rows_or_rules(conn, f"SELECT pg_catalog.md5(full_name) FROM {s}.people WHERE id = 1") == [
+            ("[PERSON_NAME]",)
+        ]
+    finally:
+        conn.close()
+    assert pg_conn.execute(f"SELECT count(*) FROM {s}.log").fetchone() == (0,)
+
+
+def test_functions_of_ones_own_under_names_of_their_own_keep_working(pg_conn: Any, own_schema: str) -> None:
+    s = own_schema
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    try:
+        for sql in (
+            f"CREATE FUNCTION {s}.tidy(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT initcap(x) $$",
+            f"CREATE AGGREGATE {s}.joined(text) (sfunc = textcat, stype = text)",
+            f"ALTER FUNCTION {s}.tidy(varchar) RENAME TO tidied",
+            f"CREATE OPERATOR CLASS {s}.rev_ops FOR TYPE int4 USING btree AS OPERATOR 1 >, OPERATOR 2 >=, "
+            "OPERATOR 3 =, OPERATOR 4 <=, OPERATOR 5 <, FUNCTION 1 btint4cmp(int4, int4)",
+        ):
+            conn.cursor().execute(sql)
+        assert rows_or_rules(conn, f"SELECT {s}.tidied(city) FROM {s}.people WHERE id = 1") == [("Paris",)]
+    finally:
+        conn.close()
+    made = pg_conn.execute("SELECT proname FROM pg_proc WHERE pronamespace = %s::regnamespace ORDER BY 1", (s,))
+    assert made.fetchall() == [("joined",), ("tidied",)]

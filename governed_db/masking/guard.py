@@ -386,6 +386,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         or _statement_text_hit(state, analysis, identity)
         or _toast_hit(state, analysis, identity)
         or _shadowing_hit(state, analysis, identity)
+        or _server_shadowing_hit(state, analysis, identity)
         or _trigger_hit(state, analysis, access, identity)
     )
     if hit is not None:
@@ -599,6 +600,65 @@ def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) 
                 f"{stmt.operation} {short} would replace a function DuckDB or masking already knows, so a call "
                 "analysis reads as that function would run the macro on masked values before masking",
                 "give the macro a name of its own (what it is given from a masked column is refused as a copy)",
+            )
+    return None
+
+
+#: PostgreSQL statements that give a function, procedure or aggregate a name: ``CREATE [OR REPLACE] FUNCTION name``,
+#: ``ALTER FUNCTION name(...) RENAME TO new`` / ``SET SCHEMA s`` (the name it is called by, or where it is found)
+_PG_ROUTINE = re.compile(
+    r"\b(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|AGGREGATE)|ALTER\s+(?:FUNCTION|PROCEDURE|AGGREGATE|ROUTINE))"
+    r"\s+(?P<name>(?:\"[^\"]+\"|[\w$]+)(?:\s*\.\s*(?:\"[^\"]+\"|[\w$]+))*)"
+    r"(?:.*?\bRENAME\s+TO\s+(?P<renamed>\"[^\"]+\"|[\w$]+))?",
+    re.IGNORECASE | re.DOTALL,
+)
+_PG_OPERATOR = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?OPERATOR\s+(?!CLASS\b|FAMILY\b)", re.IGNORECASE)
+
+
+def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL calls a function of the caller's own where analysis reads a function it knows: one qualified
+    by its schema (``public.md5(full_name)``), and, since a function whose argument types match exactly wins over
+    pg_catalog's that needs a conversion, an unqualified one too (``public.upper(varchar)`` runs for
+    ``upper(full_name)`` over a ``varchar`` column). Its body saw the raw value (``INSERT INTO mine VALUES (x)``)
+    while the result came back masked. A function, procedure or aggregate may not be given (by CREATE, or by
+    ALTER ... RENAME TO / SET SCHEMA) a name masking knows, and an operator may not be defined at all (``||``
+    over ``varchar`` would shadow the built-in one the same way); a call qualified by a schema other than
+    pg_catalog is a function of unknown behaviour (decision 0365)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        operation = str(stmt.operation).upper()
+        if not operation.startswith(("CREATE", "ALTER")):
+            continue
+        text = stmt.expression.sql(dialect="postgres") if stmt.expression is not None else analysis.sql
+        # searched, not matched at the start: a comment may come first (a word in a body only refuses more)
+        if operation == "CREATE OPERATOR" and _PG_OPERATOR.search(text):
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                "CREATE OPERATOR defines an operator PostgreSQL may pick over its own for the types it names "
+                "(``||`` over varchar), running the caller's function on masked values where analysis reads the "
+                "built-in operator",
+                "have the operator created through a reviewed migration, or ask for an unmask grant (masking.unmask)",
+            )
+        found = _PG_ROUTINE.search(text)
+        if found is None:
+            continue
+        names = [found.group("name").split(".")[-1], found.group("renamed") or ""]
+        known = [n.strip().strip('"') for n in names if n.strip().strip('"')]
+        shadowing = [n for n in known if known_function_name(n, "postgres")]
+        if shadowing:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} gives a function the name {shadowing[0]}, which masking reads as a function it "
+                "knows: PostgreSQL would run the caller's code on masked values (a call qualified by its schema, "
+                "or one whose argument types match it exactly) while analysis lets them through as that function",
+                "give the function a name of its own (what it is given from a masked column is refused as a copy)",
             )
     return None
 
