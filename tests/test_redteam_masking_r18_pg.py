@@ -459,3 +459,81 @@ def test_functions_of_ones_own_under_names_of_their_own_keep_working(pg_conn: An
         conn.close()
     made = pg_conn.execute("SELECT proname FROM pg_proc WHERE pronamespace = %s::regnamespace ORDER BY 1", (s,))
     assert made.fetchall() == [("joined",), ("tidied",)]
+
+
+# -- prepared statements (decision 0363) --------------------------------------------------------------------------
+def _prepared_copy(conn: Any, table: str) -> Any:
+    """Have the driver prepare a judged read (its rows come back masked), then copy that prepared statement's rows
+    into a table of one's own with ``CREATE TABLE ... AS EXECUTE`` and read them."""
+    try:
+        cur = conn.cursor()
+        cur.execute(f"SELECT id, full_name AS city FROM {table} WHERE id = %s", (1,), prepare=True)
+        cur.fetchall()
+        name = rows_or_rules(conn, "SELECT name FROM pg_prepared_statements WHERE name LIKE '_pg3%'")[0][0]
+        made = rows_or_rules(conn, f"CREATE TEMP TABLE r18pg_kept AS EXECUTE {name}(1)")
+        return made if isinstance(made, str) else rows_or_rules(conn, "SELECT city FROM r18pg_kept")
+    finally:
+        conn.rollback()
+
+
+def test_rows_of_a_statement_the_driver_prepared_are_not_copied(people: dict[str, str]) -> None:
+    """An agent in staging, no approval asked: the read is judged and masked, but ``CREATE TEMP TABLE x AS EXECUTE
+    _pg3_0(1)`` (which sqlglot reads as a bare CREATE TABLE) put the raw name in a table of its own."""
+    seen = pg_variants("psycopg", people, _prepared_copy, **STAGING)
+    assert seen["a"][0] == [("Alice Smith",)] and seen["b"][0] == [(SECRETS["b"][0],)], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert isinstance(seen["a"][1], str) and "masked-column-copy" in seen["a"][1], seen
+
+
+#: a person approved dynamic SQL (or the policy allows it): masking still holds
+DYNAMIC = {"policy": {"rules": {"dynamic-sql": "allow"}}}
+MALLORY = governed_db.Identity("mallory")
+#: name -> (script, what the governed caller sees of its last statement in both copies)
+PREPARED = {
+    "a-filter-in-the-body": ("PREPARE r18q AS SELECT id FROM {t} WHERE ssn LIKE '5%'; EXECUTE r18q",
+                             "refused: ['masked-column-predicate']"),
+    "a-name-under-a-clear-name": ("PREPARE r18q AS SELECT id, full_name AS city FROM {t} WHERE id = 1; EXECUTE r18q",
+                                  "refused: ['masked-column-copy']"),
+    "a-length": ("PREPARE r18q AS SELECT id, length(full_name) FROM {t} WHERE id = 1; EXECUTE r18q",
+                 "refused: ['masked-column-copy']"),
+    "a-copy-in-the-body": ("PREPARE r18q AS UPDATE {t} SET city = ssn WHERE id = 1; EXECUTE r18q",
+                           "refused: ['masked-column-copy']"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(PREPARED), ids=list(PREPARED))
+def test_a_prepared_statement_is_judged_as_the_statement_it_prepares(people: dict[str, str], name: str) -> None:
+    script, expected = PREPARED[name]
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            seen: Any = None
+            for sql in script.format(t=table).split("; "):
+                seen = rows_or_rules(conn, sql)
+                if isinstance(seen, str):
+                    break
+            if "UPDATE" in script and not isinstance(seen, str):
+                seen = rows_or_rules(conn, f"SELECT city FROM {table} WHERE id = 1")
+            return seen
+        finally:
+            rows_or_rules(conn, "DEALLOCATE ALL")
+            conn.rollback()
+
+    seen = pg_variants("psycopg", people, see, identity=MALLORY, **DYNAMIC)
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == expected, seen
+
+
+def test_a_prepared_statement_of_clear_columns_is_made_but_not_executed(people: dict[str, str]) -> None:
+    """Look-alike (and the limit): a PREPARE of clear columns runs; its EXECUTE is refused, as masking cannot follow
+    the rows it returns from there (run the query itself: the driver prepares it, its rows masked)."""
+    conn = govern(pg_connect("psycopg", autocommit=False), MALLORY, **DYNAMIC)
+    try:
+        assert rows_or_rules(conn, f"PREPARE r18c AS SELECT id, city FROM {people['a']} WHERE id < 3") == -1
+        assert rows_or_rules(conn, "SELECT name FROM pg_prepared_statements") == [("r18c",)]
+        assert rows_or_rules(conn, "EXECUTE r18c") == "refused: ['masked-column-copy']"
+        cur = conn.cursor()
+        cur.execute(f"SELECT id, city FROM {people['a']} WHERE id < %s ORDER BY id", (3,), prepare=True)
+        assert cur.fetchall() == [(1, "Paris"), (2, "Lyon")]
+    finally:
+        conn.close()

@@ -31,6 +31,7 @@ from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access, detect_masker
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
+from governed_db.masking.writes import EXECUTE_USE
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
 from governed_db.policy.rules.masking import CONSTRAINT, COPY, PREDICATE, WRITE_BACK
@@ -999,7 +1000,9 @@ def _lineage_hit(
             {t for t, _c in origin.sources if access.blind(t)} | {t for t in origin.rows if access.blind(t)}
             | ({t for t in tables if access.blind(t)} if origin.lost else set())
         )
-        if blind and clause != "copy" and not is_constraint_use(clause) and not clause.startswith("a cursor"):
+        if blind and clause != "copy" and not is_constraint_use(clause) and not clause.startswith(
+            ("a cursor", "a prepared statement")
+        ):
             hit = _hit(
                 state,
                 analysis,
@@ -1045,6 +1048,17 @@ def _lineage_hit(
                 f"the statement keeps masked column(s) {cols} in {clause}",
                 "use the driver's server-side cursor (conn.cursor(name=...)), whose rows are masked, or ask "
                 "for an unmask grant (masking.unmask)",
+            )
+        elif clause.startswith("a prepared statement"):
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement returns {clause} (they may hold masked values)" if clause == EXECUTE_USE
+                else f"the statement keeps masked column(s) {cols} in {clause}",
+                "run the query itself (the driver prepares it, and its rows come back masked), or ask for an "
+                "unmask grant (masking.unmask)",
             )
         else:
             grouped = clause in ("GROUP BY", "DISTINCT")

@@ -153,6 +153,12 @@ def _assignments(w: Walker, items: Iterable[exp.Expression], scope: Scope, ctes:
 
 
 _CURSOR_QUERY = re.compile(r"^\s*\S+\s.*?\bCURSOR\b.*?\bFOR\b(.*)$", re.I | re.S)
+#: ``PREPARE name [(type, ...)] AS statement`` (PostgreSQL): the statement
+_PREPARED_BODY = re.compile(r'^\s*(?:"[^"]+"|[\w$]+)\s*(?:\((?:[^()]|\([^()]*\))*\))?\s*AS\b(.*)$', re.I | re.S)
+#: what a statement prepared by SQL keeps for a later EXECUTE (decision 0365's round, 0363)
+PREPARED_USE = "a prepared statement (EXECUTE would return it unmasked)"
+#: what ``EXECUTE`` (``CREATE TABLE ... AS EXECUTE``) returns: a prepared statement's rows, untraced here
+EXECUTE_USE = "a prepared statement's rows, which EXECUTE returns where lineage does not follow them"
 
 
 def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
@@ -162,6 +168,14 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
     lin = w.lineage
     word = str(tree.this).upper()
     body = tree.expression.this if isinstance(tree.expression, exp.Literal) else None
+    if word == "EXECUTE" and dialect in ("postgres", "postgresql"):
+        # ``EXECUTE name(...)``: the rows of a statement prepared earlier (by PREPARE, or by the driver under a
+        # name such as ``_pg3_0``), which lineage does not follow from here (decision 0363)
+        lin.blind = True
+        lin.uses.append((EXECUTE_USE, Origin("unknown")))
+        return lin
+    if word == "PREPARE" and dialect in ("postgres", "postgresql") and isinstance(body, str):
+        return _trace_prepared(w, body, dialect)
     if word not in ("REPLACE", "DECLARE") or not isinstance(body, str):
         return lin
     try:
@@ -188,6 +202,34 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
     except sqlglot.errors.SqlglotError:
         pass
     lin.blind = True  # what it reads is unknown: any lost value in it may be a masked one
+    lin.uses.append(("copy", Origin("unknown")))
+    return lin
+
+
+def _trace_prepared(w: Walker, body: str, dialect: str) -> Lineage:
+    """``PREPARE name AS <statement>`` is judged as the statement it prepares (its conditions, copies and writes),
+    and whatever it would return counts as kept: a later ``EXECUTE name`` (or ``CREATE TABLE ... AS EXECUTE
+    name``) returns those rows where no lineage follows them, as a SQL cursor's FETCH does (decision 0363)."""
+    lin = w.lineage
+    found = _PREPARED_BODY.match(body)
+    try:
+        parsed = parse_one(found.group(1), dialect) if found else None
+    except sqlglot.errors.SqlglotError:
+        parsed = None
+    if isinstance(parsed, QUERY):
+        outs, exact = w.query(parsed, {}, None)
+        lin.uses.extend((PREPARED_USE, o.origin) for o in outs)
+        if not exact:
+            lin.uses.append((PREPARED_USE, Origin("unknown")))
+        return lin
+    if isinstance(parsed, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
+        record_writes(w, parsed)
+        returned, exact = walk_write(w, parsed, {})
+        lin.uses.extend((PREPARED_USE, o.origin) for o in returned or ())
+        if not exact:
+            lin.uses.append((PREPARED_USE, Origin("unknown")))
+        return lin
+    lin.blind = True  # a statement that cannot be read (or another PREPARE's body): what it reads is unknown
     lin.uses.append(("copy", Origin("unknown")))
     return lin
 
