@@ -401,12 +401,13 @@ def test_a_function_under_a_known_name_runs_on_raw_values(pg_conn: Any, own_sche
         "CREATE OR REPLACE FUNCTION {s}.upper(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$",
         'CREATE FUNCTION {s}."md5"(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$',
         "/* tidy */ CREATE FUNCTION {s} . lower (x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$",
+        'CREATE FUNCTION {s}.U&"\\0075pper"(x varchar) RETURNS text LANGUAGE sql AS $$ SELECT x $$',
         "CREATE PROCEDURE {s}.concat(x varchar) LANGUAGE sql AS $$ SELECT 1 $$",
         "CREATE AGGREGATE {s}.max(varchar) (sfunc = textcat, stype = text)",
         "CREATE OPERATOR {s}.|| (leftarg = varchar, rightarg = varchar, function = textcat)",
         "ALTER FUNCTION {s}.tidy(varchar) RENAME TO upper",
     ],
-    ids=["function", "quoted", "after-a-comment", "procedure", "aggregate", "operator", "renamed"],
+    ids=["function", "quoted", "after-a-comment", "unicode-escapes", "procedure", "aggregate", "operator", "renamed"],
 )
 def test_a_function_may_not_take_a_name_masking_knows(pg_conn: Any, own_schema: str, sql: str) -> None:
     s = own_schema

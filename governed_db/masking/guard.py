@@ -609,8 +609,8 @@ def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) 
 #: ``ALTER FUNCTION name(...) RENAME TO new`` / ``SET SCHEMA s`` (the name it is called by, or where it is found)
 _PG_ROUTINE = re.compile(
     r"\b(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|AGGREGATE)|ALTER\s+(?:FUNCTION|PROCEDURE|AGGREGATE|ROUTINE))"
-    r"\s+(?P<name>(?:\"[^\"]+\"|[\w$]+)(?:\s*\.\s*(?:\"[^\"]+\"|[\w$]+))*)"
-    r"(?:.*?\bRENAME\s+TO\s+(?P<renamed>\"[^\"]+\"|[\w$]+))?",
+    r"\s+(?P<name>(?:(?:U&)?\"[^\"]+\"|[\w$]+)(?:\s*\.\s*(?:(?:U&)?\"[^\"]+\"|[\w$]+))*)"
+    r"(?:.*?\bRENAME\s+TO\s+(?P<renamed>(?:U&)?\"[^\"]+\"|[\w$]+))?",
     re.IGNORECASE | re.DOTALL,
 )
 _PG_OPERATOR = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?OPERATOR\s+(?!CLASS\b|FAMILY\b)", re.IGNORECASE)
@@ -632,6 +632,8 @@ def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Ide
         if not operation.startswith(("CREATE", "ALTER")):
             continue
         text = stmt.expression.sql(dialect="postgres") if stmt.expression is not None else analysis.sql
+        # as written too, and with PostgreSQL's escapes decoded (``U&"\\0075pper"`` names ``upper``)
+        texts = list(dict.fromkeys([*stored_code.spellings(text), *stored_code.spellings(analysis.sql)]))
         # searched, not matched at the start: a comment may come first (a word in a body only refuses more)
         if operation == "CREATE OPERATOR" and _PG_OPERATOR.search(text):
             return _hit(
@@ -644,12 +646,12 @@ def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 "built-in operator",
                 "have the operator created through a reviewed migration, or ask for an unmask grant (masking.unmask)",
             )
-        found = _PG_ROUTINE.search(text)
-        if found is None:
-            continue
-        names = [found.group("name").split(".")[-1], found.group("renamed") or ""]
-        known = [n.strip().strip('"') for n in names if n.strip().strip('"')]
-        shadowing = [n for n in known if known_function_name(n, "postgres")]
+        names: list[str] = []
+        for variant in texts:
+            for found in _PG_ROUTINE.finditer(variant):
+                names += [found.group("name").split(".")[-1], found.group("renamed") or ""]
+        known = [n.strip().removeprefix("U&").removeprefix("u&").strip('"') for n in names]
+        shadowing = [n for n in known if n and known_function_name(n, "postgres")]
         if shadowing:
             return _hit(
                 state,
