@@ -1571,7 +1571,10 @@ def _foreign_collation_reaches(site: exp.Expression) -> bool:
 
 def _foreign_schema(node: exp.Expression, dialect: str) -> bool:
     """Is ``node`` a function call qualified by a schema (``public.md5(x)``), other than PostgreSQL's ``pg_catalog``?
-    Such a call runs the function of that name in that schema, which may be the caller's own (decision 0365)."""
+    Such a call runs the function of that name in that schema, which may be the caller's own (decision 0365). On
+    MySQL/MariaDB only stored functions can be qualified; DuckDB's ``x.upper()`` is a method call, not a schema's."""
+    if dialect not in ("postgres", "postgresql", "mysql"):
+        return False
     parent = node.parent
     if not isinstance(parent, exp.Dot) or parent.expression is not node:
         return False
