@@ -24,6 +24,7 @@ whose row 1 holds a different name, e-mail and SSN, masked alike.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -364,7 +365,7 @@ def own_schema(pg_conn: Any, unique: str) -> Iterator[str]:
     """A schema of this test's own, with a log table: functions made in it reach no other session's calls."""
     s = f"r18pg_{unique}_s"
     pg_conn.execute(f"CREATE SCHEMA {s}")
-    pg_conn.execute(f"CREATE TABLE {s}.log (v text)")
+    pg_conn.execute(f"CREATE TABLE {s}.r18log (v text)")
     pg_conn.execute(f"CREATE TABLE {s}.people (id int primary key, full_name varchar(100), city varchar(40))")
     pg_conn.execute(f"INSERT INTO {s}.people SELECT g, 'Person Number ' || g, 'Lyon' FROM generate_series(2, 30) g")
     pg_conn.execute(f"INSERT INTO {s}.people VALUES (1, 'Alice Smith', 'Paris')")
@@ -375,7 +376,7 @@ def own_schema(pg_conn: Any, unique: str) -> Iterator[str]:
 def _spy(schema: str, name: str) -> str:
     """A function ``schema.name(varchar)`` that writes what it is given into ``schema.log``."""
     return (f"CREATE OR REPLACE FUNCTION {schema}.{name}(x varchar) RETURNS text LANGUAGE plpgsql AS "
-            f"$$BEGIN INSERT INTO {schema}.log VALUES (x); RETURN 'x'; END$$")  # fmt: skip
+            f"$$BEGIN INSERT INTO {schema}.r18log VALUES (x); RETURN 'x'; END$$")  # fmt: skip
 
 
 def test_a_function_under_a_known_name_runs_on_raw_values(pg_conn: Any, own_schema: str) -> None:
@@ -392,7 +393,7 @@ def test_a_function_under_a_known_name_runs_on_raw_values(pg_conn: Any, own_sche
         raw.execute(f"SELECT {s}.md5(full_name) FROM {s}.people WHERE id = 1")
     finally:
         raw.close()
-    assert pg_conn.execute(f"SELECT v FROM {s}.log").fetchall() == [("Alice Smith",), ("Alice Smith",)]
+    assert pg_conn.execute(f"SELECT v FROM {s}.r18log").fetchall() == [("Alice Smith",), ("Alice Smith",)]
 
 
 @pytest.mark.parametrize(
@@ -440,7 +441,7 @@ def test_a_call_qualified_by_a_schema_is_not_the_built_in(pg_conn: Any, own_sche
         ]
     finally:
         conn.close()
-    assert pg_conn.execute(f"SELECT count(*) FROM {s}.log").fetchone() == (0,)
+    assert pg_conn.execute(f"SELECT count(*) FROM {s}.r18log").fetchone() == (0,)
 
 
 def test_functions_of_ones_own_under_names_of_their_own_keep_working(pg_conn: Any, own_schema: str) -> None:
@@ -538,3 +539,65 @@ def test_a_prepared_statement_of_clear_columns_is_made_but_not_executed(people: 
         assert cur.fetchall() == [(1, "Paris"), (2, "Lyon")]
     finally:
         conn.close()
+
+
+# -- DO blocks (decision 0365) ------------------------------------------------------------------------------------
+DO_BLOCKS = {
+    "names-the-table": "DO $$BEGIN INSERT INTO {s}.r18log SELECT full_name FROM {t} WHERE id = 1; END$$",
+    "builds-its-statement": "DO $$BEGIN EXECUTE $q$INSERT INTO {s}.r18log SELECT full_name FROM $q$ || {q}; END$$",
+}
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2", "asyncpg"])
+@pytest.mark.parametrize("block", list(DO_BLOCKS), ids=list(DO_BLOCKS))
+def test_a_do_block_may_not_read_a_table_with_masked_columns(
+    pg_conn: Any, own_schema: str, people: dict[str, str], driver: str, block: str
+) -> None:
+    """Where dynamic SQL runs (approved, or allowed), a DO block ran plpgsql on the raw rows: it copied the name
+    into the caller's log table. It is judged as stored code is (0319): refused when it names a table with masked
+    columns or builds its statements at run time."""
+    t = people["a"]
+    sql = DO_BLOCKS[block].format(s=own_schema, t=t, q=f"'{t} WHERE id = 1'")
+    pg_conn.execute(sql)  # the oracle, unprotected
+    assert pg_conn.execute(f"SELECT v FROM {own_schema}.r18log").fetchall() == [("Alice Smith",)]
+    pg_conn.execute(f"TRUNCATE {own_schema}.r18log")
+    if driver == "asyncpg":
+        asyncpg = pytest.importorskip("asyncpg")
+        from tests.conftest import PG_DSN
+
+        parts = dict(p.split("=", 1) for p in PG_DSN.split())
+
+        async def run() -> Any:
+            url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+            conn = govern(await asyncpg.connect(url), MALLORY, **DYNAMIC)
+            try:
+                return await conn.execute(sql)
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                return f"refused: {sorted(e.decision.rules)}"
+            finally:
+                await conn.close()
+
+        seen = asyncio.run(run())
+    else:
+        conn = govern(pg_connect(driver), MALLORY, **DYNAMIC)
+        try:
+            seen = rows_or_rules(conn, sql)
+        finally:
+            conn.close()
+    assert seen == "refused: ['masked-column-copy']", seen
+    assert pg_conn.execute(f"SELECT count(*) FROM {own_schema}.r18log").fetchone() == (0,)
+
+
+def test_a_do_block_over_ones_own_tables_runs(pg_conn: Any, unique: str) -> None:
+    """(A table the block names must be one masking can classify: one off the search path, named without its
+    schema in the lookup, is refused as unknown -- 0319's fail-closed reading of names.)"""
+    t = f"r18pg_{unique}_notes"
+    pg_conn.execute(f"CREATE TABLE {t} (v text)")
+    conn = govern(pg_connect("psycopg"), MALLORY, **DYNAMIC)
+    try:
+        assert rows_or_rules(conn, f"DO $$BEGIN INSERT INTO {t} VALUES ('noted'); END$$") == -1
+        assert pg_conn.execute(f"SELECT v FROM {t}").fetchall() == [("noted",)]
+    finally:
+        conn.close()
+        pg_conn.execute(f"DROP TABLE {t}")

@@ -677,7 +677,9 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     defines = stored_code.defines_stored_code if server else stored_code.defines_trigger
     conn = None
     for stmt in analysis.statements:
-        if not defines(stmt):
+        # a PostgreSQL ``DO`` block is code run at once, as unseen by masking as a function's body (decision 0365)
+        anonymous = state.dialect in ("postgres", "postgresql") and str(stmt.operation).upper() == "DO"
+        if not (defines(stmt) or anonymous):
             continue
         # the whole text: sqlglot's command for a trigger ends at the first ``;`` of its body
         names = stored_code.named_relations(analysis.sql, state.dialect)
