@@ -25,6 +25,8 @@ whose row 1 holds a different name, e-mail and SSN, masked alike.
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import threading
 import time
 from collections.abc import Iterator
@@ -601,3 +603,71 @@ def test_a_do_block_over_ones_own_tables_runs(pg_conn: Any, unique: str) -> None
     finally:
         conn.close()
         pg_conn.execute(f"DROP TABLE {t}")
+
+
+# -- a new index measures what it stores (decision 0364) ----------------------------------------------------------
+#: random letters: pglz finds nothing to compress, so an index entry is as long as the text
+_LETTERS = random.Random(18).choices(string.ascii_letters, k=2800)
+LONG_TAIL = "".join(_LETTERS[:300])
+PAD = "".join(_LETTERS[300:2800])
+
+
+@pytest.fixture
+def wide(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per variant: 40 people whose row 1's name is 'Alice Smith' (a) or 304 characters long (b), masked alike."""
+    names: dict[str, str] = {}
+    for v, first in (("a", "Alice Smith"), ("b", "Zoe " + LONG_TAIL)):
+        t = f"r18pg_{unique}_w{v}"
+        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, city text)")
+        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, 'Paris')", (first,))
+        pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Person Number ' || g, 'Lyon' FROM generate_series(2, 40) g")
+        names[v] = t
+    yield names
+    for t in names.values():
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+INDEXES = {
+    "padded-beside-the-name": (f"UPDATE {{t}} SET city = '{PAD}' WHERE id = 1; "
+                               "CREATE INDEX {t}_ix ON {t} (city, full_name) WHERE id = 1"),
+    "padded-name-included": (f"UPDATE {{t}} SET city = '{PAD}' WHERE id = 1; "
+                             "CREATE INDEX {t}_ix ON {t} (city) INCLUDE (full_name) WHERE id = 1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(INDEXES), ids=list(INDEXES))
+def test_a_new_index_holding_a_masked_column_measures_nothing(wide: dict[str, str], name: str) -> None:
+    """With row 1's city padded to 2500 characters, an index entry holding city and the name exceeds the btree's
+    2704 bytes exactly when the name is longer than about 190: the build failed (``index row size ... exceeds``) or
+    not by the masked name's length."""
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            seen: Any = None
+            for sql in INDEXES[name].format(t=table).split("; "):
+                try:
+                    seen = rows_or_rules(conn, sql)
+                except Exception as e:
+                    return type(e).__name__
+                if isinstance(seen, str):
+                    break
+            return seen
+        finally:
+            conn.rollback()
+
+    seen = pg_variants("psycopg", wide, see, **STAGING)
+    assert seen["a"][0] == -1 and seen["b"][0] == "ProgramLimitExceeded", seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == "refused: ['agent-ddl', 'ddl', 'masked-column-constraint']", seen
+
+
+def test_indexes_that_store_no_masked_value_are_still_made(pg_conn: Any, wide: dict[str, str]) -> None:
+    t = wide["a"]
+    conn = govern(pg_connect("psycopg"), CURIOUS_AGENT, **STAGING)
+    try:
+        for sql in (f"CREATE INDEX {t}_city ON {t} (city)", f"CREATE INDEX {t}_hash ON {t} USING hash (full_name)",
+                    f"CREATE INDEX {t}_pick ON {t} (id) INCLUDE (city) WHERE city <> 'Rome'"):  # fmt: skip
+            assert rows_or_rules(conn, sql) == -1, sql
+    finally:
+        conn.close()
+    made = pg_conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s ORDER BY 1", (t,)).fetchall()
+    assert made == [(f"{t}_city",), (f"{t}_hash",), (f"{t}_pick",), (f"{t}_pkey",)]
