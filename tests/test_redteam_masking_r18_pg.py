@@ -10,7 +10,7 @@ only warned) and in production once a person approves it, an agent without an un
   length failed or not, and the write's own WHERE (``WHERE ssn LIKE '5%'``) was never looked at. A data-modifying
   WITH query is now traced as the write it is: its conditions and copies are judged, its RETURNING columns are what
   they are made of.
-* Order (decision 0364). The rows of such a WITH query come in the order the write read them, which where the
+* Order (decision 0363). The rows of such a WITH query come in the order the write read them, which where the
   masked values are stored decides (decisions 0272/0334: with row 5 moved, it comes before row 396 in one copy
   and after it in the other); the order guard treated it as a source with no order to fix, and so did nothing
   when a top-level write would have been ordered (0330), locked in key order (0351) or refused (0331). Now the

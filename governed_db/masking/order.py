@@ -560,7 +560,7 @@ class Planner:
         as the write it is when it stands alone: what it hands out row by row, the rows it locks, and the rows it
         inserts are put in key order or refused. Its RETURNING rows come in the order the write read them, which
         where masked values are stored decides: they are a source in that order, ordered by the key they return
-        (or refused where the statement needs an order and they return none) (decision 0364)."""
+        (or refused where the statement needs an order and they return none) (decision 0363)."""
         skip = set()
         if isinstance(node, exp.Insert) and isinstance(node.expression, (*nodes.QUERIES, exp.Subquery)):
             # the rows it inserts (serial ids, their stored order) follow the order its query reads them in

@@ -239,7 +239,7 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
     parent = node.parent
     if isinstance(parent, exp.Insert) and node is not parent.this and parent.parent is not None:
         # the query of an INSERT that is itself a WITH query (``d AS (INSERT INTO t SELECT ... RETURNING k)``):
-        # from its first keyword to the INSERT's closing parenthesis (0364)
+        # from its first keyword to the INSERT's closing parenthesis (0363)
         if isinstance(node, exp.Subquery):
             raise Unspliceable("a parenthesised query of a nested INSERT")
         for o, c in text.groups_around(lo, hi):
@@ -270,7 +270,7 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
 
 
 def _write_range(text: _Text, write: exp.Expression) -> tuple[int, int]:
-    """The tokens of a write: the whole text, or (a data-modifying WITH query) inside its parentheses (0364)."""
+    """The tokens of a write: the whole text, or (a data-modifying WITH query) inside its parentheses (0363)."""
     if write.parent is None:
         return 0, len(text.tokens)
     anchors = _anchors(write)
