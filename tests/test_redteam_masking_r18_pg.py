@@ -1,4 +1,5 @@
-"""Round 18 red team (h4pg), PostgreSQL through psycopg 3, psycopg2 and asyncpg: data-modifying WITH queries.
+"""Round 18 red team (h4pg), PostgreSQL through psycopg 3, psycopg2 and asyncpg: data-modifying WITH queries,
+prepared statements, new indexes and code of one's own.
 
 PostgreSQL lets a WITH query change rows and hand them to the rest of the statement: ``WITH d AS (DELETE FROM t
 WHERE id = 1 RETURNING full_name AS city) SELECT city FROM d``. In staging (masked for everyone, the nested write
@@ -17,6 +18,15 @@ only warned) and in production once a person approves it, an agent without an un
   rest of the statement reads it in the order of the key it returns (or is refused where it needs an order and
   none is returned), its rows are locked in key order, a value handed out row by row in it is refused, and an
   ``INSERT ... SELECT`` WITH query inserts in key order.
+
+* Prepared statements (decision 0363). ``PREPARE q AS <statement>`` was never judged and ``EXECUTE q`` returned rows
+  no lineage described; with no approval at all, ``CREATE TEMP TABLE x AS EXECUTE _pg3_0(1)`` copied the raw rows of
+  a read psycopg had prepared (``prepare=True``) into the agent's own table.
+* A new index storing a masked column (decision 0364): a btree entry over 2704 bytes fails the build, so ``CREATE
+  INDEX ON t (city, full_name) WHERE id = 1`` after padding row 1's city measured the name's length.
+* Code of one's own (decision 0365): ``CREATE FUNCTION public.upper(x varchar)`` ran for ``upper(full_name)`` over a
+  varchar column (an exact match beats pg_catalog's), ``public.md5(full_name)`` was read as the built-in, and a
+  ``DO`` block copied raw rows into the caller's table.
 
 Oracles compare two tables of 400 people that differ only in row 1's name (``pg_stored_people``), or two tables
 whose row 1 holds a different name, e-mail and SSN, masked alike.
