@@ -134,13 +134,17 @@ class AsyncDriver(Driver):
 
         text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
         head = text[:200].lower()
-        if "create" not in head and "alter" not in head:
+        if "create" not in head and "alter" not in head and "do" not in head:
             return
         try:
             analysis = analysis_for(text, gov.dialect)
         except Exception:
             return
-        if not any(stored_code.defines_stored_code(s) for s in analysis.statements):
+        # a PostgreSQL DO block is judged as stored code is (decision 0365)
+        anonymous = gov.dialect in ("postgres", "postgresql") and any(
+            str(s.operation).upper() == "DO" for s in analysis.statements
+        )
+        if not anonymous and not any(stored_code.defines_stored_code(s) for s in analysis.statements):
             return
         for name in stored_code.named_relations(text, gov.dialect) or ():
             found: list[list[bool] | None] = []

@@ -330,6 +330,13 @@ def ddl_uses(
             computed = [c for c in params.args.get("columns") or () if not isinstance(_unordered(c), exp.Column)]
             where = params.args.get("where")
             names = set().union(*(_named(c) for c in computed), _named(where) if where is not None else set())
+            if dialect in ("postgres", "postgresql") and str(params.args.get("using") or "").lower() != "hash":
+                # ... and, on PostgreSQL, on how long what it stores is: an entry over the index's limit (a btree's
+                # 2704 bytes) fails the build ("index row size 4016 exceeds ..."), so ``CREATE INDEX ON t (city,
+                # full_name) WHERE id = 1`` after ``UPDATE t SET city = <n random characters> WHERE id = 1`` measured
+                # the masked name by n. Every column it stores counts, INCLUDE too (a hash index stores a hash)
+                stored = [*(params.args.get("columns") or ()), *(params.args.get("include") or ())]
+                names |= set().union(*(_named(c) if isinstance(c, exp.Expression) else set() for c in stored))
         return _ddl_use(f"the new index {tree.this.name} on {key}", key, cols, names)
     if isinstance(tree, exp.Alter) and isinstance(tree.this, exp.Table):
         key, cols = columns_of(tree.this)

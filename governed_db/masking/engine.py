@@ -55,6 +55,7 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.masking.writes import EXECUTE_USE
 from governed_db.sql._arrows import json_arrows
 from governed_db.sql._sqlite_reading import parse_one
 from governed_db.sql.analysis import Analysis, sqlglot_dialect
@@ -232,6 +233,10 @@ def statement_text_columns(dialect: str, key: str) -> tuple[str, ...]:
     if dialect in ("mysql", "mariadb"):
         return MYSQL_STATEMENT_TEXT.get(".".join(key.lower().rsplit(".", 2)[-2:]), ())
     return ()
+
+
+#: ``CREATE TABLE ... AS EXECUTE name``: a table filled with a prepared statement's rows (PostgreSQL)
+_AS_EXECUTE = re.compile(r"\bAS\s+EXECUTE\b", re.IGNORECASE)
 
 
 def _explained(lineage: Lineage) -> Origin:
@@ -1137,6 +1142,16 @@ class MaskingState:
             # lineage follows them, so every value it would return counts as kept for later
             kept = [o.origin for o in lineage.outputs] + ([] if lineage.exact else [Origin("unknown")])
             lineage.uses.extend((CURSOR_USE, o) for o in kept)
+        if (
+            self.dialect in _PG
+            and isinstance(tree, exp.Create)
+            and tree.args.get("expression") is None
+            and _AS_EXECUTE.search(analysis.sql)
+        ):
+            # ``CREATE TABLE t AS EXECUTE name(...)`` (which sqlglot reads as a bare CREATE TABLE) copies the rows of
+            # a prepared statement, whatever it returns, into a table of the caller's own (decision 0363)
+            lineage.blind = True
+            lineage.uses.append((EXECUTE_USE, Origin("unknown")))
         writes = isinstance(tree, (exp.Insert, exp.Update, exp.Merge)) or stmts[0].kind == "write"
         literals = (
             tuple(

@@ -31,6 +31,7 @@ from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access, detect_masker
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
+from governed_db.masking.writes import EXECUTE_USE
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
 from governed_db.policy.rules.masking import CONSTRAINT, COPY, PREDICATE, WRITE_BACK
@@ -386,6 +387,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         or _statement_text_hit(state, analysis, identity)
         or _toast_hit(state, analysis, identity)
         or _shadowing_hit(state, analysis, identity)
+        or _server_shadowing_hit(state, analysis, identity)
         or _trigger_hit(state, analysis, access, identity)
     )
     if hit is not None:
@@ -603,6 +605,67 @@ def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) 
     return None
 
 
+#: PostgreSQL statements that give a function, procedure or aggregate a name: ``CREATE [OR REPLACE] FUNCTION name``,
+#: ``ALTER FUNCTION name(...) RENAME TO new`` / ``SET SCHEMA s`` (the name it is called by, or where it is found)
+_PG_ROUTINE = re.compile(
+    r"\b(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|AGGREGATE)|ALTER\s+(?:FUNCTION|PROCEDURE|AGGREGATE|ROUTINE))"
+    r"\s+(?P<name>(?:(?:U&)?\"[^\"]+\"|[\w$]+)(?:\s*\.\s*(?:(?:U&)?\"[^\"]+\"|[\w$]+))*)"
+    r"(?:.*?\bRENAME\s+TO\s+(?P<renamed>(?:U&)?\"[^\"]+\"|[\w$]+))?",
+    re.IGNORECASE | re.DOTALL,
+)
+_PG_OPERATOR = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?OPERATOR\s+(?!CLASS\b|FAMILY\b)", re.IGNORECASE)
+
+
+def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """PostgreSQL calls a function of the caller's own where analysis reads a function it knows: one qualified
+    by its schema (``public.md5(full_name)``), and, since a function whose argument types match exactly wins over
+    pg_catalog's that needs a conversion, an unqualified one too (``public.upper(varchar)`` runs for
+    ``upper(full_name)`` over a ``varchar`` column). Its body saw the raw value (``INSERT INTO mine VALUES (x)``)
+    while the result came back masked. A function, procedure or aggregate may not be given (by CREATE, or by
+    ALTER ... RENAME TO / SET SCHEMA) a name masking knows, and an operator may not be defined at all (``||``
+    over ``varchar`` would shadow the built-in one the same way); a call qualified by a schema other than
+    pg_catalog is a function of unknown behaviour (decision 0365)."""
+    if state.dialect not in ("postgres", "postgresql"):
+        return None
+    for stmt in analysis.statements:
+        operation = str(stmt.operation).upper()
+        if not operation.startswith(("CREATE", "ALTER")):
+            continue
+        text = stmt.expression.sql(dialect="postgres") if stmt.expression is not None else analysis.sql
+        # as written too, and with PostgreSQL's escapes decoded (``U&"\\0075pper"`` names ``upper``)
+        texts = list(dict.fromkeys([*stored_code.spellings(text), *stored_code.spellings(analysis.sql)]))
+        # searched, not matched at the start: a comment may come first (a word in a body only refuses more)
+        if operation == "CREATE OPERATOR" and _PG_OPERATOR.search(text):
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                "CREATE OPERATOR defines an operator PostgreSQL may pick over its own for the types it names "
+                "(``||`` over varchar), running the caller's function on masked values where analysis reads the "
+                "built-in operator",
+                "have the operator created through a reviewed migration, or ask for an unmask grant (masking.unmask)",
+            )
+        names: list[str] = []
+        for variant in texts:
+            for found in _PG_ROUTINE.finditer(variant):
+                names += [found.group("name").split(".")[-1], found.group("renamed") or ""]
+        known = [n.strip().removeprefix("U&").removeprefix("u&").strip('"') for n in names]
+        shadowing = [n for n in known if n and known_function_name(n, "postgres")]
+        if shadowing:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} gives a function the name {shadowing[0]}, which masking reads as a function it "
+                "knows: PostgreSQL would run the caller's code on masked values (a call qualified by its schema, "
+                "or one whose argument types match it exactly) while analysis lets them through as that function",
+                "give the function a name of its own (what it is given from a masked column is refused as a copy)",
+            )
+    return None
+
+
 def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
     """A trigger runs later on raw rows: ``NEW.ssn`` copied into a table of the caller's own came back in clear
     (``100-99-0000``, which no scan recognises), and its ``WHEN``, ``RAISE()`` or writes decided by a masked value.
@@ -614,7 +677,9 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     defines = stored_code.defines_stored_code if server else stored_code.defines_trigger
     conn = None
     for stmt in analysis.statements:
-        if not defines(stmt):
+        # a PostgreSQL ``DO`` block is code run at once, as unseen by masking as a function's body (decision 0365)
+        anonymous = state.dialect in ("postgres", "postgresql") and str(stmt.operation).upper() == "DO"
+        if not (defines(stmt) or anonymous):
             continue
         # the whole text: sqlglot's command for a trigger ends at the first ``;`` of its body
         names = stored_code.named_relations(analysis.sql, state.dialect)
@@ -939,7 +1004,9 @@ def _lineage_hit(
             {t for t, _c in origin.sources if access.blind(t)} | {t for t in origin.rows if access.blind(t)}
             | ({t for t in tables if access.blind(t)} if origin.lost else set())
         )
-        if blind and clause != "copy" and not is_constraint_use(clause) and not clause.startswith("a cursor"):
+        if blind and clause != "copy" and not is_constraint_use(clause) and not clause.startswith(
+            ("a cursor", "a prepared statement")
+        ):
             hit = _hit(
                 state,
                 analysis,
@@ -985,6 +1052,17 @@ def _lineage_hit(
                 f"the statement keeps masked column(s) {cols} in {clause}",
                 "use the driver's server-side cursor (conn.cursor(name=...)), whose rows are masked, or ask "
                 "for an unmask grant (masking.unmask)",
+            )
+        elif clause.startswith("a prepared statement"):
+            hit = _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement returns {clause} (they may hold masked values)" if clause == EXECUTE_USE
+                else f"the statement keeps masked column(s) {cols} in {clause}",
+                "run the query itself (the driver prepares it, and its rows come back masked), or ask for an "
+                "unmask grant (masking.unmask)",
             )
         else:
             grouped = clause in ("GROUP BY", "DISTINCT")

@@ -65,7 +65,7 @@ from governed_db.masking.origins import (
     star_outputs,
 )
 from governed_db.masking.schema import bare_table
-from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write
+from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write, walk_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
 _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"})
@@ -609,6 +609,13 @@ class Walker:
             return found
         if isinstance(node, (exp.Alias, exp.Paren)):
             return self.expr(node.this, scope, ctes)
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous) and _foreign_schema(node, self.dialect):
+            # a call qualified by a schema is the caller's own function of that name, whatever sqlglot made of it:
+            # what it is given may be stored anywhere (decision 0365)
+            given = combine(self.expr(c, scope, ctes) for c in node.iter_expressions())
+            if given.sources or given.rows:
+                self.lineage.uses.append(("copy", given))
+            return Origin("unknown", given.sources, given.rows, flow.name_of(node), not given.lost)
         if isinstance(node, exp.Match) and self.dialect == "sqlite" and isinstance(node.this, exp.Column):
             matched = self.fulltext_match(node, scope, ctes)
             if matched is not None:
@@ -973,6 +980,8 @@ class Walker:
         nothing converted from text: over a text or a number it warns for some values only, an oracle, so it
         stays an unknown function there). Its value was scanned as text, and ten digits read as a phone number
         (decision 0255)."""
+        if _foreign_schema(node, self.dialect):
+            return False  # ``public.md5(x)``: the caller's own function, not the built-in (decision 0365)
         name = str(node.name).lower()
         if name in PURE_FUNCTIONS:
             return True
@@ -1189,6 +1198,11 @@ class Walker:
             return cells, True
         if isinstance(node, exp.Pivot) and not node.args.get("fields"):
             return self.pivot(node, ctes, parent)
+        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
+            # a data-modifying CTE (``WITH d AS (DELETE FROM t ... RETURNING full_name AS city)``): its conditions
+            # and copies are the write's, and its rows are what RETURNING makes of the target's (decision 0363)
+            returned, exact = walk_write(self, node, ctes)
+            return (returned, exact) if returned is not None else ([], False)
         if not isinstance(node, exp.Select):
             return [], False
         scope = Scope([], parent)
@@ -1577,6 +1591,20 @@ def _foreign_collation_reaches(site: exp.Expression) -> bool:
         if parent is site:
             return True
     return False
+
+
+def _foreign_schema(node: exp.Expression, dialect: str) -> bool:
+    """Is ``node`` a function call qualified by a schema (``public.md5(x)``), other than PostgreSQL's ``pg_catalog``?
+    Such a call runs the function of that name in that schema, which may be the caller's own (decision 0365). On
+    MySQL/MariaDB only stored functions can be qualified; DuckDB's ``x.upper()`` is a method call, not a schema's."""
+    if dialect not in ("postgres", "postgresql", "mysql"):
+        return False
+    parent = node.parent
+    if not isinstance(parent, exp.Dot) or parent.expression is not node:
+        return False
+    schema = parent.this
+    name = schema.name if isinstance(schema, (exp.Identifier, exp.Column)) else ""
+    return not (dialect in ("postgres", "postgresql") and name.lower() == "pg_catalog")
 
 
 def _builtin_collation(node: exp.Collate) -> bool:

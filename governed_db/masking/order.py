@@ -670,10 +670,43 @@ class Planner:
             shape = self._set_operation(node, ctes, parent, need)
         elif isinstance(node, exp.Select):
             shape = self._select(node, ctes, parent, need)
+        elif isinstance(node, (exp.Insert, exp.Update, exp.Delete)):
+            shape = self._cte_write(node, ctes, parent)
         else:
             shape = _Shape(None, hazard=False)
         self._shapes[id(node)] = shape
         return shape
+
+    def _cte_write(self, node: exp.Insert | exp.Update | exp.Delete, ctes: dict[str, _Shape],
+                   parent: _Scope | None) -> _Shape:
+        """A data-modifying CTE (PostgreSQL ``WITH d AS (UPDATE t ... RETURNING id) SELECT id FROM d``) is judged
+        as the write it is when it stands alone: what it hands out row by row, the rows it locks, and the rows it
+        inserts are put in key order or refused. Its RETURNING rows come in the order the write read them, which
+        where masked values are stored decides: they are a source in that order, ordered by the key they return
+        (or refused where the statement needs an order and they return none) (decision 0363)."""
+        skip = set()
+        if isinstance(node, exp.Insert) and isinstance(node.expression, (*nodes.QUERIES, exp.Subquery)):
+            # the rows it inserts (serial ids, their stored order) follow the order its query reads them in
+            self.query(node.expression, ctes, parent, need=True)
+            skip.add(id(node.expression))
+        self._nested_in(node, skip=skip)
+        if not isinstance(node, (exp.Update, exp.Delete)):
+            return _Shape(None, hazard=False)
+        self._written_in_read_order(node)
+        self._joined_picks(node)
+        self._locked_in_key_order(node)
+        found = self._written(node)
+        if found is None:
+            return _Shape(None, hazard=False)
+        target, rel, pinned = found
+        if any(k and k <= pinned for k in rel.keys):
+            return _Shape(None, hazard=False)  # one row at most
+        outs = _returned_outs(node, target, rel)
+        key = _returned_key(node, target, rel)
+        if outs is None or key is None:
+            return _Shape(outs, hazard=True)
+        names = [o.name for o in outs]
+        return _Shape(outs, hazard=True, key=[names.index(c.lower()) for c in key])
 
     def _parenthesised(
         self, node: exp.Subquery, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
@@ -1684,11 +1717,45 @@ def _listed_columns(where: exp.Expression | None, table: exp.Table) -> frozenset
 
 
 def _cte_names(write: exp.Expression) -> set[str]:
-    """The lower-case names of the WITH queries written before a write (PostgreSQL: ``WITH x AS (...) UPDATE``)."""
+    """The lower-case names of the WITH queries written before a write (PostgreSQL: ``WITH x AS (...) UPDATE``),
+    and, for a write that is itself a WITH query, those of every WITH of its statement."""
+    if write.parent is not None:
+        return {cte.alias_or_name.lower() for cte in write.root().find_all(exp.CTE)}
     with_ = write.args.get("with_") or write.args.get("with")
     if not isinstance(with_, exp.With):
         return set()
     return {cte.alias_or_name.lower() for cte in with_.expressions}
+
+
+def _returned_outs(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relation) -> list[_Out] | None:
+    """The columns ``tree``'s RETURNING hands out, by the names PostgreSQL gives them, each marked masked when it
+    is the written table's masked column passed through (unknown when computed); ``None`` when a star over other
+    tables makes them unknown here."""
+    returning = tree.args.get("returning")
+    if not isinstance(returning, exp.Returning) or rel.columns is None:
+        return None
+    joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+    names = {target.name.lower(), target.alias_or_name.lower()}
+    outs: list[_Out] = []
+    for proj in returning.expressions:
+        inner = proj.this if isinstance(proj, exp.Alias) else proj
+        if isinstance(inner, exp.Star) or (isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star)):
+            if (isinstance(inner, exp.Column) and inner.table.lower() not in names) or (
+                joined and isinstance(inner, exp.Star)
+            ):
+                return None
+            outs.extend(_Out(c.lower(), None, c.lower() in rel.masked, c.lower() in rel.redacted) for c in rel.columns)
+            continue
+        ident = proj.args.get("alias") if isinstance(proj, exp.Alias) else None
+        ident = ident.this if isinstance(ident, exp.TableAlias) else ident
+        own = isinstance(inner, exp.Column) and (not inner.table or inner.table.lower() in names)
+        if not isinstance(ident, exp.Identifier) and isinstance(inner, exp.Column):
+            ident = inner.this if isinstance(inner.this, exp.Identifier) else None
+        name = ident.this if isinstance(ident, exp.Identifier) and ident.quoted else proj.alias_or_name.lower()
+        masked = (inner.name.lower() in rel.masked) if own else None
+        redacted = own and inner.name.lower() in rel.redacted
+        outs.append(_Out(name, ident if isinstance(ident, exp.Identifier) else None, masked, redacted))
+    return outs
 
 
 def _keyed_clear(outs: list[_Out], left: _Shape, right: _Shape) -> list[int]:

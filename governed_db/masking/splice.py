@@ -239,6 +239,17 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
         raise Unspliceable("a query with nothing to locate it by")
     lo, hi = text.at(min(anchors)), text.at(max(anchors))
     parent = node.parent
+    if isinstance(parent, exp.Insert) and node is not parent.this and parent.parent is not None:
+        # the query of an INSERT that is itself a WITH query (``d AS (INSERT INTO t SELECT ... RETURNING k)``):
+        # from its first keyword to the INSERT's closing parenthesis (0363)
+        if isinstance(node, exp.Subquery):
+            raise Unspliceable("a parenthesised query of a nested INSERT")
+        for o, c in text.groups_around(lo, hi):
+            if text.tokens[o + 1].token_type == TokenType.INSERT:
+                starts = [i for i in text.level(o + 1, c) if text.tokens[i].token_type in _QUERY_START - {TokenType.L_PAREN}]
+                if starts:
+                    return starts[0], c
+        raise Unspliceable("a nested INSERT's query was not found")
     top = (
         parent is None
         or (isinstance(parent, (exp.Insert, exp.Create, exp.Copy)) and node is not parent.this)
@@ -260,15 +271,29 @@ def _query_range(text: _Text, node: exp.Expression) -> tuple[int, int]:
     return start, len(text.tokens)
 
 
-def _write_condition(text: _Text) -> tuple[int, int]:
-    """The WHERE token of a write (outside parentheses) and the end of its condition: its RETURNING, the ``;`` or
-    the end of the text."""
-    level = text.level(0, len(text.tokens))
+def _write_range(text: _Text, write: exp.Expression) -> tuple[int, int]:
+    """The tokens of a write: the whole text, or (a data-modifying WITH query) inside its parentheses (0363)."""
+    if write.parent is None:
+        return 0, len(text.tokens)
+    anchors = _anchors(write)
+    if not anchors:
+        raise Unspliceable("a write with nothing to locate it by")
+    lo, hi = text.at(min(anchors)), text.at(max(anchors))
+    for o, c in text.groups_around(lo, hi):
+        if text.tokens[o + 1].token_type in (TokenType.UPDATE, TokenType.DELETE):
+            return o + 1, c
+    raise Unspliceable("a nested write's parentheses were not found")
+
+
+def _write_condition(text: _Text, start: int, stop: int) -> tuple[int, int]:
+    """The WHERE token of a write (outside parentheses) between tokens ``start`` and ``stop`` and the end of its
+    condition: its RETURNING, the ``;`` or ``stop``."""
+    level = text.level(start, stop)
     where = [i for i in level if text.tokens[i].token_type == TokenType.WHERE]
     if len(where) != 1:
         raise Unspliceable("the write's WHERE was not found")
     end = next((i for i in level if i > where[0] and text.tokens[i].token_type in
-                (TokenType.RETURNING, TokenType.SEMICOLON)), len(text.tokens))  # fmt: skip
+                (TokenType.RETURNING, TokenType.SEMICOLON)), stop)  # fmt: skip
     if end <= where[0] + 1:
         raise Unspliceable("a write's WHERE without a condition")
     return where[0], end
@@ -371,7 +396,7 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         return [(text.tokens[lo].start, "("), (at, add + ")")]
     if edit.kind == "lock-order":
         # the write's condition moves inside a key-ordered, locking subquery of the same table (0351)
-        lo, hi = _write_condition(text)
+        lo, hi = _write_condition(text, *_write_range(text, node))
         listed = ", ".join(edit.items)
         keys = f"({listed})" if len(edit.items) > 1 else listed
         # a composite key compares as a row, its subquery selects the columns (a selected ROW is one column)

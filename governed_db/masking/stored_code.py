@@ -79,6 +79,11 @@ def named_relations(text: str, dialect: str) -> list[str] | None:
     return sorted(words)
 
 
+def spellings(text: str) -> list[str]:
+    """``text`` as written and as PostgreSQL's escapes would spell it (see :func:`_spellings`)."""
+    return list(_spellings(text))
+
+
 def _spellings(text: str) -> Iterator[str]:
     """``text`` as it is, with E-string escapes (``\\x5f``, ``\\137``, ``\\u005f``) decoded, and with Unicode escapes
     (``\\005f``, ``\\+00005f``, or those of each ``UESCAPE 'c'`` character) decoded: more words only, never fewer."""

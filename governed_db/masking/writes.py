@@ -38,8 +38,20 @@ if TYPE_CHECKING:
 
 def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
     """Copies, predicates and RETURNING columns of one write statement, into ``w.lineage``."""
+    outputs, exact = walk_write(w, tree, {})
+    if outputs is not None:
+        w.lineage.outputs, w.lineage.exact = outputs, w.lineage.exact and exact
+    return w.lineage
+
+
+def walk_write(w: Walker, tree: exp.Expression, ctes: Ctes) -> tuple[list[Output] | None, bool]:
+    """The copies and predicates of one write (the statement itself, or a data-modifying CTE, with ``ctes`` in
+    scope), into ``w.lineage.uses``; returns its RETURNING columns (``None`` without RETURNING) and whether their
+    count is exact. A CTE's write returns its rows to the rest of the statement, which may filter, compute on or
+    return them like any other table's (decision 0363)."""
     lin = w.lineage
-    ctes = w.ctes_of(tree, {}, None)
+    exact = True
+    ctes = w.ctes_of(tree, ctes, None)
     target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
     scope = Scope([])
     if isinstance(target, exp.Table):
@@ -104,31 +116,31 @@ def trace_write(w: Walker, tree: exp.Expression) -> Lineage:
         w.orderings(tree.args.get("order"), scope, ctes)
         w.bounds(tree, scope, ctes)
     returning = tree.args.get("returning")
-    if returning is not None:
-        outputs: list[Output] = []
-        # ``UPDATE ... FROM`` / ``DELETE ... USING``: PostgreSQL's ``RETURNING *`` gives the columns of every FROM
-        # item after the target's (``FROM (SELECT id, full_name AS label ...) c`` returns c's ``label`` too)
-        every = isinstance(tree, (exp.Update, exp.Delete)) and w.dialect in ("postgres", "postgresql")
-        starred = scope.sources if every else scope.sources[:1]
-        merges = any(j.args.get("using") or str(j.args.get("method") or "").upper() == "NATURAL" for j in [*joins, *nested])
-        for proj in returning.expressions:
-            if isinstance(proj, exp.Star):
-                if not starred:
-                    lin.exact = False
-                    outputs.append(Output("*", Origin("unknown")))
-                if merges and len(starred) > 1:
-                    lin.exact = False  # USING / NATURAL columns once, first: matched by name (decision 0229)
-                for src in starred:
-                    if src.columns is None:
-                        lin.exact = False
-                        outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
-                    else:
-                        lin.exact = lin.exact and not computed_columns(src)
-                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
-            else:
-                outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
-        lin.outputs = outputs
-    return lin
+    if returning is None:
+        return None, exact
+    outputs: list[Output] = []
+    # ``UPDATE ... FROM`` / ``DELETE ... USING``: PostgreSQL's ``RETURNING *`` gives the columns of every FROM
+    # item after the target's (``FROM (SELECT id, full_name AS label ...) c`` returns c's ``label`` too)
+    every = isinstance(tree, (exp.Update, exp.Delete)) and w.dialect in ("postgres", "postgresql")
+    starred = scope.sources if every else scope.sources[:1]
+    merges = any(j.args.get("using") or str(j.args.get("method") or "").upper() == "NATURAL" for j in [*joins, *nested])
+    for proj in returning.expressions:
+        if isinstance(proj, exp.Star):
+            if not starred:
+                exact = False
+                outputs.append(Output("*", Origin("unknown")))
+            if merges and len(starred) > 1:
+                exact = False  # USING / NATURAL columns once, first: matched by name (decision 0229)
+            for src in starred:
+                if src.columns is None:
+                    exact = False
+                    outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
+                else:
+                    exact = exact and not computed_columns(src)
+                    outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
+        else:
+            outputs.append(Output(proj.alias_or_name, w.expr(proj, scope, ctes)))
+    return outputs, exact
 
 
 def _assignments(w: Walker, items: Iterable[exp.Expression], scope: Scope, ctes: Ctes) -> None:
@@ -141,6 +153,12 @@ def _assignments(w: Walker, items: Iterable[exp.Expression], scope: Scope, ctes:
 
 
 _CURSOR_QUERY = re.compile(r"^\s*\S+\s.*?\bCURSOR\b.*?\bFOR\b(.*)$", re.I | re.S)
+#: ``PREPARE name [(type, ...)] AS statement`` (PostgreSQL): the statement
+_PREPARED_BODY = re.compile(r'^\s*(?:"[^"]+"|[\w$]+)\s*(?:\((?:[^()]|\([^()]*\))*\))?\s*AS\b(.*)$', re.I | re.S)
+#: what a statement prepared by SQL keeps for a later EXECUTE (decision 0365's round, 0363)
+PREPARED_USE = "a prepared statement (EXECUTE would return it unmasked)"
+#: what ``EXECUTE`` (``CREATE TABLE ... AS EXECUTE``) returns: a prepared statement's rows, untraced here
+EXECUTE_USE = "a prepared statement's rows, which EXECUTE returns where lineage does not follow them"
 
 
 def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
@@ -150,6 +168,14 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
     lin = w.lineage
     word = str(tree.this).upper()
     body = tree.expression.this if isinstance(tree.expression, exp.Literal) else None
+    if word == "EXECUTE" and dialect in ("postgres", "postgresql"):
+        # ``EXECUTE name(...)``: the rows of a statement prepared earlier (by PREPARE, or by the driver under a
+        # name such as ``_pg3_0``), which lineage does not follow from here (decision 0363)
+        lin.blind = True
+        lin.uses.append((EXECUTE_USE, Origin("unknown")))
+        return lin
+    if word == "PREPARE" and dialect in ("postgres", "postgresql") and isinstance(body, str):
+        return _trace_prepared(w, body, dialect)
     if word not in ("REPLACE", "DECLARE") or not isinstance(body, str):
         return lin
     try:
@@ -176,6 +202,34 @@ def trace_command(w: Walker, tree: exp.Command, dialect: str) -> Lineage:
     except sqlglot.errors.SqlglotError:
         pass
     lin.blind = True  # what it reads is unknown: any lost value in it may be a masked one
+    lin.uses.append(("copy", Origin("unknown")))
+    return lin
+
+
+def _trace_prepared(w: Walker, body: str, dialect: str) -> Lineage:
+    """``PREPARE name AS <statement>`` is judged as the statement it prepares (its conditions, copies and writes),
+    and whatever it would return counts as kept: a later ``EXECUTE name`` (or ``CREATE TABLE ... AS EXECUTE
+    name``) returns those rows where no lineage follows them, as a SQL cursor's FETCH does (decision 0363)."""
+    lin = w.lineage
+    found = _PREPARED_BODY.match(body)
+    try:
+        parsed = parse_one(found.group(1), dialect) if found else None
+    except sqlglot.errors.SqlglotError:
+        parsed = None
+    if isinstance(parsed, QUERY):
+        outs, exact = w.query(parsed, {}, None)
+        lin.uses.extend((PREPARED_USE, o.origin) for o in outs)
+        if not exact:
+            lin.uses.append((PREPARED_USE, Origin("unknown")))
+        return lin
+    if isinstance(parsed, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
+        record_writes(w, parsed)
+        returned, exact = walk_write(w, parsed, {})
+        lin.uses.extend((PREPARED_USE, o.origin) for o in returned or ())
+        if not exact:
+            lin.uses.append((PREPARED_USE, Origin("unknown")))
+        return lin
+    lin.blind = True  # a statement that cannot be read (or another PREPARE's body): what it reads is unknown
     lin.uses.append(("copy", Origin("unknown")))
     return lin
 
