@@ -53,11 +53,12 @@ def _fresh_clear(admin: Any, names: dict[str, str]) -> None:
 
 
 def _locked_first(
-    admin: Any, people: str, locked: str, write: str, governed: bool, env: str, params: Any = None
+    admin: Any, people: str, clear: str, locked: str, write: str, governed: bool, env: str, params: Any = None
 ) -> Any:
     """Row 5 of ``people`` moved to the last page (or not); one session holds row 200 of ``locked``, a second runs
-    ``write`` (and waits at 200), a third asks for row 5 of ``locked`` with NOWAIT: refused when the write locked
-    row 5 before it waited. A refusal of the write itself is returned as its text."""
+    ``write`` (``{t}`` the people, ``{i}`` the clear table; it waits at 200), a third asks for row 5 of ``locked``
+    with NOWAIT: refused when the write locked row 5 before it waited. A refusal (or a failure) of the write
+    itself is returned as its text."""
 
     def connect() -> Any:
         conn = pg_connect("psycopg", autocommit=False)
@@ -69,9 +70,11 @@ def _locked_first(
 
     def run() -> None:
         try:
-            writer.cursor().execute(write.format(t=people, i=locked), params)
+            writer.cursor().execute(write.format(t=people, i=clear), params)
         except governed_db.GuardrailViolation as e:
             refused.append(f"refused: {e}".replace(people, "T"))
+        except Exception as e:
+            refused.append(f"failed: {type(e).__name__}")
 
     try:
         holder.cursor().execute(f"SELECT id FROM {locked} WHERE id = 200 FOR UPDATE")
@@ -124,6 +127,10 @@ LEAKS: dict[str, tuple[str, str, str, Any]] = {
         "MERGE INTO {i} USING (SELECT id FROM {t} WHERE city IS NULL OR id = 200) s ON {i}.id = s.id "
         "WHEN MATCHED THEN UPDATE SET qty = 9",
         "production", "i", ([(1, "Paris"), (5, None)], 400, [(5, 9), (200, 9)], 400)),
+    "write-in-the-with-of-a-write": (
+        "WITH d AS (UPDATE {t} SET city = 'b' WHERE city IS NULL OR id = 200 RETURNING id) "
+        "UPDATE {i} SET qty = 9 WHERE id = 1",
+        "staging", "t", ([(1, "Paris"), (5, "b"), (200, "b")], 400, [(1, 9)], 400)),
     "write-in-a-cte": (
         "WITH u AS (UPDATE {t} SET city = 'b' WHERE city IS NULL OR id = 200 RETURNING id) SELECT count(*) FROM u",
         "staging", "t", ([(1, "Paris"), (5, "b"), (200, "b")], 400, [], 400)),
@@ -174,7 +181,7 @@ def _oracle(admin: Any, names: dict[str, str], case: tuple[str, str, str, Any], 
     out = {}
     for v in ("a", "b"):
         held = names["i"] if locked == "i" else names[v]
-        seen = _locked_first(admin, names[v], held, write, governed, env, params)
+        seen = _locked_first(admin, names[v], names["i"], held, write, governed, env, params)
         out[v] = (seen, _state(admin, names, v))
         _fresh_clear(admin, names)
     _fresh(admin, names)
@@ -287,3 +294,108 @@ def test_an_identity_with_an_unmask_grant_writes_as_raw(pg_conn: Any, tables: di
         gov.close()
     assert not str(got).startswith("refused"), got
     assert _state(pg_conn, tables, "a") == changed
+
+
+# -- a write with FROM/USING locked in key order changes what it changes raw --------------------------------
+JOINED = {
+    "values-returning": "UPDATE {t} AS p SET city = v.c FROM (VALUES (5, 'x'), (200, 'y'), (7, 'z')) v(k, c) "
+    "WHERE p.id = v.k AND v.c <> 'z' RETURNING p.id, v.c",
+    "only-clear-table": "UPDATE ONLY {t} p SET city = 'b' FROM {i} q WHERE q.id = p.id AND q.qty = 3",
+    "schema-no-alias": "UPDATE public.{t} SET city = 'b' FROM {i} WHERE {i}.id = {t}.id AND {i}.qty = 3",
+    "self-join": "UPDATE {t} p SET city = q.city || '!' FROM {t} q WHERE q.id = p.id AND p.id < 10",
+    "with-before": "WITH w AS (SELECT id FROM {i} WHERE qty = 2) UPDATE {t} p SET city = 'w' FROM w "
+    "WHERE w.id = p.id",
+    "join-in-from": "UPDATE {t} p SET city = 'j' FROM {i} q JOIN (VALUES (3)) v(x) ON q.qty = v.x "
+    "WHERE q.id = p.id",
+    "parenthesised-join": "UPDATE {t} p SET city = 'j' FROM ({i} q JOIN (VALUES (3)) v(x) ON q.qty = v.x) "
+    "WHERE q.id = p.id",
+    "two-items": "UPDATE {t} p SET city = 'two' FROM {i} q, (VALUES (4)) v(x) WHERE q.id = p.id AND q.qty = v.x",
+    "delete-returning": "DELETE FROM {t} p USING {i} q WHERE q.id = p.id AND q.qty = 4 RETURNING p.id, q.qty",
+    "comments": "UPDATE {t} p SET city = 'c' /* x */ FROM {i} q -- note\n WHERE q.id = p.id /* y */ AND q.qty = 5 "
+    "-- end",
+    "clear-target-key-changed": "UPDATE {i} c SET id = c.id + 1000 FROM {t} p WHERE p.id = c.id AND p.city IS NULL",
+    "composite-key": "UPDATE {c} k SET city = 'k' FROM {i} q WHERE q.id = k.a AND q.qty = 6",
+    "named-parameter": "UPDATE {t} p SET city = %(c)s FROM {i} q WHERE q.id = p.id AND q.qty = %(q)s",
+}
+
+
+def _holds(conn: Any, names: dict[str, str]) -> Any:
+    cur = conn.cursor()
+    out = []
+    for sql in (f"SELECT id, city, full_name IS NULL FROM {names['a']} ORDER BY id",
+                f"SELECT id, qty, city FROM {names['i']} ORDER BY id",
+                f"SELECT a, b, city FROM {names['c']} ORDER BY a, b"):  # fmt: skip
+        cur.execute(sql)
+        out.append([tuple(r) for r in cur.fetchall()])
+    return out
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("case", list(JOINED), ids=list(JOINED))
+def test_a_joined_write_locked_in_key_order_changes_the_raw_rows(
+    pg_conn: Any, tables: dict[str, str], case: str, driver: str
+) -> None:
+    """The row count, the RETURNING rows and the tables afterwards are the raw connection's."""
+    names = {**tables, "c": f"{tables['prefix']}_c"}
+    pg_conn.execute(f"CREATE TABLE {names['c']} (a int, b int, full_name text, city text, PRIMARY KEY (a, b))")
+    pg_conn.execute(f"INSERT INTO {names['c']} SELECT g % 50, g / 50, 'Person ' || g, 'Lyon' "
+                    "FROM generate_series(1, 400) g")  # fmt: skip
+    pg_conn.execute(f"UPDATE {names['a']} SET city = NULL, full_name = NULL WHERE id IN (5, 9)")
+    sql = JOINED[case].format(t=names["a"], i=names["i"], c=names["c"])
+    params = {"c": "named", "q": 2} if "%(" in sql else None
+    raw = pg_connect(driver, autocommit=False)
+    gov = govern(pg_connect(driver, autocommit=False), CURIOUS_AGENT)
+    try:
+        cur = raw.cursor()
+        cur.execute(sql, params)
+        want = (cur.rowcount, sorted(map(tuple, cur.fetchall())) if cur.description else None, _holds(raw, names))
+        raw.rollback()
+        cur = gov.cursor()
+        cur.execute(sql, params)
+        got = (cur.rowcount, sorted(map(tuple, cur.fetchall())) if cur.description else None)
+        gov.commit()
+        after = _holds(pg_conn, names)
+    finally:
+        raw.close()
+        gov.close()
+        pg_conn.execute(f"DROP TABLE IF EXISTS {names['c']}")
+    assert want[0] > 1, want  # several rows: locked in key order
+    assert got == want[:2], (got, want[:2])
+    assert after == want[2]
+
+
+def test_asyncpg_writes_are_locked_in_key_order_or_refused_alike(pg_conn: Any, tables: dict[str, str]) -> None:
+    """Through asyncpg (numbered parameters, repeated as they are): an ``UPDATE ... FROM`` and a ``DELETE ...
+    USING`` change what they change raw, a MERGE is refused alike over both copies; the tables are the raw ones."""
+    from tests._redteam import asyncpg_variants
+
+    writes = [
+        ("UPDATE {t} SET city = 'b' FROM (VALUES (1)) v(x) WHERE {t}.city IS NULL OR {t}.id = $1", 200),
+        ("DELETE FROM {t} USING (VALUES (1)) v(x) WHERE {t}.city IS NULL OR {t}.id = $1", 300),
+        ("MERGE INTO {t} USING (VALUES (1)) v(x) ON {t}.city IS NULL OR {t}.id = $1 WHEN MATCHED THEN "
+         "UPDATE SET city = 'b'", 200),
+    ]  # fmt: skip
+
+    async def see(conn: Any, t: str) -> list[Any]:
+        out: list[Any] = []
+        for sql, arg in writes:
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                await conn.execute(f"UPDATE {t} SET city = NULL, full_name = NULL WHERE id = 5")
+                out.append(await conn.execute(sql.format(t=t), arg))
+                rows = await conn.fetch(f"SELECT id, city FROM {t} WHERE city IS DISTINCT FROM 'Lyon' ORDER BY id")
+                out.append([tuple(r) for r in rows])
+            except governed_db.GuardrailViolation as e:
+                out.append(f"refused: {e}".replace(t, "T"))
+            finally:
+                await tr.rollback()
+        return out
+
+    seen = asyncpg_variants({"a": tables["a"], "b": tables["b"]}, see, identity=CURIOUS_AGENT)
+    assert seen["a"][1] == seen["b"][1], seen
+    raw, gov = seen["a"]
+    assert gov[:4] == raw[:4] == ["UPDATE 2", [(1, "Paris"), (5, "b"), (200, "b")], "DELETE 2", [(1, "Paris")]]
+    assert raw[4] == "MERGE 2" and gov[4].startswith("refused: ") and "T.full_name" in gov[4], gov
+    for v in ("a", "b"):  # every attempt rolled back
+        assert pg_conn.execute(f"SELECT count(*) FROM {tables[v]} WHERE city = 'Lyon'").fetchone()[0] == 399

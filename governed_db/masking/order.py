@@ -202,12 +202,11 @@ class Planner:
         """PostgreSQL: a write locks the rows it changes in the order it reaches them, which masked values may
         decide; they are locked in key order first: ``WHERE "id" IN (SELECT "id" FROM t WHERE <its condition>
         ORDER BY "id" FOR NO KEY UPDATE)`` (decision 0351), or the write is refused (decision 0354)."""
-        found = write_locks.plan(tree, self.dialect, self.relation, self.keyed)
-        if found is None and self.dialect == "postgres":
-            refusal = write_locks.nested(tree, self.relation)
-            if refusal is not None:
-                self._refuse(*refusal, firm=True)
+        inner = write_locks.nested(tree, self.relation) if self.dialect == "postgres" else None
+        if inner is not None:
+            self._refuse(*inner, firm=True)
             return
+        found = write_locks.plan(tree, self.dialect, self.relation, self.keyed)
         if found is not None and found.refusal is not None:
             self._refuse(*found.refusal, firm=True)
         elif found is not None and found.joined is not None:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: PostgreSQL's row locators: no key, whatever an index says
 _LOCATORS = frozenset({"ctid", "tableoid"})
+#: calls a repeated condition may not repeat: a function sqlglot does not know (it may have effects, or be
+#: volatile), a random number or UUID (the repeated condition would keep other rows)
+_UNREPEATABLE: tuple[type[exp.Expression], ...] = (exp.Anonymous, exp.Rand, getattr(exp, "Uuid", exp.Anonymous))
 #: what a write reads its rows through (its SET and RETURNING decide nothing of the order)
 _READ_ARGS = ("where", "from", "from_", "using", "joins", "on")
 
@@ -108,7 +111,7 @@ def plan(
             return Locking(refusal=(why + f"; a {verb} ... {clause} without WHERE cannot be locked in key order",
                                     remedy))  # fmt: skip
         called = next((f for arg in ("where", "from", "from_", "using", "joins")
-                       for part in _parts(tree.args.get(arg)) for f in part.find_all(exp.Anonymous)), None)  # fmt: skip
+                       for part in _parts(tree.args.get(arg)) for f in part.find_all(*_UNREPEATABLE)), None)  # fmt: skip
         if called is not None:
             # its rows are locked first by a subquery that repeats the condition and the FROM list: a function
             # governed_db does not know would run twice
