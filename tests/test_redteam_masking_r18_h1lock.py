@@ -316,6 +316,7 @@ JOINED = {
     "clear-target-key-changed": "UPDATE {i} c SET id = c.id + 1000 FROM {t} p WHERE p.id = c.id AND p.city IS NULL",
     "composite-key": "UPDATE {c} k SET city = 'k' FROM {i} q WHERE q.id = k.a AND q.qty = 6",
     "named-parameter": "UPDATE {t} p SET city = %(c)s FROM {i} q WHERE q.id = p.id AND q.qty = %(q)s",
+    "positional-parameter-in-set": "UPDATE {t} p SET city = %s FROM {i} q WHERE q.id = p.id AND q.qty = 2",
 }
 
 
@@ -342,7 +343,7 @@ def test_a_joined_write_locked_in_key_order_changes_the_raw_rows(
                     "FROM generate_series(1, 400) g")  # fmt: skip
     pg_conn.execute(f"UPDATE {names['a']} SET city = NULL, full_name = NULL WHERE id IN (5, 9)")
     sql = JOINED[case].format(t=names["a"], i=names["i"], c=names["c"])
-    params = {"c": "named", "q": 2} if "%(" in sql else None
+    params = {"c": "named", "q": 2} if "%(" in sql else ("set",) if "%s" in sql else None
     raw = pg_connect(driver, autocommit=False)
     gov = govern(pg_connect(driver, autocommit=False), CURIOUS_AGENT)
     try:

@@ -7,11 +7,12 @@ t ...)``, ``UPDATE ... FROM``, ``DELETE ... USING``, ``MERGE``), the order in wh
 session of the caller's holding one of the rows sees whether the write locked another before it waited there
 (``FOR UPDATE NOWAIT``, ``SKIP LOCKED``, a deadlock): a bit of the order, so of the masked values.
 
-Where a relation that decides that order has a column masked for the identity, the write's condition moves into
-a subquery that locks its rows in key order first (splice edit ``lock-order``); where the text cannot be written
-so with certainty (a FROM/USING list the subquery would have to repeat, a MERGE, a write inside another
-statement), the write is refused with what to write instead. A write that names one row by a whole key locks one
-row: it runs as it is.
+Where a relation that decides that order has a column masked for the identity, the rows are locked in key order
+first by a subquery: the write's condition moves into it (splice edit ``lock-order``), or, for ``UPDATE ...
+FROM``/``DELETE ... USING``, the subquery repeats the list and the condition, which the write keeps (``lock-
+joined``). Where that cannot be written with certainty (a MERGE, a write inside another statement, a positional
+parameter or an unknown function the subquery would repeat), the write is refused with what to write instead. A
+write that names one row by a whole key locks one row: it runs as it is.
 """
 
 from __future__ import annotations
