@@ -224,6 +224,10 @@ LOOK_ALIKES = {
     "delete-using-one-row-by-key": "DELETE FROM {t} USING (VALUES (1)) v(x) WHERE {t}.id = 7 AND v.x = 1",
     "merge-one-row-by-key": "MERGE INTO {t} USING (VALUES (1)) v(x) ON {t}.id = 5 WHEN MATCHED THEN UPDATE SET "
     "city = 'b'",
+    "merge-upsert-one-row": "MERGE INTO {t} p USING (VALUES (5, 'x')) v(k, c) ON p.id = v.k WHEN MATCHED THEN "
+    "UPDATE SET city = v.c WHEN NOT MATCHED THEN INSERT (id, city) VALUES (v.k, v.c)",
+    "merge-upsert-one-selected-row": "MERGE INTO {t} p USING (SELECT 401 AS k) v ON p.id = v.k WHEN MATCHED THEN "
+    "DELETE WHEN NOT MATCHED THEN INSERT (id, city) VALUES (v.k, 'new')",
     "merge-insert-only": "MERGE INTO {t} USING (VALUES (401, 'x')) v(k, c) ON {t}.id = v.k WHEN NOT MATCHED THEN "
     "INSERT (id, city) VALUES (v.k, v.c)",
     "clear-update-from-clear": "UPDATE {i} SET qty = v.q FROM (VALUES (5, 1), (200, 2)) v(k, q) WHERE {i}.id = v.k",

@@ -75,6 +75,8 @@ def plan(
     cond = tree.args.get("on") if isinstance(tree, exp.Merge) else tree.args.get("where")
     cond = cond.this if isinstance(cond, exp.Where) else cond
     pinned = nodes.pinned_columns(cond, target)
+    if isinstance(tree, exp.Merge):
+        pinned |= _matched_to_one_row(tree, target)
     if any(k and k <= pinned for k in rel.keys):
         return None  # one row at most: nothing is locked before another
     if not target.args.get("db") and target.name.lower() in _cte_names(tree):
@@ -190,6 +192,33 @@ def unwritten(write: exp.Expression, columns: tuple[str, ...], why: str) -> tupl
 
 def _parts(value: object) -> list[exp.Expression]:
     return [p for p in (value if isinstance(value, list) else [value]) if isinstance(p, exp.Expression)]
+
+
+def _matched_to_one_row(tree: exp.Merge, target: exp.Table) -> frozenset[str]:
+    """Lower-case columns of the target a MERGE's ON sets equal to a column of a source of one row (``USING (VALUES
+    (5, 'x')) v(k, c) ON t.id = v.k``, ``USING (SELECT 5 AS k) v``): as pinned as a constant."""
+    source = tree.args.get("using")
+    inner = source.this if isinstance(source, exp.Subquery) else source
+    one = (isinstance(inner, exp.Values) and len(inner.expressions) == 1) or (
+        isinstance(inner, exp.Select) and not (inner.args.get("from") or inner.args.get("from_"))
+        and not any(inner.args.get(k) for k in ("where", "group", "having", "joins"))
+        and not any(isinstance(n, (exp.AggFunc, exp.Window, exp.Explode, exp.Unnest)) for n in inner.walk())
+    )  # fmt: skip
+    on = tree.args.get("on")
+    if not one or not isinstance(source, exp.Expression) or not isinstance(on, exp.Expression):
+        return frozenset()
+    mine = {target.name.lower(), target.alias_or_name.lower()}
+    theirs = source.alias_or_name.lower()
+    out = set()
+    for part in on.flatten() if isinstance(on, exp.And) else (on,):
+        part = part.unnest()
+        if not isinstance(part, exp.EQ):
+            continue
+        for col, other in ((part.this, part.expression), (part.expression, part.this)):
+            if (isinstance(col, exp.Column) and col.table.lower() in mine and isinstance(other, exp.Column)
+                    and other.table.lower() == theirs and theirs):  # fmt: skip
+                out.add(col.name.lower())
+    return frozenset(out)
 
 
 def _merge_locks(tree: exp.Merge) -> bool:
