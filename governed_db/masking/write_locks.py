@@ -87,6 +87,17 @@ def plan(
             "would lock them in otherwise)",
             f"rename the WITH query, or name the table with its schema (UPDATE schema.{target.name} ...)",
         ))  # fmt: skip
+    # a column whose lower-case name two columns share ("ID" and "id") is not told apart: no key of it (0352)
+    names = [c.lower() for c in rel.columns]
+    stored = {c.lower(): c for c in rel.columns if names.count(c.lower()) == 1}
+    keys = sorted(
+        (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
+        key=lambda k: (len(k), k),
+    )
+    if not keys:
+        # no key to lock by (an inheritance parent's holds for its own rows only; a table without one): as before
+        # (decisions 0351, 0354 Open)
+        return None
     verb = tree.key.upper()
     masked = ", ".join(deciding)
     why = (
@@ -125,18 +136,6 @@ def plan(
             ))  # fmt: skip
     elif not isinstance(tree.args.get("where"), exp.Where):
         return None  # every row: the unbounded-write rule's to judge (decision 0351 Open)
-    # a column whose lower-case name two columns share ("ID" and "id") is not told apart: no key of it (0352)
-    names = [c.lower() for c in rel.columns]
-    stored = {c.lower(): c for c in rel.columns if names.count(c.lower()) == 1}
-    keys = sorted(
-        (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
-        key=lambda k: (len(k), k),
-    )
-    if not keys and joined:
-        return Locking(refusal=(why + f"; {target.name} has no key (never NULL, unique, nothing masked in it) to "
-                                "lock them by", remedy))  # fmt: skip
-    if not keys:
-        return None  # no key to lock by (an inheritance parent's holds for its own rows only): as before
     items = tuple(nodes.column_sql(stored[c], dialect) for c in keys[0])
     if not joined:
         return Locking(items=items)
