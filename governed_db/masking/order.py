@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
-from governed_db.masking import flow
+from governed_db.masking import flow, write_locks
 from governed_db.masking import order_nodes as nodes
 
 
@@ -74,6 +74,8 @@ class Edit:
     ``window-order`` (a window's), ``window-whole`` (a window's, with the whole partition as its frame, which a
     window without ORDER BY or frame had), ``branch-order`` (an unparenthesised branch of a ``UNION ALL`` put in
     parentheses with an ORDER BY), ``lock-order`` (a PostgreSQL write's rows locked in key order first),
+    ``lock-joined`` (the same for a write with FROM/USING: its condition and list repeated in the locking subquery;
+    ``items`` the key qualified, then the name the target goes by),
     ``stand-in`` (a masked aggregate argument replaced), ``returning-order``
     (a PostgreSQL ``UPDATE/DELETE ... RETURNING`` run as a CTE whose rows are selected in key order),
     ``exists-whole`` (a SQLite ``EXISTS`` query given ``GROUP BY NULL``, so it reads every row before answering; a
@@ -165,9 +167,12 @@ class Planner:
         relation: Callable[[exp.Table], Relation | None],
         *,
         ordered_aggregates: bool = True,
+        keyed: Callable[[exp.Table], Relation | None] | None = None,
     ) -> None:
         self.dialect = dialect
         self.relation = relation
+        #: a written table with its keys even where nothing of it is masked (decision 0354)
+        self.keyed = keyed or relation
         #: the dialect takes ``agg(x ORDER BY k)`` (SQLite only from 3.44)
         self.ordered_aggregates = ordered_aggregates
         self.plan = Plan()
@@ -204,7 +209,7 @@ class Planner:
                 self._reads_own_changes(tree)
             if tree.args.get("returning") is not None:
                 self._returned_rows(tree)
-            self._locked_in_key_order(tree)
+        self._locked_in_key_order(tree)
         self._locked_in_read_order(tree)
         if self.dialect == "sqlite" and self.plan.refusal is None:
             self._exists_read_whole(tree)
@@ -212,48 +217,21 @@ class Planner:
             self._min_max_read_whole(tree)
         return self.plan
 
-    def _locked_in_key_order(self, tree: exp.Update | exp.Delete) -> None:
-        """PostgreSQL: a write locks the rows it changes in the order it reads them, which where an earlier
-        UPDATE put a row's new version (how wide the masked values stored before it are) decides; another
-        session of the caller's, holding one of the rows, sees whether the write locked another before it
-        waited (``FOR UPDATE NOWAIT``). The rows are locked in key order first instead:
-        ``WHERE "id" IN (SELECT "id" FROM t WHERE <its condition> ORDER BY "id" FOR NO KEY UPDATE)`` — the
-        same rows (the key is unique and never NULL), locked before the write changes any (decision 0351)."""
-        if self.dialect != "postgres":
+    def _locked_in_key_order(self, tree: exp.Expression) -> None:
+        """PostgreSQL: a write locks the rows it changes in the order it reaches them, which masked values may
+        decide; they are locked in key order first: ``WHERE "id" IN (SELECT "id" FROM t WHERE <its condition>
+        ORDER BY "id" FOR NO KEY UPDATE)`` (decision 0351), or the write is refused (decision 0354)."""
+        inner = write_locks.nested(tree, self.relation) if self.dialect == "postgres" else None
+        if inner is not None:
+            self._refuse(*inner, firm=True)
             return
-        target = tree.this
-        where = tree.args.get("where")
-        joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
-        if not isinstance(target, exp.Table) or not isinstance(where, exp.Where) or joined:
-            return
-        rel = self.relation(target)
-        if rel is None or not rel.hazard or rel.columns is None:
-            return
-        pinned = nodes.pinned_columns(where.this, target)
-        if any(k and k <= pinned for k in rel.keys):
-            return  # one row at most
-        if not target.args.get("db") and target.name.lower() in _cte_names(tree):
-            # the locking subquery's FROM would read the write's CTE of that name, not its table (rt17new)
-            self._refuse(
-                f"a WITH query named {target.name} hides the table {target.name} this write changes from the "
-                "subquery that locks its rows in key order (where masked values are stored decides the order it "
-                "would lock them in otherwise)",
-                f"rename the WITH query, or name the table with its schema (UPDATE schema.{target.name} ...)",
-                firm=True,
-            )
-            return
-        # a column whose lower-case name two columns share ("ID" and "id") is not told apart: no key of it
-        names = [c.lower() for c in rel.columns]
-        stored = {c.lower(): c for c in rel.columns if names.count(c.lower()) == 1}
-        keys = sorted(
-            (sorted(k) for k in rel.keys if k and not k & _LOCATORS and all(c in stored for c in k)),
-            key=lambda k: (len(k), k),
-        )
-        if not keys:
-            return  # no key to lock by (an inheritance parent's holds for its own rows only): as before
-        self.plan.edits.append(
-            Edit("lock-order", tree, tuple(nodes.column_sql(stored[c], self.dialect) for c in keys[0]))
-        )
+        found = write_locks.plan(tree, self.dialect, self.relation, self.keyed)
+        if found is not None and found.refusal is not None:
+            self._refuse(*found.refusal, firm=True)
+        elif found is not None and found.joined is not None:
+            self.plan.edits.append(Edit("lock-joined", tree, (*found.items, found.joined)))
+        elif found is not None:
+            self.plan.edits.append(Edit("lock-order", tree, found.items))
 
     def _locked_in_read_order(self, tree: exp.Expression) -> None:
         """MySQL/MariaDB: InnoDB locks each row as it reads it, before any ORDER BY sorts them. A write, or a
@@ -1714,17 +1692,6 @@ def _listed_columns(where: exp.Expression | None, table: exp.Table) -> frozenset
         ):
             out.add(col.name.lower())
     return frozenset(out)
-
-
-def _cte_names(write: exp.Expression) -> set[str]:
-    """The lower-case names of the WITH queries written before a write (PostgreSQL: ``WITH x AS (...) UPDATE``),
-    and, for a write that is itself a WITH query, those of every WITH of its statement."""
-    if write.parent is not None:
-        return {cte.alias_or_name.lower() for cte in write.root().find_all(exp.CTE)}
-    with_ = write.args.get("with_") or write.args.get("with")
-    if not isinstance(with_, exp.With):
-        return set()
-    return {cte.alias_or_name.lower() for cte in with_.expressions}
 
 
 def _returned_outs(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relation) -> list[_Out] | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import early_stop
+from governed_db.masking import early_stop, write_locks
 from governed_db.masking import order_nodes as nodes
 from governed_db.masking.catalog import table_key
 from governed_db.masking.engine import MISSING, MaskingState
@@ -363,11 +363,18 @@ def _settle(
         key = table_key(".".join(p.name for p in node.parts))
         return _relation(state, access, key, node, cache, 0, stored_order)
 
+    keyed_cache: dict[str, Relation | None] = {}
+
+    def keyed(node: exp.Table) -> Relation | None:
+        key = table_key(".".join(p.name for p in node.parts))
+        return _relation(state, access, key, node, keyed_cache, 0, stored_order, keyed=True)
+
     dialect = state.sg_dialect
     ordered = _SQLITE_ORDERED_AGGREGATES if dialect == "sqlite" else True
     plans = [
-        Planner(dialect, relation, ordered_aggregates=ordered).statement(t) for t in trees if t is not None
-    ]
+        Planner(dialect, relation, ordered_aggregates=ordered, keyed=keyed).statement(t)
+        for t in trees if t is not None
+    ]  # fmt: skip
     refusing = sorted((p for p in plans if p.refusal is not None), key=lambda p: not p.firm)
     if refusing:
         return Outcome(refusal=refusing[0].refusal, columns=_indexed(state, cache), firm=refusing[0].firm)
@@ -390,13 +397,20 @@ def _settle(
     try:
         return Outcome(spliced=splice(base, state.dialect, tree, edits), hazard=hazard)
     except Unspliceable as e:
+        joined = next((ed.node for ed in edits if ed.kind == "lock-joined"), None)
+        if joined is not None:
+            masked = tuple(sorted(f"{key}.{c}" for key, rel in cache.items() if rel is not None and rel.hazard
+                                  for c in rel.masked | rel.redacted))  # fmt: skip
+            return Outcome(refusal=write_locks.unwritten(joined, masked, str(e)), columns=_indexed(state, cache),
+                           firm=True)  # fmt: skip
         wanted = "; ".join(sorted({", ".join(ed.items) for ed in edits if ed.kind != "stand-in"})) or "a key"
         return Outcome(refusal=(
             f"its rows must be ordered by values nobody has masked, and governed_db could not add that to the text "
             f"with certainty ({e})",
             f"add the ORDER BY yourself ({wanted}), or ask for an unmask grant (masking.unmask)",
         ), columns=_indexed(state, cache), firm=bool(_DECLARE_CURSOR.match(analysis.sql)) or any(
-            ed.kind == "returning-order" for ed in edits  # a write's RETURNING has no unordered fallback (0331)
+            # a write's RETURNING, or rows reached through another relation, has no unordered fallback (0331, 0354)
+            ed.kind in ("returning-order", "lock-joined") for ed in edits
         ))  # fmt: skip
 
 
@@ -419,8 +433,10 @@ def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[st
 
 def _relation(
     state: MaskingState, access: Access, key: str, node: exp.Table | None, cache: dict[str, Relation | None],
-    depth: int, stored_order: bool = False,
+    depth: int, stored_order: bool = False, keyed: bool = False,
 ) -> Relation | None:  # fmt: skip
+    """What the order guard knows of relation ``key``; with ``keyed``, the keys of one nothing is masked of too
+    (a written table whose rows another relation's order reaches, decision 0354)."""
     if key in cache:
         return cache[key]
     cache[key] = None  # a view that reads itself: unknown
@@ -430,7 +446,14 @@ def _relation(
         return None  # unknown columns: values are checked as they pass; nothing to order by either
     masked = frozenset(c.lower() for c in columns if access.masks(key, c))
     redacted = frozenset(c.lower() for c in columns if access.redacts(key, c))
-    if not masked and not redacted:
+    if not masked and not redacted and keyed:
+        facts = state.order_of(key, node)
+        inherited = getattr(facts, "inherited", False)
+        whole = () if inherited or getattr(facts, "kind", None) != "table" else tuple(
+            frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ())
+        )
+        found = Relation(False, None, tuple(columns), masked, redacted, whole)
+    elif not masked and not redacted:
         found = Relation(False, None, tuple(columns), masked, redacted)
     else:
         facts = state.order_of(key, node)

@@ -88,7 +88,7 @@ def splice(base: str, dialect: str, tree: exp.Expression, edits: list[Edit]) -> 
     base_tokens = tokenize(d, gd, base)
     parsed_text, back = _as_parsed(base, base_tokens, gd, d)
     tokens = tokenize(d, gd, parsed_text)
-    text = _Text(tokens)
+    text = _Text(tokens, parsed_text)
     inserts: list[tuple[int, str]] = []
     for edit in edits:
         inserts.extend(_locate(text, edit, tree, gd))
@@ -171,8 +171,10 @@ def _as_parsed(base: str, tokens: list[Token], gd: str, d: Dialect) -> tuple[str
 class _Text:
     """The tokens of the parsed text, their parentheses and depths."""
 
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], sql: str = "") -> None:
         self.tokens = tokens
+        #: the text they were read from (what a repeated part of it is copied from)
+        self.sql = sql
         self.starts = [t.start for t in tokens]
         self.match: dict[int, int] = {}
         self.depth: list[int] = []
@@ -299,6 +301,28 @@ def _write_condition(text: _Text, start: int, stop: int) -> tuple[int, int]:
     return where[0], end
 
 
+def _write_sources(text: _Text, write: exp.Expression, start: int, where: int) -> int:
+    """The first token of an UPDATE's FROM list (a DELETE's USING list), outside parentheses, between the write's
+    first token ``start`` and its WHERE."""
+    kind = TokenType.FROM if isinstance(write, exp.Update) else TokenType.USING
+    found = [i for i in text.level(start, where) if text.tokens[i].token_type == kind]
+    if len(found) != 1 or found[0] + 1 >= where:
+        raise Unspliceable(f"the write's {kind.name} list was not found")
+    return found[0] + 1
+
+
+def _no_positional(text: _Text, lo: int, hi: int) -> None:
+    """Tokens ``lo..hi`` repeated would repeat their positional parameters (``%s``, ``?``), and the parameters
+    would no longer match them; named ones (``%(name)s``, ``$1``) may be repeated."""
+    t = text.tokens
+    for i in range(lo, hi):
+        if t[i].token_type == TokenType.PLACEHOLDER and t[i].text in ("?", "%s"):
+            raise Unspliceable("a positional parameter in a part the locking subquery repeats")
+        if (t[i].token_type == TokenType.MOD and i + 1 < len(t) and t[i + 1].start == t[i].end + 1
+                and t[i + 1].text in ("s", "b", "t")):  # fmt: skip
+            raise Unspliceable("a positional parameter in a part the locking subquery repeats")
+
+
 def _target_sql(write: exp.Expression, gd: str) -> str:
     """The written table as the write names it (``ONLY``, schema and alias kept): the subquery's columns then
     resolve as the write's condition read them."""
@@ -402,6 +426,20 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         # a composite key compares as a row, its subquery selects the columns (a selected ROW is one column)
         return [(text.tokens[lo].end + 1, f" {keys} IN (SELECT {listed} FROM {_target_sql(node, gd)} WHERE"),
                 (text.tokens[hi - 1].end + 1, f" ORDER BY {', '.join(edit.items)} {_lock_strength(node)})")]
+    if edit.kind == "lock-joined":
+        # FROM/USING stays; the locking subquery repeats it and the condition, which both keep (decision 0354)
+        *key, owner = edit.items
+        w_lo, w_hi = _write_range(text, node)
+        lo, hi = _write_condition(text, w_lo, w_hi)
+        first = _write_sources(text, node, w_lo, lo)
+        _no_positional(text, first, hi)
+        listed = ", ".join(key)
+        row = f"({listed})" if len(key) > 1 else listed
+        sources = text.sql[text.tokens[first].start : text.tokens[lo - 1].end + 1]
+        cond = text.sql[text.tokens[lo + 1].start : text.tokens[hi - 1].end + 1]
+        return [(text.tokens[lo].end + 1, " ("),
+                (text.tokens[hi - 1].end + 1, f") AND {row} IN (SELECT {listed} FROM {_target_sql(node, gd)}, "
+                 f"{sources} WHERE {cond} ORDER BY {listed} {_lock_strength(node)} OF {owner})")]
     if edit.kind == "returning-order":
         # the whole write becomes a data-modifying CTE, its rows selected in key order (PostgreSQL; 0330)
         last = len(text.tokens) - 1
@@ -512,6 +550,8 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
             wrap = edit
         elif edit.kind == "lock-order":
             _lock_in_key_order(target, edit.items, gd)
+        elif edit.kind == "lock-joined":
+            _lock_joined_in_key_order(target, edit.items, gd)
         elif edit.kind == "branch-order":
             target.set("order", exp.Order(expressions=_ordered(edit.items, gd)))
             wrapper = exp.Subquery()
@@ -577,6 +617,46 @@ def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -
     if not isinstance(made, exp.Where) or inner is None:
         raise Unspliceable("the locking subquery does not parse")
     inner.set("where", exp.Where(this=where.this.copy()))
+    write.set("where", made)
+
+
+def _lock_joined_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -> None:
+    """``write``'s condition ``c`` as ``(c) AND <key> IN (SELECT <key> FROM <target>, <its FROM/USING list>
+    WHERE c ORDER BY <key> FOR ... UPDATE OF <target>)``, as the parser builds it."""
+    where = write.args.get("where")
+    if not isinstance(where, exp.Where):
+        raise Unspliceable("a write without a condition")
+    *keys, owner = items
+    listed = ", ".join(keys)
+    row = f"({listed})" if len(keys) > 1 else listed
+    template = Dialect.get_or_raise(gd).parse(
+        f"SELECT 1 WHERE (TRUE) AND {row} IN (SELECT {listed} FROM {_target_sql(write, gd)}, gdb_sources WHERE "
+        f"TRUE ORDER BY {listed} {_lock_strength(write)} OF {owner})"
+    )[0]
+    made = template.args.get("where") if template is not None else None
+    inner = made.find(exp.Select) if isinstance(made, exp.Where) else None
+    if not isinstance(made, exp.Where) or not isinstance(made.this, exp.And) or inner is None:
+        raise Unspliceable("the locking subquery does not parse")
+    paren = made.this.this
+    placeholder = (inner.args.get("joins") or [None])[0]
+    if not isinstance(paren, exp.Paren) or not isinstance(placeholder, exp.Join):
+        raise Unspliceable("the locking subquery does not parse")
+    paren.set("this", where.this.copy())
+    inner.set("where", exp.Where(this=where.this.copy()))
+    # a comma list as a SELECT's FROM reads it: its first item a join of its own, the joins after it follow
+    listed_sources = write.args.get("from_") or write.args.get("from")
+    parts = [listed_sources.this] if isinstance(listed_sources, exp.From) else list(write.args.get("using") or [])
+    joins: list[exp.Expression] = []
+    for part in parts:
+        first = part.copy()
+        attached = first.args.get("joins") or []
+        first.set("joins", None)
+        join = placeholder.copy()
+        join.set("this", first)
+        joins.extend([join, *(j.copy() for j in attached)])
+    if not joins:
+        raise Unspliceable("the write's FROM/USING list was not found")
+    inner.set("joins", joins)
     write.set("where", made)
 
 
