@@ -600,22 +600,29 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
     return copy
 
 
-def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -> None:
-    """``write``'s condition moved into ``<key> IN (SELECT <key> FROM <target> WHERE <condition> ORDER BY <key>
-    FOR ... UPDATE)``, as the parser builds it."""
+def _locking_where(write: exp.Expression, gd: str, condition: str) -> tuple[exp.Where, exp.Where, exp.Select]:
+    """``write``'s WHERE, and ``WHERE <condition>`` (a template holding one locking subquery) as the parser builds
+    it, with that subquery; for the two key-order locks below."""
     where = write.args.get("where")
     if not isinstance(where, exp.Where):
         raise Unspliceable("a write without a condition")
-    listed = ", ".join(items)
-    keys = f"({listed})" if len(items) > 1 else listed
-    template = Dialect.get_or_raise(gd).parse(
-        f"SELECT 1 WHERE {keys} IN (SELECT {listed} FROM {_target_sql(write, gd)} WHERE TRUE ORDER BY "
-        f"{', '.join(items)} {_lock_strength(write)})"
-    )[0]
+    template = Dialect.get_or_raise(gd).parse(f"SELECT 1 WHERE {condition}")[0]
     made = template.args.get("where") if template is not None else None
     inner = made.find(exp.Select) if isinstance(made, exp.Where) else None
     if not isinstance(made, exp.Where) or inner is None:
         raise Unspliceable("the locking subquery does not parse")
+    return where, made, inner
+
+
+def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -> None:
+    """``write``'s condition moved into ``<key> IN (SELECT <key> FROM <target> WHERE <condition> ORDER BY <key>
+    FOR ... UPDATE)``, as the parser builds it."""
+    listed = ", ".join(items)
+    keys = f"({listed})" if len(items) > 1 else listed
+    where, made, inner = _locking_where(write, gd, (
+        f"{keys} IN (SELECT {listed} FROM {_target_sql(write, gd)} WHERE TRUE ORDER BY {listed} "
+        f"{_lock_strength(write)})"
+    ))  # fmt: skip
     inner.set("where", exp.Where(this=where.this.copy()))
     write.set("where", made)
 
@@ -623,19 +630,14 @@ def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -
 def _lock_joined_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -> None:
     """``write``'s condition ``c`` as ``(c) AND <key> IN (SELECT <key> FROM <target>, <its FROM/USING list>
     WHERE c ORDER BY <key> FOR ... UPDATE OF <target>)``, as the parser builds it."""
-    where = write.args.get("where")
-    if not isinstance(where, exp.Where):
-        raise Unspliceable("a write without a condition")
     *keys, owner = items
     listed = ", ".join(keys)
     row = f"({listed})" if len(keys) > 1 else listed
-    template = Dialect.get_or_raise(gd).parse(
-        f"SELECT 1 WHERE (TRUE) AND {row} IN (SELECT {listed} FROM {_target_sql(write, gd)}, gdb_sources WHERE "
-        f"TRUE ORDER BY {listed} {_lock_strength(write)} OF {owner})"
-    )[0]
-    made = template.args.get("where") if template is not None else None
-    inner = made.find(exp.Select) if isinstance(made, exp.Where) else None
-    if not isinstance(made, exp.Where) or not isinstance(made.this, exp.And) or inner is None:
+    where, made, inner = _locking_where(write, gd, (
+        f"(TRUE) AND {row} IN (SELECT {listed} FROM {_target_sql(write, gd)}, gdb_sources WHERE TRUE ORDER BY "
+        f"{listed} {_lock_strength(write)} OF {owner})"
+    ))  # fmt: skip
+    if not isinstance(made.this, exp.And):
         raise Unspliceable("the locking subquery does not parse")
     paren = made.this.this
     placeholder = (inner.args.get("joins") or [None])[0]
