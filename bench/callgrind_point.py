@@ -3,6 +3,9 @@
     valgrind --tool=callgrind --callgrind-out-file=cg.MODE.N.out python bench/callgrind_point.py MODE N [lit]
     grep summary: cg.MODE.1200.out cg.MODE.200.out    # (Ir(1200) - Ir(200)) / 1000 = instructions per statement
 
+With ``--separate-threads=yes`` (which docs/performance.md uses, to count the audit store's thread) the counts are in
+``cg.MODE.N.out-01``, ``-02``, ...: sum their ``summary:`` lines; the file without a suffix is then empty.
+
 MODE: ``raw`` (sqlite3), ``otel`` (official dbapi instrumentation, no SDK provider), ``noaudit``
 (governed, ``audit=False``), ``audit`` (governed default: the local audit store); ``otelsdk`` / ``auditsdk``:
 the official instrumentation / governed default with an SDK provider exporting in batches. ``lit`` sends every statement
