@@ -313,9 +313,16 @@ class Planner:
         for select in tree.find_all(exp.Select):
             if select.args.get("group") is not None or select.args.get("having") is not None:
                 continue
-            if not isinstance(select.args.get("where"), exp.Where) and not select.args.get("joins"):
+            source = select.args.get("from")
+            plain = source is not None and isinstance(source.this, exp.Table) and not select.args.get("joins")
+            if plain and not isinstance(select.args.get("where"), exp.Where):
                 continue  # nothing is evaluated on the rows before the first: nothing tells their order
             tables = [t for t in nodes.own_nodes(select) if isinstance(t, exp.Table)]
+            if source is None or not tables:
+                # SQLite flattens a derived table or CTE into the query around it (its WHERE becomes that query's),
+                # and ``(SELECT min(x))`` over an outer column aggregates the outer query: the rows min() walks
+                # are those of the tables read anywhere in the statement
+                tables = list(tree.find_all(exp.Table))
             rels = [self.relation(t) for t in tables]
             if not any(rel is None or rel.hazard for rel in rels):
                 continue
@@ -327,7 +334,7 @@ class Planner:
                 arg = call.this
                 if arg.find(exp.Column) is None:
                     continue  # the same on every row
-                rel = rels[0] if len(rels) == 1 else None
+                rel = rels[0] if len(rels) == 1 and plain else None
                 if isinstance(arg, exp.Column) and rel is not None and (
                     arg.name.lower() in _ROWIDS or frozenset({arg.name.lower()}) in rel.keys
                 ):
