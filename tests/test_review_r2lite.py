@@ -8,12 +8,16 @@ is the oracle. Innocent look-alikes must answer exactly as the raw connection do
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests._redteam import govern, observe
+from tests._redteam import CURIOUS_AGENT, govern, observe
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite, _sqlite_runs
 from tests.test_redteam_masking_r17_rt17lite import BOTH, INDEXED, STOPS_AT_ROW_1
+from tests.test_redteam_masking_r18_maria import _locked_before_wait, _run
+from tests.test_redteam_masking_r18_maria import pair as _pair
 
 S = STOPS_AT_ROW_1
 FLATTENED_MIN_MAX = [
@@ -92,3 +96,81 @@ def test_an_outer_aggregate_in_a_subquery_answers_as_raw(sql: str) -> None:
     conn = govern(_sqlite(ALICE, INDEXED), ATTACKER)
     assert observe(conn, sql)[1] == observe(raw, sql)[1]
     conn.close()
+
+
+# -- MariaDB (decision 0366): locking reads naming rows by a list of keys -----------------------------------------
+
+pair = _pair  # round 18's two tables (row 1's SSN 536-... or 287-...; an index on ssn; 90 rows without one)
+
+KEY_OR = [
+    "SELECT id FROM {t} WHERE id = 1 OR id = 2 OR id = 3 FOR UPDATE",
+    "SELECT id FROM {t} WHERE (id = 3 OR id = 1) OR 2 = id FOR UPDATE",
+]
+
+
+@pytest.mark.parametrize("write", KEY_OR)
+def test_a_locking_read_of_keys_joined_by_or_runs_and_tells_no_rank(
+    mysql_kw: dict[str, Any], mysql_conn: Any, pair: dict[str, str], write: str
+) -> None:
+    """Found in review r2lite: ``id = 1 OR id = 2 FOR UPDATE`` was refused by 0366 while ``id IN (1, 2)``, the same
+    list (EXPLAIN: ``range`` on PRIMARY, in key order), ran. Now it runs; the oracle shows it locks rows 2 and 3 by
+    key over both copies alike (it waits at row 1 first), raw and governed."""
+    raw = {c: _locked_before_wait(mysql_kw, mysql_conn, pair[c], write, False) for c in ("A", "B")}
+    gov = {c: _locked_before_wait(mysql_kw, mysql_conn, pair[c], write, True) for c in ("A", "B")}
+    assert raw == gov == {"A": [(2,), (3,)], "B": [(2,), (3,)]}, (raw, gov)
+
+
+LOCKING_LOOK_ALIKES = [
+    "SELECT id, city FROM {t} WHERE id = 1 OR id = 2 FOR UPDATE",
+    "SELECT id FROM {t} WHERE id = 2 OR id = 3 LOCK IN SHARE MODE",
+    "SELECT id, city FROM {t} WHERE id IN (1, 2) FOR UPDATE SKIP LOCKED",
+    "UPDATE {t} SET city = 'b' WHERE id = 1 OR id = 2",
+    pytest.param(
+        "SELECT a.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id IN (1, 2) FOR UPDATE",
+        marks=pytest.mark.xfail(strict=True, reason="0366 over-refusal: a join partner looked up by its key equal to "
+                                "a listed key counts as a possible scan of the masked index"),
+    ),
+    pytest.param(
+        "UPDATE {t} a JOIN {t} b ON b.id = a.id SET a.city = 'b' WHERE a.id = 2",
+        marks=pytest.mark.xfail(strict=True, reason="0366 over-refusal: both tables are const lookups by key "
+                                "(a.id = 2, b.id = a.id), yet the join partner's key is not seen as pinned"),
+    ),
+]
+REFUSED_BY_DESIGN = [
+    # a range of the key may be read through the covering masked index (0366); a mixed OR names ssn
+    "SELECT id FROM {t} WHERE id BETWEEN 1 AND 3 FOR UPDATE",
+    "SELECT id FROM {t} WHERE id = 1 OR ssn IS NOT NULL FOR UPDATE",
+    "SELECT id FROM {t} WHERE id = 1 OR id > 2 FOR UPDATE",
+]
+
+
+@pytest.mark.parametrize("sql", LOCKING_LOOK_ALIKES)
+def test_locking_look_alikes_answer_and_write_as_raw(mysql_kw: dict[str, Any], pair: dict[str, str], sql: str) -> None:
+    """The rows, and the table afterwards (inside the same transaction), exactly as raw."""
+    import pymysql
+
+    out = []
+    for governed in (False, True):
+        raw = pymysql.connect(autocommit=False, **mysql_kw)
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
+        try:
+            seen = _run(conn, sql.format(t=pair["A"]))
+            out.append((seen, _run(raw, f"SELECT id, city, ssn IS NULL FROM {pair['A']} ORDER BY id")))
+        finally:
+            raw.rollback()
+            raw.close()
+    assert out[0] == out[1], out
+
+
+@pytest.mark.parametrize("sql", REFUSED_BY_DESIGN)
+def test_locking_reads_that_may_walk_the_masked_index_stay_refused(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
+) -> None:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=False, **mysql_kw)
+    try:
+        assert _run(govern(raw, CURIOUS_AGENT), sql.format(t=pair["A"])) == "refused: ['masked-column-predicate']"
+    finally:
+        raw.rollback()
+        raw.close()

@@ -1693,12 +1693,40 @@ def _listed_columns(where: exp.Expression | None, table: exp.Table) -> frozenset
     names = {table.name.lower(), table.alias_or_name.lower()}
     for part in where.flatten() if isinstance(where, exp.And) else (where,) if where is not None else ():
         part = part.unnest()
+        if isinstance(part, exp.Or):
+            part = _or_as_list(part)
         col = part.this if isinstance(part, exp.In) else None
         if isinstance(col, exp.Column) and (not col.table or col.table.lower() in names) and part.expressions and all(
             isinstance(e, (exp.Literal, exp.Placeholder, exp.Parameter)) for e in part.expressions
         ):
             out.add(col.name.lower())
     return frozenset(out)
+
+
+def _or_as_list(part: exp.Or) -> exp.Expression:
+    """``id = 1 OR id = 2`` (each side a column equal to a constant, the same column throughout) as ``id IN (1,
+    2)``, the list it is; ``part`` itself otherwise."""
+    col: exp.Column | None = None
+    values: list[exp.Expression] = []
+    sides: list[exp.Expression] = [part]
+    while sides:
+        side = sides.pop(0).unnest()
+        if isinstance(side, exp.Or):
+            sides[:0] = [side.this, side.expression]
+            continue
+        if not isinstance(side, exp.EQ):
+            return part
+        pair = (side.this, side.expression)
+        if isinstance(pair[1], exp.Column):
+            pair = (pair[1], pair[0])
+        c, v = pair
+        if not isinstance(c, exp.Column) or (col is not None and (c.name.lower(), c.table.lower()) != (
+            col.name.lower(), col.table.lower()
+        )):
+            return part
+        col = c
+        values.append(v)
+    return exp.In(this=col, expressions=values) if col is not None else part
 
 
 def _returned_outs(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relation) -> list[_Out] | None:
