@@ -174,3 +174,33 @@ def test_locking_reads_that_may_walk_the_masked_index_stay_refused(
     finally:
         raw.rollback()
         raw.close()
+
+
+# -- MariaDB (decision 0358): outer joins that no test can make an anti-join --------------------------------------
+
+NO_ANTI_JOIN = [
+    # the HAVING tests the preserved side's alias; the same join with WHERE i.id IS NULL (a real anti-join) runs
+    "SELECT o.id AS oid FROM {t} o LEFT JOIN {t} i ON i.city = o.city AND i.id <> o.id "
+    "GROUP BY o.id, i.id HAVING oid > 1 ORDER BY oid",
+    # a derived table handed out whole to a query that tests nothing: no anti-join can form
+    "SELECT * FROM (SELECT o.id, i.city AS ic FROM {t} o LEFT JOIN {t} i ON i.id = o.id + 1 "
+    "AND CAST(i.city AS INT) = 0) d ORDER BY id",
+]
+
+
+@pytest.mark.parametrize("sql", NO_ANTI_JOIN)
+@pytest.mark.xfail(strict=True, reason="0358 over-refusal: an unqualified alias, or a derived table's hand-out with no "
+                   "test around it, counts as a test of the joined table that could make the join an anti-join")
+def test_outer_joins_no_test_makes_an_anti_join_answer_as_raw(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
+) -> None:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        q = sql.format(t=pair["A"])
+        assert _run(conn, q) == _run(raw, q)
+    finally:
+        raw.close()
+        conn.close()
