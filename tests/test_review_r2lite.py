@@ -26,6 +26,11 @@ FLATTENED_MIN_MAX = [
     f"WITH c AS (SELECT ssn FROM customers WHERE {BOTH} AND {S}) SELECT min(ssn) FROM c",
     f"SELECT max(k) FROM (SELECT ssn AS k FROM customers WHERE {BOTH} AND {S})",
     f"SELECT max(id) FROM (SELECT ssn AS id FROM customers WHERE {BOTH} AND {S})",  # not the key: a renamed ssn
+    # the outer query's own WHERE over a derived table (no table of its own: 0357 looked at none)
+    f"SELECT max(ssn) FROM (SELECT * FROM customers) WHERE {BOTH} AND {S}",
+    f"SELECT min(x) FROM (SELECT ssn AS x, id FROM customers) WHERE +id IN (1, 2) AND x IS NOT NULL AND {S}",
+    f"SELECT min(ssn) FROM (SELECT ssn FROM customers WHERE {BOTH} AND {S}) WHERE 1",
+    f"SELECT (SELECT max(ssn) FROM (SELECT ssn FROM customers WHERE {BOTH} AND {S}))",
     # an aggregate over outer columns only belongs to the outer query: a lone min(ssn) there
     f"SELECT (SELECT min(ssn)) FROM customers WHERE {BOTH} AND {S}",
 ]
