@@ -313,9 +313,16 @@ class Planner:
         for select in tree.find_all(exp.Select):
             if select.args.get("group") is not None or select.args.get("having") is not None:
                 continue
-            if not isinstance(select.args.get("where"), exp.Where) and not select.args.get("joins"):
+            source = select.args.get("from")
+            plain = source is not None and isinstance(source.this, exp.Table) and not select.args.get("joins")
+            if plain and not isinstance(select.args.get("where"), exp.Where):
                 continue  # nothing is evaluated on the rows before the first: nothing tells their order
             tables = [t for t in nodes.own_nodes(select) if isinstance(t, exp.Table)]
+            if source is None or not tables:
+                # SQLite flattens a derived table or CTE into the query around it (its WHERE becomes that query's),
+                # and ``(SELECT min(x))`` over an outer column aggregates the outer query: the rows min() walks
+                # are those of the tables read anywhere in the statement
+                tables = list(tree.find_all(exp.Table))
             rels = [self.relation(t) for t in tables]
             if not any(rel is None or rel.hazard for rel in rels):
                 continue
@@ -327,7 +334,7 @@ class Planner:
                 arg = call.this
                 if arg.find(exp.Column) is None:
                     continue  # the same on every row
-                rel = rels[0] if len(rels) == 1 else None
+                rel = rels[0] if len(rels) == 1 and plain else None
                 if isinstance(arg, exp.Column) and rel is not None and (
                     arg.name.lower() in _ROWIDS or frozenset({arg.name.lower()}) in rel.keys
                 ):
@@ -1686,12 +1693,40 @@ def _listed_columns(where: exp.Expression | None, table: exp.Table) -> frozenset
     names = {table.name.lower(), table.alias_or_name.lower()}
     for part in where.flatten() if isinstance(where, exp.And) else (where,) if where is not None else ():
         part = part.unnest()
+        if isinstance(part, exp.Or):
+            part = _or_as_list(part)
         col = part.this if isinstance(part, exp.In) else None
         if isinstance(col, exp.Column) and (not col.table or col.table.lower() in names) and part.expressions and all(
             isinstance(e, (exp.Literal, exp.Placeholder, exp.Parameter)) for e in part.expressions
         ):
             out.add(col.name.lower())
     return frozenset(out)
+
+
+def _or_as_list(part: exp.Or) -> exp.Expression:
+    """``id = 1 OR id = 2`` (each side a column equal to a constant, the same column throughout) as ``id IN (1,
+    2)``, the list it is; ``part`` itself otherwise."""
+    col: exp.Column | None = None
+    values: list[exp.Expression] = []
+    sides: list[exp.Expression] = [part]
+    while sides:
+        side = sides.pop(0).unnest()
+        if isinstance(side, exp.Or):
+            sides[:0] = [side.this, side.expression]
+            continue
+        if not isinstance(side, exp.EQ):
+            return part
+        pair = (side.this, side.expression)
+        if isinstance(pair[1], exp.Column):
+            pair = (pair[1], pair[0])
+        c, v = pair
+        if not isinstance(c, exp.Column) or (col is not None and (c.name.lower(), c.table.lower()) != (
+            col.name.lower(), col.table.lower()
+        )):
+            return part
+        col = c
+        values.append(v)
+    return exp.In(this=col, expressions=values) if col is not None else part
 
 
 def _returned_outs(tree: exp.Update | exp.Delete, target: exp.Table, rel: Relation) -> list[_Out] | None:
