@@ -106,3 +106,46 @@ def test_a_seeded_sample_changes_the_raw_rows(pg_conn: Any, tables: dict[str, st
         gov.close()
     assert not isinstance(got, str), got
     assert got == want and (want[0] or want[1]), (got, want)
+
+
+# -- PostgreSQL min()/max() (0357) with an empty grouping or a HAVING; GROUP BY () looked ordered by ``()`` ----------
+from tests import test_redteam_masking_r18_h2early as h2early  # noqa: E402
+
+PG_STOPS, _pg_seen = h2early.PG_STOPS, h2early._pg_seen
+pg_min = h2early.pg_min  # the fixture: 3,000 people per copy, differing in row 1's SSN, an index on ssn
+
+PG_MIN_MAX_GROUPED = [
+    f"SELECT min(ssn) IS NULL FROM {{t}} WHERE {PG_STOPS} HAVING true",
+    f"SELECT max(ssn) IS NULL FROM {{t}} WHERE {PG_STOPS} HAVING 1 = 1",
+    f"SELECT min(ssn) IS NULL FROM {{t}} WHERE {PG_STOPS} GROUP BY ()",
+]
+
+
+@pytest.mark.parametrize("sql", PG_MIN_MAX_GROUPED, ids=lambda s: s[-20:])
+def test_postgres_min_max_with_having_or_an_empty_grouping_tells_no_order(pg_min: dict[str, str], sql: str) -> None:
+    """PostgreSQL's planagg reads ``min(ssn)`` over the index on ``ssn`` with a HAVING, or ``GROUP BY ()``, too: raw,
+    one copy fails and the other answers. Governed, the HAVING one told them apart the same way (0357 skipped any
+    query with HAVING or GROUP BY); ``GROUP BY ()`` was sent as ``... GROUP BY () ORDER BY ()``, a syntax error.
+    Now both get ``ORDER BY count(*)`` and fail alike (the message withheld)."""
+    raw = _pg_seen(pg_min, sql, governed=False)
+    assert ("DivisionByZero" in raw["a"]) != ("DivisionByZero" in raw["b"]), raw  # the oracle
+    gov = _pg_seen(pg_min, sql, governed=True)
+    assert gov["a"] == gov["b"], gov
+    assert "[withheld" in gov["a"], gov
+
+
+GRAND_TOTALS = [
+    "SELECT count(*) FROM {t} WHERE id < 9 GROUP BY ()",
+    "SELECT min(city), max(id) FROM {t} WHERE id < 9 GROUP BY ()",
+    "SELECT count(*), max(city) FROM {t} WHERE id < 9 GROUP BY () HAVING count(*) > 1",
+    "SELECT city, count(*) FROM {t} WHERE id < 9 GROUP BY (), city ORDER BY city",
+]
+
+
+@pytest.mark.parametrize("sql", GRAND_TOTALS, ids=lambda s: s[7:40])
+def test_a_grand_total_group_by_empty_answers_as_raw(pg_min: dict[str, str], sql: str) -> None:
+    """Innocent ``GROUP BY ()`` (one group of every row) answered a syntax error (``ORDER BY ()`` added) for an
+    identity without grant; it answers as raw (nothing masked in these outputs)."""
+    raw = _pg_seen(pg_min, sql, governed=False)
+    gov = _pg_seen(pg_min, sql, governed=True)
+    assert gov == raw, (gov, raw)
