@@ -311,7 +311,14 @@ class Planner:
         ssn LIMIT 1`` over an index on ``ssn`` the same way: there the query gets ``ORDER BY count(*)`` (in
         parentheses for a compound's branch) whenever the argument reads a masked column."""
         for select in tree.find_all(exp.Select):
-            if select.args.get("group") is not None or select.args.get("having") is not None:
+            group = select.args.get("group")
+            # ``GROUP BY ()`` is one group of every row, and PostgreSQL's planagg takes a HAVING along: both read
+            # min(x) over an index on x there as without them
+            grouped = isinstance(group, exp.Group) and not (
+                self.dialect == "postgres" and not nodes.grouping_sets(group)
+                and all(isinstance(e, exp.Tuple) and not e.expressions for e in group.expressions)
+            )
+            if grouped or (select.args.get("having") is not None and self.dialect != "postgres"):
                 continue
             source = select.args.get("from")
             plain = source is not None and isinstance(source.this, exp.Table) and not select.args.get("joins")
@@ -917,7 +924,7 @@ class Planner:
                         "ORDER BY the grouped columns, or ask for an unmask grant (masking.unmask)",
                     )
                 else:
-                    if not self._ordered_by(node.args.get("order"), self._group_key(group, beside)):
+                    if keys and not self._ordered_by(node.args.get("order"), self._group_key(group, beside)):
                         self._order(node, keys)  # (already ordered by the grouped items by name: nothing to add)
                     ordered = True
             elif plain_distinct:
@@ -1169,6 +1176,8 @@ class Planner:
         for item in group.expressions:
             if id(item) in beside:
                 continue  # follows from the key grouped beside it: ordering by it would sort by a masked value
+            if isinstance(item, exp.Tuple) and not item.expressions:
+                continue  # ``GROUP BY ()``: one group of every row, nothing to sort (``ORDER BY ()`` does not parse)
             pos = nodes.position_of(node, item)
             out.append(str(pos + 1) if pos is not None else item.sql(dialect=self.dialect))
         return out

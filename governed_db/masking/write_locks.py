@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 #: PostgreSQL's row locators: no key, whatever an index says
 _LOCATORS = frozenset({"ctid", "tableoid"})
 #: calls a repeated condition may not repeat: a function sqlglot does not know (it may have effects, or be
-#: volatile), a random number or UUID (the repeated condition would keep other rows)
+#: volatile), a random number or UUID (the repeated condition would keep other rows); a TABLESAMPLE without
+#: REPEATABLE is drawn anew each time it is read, so it may not be repeated either
 _UNREPEATABLE: tuple[type[exp.Expression], ...] = (exp.Anonymous, exp.Rand, getattr(exp, "Uuid", exp.Anonymous))
 #: what a write reads its rows through (its SET and RETURNING decide nothing of the order)
 _READ_ARGS = ("where", "from", "from_", "using", "joins", "on")
@@ -125,14 +126,22 @@ def plan(
             return Locking(refusal=(why + f"; a {verb} ... {clause} without WHERE cannot be locked in key order",
                                     remedy))  # fmt: skip
         called = next((f for arg in ("where", "from", "from_", "using", "joins")
-                       for part in _parts(tree.args.get(arg)) for f in part.find_all(*_UNREPEATABLE)), None)  # fmt: skip
+                       for part in _parts(tree.args.get(arg)) for f in part.find_all(*_UNREPEATABLE, exp.TableSample)
+                       if not (isinstance(f, exp.TableSample) and f.args.get("seed"))), None)  # fmt: skip
         if called is not None:
             # its rows are locked first by a subquery that repeats the condition and the FROM list: a function
             # governed_db does not know would run twice
+            twice = (
+                f"the sample {called.sql(dialect='postgres')} would be drawn twice (two samples: the write would "
+                "change the rows both drew)"
+                if isinstance(called, exp.TableSample)
+                else f"{called.sql(dialect='postgres')} would run twice"
+            )
             return Locking(refusal=(
                 why + f"; governed_db would lock them in key order with a subquery that repeats the {clause} list "
-                f"and the condition, and {called.sql(dialect='postgres')} would run twice",
-                remedy,
+                f"and the condition, and {twice}",
+                remedy + (", or give the sample a seed (TABLESAMPLE ... REPEATABLE (n))"
+                          if isinstance(called, exp.TableSample) else ""),
             ))  # fmt: skip
     elif not isinstance(tree.args.get("where"), exp.Where):
         return None  # every row: the unbounded-write rule's to judge (decision 0351 Open)
