@@ -287,6 +287,18 @@ def _write_range(text: _Text, write: exp.Expression) -> tuple[int, int]:
     raise Unspliceable("a nested write's parentheses were not found")
 
 
+def _write_end(text: _Text, start: int, stop: int) -> int:
+    """The token after the last of a write without WHERE (tokens ``start..stop``): its RETURNING, the ``;`` or
+    ``stop``."""
+    level = text.level(start, stop)
+    if any(text.tokens[i].token_type == TokenType.WHERE for i in level):
+        raise Unspliceable("a WHERE the planned write does not have")
+    end = next((i for i in level if text.tokens[i].token_type in (TokenType.RETURNING, TokenType.SEMICOLON)), stop)
+    if end <= start + 1:
+        raise Unspliceable("a write without tokens")
+    return end
+
+
 def _write_condition(text: _Text, start: int, stop: int) -> tuple[int, int]:
     """The WHERE token of a write (outside parentheses) between tokens ``start`` and ``stop`` and the end of its
     condition: its RETURNING, the ``;`` or ``stop``."""
@@ -419,10 +431,15 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         at, add = _order_insert(text, lo, hi, edit.items, _AFTER_ORDER)
         return [(text.tokens[lo].start, "("), (at, add + ")")]
     if edit.kind == "lock-order":
-        # the write's condition moves inside a key-ordered, locking subquery of the same table (0351)
-        lo, hi = _write_condition(text, *_write_range(text, node))
+        # the write's condition moves inside a key-ordered, locking subquery of the same table (0351); a write
+        # without one (approved: the unbounded-write rule) gets one that locks every row in key order (0378)
         listed = ", ".join(edit.items)
         keys = f"({listed})" if len(edit.items) > 1 else listed
+        if not isinstance(node.args.get("where"), exp.Where):
+            end = _write_end(text, *_write_range(text, node))
+            return [(text.tokens[end - 1].end + 1, f" WHERE {keys} IN (SELECT {listed} FROM "
+                     f"{_target_sql(node, gd)} ORDER BY {listed} {_lock_strength(node)})")]  # fmt: skip
+        lo, hi = _write_condition(text, *_write_range(text, node))
         # a composite key compares as a row, its subquery selects the columns (a selected ROW is one column)
         return [(text.tokens[lo].end + 1, f" {keys} IN (SELECT {listed} FROM {_target_sql(node, gd)} WHERE"),
                 (text.tokens[hi - 1].end + 1, f" ORDER BY {', '.join(edit.items)} {_lock_strength(node)})")]
@@ -606,12 +623,18 @@ def _locking_where(write: exp.Expression, gd: str, condition: str) -> tuple[exp.
     where = write.args.get("where")
     if not isinstance(where, exp.Where):
         raise Unspliceable("a write without a condition")
+    made, inner = _locking_template(gd, condition)
+    return where, made, inner
+
+
+def _locking_template(gd: str, condition: str) -> tuple[exp.Where, exp.Select]:
+    """``WHERE <condition>`` as the parser builds it, and the locking subquery it holds."""
     template = Dialect.get_or_raise(gd).parse(f"SELECT 1 WHERE {condition}")[0]
     made = template.args.get("where") if template is not None else None
     inner = made.find(exp.Select) if isinstance(made, exp.Where) else None
     if not isinstance(made, exp.Where) or inner is None:
         raise Unspliceable("the locking subquery does not parse")
-    return where, made, inner
+    return made, inner
 
 
 def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -> None:
@@ -619,11 +642,17 @@ def _lock_in_key_order(write: exp.Expression, items: tuple[str, ...], gd: str) -
     FOR ... UPDATE)``, as the parser builds it."""
     listed = ", ".join(items)
     keys = f"({listed})" if len(items) > 1 else listed
-    where, made, inner = _locking_where(write, gd, (
+    condition = (
         f"{keys} IN (SELECT {listed} FROM {_target_sql(write, gd)} WHERE TRUE ORDER BY {listed} "
         f"{_lock_strength(write)})"
-    ))  # fmt: skip
-    inner.set("where", exp.Where(this=where.this.copy()))
+    )
+    where = write.args.get("where")
+    if where is None:  # a write of every row (approved): its rows locked in key order all the same (0378)
+        made, inner = _locking_template(gd, condition)
+        inner.set("where", None)
+    else:
+        where, made, inner = _locking_where(write, gd, condition)
+        inner.set("where", exp.Where(this=where.this.copy()))
     write.set("where", made)
 
 

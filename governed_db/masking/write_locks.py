@@ -12,7 +12,10 @@ first by a subquery: the write's condition moves into it (splice edit ``lock-ord
 FROM``/``DELETE ... USING``, the subquery repeats the list and the condition, which the write keeps (``lock-
 joined``). Where that cannot be written with certainty (a MERGE, a write inside another statement, a positional
 parameter or an unknown function the subquery would repeat), the write is refused with what to write instead. A
-write that names one row by a whole key locks one row: it runs as it is.
+write that names one row by a whole key locks one row: it runs as it is. A write without WHERE (which runs only
+once approved, rule ``unbounded-write``) of a table with masked columns locks every row of it in the order it is
+stored in: it gets a locking subquery without a condition (``WHERE "id" IN (SELECT "id" FROM t ORDER BY "id" FOR
+NO KEY UPDATE)``, decision 0378); one of a table without them reads no masked value first and runs as it is.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ def plan(
     deciding = _deciding(tree, target, own, relation)
     if not deciding:
         return None
+    sources = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+    if not (own.hazard or sources or isinstance(tree, exp.Merge) or isinstance(tree.args.get("where"), exp.Where)):
+        return None  # every row of a table without masked columns, in the order it stores them (0378)
     rel = own if own.hazard else keyed(target)
     if rel is None or rel.columns is None:
         return None
@@ -106,7 +112,7 @@ def plan(
         f"how wide the masked values stored in {masked} are decides (another session sees which row it locked "
         "first)"
     )
-    joined = any(tree.args.get(k) for k in ("from", "from_", "using", "joins"))
+    joined = sources
     if isinstance(tree, exp.Merge):
         return Locking(refusal=(
             why + "; governed_db cannot make a MERGE lock its rows in key order",
@@ -143,8 +149,6 @@ def plan(
                 remedy + (", or give the sample a seed (TABLESAMPLE ... REPEATABLE (n))"
                           if isinstance(called, exp.TableSample) else ""),
             ))  # fmt: skip
-    elif not isinstance(tree.args.get("where"), exp.Where):
-        return None  # every row: the unbounded-write rule's to judge (decision 0351 Open)
     items = tuple(nodes.column_sql(stored[c], dialect) for c in keys[0])
     if not joined:
         return Locking(items=items)
