@@ -47,9 +47,15 @@ def _fresh(admin: Any, names: dict[str, str]) -> None:
     pg_stored_people(admin, names["prefix"])
 
 
-def _connect(governed: bool, env: str, store: str) -> Any:
+#: a deployment that lets a reviewer approve a write without WHERE in production (the catalog refuses it there)
+APPROVABLE = {"rules": {"unbounded-write": {"production": "require_approval"}}}
+
+
+def _connect(governed: bool, env: str, store: str, policy: Any = None) -> Any:
     conn = pg_connect("psycopg", autocommit=False)
-    return govern(conn, CURIOUS_AGENT, environment=env, approvals={"store": store}) if governed else conn
+    if not governed:
+        return conn
+    return govern(conn, CURIOUS_AGENT, environment=env, approvals={"store": store}, policy=policy)
 
 
 def _approve(conn: Any, sql: str, store: str) -> str:
@@ -62,12 +68,12 @@ def _approve(conn: Any, sql: str, store: str) -> str:
     return asked.value.request_id or ""
 
 
-def _locked_first(admin: Any, table: str, sql: str, governed: bool, env: str, store: str) -> Any:
+def _locked_first(admin: Any, table: str, sql: str, governed: bool, env: str, store: str, policy: Any = None) -> Any:
     """One session holds row 200 of ``table``, a second runs ``sql`` (approved where it must be; it waits at 200),
     a third asks for row 5 with NOWAIT: refused when the write locked row 5 before it waited. Returns what the
     prober saw, what the write answered (its row count and rows, or its refusal or failure) and the text the
     server received for it (as it waited)."""
-    holder, writer, prober = (_connect(governed, env, store) for _ in range(3))
+    holder, writer, prober = (_connect(governed, env, store, policy) for _ in range(3))
     done: list[Any] = []
     sent = None
 
@@ -128,14 +134,16 @@ UNBOUNDED: dict[str, tuple[str, Any]] = {
 }
 
 
-def _oracle(admin: Any, names: dict[str, str], case: str, governed: bool, store: str) -> dict[str, Any]:
-    """Per copy: what the prober saw, what the write answered, and what the table then holds."""
+def _oracle(admin: Any, names: dict[str, str], case: str, governed: bool, store: str, env: str) -> dict[str, Any]:
+    """Per copy: what the prober saw, what the write answered, what the table then holds and what the server
+    received (the table named ``T``)."""
     out = {}
     for v in ("a", "b"):
         sql = UNBOUNDED[case][0].format(t=names[v])
         # row 5's new version stays on its page, or goes to the last one, as row 1's masked name is short or long
         admin.execute(f"UPDATE {names[v]} SET city = NULL, full_name = NULL WHERE id = 5")
-        seen, answered, sent = _locked_first(admin, names[v], sql, governed, "staging", store)
+        seen, answered, sent = _locked_first(admin, names[v], sql, governed, env, store,
+                                             APPROVABLE if env == "production" else None)
         out[v] = (seen, answered, _state(admin, names[v]), (sent or "").replace(names[v], "T").split(" /*")[0])
     _fresh(admin, names)
     return out
@@ -145,13 +153,13 @@ def _oracle(admin: Any, names: dict[str, str], case: str, governed: bool, store:
 def test_an_approved_write_without_where_locks_in_key_order(
     pg_conn: Any, tables: dict[str, str], case: str, tmp_path: Any
 ) -> None:
-    """Raw, the prober tells the copies apart; governed and approved, row 5 is locked first in both, and the write
-    answers and changes exactly what it does raw (RETURNING rows in key order)."""
+    """Raw, the prober tells the copies apart; governed and approved (staging), row 5 is locked first in both, and
+    the write answers and changes exactly what it does raw (RETURNING rows in key order)."""
     store = str(tmp_path / "approvals.db")
-    raw = _oracle(pg_conn, tables, case, governed=False, store=store)
+    raw = _oracle(pg_conn, tables, case, governed=False, store=store, env="staging")
     assert raw["a"][0] != raw["b"][0], raw  # the oracle: row 5 locked before the wait in one copy only
     assert raw["a"][2] == raw["b"][2] == UNBOUNDED[case][1], raw
-    seen = _oracle(pg_conn, tables, case, governed=True, store=store)
+    seen = _oracle(pg_conn, tables, case, governed=True, store=store, env="staging")
     assert seen["a"] == seen["b"], seen
     assert seen["a"][0] == "LockNotAvailable", seen
     assert seen["a"][2] == UNBOUNDED[case][1], seen
@@ -161,6 +169,22 @@ def test_an_approved_write_without_where_locks_in_key_order(
     if rows is not None:
         assert [r[0] for r in rows] == list(range(1, 401)), rows[:5]  # RETURNING in key order (0330)
         assert sorted(rows) == sorted(raw["a"][1][1]), case  # the raw write's rows
+
+
+@pytest.mark.parametrize("case", ["update", "delete"])
+def test_an_approved_write_measured_in_production_locks_in_key_order(
+    pg_conn: Any, tables: dict[str, str], case: str, tmp_path: Any
+) -> None:
+    """Production, a policy that lets a reviewer approve a write without WHERE: the effect guard runs the approved
+    write to measure it and refuses it (every row of the table) — having locked the rows as it ran. Governed, row 5
+    is locked first over both copies, the refusal is the same, and nothing is written."""
+    store = str(tmp_path / "approvals.db")
+    seen = _oracle(pg_conn, tables, case, governed=True, store=store, env="production")
+    assert seen["a"] == seen["b"], seen
+    assert seen["a"][0] == "LockNotAvailable", seen
+    said = seen["a"][1]
+    assert said.startswith("refused: ") and "write-effect" in said and "every row" in said, said
+    assert seen["a"][2] == ([(1, "Paris"), (5, None)], 400), seen  # nothing written
 
 
 # -- every write without WHERE locked in key order changes what it changes raw ---------------------------------
