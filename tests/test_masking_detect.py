@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from governed_db.masking import detect, recognizers
+from governed_db.masking import classify, detect, recognizers
 
 NLP_MODULES = ("spacy", "thinc", "transformers", "presidio_analyzer", "tldextract")
 
@@ -67,6 +68,14 @@ FOUND = [
     ("connected to 10.0.0.5", "IP_ADDRESS"),
     ("server v2 at 10.0.0.5", "IP_ADDRESS"),
     ("nhs 943 476 5919", "NATIONAL_ID"),
+    # UK National Insurance numbers: whole, or beside a word that says so (decision 0381)
+    ("AB 12 34 56 C", "NATIONAL_ID"),
+    ("ab123456c", "NATIONAL_ID"),
+    ("my NI number is AB123456C", "NATIONAL_ID"),
+    ("national insurance: JG 10 37 28 A", "NATIONAL_ID"),
+    # a password in a URL with no user name, however short
+    ("redis://:p4ssw0rd@cache:6379/0", "SECRET"),
+    ("redis://:pw@h", "SECRET"),
 ]
 
 
@@ -94,6 +103,10 @@ LEFT_ALONE = [
     "sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "id 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
     "meeting at 10:30 on 2024-05-12",
+    "part AB123456C back in stock",  # a NINO's shape with nothing saying it is one
+    "QQ123456C",  # prefixes HMRC never allocates
+    "GB123456A",
+    "see https://example.com/a@b for details",
 ]
 
 
@@ -197,3 +210,58 @@ def test_version_columns_of_a_nearly_empty_table_are_not_read_as_addresses() -> 
     assert conn.execute("SELECT firmware, note FROM devices").fetchall() == [
         ("10.4.2.1", "reached [IP_ADDRESS]")
     ]
+
+
+def _classified(column: str, values: list[Any], declared: str = "TEXT") -> str | None:
+    return classify.classify_sample("t", column, declared, values).label
+
+
+_FIRST = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Zoë", "José"]
+_LAST = ["Smith", "Jones", "Brown", "García", "O'Neil", "Müller", "Nguyen", "van der Berg", "Taylor", "Wright"]
+_PEOPLE = [f"{_FIRST[i % 12]} {_LAST[(i * 7) % 10]}" for i in range(60)]
+
+
+@pytest.mark.parametrize("column", ["author", "owner", "assignee", "created_by", "approvedBy", "customer", "reviewer"])
+def test_a_role_column_of_peoples_names_is_a_person_name(column: str) -> None:
+    """Issue 12 ("names under display_name, holder and similar"): a column named for a person's role holds names
+    when its sampled values look like them (no name detector exists: decision 0090). Found as a zero-config gap:
+    ``author``, ``owner``, ``customer``, ``assignee``, ``created_by`` full of names came back in clear."""
+    assert _classified(column, _PEOPLE) == "PERSON_NAME"
+    assert _classified(column, [p.upper() for p in _PEOPLE]) == "PERSON_NAME"  # a legacy system's capitals
+    assert _classified(column, [", ".join(reversed(p.split(" ", 1))) for p in _PEOPLE]) == "PERSON_NAME"
+
+
+ROLE_LOOK_ALIKES = {
+    "teams": ["Data Platform", "Platform Team", "Payments Team", "Data Platform", "Platform Team"] * 12,
+    "companies": [f"{w} {s}" for w in ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark")
+                  for s in ("Corp", "Inc", "Ltd", "Industries", "GmbH", "Group", "Labs", "Bank", "LLC", "Holdings")],
+    "usernames": [f"user{i}" for i in range(60)],
+    "ids": [str(1000 + i) for i in range(60)],
+    "single words": ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark"] * 10,
+    "status words": ["In Review", "Needs Work", "Done", "Blocked"] * 15,
+    "acronyms": [f"IT {w}" for w in ("Support", "Helpdesk", "Ops", "Desk", "Admin", "Infra")] * 10,
+}
+
+
+@pytest.mark.parametrize("kind", list(ROLE_LOOK_ALIKES))
+def test_a_role_column_of_other_things_is_left_alone(kind: str) -> None:
+    """Innocent look-alikes under the same role names: team names repeated, companies, user ids, numbers, one
+    word, statuses, acronyms. And a column not named for a role keeps names of things (``title``: ``Blue Moon``)."""
+    for column in ("owner", "customer", "created_by"):
+        assert _classified(column, ROLE_LOOK_ALIKES[kind]) is None, (column, kind)
+    assert _classified("title", _PEOPLE) is None
+    assert _classified("owner_id", _PEOPLE) is None  # a veto word: an owner's id, whatever it holds here
+
+
+@pytest.mark.parametrize(("column", "declared"), [("pin", "INTEGER"), ("pin", "TEXT"), ("passcode", "TEXT"),
+                                                   ("passphrase", "TEXT"), ("card_pin", "VARCHAR(4)"),
+                                                   ("ni_number", "TEXT"), ("pw", "BYTEA"), ("birth_ts", "TIMESTAMP"),
+                                                   ("birth_time", "TIMESTAMP")])
+def test_pins_passphrases_and_ni_numbers_are_named(column: str, declared: str) -> None:
+    """A PIN (often an INTEGER), a passcode, passphrase or ``pw`` is a password; ``ni_number`` a national id;
+    ``birth_ts`` a date of birth (found in clear over PostgreSQL with zero configuration)."""
+    found = classify.classify_name("t", column, declared)
+    want = {"ni_number": "NATIONAL_ID", "birth_ts": "DATE_OF_BIRTH", "birth_time": "DATE_OF_BIRTH"}
+    assert found is not None and found.label == want.get(column, "PASSWORD"), found
+    for innocent in ("pin_attempts", "pinned", "spinner", "passphrase_hint", "pw_changed_at", "birth_place"):
+        assert classify.classify_name("t", innocent, "TEXT") is None, innocent

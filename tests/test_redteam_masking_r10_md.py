@@ -107,10 +107,14 @@ def _waiting_application(
         thread.start()
         probe = pymysql.connect(autocommit=True, **mysql_kw)
         try:
-            for _ in range(200):  # until the statement is in the process list, waiting
+            for _ in range(500):  # until the statement is in the process list and InnoDB has it waiting on the lock
                 cur = probe.cursor()
                 cur.execute(f"SELECT info FROM information_schema.PROCESSLIST WHERE id = {pid}")
-                if (cur.fetchone() or (None,))[0]:
+                listed = (cur.fetchone() or (None,))[0]
+                cur.execute(f"SELECT trx_state FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = {pid}")
+                # (on a loaded machine the process list showed the statement before INNODB_TRX did: the
+                # innodb-trx case then read no row over both copies, and its oracle failed)
+                if listed and (cur.fetchone() or (None,))[0] == "LOCK WAIT":
                     break
                 time.sleep(0.02)
         finally:

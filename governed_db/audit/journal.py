@@ -1,7 +1,8 @@
-"""The write-ahead journal: a statement's record reaches the OS without a system call on the statement path.
+"""The write-ahead journal: a statement's record reaches the OS with no write() and no file lock on its path.
 
 Each writing process keeps one memory-mapped file in ``<store>.wal/`` (docs/decisions/0205-audit-journal.md).
-Before the driver sees a statement, its intent is copied into that mapping as a *frame*: the record's
+Before the driver sees a statement, its intent is copied into that mapping as a *frame* (the one system call is an
+``lseek`` that checks the file was not truncated, decision 0369): the record's
 canonical bytes less its place in the chain (``seq``, ``prev``, ``hash``, ``tag``), checked by a CRC-32 and,
 with a key, by a keyed BLAKE2b tag. A ``MAP_SHARED`` page belongs to the kernel's page cache the moment it is
 written, so the frame survives SIGKILL of the writer exactly as a ``write()`` would. (Without the C helper the

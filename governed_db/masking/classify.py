@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 from governed_db.masking import detect
 from governed_db.masking.documents import UNESCAPE, hstore_pairs, record_items
 from governed_db.masking.names import NAME_RULES as _NAME_RULES
+from governed_db.masking.names import ORGANISATION_WORDS as _ORGANISATION_WORDS
+from governed_db.masking.names import PERSON_ROLE_WORDS as _PERSON_ROLE_WORDS
 from governed_db.masking.names import PERSON_TABLE_WORDS as _PERSON_TABLE_WORDS
 from governed_db.masking.names import TEXTY as _TEXTY
 from governed_db.masking.names import VETO as _VETO
@@ -298,6 +300,76 @@ def sparse_text(declared: str | None, values: Sequence[Any] | None, floor: int) 
     return type_category(declared) in _SCANNED_WHILE_PROVISIONAL and non_empty(values) < floor
 
 
+#: particles inside a person's name (``Ana de la Cruz``, ``Jan van der Berg``)
+_NAME_PARTICLES = frozenset(
+    ("de", "da", "di", "du", "del", "della", "der", "den", "van", "von", "la", "le", "al", "el", "bin", "ibn", "ben",
+     "y", "e", "dos", "das", "st")
+)
+_RIGHT_QUOTE = chr(0x2019)  # a typeset apostrophe (O'Neil)
+#: fewest distinct name-shaped values, and the largest share of them one word may be in, for a column to count as
+#: names: a handful of team names repeated (``Data Platform``) is not a column of people
+_NAMES_DISTINCT = 5
+_NAMES_WORD_SHARE = 0.3
+
+
+def _name_shaped(text: str) -> tuple[str, ...] | None:
+    """The words of ``text`` when it is shaped like a person's name (``Dave Brown``, ``Brown, Dave``, ``J. R.
+    Smith``, ``Ana de la Cruz``, ``DAVE BROWN``), else None. An organisation's word (``Acme Corp``) rules it out."""
+    toks = text.replace(",", " ").split()
+    if not 2 <= len(toks) <= 5 or len(text) > 80:
+        return None
+    upper = all(t.isupper() for t in toks if t.lower() not in _NAME_PARTICLES)
+    full = 0
+    for i, tok in enumerate(toks):
+        low = tok.lower()
+        if low in _NAME_PARTICLES and 0 < i < len(toks) - 1:
+            continue
+        bare = tok.rstrip(".")
+        if len(bare) == 1 and bare.isalpha() and bare.isupper():  # an initial
+            continue
+        if not bare.replace("-", "").replace("'", "").replace(_RIGHT_QUOTE, "").isalpha() or not bare[0].isupper():
+            return None
+        if not upper and bare[1:].isupper():  # ``IT Support``: an acronym beside words
+            return None
+        if low.strip(".") in _ORGANISATION_WORDS:
+            return None
+        full += 1
+    return tuple(t.lower() for t in toks) if full >= 1 and len(toks) - full <= 2 else None
+
+
+def _person_role(column: str) -> bool:
+    """Does the column's name say it names a person in some role (``author``, ``owner``, ``created_by``)?"""
+    toks = words(column)
+    if not toks:
+        return False
+    by = len(toks) >= 2 and toks[-1] == "by"  # created_by, approved_by
+    if not (by or _PERSON_ROLE_WORDS.intersection(toks)):
+        return False
+    kept = set(_PERSON_ROLE_WORDS) | ({"by", toks[-2]} if by else set())
+    return not any(w in _VETO for w in toks if w not in kept)
+
+
+def _names_share(values: Sequence[Any]) -> tuple[float, int]:
+    """(share of the non-empty sampled values shaped like a person's name, how many) — 0 when the name-shaped
+    values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`)."""
+    total = 0
+    shaped: list[tuple[str, ...]] = []
+    for v in values:
+        text = _text_of(v)
+        if text is None or not text.strip() or not isinstance(v, str):
+            continue
+        total += 1
+        found = _name_shaped(text.strip())
+        if found is not None:
+            shaped.append(found)
+    if not shaped or len(set(shaped)) < _NAMES_DISTINCT:
+        return 0.0, 0
+    counts = Counter(w for toks in shaped for w in set(toks) if w not in _NAME_PARTICLES)
+    if counts.most_common(1)[0][1] > _NAMES_WORD_SHARE * len(shaped):
+        return 0.0, 0
+    return len(shaped) / total, len(shaped)
+
+
 def classify_column(
     table: str, column: str, declared: str | None = None, values: Sequence[Any] | None = None
 ) -> ColumnClass:
@@ -312,6 +384,13 @@ def classify_column(
     label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
     if label is None:
+        if by_name is None and type_category(declared) in _TEXTY and _person_role(column):
+            # no detector finds a name, but a role's column whose values look like people's names holds them
+            names, hits = _names_share(values)
+            if names >= VALUE_SHARE:
+                result.label, result.confidence = "PERSON_NAME", round(min(0.85, 0.5 + names / 3), 2)
+                result.evidence["name"] = f"column name {column!r} names a person's role"
+                result.evidence["values"] = f"{names:.0%} of {round(hits / names)} sampled values look like names"
         return result
     if label == "FREE_TEXT":
         # personal data seen inside the text; a specific name label (an "email" column) still wins, unless it is

@@ -30,6 +30,8 @@ _LONG_TOKEN = re.compile(r"(?<!\S)\S{15,}")  # every vendor key, token, JWT and 
 _EMAIL = re.compile(r"[^\s@]@[^\s@.]+\.[^\s@]")
 _DIGIT_RUN = re.compile(r"\d[\d\s().\-/+]{5,}\d")
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}")
+#: two letters, six digits (in pairs or not), a letter: what a UK National Insurance number looks like
+_NINO_SHAPE = re.compile(r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _AUTH_SCHEME = re.compile(r"(?i:basic|bearer|token|digest) +\S{8,}")
 _ASSIGNED = re.compile(
@@ -109,11 +111,14 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
                 wanted[name] = None
         if _IBAN.search(text):
             wanted["iban"] = None
+        if _NINO_SHAPE.search(text):
+            wanted["uk_nino"] = None
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
     secrets = (
         bool(("=" in text or ":" in text or " is " in text or " was " in text) and _ASSIGNED.search(text))
         or "-----BEGIN" in text
+        or ("://" in text and "@" in text)  # credentials in a URL, however short
         or _LONG_TOKEN.search(text) is not None
         or (_has_auth_word(text) and _AUTH_SCHEME.search(text) is not None)
     )

@@ -26,10 +26,14 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
     ),
     (
         "PASSWORD",
-        (("password",), ("passwd",), ("pwd",), ("pass", "hash"), ("passhash",), ("pin", "hash")),
+        (("password",), ("passwd",), ("pwd",), ("pw",), ("pass", "hash"), ("passhash",), ("pin", "hash"),
+         ("passphrase",), ("pass", "phrase")),
         _TEXTY,
         0.95,
     ),
+    # a PIN or passcode is a password of digits, and often stored as a number (``pin INTEGER``); a ``pin_code``
+    # too (in India the name may mean a postal code: masked then as well, the safe side)
+    ("PASSWORD", (("pin",), ("pin", "number"), ("passcode",), ("pass", "code")), _NUMBERY, 0.9),
     (
         "SECRET",
         (
@@ -94,6 +98,8 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("personal", "id"),
             ("id", "number"),
             ("national", "insurance"),
+            ("ni", "number"),
+            ("ni", "no"),
         ),
         _NUMBERY,
         0.85,
@@ -173,7 +179,8 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
     (
         "DATE_OF_BIRTH",
         (("dob",), ("birth", "date"), ("date", "of", "birth"), ("birthday",), ("birthdate",), ("born",),
-         ("birth", "day"), ("bday",), ("birthdt",), ("birth", "dt"), ("dateofbirth",)),
+         ("birth", "day"), ("bday",), ("birthdt",), ("birth", "dt"), ("dateofbirth",), ("birth", "ts"),
+         ("birth", "timestamp"), ("birth", "time"), ("birth", "datetime"), ("birthtime",)),
         _DATEY,
         0.9,
     ),
@@ -311,6 +318,23 @@ PERSON_TABLE_WORDS = _words(
     "members patient patients contact contacts author authors student students account accounts profile "
     "profiles owner owners applicant applicants candidate candidates subscriber subscribers guest guests "
     "passenger passengers"
+)
+#: words naming a person's role in a row (``author``, ``owner``, ``created_by``): such a column holds a person's name
+#: when its values look like names (checked on the sample: it may as well hold user ids, e-mails or team names)
+PERSON_ROLE_WORDS = _words(
+    "author authors owner owners assignee assignees reporter creator customer patient employee manager approver "
+    "approvers reviewer reviewers requester requestor sender signer buyer seller tenant landlord guest member "
+    "student teacher instructor rider passenger doctor physician nurse attendee organizer organiser speaker "
+    "participant visitor caller witness"
+)
+#: words that make a capitalised pair an organisation's or a team's name, not a person's (``Acme Corp``)
+ORGANISATION_WORDS = _words(
+    "inc incorporated corp corporation co company ltd limited llc llp plc gmbh ag sa sarl bv nv srl spa pty "
+    "group holdings bank industries systems technologies technology tech labs lab team teams services service "
+    "solutions partners foundation university college school institute department dept agency associates "
+    "international global enterprises trust fund capital media studio studios store shop market support "
+    "office ministry council hospital clinic center centre club society network networks software consulting "
+    "logistics airlines motors energy"
 )
 TEXTY = _TEXTY
 #: functions sqlglot leaves untyped (``Anonymous``) that only transform their arguments; any other untyped

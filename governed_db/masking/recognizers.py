@@ -218,6 +218,31 @@ def nhs_numbers(text: str) -> Iterator[Found]:
         yield m.start(), m.end(), "UK_NHS"
 
 
+# -- UK National Insurance number -------------------------------------------------------------------------
+#: HMRC's format: two prefix letters (never D, F, I, Q, U or V; O never second; BG, GB, KN, NK, NT, TN and ZZ not
+#: allocated), six digits, a suffix letter A-D; written compact or in pairs (``AB 12 34 56 C``)
+_NINO = re.compile(
+    r"(?i)(?<![A-Z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r"( ?)[0-9]{2}\1[0-9]{2}\1[0-9]{2}\1[A-D](?![A-Z0-9])"
+)
+_NINO_CONTEXT = re.compile(r"(?i)\bni\b|\bnino\b|national\s+insurance|\bnic?\s*(?:no|number|#)")
+
+
+def ninos(text: str) -> Iterator[Found]:
+    """UK National Insurance numbers: a value that is one (with its spaces) on its own; inside longer text only
+    beside a word that says so (``NI``, ``NINO``, ``national insurance``), as for bare SSNs — a product code may
+    share the shape."""
+    context = None
+    for m in _NINO.finditer(text):
+        whole = not text[: m.start()].strip() and not text[m.end() :].strip()
+        if not whole:
+            if context is None:
+                context = _NINO_CONTEXT.search(text) is not None
+            if not context:
+                continue
+        yield m.start(), m.end(), "UK_NINO"
+
+
 # -- IBAN -----------------------------------------------------------------------------------------
 #: ISO 13616 registry lengths per country (as Presidio's per-country patterns encode them)
 IBAN_LENGTHS: dict[str, int] = {
@@ -332,6 +357,7 @@ RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "us_ssn": ssns,
     "ip": ips,
     "uk_nhs": nhs_numbers,
+    "uk_nino": ninos,
     "iban": ibans,
 }
 

@@ -57,7 +57,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)"
     ),
     # credentials in a URL: postgres://user:pass@host
-    "url_password": re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:(?P<v>[^\s@/]{1,128})@[\w.\-]+"),
+    # (or with no user: redis://:pass@host)
+    "url_password": re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:(?P<v>[^\s@/]{1,128})@[\w.\-]+"),
     "assigned_secret": re.compile(
         r"(?i:\b(?:api[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|auth[_-]?token|token))"
         r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"',;&]{8,})"

@@ -249,6 +249,15 @@ def _secret(r: random.Random) -> str:
     )()
 
 
+def _nino(r: random.Random) -> str:
+    prefix = r.choice(("AB", "CE", "JG", "KL", "PR", "SW", "WX"))
+    digits = "".join(r.choice(string.digits) for _ in range(6))
+    suffix = r.choice("ABCD")
+    if r.random() < 0.5:
+        return f"{prefix} {digits[:2]} {digits[2:4]} {digits[4:]} {suffix}"
+    return f"{prefix}{digits}{suffix}"
+
+
 def _version(r: random.Random) -> str:
     return f"{r.randint(1, 12)}.{r.randint(0, 9)}.{r.randint(0, 20)}.{r.randint(0, 99)}"
 
@@ -623,6 +632,42 @@ def tables() -> list[Table]:
                 Column(
                     "company", "TEXT", innocent(lambda r: r.choice(("Acme", "Globex", "Initech", "Umbrella")))
                 ),
+            ],
+        ),
+        # people under a role's name, beside teams, companies and statuses under the same kind of names (issue 12:
+        # "names under display_name, holder and similar"; decision 0381)
+        Table(
+            "tasks",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("title", "TEXT", innocent(lambda r: f"{r.choice(('Fix', 'Ship', 'Review'))} "
+                                                           f"{r.choice(('Login', 'Billing', 'Search'))} Page")),
+                Column("author", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("assignee", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("created_by", "TEXT", sensitive("PERSON_NAME", _person)),
+                Column("owner", "TEXT", innocent(lambda r: r.choice(("Data Platform", "Payments Team", "Search")))),
+                Column("customer", "TEXT", innocent(
+                    lambda r: f"{r.choice(('Acme', 'Globex', 'Initech', 'Hooli'))} "
+                              f"{r.choice(('Corp', 'Inc', 'Ltd', 'Group'))}")),
+                Column("status", "TEXT", innocent(lambda r: r.choice(("In Review", "Done", "Blocked")))),
+            ],
+        ),
+        # UK staff records: National Insurance numbers, PINs stored as numbers, passphrases, a cache URL with a
+        # password and no user
+        Table(
+            "staff_security",
+            [
+                Column("id", "INTEGER", row_id()),
+                Column("ni_number", "TEXT", sensitive("NATIONAL_ID", _nino)),
+                Column("pin", "INTEGER", sensitive("PASSWORD", lambda r: r.randint(1000, 9999))),
+                Column("passphrase", "TEXT", sensitive(
+                    "PASSWORD", lambda r: " ".join(r.choice(("correct", "horse", "battery", "staple", "blue"))
+                                                   for _ in range(4)))),
+                Column("cache_url", "TEXT", mixed([
+                    (0.5, "SECRET", lambda r: f"redis://:{_alnum(r, 10)}@cache-{r.randint(1, 9)}:6379/0"),
+                    (0.5, None, lambda r: f"redis://cache-{r.randint(1, 9)}:6379/{r.randint(0, 15)}"),
+                ])),
+                Column("badge", "TEXT", innocent(lambda r: f"{r.choice(string.ascii_uppercase)}{r.randint(1000, 9999)}")),
             ],
         ),
     ]
