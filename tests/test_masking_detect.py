@@ -70,9 +70,10 @@ FOUND = [
     ("nhs 943 476 5919", "NATIONAL_ID"),
     # UK National Insurance numbers: whole, or beside a word that says so (decision 0381)
     ("AB 12 34 56 C", "NATIONAL_ID"),
-    ("ab123456c", "NATIONAL_ID"),
+    ("NINO: ab123456c", "NATIONAL_ID"),
     ("my NI number is AB123456C", "NATIONAL_ID"),
     ("national insurance: JG 10 37 28 A", "NATIONAL_ID"),
+    ("alice@example.com:hunter2", "EMAIL"),  # a leaked login keeps its address masked
     # a password in a URL with no user name, however short
     ("redis://:p4ssw0rd@cache:6379/0", "SECRET"),
     ("redis://:pw@h", "SECRET"),
@@ -104,6 +105,8 @@ LEFT_ALONE = [
     "id 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
     "meeting at 10:30 on 2024-05-12",
     "part AB123456C back in stock",  # a NINO's shape with nothing saying it is one
+    "AB123456C",  # compact and alone: a product code's shape as much as a NINO's (a column named so is labelled)
+    "git@github.com:org/repo.git",  # a repository's SSH address, not a mailbox
     "QQ123456C",  # prefixes HMRC never allocates
     "GB123456A",
     "see https://example.com/a@b for details",
@@ -250,18 +253,23 @@ def test_a_role_column_of_other_things_is_left_alone(kind: str) -> None:
     for column in ("owner", "customer", "created_by"):
         assert _classified(column, ROLE_LOOK_ALIKES[kind]) is None, (column, kind)
     assert _classified("title", _PEOPLE) is None
+    assert _classified("customer_city", ["New York", "Salt Lake City", "San Francisco", "Los Angeles", "Santa Fe",
+                                         "El Paso", "Las Vegas"] * 9) is None  # the role is not the last word
+    assert _classified("sku", [f"AB{100000 + 7 * i}C" for i in range(60)]) is None  # compact NINO-shaped codes
     assert _classified("owner_id", _PEOPLE) is None  # a veto word: an owner's id, whatever it holds here
 
 
 @pytest.mark.parametrize(("column", "declared"), [("pin", "INTEGER"), ("pin", "TEXT"), ("passcode", "TEXT"),
                                                    ("passphrase", "TEXT"), ("card_pin", "VARCHAR(4)"),
-                                                   ("ni_number", "TEXT"), ("pw", "BYTEA"), ("birth_ts", "TIMESTAMP"),
+                                                   ("ni_number", "TEXT"), ("ni", "TEXT"), ("pw", "BYTEA"),
+                                                   ("birth_ts", "TIMESTAMP"),
                                                    ("birth_time", "TIMESTAMP")])
 def test_pins_passphrases_and_ni_numbers_are_named(column: str, declared: str) -> None:
     """A PIN (often an INTEGER), a passcode, passphrase or ``pw`` is a password; ``ni_number`` a national id;
     ``birth_ts`` a date of birth (found in clear over PostgreSQL with zero configuration)."""
     found = classify.classify_name("t", column, declared)
-    want = {"ni_number": "NATIONAL_ID", "birth_ts": "DATE_OF_BIRTH", "birth_time": "DATE_OF_BIRTH"}
+    want = {"ni_number": "NATIONAL_ID", "ni": "NATIONAL_ID", "birth_ts": "DATE_OF_BIRTH",
+            "birth_time": "DATE_OF_BIRTH"}
     assert found is not None and found.label == want.get(column, "PASSWORD"), found
     for innocent in ("pin_attempts", "pinned", "spinner", "passphrase_hint", "pw_changed_at", "birth_place"):
         assert classify.classify_name("t", innocent, "TEXT") is None, innocent

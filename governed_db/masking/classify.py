@@ -343,7 +343,8 @@ def _person_role(column: str) -> bool:
     if not toks:
         return False
     by = len(toks) >= 2 and toks[-1] == "by"  # created_by, approved_by
-    if not (by or _PERSON_ROLE_WORDS.intersection(toks)):
+    # the role is what the name is about, its last word: ``book_author`` is a person, ``customer_city`` a city
+    if not (by or toks[-1] in _PERSON_ROLE_WORDS):
         return False
     kept = set(_PERSON_ROLE_WORDS) | ({"by", toks[-2]} if by else set())
     return not any(w in _VETO for w in toks if w not in kept)

@@ -100,6 +100,7 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("national", "insurance"),
             ("ni", "number"),
             ("ni", "no"),
+            ("ni",),
         ),
         _NUMBERY,
         0.85,

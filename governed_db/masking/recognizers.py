@@ -62,11 +62,20 @@ def _domain_ok(domain: str) -> bool:
     return len(labels) >= 2 and all(labels) and labels[-1].isalpha() and len(labels[-1]) >= 2
 
 
+#: users of a repository host's SSH address (``git@github.com:org/repo.git``, scp syntax), not a mailbox
+_REPOSITORY_USERS = frozenset({"git", "hg", "svn"})
+
+
 def emails(text: str) -> Iterator[Found]:
     if "@" in text:
         for m in _EMAIL.finditer(text):
-            if _domain_ok(m.group().rpartition("@")[2]):
-                yield m.start(), m.end(), "EMAIL_ADDRESS"
+            local, _, domain = m.group().rpartition("@")
+            if not _domain_ok(domain):
+                continue
+            end = m.end()
+            if local in _REPOSITORY_USERS and text[end : end + 1] == ":" and text[end + 1 : end + 2].strip():
+                continue  # a repository's address; ``alice@example.com:hunter2`` (a leaked login) stays one
+            yield m.start(), end, "EMAIL_ADDRESS"
     if "at" in text or "AT" in text or "At" in text or "@" in text:
         for m in _OBFUSCATED_EMAIL.finditer(text):
             if m.group("tld").lower() not in OBFUSCATED_TLDS:
@@ -229,13 +238,13 @@ _NINO_CONTEXT = re.compile(r"(?i)\bni\b|\bnino\b|national\s+insurance|\bnic?\s*(
 
 
 def ninos(text: str) -> Iterator[Found]:
-    """UK National Insurance numbers: a value that is one (with its spaces) on its own; inside longer text only
-    beside a word that says so (``NI``, ``NINO``, ``national insurance``), as for bare SSNs — a product code may
-    share the shape."""
+    """UK National Insurance numbers: a value that is one written as HMRC prints it (``AB 12 34 56 C``) on its
+    own; compact (``AB123456C``, a product code's shape too) or inside longer text only beside a word that says
+    so (``NI``, ``NINO``, ``national insurance``), as for bare SSNs. A column named for them is labelled by name."""
     context = None
     for m in _NINO.finditer(text):
-        whole = not text[: m.start()].strip() and not text[m.end() :].strip()
-        if not whole:
+        printed = bool(m.group(1)) and not text[: m.start()].strip() and not text[m.end() :].strip()
+        if not printed:
             if context is None:
                 context = _NINO_CONTEXT.search(text) is not None
             if not context:

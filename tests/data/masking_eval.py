@@ -650,6 +650,10 @@ def tables() -> list[Table]:
                     lambda r: f"{r.choice(('Acme', 'Globex', 'Initech', 'Hooli'))} "
                               f"{r.choice(('Corp', 'Inc', 'Ltd', 'Group'))}")),
                 Column("status", "TEXT", innocent(lambda r: r.choice(("In Review", "Done", "Blocked")))),
+                Column("customer_city", "TEXT", innocent(
+                    lambda r: r.choice(("Salt Lake City", "San Francisco", "Los Angeles", "Santa Fe", "El Paso",
+                                        "New York", "Las Vegas")))),
+                Column("repo", "TEXT", innocent(lambda r: f"git@github.com:acme/{r.choice(('api', 'web', 'cli'))}.git")),
             ],
         ),
         # UK staff records: National Insurance numbers, PINs stored as numbers, passphrases, a cache URL with a
@@ -668,6 +672,9 @@ def tables() -> list[Table]:
                     (0.5, None, lambda r: f"redis://cache-{r.randint(1, 9)}:6379/{r.randint(0, 15)}"),
                 ])),
                 Column("badge", "TEXT", innocent(lambda r: f"{r.choice(string.ascii_uppercase)}{r.randint(1000, 9999)}")),
+                # a product code in a NINO's compact shape
+                Column("locker_code", "TEXT", innocent(lambda r: f"{r.choice(('AB', 'CE', 'JG'))}{r.randint(100000, 999999)}"
+                                                                 f"{r.choice('ABCD')}")),
             ],
         ),
     ]
