@@ -74,6 +74,16 @@ FOUND = [
     ("my NI number is AB123456C", "NATIONAL_ID"),
     ("national insurance: JG 10 37 28 A", "NATIONAL_ID"),
     ("alice@example.com:hunter2", "EMAIL"),  # a leaked login keeps its address masked
+    # environment variables and command lines, as job logs and shell histories keep them (decision 0381)
+    ("DB_PASSWORD=Xk29!mq", "PASSWORD"),
+    ("PGPASSWORD=hunter22 psql -h db", "PASSWORD"),
+    ("MYSQL_PWD=hunter22", "PASSWORD"),
+    ("SLACK_TOKEN=abcdef12345678", "SECRET"),
+    ("mysql -u root -phunter22 app", "SECRET"),
+    ("mysqldump -h db -u app -pS3cret app > x.sql", "SECRET"),
+    ("curl -u admin:hunter22 https://example.com", "SECRET"),
+    ("sshpass -p hunter22 ssh host", "SECRET"),
+    ("pg_dump --password=hunter22 db", "SECRET"),
     # a password in a URL with no user name, however short
     ("redis://:p4ssw0rd@cache:6379/0", "SECRET"),
     ("redis://:pw@h", "SECRET"),
@@ -107,6 +117,11 @@ LEFT_ALONE = [
     "part AB123456C back in stock",  # a NINO's shape with nothing saying it is one
     "AB123456C",  # compact and alone: a product code's shape as much as a NINO's (a column named so is labelled)
     "git@github.com:org/repo.git",  # a repository's SSH address, not a mailbox
+    "mysql -u root -p app",  # -p alone: the client asks for the password
+    "curl -u admin https://example.com",
+    "COMPASS=north",
+    "tar -xzpf backup.tgz",
+    "--password-file=/run/secrets/db",
     "QQ123456C",  # prefixes HMRC never allocates
     "GB123456A",
     "see https://example.com/a@b for details",

@@ -30,8 +30,9 @@ _LONG_TOKEN = re.compile(r"(?<!\S)\S{15,}")  # every vendor key, token, JWT and 
 _EMAIL = re.compile(r"[^\s@]@[^\s@.]+\.[^\s@]")
 _DIGIT_RUN = re.compile(r"\d[\d\s().\-/+]{5,}\d")
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4}")
-#: two letters, six digits (in pairs or not), a letter: what a UK National Insurance number looks like
-_NINO_SHAPE = re.compile(r"[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]")
+#: six digits (in pairs or not) and a letter A-D: the end of a UK National Insurance number (the recognizer reads
+#: the letters before; starting at a digit, the search skips prose fastest)
+_NINO_SHAPE = re.compile(r"\d\d ?\d\d ?\d\d ?[A-Da-d]")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _AUTH_SCHEME = re.compile(r"(?i:basic|bearer|token|digest) +\S{8,}")
 _ASSIGNED = re.compile(
@@ -119,6 +120,8 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
         bool(("=" in text or ":" in text or " is " in text or " was " in text) and _ASSIGNED.search(text))
         or "-----BEGIN" in text
         or ("://" in text and "@" in text)  # credentials in a URL, however short
+        or " -p" in text  # a password on a command line (mysql -phunter22, sshpass -p hunter22, --password=)
+        or ("curl" in text and "-u" in text)
         or _LONG_TOKEN.search(text) is not None
         or (_has_auth_word(text) and _AUTH_SCHEME.search(text) is not None)
     )

@@ -60,14 +60,24 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     # (or with no user: redis://:pass@host)
     "url_password": re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:(?P<v>[^\s@/]{1,128})@[\w.\-]+"),
     "assigned_secret": re.compile(
-        r"(?i:\b(?:api[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|auth[_-]?token|token))"
+        r"(?i:(?<![a-z0-9])(?:api[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|auth[_-]?token|token))"
         r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"',;&]{8,})"
     ),
 }
 
+#: passwords on a command line, as shell histories and job logs keep them: ``mysql -u root -phunter22``,
+#: ``curl -u admin:hunter22``, ``sshpass -p hunter22``, ``--password=hunter22`` (searched only in text holding
+#: ``-p`` or ``-u``: the alternatives cost microseconds per value)
+CLI_PASSWORD = re.compile(
+    r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n]*?\s-p(?P<v>[^\s\-][^\s]*)"
+    r"|\bcurl\b[^\n]*?\s(?:-u|--user)\s*[\"']?[^\s:\"']+:(?P<v2>[^\s\"']+)"
+    r"|\bsshpass\s+-p\s*(?P<v3>\S+)"
+    r"|(?<![\w-])--password[= ](?P<v4>[^\s\-]\S*)"
+)
 #: passwords are short: ``password: hunter2`` is a secret at any length from 3 characters
 PASSWORD_ASSIGNED = re.compile(
-    r"(?i:\b(?P<k>passw(?:or)?d|pass(?:phrase|code)?|pwd|pw|pin))[\"']?\s*[:=]\s*"
+    # (an environment variable's name too: ``DB_PASSWORD=...``, ``PGPASSWORD=...``, ``MYSQL_PWD=...``)
+    r"(?i:(?<![a-z0-9])(?P<k>pgpassword|passw(?:or)?d|pass(?:phrase|code)?|pwd|pw|pin))[\"']?\s*[:=]\s*"
     r"(?:(?P<q>[\"'])(?P<qv>[^\"'\n]{1,128})(?P=q)|(?P<v>[^\s\"',;&]{3,128}))"
 )
 #: ``my password is hunter2``: the value must look chosen (a digit or symbol in it, or quoted)
@@ -130,6 +140,10 @@ def find_secrets(text: str) -> Iterator[tuple[int, int, str]]:
                 yield m.start("v"), m.end("v"), "SECRET"
             else:
                 yield m.start(), m.end(), "SECRET"
+    if "-p" in text or "-u" in text:
+        for m in CLI_PASSWORD.finditer(text):
+            value = next(g for g in ("v", "v2", "v3", "v4") if m.group(g) is not None)
+            yield m.start(value), m.end(value), "SECRET"
     if _PASSWORD_HINT.search(text):
         for pattern, chosen_only in ((PASSWORD_ASSIGNED, False), (PASSWORD_IS, True)):
             for m in pattern.finditer(text):
