@@ -417,13 +417,17 @@ def _view_hit(
         definition = info.view if info is not None else None
         if definition is None or key in seen:
             continue
+        reduced: exp.Expression | None = None
         try:
             query = parse_one(definition, state.sg_dialect)
             if not isinstance(query, exp.Expression):
                 raise TypeError("not a query")
-            inner: Lineage | None = state.trace(view_rows.row_deciding(query))
+            reduced = view_rows.row_deciding(query)
+            inner: Lineage | None = state.trace(reduced)
         except Exception:
             inner = None
+        if inner is None and reduced is not None and view_rows.decides_nothing(reduced):
+            continue  # its columns are redacted whole (0262), and nothing else in it reads a value
         if inner is None:
             return _hit(
                 state, analysis, identity, PREDICATE_RULE,

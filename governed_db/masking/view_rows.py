@@ -61,3 +61,16 @@ def row_deciding(query: exp.Expression) -> exp.Expression:
                 continue  # passed on as itself
             projection.replace(exp.alias_(exp.Null(), projection.alias_or_name or f"c{i}", quoted=True))
     return tree
+
+
+#: nodes of a query that reads its tables' rows as they are, one result row each, computing nothing that may fail
+_PLAIN: tuple[type[exp.Expression], ...] = (
+    exp.Select, exp.From, exp.Table, exp.TableAlias, exp.Identifier, exp.Column, exp.Alias, exp.Null, exp.Literal,
+    exp.Star,
+)
+
+
+def decides_nothing(query: exp.Expression) -> bool:
+    """Does ``query`` (as :func:`row_deciding` leaves it) only pass its one table's rows on, so that no value can
+    decide which come back, how many, in what order or whether it fails?"""
+    return len(list(query.find_all(exp.Table))) <= 1 and all(isinstance(n, _PLAIN) for n in query.walk())
