@@ -7,6 +7,13 @@ wrong guess); whatever the governed connection shows must be the same for both.
   with row 1 over ALICE's copy and no row over ANNA's; a view ordered, grouped, joined or ranked on the SSN handed
   its rows out in the SSNs' order. A view is now judged as the query it is defined by, less the result columns
   that only compute a value (masked whole where read).
+* **An application's trigger that reads a masked value when the caller's write fires it** (decision 0375). The
+  agent's ``UPDATE customers SET city = 'X' WHERE id = 1`` (a clear column, a key) fired ``AFTER UPDATE ON
+  customers WHEN new.ssn LIKE '5%' BEGIN INSERT INTO log ...``: ``total_changes()`` and ``log`` told the guess; a
+  ``RAISE(ABORT)`` by the SSN failed the write or not; a trigger on the agent's insert into ``log`` read
+  ``customers.ssn``; one copying ``new.ssn`` into ``log`` put ANNA's SSN, which no scan recognises, in clear. A
+  trigger on the table written is now a constraint over the masked columns its text names (of that table, on
+  INSERT only when it reads the table itself, and of every other table it names).
 
 The attempts of this round that were already answered alike are kept below as regressions, with innocent
 look-alikes whose results must stay exact.
@@ -114,3 +121,80 @@ def test_view_look_alikes_run_exactly() -> None:
     assert not isinstance(a[4], str) and a[4][1][0][0] == 1, a
     assert a[5] == (["id", "area"], [(1, "[US_SSN]"), (5, "[US_SSN]")]), a
     assert a[6] == (["count(*)"], [(2,)]), a
+
+
+# -- finding: an application's trigger reads a masked value when the caller's write fires it (0375) ------------------
+
+TRIGGERS = [
+    (("CREATE TABLE log(x)", "CREATE TRIGGER tr AFTER UPDATE ON customers WHEN new.ssn LIKE '5%' "
+      "BEGIN INSERT INTO log VALUES (new.id); END"),
+     ("UPDATE customers SET city = 'X' WHERE id = 1", "SELECT total_changes()", "SELECT count(*) FROM log")),
+    (("CREATE TABLE log(x)", "CREATE TRIGGER tr AFTER UPDATE ON customers BEGIN INSERT INTO log VALUES (new.ssn); END"),
+     ("UPDATE customers SET city = 'X' WHERE id = 1", "SELECT x FROM log")),
+    (("CREATE TRIGGER tr BEFORE UPDATE ON customers WHEN new.ssn LIKE '5%' BEGIN SELECT RAISE(ABORT, 'no'); END",),
+     ("UPDATE customers SET city = 'X' WHERE id = 1", "SELECT city FROM customers WHERE id = 1")),
+    (("CREATE TRIGGER tr BEFORE DELETE ON customers WHEN old.ssn LIKE '5%' BEGIN SELECT RAISE(IGNORE); END",),
+     ("DELETE FROM customers WHERE id = 1", "SELECT count(*) FROM customers")),
+    (("CREATE TABLE log(x)", "CREATE TRIGGER tr AFTER INSERT ON log BEGIN SELECT RAISE(ABORT, 'no') "
+      "WHERE (SELECT ssn FROM customers WHERE id = new.x) LIKE '5%'; END"),
+     ("INSERT INTO log VALUES (1)", "SELECT count(*) FROM log")),
+    (("CREATE TRIGGER tr AFTER INSERT ON customers WHEN (SELECT count(*) FROM customers c WHERE c.ssn LIKE '5%') "
+      "BEGIN SELECT RAISE(ABORT, 'no'); END",),
+     ("INSERT INTO customers (id, city) VALUES (9, 'Lyon')", "SELECT count(*) FROM customers")),
+]
+
+
+@pytest.mark.parametrize(("setup", "steps"), TRIGGERS, ids=["when-writes", "copies", "raise-update", "ignore-delete",
+                                                              "reads-another-table", "reads-itself-on-insert"])
+def test_a_trigger_the_write_fires_reads_no_masked_value(setup: tuple[str, ...], steps: tuple[str, ...]) -> None:
+    """Found in round 19: the application's trigger ran on the raw row the agent's allowed write fired it on (or
+    read another table's SSN) and told the guess by a row written, a failure or a copy. Each write is now refused
+    alike as ``masked-column-constraint``, naming the trigger, and changes nothing (decision 0375)."""
+    a = _differ_raw_alike_governed(steps, setup)
+    assert str(a[0]).startswith("refused: ") and "masked-column-constraint" in str(a[0]), a
+    assert "the trigger tr on" in str(a[0]), a
+
+
+def test_a_fired_trigger_through_aiosqlite() -> None:
+    setup, steps = TRIGGERS[0]
+    a, b = _aiosqlite_runs(steps, setup)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("refused: ") and "the trigger tr on customers" in str(a[0]), a
+    assert a[2] == (["count(*)"], [(0,)]), a
+
+
+#: the application's everyday triggers: over clear columns, an INSERT's own values, or another table's clear ones
+INNOCENT_TRIGGERS = (
+    "ALTER TABLE customers ADD COLUMN updated_at INT",
+    "CREATE TRIGGER tu AFTER UPDATE OF city, amount ON customers "
+    "BEGIN UPDATE customers SET updated_at = 1 WHERE id = new.id; END",
+    "CREATE TABLE audit(who, v)",
+    "CREATE TRIGGER ti AFTER INSERT ON customers BEGIN INSERT INTO audit VALUES (new.id, new.ssn); END",
+    "CREATE TRIGGER tp AFTER UPDATE OF phone ON customers BEGIN INSERT INTO audit VALUES (old.id, old.phone); END",
+    "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INT, total REAL)",
+    "CREATE TRIGGER tor AFTER INSERT ON orders "
+    "BEGIN UPDATE customers SET amount = amount + new.total WHERE id = new.customer_id; END",
+)
+
+
+def test_trigger_look_alikes_run_exactly() -> None:
+    """An ``updated_at`` trigger, an audit of an INSERT's own values, a trigger updating a clear total of another
+    table: the writes firing them run as on the raw connection; an UPDATE OF the column a trigger copies is
+    refused, and the other columns of the row can still be written."""
+    steps = (
+        "UPDATE customers SET city = 'X' WHERE id = 1",
+        "SELECT id, city, updated_at FROM customers WHERE id = 1",
+        "INSERT INTO customers (id, full_name, ssn, city) VALUES (9, 'New Person', '123-45-6789', 'Lyon')",
+        "SELECT who FROM audit",
+        "INSERT INTO orders VALUES (1, 1, 5.0)",
+        "SELECT amount FROM customers WHERE id = 1",
+        "DELETE FROM customers WHERE id = 2",
+        "SELECT count(*) FROM customers",
+        "UPDATE customers SET phone = '+1 000' WHERE id = 1",
+    )
+    raw = _sqlite_runs(steps[:-1], INNOCENT_TRIGGERS, governed=False)
+    a, b = _sqlite_runs(steps, INNOCENT_TRIGGERS)
+    assert a == b, (a, b)
+    assert [x for i, x in enumerate(a[:-1]) if i % 2] == [x for i, x in enumerate(raw[0]) if i % 2], (a, raw)
+    assert a[1] == (["id", "city", "updated_at"], [(1, "X", 1)]) and a[5] == (["amount"], [(15.0,)]), a
+    assert str(a[-1]).startswith("refused: ") and "the trigger tp on customers" in str(a[-1]), a

@@ -16,6 +16,7 @@ back to names, types and values — and masks when unsure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import sqlite3
@@ -674,6 +675,8 @@ class Constraint:
     updated: frozenset[str] | None = None
     #: a ``unique`` one that is the table's primary key (what ``REFERENCES parent`` without columns names)
     primary: bool = False
+    #: a ``trigger``'s events (``insert``, ``update``, ``delete``); ``updated`` its ``UPDATE OF`` columns
+    events: frozenset[str] = frozenset()
 
 
 _SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
@@ -727,7 +730,7 @@ def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) ->
             if not more:
                 break
             cols |= more
-        out.append(Constraint(c.kind, c.name, frozenset(cols), c.other, c.other_columns, c.updated))
+        out.append(dataclasses.replace(c, columns=frozenset(cols)))
     return out
 
 
@@ -816,7 +819,66 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
             computed = col.find(exp.ComputedColumnConstraint)
             if computed is not None:
                 generated[col.name.lower()] = frozenset(c.name.lower() for c in computed.find_all(exp.Column)) & every
+    found.extend(_sqlite_triggers(cur, name, columns))
     return _expand(found, generated)
+
+
+#: a SQLite trigger's event, its ``UPDATE OF`` columns, and the table after ``ON``
+_TRIGGER_EVENT = re.compile(
+    r"\b(DELETE|INSERT|UPDATE)\b(?:\s+OF\s+(.*?))?\s+ON\s+(?:\"[^\"]*\"|\[[^\]]*\]|`[^`]*`|'[^']*'|[\w$.]+)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _sqlite_triggers(cur: Any, name: str, columns: list[str]) -> list[Constraint]:
+    """The application's triggers on table ``name`` (decision 0375): each fires on the caller's write and reads the
+    row's stored values (``OLD.ssn``, and ``NEW.ssn`` of a column the write leaves as stored) and any table its
+    ``WHEN`` or body names, out of masking's sight: a ``WHEN new.ssn LIKE '5%'`` that writes a row, or a ``RAISE()``,
+    answers by them. One constraint for the firing table's columns its text names (not on INSERT unless it reads
+    the table itself: ``NEW`` then holds the caller's values), and one per other table or view it names (the
+    columns of it named, all of them when none is). Words are SQLite's tokens: a word that merely names a column
+    only refuses more."""
+    from governed_db.masking import stored_code
+
+    triggers = _rows(
+        cur,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
+        "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
+        (name, name),
+    )
+    if not triggers:
+        return []
+    relations = _rows(
+        cur,
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "UNION SELECT name FROM sqlite_temp_master WHERE type IN ('table', 'view')",
+    )
+    every = frozenset(c.lower() for c in columns)
+    out: list[Constraint] = []
+    for trig, text in triggers:
+        sql = str(text or "")
+        found = _TRIGGER_EVENT.search(sql)
+        events = frozenset({"insert", "update", "delete"})
+        updated: frozenset[str] | None = None
+        rest = sql
+        if found is not None:
+            events = frozenset({found.group(1).lower()})
+            if found.group(2):
+                updated = frozenset(w.lower() for w in re.findall(r"[\w$]+", found.group(2))) & every or None
+            rest = sql[found.end():]
+        words = frozenset(stored_code.named_relations(rest, "sqlite") or stored_code.named_relations(sql, "sqlite")
+                          or re.findall(r"[\w$]+", sql.lower()))  # fmt: skip
+        own = every & words
+        reads_itself = name.lower() in words
+        out.append(Constraint("trigger", str(trig), own, updated=updated,
+                              events=events if reads_itself else events - {"insert"}))  # fmt: skip
+        for (other,) in relations:
+            if str(other).lower() not in words or str(other).lower() == name.lower():
+                continue
+            theirs = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (other,)))
+            out.append(Constraint("trigger", str(trig), frozenset(), table_key(str(other)), theirs & words or theirs,
+                                  updated=updated, events=events))  # fmt: skip
+    return out
 
 
 _PG_UNIQUE = (
