@@ -6,7 +6,9 @@ wrong guess); whatever the governed connection shows must be the same for both.
   was not judged: ``CREATE VIEW v AS SELECT id FROM customers WHERE ssn LIKE '5%'`` answered ``SELECT id FROM v``
   with row 1 over ALICE's copy and no row over ANNA's; a view ordered, grouped, joined or ranked on the SSN handed
   its rows out in the SSNs' order. A view is now judged as the query it is defined by, less the result columns
-  that only compute a value (masked whole where read).
+  that only compute a value (masked whole where read). Found on the way: a view named in another case (``FROM VS``
+  for ``vs``) was not found by its definition's lookup, so its columns kept the sample's classes:
+  ``upper(full_name) AS who`` came back ``ALICE SMITH`` and ``substr(ssn, 1, 3)`` ``536``, in clear.
 * **An application's trigger that reads a masked value when the caller's write fires it** (decision 0375). The
   agent's ``UPDATE customers SET city = 'X' WHERE id = 1`` (a clear column, a key) fired ``AFTER UPDATE ON
   customers WHEN new.ssn LIKE '5%' BEGIN INSERT INTO log ...``: ``total_changes()`` and ``log`` told the guess; a
@@ -79,6 +81,8 @@ VIEW_READS = [
     "SELECT id FROM customers WHERE id IN (SELECT id FROM v_filter)",
     "SELECT 1 WHERE EXISTS (SELECT 1 FROM v_filter)",
     "WITH w AS (SELECT id FROM v_order) SELECT id FROM w",
+    "SELECT id FROM V_FILTER",
+    "SELECT id FROM main.V_Order",
 ]
 
 
@@ -97,6 +101,15 @@ def test_a_view_is_judged_through_aiosqlite() -> None:
     assert a == b, (a, b)
     assert all(str(x).startswith("refused: ") for x in a[:2]), a
     assert a[2] == (["id", "who"], [(i, "[PERSON_NAME]") for i in range(1, 6)]), a
+
+
+def test_a_view_named_in_another_case_is_classified_from_its_definition() -> None:
+    """Found in round 19: SQLite's names are case-insensitive, but the view's definition was looked up by the name
+    as written: ``FROM V_TAGGED`` found none, and the computed columns came back as the sample classed them — a
+    name upper-cased and the SSN's area in clear. The lookup now ignores case (decision 0374)."""
+    sql = "SELECT who, area FROM V_TAGGED WHERE id = 1"
+    a = _differ_raw_alike_governed((sql,), VIEWS)
+    assert a == [(["who", "area"], [("[PERSON_NAME]", "[US_SSN]")])], a
 
 
 def test_view_look_alikes_run_exactly() -> None:
@@ -141,11 +154,26 @@ TRIGGERS = [
     (("CREATE TRIGGER tr AFTER INSERT ON customers WHEN (SELECT count(*) FROM customers c WHERE c.ssn LIKE '5%') "
       "BEGIN SELECT RAISE(ABORT, 'no'); END",),
      ("INSERT INTO customers (id, city) VALUES (9, 'Lyon')", "SELECT count(*) FROM customers")),
+    (("CREATE TABLE log(x)", "CREATE TRIGGER tr AFTER UPDATE ON customers WHEN new.ssn LIKE '5%' "
+      "BEGIN INSERT INTO log VALUES (new.id); END"),
+     ("INSERT INTO customers (id, city) VALUES (1, 'X') ON CONFLICT (id) DO UPDATE SET city = 'X'",
+      "SELECT count(*) FROM log")),
+    (("PRAGMA foreign_keys = ON", "CREATE TABLE regions(id INTEGER PRIMARY KEY)", "INSERT INTO regions VALUES (1)",
+      "ALTER TABLE customers ADD COLUMN region_id INT REFERENCES regions(id) ON DELETE CASCADE",
+      "UPDATE customers SET region_id = 1 WHERE id = 1", "CREATE TABLE log(x)",
+      "CREATE TRIGGER tr AFTER DELETE ON customers WHEN old.ssn LIKE '5%' BEGIN INSERT INTO log VALUES (old.id); END"),
+     ("DELETE FROM regions WHERE id = 1", "SELECT count(*) FROM log")),
+    (("PRAGMA foreign_keys = ON", "CREATE TABLE regions(id INTEGER PRIMARY KEY)", "INSERT INTO regions VALUES (1)",
+      "ALTER TABLE customers ADD COLUMN region_id INT REFERENCES regions(id) ON UPDATE CASCADE",
+      "UPDATE customers SET region_id = 1 WHERE id = 1", "CREATE TABLE log(x)",
+      "CREATE TRIGGER tr AFTER UPDATE ON customers WHEN new.ssn LIKE '5%' BEGIN INSERT INTO log VALUES (old.id); END"),
+     ("UPDATE regions SET id = 2 WHERE id = 1", "SELECT count(*) FROM log")),
 ]
 
 
 @pytest.mark.parametrize(("setup", "steps"), TRIGGERS, ids=["when-writes", "copies", "raise-update", "ignore-delete",
-                                                              "reads-another-table", "reads-itself-on-insert"])
+                                                              "reads-another-table", "reads-itself-on-insert", "upsert",
+                                                              "cascaded-delete", "cascaded-update"])
 def test_a_trigger_the_write_fires_reads_no_masked_value(setup: tuple[str, ...], steps: tuple[str, ...]) -> None:
     """Found in round 19: the application's trigger ran on the raw row the agent's allowed write fired it on (or
     read another table's SSN) and told the guess by a row written, a failure or a copy. Each write is now refused
