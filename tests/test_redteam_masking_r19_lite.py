@@ -226,3 +226,24 @@ def test_trigger_look_alikes_run_exactly() -> None:
     assert [x for i, x in enumerate(a[:-1]) if i % 2] == [x for i, x in enumerate(raw[0]) if i % 2], (a, raw)
     assert a[1] == (["id", "city", "updated_at"], [(1, "X", 1)]) and a[5] == (["amount"], [(15.0,)]), a
     assert str(a[-1]).startswith("refused: ") and "the trigger tp on customers" in str(a[-1]), a
+
+
+def test_a_write_to_a_view_runs_no_instead_of_trigger_on_masked_values() -> None:
+    """Found in round 19: the application's ``INSTEAD OF UPDATE`` trigger on a view over ``customers`` changed the
+    row only when its SSN matched (``WHERE id = new.id AND ssn LIKE '5%'``): the agent's ``UPDATE cv SET city``
+    over clear columns told the guess. A write to a view over a table with masked columns is refused; one over
+    clear tables still runs its trigger (decision 0375)."""
+    setup = (
+        "CREATE VIEW cv AS SELECT id, city FROM customers",
+        "CREATE TRIGGER ti INSTEAD OF UPDATE ON cv "
+        "BEGIN UPDATE customers SET city = new.city WHERE id = new.id AND ssn LIKE '5%'; END",
+        "CREATE TABLE places(id INTEGER PRIMARY KEY, town TEXT)",
+        "INSERT INTO places VALUES (1, 'Paris')",
+        "CREATE VIEW pv AS SELECT id, town FROM places",
+        "CREATE TRIGGER tp INSTEAD OF UPDATE ON pv BEGIN UPDATE places SET town = new.town WHERE id = new.id; END",
+    )
+    a = _differ_raw_alike_governed(("UPDATE cv SET city = 'X' WHERE id = 1", "SELECT city FROM customers WHERE id = 1"),
+                                   setup)  # fmt: skip
+    assert str(a[0]).startswith("refused: ") and "the write to view cv" in str(a[0]) and a[1] == (["city"], [("Paris",)])
+    a, b = _sqlite_runs(("UPDATE pv SET town = 'X' WHERE id = 1", "SELECT town FROM places WHERE id = 1"), setup)
+    assert a == b and a[1] == (["town"], [("X",)]), (a, b)

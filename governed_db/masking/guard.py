@@ -412,6 +412,10 @@ def _view_hit(
     masked value (decision 0374)."""
     if state.dialect != "sqlite" or depth >= view_rows.VIEW_DEPTH:
         return None
+    if depth == 0:
+        hit = _view_write_hit(state, analysis, access, identity, lineage)
+        if hit is not None:
+            return hit
     for key in sorted(lineage.tables):
         info = state.tables.get(key)
         definition = info.view if info is not None else None
@@ -439,6 +443,34 @@ def _view_hit(
         )
         if hit is not None:
             return replace(hit, reason=f"in the definition of view {key}: {hit.reason}")
+    return None
+
+
+def _view_write_hit(
+    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, lineage: Lineage
+) -> RuleHit | None:
+    """SQLite: a write to a view runs the application's ``INSTEAD OF`` trigger on the raw rows of the tables the
+    view reads (its ``WHERE ... AND ssn LIKE '5%'`` changes a row or not): refused when the view reads a column
+    masked for the identity (decision 0375)."""
+    for w in lineage.writes:
+        info = state.tables.get(w.table)
+        if info is None or info.view is None:
+            continue
+        try:
+            query = parse_one(info.view, state.sg_dialect)
+            read = [table_key(".".join(p.name for p in t.parts)) for t in query.find_all(exp.Table)]
+        except Exception:
+            read = []
+        masked = sorted(f"{t}.{c}" for t in read for c in state.table(t).columns or () if access.masks(t, c))
+        if masked or not read:
+            return _hit(
+                state, analysis, identity, CONSTRAINT_RULE,
+                f"masked column(s) {', '.join(masked) or 'of the tables it reads'} take part in the write to view "
+                f"{w.table}: its INSTEAD OF trigger runs on their stored values, so whether and what it changes "
+                "could depend on them",
+                "write the table itself (its own constraints are judged), or run the statement as an identity with "
+                "an unmask grant for the column (masking.unmask), such as the application's service identity",
+            )  # fmt: skip
     return None
 
 
