@@ -48,7 +48,7 @@ from governed_db.masking.schema import Constraint
 ConstraintsOf = Callable[[str], "tuple[list[str] | None, list[Constraint] | None]"]
 
 #: how every clause of a constraint use begins (the guard tells them from predicates by it)
-USE_PREFIXES = ("the DEFAULT of", "the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on", "the size of an entry of the index")
+USE_PREFIXES = ("the DEFAULT of", "the affected-row count", "the unique key", "the foreign key", "the CHECK constraint", "the constraints of", "the new index", "the DDL on", "the size of an entry of the index", "the trigger")
 
 
 def is_constraint_use(clause: str) -> bool:
@@ -100,6 +100,16 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
             return None  # an INSERT computes it from the caller's own row
         clause = f"the DEFAULT of {w.table}({_cols(given)}), computed from the row's {_cols(c.columns)}"
         return (clause, _origin(w.table, c.columns))
+    if c.kind == "trigger":
+        if w.kind not in c.events:
+            return None
+        changed = w.changed
+        if w.kind == "update" and c.updated is not None and changed is not None and not changed & c.updated:
+            return None  # UPDATE OF other columns: it does not fire
+        table, cols = (c.other, c.other_columns) if c.other is not None else (w.table, c.columns)
+        if not cols:
+            return None
+        return (f"the trigger {c.name} on {w.table}, which reads {table}({_cols(cols)})", _origin(table, cols))
     if c.kind == "index":
         grows = c.columns if c.updated is None else c.updated
         given = grows if w.columns is None else w.columns & grows

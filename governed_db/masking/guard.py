@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from itertools import chain
 from typing import Any
 
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import index_reach, order_guard, schema, stored_code
+from governed_db.masking import index_reach, order_guard, schema, stored_code, view_rows
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
@@ -35,6 +36,7 @@ from governed_db.masking.writes import EXECUTE_USE
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
 from governed_db.policy.rules.masking import CONSTRAINT, COPY, PREDICATE, WRITE_BACK
+from governed_db.sql._sqlite_reading import parse_one
 from governed_db.sql.analysis import Analysis
 
 PREDICATE_RULE = PREDICATE
@@ -393,10 +395,83 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
     if hit is not None:
         return hit
     for lineage in _lineages(state, analysis):
-        hit = _lineage_hit(state, analysis, access, identity, lineage)
+        hit = _lineage_hit(state, analysis, access, identity, lineage) or _view_hit(
+            state, analysis, access, identity, lineage
+        )
         if hit is not None:
             return hit
     return order_refusal(state, analysis, access, identity)
+
+
+def _view_hit(
+    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, lineage: Lineage,
+    depth: int = 0, seen: frozenset[str] = frozenset(),
+) -> RuleHit | None:  # fmt: skip
+    """SQLite: a view the statement reads is judged as the query it is defined by, less the result columns that
+    only compute a value (masked whole where read): its WHERE, joins, grouping, order and windows may not use a
+    masked value (decision 0374)."""
+    if state.dialect != "sqlite" or depth >= view_rows.VIEW_DEPTH:
+        return None
+    if depth == 0:
+        hit = _view_write_hit(state, analysis, access, identity, lineage)
+        if hit is not None:
+            return hit
+    for key in sorted(lineage.tables):
+        info = state.tables.get(key)
+        definition = info.view if info is not None else None
+        if definition is None or key in seen:
+            continue
+        reduced: exp.Expression | None = None
+        try:
+            query = parse_one(definition, state.sg_dialect)
+            if not isinstance(query, exp.Expression):
+                raise TypeError("not a query")
+            reduced = view_rows.row_deciding(query)
+            inner: Lineage | None = state.trace(reduced)
+        except Exception:
+            inner = None
+        if inner is None and reduced is not None and view_rows.decides_nothing(reduced):
+            continue  # its columns are redacted whole (0262), and nothing else in it reads a value
+        if inner is None:
+            return _hit(
+                state, analysis, identity, PREDICATE_RULE,
+                f"the definition of view {key} could not be read, so whether a masked value decides its rows is "
+                "unknown", "read the tables it is defined over, or ask for an unmask grant (masking.unmask)",
+            )  # fmt: skip
+        hit = _lineage_hit(state, analysis, access, identity, inner) or _view_hit(
+            state, analysis, access, identity, inner, depth + 1, seen | {key}
+        )
+        if hit is not None:
+            return replace(hit, reason=f"in the definition of view {key}: {hit.reason}")
+    return None
+
+
+def _view_write_hit(
+    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, lineage: Lineage
+) -> RuleHit | None:
+    """SQLite: a write to a view runs the application's ``INSTEAD OF`` trigger on the raw rows of the tables the
+    view reads (its ``WHERE ... AND ssn LIKE '5%'`` changes a row or not): refused when the view reads a column
+    masked for the identity (decision 0375)."""
+    for w in lineage.writes:
+        info = state.tables.get(w.table)
+        if info is None or info.view is None:
+            continue
+        try:
+            query = parse_one(info.view, state.sg_dialect)
+            read = [table_key(".".join(p.name for p in t.parts)) for t in query.find_all(exp.Table)]
+        except Exception:
+            read = []
+        masked = sorted(f"{t}.{c}" for t in read for c in state.table(t).columns or () if access.masks(t, c))
+        if masked or not read:
+            return _hit(
+                state, analysis, identity, CONSTRAINT_RULE,
+                f"masked column(s) {', '.join(masked) or 'of the tables it reads'} take part in the write to view "
+                f"{w.table}: its INSTEAD OF trigger runs on their stored values, so whether and what it changes "
+                "could depend on them",
+                "write the table itself (its own constraints are judged), or run the statement as an identity with "
+                "an unmask grant for the column (masking.unmask), such as the application's service identity",
+            )  # fmt: skip
+    return None
 
 
 def _encoding_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

@@ -16,6 +16,7 @@ back to names, types and values — and masks when unsure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import sqlite3
@@ -674,6 +675,8 @@ class Constraint:
     updated: frozenset[str] | None = None
     #: a ``unique`` one that is the table's primary key (what ``REFERENCES parent`` without columns names)
     primary: bool = False
+    #: a ``trigger``'s events (``insert``, ``update``, ``delete``); ``updated`` its ``UPDATE OF`` columns
+    events: frozenset[str] = frozenset()
 
 
 _SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
@@ -727,7 +730,7 @@ def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) ->
             if not more:
                 break
             cols |= more
-        out.append(Constraint(c.kind, c.name, frozenset(cols), c.other, c.other_columns, c.updated))
+        out.append(dataclasses.replace(c, columns=frozenset(cols)))
     return out
 
 
@@ -816,7 +819,97 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
             computed = col.find(exp.ComputedColumnConstraint)
             if computed is not None:
                 generated[col.name.lower()] = frozenset(c.name.lower() for c in computed.find_all(exp.Column)) & every
+    found.extend(_sqlite_triggers(cur, name))
     return _expand(found, generated)
+
+
+#: a SQLite trigger's event, its ``UPDATE OF`` columns, and the table after ``ON``
+_TRIGGER_EVENT = re.compile(
+    r"\b(DELETE|INSERT|UPDATE)\b(?:\s+OF\s+(.*?))?\s+ON\s+(?:\"[^\"]*\"|\[[^\]]*\]|`[^`]*`|'[^']*'|[\w$.]+)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _sqlite_triggers(cur: Any, name: str) -> list[Constraint]:
+    """The application's triggers on table ``name`` (decision 0375): each fires on the caller's write and reads the
+    row's stored values (``OLD.ssn``, and ``NEW.ssn`` of a column the write leaves as stored) and any table its
+    ``WHEN`` or body names, out of masking's sight: a ``WHEN new.ssn LIKE '5%'`` that writes a row, or a ``RAISE()``,
+    answers by them. One constraint for the firing table's columns its text names (not on INSERT unless it reads
+    the table itself: ``NEW`` then holds the caller's values), and one per other table or view it names (the
+    columns of it named, all of them when none is). Words are SQLite's tokens: a word that merely names a column
+    only refuses more. The triggers of a child table a foreign key's action writes (``ON DELETE CASCADE``, ``SET
+    NULL``...) fire on the parent's write too: theirs count as well, under the parent's event."""
+    relations = [str(r[0]) for r in _rows(
+        cur,
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "UNION SELECT name FROM sqlite_temp_master WHERE type IN ('table', 'view')",
+    )]  # fmt: skip
+    out = _triggers_of(cur, name, relations, None)
+    actions = _rows(
+        cur,
+        'SELECT DISTINCT m.name, upper(f.on_update), upper(f.on_delete) FROM sqlite_master m, '
+        "pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND lower(f.\"table\") = lower(?)",
+        (name,),
+    )
+    writing = ("CASCADE", "SET NULL", "SET DEFAULT")
+    for child, on_update, on_delete in actions:
+        fired: dict[str, str] = {}  # the child's event -> the parent's write that makes it
+        if on_update in writing:
+            fired["update"] = "update"
+        if on_delete == "CASCADE":
+            fired["delete"] = "delete"
+        elif on_delete in writing:
+            fired.setdefault("update", "delete")
+        for event, parent in fired.items():
+            out.extend(dataclasses.replace(c, events=frozenset({parent}), updated=None)
+                       for c in _triggers_of(cur, str(child), relations, event))  # fmt: skip
+    return out
+
+
+def _triggers_of(cur: Any, name: str, relations: list[str], event: str | None) -> list[Constraint]:
+    """The trigger constraints of table ``name`` (those firing on ``event`` only, each naming its own table as
+    ``other``, when ``event`` is given: a child's triggers a parent's write fires)."""
+    from governed_db.masking import stored_code
+
+    triggers = _rows(
+        cur,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
+        "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
+        (name, name),
+    )
+    if not triggers:
+        return []
+    every = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (name,)))
+    out: list[Constraint] = []
+    for trig, text in triggers:
+        sql = str(text or "")
+        found = _TRIGGER_EVENT.search(sql)
+        events = frozenset({"insert", "update", "delete"})
+        updated: frozenset[str] | None = None
+        rest = sql
+        if found is not None:
+            events = frozenset({found.group(1).lower()})
+            if found.group(2):
+                updated = frozenset(w.lower() for w in re.findall(r"[\w$]+", found.group(2))) & every or None
+            rest = sql[found.end():]
+        if event is not None and event not in events:
+            continue
+        words = frozenset(stored_code.named_relations(rest, "sqlite") or stored_code.named_relations(sql, "sqlite")
+                          or re.findall(r"[\w$]+", sql.lower()))  # fmt: skip
+        own = every & words
+        reads_itself = name.lower() in words
+        if event is None:
+            out.append(Constraint("trigger", str(trig), own, updated=updated,
+                                  events=events if reads_itself else events - {"insert"}))  # fmt: skip
+        elif own:
+            out.append(Constraint("trigger", str(trig), frozenset(), table_key(name), own, events=events))
+        for other in relations:
+            if other.lower() not in words or other.lower() == name.lower():
+                continue
+            theirs = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (other,)))
+            out.append(Constraint("trigger", str(trig), frozenset(), table_key(other), theirs & words or theirs,
+                                  updated=updated, events=events))  # fmt: skip
+    return out
 
 
 _PG_UNIQUE = (
@@ -1152,9 +1245,12 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
             return str(rows[0][0]) if rows and rows[0][0] else None
         if fam == "sqlite":
             master = "sqlite_temp_master" if (db or "").lower() == "temp" else "sqlite_master"
-            rows = _rows(cur, f"SELECT sql FROM {master} WHERE type = 'view' AND name = ?", (name,))
+            # SQLite's names are case-insensitive: ``V5`` is the view ``v5`` (decision 0374)
+            rows = _rows(cur, f"SELECT sql FROM {master} WHERE type = 'view' AND name = ? COLLATE NOCASE", (name,))
             if not rows and not db:
-                rows = _rows(cur, "SELECT sql FROM sqlite_temp_master WHERE type = 'view' AND name = ?", (name,))
+                rows = _rows(
+                    cur, "SELECT sql FROM sqlite_temp_master WHERE type = 'view' AND name = ? COLLATE NOCASE", (name,)
+                )
         else:
             rows = _rows(
                 cur,
