@@ -1,4 +1,5 @@
-"""Round 19 red team (r19pg), PostgreSQL through psycopg 3, psycopg2 and asyncpg: how long a pattern match takes.
+"""Round 19 red team (r19pg), PostgreSQL through psycopg 3, psycopg2 and asyncpg: how long a pattern match takes,
+and the rows of a cursor SQL did not declare.
 
 PostgreSQL runs a regular expression as an automaton, in a time the subject's length bounds, unless the pattern
 holds a back-reference (``\\1``..``\\9``): then it tries every way to split the subject among the groups before
@@ -10,6 +11,14 @@ character of the name (or the first digit of an SSN) per statement. The same hel
 ``regexp_like``, ``regexp_replace``, a pattern passed as a parameter, and a jsonpath ``like_regex`` filter under
 ``@?`` (``to_jsonb(t) @? '$.full_name ? (@ like_regex "...")'``). Decision 0370: over a masked value such a match
 is a use of it unless its pattern is a literal without a back-reference.
+
+A SQL ``FETCH`` returns the rows of a cursor opened earlier, which its own text does not describe: they were
+masked by their column names and sampled values only. A cursor SQL declared through the governed connection holds
+no masked value (its DECLARE is refused otherwise), but psycopg and psycopg2 open a server-side cursor under the
+name the caller gives ``cursor(name="r19c")``, and asyncpg reads its cursors through portals it names
+``__asyncpg_portal_<n>__``: ``FETCH ALL FROM r19c`` on a plain cursor returned ``full_name AS note``, its length and
+an SSN the scan did not recognise, as stored. Decision 0371: a FETCH reads only the cursors SQL declared through the
+connection.
 
 Oracles compare two tables of 30 people whose row 1 holds a different name, e-mail and SSN, masked alike.
 """
@@ -169,3 +178,115 @@ def test_patterns_without_a_back_reference_still_run(people: dict[str, str], nam
     seen = pg_variants("psycopg", people, _timed(sql))
     assert seen["a"][1] == seen["b"][1] == expected, seen
     assert not leaked(seen["a"][1], SECRETS["a"]) and not leaked(seen["b"][1], SECRETS["b"])
+
+
+# -- FETCH from a cursor SQL did not declare (decision 0371) ----------------------------------------------------
+#: a server-side cursor the driver opens for ``cursor(name=...)``: values renamed, measured, and an SSN the scan of
+#: the returned values does not recognise as one
+NAMED_QUERY = "SELECT id, full_name AS note, length(full_name) AS n, ssn AS code FROM {t} WHERE id < 3 ORDER BY id"
+
+
+def _fetched_by_sql(conn: Any, table: str) -> Any:
+    """Open the driver's server-side cursor ``r19c`` over ``NAMED_QUERY``, read one row through it, and fetch the
+    rest by SQL on a plain cursor (rolled back afterwards)."""
+    try:
+        named = conn.cursor(name="r19c")
+        named.execute(NAMED_QUERY.format(t=table))
+        first = [tuple(named.fetchone())]
+        plain = conn.cursor()
+        plain.execute("FETCH ALL FROM r19c")
+        return first, [tuple(r) for r in plain.fetchall()]
+    except governed_db.GuardrailViolation as e:
+        assert e.decision is not None, e
+        return f"refused: {sorted(e.decision.rules)}"
+    finally:
+        conn.rollback()
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_named_cursors_rows_are_not_fetched_by_sql(people: dict[str, str], driver: str) -> None:
+    seen = pg_variants(driver, people, _fetched_by_sql)
+    assert seen["a"][0] != seen["b"][0] and leaked(seen["b"][0], SECRETS["b"]), seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == "refused: ['masked-column-copy']", seen
+    assert not leaked(seen["a"][1], SECRETS["a"]) and not leaked(seen["b"][1], SECRETS["b"])
+
+
+def test_an_asyncpg_portal_is_not_fetched_by_sql(people: dict[str, str]) -> None:
+    """asyncpg reads a cursor through a portal it names ``__asyncpg_portal_<n>__``, which SQL can FETCH from."""
+    pytest.importorskip("asyncpg")
+
+    async def see(conn: Any, table: str) -> Any:
+        out: list[Any] = []
+        async with conn.transaction():
+            cursor = await conn.cursor(NAMED_QUERY.format(t=table))
+            out.append([tuple(r) for r in await cursor.fetch(1)])
+            for n in range(1, 40):
+                try:
+                    async with conn.transaction():  # a savepoint: a portal of another number does not exist
+                        out.append([tuple(r) for r in await conn.fetch(f'FETCH ALL FROM "__asyncpg_portal_{n}__"')])
+                except governed_db.GuardrailViolation as e:
+                    assert e.decision is not None
+                    out.append(f"refused: {sorted(e.decision.rules)}")
+                except Exception as e:
+                    assert type(e).__name__ == "InvalidCursorNameError", e
+        return out
+
+    seen = asyncpg_variants(people, see)
+    assert seen["a"][0] != seen["b"][0] and leaked(seen["b"][0], SECRETS["b"]), seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert seen["a"][1][1:] == ["refused: ['masked-column-copy']"] * 39, seen
+    assert not leaked(seen["a"][1], SECRETS["a"]) and not leaked(seen["b"][1], SECRETS["b"])
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_cursors_declared_by_sql_are_still_fetched(people: dict[str, str], driver: str) -> None:
+    """Innocent look-alikes: a cursor SQL declared over clear columns (quoted or folded names, FETCH, MOVE, CLOSE)
+    fetches exactly; the driver's named cursor is read through its object, masked; a name a declared cursor gave
+    up and the driver took is refused."""
+    script = [
+        'DECLARE "R19 k" CURSOR FOR SELECT id, city FROM {t} ORDER BY id',
+        'FETCH 2 FROM "R19 k"',
+        'MOVE 1 IN "R19 k"',
+        'FETCH NEXT IN "R19 k"',
+        'CLOSE "R19 k"',
+        "DECLARE r19d SCROLL CURSOR FOR SELECT id, city FROM {t} WHERE id > 28 ORDER BY id",
+        "FETCH ALL FROM R19D",
+        "FETCH BACKWARD 1 FROM r19d",
+        "CLOSE r19d",
+    ]
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            out: list[Any] = []
+            for sql in script:
+                cur = conn.cursor()
+                cur.execute(sql.format(t=table))
+                out.append([tuple(r) for r in cur.fetchall()] if cur.description else None)
+            named = conn.cursor(name="r19d")  # the name the declared cursor gave up
+            named.execute(f"SELECT id, full_name FROM {table} WHERE id < 3 ORDER BY id")
+            out.append([tuple(r) for r in named.fetchall()])
+            named.close()
+            named = conn.cursor(name="r19d")
+            named.execute(f"SELECT id, full_name FROM {table} WHERE id < 3 ORDER BY id")
+            out.append(_fetched_by_sql_of(conn, "FETCH ALL FROM r19d"))
+            return out
+        finally:
+            conn.rollback()
+
+    seen = pg_variants(driver, people, see)
+    got = seen["a"][1]
+    assert got == seen["b"][1], seen
+    assert got[1] == [(1, "Paris"), (2, "Lyon")] and got[3] == [(4, "Lyon")], got
+    assert got[6] == [(29, "Lyon"), (30, "Lyon")] and got[7] == [(30, "Lyon")], got
+    assert got[9] == [(1, "[PERSON_NAME]"), (2, "[PERSON_NAME]")], got
+    assert got[10] == "refused: ['masked-column-copy']", got
+
+
+def _fetched_by_sql_of(conn: Any, sql: str) -> Any:
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()]
+    except governed_db.GuardrailViolation as e:
+        assert e.decision is not None, e
+        return f"refused: {sorted(e.decision.rules)}"

@@ -155,6 +155,9 @@ def _plan_slow(
     return found  # type: ignore[no-any-return]
 
 
+_PG_DIALECTS = frozenset({"postgres", "postgresql"})
+
+
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:
     """Refuse masked columns in WHERE/JOIN/ORDER BY/GROUP BY/HAVING, copies, and placeholder write-backs."""
     state = gov.masking_state or _state_for(gov)
@@ -191,6 +194,11 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
         hit = guard.calls_caller_code(state, analysis, identity)
+    if hit is None and state.dialect in _PG_DIALECTS:
+        from governed_db.masking import cursors
+
+        # not cached either: which cursors SQL declared changes with every DECLARE and CLOSE (decision 0371)
+        hit = cursors.fetch_hit(state, analysis, identity)
     return hit
 
 
