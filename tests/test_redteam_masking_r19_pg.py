@@ -290,3 +290,28 @@ def _fetched_by_sql_of(conn: Any, sql: str) -> Any:
     except governed_db.GuardrailViolation as e:
         assert e.decision is not None, e
         return f"refused: {sorted(e.decision.rules)}"
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_name_the_drivers_cursor_holds_is_not_declared_away(people: dict[str, str], driver: str) -> None:
+    """A DECLARE of the name the driver's cursor holds fails (DuplicateCursor); rolled back to a savepoint, the
+    driver's cursor is still there, and a FETCH of the name would read it."""
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            named = conn.cursor(name="r19e")
+            named.execute(NAMED_QUERY.format(t=table))
+            plain = conn.cursor()
+            plain.execute("SAVEPOINT r19s")
+            try:
+                plain.execute("DECLARE r19e CURSOR FOR SELECT 1")
+            except Exception as e:
+                assert type(e).__name__ == "DuplicateCursor", e
+            plain.execute("ROLLBACK TO SAVEPOINT r19s")
+            return _fetched_by_sql_of(conn, "FETCH ALL FROM r19e")
+        finally:
+            conn.rollback()
+
+    seen = pg_variants(driver, people, see)
+    assert seen["a"][0] != seen["b"][0] and leaked(seen["b"][0], SECRETS["b"]), seen
+    assert seen["a"][1] == seen["b"][1] == "refused: ['masked-column-copy']", seen

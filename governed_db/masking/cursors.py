@@ -10,8 +10,9 @@ through that cursor>``) and asyncpg's portals (``__asyncpg_portal_9__``). ``FETC
 returned their rows as stored: ``full_name AS note``, ``length(full_name)``, an SSN the scan did not recognise.
 
 So the masking state keeps the names of the cursors SQL declared through the connection; a ``FETCH`` naming any
-other cursor is refused, and a cursor the driver opens under a name drops that name (a ``DECLARE``d cursor closed
-at the end of its transaction may give its name to a driver's). ``MOVE`` returns a count the cursor's own reads
+other cursor is refused, and so is one naming a cursor the driver opened (a ``DECLARE``d cursor closed at the end
+of its transaction may give its name to a driver's; a ``DECLARE`` of a name the driver's cursor holds fails, and a
+savepoint rolled back to keeps the driver's cursor). ``MOVE`` returns a count the cursor's own reads
 already show, and runs.
 """
 
@@ -90,7 +91,7 @@ def fetch_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> Ru
         else:
             state.sql_cursors.discard(name)
         return None
-    if name and name in state.sql_cursors and not _DRIVER_PORTAL.match(name):
+    if name and name in state.sql_cursors and name not in state.driver_cursors and not _DRIVER_PORTAL.match(name):
         return None
     if Access(state, identity).everything:
         return None
@@ -109,9 +110,12 @@ def fetch_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> Ru
 
 def driver_cursor(gov: Any, name: Any) -> None:
     """The driver is about to open a server-side cursor named ``name`` (psycopg, psycopg2 ``cursor(name=...)``):
-    a cursor SQL declared under that name before is gone, and a ``FETCH`` of the name reads the driver's."""
+    a ``FETCH`` of that name may read the driver's cursor from now on, whatever SQL declares under it later (a
+    ``DECLARE`` of a name the driver's cursor holds fails, inside a savepoint the caller rolls back to)."""
     if gov.dialect not in _PG or not isinstance(name, str) or not name:
         return
     from governed_db.masking.engine import state_for
 
-    state_for(gov).sql_cursors.discard(name)
+    state = state_for(gov)
+    state.sql_cursors.discard(name)
+    state.driver_cursors.add(name)

@@ -319,6 +319,8 @@ class MaskingState:
         #: names of the PostgreSQL cursors declared by SQL through this connection, as the server resolves them:
         #: the only ones a SQL FETCH may read (decision 0371)
         self.sql_cursors: set[str] = set()
+        #: and of the server-side cursors the driver opened for ``cursor(name=...)``: never read by a SQL FETCH
+        self.driver_cursors: set[str] = set()
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)
