@@ -315,3 +315,27 @@ def test_a_name_the_drivers_cursor_holds_is_not_declared_away(people: dict[str, 
     seen = pg_variants(driver, people, see)
     assert seen["a"][0] != seen["b"][0] and leaked(seen["b"][0], SECRETS["b"]), seen
     assert seen["a"][1] == seen["b"][1] == "refused: ['masked-column-copy']", seen
+
+
+def test_a_cursor_declared_by_sql_is_fetched_through_asyncpg(people: dict[str, str]) -> None:
+    """asyncpg: a cursor SQL declared over clear columns fetches exactly; once closed, its name reads nothing."""
+    pytest.importorskip("asyncpg")
+
+    async def see(conn: Any, table: str) -> Any:
+        out: list[Any] = []
+        async with conn.transaction():
+            await conn.execute(f"DECLARE r19k CURSOR FOR SELECT id, city FROM {table} ORDER BY id")
+            out.append([tuple(r) for r in await conn.fetch("FETCH 2 FROM r19k")])
+            await conn.execute("CLOSE r19k")
+            try:
+                out.append(await conn.fetch("FETCH 2 FROM r19k"))
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                out.append(f"refused: {sorted(e.decision.rules)}")
+            except Exception as e:
+                out.append(type(e).__name__)
+        return out
+
+    seen = asyncpg_variants(people, see)
+    assert seen["a"][0] == [[(1, "Paris"), (2, "Lyon")], "InvalidCursorNameError"], seen
+    assert seen["a"][1] == seen["b"][1] == [[(1, "Paris"), (2, "Lyon")], "refused: ['masked-column-copy']"], seen

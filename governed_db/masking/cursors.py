@@ -73,8 +73,10 @@ def note(state: MaskingState, analysis: Analysis) -> tuple[str, str | None] | No
 
 
 def fetch_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
-    """Refuse a ``FETCH`` from a cursor this connection did not declare by SQL; remember (or forget) the cursors
-    a ``DECLARE`` (judged already: this runs once no masking rule refused it) or a ``CLOSE`` names."""
+    """Refuse a ``FETCH`` from a cursor this connection did not declare by SQL; forget the cursors a ``CLOSE``
+    names, and hold the one a ``DECLARE`` names (judged already: this runs once no masking rule refused it) until
+    it has run (:func:`declared`): one that fails (DuplicateCursor, over the name of the driver's cursor) declares
+    nothing."""
     from governed_db.masking.guard import COPY_RULE, _hit
     from governed_db.masking.plan import Access
 
@@ -83,7 +85,7 @@ def fetch_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> Ru
         return None
     verb, name = seen
     if verb == "DECLARE" and name is not None:
-        state.sql_cursors.add(name)
+        state.declaring = (analysis, name)
         return None
     if verb == "CLOSE":
         if name is None:
@@ -106,6 +108,13 @@ def fetch_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> Ru
         "fetch through the cursor object itself (its rows are masked), or DECLARE the cursor by SQL over "
         "columns nothing masks",
     )
+
+
+def declared(state: MaskingState, analysis: Analysis) -> None:
+    """A statement has run: when it is the ``DECLARE`` :func:`fetch_hit` held, its cursor may be fetched by SQL."""
+    pending, state.declaring = state.declaring, None
+    if pending is not None and pending[0] is analysis:
+        state.sql_cursors.add(pending[1])
 
 
 def driver_cursor(gov: Any, name: Any) -> None:

@@ -321,6 +321,8 @@ class MaskingState:
         self.sql_cursors: set[str] = set()
         #: and of the server-side cursors the driver opened for ``cursor(name=...)``: never read by a SQL FETCH
         self.driver_cursors: set[str] = set()
+        #: a DECLARE judged and about to run, and the name of its cursor (noted in sql_cursors once it has run)
+        self.declaring: tuple[Analysis, str] | None = None
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)
