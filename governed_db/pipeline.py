@@ -42,7 +42,7 @@ from governed_db.errors import (
 from governed_db.guards import session as guard_session
 from governed_db.identity import Identity, identity_from_env, os_identity
 from governed_db.identity import current_identity as _current_identity
-from governed_db.masking import errors_order, warnings_order
+from governed_db.masking import cursors, errors_order, warnings_order
 from governed_db.masking.messages import loggable
 from governed_db.policy import load_policy
 from governed_db.policy.decision import Action, Decision, RuleHit
@@ -411,6 +411,8 @@ class Statement:
             if any(st.kind != "read" for st in statements):
                 masking.schema_changed(self.analysis, gov=gov)
         ms = gov.masking_state
+        if ms is not None and ms.declaring is not None:  # a SQL cursor now exists (decision 0371)
+            cursors.declared(ms, self.analysis)
         if ms is not None and ms.warnings_kept:  # MySQL/MariaDB: which warnings it left, in what order (0312)
             count = gov.driver.warning_count(result.raw) if result is not None else None
             warnings_order.ran(ms, count, warnings_order.uses_table(self.analysis.tables))

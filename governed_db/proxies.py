@@ -323,6 +323,11 @@ class GovernedConnection(wrapt.ObjectProxy[Any]):
         for value in (*args, *(v for k, v in kwargs.items() if k in CURSOR_CLASS_ARGUMENTS)):
             if isinstance(value, type):
                 check_cursor_class(self._self_gov, self.__wrapped__, "cursor class", value)
+        named = kwargs.get("name", args[0] if args else None)
+        if isinstance(named, str) and named:  # psycopg, psycopg2: a server-side cursor (decision 0371)
+            from governed_db.masking.cursors import driver_cursor
+
+            driver_cursor(self._self_gov, named)
         return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_gov, self)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -155,6 +155,11 @@ def _plan_slow(
     return found  # type: ignore[no-any-return]
 
 
+_PG_DIALECTS = frozenset({"postgres", "postgresql"})
+#: what a DECLARE, CLOSE or FETCH may begin with (a comment, a space): the other statements skip the cursor check
+_CURSOR_STARTS = "DdCcFf-/ \t\r\n"
+
+
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:
     """Refuse masked columns in WHERE/JOIN/ORDER BY/GROUP BY/HAVING, copies, and placeholder write-backs."""
     state = gov.masking_state or _state_for(gov)
@@ -191,6 +196,11 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
         hit = guard.calls_caller_code(state, analysis, identity)
+    if hit is None and state.dialect in _PG_DIALECTS and analysis.sql[:1] in _CURSOR_STARTS:
+        from governed_db.masking import cursors
+
+        # not cached either: which cursors SQL declared changes with every DECLARE and CLOSE (decision 0371)
+        hit = cursors.fetch_hit(state, analysis, identity)
     return hit
 
 

@@ -318,6 +318,13 @@ class MaskingState:
         #: lower-case names of SQLite functions, aggregates and window functions of the caller's code registered
         #: through the governed connection: SQLite calls them row by row in the order it reads (decision 0348)
         self.caller_functions: set[str] = set()
+        #: names of the PostgreSQL cursors declared by SQL through this connection, as the server resolves them:
+        #: the only ones a SQL FETCH may read (decision 0371)
+        self.sql_cursors: set[str] = set()
+        #: and of the server-side cursors the driver opened for ``cursor(name=...)``: never read by a SQL FETCH
+        self.driver_cursors: set[str] = set()
+        #: a DECLARE judged and about to run, and the name of its cursor (noted in sql_cursors once it has run)
+        self.declaring: tuple[Analysis, str] | None = None
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

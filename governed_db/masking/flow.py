@@ -141,6 +141,42 @@ _DATE_PARTS = tuple(c for c in (getattr(exp, n, None) for n in ("Extract", "Year
 _STRICT_TYPES = frozenset({"postgres", "duckdb"})
 
 
+#: PostgreSQL's regular expression matches (``~``, ``~*``, ``regexp_like``, ``regexp_replace``, a jsonpath's
+#: ``like_regex`` under ``@?``) whose cost a back-reference in their pattern makes depend on the subject
+_PG_MATCHES: tuple[type[exp.Expression], ...] = (
+    exp.RegexpLike, exp.RegexpILike, exp.RegexpReplace, exp.JSONBPathExists,
+)  # fmt: skip
+#: ``\1``..``\9`` (and ARE's ``\mnn``): a back-reference; an escaped backslash before a digit counts too (refused
+#: the safe way)
+_BACK_REFERENCE = re.compile(r"\\[1-9]")
+
+
+def _back_reference(node: exp.Expression) -> str | None:
+    """Why a PostgreSQL pattern match of a masked value takes a time that depends on what the value holds, or
+    ``None``. The matcher settles a back-reference by trying every way to split the subject among the groups
+    before it: ``full_name ~ '^A(.*)(.*)...(.*)\\9...\\1$'`` takes half a second over a name that begins with an
+    A and a millisecond otherwise, and under ``SET statement_timeout`` one of the two fails (decision 0370). A
+    pattern without one runs as an automaton, in a time the value's length bounds; a pattern the statement text
+    does not spell out (a parameter, a concatenation, an ``E'...'`` string whose escapes could make one) may hold
+    one."""
+    pattern = node.args.get("expression")
+    text = (
+        str(pattern.this)
+        if isinstance(pattern, exp.RawString) or (isinstance(pattern, exp.Literal) and pattern.is_string)
+        else None
+    )
+    if isinstance(node, exp.JSONBPathExists):
+        # a jsonpath spells characters as \uXXXX too: any backslash in a like_regex filter may be one
+        if text is not None and not ("like_regex" in text.lower() and "\\" in text):
+            return None
+    elif text is not None and _BACK_REFERENCE.search(text) is None:
+        return None
+    return (
+        f"{name_of(node)} with a pattern that is computed or holds a back-reference (PostgreSQL then takes a time "
+        "that depends on what the value holds; a statement_timeout makes it an error)"
+    )
+
+
 def _long_separator(node: exp.Expression) -> bool:
     """A GROUP_CONCAT separator longer than a short literal (or computed): it can push the result to the cut."""
     sep = node.this.args.get("separator") if isinstance(node.this, exp.Expression) else None
@@ -632,6 +668,10 @@ def hazard(node: exp.Expression, kinds: list[tuple[str, int, str]], dialect: str
                 f"{name_of(node)}() with a pattern that can backtrack (MariaDB stops at its match limit with a "
                 "warning, by what the value holds)"
             )
+    if dialect == "postgres" and isinstance(node, _PG_MATCHES) and any(t for key, _, t in tainted if key == "this"):
+        why = _back_reference(node)
+        if why is not None:
+            return why
     controls = next((keys for cls, keys in _CONTROL.items() if isinstance(node, cls)), None)
     if controls is not None:
         if any(t and key in controls for key, _, t in tainted):
