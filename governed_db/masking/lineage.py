@@ -205,7 +205,7 @@ class Walker:
         alias = (node.alias_or_name or node.name).lower()
         if not node.args.get("db") and node.name.lower() in ctes:
             outs, exact = ctes[node.name.lower()]
-            return Source(alias, None, _query_columns(outs, exact))
+            return Source(alias, None, _query_columns(outs, exact, self.dialect))
         key, cols = self.columns_of(node)
         if cols is not None:
             self.spelled[key] = frozenset(cols)
@@ -262,15 +262,16 @@ class Walker:
             return self.function_source(node, node.this, scope, ctes)
         if isinstance(node, exp.Lateral) and isinstance(node.this, (exp.Subquery, *QUERY)):
             inner_src = self.from_item(node.this, ctes, scope)
-            return Source(_alias_name(node), None, _rename(inner_src.columns, _alias_columns(node)))
+            columns = _rename(inner_src.columns, _alias_columns(node))
+            return Source(_alias_name(node), None, duck.unique_names(columns, self.dialect))
         if isinstance(node, exp.Lateral):  # LATERAL func(...) / LATERAL VIEW explode(...)
             return self.function_source(node, node.this, scope, ctes)
         if isinstance(node, exp.Unnest):
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
             outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
-            columns = _query_columns(outs, exact)
-            return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+            columns = _query_columns(outs, exact, self.dialect, _alias_columns(node))
+            return Source(_alias_name(node), None, columns)
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
         # reads is known: keep it so a lost value over a sensitive table is still masked
         inner = combine(self.expr(child, scope or Scope([]), ctes) for child in node.iter_expressions())
@@ -1230,6 +1231,15 @@ class Walker:
                 if isinstance(proj, exp.Column) and proj.table:
                     q = proj.table.lower()
                     own = any(s.alias == q for s in scope.sources)
+                    if not own and self.dialect == "duckdb" and not proj.args.get("db"):
+                        # ``s.*`` of a STRUCT column ``s``: its fields, named by the database (``{'a': ssn}``
+                        # gives a column ``a``, and a later ``'x' AS a`` becomes ``a_1``), each from the struct
+                        # (decision 0376)
+                        exact, shifts = False, True
+                        if shifted_from is None:
+                            shifted_from = start
+                        outputs.append(Output("*", self.expr(exp.column(proj.table), scope, ctes)))
+                        continue
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
                 if not own and _merges_columns(node, nested):
                     # ``JOIN ... USING (id)`` / NATURAL JOIN: the database gives each join column once, first; the
@@ -1652,17 +1662,32 @@ def _merges_columns(node: exp.Select, nested: list[exp.Join]) -> bool:
     )
 
 
-def _query_columns(outs: list[Output], exact: bool) -> list[tuple[str, Origin]] | None:
+def _query_columns(
+    outs: list[Output], exact: bool, dialect: str = "", renamed: list[str] | None = None
+) -> list[tuple[str, Origin]] | None:
     """The columns of a subquery or CTE: by name when exact. When a ``*`` in it has a width the database decides
     (``SELECT * FROM jsonb_each(...)``), its named outputs by name and, first, a ``*`` any other column may be:
-    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229)."""
+    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229).
+    ``renamed``: the names of an ``AS s(a, b)`` given to it, positionally. On DuckDB, the names as the database
+    makes them unique (decision 0376)."""
     if exact:
-        return [(o.name.lower(), o.origin) for o in outs]
+        columns = _rename([(o.name.lower(), o.origin) for o in outs], renamed or [])
+        return duck.unique_names(columns, dialect)
     if not any(o.name in ("*", COMPUTED_STAR) for o in outs):
         return None
     every = combine(o.origin for o in outs)
-    named = [(o.name.lower(), o.origin) for o in outs if o.name not in ("*", COMPUTED_STAR)]
-    return [("*", every), *named]
+    named: list[tuple[str, Origin]] = []
+    after_star = False
+    for o in outs:
+        if o.name in ("*", COMPUTED_STAR):
+            after_star = True
+        elif dialect in ("duckdb", "sqlite") and after_star:
+            # ``(SELECT s.*, 'x' AS a ...)``: a column of the star may already be ``a``, and DuckDB then names
+            # this one ``a_1`` (SQLite ``a:1``); the name is either (decision 0376)
+            named.append((o.name.lower(), every))
+        else:
+            named.append((o.name.lower(), o.origin))
+    return [("*", every), *(duck.unique_names(named, dialect) or [])]
 
 
 def _named_by_database(sources: list[Source], ident: exp.Expression) -> list[tuple[str, Origin]]:

@@ -44,7 +44,7 @@ def embedded(w: Walker, call: exp.Anonymous) -> list[tuple[str, Origin]]:
                 raise ValueError("not one query")
             outs, exact = w.query(parsed[0], {}, None)
             if exact:
-                return [(o.name.lower(), o.origin) for o in outs]
+                return unique_names([(o.name.lower(), o.origin) for o in outs], "duckdb") or []
             every = combine(o.origin for o in outs)
         else:
             tables = [w.table_source(exp.to_table(t, dialect=w.dialect), {}) for t in texts]
@@ -55,6 +55,41 @@ def embedded(w: Walker, call: exp.Anonymous) -> list[tuple[str, Origin]]:
         w.lineage.blind = True
         return [("*", Origin("unknown", hint=str(call.name)))]
     return [("*", Origin("unknown", every.sources, every.rows, str(call.name)))]
+
+
+def unique_names(columns: list[tuple[str, Origin]] | None, dialect: str) -> list[tuple[str, Origin]] | None:
+    """The column names of a subquery or CTE as the database makes them unique, left to right (decision 0376).
+
+    DuckDB gives a name taken before (any case) ``_1``, or the first of ``_2``, ``_3``... not taken so far:
+    ``(SELECT city, ssn AS city, city AS city_1)`` has the columns ``city``, ``city_1`` (the SSN) and
+    ``city_1_1``. SQLite drops a ``:<digits>`` ending and appends ``:1``, ``:2``... (after four tries a random
+    number: a column no name finds). Read by the names as written, ``city_1`` was the clear city, and
+    ``WHERE city_1 LIKE '5%'`` counted the SSN. A ``*`` entry (columns the database names) is kept as it is."""
+    if dialect not in ("duckdb", "sqlite") or not columns:
+        return columns
+    taken: set[str] = set()
+    out: list[tuple[str, Origin]] = []
+    for name, origin in columns:
+        if name == "*":
+            out.append((name, origin))
+            continue
+        unique, tries = name, 0
+        while unique in taken:
+            tries += 1
+            if dialect == "duckdb":
+                unique = f"{name}_{tries}"
+                continue
+            if tries > 4:
+                unique = "*"  # a random number: the column the database names so, found by no name
+                break
+            j = len(unique) - 1
+            while j > 0 and unique[j].isdigit():
+                j -= 1
+            unique = f"{unique[:j] if unique[j] == ':' else unique}:{tries}"
+        if unique != "*":
+            taken.add(unique)
+        out.append((unique, origin))
+    return out
 
 
 def star_modifiers(
