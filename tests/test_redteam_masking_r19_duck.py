@@ -1,12 +1,14 @@
 """Red-team round 19 on DuckDB: two databases that differ only in one customer's secrets (a right and a wrong guess).
 
-One finding (decision 0376): DuckDB makes the column names of a subquery, a CTE or ``query('...')`` unique, left to
+Two findings. Decision 0376: DuckDB makes the column names of a subquery, a CTE or ``query('...')`` unique, left to
 right (a name taken before gets ``_1``, or the first free ``_2``, ``_3``...), and analysis read a column by the
 name as written. ``(SELECT city, ssn AS city, city AS city_1)`` has the columns ``city``, ``city_1`` (the SSN)
 and ``city_1_1``: ``WHERE city_1 LIKE '5%'`` ran as a filter on the clear city and counted the SSN. The same with
 a struct's fields: ``(SELECT s.*, 'x' AS a FROM (SELECT {'a': ssn} AS s ...))`` has ``a`` (the SSN) and ``a_1``,
 and ``s.*`` was read as the star of the FROM clause, so ``SELECT a`` returned the SSN in clear. SQLite makes such
-names unique too (``city:1``), with the same result. The rest of the round (lambdas, MERGE, SET VARIABLE,
+names unique too (``city:1``), with the same result. Decision 0377: an output without an alias is named after its
+text (``upper(ssn)``, ``ssn[1]``, ``'x'``; ``(ssn)`` and ``#4`` after the column), which analysis did not know:
+``(SELECT ssn[1], city AS "ssn[1]")`` read ``"ssn[1]"`` as the city (DuckDB renames it ``ssn[1]_1``). The rest of the round (lambdas, MERGE, SET VARIABLE,
 ``query_table``, ``TRY``, sequences, COLUMNS in orders and filters, ASOF and POSITIONAL joins...) told the copies
 apart through no statement; those attempts are kept as regressions, beside look-alikes that must answer exactly
 as the raw connection does.
@@ -106,6 +108,56 @@ def test_sqlite_names_made_unique_at_random() -> None:
     _no_clear_value([a, b])
 
 
+# -- finding: an output named after its text (decision 0377) ----------------------------------------------------
+
+TEXT_NAMED = [
+    "SELECT count(*) FROM (SELECT upper(ssn), city AS \"upper(ssn)\" FROM customers) WHERE \"upper(ssn)\" LIKE '5%'",
+    "SELECT \"ssn[1]\" FROM (SELECT ssn[1], city AS \"ssn[1]\" FROM customers WHERE id = 1)",
+    "SELECT count(*) FROM (SELECT ssn::VARCHAR, city AS \"CAST(ssn AS VARCHAR)\" FROM customers) "
+    "WHERE \"CAST(ssn AS VARCHAR)\" LIKE '5%'",
+    "SELECT count(*) FROM (SELECT ssn || '', city AS \"(ssn || '')\" FROM customers) WHERE \"(ssn || '')\" LIKE '5%'",
+    "SELECT count(*) FROM (SELECT (ssn), city AS ssn FROM customers) WHERE ssn LIKE '5%'",
+    "SELECT count(*) FROM (SELECT #4, city AS ssn FROM customers) WHERE ssn LIKE '5%'",
+    "SELECT count(*) FROM (SELECT 'x', ssn AS x FROM customers) WHERE x LIKE '5%'",
+    "SELECT count(*) FROM (SELECT ({'a': city}).a, ssn AS a FROM customers) WHERE a LIKE '5%'",
+    "SELECT count(*) FROM (SELECT upper(city), ssn AS \"upper(city)\", city AS \"upper(city)_1\" FROM customers) "
+    "WHERE \"upper(city)_1\" LIKE '5%'",
+]
+
+
+@pytest.mark.parametrize("sql", TEXT_NAMED, ids=lambda s: s[:70])
+def test_an_output_is_named_as_the_database_writes_it(sql: str) -> None:
+    """Found in round 19: DuckDB names an output without an alias after its text (``upper(ssn)``, ``ssn[1]``,
+    ``'x'``; ``(ssn)`` and ``#4`` after the column), and an alias given that name later is renamed ``_1``.
+    Analysis knew no such name (``4`` for ``#4``, ``x`` for ``'x'``): ``(SELECT ssn[1], city AS "ssn[1]")`` read
+    ``"ssn[1]"`` as the city and returned the SSN's first digit in clear (decision 0377)."""
+    raw = _runs((sql,), governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _runs((sql,), governed=True)
+    assert a == b, (a, b)
+    _no_clear_value(a)
+
+
+SQLITE_TEXT_NAMED = [
+    "SELECT count(*) FROM (SELECT ssn COLLATE nocase, city AS ssn FROM customers) WHERE ssn LIKE '5%'",
+    "SELECT count(*) FROM (SELECT (ssn), city AS ssn FROM customers) WHERE ssn LIKE '5%'",
+    "SELECT count(*) FROM (SELECT 'x', ssn AS x FROM customers) WHERE x LIKE '5%'",
+    "SELECT \"upper(ssn)\" FROM (SELECT upper(ssn), city AS \"upper(ssn)\" FROM customers WHERE id = 1)",
+    "SELECT count(*) FROM (SELECT +ssn, city AS \"+ssn\" FROM customers) WHERE \"+ssn\" LIKE '5%'",
+]
+
+
+@pytest.mark.parametrize("sql", SQLITE_TEXT_NAMED, ids=lambda s: s[:70])
+def test_a_sqlite_output_is_named_as_the_database_writes_it(sql: str) -> None:
+    """The same on SQLite, which names ``ssn COLLATE nocase`` and ``(ssn)`` after the column and ``+ssn`` (a
+    unary plus the parser drops) after its text (decision 0377)."""
+    raw = _sqlite_runs((sql,), governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs((sql,))
+    assert a == b, (a, b)
+    _no_clear_value(a)
+
+
 #: innocent reads of renamed columns: exact, as the raw connection answers
 RENAMED_LOOK_ALIKES = [
     "SELECT city_1_1, id FROM (SELECT id, city, ssn AS city, city AS city_1 FROM customers) "
@@ -116,6 +168,10 @@ RENAMED_LOOK_ALIKES = [
     "SELECT s.*, id FROM (SELECT {'a': city} AS s, id FROM customers) ORDER BY id",
     "SELECT * FROM (SELECT city AS x, id AS x FROM customers) ORDER BY x_1",
     "SELECT c.* EXCLUDE (full_name, email, ssn, phone) FROM customers c ORDER BY id",
+    "SELECT \"City Name\", id FROM (SELECT full_name, city AS \"City Name\", id FROM customers) "
+    "WHERE \"City Name\" = 'Paris' ORDER BY id",
+    "SELECT k, n FROM (SELECT upper(full_name), id AS k, city AS n FROM customers) WHERE n = 'Lyon' ORDER BY k",
+    "SELECT city FROM (SELECT (city), (id) FROM customers) WHERE id > 2 ORDER BY id",
 ]
 
 

@@ -509,6 +509,34 @@ class Walker:
                 s = s.parent
         return Origin("unknown", hint=name)
 
+    def given_name(self, proj: exp.Expression, scope: Scope) -> str:
+        """The name the database gives an output (``""``: one it makes of the expression's text, unknown here).
+
+        An alias, and a column (``t.ssn``, a struct's ``s.a``), name themselves. On DuckDB and SQLite the rest
+        is named as the database writes it, which is never a plain name but for a column in parentheses
+        (``(ssn)`` is ``ssn``), DuckDB's ``#4`` (the fourth column's name) and SQLite's ``ssn COLLATE nocase``
+        (``ssn``; newer releases name ``likely(ssn)`` so too); the parser's ``alias_or_name`` gives ``""``, ``4`` and ``x`` for
+        ``'x'`` (DuckDB names it
+        ``'x'``). Read so, ``(SELECT (ssn), city AS ssn)`` was ``ssn`` = city, where DuckDB renames the city
+        ``ssn_1`` (decision 0377)."""
+        if self.dialect not in ("duckdb", "sqlite") or isinstance(proj, exp.Alias):
+            return proj.alias_or_name
+        inner = proj
+        while True:
+            if isinstance(inner, exp.Paren) or (self.dialect == "sqlite" and isinstance(inner, exp.Collate)):
+                inner = inner.this
+            elif self.dialect == "sqlite" and isinstance(inner, exp.Func) and _skipped_by_sqlite(inner):
+                inner = inner.expressions[0] if isinstance(inner, exp.Anonymous) else inner.this
+            else:
+                break
+        if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
+            return inner.name
+        if isinstance(inner, exp.PositionalColumn) and inner.name.isdigit():
+            columns = [n for src in scope.sources for n, _ in src.columns or [("*", CONST)]]
+            at = int(inner.name) - 1
+            return columns[at] if "*" not in columns and 0 <= at < len(columns) else ""
+        return ""
+
     def correlated(self, origin: Origin, found_in: Scope, scope: Scope) -> Origin:
         """A column of an enclosing query read inside a subquery: where the engine caches the subquery's result
         per outer value, a use of that value (rows with equal values share one evaluation)."""
@@ -1315,7 +1343,7 @@ class Walker:
                 root = root.this
             outer, self.top = self.top, root
             try:
-                outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
+                outputs.append(Output(self.given_name(proj, scope), self.expr(proj, scope, ctes)))
             finally:
                 self.top = outer
             if _aggregates(proj, node):
@@ -1708,6 +1736,13 @@ def _alias_columns(node: exp.Expression) -> list[str]:
     if isinstance(alias, exp.TableAlias):
         return [c.name.lower() for c in alias.columns]
     return []
+
+
+def _skipped_by_sqlite(call: exp.Func) -> bool:
+    """``likely(x)``, ``unlikely(x)``, ``likelihood(x, p)``: SQLite names the output after ``x`` (a column's name)."""
+    name = call.name if isinstance(call, exp.Anonymous) else call.sql_name()
+    args = call.expressions if isinstance(call, exp.Anonymous) else [call.this]
+    return name.lower() in ("likely", "unlikely", "likelihood") and bool(args) and args[0] is not None
 
 
 def _alias_name(node: exp.Expression) -> str:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import sqlglot
@@ -57,6 +58,10 @@ def embedded(w: Walker, call: exp.Anonymous) -> list[tuple[str, Origin]]:
     return [("*", Origin("unknown", every.sources, every.rows, str(call.name)))]
 
 
+#: a name no expression's text can be: the database names a computed output after its text, which never is one
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
 def unique_names(columns: list[tuple[str, Origin]] | None, dialect: str) -> list[tuple[str, Origin]] | None:
     """The column names of a subquery or CTE as the database makes them unique, left to right (decision 0376).
 
@@ -69,10 +74,27 @@ def unique_names(columns: list[tuple[str, Origin]] | None, dialect: str) -> list
         return columns
     taken: set[str] = set()
     out: list[tuple[str, Origin]] = []
+    #: the outputs from the first one the database names after its text (``upper(ssn)``, ``CAST(ssn AS
+    #: VARCHAR)``, ``'x'``) on: a later alias of that text is renamed ``upper(ssn)_1``, and the ones after it
+    #: in turn; a name of that kind (never a plain name: the text has a bracket, a quote, a space, or a digit
+    #: first) may be any of them (decision 0377)
+    since_unnamed: list[Origin] | None = None
     for name, origin in columns:
+        if since_unnamed is not None:
+            since_unnamed.append(origin)
         if name == "*":
             out.append((name, origin))
             continue
+        if not name:
+            since_unnamed = since_unnamed or [origin]
+            out.append((name, origin))
+            continue
+        if not _PLAIN_NAME.fullmatch(name):
+            # the parser drops a unary plus: ``+ssn`` is named so by the database, and read as ``ssn`` here
+            bare = name.replace("+", "").replace("(", "").replace(")", "").strip()
+            alike = [o for n, o in columns[: len(out)] if n == bare]
+            if since_unnamed is not None or alike:
+                origin = combine([*(since_unnamed or [origin]), *alike])
         unique, tries = name, 0
         while unique in taken:
             tries += 1
