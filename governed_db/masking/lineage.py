@@ -205,7 +205,7 @@ class Walker:
         alias = (node.alias_or_name or node.name).lower()
         if not node.args.get("db") and node.name.lower() in ctes:
             outs, exact = ctes[node.name.lower()]
-            return Source(alias, None, _query_columns(outs, exact))
+            return Source(alias, None, _query_columns(outs, exact, self.dialect))
         key, cols = self.columns_of(node)
         if cols is not None:
             self.spelled[key] = frozenset(cols)
@@ -262,15 +262,16 @@ class Walker:
             return self.function_source(node, node.this, scope, ctes)
         if isinstance(node, exp.Lateral) and isinstance(node.this, (exp.Subquery, *QUERY)):
             inner_src = self.from_item(node.this, ctes, scope)
-            return Source(_alias_name(node), None, _rename(inner_src.columns, _alias_columns(node)))
+            columns = _rename(inner_src.columns, _alias_columns(node))
+            return Source(_alias_name(node), None, duck.unique_names(columns, self.dialect))
         if isinstance(node, exp.Lateral):  # LATERAL func(...) / LATERAL VIEW explode(...)
             return self.function_source(node, node.this, scope, ctes)
         if isinstance(node, exp.Unnest):
             return self.function_source(node, exp.Tuple(expressions=list(node.expressions)), scope, ctes)
         if isinstance(node, (exp.Subquery, *QUERY)):
             outs, exact = self.query(node, ctes, scope)  # a Subquery's own LIMIT/ORDER BY too
-            columns = _query_columns(outs, exact)
-            return Source(_alias_name(node), None, _rename(columns, _alias_columns(node)))
+            columns = _query_columns(outs, exact, self.dialect, _alias_columns(node))
+            return Source(_alias_name(node), None, columns)
         # anything else in FROM (a PIVOT, a function sqlglot does not model...) is untraceable, but what it
         # reads is known: keep it so a lost value over a sensitive table is still masked
         inner = combine(self.expr(child, scope or Scope([]), ctes) for child in node.iter_expressions())
@@ -507,6 +508,34 @@ class Walker:
                 self.lineage.missing.update(src.table for src in s.sources if src.table and src.columns is not None)
                 s = s.parent
         return Origin("unknown", hint=name)
+
+    def given_name(self, proj: exp.Expression, scope: Scope) -> str:
+        """The name the database gives an output (``""``: one it makes of the expression's text, unknown here).
+
+        An alias, and a column (``t.ssn``, a struct's ``s.a``), name themselves. On DuckDB and SQLite the rest
+        is named as the database writes it, which is never a plain name but for a column in parentheses
+        (``(ssn)`` is ``ssn``), DuckDB's ``#4`` (the fourth column's name) and SQLite's ``ssn COLLATE nocase``
+        (``ssn``; newer releases name ``likely(ssn)`` so too); the parser's ``alias_or_name`` gives ``""``, ``4`` and ``x`` for
+        ``'x'`` (DuckDB names it
+        ``'x'``). Read so, ``(SELECT (ssn), city AS ssn)`` was ``ssn`` = city, where DuckDB renames the city
+        ``ssn_1`` (decision 0377)."""
+        if self.dialect not in ("duckdb", "sqlite") or isinstance(proj, exp.Alias):
+            return proj.alias_or_name
+        inner = proj
+        while True:
+            if isinstance(inner, exp.Paren) or (self.dialect == "sqlite" and isinstance(inner, exp.Collate)):
+                inner = inner.this
+            elif self.dialect == "sqlite" and isinstance(inner, exp.Func) and _skipped_by_sqlite(inner):
+                inner = inner.expressions[0] if isinstance(inner, exp.Anonymous) else inner.this
+            else:
+                break
+        if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
+            return inner.name
+        if isinstance(inner, exp.PositionalColumn) and inner.name.isdigit():
+            columns = [n for src in scope.sources for n, _ in src.columns or [("*", CONST)]]
+            at = int(inner.name) - 1
+            return columns[at] if "*" not in columns and 0 <= at < len(columns) else ""
+        return ""
 
     def correlated(self, origin: Origin, found_in: Scope, scope: Scope) -> Origin:
         """A column of an enclosing query read inside a subquery: where the engine caches the subquery's result
@@ -1230,6 +1259,15 @@ class Walker:
                 if isinstance(proj, exp.Column) and proj.table:
                     q = proj.table.lower()
                     own = any(s.alias == q for s in scope.sources)
+                    if not own and self.dialect == "duckdb" and not proj.args.get("db"):
+                        # ``s.*`` of a STRUCT column ``s``: its fields, named by the database (``{'a': ssn}``
+                        # gives a column ``a``, and a later ``'x' AS a`` becomes ``a_1``), each from the struct
+                        # (decision 0376)
+                        exact, shifts = False, True
+                        if shifted_from is None:
+                            shifted_from = start
+                        outputs.append(Output("*", self.expr(exp.column(proj.table), scope, ctes)))
+                        continue
                     chosen = [s for s in scope.sources if s.alias == q] or scope.sources
                 if not own and _merges_columns(node, nested):
                     # ``JOIN ... USING (id)`` / NATURAL JOIN: the database gives each join column once, first; the
@@ -1305,7 +1343,7 @@ class Walker:
                 root = root.this
             outer, self.top = self.top, root
             try:
-                outputs.append(Output(proj.alias_or_name, self.expr(proj, scope, ctes)))
+                outputs.append(Output(self.given_name(proj, scope), self.expr(proj, scope, ctes)))
             finally:
                 self.top = outer
             if _aggregates(proj, node):
@@ -1652,17 +1690,32 @@ def _merges_columns(node: exp.Select, nested: list[exp.Join]) -> bool:
     )
 
 
-def _query_columns(outs: list[Output], exact: bool) -> list[tuple[str, Origin]] | None:
+def _query_columns(
+    outs: list[Output], exact: bool, dialect: str = "", renamed: list[str] | None = None
+) -> list[tuple[str, Origin]] | None:
     """The columns of a subquery or CTE: by name when exact. When a ``*`` in it has a width the database decides
     (``SELECT * FROM jsonb_each(...)``), its named outputs by name and, first, a ``*`` any other column may be:
-    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229)."""
+    made of every output (``USING (value)`` against it compares the function's ``value``, decision 0229).
+    ``renamed``: the names of an ``AS s(a, b)`` given to it, positionally. On DuckDB, the names as the database
+    makes them unique (decision 0376)."""
     if exact:
-        return [(o.name.lower(), o.origin) for o in outs]
+        columns = _rename([(o.name.lower(), o.origin) for o in outs], renamed or [])
+        return duck.unique_names(columns, dialect)
     if not any(o.name in ("*", COMPUTED_STAR) for o in outs):
         return None
     every = combine(o.origin for o in outs)
-    named = [(o.name.lower(), o.origin) for o in outs if o.name not in ("*", COMPUTED_STAR)]
-    return [("*", every), *named]
+    named: list[tuple[str, Origin]] = []
+    after_star = False
+    for o in outs:
+        if o.name in ("*", COMPUTED_STAR):
+            after_star = True
+        elif dialect in ("duckdb", "sqlite") and after_star:
+            # ``(SELECT s.*, 'x' AS a ...)``: a column of the star may already be ``a``, and DuckDB then names
+            # this one ``a_1`` (SQLite ``a:1``); the name is either (decision 0376)
+            named.append((o.name.lower(), every))
+        else:
+            named.append((o.name.lower(), o.origin))
+    return [("*", every), *(duck.unique_names(named, dialect) or [])]
 
 
 def _named_by_database(sources: list[Source], ident: exp.Expression) -> list[tuple[str, Origin]]:
@@ -1683,6 +1736,13 @@ def _alias_columns(node: exp.Expression) -> list[str]:
     if isinstance(alias, exp.TableAlias):
         return [c.name.lower() for c in alias.columns]
     return []
+
+
+def _skipped_by_sqlite(call: exp.Func) -> bool:
+    """``likely(x)``, ``unlikely(x)``, ``likelihood(x, p)``: SQLite names the output after ``x`` (a column's name)."""
+    name = call.name if isinstance(call, exp.Anonymous) else call.sql_name()
+    args = call.expressions if isinstance(call, exp.Anonymous) else [call.this]
+    return name.lower() in ("likely", "unlikely", "likelihood") and bool(args) and args[0] is not None
 
 
 def _alias_name(node: exp.Expression) -> str:

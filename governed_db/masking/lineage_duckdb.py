@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import sqlglot
@@ -44,7 +45,7 @@ def embedded(w: Walker, call: exp.Anonymous) -> list[tuple[str, Origin]]:
                 raise ValueError("not one query")
             outs, exact = w.query(parsed[0], {}, None)
             if exact:
-                return [(o.name.lower(), o.origin) for o in outs]
+                return unique_names([(o.name.lower(), o.origin) for o in outs], "duckdb") or []
             every = combine(o.origin for o in outs)
         else:
             tables = [w.table_source(exp.to_table(t, dialect=w.dialect), {}) for t in texts]
@@ -55,6 +56,62 @@ def embedded(w: Walker, call: exp.Anonymous) -> list[tuple[str, Origin]]:
         w.lineage.blind = True
         return [("*", Origin("unknown", hint=str(call.name)))]
     return [("*", Origin("unknown", every.sources, every.rows, str(call.name)))]
+
+
+#: a name no expression's text can be: the database names a computed output after its text, which never is one
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def unique_names(columns: list[tuple[str, Origin]] | None, dialect: str) -> list[tuple[str, Origin]] | None:
+    """The column names of a subquery or CTE as the database makes them unique, left to right (decision 0376).
+
+    DuckDB gives a name taken before (any case) ``_1``, or the first of ``_2``, ``_3``... not taken so far:
+    ``(SELECT city, ssn AS city, city AS city_1)`` has the columns ``city``, ``city_1`` (the SSN) and
+    ``city_1_1``. SQLite drops a ``:<digits>`` ending and appends ``:1``, ``:2``... (after four tries a random
+    number: a column no name finds). Read by the names as written, ``city_1`` was the clear city, and
+    ``WHERE city_1 LIKE '5%'`` counted the SSN. A ``*`` entry (columns the database names) is kept as it is."""
+    if dialect not in ("duckdb", "sqlite") or not columns:
+        return columns
+    taken: set[str] = set()
+    out: list[tuple[str, Origin]] = []
+    #: the outputs from the first one the database names after its text (``upper(ssn)``, ``CAST(ssn AS
+    #: VARCHAR)``, ``'x'``) on: a later alias of that text is renamed ``upper(ssn)_1``, and the ones after it
+    #: in turn; a name of that kind (never a plain name: the text has a bracket, a quote, a space, or a digit
+    #: first) may be any of them (decision 0377)
+    since_unnamed: list[Origin] | None = None
+    for name, origin in columns:
+        if since_unnamed is not None:
+            since_unnamed.append(origin)
+        if name == "*":
+            out.append((name, origin))
+            continue
+        if not name:
+            since_unnamed = since_unnamed or [origin]
+            out.append((name, origin))
+            continue
+        if not _PLAIN_NAME.fullmatch(name):
+            # the parser drops a unary plus: ``+ssn`` is named so by the database, and read as ``ssn`` here
+            bare = name.replace("+", "").replace("(", "").replace(")", "").strip()
+            alike = [o for n, o in columns[: len(out)] if n == bare]
+            if since_unnamed is not None or alike:
+                origin = combine([*(since_unnamed or [origin]), *alike])
+        unique, tries = name, 0
+        while unique in taken:
+            tries += 1
+            if dialect == "duckdb":
+                unique = f"{name}_{tries}"
+                continue
+            if tries > 4:
+                unique = "*"  # a random number: the column the database names so, found by no name
+                break
+            j = len(unique) - 1
+            while j > 0 and unique[j].isdigit():
+                j -= 1
+            unique = f"{unique[:j] if unique[j] == ':' else unique}:{tries}"
+        if unique != "*":
+            taken.add(unique)
+        out.append((unique, origin))
+    return out
 
 
 def star_modifiers(

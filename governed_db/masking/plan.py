@@ -421,9 +421,18 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
     given: dict[str, int] = {}
     for n in names:
         given[n.lower()] = given.get(n.lower(), 0) + 1
+    # outputs the database names after their text (``upper(ssn)``, ``ssn[1]``; a struct's ``s.*`` beside them):
+    # any result column no named output accounts for may be one of them (decision 0377)
+    unnamed = [o.origin for o in lin.outputs if not o.name]
     out: list[Origin] = []
     for n in names:
         found = by_name.get(n.lower())
+        # more result columns of this name than outputs of the statement's own so named: one is a star's or an
+        # unnamed output's. ``SELECT s.*, 'x' AS a`` where the struct ``s`` has a field ``a`` gives two columns
+        # ``a``, one the constant's, one the struct's (decision 0376)
+        beyond = given[n.lower()] > counts.get(n.lower(), 0)
+        if found is not None and beyond and stars:
+            found = combine([found, *(s for s in stars if s.kind != "const")])
         if found is None and stars and all(s.kind == "const" for s in stars):
             # ``SELECT * FROM pragma_table_info('t')``: every column the stars stand for is made of constants
             found = CONST
@@ -435,6 +444,8 @@ def origins_for(names: Sequence[str], facts: StatementFacts) -> tuple[list[Origi
             # columns the database names from what the stars are made of (a PIVOT's cells, json_each's key
             # and value): each may be any of them
             found = combine(stars)
+        if unnamed and beyond:
+            found = combine([*unnamed, *([found] if found is not None else [])])
         if computed and (found is None or given[n.lower()] > counts.get(n.lower(), 0)):
             found = _computed(combine([*computed, *([found] if found is not None else [])]))
         out.append(found if found is not None else Origin("unknown", hint=n))
