@@ -248,8 +248,6 @@ NO_ANTI_JOIN = [
 
 
 @pytest.mark.parametrize("sql", NO_ANTI_JOIN)
-@pytest.mark.xfail(strict=True, reason="0358 over-refusal: an unqualified alias, or a derived table's hand-out with no "
-                   "test around it, counts as a test of the joined table that could make the join an anti-join")
 def test_outer_joins_no_test_makes_an_anti_join_answer_as_raw(
     mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
 ) -> None:
