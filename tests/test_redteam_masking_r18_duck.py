@@ -43,6 +43,15 @@ ATTEMPTS = [
     "SELECT count(*) FROM customers c WHERE c::VARCHAR LIKE '%536%'",
     "SELECT count(*) FROM customers WHERE COLUMNS(lambda c: c = 'ssn') LIKE '5%'",
     "SELECT count(*) FROM customers WHERE COLUMNS('^ss') LIKE '5%'",
+    # 0379: what COLUMNS(...) names is read over-wide, and a pattern not simple enough is every column
+    "SELECT count(*) FROM customers WHERE COLUMNS(['SSN']) LIKE '5%'",
+    "SELECT count(*) FROM customers WHERE COLUMNS('^x|s[s]n$') LIKE '5%'",
+    "SELECT count(*) FROM customers WHERE COLUMNS('(?i)^SS') LIKE '5%'",
+    "SELECT count(*) FROM customers WHERE COLUMNS('^\\x73s') LIKE '5%'",
+    # a lookup in a map built from a masked value (or by one) stays refused
+    f"SELECT map([ssn], [1])['536-22-8726'] {W}",
+    f"SELECT map(['536-22-8726'], [1])[ssn] {W}",
+    f"SELECT map_from_entries([(ssn, 1)])['536-22-8726'] {W}",
     "SELECT count(*) FROM (SELECT * RENAME (ssn AS x) FROM customers) WHERE x LIKE '5%'",
     "SELECT count(*) FROM (SELECT * LIKE 'ss%' FROM customers) t WHERE t.ssn LIKE '5%'",
     "SELECT count(*) FROM customers t(a, b, c, d) WHERE d LIKE '5%'",
@@ -85,15 +94,14 @@ LOOK_ALIKES = [
     "SELECT approx_count_distinct(city), bit_count(id) FROM customers GROUP BY id ORDER BY id LIMIT 1",
     f"SELECT {{'c': city, 'n': id}}.c {W}",
     "SELECT id FROM customers USING SAMPLE 100% (bernoulli, 7) ORDER BY id",
-    # over-refusal and over-masking noticed in round 18, left open: COLUMNS(...) in a WHERE counts as every column
-    # (a regular expression DuckDB matches with RE2, and a list of names alike); a map subscript of a clear column
-    # is masked as a cut of a text
-    pytest.param("SELECT count(*) FROM customers WHERE COLUMNS('^ci') LIKE 'P%'",
-                 marks=pytest.mark.xfail(strict=True, reason="COLUMNS(regex) in a WHERE names every column")),
-    pytest.param("SELECT count(*) FROM customers WHERE COLUMNS(['city']) LIKE 'P%'",
-                 marks=pytest.mark.xfail(strict=True, reason="COLUMNS([...]) in a WHERE names every column")),
-    pytest.param(f"SELECT map([city], [amount])[city] {W}",
-                 marks=pytest.mark.xfail(strict=True, reason="a map subscript is masked as a cut of a text")),
+    # over-refusal and over-masking noticed in round 18 (decision 0379): COLUMNS(...) in a WHERE is the columns it
+    # names (a simple regular expression, which RE2 and Python read alike, or a list of names); a lookup in a map
+    # the statement builds from clear columns is no member of a masked document
+    "SELECT count(*) FROM customers WHERE COLUMNS('^ci') LIKE 'P%'",
+    "SELECT count(*) FROM customers WHERE COLUMNS(['city']) LIKE 'P%'",
+    "SELECT count(*) FROM customers WHERE COLUMNS(['CITY']) LIKE 'P%' AND COLUMNS('^am|^id$') > 1",
+    f"SELECT map([city], [amount])[city] {W}",
+    f"SELECT (map([city], [amount]))['Paris'], map_from_entries([(city, amount)])[city] {W}",
 ]
 
 

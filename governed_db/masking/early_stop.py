@@ -210,12 +210,15 @@ def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.E
         if not joins:
             continue
         # the WHERE's conjuncts, and the HAVING's that aggregate nothing (those MariaDB may push into the WHERE)
-        tests = [*_conjuncts(select.args.get("where")),
-                 *(p for p in _conjuncts(select.args.get("having")) if p.find(exp.AggFunc) is None)]  # fmt: skip
-        # the tables they name ("" for an unqualified column, or an alias of the select list: any of them): an IS
-        # NULL test, ISNULL(), <=> NULL or COALESCE of such a table's column can make MariaDB stop at the first match
-        named = {c.table.lower() for t in tests for c in t.find_all(exp.Column)}
-        if _feeds_a_query(select):
+        where = _conjuncts(select.args.get("where"))
+        having = [p for p in _conjuncts(select.args.get("having")) if p.find(exp.AggFunc) is None]
+        tested = {id(p): _tables_named(p, select, having=False) for p in where}
+        tested.update({id(p): _tables_named(p, select, having=True) for p in having})
+        tests = [*where, *having]
+        # the tables they name ("" for an unqualified column: any of them): an IS NULL test, ISNULL(), <=> NULL or
+        # COALESCE of such a table's column can make MariaDB stop at the first match
+        named = {t for p in tests for t in tested[id(p)]}
+        if _feeds_a_testing_query(select):
             # the rows go on to a query that may test what they hand out: the tables whose columns they do
             named |= {c.table.lower() for e in select.expressions for c in e.find_all(exp.Column)}
             if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
@@ -233,9 +236,7 @@ def stopping_joins(tree: exp.Expression) -> Iterator[tuple[exp.Table, list[exp.E
             if alias in named or "" in named:
                 on = join.args.get("on")
                 parts: list[exp.Expr] = [on] if isinstance(on, exp.Expr) else []
-                parts += [
-                    p for p in tests if any((c.table or "").lower() in (alias, "") for c in p.find_all(exp.Column))
-                ]  # fmt: skip
+                parts += [p for p in tests if tested[id(p)] & {alias, ""}]
                 yield table, parts
 
 
@@ -245,6 +246,49 @@ def _conjuncts(clause: object) -> list[exp.Expr]:
         return []
     cond = clause.this
     return list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
+
+
+def _tables_named(part: exp.Expr, select: exp.Select, *, having: bool) -> set[str]:
+    """The tables (aliases, lower case) whose columns ``part`` names, ``""`` for an unqualified column (any of
+    them). In a HAVING, an unqualified name of ``select``'s own that is an alias of its select list is that
+    expression's columns (``HAVING oid > 1`` over ``o.id AS oid``), unless a GROUP BY column of that name would take
+    precedence (MariaDB prefers it) (decision 0380)."""
+    aliases = {e.alias.lower(): e.this for e in select.expressions if isinstance(e, exp.Alias)} if having else {}
+    group = select.args.get("group")
+    grouped = {
+        g.name.lower() for g in (group.expressions if isinstance(group, exp.Group) else ())
+        if isinstance(g, exp.Column) and not g.table
+    }  # fmt: skip
+    out: set[str] = set()
+    for c in part.find_all(exp.Column):
+        name = c.name.lower()
+        if not c.table and name in aliases and name not in grouped and c.find_ancestor(exp.Select) is select:
+            out |= {x.table.lower() for x in aliases[name].find_all(exp.Column)}
+        else:
+            out.add(c.table.lower())
+    return out
+
+
+def _feeds_a_testing_query(select: exp.Select) -> bool:
+    """``select``'s rows are read by another query of the statement that MariaDB may merge it into, and which may
+    test what it hands out: a CTE (any of its readers), or a derived table (a branch of one) of a query with a
+    WHERE, an aggregate-free HAVING or a join's ON naming it, or whose own rows go on to such a query. A derived
+    table handed out whole to a query that tests nothing of it makes no anti-join (decision 0380)."""
+    node: exp.Expr | None = select.parent
+    while isinstance(node, (exp.SetOperation, exp.Subquery, exp.Paren)):
+        if isinstance(node, exp.Subquery) and isinstance(node.parent, (exp.From, exp.Join)):
+            outer = node.parent.parent
+            if not isinstance(outer, exp.Select) or _feeds_a_query(outer):
+                return True
+            joins = outer.args.get("joins") or []
+            if any(j.args.get("using") or j.args.get("method") for j in joins):
+                return True  # USING, NATURAL: columns compared by name
+            own = node.alias_or_name.lower()
+            tests: list[exp.Expr] = [*_conjuncts(outer.args.get("where")), *_conjuncts(outer.args.get("having"))]
+            tests += [j.args["on"] for j in joins if isinstance(j.args.get("on"), exp.Expr)]
+            return any((c.table or "").lower() in (own, "") for t in tests for c in t.find_all(exp.Column))
+        node = node.parent
+    return isinstance(node, exp.CTE)
 
 
 def _feeds_a_query(select: exp.Select) -> bool:

@@ -654,10 +654,12 @@ class Walker:
         if isinstance(node, exp.PositionalColumn):
             return duck.positional(node, scope)
         if isinstance(node, exp.Columns):
-            # COLUMNS('re') inside an expression may be any column of the FROM clause
+            # COLUMNS('re') inside an expression is each column of the FROM clause it names (any of them, when
+            # what it names cannot be told for certain)
             for src in scope.sources:
                 self.implicit(None, src)  # a column added since would be among them, unseen (0259)
-            every = [o for src in scope.sources for _, o in src.columns or ()]
+            named = duck.columns_named(node)
+            every = [o for src in scope.sources for n, o in src.columns or () if named is None or named(n)]
             every.extend(src.whole_row() for src in scope.sources if src.columns is None)
             return combine(every, kind="expr")
         if isinstance(node, (exp.Case, exp.If)):
@@ -854,6 +856,7 @@ class Walker:
             and found.kind == "expr"
             and not found.rows
             and not self.text_subscript(node, keyed)
+            and not _built_map_lookup(node)
         ):
             # ``profile['ssn'][1]``, ``tags[3]``: NULL exactly where the document or list has no such member,
             # which a document or list masked whole hides: one constant, NULL included (decision 0302)
@@ -1821,6 +1824,19 @@ __all__ = ["CONST", "ColumnsOf", "FullText", "Lineage", "Origin", "Output", "Ref
 _BOUNDED_LENGTH = 65535
 #: MySQL/MariaDB types that hold more than 64 KB (up to the packet size and beyond)
 _PACKET_SIZED = frozenset({"mediumtext", "longtext", "mediumblob", "longblob", "json", "long", "long varchar"})
+
+
+def _built_map_lookup(node: exp.Expression) -> bool:
+    """``map([city], [amount])[city]``: a lookup in a map the statement builds from its own values, no member of a
+    stored document. The map is no carrier (its keys and values are judged as a use: refused over a masked value,
+    as a duplicate key fails) and the subscript is one of its controls, so what decides the NULL is a comparison
+    of values the caller may already compare; nothing a document's masking hides (decision 0379)."""
+    if not isinstance(node, exp.Bracket):
+        return False
+    base = node.this
+    while isinstance(base, exp.Paren):
+        base = base.this
+    return isinstance(base, (exp.Map, exp.MapFromEntries))
 
 
 def _cast_short(item: object) -> bool:

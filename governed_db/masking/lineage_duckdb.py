@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sqlglot
@@ -159,6 +160,33 @@ def expand_columns(w: Walker, proj: exp.Expression, scope: Scope, ctes: Ctes) ->
             by_name.setdefault(name.lower(), []).append(w.expr(one, scope, ctes))
     # the same name in two FROM items: DuckDB names both alike, so each is masked as either could be
     return [Output(n, found[0] if len(found) == 1 else combine(found)) for n, found in by_name.items()]
+
+
+#: a regular expression RE2 (DuckDB's) and Python's ``re`` read alike: letters, digits, ``_``, ``-`` and spaces,
+#: ``.``, anchors, alternation, plain groups and classes of letters and digits, one quantifier at a time
+_SIMPLE_REGEX = re.compile(r"(?:[A-Za-z0-9_\- .^$|()]|\[\^?[A-Za-z0-9_\-]+\]|(?<![*+?(])[*+?])*")
+
+
+def columns_named(node: exp.Columns) -> Callable[[str], bool] | None:
+    """Which column names ``COLUMNS('re')`` / ``COLUMNS(['a', 'b'])`` names, judged over-wide (a name it might
+    name counts as named); ``None`` when it cannot be told (a lambda, a star, a pattern not simple enough to be
+    read alike by RE2 and Python, a name holding a line break where the two may differ): every column."""
+    arg = node.this
+    if node.expressions or any(v for k, v in node.args.items() if k != "this"):
+        return None
+    if isinstance(arg, exp.Array) and arg.expressions and all(
+        isinstance(e, exp.Literal) and e.is_string for e in arg.expressions
+    ):
+        names = {str(e.this).lower() for e in arg.expressions}
+        return lambda name: name.lower() in names
+    if not (isinstance(arg, exp.Literal) and arg.is_string) or not _SIMPLE_REGEX.fullmatch(str(arg.this)):
+        return None
+    try:
+        # DuckDB matches anywhere in the name, case-sensitively: a search ignoring case names no fewer
+        pattern = re.compile(str(arg.this), re.IGNORECASE)
+    except re.error:
+        return None
+    return lambda name: "\n" in name or "\r" in name or pattern.search(name) is not None
 
 
 def positional(node: exp.PositionalColumn, scope: Scope) -> Origin:

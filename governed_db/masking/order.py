@@ -248,6 +248,7 @@ class Planner:
             scopes.insert(0, tree)
         targets = {id(t) for t in _written_tables(tree)}
         for scope in scopes:
+            carried = self._pinned_by_join(scope)
             for table in scope.find_all(exp.Table):
                 rel = self.relation(table)
                 if rel is None or not rel.hazard:
@@ -256,6 +257,8 @@ class Planner:
                 pinned = nodes.pinned_columns(where.this if isinstance(where, exp.Where) else None, table)
                 if any(k and k <= pinned for k in (*rel.keys, *rel.unique)):
                     continue  # one row by its key: nothing is locked before it
+                if any(k and k <= carried.get(id(table), frozenset()) for k in rel.keys):
+                    continue  # one row by a key equal to a key given a constant: a const table as well (0380)
                 walked = _walked_index(scope, table, rel, whole_row=id(table) in targets)
                 if walked is None:
                     continue
@@ -268,6 +271,60 @@ class Planner:
                     firm=True,
                 )
                 return
+
+    def _pinned_by_join(self, scope: exp.Expression) -> dict[int, frozenset[str]]:
+        """For each table of ``scope`` (by id), its columns given one constant by the WHERE or by an equality with
+        such a column of another copy of the same table (decision 0380): ``t a JOIN t b ON b.id = a.id WHERE a.id =
+        2`` makes ``a`` a const table and MariaDB carries the constant over the equality (EXPLAIN: ``b`` const by
+        PRIMARY too), both read while the statement is planned, before any other row. Equalities count from the
+        top-level AND of the WHERE and of an inner join's ON (a LEFT JOIN's for the table it joins), both columns
+        qualified, of one table and one name, so of one type: an equality across types may not be carried to the
+        key. A list (``a.id IN (1, 2)``) is not carried: 0366 lets a list of keys through on the belief that
+        MariaDB looks them up in key order, which a small table's covering index scan belies (left open)."""
+        tables = {
+            t.alias_or_name.lower(): t
+            for t in scope.find_all(exp.Table)
+            if _statement_of(t) is scope and isinstance(t.parent, (exp.From, exp.Join, exp.Update, exp.Delete))
+        }
+        if len(tables) < 2:
+            return {}
+        cond = scope.args.get("where")
+        where = cond.this if isinstance(cond, exp.Where) else None
+        pairs: list[tuple[str, str, str]] = []  # (table, other table, column), both ways
+
+        def equalities(on: exp.Expression | None, only: str | None) -> None:
+            for part in on.flatten() if isinstance(on, exp.And) else (on,) if on is not None else ():
+                part = part.unnest()
+                if not isinstance(part, exp.EQ):
+                    continue
+                x, y = part.this, part.expression
+                if not (isinstance(x, exp.Column) and isinstance(y, exp.Column) and x.table and y.table):
+                    continue
+                tx, ty = tables.get(x.table.lower()), tables.get(y.table.lower())
+                if tx is None or ty is None or tx is ty or x.name.lower() != y.name.lower():
+                    continue
+                if _table_key(tx) != _table_key(ty):
+                    continue
+                for mine, other in ((x.table.lower(), y.table.lower()), (y.table.lower(), x.table.lower())):
+                    if only is None or mine == only:
+                        pairs.append((mine, other, x.name.lower()))
+
+        equalities(where, None)
+        for join in scope.find_all(exp.Join):
+            if _statement_of(join) is not scope or not isinstance(join.this, exp.Table):
+                continue
+            side = str(join.args.get("side") or "").upper()
+            if side in ("", "LEFT") and not join.args.get("using"):
+                equalities(join.args.get("on"), join.this.alias_or_name.lower() if side else None)
+        pinned = {name: set(nodes.pinned_columns(where, t)) for name, t in tables.items()}
+        changed = True
+        while changed:
+            changed = False
+            for mine, other, col in pairs:
+                if col in pinned[other] and col not in pinned[mine]:
+                    pinned[mine].add(col)
+                    changed = True
+        return {id(t): frozenset(pinned[name]) for name, t in tables.items()}
 
     def _exists_read_whole(self, tree: exp.Expression) -> None:
         """SQLite stops an ``EXISTS (SELECT ...)`` at its first row, read in the order an index on a masked column
@@ -1656,6 +1713,20 @@ def _correlated(sub: exp.Query) -> bool:
         elif not direct:
             return True
     return False
+
+
+def _table_key(table: exp.Table) -> tuple[str, ...]:
+    """The table a FROM item names, as written (catalog, schema, name; lower case)."""
+    parts = (table.args.get(k) for k in ("catalog", "db", "this"))
+    return tuple(str(p.name).lower() if isinstance(p, exp.Expression) else "" for p in parts)
+
+
+def _statement_of(node: exp.Expression) -> exp.Expression | None:
+    """The nearest query, UPDATE or DELETE around ``node``."""
+    up = node.parent
+    while up is not None and not isinstance(up, (*nodes.QUERIES, exp.Subquery, exp.Update, exp.Delete)):
+        up = up.parent
+    return up
 
 
 def _written_tables(tree: exp.Expression) -> list[exp.Table]:
