@@ -190,17 +190,57 @@ def small_pair(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
         yield names
 
 
-@pytest.mark.xfail(strict=True, reason="open (found in review r19, decision 0380): over a table of three rows "
-                   "MariaDB reads id IN (...) through the covering index on ssn (EXPLAIN: type index), not by PRIMARY, "
-                   "when no ORDER BY steers it; 0366 lets a list of keys through")
+SMALL_TABLE_LISTS = [
+    "SELECT count(*) FROM {t} WHERE id IN (1, 2, 3) FOR UPDATE",
+    "SELECT id FROM {t} WHERE id = 1 OR id = 2 OR id = 3 FOR UPDATE",
+    "SELECT count(*) FROM {t} AS q WHERE q.id IN (3, 2, 1) FOR UPDATE",
+]
+
+
+@pytest.mark.parametrize("write", SMALL_TABLE_LISTS, ids=lambda s: s[:40])
 def test_a_list_of_keys_over_a_small_table_tells_no_rank(
-    mysql_kw: dict[str, Any], mysql_conn: Any, small_pair: dict[str, str]
+    mysql_kw: dict[str, Any], mysql_conn: Any, small_pair: dict[str, str], write: str
 ) -> None:
-    write = "SELECT count(*) FROM {t} WHERE id IN (1, 2, 3) FOR UPDATE"
+    """Found in review r19 (decision 0380, open there): over a table of three rows MariaDB reads ``id IN (...)``
+    through the covering index on ``ssn`` (EXPLAIN: type index), not by PRIMARY, so the rows are locked in SSN
+    order — 0366 let a list of keys through. Now the table is read ``FORCE INDEX (PRIMARY)``, in key order over
+    both copies (decision 0383)."""
     raw = {c: _locked_before_wait(mysql_kw, mysql_conn, small_pair[c], write, False) for c in ("A", "B")}
-    assert raw == {"A": [], "B": [(3,)]}, raw  # the oracle: rows locked in SSN order
+    assert raw["A"] != raw["B"], raw  # the oracle: rows locked in SSN order
     gov = {c: _locked_before_wait(mysql_kw, mysql_conn, small_pair[c], write, True) for c in ("A", "B")}
     assert gov["A"] == gov["B"], gov
+
+
+def test_a_list_of_keys_is_read_by_primary_and_answers_as_raw(
+    mysql_kw: dict[str, Any], small_pair: dict[str, str]
+) -> None:
+    """The hint changes no answer (the rows as raw, in key order where raw's came in SSN order: ``id = 1 OR id = 2
+    OR id = 3`` came back 2, 3, 1); a hint of the caller's own stays refused, whatever index it names."""
+    import pymysql
+
+    t = small_pair["A"]
+    for sql in SMALL_TABLE_LISTS:
+        out = []
+        for governed in (False, True):
+            raw = pymysql.connect(autocommit=False, **mysql_kw)
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
+            try:
+                out.append(_run(conn, sql.format(t=t)))
+            finally:
+                raw.rollback()
+                raw.close()
+        assert sorted(out[0]) == out[1] and not str(out[1]).startswith("refused"), (sql, out)
+    for hinted in (f"SELECT count(*) FROM {{t}} FORCE INDEX ({t}_ssn) WHERE id IN (1, 2, 3) FOR UPDATE",
+                   "SELECT count(*) FROM {t} IGNORE INDEX (PRIMARY) WHERE id IN (1, 2, 3) FOR UPDATE",
+                   "SELECT count(*) FROM {t} USE INDEX () WHERE id IN (1, 2, 3) FOR UPDATE",
+                   # a hint of the caller's own is refused whatever it names (the index-hint rule)
+                   "SELECT count(*) FROM {t} FORCE INDEX (PRIMARY) WHERE id IN (1, 2, 3) FOR UPDATE"):
+        raw = pymysql.connect(autocommit=False, **mysql_kw)
+        try:
+            assert _run(govern(raw, CURIOUS_AGENT), hinted.format(t=t)) == "refused: ['masked-column-predicate']"
+        finally:
+            raw.rollback()
+            raw.close()
 
 
 @pytest.mark.parametrize("sql", LOCKING_LOOK_ALIKES)

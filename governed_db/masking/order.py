@@ -262,6 +262,15 @@ class Planner:
                 walked = _walked_index(scope, table, rel, whole_row=id(table) in targets)
                 if walked is None:
                     continue
+                if (
+                    isinstance(scope, exp.Select)
+                    and not table.args.get("hints")
+                    and rel.keys
+                    and _listed_by_key(scope, table, rel)
+                ):
+                    # rows named by a list of keys: read by PRIMARY, in key order, whatever the table's size
+                    self.plan.edits.append(Edit("force-primary", table, ()))
+                    continue
                 self._refuse(
                     f"InnoDB locks the rows of {table.name} as it reads them, before any ORDER BY, and this "
                     f"statement may read them through an index on {walked}: another session would see which rows "
@@ -1758,12 +1767,21 @@ def _walked_index(scope: exp.Expression, table: exp.Table, rel: Relation, *, who
         return masked
     if whole_row or any(not isinstance(s.parent, exp.Count) for s in scope.find_all(exp.Star)):
         return None
+    held = rel.risky | frozenset().union(*rel.keys)
+    if not named <= held:
+        return None
+    # everything read is in an index on a masked column: even a list of keys (``id IN (1, 2, 3)``) is read
+    # through it over a small table, in the masked values' order — unless the statement is sent FORCE INDEX
+    # (PRIMARY), which :meth:`Planner._locked_in_read_order` adds then (decision 0383)
+    return masked
+
+
+def _listed_by_key(scope: exp.Expression, table: exp.Table, rel: Relation) -> bool:
+    """Does ``scope``'s WHERE name ``table``'s rows by a list of whole keys (``id IN (2, 3)``, ``id = 1 OR id =
+    2``), so that a read by PRIMARY looks them up in key order?"""
     where = scope.args.get("where")
     listed = _listed_columns(where.this if isinstance(where, exp.Where) else None, table)
-    if any(k and k <= listed for k in (*rel.keys, *rel.unique)):
-        return None  # rows looked up by their key, in key order
-    held = rel.risky | frozenset().union(*rel.keys)
-    return masked if named <= held else None
+    return any(k and k <= listed for k in (*rel.keys, *rel.unique))
 
 
 def _listed_columns(where: exp.Expression | None, table: exp.Table) -> frozenset[str]:

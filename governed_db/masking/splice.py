@@ -511,6 +511,14 @@ def _locate(text: _Text, edit: Edit, tree: exp.Expression, gd: str) -> list[tupl
         o, c = _call_group(text, node)
         first, last = _argument(text, o, c, int(edit.items[0]))
         return [(text.tokens[first].start, _STAND_IN[0]), (text.tokens[last].end + 1, _STAND_IN[1])]
+    if edit.kind == "force-primary":
+        # MariaDB: a table read by a list of keys is read by PRIMARY (decision 0383): the hint follows its name or
+        # alias
+        starts = [i.meta.get("start") for i in node.find_all(exp.Identifier)]
+        if not starts or not all(isinstance(p, int) for p in starts):
+            raise Unspliceable("a table with nothing to locate it by")
+        last = text.at(max(p for p in starts if isinstance(p, int)))
+        return [(text.tokens[last].end + 1, " FORCE INDEX (PRIMARY)")]
     raise Unspliceable(f"unknown edit {edit.kind}")
 
 
@@ -601,6 +609,8 @@ def _expected(tree: exp.Expression, edits: list[Edit], gd: str) -> exp.Expressio
                 holder.set("expressions", [exp.Paren(this=holder.expressions[0]), *holder.expressions[1:]])
             else:
                 target.set("this", exp.Paren(this=target.this))
+        elif edit.kind == "force-primary":
+            target.set("hints", [exp.IndexTableHint(this="FORCE", expressions=[exp.to_identifier("PRIMARY")])])
         elif edit.kind == "stand-in" and not edit.items:
             made = Dialect.get_or_raise(gd).parse(f"SELECT ({_STAND_IN[0]}{target.sql(dialect=gd)}{_STAND_IN[1]})")
             target.replace(made[0].expressions[0])  # type: ignore[union-attr]
