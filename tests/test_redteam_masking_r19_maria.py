@@ -9,7 +9,8 @@ configuration and no unmask grant.
   ``219-...`` before row 1's ``536-...``), ``('paris', 2)`` over copy B (row 1's ``187-...`` first) -- through a
   governed session too: the order guard had the groups sorted (decision 0283), which orders the groups, not the
   spelling each keeps. Such a read is now refused where a source may be read through an index holding a masked
-  column (every column of it the query reads is in such an index or its key); ``BINARY city`` runs.
+  column (every column of it the query reads is in such an index or its key; through a CTE or derived table,
+  what the query reads of it); ``BINARY city`` runs.
 
 * **An over-refusal** (decision 0373). ``GROUP BY id WITH ROLLUP`` over a table with an index on a masked column was
   refused ("ORDER BY the grouped columns"), which MariaDB does not take beside a ROLLUP (error 1221); it sorts the
@@ -94,6 +95,11 @@ KEPT = [
     "SELECT GROUP_CONCAT(DISTINCT city ORDER BY city) FROM {t}",
     "SELECT JSON_ARRAYAGG(DISTINCT city) FROM {t}",
     "SELECT city FROM {t} UNION SELECT 'x' ORDER BY 1",
+    # through a CTE or derived table, which MariaDB merges: a column it lists and the query does not read is
+    # not read (the index still covers the read)
+    "WITH c AS (SELECT city FROM {t}) SELECT city, count(*) FROM c GROUP BY city",
+    "SELECT DISTINCT d.c FROM (SELECT city AS c, full_name FROM {t}) d",
+    "SELECT c FROM (SELECT city AS c FROM {t} UNION ALL SELECT 'x') d GROUP BY c",
 ]
 
 
@@ -167,6 +173,8 @@ PLAIN_LOOK_ALIKES = [
     ("SELECT DISTINCT city FROM {t}", [("paris",), ("Rome",)]),
     ("SELECT min(city), max(full_name) FROM {t}", [("paris", "[PERSON_NAME]")]),
     ("SELECT city, count(*) FROM {t} GROUP BY city WITH ROLLUP", [("paris", 2), ("Rome", 1), (None, 3)]),
+    ("SELECT DISTINCT d.c FROM (SELECT city AS c, full_name FROM {t}) d", [("paris",), ("Rome",)]),
+    ("SELECT c FROM (SELECT city AS c FROM {t} UNION ALL SELECT 'x') d GROUP BY c", [("paris",), ("Rome",), ("x",)]),
 ]
 
 

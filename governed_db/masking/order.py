@@ -109,6 +109,11 @@ class _Out:
     redacted: bool = False
     #: (source name, column) when the output is a source's column passed through as it is
     origin: tuple[str, str] | None = None
+    #: may hold different values a collation holds equal (a MySQL/MariaDB text; unknown: yes), decision 0372
+    varies: bool = True
+    #: computed only from columns an index holding a masked column holds (with the key), so that reading it
+    #: alone a read may walk that index (unknown: yes), decision 0372
+    held: bool = True
 
 
 @dataclass
@@ -132,6 +137,8 @@ class _Shape:
     #: PostgreSQL: rows of a recursive CTE (or of a query over one) that read a relation in an order masked
     #: values may decide: no key is known of them to order them by (rt17new)
     recursive: bool = False
+    #: MySQL/MariaDB: some source may be read through an index holding a masked column (decision 0372)
+    walked: bool = True
 
 
 @dataclass
@@ -759,7 +766,7 @@ class Planner:
             if renamed and shape.outs is not None and len(renamed) == len(shape.outs):
                 shape = _Shape(
                     [
-                        _Out(i.name.lower(), i, o.masked, o.redacted)
+                        _Out(i.name.lower(), i, o.masked, o.redacted, varies=o.varies, held=o.held)
                         for i, o in zip(renamed, shape.outs, strict=True)
                     ],
                     shape.hazard,
@@ -784,7 +791,9 @@ class Planner:
         outs = None
         if left.outs is not None and right.outs is not None and len(left.outs) == len(right.outs):
             outs = [
-                _Out(a.name, a.ident, nodes.either(a.masked, b.masked), a.redacted or b.redacted)
+                _Out(a.name, a.ident, nodes.either(a.masked, b.masked), a.redacted or b.redacted,
+                     varies=a.varies or b.varies,
+                     held=(left.walked and a.held) or (right.walked and b.held))
                 for a, b in zip(left.outs, right.outs, strict=True)
             ]
         deduplicated = not isinstance(node, exp.Union) or node.args.get("distinct") is not False
@@ -820,7 +829,7 @@ class Planner:
                 if branches is not None
                 else self._branch_orders(node)
             )
-        return _Shape(outs, hazard, key, branch_key=branches, orders=orders)
+        return _Shape(outs, hazard, key, branch_key=branches, orders=orders, walked=left.walked or right.walked)
 
     def _branch_orders(self, node: exp.Expression) -> list[Edit] | None:
         """PostgreSQL: the edits that order each branch of a ``UNION ALL`` whose rows may come in an order masked
@@ -978,6 +987,8 @@ class Planner:
             node if plain else None,
             row_key if plain else None,
             recursive=recursive and not single,
+            # what an outer query reads of it decides: its own outputs count only there (MariaDB merges it)
+            walked=any(self._walked(s, node, scope, {id(p) for p in node.expressions}) for s in scope.sources),
         )
 
     # -- FROM items ------------------------------------------------------------------------------
@@ -999,6 +1010,7 @@ class Planner:
                         None,
                         c.lower() in rel.masked,
                         c.lower() in rel.redacted,
+                        varies=c.lower() in rel.variants,
                     )
                     for c in rel.columns
                 ]
@@ -1049,12 +1061,14 @@ class Planner:
                                 c.lower() in rel.masked,
                                 c.lower() in rel.redacted,
                                 (src.name, c.lower()),
+                                c.lower() in rel.variants,
+                                self._holds(src, c.lower()),
                             )
                             for c in rel.columns or ()
                         )
                     elif shape is not None and shape.outs is not None:
                         outs.extend(
-                            _Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name))
+                            _Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name), o.varies, o.held)
                             for o in shape.outs
                         )
                     else:
@@ -1080,9 +1094,22 @@ class Planner:
                     self._masked(body, scope),
                     self._redacted(body, scope),
                     origin,
+                    any(self._varies(c, scope) for c in body.find_all(exp.Column)),
+                    all(self._holds(*self._resolve(c, scope)) for c in body.find_all(exp.Column)),
                 )
             )
         return outs
+
+    def _varies(self, col: exp.Column, scope: _Scope) -> bool:
+        """May ``col`` hold different values that a collation holds equal (decision 0372)? Unknown: yes."""
+        src, name = self._resolve(col, scope)
+        if src is None:
+            return True
+        if src.relation is not None:
+            return name in src.relation.variants
+        outs = src.shape.outs if src.shape is not None else None
+        found = [o for o in outs or () if o.name == name]
+        return not found or any(o.varies for o in found)
 
     def _row_key(self, scope: _Scope) -> list[str] | None:
         """The qualified key columns of every source whose rows may come in a masked order (None: one has none)."""
@@ -1565,10 +1592,9 @@ class Planner:
             for col in site.find_all(exp.Column):
                 if _as_bytes(col, site):
                     continue  # ``BINARY city``: texts equal as bytes only
-                src, name = self._resolve(col, scope)
-                rel = src.relation if src is not None else None
-                if rel is None or name not in rel.variants:
+                if not self._varies(col, scope):
                     continue
+                src, _ = self._resolve(col, scope)
                 if src is not None and src.name in keyed and not isinstance(site, (exp.Min, exp.Max, exp.Distinct)):
                     continue  # a key among the items: one row each, no value to choose
                 if not any(self._walked(s, node, scope) for s in scope.sources):
@@ -1582,18 +1608,53 @@ class Planner:
                 )
                 return
 
-    def _walked(self, src: _Source, node: exp.Select, scope: _Scope) -> bool:
+    def _read_of(
+        self, node: exp.Select, scope: _Scope, skip: set[int] | None = None
+    ) -> Iterator[tuple[_Source | None, str]]:
+        """(source, column) of each column ``node`` reads but in the subtrees ``skip`` (``*``: every column)."""
+        for col in nodes.own_nodes(node, skip=skip):
+            if isinstance(col, exp.Column) and isinstance(col.this, exp.Star):
+                for s in scope.sources:
+                    if s.name == col.table.lower():
+                        yield from ((s, c.lower()) for c in s.columns() or ["*"])
+            elif isinstance(col, exp.Column):
+                yield self._resolve(col, scope)
+            elif isinstance(col, exp.Star) and col.parent is node:
+                for s in scope.sources:
+                    yield from ((s, c.lower()) for c in s.columns() or ["*"])
+
+    def _holds(self, src: _Source | None, name: str) -> bool:
+        """Does an index holding a masked column of ``src`` (or its key) hold its column ``name``?"""
+        if src is None:
+            return True
+        rel = src.relation
+        if rel is None:
+            outs = src.shape.outs if src.shape is not None else None
+            return outs is None or any(o.held for o in outs if o.name == name)
+        return rel.risky is None or name in rel.risky or name in {k.lower() for k in rel.key or ()}
+
+    def _walked(self, src: _Source, node: exp.Select, scope: _Scope, skip: set[int] | None = None) -> bool:
         """May ``src`` be read through an index holding a masked column, its rows (and those joined to them) coming
-        in the masked values' order? Only if every column of it ``node`` reads is in such an index or its key
-        (a covering read); a derived table or view of such rows, or indexes unknown, may be."""
+        in the masked values' order? Only if every column of it ``node`` reads (but the subtrees ``skip``) is in
+        such an index or its key (a covering read); a view, or indexes unknown, may be; a derived table if what is
+        read of it may be."""
         if not src.hazard:
             return False
         rel = src.relation
-        if rel is None or rel.risky is None:
+        if rel is None:
+            # a derived table MariaDB merges into the query reads what the query reads of it
+            shape = src.shape
+            if shape is None or shape.outs is None:
+                return True
+            held_outs = {o.name for o in shape.outs if o.held}
+            return shape.walked and all(
+                name in held_outs for s, name in self._read_of(node, scope, skip) if s is src
+            )
+        if rel.risky is None:
             return True
         held = set(rel.risky) | {k.lower() for k in rel.key or ()}
         every = {c.lower() for c in rel.columns or ()}
-        for col in nodes.own_nodes(node):
+        for col in nodes.own_nodes(node, skip=skip):
             if isinstance(col, exp.Column) and isinstance(col.this, exp.Star):
                 if col.table.lower() == src.name and not every <= held:
                     return False  # ``t.*``: every column
