@@ -66,6 +66,9 @@ class Relation:
     risky: frozenset[str] | None = frozenset()
     #: lower-case columns masked whole when computed on whose declared type is a text (of any length)
     texts: frozenset[str] = frozenset()
+    #: lower-case columns whose values a collation may hold equal while they differ (MySQL/MariaDB texts:
+    #: ``'Paris'``, ``'PARIS'``, ``'Paris '``; a type unknown counts), decision 0372
+    variants: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,11 @@ class _Out:
     redacted: bool = False
     #: (source name, column) when the output is a source's column passed through as it is
     origin: tuple[str, str] | None = None
+    #: may hold different values a collation holds equal (a MySQL/MariaDB text; unknown: yes), decision 0372
+    varies: bool = True
+    #: computed only from columns an index holding a masked column holds (with the key), so that reading it
+    #: alone a read may walk that index (unknown: yes), decision 0372
+    held: bool = True
 
 
 @dataclass
@@ -129,6 +137,8 @@ class _Shape:
     #: PostgreSQL: rows of a recursive CTE (or of a query over one) that read a relation in an order masked
     #: values may decide: no key is known of them to order them by (rt17new)
     recursive: bool = False
+    #: MySQL/MariaDB: some source may be read through an index holding a masked column (decision 0372)
+    walked: bool = True
 
 
 @dataclass
@@ -177,6 +187,8 @@ class Planner:
         self.ordered_aggregates = ordered_aggregates
         self.plan = Plan()
         self._shapes: dict[int, _Shape] = {}
+        #: ids of the SELECTs a deduplicating set operation combines (decision 0372)
+        self._deduplicated: set[int] = set()
         #: the statement only reads (no write, no SELECT INTO): a value it merges goes nowhere but to the caller
         self._reads_only = False
         #: the nodes given a stand-in (a column in nested merges is stood in for once)
@@ -820,7 +832,7 @@ class Planner:
             if renamed and shape.outs is not None and len(renamed) == len(shape.outs):
                 shape = _Shape(
                     [
-                        _Out(i.name.lower(), i, o.masked, o.redacted)
+                        _Out(i.name.lower(), i, o.masked, o.redacted, varies=o.varies, held=o.held)
                         for i, o in zip(renamed, shape.outs, strict=True)
                     ],
                     shape.hazard,
@@ -833,6 +845,8 @@ class Planner:
     def _set_operation(
         self, node: exp.Expression, ctes: dict[str, _Shape], parent: _Scope | None, need: bool
     ) -> _Shape:
+        if not isinstance(node, exp.Union) or node.args.get("distinct") is not False:
+            self._deduplicated.update(id(leaf) for leaf in _set_leaves(node))
         left = self.query(node.this, ctes, parent, need=False)
         right = self.query(node.expression, ctes, parent, need=False)
         # subqueries of its own ORDER BY, LIMIT and OFFSET (``... UNION ALL SELECT 2 LIMIT (SELECT id FROM t)``)
@@ -843,7 +857,9 @@ class Planner:
         outs = None
         if left.outs is not None and right.outs is not None and len(left.outs) == len(right.outs):
             outs = [
-                _Out(a.name, a.ident, nodes.either(a.masked, b.masked), a.redacted or b.redacted)
+                _Out(a.name, a.ident, nodes.either(a.masked, b.masked), a.redacted or b.redacted,
+                     varies=a.varies or b.varies,
+                     held=(left.walked and a.held) or (right.walked and b.held))
                 for a, b in zip(left.outs, right.outs, strict=True)
             ]
         deduplicated = not isinstance(node, exp.Union) or node.args.get("distinct") is not False
@@ -879,7 +895,7 @@ class Planner:
                 if branches is not None
                 else self._branch_orders(node)
             )
-        return _Shape(outs, hazard, key, branch_key=branches, orders=orders)
+        return _Shape(outs, hazard, key, branch_key=branches, orders=orders, walked=left.walked or right.walked)
 
     def _branch_orders(self, node: exp.Expression) -> list[Edit] | None:
         """PostgreSQL: the edits that order each branch of a ``UNION ALL`` whose rows may come in an order masked
@@ -935,6 +951,8 @@ class Planner:
         if hazard and row_key is None and self._read_in_source_order(node, scope):
             hazard = False  # its one source comes in its key order now
         recursive = hazard and any(s.shape is not None and s.shape.recursive for s in scope.sources)
+        if hazard and self.dialect == "mysql":
+            self._representatives(node, scope, plain_distinct or id(node) in self._deduplicated)
         listed = (need and not aggregated) or nodes.limited(node)
         if recursive and ((listed and node.args.get("order") is None) or self._order_sensitive(node, True)):
             # its rows come as the recursion produced them: the anchor's and each step's in stored order (an
@@ -983,7 +1001,11 @@ class Planner:
         if (hazard or beside) and (need or cut) and not distinct_on:
             if isinstance(group, exp.Group):
                 keys = self._group_items(node, group, beside)
-                if keys is None:
+                if keys is None and self.dialect == "mysql" and not beside and _with_rollup(group):
+                    # MySQL/MariaDB compute a WITH ROLLUP's groups from rows sorted by the grouped items, and hand
+                    # them out in that order (MariaDB takes no ORDER BY beside it): no read order shows (0373)
+                    ordered = True
+                elif keys is None:
                     self._refuse(
                         "the groups of this query come from a table with an index on a masked column, so their "
                         "order would follow the masked values",
@@ -1031,6 +1053,8 @@ class Planner:
             node if plain else None,
             row_key if plain else None,
             recursive=recursive and not single,
+            # what an outer query reads of it decides: its own outputs count only there (MariaDB merges it)
+            walked=any(self._walked(s, node, scope, {id(p) for p in node.expressions}) for s in scope.sources),
         )
 
     # -- FROM items ------------------------------------------------------------------------------
@@ -1052,6 +1076,7 @@ class Planner:
                         None,
                         c.lower() in rel.masked,
                         c.lower() in rel.redacted,
+                        varies=c.lower() in rel.variants,
                     )
                     for c in rel.columns
                 ]
@@ -1102,12 +1127,14 @@ class Planner:
                                 c.lower() in rel.masked,
                                 c.lower() in rel.redacted,
                                 (src.name, c.lower()),
+                                c.lower() in rel.variants,
+                                self._holds(src, c.lower()),
                             )
                             for c in rel.columns or ()
                         )
                     elif shape is not None and shape.outs is not None:
                         outs.extend(
-                            _Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name))
+                            _Out(o.name, o.ident, o.masked, o.redacted, (src.name, o.name), o.varies, o.held)
                             for o in shape.outs
                         )
                     else:
@@ -1133,9 +1160,22 @@ class Planner:
                     self._masked(body, scope),
                     self._redacted(body, scope),
                     origin,
+                    any(self._varies(c, scope) for c in body.find_all(exp.Column)),
+                    all(self._holds(*self._resolve(c, scope)) for c in body.find_all(exp.Column)),
                 )
             )
         return outs
+
+    def _varies(self, col: exp.Column, scope: _Scope) -> bool:
+        """May ``col`` hold different values that a collation holds equal (decision 0372)? Unknown: yes."""
+        src, name = self._resolve(col, scope)
+        if src is None:
+            return True
+        if src.relation is not None:
+            return name in src.relation.variants
+        outs = src.shape.outs if src.shape is not None else None
+        found = [o for o in outs or () if o.name == name]
+        return not found or any(o.varies for o in found)
 
     def _row_key(self, scope: _Scope) -> list[str] | None:
         """The qualified key columns of every source whose rows may come in a masked order (None: one has none)."""
@@ -1394,9 +1434,11 @@ class Planner:
                         )
                     continue
                 if nodes.has_distinct(agg):
-                    items = [
-                        a.sql(dialect=self.dialect) for a in data
-                    ]  # distinct values: ordered by themselves
+                    items = [  # distinct values: ordered by themselves (JSON_ARRAYAGG(DISTINCT id): by id, 0373)
+                        e.sql(dialect=self.dialect)
+                        for a in data
+                        for e in (a.expressions if isinstance(a, exp.Distinct) else [a])
+                    ]
                 elif row_key is None:
                     self._refuse(
                         f"{nodes.name(agg)}() concatenates rows in the order of an index on a masked column, and the "
@@ -1592,6 +1634,104 @@ class Planner:
                 )
                 return
 
+    def _representatives(self, node: exp.Select, scope: _Scope, deduplicated: bool) -> None:
+        """MySQL/MariaDB keep one value of those a collation holds equal (``'Paris'``, ``'PARIS'``, ``'Paris '``
+        under ``utf8mb4_general_ci``): a group's, a DISTINCT's or UNION's row, min()/max() -- the first read. Where
+        a read may walk an index holding a masked column, which one that is follows the masked values (decision
+        0372): such a text column is refused there."""
+        sites: list[exp.Expression] = []
+        if deduplicated:
+            sites.extend(node.expressions)
+        group = node.args.get("group")
+        if isinstance(group, exp.Group):
+            sites.extend(group.expressions)
+        for n in nodes.own_nodes(node):
+            if isinstance(n, (exp.Min, exp.Max)):
+                sites.append(n)
+            elif isinstance(n, exp.Distinct) and n.expressions and not isinstance(n.parent, exp.Count):
+                sites.append(n)  # an aggregate's DISTINCT (GROUP_CONCAT, JSON_ARRAYAGG): count(DISTINCT) keeps none
+        keyed = self._grouped_by_keys(scope, [
+            c for c in (node.expressions if deduplicated else group.expressions if isinstance(group, exp.Group) else [])
+            if isinstance(c, exp.Column)
+        ])
+        for site in sites:
+            for col in site.find_all(exp.Column):
+                if _as_bytes(col, site):
+                    continue  # ``BINARY city``: texts equal as bytes only
+                if not self._varies(col, scope):
+                    continue
+                src, _ = self._resolve(col, scope)
+                if src is not None and src.name in keyed and not isinstance(site, (exp.Min, exp.Max, exp.Distinct)):
+                    continue  # a key among the items: one row each, no value to choose
+                if not any(self._walked(s, node, scope) for s in scope.sources):
+                    continue  # no source read through a masked index: none of its rows' order follows a masked value
+                self._refuse(
+                    f"the column {col.sql(dialect=self.dialect)} is grouped, made DISTINCT or compared by min()/max() "
+                    "under a collation that holds different texts equal ('Paris', 'PARIS', 'Paris '): the server "
+                    "keeps the first one it reads, in an order an index on a masked column may decide",
+                    "compare it as bytes (BINARY city, CAST(city AS BINARY)), or group by a key, or ask for an "
+                    "unmask grant (masking.unmask)",
+                )
+                return
+
+    def _read_of(
+        self, node: exp.Select, scope: _Scope, skip: set[int] | None = None
+    ) -> Iterator[tuple[_Source | None, str]]:
+        """(source, column) of each column ``node`` reads but in the subtrees ``skip`` (``*``: every column)."""
+        for col in nodes.own_nodes(node, skip=skip):
+            if isinstance(col, exp.Column) and isinstance(col.this, exp.Star):
+                for s in scope.sources:
+                    if s.name == col.table.lower():
+                        yield from ((s, c.lower()) for c in s.columns() or ["*"])
+            elif isinstance(col, exp.Column):
+                yield self._resolve(col, scope)
+            elif isinstance(col, exp.Star) and col.parent is node:
+                for s in scope.sources:
+                    yield from ((s, c.lower()) for c in s.columns() or ["*"])
+
+    def _holds(self, src: _Source | None, name: str) -> bool:
+        """Does an index holding a masked column of ``src`` (or its key) hold its column ``name``?"""
+        if src is None:
+            return True
+        rel = src.relation
+        if rel is None:
+            outs = src.shape.outs if src.shape is not None else None
+            return outs is None or any(o.held for o in outs if o.name == name)
+        return rel.risky is None or name in rel.risky or name in {k.lower() for k in rel.key or ()}
+
+    def _walked(self, src: _Source, node: exp.Select, scope: _Scope, skip: set[int] | None = None) -> bool:
+        """May ``src`` be read through an index holding a masked column, its rows (and those joined to them) coming
+        in the masked values' order? Only if every column of it ``node`` reads (but the subtrees ``skip``) is in
+        such an index or its key (a covering read); a view, or indexes unknown, may be; a derived table if what is
+        read of it may be."""
+        if not src.hazard:
+            return False
+        rel = src.relation
+        if rel is None:
+            # a derived table MariaDB merges into the query reads what the query reads of it
+            shape = src.shape
+            if shape is None or shape.outs is None:
+                return True
+            held_outs = {o.name for o in shape.outs if o.held}
+            return shape.walked and all(
+                name in held_outs for s, name in self._read_of(node, scope, skip) if s is src
+            )
+        if rel.risky is None:
+            return True
+        held = set(rel.risky) | {k.lower() for k in rel.key or ()}
+        every = {c.lower() for c in rel.columns or ()}
+        for col in nodes.own_nodes(node, skip=skip):
+            if isinstance(col, exp.Column) and isinstance(col.this, exp.Star):
+                if col.table.lower() == src.name and not every <= held:
+                    return False  # ``t.*``: every column
+            elif isinstance(col, exp.Column):
+                owner, name = self._resolve(col, scope)
+                if owner is src and name not in held:
+                    return False
+            elif isinstance(col, exp.Star) and col.parent is node and not every <= held:
+                return False  # ``SELECT *``: every column
+        return True
+
     def _grouped_by_keys(self, scope: _Scope, groups: list[exp.Expression]) -> set[str]:
         """Sources grouped by their whole key: one row per group, so a bare column of theirs is determined."""
         named = {(g.table.lower(), g.name.lower()) for g in groups if isinstance(g, exp.Column)}
@@ -1707,6 +1847,45 @@ class Planner:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _as_bytes(col: exp.Column, site: exp.Expression) -> bool:
+    """Is ``col`` compared as bytes in ``site`` (``BINARY col``, ``CAST(col AS BINARY)``, ``CONVERT(col USING
+    binary)``), so that no two different values of it are equal?"""
+    node: exp.Expr | None = col.parent
+    while node is not None:
+        if isinstance(node, exp.Cast):
+            to = node.args.get("to")
+            if isinstance(to, exp.DataType) and (
+                to.this in (exp.DataType.Type.BINARY, exp.DataType.Type.VARBINARY)
+                or str(to.args.get("kind") or "").lower() == "binary"
+            ):
+                return True
+        if node is site:
+            break
+        node = node.parent
+    return False
+
+
+def _with_rollup(group: exp.Group) -> bool:
+    """MySQL's ``GROUP BY a, b WITH ROLLUP`` (sqlglot keeps a bare ``Rollup`` beside the items): no ``CUBE``,
+    ``GROUPING SETS`` or ``ROLLUP (...)`` of items."""
+    rollup = group.args.get("rollup") or []
+    return (
+        bool(rollup)
+        and all(isinstance(r, exp.Rollup) and not r.expressions for r in rollup)
+        and not any(group.args.get(k) for k in ("cube", "grouping_sets", "all"))
+        and not nodes.grouping_sets(exp.Group(expressions=list(group.expressions)))
+    )
+
+
+def _set_leaves(node: exp.Expression) -> list[exp.Expression]:
+    """The SELECTs a set operation combines, through nested ones and parentheses."""
+    while isinstance(node, exp.Subquery):
+        node = node.this
+    if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
+        return [*_set_leaves(node.this), *_set_leaves(node.expression)]
+    return [node]
+
+
 def _correlated(sub: exp.Query) -> bool:
     """``sub`` (a query) may name a column of an enclosing query: a column qualified by a name none of its own
     sources go by, or, unless the table it reads directly may answer it, one not qualified at all."""

@@ -445,6 +445,7 @@ def _relation(
     if columns is None:
         return None  # unknown columns: values are checked as they pass; nothing to order by either
     masked = frozenset(c.lower() for c in columns if access.masks(key, c))
+    variants = frozenset(c.lower() for c in columns if _varies(info.types.get(c.lower())))
     redacted = frozenset(c.lower() for c in columns if access.redacts(key, c))
     if not masked and not redacted and keyed:
         facts = state.order_of(key, node)
@@ -452,9 +453,9 @@ def _relation(
         whole = () if inherited or getattr(facts, "kind", None) != "table" else tuple(
             frozenset(c.lower() for c in k) for k in getattr(facts, "keys", ())
         )
-        found = Relation(False, None, tuple(columns), masked, redacted, whole)
+        found = Relation(False, None, tuple(columns), masked, redacted, whole, variants=variants)
     elif not masked and not redacted:
-        found = Relation(False, None, tuple(columns), masked, redacted)
+        found = Relation(False, None, tuple(columns), masked, redacted, variants=variants)
     else:
         facts = state.order_of(key, node)
         hazard, keys = _hazard(state, access, facts, masked, cache, depth, stored_order)
@@ -473,7 +474,7 @@ def _relation(
         texts = frozenset(c for c in redacted if _text_type(info.types.get(c)))
         found = Relation(hazard, usable, tuple(columns), masked, redacted, whole, checked,
                          tuple(getattr(facts, "unique_whole", ())), bool(getattr(facts, "triggered", True)),
-                         _risky(facts, masked) if hazard else frozenset(), texts)
+                         _risky(facts, masked) if hazard else frozenset(), texts, variants)
     cache[key] = found
     return found
 
@@ -492,6 +493,18 @@ def _risky(facts: object, masked: frozenset[str]) -> frozenset[str] | None:
 
 #: declared types of a text (PostgreSQL's names): a stand-in '' keeps their type
 _TEXT_TYPES = ("text", "character varying", "varchar", "character", "char", "bpchar", "citext", "name")
+
+
+#: MySQL/MariaDB types whose values compare under a collation (one that may hold different texts equal)
+_COLLATED_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json")
+
+
+def _varies(declared: str | None) -> bool:
+    """May two different values of a column of type ``declared`` compare equal (``None``: unknown, so they may)?
+    A text under a ``_bin`` collation still pads (``'a' = 'a '``)."""
+    if declared is None:
+        return True
+    return declared.lower().split("(", 1)[0].strip() in _COLLATED_TYPES or "char" in declared.lower()
 
 
 def _text_type(declared: str | None) -> bool:
