@@ -42,8 +42,35 @@ def _referenced(select: exp.Select) -> set[int]:
     return out
 
 
+#: the types a literal is cast to by the definitions PostgreSQL's ``pg_get_viewdef`` prints (``'a'::text``): a
+#: text cast of a literal cannot fail
+_TEXT_TYPES = frozenset({
+    exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR, exp.DataType.Type.NVARCHAR,
+    exp.DataType.Type.NCHAR, exp.DataType.Type.NAME,
+})  # fmt: skip
+
+
+def _literal_text(node: exp.Expression) -> bool:
+    """``'a'::text``, ``CAST('a' AS varchar)``: a literal cast to a text type (a constant, which cannot fail)."""
+    to = node.args.get("to")
+    return (
+        type(node) is exp.Cast
+        and isinstance(node.this, exp.Literal)
+        and isinstance(to, exp.DataType)
+        and to.this in _TEXT_TYPES
+    )
+
+
 def _value_only(node: exp.Expression) -> bool:
-    return all(isinstance(n, _VALUE_ONLY) for n in node.walk())
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if _literal_text(n):
+            continue
+        if not isinstance(n, _VALUE_ONLY):
+            return False
+        todo.extend(n.iter_expressions())
+    return True
 
 
 def row_deciding(query: exp.Expression) -> exp.Expression:
