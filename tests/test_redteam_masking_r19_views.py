@@ -267,3 +267,42 @@ def test_a_view_is_judged_through_asyncpg(pg_copies: str) -> None:
     assert all(str(x).startswith("refused: ") and "in the definition of view" in str(x) for x in a[:3]), a
     assert a[3] == raw[0][3], (a, raw)
     assert a[4] == [(i, "[PERSON_NAME]", a[4][0][2]) for i in range(1, 6)], a
+
+
+def test_a_view_whose_definition_cannot_be_read_is_refused(mysql_kw: dict[str, Any], maria_copies: str) -> None:
+    """MariaDB shows a view's definition only to its definer or a user with ``SHOW VIEW``: to another user
+    ``VIEW_DEFINITION`` is empty, and the view was read as a table (the SSN picked its rows). Such a view is now
+    refused, saying why and what to do; a plain table stays readable (decision 0382)."""
+    import pymysql
+
+    user = f"r19vw_{maria_copies}"[:32]
+    admin = pymysql.connect(autocommit=True, **mysql_kw)
+    db = mysql_kw.get("database") or mysql_kw.get("db") or "test"
+    try:
+        with closing(admin.cursor()) as cur:
+            cur.execute(f"CREATE USER '{user}'@'%'")
+            cur.execute(f"CREATE USER '{user}'@'localhost'")
+            for v in ("a", "b"):
+                for t in ("c", "filter", "city"):
+                    for host in ("%", "localhost"):
+                        cur.execute(f"GRANT SELECT ON {db}.r19vw_{maria_copies}_{v}_{t} TO '{user}'@'{host}'")
+        kw = {**mysql_kw, "user": user, "password": ""}
+        seen = []
+        for v in ("a", "b"):
+            p = f"r19vw_{maria_copies}_{v}"
+            conn = govern(pymysql.connect(autocommit=True, **kw), ATTACKER)
+            try:
+                seen.append([repr(observe(conn, sql.format(p=p))).replace(p, "P") for sql in (
+                    LEAKS["filter"], "SELECT n FROM {p}_city", "SELECT id, city FROM {p}_c ORDER BY id",
+                )])  # fmt: skip
+            finally:
+                conn.close()
+    finally:
+        with closing(admin.cursor()) as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%', '{user}'@'localhost'")
+        admin.close()
+    a, b = seen
+    assert a == b, (a, b)
+    assert "the definition of view" in a[0] and "could not be read" in a[0] and "SHOW VIEW" in a[0], a
+    assert "refused" in a[1] and "SHOW VIEW" in a[1], a  # fail closed: nothing says what the view reads
+    assert a[2] == repr((["id", "city"], [(1, "Paris"), (2, "Lyon"), (3, "Nice"), (4, "Lyon"), (5, "Paris")])), a
