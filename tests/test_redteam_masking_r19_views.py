@@ -53,6 +53,7 @@ VIEWS = (
     "CASE WHEN ssn LIKE '5%' THEN 'a' ELSE 'b' END AS k FROM {p}_c",
     "CREATE VIEW {p}_big AS SELECT id, customer_id FROM {p}_o WHERE amount > 15",
     "CREATE VIEW {p}_bought AS SELECT c.id, c.city, o.amount FROM {p}_c c JOIN {p}_o o ON o.customer_id = c.id",
+    "CREATE VIEW {p}_lyon AS SELECT id, city FROM {p}_c WHERE city = 'Lyon'",
 )
 #: PostgreSQL's materialized views (the application refreshes them)
 PG_VIEWS = (
@@ -306,3 +307,44 @@ def test_a_view_whose_definition_cannot_be_read_is_refused(mysql_kw: dict[str, A
     assert "the definition of view" in a[0] and "could not be read" in a[0] and "SHOW VIEW" in a[0], a
     assert "refused" in a[1] and "SHOW VIEW" in a[1], a  # fail closed: nothing says what the view reads
     assert a[2] == repr((["id", "city"], [(1, "Paris"), (2, "Lyon"), (3, "Nice"), (4, "Lyon"), (5, "Paris")])), a
+
+
+def test_a_write_through_a_view_is_judged_by_its_definition(pg_copies: str) -> None:
+    """Found in round 19: PostgreSQL writes through a simple view to its table, under the view's own WHERE:
+    ``UPDATE v SET city = 'X' WHERE id = 1`` over ``WHERE ssn LIKE '5%'`` changed one row over one copy and none over
+    the other (its row count). Refused now, as the view's read is; a write through a view filtering on a clear
+    column runs (decision 0382)."""
+    from tests._redteam import pg_connect
+
+    statements = [
+        "UPDATE {p}_filter SET city = 'X' WHERE id = 1",
+        "DELETE FROM {p}_filter WHERE id = 1",
+        "UPDATE {p}_lyon SET city = 'Lyon' WHERE id = 2",
+    ]
+
+    def rowcounts(governed: bool) -> list[list[Any]]:
+        out = []
+        for v in ("a", "b"):
+            p = f"r19vw_{pg_copies}_{v}"
+            raw = pg_connect("psycopg", autocommit=False)
+            conn = govern(raw, ATTACKER) if governed else raw
+            seen: list[Any] = []
+            try:
+                for sql in statements:
+                    try:
+                        seen.append(conn.cursor().execute(sql.format(p=p)).rowcount)
+                    except governed_db.GuardrailViolation as e:
+                        seen.append(f"refused: {e}".replace(p, "P"))
+                    finally:
+                        conn.rollback()
+            finally:
+                conn.close()
+            out.append(seen)
+        return out
+
+    raw = rowcounts(governed=False)
+    assert raw[0][:2] != raw[1][:2], raw
+    a, b = rowcounts(governed=True)
+    assert a == b, (a, b)
+    assert all(str(x).startswith("refused: ") and "in the definition of view" in str(x) for x in a[:2]), a
+    assert a[2] == 1, a
