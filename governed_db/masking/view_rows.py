@@ -1,4 +1,4 @@
-"""A SQLite view is read as the query it is defined by (decision 0374).
+"""A view is read as the query it is defined by (decision 0374 on SQLite, 0382 on the other databases).
 
 A view's columns already take their classes from its definition (decision 0262): one computed from a masked
 column is masked whole. What the definition does with masked values besides computing a column was not judged:
