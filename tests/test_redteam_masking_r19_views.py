@@ -348,3 +348,34 @@ def test_a_write_through_a_view_is_judged_by_its_definition(pg_copies: str) -> N
     assert a == b, (a, b)
     assert all(str(x).startswith("refused: ") and "in the definition of view" in str(x) for x in a[:2]), a
     assert a[2] == 1, a
+
+
+def test_a_view_is_judged_through_aiomysql(mysql_kw: dict[str, Any], maria_copies: str) -> None:
+    """aiomysql reads the definition with ``await`` in the warm-up async drivers share (decision 0382)."""
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+    statements = [LEAKS["filter"], LEAKS["view-over-view"], LOOK_ALIKES["grouped-by-city"]]
+
+    async def one(v: str, governed: bool) -> list[Any]:
+        p = f"r19vw_{maria_copies}_{v}"
+        raw = await aiomysql.connect(autocommit=True, **kw)
+        conn = govern(raw, ATTACKER) if governed else raw
+        seen: list[Any] = []
+        try:
+            cur = await conn.cursor()
+            for sql in statements:
+                try:
+                    await cur.execute(sql.format(p=p))
+                    seen.append([tuple(r) for r in await cur.fetchall()])
+                except governed_db.GuardrailViolation as e:
+                    seen.append(f"refused: {e}".replace(p, "P"))
+        finally:
+            conn.close()
+        return seen
+
+    raw = [asyncio.run(one(v, False)) for v in ("a", "b")]
+    assert raw[0][:2] != raw[1][:2], raw
+    a, b = (asyncio.run(one(v, True)) for v in ("a", "b"))
+    assert a == b, (a, b)
+    assert all(str(x).startswith("refused: ") and "in the definition of view" in str(x) for x in a[:2]), a
+    assert a[2] == raw[0][2], (a, raw)
