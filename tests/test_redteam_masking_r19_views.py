@@ -60,6 +60,15 @@ PG_VIEWS = (
     "CREATE MATERIALIZED VIEW {p}_mfilter AS SELECT id, city FROM {p}_c WHERE ssn LIKE '5%'",
     "CREATE MATERIALIZED VIEW {p}_mcity AS SELECT city, count(*) AS n FROM {p}_c GROUP BY city",
 )
+#: DuckDB's own syntax in a definition
+DUCK_VIEWS = (
+    "CREATE VIEW {p}_from_first AS FROM {p}_c WHERE ssn LIKE '5%'",
+    "CREATE VIEW {p}_qualify AS SELECT id FROM {p}_c QUALIFY row_number() OVER (ORDER BY ssn) = 1",
+    "CREATE VIEW {p}_exclude AS SELECT * EXCLUDE (ssn) FROM {p}_c WHERE ssn LIKE '5%'",
+    "CREATE VIEW {p}_counted AS SELECT count(*) FILTER (WHERE ssn LIKE '5%') AS n FROM {p}_c",
+    "CREATE VIEW {p}_lambda AS SELECT len(list_filter([ssn], lambda x: x LIKE '5%')) AS n FROM {p}_c",
+    "CREATE VIEW {p}_paris AS FROM {p}_c WHERE city = 'Paris'",
+)
 
 #: each reads a view whose definition lets the SSN decide the rows, their number or order
 LEAKS = {
@@ -71,6 +80,13 @@ LEAKS = {
     "in-subquery": "SELECT id FROM {p}_c WHERE id IN (SELECT id FROM {p}_filter) ORDER BY id",
 }
 PG_LEAKS = {"materialized": "SELECT id FROM {p}_mfilter"}
+DUCK_LEAKS = {
+    "from-first": "SELECT id FROM {p}_from_first",
+    "qualify": "SELECT id FROM {p}_qualify",
+    "star-exclude": "SELECT id FROM {p}_exclude",
+    "aggregate-filter": "SELECT n FROM {p}_counted",
+    "lambda": "SELECT sum(n) FROM {p}_lambda",
+}
 
 #: innocent reads: answered alike, and as the raw connection answers where nothing read is masked
 LOOK_ALIKES = {
@@ -83,8 +99,10 @@ LOOK_ALIKES = {
     "joined-by-key-clear": "SELECT id, city, amount FROM {p}_bought ORDER BY id",
 }
 PG_LOOK_ALIKES = {"materialized-city": "SELECT city, n FROM {p}_mcity ORDER BY city"}
+DUCK_LOOK_ALIKES = {"from-first-on-city": "SELECT id, amount FROM {p}_paris ORDER BY id"}
 #: those whose every column is clear: the governed answer is the raw one
-EXACT = {"grouped-by-city", "filtered-on-amount", "no-masked-table", "joined-by-key-clear", "materialized-city"}
+EXACT = {"grouped-by-city", "filtered-on-amount", "no-masked-table", "joined-by-key-clear", "materialized-city",
+         "from-first-on-city"}
 
 
 def _setup(run: Callable[[str], Any], insert: Callable[[str, list[tuple[Any, ...]]], Any], p: str,
@@ -172,7 +190,7 @@ def _duck(statements: list[str], governed: bool) -> list[list[Any]]:
         def insert(table: str, rows: list[tuple[Any, ...]], raw: Any = raw) -> None:
             raw.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * len(rows[0]))})", [list(r) for r in rows])
 
-        _setup(raw.execute, insert, "r19vw_d", secret)
+        _setup(raw.execute, insert, "r19vw_d", secret, DUCK_VIEWS)
         conn = govern(raw, ATTACKER) if governed else raw
         out.append([repr(_duck_observe(conn, s.format(p="r19vw_d"))).replace("r19vw_d", "P") for s in statements])
         conn.close()
@@ -192,11 +210,11 @@ DATABASES = ["postgres", "mariadb", "duckdb"]
 
 
 def _leaks(db: str) -> dict[str, str]:
-    return {**LEAKS, **(PG_LEAKS if db == "postgres" else {})}
+    return {**LEAKS, **(PG_LEAKS if db == "postgres" else DUCK_LEAKS if db == "duckdb" else {})}
 
 
 def _look_alikes(db: str) -> dict[str, str]:
-    return {**LOOK_ALIKES, **(PG_LOOK_ALIKES if db == "postgres" else {})}
+    return {**LOOK_ALIKES, **(PG_LOOK_ALIKES if db == "postgres" else DUCK_LOOK_ALIKES if db == "duckdb" else {})}
 
 
 # -- finding: an application's view decides its rows on a masked value ------------------------------------------------
@@ -215,7 +233,7 @@ def test_a_view_is_judged_as_the_query_it_is_defined_by(db: str, request: pytest
     assert a == b, list(zip(names, a, b, strict=True))
     _no_clear_value(a)
     for name, seen in zip(names, a, strict=True):
-        assert seen[1:].startswith("refused: ") and "in the definition of view" in seen, (name, seen)
+        assert seen[1:].startswith("refused: ") and "the definition of view" in seen, (name, seen)
 
 
 @pytest.mark.parametrize("db", DATABASES)
