@@ -846,7 +846,8 @@ class MaskingState:
                 )
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
-            info.view = definition
+            if not schema.system_view(raw, self.dialect, table_sql):
+                info.view = definition  # the server's own views are read under the system-catalog rules (0382)
             self._inherit_view(info, unlisted, definition)
         if sampled_rows is not None and floor <= sampled_rows < self.config.sample_rows:
             # the sample read every row: the labels of its clear text columns rest on all they held, so a value

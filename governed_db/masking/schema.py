@@ -1280,6 +1280,39 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
     return guarded(conn, dialect, work)
 
 
+#: the server's own schemas: a view there is the server's (``information_schema.columns``, ``pg_views``,
+#: MariaDB's ``sys``), read under the system-catalog rules, not judged as the application's (decision 0382)
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", "mysql", "performance_schema", "sys"})
+
+
+def system_view(conn: Any, dialect: str, table_sql: str) -> bool:
+    """Is the view ``table_sql`` one of the server's own (in one of :data:`SYSTEM_SCHEMAS`)? PostgreSQL finds an
+    unqualified ``pg_views`` in ``pg_catalog``; MySQL's unqualified names are the current database's."""
+    fam = family(dialect)
+    if fam not in ("postgres", "mysql"):
+        return False
+    try:
+        node = sqlglot.parse_one(table_sql, into=exp.Table, read=fam)
+    except Exception:
+        return False
+    if node.db:
+        return node.db.lower() in SYSTEM_SCHEMAS
+
+    def work(cur: Any) -> bool:
+        if fam == "postgres":
+            rows = _rows(
+                cur,
+                "SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+                (table_sql,),
+            )
+        else:
+            rows = _rows(cur, "SELECT DATABASE()")
+        return bool(rows) and str(rows[0][0] or "").lower() in SYSTEM_SCHEMAS
+
+    return bool(guarded(conn, dialect, work))
+
+
 def read_constraints(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
 ) -> list[Constraint] | None:
