@@ -61,11 +61,27 @@ def _literal_text(node: exp.Expression) -> bool:
     )
 
 
-def _value_only(node: exp.Expression) -> bool:
+def _own_row(node: exp.Expression, tables: dict[str, str]) -> bool:
+    """``p.*::customers``: PostgreSQL's ``pg_get_viewdef`` prints a whole row ``p`` of ``customers`` cast to its own
+    row type, which cannot fail."""
+    to = node.args.get("to")
+    this = node.this
+    return (
+        type(node) is exp.Cast
+        and isinstance(this, exp.Column)
+        and isinstance(this.this, exp.Star)
+        and isinstance(to, exp.DataType)
+        and to.this == exp.DataType.Type.USERDEFINED
+        and isinstance(to.args.get("kind"), exp.Identifier)
+        and tables.get(this.table.lower()) == to.args["kind"].name.lower()
+    )
+
+
+def _value_only(node: exp.Expression, tables: dict[str, str]) -> bool:
     todo = [node]
     while todo:
         n = todo.pop()
-        if _literal_text(n):
+        if _literal_text(n) or _own_row(n, tables):
             continue
         if not isinstance(n, _VALUE_ONLY):
             return False
@@ -81,8 +97,9 @@ def row_deciding(query: exp.Expression) -> exp.Expression:
         if select.args.get("distinct") or isinstance(select.parent, (exp.Union, exp.Intersect, exp.Except)):
             continue  # its rows are told apart by every result column
         keep = _referenced(select)
+        tables = {t.alias_or_name.lower(): t.name.lower() for t in select.find_all(exp.Table)}
         for i, projection in enumerate(list(select.expressions)):
-            if i in keep or isinstance(projection, exp.Star) or not _value_only(projection):
+            if i in keep or isinstance(projection, exp.Star) or not _value_only(projection, tables):
                 continue
             if isinstance(projection.unalias(), exp.Column):
                 continue  # passed on as itself
