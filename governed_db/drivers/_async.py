@@ -306,7 +306,8 @@ class AsyncDriver(Driver):
             schema.fts_source(conn, gov.dialect, name)
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])
             schema.read_composite_fields(conn, gov.dialect, table_sql)
-            schema.read_view_definition(conn, gov.dialect, table_sql)
+            if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:
+                schema.system_view(conn, gov.dialect, table_sql)
 
         await self._answer(gov, replay, read)
         try:

@@ -147,7 +147,8 @@ class TableInfo:
     catalog_failed: bool = False
     #: the read of its catalog did not answer (failed, or an async connection's warm-up did not do it)
     unread: bool = False
-    #: a view's defining query (SQLite judges it where the view is read, decision 0374); ``None`` for a table
+    #: a view's defining query, judged where the view is read (decisions 0374, 0382); ``None`` for a table,
+    #: ``schema.UNREADABLE_VIEW`` for a view whose definition could not be read
     view: str | None = None
     #: a settled table the sample read whole (decision 0268): each clear text-like column's values as the
     #: classification saw them. A value outside them arrived since: it is scanned as it passes, and a statement
@@ -852,7 +853,8 @@ class MaskingState:
                 )
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
-            info.view = definition
+            if not schema.system_view(raw, self.dialect, table_sql):
+                info.view = definition  # the server's own views are read under the system-catalog rules (0382)
             self._inherit_view(info, unlisted, definition)
         if sampled_rows is not None and floor <= sampled_rows < self.config.sample_rows:
             # the sample read every row: the labels of its clear text columns rest on all they held, so a value

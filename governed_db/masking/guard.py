@@ -407,12 +407,13 @@ def _view_hit(
     state: MaskingState, analysis: Analysis, access: Access, identity: Identity, lineage: Lineage,
     depth: int = 0, seen: frozenset[str] = frozenset(),
 ) -> RuleHit | None:  # fmt: skip
-    """SQLite: a view the statement reads is judged as the query it is defined by, less the result columns that
-    only compute a value (masked whole where read): its WHERE, joins, grouping, order and windows may not use a
-    masked value (decision 0374)."""
-    if state.dialect != "sqlite" or depth >= view_rows.VIEW_DEPTH:
+    """A view the statement reads is judged as the query it is defined by, less the result columns that only
+    compute a value (masked whole where read): its WHERE, joins, grouping, order and windows may not use a masked
+    value (decision 0374 on SQLite; 0382 on PostgreSQL, its materialized views too, MySQL/MariaDB and DuckDB, the
+    definition read from their catalogs and parsed in the connection's dialect)."""
+    if depth >= view_rows.VIEW_DEPTH:
         return None
-    if depth == 0:
+    if depth == 0 and state.dialect == "sqlite":
         hit = _view_write_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
@@ -432,18 +433,40 @@ def _view_hit(
             inner = None
         if inner is None and reduced is not None and view_rows.decides_nothing(reduced):
             continue  # its columns are redacted whole (0262), and nothing else in it reads a value
-        if inner is None:
+        if inner is None and reduced is not None and not _masked_beneath(state, access, reduced, key):
+            continue  # untraceable, but over tables with no column masked for the identity
+        if inner is None and not access.everything:
             return _hit(
                 state, analysis, identity, PREDICATE_RULE,
-                f"the definition of view {key} could not be read, so whether a masked value decides its rows is "
-                "unknown", "read the tables it is defined over, or ask for an unmask grant (masking.unmask)",
+                f"the definition of view {key} could not be read or followed, so whether a masked value decides "
+                "its rows is unknown",
+                "read the tables it is defined over, let the connection's user read the view's definition "
+                "(MySQL/MariaDB: the SHOW VIEW privilege), or ask for an unmask grant (masking.unmask)",
             )  # fmt: skip
+        if inner is None:
+            continue
         hit = _lineage_hit(state, analysis, access, identity, inner) or _view_hit(
             state, analysis, access, identity, inner, depth + 1, seen | {key}
         )
         if hit is not None:
             return replace(hit, reason=f"in the definition of view {key}: {hit.reason}")
     return None
+
+
+def _masked_beneath(state: MaskingState, access: Access, query: exp.Expression, view: str) -> bool:
+    """Does a view's ``query`` (one masking cannot trace) read a view, a table with a column masked for the
+    identity, or a table whose catalog is unread? (decision 0382)"""
+    ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
+    for table in query.find_all(exp.Table):
+        if len(table.parts) == 1 and table.name.lower() in ctes:
+            continue
+        key = table_key(".".join(p.name for p in table.parts))
+        if not table.name or key == view:
+            return True
+        info = state.table(key)
+        if info.columns is None or info.view is not None or access.hidden_fields(key) or access.blind(key):
+            return True
+    return False
 
 
 def _view_write_hit(

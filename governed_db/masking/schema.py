@@ -1218,10 +1218,16 @@ def read_composite_fields(conn: Any, dialect: str, table_sql: str) -> dict[str, 
     return guarded(conn, dialect, work)
 
 
+#: what :func:`read_view_definition` answers for a view whose definition it cannot give (decision 0382)
+UNREADABLE_VIEW = ""
+
+
 def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
     """The query a view (or PostgreSQL materialized view) is defined by: ``pg_get_viewdef``, MySQL's
     ``VIEW_DEFINITION``, the ``AS`` query of SQLite's and DuckDB's stored ``CREATE VIEW``; ``None`` for a table or
-    when unreadable (decision 0262)."""
+    when the catalog read fails (decision 0262); :data:`UNREADABLE_VIEW` for a view whose definition the catalog
+    does not give (MySQL shows none to a user without ``SHOW VIEW``) or that cannot be parsed: the guard refuses to
+    read it, as nothing says what it does with masked values (decision 0382)."""
     fam = family(dialect)
     if fam is None:
         return None
@@ -1239,10 +1245,14 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
                 "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('v', 'm')",
                 (table_sql,),
             )
-            return str(rows[0][0]) if rows and rows[0][0] is not None else None
+            if not rows:
+                return None
+            return str(rows[0][0]) if rows[0][0] else UNREADABLE_VIEW
         if fam == "mysql":
             rows = _rows(cur, _MYSQL_VIEW, (db, name))
-            return str(rows[0][0]) if rows and rows[0][0] else None
+            if not rows:
+                return None
+            return str(rows[0][0]) if rows[0][0] else UNREADABLE_VIEW
         if fam == "sqlite":
             master = "sqlite_temp_master" if (db or "").lower() == "temp" else "sqlite_master"
             # SQLite's names are case-insensitive: ``V5`` is the view ``v5`` (decision 0374)
@@ -1258,13 +1268,49 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
                 "AND (? IS NULL OR lower(schema_name) = lower(?)) ORDER BY temporary DESC",
                 (name, db, db),
             )
-        if not rows or not rows[0][0]:
+        if not rows:
             return None
-        create = sqlglot.parse_one(str(rows[0][0]), read=fam)
+        try:
+            create = sqlglot.parse_one(str(rows[0][0] or ""), read=fam)
+        except Exception:
+            return UNREADABLE_VIEW
         query = create.expression if isinstance(create, exp.Create) else None
-        return query.sql(dialect=fam) if isinstance(query, exp.Query) else None
+        return query.sql(dialect=fam) if isinstance(query, exp.Query) else UNREADABLE_VIEW
 
     return guarded(conn, dialect, work)
+
+
+#: the server's own schemas: a view there is the server's (``information_schema.columns``, ``pg_views``,
+#: MariaDB's ``sys``), read under the system-catalog rules, not judged as the application's (decision 0382)
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", "mysql", "performance_schema", "sys"})
+
+
+def system_view(conn: Any, dialect: str, table_sql: str) -> bool:
+    """Is the view ``table_sql`` one of the server's own (in one of :data:`SYSTEM_SCHEMAS`)? PostgreSQL finds an
+    unqualified ``pg_views`` in ``pg_catalog``; MySQL's unqualified names are the current database's."""
+    fam = family(dialect)
+    if fam not in ("postgres", "mysql"):
+        return False
+    try:
+        node = sqlglot.parse_one(table_sql, into=exp.Table, read=fam)
+    except Exception:
+        return False
+    if node.db:
+        return node.db.lower() in SYSTEM_SCHEMAS
+
+    def work(cur: Any) -> bool:
+        if fam == "postgres":
+            rows = _rows(
+                cur,
+                "SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+                (table_sql,),
+            )
+        else:
+            rows = _rows(cur, "SELECT DATABASE()")
+        return bool(rows) and str(rows[0][0] or "").lower() in SYSTEM_SCHEMAS
+
+    return bool(guarded(conn, dialect, work))
 
 
 def read_constraints(

@@ -1,4 +1,4 @@
-"""A SQLite view is read as the query it is defined by (decision 0374).
+"""A view is read as the query it is defined by (decision 0374 on SQLite, 0382 on the other databases).
 
 A view's columns already take their classes from its definition (decision 0262): one computed from a masked
 column is masked whole. What the definition does with masked values besides computing a column was not judged:
@@ -42,8 +42,51 @@ def _referenced(select: exp.Select) -> set[int]:
     return out
 
 
-def _value_only(node: exp.Expression) -> bool:
-    return all(isinstance(n, _VALUE_ONLY) for n in node.walk())
+#: the types a literal is cast to by the definitions PostgreSQL's ``pg_get_viewdef`` prints (``'a'::text``): a
+#: text cast of a literal cannot fail
+_TEXT_TYPES = frozenset({
+    exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR, exp.DataType.Type.NVARCHAR,
+    exp.DataType.Type.NCHAR, exp.DataType.Type.NAME,
+})  # fmt: skip
+
+
+def _literal_text(node: exp.Expression) -> bool:
+    """``'a'::text``, ``CAST('a' AS varchar)``: a literal cast to a text type (a constant, which cannot fail)."""
+    to = node.args.get("to")
+    return (
+        type(node) is exp.Cast
+        and isinstance(node.this, exp.Literal)
+        and isinstance(to, exp.DataType)
+        and to.this in _TEXT_TYPES
+    )
+
+
+def _own_row(node: exp.Expression, tables: dict[str, str]) -> bool:
+    """``p.*::customers``: PostgreSQL's ``pg_get_viewdef`` prints a whole row ``p`` of ``customers`` cast to its own
+    row type, which cannot fail."""
+    to = node.args.get("to")
+    this = node.this
+    return (
+        type(node) is exp.Cast
+        and isinstance(this, exp.Column)
+        and isinstance(this.this, exp.Star)
+        and isinstance(to, exp.DataType)
+        and to.this == exp.DataType.Type.USERDEFINED
+        and isinstance(to.args.get("kind"), exp.Identifier)
+        and tables.get(this.table.lower()) == to.args["kind"].name.lower()
+    )
+
+
+def _value_only(node: exp.Expression, tables: dict[str, str]) -> bool:
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if _literal_text(n) or _own_row(n, tables):
+            continue
+        if not isinstance(n, _VALUE_ONLY):
+            return False
+        todo.extend(n.iter_expressions())
+    return True
 
 
 def row_deciding(query: exp.Expression) -> exp.Expression:
@@ -54,8 +97,9 @@ def row_deciding(query: exp.Expression) -> exp.Expression:
         if select.args.get("distinct") or isinstance(select.parent, (exp.Union, exp.Intersect, exp.Except)):
             continue  # its rows are told apart by every result column
         keep = _referenced(select)
+        tables = {t.alias_or_name.lower(): t.name.lower() for t in select.find_all(exp.Table)}
         for i, projection in enumerate(list(select.expressions)):
-            if i in keep or isinstance(projection, exp.Star) or not _value_only(projection):
+            if i in keep or isinstance(projection, exp.Star) or not _value_only(projection, tables):
                 continue
             if isinstance(projection.unalias(), exp.Column):
                 continue  # passed on as itself
