@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator
 
 from sqlglot import exp
 
+from governed_db.masking.order_nodes import pinned_columns
+
 #: what cannot fail on one row and not another (whatever the column values; a bad constant fails on every row)
 _SAFE: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, name)
@@ -112,17 +114,16 @@ def one_row_by_key(query: exp.Expr, keys: Callable[[exp.Table], tuple[frozenset[
     if not isinstance(where, exp.Where):
         return False
     names = {table.name.lower(), table.alias_or_name.lower()}
-    pinned: set[str] = set()
     cond = where.this
-    for part in cond.flatten() if isinstance(cond, exp.And) else (cond,):
+    pinned = set(pinned_columns(cond, table))  # equal to a constant or parameter
+    for part in cond.flatten() if isinstance(cond, exp.And) else (cond,):  # ... or to an outer relation's column
         part = part.unnest()
         if not isinstance(part, exp.EQ):
             continue
         for col, other in ((part.this, part.expression), (part.expression, part.this)):
             if not isinstance(col, exp.Column) or (col.table and col.table.lower() not in names):
                 continue
-            outer = isinstance(other, exp.Column) and bool(other.table) and other.table.lower() not in names
-            if outer or isinstance(other, (exp.Literal, exp.Placeholder, exp.Parameter)):
+            if isinstance(other, exp.Column) and other.table and other.table.lower() not in names:
                 pinned.add(col.name.lower())
     return any(k and k <= pinned for k in keys(table))
 
