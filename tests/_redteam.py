@@ -209,6 +209,28 @@ def pg_stored_people(conn: Any, prefix: str) -> dict[str, str]:
     return names
 
 
+@contextmanager
+def pg_people(
+    conn: Any, prefix: str, secrets: Mapping[str, tuple[str, str, str]]
+) -> Iterator[dict[str, str]]:
+    """Per variant of ``secrets`` (name, e-mail, SSN), 30 customers (``id``, ``full_name``, ``email``, ``ssn``,
+    ``city``) whose row 1 holds that variant's values, created on ``conn`` (autocommit) as ``{prefix}_{variant}``
+    and dropped afterwards."""
+    names: dict[str, str] = {}
+    try:
+        for v, (name, email, ssn) in secrets.items():
+            t = names[v] = f"{prefix}_{v}"
+            conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, email text, ssn text, city text)")
+            conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, %s, 'Paris')", (name, email, ssn))
+            conn.execute(f"INSERT INTO {t} SELECT g, 'Person Number ' || g, 'p' || g || '@example.org', "
+                         "lpad(g::text, 3, '0') || '-55-' || lpad((g * 37)::text, 4, '0'), 'Lyon' "
+                         "FROM generate_series(2, 30) g")  # fmt: skip
+        yield names
+    finally:
+        for t in names.values():
+            conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
 def pg_moved_places(conn: Any, table: str, read: Any) -> list[Any]:
     """Where rows 5 and 1 come in ``read(conn, table)`` (a list of ids in the order the caller sees them) after an
     UPDATE that sets their columns NULL: PostgreSQL writes the new version on the same page when the rows there

@@ -51,6 +51,7 @@ from tests._redteam import (
     govern,
     leaked,
     pg_connect,
+    pg_people,
     pg_stored_people,
     pg_variants,
     rows_or_rules,
@@ -69,18 +70,8 @@ SECRETS = {
 @pytest.fixture
 def people(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
     """Per variant a and b, 30 customers whose row 1 holds that variant's name, e-mail and SSN."""
-    names: dict[str, str] = {}
-    for v, (name, email, ssn) in SECRETS.items():
-        t = f"r18pg_{unique}_{v}"
-        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, email text, ssn text, city text)")
-        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, %s, 'Paris')", (name, email, ssn))
-        pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Person Number ' || g, 'p' || g || '@example.org', "
-                        "lpad(g::text, 3, '0') || '-55-' || lpad((g * 37)::text, 4, '0'), 'Lyon' "
-                        "FROM generate_series(2, 30) g")  # fmt: skip
-        names[v] = t
-    yield names
-    for t in names.values():
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with pg_people(pg_conn, f"r18pg_{unique}", SECRETS) as names:
+        yield names
 
 
 def _once(sql: str) -> Any:

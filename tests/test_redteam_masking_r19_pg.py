@@ -31,14 +31,11 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import asyncpg_variants, leaked, pg_variants
+from tests._redteam import asyncpg_variants, leaked, pg_people, pg_variants
+from tests.test_redteam_masking_r18_pg import SECRETS  # the same two variants as round 18
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
 
-SECRETS = {
-    "a": ("Alice Smith", "alice@example.com", "536-22-8726"),
-    "b": ("Zoe Quinn-Harper Quinn", "azzzzzzzzzzz@example.com", "123-45-6789"),
-}
 #: long enough that a match that gets past its first character fails the timeout, short enough that one that
 #: does not finishes far within it
 TIMEOUT = "SET LOCAL statement_timeout = '250ms'"
@@ -54,18 +51,8 @@ JSONPATH = '$.full_name ? (@ like_regex "^A' + _GROUPS + _REFS.replace("\\", "\\
 @pytest.fixture
 def people(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
     """Per variant a and b, 30 customers whose row 1 holds that variant's name, e-mail and SSN."""
-    names: dict[str, str] = {}
-    for v, (name, email, ssn) in SECRETS.items():
-        t = f"r19pg_{unique}_{v}"
-        pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, email text, ssn text, city text)")
-        pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, %s, 'Paris')", (name, email, ssn))
-        pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Person Number ' || g, 'p' || g || '@example.org', "
-                        "lpad(g::text, 3, '0') || '-55-' || lpad((g * 37)::text, 4, '0'), 'Lyon' "
-                        "FROM generate_series(2, 30) g")  # fmt: skip
-        names[v] = t
-    yield names
-    for t in names.values():
-        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+    with pg_people(pg_conn, f"r19pg_{unique}", SECRETS) as names:
+        yield names
 
 
 def _timed(sql: str, params: tuple[Any, ...] | None = None) -> Any:
