@@ -190,6 +190,33 @@ def _fetched_by_sql(conn: Any, table: str) -> Any:
         conn.rollback()
 
 
+def _fetched_among_statements(conn: Any, table: str) -> Any:
+    """:func:`_fetched_by_sql` with the FETCH second of two statements in one call (psycopg2 hands out the last
+    statement's rows)."""
+    try:
+        named = conn.cursor(name="r19c")
+        named.execute(NAMED_QUERY.format(t=table))
+        plain = conn.cursor()
+        plain.execute("SELECT 1; FETCH ALL FROM r19c")
+        return [tuple(r) for r in plain.fetchall()]
+    except governed_db.GuardrailViolation as e:
+        assert e.decision is not None, e
+        return f"refused: {sorted(e.decision.rules)}"
+    finally:
+        conn.rollback()
+
+
+def test_a_fetch_among_several_statements_is_refused_too(people: dict[str, str]) -> None:
+    """Found reviewing 0371: the FETCH check read a call of one statement only. In staging, where several statements
+    in one call are only warned about, ``SELECT 1; FETCH ALL FROM r19c`` returned the driver's cursor's rows as
+    stored (``Person Number 2`` under ``note``). A FETCH among several statements names no cursor it vouches for:
+    refused as a copy."""
+    seen = pg_variants("psycopg2", people, _fetched_among_statements, environment="staging")
+    assert seen["a"][0] != seen["b"][0] and leaked(seen["b"][0], SECRETS["b"]), seen  # the oracle, unprotected
+    # refused, the warned multiple-statements rule named beside the copy
+    assert seen["a"][1] == seen["b"][1] == "refused: ['masked-column-copy', 'multiple-statements']", seen
+
+
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_a_named_cursors_rows_are_not_fetched_by_sql(people: dict[str, str], driver: str) -> None:
     seen = pg_variants(driver, people, _fetched_by_sql)

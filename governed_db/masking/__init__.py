@@ -196,7 +196,9 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
         hit = guard.calls_caller_code(state, analysis, identity)
-    if hit is None and state.dialect in _PG_DIALECTS and analysis.sql[:1] in _CURSOR_STARTS:
+    if hit is None and state.dialect in _PG_DIALECTS and (
+        analysis.sql[:1] in _CURSOR_STARTS or len(analysis.statements) > 1
+    ):
         from governed_db.masking import cursors
 
         # not cached either: which cursors SQL declared changes with every DECLARE and CLOSE (decision 0371)

@@ -55,8 +55,11 @@ def _tokens(sql: str) -> list[Token] | None:
 def note(state: MaskingState, analysis: Analysis) -> tuple[str, str | None] | None:
     """``(verb, cursor name)`` of a PostgreSQL ``DECLARE``, ``CLOSE`` (name ``None``: ``CLOSE ALL``) or ``FETCH``
     statement, or ``None`` for any other (or text whose name cannot be read: ``FETCH`` then names none)."""
-    if state.dialect not in _PG or len(analysis.statements) != 1:
+    if state.dialect not in _PG:
         return None
+    if len(analysis.statements) != 1:
+        # a FETCH among several statements (where a policy lets them through) names no cursor we can vouch for
+        return ("FETCH", "") if any(str(s.operation).upper() == "FETCH" for s in analysis.statements) else None
     found = _CURSOR_STATEMENT.match(analysis.sql)
     if found is None:
         return None
