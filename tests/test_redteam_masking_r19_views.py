@@ -397,3 +397,51 @@ def test_a_view_is_judged_through_aiomysql(mysql_kw: dict[str, Any], maria_copie
     assert a == b, (a, b)
     assert all(str(x).startswith("refused: ") and "in the definition of view" in str(x) for x in a[:2]), a
     assert a[2] == raw[0][2], (a, raw)
+
+
+# -- found reviewing 0382: views deeper than masking follows; schemas named like a server's own ------------------
+
+
+def test_a_view_deeper_than_masking_follows_is_refused(pg_conn: Any, pg_copies: str) -> None:
+    """``SELECT id FROM v4`` over v1..v3 ``SELECT id, city FROM`` the one before and v1 filtering on the SSN
+    answered ``[(1,)]`` over one copy and ``[]`` over the other: past three views the definition was no longer
+    followed and the rest was read as tables. Now refused alike; a chain of three still is judged and refused by
+    what the first one does, and a chain of clear views over the clear orders table runs."""
+    for v in ("a", "b"):
+        p = f"r19vw_{pg_copies}_{v}"
+        pg_conn.execute(f"CREATE VIEW {p}_d1 AS SELECT id, city FROM {p}_filter")
+        for i in range(2, 6):
+            pg_conn.execute(f"CREATE VIEW {p}_d{i} AS SELECT id, city FROM {p}_d{i - 1}")
+        pg_conn.execute(f"CREATE VIEW {p}_k1 AS SELECT id, amount FROM {p}_o")
+        for i in range(2, 6):
+            pg_conn.execute(f"CREATE VIEW {p}_k{i} AS SELECT id, amount FROM {p}_k{i - 1}")
+    deep = ["SELECT id FROM {p}_d3 ORDER BY id", "SELECT id FROM {p}_d4 ORDER BY id", "SELECT id FROM {p}_d5 ORDER BY id"]
+    raw = _pg(pg_copies, deep, governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _pg(pg_copies, deep, governed=True)
+    assert a == b and all("refused" in s for s in a), (a, b)
+    clear = ["SELECT id, amount FROM {p}_k5 ORDER BY id"]
+    assert _pg(pg_copies, clear, governed=True) == _pg(pg_copies, clear, governed=False)
+
+
+@pytest.mark.parametrize("schema", ["mysql", '"Pg_Catalog"', "sys"])
+def test_a_view_in_a_schema_named_like_a_system_one_is_judged(pg_conn: Any, pg_copies: str, schema: str) -> None:
+    """``schema.system_view`` compared the written schema, lower-cased, with one list for every server: on
+    PostgreSQL a view of the caller's in a schema named ``mysql``, ``sys`` or ``"Pg_Catalog"`` was taken for the
+    server's own and not judged (``SELECT id FROM mysql.v`` over ``WHERE ssn LIKE '5%'`` told copies apart). The
+    schema is now the one the catalog resolves, compared exactly with PostgreSQL's own."""
+    pg_conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    try:
+        pg_conn.execute(f"CREATE SCHEMA {schema}")
+        for v in ("a", "b"):
+            p = f"r19vw_{pg_copies}_{v}"
+            pg_conn.execute(f"CREATE VIEW {schema}.{p}_sv AS SELECT id, city FROM {p}_c WHERE ssn LIKE '5%'")
+        statements = [f"SELECT id FROM {schema}.{{p}}_sv ORDER BY id"]
+        raw = _pg(pg_copies, statements, governed=False)
+        assert raw[0] != raw[1], raw  # the oracle, unprotected
+        a, b = _pg(pg_copies, statements, governed=True)
+        assert a == b and "refused" in a[0], (a, b)
+        system = ["SELECT count(*) > 0 FROM pg_catalog.pg_views WHERE viewname = 'pg_tables'"]
+        assert _pg(pg_copies, system, governed=True) == _pg(pg_copies, system, governed=False)
+    finally:
+        pg_conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

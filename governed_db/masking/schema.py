@@ -1281,22 +1281,30 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
 
 
 #: the server's own schemas: a view there is the server's (``information_schema.columns``, ``pg_views``,
-#: MariaDB's ``sys``), read under the system-catalog rules, not judged as the application's (decision 0382)
-SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast", "mysql", "performance_schema", "sys"})
+#: MariaDB's ``sys``), read under the system-catalog rules, not judged as the application's (decision 0382). Per
+#: server, compared with the schema the catalog resolves the relation to, exactly: on PostgreSQL a schema the
+#: caller names ``mysql``, ``sys`` or ``"Pg_Catalog"`` is the application's (such views told copies apart)
+_SYSTEM_SCHEMAS = {
+    "postgres": frozenset({"pg_catalog", "information_schema", "pg_toast"}),
+    "mysql": frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
+}
 
 
 def system_view(conn: Any, dialect: str, table_sql: str) -> bool:
-    """Is the view ``table_sql`` one of the server's own (in one of :data:`SYSTEM_SCHEMAS`)? PostgreSQL finds an
-    unqualified ``pg_views`` in ``pg_catalog``; MySQL's unqualified names are the current database's."""
+    """Is the view ``table_sql`` one of the server's own (in one of its system schemas, as the catalog resolves
+    it)? PostgreSQL finds an unqualified ``pg_views`` in ``pg_catalog`` (search_path: a view of the caller's in a
+    schema named like a system one is the caller's); MySQL's unqualified names are the current database's, and
+    ``INFORMATION_SCHEMA`` is found in any case."""
     fam = family(dialect)
     if fam not in ("postgres", "mysql"):
         return False
+    system = _SYSTEM_SCHEMAS[fam]
     try:
         node = sqlglot.parse_one(table_sql, into=exp.Table, read=fam)
     except Exception:
         return False
-    if node.db:
-        return node.db.lower() in SYSTEM_SCHEMAS
+    if fam == "mysql" and node.db:
+        return node.db.lower() == "information_schema" or node.db in system
 
     def work(cur: Any) -> bool:
         if fam == "postgres":
@@ -1308,7 +1316,8 @@ def system_view(conn: Any, dialect: str, table_sql: str) -> bool:
             )
         else:
             rows = _rows(cur, "SELECT DATABASE()")
-        return bool(rows) and str(rows[0][0] or "").lower() in SYSTEM_SCHEMAS
+        found = str(rows[0][0] or "") if rows else ""
+        return found in system or (fam == "mysql" and found.lower() == "information_schema")
 
     return bool(guarded(conn, dialect, work))
 
