@@ -247,3 +247,30 @@ def test_a_write_to_a_view_runs_no_instead_of_trigger_on_masked_values() -> None
     assert str(a[0]).startswith("refused: ") and "the write to view cv" in str(a[0]) and a[1] == (["city"], [("Paris",)])
     a, b = _sqlite_runs(("UPDATE pv SET town = 'X' WHERE id = 1", "SELECT town FROM places WHERE id = 1"), setup)
     assert a == b and a[1] == (["town"], [("X",)]), (a, b)
+
+
+# -- found reviewing 0374: a view in an attached database; views deeper than masking follows ----------------------
+
+ATTACHED = (
+    "ATTACH ':memory:' AS o",
+    "CREATE TABLE o.c2 AS SELECT * FROM main.customers",
+    "CREATE VIEW o.v AS SELECT id FROM c2 WHERE ssn LIKE '5%'",
+)
+DEEP = (
+    "CREATE VIEW d1 AS SELECT id, city FROM customers WHERE ssn LIKE '5%'",
+    "CREATE VIEW d2 AS SELECT * FROM d1",
+    "CREATE VIEW d3 AS SELECT * FROM d2",
+    "CREATE VIEW d4 AS SELECT * FROM d3",
+    "CREATE VIEW d5 AS SELECT id, city FROM d4",
+)
+
+
+@pytest.mark.parametrize(("setup", "sql"), [(ATTACHED, "SELECT id FROM o.v"), (ATTACHED, "SELECT id FROM v"),
+                                            (DEEP, "SELECT id FROM d4"), (DEEP, "SELECT a.id FROM d5 a")],
+                         ids=["attached", "attached-unqualified", "four-deep", "five-deep"])
+def test_a_view_masking_did_not_find_or_follow_is_refused(setup: tuple[str, ...], sql: str) -> None:
+    """A view in an attached database was looked up in main's catalog only, so it was read as a table; a view more
+    than three views above one filtering on the SSN was read as a table past that depth. Both answered ``[(1,)]``
+    over one copy and ``[]`` over the other; now refused alike."""
+    a = _differ_raw_alike_governed((sql,), setup)
+    assert str(a[0]).startswith("refused: "), a

@@ -1254,13 +1254,7 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
                 return None
             return str(rows[0][0]) if rows[0][0] else UNREADABLE_VIEW
         if fam == "sqlite":
-            master = "sqlite_temp_master" if (db or "").lower() == "temp" else "sqlite_master"
-            # SQLite's names are case-insensitive: ``V5`` is the view ``v5`` (decision 0374)
-            rows = _rows(cur, f"SELECT sql FROM {master} WHERE type = 'view' AND name = ? COLLATE NOCASE", (name,))
-            if not rows and not db:
-                rows = _rows(
-                    cur, "SELECT sql FROM sqlite_temp_master WHERE type = 'view' AND name = ? COLLATE NOCASE", (name,)
-                )
+            rows = _sqlite_view_sql(cur, db, name)
         else:
             rows = _rows(
                 cur,
@@ -1278,6 +1272,25 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
         return query.sql(dialect=fam) if isinstance(query, exp.Query) else UNREADABLE_VIEW
 
     return guarded(conn, dialect, work)
+
+
+def _sqlite_view_sql(cur: Any, db: str | None, name: str) -> list[Sequence[Any]]:
+    """The stored ``CREATE VIEW`` of SQLite's relation ``name`` (as one row), or no row for a table or nothing.
+    Resolved as SQLite resolves it: in ``db`` when named, else in ``temp``, ``main`` and then each attached
+    database in turn, the first holding a relation of that name deciding; names are case-insensitive (``V5`` is
+    the view ``v5``, decision 0374). A view in an attached database was read as a table (it told copies apart)."""
+    if db:
+        schemas = [db]
+    else:
+        schemas = ["temp", "main", *(str(r[1]) for r in _rows(cur, "PRAGMA database_list")
+                                     if str(r[1]).lower() not in ("main", "temp"))]  # fmt: skip
+    for schema in schemas:
+        master = "sqlite_temp_master" if schema.lower() == "temp" else f'"{schema.replace(chr(34), chr(34) * 2)}".sqlite_master'
+        found = _rows(cur, f"SELECT type, sql FROM {master} WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE",
+                      (name,))
+        if found:
+            return [(found[0][1],)] if found[0][0] == "view" else []
+    return []
 
 
 #: the server's own schemas: a view there is the server's (``information_schema.columns``, ``pg_views``,
