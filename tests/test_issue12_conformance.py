@@ -317,7 +317,10 @@ def observe(db: Db, conn: Any, oracle: Oracle, guess: str) -> tuple[Any, ...]:
         sql = template.lstrip("!").format(X=X.format(c=oracle.column), G=quoted, t=db.t, s=db.s)
         out = db.run(conn, sql)
         if not template.startswith("!"):
-            seen.append(repr(out).replace(quoted, "<G>").replace(f"\\'{guess}\\'", "<G>"))
+            # the copy's table names (a random suffix: ``u18f98726c`` once held the SSN's last four digits, and a
+            # refusal that names the table read as a fragment of the value) are no values
+            text = repr(out).replace(db.t, "<t>").replace(db.s, "<s>")
+            seen.append(text.replace(quoted, "<G>").replace(f"\\'{guess}\\'", "<G>"))
     return tuple(seen)
 
 
