@@ -172,6 +172,12 @@ MACRO_CALLS = [
     "SELECT count(*) FROM gdb_r20duck_ptm('5%')",
     "SELECT count(*) FROM gdb_r20duck_dyn() WHERE ssn LIKE '5%'",
     "SELECT s FROM gdb_r20duck_v",
+    "SELECT memory.main.gdb_r20duck_sm(1)",
+    'SELECT "GDB_R20DUCK_SM"(1)',
+    "SELECT (1).gdb_r20duck_sm()",
+    "WITH q AS (SELECT gdb_r20duck_sm(1) AS s) SELECT s FROM q",
+    "SELECT count(*) FROM main.gdb_r20duck_tm() t WHERE t.ssn LIKE '5%'",
+    "SELECT id FROM customers WHERE id = 1 AND EXISTS (SELECT 1 FROM gdb_r20duck_tm() t WHERE t.ssn LIKE '5%')",
     "SELECT count(*) FROM gdb_r20duck_v WHERE s LIKE '5%'",
 ]
 
