@@ -369,3 +369,44 @@ def test_relational_attempts_are_answered_alike(name: str) -> None:
     a, b = _relational(RELATIONAL[name])
     assert a == b, (a, b)
     _no_clear_value(a)
+
+
+# -- seen on the way, left open: PostgreSQL's functions are DuckDB's macros --------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="a PostgreSQL function whose body reads a masked table is not judged by it")
+def test_a_postgres_function_over_a_masked_table(pg_conn: Any, unique: str) -> None:
+    """Left open (out of this DuckDB round's reach): a SQL function the application created, ``f(int) AS 'SELECT
+    ssn FROM t WHERE id = $1'``, runs its body on the raw rows; ``SELECT f(1)`` returned ``100-99-0000`` in clear
+    and ``f(1) LIKE '5%'`` told the copies apart, as DuckDB's macros did before decision 0391."""
+    import psycopg
+
+    from tests.conftest import PG_DSN
+
+    seen = []
+    try:
+        for v, ssn in (("a", "536-22-8726"), ("b", "100-99-0000")):
+            t, f = f"gdb_r20duck_{unique}{v}", f"gdb_r20duck_f{unique}{v}"
+            pg_conn.execute(f"CREATE TABLE {t} (id int primary key, full_name text, ssn text, city text)")
+            pg_conn.execute(f"INSERT INTO {t} VALUES (1, 'Alice', %s, 'Paris'), (2, 'Bob', '219-45-1002', 'Lyon')",
+                            (ssn,))
+            pg_conn.execute(f"CREATE FUNCTION {f}(int) RETURNS text LANGUAGE sql STABLE "
+                            f"AS 'SELECT ssn FROM {t} WHERE id = $1'")
+            gov = govern(psycopg.connect(PG_DSN, autocommit=True), ATTACKER)
+            try:
+                seen.append([repr(_observe(gov, f"SELECT {f}(1)")).replace(f, "F"),
+                             repr(_observe(gov, f"SELECT {f}(1) LIKE '5%'")).replace(f, "F")])
+            finally:
+                gov.close()
+    finally:
+        for v in "ab":
+            pg_conn.execute(f"DROP FUNCTION IF EXISTS gdb_r20duck_f{unique}{v}(int)")
+            pg_conn.execute(f"DROP TABLE IF EXISTS gdb_r20duck_{unique}{v}")
+    assert seen[0] == seen[1], seen
+    _no_clear_value(seen)
+
+
+def _observe(conn: Any, sql: str) -> Any:
+    from tests._redteam import observe
+
+    return observe(conn, sql)
