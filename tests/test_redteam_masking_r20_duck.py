@@ -161,6 +161,7 @@ MACROS = (
     "INSERT INTO gdb_r20duck_clear VALUES (1, 'one'), (2, 'two')",
     "CREATE MACRO gdb_r20duck_label(x) AS (SELECT label FROM gdb_r20duck_clear WHERE id = x)",
     "CREATE VIEW gdb_r20duck_v AS SELECT gdb_r20duck_sm(1) AS s",
+    "CREATE VIEW gdb_r20duck_vt AS SELECT * FROM gdb_r20duck_tm()",
 )
 MACRO_CALLS = [
     "SELECT gdb_r20duck_sm(1)",
@@ -173,6 +174,9 @@ MACRO_CALLS = [
     "SELECT count(*) FROM gdb_r20duck_dyn() WHERE ssn LIKE '5%'",
     "SELECT s FROM gdb_r20duck_v",
     "SELECT memory.main.gdb_r20duck_sm(1)",
+    "SELECT * FROM gdb_r20duck_vt WHERE id = 1",
+    "SUMMARIZE SELECT * FROM gdb_r20duck_tm()",
+    "SUMMARIZE gdb_r20duck_vt",
     'SELECT "GDB_R20DUCK_SM"(1)',
     "SELECT (1).gdb_r20duck_sm()",
     "WITH q AS (SELECT gdb_r20duck_sm(1) AS s) SELECT s FROM q",
