@@ -906,7 +906,7 @@ def _macro_hit(state: MaskingState, analysis: Analysis, access: Access, identity
             break
     unknown = unknown or bool(frontier) or bool(words & _DUCKDB_DYNAMIC)
     masked: list[str] = []
-    for word in sorted(words - set(macros)):
+    for word in sorted(words):  # a macro may share its name with a table: looked up as one too
         relations = schema.same_named_relations(conn, state.dialect, word.rpartition(".")[2])
         if relations is None:
             unknown = True
