@@ -228,19 +228,49 @@ def test_a_macro_through_the_relational_api_is_refused() -> None:
     assert seen[0][1] == seen[1][1] and all(x.startswith("refused") for x in seen[0][1]), seen
 
 
-@pytest.mark.xfail(strict=True, reason="a temporary macro of the raw connection is not seen by masking's catalog reads")
-def test_a_temporary_macro_made_on_the_raw_connection_before_wrap() -> None:
-    """Left open (strict xfail): DuckDB's ``cursor()`` is another connection, which does not see a temporary macro
-    of the wrapped one, and masking reads its catalog through one; a TEMP MACRO the application made on the raw
-    connection before ``wrap()`` is a function of unknown behaviour there. (Made through the governed connection, a
-    macro over a masked table is refused as a copy.)"""
-    setup = ("CREATE TEMP MACRO gdb_r20duck_tmp() AS (SELECT ssn FROM customers WHERE id = 1)",)
-    sql = "SELECT gdb_r20duck_tmp() LIKE '5%'"
-    raw = _runs((sql,), governed=False, setup=setup)
+TEMPORARY = (
+    "CREATE TEMP MACRO gdb_r20duck_tmp() AS (SELECT ssn FROM customers WHERE id = 1)",
+    "CREATE TEMP MACRO gdb_r20duck_tmp2(x) AS (SELECT ssn FROM customers WHERE id = x)",
+    "CREATE TEMP MACRO gdb_r20duck_ttm() AS TABLE SELECT * FROM customers",
+    "CREATE TEMP MACRO gdb_r20duck_tpure(x) AS x * 2",
+)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT gdb_r20duck_tmp() LIKE '5%'",
+    "SELECT gdb_r20duck_tmp2(1)",
+    "SELECT count(*) FROM customers WHERE id = 2 AND gdb_r20duck_tmp2(1) LIKE '5%'",
+    "SELECT count(*) FROM gdb_r20duck_ttm() WHERE ssn LIKE '5%'",
+    "SELECT (1).gdb_r20duck_tmp2()",
+])
+def test_a_temporary_macro_made_on_the_raw_connection_before_wrap(sql: str) -> None:
+    """DuckDB's ``cursor()`` is another connection, which does not see a temporary macro of the wrapped one, and
+    masking reads its catalog through one: a TEMP MACRO the application made on the raw connection before
+    ``wrap()`` was a function of unknown behaviour. A function neither DuckDB's nor a listed macro is resolved by
+    the wrapped connection's ``get_table_names`` (which binds macros without running anything), its arguments
+    NULL; one that cannot be resolved is refused (decision 0391)."""
+    raw = _runs((sql,), governed=False, setup=TEMPORARY)
     assert raw[0] != raw[1], raw
-    a, b = _runs((sql,), governed=True, setup=setup)
+    a, b = _runs((sql,), governed=True, setup=TEMPORARY)
     assert a == b, (a, b)
     _no_clear_value(a)
+    assert str(a[0]).startswith("refused"), a
+
+
+def test_a_pure_temporary_macro_and_a_python_function_run() -> None:
+    """Look-alikes: a temporary macro reading no table, and a Python function, over clear columns."""
+    sql = "SELECT gdb_r20duck_tpure(amount), gdb_r20duck_py(city) FROM customers ORDER BY id"
+    seen = []
+    for governed in (False, True):
+        for secret in (ALICE, ANNA):
+            raw = _duck(secret)
+            for step in TEMPORARY:
+                raw.execute(step)
+            raw.create_function("gdb_r20duck_py", lambda s: (s or "")[:2], ["VARCHAR"], "VARCHAR")
+            conn = govern(raw, ATTACKER) if governed else raw
+            seen.append(_duck_observe(conn, sql))
+            conn.close()
+    assert seen[2:] == seen[:2] and not str(seen[2]).startswith("refused"), seen
 
 
 #: calls of macros that read no masked column: exact, as the raw connection answers

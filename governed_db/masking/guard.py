@@ -885,11 +885,26 @@ def _macro_hit(state: MaskingState, analysis: Analysis, access: Access, identity
     if macros is None:
         return _macro_refusal(state, analysis, identity, called, [])
     reached = [n for n in called if n in macros]
-    if not reached:
-        return None
     words: set[str] = set()
     unknown = False
-    frontier, seen = list(reached), set(reached)
+    unlisted = [
+        n for n in called if n not in macros and schema.builtin_function(conn, state.dialect, n) is not True
+    ]
+    if unlisted:
+        # neither DuckDB's nor a macro of the catalog masking reads (through another connection): a temporary
+        # macro of the wrapped connection, a Python function, or no function at all; DuckDB says which tables a
+        # call of it reads
+        resolved, failed = _tables_unlisted_calls_read(state, analysis, unlisted)
+        for name, tables in sorted(resolved.items()):
+            if tables:
+                reached.append(name)
+                words |= tables
+        reached += failed
+        unknown = bool(failed)
+    if not reached:
+        return None
+    frontier = [n for n in reached if n in macros]
+    seen = set(frontier)
     for _ in range(_MACRO_DEPTH):
         inner: list[str] = []
         for name in frontier:
@@ -921,6 +936,36 @@ def _macro_hit(state: MaskingState, analysis: Analysis, access: Access, identity
     if masked or unknown:
         return _macro_refusal(state, analysis, identity, reached, masked)
     return None
+
+
+def _tables_unlisted_calls_read(
+    state: MaskingState, analysis: Analysis, names: list[str]
+) -> tuple[dict[str, set[str]], list[str]]:
+    """Per name of ``names``, the tables (lower case) DuckDB's ``get_table_names`` says its calls in the statement
+    read -- asked on the wrapped connection itself, with the call's arguments NULL: it binds macros, temporary
+    ones included, without running anything --, and the names whose calls it could not resolve."""
+    get = getattr(state.gov.raw, "get_table_names", None)
+    tables: dict[str, set[str]] = {}
+    failed: list[str] = []
+    for stmt in analysis.statements:
+        tree = stmt.expression
+        if tree is None:
+            continue
+        for call in tree.find_all(exp.Anonymous):
+            name = call.name.lower()
+            if name not in names:
+                continue
+            probe = call.copy()
+            probe.set("expressions", [exp.Null() for _ in call.expressions])
+            text = probe.sql(dialect="duckdb")
+            sql = f"SELECT * FROM {text}" if isinstance(call.parent, exp.Table) else f"SELECT {text}"
+            try:
+                if get is None:
+                    raise TypeError("no get_table_names")
+                tables.setdefault(name, set()).update(str(t).lower() for t in get(sql))
+            except Exception:
+                failed.append(name)
+    return tables, sorted(set(failed))
 
 
 def _functions_of_views(state: MaskingState, tables: list[str], budget: int = 16) -> set[str]:
