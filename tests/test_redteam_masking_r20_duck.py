@@ -4,8 +4,15 @@ Finding (decision 0390): DuckDB's memory and storage measures were readable. ``d
 each kind of storage holds: with a UNIQUE index on ``ssn``, the ART needed a wider node when the stored SSN
 shared ``219-45-10`` with the others (``ART_INDEX`` 1.5 MiB against 1.25 MiB), and a long masked name added a
 block of ``OVERFLOW_STRINGS``; ``pragma_database_size()`` (``PRAGMA database_size``) sums the same memory. They are
-refused now for an identity with masked columns, as PostgreSQL's size functions are (decisions 0213, 0244). The
-rest of the round (list and map functions, struct comparisons, UNION BY NAME, column alias lists, generated
+refused now for an identity with masked columns, as PostgreSQL's size functions are (decisions 0213, 0244).
+
+Finding (decision 0391): DuckDB expands a macro where it is called, on the raw rows. With ``CREATE MACRO sm(x) AS
+(SELECT ssn FROM customers WHERE id = x)`` made by the application, ``SELECT sm(1)`` returned ``100-99-0000`` in
+clear and ``sm(1) LIKE '5%'`` told the copies apart; a table macro over ``customers`` returned its rows with names
+in clear and let ``WHERE ssn LIKE '5%'`` count. A call of a macro whose definition reads a table with masked
+columns is refused (temporary macros of the wrapped connection resolved by its ``get_table_names``).
+
+The rest of the round (list and map functions, struct comparisons, UNION BY NAME, column alias lists, generated
 columns, constraints, the relational API's compositions) told the copies apart through no statement; those
 attempts are kept as regressions, beside look-alikes that must answer exactly as the raw connection does.
 """
