@@ -391,6 +391,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         or _shadowing_hit(state, analysis, identity)
         or _server_shadowing_hit(state, analysis, identity)
         or _trigger_hit(state, analysis, access, identity)
+        or _macro_hit(state, analysis, access, identity)
     )
     if hit is not None:
         return hit
@@ -858,6 +859,161 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     return None
 
 
+#: how many macros deep a call is followed (a macro calling a macro...); deeper is refused as unreadable
+_MACRO_DEPTH = 4
+#: DuckDB functions that run a query given as text: a macro using one names tables nobody can read from its text
+_DUCKDB_DYNAMIC = frozenset({"query", "query_table"})
+
+
+def _macro_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """DuckDB: a macro is expanded where it is called, so its body runs on the raw rows of every table it reads:
+    ``CREATE MACRO m(x) AS (SELECT ssn FROM customers WHERE id = x)``, made by the application, returned
+    ``100-99-0000`` in clear to ``SELECT m(1)`` (no scan recognises it), and ``m(1) LIKE '5%'`` or a table macro's
+    ``FROM tm() WHERE ssn LIKE '5%'`` decided by it, since analysis saw a function of unknown behaviour over a
+    constant. A call of a macro whose definition (or a macro it calls, four deep) names a table or view with
+    columns masked for the identity is refused, as stored code naming one is (decision 0391); unreadable
+    definitions fail closed."""
+    if state.dialect != "duckdb":
+        return None
+    names = {f.lower().rsplit(".", 1)[-1] for stmt in analysis.statements for f in stmt.functions}
+    names |= _functions_of_views(state, [t for stmt in analysis.statements for t in stmt.tables_read])
+    called = sorted(n for n in names if not known_function_name(n, "duckdb"))
+    if not called:
+        return None
+    conn = state.gov.driver.catalog_connection(state.gov)
+    macros = schema.user_macros(conn, state.dialect)
+    if macros is None:
+        return _macro_refusal(state, analysis, identity, called, [])
+    reached = [n for n in called if n in macros]
+    words: set[str] = set()
+    unknown = False
+    unlisted = [
+        n for n in called if n not in macros and schema.builtin_function(conn, state.dialect, n) is not True
+    ]
+    if unlisted:
+        # neither DuckDB's nor a macro of the catalog masking reads (through another connection): a temporary
+        # macro of the wrapped connection, a Python function, or no function at all; DuckDB says which tables a
+        # call of it reads
+        resolved, failed = _tables_unlisted_calls_read(state, analysis, unlisted)
+        for name, tables in sorted(resolved.items()):
+            if tables:
+                reached.append(name)
+                words |= tables
+        reached += failed
+        unknown = bool(failed)
+    if not reached:
+        return None
+    frontier = [n for n in reached if n in macros]
+    seen = set(frontier)
+    for _ in range(_MACRO_DEPTH):
+        inner: list[str] = []
+        for name in frontier:
+            for definition in macros[name]:
+                found = stored_code.named_relations(definition, "duckdb")
+                if found is None:
+                    unknown = True
+                    continue
+                words.update(found)
+                inner += [w for w in found if w in macros and w not in seen]
+        seen.update(inner)
+        frontier = inner
+        if not frontier:
+            break
+    unknown = unknown or bool(frontier) or bool(words & _DUCKDB_DYNAMIC)
+    masked: list[str] = []
+    for word in sorted(words):  # a macro may share its name with a table: looked up as one too
+        relations = schema.same_named_relations(conn, state.dialect, word.rpartition(".")[2])
+        if relations is None:
+            unknown = True
+            break
+        if not relations:
+            continue
+        hidden = access.hidden_fields(word)
+        if hidden is None and not access.blind(word):
+            unknown = True
+        elif hidden or access.blind(word):
+            masked.append(word)
+    if masked or unknown:
+        return _macro_refusal(state, analysis, identity, reached, masked)
+    return None
+
+
+def _tables_unlisted_calls_read(
+    state: MaskingState, analysis: Analysis, names: list[str]
+) -> tuple[dict[str, set[str]], list[str]]:
+    """Per name of ``names``, the tables (lower case) DuckDB's ``get_table_names`` says its calls in the statement
+    read -- asked on the wrapped connection itself, with the call's arguments NULL: it binds macros, temporary
+    ones included, without running anything --, and the names whose calls it could not resolve."""
+    get = getattr(state.gov.raw, "get_table_names", None)
+    tables: dict[str, set[str]] = {}
+    failed: list[str] = []
+    for stmt in analysis.statements:
+        tree = stmt.expression
+        if tree is None:
+            continue
+        for call in tree.find_all(exp.Anonymous):
+            name = call.name.lower()
+            if name not in names:
+                continue
+            probe = call.copy()
+            probe.set("expressions", [exp.Null() for _ in call.expressions])
+            text = probe.sql(dialect="duckdb")
+            sql = f"SELECT * FROM {text}" if isinstance(call.parent, exp.Table) else f"SELECT {text}"
+            try:
+                if get is None:
+                    raise TypeError("no get_table_names")
+                tables.setdefault(name, set()).update(str(t).lower() for t in get(sql))
+            except Exception:
+                failed.append(name)
+    return tables, sorted(set(failed))
+
+
+def _functions_of_views(state: MaskingState, tables: list[str], budget: int = 16) -> set[str]:
+    """The functions the definitions of the views among ``tables`` call, following the views they read
+    (``budget`` definitions at most): a view over ``m(1)`` runs the macro's body as a call in the statement would."""
+    from governed_db.sql.analysis import analyze
+
+    found: set[str] = set()
+    pending, seen = [table_key(t) for t in tables], set()
+    while pending and budget > 0:
+        key = pending.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        info = state.tables.get(key)
+        definition = getattr(info, "view", None)
+        if not isinstance(definition, str):
+            continue
+        budget -= 1
+        try:
+            statements = analyze(definition, state.dialect).statements
+        except Exception:
+            continue  # an unparsable definition is refused by the view judgement (0382)
+        for stmt in statements:
+            found |= {f.lower().rsplit(".", 1)[-1] for f in stmt.functions}
+            pending += [table_key(t) for t in stmt.tables_read]
+    return found
+
+
+def _macro_refusal(
+    state: MaskingState, analysis: Analysis, identity: Identity, macros: list[str], masked: list[str]
+) -> RuleHit | None:
+    what = (
+        f"reads {', '.join(masked)}, whose masked columns" if masked
+        else "reads tables masking could not look up (or runs a query built from text), whose masked columns"
+    )
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"the statement calls the macro(s) {', '.join(macros)}, whose definition {what} it would compute on before "
+        "masking (returning them, or deciding rows, order or an error by them)",
+        "read the tables themselves (their columns come back masked), have the macro leave tables with masked "
+        "columns out, or ask for an unmask grant (masking.unmask)",
+    )
+
+
 def created_relation(stmt: Any) -> tuple[str, bool] | None:
     """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else)."""
     tree = getattr(stmt, "expression", None)
@@ -1049,7 +1205,10 @@ def _cluster_hit(state: MaskingState, analysis: Analysis, access: Access, identi
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """PostgreSQL: reading a counter of resources statements used (``pg_stat_database.temp_bytes``) after one
     that sorted a masked value it never returned (a MATERIALIZED CTE of ``replace(substr(ssn, 1, 1), '5',
-    <200 x>)`` over many rows spills 9 MB for a 5, 1 MB otherwise) tells what the value held (decision 0213)."""
+    <200 x>)`` over many rows spills 9 MB for a 5, 1 MB otherwise) tells what the value held (decision 0213).
+    DuckDB: its memory and storage measures (decision 0390)."""
+    if state.dialect == "duckdb":
+        return _duckdb_measure_hit(state, analysis, identity)
     if state.dialect not in ("postgres", "postgresql"):
         return None
     for stmt in analysis.statements:
@@ -1080,6 +1239,47 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 "held",
                 "read server statistics through an identity that sees no masked columns (a monitoring service "
                 "identity), or ask for an unmask grant (masking.unmask)",
+            )
+    return None
+
+
+#: DuckDB table functions that measure the memory and storage the database holds: the bytes a table's values
+#: fill, the nodes an ART index over a masked column needed (a key sharing a longer prefix with others needs a
+#: wider node: 1.5 MiB of index with ``219-45-1006`` among ``219-45-100x``, 1.25 MiB with ``219-45-1726``), the
+#: blocks the file holds once the values are compressed, the bytes a sort spilled (decision 0390)
+DUCKDB_MEASURES = frozenset({"duckdb_memory", "pragma_database_size", "duckdb_temporary_files"})
+
+
+def _duckdb_measures(stmt: Any) -> list[str]:
+    """The measures of :data:`DUCKDB_MEASURES` ``stmt`` reads: called as table functions (``FROM
+    duckdb_memory()``, ``system.main.duckdb_memory()``) or as pragmas (``PRAGMA database_size``, with or without
+    parentheses)."""
+    called = {f.lower().rsplit(".", 1)[-1] for f in stmt.functions}
+    if stmt.operation == "PRAGMA":
+        called |= {f"pragma_{name}" for name in called}
+        called |= {f"pragma_{name.lower()}" for name, kind, _ in stmt.settings if kind == "pragma"}
+    return sorted(f"{f}()" for f in called & DUCKDB_MEASURES)
+
+
+def _duckdb_measure_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """DuckDB: ``duckdb_memory()`` and ``pragma_database_size()`` count the bytes and blocks the tables and their
+    indexes fill. They grow with the length of the values stored (a name thousands of characters long adds a
+    block of overflow strings) and, through an index on a masked column, with what the values hold (how many
+    children each node of the ART has): read by an identity with masked columns, they told two databases that
+    differ only in a masked SSN apart (decision 0390)."""
+    for stmt in analysis.statements:
+        read = _duckdb_measures(stmt)
+        if read:
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                f"{stmt.operation} reads {', '.join(read)}, whose byte and block counts grow with the length of the "
+                "values tables hold and, through an index on a masked column, with what those values hold",
+                "read memory and storage measures through an identity that sees no masked columns (a monitoring "
+                "service identity), or ask for an unmask grant (masking.unmask); row counts "
+                "(duckdb_tables().estimated_size) stay readable",
             )
     return None
 

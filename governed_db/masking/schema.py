@@ -249,6 +249,25 @@ def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:
     return guarded(conn, dialect, work)
 
 
+def user_macros(conn: Any, dialect: str) -> dict[str, list[str]] | None:
+    """DuckDB: the definitions of the macros (scalar and table) users created, by lower-case name (one name may
+    have several: overloads, a temporary one beside a persistent one); ``None`` when they cannot be read."""
+    if family(dialect) != "duckdb":
+        return None
+
+    def work(cur: Any) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for name, definition in _rows(
+            cur,
+            "SELECT lower(function_name), macro_definition FROM duckdb_functions() "
+            "WHERE NOT internal AND function_type IN ('macro', 'table_macro')",
+        ):
+            found.setdefault(str(name), []).append("" if definition is None else str(definition))
+        return found
+
+    return guarded(conn, dialect, work)
+
+
 def same_named_relations(conn: Any, dialect: str, name: str) -> list[bool] | None:
     """Whether each table or view called ``name`` (any case) is temporary (SQLite, DuckDB; on PostgreSQL and
     MySQL/MariaDB, any schema's, MySQL's temporary tables unlisted); ``None`` when that cannot be read."""
