@@ -14,7 +14,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -30,6 +33,23 @@ static PyObject *str_digest, *str_key, *str_digest_size, *str_pieces, *str_parts
 static PyObject *intent_type, *outcome_type;  /* set by bind() */
 
 static const char HEX[] = "0123456789abcdef";
+
+/* the exception being raised, taken (NULL if none), and put back: PyErr_GetRaisedException on 3.12+ */
+static inline PyObject *PyErr_GetRaisedException_compat(void) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL) return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL) PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+static inline void PyErr_SetRaisedException_compat(PyObject *v) {
+    if (v == NULL) return;
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(v)), v, PyException_GetTraceback(v));
+}
 
 static inline void put_u32(char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (char)((v >> (8 * i)) & 0xff);
@@ -194,6 +214,107 @@ static int guarded_copy(char *mm, Py_ssize_t mapsize, long long pos, const char 
     return ok ? 0 : 1;
 }
 
+/* The body of frame() once its arguments are converted and checked: returns the offset past the frame, 0, -1 or
+ * -2 as frame() does, or -3 with an exception set. */
+static long long put_frame(PyObject *mmobj, long long fd, long long pos, long long size, long long epoch,
+                           long long number, long long floor_, const char *a, Py_ssize_t la, const char *b,
+                           Py_ssize_t lb, int with_outcome, const char *pre, Py_ssize_t lpre, const char *tail,
+                           Py_ssize_t ltail, long long iseq, long long iframe, PyObject *jkey, long long plen,
+                           long long end) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(mmobj, &view, PyBUF_WRITABLE) < 0) {
+        /* a read-only or non-contiguous buffer: the TypeError the Python code's slice assignment raises */
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "mm must be a writable buffer, not %.100s", Py_TYPE(mmobj)->tp_name);
+        }
+        return -3;
+    }
+    if (view.len < size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
+        return -3;
+    }
+    char *mm = (char *)view.buf;
+    off_t fsize = lseek((int)fd, 0, SEEK_END);
+    if (fsize < 0) { /* os.lseek's OSError, as the Python check raises it */
+        PyErr_SetFromErrno(PyExc_OSError);
+        PyBuffer_Release(&view);
+        return -3;
+    }
+    if (fsize < (off_t)size) {
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    /* built here, hashed here (hashlib may let other threads run while it reads), then copied under the guard */
+    char local[2048], *buf = local;
+    if (8 + plen > (long long)sizeof local) {
+        buf = PyMem_Malloc((size_t)(8 + plen));
+        if (buf == NULL) {
+            PyBuffer_Release(&view);
+            PyErr_NoMemory();
+            return -3;
+        }
+    }
+    char *p = buf + 8;
+    put_u32(p, (uint32_t)epoch);
+    put_u64(p + 4, (uint64_t)number);
+    put_u64(p + 12, (uint64_t)floor_);
+    p += START_SIZE;
+    if (with_outcome) {
+        p = put_item(p, 2, lpre, ltail, iseq, iframe);
+        memcpy(p, pre, lpre);
+        p += lpre;
+        memcpy(p, tail, ltail);
+        p += ltail;
+    }
+    p = put_item(p, 1, la, lb, -1, -1);
+    memcpy(p, a, la);
+    p += la;
+    memcpy(p, b, lb);
+    p += lb;
+    long long result = -3;
+    if (jkey != Py_None) {
+        PyObject *t = keyed_blake2b(buf + 8, p - (buf + 8), jkey);
+        if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
+            Py_XDECREF(t);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
+            goto done;
+        }
+        memcpy(p, PyBytes_AS_STRING(t), TAG_SIZE);
+        Py_DECREF(t);
+        p += TAG_SIZE;
+    }
+    PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
+    PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
+    Py_XDECREF(cview);
+    unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
+    Py_XDECREF(crc);
+    if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
+    put_u32(buf, (uint32_t)plen);
+    put_u32(buf + 4, (uint32_t)crcv);
+    if (!guard_on) {
+        /* no guard (not installed): the copy as it was, after the same magic check */
+        if (mm[0] != 'G') {
+            result = -1;
+            goto done;
+        }
+        memcpy(mm + pos + 8, buf + 8, (size_t)plen);
+        memcpy(mm + pos, buf, 8);
+        result = end;
+        goto done;
+    }
+    switch (guarded_copy(mm, view.len, pos, buf, 8 + plen)) {
+    case 0: result = end; break;
+    case 1: result = -1; break;
+    default: result = -2; break;
+    }
+done:
+    if (buf != local) PyMem_Free(buf);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* frame(mm, fd, pos, size, epoch, number, floor, a, b, pre, tail, iseq, iframe, jkey) -> end, 0, -1 or -2
  *
  * One journal frame at ``pos`` of the mapping ``mm`` (``size`` bytes, descriptor ``fd``): the outcome item
@@ -245,97 +366,9 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         return PyLong_FromLong(0);
     long long end = pos + 8 + plen;
 
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
-        /* a read-only or non-contiguous buffer: the TypeError the Python code's slice assignment raises */
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "mm must be a writable buffer, not %.100s", Py_TYPE(args[0])->tp_name);
-        }
-        return NULL;
-    }
-    if (view.len < size) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
-        return NULL;
-    }
-    char *mm = (char *)view.buf;
-    off_t fsize = lseek((int)fd, 0, SEEK_END);
-    if (fsize < 0) { /* os.lseek's OSError, as the Python check raises it */
-        PyErr_SetFromErrno(PyExc_OSError);
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    if (fsize < (off_t)size) {
-        PyBuffer_Release(&view);
-        return PyLong_FromLong(-1);
-    }
-    /* built here, hashed here (hashlib may let other threads run while it reads), then copied under the guard */
-    char local[2048], *buf = local;
-    if (8 + plen > (long long)sizeof local) {
-        buf = PyMem_Malloc((size_t)(8 + plen));
-        if (buf == NULL) {
-            PyBuffer_Release(&view);
-            return PyErr_NoMemory();
-        }
-    }
-    char *p = buf + 8;
-    put_u32(p, (uint32_t)epoch);
-    put_u64(p + 4, (uint64_t)number);
-    put_u64(p + 12, (uint64_t)floor_);
-    p += START_SIZE;
-    if (with_outcome) {
-        p = put_item(p, 2, lpre, ltail, iseq, iframe);
-        memcpy(p, pre, lpre);
-        p += lpre;
-        memcpy(p, tail, ltail);
-        p += ltail;
-    }
-    p = put_item(p, 1, la, lb, -1, -1);
-    memcpy(p, a, la);
-    p += la;
-    memcpy(p, b, lb);
-    p += lb;
-    PyObject *result = NULL;
-    if (jkey != Py_None) {
-        PyObject *t = keyed_blake2b(buf + 8, p - (buf + 8), jkey);
-        if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
-            Py_XDECREF(t);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
-            goto done;
-        }
-        memcpy(p, PyBytes_AS_STRING(t), TAG_SIZE);
-        Py_DECREF(t);
-        p += TAG_SIZE;
-    }
-    PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
-    PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
-    Py_XDECREF(cview);
-    unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
-    Py_XDECREF(crc);
-    if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
-    put_u32(buf, (uint32_t)plen);
-    put_u32(buf + 4, (uint32_t)crcv);
-    if (!guard_on) {
-        /* no guard (not installed): the copy as it was, after the same magic check */
-        if (mm[0] != 'G') {
-            result = PyLong_FromLong(-1);
-            goto done;
-        }
-        memcpy(mm + pos + 8, buf + 8, (size_t)plen);
-        memcpy(mm + pos, buf, 8);
-        result = PyLong_FromLongLong(end);
-        goto done;
-    }
-    switch (guarded_copy(mm, view.len, pos, buf, 8 + plen)) {
-    case 0: result = PyLong_FromLongLong(end); break;
-    case 1: result = PyLong_FromLong(-1); break;
-    default: result = PyLong_FromLong(-2); break;
-    }
-done:
-    if (buf != local) PyMem_Free(buf);
-    PyBuffer_Release(&view);
-    return result;
+    long long r = put_frame(args[0], fd, pos, size, epoch, number, floor_, a, la, b, lb, with_outcome, pre, lpre,
+                            tail, ltail, iseq, iframe, jkey, plen, end);
+    return r == -3 ? NULL : PyLong_FromLongLong(r);
 }
 
 /* copy_frame(mm, fd, pos, size, frame) -> 0, -1 or -2
@@ -391,16 +424,76 @@ static PyObject *copy_frame(PyObject *self, PyObject *const *args, Py_ssize_t na
 }
 
 /* The line of one record: head + "prev":"<prev>","seq":<seq>, + tail, then ,"hash":"<hex>"[,"tag":"<hex>"]}\n */
-static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt, const char *prev,
-                            long long seq, PyObject *rkey) {
+/* -- SHA-256 without the GIL ---------------------------------------------------------------------------------
+ *
+ * hashlib's SHA-256 is OpenSSL's, reached through a hashlib object per record and run with the GIL held (hashlib
+ * lets go of it only past 2 KiB). OpenSSL's one-shot SHA256() is the same digest from the same library — the
+ * libcrypto that hashlib's _hashlib module loaded into this process — found among the loaded objects and opened
+ * again (RTLD_NOLOAD: nothing new is loaded, nothing is searched for on disk), then checked against a known answer.
+ * With it, a run of unkeyed records is chained with the GIL released: the store's flusher thread chains the
+ * journal while statements go on in the other threads (docs/decisions/0384-...). Without it (hashlib built on
+ * another library, a static build), hashlib is used as before, with the GIL. */
+typedef unsigned char *(*sha256_fn)(const unsigned char *, size_t, unsigned char *);
+static sha256_fn native_sha256;
+
+static int find_libcrypto(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    const char *name = info->dlpi_name;
+    if (name != NULL && strstr(name, "/libcrypto.so") != NULL) {
+        *(const char **)data = name;
+        return 1;
+    }
+    return 0;
+}
+
+static void load_native_sha256(void) {
+    const char *path = NULL;
+    dl_iterate_phdr(find_libcrypto, &path);
+    if (path == NULL) return;
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_LOCAL);
+    if (h == NULL) return;
+    sha256_fn f = (sha256_fn)dlsym(h, "SHA256");
+    static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                          0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                          0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    unsigned char md[32];
+    if (f == NULL || f((const unsigned char *)"abc", 3, md) != md || memcmp(md, abc, 32) != 0) {
+        dlclose(h);
+        return;
+    }
+    native_sha256 = f; /* the handle is kept: the library stays loaded for as long as this module */
+}
+
+/* native_sha256(data) -> bytes or None: the digest chain() computes without the GIL (None: not available) */
+static PyObject *native_sha256_py(PyObject *self, PyObject *arg) {
+    Py_buffer b;
+    if (native_sha256 == NULL) Py_RETURN_NONE;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    unsigned char md[32];
+    Py_BEGIN_ALLOW_THREADS
+    native_sha256((const unsigned char *)b.buf, (size_t)b.len, md);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)md, 32);
+}
+
+static inline int seq_digits(long long seq, char *buf) { return snprintf(buf, 24, "%lld", seq); }
+
+/* the length of the line of a record with pieces of ``lh`` and ``lt`` bytes at ``seq`` */
+static Py_ssize_t line_size(Py_ssize_t lh, Py_ssize_t lt, long long seq, int keyed) {
     char seqbuf[24];
-    int ls = snprintf(seqbuf, sizeof seqbuf, "%lld", seq);
-    /* canon = head + "prev":" (8) + prev (64) + ","seq": (8) + seq + , (1) + tail */
+    int ls = seq_digits(seq, seqbuf);
     Py_ssize_t lcanon = lh + 8 + 64 + 8 + ls + 1 + lt;
-    Py_ssize_t lline = lcanon - 1 + 9 + 64 + (rkey != Py_None ? 9 + 32 : 0) + 3;
-    PyObject *line = PyBytes_FromStringAndSize(NULL, lline);
-    if (line == NULL) return NULL;
-    char *p = PyBytes_AS_STRING(line), *start = p;
+    return lcanon - 1 + 9 + 64 + (keyed ? 9 + 32 : 0) + 3;
+}
+
+/* Write the canonical bytes of a record into ``p``: head + "prev":"<prev>","seq":<seq>, + tail. Returns their
+ * length. Touches no Python object (runs without the GIL). */
+static Py_ssize_t put_canon(char *p, const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt,
+                            const char *prev, long long seq) {
+    char *start = p;
+    char seqbuf[24];
+    int ls = seq_digits(seq, seqbuf);
     memcpy(p, head, lh);
     p += lh;
     memcpy(p, "\"prev\":\"", 8);
@@ -414,42 +507,55 @@ static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, P
     *p++ = ',';
     memcpy(p, tail, lt);
     p += lt;
-    PyObject *d = digest_of(sha256_ctor, start, lcanon, NULL, NULL, 0);
-    if (d == NULL || PyBytes_GET_SIZE(d) != 32) {
-        Py_XDECREF(d);
-        Py_DECREF(line);
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected digest size");
-        return NULL;
+    return p - start;
+}
+
+static inline char *put_hex(char *p, const unsigned char *d, int n) {
+    for (int i = 0; i < n; i++) {
+        *p++ = HEX[d[i] >> 4];
+        *p++ = HEX[d[i] & 15];
     }
-    p = start + lcanon - 1; /* over the closing brace */
+    return p;
+}
+
+/* The line of one record into ``out`` (exactly line_size() bytes): its canonical bytes, then its hash (and tag)
+ * in place of the closing brace. The digest: native (no Python) when ``nogil``, else hashlib (GIL held). Returns
+ * 0, or -1 with an exception set (only when not ``nogil``). */
+static int put_line(char *out, const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt, const char *prev,
+                    long long seq, PyObject *rkey, int nogil) {
+    Py_ssize_t lcanon = put_canon(out, head, lh, tail, lt, prev, seq);
+    unsigned char md[32];
+    if (nogil) {
+        native_sha256((const unsigned char *)out, (size_t)lcanon, md);
+    } else {
+        PyObject *d = digest_of(sha256_ctor, out, lcanon, NULL, NULL, 0);
+        if (d == NULL || PyBytes_GET_SIZE(d) != 32) {
+            Py_XDECREF(d);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected digest size");
+            return -1;
+        }
+        memcpy(md, PyBytes_AS_STRING(d), 32);
+        Py_DECREF(d);
+    }
+    char *p = out + lcanon - 1; /* over the closing brace */
     memcpy(p, ",\"hash\":\"", 9);
     p += 9;
     char *hex = p;
-    const unsigned char *dg = (const unsigned char *)PyBytes_AS_STRING(d);
-    for (int i = 0; i < 32; i++) {
-        *p++ = HEX[dg[i] >> 4];
-        *p++ = HEX[dg[i] & 15];
-    }
-    Py_DECREF(d);
+    p = put_hex(p, md, 32);
     if (rkey != Py_None) {
         PyObject *t = keyed_blake2b(hex, 64, rkey);
         if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
             Py_XDECREF(t);
-            Py_DECREF(line);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
-            return NULL;
+            return -1;
         }
         memcpy(p, "\",\"tag\":\"", 9);
         p += 9;
-        const unsigned char *tg = (const unsigned char *)PyBytes_AS_STRING(t);
-        for (int i = 0; i < TAG_SIZE; i++) {
-            *p++ = HEX[tg[i] >> 4];
-            *p++ = HEX[tg[i] & 15];
-        }
+        p = put_hex(p, (const unsigned char *)PyBytes_AS_STRING(t), TAG_SIZE);
         Py_DECREF(t);
     }
     memcpy(p, "\"}\n", 3);
-    return line;
+    return 0;
 }
 
 /* chain(bodies, i, seq, prev, rkey, max_line) -> (done, data, prev, type)
@@ -462,9 +568,18 @@ static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, P
  * another length, or an ``rkey`` hashlib refuses, chains nothing: the caller's loop does what the Python code does
  * with them.
  *
+ * Two passes: the first, with the GIL, reads each record's pieces (and gives it its seq: an outcome's pieces name
+ * its intent's seq, which may be earlier in the same run); the second formats and hashes the lines into one bytes
+ * object — without the GIL when the records are unkeyed and OpenSSL's SHA256() was found (above).
+ *
  * A body's parts() is Python code, and so is the release of the values its setattr replaces: either may change a
- * list of ``bodies`` or drop what it held. So the length is read again for each body, and each body is held by a
- * reference of our own while it is used. */
+ * list of ``bodies`` or drop what it held. So the length is read again for each body, and each body and its pieces
+ * are held by references of our own until the end. */
+typedef struct {
+    PyObject *body, *pieces;
+    Py_ssize_t size;
+} run_item;
+
 static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "chain() takes 6 arguments");
@@ -492,22 +607,20 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     /* a head read from a damaged store may carry a hash of another length; an over-long key fails in hashlib */
     if (lprev != 64 || (rkey != Py_None && PyBytes_GET_SIZE(rkey) > MAX_KEY))
         return Py_BuildValue("(ny#OO)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
+    int keyed = rkey != Py_None;
     char prev[64];
     memcpy(prev, prevp, 64);
-    Py_ssize_t hash_back = rkey != Py_None ? 44 : 3;
-    PyObject *lines = PyList_New(0);
-    if (lines == NULL) return NULL;
-    PyObject *last_type = Py_None;
-    Py_INCREF(last_type);
-    Py_ssize_t done = 0;
-    PyObject *body = NULL; /* the body being chained, our reference */
+    Py_ssize_t hash_back = keyed ? 44 : 3;
+    long long first = seq;
+    Py_ssize_t cap = 0, done = 0, total = 0;
+    run_item *run = NULL;
+    PyObject *body = NULL, *data = NULL, *last_type = NULL;
+    /* pass 1: the records and their pieces */
     for (; i < PySequence_Fast_GET_SIZE(bodies); i++) {
         PyTypeObject *t = Py_TYPE(PySequence_Fast_GET_ITEM(bodies, i));
-        if (((PyObject *)t != intent_type && (PyObject *)t != outcome_type) || seq == LLONG_MAX)
-            break;
+        if (((PyObject *)t != intent_type && (PyObject *)t != outcome_type) || seq == LLONG_MAX) break;
         body = Py_NewRef(PySequence_Fast_GET_ITEM(bodies, i));
-        seq++;
-        PyObject *seqobj = PyLong_FromLongLong(seq);
+        PyObject *seqobj = PyLong_FromLongLong(seq + 1);
         if (seqobj == NULL) goto fail;
         /* its seq first: outcomes later in this batch name it (as _write_many does) */
         int set = PyObject_SetAttr(body, str_seq, seqobj);
@@ -527,51 +640,494 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             Py_DECREF(pieces); /* (bytearray pieces, say) the Python loop formats them */
             break;
         }
-        PyObject *h = PyTuple_GET_ITEM(pieces, 0), *tl = PyTuple_GET_ITEM(pieces, 1);
-        PyObject *line = chain_line(PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), PyBytes_AS_STRING(tl),
-                                    PyBytes_GET_SIZE(tl), prev, seq, rkey);
-        Py_DECREF(pieces);
-        if (line == NULL) goto fail;
-        if (PyBytes_GET_SIZE(line) > (Py_ssize_t)max_line) {
-            Py_DECREF(line);
+        Py_ssize_t size = line_size(PyBytes_GET_SIZE(PyTuple_GET_ITEM(pieces, 0)),
+                                    PyBytes_GET_SIZE(PyTuple_GET_ITEM(pieces, 1)), seq + 1, keyed);
+        if (size > (Py_ssize_t)max_line) {
+            Py_DECREF(pieces);
             break;
         }
-        if (PyObject_SetAttr(body, str_written, Py_True) < 0 || PyList_Append(lines, line) < 0) {
-            Py_DECREF(line);
-            goto fail;
+        if (done == cap) {
+            Py_ssize_t ncap = cap ? cap * 2 : 64;
+            run_item *grown = PyMem_Realloc(run, (size_t)ncap * sizeof *run);
+            if (grown == NULL) {
+                Py_DECREF(pieces);
+                PyErr_NoMemory();
+                goto fail;
+            }
+            run = grown;
+            cap = ncap;
         }
-        memcpy(prev, PyBytes_AS_STRING(line) + PyBytes_GET_SIZE(line) - hash_back - 64, 64);
-        Py_DECREF(line);
-        PyObject *ty = PyObject_GetAttr(body, str_type);
-        if (ty == NULL) goto fail;
-        Py_SETREF(last_type, ty);
-        Py_CLEAR(body);
+        run[done].body = body;
+        run[done].pieces = pieces;
+        run[done].size = size;
+        body = NULL;
+        total += size;
+        seq++;
         done++;
     }
     Py_CLEAR(body); /* the body it stopped at, if any */
-    PyObject *data;
-    if (PyList_GET_SIZE(lines) == 1) {
-        data = PyList_GET_ITEM(lines, 0);
-        Py_INCREF(data);
-    } else {
-        Py_ssize_t total = 0, k, m = PyList_GET_SIZE(lines);
-        for (k = 0; k < m; k++) total += PyBytes_GET_SIZE(PyList_GET_ITEM(lines, k));
-        data = PyBytes_FromStringAndSize(NULL, total);
-        if (data == NULL) goto fail;
-        char *q = PyBytes_AS_STRING(data);
-        for (k = 0; k < m; k++) {
-            PyObject *l = PyList_GET_ITEM(lines, k);
-            memcpy(q, PyBytes_AS_STRING(l), PyBytes_GET_SIZE(l));
-            q += PyBytes_GET_SIZE(l);
+    /* pass 2: the lines, hashed in order (each names the hash of the one before) */
+    data = PyBytes_FromStringAndSize(NULL, total);
+    if (data == NULL) goto fail;
+    char *q = PyBytes_AS_STRING(data);
+    int nogil = !keyed && native_sha256 != NULL;
+    int failed = 0;
+    PyThreadState *save = nogil ? PyEval_SaveThread() : NULL;
+    for (Py_ssize_t k = 0; k < done; k++) {
+        PyObject *h = PyTuple_GET_ITEM(run[k].pieces, 0), *tl = PyTuple_GET_ITEM(run[k].pieces, 1);
+        if (put_line(q, PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), PyBytes_AS_STRING(tl), PyBytes_GET_SIZE(tl), prev,
+                     first + k + 1, rkey, nogil) < 0) {
+            failed = 1;
+            break;
         }
+        memcpy(prev, q + run[k].size - hash_back - 64, 64);
+        q += run[k].size;
     }
-    Py_DECREF(lines);
-    PyObject *res = Py_BuildValue("(nNy#N)", done, data, prev, (Py_ssize_t)64, last_type);
-    return res;
+    if (save != NULL) PyEval_RestoreThread(save);
+    if (failed) goto fail;
+    /* pass 3: written, and the last record's type */
+    for (Py_ssize_t k = 0; k < done; k++)
+        if (PyObject_SetAttr(run[k].body, str_written, Py_True) < 0) goto fail;
+    if (done > 0) {
+        last_type = PyObject_GetAttr(run[done - 1].body, str_type);
+        if (last_type == NULL) goto fail;
+    } else {
+        last_type = Py_NewRef(Py_None);
+    }
+    for (Py_ssize_t k = 0; k < done; k++) {
+        Py_DECREF(run[k].body);
+        Py_DECREF(run[k].pieces);
+    }
+    PyMem_Free(run);
+    return Py_BuildValue("(nNy#N)", done, data, prev, (Py_ssize_t)64, last_type);
 fail:
     Py_XDECREF(body);
-    Py_DECREF(lines);
-    Py_DECREF(last_type);
+    Py_XDECREF(data);
+    Py_XDECREF(last_type);
+    for (Py_ssize_t k = 0; k < done; k++) {
+        Py_DECREF(run[k].body);
+        Py_DECREF(run[k].pieces);
+    }
+    PyMem_Free(run);
+    return NULL;
+}
+
+/* -- the statement path's records, built and queued in one call ----------------------------------------------
+ *
+ * journal_intent() and defer_outcome() are AuditStore.intent() and AuditStore.defer_outcome() on their usual path
+ * (docs/decisions/0396-native-statement-records.md): the same record objects (the Python classes PreparedIntent
+ * and PreparedOutcome, their slots filled here without running __init__), the same journal frame (put_frame), the
+ * same changes to the Journal's and the store's state, under the same lock. Whenever the path is not the usual one
+ * (no journal, a journal closed or bound to another store id, several records deferred, values the templates do
+ * not take, a frame that does not fit or a file that may have been truncated) they change nothing and return None:
+ * the caller then runs the Python code, which stays the reference. */
+static Py_ssize_t off_written = -1, off_seq, off_frame, off_cached, off_pieces, off_attrs, off_end, off_intent,
+                  off_span_id, off_status, off_status_message;
+static PyObject *n_pid, *n_closed, *n_store_id, *n_lock, *n_deferred, *n_frames, *n_wpos, *n_mm, *n_fd, *n_size,
+    *n_epoch, *n_jkey, *n_queue, *n_failing, *n_sseq, *n_sstore_id, *n_acquire, *n_release, *n_flush, *n_frame,
+    *n_sfd, *n_flusher, *n_spid, *n_journal, *n_wake, *n_set, *n_defer, *n_unset, *n_append, *n_intent;
+
+static inline PyObject **slot(PyObject *o, Py_ssize_t off) { return (PyObject **)((char *)o + off); }
+
+static inline void slot_put(PyObject *o, Py_ssize_t off, PyObject *v) { Py_XSETREF(*slot(o, off), v); }
+
+/* the offset of the slot ``name`` of ``cls`` (a member descriptor holding an object), or -1 */
+static Py_ssize_t slot_offset(PyObject *cls, const char *name) {
+    PyObject *d = PyObject_GetAttrString(cls, name);
+    if (d == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY)) off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+/* a new instance of a slotted record class, every slot unset (filled by the caller) */
+static PyObject *new_record(PyObject *cls) {
+    PyTypeObject *t = (PyTypeObject *)cls;
+    return t->tp_alloc(t, 0);
+}
+
+/* ``v`` (an exact int in [0, 2**(8 * nbytes)), nbytes 8 or 16) as ``2 * nbytes`` lowercase hex digits, as Python's
+ * ``%016x``/``%032x`` formats it; -1 (no exception) for anything else: the caller takes the Python path */
+static int hex_of(PyObject *v, int nbytes, char *out) {
+    if (!PyLong_CheckExact(v)) return -1;
+    unsigned long long lo, hi = 0;
+    if (nbytes == 8) {
+        lo = PyLong_AsUnsignedLongLong(v); /* OverflowError when negative or too large */
+    } else {
+        PyObject *sixty_four = PyLong_FromLong(64);
+        PyObject *h = sixty_four != NULL ? PyNumber_Rshift(v, sixty_four) : NULL;
+        Py_XDECREF(sixty_four);
+        if (h == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+        hi = PyLong_AsUnsignedLongLong(h);
+        Py_DECREF(h);
+        lo = PyErr_Occurred() ? 0 : PyLong_AsUnsignedLongLongMask(v);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    unsigned char buf[16];
+    int k = 0;
+    if (nbytes == 16)
+        for (int i = 7; i >= 0; i--) buf[k++] = (unsigned char)(hi >> (8 * i));
+    for (int i = 7; i >= 0; i--) buf[k++] = (unsigned char)(lo >> (8 * i));
+    put_hex(out, buf, nbytes);
+    return 0;
+}
+
+/* an exact int that fits a C long long, or -1 (no exception): the Python path */
+static int ll_of(PyObject *v, long long *out) {
+    if (!PyLong_CheckExact(v)) return -1;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* a dict's item (borrowed), or NULL without an exception when it is missing */
+static inline PyObject *item(PyObject *d, PyObject *k) { return PyDict_GetItemWithError(d, k); }
+
+/* The intent's pieces, as PreparedIntent.__init__ formats them; NULL without an exception: the Python path. */
+static PyObject *intent_pieces(PyObject *head, PyObject *parent, PyObject *pid, PyObject *span_id, PyObject *time_ns,
+                               PyObject *trace_id) {
+    char phex[18], shex[16], thex[32];
+    long long pidv, timev;
+    if (!PyBytes_CheckExact(head) || ll_of(pid, &pidv) < 0 || ll_of(time_ns, &timev) < 0 ||
+        hex_of(span_id, 8, shex) < 0 || hex_of(trace_id, 16, thex) < 0)
+        return NULL;
+    int lp = 4;
+    if (parent == Py_None) {
+        memcpy(phex, "null", 4);
+    } else {
+        if (hex_of(parent, 8, phex + 1) < 0) return NULL;
+        phex[0] = phex[17] = '"';
+        lp = 18;
+    }
+    char tail[48];
+    int lt = snprintf(tail, sizeof tail, ",\"pid\":%lld,", pidv);
+    Py_ssize_t lh = PyBytes_GET_SIZE(head);
+    PyObject *a = PyBytes_FromStringAndSize(NULL, lh + lp + lt);
+    if (a == NULL) return NULL;
+    char *p = PyBytes_AS_STRING(a);
+    memcpy(p, PyBytes_AS_STRING(head), lh);
+    memcpy(p + lh, phex, lp);
+    memcpy(p + lh + lp, tail, lt);
+    char bbuf[160];
+    int lb = snprintf(bbuf, sizeof bbuf, "\"span_id\":\"%.16s\",\"time\":%lld,\"trace_id\":\"%.32s\",\"type\":\"intent\",\"v\":2}",
+                      shex, timev, thex);
+    PyObject *b = PyBytes_FromStringAndSize(bbuf, lb);
+    if (b == NULL) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    return t;
+}
+
+static PyObject *call0(PyObject *o, PyObject *name) { return PyObject_CallMethodNoArgs(o, name); }
+
+/* journal_intent(store, journal, head, parent, pid, span_id, time_ns, trace_id, drain_at) -> PreparedIntent or None
+ *
+ * PreparedIntent(head, parent, pid, span_id, time_ns, trace_id) appended as AuditStore.append_intent appends it
+ * through Journal.put_intent — the frame holding it after the one outcome deferred since the last intent, if any —
+ * and the store drained (flush()) once ``drain_at`` records wait. None, with nothing changed: the caller runs the
+ * Python code. The caller has checked the journal is this process's and the store is not failing. */
+static PyObject *journal_intent(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "journal_intent() takes 9 arguments");
+        return NULL;
+    }
+    if (off_written < 0) Py_RETURN_NONE;
+    PyObject *store = args[0], *j = args[1];
+    long long drain_at;
+    if (int_arg(args[8], "drain_at", 0, LLONG_MAX, &drain_at) < 0) return NULL;
+    PyObject *pieces = intent_pieces(args[2], args[3], args[4], args[5], args[6], args[7]);
+    if (pieces == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *jd = NULL, *sd = NULL, *lock = NULL, *rec = NULL, *out = NULL, *opieces = NULL, *result = NULL;
+    int locked = 0;
+    jd = PyObject_GenericGetDict(j, NULL);
+    sd = jd != NULL ? PyObject_GenericGetDict(store, NULL) : NULL;
+    if (sd == NULL) goto error;
+    lock = item(jd, n_lock);
+    if (lock == NULL) goto fallback;
+    Py_INCREF(lock);
+    PyObject *r = call0(lock, n_acquire);
+    if (r == NULL) goto error;
+    Py_DECREF(r);
+    locked = 1;
+    /* Journal.put_intent, with the lock held */
+    PyObject *closed = item(jd, n_closed), *jsid = item(jd, n_store_id), *ssid = item(sd, n_sstore_id),
+             *deferred = item(jd, n_deferred), *queue = item(jd, n_queue), *frames = item(jd, n_frames),
+             *wpos = item(jd, n_wpos), *mm = item(jd, n_mm), *fd = item(jd, n_fd), *size = item(jd, n_size),
+             *epoch = item(jd, n_epoch), *jkey = item(jd, n_jkey), *floor_ = item(sd, n_sseq);
+    if (PyErr_Occurred()) goto error;
+    if (closed != Py_False || jsid == NULL || ssid == NULL || !PyUnicode_CheckExact(jsid) ||
+        !PyUnicode_CheckExact(ssid) || PyUnicode_Compare(jsid, ssid) != 0 || deferred == NULL ||
+        !PyList_CheckExact(deferred) || queue == NULL || frames == NULL || wpos == NULL || mm == NULL || fd == NULL ||
+        size == NULL || epoch == NULL || jkey == NULL || floor_ == NULL || PyList_GET_SIZE(deferred) > 1)
+        goto fallback;
+    if (PyErr_Occurred()) goto error;
+    long long number, pos, fdv, sizev, epochv, floorv, iseq = -1, iframe = -1;
+    if (ll_of(frames, &number) < 0 || ll_of(wpos, &pos) < 0 || ll_of(fd, &fdv) < 0 || ll_of(size, &sizev) < 0 ||
+        ll_of(epoch, &epochv) < 0 || ll_of(floor_, &floorv) < 0 || number < 0 || epochv < 0 || epochv > UINT32_MAX ||
+        fdv < INT_MIN || fdv > INT_MAX || (jkey != Py_None && (!PyBytes_CheckExact(jkey) ||
+                                                                PyBytes_GET_SIZE(jkey) > MAX_KEY)))
+        goto fallback;
+    const char *pre = NULL, *tail = NULL;
+    Py_ssize_t lpre = 0, ltail = 0;
+    if (PyList_GET_SIZE(deferred) == 1) {
+        out = Py_NewRef(PyList_GET_ITEM(deferred, 0));
+        if ((PyObject *)Py_TYPE(out) != outcome_type) goto fallback;
+        opieces = PyObject_CallMethodNoArgs(out, str_pieces);
+        if (opieces == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear(); /* unusual values: the Python code leaves it deferred */
+                goto fallback;
+            }
+            goto error;
+        }
+        if (!PyTuple_CheckExact(opieces) || PyTuple_GET_SIZE(opieces) != 2 ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(opieces, 0)) || !PyBytes_CheckExact(PyTuple_GET_ITEM(opieces, 1)))
+            goto fallback;
+        pre = PyBytes_AS_STRING(PyTuple_GET_ITEM(opieces, 0));
+        lpre = PyBytes_GET_SIZE(PyTuple_GET_ITEM(opieces, 0));
+        tail = PyBytes_AS_STRING(PyTuple_GET_ITEM(opieces, 1));
+        ltail = PyBytes_GET_SIZE(PyTuple_GET_ITEM(opieces, 1));
+        PyObject *intent = *slot(out, off_intent);
+        if (intent == NULL) goto fallback;
+        if (PyLong_CheckExact(intent)) {
+            if (ll_of(intent, &iseq) < 0) goto fallback;
+        } else {
+            PyObject *sq = PyObject_GetAttr(intent, str_seq);
+            PyObject *fr = sq != NULL ? PyObject_GetAttr(intent, n_frame) : NULL;
+            int bad = fr == NULL || ll_of(sq, &iseq) < 0 || ll_of(fr, &iframe) < 0;
+            Py_XDECREF(sq);
+            Py_XDECREF(fr);
+            if (PyErr_Occurred()) goto error;
+            if (bad) goto fallback;
+        }
+    }
+    PyObject *a = PyTuple_GET_ITEM(pieces, 0), *b = PyTuple_GET_ITEM(pieces, 1);
+    Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b);
+    long long plen = START_SIZE + ITEM_SIZE + la + lb + (out != NULL ? ITEM_SIZE + lpre + ltail : 0) +
+                     (jkey != Py_None ? TAG_SIZE : 0);
+    if (la > UINT32_MAX || lb > UINT32_MAX || lpre > UINT32_MAX || ltail > UINT32_MAX || pos < 0 || pos > sizev ||
+        sizev - pos < 8 || plen > sizev - pos - 8 || plen > UINT32_MAX)
+        goto fallback; /* does not fit: the Python code writes it to the store */
+    long long end = put_frame(mm, fdv, pos, sizev, epochv, number, floorv, PyBytes_AS_STRING(a), la,
+                              PyBytes_AS_STRING(b), lb, out != NULL, pre, lpre, tail, ltail, iseq, iframe, jkey, plen,
+                              pos + 8 + plen);
+    if (end == -3) goto error;
+    if (end <= 0) goto fallback; /* a truncation suspected, or caught: the Python code checks and decides */
+    /* the frame counts: the state put_intent leaves */
+    rec = new_record(intent_type);
+    if (rec == NULL) goto error;
+    PyObject *endobj = PyLong_FromLongLong(end);
+    if (endobj == NULL || PyDict_SetItem(jd, n_wpos, endobj) < 0) {
+        Py_XDECREF(endobj);
+        goto error;
+    }
+    Py_DECREF(endobj);
+    if (out != NULL) {
+        PyObject *num = PyLong_FromLongLong(number);
+        if (num == NULL) goto error;
+        slot_put(out, off_cached, Py_NewRef(opieces));
+        slot_put(out, off_frame, num);
+        slot_put(out, off_written, Py_NewRef(Py_True));
+        PyObject *r2 = PyObject_CallMethodOneArg(queue, n_append, out);
+        if (r2 == NULL) goto error;
+        Py_DECREF(r2);
+        if (PyList_SetSlice(deferred, 0, PyList_GET_SIZE(deferred), NULL) < 0) goto error;
+        number++;
+    }
+    PyObject *num = PyLong_FromLongLong(number), *next = PyLong_FromLongLong(number + 1);
+    if (num == NULL || next == NULL || PyDict_SetItem(jd, n_frames, next) < 0) {
+        Py_XDECREF(num);
+        Py_XDECREF(next);
+        goto error;
+    }
+    Py_DECREF(next);
+    slot_put(rec, off_written, Py_NewRef(Py_True));
+    slot_put(rec, off_seq, PyLong_FromLong(-1));
+    slot_put(rec, off_frame, num);
+    slot_put(rec, off_cached, Py_NewRef(Py_None));
+    slot_put(rec, off_pieces, Py_NewRef(pieces));
+    if (*slot(rec, off_seq) == NULL) goto error;
+    PyObject *r3 = PyObject_CallMethodOneArg(queue, n_append, rec);
+    if (r3 == NULL) goto error;
+    Py_DECREF(r3);
+    Py_ssize_t waiting = PyObject_Length(queue);
+    if (waiting < 0) goto error;
+    locked = 0;
+    PyObject *r4 = call0(lock, n_release);
+    if (r4 == NULL) goto error;
+    Py_DECREF(r4);
+    if (waiting >= drain_at) {
+        /* a busy connection chains its journal into the store itself, a batch at a time (as append_intent) */
+        PyObject *r5 = call0(store, n_flush);
+        if (r5 == NULL) goto error;
+        Py_DECREF(r5);
+    }
+    result = Py_NewRef(rec);
+    goto done;
+fallback:
+    if (PyErr_Occurred()) goto error;
+    result = Py_NewRef(Py_None);
+    goto done;
+error:
+    result = NULL;
+done:
+    if (locked) {
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        PyObject *r6 = call0(lock, n_release);
+        if (r6 == NULL) {
+            Py_XDECREF(exc);
+            Py_CLEAR(result);
+        } else {
+            Py_DECREF(r6);
+            PyErr_SetRaisedException_compat(exc);
+        }
+    }
+    Py_XDECREF(rec);
+    Py_XDECREF(out);
+    Py_XDECREF(opieces);
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_XDECREF(sd);
+    Py_DECREF(pieces);
+    return result;
+}
+
+/* defer_outcome(store, late, end, intent, span_id, pid) -> PreparedOutcome
+ *
+ * The outcome of a statement that ended with no status set (the usual success): PreparedOutcome(dict(late) or {},
+ * end=end, intent=intent, span_id=span_id, status="UNSET", status_message=None), deferred as AuditStore.defer
+ * defers it (appended to the journal's deferred records, under its lock; the flusher woken once too many wait).
+ * On any other path the record is built here and handed to store.defer() (Python). None, with nothing built or
+ * changed, when ``late`` is not a dict: the caller runs the Python code. */
+static PyObject *defer_outcome(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "defer_outcome() takes 7 arguments");
+        return NULL;
+    }
+    if (off_written < 0 || !PyDict_CheckExact(args[1])) Py_RETURN_NONE;
+    PyObject *store = args[0], *late = args[1];
+    long long max_deferred;
+    if (int_arg(args[6], "max_deferred", 0, LLONG_MAX, &max_deferred) < 0) return NULL;
+    PyObject *out = new_record(outcome_type);
+    if (out == NULL) return NULL;
+    PyObject *attrs = PyDict_Copy(late);
+    if (attrs == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    slot_put(out, off_written, Py_NewRef(Py_False));
+    slot_put(out, off_seq, PyLong_FromLong(-1));
+    slot_put(out, off_frame, PyLong_FromLong(-1));
+    slot_put(out, off_cached, Py_NewRef(Py_None));
+    slot_put(out, off_attrs, attrs);
+    slot_put(out, off_end, Py_NewRef(args[2]));
+    slot_put(out, off_intent, Py_NewRef(args[3]));
+    slot_put(out, off_span_id, Py_NewRef(args[4]));
+    slot_put(out, off_status, Py_NewRef(n_unset));
+    slot_put(out, off_status_message, Py_NewRef(Py_None));
+    if (*slot(out, off_seq) == NULL || *slot(out, off_frame) == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    /* AuditStore.defer: the journal's deferred list, when the store is open in this process with a flusher */
+    PyObject *sd = PyObject_GenericGetDict(store, NULL);
+    if (sd == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *sfd = item(sd, n_sfd), *flusher = item(sd, n_flusher), *spid = item(sd, n_spid),
+             *j = item(sd, n_journal);
+    long long fdv, pidv;
+    int fast = !PyErr_Occurred() && sfd != NULL && flusher != NULL && flusher != Py_None && spid != NULL &&
+               j != NULL && j != Py_None && ll_of(sfd, &fdv) == 0 && fdv >= 0 && ll_of(spid, &pidv) == 0 &&
+               PyLong_CheckExact(args[5]) && PyObject_RichCompareBool(spid, args[5], Py_EQ) == 1;
+    if (PyErr_Occurred()) {
+        Py_DECREF(sd);
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *jd = NULL, *lock = NULL;
+    int wake = 0;
+    if (fast) {
+        Py_INCREF(j);
+        jd = PyObject_GenericGetDict(j, NULL);
+        Py_DECREF(j);
+        lock = jd != NULL ? item(jd, n_lock) : NULL;
+        if (lock == NULL) goto fail_or_slow;
+        Py_INCREF(lock);
+        PyObject *r = call0(lock, n_acquire);
+        if (r == NULL) goto fail;
+        Py_DECREF(r);
+        PyObject *closed = item(jd, n_closed), *deferred = item(jd, n_deferred);
+        int ok = closed == Py_False && deferred != NULL && PyList_CheckExact(deferred) && !PyErr_Occurred();
+        if (ok && PyList_Append(deferred, out) < 0) ok = -1;
+        if (ok == 1) wake = PyList_GET_SIZE(deferred) >= max_deferred;
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        PyObject *r2 = call0(lock, n_release);
+        if (r2 == NULL) {
+            Py_XDECREF(exc);
+            goto fail;
+        }
+        Py_DECREF(r2);
+        PyErr_SetRaisedException_compat(exc);
+        if (ok < 0 || PyErr_Occurred()) goto fail;
+        if (ok == 1) {
+            if (wake) {
+                PyObject *w = item(sd, n_wake);
+                PyObject *r3 = w != NULL ? PyObject_CallMethodNoArgs(w, n_set) : NULL;
+                if (r3 == NULL) goto fail_or_slow;
+                Py_DECREF(r3);
+            }
+            goto ok;
+        }
+    }
+fail_or_slow:
+    if (PyErr_Occurred()) goto fail;
+    {
+        PyObject *r4 = PyObject_CallMethodOneArg(store, n_defer, out);
+        if (r4 == NULL) goto fail;
+        Py_DECREF(r4);
+    }
+ok:
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_DECREF(sd);
+    return out;
+fail:
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_DECREF(sd);
+    Py_DECREF(out);
     return NULL;
 }
 
@@ -581,6 +1137,23 @@ static PyObject *bind(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO", &it, &ot)) return NULL;
     Py_XSETREF(intent_type, Py_NewRef(it));
     Py_XSETREF(outcome_type, Py_NewRef(ot));
+    /* the slots journal_intent() and defer_outcome() fill; any missing or of another kind: they always decline */
+    off_written = -1;
+    if (!PyType_Check(it) || !PyType_Check(ot)) Py_RETURN_NONE;
+    Py_ssize_t offs[11];
+    const char *names[11] = {"written", "seq", "frame", "cached", "pieces", "attrs", "end", "intent", "span_id",
+                             "status", "status_message"};
+    for (int k = 0; k < 11; k++) {
+        offs[k] = slot_offset(k < 5 ? it : ot, names[k]);
+        if (offs[k] < 0) Py_RETURN_NONE;
+    }
+    /* the base slots at the same offsets in both classes */
+    for (int k = 0; k < 4; k++)
+        if (slot_offset(ot, names[k]) != offs[k]) Py_RETURN_NONE;
+    off_seq = offs[1], off_frame = offs[2], off_cached = offs[3], off_pieces = offs[4], off_attrs = offs[5];
+    off_end = offs[6], off_intent = offs[7], off_span_id = offs[8], off_status = offs[9];
+    off_status_message = offs[10];
+    off_written = offs[0];
     Py_RETURN_NONE;
 }
 
@@ -588,6 +1161,11 @@ static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL, "Copy one journal frame into the mapping."},
     {"copy_frame", (PyCFunction)(void (*)(void))copy_frame, METH_FASTCALL, "Copy a built frame into the mapping."},
     {"chain", (PyCFunction)(void (*)(void))chain, METH_FASTCALL, "Chain a run of prepared records."},
+    {"native_sha256", native_sha256_py, METH_O, "SHA-256 as chain() computes it without the GIL (None: not available)."},
+    {"journal_intent", (PyCFunction)(void (*)(void))journal_intent, METH_FASTCALL,
+     "Build a statement's intent and append it to the journal (AuditStore.intent's usual path)."},
+    {"defer_outcome", (PyCFunction)(void (*)(void))defer_outcome, METH_FASTCALL,
+     "Build a statement's outcome and defer it (AuditStore.defer_outcome's usual path)."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
     {"guard_install", guard_install, METH_NOARGS, "Install the SIGBUS guard of the copies into journal mappings."},
     {NULL, NULL, 0, NULL},
@@ -608,6 +1186,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     crc32_func = PyObject_GetAttrString(zlib, "crc32");
     Py_DECREF(zlib);
     if (crc32_func == NULL) return NULL;
+    load_native_sha256(); /* after hashlib: its _hashlib loaded libcrypto */
     str_digest = PyUnicode_InternFromString("digest");
     str_key = PyUnicode_InternFromString("key");
     str_digest_size = PyUnicode_InternFromString("digest_size");
@@ -617,6 +1196,16 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     str_written = PyUnicode_InternFromString("written");
     str_type = PyUnicode_InternFromString("type");
     int_16 = PyLong_FromLong(16);
+#define NAME(v, text) if ((v = PyUnicode_InternFromString(text)) == NULL) return NULL
+    NAME(n_pid, "pid"); NAME(n_closed, "closed"); NAME(n_store_id, "store_id"); NAME(n_lock, "lock");
+    NAME(n_deferred, "deferred"); NAME(n_frames, "frames"); NAME(n_wpos, "wpos"); NAME(n_mm, "mm");
+    NAME(n_fd, "fd"); NAME(n_size, "size"); NAME(n_epoch, "epoch"); NAME(n_jkey, "jkey"); NAME(n_queue, "queue");
+    NAME(n_failing, "_failing"); NAME(n_sseq, "_seq"); NAME(n_sstore_id, "_store_id"); NAME(n_acquire, "acquire");
+    NAME(n_release, "release"); NAME(n_flush, "flush"); NAME(n_frame, "frame"); NAME(n_sfd, "_fd");
+    NAME(n_flusher, "_flusher"); NAME(n_spid, "_pid"); NAME(n_journal, "_journal"); NAME(n_wake, "_wake");
+    NAME(n_set, "set"); NAME(n_defer, "defer"); NAME(n_unset, "UNSET"); NAME(n_append, "append");
+    NAME(n_intent, "intent");
+#undef NAME
     if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||
         !str_type || !int_16)
         return NULL;

@@ -67,6 +67,8 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
     if not native:
         monkeypatch.setattr(J, "_native_frame", None)
         monkeypatch.setattr(J, "_native_copy", None)
+        monkeypatch.setattr(store_module, "_native_intent", None)  # the fused intent frames natively too
+        monkeypatch.setattr(store_module, "_native_outcome", None)
     path = tmp_path / "audit.jsonl"
     seen: list[bytes] = []
     counting = [False]

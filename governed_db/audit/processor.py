@@ -94,10 +94,8 @@ class AuditSpanProcessor(SpanProcessor):
         """The intent of governed_db's own span from its prepared bytes (the hot path of :meth:`on_start`)."""
         parent = span.parent
         try:
-            rec = R.PreparedIntent(span.head, parent.span_id if parent is not None else None, _pid[0], span.span_id,
-                                   span.start_time, span.trace_id)
-            self.store.append_intent(rec)
-            span.intent = rec
+            span.intent = self.store.intent(span.head, parent.span_id if parent is not None else None, _pid[0],
+                                            span.span_id, span.start_time, span.trace_id)
         except Exception as e:  # never raise into the pipeline; it refuses on last_error
             self._failed(span, e)
             return
@@ -182,17 +180,18 @@ class AuditSpanProcessor(SpanProcessor):
     def end_prepared(self, span: Any) -> None:
         """The outcome of a span whose intent was prepared: deferred on success (results fold into it)."""
         status = span.status
-        code = status.status_code.name if status is not None else "UNSET"
         try:
-            late = span.late
-            out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent,
-                                    span_id=span.span_id, status=code,
-                                    status_message=status.description if status is not None else None)
-            if code == "ERROR":
-                self.store.append(out)  # refusals and failures reach the OS before the error reaches the caller
+            if status is None:  # a success (no status set): deferred, its result's row counts may fold into it
+                span.outcome = self.store.defer_outcome(span.late, span.end_time, span.intent, span.span_id)
             else:
-                self.store.defer(out)
-                span.outcome = out
+                late, code = span.late, status.status_code.name
+                out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent,
+                                        span_id=span.span_id, status=code, status_message=status.description)
+                if code == "ERROR":
+                    self.store.append(out)  # refusals and failures reach the OS before the error reaches the caller
+                else:
+                    self.store.defer(out)
+                    span.outcome = out
             self._local.error = None
         except Exception as e:  # a processor must not break the application's statement
             self._failed(span, e)
