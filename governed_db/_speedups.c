@@ -575,6 +575,11 @@ static int put_line(char *out, const char *head, Py_ssize_t lh, const char *tail
  * A body's parts() is Python code, and so is the release of the values its setattr replaces: either may change a
  * list of ``bodies`` or drop what it held. So the length is read again for each body, and each body and its pieces
  * are held by references of our own until the end. */
+/* defined with the statement path's records, below */
+static Py_ssize_t off_written, off_cached, off_intent;
+static PyObject *outcome_pieces(PyObject *out);
+static PyObject *outcome_parts(PyObject *out);
+
 typedef struct {
     PyObject *body, *pieces;
     Py_ssize_t size;
@@ -626,8 +631,7 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         int set = PyObject_SetAttr(body, str_seq, seqobj);
         Py_DECREF(seqobj);
         if (set < 0) goto fail;
-        PyObject *pieces = (PyObject *)t == intent_type ? PyObject_GetAttr(body, str_pieces)
-                                                        : PyObject_CallMethodNoArgs(body, str_parts);
+        PyObject *pieces = (PyObject *)t == intent_type ? PyObject_GetAttr(body, str_pieces) : outcome_parts(body);
         if (pieces == NULL) {
             if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
                 PyErr_Clear(); /* (orjson's JSONEncodeError is a TypeError) the general path takes it */
@@ -725,7 +729,7 @@ static Py_ssize_t off_written = -1, off_seq, off_frame, off_cached, off_pieces, 
                   off_span_id, off_status, off_status_message;
 static PyObject *n_pid, *n_closed, *n_store_id, *n_lock, *n_deferred, *n_frames, *n_wpos, *n_mm, *n_fd, *n_size,
     *n_epoch, *n_jkey, *n_queue, *n_failing, *n_sseq, *n_sstore_id, *n_acquire, *n_release, *n_flush, *n_frame,
-    *n_sfd, *n_flusher, *n_spid, *n_journal, *n_wake, *n_set, *n_defer, *n_unset, *n_append, *n_intent;
+    *n_sfd, *n_flusher, *n_spid, *n_journal, *n_wake, *n_set, *n_defer, *n_unset, *n_append, *n_intent, *n_slock;
 
 static inline PyObject **slot(PyObject *o, Py_ssize_t off) { return (PyObject **)((char *)o + off); }
 
@@ -902,7 +906,8 @@ static PyObject *journal_intent(PyObject *self, PyObject *const *args, Py_ssize_
     if (PyList_GET_SIZE(deferred) == 1) {
         out = Py_NewRef(PyList_GET_ITEM(deferred, 0));
         if ((PyObject *)Py_TYPE(out) != outcome_type) goto fallback;
-        opieces = PyObject_CallMethodNoArgs(out, str_pieces);
+        opieces = outcome_pieces(out);
+        if (opieces == NULL && !PyErr_Occurred()) opieces = PyObject_CallMethodNoArgs(out, str_pieces);
         if (opieces == NULL) {
             if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
                 PyErr_Clear(); /* unusual values: the Python code leaves it deferred */
@@ -1131,6 +1136,222 @@ fail:
     return NULL;
 }
 
+/* -- an outcome's pieces, and a result's counts folded into it --------------------------------------------------
+ *
+ * templates(dumps, option, keys) hands over orjson.dumps with the records' option (sorted keys) and the names of
+ * the four attributes a result's counts fold into (semconv). */
+static PyObject *t_dumps, *t_option, *k_returned, *k_rows, *k_cells, *k_columns;
+
+static PyObject *templates(PyObject *self, PyObject *args) {
+    PyObject *dumps, *option, *keys;
+    if (!PyArg_ParseTuple(args, "OOO!", &dumps, &option, &PyTuple_Type, &keys)) return NULL;
+    if (PyTuple_GET_SIZE(keys) != 4) {
+        PyErr_SetString(PyExc_ValueError, "templates() takes the 4 attribute names results fold into");
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++)
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(keys, k))) {
+            PyErr_SetString(PyExc_TypeError, "the attribute names must be str");
+            return NULL;
+        }
+    Py_XSETREF(t_dumps, Py_NewRef(dumps));
+    Py_XSETREF(t_option, Py_NewRef(option));
+    Py_XSETREF(k_returned, Py_NewRef(PyTuple_GET_ITEM(keys, 0)));
+    Py_XSETREF(k_rows, Py_NewRef(PyTuple_GET_ITEM(keys, 1)));
+    Py_XSETREF(k_cells, Py_NewRef(PyTuple_GET_ITEM(keys, 2)));
+    Py_XSETREF(k_columns, Py_NewRef(PyTuple_GET_ITEM(keys, 3)));
+    Py_RETURN_NONE;
+}
+
+/* bytes + bytes, a new reference */
+static PyObject *concat3(const char *a, Py_ssize_t la, const char *b, Py_ssize_t lb, const char *c, Py_ssize_t lc) {
+    PyObject *r = PyBytes_FromStringAndSize(NULL, la + lb + lc);
+    if (r == NULL) return NULL;
+    char *p = PyBytes_AS_STRING(r);
+    memcpy(p, a, la);
+    memcpy(p + la, b, lb);
+    memcpy(p + la + lb, c, lc);
+    return r;
+}
+
+/* PreparedOutcome.pieces() of ``out`` on its usual shape (a dict of attributes orjson takes, an int end that fits,
+ * a 64-bit span id, status UNSET, OK or ERROR without a message); NULL without an exception otherwise (the caller
+ * runs the Python method), NULL with one on a memory error. */
+static PyObject *outcome_pieces(PyObject *out) {
+    if (t_dumps == NULL || off_written < 0) return NULL;
+    PyObject *attrs = *slot(out, off_attrs), *end = *slot(out, off_end), *span = *slot(out, off_span_id),
+             *status = *slot(out, off_status), *msg = *slot(out, off_status_message);
+    long long endv;
+    char shex[16];
+    if (attrs == NULL || end == NULL || span == NULL || status == NULL || msg == NULL || !PyDict_CheckExact(attrs) ||
+        ll_of(end, &endv) < 0 || hex_of(span, 8, shex) < 0 || !PyUnicode_CheckExact(status) ||
+        (msg != Py_None && !(PyUnicode_CheckExact(msg) && PyUnicode_GET_LENGTH(msg) == 0)))
+        return NULL;
+    const char *st;
+    if (PyUnicode_CompareWithASCIIString(status, "UNSET") == 0) st = "\"UNSET\"";
+    else if (PyUnicode_CompareWithASCIIString(status, "OK") == 0) st = "\"OK\"";
+    else if (PyUnicode_CompareWithASCIIString(status, "ERROR") == 0) st = "\"ERROR\"";
+    else return NULL;
+    PyObject *js;
+    if (PyDict_GET_SIZE(attrs) == 0) {
+        js = PyBytes_FromStringAndSize("{}", 2);
+    } else {
+        static PyObject *kwnames = NULL;
+        if (kwnames == NULL) { /* interned: orjson matches keyword names by identity */
+            PyObject *name = PyUnicode_InternFromString("option");
+            if (name == NULL) return NULL;
+            kwnames = PyTuple_Pack(1, name);
+            Py_DECREF(name);
+            if (kwnames == NULL) return NULL;
+        }
+        PyObject *argv[2] = {attrs, t_option};
+        js = PyObject_Vectorcall(t_dumps, argv, 1, kwnames);
+        if (js == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) PyErr_Clear();
+            return NULL;
+        }
+        if (!PyBytes_CheckExact(js)) {
+            Py_DECREF(js);
+            return NULL;
+        }
+    }
+    if (js == NULL) return NULL;
+    char mid[48], tl[96];
+    int lm = snprintf(mid, sizeof mid, ",\"end\":%lld,\"intent\":", endv);
+    int lt = snprintf(tl, sizeof tl, "\"span_id\":\"%.16s\",\"status\":%s,\"type\":\"outcome\",\"v\":2}", shex, st);
+    PyObject *pre = concat3("{\"attrs\":", 9, PyBytes_AS_STRING(js), PyBytes_GET_SIZE(js), mid, lm);
+    Py_DECREF(js);
+    if (pre == NULL) return NULL;
+    PyObject *tail = PyBytes_FromStringAndSize(tl, lt);
+    if (tail == NULL) {
+        Py_DECREF(pre);
+        return NULL;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(pre);
+        Py_DECREF(tail);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, pre);
+    PyTuple_SET_ITEM(t, 1, tail);
+    return t;
+}
+
+/* outcome_pieces(out) -> (pre, tail) or None: what journal_intent() and chain() take for PreparedOutcome.pieces() */
+static PyObject *outcome_pieces_py(PyObject *self, PyObject *out) {
+    if (off_written < 0 || (PyObject *)Py_TYPE(out) != outcome_type) Py_RETURN_NONE;
+    PyObject *t = outcome_pieces(out);
+    if (t == NULL && !PyErr_Occurred()) Py_RETURN_NONE;
+    return t;
+}
+
+/* PreparedOutcome.parts() of ``out``: its pieces (cached, or built by outcome_pieces) with its intent's seq after the
+ * first; the Python method when the shape is another one (it raises what parts() raises). */
+static PyObject *outcome_parts(PyObject *out) {
+    if (off_written < 0) return PyObject_CallMethodNoArgs(out, str_parts);
+    PyObject *cached = *slot(out, off_cached), *intent = *slot(out, off_intent), *pieces;
+    if (cached != NULL && cached != Py_None) {
+        /* ``self.cached or self.pieces()``: a cached value of another kind goes the Python way */
+        if (!PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 2) return PyObject_CallMethodNoArgs(out, str_parts);
+        pieces = Py_NewRef(cached);
+    } else {
+        pieces = outcome_pieces(out);
+        if (pieces == NULL) return PyErr_Occurred() ? NULL : PyObject_CallMethodNoArgs(out, str_parts);
+    }
+    PyObject *pre = PyTuple_GET_ITEM(pieces, 0), *tail = PyTuple_GET_ITEM(pieces, 1);
+    long long seq;
+    int ok = PyBytes_CheckExact(pre) && PyBytes_CheckExact(tail) && intent != NULL;
+    if (ok && PyLong_CheckExact(intent)) {
+        ok = ll_of(intent, &seq) == 0;
+    } else if (ok) {
+        PyObject *sq = PyObject_GetAttr(intent, str_seq);
+        ok = sq != NULL && ll_of(sq, &seq) == 0;
+        Py_XDECREF(sq);
+        if (PyErr_Occurred()) {
+            Py_DECREF(pieces);
+            return NULL;
+        }
+    }
+    if (!ok || seq < 0) { /* the Python method decides (and raises ValueError for an intent not in the store) */
+        Py_DECREF(pieces);
+        return PyObject_CallMethodNoArgs(out, str_parts);
+    }
+    char num[24];
+    int ln = snprintf(num, sizeof num, "%lld,", seq);
+    PyObject *head = concat3(PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre), num, ln, "", 0);
+    PyObject *r = head != NULL ? PyTuple_Pack(2, head, tail) : NULL;
+    Py_XDECREF(head);
+    Py_DECREF(pieces);
+    return r;
+}
+
+/* fold(store, outcome, rows, masked_cells, masked_columns) -> True, False or None
+ *
+ * AuditStore.amend on its usual path: a result's row counts added to its statement's deferred outcome, under the
+ * journal's lock (the store's without a journal) — True; False once the outcome was written. None, with nothing
+ * changed, for another kind of record: the caller runs the Python code. ``masked_columns``: a tuple (added as a
+ * list when not empty). */
+static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fold() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *store = args[0], *out = args[1], *cols = args[4];
+    if (off_written < 0 || k_returned == NULL || (PyObject *)Py_TYPE(out) != outcome_type ||
+        !PyTuple_CheckExact(cols))
+        Py_RETURN_NONE;
+    PyObject *sd = PyObject_GenericGetDict(store, NULL);
+    if (sd == NULL) return NULL;
+    PyObject *j = item(sd, n_journal), *lock = NULL, *jd = NULL, *result = NULL;
+    if (PyErr_Occurred()) goto done;
+    if (j != NULL && j != Py_None) {
+        Py_INCREF(j);
+        jd = PyObject_GenericGetDict(j, NULL);
+        Py_DECREF(j);
+        if (jd == NULL) goto done;
+        lock = item(jd, n_lock);
+    } else {
+        lock = item(sd, n_slock);
+    }
+    if (lock == NULL) {
+        if (!PyErr_Occurred()) result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_INCREF(lock);
+    PyObject *r = call0(lock, n_acquire);
+    if (r == NULL) goto done;
+    Py_DECREF(r);
+    PyObject *written = *slot(out, off_written), *attrs = *slot(out, off_attrs);
+    int w = written != NULL ? PyObject_IsTrue(written) : -1;
+    if (w == 1) {
+        result = Py_NewRef(Py_False);
+    } else if (w == 0 && attrs != NULL && PyDict_CheckExact(attrs)) {
+        PyObject *list = PyTuple_GET_SIZE(cols) ? PySequence_List(cols) : NULL;
+        if ((PyTuple_GET_SIZE(cols) == 0 || list != NULL) && PyDict_SetItem(attrs, k_returned, args[2]) == 0 &&
+            PyDict_SetItem(attrs, k_rows, args[2]) == 0 && PyDict_SetItem(attrs, k_cells, args[3]) == 0 &&
+            (list == NULL || PyDict_SetItem(attrs, k_columns, list) == 0))
+            result = Py_NewRef(Py_True);
+        Py_XDECREF(list);
+    } else if (!PyErr_Occurred()) {
+        result = Py_NewRef(Py_None);
+    }
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    PyObject *r2 = call0(lock, n_release);
+    if (r2 == NULL) {
+        Py_XDECREF(exc);
+        Py_CLEAR(result);
+    } else {
+        Py_DECREF(r2);
+        PyErr_SetRaisedException_compat(exc);
+    }
+done:
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_DECREF(sd);
+    return result;
+}
+
 /* bind(PreparedIntent, PreparedOutcome): the record classes chain() takes the fast way */
 static PyObject *bind(PyObject *self, PyObject *args) {
     PyObject *it, *ot;
@@ -1166,6 +1387,10 @@ static PyMethodDef methods[] = {
      "Build a statement's intent and append it to the journal (AuditStore.intent's usual path)."},
     {"defer_outcome", (PyCFunction)(void (*)(void))defer_outcome, METH_FASTCALL,
      "Build a statement's outcome and defer it (AuditStore.defer_outcome's usual path)."},
+    {"templates", templates, METH_VARARGS, "Hand over orjson.dumps, its option and the fold's attribute names."},
+    {"outcome_pieces", outcome_pieces_py, METH_O, "PreparedOutcome.pieces() on its usual shape, or None."},
+    {"fold", (PyCFunction)(void (*)(void))fold, METH_FASTCALL,
+     "Fold a result's row counts into its deferred outcome (AuditStore.amend's usual path)."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
     {"guard_install", guard_install, METH_NOARGS, "Install the SIGBUS guard of the copies into journal mappings."},
     {NULL, NULL, 0, NULL},
@@ -1204,7 +1429,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     NAME(n_release, "release"); NAME(n_flush, "flush"); NAME(n_frame, "frame"); NAME(n_sfd, "_fd");
     NAME(n_flusher, "_flusher"); NAME(n_spid, "_pid"); NAME(n_journal, "_journal"); NAME(n_wake, "_wake");
     NAME(n_set, "set"); NAME(n_defer, "defer"); NAME(n_unset, "UNSET"); NAME(n_append, "append");
-    NAME(n_intent, "intent");
+    NAME(n_intent, "intent"); NAME(n_slock, "_lock");
 #undef NAME
     if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||
         !str_type || !int_16)

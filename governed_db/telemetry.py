@@ -554,11 +554,15 @@ class Recorder:
             outcome = span_id
         if outcome is not None and isinstance(self.results, AuditOnlyTracer):
             # audit store only: into the statement's outcome record while that waits to be written
-            folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
-                                      GDB_MASKED_CELLS: masked_cells}
-            if masked_columns:
-                folded[GDB_MASKED_COLUMNS] = list(masked_columns)
-            if self.results.processor.fold_result(outcome, folded, self.environment):
+            processor = self.results.processor
+            if type(outcome) is int:  # an SDK span's outcome, found by its span id
+                folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
+                                          GDB_MASKED_CELLS: masked_cells}
+                if masked_columns:
+                    folded[GDB_MASKED_COLUMNS] = list(masked_columns)
+                if processor.fold_result(outcome, folded, self.environment):
+                    return
+            elif processor.fold_counts(outcome, rows, masked_cells, tuple(masked_columns), self.environment):
                 return
         attrs: dict[str, Any] = {
             DB_RESPONSE_RETURNED_ROWS: rows,

@@ -252,3 +252,61 @@ def test_native_builders_take_any_arguments_without_crashing(tmp_path_factory: A
         assert s._journal is not None
         s._journal.deferred.clear()  # outcomes of junk intents are the caller's error: not chained at close
         s._deferred.clear()
+
+
+msgs = st.one_of(st.none(), st.just(""), text)
+statuses = st.one_of(st.sampled_from(["UNSET", "OK", "ERROR"]), text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(attrs, st.one_of(st.integers(-(2**70), 2**70), st.just(1.5)), st.integers(-5, 2**65), statuses, msgs,
+       st.one_of(st.integers(-3, 2**64), st.none()), st.booleans())
+def test_native_outcome_pieces_and_parts_are_the_python_ones(a: dict[str, Any], end: Any, span: int, status: str,
+                                                             msg: str | None, intent_seq: int | None,
+                                                             cached: bool) -> None:
+    # the intent by seq, or by record (its seq set once chained: -1 before)
+    intent: Any = intent_seq if intent_seq is not None else R.PreparedIntent(b"{", None, 1, 1, 1, 1)
+    out = R.PreparedOutcome(dict(a), end=end, intent=intent, span_id=span, status=status, status_message=msg)
+
+    def python(method: str) -> Any:
+        try:
+            return getattr(out, method)()
+        except (TypeError, ValueError, OverflowError) as e:
+            return type(e)
+
+    got = speedups.outcome_pieces(out)
+    if got is not None:  # it declines what it does not template; what it builds is the Python method's
+        assert got == python("pieces")
+    if cached and isinstance(python("pieces"), tuple):
+        out.cached = python("pieces")
+    expected = python("parts")
+    try:
+        native: Any = speedups.chain([out], 0, 41, b"0" * 64, None, R.MAX_LINE)
+    except (TypeError, ValueError, OverflowError) as e:
+        native = type(e)
+    if isinstance(expected, tuple):
+        line = R.chain_prepared(out, 42, b"0" * 64, None)
+        assert native[0] == 1 and native[1] == line
+    else:
+        assert native == expected or native[0] == 0  # the Python loop then raises what parts() raises
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.lists(text, max_size=3), st.booleans(), attrs)
+def test_native_fold_is_amend(tmp_path_factory: Any, rows: int, cells: int, columns: list[str], written: bool,
+                              late: dict[str, Any]) -> None:
+    with _store(tmp_path_factory.mktemp("fold") / "a.jsonl", keyed=False) as s:
+        results = []
+        for native in (True, False):
+            out = R.PreparedOutcome(dict(late), end=1, intent=3, span_id=5, status="UNSET", status_message=None)
+            out.written = written
+            if native:
+                done = speedups.fold(s, out, rows, cells, tuple(columns))
+            else:
+                folded: dict[str, Any] = {"db.response.returned_rows": rows, "governed_db.rows_returned": rows,
+                                          "governed_db.masked_cells": cells}
+                if columns:
+                    folded["governed_db.masked_columns"] = list(columns)
+                done = s.amend(out, folded)
+            results.append((done, out.attrs, out.pieces()))
+        assert results[0] == results[1]

@@ -20,10 +20,18 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from governed_db._native import speedups
 from governed_db.audit import records as R
 from governed_db.audit.metrics import SpanMetrics
 from governed_db.audit.store import AuditStore
-from governed_db.semconv import GDB_ENVIRONMENT, GDB_MASKED_CELLS, GDB_RESULT
+from governed_db.semconv import (
+    DB_RESPONSE_RETURNED_ROWS,
+    GDB_ENVIRONMENT,
+    GDB_MASKED_CELLS,
+    GDB_MASKED_COLUMNS,
+    GDB_RESULT,
+    GDB_ROWS_RETURNED,
+)
 
 log = logging.getLogger("governed_db.audit")
 
@@ -139,6 +147,34 @@ class AuditSpanProcessor(SpanProcessor):
                 log.warning("governed_db audit: metrics failed for a result: %r", e)
         return True
 
+    def fold_counts(self, outcome: R.PreparedOutcome, rows: int, masked_cells: int, masked_columns: tuple[str, ...],
+                    environment: str) -> bool:
+        """:meth:`fold_result` of a result's counts into its statement's deferred outcome record — one C call on the
+        usual path (decision 0396), the same attributes as the dict the Python code folds."""
+        native = _native_fold
+        if native is not None:
+            try:
+                done = native(self.store, outcome, rows, masked_cells, masked_columns)
+            except Exception:
+                return False
+            if done is not None:
+                metrics = self.metrics
+                if done and masked_cells and metrics is not None:
+                    attrs = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows, GDB_MASKED_CELLS: masked_cells,
+                             GDB_ENVIRONMENT: environment}
+                    if masked_columns:
+                        attrs[GDB_MASKED_COLUMNS] = list(masked_columns)
+                    try:
+                        metrics.observe_result(attrs, outcome.span_id)
+                    except Exception as e:
+                        log.warning("governed_db audit: metrics failed for a result: %r", e)
+                return bool(done)
+        folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
+                                  GDB_MASKED_CELLS: masked_cells}
+        if masked_columns:
+            folded[GDB_MASKED_COLUMNS] = list(masked_columns)
+        return self.fold_result(outcome, folded, environment)
+
     def on_end(self, span: ReadableSpan) -> None:
         if getattr(span, "intent", None) is not None:
             self.end_prepared(span)
@@ -237,6 +273,8 @@ class AuditSpanProcessor(SpanProcessor):
         return True
 
 
+#: the C fold of a result's counts into its outcome (decision 0396), or None
+_native_fold = speedups.fold if speedups is not None else None
 _random = random  # the module-level generator, as for span ids: reseeded in forked children
 _MAX_INFLIGHT = 65536
 _MAX_PENDING = 64
