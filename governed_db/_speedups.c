@@ -857,16 +857,22 @@ static PyObject *call0(PyObject *o, PyObject *name) { return PyObject_CallMethod
  * through Journal.put_intent — the frame holding it after the one outcome deferred since the last intent, if any —
  * and the store drained (flush()) once ``drain_at`` records wait. None, with nothing changed: the caller runs the
  * Python code. The caller has checked the journal is this process's and the store is not failing. */
+static PyObject *intent_into(PyObject *store, PyObject *j, PyObject *const *args, long long drain_at);
+
 static PyObject *journal_intent(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 9) {
         PyErr_SetString(PyExc_TypeError, "journal_intent() takes 9 arguments");
         return NULL;
     }
     if (off_written < 0) Py_RETURN_NONE;
-    PyObject *store = args[0], *j = args[1];
     long long drain_at;
     if (int_arg(args[8], "drain_at", 0, LLONG_MAX, &drain_at) < 0) return NULL;
-    PyObject *pieces = intent_pieces(args[2], args[3], args[4], args[5], args[6], args[7]);
+    return intent_into(args[0], args[1], args + 2, drain_at);
+}
+
+/* journal_intent() with its arguments converted: ``args`` = head, parent, pid, span_id, time_ns, trace_id */
+static PyObject *intent_into(PyObject *store, PyObject *j, PyObject *const *args, long long drain_at) {
+    PyObject *pieces = intent_pieces(args[0], args[1], args[2], args[3], args[4], args[5]);
     if (pieces == NULL) {
         if (PyErr_Occurred()) return NULL;
         Py_RETURN_NONE;
@@ -1352,6 +1358,285 @@ done:
     return result;
 }
 
+/* -- the statement's span: started with its intent, ended with its outcome deferred ---------------------------------
+ *
+ * start_span() and end_span() are AuditOnlySpan(processor, name, CLIENT, start_ns, attrs, None, head) and
+ * AuditOnlySpan.end() (governed_db/telemetry.py) on the statement path of the audit store alone: no SDK provider,
+ * no current span in the context, a prepared intent head. The span's slots are filled as __init__ fills them; the
+ * intent is journaled as AuditSpanProcessor.start_prepared -> AuditStore.intent journals it (journal_intent(), or
+ * the Python method when that declines); a success's outcome deferred as end_prepared -> AuditStore.defer_outcome
+ * (defer_outcome()). Anything else — a current span, a status set, a span without an intent — declines (None) or
+ * goes to the Python methods, which stay the reference. span_config() hands over what they need. */
+static PyObject *sp_type, *sp_random, *sp_time, *sp_ctx_get, *sp_span_key, *sp_kind, *sp_store_mod, *sp_proc_mod,
+    *n_getrandbits, *n_time_ns, *n_store, *n_local, *n_error, *n_failed, *n_metrics, *n_observe_metrics, *n_ppid,
+    *n_drain_at, *n_max_deferred, *n_native_intent, *n_native_outcome, *int_64, *int_128;
+static Py_ssize_t so_base = -1, so_ctx, so_ended, so_processor, so_end_time, so_head, so_intent, so_kind, so_late,
+                  so_name, so_outcome, so_parent, so_span_id, so_start_time, so_status, so_trace_id;
+
+static PyObject *span_config(PyObject *self, PyObject *args) {
+    PyObject *cls, *rnd, *tm, *ctx_get, *key, *kind, *store_mod, *proc_mod;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &cls, &rnd, &tm, &ctx_get, &key, &kind, &store_mod, &proc_mod))
+        return NULL;
+    so_base = -1;
+    if (!PyType_Check(cls)) Py_RETURN_FALSE;
+    const char *names[16] = {"_base", "_ctx", "_ended", "_processor", "end_time", "head", "intent", "kind", "late",
+                             "name", "outcome", "parent", "span_id", "start_time", "status", "trace_id"};
+    Py_ssize_t offs[16];
+    for (int k = 0; k < 16; k++)
+        if ((offs[k] = slot_offset(cls, names[k])) < 0) Py_RETURN_FALSE;
+    Py_XSETREF(sp_type, Py_NewRef(cls));
+    Py_XSETREF(sp_random, Py_NewRef(rnd));
+    Py_XSETREF(sp_time, Py_NewRef(tm));
+    Py_XSETREF(sp_ctx_get, Py_NewRef(ctx_get));
+    Py_XSETREF(sp_span_key, Py_NewRef(key));
+    Py_XSETREF(sp_kind, Py_NewRef(kind));
+    Py_XSETREF(sp_store_mod, Py_NewRef(store_mod));
+    Py_XSETREF(sp_proc_mod, Py_NewRef(proc_mod));
+    so_ctx = offs[1], so_ended = offs[2], so_processor = offs[3], so_end_time = offs[4], so_head = offs[5];
+    so_intent = offs[6], so_kind = offs[7], so_late = offs[8], so_name = offs[9], so_outcome = offs[10];
+    so_parent = offs[11], so_span_id = offs[12], so_start_time = offs[13], so_status = offs[14];
+    so_trace_id = offs[15];
+    so_base = offs[0];
+    Py_RETURN_TRUE;
+}
+
+/* ``random.getrandbits(bits)`` as the Python code calls it (the module's generator, reseeded in forked children) */
+static PyObject *randbits(PyObject *bits) {
+    PyObject *f = PyObject_GetAttr(sp_random, n_getrandbits);
+    if (f == NULL) return NULL;
+    PyObject *r = PyObject_CallOneArg(f, bits);
+    Py_DECREF(f);
+    return r;
+}
+
+static PyObject *now_ns(void) { return PyObject_CallMethodNoArgs(sp_time, n_time_ns); }
+
+/* the processor module's ``_pid[0]`` (this process's id, kept current over fork), a new reference */
+static PyObject *current_pid(void) {
+    PyObject *l = PyObject_GetAttr(sp_proc_mod, n_ppid);
+    if (l == NULL) return NULL;
+    PyObject *pid = PyList_Check(l) && PyList_GET_SIZE(l) > 0 ? Py_NewRef(PyList_GET_ITEM(l, 0)) : NULL;
+    Py_DECREF(l);
+    if (pid == NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "processor._pid is not a list");
+    return pid;
+}
+
+/* the store module's integer ``name`` (read at each call: tests change _DRAIN_AT), or -1 with an exception */
+static long long store_int(PyObject *name) {
+    PyObject *v = PyObject_GetAttr(sp_store_mod, name);
+    if (v == NULL) return -1;
+    long long x;
+    int r = int_arg(v, "a store constant", 0, LLONG_MAX, &x);
+    Py_DECREF(v);
+    return r < 0 ? -1 : x;
+}
+
+/* whether the store module's C builder ``name`` is on (tests turn them off to run the Python reference) */
+static int store_native(PyObject *name) {
+    PyObject *v = PyObject_GetAttr(sp_store_mod, name);
+    if (v == NULL) return -1;
+    int on = v != Py_None;
+    Py_DECREF(v);
+    return on;
+}
+
+/* processor._failed(span, e) for the exception being raised (cleared); -1 if that raised too */
+static int span_failed(PyObject *processor, PyObject *span) {
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    if (exc != NULL && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetRaisedException_compat(exc); /* KeyboardInterrupt and the like go on up, as in the Python code */
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodObjArgs(processor, n_failed, span, exc != NULL ? exc : Py_None, NULL);
+    Py_XDECREF(exc);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* processor._local.error = None */
+static int clear_error(PyObject *processor) {
+    PyObject *local = PyObject_GetAttr(processor, n_local);
+    if (local == NULL) return -1;
+    int r = PyObject_SetAttr(local, n_error, Py_None);
+    Py_DECREF(local);
+    return r;
+}
+
+/* start_span(processor, name, start_ns, attrs, head) -> AuditOnlySpan or None */
+static PyObject *start_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "start_span() takes 5 arguments");
+        return NULL;
+    }
+    if (so_base < 0 || off_written < 0) Py_RETURN_NONE;
+    PyObject *processor = args[0], *head = args[4];
+    if (!PyBytes_CheckExact(head) || !PyLong_CheckExact(args[2])) Py_RETURN_NONE;
+    /* the current span, as __init__ finds it: only its absence is this path's */
+    PyObject *ctx = PyObject_CallNoArgs(sp_ctx_get);
+    if (ctx == NULL) return NULL;
+    if (!PyDict_Check(ctx)) {
+        Py_DECREF(ctx);
+        Py_RETURN_NONE;
+    }
+    PyObject *current = PyDict_GetItemWithError(ctx, sp_span_key);
+    Py_DECREF(ctx);
+    if (current != NULL) Py_RETURN_NONE;
+    if (PyErr_Occurred()) return NULL;
+    PyObject *trace_id = randbits(int_128);
+    if (trace_id == NULL) return NULL;
+    PyObject *span_id = randbits(int_64);
+    if (span_id == NULL) {
+        Py_DECREF(trace_id);
+        return NULL;
+    }
+    PyObject *start = PyObject_IsTrue(args[2]) ? Py_NewRef(args[2]) : now_ns();
+    PyObject *late = PyDict_New();
+    PyObject *span = (start != NULL && late != NULL) ? new_record(sp_type) : NULL;
+    if (span == NULL) {
+        Py_DECREF(trace_id);
+        Py_DECREF(span_id);
+        Py_XDECREF(start);
+        Py_XDECREF(late);
+        return NULL;
+    }
+    slot_put(span, so_trace_id, trace_id);
+    slot_put(span, so_parent, Py_NewRef(Py_None));
+    slot_put(span, so_span_id, span_id);
+    slot_put(span, so_ctx, Py_NewRef(Py_None));
+    slot_put(span, so_name, Py_NewRef(args[1]));
+    slot_put(span, so_kind, Py_NewRef(sp_kind));
+    slot_put(span, so_start_time, start);
+    slot_put(span, so_end_time, Py_NewRef(Py_None));
+    slot_put(span, so_base, Py_NewRef(args[3]));
+    slot_put(span, so_status, Py_NewRef(Py_None));
+    slot_put(span, so_processor, Py_NewRef(processor));
+    slot_put(span, so_ended, Py_NewRef(Py_False));
+    slot_put(span, so_late, late);
+    slot_put(span, so_head, Py_NewRef(head));
+    slot_put(span, so_intent, Py_NewRef(Py_None));
+    slot_put(span, so_outcome, Py_NewRef(Py_None));
+    /* processor.start_prepared(span): its intent, now, before the driver sees the statement */
+    PyObject *pid = current_pid(), *rec = NULL;
+    PyObject *store = pid != NULL ? PyObject_GetAttr(processor, n_store) : NULL;
+    if (store == NULL) goto failed;
+    PyObject *iargs[6] = {head, Py_None, pid, span_id, start, trace_id};
+    int native = store_native(n_native_intent);
+    long long drain_at = native > 0 ? store_int(n_drain_at) : 0;
+    if (native < 0 || drain_at < 0) goto failed;
+    PyObject *sd = PyObject_GenericGetDict(store, NULL);
+    if (sd == NULL) goto failed;
+    PyObject *j = item(sd, n_journal), *failing = item(sd, n_failing);
+    if (PyErr_Occurred()) {
+        Py_DECREF(sd);
+        goto failed;
+    }
+    Py_XINCREF(j);
+    Py_DECREF(sd);
+    if (native && j != NULL && j != Py_None && failing == Py_False) {
+        PyObject *jpid = PyObject_GetAttr(j, n_pid);
+        int same = jpid != NULL ? PyObject_RichCompareBool(jpid, pid, Py_EQ) : -1;
+        Py_XDECREF(jpid);
+        if (same < 0) {
+            Py_DECREF(j);
+            goto failed;
+        }
+        if (same) {
+            rec = intent_into(store, j, iargs, drain_at);
+            if (rec == NULL) {
+                Py_DECREF(j);
+                goto failed;
+            }
+            if (rec == Py_None) Py_CLEAR(rec);
+        }
+    }
+    Py_XDECREF(j);
+    if (rec == NULL) { /* the Python path: AuditStore.intent, which checks again and journals or writes it */
+        PyObject *method = PyObject_GetAttrString(store, "intent");
+        rec = method != NULL ? PyObject_Vectorcall(method, iargs, 6, NULL) : NULL;
+        Py_XDECREF(method);
+        if (rec == NULL) goto failed;
+    }
+    slot_put(span, so_intent, rec);
+    if (clear_error(processor) < 0) goto error;
+    Py_DECREF(store);
+    Py_DECREF(pid);
+    return span;
+failed: /* never raise into the pipeline: it refuses on last_error (start_prepared) */
+    if (span_failed(processor, span) < 0) goto error;
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    return span;
+error:
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    Py_DECREF(span);
+    return NULL;
+}
+
+/* end_span(span, end_time) -> True, or None when it is not this path's (the caller runs AuditOnlySpan.end) */
+static PyObject *end_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "end_span() takes 2 arguments");
+        return NULL;
+    }
+    PyObject *span = args[0];
+    if (so_base < 0 || off_written < 0 || (PyObject *)Py_TYPE(span) != sp_type) Py_RETURN_NONE;
+    PyObject *ended = *slot(span, so_ended), *intent = *slot(span, so_intent), *status = *slot(span, so_status),
+             *processor = *slot(span, so_processor), *late = *slot(span, so_late), *span_id = *slot(span, so_span_id);
+    if (ended != Py_False || intent == NULL || intent == Py_None || status != Py_None || processor == NULL ||
+        late == NULL || span_id == NULL || !PyDict_CheckExact(late))
+        Py_RETURN_NONE;
+    PyObject *end = args[1] != Py_None && PyObject_IsTrue(args[1]) ? Py_NewRef(args[1]) : now_ns();
+    if (end == NULL) return NULL;
+    slot_put(span, so_ended, Py_NewRef(Py_True));
+    slot_put(span, so_end_time, end);
+    Py_INCREF(processor);
+    /* processor.end_prepared(span), a success: AuditStore.defer_outcome */
+    PyObject *out = NULL, *max = NULL;
+    PyObject *pid = current_pid();
+    PyObject *store = pid != NULL ? PyObject_GetAttr(processor, n_store) : NULL;
+    if (store == NULL) goto failed;
+    int native = store_native(n_native_outcome);
+    if (native < 0 || (native && (max = PyObject_GetAttr(sp_store_mod, n_max_deferred)) == NULL)) goto failed;
+    PyObject *oargs[7] = {store, late, end, intent, span_id, pid, max};
+    out = native ? defer_outcome(NULL, oargs, 7) : Py_NewRef(Py_None);
+    Py_XDECREF(max);
+    if (out == Py_None) { /* declined: the Python method */
+        Py_CLEAR(out);
+        PyObject *method = PyObject_GetAttrString(store, "defer_outcome");
+        out = method != NULL ? PyObject_Vectorcall(method, oargs + 1, 4, NULL) : NULL;
+        Py_XDECREF(method);
+    }
+    if (out == NULL) goto failed;
+    slot_put(span, so_outcome, out);
+    if (clear_error(processor) < 0) goto error;
+    goto metrics;
+failed:
+    if (span_failed(processor, span) < 0) goto error;
+metrics:;
+    PyObject *m = PyObject_GetAttr(processor, n_metrics);
+    if (m == NULL) goto error;
+    if (m != Py_None) { /* processor._observe_metrics(span): logs a metrics failure, never raises */
+        PyObject *r = PyObject_CallMethodOneArg(processor, n_observe_metrics, span);
+        if (r == NULL) {
+            Py_DECREF(m);
+            goto error;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(m);
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    Py_DECREF(processor);
+    Py_RETURN_TRUE;
+error:
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    Py_DECREF(processor);
+    return NULL;
+}
+
 /* bind(PreparedIntent, PreparedOutcome): the record classes chain() takes the fast way */
 static PyObject *bind(PyObject *self, PyObject *args) {
     PyObject *it, *ot;
@@ -1391,6 +1676,11 @@ static PyMethodDef methods[] = {
     {"outcome_pieces", outcome_pieces_py, METH_O, "PreparedOutcome.pieces() on its usual shape, or None."},
     {"fold", (PyCFunction)(void (*)(void))fold, METH_FASTCALL,
      "Fold a result's row counts into its deferred outcome (AuditStore.amend's usual path)."},
+    {"span_config", span_config, METH_VARARGS, "Hand over what start_span() and end_span() need."},
+    {"start_span", (PyCFunction)(void (*)(void))start_span, METH_FASTCALL,
+     "Start a statement's audit-only span with its intent journaled (AuditOnlySpan's usual path)."},
+    {"end_span", (PyCFunction)(void (*)(void))end_span, METH_FASTCALL,
+     "End a statement's audit-only span with its outcome deferred (AuditOnlySpan.end's usual path)."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
     {"guard_install", guard_install, METH_NOARGS, "Install the SIGBUS guard of the copies into journal mappings."},
     {NULL, NULL, 0, NULL},
@@ -1430,6 +1720,12 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     NAME(n_flusher, "_flusher"); NAME(n_spid, "_pid"); NAME(n_journal, "_journal"); NAME(n_wake, "_wake");
     NAME(n_set, "set"); NAME(n_defer, "defer"); NAME(n_unset, "UNSET"); NAME(n_append, "append");
     NAME(n_intent, "intent"); NAME(n_slock, "_lock");
+    NAME(n_getrandbits, "getrandbits"); NAME(n_time_ns, "time_ns"); NAME(n_store, "store"); NAME(n_local, "_local");
+    NAME(n_error, "error"); NAME(n_failed, "_failed"); NAME(n_metrics, "metrics");
+    NAME(n_observe_metrics, "_observe_metrics"); NAME(n_ppid, "_pid"); NAME(n_drain_at, "_DRAIN_AT");
+    NAME(n_max_deferred, "_MAX_DEFERRED"); NAME(n_native_intent, "_native_intent");
+    NAME(n_native_outcome, "_native_outcome");
+    if ((int_64 = PyLong_FromLong(64)) == NULL || (int_128 = PyLong_FromLong(128)) == NULL) return NULL;
 #undef NAME
     if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||
         !str_type || !int_16)

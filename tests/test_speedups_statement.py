@@ -310,3 +310,99 @@ def test_native_fold_is_amend(tmp_path_factory: Any, rows: int, cells: int, colu
                 done = s.amend(out, folded)
             results.append((done, out.attrs, out.pieces()))
         assert results[0] == results[1]
+
+
+# -- the span: started with its intent, ended with its outcome (start_span, end_span) -------------------------------
+def _processor(path: Path) -> Any:
+    from governed_db.audit import audit_processor
+    from governed_db.telemetry import _configure_native
+
+    _configure_native()
+    return audit_processor({"path": str(path), "fsync_interval": 3600.0, "checkpoint_interval": None})
+
+
+def _span_slots(span: Any) -> dict[str, Any]:
+    return {n: getattr(span, n, "<unset>") for n in type(span).__slots__ if n not in ("_processor", "intent",
+                                                                                       "outcome")}
+
+
+@settings(max_examples=25, deadline=None)
+@given(attrs, st.integers(1, 2**62), st.integers(0, 2**62), st.booleans(), st.integers(0, 2**32))
+def test_native_span_is_the_python_span(tmp_path_factory: Any, a: dict[str, Any], start: int, took: int,
+                                        ended_at_zero: bool, seed: int) -> None:
+    import random
+
+    from governed_db import telemetry as T
+    from opentelemetry.trace import SpanKind
+
+    tmp = tmp_path_factory.mktemp("spans")
+    try:
+        head = R.intent_head(R.attributes_json(a), "SELECT", "CLIENT")
+    except ValueError:
+        return
+    seen = []
+    saved = list(T._native)
+    saved_interval = S.DEFER_INTERVAL
+    S.DEFER_INTERVAL = 3600.0
+    try:
+        for native in (True, False):
+            proc = _processor(tmp / f"{native}.jsonl")
+            proc.store.intent(head, None, 1, 1, 1, 1)  # opens the store and its journal
+            random.seed(seed)  # the same ids both ways
+            if native:
+                span = speedups.start_span(proc, "SELECT", start, dict(a), head)
+                assert span is not None and type(span) is T.AuditOnlySpan
+            else:
+                T._native[:] = [None, None, False]
+                span = T.AuditOnlySpan(proc, "SELECT", SpanKind.CLIENT, start, dict(a), None, head)
+            span.set_attribute("governed_db.rows_affected", 3)
+            span.end(0 if ended_at_zero else start + took)
+            T._native[:] = saved
+            j = proc.store._journal
+            intent, out = span.intent, span.outcome
+            assert intent is not None and out is not None and proc.last_error is None
+            seen.append((_span_slots(span) | {"end_time": span.end_time if not ended_at_zero else "now"},
+                         intent.pieces, _slots(out) | {"intent": out.intent is intent, "end": out.end == span.end_time},
+                         bytes(j.mm[J.HEADER_SIZE:j.wpos]), j.frames, list(j.deferred) == [out]))
+            proc.shutdown()
+    finally:
+        T._native[:] = saved
+        S.DEFER_INTERVAL = saved_interval
+    assert seen[0] == seen[1]
+
+
+def test_native_span_declines_off_its_path_and_reports_a_failed_intent(tmp_path: Path) -> None:
+    from opentelemetry import context, trace
+
+    from governed_db import telemetry as T
+
+    proc = _processor(tmp_path / "a.jsonl")
+    head = R.intent_head(R.attributes_json({"k": "v"}), "SELECT", "CLIENT")
+    try:
+        assert speedups.start_span(proc, "SELECT", 5, {}, None) is None  # no prepared head: the general path
+        outer = trace.NonRecordingSpan(trace.SpanContext(1, 2, False))
+        token = context.attach(trace.set_span_in_context(outer))
+        try:
+            assert speedups.start_span(proc, "SELECT", 5, {}, head) is None  # a current span: __init__ nests it
+        finally:
+            context.detach(token)
+        span = speedups.start_span(proc, "SELECT", 5, {}, head)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, "boom"))
+        assert speedups.end_span(span, None) is None  # a status set: end_prepared appends it now
+        span.end()
+        assert span.outcome is None and span._ended
+        assert speedups.end_span(span, None) is None  # ended already
+        # the intent cannot be written: the span starts without one and the error is what the pipeline reads
+        proc.store._failing = True
+
+        def refuse(*args: Any) -> Any:
+            raise OSError("disk full")
+
+        proc.store.intent = refuse
+        span = speedups.start_span(proc, "SELECT", 5, {}, head)
+        assert type(span) is T.AuditOnlySpan and span.intent is None
+        assert isinstance(proc.last_error, OSError)
+    finally:
+        proc.store._failing = False
+        del proc.store.intent
+        proc.shutdown()

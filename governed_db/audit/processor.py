@@ -232,10 +232,14 @@ class AuditSpanProcessor(SpanProcessor):
         except Exception as e:  # a processor must not break the application's statement
             self._failed(span, e)
         if self.metrics is not None:
-            try:
-                self.metrics.observe(span)
-            except Exception as e:
-                log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
+            self._observe_metrics(span)
+
+    def _observe_metrics(self, span: Any) -> None:
+        """The span's metrics (a failure is logged, never raised into the statement)."""
+        try:
+            self.metrics.observe(span)  # type: ignore[union-attr]
+        except Exception as e:
+            log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
 
     def record_result(self, trace_id: int, statement_span_id: int, attrs: dict[str, Any]) -> None:
         """How many rows a statement's result handed out: a ``governed_db.result`` record (deferred), the same
