@@ -332,8 +332,9 @@ def test_native_span_is_the_python_span(tmp_path_factory: Any, a: dict[str, Any]
                                         ended_at_zero: bool, seed: int) -> None:
     import random
 
-    from governed_db import telemetry as T
     from opentelemetry.trace import SpanKind
+
+    from governed_db import telemetry as T
 
     tmp = tmp_path_factory.mktemp("spans")
     try:
