@@ -113,9 +113,8 @@ class AuditSpanProcessor(SpanProcessor):
         """An SDK span the Recorder is starting: the intent from the bytes it prepared (see Recorder.start)."""
         ctx, parent = span.context, span.parent
         try:
-            seq = R.PreparedIntent(prepared[4], parent.span_id if parent is not None else None, _pid[0], ctx.span_id,
-                                   span.start_time, ctx.trace_id)
-            self.store.append_intent(seq)
+            seq = self.store.intent(prepared[4], parent.span_id if parent is not None else None, _pid[0], ctx.span_id,
+                                    span.start_time, ctx.trace_id)
         except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
             self._failed(span, e)
             return
