@@ -14,7 +14,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -30,6 +33,23 @@ static PyObject *str_digest, *str_key, *str_digest_size, *str_pieces, *str_parts
 static PyObject *intent_type, *outcome_type;  /* set by bind() */
 
 static const char HEX[] = "0123456789abcdef";
+
+/* the exception being raised, taken (NULL if none), and put back: PyErr_GetRaisedException on 3.12+ */
+static inline PyObject *PyErr_GetRaisedException_compat(void) {
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (t == NULL) return NULL;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL) PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+}
+
+static inline void PyErr_SetRaisedException_compat(PyObject *v) {
+    if (v == NULL) return;
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(v)), v, PyException_GetTraceback(v));
+}
 
 static inline void put_u32(char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (char)((v >> (8 * i)) & 0xff);
@@ -194,6 +214,107 @@ static int guarded_copy(char *mm, Py_ssize_t mapsize, long long pos, const char 
     return ok ? 0 : 1;
 }
 
+/* The body of frame() once its arguments are converted and checked: returns the offset past the frame, 0, -1 or
+ * -2 as frame() does, or -3 with an exception set. */
+static long long put_frame(PyObject *mmobj, long long fd, long long pos, long long size, long long epoch,
+                           long long number, long long floor_, const char *a, Py_ssize_t la, const char *b,
+                           Py_ssize_t lb, int with_outcome, const char *pre, Py_ssize_t lpre, const char *tail,
+                           Py_ssize_t ltail, long long iseq, long long iframe, PyObject *jkey, long long plen,
+                           long long end) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(mmobj, &view, PyBUF_WRITABLE) < 0) {
+        /* a read-only or non-contiguous buffer: the TypeError the Python code's slice assignment raises */
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "mm must be a writable buffer, not %.100s", Py_TYPE(mmobj)->tp_name);
+        }
+        return -3;
+    }
+    if (view.len < size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
+        return -3;
+    }
+    char *mm = (char *)view.buf;
+    off_t fsize = lseek((int)fd, 0, SEEK_END);
+    if (fsize < 0) { /* os.lseek's OSError, as the Python check raises it */
+        PyErr_SetFromErrno(PyExc_OSError);
+        PyBuffer_Release(&view);
+        return -3;
+    }
+    if (fsize < (off_t)size) {
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    /* built here, hashed here (hashlib may let other threads run while it reads), then copied under the guard */
+    char local[2048], *buf = local;
+    if (8 + plen > (long long)sizeof local) {
+        buf = PyMem_Malloc((size_t)(8 + plen));
+        if (buf == NULL) {
+            PyBuffer_Release(&view);
+            PyErr_NoMemory();
+            return -3;
+        }
+    }
+    char *p = buf + 8;
+    put_u32(p, (uint32_t)epoch);
+    put_u64(p + 4, (uint64_t)number);
+    put_u64(p + 12, (uint64_t)floor_);
+    p += START_SIZE;
+    if (with_outcome) {
+        p = put_item(p, 2, lpre, ltail, iseq, iframe);
+        memcpy(p, pre, lpre);
+        p += lpre;
+        memcpy(p, tail, ltail);
+        p += ltail;
+    }
+    p = put_item(p, 1, la, lb, -1, -1);
+    memcpy(p, a, la);
+    p += la;
+    memcpy(p, b, lb);
+    p += lb;
+    long long result = -3;
+    if (jkey != Py_None) {
+        PyObject *t = keyed_blake2b(buf + 8, p - (buf + 8), jkey);
+        if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
+            Py_XDECREF(t);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
+            goto done;
+        }
+        memcpy(p, PyBytes_AS_STRING(t), TAG_SIZE);
+        Py_DECREF(t);
+        p += TAG_SIZE;
+    }
+    PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
+    PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
+    Py_XDECREF(cview);
+    unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
+    Py_XDECREF(crc);
+    if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
+    put_u32(buf, (uint32_t)plen);
+    put_u32(buf + 4, (uint32_t)crcv);
+    if (!guard_on) {
+        /* no guard (not installed): the copy as it was, after the same magic check */
+        if (mm[0] != 'G') {
+            result = -1;
+            goto done;
+        }
+        memcpy(mm + pos + 8, buf + 8, (size_t)plen);
+        memcpy(mm + pos, buf, 8);
+        result = end;
+        goto done;
+    }
+    switch (guarded_copy(mm, view.len, pos, buf, 8 + plen)) {
+    case 0: result = end; break;
+    case 1: result = -1; break;
+    default: result = -2; break;
+    }
+done:
+    if (buf != local) PyMem_Free(buf);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* frame(mm, fd, pos, size, epoch, number, floor, a, b, pre, tail, iseq, iframe, jkey) -> end, 0, -1 or -2
  *
  * One journal frame at ``pos`` of the mapping ``mm`` (``size`` bytes, descriptor ``fd``): the outcome item
@@ -245,97 +366,9 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         return PyLong_FromLong(0);
     long long end = pos + 8 + plen;
 
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0) {
-        /* a read-only or non-contiguous buffer: the TypeError the Python code's slice assignment raises */
-        if (PyErr_ExceptionMatches(PyExc_BufferError)) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_TypeError, "mm must be a writable buffer, not %.100s", Py_TYPE(args[0])->tp_name);
-        }
-        return NULL;
-    }
-    if (view.len < size) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "the mapping is smaller than the journal's size");
-        return NULL;
-    }
-    char *mm = (char *)view.buf;
-    off_t fsize = lseek((int)fd, 0, SEEK_END);
-    if (fsize < 0) { /* os.lseek's OSError, as the Python check raises it */
-        PyErr_SetFromErrno(PyExc_OSError);
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    if (fsize < (off_t)size) {
-        PyBuffer_Release(&view);
-        return PyLong_FromLong(-1);
-    }
-    /* built here, hashed here (hashlib may let other threads run while it reads), then copied under the guard */
-    char local[2048], *buf = local;
-    if (8 + plen > (long long)sizeof local) {
-        buf = PyMem_Malloc((size_t)(8 + plen));
-        if (buf == NULL) {
-            PyBuffer_Release(&view);
-            return PyErr_NoMemory();
-        }
-    }
-    char *p = buf + 8;
-    put_u32(p, (uint32_t)epoch);
-    put_u64(p + 4, (uint64_t)number);
-    put_u64(p + 12, (uint64_t)floor_);
-    p += START_SIZE;
-    if (with_outcome) {
-        p = put_item(p, 2, lpre, ltail, iseq, iframe);
-        memcpy(p, pre, lpre);
-        p += lpre;
-        memcpy(p, tail, ltail);
-        p += ltail;
-    }
-    p = put_item(p, 1, la, lb, -1, -1);
-    memcpy(p, a, la);
-    p += la;
-    memcpy(p, b, lb);
-    p += lb;
-    PyObject *result = NULL;
-    if (jkey != Py_None) {
-        PyObject *t = keyed_blake2b(buf + 8, p - (buf + 8), jkey);
-        if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
-            Py_XDECREF(t);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
-            goto done;
-        }
-        memcpy(p, PyBytes_AS_STRING(t), TAG_SIZE);
-        Py_DECREF(t);
-        p += TAG_SIZE;
-    }
-    PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
-    PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
-    Py_XDECREF(cview);
-    unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
-    Py_XDECREF(crc);
-    if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
-    put_u32(buf, (uint32_t)plen);
-    put_u32(buf + 4, (uint32_t)crcv);
-    if (!guard_on) {
-        /* no guard (not installed): the copy as it was, after the same magic check */
-        if (mm[0] != 'G') {
-            result = PyLong_FromLong(-1);
-            goto done;
-        }
-        memcpy(mm + pos + 8, buf + 8, (size_t)plen);
-        memcpy(mm + pos, buf, 8);
-        result = PyLong_FromLongLong(end);
-        goto done;
-    }
-    switch (guarded_copy(mm, view.len, pos, buf, 8 + plen)) {
-    case 0: result = PyLong_FromLongLong(end); break;
-    case 1: result = PyLong_FromLong(-1); break;
-    default: result = PyLong_FromLong(-2); break;
-    }
-done:
-    if (buf != local) PyMem_Free(buf);
-    PyBuffer_Release(&view);
-    return result;
+    long long r = put_frame(args[0], fd, pos, size, epoch, number, floor_, a, la, b, lb, with_outcome, pre, lpre,
+                            tail, ltail, iseq, iframe, jkey, plen, end);
+    return r == -3 ? NULL : PyLong_FromLongLong(r);
 }
 
 /* copy_frame(mm, fd, pos, size, frame) -> 0, -1 or -2
@@ -391,16 +424,76 @@ static PyObject *copy_frame(PyObject *self, PyObject *const *args, Py_ssize_t na
 }
 
 /* The line of one record: head + "prev":"<prev>","seq":<seq>, + tail, then ,"hash":"<hex>"[,"tag":"<hex>"]}\n */
-static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt, const char *prev,
-                            long long seq, PyObject *rkey) {
+/* -- SHA-256 without the GIL ---------------------------------------------------------------------------------
+ *
+ * hashlib's SHA-256 is OpenSSL's, reached through a hashlib object per record and run with the GIL held (hashlib
+ * lets go of it only past 2 KiB). OpenSSL's one-shot SHA256() is the same digest from the same library — the
+ * libcrypto that hashlib's _hashlib module loaded into this process — found among the loaded objects and opened
+ * again (RTLD_NOLOAD: nothing new is loaded, nothing is searched for on disk), then checked against a known answer.
+ * With it, a run of unkeyed records is chained with no hashlib object per record and with the GIL released, so the
+ * application's other threads run meanwhile (docs/decisions/0396-native-statement-records.md: ~0.3 µs a
+ * statement). Without it (hashlib built on another library, a static build), hashlib is used as before. */
+typedef unsigned char *(*sha256_fn)(const unsigned char *, size_t, unsigned char *);
+static sha256_fn native_sha256;
+
+static int find_libcrypto(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    const char *name = info->dlpi_name;
+    if (name != NULL && strstr(name, "/libcrypto.so") != NULL) {
+        *(const char **)data = name;
+        return 1;
+    }
+    return 0;
+}
+
+static void load_native_sha256(void) {
+    const char *path = NULL;
+    dl_iterate_phdr(find_libcrypto, &path);
+    if (path == NULL) return;
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_LOCAL);
+    if (h == NULL) return;
+    sha256_fn f = (sha256_fn)dlsym(h, "SHA256");
+    static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                          0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                          0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    unsigned char md[32];
+    if (f == NULL || f((const unsigned char *)"abc", 3, md) != md || memcmp(md, abc, 32) != 0) {
+        dlclose(h);
+        return;
+    }
+    native_sha256 = f; /* the handle is kept: the library stays loaded for as long as this module */
+}
+
+/* native_sha256(data) -> bytes or None: the digest chain() computes without the GIL (None: not available) */
+static PyObject *native_sha256_py(PyObject *self, PyObject *arg) {
+    Py_buffer b;
+    if (native_sha256 == NULL) Py_RETURN_NONE;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    unsigned char md[32];
+    Py_BEGIN_ALLOW_THREADS
+    native_sha256((const unsigned char *)b.buf, (size_t)b.len, md);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)md, 32);
+}
+
+static inline int seq_digits(long long seq, char *buf) { return snprintf(buf, 24, "%lld", seq); }
+
+/* the length of the line of a record with pieces of ``lh`` and ``lt`` bytes at ``seq`` */
+static Py_ssize_t line_size(Py_ssize_t lh, Py_ssize_t lt, long long seq, int keyed) {
     char seqbuf[24];
-    int ls = snprintf(seqbuf, sizeof seqbuf, "%lld", seq);
-    /* canon = head + "prev":" (8) + prev (64) + ","seq": (8) + seq + , (1) + tail */
+    int ls = seq_digits(seq, seqbuf);
     Py_ssize_t lcanon = lh + 8 + 64 + 8 + ls + 1 + lt;
-    Py_ssize_t lline = lcanon - 1 + 9 + 64 + (rkey != Py_None ? 9 + 32 : 0) + 3;
-    PyObject *line = PyBytes_FromStringAndSize(NULL, lline);
-    if (line == NULL) return NULL;
-    char *p = PyBytes_AS_STRING(line), *start = p;
+    return lcanon - 1 + 9 + 64 + (keyed ? 9 + 32 : 0) + 3;
+}
+
+/* Write the canonical bytes of a record into ``p``: head + "prev":"<prev>","seq":<seq>, + tail. Returns their
+ * length. Touches no Python object (runs without the GIL). */
+static Py_ssize_t put_canon(char *p, const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt,
+                            const char *prev, long long seq) {
+    char *start = p;
+    char seqbuf[24];
+    int ls = seq_digits(seq, seqbuf);
     memcpy(p, head, lh);
     p += lh;
     memcpy(p, "\"prev\":\"", 8);
@@ -414,42 +507,55 @@ static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, P
     *p++ = ',';
     memcpy(p, tail, lt);
     p += lt;
-    PyObject *d = digest_of(sha256_ctor, start, lcanon, NULL, NULL, 0);
-    if (d == NULL || PyBytes_GET_SIZE(d) != 32) {
-        Py_XDECREF(d);
-        Py_DECREF(line);
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected digest size");
-        return NULL;
+    return p - start;
+}
+
+static inline char *put_hex(char *p, const unsigned char *d, int n) {
+    for (int i = 0; i < n; i++) {
+        *p++ = HEX[d[i] >> 4];
+        *p++ = HEX[d[i] & 15];
     }
-    p = start + lcanon - 1; /* over the closing brace */
+    return p;
+}
+
+/* The line of one record into ``out`` (exactly line_size() bytes): its canonical bytes, then its hash (and tag)
+ * in place of the closing brace. The digest: native (no Python) when ``nogil``, else hashlib (GIL held). Returns
+ * 0, or -1 with an exception set (only when not ``nogil``). */
+static int put_line(char *out, const char *head, Py_ssize_t lh, const char *tail, Py_ssize_t lt, const char *prev,
+                    long long seq, PyObject *rkey, int nogil) {
+    Py_ssize_t lcanon = put_canon(out, head, lh, tail, lt, prev, seq);
+    unsigned char md[32];
+    if (nogil) {
+        native_sha256((const unsigned char *)out, (size_t)lcanon, md);
+    } else {
+        PyObject *d = digest_of(sha256_ctor, out, lcanon, NULL, NULL, 0);
+        if (d == NULL || PyBytes_GET_SIZE(d) != 32) {
+            Py_XDECREF(d);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected digest size");
+            return -1;
+        }
+        memcpy(md, PyBytes_AS_STRING(d), 32);
+        Py_DECREF(d);
+    }
+    char *p = out + lcanon - 1; /* over the closing brace */
     memcpy(p, ",\"hash\":\"", 9);
     p += 9;
     char *hex = p;
-    const unsigned char *dg = (const unsigned char *)PyBytes_AS_STRING(d);
-    for (int i = 0; i < 32; i++) {
-        *p++ = HEX[dg[i] >> 4];
-        *p++ = HEX[dg[i] & 15];
-    }
-    Py_DECREF(d);
+    p = put_hex(p, md, 32);
     if (rkey != Py_None) {
         PyObject *t = keyed_blake2b(hex, 64, rkey);
         if (t == NULL || PyBytes_GET_SIZE(t) != TAG_SIZE) {
             Py_XDECREF(t);
-            Py_DECREF(line);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unexpected tag size");
-            return NULL;
+            return -1;
         }
         memcpy(p, "\",\"tag\":\"", 9);
         p += 9;
-        const unsigned char *tg = (const unsigned char *)PyBytes_AS_STRING(t);
-        for (int i = 0; i < TAG_SIZE; i++) {
-            *p++ = HEX[tg[i] >> 4];
-            *p++ = HEX[tg[i] & 15];
-        }
+        p = put_hex(p, (const unsigned char *)PyBytes_AS_STRING(t), TAG_SIZE);
         Py_DECREF(t);
     }
     memcpy(p, "\"}\n", 3);
-    return line;
+    return 0;
 }
 
 /* chain(bodies, i, seq, prev, rkey, max_line) -> (done, data, prev, type)
@@ -462,9 +568,23 @@ static PyObject *chain_line(const char *head, Py_ssize_t lh, const char *tail, P
  * another length, or an ``rkey`` hashlib refuses, chains nothing: the caller's loop does what the Python code does
  * with them.
  *
+ * Two passes: the first, with the GIL, reads each record's pieces (and gives it its seq: an outcome's pieces name
+ * its intent's seq, which may be earlier in the same run); the second formats and hashes the lines into one bytes
+ * object — without the GIL when the records are unkeyed and OpenSSL's SHA256() was found (above).
+ *
  * A body's parts() is Python code, and so is the release of the values its setattr replaces: either may change a
- * list of ``bodies`` or drop what it held. So the length is read again for each body, and each body is held by a
- * reference of our own while it is used. */
+ * list of ``bodies`` or drop what it held. So the length is read again for each body, and each body and its pieces
+ * are held by references of our own until the end. */
+/* defined with the statement path's records, below */
+static Py_ssize_t off_written, off_cached, off_intent;
+static PyObject *outcome_pieces(PyObject *out);
+static PyObject *outcome_parts(PyObject *out);
+
+typedef struct {
+    PyObject *body, *pieces;
+    Py_ssize_t size;
+} run_item;
+
 static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "chain() takes 6 arguments");
@@ -492,29 +612,26 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     /* a head read from a damaged store may carry a hash of another length; an over-long key fails in hashlib */
     if (lprev != 64 || (rkey != Py_None && PyBytes_GET_SIZE(rkey) > MAX_KEY))
         return Py_BuildValue("(ny#OO)", (Py_ssize_t)0, "", (Py_ssize_t)0, args[3], Py_None);
+    int keyed = rkey != Py_None;
     char prev[64];
     memcpy(prev, prevp, 64);
-    Py_ssize_t hash_back = rkey != Py_None ? 44 : 3;
-    PyObject *lines = PyList_New(0);
-    if (lines == NULL) return NULL;
-    PyObject *last_type = Py_None;
-    Py_INCREF(last_type);
-    Py_ssize_t done = 0;
-    PyObject *body = NULL; /* the body being chained, our reference */
+    Py_ssize_t hash_back = keyed ? 44 : 3;
+    long long first = seq;
+    Py_ssize_t cap = 0, done = 0, total = 0;
+    run_item *run = NULL;
+    PyObject *body = NULL, *data = NULL, *last_type = NULL;
+    /* pass 1: the records and their pieces */
     for (; i < PySequence_Fast_GET_SIZE(bodies); i++) {
         PyTypeObject *t = Py_TYPE(PySequence_Fast_GET_ITEM(bodies, i));
-        if (((PyObject *)t != intent_type && (PyObject *)t != outcome_type) || seq == LLONG_MAX)
-            break;
+        if (((PyObject *)t != intent_type && (PyObject *)t != outcome_type) || seq == LLONG_MAX) break;
         body = Py_NewRef(PySequence_Fast_GET_ITEM(bodies, i));
-        seq++;
-        PyObject *seqobj = PyLong_FromLongLong(seq);
+        PyObject *seqobj = PyLong_FromLongLong(seq + 1);
         if (seqobj == NULL) goto fail;
         /* its seq first: outcomes later in this batch name it (as _write_many does) */
         int set = PyObject_SetAttr(body, str_seq, seqobj);
         Py_DECREF(seqobj);
         if (set < 0) goto fail;
-        PyObject *pieces = (PyObject *)t == intent_type ? PyObject_GetAttr(body, str_pieces)
-                                                        : PyObject_CallMethodNoArgs(body, str_parts);
+        PyObject *pieces = (PyObject *)t == intent_type ? PyObject_GetAttr(body, str_pieces) : outcome_parts(body);
         if (pieces == NULL) {
             if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
                 PyErr_Clear(); /* (orjson's JSONEncodeError is a TypeError) the general path takes it */
@@ -527,51 +644,996 @@ static PyObject *chain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
             Py_DECREF(pieces); /* (bytearray pieces, say) the Python loop formats them */
             break;
         }
-        PyObject *h = PyTuple_GET_ITEM(pieces, 0), *tl = PyTuple_GET_ITEM(pieces, 1);
-        PyObject *line = chain_line(PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), PyBytes_AS_STRING(tl),
-                                    PyBytes_GET_SIZE(tl), prev, seq, rkey);
-        Py_DECREF(pieces);
-        if (line == NULL) goto fail;
-        if (PyBytes_GET_SIZE(line) > (Py_ssize_t)max_line) {
-            Py_DECREF(line);
+        Py_ssize_t size = line_size(PyBytes_GET_SIZE(PyTuple_GET_ITEM(pieces, 0)),
+                                    PyBytes_GET_SIZE(PyTuple_GET_ITEM(pieces, 1)), seq + 1, keyed);
+        if (size > (Py_ssize_t)max_line) {
+            Py_DECREF(pieces);
             break;
         }
-        if (PyObject_SetAttr(body, str_written, Py_True) < 0 || PyList_Append(lines, line) < 0) {
-            Py_DECREF(line);
-            goto fail;
+        if (done == cap) {
+            Py_ssize_t ncap = cap ? cap * 2 : 64;
+            run_item *grown = PyMem_Realloc(run, (size_t)ncap * sizeof *run);
+            if (grown == NULL) {
+                Py_DECREF(pieces);
+                PyErr_NoMemory();
+                goto fail;
+            }
+            run = grown;
+            cap = ncap;
         }
-        memcpy(prev, PyBytes_AS_STRING(line) + PyBytes_GET_SIZE(line) - hash_back - 64, 64);
-        Py_DECREF(line);
-        PyObject *ty = PyObject_GetAttr(body, str_type);
-        if (ty == NULL) goto fail;
-        Py_SETREF(last_type, ty);
-        Py_CLEAR(body);
+        run[done].body = body;
+        run[done].pieces = pieces;
+        run[done].size = size;
+        body = NULL;
+        total += size;
+        seq++;
         done++;
     }
     Py_CLEAR(body); /* the body it stopped at, if any */
-    PyObject *data;
-    if (PyList_GET_SIZE(lines) == 1) {
-        data = PyList_GET_ITEM(lines, 0);
-        Py_INCREF(data);
-    } else {
-        Py_ssize_t total = 0, k, m = PyList_GET_SIZE(lines);
-        for (k = 0; k < m; k++) total += PyBytes_GET_SIZE(PyList_GET_ITEM(lines, k));
-        data = PyBytes_FromStringAndSize(NULL, total);
-        if (data == NULL) goto fail;
-        char *q = PyBytes_AS_STRING(data);
-        for (k = 0; k < m; k++) {
-            PyObject *l = PyList_GET_ITEM(lines, k);
-            memcpy(q, PyBytes_AS_STRING(l), PyBytes_GET_SIZE(l));
-            q += PyBytes_GET_SIZE(l);
+    /* pass 2: the lines, hashed in order (each names the hash of the one before) */
+    data = PyBytes_FromStringAndSize(NULL, total);
+    if (data == NULL) goto fail;
+    char *q = PyBytes_AS_STRING(data);
+    int nogil = !keyed && native_sha256 != NULL;
+    int failed = 0;
+    PyThreadState *save = nogil ? PyEval_SaveThread() : NULL;
+    for (Py_ssize_t k = 0; k < done; k++) {
+        PyObject *h = PyTuple_GET_ITEM(run[k].pieces, 0), *tl = PyTuple_GET_ITEM(run[k].pieces, 1);
+        if (put_line(q, PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h), PyBytes_AS_STRING(tl), PyBytes_GET_SIZE(tl), prev,
+                     first + k + 1, rkey, nogil) < 0) {
+            failed = 1;
+            break;
         }
+        memcpy(prev, q + run[k].size - hash_back - 64, 64);
+        q += run[k].size;
     }
-    Py_DECREF(lines);
-    PyObject *res = Py_BuildValue("(nNy#N)", done, data, prev, (Py_ssize_t)64, last_type);
-    return res;
+    if (save != NULL) PyEval_RestoreThread(save);
+    if (failed) goto fail;
+    /* pass 3: written, and the last record's type */
+    for (Py_ssize_t k = 0; k < done; k++)
+        if (PyObject_SetAttr(run[k].body, str_written, Py_True) < 0) goto fail;
+    if (done > 0) {
+        last_type = PyObject_GetAttr(run[done - 1].body, str_type);
+        if (last_type == NULL) goto fail;
+    } else {
+        last_type = Py_NewRef(Py_None);
+    }
+    for (Py_ssize_t k = 0; k < done; k++) {
+        Py_DECREF(run[k].body);
+        Py_DECREF(run[k].pieces);
+    }
+    PyMem_Free(run);
+    return Py_BuildValue("(nNy#N)", done, data, prev, (Py_ssize_t)64, last_type);
 fail:
     Py_XDECREF(body);
-    Py_DECREF(lines);
-    Py_DECREF(last_type);
+    Py_XDECREF(data);
+    Py_XDECREF(last_type);
+    for (Py_ssize_t k = 0; k < done; k++) {
+        Py_DECREF(run[k].body);
+        Py_DECREF(run[k].pieces);
+    }
+    PyMem_Free(run);
+    return NULL;
+}
+
+/* -- the statement path's records, built and queued in one call ----------------------------------------------
+ *
+ * journal_intent() and defer_outcome() are AuditStore.intent() and AuditStore.defer_outcome() on their usual path
+ * (docs/decisions/0396-native-statement-records.md): the same record objects (the Python classes PreparedIntent
+ * and PreparedOutcome, their slots filled here without running __init__), the same journal frame (put_frame), the
+ * same changes to the Journal's and the store's state, under the same lock. Whenever the path is not the usual one
+ * (no journal, a journal closed or bound to another store id, several records deferred, values the templates do
+ * not take, a frame that does not fit or a file that may have been truncated) they change nothing and return None:
+ * the caller then runs the Python code, which stays the reference. */
+static Py_ssize_t off_written = -1, off_seq, off_frame, off_cached, off_pieces, off_attrs, off_end, off_intent,
+                  off_span_id, off_status, off_status_message;
+static PyObject *n_pid, *n_closed, *n_store_id, *n_lock, *n_deferred, *n_frames, *n_wpos, *n_mm, *n_fd, *n_size,
+    *n_epoch, *n_jkey, *n_queue, *n_failing, *n_sseq, *n_sstore_id, *n_acquire, *n_release, *n_flush, *n_frame,
+    *n_sfd, *n_flusher, *n_spid, *n_journal, *n_wake, *n_set, *n_defer, *n_unset, *n_append, *n_intent, *n_slock;
+
+static inline PyObject **slot(PyObject *o, Py_ssize_t off) { return (PyObject **)((char *)o + off); }
+
+static inline void slot_put(PyObject *o, Py_ssize_t off, PyObject *v) { Py_XSETREF(*slot(o, off), v); }
+
+/* the offset of the slot ``name`` of ``cls`` (a member descriptor holding an object), or -1 */
+static Py_ssize_t slot_offset(PyObject *cls, const char *name) {
+    PyObject *d = PyObject_GetAttrString(cls, name);
+    if (d == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY)) off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+/* a new instance of a slotted record class, every slot unset (filled by the caller) */
+static PyObject *new_record(PyObject *cls) {
+    PyTypeObject *t = (PyTypeObject *)cls;
+    return t->tp_alloc(t, 0);
+}
+
+/* ``v`` (an exact int in [0, 2**(8 * nbytes)), nbytes 8 or 16) as ``2 * nbytes`` lowercase hex digits, as Python's
+ * ``%016x``/``%032x`` formats it; -1 (no exception) for anything else: the caller takes the Python path */
+static int hex_of(PyObject *v, int nbytes, char *out) {
+    if (!PyLong_CheckExact(v)) return -1;
+    unsigned long long lo, hi = 0;
+    if (nbytes == 8) {
+        lo = PyLong_AsUnsignedLongLong(v); /* OverflowError when negative or too large */
+    } else {
+        PyObject *sixty_four = PyLong_FromLong(64);
+        PyObject *h = sixty_four != NULL ? PyNumber_Rshift(v, sixty_four) : NULL;
+        Py_XDECREF(sixty_four);
+        if (h == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+        hi = PyLong_AsUnsignedLongLong(h);
+        Py_DECREF(h);
+        lo = PyErr_Occurred() ? 0 : PyLong_AsUnsignedLongLongMask(v);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    unsigned char buf[16];
+    int k = 0;
+    if (nbytes == 16)
+        for (int i = 7; i >= 0; i--) buf[k++] = (unsigned char)(hi >> (8 * i));
+    for (int i = 7; i >= 0; i--) buf[k++] = (unsigned char)(lo >> (8 * i));
+    put_hex(out, buf, nbytes);
+    return 0;
+}
+
+/* an exact int that fits a C long long, or -1 (no exception): the Python path */
+static int ll_of(PyObject *v, long long *out) {
+    if (!PyLong_CheckExact(v)) return -1;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || (x == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* a dict's item (borrowed), or NULL without an exception when it is missing */
+static inline PyObject *item(PyObject *d, PyObject *k) { return PyDict_GetItemWithError(d, k); }
+
+/* The intent's pieces, as PreparedIntent.__init__ formats them; NULL without an exception: the Python path. */
+static PyObject *intent_pieces(PyObject *head, PyObject *parent, PyObject *pid, PyObject *span_id, PyObject *time_ns,
+                               PyObject *trace_id) {
+    char phex[18], shex[16], thex[32];
+    long long pidv, timev;
+    if (!PyBytes_CheckExact(head) || ll_of(pid, &pidv) < 0 || ll_of(time_ns, &timev) < 0 ||
+        hex_of(span_id, 8, shex) < 0 || hex_of(trace_id, 16, thex) < 0)
+        return NULL;
+    int lp = 4;
+    if (parent == Py_None) {
+        memcpy(phex, "null", 4);
+    } else {
+        if (hex_of(parent, 8, phex + 1) < 0) return NULL;
+        phex[0] = phex[17] = '"';
+        lp = 18;
+    }
+    char tail[48];
+    int lt = snprintf(tail, sizeof tail, ",\"pid\":%lld,", pidv);
+    Py_ssize_t lh = PyBytes_GET_SIZE(head);
+    PyObject *a = PyBytes_FromStringAndSize(NULL, lh + lp + lt);
+    if (a == NULL) return NULL;
+    char *p = PyBytes_AS_STRING(a);
+    memcpy(p, PyBytes_AS_STRING(head), lh);
+    memcpy(p + lh, phex, lp);
+    memcpy(p + lh + lp, tail, lt);
+    char bbuf[160];
+    int lb = snprintf(bbuf, sizeof bbuf, "\"span_id\":\"%.16s\",\"time\":%lld,\"trace_id\":\"%.32s\",\"type\":\"intent\",\"v\":2}",
+                      shex, timev, thex);
+    PyObject *b = PyBytes_FromStringAndSize(bbuf, lb);
+    if (b == NULL) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    return t;
+}
+
+static PyObject *call0(PyObject *o, PyObject *name) { return PyObject_CallMethodNoArgs(o, name); }
+
+/* journal_intent(store, journal, head, parent, pid, span_id, time_ns, trace_id, drain_at) -> PreparedIntent or None
+ *
+ * PreparedIntent(head, parent, pid, span_id, time_ns, trace_id) appended as AuditStore.append_intent appends it
+ * through Journal.put_intent — the frame holding it after the one outcome deferred since the last intent, if any —
+ * and the store drained (flush()) once ``drain_at`` records wait. None, with nothing changed: the caller runs the
+ * Python code. The caller has checked the journal is this process's and the store is not failing. */
+static PyObject *intent_into(PyObject *store, PyObject *j, PyObject *const *args, long long drain_at);
+
+static PyObject *journal_intent(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "journal_intent() takes 9 arguments");
+        return NULL;
+    }
+    if (off_written < 0) Py_RETURN_NONE;
+    long long drain_at;
+    if (int_arg(args[8], "drain_at", 0, LLONG_MAX, &drain_at) < 0) return NULL;
+    return intent_into(args[0], args[1], args + 2, drain_at);
+}
+
+/* journal_intent() with its arguments converted: ``args`` = head, parent, pid, span_id, time_ns, trace_id */
+static PyObject *intent_into(PyObject *store, PyObject *j, PyObject *const *args, long long drain_at) {
+    PyObject *pieces = intent_pieces(args[0], args[1], args[2], args[3], args[4], args[5]);
+    if (pieces == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *jd = NULL, *sd = NULL, *lock = NULL, *rec = NULL, *out = NULL, *opieces = NULL, *result = NULL;
+    int locked = 0;
+    jd = PyObject_GenericGetDict(j, NULL);
+    sd = jd != NULL ? PyObject_GenericGetDict(store, NULL) : NULL;
+    if (sd == NULL) goto error;
+    lock = item(jd, n_lock);
+    if (lock == NULL) goto fallback;
+    Py_INCREF(lock);
+    PyObject *r = call0(lock, n_acquire);
+    if (r == NULL) goto error;
+    Py_DECREF(r);
+    locked = 1;
+    /* Journal.put_intent, with the lock held */
+    PyObject *closed = item(jd, n_closed), *jsid = item(jd, n_store_id), *ssid = item(sd, n_sstore_id),
+             *deferred = item(jd, n_deferred), *queue = item(jd, n_queue), *frames = item(jd, n_frames),
+             *wpos = item(jd, n_wpos), *mm = item(jd, n_mm), *fd = item(jd, n_fd), *size = item(jd, n_size),
+             *epoch = item(jd, n_epoch), *jkey = item(jd, n_jkey), *floor_ = item(sd, n_sseq);
+    if (PyErr_Occurred()) goto error;
+    if (closed != Py_False || jsid == NULL || ssid == NULL || !PyUnicode_CheckExact(jsid) ||
+        !PyUnicode_CheckExact(ssid) || PyUnicode_Compare(jsid, ssid) != 0 || deferred == NULL ||
+        !PyList_CheckExact(deferred) || queue == NULL || frames == NULL || wpos == NULL || mm == NULL || fd == NULL ||
+        size == NULL || epoch == NULL || jkey == NULL || floor_ == NULL || PyList_GET_SIZE(deferred) > 1)
+        goto fallback;
+    if (PyErr_Occurred()) goto error;
+    long long number, pos, fdv, sizev, epochv, floorv, iseq = -1, iframe = -1;
+    if (ll_of(frames, &number) < 0 || ll_of(wpos, &pos) < 0 || ll_of(fd, &fdv) < 0 || ll_of(size, &sizev) < 0 ||
+        ll_of(epoch, &epochv) < 0 || ll_of(floor_, &floorv) < 0 || number < 0 || epochv < 0 || epochv > UINT32_MAX ||
+        fdv < INT_MIN || fdv > INT_MAX || (jkey != Py_None && (!PyBytes_CheckExact(jkey) ||
+                                                                PyBytes_GET_SIZE(jkey) > MAX_KEY)))
+        goto fallback;
+    const char *pre = NULL, *tail = NULL;
+    Py_ssize_t lpre = 0, ltail = 0;
+    if (PyList_GET_SIZE(deferred) == 1) {
+        out = Py_NewRef(PyList_GET_ITEM(deferred, 0));
+        if ((PyObject *)Py_TYPE(out) != outcome_type) goto fallback;
+        opieces = outcome_pieces(out);
+        if (opieces == NULL && !PyErr_Occurred()) opieces = PyObject_CallMethodNoArgs(out, str_pieces);
+        if (opieces == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear(); /* unusual values: the Python code leaves it deferred */
+                goto fallback;
+            }
+            goto error;
+        }
+        if (!PyTuple_CheckExact(opieces) || PyTuple_GET_SIZE(opieces) != 2 ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(opieces, 0)) || !PyBytes_CheckExact(PyTuple_GET_ITEM(opieces, 1)))
+            goto fallback;
+        pre = PyBytes_AS_STRING(PyTuple_GET_ITEM(opieces, 0));
+        lpre = PyBytes_GET_SIZE(PyTuple_GET_ITEM(opieces, 0));
+        tail = PyBytes_AS_STRING(PyTuple_GET_ITEM(opieces, 1));
+        ltail = PyBytes_GET_SIZE(PyTuple_GET_ITEM(opieces, 1));
+        PyObject *intent = *slot(out, off_intent);
+        if (intent == NULL) goto fallback;
+        if (PyLong_CheckExact(intent)) {
+            if (ll_of(intent, &iseq) < 0) goto fallback;
+        } else {
+            PyObject *sq = PyObject_GetAttr(intent, str_seq);
+            PyObject *fr = sq != NULL ? PyObject_GetAttr(intent, n_frame) : NULL;
+            int bad = fr == NULL || ll_of(sq, &iseq) < 0 || ll_of(fr, &iframe) < 0;
+            Py_XDECREF(sq);
+            Py_XDECREF(fr);
+            if (PyErr_Occurred()) goto error;
+            if (bad) goto fallback;
+        }
+    }
+    PyObject *a = PyTuple_GET_ITEM(pieces, 0), *b = PyTuple_GET_ITEM(pieces, 1);
+    Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b);
+    long long plen = START_SIZE + ITEM_SIZE + la + lb + (out != NULL ? ITEM_SIZE + lpre + ltail : 0) +
+                     (jkey != Py_None ? TAG_SIZE : 0);
+    if (la > UINT32_MAX || lb > UINT32_MAX || lpre > UINT32_MAX || ltail > UINT32_MAX || pos < 0 || pos > sizev ||
+        sizev - pos < 8 || plen > sizev - pos - 8 || plen > UINT32_MAX)
+        goto fallback; /* does not fit: the Python code writes it to the store */
+    long long end = put_frame(mm, fdv, pos, sizev, epochv, number, floorv, PyBytes_AS_STRING(a), la,
+                              PyBytes_AS_STRING(b), lb, out != NULL, pre, lpre, tail, ltail, iseq, iframe, jkey, plen,
+                              pos + 8 + plen);
+    if (end == -3) goto error;
+    if (end <= 0) goto fallback; /* a truncation suspected, or caught: the Python code checks and decides */
+    /* the frame counts: the state put_intent leaves */
+    rec = new_record(intent_type);
+    if (rec == NULL) goto error;
+    PyObject *endobj = PyLong_FromLongLong(end);
+    if (endobj == NULL || PyDict_SetItem(jd, n_wpos, endobj) < 0) {
+        Py_XDECREF(endobj);
+        goto error;
+    }
+    Py_DECREF(endobj);
+    if (out != NULL) {
+        PyObject *num = PyLong_FromLongLong(number);
+        if (num == NULL) goto error;
+        slot_put(out, off_cached, Py_NewRef(opieces));
+        slot_put(out, off_frame, num);
+        slot_put(out, off_written, Py_NewRef(Py_True));
+        PyObject *r2 = PyObject_CallMethodOneArg(queue, n_append, out);
+        if (r2 == NULL) goto error;
+        Py_DECREF(r2);
+        if (PyList_SetSlice(deferred, 0, PyList_GET_SIZE(deferred), NULL) < 0) goto error;
+        number++;
+    }
+    PyObject *num = PyLong_FromLongLong(number), *next = PyLong_FromLongLong(number + 1);
+    if (num == NULL || next == NULL || PyDict_SetItem(jd, n_frames, next) < 0) {
+        Py_XDECREF(num);
+        Py_XDECREF(next);
+        goto error;
+    }
+    Py_DECREF(next);
+    slot_put(rec, off_written, Py_NewRef(Py_True));
+    slot_put(rec, off_seq, PyLong_FromLong(-1));
+    slot_put(rec, off_frame, num);
+    slot_put(rec, off_cached, Py_NewRef(Py_None));
+    slot_put(rec, off_pieces, Py_NewRef(pieces));
+    if (*slot(rec, off_seq) == NULL) goto error;
+    PyObject *r3 = PyObject_CallMethodOneArg(queue, n_append, rec);
+    if (r3 == NULL) goto error;
+    Py_DECREF(r3);
+    Py_ssize_t waiting = PyObject_Length(queue);
+    if (waiting < 0) goto error;
+    locked = 0;
+    PyObject *r4 = call0(lock, n_release);
+    if (r4 == NULL) goto error;
+    Py_DECREF(r4);
+    if (waiting >= drain_at) {
+        /* a busy connection chains its journal into the store itself, a batch at a time (as append_intent) */
+        PyObject *r5 = call0(store, n_flush);
+        if (r5 == NULL) goto error;
+        Py_DECREF(r5);
+    }
+    result = Py_NewRef(rec);
+    goto done;
+fallback:
+    if (PyErr_Occurred()) goto error;
+    result = Py_NewRef(Py_None);
+    goto done;
+error:
+    result = NULL;
+done:
+    if (locked) {
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        PyObject *r6 = call0(lock, n_release);
+        if (r6 == NULL) {
+            Py_XDECREF(exc);
+            Py_CLEAR(result);
+        } else {
+            Py_DECREF(r6);
+            PyErr_SetRaisedException_compat(exc);
+        }
+    }
+    Py_XDECREF(rec);
+    Py_XDECREF(out);
+    Py_XDECREF(opieces);
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_XDECREF(sd);
+    Py_DECREF(pieces);
+    return result;
+}
+
+/* defer_outcome(store, late, end, intent, span_id, pid) -> PreparedOutcome
+ *
+ * The outcome of a statement that ended with no status set (the usual success): PreparedOutcome(dict(late) or {},
+ * end=end, intent=intent, span_id=span_id, status="UNSET", status_message=None), deferred as AuditStore.defer
+ * defers it (appended to the journal's deferred records, under its lock; the flusher woken once too many wait).
+ * On any other path the record is built here and handed to store.defer() (Python). None, with nothing built or
+ * changed, when ``late`` is not a dict: the caller runs the Python code. */
+static PyObject *defer_outcome(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "defer_outcome() takes 7 arguments");
+        return NULL;
+    }
+    if (off_written < 0 || !PyDict_CheckExact(args[1])) Py_RETURN_NONE;
+    PyObject *store = args[0], *late = args[1];
+    long long max_deferred;
+    if (int_arg(args[6], "max_deferred", 0, LLONG_MAX, &max_deferred) < 0) return NULL;
+    PyObject *out = new_record(outcome_type);
+    if (out == NULL) return NULL;
+    PyObject *attrs = PyDict_Copy(late);
+    if (attrs == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    slot_put(out, off_written, Py_NewRef(Py_False));
+    slot_put(out, off_seq, PyLong_FromLong(-1));
+    slot_put(out, off_frame, PyLong_FromLong(-1));
+    slot_put(out, off_cached, Py_NewRef(Py_None));
+    slot_put(out, off_attrs, attrs);
+    slot_put(out, off_end, Py_NewRef(args[2]));
+    slot_put(out, off_intent, Py_NewRef(args[3]));
+    slot_put(out, off_span_id, Py_NewRef(args[4]));
+    slot_put(out, off_status, Py_NewRef(n_unset));
+    slot_put(out, off_status_message, Py_NewRef(Py_None));
+    if (*slot(out, off_seq) == NULL || *slot(out, off_frame) == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    /* AuditStore.defer: the journal's deferred list, when the store is open in this process with a flusher */
+    PyObject *sd = PyObject_GenericGetDict(store, NULL);
+    if (sd == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *sfd = item(sd, n_sfd), *flusher = item(sd, n_flusher), *spid = item(sd, n_spid),
+             *j = item(sd, n_journal);
+    long long fdv, pidv;
+    int fast = !PyErr_Occurred() && sfd != NULL && flusher != NULL && flusher != Py_None && spid != NULL &&
+               j != NULL && j != Py_None && ll_of(sfd, &fdv) == 0 && fdv >= 0 && ll_of(spid, &pidv) == 0 &&
+               PyLong_CheckExact(args[5]) && PyObject_RichCompareBool(spid, args[5], Py_EQ) == 1;
+    if (PyErr_Occurred()) {
+        Py_DECREF(sd);
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *jd = NULL, *lock = NULL;
+    int wake = 0;
+    if (fast) {
+        Py_INCREF(j);
+        jd = PyObject_GenericGetDict(j, NULL);
+        Py_DECREF(j);
+        lock = jd != NULL ? item(jd, n_lock) : NULL;
+        if (lock == NULL) goto fail_or_slow;
+        Py_INCREF(lock);
+        PyObject *r = call0(lock, n_acquire);
+        if (r == NULL) goto fail;
+        Py_DECREF(r);
+        PyObject *closed = item(jd, n_closed), *deferred = item(jd, n_deferred);
+        int ok = closed == Py_False && deferred != NULL && PyList_CheckExact(deferred) && !PyErr_Occurred();
+        if (ok && PyList_Append(deferred, out) < 0) ok = -1;
+        if (ok == 1) wake = PyList_GET_SIZE(deferred) >= max_deferred;
+        PyObject *exc = PyErr_GetRaisedException_compat();
+        PyObject *r2 = call0(lock, n_release);
+        if (r2 == NULL) {
+            Py_XDECREF(exc);
+            goto fail;
+        }
+        Py_DECREF(r2);
+        PyErr_SetRaisedException_compat(exc);
+        if (ok < 0 || PyErr_Occurred()) goto fail;
+        if (ok == 1) {
+            if (wake) {
+                PyObject *w = item(sd, n_wake);
+                PyObject *r3 = w != NULL ? PyObject_CallMethodNoArgs(w, n_set) : NULL;
+                if (r3 == NULL) goto fail_or_slow;
+                Py_DECREF(r3);
+            }
+            goto ok;
+        }
+    }
+fail_or_slow:
+    if (PyErr_Occurred()) goto fail;
+    {
+        PyObject *r4 = PyObject_CallMethodOneArg(store, n_defer, out);
+        if (r4 == NULL) goto fail;
+        Py_DECREF(r4);
+    }
+ok:
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_DECREF(sd);
+    return out;
+fail:
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_DECREF(sd);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* -- an outcome's pieces, and a result's counts folded into it --------------------------------------------------
+ *
+ * templates(dumps, option, keys) hands over orjson.dumps with the records' option (sorted keys) and the names of
+ * the four attributes a result's counts fold into (semconv). */
+static PyObject *t_dumps, *t_option, *k_returned, *k_rows, *k_cells, *k_columns;
+
+static PyObject *templates(PyObject *self, PyObject *args) {
+    PyObject *dumps, *option, *keys;
+    if (!PyArg_ParseTuple(args, "OOO!", &dumps, &option, &PyTuple_Type, &keys)) return NULL;
+    if (PyTuple_GET_SIZE(keys) != 4) {
+        PyErr_SetString(PyExc_ValueError, "templates() takes the 4 attribute names results fold into");
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++)
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(keys, k))) {
+            PyErr_SetString(PyExc_TypeError, "the attribute names must be str");
+            return NULL;
+        }
+    Py_XSETREF(t_dumps, Py_NewRef(dumps));
+    Py_XSETREF(t_option, Py_NewRef(option));
+    Py_XSETREF(k_returned, Py_NewRef(PyTuple_GET_ITEM(keys, 0)));
+    Py_XSETREF(k_rows, Py_NewRef(PyTuple_GET_ITEM(keys, 1)));
+    Py_XSETREF(k_cells, Py_NewRef(PyTuple_GET_ITEM(keys, 2)));
+    Py_XSETREF(k_columns, Py_NewRef(PyTuple_GET_ITEM(keys, 3)));
+    Py_RETURN_NONE;
+}
+
+/* bytes + bytes, a new reference */
+static PyObject *concat3(const char *a, Py_ssize_t la, const char *b, Py_ssize_t lb, const char *c, Py_ssize_t lc) {
+    PyObject *r = PyBytes_FromStringAndSize(NULL, la + lb + lc);
+    if (r == NULL) return NULL;
+    char *p = PyBytes_AS_STRING(r);
+    memcpy(p, a, la);
+    memcpy(p + la, b, lb);
+    memcpy(p + la + lb, c, lc);
+    return r;
+}
+
+/* PreparedOutcome.pieces() of ``out`` on its usual shape (a dict of attributes orjson takes, an int end that fits,
+ * a 64-bit span id, status UNSET, OK or ERROR without a message); NULL without an exception otherwise (the caller
+ * runs the Python method), NULL with one on a memory error. */
+static PyObject *outcome_pieces(PyObject *out) {
+    if (t_dumps == NULL || off_written < 0) return NULL;
+    PyObject *attrs = *slot(out, off_attrs), *end = *slot(out, off_end), *span = *slot(out, off_span_id),
+             *status = *slot(out, off_status), *msg = *slot(out, off_status_message);
+    long long endv;
+    char shex[16];
+    if (attrs == NULL || end == NULL || span == NULL || status == NULL || msg == NULL || !PyDict_CheckExact(attrs) ||
+        ll_of(end, &endv) < 0 || hex_of(span, 8, shex) < 0 || !PyUnicode_CheckExact(status) ||
+        (msg != Py_None && !(PyUnicode_CheckExact(msg) && PyUnicode_GET_LENGTH(msg) == 0)))
+        return NULL;
+    const char *st;
+    if (PyUnicode_CompareWithASCIIString(status, "UNSET") == 0) st = "\"UNSET\"";
+    else if (PyUnicode_CompareWithASCIIString(status, "OK") == 0) st = "\"OK\"";
+    else if (PyUnicode_CompareWithASCIIString(status, "ERROR") == 0) st = "\"ERROR\"";
+    else return NULL;
+    PyObject *js;
+    if (PyDict_GET_SIZE(attrs) == 0) {
+        js = PyBytes_FromStringAndSize("{}", 2);
+    } else {
+        static PyObject *kwnames = NULL;
+        if (kwnames == NULL) { /* interned: orjson matches keyword names by identity */
+            PyObject *name = PyUnicode_InternFromString("option");
+            if (name == NULL) return NULL;
+            kwnames = PyTuple_Pack(1, name);
+            Py_DECREF(name);
+            if (kwnames == NULL) return NULL;
+        }
+        PyObject *argv[2] = {attrs, t_option};
+        js = PyObject_Vectorcall(t_dumps, argv, 1, kwnames);
+        if (js == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError)) PyErr_Clear();
+            return NULL;
+        }
+        if (!PyBytes_CheckExact(js)) {
+            Py_DECREF(js);
+            return NULL;
+        }
+    }
+    if (js == NULL) return NULL;
+    char mid[48], tl[96];
+    int lm = snprintf(mid, sizeof mid, ",\"end\":%lld,\"intent\":", endv);
+    int lt = snprintf(tl, sizeof tl, "\"span_id\":\"%.16s\",\"status\":%s,\"type\":\"outcome\",\"v\":2}", shex, st);
+    PyObject *pre = concat3("{\"attrs\":", 9, PyBytes_AS_STRING(js), PyBytes_GET_SIZE(js), mid, lm);
+    Py_DECREF(js);
+    if (pre == NULL) return NULL;
+    PyObject *tail = PyBytes_FromStringAndSize(tl, lt);
+    if (tail == NULL) {
+        Py_DECREF(pre);
+        return NULL;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(pre);
+        Py_DECREF(tail);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, pre);
+    PyTuple_SET_ITEM(t, 1, tail);
+    return t;
+}
+
+/* outcome_pieces(out) -> (pre, tail) or None: what journal_intent() and chain() take for PreparedOutcome.pieces() */
+static PyObject *outcome_pieces_py(PyObject *self, PyObject *out) {
+    if (off_written < 0 || (PyObject *)Py_TYPE(out) != outcome_type) Py_RETURN_NONE;
+    PyObject *t = outcome_pieces(out);
+    if (t == NULL && !PyErr_Occurred()) Py_RETURN_NONE;
+    return t;
+}
+
+/* PreparedOutcome.parts() of ``out``: its pieces (cached, or built by outcome_pieces) with its intent's seq after the
+ * first; the Python method when the shape is another one (it raises what parts() raises). */
+static PyObject *outcome_parts(PyObject *out) {
+    if (off_written < 0) return PyObject_CallMethodNoArgs(out, str_parts);
+    PyObject *cached = *slot(out, off_cached), *intent = *slot(out, off_intent), *pieces;
+    if (cached != NULL && cached != Py_None) {
+        /* ``self.cached or self.pieces()``: a cached value of another kind goes the Python way */
+        if (!PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 2) return PyObject_CallMethodNoArgs(out, str_parts);
+        pieces = Py_NewRef(cached);
+    } else {
+        pieces = outcome_pieces(out);
+        if (pieces == NULL) return PyErr_Occurred() ? NULL : PyObject_CallMethodNoArgs(out, str_parts);
+    }
+    PyObject *pre = PyTuple_GET_ITEM(pieces, 0), *tail = PyTuple_GET_ITEM(pieces, 1);
+    long long seq;
+    int ok = PyBytes_CheckExact(pre) && PyBytes_CheckExact(tail) && intent != NULL;
+    if (ok && PyLong_CheckExact(intent)) {
+        ok = ll_of(intent, &seq) == 0;
+    } else if (ok) {
+        PyObject *sq = PyObject_GetAttr(intent, str_seq);
+        ok = sq != NULL && ll_of(sq, &seq) == 0;
+        Py_XDECREF(sq);
+        if (PyErr_Occurred()) {
+            Py_DECREF(pieces);
+            return NULL;
+        }
+    }
+    if (!ok || seq < 0) { /* the Python method decides (and raises ValueError for an intent not in the store) */
+        Py_DECREF(pieces);
+        return PyObject_CallMethodNoArgs(out, str_parts);
+    }
+    char num[24];
+    int ln = snprintf(num, sizeof num, "%lld,", seq);
+    PyObject *head = concat3(PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre), num, ln, "", 0);
+    PyObject *r = head != NULL ? PyTuple_Pack(2, head, tail) : NULL;
+    Py_XDECREF(head);
+    Py_DECREF(pieces);
+    return r;
+}
+
+/* fold(store, outcome, rows, masked_cells, masked_columns) -> True, False or None
+ *
+ * AuditStore.amend on its usual path: a result's row counts added to its statement's deferred outcome, under the
+ * journal's lock (the store's without a journal) — True; False once the outcome was written. None, with nothing
+ * changed, for another kind of record: the caller runs the Python code. ``masked_columns``: a tuple (added as a
+ * list when not empty). */
+static PyObject *fold(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fold() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *store = args[0], *out = args[1], *cols = args[4];
+    if (off_written < 0 || k_returned == NULL || (PyObject *)Py_TYPE(out) != outcome_type ||
+        !PyTuple_CheckExact(cols))
+        Py_RETURN_NONE;
+    PyObject *sd = PyObject_GenericGetDict(store, NULL);
+    if (sd == NULL) return NULL;
+    PyObject *j = item(sd, n_journal), *lock = NULL, *jd = NULL, *result = NULL;
+    if (PyErr_Occurred()) goto done;
+    if (j != NULL && j != Py_None) {
+        Py_INCREF(j);
+        jd = PyObject_GenericGetDict(j, NULL);
+        Py_DECREF(j);
+        if (jd == NULL) goto done;
+        lock = item(jd, n_lock);
+    } else {
+        lock = item(sd, n_slock);
+    }
+    if (lock == NULL) {
+        if (!PyErr_Occurred()) result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_INCREF(lock);
+    PyObject *r = call0(lock, n_acquire);
+    if (r == NULL) goto done;
+    Py_DECREF(r);
+    PyObject *written = *slot(out, off_written), *attrs = *slot(out, off_attrs);
+    int w = written != NULL ? PyObject_IsTrue(written) : -1;
+    if (w == 1) {
+        result = Py_NewRef(Py_False);
+    } else if (w == 0 && attrs != NULL && PyDict_CheckExact(attrs)) {
+        PyObject *list = PyTuple_GET_SIZE(cols) ? PySequence_List(cols) : NULL;
+        if ((PyTuple_GET_SIZE(cols) == 0 || list != NULL) && PyDict_SetItem(attrs, k_returned, args[2]) == 0 &&
+            PyDict_SetItem(attrs, k_rows, args[2]) == 0 && PyDict_SetItem(attrs, k_cells, args[3]) == 0 &&
+            (list == NULL || PyDict_SetItem(attrs, k_columns, list) == 0))
+            result = Py_NewRef(Py_True);
+        Py_XDECREF(list);
+    } else if (!PyErr_Occurred()) {
+        result = Py_NewRef(Py_None);
+    }
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    PyObject *r2 = call0(lock, n_release);
+    if (r2 == NULL) {
+        Py_XDECREF(exc);
+        Py_CLEAR(result);
+    } else {
+        Py_DECREF(r2);
+        PyErr_SetRaisedException_compat(exc);
+    }
+done:
+    Py_XDECREF(lock);
+    Py_XDECREF(jd);
+    Py_DECREF(sd);
+    return result;
+}
+
+/* -- the statement's span: started with its intent, ended with its outcome deferred ---------------------------------
+ *
+ * start_span() and end_span() are AuditOnlySpan(processor, name, CLIENT, start_ns, attrs, None, head) and
+ * AuditOnlySpan.end() (governed_db/telemetry.py) on the statement path of the audit store alone: no SDK provider,
+ * no current span in the context, a prepared intent head. The span's slots are filled as __init__ fills them; the
+ * intent is journaled as AuditSpanProcessor.start_prepared -> AuditStore.intent journals it (journal_intent(), or
+ * the Python method when that declines); a success's outcome deferred as end_prepared -> AuditStore.defer_outcome
+ * (defer_outcome()). Anything else — a current span, a status set, a span without an intent — declines (None) or
+ * goes to the Python methods, which stay the reference. span_config() hands over what they need. */
+static PyObject *sp_type, *sp_random, *sp_time, *sp_ctx_get, *sp_span_key, *sp_kind, *sp_store_mod, *sp_proc_mod,
+    *n_getrandbits, *n_time_ns, *n_store, *n_local, *n_error, *n_failed, *n_metrics, *n_observe_metrics, *n_ppid,
+    *n_drain_at, *n_max_deferred, *n_native_intent, *n_native_outcome, *int_64, *int_128;
+static Py_ssize_t so_base = -1, so_ctx, so_ended, so_processor, so_end_time, so_head, so_intent, so_kind, so_late,
+                  so_name, so_outcome, so_parent, so_span_id, so_start_time, so_status, so_trace_id;
+
+static PyObject *span_config(PyObject *self, PyObject *args) {
+    PyObject *cls, *rnd, *tm, *ctx_get, *key, *kind, *store_mod, *proc_mod;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &cls, &rnd, &tm, &ctx_get, &key, &kind, &store_mod, &proc_mod))
+        return NULL;
+    so_base = -1;
+    if (!PyType_Check(cls)) Py_RETURN_FALSE;
+    const char *names[16] = {"_base", "_ctx", "_ended", "_processor", "end_time", "head", "intent", "kind", "late",
+                             "name", "outcome", "parent", "span_id", "start_time", "status", "trace_id"};
+    Py_ssize_t offs[16];
+    for (int k = 0; k < 16; k++)
+        if ((offs[k] = slot_offset(cls, names[k])) < 0) Py_RETURN_FALSE;
+    Py_XSETREF(sp_type, Py_NewRef(cls));
+    Py_XSETREF(sp_random, Py_NewRef(rnd));
+    Py_XSETREF(sp_time, Py_NewRef(tm));
+    Py_XSETREF(sp_ctx_get, Py_NewRef(ctx_get));
+    Py_XSETREF(sp_span_key, Py_NewRef(key));
+    Py_XSETREF(sp_kind, Py_NewRef(kind));
+    Py_XSETREF(sp_store_mod, Py_NewRef(store_mod));
+    Py_XSETREF(sp_proc_mod, Py_NewRef(proc_mod));
+    so_ctx = offs[1], so_ended = offs[2], so_processor = offs[3], so_end_time = offs[4], so_head = offs[5];
+    so_intent = offs[6], so_kind = offs[7], so_late = offs[8], so_name = offs[9], so_outcome = offs[10];
+    so_parent = offs[11], so_span_id = offs[12], so_start_time = offs[13], so_status = offs[14];
+    so_trace_id = offs[15];
+    so_base = offs[0];
+    Py_RETURN_TRUE;
+}
+
+/* ``random.getrandbits(bits)`` as the Python code calls it (the module's generator, reseeded in forked children) */
+static PyObject *randbits(PyObject *bits) {
+    PyObject *f = PyObject_GetAttr(sp_random, n_getrandbits);
+    if (f == NULL) return NULL;
+    PyObject *r = PyObject_CallOneArg(f, bits);
+    Py_DECREF(f);
+    return r;
+}
+
+static PyObject *now_ns(void) { return PyObject_CallMethodNoArgs(sp_time, n_time_ns); }
+
+/* the processor module's ``_pid[0]`` (this process's id, kept current over fork), a new reference */
+static PyObject *current_pid(void) {
+    PyObject *l = PyObject_GetAttr(sp_proc_mod, n_ppid);
+    if (l == NULL) return NULL;
+    PyObject *pid = PyList_Check(l) && PyList_GET_SIZE(l) > 0 ? Py_NewRef(PyList_GET_ITEM(l, 0)) : NULL;
+    Py_DECREF(l);
+    if (pid == NULL && !PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "processor._pid is not a list");
+    return pid;
+}
+
+/* the store module's integer ``name`` (read at each call: tests change _DRAIN_AT), or -1 with an exception */
+static long long store_int(PyObject *name) {
+    PyObject *v = PyObject_GetAttr(sp_store_mod, name);
+    if (v == NULL) return -1;
+    long long x;
+    int r = int_arg(v, "a store constant", 0, LLONG_MAX, &x);
+    Py_DECREF(v);
+    return r < 0 ? -1 : x;
+}
+
+/* whether the store module's C builder ``name`` is on (tests turn them off to run the Python reference) */
+static int store_native(PyObject *name) {
+    PyObject *v = PyObject_GetAttr(sp_store_mod, name);
+    if (v == NULL) return -1;
+    int on = v != Py_None;
+    Py_DECREF(v);
+    return on;
+}
+
+/* processor._failed(span, e) for the exception being raised (cleared); -1 if that raised too */
+static int span_failed(PyObject *processor, PyObject *span) {
+    PyObject *exc = PyErr_GetRaisedException_compat();
+    if (exc != NULL && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetRaisedException_compat(exc); /* KeyboardInterrupt and the like go on up, as in the Python code */
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodObjArgs(processor, n_failed, span, exc != NULL ? exc : Py_None, NULL);
+    Py_XDECREF(exc);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* processor._local.error = None */
+static int clear_error(PyObject *processor) {
+    PyObject *local = PyObject_GetAttr(processor, n_local);
+    if (local == NULL) return -1;
+    int r = PyObject_SetAttr(local, n_error, Py_None);
+    Py_DECREF(local);
+    return r;
+}
+
+/* start_span(processor, name, start_ns, attrs, head) -> AuditOnlySpan or None */
+static PyObject *start_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "start_span() takes 5 arguments");
+        return NULL;
+    }
+    if (so_base < 0 || off_written < 0) Py_RETURN_NONE;
+    PyObject *processor = args[0], *head = args[4];
+    if (!PyBytes_CheckExact(head) || !PyLong_CheckExact(args[2])) Py_RETURN_NONE;
+    /* the current span, as __init__ finds it: only its absence is this path's */
+    PyObject *ctx = PyObject_CallNoArgs(sp_ctx_get);
+    if (ctx == NULL) return NULL;
+    if (!PyDict_Check(ctx)) {
+        Py_DECREF(ctx);
+        Py_RETURN_NONE;
+    }
+    PyObject *current = PyDict_GetItemWithError(ctx, sp_span_key);
+    Py_DECREF(ctx);
+    if (current != NULL) Py_RETURN_NONE;
+    if (PyErr_Occurred()) return NULL;
+    PyObject *trace_id = randbits(int_128);
+    if (trace_id == NULL) return NULL;
+    PyObject *span_id = randbits(int_64);
+    if (span_id == NULL) {
+        Py_DECREF(trace_id);
+        return NULL;
+    }
+    PyObject *start = PyObject_IsTrue(args[2]) ? Py_NewRef(args[2]) : now_ns();
+    PyObject *late = PyDict_New();
+    PyObject *span = (start != NULL && late != NULL) ? new_record(sp_type) : NULL;
+    if (span == NULL) {
+        Py_DECREF(trace_id);
+        Py_DECREF(span_id);
+        Py_XDECREF(start);
+        Py_XDECREF(late);
+        return NULL;
+    }
+    slot_put(span, so_trace_id, trace_id);
+    slot_put(span, so_parent, Py_NewRef(Py_None));
+    slot_put(span, so_span_id, span_id);
+    slot_put(span, so_ctx, Py_NewRef(Py_None));
+    slot_put(span, so_name, Py_NewRef(args[1]));
+    slot_put(span, so_kind, Py_NewRef(sp_kind));
+    slot_put(span, so_start_time, start);
+    slot_put(span, so_end_time, Py_NewRef(Py_None));
+    slot_put(span, so_base, Py_NewRef(args[3]));
+    slot_put(span, so_status, Py_NewRef(Py_None));
+    slot_put(span, so_processor, Py_NewRef(processor));
+    slot_put(span, so_ended, Py_NewRef(Py_False));
+    slot_put(span, so_late, late);
+    slot_put(span, so_head, Py_NewRef(head));
+    slot_put(span, so_intent, Py_NewRef(Py_None));
+    slot_put(span, so_outcome, Py_NewRef(Py_None));
+    /* processor.start_prepared(span): its intent, now, before the driver sees the statement */
+    PyObject *pid = current_pid(), *rec = NULL;
+    PyObject *store = pid != NULL ? PyObject_GetAttr(processor, n_store) : NULL;
+    if (store == NULL) goto failed;
+    PyObject *iargs[6] = {head, Py_None, pid, span_id, start, trace_id};
+    int native = store_native(n_native_intent);
+    long long drain_at = native > 0 ? store_int(n_drain_at) : 0;
+    if (native < 0 || drain_at < 0) goto failed;
+    PyObject *sd = PyObject_GenericGetDict(store, NULL);
+    if (sd == NULL) goto failed;
+    PyObject *j = item(sd, n_journal), *failing = item(sd, n_failing);
+    if (PyErr_Occurred()) {
+        Py_DECREF(sd);
+        goto failed;
+    }
+    Py_XINCREF(j);
+    Py_DECREF(sd);
+    if (native && j != NULL && j != Py_None && failing == Py_False) {
+        PyObject *jpid = PyObject_GetAttr(j, n_pid);
+        int same = jpid != NULL ? PyObject_RichCompareBool(jpid, pid, Py_EQ) : -1;
+        Py_XDECREF(jpid);
+        if (same < 0) {
+            Py_DECREF(j);
+            goto failed;
+        }
+        if (same) {
+            rec = intent_into(store, j, iargs, drain_at);
+            if (rec == NULL) {
+                Py_DECREF(j);
+                goto failed;
+            }
+            if (rec == Py_None) Py_CLEAR(rec);
+        }
+    }
+    Py_XDECREF(j);
+    if (rec == NULL) { /* the Python path: AuditStore.intent, which checks again and journals or writes it */
+        PyObject *method = PyObject_GetAttrString(store, "intent");
+        rec = method != NULL ? PyObject_Vectorcall(method, iargs, 6, NULL) : NULL;
+        Py_XDECREF(method);
+        if (rec == NULL) goto failed;
+    }
+    slot_put(span, so_intent, rec);
+    if (clear_error(processor) < 0) goto error;
+    Py_DECREF(store);
+    Py_DECREF(pid);
+    return span;
+failed: /* never raise into the pipeline: it refuses on last_error (start_prepared) */
+    if (span_failed(processor, span) < 0) goto error;
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    return span;
+error:
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    Py_DECREF(span);
+    return NULL;
+}
+
+/* end_span(span, end_time) -> True, or None when it is not this path's (the caller runs AuditOnlySpan.end) */
+static PyObject *end_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "end_span() takes 2 arguments");
+        return NULL;
+    }
+    PyObject *span = args[0];
+    if (so_base < 0 || off_written < 0 || (PyObject *)Py_TYPE(span) != sp_type) Py_RETURN_NONE;
+    PyObject *ended = *slot(span, so_ended), *intent = *slot(span, so_intent), *status = *slot(span, so_status),
+             *processor = *slot(span, so_processor), *late = *slot(span, so_late), *span_id = *slot(span, so_span_id);
+    if (ended != Py_False || intent == NULL || intent == Py_None || status != Py_None || processor == NULL ||
+        late == NULL || span_id == NULL || !PyDict_CheckExact(late))
+        Py_RETURN_NONE;
+    PyObject *end = args[1] != Py_None && PyObject_IsTrue(args[1]) ? Py_NewRef(args[1]) : now_ns();
+    if (end == NULL) return NULL;
+    slot_put(span, so_ended, Py_NewRef(Py_True));
+    slot_put(span, so_end_time, end);
+    Py_INCREF(processor);
+    /* processor.end_prepared(span), a success: AuditStore.defer_outcome */
+    PyObject *out = NULL, *max = NULL;
+    PyObject *pid = current_pid();
+    PyObject *store = pid != NULL ? PyObject_GetAttr(processor, n_store) : NULL;
+    if (store == NULL) goto failed;
+    int native = store_native(n_native_outcome);
+    if (native < 0 || (native && (max = PyObject_GetAttr(sp_store_mod, n_max_deferred)) == NULL)) goto failed;
+    PyObject *oargs[7] = {store, late, end, intent, span_id, pid, max};
+    out = native ? defer_outcome(NULL, oargs, 7) : Py_NewRef(Py_None);
+    Py_XDECREF(max);
+    if (out == Py_None) { /* declined: the Python method */
+        Py_CLEAR(out);
+        PyObject *method = PyObject_GetAttrString(store, "defer_outcome");
+        out = method != NULL ? PyObject_Vectorcall(method, oargs + 1, 4, NULL) : NULL;
+        Py_XDECREF(method);
+    }
+    if (out == NULL) goto failed;
+    slot_put(span, so_outcome, out);
+    if (clear_error(processor) < 0) goto error;
+    goto metrics;
+failed:
+    if (span_failed(processor, span) < 0) goto error;
+metrics:;
+    PyObject *m = PyObject_GetAttr(processor, n_metrics);
+    if (m == NULL) goto error;
+    if (m != Py_None) { /* processor._observe_metrics(span): logs a metrics failure, never raises */
+        PyObject *r = PyObject_CallMethodOneArg(processor, n_observe_metrics, span);
+        if (r == NULL) {
+            Py_DECREF(m);
+            goto error;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(m);
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    Py_DECREF(processor);
+    Py_RETURN_TRUE;
+error:
+    Py_XDECREF(store);
+    Py_XDECREF(pid);
+    Py_DECREF(processor);
     return NULL;
 }
 
@@ -581,6 +1643,23 @@ static PyObject *bind(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO", &it, &ot)) return NULL;
     Py_XSETREF(intent_type, Py_NewRef(it));
     Py_XSETREF(outcome_type, Py_NewRef(ot));
+    /* the slots journal_intent() and defer_outcome() fill; any missing or of another kind: they always decline */
+    off_written = -1;
+    if (!PyType_Check(it) || !PyType_Check(ot)) Py_RETURN_NONE;
+    Py_ssize_t offs[11];
+    const char *names[11] = {"written", "seq", "frame", "cached", "pieces", "attrs", "end", "intent", "span_id",
+                             "status", "status_message"};
+    for (int k = 0; k < 11; k++) {
+        offs[k] = slot_offset(k < 5 ? it : ot, names[k]);
+        if (offs[k] < 0) Py_RETURN_NONE;
+    }
+    /* the base slots at the same offsets in both classes */
+    for (int k = 0; k < 4; k++)
+        if (slot_offset(ot, names[k]) != offs[k]) Py_RETURN_NONE;
+    off_seq = offs[1], off_frame = offs[2], off_cached = offs[3], off_pieces = offs[4], off_attrs = offs[5];
+    off_end = offs[6], off_intent = offs[7], off_span_id = offs[8], off_status = offs[9];
+    off_status_message = offs[10];
+    off_written = offs[0];
     Py_RETURN_NONE;
 }
 
@@ -588,6 +1667,20 @@ static PyMethodDef methods[] = {
     {"frame", (PyCFunction)(void (*)(void))frame, METH_FASTCALL, "Copy one journal frame into the mapping."},
     {"copy_frame", (PyCFunction)(void (*)(void))copy_frame, METH_FASTCALL, "Copy a built frame into the mapping."},
     {"chain", (PyCFunction)(void (*)(void))chain, METH_FASTCALL, "Chain a run of prepared records."},
+    {"native_sha256", native_sha256_py, METH_O, "SHA-256 as chain() computes it without the GIL (None: not available)."},
+    {"journal_intent", (PyCFunction)(void (*)(void))journal_intent, METH_FASTCALL,
+     "Build a statement's intent and append it to the journal (AuditStore.intent's usual path)."},
+    {"defer_outcome", (PyCFunction)(void (*)(void))defer_outcome, METH_FASTCALL,
+     "Build a statement's outcome and defer it (AuditStore.defer_outcome's usual path)."},
+    {"templates", templates, METH_VARARGS, "Hand over orjson.dumps, its option and the fold's attribute names."},
+    {"outcome_pieces", outcome_pieces_py, METH_O, "PreparedOutcome.pieces() on its usual shape, or None."},
+    {"fold", (PyCFunction)(void (*)(void))fold, METH_FASTCALL,
+     "Fold a result's row counts into its deferred outcome (AuditStore.amend's usual path)."},
+    {"span_config", span_config, METH_VARARGS, "Hand over what start_span() and end_span() need."},
+    {"start_span", (PyCFunction)(void (*)(void))start_span, METH_FASTCALL,
+     "Start a statement's audit-only span with its intent journaled (AuditOnlySpan's usual path)."},
+    {"end_span", (PyCFunction)(void (*)(void))end_span, METH_FASTCALL,
+     "End a statement's audit-only span with its outcome deferred (AuditOnlySpan.end's usual path)."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
     {"guard_install", guard_install, METH_NOARGS, "Install the SIGBUS guard of the copies into journal mappings."},
     {NULL, NULL, 0, NULL},
@@ -608,6 +1701,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     crc32_func = PyObject_GetAttrString(zlib, "crc32");
     Py_DECREF(zlib);
     if (crc32_func == NULL) return NULL;
+    load_native_sha256(); /* after hashlib: its _hashlib loaded libcrypto */
     str_digest = PyUnicode_InternFromString("digest");
     str_key = PyUnicode_InternFromString("key");
     str_digest_size = PyUnicode_InternFromString("digest_size");
@@ -617,6 +1711,22 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     str_written = PyUnicode_InternFromString("written");
     str_type = PyUnicode_InternFromString("type");
     int_16 = PyLong_FromLong(16);
+#define NAME(v, text) if ((v = PyUnicode_InternFromString(text)) == NULL) return NULL
+    NAME(n_pid, "pid"); NAME(n_closed, "closed"); NAME(n_store_id, "store_id"); NAME(n_lock, "lock");
+    NAME(n_deferred, "deferred"); NAME(n_frames, "frames"); NAME(n_wpos, "wpos"); NAME(n_mm, "mm");
+    NAME(n_fd, "fd"); NAME(n_size, "size"); NAME(n_epoch, "epoch"); NAME(n_jkey, "jkey"); NAME(n_queue, "queue");
+    NAME(n_failing, "_failing"); NAME(n_sseq, "_seq"); NAME(n_sstore_id, "_store_id"); NAME(n_acquire, "acquire");
+    NAME(n_release, "release"); NAME(n_flush, "flush"); NAME(n_frame, "frame"); NAME(n_sfd, "_fd");
+    NAME(n_flusher, "_flusher"); NAME(n_spid, "_pid"); NAME(n_journal, "_journal"); NAME(n_wake, "_wake");
+    NAME(n_set, "set"); NAME(n_defer, "defer"); NAME(n_unset, "UNSET"); NAME(n_append, "append");
+    NAME(n_intent, "intent"); NAME(n_slock, "_lock");
+    NAME(n_getrandbits, "getrandbits"); NAME(n_time_ns, "time_ns"); NAME(n_store, "store"); NAME(n_local, "_local");
+    NAME(n_error, "error"); NAME(n_failed, "_failed"); NAME(n_metrics, "metrics");
+    NAME(n_observe_metrics, "_observe_metrics"); NAME(n_ppid, "_pid"); NAME(n_drain_at, "_DRAIN_AT");
+    NAME(n_max_deferred, "_MAX_DEFERRED"); NAME(n_native_intent, "_native_intent");
+    NAME(n_native_outcome, "_native_outcome");
+    if ((int_64 = PyLong_FromLong(64)) == NULL || (int_128 = PyLong_FromLong(128)) == NULL) return NULL;
+#undef NAME
     if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||
         !str_type || !int_16)
         return NULL;

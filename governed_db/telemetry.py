@@ -26,6 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from governed_db import __version__
+from governed_db._native import speedups
 from governed_db.identity import Identity
 from governed_db.policy.decision import Decision
 from governed_db.semconv import (
@@ -194,6 +195,9 @@ class AuditOnlySpan(trace.Span):
             self.set_attribute(ERROR_TYPE, type(exception).__qualname__)
 
     def end(self, end_time: int | None = None) -> None:
+        native = _native[1]
+        if native is not None and native(self, end_time) is not None:
+            return  # a success's outcome deferred in C, as below (decision 0396)
         if self._ended:
             return
         self._ended = True
@@ -217,6 +221,22 @@ class AuditOnlyTracer(trace.Tracer):
 
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - not used
         raise NotImplementedError("governed_db records statement spans with start_span()")
+
+
+#: the C start and end of an audit-only statement span (decision 0396) — (start_span, end_span, not configured yet)
+_native: list[Any] = [None, None, speedups is not None]
+
+
+def _configure_native() -> None:
+    """Hand the C span functions what they read (once, at the first audit-only Recorder: the audit modules are
+    imported by then)."""
+    from governed_db.audit import processor as processor_module
+    from governed_db.audit import store as store_module
+
+    _native[2] = False
+    if speedups is not None and speedups.span_config(AuditOnlySpan, random, time, _current_context, _SPAN_KEY,
+                                                     SpanKind.CLIENT, store_module, processor_module):
+        _native[0], _native[1] = speedups.start_span, speedups.end_span
 
 
 def _private_tracer(audit_processor: Any) -> trace.Tracer:
@@ -358,6 +378,8 @@ class Recorder:
         #: the audit-only tracer (no SDK provider): intents are written from bytes prepared once per
         #: (statement, identity, decision, entry) — see :meth:`_prepare`
         self._light = isinstance(tracer, AuditOnlyTracer)
+        if self._light and _native[2]:
+            _configure_native()
         #: the audit processor on the application's SDK provider, when its spans keep our attributes whole
         #: (no attribute length limit): intents are then prepared too
         self.audit = audit
@@ -397,8 +419,13 @@ class Recorder:
             hit = self._intents.get(key)
             if hit is None or hit[0] is not analysis or hit[1] is not decision:
                 hit = self._prepare(key, analysis, identity, decision, entry)
-            return AuditOnlySpan(self.tracer.processor, hit[2], SpanKind.CLIENT,  # type: ignore[attr-defined]
-                                 start_ns, hit[3], None, hit[4])
+            processor = self.tracer.processor  # type: ignore[attr-defined]
+            native = _native[0]
+            if native is not None and hit[4] is not None:
+                span = native(processor, hit[2], start_ns, hit[3], hit[4])
+                if span is not None:  # started and its intent journaled in C, as below (decision 0396)
+                    return span  # type: ignore[no-any-return]
+            return AuditOnlySpan(processor, hit[2], SpanKind.CLIENT, start_ns, hit[3], None, hit[4])
         audit = self.audit
         if audit is not None and (params is None or not self.capture_parameters):
             # an SDK provider with the audit processor attached: its on_start writes the intent from the bytes
@@ -554,11 +581,15 @@ class Recorder:
             outcome = span_id
         if outcome is not None and isinstance(self.results, AuditOnlyTracer):
             # audit store only: into the statement's outcome record while that waits to be written
-            folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
-                                      GDB_MASKED_CELLS: masked_cells}
-            if masked_columns:
-                folded[GDB_MASKED_COLUMNS] = list(masked_columns)
-            if self.results.processor.fold_result(outcome, folded, self.environment):
+            processor = self.results.processor
+            if type(outcome) is int:  # an SDK span's outcome, found by its span id
+                folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
+                                          GDB_MASKED_CELLS: masked_cells}
+                if masked_columns:
+                    folded[GDB_MASKED_COLUMNS] = list(masked_columns)
+                if processor.fold_result(outcome, folded, self.environment):
+                    return
+            elif processor.fold_counts(outcome, rows, masked_cells, tuple(masked_columns), self.environment):
                 return
         attrs: dict[str, Any] = {
             DB_RESPONSE_RETURNED_ROWS: rows,

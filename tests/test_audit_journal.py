@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from governed_db import Identity
+from governed_db import Identity, telemetry
 from governed_db.audit import audit_processor, read_records, verify
 from governed_db.audit import journal as J
 from governed_db.audit import records as R
@@ -67,6 +67,9 @@ def test_a_statement_reaches_the_journal_with_one_lseek_only(tmp_path: Path, mon
     if not native:
         monkeypatch.setattr(J, "_native_frame", None)
         monkeypatch.setattr(J, "_native_copy", None)
+        monkeypatch.setattr(store_module, "_native_intent", None)  # the fused intent frames natively too
+        monkeypatch.setattr(store_module, "_native_outcome", None)
+        monkeypatch.setattr(telemetry, "_native", [None, None, False])  # and the C span functions
     path = tmp_path / "audit.jsonl"
     seen: list[bytes] = []
     counting = [False]

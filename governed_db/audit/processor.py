@@ -20,10 +20,18 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from governed_db._native import speedups
 from governed_db.audit import records as R
 from governed_db.audit.metrics import SpanMetrics
 from governed_db.audit.store import AuditStore
-from governed_db.semconv import GDB_ENVIRONMENT, GDB_MASKED_CELLS, GDB_RESULT
+from governed_db.semconv import (
+    DB_RESPONSE_RETURNED_ROWS,
+    GDB_ENVIRONMENT,
+    GDB_MASKED_CELLS,
+    GDB_MASKED_COLUMNS,
+    GDB_RESULT,
+    GDB_ROWS_RETURNED,
+)
 
 log = logging.getLogger("governed_db.audit")
 
@@ -94,10 +102,8 @@ class AuditSpanProcessor(SpanProcessor):
         """The intent of governed_db's own span from its prepared bytes (the hot path of :meth:`on_start`)."""
         parent = span.parent
         try:
-            rec = R.PreparedIntent(span.head, parent.span_id if parent is not None else None, _pid[0], span.span_id,
-                                   span.start_time, span.trace_id)
-            self.store.append_intent(rec)
-            span.intent = rec
+            span.intent = self.store.intent(span.head, parent.span_id if parent is not None else None, _pid[0],
+                                            span.span_id, span.start_time, span.trace_id)
         except Exception as e:  # never raise into the pipeline; it refuses on last_error
             self._failed(span, e)
             return
@@ -107,9 +113,8 @@ class AuditSpanProcessor(SpanProcessor):
         """An SDK span the Recorder is starting: the intent from the bytes it prepared (see Recorder.start)."""
         ctx, parent = span.context, span.parent
         try:
-            seq = R.PreparedIntent(prepared[4], parent.span_id if parent is not None else None, _pid[0], ctx.span_id,
-                                   span.start_time, ctx.trace_id)
-            self.store.append_intent(seq)
+            seq = self.store.intent(prepared[4], parent.span_id if parent is not None else None, _pid[0], ctx.span_id,
+                                    span.start_time, ctx.trace_id)
         except Exception as e:  # never raise into the SDK; the pipeline refuses on last_error
             self._failed(span, e)
             return
@@ -140,6 +145,34 @@ class AuditSpanProcessor(SpanProcessor):
             except Exception as e:
                 log.warning("governed_db audit: metrics failed for a result: %r", e)
         return True
+
+    def fold_counts(self, outcome: R.PreparedOutcome, rows: int, masked_cells: int, masked_columns: tuple[str, ...],
+                    environment: str) -> bool:
+        """:meth:`fold_result` of a result's counts into its statement's deferred outcome record — one C call on the
+        usual path (decision 0396), the same attributes as the dict the Python code folds."""
+        native = _native_fold
+        if native is not None:
+            try:
+                done = native(self.store, outcome, rows, masked_cells, masked_columns)
+            except Exception:
+                return False
+            if done is not None:
+                metrics = self.metrics
+                if done and masked_cells and metrics is not None:
+                    attrs = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows, GDB_MASKED_CELLS: masked_cells,
+                             GDB_ENVIRONMENT: environment}
+                    if masked_columns:
+                        attrs[GDB_MASKED_COLUMNS] = list(masked_columns)
+                    try:
+                        metrics.observe_result(attrs, outcome.span_id)
+                    except Exception as e:
+                        log.warning("governed_db audit: metrics failed for a result: %r", e)
+                return bool(done)
+        folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
+                                  GDB_MASKED_CELLS: masked_cells}
+        if masked_columns:
+            folded[GDB_MASKED_COLUMNS] = list(masked_columns)
+        return self.fold_result(outcome, folded, environment)
 
     def on_end(self, span: ReadableSpan) -> None:
         if getattr(span, "intent", None) is not None:
@@ -182,25 +215,30 @@ class AuditSpanProcessor(SpanProcessor):
     def end_prepared(self, span: Any) -> None:
         """The outcome of a span whose intent was prepared: deferred on success (results fold into it)."""
         status = span.status
-        code = status.status_code.name if status is not None else "UNSET"
         try:
-            late = span.late
-            out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent,
-                                    span_id=span.span_id, status=code,
-                                    status_message=status.description if status is not None else None)
-            if code == "ERROR":
-                self.store.append(out)  # refusals and failures reach the OS before the error reaches the caller
+            if status is None:  # a success (no status set): deferred, its result's row counts may fold into it
+                span.outcome = self.store.defer_outcome(span.late, span.end_time, span.intent, span.span_id)
             else:
-                self.store.defer(out)
-                span.outcome = out
+                late, code = span.late, status.status_code.name
+                out = R.PreparedOutcome(dict(late) if late else {}, end=span.end_time, intent=span.intent,
+                                        span_id=span.span_id, status=code, status_message=status.description)
+                if code == "ERROR":
+                    self.store.append(out)  # refusals and failures reach the OS before the error reaches the caller
+                else:
+                    self.store.defer(out)
+                    span.outcome = out
             self._local.error = None
         except Exception as e:  # a processor must not break the application's statement
             self._failed(span, e)
         if self.metrics is not None:
-            try:
-                self.metrics.observe(span)
-            except Exception as e:
-                log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
+            self._observe_metrics(span)
+
+    def _observe_metrics(self, span: Any) -> None:
+        """The span's metrics (a failure is logged, never raised into the statement)."""
+        try:
+            self.metrics.observe(span)  # type: ignore[union-attr]
+        except Exception as e:
+            log.warning("governed_db audit: metrics failed for %r: %r", span.name, e)
 
     def record_result(self, trace_id: int, statement_span_id: int, attrs: dict[str, Any]) -> None:
         """How many rows a statement's result handed out: a ``governed_db.result`` record (deferred), the same
@@ -238,6 +276,8 @@ class AuditSpanProcessor(SpanProcessor):
         return True
 
 
+#: the C fold of a result's counts into its outcome (decision 0396), or None
+_native_fold = speedups.fold if speedups is not None else None
 _random = random  # the module-level generator, as for span ids: reseeded in forked children
 _MAX_INFLIGHT = 65536
 _MAX_PENDING = 64

@@ -69,6 +69,9 @@ _stores: weakref.WeakSet[AuditStore] = weakref.WeakSet()
 _monotonic = time.monotonic  # the clock of the path check (a test moves it on)
 #: the C chaining of templated records (governed_db/_speedups.c), or None: the Python loop of _write_many
 _native_chain = speedups.chain if speedups is not None else None
+#: the C builders of a statement's intent and outcome on their usual path (decision 0396), or None
+_native_intent = speedups.journal_intent if speedups is not None else None
+_native_outcome = speedups.defer_outcome if speedups is not None else None
 
 
 class AuditStoreError(GovernedDBError):
@@ -251,6 +254,37 @@ class AuditStore:
                 return
             # the journal is full or closed: write through the store, which drains the journal first
         self.append(rec)
+
+    def intent(self, head: bytes, parent: int | None, pid: int, span_id: int, time_ns: int,
+               trace_id: int) -> R.PreparedIntent:
+        """A statement's intent record from its prepared ``head`` and ids, appended (:meth:`append_intent`).
+
+        On the usual path — this process's journal, the store not failing — one C call builds the record and
+        journals it exactly as the code below does (decision 0396); it declines, changing nothing, whenever the
+        path is another one.
+        """
+        j = self._journal
+        if _native_intent is not None and j is not None and j.pid == _PID[0] and not self._failing:
+            rec = _native_intent(self, j, head, parent, pid, span_id, time_ns, trace_id, _DRAIN_AT)
+            if rec is not None:
+                return rec  # type: ignore[no-any-return]
+        rec = R.PreparedIntent(head, parent, pid, span_id, time_ns, trace_id)
+        self.append_intent(rec)
+        return rec
+
+    def defer_outcome(self, late: dict[str, Any], end: int, intent: R.Prepared, span_id: int) -> R.PreparedOutcome:
+        """The outcome of a statement that ended with no status set (a success), deferred (:meth:`defer`).
+
+        One C call on the usual path (decision 0396), the same record and the same deferral as the code below.
+        """
+        if _native_outcome is not None:
+            out = _native_outcome(self, late, end, intent, span_id, _PID[0], _MAX_DEFERRED)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
+        out = R.PreparedOutcome(dict(late) if late else {}, end=end, intent=intent, span_id=span_id, status="UNSET",
+                                status_message=None)
+        self.defer(out)
+        return out
 
     def _put_with_deferred(self, j: J.Journal, rec: R.PreparedIntent) -> int:
         """:meth:`J.Journal.put_intent` for several deferred records (caller holds ``j.lock``)."""
