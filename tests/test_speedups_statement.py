@@ -343,8 +343,9 @@ def test_native_span_is_the_python_span(tmp_path_factory: Any, a: dict[str, Any]
         return
     seen = []
     saved = list(T._native)
-    saved_interval = S.DEFER_INTERVAL
-    S.DEFER_INTERVAL = 3600.0
+    saved_interval, saved_live = S.DEFER_INTERVAL, J.MAX_LIVE
+    # (stores other tests of this process left open count against the per-process cap of journals: not these)
+    S.DEFER_INTERVAL, J.MAX_LIVE = 3600.0, 10**6
     try:
         for native in (True, False):
             proc = _processor(tmp / f"{native}.jsonl")
@@ -368,7 +369,7 @@ def test_native_span_is_the_python_span(tmp_path_factory: Any, a: dict[str, Any]
             proc.shutdown()
     finally:
         T._native[:] = saved
-        S.DEFER_INTERVAL = saved_interval
+        S.DEFER_INTERVAL, J.MAX_LIVE = saved_interval, saved_live
     assert seen[0] == seen[1]
 
 
@@ -377,6 +378,7 @@ def test_native_span_declines_off_its_path_and_reports_a_failed_intent(tmp_path:
 
     from governed_db import telemetry as T
 
+    saved_live, J.MAX_LIVE = J.MAX_LIVE, 10**6
     proc = _processor(tmp_path / "a.jsonl")
     head = R.intent_head(R.attributes_json({"k": "v"}), "SELECT", "CLIENT")
     try:
@@ -404,6 +406,7 @@ def test_native_span_declines_off_its_path_and_reports_a_failed_intent(tmp_path:
         assert type(span) is T.AuditOnlySpan and span.intent is None
         assert isinstance(proc.last_error, OSError)
     finally:
+        J.MAX_LIVE = saved_live
         proc.store._failing = False
         del proc.store.intent
         proc.shutdown()
