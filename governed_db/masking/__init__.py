@@ -196,6 +196,11 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
         hit = guard.calls_caller_code(state, analysis, identity)
+    if hit is None and "[" in analysis.sql and state.dialect == "sqlite":
+        from governed_db.masking import converters
+
+        # not cached either: sqlite3.register_converter may add a name at any time (decision 0388)
+        hit = converters.converter_hit(state, analysis, identity)
     if hit is None and state.dialect in _PG_DIALECTS and (
         analysis.sql[:1] in _CURSOR_STARTS or len(analysis.statements) > 1
     ):

@@ -1,0 +1,240 @@
+"""Red-team round 20 on SQLite and aiosqlite: two databases that differ only in one customer's secrets (a right and a
+wrong guess); whatever the governed connection shows must be the same for both.
+
+* **A converter named in a result column's name runs on a masked value** (decision 0388). On a connection opened
+  with ``detect_types=sqlite3.PARSE_COLNAMES`` (as Python's documentation shows), sqlite3 hands each result column
+  whose name holds ``[name]`` to the converter registered under that name, with the raw bytes, before masking. The
+  name is the statement's own text, so ``SELECT full_name AS "n [date]" FROM customers`` ran Python's own ``date``
+  converter on the name: ``ValueError: invalid literal for int() with base 10: b'Alice Smith'``, in clear (an
+  unaliased ``email || '[date]'`` too). Such a statement is now refused when it reads a masked column.
+* **A converter of a column's declared type quotes a masked value in its error** (decision 0388). With
+  ``detect_types=PARSE_DECLTYPES`` a ``date_of_birth DATE`` column holding ``12/04/1985`` failed every read with
+  ``invalid literal for int() with base 10: b'12/04/1985'``. An error raised by Python code while a result with
+  masked columns is fetched now has its message withheld (its type kept).
+
+The attempts of this round that were already answered alike are kept below as regressions, with innocent
+look-alikes whose results must stay exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests._redteam import govern, observe
+from tests.test_masking_noninterference import ATTACKER
+from tests.test_redteam_masking_r13_rt13lite import (
+    ALICE,
+    ANNA,
+    CUSTOMERS,
+    OTHERS,
+    _no_clear_value,
+    _sqlite_runs,
+)
+
+COLNAMES = sqlite3.PARSE_COLNAMES
+DECLTYPES = sqlite3.PARSE_DECLTYPES
+#: the application's other tables: a date of birth declared DATE (masked), events with a clear timestamp
+PEOPLE = "CREATE TABLE people (id INTEGER PRIMARY KEY, full_name TEXT, date_of_birth DATE, city TEXT)"
+EVENTS = "CREATE TABLE events (id INTEGER PRIMARY KEY, created TIMESTAMP, kind TEXT)"
+PEOPLE_ROWS = [(2, "Bob Jones", "1990-01-01", "Lyon"), (3, "Carol White", "1970-05-05", "Nice"),
+               (4, "Dan Brown", "1980-02-02", "Lyon"), (5, "Eve Black", "1975-03-03", "Paris")]  # fmt: skip
+#: row 1's date of birth in each copy: the same year (what the mask keeps), written as the application got it
+BIRTHS = ("12/04/1985", "11/30/1985")
+
+
+def _raw(secret: tuple[Any, ...], birth: str, detect_types: int, setup: tuple[str, ...] = ()) -> sqlite3.Connection:
+    raw = sqlite3.connect(":memory:", isolation_level=None, detect_types=detect_types)
+    _fill(raw, secret, birth, setup)
+    return raw
+
+
+def _fill(raw: Any, secret: tuple[Any, ...], birth: str, setup: tuple[str, ...]) -> None:
+    raw.execute(CUSTOMERS)
+    raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
+    raw.execute(PEOPLE)
+    raw.executemany("INSERT INTO people VALUES (?, ?, ?, ?)", [(1, secret[1], birth, "Paris"), *PEOPLE_ROWS])
+    raw.execute(EVENTS)
+    raw.executemany("INSERT INTO events VALUES (?, ?, ?)", [(1, "2026-12-07 10:00:00", "a"), (2, "2026-12-08 11:30:00", "b")])
+    for sql in setup:
+        raw.execute(sql)
+
+
+def _runs(steps: tuple[str, ...], detect_types: int, governed: bool = True) -> list[list[Any]]:
+    """What the attacker sees of ``steps`` on each copy, over a connection that converts by ``detect_types``."""
+    out = []
+    for secret, birth in zip((ALICE, ANNA), BIRTHS, strict=True):
+        raw = _raw(secret, birth, detect_types)
+        conn = govern(raw, ATTACKER) if governed else raw
+        out.append([observe(conn, sql) for sql in steps])
+        conn.close()
+    return out
+
+
+def _aiosqlite_runs(steps: tuple[str, ...], detect_types: int) -> list[list[Any]]:
+    aiosqlite = pytest.importorskip("aiosqlite")
+
+    async def one(secret: tuple[Any, ...], birth: str) -> list[Any]:
+        raw = await aiosqlite.connect(":memory:", isolation_level=None, detect_types=detect_types)
+        await raw.execute(CUSTOMERS)
+        await raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
+        await raw.execute(PEOPLE)
+        await raw.executemany("INSERT INTO people VALUES (?, ?, ?, ?)", [(1, secret[1], birth, "Paris"), *PEOPLE_ROWS])
+        conn = govern(raw, ATTACKER)
+        seen: list[Any] = []
+        for sql in steps:
+            try:
+                cur = await conn.execute(sql)
+                seen.append(([d[0] for d in cur.description or ()], [tuple(r) for r in await cur.fetchall()]))
+            except governed_db.GuardrailViolation as e:
+                seen.append(f"refused: {e}")
+            except Exception as e:
+                seen.append(f"{type(e).__name__}: {e}")
+        try:
+            seen.append(list(await conn.execute_fetchall(steps[0])))
+        except governed_db.GuardrailViolation as e:
+            seen.append(f"refused: {e}")
+        except Exception as e:
+            seen.append(f"{type(e).__name__}: {e}")
+        await conn.close()
+        return seen
+
+    return [asyncio.run(one(secret, birth)) for secret, birth in zip((ALICE, ANNA), BIRTHS, strict=True)]
+
+
+# -- finding: a converter named in a result column's name runs on a masked value (0388) ------------------------------
+
+#: each names Python's own date/timestamp converter in the name of a result column that reads a masked value
+NAMED_CONVERTERS = [
+    'SELECT full_name AS "n [date]" FROM customers WHERE id = 1',
+    'SELECT upper(full_name) AS "n [date]" FROM customers WHERE id = 1',
+    'SELECT full_name "[date]" FROM customers WHERE id = 1',
+    "SELECT email || '[date]' FROM customers WHERE id = 1",
+    'SELECT id, email AS "e [DATE]" FROM customers WHERE id = 1',
+    'SELECT full_name AS "a""b [date] x" FROM customers WHERE id = 1',
+    'SELECT * FROM (SELECT full_name AS "n [date]" FROM customers) WHERE 1',
+    'WITH w("n [date]") AS (SELECT full_name FROM customers WHERE id = 1) SELECT * FROM w',
+    'SELECT replace(full_name, \'Alice Smith\', \'2000-01-01\') AS "d [date]" FROM customers WHERE id = 1',
+]
+
+
+@pytest.mark.parametrize("sql", NAMED_CONVERTERS)
+def test_a_converter_named_by_the_statement_is_refused_over_masked_values(sql: str) -> None:
+    """Found in round 20: with PARSE_COLNAMES, ``[date]`` in a result column's name (its alias, or its expression as
+    written) made sqlite3 run Python's ``date`` converter on the raw value: the name or e-mail came back in a
+    ValueError, or whether it failed told a guess. Refused alike, naming the converter (decision 0388)."""
+    raw = _runs((sql,), COLNAMES | DECLTYPES, governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _runs((sql,), COLNAMES | DECLTYPES)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("refused: ") and "sqlite3 converter [" in str(a[0]), a
+    _no_clear_value(a)
+
+
+def test_a_converter_the_caller_registered_is_refused_over_masked_values() -> None:
+    """A converter registered under any name (here one that records what it is handed) is no different: the
+    governed statement naming it is refused and the converter never sees a masked value."""
+    seen: list[bytes] = []
+    sqlite3.register_converter("r20spy", lambda b: seen.append(b) or b.decode())
+    try:
+        steps = ('SELECT ssn AS "s [r20spy]" FROM customers WHERE id = 1',
+                 "SELECT upper([r20SPY]) FROM (SELECT ssn AS r20spy FROM customers) LIMIT 1")  # fmt: skip
+        a, b = _runs(steps, COLNAMES)
+        assert a == b and all(str(x).startswith("refused: ") for x in a), (a, b)
+        assert seen == [], seen
+        _runs(steps[:1], COLNAMES, governed=False)
+        assert seen and seen[0] in (b"536-22-8726", b"100-99-0000"), seen  # the raw connection hands it over
+    finally:
+        sqlite3.converters.pop("R20SPY", None)
+
+
+def test_a_named_converter_is_refused_through_aiosqlite() -> None:
+    a, b = _aiosqlite_runs(('SELECT full_name AS "n [date]" FROM customers WHERE id = 1',), COLNAMES)
+    assert a == b, (a, b)
+    assert all(str(x).startswith("refused: ") and "sqlite3 converter [date]" in str(x) for x in a), a
+    _no_clear_value(a)
+
+
+def test_named_converter_look_alikes_run_exactly() -> None:
+    """Converters named over clear columns, brackets that name no converter, and masked columns read without one
+    run as before, exact where nothing is masked."""
+    from datetime import datetime
+
+    steps = (
+        'SELECT id, created AS "c [timestamp]" FROM events ORDER BY id',
+        "SELECT [full_name], [city] FROM customers WHERE id = 1",
+        'SELECT id, city AS "c [notaconverter]", ssn FROM customers WHERE id = 1',
+        "SELECT ssn, email FROM customers WHERE id = 1",
+        'SELECT kind AS "k [date]" FROM events WHERE id = 3',
+    )
+    a, b = _runs(steps, COLNAMES)
+    assert a == b, (a, b)
+    _no_clear_value(a)
+    assert a[0] == (["id", "c"], [(1, datetime(2026, 12, 7, 10, 0)), (2, datetime(2026, 12, 8, 11, 30))]), a
+    assert a[1] == (["full_name", "city"], [("[PERSON_NAME]", "Paris")]), a
+    assert a[2] == (["id", "c", "ssn"], [(1, "Paris", "[US_SSN]")]), a
+    assert a[3][1] == [("[US_SSN]", "a***@example.com")], a
+    assert a[4] == (["k"], []), a
+    # without PARSE_COLNAMES a bracket is only part of the name: still refused over masked values (the proxy cannot
+    # tell how the connection was opened), a clear column keeps its name
+    plain = _sqlite_runs(('SELECT full_name AS "n [date]" FROM customers WHERE id = 1',
+                          'SELECT city AS "c [date]" FROM customers WHERE id = 1'))  # fmt: skip
+    assert plain[0] == plain[1] and str(plain[0][0]).startswith("refused: "), plain
+    assert plain[0][1] == (["c [date]"], [("Paris",)]), plain
+
+
+# -- finding: a converter of a column's declared type quotes a masked value in its error (0388) ---------------------
+
+DECLARED_READS = [
+    "SELECT * FROM people",
+    "SELECT date_of_birth FROM people WHERE id = 1",
+    "SELECT id, date_of_birth FROM people ORDER BY id",
+]
+
+
+@pytest.mark.parametrize("sql", DECLARED_READS)
+def test_a_declared_converter_error_is_withheld(sql: str) -> None:
+    """Found in round 20: with PARSE_DECLTYPES, Python's ``date`` converter failed on a masked date of birth stored
+    as ``12/04/1985`` with ``invalid literal for int() with base 10: b'12/04/1985'``, the value in clear. The error
+    keeps its type; its message is withheld (decision 0388)."""
+    raw = _runs((sql,), DECLTYPES, governed=False)
+    assert raw[0] != raw[1] and BIRTHS[0] in str(raw[0]), raw
+    a, b = _runs((sql,), DECLTYPES)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("ValueError: ") and "withheld" in str(a[0]), a
+    assert not any(x in repr(a) for x in ("12/04", "11/30")), a
+
+
+def test_a_declared_converter_error_is_withheld_through_aiosqlite() -> None:
+    a, b = _aiosqlite_runs(("SELECT date_of_birth FROM people WHERE id = 1",), DECLTYPES)
+    assert a == b, (a, b)
+    assert all(str(x).startswith("ValueError: ") and "withheld" in str(x) for x in a), a
+
+
+def test_declared_converter_look_alikes_run_exactly() -> None:
+    """Converted values of clear and masked columns come back as before (a date of birth masked to its year), and
+    a converter's error over a result with nothing masked keeps its message."""
+    from datetime import date, datetime
+
+    steps = (
+        "SELECT id, created FROM events ORDER BY id",
+        "SELECT date_of_birth FROM people WHERE id = 2",
+        "SELECT id, city FROM people ORDER BY id",
+    )
+    a, b = _runs(steps, DECLTYPES)
+    assert a == b, (a, b)
+    assert a[0] == (["id", "created"], [(1, datetime(2026, 12, 7, 10, 0)), (2, datetime(2026, 12, 8, 11, 30))]), a
+    assert a[1] == (["date_of_birth"], [(date(1990, 1, 1),)]), a
+    assert a[2][1][0] == (1, "Paris"), a
+    raw = _raw(ALICE, BIRTHS[0], DECLTYPES, ("INSERT INTO events VALUES (3, 'soon', 'c')",))
+    conn = govern(raw, ATTACKER)
+    try:
+        assert observe(conn, "SELECT created FROM events WHERE id = 3") == (
+            "ValueError: not enough values to unpack (expected 2, got 1)"
+        )
+    finally:
+        conn.close()
