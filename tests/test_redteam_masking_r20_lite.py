@@ -238,3 +238,83 @@ def test_declared_converter_look_alikes_run_exactly() -> None:
         )
     finally:
         conn.close()
+
+
+# -- finding: a trigger's nested triggers and the views it names read masked values (0389) ---------------------------
+
+#: (the application's schema, the agent's allowed write, what it reads afterwards)
+NESTED = [
+    # the trigger the write fires writes a table whose own trigger decides by the SSN
+    (("CREATE TABLE log(x)", "CREATE TABLE log2(y)",
+      "CREATE TRIGGER tr1 AFTER UPDATE ON customers BEGIN INSERT INTO log VALUES (new.id); END",
+      "CREATE TRIGGER tr2 AFTER INSERT ON log WHEN (SELECT ssn FROM customers WHERE id = new.x) LIKE '5%' "
+      "BEGIN INSERT INTO log2 VALUES (1); END"),
+     "UPDATE customers SET city = 'X' WHERE id = 1", "SELECT count(*), total_changes() FROM log2"),
+    # the trigger reads a view whose definition filters on the SSN
+    (("CREATE TABLE log(x)", "CREATE VIEW v_five AS SELECT id FROM customers WHERE ssn LIKE '5%'",
+      "CREATE TRIGGER tr1 AFTER UPDATE ON customers BEGIN INSERT INTO log SELECT id FROM v_five WHERE id = new.id; END"),
+     "UPDATE customers SET city = 'X' WHERE id = 1", "SELECT count(*) FROM log"),
+    # ... in its WHEN
+    (("CREATE TABLE log(x)", "CREATE VIEW v_five AS SELECT id FROM customers WHERE ssn LIKE '5%'",
+      "CREATE TRIGGER tr1 AFTER UPDATE OF city ON customers WHEN new.id IN (SELECT id FROM v_five) "
+      "BEGIN INSERT INTO log VALUES (new.id); END"),
+     "UPDATE customers SET city = 'X' WHERE id = 1", "SELECT count(*) FROM log"),
+    # ... through a view over that view, on the agent's insert into a table with no masked column
+    (("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)", "CREATE TABLE log(x)",
+      "CREATE VIEW v_five AS SELECT id FROM customers WHERE ssn LIKE '5%'", "CREATE VIEW v_five2 AS SELECT * FROM v_five",
+      "CREATE TRIGGER tn AFTER INSERT ON notes BEGIN INSERT INTO log SELECT count(*) FROM v_five2; END"),
+     "INSERT INTO notes(body) VALUES ('hi')", "SELECT x FROM log"),
+    # the agent's insert into notes fires a trigger that updates customers, whose own trigger decides by the SSN
+    (("CREATE TABLE notes(id INTEGER PRIMARY KEY, cid INT, body TEXT)", "CREATE TABLE log(x)",
+      "CREATE TRIGGER tn AFTER INSERT ON notes BEGIN UPDATE customers SET city = 'N' WHERE id = new.cid; END",
+      "CREATE TRIGGER tc AFTER UPDATE ON customers WHEN new.ssn LIKE '5%' BEGIN INSERT INTO log VALUES (1); END"),
+     "INSERT INTO notes(cid, body) VALUES (1, 'hi')", "SELECT count(*) FROM log"),
+]
+
+
+@pytest.mark.parametrize(("setup", "write", "read"), NESTED)
+def test_a_trigger_reads_no_masked_value_through_nested_triggers_or_views(
+    setup: tuple[str, ...], write: str, read: str
+) -> None:
+    """Found in round 20: a trigger was judged by the tables its own text names, with the columns it names there
+    (decision 0375). A view it named counted by its own columns (``id``), not by its definition's ``WHERE ssn LIKE
+    '5%'``; a table it wrote counted, but not that table's triggers, which SQLite runs nested. The agent's update of
+    a clear column by key (or insert into a table with no masked column) wrote a row or not by the SSN. A trigger
+    now reads what the views it names read, and what the triggers its writes fire read (decision 0389)."""
+    raw = _sqlite_runs((write, read), setup, governed=False)
+    assert raw[0][1] != raw[1][1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs((write, read), setup)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("refused: ") and "masked-column-constraint" in str(a[0]), a
+    assert "customers.ssn" in str(a[0]), a
+
+
+def test_a_nested_trigger_is_judged_through_aiosqlite() -> None:
+    from tests.test_redteam_masking_r13_rt13lite import _aiosqlite_runs as runs
+
+    setup, write, read = NESTED[4]
+    a, b = runs((write, read), setup)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("refused: ") and "customers.ssn" in str(a[0]), a
+
+
+def test_nested_trigger_look_alikes_run_exactly() -> None:
+    """Triggers whose chains and views stay on clear columns run as the raw connection runs them: the agent's update
+    and insert go through, and every trigger of the chain writes its row."""
+    setup = (
+        "CREATE TABLE log(x)", "CREATE TABLE log2(y)",
+        "CREATE VIEW v_city AS SELECT id, city FROM customers",
+        "CREATE VIEW v_city2 AS SELECT * FROM v_city WHERE city <> 'Nowhere'",
+        "CREATE TRIGGER tr1 AFTER UPDATE ON customers BEGIN INSERT INTO log VALUES (new.id); END",
+        "CREATE TRIGGER tr2 AFTER INSERT ON log BEGIN INSERT INTO log2 SELECT count(*) FROM v_city2 "
+        "WHERE city = 'Paris'; END",
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, cid INT, body TEXT)",
+        "CREATE TRIGGER tn AFTER INSERT ON notes BEGIN UPDATE customers SET city = 'N' WHERE id = new.cid; END",
+    )
+    steps = ("UPDATE customers SET city = 'X' WHERE id = 1", "INSERT INTO notes(cid, body) VALUES (2, 'hi')",
+             "SELECT x FROM log ORDER BY rowid", "SELECT y FROM log2 ORDER BY rowid",
+             "SELECT id, city FROM customers WHERE id IN (1, 2) ORDER BY id")  # fmt: skip
+    raw = _sqlite_runs(steps, setup, governed=False)
+    a, b = _sqlite_runs(steps, setup)
+    assert a == b == raw[0], (a, b, raw)
+    assert a[2:] == [(["x"], [(1,), (2,)]), (["y"], [(1,), (1,)]), (["id", "city"], [(1, "X"), (2, "N")])], a

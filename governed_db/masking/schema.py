@@ -839,11 +839,11 @@ def _sqlite_triggers(cur: Any, name: str) -> list[Constraint]:
     columns of it named, all of them when none is). Words are SQLite's tokens: a word that merely names a column
     only refuses more. The triggers of a child table a foreign key's action writes (``ON DELETE CASCADE``, ``SET
     NULL``...) fire on the parent's write too: theirs count as well, under the parent's event."""
-    relations = [str(r[0]) for r in _rows(
+    relations = {str(r[0]).lower(): (str(r[1]), str(r[2] or "")) for r in _rows(
         cur,
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-        "UNION SELECT name FROM sqlite_temp_master WHERE type IN ('table', 'view')",
-    )]  # fmt: skip
+        "SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view') "
+        "UNION ALL SELECT name, type, sql FROM sqlite_temp_master WHERE type IN ('table', 'view')",
+    )}  # fmt: skip
     out = _triggers_of(cur, name, relations, None)
     actions = _rows(
         cur,
@@ -866,20 +866,15 @@ def _sqlite_triggers(cur: Any, name: str) -> list[Constraint]:
     return out
 
 
-def _triggers_of(cur: Any, name: str, relations: list[str], event: str | None) -> list[Constraint]:
+def _triggers_of(cur: Any, name: str, relations: dict[str, tuple[str, str]], event: str | None) -> list[Constraint]:
     """The trigger constraints of table ``name`` (those firing on ``event`` only, each naming its own table as
     ``other``, when ``event`` is given: a child's triggers a parent's write fires)."""
     from governed_db.masking import stored_code
 
-    triggers = _rows(
-        cur,
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
-        "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
-        (name, name),
-    )
+    triggers = _table_triggers(cur, name)
     if not triggers:
         return []
-    every = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (name,)))
+    every = _column_names(cur, name)
     out: list[Constraint] = []
     for trig, text in triggers:
         sql = str(text or "")
@@ -903,13 +898,149 @@ def _triggers_of(cur: Any, name: str, relations: list[str], event: str | None) -
                                   events=events if reads_itself else events - {"insert"}))  # fmt: skip
         elif own:
             out.append(Constraint("trigger", str(trig), frozenset(), table_key(name), own, events=events))
-        for other in relations:
-            if other.lower() not in words or other.lower() == name.lower():
-                continue
-            theirs = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (other,)))
-            out.append(Constraint("trigger", str(trig), frozenset(), table_key(other), theirs & words or theirs,
-                                  updated=updated, events=events))  # fmt: skip
+        reach = _Reach(cur, str(trig), relations, events, updated, {str(trig).lower()})
+        reach.named(words, name.lower(), 0)
+        reach.fired(sql, 0)
+        out.extend(reach.found)
     return out
+
+
+def _table_triggers(cur: Any, name: str) -> list[Sequence[Any]]:
+    return _rows(
+        cur,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
+        "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
+        (name, name),
+    )
+
+
+def _column_names(cur: Any, name: str) -> frozenset[str]:
+    return frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (name,)))
+
+
+def _code_words(sql: str) -> frozenset[str]:
+    """The words of a trigger or view definition that may name a table, view or column (SQLite's tokens)."""
+    from governed_db.masking import stored_code
+
+    return frozenset(stored_code.named_relations(sql, "sqlite") or re.findall(r"[\w$]+", sql.lower()))
+
+
+#: how deep the tables and views a trigger names are followed: views over views, triggers a trigger's write fires
+_REACH_DEPTH = 8
+
+
+@dataclasses.dataclass
+class _Reach:
+    """What one trigger reads, table by table, beyond the table it fires on (decision 0389): each table or view its
+    text names (the columns of it named, all of them when none is); for a view, also the tables its definition
+    names, as they are named there (``WHERE ssn LIKE '5%'`` in the view decides what the trigger sees); and for a
+    table its body writes, what that table's triggers the write fires read, since SQLite runs them nested (their
+    own table's columns they name, and what they reach in turn). Every word that names a relation counts, read or
+    written: a mere mention refuses more."""
+
+    cur: Any
+    trigger: str
+    relations: dict[str, tuple[str, str]]
+    events: frozenset[str]
+    updated: frozenset[str] | None
+    seen: set[str]
+    found: list[Constraint] = dataclasses.field(default_factory=list)
+
+    def add(self, table: str, columns: frozenset[str]) -> None:
+        self.found.append(Constraint("trigger", self.trigger, frozenset(), table_key(table), columns,
+                                     updated=self.updated, events=self.events))  # fmt: skip
+
+    def named(self, words: frozenset[str], skip: str, depth: int) -> None:
+        for other, (kind, sql) in self.relations.items():
+            if other not in words or other == skip:
+                continue
+            theirs = _column_names(self.cur, other)
+            self.add(other, theirs & words or theirs)
+            if other in self.seen:
+                continue
+            self.seen.add(other)
+            if depth >= _REACH_DEPTH:
+                self.add(other, theirs)  # deeper than followed: every column of it counts
+                continue
+            if kind == "view":
+                self.named(_code_words(sql), other, depth + 1)
+                continue
+
+    def fired(self, body: str, depth: int) -> None:
+        """Follow the triggers that the writes of a trigger's ``body`` fire (its own text's: ``CREATE TRIGGER ...``)."""
+        writes = _body_writes(body)
+        for table, (events, columns) in writes.items():
+            if table not in self.relations:
+                continue
+            theirs = _column_names(self.cur, table)
+            if depth >= _REACH_DEPTH:
+                self.add(table, theirs)  # deeper than followed: every column of it counts
+                continue
+            for nested, text in _table_triggers(self.cur, table):
+                sql = str(text or "")
+                if str(nested).lower() in self.seen or not _fires(sql, events, columns):
+                    continue
+                self.seen.add(str(nested).lower())
+                inner = _code_words(sql)
+                own = theirs & inner
+                if own:
+                    self.add(table, own)
+                self.named(inner, table, depth + 1)
+                self.fired(sql, depth + 1)
+
+
+_COMMENT = re.compile(r"/\*.*?(?:\*/|$)|--[^\n]*", re.DOTALL)
+_NAME = r"""(?:(?:"[^"]*"|\[[^\]]*\]|`[^`]*`|[\w$]+)\s*\.\s*)?("[^"]*"|\[[^\]]*\]|`[^`]*`|'[^']*'|[\w$]+)"""
+_INSERTED = re.compile(r"\b(?:INSERT\s*(?:OR\s+(\w+)\s*)?|(REPLACE)\s*)INTO\s*" + _NAME, re.IGNORECASE)
+_UPDATED = re.compile(r"\bUPDATE\s*(?:OR\s+\w+\s*)?" + _NAME + r"\s*SET\b(.*?)(?=\bWHERE\b|\bFROM\b|\bRETURNING\b|;|$)",
+                      re.IGNORECASE | re.DOTALL)  # fmt: skip
+_DELETED = re.compile(r"\bDELETE\s*FROM\s*" + _NAME, re.IGNORECASE)
+
+
+def _unquoted(name: str) -> str:
+    return (name[1:-1] if name[:1] in "\"[`'" else name).lower()
+
+
+def _body_writes(sql: str) -> dict[str, tuple[set[str], set[str] | None]]:
+    """The tables the body of trigger ``sql`` writes: per table, the events its writes fire there, and the columns its
+    UPDATEs set (every word of their SET clauses: more, never fewer; ``None``: any). A REPLACE may delete, an upsert
+    may update any column. Comments are removed first; the text after the first BEGIN is the body."""
+    text = _COMMENT.sub(" ", sql)
+    begin = re.search(r"\bBEGIN\b", text, re.IGNORECASE)
+    body = text[begin.end():] if begin else text
+    out: dict[str, tuple[set[str], set[str] | None]] = {}
+
+    def note(table: str, event: str, columns: set[str] | None = None) -> None:
+        events, cols = out.setdefault(_unquoted(table), (set(), set()))
+        events.add(event)
+        if event == "update":
+            out[_unquoted(table)] = (events, None if cols is None or columns is None else cols | columns)
+
+    upsert = re.search(r"\bDO\s+UPDATE\b", body, re.IGNORECASE) is not None
+    for m in _INSERTED.finditer(body):
+        note(m.group(3), "insert")
+        if m.group(2) or (m.group(1) or "").upper() == "REPLACE":
+            note(m.group(3), "delete")
+        if upsert:
+            note(m.group(3), "update", None)
+    for m in _UPDATED.finditer(body):
+        note(m.group(1), "update", {w.lower() for w in re.findall(r"[\w$]+", m.group(2))})
+    for m in _DELETED.finditer(body):
+        note(m.group(1), "delete")
+    return out
+
+
+def _fires(sql: str, events: set[str], columns: set[str] | None) -> bool:
+    """Whether trigger ``sql`` fires on one of ``events`` (an UPDATE OF fires only on an update of its columns)."""
+    found = _TRIGGER_EVENT.search(_COMMENT.sub(" ", sql))
+    if found is None:
+        return True  # unreadable: it may fire on anything
+    event = found.group(1).lower()
+    if event not in events:
+        return False
+    if event != "update" or not found.group(2) or columns is None:
+        return True
+    return bool({w.lower() for w in re.findall(r"[\w$]+", found.group(2))} & columns)
 
 
 _PG_UNIQUE = (
