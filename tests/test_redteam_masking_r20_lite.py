@@ -318,3 +318,46 @@ def test_nested_trigger_look_alikes_run_exactly() -> None:
     a, b = _sqlite_runs(steps, setup)
     assert a == b == raw[0], (a, b, raw)
     assert a[2:] == [(["x"], [(1,), (2,)]), (["y"], [(1,), (1,)]), (["id", "city"], [(1, "X"), (2, "N")])], a
+
+
+#: regions -> districts -> customers, each deleted with its parent; customers' trigger decides by the SSN
+CASCADES = (
+    "PRAGMA foreign_keys = ON",
+    "CREATE TABLE regions(id INTEGER PRIMARY KEY, name TEXT)",
+    "INSERT INTO regions VALUES (1, 'North'), (2, 'South'), (3, 'East'), (4, 'West'), (5, 'Centre')",
+    "CREATE TABLE districts(id INTEGER PRIMARY KEY, region_id INT REFERENCES regions(id) ON DELETE CASCADE)",
+    "INSERT INTO districts VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)",
+    "ALTER TABLE customers ADD COLUMN district_id INT REFERENCES districts(id) ON DELETE CASCADE",
+    "UPDATE customers SET district_id = id",
+    "CREATE TABLE notes(id INTEGER PRIMARY KEY, district_ref INT, body TEXT)",
+    "INSERT INTO notes VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 3, 'c'), (4, 4, 'd'), (5, 5, 'e')",
+    "CREATE TRIGGER tn AFTER DELETE ON notes BEGIN DELETE FROM districts WHERE id = old.district_ref; END",
+    "CREATE TABLE log(x)",
+)
+WATCHING = ("CREATE TRIGGER tr AFTER DELETE ON customers WHEN old.ssn LIKE '5%' "
+            "BEGIN INSERT INTO log VALUES (old.id); END",)  # fmt: skip
+
+
+@pytest.mark.parametrize("write", ["DELETE FROM regions WHERE id = 1", "DELETE FROM notes WHERE id = 1"])
+def test_a_cascade_deeper_than_one_level_fires_no_trigger_on_masked_values(write: str) -> None:
+    """Found in round 20 (left open in round 19): a grandchild's cascade was not followed. Deleting region 1 deleted
+    district 1, which deleted customer 1 and fired its ``WHEN old.ssn LIKE '5%'`` trigger; so did a trigger on
+    ``notes`` deleting a district. The cascade is now followed at any depth, from the agent's write and from a
+    trigger's writes (decision 0389)."""
+    steps = (write, "SELECT count(*) FROM log")
+    raw = _sqlite_runs(steps, CASCADES + WATCHING, governed=False)
+    assert raw[0][1] != raw[1][1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs(steps, CASCADES + WATCHING)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("refused: ") and "customers.ssn" in str(a[0]), a
+
+
+def test_deep_cascade_look_alikes_run_exactly() -> None:
+    """The same cascades with a trigger that reads only clear columns delete as the raw connection deletes."""
+    setup = (*CASCADES, "CREATE TRIGGER tr AFTER DELETE ON customers BEGIN INSERT INTO log VALUES (old.id); END")
+    steps = ("DELETE FROM regions WHERE id = 1", "DELETE FROM notes WHERE id = 2", "SELECT x FROM log ORDER BY x",
+             "SELECT id FROM customers ORDER BY id")  # fmt: skip
+    raw = _sqlite_runs(steps, setup, governed=False)
+    a, b = _sqlite_runs(steps, setup)
+    assert a == b == raw[0], (a, b, raw)
+    assert a[2:] == [(["x"], [(1,), (2,)]), (["id"], [(3,), (4,), (5,)])], a

@@ -845,24 +845,50 @@ def _sqlite_triggers(cur: Any, name: str) -> list[Constraint]:
         "UNION ALL SELECT name, type, sql FROM sqlite_temp_master WHERE type IN ('table', 'view')",
     )}  # fmt: skip
     out = _triggers_of(cur, name, relations, None)
+    out.extend(_cascaded(cur, name, relations, {"update": frozenset({"update"}), "delete": frozenset({"delete"})},
+                         {name.lower()}, 0))  # fmt: skip
+    return out
+
+
+#: the foreign-key actions that write the child rows (a RESTRICT or NO ACTION only checks)
+_WRITING = ("CASCADE", "SET NULL", "SET DEFAULT")
+
+
+def _cascaded(
+    cur: Any, name: str, relations: dict[str, tuple[str, str]], causes: dict[str, frozenset[str]], seen: set[str],
+    depth: int,
+) -> list[Constraint]:
+    """The triggers that the foreign-key actions of a write to ``name`` fire in its child tables, under the caller's
+    event that makes them (``causes``: each event ``name`` undergoes -> the caller's writes that make it), and those
+    of the children's children in turn (decision 0389: a grandchild's cascade fires its triggers too)."""
+    out: list[Constraint] = []
     actions = _rows(
         cur,
         'SELECT DISTINCT m.name, upper(f.on_update), upper(f.on_delete) FROM sqlite_master m, '
         "pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND lower(f.\"table\") = lower(?)",
         (name,),
     )
-    writing = ("CASCADE", "SET NULL", "SET DEFAULT")
     for child, on_update, on_delete in actions:
-        fired: dict[str, str] = {}  # the child's event -> the parent's write that makes it
-        if on_update in writing:
-            fired["update"] = "update"
+        made: dict[str, set[str]] = {}  # the child's event -> the caller's writes that make it
+        if on_update in _WRITING:
+            made.setdefault("update", set()).update(causes.get("update", ()))
         if on_delete == "CASCADE":
-            fired["delete"] = "delete"
-        elif on_delete in writing:
-            fired.setdefault("update", "delete")
-        for event, parent in fired.items():
-            out.extend(dataclasses.replace(c, events=frozenset({parent}), updated=None)
+            made.setdefault("delete", set()).update(causes.get("delete", ()))
+        elif on_delete in _WRITING:
+            made.setdefault("update", set()).update(causes.get("delete", ()))
+        child_causes = {e: frozenset(p) for e, p in made.items() if p}
+        for event, parents in child_causes.items():
+            out.extend(dataclasses.replace(c, events=parents, updated=None)
                        for c in _triggers_of(cur, str(child), relations, event))  # fmt: skip
+        key = str(child).lower()
+        if not child_causes or key in seen:
+            continue
+        if depth >= _REACH_DEPTH:  # deeper than followed: whatever the child's columns are counts
+            parents = frozenset().union(*child_causes.values())
+            out.append(Constraint("trigger", f"the foreign key actions below {child}", frozenset(), table_key(str(child)),
+                                  _column_names(cur, str(child)), events=parents))  # fmt: skip
+            continue
+        out.extend(_cascaded(cur, str(child), relations, child_causes, seen | {key}, depth + 1))
     return out
 
 
@@ -935,8 +961,8 @@ class _Reach:
     text names (the columns of it named, all of them when none is); for a view, also the tables its definition
     names, as they are named there (``WHERE ssn LIKE '5%'`` in the view decides what the trigger sees); and for a
     table its body writes, what that table's triggers the write fires read, since SQLite runs them nested (their
-    own table's columns they name, and what they reach in turn). Every word that names a relation counts, read or
-    written: a mere mention refuses more."""
+    own table's columns they name, and what they reach in turn), and the triggers its foreign-key actions fire in
+    the child tables. Every word that names a relation counts, read or written: a mere mention refuses more."""
 
     cur: Any
     trigger: str
@@ -976,6 +1002,11 @@ class _Reach:
             if depth >= _REACH_DEPTH:
                 self.add(table, theirs)  # deeper than followed: every column of it counts
                 continue
+            # the write's foreign-key actions fire the triggers of the child rows they change, under this trigger
+            causes = {e: self.events for e in events if e in ("update", "delete")}
+            if causes:
+                cascade = _cascaded(self.cur, table, self.relations, causes, {table}, depth + 1)
+                self.found.extend(dataclasses.replace(c, name=self.trigger, updated=self.updated) for c in cascade)
             for nested, text in _table_triggers(self.cur, table):
                 sql = str(text or "")
                 if str(nested).lower() in self.seen or not _fires(sql, events, columns):
