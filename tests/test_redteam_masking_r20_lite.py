@@ -361,3 +361,89 @@ def test_deep_cascade_look_alikes_run_exactly() -> None:
     a, b = _sqlite_runs(steps, setup)
     assert a == b == raw[0], (a, b, raw)
     assert a[2:] == [(["x"], [(1,), (2,)]), (["id"], [(3,), (4,), (5,)])], a
+
+
+# -- finding: a masked INTEGER PRIMARY KEY is the rowid under a name (0388) -----------------------------------------
+
+#: the application keeps each patient under their SSN as an integer key: SQLite's rowid under another name
+PATIENTS = (
+    "CREATE TABLE patients(ssn INTEGER PRIMARY KEY, full_name TEXT, city TEXT)",
+    "INSERT INTO patients SELECT CAST(replace(ssn, '-', '') AS INTEGER), full_name, city FROM customers",
+)
+ROWID_READS = [
+    "SELECT rowid, city FROM patients",
+    "SELECT oid FROM patients",
+    "SELECT p._rowid_ FROM patients p",
+    "SELECT max(rowid) FROM patients",
+    "SELECT city FROM patients WHERE rowid > 500000000",
+    "SELECT city FROM patients ORDER BY rowid LIMIT 1",
+    "SELECT city FROM patients",
+    "SELECT city FROM patients LIMIT 1",
+    "SELECT city, row_number() OVER () FROM patients",
+    "SELECT p.city FROM patients p JOIN patients q ON p.rowid = q.rowid",
+]
+
+
+@pytest.mark.parametrize("sql", ROWID_READS)
+def test_a_masked_integer_primary_key_is_read_as_the_rowid_it_is(sql: str) -> None:
+    """Found in round 20: an ``INTEGER PRIMARY KEY`` is the table's rowid under a name, and masking knew it only by
+    its name: ``SELECT rowid FROM patients`` returned every SSN in clear (``oid``, ``_rowid_`` too), ``WHERE rowid >
+    500000000`` filtered on it, and every read without ORDER BY came back in SSN order, the order SQLite stores the
+    rows in (which ``rowid`` was taken to be a clear key for). ``rowid`` now reads the alias column, and the table
+    is ordered by it as by an index on it (decision 0388)."""
+    a = _differ_raw_alike(sql)
+    _no_clear_value(a)
+    assert not any(s in repr(a) for s in ("536228726", "100990000")), a
+
+
+def _differ_raw_alike(sql: str) -> list[Any]:
+    raw = _sqlite_runs((sql,), PATIENTS, governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs((sql,), PATIENTS)
+    assert a == b, (a, b)
+    return a
+
+
+def test_an_insert_that_leaves_a_masked_rowid_alias_out_is_refused() -> None:
+    """Found in round 20: an INSERT leaving the alias out gives the new row the largest stored SSN plus one, which
+    ``last_insert_rowid()`` (and ``cursor.lastrowid``) handed back. The alias is now a column such an INSERT gives a
+    value to, of a unique key: refused (decision 0388)."""
+    steps = ("INSERT INTO patients(full_name, city) VALUES ('New Person', 'Lyon')", "SELECT last_insert_rowid()")
+    raw = _sqlite_runs(steps, PATIENTS, governed=False)
+    assert raw[0][1] != raw[1][1], raw
+    a, b = _sqlite_runs(steps, PATIENTS)
+    assert a == b, (a, b)
+    assert str(a[0]).startswith("refused: ") and "patients.ssn" in str(a[0]), a
+
+
+def test_a_masked_rowid_alias_through_aiosqlite() -> None:
+    from tests.test_redteam_masking_r13_rt13lite import _aiosqlite_runs as runs
+
+    a, b = runs(("SELECT rowid, city FROM patients", "SELECT city FROM patients WHERE rowid > 500000000"), PATIENTS)
+    assert a == b, (a, b)
+    assert a[0][1][0][0] != 219451002 and not any(s in repr(a) for s in ("536228726", "100990000")), a
+    assert str(a[1]).startswith("refused: "), a
+
+
+def test_rowid_look_alikes_run_exactly() -> None:
+    """A clear INTEGER PRIMARY KEY (``customers.id``) and the rowid of a table without one read, filter, sort and
+    insert as before; ``INTEGER PRIMARY KEY DESC`` is no alias, and neither is a key declared ``INT``."""
+    setup = (*PATIENTS, "CREATE TABLE tags(label TEXT, n INT)", "INSERT INTO tags VALUES ('a', 1), ('b', 2)",
+             "CREATE TABLE cards(num INT PRIMARY KEY, city TEXT)",
+             "INSERT INTO cards VALUES (536228726, 'Paris'), (219451002, 'Lyon')")  # fmt: skip
+    steps = (
+        "SELECT rowid, id, city FROM customers WHERE rowid > 3 ORDER BY rowid",
+        "SELECT max(oid) FROM customers",
+        "INSERT INTO customers(full_name, city) VALUES ('New Person', 'Lyon')",
+        "SELECT last_insert_rowid()",
+        "SELECT rowid, label FROM tags ORDER BY rowid DESC",
+        "SELECT rowid, city FROM cards ORDER BY rowid",
+        "SELECT count(*) FROM patients WHERE city = 'Paris'",
+    )
+    raw = _sqlite_runs(steps, setup, governed=False)
+    a, b = _sqlite_runs(steps, setup)
+    assert a == b, (a, b)
+    assert [x for i, x in enumerate(a) if i != 2] == [x for i, x in enumerate(raw[0]) if i != 2], (a, raw)
+    assert a[0] == (["id", "id", "city"], [(4, 4, "Lyon"), (5, 5, "Paris")]), a
+    assert a[3] == (["last_insert_rowid()"], [(6,)]), a
+    assert a[5] == (["rowid", "city"], [(1, "Paris"), (2, "Lyon")]), a

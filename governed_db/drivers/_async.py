@@ -304,6 +304,7 @@ class AsyncDriver(Driver):
                 if sampled is not None and cols:
                     sampling.wider(conn, gov.dialect, table_sql, sampled, cols, state.config.sample_rows)  # 0294
             schema.fts_source(conn, gov.dialect, name)
+            schema.rowid_alias(conn, gov.dialect, name, db_name)
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])
             schema.read_composite_fields(conn, gov.dialect, table_sql)
             if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:

@@ -127,6 +127,8 @@ class TableInfo:
     types: dict[str, str | None] = field(default_factory=dict)
     #: a SQLite full-text table's module (``fts3``, ``fts4``, ``fts5``): which columns a MATCH reads (0296)
     fulltext: str | None = None
+    #: a SQLite table's INTEGER PRIMARY KEY, the rowid under a name (decision 0388)
+    rowid_alias: str | None = None
     #: (table SQL, schema, name) the catalog was read with, for the constraints read on first write
     source: tuple[str, str | None, str] | None = None
     #: unique keys, foreign keys and CHECKs (read when a statement first writes the table); ``None``: unreadable
@@ -432,6 +434,10 @@ class MaskingState:
         """The full-text module (``fts3``, ``fts4``, ``fts5``) of SQLite table ``key``; ``None`` otherwise."""
         return self.table(key).fulltext
 
+    def rowid_of(self, key: str) -> str | None:
+        """The column of SQLite table ``key`` that is its rowid under a name (``None``: none, or unknown)."""
+        return self.table(key).rowid_alias
+
     def declared_type(self, key: str, column: str) -> str | None:
         """The declared type of ``key.column`` as the catalog reads it (``None`` when unknown)."""
         return self.table(key).types.get(column.lower())
@@ -534,10 +540,10 @@ class MaskingState:
 
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
-        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
+        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module, self.rowid_of)
         if lineage.missing and self.reread(lineage.missing):
             # a column the catalog did not know: read the tables again (and their labels) and trace anew
-            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module, self.rowid_of)
         if lineage.partitioned:
             lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
@@ -818,6 +824,7 @@ class MaskingState:
             names = [c for c in missing if (known := info.classes.get(c.lower())) is not None and known.provisional]
             self._set_probe(info, table_sql, names, exact, values)
         fts = schema.fts_source(raw, self.dialect, name)
+        info.rowid_alias = schema.rowid_alias(raw, self.dialect, name, schema_name)
         if fts is not None and fts[1] in schema.FTS_MODULES:
             info.fulltext = fts[1] if schema_name is None else None  # another database's table of that name: unsure
         elif fts is not None:
@@ -986,7 +993,7 @@ class MaskingState:
             tree = json_arrows(tree, Dialect.get_or_raise(self.sg_dialect), self.sg_dialect)
             if not isinstance(tree, exp.Expression):
                 raise TypeError("not a query")
-            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module, self.rowid_of)
         except Exception:
             self._untraced_view(info, unlisted, definition)
             return

@@ -608,6 +608,30 @@ _FTS_SHADOWS = {
 }
 
 
+#: the one column of a rowid table's primary key when it is declared exactly INTEGER and has no index of its own:
+#: the rowid under a name (SQLite's "INTEGER PRIMARY KEY"; ``INTEGER PRIMARY KEY DESC`` is an index, no alias)
+_SQLITE_ROWID_ALIAS = (
+    "SELECT ti.name FROM pragma_table_info(?, ?) ti WHERE ti.pk = 1 AND upper(ti.type) = 'INTEGER' "
+    "AND (SELECT count(*) FROM pragma_table_info(?, ?) WHERE pk > 0) = 1 "
+    "AND NOT EXISTS (SELECT 1 FROM pragma_index_list(?, ?) WHERE origin = 'pk')"
+)  # (a WITHOUT ROWID table's primary key is an index: listed with origin 'pk')
+
+
+def _sqlite_rowid_alias(cur: Any, name: str, schema: str | None = None) -> str | None:
+    cur.execute(_SQLITE_ROWID_ALIAS, (name, schema) * 3)
+    row = cur.fetchone()
+    return None if row is None else str(_values(row)[0]).lower()
+
+
+def rowid_alias(conn: Any, dialect: str, name: str, schema: str | None = None) -> str | None:
+    """The column of SQLite table ``name`` that is its rowid under another name (decision 0388): ``rowid``, ``oid``
+    and ``_rowid_`` read it, the table's rows are stored in its order, and an INSERT that leaves it out gives it the
+    largest stored value plus one. ``None`` for other databases, a table without one, or a failed read."""
+    if family(dialect) != "sqlite":
+        return None
+    return guarded(conn, dialect, lambda cur: _sqlite_rowid_alias(cur, name, schema))
+
+
 def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
     """``(full-text table, what)`` when SQLite table ``name`` is a full-text index's shadow table or an
     ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``(name, module)`` (one of
@@ -768,6 +792,10 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
     found = [Constraint("unique", "PRIMARY KEY", frozenset(pk), primary=True)] if pk else []
     # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
     valued = [str(r[0]).lower() for r in xinfo if not r[2] and r[3] is not None and str(r[3]).upper() != "NULL"]
+    # a rowid alias left out gets the largest stored value plus one (``cursor.lastrowid`` tells it: decision 0388)
+    alias = _sqlite_rowid_alias(cur, name)
+    if alias is not None and alias not in valued:
+        valued.append(alias)
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(valued)))
     for idx, partial in _rows(cur, 'SELECT name, partial FROM pragma_index_list(?) WHERE "unique" = 1', (name,)):
@@ -1702,10 +1730,14 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
         if not collated:
             keys.append(tuple(str(p[0]) for p in pk))
     else:
-        keys.append(("rowid",))
-        # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL); another primary key of a rowid
-        # table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
+        # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL): the table's rows are stored in its
+        # order, like an index's over it, and ``rowid`` is no key apart from it (decision 0388); another primary key
+        # of a rowid table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
         alias = len(pk) == 1 and str(pk[0][1]) == "INTEGER" and not indexed
+        if alias:
+            listed = (*listed, frozenset({str(pk[0][0]).lower()}))
+        else:
+            keys.append(("rowid",))
         if alias or (pk and all(int(p[2] or 0) for p in pk) and not collated):
             keys.append(tuple(str(p[0]) for p in pk))
     if not collated:
