@@ -447,3 +447,62 @@ def test_rowid_look_alikes_run_exactly() -> None:
     assert a[0] == (["id", "id", "city"], [(4, 4, "Lyon"), (5, 5, "Paris")]), a
     assert a[3] == (["last_insert_rowid()"], [(6,)]), a
     assert a[5] == (["rowid", "city"], [(1, "Paris"), (2, "Lyon")]), a
+
+
+#: the patients' visits keyed by the patient's SSN, and an AUTOINCREMENT key counted in sqlite_sequence
+KEYED = (
+    "CREATE TABLE patients(ssn INTEGER PRIMARY KEY AUTOINCREMENT, full_name TEXT, city TEXT)",
+    "INSERT INTO patients SELECT CAST(replace(ssn, '-', '') AS INTEGER), full_name, city FROM customers",
+    "CREATE TABLE visits(id INTEGER PRIMARY KEY, patient INTEGER REFERENCES patients(ssn), day TEXT)",
+    "INSERT INTO visits(patient, day) SELECT ssn, 'mon' FROM patients ORDER BY full_name",
+    "CREATE TABLE visits_by_key(id INTEGER PRIMARY KEY, patient INTEGER REFERENCES patients, day TEXT)",
+    "INSERT INTO visits_by_key(patient, day) SELECT ssn, 'tue' FROM patients ORDER BY full_name",
+)
+KEYED_READS = [
+    "SELECT patient FROM visits",
+    "SELECT id FROM visits WHERE patient > 500000000",
+    "SELECT id FROM visits ORDER BY patient LIMIT 1",
+    "SELECT patient FROM visits_by_key WHERE id = 1",
+    "SELECT * FROM sqlite_sequence",
+    "SELECT seq FROM sqlite_sequence WHERE name = 'patients'",
+]
+
+
+@pytest.mark.parametrize("sql", KEYED_READS)
+def test_a_column_that_holds_a_masked_key_is_masked_as_it(sql: str) -> None:
+    """Found in round 20: ``visits.patient REFERENCES patients(ssn)`` holds every patient's SSN, as an integer no
+    scan recognises, under a name no rule knows: it came back in clear and decided WHERE and ORDER BY; so did
+    ``sqlite_sequence.seq``, the largest SSN an AUTOINCREMENT key has held. A column a foreign key declares takes
+    the label of the column it references (the parent's primary key when none is named), and ``seq`` that of the
+    keys it counts (decision 0388)."""
+    raw = _sqlite_runs((sql,), KEYED, governed=False)
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs((sql,), KEYED)
+    assert a == b, (a, b)
+    assert not any(s in repr(a) for s in ("536228726", "100990000", "21945")), a
+
+
+def test_a_column_that_holds_a_masked_key_through_aiosqlite() -> None:
+    from tests.test_redteam_masking_r13_rt13lite import _aiosqlite_runs as runs
+
+    a, b = runs(("SELECT patient FROM visits", "SELECT seq FROM sqlite_sequence"), KEYED)
+    assert a == b, (a, b)
+    assert not any(s in repr(a) for s in ("536228726", "100990000", "21945")), a
+
+
+def test_key_look_alikes_run_exactly() -> None:
+    """A foreign key to a clear key (``orders.customer_id REFERENCES customers(id)``) and sqlite_sequence over clear
+    AUTOINCREMENT keys read, join and sort as before."""
+    setup = (
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INT REFERENCES customers(id), total REAL)",
+        "INSERT INTO orders(customer_id, total) VALUES (1, 5.0), (2, 7.5), (1, 2.5)",
+    )
+    steps = (
+        "SELECT customer_id, total FROM orders ORDER BY customer_id, id",
+        "SELECT c.city, sum(o.total) FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.city ORDER BY 1",
+        "SELECT name, seq FROM sqlite_sequence",
+    )
+    raw = _sqlite_runs(steps, setup, governed=False)
+    a, b = _sqlite_runs(steps, setup)
+    assert a == b == raw[0], (a, b, raw)
+    assert a[2] == (["name", "seq"], [("orders", 3)]), a

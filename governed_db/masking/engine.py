@@ -304,6 +304,8 @@ class MaskingState:
         self.dialect = gov.dialect
         self.sg_dialect = sqlglot_dialect(gov.dialect)
         self.tables: dict[str, TableInfo] = {}
+        #: parents being read for a foreign key's column (decision 0388): a cycle of keys stops there
+        self._referencing: set[str] = set()
         #: tables and views named like the one a CREATE TABLE/VIEW about to be judged makes (is each temporary?),
         #: read with await for an async connection (``None``: unreadable); taken by the guard (decision 0248)
         self.created_names: dict[str, list[bool] | None] = {}
@@ -831,6 +833,11 @@ class MaskingState:
             self._inherit_fts(info, missing, *fts)
         generated = schema.read_generated(raw, self.dialect, table_sql, schema_name, name, info.columns or [])
         unlisted = {m.lower() for m in missing}
+        self._inherit_references(info, unlisted, schema.references(raw, self.dialect, name, schema_name))
+        counted = schema.sequence_tables(raw, self.dialect, name)
+        if counted:
+            # sqlite_sequence.seq is the largest key each AUTOINCREMENT table has held (decision 0388)
+            self._inherit_references(info, unlisted, [("seq", t, None) for t in counted])
         for column, reads in (generated or {}).items():
             # a generated column is computed from others (search_name AS lower(full_name)): a value derived from a
             # masked column, masked whole like any expression over it, whatever its own name and values say
@@ -1063,6 +1070,36 @@ class MaskingState:
         return {
             c.lower() for c in columns if sparse_text(info.types.get(c.lower()), values.get(c.lower()), floor)
         }
+
+    def _inherit_references(
+        self, info: TableInfo, unlisted: set[str], refs: list[tuple[str, str, str | None]]
+    ) -> None:
+        """A column a foreign key declares holds the values of the parent column it references (``visits.patient
+        REFERENCES patients(ssn)``: every patient's SSN): it takes that column's label, whatever its own name and
+        values say (decision 0388). A parent being read already (a cycle of keys) is left out."""
+        for column, parent, to in refs:
+            known = info.classes.get(column)
+            if column not in unlisted or (known is not None and known.label not in (None, "FREE_TEXT")):
+                continue
+            key = table_key(parent)
+            if key == info.key:
+                target = to or info.rowid_alias
+                found = info.classes.get(target) if target else None
+            else:
+                if key in self._referencing:
+                    continue
+                self._referencing.add(key)
+                try:
+                    top = self.table(key)
+                    target = to or top.rowid_alias
+                    found = self.column_class(key, target) if target and top.columns is not None else None
+                finally:
+                    self._referencing.discard(key)
+            if found is not None and found.label and found.label != "FREE_TEXT":
+                info.classes[column] = ColumnClass(
+                    found.label, found.confidence, {"references": f"holds {parent}.{target}"},
+                    strategy=found.strategy,
+                )
 
     def _inherit_fts(self, info: TableInfo, columns: list[str], parent: str, what: str) -> None:
         """A full-text index's shadow table (``t_content``, ``t_data``...) or vocabulary holds the indexed text

@@ -632,6 +632,34 @@ def rowid_alias(conn: Any, dialect: str, name: str, schema: str | None = None) -
     return guarded(conn, dialect, lambda cur: _sqlite_rowid_alias(cur, name, schema))
 
 
+def references(conn: Any, dialect: str, name: str, schema: str | None = None) -> list[tuple[str, str, str | None]]:
+    """``(column, parent table, parent column)`` for each column of SQLite table ``name`` a foreign key declares
+    (``None``: the parent's primary key): the column holds the parent's values (decision 0388). ``[]`` for other
+    databases or a failed read."""
+    if family(dialect) != "sqlite":
+        return []
+
+    def work(cur: Any) -> list[tuple[str, str, str | None]]:
+        cur.execute('SELECT "from", "table", "to" FROM pragma_foreign_key_list(?, ?)', (name, schema))
+        return [(str(r[0]).lower(), str(r[1]), None if r[2] is None else str(r[2]).lower())
+                for r in map(_values, cur.fetchall())]  # fmt: skip
+
+    return guarded(conn, dialect, work) or []
+
+
+def sequence_tables(conn: Any, dialect: str, name: str) -> list[str]:
+    """The tables SQLite's ``sqlite_sequence`` (when ``name`` is it) counts: its ``seq`` is the largest rowid each
+    has held, the value of its INTEGER PRIMARY KEY (decision 0388). ``[]`` otherwise."""
+    if family(dialect) != "sqlite" or name.lower() != "sqlite_sequence":
+        return []
+
+    def work(cur: Any) -> list[str]:
+        cur.execute("SELECT DISTINCT name FROM sqlite_sequence")
+        return [str(_values(r)[0]) for r in cur.fetchall() if _values(r)[0] is not None]
+
+    return guarded(conn, dialect, work) or []
+
+
 def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
     """``(full-text table, what)`` when SQLite table ``name`` is a full-text index's shadow table or an
     ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``(name, module)`` (one of
