@@ -513,3 +513,54 @@ def test_key_look_alikes_run_exactly() -> None:
     a, b = _sqlite_runs(steps, setup)
     assert a == b == raw[0], (a, b, raw)
     assert a[2] == (["name", "seq"], [("orders", 3)]), a
+
+
+# -- finding: how many pages the database fills tells how long a masked value is (0388) ------------------------------
+
+#: an allowed update of a clear column, long enough that row 1's page splits or not by the length of its name
+GROW = "UPDATE customers SET city = printf('%.*c', 3748, 'x') WHERE id = 1"
+PAGE_READS = ["PRAGMA page_count", "PRAGMA main.page_count", "SELECT * FROM pragma_page_count()",
+              "SELECT page_count FROM pragma_page_count"]  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", PAGE_READS)
+def test_the_page_count_is_refused(sql: str) -> None:
+    """Found in round 20: after the allowed ``UPDATE`` above, ``PRAGMA page_count`` said 4 with ALICE's name and 2
+    with ANNA's, one character shorter: the page holding row 1 split or not by the length of the masked values
+    beside the city (a binary search on the update's length measures them). Reading it is refused, as dbstat is
+    (decision 0388)."""
+    raw = _sqlite_runs((GROW, sql), governed=False)
+    assert raw[0][1] != raw[1][1], raw  # the oracle, unprotected
+    a, b = _sqlite_runs((GROW, sql))
+    assert a == b, (a, b)
+    assert str(a[1]).startswith("refused: ") and "page_count" in str(a[1]), a
+
+
+def test_the_wal_checkpoint_frames_are_refused(tmp_path: Any) -> None:
+    """Found in round 20: in WAL mode, ``PRAGMA wal_checkpoint`` reports the frames the last writes put in the log:
+    4 pages after the same update over ALICE's row, 1 over ANNA's. Refused (decision 0388)."""
+    seen: dict[bool, list[Any]] = {}
+    for governed in (False, True):
+        runs = []
+        for n, secret in enumerate((ALICE, ANNA)):
+            raw = sqlite3.connect(str(tmp_path / f"{governed}-{n}.db"), isolation_level=None)
+            raw.execute("PRAGMA journal_mode = WAL")
+            raw.execute(CUSTOMERS)
+            raw.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", [secret, *OTHERS])
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn = govern(raw, ATTACKER) if governed else raw
+            runs.append([observe(conn, GROW), observe(conn, "PRAGMA wal_checkpoint")])
+            conn.close()
+        seen[governed] = runs
+    assert seen[False][0] != seen[False][1], seen  # the oracle, unprotected
+    a, b = seen[True]
+    assert a == b and str(a[1]).startswith("refused: "), (a, b)
+
+
+def test_schema_pragma_look_alikes_run_exactly() -> None:
+    """The pragmas that describe the schema, and the update itself, run as before."""
+    steps = (GROW, "PRAGMA table_info(customers)", "PRAGMA index_list(customers)", "PRAGMA data_version",
+             "PRAGMA integrity_check", "SELECT name FROM pragma_table_list WHERE name = 'customers'")  # fmt: skip
+    raw = _sqlite_runs(steps, governed=False)
+    a, b = _sqlite_runs(steps)
+    assert a == b == raw[0], (a, b, raw)
