@@ -19,7 +19,8 @@ the stored value whatever the statement asks; their errors are withheld by the s
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from governed_db.policy.rules.masking import PREDICATE
 
@@ -93,3 +94,81 @@ def _returns_masked(state: MaskingState, analysis: Analysis, identity: Identity)
         return any(access.is_masked(o.origin, tables, lineage.blind) for o in lineage.outputs)
     except Exception:
         return True
+
+
+#: a declared type's converter name, as sqlite3 reads it: up to the first space or parenthesis (``DATE``, ``TIMESTAMP``)
+_DECLARED = re.compile(r"[^\s(]+")
+
+
+def compound_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """A compound SELECT whose later branch computes a masked value under a column the first branch reads from a
+    table, with a declared type a registered converter is named for (``SELECT date_of_birth FROM people WHERE 0
+    UNION ALL SELECT replace(full_name, 'Alice Smith', '2000-01-01') FROM customers``): sqlite3 takes a compound's
+    declared types from its first branch, so with ``detect_types=PARSE_DECLTYPES`` the ``date`` converter runs on
+    the computed value, and whether it fails answers the guess (decision 0388). A stored value converted so fails
+    or not whatever the statement asks; only a computed one is refused."""
+    import sqlite3
+
+    from sqlglot import exp
+
+    from governed_db.masking import guard
+    from governed_db.masking.plan import Access
+
+    registered = sqlite3.converters
+    if not registered:
+        return None
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    for stmt in analysis.statements:
+        tree = stmt.expression
+        if not isinstance(tree, exp.SetOperation):
+            continue
+        with_ = tree.args.get("with_") or tree.args.get("with")
+        leaves = list(_branches(tree))
+        if not leaves:
+            continue
+        traced = []
+        for leaf in leaves:
+            leaf = leaf.copy()
+            if with_ is not None and leaf.args.get("with_") is None and leaf.args.get("with") is None:
+                leaf.set("with_" if "with_" in tree.args else "with", with_.copy())
+            traced.append(state.trace(leaf).outputs)
+        first = traced[0]
+        if first is None:
+            continue
+        for i, out in enumerate(first):
+            origin = out.origin
+            if origin.kind != "column" or not any(
+                (m := _DECLARED.match(str(state.declared_type(t, c) or ""))) and m.group(0).upper() in registered
+                for t, c in origin.sources
+            ):
+                continue
+            for outputs in traced[1:]:
+                later = None if outputs is None or i >= len(outputs) else outputs[i].origin
+                if later is None or (later.kind != "column" and access.is_masked(later)):
+                    return guard._hit(
+                        state,
+                        analysis,
+                        identity,
+                        PREDICATE,
+                        f"a later branch of the compound SELECT computes a masked value under the column "
+                        f"{out.name or i + 1}, whose declared type names a sqlite3 converter: on a connection that "
+                        "converts declared types (detect_types=PARSE_DECLTYPES) the converter would run on the "
+                        "computed value before masking, and whether it fails tells what the value holds",
+                        "select the masked column as stored in that branch, or put the branch with the computed "
+                        "value first, or ask for an unmask grant (masking.unmask)",
+                    )
+    return None
+
+
+def _branches(node: Any) -> Iterator[Any]:
+    from sqlglot import exp
+
+    while isinstance(node, exp.Subquery):
+        node = node.this
+    if isinstance(node, exp.SetOperation):
+        yield from _branches(node.this)
+        yield from _branches(node.expression)
+    else:
+        yield node
