@@ -10,11 +10,13 @@ wrong guess); whatever the governed connection shows must be the same for both.
 * **A converter of a column's declared type quotes a masked value in its error** (decision 0388). With
   ``detect_types=PARSE_DECLTYPES`` a ``date_of_birth DATE`` column holding ``12/04/1985`` failed every read with
   ``invalid literal for int() with base 10: b'12/04/1985'``. An error raised by Python code while a result with
-  masked columns is fetched now has its message withheld (its type kept).
+  masked columns is fetched now has its message withheld (its type kept); and a compound SELECT's later branch
+  computing a masked value under a first-branch DATE column went through the ``date`` converter (refused).
 * **A masked INTEGER PRIMARY KEY is the rowid under a name** (decision 0388). ``SELECT rowid FROM patients``
   returned every SSN in clear, ``WHERE rowid > ...`` decided on it, unordered reads came back in SSN order, an
   INSERT leaving it out told the largest SSN plus one; a foreign key's column (``visits.patient REFERENCES
-  patients(ssn)``) and ``sqlite_sequence.seq`` held the same values in clear.
+  patients(ssn)``) and ``sqlite_sequence.seq`` held the same values in clear. ``PRAGMA page_count`` (and
+  ``wal_checkpoint``'s frames) after an allowed update told a longer name from a shorter one (refused).
 * **An application's trigger reads through views, nested triggers and deep cascades** (decision 0389). A view it
   names was judged by its columns, not its definition's ``WHERE ssn LIKE '5%'``; the triggers its writes fire, and
   a foreign key's cascade two levels down, were not followed.
