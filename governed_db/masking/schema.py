@@ -1759,13 +1759,12 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
             keys.append(tuple(str(p[0]) for p in pk))
     else:
         # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL): the table's rows are stored in its
-        # order, like an index's over it, and ``rowid`` is no key apart from it (decision 0388); another primary key
+        # order, like an index's over it, and ``rowid`` is that key by another name (decision 0388); another primary key
         # of a rowid table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
+        keys.append(("rowid",))
         alias = len(pk) == 1 and str(pk[0][1]) == "INTEGER" and not indexed
-        if alias:
+        if alias:  # (``rowid`` is a masked key where the alias is masked: order_guard reads it so)
             listed = (*listed, frozenset({str(pk[0][0]).lower()}))
-        else:
-            keys.append(("rowid",))
         if alias or (pk and all(int(p[2] or 0) for p in pk) and not collated):
             keys.append(tuple(str(p[0]) for p in pk))
     if not collated:
