@@ -293,6 +293,23 @@ class AsyncDriver(Driver):
 
             await self._warm_table(gov, state, replay, table_key(shadowed[-1][0]), None, depth + 1)
 
+        parents: list[str] = []
+
+        def parents_of(conn: Any) -> None:
+            parents.extend(p for _, p, _ in schema.references(conn, gov.dialect, name, db_name))
+            parents.extend(schema.sequence_tables(conn, gov.dialect, name))
+
+        await self._answer(gov, replay, parents_of)
+        replay.answers.clear()
+        if depth < 3:
+            # a foreign key's column takes the label of the parent column it holds, sqlite_sequence.seq that of
+            # each AUTOINCREMENT key (decision 0388): those tables first
+            from governed_db.masking.catalog import table_key as key_of
+
+            for parent in sorted(set(parents)):
+                if key_of(parent) != key:
+                    await self._warm_table(gov, state, replay, key_of(parent), None, depth + 1)
+
         def read(conn: Any) -> None:
             # every reader masking's classification of a table runs (MaskingState._read_table), in its order: one
             # left out here leaves its facts unread on an async connection (generated columns over an SSN came
@@ -304,6 +321,9 @@ class AsyncDriver(Driver):
                 if sampled is not None and cols:
                     sampling.wider(conn, gov.dialect, table_sql, sampled, cols, state.config.sample_rows)  # 0294
             schema.fts_source(conn, gov.dialect, name)
+            schema.rowid_alias(conn, gov.dialect, name, db_name)
+            schema.references(conn, gov.dialect, name, db_name)
+            schema.sequence_tables(conn, gov.dialect, name)
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])
             schema.read_composite_fields(conn, gov.dialect, table_sql)
             if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:

@@ -27,6 +27,7 @@ from governed_db.drivers.sqlite import (
     SqliteDriver,
     caller_code,
     compiled_again,
+    converter_failed,
     fetch_failed,
     harmless_callable,
     hook_refusal,
@@ -123,6 +124,10 @@ class AiosqliteCursor(_RowFactoryGuard, PrivateWithheld, AsyncGovernedCursor):
             out, dirty = await raw._execute(lenient_fetch, inner.connection, fetch, *args)
         except sqlite3.Error as e:
             fetch_failed(self, e)
+            raise
+        except Exception as e:
+            if plan is not None:
+                converter_failed(e)
             raise
         if not dirty or out is None:
             return out

@@ -29,7 +29,7 @@ from typing import Any
 from governed_db import masking
 from governed_db.drivers import Driver, innermost, quote_ident, shadowing
 from governed_db.drivers._copy import describe_with, refuse_masked_export
-from governed_db.errors import GuardrailViolation
+from governed_db.errors import GovernedDBError, GuardrailViolation
 from governed_db.masking.flow import known_function_name
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript, many_out
@@ -272,6 +272,9 @@ class SqliteCursor(GovernedCursor):
         except sqlite3.Error as e:
             self._self_fetch_failed(e)
             raise
+        except Exception as e:
+            converter_failed(e)
+            raise
         finally:
             if lenient is not None:
                 lenient.leave(self.__wrapped__.connection)
@@ -357,6 +360,27 @@ def caller_code(gov: Any, name: str, registered: bool) -> None:
         names.add(str(name).lower())
     else:
         names.discard(str(name).lower())
+
+
+#: what a withheld converter error says instead
+CONVERTER_WITHHELD = (
+    "a converter or row factory failed while rows with masked columns were fetched; its message is withheld, since "
+    "it may quote a masked value (decision 0388). Convert the fetched (masked) rows in Python instead"
+)
+
+
+def converter_failed(exc: BaseException) -> None:
+    """``exc``, raised by Python code while a result with masked columns was fetched, with its message withheld (type
+    kept). sqlite3 hands a converter the raw bytes of each column whose declared type names it (``detect_types=
+    PARSE_DECLTYPES``), before masking: Python's own ``date`` converter fails on ``12/04/1985`` with ``invalid
+    literal for int() with base 10: b'12/04/1985'``, a date of birth in clear (decision 0388)."""
+    if isinstance(exc, (GovernedDBError, StopIteration)):
+        return  # a refusal, or the end of the rows
+    exc.args = (CONVERTER_WITHHELD,)
+    exc.__cause__ = None
+    exc.__suppress_context__ = True
+    if hasattr(exc, "__notes__"):
+        del exc.__notes__
 
 
 def fetch_failed(cursor: Any, exc: BaseException) -> None:

@@ -24,6 +24,7 @@ on the first value that needs them (and never spaCy: decision 0090).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from operator import itemgetter
 from time import time as _now
@@ -156,6 +157,8 @@ def _plan_slow(
 
 
 _PG_DIALECTS = frozenset({"postgres", "postgresql"})
+#: a compound SELECT's keywords (its declared types come from its first branch: decision 0388)
+_COMPOUND = re.compile(r"\b(?:UNION|INTERSECT|EXCEPT)\b", re.IGNORECASE)
 #: what a DECLARE, CLOSE or FETCH may begin with (a comment, a space): the other statements skip the cursor check
 _CURSOR_STARTS = "DdCcFf-/ \t\r\n"
 
@@ -196,6 +199,15 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
         hit = guard.calls_caller_code(state, analysis, identity)
+    if hit is None and "[" in analysis.sql and state.dialect == "sqlite":
+        from governed_db.masking import converters
+
+        # not cached either: sqlite3.register_converter may add a name at any time (decision 0388)
+        hit = converters.converter_hit(state, analysis, identity)
+    if hit is None and state.dialect == "sqlite" and _COMPOUND.search(analysis.sql) is not None:
+        from governed_db.masking import converters
+
+        hit = converters.compound_hit(state, analysis, identity)
     if hit is None and state.dialect in _PG_DIALECTS and (
         analysis.sql[:1] in _CURSOR_STARTS or len(analysis.statements) > 1
     ):

@@ -127,6 +127,8 @@ class TableInfo:
     types: dict[str, str | None] = field(default_factory=dict)
     #: a SQLite full-text table's module (``fts3``, ``fts4``, ``fts5``): which columns a MATCH reads (0296)
     fulltext: str | None = None
+    #: a SQLite table's INTEGER PRIMARY KEY, the rowid under a name (decision 0388)
+    rowid_alias: str | None = None
     #: (table SQL, schema, name) the catalog was read with, for the constraints read on first write
     source: tuple[str, str | None, str] | None = None
     #: unique keys, foreign keys and CHECKs (read when a statement first writes the table); ``None``: unreadable
@@ -302,6 +304,8 @@ class MaskingState:
         self.dialect = gov.dialect
         self.sg_dialect = sqlglot_dialect(gov.dialect)
         self.tables: dict[str, TableInfo] = {}
+        #: parents being read for a foreign key's column (decision 0388): a cycle of keys stops there
+        self._referencing: set[str] = set()
         #: tables and views named like the one a CREATE TABLE/VIEW about to be judged makes (is each temporary?),
         #: read with await for an async connection (``None``: unreadable); taken by the guard (decision 0248)
         self.created_names: dict[str, list[bool] | None] = {}
@@ -432,6 +436,10 @@ class MaskingState:
         """The full-text module (``fts3``, ``fts4``, ``fts5``) of SQLite table ``key``; ``None`` otherwise."""
         return self.table(key).fulltext
 
+    def rowid_of(self, key: str) -> str | None:
+        """The column of SQLite table ``key`` that is its rowid under a name (``None``: none, or unknown)."""
+        return self.table(key).rowid_alias
+
     def declared_type(self, key: str, column: str) -> str | None:
         """The declared type of ``key.column`` as the catalog reads it (``None`` when unknown)."""
         return self.table(key).types.get(column.lower())
@@ -534,10 +542,10 @@ class MaskingState:
 
     def trace(self, tree: exp.Expression) -> Lineage:
         """Lineage of one statement, with the uses the constraints of the tables it writes make."""
-        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
+        lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module, self.rowid_of)
         if lineage.missing and self.reread(lineage.missing):
             # a column the catalog did not know: read the tables again (and their labels) and trace anew
-            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module, self.rowid_of)
         if lineage.partitioned:
             lineage.uses.extend(partition_uses(lineage.partitioned, self.constraints_of))
         if lineage.writes:
@@ -818,12 +826,18 @@ class MaskingState:
             names = [c for c in missing if (known := info.classes.get(c.lower())) is not None and known.provisional]
             self._set_probe(info, table_sql, names, exact, values)
         fts = schema.fts_source(raw, self.dialect, name)
+        info.rowid_alias = schema.rowid_alias(raw, self.dialect, name, schema_name)
         if fts is not None and fts[1] in schema.FTS_MODULES:
             info.fulltext = fts[1] if schema_name is None else None  # another database's table of that name: unsure
         elif fts is not None:
             self._inherit_fts(info, missing, *fts)
         generated = schema.read_generated(raw, self.dialect, table_sql, schema_name, name, info.columns or [])
         unlisted = {m.lower() for m in missing}
+        self._inherit_references(info, unlisted, schema.references(raw, self.dialect, name, schema_name))
+        counted = schema.sequence_tables(raw, self.dialect, name)
+        if counted:
+            # sqlite_sequence.seq is the largest key each AUTOINCREMENT table has held (decision 0388)
+            self._inherit_references(info, unlisted, [("seq", t, None) for t in counted])
         for column, reads in (generated or {}).items():
             # a generated column is computed from others (search_name AS lower(full_name)): a value derived from a
             # masked column, masked whole like any expression over it, whatever its own name and values say
@@ -986,7 +1000,7 @@ class MaskingState:
             tree = json_arrows(tree, Dialect.get_or_raise(self.sg_dialect), self.sg_dialect)
             if not isinstance(tree, exp.Expression):
                 raise TypeError("not a query")
-            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module)
+            lineage = trace(tree, self.columns_of, self.sg_dialect, self.declared_type, self.fulltext_module, self.rowid_of)
         except Exception:
             self._untraced_view(info, unlisted, definition)
             return
@@ -1056,6 +1070,36 @@ class MaskingState:
         return {
             c.lower() for c in columns if sparse_text(info.types.get(c.lower()), values.get(c.lower()), floor)
         }
+
+    def _inherit_references(
+        self, info: TableInfo, unlisted: set[str], refs: list[tuple[str, str, str | None]]
+    ) -> None:
+        """A column a foreign key declares holds the values of the parent column it references (``visits.patient
+        REFERENCES patients(ssn)``: every patient's SSN): it takes that column's label, whatever its own name and
+        values say (decision 0388). A parent being read already (a cycle of keys) is left out."""
+        for column, parent, to in refs:
+            known = info.classes.get(column)
+            if column not in unlisted or (known is not None and known.label not in (None, "FREE_TEXT")):
+                continue
+            key = table_key(parent)
+            if key == info.key:
+                target = to or info.rowid_alias
+                found = info.classes.get(target) if target else None
+            else:
+                if key in self._referencing:
+                    continue
+                self._referencing.add(key)
+                try:
+                    top = self.table(key)
+                    target = to or top.rowid_alias
+                    found = self.column_class(key, target) if target and top.columns is not None else None
+                finally:
+                    self._referencing.discard(key)
+            if found is not None and found.label and found.label != "FREE_TEXT":
+                info.classes[column] = ColumnClass(
+                    found.label, found.confidence, {"references": f"holds {parent}.{target}"},
+                    strategy=found.strategy,
+                )
 
     def _inherit_fts(self, info: TableInfo, columns: list[str], parent: str, what: str) -> None:
         """A full-text index's shadow table (``t_content``, ``t_data``...) or vocabulary holds the indexed text

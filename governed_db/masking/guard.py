@@ -1206,9 +1206,11 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
     """PostgreSQL: reading a counter of resources statements used (``pg_stat_database.temp_bytes``) after one
     that sorted a masked value it never returned (a MATERIALIZED CTE of ``replace(substr(ssn, 1, 1), '5',
     <200 x>)`` over many rows spills 9 MB for a 5, 1 MB otherwise) tells what the value held (decision 0213).
-    DuckDB: its memory and storage measures (decision 0390)."""
+    DuckDB: its memory and storage measures (decision 0390); SQLite: the pages a database fills (decision 0388)."""
     if state.dialect == "duckdb":
         return _duckdb_measure_hit(state, analysis, identity)
+    if state.dialect == "sqlite":
+        return _sqlite_pages_hit(state, analysis, identity)
     if state.dialect not in ("postgres", "postgresql"):
         return None
     for stmt in analysis.statements:
@@ -1282,6 +1284,40 @@ def _duckdb_measure_hit(state: MaskingState, analysis: Analysis, identity: Ident
                 "(duckdb_tables().estimated_size) stay readable",
             )
     return None
+
+
+#: SQLite's measures of the pages a database fills or a write wrote (``PRAGMA page_count``, ``pragma_freelist_count()``,
+#: the frames ``PRAGMA wal_checkpoint`` reports)
+_SQLITE_PAGES = re.compile(r"page_count|freelist_count|wal_checkpoint", re.IGNORECASE)
+
+
+def _sqlite_pages_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """SQLite: how many pages the database fills (``PRAGMA page_count``, ``freelist_count``, their ``pragma_*()``
+    functions), and how many a write wrote (the WAL frames ``PRAGMA wal_checkpoint`` reports), depend on how long
+    the stored values are. After an allowed ``UPDATE customers SET city =
+    printf('%.*c', 3748, 'x') WHERE id = 1`` the row's page splits or not by the length of the masked values beside
+    the city: 4 pages with ALICE's name, 2 with ANNA's (decision 0388, as dbstat and 0244's relation sizes)."""
+    if _SQLITE_PAGES.search(analysis.sql) is None:
+        return None
+    named = any(
+        s.operation == "PRAGMA"
+        or any(n.lower().rsplit(".", 1)[-1].startswith("pragma_") for n in (*s.functions, *s.tables_read))
+        for s in analysis.statements
+    )
+    if not named:
+        return None
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        "the statement reads how many pages the database fills or a write wrote (page_count, freelist_count, "
+        "wal_checkpoint): whether a row's page "
+        "splits depends on how long the values stored beside it are, so after an update it would tell the length "
+        "of a masked value",
+        "read database sizes through an identity that sees no masked columns (a monitoring service identity), or "
+        "ask for an unmask grant (masking.unmask)",
+    )
 
 
 def warning_count_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:

@@ -72,6 +72,8 @@ _ROW_LOCATORS = frozenset({"rowid", "_rowid_", "oid", "ctid", "xmin", "xmax", "c
 #: MariaDB's implicit period of a system-versioned table: invisible, so absent from the catalog's columns; when
 #: and by which transaction a row version was written, not what it holds
 _MYSQL_LOCATORS = _ROW_LOCATORS | {"row_start", "row_end"}
+#: SQLite's names of a rowid table's rowid
+_SQLITE_ROWIDS = frozenset({"rowid", "_rowid_", "oid"})
 #: aggregates whose result says nothing about the values they read
 _OPAQUE = (exp.Count, exp.Exists)
 #: nodes that compare values: a bit about a masked value that further SQL can turn into a count, an error
@@ -184,11 +186,18 @@ _PLAIN_TABLE_ARGS = frozenset({"this", "db", "catalog", "alias", "only", "joins"
 
 class Walker:
     def __init__(
-        self, columns_of: ColumnsOf, dialect: str, declared: Declared | None = None, fulltext: FullText | None = None
+        self,
+        columns_of: ColumnsOf,
+        dialect: str,
+        declared: Declared | None = None,
+        fulltext: FullText | None = None,
+        rowid: FullText | None = None,
     ) -> None:
         self.columns_of = columns_of
         self.dialect = dialect
         self.fulltext = fulltext
+        #: a SQLite table's rowid alias (its INTEGER PRIMARY KEY), by table key
+        self.rowid = rowid
         self.locators = _MYSQL_LOCATORS if dialect == "mysql" else _ROW_LOCATORS
         self.declared = declared
         self.lineage = Lineage()
@@ -588,6 +597,11 @@ class Walker:
         by the writes, whatever the values."""
         if name == "ctid" and self.dialect in ("postgres", "postgresql") and tables:
             return Origin("expr", rows=frozenset(tables))
+        if self.dialect == "sqlite" and name in _SQLITE_ROWIDS and self.rowid is not None:
+            # a table's INTEGER PRIMARY KEY is its rowid under a name: ``rowid`` reads that column (decision 0388)
+            aliases = frozenset((t, a) for t in tables if (a := self.rowid(t)) is not None)
+            if aliases:
+                return Origin("column", aliases)
         return CONST
 
     def comprehension(self, node: exp.Comprehension, scope: Scope, ctes: Ctes) -> Origin:
@@ -1789,11 +1803,13 @@ def trace(
     dialect: str,
     declared: Declared | None = None,
     fulltext: FullText | None = None,
+    rowid: FullText | None = None,
 ) -> Lineage:
     """Lineage of one parsed statement (the tree is copied, not modified); ``declared`` gives a column's
-    declared type, where a judgement depends on it, ``fulltext`` a SQLite table's full-text module."""
+    declared type, where a judgement depends on it, ``fulltext`` a SQLite table's full-text module, ``rowid`` its
+    rowid alias."""
     tree = statement.copy()
-    w = Walker(columns_of, dialect, declared, fulltext)
+    w = Walker(columns_of, dialect, declared, fulltext, rowid)
     lin = w.lineage
     if isinstance(tree, exp.Command):
         return trace_command(w, tree, dialect)

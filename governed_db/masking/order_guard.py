@@ -447,6 +447,11 @@ def _relation(
     masked = frozenset(c.lower() for c in columns if access.masks(key, c))
     variants = frozenset(c.lower() for c in columns if _varies(info.types.get(c.lower())))
     redacted = frozenset(c.lower() for c in columns if access.redacts(key, c))
+    alias = info.rowid_alias
+    if alias is not None and alias in masked | redacted:
+        # SQLite's ``rowid`` is the masked INTEGER PRIMARY KEY by another name: no clear key (decision 0388)
+        masked |= _ROWID_NAMES if alias in masked else frozenset()
+        redacted |= _ROWID_NAMES if alias in redacted else frozenset()
     if not masked and not redacted and keyed:
         facts = state.order_of(key, node)
         inherited = getattr(facts, "inherited", False)
@@ -497,6 +502,10 @@ _TEXT_TYPES = ("text", "character varying", "varchar", "character", "char", "bpc
 
 #: MySQL/MariaDB types whose values compare under a collation (one that may hold different texts equal)
 _COLLATED_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json")
+
+
+#: SQLite's names of a rowid table's rowid
+_ROWID_NAMES = frozenset({"rowid", "oid", "_rowid_"})
 
 
 def _varies(declared: str | None) -> bool:

@@ -627,6 +627,58 @@ _FTS_SHADOWS = {
 }
 
 
+#: the one column of a rowid table's primary key when it is declared exactly INTEGER and has no index of its own:
+#: the rowid under a name (SQLite's "INTEGER PRIMARY KEY"; ``INTEGER PRIMARY KEY DESC`` is an index, no alias)
+_SQLITE_ROWID_ALIAS = (
+    "SELECT ti.name FROM pragma_table_info(?, ?) ti WHERE ti.pk = 1 AND upper(ti.type) = 'INTEGER' "
+    "AND (SELECT count(*) FROM pragma_table_info(?, ?) WHERE pk > 0) = 1 "
+    "AND NOT EXISTS (SELECT 1 FROM pragma_index_list(?, ?) WHERE origin = 'pk')"
+)  # (a WITHOUT ROWID table's primary key is an index: listed with origin 'pk')
+
+
+def _sqlite_rowid_alias(cur: Any, name: str, schema: str | None = None) -> str | None:
+    cur.execute(_SQLITE_ROWID_ALIAS, (name, schema) * 3)
+    row = cur.fetchone()
+    return None if row is None else str(_values(row)[0]).lower()
+
+
+def rowid_alias(conn: Any, dialect: str, name: str, schema: str | None = None) -> str | None:
+    """The column of SQLite table ``name`` that is its rowid under another name (decision 0388): ``rowid``, ``oid``
+    and ``_rowid_`` read it, the table's rows are stored in its order, and an INSERT that leaves it out gives it the
+    largest stored value plus one. ``None`` for other databases, a table without one, or a failed read."""
+    if family(dialect) != "sqlite":
+        return None
+    return guarded(conn, dialect, lambda cur: _sqlite_rowid_alias(cur, name, schema))
+
+
+def references(conn: Any, dialect: str, name: str, schema: str | None = None) -> list[tuple[str, str, str | None]]:
+    """``(column, parent table, parent column)`` for each column of SQLite table ``name`` a foreign key declares
+    (``None``: the parent's primary key): the column holds the parent's values (decision 0388). ``[]`` for other
+    databases or a failed read."""
+    if family(dialect) != "sqlite":
+        return []
+
+    def work(cur: Any) -> list[tuple[str, str, str | None]]:
+        cur.execute('SELECT "from", "table", "to" FROM pragma_foreign_key_list(?, ?)', (name, schema))
+        return [(str(r[0]).lower(), str(r[1]), None if r[2] is None else str(r[2]).lower())
+                for r in map(_values, cur.fetchall())]  # fmt: skip
+
+    return guarded(conn, dialect, work) or []
+
+
+def sequence_tables(conn: Any, dialect: str, name: str) -> list[str]:
+    """The tables SQLite's ``sqlite_sequence`` (when ``name`` is it) counts: its ``seq`` is the largest rowid each
+    has held, the value of its INTEGER PRIMARY KEY (decision 0388). ``[]`` otherwise."""
+    if family(dialect) != "sqlite" or name.lower() != "sqlite_sequence":
+        return []
+
+    def work(cur: Any) -> list[str]:
+        cur.execute("SELECT DISTINCT name FROM sqlite_sequence")
+        return [str(_values(r)[0]) for r in cur.fetchall() if _values(r)[0] is not None]
+
+    return guarded(conn, dialect, work) or []
+
+
 def fts_source(conn: Any, dialect: str, name: str) -> tuple[str, str] | None:
     """``(full-text table, what)`` when SQLite table ``name`` is a full-text index's shadow table or an
     ``fts5vocab`` table over one (its terms are the tokens of the indexed text); ``(name, module)`` (one of
@@ -787,6 +839,10 @@ def _sqlite_constraints(cur: Any, name: str, columns: list[str]) -> list[Constra
     found = [Constraint("unique", "PRIMARY KEY", frozenset(pk), primary=True)] if pk else []
     # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
     valued = [str(r[0]).lower() for r in xinfo if not r[2] and r[3] is not None and str(r[3]).upper() != "NULL"]
+    # a rowid alias left out gets the largest stored value plus one (``cursor.lastrowid`` tells it: decision 0388)
+    alias = _sqlite_rowid_alias(cur, name)
+    if alias is not None and alias not in valued:
+        valued.append(alias)
     if valued:
         found.append(Constraint("default", "DEFAULT", frozenset(valued)))
     for idx, partial in _rows(cur, 'SELECT name, partial FROM pragma_index_list(?) WHERE "unique" = 1', (name,)):
@@ -858,47 +914,68 @@ def _sqlite_triggers(cur: Any, name: str) -> list[Constraint]:
     columns of it named, all of them when none is). Words are SQLite's tokens: a word that merely names a column
     only refuses more. The triggers of a child table a foreign key's action writes (``ON DELETE CASCADE``, ``SET
     NULL``...) fire on the parent's write too: theirs count as well, under the parent's event."""
-    relations = [str(r[0]) for r in _rows(
+    relations = {str(r[0]).lower(): (str(r[1]), str(r[2] or "")) for r in _rows(
         cur,
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-        "UNION SELECT name FROM sqlite_temp_master WHERE type IN ('table', 'view')",
-    )]  # fmt: skip
+        "SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view') "
+        "UNION ALL SELECT name, type, sql FROM sqlite_temp_master WHERE type IN ('table', 'view')",
+    )}  # fmt: skip
     out = _triggers_of(cur, name, relations, None)
+    out.extend(_cascaded(cur, name, relations, {"update": frozenset({"update"}), "delete": frozenset({"delete"})},
+                         {name.lower()}, 0))  # fmt: skip
+    return out
+
+
+#: the foreign-key actions that write the child rows (a RESTRICT or NO ACTION only checks)
+_WRITING = ("CASCADE", "SET NULL", "SET DEFAULT")
+
+
+def _cascaded(
+    cur: Any, name: str, relations: dict[str, tuple[str, str]], causes: dict[str, frozenset[str]], seen: set[str],
+    depth: int,
+) -> list[Constraint]:
+    """The triggers that the foreign-key actions of a write to ``name`` fire in its child tables, under the caller's
+    event that makes them (``causes``: each event ``name`` undergoes -> the caller's writes that make it), and those
+    of the children's children in turn (decision 0389: a grandchild's cascade fires its triggers too)."""
+    out: list[Constraint] = []
     actions = _rows(
         cur,
         'SELECT DISTINCT m.name, upper(f.on_update), upper(f.on_delete) FROM sqlite_master m, '
         "pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND lower(f.\"table\") = lower(?)",
         (name,),
     )
-    writing = ("CASCADE", "SET NULL", "SET DEFAULT")
     for child, on_update, on_delete in actions:
-        fired: dict[str, str] = {}  # the child's event -> the parent's write that makes it
-        if on_update in writing:
-            fired["update"] = "update"
+        made: dict[str, set[str]] = {}  # the child's event -> the caller's writes that make it
+        if on_update in _WRITING:
+            made.setdefault("update", set()).update(causes.get("update", ()))
         if on_delete == "CASCADE":
-            fired["delete"] = "delete"
-        elif on_delete in writing:
-            fired.setdefault("update", "delete")
-        for event, parent in fired.items():
-            out.extend(dataclasses.replace(c, events=frozenset({parent}), updated=None)
+            made.setdefault("delete", set()).update(causes.get("delete", ()))
+        elif on_delete in _WRITING:
+            made.setdefault("update", set()).update(causes.get("delete", ()))
+        child_causes = {e: frozenset(p) for e, p in made.items() if p}
+        for event, parents in child_causes.items():
+            out.extend(dataclasses.replace(c, events=parents, updated=None)
                        for c in _triggers_of(cur, str(child), relations, event))  # fmt: skip
+        key = str(child).lower()
+        if not child_causes or key in seen:
+            continue
+        if depth >= _REACH_DEPTH:  # deeper than followed: whatever the child's columns are counts
+            parents = frozenset().union(*child_causes.values())
+            out.append(Constraint("trigger", f"the foreign key actions below {child}", frozenset(), table_key(str(child)),
+                                  _column_names(cur, str(child)), events=parents))  # fmt: skip
+            continue
+        out.extend(_cascaded(cur, str(child), relations, child_causes, seen | {key}, depth + 1))
     return out
 
 
-def _triggers_of(cur: Any, name: str, relations: list[str], event: str | None) -> list[Constraint]:
+def _triggers_of(cur: Any, name: str, relations: dict[str, tuple[str, str]], event: str | None) -> list[Constraint]:
     """The trigger constraints of table ``name`` (those firing on ``event`` only, each naming its own table as
     ``other``, when ``event`` is given: a child's triggers a parent's write fires)."""
     from governed_db.masking import stored_code
 
-    triggers = _rows(
-        cur,
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
-        "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
-        (name, name),
-    )
+    triggers = _table_triggers(cur, name)
     if not triggers:
         return []
-    every = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (name,)))
+    every = _column_names(cur, name)
     out: list[Constraint] = []
     for trig, text in triggers:
         sql = str(text or "")
@@ -922,13 +999,154 @@ def _triggers_of(cur: Any, name: str, relations: list[str], event: str | None) -
                                   events=events if reads_itself else events - {"insert"}))  # fmt: skip
         elif own:
             out.append(Constraint("trigger", str(trig), frozenset(), table_key(name), own, events=events))
-        for other in relations:
-            if other.lower() not in words or other.lower() == name.lower():
-                continue
-            theirs = frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (other,)))
-            out.append(Constraint("trigger", str(trig), frozenset(), table_key(other), theirs & words or theirs,
-                                  updated=updated, events=events))  # fmt: skip
+        reach = _Reach(cur, str(trig), relations, events, updated, {str(trig).lower()})
+        reach.named(words, name.lower(), 0)
+        reach.fired(sql, 0)
+        out.extend(reach.found)
     return out
+
+
+def _table_triggers(cur: Any, name: str) -> list[Sequence[Any]]:
+    return _rows(
+        cur,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE "
+        "UNION ALL SELECT name, sql FROM sqlite_temp_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE",
+        (name, name),
+    )
+
+
+def _column_names(cur: Any, name: str) -> frozenset[str]:
+    return frozenset(str(r[0]).lower() for r in _rows(cur, "SELECT name FROM pragma_table_info(?)", (name,)))
+
+
+def _code_words(sql: str) -> frozenset[str]:
+    """The words of a trigger or view definition that may name a table, view or column (SQLite's tokens)."""
+    from governed_db.masking import stored_code
+
+    return frozenset(stored_code.named_relations(sql, "sqlite") or re.findall(r"[\w$]+", sql.lower()))
+
+
+#: how deep the tables and views a trigger names are followed: views over views, triggers a trigger's write fires
+_REACH_DEPTH = 8
+
+
+@dataclasses.dataclass
+class _Reach:
+    """What one trigger reads, table by table, beyond the table it fires on (decision 0389): each table or view its
+    text names (the columns of it named, all of them when none is); for a view, also the tables its definition
+    names, as they are named there (``WHERE ssn LIKE '5%'`` in the view decides what the trigger sees); and for a
+    table its body writes, what that table's triggers the write fires read, since SQLite runs them nested (their
+    own table's columns they name, and what they reach in turn), and the triggers its foreign-key actions fire in
+    the child tables. Every word that names a relation counts, read or written: a mere mention refuses more."""
+
+    cur: Any
+    trigger: str
+    relations: dict[str, tuple[str, str]]
+    events: frozenset[str]
+    updated: frozenset[str] | None
+    seen: set[str]
+    found: list[Constraint] = dataclasses.field(default_factory=list)
+
+    def add(self, table: str, columns: frozenset[str]) -> None:
+        self.found.append(Constraint("trigger", self.trigger, frozenset(), table_key(table), columns,
+                                     updated=self.updated, events=self.events))  # fmt: skip
+
+    def named(self, words: frozenset[str], skip: str, depth: int) -> None:
+        for other, (kind, sql) in self.relations.items():
+            if other not in words or other == skip:
+                continue
+            theirs = _column_names(self.cur, other)
+            self.add(other, theirs & words or theirs)
+            if other in self.seen:
+                continue
+            self.seen.add(other)
+            if depth >= _REACH_DEPTH:
+                self.add(other, theirs)  # deeper than followed: every column of it counts
+                continue
+            if kind == "view":
+                self.named(_code_words(sql), other, depth + 1)
+                continue
+
+    def fired(self, body: str, depth: int) -> None:
+        """Follow the triggers that the writes of a trigger's ``body`` fire (its own text's: ``CREATE TRIGGER ...``)."""
+        writes = _body_writes(body)
+        for table, (events, columns) in writes.items():
+            if table not in self.relations:
+                continue
+            theirs = _column_names(self.cur, table)
+            if depth >= _REACH_DEPTH:
+                self.add(table, theirs)  # deeper than followed: every column of it counts
+                continue
+            # the write's foreign-key actions fire the triggers of the child rows they change, under this trigger
+            causes = {e: self.events for e in events if e in ("update", "delete")}
+            if causes:
+                cascade = _cascaded(self.cur, table, self.relations, causes, {table}, depth + 1)
+                self.found.extend(dataclasses.replace(c, name=self.trigger, updated=self.updated) for c in cascade)
+            for nested, text in _table_triggers(self.cur, table):
+                sql = str(text or "")
+                if str(nested).lower() in self.seen or not _fires(sql, events, columns):
+                    continue
+                self.seen.add(str(nested).lower())
+                inner = _code_words(sql)
+                own = theirs & inner
+                if own:
+                    self.add(table, own)
+                self.named(inner, table, depth + 1)
+                self.fired(sql, depth + 1)
+
+
+_COMMENT = re.compile(r"/\*.*?(?:\*/|$)|--[^\n]*", re.DOTALL)
+_NAME = r"""(?:(?:"[^"]*"|\[[^\]]*\]|`[^`]*`|[\w$]+)\s*\.\s*)?("[^"]*"|\[[^\]]*\]|`[^`]*`|'[^']*'|[\w$]+)"""
+_INSERTED = re.compile(r"\b(?:INSERT\s*(?:OR\s+(\w+)\s*)?|(REPLACE)\s*)INTO\s*" + _NAME, re.IGNORECASE)
+_UPDATED = re.compile(r"\bUPDATE\s*(?:OR\s+\w+\s*)?" + _NAME + r"\s*SET\b(.*?)(?=\bWHERE\b|\bFROM\b|\bRETURNING\b|;|$)",
+                      re.IGNORECASE | re.DOTALL)  # fmt: skip
+_DELETED = re.compile(r"\bDELETE\s*FROM\s*" + _NAME, re.IGNORECASE)
+
+
+def _unquoted(name: str) -> str:
+    return (name[1:-1] if name[:1] in "\"[`'" else name).lower()
+
+
+def _body_writes(sql: str) -> dict[str, tuple[set[str], set[str] | None]]:
+    """The tables the body of trigger ``sql`` writes: per table, the events its writes fire there, and the columns its
+    UPDATEs set (every word of their SET clauses: more, never fewer; ``None``: any). A REPLACE may delete, an upsert
+    may update any column. Comments are removed first; the text after the first BEGIN is the body."""
+    text = _COMMENT.sub(" ", sql)
+    begin = re.search(r"\bBEGIN\b", text, re.IGNORECASE)
+    body = text[begin.end():] if begin else text
+    out: dict[str, tuple[set[str], set[str] | None]] = {}
+
+    def note(table: str, event: str, columns: set[str] | None = None) -> None:
+        events, cols = out.setdefault(_unquoted(table), (set(), set()))
+        events.add(event)
+        if event == "update":
+            out[_unquoted(table)] = (events, None if cols is None or columns is None else cols | columns)
+
+    upsert = re.search(r"\bDO\s+UPDATE\b", body, re.IGNORECASE) is not None
+    for m in _INSERTED.finditer(body):
+        note(m.group(3), "insert")
+        if m.group(2) or (m.group(1) or "").upper() == "REPLACE":
+            note(m.group(3), "delete")
+        if upsert:
+            note(m.group(3), "update", None)
+    for m in _UPDATED.finditer(body):
+        note(m.group(1), "update", {w.lower() for w in re.findall(r"[\w$]+", m.group(2))})
+    for m in _DELETED.finditer(body):
+        note(m.group(1), "delete")
+    return out
+
+
+def _fires(sql: str, events: set[str], columns: set[str] | None) -> bool:
+    """Whether trigger ``sql`` fires on one of ``events`` (an UPDATE OF fires only on an update of its columns)."""
+    found = _TRIGGER_EVENT.search(_COMMENT.sub(" ", sql))
+    if found is None:
+        return True  # unreadable: it may fire on anything
+    event = found.group(1).lower()
+    if event not in events:
+        return False
+    if event != "update" or not found.group(2) or columns is None:
+        return True
+    return bool({w.lower() for w in re.findall(r"[\w$]+", found.group(2))} & columns)
 
 
 _PG_UNIQUE = (
@@ -1559,10 +1777,13 @@ def _sqlite_order(cur: Any, name: str, schema: str | None = None) -> OrderFacts:
         if not collated:
             keys.append(tuple(str(p[0]) for p in pk))
     else:
+        # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL): the table's rows are stored in its
+        # order, like an index's over it, and ``rowid`` is that key by another name (decision 0388); another primary key
+        # of a rowid table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
         keys.append(("rowid",))
-        # an INTEGER PRIMARY KEY is the rowid under a name (integers, never NULL); another primary key of a rowid
-        # table may hold NULLs (SQLite's legacy) unless each column is declared NOT NULL
         alias = len(pk) == 1 and str(pk[0][1]) == "INTEGER" and not indexed
+        if alias:  # (``rowid`` is a masked key where the alias is masked: order_guard reads it so)
+            listed = (*listed, frozenset({str(pk[0][0]).lower()}))
         if alias or (pk and all(int(p[2] or 0) for p in pk) and not collated):
             keys.append(tuple(str(p[0]) for p in pk))
     if not collated:
