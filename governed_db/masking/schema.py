@@ -1093,7 +1093,106 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             named = _mentioned(expr, "mysql", columns) if expr else frozenset()
             read |= named or (primary if "KEY" in str(how).upper() else {c.lower() for c in columns})
         found.append(Constraint("partition", "PARTITION", frozenset(read)))
+    found.extend(_mysql_triggers(cur, str(db), name, columns))
     return _expand(found, generated)
+
+
+_MYSQL_TRIGGERS = (
+    "SELECT TRIGGER_NAME, LOWER(EVENT_MANIPULATION), ACTION_STATEMENT FROM information_schema.TRIGGERS "
+    "WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s ORDER BY TRIGGER_NAME"
+)
+_MYSQL_ROUTINES = "SELECT LOWER(ROUTINE_NAME), ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s"
+_MYSQL_COLUMNS_OF = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = %s AND LOWER(TABLE_NAME) = %s"
+)
+
+
+def _mysql_triggers(cur: Any, db: str, name: str, columns: list[str]) -> list[Constraint]:
+    """MySQL/MariaDB: the application's triggers on table ``name`` (decision 0386), read as SQLite's are (0375).
+    Each fires on the caller's write and runs on the row's stored values (``OLD.ssn``, ``NEW.ssn`` of a column the
+    write leaves as stored) and on any table its body names, out of masking's sight: an audit copy of
+    ``OLD.full_name`` into a narrower column fails by the name's length, a ``SIGNAL`` by what a value holds. One
+    constraint for the firing table's columns the body names (not on INSERT unless it reads the table itself:
+    ``NEW`` then holds the caller's values), one per other table or view it names (the columns of it named, all of
+    them when none is); of a table the body only inserts into, what decides whether that insert fails: the columns
+    of its unique keys the body names, and the parent columns its foreign keys reference. The body of a stored
+    routine it names counts as its own: a ``CALL audit(NEW.id)`` reads what the procedure reads. Words are the
+    dialect's tokens: a word that merely names a column only refuses more. Foreign keys' actions fire no trigger
+    on MySQL/MariaDB."""
+    from governed_db.masking import stored_code
+
+    triggers = _rows(cur, _MYSQL_TRIGGERS, (db, name))
+    if not triggers:
+        return []
+    routines: dict[str, str] | None = None
+    every = frozenset(c.lower() for c in columns)
+    out: list[Constraint] = []
+    for trig, event, body in triggers:
+        texts = [str(body or "")]
+        words = set(stored_code.named_relations(texts[0], "mysql") or re.findall(r"[\w$]+", texts[0].lower()))
+        if routines is None:
+            routines = {str(r): str(d or "") for r, d in _rows(cur, _MYSQL_ROUTINES, (db,))}
+        seen: set[str] = set()
+        while called := sorted((words & set(routines)) - seen):
+            for r in called:  # a routine's body reads its tables for the trigger, and those it calls in turn
+                seen.add(r)
+                texts.append(routines[r])
+                words |= set(stored_code.named_relations(routines[r], "mysql") or re.findall(r"[\w$]+", routines[r].lower()))
+        events = frozenset({str(event)}) & {"insert", "update", "delete"} or frozenset({"insert", "update", "delete"})
+        reads_itself = name.lower() in words or f"{db}.{name}".lower() in words
+        out.append(Constraint("trigger", str(trig), every & words, events=events if reads_itself else events - {"insert"}))
+        for word in sorted(words):
+            schema, _, table = word.rpartition(".")
+            if (schema or db).lower() == db.lower() and table == name.lower():
+                continue
+            theirs: dict[tuple[str, str], set[str]] = {}
+            for s, t, c in _rows(cur, _MYSQL_COLUMNS_OF, (schema or db, table)):
+                theirs.setdefault((str(s), str(t)), set()).add(str(c).lower())
+            for (s, t), cols in theirs.items():
+                named = frozenset(cols & words) or frozenset(cols)
+                if schema or not _only_inserted_into(texts, table):
+                    out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), named, events=events))
+                    continue
+                # a table the body only inserts into: its unique keys compare the inserted values with its stored
+                # ones, its foreign keys with the parent's (its other columns are written, not read)
+                unique = _rows(cur, _MYSQL_UNIQUE_COLUMNS, (s, t))
+                keyed = frozenset(str(r[0]).lower() for r in unique) & named
+                if keyed:
+                    out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), keyed, events=events))
+                for ps, pt, pc in _rows(cur, _MYSQL_PARENTS, (s, t)):
+                    out.append(Constraint("trigger", str(trig), frozenset(), _key(ps, pt, db),
+                                          frozenset({str(pc).lower()}), events=events))  # fmt: skip
+    return out
+
+
+_MYSQL_UNIQUE_COLUMNS = (
+    "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+    "AND NON_UNIQUE = 0"
+)
+_MYSQL_PARENTS = (
+    "SELECT REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM "
+    "information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+    "AND REFERENCED_TABLE_NAME IS NOT NULL"
+)
+
+
+#: what precedes a table the statement inserts into (``INSERT IGNORE INTO``, ``REPLACE``)
+_INSERT_TARGET = re.compile(
+    r"\b(?:INSERT|REPLACE)(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE))*(?:\s+INTO)?\s+\Z", re.IGNORECASE
+)
+
+
+def _only_inserted_into(texts: list[str], table: str) -> bool:
+    """Whether ``table`` is named in ``texts`` only as the table of an ``INSERT``/``REPLACE`` (none reads it)."""
+    mention = re.compile(rf"(?<![\w$.])`?{re.escape(table)}`?(?![\w$.])", re.IGNORECASE)
+    found = False
+    for text in texts:
+        for m in mention.finditer(text):
+            found = True
+            if _INSERT_TARGET.search(text[: m.start()]) is None:
+                return False
+    return found
 
 
 def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:

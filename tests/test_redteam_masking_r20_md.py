@@ -1,0 +1,321 @@
+"""Red-team round 20 over masking on MariaDB (PyMySQL, aiomysql): a prompt-injected agent in production with zero
+configuration and no unmask grant.
+
+* **The application's triggers** (decision 0386). MariaDB runs a table's triggers on the rows of the agent's
+  allowed writes, out of masking's sight: with an audit trigger ``AFTER UPDATE ... INSERT INTO hist (id,
+  full_name, city) VALUES (OLD.id, OLD.full_name, OLD.city)`` and ``hist.full_name varchar(16)``, the agent's
+  ``UPDATE t SET city = 'Nice' WHERE id = 1`` (a clear column, by key) failed ("Data too long for column
+  'full_name'") exactly when customer 1's name is longer than 16 characters; a validation trigger (``IF
+  OLD.ssn LIKE '5%' THEN SIGNAL ...``) failed an update or a delete by its SSN's first digit; a trigger on a
+  clear table the agent writes read the masked one (``IF (SELECT ssn FROM t WHERE id = NEW.cid) LIKE '5%'``).
+  Only SQLite's triggers were read (decision 0375). Such a write is now refused where a trigger it fires names a
+  masked column; everyday triggers (``SET NEW.city = UPPER(NEW.city)``, an audit of clear columns, of an
+  INSERT's own values) keep running.
+
+* **Per-partition row counts** (decision 0387). ``information_schema.INNODB_SYS_TABLESTATS`` has a row per
+  partition (``test/t#P#p0``) with ``NUM_ROWS`` and ``MODIFIED_COUNTER``: over a table partitioned by ``RANGE
+  COLUMNS (ssn)`` it counted the rows of each SSN range (1 and 2 over copy A, 2 and 1 over copy B: whether
+  customer 1's SSN is below ``'3'``), as the refused ``information_schema.PARTITIONS`` and ``SELECT ...
+  PARTITION (p0)`` would. Those columns now come back NULL, like its sizes (decision 0247).
+
+Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
+session shows that the same statements tell them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests._redteam import CURIOUS_AGENT, govern
+
+COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
+ROWS = {
+    "A": [(1, "Alice Martin-Fitzgerald", "536-22-8726", "Paris"), (2, "Ivan Petrov", "219-45-1234", "Lyon"),
+          (3, "Bob Stone", "412-77-9001", "Rome")],
+    "B": [(1, "Amy Zedd", "187-65-4321", "Paris"), (2, "Ivan Petrov", "219-45-1234", "Lyon"),
+          (3, "Bob Stone", "412-77-9001", "Rome")],
+}  # fmt: skip
+
+
+def _script(admin: Any, sql: str) -> None:
+    with closing(admin.cursor()) as cur:
+        for s in filter(str.strip, sql.split(";;")):
+            cur.execute(s)
+
+
+class Copies:
+    """Per copy (A, B) a table ``t`` of the rows above, a clear table ``log`` (``hid`` auto-increment, ``cid``,
+    ``what``) and a narrow history table ``hist`` (``id``, ``full_name varchar(16)``, ``city``), with the triggers
+    ``setup`` makes (``{t}``, ``{log}``, ``{hist}`` stand for the copy's names)."""
+
+    def __init__(self, admin: Any, unique: str, setup: str) -> None:
+        self.admin = admin
+        self.names = {c: {k: f"gdb_r20md_{unique}_{k}_{c.lower()}" for k in ("t", "log", "hist")} for c in ROWS}
+        for c, rows in ROWS.items():
+            n = self.names[c]
+            _script(admin, f"CREATE TABLE {n['t']} {COLUMNS};; CREATE TABLE {n['log']} (hid int auto_increment "
+                           f"primary key, cid int, what varchar(40));; CREATE TABLE {n['hist']} (hid int "
+                           "auto_increment primary key, id int, full_name varchar(16), city varchar(40))")  # fmt: skip
+            with closing(admin.cursor()) as cur:
+                cur.executemany(f"INSERT INTO {n['t']} VALUES (%s, %s, %s, %s)", rows)
+            _script(admin, setup.format(**n))
+
+    def state(self, c: str) -> Any:
+        """What the database holds after a statement: the table's ids and cities, and the log's rows."""
+        n = self.names[c]
+        with closing(self.admin.cursor()) as cur:
+            cur.execute(f"SELECT id, city FROM {n['t']} ORDER BY id")
+            t = cur.fetchall()
+            cur.execute(f"SELECT cid, what FROM {n['log']} ORDER BY hid")
+            return t, cur.fetchall()
+
+    def drop(self) -> None:
+        for n in self.names.values():
+            _script(self.admin, ";;".join(f"DROP TABLE IF EXISTS {x}" for x in n.values()))
+            _script(self.admin, f"DROP PROCEDURE IF EXISTS {n['t']}_chk")
+
+
+def _outcome(conn: Any, sql: str) -> Any:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return cur.rowcount
+    except governed_db.GuardrailViolation as e:
+        assert e.decision is not None
+        return f"refused: {sorted(e.decision.rules)}"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def _seen(mysql_kw: dict[str, Any], admin: Any, unique: str, setup: str, write: str, governed: bool) -> dict[str, Any]:
+    """Per copy: the outcome of ``write`` (raw or governed) on fresh copies, and what the database then holds."""
+    import pymysql
+
+    copies = Copies(admin, unique, setup)
+    try:
+        out = {}
+        for c in ROWS:
+            raw = pymysql.connect(autocommit=True, **mysql_kw)
+            conn = govern(raw, CURIOUS_AGENT) if governed else raw
+            try:
+                out[c] = (_outcome(conn, write.format(**copies.names[c])), copies.state(c))
+            finally:
+                conn.close()
+        return out
+    finally:
+        copies.drop()
+
+
+#: (the application's triggers, the agent's write): the write's outcome depends on customer 1's masked values
+TRIGGERED = [
+    pytest.param(
+        "CREATE TRIGGER {t}_au AFTER UPDATE ON {t} FOR EACH ROW "
+        "INSERT INTO {hist} (id, full_name, city) VALUES (OLD.id, OLD.full_name, OLD.city)",
+        "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+        id="an audit copy into a narrower column fails by the name's length",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {t}_bu BEFORE UPDATE ON {t} FOR EACH ROW "
+        "BEGIN IF NEW.ssn LIKE '5%' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'locked'; END IF; END",
+        "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+        id="a validation of the stored SSN on UPDATE",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {t}_bd BEFORE DELETE ON {t} FOR EACH ROW "
+        "BEGIN IF OLD.full_name LIKE 'Al%' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'kept'; END IF; END",
+        "DELETE FROM {t} WHERE id = 1",
+        id="a validation of the stored name on DELETE",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {t}_ai AFTER INSERT ON {t} FOR EACH ROW "
+        "INSERT INTO {log} (cid, what) SELECT id, 'five' FROM {t} WHERE ssn LIKE '5%'",
+        "INSERT INTO {t} (id, city) VALUES (9, 'Nice')",
+        id="an INSERT trigger reading its own table",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {log}_bi BEFORE INSERT ON {log} FOR EACH ROW "
+        "BEGIN IF (SELECT ssn FROM {t} WHERE id = NEW.cid) LIKE '5%' THEN SET NEW.what = 'five'; END IF; END",
+        "INSERT INTO {log} (cid, what) VALUES (1, 'note')",
+        id="a trigger on a clear table reading the masked one",
+    ),
+    pytest.param(
+        "CREATE PROCEDURE {t}_chk(i int) BEGIN IF (SELECT ssn FROM {t} WHERE id = i) LIKE '5%' THEN "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no'; END IF; END;; "
+        "CREATE TRIGGER {t}_bu BEFORE UPDATE ON {t} FOR EACH ROW CALL {t}_chk(OLD.id)",
+        "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+        id="a trigger calling a procedure that reads the SSN",
+    ),
+]
+
+
+@pytest.mark.parametrize(("setup", "write"), TRIGGERED)
+def test_a_trigger_the_write_fires_reads_no_masked_value(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, setup: str, write: str
+) -> None:
+    raw = _seen(mysql_kw, mysql_conn, unique, setup, write, False)
+    assert raw["A"] != raw["B"], raw  # the oracle: the write failed, or changed something, for one copy only
+    gov = _seen(mysql_kw, mysql_conn, unique, setup, write, True)
+    assert gov["A"] == gov["B"], gov
+    assert gov["A"][0] == "refused: ['masked-column-constraint']", gov
+    for c in ROWS:  # nothing was written
+        fresh = ((1, "Paris"), (2, "Lyon"), (3, "Rome"))
+        assert gov[c][1] == (fresh, ()), gov
+
+
+def test_the_refusal_names_the_trigger_and_the_column(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+    import pymysql
+
+    copies = Copies(mysql_conn, unique, str(TRIGGERED[0].values[0]))
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        n = copies.names["A"]
+        with pytest.raises(governed_db.GuardrailViolation) as refused:
+            conn.cursor().execute(f"UPDATE {n['t']} SET city = 'Nice' WHERE id = 1")
+    finally:
+        conn.close()
+        copies.drop()
+    text = str(refused.value).replace(n["t"], "T")
+    assert "full_name" in text and "trigger T_au" in text and "unmask grant" in text, text
+
+
+def test_aiomysql_a_trigger_the_write_fires_is_refused(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+    copies = Copies(mysql_conn, unique, str(TRIGGERED[0].values[0]))
+
+    async def run(table: str) -> Any:
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
+        try:
+            cur = await conn.cursor()
+            try:
+                await cur.execute(f"UPDATE {table} SET city = 'Nice' WHERE id = 1")
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                return f"refused: {sorted(e.decision.rules)}"
+            except Exception as e:
+                return type(e).__name__
+            return cur.rowcount
+        finally:
+            conn.close()
+
+    try:
+        seen = [asyncio.run(run(copies.names[c]["t"])) for c in ROWS]
+    finally:
+        copies.drop()
+    assert seen == ["refused: ['masked-column-constraint']"] * 2
+
+
+#: everyday triggers: (triggers, write, what the table and the log hold afterwards, the same for both copies)
+LOOK_ALIKES = [
+    pytest.param(
+        "CREATE TRIGGER {t}_bu BEFORE UPDATE ON {t} FOR EACH ROW SET NEW.city = UPPER(NEW.city)",
+        "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+        (((1, "NICE"), (2, "Lyon"), (3, "Rome")), ()),
+        id="a trigger on clear columns",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {t}_au AFTER UPDATE ON {t} FOR EACH ROW "
+        "INSERT INTO {log} (cid, what) VALUES (OLD.id, OLD.city)",
+        "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+        (((1, "Nice"), (2, "Lyon"), (3, "Rome")), ((1, "Paris"),)),
+        id="an audit of clear columns",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {t}_ai AFTER INSERT ON {t} FOR EACH ROW "
+        "INSERT INTO {log} (cid, what) VALUES (NEW.id, NEW.city)",
+        "INSERT INTO {t} (id, full_name, city) VALUES (9, 'Zed Zed', 'Nice')",
+        (((1, "Paris"), (2, "Lyon"), (3, "Rome"), (9, "Nice")), ((9, "Nice"),)),
+        id="an audit of an INSERT's own values",
+    ),
+    pytest.param(
+        "CREATE TRIGGER {t}_au AFTER UPDATE ON {t} FOR EACH ROW "
+        "INSERT INTO {hist} (id, full_name, city) VALUES (OLD.id, OLD.full_name, OLD.city)",
+        "INSERT INTO {log} (cid, what) VALUES (1, 'note')",
+        (((1, "Paris"), (2, "Lyon"), (3, "Rome")), ((1, "note"),)),
+        id="a write to another table fires no trigger of this one",
+    ),
+]
+
+
+@pytest.mark.parametrize(("setup", "write", "expected"), LOOK_ALIKES)
+def test_trigger_look_alikes_run_exactly(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, setup: str, write: str, expected: Any
+) -> None:
+    gov = _seen(mysql_kw, mysql_conn, unique, setup, write, True)
+    assert gov == {"A": (1, expected), "B": (1, expected)}, gov
+
+
+# ---- per-partition statistics (decision 0387) -------------------------------------------------------------------
+
+PARTITIONED = (
+    "(id int, full_name varchar(100), ssn varchar(20), city varchar(40), primary key (id, ssn)) "
+    "PARTITION BY RANGE COLUMNS (ssn) (PARTITION p0 VALUES LESS THAN ('3'), PARTITION p1 VALUES LESS THAN (MAXVALUE))"
+)
+
+
+@pytest.fixture
+def parted(mysql_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Two tables partitioned by the SSN's range, differing only in row 1's name and SSN (536-... in p1, 187-...
+    in p0)."""
+    names = {c: f"gdb_r20md_{unique}_p_{c.lower()}" for c in ROWS}
+    try:
+        for c, rows in ROWS.items():
+            with closing(mysql_conn.cursor()) as cur:
+                cur.execute(f"CREATE TABLE {names[c]} {PARTITIONED}")
+                cur.executemany(f"INSERT INTO {names[c]} VALUES (%s, %s, %s, %s)", rows)
+        yield names
+    finally:
+        _script(mysql_conn, ";;".join(f"DROP TABLE IF EXISTS {t}" for t in names.values()))
+
+
+STATS = [
+    "SELECT name, num_rows FROM information_schema.INNODB_SYS_TABLESTATS WHERE name LIKE '%{t}#%' ORDER BY name",
+    "SELECT name, modified_counter FROM information_schema.INNODB_SYS_TABLESTATS WHERE name LIKE '%{t}#%' "
+    "ORDER BY name",
+    "SELECT s.name, s.num_rows FROM information_schema.INNODB_SYS_TABLESTATS s JOIN information_schema.INNODB_SYS_TABLES "
+    "t USING (table_id) WHERE t.name LIKE '%{t}#%' ORDER BY s.name",
+]
+
+
+def _rows_of(mysql_kw: dict[str, Any], sql: str, governed: bool) -> Any:
+    import pymysql
+
+    raw = pymysql.connect(autocommit=True, **mysql_kw)
+    conn = govern(raw, CURIOUS_AGENT) if governed else raw
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql)
+        except governed_db.GuardrailViolation as e:
+            assert e.decision is not None
+            return f"refused: {sorted(e.decision.rules)}"
+        return cur.fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sql", STATS)
+def test_per_partition_row_counts_tell_no_range(mysql_kw: dict[str, Any], parted: dict[str, str], sql: str) -> None:
+    seen = {c: [(n.replace(t, "T"), *rest) for n, *rest in _rows_of(mysql_kw, sql.format(t=t), False)]
+            for c, t in parted.items()}  # fmt: skip
+    assert seen["A"] != seen["B"], seen  # the oracle: which partition holds row 1
+    gov = {c: _rows_of(mysql_kw, sql.format(t=t), True) for c, t in parted.items()}
+    assert [[(n.replace(parted[c], "T"), *rest) for n, *rest in gov[c]] for c in ROWS] == [
+        [("test/T#P#p0", None), ("test/T#P#p1", None)]
+    ] * 2, gov
+
+
+def test_the_table_list_of_tablestats_still_reads(mysql_kw: dict[str, Any], parted: dict[str, str]) -> None:
+    sql = "SELECT name FROM information_schema.INNODB_SYS_TABLESTATS WHERE name LIKE '%{t}#%' ORDER BY name"
+    gov = [_rows_of(mysql_kw, sql.format(t=t), True) for t in parted.values()]
+    assert [[n.replace(t, "T") for (n,) in g] for g, t in zip(gov, parted.values(), strict=True)] == [
+        ["test/T#P#p0", "test/T#P#p1"]
+    ] * 2
