@@ -319,3 +319,76 @@ def test_the_table_list_of_tablestats_still_reads(mysql_kw: dict[str, Any], part
     assert [[n.replace(t, "T") for (n,) in g] for g, t in zip(gov, parted.values(), strict=True)] == [
         ["test/T#P#p0", "test/T#P#p1"]
     ] * 2
+
+
+# ---- writes foreign keys' actions make (decision 0386) ----------------------------------------------------------
+
+
+def _cascade_tables(admin: Any, unique: str, copy: str, referenced: str) -> dict[str, str]:
+    """Regions, customers (``region_id REFERENCES regions ON DELETE CASCADE ON UPDATE CASCADE``, ``email``
+    UNIQUE) and mailings whose ``ref`` references the customers' ``referenced`` column; over copy A the one
+    mailing holds customer 1's e-mail (or id), over copy B customer 3's."""
+    n = {k: f"gdb_r20md_{unique}_{k}_{copy.lower()}" for k in ("regions", "customers", "mailings")}
+    kind = "varchar(100)" if referenced == "email" else "int"
+    ref = {"email": {"A": "alice@example.com", "B": "zed@example.com"}, "id": {"A": 1, "B": 3}}[referenced][copy]
+    _script(admin, f"""CREATE TABLE {n['regions']} (id int primary key, city varchar(40));;
+        INSERT INTO {n['regions']} VALUES (1, 'Paris'), (2, 'Lyon');;
+        CREATE TABLE {n['customers']} (id int primary key, region_id int, email varchar(100) UNIQUE,
+            FOREIGN KEY (region_id) REFERENCES {n['regions']} (id) ON DELETE CASCADE ON UPDATE CASCADE);;
+        INSERT INTO {n['customers']} VALUES (1, 1, 'alice@example.com'), (2, 2, 'ivan@example.org'),
+            (3, 2, 'zed@example.com');;
+        CREATE TABLE {n['mailings']} (id int primary key, ref {kind}, note varchar(20),
+            FOREIGN KEY (ref) REFERENCES {n['customers']} ({referenced}))""")
+    with closing(admin.cursor()) as cur:
+        cur.execute(f"INSERT INTO {n['mailings']} VALUES (1, %s, 'spring')", (ref,))
+    return n
+
+
+def _cascade_seen(
+    mysql_kw: dict[str, Any], admin: Any, unique: str, referenced: str, write: str, governed: bool
+) -> dict[str, Any]:
+    import pymysql
+
+    out = {}
+    for c in ROWS:
+        n = _cascade_tables(admin, unique, c, referenced)
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
+        try:
+            seen = _outcome(conn, write.format(**n))
+            with closing(admin.cursor()) as cur:
+                cur.execute(f"SELECT id FROM {n['regions']} ORDER BY id")
+                out[c] = (seen, cur.fetchall())
+        finally:
+            conn.close()
+            _script(admin, ";;".join(f"DROP TABLE IF EXISTS {n[k]}" for k in ("mailings", "customers", "regions")))
+    return out
+
+
+def test_a_cascaded_delete_is_judged_by_the_childs_constraints(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    write = "DELETE FROM {regions} WHERE id = 1"
+    raw = _cascade_seen(mysql_kw, mysql_conn, unique, "email", write, False)
+    assert raw["A"][0] != raw["B"][0], raw  # the oracle: a mailing holds customer 1's e-mail (fails) or not
+    gov = _cascade_seen(mysql_kw, mysql_conn, unique, "email", write, True)
+    assert gov == {c: ("refused: ['masked-column-constraint']", ((1,), (2,))) for c in ROWS}, gov
+
+
+@pytest.mark.parametrize(
+    ("referenced", "write", "expected"),
+    [
+        # the action reaches customers, whose mailings point at their clear ids: decided by clear values only
+        ("id", "DELETE FROM {regions} WHERE id = 1", {"A": "IntegrityError", "B": 1}),
+        ("email", "UPDATE {regions} SET city = 'Nice' WHERE id = 1", {"A": 1, "B": 1}),
+        # ON UPDATE CASCADE writes the customers' region_id, which no mailing points at
+        ("email", "UPDATE {regions} SET id = 7 WHERE id = 1", {"A": 1, "B": 1}),
+    ],
+)
+def test_cascade_look_alikes_run_as_raw(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, referenced: str, write: str, expected: dict[str, Any]
+) -> None:
+    raw = _cascade_seen(mysql_kw, mysql_conn, unique, referenced, write, False)
+    gov = _cascade_seen(mysql_kw, mysql_conn, unique, referenced, write, True)
+    assert gov == raw, (gov, raw)
+    assert {c: str(gov[c][0]).split(":")[0] if isinstance(gov[c][0], str) else gov[c][0] for c in ROWS} == expected

@@ -677,6 +677,9 @@ class Constraint:
     primary: bool = False
     #: a ``trigger``'s events (``insert``, ``update``, ``delete``); ``updated`` its ``UPDATE OF`` columns
     events: frozenset[str] = frozenset()
+    #: a ``referenced`` one's actions that write the child's rows: ``delete cascade``, ``delete set null``,
+    #: ``update cascade``, ``update set null`` (the child's own constraints then judge that write, decision 0386)
+    actions: frozenset[str] = frozenset()
 
 
 _SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
@@ -997,6 +1000,18 @@ _PG_DEFAULTS = (
 )
 
 
+def _actions(on_update: Any, on_delete: Any) -> frozenset[str]:
+    """A foreign key's actions that write the child's rows, spelled ``<event> <action>`` (an unknown rule: both)."""
+    out = set()
+    for event, rule in (("update", on_update), ("delete", on_delete)):
+        rule = str(rule or "").upper()
+        if rule in ("CASCADE", "SET NULL", "SET DEFAULT"):
+            out.add(f"{event} {'cascade' if rule == 'CASCADE' else 'set null'}")
+        elif rule not in ("RESTRICT", "NO ACTION"):
+            out |= {f"{event} cascade", f"{event} set null"}
+    return frozenset(out)
+
+
 def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
     db = _rows(cur, "SELECT COALESCE(%s, DATABASE())", (schema,))[0][0]
     kind = _rows(cur, "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, name))
@@ -1013,18 +1028,21 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     found = [Constraint("unique", n, frozenset(cols), primary=n == "PRIMARY") for n, cols in indexes.items()]
     keys = _rows(
         cur,
-        "SELECT TABLE_SCHEMA, TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, CONSTRAINT_NAME, "
-        "COLUMN_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-        "WHERE REFERENCED_TABLE_NAME IS NOT NULL AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) "
-        "OR (REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s)) "
-        "ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+        "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.CONSTRAINT_NAME, "
+        "r.UPDATE_RULE, r.DELETE_RULE, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE k "
+        "LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA "
+        "AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME "
+        "WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND ((k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s) "
+        "OR (k.REFERENCED_TABLE_SCHEMA = %s AND k.REFERENCED_TABLE_NAME = %s)) "
+        "ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
         (db, name, db, name),
     )
-    for (cs, ct, ps, pt, cname), (froms, tos) in _foreign(keys).items():
+    for (cs, ct, ps, pt, cname, on_update, on_delete), (froms, tos) in _foreign(keys).items():
         if str(cs) == str(db) and str(ct).lower() == name.lower():
             found.append(Constraint("foreign key", str(cname), frozenset(froms), _key(ps, pt, db), frozenset(tos)))
         if str(ps) == str(db) and str(pt).lower() == name.lower():
-            found.append(Constraint("referenced", str(cname), frozenset(tos), _key(cs, ct, db), frozenset(froms)))
+            found.append(Constraint("referenced", str(cname), frozenset(tos), _key(cs, ct, db), frozenset(froms),
+                                    actions=_actions(on_update, on_delete)))  # fmt: skip
     try:  # MariaDB names the table of a CHECK; MySQL 8 only through TABLE_CONSTRAINTS
         checks = _rows(
             cur,
