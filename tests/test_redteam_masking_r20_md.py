@@ -12,11 +12,20 @@ configuration and no unmask grant.
   masked column; everyday triggers (``SET NEW.city = UPPER(NEW.city)``, an audit of clear columns, of an
   INSERT's own values) keep running.
 
+* **Foreign keys' actions** (decision 0386). With ``customers.region_id REFERENCES regions ON DELETE CASCADE`` and
+  ``mailings.email REFERENCES customers(email)``, the agent's ``DELETE FROM regions WHERE id = 1`` failed exactly
+  when a mailing held customer 1's e-mail. The child's write is now judged by the child's own constraints.
+
 * **Per-partition row counts** (decision 0387). ``information_schema.INNODB_SYS_TABLESTATS`` has a row per
   partition (``test/t#P#p0``) with ``NUM_ROWS`` and ``MODIFIED_COUNTER``: over a table partitioned by ``RANGE
   COLUMNS (ssn)`` it counted the rows of each SSN range (1 and 2 over copy A, 2 and 1 over copy B: whether
   customer 1's SSN is below ``'3'``), as the refused ``information_schema.PARTITIONS`` and ``SELECT ...
   PARTITION (p0)`` would. Those columns now come back NULL, like its sizes (decision 0247).
+
+* **A temporary table hiding a stored one** (decision 0387). ``CREATE TEMPORARY TABLE t (...)`` over a stored
+  ``t`` whose ``code`` holds SSNs (masked by its values) made masking sample the empty temporary table, while the
+  application's view over ``t`` (resolved to the stored table) was filtered on the SSNs. Refused now, as on SQLite
+  and DuckDB (decision 0248).
 
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 session shows that the same statements tell them apart.
@@ -392,3 +401,92 @@ def test_cascade_look_alikes_run_as_raw(
     gov = _cascade_seen(mysql_kw, mysql_conn, unique, referenced, write, True)
     assert gov == raw, (gov, raw)
     assert {c: str(gov[c][0]).split(":")[0] if isinstance(gov[c][0], str) else gov[c][0] for c in ROWS} == expected
+
+
+# ---- a temporary table hiding a stored one (decision 0248, now on MariaDB) --------------------------------------
+
+
+def _shadow_run(mysql_kw: dict[str, Any], admin: Any, unique: str, steps: list[str], governed: bool) -> dict[str, Any]:
+    """Per copy: a table ``t`` whose ``info`` and ``code`` hold e-mail addresses and SSNs (masked by their values,
+    not their names), the application's view ``v`` over it, and what ``steps`` show in one session. Over copy A
+    row 1's code starts with ``1``, over copy B with ``9``."""
+    import pymysql
+
+    out = {}
+    for c in ROWS:
+        t, v = f"gdb_r20md_{unique}_s_{c.lower()}", f"gdb_r20md_{unique}_sv_{c.lower()}"
+        with closing(admin.cursor()) as cur:
+            cur.execute(f"CREATE TABLE {t} (id int primary key, info varchar(100), code varchar(20))")
+            rows = [(i, f"person{i}@example.com", f"{100 + i:03d}-45-{1000 + i}") for i in range(1, 30)]
+            rows[0] = (1, "person1@example.com", "101-45-1001" if c == "A" else "901-45-1001")
+            cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s)", rows)
+            cur.execute(f"CREATE VIEW {v} AS SELECT id, info, code FROM {t}")
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
+        try:
+            seen = []
+            for step in steps:
+                cur = conn.cursor()
+                try:
+                    cur.execute(step.format(t=t, v=v))
+                    seen.append(cur.fetchall() if cur.description else cur.rowcount)
+                except governed_db.GuardrailViolation as e:
+                    assert e.decision is not None
+                    seen.append(f"refused: {sorted(e.decision.rules)}")
+            out[c] = seen
+        finally:
+            conn.close()
+            _script(admin, f"DROP VIEW IF EXISTS {v};; DROP TABLE IF EXISTS {t}")
+    return out
+
+
+SHADOW = [
+    "CREATE TEMPORARY TABLE {t} (id int primary key, info varchar(100), code varchar(20))",
+    "SELECT id FROM {v} WHERE code LIKE '1%' ORDER BY id",
+]
+
+
+def test_a_temporary_table_may_not_hide_a_stored_one(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+    """Masking sampled the temporary (empty) table under the stored one's name, so ``code`` looked innocent, while
+    the application's view, which MariaDB resolves to the stored table, filtered on the real SSNs."""
+    raw = _shadow_run(mysql_kw, mysql_conn, unique, SHADOW, False)
+    assert raw["A"] != raw["B"], raw  # the oracle: row 1's SSN starts with 1 or not
+    gov = _shadow_run(mysql_kw, mysql_conn, unique, SHADOW, True)
+    assert gov["A"] == gov["B"] == ["refused: ['masked-column-predicate']"] * 2, gov
+
+
+def test_a_temporary_table_of_its_own_name_runs(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+    steps = [
+        "CREATE TEMPORARY TABLE {t}_tmp (id int primary key, note varchar(20))",
+        "INSERT INTO {t}_tmp VALUES (1, 'a'), (2, 'b')",
+        "SELECT id, note FROM {t}_tmp ORDER BY id",
+        "SELECT id FROM {v} WHERE id < 3 ORDER BY id",
+    ]
+    gov = _shadow_run(mysql_kw, mysql_conn, unique, steps, True)
+    assert gov["A"] == gov["B"] == [0, 2, ((1, "a"), (2, "b")), ((1,), (2,))], gov
+
+
+def test_aiomysql_a_temporary_table_may_not_hide_a_stored_one(mysql_conn: Any, mysql_kw: dict[str, Any], unique: str) -> None:
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+    t = f"gdb_r20md_{unique}_as"
+    _script(mysql_conn, f"CREATE TABLE {t} (id int primary key, code varchar(20));; INSERT INTO {t} VALUES (1, '101-45-1001')")
+
+    async def run(sql: str) -> Any:
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
+        try:
+            cur = await conn.cursor()
+            try:
+                await cur.execute(sql)
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                return f"refused: {sorted(e.decision.rules)}"
+            return cur.rowcount
+        finally:
+            conn.close()
+
+    try:
+        seen = [asyncio.run(run(f"CREATE TEMPORARY TABLE {name} (id int, code varchar(20))")) for name in (t, f"{t}_own")]
+    finally:
+        _script(mysql_conn, f"DROP TABLE IF EXISTS {t}")
+    assert seen == ["refused: ['masked-column-predicate']", 0], seen

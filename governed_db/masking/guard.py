@@ -715,7 +715,7 @@ def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) 
     knows while the caller's code runs on the value (its error quoting it whole), and DuckDB's own catalog views
     (which masking reads) would call it too. A macro may not take a name DuckDB or masking already knows
     (decision 0248), as a sqlite3 ``create_function`` may not (decision 0170)."""
-    if state.dialect not in ("duckdb", "sqlite"):
+    if state.dialect not in ("duckdb", "sqlite", "mysql", "mariadb"):
         return None
     for stmt in analysis.statements:
         hit = _shadowing_relation(state, analysis, identity, stmt)
@@ -887,7 +887,10 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
     other way round (``CREATE TEMP TABLE t (id, full_name)`` over a stored ``t`` holding an ``ssn``). Masking
     reads a table's columns by its name, so it would judge ``main.t.ssn`` by the temporary table's columns (where
     there is no ``ssn``: not masked, a predicate let through). A table or view may not be created beside one of the
-    same name on the other side of the temporary/stored line (decision 0248)."""
+    same name on the other side of the temporary/stored line (decision 0248). MySQL/MariaDB likewise (decision
+    0386): masking's sample of ``t`` read the (empty) temporary table, so a column of SSNs masked by its values
+    looked innocent, while a view over ``t``, which the server resolves to the stored table, was filtered on them;
+    its catalog lists no temporary table, so any stored one of the name (in any schema) refuses it."""
     created = created_relation(stmt)
     if created is None:
         return None
@@ -909,8 +912,10 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
         found = state.created_names.pop(name.lower())  # read with await for an async connection
     else:
         found = schema.same_named_relations(state.gov.driver.catalog_connection(state.gov), state.dialect, name)
+    if state.dialect in ("mysql", "mariadb") and not temporary and name.lower() in state.temporary_names:
+        found = None  # MySQL lists no temporary table: this connection's own, made earlier, is hidden by it
     if found is not None and all(t == temporary for t in found):
-        if temporary and state.dialect in ("duckdb", "sqlite"):
+        if temporary:
             state.temporary_names.add(name.lower())
         return None  # nothing of that name, or only on the same side (it fails, is replaced, or is kept)
     side = "stored" if temporary else "temporary"
@@ -965,7 +970,10 @@ def _temporary_clash(
                 if conn is None:
                     conn = state.gov.driver.catalog_connection(state.gov)
                 found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
-        if found is not None and (all(found) or not any(found)):
+        if state.dialect in ("mysql", "mariadb"):
+            if found == []:
+                continue  # MySQL lists stored tables only: none of that name
+        elif found is not None and (all(found) or not any(found)):
             continue  # only the temporary one (or it was dropped): as before
         return _hit(
             state,
