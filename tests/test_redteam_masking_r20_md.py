@@ -440,18 +440,24 @@ def _shadow_run(mysql_kw: dict[str, Any], admin: Any, unique: str, steps: list[s
     return out
 
 
-SHADOW = [
+SHADOWS = [
     "CREATE TEMPORARY TABLE {t} (id int primary key, info varchar(100), code varchar(20))",
-    "SELECT id FROM {v} WHERE code LIKE '1%' ORDER BY id",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS test.{t} (id int)",
+    # a MariaDB sequence is a table: a temporary one hides the stored table as well
+    "CREATE TEMPORARY SEQUENCE {t}",
 ]
 
 
-def test_a_temporary_table_may_not_hide_a_stored_one(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+@pytest.mark.parametrize("shadow", SHADOWS)
+def test_a_temporary_table_may_not_hide_a_stored_one(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, shadow: str
+) -> None:
     """Masking sampled the temporary (empty) table under the stored one's name, so ``code`` looked innocent, while
     the application's view, which MariaDB resolves to the stored table, filtered on the real SSNs."""
-    raw = _shadow_run(mysql_kw, mysql_conn, unique, SHADOW, False)
+    steps = [shadow, "SELECT id FROM {v} WHERE code LIKE '1%' ORDER BY id"]
+    raw = _shadow_run(mysql_kw, mysql_conn, unique, steps, False)
     assert raw["A"] != raw["B"], raw  # the oracle: row 1's SSN starts with 1 or not
-    gov = _shadow_run(mysql_kw, mysql_conn, unique, SHADOW, True)
+    gov = _shadow_run(mysql_kw, mysql_conn, unique, steps, True)
     assert gov["A"] == gov["B"] == ["refused: ['masked-column-predicate']"] * 2, gov
 
 
@@ -461,9 +467,11 @@ def test_a_temporary_table_of_its_own_name_runs(mysql_kw: dict[str, Any], mysql_
         "INSERT INTO {t}_tmp VALUES (1, 'a'), (2, 'b')",
         "SELECT id, note FROM {t}_tmp ORDER BY id",
         "SELECT id FROM {v} WHERE id < 3 ORDER BY id",
+        "CREATE TEMPORARY SEQUENCE {t}_seq",
+        "SELECT NEXTVAL({t}_seq)",
     ]
     gov = _shadow_run(mysql_kw, mysql_conn, unique, steps, True)
-    assert gov["A"] == gov["B"] == [0, 2, ((1, "a"), (2, "b")), ((1,), (2,))], gov
+    assert gov["A"] == gov["B"] == [0, 2, ((1, "a"), (2, "b")), ((1,), (2,)), 0, ((1,),)], gov
 
 
 def test_aiomysql_a_temporary_table_may_not_hide_a_stored_one(mysql_conn: Any, mysql_kw: dict[str, Any], unique: str) -> None:

@@ -113,7 +113,7 @@ class AsyncDriver(Driver):
         except Exception:
             return
         for stmt in analysis.statements:
-            created = created_relation(stmt)
+            created = created_relation(stmt, gov.dialect)
             if created is None:
                 continue
             found: list[list[bool] | None] = []

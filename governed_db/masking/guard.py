@@ -858,10 +858,12 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     return None
 
 
-def created_relation(stmt: Any) -> tuple[str, bool] | None:
-    """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else)."""
+def created_relation(stmt: Any, dialect: str = "") -> tuple[str, bool] | None:
+    """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else). On
+    MySQL/MariaDB a SEQUENCE too: it is a table there, and a temporary one hides a stored table of its name."""
     tree = getattr(stmt, "expression", None)
-    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
+    kinds = ("TABLE", "VIEW", "SEQUENCE") if dialect in ("mysql", "mariadb") else ("TABLE", "VIEW")
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in kinds:
         return None
     target = tree.this
     while isinstance(target, exp.Schema):
@@ -891,7 +893,7 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
     0386): masking's sample of ``t`` read the (empty) temporary table, so a column of SSNs masked by its values
     looked innocent, while a view over ``t``, which the server resolves to the stored table, was filtered on them;
     its catalog lists no temporary table, so any stored one of the name (in any schema) refuses it."""
-    created = created_relation(stmt)
+    created = created_relation(stmt, state.dialect)
     if created is None:
         return None
     name, temporary = created
