@@ -1120,10 +1120,34 @@ _MYSQL_TRIGGERS = (
     "WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s ORDER BY TRIGGER_NAME"
 )
 _MYSQL_ROUTINES = "SELECT LOWER(ROUTINE_NAME), ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s"
+_MYSQL_RELATIONS = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
 _MYSQL_COLUMNS_OF = (
-    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
-    "WHERE TABLE_SCHEMA = %s AND LOWER(TABLE_NAME) = %s"
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+    "AND TABLE_NAME IN ({names})"
 )
+
+
+def _mysql_named_columns(
+    cur: Any, db: str, name: str, words: set[str], listed: dict[str, dict[str, str]]
+) -> dict[tuple[str, str], set[str]]:
+    """The columns (lower case) of each table or view other than ``db.name`` that ``words`` name (``customers``,
+    ``other.customers``), read per schema in one query (the schema's table list is read once, into ``listed``)."""
+    wanted: dict[str, set[str]] = {}
+    for word in words:
+        schema, _, table = word.rpartition(".")
+        schema = schema or db
+        if schema.lower() == db.lower() and table == name.lower():
+            continue
+        if schema.lower() not in listed:
+            listed[schema.lower()] = {str(r[0]).lower(): str(r[0]) for r in _rows(cur, _MYSQL_RELATIONS, (schema,))}
+        if table in listed[schema.lower()]:
+            wanted.setdefault(schema, set()).add(listed[schema.lower()][table])
+    found: dict[tuple[str, str], set[str]] = {}
+    for schema, tables in sorted(wanted.items()):
+        sql = _MYSQL_COLUMNS_OF.format(names=", ".join(["%s"] * len(tables)))
+        for s, t, c in _rows(cur, sql, (schema, *sorted(tables))):
+            found.setdefault((str(s), str(t)), set()).add(str(c).lower())
+    return found
 
 
 def _mysql_triggers(cur: Any, db: str, name: str, columns: list[str]) -> list[Constraint]:
@@ -1144,6 +1168,7 @@ def _mysql_triggers(cur: Any, db: str, name: str, columns: list[str]) -> list[Co
     if not triggers:
         return []
     routines: dict[str, str] | None = None
+    listed: dict[str, dict[str, str]] = {}  # schema (lower case) -> its tables and views by lower-case name
     every = frozenset(c.lower() for c in columns)
     out: list[Constraint] = []
     for trig, event, body in triggers:
@@ -1160,27 +1185,20 @@ def _mysql_triggers(cur: Any, db: str, name: str, columns: list[str]) -> list[Co
         events = frozenset({str(event)}) & {"insert", "update", "delete"} or frozenset({"insert", "update", "delete"})
         reads_itself = name.lower() in words or f"{db}.{name}".lower() in words
         out.append(Constraint("trigger", str(trig), every & words, events=events if reads_itself else events - {"insert"}))
-        for word in sorted(words):
-            schema, _, table = word.rpartition(".")
-            if (schema or db).lower() == db.lower() and table == name.lower():
+        for (s, t), cols in _mysql_named_columns(cur, db, name, words, listed).items():
+            named = frozenset(cols & words) or frozenset(cols)
+            if s.lower() != db.lower() or not _only_inserted_into(texts, t.lower()):
+                out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), named, events=events))
                 continue
-            theirs: dict[tuple[str, str], set[str]] = {}
-            for s, t, c in _rows(cur, _MYSQL_COLUMNS_OF, (schema or db, table)):
-                theirs.setdefault((str(s), str(t)), set()).add(str(c).lower())
-            for (s, t), cols in theirs.items():
-                named = frozenset(cols & words) or frozenset(cols)
-                if schema or not _only_inserted_into(texts, table):
-                    out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), named, events=events))
-                    continue
-                # a table the body only inserts into: its unique keys compare the inserted values with its stored
-                # ones, its foreign keys with the parent's (its other columns are written, not read)
-                unique = _rows(cur, _MYSQL_UNIQUE_COLUMNS, (s, t))
-                keyed = frozenset(str(r[0]).lower() for r in unique) & named
-                if keyed:
-                    out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), keyed, events=events))
-                for ps, pt, pc in _rows(cur, _MYSQL_PARENTS, (s, t)):
-                    out.append(Constraint("trigger", str(trig), frozenset(), _key(ps, pt, db),
-                                          frozenset({str(pc).lower()}), events=events))  # fmt: skip
+            # a table the body only inserts into: its unique keys compare the inserted values with its stored
+            # ones, its foreign keys with the parent's (its other columns are written, not read)
+            unique = _rows(cur, _MYSQL_UNIQUE_COLUMNS, (s, t))
+            keyed = frozenset(str(r[0]).lower() for r in unique) & named
+            if keyed:
+                out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), keyed, events=events))
+            for ps, pt, pc in _rows(cur, _MYSQL_PARENTS, (s, t)):
+                out.append(Constraint("trigger", str(trig), frozenset(), _key(ps, pt, db),
+                                      frozenset({str(pc).lower()}), events=events))  # fmt: skip
     return out
 
 
@@ -1203,7 +1221,8 @@ _INSERT_TARGET = re.compile(
 
 def _only_inserted_into(texts: list[str], table: str) -> bool:
     """Whether ``table`` is named in ``texts`` only as the table of an ``INSERT``/``REPLACE`` (none reads it)."""
-    mention = re.compile(rf"(?<![\w$.])`?{re.escape(table)}`?(?![\w$.])", re.IGNORECASE)
+    # qualified (``test.log``) or not, and as the qualifier of a column (``log.cid``: a read)
+    mention = re.compile(rf"(?<![\w$.`])(?:`?[\w$]+`?\s*\.\s*)?`?{re.escape(table)}`?(?![\w$`])", re.IGNORECASE)
     found = False
     for text in texts:
         for m in mention.finditer(text):
