@@ -530,3 +530,27 @@ def test_aiomysql_a_cascaded_delete_is_judged_by_the_childs_constraints(
             _script(mysql_conn, ";;".join(f"DROP TABLE IF EXISTS {n[k]}" for k in ("mailings", "customers", "regions")))
     # by the masked e-mail: refused; by the clear id: the server's own answer (a mailing points at customer 1)
     assert seen == ["refused: ['masked-column-constraint']", "IntegrityError"], seen
+
+
+def test_aiomysql_trigger_look_alikes_run(mysql_kw: dict[str, Any], mysql_conn: Any, unique: str) -> None:
+    """The warm-up answers every catalog read the triggers take (the tables their bodies name, those tables' keys),
+    so an audit of clear columns into an empty log runs on aiomysql too."""
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+    setup, write, expected = LOOK_ALIKES[1].values
+    copies = Copies(mysql_conn, unique, str(setup))
+
+    async def run() -> Any:
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
+        try:
+            cur = await conn.cursor()
+            await cur.execute(str(write).format(**copies.names["A"]))
+            return cur.rowcount
+        finally:
+            conn.close()
+
+    try:
+        assert asyncio.run(run()) == 1
+        assert copies.state("A") == expected
+    finally:
+        copies.drop()
