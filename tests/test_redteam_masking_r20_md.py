@@ -554,3 +554,44 @@ def test_aiomysql_trigger_look_alikes_run(mysql_kw: dict[str, Any], mysql_conn: 
         assert copies.state("A") == expected
     finally:
         copies.drop()
+
+
+# ---- the same on PostgreSQL (found while checking that the design holds beyond MariaDB) -------------------------
+
+
+@pytest.mark.parametrize(("referenced", "expected_a"), [("email", "refused"), ("id", "ForeignKeyViolation")])
+def test_postgres_a_cascaded_delete_is_judged_by_the_childs_constraints(
+    pg_conn: Any, unique: str, referenced: str, expected_a: str
+) -> None:
+    """``DELETE FROM regions WHERE id = 1`` failed on PostgreSQL exactly when a mailing held customer 1's e-mail
+    (the error quoting it redacted); now refused there too. By a clear id the server's own answer comes back."""
+    import psycopg
+
+    from tests.conftest import PG_DSN
+
+    seen = {}
+    for c, ref in (("A", {"email": "alice@example.com", "id": 1}), ("B", {"email": "zed@example.com", "id": 3})):
+        n = {k: f"gdb_r20md_{unique}_{k}_{c.lower()}" for k in ("regions", "customers", "mailings")}
+        kind = "text" if referenced == "email" else "int"
+        try:
+            pg_conn.execute(f"CREATE TABLE {n['regions']} (id int primary key, city text)")
+            pg_conn.execute(f"INSERT INTO {n['regions']} VALUES (1, 'Paris'), (2, 'Lyon')")
+            pg_conn.execute(f"CREATE TABLE {n['customers']} (id int primary key, region_id int REFERENCES "
+                            f"{n['regions']} (id) ON DELETE CASCADE, email text UNIQUE)")  # fmt: skip
+            pg_conn.execute(f"INSERT INTO {n['customers']} VALUES (1, 1, 'alice@example.com'), "
+                            "(2, 2, 'ivan@example.org'), (3, 2, 'zed@example.com')")  # fmt: skip
+            pg_conn.execute(f"CREATE TABLE {n['mailings']} (id int primary key, ref {kind} REFERENCES "
+                            f"{n['customers']} ({referenced}), note text)")  # fmt: skip
+            pg_conn.execute(f"INSERT INTO {n['mailings']} VALUES (1, %s, 'spring')", (ref[referenced],))
+            conn = govern(psycopg.connect(PG_DSN, autocommit=True), CURIOUS_AGENT)
+            try:
+                seen[c] = _outcome(conn, f"DELETE FROM {n['regions']} WHERE id = 1")
+            finally:
+                conn.close()
+        finally:
+            for k in ("mailings", "customers", "regions"):
+                pg_conn.execute(f"DROP TABLE IF EXISTS {n[k]}")
+    if referenced == "email":
+        assert seen == {"A": "refused: ['masked-column-constraint']", "B": "refused: ['masked-column-constraint']"}
+    else:
+        assert str(seen["A"]).startswith(expected_a) and seen["B"] == 1, seen

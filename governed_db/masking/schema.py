@@ -943,7 +943,7 @@ _PG_KEYS = (
     "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) k(n) JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = con.conrelid AND a.attnum = k.n), "
     "ARRAY(SELECT a.attname::text FROM unnest(con.confkey) k(n) JOIN pg_catalog.pg_attribute a "
-    "ON a.attrelid = con.confrelid AND a.attnum = k.n) "
+    "ON a.attrelid = con.confrelid AND a.attnum = k.n), con.confupdtype::text, con.confdeltype::text "
     "FROM pg_catalog.pg_constraint con WHERE (con.contype = 'f' AND (con.conrelid = to_regclass(%s) "
     "OR con.confrelid = to_regclass(%s))) OR (con.contype = 'c' AND con.conrelid = to_regclass(%s))"
 )
@@ -972,14 +972,18 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
         Constraint("index", str(n), _names(cols), updated=_names(grows))
         for n, cols, grows in _rows(cur, _PG_INDEXES, (table_sql,))
     ]
-    for name, kind, outgoing, incoming, child, parent, mine, theirs in _rows(cur, _PG_KEYS, (table_sql,) * 5):
+    for name, kind, outgoing, incoming, child, parent, mine, theirs, on_update, on_delete in _rows(
+        cur, _PG_KEYS, (table_sql,) * 5
+    ):
         if kind == "c":
             found.append(Constraint("check", str(name), _names(mine)))
             continue
         if outgoing:
             found.append(Constraint("foreign key", str(name), _names(mine), table_key(str(parent)), _names(theirs)))
         if incoming:
-            found.append(Constraint("referenced", str(name), _names(theirs), table_key(str(child)), _names(mine)))
+            actions = _actions(_PG_ACTIONS.get(str(on_update), on_update), _PG_ACTIONS.get(str(on_delete), on_delete))
+            found.append(Constraint("referenced", str(name), _names(theirs), table_key(str(child)), _names(mine),
+                                    actions=actions))  # fmt: skip
     # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
     # (an identity column always gets one)
     valued = _rows(cur, _PG_DEFAULTS, (table_sql,))
@@ -998,6 +1002,10 @@ _PG_DEFAULTS = (
     "AND upper(pg_catalog.pg_get_expr(d.adbin, d.adrelid)) <> 'NULL' "
     "AND left(upper(pg_catalog.pg_get_expr(d.adbin, d.adrelid)), 6) <> 'NULL::'))"
 )
+
+
+#: pg_constraint's confupdtype/confdeltype letters, as MySQL spells the rules
+_PG_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
 def _actions(on_update: Any, on_delete: Any) -> frozenset[str]:
