@@ -1185,10 +1185,14 @@ def _lineage_hit(
                 CONSTRAINT_RULE,
                 f"masked column(s) {cols} take part in {clause}: whether the statement fails, skips a row or "
                 "how many rows it changes would depend on their stored values (a chosen value tested against them)",
+                # a trigger reads them whatever columns the statement names (decisions 0375, 0386)
+                ("run the write as an identity with an unmask grant for the column (masking.unmask), such as the "
+                 "application's service identity: the trigger reads it whichever columns the statement names")
+                if clause.startswith("the trigger") else
                 "leave the column out of the statement (other columns of the row can still be written), or run "
                 "it as an identity with an unmask grant for the column (masking.unmask), such as the "
                 "application's service identity",
-            )
+            )  # fmt: skip
         elif clause.startswith("a cursor"):
             hit = _hit(
                 state,
