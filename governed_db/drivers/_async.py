@@ -113,7 +113,7 @@ class AsyncDriver(Driver):
         except Exception:
             return
         for stmt in analysis.statements:
-            created = created_relation(stmt)
+            created = created_relation(stmt, gov.dialect)
             if created is None:
                 continue
             found: list[list[bool] | None] = []
@@ -352,7 +352,7 @@ class AsyncDriver(Driver):
                     gov, state, replay, table_key(".".join(p.name for p in table.parts)), table, depth + 1
                 )
 
-    async def _warm_constraints(self, gov: Governor, state: Any, replay: _Replay, key: str) -> None:
+    async def _warm_constraints(self, gov: Governor, state: Any, replay: _Replay, key: str, depth: int = 0) -> None:
         from governed_db.masking import schema
 
         info = state.tables.get(key)
@@ -368,6 +368,10 @@ class AsyncDriver(Driver):
             replay.answers.clear()
         for other in sorted({c.other for c in constraints or () if c.other is not None}):
             await self._warm_table(gov, state, replay, other, None)
+        if depth < _CASCADE_DEPTH:
+            # a child table a foreign key's action writes is judged by its own constraints (decision 0386)
+            for child in sorted({c.other for c in constraints or () if c.actions and c.other is not None}):
+                await self._warm_constraints(gov, state, replay, child, depth + 1)
 
     async def _answer(self, gov: Governor, replay: _Replay, read: Callable[[Any], Any]) -> None:
         """Run masking's reader ``read`` on a probing connection until every statement it runs has an answer
@@ -446,6 +450,10 @@ def _table_nodes(gov: Governor, sql: Any) -> tuple[tuple[exp.Table, ...], bool]:
     found = (tuple(nodes), writes)
     cache.put(text, found, len(text) + 64)
     return found
+
+
+#: how many foreign keys' actions deep the async warm-up reads child tables' constraints (deeper: unreadable, refused)
+_CASCADE_DEPTH = 8
 
 
 class _Probe:

@@ -215,11 +215,13 @@ MYSQL_STATEMENT_TEXT: dict[str, tuple[str, ...]] = {
 #: Aria table made with CHECKSUM=1 is a function of every stored value; InnoDB's sizes count pages, which fill
 #: with the values' bytes. An index's CARDINALITY is InnoDB's count of the distinct values it holds, counted again
 #: whenever a tenth of the rows changed: after rows of guessed SSNs are inserted, whether it grew says whether a
-#: guess was a stored SSN (decision 0306)
+#: guess was a stored SSN (decision 0306). InnoDB's table statistics have a row per partition (``test/t#P#p0``):
+#: over ``PARTITION BY RANGE COLUMNS (ssn)`` its NUM_ROWS and MODIFIED_COUNTER count the rows of each range of
+#: SSNs, as the refused PARTITIONS catalog does (decision 0387)
 MYSQL_SIZE_MEASURES: dict[str, tuple[str, ...]] = {
     "information_schema.tables": ("avg_row_length", "data_length", "index_length", "data_free", "checksum"),
     "information_schema.statistics": ("cardinality",),
-    "information_schema.innodb_sys_tablestats": ("clust_index_size", "other_index_size"),
+    "information_schema.innodb_sys_tablestats": ("clust_index_size", "other_index_size", "num_rows", "modified_counter"),
     "information_schema.innodb_sys_tablespaces": ("file_size", "allocated_size"),
     # a session's memory, of the kind of the Memory_used counters decision 0215 refused
     "information_schema.processlist": ("memory_used", "max_memory_used"),

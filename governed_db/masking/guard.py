@@ -716,7 +716,7 @@ def _shadowing_hit(state: MaskingState, analysis: Analysis, identity: Identity) 
     knows while the caller's code runs on the value (its error quoting it whole), and DuckDB's own catalog views
     (which masking reads) would call it too. A macro may not take a name DuckDB or masking already knows
     (decision 0248), as a sqlite3 ``create_function`` may not (decision 0170)."""
-    if state.dialect not in ("duckdb", "sqlite"):
+    if state.dialect not in ("duckdb", "sqlite", "mysql", "mariadb"):
         return None
     for stmt in analysis.statements:
         hit = _shadowing_relation(state, analysis, identity, stmt)
@@ -1014,10 +1014,12 @@ def _macro_refusal(
     )
 
 
-def created_relation(stmt: Any) -> tuple[str, bool] | None:
-    """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else)."""
+def created_relation(stmt: Any, dialect: str = "") -> tuple[str, bool] | None:
+    """The name a CREATE TABLE/VIEW statement gives, and whether it is temporary (``None`` for anything else). On
+    MySQL/MariaDB a SEQUENCE too: it is a table there, and a temporary one hides a stored table of its name."""
     tree = getattr(stmt, "expression", None)
-    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in ("TABLE", "VIEW"):
+    kinds = ("TABLE", "VIEW", "SEQUENCE") if dialect in ("mysql", "mariadb") else ("TABLE", "VIEW")
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() not in kinds:
         return None
     target = tree.this
     while isinstance(target, exp.Schema):
@@ -1043,8 +1045,11 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
     other way round (``CREATE TEMP TABLE t (id, full_name)`` over a stored ``t`` holding an ``ssn``). Masking
     reads a table's columns by its name, so it would judge ``main.t.ssn`` by the temporary table's columns (where
     there is no ``ssn``: not masked, a predicate let through). A table or view may not be created beside one of the
-    same name on the other side of the temporary/stored line (decision 0248)."""
-    created = created_relation(stmt)
+    same name on the other side of the temporary/stored line (decision 0248). MySQL/MariaDB likewise (decision
+    0386): masking's sample of ``t`` read the (empty) temporary table, so a column of SSNs masked by its values
+    looked innocent, while a view over ``t``, which the server resolves to the stored table, was filtered on them;
+    its catalog lists no temporary table, so any stored one of the name (in any schema) refuses it."""
+    created = created_relation(stmt, state.dialect)
     if created is None:
         return None
     name, temporary = created
@@ -1065,8 +1070,10 @@ def _shadowing_relation(state: MaskingState, analysis: Analysis, identity: Ident
         found = state.created_names.pop(name.lower())  # read with await for an async connection
     else:
         found = schema.same_named_relations(state.gov.driver.catalog_connection(state.gov), state.dialect, name)
+    if state.dialect in ("mysql", "mariadb") and not temporary and name.lower() in state.temporary_names:
+        found = None  # MySQL lists no temporary table: this connection's own, made earlier, is hidden by it
     if found is not None and all(t == temporary for t in found):
-        if temporary and state.dialect in ("duckdb", "sqlite"):
+        if temporary:
             state.temporary_names.add(name.lower())
         return None  # nothing of that name, or only on the same side (it fails, is replaced, or is kept)
     side = "stored" if temporary else "temporary"
@@ -1121,7 +1128,10 @@ def _temporary_clash(
                 if conn is None:
                     conn = state.gov.driver.catalog_connection(state.gov)
                 found = schema.same_named_relations(conn, state.dialect, name.rpartition(".")[2])
-        if found is not None and (all(found) or not any(found)):
+        if state.dialect in ("mysql", "mariadb"):
+            if found == []:
+                continue  # MySQL lists stored tables only: none of that name
+        elif found is not None and (all(found) or not any(found)):
             continue  # only the temporary one (or it was dropped): as before
         return _hit(
             state,
@@ -1411,10 +1421,14 @@ def _lineage_hit(
                 CONSTRAINT_RULE,
                 f"masked column(s) {cols} take part in {clause}: whether the statement fails, skips a row or "
                 "how many rows it changes would depend on their stored values (a chosen value tested against them)",
+                # a trigger reads them whatever columns the statement names (decisions 0375, 0386)
+                ("run the write as an identity with an unmask grant for the column (masking.unmask), such as the "
+                 "application's service identity: the trigger reads it whichever columns the statement names")
+                if clause.startswith("the trigger") else
                 "leave the column out of the statement (other columns of the row can still be written), or run "
                 "it as an identity with an unmask grant for the column (masking.unmask), such as the "
                 "application's service identity",
-            )
+            )  # fmt: skip
         elif clause.startswith("a cursor"):
             hit = _hit(
                 state,

@@ -748,6 +748,9 @@ class Constraint:
     primary: bool = False
     #: a ``trigger``'s events (``insert``, ``update``, ``delete``); ``updated`` its ``UPDATE OF`` columns
     events: frozenset[str] = frozenset()
+    #: a ``referenced`` one's actions that write the child's rows: ``delete cascade``, ``delete set null``,
+    #: ``update cascade``, ``update set null`` (the child's own constraints then judge that write, decision 0386)
+    actions: frozenset[str] = frozenset()
 
 
 _SQLGLOT = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb"}
@@ -1177,7 +1180,7 @@ _PG_KEYS = (
     "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) k(n) JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = con.conrelid AND a.attnum = k.n), "
     "ARRAY(SELECT a.attname::text FROM unnest(con.confkey) k(n) JOIN pg_catalog.pg_attribute a "
-    "ON a.attrelid = con.confrelid AND a.attnum = k.n) "
+    "ON a.attrelid = con.confrelid AND a.attnum = k.n), con.confupdtype::text, con.confdeltype::text "
     "FROM pg_catalog.pg_constraint con WHERE (con.contype = 'f' AND (con.conrelid = to_regclass(%s) "
     "OR con.confrelid = to_regclass(%s))) OR (con.contype = 'c' AND con.conrelid = to_regclass(%s))"
 )
@@ -1206,14 +1209,18 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
         Constraint("index", str(n), _names(cols), updated=_names(grows))
         for n, cols, grows in _rows(cur, _PG_INDEXES, (table_sql,))
     ]
-    for name, kind, outgoing, incoming, child, parent, mine, theirs in _rows(cur, _PG_KEYS, (table_sql,) * 5):
+    for name, kind, outgoing, incoming, child, parent, mine, theirs, on_update, on_delete in _rows(
+        cur, _PG_KEYS, (table_sql,) * 5
+    ):
         if kind == "c":
             found.append(Constraint("check", str(name), _names(mine)))
             continue
         if outgoing:
             found.append(Constraint("foreign key", str(name), _names(mine), table_key(str(parent)), _names(theirs)))
         if incoming:
-            found.append(Constraint("referenced", str(name), _names(theirs), table_key(str(child)), _names(mine)))
+            actions = _actions(_PG_ACTIONS.get(str(on_update), on_update), _PG_ACTIONS.get(str(on_delete), on_delete))
+            found.append(Constraint("referenced", str(name), _names(theirs), table_key(str(child)), _names(mine),
+                                    actions=actions))  # fmt: skip
     # a column left out of an INSERT (or given DEFAULT) gets its default: a value unless that default is NULL
     # (an identity column always gets one)
     valued = _rows(cur, _PG_DEFAULTS, (table_sql,))
@@ -1234,6 +1241,22 @@ _PG_DEFAULTS = (
 )
 
 
+#: pg_constraint's confupdtype/confdeltype letters, as MySQL spells the rules
+_PG_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+def _actions(on_update: Any, on_delete: Any) -> frozenset[str]:
+    """A foreign key's actions that write the child's rows, spelled ``<event> <action>`` (an unknown rule: both)."""
+    out = set()
+    for event, rule in (("update", on_update), ("delete", on_delete)):
+        rule = str(rule or "").upper()
+        if rule in ("CASCADE", "SET NULL", "SET DEFAULT"):
+            out.add(f"{event} {'cascade' if rule == 'CASCADE' else 'set null'}")
+        elif rule not in ("RESTRICT", "NO ACTION"):
+            out |= {f"{event} cascade", f"{event} set null"}
+    return frozenset(out)
+
+
 def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
     db = _rows(cur, "SELECT COALESCE(%s, DATABASE())", (schema,))[0][0]
     kind = _rows(cur, "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, name))
@@ -1250,18 +1273,21 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
     found = [Constraint("unique", n, frozenset(cols), primary=n == "PRIMARY") for n, cols in indexes.items()]
     keys = _rows(
         cur,
-        "SELECT TABLE_SCHEMA, TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, CONSTRAINT_NAME, "
-        "COLUMN_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-        "WHERE REFERENCED_TABLE_NAME IS NOT NULL AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) "
-        "OR (REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s)) "
-        "ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+        "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.CONSTRAINT_NAME, "
+        "r.UPDATE_RULE, r.DELETE_RULE, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE k "
+        "LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA "
+        "AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME "
+        "WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND ((k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s) "
+        "OR (k.REFERENCED_TABLE_SCHEMA = %s AND k.REFERENCED_TABLE_NAME = %s)) "
+        "ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
         (db, name, db, name),
     )
-    for (cs, ct, ps, pt, cname), (froms, tos) in _foreign(keys).items():
+    for (cs, ct, ps, pt, cname, on_update, on_delete), (froms, tos) in _foreign(keys).items():
         if str(cs) == str(db) and str(ct).lower() == name.lower():
             found.append(Constraint("foreign key", str(cname), frozenset(froms), _key(ps, pt, db), frozenset(tos)))
         if str(ps) == str(db) and str(pt).lower() == name.lower():
-            found.append(Constraint("referenced", str(cname), frozenset(tos), _key(cs, ct, db), frozenset(froms)))
+            found.append(Constraint("referenced", str(cname), frozenset(tos), _key(cs, ct, db), frozenset(froms),
+                                    actions=_actions(on_update, on_delete)))  # fmt: skip
     try:  # MariaDB names the table of a CHECK; MySQL 8 only through TABLE_CONSTRAINTS
         checks = _rows(
             cur,
@@ -1330,7 +1356,125 @@ def _mysql_constraints(cur: Any, schema: str | None, name: str, columns: list[st
             named = _mentioned(expr, "mysql", columns) if expr else frozenset()
             read |= named or (primary if "KEY" in str(how).upper() else {c.lower() for c in columns})
         found.append(Constraint("partition", "PARTITION", frozenset(read)))
+    found.extend(_mysql_triggers(cur, str(db), name, columns))
     return _expand(found, generated)
+
+
+_MYSQL_TRIGGERS = (
+    "SELECT TRIGGER_NAME, LOWER(EVENT_MANIPULATION), ACTION_STATEMENT FROM information_schema.TRIGGERS "
+    "WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s ORDER BY TRIGGER_NAME"
+)
+_MYSQL_ROUTINES = "SELECT LOWER(ROUTINE_NAME), ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s"
+_MYSQL_RELATIONS = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+_MYSQL_COLUMNS_OF = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+    "AND TABLE_NAME IN ({names})"
+)
+
+
+def _mysql_named_columns(
+    cur: Any, db: str, name: str, words: set[str], listed: dict[str, dict[str, str]]
+) -> dict[tuple[str, str], set[str]]:
+    """The columns (lower case) of each table or view other than ``db.name`` that ``words`` name (``customers``,
+    ``other.customers``), read per schema in one query (the schema's table list is read once, into ``listed``)."""
+    wanted: dict[str, set[str]] = {}
+    for word in words:
+        schema, _, table = word.rpartition(".")
+        schema = schema or db
+        if schema.lower() == db.lower() and table == name.lower():
+            continue
+        if schema.lower() not in listed:
+            listed[schema.lower()] = {str(r[0]).lower(): str(r[0]) for r in _rows(cur, _MYSQL_RELATIONS, (schema,))}
+        if table in listed[schema.lower()]:
+            wanted.setdefault(schema, set()).add(listed[schema.lower()][table])
+    found: dict[tuple[str, str], set[str]] = {}
+    for schema, tables in sorted(wanted.items()):
+        sql = _MYSQL_COLUMNS_OF.format(names=", ".join(["%s"] * len(tables)))
+        for s, t, c in _rows(cur, sql, (schema, *sorted(tables))):
+            found.setdefault((str(s), str(t)), set()).add(str(c).lower())
+    return found
+
+
+def _mysql_triggers(cur: Any, db: str, name: str, columns: list[str]) -> list[Constraint]:
+    """MySQL/MariaDB: the application's triggers on table ``name`` (decision 0386), read as SQLite's are (0375).
+    Each fires on the caller's write and runs on the row's stored values (``OLD.ssn``, ``NEW.ssn`` of a column the
+    write leaves as stored) and on any table its body names, out of masking's sight: an audit copy of
+    ``OLD.full_name`` into a narrower column fails by the name's length, a ``SIGNAL`` by what a value holds. One
+    constraint for the firing table's columns the body names (not on INSERT unless it reads the table itself:
+    ``NEW`` then holds the caller's values), one per other table or view it names (the columns of it named, all of
+    them when none is); of a table the body only inserts into, what decides whether that insert fails: the columns
+    of its unique keys the body names, and the parent columns its foreign keys reference. The body of a stored
+    routine it names counts as its own: a ``CALL audit(NEW.id)`` reads what the procedure reads. Words are the
+    dialect's tokens: a word that merely names a column only refuses more. Foreign keys' actions fire no trigger
+    on MySQL/MariaDB."""
+    from governed_db.masking import stored_code
+
+    triggers = _rows(cur, _MYSQL_TRIGGERS, (db, name))
+    if not triggers:
+        return []
+    routines: dict[str, str] | None = None
+    listed: dict[str, dict[str, str]] = {}  # schema (lower case) -> its tables and views by lower-case name
+    every = frozenset(c.lower() for c in columns)
+    out: list[Constraint] = []
+    for trig, event, body in triggers:
+        texts = [str(body or "")]
+        words = set(stored_code.named_relations(texts[0], "mysql") or re.findall(r"[\w$]+", texts[0].lower()))
+        if routines is None:
+            routines = {str(r): str(d or "") for r, d in _rows(cur, _MYSQL_ROUTINES, (db,))}
+        seen: set[str] = set()
+        while called := sorted((words & set(routines)) - seen):
+            for r in called:  # a routine's body reads its tables for the trigger, and those it calls in turn
+                seen.add(r)
+                texts.append(routines[r])
+                words |= set(stored_code.named_relations(routines[r], "mysql") or re.findall(r"[\w$]+", routines[r].lower()))
+        events = frozenset({str(event)}) & {"insert", "update", "delete"} or frozenset({"insert", "update", "delete"})
+        reads_itself = name.lower() in words or f"{db}.{name}".lower() in words
+        out.append(Constraint("trigger", str(trig), every & words, events=events if reads_itself else events - {"insert"}))
+        for (s, t), cols in _mysql_named_columns(cur, db, name, words, listed).items():
+            named = frozenset(cols & words) or frozenset(cols)
+            if s.lower() != db.lower() or not _only_inserted_into(texts, t.lower()):
+                out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), named, events=events))
+                continue
+            # a table the body only inserts into: its unique keys compare the inserted values with its stored
+            # ones, its foreign keys with the parent's (its other columns are written, not read)
+            unique = _rows(cur, _MYSQL_UNIQUE_COLUMNS, (s, t))
+            keyed = frozenset(str(r[0]).lower() for r in unique) & named
+            if keyed:
+                out.append(Constraint("trigger", str(trig), frozenset(), _key(s, t, db), keyed, events=events))
+            for ps, pt, pc in _rows(cur, _MYSQL_PARENTS, (s, t)):
+                out.append(Constraint("trigger", str(trig), frozenset(), _key(ps, pt, db),
+                                      frozenset({str(pc).lower()}), events=events))  # fmt: skip
+    return out
+
+
+_MYSQL_UNIQUE_COLUMNS = (
+    "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+    "AND NON_UNIQUE = 0"
+)
+_MYSQL_PARENTS = (
+    "SELECT REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM "
+    "information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+    "AND REFERENCED_TABLE_NAME IS NOT NULL"
+)
+
+
+#: what precedes a table the statement inserts into (``INSERT IGNORE INTO``, ``REPLACE``)
+_INSERT_TARGET = re.compile(
+    r"\b(?:INSERT|REPLACE)(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE))*(?:\s+INTO)?\s+\Z", re.IGNORECASE
+)
+
+
+def _only_inserted_into(texts: list[str], table: str) -> bool:
+    """Whether ``table`` is named in ``texts`` only as the table of an ``INSERT``/``REPLACE`` (none reads it)."""
+    # qualified (``test.log``) or not, and as the qualifier of a column (``log.cid``: a read)
+    mention = re.compile(rf"(?<![\w$.`])(?:`?[\w$]+`?\s*\.\s*)?`?{re.escape(table)}`?(?![\w$`])", re.IGNORECASE)
+    found = False
+    for text in texts:
+        for m in mention.finditer(text):
+            found = True
+            if _INSERT_TARGET.search(text[: m.start()]) is None:
+                return False
+    return found
 
 
 def _duckdb_constraints(cur: Any, schema: str | None, name: str, columns: list[str]) -> list[Constraint]:
