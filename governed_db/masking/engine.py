@@ -555,6 +555,22 @@ class MaskingState:
             lineage.uses.extend(checked)
         return lineage
 
+    def placement_uses(self, lineage: Lineage) -> list[tuple[str, Origin]]:
+        """PostgreSQL's ``tableoid`` of a partitioned table is the partition a row is stored in, which the values of
+        its partition key picked (``tableoid::regclass`` said ``t_lo`` for a name before 'N'): a use of the
+        key's columns where a statement names it (decision 0384). Asked when the statement is judged, not traced
+        (a lineage is cached, and an async connection has the order facts warmed only by then), and for the
+        tables with a masked column only."""
+        uses: list[tuple[str, Origin]] = []
+        for key in sorted(lineage.tables):
+            if not self.table_classes(key):
+                continue
+            placed: frozenset[str] = getattr(self.order_of(key), "placed", frozenset())
+            if placed:
+                clause = f"tableoid of {key}, the partition its key ({', '.join(sorted(placed))}) puts a row in"
+                uses.append((clause, Origin("expr", frozenset((key, c) for c in placed))))
+        return uses
+
     def every_table(self) -> list[str] | None:
         """The names of the database's tables (``None`` when unreadable)."""
         return schema.list_tables(self.gov.driver.catalog_connection(self.gov), self.dialect)

@@ -395,12 +395,25 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
     if hit is not None:
         return hit
     for lineage in _lineages(state, analysis):
+        lineage = _with_placement(state, analysis, lineage)
         hit = _lineage_hit(state, analysis, access, identity, lineage) or _view_hit(
             state, analysis, access, identity, lineage
         )
         if hit is not None:
             return hit
     return order_refusal(state, analysis, access, identity)
+
+
+def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -> Lineage:
+    """``lineage`` with the uses PostgreSQL's ``tableoid`` of a table partitioned by a masked column makes where
+    the statement names it (decision 0384). Named in a Unicode-escaped identifier (``U&"t\\0061bleoid"``) too."""
+    if state.sg_dialect != "postgres" or not lineage.tables:
+        return lineage
+    text = analysis.sql.lower()
+    if "tableoid" not in text and "u&" not in text:
+        return lineage
+    extra = state.placement_uses(lineage)
+    return replace(lineage, uses=[*lineage.uses, *extra]) if extra else lineage
 
 
 def _view_hit(

@@ -459,6 +459,9 @@ def _relation(
     else:
         facts = state.order_of(key, node)
         hazard, keys = _hazard(state, access, facts, masked, cache, depth, stored_order)
+        placed: frozenset[str] = getattr(facts, "placed", frozenset())
+        # a partitioned table's ``tableoid`` is the partition its key's values picked (decision 0384)
+        keys = tuple(k for k in keys if not ("tableoid" in {c.lower() for c in k} and placed & (masked | redacted)))
         usable = next((k for k in keys if not {c.lower() for c in k} & masked), None)
         if usable is None:
             # no key without a masked column (a view; a MariaDB table without a primary key): every column nobody

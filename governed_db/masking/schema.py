@@ -1246,7 +1246,7 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
                 (table_sql,),
             )
             if not rows:
-                return None
+                return _pg_partition_definition(cur, table_sql)
             return str(rows[0][0]) if rows[0][0] else UNREADABLE_VIEW
         if fam == "mysql":
             rows = _rows(cur, _MYSQL_VIEW, (db, name))
@@ -1272,6 +1272,25 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
         return query.sql(dialect=fam) if isinstance(query, exp.Query) else UNREADABLE_VIEW
 
     return guarded(conn, dialect, work)
+
+
+def _pg_partition_definition(cur: Any, table_sql: str) -> str | None:
+    """A PostgreSQL partition holds the rows of its partitioned root that its bound (and its ancestors') admits:
+    the query ``SELECT * FROM root WHERE <partition constraint>``, judged as a view's (decision 0384). A partition
+    of a table partitioned by a masked column is a filter on it: ``SELECT count(*) FROM t_lo`` counted the names
+    before 'N'. ``None`` for a relation that is no partition."""
+    rows = _rows(
+        cur,
+        "SELECT pg_catalog.pg_partition_root(c.oid)::regclass::text, pg_catalog.pg_get_partition_constraintdef(c.oid) "
+        "FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s) AND c.relispartition",
+        (table_sql,),
+    )
+    if not rows:
+        return None
+    root, bound = rows[0]
+    if not root:
+        return UNREADABLE_VIEW
+    return f"SELECT * FROM {root}" + (f" WHERE {bound}" if bound else "")
 
 
 def _sqlite_view_sql(cur: Any, db: str | None, name: str) -> list[Sequence[Any]]:
@@ -1378,6 +1397,10 @@ class OrderFacts:
     #: SQLite: a trigger (of its schema, or a TEMP one) fires on its rows: a write may change columns it does not
     #: name, row by row in read order (decision 0337); unknown counts as True
     triggered: bool = True
+    #: PostgreSQL: the lower-case columns the partition keys of a partitioned table (and of its partitioned
+    #: partitions) read (every column of a level keyed on an expression): the partition a row is stored in, so its
+    #: ``tableoid`` and the order the table's rows are read in, follow their values (decision 0384)
+    placed: frozenset[str] = frozenset()
 
 
 # every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
@@ -1412,6 +1435,14 @@ _PG_ORDER = (
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
     "WHERE c.oid = to_regclass(%s) ORDER BY i.indexrelid, k.n"
+)
+#: the columns a partitioned table's rows are placed by: each level's key columns, every column of a level whose
+#: key holds an expression (decision 0384)
+_PG_PLACED = (
+    "SELECT DISTINCT a.attname::text FROM pg_catalog.pg_partition_tree(to_regclass(%s)) t "
+    "JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid = t.relid "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND (a.attnum = ANY (pt.partattrs::int2[]) OR pt.partexprs IS NOT NULL)"
 )
 _PG_VIEW_READS = (
     "SELECT DISTINCT d.refobjid::regclass::text FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
@@ -1595,7 +1626,11 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
         return OrderFacts("table", listed, tuple(keys), inherited=inherited)
     if relkind == "p":
         keys.append(("tableoid", "ctid"))
-        return OrderFacts("table", listed, tuple(keys))
+        # rows are read partition by partition, and the key's values pick each row's partition: an index over the
+        # key's columns, as far as the order of the rows goes (decision 0384)
+        cur.execute(_PG_PLACED, (table_sql,))
+        placed = frozenset(str(_values(r)[0]).lower() for r in cur.fetchall())
+        return OrderFacts("table", (*listed, placed), tuple(keys), placed=placed)
     if relkind == "v":
         cur.execute(_PG_VIEW_READS, (table_sql,))
         return OrderFacts("view", reads=tuple(str(_values(r)[0]) for r in cur.fetchall()))

@@ -1,0 +1,197 @@
+"""Round 20 red team (r20pg), PostgreSQL through psycopg 3, psycopg2 and asyncpg: a table partitioned by a masked
+column.
+
+The application (a raw connection, as a migration) keeps its customers in a table partitioned by the name
+(``PARTITION BY RANGE (full_name)``: ``_lo`` below 'N', ``_hi`` from it) or by a hash of the e-mail. A partition
+holds exactly the rows whose key its bound admits, so reading one is a filter on the masked value that the
+statement does not spell: ``SELECT count(*) FROM t_lo`` counted the names before 'N', ``SELECT id FROM t_lo WHERE
+id = 1`` said on which side of 'N' row 1's name lies, and ``UPDATE t_lo SET city = 'X' WHERE id = 1`` changed one
+row or none. A binary search over partitions the agent may not create, but a range split the application made
+tells one bit per boundary, and a hash split a few bits of the value's hash. The parent tells the same: its
+``tableoid`` is the partition a row is stored in (``tableoid::regclass`` said ``t_lo``, ``WHERE tableoid = ...``
+kept the row or not, ``count(DISTINCT tableoid)``), and its rows read without ORDER BY come partition by
+partition, so ``SELECT id FROM t`` put row 1 first or last (and ``LIMIT 3`` kept it or not).
+
+Decision 0384: a partition is judged as ``SELECT * FROM <root> WHERE <its partition constraint>`` (the view
+machinery of 0382); a partitioned table's ``tableoid`` is a use of the columns its partition keys read; and those
+columns decide its stored order as an index over them would (0160), so its rows are ordered by values nobody masked
+and never by ``(tableoid, ctid)``.
+
+Oracles compare two copies that differ only in row 1's name (``Alice Smith`` or ``Zoe Quinn``, masked alike) and,
+for the hash split, its e-mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests._redteam import asyncpg_variants, leaked, pg_variants, rows_or_rules
+
+pytestmark = pytest.mark.usefixtures("pg_dsn")
+
+#: row 1 per copy: (name, e-mail); the names fall either side of 'N', the e-mails in different hash partitions of 4
+SECRETS = {"a": ("Alice Smith", "alice@example.com"), "b": ("Zoe Quinn", "zed@example.com")}
+REFUSED = "refused: ['masked-column-predicate']"
+
+
+@pytest.fixture
+def split(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per copy a and b, ``{t}`` partitioned by range of the name (``{t}_lo``, ``{t}_hi``) and ``{t}h`` by a hash of
+    the e-mail (``{t}h_0`` .. ``{t}h_3``): 10 customers, row 1 holding the copy's name and e-mail, the others names
+    before 'N'."""
+    names: dict[str, str] = {}
+    try:
+        for v, (name, email) in SECRETS.items():
+            t = names[v] = f"gdb_r20pg_{unique}_{v}"
+            pg_conn.execute(f"CREATE TABLE {t} (id int, full_name text, email text, city text) "
+                            "PARTITION BY RANGE (full_name)")  # fmt: skip
+            pg_conn.execute(f"CREATE TABLE {t}_lo PARTITION OF {t} FOR VALUES FROM (MINVALUE) TO ('N')")
+            pg_conn.execute(f"CREATE TABLE {t}_hi PARTITION OF {t} FOR VALUES FROM ('N') TO (MAXVALUE)")
+            pg_conn.execute(f"CREATE TABLE {t}h (id int, email text, city text) PARTITION BY HASH (email)")
+            for r in range(4):
+                pg_conn.execute(f"CREATE TABLE {t}h_{r} PARTITION OF {t}h FOR VALUES WITH (MODULUS 4, REMAINDER {r})")
+            for table, values in ((t, (1, name, email, "Paris")), (f"{t}h", (1, email, "Paris"))):
+                pg_conn.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(values))})", values)
+            pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Aaron Number ' || g, 'p' || g || '@example.org', 'Lyon' "
+                            "FROM generate_series(2, 10) g")  # fmt: skip
+        yield names
+    finally:
+        for t in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}h")
+
+
+def _once(sql: str) -> Any:
+    """``see(conn, table)``: what the caller sees of ``sql`` over ``table`` (rolled back afterwards), the table's name
+    blanked to ``T`` in what comes back."""
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            seen = rows_or_rules(conn, sql.format(t=table))
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            conn.rollback()
+        return repr(seen).replace(table, "T")
+
+    return see
+
+
+#: name -> statement; over the raw connection, the two copies answer differently
+TOLD = {
+    "a-partition-counted": "SELECT count(*) FROM {t}_lo",
+    "a-partition-read-by-key": "SELECT id FROM {t}_lo WHERE id = 1",
+    "only-the-partition": "SELECT id FROM ONLY {t}_hi ORDER BY id",
+    "a-write-through-a-partition": "UPDATE {t}_lo SET city = 'Nice' WHERE id = 1",
+    "a-delete-through-a-partition": "DELETE FROM {t}_hi WHERE id = 1",
+    "a-hash-partition": "SELECT id FROM {t}h_1",
+    "the-partition-a-row-is-in": "SELECT tableoid::regclass, id FROM {t} ORDER BY id",
+    "rows-of-one-partition-by-tableoid": "SELECT id FROM {t} WHERE tableoid = '{t}_hi'::regclass",
+    "partitions-counted-by-tableoid": "SELECT count(DISTINCT tableoid) FROM {t}",
+    "the-hash-partition-a-row-is-in": "SELECT c.relname FROM {t}h x JOIN pg_class c ON c.oid = x.tableoid",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("name", list(TOLD), ids=list(TOLD))
+def test_a_partition_by_a_masked_column_picks_no_rows(split: dict[str, str], driver: str, name: str) -> None:
+    seen = pg_variants(driver, split, _once(TOLD[name]))
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == repr(REFUSED), seen
+
+
+#: name -> statement read without ORDER BY (or one the rows' stored order decides): partition by partition, raw
+UNORDERED = {
+    "every-row": "SELECT id FROM {t}",
+    "the-first-three": "SELECT id, city FROM {t} LIMIT 3",
+    "numbered-as-read": "SELECT id, row_number() OVER () FROM {t}",
+    "joined-into-one-text": "SELECT string_agg(id::text, ',') FROM {t}",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(UNORDERED), ids=list(UNORDERED))
+def test_a_table_partitioned_by_a_masked_column_is_read_in_no_order_it_decides(
+    split: dict[str, str], name: str
+) -> None:
+    seen = pg_variants("psycopg", split, _once(UNORDERED[name]))
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1], seen
+    assert "refused" not in seen["a"][1], seen  # ordered by values nobody masked, not refused
+
+
+def test_a_partition_by_a_masked_column_through_asyncpg(split: dict[str, str]) -> None:
+    """The partition's bound and the parent's placement are read by the async warm-up too."""
+    pytest.importorskip("asyncpg")
+    statements = [
+        "SELECT count(*) FROM {t}_lo",
+        "SELECT tableoid::regclass FROM {t} WHERE id = 1",
+        "SELECT id FROM {t}",
+        "SELECT id FROM {t}h_1",
+    ]
+
+    async def see(conn: Any, table: str) -> Any:
+        out: list[Any] = []
+        for sql in statements:
+            try:
+                out.append([tuple(r) for r in await conn.fetch(sql.format(t=table))])
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                out.append(f"refused: {sorted(e.decision.rules)}")
+        return repr(out).replace(table, "T")
+
+    seen = asyncpg_variants(split, see)
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1], seen
+    assert seen["a"][1].count(REFUSED) == 3 and not leaked(seen["a"][1], SECRETS["a"]), seen
+
+
+@pytest.fixture
+def by_id(pg_conn: Any, unique: str) -> Iterator[str]:
+    """Customers partitioned by id (``{t}_lo`` below 6, ``{t}_hi`` from it): no masked column in the key."""
+    t = f"gdb_r20pg_{unique}_i"
+    try:
+        pg_conn.execute(f"CREATE TABLE {t} (id int, full_name text, city text) PARTITION BY RANGE (id)")
+        pg_conn.execute(f"CREATE TABLE {t}_lo PARTITION OF {t} FOR VALUES FROM (MINVALUE) TO (6)")
+        pg_conn.execute(f"CREATE TABLE {t}_hi PARTITION OF {t} FOR VALUES FROM (6) TO (MAXVALUE)")
+        pg_conn.execute(f"INSERT INTO {t} SELECT 11 - g, 'Person Number ' || g, 'Lyon' FROM generate_series(1, 10) g")
+        yield t
+    finally:
+        pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+#: innocent look-alikes over a table partitioned by id: each answers exactly as over the raw connection
+BY_ID = [
+    "SELECT count(*) FROM {t}_lo",
+    "SELECT id, full_name FROM {t}_hi ORDER BY id",
+    "SELECT tableoid::regclass, id FROM {t} ORDER BY id",
+    "SELECT id FROM {t} WHERE tableoid = '{t}_hi'::regclass ORDER BY id",
+    "SELECT id, city FROM {t}",
+    "UPDATE {t}_lo SET city = 'Nice' WHERE id = 1",
+]
+
+
+@pytest.mark.parametrize("sql", BY_ID, ids=range(len(BY_ID)))
+def test_partitions_by_a_clear_column_still_run(by_id: str, sql: str) -> None:
+    seen = pg_variants("psycopg", {"a": by_id, "b": by_id}, _once(sql))
+    raw, gov = seen["a"]
+    assert "refused" not in gov and "Error" not in gov, seen
+    assert gov == raw.replace("Person Number", "[PERSON_NAME]") or "[PERSON_NAME]" in gov, seen
+
+
+def test_a_table_partitioned_by_a_masked_column_still_answers_by_key(split: dict[str, str]) -> None:
+    """Reading the parent by its clear columns, in their order, and writing it by key, still run."""
+
+    def see(conn: Any, table: str) -> Any:
+        return [_once(sql)(conn, table) for sql in (
+            "SELECT id, full_name, city FROM {t} WHERE id < 4 ORDER BY id",
+            "SELECT count(*) FROM {t} WHERE city = 'Lyon'",
+            "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+        )]  # fmt: skip
+
+    seen = pg_variants("psycopg", split, see)
+    assert seen["a"][1] == seen["b"][1] == [
+        "[(1, '[PERSON_NAME]', 'Paris'), (2, '[PERSON_NAME]', 'Lyon'), (3, '[PERSON_NAME]', 'Lyon')]", "[(9,)]", "1",
+    ], seen  # fmt: skip
