@@ -195,3 +195,141 @@ def test_a_table_partitioned_by_a_masked_column_still_answers_by_key(split: dict
     assert seen["a"][1] == seen["b"][1] == [
         "[(1, '[PERSON_NAME]', 'Paris'), (2, '[PERSON_NAME]', 'Lyon'), (3, '[PERSON_NAME]', 'Lyon')]", "[(9,)]", "1",
     ], seen  # fmt: skip
+
+
+# -- row-level security policies over a masked column (decision 0385) --------------------------------------------
+#: the application's policies: which rows its users see, one over the name, one over the e-mail and a setting the
+#: application gives each session
+POLICIES = ("USING (full_name < 'N')", "USING (email = current_setting('app.email', true))")
+
+
+@pytest.fixture
+def guarded_rows(pg_conn: Any, unique: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A login role of its own (the application's users are no superusers: row security binds them) and, per copy,
+    10 customers under ``POLICIES`` (and one copy under a policy over the city): ``(role, tables)``."""
+    role, names = f"gdb_r20pg_{unique}", {}
+    pg_conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        for v, (name, email) in {**SECRETS, "city": SECRETS["a"]}.items():
+            t = names[v] = f"gdb_r20pg_{unique}_rls_{v}"
+            pg_conn.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, full_name text, email text, city text)")
+            pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, 'Paris')", (name, email))
+            pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Aaron Number ' || g, 'p' || g || '@example.org', 'Lyon' "
+                            "FROM generate_series(2, 10) g")  # fmt: skip
+            pg_conn.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
+            for n, policy in enumerate(POLICIES if v != "city" else ("USING (city = 'Lyon')",)):
+                pg_conn.execute(f"CREATE POLICY {t}_{n} ON {t} {policy}")
+            pg_conn.execute(f"GRANT SELECT, UPDATE ON {t} TO {role}")
+        yield role, names
+    finally:
+        for t in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}")
+        pg_conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def _as_role(driver: str, role: str, tables: dict[str, str], sql: str) -> dict[str, tuple[Any, Any]]:
+    """Per copy: what a raw and a governed session of ``role`` through ``driver`` see of ``sql`` (rolled back)."""
+    from tests._redteam import govern
+    from tests.conftest import PG_DSN
+
+    dsn = " ".join(p for p in PG_DSN.split() if not p.startswith("user=")) + f" user={role}"
+    if driver == "psycopg":
+        import psycopg
+
+        connect: Any = lambda: psycopg.connect(dsn)  # noqa: E731
+    else:
+        psycopg2 = pytest.importorskip("psycopg2")
+        connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    seen: dict[str, tuple[Any, Any]] = {}
+    for v, t in tables.items():
+        raw, gov = connect(), govern(connect())
+        try:
+            seen[v] = (_once(sql)(raw, t), _once(sql)(gov, t))
+        finally:
+            raw.close()
+            gov.close()
+    return seen
+
+
+#: name -> statement; over the raw connection, the policy on the name tells the copies apart
+POLICED = {
+    "rows-counted": "SELECT count(*) FROM {t}",
+    "a-row-by-key": "SELECT id, city FROM {t} WHERE id = 1",
+    "ordered-by-key": "SELECT id FROM {t} ORDER BY id",
+    "a-write-by-key": "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("name", list(POLICED), ids=list(POLICED))
+def test_a_row_security_policy_over_a_masked_column_picks_no_rows(
+    guarded_rows: tuple[str, dict[str, str]], driver: str, name: str
+) -> None:
+    role, tables = guarded_rows
+    seen = _as_role(driver, role, {v: tables[v] for v in "ab"}, POLICED[name])
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == repr(REFUSED), seen
+
+
+def test_a_row_security_policy_refusal_says_which(guarded_rows: tuple[str, dict[str, str]]) -> None:
+    """The refusal names the table's policies and the masked column, and the next step."""
+    import psycopg
+
+    from tests._redteam import govern
+    from tests.conftest import PG_DSN
+
+    role, tables = guarded_rows
+    dsn = " ".join(p for p in PG_DSN.split() if not p.startswith("user=")) + f" user={role}"
+    with psycopg.connect(dsn) as raw:
+        conn = govern(raw)
+        with pytest.raises(governed_db.GuardrailViolation) as e:
+            conn.cursor().execute(f"SELECT count(*) FROM {tables['a']}")
+        conn.rollback()
+    assert f"row-level security policies of table {tables['a']}" in str(e.value), e.value
+    assert "full_name" in str(e.value) and "unmask" in str(e.value), e.value
+
+
+def test_a_row_security_policy_over_a_clear_column_still_runs(guarded_rows: tuple[str, dict[str, str]]) -> None:
+    """A policy on the city reads as the raw session does; so does every policed table for a superuser, whom
+    row security does not bind."""
+    role, tables = guarded_rows
+    for sql in ("SELECT id, city FROM {t} ORDER BY id", "UPDATE {t} SET city = 'Nice' WHERE id = 2"):
+        raw, gov = _as_role("psycopg", role, {"city": tables["city"]}, sql)["city"]
+        assert gov == raw and "refused" not in gov, (raw, gov)
+    seen = pg_variants("psycopg", {v: tables[v] for v in "ab"}, _once("SELECT id, city FROM {t} ORDER BY id"))
+    assert seen["a"][1] == seen["b"][1] == seen["a"][0], seen  # the superuser sees every row, as stored
+
+
+def test_a_row_security_policy_through_asyncpg(guarded_rows: tuple[str, dict[str, str]]) -> None:
+    """The policies are read by the async warm-up too."""
+    asyncpg = pytest.importorskip("asyncpg")
+    import asyncio
+
+    from tests._redteam import govern
+    from tests.conftest import PG_DSN
+
+    role, tables = guarded_rows
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    url = f"postgresql://{role}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+
+    async def see(conn: Any, table: str) -> Any:
+        try:
+            return [tuple(r) for r in await conn.fetch(f"SELECT id FROM {table} WHERE id = 1")]
+        except governed_db.GuardrailViolation as e:
+            assert e.decision is not None
+            return f"refused: {sorted(e.decision.rules)}"
+
+    async def run() -> dict[str, tuple[Any, Any]]:
+        out: dict[str, tuple[Any, Any]] = {}
+        for v in "ab":
+            raw, gov = await asyncpg.connect(url), govern(await asyncpg.connect(url))
+            try:
+                out[v] = (await see(raw, tables[v]), await see(gov, tables[v]))
+            finally:
+                await raw.close()
+                await gov.close()
+        return out
+
+    seen = asyncio.run(run())
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] == REFUSED, seen

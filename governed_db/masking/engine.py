@@ -150,6 +150,9 @@ class TableInfo:
     #: a view's defining query, judged where the view is read (decisions 0374, 0382); ``None`` for a table,
     #: ``schema.UNREADABLE_VIEW`` for a view whose definition could not be read
     view: str | None = None
+    #: PostgreSQL: the rows its active row-level security policies admit, as a query over it judged where the table
+    #: is read (decision 0385); ``None``: no policy applies to the connection's user
+    policy: str | None = None
     #: a settled table the sample read whole (decision 0268): each clear text-like column's values as the
     #: classification saw them. A value outside them arrived since: it is scanned as it passes, and a statement
     #: that filters on (or computes from) such a column has the table probed first; ``None``: not watched
@@ -867,6 +870,7 @@ class MaskingState:
                     label, 0.9, {"fields": f"composite type with field(s) {', '.join(fields)}"},
                     strategy=("redact", {}),
                 )
+        info.policy = schema.read_row_policies(raw, self.dialect, table_sql)
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
             if not schema.system_view(raw, self.dialect, table_sql):

@@ -443,10 +443,8 @@ def _view_hit(
         hit = _view_write_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
-    for key in sorted(lineage.tables):
-        info = state.tables.get(key)
-        definition = info.view if info is not None else None
-        if definition is None or key in seen:
+    for key, definition, what in _definitions(state, lineage):
+        if key in seen:
             continue
         reduced: exp.Expression | None = None
         try:
@@ -464,7 +462,7 @@ def _view_hit(
         if inner is None and not access.everything:
             return _hit(
                 state, analysis, identity, PREDICATE_RULE,
-                f"the definition of view {key} could not be read or followed, so whether a masked value decides "
+                f"{what} could not be read or followed, so whether a masked value decides "
                 "its rows is unknown",
                 "read the tables it is defined over, let the connection's user read the view's definition "
                 "(MySQL/MariaDB: the SHOW VIEW privilege), or ask for an unmask grant (masking.unmask)",
@@ -475,8 +473,22 @@ def _view_hit(
             state, analysis, access, identity, inner, depth + 1, seen | {key}
         )
         if hit is not None:
-            return replace(hit, reason=f"in the definition of view {key}: {hit.reason}")
+            return replace(hit, reason=f"in {what}: {hit.reason}")
     return None
+
+
+def _definitions(state: MaskingState, lineage: Lineage) -> Iterator[tuple[str, str, str]]:
+    """``(table, query, what it is)`` for each relation ``lineage`` reads whose rows a query decides: a view's
+    definition (0374, 0382, and a PostgreSQL partition's bound, 0384), and the row-level security policies
+    PostgreSQL applies to the connection's user on a table (0385), both judged as the WHERE they are."""
+    for key in sorted(lineage.tables):
+        info = state.tables.get(key)
+        if info is None:
+            continue
+        if info.view is not None:
+            yield key, info.view, f"the definition of view {key}"
+        if info.policy is not None:
+            yield key, info.policy, f"the row-level security policies of table {key}"
 
 
 def _view_masked_beneath(state: MaskingState, access: Access, key: str, budget: int = 16) -> bool:

@@ -1274,6 +1274,31 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
     return guarded(conn, dialect, work)
 
 
+def read_row_policies(conn: Any, dialect: str, table_sql: str) -> str | None:
+    """PostgreSQL: the rows of ``table_sql`` its row-level security policies let this connection's user see and
+    write, as ``SELECT * FROM <table> WHERE <each policy's USING and WITH CHECK>`` (ANDed: what matters is which
+    columns decide, not how they combine); ``None`` where row security is not active for the user (a superuser,
+    the owner of a table without FORCE ROW LEVEL SECURITY, one with BYPASSRLS), where no policy holds an
+    expression, on other databases, or when the catalog read fails. A policy ``USING (full_name < 'N')`` decides
+    which rows every statement reads, as a view's WHERE does: judged so where the table is read (decision 0385)."""
+    if family(dialect) != "postgres":
+        return None
+
+    def work(cur: Any) -> str | None:
+        rows = _rows(
+            cur,
+            "SELECT c.oid::regclass::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), "
+            "pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid "
+            "WHERE c.oid = to_regclass(%s) AND pg_catalog.row_security_active(c.oid) ORDER BY p.polname",
+            (table_sql,),
+        )
+        quals = [f"({q})" for r in rows for q in r[1:] if q]
+        return f"SELECT * FROM {rows[0][0]} WHERE {' AND '.join(quals)}" if quals else None
+
+    return guarded(conn, dialect, work)
+
+
 def _pg_partition_definition(cur: Any, table_sql: str) -> str | None:
     """A PostgreSQL partition holds the rows of its partitioned root that its bound (and its ancestors') admits:
     the query ``SELECT * FROM root WHERE <partition constraint>``, judged as a view's (decision 0384). A partition
