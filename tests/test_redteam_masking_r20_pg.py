@@ -333,3 +333,111 @@ def test_a_row_security_policy_through_asyncpg(guarded_rows: tuple[str, dict[str
     seen = asyncio.run(run())
     assert seen["a"][0] != seen["b"][0], seen
     assert seen["a"][1] == seen["b"][1] == REFUSED, seen
+
+
+# -- triggers and rules a write fires (decision 0385) -------------------------------------------------------------
+@pytest.fixture
+def fired(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per copy a and b, ``{t}`` with rules that skip an UPDATE or DELETE of a row whose name is from 'N' on,
+    ``{t}_tr`` with a BEFORE UPDATE trigger that does the same and a BEFORE DELETE one whose notice divides by the
+    name's length less 11, ``{t}_ok`` with the innocent kind (an ``updated_at`` stamp, a log of ids, a notice of the
+    row's values, a rule on the city, an INSERT trigger on the caller's own row)."""
+    names: dict[str, str] = {}
+
+    def people(table: str, name: str, extra: str = "") -> None:
+        pg_conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, full_name text, city text{extra})")
+        pg_conn.execute(f"INSERT INTO {table} (id, full_name, city) VALUES (1, %s, 'Paris')", (name,))
+        pg_conn.execute(f"INSERT INTO {table} (id, full_name, city) SELECT g, 'Aaron Number ' || g, 'Lyon' "
+                        "FROM generate_series(2, 10) g")  # fmt: skip
+
+    try:
+        for v, (name, _email) in SECRETS.items():
+            t = names[v] = f"gdb_r20pg_{unique}_{v}"
+            people(t, name)
+            people(f"{t}_tr", name)
+            people(f"{t}_ok", name, ", updated_at timestamptz")
+            pg_conn.execute(f"CREATE TABLE {t}_log (id int, at timestamptz)")
+            for event in ("UPDATE", "DELETE"):
+                pg_conn.execute(f"CREATE RULE {t}_{event.lower()} AS ON {event} TO {t} "
+                                "WHERE old.full_name >= 'N' DO INSTEAD NOTHING")  # fmt: skip
+            pg_conn.execute(f"CREATE FUNCTION {t}_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                            "IF OLD.full_name >= 'N' THEN RETURN NULL; END IF; RETURN NEW; END $$")  # fmt: skip
+            pg_conn.execute(f"CREATE TRIGGER {t}_skip BEFORE UPDATE ON {t}_tr FOR EACH ROW EXECUTE FUNCTION {t}_skip()")
+            pg_conn.execute(f"CREATE FUNCTION {t}_div() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                            "RAISE NOTICE 'gone: %', 1 / (length(OLD.full_name) - 11); RETURN OLD; END $$")
+            pg_conn.execute(f"CREATE TRIGGER {t}_div BEFORE DELETE ON {t}_tr FOR EACH ROW EXECUTE FUNCTION {t}_div()")
+            pg_conn.execute(f"CREATE FUNCTION {t}_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                            "RAISE NOTICE 'customer % (%) moved', NEW.full_name, NEW.city; RETURN NEW; END $$")
+            pg_conn.execute(f"CREATE TRIGGER {t}_note AFTER UPDATE ON {t}_ok FOR EACH ROW EXECUTE FUNCTION {t}_note()")
+            pg_conn.execute(f"CREATE FUNCTION {t}_stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                            f"NEW.updated_at := now(); INSERT INTO {t}_log VALUES (OLD.id, now()); RETURN NEW; END $$")
+            pg_conn.execute(f"CREATE TRIGGER {t}_stamp BEFORE UPDATE ON {t}_ok FOR EACH ROW EXECUTE FUNCTION {t}_stamp()")
+            pg_conn.execute(f"CREATE FUNCTION {t}_upper() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                            "NEW.full_name := upper(NEW.full_name); RETURN NEW; END $$")  # fmt: skip
+            pg_conn.execute(f"CREATE TRIGGER {t}_upper BEFORE INSERT ON {t}_ok FOR EACH ROW EXECUTE FUNCTION {t}_upper()")
+            pg_conn.execute(f"CREATE RULE {t}_ok_city AS ON DELETE TO {t}_ok WHERE old.city = 'Nowhere' "
+                            "DO INSTEAD NOTHING")  # fmt: skip
+        yield names
+    finally:
+        for t in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_tr, {t}_ok, {t}_log")
+            for f in ("skip", "div", "note", "stamp", "upper"):
+                pg_conn.execute(f"DROP FUNCTION IF EXISTS {t}_{f}()")
+
+
+#: name -> statement; over the raw connection, the rule or trigger on the name tells the copies apart
+FIRED = {
+    "an-update-a-rule-skips": "UPDATE {t} SET city = 'Nice' WHERE id = 1",
+    "a-delete-a-rule-skips": "DELETE FROM {t} WHERE id = 1",
+    "an-update-a-trigger-skips": "UPDATE {t}_tr SET city = 'Nice' WHERE id = 1",
+    "every-row-a-trigger-skips": "UPDATE {t}_tr SET city = 'Nice' WHERE id < 5",
+    "a-notice-that-divides": "DELETE FROM {t}_tr WHERE id = 1",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("name", list(FIRED), ids=list(FIRED))
+def test_a_rule_or_trigger_over_a_masked_column_decides_no_row_count(
+    fired: dict[str, str], driver: str, name: str
+) -> None:
+    seen = pg_variants(driver, fired, _once(FIRED[name]))
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == repr("refused: ['masked-column-constraint']"), seen
+
+
+def test_a_rule_or_trigger_through_asyncpg(fired: dict[str, str]) -> None:
+    """The triggers and rules are read with the constraints the async warm-up reads."""
+    pytest.importorskip("asyncpg")
+
+    async def see(conn: Any, table: str) -> Any:
+        out: list[Any] = []
+        for sql in ("UPDATE {t} SET city = 'Nice' WHERE id = 1", "UPDATE {t}_tr SET city = 'Nice' WHERE id = 1"):
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                out.append(await conn.execute(sql.format(t=table)))
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                out.append(f"refused: {sorted(e.decision.rules)}")
+            finally:
+                await tr.rollback()
+        return out
+
+    seen = asyncpg_variants(fired, see)
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] == ["refused: ['masked-column-constraint']"] * 2, seen
+
+
+#: innocent look-alikes on ``{t}_ok``: a stamp and a log of ids, a notice of the row's values (withheld, 0230), a rule
+#: on the city, an INSERT trigger on the caller's own row; each answers as the raw connection does
+FIRED_OK = [
+    "UPDATE {t}_ok SET city = 'Nice' WHERE id = 1",
+    "DELETE FROM {t}_ok WHERE id = 2",
+    "INSERT INTO {t}_ok (id, full_name, city) VALUES (99, 'Ann Lee', 'Nice')",
+]
+
+
+@pytest.mark.parametrize("sql", FIRED_OK, ids=range(len(FIRED_OK)))
+def test_innocent_triggers_and_rules_still_run(fired: dict[str, str], sql: str) -> None:
+    seen = pg_variants("psycopg", fired, _once(sql))
+    assert seen["a"][1] == seen["b"][1] == seen["a"][0] == "1", seen

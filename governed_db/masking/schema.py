@@ -985,7 +985,75 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
     # PostgreSQL's generated columns are stored ones (up to 17): each is computed when its row is written
     found += _computed_on_write(generated, generated)
+    found += _pg_fired(cur, table_sql)
     return _expand(found, generated)
+
+
+#: the application's triggers on a table (or on a partition of it, which a write through the table fires): name,
+#: event bits, ``UPDATE OF`` columns, the CREATE TRIGGER (its WHEN), the function's language and source
+_PG_TRIGGERS = (
+    "SELECT t.tgname::text, t.tgtype::int, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])), pg_catalog.pg_get_triggerdef(t.oid), "
+    "l.lanname::text, p.prosrc FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+    "JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
+    "AND (t.tgrelid = to_regclass(%s) OR t.tgrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass(%s))))"
+)
+#: its rules (``CREATE RULE ... ON UPDATE TO t WHERE old.full_name >= 'N' DO INSTEAD NOTHING``): name, event, text
+_PG_RULES = (
+    "SELECT r.rulename::text, r.ev_type::text, pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r "
+    "WHERE r.rulename <> '_RETURN' AND r.ev_enabled <> 'D' "
+    "AND (r.ev_class = to_regclass(%s) OR r.ev_class IN (SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass(%s))))"
+)
+#: ``OLD`` or ``NEW`` as a whole row (not ``OLD.col``, nor the ``RETURN NEW`` that lets the write go on), or SQL
+#: built at run time: any column may be read
+_WHOLE_ROW = re.compile(r"\b(?:old|new)\b(?!\s*\.\s*[\w\"])|\bexecute\b|\bto_jsonb?\b|\brow_to_json\b|"
+                        r"\btg_argv\b|\bhstore\b", re.IGNORECASE)  # fmt: skip
+_RETURNED = re.compile(r"\breturn\s+(?:new|old|null)\b", re.IGNORECASE)
+#: a PL/pgSQL notice of a literal format and plain ``NEW.col``/``OLD.col`` arguments: its text is withheld from a
+#: caller who sees masked columns (decision 0230), and it changes nothing else, so the columns it names decide nothing
+_NOTICE = re.compile(
+    r"\bRAISE\s+(?:DEBUG|LOG|INFO|NOTICE|WARNING)\s+'(?:[^']|'')*'(?:\s*,\s*(?:new|old)\s*\.\s*[\w$]+)*\s*;",
+    re.IGNORECASE,
+)
+#: a trigger's WHEN condition in ``pg_get_triggerdef``; a rule's head in ``pg_get_ruledef`` (``... TO public.t``)
+_TRIGGER_WHEN = re.compile(r"\bWHEN\s*\((.*)\)\s*EXECUTE\s+(?:FUNCTION|PROCEDURE)\b", re.IGNORECASE | re.DOTALL)
+_RULE_HEAD = re.compile(r"^\s*CREATE\s+RULE\s.*?\sTO\s+(?:\"[^\"]*\"|[\w$]+)(?:\.(?:\"[^\"]*\"|[\w$]+))?",
+                        re.IGNORECASE | re.DOTALL)  # fmt: skip
+#: trigger event bits (``TRIGGER_TYPE_INSERT``, ``_DELETE``, ``_UPDATE`` of PostgreSQL's ``pg_trigger.tgtype``)
+_PG_TRIGGER_EVENTS = ((4, "insert"), (8, "delete"), (16, "update"))
+#: rule events (``pg_rewrite.ev_type``)
+_PG_RULE_EVENTS = {"2": "update", "3": "insert", "4": "delete"}
+
+
+def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
+    """The triggers and rules a write to ``table_sql`` fires (decision 0385): ``BEFORE UPDATE ... IF OLD.full_name
+    >= 'N' THEN RETURN NULL`` and ``CREATE RULE ... WHERE old.full_name >= 'N' DO INSTEAD NOTHING`` made ``UPDATE
+    t SET city = 'X' WHERE id = 1`` change one row or none. Each is a ``trigger`` constraint over the columns its
+    code names (a trigger's WHEN and its function's source, a rule's condition and actions), every column where
+    it reads a whole row, builds SQL at run time, or runs code whose source is not SQL or PL/pgSQL; an INSERT's
+    fires on the caller's own row, a use only where its code names the table (a query of the stored rows)."""
+    every = frozenset(str(r[0]).lower() for r in _rows(
+        cur, "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped", (table_sql,)))  # fmt: skip
+    own_name = table_sql.rsplit(".", 1)[-1].strip('"').lower()
+    fired: list[tuple[str, frozenset[str], frozenset[str] | None, str, bool]] = []
+    for name, bits, of, definition, language, source in _rows(cur, _PG_TRIGGERS, (table_sql, table_sql)):
+        events = frozenset(e for bit, e in _PG_TRIGGER_EVENTS if int(bits) & bit)
+        when = _TRIGGER_WHEN.search(str(definition))
+        code = f"{when.group(1) if when else ''}\n{_NOTICE.sub(' ', str(source or ''))}"
+        fired.append((str(name), events, _names(of) or None, code, str(language) not in ("plpgsql", "sql")))
+    for name, event, definition in _rows(cur, _PG_RULES, (table_sql, table_sql)):
+        code = _RULE_HEAD.sub("", str(definition), count=1)
+        fired.append((str(name), frozenset({_PG_RULE_EVENTS.get(str(event), "update")}), None, code, False))
+    out: list[Constraint] = []
+    for name, events, of, code, opaque in fired:
+        words = frozenset(w.lower() for w in re.findall(r"[\w$]+", code))
+        cols = every if opaque or _WHOLE_ROW.search(_RETURNED.sub("", code)) else every & words
+        if own_name not in words:
+            events = events - {"insert"}
+        if cols and events:
+            out.append(Constraint("trigger", name, cols, updated=of, events=events))
+    return out
 
 
 _PG_DEFAULTS = (
