@@ -307,6 +307,7 @@ class AsyncDriver(Driver):
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])
             schema.read_composite_fields(conn, gov.dialect, table_sql)
             schema.read_row_policies(conn, gov.dialect, table_sql)
+            schema.read_placed(conn, gov.dialect, table_sql)
             if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:
                 schema.system_view(conn, gov.dialect, table_sql)
 

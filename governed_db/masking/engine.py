@@ -153,6 +153,9 @@ class TableInfo:
     #: PostgreSQL: the rows its active row-level security policies admit, as a query over it judged where the table
     #: is read (decision 0385); ``None``: no policy applies to the connection's user
     policy: str | None = None
+    #: PostgreSQL: the columns whose values pick the partition a row of this partitioned table is stored in
+    #: (decision 0384); empty for any other relation
+    placed: frozenset[str] = frozenset()
     #: a settled table the sample read whole (decision 0268): each clear text-like column's values as the
     #: classification saw them. A value outside them arrived since: it is scanned as it passes, and a statement
     #: that filters on (or computes from) such a column has the table probed first; ``None``: not watched
@@ -561,14 +564,12 @@ class MaskingState:
     def placement_uses(self, lineage: Lineage) -> list[tuple[str, Origin]]:
         """PostgreSQL's ``tableoid`` of a partitioned table is the partition a row is stored in, which the values of
         its partition key picked (``tableoid::regclass`` said ``t_lo`` for a name before 'N'): a use of the
-        key's columns where a statement names it (decision 0384). Asked when the statement is judged, not traced
-        (a lineage is cached, and an async connection has the order facts warmed only by then), and for the
-        tables with a masked column only."""
+        key's columns where a statement names it (decision 0384). Asked when the statement is judged, not traced:
+        a lineage is cached, and the columns are read with the table's catalog (the async warm-up's too)."""
         uses: list[tuple[str, Origin]] = []
         for key in sorted(lineage.tables):
-            if not self.table_classes(key):
-                continue
-            placed: frozenset[str] = getattr(self.order_of(key), "placed", frozenset())
+            info = self.tables.get(key)
+            placed = info.placed if info is not None else frozenset()
             if placed:
                 clause = f"tableoid of {key}, the partition its key ({', '.join(sorted(placed))}) puts a row in"
                 uses.append((clause, Origin("expr", frozenset((key, c) for c in placed))))
@@ -871,6 +872,7 @@ class MaskingState:
                     strategy=("redact", {}),
                 )
         info.policy = schema.read_row_policies(raw, self.dialect, table_sql)
+        info.placed = schema.read_placed(raw, self.dialect, table_sql)
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
             if not schema.system_view(raw, self.dialect, table_sql):

@@ -451,6 +451,11 @@ def _view_hit(
             query = parse_one(definition, state.sg_dialect)
             if not isinstance(query, exp.Expression):
                 raise TypeError("not a query")
+            placed = _placed_in(state, query, definition)
+            if placed is not None:
+                hit = _lineage_hit(state, analysis, access, identity, placed)
+                if hit is not None:
+                    return replace(hit, reason=f"in {what}: {hit.reason}")
             reduced = view_rows.row_deciding(query)
             inner: Lineage | None = state.trace(reduced)
         except Exception:
@@ -475,6 +480,17 @@ def _view_hit(
         if hit is not None:
             return replace(hit, reason=f"in {what}: {hit.reason}")
     return None
+
+
+def _placed_in(state: MaskingState, query: exp.Expression, definition: str) -> Lineage | None:
+    """A PostgreSQL view whose definition names ``tableoid`` (its columns included, which the judgement of its rows
+    leaves out): the placement uses of the tables it reads (decision 0384); ``None`` where there are none.
+    ``SELECT tableoid::regclass AS part, id FROM t`` named each row's partition in a clear column."""
+    if state.sg_dialect != "postgres" or ("tableoid" not in definition.lower() and "u&" not in definition.lower()):
+        return None
+    full = state.trace(query)
+    uses = state.placement_uses(full)
+    return replace(full, uses=uses) if uses else None
 
 
 def _definitions(state: MaskingState, lineage: Lineage) -> Iterator[tuple[str, str, str]]:

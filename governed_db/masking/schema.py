@@ -1342,6 +1342,23 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
     return guarded(conn, dialect, work)
 
 
+def read_placed(conn: Any, dialect: str, table_sql: str) -> frozenset[str]:
+    """PostgreSQL: the lower-case columns a partitioned table's partition keys read, its partitioned partitions'
+    too (every column of a level keyed on an expression): they pick the partition a row is stored in, so its
+    ``tableoid`` and the order its rows are read in (decision 0384). Empty for any other relation, on other
+    databases, or when the catalog read fails."""
+    if family(dialect) != "postgres":
+        return frozenset()
+
+    def work(cur: Any) -> frozenset[str]:
+        kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
+        if not kind or kind[0][0] != "p":
+            return frozenset()
+        return frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,)))
+
+    return guarded(conn, dialect, work) or frozenset()
+
+
 def read_row_policies(conn: Any, dialect: str, table_sql: str) -> str | None:
     """PostgreSQL: the rows of ``table_sql`` its row-level security policies let this connection's user see and
     write, as ``SELECT * FROM <table> WHERE <each policy's USING and WITH CHECK>`` (ANDed: what matters is which
