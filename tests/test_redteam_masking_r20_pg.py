@@ -451,3 +451,87 @@ FIRED_OK = [
 def test_innocent_triggers_and_rules_still_run(fired: dict[str, str], sql: str) -> None:
     seen = pg_variants("psycopg", fired, _once(sql))
     assert seen["a"][1] == seen["b"][1] == seen["a"][0] == "1", seen
+
+
+# -- the application's SQL functions over a masked table (decision 0385) --------------------------------------------
+@pytest.fixture
+def looked_up(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
+    """Per copy a and b, 10 customers and the application's functions ``{t}_name(id)`` (SQL: the name of a
+    customer), ``{t}_has(email)`` (SQL: whether a customer has that e-mail), ``{t}_len(id)`` (PL/pgSQL: the length of a
+    name); and the innocent kind: ``{t}_plus(i)`` (no table) and ``{t}_town(id)`` (a table without personal data)."""
+    names: dict[str, str] = {}
+    try:
+        for v, (name, email) in SECRETS.items():
+            t = names[v] = f"gdb_r20pg_{unique}_{v}"
+            pg_conn.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, full_name text, email text, city text)")
+            pg_conn.execute(f"INSERT INTO {t} VALUES (1, %s, %s, 'Paris')", (name, email))
+            pg_conn.execute(f"INSERT INTO {t} SELECT g, 'Aaron Number ' || g, 'p' || g || '@example.org', 'Lyon' "
+                            "FROM generate_series(2, 10) g")  # fmt: skip
+            pg_conn.execute(f"CREATE TABLE {t}_towns (id int PRIMARY KEY, town text)")
+            pg_conn.execute(f"INSERT INTO {t}_towns VALUES (1, 'Paris'), (2, 'Lyon')")
+            pg_conn.execute(f"CREATE FUNCTION {t}_name(i int) RETURNS text LANGUAGE sql STABLE "
+                            f"AS $$ SELECT full_name FROM {t} WHERE id = i $$")  # fmt: skip
+            pg_conn.execute(f"CREATE FUNCTION {t}_has(e text) RETURNS bool LANGUAGE sql STABLE "
+                            f"AS $$ SELECT EXISTS (SELECT 1 FROM {t} WHERE email = e) $$")  # fmt: skip
+            pg_conn.execute(f"CREATE FUNCTION {t}_len(i int) RETURNS int LANGUAGE plpgsql STABLE AS $$ DECLARE n int; "
+                            f"BEGIN SELECT length(full_name) INTO n FROM {t} WHERE id = i; RETURN n; END $$")
+            pg_conn.execute(f"CREATE FUNCTION {t}_plus(i int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT i + 1 $$")
+            pg_conn.execute(f"CREATE FUNCTION {t}_town(i int) RETURNS text LANGUAGE sql STABLE "
+                            f"AS $$ SELECT town FROM {t}_towns WHERE id = i $$")  # fmt: skip
+        yield names
+    finally:
+        for t in names.values():
+            pg_conn.execute(f"DROP FUNCTION IF EXISTS {t}_name(int), {t}_has(text), {t}_len(int), {t}_plus(int), "
+                            f"{t}_town(int)")  # fmt: skip
+            pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_towns")
+
+
+#: name -> statement; over the raw connection, the copies answer differently
+CALLED = {
+    "a-name-returned": "SELECT {t}_name(1)",
+    "an-e-mail-tested": "SELECT {t}_has('alice@example.com')",
+    "a-length-from-plpgsql": "SELECT {t}_len(1)",
+    "in-a-where": "SELECT id FROM {t} WHERE {t}_name(id) LIKE 'A%'",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("name", list(CALLED), ids=list(CALLED))
+def test_an_application_function_over_a_masked_table_is_not_run(
+    looked_up: dict[str, str], driver: str, name: str
+) -> None:
+    """``CREATE FUNCTION name(i int) ... AS $$ SELECT full_name FROM customers WHERE id = i $$``, made by the
+    application: ``SELECT name(1)`` returned ``Alice Smith`` as stored (no scan recognises a name), and
+    ``has('...')`` said whether a customer holds a guessed e-mail. masking.md listed such functions among its
+    limits; 0319 refused only stored code the caller defines."""
+    seen = pg_variants(driver, looked_up, _once(CALLED[name]))
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] == repr(REFUSED), seen
+
+
+def test_an_application_function_through_asyncpg(looked_up: dict[str, str]) -> None:
+    """The functions' bodies, and the tables they name, are read by the async warm-up."""
+    pytest.importorskip("asyncpg")
+
+    async def see(conn: Any, table: str) -> Any:
+        out: list[Any] = []
+        for sql in ("SELECT {t}_name(1)", "SELECT {t}_has('alice@example.com')", "SELECT {t}_town(1), {t}_plus(1)"):
+            try:
+                out.append([tuple(r) for r in await conn.fetch(sql.format(t=table))])
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                out.append(f"refused: {sorted(e.decision.rules)}")
+        return out
+
+    seen = asyncpg_variants(looked_up, see)
+    assert seen["a"][0] != seen["b"][0], seen
+    assert seen["a"][1] == seen["b"][1] == [REFUSED, REFUSED, [("Paris", 2)]], seen
+
+
+@pytest.mark.parametrize("sql", ["SELECT {t}_plus(1)", "SELECT {t}_town(2)", "SELECT id, {t}_town(id) FROM {t}_towns "
+                                 "ORDER BY id", "SELECT pg_catalog.upper('x'), lpad('7', 3, '0')"],
+                         ids=["no-table", "a-clear-table", "over-its-rows", "the-servers-own"])  # fmt: skip
+def test_functions_over_no_masked_column_still_run(looked_up: dict[str, str], sql: str) -> None:
+    seen = pg_variants("psycopg", looked_up, _once(sql))
+    assert seen["a"][1] == seen["b"][1] == seen["a"][0], seen
+    assert "refused" not in seen["a"][1], seen

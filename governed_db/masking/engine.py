@@ -315,6 +315,9 @@ class MaskingState:
         self.stored_code_names: dict[str, list[bool] | None] = {}
         #: and the column classes of those that are tables, read then (judging DDL forgets the tables read)
         self.stored_code_classes: dict[str, Any] = {}
+        #: the application's functions a statement calls, by their sorted names, read with await for an async
+        #: connection before it is judged (decision 0385)
+        self.called_code: dict[tuple[str, ...], Any] = {}
         #: names (lower case) of the temporary tables and views this connection made: another connection may
         #: store a table of the same name later, which one side then hides (decision 0258)
         self.temporary_names: set[str] = set()

@@ -401,7 +401,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         )
         if hit is not None:
             return hit
-    return order_refusal(state, analysis, access, identity)
+    return _called_code_hit(state, analysis, access, identity) or order_refusal(state, analysis, access, identity)
 
 
 def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -> Lineage:
@@ -840,6 +840,80 @@ def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 "or one whose argument types match it exactly) while analysis lets them through as that function",
                 "give the function a name of its own (what it is given from a masked column is refused as a copy)",
             )
+    return None
+
+
+def called_functions(analysis: Analysis) -> list[str]:
+    """The lower-case names of the functions a statement calls that the parser does not know (PostgreSQL's own
+    among them, told apart by the catalog)."""
+    names: set[str] = set()
+    for stmt in analysis.statements:
+        tree = stmt.expression
+        if isinstance(tree, exp.Expression):
+            names.update(
+                f.name.lower() for f in tree.find_all(exp.Anonymous)
+                # ``pg_catalog.md5(...)`` is the server's own, whatever the application named its functions
+                if f.name and not (isinstance(f.parent, exp.Dot) and f.parent.this.name.lower() == "pg_catalog")
+            )
+    return sorted(names)
+
+
+def _called_code_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: a call of the application's function runs its body on the raw rows of the tables it reads, out
+    of masking's sight: ``SELECT name_of(1)`` over ``SELECT full_name FROM customers WHERE id = i`` returned the
+    name as stored, ``has_email('...')`` tested a guess (decision 0385). A function (SQL or PL/pgSQL) whose body
+    names a table with columns masked for the identity, or builds statements at run time, is refused as stored
+    code the caller defines is (0319); code in another language reads no table by name (an extension's C)."""
+    if state.sg_dialect != "postgres":
+        return None
+    names = called_functions(analysis)
+    if not names:
+        return None
+    found = state.called_code.get(tuple(names), MISSING)  # read with await for an async connection
+    if found is MISSING:
+        found = schema.application_functions(state.gov.driver.catalog_connection(state.gov), state.dialect, names)
+    if found is None:
+        return None if access.everything else _hit(
+            state, analysis, identity, PREDICATE_RULE,
+            f"the functions it calls ({', '.join(names)}) could not be looked up, so whether one reads a masked "
+            "column out of masking's sight is unknown",
+            "run the statement again (the catalog is read again first), or ask for an unmask grant (masking.unmask)",
+        )  # fmt: skip
+    conn = None
+    for name, language, source in found:
+        if language not in ("sql", "plpgsql"):
+            continue
+        words = stored_code.named_relations(source, state.dialect)
+        masked: list[str] = []
+        unknown = words is None or stored_code.runs_built_statements(source)
+        for word in words or ():
+            if word in state.stored_code_names:
+                rel = state.stored_code_names[word]  # read with await for an async connection
+            else:
+                if conn is None:
+                    conn = state.gov.driver.catalog_connection(state.gov)
+                rel = schema.same_named_relations(conn, state.dialect, word.rpartition(".")[2])
+            if rel is None:
+                unknown = True
+                break
+            if not rel:
+                continue
+            classes = state.stored_code_classes.get(word, MISSING)
+            hidden = access.hidden_fields(word) if classes is MISSING else access.hidden_of(word, classes)
+            if hidden is None and not access.blind(word):
+                unknown = True
+            elif hidden or access.blind(word):
+                masked.append(word)
+        if masked or unknown:
+            reads = (f"reads {', '.join(masked)}, whose masked columns" if masked
+                     else "reads tables masking could not look up (or builds statements at run time), whose columns")
+            return _hit(
+                state, analysis, identity, PREDICATE_RULE,
+                f"it calls {name}(), the application's {language} function, whose body {reads} it would compute on "
+                "before masking (returning them, or deciding by them)",
+                "read the tables it reads instead, have the function reviewed into a view masking can judge, or ask "
+                "for an unmask grant (masking.unmask)",
+            )  # fmt: skip
     return None
 
 

@@ -196,21 +196,24 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     except Exception as e:
         log.debug("governed_db masking: no cursor for catalog reads: %s", loggable(e))
         return None
+    # psycopg 3 prepares a text run five times on a connection: the savepoints of many reads in one transaction
+    # showed in the caller's pg_prepared_statements (decision 0385)
+    unprepared = {"prepare": False} if type(cur).__module__.split(".")[0] == "psycopg" else {}
     try:
         if savepoint:
-            cur.execute("SAVEPOINT governed_db_catalog")
+            cur.execute("SAVEPOINT governed_db_catalog", **unprepared)
         try:
             out = work(cur)
         except Exception as e:
             log.debug("governed_db masking: catalog read failed: %s", loggable(e))
             if savepoint:
-                cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog")
-                cur.execute("RELEASE SAVEPOINT governed_db_catalog")
+                cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog", **unprepared)
+                cur.execute("RELEASE SAVEPOINT governed_db_catalog", **unprepared)
             elif rollback_after:
                 conn.rollback()
             return None
         if savepoint:
-            cur.execute("RELEASE SAVEPOINT governed_db_catalog")
+            cur.execute("RELEASE SAVEPOINT governed_db_catalog", **unprepared)
         elif rollback_after:
             conn.rollback()
         return out
@@ -1357,6 +1360,29 @@ def read_placed(conn: Any, dialect: str, table_sql: str) -> frozenset[str]:
         return frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,)))
 
     return guarded(conn, dialect, work) or frozenset()
+
+
+def application_functions(conn: Any, dialect: str, names: list[str]) -> list[tuple[str, str, str]] | None:
+    """PostgreSQL: ``(name, language, source)`` of each function called one of ``names`` (lower case) outside the
+    server's own schemas — the application's code, which a call runs on the raw rows of the tables its body reads
+    (decision 0385); ``[]`` on other databases, ``None`` when the catalog cannot be read."""
+    if family(dialect) != "postgres" or not names:
+        return []
+
+    def work(cur: Any) -> list[tuple[str, str, str]]:
+        # read for many statements: never prepared by psycopg 3 (the caller's pg_prepared_statements stays its own)
+        unprepared = {"prepare": False} if type(cur).__module__.split(".")[0] == "psycopg" else {}
+        cur.execute(
+            "SELECT lower(p.proname::text), l.lanname::text, coalesce(p.prosrc, '') FROM pg_catalog.pg_proc p "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l "
+            "ON l.oid = p.prolang WHERE lower(p.proname::text) = ANY (string_to_array(%s, chr(31))) "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, p.oid",
+            ("\x1f".join(names),),  # one text: the async replay keys its answers by hashable parameters
+            **unprepared,
+        )
+        return [(str(n), str(lang), str(src)) for n, lang, src in (_values(r) for r in cur.fetchall())]
+
+    return guarded(conn, dialect, work)
 
 
 def read_row_policies(conn: Any, dialect: str, table_sql: str) -> str | None:
