@@ -67,14 +67,16 @@ class AsyncDriver(Driver):
         replay: _Replay = self.catalog_connection(gov)
         # stored code names its tables in text sqlglot does not parse (a body): read apart (decision 0319)
         await self._warm_stored_code(gov, state, replay, sql)
-        await self._warm_called_code(gov, state, replay, sql)
         if not nodes:
+            await self._warm_called_code(gov, state, replay, sql)
             return
         from governed_db.masking.catalog import table_key
 
         keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]
         for key, node in zip(keys, nodes, strict=True):
             await self._warm_table(gov, state, replay, key, node)
+        # after the tables: the functions the definitions of the views read call count too
+        await self._warm_called_code(gov, state, replay, sql)
         # a write is judged by the constraints of the tables it names (read once per table), and by the columns of
         # the tables their foreign keys lead to. Read before the watched tables are probed, which traces the
         # statement (traced without them, every write of a small table was judged by unreadable constraints), and
@@ -173,7 +175,7 @@ class AsyncDriver(Driver):
             return
         text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
         try:
-            names = called_functions(analysis_for(text, gov.dialect))
+            names = called_functions(analysis_for(text, gov.dialect), state)
         except Exception:
             return
         if not names:

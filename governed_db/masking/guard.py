@@ -843,18 +843,34 @@ def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Ide
     return None
 
 
-def called_functions(analysis: Analysis) -> list[str]:
+def called_functions(analysis: Analysis, state: MaskingState | None = None) -> list[str]:
     """The lower-case names of the functions a statement calls that the parser does not know (PostgreSQL's own
-    among them, told apart by the catalog)."""
+    among them, told apart by the catalog) — and, given ``state``, those the definitions of the views it reads
+    call (three views deep), as far as those were read."""
     names: set[str] = set()
-    for stmt in analysis.statements:
-        tree = stmt.expression
-        if isinstance(tree, exp.Expression):
+    trees = [s.expression for s in analysis.statements if isinstance(s.expression, exp.Expression)]
+    seen: set[str] = set()
+    for _depth in range(4):
+        found: list[exp.Expression] = []
+        for tree in trees:
             names.update(
                 f.name.lower() for f in tree.find_all(exp.Anonymous)
                 # ``pg_catalog.md5(...)`` is the server's own, whatever the application named its functions
                 if f.name and not (isinstance(f.parent, exp.Dot) and f.parent.this.name.lower() == "pg_catalog")
             )
+            if state is None:
+                continue
+            for table in tree.find_all(exp.Table):
+                key = table_key(".".join(p.name for p in table.parts))
+                info = state.tables.get(key)
+                if key in seen or info is None or not info.view:
+                    continue
+                seen.add(key)
+                with contextlib.suppress(Exception):
+                    view = parse_one(info.view, state.sg_dialect)
+                    if isinstance(view, exp.Expression):
+                        found.append(view)
+        trees = found
     return sorted(names)
 
 
@@ -866,7 +882,7 @@ def _called_code_hit(state: MaskingState, analysis: Analysis, access: Access, id
     code the caller defines is (0319); code in another language reads no table by name (an extension's C)."""
     if state.sg_dialect != "postgres":
         return None
-    names = called_functions(analysis)
+    names = called_functions(analysis, state)
     if not names:
         return None
     found = state.called_code.get(tuple(names), MISSING)  # read with await for an async connection
