@@ -178,8 +178,10 @@ class AsyncDriver(Driver):
             names = called_functions(analysis_for(text, gov.dialect), state)
         except Exception:
             return
-        if not names:
-            return
+        if not names or state.called_code.get(tuple(names)) is not None:
+            return  # read already (DDL forgets them, as it forgets the tables read)
+        if len(state.called_code) > 256:
+            state.called_code.clear()
         found: list[Any] = []
         await self._answer(gov, replay, lambda conn: found.append(schema.application_functions(conn, gov.dialect,
                                                                                              names)))  # fmt: skip

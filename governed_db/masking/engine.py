@@ -418,6 +418,7 @@ class MaskingState:
         with self.lock:
             self.tables.clear()
             self.facts.clear()
+            self.called_code.clear()
             self._drop_derived()
 
     def recall(self, key: tuple[Any, ...]) -> Any:
