@@ -68,12 +68,15 @@ class AsyncDriver(Driver):
         # stored code names its tables in text sqlglot does not parse (a body): read apart (decision 0319)
         await self._warm_stored_code(gov, state, replay, sql)
         if not nodes:
+            await self._warm_called_code(gov, state, replay, sql)
             return
         from governed_db.masking.catalog import table_key
 
         keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]
         for key, node in zip(keys, nodes, strict=True):
             await self._warm_table(gov, state, replay, key, node)
+        # after the tables: the functions the definitions of the views read call count too
+        await self._warm_called_code(gov, state, replay, sql)
         # a write is judged by the constraints of the tables it names (read once per table), and by the columns of
         # the tables their foreign keys lead to. Read before the watched tables are probed, which traces the
         # statement (traced without them, every write of a small table was judged by unreadable constraints), and
@@ -158,6 +161,48 @@ class AsyncDriver(Driver):
             if found and found[-1]:
                 await self._warm_table(gov, state, replay, table_key(name), None)
                 state.stored_code_classes[name] = state.table_classes(table_key(name))
+
+    async def _warm_called_code(self, gov: Governor, state: Any, replay: _Replay, sql: Any) -> None:
+        """Read, with ``await``, the application's functions a PostgreSQL statement calls, which words of their bodies
+        name a table or view, and those tables' columns: the masking guard refuses a call of one whose body reads
+        masked columns (decision 0385)."""
+        from governed_db.masking import schema, stored_code
+        from governed_db.masking.catalog import table_key
+        from governed_db.masking.guard import called_functions
+        from governed_db.sql.shapes import analysis_for
+
+        if gov.dialect not in ("postgres", "postgresql"):
+            return
+        text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
+        try:
+            names = called_functions(analysis_for(text, gov.dialect), state)
+        except Exception:
+            return
+        if not names or state.called_code.get(tuple(names)) is not None:
+            return  # read already (DDL forgets them, as it forgets the tables read)
+        if len(state.called_code) > 256:
+            state.called_code.clear()
+        found: list[Any] = []
+        await self._answer(gov, replay, lambda conn: found.append(schema.application_functions(conn, gov.dialect,
+                                                                                             names)))  # fmt: skip
+        replay.answers.clear()
+        code = found[-1] if found else None
+        state.called_code[tuple(names)] = code
+        for _name, language, source in code or ():
+            if language not in ("sql", "plpgsql"):
+                continue
+            for word in stored_code.named_relations(source, gov.dialect) or ():
+                seen: list[list[bool] | None] = []
+
+                def read(conn: Any, word: str = word, into: list[list[bool] | None] = seen) -> None:
+                    into.append(schema.same_named_relations(conn, gov.dialect, word.rpartition(".")[2]))
+
+                await self._answer(gov, replay, read)
+                state.stored_code_names[word] = seen[-1] if seen else None
+                replay.answers.clear()
+                if seen and seen[-1]:
+                    await self._warm_table(gov, state, replay, table_key(word), None)
+                    state.stored_code_classes[word] = state.table_classes(table_key(word))
 
     async def _warm_order(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None,
                           depth: int) -> None:
@@ -326,6 +371,8 @@ class AsyncDriver(Driver):
             schema.sequence_tables(conn, gov.dialect, name)
             schema.read_generated(conn, gov.dialect, table_sql, db_name, name, [c for c, _ in cols or ()])
             schema.read_composite_fields(conn, gov.dialect, table_sql)
+            schema.read_row_policies(conn, gov.dialect, table_sql)
+            schema.read_placed(conn, gov.dialect, table_sql)
             if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:
                 schema.system_view(conn, gov.dialect, table_sql)
 

@@ -152,6 +152,12 @@ class TableInfo:
     #: a view's defining query, judged where the view is read (decisions 0374, 0382); ``None`` for a table,
     #: ``schema.UNREADABLE_VIEW`` for a view whose definition could not be read
     view: str | None = None
+    #: PostgreSQL: the rows its active row-level security policies admit, as a query over it judged where the table
+    #: is read (decision 0385); ``None``: no policy applies to the connection's user
+    policy: str | None = None
+    #: PostgreSQL: the columns whose values pick the partition a row of this partitioned table is stored in
+    #: (decision 0384); empty for any other relation
+    placed: frozenset[str] = frozenset()
     #: a settled table the sample read whole (decision 0268): each clear text-like column's values as the
     #: classification saw them. A value outside them arrived since: it is scanned as it passes, and a statement
     #: that filters on (or computes from) such a column has the table probed first; ``None``: not watched
@@ -315,6 +321,9 @@ class MaskingState:
         self.stored_code_names: dict[str, list[bool] | None] = {}
         #: and the column classes of those that are tables, read then (judging DDL forgets the tables read)
         self.stored_code_classes: dict[str, Any] = {}
+        #: the application's functions a statement calls, by their sorted names, read with await for an async
+        #: connection before it is judged (decision 0385)
+        self.called_code: dict[tuple[str, ...], Any] = {}
         #: names (lower case) of the temporary tables and views this connection made: another connection may
         #: store a table of the same name later, which one side then hides (decision 0258)
         self.temporary_names: set[str] = set()
@@ -415,6 +424,7 @@ class MaskingState:
         with self.lock:
             self.tables.clear()
             self.facts.clear()
+            self.called_code.clear()
             self._drop_derived()
 
     def recall(self, key: tuple[Any, ...]) -> Any:
@@ -564,6 +574,20 @@ class MaskingState:
             lineage.blind = lineage.blind or any(o.lost for _, o in checked)
             lineage.uses.extend(checked)
         return lineage
+
+    def placement_uses(self, lineage: Lineage) -> list[tuple[str, Origin]]:
+        """PostgreSQL's ``tableoid`` of a partitioned table is the partition a row is stored in, which the values of
+        its partition key picked (``tableoid::regclass`` said ``t_lo`` for a name before 'N'): a use of the
+        key's columns where a statement names it (decision 0384). Asked when the statement is judged, not traced:
+        a lineage is cached, and the columns are read with the table's catalog (the async warm-up's too)."""
+        uses: list[tuple[str, Origin]] = []
+        for key in sorted(lineage.tables):
+            info = self.tables.get(key)
+            placed = info.placed if info is not None else frozenset()
+            if placed:
+                clause = f"tableoid of {key}, the partition its key ({', '.join(sorted(placed))}) puts a row in"
+                uses.append((clause, Origin("expr", frozenset((key, c) for c in placed))))
+        return uses
 
     def every_table(self) -> list[str] | None:
         """The names of the database's tables (``None`` when unreadable)."""
@@ -867,6 +891,8 @@ class MaskingState:
                     label, 0.9, {"fields": f"composite type with field(s) {', '.join(fields)}"},
                     strategy=("redact", {}),
                 )
+        info.policy = schema.read_row_policies(raw, self.dialect, table_sql)
+        info.placed = schema.read_placed(raw, self.dialect, table_sql)
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
             if not schema.system_view(raw, self.dialect, table_sql):

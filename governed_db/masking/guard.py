@@ -396,12 +396,25 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
     if hit is not None:
         return hit
     for lineage in _lineages(state, analysis):
+        lineage = _with_placement(state, analysis, lineage)
         hit = _lineage_hit(state, analysis, access, identity, lineage) or _view_hit(
             state, analysis, access, identity, lineage
         )
         if hit is not None:
             return hit
-    return order_refusal(state, analysis, access, identity)
+    return _called_code_hit(state, analysis, access, identity) or order_refusal(state, analysis, access, identity)
+
+
+def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -> Lineage:
+    """``lineage`` with the uses PostgreSQL's ``tableoid`` of a table partitioned by a masked column makes where
+    the statement names it (decision 0384). Named in a Unicode-escaped identifier (``U&"t\\0061bleoid"``) too."""
+    if state.sg_dialect != "postgres" or not lineage.tables:
+        return lineage
+    text = analysis.sql.lower()
+    if "tableoid" not in text and "u&" not in text:
+        return lineage
+    extra = state.placement_uses(lineage)
+    return replace(lineage, uses=[*lineage.uses, *extra]) if extra else lineage
 
 
 def _view_hit(
@@ -431,16 +444,19 @@ def _view_hit(
         hit = _view_write_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
-    for key in sorted(lineage.tables):
-        info = state.tables.get(key)
-        definition = info.view if info is not None else None
-        if definition is None or key in seen:
+    for key, definition, what in _definitions(state, lineage):
+        if key in seen:
             continue
         reduced: exp.Expression | None = None
         try:
             query = parse_one(definition, state.sg_dialect)
             if not isinstance(query, exp.Expression):
                 raise TypeError("not a query")
+            placed = _placed_in(state, query, definition)
+            if placed is not None:
+                hit = _lineage_hit(state, analysis, access, identity, placed)
+                if hit is not None:
+                    return replace(hit, reason=f"in {what}: {hit.reason}")
             reduced = view_rows.row_deciding(query)
             inner: Lineage | None = state.trace(reduced)
         except Exception:
@@ -452,7 +468,7 @@ def _view_hit(
         if inner is None and not access.everything:
             return _hit(
                 state, analysis, identity, PREDICATE_RULE,
-                f"the definition of view {key} could not be read or followed, so whether a masked value decides "
+                f"{what} could not be read or followed, so whether a masked value decides "
                 "its rows is unknown",
                 "read the tables it is defined over, let the connection's user read the view's definition "
                 "(MySQL/MariaDB: the SHOW VIEW privilege), or ask for an unmask grant (masking.unmask)",
@@ -463,8 +479,33 @@ def _view_hit(
             state, analysis, access, identity, inner, depth + 1, seen | {key}
         )
         if hit is not None:
-            return replace(hit, reason=f"in the definition of view {key}: {hit.reason}")
+            return replace(hit, reason=f"in {what}: {hit.reason}")
     return None
+
+
+def _placed_in(state: MaskingState, query: exp.Expression, definition: str) -> Lineage | None:
+    """A PostgreSQL view whose definition names ``tableoid`` (its columns included, which the judgement of its rows
+    leaves out): the placement uses of the tables it reads (decision 0384); ``None`` where there are none.
+    ``SELECT tableoid::regclass AS part, id FROM t`` named each row's partition in a clear column."""
+    if state.sg_dialect != "postgres" or ("tableoid" not in definition.lower() and "u&" not in definition.lower()):
+        return None
+    full = state.trace(query)
+    uses = state.placement_uses(full)
+    return replace(full, uses=uses) if uses else None
+
+
+def _definitions(state: MaskingState, lineage: Lineage) -> Iterator[tuple[str, str, str]]:
+    """``(table, query, what it is)`` for each relation ``lineage`` reads whose rows a query decides: a view's
+    definition (0374, 0382, and a PostgreSQL partition's bound, 0384), and the row-level security policies
+    PostgreSQL applies to the connection's user on a table (0385), both judged as the WHERE they are."""
+    for key in sorted(lineage.tables):
+        info = state.tables.get(key)
+        if info is None:
+            continue
+        if info.view is not None:
+            yield key, info.view, f"the definition of view {key}"
+        if info.policy is not None:
+            yield key, info.policy, f"the row-level security policies of table {key}"
 
 
 def _view_masked_beneath(state: MaskingState, access: Access, key: str, budget: int = 16) -> bool:
@@ -800,6 +841,96 @@ def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 "or one whose argument types match it exactly) while analysis lets them through as that function",
                 "give the function a name of its own (what it is given from a masked column is refused as a copy)",
             )
+    return None
+
+
+def called_functions(analysis: Analysis, state: MaskingState | None = None) -> list[str]:
+    """The lower-case names of the functions a statement calls that the parser does not know (PostgreSQL's own
+    among them, told apart by the catalog) — and, given ``state``, those the definitions of the views it reads
+    call (three views deep), as far as those were read."""
+    names: set[str] = set()
+    trees = [s.expression for s in analysis.statements if isinstance(s.expression, exp.Expression)]
+    seen: set[str] = set()
+    for _depth in range(4):
+        found: list[exp.Expression] = []
+        for tree in trees:
+            names.update(
+                f.name.lower() for f in tree.find_all(exp.Anonymous)
+                # ``pg_catalog.md5(...)`` is the server's own, whatever the application named its functions
+                if f.name and not (isinstance(f.parent, exp.Dot) and f.parent.this.name.lower() == "pg_catalog")
+            )
+            if state is None:
+                continue
+            for table in tree.find_all(exp.Table):
+                key = table_key(".".join(p.name for p in table.parts))
+                info = state.tables.get(key)
+                if key in seen or info is None or not info.view:
+                    continue
+                seen.add(key)
+                with contextlib.suppress(Exception):
+                    view = parse_one(info.view, state.sg_dialect)
+                    if isinstance(view, exp.Expression):
+                        found.append(view)
+        trees = found
+    return sorted(names)
+
+
+def _called_code_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: a call of the application's function runs its body on the raw rows of the tables it reads, out
+    of masking's sight: ``SELECT name_of(1)`` over ``SELECT full_name FROM customers WHERE id = i`` returned the
+    name as stored, ``has_email('...')`` tested a guess (decision 0385). A function (SQL or PL/pgSQL) whose body
+    names a table with columns masked for the identity, or builds statements at run time, is refused as stored
+    code the caller defines is (0319); code in another language reads no table by name (an extension's C)."""
+    if state.sg_dialect != "postgres":
+        return None
+    names = called_functions(analysis, state)
+    if not names:
+        return None
+    found = state.called_code.get(tuple(names), MISSING)  # read with await for an async connection
+    if found is MISSING:
+        found = schema.application_functions(state.gov.driver.catalog_connection(state.gov), state.dialect, names)
+    if found is None:
+        return None if access.everything else _hit(
+            state, analysis, identity, PREDICATE_RULE,
+            f"the functions it calls ({', '.join(names)}) could not be looked up, so whether one reads a masked "
+            "column out of masking's sight is unknown",
+            "run the statement again (the catalog is read again first), or ask for an unmask grant (masking.unmask)",
+        )  # fmt: skip
+    conn = None
+    for name, language, source in found:
+        if language not in ("sql", "plpgsql"):
+            continue
+        words = stored_code.named_relations(source, state.dialect)
+        masked: list[str] = []
+        unknown = words is None or stored_code.runs_built_statements(source)
+        for word in words or ():
+            if word in state.stored_code_names:
+                rel = state.stored_code_names[word]  # read with await for an async connection
+            else:
+                if conn is None:
+                    conn = state.gov.driver.catalog_connection(state.gov)
+                rel = schema.same_named_relations(conn, state.dialect, word.rpartition(".")[2])
+            if rel is None:
+                unknown = True
+                break
+            if not rel:
+                continue
+            classes = state.stored_code_classes.get(word, MISSING)
+            hidden = access.hidden_fields(word) if classes is MISSING else access.hidden_of(word, classes)
+            if hidden is None and not access.blind(word):
+                unknown = True
+            elif hidden or access.blind(word):
+                masked.append(word)
+        if masked or unknown:
+            reads = (f"reads {', '.join(masked)}, whose masked columns" if masked
+                     else "reads tables masking could not look up (or builds statements at run time), whose columns")
+            return _hit(
+                state, analysis, identity, PREDICATE_RULE,
+                f"it calls {name}(), the application's {language} function, whose body {reads} it would compute on "
+                "before masking (returning them, or deciding by them)",
+                "read the tables it reads instead, have the function reviewed into a view masking can judge, or ask "
+                "for an unmask grant (masking.unmask)",
+            )  # fmt: skip
     return None
 
 

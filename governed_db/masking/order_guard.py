@@ -106,8 +106,10 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     lineage = facts.lineage
     # the statement's own tables too: ``COPY t (a) TO`` reads a table no result column is traced to
     tables = list(dict.fromkeys([*(lineage.tables if lineage is not None else ()), *analysis.tables]))
-    if not any(access.hidden_fields(t) for t in tables):
-        return NOTHING  # nothing masked here for this identity: nothing to order or stand in for
+    if not any(access.hidden_fields(t) or _placed_beneath(state, access, table_key(t)) for t in tables):
+        # nothing masked here for this identity (nor a partitioned table's placement beneath a view, 0384):
+        # nothing to order or stand in for
+        return NOTHING
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
@@ -460,10 +462,17 @@ def _relation(
         )
         found = Relation(False, None, tuple(columns), masked, redacted, whole, variants=variants)
     elif not masked and not redacted:
-        found = Relation(False, None, tuple(columns), masked, redacted, variants=variants)
+        # a view that shows no masked column may still read its rows in an order one decides: a table partitioned
+        # by one, whose rows come partition by partition (decision 0384). Ordered by its columns, all clear
+        beneath = _placed_beneath(state, access, key)
+        found = Relation(beneath, tuple(columns) if beneath else None, tuple(columns), masked, redacted,
+                         variants=variants)  # fmt: skip
     else:
         facts = state.order_of(key, node)
         hazard, keys = _hazard(state, access, facts, masked, cache, depth, stored_order)
+        placed: frozenset[str] = getattr(facts, "placed", frozenset())
+        # a partitioned table's ``tableoid`` is the partition its key's values picked (decision 0384)
+        keys = tuple(k for k in keys if not ("tableoid" in {c.lower() for c in k} and placed & (masked | redacted)))
         usable = next((k for k in keys if not {c.lower() for c in k} & masked), None)
         if usable is None:
             # no key without a masked column (a view; a MariaDB table without a primary key): every column nobody
@@ -518,6 +527,34 @@ def _varies(declared: str | None) -> bool:
 
 def _text_type(declared: str | None) -> bool:
     return declared is not None and declared.lower().split("(", 1)[0].strip() in _TEXT_TYPES
+
+
+def _placed_beneath(state: MaskingState, access: Access, key: str, depth: int = 0) -> bool:
+    """Does the view ``key`` read (through views, as deep as the guard follows them) a table whose partitions a
+    column masked for the identity picks (0384)? Its rows then come in an order that column decides."""
+    from governed_db.sql._sqlite_reading import parse_one
+
+    info = state.tables.get(key)
+    if info is None or info.view is None or depth >= _VIEW_DEPTH:
+        return False
+    try:
+        query = parse_one(info.view, state.sg_dialect)
+    except Exception:
+        return False  # an unreadable definition is refused where the view is judged (0382)
+    if not isinstance(query, exp.Expression):
+        return False
+    ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
+    for table in query.find_all(exp.Table):
+        if not table.name or (len(table.parts) == 1 and table.name.lower() in ctes):
+            continue
+        inner = table_key(".".join(p.name for p in table.parts))
+        if inner == key:
+            continue
+        sub = state.table(inner)
+        hidden = frozenset(c.lower() for c in sub.columns or () if access.masks(inner, c) or access.redacts(inner, c))
+        if sub.placed & hidden or _placed_beneath(state, access, inner, depth + 1):
+            return True
+    return False
 
 
 def _hazard(

@@ -196,21 +196,24 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
     except Exception as e:
         log.debug("governed_db masking: no cursor for catalog reads: %s", loggable(e))
         return None
+    # psycopg 3 prepares a text run five times on a connection: the savepoints of many reads in one transaction
+    # showed in the caller's pg_prepared_statements (decision 0385)
+    unprepared = {"prepare": False} if type(cur).__module__.split(".")[0] == "psycopg" else {}
     try:
         if savepoint:
-            cur.execute("SAVEPOINT governed_db_catalog")
+            cur.execute("SAVEPOINT governed_db_catalog", **unprepared)
         try:
             out = work(cur)
         except Exception as e:
             log.debug("governed_db masking: catalog read failed: %s", loggable(e))
             if savepoint:
-                cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog")
-                cur.execute("RELEASE SAVEPOINT governed_db_catalog")
+                cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog", **unprepared)
+                cur.execute("RELEASE SAVEPOINT governed_db_catalog", **unprepared)
             elif rollback_after:
                 conn.rollback()
             return None
         if savepoint:
-            cur.execute("RELEASE SAVEPOINT governed_db_catalog")
+            cur.execute("RELEASE SAVEPOINT governed_db_catalog", **unprepared)
         elif rollback_after:
             conn.rollback()
         return out
@@ -1229,7 +1232,75 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
     # PostgreSQL's generated columns are stored ones (up to 17): each is computed when its row is written
     found += _computed_on_write(generated, generated)
+    found += _pg_fired(cur, table_sql)
     return _expand(found, generated)
+
+
+#: the application's triggers on a table (or on a partition of it, which a write through the table fires): name,
+#: event bits, ``UPDATE OF`` columns, the CREATE TRIGGER (its WHEN), the function's language and source
+_PG_TRIGGERS = (
+    "SELECT t.tgname::text, t.tgtype::int, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])), pg_catalog.pg_get_triggerdef(t.oid), "
+    "l.lanname::text, p.prosrc FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+    "JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
+    "AND (t.tgrelid = to_regclass(%s) OR t.tgrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass(%s))))"
+)
+#: its rules (``CREATE RULE ... ON UPDATE TO t WHERE old.full_name >= 'N' DO INSTEAD NOTHING``): name, event, text
+_PG_RULES = (
+    "SELECT r.rulename::text, r.ev_type::text, pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r "
+    "WHERE r.rulename <> '_RETURN' AND r.ev_enabled <> 'D' "
+    "AND (r.ev_class = to_regclass(%s) OR r.ev_class IN (SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass(%s))))"
+)
+#: ``OLD`` or ``NEW`` as a whole row (not ``OLD.col``, nor the ``RETURN NEW`` that lets the write go on), or SQL
+#: built at run time: any column may be read
+_WHOLE_ROW = re.compile(r"\b(?:old|new)\b(?!\s*\.\s*[\w\"])|\bexecute\b|\bto_jsonb?\b|\brow_to_json\b|"
+                        r"\btg_argv\b|\bhstore\b", re.IGNORECASE)  # fmt: skip
+_RETURNED = re.compile(r"\breturn\s+(?:new|old|null)\b", re.IGNORECASE)
+#: a PL/pgSQL notice of a literal format and plain ``NEW.col``/``OLD.col`` arguments: its text is withheld from a
+#: caller who sees masked columns (decision 0230), and it changes nothing else, so the columns it names decide nothing
+_NOTICE = re.compile(
+    r"\bRAISE\s+(?:DEBUG|LOG|INFO|NOTICE|WARNING)\s+'(?:[^']|'')*'(?:\s*,\s*(?:new|old)\s*\.\s*[\w$]+)*\s*;",
+    re.IGNORECASE,
+)
+#: a trigger's WHEN condition in ``pg_get_triggerdef``; a rule's head in ``pg_get_ruledef`` (``... TO public.t``)
+_TRIGGER_WHEN = re.compile(r"\bWHEN\s*\((.*)\)\s*EXECUTE\s+(?:FUNCTION|PROCEDURE)\b", re.IGNORECASE | re.DOTALL)
+_RULE_HEAD = re.compile(r"^\s*CREATE\s+RULE\s.*?\sTO\s+(?:\"[^\"]*\"|[\w$]+)(?:\.(?:\"[^\"]*\"|[\w$]+))?",
+                        re.IGNORECASE | re.DOTALL)  # fmt: skip
+#: trigger event bits (``TRIGGER_TYPE_INSERT``, ``_DELETE``, ``_UPDATE`` of PostgreSQL's ``pg_trigger.tgtype``)
+_PG_TRIGGER_EVENTS = ((4, "insert"), (8, "delete"), (16, "update"))
+#: rule events (``pg_rewrite.ev_type``)
+_PG_RULE_EVENTS = {"2": "update", "3": "insert", "4": "delete"}
+
+
+def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
+    """The triggers and rules a write to ``table_sql`` fires (decision 0385): ``BEFORE UPDATE ... IF OLD.full_name
+    >= 'N' THEN RETURN NULL`` and ``CREATE RULE ... WHERE old.full_name >= 'N' DO INSTEAD NOTHING`` made ``UPDATE
+    t SET city = 'X' WHERE id = 1`` change one row or none. Each is a ``trigger`` constraint over the columns its
+    code names (a trigger's WHEN and its function's source, a rule's condition and actions), every column where
+    it reads a whole row, builds SQL at run time, or runs code whose source is not SQL or PL/pgSQL; an INSERT's
+    fires on the caller's own row, a use only where its code names the table (a query of the stored rows)."""
+    every = frozenset(str(r[0]).lower() for r in _rows(
+        cur, "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped", (table_sql,)))  # fmt: skip
+    own_name = table_sql.rsplit(".", 1)[-1].strip('"').lower()
+    fired: list[tuple[str, frozenset[str], frozenset[str] | None, str, bool]] = []
+    for name, bits, of, definition, language, source in _rows(cur, _PG_TRIGGERS, (table_sql, table_sql)):
+        events = frozenset(e for bit, e in _PG_TRIGGER_EVENTS if int(bits) & bit)
+        when = _TRIGGER_WHEN.search(str(definition))
+        code = f"{when.group(1) if when else ''}\n{_NOTICE.sub(' ', str(source or ''))}"
+        fired.append((str(name), events, _names(of) or None, code, str(language) not in ("plpgsql", "sql")))
+    for name, event, definition in _rows(cur, _PG_RULES, (table_sql, table_sql)):
+        code = _RULE_HEAD.sub("", str(definition), count=1)
+        fired.append((str(name), frozenset({_PG_RULE_EVENTS.get(str(event), "update")}), None, code, False))
+    out: list[Constraint] = []
+    for name, events, of, code, opaque in fired:
+        words = frozenset(w.lower() for w in re.findall(r"[\w$]+", code))
+        cols = every if opaque or _WHOLE_ROW.search(_RETURNED.sub("", code)) else every & words
+        if own_name not in words:
+            events = events - {"insert"}
+        if cols and events:
+            out.append(Constraint("trigger", name, cols, updated=of, events=events))
+    return out
 
 
 _PG_DEFAULTS = (
@@ -1627,7 +1698,7 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
                 (table_sql,),
             )
             if not rows:
-                return None
+                return _pg_partition_definition(cur, table_sql)
             return str(rows[0][0]) if rows[0][0] else UNREADABLE_VIEW
         if fam == "mysql":
             rows = _rows(cur, _MYSQL_VIEW, (db, name))
@@ -1653,6 +1724,90 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
         return query.sql(dialect=fam) if isinstance(query, exp.Query) else UNREADABLE_VIEW
 
     return guarded(conn, dialect, work)
+
+
+def read_placed(conn: Any, dialect: str, table_sql: str) -> frozenset[str]:
+    """PostgreSQL: the lower-case columns a partitioned table's partition keys read, its partitioned partitions'
+    too (every column of a level keyed on an expression): they pick the partition a row is stored in, so its
+    ``tableoid`` and the order its rows are read in (decision 0384). Empty for any other relation, on other
+    databases, or when the catalog read fails."""
+    if family(dialect) != "postgres":
+        return frozenset()
+
+    def work(cur: Any) -> frozenset[str]:
+        kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
+        if not kind or kind[0][0] != "p":
+            return frozenset()
+        return frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,)))
+
+    return guarded(conn, dialect, work) or frozenset()
+
+
+def application_functions(conn: Any, dialect: str, names: list[str]) -> list[tuple[str, str, str]] | None:
+    """PostgreSQL: ``(name, language, source)`` of each function called one of ``names`` (lower case) outside the
+    server's own schemas — the application's code, which a call runs on the raw rows of the tables its body reads
+    (decision 0385); ``[]`` on other databases, ``None`` when the catalog cannot be read."""
+    if family(dialect) != "postgres" or not names:
+        return []
+
+    def work(cur: Any) -> list[tuple[str, str, str]]:
+        # read for many statements: never prepared by psycopg 3 (the caller's pg_prepared_statements stays its own)
+        unprepared = {"prepare": False} if type(cur).__module__.split(".")[0] == "psycopg" else {}
+        cur.execute(
+            "SELECT lower(p.proname::text), l.lanname::text, coalesce(p.prosrc, '') FROM pg_catalog.pg_proc p "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l "
+            "ON l.oid = p.prolang WHERE lower(p.proname::text) = ANY (string_to_array(%s, chr(31))) "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, p.oid",
+            ("\x1f".join(names),),  # one text: the async replay keys its answers by hashable parameters
+            **unprepared,
+        )
+        return [(str(n), str(lang), str(src)) for n, lang, src in (_values(r) for r in cur.fetchall())]
+
+    return guarded(conn, dialect, work)
+
+
+def read_row_policies(conn: Any, dialect: str, table_sql: str) -> str | None:
+    """PostgreSQL: the rows of ``table_sql`` its row-level security policies let this connection's user see and
+    write, as ``SELECT * FROM <table> WHERE <each policy's USING and WITH CHECK>`` (ANDed: what matters is which
+    columns decide, not how they combine); ``None`` where row security is not active for the user (a superuser,
+    the owner of a table without FORCE ROW LEVEL SECURITY, one with BYPASSRLS), where no policy holds an
+    expression, on other databases, or when the catalog read fails. A policy ``USING (full_name < 'N')`` decides
+    which rows every statement reads, as a view's WHERE does: judged so where the table is read (decision 0385)."""
+    if family(dialect) != "postgres":
+        return None
+
+    def work(cur: Any) -> str | None:
+        rows = _rows(
+            cur,
+            "SELECT c.oid::regclass::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), "
+            "pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid "
+            "WHERE c.oid = to_regclass(%s) AND pg_catalog.row_security_active(c.oid) ORDER BY p.polname",
+            (table_sql,),
+        )
+        quals = [f"({q})" for r in rows for q in r[1:] if q]
+        return f"SELECT * FROM {rows[0][0]} WHERE {' AND '.join(quals)}" if quals else None
+
+    return guarded(conn, dialect, work)
+
+
+def _pg_partition_definition(cur: Any, table_sql: str) -> str | None:
+    """A PostgreSQL partition holds the rows of its partitioned root that its bound (and its ancestors') admits:
+    the query ``SELECT * FROM root WHERE <partition constraint>``, judged as a view's (decision 0384). A partition
+    of a table partitioned by a masked column is a filter on it: ``SELECT count(*) FROM t_lo`` counted the names
+    before 'N'. ``None`` for a relation that is no partition."""
+    rows = _rows(
+        cur,
+        "SELECT pg_catalog.pg_partition_root(c.oid)::regclass::text, pg_catalog.pg_get_partition_constraintdef(c.oid) "
+        "FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s) AND c.relispartition",
+        (table_sql,),
+    )
+    if not rows:
+        return None
+    root, bound = rows[0]
+    if not root:
+        return UNREADABLE_VIEW
+    return f"SELECT * FROM {root}" + (f" WHERE {bound}" if bound else "")
 
 
 def _sqlite_view_sql(cur: Any, db: str | None, name: str) -> list[Sequence[Any]]:
@@ -1759,6 +1914,10 @@ class OrderFacts:
     #: SQLite: a trigger (of its schema, or a TEMP one) fires on its rows: a write may change columns it does not
     #: name, row by row in read order (decision 0337); unknown counts as True
     triggered: bool = True
+    #: PostgreSQL: the lower-case columns the partition keys of a partitioned table (and of its partitioned
+    #: partitions) read (every column of a level keyed on an expression): the partition a row is stored in, so its
+    #: ``tableoid`` and the order the table's rows are read in, follow their values (decision 0384)
+    placed: frozenset[str] = frozenset()
 
 
 # every read names the schema (``aux.c`` is not ``main.c``; NULL: the one an unqualified name finds)
@@ -1793,6 +1952,14 @@ _PG_ORDER = (
     "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
     "WHERE c.oid = to_regclass(%s) ORDER BY i.indexrelid, k.n"
+)
+#: the columns a partitioned table's rows are placed by: each level's key columns, every column of a level whose
+#: key holds an expression (decision 0384)
+_PG_PLACED = (
+    "SELECT DISTINCT a.attname::text FROM pg_catalog.pg_partition_tree(to_regclass(%s)) t "
+    "JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid = t.relid "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND (a.attnum = ANY (pt.partattrs::int2[]) OR pt.partexprs IS NOT NULL)"
 )
 _PG_VIEW_READS = (
     "SELECT DISTINCT d.refobjid::regclass::text FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
@@ -1979,7 +2146,11 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
         return OrderFacts("table", listed, tuple(keys), inherited=inherited)
     if relkind == "p":
         keys.append(("tableoid", "ctid"))
-        return OrderFacts("table", listed, tuple(keys))
+        # rows are read partition by partition, and the key's values pick each row's partition: an index over the
+        # key's columns, as far as the order of the rows goes (decision 0384)
+        cur.execute(_PG_PLACED, (table_sql,))
+        placed = frozenset(str(_values(r)[0]).lower() for r in cur.fetchall())
+        return OrderFacts("table", (*listed, placed), tuple(keys), placed=placed)
     if relkind == "v":
         cur.execute(_PG_VIEW_READS, (table_sql,))
         return OrderFacts("view", reads=tuple(str(_values(r)[0]) for r in cur.fetchall()))
