@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ _DIGIT_NEVER = frozenset({"PHONE", "NATIONAL_ID"})
 #: labels only a name can give (no detector recognises a person's name or a street address)
 _NAME_ONLY_LABELS = frozenset({"PERSON_NAME", "ADDRESS", "USERNAME"})
 
+#: a bare "name" in English, French, Spanish, Dutch: a person's only in a table whose name says it holds people
+_BARE_NAMES = frozenset({("name",), ("nom",), ("nombre",), ("naam",)})
+
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
@@ -77,7 +81,17 @@ class ColumnClass:
 
 
 def words(name: str) -> tuple[str, ...]:
+    """``billingEmail`` -> ``("billing", "email")``; accents are folded first (``prénom`` -> ``prenom``,
+    ``contraseña`` -> ``contrasena``, ``straße`` -> ``strasse``), so a French or Spanish name is one word."""
+    if not name.isascii():
+        name = _fold(name)
     return tuple(w.lower() for w in _WORDS.findall(name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name.replace("ß", "ss").replace("ẞ", "SS"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 #: exact numeric types without fractional digits
@@ -145,7 +159,7 @@ def classify_name(table: str, column: str, declared: str | None = None) -> Colum
                 label, confidence, {"name": f"column name {column!r} matches {' '.join(seq)!r}"}
             )
     table_last = table.rsplit(".", 1)[-1].lower()
-    if toks == ("name",) and category in _TEXTY and _PERSON_TABLE_WORDS.intersection(words(table_last)):
+    if toks in _BARE_NAMES and category in _TEXTY and _PERSON_TABLE_WORDS.intersection(words(table_last)):
         return ColumnClass("PERSON_NAME", 0.7, {"name": f"'name' in person-like table {table_last!r}"})
     if category == "json":
         return ColumnClass("FREE_TEXT", 0.5, {"type": f"declared type {declared} holds documents (scanned)"})
@@ -305,6 +319,11 @@ _NAME_PARTICLES = frozenset(
     ("de", "da", "di", "du", "del", "della", "der", "den", "van", "von", "la", "le", "al", "el", "bin", "ibn", "ben",
      "y", "e", "dos", "das", "st")
 )
+#: titles before a person's name, in English, French, German, Spanish and Italian (decision 0394)
+_HONORIFICS = frozenset(
+    ("dr", "mr", "mrs", "ms", "mx", "miss", "prof", "sir", "dame", "rev", "mme", "mlle", "m", "herr", "frau",
+     "sr", "sra", "srta", "don", "dona", "dott", "sig", "ing")
+)
 _RIGHT_QUOTE = chr(0x2019)  # a typeset apostrophe (O'Neil)
 #: fewest distinct name-shaped values, and the largest share of them one word may be in, for a column to count as
 #: names: a handful of team names repeated (``Data Platform``) is not a column of people
@@ -316,6 +335,8 @@ def _name_shaped(text: str) -> tuple[str, ...] | None:
     """The words of ``text`` when it is shaped like a person's name (``Dave Brown``, ``Brown, Dave``, ``J. R.
     Smith``, ``Ana de la Cruz``, ``DAVE BROWN``), else None. An organisation's word (``Acme Corp``) rules it out."""
     toks = text.replace(",", " ").split()
+    if len(toks) > 2 and toks[0].lower().rstrip(".") in _HONORIFICS:
+        toks = toks[1:]  # "Dr. Grace Lopez": the title says a person, and is no part of the name's words
     if not 2 <= len(toks) <= 5 or len(text) > 80:
         return None
     upper = all(t.isupper() for t in toks if t.lower() not in _NAME_PARTICLES)

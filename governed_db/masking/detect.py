@@ -36,7 +36,7 @@ _NINO_SHAPE = re.compile(r"\d\d ?\d\d ?\d\d ?[A-Da-d]")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _AUTH_SCHEME = re.compile(r"(?i:basic|bearer|token|digest) +\S{8,}")
 _ASSIGNED = re.compile(
-    r"(?i:api[_-]?key|secret|token|pass\w*|pwd|pw|pin)[\"']?\s*[:=]"
+    r"(?i:api[_-]?key|secret|token|pass\w*|pwd|pw|pin|kennwort|mdp|contrase\w+|senha|wachtwoord)[\"']?\s*[:=]"
     r"|(?i:passw(?:or)?d|pwd|passphrase|pin(?: code)?)\s+(?:is|was)\s"
 )
 #: spelled-out e-mail addresses (``alice at example dot com``, ``alice [at] example.com``)
@@ -58,6 +58,11 @@ _DATE_SHAPE = re.compile(
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T]\d{1,2}(?::\d{2}){0,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
 )
 _QUAD_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+#: a MAC address written with dashes (with colons, the IPv6 gate sees it), a coordinate's four decimals, a DNI's
+#: check letter after its digits (decision 0394)
+_MAC_DASHED = re.compile(r"[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}")
+_COORDINATE_SHAPE = re.compile(r"\d\.\d{4}")
+_ES_ID_SHAPE = re.compile(r"\d{7}-?[A-Za-z](?![A-Za-z0-9])")
 
 
 def _digit_kinds(run: str) -> tuple[str, ...]:
@@ -77,6 +82,8 @@ def _digit_kinds(run: str) -> tuple[str, ...]:
         kinds.append("credit_card")
     if n == 10:
         kinds.append("uk_nhs")
+    if n == 15 and run[0] in "1278":
+        kinds.append("fr_nir")
     return tuple(kinds)
 
 
@@ -114,12 +121,22 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
             wanted["iban"] = None
         if _NINO_SHAPE.search(text):
             wanted["uk_nino"] = None
+        if "." in text and _COORDINATE_SHAPE.search(text):
+            wanted["coordinates"] = None
+        if _ES_ID_SHAPE.search(text):
+            wanted["es_id"] = None
+        if "2A" in text or "2B" in text or "2a" in text or "2b" in text:
+            wanted["fr_nir"] = None  # Corsica's departments: a NIR whose digit run the letters cut
+        if "-" in text and _MAC_DASHED.search(text):
+            wanted["mac"] = None
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
+        wanted["mac"] = None
     secrets = (
         bool(("=" in text or ":" in text or " is " in text or " was " in text) and _ASSIGNED.search(text))
         or "-----BEGIN" in text
         or ("://" in text and "@" in text)  # credentials in a URL, however short
+        or "sig=" in text  # an Azure shared access signature
         or " -p" in text  # a password on a command line (mysql -phunter22, sshpass -p hunter22, --password=)
         or ("curl" in text and "-u" in text)
         or _LONG_TOKEN.search(text) is not None

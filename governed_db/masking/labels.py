@@ -30,6 +30,9 @@ _DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "FINANCIAL": ("bucket", {"size": 10000}),
     "USERNAME": ("partial", {"keep_first": 1}),
     "IP_ADDRESS": ("redact", {}),
+    "MAC_ADDRESS": ("redact", {}),
+    # latitude/longitude to a tenth of a degree (about 11 km: a town, not a street); numbers stay numbers
+    "LOCATION": ("bucket", {"size": 0.1}),
     "DATE_OF_BIRTH": ("generalize", {"granularity": "year"}),
     "ADDRESS": ("redact", {}),
     "PASSWORD": ("redact", {}),
@@ -55,9 +58,13 @@ ENTITY_LABELS: Mapping[str, str] = MappingProxyType(
         "US_PASSPORT": "NATIONAL_ID",
         "UK_NHS": "NATIONAL_ID",
         "UK_NINO": "NATIONAL_ID",
+        "ES_NIF": "NATIONAL_ID",
+        "FR_NIR": "NATIONAL_ID",
         "CREDIT_CARD": "CREDIT_CARD",
         "IBAN_CODE": "IBAN",
         "IP_ADDRESS": "IP_ADDRESS",
+        "MAC_ADDRESS": "MAC_ADDRESS",
+        "COORDINATES": "LOCATION",
         "SECRET": "SECRET",
         "PRIVATE_KEY": "SECRET",
     }
