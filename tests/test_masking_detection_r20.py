@@ -115,6 +115,16 @@ def _masked(text: str) -> str:
         ("contraseña: sol1234", "contraseña: [PASSWORD]"),
         ("Kennwort=Sommer2024!", "Kennwort=[PASSWORD]"),
         ("mdp=azerty12", "mdp=[PASSWORD]"),
+        ("passport no. X12345678 expires 2030", "passport no. [NATIONAL_ID] expires 2030"),
+        ("Führerschein Nr. B072RRE2I55", "Führerschein Nr. [NATIONAL_ID]"),
+        ("DL# D1234567 (CA)", "DL# [NATIONAL_ID] (CA)"),
+        ("drivers license S530-1234-5678", "drivers license [NATIONAL_ID]"),
+        ("UTR 12345 67890", "UTR [NATIONAL_ID]"),
+        ("born 12/03/1985 in Lyon", "born [DATE_OF_BIRTH] in Lyon"),
+        ("DOB: 1985-03-12", "DOB: [DATE_OF_BIRTH]"),
+        ("geboren am 21.07.1990", "geboren am [DATE_OF_BIRTH]"),
+        ("née le 12/03/1985", "née le [DATE_OF_BIRTH]"),
+        ("born on March 3, 1985", "born on [DATE_OF_BIRTH]"),
     ],
 )
 def test_items_found_in_text(text: str, expected: str) -> None:
@@ -143,6 +153,14 @@ def test_items_found_in_text(text: str, expected: str) -> None:
         "artifact md5 9e107d9d372bb6826bd81d3542a419d6 verified",
         "isbn 978-3-16-148410-0",
         "release v2.13.0 tagged",
+        "license MIT 2.0",
+        "licence expired in 2024",
+        "license 2024-2025 renewal",
+        "license key ABCD-1234-EFGH-5678",
+        "DL 123456 bytes",
+        "passport office closed",
+        "born in 1985",
+        "le 12/03/2024 livraison",
     ],
 )
 def test_innocent_look_alikes_are_left_alone(text: str) -> None:
@@ -231,3 +249,11 @@ def test_coordinates_arriving_after_an_empty_read_are_masked() -> None:
     finally:
         conn.close()
     assert all("48." not in r[0] and "[LOCATION]" in r[0] for r in rows[:7]), rows[:7]
+
+
+def test_social_alone_is_an_ssn_when_its_values_are() -> None:
+    """``social`` holding nine-digit valid SSNs is US_SSN; holding handles or counts, nothing."""
+    assert classify_column("t", "social", "INTEGER", [123456789, 234567890, 345678901] * 3).label == "US_SSN"
+    assert classify_column("t", "social", "TEXT", ["123-45-6789", "234567890", "345678901"] * 3).label == "US_SSN"
+    assert classify_column("t", "social", "TEXT", ["@alice", "twitter.com/bob", "12", "0"] * 3).label is None
+    assert classify_column("t", "social", "INTEGER", [12, 0, 5, 9] * 3).label is None

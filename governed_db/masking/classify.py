@@ -33,7 +33,7 @@ from governed_db.masking.names import PERSON_TABLE_WORDS as _PERSON_TABLE_WORDS
 from governed_db.masking.names import TEXTY as _TEXTY
 from governed_db.masking.names import VETO as _VETO
 from governed_db.masking.names import VETO_EXEMPT as _VETO_EXEMPT
-from governed_db.masking.recognizers import VERSION_WORDS
+from governed_db.masking.recognizers import VERSION_WORDS, ssn_valid
 
 #: share of sampled non-empty values that must be one item of a label to label the column
 VALUE_SHARE = 0.6
@@ -371,6 +371,26 @@ def _person_role(column: str) -> bool:
     return not any(w in _VETO for w in toks if w not in kept)
 
 
+_SOCIAL_NAMES = frozenset({("social",), ("social", "no"), ("social", "num"), ("social", "nr"), ("social", "number")})
+
+
+def _social(column: str) -> bool:
+    return words(column) in _SOCIAL_NAMES
+
+
+def _ssn_share(values: Sequence[Any]) -> float:
+    """The share of the non-empty values that are nine digits (bare or as ``123-45-6789``) and a valid SSN."""
+    total = hits = 0
+    for v in values:
+        text = _text_of(v)
+        if text is None or not text.strip():
+            continue
+        total += 1
+        digits = text.strip().replace("-", "").replace(" ", "")
+        hits += len(digits) == 9 and ssn_valid(digits)
+    return hits / total if total else 0.0
+
+
 def _names_share(values: Sequence[Any]) -> tuple[float, int]:
     """(share of the non-empty sampled values shaped like a person's name, how many) — 0 when the name-shaped
     values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`)."""
@@ -405,6 +425,12 @@ def classify_column(
     evidence, kinds = _classify_values(values, column)
     label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
+    if label is None and by_name is None and _social(column) and _ssn_share(values) >= VALUE_SHARE:
+        # ``social`` alone is HR shorthand for the SSN, and a marketing table's word for a handle: the values
+        # decide, nine digits that are valid SSNs (decision 0394)
+        result.label, result.confidence = "US_SSN", 0.8
+        result.evidence["name"] = f"column name {column!r} with values that are social security numbers"
+        return result
     if label is None:
         if by_name is None and type_category(declared) in _TEXTY and _person_role(column):
             # no detector finds a name, but a role's column whose values look like people's names holds them

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from governed_db.masking.labels import ENTITY_LABELS
-from governed_db.masking.recognizers import RECOGNIZERS
+from governed_db.masking.recognizers import BIRTH_WORDS, KEYED_WORDS, RECOGNIZERS
 from governed_db.masking.secret_patterns import find_secrets, is_password_hash
 
 # Gates, cheapest first: a character test in C, then one small pattern per kind of candidate. One big
@@ -129,6 +129,11 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
             wanted["fr_nir"] = None  # Corsica's departments: a NIR whose digit run the letters cut
         if "-" in text and _MAC_DASHED.search(text):
             wanted["mac"] = None
+        low = text.lower()
+        if any(w in low for w in KEYED_WORDS):
+            wanted["keyed_id"] = None
+        if any(w in low for w in BIRTH_WORDS):
+            wanted["birth_date"] = None
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
         wanted["mac"] = None

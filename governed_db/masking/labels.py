@@ -60,6 +60,8 @@ ENTITY_LABELS: Mapping[str, str] = MappingProxyType(
         "UK_NINO": "NATIONAL_ID",
         "ES_NIF": "NATIONAL_ID",
         "FR_NIR": "NATIONAL_ID",
+        "KEYED_ID": "NATIONAL_ID",
+        "DATE_OF_BIRTH": "DATE_OF_BIRTH",
         "CREDIT_CARD": "CREDIT_CARD",
         "IBAN_CODE": "IBAN",
         "IP_ADDRESS": "IP_ADDRESS",

@@ -470,6 +470,46 @@ def fr_nirs(text: str) -> Iterator[Found]:
         yield m.start(), m.end(), "FR_NIR"
 
 
+# -- identity documents and dates of birth named in text ----------------------------------------------------------
+#: a passport, driving-licence or UK taxpayer (UTR) number after the words that name it, in English, French, German
+#: and Spanish (``passport no. X12345678``, ``DL# D1234567``, ``Führerschein B072RRE2I55``): the number has no format
+#: of its own to find it by, so the words must be there (decision 0394)
+_ID_GROUP = r"[A-Z0-9]*\d[A-Z0-9]*"
+_ID_MARK = r"(?:no|nr|num|number|n[°º]|#|num[ée]ro|nummer|n[úu]mero)\.?"
+_KEYED_ID = re.compile(
+    r"(?i:\b(?:(?:passport|passeport|reisepass|pasaporte|passaporto|driver'?s?\s+licen[cs]e|driving\s+licen[cs]e"
+    r"|f[üu]hrerschein|permis\s+de\s+conduire|carn[ée]\s+de\s+conducir|utr|id\s+card|carte\s+d'identit[ée]"
+    rf"|personalausweis)(?:\s*{_ID_MARK})?"
+    # ``dl`` (a download too) and a bare ``licence`` (software's too) only with a word saying a number follows
+    rf"|(?:dl|licen[cs]e)\s*{_ID_MARK}))\s*[:#=]?\s*"
+    # groups of capitals and digits, each with a digit (``X12345678``, ``12345 67890``, ``S530-1234-5678``)
+    rf"(?P<v>{_ID_GROUP}(?:[ \-]{_ID_GROUP}){{0,3}})(?![A-Za-z0-9])"
+)
+#: words that name a date of birth before it (``born 12/03/1985``, ``DOB: 1985-03-12``, ``geboren am 21.07.1990``)
+_BIRTH_DATE = re.compile(
+    r"(?i)\b(?:d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday|born(?:\s+on)?|geboren(?:\s+am)?"
+    r"|geburtsdatum|n[ée]e?\s+le|date\s+de\s+naissance|fecha\s+de\s+nacimiento|nacid[oa]\s+el)\s*[:=]?\s*"
+    r"(?P<v>\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+    r"|\d{1,2}\.?\s+[A-Za-zéû]{3,9}\.?\s+\d{4}|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})(?![\d])"
+)
+#: cheap substring tests before either pattern runs (lower-cased text)
+KEYED_WORDS = ("passport", "passeport", "reisepass", "pasaporte", "passaporto", "licen", "dl", "hrerschein",
+               "permis", "carn", "utr", "id card", "identit", "ausweis")
+BIRTH_WORDS = ("dob", "d.o.b", "birth", "born", "geboren", "geburt", "le ", "naissance", "nacimiento", "nacid")
+
+
+def keyed_ids(text: str) -> Iterator[Found]:
+    for m in _KEYED_ID.finditer(text):
+        value = m.group("v")
+        if sum(c.isalnum() for c in value) >= 6 and sum(c.isdigit() for c in value) >= 4:
+            yield m.start("v"), m.end("v"), "KEYED_ID"
+
+
+def birth_dates(text: str) -> Iterator[Found]:
+    for m in _BIRTH_DATE.finditer(text):
+        yield m.start("v"), m.end("v"), "DATE_OF_BIRTH"
+
+
 #: name -> recognizer, as :mod:`governed_db.masking.detect` asks for them
 RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "email": emails,
@@ -484,6 +524,8 @@ RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "coordinates": coordinates,
     "es_id": es_ids,
     "fr_nir": fr_nirs,
+    "keyed_id": keyed_ids,
+    "birth_date": birth_dates,
 }
 
 __all__ = [

@@ -851,6 +851,27 @@ def _clinical(r: random.Random) -> tuple[str, str | None]:
     )), None
 
 
+def _hr_note(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.12:
+        return f"passport no. {r.choice('XCP')}{r.randint(10**7, 10**8 - 1)} checked by HR", "NATIONAL_ID"
+    if x < 0.22:
+        return f"driving licence {r.choice(LAST).upper()[:5]:9<5}{r.randint(100000, 999999)}SM9IJ on file", "NATIONAL_ID"
+    if x < 0.32:
+        return f"UTR {r.randint(10000, 99999)} {r.randint(10000, 99999)} for self-assessment", "NATIONAL_ID"
+    if x < 0.45:
+        return r.choice((f"DOB: {_dob_text(r, 'us')}", f"born {_dob_text(r, 'es')} in {r.choice(CITIES)}",
+                         f"geboren am {_dob_text(r, 'de')}")), "DATE_OF_BIRTH"
+    return r.choice((
+        f"license renewal {r.randint(2020, 2024)}-{r.randint(2025, 2027)} approved",
+        f"DL speed {r.randint(10, 900)} Mbps at the branch",
+        "passport office closed, visa appointment moved",
+        f"onboarding started {r.randint(2, 28)}/0{r.randint(1, 9)}/2024",
+        f"badge {r.randint(100000, 999999)} issued",
+        "licensed under GPL-3, see legal",
+    )), None
+
+
 def production_tables() -> list[Table]:
     """CRM, HR, payments, healthcare, auth, IoT, DevOps and catalogue tables as European and US applications keep
     them: column names in French, German and Spanish, national ids with their checksums (NIR, DNI/NIE), dates of
@@ -935,6 +956,12 @@ def production_tables() -> list[Table]:
             Column("release", "TEXT", innocent(lambda r: f"v{r.randint(1, 9)}.{r.randint(0, 30)}.{r.randint(0, 99)}")),
             Column("unit_price", "TEXT", innocent(lambda r: f"{r.randint(1, 99)}.{r.randint(0, 99):02d}00, {r.randint(1, 99)}.{r.randint(0, 99):02d}00")),
             Column("updated_at", "TEXT", innocent(_timestamp)),
+        ]),
+        Table("hr_us", [
+            Column("id", "INTEGER", row_id()),
+            Column("social", "INTEGER", sensitive("US_SSN", lambda r: int(_ssn_digits(r)))),
+            Column("hr_notes", "TEXT", lambda r, i: _hr_note(r)),
+            Column("headcount", "INTEGER", innocent(lambda r: r.randint(1, 400))),
         ]),
         Table("crm_accounts", [
             Column("id", "INTEGER", row_id()),
