@@ -257,3 +257,48 @@ def test_social_alone_is_an_ssn_when_its_values_are() -> None:
     assert classify_column("t", "social", "TEXT", ["123-45-6789", "234567890", "345678901"] * 3).label == "US_SSN"
     assert classify_column("t", "social", "TEXT", ["@alice", "twitter.com/bob", "12", "0"] * 3).label is None
     assert classify_column("t", "social", "INTEGER", [12, 0, 5, 9] * 3).label is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Spoke to Jean Dupont about renewal", "Spoke to [PERSON_NAME] about renewal"),
+        ("hi, my name is Alice Smith", "hi, my name is [PERSON_NAME]"),
+        ("Ana de la Cruz signed", "[PERSON_NAME] signed"),
+        ("Sent by José García", "Sent by [PERSON_NAME]"),
+        ("Élodie Durand called", "[PERSON_NAME] called"),
+    ],
+)
+def test_names_in_prose_with_a_common_given_name_are_found(text: str, expected: str) -> None:
+    """A capitalised pair starting with a common given name is a person's name in text (no NLP model)."""
+    assert _masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Meeting at the Grace Street office", "Parcel left at Victoria Station depot", "Will Power seminar",
+     "Emma Stone Award ceremony", "Paul Revere House tour", "Google Cloud Platform", "Jan Update call moved",
+     "Thanks, Alice", "Login Page"],
+)
+def test_places_things_and_words_shaped_like_names_are_left_alone(text: str) -> None:
+    """A given name before a street, station, award or house word, or one that is a common word, is no person."""
+    assert _masked(text) == text
+
+
+def test_names_under_a_column_that_says_nothing_are_labelled() -> None:
+    """``name`` outside a table of people, ``value``, ``data``: name-shaped values with given names are people."""
+    people = ["Jean Dupont", "Marie Curie", "Hans Müller", "José García", "Kenji Nakamura", "Grace Hopper",
+              "Omar Haddad", "Lucía Núñez", "Sophie Martin", "Ivan Petrov"]
+    for column in ("name", "value", "data", "who_called"):
+        assert classify_column("crm_leads", column, "TEXT", people * 2).label == "PERSON_NAME", column
+
+
+def test_things_named_after_people_stay_unlabelled() -> None:
+    """A ``book_title`` of novels (``Anna Karenina``), a ``venue`` (``Albert Hall``), an ``owner_id`` of names,
+    product names: not a column of people."""
+    novels = ["Anna Karenina", "Jane Eyre", "David Copperfield", "Oliver Twist", "Daniel Deronda", "Tom Jones"] * 3
+    assert classify_column("t", "book_title", "TEXT", novels).label is None
+    assert classify_column("t", "venue", "TEXT", ["Victoria Hall", "Albert Hall", "Carnegie Hall",
+                                                  "Grace Cathedral", "Royal Exchange"] * 3).label is None
+    assert classify_column("t", "name", "TEXT", ["Desk Lamp", "Wireless Mouse", "Coffee Mug", "Steel Bottle",
+                                                 "Laptop Stand"] * 3).label is None

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from governed_db.masking import detect
 from governed_db.masking.documents import UNESCAPE, hstore_pairs, record_items
+from governed_db.masking.given_names import GIVEN_NAMES
 from governed_db.masking.names import NAME_RULES as _NAME_RULES
 from governed_db.masking.names import ORGANISATION_WORDS as _ORGANISATION_WORDS
 from governed_db.masking.names import PERSON_ROLE_WORDS as _PERSON_ROLE_WORDS
@@ -226,6 +227,10 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
         label = detect.whole_value_label(text)
         if label == "IP_ADDRESS" and versions:
             continue
+        if label == "PERSON_NAME":
+            # a value that is a name and nothing else: whether the column holds people is the column's question
+            # (a ``title`` of novels, ``Anna Karenina``, does not): :func:`classify_column` asks it of them all
+            continue
         if label is not None:
             digits = text.strip().isdigit()
             if digits and label in _DIGIT_NEVER:
@@ -236,6 +241,8 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
                 coincidences[label] += 1
         else:
             spans = [s.label for s in detect.find_spans(text) if s.label != "IP_ADDRESS" or not versions]
+            if spans and all(s == "PERSON_NAME" for s in spans) and _name_shaped(text.strip()) is not None:
+                continue  # "Dr. Grace Lopez": a name with its title, the column's question as above
             if spans:
                 embedded += 1
                 kinds.update(spans)
@@ -391,9 +398,29 @@ def _ssn_share(values: Sequence[Any]) -> float:
     return hits / total if total else 0.0
 
 
-def _names_share(values: Sequence[Any]) -> tuple[float, int]:
+#: words that make a column hold things that may be named after people (``title``: ``Anna Karenina``; ``street``:
+#: ``Paul Revere Road``): its values are not asked whether they are people's names
+_THING_WORDS = frozenset(
+    ("title", "titles", "product", "products", "item", "items", "city", "town", "country", "region", "street", "road",
+     "company", "companies", "organisation", "organization", "org", "team", "brand", "model", "project", "book",
+     "song", "album", "film", "movie", "show", "place", "venue", "hotel", "restaurant", "store", "shop", "school",
+     "building", "event", "award", "category", "tag", "tags", "label", "subject", "topic", "course", "department",
+     "dept", "group", "channel", "campaign", "plan", "feature", "location", "destination", "station", "airport",
+     "ship", "hospital", "character", "characters", "pet", "horse", "dog", "cat", "font", "color", "colour",
+     "headline", "heading", "caption", "slug", "path", "url", "file", "filename")
+)
+
+
+def _says_nothing(column: str) -> bool:
+    """Is the column's name silent on what it holds (no veto word, no word naming a thing)?"""
+    toks = words(column)
+    return bool(toks) and not any(w in _VETO or w in _THING_WORDS for w in toks)
+
+
+def _names_share(values: Sequence[Any], *, given: bool = False) -> tuple[float, int]:
     """(share of the non-empty sampled values shaped like a person's name, how many) — 0 when the name-shaped
-    values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`)."""
+    values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`), or, with
+    ``given``, when fewer than half of them hold a common given name."""
     total = 0
     shaped: list[tuple[str, ...]] = []
     for v in values:
@@ -408,6 +435,8 @@ def _names_share(values: Sequence[Any]) -> tuple[float, int]:
         return 0.0, 0
     counts = Counter(w for toks in shaped for w in set(toks) if w not in _NAME_PARTICLES)
     if counts.most_common(1)[0][1] > _NAMES_WORD_SHARE * len(shaped):
+        return 0.0, 0
+    if given and 2 * sum(1 for toks in shaped if not GIVEN_NAMES.isdisjoint(toks)) < len(shaped):
         return 0.0, 0
     return len(shaped) / total, len(shaped)
 
@@ -439,6 +468,15 @@ def classify_column(
                 result.label, result.confidence = "PERSON_NAME", round(min(0.85, 0.5 + names / 3), 2)
                 result.evidence["name"] = f"column name {column!r} names a person's role"
                 result.evidence["values"] = f"{names:.0%} of {round(hits / names)} sampled values look like names"
+        elif by_name is None and type_category(declared) in _TEXTY and _says_nothing(column):
+            # a column whose name says nothing (``value``, ``data``, a ``name`` outside a table of people) holding
+            # people's names: name-shaped values, most with a common given name (decision 0394)
+            names, hits = _names_share(values, given=True)
+            if names >= VALUE_SHARE:
+                result.label, result.confidence = "PERSON_NAME", round(min(0.8, 0.45 + names / 3), 2)
+                result.evidence["values"] = (
+                    f"{names:.0%} of {round(hits / names)} sampled values are people's names (given names)"
+                )
         return result
     if label == "FREE_TEXT":
         # personal data seen inside the text; a specific name label (an "email" column) still wins, unless it is

@@ -60,6 +60,8 @@ _DATE_SHAPE = re.compile(
 _QUAD_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 #: a MAC address written with dashes (with colons, the IPv6 gate sees it), a coordinate's four decimals, a DNI's
 #: check letter after its digits (decision 0394)
+#: two capitalised words in a row: where a person's name may be (the given-name list decides)
+_CAPITAL_PAIR = re.compile(r"[A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČŘ][a-zß-öø-ÿłśżźćńąęšžčřőű]+\s+(?:[A-Z]\.\s+|(?:[a-z]{1,3}\s+){1,2})?[A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČŘ]")
 _MAC_DASHED = re.compile(r"[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}")
 _COORDINATE_SHAPE = re.compile(r"\d\.\d{4}")
 _ES_ID_SHAPE = re.compile(r"\d{7}-?[A-Za-z](?![A-Za-z0-9])")
@@ -134,6 +136,8 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
             wanted["keyed_id"] = None
         if any(w in low for w in BIRTH_WORDS):
             wanted["birth_date"] = None
+    if _CAPITAL_PAIR.search(text) is not None:
+        wanted["person"] = None
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
         wanted["mac"] = None

@@ -62,6 +62,7 @@ ENTITY_LABELS: Mapping[str, str] = MappingProxyType(
         "FR_NIR": "NATIONAL_ID",
         "KEYED_ID": "NATIONAL_ID",
         "DATE_OF_BIRTH": "DATE_OF_BIRTH",
+        "PERSON": "PERSON_NAME",
         "CREDIT_CARD": "CREDIT_CARD",
         "IBAN_CODE": "IBAN",
         "IP_ADDRESS": "IP_ADDRESS",

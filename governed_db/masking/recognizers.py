@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from governed_db.masking.given_names import GIVEN_NAMES, NOT_SURNAMES
+
 Found = tuple[int, int, str]
 
 
@@ -510,6 +512,41 @@ def birth_dates(text: str) -> Iterator[Found]:
         yield m.start("v"), m.end("v"), "DATE_OF_BIRTH"
 
 
+# -- people's names -------------------------------------------------------------------------------------------------
+_UPPER = "A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČŘ"
+_LOWER = "a-zß-öø-ÿłśżźćńąęšžčřőű"
+_WORD = rf"[{_UPPER}](?:['\u2019][{_UPPER}])?[{_LOWER}]+(?:[-'\u2019][{_UPPER}]?[{_LOWER}]+)?"
+#: a capitalised word, optional initials or particles, and a capitalised surname (``Jean Dupont``, ``Ana de la
+#: Cruz``, ``John F. Kennedy``, ``Anne-Marie O'Neil``)
+PERSON_PAIR = re.compile(
+    rf"(?<![\w.@/])(?P<first>{_WORD})(?:\s+[{_UPPER}]\.)?(?:\s+(?:de|del|de la|van|von|van der|van den|da|di|du|le|la|"
+    rf"dos|das|bin|ibn|al|el))?\s+(?P<last>{_WORD})(?![\w@])"
+)
+
+
+_GIVEN_START = re.compile(rf"(?<![\w.@/]){_WORD}")
+
+
+def person_names(text: str) -> Iterator[Found]:
+    """People's names in text: a capitalised pair whose first word is a common given name
+    (:data:`governed_db.masking.given_names.GIVEN_NAMES`), not followed by a word that makes it a place or a
+    thing (``Grace Street``). Names outside the list are not found (decision 0394)."""
+    end = 0
+    for word in _GIVEN_START.finditer(text):
+        # tried at each capitalised word, so that "Call Sean O'Brien" is not read as "Call Sean" and skipped
+        if word.start() < end or word.group().lower().split("-")[0] not in GIVEN_NAMES:
+            continue
+        m = PERSON_PAIR.match(text, word.start())
+        if m is None:
+            continue
+        if m.group("last").lower() not in NOT_SURNAMES:
+            after = text[m.end() : m.end() + 20].split(maxsplit=1)
+            if after and after[0].strip(".,;:!?").lower() in NOT_SURNAMES and after[0][:1].isupper():
+                continue  # "Emma Stone Award", "Paul Revere House"
+            end = m.end()
+            yield m.start(), m.end(), "PERSON"
+
+
 #: name -> recognizer, as :mod:`governed_db.masking.detect` asks for them
 RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "email": emails,
@@ -526,6 +563,7 @@ RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "fr_nir": fr_nirs,
     "keyed_id": keyed_ids,
     "birth_date": birth_dates,
+    "person": person_names,
 }
 
 __all__ = [

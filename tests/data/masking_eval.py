@@ -872,6 +872,26 @@ def _hr_note(r: random.Random) -> tuple[str, str | None]:
     )), None
 
 
+def _crm_note(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.3:
+        person = _person(r) if r.random() < 0.5 else _person_eu(r)
+        return r.choice((f"Spoke to {person} about the renewal", f"{person} will call back on Monday",
+                         f"Sent the quote to {person}")), "PERSON_NAME"
+    return r.choice((
+        "Meeting at the Grace Street office",
+        "Parcel left at Victoria Station depot",
+        "Will Power seminar booked for the team",
+        "Renewal for Acme Corp signed",
+        "Demo of Data Platform went well",
+        "Customer prefers Google Cloud Platform",
+        "Invoice sent, Net 30",
+        "Paul Revere House tour for the offsite",
+        "Emma Stone Award ceremony sponsorship",
+        "Jan Update call moved",
+    )), None
+
+
 def production_tables() -> list[Table]:
     """CRM, HR, payments, healthcare, auth, IoT, DevOps and catalogue tables as European and US applications keep
     them: column names in French, German and Spanish, national ids with their checksums (NIR, DNI/NIE), dates of
@@ -962,6 +982,18 @@ def production_tables() -> list[Table]:
             Column("social", "INTEGER", sensitive("US_SSN", lambda r: int(_ssn_digits(r)))),
             Column("hr_notes", "TEXT", lambda r, i: _hr_note(r)),
             Column("headcount", "INTEGER", innocent(lambda r: r.randint(1, 400))),
+        ]),
+        # people under a column whose name says nothing, and in prose; novels named after people under a title
+        Table("crm_activity", [
+            Column("id", "INTEGER", row_id()),
+            Column("name", "TEXT", sensitive("PERSON_NAME", lambda r: _person(r) if r.random() < 0.5 else _person_eu(r))),
+            Column("note", "TEXT", lambda r, i: _crm_note(r)),
+            Column("book_title", "TEXT", innocent(lambda r: r.choice((
+                "Anna Karenina", "Jane Eyre", "David Copperfield", "Oliver Twist", "Emma", "Moby Dick",
+                "War and Peace", "Little Women", "Daniel Deronda", "Tom Jones")))),
+            Column("venue", "TEXT", innocent(lambda r: r.choice((
+                "Victoria Hall", "Grace Cathedral", "Albert Hall", "Carnegie Hall", "Paul Street Arena",
+                "Royal Exchange")))),
         ]),
         Table("crm_accounts", [
             Column("id", "INTEGER", row_id()),
