@@ -64,6 +64,8 @@ NOT_SURNAMES = _words(
     "clinic bridge river lake mountain mount county city town hall centre center building tower house school "
     "college university academy church cathedral museum library hotel restaurant cafe bar team group award "
     "prize foundation fund trust company inc ltd llc corp gmbh project program programme day week month year "
+    "period line lines technique method effect syndrome disease law theorem principle test scale index model "
+    "protocol algorithm paradox number code series edition version release beta alpha mode plan tier "
     "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
     "august september october november december the and or of for to in on at with from by is was will"
 )
