@@ -142,6 +142,7 @@ def test_items_found_in_text(text: str, expected: str) -> None:
         "token rotation scheduled for next week",
         "price 12.5000, 13.4000",
         "ratio 0.42, 0.57",
+        "scores: 0.1234, 0.5678",
         "order 12345678Z",  # a valid DNI's shape, but nothing says it is one
         "12345678A",  # the wrong check letter
         "ref 185057800608491",

@@ -413,6 +413,8 @@ def coordinates(text: str) -> Iterator[Found]:
         lat, lon = m.group("lat"), m.group("lon")
         if lat.endswith("00") and lon.endswith("00"):
             continue  # 12.5000, 13.4000: amounts written to four places, not a measured position
+        if abs(float(lat)) < 1 and abs(float(lon)) < 1:
+            continue  # 0.1234, 0.5678: scores and ratios (no one lives at the Gulf of Guinea's null island)
         if abs(float(lat)) <= 90 and abs(float(lon)) <= 180:
             yield m.start(), m.end(), "COORDINATES"
 
