@@ -497,10 +497,9 @@ _BIRTH_DATE = re.compile(
     r"|\d{1,2}\.?\s+[A-Za-zéû]{3,9}\.?\s+\d{4}|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})(?![\d])"
 )
 #: cheap substring tests before either pattern runs (lower-cased text)
-KEYED_WORDS = ("passport", "passeport", "reisepass", "pasaporte", "passaporto", "licen", "dl ", "dl#", "dl:",
-               "dl.", "hrerschein", "permis de", "carn", "utr", "id card", "carte d", "ausweis")
-BIRTH_WORDS = ("dob", "d.o.b", "birth", "born", "geboren", "geburt", "né", "nee le", "naissance", "nacimiento",
-               "nacid")
+KEYED_WORDS = ("pass", "pasap", "reisep", "licen", "dl", "hrers", "permis d", "carn", "utr", "id card", "carte d",
+               "ausweis")
+BIRTH_WORDS = ("dob", "d.o.b", "birth", "born", "geb", "né", "nee le", "naiss", "nacim", "nacid")
 
 
 def keyed_ids(text: str) -> Iterator[Found]:
