@@ -46,6 +46,8 @@ from governed_db.masking.strategies.generalize import build as build_generalize
         ("driver_licence_number", "TEXT", "NATIONAL_ID"),
         ("dl_number", "TEXT", "NATIONAL_ID"),
         ("tax_number", "TEXT", "NATIONAL_ID"),
+        ("mrn", "TEXT", "NATIONAL_ID"),
+        ("medical_record_number", "TEXT", "NATIONAL_ID"),
         ("cookie", "TEXT", "SECRET"),
         ("session_token", "TEXT", "SECRET"),
         ("mfa_seed", "TEXT", "SECRET"),
@@ -63,7 +65,8 @@ def test_column_names_in_several_languages_and_kinds_are_labelled(column: str, d
 
 
 @pytest.mark.parametrize(
-    "column", ["vat_number", "swift", "bic", "expiry", "card_exp", "pan_masked", "ville", "stadt", "sku", "isbn"]
+    "column",
+    ["vat_number", "swift", "bic", "expiry", "card_exp", "pan_masked", "ville", "stadt", "sku", "isbn", "code_insee"],
 )
 def test_innocent_column_names_stay_unlabelled(column: str) -> None:
     """A business's VAT number, a bank's BIC, a card's expiry, an already-masked PAN, a city: not personal data."""

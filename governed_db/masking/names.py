@@ -137,12 +137,18 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("tax", "number"),
             ("tax", "no"),
             ("taxpayer",),
+            # a medical record or health-insurance number identifies a patient (HIPAA's eighth identifier)
+            ("mrn",),
+            ("medical", "record", "number"),
+            ("medical", "record", "no"),
+            ("insurance", "number"),
+            ("versicherungsnummer",),
+            ("krankenversicherungsnummer",),
             # national numbers as European, Latin-American and Indian schemas name them (decision 0394): France's
-            # NIR (numéro de sécurité sociale), Germany's Steuer-ID and social insurance number, Spain's NIF/NIE/DNI,
-            # Italy's codice fiscale, the Netherlands' BSN, Sweden's personnummer, Brazil's CPF, Mexico's CURP,
-            # India's Aadhaar
+            # NIR (numéro de sécurité sociale; not ``insee``, which names a commune's code in French open data),
+            # Germany's Steuer-ID and social insurance number, Spain's NIF/NIE/DNI, Italy's codice fiscale, the
+            # Netherlands' BSN, Sweden's personnummer, Brazil's CPF, Mexico's CURP, India's Aadhaar
             ("nir",),
-            ("insee",),
             ("numero", "secu"),
             ("num", "secu"),
             ("securite", "sociale"),
