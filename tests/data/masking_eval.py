@@ -12,8 +12,9 @@ label, or, for free text, the labels of the spans replaced in it.
 
     python tests/data/masking_eval.py            # the table in docs/masking.md
 
-Names inside prose are not in the set: governed_db has no named-entity model (no spaCy, decision 0090), so a
-person's name is found by its column's name only.
+governed_db has no named-entity model (no spaCy, decision 0090): a person's name is found by its column's name, a
+role's name over name-shaped values, or a list of common given names (decision 0394) — names inside prose are in
+the set only in ``crm_activity``, with places and things named after people beside them.
 """
 
 from __future__ import annotations
