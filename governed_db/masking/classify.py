@@ -202,12 +202,16 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
     return _classify_values(values, column)[0]
 
 
-def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str]]:
-    """:func:`classify_values`, and the kinds of item seen in the values (whole or inside text)."""
+def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str], float]:
+    """:func:`classify_values`, the kinds of item seen in the values (whole or inside text), and the share of the
+    values holding an item other than a person's name: what may turn a column named for names, addresses or user
+    names into free text (a ``contact`` of e-mail addresses); names found in its own values never do (decision
+    0394: a ``full_name`` of ``Alice Smith 0`` stays PERSON_NAME, redacted whole)."""
     versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
     embedded = 0
+    names_only = 0  # values whose only items are people's names
     total = 0
     kinds: set[str] = set()
     for v in values:
@@ -245,14 +249,19 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
                 continue  # "Dr. Grace Lopez": a name with its title, the column's question as above
             if spans:
                 embedded += 1
+                names_only += all(s == "PERSON_NAME" for s in spans)
                 kinds.update(spans)
     if total == 0:
-        return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset()
+        return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset(), 0.0
     if whole:
         label, hits = whole.most_common(1)[0]
         share = hits / total
         if share >= VALUE_SHARE and hits >= min(2, total):
-            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits), frozenset(kinds)
+            return (
+                ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits),
+                frozenset(kinds),
+                share,
+            )
     # bare digits that match a checksum by chance, in a column mostly of other numbers, are not evidence
     mixed = embedded + sum(whole.values()) - sum(coincidences.values())
     share = mixed / total
@@ -262,8 +271,8 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
             share,
             f"{f'{share:.0%}' if share >= 0.01 else mixed} of {total} sampled values contain personal data or secrets",
             mixed,
-        ), frozenset(kinds)
-    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values"), frozenset(kinds)
+        ), frozenset(kinds), (mixed - names_only) / total
+    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values"), frozenset(kinds), 0.0
 
 
 def text_confidence(evidence: ValueEvidence) -> float:
@@ -451,7 +460,7 @@ def classify_column(
         result.evidence.setdefault("type", str(declared))
     if not values:
         return result
-    evidence, kinds = _classify_values(values, column)
+    evidence, kinds, other = _classify_values(values, column)
     label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
     if label is None and by_name is None and _social(column) and _ssn_share(values) >= VALUE_SHARE:
@@ -485,7 +494,7 @@ def classify_column(
         if (
             by_name is None
             or by_name.label == "FREE_TEXT"
-            or (by_name.label in _NAME_ONLY_LABELS and share >= VALUE_SHARE)
+            or (by_name.label in _NAME_ONLY_LABELS and other >= VALUE_SHARE)
         ):
             result.label = label
             result.confidence = max(result.confidence, text_confidence(evidence))
