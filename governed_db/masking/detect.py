@@ -36,7 +36,7 @@ _NINO_SHAPE = re.compile(r"\d\d ?\d\d ?\d\d ?[A-Da-d]")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}")
 _AUTH_SCHEME = re.compile(r"(?i:basic|bearer|token|digest) +\S{8,}")
 _ASSIGNED = re.compile(
-    r"(?i:api[_-]?key|secret|token|pass\w*|pwd|pw|pin|kennwort|mdp|contrase\w+|senha|wachtwoord)[\"']?\s*[:=]"
+    r"(?i:api[_-]?key|secret|token|pass\w*|pwd|pw|pin)[\"']?\s*[:=]"
     r"|(?i:passw(?:or)?d|pwd|passphrase|pin(?: code)?)\s+(?:is|was)\s"
 )
 #: spelled-out e-mail addresses (``alice at example dot com``, ``alice [at] example.com``)
@@ -102,6 +102,18 @@ def _obfuscated(text: str) -> bool:
     return any(mark in low for mark in _OBFUSCATION_MARKS)
 
 
+#: password keys in French, German, Spanish, Portuguese, Dutch (``Kennwort=``, ``mdp:``, ``contraseña:``): as
+#: substrings of the lowered text, because added to ``_ASSIGNED`` they made its search cost 3.5 times as much
+_FOREIGN_PASSWORD_KEYS = ("kennwort", "mdp", "contrase", "senha", "wachtwoord")
+
+
+def _assigned(text: str) -> bool:
+    if _ASSIGNED.search(text) is not None:
+        return True
+    low = text.lower()
+    return any(w in low for w in _FOREIGN_PASSWORD_KEYS)
+
+
 def _has_auth_word(text: str) -> bool:
     # substring tests cost ~40 ns each; the case-insensitive pattern costs microseconds on any long text
     return any(w in text for w in _AUTH_WORDS)
@@ -143,7 +155,7 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
         wanted["ip"] = None
         wanted["mac"] = None
     secrets = (
-        bool(("=" in text or ":" in text or " is " in text or " was " in text) and _ASSIGNED.search(text))
+        bool(("=" in text or ":" in text or " is " in text or " was " in text) and _assigned(text))
         or "-----BEGIN" in text
         or ("://" in text and "@" in text)  # credentials in a URL, however short
         or "sig=" in text  # an Azure shared access signature

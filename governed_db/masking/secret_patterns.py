@@ -159,7 +159,7 @@ def find_secrets(text: str) -> Iterator[tuple[int, int, str]]:
         for m in CLI_PASSWORD.finditer(text):
             value = next(g for g in ("v", "v2", "v3", "v4") if m.group(g) is not None)
             yield m.start(value), m.end(value), "SECRET"
-    if _PASSWORD_HINT.search(text):
+    if _password_hint(text):
         for pattern, chosen_only in ((PASSWORD_ASSIGNED, False), (PASSWORD_IS, True)):
             for m in pattern.finditer(text):
                 span = _password_value(m, chosen_only)
@@ -170,7 +170,17 @@ def find_secrets(text: str) -> Iterator[tuple[int, int, str]]:
             yield m.start(), m.end(), "SECRET"
 
 
-_PASSWORD_HINT = re.compile(r"(?i)pass|pwd|pw\b|pin\b|kennwort|mdp|contrase|senha|wachtwoord")
+_PASSWORD_HINT = re.compile(r"(?i)pass|pwd|pw\b|pin\b")
+#: the other languages' words, as substrings of the lowered text: added to the pattern above they made its search
+#: cost 10 us instead of 0.4 on every text (a case-insensitive alternation loses the engine's prefix scan)
+_FOREIGN_PASSWORD_WORDS = ("kennwort", "mdp", "contrase", "senha", "wachtwoord")
+
+
+def _password_hint(text: str) -> bool:
+    if _PASSWORD_HINT.search(text) is not None:
+        return True
+    low = text.lower()
+    return any(w in low for w in _FOREIGN_PASSWORD_WORDS)
 
 
 def is_password_hash(text: str) -> bool:
