@@ -342,6 +342,7 @@ IDENTIFIER_WORDS = _words(
     "colis commande facture dossier bestellung rechnung sendung auftrag kundennummer pedido factura envio "
     "expediente ordine fattura"
 )
+_PHONE_WORDS = _words("tel tél phone fax mobile cell call whatsapp sms telefon telefono")
 _WORD_THEN_NUMBER = re.compile(r"([A-Za-z]+)\W{0,3}$")
 
 
@@ -350,7 +351,8 @@ def _identifier_number(text: str, start: int, raw: str) -> bool:
     or a plain number after a word naming one (``order 4155550142``, ``colis 9852896388``)? (Decision 0394.) A phone
     written with separators or a ``+`` (``415-555-0142``, ``+33 6 12 34 56 78``) is one wherever it stands."""
     if start >= 2 and text[start - 1] in "-_/#" and text[start - 2].isalnum():
-        return True
+        glued = _WORD_THEN_NUMBER.search(text, max(0, start - 30), start - 1)
+        return glued is None or glued.group(1).lower() not in _PHONE_WORDS  # ``tel/415.555.0142`` is a phone
     if not raw.isdigit():
         return False
     m = _WORD_THEN_NUMBER.search(text, max(0, start - 30), start)
