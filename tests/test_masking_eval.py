@@ -27,11 +27,15 @@ REPORT = EVAL.evaluate()
 MIN_RECALL = 0.95
 MIN_PRECISION = 0.95
 KINDS = (
+    "ADDRESS",
     "CREDIT_CARD",
     "DATE_OF_BIRTH",
     "EMAIL",
     "IBAN",
     "IP_ADDRESS",
+    "LOCATION",
+    "MAC_ADDRESS",
+    "NATIONAL_ID",
     "PASSWORD",
     "PERSON_NAME",
     "PHONE",

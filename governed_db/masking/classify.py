@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 
 from governed_db.masking import detect
 from governed_db.masking.documents import UNESCAPE, hstore_pairs, record_items
+from governed_db.masking.given_names import GIVEN_NAMES
 from governed_db.masking.names import NAME_RULES as _NAME_RULES
 from governed_db.masking.names import ORGANISATION_WORDS as _ORGANISATION_WORDS
 from governed_db.masking.names import PERSON_ROLE_WORDS as _PERSON_ROLE_WORDS
@@ -32,7 +34,7 @@ from governed_db.masking.names import PERSON_TABLE_WORDS as _PERSON_TABLE_WORDS
 from governed_db.masking.names import TEXTY as _TEXTY
 from governed_db.masking.names import VETO as _VETO
 from governed_db.masking.names import VETO_EXEMPT as _VETO_EXEMPT
-from governed_db.masking.recognizers import VERSION_WORDS
+from governed_db.masking.recognizers import VERSION_WORDS, ssn_valid
 
 #: share of sampled non-empty values that must be one item of a label to label the column
 VALUE_SHARE = 0.6
@@ -53,6 +55,9 @@ _DIGIT_COINCIDENCE = frozenset({"CREDIT_CARD", "PHONE", "NATIONAL_ID", "US_SSN"}
 _DIGIT_NEVER = frozenset({"PHONE", "NATIONAL_ID"})
 #: labels only a name can give (no detector recognises a person's name or a street address)
 _NAME_ONLY_LABELS = frozenset({"PERSON_NAME", "ADDRESS", "USERNAME"})
+
+#: a bare "name" in English, French, Spanish, Dutch: a person's only in a table whose name says it holds people
+_BARE_NAMES = frozenset({("name",), ("nom",), ("nombre",), ("naam",)})
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
@@ -77,7 +82,17 @@ class ColumnClass:
 
 
 def words(name: str) -> tuple[str, ...]:
+    """``billingEmail`` -> ``("billing", "email")``; accents are folded first (``prénom`` -> ``prenom``,
+    ``contraseña`` -> ``contrasena``, ``straße`` -> ``strasse``), so a French or Spanish name is one word."""
+    if not name.isascii():
+        name = _fold(name)
     return tuple(w.lower() for w in _WORDS.findall(name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name.replace("ß", "ss").replace("ẞ", "SS"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 #: exact numeric types without fractional digits
@@ -145,7 +160,7 @@ def classify_name(table: str, column: str, declared: str | None = None) -> Colum
                 label, confidence, {"name": f"column name {column!r} matches {' '.join(seq)!r}"}
             )
     table_last = table.rsplit(".", 1)[-1].lower()
-    if toks == ("name",) and category in _TEXTY and _PERSON_TABLE_WORDS.intersection(words(table_last)):
+    if toks in _BARE_NAMES and category in _TEXTY and _PERSON_TABLE_WORDS.intersection(words(table_last)):
         return ColumnClass("PERSON_NAME", 0.7, {"name": f"'name' in person-like table {table_last!r}"})
     if category == "json":
         return ColumnClass("FREE_TEXT", 0.5, {"type": f"declared type {declared} holds documents (scanned)"})
@@ -187,12 +202,16 @@ def classify_values(values: Iterable[Any], column: str = "") -> ValueEvidence:
     return _classify_values(values, column)[0]
 
 
-def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str]]:
-    """:func:`classify_values`, and the kinds of item seen in the values (whole or inside text)."""
+def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvidence, frozenset[str], float]:
+    """:func:`classify_values`, the kinds of item seen in the values (whole or inside text), and the share of the
+    values holding an item other than a person's name: what may turn a column named for names, addresses or user
+    names into free text (a ``contact`` of e-mail addresses); names found in its own values never do (decision
+    0394: a ``full_name`` of ``Alice Smith 0`` stays PERSON_NAME, redacted whole)."""
     versions = bool(VERSION_WORDS.intersection(words(column))) if column else False
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
     embedded = 0
+    names_only = 0  # values whose only items are people's names
     total = 0
     kinds: set[str] = set()
     for v in values:
@@ -212,6 +231,10 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
         label = detect.whole_value_label(text)
         if label == "IP_ADDRESS" and versions:
             continue
+        if label == "PERSON_NAME":
+            # a value that is a name and nothing else: whether the column holds people is the column's question
+            # (a ``title`` of novels, ``Anna Karenina``, does not): :func:`classify_column` asks it of them all
+            continue
         if label is not None:
             digits = text.strip().isdigit()
             if digits and label in _DIGIT_NEVER:
@@ -222,16 +245,23 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
                 coincidences[label] += 1
         else:
             spans = [s.label for s in detect.find_spans(text) if s.label != "IP_ADDRESS" or not versions]
+            if spans and all(s == "PERSON_NAME" for s in spans) and _name_shaped(text.strip()) is not None:
+                continue  # "Dr. Grace Lopez": a name with its title, the column's question as above
             if spans:
                 embedded += 1
+                names_only += all(s == "PERSON_NAME" for s in spans)
                 kinds.update(spans)
     if total == 0:
-        return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset()
+        return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset(), 0.0
     if whole:
         label, hits = whole.most_common(1)[0]
         share = hits / total
         if share >= VALUE_SHARE and hits >= min(2, total):
-            return ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits), frozenset(kinds)
+            return (
+                ValueEvidence(label, share, f"{share:.0%} of {total} sampled values are {label}", hits),
+                frozenset(kinds),
+                share,
+            )
     # bare digits that match a checksum by chance, in a column mostly of other numbers, are not evidence
     mixed = embedded + sum(whole.values()) - sum(coincidences.values())
     share = mixed / total
@@ -241,8 +271,8 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
             share,
             f"{f'{share:.0%}' if share >= 0.01 else mixed} of {total} sampled values contain personal data or secrets",
             mixed,
-        ), frozenset(kinds)
-    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values"), frozenset(kinds)
+        ), frozenset(kinds), (mixed - names_only) / total
+    return ValueEvidence(None, 0.0, f"no sensitive values in {total} sampled values"), frozenset(kinds), 0.0
 
 
 def text_confidence(evidence: ValueEvidence) -> float:
@@ -305,6 +335,11 @@ _NAME_PARTICLES = frozenset(
     ("de", "da", "di", "du", "del", "della", "der", "den", "van", "von", "la", "le", "al", "el", "bin", "ibn", "ben",
      "y", "e", "dos", "das", "st")
 )
+#: titles before a person's name, in English, French, German, Spanish and Italian (decision 0394)
+_HONORIFICS = frozenset(
+    ("dr", "mr", "mrs", "ms", "mx", "miss", "prof", "sir", "dame", "rev", "mme", "mlle", "m", "herr", "frau",
+     "sr", "sra", "srta", "don", "dona", "dott", "sig", "ing")
+)
 _RIGHT_QUOTE = chr(0x2019)  # a typeset apostrophe (O'Neil)
 #: fewest distinct name-shaped values, and the largest share of them one word may be in, for a column to count as
 #: names: a handful of team names repeated (``Data Platform``) is not a column of people
@@ -316,6 +351,8 @@ def _name_shaped(text: str) -> tuple[str, ...] | None:
     """The words of ``text`` when it is shaped like a person's name (``Dave Brown``, ``Brown, Dave``, ``J. R.
     Smith``, ``Ana de la Cruz``, ``DAVE BROWN``), else None. An organisation's word (``Acme Corp``) rules it out."""
     toks = text.replace(",", " ").split()
+    if len(toks) > 2 and toks[0].lower().rstrip(".") in _HONORIFICS:
+        toks = toks[1:]  # "Dr. Grace Lopez": the title says a person, and is no part of the name's words
     if not 2 <= len(toks) <= 5 or len(text) > 80:
         return None
     upper = all(t.isupper() for t in toks if t.lower() not in _NAME_PARTICLES)
@@ -350,9 +387,49 @@ def _person_role(column: str) -> bool:
     return not any(w in _VETO for w in toks if w not in kept)
 
 
-def _names_share(values: Sequence[Any]) -> tuple[float, int]:
+_SOCIAL_NAMES = frozenset({("social",), ("social", "no"), ("social", "num"), ("social", "nr"), ("social", "number")})
+
+
+def _social(column: str) -> bool:
+    return words(column) in _SOCIAL_NAMES
+
+
+def _ssn_share(values: Sequence[Any]) -> float:
+    """The share of the non-empty values that are nine digits (bare or as ``123-45-6789``) and a valid SSN."""
+    total = hits = 0
+    for v in values:
+        text = _text_of(v)
+        if text is None or not text.strip():
+            continue
+        total += 1
+        digits = text.strip().replace("-", "").replace(" ", "")
+        hits += len(digits) == 9 and ssn_valid(digits)
+    return hits / total if total else 0.0
+
+
+#: words that make a column hold things that may be named after people (``title``: ``Anna Karenina``; ``street``:
+#: ``Paul Revere Road``): its values are not asked whether they are people's names
+_THING_WORDS = frozenset(
+    ("title", "titles", "product", "products", "item", "items", "city", "town", "country", "region", "street", "road",
+     "company", "companies", "organisation", "organization", "org", "team", "brand", "model", "project", "book",
+     "song", "album", "film", "movie", "show", "place", "venue", "hotel", "restaurant", "store", "shop", "school",
+     "building", "event", "award", "category", "tag", "tags", "label", "subject", "topic", "course", "department",
+     "dept", "group", "channel", "campaign", "plan", "feature", "location", "destination", "station", "airport",
+     "ship", "hospital", "character", "characters", "pet", "horse", "dog", "cat", "font", "color", "colour",
+     "headline", "heading", "caption", "slug", "path", "url", "file", "filename")
+)
+
+
+def _says_nothing(column: str) -> bool:
+    """Is the column's name silent on what it holds (no veto word, no word naming a thing)?"""
+    toks = words(column)
+    return bool(toks) and not any(w in _VETO or w in _THING_WORDS for w in toks)
+
+
+def _names_share(values: Sequence[Any], *, given: bool = False) -> tuple[float, int]:
     """(share of the non-empty sampled values shaped like a person's name, how many) — 0 when the name-shaped
-    values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`)."""
+    values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`), or, with
+    ``given``, when fewer than half of them hold a common given name."""
     total = 0
     shaped: list[tuple[str, ...]] = []
     for v in values:
@@ -368,6 +445,8 @@ def _names_share(values: Sequence[Any]) -> tuple[float, int]:
     counts = Counter(w for toks in shaped for w in set(toks) if w not in _NAME_PARTICLES)
     if counts.most_common(1)[0][1] > _NAMES_WORD_SHARE * len(shaped):
         return 0.0, 0
+    if given and 2 * sum(1 for toks in shaped if not GIVEN_NAMES.isdisjoint(toks)) < len(shaped):
+        return 0.0, 0
     return len(shaped) / total, len(shaped)
 
 
@@ -381,9 +460,15 @@ def classify_column(
         result.evidence.setdefault("type", str(declared))
     if not values:
         return result
-    evidence, kinds = _classify_values(values, column)
+    evidence, kinds, other = _classify_values(values, column)
     label, share, why = evidence.label, evidence.share, evidence.why
     result.evidence["values"] = why
+    if label is None and by_name is None and _social(column) and _ssn_share(values) >= VALUE_SHARE:
+        # ``social`` alone is HR shorthand for the SSN, and a marketing table's word for a handle: the values
+        # decide, nine digits that are valid SSNs (decision 0394)
+        result.label, result.confidence = "US_SSN", 0.8
+        result.evidence["name"] = f"column name {column!r} with values that are social security numbers"
+        return result
     if label is None:
         if by_name is None and type_category(declared) in _TEXTY and _person_role(column):
             # no detector finds a name, but a role's column whose values look like people's names holds them
@@ -392,6 +477,15 @@ def classify_column(
                 result.label, result.confidence = "PERSON_NAME", round(min(0.85, 0.5 + names / 3), 2)
                 result.evidence["name"] = f"column name {column!r} names a person's role"
                 result.evidence["values"] = f"{names:.0%} of {round(hits / names)} sampled values look like names"
+        elif by_name is None and type_category(declared) in _TEXTY and _says_nothing(column):
+            # a column whose name says nothing (``value``, ``data``, a ``name`` outside a table of people) holding
+            # people's names: name-shaped values, most with a common given name (decision 0394)
+            names, hits = _names_share(values, given=True)
+            if names >= VALUE_SHARE:
+                result.label, result.confidence = "PERSON_NAME", round(min(0.8, 0.45 + names / 3), 2)
+                result.evidence["values"] = (
+                    f"{names:.0%} of {round(hits / names)} sampled values are people's names (given names)"
+                )
         return result
     if label == "FREE_TEXT":
         # personal data seen inside the text; a specific name label (an "email" column) still wins, unless it is
@@ -400,7 +494,7 @@ def classify_column(
         if (
             by_name is None
             or by_name.label == "FREE_TEXT"
-            or (by_name.label in _NAME_ONLY_LABELS and share >= VALUE_SHARE)
+            or (by_name.label in _NAME_ONLY_LABELS and other >= VALUE_SHARE)
         ):
             result.label = label
             result.confidence = max(result.confidence, text_confidence(evidence))

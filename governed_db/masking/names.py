@@ -18,6 +18,15 @@ def _words(text: str) -> frozenset[str]:
 #: (label, word sequences, type categories it may have, confidence)
 NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float], ...] = (
     ("EMAIL", (("email",), ("e", "mail"), ("emailaddress",)), _TEXTY, 0.9),
+    # a network card's hardware address identifies a device, and so its owner (an online identifier, GDPR
+    # recital 30); before ADDRESS, which ``mac_address`` would otherwise match (decision 0394)
+    (
+        "MAC_ADDRESS",
+        (("mac",), ("macaddr",), ("mac", "address"), ("mac", "addr"), ("hw", "addr"), ("hwaddr",), ("bssid",),
+         ("hardware", "address")),
+        _TEXTY,
+        0.85,
+    ),
     (
         "IP_ADDRESS",
         (("ip",), ("ipaddr",), ("ipv4",), ("ipv6",), ("remote", "addr"), ("client", "addr")),
@@ -27,7 +36,8 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
     (
         "PASSWORD",
         (("password",), ("passwd",), ("pwd",), ("pw",), ("pass", "hash"), ("passhash",), ("pin", "hash"),
-         ("passphrase",), ("pass", "phrase")),
+         ("passphrase",), ("pass", "phrase"), ("passwort",), ("kennwort",), ("mot", "de", "passe"), ("mdp",),
+         ("contrasena",), ("senha",), ("wachtwoord",), ("losenord",)),
         _TEXTY,
         0.95,
     ),
@@ -55,6 +65,18 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("authorization",),
             ("bearer",),
             ("auth", "header"),
+            # a session cookie or token is a bearer credential; so are an authenticator's seed and recovery codes
+            ("cookie",),
+            ("cookies",),
+            ("session", "token"),
+            ("session", "cookie"),
+            ("session", "secret"),
+            ("mfa", "seed"),
+            ("otp", "seed"),
+            ("totp", "seed"),
+            ("recovery", "code"),
+            ("recovery", "codes"),
+            ("backup", "codes"),
         ),
         _TEXTY,
         0.9,
@@ -101,6 +123,52 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("ni", "number"),
             ("ni", "no"),
             ("ni",),
+            ("driver", "licence"),
+            ("drivers", "licence"),
+            ("driving", "license"),
+            ("driver", "license"),
+            ("dl", "number"),
+            ("dl", "no"),
+            ("license", "number"),
+            ("licence", "number"),
+            ("license", "no"),
+            ("licence", "no"),
+            ("id", "card"),
+            ("tax", "number"),
+            ("tax", "no"),
+            ("taxpayer",),
+            # a medical record or health-insurance number identifies a patient (HIPAA's eighth identifier)
+            ("mrn",),
+            ("medical", "record", "number"),
+            ("medical", "record", "no"),
+            ("insurance", "number"),
+            ("versicherungsnummer",),
+            ("krankenversicherungsnummer",),
+            # national numbers as European, Latin-American and Indian schemas name them (decision 0394): France's
+            # NIR (numéro de sécurité sociale; not ``insee``, which names a commune's code in French open data),
+            # Germany's Steuer-ID and social insurance number, Spain's NIF/NIE/DNI, Italy's codice fiscale, the
+            # Netherlands' BSN, Sweden's personnummer, Brazil's CPF, Mexico's CURP, India's Aadhaar
+            ("nir",),
+            ("numero", "secu"),
+            ("num", "secu"),
+            ("securite", "sociale"),
+            ("secu",),
+            ("steuer", "id"),
+            ("steuerid",),
+            ("steuernummer",),
+            ("steueridentifikationsnummer",),
+            ("sozialversicherungsnummer",),
+            ("svnr",),
+            ("nif",),
+            ("nie",),
+            ("dni",),
+            ("codice", "fiscale"),
+            ("codicefiscale",),
+            ("bsn",),
+            ("personnummer",),
+            ("cpf",),
+            ("curp",),
+            ("aadhaar",),
         ),
         _NUMBERY,
         0.85,
@@ -181,8 +249,12 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
         "DATE_OF_BIRTH",
         (("dob",), ("birth", "date"), ("date", "of", "birth"), ("birthday",), ("birthdate",), ("born",),
          ("birth", "day"), ("bday",), ("birthdt",), ("birth", "dt"), ("dateofbirth",), ("birth", "ts"),
-         ("birth", "timestamp"), ("birth", "time"), ("birth", "datetime"), ("birthtime",)),
-        _DATEY,
+         ("birth", "timestamp"), ("birth", "time"), ("birth", "datetime"), ("birthtime",),
+         ("date", "naissance"), ("date", "de", "naissance"), ("naissance",), ("geburtsdatum",), ("geburtstag",),
+         ("fecha", "nacimiento"), ("fecha", "de", "nacimiento"), ("nacimiento",), ("data", "nascita"),
+         ("data", "di", "nascita"), ("geboortedatum",)),
+        # a date of birth kept as a number (``19850312``) is one too (decision 0394)
+        _DATEY | {"int"},
         0.9,
     ),
     (
@@ -257,6 +329,24 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("buyer", "name"),
             ("preferred", "name"),
             ("addressee",),
+            # French, German, Spanish, Italian, Dutch and Portuguese schemas
+            ("prenom",),
+            ("nom", "complet"),
+            ("nom", "de", "famille"),
+            ("nom", "famille"),
+            ("vorname",),
+            ("nachname",),
+            ("familienname",),
+            ("apellido",),
+            ("apellidos",),
+            ("nombre", "completo"),
+            ("cognome",),
+            ("voornaam",),
+            ("achternaam",),
+            ("sobrenome",),
+            ("titulaire",),
+            ("inhaber",),
+            ("kontoinhaber",),
         ),
         _TEXTY,
         0.85,
@@ -272,8 +362,28 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
             ("zip",),
             ("zipcode",),
             ("home", "address"),
+            ("adresse",),
+            ("direccion",),
+            ("strasse",),
+            ("indirizzo",),
+            ("endereco",),
+            ("code", "postal"),
+            ("codigo", "postal"),
+            ("postleitzahl",),
+            ("plz",),
+            ("postal", "address"),
         ),
         _TEXTY,
+        0.8,
+    ),
+    # where a person is (a phone's GPS fix, a delivery's drop-off point): coarsened to about 10 km, numbers stay
+    # numbers (decision 0394)
+    (
+        "LOCATION",
+        (("latitude",), ("longitude",), ("lat",), ("lng",), ("lon",), ("long", "lat"), ("lat", "long"),
+         ("geohash",), ("geo", "hash"), ("coordinates",), ("coords",), ("geolocation",), ("geo", "location"),
+         ("gps",), ("geopoint",), ("geo", "point"), ("latlng",), ("latlon",), ("lat", "lng"), ("lat", "lon")),
+        frozenset({"text", "unknown", "float", "binary"}),
         0.8,
     ),
     # free text is where personal data hides; scanning it only replaces what the detectors find
@@ -318,7 +428,9 @@ PERSON_TABLE_WORDS = _words(
     "user users customer customers client clients employee employees staff people person persons member "
     "members patient patients contact contacts author authors student students account accounts profile "
     "profiles owner owners applicant applicants candidate candidates subscriber subscribers guest guests "
-    "passenger passengers"
+    "passenger passengers utilisateurs utilisateur salaries salarie employes employe personnes personne adherents "
+    "abonnes kunden kunde mitarbeiter benutzer personen clientes cliente empleados empleado usuarios usuario "
+    "pacientes paciente contactos klanten medewerkers gebruikers utenti clienti dipendenti"
 )
 #: words naming a person's role in a row (``author``, ``owner``, ``created_by``): such a column holds a person's name
 #: when its values look like names (checked on the sample: it may as well hold user ids, e-mails or team names)
@@ -326,7 +438,13 @@ PERSON_ROLE_WORDS = _words(
     "author authors owner owners assignee assignees reporter creator customer patient employee manager approver "
     "approvers reviewer reviewers requester requestor sender signer buyer seller tenant landlord guest member "
     "student teacher instructor rider passenger doctor physician nurse attendee organizer organiser speaker "
-    "participant visitor caller witness"
+    "participant visitor caller witness "
+    # people in CRM, support and HR rows; officers and authors are masked too, famous or not: nothing in the data
+    # tells a public figure from a private person, and either is personal data (decision 0394)
+    "client rep representative agent lead contact user who cc ceo cfo cto coo founder cofounder director president "
+    "chair chairman supervisor recruiter interviewer therapist dentist surgeon pharmacist technician courier "
+    "cashier clerk coach editor translator interviewer approver "
+    "auteur responsable vendeur medecin kunde verfasser ansprechpartner autor cliente medico"
 )
 #: words that make a capitalised pair an organisation's or a team's name, not a person's (``Acme Corp``)
 ORGANISATION_WORDS = _words(

@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from governed_db.masking.given_names import GIVEN_NAMES, NOT_SURNAMES
+
 Found = tuple[int, int, str]
 
 
@@ -333,6 +335,30 @@ def _dotted_version(text: str, start: int, raw: str) -> bool:
     return _ONE_DIGIT_GROUP.search(raw) is not None or version_context(text, start)
 
 
+#: words naming the number after them as an identifier, not a telephone (``order 4155550142``, ``colis 98528963``)
+IDENTIFIER_WORDS = _words(
+    "order orders invoice invoices parcel package shipment tracking ticket ref reference id no nr num number "
+    "case account acct job build batch lot serial sku item transaction txn booking reservation confirmation "
+    "colis commande facture dossier bestellung rechnung sendung auftrag kundennummer pedido factura envio "
+    "expediente ordine fattura"
+)
+_PHONE_WORDS = _words("tel tél phone fax mobile cell call whatsapp sms telefon telefono")
+_WORD_THEN_NUMBER = re.compile(r"([A-Za-z]+)\W{0,3}$")
+
+
+def _identifier_number(text: str, start: int, raw: str) -> bool:
+    """Is the bare digit run at ``start`` an identifier: a segment of a code (``ORD-2024-154689``, ``INV_2024/1234``)
+    or a plain number after a word naming one (``order 4155550142``, ``colis 9852896388``)? (Decision 0394.) A phone
+    written with separators or a ``+`` (``415-555-0142``, ``+33 6 12 34 56 78``) is one wherever it stands."""
+    if start >= 2 and text[start - 1] in "-_/#" and text[start - 2].isalnum():
+        glued = _WORD_THEN_NUMBER.search(text, max(0, start - 30), start - 1)
+        return glued is None or glued.group(1).lower() not in _PHONE_WORDS  # ``tel/415.555.0142`` is a phone
+    if not raw.isdigit():
+        return False
+    m = _WORD_THEN_NUMBER.search(text, max(0, start - 30), start)
+    return m is not None and m.group(1).lower() in IDENTIFIER_WORDS
+
+
 def phones(text: str) -> Iterator[Found]:
     pn = _phone_module()
     seen: set[tuple[int, int]] = set()
@@ -351,11 +377,178 @@ def phones(text: str) -> Iterator[Found]:
                 and not inside_number(text, match.start, match.end)
                 and match.raw_string.count(".") < 4
                 and not _dotted_version(text, match.start, match.raw_string)
+                and not _identifier_number(text, match.start, match.raw_string)
             ):
                 seen.add(span)
                 yield match.start, match.end, "PHONE_NUMBER"
         if runs and all(any(s < e2 and s2 < e for s2, e2 in seen) for s, e in runs):
             return
+
+
+# -- MAC addresses ----------------------------------------------------------------------------------------------
+#: six hexadecimal pairs joined by ``:`` or ``-`` (IEEE 802 canonical form); a network card's address identifies the
+#: device, and so its owner, wherever it appears (decision 0394)
+_MAC = re.compile(r"(?<![0-9A-Za-z:\-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![0-9A-Za-z:\-])")
+
+
+def macs(text: str) -> Iterator[Found]:
+    for m in _MAC.finditer(text):
+        raw = m.group()
+        hexdigits = raw.replace(m.group(1), "")
+        if len(set(hexdigits.lower())) == 1:
+            continue  # 00:00:00:00:00:00 and ff:ff:ff:ff:ff:ff (broadcast) name no device
+        if m.group(1) == "-" and hexdigits.isdigit():
+            continue  # twelve digits in dashed pairs: a number written in pairs, as likely as an address
+        yield m.start(), m.end(), "MAC_ADDRESS"
+
+
+# -- geographic coordinates ---------------------------------------------------------------------------------------
+#: a latitude and a longitude written as a pair (``48.85661, 2.35222``, ``40.4168 -3.7038``): four decimals or more
+#: each (about 11 m), so that prices, ratios and versions are not read as places (decision 0394)
+_COORDINATES = re.compile(
+    r"(?<![\w.\-])(?P<lat>-?\d{1,2}\.\d{4,})(?:\s*,\s*|\s+|;\s*)(?P<lon>-?\d{1,3}\.\d{4,})(?![\w.])"
+)
+
+
+def coordinates(text: str) -> Iterator[Found]:
+    for m in _COORDINATES.finditer(text):
+        lat, lon = m.group("lat"), m.group("lon")
+        if lat.endswith("00") and lon.endswith("00"):
+            continue  # 12.5000, 13.4000: amounts written to four places, not a measured position
+        if abs(float(lat)) < 1 and abs(float(lon)) < 1:
+            continue  # 0.1234, 0.5678: scores and ratios (no one lives at the Gulf of Guinea's null island)
+        if abs(float(lat)) <= 90 and abs(float(lon)) <= 180:
+            yield m.start(), m.end(), "COORDINATES"
+
+
+# -- Spanish DNI/NIE, French NIR --------------------------------------------------------------------------------
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+_ES_ID = re.compile(r"(?i)(?<![A-Z0-9])(?P<p>[XYZ]-?)?(?P<n>\d{7,8})-?(?P<c>[A-Z])(?![A-Z0-9])")
+_NIR = re.compile(
+    r"(?<!\d)(?<!\d )(?P<s>[1278]) ?(?P<y>\d\d) ?(?P<m>0[1-9]|1[0-2]|[2-9]\d) ?(?P<d>\d\d|2[ABab]) ?(?P<c>\d{3})"
+    r" ?(?P<o>\d{3}) ?(?P<k>\d\d)(?![\d])"
+)
+_ES_CONTEXT = re.compile(r"(?i)\b(?:dni|nie|nif|documento|identidad|identificaci)")
+_FR_CONTEXT = re.compile(r"(?i)\b(?:nir|insee|s[ée]cu|s[ée]curit[ée] sociale|num[ée]ro de s[ée]cu)")
+
+
+def _whole(text: str, start: int, end: int) -> bool:
+    return not text[:start].strip() and not text[end:].strip()
+
+
+def es_ids(text: str) -> Iterator[Found]:
+    """Spanish DNI (8 digits and a check letter) and NIE (X/Y/Z, 7 digits, a check letter): a value that is one on
+    its own, or one in text that says so (``DNI``, ``NIE``, ``NIF``), as for bare SSNs."""
+    context = None
+    for m in _ES_ID.finditer(text):
+        prefix, digits = (m.group("p") or "").rstrip("-").upper(), m.group("n")
+        if prefix:
+            if len(digits) != 7:
+                continue
+            digits = str("XYZ".index(prefix)) + digits
+        elif len(digits) != 8:
+            continue
+        if _DNI_LETTERS[int(digits) % 23] != m.group("c").upper() or len(set(digits)) == 1:
+            continue
+        if not _whole(text, m.start(), m.end()):
+            if context is None:
+                context = _ES_CONTEXT.search(text) is not None
+            if not context:
+                continue
+        yield m.start(), m.end(), "ES_NIF"
+
+
+def fr_nirs(text: str) -> Iterator[Found]:
+    """French social-security numbers (NIR): 13 digits and a key, 97 less the number modulo 97 (Corsica's 2A/2B
+    counted as 19/18); on its own, written as printed with spaces, or beside ``NIR``/``sécu``."""
+    context = None
+    for m in _NIR.finditer(text):
+        dept = m.group("d").upper()
+        body = m.group("s") + m.group("y") + m.group("m") + dept + m.group("c") + m.group("o")
+        number = int(body.replace("2A", "19").replace("2B", "18"))
+        if 97 - number % 97 != int(m.group("k")):
+            continue
+        if " " not in m.group() and not _whole(text, m.start(), m.end()):
+            if context is None:
+                context = _FR_CONTEXT.search(text) is not None
+            if not context:
+                continue
+        yield m.start(), m.end(), "FR_NIR"
+
+
+# -- identity documents and dates of birth named in text ----------------------------------------------------------
+#: a passport, driving-licence or UK taxpayer (UTR) number after the words that name it, in English, French, German
+#: and Spanish (``passport no. X12345678``, ``DL# D1234567``, ``Führerschein B072RRE2I55``): the number has no format
+#: of its own to find it by, so the words must be there (decision 0394)
+_ID_GROUP = r"[A-Z0-9]*\d[A-Z0-9]*"
+_ID_MARK = r"(?:no|nr|num|number|n[°º]|#|num[ée]ro|nummer|n[úu]mero)\.?"
+_KEYED_ID = re.compile(
+    r"(?i:\b(?:(?:passport|passeport|reisepass|pasaporte|passaporto|driver'?s?\s+licen[cs]e|driving\s+licen[cs]e"
+    r"|f[üu]hrerschein|permis\s+de\s+conduire|carn[ée]\s+de\s+conducir|utr|id\s+card|carte\s+d'identit[ée]"
+    rf"|personalausweis)(?:\s*{_ID_MARK})?"
+    # ``dl`` (a download too) and a bare ``licence`` (software's too) only with a word saying a number follows
+    rf"|(?:dl|licen[cs]e)\s*{_ID_MARK}))\s*[:#=]?\s*"
+    # groups of capitals and digits, each with a digit (``X12345678``, ``12345 67890``, ``S530-1234-5678``)
+    rf"(?P<v>{_ID_GROUP}(?:[ \-]{_ID_GROUP}){{0,3}})(?![A-Za-z0-9])"
+)
+#: words that name a date of birth before it (``born 12/03/1985``, ``DOB: 1985-03-12``, ``geboren am 21.07.1990``)
+_BIRTH_DATE = re.compile(
+    r"(?i)\b(?:d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday|born(?:\s+on)?|geboren(?:\s+am)?"
+    r"|geburtsdatum|n[ée]e?\s+le|date\s+de\s+naissance|fecha\s+de\s+nacimiento|nacid[oa]\s+el)\s*[:=]?\s*"
+    r"(?P<v>\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+    r"|\d{1,2}\.?\s+[A-Za-zéû]{3,9}\.?\s+\d{4}|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})(?![\d])"
+)
+#: cheap substring tests before either pattern runs (lower-cased text)
+KEYED_WORDS = ("pass", "pasap", "reisep", "licen", "dl", "hrers", "permis d", "carn", "utr", "id card", "carte d",
+               "ausweis")
+BIRTH_WORDS = ("dob", "d.o.b", "birth", "born", "geb", "né", "nee le", "naiss", "nacim", "nacid")
+
+
+def keyed_ids(text: str) -> Iterator[Found]:
+    for m in _KEYED_ID.finditer(text):
+        value = m.group("v")
+        if sum(c.isalnum() for c in value) >= 6 and sum(c.isdigit() for c in value) >= 4:
+            yield m.start("v"), m.end("v"), "KEYED_ID"
+
+
+def birth_dates(text: str) -> Iterator[Found]:
+    for m in _BIRTH_DATE.finditer(text):
+        yield m.start("v"), m.end("v"), "DATE_OF_BIRTH"
+
+
+# -- people's names -------------------------------------------------------------------------------------------------
+_UPPER = "A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČŘ"
+_LOWER = "a-zß-öø-ÿłśżźćńąęšžčřőű"
+_WORD = rf"[{_UPPER}](?:['\u2019][{_UPPER}])?[{_LOWER}]+(?:[-'\u2019][{_UPPER}]?[{_LOWER}]+)?"
+#: a capitalised word, optional initials or particles, and a capitalised surname (``Jean Dupont``, ``Ana de la
+#: Cruz``, ``John F. Kennedy``, ``Anne-Marie O'Neil``)
+PERSON_PAIR = re.compile(
+    rf"(?<![\w.@/])(?P<first>{_WORD})(?:\s+[{_UPPER}]\.)?(?:\s+(?:de|del|de la|van|von|van der|van den|da|di|du|le|la|"
+    rf"dos|das|bin|ibn|al|el))?\s+(?P<last>{_WORD})(?![\w@])"
+)
+
+
+_GIVEN_START = re.compile(rf"(?<![\w.@/]){_WORD}")
+
+
+def person_names(text: str) -> Iterator[Found]:
+    """People's names in text: a capitalised pair whose first word is a common given name
+    (:data:`governed_db.masking.given_names.GIVEN_NAMES`), not followed by a word that makes it a place or a
+    thing (``Grace Street``). Names outside the list are not found (decision 0394)."""
+    end = 0
+    for word in _GIVEN_START.finditer(text):
+        # tried at each capitalised word, so that "Call Sean O'Brien" is not read as "Call Sean" and skipped
+        if word.start() < end or word.group().lower().split("-")[0] not in GIVEN_NAMES:
+            continue
+        m = PERSON_PAIR.match(text, word.start())
+        if m is None:
+            continue
+        if m.group("last").lower() not in NOT_SURNAMES:
+            after = text[m.end() : m.end() + 20].split(maxsplit=1)
+            if after and after[0].strip(".,;:!?").lower() in NOT_SURNAMES and after[0][:1].isupper():
+                continue  # "Emma Stone Award", "Paul Revere House"
+            end = m.end()
+            yield m.start(), m.end(), "PERSON"
 
 
 #: name -> recognizer, as :mod:`governed_db.masking.detect` asks for them
@@ -368,6 +561,13 @@ RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "uk_nhs": nhs_numbers,
     "uk_nino": ninos,
     "iban": ibans,
+    "mac": macs,
+    "coordinates": coordinates,
+    "es_id": es_ids,
+    "fr_nir": fr_nirs,
+    "keyed_id": keyed_ids,
+    "birth_date": birth_dates,
+    "person": person_names,
 }
 
 __all__ = [

@@ -12,8 +12,9 @@ label, or, for free text, the labels of the spans replaced in it.
 
     python tests/data/masking_eval.py            # the table in docs/masking.md
 
-Names inside prose are not in the set: governed_db has no named-entity model (no spaCy, decision 0090), so a
-person's name is found by its column's name only.
+governed_db has no named-entity model (no spaCy, decision 0090): a person's name is found by its column's name, a
+role's name over name-shaped values, or a list of common given names (decision 0394) — names inside prose are in
+the set only in ``crm_activity``, with places and things named after people beside them.
 """
 
 from __future__ import annotations
@@ -678,10 +679,332 @@ def tables() -> list[Table]:
             ],
         ),
     ]
+    defs += production_tables()
     for t in defs:
         r = random.Random(f"{SEED}:{t.name}")
         t.rows = [[c.make(r, i) for c in t.columns] for i in range(ROWS)]
     return defs
+
+
+# -- production-like schemas in several languages (decision 0394) ----------------------------------------------
+FIRST_EU = ["Jean", "Marie", "Chloé", "François", "Hans", "Jürgen", "Anke", "José", "María", "Lucía", "Søren",
+            "Łukasz", "Zoë", "Giulia", "Matteo", "Inès", "Björn", "Agnès"]
+LAST_EU = ["Dupont", "Lefèvre", "Müller", "Schäfer", "García", "Fernández", "Núñez", "Rossi", "Nowak", "de la Cruz",
+           "van der Berg", "Ødegaard", "Martin", "Bernard", "Weiß"]
+CITIES_EU = ["Paris", "Lyon", "Berlin", "München", "Madrid", "Sevilla", "Köln", "Bordeaux", "Valencia"]
+
+
+def _person_eu(r: random.Random) -> str:
+    return f"{r.choice(FIRST_EU)} {r.choice(LAST_EU)}"
+
+
+def _dni(r: random.Random) -> str:
+    if r.random() < 0.3:
+        prefix = r.choice("XYZ")
+        n = r.randint(1000000, 9999999)
+        return f"{prefix}{n:07d}{'TRWAGMYFPDXBNJZSQVHLCKE'[int(str('XYZ'.index(prefix)) + f'{n:07d}') % 23]}"
+    n = r.randint(10000000, 99999999)
+    return f"{n}{'TRWAGMYFPDXBNJZSQVHLCKE'[n % 23]}"
+
+
+def _nir(r: random.Random) -> str:
+    body = f"{r.choice('12')}{r.randint(40, 99)}{r.randint(1, 12):02d}{r.randint(1, 95):02d}{r.randint(1, 999):03d}{r.randint(1, 999):03d}"
+    key = 97 - int(body) % 97
+    if r.random() < 0.5:
+        return f"{body[0]} {body[1:3]} {body[3:5]} {body[5:7]} {body[7:10]} {body[10:13]} {key:02d}"
+    return f"{body}{key:02d}"
+
+
+def _phone_fr(r: random.Random) -> str:
+    pairs = " ".join(f"{r.randint(0, 99):02d}" for _ in range(4))
+    return r.choice((f"06 {pairs}", f"+33 6 {pairs}", f"07 {pairs}", f"+33 1 {pairs}"))
+
+
+def _phone_de(r: random.Random) -> str:
+    return r.choice((f"0171 {r.randint(1000000, 9999999)}", f"+49 30 {r.randint(1000000, 9999999)}",
+                     f"+49 (0)89 {r.randint(100000, 999999)}-{r.randint(10, 99)}"))
+
+
+def _phone_es(r: random.Random) -> str:
+    return r.choice((f"+34 6{r.randint(10, 99)} {r.randint(10, 99)} {r.randint(10, 99)} {r.randint(10, 99)}",
+                     f"6{r.randint(10, 99)} {r.randint(100, 999)} {r.randint(100, 999)}"))
+
+
+def _iban_es(r: random.Random) -> str:
+    bban = "".join(r.choice(string.digits) for _ in range(20))
+    table = {c: str(i) for i, c in enumerate(string.digits + string.ascii_uppercase)}
+    num = int("".join(table[c] for c in bban + "ES00"))
+    iban = f"ES{98 - num % 97:02d}{bban}"
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4)) if r.random() < 0.5 else iban
+
+
+def _dob_text(r: random.Random, style: str) -> str:
+    y, m, d = r.randint(1940, 2005), r.randint(2, 12), r.randint(2, 28)
+    return {"de": f"{d:02d}.{m:02d}.{y}", "es": f"{d:02d}/{m:02d}/{y}", "us": f"{m}/{d}/{y}"}[style]
+
+
+def _mac(r: random.Random) -> str:
+    octets = [r.randint(0, 255) for _ in range(6)]
+    sep = r.choice((":", "-"))
+    text = sep.join(f"{o:02x}" for o in octets)
+    return text.upper() if r.random() < 0.5 else text
+
+
+def _coordinate(r: random.Random, limit: int) -> float:
+    return round(r.uniform(-limit, limit), r.randint(4, 6))
+
+
+def _hex(r: random.Random, n: int) -> str:
+    return _alnum(r, n, "0123456789abcdef")
+
+
+def _uuid(r: random.Random) -> str:
+    return f"{_hex(r, 8)}-{_hex(r, 4)}-4{_hex(r, 3)}-a{_hex(r, 3)}-{_hex(r, 12)}"
+
+
+def _timestamp(r: random.Random) -> str:
+    return (f"2024-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}T{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:"
+            f"{r.randint(0, 59):02d}.{r.randint(0, 999999):06d}Z")
+
+
+_JWT_HEAD = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+
+
+def _cloud_secret(r: random.Random) -> str:
+    return r.choice((
+        lambda: f"Authorization: Bearer {_JWT_HEAD}.eyJ{_alnum(r, 40)}.{_alnum(r, 43)}",
+        lambda: "-----BEGIN RSA PRIVATE KEY-----\nMIIEow" + _alnum(r, 60) + "\n-----END RSA PRIVATE KEY-----",
+        lambda: "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF" + _alnum(r, 40) + "\n-----END PGP PRIVATE KEY BLOCK-----",
+        lambda: ('{"type": "service_account", "project_id": "acme-prod", "private_key": "-----BEGIN PRIVATE KEY-----'
+                 '\\nMIIEv' + _alnum(r, 40) + '\\n-----END PRIVATE KEY-----\\n"}'),
+        lambda: ("DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=" + _alnum(r, 86) + "==;"
+                 "EndpointSuffix=core.windows.net"),
+        lambda: (f"https://acme.blob.core.windows.net/exports/{r.randint(1, 99)}.csv?sv=2022-11-02&ss=b&sp=r&"
+                 f"se=2025-01-01T00:00:00Z&sig={_alnum(r, 40)}%3D"),
+        lambda: f"AWS_SECRET_ACCESS_KEY={_alnum(r, 40, string.ascii_letters + string.digits + '/+')}",
+        lambda: f"xoxp-{r.randint(10**11, 10**12 - 1)}-{r.randint(10**11, 10**12 - 1)}-{_alnum(r, 32)}",
+        lambda: f"github_pat_{_alnum(r, 22)}_{_alnum(r, 59)}",
+        lambda: f"rk_live_{_alnum(r, 24)}",
+    ))()
+
+
+def _devops_innocent(r: random.Random) -> str:
+    return r.choice((
+        f"image sha256:{_hex(r, 64)} pushed",
+        f"artifact md5 {_hex(r, 32)} verified",
+        f"deploy {_uuid(r)} finished at {_timestamp(r)}",
+        f"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC{_alnum(r, 20)} deploy@ci",
+        f"release v{r.randint(1, 9)}.{r.randint(0, 30)}.{r.randint(0, 99)} tagged",
+        f"terraform plan: {r.randint(1, 40)} to add, {r.randint(0, 9)} to change",
+        "token rotation scheduled for next week",
+        f"git {_hex(r, 40)} merged into main",
+    ))
+
+
+def _event_text(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.2:
+        return f"association from {_mac(r)} accepted", "MAC_ADDRESS"
+    if x < 0.4:
+        return f"gps fix {r.uniform(-60, 60):.{r.randint(4, 6)}f}, {r.uniform(-170, 170):.5f} hdop 0.9", "LOCATION"
+    return r.choice((
+        f"battery {r.randint(5, 100)} %",
+        f"reboot at {_timestamp(r)}",
+        f"firmware {_version(r)} installed",
+        f"temperature {r.uniform(-10, 40):.2f} C",
+        f"queue depth {r.randint(0, 500)}",
+    )), None
+
+
+def _commentaire(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.15:
+        return f"rappeler le client au {_phone_fr(r)}", "PHONE"
+    if x < 0.3:
+        return f"mot de passe : {r.choice(('soleil42', 'Chaton!9', 'azerty12'))}", "PASSWORD"
+    if x < 0.4:
+        return f"Kennwort={r.choice(('Sommer2024!', 'Geheim77'))} im Ticket", "PASSWORD"
+    if x < 0.5:
+        return f"écrire à {r.choice(FIRST).lower()}.{r.choice(LAST).lower()}@exemple.fr", "EMAIL"
+    return r.choice((
+        f"commande {r.randint(100000, 999999)} livrée le {r.randint(2, 28)}/0{r.randint(1, 9)}/2024",
+        "le client souhaite changer de forfait",
+        f"facture FA-{r.randint(2020, 2025)}-{r.randint(1, 9999):04d} réglée",
+        "mot de passe oublié, lien envoyé",
+        f"colis {r.randint(10**9, 10**10 - 1)} en transit",
+        f"version {r.randint(1, 5)}.{r.randint(0, 9)}.{r.randint(0, 9)} installée",
+    )), None
+
+
+def _clinical(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.15:
+        return f"pt asked for a call back on {_phone(r)}", "PHONE"
+    if x < 0.25:
+        d = _ssn_digits(r)
+        return f"SSN {d[:3]}-{d[3:5]}-{d[5:]} verified with insurer", "US_SSN"
+    return r.choice((
+        f"BP {r.randint(100, 160)}/{r.randint(60, 100)}, HR {r.randint(50, 110)}",
+        f"HbA1c {r.uniform(5, 10):.1f} %, follow-up in {r.randint(2, 12)} weeks",
+        f"ICD-10 E11.{r.randint(0, 9)} reviewed",
+        f"lot {r.randint(100000, 999999)} administered",
+        "no known drug allergies",
+    )), None
+
+
+def _hr_note(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.12:
+        return f"passport no. {r.choice('XCP')}{r.randint(10**7, 10**8 - 1)} checked by HR", "NATIONAL_ID"
+    if x < 0.22:
+        return f"driving licence {r.choice(LAST).upper()[:5]:9<5}{r.randint(100000, 999999)}SM9IJ on file", "NATIONAL_ID"
+    if x < 0.32:
+        return f"UTR {r.randint(10000, 99999)} {r.randint(10000, 99999)} for self-assessment", "NATIONAL_ID"
+    if x < 0.45:
+        return r.choice((f"DOB: {_dob_text(r, 'us')}", f"born {_dob_text(r, 'es')} in {r.choice(CITIES)}",
+                         f"geboren am {_dob_text(r, 'de')}")), "DATE_OF_BIRTH"
+    return r.choice((
+        f"license renewal {r.randint(2020, 2024)}-{r.randint(2025, 2027)} approved",
+        f"DL speed {r.randint(10, 900)} Mbps at the branch",
+        "passport office closed, visa appointment moved",
+        f"onboarding started {r.randint(2, 28)}/0{r.randint(1, 9)}/2024",
+        f"badge {r.randint(100000, 999999)} issued",
+        "licensed under GPL-3, see legal",
+    )), None
+
+
+def _crm_note(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.3:
+        person = _person(r) if r.random() < 0.5 else _person_eu(r)
+        return r.choice((f"Spoke to {person} about the renewal", f"{person} will call back on Monday",
+                         f"Sent the quote to {person}")), "PERSON_NAME"
+    return r.choice((
+        "Meeting at the Grace Street office",
+        "Parcel left at Victoria Station depot",
+        "Will Power seminar booked for the team",
+        "Renewal for Acme Corp signed",
+        "Demo of Data Platform went well",
+        "Customer prefers Google Cloud Platform",
+        "Invoice sent, Net 30",
+        "Paul Revere House tour for the offsite",
+        "Emma Stone Award ceremony sponsorship",
+        "Jan Update call moved",
+    )), None
+
+
+def production_tables() -> list[Table]:
+    """CRM, HR, payments, healthcare, auth, IoT, DevOps and catalogue tables as European and US applications keep
+    them: column names in French, German and Spanish, national ids with their checksums (NIR, DNI/NIE), dates of
+    birth day-first and as numbers, MAC addresses and coordinates, cloud keys in text, people under role columns
+    (officers too) — and innocent look-alikes: UUIDs, timestamps with microseconds, digests, ISBNs, SKUs, versions,
+    amounts to four places, public SSH keys."""
+    return [
+        Table("clients_fr", [
+            Column("id", "INTEGER", row_id()),
+            Column("prenom", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(FIRST_EU))),
+            Column("nom", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(LAST_EU))),
+            Column("courriel", "TEXT", sensitive("EMAIL", _email)),
+            Column("portable", "TEXT", sensitive("PHONE", _phone_fr)),
+            Column("numero_secu", "TEXT", sensitive("NATIONAL_ID", _nir)),
+            Column("mot_de_passe", "TEXT", sensitive("PASSWORD", lambda r: r.choice(("soleil42", "Chaton!9")) + str(r.randint(1, 99)))),
+            Column("code_postal", "TEXT", sensitive("ADDRESS", lambda r: f"{r.randint(1, 95):02d}{r.randint(0, 999):03d}")),
+            Column("ville", "TEXT", innocent(lambda r: r.choice(CITIES_EU))),
+            Column("commentaire", "TEXT", lambda r, i: _commentaire(r)),
+        ]),
+        Table("kunden", [
+            Column("id", "INTEGER", row_id()),
+            Column("vorname", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(FIRST_EU))),
+            Column("nachname", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(LAST_EU))),
+            Column("geburtsdatum", "TEXT", sensitive("DATE_OF_BIRTH", lambda r: _dob_text(r, "de"))),
+            Column("telefon", "TEXT", sensitive("PHONE", _phone_de)),
+            Column("steuer_id", "TEXT", sensitive("NATIONAL_ID", lambda r: str(r.randint(10**10, 10**11 - 1)))),
+            Column("straße", "TEXT", sensitive("ADDRESS", lambda r: f"{r.choice(('Haupt', 'Garten', 'Berg'))}straße {r.randint(1, 120)}")),
+            Column("stadt", "TEXT", innocent(lambda r: r.choice(CITIES_EU))),
+            Column("kundennummer", "TEXT", innocent(lambda r: f"K-{r.randint(100000, 999999)}")),
+        ]),
+        Table("empleados", [
+            Column("id", "INTEGER", row_id()),
+            Column("nombre", "TEXT", sensitive("PERSON_NAME", lambda r: r.choice(FIRST_EU))),
+            Column("apellidos", "TEXT", sensitive("PERSON_NAME", lambda r: f"{r.choice(LAST_EU)} {r.choice(LAST_EU)}")),
+            Column("dni", "TEXT", sensitive("NATIONAL_ID", _dni)),
+            Column("fecha_nacimiento", "TEXT", sensitive("DATE_OF_BIRTH", lambda r: _dob_text(r, "es"))),
+            Column("iban", "TEXT", sensitive("IBAN", _iban_es)),
+            Column("telefono", "TEXT", sensitive("PHONE", _phone_es)),
+            Column("departamento", "TEXT", innocent(lambda r: r.choice(("Ventas", "Finanzas", "Logística")))),
+            Column("codigo_empleado", "TEXT", innocent(lambda r: f"EMP{r.randint(1000, 9999)}{r.choice('ABC')}")),
+        ]),
+        Table("iot_readings", [
+            Column("id", "INTEGER", row_id()),
+            Column("device_mac", "TEXT", sensitive("MAC_ADDRESS", _mac)),
+            Column("lat", "REAL", sensitive("LOCATION", lambda r: _coordinate(r, 70))),
+            Column("lng", "REAL", sensitive("LOCATION", lambda r: _coordinate(r, 179))),
+            Column("device_uuid", "TEXT", innocent(_uuid)),
+            Column("recorded_at", "TEXT", innocent(_timestamp)),
+            Column("temperature", "REAL", innocent(lambda r: round(r.uniform(-10, 40), 4))),
+            Column("firmware_version", "TEXT", innocent(_version)),
+            Column("event", "TEXT", lambda r, i: _event_text(r)),
+        ]),
+        Table("auth_sessions", [
+            Column("id", "INTEGER", row_id()),
+            Column("user_id", "INTEGER", innocent(lambda r: r.randint(1, 5000))),
+            Column("session_token", "TEXT", sensitive("SECRET", lambda r: _alnum(r, 43, string.ascii_letters + string.digits + "-_"))),
+            Column("cookie", "TEXT", sensitive("SECRET", lambda r: f"sessionid={_alnum(r, 32, string.ascii_lowercase + string.digits)}; Path=/; HttpOnly")),
+            Column("mfa_seed", "TEXT", sensitive("SECRET", lambda r: _alnum(r, 16, string.ascii_uppercase + "234567"))),
+            Column("ip", "TEXT", sensitive("IP_ADDRESS", _ipv4)),
+            Column("user_agent", "TEXT", innocent(lambda r: f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{r.randint(100, 130)}.0.{r.randint(1000, 6999)}.{r.randint(10, 199)} Safari/537.36")),
+            Column("request_id", "TEXT", innocent(_uuid)),
+            Column("created_at", "TEXT", innocent(_timestamp)),
+        ]),
+        Table("patients", [
+            Column("id", "INTEGER", row_id()),
+            Column("name", "TEXT", sensitive("PERSON_NAME", _person)),
+            Column("birth_date", "INTEGER", sensitive("DATE_OF_BIRTH", lambda r: r.randint(1940, 2005) * 10000 + r.randint(2, 12) * 100 + r.randint(2, 28))),
+            Column("physician", "TEXT", sensitive("PERSON_NAME", lambda r: f"Dr. {_person(r)}")),
+            Column("diagnosis_code", "TEXT", innocent(lambda r: f"E{r.randint(10, 14)}.{r.randint(0, 9)}")),
+            Column("clinical_notes", "TEXT", lambda r, i: _clinical(r)),
+        ]),
+        Table("deploy_log", [
+            Column("id", "INTEGER", row_id()),
+            Column("entry", "TEXT", mixed([(1, "SECRET", _cloud_secret), (2, None, _devops_innocent)])),
+        ]),
+        Table("catalog_items", [
+            Column("id", "INTEGER", row_id()),
+            Column("sku", "TEXT", innocent(lambda r: f"{r.choice(('TSH', 'MUG', 'CAP'))}-{r.randint(100, 999)}-{r.choice(('S', 'M', 'L', 'XL'))}")),
+            Column("isbn13", "TEXT", innocent(lambda r: f"978-{r.randint(0, 9)}-{r.randint(10, 99)}-{r.randint(100000, 999999)}-{r.randint(0, 9)}")),
+            Column("order_number", "TEXT", innocent(lambda r: f"ORD-2024-{r.randint(1, 999999):06d}")),
+            Column("file_md5", "TEXT", innocent(lambda r: _hex(r, 32))),
+            Column("release", "TEXT", innocent(lambda r: f"v{r.randint(1, 9)}.{r.randint(0, 30)}.{r.randint(0, 99)}")),
+            Column("unit_price", "TEXT", innocent(lambda r: f"{r.randint(1, 99)}.{r.randint(0, 99):02d}00, {r.randint(1, 99)}.{r.randint(0, 99):02d}00")),
+            Column("updated_at", "TEXT", innocent(_timestamp)),
+        ]),
+        Table("hr_us", [
+            Column("id", "INTEGER", row_id()),
+            Column("social", "INTEGER", sensitive("US_SSN", lambda r: int(_ssn_digits(r)))),
+            Column("hr_notes", "TEXT", lambda r, i: _hr_note(r)),
+            Column("headcount", "INTEGER", innocent(lambda r: r.randint(1, 400))),
+        ]),
+        # people under a column whose name says nothing, and in prose; novels named after people under a title
+        Table("crm_activity", [
+            Column("id", "INTEGER", row_id()),
+            Column("name", "TEXT", sensitive("PERSON_NAME", lambda r: _person(r) if r.random() < 0.5 else _person_eu(r))),
+            Column("note", "TEXT", lambda r, i: _crm_note(r)),
+            Column("book_title", "TEXT", innocent(lambda r: r.choice((
+                "Anna Karenina", "Jane Eyre", "David Copperfield", "Oliver Twist", "Emma", "Moby Dick",
+                "War and Peace", "Little Women", "Daniel Deronda", "Tom Jones")))),
+            Column("venue", "TEXT", innocent(lambda r: r.choice((
+                "Victoria Hall", "Grace Cathedral", "Albert Hall", "Carnegie Hall", "Paul Street Arena",
+                "Royal Exchange")))),
+        ]),
+        Table("crm_accounts", [
+            Column("id", "INTEGER", row_id()),
+            Column("company", "TEXT", innocent(lambda r: f"{r.choice(('Acme', 'Globex', 'Initech', 'Hooli'))} {r.choice(('Corp', 'GmbH', 'SA', 'Ltd'))}")),
+            Column("ceo", "TEXT", sensitive("PERSON_NAME", _person_eu)),
+            Column("account_rep", "TEXT", sensitive("PERSON_NAME", _person)),
+            Column("industry", "TEXT", innocent(lambda r: r.choice(("Retail", "Banking", "Health Care", "Public Sector")))),
+            Column("website", "TEXT", innocent(lambda r: f"https://www.{r.choice(('acme', 'globex', 'initech'))}.example")),
+        ]),
+    ]
 
 
 def _chat_gap(kind: str | None) -> Callable[[random.Random], str]:

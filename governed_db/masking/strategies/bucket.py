@@ -21,6 +21,13 @@ NAME = "bucket"
 SUMMARY = "Numeric bucketing (size: 10 -> 37 becomes 30) or noise (noise: 0.05 -> within +/-5%)."
 
 
+def _decimals(step: float) -> int:
+    text = repr(step)
+    if "e-" in text:
+        return int(text.split("e-")[1]) + max(0, len(text.split("e")[0].split(".")[-1]) if "." in text else 0)
+    return len(text.split(".")[1]) if "." in text else 0
+
+
 def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
     size = options.get("size")
     noise = options.get("noise")
@@ -46,7 +53,12 @@ def build(label: str, options: dict[str, Any], ctx: StrategyContext) -> Masker:
         if math.isnan(number) or math.isinf(number):
             return value
         if size is not None:
-            out = math.floor(number / float(size)) * float(size)
+            step = float(size)
+            # a fractional size (0.1 for coordinates) is rounded to its own decimals: 48.8566 -> 48.8, not
+            # 48.800000000000004, and 48.8 stays 48.8 (48.8 / 0.1 is 487.99999999999994 in binary)
+            out = math.floor(round(number / step, 9)) * step
+            if not step.is_integer():
+                out = round(out, _decimals(step))
         else:
             spread = float(noise or 0)
             out = number * (1 + rng.uniform(-spread, spread))
