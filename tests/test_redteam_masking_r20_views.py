@@ -489,3 +489,48 @@ def test_an_application_function_reading_masked_values_decides_no_row(
         "(5, 75.0, 7.0)])",
         "(['id'], [(2,), (3,)])",
     ]
+
+
+def test_an_application_function_is_judged_through_asyncpg(pg_dsn: str, unique: str) -> None:
+    """asyncpg reads the application's function bodies, and the relations they name, in its warm-up: the view over
+    the SSN-reading function is refused alike, the one over clear functions answers exactly."""
+    asyncpg = pytest.importorskip("asyncpg")
+    import psycopg
+
+    from tests.conftest import PG_DSN
+
+    parts = dict(x.split("=", 1) for x in PG_DSN.split())
+    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    statements = [FUNCTION_LEAKS[0], FUNCTION_LEAKS[1], *FUNCTION_LOOK_ALIKES]
+
+    async def play(p: str) -> list[str]:
+        gov = govern(await asyncpg.connect(url), ATTACKER)
+        seen = []
+        try:
+            for sql in statements:
+                try:
+                    seen.append(repr([tuple(r) for r in await gov.fetch(sql.format(p=p))]).replace(p, "P"))
+                except governed_db.GuardrailViolation as e:
+                    seen.append(f"refused: {e}".replace(p, "P"))
+        finally:
+            await gov.close()
+        return seen
+
+    out = []
+    for v, secret in (("a", ALICE), ("b", ANNA)):
+        p = f"gdb_r20v_{unique}_{v}"
+        with psycopg.connect(PG_DSN, autocommit=True) as app:
+            for sql in (CUSTOMERS, ORDERS, *FUNCTIONS["postgres"], *FUNCTION_VIEWS):
+                app.execute(sql.format(p=p))
+            with closing(app.cursor()) as cur:
+                cur.executemany(f"INSERT INTO {p}_c VALUES (%s, %s, %s, %s, %s, %s, %s)", [secret, *OTHERS])
+                cur.executemany(f"INSERT INTO {p}_o VALUES (%s, %s, %s)", ORDER_ROWS)
+            try:
+                out.append(asyncio.run(play(p)))
+            finally:
+                for sql in FUNCTION_DROPS["postgres"]:
+                    app.execute(sql.format(p=p))
+    _alike_and_masked(out)
+    assert _refused(out[0][0]) and _refused(out[0][1]), out[0]
+    assert out[0][2:] == ["[(1, 15.0, 12.0), (2, 30.0, 30.0), (3, 45.0, 18.0), (4, 60.0, 0.0), (5, 75.0, 7.0)]",
+                          "[(2,), (3,)]"]  # fmt: skip
