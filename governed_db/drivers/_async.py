@@ -70,6 +70,7 @@ class AsyncDriver(Driver):
         # stored code names its tables in text sqlglot does not parse (a body): read apart (decision 0319)
         await self._warm_stored_code(gov, state, replay, sql)
         if not nodes:
+            await self._warm_functions(gov, state, replay, sql, [])  # SELECT f(): no table, a body (0393)
             return
         from governed_db.masking.catalog import table_key
 
