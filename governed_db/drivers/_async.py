@@ -65,13 +65,14 @@ class AsyncDriver(Driver):
         _forget_before_ddl(gov, state, sql)
         nodes, writes = _table_nodes(gov, sql)
         replay: _Replay = self.catalog_connection(gov)
-        if time.time() >= state.catalog_due:
-            await self._warm_drift(gov, state, replay)
         # stored code names its tables in text sqlglot does not parse (a body): read apart (decision 0319)
         await self._warm_stored_code(gov, state, replay, sql)
         if not nodes:
+            state.check_catalog(replay, relations=False)  # nothing read: MySQL keeps the last statement's warnings
             await self._warm_functions(gov, state, replay, sql, [])  # SELECT f(): no table, a body (0393)
             return
+        if time.time() >= state.catalog_due or state.catalog_pending:
+            await self._warm_drift(gov, state, replay)
         from governed_db.masking.catalog import table_key
 
         keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]

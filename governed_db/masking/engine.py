@@ -370,6 +370,8 @@ class MaskingState:
         self.warning_count_withheld = False
         #: when the relations read are next compared with the catalog (``time.time()``, decision 0392)
         self.catalog_due = 0.0
+        #: the relations read were not compared when the comparison came due (a statement named none)
+        self.catalog_pending = False
         #: the relations each function of the application's named so reads (``None``: cannot be told), kept until
         #: the next comparison with the catalog (decision 0393)
         self.function_reads: dict[str, tuple[str, ...] | None] = {}
@@ -428,17 +430,24 @@ class MaskingState:
         return [(k, i.source, i.signature) for k, i in self.tables.items()
                 if i.signature is not None and i.source is not None]  # fmt: skip
 
-    def check_catalog(self, conn: Any = None) -> None:
+    def check_catalog(self, conn: Any = None, relations: bool = True) -> None:
         """At most once every ``CATALOG_SECONDS``: read the catalog signatures of the relations read (on ``conn``,
         by default the catalog connection) and forget every relation read when one differs or the read fails: the
         application replaced a view, renamed or made again a table, and what masking read of it no longer holds
-        (decision 0392)."""
+        (decision 0392). Before a statement naming no relation (``relations`` false) nothing is read: a read
+        would reset what MySQL/MariaDB keep of the last statement (``@@warning_count``, ``ROW_COUNT()``,
+        ``FOUND_ROWS()``); the next statement naming one compares first."""
         now = time.time()
-        if now < self.catalog_due:
+        if now < self.catalog_due and not (relations and self.catalog_pending):
             return
         with self.lock:
-            self.catalog_due = now + CATALOG_SECONDS
-            self.function_reads.clear()  # a function replaced leaves no signature of a relation changed
+            if now >= self.catalog_due:
+                self.catalog_due = now + CATALOG_SECONDS
+                self.catalog_pending = True
+                self.function_reads.clear()  # a function replaced leaves no signature of a relation changed
+            if not relations:
+                return
+            self.catalog_pending = False
             known = self.catalog_sources()
             if not known:
                 return

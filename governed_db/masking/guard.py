@@ -199,7 +199,9 @@ def collation_named(text: str, name: str) -> bool:
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
     if not state.gov.driver.is_async:
         # what was read of the relations still holds? (an async connection's warm-up compares, with await: 0392)
-        state.check_catalog()
+        state.check_catalog(relations=any(
+            s.expression is not None and s.expression.find(exp.Table) is not None for s in analysis.statements
+        ))
     switches = any(renames(s) for s in analysis.statements)
     if switches and not state.gov.driver.is_async:
         # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
