@@ -534,3 +534,34 @@ def test_an_application_function_is_judged_through_asyncpg(pg_dsn: str, unique: 
     assert _refused(out[0][0]) and _refused(out[0][1]), out[0]
     assert out[0][2:] == ["[(1, 15.0, 12.0), (2, 30.0, 30.0), (3, 45.0, 18.0), (4, 60.0, 0.0), (5, 75.0, 7.0)]",
                           "[(2,), (3,)]"]  # fmt: skip
+
+
+def test_the_comparison_keeps_what_mariadb_keeps_of_the_last_statement(mysql_kw: dict[str, Any], unique: str) -> None:
+    """Look-alike: with the comparison due, ``SELECT @@warning_count`` and ``SHOW WARNINGS`` after a statement that
+    warned answer as on the raw connection (a catalog read in between would reset them), and the next statement
+    naming a table still compares first."""
+    import pymysql
+
+    p = f"gdb_r20v_{unique}"
+    app = pymysql.connect(autocommit=True, **mysql_kw)
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), ATTACKER)
+    try:
+        with closing(app.cursor()) as cur:
+            cur.execute(f"CREATE TABLE {p}_t (id INT, city TEXT, ssn TEXT)")
+            cur.execute(f"INSERT INTO {p}_t VALUES (1, 'Paris', '{ANNA_SSN}')")
+            cur.execute(f"CREATE VIEW {p}_v AS SELECT id, city AS code FROM {p}_t")
+        assert observe(conn, f"SELECT id, code FROM {p}_v") == (["id", "code"], [(1, "Paris")])
+        assert observe(conn, "SELECT 1 + 'a'")[1] == [(1,)]
+        time.sleep(SETTLE)  # the comparison is due as the warnings are read
+        assert observe(conn, "SELECT @@warning_count") == (["@@warning_count"], [(1,)])
+        assert "Truncated" in repr(observe(conn, "SHOW WARNINGS"))
+        with closing(app.cursor()) as cur:
+            cur.execute(f"CREATE OR REPLACE VIEW {p}_v AS SELECT id, ssn AS code FROM {p}_t")
+        seen = observe(conn, f"SELECT id, code FROM {p}_v")
+        assert ANNA_SSN not in repr(seen), seen  # compared first: the view is read again
+    finally:
+        conn.close()
+        with closing(app.cursor()) as cur:
+            cur.execute(f"DROP VIEW IF EXISTS {p}_v")
+            cur.execute(f"DROP TABLE IF EXISTS {p}_t")
+        app.close()
