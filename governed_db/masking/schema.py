@@ -198,19 +198,19 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
         return None
     try:
         if savepoint:
-            cur.execute("SAVEPOINT governed_db_catalog")
+            _run(cur, "SAVEPOINT governed_db_catalog")
         try:
             out = work(cur)
         except Exception as e:
             log.debug("governed_db masking: catalog read failed: %s", loggable(e))
             if savepoint:
-                cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog")
-                cur.execute("RELEASE SAVEPOINT governed_db_catalog")
+                _run(cur, "ROLLBACK TO SAVEPOINT governed_db_catalog")
+                _run(cur, "RELEASE SAVEPOINT governed_db_catalog")
             elif rollback_after:
                 conn.rollback()
             return None
         if savepoint:
-            cur.execute("RELEASE SAVEPOINT governed_db_catalog")
+            _run(cur, "RELEASE SAVEPOINT governed_db_catalog")
         elif rollback_after:
             conn.rollback()
         return out
@@ -734,8 +734,17 @@ def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) ->
     return out
 
 
+def _run(cur: Any, sql: str, params: Sequence[Any] = ()) -> None:
+    if type(cur).__module__.split(".")[0] == "psycopg":
+        # never prepared: psycopg 3 prepares a text run often enough on the connection (``_pg3_0``), which the
+        # caller would then see in ``pg_prepared_statements`` (the catalog comparison runs every second, 0392)
+        cur.execute(sql, tuple(params), prepare=False)
+    else:
+        cur.execute(sql, tuple(params))
+
+
 def _rows(cur: Any, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-    cur.execute(sql, tuple(params))
+    _run(cur, sql, params)
     return [_values(r) for r in cur.fetchall()]
 
 
