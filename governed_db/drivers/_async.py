@@ -69,7 +69,11 @@ class AsyncDriver(Driver):
         await self._warm_stored_code(gov, state, replay, sql)
         if not nodes:
             await self._warm_called_code(gov, state, replay, sql)
+            state.check_catalog(replay, relations=False)  # nothing read: MySQL keeps the last statement's warnings
+            await self._warm_functions(gov, state, replay, sql, [])  # SELECT f(): no table, a body (0393)
             return
+        if time.time() >= state.catalog_due or state.catalog_pending:
+            await self._warm_drift(gov, state, replay)
         from governed_db.masking.catalog import table_key
 
         keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]
@@ -87,8 +91,62 @@ class AsyncDriver(Driver):
         for key in keys if writes else ():
             await self._warm_constraints(gov, state, replay, key)
         await self._warm_created(gov, state, replay, sql)
+        await self._warm_functions(gov, state, replay, sql, keys)
         for node in nodes:
             await self._warm_order(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node, 0)
+
+    async def _warm_functions(self, gov: Governor, state: Any, replay: _Replay, sql: Any, keys: list[str]) -> None:
+        """Read, with ``await``, what the application's functions the statement (or a view it reads) calls read,
+        and those relations (decision 0393)."""
+        from governed_db.masking import app_functions
+        from governed_db.masking.catalog import table_key
+        from governed_db.sql.shapes import analysis_for
+
+        text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
+        try:
+            trees = [s.expression for s in analysis_for(text, gov.dialect).statements if s.expression is not None]
+        except Exception:
+            return
+        todo, seen = list(keys), set[str]()
+        while todo:  # the views read, and the views they read
+            key = todo.pop()
+            info = state.tables.get(key)
+            if key in seen or info is None or not info.view or len(seen) > 64:
+                continue
+            seen.add(key)
+            try:
+                tree = parse_one(info.view, state.sg_dialect)
+            except Exception:
+                continue
+            if not isinstance(tree, exp.Expression):
+                continue
+            trees.append(tree)
+            todo.extend(table_key(".".join(p.name for p in x.parts)) for x in tree.find_all(exp.Table) if x.name)
+        names = set().union(*(app_functions.called(t) for t in trees)) if trees else set()
+        for name in sorted(names - set(state.function_reads)):
+
+            def read(conn: Any, n: str = name) -> None:
+                app_functions.relations_read(conn, gov.dialect, n)
+
+            await self._answer(gov, replay, read)
+            try:
+                reads = state.function_reads[name] = app_functions.relations_read(replay, gov.dialect, name)
+            finally:
+                replay.answers.clear()
+            for key in reads or ():
+                await self._warm_table(gov, state, replay, key, None)
+
+    async def _warm_drift(self, gov: Governor, state: Any, replay: _Replay) -> None:
+        """Compare the relations read with the catalog, with ``await`` (decision 0392): changed, they are forgotten
+        here, and read again below before the guard judges by them."""
+        from governed_db.masking import drift
+
+        sources = [source for _, source, _ in state.catalog_sources()]
+        await self._answer(gov, replay, lambda conn: drift.signatures(conn, gov.dialect, sources))
+        try:
+            state.check_catalog(replay)
+        finally:
+            replay.answers.clear()
 
     async def _warm_created(self, gov: Governor, state: Any, replay: _Replay, sql: Any) -> None:
         """Read, with ``await``, the tables and views named like one a CREATE TABLE/VIEW makes (the masking guard
@@ -269,7 +327,7 @@ class AsyncDriver(Driver):
         self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None, depth: int = 0,
         force: bool = False,
     ) -> None:
-        from governed_db.masking import sampling, schema
+        from governed_db.masking import drift, sampling, schema
         from governed_db.masking.engine import RETRY_SECONDS
 
         info = state.tables.get(key)
@@ -359,6 +417,7 @@ class AsyncDriver(Driver):
             # every reader masking's classification of a table runs (MaskingState._read_table), in its order: one
             # left out here leaves its facts unread on an async connection (generated columns over an SSN came
             # back in clear on asyncpg)
+            drift.signatures(conn, gov.dialect, [(table_sql, db_name, name)])  # first, as _read_table (0392)
             cols = schema.read_columns(conn, gov.dialect, table_sql, db_name, name)
             if state.config.online and state.config.sample_rows > 0:
                 schema.reads_uncommitted(conn, gov.dialect)  # a sample of uncommitted rows is none (0275)

@@ -100,6 +100,8 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
             return None  # an INSERT computes it from the caller's own row
         clause = f"the DEFAULT of {w.table}({_cols(given)}), computed from the row's {_cols(c.columns)}"
         return (clause, _origin(w.table, c.columns))
+    if c.kind == "unknown":
+        return _unreadable(w, list(c.columns))  # a view's: what it writes into is not its own (decision 0393)
     if c.kind == "trigger":
         if w.kind not in c.events:
             return None

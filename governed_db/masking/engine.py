@@ -23,7 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
-from governed_db.masking import sampling, schema
+from governed_db.masking import drift, sampling, schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
@@ -101,6 +101,9 @@ _HOT_CACHE = STATEMENTS
 MEMO_SECONDS = 60.0
 #: a table's indexes and keys are read again after this many seconds (an index created by a migration is seen)
 ORDER_SECONDS = 60.0
+#: the catalog signatures of the relations read are compared with the catalog at most this often, and no verdict
+#: or plan derived from them is reused past the next comparison (decision 0392)
+CATALOG_SECONDS = 1.0
 MISSING = object()
 #: columns of a full-text index's token tables that only number its rows, segments or pages
 _FTS_STRUCTURE = frozenset(
@@ -164,6 +167,9 @@ class TableInfo:
     watch: dict[str, frozenset[Any]] | None = None
     #: when it was classified (``time.time()``), for the earliest re-classification of a watched table
     classified_at: float = 0.0
+    #: what identified it in the catalog, read before anything else of it (decision 0392): compared with the
+    #: catalog every ``CATALOG_SECONDS``; ``None``: unread
+    signature: drift.Signature | None = None
     #: a table the sample read in part (decision 0295): each clear text column whose widened sample held only a
     #: few distinct values, with those values. Another value is scanned as it passes; one the scan masks makes
     #: the column observed free text (masked where found, refused where it decides rows). ``None``: none
@@ -377,6 +383,13 @@ class MaskingState:
         self.warnings_in_read_order = False
         #: the last such statement failed part-way: how many warnings it left is how far it read (decision 0344)
         self.warning_count_withheld = False
+        #: when the relations read are next compared with the catalog (``time.time()``, decision 0392)
+        self.catalog_due = 0.0
+        #: the relations read were not compared when the comparison came due (a statement named none)
+        self.catalog_pending = False
+        #: the relations each function of the application's named so reads (``None``: cannot be told), kept until
+        #: the next comparison with the catalog (decision 0393)
+        self.function_reads: dict[str, tuple[str, ...] | None] = {}
 
     @property
     def active(self) -> bool:
@@ -423,9 +436,41 @@ class MaskingState:
     def invalidate(self) -> None:
         with self.lock:
             self.tables.clear()
+            self.function_reads.clear()
             self.facts.clear()
             self.called_code.clear()
             self._drop_derived()
+
+    def catalog_sources(self) -> list[tuple[str, drift.Source, drift.Signature]]:
+        """The relations read whose catalog signature is known: (key, how they are named, signature)."""
+        return [(k, i.source, i.signature) for k, i in self.tables.items()
+                if i.signature is not None and i.source is not None]  # fmt: skip
+
+    def check_catalog(self, conn: Any = None, relations: bool = True) -> None:
+        """At most once every ``CATALOG_SECONDS``: read the catalog signatures of the relations read (on ``conn``,
+        by default the catalog connection) and forget every relation read when one differs or the read fails: the
+        application replaced a view, renamed or made again a table, and what masking read of it no longer holds
+        (decision 0392). Before a statement naming no relation (``relations`` false) nothing is read: a read
+        would reset what MySQL/MariaDB keep of the last statement (``@@warning_count``, ``ROW_COUNT()``,
+        ``FOUND_ROWS()``); the next statement naming one compares first."""
+        now = time.time()
+        if now < self.catalog_due and not (relations and self.catalog_pending):
+            return
+        with self.lock:
+            if now >= self.catalog_due:
+                self.catalog_due = now + CATALOG_SECONDS
+                self.catalog_pending = True
+                self.function_reads.clear()  # a function replaced leaves no signature of a relation changed
+            if not relations:
+                return
+            self.catalog_pending = False
+            known = self.catalog_sources()
+            if not known:
+                return
+            raw = conn if conn is not None else self.gov.driver.catalog_connection(self.gov)
+            found = drift.signatures(raw, self.dialect, [source for _, source, _ in known])
+            if found is None or any(seen != was for seen, (_, _, was) in zip(found, known, strict=True)):
+                self.invalidate()
 
     def recall(self, key: tuple[Any, ...]) -> Any:
         """A memoised identity-dependent result, or :data:`MISSING` when absent or stale."""
@@ -522,6 +567,11 @@ class MaskingState:
                 if kept is None or (not kept.label and cls.label):
                     merged.classes[column] = cls
             merged.provisional = info.provisional or other.provisional
+            if info.view != other.view:
+                # a table and a view (or two views) under one key: each read is judged by the view's definition,
+                # by neither when they differ (refused where a masked value may lie beneath, decision 0393)
+                views = {v for v in (info.view, other.view) if v is not None}
+                merged.view = views.pop() if len(views) == 1 else schema.UNREADABLE_VIEW
             merged.constraints, merged.constraints_read, merged.order_at = None, None, -ORDER_SECONDS
             merged.spellings = info.spellings | {spelled}
             self._drop_derived()  # plans and verdicts made under the old labels are stale
@@ -728,10 +778,13 @@ class MaskingState:
         raw = self.gov.driver.catalog_connection(self.gov)  # async drivers: the answers read with await
         table_sql, name, schema_name = self._names(key, node)
         misses = getattr(raw, "misses", 0)
+        # first: a change after it is seen at the next comparison with the catalog (decision 0392)
+        signature = drift.signatures(raw, self.dialect, [(table_sql, schema_name, name)])
         cols = schema.read_columns(raw, self.dialect, table_sql, schema_name, name)
         info = TableInfo(
             key, [c for c, _ in cols] if cols else None, read_at=time.monotonic(), source=(table_sql, schema_name, name)
         )
+        info.signature = signature[0] if signature else None
         if cols is None:
             info.unread = True
             if getattr(raw, "misses", 0) == misses:
@@ -1258,7 +1311,7 @@ class MaskingState:
         """When answers derived from ``grants`` must be re-derived: soon, never after one expires, and never
         after a provisional table is to be sampled again."""
         now = time.time()
-        until = now + MEMO_SECONDS
+        until = min(now + MEMO_SECONDS, self.catalog_due)
         if self.next_recheck <= now:
             with self.lock:
                 pending = [

@@ -22,7 +22,7 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import index_reach, order_guard, schema, stored_code, view_rows
+from governed_db.masking import app_functions, index_reach, order_guard, schema, stored_code, view_rows
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
@@ -197,6 +197,11 @@ def collation_named(text: str, name: str) -> bool:
 
 
 def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, params: Any) -> RuleHit | None:
+    if not state.gov.driver.is_async:
+        # what was read of the relations still holds? (an async connection's warm-up compares, with await: 0392)
+        state.check_catalog(relations=any(
+            s.expression is not None and s.expression.find(exp.Table) is not None for s in analysis.statements
+        ))
     switches = any(renames(s) for s in analysis.statements)
     if switches and not state.gov.driver.is_async:
         # the schema is changing, or unqualified names are about to mean other tables (USE: another database's;
@@ -402,7 +407,15 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         )
         if hit is not None:
             return hit
-    return _called_code_hit(state, analysis, access, identity) or order_refusal(state, analysis, access, identity)
+    hit = _called_code_hit(state, analysis, access, identity)
+    if hit is not None:
+        return hit
+    for stmt in analysis.statements:
+        hit = None if stmt.expression is None else _functions_hit(state, analysis, access, identity, stmt.expression)
+        if hit is not None:
+            return hit
+    return order_refusal(state, analysis, access, identity)
+
 
 
 def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -> Lineage:
@@ -415,6 +428,29 @@ def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -
         return lineage
     extra = state.placement_uses(lineage)
     return replace(lineage, uses=[*lineage.uses, *extra]) if extra else lineage
+
+
+def _functions_hit(
+    state: MaskingState, analysis: Analysis, access: Access, identity: Identity, tree: exp.Expression
+) -> RuleHit | None:
+    """A function of the application's that ``tree`` calls reads, in its body, a relation with columns masked for
+    the identity (or what it reads cannot be told): it computes on their raw values, for rows the caller picks,
+    and its answer decides rows (``WHERE is_vip(id)``) or comes back (decision 0393)."""
+    names = app_functions.called(tree)
+    found = app_functions.masked_reads(state, access, names) if names and not access.everything else None
+    if found is None:
+        return None
+    name, masked = found
+    what = f"reads {', '.join(masked)}, whose columns are masked" if masked else (
+        "cannot be read (or builds statements at run time), so whether it reads masked columns is unknown"
+    )
+    return _hit(
+        state, analysis, identity, PREDICATE_RULE,
+        f"the application's function {name} {what}: it would compute on their stored values for the rows "
+        "the statement picks",
+        "read the tables themselves, or have the function called by an identity with an unmask grant "
+        "(masking.unmask)",
+    )  # fmt: skip
 
 
 def _view_hit(
@@ -448,10 +484,12 @@ def _view_hit(
         if key in seen:
             continue
         reduced: exp.Expression | None = None
+        query: exp.Expression | None = None
         try:
-            query = parse_one(definition, state.sg_dialect)
-            if not isinstance(query, exp.Expression):
+            parsed = parse_one(definition, state.sg_dialect)
+            if not isinstance(parsed, exp.Expression):
                 raise TypeError("not a query")
+            query = parsed
             placed = _placed_in(state, query, definition)
             if placed is not None:
                 hit = _lineage_hit(state, analysis, access, identity, placed)
@@ -461,6 +499,11 @@ def _view_hit(
             inner: Lineage | None = state.trace(reduced)
         except Exception:
             inner = None
+        if query is not None:
+            # the application's functions it calls, wherever (a column computing one is not left out: 0393)
+            hit = _functions_hit(state, analysis, access, identity, query)
+            if hit is not None:
+                return replace(hit, reason=f"in the definition of view {key}: {hit.reason}")
         if inner is None and reduced is not None and view_rows.decides_nothing(reduced):
             continue  # its columns are redacted whole (0262), and nothing else in it reads a value
         if inner is None and reduced is not None and not _masked_beneath(state, access, reduced, key):

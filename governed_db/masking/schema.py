@@ -197,23 +197,22 @@ def _guarded(conn: Any, dialect: str, work: Callable[[Any], T]) -> T | None:
         log.debug("governed_db masking: no cursor for catalog reads: %s", loggable(e))
         return None
     # psycopg 3 prepares a text run five times on a connection: the savepoints of many reads in one transaction
-    # showed in the caller's pg_prepared_statements (decision 0385)
-    unprepared = {"prepare": False} if type(cur).__module__.split(".")[0] == "psycopg" else {}
+    # showed in the caller's pg_prepared_statements (decisions 0385, 0392): _run never prepares them
     try:
         if savepoint:
-            cur.execute("SAVEPOINT governed_db_catalog", **unprepared)
+            _run(cur, "SAVEPOINT governed_db_catalog")
         try:
             out = work(cur)
         except Exception as e:
             log.debug("governed_db masking: catalog read failed: %s", loggable(e))
             if savepoint:
-                cur.execute("ROLLBACK TO SAVEPOINT governed_db_catalog", **unprepared)
-                cur.execute("RELEASE SAVEPOINT governed_db_catalog", **unprepared)
+                _run(cur, "ROLLBACK TO SAVEPOINT governed_db_catalog")
+                _run(cur, "RELEASE SAVEPOINT governed_db_catalog")
             elif rollback_after:
                 conn.rollback()
             return None
         if savepoint:
-            cur.execute("RELEASE SAVEPOINT governed_db_catalog", **unprepared)
+            _run(cur, "RELEASE SAVEPOINT governed_db_catalog")
         elif rollback_after:
             conn.rollback()
         return out
@@ -811,8 +810,17 @@ def _expand(found: list[Constraint], generated: Mapping[str, frozenset[str]]) ->
     return out
 
 
+def _run(cur: Any, sql: str, params: Sequence[Any] = ()) -> None:
+    if type(cur).__module__.split(".")[0] == "psycopg":
+        # never prepared: psycopg 3 prepares a text run often enough on the connection (``_pg3_0``), which the
+        # caller would then see in ``pg_prepared_statements`` (the catalog comparison runs every second, 0392)
+        cur.execute(sql, tuple(params), prepare=False)
+    else:
+        cur.execute(sql, tuple(params))
+
+
 def _rows(cur: Any, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-    cur.execute(sql, tuple(params))
+    _run(cur, sql, params)
     return [_values(r) for r in cur.fetchall()]
 
 
@@ -1201,10 +1209,85 @@ def _names(values: Any) -> frozenset[str]:
     return frozenset(str(v).lower() for v in values or ())
 
 
+#: the rules on the relation itself (a view's too): name, event, text (decision 0393; _pg_fired reads a table's and
+#: its partitions' with their triggers, decision 0385)
+_PG_OWN_RULES = (
+    "SELECT r.rulename::text, r.ev_type::text, pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r "
+    "WHERE r.ev_class = to_regclass(%s) AND r.rulename <> '_RETURN'"
+)
+#: triggers that run instead of the write (on a view): tgtype's bit 6 is INSTEAD; the body is the function's source
+_PG_INSTEAD = (
+    "SELECT t.tgname::text, t.tgtype::int, p.prosrc FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p "
+    "ON p.oid = t.tgfoid WHERE t.tgrelid = to_regclass(%s) AND NOT t.tgisinternal AND t.tgtype & 64 <> 0"
+)
+_PG_NAMED = (
+    "SELECT c.oid = to_regclass(%s), c.oid::regclass::text, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) FROM (VALUES {values}) AS u(n) "
+    "JOIN pg_catalog.pg_class c ON c.oid = to_regclass(u.n) WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+)
+_PG_RULE_HEAD = re.compile(r"^\s*CREATE\s+RULE\s+.*?\bTO\s+\S+", re.IGNORECASE | re.DOTALL)
+_PG_EVENTS = {"2": "update", "3": "insert", "4": "delete"}
+_NAME_WORD = re.compile(r"[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?")
+
+
+def _pg_rewrites(cur: Any, table_sql: str) -> list[Constraint]:
+    """The application's rules on a table or view (``CREATE RULE ... WHERE old.ssn LIKE '5%' DO INSTEAD NOTHING``)
+    and ``INSTEAD OF`` triggers on a view: they run on the caller's write, out of masking's sight, and read the
+    stored values of the relations they name (decision 0393). As SQLite's triggers (decision 0375): one constraint
+    for the written relation's columns the text names (not on INSERT, whose ``NEW`` holds the caller's values, unless
+    the text names the relation itself), and one per other relation named."""
+    from governed_db.masking import stored_code
+
+    texts: list[tuple[str, frozenset[str], str]] = []
+    for name, event, text in _rows(cur, _PG_OWN_RULES, (table_sql,)):
+        body = _PG_RULE_HEAD.sub("", str(text or ""), count=1)
+        events = frozenset({_PG_EVENTS[str(event)]}) if str(event) in _PG_EVENTS else frozenset()
+        texts.append((str(name), events, body))
+    for name, tgtype, body in _rows(cur, _PG_INSTEAD, (table_sql,)):
+        bits = int(tgtype)
+        events = frozenset(e for e, bit in (("insert", 4), ("delete", 8), ("update", 16)) if bits & bit)
+        texts.append((str(name), events, str(body or "")))
+    out: list[Constraint] = []
+    for name, events, body in texts:
+        if not events:
+            continue
+        found = stored_code.named_relations(body, "postgres")
+        words = frozenset(found if found is not None else re.findall(r"[\w$]+", body.lower()))
+        names = sorted(w for w in words if _NAME_WORD.fullmatch(w))
+        named = _rows(cur, _PG_NAMED.format(values=", ".join(["(%s)"] * len(names))), (table_sql, *names)) if names else []
+        own_columns: frozenset[str] = frozenset()
+        reads_itself = False
+        for itself, relation, columns in named:
+            every = _names(columns)
+            if itself:
+                reads_itself = reads_itself or relation.lower().rsplit(".", 1)[-1] in words
+                own_columns = every
+                continue
+            out.append(Constraint("trigger", name, frozenset(), table_key(str(relation)), every & words or every,
+                                  events=events))  # fmt: skip
+        if not own_columns:
+            own_columns = _names(r[0] for r in _rows(
+                cur, "SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+                "AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,)))  # fmt: skip
+        out.append(Constraint("trigger", name, own_columns & words,
+                              events=events if reads_itself else events - {"insert"}))  # fmt: skip
+    return out
+
+
 def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
-    _base_table(kind[0][0] if kind else None, ("r", "p"))
-    found = [
+    relkind = kind[0][0] if kind else None
+    rewrites = _pg_rewrites(cur, table_sql) if relkind is not None else []
+    if relkind is not None and str(relkind) in ("v", "m", "f"):
+        # a view writes into relations whose constraints are not its own: unknown, as before; and its rules and
+        # INSTEAD OF triggers read what they name
+        every = _names(r[0] for r in _rows(
+            cur, "SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+            "AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,)))  # fmt: skip
+        return [Constraint("unknown", "the relations it writes", every), *rewrites]
+    _base_table(relkind, ("r", "p"))
+    found = [*rewrites]
+    found += [
         Constraint("unique", str(n), _names(cols), primary=bool(primary))
         for n, cols, primary in _rows(cur, _PG_UNIQUE, (table_sql,))
     ]
@@ -1676,10 +1759,10 @@ UNREADABLE_VIEW = ""
 
 def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
     """The query a view (or PostgreSQL materialized view) is defined by: ``pg_get_viewdef``, MySQL's
-    ``VIEW_DEFINITION``, the ``AS`` query of SQLite's and DuckDB's stored ``CREATE VIEW``; ``None`` for a table or
-    when the catalog read fails (decision 0262); :data:`UNREADABLE_VIEW` for a view whose definition the catalog
-    does not give (MySQL shows none to a user without ``SHOW VIEW``) or that cannot be parsed: the guard refuses to
-    read it, as nothing says what it does with masked values (decision 0382)."""
+    ``VIEW_DEFINITION``, the ``AS`` query of SQLite's and DuckDB's stored ``CREATE VIEW``; ``None`` for a table
+    (decision 0262); :data:`UNREADABLE_VIEW` for a view whose definition the catalog does not give (MySQL shows
+    none to a user without ``SHOW VIEW``) or that cannot be parsed, and when the read fails: the guard refuses to
+    read it, as nothing says what it does with masked values (decisions 0382, 0393)."""
     fam = family(dialect)
     if fam is None:
         return None
@@ -1723,7 +1806,10 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
         query = create.expression if isinstance(create, exp.Create) else None
         return query.sql(dialect=fam) if isinstance(query, exp.Query) else UNREADABLE_VIEW
 
-    return guarded(conn, dialect, work)
+    # a read that fails (not an empty answer) says nothing of what the relation is: read as a view whose definition
+    # cannot be given, refused where a masked value may lie beneath, not as a table (decision 0393)
+    found = guarded(conn, dialect, lambda cur: (work(cur),))
+    return UNREADABLE_VIEW if found is None else found[0]
 
 
 def read_placed(conn: Any, dialect: str, table_sql: str) -> frozenset[str]:
@@ -1752,14 +1838,13 @@ def application_functions(conn: Any, dialect: str, names: list[str]) -> list[tup
 
     def work(cur: Any) -> list[tuple[str, str, str]]:
         # read for many statements: never prepared by psycopg 3 (the caller's pg_prepared_statements stays its own)
-        unprepared = {"prepare": False} if type(cur).__module__.split(".")[0] == "psycopg" else {}
-        cur.execute(
+        _run(
+            cur,
             "SELECT lower(p.proname::text), l.lanname::text, coalesce(p.prosrc, '') FROM pg_catalog.pg_proc p "
             "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l "
             "ON l.oid = p.prolang WHERE lower(p.proname::text) = ANY (string_to_array(%s, chr(31))) "
             "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, p.oid",
             ("\x1f".join(names),),  # one text: the async replay keys its answers by hashable parameters
-            **unprepared,
         )
         return [(str(n), str(lang), str(src)) for n, lang, src in (_values(r) for r in cur.fetchall())]
 
