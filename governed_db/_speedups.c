@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static PyObject *sha256_ctor;   /* hashlib.sha256 */
@@ -1369,7 +1370,8 @@ done:
  * goes to the Python methods, which stay the reference. span_config() hands over what they need. */
 static PyObject *sp_type, *sp_random, *sp_time, *sp_ctx_get, *sp_span_key, *sp_kind, *sp_store_mod, *sp_proc_mod,
     *n_getrandbits, *n_time_ns, *n_store, *n_local, *n_error, *n_failed, *n_metrics, *n_observe_metrics, *n_ppid,
-    *n_drain_at, *n_max_deferred, *n_native_intent, *n_native_outcome, *int_64, *int_128;
+    *n_drain_at, *n_max_deferred, *n_native_intent, *n_native_outcome, *n_mwaiting, *n_next_check, *int_64,
+    *int_128;
 static Py_ssize_t so_base = -1, so_ctx, so_ended, so_processor, so_end_time, so_head, so_intent, so_kind, so_late,
                   so_name, so_outcome, so_parent, so_span_id, so_start_time, so_status, so_trace_id;
 
@@ -1574,6 +1576,51 @@ error:
     return NULL;
 }
 
+/* 1 while SpanMetrics.waiting() would answer True without looking again (no MeterProvider yet, the next look not
+ * due: its own fast path, read here), 0 when observe() must run, -1 on an error (cleared: observe() decides) */
+static int metrics_waiting(PyObject *m) {
+    PyObject *w = PyObject_GetAttr(m, n_mwaiting);
+    if (w == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int waiting = w == Py_True;
+    Py_DECREF(w);
+    if (!waiting) return 0;
+    PyObject *due = PyObject_GetAttr(m, n_next_check);
+    if (due == NULL || !PyFloat_CheckExact(due)) {
+        Py_XDECREF(due);
+        PyErr_Clear();
+        return 0;
+    }
+    double next = PyFloat_AS_DOUBLE(due);
+    Py_DECREF(due);
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 < next ? 1 : 0;
+}
+
+/* fold_span(span, rows, masked_cells, masked_columns) -> True, False or None: fold() of a result's counts into the
+ * outcome of an audit-only span (its processor's store); None when the span is not one, or has no outcome waiting */
+static PyObject *fold_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "fold_span() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *span = args[0];
+    if (so_base < 0 || (PyObject *)Py_TYPE(span) != sp_type) Py_RETURN_NONE;
+    PyObject *out = *slot(span, so_outcome), *processor = *slot(span, so_processor);
+    if (out == NULL || processor == NULL || (PyObject *)Py_TYPE(out) != outcome_type) Py_RETURN_NONE;
+    PyObject *store = PyObject_GetAttr(processor, n_store);
+    if (store == NULL) return NULL;
+    Py_INCREF(out);
+    PyObject *fargs[5] = {store, out, args[1], args[2], args[3]};
+    PyObject *r = fold(NULL, fargs, 5);
+    Py_DECREF(out);
+    Py_DECREF(store);
+    return r;
+}
+
 /* end_span(span, end_time) -> True, or None when it is not this path's (the caller runs AuditOnlySpan.end) */
 static PyObject *end_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
@@ -1617,7 +1664,7 @@ failed:
 metrics:;
     PyObject *m = PyObject_GetAttr(processor, n_metrics);
     if (m == NULL) goto error;
-    if (m != Py_None) { /* processor._observe_metrics(span): logs a metrics failure, never raises */
+    if (m != Py_None && metrics_waiting(m) == 0) { /* processor._observe_metrics(span): logs, never raises */
         PyObject *r = PyObject_CallMethodOneArg(processor, n_observe_metrics, span);
         if (r == NULL) {
             Py_DECREF(m);
@@ -1679,6 +1726,8 @@ static PyMethodDef methods[] = {
     {"span_config", span_config, METH_VARARGS, "Hand over what start_span() and end_span() need."},
     {"start_span", (PyCFunction)(void (*)(void))start_span, METH_FASTCALL,
      "Start a statement's audit-only span with its intent journaled (AuditOnlySpan's usual path)."},
+    {"fold_span", (PyCFunction)(void (*)(void))fold_span, METH_FASTCALL,
+     "Fold a result's row counts into an audit-only span's deferred outcome."},
     {"end_span", (PyCFunction)(void (*)(void))end_span, METH_FASTCALL,
      "End a statement's audit-only span with its outcome deferred (AuditOnlySpan.end's usual path)."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
@@ -1724,7 +1773,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     NAME(n_error, "error"); NAME(n_failed, "_failed"); NAME(n_metrics, "metrics");
     NAME(n_observe_metrics, "_observe_metrics"); NAME(n_ppid, "_pid"); NAME(n_drain_at, "_DRAIN_AT");
     NAME(n_max_deferred, "_MAX_DEFERRED"); NAME(n_native_intent, "_native_intent");
-    NAME(n_native_outcome, "_native_outcome");
+    NAME(n_native_outcome, "_native_outcome"); NAME(n_mwaiting, "_waiting"); NAME(n_next_check, "_next_check");
     if ((int_64 = PyLong_FromLong(64)) == NULL || (int_128 = PyLong_FromLong(128)) == NULL) return NULL;
 #undef NAME
     if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||

@@ -223,8 +223,9 @@ class AuditOnlyTracer(trace.Tracer):
         raise NotImplementedError("governed_db records statement spans with start_span()")
 
 
-#: the C start and end of an audit-only statement span (decision 0396) — (start_span, end_span, not configured yet)
-_native: list[Any] = [None, None, speedups is not None]
+#: the C start and end of an audit-only statement span and the fold of its result's counts (decision 0396) —
+#: (start_span, end_span, not configured yet, fold_span)
+_native: list[Any] = [None, None, speedups is not None, None]
 
 
 def _configure_native() -> None:
@@ -236,7 +237,7 @@ def _configure_native() -> None:
     _native[2] = False
     if speedups is not None and speedups.span_config(AuditOnlySpan, random, time, _current_context, _SPAN_KEY,
                                                      SpanKind.CLIENT, store_module, processor_module):
-        _native[0], _native[1] = speedups.start_span, speedups.end_span
+        _native[0], _native[1], _native[3] = speedups.start_span, speedups.end_span, speedups.fold_span
 
 
 def _private_tracer(audit_processor: Any) -> trace.Tracer:
@@ -571,6 +572,16 @@ class Recorder:
         that still waits to be written (the usual case: fetched right after execute), else a short follow-up
         record."""
         if self.results is None:
+            return
+        fold = _native[3]
+        # the usual case: into the statement's outcome, waiting in the store, in one C call (decision 0396)
+        if fold is not None and type(self.results) is AuditOnlyTracer and fold(
+            statement_span, rows, masked_cells, masked_columns
+        ):
+            if masked_cells:
+                self.results.processor.observe_fold(  # type: ignore[attr-defined]
+                    statement_span.outcome, rows, masked_cells, masked_columns, self.environment  # type: ignore[attr-defined]
+                )
             return
         if isinstance(statement_span, AuditOnlySpan):
             trace_id, span_id = statement_span.trace_id, statement_span.span_id

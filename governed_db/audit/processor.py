@@ -157,22 +157,29 @@ class AuditSpanProcessor(SpanProcessor):
             except Exception:
                 return False
             if done is not None:
-                metrics = self.metrics
-                if done and masked_cells and metrics is not None:
-                    attrs = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows, GDB_MASKED_CELLS: masked_cells,
-                             GDB_ENVIRONMENT: environment}
-                    if masked_columns:
-                        attrs[GDB_MASKED_COLUMNS] = list(masked_columns)
-                    try:
-                        metrics.observe_result(attrs, outcome.span_id)
-                    except Exception as e:
-                        log.warning("governed_db audit: metrics failed for a result: %r", e)
+                if done and masked_cells:
+                    self.observe_fold(outcome, rows, masked_cells, masked_columns, environment)
                 return bool(done)
         folded: dict[str, Any] = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows,
                                   GDB_MASKED_CELLS: masked_cells}
         if masked_columns:
             folded[GDB_MASKED_COLUMNS] = list(masked_columns)
         return self.fold_result(outcome, folded, environment)
+
+    def observe_fold(self, outcome: R.PreparedOutcome, rows: int, masked_cells: int,
+                     masked_columns: tuple[str, ...], environment: str) -> None:
+        """The masked-cells metric of a result whose counts were folded into its outcome (a failure is logged)."""
+        metrics = self.metrics
+        if metrics is None:
+            return
+        attrs = {DB_RESPONSE_RETURNED_ROWS: rows, GDB_ROWS_RETURNED: rows, GDB_MASKED_CELLS: masked_cells,
+                 GDB_ENVIRONMENT: environment}
+        if masked_columns:
+            attrs[GDB_MASKED_COLUMNS] = list(masked_columns)
+        try:
+            metrics.observe_result(attrs, outcome.span_id)
+        except Exception as e:
+            log.warning("governed_db audit: metrics failed for a result: %r", e)
 
     def on_end(self, span: ReadableSpan) -> None:
         if getattr(span, "intent", None) is not None:

@@ -159,6 +159,22 @@ def _plan_slow(
 _PG_DIALECTS = frozenset({"postgres", "postgresql"})
 #: a compound SELECT's keywords (its declared types come from its first branch: decision 0388)
 _COMPOUND = re.compile(r"\b(?:UNION|INTERSECT|EXCEPT)\b", re.IGNORECASE)
+
+
+def _compound(sql: str) -> bool:
+    """Whether ``sql`` may be a compound SELECT. The regular expression costs ~17k instructions on a short text
+    (a word boundary and three words tried at every position, case-insensitively): the words are looked for in the
+    lower-cased text first, a few hundred."""
+    low = sql.lower()
+    found = ("union" in low or "intersect" in low or "except" in low) and _COMPOUND.search(sql) is not None
+    if len(_COMPOUNDS) >= 4096:
+        _COMPOUNDS.clear()
+    _COMPOUNDS[sql] = found
+    return found
+
+
+#: texts already looked at by :func:`_compound` (a repeated statement's text is the same object: one dict lookup)
+_COMPOUNDS: dict[str, bool] = {}
 #: what a DECLARE, CLOSE or FETCH may begin with (a comment, a space): the other statements skip the cursor check
 _CURSOR_STARTS = "DdCcFf-/ \t\r\n"
 
@@ -199,15 +215,20 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
         hit = guard.calls_caller_code(state, analysis, identity)
-    if hit is None and "[" in analysis.sql and state.dialect == "sqlite":
-        from governed_db.masking import converters
+    if hit is None and state.dialect == "sqlite":
+        sql = analysis.sql
+        if "[" in sql:
+            from governed_db.masking import converters
 
-        # not cached either: sqlite3.register_converter may add a name at any time (decision 0388)
-        hit = converters.converter_hit(state, analysis, identity)
-    if hit is None and state.dialect == "sqlite" and _COMPOUND.search(analysis.sql) is not None:
-        from governed_db.masking import converters
+            # not cached either: sqlite3.register_converter may add a name at any time (decision 0388)
+            hit = converters.converter_hit(state, analysis, identity)
+        compound = _COMPOUNDS.get(sql)
+        if compound is None:
+            compound = _compound(sql)
+        if hit is None and compound:
+            from governed_db.masking import converters
 
-        hit = converters.compound_hit(state, analysis, identity)
+            hit = converters.compound_hit(state, analysis, identity)
     if hit is None and state.dialect in _PG_DIALECTS and (
         analysis.sql[:1] in _CURSOR_STARTS or len(analysis.statements) > 1
     ):
