@@ -410,3 +410,22 @@ def test_native_span_declines_off_its_path_and_reports_a_failed_intent(tmp_path:
         proc.store._failing = False
         del proc.store.intent
         proc.shutdown()
+
+
+def test_a_stale_build_of_the_helpers_is_not_used_half_way(caplog: pytest.LogCaptureFixture) -> None:
+    """An editable install updated without rebuilding keeps an older module: missing one function, the whole
+    extension is set aside with a warning saying how to rebuild it, and the pure-Python code runs (wrap() failed
+    with AttributeError before)."""
+    import types
+
+    from governed_db import _native
+
+    stale = types.ModuleType("governed_db._speedups")
+    for name in _native.REQUIRED:
+        if name != "fold_span":
+            setattr(stale, name, getattr(speedups, name))
+    with caplog.at_level("WARNING", logger="governed_db"):
+        assert _native.usable(stale) is None
+    assert "fold_span" in caplog.text and "pip install -e ." in caplog.text
+    assert _native.usable(speedups) is speedups
+    assert _native.usable(None) is None
