@@ -280,11 +280,19 @@ def test_declared_converter_look_alikes_run_exactly() -> None:
     assert a[1] == (["date_of_birth"], [(date(1990, 1, 1),)]), a
     assert a[2][1][0] == (1, "Paris"), a
     raw = _raw(ALICE, BIRTHS[0], DECLTYPES, ("INSERT INTO events VALUES (3, 'soon', 'c')",))
+    # the message of whatever converter is registered for the column's type now (sqlite3's registry is global: other
+    # tests of the process may have replaced the built-in one)
+    import sqlite3
+
+    try:
+        sqlite3.converters["TIMESTAMP"](b"soon")
+    except Exception as e:
+        expected = f"{type(e).__name__}: {e}"
+    else:  # pragma: no cover - a converter taking "soon" would make this look-alike moot
+        pytest.skip("the registered timestamp converter takes 'soon'")
     conn = govern(raw, ATTACKER)
     try:
-        assert observe(conn, "SELECT created FROM events WHERE id = 3") == (
-            "ValueError: not enough values to unpack (expected 2, got 1)"
-        )
+        assert observe(conn, "SELECT created FROM events WHERE id = 3") == expected
     finally:
         conn.close()
 
