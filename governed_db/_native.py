@@ -27,7 +27,7 @@ def usable(module: Any) -> Any:
         logging.getLogger("governed_db").warning(
             "governed_db: the built C helpers (%s) are from another version (no %s); the pure-Python code runs "
             "instead — rebuild them with `pip install -e .` (or reinstall governed_db)",
-            getattr(module, "__file__", "governed_db._speedups"), ", ".join(missing))
+            getattr(module, "__file__", None) or getattr(module, "__name__", "?"), ", ".join(missing))
         return None
     return module
 
