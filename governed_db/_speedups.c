@@ -29,6 +29,11 @@
 static PyObject *sha256_ctor;   /* hashlib.sha256 */
 static PyObject *blake2b_ctor;  /* hashlib.blake2b */
 static PyObject *crc32_func;    /* zlib.crc32 */
+/* zlib's crc32 (the function zlib.crc32 calls), when found among the loaded objects: the journal frame's CRC-32
+ * without a memoryview, a call through Python and an int per frame */
+typedef unsigned long (*crc32_fn)(unsigned long, const unsigned char *, unsigned int);
+static crc32_fn native_crc32;
+
 static PyObject *str_digest, *str_key, *str_digest_size, *str_pieces, *str_parts, *str_seq, *str_written,
     *str_type, *int_16;
 static PyObject *intent_type, *outcome_type;  /* set by bind() */
@@ -134,9 +139,9 @@ static char *put_item(char *p, int kind, Py_ssize_t la, Py_ssize_t lb, int64_t i
 /* -- the copy into the mapping, guarded against SIGBUS ------------------------------------------------------
  *
  * A page of a MAP_SHARED mapping that lies past the end of its file (someone truncated the journal) raises
- * SIGBUS when touched: the default action kills the process, with the intents it held only in memory. The
- * journal checks the file's size (lseek) before each copy, but a truncation can land between that check and the
- * copy. So the copy runs under a guard: a SIGBUS whose address lies in the mapping being copied into, raised in
+ * SIGBUS when touched: the default action kills the process, with the intents it held only in memory. A size
+ * check (lseek) before each copy would still leave a truncation landing between the check and the copy, and
+ * costs a system call a statement. So the copy runs under a guard: a SIGBUS whose address lies in the mapping being copied into, raised in
  * the thread copying, jumps back out of the copy, and frame() reports the journal truncated
  * (docs/decisions/0369-a-journal-truncated-during-the-copy.md). The guard costs no system call a statement:
  * sigsetjmp without the signal mask, two thread-local stores. The handler is installed once (guard_install) and
@@ -215,6 +220,27 @@ static int guarded_copy(char *mm, Py_ssize_t mapsize, long long pos, const char 
     return ok ? 0 : 1;
 }
 
+/* Whether the journal ``fd`` is shorter than its mapping's ``size`` (someone truncated it): 1 if so, 0 if not, -1
+ * with OSError set (os.lseek's) when its size cannot be read. Only without the SIGBUS guard is the size read before
+ * each copy (docs/decisions/0411-no-size-check-a-statement-under-the-copy-guard.md): with it, a copy into a page
+ * the truncation took away is caught as it happens (-2), a file cut and grown back by the magic check, and a cut
+ * within the page the copy lands in — the one case neither sees, whose bytes past the new end are not kept — is
+ * found at the next drain, which writes every record it held to the store from memory, as after any truncation. */
+static int file_cut(long long fd, long long size) {
+    if (guard_on) { /* no system call: a descriptor that cannot be one fails as lseek would have failed on it */
+        if (fd >= 0) return 0;
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    off_t fsize = lseek((int)fd, 0, SEEK_END);
+    if (fsize < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return fsize < (off_t)size;
+}
+
 /* The body of frame() once its arguments are converted and checked: returns the offset past the frame, 0, -1 or
  * -2 as frame() does, or -3 with an exception set. */
 static long long put_frame(PyObject *mmobj, long long fd, long long pos, long long size, long long epoch,
@@ -237,15 +263,10 @@ static long long put_frame(PyObject *mmobj, long long fd, long long pos, long lo
         return -3;
     }
     char *mm = (char *)view.buf;
-    off_t fsize = lseek((int)fd, 0, SEEK_END);
-    if (fsize < 0) { /* os.lseek's OSError, as the Python check raises it */
-        PyErr_SetFromErrno(PyExc_OSError);
+    int cut = file_cut(fd, size); /* with the guard, no size check a statement: see file_cut() */
+    if (cut != 0) {
         PyBuffer_Release(&view);
-        return -3;
-    }
-    if (fsize < (off_t)size) {
-        PyBuffer_Release(&view);
-        return -1;
+        return cut < 0 ? -3 : -1;
     }
     /* built here, hashed here (hashlib may let other threads run while it reads), then copied under the guard */
     char local[2048], *buf = local;
@@ -286,12 +307,17 @@ static long long put_frame(PyObject *mmobj, long long fd, long long pos, long lo
         Py_DECREF(t);
         p += TAG_SIZE;
     }
-    PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
-    PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
-    Py_XDECREF(cview);
-    unsigned long crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
-    Py_XDECREF(crc);
-    if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
+    unsigned long crcv;
+    if (native_crc32 != NULL && plen <= 0xFFFFFFFFLL) {
+        crcv = native_crc32(0, (const unsigned char *)buf + 8, (unsigned int)plen);
+    } else {
+        PyObject *cview = PyMemoryView_FromMemory(buf + 8, (Py_ssize_t)plen, PyBUF_READ);
+        PyObject *crc = cview != NULL ? PyObject_CallOneArg(crc32_func, cview) : NULL;
+        Py_XDECREF(cview);
+        crcv = crc != NULL ? PyLong_AsUnsignedLong(crc) : 0;
+        Py_XDECREF(crc);
+        if (PyErr_Occurred()) goto done; /* nothing copied: the frame does not count */
+    }
     put_u32(buf, (uint32_t)plen);
     put_u32(buf + 4, (uint32_t)crcv);
     if (!guard_on) {
@@ -325,7 +351,7 @@ done:
  * its magic gone): the caller's full check decides; -2 when the file was truncated during the copy (a SIGBUS
  * caught; only with the guard installed): the frame does not count. The same bytes Journal.put writes. An argument
  * the Python code's struct.pack refuses raises OverflowError, one of another type TypeError, a failing lseek
- * OSError (as os.lseek does); nothing is copied then. The frame is built and hashed in this function's own memory
+ * (without the guard: file_cut()) OSError (as os.lseek does); nothing is copied then. The frame is built and hashed in this function's own memory
  * and copied into [pos, end), within the mapping, last. */
 static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 14) {
@@ -375,7 +401,8 @@ static PyObject *frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 /* copy_frame(mm, fd, pos, size, frame) -> 0, -1 or -2
  *
  * A frame built in Python (its head, then its payload: Journal.put) copied to ``pos`` of the mapping ``mm`` as
- * frame() copies its own: after the file's size (lseek on ``fd``) and magic are checked, under the SIGBUS guard.
+ * frame() copies its own: after the magic is checked, under the SIGBUS guard (without the guard, after the file's
+ * size too: lseek on ``fd``, see file_cut()).
  * 0: copied; -1: nothing copied, the file may have been truncated (the caller's full check decides); -2: it was
  * truncated during the copy. ValueError for a frame that does not fit in [pos, size) of the mapping. */
 static PyObject *copy_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -401,14 +428,12 @@ static PyObject *copy_frame(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     char *mm = (char *)view.buf;
-    off_t fsize = lseek((int)fd, 0, SEEK_END);
-    if (fsize < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
+    int r, cut = file_cut(fd, size);
+    if (cut < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    int r;
-    if (fsize < (off_t)size) {
+    if (cut) {
         r = -1;
     } else if (!guard_on) {
         r = mm[0] == 'G' ? 0 : -1;
@@ -436,33 +461,76 @@ static PyObject *copy_frame(PyObject *self, PyObject *const *args, Py_ssize_t na
  * statement). Without it (hashlib built on another library, a static build), hashlib is used as before. */
 typedef unsigned char *(*sha256_fn)(const unsigned char *, size_t, unsigned char *);
 static sha256_fn native_sha256;
+/* OpenSSL's SHA256_Init/Update/Final, when found: OpenSSL 3's one-shot SHA256() fetches the digest's
+ * implementation from its provider on every call (a lock, a reference taken and dropped: ~1/3 of its cost for a
+ * record); these run the same compression function directly. The context is 112 bytes; room for more is kept. */
+typedef int (*sha256_init_fn)(void *);
+typedef int (*sha256_update_fn)(void *, const void *, size_t);
+typedef int (*sha256_final_fn)(unsigned char *, void *);
+static sha256_init_fn sha256_init;
+static sha256_update_fn sha256_update;
+static sha256_final_fn sha256_final;
 
-static int find_libcrypto(struct dl_phdr_info *info, size_t size, void *data) {
+static unsigned char *sha256_parts(const unsigned char *d, size_t n, unsigned char *md) {
+    long long ctx[64]; /* SHA256_CTX, aligned */
+    if (!sha256_init(ctx) || !sha256_update(ctx, d, n) || !sha256_final(md, ctx)) return NULL;
+    return md;
+}
+
+struct lib_search {
+    const char *needle, *path;
+};
+
+static int find_lib(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
+    struct lib_search *s = data;
     const char *name = info->dlpi_name;
-    if (name != NULL && strstr(name, "/libcrypto.so") != NULL) {
-        *(const char **)data = name;
+    if (name != NULL && strstr(name, s->needle) != NULL) {
+        s->path = name;
         return 1;
     }
     return 0;
 }
 
+/* a handle on the loaded object whose path holds ``needle`` (RTLD_NOLOAD: nothing is loaded or searched for) */
+static void *loaded_lib(const char *needle) {
+    struct lib_search s = {needle, NULL};
+    dl_iterate_phdr(find_lib, &s);
+    return s.path == NULL ? NULL : dlopen(s.path, RTLD_NOW | RTLD_NOLOAD | RTLD_LOCAL);
+}
+
+static void load_native_crc32(void) {
+    void *h = loaded_lib("/libz.so");
+    if (h == NULL) return;
+    crc32_fn f = (crc32_fn)dlsym(h, "crc32");
+    if (f == NULL || f(0, (const unsigned char *)"abc", 3) != 0x352441C2UL ||
+        f(0, (const unsigned char *)"123456789", 9) != 0xCBF43926UL) {
+        dlclose(h);
+        return;
+    }
+    native_crc32 = f; /* the handle is kept, as for libcrypto below */
+}
+
 static void load_native_sha256(void) {
-    const char *path = NULL;
-    dl_iterate_phdr(find_libcrypto, &path);
-    if (path == NULL) return;
-    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_LOCAL);
+    void *h = loaded_lib("/libcrypto.so");
     if (h == NULL) return;
     sha256_fn f = (sha256_fn)dlsym(h, "SHA256");
+    sha256_init = (sha256_init_fn)dlsym(h, "SHA256_Init");
+    sha256_update = (sha256_update_fn)dlsym(h, "SHA256_Update");
+    sha256_final = (sha256_final_fn)dlsym(h, "SHA256_Final");
+    sha256_fn tries[2] = {sha256_init != NULL && sha256_update != NULL && sha256_final != NULL ? sha256_parts : NULL,
+                          f};
     static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
                                           0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
                                           0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     unsigned char md[32];
-    if (f == NULL || f((const unsigned char *)"abc", 3, md) != md || memcmp(md, abc, 32) != 0) {
-        dlclose(h);
-        return;
+    for (int i = 0; i < 2; i++) {
+        if (tries[i] != NULL && tries[i]((const unsigned char *)"abc", 3, md) == md && memcmp(md, abc, 32) == 0) {
+            native_sha256 = tries[i]; /* the handle is kept: the library stays loaded for as long as this module */
+            return;
+        }
     }
-    native_sha256 = f; /* the handle is kept: the library stays loaded for as long as this module */
+    dlclose(h);
 }
 
 /* native_sha256(data) -> bytes or None: the digest chain() computes without the GIL (None: not available) */
@@ -478,7 +546,27 @@ static PyObject *native_sha256_py(PyObject *self, PyObject *arg) {
     return PyBytes_FromStringAndSize((const char *)md, 32);
 }
 
-static inline int seq_digits(long long seq, char *buf) { return snprintf(buf, 24, "%lld", seq); }
+/* ``v`` in decimal at ``buf`` (at least 20 bytes of room), as "%lld" prints it, without printf's machinery (it was
+ * ~2 % of a statement's time at the four numbers of its two records); the number of bytes written. */
+static int put_ll(char *buf, long long v) {
+    char tmp[24];
+    int n = 0, neg = v < 0;
+    unsigned long long u = neg ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    int len = n + neg;
+    char *p = buf;
+    if (neg) *p++ = '-';
+    while (n) *p++ = tmp[--n];
+    return len;
+}
+
+/* ``s`` (NUL-terminated, a literal) at ``p``; past it */
+#define PUT_LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+static inline int seq_digits(long long seq, char *buf) { return put_ll(buf, seq); }
 
 /* the length of the line of a record with pieces of ``lh`` and ``lt`` bytes at ``seq`` */
 static Py_ssize_t line_size(Py_ssize_t lh, Py_ssize_t lt, long long seq, int keyed) {
@@ -822,8 +910,10 @@ static PyObject *intent_pieces(PyObject *head, PyObject *parent, PyObject *pid, 
         phex[0] = phex[17] = '"';
         lp = 18;
     }
-    char tail[48];
-    int lt = snprintf(tail, sizeof tail, ",\"pid\":%lld,", pidv);
+    char tail[48], *q = PUT_LIT(tail, ",\"pid\":");
+    q += put_ll(q, pidv);
+    *q++ = ',';
+    int lt = (int)(q - tail);
     Py_ssize_t lh = PyBytes_GET_SIZE(head);
     PyObject *a = PyBytes_FromStringAndSize(NULL, lh + lp + lt);
     if (a == NULL) return NULL;
@@ -832,8 +922,14 @@ static PyObject *intent_pieces(PyObject *head, PyObject *parent, PyObject *pid, 
     memcpy(p + lh, phex, lp);
     memcpy(p + lh + lp, tail, lt);
     char bbuf[160];
-    int lb = snprintf(bbuf, sizeof bbuf, "\"span_id\":\"%.16s\",\"time\":%lld,\"trace_id\":\"%.32s\",\"type\":\"intent\",\"v\":2}",
-                      shex, timev, thex);
+    q = PUT_LIT(bbuf, "\"span_id\":\"");
+    memcpy(q, shex, 16);
+    q = PUT_LIT(q + 16, "\",\"time\":");
+    q += put_ll(q, timev);
+    q = PUT_LIT(q, ",\"trace_id\":\"");
+    memcpy(q, thex, 32);
+    q = PUT_LIT(q + 32, "\",\"type\":\"intent\",\"v\":2}");
+    int lb = (int)(q - bbuf);
     PyObject *b = PyBytes_FromStringAndSize(bbuf, lb);
     if (b == NULL) {
         Py_DECREF(a);
@@ -1224,8 +1320,17 @@ static PyObject *outcome_pieces(PyObject *out) {
     }
     if (js == NULL) return NULL;
     char mid[48], tl[96];
-    int lm = snprintf(mid, sizeof mid, ",\"end\":%lld,\"intent\":", endv);
-    int lt = snprintf(tl, sizeof tl, "\"span_id\":\"%.16s\",\"status\":%s,\"type\":\"outcome\",\"v\":2}", shex, st);
+    char *q = PUT_LIT(mid, ",\"end\":");
+    q += put_ll(q, endv);
+    q = PUT_LIT(q, ",\"intent\":");
+    int lm = (int)(q - mid);
+    q = PUT_LIT(tl, "\"span_id\":\"");
+    memcpy(q, shex, 16);
+    q = PUT_LIT(q + 16, "\",\"status\":");
+    size_t lst = strlen(st);
+    memcpy(q, st, lst);
+    q = PUT_LIT(q + lst, ",\"type\":\"outcome\",\"v\":2}");
+    int lt = (int)(q - tl);
     PyObject *pre = concat3("{\"attrs\":", 9, PyBytes_AS_STRING(js), PyBytes_GET_SIZE(js), mid, lm);
     Py_DECREF(js);
     if (pre == NULL) return NULL;
@@ -1285,7 +1390,8 @@ static PyObject *outcome_parts(PyObject *out) {
         return PyObject_CallMethodNoArgs(out, str_parts);
     }
     char num[24];
-    int ln = snprintf(num, sizeof num, "%lld,", seq);
+    int ln = put_ll(num, seq);
+    num[ln++] = ',';
     PyObject *head = concat3(PyBytes_AS_STRING(pre), PyBytes_GET_SIZE(pre), num, ln, "", 0);
     PyObject *r = head != NULL ? PyTuple_Pack(2, head, tail) : NULL;
     Py_XDECREF(head);
@@ -1751,6 +1857,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     Py_DECREF(zlib);
     if (crc32_func == NULL) return NULL;
     load_native_sha256(); /* after hashlib: its _hashlib loaded libcrypto */
+    load_native_crc32();  /* after zlib: it loaded libz */
     str_digest = PyUnicode_InternFromString("digest");
     str_key = PyUnicode_InternFromString("key");
     str_digest_size = PyUnicode_InternFromString("digest_size");

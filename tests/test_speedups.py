@@ -179,7 +179,15 @@ def test_native_frame_refuses_what_does_not_fit_and_a_truncated_file(tmp_path: P
         assert speedups.frame(j.mm, j.fd, j.size - 40, j.size, 1, 0, -1, a, b, None, None, -1, -1, None) == 0
         assert j.mm[j.size - 40:] == bytes(40)
         os.truncate(j.path, j.size // 2)  # another process cut it: the mapping past its end would be SIGBUS
-        assert speedups.frame(j.mm, j.fd, J.HEADER_SIZE, j.size, 1, 0, -1, a, b, None, None, -1, -1, None) == -1
+        # under the copy guard no size is read a statement (decision 0411): a frame the file still holds is copied
+        # (and kept: it is in the file), one past the new end is caught as it faults, and nothing is copied
+        end = speedups.frame(j.mm, j.fd, J.HEADER_SIZE, j.size, 1, 0, -1, a, b, None, None, -1, -1, None)
+        assert end > J.HEADER_SIZE
+        assert os.pread(j.fd, end - J.HEADER_SIZE, J.HEADER_SIZE) == j.mm[J.HEADER_SIZE:end]
+        assert speedups.frame(j.mm, j.fd, j.size // 2 + 4096, j.size, 1, 0, -1, a, b, None, None, -1, -1,
+                              None) == -2
+        assert os.fstat(j.fd).st_size == j.size // 2  # nothing grew it back
+        j.wpos = j.size // 2 + 4096
         assert j.put_intent(rec, None, -1, "store-id-1") == 0 and j.broken
     finally:
         j.close(remove=True)
@@ -301,6 +309,7 @@ def test_native_frame_checks_each_argument_before_the_next(tmp_path: Path) -> No
 
 @needs_speedups
 def test_native_frame_refuses_exactly_where_the_python_check_calls_truncated(tmp_path: Path) -> None:
+    assert speedups.guard_install()  # as the first journal of a process installs it
     mm, fd = _mapping(tmp_path)
     try:
         mm[0:1] = b"X"  # its magic gone (cut and grown again): the Python check asks _truncated()
@@ -308,9 +317,14 @@ def test_native_frame_refuses_exactly_where_the_python_check_calls_truncated(tmp
         assert speedups.frame(*_frame_args(mm, fd)) == -1 and mm[:] == before
         mm[0:1] = b"G"  # only the first byte is compared, as the Python check does
         assert speedups.frame(*_frame_args(mm, fd)) == J.HEADER_SIZE + 8 + 20 + 25 + 20
-        os.ftruncate(fd, len(mm) - 1)  # one byte short
-        assert speedups.frame(*_frame_args(mm, fd, pos=200)) == -1 and mm[200:300] == bytes(100)
+        # one byte short: no size is read a statement under the guard (decision 0411); the frame's page is still
+        # the file's, so it is copied — the drain's check (Journal._truncated) finds the cut
+        os.ftruncate(fd, len(mm) - 1)
+        assert speedups.frame(*_frame_args(mm, fd, pos=200)) > 0 and mm[200:300] != bytes(100)
+        os.ftruncate(fd, 0)  # its pages gone: the guard catches the fault, and nothing counts
+        assert speedups.frame(*_frame_args(mm, fd, pos=400)) == -2
         os.ftruncate(fd, 2 * len(mm))  # longer than the mapping is fine
+        mm[0:1] = b"G"
         assert speedups.frame(*_frame_args(mm, fd, pos=200, size=len(mm))) > 0
     finally:
         mm.close()

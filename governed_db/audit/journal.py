@@ -1,8 +1,9 @@
 """The write-ahead journal: a statement's record reaches the OS with no write() and no file lock on its path.
 
 Each writing process keeps one memory-mapped file in ``<store>.wal/`` (docs/decisions/0205-audit-journal.md).
-Before the driver sees a statement, its intent is copied into that mapping as a *frame* (the one system call is an
-``lseek`` that checks the file was not truncated, decision 0369): the record's
+Before the driver sees a statement, its intent is copied into that mapping as a *frame* (with no system call: the
+C copy runs under a SIGBUS guard, decisions 0369 and 0411, and a truncation is also looked for at every drain): the
+record's
 canonical bytes less its place in the chain (``seq``, ``prev``, ``hash``, ``tag``), checked by a CRC-32 and,
 with a key, by a keyed BLAKE2b tag. A ``MAP_SHARED`` page belongs to the kernel's page cache the moment it is
 written, so the frame survives SIGKILL of the writer exactly as a ``write()`` would. (Without the C helper the
@@ -265,8 +266,10 @@ class Journal:
 
     def _copy(self, pos: int, frame: bytes) -> bool:
         """Put ``frame`` (its head, then its payload) at ``pos`` of the file; False (the journal broken, the frame
-        not to be counted on) when the file was found truncated. The C helper checks the file's size, then copies
-        into the mapping under its SIGBUS guard. Without it, ``pwrite`` writes the frame — a write never faults —
+        not to be counted on) when the file was found truncated. The C helper checks the journal's magic and copies
+        into the mapping under its SIGBUS guard: a cut that took the frame's page away is caught as it faults; one
+        within that page (its bytes past the new end are not kept) is found by the next drain's check, which has
+        the records in memory (docs/decisions/0411-no-size-check-a-statement-under-the-copy-guard.md). Without it, ``pwrite`` writes the frame — a write never faults —
         and the size is read after it: a truncation before or during the write shows there (the write grows the
         file only to the frame's end), so the statement's intent goes to the store instead, as in C."""
         copy = _native_copy
