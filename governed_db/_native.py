@@ -14,7 +14,8 @@ from typing import Any
 
 #: every function of the extension this version of governed_db calls
 REQUIRED = ("frame", "copy_frame", "chain", "bind", "guard_install", "journal_intent", "defer_outcome", "templates",
-            "outcome_pieces", "fold", "span_config", "start_span", "end_span", "fold_span", "native_sha256")
+            "outcome_pieces", "fold", "span_config", "start_span", "end_span", "fold_span", "native_sha256",
+            "rows_config", "rows_all")
 
 
 def usable(module: Any) -> Any:

@@ -1727,6 +1727,99 @@ static PyObject *fold_span(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return r;
 }
 
+
+/* -- a result read whole: ResultState.many + finish on their usual path --------------------------------------------
+ *
+ * ``fetchall()`` of an unmasked, uncapped result in the default configuration: the rows counted and, for an
+ * audit-only statement span, the count folded into the statement's deferred outcome (what ResultState.many(...,
+ * complete=True), finish() and Recorder.result_consumed do there: ~140 Python opcodes a statement). */
+static PyObject *rs_type, *rs_tracer_type; /* ResultState, AuditOnlyTracer */
+static Py_ssize_t rs_active = -1, rs_gov, rs_limit, rs_masked_cells, rs_plan, rs_poisoned, rs_rows, rs_span;
+static PyObject *n_limiter, *n_recorder, *n_results;
+
+/* rows_config(ResultState, AuditOnlyTracer) -> bool */
+static PyObject *rows_config(PyObject *self, PyObject *args) {
+    PyObject *cls, *tracer;
+    if (!PyArg_ParseTuple(args, "OO", &cls, &tracer)) return NULL;
+    rs_active = -1;
+    if (!PyType_Check(cls) || !PyType_Check(tracer)) Py_RETURN_FALSE;
+    const char *names[8] = {"active", "gov", "limit", "masked_cells", "plan", "poisoned", "rows", "span"};
+    Py_ssize_t offs[8];
+    for (int k = 0; k < 8; k++)
+        if ((offs[k] = slot_offset(cls, names[k])) < 0) Py_RETURN_FALSE;
+    Py_XSETREF(rs_type, Py_NewRef(cls));
+    Py_XSETREF(rs_tracer_type, Py_NewRef(tracer));
+    rs_gov = offs[1], rs_limit = offs[2], rs_masked_cells = offs[3], rs_plan = offs[4], rs_poisoned = offs[5];
+    rs_rows = offs[6], rs_span = offs[7];
+    rs_active = offs[0];
+    Py_RETURN_TRUE;
+}
+
+/* rows_all(state, rows) -> True when done (rows go out as they are), False when not this path's, with nothing
+ * changed: the caller runs ResultState.many(rows, complete=True). */
+static PyObject *rows_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "rows_all() takes 2 arguments");
+        return NULL;
+    }
+    PyObject *st = args[0], *rows = args[1];
+    if (rs_active < 0 || (PyObject *)Py_TYPE(st) != rs_type || !PyList_CheckExact(rows)) Py_RETURN_FALSE;
+    PyObject *active = *slot(st, rs_active), *gov = *slot(st, rs_gov), *count = *slot(st, rs_rows),
+             *span = *slot(st, rs_span);
+    if (active != Py_True || gov == NULL || count == NULL || span == NULL || !PyLong_CheckExact(count) ||
+        *slot(st, rs_poisoned) != Py_None || *slot(st, rs_limit) != Py_None || *slot(st, rs_plan) != Py_None)
+        Py_RETURN_FALSE;
+    PyObject *limiter = PyObject_GetAttr(gov, n_limiter);
+    if (limiter == NULL) return NULL;
+    int unlimited = limiter == Py_None;
+    Py_DECREF(limiter);
+    if (!unlimited) Py_RETURN_FALSE; /* finish() tells the rate limiter: the Python code */
+    PyObject *n = PyLong_FromSsize_t(PyList_GET_SIZE(rows));
+    PyObject *total = n != NULL ? PyNumber_Add(count, n) : NULL;
+    Py_XDECREF(n);
+    if (total == NULL) return NULL;
+    if (span == Py_None) { /* nothing to record: only counted */
+        slot_put(st, rs_rows, total);
+        Py_RETURN_TRUE;
+    }
+    /* recorded: only into an audit-only span's outcome (Recorder.result_consumed's first branch) */
+    PyObject *recorder = PyObject_GetAttr(gov, n_recorder);
+    PyObject *results = recorder != NULL ? PyObject_GetAttr(recorder, n_results) : NULL;
+    Py_XDECREF(recorder);
+    if (results == NULL) {
+        Py_DECREF(total);
+        return NULL;
+    }
+    int audit_only = (PyObject *)Py_TYPE(results) == rs_tracer_type;
+    Py_DECREF(results);
+    if (!audit_only) {
+        Py_DECREF(total);
+        Py_RETURN_FALSE;
+    }
+    PyObject *zero = PyLong_FromLong(0), *none_masked = PyTuple_New(0);
+    PyObject *fargs[4] = {span, total, zero, none_masked};
+    PyObject *folded = zero != NULL && none_masked != NULL ? fold_span(NULL, fargs, 4) : NULL;
+    Py_XDECREF(none_masked);
+    if (folded == NULL) {
+        Py_XDECREF(zero);
+        Py_DECREF(total);
+        return NULL;
+    }
+    int done = folded == Py_True;
+    Py_DECREF(folded);
+    if (!done) { /* not folded (the outcome was written, or not this path's): the Python code records it */
+        Py_DECREF(zero);
+        Py_DECREF(total);
+        Py_RETURN_FALSE;
+    }
+    slot_put(st, rs_rows, total);
+    slot_put(st, rs_masked_cells, zero);
+    Py_INCREF(span); /* kept alive until the slot let go of it */
+    slot_put(st, rs_span, Py_NewRef(Py_None));
+    Py_DECREF(span);
+    Py_RETURN_TRUE;
+}
+
 /* end_span(span, end_time) -> True, or None when it is not this path's (the caller runs AuditOnlySpan.end) */
 static PyObject *end_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
@@ -1834,6 +1927,9 @@ static PyMethodDef methods[] = {
      "Start a statement's audit-only span with its intent journaled (AuditOnlySpan's usual path)."},
     {"fold_span", (PyCFunction)(void (*)(void))fold_span, METH_FASTCALL,
      "Fold a result's row counts into an audit-only span's deferred outcome."},
+    {"rows_config", rows_config, METH_VARARGS, "Hand rows_all() the classes it reads (ResultState, AuditOnlyTracer)."},
+    {"rows_all", (PyCFunction)(void (*)(void))rows_all, METH_FASTCALL,
+     "A result read whole, unmasked and uncapped: counted, and folded into an audit-only span's outcome."},
     {"end_span", (PyCFunction)(void (*)(void))end_span, METH_FASTCALL,
      "End a statement's audit-only span with its outcome deferred (AuditOnlySpan.end's usual path)."},
     {"bind", bind, METH_VARARGS, "Name the prepared record classes."},
@@ -1881,6 +1977,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     NAME(n_observe_metrics, "_observe_metrics"); NAME(n_ppid, "_pid"); NAME(n_drain_at, "_DRAIN_AT");
     NAME(n_max_deferred, "_MAX_DEFERRED"); NAME(n_native_intent, "_native_intent");
     NAME(n_native_outcome, "_native_outcome"); NAME(n_mwaiting, "_waiting"); NAME(n_next_check, "_next_check");
+    NAME(n_limiter, "limiter"); NAME(n_recorder, "recorder"); NAME(n_results, "results");
     if ((int_64 = PyLong_FromLong(64)) == NULL || (int_128 = PyLong_FromLong(128)) == NULL) return NULL;
 #undef NAME
     if (!str_digest || !str_key || !str_digest_size || !str_pieces || !str_parts || !str_seq || !str_written ||

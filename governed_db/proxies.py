@@ -21,6 +21,7 @@ from typing import Any
 import wrapt
 
 from governed_db import masking
+from governed_db import results as results_module
 from governed_db.drivers._decoders import CURSOR_CLASS_ARGUMENTS, CURSOR_CLASS_ATTRIBUTES, check_cursor_class
 from governed_db.errors import GovernedDBError, GuardrailViolation, InvalidStatement
 from governed_db.masking import errors_order, warnings_order
@@ -63,6 +64,9 @@ class RowsOut:
         st = self._self_result
         if not st.active:
             return rows
+        native = results_module.native_rows[0]  # unmasked, uncapped, counted in C (decision 0412)
+        if native is not None and native(st, rows):
+            return rows
         # many() never changes the list it is given: the driver's own (new) list needs no copy
         return _same_kind(rows, st.many(rows if type(rows) is list else list(rows), complete=True))
 
@@ -101,6 +105,9 @@ def many_out(cursor: Any, rows: Any, args: Any, kwargs: Any) -> Any:
     if not st.active:
         return rows
     if args is None:
+        native = results_module.native_rows[0]  # unmasked, uncapped, counted in C (decision 0412)
+        if native is not None and native(st, rows):
+            return rows
         complete = True
     else:
         size = args[0] if args else kwargs.get("size", getattr(cursor.__wrapped__, "arraysize", 1))

@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
 
+#: the C path of a result read whole (``fetchall()``), unmasked and uncapped: ``rows_all(state, rows)`` counts the
+#: rows and folds the count into an audit-only span's deferred outcome, or returns False having changed nothing
+#: (then :meth:`ResultState.many` runs). Set at the first audit-only Recorder (telemetry._configure_native); tests
+#: set it to None to run the Python reference (docs/decisions/0412-a-result-read-whole-counted-in-c.md)
+native_rows: list[Any] = [None]
+
+
 class ResultState:
     __slots__ = (
         "active",

@@ -238,6 +238,10 @@ def _configure_native() -> None:
     if speedups is not None and speedups.span_config(AuditOnlySpan, random, time, _current_context, _SPAN_KEY,
                                                      SpanKind.CLIENT, store_module, processor_module):
         _native[0], _native[1], _native[3] = speedups.start_span, speedups.end_span, speedups.fold_span
+        from governed_db import results
+
+        if speedups.rows_config(results.ResultState, AuditOnlyTracer):
+            results.native_rows[0] = speedups.rows_all
 
 
 def _private_tracer(audit_processor: Any) -> trace.Tracer:
