@@ -432,6 +432,7 @@ class AsyncDriver(Driver):
             schema.read_composite_fields(conn, gov.dialect, table_sql)
             schema.read_row_policies(conn, gov.dialect, table_sql)
             schema.read_placed(conn, gov.dialect, table_sql)
+            schema.read_held_rows(conn, gov.dialect, table_sql)
             if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:
                 schema.system_view(conn, gov.dialect, table_sql)
 
