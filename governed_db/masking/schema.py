@@ -1168,9 +1168,23 @@ _PG_UNIQUE = (
     "AND a.attnum > 0 AND (a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]) OR ((i.indexprs IS NOT NULL "
     "OR i.indpred IS NOT NULL) AND a.attnum IN (SELECT d.refobjsubid FROM pg_catalog.pg_depend d "
     "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "
-    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))), i.indisprimary "
-    "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-    "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
+    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))), i.indisprimary, "
+    "i.indrelid = to_regclass(%s) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+    "WHERE (i.indrelid = to_regclass(%s) OR i.indrelid IN (SELECT relid FROM "
+    "pg_catalog.pg_partition_tree(to_regclass(%s)))) AND (i.indisunique OR i.indisexclusion)"
+)
+#: the columns that pick the rows a table holds of its family: its ancestors' partition keys (every column of a
+#: level keyed on an expression), and an inheritance child's CHECKs (decision 0399)
+_PG_HELD_COLUMNS = (
+    "SELECT a.attname::text FROM pg_catalog.pg_partition_ancestors(to_regclass(%s)) x "
+    "JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid = x.relid JOIN pg_catalog.pg_attribute a "
+    "ON a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND (a.attname IN (SELECT b.attname "
+    "FROM pg_catalog.pg_attribute b WHERE b.attrelid = pt.partrelid AND b.attnum = ANY (pt.partattrs::int2[])) "
+    "OR pt.partexprs IS NOT NULL) "
+    "UNION SELECT a.attname::text FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) "
+    "WHERE k.conrelid = to_regclass(%s) AND k.contype = 'c' AND NOT c.relispartition "
+    "AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = k.conrelid)"
 )
 #: every index: the columns its entries hold or its expressions and WHERE read, and those of variable length
 _PG_INDEX_DEPS = (
@@ -1287,9 +1301,16 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
         return [Constraint("unknown", "the relations it writes", every), *rewrites]
     _base_table(relkind, ("r", "p"))
     found = [*rewrites]
+    # a unique index of a partition or inheritance child (or of an inheritance parent's own rows) holds only the
+    # rows its table holds of the family, which the partition keys or CHECKs pick: its conflicts compare with
+    # those rows alone, so it reads their columns too (``INSERT INTO t VALUES (1, 'Bob')`` failed or not as row
+    # 1 was stored in ``t_lo``: decision 0399). A write through a partitioned table meets its partitions' indexes.
+    picked = frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,) * 5))
+    held = frozenset(str(r[0]).lower() for r in _rows(cur, _PG_HELD_COLUMNS, (table_sql,) * 3))
     found += [
-        Constraint("unique", str(n), _names(cols), primary=bool(primary))
-        for n, cols, primary in _rows(cur, _PG_UNIQUE, (table_sql,))
+        Constraint("unique", str(n), _names(cols) | (held | (picked if relkind == "r" else frozenset()) if own else picked),
+                   primary=bool(primary) and bool(own))  # fmt: skip
+        for n, cols, primary, own in _rows(cur, _PG_UNIQUE, (table_sql,) * 3)
     ]
     found += [
         Constraint("index", str(n), _names(cols), updated=_names(grows))
