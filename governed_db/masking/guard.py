@@ -1514,7 +1514,7 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 "updates they would tell the length of a masked value",
                 "read sizes and storage statistics through an identity that sees no masked columns (a "
                 "monitoring service identity), or ask for an unmask grant (masking.unmask); row counts "
-                "(n_live_tup, reltuples) stay readable",
+                "(n_live_tup, reltuples) stay readable where no masked column picks a relation's rows",
             )
         if read:
             return _hit(
