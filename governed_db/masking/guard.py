@@ -772,9 +772,9 @@ STORAGE_COLUMNS = frozenset(
 
 
 #: PostgreSQL functions and catalog columns that count a relation's rows (live, dead, inserted, read by its scans):
-#: readable, but of a partition, an inheritance child or a partial index whose bound, CHECK or predicate reads a
-#: masked column they count the rows whose value meets it (``reltuples`` of ``CREATE INDEX ... WHERE full_name <
-#: 'N'`` said 10 or 9: decision 0399)
+#: readable, but of a partition, an inheritance child, a materialized view or a partial index whose bound, CHECK,
+#: query or predicate reads a masked column they count the rows whose value meets it (``reltuples`` of ``CREATE
+#: INDEX ... WHERE full_name < 'N'`` said 10 or 9: decision 0399)
 ROW_COUNT_FUNCTIONS = frozenset(
     {"pg_stat_get_live_tuples", "pg_stat_get_dead_tuples", "pg_stat_get_tuples_inserted",
      "pg_stat_get_tuples_updated", "pg_stat_get_tuples_deleted", "pg_stat_get_tuples_fetched",
