@@ -547,20 +547,19 @@ def _definitions(
     those a plain SELECT applies where the statement is one, 0400), all judged as the WHERE they are. With
     ``own`` (``lineage`` is the statement's), a partition or child an INSERT gives only the caller's own values
     (``INSERT INTO t_lo VALUES (...)``) is not judged by its bound: that compares nothing stored (0400)."""
-    reading = _plain_read(analysis, lineage)
-    inserted = _own_values_inserted(analysis) if own else frozenset()
     for key in sorted(lineage.tables):
         info = state.tables.get(key)
         if info is None:
             continue
-        bound = key in inserted
+        bound = info.held is not None and own and key in _own_values_inserted(analysis)
         if info.view is not None and not (bound and info.view == info.held):
             yield key, info.view, f"the definition of view {key}"
         if info.held is not None and info.held != info.view and not bound:
             yield key, info.held, f"the CHECK constraints that keep table {key}'s rows apart from its family's"
-        policy = info.read_policy if reading else info.policy
-        if policy is not None:
-            yield key, policy, f"the row-level security policies of table {key}"
+        if info.policy is not None:
+            policy = info.read_policy if _plain_read(analysis, lineage) else info.policy
+            if policy is not None:
+                yield key, policy, f"the row-level security policies of table {key}"
 
 
 def _plain_read(analysis: Analysis, lineage: Lineage) -> bool:
