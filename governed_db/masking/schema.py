@@ -1307,7 +1307,7 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     # 1 was stored in ``t_lo``: decision 0399). A write through a partitioned table meets its partitions' indexes.
     picked = frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,) * 5))
     held = frozenset(str(r[0]).lower() for r in _rows(cur, _PG_HELD_COLUMNS, (table_sql,) * 3))
-    own_rows = held | (picked if relkind == "r" else frozenset())  # an inheritance parent's own rows: not its children's
+    own_rows = held | (picked if relkind == "r" else frozenset())  # an inheritance parent's own: not its children's
     found += [
         Constraint("unique", str(n), _names(cols) | (own_rows if own else picked), primary=bool(primary) and bool(own))
         for n, cols, primary, own in _rows(cur, _PG_UNIQUE, (table_sql,) * 3)
