@@ -396,6 +396,18 @@ class MaskingState:
         #: the relations each function of the application's named so reads (``None``: cannot be told), kept until
         #: the next comparison with the catalog (decision 0393)
         self.function_reads: dict[str, tuple[str, ...] | None] = {}
+        #: PostgreSQL: the relations whose rows a condition on column values picks (``schema.row_pickers``) and
+        #: when they were read (``time.monotonic()``), kept ``CATALOG_SECONDS`` (decision 0399)
+        self.picked_rows: tuple[float, list[tuple[str, str, frozenset[str]]] | None] | None = None
+
+    def row_pickers(self) -> list[tuple[str, str, frozenset[str]]] | None:
+        """What ``schema.row_pickers`` answers on the catalog connection, read at most every ``CATALOG_SECONDS``
+        (an async connection's warm-up reads it with ``await`` first); ``None``: unreadable."""
+        now = time.monotonic()
+        if self.picked_rows is None or now - self.picked_rows[0] >= CATALOG_SECONDS:
+            found = schema.row_pickers(self.gov.driver.catalog_connection(self.gov), self.dialect)
+            self.picked_rows = (now, found)
+        return self.picked_rows[1]
 
     @property
     def active(self) -> bool:
@@ -443,6 +455,7 @@ class MaskingState:
         with self.lock:
             self.tables.clear()
             self.function_reads.clear()
+            self.picked_rows = None
             self.facts.clear()
             self.called_code.clear()
             self._drop_derived()

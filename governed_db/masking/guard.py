@@ -839,7 +839,7 @@ def _row_count_hit(state: MaskingState, analysis: Analysis, access: Access, iden
 def _rows_picked_by_masked(state: MaskingState, access: Access) -> str | None:
     """The first relation (as ``what of table``) whose rows a column masked for the identity picks, or a reason to
     assume one (the catalog unread, too many tables to judge); ``None`` where there is none."""
-    found = schema.row_pickers(state.gov.driver.catalog_connection(state.gov), state.dialect)
+    found = state.row_pickers()
     if found is None:
         return "a relation the catalog could not be read for"
     if len({t for t, _w, _c in found}) > _PICKER_TABLES:
