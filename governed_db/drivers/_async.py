@@ -92,6 +92,7 @@ class AsyncDriver(Driver):
             await self._warm_constraints(gov, state, replay, key)
         await self._warm_created(gov, state, replay, sql)
         await self._warm_functions(gov, state, replay, sql, keys)
+        await self._warm_row_pickers(gov, state, replay, sql)
         for node in nodes:
             await self._warm_order(gov, state, replay, table_key(".".join(p.name for p in node.parts)), node, 0)
 
@@ -135,6 +136,26 @@ class AsyncDriver(Driver):
                 replay.answers.clear()
             for key in reads or ():
                 await self._warm_table(gov, state, replay, key, None)
+
+    async def _warm_row_pickers(self, gov: Governor, state: Any, replay: _Replay, sql: Any) -> None:
+        """Where a PostgreSQL statement reads the catalog's row counts: the relations whose rows a condition on
+        column values picks, and their tables, read with ``await`` (decision 0399)."""
+        from governed_db.masking import schema
+        from governed_db.masking.catalog import table_key
+        from governed_db.masking.guard import ROW_COUNT_COLUMNS, ROW_COUNT_FUNCTIONS
+
+        text = (sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)).lower()
+        if gov.dialect not in ("postgres", "postgresql") or not any(
+            w in text for w in (*ROW_COUNT_COLUMNS, *ROW_COUNT_FUNCTIONS, "pg_class", "pg_stat")
+        ):
+            return
+        await self._answer(gov, replay, lambda conn: schema.row_pickers(conn, gov.dialect))
+        try:
+            found = state.row_pickers()
+        finally:
+            replay.answers.clear()
+        for table in sorted({t for t, _w, _c in found or ()})[:32]:
+            await self._warm_table(gov, state, replay, table_key(table), None)
 
     async def _warm_drift(self, gov: Governor, state: Any, replay: _Replay) -> None:
         """Compare the relations read with the catalog, with ``await`` (decision 0392): changed, they are forgotten
@@ -432,6 +453,7 @@ class AsyncDriver(Driver):
             schema.read_composite_fields(conn, gov.dialect, table_sql)
             schema.read_row_policies(conn, gov.dialect, table_sql)
             schema.read_placed(conn, gov.dialect, table_sql)
+            schema.read_held_rows(conn, gov.dialect, table_sql)
             if schema.read_view_definition(conn, gov.dialect, table_sql) is not None:
                 schema.system_view(conn, gov.dialect, table_sql)
 

@@ -158,9 +158,15 @@ class TableInfo:
     #: PostgreSQL: the rows its active row-level security policies admit, as a query over it judged where the table
     #: is read (decision 0385); ``None``: no policy applies to the connection's user
     policy: str | None = None
-    #: PostgreSQL: the columns whose values pick the partition a row of this partitioned table is stored in
-    #: (decision 0384); empty for any other relation
+    #: PostgreSQL: the policies of :attr:`policy` that a plain SELECT applies (``FOR ALL`` and ``FOR SELECT``): a
+    #: policy for writes only picks no row a read returns (decision 0400)
+    read_policy: str | None = None
+    #: PostgreSQL: the columns whose values pick the table of its family a row of this partitioned table (or
+    #: inheritance parent) is stored in (decisions 0384, 0399); empty for any other relation
     placed: frozenset[str] = frozenset()
+    #: PostgreSQL: an inheritance child's rows out of its family's, as a query over it judged where it is read
+    #: (its own CHECK constraints, decision 0399); ``None`` for any other relation
+    held: str | None = None
     #: a settled table the sample read whole (decision 0268): each clear text-like column's values as the
     #: classification saw them. A value outside them arrived since: it is scanned as it passes, and a statement
     #: that filters on (or computes from) such a column has the table probed first; ``None``: not watched
@@ -390,6 +396,18 @@ class MaskingState:
         #: the relations each function of the application's named so reads (``None``: cannot be told), kept until
         #: the next comparison with the catalog (decision 0393)
         self.function_reads: dict[str, tuple[str, ...] | None] = {}
+        #: PostgreSQL: the relations whose rows a condition on column values picks (``schema.row_pickers``) and
+        #: when they were read (``time.monotonic()``), kept ``CATALOG_SECONDS`` (decision 0399)
+        self.picked_rows: tuple[float, list[tuple[str, str, frozenset[str]]] | None] | None = None
+
+    def row_pickers(self) -> list[tuple[str, str, frozenset[str]]] | None:
+        """What ``schema.row_pickers`` answers on the catalog connection, read at most every ``CATALOG_SECONDS``
+        (an async connection's warm-up reads it with ``await`` first); ``None``: unreadable."""
+        now = time.monotonic()
+        if self.picked_rows is None or now - self.picked_rows[0] >= CATALOG_SECONDS:
+            found = schema.row_pickers(self.gov.driver.catalog_connection(self.gov), self.dialect)
+            self.picked_rows = (now, found)
+        return self.picked_rows[1]
 
     @property
     def active(self) -> bool:
@@ -437,6 +455,7 @@ class MaskingState:
         with self.lock:
             self.tables.clear()
             self.function_reads.clear()
+            self.picked_rows = None
             self.facts.clear()
             self.called_code.clear()
             self._drop_derived()
@@ -635,7 +654,7 @@ class MaskingState:
             info = self.tables.get(key)
             placed = info.placed if info is not None else frozenset()
             if placed:
-                clause = f"tableoid of {key}, the partition its key ({', '.join(sorted(placed))}) puts a row in"
+                clause = f"tableoid of {key}, the table its columns ({', '.join(sorted(placed))}) put a row in"
                 uses.append((clause, Origin("expr", frozenset((key, c) for c in placed))))
         return uses
 
@@ -944,8 +963,9 @@ class MaskingState:
                     label, 0.9, {"fields": f"composite type with field(s) {', '.join(fields)}"},
                     strategy=("redact", {}),
                 )
-        info.policy = schema.read_row_policies(raw, self.dialect, table_sql)
+        info.policy, info.read_policy = schema.read_row_policies(raw, self.dialect, table_sql) or (None, None)
         info.placed = schema.read_placed(raw, self.dialect, table_sql)
+        info.held = schema.read_held_rows(raw, self.dialect, table_sql)
         definition = schema.read_view_definition(raw, self.dialect, table_sql)
         if definition is not None:
             if not schema.system_view(raw, self.dialect, table_sql):

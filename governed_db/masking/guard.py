@@ -391,6 +391,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
     hit = (
         _encoding_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
+        or _row_count_hit(state, analysis, access, identity)
         or _statement_text_hit(state, analysis, identity)
         or _toast_hit(state, analysis, identity)
         or _shadowing_hit(state, analysis, identity)
@@ -480,7 +481,7 @@ def _view_hit(
         hit = _view_write_hit(state, analysis, access, identity, lineage)
         if hit is not None:
             return hit
-    for key, definition, what in _definitions(state, lineage):
+    for key, definition, what in _definitions(state, lineage, analysis, own=depth == 0):
         if key in seen:
             continue
         reduced: exp.Expression | None = None
@@ -537,18 +538,53 @@ def _placed_in(state: MaskingState, query: exp.Expression, definition: str) -> L
     return replace(full, uses=uses) if uses else None
 
 
-def _definitions(state: MaskingState, lineage: Lineage) -> Iterator[tuple[str, str, str]]:
+def _definitions(
+    state: MaskingState, lineage: Lineage, analysis: Analysis, own: bool = False
+) -> Iterator[tuple[str, str, str]]:
     """``(table, query, what it is)`` for each relation ``lineage`` reads whose rows a query decides: a view's
-    definition (0374, 0382, and a PostgreSQL partition's bound, 0384), and the row-level security policies
-    PostgreSQL applies to the connection's user on a table (0385), both judged as the WHERE they are."""
+    definition (0374, 0382, and a PostgreSQL partition's bound, 0384), an inheritance child's own CHECK constraints
+    (0399), and the row-level security policies PostgreSQL applies to the connection's user on a table (0385;
+    those a plain SELECT applies where the statement is one, 0400), all judged as the WHERE they are. With
+    ``own`` (``lineage`` is the statement's), a partition or child an INSERT gives only the caller's own values
+    (``INSERT INTO t_lo VALUES (...)``) is not judged by its bound: that compares nothing stored (0400)."""
     for key in sorted(lineage.tables):
         info = state.tables.get(key)
         if info is None:
             continue
-        if info.view is not None:
+        bound = info.held is not None and own and key in _own_values_inserted(analysis)
+        if info.view is not None and not (bound and info.view == info.held):
             yield key, info.view, f"the definition of view {key}"
+        if info.held is not None and info.held != info.view and not bound:
+            yield key, info.held, f"the CHECK constraints that keep table {key}'s rows apart from its family's"
         if info.policy is not None:
-            yield key, info.policy, f"the row-level security policies of table {key}"
+            policy = info.read_policy if _plain_read(analysis, lineage) else info.policy
+            if policy is not None:
+                yield key, policy, f"the row-level security policies of table {key}"
+
+
+def _plain_read(analysis: Analysis, lineage: Lineage) -> bool:
+    """Does the statement only read, without locking rows (``FOR UPDATE`` applies a table's UPDATE policies)?"""
+    return not lineage.writes and all(
+        s.expression is not None and not s.expression.find(exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Lock)
+        for s in analysis.statements
+    )
+
+
+def _own_values_inserted(analysis: Analysis) -> frozenset[str]:
+    """The tables the statement (one INSERT) inserts a ``VALUES`` list of the caller's own into: no subquery, no
+    ``WITH``, no ``ON CONFLICT`` (which compares with the rows stored)."""
+    if len(analysis.statements) != 1:
+        return frozenset()
+    tree = analysis.statements[0].expression
+    if not isinstance(tree, exp.Insert) or tree.args.get("conflict") or tree.args.get("with"):
+        return frozenset()
+    values, target = tree.expression, tree.this
+    if not isinstance(values, exp.Values) or values.find(exp.Select, exp.Subquery, exp.Table):
+        return frozenset()
+    table = target.this if isinstance(target, exp.Schema) else target
+    if not isinstance(table, exp.Table) or not table.name:
+        return frozenset()
+    return frozenset({table_key(".".join(p.name for p in table.parts))})
 
 
 def _view_masked_beneath(state: MaskingState, access: Access, key: str, budget: int = 16) -> bool:
@@ -734,10 +770,29 @@ STORAGE_COLUMNS = frozenset(
 )  # fmt: skip
 
 
-def _storage_measures(stmt: Any) -> list[str]:
+#: PostgreSQL functions and catalog columns that count a relation's rows (live, dead, inserted, read by its scans):
+#: readable, but of a partition, an inheritance child, a materialized view or a partial index whose bound, CHECK,
+#: query or predicate reads a masked column they count the rows whose value meets it (``reltuples`` of ``CREATE
+#: INDEX ... WHERE full_name < 'N'`` said 10 or 9: decision 0399)
+ROW_COUNT_FUNCTIONS = frozenset(
+    {"pg_stat_get_live_tuples", "pg_stat_get_dead_tuples", "pg_stat_get_tuples_inserted",
+     "pg_stat_get_tuples_updated", "pg_stat_get_tuples_deleted", "pg_stat_get_tuples_fetched",
+     "pg_stat_get_xact_tuples_inserted", "pg_stat_get_xact_tuples_updated", "pg_stat_get_xact_tuples_deleted",
+     "pg_stat_get_xact_tuples_fetched", "pg_stat_get_mod_since_analyze", "pg_stat_get_ins_since_vacuum"}
+)  # fmt: skip
+ROW_COUNT_COLUMNS = frozenset(
+    {"reltuples", "n_live_tup", "n_dead_tup", "n_tup_ins", "n_tup_upd", "n_tup_del", "n_mod_since_analyze",
+     "n_ins_since_vacuum", "seq_tup_read", "idx_tup_fetch"}
+)  # fmt: skip
+
+
+def _storage_measures(
+    stmt: Any, functions: frozenset[str] = STORAGE_FUNCTIONS, columns: frozenset[str] = STORAGE_COLUMNS
+) -> list[str]:
     """What ``stmt`` reads that measures where rows are stored: a storage function, or a storage column of a
-    catalog that has them — named, or through ``*`` or the whole row (``to_jsonb(c)``), which carry it too."""
-    found = sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in STORAGE_FUNCTIONS)
+    catalog that has them — named, or through ``*`` or the whole row (``to_jsonb(c)``), which carry it too
+    (``functions`` and ``columns``: another kind of measure of those catalogs, :data:`ROW_COUNT_FUNCTIONS`)."""
+    found = sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in functions)
     views = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in STORAGE_VIEWS]
     tree = stmt.expression
     if not views or tree is None:
@@ -752,9 +807,55 @@ def _storage_measures(stmt: Any) -> list[str]:
         if isinstance(node, exp.Star) or isinstance(node.this, exp.Star):
             return [*found, f"* of {', '.join(views)}"]
         name = node.name.lower()
-        if name in STORAGE_COLUMNS or (name in names and not node.table):
+        if name in columns or (name in names and not node.table):
             found.append(f"{', '.join(views)}.{name}")
     return found
+
+
+def _row_count_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """PostgreSQL: a statement reads row counts of the catalog (``pg_class.reltuples``, ``n_live_tup``...) where
+    the database holds a relation whose rows a column masked for the identity picks: a partial index's predicate,
+    a partition's bound, an inheritance child's CHECK (decision 0399). Their counts count the masked values that
+    meet it, as ``SELECT count(*) FROM t WHERE full_name < 'N'`` would."""
+    if state.sg_dialect != "postgres" or access.everything:
+        return None
+    counted = [
+        m for stmt in analysis.statements for m in _storage_measures(stmt, ROW_COUNT_FUNCTIONS, ROW_COUNT_COLUMNS)
+    ]
+    if not counted:
+        return None
+    picked = _rows_picked_by_masked(state, access)
+    if not picked:
+        return None
+    return _hit(
+        state, analysis, identity, PREDICATE_RULE,
+        f"the statement reads {', '.join(dict.fromkeys(counted))}, which count rows, and the rows of {picked} are "
+        "picked by the value of a masked column: its count would tell how many masked values meet the condition",
+        "count rows with SELECT count(*) over the tables themselves, read statistics through an identity that sees "
+        "no masked columns (a monitoring service identity), or ask for an unmask grant (masking.unmask)",
+    )  # fmt: skip
+
+
+def _rows_picked_by_masked(state: MaskingState, access: Access) -> str | None:
+    """The first relation (as ``what of table``) whose rows a column masked for the identity picks, or a reason to
+    assume one (the catalog unread, too many tables to judge); ``None`` where there is none."""
+    found = state.row_pickers()
+    if found is None:
+        return "a relation the catalog could not be read for"
+    if len({t for t, _w, _c in found}) > _PICKER_TABLES:
+        return f"one of {len(found)} relations (more than masking judges one by one)"
+    for table, what, columns in found:
+        key = table_key(table)
+        info = state.table(key)
+        masked = sorted(c for c in info.columns or () if {c.lower(), "*"} & columns and access.masks(key, c))
+        if masked or info.columns is None:
+            return f"{what} (by {', '.join(f'{key}.{c}' for c in masked) or 'columns unread'})"
+    return None
+
+
+#: how many tables with partial indexes, partitions or inheritance children masking judges before assuming one is
+#: picked by a masked column
+_PICKER_TABLES = 32
 
 
 #: PostgreSQL functions that return other sessions' statement texts (``pg_stat_activity.query`` is masked by its
@@ -1412,7 +1513,7 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 "updates they would tell the length of a masked value",
                 "read sizes and storage statistics through an identity that sees no masked columns (a "
                 "monitoring service identity), or ask for an unmask grant (masking.unmask); row counts "
-                "(n_live_tup, reltuples) stay readable",
+                "(n_live_tup, reltuples) stay readable where no masked column picks a relation's rows",
             )
         if read:
             return _hit(

@@ -1168,9 +1168,23 @@ _PG_UNIQUE = (
     "AND a.attnum > 0 AND (a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]) OR ((i.indexprs IS NOT NULL "
     "OR i.indpred IS NOT NULL) AND a.attnum IN (SELECT d.refobjsubid FROM pg_catalog.pg_depend d "
     "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "
-    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))), i.indisprimary "
-    "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-    "WHERE i.indrelid = to_regclass(%s) AND (i.indisunique OR i.indisexclusion)"
+    "AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = i.indrelid)))), i.indisprimary, "
+    "i.indrelid = to_regclass(%s) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+    "WHERE (i.indrelid = to_regclass(%s) OR i.indrelid IN (SELECT relid FROM "
+    "pg_catalog.pg_partition_tree(to_regclass(%s)))) AND (i.indisunique OR i.indisexclusion)"
+)
+#: the columns that pick the rows a table holds of its family: its ancestors' partition keys (every column of a
+#: level keyed on an expression), and an inheritance child's CHECKs (decision 0399)
+_PG_HELD_COLUMNS = (
+    "SELECT a.attname::text FROM pg_catalog.pg_partition_ancestors(to_regclass(%s)) x "
+    "JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid = x.relid JOIN pg_catalog.pg_attribute a "
+    "ON a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND (a.attname IN (SELECT b.attname "
+    "FROM pg_catalog.pg_attribute b WHERE b.attrelid = pt.partrelid AND b.attnum = ANY (pt.partattrs::int2[])) "
+    "OR pt.partexprs IS NOT NULL) "
+    "UNION SELECT a.attname::text FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) "
+    "WHERE k.conrelid = to_regclass(%s) AND k.contype = 'c' AND NOT c.relispartition "
+    "AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = k.conrelid)"
 )
 #: every index: the columns its entries hold or its expressions and WHERE read, and those of variable length
 _PG_INDEX_DEPS = (
@@ -1287,9 +1301,16 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
         return [Constraint("unknown", "the relations it writes", every), *rewrites]
     _base_table(relkind, ("r", "p"))
     found = [*rewrites]
+    # a unique index of a partition or inheritance child (or of an inheritance parent's own rows) holds only the
+    # rows its table holds of the family, which the partition keys or CHECKs pick: its conflicts compare with
+    # those rows alone, so it reads their columns too (``INSERT INTO t VALUES (1, 'Bob')`` failed or not as row
+    # 1 was stored in ``t_lo``: decision 0399). A write through a partitioned table meets its partitions' indexes.
+    picked = frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,) * 5))
+    held = frozenset(str(r[0]).lower() for r in _rows(cur, _PG_HELD_COLUMNS, (table_sql,) * 3))
+    own_rows = held | (picked if relkind == "r" else frozenset())  # an inheritance parent's own: not its children's
     found += [
-        Constraint("unique", str(n), _names(cols), primary=bool(primary))
-        for n, cols, primary in _rows(cur, _PG_UNIQUE, (table_sql,))
+        Constraint("unique", str(n), _names(cols) | (own_rows if own else picked), primary=bool(primary) and bool(own))
+        for n, cols, primary, own in _rows(cur, _PG_UNIQUE, (table_sql,) * 3)
     ]
     found += [
         Constraint("index", str(n), _names(cols), updated=_names(grows))
@@ -1813,20 +1834,93 @@ def read_view_definition(conn: Any, dialect: str, table_sql: str) -> str | None:
 
 
 def read_placed(conn: Any, dialect: str, table_sql: str) -> frozenset[str]:
-    """PostgreSQL: the lower-case columns a partitioned table's partition keys read, its partitioned partitions'
-    too (every column of a level keyed on an expression): they pick the partition a row is stored in, so its
-    ``tableoid`` and the order its rows are read in (decision 0384). Empty for any other relation, on other
-    databases, or when the catalog read fails."""
+    """PostgreSQL: the lower-case columns that pick which table of its family a row of ``table_sql`` is stored in:
+    a partitioned table's partition keys, its partitioned partitions' too (every column of a level keyed on an
+    expression, decision 0384), and an inheritance parent's descendants' CHECK constraints it does not hold itself
+    (and its own ``NO INHERIT`` ones, which its children's rows need not meet: decision 0399). They decide its
+    ``tableoid`` and the order its rows are read in. Empty for any other relation, on other databases, or when the
+    catalog read fails."""
     if family(dialect) != "postgres":
         return frozenset()
 
     def work(cur: Any) -> frozenset[str]:
-        kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
-        if not kind or kind[0][0] != "p":
-            return frozenset()
-        return frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,)))
+        return frozenset(str(r[0]).lower() for r in _rows(cur, _PG_PLACED, (table_sql,) * 5))
 
     return guarded(conn, dialect, work) or frozenset()
+
+
+def read_held_rows(conn: Any, dialect: str, table_sql: str) -> str | None:
+    """PostgreSQL: the rows an inheritance child holds out of its family's, as ``SELECT * FROM <child> WHERE <its
+    CHECK constraints that a root of its family does not hold>`` (the application routes a row to the child whose
+    CHECK admits its value: ``SELECT count(*) FROM t_lo`` counted the names before 'N'), judged where the child is
+    read (decision 0399); a partition's, its bound (its definition as a view, 0384); ``None`` for a table of no
+    family, one whose constraints all hold for the whole family, on other databases, or when the catalog read
+    fails."""
+    if family(dialect) != "postgres":
+        return None
+
+    def work(cur: Any) -> str | None:
+        rows = _rows(cur, _PG_HELD, (table_sql,) * 2)
+        checks = [f"({r[1]})" for r in rows if r[1]]
+        if checks:
+            return f"SELECT * FROM {rows[0][0]} WHERE {' AND '.join(checks)}"
+        return _pg_partition_definition(cur, table_sql)
+
+    return guarded(conn, dialect, work)
+
+
+def row_pickers(conn: Any, dialect: str) -> list[tuple[str, str, frozenset[str]]] | None:
+    """PostgreSQL: the relations whose rows a condition on column values picks, each as ``(table, what,
+    lower-case columns the condition reads)``: a partial index (its predicate), a partitioned table (its key:
+    every column where it holds an expression), an inheritance child (a CHECK constraint of its), a materialized
+    view (every column of each relation its query uses, a WHERE's among them). Their row counts
+    in the catalog count the rows meeting the condition (decision 0399). ``[]`` on other databases; ``None`` when
+    the catalog cannot be read."""
+    if family(dialect) != "postgres":
+        return []
+
+    def work(cur: Any) -> list[tuple[str, str, frozenset[str]]]:
+        out = []
+        for table, what, names, predicate in _rows(cur, _PG_ROW_PICKERS):
+            if names is None:
+                names = _predicate_columns(str(predicate or ""))
+            out.append((str(table), f"{what} {table}", frozenset(str(n).lower() for n in names)))
+        return out
+
+    return guarded(conn, dialect, work)
+
+
+def _predicate_columns(predicate: str) -> list[str]:
+    """The columns a partial index's predicate (as ``pg_get_expr`` gives it) reads; ``["*"]`` (any) if unparsable."""
+    try:
+        tree = sqlglot.parse_one(predicate, read="postgres")
+    except Exception:
+        return ["*"]
+    return [c.name for c in tree.find_all(exp.Column)] or ["*"]
+
+
+#: see :func:`row_pickers`: (table, what, its columns, or NULL and a partial index's predicate)
+_PG_ROW_PICKERS = (
+    "SELECT x.indrelid::regclass::text, 'partial index ' || x.indexrelid::regclass::text || ' of', NULL::text[], "
+    "pg_catalog.pg_get_expr(x.indpred, x.indrelid) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c "
+    "ON c.oid = x.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE x.indpred IS NOT NULL "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "UNION ALL SELECT k.conrelid::regclass::text, 'inheritance child', array_agg(a.attname::text), NULL "
+    "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) "
+    "WHERE k.contype = 'c' AND NOT c.relispartition "
+    "AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = k.conrelid) GROUP BY k.conrelid "
+    "UNION ALL SELECT pt.partrelid::regclass::text, 'the partitions of', array_agg(a.attname::text), NULL "
+    "FROM pg_catalog.pg_partitioned_table pt JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid "
+    "AND a.attnum > 0 AND NOT a.attisdropped AND (a.attnum = ANY (pt.partattrs::int2[]) OR pt.partexprs IS NOT NULL) "
+    "GROUP BY pt.partrelid "
+    "UNION ALL SELECT d.refobjid::regclass::text, 'materialized view ' || r.ev_class::regclass::text || ' over', "
+    "array_agg(a.attname::text), NULL FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class m ON m.oid = r.ev_class "
+    "AND m.relkind = 'm' JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass "
+    "AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class "
+    "AND d.refobjsubid > 0 JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+    "GROUP BY d.refobjid, r.ev_class ORDER BY 1, 2"
+)
 
 
 def application_functions(conn: Any, dialect: str, names: list[str]) -> list[tuple[str, str, str]] | None:
@@ -1851,27 +1945,35 @@ def application_functions(conn: Any, dialect: str, names: list[str]) -> list[tup
     return guarded(conn, dialect, work)
 
 
-def read_row_policies(conn: Any, dialect: str, table_sql: str) -> str | None:
+def read_row_policies(conn: Any, dialect: str, table_sql: str) -> tuple[str, str | None] | None:
     """PostgreSQL: the rows of ``table_sql`` its row-level security policies let this connection's user see and
     write, as ``SELECT * FROM <table> WHERE <each policy's USING and WITH CHECK>`` (ANDed: what matters is which
-    columns decide, not how they combine); ``None`` where row security is not active for the user (a superuser,
-    the owner of a table without FORCE ROW LEVEL SECURITY, one with BYPASSRLS), where no policy holds an
-    expression, on other databases, or when the catalog read fails. A policy ``USING (full_name < 'N')`` decides
-    which rows every statement reads, as a view's WHERE does: judged so where the table is read (decision 0385)."""
+    columns decide, not how they combine), and the same of what a plain SELECT applies: the USING of the ``FOR
+    ALL`` and ``FOR SELECT`` policies (``None`` where there is none: a ``FOR INSERT`` policy, a WITH CHECK, picks
+    no row a read returns, decision 0400);
+    ``None`` where row security is not active for the user (a superuser, the owner of a table without FORCE ROW
+    LEVEL SECURITY, one with BYPASSRLS), where no policy holds an expression, on other databases, or when the
+    catalog read fails. A policy ``USING (full_name < 'N')`` decides which rows every statement reads, as a view's
+    WHERE does: judged so where the table is read (decision 0385)."""
     if family(dialect) != "postgres":
         return None
 
-    def work(cur: Any) -> str | None:
+    def work(cur: Any) -> tuple[str, str | None] | None:
         rows = _rows(
             cur,
             "SELECT c.oid::regclass::text, pg_catalog.pg_get_expr(p.polqual, p.polrelid), "
-            "pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) FROM pg_catalog.pg_class c "
+            "pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), p.polcmd IN ('*', 'r') FROM pg_catalog.pg_class c "
             "JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid "
             "WHERE c.oid = to_regclass(%s) AND pg_catalog.row_security_active(c.oid) ORDER BY p.polname",
             (table_sql,),
         )
-        quals = [f"({q})" for r in rows for q in r[1:] if q]
-        return f"SELECT * FROM {rows[0][0]} WHERE {' AND '.join(quals)}" if quals else None
+
+        def rows_of(quals: list[str]) -> str | None:
+            return f"SELECT * FROM {rows[0][0]} WHERE {' AND '.join(quals)}" if quals else None
+
+        every = rows_of([f"({q})" for r in rows for q in r[1:3] if q])
+        reading = rows_of([f"({r[1]})" for r in rows if r[3] and r[1]])  # a read meets no WITH CHECK
+        return None if every is None else (every, reading)
 
     return guarded(conn, dialect, work)
 
@@ -2039,12 +2141,35 @@ _PG_ORDER = (
     "WHERE c.oid = to_regclass(%s) ORDER BY i.indexrelid, k.n"
 )
 #: the columns a partitioned table's rows are placed by: each level's key columns, every column of a level whose
-#: key holds an expression (decision 0384)
+#: key holds an expression (decision 0384); an inheritance parent's: the columns of its descendants' CHECK
+#: constraints it does not hold (by name), and of its own NO INHERIT ones (decision 0399)
 _PG_PLACED = (
+    "WITH RECURSIVE down(oid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i "
+    "WHERE i.inhparent = to_regclass(%s) UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i "
+    "JOIN down ON i.inhparent = down.oid) "
     "SELECT DISTINCT a.attname::text FROM pg_catalog.pg_partition_tree(to_regclass(%s)) t "
     "JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid = t.relid "
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped "
-    "AND (a.attnum = ANY (pt.partattrs::int2[]) OR pt.partexprs IS NOT NULL)"
+    "AND (a.attnum = ANY (pt.partattrs::int2[]) OR pt.partexprs IS NOT NULL) "
+    "UNION SELECT a.attname::text FROM pg_catalog.pg_constraint k "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) "
+    "WHERE k.contype = 'c' AND NOT (SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s)) "
+    "AND (k.conrelid IN (SELECT oid FROM down) AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint o "
+    "WHERE o.contype = 'c' AND o.conrelid = to_regclass(%s) AND o.conname = k.conname) "
+    "OR k.conrelid = to_regclass(%s) AND k.connoinherit AND EXISTS (SELECT 1 FROM down))"
+)
+#: an inheritance child's CHECK constraints (as ``pg_get_expr`` gives them) that some root of its family lacks
+#: (by name): the constraints a root holds, every table of its family holds (decision 0399). No row for a table
+#: without parents or for a partition
+_PG_HELD = (
+    "WITH RECURSIVE up(oid) AS (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = to_regclass(%s) "
+    "UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.oid) "
+    "SELECT c.oid::regclass::text, pg_catalog.pg_get_expr(k.conbin, k.conrelid) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.contype = 'c' "
+    "WHERE c.oid = to_regclass(%s) AND NOT c.relispartition AND EXISTS (SELECT 1 FROM up "
+    "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = up.oid) "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint o WHERE o.conrelid = up.oid AND o.contype = 'c' "
+    "AND o.conname = k.conname)) ORDER BY k.conname"
 )
 _PG_VIEW_READS = (
     "SELECT DISTINCT d.refobjid::regclass::text FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
@@ -2226,16 +2351,18 @@ def _pg_order(cur: Any, table_sql: str) -> OrderFacts | None:
         for primary, expr, cols, unique in indexes.values()
         if not primary and not expr and cols and all(unique)
     ]
-    if relkind in ("r", "m", "t"):
+    if relkind in ("r", "m", "t") and not inherited:
         keys.append(("ctid",))  # where the row is stored: no value of it decides that
-        return OrderFacts("table", listed, tuple(keys), inherited=inherited)
-    if relkind == "p":
+        return OrderFacts("table", listed, tuple(keys))
+    if relkind in ("r", "p"):
+        # a family's rows are read table by table (a ctid is one table's), and the values the partition keys or
+        # the children's CHECK constraints read pick each row's table: an index over those columns, as far as the
+        # order of the rows goes (decisions 0384, 0399)
         keys.append(("tableoid", "ctid"))
-        # rows are read partition by partition, and the key's values pick each row's partition: an index over the
-        # key's columns, as far as the order of the rows goes (decision 0384)
-        cur.execute(_PG_PLACED, (table_sql,))
+        cur.execute(_PG_PLACED, (table_sql,) * 5)
         placed = frozenset(str(_values(r)[0]).lower() for r in cur.fetchall())
-        return OrderFacts("table", (*listed, placed), tuple(keys), placed=placed)
+        read_by = (*listed, placed) if placed else listed  # (an empty set is an index over an expression)
+        return OrderFacts("table", read_by, tuple(keys), inherited=inherited, placed=placed)
     if relkind == "v":
         cur.execute(_PG_VIEW_READS, (table_sql,))
         return OrderFacts("view", reads=tuple(str(_values(r)[0]) for r in cur.fetchall()))
