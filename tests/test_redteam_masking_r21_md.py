@@ -1,0 +1,168 @@
+"""Red-team round 21 over masking on MariaDB (PyMySQL, aiomysql): a prompt-injected agent in production with zero
+configuration and no unmask grant, on a long-lived governed connection as a pool keeps them.
+
+* **A table made again within the second it was made** (decision 0401). Masking compares what it read of a
+  relation with the catalog every second (decision 0392); on MariaDB the signature was the table's kind, its
+  ``CREATE_TIME`` and its column names. ``CREATE_TIME`` counts whole seconds (a rename or an ALTER moves it, to
+  the second), so a table dropped and made again, or altered, within the second it was made kept its signature
+  when the new one had the same column names: with ``code varchar(40) AS (city)`` made again as ``AS (ssn)``, the
+  agent's ``SELECT id, code`` returned customer 1's SSN in clear and ``WHERE code LIKE '5%'`` picked row 1 over
+  one copy only; with a ``UNIQUE (ssn)`` added, ``INSERT ... (ssn) VALUES ('5362')`` failed over one copy only
+  (the constraints read on the first write were kept). The signature now holds each column's type,
+  nullability, key, default and generation expression, and each index's columns.
+
+Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
+session shows that the same statements tell them apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+from governed_db.masking import engine
+from tests._redteam import CURIOUS_AGENT, govern, observe
+
+#: customer 1's SSN per copy: no pattern the scan recognises (the column is masked by its name)
+SSNS = {"A": "5362", "B": "1876"}
+
+
+def _admin_run(admin: Any, sql: str) -> Any:
+    with closing(admin.cursor()) as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _fill(admin: Any, t: str, ssn: str) -> None:
+    _admin_run(admin, f"INSERT INTO {t} (id, ssn, city) VALUES (1, '{ssn}', 'Paris')")
+    _admin_run(
+        admin, f"INSERT INTO {t} (id, ssn, city) SELECT seq, CONCAT('9', seq), 'Lyon' FROM seq_2_to_300"
+    )
+
+
+def _created(admin: Any, t: str) -> Any:
+    return _admin_run(admin, f"SELECT CREATE_TIME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                             f"AND TABLE_NAME = '{t}'")  # fmt: skip
+
+
+def _remade(
+    mysql_kw: dict[str, Any], admin: Any, t: str, ssn: str, first: str, then: str, before: list[str],
+    after: list[str], governed: bool = True
+) -> list[Any]:  # fmt: skip
+    """What a session sees of ``before``, then of ``after`` once the application dropped table ``t`` (made as
+    ``first``) and made it again as ``then`` within the second it was made, and a comparison with the catalog
+    is due."""
+    import pymysql
+
+    for _ in range(8):
+        _admin_run(admin, f"DROP TABLE IF EXISTS {t}")
+        while time.time() % 1 > 0.05:  # all of it within one second of the server's clock
+            time.sleep(0.005)
+        _admin_run(admin, f"CREATE TABLE {t} {first}")
+        _fill(admin, t, ssn)
+        made = _created(admin, t)
+        raw = pymysql.connect(autocommit=True, **mysql_kw)
+        conn = govern(raw, CURIOUS_AGENT) if governed else raw
+        try:
+            seen = [observe(conn, q.format(t=t)) for q in before]
+            _admin_run(admin, f"DROP TABLE {t}")
+            _admin_run(admin, f"CREATE TABLE {t} {then}")
+            _fill(admin, t, ssn)
+            if _created(admin, t) != made:
+                continue  # the second ended in between: try again
+            time.sleep(engine.CATALOG_SECONDS + 0.2)
+            return [*seen, *(observe(conn, q.format(t=t)) for q in after)]
+        finally:
+            conn.close()
+            _admin_run(admin, f"DROP TABLE IF EXISTS {t}")
+    pytest.skip("the server took more than a second to drop and make a table again")
+
+
+def _copies(run: Callable[[str, str], list[Any]], unique: str) -> dict[str, str]:
+    """Per copy A and B, what ``run(table, ssn)`` saw, with the table's name blanked."""
+    out = {}
+    for c, ssn in SSNS.items():
+        t = f"m21_{unique}_{c.lower()}"
+        out[c] = repr(run(t, ssn)).replace(t, "T")
+    return out
+
+
+#: (the table as first made, as made again within that second, the agent's statements before, after)
+REMADE = [
+    pytest.param(
+        "(id int primary key, ssn varchar(20), city varchar(40), code varchar(40) AS (city))",
+        "(id int primary key, ssn varchar(20), city varchar(40), code varchar(40) AS (ssn))",
+        ["SELECT id, code FROM {t} WHERE id IN (1, 2)"],
+        ["SELECT id, code FROM {t} WHERE id = 1", "SELECT id FROM {t} WHERE code LIKE '5%'"],
+        id="a generated column computed from the SSN instead of the city",
+    ),
+    pytest.param(
+        "(id int primary key, ssn varchar(20), city varchar(40))",
+        "(id int primary key, ssn varchar(20), city varchar(40), UNIQUE (ssn))",
+        ["INSERT INTO {t} (id, city) VALUES (500, 'Nice')"],
+        ["INSERT INTO {t} (id, ssn, city) VALUES (501, '5362', 'Nice')"],
+        id="a unique key on the SSN added",
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "then", "before", "after"), REMADE)
+def test_a_table_made_again_within_its_second_is_read_again(
+    mysql_kw: dict[str, Any],
+    mysql_conn: Any,
+    unique: str,
+    first: str,
+    then: str,
+    before: list[str],
+    after: list[str],
+) -> None:
+    """The agent's statements after the table was made again answer alike over both copies (before: customer 1's
+    SSN came back in clear, and a filter or a unique key on it told the copies apart); the raw session tells them
+    apart."""
+
+    def run(governed: bool) -> dict[str, str]:
+        return _copies(lambda t, ssn: _remade(mysql_kw, mysql_conn, t, ssn, first, then, before, after, governed),
+                       unique)  # fmt: skip
+
+    raw = run(False)
+    assert raw["A"] != raw["B"], raw
+    seen = run(True)
+    assert seen["A"] == seen["B"], seen
+    assert "5362" not in seen["A"] and "1876" not in seen["B"], seen
+
+
+def test_an_unchanged_table_of_every_kind_of_column_keeps_what_was_read(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Look-alike: a table with generated columns, defaults, an auto-increment key, indexes and system versioning
+    that the application writes (its row count, auto-increment and update time move) is not forgotten at the
+    comparisons, and answers exactly."""
+    import pymysql
+
+    forgotten: list[int] = []
+    real = engine.MaskingState.invalidate
+    monkeypatch.setattr(engine.MaskingState, "invalidate", lambda self: (forgotten.append(1), real(self))[1])
+    t = f"m21_{unique}_keep"
+    _admin_run(mysql_conn, f"CREATE TABLE {t} (id int auto_increment primary key, ssn varchar(20), city varchar(40) "
+                           "DEFAULT 'Lyon', code varchar(40) AS (upper(city)), at timestamp DEFAULT CURRENT_TIMESTAMP, "
+                           "UNIQUE (city, id), KEY (code)) WITH SYSTEM VERSIONING")  # fmt: skip
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        _admin_run(mysql_conn, f"INSERT INTO {t} (ssn, city) VALUES ('5362', 'Paris')")
+        seen = [observe(conn, f"SELECT id, city, code FROM {t} ORDER BY id")]
+        for city in ("Rome", "Oslo"):
+            _admin_run(mysql_conn, f"INSERT INTO {t} (ssn, city) VALUES ('1876', '{city}')")
+            _admin_run(mysql_conn, f"UPDATE {t} SET city = 'Nice' WHERE id = 1")
+            time.sleep(engine.CATALOG_SECONDS + 0.2)
+            seen.append(observe(conn, f"SELECT id, city, code FROM {t} WHERE id > 1 ORDER BY id"))
+    finally:
+        conn.close()
+        _admin_run(mysql_conn, f"DROP TABLE IF EXISTS {t}")
+    assert seen == [(["id", "city", "code"], [(1, "Paris", "PARIS")]),
+                    (["id", "city", "code"], [(2, "Rome", "ROME")]),
+                    (["id", "city", "code"], [(2, "Rome", "ROME"), (3, "Oslo", "OSLO")])]  # fmt: skip
+    assert not forgotten
