@@ -11,12 +11,21 @@ configuration and no unmask grant, on a long-lived governed connection as a pool
   (the constraints read on the first write were kept). The signature now holds each column's type,
   nullability, key, default and generation expression, and each index's columns.
 
+* **A DEFAULT computed from a masked column** (decision 0402). MariaDB (and MySQL 8) let a column's DEFAULT be
+  an expression over the row's other columns: with ``ref varchar(10) DEFAULT (LEFT(ssn, 3))``, every row the
+  application writes without ``ref`` stores the SSN's first three digits there. Masking read a generated column
+  over a masked one as masked, but not such a column (its name and values say nothing): ``SELECT id, ref``
+  returned ``536`` and ``187`` in clear, and ``WHERE ref LIKE '5%'`` picked row 1 over one copy only. Such a
+  column is now masked like a generated column over the same columns; a DEFAULT over clear columns or a literal
+  stays exact.
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 session shows that the same statements tell them apart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -24,6 +33,7 @@ from typing import Any
 
 import pytest
 
+import governed_db
 from governed_db.masking import engine
 from tests._redteam import CURIOUS_AGENT, govern, observe
 
@@ -166,3 +176,102 @@ def test_an_unchanged_table_of_every_kind_of_column_keeps_what_was_read(
                     (["id", "city", "code"], [(2, "Rome", "ROME")]),
                     (["id", "city", "code"], [(2, "Rome", "ROME"), (3, "Oslo", "OSLO")])]  # fmt: skip
     assert not forgotten
+
+
+#: the application's table: ``ref`` defaults to the SSN's first digits, ``tag`` to the city in capitals
+DEFAULTED = (
+    "(id int primary key, ssn varchar(20), city varchar(40), ref varchar(10) DEFAULT (LEFT(ssn, 3)), "
+    "tag varchar(40) DEFAULT (UPPER(city)), n int DEFAULT 7)"
+)
+DEFAULT_READS = ["SELECT id, ref FROM {t} ORDER BY id", "SELECT id FROM {t} WHERE ref LIKE '5%'"]
+
+
+def _defaulted(admin: Any, unique: str) -> dict[str, str]:
+    """Per copy A and B, the table above with customers 1-3, row 1's SSN that copy's, ``ref`` and ``tag`` left to
+    their DEFAULT."""
+    names = {}
+    for c, ssn in {"A": "536-22-8726", "B": "187-65-4321"}.items():
+        t = names[c] = f"m21_{unique}_d{c.lower()}"
+        _admin_run(admin, f"CREATE TABLE {t} {DEFAULTED}")
+        _admin_run(admin, f"INSERT INTO {t} (id, ssn, city) VALUES (1, '{ssn}', 'Paris'), (2, '219-45-1234', 'Lyon'), "
+                          "(3, '412-77-9001', 'Rome')")  # fmt: skip
+    return names
+
+
+def _drop_all(admin: Any, names: dict[str, str]) -> None:
+    for t in names.values():
+        _admin_run(admin, f"DROP TABLE IF EXISTS {t}")
+
+
+def test_a_default_computed_from_a_masked_column_is_masked(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    """``ref DEFAULT (LEFT(ssn, 3))`` comes back masked and may not filter: both copies answer alike (before: the
+    SSN's first digits in clear, and ``WHERE ref LIKE '5%'`` picked row 1 over one copy only)."""
+    import pymysql
+
+    names = _defaulted(mysql_conn, unique)
+    try:
+        seen: dict[str, list[Any]] = {"raw": [], "governed": []}
+        for how in seen:
+            for t in names.values():
+                raw = pymysql.connect(autocommit=True, **mysql_kw)
+                conn = govern(raw, CURIOUS_AGENT) if how == "governed" else raw
+                try:
+                    seen[how].append(
+                        repr([observe(conn, q.format(t=t)) for q in DEFAULT_READS]).replace(t, "T")
+                    )
+                finally:
+                    conn.close()
+    finally:
+        _drop_all(mysql_conn, names)
+    assert seen["raw"][0] != seen["raw"][1]
+    assert seen["governed"][0] == seen["governed"][1], seen
+    assert "536" not in seen["governed"][0] and "masked-column-predicate" in seen["governed"][0], seen
+
+
+def test_aiomysql_a_default_computed_from_a_masked_column_is_masked(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    """The same through aiomysql, whose warm-up reads the catalog with await."""
+    aiomysql = pytest.importorskip("aiomysql")
+    kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
+
+    async def run(t: str) -> list[Any]:
+        conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
+        out: list[Any] = []
+        try:
+            for sql in DEFAULT_READS:
+                cur = await conn.cursor()
+                try:
+                    await cur.execute(sql.format(t=t))
+                    out.append(await cur.fetchall())
+                except governed_db.GuardrailViolation as e:
+                    out.append(f"refused: {sorted(e.decision.rules) if e.decision else e}")
+        finally:
+            conn.close()
+        return out
+
+    names = _defaulted(mysql_conn, unique)
+    try:
+        seen = [asyncio.run(run(t)) for t in names.values()]
+    finally:
+        _drop_all(mysql_conn, names)
+    assert seen[0] == seen[1], seen
+    assert "536" not in repr(seen) and "masked-column-predicate" in repr(seen), seen
+
+
+def test_defaults_over_clear_columns_or_literals_stay_exact(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+) -> None:
+    """Look-alike: ``tag DEFAULT (UPPER(city))`` and ``n DEFAULT 7`` come back as stored and may filter."""
+    import pymysql
+
+    names = _defaulted(mysql_conn, unique)
+    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        seen = [observe(conn, f"SELECT id, tag, n FROM {names['A']} WHERE tag <> 'ROME' ORDER BY id")]
+    finally:
+        conn.close()
+        _drop_all(mysql_conn, names)
+    assert seen == [(["id", "tag", "n"], [(1, "PARIS", 7), (2, "LYON", 7)])]

@@ -918,8 +918,10 @@ class MaskingState:
             # sqlite_sequence.seq is the largest key each AUTOINCREMENT table has held (decision 0388)
             self._inherit_references(info, unlisted, [("seq", t, None) for t in counted])
         for column, reads in (generated or {}).items():
-            # a generated column is computed from others (search_name AS lower(full_name)): a value derived from a
-            # masked column, masked whole like any expression over it, whatever its own name and values say
+            # a generated column is computed from others (search_name AS lower(full_name)), as a MySQL/MariaDB
+            # DEFAULT over them is for every row written without it (ref DEFAULT (LEFT(ssn, 3)), decision 0402): a
+            # value derived from a masked column, masked whole like any expression over it, whatever its own name
+            # and values say
             if column not in unlisted:
                 continue  # a reviewed catalog entry wins
             sources = [info.classes.get(r) for r in sorted(reads)]
