@@ -19,6 +19,12 @@ configuration and no unmask grant, on a long-lived governed connection as a pool
   column is now masked like a generated column over the same columns; a DEFAULT over clear columns or a literal
   stays exact.
 
+* **An INVISIBLE column** (decision 0402). MariaDB's (and MySQL 8's) ``INVISIBLE`` columns are listed by the
+  catalog and may be named, but ``SELECT *`` leaves them out, and masking's sample is a ``SELECT *``: such a
+  column held no value to be labelled by. With ``ref varchar(20) INVISIBLE`` holding the SSNs, ``WHERE ref LIKE
+  '5%'`` picked row 1 over one copy only (and a value the scan does not recognise came back in clear). Those
+  columns' values are now read by name after the sample.
+
 Each oracle compares two tables that differ only in row 1's masked values (whose masks are the same); the raw
 session shows that the same statements tell them apart.
 """
@@ -27,8 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 import pytest
@@ -178,62 +184,73 @@ def test_an_unchanged_table_of_every_kind_of_column_keeps_what_was_read(
     assert not forgotten
 
 
-#: the application's table: ``ref`` defaults to the SSN's first digits, ``tag`` to the city in capitals
-DEFAULTED = (
-    "(id int primary key, ssn varchar(20), city varchar(40), ref varchar(10) DEFAULT (LEFT(ssn, 3)), "
-    "tag varchar(40) DEFAULT (UPPER(city)), n int DEFAULT 7)"
-)
-DEFAULT_READS = ["SELECT id, ref FROM {t} ORDER BY id", "SELECT id FROM {t} WHERE ref LIKE '5%'"]
+#: per kind of column masking read nothing of: the application's table (``ref`` holds what it derives from the
+#: SSN, ``tag`` from the city) and what it runs after inserting customers 1-3
+HIDDEN = {
+    "a DEFAULT over the SSN": (
+        "(id int primary key, ssn varchar(20), city varchar(40), ref varchar(20) DEFAULT (LEFT(ssn, 3)), "
+        "tag varchar(40) DEFAULT (UPPER(city)), n int DEFAULT 7)",
+        "",
+    ),
+    "an INVISIBLE copy of the SSN": (
+        "(id int primary key, ssn varchar(20), city varchar(40), ref varchar(20) INVISIBLE, "
+        "tag varchar(40) INVISIBLE, n int INVISIBLE DEFAULT 7)",
+        "UPDATE {t} SET ref = ssn, tag = UPPER(city)",
+    ),
+}
+HIDDEN_READS = ["SELECT id, ref FROM {t} ORDER BY id", "SELECT id FROM {t} WHERE ref LIKE '5%'"]
 
 
-def _defaulted(admin: Any, unique: str) -> dict[str, str]:
-    """Per copy A and B, the table above with customers 1-3, row 1's SSN that copy's, ``ref`` and ``tag`` left to
-    their DEFAULT."""
+@contextmanager
+def _hidden(admin: Any, unique: str, kind: str) -> Iterator[dict[str, str]]:
+    """Per copy A and B, the table of ``kind`` with customers 1-3 (row 1's SSN that copy's); dropped afterwards."""
+    ddl, then = HIDDEN[kind]
     names = {}
-    for c, ssn in {"A": "536-22-8726", "B": "187-65-4321"}.items():
-        t = names[c] = f"m21_{unique}_d{c.lower()}"
-        _admin_run(admin, f"CREATE TABLE {t} {DEFAULTED}")
-        _admin_run(admin, f"INSERT INTO {t} (id, ssn, city) VALUES (1, '{ssn}', 'Paris'), (2, '219-45-1234', 'Lyon'), "
-                          "(3, '412-77-9001', 'Rome')")  # fmt: skip
-    return names
+    try:
+        for c, ssn in {"A": "536-22-8726", "B": "187-65-4321"}.items():
+            t = names[c] = f"m21_{unique}_h{c.lower()}"
+            _admin_run(admin, f"CREATE TABLE {t} {ddl}")
+            _admin_run(admin, f"INSERT INTO {t} (id, ssn, city) VALUES (1, '{ssn}', 'Paris'), "
+                              "(2, '219-45-1234', 'Lyon'), (3, '412-77-9001', 'Rome')")  # fmt: skip
+            if then:
+                _admin_run(admin, then.format(t=t))
+        yield names
+    finally:
+        for t in names.values():
+            _admin_run(admin, f"DROP TABLE IF EXISTS {t}")
 
 
-def _drop_all(admin: Any, names: dict[str, str]) -> None:
-    for t in names.values():
-        _admin_run(admin, f"DROP TABLE IF EXISTS {t}")
-
-
-def test_a_default_computed_from_a_masked_column_is_masked(
-    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+@pytest.mark.parametrize("kind", HIDDEN)
+def test_a_column_derived_from_or_hiding_the_ssn_is_masked(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, kind: str
 ) -> None:
-    """``ref DEFAULT (LEFT(ssn, 3))`` comes back masked and may not filter: both copies answer alike (before: the
-    SSN's first digits in clear, and ``WHERE ref LIKE '5%'`` picked row 1 over one copy only)."""
+    """``ref`` comes back masked and may not filter: both copies answer alike (before: the SSN, or its first
+    digits, in clear where the scan does not recognise it, and ``WHERE ref LIKE '5%'`` picked row 1 over one copy
+    only); the raw session tells them apart."""
     import pymysql
 
-    names = _defaulted(mysql_conn, unique)
-    try:
-        seen: dict[str, list[Any]] = {"raw": [], "governed": []}
+    seen: dict[str, list[Any]] = {"raw": [], "governed": []}
+    with _hidden(mysql_conn, unique, kind) as names:
         for how in seen:
             for t in names.values():
                 raw = pymysql.connect(autocommit=True, **mysql_kw)
                 conn = govern(raw, CURIOUS_AGENT) if how == "governed" else raw
                 try:
                     seen[how].append(
-                        repr([observe(conn, q.format(t=t)) for q in DEFAULT_READS]).replace(t, "T")
+                        repr([observe(conn, q.format(t=t)) for q in HIDDEN_READS]).replace(t, "T")
                     )
                 finally:
                     conn.close()
-    finally:
-        _drop_all(mysql_conn, names)
     assert seen["raw"][0] != seen["raw"][1]
     assert seen["governed"][0] == seen["governed"][1], seen
     assert "536" not in seen["governed"][0] and "masked-column-predicate" in seen["governed"][0], seen
 
 
-def test_aiomysql_a_default_computed_from_a_masked_column_is_masked(
-    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+@pytest.mark.parametrize("kind", HIDDEN)
+def test_aiomysql_a_column_derived_from_or_hiding_the_ssn_is_masked(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, kind: str
 ) -> None:
-    """The same through aiomysql, whose warm-up reads the catalog with await."""
+    """The same through aiomysql, whose warm-up reads the catalog and the sample with await."""
     aiomysql = pytest.importorskip("aiomysql")
     kw = {k: v for k, v in mysql_kw.items() if k != "database"} | {"db": mysql_kw["database"]}
 
@@ -241,7 +258,7 @@ def test_aiomysql_a_default_computed_from_a_masked_column_is_masked(
         conn = govern(await aiomysql.connect(autocommit=True, **kw), CURIOUS_AGENT)
         out: list[Any] = []
         try:
-            for sql in DEFAULT_READS:
+            for sql in HIDDEN_READS:
                 cur = await conn.cursor()
                 try:
                     await cur.execute(sql.format(t=t))
@@ -252,26 +269,24 @@ def test_aiomysql_a_default_computed_from_a_masked_column_is_masked(
             conn.close()
         return out
 
-    names = _defaulted(mysql_conn, unique)
-    try:
+    with _hidden(mysql_conn, unique, kind) as names:
         seen = [asyncio.run(run(t)) for t in names.values()]
-    finally:
-        _drop_all(mysql_conn, names)
     assert seen[0] == seen[1], seen
     assert "536" not in repr(seen) and "masked-column-predicate" in repr(seen), seen
 
 
-def test_defaults_over_clear_columns_or_literals_stay_exact(
-    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str
+@pytest.mark.parametrize("kind", HIDDEN)
+def test_such_columns_over_clear_values_stay_exact(
+    mysql_kw: dict[str, Any], mysql_conn: Any, unique: str, kind: str
 ) -> None:
-    """Look-alike: ``tag DEFAULT (UPPER(city))`` and ``n DEFAULT 7`` come back as stored and may filter."""
+    """Look-alike: ``tag`` (the city in capitals, a DEFAULT over it or an INVISIBLE column) and ``n`` (a literal
+    DEFAULT) come back as stored and may filter."""
     import pymysql
 
-    names = _defaulted(mysql_conn, unique)
-    conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
-    try:
-        seen = [observe(conn, f"SELECT id, tag, n FROM {names['A']} WHERE tag <> 'ROME' ORDER BY id")]
-    finally:
-        conn.close()
-        _drop_all(mysql_conn, names)
-    assert seen == [(["id", "tag", "n"], [(1, "PARIS", 7), (2, "LYON", 7)])]
+    with _hidden(mysql_conn, unique, kind) as names:
+        conn = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+        try:
+            seen = observe(conn, f"SELECT id, tag, n FROM {names['A']} WHERE tag <> 'ROME' ORDER BY id")
+        finally:
+            conn.close()
+    assert seen == (["id", "tag", "n"], [(1, "PARIS", 7), (2, "LYON", 7)])

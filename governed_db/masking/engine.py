@@ -817,6 +817,8 @@ class MaskingState:
                 rows = sampling.wider(raw, self.dialect, table_sql, sampled, cols, self.config.sample_rows)
                 for n, seen in sampling.columns_of(sampled[0], rows).items():
                     values[n.lower()] = exact[n] = seen
+                for n, seen in sampling.hidden(raw, self.dialect, table_sql, sampled[0], cols, self.config.sample_rows).items():
+                    values[n.lower()] = exact[n] = seen  # INVISIBLE columns, which SELECT * leaves out (0402)
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = nearly_empty = sampled_rows is not None and sampled_rows < floor
