@@ -445,6 +445,7 @@ class AsyncDriver(Driver):
                 sampled = schema.sample(conn, gov.dialect, table_sql, state.config.sample_rows)
                 if sampled is not None and cols:
                     sampling.wider(conn, gov.dialect, table_sql, sampled, cols, state.config.sample_rows)  # 0294
+                    sampling.hidden(conn, gov.dialect, table_sql, sampled[0], cols, state.config.sample_rows)
             schema.fts_source(conn, gov.dialect, name)
             schema.rowid_alias(conn, gov.dialect, name, db_name)
             schema.references(conn, gov.dialect, name, db_name)

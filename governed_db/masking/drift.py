@@ -8,8 +8,9 @@ columns by the classes of columns it no longer has (``ssn AS code`` under a colu
 
 Each relation read carries a *signature*, read before anything else of it: what identifies it in the catalog
 (PostgreSQL's oid and kind, a view's definition, the column names; MySQL/MariaDB's kind, creation time, view
-definition and columns; DuckDB's oid and stored ``CREATE`` text; SQLite's schema cookie, which every schema
-change moves). :func:`signatures` reads those of every relation read, in one statement, at most once every
+definition and the definition of each column and index: the creation time counts whole seconds, and a table made
+again or altered within the second it was made keeps it; DuckDB's oid and stored ``CREATE`` text; SQLite's schema
+cookie, which every schema change moves). :func:`signatures` reads those of every relation read, in one statement, at most once every
 ``CATALOG_SECONDS``; a difference (or a read that fails) forgets every relation read.
 """
 
@@ -31,13 +32,18 @@ _PG = (
     "FROM (VALUES {values}) AS u(i, n) LEFT JOIN pg_catalog.pg_class c ON c.oid = to_regclass(u.n)"
 )
 _MYSQL = (
-    "SELECT %s, 'relation', TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, CAST(CREATE_TIME AS CHAR) FROM "
-    "information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
+    "SELECT %s, 'relation', TABLE_SCHEMA, TABLE_NAME, CONCAT_WS(' ', TABLE_TYPE, ENGINE, CREATE_OPTIONS), "
+    "CAST(CREATE_TIME AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+    "AND TABLE_NAME = %s "
     "UNION ALL SELECT %s, 'view', TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION, NULL FROM information_schema.VIEWS "
     "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
-    "UNION ALL SELECT %s, 'columns', TABLE_SCHEMA, TABLE_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION), "
-    "NULL FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
-    "GROUP BY TABLE_SCHEMA, TABLE_NAME"
+    # a row per column and per index column, not their GROUP_CONCAT: group_concat_max_len cuts nothing here
+    "UNION ALL SELECT %s, 'column', ORDINAL_POSITION, COLUMN_NAME, CONCAT_WS(' ', COLUMN_TYPE, IS_NULLABLE, "
+    "COLUMN_KEY, EXTRA, COLLATION_NAME), CONCAT_WS(' ', QUOTE(COLUMN_DEFAULT), QUOTE(GENERATION_EXPRESSION)) "
+    "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s "
+    "UNION ALL SELECT %s, 'index', INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, CONCAT_WS(' ', NON_UNIQUE, SUB_PART, "
+    "INDEX_TYPE) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+    "AND TABLE_NAME = %s"
 )
 _DUCKDB = (
     "SELECT ?, 'view', database_name, schema_name, view_oid, sql FROM duckdb_views() "
@@ -61,7 +67,8 @@ def signatures(conn: Any, dialect: str, sources: Sequence[Source]) -> list[Signa
             names = ["main", "temp", *(str(r[1]) for r in _rows(cur, "PRAGMA database_list")
                                        if str(r[1]) not in ("main", "temp"))]  # fmt: skip
             cookies = tuple(
-                (db, _rows(cur, f'PRAGMA "{db.replace(chr(34), chr(34) * 2)}".schema_version')[0][0]) for db in names
+                (db, _rows(cur, f'PRAGMA "{db.replace(chr(34), chr(34) * 2)}".schema_version')[0][0])
+                for db in names
             )
             return [cookies for _ in sources]
         if fam == "postgres":
@@ -74,7 +81,7 @@ def signatures(conn: Any, dialect: str, sources: Sequence[Source]) -> list[Signa
             sql = " UNION ALL ".join([f"({_MYSQL})"] * len(sources))
             params = []
             for i, (_, db, name) in enumerate(sources):
-                params += [i, db, name] * 3
+                params += [i, db, name] * 4
             rows = _rows(cur, sql, tuple(params))
         else:
             sql = " UNION ALL ".join([f"({_DUCKDB})"] * len(sources))

@@ -836,6 +836,8 @@ class MaskingState:
                 rows = sampling.wider(raw, self.dialect, table_sql, sampled, cols, self.config.sample_rows)
                 for n, seen in sampling.columns_of(sampled[0], rows).items():
                     values[n.lower()] = exact[n] = seen
+                for n, seen in sampling.hidden(raw, self.dialect, table_sql, sampled[0], cols, self.config.sample_rows).items():
+                    values[n.lower()] = exact[n] = seen  # INVISIBLE columns, which SELECT * leaves out (0402)
         # labels from a (nearly) empty table cannot be trusted to last: pooled connections live for days
         floor = min(FEW_ROWS, self.config.sample_rows)
         info.provisional = nearly_empty = sampled_rows is not None and sampled_rows < floor
@@ -937,8 +939,10 @@ class MaskingState:
             # sqlite_sequence.seq is the largest key each AUTOINCREMENT table has held (decision 0388)
             self._inherit_references(info, unlisted, [("seq", t, None) for t in counted])
         for column, reads in (generated or {}).items():
-            # a generated column is computed from others (search_name AS lower(full_name)): a value derived from a
-            # masked column, masked whole like any expression over it, whatever its own name and values say
+            # a generated column is computed from others (search_name AS lower(full_name)), as a MySQL/MariaDB
+            # DEFAULT over them is for every row written without it (ref DEFAULT (LEFT(ssn, 3)), decision 0402): a
+            # value derived from a masked column, masked whole like any expression over it, whatever its own name
+            # and values say
             if column not in unlisted:
                 continue  # a reviewed catalog entry wins
             sources = [info.classes.get(r) for r in sorted(reads)]

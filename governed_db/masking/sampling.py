@@ -85,3 +85,28 @@ def wider(
 def columns_of(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Mapping[str, list[Any]]:
     """Each sampled column's values, by its name as the database spells it."""
     return {n: [r[i] for r in rows if i < len(r)] for i, n in enumerate(names)}
+
+
+def hidden(
+    conn: Any,
+    dialect: str,
+    table_sql: str,
+    names: Sequence[str],
+    columns: Sequence[tuple[str, str | None]],
+    limit: int,
+) -> dict[str, list[Any]]:
+    """The values of the table's columns that ``SELECT *`` leaves out, by name: MySQL/MariaDB ``INVISIBLE`` columns,
+    which the catalog lists and a statement may name. Unsampled, such a column held no value to label it by, and a
+    filter on one holding SSNs under an innocent name (``code``) was answered (decision 0402). Up to ``limit`` rows
+    where one is not NULL, among the first ``RARE_WINDOW * limit``; nothing is read when there is none, or on
+    other databases."""
+    if schema.family(dialect) != "mysql":
+        return {}
+    shown = {n.lower() for n in names}
+    left = [c for c, _ in columns if c.lower() not in shown]
+    if not left:
+        return {}
+    sg = sqlglot_dialect(dialect)
+    quoted = [exp.to_identifier(c, quoted=True).sql(dialect=sg) for c in left]
+    rows = schema.sample_columns(conn, dialect, table_sql, quoted, limit, RARE_WINDOW * limit)
+    return {} if rows is None else {c: [r[i] for r in rows if i < len(r)] for i, c in enumerate(left)}

@@ -176,6 +176,8 @@ def classify_database(
             widened = sampling.wider(conn, dialect, table_sql, sampled, cols, sample_rows)
             for n, seen in sampling.columns_of(header, widened).items():
                 values[n.lower()] = seen
+            for n, seen in sampling.hidden(conn, dialect, table_sql, header, cols, sample_rows).items():
+                values[n.lower()] = seen
         for column, declared in cols:
             cls = classify_sample(table, column, declared, values.get(column.lower()))
             if few is not None and cls.label is None:

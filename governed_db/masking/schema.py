@@ -1725,10 +1725,14 @@ _GENERATED_SQL = {
         "SELECT column_name, generation_expression FROM information_schema.columns WHERE lower(table_name) = "
         "lower(?) AND lower(table_schema) = lower(COALESCE(?, current_schema())) AND is_generated = 'ALWAYS'"
     ),
+    # and each column whose DEFAULT is an expression (MariaDB quotes a literal one; MySQL 8 marks an expression
+    # DEFAULT_GENERATED): ``ref DEFAULT (RIGHT(ssn, 4))`` holds, in every row written without it, a value the
+    # database derived from the row's SSN (decision 0402)
     "mysql": (
-        "SELECT COLUMN_NAME, GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_NAME = %s "
-        "AND TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND GENERATION_EXPRESSION IS NOT NULL "
-        "AND GENERATION_EXPRESSION <> ''"
+        "SELECT COLUMN_NAME, COALESCE(NULLIF(GENERATION_EXPRESSION, ''), COLUMN_DEFAULT) FROM "
+        "information_schema.COLUMNS WHERE TABLE_NAME = %s AND TABLE_SCHEMA = COALESCE(%s, DATABASE()) "
+        "AND (GENERATION_EXPRESSION <> '' OR (COLUMN_DEFAULT NOT LIKE '''%%' AND UPPER(COLUMN_DEFAULT) <> 'NULL' "
+        "AND (VERSION() LIKE '%%MariaDB%%' OR EXTRA LIKE '%%DEFAULT_GENERATED%%')))"
     ),
 }
 
@@ -1737,8 +1741,9 @@ def read_generated(
     conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
 ) -> dict[str, frozenset[str]] | None:
     """Each generated column of the table and the columns its expression reads (``search_name AS
-    (lower(full_name))``: full_name); ``None`` when unreadable. SQLite's generated columns are not among the
-    columns ``pragma_table_info`` lists (a ``*`` over them is untraced, so masked whole)."""
+    (lower(full_name))``: full_name), and on MySQL/MariaDB each column whose DEFAULT is an expression, with the
+    columns it reads; ``None`` when unreadable. SQLite's generated columns are not among the columns
+    ``pragma_table_info`` lists (a ``*`` over them is untraced, so masked whole)."""
     fam = family(dialect)
     if fam not in ("duckdb", "mysql", "postgres"):
         return {}
