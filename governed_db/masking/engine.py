@@ -526,6 +526,14 @@ class MaskingState:
                 # try again later
                 info = old
                 info.provisional = True
+            elif old is not None and old.classes and info.sample_failed and info is not old:
+                # nor does one of a settled table (a transaction that wrote, decision 0275): no column is known
+                # less than before -- a free text keeps the items its clean sample found, a column of SSNs its
+                # label (decision 0408)
+                for column, cls in old.classes.items():
+                    kept = info.classes.get(column)
+                    if kept is not None and _rank(cls) > _rank(kept):
+                        info.classes[column] = cls
             if node is not None:
                 info.spellings = (old.spellings if old is not None else set()) | {".".join(p.name for p in node.parts)}
             if old is not None and len(old.spellings) > 1 and info is not old:
@@ -850,6 +858,10 @@ class MaskingState:
             cls = classify_sample(key, c, declared, exact.get(c, values.get(c.lower())))
             if failed:
                 cls = provisional_class(cls, declared, 0, c)
+                if cls.label == "FREE_TEXT" and scanned_while_provisional(declared):
+                    # free text by its name (``note``) stands as a label, but which items it holds is unknown: it
+                    # may not decide rows either, or a search by digits finds its items (decision 0408)
+                    cls.provisional = True
                 if cls.provisional:
                     cls.confidence = OBSERVED_TEXT
                     cls.evidence["sample"] = "the sample failed: its values are unknown, so it may not decide rows"

@@ -1686,13 +1686,27 @@ def _free_text_hit(
     lineage: Lineage,
 ) -> RuleHit | None:
     """A searchable FREE_TEXT column whose sample held items (an SSN in a note) may only be searched by a
-    literal that cannot match inside one (decision 0192)."""
-    if clause == "copy" or clause.startswith("a cursor"):
+    literal that cannot match inside one (decision 0192). A copy of such a column's whole value goes where its
+    items are scanned again; a copy of a value computed from it (``SET city = substr(note, 15, 1)``) is a cut of
+    an item no scan can find, so it is refused (decision 0407)."""
+    if clause.startswith("a cursor") or (clause == "copy" and origin.kind == "column"):
         return None
     for t, c in sorted(origin.sources):
         cls = access.hidden(t, c)
         if cls is None or cls is UNREADABLE or cls.label != "FREE_TEXT" or not cls.found or cls.provisional:
             continue
+        if clause == "copy":
+            return _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement copies a value computed from free-text column {t}.{c}, which holds masked items "
+                f"({', '.join(sorted(cls.found))}), into another place: a cut of an item there is no longer "
+                "recognisable, so masking would not follow it",
+                "copy the column's whole value (its items are masked where it goes), or ask for an unmask grant "
+                "(masking.unmask) for your role",
+            )
         if clause not in _SEARCH_CLAUSES:
             why: str | None = "its whole value (only a search by a literal may use it)"
         else:
