@@ -29,7 +29,13 @@ PREFIX = "b21_"
 #: digits, a note's phone), differing in every character a route asks about
 ROW1 = {
     "a": ("Alice Smith", "alice@example.com", "536-22-8726", "+1 415-555-2671", "call me at +1 415-555-2671"),
-    "b": ("Maria Lopez", "andrew@example.com", "471-80-1943", "+1 303-867-9371", "call me at +1 303-867-9371"),
+    "b": (
+        "Maria Lopez",
+        "andrew@example.com",
+        "471-80-1943",
+        "+1 303-867-9371",
+        "call me at +1 303-867-9371",
+    ),
 }
 MASKED = ("full_name", "email", "ssn", "phone", "note")
 FIRST = ("James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Susan")
@@ -46,6 +52,14 @@ def _others() -> list[tuple[Any, ...]]:
                      f"{200 + i * 7:03d}-{10 + i:02d}-{3000 + i * 13:04d}", f"+1 617-555-{1000 + i * 37:04d}",
                      CITIES[i % 5], f"prefers e-mail, ticket {i}"))  # fmt: skip
     return rows
+
+
+#: (id, product, version, shipped, city, birth_date, changelog): all exact but the date of birth
+ITEMS = [
+    (i, f"Widget Pro {i}", f"10.4.2.{i}", f"2024-03-{i:02d}", CITIES[i % 5], f"19{60 + i}-05-{i:02d}",
+     f"Release notes for build {i}: fixed a crash on 10.4.2.{i}")
+    for i in range(1, 21)
+]  # fmt: skip
 
 
 def _where_differs(field: int) -> tuple[int, str]:
@@ -78,32 +92,60 @@ def _guesses(cur: Any, kind: str, mark: str) -> None:
     cur.execute(f"CREATE TABLE {PREFIX}r (id INTEGER PRIMARY KEY, info {TEXT[kind]}, remark {TEXT[kind]}, "
                 f"city {TEXT[kind]})")  # fmt: skip
     for row in _others():
-        cur.execute(f"INSERT INTO {PREFIX}r VALUES ({mark}, {mark}, {mark}, {mark})", (row[0] - 1, row[3], row[6], row[5]))
+        cur.execute(
+            f"INSERT INTO {PREFIX}r VALUES ({mark}, {mark}, {mark}, {mark})",
+            (row[0] - 1, row[3], row[6], row[5]),
+        )
+    # innocent look-alikes beside a date of birth: product names, version strings, ship dates, release notes
+    cur.execute(f"CREATE TABLE {PREFIX}i (id INTEGER PRIMARY KEY, product {TEXT[kind]}, version {TEXT[kind]}, "
+                f"shipped DATE, city {TEXT[kind]}, birth_date DATE, changelog {TEXT[kind]})")  # fmt: skip
+    for row in ITEMS:
+        cur.execute(f"INSERT INTO {PREFIX}i VALUES ({', '.join([mark] * 7)})", row)
 
 
 class Site:
     """One database: a raw and a governed session over the two copies ``b21_ca``/``b21_cb``."""
 
-    def __init__(self, kind: str, raw: Any, gov: Any, fresh: Callable[[Any], None]) -> None:
-        self.kind, self.raw, self.gov, self.fresh = kind, raw, gov, fresh
+    def __init__(self, kind: str, raw: Any, gov: Any) -> None:
+        self.kind, self.raw, self.gov = kind, raw, gov
 
-    def see(self, conn: Any, script: list[str]) -> str:
-        """What the caller observes of ``script`` (statements run in one transaction, then rolled back)."""
+    def run(self, conn: Any, script: list[str], sees: Callable[[Any], Any]) -> list[Any]:
+        """``script`` on ``conn`` in one transaction, rolled back after: per statement what ``sees`` makes of its
+        cursor or of its refusal, up to the first error (``sees`` of the exception)."""
         out: list[Any] = []
         try:
+            if self.kind == "duckdb":
+                conn.execute("BEGIN TRANSACTION")
             for sql in script:
-                # a DuckDB cursor is a connection of its own, outside the transaction ``fresh`` began
+                # a DuckDB cursor is a connection of its own, outside the transaction begun
                 cur = conn if self.kind == "duckdb" else conn.cursor()
-                cur.execute(sql)
-                desc = [(d[0], d[1]) for d in cur.description] if cur.description else None
-                out.append((desc, [tuple(r) for r in cur.fetchall()] if desc else cur.rowcount))
-        except governed_db.GuardrailViolation as e:
-            out.append(f"refused: {e}")
-        except Exception as e:
-            out.append(f"{type(e).__name__}: {e}")
+                try:
+                    cur.execute(sql)
+                except Exception as e:
+                    out.append(sees(e))
+                    if isinstance(e, governed_db.GuardrailViolation):
+                        continue  # nothing ran: the transaction goes on
+                    break
+                out.append(sees(cur))
         finally:
-            self.fresh(conn)
-        return repr(out).replace(f"{PREFIX}ca", "T").replace(f"{PREFIX}cb", "T")
+            if self.kind == "duckdb":
+                conn.execute("ROLLBACK")  # in SQL, as it began
+            else:
+                conn.rollback()
+        return out
+
+    def see(self, conn: Any, script: list[str]) -> str:
+        """What the caller observes of ``script``: descriptions, rows or row counts, refusal and error texts."""
+        return repr(self.run(conn, script, _observed)).replace(f"{PREFIX}ca", "T").replace(f"{PREFIX}cb", "T")
+
+
+def _observed(cur: Any) -> Any:
+    if isinstance(cur, governed_db.GuardrailViolation):
+        return f"refused: {cur}"
+    if isinstance(cur, Exception):
+        return f"{type(cur).__name__}: {cur}"
+    desc = [(d[0], d[1]) for d in cur.description] if cur.description else None
+    return desc, [tuple(r) for r in cur.fetchall()] if desc else cur.rowcount
 
 
 @pytest.fixture
@@ -118,7 +160,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Site]:
         admin.commit()
         admin.close()
         raw, gov = sqlite3.connect(path), govern(sqlite3.connect(path), CURIOUS_AGENT)
-        yield Site(kind, raw, gov, lambda c: c.rollback())
+        yield Site(kind, raw, gov)
         raw.close()
         gov.close()
     elif kind == "duckdb":
@@ -129,22 +171,9 @@ def site(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Site]:
             _fill(admin, f"{PREFIX}c{v}", ROW1[v], "?", kind)
         _guesses(admin, kind, "?")
         admin.close()
-        raw, gov = duckdb.connect(path), None
+        raw = duckdb.connect(path)
         gov = govern(raw.cursor(), CURIOUS_AGENT)
-
-        def fresh(c: Any) -> None:
-            try:
-                c.execute("ROLLBACK")
-            except Exception:
-                pass
-            c.execute("BEGIN TRANSACTION")
-
-        for c in (raw, gov):
-            c.execute("BEGIN TRANSACTION")
-        yield Site(kind, raw, gov, fresh)
-        for c in (gov, raw):
-            fresh(c)
-            c.execute("ROLLBACK")
+        yield Site(kind, raw, gov)
         gov.close()
         raw.close()
     elif kind == "postgresql":
@@ -155,7 +184,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Site]:
             admin = psycopg.connect(PG_DSN, autocommit=True)
         except Exception as e:
             pytest.skip(f"PostgreSQL is not reachable: {e}")
-        names = [f"{PREFIX}{n}" for n in ("ca", "cb", "g", "s", "r")]
+        names = [f"{PREFIX}{n}" for n in ("ca", "cb", "g", "s", "r", "i")]
         for t in names:
             admin.execute(f"DROP TABLE IF EXISTS {t}")
         with admin.cursor() as cur:
@@ -164,7 +193,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Site]:
             _guesses(cur, kind, "%s")
         raw, gov = psycopg.connect(PG_DSN), govern(psycopg.connect(PG_DSN), CURIOUS_AGENT)
         try:
-            yield Site(kind, raw, gov, lambda c: c.rollback())
+            yield Site(kind, raw, gov)
         finally:
             raw.close()
             gov.close()
@@ -179,7 +208,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Site]:
             admin = pymysql.connect(autocommit=True, **MYSQL_KW)
         except Exception as e:
             pytest.skip(f"MariaDB is not reachable: {e}")
-        names = [f"{PREFIX}{n}" for n in ("ca", "cb", "g", "s", "r")]
+        names = [f"{PREFIX}{n}" for n in ("ca", "cb", "g", "s", "r", "i")]
         with closing(admin.cursor()) as cur:
             for t in names:
                 cur.execute(f"DROP TABLE IF EXISTS {t}")
@@ -188,7 +217,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Site]:
             _guesses(cur, kind, "%s")
         raw, gov = pymysql.connect(**MYSQL_KW), govern(pymysql.connect(**MYSQL_KW), CURIOUS_AGENT)
         try:
-            yield Site(kind, raw, gov, lambda c: c.rollback())
+            yield Site(kind, raw, gov)
         finally:
             raw.close()
             gov.close()
@@ -339,12 +368,12 @@ def programs(kind: str) -> Iterator[tuple[str, list[str]]]:
         fill = {"c": col, "i": i, "j": i - 1, "x": x, "pre": "_" * (i - 1) + x, "full": full_a,
                 "cmp": "<=" if full_b > full_a else ">=", "glob": "?" * (i - 1) + x, "rx": rx,
                 "prefix": full_a[:i]}  # fmt: skip
-        for dialects, pred in PREDICATES:
-            if kind not in dialects:
-                continue
+        forms = [pred for dialects, pred in PREDICATES if kind in dialects]
+        for k, pred in enumerate(forms):
             p = pred.format(**fill)
-            for rdialects, route in ROUTES:
-                if kind in rdialects:
+            for r, (rdialects, route) in enumerate(ROUTES):
+                # every route with the first form; each other form through a quarter of them, in turn (the bound)
+                if kind in rdialects and (k == 0 or (r + k) % 4 == 0):
                     yield f"{col}: {route} / {pred}", route.format(p=p, **tables).split(";")
         for rdialects, route in VALUE_ROUTES:
             if kind in rdialects:
@@ -364,7 +393,9 @@ def test_no_route_tells_a_masked_character(site: Site) -> None:
         if gov[0] != gov[1]:
             leaks.append(f"{label}\n   a: {gov[0][:300]}\n   b: {gov[1][:300]}")
     elapsed = time.monotonic() - start
-    assert not leaks, f"{len(leaks)} of {n} routes tell a masked character on {site.kind}:\n" + "\n".join(leaks)
+    assert not leaks, f"{len(leaks)} of {n} routes tell a masked character on {site.kind}:\n" + "\n".join(
+        leaks
+    )
     assert told > n // 2, f"the raw session told the copies apart for only {told} of {n} routes"
     assert elapsed < 60, f"{n} routes took {elapsed:.0f} s on {site.kind}"
 
@@ -373,19 +404,17 @@ def test_no_route_tells_a_masked_character(site: Site) -> None:
 
 
 def _rows(site: Site, script: list[str]) -> list[Any]:
-    """What the governed session sees of each statement of ``script`` (one transaction, rolled back after)."""
-    out: list[Any] = []
-    try:
-        for sql in script:
-            cur = site.gov if site.kind == "duckdb" else site.gov.cursor()
-            try:
-                cur.execute(sql)
-                out.append([tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount)
-            except governed_db.GuardrailViolation as e:
-                out.append(f"refused: {sorted(e.decision.rules) if e.decision else e}")
-    finally:
-        site.fresh(site.gov)
-    return out
+    """What the governed session gives of each statement of ``script`` (see :meth:`Site.run`): rows, a row count,
+    or the rules that refused it."""
+    return site.run(site.gov, script, _rows_of)
+
+
+def _rows_of(cur: Any) -> Any:
+    if isinstance(cur, governed_db.GuardrailViolation):
+        return f"refused: {sorted(cur.decision.rules) if cur.decision else cur}"
+    if isinstance(cur, Exception):
+        raise cur
+    return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
 
 
 def _count(out: Any) -> Any:
@@ -407,7 +436,9 @@ def test_a_cut_of_a_free_text_item_is_not_copied_into_a_clear_column(site: Site)
                        f"SELECT city FROM {PREFIX}ca WHERE id = 1"])  # fmt: skip
     assert cut[0] == "refused: ['masked-column-copy']", cut
     assert _rows(site, [f"INSERT INTO {PREFIX}s SELECT lower(note) FROM {PREFIX}ca"])[0] == cut[0]
-    whole = _rows(site, [f"UPDATE {PREFIX}ca SET city = note WHERE id = 1", f"SELECT city FROM {PREFIX}ca WHERE id = 1"])
+    whole = _rows(
+        site, [f"UPDATE {PREFIX}ca SET city = note WHERE id = 1", f"SELECT city FROM {PREFIX}ca WHERE id = 1"]
+    )
     assert [_count(whole[0]), whole[1]] == [1, [("call me at [PHONE]",)]]
 
 
@@ -418,7 +449,10 @@ def test_a_failed_sample_forgets_no_label(site: Site) -> None:
     so ``note LIKE '%415%'`` ran and ``substr(info, 1, 3)`` came back clear (decision 0408). Word searches of the
     note and filters on other columns still run."""
     _rows(site, [f"SELECT * FROM {PREFIX}r"])  # both tables settled by a clean sample first
-    stir = [f"UPDATE {PREFIX}{{t}} SET city = '4' WHERE id = 1", f"SELECT count(*) FROM {PREFIX}{{t}} WHERE city = 'x'"]
+    stir = [
+        f"UPDATE {PREFIX}{{t}} SET city = '4' WHERE id = 1",
+        f"SELECT count(*) FROM {PREFIX}{{t}} WHERE city = 'x'",
+    ]
     note = _rows(site, [s.format(t="ca") for s in stir] + [
         f"SELECT count(*) FROM {PREFIX}ca WHERE note LIKE '%415%'",
         f"SELECT count(*) FROM {PREFIX}ca WHERE note LIKE '%ticket%'",
@@ -442,8 +476,34 @@ def test_a_table_first_read_after_a_write_shows_no_cut(site: Site) -> None:
     first = _rows(site, [f"INSERT INTO {PREFIX}s VALUES ('x')",
                          f"SELECT substr(info, 1, 3), substr(remark, 1, 7) FROM {PREFIX}r WHERE id = 1"])  # fmt: skip
     assert first[1] == [("[FREE_TEXT]", "[FREE_TEXT]")], first
-    if site.kind == "duckdb":
-        site.gov.execute("ROLLBACK")  # the session's own transaction is over (``_rows`` begins the next one)
     time.sleep(1.1)  # the table is sampled again after a second
     later = _rows(site, [f"SELECT substr(info, 1, 3), substr(remark, 1, 7) FROM {PREFIX}r WHERE id = 1"])
     assert later == [[("[US_SSN]", "prefers")]]
+
+
+@pytest.mark.parametrize("site", ALL, indirect=True)
+def test_innocent_cells_are_exact_and_masked_values_keep_their_type(site: Site) -> None:
+    """Over-masking and types: product names, version strings ``10.4.2.1``, ship dates, cities and release notes
+    come back exactly; a date of birth is generalized to its year and is still a date (an ISO date on SQLite, a
+    ``date`` through psycopg and PyMySQL, ``datetime64`` in a DuckDB frame); a number computed from a masked
+    value is NULL, never a plausible 0."""
+    rows = _rows(site, [f"SELECT * FROM {PREFIX}i ORDER BY id"])[0]
+    for got, want in zip(rows, ITEMS, strict=True):
+        shipped, born = got[3], got[5]
+        if site.kind == "sqlite":
+            shipped, born = datetime.date.fromisoformat(shipped), datetime.date.fromisoformat(born)
+        assert isinstance(born, datetime.date) and isinstance(shipped, datetime.date), got
+        assert (got[:3], got[4], got[6]) == (want[:3], want[4], want[6])
+        assert shipped.isoformat() == want[3]
+        assert born == datetime.date(int(want[5][:4]), 1, 1), got
+    customers = _rows(site, [f"SELECT id, city, length(ssn), ssn FROM {PREFIX}ca ORDER BY id"])[0]
+    assert [r[1] for r in customers] == ["Paris"] + [r[5] for r in _others()]
+    assert {r[2] for r in customers} == {None} and {r[3] for r in customers} == {"[US_SSN]"}
+    if site.kind == "duckdb":
+        frame = site.gov.execute(f"SELECT i.shipped, i.birth_date, length(c.ssn) AS n, c.city FROM {PREFIX}i i "
+                                 f"JOIN {PREFIX}ca c ON c.id = i.id ORDER BY i.id").df()  # fmt: skip
+        assert str(frame["shipped"].dtype).startswith("datetime64") and str(
+            frame["birth_date"].dtype
+        ).startswith("datetime64"), frame.dtypes
+        assert str(frame["n"].dtype) == "Int64" and frame["n"].isna().all(), frame.dtypes
+        assert frame["birth_date"].dt.month.eq(1).all() and frame["city"].iloc[0] == "Paris"

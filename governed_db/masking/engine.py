@@ -200,6 +200,10 @@ class StatementFacts:
 _PG = frozenset({"postgres", "postgresql"})
 #: statement kinds that change no row (any other may: DML, DDL, a procedure call, an unknown statement)
 _NOT_WRITING = frozenset({"read", "session", "transaction", "privilege"})
+#: statements that end the open transaction, taking its writes back or making them everyone's (not to a savepoint,
+#: not a two-phase step)
+_ENDING = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
+_NOT_ENDING = frozenset({"savepoint", "two-phase"})
 #: PostgreSQL views whose columns hold the text of other sessions' statements
 STATEMENT_TEXT: dict[str, tuple[str, ...]] = {"pg_stat_activity": ("query",)}
 _SESSION_STATEMENTS = ("current_statement", "last_statement")
@@ -410,9 +414,14 @@ class MaskingState:
     # -- tables ----------------------------------------------------------------------------------
     def ran(self, analysis: Analysis) -> None:
         """A statement reached the database: one that may write (DML, DDL, a procedure call, an unknown statement)
-        leaves rows the open transaction can still take back (decision 0275)."""
-        if not self.wrote and any(s.kind not in _NOT_WRITING for s in analysis.statements):
-            self.wrote = True
+        leaves rows the open transaction can still take back (decision 0275); a COMMIT or ROLLBACK in SQL ends
+        them, as the driver's own calls do (a session that begins every transaction in SQL, as on DuckDB, is seen
+        out of one only between them)."""
+        for s in analysis.statements:
+            if s.kind not in _NOT_WRITING:
+                self.wrote = True
+            elif self.wrote and s.kind == "transaction" and s.operation in _ENDING and not s.flags & _NOT_ENDING:
+                self.wrote = False
 
     def uncommitted_view(self, raw: Any) -> bool:
         """Would a sample read now see rows no transaction has committed? The open transaction's own writes (a
