@@ -423,23 +423,22 @@ def _count(out: Any) -> Any:
 
 
 @pytest.mark.parametrize("site", ALL, indirect=True)
-def test_a_cut_of_a_free_text_item_is_not_copied_into_a_clear_column(site: Site) -> None:
+def test_free_text_holding_items_is_not_copied(site: Site) -> None:
     """``UPDATE customers SET city = substr(note, 15, 1)`` copied the first digit of the phone number a note holds
-    into a clear column, where no scan recognises it (decision 0407); the note's whole value, and a cut of a
-    remark that holds no item, are still copied."""
+    into a clear column, where no scan recognises it; ``INSERT INTO mine SELECT note ...`` into a table of the
+    caller's own (sampled before, or too large for its sample to meet the copy) let ``WHERE v LIKE '%415%'`` find
+    it (decision 0407). The note is still read, masked, and a remark that holds no item is still copied."""
     # both sampled first, as an ordinary session's tables are: one sampled in a transaction that wrote is unknown
     _rows(site, [f"SELECT * FROM {PREFIX}r", f"SELECT * FROM {PREFIX}ca"])
     words = _rows(site, [f"UPDATE {PREFIX}r SET city = upper(remark) WHERE id = 1",
                          f"SELECT city FROM {PREFIX}r WHERE id = 1"])  # fmt: skip
     assert [_count(words[0]), words[1]] == [1, [("PREFERS E-MAIL, TICKET 2",)]]
-    cut = _rows(site, [f"UPDATE {PREFIX}ca SET city = substr(note, 15, 1) WHERE id = 1",
-                       f"SELECT city FROM {PREFIX}ca WHERE id = 1"])  # fmt: skip
-    assert cut[0] == "refused: ['masked-column-copy']", cut
-    assert _rows(site, [f"INSERT INTO {PREFIX}s SELECT lower(note) FROM {PREFIX}ca"])[0] == cut[0]
-    whole = _rows(
-        site, [f"UPDATE {PREFIX}ca SET city = note WHERE id = 1", f"SELECT city FROM {PREFIX}ca WHERE id = 1"]
-    )
-    assert [_count(whole[0]), whole[1]] == [1, [("call me at [PHONE]",)]]
+    for copy in (f"UPDATE {PREFIX}ca SET city = substr(note, 15, 1) WHERE id = 1",
+                 f"INSERT INTO {PREFIX}s SELECT lower(note) FROM {PREFIX}ca",
+                 f"INSERT INTO {PREFIX}s SELECT note FROM {PREFIX}ca WHERE id = 1",
+                 f"UPDATE {PREFIX}ca SET city = note WHERE id = 1"):  # fmt: skip
+        assert _rows(site, [copy]) == ["refused: ['masked-column-copy']"], copy
+    assert _rows(site, [f"SELECT note FROM {PREFIX}ca WHERE id = 1"]) == [[("call me at [PHONE]",)]]
 
 
 @pytest.mark.parametrize("site", ALL, indirect=True)

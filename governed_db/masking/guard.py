@@ -1686,10 +1686,10 @@ def _free_text_hit(
     lineage: Lineage,
 ) -> RuleHit | None:
     """A searchable FREE_TEXT column whose sample held items (an SSN in a note) may only be searched by a
-    literal that cannot match inside one (decision 0192). A copy of such a column's whole value goes where its
-    items are scanned again; a copy of a value computed from it (``SET city = substr(note, 15, 1)``) is a cut of
-    an item no scan can find, so it is refused (decision 0407)."""
-    if clause.startswith("a cursor") or (clause == "copy" and origin.kind == "column"):
+    literal that cannot match inside one (decision 0192). Nor may it be copied: a search of the copy (a table of the
+    caller's own, sampled before the copy or too large for its sample to meet it) would find the items, and a cut of
+    one (``SET city = substr(note, 15, 1)``) is no item a scan finds (decision 0407)."""
+    if clause.startswith("a cursor"):
         return None
     for t, c in sorted(origin.sources):
         cls = access.hidden(t, c)
@@ -1701,10 +1701,10 @@ def _free_text_hit(
                 analysis,
                 identity,
                 COPY_RULE,
-                f"the statement copies a value computed from free-text column {t}.{c}, which holds masked items "
-                f"({', '.join(sorted(cls.found))}), into another place: a cut of an item there is no longer "
-                "recognisable, so masking would not follow it",
-                "copy the column's whole value (its items are masked where it goes), or ask for an unmask grant "
+                f"the statement copies free-text column {t}.{c}, which holds masked items "
+                f"({', '.join(sorted(cls.found))}), into another place, where a search or a cut of the copy would "
+                "find them: masking would not follow them there",
+                "copy the data through a reviewed migration, copy other columns, or ask for an unmask grant "
                 "(masking.unmask) for your role",
             )
         if clause not in _SEARCH_CLAUSES:
