@@ -1689,7 +1689,10 @@ def _free_text_hit(
     literal that cannot match inside one (decision 0192). Nor may it be copied: a search of the copy (a table of the
     caller's own, sampled before the copy or too large for its sample to meet it) would find the items, and a cut of
     one (``SET city = substr(note, 15, 1)``) is no item a scan finds (decision 0407)."""
-    if clause.startswith("a cursor"):
+    if clause.startswith("a cursor") or (
+        # a COPY sends or takes rows as they are: a rule of its own names what it would send (decision 0061)
+        clause == "copy" and any(isinstance(st.expression, exp.Copy) for st in analysis.statements)
+    ):
         return None
     for t, c in sorted(origin.sources):
         cls = access.hidden(t, c)
