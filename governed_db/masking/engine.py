@@ -206,6 +206,10 @@ class StatementFacts:
 _PG = frozenset({"postgres", "postgresql"})
 #: statement kinds that change no row (any other may: DML, DDL, a procedure call, an unknown statement)
 _NOT_WRITING = frozenset({"read", "session", "transaction", "privilege"})
+#: statements that end the open transaction, taking its writes back or making them everyone's (not to a savepoint,
+#: not a two-phase step)
+_ENDING = frozenset({"COMMIT", "END", "ROLLBACK", "ABORT"})
+_NOT_ENDING = frozenset({"savepoint", "two-phase"})
 #: PostgreSQL views whose columns hold the text of other sessions' statements
 STATEMENT_TEXT: dict[str, tuple[str, ...]] = {"pg_stat_activity": ("query",)}
 _SESSION_STATEMENTS = ("current_statement", "last_statement")
@@ -428,9 +432,14 @@ class MaskingState:
     # -- tables ----------------------------------------------------------------------------------
     def ran(self, analysis: Analysis) -> None:
         """A statement reached the database: one that may write (DML, DDL, a procedure call, an unknown statement)
-        leaves rows the open transaction can still take back (decision 0275)."""
-        if not self.wrote and any(s.kind not in _NOT_WRITING for s in analysis.statements):
-            self.wrote = True
+        leaves rows the open transaction can still take back (decision 0275); a COMMIT or ROLLBACK in SQL ends
+        them, as the driver's own calls do (a session that begins every transaction in SQL, as on DuckDB, is seen
+        out of one only between them)."""
+        for s in analysis.statements:
+            if s.kind not in _NOT_WRITING:
+                self.wrote = True
+            elif self.wrote and s.kind == "transaction" and s.operation in _ENDING and not s.flags & _NOT_ENDING:
+                self.wrote = False
 
     def uncommitted_view(self, raw: Any) -> bool:
         """Would a sample read now see rows no transaction has committed? The open transaction's own writes (a
@@ -545,6 +554,14 @@ class MaskingState:
                 # try again later
                 info = old
                 info.provisional = True
+            elif old is not None and old.classes and info.sample_failed and info is not old:
+                # nor does one of a settled table (a transaction that wrote, decision 0275): no column is known
+                # less than before -- a free text keeps the items its clean sample found, a column of SSNs its
+                # label (decision 0408)
+                for column, cls in old.classes.items():
+                    kept = info.classes.get(column)
+                    if kept is not None and _rank(cls) > _rank(kept):
+                        info.classes[column] = cls
             if node is not None:
                 info.spellings = (old.spellings if old is not None else set()) | {".".join(p.name for p in node.parts)}
             if old is not None and len(old.spellings) > 1 and info is not old:
@@ -871,6 +888,10 @@ class MaskingState:
             cls = classify_sample(key, c, declared, exact.get(c, values.get(c.lower())))
             if failed:
                 cls = provisional_class(cls, declared, 0, c)
+                if cls.label == "FREE_TEXT" and scanned_while_provisional(declared):
+                    # free text by its name (``note``) stands as a label, but which items it holds is unknown: it
+                    # may not decide rows either, or a search by digits finds its items (decision 0408)
+                    cls.provisional = True
                 if cls.provisional:
                     cls.confidence = OBSERVED_TEXT
                     cls.evidence["sample"] = "the sample failed: its values are unknown, so it may not decide rows"

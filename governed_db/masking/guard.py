@@ -1787,13 +1787,30 @@ def _free_text_hit(
     lineage: Lineage,
 ) -> RuleHit | None:
     """A searchable FREE_TEXT column whose sample held items (an SSN in a note) may only be searched by a
-    literal that cannot match inside one (decision 0192)."""
-    if clause == "copy" or clause.startswith("a cursor"):
+    literal that cannot match inside one (decision 0192). Nor may it be copied: a search of the copy (a table of the
+    caller's own, sampled before the copy or too large for its sample to meet it) would find the items, and a cut of
+    one (``SET city = substr(note, 15, 1)``) is no item a scan finds (decision 0407)."""
+    if clause.startswith("a cursor") or (
+        # a COPY sends or takes rows as they are: a rule of its own names what it would send (decision 0061)
+        clause == "copy" and any(isinstance(st.expression, exp.Copy) for st in analysis.statements)
+    ):
         return None
     for t, c in sorted(origin.sources):
         cls = access.hidden(t, c)
         if cls is None or cls is UNREADABLE or cls.label != "FREE_TEXT" or not cls.found or cls.provisional:
             continue
+        if clause == "copy":
+            return _hit(
+                state,
+                analysis,
+                identity,
+                COPY_RULE,
+                f"the statement copies free-text column {t}.{c}, which holds masked items "
+                f"({', '.join(sorted(cls.found))}), into another place, where a search or a cut of the copy would "
+                "find them: masking would not follow them there",
+                "copy the data through a reviewed migration, copy other columns, or ask for an unmask grant "
+                "(masking.unmask) for your role",
+            )
         if clause not in _SEARCH_CLAUSES:
             why: str | None = "its whole value (only a search by a literal may use it)"
         else:
