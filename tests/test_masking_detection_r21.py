@@ -52,6 +52,7 @@ def _governed(raw: object) -> governed_db.GovernedConnection:
         ("Hi, my name is Itzel Quispe and I need help", "Hi, my name is [PERSON_NAME] and I need help"),
         ("Bonjour, je m'appelle Wiremu Ngata", "Bonjour, je m'appelle [PERSON_NAME]"),
         ("Estimada Ngaio Dorje:", "Estimada [PERSON_NAME]:"),
+        ("Dear John,", "Dear [PERSON_NAME],"),
     ],
 )
 def test_names_after_a_cue_are_found_whatever_their_given_name(text: str, expected: str) -> None:
@@ -69,6 +70,8 @@ def test_names_after_a_cue_are_found_whatever_their_given_name(text: str, expect
         "Kind regards, The Support Team",
         "Regards, Customer Service",
         "Sincerely, Accounts Department",
+        "Regards, IT",
+        "Name: Default",
         "Product name: Ergo Chair, colour black",
         "file name: Invoice March.pdf attached",
         "Name: Premium Plan upgrade requested",
@@ -116,6 +119,8 @@ def test_street_addresses_in_prose_are_found(text: str, expected: str) -> None:
         "Spring 2024 collection",
         "12 items shipped via Main Street depot",
         "Sunset Boulevard Poster, 3 left in stock",
+        "Chapter 3 The Way of Kings",
+        "Season 2 Abbey Road special",
     ],
 )
 def test_street_like_product_names_and_counts_are_left_alone(text: str) -> None:

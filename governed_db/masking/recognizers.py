@@ -574,8 +574,9 @@ _NOT_A_PERSON = _words(
     "friends friend members member user users support manager hiring valued partner partners everyone guest "
     "guests subscriber subscribers patient patients parents students editor editors reviewer reviewers committee "
     "board service services desk department office staff management hr billing sales admin administrator "
-    "owner owners applicant applicants candidate recipient recipients account accounts unknown none n/a na "
-    "john doe jane"
+    "owner owners applicant applicants candidate recipient recipients account accounts unknown none null default "
+    "test example sample demo it ops devops qa legal finance payroll marketing security engineering product design "
+    "operations"
 )
 #: what a cue's name would be were it a greeting or title and nothing else
 _TITLES = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "mme", "mlle", "m", "herr", "frau", "sr", "sra"})
@@ -614,7 +615,7 @@ _CITY_TAIL = (
 )
 _EN_ADDRESS = re.compile(
     rf"(?<![\w/.,\-])(?P<n>\d{{1,5}}[A-Za-z]?(?:-\d{{1,5}})?)\s+(?:(?:N|S|E|W|North|South|East|West)\.?\s+)?"
-    rf"(?:(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,3}}(?i:{_EN_STREET_TYPES})\b\.?"
+    rf"(?!The\s)(?:(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,3}}(?i:{_EN_STREET_TYPES})\b\.?"
     r"(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?" + _CITY_TAIL
 )
 #: French and Spanish: number, type, name (``12 rue de la Paix, 75002 Paris``, ``5 bis avenue Foch``); German and
@@ -631,7 +632,10 @@ _DE_ES_ADDRESS = re.compile(
     rf"\s+\d{{1,4}}[a-z]?\b(?![.,]\d)(?:,?\s+\d{{5}}\s+{_CAP})?"
 )
 #: words before a number that make it a count or a code, not a house number (``pack of 2 Park Avenue mugs``)
-_COUNT_WORDS = _words("of x qty pack set buy sold size model no nr number version v room page step item items")
+_COUNT_WORDS = _words(
+    "of x qty pack set buy sold size model no nr number version v room page step item items chapter part vol volume "
+    "episode season track level stage round day week top"
+)
 #: cheap substring tests on the lowered text before the address patterns run (the English types need a digit and a
 #: capital before them, which the gate in :mod:`governed_db.masking.detect` checks)
 ADDRESS_WORDS = ("rue ", "avenue", "boulevard", "bd ", "place ", "allée", "allee", "impasse", "chemin", "quai ",
