@@ -639,7 +639,8 @@ _COUNT_WORDS = _words(
 #: cheap substring tests on the lowered text before the address patterns run (the English types need a digit and a
 #: capital before them, which the gate in :mod:`governed_db.masking.detect` checks)
 ADDRESS_WORDS = ("rue ", "avenue", "boulevard", "bd ", "place ", "allée", "allee", "impasse", "chemin", "quai ",
-                 "cours ", "passage ", "stra", "str.", "weg ", "platz", "gasse", "calle", "c/", "avda", "paseo")
+                 "cours ", "passage ", "straße", "strasse", "str.", "weg ", "platz", "gasse", "calle", "c/ ", "avda",
+                 "paseo")
 
 
 def street_addresses(text: str) -> Iterator[Found]:
