@@ -135,7 +135,8 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
     """(recognizers worth asking, whether secret detectors are worth running) for ``text``."""
     wanted: dict[str, None] = {}
     long_token = _LONG_TOKEN.search(text) is not None
-    # substring tests on the lowered text: a case-insensitive alternation costs several times as much
+    # substring tests on the lowered text: a case-insensitive alternation costs several times as much, and a
+    # generator over the words (``any(w in low for w in ...)``) several times what ``map`` over ``__contains__`` does
     low = text.lower()
     if ("@" in text and _EMAIL.search(text)) or _obfuscated(text):
         wanted["email"] = None
@@ -155,17 +156,17 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
             wanted["fr_nir"] = None  # Corsica's departments: a NIR whose digit run the letters cut
         if "-" in text and _MAC_DASHED.search(text):
             wanted["mac"] = None
-        if any(w in low for w in KEYED_WORDS):
+        if any(map(low.__contains__, KEYED_WORDS)):
             wanted["keyed_id"] = None
-        if any(w in low for w in BIRTH_WORDS):
+        if any(map(low.__contains__, BIRTH_WORDS)):
             wanted["birth_date"] = None
-        if _HOUSE_NUMBER.search(text) is not None or any(w in low for w in ADDRESS_WORDS):
+        if _HOUSE_NUMBER.search(text) is not None or any(map(low.__contains__, ADDRESS_WORDS)):
             wanted["address"] = None
         if long_token:
             wanted["vin"] = None  # seventeen characters: the long-token gate sees every VIN
     if _CAPITAL_PAIR.search(text) is not None:
         wanted["person"] = None
-    if any(w in low for w in NAME_CUE_WORDS):
+    if any(map(low.__contains__, NAME_CUE_WORDS)):
         wanted["cued_person"] = None
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
