@@ -41,6 +41,7 @@ KINDS = (
     "PHONE",
     "SECRET",
     "US_SSN",
+    "VEHICLE_ID",
 )
 
 

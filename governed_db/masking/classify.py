@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from governed_db.masking import detect
 from governed_db.masking.documents import UNESCAPE, hstore_pairs, record_items
-from governed_db.masking.given_names import GIVEN_NAMES
+from governed_db.masking.given_names import GIVEN_NAMES, SURNAMES
 from governed_db.masking.names import NAME_RULES as _NAME_RULES
 from governed_db.masking.names import ORGANISATION_WORDS as _ORGANISATION_WORDS
 from governed_db.masking.names import PERSON_ROLE_WORDS as _PERSON_ROLE_WORDS
@@ -53,8 +53,14 @@ SENSITIVE_TEXT_HITS = 3
 #: PHONE/NATIONAL_ID not at all (an invoice number column is not a phone column; names say when it is)
 _DIGIT_COINCIDENCE = frozenset({"CREDIT_CARD", "PHONE", "NATIONAL_ID", "US_SSN"})
 _DIGIT_NEVER = frozenset({"PHONE", "NATIONAL_ID"})
-#: labels only a name can give (no detector recognises a person's name or a street address)
+#: labels any value of the right shape earns by coincidence one time in a few (a 17-character part number passes a
+#: VIN's check digit one time in eleven): they count only when most values agree (decision 0409)
+_SHAPE_COINCIDENCE = frozenset({"VEHICLE_ID"})
+#: labels a column's name gives where its values may not show them (a surname alone, a street without a number)
 _NAME_ONLY_LABELS = frozenset({"PERSON_NAME", "ADDRESS", "USERNAME"})
+#: items found inside the values of such a column that are its own kind (a name, an address): they never turn it
+#: into free text masked by spans, which would mask less than the whole value (decisions 0394, 0409)
+_OWN_KINDS = frozenset({"PERSON_NAME", "ADDRESS"})
 
 #: a bare "name" in English, French, Spanish, Dutch: a person's only in a table whose name says it holds people
 _BARE_NAMES = frozenset({("name",), ("nom",), ("nombre",), ("naam",)})
@@ -211,7 +217,7 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
     whole: Counter[str] = Counter()
     coincidences: Counter[str] = Counter()
     embedded = 0
-    names_only = 0  # values whose only items are people's names
+    names_only = 0  # values whose only items are people's names or addresses
     total = 0
     kinds: set[str] = set()
     for v in values:
@@ -241,7 +247,7 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
                 continue
             whole[label] += 1
             kinds.add(label)
-            if digits and label in _DIGIT_COINCIDENCE:
+            if (digits and label in _DIGIT_COINCIDENCE) or label in _SHAPE_COINCIDENCE:
                 coincidences[label] += 1
         else:
             spans = [s.label for s in detect.find_spans(text) if s.label != "IP_ADDRESS" or not versions]
@@ -249,7 +255,7 @@ def _classify_values(values: Iterable[Any], column: str = "") -> tuple[ValueEvid
                 continue  # "Dr. Grace Lopez": a name with its title, the column's question as above
             if spans:
                 embedded += 1
-                names_only += all(s == "PERSON_NAME" for s in spans)
+                names_only += all(s in _OWN_KINDS for s in spans)
                 kinds.update(spans)
     if total == 0:
         return ValueEvidence(None, 0.0, "no non-empty values sampled"), frozenset(), 0.0
@@ -394,6 +400,25 @@ def _social(column: str) -> bool:
     return words(column) in _SOCIAL_NAMES
 
 
+_VIN_NAMES = frozenset({("vin",), ("vins",)})
+_VIN_SHAPE = re.compile(r"(?i)[A-HJ-NPR-Z0-9]{17}")
+
+
+def _vin_share(values: Sequence[Any]) -> float:
+    """The share of the non-empty values shaped like a VIN: seventeen characters without I, O or Q, digits and
+    letters both. Under a column named ``vin`` the check digit is not asked for (European manufacturers need not
+    compute it); anywhere else a value is one only with it (``recognizers.vin_valid``)."""
+    total = hits = 0
+    for v in values:
+        text = _text_of(v)
+        if text is None or not text.strip():
+            continue
+        total += 1
+        code = text.strip()
+        hits += bool(_VIN_SHAPE.fullmatch(code)) and not code.isdigit() and not code.isalpha()
+    return hits / total if total else 0.0
+
+
 def _ssn_share(values: Sequence[Any]) -> float:
     """The share of the non-empty values that are nine digits (bare or as ``123-45-6789``) and a valid SSN."""
     total = hits = 0
@@ -429,7 +454,8 @@ def _says_nothing(column: str) -> bool:
 def _names_share(values: Sequence[Any], *, given: bool = False) -> tuple[float, int]:
     """(share of the non-empty sampled values shaped like a person's name, how many) — 0 when the name-shaped
     values are too few or too alike to be people's (:data:`_NAMES_DISTINCT`, :data:`_NAMES_WORD_SHARE`), or, with
-    ``given``, when fewer than half of them hold a common given name."""
+    ``given``, when fewer than half of them hold a common given name or surname (decision 0409: ``Nguyen Thi Minh
+    Khai``, ``Xochitl Ramírez``)."""
     total = 0
     shaped: list[tuple[str, ...]] = []
     for v in values:
@@ -445,7 +471,8 @@ def _names_share(values: Sequence[Any], *, given: bool = False) -> tuple[float, 
     counts = Counter(w for toks in shaped for w in set(toks) if w not in _NAME_PARTICLES)
     if counts.most_common(1)[0][1] > _NAMES_WORD_SHARE * len(shaped):
         return 0.0, 0
-    if given and 2 * sum(1 for toks in shaped if not GIVEN_NAMES.isdisjoint(toks)) < len(shaped):
+    listed = sum(1 for toks in shaped if not GIVEN_NAMES.isdisjoint(toks) or not SURNAMES.isdisjoint(toks))
+    if given and 2 * listed < len(shaped):
         return 0.0, 0
     return len(shaped) / total, len(shaped)
 
@@ -468,6 +495,12 @@ def classify_column(
         # decide, nine digits that are valid SSNs (decision 0394)
         result.label, result.confidence = "US_SSN", 0.8
         result.evidence["name"] = f"column name {column!r} with values that are social security numbers"
+        return result
+    if label is None and by_name is None and words(column) in _VIN_NAMES and _vin_share(values) >= VALUE_SHARE:
+        # ``vin`` alone is a vehicle identification number where its values are shaped like one (and wine in a
+        # French cellar's table): decision 0409
+        result.label, result.confidence = "VEHICLE_ID", 0.8
+        result.evidence["name"] = f"column name {column!r} with values shaped like vehicle identification numbers"
         return result
     if label is None:
         if by_name is None and type_category(declared) in _TEXTY and _person_role(column):

@@ -19,7 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from governed_db.masking.labels import ENTITY_LABELS
-from governed_db.masking.recognizers import BIRTH_WORDS, KEYED_WORDS, RECOGNIZERS
+from governed_db.masking.recognizers import (
+    ADDRESS_WORDS,
+    BIRTH_WORDS,
+    KEYED_WORDS,
+    NAME_CUE_WORDS,
+    RECOGNIZERS,
+)
 from governed_db.masking.secret_patterns import find_secrets, is_password_hash
 
 # Gates, cheapest first: a character test in C, then one small pattern per kind of candidate. One big
@@ -65,6 +71,9 @@ _CAPITAL_PAIR = re.compile(r"[A-ZÀ-ÖØ-ÞŁŚŻŹĆŃŠŽČŘ][a-zß-öø-ÿł
 _MAC_DASHED = re.compile(r"[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}")
 _COORDINATE_SHAPE = re.compile(r"\d\.\d{4}")
 _ES_ID_SHAPE = re.compile(r"\d{7}-?[A-Za-z](?![A-Za-z0-9])")
+#: a house number before a capitalised word (``221B Baker Street``, ``1600 Pennsylvania Ave``): where an English
+#: street address may start (decision 0409)
+_HOUSE_NUMBER = re.compile(r"\d[A-Za-z]?\s+(?:[NSEW]\.?\s+)?[A-Z][a-z]")
 
 
 def _digit_kinds(run: str) -> tuple[str, ...]:
@@ -125,6 +134,10 @@ _AUTH_WORDS = ("asic ", "earer ", "ASIC ", "EARER ", "oken ", "OKEN ", "igest ",
 def _candidates(text: str) -> tuple[dict[str, None], bool]:
     """(recognizers worth asking, whether secret detectors are worth running) for ``text``."""
     wanted: dict[str, None] = {}
+    long_token = _LONG_TOKEN.search(text) is not None
+    # substring tests on the lowered text: a case-insensitive alternation costs several times as much, and a
+    # generator over the words (``any(w in low for w in ...)``) several times what ``map`` over ``__contains__`` does
+    low = text.lower()
     if ("@" in text and _EMAIL.search(text)) or _obfuscated(text):
         wanted["email"] = None
     if _DIGIT.search(text):
@@ -143,14 +156,18 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
             wanted["fr_nir"] = None  # Corsica's departments: a NIR whose digit run the letters cut
         if "-" in text and _MAC_DASHED.search(text):
             wanted["mac"] = None
-        # substring tests on the lowered text: a case-insensitive alternation costs several times as much
-        low = text.lower()
-        if any(w in low for w in KEYED_WORDS):
+        if any(map(low.__contains__, KEYED_WORDS)):
             wanted["keyed_id"] = None
-        if any(w in low for w in BIRTH_WORDS):
+        if any(map(low.__contains__, BIRTH_WORDS)):
             wanted["birth_date"] = None
+        if _HOUSE_NUMBER.search(text) is not None or any(map(low.__contains__, ADDRESS_WORDS)):
+            wanted["address"] = None
+        if long_token:
+            wanted["vin"] = None  # seventeen characters: the long-token gate sees every VIN
     if _CAPITAL_PAIR.search(text) is not None:
         wanted["person"] = None
+    if any(map(low.__contains__, NAME_CUE_WORDS)):
+        wanted["cued_person"] = None
     if ":" in text and _IPV6.search(text):
         wanted["ip"] = None
         wanted["mac"] = None
@@ -161,7 +178,7 @@ def _candidates(text: str) -> tuple[dict[str, None], bool]:
         or "sig=" in text  # an Azure shared access signature
         or " -p" in text  # a password on a command line (mysql -phunter22, sshpass -p hunter22, --password=)
         or ("curl" in text and "-u" in text)
-        or _LONG_TOKEN.search(text) is not None
+        or long_token
         or (_has_auth_word(text) and _AUTH_SCHEME.search(text) is not None)
     )
     return wanted, secrets

@@ -57,6 +57,47 @@ GIVEN_NAMES = _words(
     "omar rania samir yusuf zainab mehmet emre elif ayse ayşe reza arjun amit anil deepak divya kavya lakshmi "
     "meera neha pooja priya rahul rajesh ravi rohan sanjay sunita vikram wei chen jing li ming xiao yan hiroshi "
     "kenji takeshi yuki haruto sakura min-jun seo-yeon ji-ho chidi chinedu ngozi oluwaseun kwame amina"
+    # more of West and East Africa, Mesoamerica, South-East and East Asia, South Asia, the Middle East (decision
+    # 0409): names a person is far more often than anything else
+    " adebayo adewale ayodele babajide chiamaka chukwuemeka emeka folake ifeoma kehinde nnamdi obinna olufemi "
+    "oluwadamilare oluwatobi temitope tunde uchenna yetunde abena akosua kofi kwabena ama esi baraka "
+    "wanjiru njeri otieno achieng wambui zawadi thandiwe sipho thabo lerato nomvula xochitl itzel citlali "
+    "yaretzi nayeli tenoch cuauhtemoc ximena "
+    "xiaoming xiaoyu jianguo zhiwei yuxuan zihan haoran yichen jiayi xinyi wenjun "
+    "jae-won seo-jun ji-woo min-seo hye-jin soo-ah eun-ji taeyang "
+    "aarav aditya ananya arnav ishaan lakshmi saanvi vihaan kiran suresh ramesh venkatesh murugan "
+    "karthik senthil prakash anjali shreya tanvi "
+    "bahar dariush farhad golnaz mahsa parisa shirin babak arash "
+    "oguz burak cem ebru gizem tugba yasemin "
+    "abdullah abdul youssef yousef mariam maryam noor nadia tariq hamza bilal zaid "
+    "siosaia mele sione tupou"
+)
+#: surnames, mostly of families far from the given-name list's cultures (``Nguyen``, ``Adeyemi``, ``Ramírez``), that
+#: a column of people's names may hold before any listed given name: a value holding one counts as a name as one
+#: holding a given name does (decision 0409). Kept to family names that are not words, places or brands.
+SURNAMES = _words(
+    "nguyen tran pham hoang huynh phan dang bui ngo duong truong vo vu "
+    "wang zhang liu huang zhao zhou xu zhu guo luo zheng xie tang "
+    "choi jung kang cho yoon jang shin kwon hwang "
+    "tanaka suzuki takahashi watanabe ito yamamoto nakamura kobayashi yoshida yamada sasaki matsumoto inoue "
+    "adeyemi adebayo okafor okonkwo okeke eze nwosu obi ogunleye oyelaran balogun afolabi mensah asante "
+    "boateng owusu osei kamau mwangi otieno wanjiku ndlovu dlamini nkosi khumalo mbeki "
+    "ramirez ramírez rodriguez rodríguez gonzalez gonzález hernandez hernández lopez lópez martinez martínez "
+    "sanchez sánchez perez pérez gomez gómez fernandez fernández garcia garcía diaz díaz torres flores "
+    "alvarez álvarez castillo jimenez jiménez moreno romero mendoza vargas ortiz gutierrez gutiérrez "
+    "chavez chávez ramos reyes ruiz herrera aguilar cruz tzompa cuauhtli "
+    "smith johnson williams jones miller davis wilson anderson taylor thomas moore jackson thompson "
+    "harris clark lewis robinson allen wright scott adams nelson "
+    "mitchell roberts phillips evans edwards collins stewart morris murphy "
+    "rogers morgan peterson kelly howard richardson cox "
+    "müller mueller schmidt fischer meyer wagner becker schulz hoffmann koch "
+    "dupont durand dubois leroy moreau lefebvre lefèvre laurent girard mercier "
+    "rossi russo esposito bianchi romano ricci greco "
+    "kowalski kowalska nowak wiśniewski wisniewski wójcik wojcik kamiński kaminski "
+    "ivanov ivanova smirnov smirnova petrov petrova popov popova "
+    "patel sharma singh kumar gupta reddy iyer nair menon rao pillai chatterjee banerjee mukherjee "
+    "khan hussain rahman ahmed ali hosseini rezaei mohammadi karimi yilmaz kaya demir şahin sahin çelik celik "
+    "yildiz öztürk ozturk aydin"
 )
 #: words that end a capitalised pair without it being a person's name (``Grace Street``, ``Emma Stone Award``)
 NOT_SURNAMES = _words(
@@ -70,4 +111,4 @@ NOT_SURNAMES = _words(
     "august september october november december the and or of for to in on at with from by is was will"
 )
 
-__all__ = ["GIVEN_NAMES", "NOT_SURNAMES"]
+__all__ = ["GIVEN_NAMES", "NOT_SURNAMES", "SURNAMES"]

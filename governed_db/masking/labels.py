@@ -35,6 +35,8 @@ _DEFAULTS: dict[str, tuple[str, dict[str, Any]]] = {
     "LOCATION": ("bucket", {"size": 0.1}),
     "DATE_OF_BIRTH": ("generalize", {"granularity": "year"}),
     "ADDRESS": ("redact", {}),
+    # a vehicle identification number or a licence plate names a car, and through its registration its keeper
+    "VEHICLE_ID": ("redact", {}),
     "PASSWORD": ("redact", {}),
     "SECRET": ("redact", {}),
     # free text or JSON that contains sensitive values: only the matching spans are replaced
@@ -68,6 +70,8 @@ ENTITY_LABELS: Mapping[str, str] = MappingProxyType(
         "IP_ADDRESS": "IP_ADDRESS",
         "MAC_ADDRESS": "MAC_ADDRESS",
         "COORDINATES": "LOCATION",
+        "STREET_ADDRESS": "ADDRESS",
+        "VIN": "VEHICLE_ID",
         "SECRET": "SECRET",
         "PRIVATE_KEY": "SECRET",
     }

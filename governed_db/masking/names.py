@@ -104,6 +104,21 @@ NAME_RULES: tuple[tuple[str, tuple[tuple[str, ...], ...], frozenset[str], float]
         _NUMBERY,
         0.95,
     ),
+    # a vehicle's identification number or licence plate names the car, and through its registration its keeper
+    # (decision 0409); a bare ``vin`` (French for wine) only by its values (classify.py), a bare ``plate`` never
+    (
+        "VEHICLE_ID",
+        (
+            ("vin", "number"), ("vin", "no"), ("vin", "code"), ("vehicle", "identification", "number"),
+            ("vehicle", "id", "number"), ("chassis", "number"), ("chassis", "no"), ("license", "plate"),
+            ("licence", "plate"), ("licenseplate",), ("licenceplate",), ("number", "plate"), ("numberplate",),
+            ("plate", "number"), ("plate", "no"), ("registration", "plate"), ("vehicle", "registration"),
+            ("vehicle", "reg"), ("reg", "plate"), ("car", "plate"), ("vehicle", "plate"), ("kennzeichen",),
+            ("nummernschild",), ("immatriculation",), ("matricula",), ("targa",),
+        ),
+        _TEXTY,
+        0.85,
+    ),
     (
         "NATIONAL_ID",
         (

@@ -551,6 +551,153 @@ def person_names(text: str) -> Iterator[Found]:
             yield m.start(), m.end(), "PERSON"
 
 
+#: words that open a person's name without the name needing a listed given name (decision 0409): ``Name:``,
+#: ``Dear``, ``signed,``, ``Kind regards,``, ``my name is``, in English, French, German and Spanish. ``Name`` only
+#: where nothing or a word of people stands before it (``Product name: Ergo Chair`` names a thing)
+_NAME_CUE = re.compile(
+    r"(?:(?:^|(?<=[\s,;.(\[|])(?i:full|first|last|given|family|customer|client|patient|contact|guest|employee|"
+    r"applicant|holder|passenger|driver|sender|recipient|your|my)\s+|^|(?<=[,;.(\[|\n])\s?)(?i:name|nom|nombre|naam|vorname)"
+    r"\s*[:=]"
+    r"|\b(?:[Dd]ear|DEAR|[Cc]h[eè]re?|[Ll]iebe[r]?|[Ee]stimad[oa]|[Qq]uerid[oa])(?=\s)"
+    r"|\b(?:[Ss]igned|SIGNED|[Rr]egards|[Ss]incerely|[Cc]ordialement|[Aa]tentamente|[Gg]r[üu](?:ß|ss)e|[Ss]aludos)"
+    r"\s*[,:\-]"
+    r"|\b(?i:my\s+name\s+is|je\s+m'appelle|me\s+llamo|mein\s+name\s+ist|ich\s+hei(?:ß|ss)e))\s*"
+    rf"(?P<v>(?:(?:{'|'.join(('Mr', 'Mrs', 'Ms', 'Mx', 'Dr', 'Prof', 'Mme', 'Mlle', 'M', 'Herr', 'Frau', 'Sr', 'Sra'))})"
+    r"\.?\s+)?"
+    rf"(?:{_WORD}|[{_UPPER}]{{2,}})(?:\s+(?:(?:de|del|de la|van|von|van der|da|di|du|dos|bin|ibn|al|el)\s+)?"
+    rf"(?:{_WORD}|[{_UPPER}]{{2,}}|[{_UPPER}]\.)){{0,4}})(?![\w@])"
+)
+#: capitalised words after a cue that address or sign as no one in particular (``Dear Customer``, ``Regards, The
+#: Support Team``): a name holding one is not taken
+_NOT_A_PERSON = _words(
+    "sir sirs madam madame monsieur messieurs mesdames customer customers client clients team all colleagues "
+    "friends friend members member user users support manager hiring valued partner partners everyone guest "
+    "guests subscriber subscribers patient patients parents students editor editors reviewer reviewers committee "
+    "board service services desk department office staff management hr billing sales admin administrator "
+    "owner owners applicant applicants candidate recipient recipients account accounts unknown none null default "
+    "test example sample demo it ops devops qa legal finance payroll marketing security engineering product design "
+    "operations"
+)
+#: what a cue's name would be were it a greeting or title and nothing else
+_TITLES = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "mme", "mlle", "m", "herr", "frau", "sr", "sra"})
+#: cheap substring tests on the lowered text before :data:`_NAME_CUE` runs
+NAME_CUE_WORDS = ("name", "nom", "dear", "cher", "lieb", "estimad", "querid", "signed", "regards", "sincerely",
+                  "cordialement", "atentamente", "grüße", "grusse", "saludos", "appelle", "llamo", "heiße", "heisse")
+
+
+def cued_names(text: str) -> Iterator[Found]:
+    """People's names after words that introduce one (``Name: Nguyen Thi Minh Khai``, ``Dear Oluwaseun``, ``signed,
+    Xochitl Ramírez``), whatever their given name: the cue says a person follows, as a column's name does (decision
+    0409). A name holding a word of places, things or groups (``Dear Customer``, ``Regards, Support Team``) is not
+    one."""
+    for m in _NAME_CUE.finditer(text):
+        toks = [t.strip(".").lower() for t in m.group("v").split()]
+        named = [t for t in toks if t not in _TITLES]
+        if not named or any(t in NOT_SURNAMES or t in _NOT_A_PERSON for t in named):
+            continue
+        yield m.start("v"), m.end("v"), "PERSON"
+
+
+# -- street addresses ---------------------------------------------------------------------------------------------
+#: a house number, a capitalised street name and its type (``221B Baker Street``, ``1600 Pennsylvania Ave NW``),
+#: then an optional unit, city and US state with ZIP or UK postcode (decision 0409). The type names the street; a
+#: number and a name alone (``Studio 54``) are not an address, nor a type without a number (``Grace Street``)
+_EN_STREET_TYPES = (
+    "Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Boulevard|Blvd|Drive|Dr|Way|Court|Ct|Place|Pl|Square|Sq|Terrace|Close|"
+    "Crescent|Parkway|Pkwy|Highway|Hwy|Mews"
+)
+_CAP = rf"[{_UPPER}][{_LOWER}A-Z'\u2019\-]*"
+_TOWN = rf"[{_UPPER}][{_LOWER}][{_LOWER}'\u2019\-]*"  # no capital inside: ``NW1`` after ``London`` is a postcode
+_CITY_TAIL = (
+    rf"(?:,?\s+(?:Apt|Suite|Ste|Unit|Flat|Fl|#)\.?\s*#?[\w-]+)?"
+    rf"(?:,\s*(?P<city>{_TOWN}(?:\s+{_TOWN}){{0,2}}))?"
+    r"(?:,?\s+(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}|\d{5}))?"
+)
+_EN_ADDRESS = re.compile(
+    rf"(?<![\w/.,\-])(?P<n>\d{{1,5}}[A-Za-z]?(?:-\d{{1,5}})?)\s+(?:(?:N|S|E|W|North|South|East|West)\.?\s+)?"
+    rf"(?!The\s)(?:(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th))\s+){{1,3}}(?i:{_EN_STREET_TYPES})\b\.?"
+    r"(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?" + _CITY_TAIL
+)
+#: French and Spanish: number, type, name (``12 rue de la Paix, 75002 Paris``, ``5 bis avenue Foch``); German and
+#: Spanish: name and type, then the number (``Hauptstraße 5, 10115 Berlin``, ``Calle Mayor 12``)
+_PARTICLE = r"(?:(?:de la|de l'|du|des|de|d'|del|de los|de las|la|le|les)\s*)?"
+_FR_ADDRESS = re.compile(
+    rf"(?<![\w/.,\-])\d{{1,4}}(?:\s*(?:bis|ter|[A-Ba-b])\b)?,?\s+(?i:rue|avenue|av\.|boulevard|bd|place|all[ée]e|impasse"
+    rf"|chemin|quai|cours|passage)\s+{_PARTICLE}{_CAP}(?:[\s\-]+{_PARTICLE}{_CAP}){{0,3}}"
+    rf"(?:,?\s+\d{{5}}\s+{_CAP}(?:[\s\-]{_CAP}){{0,2}})?"
+)
+_DE_ES_ADDRESS = re.compile(
+    rf"(?:(?<![\w\-])[{_UPPER}][{_LOWER}\-]*(?:stra(?:ß|ss)e|str\.|weg|allee|platz|gasse)"
+    rf"|(?<![\w\-])(?:Calle|C/|Avenida|Avda\.|Paseo)\s+{_PARTICLE}{_CAP}(?:\s+{_PARTICLE}{_CAP}){{0,2}},?)"
+    rf"\s+\d{{1,4}}[a-z]?\b(?![.,]\d)(?:,?\s+\d{{5}}\s+{_CAP})?"
+)
+#: words before a number that make it a count or a code, not a house number (``pack of 2 Park Avenue mugs``)
+_COUNT_WORDS = _words(
+    "of x qty pack set buy sold size model no nr number version v room page step item items chapter part vol volume "
+    "episode season track level stage round day week top"
+)
+#: cheap substring tests on the lowered text before the address patterns run (the English types need a digit and a
+#: capital before them, which the gate in :mod:`governed_db.masking.detect` checks)
+ADDRESS_WORDS = ("rue ", "avenue", "boulevard", "bd ", "place ", "allée", "allee", "impasse", "chemin", "quai ",
+                 "cours ", "passage ", "straße", "strasse", "str.", "weg ", "platz", "gasse", "calle", "c/ ", "avda",
+                 "paseo")
+
+
+def street_addresses(text: str) -> Iterator[Found]:
+    for pattern in (_EN_ADDRESS, _FR_ADDRESS, _DE_ES_ADDRESS):
+        for m in pattern.finditer(text):
+            before = _WORD_THEN_NUMBER.search(text, max(0, m.start() - 20), m.start())
+            if before is not None and before.group(1).lower() in _COUNT_WORDS:
+                continue
+            end = m.end()
+            rest = text[end:].lstrip()
+            if pattern is _EN_ADDRESS and m.group("city") is None and rest[:1].isupper() and text[end:end + 1] == " ":
+                continue  # "2 Park Avenue Mugs": a capitalised word after the type, no comma, is a product's name
+            yield m.start(), end, "STREET_ADDRESS"
+
+
+# -- vehicle identification numbers ------------------------------------------------------------------------------
+#: ISO 3779: seventeen characters without I, O or Q; the ninth is a check digit over the others (North America's
+#: rule, which most manufacturers follow worldwide), the tenth the model year (never U, Z or 0). A serial number of the
+#: same shape fails the check ten times in eleven (decision 0409)
+_VIN = re.compile(r"(?i)(?<![A-Z0-9])[A-HJ-NPR-Z0-9]{17}(?![A-Z0-9])")
+_VIN_VALUES = {**{str(d): d for d in range(10)},
+               **dict(zip("ABCDEFGHJKLMNPRSTUVWXYZ", (1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8,
+                                                      9), strict=True))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def vin_valid(vin: str) -> bool:
+    vin = vin.upper()
+    if len(vin) != 17 or vin[9] in "UZ0" or vin.isdigit() or sum(c.isdigit() for c in vin) < 4:
+        return False
+    if not all(c in _VIN_VALUES for c in vin):
+        return False
+    check = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True)) % 11
+    return vin[8] == ("X" if check == 10 else str(check))
+
+
+#: words that say a vehicle is spoken of: seventeen characters inside longer text are a VIN only beside one (a part
+#: number of that length passes the check digit one time in eleven), as nine bare digits are an SSN only beside ``SSN``
+_VIN_CONTEXT = re.compile(
+    r"(?i)\b(?:vins?|vehicles?|chassis|ch[aâ]ssis|cars?|trucks?|vans?|recall|towed|fahrgestell\w*|fahrzeug\w*"
+    r"|v[ée]hicules?|bastidor|veh[íi]culos?)\b"
+)
+
+
+def vins(text: str) -> Iterator[Found]:
+    context = None
+    for m in _VIN.finditer(text):
+        if not vin_valid(m.group()):
+            continue
+        if not _whole(text, m.start(), m.end()):
+            if context is None:
+                context = _VIN_CONTEXT.search(text) is not None
+            if not context:
+                continue
+        yield m.start(), m.end(), "VIN"
+
+
 #: name -> recognizer, as :mod:`governed_db.masking.detect` asks for them
 RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "email": emails,
@@ -568,6 +715,9 @@ RECOGNIZERS: dict[str, Callable[[str], Iterator[Found]]] = {
     "keyed_id": keyed_ids,
     "birth_date": birth_dates,
     "person": person_names,
+    "cued_person": cued_names,
+    "address": street_addresses,
+    "vin": vins,
 }
 
 __all__ = [
@@ -578,4 +728,5 @@ __all__ = [
     "nhs_valid",
     "ssn_valid",
     "version_context",
+    "vin_valid",
 ]

@@ -13,8 +13,9 @@ label, or, for free text, the labels of the spans replaced in it.
     python tests/data/masking_eval.py            # the table in docs/masking.md
 
 governed_db has no named-entity model (no spaCy, decision 0090): a person's name is found by its column's name, a
-role's name over name-shaped values, or a list of common given names (decision 0394) — names inside prose are in
-the set only in ``crm_activity``, with places and things named after people beside them.
+role's name over name-shaped values, a list of common given names (decision 0394) or of surnames, or a cue before it
+(``Name:``, ``Dear``, ``signed,``: decision 0409) — names inside prose are in the set in ``crm_activity`` and
+``support_letters``, with places, things and greetings to no one beside them.
 """
 
 from __future__ import annotations
@@ -680,6 +681,7 @@ def tables() -> list[Table]:
         ),
     ]
     defs += production_tables()
+    defs += world_tables()
     for t in defs:
         r = random.Random(f"{SEED}:{t.name}")
         t.rows = [[c.make(r, i) for c in t.columns] for i in range(ROWS)]
@@ -1007,6 +1009,175 @@ def production_tables() -> list[Table]:
     ]
 
 
+# -- names beyond the given-name list, addresses in prose, vehicles (decision 0409) ---------------------------------
+#: given names and surnames from West Africa, Mesoamerica, Vietnam, China, Korea, South Asia, Iran, Oceania; the
+#: last few of each are in neither list (found only by a column's name or a cue in the text)
+FIRST_WORLD = ["Oluwaseun", "Chiamaka", "Xochitl", "Itzel", "Thabo", "Wanjiru", "Farhad", "Golnaz", "Aarav",
+               "Saanvi", "Kofi", "Siosaia", "Tupaq", "Aroha", "Wiremu", "Anahera", "Ngaio", "Tenzin"]
+LAST_WORLD = ["Adeyemi", "Okonkwo", "Ramírez", "Tzompa", "Ndlovu", "Mwangi", "Karimi", "Hosseini", "Iyer", "Nair",
+              "Mensah", "Tupou", "Quispe", "Ngata", "Mamani", "Dorje"]
+VIETNAMESE = ["Nguyen Thi Minh Khai", "Tran Van Duc", "Pham Thi Thanh Huong", "Le Quang Hieu", "Hoang Ngoc Linh"]
+#: product and brand names a ``name`` column of a catalogue holds: some with a word of a name list inside
+PRODUCTS_WORLD = ["Ergo Chair", "Desk Lamp Pro", "Minh Long Porcelain Set", "Baker Street Mug", "Park Avenue Lamp",
+                  "Sunset Boulevard Poster", "Kyoto Tea Bowl", "Nordic Wool Throw", "Lagos Print Tote", "Aztec Rug",
+                  "Saigon Coffee Filter", "Andes Alpaca Scarf", "Masala Chai Tin", "Mosaic Tile Coaster"]
+
+
+def _person_world(r: random.Random) -> str:
+    return r.choice(VIETNAMESE) if r.random() < 0.25 else f"{r.choice(FIRST_WORLD)} {r.choice(LAST_WORLD)}"
+
+
+_VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+_VIN_VALUE = {**{str(d): d for d in range(10)},
+              **dict(zip("ABCDEFGHJKLMNPRSTUVWXYZ", (1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9),
+                         strict=True))}
+_VIN_WEIGHT = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def _vin(r: random.Random, valid: bool = True) -> str:
+    """A VIN: a manufacturer's code, attributes, the check digit, a model year and plant, a six-digit serial; with
+    ``valid`` False the ninth character is any other digit (a serial number of the same shape)."""
+    body = (r.choice(("1HG", "JTD", "WVW", "WBA", "VF1", "5YJ", "SAL", "KMH")) + _alnum(r, 5, _VIN_CHARS) + "0"
+            + r.choice("ABCDEFGHJKLMNPRSTVWXY123456789") + r.choice(string.ascii_uppercase.replace("I", "").replace("O", "")
+            .replace("Q", "")) + str(r.randint(100000, 999999)))
+    total = sum(_VIN_VALUE[c] * w for c, w in zip(body, _VIN_WEIGHT, strict=True)) % 11
+    check = "X" if total == 10 else str(total)
+    if not valid:
+        check = r.choice([d for d in "0123456789" if d != check])
+    return body[:8] + check + body[9:]
+
+
+def _plate(r: random.Random) -> str:
+    up = string.ascii_uppercase
+    return r.choice((
+        lambda: f"{_alnum(r, 2, up)}{r.randint(10, 99)} {_alnum(r, 3, up)}",  # UK
+        lambda: f"{_alnum(r, 2, up)}-{r.randint(100, 999)}-{_alnum(r, 2, up)}",  # France
+        lambda: f"{_alnum(r, 3, up)}-{r.randint(1000, 9999)}",  # US states
+        lambda: f"{r.choice(('B', 'M', 'HH', 'K'))}-{_alnum(r, 2, up)} {r.randint(1, 9999)}",  # Germany
+    ))()
+
+
+def _street(r: random.Random) -> str:
+    return r.choice((
+        lambda: f"{r.randint(1, 400)}{r.choice(('', 'B', 'A'))} {r.choice(('Baker', 'Elm', 'Oak', 'Victoria'))} "
+                f"{r.choice(('Street', 'Road', 'Lane'))}, {r.choice(('London', 'Leeds', 'Bristol'))} "
+                f"{r.choice(('NW1', 'LS2', 'BS8'))} {r.randint(1, 9)}{r.choice(('XE', 'AB', 'QT'))}",
+        lambda: f"{r.randint(1, 80)} {r.choice(('rue de la Paix', 'avenue Foch', 'boulevard Haussmann'))}, "
+                f"750{r.randint(1, 20):02d} Paris",
+        lambda: f"{r.randint(100, 9999)} {r.choice(('Pennsylvania Ave NW', 'Market St', 'Sunset Blvd'))}, "
+                f"{r.choice(('Washington, DC', 'San Francisco, CA', 'Los Angeles, CA'))} {r.randint(10000, 99999)}",
+        lambda: f"{r.choice(('Haupt', 'Linden', 'Garten'))}straße {r.randint(1, 120)}, {r.randint(10000, 99999)} "
+                f"{r.choice(('Berlin', 'Köln', 'Hamburg'))}",
+        lambda: f"Calle {r.choice(('Mayor', 'Alcalá', 'Serrano'))} {r.randint(1, 200)}, 28{r.randint(0, 99):03d} Madrid",
+    ))()
+
+
+def _delivery_note(r: random.Random) -> tuple[str, str | None]:
+    if r.random() < 0.4:
+        return r.choice((f"ship to {_street(r)}", f"Deliver to {_street(r)} before noon",
+                         f"customer moved, new address {_street(r)}", f"leave the parcel at {_street(r)} if out")), \
+            "ADDRESS"
+    return r.choice((
+        "Baker Street Mug restocked, 40 units",
+        f"Pack of {r.randint(2, 6)} Park Avenue Lamps back-ordered",
+        f"Gate {r.randint(1, 40)} Terminal 2 pickup for the courier",
+        "Route 66 tribute tee sold out",
+        f"Model {r.randint(2, 9)} Long Range demo unit returned",
+        f"Sunset Boulevard Poster, {r.randint(2, 9)} left in stock",
+        f"Studio 54 playlist added to the store at {r.randint(9, 11)} am",
+        f"{r.randint(2, 12)} items shipped via Main Street depot",
+        "Grace Street office collects on Fridays",
+        f"Aisle {r.randint(1, 30)} Bay {r.randint(1, 9)} restocked",
+    )), None
+
+
+def _letter(r: random.Random) -> tuple[str, str | None]:
+    x = r.random()
+    if x < 0.35:
+        person = _person_world(r)
+        return r.choice((f"Dear {person}, your order has shipped.", f"Name: {person}; seat 12A confirmed",
+                         f"Refund approved. Kind regards, {person}", f"signed, {person}",
+                         f"Hi, my name is {person} and I need help with my invoice",
+                         f"Bonjour, je m'appelle {person}", f"Dear Dr. {r.choice(LAST_WORLD)},")), "PERSON_NAME"
+    return r.choice((
+        "Dear Customer, your order has shipped.",
+        "Dear Valued Member, your plan renews soon.",
+        "Kind regards, The Support Team",
+        "Regards, Customer Service",
+        "Product name: Ergo Chair, colour black",
+        "Name: Premium Plan upgrade requested",
+        "file name: Invoice March.pdf attached",
+        "Thanks, see you at the Lagos Print Tote launch",
+        "Dear all, the office is closed on Monday",
+        "Minh Long Porcelain Set arrived damaged",
+        "Sincerely, Accounts Department",
+    )), None
+
+
+def _service_note(r: random.Random) -> tuple[str, str | None]:
+    if r.random() < 0.3:
+        return r.choice((f"VIN {_vin(r)} towed to the depot", f"recall check done for {_vin(r)}",
+                         f"chassis {_vin(r).lower()} inspected")), "VEHICLE_ID"
+    return r.choice((
+        f"serial {_vin(r, valid=False)} replaced under warranty",
+        f"part {r.choice(('BRK', 'FLT', 'OIL'))}-{r.randint(1000, 9999)}-{_alnum(r, 4, string.ascii_uppercase)} fitted",
+        f"odometer {r.randint(1000, 200000)} km at service",
+        f"work order WO-{r.randint(10**6, 10**7 - 1)} closed",
+        "tyres rotated, pressure 2.4 bar",
+    )), None
+
+
+def world_tables() -> list[Table]:
+    """People whose names are in neither list (found by a column's role or a cue in the text), street addresses in
+    prose in four countries' forms, vehicle identification numbers and licence plates — beside innocent look-alikes:
+    product names with a name list's word or a street inside (``Minh Long Porcelain Set``, ``Baker Street Mug``),
+    counts and gates before capitalised words, greetings to no one (``Dear Customer``), SKUs, serial numbers of a
+    VIN's shape that fail its check digit, part numbers of its length."""
+    return [
+        # a ``name`` outside a table of people, whose values are people's names from many cultures
+        Table("crm_leads", [
+            Column("id", "INTEGER", row_id()),
+            Column("name", "TEXT", sensitive("PERSON_NAME", _person_world)),
+            Column("attendee", "TEXT", sensitive("PERSON_NAME", _person_world)),
+            Column("product_name", "TEXT", innocent(lambda r: r.choice(PRODUCTS_WORLD))),
+            Column("city", "TEXT", innocent(lambda r: r.choice(("Ho Chi Minh City", "Lagos", "Oaxaca", "Hanoi",
+                                                                 "Nairobi", "Auckland")))),
+            Column("sku", "TEXT", innocent(lambda r: f"{_alnum(r, 3, string.ascii_uppercase)}-{r.randint(100, 999)}")),
+        ]),
+        # a ``name`` of products: no person, several words of the name lists inside
+        Table("catalog_world", [
+            Column("id", "INTEGER", row_id()),
+            Column("name", "TEXT", innocent(lambda r: r.choice(PRODUCTS_WORLD))),
+            Column("maker", "TEXT", innocent(lambda r: r.choice(("Minh Long", "Nordic Home", "Lagos Print Co",
+                                                                  "Andes Textiles", "Kyoto Works")))),
+            Column("serial_number", "TEXT", innocent(lambda r: _vin(r, valid=False))),
+        ]),
+        Table("shipments", [
+            Column("id", "INTEGER", row_id()),
+            Column("ship_to", "TEXT", sensitive("ADDRESS", _street)),
+            Column("delivery_note", "TEXT", lambda r, i: _delivery_note(r)),
+            Column("product", "TEXT", innocent(lambda r: r.choice(("Baker Street Mug", "Park Avenue Lamp",
+                                                                    "Sunset Boulevard Poster", "Abbey Road Vinyl")))),
+            Column("sku", "TEXT", innocent(lambda r: f"BKR-{r.randint(100, 999)}{r.choice('AB')}-ST")),
+        ]),
+        Table("support_letters", [
+            Column("id", "INTEGER", row_id()),
+            Column("body", "TEXT", lambda r, i: _letter(r)),
+            Column("status", "TEXT", innocent(lambda r: r.choice(("sent", "draft", "bounced")))),
+        ]),
+        Table("fleet", [
+            Column("id", "INTEGER", row_id()),
+            Column("vin", "TEXT", sensitive("VEHICLE_ID", _vin)),
+            Column("licence_plate", "TEXT", sensitive("VEHICLE_ID", _plate)),
+            Column("model", "TEXT", innocent(lambda r: r.choice(("Model 3 Long Range", "Golf 1.5 TSI", "Clio V",
+                                                                  "Corolla Hybrid")))),
+            Column("serial_number", "TEXT", innocent(lambda r: _vin(r, valid=False))),
+            Column("part_sku", "TEXT", innocent(lambda r: f"{_alnum(r, 4, string.ascii_uppercase)}{r.randint(10**12, 10**13 - 1)}")),
+            Column("service_notes", "TEXT", lambda r, i: _service_note(r)),
+        ]),
+    ]
+
+
 def _chat_gap(kind: str | None) -> Callable[[random.Random], str]:
     def make(r: random.Random) -> str:
         if kind == "PERSON_NAME":
@@ -1025,8 +1196,9 @@ def _chat_gap(kind: str | None) -> Callable[[random.Random], str]:
 
 
 def gap_tables() -> list[Table]:
-    """Known gaps, reported apart and not held to the floors: names and addresses in prose (no named-entity
-    model), an address spelled with ``at`` but a literal dot (read as a site), a phone number in words."""
+    """Known gaps, reported apart and not held to the floors: names in prose without a cue or a listed given name
+    (no named-entity model), an address spelled with ``at`` but a literal dot (read as a site), a phone number in
+    words; street addresses in prose, found since decision 0409, are kept here as they were measured."""
     t = Table(
         "chats",
         [
