@@ -23,7 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
-from governed_db.masking import drift, sampling, schema
+from governed_db.masking import app_functions, drift, sampling, schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
@@ -327,9 +327,6 @@ class MaskingState:
         self.stored_code_names: dict[str, list[bool] | None] = {}
         #: and the column classes of those that are tables, read then (judging DDL forgets the tables read)
         self.stored_code_classes: dict[str, Any] = {}
-        #: the application's functions a statement calls, by their sorted names, read with await for an async
-        #: connection before it is judged (decision 0385)
-        self.called_code: dict[tuple[str, ...], Any] = {}
         #: names (lower case) of the temporary tables and views this connection made: another connection may
         #: store a table of the same name later, which one side then hides (decision 0258)
         self.temporary_names: set[str] = set()
@@ -387,9 +384,9 @@ class MaskingState:
         self.catalog_due = 0.0
         #: the relations read were not compared when the comparison came due (a statement named none)
         self.catalog_pending = False
-        #: the relations each function of the application's named so reads (``None``: cannot be told), kept until
-        #: the next comparison with the catalog (decision 0393)
-        self.function_reads: dict[str, tuple[str, ...] | None] = {}
+        #: what the application's functions of each name read and call (``None``: cannot be told), kept until the
+        #: next comparison with the catalog (decisions 0393, 0397)
+        self.function_reads: dict[str, app_functions.Body | None] = {}
 
     @property
     def active(self) -> bool:
@@ -438,7 +435,6 @@ class MaskingState:
             self.tables.clear()
             self.function_reads.clear()
             self.facts.clear()
-            self.called_code.clear()
             self._drop_derived()
 
     def catalog_sources(self) -> list[tuple[str, drift.Source, drift.Signature]]:
