@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -444,17 +445,29 @@ def _code_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         seen.add(key)
         for query, what in ((info.view, f"the definition of view {key}"),
                             (info.policy, f"the row-level security policies of table {key}")):  # fmt: skip
-            try:
-                parsed = parse_one(query, state.sg_dialect) if isinstance(query, str) else None
-            except Exception:
-                continue  # an unparsable definition is refused by the view judgement (0382)
-            if not isinstance(parsed, exp.Expression):
+            if not isinstance(query, str):
                 continue
-            hit = _functions_hit(state, analysis, access, identity, parsed)
+            calls, tables = _definition_reach(query, state.sg_dialect)
+            parsed = parse_one(query, state.sg_dialect) if calls else None
+            hit = _functions_hit(state, analysis, access, identity, parsed) if isinstance(parsed, exp.Expression) else None
             if hit is not None:
                 return replace(hit, reason=f"in {what}: {hit.reason}")
-            pending += [table_key(".".join(p.name for p in t.parts)) for t in parsed.find_all(exp.Table)]
+            pending += tables
     return None
+
+
+@functools.lru_cache(maxsize=512)
+def _definition_reach(definition: str, dialect: str) -> tuple[bool, tuple[str, ...]]:
+    """Whether a view's definition (or a policy's query) calls a function masking does not know, and the relations
+    it reads; unparsable: neither (the view judgement refuses it, 0382). Kept per text: every statement asks."""
+    try:
+        tree = parse_one(definition, dialect)
+    except Exception:
+        return False, ()
+    if not isinstance(tree, exp.Expression):
+        return False, ()
+    return bool(app_functions.called(tree)), tuple(table_key(".".join(p.name for p in t.parts))
+                                                   for t in tree.find_all(exp.Table))  # fmt: skip
 
 
 def _functions_hit(
