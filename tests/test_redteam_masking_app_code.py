@@ -17,6 +17,8 @@ alike), raw and governed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, OTHERS
@@ -95,7 +97,7 @@ CALLING = {
         "$$ SELECT ssn LIKE '5%' FROM {p}_c WHERE id = i $$",
         "CREATE FUNCTION {p}_f(i int) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT {p}_g(i) $$",
         "CREATE FUNCTION {p}_h(i int) RETURNS boolean LANGUAGE plpgsql STABLE AS "
-        "$$ BEGIN RETURN {p}_g(i); END $$",
+        "$$ BEGIN RETURN {p}_g /* the verdict */ (i); END $$",
         "CREATE VIEW {p}_v AS SELECT id, city FROM {p}_c WHERE {p}_h(id)",
     ],
     "mysql": [
@@ -243,3 +245,40 @@ def test_calls_are_followed_to_a_bound_and_refused_past_it() -> None:
     }
     assert app_functions.reached(cycle.get, "a") == (("t",), False)
     assert app_functions.unread({"a": cycle["a"]}, ["a"]) == ["b", "count"]
+
+
+def test_calls_and_checks_are_judged_through_asyncpg(pg_conn: Any, unique: str) -> None:
+    """asyncpg reads the callees' bodies, and the functions a CHECK calls, in its warm-up."""
+    pytest.importorskip("asyncpg")
+    import governed_db
+    from tests._redteam import asyncpg_variants
+
+    names: dict[str, str] = {}
+    setup = [CUSTOMERS, *CALLING["postgres"][:3], PG_REACHED[2].replace("{p}_h", "{p}_f")]
+
+    async def see(conn: Any, p: str) -> list[Any]:
+        out: list[Any] = []
+        for sql in ("SELECT {p}_f(1)", "SELECT {p}_h(1)", "INSERT INTO {p}_k VALUES (1, 1)"):
+            try:
+                out.append([tuple(r) for r in await conn.fetch(sql.format(p=p))])
+            except governed_db.GuardrailViolation as e:
+                assert e.decision is not None
+                out.append(f"refused: {sorted(e.decision.rules)}")
+            except Exception as e:
+                out.append(type(e).__name__)
+        return out
+
+    try:
+        for v, secret in (("a", ALICE), ("b", ANNA)):
+            p = names[v] = f"ac_{unique}_{v}"
+            for sql in setup:
+                pg_conn.execute(sql.format(p=p))
+            pg_conn.execute(f"INSERT INTO {p}_c VALUES ({', '.join(['%s'] * len(secret))})", secret)
+        seen = asyncpg_variants(names, see)
+    finally:
+        for p in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {p}_k, {p}_c CASCADE")
+            pg_conn.execute(f"DROP FUNCTION IF EXISTS {p}_f(int), {p}_h(int), {p}_g(int)")
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1], seen
+    assert all(str(s).startswith("refused") for s in seen["a"][1]), seen

@@ -17,7 +17,6 @@ name and kept no longer than the catalog comparison of decision 0392.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -54,8 +53,21 @@ _DUCKDB_BODIES = (
     "WHERE lower(function_name) = lower(?)"
 )
 _NAME_WORD = re.compile(r"[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?")
-#: a call in a body: the name before an opening parenthesis
-_CALL = re.compile(r"\"?([A-Za-z_][\w$]*)\"?\s*\(")
+_WORD = re.compile(r"[A-Za-z_][\w$]*")
+#: which of some words name a function of the application's (PostgreSQL: one text, the async replay keys by it)
+_PG_NAMED_FUNCTIONS = (
+    "SELECT DISTINCT lower(p.proname::text) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+    "ON n.oid = p.pronamespace WHERE lower(p.proname::text) = ANY (string_to_array(%s, chr(31))) "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+)
+_MYSQL_NAMED_FUNCTIONS = (
+    "SELECT DISTINCT lower(ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION' "
+    "AND lower(ROUTINE_NAME) IN ({})"
+)
+_DUCKDB_NAMED_FUNCTIONS = (
+    "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE NOT internal "
+    "AND function_type IN ('macro', 'table_macro') AND lower(function_name) IN ({})"
+)
 #: languages whose code names no table (compiled code: an extension's C)
 _COMPILED = frozenset({"c", "internal"})
 #: languages whose string literals are data, not code (elsewhere, plpython's ``plpy.execute('...')``, they run)
@@ -109,7 +121,7 @@ def body_on(cur: Any, fam: str, name: str) -> Body | None:
     if not rows:
         return Body(unlisted=fam == "duckdb")
     words: set[str] = set()
-    calls: set[str] = set()
+    texts: list[str] = []
     defined = False
     for language, text, params in rows:
         language = str(language).lower()
@@ -127,23 +139,25 @@ def body_on(cur: Any, fam: str, name: str) -> Body | None:
             return None
         local = _local_names(code, str(params or ""))
         words.update(w for w in found if _NAME_WORD.fullmatch(w) and (w not in local or _placed(code, w)))
-        calls.update(calls_in(code, fam))
+        texts.append(code)
     if not defined:
         return Body()
+    calls = set(calls_in(cur, fam, "\n".join(texts)))
     return Body(_existing(cur, fam, sorted(words)), tuple(sorted(calls - {name.lower()})), defined=True)
 
 
-def calls_in(code: str, fam: str) -> list[str]:
-    """The lower-case names ``code`` calls that masking does not know as functions (the application's may be
-    among them)."""
-    return sorted(n for n in {c.lower() for c in _CALL.findall(code)} if not _known(n, fam))
-
-
-@functools.lru_cache(maxsize=4096)
-def _known(name: str, fam: str) -> bool:
-    from governed_db.masking.flow import known_function_name
-
-    return known_function_name(name, fam)
+def calls_in(cur: Any, fam: str, code: str) -> list[str]:
+    """The lower-case words of ``code`` that name a function of the application's (one catalog read): what it
+    may call, however the call is spelled (a comment before its parenthesis, a quoted name)."""
+    words = sorted({w.lower() for w in _WORD.findall(code)})
+    if not words:
+        return []
+    if fam == "postgres":
+        sql, params = _PG_NAMED_FUNCTIONS, ("\x1f".join(words),)
+    else:
+        marks = ", ".join(["%s" if fam == "mysql" else "?"] * len(words))
+        sql, params = (_MYSQL_NAMED_FUNCTIONS if fam == "mysql" else _DUCKDB_NAMED_FUNCTIONS).format(marks), tuple(words)
+    return sorted(str(r[0]) for r in _rows(cur, sql, params))
 
 
 def _without_strings(body: str, fam: str) -> str:

@@ -1314,7 +1314,7 @@ def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
 
 def _pg_code_reads(
     cur: Any, table_sql: str, name: str, code: str, events: frozenset[str], of: frozenset[str] | None,
-    kind: str = "trigger",
+    kind: str = "trigger", calls: list[str] | None = None,
 ) -> list[Constraint]:
     """The relations other than ``table_sql`` that the code of a trigger or rule names (the columns of each it
     names, all where it names none), and those the application's functions it calls read, transitively (all their
@@ -1326,7 +1326,7 @@ def _pg_code_reads(
     found = stored_code.named_relations(code, "postgres") if kind == "trigger" else []
     words = frozenset(found if found is not None else re.findall(r"[\w$]+", code.lower()))
     names = sorted(w for w in words if _NAME_WORD.fullmatch(w))
-    calls = app_functions.calls_in(code, "postgres")
+    calls = app_functions.calls_in(cur, "postgres", code) if calls is None else calls
     reached = app_functions.relations_reached(cur, "postgres", calls) if calls else ()
     queried = [*names, *(reached or ())]
     named = _rows(cur, _PG_NAMED.format(values=", ".join(["(%s)"] * len(queried))), (table_sql, *queried)) if queried else []
@@ -1369,11 +1369,14 @@ def _pg_computed_calls(cur: Any, table_sql: str) -> list[Constraint]:
     from governed_db.masking import app_functions
 
     out: list[Constraint] = []
-    for label, events, text in _rows(cur, _PG_EXPRESSIONS, (table_sql,) * 3):
-        code = str(text or "")
-        if app_functions.calls_in(code, "postgres"):
+    found = [(str(label), str(events), str(text or "")) for label, events, text in _rows(cur, _PG_EXPRESSIONS,
+                                                                                         (table_sql,) * 3)]  # fmt: skip
+    named = set(app_functions.calls_in(cur, "postgres", "\n".join(t for _, _, t in found))) if found else set()
+    for label, events, code in found:
+        calls = sorted(named & {w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", code)})
+        if calls:
             out += _pg_code_reads(cur, table_sql, f"{label} (the functions it calls)", code,
-                                  frozenset(str(events).split()), None, kind="code")  # fmt: skip
+                                  frozenset(events.split()), None, kind="code", calls=calls)  # fmt: skip
     return out
 
 
