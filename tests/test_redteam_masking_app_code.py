@@ -282,3 +282,53 @@ def test_calls_and_checks_are_judged_through_asyncpg(pg_conn: Any, unique: str) 
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1], seen
     assert all(str(s).startswith("refused") for s in seen["a"][1]), seen
+
+
+# -- what a cast, an operator and an aggregate run ----------------------------------------------------------------
+PG_TYPED = [
+    PG_REACHED[0],
+    "CREATE DOMAIN {p}_dom AS int CHECK (NOT {p}_g(VALUE))",
+    "CREATE TABLE {p}_dt (id int, v {p}_dom)",
+    "CREATE TYPE {p}_ty AS (x int)",
+    "CREATE FUNCTION {p}_cast(i int) RETURNS {p}_ty LANGUAGE sql STABLE AS "
+    "$$ SELECT ROW(CASE WHEN {p}_g(i) THEN 1 ELSE 0 END)::{p}_ty $$",
+    "CREATE CAST (int AS {p}_ty) WITH FUNCTION {p}_cast(int)",
+    "CREATE FUNCTION {p}_op(a int, b int) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT {p}_g(a) $$",
+    "CREATE OPERATOR @#@# (LEFTARG = int, RIGHTARG = int, FUNCTION = {p}_op)",
+    "CREATE FUNCTION {p}_sf(s boolean, i int) RETURNS boolean LANGUAGE sql STABLE AS "
+    "$$ SELECT coalesce(s, false) OR {p}_g(i) $$",
+    "CREATE AGGREGATE {p}_agg(int) (SFUNC = {p}_sf, STYPE = boolean)",
+    # look-alikes: a domain with a pure CHECK, a type without cast functions, a pure aggregate
+    "CREATE DOMAIN {p}_pos AS int CHECK (VALUE > 0)",
+    "CREATE TABLE {p}_pt (id int, v {p}_pos)",
+    "CREATE TYPE {p}_pair AS (x int, y int)",
+    "CREATE FUNCTION {p}_add(s int, i int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(s, 0) + i $$",
+    "CREATE AGGREGATE {p}_total(int) (SFUNC = {p}_add, STYPE = int)",
+]
+PG_TYPED_DROPS = (
+    "DROP TABLE IF EXISTS {p}_dt, {p}_pt",
+    "DROP OPERATOR IF EXISTS @#@# (int, int)",
+    "DROP AGGREGATE IF EXISTS {p}_agg(int), {p}_total(int)",
+    "DROP CAST IF EXISTS (int AS {p}_ty)",
+    "DROP FUNCTION IF EXISTS {p}_op(int, int), {p}_cast(int), {p}_sf(boolean, int), {p}_add(int, int)",
+    "DROP TYPE IF EXISTS {p}_ty, {p}_pair",
+    "DROP DOMAIN IF EXISTS {p}_dom, {p}_pos",
+    "DROP FUNCTION IF EXISTS {p}_g(int)",
+)
+
+
+def test_postgres_casts_operators_domains_and_aggregates_are_judged(
+    request: pytest.FixtureRequest, unique: str
+) -> None:
+    """A domain's CHECK (on an INSERT into a column of it, or a cast), a cast function, the function of an operator
+    called as ``OPERATOR(public.op)`` and an aggregate's transition function ran the application's code over the
+    SSN on values the agent chose: the copies answered True/False, or an error for one."""
+    steps = ["INSERT INTO {p}_dt VALUES (1, 1)", "SELECT (1::{p}_ty).x", "SELECT CAST(1 AS {p}_ty)",
+             "SELECT 1 OPERATOR(public.@#@#) 2", "SELECT {p}_agg(customer_id) FROM {p}_o", "SELECT 1::{p}_dom"]  # fmt: skip
+    _told_apart_then_refused("postgres", request, unique, PG_TYPED, steps, PG_TYPED_DROPS)
+
+
+def test_postgres_pure_casts_domains_and_aggregates_run(request: pytest.FixtureRequest, unique: str) -> None:
+    steps = ["INSERT INTO {p}_pt VALUES (1, 1)", "SELECT (ROW(1, 2)::{p}_pair).y", "SELECT 3::{p}_pos",
+             "SELECT {p}_total(customer_id) FROM {p}_o"]  # fmt: skip
+    _answers_as_raw("postgres", request, unique, PG_TYPED, steps, PG_TYPED_DROPS)

@@ -34,7 +34,7 @@ from governed_db.masking.schema import _rows, family, guarded
 FUNCTION_DEPTH = 4
 
 _PG_BODIES = (
-    "SELECT l.lanname::text, CASE WHEN p.prokind = 'a' THEN (SELECT concat_ws(' ', a.aggtransfn::regproc::text "
+    "SELECT CASE WHEN p.prokind = 'a' THEN 'pseudo' ELSE l.lanname::text END, CASE WHEN p.prokind = 'a' THEN (SELECT concat_ws(' ', a.aggtransfn::regproc::text "
     "|| '()', nullif(a.aggfinalfn::oid, 0)::regproc::text || '()', nullif(a.aggcombinefn::oid, 0)::regproc::text "
     "|| '()') FROM pg_catalog.pg_aggregate a WHERE a.aggfnoid = p.oid) WHEN coalesce(p.prosrc, '') = '' "
     "THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END, coalesce(array_to_string(p.proargnames, ' '), '') "
@@ -45,6 +45,22 @@ _PG_BODIES = (
 _MYSQL_BODIES = (
     "SELECT 'sql', ROUTINE_DEFINITION, '' FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION' "
     "AND ROUTINE_NAME = %s"
+)
+#: what a cast to a PostgreSQL type runs: its cast functions (as calls) and, for a domain, its CHECKs
+_PSEUDO_TYPE = "::"
+_PG_TYPE_CODE = (
+    "SELECT 'pseudo', concat_ws(' ', (SELECT string_agg(c.castfunc::regproc::text || '()', ' ') "
+    "FROM pg_catalog.pg_cast c WHERE c.casttarget = t.oid AND c.castfunc <> 0), (SELECT "
+    "string_agg(pg_catalog.pg_get_constraintdef(k.oid), ' ') FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid)), "
+    "'' FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+    "WHERE t.oid = to_regtype(%s) AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+)
+#: what ``OPERATOR(s.op)`` runs: the functions of the application's operators of that name
+_PSEUDO_OPERATOR = "operator:"
+_PG_OPERATOR_CODE = (
+    "SELECT 'pseudo', string_agg(o.oprcode::regproc::text || '()', ' '), '' FROM pg_catalog.pg_operator o "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE o.oprname = %s "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') HAVING count(*) > 0"
 )
 #: DuckDB's own functions answer too (``internal``): a name with no row at all is unlisted (see :class:`Body`)
 _DUCKDB_BODIES = (
@@ -71,7 +87,7 @@ _DUCKDB_NAMED_FUNCTIONS = (
 #: languages whose code names no table (compiled code: an extension's C)
 _COMPILED = frozenset({"c", "internal"})
 #: languages whose string literals are data, not code (elsewhere, plpython's ``plpy.execute('...')``, they run)
-_SQL_LANGUAGES = frozenset({"sql", "plpgsql"})
+_SQL_LANGUAGES = frozenset({"sql", "plpgsql", "pseudo"})
 #: DuckDB functions that run a query given as text: a body using one names tables nobody can read from its text
 _DUCKDB_DYNAMIC = frozenset({"query", "query_table"})
 #: PL/pgSQL's declarations (``DECLARE n int; total numeric := 0; BEGIN``) and MySQL's (``DECLARE a, b INT``)
@@ -97,11 +113,28 @@ class Body:
 
 def called(tree: exp.Expression) -> set[str]:
     """The names (lower case) of the functions ``tree`` calls that masking does not know (sqlglot's anonymous
-    calls, qualified or not, a table function's among them); ``pg_catalog.f(...)`` is the server's own."""
-    return {
+    calls, qualified or not, a table function's among them); ``pg_catalog.f(...)`` is the server's own. A cast to
+    a type of the application's counts as a call ``::type`` (its cast function, a domain's CHECK), and
+    ``OPERATOR(s.op)`` as ``operator:op`` (its function): PostgreSQL runs them on the statement's values."""
+    names = {
         str(n.name).lower() for n in tree.find_all(exp.Anonymous)
         if n.name and not (isinstance(n.parent, exp.Dot) and n.parent.this.name.lower() == "pg_catalog")
     }  # fmt: skip
+    for node in tree.find_all(exp.DataType):
+        if node.this == exp.DataType.Type.USERDEFINED and node.args.get("kind") is not None:
+            names.add(f"{_PSEUDO_TYPE}{node.args['kind'].sql(dialect='postgres').lower()}")
+    for op in tree.find_all(exp.Operator):
+        names.add(f"{_PSEUDO_OPERATOR}{str(op.args.get('operator') or '').rsplit('.', 1)[-1]}")
+    return names
+
+
+def describe(name: str) -> str:
+    """How a refusal names what ``name`` (from :func:`called`) stands for."""
+    if name.startswith(_PSEUDO_TYPE):
+        return f"the cast to type {name.removeprefix(_PSEUDO_TYPE)} (its cast functions and CHECKs)"
+    if name.startswith(_PSEUDO_OPERATOR):
+        return f"the operator {name.removeprefix(_PSEUDO_OPERATOR)} (its function)"
+    return f"the application's function {name}"
 
 
 def read_body(conn: Any, dialect: str, name: str) -> Body | None:
@@ -116,7 +149,15 @@ def read_body(conn: Any, dialect: str, name: str) -> Body | None:
 
 def body_on(cur: Any, fam: str, name: str) -> Body | None:
     """:func:`read_body` on a cursor of the catalog (``fam``: ``postgres``, ``mysql`` or ``duckdb``)."""
-    sql = {"postgres": _PG_BODIES, "mysql": _MYSQL_BODIES}.get(fam, _DUCKDB_BODIES)
+    pseudo = name.startswith((_PSEUDO_TYPE, _PSEUDO_OPERATOR))
+    if pseudo and fam != "postgres":
+        return Body()
+    if pseudo:
+        typed = name.startswith(_PSEUDO_TYPE)
+        sql = _PG_TYPE_CODE if typed else _PG_OPERATOR_CODE
+        name = name.removeprefix(_PSEUDO_TYPE if typed else _PSEUDO_OPERATOR)
+    else:
+        sql = {"postgres": _PG_BODIES, "mysql": _MYSQL_BODIES}.get(fam, _DUCKDB_BODIES)
     rows = _rows(cur, sql, (name,))
     if not rows:
         return Body(unlisted=fam == "duckdb")
@@ -131,6 +172,8 @@ def body_on(cur: Any, fam: str, name: str) -> Body | None:
         if language in _COMPILED:
             continue
         body = str(text or "")
+        if not body and language == "pseudo":
+            continue  # a type without cast functions or CHECKs
         if not body or stored_code.runs_built_statements(body):
             return None  # hidden (MySQL without the privilege) or built at run time
         code = _without_strings(body, fam) if language in _SQL_LANGUAGES else body
@@ -332,5 +375,5 @@ def masked_reads(
     return None
 
 
-__all__ = ["FUNCTION_DEPTH", "Body", "body_on", "called", "masked_reads", "reached", "read_body",
+__all__ = ["FUNCTION_DEPTH", "Body", "body_on", "called", "describe", "masked_reads", "reached", "read_body",
            "relations_reached", "unread"]  # fmt: skip

@@ -488,7 +488,7 @@ def _functions_hit(
     )
     return _hit(
         state, analysis, identity, PREDICATE_RULE,
-        f"the application's function {name} {what}: it would compute on their stored values for the rows "
+        f"{app_functions.describe(name)} {what}: it would compute on their stored values for the rows "
         "the statement picks",
         "read the tables themselves, or have the function called by an identity with an unmask grant "
         "(masking.unmask)",

@@ -1356,6 +1356,10 @@ _PG_EXPRESSIONS = (
     "|| a.attname, CASE WHEN a.attgenerated <> '' THEN 'insert update' ELSE 'insert' END, "
     "pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = to_regclass(%s) "
+    "UNION ALL SELECT 'the CHECK of domain ' || t.typname, 'insert update', pg_catalog.pg_get_constraintdef(k.oid) "
+    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_constraint k "
+    "ON k.contypid = t.oid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND k.contype = 'c' "
     "UNION ALL SELECT 'the index ' || i.indexrelid::regclass::text, 'insert update', "
     "pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i WHERE i.indrelid = to_regclass(%s) "
     "AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)"
@@ -1370,7 +1374,7 @@ def _pg_computed_calls(cur: Any, table_sql: str) -> list[Constraint]:
 
     out: list[Constraint] = []
     found = [(str(label), str(events), str(text or "")) for label, events, text in _rows(cur, _PG_EXPRESSIONS,
-                                                                                         (table_sql,) * 3)]  # fmt: skip
+                                                                                         (table_sql,) * 4)]  # fmt: skip
     named = set(app_functions.calls_in(cur, "postgres", "\n".join(t for _, _, t in found))) if found else set()
     for label, events, code in found:
         calls = sorted(named & {w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", code)})
