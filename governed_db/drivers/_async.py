@@ -420,14 +420,15 @@ class AsyncDriver(Driver):
                 )
 
     async def _warm_constraints(self, gov: Governor, state: Any, replay: _Replay, key: str, depth: int = 0) -> None:
-        from governed_db.masking import schema
+        from governed_db.masking import app_functions, schema
 
         info = state.tables.get(key)
         if info is None or info.columns is None or not state.constraints_due(info):
             return
         table_sql, db_name, name = info.source or (key, None, key)
         await self._answer(
-            gov, replay, lambda conn: schema.read_constraints(conn, gov.dialect, table_sql, db_name, name, info.columns)
+            gov, replay, lambda conn: schema.read_constraints(conn, gov.dialect, table_sql, db_name, name, info.columns,
+                                                              app_functions.pg_reach)
         )
         try:
             _, constraints = state.constraints_of(key)

@@ -334,6 +334,12 @@ def relations_reached(cur: Any, fam: str, names: Iterable[str]) -> tuple[str, ..
     return tuple(sorted(out))
 
 
+def pg_reach(cur: Any, code: str) -> tuple[str, ...] | None:
+    """PostgreSQL (``schema.Reach``): the relations the application's functions ``code`` names read, transitively."""
+    calls = calls_in(cur, "postgres", code)
+    return relations_reached(cur, "postgres", calls) if calls else ()
+
+
 def masked_reads(
     state: Any, access: Any, names: Iterable[str], probe: Callable[[str], Iterable[str] | None] | None = None
 ) -> tuple[str, list[str]] | None:
@@ -375,5 +381,5 @@ def masked_reads(
     return None
 
 
-__all__ = ["FUNCTION_DEPTH", "Body", "body_on", "called", "describe", "masked_reads", "reached", "read_body",
+__all__ = ["FUNCTION_DEPTH", "Body", "body_on", "called", "describe", "masked_reads", "pg_reach", "reached", "read_body",
            "relations_reached", "unread"]  # fmt: skip

@@ -584,7 +584,8 @@ class MaskingState:
                 table_sql, schema_name, name = info.source or (key, None, key)
                 raw = self.gov.driver.catalog_connection(self.gov)
                 misses = getattr(raw, "misses", 0)
-                info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns)
+                info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns,
+                                                           app_functions.pg_reach)
                 if getattr(raw, "misses", 0) == misses:
                     # a read an async connection's warm-up did not do is no unreadable catalog: asked again, with
                     # await, before the next write is judged (and judged as unreadable meanwhile: fail closed)

@@ -37,6 +37,9 @@ log = logging.getLogger("governed_db.masking")
 T = TypeVar("T")
 
 Column = tuple[str, "str | None"]
+#: given a catalog cursor and a text of code, the relations the application's functions it names read, transitively
+#: (``None``: unknown); ``app_functions.pg_reach``
+Reach = Callable[[Any, str], "tuple[str, ...] | None"]
 
 _COLUMNS_SQL = {
     "sqlite": "SELECT name, type FROM pragma_table_info({p})",
@@ -1198,10 +1201,10 @@ _PG_NAMED = (
 _NAME_WORD = re.compile(r"[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?")
 
 
-def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
+def _pg_constraints(cur: Any, table_sql: str, reach: Reach | None = None) -> list[Constraint]:
     kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
     relkind = kind[0][0] if kind else None
-    fired = _pg_fired(cur, table_sql) if relkind is not None else []
+    fired = _pg_fired(cur, table_sql, reach) if relkind is not None else []
     if relkind is not None and str(relkind) in ("v", "m", "f"):
         # a view writes into relations whose constraints are not its own: unknown, as before; and its rules and
         # INSTEAD OF triggers read what they name
@@ -1210,7 +1213,7 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
             "AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,)))  # fmt: skip
         return [Constraint("unknown", "the relations it writes", every), *fired]
     _base_table(relkind, ("r", "p"))
-    found = [*fired, *_pg_computed_calls(cur, table_sql)]
+    found = [*fired, *_pg_computed_calls(cur, table_sql, reach)]
     found += [
         Constraint("unique", str(n), _names(cols), primary=bool(primary))
         for n, cols, primary in _rows(cur, _PG_UNIQUE, (table_sql,))
@@ -1278,7 +1281,7 @@ _PG_TRIGGER_EVENTS = ((4, "insert"), (8, "delete"), (16, "update"))
 _PG_RULE_EVENTS = {"2": "update", "3": "insert", "4": "delete"}
 
 
-def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
+def _pg_fired(cur: Any, table_sql: str, reach: Reach | None) -> list[Constraint]:
     """The triggers and rules a write to ``table_sql`` fires, a view's ``INSTEAD OF`` ones among them (decisions
     0385, 0393, 0397): ``BEFORE UPDATE ... IF OLD.full_name >= 'N' THEN RETURN NULL`` and ``CREATE RULE ... WHERE
     old.full_name >= 'N' DO INSTEAD NOTHING`` made ``UPDATE t SET city = 'X' WHERE id = 1`` change one row or none.
@@ -1308,26 +1311,25 @@ def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
         own_events = events if own_name in words else events - {"insert"}
         if cols and own_events:
             out.append(Constraint("trigger", name, cols, updated=of, events=own_events))
-        out += _pg_code_reads(cur, table_sql, name, code, events, of)
+        out += _pg_code_reads(cur, table_sql, name, code, events, of, reach)
     return out
 
 
 def _pg_code_reads(
     cur: Any, table_sql: str, name: str, code: str, events: frozenset[str], of: frozenset[str] | None,
-    kind: str = "trigger", calls: list[str] | None = None,
+    reach: Reach | None, kind: str = "trigger",
 ) -> list[Constraint]:
     """The relations other than ``table_sql`` that the code of a trigger or rule names (the columns of each it
     names, all where it names none), and those the application's functions it calls read, transitively (all their
     columns): a ``kind`` constraint each, with the code's events (decision 0397). A call whose reads cannot be told
     counts as a use of every column of ``table_sql``. Only the calls of a ``code`` one (a CHECK's, a DEFAULT's,
     a generated column's, an index's expression: the words of which name columns)."""
-    from governed_db.masking import app_functions, stored_code
+    from governed_db.masking import stored_code
 
     found = stored_code.named_relations(code, "postgres") if kind == "trigger" else []
     words = frozenset(found if found is not None else re.findall(r"[\w$]+", code.lower()))
     names = sorted(w for w in words if _NAME_WORD.fullmatch(w))
-    calls = app_functions.calls_in(cur, "postgres", code) if calls is None else calls
-    reached = app_functions.relations_reached(cur, "postgres", calls) if calls else ()
+    reached = reach(cur, code) if reach is not None else ()
     queried = [*names, *(reached or ())]
     named = _rows(cur, _PG_NAMED.format(values=", ".join(["(%s)"] * len(queried))), (table_sql, *queried)) if queried else []
     called = {table_key(r) for r in reached or ()}
@@ -1366,21 +1368,16 @@ _PG_EXPRESSIONS = (
 )
 
 
-def _pg_computed_calls(cur: Any, table_sql: str) -> list[Constraint]:
+def _pg_computed_calls(cur: Any, table_sql: str, reach: Reach | None) -> list[Constraint]:
     """The application's functions a table's CHECK constraints, DEFAULTs, generated columns and index expressions
     call run on the caller's write, out of the statement's text, and read what their bodies read (decision 0397):
     a ``code`` constraint per relation they reach."""
-    from governed_db.masking import app_functions
-
     out: list[Constraint] = []
-    found = [(str(label), str(events), str(text or "")) for label, events, text in _rows(cur, _PG_EXPRESSIONS,
-                                                                                         (table_sql,) * 4)]  # fmt: skip
-    named = set(app_functions.calls_in(cur, "postgres", "\n".join(t for _, _, t in found))) if found else set()
-    for label, events, code in found:
-        calls = sorted(named & {w.lower() for w in re.findall(r"[A-Za-z_][\w$]*", code)})
-        if calls:
+    for label, events, text in _rows(cur, _PG_EXPRESSIONS, (table_sql,) * 4):
+        code = str(text or "")
+        if "(" in code:
             out += _pg_code_reads(cur, table_sql, f"{label} (the functions it calls)", code,
-                                  frozenset(events.split()), None, kind="code", calls=calls)  # fmt: skip
+                                  frozenset(str(events).split()), None, reach, kind="code")  # fmt: skip
     return out
 
 
@@ -1933,9 +1930,12 @@ def system_view(conn: Any, dialect: str, table_sql: str) -> bool:
 
 
 def read_constraints(
-    conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
+    conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str],
+    reach: Reach | None = None,
 ) -> list[Constraint] | None:
-    """The unique keys, foreign keys (both ways) and CHECK constraints of one table; ``None`` when unreadable."""
+    """The unique keys, foreign keys (both ways) and CHECK constraints of one table; ``None`` when unreadable.
+    ``reach`` tells the relations the application's functions a text names read (PostgreSQL: its triggers', CHECKs',
+    DEFAULTs' calls, decision 0397)."""
     fam = family(dialect)
     if fam is None:
         return None
@@ -1944,7 +1944,7 @@ def read_constraints(
         if fam == "sqlite":
             return _sqlite_constraints(cur, name, columns)
         if fam == "postgres":
-            return _pg_constraints(cur, table_sql)
+            return _pg_constraints(cur, table_sql, reach)
         if fam == "mysql":
             return _mysql_constraints(cur, schema, name, columns)
         return _duckdb_constraints(cur, schema, name, columns)
