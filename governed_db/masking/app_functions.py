@@ -199,7 +199,10 @@ def calls_in(cur: Any, fam: str, code: str) -> list[str]:
         sql, params = _PG_NAMED_FUNCTIONS, ("\x1f".join(words),)
     else:
         marks = ", ".join(["%s" if fam == "mysql" else "?"] * len(words))
-        sql, params = (_MYSQL_NAMED_FUNCTIONS if fam == "mysql" else _DUCKDB_NAMED_FUNCTIONS).format(marks), tuple(words)
+        sql, params = (
+            (_MYSQL_NAMED_FUNCTIONS if fam == "mysql" else _DUCKDB_NAMED_FUNCTIONS).format(marks),
+            tuple(words),
+        )
     return sorted(str(r[0]) for r in _rows(cur, sql, params))
 
 
