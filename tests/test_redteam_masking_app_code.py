@@ -184,20 +184,23 @@ PG_REACHED = [
     "CREATE FUNCTION {p}_tf() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF {p}_h(NEW.id) THEN "
     "RAISE EXCEPTION 'no'; END IF; RETURN NEW; END $$",
     "CREATE TRIGGER {p}_tt BEFORE INSERT ON {p}_t FOR EACH ROW EXECUTE FUNCTION {p}_tf()",
+    "CREATE TABLE {p}_b (id int, flag boolean)",
+    "CREATE VIEW {p}_bv AS SELECT id, flag FROM {p}_b",
+    "ALTER VIEW {p}_bv ALTER COLUMN flag SET DEFAULT {p}_g(1)",
 ]
-PG_REACHED_DROPS = ("DROP TABLE IF EXISTS {p}_k, {p}_d, {p}_t", "DROP FUNCTION IF EXISTS {p}_tf()",
+PG_REACHED_DROPS = ("DROP TABLE IF EXISTS {p}_k, {p}_d, {p}_t, {p}_b CASCADE", "DROP FUNCTION IF EXISTS {p}_tf()",
                     "DROP FUNCTION IF EXISTS {p}_h(int), {p}_g(int)")  # fmt: skip
 
 
 def test_postgres_functions_a_write_computes_are_judged(request: pytest.FixtureRequest, unique: str) -> None:
-    """A CHECK constraint, a DEFAULT and a trigger's function calling the application's function over the SSN ran
-    it on the agent's write: the INSERT succeeded over one copy and failed over the other, or stored row 1's
-    verdict."""
+    """A CHECK constraint, a DEFAULT (a table's, a view's) and a trigger's function calling the application's function
+    over the SSN ran it on the agent's write: the INSERT succeeded over one copy and failed over the other, or
+    stored row 1's verdict."""
     steps = ["INSERT INTO {p}_k VALUES (1, 1)", "INSERT INTO {p}_d (id, v) VALUES (1, 1)",
-             "INSERT INTO {p}_t VALUES (1)"]  # fmt: skip
-    raw = _play("postgres", request, unique, PG_REACHED, [*steps[:2], "SELECT flag FROM {p}_d", steps[2]],
+             "INSERT INTO {p}_t VALUES (1)", "INSERT INTO {p}_bv (id) VALUES (1)"]  # fmt: skip
+    raw = _play("postgres", request, unique, PG_REACHED, [*steps, "SELECT flag FROM {p}_d", "SELECT flag FROM {p}_b"],
                 PG_REACHED_DROPS, governed=False)  # fmt: skip
-    assert all(raw[0][i] != raw[1][i] for i in (0, 2, 3)), raw  # the oracle, unprotected
+    assert all(raw[0][i] != raw[1][i] for i in (0, 2, 4, 5)), raw  # the oracle, unprotected
     seen = _play("postgres", request, unique, PG_REACHED, steps, PG_REACHED_DROPS)
     _alike_and_masked(seen)
     assert all(_refused(s) for s in seen[0]), seen

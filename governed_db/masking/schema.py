@@ -1211,7 +1211,7 @@ def _pg_constraints(cur: Any, table_sql: str, reach: Reach | None = None) -> lis
         every = _names(r[0] for r in _rows(
             cur, "SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(%s) "
             "AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,)))  # fmt: skip
-        return [Constraint("unknown", "the relations it writes", every), *fired]
+        return [Constraint("unknown", "the relations it writes", every), *fired, *_pg_computed_calls(cur, table_sql, reach)]
     _base_table(relkind, ("r", "p"))
     found = [*fired, *_pg_computed_calls(cur, table_sql, reach)]
     found += [
