@@ -335,3 +335,38 @@ def test_postgres_pure_casts_domains_and_aggregates_run(request: pytest.FixtureR
     steps = ["INSERT INTO {p}_pt VALUES (1, 1)", "SELECT (ROW(1, 2)::{p}_pair).y", "SELECT 3::{p}_pos",
              "SELECT {p}_total(customer_id) FROM {p}_o"]  # fmt: skip
     _answers_as_raw("postgres", request, unique, PG_TYPED, steps, PG_TYPED_DROPS)
+
+
+def test_postgres_a_row_security_policy_calling_a_function_calling_one_is_judged(
+    pg_conn: Any, unique: str
+) -> None:
+    """A policy ``USING (NOT h(owner))`` on the documents, ``h`` calling ``g`` (``SECURITY DEFINER``), which reads
+    the SSN of the document's owner: the role bound by the policy counted 1 or 2 documents (one level of calls
+    was read: ``h`` names no table)."""
+    from tests.test_redteam_masking_r20_pg import _as_role
+
+    role, names = f"ac_{unique}", {}
+    pg_conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        for v, secret in (("a", ALICE), ("b", ANNA)):
+            p = names[v] = f"ac_{unique}_{v}"
+            for sql in (
+                CUSTOMERS,
+                PG_REACHED[0].replace("LANGUAGE sql STABLE", "LANGUAGE sql STABLE SECURITY DEFINER"),
+                PG_REACHED[1],
+                "CREATE TABLE {p}_docs (id int, owner int)",
+                "INSERT INTO {p}_docs VALUES (1, 1), (2, 2)",
+                "ALTER TABLE {p}_docs ENABLE ROW LEVEL SECURITY",
+                "CREATE POLICY {p}_own ON {p}_docs USING (NOT {p}_h(owner))",
+                f"GRANT SELECT ON {{p}}_docs TO {role}",
+            ):
+                pg_conn.execute(sql.format(p=p))
+            pg_conn.execute(f"INSERT INTO {p}_c VALUES ({', '.join(['%s'] * len(secret))})", secret)
+        seen = _as_role("psycopg", role, names, "SELECT count(*) FROM {t}_docs")
+    finally:
+        for p in names.values():
+            pg_conn.execute(f"DROP TABLE IF EXISTS {p}_docs, {p}_c CASCADE")
+            pg_conn.execute(f"DROP FUNCTION IF EXISTS {p}_h(int), {p}_g(int)")
+        pg_conn.execute(f"DROP ROLE IF EXISTS {role}")
+    assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
+    assert seen["a"][1] == seen["b"][1] and "refused" in seen["a"][1], seen
