@@ -68,7 +68,6 @@ class AsyncDriver(Driver):
         # stored code names its tables in text sqlglot does not parse (a body): read apart (decision 0319)
         await self._warm_stored_code(gov, state, replay, sql)
         if not nodes:
-            await self._warm_called_code(gov, state, replay, sql)
             state.check_catalog(replay, relations=False)  # nothing read: MySQL keeps the last statement's warnings
             await self._warm_functions(gov, state, replay, sql, [])  # SELECT f(): no table, a body (0393)
             return
@@ -79,8 +78,6 @@ class AsyncDriver(Driver):
         keys = [table_key(".".join(p.name for p in node.parts)) for node in nodes]
         for key, node in zip(keys, nodes, strict=True):
             await self._warm_table(gov, state, replay, key, node)
-        # after the tables: the functions the definitions of the views read call count too
-        await self._warm_called_code(gov, state, replay, sql)
         # a write is judged by the constraints of the tables it names (read once per table), and by the columns of
         # the tables their foreign keys lead to. Read before the watched tables are probed, which traces the
         # statement (traced without them, every write of a small table was judged by unreadable constraints), and
@@ -112,30 +109,36 @@ class AsyncDriver(Driver):
         while todo:  # the views read, and the views they read
             key = todo.pop()
             info = state.tables.get(key)
-            if key in seen or info is None or not info.view or len(seen) > 64:
+            if key in seen or info is None or len(seen) > 64:
                 continue
             seen.add(key)
-            try:
-                tree = parse_one(info.view, state.sg_dialect)
-            except Exception:
-                continue
-            if not isinstance(tree, exp.Expression):
-                continue
-            trees.append(tree)
-            todo.extend(table_key(".".join(p.name for p in x.parts)) for x in tree.find_all(exp.Table) if x.name)
+            for query in (info.view, info.policy):  # a row-level security policy calls functions as a view does
+                try:
+                    tree = parse_one(query, state.sg_dialect) if isinstance(query, str) else None
+                except Exception:
+                    continue
+                if not isinstance(tree, exp.Expression):
+                    continue
+                trees.append(tree)
+                todo.extend(table_key(".".join(p.name for p in x.parts)) for x in tree.find_all(exp.Table) if x.name)
         names = set().union(*(app_functions.called(t) for t in trees)) if trees else set()
-        for name in sorted(names - set(state.function_reads)):
+        cache = state.function_reads
+        for _ in range(app_functions.FUNCTION_DEPTH + 2):  # the functions called, then those they call...
+            todo = app_functions.unread(cache, names)
+            if not todo:
+                break
+            for name in todo:
 
-            def read(conn: Any, n: str = name) -> None:
-                app_functions.relations_read(conn, gov.dialect, n)
+                def read(conn: Any, n: str = name) -> None:
+                    app_functions.read_body(conn, gov.dialect, n)
 
-            await self._answer(gov, replay, read)
-            try:
-                reads = state.function_reads[name] = app_functions.relations_read(replay, gov.dialect, name)
-            finally:
-                replay.answers.clear()
-            for key in reads or ():
-                await self._warm_table(gov, state, replay, key, None)
+                await self._answer(gov, replay, read)
+                try:
+                    body = cache[name] = app_functions.read_body(replay, gov.dialect, name)
+                finally:
+                    replay.answers.clear()
+                for key in body.relations if body is not None else ():
+                    await self._warm_table(gov, state, replay, key, None)
 
     async def _warm_row_pickers(self, gov: Governor, state: Any, replay: _Replay, sql: Any) -> None:
         """Where a PostgreSQL statement reads the catalog's row counts: the relations whose rows a condition on
@@ -240,48 +243,6 @@ class AsyncDriver(Driver):
             if found and found[-1]:
                 await self._warm_table(gov, state, replay, table_key(name), None)
                 state.stored_code_classes[name] = state.table_classes(table_key(name))
-
-    async def _warm_called_code(self, gov: Governor, state: Any, replay: _Replay, sql: Any) -> None:
-        """Read, with ``await``, the application's functions a PostgreSQL statement calls, which words of their bodies
-        name a table or view, and those tables' columns: the masking guard refuses a call of one whose body reads
-        masked columns (decision 0385)."""
-        from governed_db.masking import schema, stored_code
-        from governed_db.masking.catalog import table_key
-        from governed_db.masking.guard import called_functions
-        from governed_db.sql.shapes import analysis_for
-
-        if gov.dialect not in ("postgres", "postgresql"):
-            return
-        text = sql if type(sql) is str else gov.driver.statement_text(sql, gov.raw)
-        try:
-            names = called_functions(analysis_for(text, gov.dialect), state)
-        except Exception:
-            return
-        if not names or state.called_code.get(tuple(names)) is not None:
-            return  # read already (DDL forgets them, as it forgets the tables read)
-        if len(state.called_code) > 256:
-            state.called_code.clear()
-        found: list[Any] = []
-        await self._answer(gov, replay, lambda conn: found.append(schema.application_functions(conn, gov.dialect,
-                                                                                             names)))  # fmt: skip
-        replay.answers.clear()
-        code = found[-1] if found else None
-        state.called_code[tuple(names)] = code
-        for _name, language, source in code or ():
-            if language not in ("sql", "plpgsql"):
-                continue
-            for word in stored_code.named_relations(source, gov.dialect) or ():
-                seen: list[list[bool] | None] = []
-
-                def read(conn: Any, word: str = word, into: list[list[bool] | None] = seen) -> None:
-                    into.append(schema.same_named_relations(conn, gov.dialect, word.rpartition(".")[2]))
-
-                await self._answer(gov, replay, read)
-                state.stored_code_names[word] = seen[-1] if seen else None
-                replay.answers.clear()
-                if seen and seen[-1]:
-                    await self._warm_table(gov, state, replay, table_key(word), None)
-                    state.stored_code_classes[word] = state.table_classes(table_key(word))
 
     async def _warm_order(self, gov: Governor, state: Any, replay: _Replay, key: str, node: exp.Table | None,
                           depth: int) -> None:
@@ -482,14 +443,15 @@ class AsyncDriver(Driver):
                 )
 
     async def _warm_constraints(self, gov: Governor, state: Any, replay: _Replay, key: str, depth: int = 0) -> None:
-        from governed_db.masking import schema
+        from governed_db.masking import app_functions, schema
 
         info = state.tables.get(key)
         if info is None or info.columns is None or not state.constraints_due(info):
             return
         table_sql, db_name, name = info.source or (key, None, key)
         await self._answer(
-            gov, replay, lambda conn: schema.read_constraints(conn, gov.dialect, table_sql, db_name, name, info.columns)
+            gov, replay, lambda conn: schema.read_constraints(conn, gov.dialect, table_sql, db_name, name, info.columns,
+                                                              app_functions.pg_reach)
         )
         try:
             _, constraints = state.constraints_of(key)

@@ -102,7 +102,7 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         return (clause, _origin(w.table, c.columns))
     if c.kind == "unknown":
         return _unreadable(w, list(c.columns))  # a view's: what it writes into is not its own (decision 0393)
-    if c.kind == "trigger":
+    if c.kind in ("trigger", "code"):
         if w.kind not in c.events:
             return None
         changed = w.changed
@@ -111,7 +111,8 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         table, cols = (c.other, c.other_columns) if c.other is not None else (w.table, c.columns)
         if not cols:
             return None
-        return (f"the trigger {c.name} on {w.table}, which reads {table}({_cols(cols)})", _origin(table, cols))
+        what = f"the trigger {c.name}" if c.kind == "trigger" else c.name  # ``code``: a CHECK's, a DEFAULT's call
+        return (f"{what} on {w.table}, which reads {table}({_cols(cols)})", _origin(table, cols))
     if c.kind == "index":
         grows = c.columns if c.updated is None else c.updated
         given = grows if w.columns is None else w.columns & grows

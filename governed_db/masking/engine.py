@@ -23,7 +23,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
 from governed_db.identity import Identity
-from governed_db.masking import drift, sampling, schema
+from governed_db.masking import app_functions, drift, sampling, schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
 from governed_db.masking.classify import (
     FEW_ROWS,
@@ -337,9 +337,6 @@ class MaskingState:
         self.stored_code_names: dict[str, list[bool] | None] = {}
         #: and the column classes of those that are tables, read then (judging DDL forgets the tables read)
         self.stored_code_classes: dict[str, Any] = {}
-        #: the application's functions a statement calls, by their sorted names, read with await for an async
-        #: connection before it is judged (decision 0385)
-        self.called_code: dict[tuple[str, ...], Any] = {}
         #: names (lower case) of the temporary tables and views this connection made: another connection may
         #: store a table of the same name later, which one side then hides (decision 0258)
         self.temporary_names: set[str] = set()
@@ -397,9 +394,9 @@ class MaskingState:
         self.catalog_due = 0.0
         #: the relations read were not compared when the comparison came due (a statement named none)
         self.catalog_pending = False
-        #: the relations each function of the application's named so reads (``None``: cannot be told), kept until
-        #: the next comparison with the catalog (decision 0393)
-        self.function_reads: dict[str, tuple[str, ...] | None] = {}
+        #: what the application's functions of each name read and call (``None``: cannot be told), kept until the
+        #: next comparison with the catalog (decisions 0393, 0397)
+        self.function_reads: dict[str, app_functions.Body | None] = {}
         #: PostgreSQL: the relations whose rows a condition on column values picks (``schema.row_pickers``) and
         #: when they were read (``time.monotonic()``), kept ``CATALOG_SECONDS`` (decision 0399)
         self.picked_rows: tuple[float, list[tuple[str, str, frozenset[str]]] | None] | None = None
@@ -466,7 +463,6 @@ class MaskingState:
             self.function_reads.clear()
             self.picked_rows = None
             self.facts.clear()
-            self.called_code.clear()
             self._drop_derived()
 
     def catalog_sources(self) -> list[tuple[str, drift.Source, drift.Signature]]:
@@ -624,7 +620,8 @@ class MaskingState:
                 table_sql, schema_name, name = info.source or (key, None, key)
                 raw = self.gov.driver.catalog_connection(self.gov)
                 misses = getattr(raw, "misses", 0)
-                info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns)
+                info.constraints = schema.read_constraints(raw, self.dialect, table_sql, schema_name, name, info.columns,
+                                                           app_functions.pg_reach)
                 if getattr(raw, "misses", 0) == misses:
                     # a read an async connection's warm-up did not do is no unreadable catalog: asked again, with
                     # await, before the next write is judged (and judged as unreadable meanwhile: fail closed)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -397,7 +398,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         or _shadowing_hit(state, analysis, identity)
         or _server_shadowing_hit(state, analysis, identity)
         or _trigger_hit(state, analysis, access, identity)
-        or _macro_hit(state, analysis, access, identity)
+        or _code_hit(state, analysis, access, identity)
     )
     if hit is not None:
         return hit
@@ -406,13 +407,6 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         hit = _lineage_hit(state, analysis, access, identity, lineage) or _view_hit(
             state, analysis, access, identity, lineage
         )
-        if hit is not None:
-            return hit
-    hit = _called_code_hit(state, analysis, access, identity)
-    if hit is not None:
-        return hit
-    for stmt in analysis.statements:
-        hit = None if stmt.expression is None else _functions_hit(state, analysis, access, identity, stmt.expression)
         if hit is not None:
             return hit
     return order_refusal(state, analysis, access, identity)
@@ -431,6 +425,52 @@ def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -
     return replace(lineage, uses=[*lineage.uses, *extra]) if extra else lineage
 
 
+def _code_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
+    """The application's functions the statement calls, and those the views it reads (and their row-level security
+    policies) call, judged before its lineage: a view's column computed by one is classified by values the
+    function computed (decisions 0391, 0397)."""
+    if access.everything:
+        return None
+    trees = [s.expression for s in analysis.statements if isinstance(s.expression, exp.Expression)]
+    for tree in trees:
+        hit = _functions_hit(state, analysis, access, identity, tree)
+        if hit is not None:
+            return hit
+    pending = [table_key(".".join(p.name for p in t.parts)) for tree in trees for t in tree.find_all(exp.Table)]
+    seen: set[str] = set()
+    while pending and len(seen) < 16:
+        key = pending.pop()
+        info = state.tables.get(key)
+        if key in seen or info is None:
+            continue
+        seen.add(key)
+        for query, what in ((info.view, f"the definition of view {key}"),
+                            (info.policy, f"the row-level security policies of table {key}")):  # fmt: skip
+            if not isinstance(query, str):
+                continue
+            calls, tables = _definition_reach(query, state.sg_dialect)
+            parsed = parse_one(query, state.sg_dialect) if calls else None
+            hit = _functions_hit(state, analysis, access, identity, parsed) if isinstance(parsed, exp.Expression) else None
+            if hit is not None:
+                return replace(hit, reason=f"in {what}: {hit.reason}")
+            pending += tables
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _definition_reach(definition: str, dialect: str) -> tuple[bool, tuple[str, ...]]:
+    """Whether a view's definition (or a policy's query) calls a function masking does not know, and the relations
+    it reads; unparsable: neither (the view judgement refuses it, 0382). Kept per text: every statement asks."""
+    try:
+        tree = parse_one(definition, dialect)
+    except Exception:
+        return False, ()
+    if not isinstance(tree, exp.Expression):
+        return False, ()
+    return bool(app_functions.called(tree)), tuple(table_key(".".join(p.name for p in t.parts))
+                                                   for t in tree.find_all(exp.Table))  # fmt: skip
+
+
 def _functions_hit(
     state: MaskingState, analysis: Analysis, access: Access, identity: Identity, tree: exp.Expression
 ) -> RuleHit | None:
@@ -438,16 +478,18 @@ def _functions_hit(
     the identity (or what it reads cannot be told): it computes on their raw values, for rows the caller picks,
     and its answer decides rows (``WHERE is_vip(id)``) or comes back (decision 0393)."""
     names = app_functions.called(tree)
-    found = app_functions.masked_reads(state, access, names) if names and not access.everything else None
+    if not names or access.everything:
+        return None
+    found = app_functions.masked_reads(state, access, names, lambda name: _unlisted_tables(state, tree, name))
     if found is None:
         return None
     name, masked = found
-    what = f"reads {', '.join(masked)}, whose columns are masked" if masked else (
+    what = f"reads {', '.join(masked)} (in its body or a function it calls), whose columns are masked" if masked else (
         "cannot be read (or builds statements at run time), so whether it reads masked columns is unknown"
     )
     return _hit(
         state, analysis, identity, PREDICATE_RULE,
-        f"the application's function {name} {what}: it would compute on their stored values for the rows "
+        f"{app_functions.describe(name)} {what}: it would compute on their stored values for the rows "
         "the statement picks",
         "read the tables themselves, or have the function called by an identity with an unmask grant "
         "(masking.unmask)",
@@ -988,96 +1030,6 @@ def _server_shadowing_hit(state: MaskingState, analysis: Analysis, identity: Ide
     return None
 
 
-def called_functions(analysis: Analysis, state: MaskingState | None = None) -> list[str]:
-    """The lower-case names of the functions a statement calls that the parser does not know (PostgreSQL's own
-    among them, told apart by the catalog) — and, given ``state``, those the definitions of the views it reads
-    call (three views deep), as far as those were read."""
-    names: set[str] = set()
-    trees = [s.expression for s in analysis.statements if isinstance(s.expression, exp.Expression)]
-    seen: set[str] = set()
-    for _depth in range(4):
-        found: list[exp.Expression] = []
-        for tree in trees:
-            names.update(
-                f.name.lower() for f in tree.find_all(exp.Anonymous)
-                # ``pg_catalog.md5(...)`` is the server's own, whatever the application named its functions
-                if f.name and not (isinstance(f.parent, exp.Dot) and f.parent.this.name.lower() == "pg_catalog")
-            )
-            if state is None:
-                continue
-            for table in tree.find_all(exp.Table):
-                key = table_key(".".join(p.name for p in table.parts))
-                info = state.tables.get(key)
-                if key in seen or info is None or not info.view:
-                    continue
-                seen.add(key)
-                with contextlib.suppress(Exception):
-                    view = parse_one(info.view, state.sg_dialect)
-                    if isinstance(view, exp.Expression):
-                        found.append(view)
-        trees = found
-    return sorted(names)
-
-
-def _called_code_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
-    """PostgreSQL: a call of the application's function runs its body on the raw rows of the tables it reads, out
-    of masking's sight: ``SELECT name_of(1)`` over ``SELECT full_name FROM customers WHERE id = i`` returned the
-    name as stored, ``has_email('...')`` tested a guess (decision 0385). A function (SQL or PL/pgSQL) whose body
-    names a table with columns masked for the identity, or builds statements at run time, is refused as stored
-    code the caller defines is (0319); code in another language reads no table by name (an extension's C)."""
-    if state.sg_dialect != "postgres":
-        return None
-    names = called_functions(analysis, state)
-    if not names:
-        return None
-    found = state.called_code.get(tuple(names), MISSING)  # read with await for an async connection
-    if found is MISSING:
-        found = schema.application_functions(state.gov.driver.catalog_connection(state.gov), state.dialect, names)
-    if found is None:
-        return None if access.everything else _hit(
-            state, analysis, identity, PREDICATE_RULE,
-            f"the functions it calls ({', '.join(names)}) could not be looked up, so whether one reads a masked "
-            "column out of masking's sight is unknown",
-            "run the statement again (the catalog is read again first), or ask for an unmask grant (masking.unmask)",
-        )  # fmt: skip
-    conn = None
-    for name, language, source in found:
-        if language not in ("sql", "plpgsql"):
-            continue
-        words = stored_code.named_relations(source, state.dialect)
-        masked: list[str] = []
-        unknown = words is None or stored_code.runs_built_statements(source)
-        for word in words or ():
-            if word in state.stored_code_names:
-                rel = state.stored_code_names[word]  # read with await for an async connection
-            else:
-                if conn is None:
-                    conn = state.gov.driver.catalog_connection(state.gov)
-                rel = schema.same_named_relations(conn, state.dialect, word.rpartition(".")[2])
-            if rel is None:
-                unknown = True
-                break
-            if not rel:
-                continue
-            classes = state.stored_code_classes.get(word, MISSING)
-            hidden = access.hidden_fields(word) if classes is MISSING else access.hidden_of(word, classes)
-            if hidden is None and not access.blind(word):
-                unknown = True
-            elif hidden or access.blind(word):
-                masked.append(word)
-        if masked or unknown:
-            reads = (f"reads {', '.join(masked)}, whose masked columns" if masked
-                     else "reads tables masking could not look up (or builds statements at run time), whose columns")
-            return _hit(
-                state, analysis, identity, PREDICATE_RULE,
-                f"it calls {name}(), the application's {language} function, whose body {reads} it would compute on "
-                "before masking (returning them, or deciding by them)",
-                "read the tables it reads instead, have the function reviewed into a view masking can judge, or ask "
-                "for an unmask grant (masking.unmask)",
-            )  # fmt: skip
-    return None
-
-
 def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
     """A trigger runs later on raw rows: ``NEW.ssn`` copied into a table of the caller's own came back in clear
     (``100-99-0000``, which no scan recognises), and its ``WHEN``, ``RAISE()`` or writes decided by a masked value.
@@ -1134,159 +1086,27 @@ def _trigger_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     return None
 
 
-#: how many macros deep a call is followed (a macro calling a macro...); deeper is refused as unreadable
-_MACRO_DEPTH = 4
-#: DuckDB functions that run a query given as text: a macro using one names tables nobody can read from its text
-_DUCKDB_DYNAMIC = frozenset({"query", "query_table"})
-
-
-def _macro_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
-    """DuckDB: a macro is expanded where it is called, so its body runs on the raw rows of every table it reads:
-    ``CREATE MACRO m(x) AS (SELECT ssn FROM customers WHERE id = x)``, made by the application, returned
-    ``100-99-0000`` in clear to ``SELECT m(1)`` (no scan recognises it), and ``m(1) LIKE '5%'`` or a table macro's
-    ``FROM tm() WHERE ssn LIKE '5%'`` decided by it, since analysis saw a function of unknown behaviour over a
-    constant. A call of a macro whose definition (or a macro it calls, four deep) names a table or view with
-    columns masked for the identity is refused, as stored code naming one is (decision 0391); unreadable
-    definitions fail closed."""
-    if state.dialect != "duckdb":
-        return None
-    names = {f.lower().rsplit(".", 1)[-1] for stmt in analysis.statements for f in stmt.functions}
-    names |= _functions_of_views(state, [t for stmt in analysis.statements for t in stmt.tables_read])
-    called = sorted(n for n in names if not known_function_name(n, "duckdb"))
-    if not called:
-        return None
-    conn = state.gov.driver.catalog_connection(state.gov)
-    macros = schema.user_macros(conn, state.dialect)
-    if macros is None:
-        return _macro_refusal(state, analysis, identity, called, [])
-    reached = [n for n in called if n in macros]
-    words: set[str] = set()
-    unknown = False
-    unlisted = [
-        n for n in called if n not in macros and schema.builtin_function(conn, state.dialect, n) is not True
-    ]
-    if unlisted:
-        # neither DuckDB's nor a macro of the catalog masking reads (through another connection): a temporary
-        # macro of the wrapped connection, a Python function, or no function at all; DuckDB says which tables a
-        # call of it reads
-        resolved, failed = _tables_unlisted_calls_read(state, analysis, unlisted)
-        for name, tables in sorted(resolved.items()):
-            if tables:
-                reached.append(name)
-                words |= tables
-        reached += failed
-        unknown = bool(failed)
-    if not reached:
-        return None
-    frontier = [n for n in reached if n in macros]
-    seen = set(frontier)
-    for _ in range(_MACRO_DEPTH):
-        inner: list[str] = []
-        for name in frontier:
-            for definition in macros[name]:
-                found = stored_code.named_relations(definition, "duckdb")
-                if found is None:
-                    unknown = True
-                    continue
-                words.update(found)
-                inner += [w for w in found if w in macros and w not in seen]
-        seen.update(inner)
-        frontier = inner
-        if not frontier:
-            break
-    unknown = unknown or bool(frontier) or bool(words & _DUCKDB_DYNAMIC)
-    masked: list[str] = []
-    for word in sorted(words):  # a macro may share its name with a table: looked up as one too
-        relations = schema.same_named_relations(conn, state.dialect, word.rpartition(".")[2])
-        if relations is None:
-            unknown = True
-            break
-        if not relations:
-            continue
-        hidden = access.hidden_fields(word)
-        if hidden is None and not access.blind(word):
-            unknown = True
-        elif hidden or access.blind(word):
-            masked.append(word)
-    if masked or unknown:
-        return _macro_refusal(state, analysis, identity, reached, masked)
-    return None
-
-
-def _tables_unlisted_calls_read(
-    state: MaskingState, analysis: Analysis, names: list[str]
-) -> tuple[dict[str, set[str]], list[str]]:
-    """Per name of ``names``, the tables (lower case) DuckDB's ``get_table_names`` says its calls in the statement
-    read -- asked on the wrapped connection itself, with the call's arguments NULL: it binds macros, temporary
-    ones included, without running anything --, and the names whose calls it could not resolve."""
+def _unlisted_tables(state: MaskingState, tree: exp.Expression, name: str) -> set[str] | None:
+    """DuckDB: the tables (lower case) the calls of ``name`` in ``tree`` read, as ``get_table_names`` on the wrapped
+    connection itself says with the calls' arguments NULL (it binds macros, temporary ones included, without
+    running anything; masking's catalog cursor is another connection, which does not list a temporary macro of
+    this one, decision 0391); ``None`` when one cannot be resolved so, or ``tree`` holds no call of it."""
     get = getattr(state.gov.raw, "get_table_names", None)
-    tables: dict[str, set[str]] = {}
-    failed: list[str] = []
-    for stmt in analysis.statements:
-        tree = stmt.expression
-        if tree is None:
-            continue
-        for call in tree.find_all(exp.Anonymous):
-            name = call.name.lower()
-            if name not in names:
-                continue
-            probe = call.copy()
-            probe.set("expressions", [exp.Null() for _ in call.expressions])
-            text = probe.sql(dialect="duckdb")
-            sql = f"SELECT * FROM {text}" if isinstance(call.parent, exp.Table) else f"SELECT {text}"
-            try:
-                if get is None:
-                    raise TypeError("no get_table_names")
-                tables.setdefault(name, set()).update(str(t).lower() for t in get(sql))
-            except Exception:
-                failed.append(name)
-    return tables, sorted(set(failed))
-
-
-def _functions_of_views(state: MaskingState, tables: list[str], budget: int = 16) -> set[str]:
-    """The functions the definitions of the views among ``tables`` call, following the views they read
-    (``budget`` definitions at most): a view over ``m(1)`` runs the macro's body as a call in the statement would."""
-    from governed_db.sql.analysis import analyze
-
-    found: set[str] = set()
-    pending, seen = [table_key(t) for t in tables], set()
-    while pending and budget > 0:
-        key = pending.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        info = state.tables.get(key)
-        definition = getattr(info, "view", None)
-        if not isinstance(definition, str):
-            continue
-        budget -= 1
+    calls = [c for c in tree.find_all(exp.Anonymous) if c.name.lower() == name]
+    if get is None or not calls:
+        return None
+    tables: set[str] = set()
+    for call in calls:
+        probe = call.copy()
+        probe.set("expressions", [exp.Null() for _ in call.expressions])
+        text = probe.sql(dialect="duckdb")
         try:
-            statements = analyze(definition, state.dialect).statements
+            tables.update(str(t).lower() for t in get(
+                f"SELECT * FROM {text}" if isinstance(call.parent, exp.Table) else f"SELECT {text}"
+            ))  # fmt: skip
         except Exception:
-            continue  # an unparsable definition is refused by the view judgement (0382)
-        for stmt in statements:
-            found |= {f.lower().rsplit(".", 1)[-1] for f in stmt.functions}
-            pending += [table_key(t) for t in stmt.tables_read]
-    return found
-
-
-def _macro_refusal(
-    state: MaskingState, analysis: Analysis, identity: Identity, macros: list[str], masked: list[str]
-) -> RuleHit | None:
-    what = (
-        f"reads {', '.join(masked)}, whose masked columns" if masked
-        else "reads tables masking could not look up (or runs a query built from text), whose masked columns"
-    )
-    return _hit(
-        state,
-        analysis,
-        identity,
-        PREDICATE_RULE,
-        f"the statement calls the macro(s) {', '.join(macros)}, whose definition {what} it would compute on before "
-        "masking (returning them, or deciding rows, order or an error by them)",
-        "read the tables themselves (their columns come back masked), have the macro leave tables with masked "
-        "columns out, or ask for an unmask grant (masking.unmask)",
-    )
+            return None
+    return tables
 
 
 def created_relation(stmt: Any, dialect: str = "") -> tuple[str, bool] | None:

@@ -37,6 +37,9 @@ log = logging.getLogger("governed_db.masking")
 T = TypeVar("T")
 
 Column = tuple[str, "str | None"]
+#: given a catalog cursor and a text of code, the relations the application's functions it names read, transitively
+#: (``None``: unknown); ``app_functions.pg_reach``
+Reach = Callable[[Any, str], "tuple[str, ...] | None"]
 
 _COLUMNS_SQL = {
     "sqlite": "SELECT name, type FROM pragma_table_info({p})",
@@ -247,25 +250,6 @@ def builtin_function(conn: Any, dialect: str, name: str) -> bool | None:
             cur, "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) = ? AND internal", (name.lower(),)
         )
         return bool(found and found[0][0])
-
-    return guarded(conn, dialect, work)
-
-
-def user_macros(conn: Any, dialect: str) -> dict[str, list[str]] | None:
-    """DuckDB: the definitions of the macros (scalar and table) users created, by lower-case name (one name may
-    have several: overloads, a temporary one beside a persistent one); ``None`` when they cannot be read."""
-    if family(dialect) != "duckdb":
-        return None
-
-    def work(cur: Any) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for name, definition in _rows(
-            cur,
-            "SELECT lower(function_name), macro_definition FROM duckdb_functions() "
-            "WHERE NOT internal AND function_type IN ('macro', 'table_macro')",
-        ):
-            found.setdefault(str(name), []).append("" if definition is None else str(definition))
-        return found
 
     return guarded(conn, dialect, work)
 
@@ -1223,84 +1207,27 @@ def _names(values: Any) -> frozenset[str]:
     return frozenset(str(v).lower() for v in values or ())
 
 
-#: the rules on the relation itself (a view's too): name, event, text (decision 0393; _pg_fired reads a table's and
-#: its partitions' with their triggers, decision 0385)
-_PG_OWN_RULES = (
-    "SELECT r.rulename::text, r.ev_type::text, pg_catalog.pg_get_ruledef(r.oid) FROM pg_catalog.pg_rewrite r "
-    "WHERE r.ev_class = to_regclass(%s) AND r.rulename <> '_RETURN'"
-)
-#: triggers that run instead of the write (on a view): tgtype's bit 6 is INSTEAD; the body is the function's source
-_PG_INSTEAD = (
-    "SELECT t.tgname::text, t.tgtype::int, p.prosrc FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p "
-    "ON p.oid = t.tgfoid WHERE t.tgrelid = to_regclass(%s) AND NOT t.tgisinternal AND t.tgtype & 64 <> 0"
-)
 _PG_NAMED = (
     "SELECT c.oid = to_regclass(%s), c.oid::regclass::text, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a "
     "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) FROM (VALUES {values}) AS u(n) "
     "JOIN pg_catalog.pg_class c ON c.oid = to_regclass(u.n) WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
 )
-_PG_RULE_HEAD = re.compile(r"^\s*CREATE\s+RULE\s+.*?\bTO\s+\S+", re.IGNORECASE | re.DOTALL)
-_PG_EVENTS = {"2": "update", "3": "insert", "4": "delete"}
 _NAME_WORD = re.compile(r"[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?")
 
 
-def _pg_rewrites(cur: Any, table_sql: str) -> list[Constraint]:
-    """The application's rules on a table or view (``CREATE RULE ... WHERE old.ssn LIKE '5%' DO INSTEAD NOTHING``)
-    and ``INSTEAD OF`` triggers on a view: they run on the caller's write, out of masking's sight, and read the
-    stored values of the relations they name (decision 0393). As SQLite's triggers (decision 0375): one constraint
-    for the written relation's columns the text names (not on INSERT, whose ``NEW`` holds the caller's values, unless
-    the text names the relation itself), and one per other relation named."""
-    from governed_db.masking import stored_code
-
-    texts: list[tuple[str, frozenset[str], str]] = []
-    for name, event, text in _rows(cur, _PG_OWN_RULES, (table_sql,)):
-        body = _PG_RULE_HEAD.sub("", str(text or ""), count=1)
-        events = frozenset({_PG_EVENTS[str(event)]}) if str(event) in _PG_EVENTS else frozenset()
-        texts.append((str(name), events, body))
-    for name, tgtype, body in _rows(cur, _PG_INSTEAD, (table_sql,)):
-        bits = int(tgtype)
-        events = frozenset(e for e, bit in (("insert", 4), ("delete", 8), ("update", 16)) if bits & bit)
-        texts.append((str(name), events, str(body or "")))
-    out: list[Constraint] = []
-    for name, events, body in texts:
-        if not events:
-            continue
-        found = stored_code.named_relations(body, "postgres")
-        words = frozenset(found if found is not None else re.findall(r"[\w$]+", body.lower()))
-        names = sorted(w for w in words if _NAME_WORD.fullmatch(w))
-        named = _rows(cur, _PG_NAMED.format(values=", ".join(["(%s)"] * len(names))), (table_sql, *names)) if names else []
-        own_columns: frozenset[str] = frozenset()
-        reads_itself = False
-        for itself, relation, columns in named:
-            every = _names(columns)
-            if itself:
-                reads_itself = reads_itself or relation.lower().rsplit(".", 1)[-1] in words
-                own_columns = every
-                continue
-            out.append(Constraint("trigger", name, frozenset(), table_key(str(relation)), every & words or every,
-                                  events=events))  # fmt: skip
-        if not own_columns:
-            own_columns = _names(r[0] for r in _rows(
-                cur, "SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(%s) "
-                "AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,)))  # fmt: skip
-        out.append(Constraint("trigger", name, own_columns & words,
-                              events=events if reads_itself else events - {"insert"}))  # fmt: skip
-    return out
-
-
-def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
+def _pg_constraints(cur: Any, table_sql: str, reach: Reach | None = None) -> list[Constraint]:
     kind = _rows(cur, "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (table_sql,))
     relkind = kind[0][0] if kind else None
-    rewrites = _pg_rewrites(cur, table_sql) if relkind is not None else []
+    fired = _pg_fired(cur, table_sql, reach) if relkind is not None else []
     if relkind is not None and str(relkind) in ("v", "m", "f"):
         # a view writes into relations whose constraints are not its own: unknown, as before; and its rules and
         # INSTEAD OF triggers read what they name
         every = _names(r[0] for r in _rows(
             cur, "SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(%s) "
             "AND a.attnum > 0 AND NOT a.attisdropped", (table_sql,)))  # fmt: skip
-        return [Constraint("unknown", "the relations it writes", every), *rewrites]
+        return [Constraint("unknown", "the relations it writes", every), *fired, *_pg_computed_calls(cur, table_sql, reach)]
     _base_table(relkind, ("r", "p"))
-    found = [*rewrites]
+    found = [*fired, *_pg_computed_calls(cur, table_sql, reach)]
     # a unique index of a partition or inheritance child (or of an inheritance parent's own rows) holds only the
     # rows its table holds of the family, which the partition keys or CHECKs pick: its conflicts compare with
     # those rows alone, so it reads their columns too (``INSERT INTO t VALUES (1, 'Bob')`` failed or not as row
@@ -1336,7 +1263,6 @@ def _pg_constraints(cur: Any, table_sql: str) -> list[Constraint]:
     generated = {str(g).lower(): _names(deps) for g, deps in _rows(cur, _PG_GENERATED, (table_sql,))}
     # PostgreSQL's generated columns are stored ones (up to 17): each is computed when its row is written
     found += _computed_on_write(generated, generated)
-    found += _pg_fired(cur, table_sql)
     return _expand(found, generated)
 
 
@@ -1376,13 +1302,16 @@ _PG_TRIGGER_EVENTS = ((4, "insert"), (8, "delete"), (16, "update"))
 _PG_RULE_EVENTS = {"2": "update", "3": "insert", "4": "delete"}
 
 
-def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
-    """The triggers and rules a write to ``table_sql`` fires (decision 0385): ``BEFORE UPDATE ... IF OLD.full_name
-    >= 'N' THEN RETURN NULL`` and ``CREATE RULE ... WHERE old.full_name >= 'N' DO INSTEAD NOTHING`` made ``UPDATE
-    t SET city = 'X' WHERE id = 1`` change one row or none. Each is a ``trigger`` constraint over the columns its
-    code names (a trigger's WHEN and its function's source, a rule's condition and actions), every column where
-    it reads a whole row, builds SQL at run time, or runs code whose source is not SQL or PL/pgSQL; an INSERT's
-    fires on the caller's own row, a use only where its code names the table (a query of the stored rows)."""
+def _pg_fired(cur: Any, table_sql: str, reach: Reach | None) -> list[Constraint]:
+    """The triggers and rules a write to ``table_sql`` fires, a view's ``INSTEAD OF`` ones among them (decisions
+    0385, 0393, 0397): ``BEFORE UPDATE ... IF OLD.full_name >= 'N' THEN RETURN NULL`` and ``CREATE RULE ... WHERE
+    old.full_name >= 'N' DO INSTEAD NOTHING`` made ``UPDATE t SET city = 'X' WHERE id = 1`` change one row or none.
+    Each is a ``trigger`` constraint over the relation's columns its code names (a trigger's WHEN and its
+    function's source, a rule's condition and actions), every column where it reads a whole row, builds SQL at
+    run time, or runs code whose source is not SQL or PL/pgSQL; an INSERT's fires on the caller's own row, a use
+    only where its code names the relation (a query of the stored rows). As SQLite's triggers (0375), one more
+    per other relation its code names, and per relation the application's functions it calls read."""
+
     every = frozenset(str(r[0]).lower() for r in _rows(
         cur, "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
         "AND NOT attisdropped", (table_sql,)))  # fmt: skip
@@ -1400,10 +1329,76 @@ def _pg_fired(cur: Any, table_sql: str) -> list[Constraint]:
     for name, events, of, code, opaque in fired:
         words = frozenset(w.lower() for w in re.findall(r"[\w$]+", code))
         cols = every if opaque or _WHOLE_ROW.search(_RETURNED.sub("", code)) else every & words
-        if own_name not in words:
-            events = events - {"insert"}
-        if cols and events:
-            out.append(Constraint("trigger", name, cols, updated=of, events=events))
+        own_events = events if own_name in words else events - {"insert"}
+        if cols and own_events:
+            out.append(Constraint("trigger", name, cols, updated=of, events=own_events))
+        out += _pg_code_reads(cur, table_sql, name, code, events, of, reach)
+    return out
+
+
+def _pg_code_reads(
+    cur: Any, table_sql: str, name: str, code: str, events: frozenset[str], of: frozenset[str] | None,
+    reach: Reach | None, kind: str = "trigger",
+) -> list[Constraint]:
+    """The relations other than ``table_sql`` that the code of a trigger or rule names (the columns of each it
+    names, all where it names none), and those the application's functions it calls read, transitively (all their
+    columns): a ``kind`` constraint each, with the code's events (decision 0397). A call whose reads cannot be told
+    counts as a use of every column of ``table_sql``. Only the calls of a ``code`` one (a CHECK's, a DEFAULT's,
+    a generated column's, an index's expression: the words of which name columns)."""
+    from governed_db.masking import stored_code
+
+    found = stored_code.named_relations(code, "postgres") if kind == "trigger" else []
+    words = frozenset(found if found is not None else re.findall(r"[\w$]+", code.lower()))
+    names = sorted(w for w in words if _NAME_WORD.fullmatch(w))
+    reached = reach(cur, code) if reach is not None else ()
+    queried = [*names, *(reached or ())]
+    named = _rows(cur, _PG_NAMED.format(values=", ".join(["(%s)"] * len(queried))), (table_sql, *queried)) if queried else []
+    called = {table_key(r) for r in reached or ()}
+    out: list[Constraint] = []
+    for itself, relation, columns in named:
+        key = table_key(str(relation))
+        cols = _names(columns)
+        if reached is None and itself:
+            out.append(Constraint(kind, name, cols, updated=of, events=events))
+        if not itself or key in called:
+            out.append(Constraint(kind, name, frozenset(), key, cols if key in called else cols & words or cols,
+                                  updated=of, events=events))  # fmt: skip
+    if reached is None and not any(r[0] for r in named):
+        out.append(Constraint(kind, name, _names(r[0] for r in _rows(
+            cur, "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped", (table_sql,))), updated=of, events=events))  # fmt: skip
+    return out
+
+
+#: what a write to a table computes by its expressions (a CHECK, a DEFAULT, a generated column, an index's
+#: expression or predicate): label, events, text; their calls of the application's functions run on its write
+_PG_EXPRESSIONS = (
+    "SELECT 'the CHECK constraint ' || c.conname, 'insert update', pg_catalog.pg_get_constraintdef(c.oid) "
+    "FROM pg_catalog.pg_constraint c WHERE c.conrelid = to_regclass(%s) AND c.contype = 'c' "
+    "UNION ALL SELECT CASE WHEN a.attgenerated <> '' THEN 'the generated column ' ELSE 'the DEFAULT of ' END "
+    "|| a.attname, CASE WHEN a.attgenerated <> '' THEN 'insert update' ELSE 'insert' END, "
+    "pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a "
+    "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = to_regclass(%s) "
+    "UNION ALL SELECT 'the CHECK of domain ' || t.typname, 'insert update', pg_catalog.pg_get_constraintdef(k.oid) "
+    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid JOIN pg_catalog.pg_constraint k "
+    "ON k.contypid = t.oid WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND k.contype = 'c' "
+    "UNION ALL SELECT 'the index ' || i.indexrelid::regclass::text, 'insert update', "
+    "pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i WHERE i.indrelid = to_regclass(%s) "
+    "AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)"
+)
+
+
+def _pg_computed_calls(cur: Any, table_sql: str, reach: Reach | None) -> list[Constraint]:
+    """The application's functions a table's CHECK constraints, DEFAULTs, generated columns and index expressions
+    call run on the caller's write, out of the statement's text, and read what their bodies read (decision 0397):
+    a ``code`` constraint per relation they reach."""
+    out: list[Constraint] = []
+    for label, events, text in _rows(cur, _PG_EXPRESSIONS, (table_sql,) * 4):
+        code = str(text or "")
+        if "(" in code:
+            out += _pg_code_reads(cur, table_sql, f"{label} (the functions it calls)", code,
+                                  frozenset(str(events).split()), None, reach, kind="code")  # fmt: skip
     return out
 
 
@@ -1928,28 +1923,6 @@ _PG_ROW_PICKERS = (
 )
 
 
-def application_functions(conn: Any, dialect: str, names: list[str]) -> list[tuple[str, str, str]] | None:
-    """PostgreSQL: ``(name, language, source)`` of each function called one of ``names`` (lower case) outside the
-    server's own schemas — the application's code, which a call runs on the raw rows of the tables its body reads
-    (decision 0385); ``[]`` on other databases, ``None`` when the catalog cannot be read."""
-    if family(dialect) != "postgres" or not names:
-        return []
-
-    def work(cur: Any) -> list[tuple[str, str, str]]:
-        # read for many statements: never prepared by psycopg 3 (the caller's pg_prepared_statements stays its own)
-        _run(
-            cur,
-            "SELECT lower(p.proname::text), l.lanname::text, coalesce(p.prosrc, '') FROM pg_catalog.pg_proc p "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l "
-            "ON l.oid = p.prolang WHERE lower(p.proname::text) = ANY (string_to_array(%s, chr(31))) "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, p.oid",
-            ("\x1f".join(names),),  # one text: the async replay keys its answers by hashable parameters
-        )
-        return [(str(n), str(lang), str(src)) for n, lang, src in (_values(r) for r in cur.fetchall())]
-
-    return guarded(conn, dialect, work)
-
-
 def read_row_policies(conn: Any, dialect: str, table_sql: str) -> tuple[str, str | None] | None:
     """PostgreSQL: the rows of ``table_sql`` its row-level security policies let this connection's user see and
     write, as ``SELECT * FROM <table> WHERE <each policy's USING and WITH CHECK>`` (ANDed: what matters is which
@@ -2064,9 +2037,12 @@ def system_view(conn: Any, dialect: str, table_sql: str) -> bool:
 
 
 def read_constraints(
-    conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str]
+    conn: Any, dialect: str, table_sql: str, schema: str | None, name: str, columns: list[str],
+    reach: Reach | None = None,
 ) -> list[Constraint] | None:
-    """The unique keys, foreign keys (both ways) and CHECK constraints of one table; ``None`` when unreadable."""
+    """The unique keys, foreign keys (both ways) and CHECK constraints of one table; ``None`` when unreadable.
+    ``reach`` tells the relations the application's functions a text names read (PostgreSQL: its triggers', CHECKs',
+    DEFAULTs' calls, decision 0397)."""
     fam = family(dialect)
     if fam is None:
         return None
@@ -2075,7 +2051,7 @@ def read_constraints(
         if fam == "sqlite":
             return _sqlite_constraints(cur, name, columns)
         if fam == "postgres":
-            return _pg_constraints(cur, table_sql)
+            return _pg_constraints(cur, table_sql, reach)
         if fam == "mysql":
             return _mysql_constraints(cur, schema, name, columns)
         return _duckdb_constraints(cur, schema, name, columns)
