@@ -9,7 +9,8 @@ both.
   or blob too big`` over ALICE's row and ran over ANNA's: a binary search on ``n`` measured the masked values. An
   UPDATE keeping masked values in the row may now give it at most ``limit / (2 * columns)`` bytes (285 here, 71
   MB under the default limit), read from its text and its parameters; past that, or without a bound its text
-  shows, it is refused alike.
+  shows, it is refused alike. So is a write firing the application's trigger that gives a customer's row a value
+  of the firing statement's (``SET city = new.body``).
 * **sqlite_stmt lists the application's statements and how many steps they took** (decision 0406). The virtual
   table of the connection's prepared statements showed the application's SQL with its literals in clear, and its
   step counters told the copies apart. It is refused in production as the other statistics catalogs are.
@@ -203,6 +204,53 @@ def test_long_writes_run_where_no_masked_value_is_kept() -> None:
     conn.execute("UPDATE customers SET amount = zeroblob(5000) WHERE id = 1")
     assert raw.execute("SELECT length(amount) FROM customers WHERE id = 1").fetchone() == (5000,)
     conn.close()
+
+
+#: the application's triggers: an insert into notes (no masked column) updates the customer it names
+TRIGGERED = (
+    "CREATE TABLE notes(id INTEGER PRIMARY KEY, cid INT, body TEXT)",
+    "CREATE TRIGGER tn AFTER INSERT ON notes BEGIN UPDATE customers SET city = new.body WHERE id = new.cid; END",
+)
+
+
+def _triggered(secret: tuple[Any, ...], sql: str, setup: tuple[str, ...], governed: bool) -> Any:
+    raw = _sqlite(secret, setup)
+    raw.setlimit(LENGTH, 4000)
+    conn = govern(raw, ATTACKER) if governed else raw
+    try:
+        conn.execute(sql)
+        return "ran", raw.execute("SELECT city FROM customers WHERE id = 1").fetchone()
+    except governed_db.GuardrailViolation as e:
+        return f"refused: {e}", None
+    except Exception as e:
+        return f"{type(e).__name__}: {e}", None
+    finally:
+        conn.close()
+
+
+def test_a_trigger_that_lengthens_a_row_is_judged_as_its_update() -> None:
+    """Found in round 21: the agent's INSERT into ``notes`` (no masked column) fires the application's trigger
+    that copies the note into the customer's city: a note of 3,937 characters failed over ALICE's row and not over
+    ANNA's. A trigger whose UPDATE gives a value no bound its text shows (``new.body``) counts every column of the
+    table it writes, so the INSERT is refused alike (decision 0405)."""
+    sql = f"INSERT INTO notes(cid, body) VALUES (1, '{'x' * 3937}')"
+    raw = [_triggered(s, sql, TRIGGERED, False) for s in (ALICE, ANNA)]
+    assert raw[0][0] != raw[1][0], raw  # the oracle, unprotected
+    a, b = (_triggered(s, sql, TRIGGERED, True) for s in (ALICE, ANNA))
+    assert a == b and a[0].startswith("refused: ") and "customers.ssn" in a[0], (a, b)
+
+
+def test_a_trigger_that_writes_a_bounded_value_runs() -> None:
+    """A trigger giving the customer a number or a date (bounded by its text) fires as raw."""
+    setup = (
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY, cid INT, total REAL)",
+        "CREATE TRIGGER t1 AFTER INSERT ON orders BEGIN UPDATE customers SET amount = amount + new.total, "
+        "city = upper(city) WHERE id = new.cid; END",
+    )
+    seen = [
+        _triggered(ALICE, "INSERT INTO orders(cid, total) VALUES (1, 2.5)", setup, g) for g in (False, True)
+    ]
+    assert seen[0] == seen[1] == ("ran", ("PARIS",)), seen
 
 
 # -- finding: sqlite_stmt lists the application's statements and the steps they took (0406) --------------------------

@@ -23,7 +23,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import sqlglot.errors
 from sqlglot import exp
+
+from governed_db.sql._sqlite_reading import parse_one
 
 #: the most bytes a number takes in a row, as an integer, a real, or the text of either (``-1.2345678901234e+300``)
 NUMBER = 32
@@ -202,6 +205,22 @@ def inserted_bytes(values: exp.Expression | None) -> tuple[int | None, bool]:
     return _longest((exp.Concat(expressions=list(r.expressions)) for r in values.expressions), None)
 
 
+def unbounded_set(clause: str) -> bool:
+    """Whether the SET clause ``clause`` (of an UPDATE in a trigger's body) gives a value no bound its text shows
+    (``new.city``: whatever the firing statement wrote); unreadable, it does."""
+    try:
+        tree = parse_one(f"UPDATE t SET {clause}", "sqlite")
+    except sqlglot.errors.SqlglotError:
+        return True
+    for item in tree.expressions if isinstance(tree, exp.Update) else [None]:
+        if not isinstance(item, exp.EQ):
+            return True
+        own = item.this.name.lower() if isinstance(item.this, exp.Column) else ""
+        if value_bytes(item.expression, None, own)[0] is None:
+            return True
+    return False
+
+
 def parameter_bytes(params: Any) -> int:
     """The bytes the text and blob parameters of one execution hold (of its longest row, for executemany's rows)."""
     if type(params) in (list, tuple) and params and all(type(r) in (list, tuple) for r in params):
@@ -235,4 +254,11 @@ def most_per_value(limit: int, columns: int) -> int:
     return limit // (2 * max(columns, 1))
 
 
-__all__ = ["DEFAULT_LIMIT", "inserted_bytes", "most_per_value", "parameter_bytes", "value_bytes"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "inserted_bytes",
+    "most_per_value",
+    "parameter_bytes",
+    "unbounded_set",
+    "value_bytes",
+]
