@@ -11,7 +11,9 @@ both.
   MB under the default limit), read from its text and its parameters; past that, or without a bound its text
   shows, it is refused alike. So is a write firing the application's trigger that gives a customer's row a value
   of the firing statement's (``SET city = new.body``).
-* **sqlite_stmt lists the application's statements and how many steps they took** (decision 0406). The virtual
+* **MariaDB: a locking read joining a list of keys to its own table** (decision 0406, an over-refusal left by
+  0380): the list is carried over ``b.id = a.id`` and both tables are read FORCE INDEX (PRIMARY), in key order.
+* **sqlite_stmt lists the application's statements and how many steps they took** (decision 0405). The virtual
   table of the connection's prepared statements showed the application's SQL with its literals in clear, and its
   step counters told the copies apart. It is refused in production as the other statistics catalogs are.
 
@@ -31,6 +33,7 @@ import governed_db
 from tests._redteam import govern
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite, _sqlite_runs
+from tests.test_review_r2lite import small_pair  # noqa: F401 (a fixture)
 
 LENGTH = sqlite3.SQLITE_LIMIT_LENGTH
 
@@ -253,7 +256,7 @@ def test_a_trigger_that_writes_a_bounded_value_runs() -> None:
     assert seen[0] == seen[1] == ("ran", ("PARIS",)), seen
 
 
-# -- finding: sqlite_stmt lists the application's statements and the steps they took (0406) --------------------------
+# -- finding: sqlite_stmt lists the application's statements and the steps they took (0405) --------------------------
 
 #: the application, on the connection it then hands to the agent: a partial index over the SSN, a lookup by SSN
 APP = (
@@ -274,7 +277,7 @@ def test_the_statement_cache_is_refused(sql: str) -> None:
     prepared statements of the connection, the application's among them: their text with its literals
     (``WHERE ssn = '536-22-8726'`` in clear), and how many steps each took over the rows it read (the
     application's ``CREATE INDEX ... WHERE ssn > '3'``: 50 over ALICE's row, 42 over ANNA's). It is a statistics
-    catalog, refused in production as dbstat is (decision 0406)."""
+    catalog, refused in production as dbstat is (decision 0405)."""
     raw = _sqlite_runs((sql,), APP, governed=False)
     assert raw[0] != raw[1] or "536-22-8726" in repr(raw[0]), raw  # the oracle, unprotected
     a, b = _sqlite_runs((sql,), APP)
@@ -287,6 +290,61 @@ def test_the_statement_cache_through_aiosqlite() -> None:
 
     a, b = runs(("SELECT sql, nstep FROM sqlite_stmt",), APP)
     assert a == b and str(a[0]).startswith("refused: "), (a, b)
+
+
+# -- MariaDB (decision 0406): a locking read joining a list of keys to its own table ------------------------------------
+
+#: a list of keys joined to another copy of the same table by the key; the second names nothing else
+JOINED_LISTS = [
+    "SELECT a.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id IN (1, 2, 3) FOR UPDATE",
+    "SELECT count(*) FROM {t} a JOIN {t} b ON a.id = b.id WHERE a.id IN (3, 2, 1) FOR UPDATE",
+    "SELECT b.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id = 1 OR a.id = 2 OR a.id = 3 FOR UPDATE",
+]
+
+
+@pytest.mark.parametrize("write", JOINED_LISTS, ids=lambda s: s[:50])
+def test_a_list_of_keys_joined_to_its_table_tells_no_rank(
+    mysql_kw: dict[str, Any], mysql_conn: Any, small_pair: dict[str, str], write: str
+) -> None:
+    """Review r2lite left ``a JOIN b ON b.id = a.id WHERE a.id IN (1, 2) FOR UPDATE`` refused (decision 0380: a list
+    is no sure lookup in key order, and carrying it to the partner would let such reads through). Now the list is
+    carried over the equality and both tables are read FORCE INDEX (PRIMARY). Over three rows each, raw MariaDB
+    reads them through the covering index on ``ssn`` (another session finds ``[]`` free over one copy, ``[(3,)]``
+    over the other); governed, it waits at row 1 first over both, rows 2 and 3 still free."""
+    from tests.test_redteam_masking_r18_maria import _locked_before_wait
+
+    raw = {c: _locked_before_wait(mysql_kw, mysql_conn, small_pair[c], write, False) for c in ("A", "B")}
+    assert raw["A"] != raw["B"], raw  # the oracle: read through the index on ssn, rows locked in SSN order
+    gov = {c: _locked_before_wait(mysql_kw, mysql_conn, small_pair[c], write, True) for c in ("A", "B")}
+    assert gov == {"A": [(2,), (3,)], "B": [(2,), (3,)]}, gov  # waits at row 1 first, in key order
+
+
+def test_joined_lists_answer_as_raw(mysql_kw: dict[str, Any], small_pair: dict[str, str]) -> None:
+    """The rows as raw (sorted: the hint only changes the order); a partner that names a masked column stays
+    refused."""
+    import pymysql
+
+    from tests.test_redteam_masking_r18_maria import _run
+
+    t = small_pair["A"]
+    for sql in JOINED_LISTS:
+        out = []
+        for governed in (False, True):
+            raw = pymysql.connect(autocommit=False, **mysql_kw)
+            conn = govern(raw, ATTACKER) if governed else raw
+            try:
+                out.append(sorted(_run(conn, sql.format(t=t))))
+            finally:
+                raw.rollback()
+                raw.close()
+        assert out[0] == out[1], (sql, out)
+    named = "SELECT a.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id IN (1, 2) AND b.ssn IS NOT NULL FOR UPDATE"
+    raw = pymysql.connect(autocommit=False, **mysql_kw)
+    try:
+        assert _run(govern(raw, ATTACKER), named.format(t=t)) == "refused: ['masked-column-predicate']"
+    finally:
+        raw.rollback()
+        raw.close()
 
 
 # -- attempts answered alike already (regressions) ---------------------------------------------------------------------

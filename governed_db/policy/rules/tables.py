@@ -68,7 +68,7 @@ VALUE_CATALOGS = frozenset(
 # ANALYZE says whether it equals a stored value); SQLite's dbstat reports each page's payload bytes (the summed
 # lengths of the values on it); sqlite_stmt lists the connection's prepared statements (the application's too, with
 # their literals as written) and how many steps each took over the rows it read: 50 for the application's
-# ``CREATE INDEX ... WHERE ssn > '3'`` over ALICE's row, 42 over ANNA's (decision 0406)
+# ``CREATE INDEX ... WHERE ssn > '3'`` over ALICE's row, 42 over ANNA's (decision 0405)
 #: Table functions that report column values: DuckDB's storage statistics hold each segment's min/max (the first
 #: bytes of the values) and string lengths; DuckDB's ``duckdb_table_sample('t')`` is the table's own reservoir
 #: sample, its rows in clear under the table's column names (empty in DuckDB 2.0's builds, refused before it is
