@@ -33,7 +33,7 @@ import governed_db
 from tests._redteam import govern
 from tests.test_masking_noninterference import ATTACKER
 from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _no_clear_value, _sqlite, _sqlite_runs
-from tests.test_review_r2lite import small_pair  # noqa: F401 (a fixture)
+from tests.test_review_r2lite import small_pair as _small_pair
 
 LENGTH = sqlite3.SQLITE_LIMIT_LENGTH
 
@@ -294,6 +294,7 @@ def test_the_statement_cache_through_aiosqlite() -> None:
 
 # -- MariaDB (decision 0406): a locking read joining a list of keys to its own table ------------------------------------
 
+small_pair = _small_pair  # round 19's three-row tables (row 1's SSN 536-... or 287-...; an index on ssn)
 #: a list of keys joined to another copy of the same table by the key; the second names nothing else
 JOINED_LISTS = [
     "SELECT a.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id IN (1, 2, 3) FOR UPDATE",
