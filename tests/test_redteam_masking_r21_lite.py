@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -127,6 +128,30 @@ def test_executemany_counts_its_longest_row() -> None:
             seen.append(f"refused: {e}")
         conn.close()
     assert seen[0] == seen[1] and seen[0].startswith("refused: "), seen
+
+
+class _Params(Sequence[Any]):
+    """Parameters as sqlite3 takes them: any sequence, not only a list or a tuple."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.values[i]
+
+
+def test_parameters_of_any_sequence_count() -> None:
+    """Found while fixing the above: parameters passed as a sequence of another type were counted as none, and the
+    long value went through (one copy failed, the other wrote). They count now; short ones run."""
+    sql = "UPDATE customers SET city = ? WHERE id = ?"
+    raw = [_written(s, sql, _Params("x" * 3937, 1), governed=False) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_written(s, sql, _Params("x" * 3937, 1), governed=True) for s in (ALICE, ANNA))
+    assert a == b and a[0].startswith("refused: "), (a, b)
+    assert _written(ALICE, sql, _Params("Rome", 1), governed=True) == ("ran", ("Rome", 4))
 
 
 def test_an_update_past_the_row_length_limit_through_aiosqlite() -> None:

@@ -20,7 +20,7 @@ limit is reached only by a row whose other values (masked ones among them) alrea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlglot.errors
@@ -222,22 +222,24 @@ def unbounded_set(clause: str) -> bool:
 
 
 def parameter_bytes(params: Any) -> int:
-    """The bytes the text and blob parameters of one execution hold (of its longest row, for executemany's rows)."""
-    if type(params) in (list, tuple) and params and all(type(r) in (list, tuple) for r in params):
+    """The bytes the text and blob parameters of one execution hold (of its longest row, for executemany's rows).
+    Parameters of a shape not read here (an object, not a sequence or mapping) count as no bound."""
+    if isinstance(params, (list, tuple)) and params and all(_row(r) for r in params):
         return max(_bytes_in(r) for r in params)
     return _bytes_in(params)
 
 
+def _row(value: Any) -> bool:
+    return isinstance(value, (Sequence, Mapping)) and not isinstance(value, (str, bytes, bytearray))
+
+
 def _bytes_in(params: Any) -> int:
-    values = (
-        params.values()
-        if isinstance(params, Mapping)
-        else params
-        if isinstance(params, (list, tuple))
-        else ()
-    )
+    if params is None:
+        return 0
+    if not _row(params):
+        return DEFAULT_LIMIT
     total = 0
-    for v in values:
+    for v in params.values() if isinstance(params, Mapping) else params:
         if isinstance(v, str):
             total += len(v) if v.isascii() else len(v.encode("utf-8", "surrogatepass"))
         elif isinstance(v, (bytes, bytearray, memoryview)):
