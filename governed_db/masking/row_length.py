@@ -19,8 +19,9 @@ limit is reached only by a row whose other values (masked ones among them) alrea
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlglot.errors
@@ -174,25 +175,29 @@ def _values_of(node: exp.Expression) -> Iterator[exp.Expression]:
 def _longest(
     values: Iterable[exp.Expression], excluded: tuple[int | None, bool] | None, own: str = ""
 ) -> tuple[int | None, bool]:
-    most, sized = 0, False
-    for v in values:
-        n, p = value_bytes(v, excluded, own)
-        if n is None:
-            return None, False
-        most, sized = max(most, n), sized or p
-    return most, sized
+    return _combined(values, excluded, own, max)
 
 
 def _total(
     values: Iterable[exp.Expression], excluded: tuple[int | None, bool] | None
 ) -> tuple[int | None, bool]:
-    total, sized = 0, False
+    return _combined(values, excluded, "", operator.add)
+
+
+def _combined(
+    values: Iterable[exp.Expression],
+    excluded: tuple[int | None, bool] | None,
+    own: str,
+    join: Callable[[int, int], int],
+) -> tuple[int | None, bool]:
+    """The values' bounds joined by ``join`` (``max``: one of them is the result; ``add``: all of them are)."""
+    bound, sized = 0, False
     for v in values:
-        n, p = value_bytes(v, excluded)
+        n, p = value_bytes(v, excluded, own)
         if n is None:
             return None, False
-        total, sized = total + n, sized or p
-    return total, sized
+        bound, sized = join(bound, n), sized or p
+    return bound, sized
 
 
 def inserted_bytes(values: exp.Expression | None) -> tuple[int | None, bool]:
