@@ -68,6 +68,7 @@ GROWING = [
     ("UPDATE customers SET city = printf('%.*c', {n}, 'x') WHERE id = 1", None),
     ("UPDATE customers SET city = upper(printf('%{n}s', 'x')) WHERE id = 1", None),
     ("UPDATE customers SET city = substr(?, 1) || '' WHERE id = 1", ("{x}",)),
+    ("UPDATE customers SET city = likely(?) WHERE id = 1", ("{x}",)),
     (
         "INSERT INTO customers(id, city) VALUES (1, '{x}') ON CONFLICT(id) DO UPDATE SET city = excluded.city",
         None,

@@ -49,8 +49,10 @@ _NUMERIC: tuple[type[exp.Expression], ...] = tuple(
 #: functions SQLite evaluates to a number or a short fixed text (a date, a time), by name
 _SHORT_CALLS = frozenset({
     "random", "changes", "total_changes", "last_insert_rowid", "julianday", "unixepoch", "date", "time",
-    "datetime", "typeof", "likely", "unlikely", "likelihood", "sign", "trunc",
+    "datetime", "typeof", "sign", "trunc",
 })  # fmt: skip
+#: functions that return their first argument as it is (hints to the planner)
+_AS_IS_CALLS = frozenset({"likely", "unlikely", "likelihood"})
 #: functions whose result is no longer than their longest argument (SQLite's upper/lower change ASCII only)
 _NO_LONGER: tuple[type[exp.Expression], ...] = (
     exp.Upper,
@@ -94,6 +96,8 @@ def value_bytes(
         return NUMBER, False
     if isinstance(node, exp.Anonymous) and node.name.lower() in _SHORT_CALLS:
         return NUMBER * 2, False
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _AS_IS_CALLS and node.expressions:
+        return value_bytes(node.expressions[0], excluded, own)
     if (
         isinstance(node, exp.Anonymous)
         and node.name.lower() in ("zeroblob", "randomblob")
