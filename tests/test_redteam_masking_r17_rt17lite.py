@@ -57,7 +57,8 @@ ERRORS_IN_READ_ORDER = [
     f"SELECT max({PER_ROW}) FROM customers WHERE {BOTH}",
     f"SELECT 1 WHERE EXISTS (SELECT 1 FROM customers WHERE ssn IS NOT NULL AND {PER_ROW})",
     f"SELECT (SELECT count(*) FROM customers WHERE ssn IS NOT NULL AND {PER_ROW})",
-    f"UPDATE customers SET city = {PER_ROW} WHERE {BOTH}",
+    # a number, whose length the statement bounds (a value of unbounded length is refused by decision 0405)
+    f"UPDATE customers SET city = ({PER_ROW}) + 0 WHERE {BOTH}",
 ]
 
 

@@ -616,16 +616,15 @@ def test_schema_pragma_look_alikes_run_exactly() -> None:
     assert a == b == raw[0], (a, b, raw)
 
 
-# -- left open: a write that makes the row too long tells how long its masked values are ------------------------------
+# -- left open in round 20, closed in round 21 (decision 0405): a write that makes the row too long ---------------------
 
 
-@pytest.mark.xfail(strict=True, reason="open (round 20): the row-length limit fails an allowed write by the length of "
-                   "the masked values stored beside the written column; no fix in this round")  # fmt: skip
 def test_a_row_too_long_by_its_masked_values_is_no_oracle() -> None:
     """SQLite refuses a row longer than SQLITE_LIMIT_LENGTH (1e9 bytes by default; the application may lower it
     before wrapping, as here, which keeps the test small). ``UPDATE customers SET amount = zeroblob(n) WHERE id =
     1`` (a clear column, by key; a trailing zeroblob costs nothing until written) fails with ``string or blob too
-    big`` or not by the length of the name, e-mail and SSN in the same row: a binary search on ``n`` measures them."""
+    big`` or not by the length of the name, e-mail and SSN in the same row: a binary search on ``n`` measures them.
+    Now refused alike (an UPDATE may give such a row at most limit / (2 * columns) bytes, decision 0405)."""
     from tests.test_redteam_masking_r13_rt13lite import _sqlite
 
     def run(secret: tuple[Any, ...], n: int, governed: bool) -> Any:

@@ -131,13 +131,8 @@ LOCKING_LOOK_ALIKES = [
     "SELECT id FROM {t} WHERE id = 2 OR id = 3 LOCK IN SHARE MODE",
     "SELECT id, city FROM {t} WHERE id IN (1, 2) FOR UPDATE SKIP LOCKED",
     "UPDATE {t} SET city = 'b' WHERE id = 1 OR id = 2",
-    pytest.param(
-        "SELECT a.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id IN (1, 2) FOR UPDATE",
-        marks=pytest.mark.xfail(strict=True, reason="0380 left it refused: a list of keys is no sure lookup in key "
-                                "order (a small table is read through the covering masked index, see "
-                                "test_a_list_of_keys_over_a_small_table_tells_no_rank); carrying it to the join "
-                                "partner would let such reads through joined as well"),
-    ),
+    # 0380 left it refused; 0406 reads both tables FORCE INDEX (PRIMARY) (test_redteam_masking_r21_lite)
+    "SELECT a.id FROM {t} a JOIN {t} b ON b.id = a.id WHERE a.id IN (1, 2) FOR UPDATE",
     # 0380: both tables are const lookups by key (a.id = 2, b.id = a.id; EXPLAIN: const, const on PRIMARY)
     "UPDATE {t} a JOIN {t} b ON b.id = a.id SET a.city = 'b' WHERE a.id = 2",
     "SELECT a.id, b.city FROM {t} a LEFT JOIN {t} b ON b.id = a.id WHERE a.id = 2 FOR UPDATE",

@@ -48,6 +48,10 @@ class Driver:
         """The connection masking reads the catalog through (synchronously)."""
         return gov.raw
 
+    def length_limit(self, gov: Any) -> int | None:
+        """The longest row the database stores (SQLite's ``SQLITE_LIMIT_LENGTH``); ``None`` when it cannot be read."""
+        return None
+
     # -- facts about a connection --------------------------------------------------------------
     def dialect_for(self, raw: Any) -> str:
         if self.dialect is None:

@@ -12,6 +12,7 @@ like sqlite3's.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +39,7 @@ from governed_db.drivers.sqlite import (
 )
 from governed_db.errors import GuardrailViolation
 from governed_db.masking.flow import known_function_name
+from governed_db.masking.row_length import DEFAULT_LIMIT
 from governed_db.proxies import PrivateWithheld, many_out
 
 
@@ -273,6 +275,10 @@ def _catalog_read(conn: sqlite3.Connection, sql: str, params: Any) -> tuple[Any,
             cur.close()
 
 
+#: a statement that may update rows (an UPDATE, or an upsert's DO UPDATE)
+_UPDATES = re.compile(r"\bUPDATE\b", re.IGNORECASE)
+
+
 class AiosqliteDriver(AsyncDriver, SqliteDriver):
     """sqlite3 under a thread: the effect guard and ``PRAGMA query_only`` are sqlite3's (:class:`SqliteDriver`);
     the transaction state is read from aiosqlite's own properties (``isolation_level``, ``in_transaction``)."""
@@ -297,6 +303,25 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
 
     def is_closed(self, raw: Any) -> bool:
         return getattr(raw, "_connection", None) is None
+
+    async def warm_catalog(self, gov: Any, sql: Any) -> None:
+        await super().warm_catalog(gov, sql)
+        raw = innermost(gov.raw)
+        conn = getattr(raw, "_conn", None)
+        state = gov.masking_state
+        getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+        if state is not None and getlimit is not None and _UPDATES.search(str(sql)):
+            # an UPDATE is judged by the length limit (decision 0405), read on aiosqlite's thread
+            try:
+                state.length_limit = await raw._execute(getlimit, getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0))
+            except sqlite3.Error:
+                state.length_limit = None
+
+    def length_limit(self, gov: Any) -> int | None:
+        state = gov.masking_state
+        if getattr(getattr(innermost(gov.raw), "_conn", None), "getlimit", None) is None:
+            return DEFAULT_LIMIT  # before Python 3.11 no limit can be lowered either
+        return None if state is None else state.length_limit  # type: ignore[no-any-return]
 
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         # on aiosqlite's thread, as sqlite3's own reads are (decision 0325)

@@ -31,6 +31,7 @@ from governed_db.drivers import Driver, innermost, quote_ident, shadowing
 from governed_db.drivers._copy import describe_with, refuse_masked_export
 from governed_db.errors import GovernedDBError, GuardrailViolation
 from governed_db.masking.flow import known_function_name
+from governed_db.masking.row_length import DEFAULT_LIMIT
 from governed_db.pipeline import run
 from governed_db.proxies import GovernedConnection, GovernedCursor, governed_executescript, many_out
 
@@ -628,6 +629,16 @@ class SqliteDriver(Driver):
 
     def __init__(self, module: Any = None) -> None:
         super().__init__(module or sqlite3)
+
+    def length_limit(self, gov: Any) -> int | None:
+        conn = innermost(gov.raw)
+        getlimit = getattr(conn, "getlimit", None)
+        if getlimit is None:
+            return DEFAULT_LIMIT  # before Python 3.11 no limit can be lowered either
+        try:
+            return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0)))
+        except sqlite3.Error:
+            return None
 
     @property
     def connection_proxy(self) -> type:

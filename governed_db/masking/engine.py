@@ -354,6 +354,8 @@ class MaskingState:
         self.driver_cursors: set[str] = set()
         #: a DECLARE judged and about to run, and the name of its cursor (noted in sql_cursors once it has run)
         self.declaring: tuple[Analysis, str] | None = None
+        #: an aiosqlite connection's SQLITE_LIMIT_LENGTH, read on its thread before an UPDATE (decision 0405)
+        self.length_limit: int | None = None
         self.version = 0
         #: lineage per (statement text or shape, schema version); sized and evicted as every statement cache
         self.facts: LRU[tuple[object, int], StatementFacts] = LRU("masking-lineage", STATEMENTS, STATEMENT_CHARS)

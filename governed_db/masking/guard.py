@@ -31,6 +31,7 @@ from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.plan import Access, detect_masker
+from governed_db.masking.row_length import most_per_value, parameter_bytes
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.masking.writes import EXECUTE_USE
@@ -263,6 +264,10 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         state.remember_hot(
             state.hot_uses, analysis, (analysis.statements, identity, version, until)
         )
+    if facts.writes and state.dialect == "sqlite" and facts.lineage is not None:
+        hit = _row_length_hit(state, analysis, identity, facts.lineage, params)
+        if hit is not None:
+            return hit
     if facts.writes and any_looks_masked(chain(facts.written_literals, _param_strings(params))):
         return _hit(
             state,
@@ -272,6 +277,49 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
             "the statement writes a masked placeholder back to the database, which would destroy the real value",
             "write real values only: re-read the row through an identity allowed to see it, or leave "
             "the column out of the statement",
+        )
+    return None
+
+
+def _row_length_hit(
+    state: MaskingState, analysis: Analysis, identity: Identity, lineage: Lineage, params: Any
+) -> RuleHit | None:
+    """SQLite: an UPDATE that may lengthen a row by more than :func:`~governed_db.masking.row_length.most_per_value`
+    while the row keeps masked values. Past ``SQLITE_LIMIT_LENGTH`` the row is not stored (``string or blob too
+    big``), so whether ``SET amount = zeroblob(3933) WHERE id = 1`` failed told how long the name, e-mail and SSN
+    beside it were (decision 0405). Checked at every execution: the parameters' bytes count."""
+    access: Access | None = None
+    limit: int | None = None
+    for w in lineage.writes:
+        if w.kind != "update" or (w.grows == 0 and not w.sized):
+            continue
+        columns = state.constraints_of(w.table)[0]
+        if access is None:
+            access = Access(state, identity)
+            if access.everything:
+                return None
+            limit = state.gov.driver.length_limit(state.gov)
+        changed = w.changed
+        kept = sorted(c for c in columns or () if (changed is None or c.lower() not in changed)
+                      and access.masks(w.table, c))  # fmt: skip
+        if columns is not None and not kept:
+            continue
+        most = most_per_value(limit or 0, len(columns or ()))
+        if w.grows is not None and w.grows + (parameter_bytes(params) if w.sized else 0) <= most:
+            continue
+        cols = ", ".join(f"{w.table}.{c}" for c in kept) or f"the columns of {w.table} (unreadable)"
+        by = f"more than {most} bytes" if w.grows is not None else "a length its text does not bound"
+        return _hit(
+            state,
+            analysis,
+            identity,
+            CONSTRAINT_RULE,
+            f"the statement may lengthen a row of {w.table} by {by} while the row keeps masked column(s) {cols}: "
+            f"SQLite stores no row longer than its length limit (SQLITE_LIMIT_LENGTH, {limit or 'unreadable'}), "
+            "so whether the write failed would tell how long their values are",
+            f"give the row at most {most} bytes per statement, as literals, parameters, numbers, zeroblob(<n>) or "
+            "upper/lower/trim/substr/coalesce of them (not printf(), || or another column), or run it as an "
+            "identity with an unmask grant for the column (masking.unmask)",
         )
     return None
 

@@ -261,6 +261,7 @@ class Planner:
         targets = {id(t) for t in _written_tables(tree)}
         for scope in scopes:
             carried = self._pinned_by_join(scope)
+            listed = self._pinned_by_join(scope, _listed_columns) if isinstance(scope, exp.Select) else {}
             for table in scope.find_all(exp.Table):
                 rel = self.relation(table)
                 if rel is None or not rel.hazard:
@@ -278,7 +279,15 @@ class Planner:
                     isinstance(scope, exp.Select)
                     and not table.args.get("hints")
                     and rel.keys
-                    and _listed_by_key(scope, table, rel)
+                    and (
+                        _listed_by_key(scope, table, rel)
+                        # a join partner whose key equals a listed key, naming no masked column of its own: both
+                        # read by PRIMARY, each row looked up by its key in key order (decision 0406)
+                        or (
+                            any(k and k <= listed.get(id(table), frozenset()) for k in rel.keys)
+                            and _walked_index(scope, table, rel, whole_row=True) is None
+                        )
+                    )
                 ):
                     # rows named by a list of keys: read by PRIMARY, in key order, whatever the table's size
                     self.plan.edits.append(Edit("force-primary", table, ()))
@@ -293,15 +302,19 @@ class Planner:
                 )
                 return
 
-    def _pinned_by_join(self, scope: exp.Expression) -> dict[int, frozenset[str]]:
+    def _pinned_by_join(
+        self,
+        scope: exp.Expression,
+        given: Callable[[exp.Expression | None, exp.Table], frozenset[str]] = nodes.pinned_columns,
+    ) -> dict[int, frozenset[str]]:
         """For each table of ``scope`` (by id), its columns given one constant by the WHERE or by an equality with
         such a column of another copy of the same table (decision 0380): ``t a JOIN t b ON b.id = a.id WHERE a.id =
         2`` makes ``a`` a const table and MariaDB carries the constant over the equality (EXPLAIN: ``b`` const by
         PRIMARY too), both read while the statement is planned, before any other row. Equalities count from the
         top-level AND of the WHERE and of an inner join's ON (a LEFT JOIN's for the table it joins), both columns
         qualified, of one table and one name, so of one type: an equality across types may not be carried to the
-        key. A list (``a.id IN (1, 2)``) is not carried: 0366 lets a list of keys through on the belief that
-        MariaDB looks them up in key order, which a small table's covering index scan belies (left open)."""
+        key. With ``given`` = :func:`_listed_columns`, the columns given a list of constants (``a.id IN (1, 2)``)
+        are carried the same way: such a partner is read FORCE INDEX (PRIMARY) as the listed table is (0406)."""
         tables = {
             t.alias_or_name.lower(): t
             for t in scope.find_all(exp.Table)
@@ -337,7 +350,7 @@ class Planner:
             side = str(join.args.get("side") or "").upper()
             if side in ("", "LEFT") and not join.args.get("using"):
                 equalities(join.args.get("on"), join.this.alias_or_name.lower() if side else None)
-        pinned = {name: set(nodes.pinned_columns(where, t)) for name, t in tables.items()}
+        pinned = {name: set(given(where, t)) for name, t in tables.items()}
         changed = True
         while changed:
             changed = False

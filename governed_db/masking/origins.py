@@ -111,13 +111,17 @@ class Written:
     delete); ``columns`` are those given a value other than NULL or DEFAULT (``None``: not known which, so any);
     ``touched``, for an update, those it sets at all (``SET email = NULL`` changes a key a child row points at);
     ``defaulted`` those given their DEFAULT (by the word, or, in an INSERT, by being left out): a value when the
-    column's default is one (``DEFAULT '000-00-0000'``), which only the catalog can tell."""
+    column's default is one (``DEFAULT '000-00-0000'``), which only the catalog can tell. ``grows``, for an update:
+    the most bytes its values may put in a row, not counting parameters (``None``: no bound the text shows), and
+    ``sized`` whether its parameters' bytes count too (:mod:`governed_db.masking.row_length`)."""
 
     table: str
     kind: str
     columns: frozenset[str] | None
     touched: frozenset[str] | None = frozenset()
     defaulted: frozenset[str] = frozenset()
+    grows: int | None = 0
+    sized: bool = False
 
     @property
     def changed(self) -> frozenset[str] | None:

@@ -1068,12 +1068,14 @@ class _Reach:
     def fired(self, body: str, depth: int) -> None:
         """Follow the triggers that the writes of a trigger's ``body`` fire (its own text's: ``CREATE TRIGGER ...``)."""
         writes = _body_writes(body)
+        grown = _unbounded_updates(body) if writes else set()
         for table, (events, columns) in writes.items():
             if table not in self.relations:
                 continue
             theirs = _column_names(self.cur, table)
-            if depth >= _REACH_DEPTH:
-                self.add(table, theirs)  # deeper than followed: every column of it counts
+            if depth >= _REACH_DEPTH or table in grown:
+                # deeper than followed, or lengthening its rows by no bound: every column of it counts
+                self.add(table, theirs)
                 continue
             # the write's foreign-key actions fire the triggers of the child rows they change, under this trigger
             causes = {e: self.events for e in events if e in ("update", "delete")}
@@ -1109,9 +1111,7 @@ def _body_writes(sql: str) -> dict[str, tuple[set[str], set[str] | None]]:
     """The tables the body of trigger ``sql`` writes: per table, the events its writes fire there, and the columns its
     UPDATEs set (every word of their SET clauses: more, never fewer; ``None``: any). A REPLACE may delete, an upsert
     may update any column. Comments are removed first; the text after the first BEGIN is the body."""
-    text = _COMMENT.sub(" ", sql)
-    begin = re.search(r"\bBEGIN\b", text, re.IGNORECASE)
-    body = text[begin.end():] if begin else text
+    body = _body_of(sql)
     out: dict[str, tuple[set[str], set[str] | None]] = {}
 
     def note(table: str, event: str, columns: set[str] | None = None) -> None:
@@ -1131,6 +1131,25 @@ def _body_writes(sql: str) -> dict[str, tuple[set[str], set[str] | None]]:
         note(m.group(1), "update", {w.lower() for w in re.findall(r"[\w$]+", m.group(2))})
     for m in _DELETED.finditer(body):
         note(m.group(1), "delete")
+    return out
+
+
+def _body_of(sql: str) -> str:
+    text = _COMMENT.sub(" ", sql)
+    begin = re.search(r"\bBEGIN\b", text, re.IGNORECASE)
+    return text[begin.end():] if begin else text
+
+
+def _unbounded_updates(sql: str) -> set[str]:
+    """The tables the body of trigger ``sql`` UPDATEs with a value whose length its text does not bound (``SET city =
+    new.city``; an upsert's DO UPDATE, unread, too): such a write may lengthen a row past SQLite's length limit by
+    the masked values the row keeps (decision 0405)."""
+    from governed_db.masking.row_length import unbounded_set
+
+    body = _body_of(sql)
+    out = {_unquoted(m.group(1)) for m in _UPDATED.finditer(body) if unbounded_set(m.group(2))}
+    if re.search(r"\bDO\s+UPDATE\b", body, re.IGNORECASE) is not None:
+        out |= {_unquoted(m.group(3)) for m in _INSERTED.finditer(body)}
     return out
 
 

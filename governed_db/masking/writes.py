@@ -30,6 +30,7 @@ from governed_db.masking.origins import (
     computed_columns,
     star_outputs,
 )
+from governed_db.masking.row_length import inserted_bytes, value_bytes
 from governed_db.sql._sqlite_reading import parse_one
 
 if TYPE_CHECKING:
@@ -347,7 +348,7 @@ def _insert_writes(w: Walker, node: exp.Insert) -> None:
     conflict = node.args.get("conflict")
     if isinstance(conflict, exp.OnConflict) and conflict.expressions:
         # ON CONFLICT DO UPDATE / ON DUPLICATE KEY UPDATE: an UPDATE of the row in the way
-        _assigned(w, conflict.expressions, {"": (key, cols)}, key)
+        _assigned(w, conflict.expressions, {"": (key, cols)}, key, excluded=inserted_bytes(node.expression))
 
 
 def _update_writes(w: Walker, node: exp.Update) -> None:
@@ -386,16 +387,22 @@ def _assigned(
     tables: dict[str, tuple[str, list[str] | None]],
     default: str,
     multi: bool = False,
+    excluded: tuple[int | None, bool] | None = None,
 ) -> None:
     """``SET a = v, t.b = v``: one update per table written, with the columns given a value and those set at
-    all (NULL included). An unqualified column of a MySQL multi-table UPDATE belongs to whichever joined table
-    has it (any, when unknown)."""
+    all (NULL included), and how long its values may be. An unqualified column of a MySQL multi-table UPDATE
+    belongs to whichever joined table has it (any, when unknown)."""
     given: dict[str, set[str] | None] = {}
     touched: dict[str, set[str] | None] = {}
     defaulted: dict[str, set[str]] = {}
+    grows: int | None = 0
+    sized = False
     for item in items:
         left = item.this if isinstance(item, exp.EQ) else None
         value = item.expression if isinstance(item, exp.EQ) else None
+        own = left.name.lower() if isinstance(left, exp.Column) else ""
+        n, p = (None, False) if value is None else value_bytes(value, excluded, own)
+        grows, sized = (None if grows is None or n is None else grows + n), sized or p
         targets = left.expressions if isinstance(left, exp.Tuple) else [left]
         for col in targets:
             if not isinstance(col, exp.Column) or isinstance(col.this, exp.Star):
@@ -427,6 +434,8 @@ def _assigned(
                 None if values is None else frozenset(values),
                 None if columns is None else frozenset(columns),
                 frozenset(defaulted.get(owner, ())),
+                grows,
+                sized,
             )
         )
 

@@ -39,7 +39,7 @@ VALUE_CATALOGS = frozenset(
      # the bytes of every large object, which lo_get()/lo_open() (refused as file access) would have read
      "pg_largeobject",
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
-     "sqlite_stat1", "dbstat", "information_schema.innodb_locks", "performance_schema.data_locks",
+     "sqlite_stat1", "dbstat", "sqlite_stmt", "information_schema.innodb_locks", "performance_schema.data_locks",
      "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
      "mysql.innodb_index_stats", "mysql.innodb_table_stats", "mysql.index_stats", "information_schema.partitions",
      "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
@@ -66,7 +66,9 @@ VALUE_CATALOGS = frozenset(
 # ``INSERT ... VALUES (..., '536-22-8726')`` as written
 # sqlite_stat1 counts the rows per distinct value of each index prefix (after a row holding a guess is inserted,
 # ANALYZE says whether it equals a stored value); SQLite's dbstat reports each page's payload bytes (the summed
-# lengths of the values on it)
+# lengths of the values on it); sqlite_stmt lists the connection's prepared statements (the application's too, with
+# their literals as written) and how many steps each took over the rows it read: 50 for the application's
+# ``CREATE INDEX ... WHERE ssn > '3'`` over ALICE's row, 42 over ANNA's (decision 0405)
 #: Table functions that report column values: DuckDB's storage statistics hold each segment's min/max (the first
 #: bytes of the values) and string lengths; DuckDB's ``duckdb_table_sample('t')`` is the table's own reservoir
 #: sample, its rows in clear under the table's column names (empty in DuckDB 2.0's builds, refused before it is
@@ -322,7 +324,7 @@ def _traffic(stmt: StatementInfo) -> str | None:
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
     "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
-    "sqlite_stat1 and dbstat, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or status counters "
+    "sqlite_stat1, dbstat and sqlite_stmt, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or status counters "
     "other than those that count events (MySQL's Bytes_sent, sort spills, subquery cache hits measure values "
     "before masking), or performance_schema/sys summaries of the work statements did (the same counters per "
     "digest, thread, file or socket), is never routine; "
