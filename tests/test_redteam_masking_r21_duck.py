@@ -6,6 +6,12 @@ With a clear ``codes.code`` and a masked ``kids.ssn REFERENCES codes(code)``, ``
 otherwise: a guess of a masked value, checked. Deleting or re-keying a referenced row is now a use of the child's
 referencing columns too (the same on every database that checks foreign keys).
 
+Finding (decision 0404): DuckDB binds ``info.ssn`` to a column ``info`` of the query (its field ``ssn``) when no FROM
+item named ``info`` has a column ``ssn``, before any enclosing query. ``SELECT info.ssn FROM d21_prof info`` (a
+STRUCT column holding the SSN) was read as a column ``ssn`` of the table, which has none, and returned the SSN in
+clear; in a subquery, ``info.ssn`` was read as the enclosing query's ``info`` and ``WHERE info.ssn LIKE '5%'``
+counted a guess. Names are now bound as DuckDB binds them.
+
 Over-masking fixed (decision 0404): a field of a STRUCT column (``info.city``, ``(info).city``,
 ``struct_extract(info, 'city')``, ``info['city']``) came back ``[SENSITIVE]`` though the column itself showed that
 field in clear (``{'city': 'Paris', 'ssn': '[US_SSN]'}``). A field of a stored STRUCT column is now masked as the
