@@ -190,6 +190,31 @@ def test_a_table_column_wins_over_a_struct_field_as_in_duckdb() -> None:
     assert gov == raw, (gov, raw)
 
 
+def test_a_field_of_a_clear_struct_is_scanned_as_the_struct_is_when_values_arrive() -> None:
+    """A STRUCT column found clear when its table was read whole is watched: values that arrive since are scanned
+    (decision 0268), in ``SELECT info`` and in ``info.note`` alike."""
+    import duckdb
+
+    from tests._redteam import govern
+    from tests.test_masking_noninterference import ATTACKER
+
+    raw = duckdb.connect(":memory:")
+    raw.execute("CREATE TABLE d21_p (id INTEGER, info STRUCT(city VARCHAR, note VARCHAR))")
+    raw.execute(
+        "INSERT INTO d21_p VALUES (1, {'city': 'Paris', 'note': 'hello'}), (2, {'city': 'Lyon', 'note': 'ok'})"
+    )
+    conn = govern(raw, ATTACKER)
+    sql = "SELECT info, info.note, info.city FROM d21_p ORDER BY id"
+    assert conn.execute(sql).fetchall() == raw.execute(sql).fetchall()
+    raw.execute(
+        "INSERT INTO d21_p VALUES (3, {'city': 'Nice', 'note': 'call +1 415-555-2671 or alice@example.com'})"
+    )
+    rows = conn.execute(sql).fetchall()
+    conn.close()
+    assert rows[2][0]["note"] == rows[2][1] and "2671" not in rows[2][1] and "alice@" not in rows[2][1], rows
+    assert rows[2][2] == "Nice", rows
+
+
 # -- over-refusal and over-masking: COLUMNS(lambda ...) and f(COLUMNS(* EXCLUDE ...)) (decision 0404) -------------
 
 #: what COLUMNS names, told exactly: answered as raw
