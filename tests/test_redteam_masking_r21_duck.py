@@ -297,6 +297,11 @@ ATTEMPTS = [
     "SELECT greatest(ssn, '5') = '5' FROM customers WHERE id = 1",
     "SELECT len(list(DISTINCT ssn)) FROM (SELECT ssn FROM customers WHERE id = 1 UNION ALL SELECT '536-22-8726')",
     "SELECT count(*) FROM customers c1 SEMI JOIN (SELECT '536-22-8726' AS ssn) c2 USING (ssn)",
+    "SELECT id FROM (SELECT ssn, id FROM customers) c ORDER BY c LIMIT 1",
+    "SELECT max(c).id FROM (SELECT ssn, id FROM customers) c",
+    "SELECT list_sort(list({'s': ssn, 'i': id}))[1].i FROM customers",
+    "SELECT array_agg(c ORDER BY c)[1].id FROM (SELECT ssn, id FROM customers) c",
+    "SELECT list_grade_up(list(ssn ORDER BY id)) FROM customers",
 ]
 
 
