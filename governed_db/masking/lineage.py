@@ -1403,7 +1403,8 @@ class Walker:
                     continue
                 # only the columns it may name (judged over-wide): ``COLUMNS(lambda c: c IN ('id', 'city')) ...
                 # ORDER BY ALL`` orders by those two, not by every column of the FROM clause
-                named = duck.columns_named(proj)
+                # (a regular expression's outputs stay every column: their positions are judged fail closed)
+                named = duck.columns_named(proj) if isinstance(proj.this, exp.Lambda) else None
                 for src in scope.sources:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
