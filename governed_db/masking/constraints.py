@@ -17,7 +17,8 @@ columns that would decide the outcome:
   column of the key: every column of the key (the row's stored values are part of the new key);
 * foreign key, INSERT or UPDATE of its columns: the parent's referenced columns;
 * referenced by a child's foreign key, DELETE (a REPLACE deletes too) or UPDATE of the referenced columns (on
-  DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns;
+  DuckDB, of any indexed column: such an UPDATE is a delete and an insert there): the referenced columns, and
+  the child's columns that point at them (whether a child row holds the value decides too);
 * CHECK, UPDATE of one of its columns: its columns the statement leaves as stored (an INSERT gives the whole
   row, so a CHECK compares values of the caller's only);
 * any PostgreSQL index, UPDATE giving one of its variable-length columns a value: its columns the statement
@@ -86,7 +87,12 @@ def _use(w: Written, c: Constraint) -> tuple[str, Origin] | None:
         if w.kind == "insert" or (w.kind == "update" and changed is not None and not changed & updated):
             return None
         clause = f"the foreign key {c.name}, {c.other}({_cols(c.other_columns)}) -> {w.table}({_cols(c.columns)})"
-        return (clause, _origin(w.table, c.columns))
+        # the child's stored values decide as much as the parent's: with a clear ``codes.code`` and a masked
+        # ``kids.ssn REFERENCES codes(code)``, ``DELETE FROM codes WHERE code = 'k7'`` fails (or cascades) exactly
+        # when a kid's SSN is 'k7' (decision 0403)
+        mine = {(w.table, col) for col in c.columns}
+        theirs = {(c.other, col) for col in c.other_columns} if c.other is not None else set()
+        return (clause, Origin("expr", frozenset(mine | theirs)))
     if c.kind == "check":
         if w.kind != "update" or not written:
             return None

@@ -451,6 +451,9 @@ class Walker:
         s: Scope | None = scope
         while s is not None:
             if qualifier:
+                # DuckDB reads ``info.city`` as the field ``city`` of a column ``info`` of this query when no table
+                # of this query named ``info`` has a column ``city`` — before any enclosing query's ``info``
+                field = self.struct_field(col, s, scope)
                 for src in s.sources:
                     if src.alias == qualifier or (src.table and src.table.rsplit(".", 1)[-1] == qualifier):
                         if isinstance(col.this, exp.Star):
@@ -459,7 +462,11 @@ class Walker:
                         found = src.find(name)
                         if found is not None:
                             self.twin(col, [src])
-                            return self.correlated(found, s, scope)
+                            found = self.correlated(found, s, scope)
+                            # ``x.info.ssn``: schema ``x``'s table ``info`` or table ``x``'s struct ``info``, either
+                            return found if field is None or not col.args.get("db") else combine([found, field])
+                        if field is not None:
+                            return field
                         if src.table is not None:
                             if name in self.locators and src.columns is not None:
                                 return self.locator(name, [src.table])
@@ -471,6 +478,8 @@ class Walker:
                         if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
                             return src.columns[0][1]
                         return Origin("unknown", hint=name)
+                if field is not None:
+                    return field
             else:
                 hits = [o for src in s.sources if (o := src.find(name)) is not None]
                 if hits:
@@ -763,7 +772,7 @@ class Walker:
         )
         if why is not None and isinstance(node, exp.Cast) and self.cast_fits(node, parts):
             why = None
-        member = self.json_member(node, keyed) if isinstance(node, _JSON_MEMBERS) else None
+        member = self.json_member(node, keyed) if isinstance(node, _JSON_MEMBERS) else self.struct_path(node, keyed)
         if member is not None:
             why = None  # a constant path into a value the column's type keeps valid: it cannot fail
         if why is None and self.dialect == "mysql" and isinstance(node, flow.CONVERTING):
@@ -1012,6 +1021,60 @@ class Walker:
         (t, c), = doc.sources
         declared = (self.declared(t, c) or "").strip().lower()
         return tuple(steps) if declared in _JSON_TYPED[self.dialect] else None
+
+    def struct_member(self, doc: Origin, path: tuple[str | int, ...]) -> Origin | None:
+        """A field at ``path`` of ``doc`` when ``doc`` is a stored column declared as a DuckDB STRUCT: the field
+        of a value the type fixes (a missing field fails when the statement is bound, never per value), masked
+        as the column's masking masks it inside the whole value, per field (decision 0404). ``None`` otherwise."""
+        if self.dialect != "duckdb" or self.declared is None or not path:
+            return None
+        if not all(isinstance(k, str) and _shown_key(k) for k in path):
+            return None
+        if doc.kind != "column" or doc.rows or doc.mixed or len(doc.sources) != 1:
+            return None
+        (t, c), = doc.sources
+        if not (self.declared(t, c) or "").strip().upper().startswith("STRUCT("):
+            return None
+        return Origin("expr", doc.sources, member=path)
+
+    def struct_path(self, node: exp.Expression, keyed: list[tuple[str, int, Origin]]) -> tuple[str | int, ...] | None:
+        """``(info).city``, ``struct_extract(info, 'city')``, ``info['city']`` of a STRUCT column: its field."""
+        if self.dialect != "duckdb" or not isinstance(node, (exp.Dot, exp.StructExtract, exp.Bracket)):
+            return None
+        key = node.expressions if isinstance(node, exp.Bracket) else [node.expression]
+        if len(key) != 1 or not isinstance(key[0], (exp.Identifier, exp.Literal)) or isinstance(node.this, exp.Star):
+            return None
+        if isinstance(key[0], exp.Literal) and not key[0].is_string:
+            return None
+        doc = [o for k, _, o in keyed if k == "this"]
+        found = self.struct_member(doc[0], (key[0].name,)) if len(doc) == 1 else None
+        return found.member if found is not None else None
+
+    def struct_field(self, col: exp.Column, at: Scope, scope: Scope) -> Origin | None:
+        """DuckDB ``info.city`` (``c.info.city``) read as the field ``city`` of a column ``info`` (of the FROM item
+        ``c``) of the query ``at``; ``None`` when that query has no such column, or on other databases. A field of
+        a stored STRUCT column is its member (decision 0404); any other is computed from the value it is taken
+        from (whether it is NULL follows the value, as a list's element does, decision 0302)."""
+        if self.dialect != "duckdb" or isinstance(col.this, exp.Star) or col.args.get("catalog"):
+            return None
+        db = col.args.get("db")
+        if db is not None and not isinstance(db, exp.Identifier):
+            return None
+        owner = db.name.lower() if isinstance(db, exp.Identifier) else None
+        sources = [
+            src for src in at.sources
+            if owner is None or src.alias == owner or (src.table and src.table.rsplit(".", 1)[-1] == owner)
+        ]
+        hits = [o for src in sources if (o := src.find(col.table.lower())) is not None]
+        if not hits:
+            return None
+        doc = self.correlated(hits[0] if len(hits) == 1 else combine(hits), at, scope)
+        member = self.struct_member(doc, (col.name,))
+        if member is not None:
+            return member
+        if doc.kind in ("unknown", "const"):
+            return doc
+        return Origin("expr", doc.sources, doc.rows, mixed=doc.mixed, from_member=True, long=doc.long)
 
     def cast_fits(self, node: exp.Cast, parts: list[Origin]) -> bool:
         """A length cast of columns' own values declared no longer than the length (it cannot truncate)."""
@@ -1338,11 +1401,16 @@ class Walker:
                     # columns: any of them may be under that name
                     outputs.append(Output(proj.alias, self.expr(proj.this, scope, ctes)))
                     continue
+                # only the columns it may name (judged over-wide): ``COLUMNS(lambda c: c IN ('id', 'city')) ...
+                # ORDER BY ALL`` orders by those two, not by every column of the FROM clause
+                # (a regular expression's outputs stay every column: their positions are judged fail closed)
+                named = duck.columns_named(proj) if isinstance(proj.this, exp.Lambda) else None
                 for src in scope.sources:
                     if src.columns is None:
                         outputs.append(Output("*", src.whole_row() if src.table else Origin("unknown")))
                     else:
-                        outputs.extend(star_outputs([Output(n, o) for n, o in src.columns]))
+                        kept = [Output(n, o) for n, o in src.columns if named is None or n == "*" or named(n)]
+                        outputs.extend(star_outputs(kept))
                         self.implicit(node, src)
                 continue
             if proj.find(exp.Columns) is not None:

@@ -138,14 +138,14 @@ def expand_columns(w: Walker, proj: exp.Expression, scope: Scope, ctes: Ctes) ->
     clause, named after it, each traced as ``f`` of that one column (``max(COLUMNS(*))`` is ``max(id)``,
     ``max(email)``, ...). Every column is given, whether the pattern matches it or not: the description is
     matched by name. ``None`` (the whole FROM clause, masked) when the names or columns cannot be told: an
-    alias (every column gets it), unknown columns, a lambda or ``* EXCLUDE`` pattern, several patterns, a
+    alias (every column gets it), unknown columns, a lambda, a star with REPLACE, RENAME or a qualified EXCLUDE, several patterns, a
     subquery."""
     nodes = list(proj.find_all(exp.Columns))
     if not nodes or isinstance(proj, exp.Alias) or any(proj.find(q) is not None for q in QUERY):
         return None
     arg = nodes[0].this
-    plain_star = isinstance(arg, exp.Star) and not any(v for v in arg.args.values())
-    if not (plain_star or (isinstance(arg, exp.Literal) and arg.is_string)):
+    excluded = _excluded(arg) if isinstance(arg, exp.Star) else None
+    if excluded is None and not (isinstance(arg, exp.Literal) and arg.is_string):
         return None
     if len({n.sql() for n in nodes}) != 1 or any(n.expressions for n in nodes):
         return None
@@ -154,12 +154,25 @@ def expand_columns(w: Walker, proj: exp.Expression, scope: Scope, ctes: Ctes) ->
         if src.columns is None or (src.columns[:1] and src.columns[0][0] == "*"):
             return None
         for name, _ in src.columns:
+            if excluded and name.lower() in excluded:
+                continue  # ``* EXCLUDE (ssn)``: no output of it (the description is matched by name)
             one = proj.copy()
             for node in list(one.find_all(exp.Columns)):
                 node.replace(exp.column(name, table=src.alias or None, quoted=True))
             by_name.setdefault(name.lower(), []).append(w.expr(one, scope, ctes))
     # the same name in two FROM items: DuckDB names both alike, so each is masked as either could be
     return [Output(n, found[0] if len(found) == 1 else combine(found)) for n, found in by_name.items()]
+
+
+def _excluded(star: exp.Star) -> frozenset[str] | None:
+    """The names ``*`` or ``* EXCLUDE (a, b)`` leaves out (lower case); ``None`` for any other modifier, or an
+    excluded name that is qualified (``t.ssn``: which FROM item's it is, is not told here)."""
+    if any(v for k, v in star.args.items() if k != "except_"):
+        return None
+    names = star.args.get("except_") or []
+    if not all(isinstance(c, exp.Column) and not c.table and isinstance(c.this, exp.Identifier) for c in names):
+        return None
+    return frozenset(c.name.lower() for c in names)
 
 
 #: a regular expression RE2 (DuckDB's) and Python's ``re`` read alike: letters, digits, ``_``, ``-`` and spaces,
@@ -174,6 +187,8 @@ def columns_named(node: exp.Columns) -> Callable[[str], bool] | None:
     arg = node.this
     if node.expressions or any(v for k, v in node.args.items() if k != "this"):
         return None
+    if isinstance(arg, exp.Lambda):
+        return _lambda_named(arg)
     if isinstance(arg, exp.Array) and arg.expressions and all(
         isinstance(e, exp.Literal) and e.is_string for e in arg.expressions
     ):
@@ -187,6 +202,32 @@ def columns_named(node: exp.Columns) -> Callable[[str], bool] | None:
     except re.error:
         return None
     return lambda name: "\n" in name or "\r" in name or pattern.search(name) is not None
+
+
+def _lambda_named(fn: exp.Lambda) -> Callable[[str], bool] | None:
+    """``COLUMNS(lambda c: c IN ('id', 'city'))`` / ``c = 'id'``: the names it compares its one parameter with
+    (matched ignoring case, over-wide); ``None`` for any other body."""
+    params = fn.expressions
+    if len(params) != 1 or not isinstance(params[0], exp.Identifier):
+        return None
+    body = fn.this
+    while isinstance(body, exp.Paren):
+        body = body.this
+    if isinstance(body, exp.In) and not body.args.get("query") and not body.args.get("unnest"):
+        subject, values = body.this, body.expressions
+    elif isinstance(body, exp.EQ):
+        subject, values = body.this, [body.expression]
+    else:
+        return None
+    param = params[0].name.lower()
+    if not (isinstance(subject, (exp.Identifier, exp.Column)) and subject.name.lower() == param):
+        return None
+    if isinstance(subject, exp.Column) and subject.table:
+        return None
+    if not values or not all(isinstance(v, exp.Literal) and v.is_string for v in values):
+        return None
+    names = {str(v.this).lower() for v in values}
+    return lambda name: name.lower() in names
 
 
 def positional(node: exp.PositionalColumn, scope: Scope) -> Origin:

@@ -362,6 +362,10 @@ def _masker_for(
                 # and its type, would say what the document's masking hides (decision 0302)
                 return always_masker(f"[{_label(real, 'SENSITIVE')}]")
             return redact_masker(_label(real, "SENSITIVE"))
+        if origin.member is not None and not unreadable and watch_masker(state, origin.sources) is not None:
+            # a member of a clear document of a table the sample read whole: its values are scanned as the
+            # document's would be when they arrived since (decision 0268; a STRUCT's field, decision 0404)
+            return member_masker(origin.member, detect_masker(state))
         if origin.member is not None or origin.from_member:
             return always_masker("[SENSITIVE]") if unreadable else None
         return detect_masker(state) if unreadable else None

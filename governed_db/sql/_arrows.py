@@ -15,8 +15,9 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 
-#: DuckDB's list functions whose argument may be a real lambda (sqlglot's names for them, and unmapped spellings)
-_LAMBDA_TAKERS: tuple[type[exp.Expression], ...] = (exp.Transform, exp.ArrayFilter)
+#: DuckDB's list functions whose argument may be a real lambda (sqlglot's names for them, and unmapped spellings),
+#: and ``COLUMNS(lambda c: ...)``, whose argument must be a constant: a JSON extraction there fails to bind
+_LAMBDA_TAKERS: tuple[type[exp.Expression], ...] = (exp.Transform, exp.ArrayFilter, exp.Columns)
 _LAMBDA_NAMES = frozenset({
     "list_transform", "array_transform", "apply", "list_apply", "array_apply", "list_filter", "array_filter",
     "filter", "list_reduce", "array_reduce", "reduce",
