@@ -20,7 +20,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -404,32 +404,29 @@ _VIN_NAMES = frozenset({("vin",), ("vins",)})
 _VIN_SHAPE = re.compile(r"(?i)[A-HJ-NPR-Z0-9]{17}")
 
 
+def _share(values: Sequence[Any], test: Callable[[str], Any]) -> float:
+    """The share of the non-empty values (as text, stripped) ``test`` holds for."""
+    total = hits = 0
+    for v in values:
+        text = _text_of(v)
+        if text is None or not text.strip():
+            continue
+        total += 1
+        hits += bool(test(text.strip()))
+    return hits / total if total else 0.0
+
+
 def _vin_share(values: Sequence[Any]) -> float:
     """The share of the non-empty values shaped like a VIN: seventeen characters without I, O or Q, digits and
     letters both. Under a column named ``vin`` the check digit is not asked for (European manufacturers need not
     compute it); anywhere else a value is one only with it (``recognizers.vin_valid``)."""
-    total = hits = 0
-    for v in values:
-        text = _text_of(v)
-        if text is None or not text.strip():
-            continue
-        total += 1
-        code = text.strip()
-        hits += bool(_VIN_SHAPE.fullmatch(code)) and not code.isdigit() and not code.isalpha()
-    return hits / total if total else 0.0
+    return _share(values, lambda code: _VIN_SHAPE.fullmatch(code) and not code.isdigit() and not code.isalpha())
 
 
 def _ssn_share(values: Sequence[Any]) -> float:
     """The share of the non-empty values that are nine digits (bare or as ``123-45-6789``) and a valid SSN."""
-    total = hits = 0
-    for v in values:
-        text = _text_of(v)
-        if text is None or not text.strip():
-            continue
-        total += 1
-        digits = text.strip().replace("-", "").replace(" ", "")
-        hits += len(digits) == 9 and ssn_valid(digits)
-    return hits / total if total else 0.0
+    return _share(values, lambda text: len(digits := text.replace("-", "").replace(" ", "")) == 9
+                  and ssn_valid(digits))
 
 
 #: words that make a column hold things that may be named after people (``title``: ``Anna Karenina``; ``street``:
