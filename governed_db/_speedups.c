@@ -1769,6 +1769,8 @@ static PyObject *rows_all(PyObject *self, PyObject *const *args, Py_ssize_t narg
     if (active != Py_True || gov == NULL || count == NULL || span == NULL || !PyLong_CheckExact(count) ||
         *slot(st, rs_poisoned) != Py_None || *slot(st, rs_limit) != Py_None || *slot(st, rs_plan) != Py_None)
         Py_RETURN_FALSE;
+    /* an SDK provider's span (not an audit-only one): the Python code records its count */
+    if (span != Py_None && (so_base < 0 || (PyObject *)Py_TYPE(span) != sp_type)) Py_RETURN_FALSE;
     PyObject *limiter = PyObject_GetAttr(gov, n_limiter);
     if (limiter == NULL) return NULL;
     int unlimited = limiter == Py_None;
