@@ -222,6 +222,17 @@ def duckdb_spellings(tree: exp.Expr, d: Dialect) -> exp.Expr:
         if target is tree:
             return star
         target.replace(star)
+    for macro in [n for n in tree.find_all(exp.Anonymous) if _is_histogram_macro(n)]:
+        # DuckDB's table macros ``histogram(t, col)`` / ``histogram_values(t, col)`` count the rows of ``t`` by
+        # ``col`` (or by bins of it): read as the grouping they run, ``col`` decides rows (decision 0419)
+        table = cast(exp.Table, macro.parent)
+        query = _histogram_query(macro, d)
+        alias = table.args.get("alias")
+        if alias is not None:  # without one DuckDB names the call ``unnamed_queryN``: no name of the caller's
+            query.set("alias", alias.copy())
+        if table is tree:
+            return query
+        table.replace(query)
     dots = [n for n in tree.find_all(exp.Dot) if isinstance(n.expression, exp.Func)]
     for dot in reversed(dots):  # the innermost first: ``ssn.upper().lower()``
         value = _dotted_value(dot.this)
@@ -243,6 +254,57 @@ def duckdb_spellings(tree: exp.Expr, d: Dialect) -> exp.Expr:
             return rebuilt
         dot.replace(rebuilt)
     return tree
+
+
+#: DuckDB's built-in table macros that group a table's rows by an expression given as an argument
+HISTOGRAM_MACROS = frozenset({"histogram", "histogram_values"})
+
+
+def _is_histogram_macro(call: exp.Anonymous) -> bool:
+    return (
+        str(call.name).lower() in HISTOGRAM_MACROS
+        and isinstance(call.parent, exp.Table)
+        and call.arg_key == "this"
+        and len(call.expressions) >= 2
+    )
+
+
+def _histogram_query(call: exp.Anonymous, d: Dialect) -> exp.Expression:
+    """``histogram(t, col, ...)`` as the query it runs: ``(SELECT col AS bin, count(*) AS count, count(*) AS bar
+    FROM t GROUP BY col)`` (``histogram_values`` has no ``bar``). The macro reads ``t`` through
+    ``query_table(CAST(t AS VARCHAR))``: a name, or a string naming one; anything else stays a ``query_table()``
+    of text computed at run time (nested SQL)."""
+    source, column = call.expressions[0], call.expressions[1]
+    if (isinstance(source, exp.Column) and not source.args.get("catalog")) or (
+        isinstance(source, exp.Literal) and source.is_string
+    ):
+        name = source.name if isinstance(source, exp.Literal) else source.sql(dialect=d)
+        try:
+            table: exp.Expression = exp.to_table(name, dialect=d)
+        except SqlglotError:
+            table = exp.Table(this=exp.Anonymous(this="query_table", expressions=[source.copy()]))
+    else:
+        table = exp.Table(this=exp.Anonymous(this="query_table", expressions=[source.copy()]))
+    outputs: list[exp.Expression] = [] if str(call.name).lower() == "histogram_values" else [
+        exp.Alias(this=exp.Count(this=exp.Star()), alias=exp.to_identifier("bar"))
+    ]
+    select = (
+        exp.Select(
+            expressions=[
+                exp.Alias(this=column.copy(), alias=exp.to_identifier("bin")),
+                exp.Alias(this=exp.Count(this=exp.Star()), alias=exp.to_identifier("count")),
+                *outputs,
+            ]
+        )
+        .from_(table, copy=False)
+        # bin_count := and technique := decide the bins, as the column does
+        .group_by(column.copy(), *(_named_value(a).copy() for a in call.expressions[2:]), copy=False)
+    )
+    return exp.Subquery(this=select)
+
+
+def _named_value(arg: exp.Expression) -> exp.Expression:
+    return arg.expression if isinstance(arg, (exp.PropertyEQ, exp.Kwarg, exp.EQ)) else arg
 
 
 def _dotted_value(node: exp.Expression) -> exp.Expression | None:
