@@ -9,6 +9,10 @@ takes for an SSN), ``histogram_values(customers, length(full_name))`` told the n
 t GROUP BY col, <bin_count>, <technique>)``: a masked column there is refused (rule ``masked-column-predicate``)
 and a clear one answers as the raw connection does.
 
+Finding (decision 0420): with logging on (``CALL enable_logging()``, by the application), ``duckdb_logs`` held the
+application's SQL as written (``... WHERE ssn = '536-22-8726'``) and, at debug level, operator events over the masked
+values; the agent read it. The log is now a statistics catalog (rule ``system-catalog``).
+
 The rest of the round (lambdas and list comprehensions, map_from_entries, struct_pack, recursive unnest,
 UNPIVOT, SAMPLE with seeds, SUMMARIZE and DESCRIBE of a query, approx_count_distinct, reservoir_quantile,
 bit_and, bitstring_agg, ordered string_agg, min_by/max_by with n, regexp_extract_all, enums made from a query,
@@ -20,9 +24,13 @@ statement; a selection is kept as regressions.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.test_redteam_masking_r13_rt13lite import _no_clear_value
+from tests._redteam import govern
+from tests.test_masking_noninterference import ATTACKER
+from tests.test_redteam_masking_r13_rt13lite import ALICE, ANNA, _duck, _duck_observe, _no_clear_value
 from tests.test_redteam_masking_r19_duck import _runs
 
 pytest.importorskip("duckdb")
@@ -135,3 +143,56 @@ def test_attempts_in_several_statements_are_answered_alike(steps: tuple[str, ...
     a, b = _runs(steps, governed=True)
     assert a == b, (a, b)
     _no_clear_value(a)
+
+
+# -- finding: DuckDB's log holds the application's SQL and what operators did with the values (decision 0420) ------
+
+LOG_READS = [
+    "SELECT message FROM duckdb_logs WHERE type = 'QueryLog'",
+    "SELECT message FROM duckdb_logs() WHERE type = 'QueryLog'",
+    "SELECT * FROM duckdb_logs_parsed('QueryLog')",
+    "SELECT count(*) FROM duckdb_logs WHERE message LIKE '%''5%'",
+    "SELECT type, message FROM system.main.duckdb_logs",
+    "SELECT * FROM (SELECT message AS city FROM duckdb_logs)",
+]
+
+
+def _logged(secret: tuple[Any, ...], sql: str, governed: bool) -> Any:
+    """The application turned logging on and looked a customer up by SSN (a literal, as applications write) before
+    handing its connection to the agent, which then reads ``sql``."""
+    raw = _duck(secret)
+    raw.execute("CALL enable_logging()")
+    raw.execute(f"SELECT id FROM customers WHERE ssn = '{secret[3]}'").fetchall()
+    conn = govern(raw, ATTACKER) if governed else raw
+    try:
+        return _duck_observe(conn, sql)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sql", LOG_READS)
+def test_the_log_tells_nothing_of_the_applications_statements(sql: str) -> None:
+    """Found in round 22: with logging on, ``duckdb_logs`` showed the application's ``... WHERE ssn =
+    '536-22-8726'`` as written (and, at debug level, an adaptive filter's events and hash tables' bytes for the
+    library's own sampling reads). Read as a statistics catalog: refused (rule ``system-catalog``)."""
+    raw = [_logged(s, sql, governed=False) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw  # the oracle, unprotected
+    a, b = (_logged(s, sql, governed=True) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    _no_clear_value(a)
+    assert str(a).startswith("refused") and "system-catalog" in str(a) and "duckdb_logs" in str(a), a
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM duckdb_settings() WHERE name = 'enable_logging'",
+        "SELECT table_name FROM duckdb_tables() ORDER BY 1",
+        "SELECT 'duckdb_logs' AS name",
+        "SELECT city FROM customers WHERE id = 1",
+    ],
+)
+def test_log_look_alikes_answer_as_raw(sql: str) -> None:
+    raw = [_logged(s, sql, governed=False) for s in (ALICE, ANNA)]
+    gov = [_logged(s, sql, governed=True) for s in (ALICE, ANNA)]
+    assert gov == raw, (gov, raw)

@@ -39,7 +39,8 @@ VALUE_CATALOGS = frozenset(
      # the bytes of every large object, which lo_get()/lo_open() (refused as file access) would have read
      "pg_largeobject",
      "information_schema.column_statistics", "mysql.column_stats", "sqlite_stat4", "sqlite_stat3",
-     "sqlite_stat1", "dbstat", "sqlite_stmt", "information_schema.innodb_locks", "performance_schema.data_locks",
+     "sqlite_stat1", "dbstat", "sqlite_stmt", "duckdb_logs", "information_schema.innodb_locks",
+     "performance_schema.data_locks",
      "information_schema.innodb_ft_index_table", "information_schema.innodb_ft_index_cache",
      "mysql.innodb_index_stats", "mysql.innodb_table_stats", "mysql.index_stats", "information_schema.partitions",
      "information_schema.innodb_buffer_page", "information_schema.innodb_buffer_page_lru",
@@ -73,7 +74,13 @@ VALUE_CATALOGS = frozenset(
 #: bytes of the values) and string lengths; DuckDB's ``duckdb_table_sample('t')`` is the table's own reservoir
 #: sample, its rows in clear under the table's column names (empty in DuckDB 2.0's builds, refused before it is
 #: not: masking does not trace a table function's columns to the table named in its argument)
-VALUE_FUNCTIONS = frozenset({"pragma_storage_info", "dbstat", "duckdb_table_sample"})
+#: DuckDB's log (``duckdb_logs``, a view, and the table functions ``duckdb_logs()``/``duckdb_logs_parsed()``), once
+#: the application turned logging on, holds every connection's SQL as written (the application's ``... WHERE ssn =
+#: '536-22-8726'``) and what operators did with the values (an adaptive filter's events, hash tables' bytes), the
+#: library's own sampling reads included (decision 0420)
+VALUE_FUNCTIONS = frozenset(
+    {"pragma_storage_info", "dbstat", "duckdb_table_sample", "duckdb_logs", "duckdb_logs_parsed"}
+)
 #: The only MySQL/MariaDB status counters a governed session may read: families that count events — connections,
 #: commands, threads, time up, TLS sessions — which no value a statement reads can move (decision 0291). Every
 #: other counter may measure what the server did with the values before masking, and the server has hundreds, more
@@ -324,7 +331,8 @@ def _traffic(stmt: StatementInfo) -> str | None:
     rationale="Writing system catalogs (also unqualified, as UPDATE pg_settings), switching to a system database "
     "(USE mysql), or reading credential catalogs (pg_authid, mysql.user) or statistics catalogs that hold "
     "column values (pg_stats, pg_statistic, column_statistics, DuckDB's pragma_storage_info(), SQLite's "
-    "sqlite_stat1, dbstat and sqlite_stmt, InnoDB's lock and full-text tables, SHOW ENGINE INNODB STATUS) or status counters "
+    "sqlite_stat1, dbstat and sqlite_stmt, DuckDB's duckdb_logs, InnoDB's lock and full-text tables, SHOW ENGINE INNODB "
+    "STATUS) or status counters "
     "other than those that count events (MySQL's Bytes_sent, sort spills, subquery cache hits measure values "
     "before masking), or performance_schema/sys summaries of the work statements did (the same counters per "
     "digest, thread, file or socket), is never routine; "
