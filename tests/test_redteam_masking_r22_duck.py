@@ -11,7 +11,9 @@ and a clear one answers as the raw connection does.
 
 Finding (decision 0420): with logging on (``CALL enable_logging()``, by the application), ``duckdb_logs`` held the
 application's SQL as written (``... WHERE ssn = '536-22-8726'``) and, at debug level, operator events over the masked
-values; the agent read it. The log is now a statistics catalog (rule ``system-catalog``).
+values; the agent read it. So did ``duckdb_prepared_statements()`` (the application's prepared statements with
+their literals) and ``duckdb_variables()`` (the values of its variables). All three are now statistics catalogs
+(rule ``system-catalog``); ``getvariable()`` of the application's variable is left open (strict xfail).
 
 The rest of the round (lambdas and list comprehensions, map_from_entries, struct_pack, recursive unnest,
 UNPIVOT, SAMPLE with seeds, SUMMARIZE and DESCRIBE of a query, approx_count_distinct, reservoir_quantile,
@@ -196,3 +198,42 @@ def test_log_look_alikes_answer_as_raw(sql: str) -> None:
     raw = [_logged(s, sql, governed=False) for s in (ALICE, ANNA)]
     gov = [_logged(s, sql, governed=True) for s in (ALICE, ANNA)]
     assert gov == raw, (gov, raw)
+
+
+def _app_state(secret: tuple[Any, ...], sql: str, governed: bool = True) -> Any:
+    """The application prepared a lookup by SSN (a literal) and kept the SSN in a variable before handing its
+    connection to the agent."""
+    raw = _duck(secret)
+    raw.execute(f"PREPARE d22_q AS SELECT id FROM customers WHERE ssn = '{secret[3]}'")
+    raw.execute(f"SET VARIABLE d22_cur = '{secret[3]}'")
+    conn = govern(raw, ATTACKER) if governed else raw
+    try:
+        return _duck_observe(conn, sql)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT * FROM duckdb_prepared_statements()", "SELECT value FROM duckdb_variables()"]
+)
+def test_the_applications_prepared_statements_and_variables_are_a_catalog_of_values(sql: str) -> None:
+    """Found in round 22: ``duckdb_prepared_statements()`` lists the connection's prepared statements as written
+    (``... WHERE (ssn = '100-99-0000')``), ``duckdb_variables()`` the values of its variables: refused as
+    statistics catalogs are (rule ``system-catalog``, decision 0420)."""
+    raw = [_app_state(s, sql, governed=False) for s in (ALICE, ANNA)]
+    assert raw[0] != raw[1], raw
+    a, b = (_app_state(s, sql) for s in (ALICE, ANNA))
+    assert a == b and str(a).startswith("refused") and "system-catalog" in str(a), (a, b)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="getvariable() of a variable the application set before wrap() is a value of unknown origin, masked "
+    "only by scanning (100-99-0000 is no SSN to the recognizers), and a predicate on it runs: the library does "
+    "not know which variables hold masked values (left open in round 22)",
+)
+@pytest.mark.parametrize("sql", ["SELECT getvariable('d22_cur')", "SELECT getvariable('d22_cur') LIKE '5%'"])
+def test_a_variable_the_application_set_tells_nothing(sql: str) -> None:
+    a, b = (_app_state(s, sql) for s in (ALICE, ANNA))
+    assert a == b, (a, b)
+    _no_clear_value(a)

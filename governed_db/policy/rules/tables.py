@@ -77,10 +77,13 @@ VALUE_CATALOGS = frozenset(
 #: DuckDB's log (``duckdb_logs``, a view, and the table functions ``duckdb_logs()``/``duckdb_logs_parsed()``), once
 #: the application turned logging on, holds every connection's SQL as written (the application's ``... WHERE ssn =
 #: '536-22-8726'``) and what operators did with the values (an adaptive filter's events, hash tables' bytes), the
-#: library's own sampling reads included (decision 0420)
+#: library's own sampling reads included; ``duckdb_prepared_statements()`` the connection's prepared statements as
+#: written (the application's literals, as SQLite's ``sqlite_stmt``), ``duckdb_variables()`` the values of the
+#: variables the application set (decision 0420)
 VALUE_FUNCTIONS = frozenset(
-    {"pragma_storage_info", "dbstat", "duckdb_table_sample", "duckdb_logs", "duckdb_logs_parsed"}
-)
+    {"pragma_storage_info", "dbstat", "duckdb_table_sample", "duckdb_logs", "duckdb_logs_parsed",
+     "duckdb_prepared_statements", "duckdb_variables"}
+)  # fmt: skip
 #: The only MySQL/MariaDB status counters a governed session may read: families that count events — connections,
 #: commands, threads, time up, TLS sessions — which no value a statement reads can move (decision 0291). Every
 #: other counter may measure what the server did with the values before masking, and the server has hundreds, more
