@@ -1,0 +1,119 @@
+"""Over-refusals of issue 12 on MariaDB (a curious agent in production, no unmask grant): a plain EXPLAIN over a
+table with an index on a masked column (decision 0425), ``UPDATE IGNORE`` and ``LIMIT ROWS EXAMINED`` (decision
+0426). Each innocent statement now runs and returns what it should, masked where due, with the table left as
+it should be; its hostile neighbour is still refused and leaves the table as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+import governed_db
+from tests._redteam import CURIOUS_AGENT, govern
+
+ROWS = [(1, "Alice Smith", "536-22-8726", "Paris"), (2, "Bob Jones", "219-45-1234", "Lyon")]
+SECRETS = ("536-22", "8726", "219-45", "1234")
+
+
+def _run(conn: Any, sql: str) -> Any:
+    with closing(conn.cursor()) as cur:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else cur.rowcount
+
+
+def _refused(conn: Any, sql: str) -> str:
+    with pytest.raises(governed_db.GuardrailViolation) as info:
+        _run(conn, sql)
+    assert not [s for s in SECRETS if s in str(info.value)]
+    return str(info.value)
+
+
+@pytest.fixture
+def md(mysql_kw: dict[str, Any], unique: str) -> Iterator[tuple[Any, Any, str, str]]:
+    """(raw admin session, the agent's governed session, table with an index on ssn, table without masked
+    columns)."""
+    import pymysql
+
+    admin = pymysql.connect(autocommit=True, **mysql_kw)
+    t, clear = f"g12_md_{unique}", f"g12_mdc_{unique}"
+    _run(admin, f"CREATE TABLE {t} (id int primary key, full_name varchar(40), ssn varchar(20), "
+                "city varchar(20), KEY (ssn), KEY (city))")  # fmt: skip
+    _run(admin, f"INSERT INTO {t} VALUES " + ", ".join(f"({i}, '{n}', '{s}', '{c}')" for i, n, s, c in ROWS))
+    _run(admin, f"CREATE TABLE {clear} (id int primary key, qty int, city varchar(20), UNIQUE KEY (city))")
+    _run(admin, f"INSERT INTO {clear} VALUES (1, 5, 'Paris'), (2, 7, 'Lyon'), (3, 9, 'Nice')")
+    gov = govern(pymysql.connect(autocommit=True, **mysql_kw), CURIOUS_AGENT)
+    try:
+        yield admin, gov, t, clear
+    finally:
+        gov.close()
+        _run(admin, f"DROP TABLE IF EXISTS {t}, {clear}")
+        admin.close()
+
+
+def test_explain_over_an_index_on_a_masked_column_runs(md: tuple[Any, Any, str, str]) -> None:
+    """A plain EXPLAIN of an allowed SELECT over a table with an index on ssn runs (it was refused: the ORDER BY the
+    SELECT's rows need could not be written into the EXPLAIN's text); its plan is masked as over a table without
+    that index, the id of each line clear."""
+    admin, gov, t, _ = md
+    for sql in (f"EXPLAIN SELECT id, city FROM {t} WHERE id = 1", f"EXPLAIN SELECT id, ssn FROM {t} WHERE city = 'Paris'",
+                f"EXPLAIN EXTENDED SELECT id, full_name FROM {t}"):  # fmt: skip
+        raw, seen = _run(admin, sql), _run(gov, sql)
+        assert len(seen) == len(raw) == 1 and seen[0][0] == raw[0][0] == 1
+        assert set(seen[0][1:]) <= {"[SENSITIVE]", None}  # cost-driven cells masked, as without the index
+        assert not [s for s in SECRETS if s in repr(seen)]
+    # the optimizer's rewritten statement, which quotes a row read by key, stays withheld
+    _run(gov, f"EXPLAIN EXTENDED SELECT id, ssn FROM {t} WHERE id = 1")
+    notes = _run(gov, "SHOW WARNINGS")
+    assert notes and not [s for s in SECRETS if s in repr(notes)]
+
+
+def test_explain_hostile_neighbours_stay_refused(md: tuple[Any, Any, str, str]) -> None:
+    """A WHERE on the masked column (the plan's row estimate counts its index's matches), ANALYZE (runs the SELECT
+    and reads its rows in index order) and a subquery the plan may run stay refused."""
+    _admin, gov, t, _ = md
+    assert "WHERE" in _refused(gov, f"EXPLAIN SELECT id FROM {t} WHERE ssn LIKE '5%'")
+    assert "ssn" in _refused(gov, f"EXPLAIN SELECT id FROM {t} WHERE ssn = '536-22-8726'")
+    assert "order" in _refused(gov, f"ANALYZE SELECT id, city FROM {t}")
+    assert "ssn" in _refused(gov, f"EXPLAIN SELECT id FROM {t} WHERE id IN (SELECT id FROM {t} LIMIT 1)")
+
+
+def test_update_ignore_runs_where_no_masked_value_can_decide(md: tuple[Any, Any, str, str]) -> None:
+    """``UPDATE IGNORE`` was unparseable: over a table without masked columns it runs (a duplicate skipped with a
+    warning, as MariaDB does), and over one with masked columns when it names one row by its whole key."""
+    admin, gov, t, clear = md
+    assert _run(gov, f"UPDATE IGNORE {clear} SET city = 'Lyon' WHERE id = 3") == 0  # a duplicate: skipped
+    assert _run(gov, f"UPDATE IGNORE {clear} SET qty = qty + 1 WHERE qty > 5") == 2
+    assert _run(admin, f"SELECT id, qty, city FROM {clear} ORDER BY id") == [(1, 5, "Paris"), (2, 8, "Lyon"), (3, 10, "Nice")]
+    assert _run(gov, f"UPDATE LOW_PRIORITY IGNORE {t} SET city = 'Nice' WHERE id = 2") == 1
+    assert _run(admin, f"SELECT id, ssn, city FROM {t} ORDER BY id") == [
+        (1, "536-22-8726", "Paris"), (2, "219-45-1234", "Nice")]  # fmt: skip
+
+
+def test_update_ignore_over_masked_rows_stays_refused(md: tuple[Any, Any, str, str]) -> None:
+    """Over rows with masked columns not named by their key, which rows failed would show: refused, naming the
+    clause and what to do; writing the masked column stays refused as without IGNORE. Nothing is written."""
+    admin, gov, t, _ = md
+    assert "UPDATE IGNORE" in _refused(gov, f"UPDATE IGNORE {t} SET city = 'Nice' WHERE city = 'Lyon'")
+    assert "ssn" in _refused(gov, f"UPDATE IGNORE {t} SET ssn = '219-45-1234' WHERE id = 1")
+    assert "IGNORE" in _refused(gov, f"UPDATE IGNORE {t} SET city = 'x' WHERE ssn LIKE '5%'")
+    assert "WHERE" in _refused(gov, f"UPDATE IGNORE {t} SET city = 'x' WHERE id = 1 AND ssn LIKE '5%'")
+    assert _run(admin, f"SELECT id, ssn, city FROM {t} ORDER BY id") == [
+        (1, "536-22-8726", "Paris"), (2, "219-45-1234", "Lyon")]  # fmt: skip
+
+
+def test_limit_rows_examined(md: tuple[Any, Any, str, str]) -> None:
+    """``LIMIT ROWS EXAMINED`` was unparseable: it runs over a table without masked columns and for one row named
+    by its key; over rows with masked columns it is refused with a message naming the clause."""
+    admin, gov, t, clear = md
+    sql = f"SELECT id, city FROM {clear} WHERE qty > 1 LIMIT 2 ROWS EXAMINED 10"
+    assert _run(gov, sql) == _run(admin, sql) and len(_run(gov, sql)) == 2
+    one = _run(gov, f"SELECT id, ssn, city FROM {t} WHERE id = 1 LIMIT ROWS EXAMINED 5")
+    assert len(one) == 1 and one[0][0] == 1 and one[0][2] == "Paris" and not [s for s in SECRETS if s in repr(one)]
+    assert "ROWS EXAMINED" in _refused(gov, f"SELECT id, city FROM {t} LIMIT 1 ROWS EXAMINED 1")
+    assert "ROWS EXAMINED" in _refused(gov, f"SELECT id FROM {t} WHERE ssn LIKE '5%' LIMIT ROWS EXAMINED 1")
+    # one row by its key, but a WHERE on the masked column decides whether it comes back
+    assert "WHERE" in _refused(gov, f"SELECT id FROM {t} WHERE id = 1 AND ssn LIKE '5%' LIMIT ROWS EXAMINED 5")
