@@ -117,3 +117,81 @@ def test_limit_rows_examined(md: tuple[Any, Any, str, str]) -> None:
     assert "ROWS EXAMINED" in _refused(gov, f"SELECT id FROM {t} WHERE ssn LIKE '5%' LIMIT ROWS EXAMINED 1")
     # one row by its key, but a WHERE on the masked column decides whether it comes back
     assert "WHERE" in _refused(gov, f"SELECT id FROM {t} WHERE id = 1 AND ssn LIKE '5%' LIMIT ROWS EXAMINED 5")
+
+
+def test_duckdb_insert_or_replace_into_a_foreign_key_parent() -> None:
+    """DuckDB ``INSERT OR REPLACE`` into a table other rows reference, with no masked column in its keys, runs and
+    keeps the row's masked value (issue 12 listed it as refused; it ran already — kept as a regression test); a
+    replace over a UNIQUE masked column stays refused and writes nothing."""
+    duckdb = pytest.importorskip("duckdb")
+    raw = duckdb.connect()
+    try:
+        raw.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY, city VARCHAR, ssn VARCHAR)")
+        raw.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES parent (id))")
+        raw.execute("INSERT INTO parent VALUES (1, 'Paris', '536-22-8726'), (2, 'Lyon', '219-45-1234')")
+        raw.execute("INSERT INTO child VALUES (10, 1)")
+        raw.execute("CREATE TABLE keyed (id INTEGER PRIMARY KEY, ssn VARCHAR UNIQUE)")
+        raw.execute("INSERT INTO keyed VALUES (1, '536-22-8726')")
+        gov = govern(raw, CURIOUS_AGENT)
+        gov.cursor().execute("INSERT OR REPLACE INTO parent (id, city) VALUES (2, 'Nice')")
+        gov.cursor().execute("INSERT OR REPLACE INTO parent (id, city) VALUES (3, 'Metz')")
+        assert raw.execute("SELECT * FROM parent ORDER BY id").fetchall() == [
+            (1, "Paris", "536-22-8726"), (2, "Nice", "219-45-1234"), (3, "Metz", None)]  # fmt: skip
+        assert "ssn" in _refused(gov, "INSERT OR REPLACE INTO keyed (id, ssn) VALUES (5, '536-22-8726')")
+        assert raw.execute("SELECT count(*) FROM keyed").fetchall() == [(1,)]
+    finally:
+        raw.close()
+
+
+@pytest.fixture
+def pg_rls(pg_dsn: str, unique: str) -> Iterator[tuple[Any, Any, str, str]]:
+    """(raw admin session, the agent's governed session as a role row security applies to, a table whose FOR
+    INSERT policy checks the new row's ssn, one whose check reads the other rows' ssn)."""
+    import psycopg
+
+    admin = psycopg.connect(pg_dsn, autocommit=True)
+    role, row, others = f"g12_agent_{unique}", f"g12_rls_{unique}", f"g12_rlso_{unique}"
+    admin.execute(f"CREATE ROLE {role} LOGIN")
+    checks = {row: "ssn IS NOT NULL AND length(ssn) = 11",
+              others: f"NOT EXISTS (SELECT 1 FROM {others} o WHERE o.ssn = {others}.ssn)"}  # fmt: skip
+    for t, check in checks.items():
+        admin.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, city text, ssn text)")
+        admin.execute(f"INSERT INTO {t} VALUES (1, 'Paris', '536-22-8726'), (2, 'Lyon', '219-45-1234')")
+        admin.execute(f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")
+        admin.execute(f"CREATE POLICY g12_sel ON {t} FOR SELECT USING (true)")
+        admin.execute(f"CREATE POLICY g12_ins ON {t} FOR INSERT WITH CHECK ({check})")
+        admin.execute(f"GRANT SELECT, INSERT ON {t} TO {role}")
+    gov = govern(psycopg.connect(f"{pg_dsn} user={role}", autocommit=True), CURIOUS_AGENT)
+    try:
+        yield admin, gov, row, others
+    finally:
+        gov.close()
+        admin.execute(f"DROP TABLE IF EXISTS {row}, {others}")
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
+
+
+def test_postgres_insert_meets_a_row_check_on_its_own_values(pg_rls: tuple[Any, Any, str, str]) -> None:
+    """An INSERT of the agent's own VALUES into a table whose FOR INSERT policy checks ssn runs (it was refused as a
+    WHERE on ssn): the check compares the agent's values only. The policy's own verdict stands (a NULL ssn is
+    the server's error, quoting nothing stored); reads stay masked."""
+    admin, gov, row, _ = pg_rls
+    assert _run(gov, f"INSERT INTO {row} (id, city, ssn) VALUES (3, 'Nice', '111-22-3333')") == 1
+    with pytest.raises(Exception, match="row-level security") as info:
+        _run(gov, f"INSERT INTO {row} (id, city) VALUES (4, 'Metz')")
+    assert not isinstance(info.value, governed_db.GuardrailViolation)
+    assert not [s for s in SECRETS if s in str(info.value)]
+    seen = _run(gov, f"SELECT id, ssn FROM {row} ORDER BY id")
+    assert [r[0] for r in seen] == [1, 2, 3] and not [s for s in SECRETS if s in repr(seen)]
+    assert _run(admin, f"SELECT id, city, ssn FROM {row} ORDER BY id") == [
+        (1, "Paris", "536-22-8726"), (2, "Lyon", "219-45-1234"), (3, "Nice", "111-22-3333")]  # fmt: skip
+
+
+def test_postgres_insert_check_that_reads_other_rows_stays_refused(pg_rls: tuple[Any, Any, str, str]) -> None:
+    """A check that compares the new ssn with the stored ones (a subquery), and an INSERT ... SELECT of stored
+    values, stay refused; nothing is written."""
+    admin, gov, row, others = pg_rls
+    assert "row-level security" in _refused(gov, f"INSERT INTO {others} (id, city, ssn) VALUES (3, 'Nice', '536-22-8726')")
+    assert "ssn" in _refused(gov, f"INSERT INTO {row} (id, city, ssn) SELECT 5, city, ssn FROM {row} WHERE id = 1")
+    for t in (row, others):
+        assert _run(admin, f"SELECT count(*) FROM {t}") == [(2,)]
