@@ -195,3 +195,34 @@ def test_postgres_insert_check_that_reads_other_rows_stays_refused(pg_rls: tuple
     assert "ssn" in _refused(gov, f"INSERT INTO {row} (id, city, ssn) SELECT 5, city, ssn FROM {row} WHERE id = 1")
     for t in (row, others):
         assert _run(admin, f"SELECT count(*) FROM {t}") == [(2,)]
+
+
+def test_postgres_check_calling_a_function(pg_dsn: str, unique: str) -> None:
+    """A CHECK calling a function of the row's own value runs (an INSERT is not refused for it); one whose function
+    reads another table's masked column refuses every INSERT (left so, decision 0426: no reading of the INSERT
+    can rule out that the stored values decide) and nothing is written."""
+    import psycopg
+
+    src, own, reads = f"g12_src_{unique}", f"g12_own_{unique}", f"g12_reads_{unique}"
+    f_len, f_known = f"g12_len_{unique}", f"g12_known_{unique}"
+    admin = psycopg.connect(pg_dsn, autocommit=True)
+    gov = None
+    try:
+        admin.execute(f"CREATE TABLE {src} (id int PRIMARY KEY, ssn text)")
+        admin.execute(f"INSERT INTO {src} VALUES (1, '536-22-8726')")
+        admin.execute(f"CREATE FUNCTION {f_len}(v text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT length(v) $$")
+        admin.execute(f"CREATE FUNCTION {f_known}(v text) RETURNS boolean LANGUAGE sql STABLE AS "
+                      f"$$ SELECT NOT EXISTS (SELECT 1 FROM {src} WHERE ssn = v) $$")  # fmt: skip
+        admin.execute(f"CREATE TABLE {own} (id int PRIMARY KEY, city text, ssn text CHECK ({f_len}(ssn) = 11))")
+        admin.execute(f"CREATE TABLE {reads} (id int PRIMARY KEY, city text, ssn text CHECK ({f_known}(ssn)))")
+        gov = govern(psycopg.connect(pg_dsn, autocommit=True), CURIOUS_AGENT)
+        assert _run(gov, f"INSERT INTO {own} VALUES (1, 'Nice', '111-22-3333')") == 1
+        assert "ssn" in _refused(gov, f"INSERT INTO {reads} VALUES (2, 'Nice', '536-22-8726')")
+        assert admin.execute(f"SELECT id, ssn FROM {own}").fetchall() == [(1, "111-22-3333")]
+        assert admin.execute(f"SELECT count(*) FROM {reads}").fetchall() == [(0,)]
+    finally:
+        if gov is not None:
+            gov.close()
+        admin.execute(f"DROP TABLE IF EXISTS {own}, {reads}, {src}")
+        admin.execute(f"DROP FUNCTION IF EXISTS {f_len}(text), {f_known}(text)")
+        admin.close()
