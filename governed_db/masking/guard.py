@@ -113,6 +113,45 @@ def _checksum_hit(state: MaskingState, analysis: Analysis, identity: Identity) -
     )
 
 
+#: MariaDB clauses the analysis reads the statement without (decision 0426): what each does, for the refusal
+_CLAUSE_WHY = {
+    "ignore-errors": (
+        "UPDATE IGNORE turns each row's error into a warning and goes on with the other rows, so the warnings "
+        "and the count of rows changed say which rows failed",
+        "write without IGNORE, or name one row by its whole key (WHERE id = ...)",
+    ),
+    "rows-examined": (
+        "LIMIT ROWS EXAMINED stops the query after reading that many rows, so the rows it returns follow the "
+        "order the server reads them in",
+        "use LIMIT n (governed_db fixes the order of the rows), or name one row by its whole key",
+    ),
+}
+_MARIADB_CLAUSES = frozenset(_CLAUSE_WHY)
+
+
+def _mariadb_clause_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """``UPDATE IGNORE`` and ``LIMIT ROWS EXAMINED`` over a relation with a column masked for ``identity`` (or
+    whose catalog could not be read), unless the statement reads one table and names one row by its whole key
+    (decision 0426): what they add to the statement without them is per-row -- which rows failed, where reading
+    stopped -- and those rows come in the order the server reads them."""
+    access = Access(state, identity)
+    if access.everything:
+        return None
+    for stmt in analysis.statements:
+        marks = sorted(stmt.flags & _MARIADB_CLAUSES)
+        tree = stmt.expression
+        if not marks or (tree is not None and order_guard.in_no_read_order(state, access, tree)):
+            continue
+        masked = _masked_tables(state, identity, list(tree.find_all(exp.Table)) if tree is not None else None)
+        if masked is None:
+            continue
+        reason, remedy = _CLAUSE_WHY[marks[0]]
+        what = ", ".join(masked) or "tables whose names could not be read"
+        return _hit(state, analysis, identity, PREDICATE_RULE,
+                    f"{reason}, and {what} has masked columns whose values could decide that", remedy)  # fmt: skip
+    return None
+
+
 def _opaque_index_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """``CREATE UNIQUE INDEX u USING BTREE ON t (code)`` does not parse at all (no tree, so no lineage): it still
     fails on two equal stored values. Refused over a table with a column masked for the identity (decision 0322)."""
@@ -213,6 +252,10 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         state.invalidate()
     if any(s.operation == "CHECKSUM" for s in analysis.statements):
         hit = _checksum_hit(state, analysis, identity)
+        if hit is not None:
+            return hit
+    if any(s.flags & _MARIADB_CLAUSES for s in analysis.statements):
+        hit = _mariadb_clause_hit(state, analysis, identity)
         if hit is not None:
             return hit
     if any(s.kind == "ddl" and s.expression is None for s in analysis.statements):
@@ -653,8 +696,23 @@ def _definitions(
             yield key, info.held, f"the CHECK constraints that keep table {key}'s rows apart from its family's"
         if info.policy is not None:
             policy = info.read_policy if _plain_read(analysis, lineage) else info.policy
+            if policy is not None and own and key in _own_values_inserted(analysis) and _row_only(policy, state):
+                # an INSERT of the caller's own VALUES meets the policies' checks on the new row alone: they
+                # compare the caller's values, nothing stored (decision 0426); a check that reads other rows (a
+                # subquery) is judged as a WHERE, and a function it calls is judged as the application's
+                policy = None
             if policy is not None:
                 yield key, policy, f"the row-level security policies of table {key}"
+
+
+def _row_only(policy: str, state: MaskingState) -> bool:
+    """Does the policy query (``SELECT * FROM t WHERE <checks>``) test the row alone: no subquery, no table?"""
+    try:
+        tree = parse_one(policy, state.sg_dialect)
+    except Exception:  # unreadable: judged as it is
+        return False
+    where = tree.args.get("where") if isinstance(tree, exp.Select) else None
+    return isinstance(where, exp.Where) and where.find(exp.Select, exp.Subquery, exp.Table) is None
 
 
 def _plain_read(analysis: Analysis, lineage: Lineage) -> bool:

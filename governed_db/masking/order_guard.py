@@ -21,7 +21,7 @@ from governed_db.masking import early_stop, write_locks
 from governed_db.masking import order_nodes as nodes
 from governed_db.masking.catalog import table_key
 from governed_db.masking.engine import MISSING, MaskingState
-from governed_db.masking.order import Planner, Relation
+from governed_db.masking.order import Edit, Planner, Relation
 from governed_db.masking.plan import Access
 from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
 from governed_db.sql.analysis import Analysis
@@ -29,6 +29,11 @@ from governed_db.sql.analysis import Analysis
 #: ``DECLARE c CURSOR FOR <query>``: judged as its query, whose edits cannot be written into the DECLARE's text; a
 #: later FETCH returns the rows in the order the query reads them, so that refusal stands (decision 0303)
 _DECLARE_CURSOR = re.compile(r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*DECLARE\s.*?\bCURSOR\b", re.I | re.S)
+#: MySQL/MariaDB plain ``EXPLAIN [EXTENDED|PARTITIONS|FORMAT=...] SELECT``: plans the SELECT without reading its
+#: rows (``ANALYZE SELECT`` and MySQL's ``EXPLAIN ANALYZE`` run it and do not match), decision 0425
+_MYSQL_PLAIN_EXPLAIN = re.compile(
+    r"^\s*EXPLAIN\s+(?:(?:EXTENDED|PARTITIONS|FORMAT\s*=\s*(?:TRADITIONAL|JSON))\s+)?SELECT\b", re.I
+)
 #: how deep views over views are followed to the tables they read
 _VIEW_DEPTH = 3
 #: SQLite orders rows inside an aggregate (``group_concat(x, ',' ORDER BY k)``) from 3.44
@@ -113,7 +118,7 @@ def _decide(state: MaskingState, analysis: Analysis, access: Access) -> Outcome:
     trees = [s.expression for s in analysis.statements]
     if analysis.error is not None or any(t is None for t in trees):
         return NOTHING  # refused by the policy as unparseable; masking found no lineage either
-    quiet = all(_in_no_read_order(state, access, t) for t in trees)
+    quiet = all(in_no_read_order(state, access, t) for t in trees)
     if state.sg_dialect == "postgres":
         # a scan reads a relation with a masked column in stored order (below), whatever order is added after it:
         # the error of the row read first comes out; an INSERT's target is not scanned (decision 0334)
@@ -318,7 +323,7 @@ def _one_row(state: MaskingState, access: Access, trees: list[exp.Expression | N
     return rel is not None and any(k and k <= pinned for k in rel.keys)
 
 
-def _in_no_read_order(state: MaskingState, access: Access, tree: exp.Expression | None) -> bool:
+def in_no_read_order(state: MaskingState, access: Access, tree: exp.Expression | None) -> bool:
     """Nothing ``tree`` raises or warns of can come in a read order (decision 0332): an INSERT of VALUES rows
     that reads no relation (its rows come in the order the caller wrote them, stored rows are looked up by key
     only), or a SELECT, UPDATE or DELETE of one table, without a join or subquery, whose WHERE names one row by a
@@ -383,6 +388,12 @@ def _settle(
     # a relation of unknown columns (None) is read as it comes, in whatever order
     hazard = any(rel is None or rel.hazard for rel in cache.values())
     edits = [e for p in plans for e in p.edits]
+    if edits and dialect == "mysql" and _plans_only(analysis, trees, edits):
+        # its lines are the plan's, not rows read in an order: the ORDER BY it would need changes nothing it
+        # returns, and the EXPLAIN text has no place for it (decision 0425)
+        edits = []
+    if edits and dialect == "mysql" and _one_row_examined(state, analysis, access, trees, edits):
+        edits = []
     if not edits:
         return HAZARD if hazard else NOTHING
     if len(trees) != 1 or "executable-comment" in analysis.flags:
@@ -414,6 +425,33 @@ def _settle(
             # a write's RETURNING, or rows reached through another relation, has no unordered fallback (0331, 0354)
             ed.kind in ("returning-order", "lock-joined") for ed in edits
         ))  # fmt: skip
+
+
+def _plans_only(analysis: Analysis, trees: list[exp.Expression | None], edits: list[Edit]) -> bool:
+    """A MySQL/MariaDB plain EXPLAIN of one SELECT without a subquery whose only edit is the ORDER BY of its own
+    rows: the server plans it and reads no row (a const table's one row is read by key), so no order is
+    handed out."""
+    if len(trees) != 1 or analysis.statements[0].operation != "EXPLAIN":
+        return False
+    tree = trees[0]
+    if not isinstance(tree, exp.Select) or not _MYSQL_PLAIN_EXPLAIN.match(analysis.sql):
+        return False
+    if next(tree.find_all(exp.Subquery), None) is not None or any(s is not tree for s in tree.find_all(exp.Select)):
+        return False
+    return all(e.kind == "order" and e.node is tree for e in edits)
+
+
+def _one_row_examined(
+    state: MaskingState, analysis: Analysis, access: Access, trees: list[exp.Expression | None], edits: list[Edit]
+) -> bool:
+    """A ``SELECT ... LIMIT ROWS EXAMINED n`` (whose text has no place for an ORDER BY) of one row named by its whole
+    key: at most one row is read, so there is no order to fix (decision 0426)."""
+    if len(trees) != 1 or "rows-examined" not in analysis.statements[0].flags:
+        return False
+    tree = trees[0]
+    return isinstance(tree, exp.Select) and in_no_read_order(state, access, tree) and all(
+        e.kind == "order" and e.node is tree for e in edits
+    )
 
 
 def _indexed(state: MaskingState, cache: dict[str, Relation | None]) -> tuple[str, ...]:

@@ -66,13 +66,43 @@ def statement_info(
 ) -> StatementInfo:
     """Facts for one statement. ``tokens`` may be a command's re-tokenized arguments (then the parser
     gets the original ``parsed_from`` tokens of the ``full`` text)."""
+    marks: frozenset[str] = frozenset()
+    if gd == "mysql" and parsed_from is None:
+        tokens, marks = _mariadb_clauses(tokens)
     info = _statement_info(d, gd, text, tokens, parsed_from=parsed_from, full=full)
+    if marks and info.expression is not None:
+        info = dataclasses.replace(info, flags=info.flags | marks)
     if gd == "mysql" and info.kind != "read" and "\\" in text and backslash_quote(text, tokens):
         # MySQL's sql_mode decides whether \' ends the string: the server may run code we read as a literal
         info = dataclasses.replace(info, flags=info.flags | {"backslash-quote"})
     return info
 
 
+
+
+def _mariadb_clauses(tokens: list[Token]) -> tuple[list[Token], frozenset[str]]:
+    """``tokens`` without the MariaDB clauses the parser does not know, and a flag for each one taken out (decision
+    0426): ``UPDATE [LOW_PRIORITY] IGNORE`` (``LOW_PRIORITY`` dropped; ``ignore-errors``: each row's error becomes a warning and the rest
+    are still written) and a closing ``LIMIT [n] ROWS EXAMINED m`` (``rows-examined``: the query stops after
+    reading ``m`` rows, in whatever order it reads them). The text keeps them: the server reads it as written."""
+    marks: set[str] = set()
+    words = [t.text.upper() for t in tokens]
+    if words[:1] == ["UPDATE"] and words[1:2] == ["LOW_PRIORITY"]:
+        # a scheduling hint (only table-locking engines wait on it), which the parser reads as the table's name
+        tokens, words = tokens[:1] + tokens[2:], words[:1] + words[2:]
+    if words[:1] == ["UPDATE"] and len(tokens) > 1 and tokens[1].token_type == TokenType.IGNORE:
+        tokens, words = tokens[:1] + tokens[2:], words[:1] + words[2:]
+        marks.add("ignore-errors")
+    end = len(tokens) - (tokens[-1].token_type == TokenType.SEMICOLON if tokens else 0)
+    if end >= 4 and words[end - 3 : end - 1] == ["ROWS", "EXAMINED"] and tokens[end - 1].token_type == TokenType.NUMBER:
+        limit = end - 4 if words[end - 4] == "LIMIT" else end - 5 if words[end - 5 : end - 4] == ["LIMIT"] else None
+        depth = sum((t.token_type == TokenType.L_PAREN) - (t.token_type == TokenType.R_PAREN) for t in tokens[:end])
+        if limit is not None and depth == 0:
+            # ``LIMIT ROWS EXAMINED m`` has no row limit of its own: the LIMIT goes with the clause
+            start = limit if limit == end - 4 else end - 3
+            tokens = tokens[:start] + tokens[end:]
+            marks.add("rows-examined")
+    return tokens, frozenset(marks)
 
 
 def _statement_info(
