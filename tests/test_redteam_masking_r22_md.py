@@ -10,6 +10,14 @@ configuration and no unmask grant.
   derived table and for CTE names. A statement naming two FROM items apart only by case beside a table with
   masked columns is now refused, naming them.
 
+* **An alias that is another FROM table's name** (decision 0417). A table given an alias is named only by it on
+  every engine, but lineage also matched a qualifier to a table's own name: with ``FROM q AS x JOIN customers AS
+  q``, ``q.code`` was read as the clear table's column (the first FROM item so named) while the server read the
+  customers' SSNs — ``WHERE q.code LIKE '5%'`` picked customer 1 over one copy only and ``reverse(q.code)`` came
+  back in clear; likewise a subquery's ``q AS x`` hid an enclosing query's alias ``q``. A qualifier now names the
+  FROM item under that alias, and a table's own name only where no item (of that query or an enclosing one) has
+  that alias.
+
 Each oracle compares two tables that differ only in customer 1's SSN (whose masks are the same); the raw session
 shows that the same statements tell them apart.
 """
@@ -147,3 +155,43 @@ def test_postgres_quoted_names_apart_by_case(pg_dsn: str, unique: str) -> None:
     assert "apart only by case" in seen[0] and "apart only by case" in seen[1], seen
     assert "6278-22-635" not in repr(seen) and "536-22-8726" not in repr(seen), seen
     assert seen[2] == (["id", "city"], [(1, "Paris")]), seen
+
+
+#: statements that give the customers table the clear table's name as its alias
+NAME_TAKEN = [
+    pytest.param("SELECT x.id FROM {q} AS x JOIN {t} AS {q} ON {q}.id = x.id WHERE {q}.code LIKE '5%'", id="filter"),
+    pytest.param("SELECT x.id, reverse({q}.code) FROM {q} AS x JOIN {t} AS {q} ON {q}.id = x.id ORDER BY x.id",
+                 id="reversed"),
+    pytest.param("SELECT x.id FROM {q} AS x JOIN {t} AS {q} ON {q}.id = x.id ORDER BY {q}.code", id="order"),
+    pytest.param("SELECT {q}.id FROM {t} AS {q} WHERE EXISTS (SELECT 1 FROM {q} AS x WHERE x.id = {q}.id "
+                 "AND {q}.code LIKE '5%')", id="enclosing-alias"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", NAME_TAKEN)
+def test_an_alias_taking_another_tables_name_reads_the_aliased_table(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
+) -> None:
+    """``q.code`` is the customers' column the alias names: refused where it decides rows, masked where returned,
+    alike over both copies (before: read as the clear table's, it filtered and ordered by the SSNs and came back
+    reversed in clear); the raw session tells the copies apart."""
+    raw = _seen(mysql_kw, pair, sql, governed=False)
+    assert raw["A"] != raw["B"], raw
+    seen = _seen(mysql_kw, pair, sql, governed=True)
+    assert seen["A"] == seen["B"], seen
+    assert not any(s in seen["A"] or s[::-1] in seen["A"] for s in [*SSNS.values(), "219-45-1234"]), seen
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT {q}.id, {q}.code FROM {q} WHERE {q}.code <> 'B2' ORDER BY {q}.id", "(['id', 'code'], [(1, 'A1'), (3, 'C3')])"),
+    ("SELECT x.id FROM {t} AS x JOIN {q} ON {q}.id = x.id WHERE {q}.code = 'A1'", "(['id'], [(1,)])"),
+    ("SELECT x.id FROM {t} x WHERE EXISTS (SELECT 1 FROM {q} WHERE {q}.id = x.id AND {q}.code = 'C3')",
+     "(['id'], [(3,)])"),
+])  # fmt: skip
+def test_a_table_under_its_own_name_is_read_as_itself(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str, expected: str
+) -> None:
+    """Look-alike: the clear table named by its own name (no alias), alone, joined or in a subquery, filters and
+    answers exactly."""
+    seen = _seen(mysql_kw, pair, sql, governed=True)
+    assert seen["A"] == seen["B"] == expected, seen

@@ -454,30 +454,29 @@ class Walker:
                 # DuckDB reads ``info.city`` as the field ``city`` of a column ``info`` of this query when no table
                 # of this query named ``info`` has a column ``city`` — before any enclosing query's ``info``
                 field = self.struct_field(col, s, scope)
-                for src in s.sources:
-                    if src.alias == qualifier or (src.table and src.table.rsplit(".", 1)[-1] == qualifier):
-                        if isinstance(col.this, exp.Star):
-                            self.implicit(None, src)
-                            return src.whole_row()
-                        found = src.find(name)
-                        if found is not None:
-                            self.twin(col, [src])
-                            found = self.correlated(found, s, scope)
-                            # ``x.info.ssn``: schema ``x``'s table ``info`` or table ``x``'s struct ``info``, either
-                            return found if field is None or not col.args.get("db") else combine([found, field])
-                        if field is not None:
-                            return field
-                        if src.table is not None:
-                            if name in self.locators and src.columns is not None:
-                                return self.locator(name, [src.table])
-                            # a name the catalog lacks, or a table whose columns are not known (yet): read again
-                            self.lineage.missing.add(src.table)
-                            if src.columns is not None and self.dialect in ("postgres", "postgresql"):
-                                return self.attribute_call(col, scope)
-                            return Origin("column", frozenset({(src.table, name)}))
-                        if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
-                            return src.columns[0][1]
-                        return Origin("unknown", hint=name)
+                for src in _qualified(s, qualifier):
+                    if isinstance(col.this, exp.Star):
+                        self.implicit(None, src)
+                        return src.whole_row()
+                    found = src.find(name)
+                    if found is not None:
+                        self.twin(col, [src])
+                        found = self.correlated(found, s, scope)
+                        # ``x.info.ssn``: schema ``x``'s table ``info`` or table ``x``'s struct ``info``, either
+                        return found if field is None or not col.args.get("db") else combine([found, field])
+                    if field is not None:
+                        return field
+                    if src.table is not None:
+                        if name in self.locators and src.columns is not None:
+                            return self.locator(name, [src.table])
+                        # a name the catalog lacks, or a table whose columns are not known (yet): read again
+                        self.lineage.missing.add(src.table)
+                        if src.columns is not None and self.dialect in ("postgres", "postgresql"):
+                            return self.attribute_call(col, scope)
+                        return Origin("column", frozenset({(src.table, name)}))
+                    if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
+                        return src.columns[0][1]
+                    return Origin("unknown", hint=name)
                 if field is not None:
                     return field
             else:
@@ -1828,6 +1827,22 @@ def _skipped_by_sqlite(call: exp.Func) -> bool:
     name = call.name if isinstance(call, exp.Anonymous) else call.sql_name()
     args = call.expressions if isinstance(call, exp.Anonymous) else [call.this]
     return name.lower() in ("likely", "unlikely", "likelihood") and bool(args) and args[0] is not None
+
+
+def _qualified(scope: Scope, qualifier: str) -> list[Source]:
+    """The FROM items of ``scope`` a column qualified ``qualifier.`` reads: those under that alias; only where none
+    is, a table of that name. A table given an alias of its own is no longer named by its name on any engine, so
+    where an enclosing query has an item under that alias, the server reads that one: with ``FROM q AS x JOIN
+    customers AS q``, ``q.ssn`` is the customers' column, not one of ``q``'s (decision 0417)."""
+    aliased = [src for src in scope.sources if src.alias == qualifier]
+    if aliased:
+        return aliased
+    outer = scope.parent
+    while outer is not None:
+        if any(src.alias == qualifier for src in outer.sources):
+            return []
+        outer = outer.parent
+    return [src for src in scope.sources if src.table and src.table.rsplit(".", 1)[-1] == qualifier]
 
 
 def _alias_name(node: exp.Expression) -> str:
