@@ -18,6 +18,12 @@ configuration and no unmask grant.
   FROM item under that alias, and a table's own name only where no item (of that query or an enclosing one) has
   that alias.
 
+* **A HAVING name MariaDB takes from the enclosing query** (decision 0418). MariaDB looks an unqualified name in
+  HAVING up among its query's outputs and GROUP BY, then in the enclosing queries, before its own FROM: in ``WHERE
+  id IN (SELECT id FROM q GROUP BY id HAVING code LIKE '5%')`` the ``code`` is the outer customers' SSN, while
+  lineage read the clear ``q.code`` — the filter picked customer 1 over one copy only (also under ``EXISTS`` and as
+  a scalar subquery's result). Such a name (no output, not grouped) now counts as both.
+
 Each oracle compares two tables that differ only in customer 1's SSN (whose masks are the same); the raw session
 shows that the same statements tell them apart.
 """
@@ -193,5 +199,45 @@ def test_a_table_under_its_own_name_is_read_as_itself(
 ) -> None:
     """Look-alike: the clear table named by its own name (no alias), alone, joined or in a subquery, filters and
     answers exactly."""
+    seen = _seen(mysql_kw, pair, sql, governed=True)
+    assert seen["A"] == seen["B"] == expected, seen
+
+
+#: a subquery's HAVING naming, bare, a column that is neither among its outputs nor grouped
+HAVING_OUTER = [
+    pytest.param("SELECT id FROM {t} WHERE id IN (SELECT id FROM {q} GROUP BY id HAVING code LIKE '5%')", id="in"),
+    pytest.param("SELECT id FROM {t} WHERE EXISTS (SELECT 1 FROM {q} GROUP BY id HAVING code LIKE '5%')",
+                 id="exists"),
+    pytest.param("SELECT id, (SELECT min(id) FROM {q} HAVING code LIKE '5%') FROM {t} ORDER BY id", id="scalar"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", HAVING_OUTER)
+def test_a_having_name_taken_from_the_enclosing_query_decides_nothing(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str
+) -> None:
+    """Both copies answer alike, refused naming the customers' column (before: read as the clear ``q.code``, the
+    filter picked customer 1 over one copy only); the raw session tells them apart."""
+    raw = _seen(mysql_kw, pair, sql, governed=False)
+    assert raw["A"] != raw["B"], raw
+    seen = _seen(mysql_kw, pair, sql, governed=True)
+    assert seen["A"] == seen["B"], seen
+    assert "masked-column-predicate" in seen["A"] and "T.code are used in HAVING" in seen["A"], seen
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT id FROM {t} WHERE id IN (SELECT id FROM {q} GROUP BY id, code HAVING code = 'A1')", "(['id'], [(1,)])"),
+    ("SELECT id FROM {t} WHERE id IN (SELECT id FROM {q} GROUP BY id HAVING count(*) = 1) ORDER BY id",
+     "(['id'], [(1,), (2,), (3,)])"),
+    ("SELECT id FROM {t} WHERE id IN (SELECT id FROM {q} GROUP BY id HAVING id > 1) ORDER BY id",
+     "(['id'], [(2,), (3,)])"),
+    ("SELECT city, count(*) FROM {t} GROUP BY city HAVING count(*) > 0 ORDER BY city",
+     "(['city', 'count(*)'], [('Lyon', 1), ('Paris', 1), ('Rome', 1)])"),
+])  # fmt: skip
+def test_a_having_of_grouped_names_and_aggregates_runs(
+    mysql_kw: dict[str, Any], pair: dict[str, str], sql: str, expected: str
+) -> None:
+    """Look-alike: a subquery's HAVING over its grouped columns, outputs or aggregates, and a top-level HAVING,
+    answer exactly."""
     seen = _seen(mysql_kw, pair, sql, governed=True)
     assert seen["A"] == seen["B"] == expected, seen

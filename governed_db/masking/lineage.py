@@ -1556,6 +1556,15 @@ class Walker:
                 # NULL``) is walked with the clause below, where what it is used in counts (a null test, 0209)
                 if shadow is not None and not (shadow.kind == "column" and shadow == self.column(col, scope)):
                     self.lineage.uses.append((clause, shadow))
+                if clause == "HAVING" and shadow is None and not col.table and self.dialect == "mysql":
+                    # MariaDB looks a HAVING name up in its query's outputs and GROUP BY, then in the enclosing
+                    # queries, before its own FROM: in ``IN (SELECT id FROM q GROUP BY id HAVING code LIKE
+                    # '5%')`` ``code`` is the outer table's SSN. A name not grouped counts as both (decision 0418)
+                    grouped = {g.name.lower() for g in (node.args.get("group") or exp.Group()).expressions
+                               if isinstance(g, exp.Column)}  # fmt: skip
+                    outer = self.enclosing(col.name.lower(), scope.parent) if col.name.lower() not in grouped else []
+                    if outer:
+                        self.lineage.uses.append((clause, combine(outer)))
             if clause in ("ORDER BY", "GROUP BY"):
                 beside = self.beside(list(part.expressions), scope, aliases) if clause == "GROUP BY" and not any(
                     part.args.get(k) for k in ("all", "grouping_sets", "cube", "rollup")
