@@ -86,13 +86,13 @@ def _seen(mysql_kw: dict[str, Any], names: dict[str, str], sql: str, governed: b
 CASE_APART = [
     pytest.param("SELECT t.id FROM {q} AS t JOIN {t} AS T ON T.id = t.id WHERE T.code LIKE '5%'", id="filter"),
     pytest.param("SELECT T.id, reverse(T.code) FROM {q} AS t JOIN {t} AS T ON T.id = t.id ORDER BY T.id",
-                 id="reversed"),  # fmt: skip
+                 id="reversed"),
     pytest.param("SELECT t.id FROM {q} AS t JOIN {t} AS T ON T.id = t.id ORDER BY T.code", id="order"),
     pytest.param("SELECT T.id FROM {t} AS T WHERE EXISTS (SELECT 1 FROM {q} AS t WHERE t.id = T.id "
-                 "AND T.code LIKE '5%')", id="outer-alias-in-a-subquery"),  # fmt: skip
+                 "AND T.code LIKE '5%')", id="outer-alias-in-a-subquery"),
     pytest.param("SELECT t.id FROM (SELECT id, code FROM {t}) AS T, {q} AS t WHERE T.id = t.id "
-                 "AND T.code LIKE '5%'", id="derived-table"),  # fmt: skip
-]
+                 "AND T.code LIKE '5%'", id="derived-table"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("sql", CASE_APART)
