@@ -487,6 +487,7 @@ def _lineages(state: MaskingState, analysis: Analysis) -> list[Lineage]:
 def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity: Identity) -> RuleHit | None:
     hit = (
         _encoding_hit(state, analysis, identity)
+        or _names_apart_by_case_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
         or _row_count_hit(state, analysis, access, identity)
         or _statement_text_hit(state, analysis, identity)
@@ -507,6 +508,58 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
             return hit
     return order_refusal(state, analysis, access, identity)
 
+
+
+def _relation_names(tree: exp.Expression, dialect: str) -> set[str]:
+    """The names a statement gives its FROM items (aliases, CTE names, unaliased tables), spelled as the server
+    reads them: as written on MySQL/MariaDB, whose aliases and table names are case-sensitive under
+    ``lower_case_table_names = 0``; on PostgreSQL as written when quoted, folded to lower case otherwise."""
+    found = [a.this for a in tree.find_all(exp.TableAlias)]
+    found += [t.this for t in tree.find_all(exp.Table) if not t.alias]
+    names = set()
+    for ident in found:
+        if isinstance(ident, exp.Identifier):
+            quoted = bool(ident.args.get("quoted"))
+            names.add(ident.name if dialect != "postgres" or quoted else ident.name.lower())
+    return names
+
+
+def _names_apart_by_case_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """``FROM q AS t JOIN customers AS T ... WHERE T.ssn LIKE '5%'``: MariaDB (``lower_case_table_names = 0``) and
+    PostgreSQL (quoted names) read ``t`` and ``T`` as two tables, while lineage compares names in lower case and
+    took ``T.ssn`` for ``q``'s column — a filter on the SSN ran and ``reverse(T.ssn)`` came back in clear. A
+    statement naming two FROM items apart only by case, beside a table with columns masked for the identity, is
+    refused (decision 0417)."""
+    if state.sg_dialect not in ("mysql", "postgres"):
+        return None  # SQLite and DuckDB read every name case-insensitively, as lineage does
+    clashes: set[str] = set()
+    tables: list[exp.Table] = []
+    for stmt in analysis.statements:
+        if stmt.expression is None:
+            continue
+        names = _relation_names(stmt.expression, state.sg_dialect)
+        lowered: dict[str, set[str]] = {}
+        for name in names:
+            lowered.setdefault(name.lower(), set()).add(name)
+        clashes |= {n for spellings in lowered.values() if len(spellings) > 1 for n in spellings}
+        tables += list(stmt.expression.find_all(exp.Table))
+    if not clashes:
+        return None
+    masked = _masked_tables(state, identity, tables)
+    if masked is None:
+        return None
+    spelled = ", ".join(sorted(clashes))
+    return _hit(
+        state,
+        analysis,
+        identity,
+        PREDICATE_RULE,
+        f"the statement names relations apart only by case ({spelled}) beside masked columns of "
+        f"{', '.join(masked) or 'its tables'}: the server reads them as different tables, and masking could not "
+        "tell which one a qualified column reads",
+        "give the tables and subqueries aliases that differ by more than case (c, q), or ask for an unmask grant "
+        "(masking.unmask)",
+    )
 
 
 def _with_placement(state: MaskingState, analysis: Analysis, lineage: Lineage) -> Lineage:

@@ -454,30 +454,29 @@ class Walker:
                 # DuckDB reads ``info.city`` as the field ``city`` of a column ``info`` of this query when no table
                 # of this query named ``info`` has a column ``city`` — before any enclosing query's ``info``
                 field = self.struct_field(col, s, scope)
-                for src in s.sources:
-                    if src.alias == qualifier or (src.table and src.table.rsplit(".", 1)[-1] == qualifier):
-                        if isinstance(col.this, exp.Star):
-                            self.implicit(None, src)
-                            return src.whole_row()
-                        found = src.find(name)
-                        if found is not None:
-                            self.twin(col, [src])
-                            found = self.correlated(found, s, scope)
-                            # ``x.info.ssn``: schema ``x``'s table ``info`` or table ``x``'s struct ``info``, either
-                            return found if field is None or not col.args.get("db") else combine([found, field])
-                        if field is not None:
-                            return field
-                        if src.table is not None:
-                            if name in self.locators and src.columns is not None:
-                                return self.locator(name, [src.table])
-                            # a name the catalog lacks, or a table whose columns are not known (yet): read again
-                            self.lineage.missing.add(src.table)
-                            if src.columns is not None and self.dialect in ("postgres", "postgresql"):
-                                return self.attribute_call(col, scope)
-                            return Origin("column", frozenset({(src.table, name)}))
-                        if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
-                            return src.columns[0][1]
-                        return Origin("unknown", hint=name)
+                for src in _qualified(s, qualifier):
+                    if isinstance(col.this, exp.Star):
+                        self.implicit(None, src)
+                        return src.whole_row()
+                    found = src.find(name)
+                    if found is not None:
+                        self.twin(col, [src])
+                        found = self.correlated(found, s, scope)
+                        # ``x.info.ssn``: schema ``x``'s table ``info`` or table ``x``'s struct ``info``, either
+                        return found if field is None or not col.args.get("db") else combine([found, field])
+                    if field is not None:
+                        return field
+                    if src.table is not None:
+                        if name in self.locators and src.columns is not None:
+                            return self.locator(name, [src.table])
+                        # a name the catalog lacks, or a table whose columns are not known (yet): read again
+                        self.lineage.missing.add(src.table)
+                        if src.columns is not None and self.dialect in ("postgres", "postgresql"):
+                            return self.attribute_call(col, scope)
+                        return Origin("column", frozenset({(src.table, name)}))
+                    if src.columns is not None and src.columns[:1] and src.columns[0][0] == "*":
+                        return src.columns[0][1]
+                    return Origin("unknown", hint=name)
                 if field is not None:
                     return field
             else:
@@ -1557,6 +1556,15 @@ class Walker:
                 # NULL``) is walked with the clause below, where what it is used in counts (a null test, 0209)
                 if shadow is not None and not (shadow.kind == "column" and shadow == self.column(col, scope)):
                     self.lineage.uses.append((clause, shadow))
+                if clause == "HAVING" and shadow is None and not col.table and self.dialect == "mysql":
+                    # MariaDB looks a HAVING name up in its query's outputs and GROUP BY, then in the enclosing
+                    # queries, before its own FROM: in ``IN (SELECT id FROM q GROUP BY id HAVING code LIKE
+                    # '5%')`` ``code`` is the outer table's SSN. A name not grouped counts as both (decision 0418)
+                    grouped = {g.name.lower() for g in (node.args.get("group") or exp.Group()).expressions
+                               if isinstance(g, exp.Column)}  # fmt: skip
+                    outer = self.enclosing(col.name.lower(), scope.parent) if col.name.lower() not in grouped else []
+                    if outer:
+                        self.lineage.uses.append((clause, combine(outer)))
             if clause in ("ORDER BY", "GROUP BY"):
                 beside = self.beside(list(part.expressions), scope, aliases) if clause == "GROUP BY" and not any(
                     part.args.get(k) for k in ("all", "grouping_sets", "cube", "rollup")
@@ -1828,6 +1836,22 @@ def _skipped_by_sqlite(call: exp.Func) -> bool:
     name = call.name if isinstance(call, exp.Anonymous) else call.sql_name()
     args = call.expressions if isinstance(call, exp.Anonymous) else [call.this]
     return name.lower() in ("likely", "unlikely", "likelihood") and bool(args) and args[0] is not None
+
+
+def _qualified(scope: Scope, qualifier: str) -> list[Source]:
+    """The FROM items of ``scope`` a column qualified ``qualifier.`` reads: those under that alias; only where none
+    is, a table of that name. A table given an alias of its own is no longer named by its name on any engine, so
+    where an enclosing query has an item under that alias, the server reads that one: with ``FROM q AS x JOIN
+    customers AS q``, ``q.ssn`` is the customers' column, not one of ``q``'s (decision 0417)."""
+    aliased = [src for src in scope.sources if src.alias == qualifier]
+    if aliased:
+        return aliased
+    outer = scope.parent
+    while outer is not None:
+        if any(src.alias == qualifier for src in outer.sources):
+            return []
+        outer = outer.parent
+    return [src for src in scope.sources if src.table and src.table.rsplit(".", 1)[-1] == qualifier]
 
 
 def _alias_name(node: exp.Expression) -> str:
