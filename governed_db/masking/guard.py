@@ -23,7 +23,7 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import app_functions, index_reach, order_guard, schema, stored_code, view_rows
+from governed_db.masking import app_functions, flow, index_reach, order_guard, schema, stored_code, view_rows
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
@@ -1516,10 +1516,33 @@ def _lineage_hit(
 ) -> RuleHit | None:
     tables = list(lineage.tables)
     keyed = {id(use): (table, cols) for use, table, cols in lineage.keyed} if lineage.keyed else None
+    limit: list[int | None] = []
     for use in sorted(lineage.uses, key=_order):
         clause, origin = use
         if keyed is not None and id(use) in keyed and _beside_its_key(state, access, *keyed[id(use)]):
             continue  # grouped beside a key of its own row: decides no group (their order is fixed by a key)
+        if clause.startswith(flow.GROWN_USE):
+            if not limit:
+                limit.append(state.gov.driver.length_limit(state.gov))
+            if limit[0] is not None and limit[0] >= DEFAULT_LIMIT:
+                continue  # under SQLite's default limit (1e9 bytes) no stored value comes near it (decision 0421)
+            if access.is_masked(origin, tables, lineage.blind):
+                hidden = sorted(f"{t}.{c}" for t, c in origin.sources if access.hidden(t, c) is not None)
+                cols = ", ".join(hidden or sorted(f"{t}.{c}" for t, c in origin.sources)) or "a masked column"
+                hit = _hit(
+                    state,
+                    analysis,
+                    identity,
+                    PREDICATE_RULE,
+                    f"masked column(s) {cols} are used in {clause}: SQLite returns no value longer than its length "
+                    f"limit (SQLITE_LIMIT_LENGTH, {limit[0] if limit[0] is not None else 'unreadable'}), so whether "
+                    "the result came back would tell how long the masked value is",
+                    "select the column plainly (it comes back masked); its result would be masked whole anyway. "
+                    "Or ask for an unmask grant (masking.unmask)",
+                )
+                if hit is not None:
+                    return hit
+            continue
         if not access.is_masked(origin, tables, lineage.blind):
             hit = _free_text_hit(state, analysis, access, identity, clause, origin, lineage)
             if hit is not None:
