@@ -2,6 +2,11 @@
 name and e-mail are one character longer than ANNA's); whatever the governed connection shows must be the same for
 both.
 
+* **A masked value's storage type showed** (decision 0422). A SQLite column of another affinity than TEXT stores
+  each value as the type it converts to: an untyped ``pin`` holds ``1234`` as an integer and ``ab12`` as text, a
+  NUMERIC ``pin_code`` ``12`` as an integer and ``12.5`` as a real. ``redact`` answers by the value's type (0, 0.0,
+  ``[PASSWORD]``) and a value computed from one answered NULL for a number and the placeholder for text: ``SELECT
+  pin`` said whether the PIN was all digits. One type per column now, the placeholder for computed values.
 * **A value grown from a masked one fails past a lowered length limit** (decision 0421). SQLite returns no value
   longer than ``SQLITE_LIMIT_LENGTH``, which the application may lower before wrapping (round 21 did: 4,000 bytes).
   ``SELECT hex(full_name)``, ``quote(email)``, ``full_name || 'x'``, ``printf('%s.', full_name)``, ``json_array(
@@ -143,6 +148,70 @@ def test_a_grown_value_through_aiosqlite() -> None:
     assert a == b and str(a).startswith("refused: ") and "SQLITE_LIMIT_LENGTH, 21" in str(a), (a, b)
     plain = "SELECT full_name, hex(city) FROM customers WHERE id = 2"
     assert [asyncio.run(one(s, True, plain)) for s in (ALICE, ANNA)] == [[("[PERSON_NAME]", "4C796F6E")]] * 2
+
+
+# -- finding 2: a masked value's storage type in a column of another affinity than TEXT (decision 0422) ---------------
+
+ACCOUNTS = ("CREATE TABLE accounts (id INTEGER PRIMARY KEY, holder TEXT, pin, pin_code NUMERIC, card_number INTEGER, "
+            "salary INTEGER, city TEXT)")  # fmt: skip
+ACCOUNT_ROWS = [(2, "Bob Jones", "zz99", 7.25, 4000000000000002, 91000, "Lyon"),
+                (3, "Carol White", 4321, 8, 4000000000000003, 72000, "Nice")]  # fmt: skip
+#: row 1's secrets: an all-digit PIN (stored as an integer) and a whole code, or letters and a fraction (text, real)
+DIGITS, LETTERS = (1234, 12, 4111111111111111), ("ab12", 12.5, 4111111111111111)
+
+
+def _accounts(secret: tuple[Any, ...], sql: str) -> Any:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    raw.execute(ACCOUNTS)
+    pin, code, card = secret
+    raw.executemany("INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(1, "Alice Smith", pin, code, card, 83000, "Paris"), *ACCOUNT_ROWS])  # fmt: skip
+    conn = govern(raw, ATTACKER)
+    try:
+        return observe(conn, sql)
+    finally:
+        conn.close()
+
+
+#: each shows a masked value of an untyped (``pin``) or NUMERIC (``pin_code``) column, or one computed from it
+TYPED = [
+    "SELECT pin FROM accounts WHERE id = 1",
+    "SELECT pin_code FROM accounts WHERE id = 1",
+    "SELECT * FROM accounts WHERE id = 1",
+    "SELECT coalesce(pin, 0) FROM accounts WHERE id = 1",
+    "SELECT iif(1, pin, 0), pin_code FROM accounts WHERE id = 1",
+    "SELECT (SELECT pin FROM accounts WHERE id = 1)",
+    "SELECT a.pin FROM accounts a JOIN accounts b ON b.id = a.id WHERE a.id = 1",
+]
+
+
+@pytest.mark.parametrize("sql", TYPED)
+def test_a_masked_value_shows_no_storage_type(sql: str) -> None:
+    """Found in round 22: SQLite stores a value of an untyped column as the type it converts to (``1234`` an
+    integer, ``ab12`` text) and a NUMERIC one's ``12`` as an integer, ``12.5`` as a real; ``redact`` answered 0, 0.0
+    or ``[PASSWORD]`` by that type, and a value computed from it NULL (a number) or the placeholder (text): whether
+    the PIN was all digits, or the code whole. One type per column now (decision 0422)."""
+    a, b = (_accounts(s, sql) for s in (DIGITS, LETTERS))
+    assert repr(a) == repr(b), (a, b)  # repr: 0 == 0.0 in Python, not to the caller
+    assert not isinstance(a, str), a
+    assert "1234" not in repr(a) and "ab12" not in repr(a) and "12.5" not in repr(a), a
+
+
+#: look-alikes: typed columns keep their type (a masked INTEGER salary is a number), text columns their strategies
+TYPED_ALIKES = [
+    ("SELECT salary, city FROM accounts WHERE id = 2", [(90000, "Lyon")]),
+    ("SELECT holder, pin, pin_code FROM accounts WHERE id = 3", [("[PERSON_NAME]", "[PASSWORD]", 0)]),
+    ("SELECT card_number FROM accounts WHERE id = 2", [("************0002",)]),
+    ("SELECT length(holder), upper(holder) FROM accounts WHERE id = 2", [(None, "[PERSON_NAME]")]),
+    ("SELECT pin IS NULL, count(*) OVER () FROM accounts WHERE id = 2", [(0, 1)]),
+]
+
+
+@pytest.mark.parametrize(("sql", "rows"), TYPED_ALIKES)
+def test_typed_masked_columns_keep_their_answers(sql: str, rows: list[tuple[Any, ...]]) -> None:
+    seen = _accounts(DIGITS, sql)
+    assert not isinstance(seen, str), seen
+    assert seen[1] == rows, seen
 
 
 # -- regressions: attempts of this round already answered alike ---------------------------------------------------------
