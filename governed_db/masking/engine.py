@@ -55,6 +55,7 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.masking.strategies.redact import is_date_label
 from governed_db.masking.writes import EXECUTE_USE
 from governed_db.sql._arrows import json_arrows
 from governed_db.sql._sqlite_reading import parse_one
@@ -1428,9 +1429,12 @@ class MaskingState:
         label = cls.label or "SENSITIVE"
         name, options = cls.strategy or self.config.strategy_for(key, column, label)
         masker = self._strategy(f"{key}.{column}", label, name, options)
-        affinity = self.affinity(key, column)
-        if affinity is not None and affinity != "TEXT":
-            masker = one_type(masker, affinity, f"[{label}]")
+        if name == "redact" and not is_date_label(label):
+            # redact answers by the value's type: on SQLite, the column's type instead (decision 0422). Dates keep
+            # their shape (an ISO text date stays one), and scanning strategies pass what they find nothing in
+            affinity = self.affinity(key, column)
+            if affinity is not None and affinity != "TEXT":
+                masker = one_type(masker, affinity, f"[{label}]")
         if cls.provisional:
             return self.watching(key, masker)
         return masker

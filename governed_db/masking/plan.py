@@ -315,7 +315,9 @@ def _masker_for(
         # (a number, NULL here; text, the placeholder) followed the value's (``coalesce(pin, 1)``), so every
         # value but NULL is the placeholder (decision 0422)
         real = [(t, c, cls) for t, c in hidden if (cls := access.hidden(t, c)) is not None]
-        return _placeholder_or_null(f"[{_label(real, 'SENSITIVE')}]")
+        label = _label(real, "SENSITIVE")
+        if not is_date_label(label):  # text computed from a date is NULL whatever it holds (decision 0243)
+            return _placeholder_or_null(f"[{label}]")
     return found
 
 
