@@ -121,6 +121,17 @@ def test_no_growth_of_a_masked_value_runs_under_a_lowered_limit(sql: str, rows: 
     assert seen[1] == rows, seen
 
 
+def test_a_few_bytes_more_run_under_a_large_lowered_limit() -> None:
+    """Under a limit of 1 MB a few bytes added to a masked value tell apart only values within them of 1 MB: they
+    run (round 5's printf look-alike); a value multiplied (hex) is refused under any lowered limit."""
+    added = "SELECT printf('%s <%s>', full_name, email), full_name || '.' FROM customers WHERE id = 2"
+    assert _seen(ALICE, added, True, 1_000_000) == (
+        ["printf('%s <%s>', full_name, email)", "full_name || '.'"], [("[EMAIL]", "[PERSON_NAME]")]
+    )
+    grown = _seen(ALICE, "SELECT hex(full_name) FROM customers WHERE id = 2", True, 1_000_000)
+    assert isinstance(grown, str) and grown.startswith("refused: ") and "SQLITE_LIMIT_LENGTH, 1000000" in grown
+
+
 def test_a_grown_value_through_aiosqlite() -> None:
     aiosqlite = pytest.importorskip("aiosqlite")
     from tests.test_redteam_masking_r13_rt13lite import CUSTOMERS, OTHERS

@@ -447,12 +447,18 @@ def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> st
 #: what a value grown from a masked one is recorded as (a use :mod:`governed_db.masking.guard` refuses only on a
 #: SQLite connection whose ``SQLITE_LIMIT_LENGTH`` the application lowered, decision 0421)
 GROWN_USE = "a value longer than the masked value it is made of"
+#: what a value a fixed number of bytes longer than a masked one is recorded as (``x || '.'``, ``printf('<%s>', x)``):
+#: it tells only whether the value is within those bytes of the limit, so it is refused under a limit below
+#: :data:`ADDED_LIMIT` only (decision 0421)
+ADDED_USE = "a value some bytes longer than the masked value it is made of"
+ADDED_LIMIT = 65_536
 #: SQLite functions whose result is longer than their argument, however short the rest of the call
 _SQLITE_GROWING_NAMES = frozenset({"hex", "quote", "json_quote"})
 
 
 def grows(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None:
-    """SQLite: why ``node`` gives a result longer than the masked value it is given, or ``None``.
+    """SQLite: the use to record when ``node`` gives a result longer than the masked value it is given (a
+    :data:`GROWN_USE` when it multiplies the value's length, an :data:`ADDED_USE` when it adds bytes), or ``None``.
 
     Under a length limit the application lowered (``setlimit(SQLITE_LIMIT_LENGTH, 4000)`` before wrapping), a
     result longer than the limit fails with ``string or blob too big``: ``hex(notes)`` fails exactly when the notes
@@ -464,12 +470,12 @@ def grows(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None
         return None
     name = "||" if isinstance(node, exp.DPipe) else name_of(node)
     if isinstance(node, exp.Hex) or (isinstance(node, exp.Anonymous) and name in _SQLITE_GROWING_NAMES):
-        return f"{name}()"
+        return f"{GROWN_USE} ({name}())"
     if isinstance(node, exp.Replace):
         # the replacement comes from the caller: any longer than what it replaces grows the value per match
         found = _literal_length(node.args.get("expression"))
         put = _literal_length(node.args.get("replacement"))
-        return f"{name}()" if found is None or put is None or put > found else None
+        return f"{GROWN_USE} ({name}())" if found is None or put is None or put > found else None
     if isinstance(node, exp.DPipe) or _concatenates(node):
         if (isinstance(node, exp.Anonymous) and name == "printf") or isinstance(node, exp.Format):
             fmt = node.expressions[0] if isinstance(node, exp.Anonymous) and node.expressions else node.this
@@ -483,10 +489,10 @@ def grows(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None
             for item in [value[i] if isinstance(value, list) and i < len(value) else value]
         ]
         empty = all(isinstance(o, exp.Literal) and o.is_string and str(o.this) == "" for o in others)
-        tainted = sum(1 for _key, _i, kind in kinds if kind != "const")
-        if empty and tainted == 1 and not isinstance(node, (exp.JSONObject, exp.Format)) and name != "json_array":
+        if empty and sum(1 for _key, _i, kind in kinds if kind != "const") == 1 and not isinstance(node, (exp.JSONObject, exp.Format)) and name != "json_array":
             return None  # x || '': as long as x
-        return name if isinstance(node, exp.DPipe) else f"{name}()"
+        # the masked values beside literals: as long as they are together, plus a fixed number of bytes
+        return f"{ADDED_USE} ({name if isinstance(node, exp.DPipe) else f'{name}()'})"
     return None
 
 

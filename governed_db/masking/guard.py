@@ -423,6 +423,8 @@ def _order(use: tuple[str, object]) -> int:
     clause = use[0]
     if clause in _INNER_CLAUSES:
         return 2
+    if clause.startswith((flow.GROWN_USE, flow.ADDED_USE)):
+        return 3  # refused only under a lowered length limit: any other reason is the clearer one (decision 0421)
     if clause[:1].isupper():
         return 0
     return 1 if clause == "copy" or clause.startswith("a cursor") or is_constraint_use(clause) else 2
@@ -1521,11 +1523,14 @@ def _lineage_hit(
         clause, origin = use
         if keyed is not None and id(use) in keyed and _beside_its_key(state, access, *keyed[id(use)]):
             continue  # grouped beside a key of its own row: decides no group (their order is fixed by a key)
-        if clause.startswith(flow.GROWN_USE):
+        added = clause.startswith(flow.ADDED_USE)
+        if added or clause.startswith(flow.GROWN_USE):
             if not limit:
                 limit.append(state.gov.driver.length_limit(state.gov))
-            if limit[0] is not None and limit[0] >= DEFAULT_LIMIT:
-                continue  # under SQLite's default limit (1e9 bytes) no stored value comes near it (decision 0421)
+            if limit[0] is not None and limit[0] >= (flow.ADDED_LIMIT if added else DEFAULT_LIMIT):
+                # under SQLite's default limit (1e9 bytes) no stored value comes near it; a few bytes more tell
+                # apart only values within them of a limit of 64 KiB or more (decision 0421)
+                continue
             if access.is_masked(origin, tables, lineage.blind):
                 hidden = sorted(f"{t}.{c}" for t, c in origin.sources if access.hidden(t, c) is not None)
                 cols = ", ".join(hidden or sorted(f"{t}.{c}" for t, c in origin.sources)) or "a masked column"
