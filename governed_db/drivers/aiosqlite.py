@@ -275,8 +275,10 @@ def _catalog_read(conn: sqlite3.Connection, sql: str, params: Any) -> tuple[Any,
             cur.close()
 
 
-#: a statement that may update rows (an UPDATE, or an upsert's DO UPDATE)
-_UPDATES = re.compile(r"\bUPDATE\b", re.IGNORECASE)
+#: statements judged by the length limit: an UPDATE (decision 0405), a value grown from another (decision 0421)
+_LENGTH_JUDGED = re.compile(
+    r"\bUPDATE\b|\|\||\b(?:hex|quote|json_quote|replace|printf|format|json_array|json_object)\s*\(", re.IGNORECASE
+)
 
 
 class AiosqliteDriver(AsyncDriver, SqliteDriver):
@@ -310,8 +312,9 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
         conn = getattr(raw, "_conn", None)
         state = gov.masking_state
         getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-        if state is not None and getlimit is not None and _UPDATES.search(str(sql)):
-            # an UPDATE is judged by the length limit (decision 0405), read on aiosqlite's thread
+        if state is not None and getlimit is not None and _LENGTH_JUDGED.search(str(sql)):
+            # an UPDATE, and a value grown from a masked one, are judged by the length limit (decisions 0405,
+            # 0421), read on aiosqlite's thread
             try:
                 state.length_limit = await raw._execute(getlimit, getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0))
             except sqlite3.Error:

@@ -55,6 +55,7 @@ from governed_db.masking.names import SCHEMA_PRAGMAS
 from governed_db.masking.origins import combine
 from governed_db.masking.schema import Constraint
 from governed_db.masking.strategies import Masker, StrategyContext, build_strategy
+from governed_db.masking.strategies.redact import is_date_label
 from governed_db.masking.writes import EXECUTE_USE
 from governed_db.sql._arrows import json_arrows
 from governed_db.sql._sqlite_reading import parse_one
@@ -317,6 +318,53 @@ def _seen(values: list[Any]) -> frozenset[Any]:
 
 def _digest(value: Any) -> bytes:
     return hashlib.blake2b(f"{type(value).__name__}:{value!r}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+
+def sqlite_affinity(declared: str) -> str:
+    """The affinity SQLite gives a column declared ``declared`` (its rules, in their order)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+#: a value of the type a SQLite column of that affinity stores numbers as (an untyped or BLOB column: none)
+_NATIVE: dict[str, Any] = {"INTEGER": 1, "NUMERIC": 1, "REAL": 1.0}
+_CONSTANTS: dict[type, Any] = {int: 0, float: 0.0}
+
+
+def one_type(inner: Masker, affinity: str, token: str) -> Masker:
+    """``inner``, whose result always has one type for the column's ``affinity`` (decision 0422).
+
+    A SQLite column of any affinity but TEXT stores each value as the type the value converts to: an untyped
+    ``pin`` holds ``1234`` as an integer and ``ab12`` as text, a NUMERIC one ``12`` as an integer and ``12.5`` as a
+    real, an INTEGER one ``4111-1111`` as text. A type-aware strategy (``redact``: text -> ``[LABEL]``, numbers ->
+    0) then showed which: whether the value was all digits, or a whole number. The one type is what the strategy
+    makes of a number of the column's own type (text for an untyped column); a result of another type becomes
+    that type's constant (0, 0.0, the placeholder). NULL stays NULL."""
+    try:
+        probe = inner(_NATIVE[affinity]) if affinity in _NATIVE else token
+    except Exception:
+        probe = token
+    if probe is None:
+        return inner  # a strategy that answers NULL to everything
+    kind = probe.__class__
+    constant = _CONSTANTS.get(kind, token)
+
+    def one(value: Any) -> Any:
+        out = inner(value)
+        if out is None or out.__class__ is kind:
+            return out
+        return constant
+
+    return one
 
 
 class MaskingState:
@@ -1369,10 +1417,24 @@ class MaskingState:
                 until = min(until, g.expires.timestamp())
         return until
 
+    def affinity(self, key: str, column: str) -> str | None:
+        """SQLite: the affinity of ``key.column`` (``TEXT``, ``INTEGER``, ``REAL``, ``NUMERIC``, ``BLOB``), read from
+        its declared type as SQLite reads it; ``None`` on other databases or when the type is unknown."""
+        if self.dialect != "sqlite":
+            return None
+        declared = self.declared_type(key, column)
+        return None if declared is None else sqlite_affinity(declared)
+
     def masker(self, key: str, column: str, cls: ColumnClass) -> Masker:
         label = cls.label or "SENSITIVE"
         name, options = cls.strategy or self.config.strategy_for(key, column, label)
         masker = self._strategy(f"{key}.{column}", label, name, options)
+        if name == "redact" and not is_date_label(label):
+            # redact answers by the value's type: on SQLite, the column's type instead (decision 0422). Dates keep
+            # their shape (an ISO text date stays one), and scanning strategies pass what they find nothing in
+            affinity = self.affinity(key, column)
+            if affinity is not None and affinity != "TEXT":
+                masker = one_type(masker, affinity, f"[{label}]")
         if cls.provisional:
             return self.watching(key, masker)
         return masker

@@ -444,6 +444,58 @@ def length_hazard(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> st
     return None
 
 
+#: what a value grown from a masked one is recorded as (a use :mod:`governed_db.masking.guard` refuses only on a
+#: SQLite connection whose ``SQLITE_LIMIT_LENGTH`` the application lowered, decision 0421)
+GROWN_USE = "a value longer than the masked value it is made of"
+#: what a value a fixed number of bytes longer than a masked one is recorded as (``x || '.'``, ``printf('<%s>', x)``):
+#: it tells only whether the value is within those bytes of the limit, so it is refused under a limit below
+#: :data:`ADDED_LIMIT` only (decision 0421)
+ADDED_USE = "a value some bytes longer than the masked value it is made of"
+ADDED_LIMIT = 65_536
+#: SQLite functions whose result is longer than their argument, however short the rest of the call
+_SQLITE_GROWING_NAMES = frozenset({"hex", "quote", "json_quote"})
+
+
+def grows(node: exp.Expression, kinds: list[tuple[str, int, str]]) -> str | None:
+    """SQLite: the use to record when ``node`` gives a result longer than the masked value it is given (a
+    :data:`GROWN_USE` when it multiplies the value's length, an :data:`ADDED_USE` when it adds bytes), or ``None``.
+
+    Under a length limit the application lowered (``setlimit(SQLITE_LIMIT_LENGTH, 4000)`` before wrapping), a
+    result longer than the limit fails with ``string or blob too big``: ``hex(notes)`` fails exactly when the notes
+    hold more than 2,000 bytes, ``hex(substr(notes, k))`` measures them to the byte, ``notes || 'x'`` tells a value
+    of the limit's length, and ``replace(bio, 'e', <256 characters>)`` counts its e's. The result is masked whole
+    (the caller gains nothing from it) but whether it came back said how long the value is (decision 0421).
+    Aggregates are left out: their masked arguments are stand-ins (decision 0161)."""
+    if not any(kind != "const" for _key, _i, kind in kinds) or concatenates_rows(node):
+        return None
+    name = "||" if isinstance(node, exp.DPipe) else name_of(node)
+    if isinstance(node, exp.Hex) or (isinstance(node, exp.Anonymous) and name in _SQLITE_GROWING_NAMES):
+        return f"{GROWN_USE} ({name}())"
+    if isinstance(node, exp.Replace):
+        # the replacement comes from the caller: any longer than what it replaces grows the value per match
+        found = _literal_length(node.args.get("expression"))
+        put = _literal_length(node.args.get("replacement"))
+        return f"{GROWN_USE} ({name}())" if found is None or put is None or put > found else None
+    if isinstance(node, exp.DPipe) or _concatenates(node):
+        if (isinstance(node, exp.Anonymous) and name == "printf") or isinstance(node, exp.Format):
+            fmt = node.expressions[0] if isinstance(node, exp.Anonymous) and node.expressions else node.this
+            if isinstance(fmt, exp.Literal) and fmt.is_string and str(fmt.this) == "%s" and len(kinds) == 2:
+                return None  # printf('%s', x) is x
+        others = [
+            item
+            for key, i, kind in kinds
+            if kind == "const"
+            for value in [node.args.get(key)]
+            for item in [value[i] if isinstance(value, list) and i < len(value) else value]
+        ]
+        empty = all(isinstance(o, exp.Literal) and o.is_string and str(o.this) == "" for o in others)
+        if empty and sum(1 for _key, _i, kind in kinds if kind != "const") == 1 and not isinstance(node, (exp.JSONObject, exp.Format)) and name != "json_array":
+            return None  # x || '': as long as x
+        # the masked values beside literals: as long as they are together, plus a fixed number of bytes
+        return f"{ADDED_USE} ({name if isinstance(node, exp.DPipe) else f'{name}()'})"
+    return None
+
+
 #: a printf conversion whose width or precision is an argument (``%.*c``), or a fmt replacement field with a
 #: nested one (``{:>{}}``): the value decides how long the result is, and past a length limit SQLite's
 #: printf() returns NULL (``printf('%.*c', substr(iban, 8, 1) || '000000', 'x')`` is NULL exactly for a digit

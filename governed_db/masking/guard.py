@@ -23,7 +23,7 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import app_functions, index_reach, order_guard, schema, stored_code, view_rows
+from governed_db.masking import app_functions, flow, index_reach, order_guard, schema, stored_code, view_rows
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
 from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
@@ -466,6 +466,8 @@ def _order(use: tuple[str, object]) -> int:
     clause = use[0]
     if clause in _INNER_CLAUSES:
         return 2
+    if clause.startswith((flow.GROWN_USE, flow.ADDED_USE)):
+        return 3  # refused only under a lowered length limit: any other reason is the clearer one (decision 0421)
     if clause[:1].isupper():
         return 0
     return 1 if clause == "copy" or clause.startswith("a cursor") or is_constraint_use(clause) else 2
@@ -1627,10 +1629,36 @@ def _lineage_hit(
 ) -> RuleHit | None:
     tables = list(lineage.tables)
     keyed = {id(use): (table, cols) for use, table, cols in lineage.keyed} if lineage.keyed else None
+    limit: list[int | None] = []
     for use in sorted(lineage.uses, key=_order):
         clause, origin = use
         if keyed is not None and id(use) in keyed and _beside_its_key(state, access, *keyed[id(use)]):
             continue  # grouped beside a key of its own row: decides no group (their order is fixed by a key)
+        added = clause.startswith(flow.ADDED_USE)
+        if added or clause.startswith(flow.GROWN_USE):
+            if not limit:
+                limit.append(state.gov.driver.length_limit(state.gov))
+            if limit[0] is not None and limit[0] >= (flow.ADDED_LIMIT if added else DEFAULT_LIMIT):
+                # under SQLite's default limit (1e9 bytes) no stored value comes near it; a few bytes more tell
+                # apart only values within them of a limit of 64 KiB or more (decision 0421)
+                continue
+            if access.is_masked(origin, tables, lineage.blind):
+                hidden = sorted(f"{t}.{c}" for t, c in origin.sources if access.hidden(t, c) is not None)
+                cols = ", ".join(hidden or sorted(f"{t}.{c}" for t, c in origin.sources)) or "a masked column"
+                hit = _hit(
+                    state,
+                    analysis,
+                    identity,
+                    PREDICATE_RULE,
+                    f"masked column(s) {cols} are used in {clause}: SQLite returns no value longer than its length "
+                    f"limit (SQLITE_LIMIT_LENGTH, {limit[0] if limit[0] is not None else 'unreadable'}), so whether "
+                    "the result came back would tell how long the masked value is",
+                    "select the column plainly (it comes back masked); its result would be masked whole anyway. "
+                    "Or ask for an unmask grant (masking.unmask)",
+                )
+                if hit is not None:
+                    return hit
+            continue
         if not access.is_masked(origin, tables, lineage.blind):
             hit = _free_text_hit(state, analysis, access, identity, clause, origin, lineage)
             if hit is not None:

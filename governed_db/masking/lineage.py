@@ -780,6 +780,11 @@ class Walker:
             why = self.sum_overflows(node, parts)
         if why is not None:
             self.lineage.uses.append((why, combine(parts)))
+        elif self.dialect == "sqlite" and not unknown_fn and member is None:
+            grown = flow.grows(node, [(k, i, o.kind) for k, i, o in keyed])
+            if grown is not None:
+                # judged against the connection's length limit as the statement runs (decision 0421)
+                self.lineage.uses.append((grown, combine(parts)))
         self.merged(node, keyed)
         if isinstance(node, exp.Collate) and self.dialect == "sqlite" and not _builtin_collation(node):
             # ``max(ssn COLLATE spy)``: a collation of the caller's own (``create_collation('spy', f)``) is a

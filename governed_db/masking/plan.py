@@ -299,6 +299,38 @@ def _label(real: Sequence[tuple[str, str, ColumnClass]], default: str) -> str:
 def _masker_for(
     origin: Origin, name: str, access: Access, tables: Sequence[str], blind: bool = False
 ) -> Masker | None:
+    found = _masker_of(origin, name, access, tables, blind)
+    state = access.state
+    if (
+        found is None
+        or origin.kind == "column"
+        or state.dialect != "sqlite"
+        or origin.member is not None
+        or origin.from_member
+    ):
+        return found
+    hidden = [(t, c) for t, c in origin.sources if access.redacts(t, c)]
+    if hidden and any(state.affinity(t, c) not in ("TEXT", None) for t, c in hidden):
+        # computed from a SQLite column that stores each value as the type it converts to: the result's type
+        # (a number, NULL here; text, the placeholder) followed the value's (``coalesce(pin, 1)``), so every
+        # value but NULL is the placeholder (decision 0422)
+        real = [(t, c, cls) for t, c in hidden if (cls := access.hidden(t, c)) is not None]
+        label = _label(real, "SENSITIVE")
+        if not is_date_label(label):  # text computed from a date is NULL whatever it holds (decision 0243)
+            return _placeholder_or_null(f"[{label}]")
+    return found
+
+
+def _placeholder_or_null(token: str) -> Masker:
+    def placeholder(value: Any) -> Any:
+        return None if value is None else token
+
+    return placeholder
+
+
+def _masker_of(
+    origin: Origin, name: str, access: Access, tables: Sequence[str], blind: bool = False
+) -> Masker | None:
     state = access.state
     if origin.kind == "const":
         return None
