@@ -52,6 +52,11 @@ class Driver:
         """The longest row the database stores (SQLite's ``SQLITE_LIMIT_LENGTH``); ``None`` when it cannot be read."""
         return None
 
+    def longest_value(self, gov: Any, table: tuple[str, ...], column: str) -> int | None:
+        """The bytes of the longest value stored in ``column`` of the base table spelled ``table`` (its parts, as a
+        statement names it), read now; ``None`` when it cannot be read here, or is no stored column of a table."""
+        return None
+
     # -- facts about a connection --------------------------------------------------------------
     def dialect_for(self, raw: Any) -> str:
         if self.dialect is None:

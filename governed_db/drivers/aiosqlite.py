@@ -326,6 +326,9 @@ class AiosqliteDriver(AsyncDriver, SqliteDriver):
             return DEFAULT_LIMIT  # before Python 3.11 no limit can be lowered either
         return None if state is None else state.length_limit  # type: ignore[no-any-return]
 
+    def longest_value(self, gov: Any, table: tuple[str, ...], column: str) -> int | None:
+        return None  # sqlite3's connection lives on aiosqlite's thread: a copy is judged unbounded (decision 0413)
+
     async def catalog_rows(self, raw: Any, sql: str, params: Any) -> tuple[Any, list[Any]]:
         # on aiosqlite's thread, as sqlite3's own reads are (decision 0325)
         out: tuple[Any, list[Any]] = await raw._execute(_catalog_read, raw._conn, sql, params)

@@ -640,6 +640,36 @@ class SqliteDriver(Driver):
         except sqlite3.Error:
             return None
 
+    def longest_value(self, gov: Any, table: tuple[str, ...], column: str) -> int | None:
+        # an UPDATE copying the column is bounded by its longest value (decision 0413): of a stored column of a
+        # table only (a view's or a generated column's values are computed, from masked ones as well), named by
+        # one table only (a temporary table of the same name would be the one read)
+        conn = innermost(gov.raw)
+        name, schema = table[-1], (table[-2] if len(table) > 1 else None)
+        try:
+            found = conn.execute(
+                "SELECT schema, type FROM pragma_table_list WHERE name = ? COLLATE NOCASE"
+                + (" AND schema = ? COLLATE NOCASE" if schema is not None else ""),
+                (name,) if schema is None else (name, schema),
+            ).fetchall()
+            if len(found) != 1 or found[0][1] != "table":
+                return None
+            where = found[0][0]
+            hidden = conn.execute(
+                "SELECT hidden FROM pragma_table_xinfo(?, ?) WHERE name = ? COLLATE NOCASE", (name, where, column)
+            ).fetchall()
+            if hidden != [(0,)]:
+                return None
+            # a text's bytes (its length counts characters up to a NUL); a blob's, from its header (not loaded)
+            c = quote_ident(column)
+            row = conn.execute(
+                f"SELECT max(CASE WHEN typeof({c}) = 'blob' THEN length({c}) ELSE length(CAST({c} AS BLOB)) END) "
+                f"FROM {quote_ident(where)}.{quote_ident(name)}"
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return int(row[0] or 0) if row is not None and isinstance(row[0], (int, type(None))) else None
+
     @property
     def connection_proxy(self) -> type:
         return SqliteConnection

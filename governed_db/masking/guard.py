@@ -30,8 +30,9 @@ from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
+from governed_db.masking.origins import Written
 from governed_db.masking.plan import Access, detect_masker
-from governed_db.masking.row_length import DEFAULT_LIMIT, most_per_value, parameter_bytes
+from governed_db.masking.row_length import most_per_value, parameter_bytes
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.masking.writes import EXECUTE_USE
@@ -334,7 +335,7 @@ def _row_length_hit(
     access: Access | None = None
     limit: int | None = None
     for w in lineage.writes:
-        if w.kind != "update" or (w.grows == 0 and not w.sized):
+        if w.kind != "update" or (w.grows == 0 and not w.sized and not w.copies):
             continue
         columns = state.constraints_of(w.table)[0]
         if access is None:
@@ -348,15 +349,13 @@ def _row_length_hit(
         if columns is not None and not kept:
             continue
         most = most_per_value(limit or 0, len(columns or ()))
-        if w.grows is not None and w.grows + (parameter_bytes(params) if w.sized else 0) <= most:
-            continue
-        if w.grows is None and limit is not None and limit >= DEFAULT_LIMIT:
-            # a copy of another column, a concatenation: under SQLite's default limit (1e9 bytes) reaching it takes
-            # a gigabyte row built by many bounded writes first; refused only where the application lowered the
-            # limit (an UPDATE ... FROM copying a staging column is everyday work: docs/threat-model.md)
+        # a copy of another column counts its longest stored value, read now (decision 0413)
+        copied = None if w.grows is None else _copied_bytes(state, access, w)
+        grows = None if w.grows is None or copied is None else w.grows + copied
+        if grows is not None and grows + (parameter_bytes(params) if w.sized else 0) <= most:
             continue
         cols = ", ".join(f"{w.table}.{c}" for c in kept) or f"the columns of {w.table} (unreadable)"
-        by = f"more than {most} bytes" if w.grows is not None else "a length its text does not bound"
+        by = f"more than {most} bytes" if grows is not None else "a length its text does not bound"
         return _hit(
             state,
             analysis,
@@ -365,11 +364,25 @@ def _row_length_hit(
             f"the statement may lengthen a row of {w.table} by {by} while the row keeps masked column(s) {cols}: "
             f"SQLite stores no row longer than its length limit (SQLITE_LIMIT_LENGTH, {limit or 'unreadable'}), "
             "so whether the write failed would tell how long their values are",
-            f"give the row at most {most} bytes per statement, as literals, parameters, numbers, zeroblob(<n>) or "
-            "upper/lower/trim/substr/coalesce of them (not printf(), || or another column), or run it as an "
-            "identity with an unmask grant for the column (masking.unmask)",
+            f"give the row at most {most} bytes per statement, as literals, parameters, numbers, zeroblob(<n>), "
+            "another clear column of a table whose values are no longer, or upper/lower/trim/substr/coalesce/|| of "
+            "them (not printf(), replace(), hex() or a subquery), or run it as an identity with an unmask grant for "
+            "the column (masking.unmask)",
         )
     return None
+
+
+def _copied_bytes(state: MaskingState, access: Access, w: Written) -> int | None:
+    """The bytes the columns an UPDATE copies may give a row: each one's longest stored value, read now (decision
+    0413: a gigabyte value built by bounded writes, copied by ``substr(s.big, 1, K)``, is not bounded by the text).
+    ``None`` when one is masked for the identity (its longest value would be the answer) or cannot be read."""
+    total = 0
+    for key, table, column in w.copies:
+        n = None if access.masks(key, column) else state.gov.driver.longest_value(state.gov, table, column)
+        if n is None:
+            return None
+        total += n
+    return total
 
 
 def unsettled_uses(state: MaskingState, analysis: Analysis) -> set[str]:

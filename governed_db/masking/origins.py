@@ -113,7 +113,9 @@ class Written:
     ``defaulted`` those given their DEFAULT (by the word, or, in an INSERT, by being left out): a value when the
     column's default is one (``DEFAULT '000-00-0000'``), which only the catalog can tell. ``grows``, for an update:
     the most bytes its values may put in a row, not counting parameters (``None``: no bound the text shows), and
-    ``sized`` whether its parameters' bytes count too (:mod:`governed_db.masking.row_length`)."""
+    ``sized`` whether its parameters' bytes count too (:mod:`governed_db.masking.row_length`); ``copies``, the
+    columns it copies whose longest stored value counts too when it runs, as (table key, the table as the statement
+    spells it, by its parts, column) (decision 0413)."""
 
     table: str
     kind: str
@@ -122,6 +124,7 @@ class Written:
     defaulted: frozenset[str] = frozenset()
     grows: int | None = 0
     sized: bool = False
+    copies: tuple[tuple[str, tuple[str, ...], str], ...] = ()
 
     @property
     def changed(self) -> frozenset[str] | None:

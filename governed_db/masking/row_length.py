@@ -71,13 +71,23 @@ _DIGITS = re.compile(r"\d+")
 _TEXT_TYPES = frozenset({exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR})
 
 
+#: a column an UPDATE copies, told to the caller that resolves it: True when it keeps the column among those whose
+#: longest stored value bounds the copy (decision 0413)
+Copied = Callable[[exp.Column], bool]
+
+
 def value_bytes(
-    node: exp.Expression, excluded: tuple[int | None, bool] | None = None, own: str = ""
+    node: exp.Expression,
+    excluded: tuple[int | None, bool] | None = None,
+    own: str = "",
+    copied: Copied | None = None,
 ) -> tuple[int | None, bool]:
     """(the most bytes ``node`` can put in a row not counting parameters, whether parameters count too); the
     bytes are ``None`` when the text shows no bound. ``excluded``: the bound of an upsert's inserted values, which
     ``excluded.<column>`` reads; ``own``: the column the value is written to, whose stored value a function no
-    longer than its arguments may keep (``SET city = upper(city)`` lengthens no row; ``city || 'x'`` does)."""
+    longer than its arguments may keep (``SET city = upper(city)`` lengthens no row; ``city || 'x'`` does);
+    ``copied``: resolves another column (``s.status``) to one whose longest stored value, read when the statement
+    runs, bounds it — its bytes not counted here (decision 0413)."""
     if isinstance(node, exp.Null) or (isinstance(node, exp.Column) and node.name.upper() == "DEFAULT"):
         return 0, False
     if isinstance(node, exp.Var) and node.name.upper() == "DEFAULT":
@@ -92,12 +102,14 @@ def value_bytes(
         return excluded
     if isinstance(node, exp.Column) and own and not node.table and node.name.lower() == own:
         return 0, False
+    if isinstance(node, exp.Column) and copied is not None:
+        return (0, False) if copied(node) else (None, False)
     if isinstance(node, _NUMERIC):
         return NUMBER, False
     if isinstance(node, exp.Anonymous) and node.name.lower() in _SHORT_CALLS:
         return NUMBER * 2, False
     if isinstance(node, exp.Anonymous) and node.name.lower() in _AS_IS_CALLS and node.expressions:
-        return value_bytes(node.expressions[0], excluded, own)
+        return value_bytes(node.expressions[0], excluded, own, copied)
     if (
         isinstance(node, exp.Anonymous)
         and node.name.lower() in ("zeroblob", "randomblob")
@@ -127,13 +139,13 @@ def value_bytes(
             return (
                 (NUMBER, False)
                 if to.is_type(*exp.DataType.NUMERIC_TYPES)
-                else _longest([node.this], excluded, own)
+                else _longest([node.this], excluded, own, copied)
             )
-        return _longest([node.this], excluded, own)
+        return _longest([node.this], excluded, own, copied)
     if isinstance(node, (exp.DPipe, exp.Concat)):
-        return _total(node.iter_expressions(), excluded)
+        return _total(node.iter_expressions(), excluded, copied)
     if isinstance(node, _NO_LONGER):
-        return _longest(_values_of(node), excluded, own)
+        return _longest(_values_of(node), excluded, own, copied)
     return None, False
 
 
@@ -177,15 +189,19 @@ def _values_of(node: exp.Expression) -> Iterator[exp.Expression]:
 
 
 def _longest(
-    values: Iterable[exp.Expression], excluded: tuple[int | None, bool] | None, own: str = ""
+    values: Iterable[exp.Expression],
+    excluded: tuple[int | None, bool] | None,
+    own: str = "",
+    copied: Copied | None = None,
 ) -> tuple[int | None, bool]:
-    return _combined(values, excluded, own, max)
+    # the columns copied among them all count (a sum bounds their longest too)
+    return _combined(values, excluded, own, max, copied)
 
 
 def _total(
-    values: Iterable[exp.Expression], excluded: tuple[int | None, bool] | None
+    values: Iterable[exp.Expression], excluded: tuple[int | None, bool] | None, copied: Copied | None = None
 ) -> tuple[int | None, bool]:
-    return _combined(values, excluded, "", operator.add)
+    return _combined(values, excluded, "", operator.add, copied)
 
 
 def _combined(
@@ -193,11 +209,12 @@ def _combined(
     excluded: tuple[int | None, bool] | None,
     own: str,
     join: Callable[[int, int], int],
+    copied: Copied | None = None,
 ) -> tuple[int | None, bool]:
     """The values' bounds joined by ``join`` (``max``: one of them is the result; ``add``: all of them are)."""
     bound, sized = 0, False
     for v in values:
-        n, p = value_bytes(v, excluded, own)
+        n, p = value_bytes(v, excluded, own, copied)
         if n is None:
             return None, False
         bound, sized = join(bound, n), sized or p
@@ -267,6 +284,7 @@ def most_per_value(limit: int, columns: int) -> int:
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "Copied",
     "inserted_bytes",
     "most_per_value",
     "parameter_bytes",

@@ -30,7 +30,7 @@ from governed_db.masking.origins import (
     computed_columns,
     star_outputs,
 )
-from governed_db.masking.row_length import inserted_bytes, value_bytes
+from governed_db.masking.row_length import Copied, inserted_bytes, value_bytes
 from governed_db.sql._sqlite_reading import parse_one
 
 if TYPE_CHECKING:
@@ -355,27 +355,39 @@ def _update_writes(w: Walker, node: exp.Update) -> None:
     target = node.this
     if not isinstance(target, exp.Table):
         return
-    tables = _tables_in(w, target)
+    # SQLite: a column copied from a table the statement names is bounded by its longest stored value, read when it
+    # runs (decision 0413); a CTE may share a table's name, so none is resolved in a statement that has one
+    spelled: dict[str, tuple[str, ...]] | None = {} if w.dialect == "sqlite" and node.find(exp.CTE) is None else None
+    tables = _tables_in(w, target, spelled=spelled)
     for key in ("from_", "from"):
         extra = node.args.get(key)
         for item in extra if isinstance(extra, list) else [extra]:
             inner = item.this if isinstance(item, exp.From) else item
             if isinstance(inner, exp.Table):
-                tables.update(_tables_in(w, inner, target=False))
+                tables.update(_tables_in(w, inner, target=False, spelled=spelled))
+            elif item is not None and spelled is not None:
+                spelled = None  # a subquery or VALUES among the sources: its columns have no stored values to read
     default = w.columns_of(target)[0]
-    _assigned(w, node.expressions, tables, default, multi=bool(target.args.get("joins")))
+    _assigned(w, node.expressions, tables, default, multi=bool(target.args.get("joins")), spelled=spelled)
 
 
-def _tables_in(w: Walker, table: exp.Table, target: bool = True) -> dict[str, tuple[str, list[str] | None]]:
+def _tables_in(
+    w: Walker, table: exp.Table, target: bool = True, spelled: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, tuple[str, list[str] | None]]:
     """Alias (and name) -> (table key, columns) of ``table`` and the tables joined to it; a write's target also
-    under ``""``, where the unqualified names of its SET belong."""
+    under ``""``, where the unqualified names of its SET belong. ``spelled`` gathers alias -> the table as
+    written, by its parts (a table function or subquery joined: under ``""``, which no column resolves through)."""
     out: dict[str, tuple[str, list[str] | None]] = {}
     for i, node in enumerate([table, *(j.this for j in table.args.get("joins") or ())]):
         if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
+            if spelled is not None:
+                spelled[""] = ()
             continue
         found = w.columns_of(node)
         out[node.name.lower()] = found
         out[node.alias_or_name.lower()] = found
+        if spelled is not None:
+            spelled[node.alias_or_name.lower()] = tuple(p.name for p in node.parts)
         if i == 0 and target:
             out[""] = found
     return out
@@ -388,6 +400,7 @@ def _assigned(
     default: str,
     multi: bool = False,
     excluded: tuple[int | None, bool] | None = None,
+    spelled: dict[str, tuple[str, ...]] | None = None,
 ) -> None:
     """``SET a = v, t.b = v``: one update per table written, with the columns given a value and those set at
     all (NULL included), and how long its values may be. An unqualified column of a MySQL multi-table UPDATE
@@ -397,11 +410,13 @@ def _assigned(
     defaulted: dict[str, set[str]] = {}
     grows: int | None = 0
     sized = False
+    copies: list[tuple[str, tuple[str, ...], str]] = []
+    copied = None if spelled is None else _copies_into(tables, spelled, copies)
     for item in items:
         left = item.this if isinstance(item, exp.EQ) else None
         value = item.expression if isinstance(item, exp.EQ) else None
         own = left.name.lower() if isinstance(left, exp.Column) else ""
-        n, p = (None, False) if value is None else value_bytes(value, excluded, own)
+        n, p = (None, False) if value is None else value_bytes(value, excluded, own, copied)
         grows, sized = (None if grows is None or n is None else grows + n), sized or p
         targets = left.expressions if isinstance(left, exp.Tuple) else [left]
         for col in targets:
@@ -436,8 +451,34 @@ def _assigned(
                 frozenset(defaulted.get(owner, ())),
                 grows,
                 sized,
+                tuple(dict.fromkeys(copies)) if grows is not None else (),
             )
         )
+
+
+def _copies_into(
+    tables: dict[str, tuple[str, list[str] | None]],
+    spelled: dict[str, tuple[str, ...]],
+    found: list[tuple[str, tuple[str, ...], str]],
+) -> Copied:
+    """Resolves a column an UPDATE copies to a stored column of a table it names, as SQLite does (qualified by
+    alias or name; unqualified, the one table that has it), gathering it in ``found``; anything else (a schema
+    qualifier, a name two tables have, ``rowid``, a table function among the sources) stays unresolved."""
+
+    def copied(col: exp.Column) -> bool:
+        if col.args.get("db") or "" in spelled:
+            return False
+        name = col.name.lower()
+        qualifier = col.table.lower()
+        aliases = [qualifier] if qualifier else list(dict.fromkeys(a for a in spelled if a))
+        hits = [a for a in aliases if a in spelled and a in tables and name in (c.lower() for c in tables[a][1] or ())]
+        if len({spelled[a] for a in hits}) != 1 or (not qualifier and len(hits) != 1):
+            return False
+        key, cols = tables[hits[0]]
+        found.append((key, spelled[hits[0]], next(c for c in cols or () if c.lower() == name)))
+        return True
+
+    return copied
 
 
 def _add(found: dict[str, set[str] | None], owner: str, name: str) -> None:
