@@ -278,6 +278,10 @@ def test_a_toast_relation_named_by_its_oid_is_refused(toasted: dict[str, str], p
         f"SELECT n_live_tup FROM pg_stat_all_tables WHERE relid = {oid}",
         f"SELECT pg_stat_get_live_tuples({oid})",
         f"SELECT reltuples FROM pg_class WHERE oid = {oid}",
+        f"SELECT pg_stat_get_live_tuples('{oid}'::regclass)",
+        f"SELECT n_live_tup FROM pg_stat_all_tables WHERE relid = '{oid}'::regclass",
+        f"SELECT n_live_tup FROM pg_stat_all_tables WHERE relname = E'pg_to\\x61st_{oid}'",
+        f"SELECT pg_stat_get_live_tuples(U&'pg_to\\0061st.pg_to\\0061st_{oid}'::regclass)",
         "SELECT relname, n_live_tup FROM pg_stat_all_tables ORDER BY relname",
         "SELECT relname, reltuples FROM pg_class ORDER BY relname",
     ]

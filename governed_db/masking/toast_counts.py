@@ -128,7 +128,12 @@ def _names_relation(node: exp.Expression) -> bool:
     while isinstance(node, exp.Cast) and str(node.to).lower() == "oid":
         node = node.this
     if isinstance(node, exp.Cast):
-        return str(node.to).lower() in _NAMING_TYPES and _text(node.this)
+        return str(node.to).lower() in _NAMING_TYPES and _a_name(node.this)
     if isinstance(node, exp.Anonymous) and str(node.name).lower() == "to_regclass":
-        return len(node.expressions) == 1 and _text(node.expressions[0])
+        return len(node.expressions) == 1 and _a_name(node.expressions[0])
     return False
+
+
+def _a_name(node: exp.Expression) -> bool:
+    """A text literal that is a name: ``'18929'::regclass`` is the relation of that oid."""
+    return _text(node) and not str(node.this).strip().isdigit()
