@@ -35,6 +35,7 @@ from governed_db.masking.plan import Access, detect_masker
 from governed_db.masking.row_length import most_per_value, parameter_bytes
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
+from governed_db.masking.toast_counts import reaches_toast
 from governed_db.masking.writes import EXECUTE_USE
 from governed_db.policy.decision import Action, RuleHit
 from governed_db.policy.rules import catalog
@@ -946,16 +947,26 @@ def _setting_hit(
 
 
 #: PostgreSQL views and functions whose counters grow with the size of what a statement computed (temporary
-#: bytes a sort spilled, memory a context holds, blocks a statement touched)
+#: bytes a sort spilled, memory a context holds, blocks a statement touched) or wrote: the position in the
+#: write-ahead log, which an UPDATE of a row moves by as many bytes as the row's new version holds — all of it
+#: (its masked name too) where the first and last columns change, and, where only some change, less the prefix
+#: it shares with the old version byte by byte (``SET full_name = 'Alxxx xxxxx'`` logs 8 bytes fewer than
+#: ``'Xxxxx xxxxx'`` over ``Alice Smith``: a guess's matching characters, decision 0415)
 RESOURCE_VIEWS = frozenset(
     {"pg_stat_database", "pg_stat_io", "pg_stat_statements", "pg_stat_statements_info", "pg_backend_memory_contexts",
-     "pg_stat_wal"}
+     "pg_stat_wal", "pg_stat_replication", "pg_replication_slots", "pg_stat_wal_receiver"}
 )  # fmt: skip
 RESOURCE_FUNCTIONS = frozenset(
     {"pg_stat_get_db_temp_bytes", "pg_stat_get_db_temp_files", "pg_stat_get_db_blocks_fetched",
      "pg_stat_get_db_blocks_hit", "pg_stat_get_io", "pg_stat_get_wal", "pg_stat_statements",
-     "pg_get_backend_memory_contexts", "pg_ls_tmpdir"}
+     "pg_get_backend_memory_contexts", "pg_ls_tmpdir",
+     "pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn", "pg_last_wal_receive_lsn",
+     "pg_last_wal_replay_lsn", "pg_control_checkpoint", "pg_get_replication_slots", "pg_stat_get_wal_senders",
+     "pg_stat_get_wal_receiver", "pg_logical_emit_message"}
 )  # fmt: skip
+#: the functions behind ``pg_stat_database`` (refused whole): each of its counters by another name
+#: (``pg_stat_get_db_tuples_returned`` counts the index entries scans read, dead ones too, decision 0320)
+RESOURCE_FUNCTION_PREFIX = "pg_stat_get_db_"
 #: PostgreSQL functions that measure where rows are stored: the pages a table fills, the versions an update
 #: could keep on their page, the page and slot of a row's newest version (``currtid2('t', '(0,1)')``, its
 #: ``ctid`` without naming it). How many row versions fit on a page depends on how wide they are, so after a few
@@ -1045,6 +1056,17 @@ def _row_count_hit(state: MaskingState, analysis: Analysis, access: Access, iden
     ]
     if not counted:
         return None
+    toast = [s for s in analysis.statements if reaches_toast(s.expression, analysis.sql, ROW_COUNT_FUNCTIONS)]
+    if toast:
+        return _hit(
+            state, analysis, identity, PREDICATE_RULE,
+            f"the statement reads {', '.join(dict.fromkeys(counted))}, which count rows, and may count those of a "
+            "TOAST relation, whose rows are the chunks of long values stored out of line: its count would tell how "
+            "long a masked value is as stored (decision 0416)",
+            "read row counts of the application's tables from pg_stat_user_tables, or name the relation "
+            "(WHERE oid = 't'::regclass, relname = 't', schemaname = 'public'; pg_stat_get_live_tuples('t'::regclass)); "
+            "or ask for an unmask grant (masking.unmask)",
+        )  # fmt: skip
     picked = _rows_picked_by_masked(state, access)
     if not picked:
         return None
@@ -1486,6 +1508,12 @@ def _cluster_hit(state: MaskingState, analysis: Analysis, access: Access, identi
     )
 
 
+def _resource_function(name: str) -> bool:
+    """A PostgreSQL function of :data:`RESOURCE_FUNCTIONS` or of ``pg_stat_database``'s family."""
+    low = name.lower().rsplit(".", 1)[-1]
+    return low in RESOURCE_FUNCTIONS or low.startswith(RESOURCE_FUNCTION_PREFIX)
+
+
 def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
     """PostgreSQL: reading a counter of resources statements used (``pg_stat_database.temp_bytes``) after one
     that sorted a masked value it never returned (a MATERIALIZED CTE of ``replace(substr(ssn, 1, 1), '5',
@@ -1499,7 +1527,7 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
         return None
     for stmt in analysis.statements:
         read = [t for t in stmt.tables_read if t.lower().rsplit(".", 1)[-1] in RESOURCE_VIEWS]
-        read += sorted(f"{f}()" for f in stmt.functions if f.lower().rsplit(".", 1)[-1] in RESOURCE_FUNCTIONS)
+        read += sorted(f"{f}()" for f in stmt.functions if _resource_function(f))
         stored = _storage_measures(stmt)
         if stored and not read:
             return _hit(
@@ -1520,9 +1548,9 @@ def _resource_counter_hit(state: MaskingState, analysis: Analysis, identity: Ide
                 analysis,
                 identity,
                 PREDICATE_RULE,
-                f"{stmt.operation} reads {', '.join(read)}, whose counters (temporary bytes, memory, blocks) grow "
-                "with the size of values earlier statements computed, so they would tell what a masked value "
-                "held",
+                f"{stmt.operation} reads {', '.join(read)}, whose counters (temporary bytes, memory, blocks, the "
+                "write-ahead log's position) grow with the size of values earlier statements computed or wrote, "
+                "so they would tell what a masked value held",
                 "read server statistics through an identity that sees no masked columns (a monitoring service "
                 "identity), or ask for an unmask grant (masking.unmask)",
             )
