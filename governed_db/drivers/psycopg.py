@@ -491,22 +491,33 @@ class PsycopgDriver(PostgresSession, Driver):
     def paramstyle_for(self, raw: Any) -> str:
         return "pyformat"
 
+    #: descriptions by what their columns are made of (:meth:`description`; made at first use, per driver)
+    _descriptions: LRU[tuple[Any, ...], Any] | None = None
+
     def description(self, raw_cursor: Any) -> Any:
         """``cursor.description``, reused while results keep the same fields (masking reads it per statement;
         psycopg builds a new ``Column`` per field and call). Keyed by what the columns are made of: each
         field's name, type and modifier and the client encoding the names are decoded with."""
         res: Any = getattr(raw_cursor, "pgresult", None)
-        n = getattr(res, "nfields", 0) if res is not None else 0
-        if not n:
+        if res is None:
             return raw_cursor.description
         try:
-            encoding = raw_cursor.connection.pgconn.parameter_status(b"client_encoding")
-            key = (encoding, *[(res.fname(i), res.ftype(i), res.fmod(i)) for i in range(n)])
+            fields = range(res.nfields)
+            if not fields:
+                return raw_cursor.description
+            # the fields read by map() over the result's own accessors, with no Python frame per field (a tuple
+            # per field built in a list comprehension cost ~128 opcodes a statement, decision 0427)
+            key = (
+                raw_cursor.connection.pgconn.parameter_status(b"client_encoding"),
+                tuple(map(res.fname, fields)),
+                tuple(map(res.ftype, fields)),
+                tuple(map(res.fmod, fields)),
+            )
         except Exception:  # a pgresult of another shape (a test double): describe it afresh
             return raw_cursor.description
-        cache: LRU[tuple[Any, ...], Any] | None = self.__dict__.get("descriptions")
-        if cache is None:  # (made here: subclasses with their own __init__ share this method)
-            cache = self.__dict__.setdefault("descriptions", LRU("psycopg-descriptions", 256))
+        cache = self._descriptions
+        if cache is None:
+            cache = self._descriptions = LRU("psycopg-descriptions", 256)
         found = cache.get(key)
         if found is None:
             found = raw_cursor.description
