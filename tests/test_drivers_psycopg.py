@@ -425,3 +425,32 @@ def test_fetches_go_through_notices_only_for_a_read_in_a_masked_order(
         seen[ordered] = [cur.fetchone(), next(cur), cur.fetchmany(1), cur.fetchall()]
         assert len(calls) == (4 if ordered else 0)
     assert seen[False] == seen[True] == [(1,), (2,), [(3,)], [(4,), (5,)]]
+
+
+def test_description_key_read_in_c_is_the_comprehension_s(pg_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_fields() reads each field's name, type and modifier as the Python reference does; without it (an older
+    build) the reference keys the reused description alike."""
+    from governed_db._native import speedups
+    from governed_db.drivers import psycopg as driver_module
+
+    if getattr(speedups, "pg_fields", None) is None:
+        pytest.skip("the C helpers are not built")
+    cur = pg_conn.cursor()
+    cur.execute("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS \"B c\", NULL::int[] AS d, 'x'::text")
+    res = cur.pgresult
+    reference = tuple(v for i in range(res.nfields) for v in (res.fname(i), res.ftype(i), res.fmod(i)))
+    assert speedups.pg_fields(res, res.nfields) == reference and speedups.pg_fields(res, 0) == ()
+    with pytest.raises(ValueError):
+        speedups.pg_fields(res, -1)
+    with pytest.raises(TypeError):
+        speedups.pg_fields(res)
+    for fields in (speedups.pg_fields, None):  # the C read, then the Python reference
+        monkeypatch.setattr(driver_module, "_pg_fields", fields)
+        driver = driver_module.PsycopgDriver()
+        cur.execute("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS \"B c\", NULL::int[] AS d, 'x'::text")
+        first = driver.description(cur)
+        assert [d.name for d in first] == ["a", "B c", "d", "text"]
+        cur.execute("SELECT 2.5::numeric(5,2) AS a, 'y'::varchar(3) AS \"B c\", NULL::int[] AS d, 'y'::text")
+        assert driver.description(cur) is first
+        cur.execute("SELECT 2.5::numeric(5,2) AS a, 'y'::varchar(4) AS \"B c\", NULL::int[] AS d, 'y'::text")
+        assert driver.description(cur) is not first

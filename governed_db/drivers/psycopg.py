@@ -20,6 +20,7 @@ from typing import Any
 import wrapt
 
 from governed_db._cache import LRU
+from governed_db._native import speedups
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._decoders import GuardedAdapters
@@ -43,6 +44,9 @@ from governed_db.proxies import (
 from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 
 _END = object()
+#: each field's name, type and modifier of a result in one C call (``None``: the extension is not built, or is
+#: an older build without it; the comprehension in :meth:`PsycopgDriver.description` runs instead)
+_pg_fields: Any = getattr(speedups, "pg_fields", None)
 
 
 class PsycopgResults(NextSet):
@@ -499,20 +503,15 @@ class PsycopgDriver(PostgresSession, Driver):
         psycopg builds a new ``Column`` per field and call). Keyed by what the columns are made of: each
         field's name, type and modifier and the client encoding the names are decoded with."""
         res: Any = getattr(raw_cursor, "pgresult", None)
-        if res is None:
+        n = getattr(res, "nfields", 0) if res is not None else 0
+        if not n:
             return raw_cursor.description
         try:
-            fields = range(res.nfields)
-            if not fields:
-                return raw_cursor.description
-            # the fields read by map() over the result's own accessors, with no Python frame per field (a tuple
-            # per field built in a list comprehension cost ~128 opcodes a statement, decision 0427)
-            key = (
-                raw_cursor.connection.pgconn.parameter_status(b"client_encoding"),
-                tuple(map(res.fname, fields)),
-                tuple(map(res.ftype, fields)),
-                tuple(map(res.fmod, fields)),
-            )
+            encoding = raw_cursor.connection.pgconn.parameter_status(b"client_encoding")
+            if _pg_fields is not None:  # the same values read in one C call (decision 0427)
+                key: tuple[Any, ...] = (encoding, _pg_fields(res, n))
+            else:
+                key = (encoding, *[(res.fname(i), res.ftype(i), res.fmod(i)) for i in range(n)])
         except Exception:  # a pgresult of another shape (a test double): describe it afresh
             return raw_cursor.description
         cache = self._descriptions
