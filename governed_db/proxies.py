@@ -39,29 +39,34 @@ class RowsOut:
     # a fetch can fail on a value (a stored date psycopg cannot represent: ``date too large (after year 10K):
     # '12345-03-14'``): its error is scrubbed as a statement's is (decision 0238)
     def fetchone(self) -> Any:
+        st = self._self_result
         try:
-            row = fetched(self._self_result, self.__wrapped__.fetchone)
+            # notices.fetched only matters to a read in a masked order: the usual one calls the driver directly
+            row = fetched(st, self.__wrapped__.fetchone) if st.read_order else self.__wrapped__.fetchone()
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
-        st = self._self_result
         return st.one(row) if st.active else row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        st = self._self_result
         try:
-            rows = fetched(self._self_result, self.__wrapped__.fetchmany, *args, **kwargs)
+            if st.read_order:
+                rows = fetched(st, self.__wrapped__.fetchmany, *args, **kwargs)
+            else:
+                rows = self.__wrapped__.fetchmany(*args, **kwargs)
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
         return many_out(self, rows, args, kwargs)
 
     def fetchall(self) -> Any:
+        st = self._self_result
         try:
-            rows = fetched(self._self_result, self.__wrapped__.fetchall)
+            rows = fetched(st, self.__wrapped__.fetchall) if st.read_order else self.__wrapped__.fetchall()
         except Exception as e:
             scrub_fetch_error(self, e)
             raise
-        st = self._self_result
         if not st.active:
             return rows
         native = results_module.native_rows[0]  # unmasked, uncapped, counted in C (decision 0412)
@@ -175,7 +180,7 @@ class GovernedCursor(RowsOut, CursorProxy):
     def __next__(self) -> Any:
         st = self._self_result
         try:
-            row = fetched(st, next, self.__wrapped__)
+            row = fetched(st, next, self.__wrapped__) if st.read_order else next(self.__wrapped__)
         except StopIteration:
             if st.active:
                 st.finish()

@@ -344,3 +344,113 @@ def test_description_reused_while_fields_stay_the_same(pg_conn: Any, unique: str
     assert [d.name for d in driver.description(cur)] == ["c"]
     cur.execute("SET search_path TO public")
     assert driver.description(cur) is None
+
+
+def test_description_key_tells_every_field_apart(pg_conn: Any) -> None:
+    """The reused description follows each field's name, type modifier and count, and the client encoding."""
+    from governed_db.drivers.psycopg import PsycopgDriver
+
+    driver = PsycopgDriver()
+    cur = pg_conn.cursor()
+
+    def described(sql: str) -> Any:
+        cur.execute(sql)
+        return driver.description(cur)
+
+    base = described("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS b")
+    assert described("SELECT 2.5::numeric(5,2) AS a, 'y'::varchar(3) AS b") is base
+    renamed = described("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS c")
+    assert renamed is not base and [d.name for d in renamed] == ["a", "c"]
+    scaled = described("SELECT 1.5::numeric(7,3) AS a, 'x'::varchar(3) AS b")
+    assert scaled is not base and (scaled[0].precision, scaled[0].scale) == (7, 3)
+    longer = described("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(9) AS b")
+    assert longer is not base and longer[1].display_size == 9
+    wider = described("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS b, 1 AS c")
+    assert [d.name for d in wider] == ["a", "b", "c"]
+    for fresh in (renamed, scaled, longer, wider):  # each is then reused in turn, never mixed up
+        cur.execute("SELECT " + ", ".join(f"NULL::{d.type_display} AS {d.name}" for d in fresh))
+        assert [(d.name, d.type_display) for d in driver.description(cur)] == [
+            (d.name, d.type_display) for d in fresh
+        ]
+    cur.execute("SET client_encoding TO 'LATIN1'")
+    try:
+        latin = described("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS b")
+        assert latin is not base and [d.name for d in latin] == ["a", "b"]
+        assert [d.name for d in described('SELECT 1 AS "\u00e9t\u00e9"')] == ["\u00e9t\u00e9"]
+    finally:
+        cur.execute("RESET client_encoding")
+    assert described("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS b") is base
+
+
+def test_description_of_a_result_of_another_shape_is_made_afresh() -> None:
+    """A cursor whose pgresult cannot be read field by field (a test double) gets its own description."""
+    from governed_db.drivers.psycopg import PsycopgDriver
+
+    class Result:
+        nfields = 2
+
+        def fname(self, i: int) -> bytes:
+            raise RuntimeError("not a real result")
+
+    class Cursor:
+        pgresult = Result()
+        description = [("a", 23, None, 4, None, None, None)]
+
+    assert PsycopgDriver().description(Cursor()) is Cursor.description
+    Cursor.pgresult = None  # type: ignore[assignment]
+    assert PsycopgDriver().description(Cursor()) is Cursor.description
+
+
+def test_fetches_go_through_notices_only_for_a_read_in_a_masked_order(
+    env: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fetchone/fetchmany/fetchall/next run under notices.fetched when the result's read order is masked, and
+    call the driver directly otherwise: the same rows either way."""
+    from governed_db import proxies
+
+    conn, table = env
+    calls: list[Any] = []
+    real = proxies.fetched
+
+    def spy(st: Any, fetch: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fetch)
+        return real(st, fetch, *args, **kwargs)
+
+    monkeypatch.setattr(proxies, "fetched", spy)
+    cur = conn.cursor()
+    seen = {}
+    for ordered in (False, True):
+        cur.execute(f"SELECT id FROM {table} ORDER BY id")
+        cur._self_result.read_order = ordered
+        seen[ordered] = [cur.fetchone(), next(cur), cur.fetchmany(1), cur.fetchall()]
+        assert len(calls) == (4 if ordered else 0)
+    assert seen[False] == seen[True] == [(1,), (2,), [(3,)], [(4,), (5,)]]
+
+
+def test_description_key_read_in_c_is_the_comprehension_s(pg_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pg_fields() reads each field's name, type and modifier as the Python reference does; without it (an older
+    build) the reference keys the reused description alike."""
+    from governed_db._native import speedups
+    from governed_db.drivers import psycopg as driver_module
+
+    if getattr(speedups, "pg_fields", None) is None:
+        pytest.skip("the C helpers are not built")
+    cur = pg_conn.cursor()
+    cur.execute("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS \"B c\", NULL::int[] AS d, 'x'::text")
+    res = cur.pgresult
+    reference = tuple(v for i in range(res.nfields) for v in (res.fname(i), res.ftype(i), res.fmod(i)))
+    assert speedups.pg_fields(res, res.nfields) == reference and speedups.pg_fields(res, 0) == ()
+    with pytest.raises(ValueError):
+        speedups.pg_fields(res, -1)
+    with pytest.raises(TypeError):
+        speedups.pg_fields(res)
+    for fields in (speedups.pg_fields, None):  # the C read, then the Python reference
+        monkeypatch.setattr(driver_module, "_pg_fields", fields)
+        driver = driver_module.PsycopgDriver()
+        cur.execute("SELECT 1.5::numeric(5,2) AS a, 'x'::varchar(3) AS \"B c\", NULL::int[] AS d, 'x'::text")
+        first = driver.description(cur)
+        assert [d.name for d in first] == ["a", "B c", "d", "text"]
+        cur.execute("SELECT 2.5::numeric(5,2) AS a, 'y'::varchar(3) AS \"B c\", NULL::int[] AS d, 'y'::text")
+        assert driver.description(cur) is first
+        cur.execute("SELECT 2.5::numeric(5,2) AS a, 'y'::varchar(4) AS \"B c\", NULL::int[] AS d, 'y'::text")
+        assert driver.description(cur) is not first

@@ -20,6 +20,7 @@ from typing import Any
 import wrapt
 
 from governed_db._cache import LRU
+from governed_db._native import speedups
 from governed_db.drivers import Driver
 from governed_db.drivers._copy import describe_with, refuse_unmaskable_copy
 from governed_db.drivers._decoders import GuardedAdapters
@@ -43,6 +44,9 @@ from governed_db.proxies import (
 from governed_db.semconv import DB_NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 
 _END = object()
+#: each field's name, type and modifier of a result in one C call (``None``: the extension is not built, or is
+#: an older build without it; the comprehension in :meth:`PsycopgDriver.description` runs instead)
+_pg_fields: Any = getattr(speedups, "pg_fields", None)
 
 
 class PsycopgResults(NextSet):
@@ -491,6 +495,9 @@ class PsycopgDriver(PostgresSession, Driver):
     def paramstyle_for(self, raw: Any) -> str:
         return "pyformat"
 
+    #: descriptions by what their columns are made of (:meth:`description`; made at first use, per driver)
+    _descriptions: LRU[tuple[Any, ...], Any] | None = None
+
     def description(self, raw_cursor: Any) -> Any:
         """``cursor.description``, reused while results keep the same fields (masking reads it per statement;
         psycopg builds a new ``Column`` per field and call). Keyed by what the columns are made of: each
@@ -501,12 +508,15 @@ class PsycopgDriver(PostgresSession, Driver):
             return raw_cursor.description
         try:
             encoding = raw_cursor.connection.pgconn.parameter_status(b"client_encoding")
-            key = (encoding, *[(res.fname(i), res.ftype(i), res.fmod(i)) for i in range(n)])
+            if _pg_fields is not None:  # the same values read in one C call (decision 0427)
+                key: tuple[Any, ...] = (encoding, _pg_fields(res, n))
+            else:
+                key = (encoding, *[(res.fname(i), res.ftype(i), res.fmod(i)) for i in range(n)])
         except Exception:  # a pgresult of another shape (a test double): describe it afresh
             return raw_cursor.description
-        cache: LRU[tuple[Any, ...], Any] | None = self.__dict__.get("descriptions")
-        if cache is None:  # (made here: subclasses with their own __init__ share this method)
-            cache = self.__dict__.setdefault("descriptions", LRU("psycopg-descriptions", 256))
+        cache = self._descriptions
+        if cache is None:
+            cache = self._descriptions = LRU("psycopg-descriptions", 256)
         found = cache.get(key)
         if found is None:
             found = raw_cursor.description
