@@ -192,7 +192,7 @@ class Governor:
         if verdict is None:
             masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
         elif verdict[3]:
-            masked = masking.call_hit(self.masking_state, analysis, identity)  # type: ignore[arg-type]
+            masked = masking.call_hit(self.masking_state, analysis, identity, verdict[6])  # type: ignore[arg-type]
         else:
             masked = None
         if masked is None and ESCAPED_PERCENT in analysis.flags and not self.driver.unescapes_percent(params):
@@ -222,6 +222,7 @@ class Governor:
         ms = self.masking_state
         if ms is None:
             return
+        by_text = False
         if not ms.active:
             until, active, read_order = float("inf"), False, False
         else:
@@ -237,7 +238,8 @@ class Governor:
             ):
                 return  # not (yet) answered from masking's hot entry: judged in full again
             until, active, read_order = hot[3], True, hot[masking.HOT_ORDER][1]
-        known.verdict = (generation, until, decision, active, sent, read_order)
+            by_text = masking.unkept_by_text(ms, analysis)
+        known.verdict = (generation, until, decision, active, sent, read_order, by_text)
 
     # -- step 4: refuse, or check for an approval -----------------------------------------------
     def enforce(self, decision: Decision, analysis: Analysis, identity: Identity, text: str, params: Any) -> Any:
@@ -349,7 +351,8 @@ class Known:
         self.moves = moves
         #: what was judged of the statement, kept until anything that can change it moves the generation on
         #: (:meth:`Governor.keep_verdict`, decision 0423): ``(generation, good until, the policy's decision,
-        #: masking active, the text to send, the read-order flag)``; None: judged in full
+        #: masking active, the text to send, the read-order flag, whether masking's unkept checks look at the
+        #: text)``; None: judged in full
         self.verdict: tuple[Any, ...] | None = None
 
 

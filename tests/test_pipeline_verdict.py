@@ -199,14 +199,24 @@ def test_an_expired_verdict_is_judged_again(monkeypatch: pytest.MonkeyPatch) -> 
     assert counted.calls == 1
 
 
-def test_masking_checks_made_on_every_call_still_run_for_a_kept_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("how", ["text", "registered"])
+def test_masking_checks_made_on_every_call_still_run_for_a_kept_statement(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What no verdict keeps (the caller's code registered meanwhile, SQLite's converters, cursors) is asked on
-    every call: a refusal from there refuses a kept statement."""
+    every call: for a text that may name a converter (``[``) always, for any other once the application has
+    registered a function; a refusal from there refuses a kept statement."""
     _, conn = _conn()
-    _point(conn)
-    assert _verdict(conn, POINT) is not None
+    sql = "SELECT id, name AS [label] FROM items WHERE id = ?" if how == "text" else POINT
+    for _ in range(3):
+        assert len(conn.execute(sql, (1,)).fetchall()) == 1
+    verdict = _verdict(conn, sql)
+    assert verdict is not None and verdict[6] is (how == "text")
     refusal = RuleHit("masked-column-predicate", Action.DENY, "a test refusal of the unkept checks", "-")
     monkeypatch.setattr(masking, "_unkept", lambda state, analysis, identity: refusal)
+    if how == "registered":
+        assert conn.execute(sql, (1,)).fetchall() == [(1, "widget", 2.5)]  # nothing registered: not asked
+        conn._self_gov.masking_state.caller_functions.add("tick")
     with pytest.raises(GuardrailViolation) as err:
-        conn.execute(POINT, (1,))
+        conn.execute(sql, (1,))
     assert err.value.rules == ("masked-column-predicate",)

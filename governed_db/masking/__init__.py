@@ -67,10 +67,11 @@ def plan_masking(
     statements = analysis.statements  # shared by every text of a literal shape (governed_db.sql.shapes)
     # hot path: the entry this statement's predicate_hit found valid (so masking is active), or looked up
     hot = state.current
-    if hot is None or hot[0] is not statements or hot[1] is not identity or hot[HOT_PLAN] is None:
+    if hot is None or hot[0] is not statements or hot[1] is not identity or (planned := hot[HOT_PLAN]) is None:
         if not state.active:
             return None
         hot = state.hot.get(id(statements))
+        planned = None if hot is None or hot[0] is not statements or hot[1] is not identity else hot[HOT_PLAN]
     if state.warnings_in_read_order:  # rare: MySQL/MariaDB warnings that may be listed in a masked order
         withheld = _warnings_withheld(description, analysis, identity, state)
         if withheld is not None:
@@ -78,12 +79,9 @@ def plan_masking(
     # the same statement object, identity and result shape as last time (well under 1 us); the entry's
     # validity is checked as in predicate_hit and reorder (the same version and time: decision 0423)
     if (
-        hot is not None
-        and hot[0] is statements
-        and hot[1] is identity
-        and hot[2] == state.version
-        and hot[3] > _now()
-        and (planned := hot[HOT_PLAN]) is not None
+        planned is not None
+        and hot[2] == state.version  # type: ignore[index]
+        and hot[3] > _now()  # type: ignore[index]
         # the result's columns: the same description object as last time (a driver that reuses it, psycopg), an
         # equal one (a tuple compare, nothing built), or the same names
         and (
@@ -221,10 +219,10 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
     return _unkept(state, analysis, identity) if hit is None else hit
 
 
-def call_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+def call_hit(state: MaskingState, analysis: Analysis, identity: Identity, by_text: bool) -> RuleHit | None:
     """:func:`predicate_hit` for a statement whose verdict is kept (``pipeline.Known.verdict``, decision 0423): the
     checks made on every call, whatever the verdict (masking is active, and the statement's hot entry says its
-    predicate guard has nothing to check per call)."""
+    predicate guard has nothing to check per call). ``by_text``: :func:`unkept_by_text` of the statement."""
     if state.caller_collations:
         from governed_db.masking import guard
 
@@ -237,7 +235,22 @@ def call_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> Rul
         counted = guard.warning_count_hit(state, analysis, identity)
         if counted is not None:
             return counted
-    return _unkept(state, analysis, identity)
+    if by_text or state.caller_collations or state.caller_functions:
+        return _unkept(state, analysis, identity)
+    return None
+
+
+def unkept_by_text(state: MaskingState, analysis: Analysis) -> bool:
+    """Whether :func:`_unkept` looks further at the statement whatever the application registers: its text may
+    name a SQLite converter or be a compound SELECT, or declare or use a PostgreSQL cursor (a pure function of the
+    text and dialect, so kept with the statement's verdict)."""
+    sql = analysis.sql
+    if state.dialect == "sqlite":
+        compound = _COMPOUNDS.get(sql)
+        if compound is None:
+            compound = _compound(sql)
+        return "[" in sql or compound
+    return state.dialect in _PG_DIALECTS and (sql[:1] in _CURSOR_STARTS or len(analysis.statements) > 1)
 
 
 def _unkept(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
