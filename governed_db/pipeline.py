@@ -173,29 +173,45 @@ class Governor:
         )
 
     # -- step 3: decide ------------------------------------------------------------------------
-    def decide(self, known: Known, params: Any, verdict: tuple[Any, ...] | None = None) -> Decision:
-        """The statement's decision; ``verdict``: the statement's kept verdict, found good (decision 0423)."""
+    def decide(self, known: Known, params: Any) -> Decision:
         analysis, identity = known.analysis, known.identity
-        if verdict is not None:
-            decision: Decision = verdict[2]
-        else:
-            if known.moves and self.database is not None:
-                self.database = None  # after USE we no longer know where we are: every qualified name counts again
-                new_generation()  # and every verdict judged where we were is judged again
-            decision = self.policy.evaluate(
-                analysis, identity=identity, environment=self.environment, database=self.database
-            )
+        if known.moves and self.database is not None:
+            self.database = None  # after USE we no longer know where we are: every qualified name counts again
+            new_generation()  # and every verdict judged where we were is judged again (decision 0423)
+        decision: Decision = self.policy.evaluate(
+            analysis, identity=identity, environment=self.environment, database=self.database
+        )
         limiter = self.limiter
         limited = (
             limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
         )
-        if verdict is None:
-            masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
-        elif verdict[3]:
-            masked = masking.call_hit(self.masking_state, analysis, identity, verdict[6])  # type: ignore[arg-type]
-        else:
-            masked = None
-        if masked is None and ESCAPED_PERCENT in analysis.flags and not self.driver.unescapes_percent(params):
+        masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
+        return self._with_hits(known, params, decision, limited, masked)
+
+    def decide_kept(self, known: Known, params: Any, verdict: tuple[Any, ...]) -> Decision:
+        """:meth:`decide` for a statement whose kept verdict is good (decision 0423): the policy's decision and
+        masking's verdicts as kept; the rate limits and what masking asks on every call asked, in the same order."""
+        limiter = self.limiter
+        limited = (
+            limiter.on_statement(known.identity, self.environment)
+            if limiter is not None and not self.setting_up
+            else None
+        )
+        ms = self.masking_state
+        masked = (
+            masking.call_hit(ms, known.analysis, known.identity, verdict[6])  # type: ignore[arg-type]
+            if verdict[3]
+            and (verdict[6] or ms.caller_collations or ms.caller_functions or ms.warning_count_withheld)  # type: ignore[union-attr]
+            else None
+        )
+        return self._with_hits(known, params, verdict[2], limited, masked)
+
+    def _with_hits(
+        self, known: Known, params: Any, decision: Decision, limited: RuleHit | None, masked: RuleHit | None
+    ) -> Decision:
+        """The policy's decision with what was asked on this call: the rate limits (``limited``), masking
+        (``masked``), the driver's escaped ``%``, the session state the identity would change."""
+        if masked is None and ESCAPED_PERCENT in known.analysis.flags and not self.driver.unescapes_percent(params):
             masked = _UNESCAPED_PERCENT
         switch = known.switch  # the identity changing the session state governed_db keeps for it
         if limited is not None or masked is not None or switch is not None:
@@ -567,7 +583,7 @@ def begin(
                 verdict = known.verdict = None
             if verdict is None:
                 generation = GENERATION[0]  # read before judging: a change meanwhile leaves the verdict stale
-            decision = gov.decide(known, params, verdict)
+            decision = gov.decide(known, params) if verdict is None else gov.decide_kept(known, params, verdict)
         else:
             analysis = analysis_for(text, gov.dialect)
             decision = identity_problem

@@ -220,3 +220,20 @@ def test_masking_checks_made_on_every_call_still_run_for_a_kept_statement(
     with pytest.raises(GuardrailViolation) as err:
         conn.execute(sql, (1,))
     assert err.value.rules == ("masked-column-predicate",)
+
+
+def test_a_statement_changing_the_database_moves_every_verdict_on() -> None:
+    """After a USE the connection no longer knows its database: the policy's decisions, made for the old one, are
+    judged again (the generation moves on), and a USE is never kept."""
+    _, conn = _conn()
+    _point(conn)
+    gov = conn._self_gov
+    known = gov.known[id(POINT)]
+    known.moves = True  # as the analysis of a USE says (no such statement on SQLite)
+    gov.database = "shop"
+    before = GENERATION[0]
+    gov.decide(known, (1,))
+    assert gov.database is None and GENERATION[0] != before
+    gov.keep_verdict(known, GENERATION[0], gov.policy.evaluate(known.analysis, identity=BOT,
+                     environment=gov.environment, database=None), POINT)  # fmt: skip
+    assert known.verdict is None or known.verdict[0] != GENERATION[0]  # what it kept is stale, nothing new kept
