@@ -237,3 +237,11 @@ def test_a_statement_changing_the_database_moves_every_verdict_on() -> None:
     gov.keep_verdict(known, GENERATION[0], gov.policy.evaluate(known.analysis, identity=BOT,
                      environment=gov.environment, database=None), POINT)  # fmt: skip
     assert known.verdict is None or known.verdict[0] != GENERATION[0]  # what it kept is stale, nothing new kept
+
+
+def test_the_hot_entry_slots_are_spelled_alike() -> None:
+    """The package's slot numbers (the statement path) and the engine's (the guards that fill them) agree."""
+    from governed_db.masking import engine
+
+    assert (masking.HOT_USES, masking.HOT_ORDER, masking.HOT_PLAN) == (engine.HOT_USES, engine.HOT_ORDER,
+                                                                        engine.HOT_PLAN)

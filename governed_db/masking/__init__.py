@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 #: the slots of a statement's hot entry (``MaskingState.hot``) after its statements, identity, schema version and
 #: good-until time: True when the predicate guard has nothing to check per call; the order guard's ``(spliced,
-#: hazard)``; the result's ``(names, plan, description)`` (None: not derived yet). Decision 0423.
+#: hazard)``; the result's ``(names, plan, description)`` (None: not derived yet). Decision 0423. The same as
+#: ``engine.HOT_USES``, ... (spelled here so that the statement path imports nothing heavy)
 HOT_USES, HOT_ORDER, HOT_PLAN = 4, 5, 6
 
 

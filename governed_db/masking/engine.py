@@ -97,6 +97,11 @@ WATCH_SECONDS = 5.0
 SPARSE_WINDOW = 100
 #: the id-keyed hot caches are an accelerator in front of ``memo``; emptied when they outgrow this
 _HOT_CACHE = STATEMENTS
+#: the slots of a statement's hot entry (``MaskingState.hot``) after its statements, identity, schema version and
+#: good-until time: True when the predicate guard has nothing to check per call; the order guard's ``(spliced,
+#: hazard)``; the result's ``(names, plan, description)`` (None: not derived yet). Decision 0423. The package
+#: spells them again (it imports nothing heavy): tests/test_pipeline_verdict.py checks the two agree.
+HOT_USES, HOT_ORDER, HOT_PLAN = 4, 5, 6
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
 MEMO_SECONDS = 60.0
 #: a table's indexes and keys are read again after this many seconds (an index created by a migration is seen)

@@ -23,18 +23,10 @@ from typing import Any
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import (
-    HOT_USES,
-    app_functions,
-    index_reach,
-    order_guard,
-    schema,
-    stored_code,
-    view_rows,
-)
+from governed_db.masking import app_functions, index_reach, order_guard, schema, stored_code, view_rows
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
-from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.engine import HOT_USES, MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from sqlglot import exp
 
 from governed_db.identity import Identity
-from governed_db.masking import HOT_ORDER, early_stop, write_locks
+from governed_db.masking import early_stop, write_locks
 from governed_db.masking import order_nodes as nodes
 from governed_db.masking.catalog import table_key
-from governed_db.masking.engine import MISSING, MaskingState
+from governed_db.masking.engine import HOT_ORDER, MISSING, MaskingState
 from governed_db.masking.order import Planner, Relation
 from governed_db.masking.plan import Access
 from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
