@@ -70,8 +70,7 @@ def _masking_calls(conn: Any, hot: bool) -> Callable[[int], None]:
     def run(n: int) -> None:
         for i in range(n):
             if not hot:
-                state.hot_plans.clear()
-                state.hot_uses.clear()
+                state.hot.clear()
             masking.predicate_hit(analysis, identity=identity, gov=gov, params=(i,))
             masking.plan_masking(description, analysis, identity=identity, gov=gov)
 

@@ -19,6 +19,7 @@ valid answer); writes and evictions take the cache's lock.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
@@ -35,6 +36,17 @@ STATEMENTS = 8192
 STATEMENT_CHARS = 1_000_000
 
 _MISSING: Any = object()
+
+#: the generation every per-statement verdict is stamped with (decision 0423, ``pipeline.Known.verdict``): anything
+#: that can change an answer a verdict holds (the rules catalog, a policy's rules, masking's labels or schema)
+#: moves it on, and every verdict of every connection is then derived again on its next use
+GENERATION: list[int] = [0]
+_generations = itertools.count(1)
+
+
+def new_generation() -> None:
+    """Invalidate every statement verdict (``next()`` on a count is atomic under the GIL: two bumps never meet)."""
+    GENERATION[0] = next(_generations)
 
 
 class LRU(Generic[K, V]):

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from governed_db import approvals, guards, masking
+from governed_db._cache import GENERATION, new_generation
 from governed_db.drivers import innermost as driver_innermost
 from governed_db.errors import (
     ConfigurationError,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("governed_db")
 R = TypeVar("R")
+_now = time.time
 #: read once: an enum member looked up on its class costs ~70 ns, and these are read for every statement
 _ALLOW = Action.ALLOW
 _LIMIT = Action.LIMIT
@@ -175,6 +177,7 @@ class Governor:
         analysis, identity = known.analysis, known.identity
         if known.moves and self.database is not None:
             self.database = None  # after USE we no longer know where we are: every qualified name counts again
+            new_generation()  # and every verdict judged where we were is judged again (decision 0423)
         decision: Decision = self.policy.evaluate(
             analysis, identity=identity, environment=self.environment, database=self.database
         )
@@ -183,7 +186,32 @@ class Governor:
             limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
         )
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
-        if masked is None and ESCAPED_PERCENT in analysis.flags and not self.driver.unescapes_percent(params):
+        return self._with_hits(known, params, decision, limited, masked)
+
+    def decide_kept(self, known: Known, params: Any, verdict: tuple[Any, ...]) -> Decision:
+        """:meth:`decide` for a statement whose kept verdict is good (decision 0423): the policy's decision and
+        masking's verdicts as kept; the rate limits and what masking asks on every call asked, in the same order."""
+        limiter = self.limiter
+        limited = (
+            limiter.on_statement(known.identity, self.environment)
+            if limiter is not None and not self.setting_up
+            else None
+        )
+        ms = self.masking_state
+        masked = (
+            masking.call_hit(ms, known.analysis, known.identity, verdict[6])  # type: ignore[arg-type]
+            if verdict[3]
+            and (verdict[6] or ms.caller_collations or ms.caller_functions or ms.warning_count_withheld)  # type: ignore[union-attr]
+            else None
+        )
+        return self._with_hits(known, params, verdict[2], limited, masked)
+
+    def _with_hits(
+        self, known: Known, params: Any, decision: Decision, limited: RuleHit | None, masked: RuleHit | None
+    ) -> Decision:
+        """The policy's decision with what was asked on this call: the rate limits (``limited``), masking
+        (``masked``), the driver's escaped ``%``, the session state the identity would change."""
+        if masked is None and ESCAPED_PERCENT in known.analysis.flags and not self.driver.unescapes_percent(params):
             masked = _UNESCAPED_PERCENT
         switch = known.switch  # the identity changing the session state governed_db keeps for it
         if limited is not None or masked is not None or switch is not None:
@@ -196,6 +224,38 @@ class Governor:
                 details=decision.details,
             )
         return decision
+
+    def keep_verdict(self, known: Known, generation: int, decision: Decision, sent: Any) -> None:
+        """Keep what was judged of ``known`` in its verdict, when every part of it is an answer its layer would
+        give again from its own hot cache until the generation moves on (decision 0423): the policy's decision
+        (``decision``, when the statement's decision is the policy's own), and masking's verdicts (nothing to
+        check per call in its predicates, the text its order guard sends: ``sent``)."""
+        analysis, identity = known.analysis, known.identity
+        if known.moves or self.known.get(id(known.text)) is not known:
+            return
+        if not self.policy.answers_hot(analysis, identity, self.environment, self.database, decision):
+            return  # the policy derives it again (a combined decision, or one it does not keep)
+        ms = self.masking_state
+        if ms is None:
+            return
+        by_text = False
+        if not ms.active:
+            until, active, read_order = float("inf"), False, False
+        else:
+            statements = analysis.statements
+            hot = ms.hot.get(id(statements))
+            if (
+                hot is None
+                or hot[0] is not statements
+                or hot[1] is not identity
+                or hot[2] != ms.version
+                or not hot[masking.HOT_USES]
+                or hot[masking.HOT_ORDER] is None
+            ):
+                return  # not (yet) answered from masking's hot entry: judged in full again
+            until, active, read_order = hot[3], True, hot[masking.HOT_ORDER][1]
+            by_text = masking.unkept_by_text(ms, analysis)
+        known.verdict = (generation, until, decision, active, sent, read_order, by_text)
 
     # -- step 4: refuse, or check for an approval -----------------------------------------------
     def enforce(self, decision: Decision, analysis: Analysis, identity: Identity, text: str, params: Any) -> Any:
@@ -275,11 +335,12 @@ class Known:
     """What a connection derived from one statement text for one identity, none of it dependent on the call.
 
     A pure function of (text, dialect, identity, the connection's policy), so a repeat of the same text
-    object by the same identity skips the analysis cache, the write-bounds lookup and the guard's derivation:
-    the decision itself (policy cache, rate limits, masking's verdicts) is still made for every statement.
+    object by the same identity skips the analysis cache, the write-bounds lookup and the guard's derivation.
+    Its :attr:`verdict` keeps what the policy and masking judged of it, checked by one generation and one time
+    (decision 0423); what must run on every call (rate limits, approvals, masking's unkept checks) still does.
     """
 
-    __slots__ = ("analysis", "bounds", "dialect", "identity", "moves", "plain", "switch", "text")
+    __slots__ = ("analysis", "bounds", "dialect", "identity", "moves", "plain", "switch", "text", "verdict")
 
     def __init__(
         self,
@@ -304,6 +365,11 @@ class Known:
         self.plain = plain
         #: the statement changes the current database (USE)
         self.moves = moves
+        #: what was judged of the statement, kept until anything that can change it moves the generation on
+        #: (:meth:`Governor.keep_verdict`, decision 0423): ``(generation, good until, the policy's decision,
+        #: masking active, the text to send, the read-order flag, whether masking's unkept checks look at the
+        #: text)``; None: judged in full
+        self.verdict: tuple[Any, ...] | None = None
 
 
 class Statement:
@@ -494,6 +560,8 @@ def begin(
     analysis: Analysis | None = None
     bounds: WriteBounds | None = None  # how the policy bounds this identity's writes: looked up once
     plain = True
+    verdict: tuple[Any, ...] | None = None
+    known: Known | None = None
     try:
         if identity_problem is None:
             # a repeat of the same text object by the same identity: what it derived is known (Known)
@@ -509,7 +577,13 @@ def begin(
                 # new text every time)
                 known = gov.learn(text, identity, analysis, keep=text is sql and analysis.shape is None)
             analysis, bounds, plain = known.analysis, known.bounds, known.plain
-            decision = gov.decide(known, params)
+            # what was judged of it last time, while nothing that can change it moved the generation on (0423)
+            verdict = known.verdict
+            if verdict is not None and (verdict[0] != GENERATION[0] or verdict[1] <= _now()):
+                verdict = known.verdict = None
+            if verdict is None:
+                generation = GENERATION[0]  # read before judging: a change meanwhile leaves the verdict stale
+            decision = gov.decide(known, params) if verdict is None else gov.decide_kept(known, params, verdict)
         else:
             analysis = analysis_for(text, gov.dialect)
             decision = identity_problem
@@ -546,11 +620,19 @@ def begin(
             gov.fault("recording to the audit store", gov.audit.last_error)
         # 5. what runs: rows a masked index could order get an ORDER BY on a key, masked values an aggregate
         # concatenates a stand-in (masking, decision 0160); then the tag
-        if identity_problem is None:
+        if verdict is not None:
+            ms = gov.masking_state
+            ms.read_order = verdict[5]  # type: ignore[union-attr]  # (decisions 0312, 0334)
+            if verdict[3]:
+                ms.current = ms.hot.get(id(analysis.statements))  # type: ignore[union-attr]  # the plan starts there
+            st.sql = verdict[4]
+        elif identity_problem is None:
             try:
                 st.sql = masking.reorder(sql, text, analysis, identity=identity, gov=gov)
             except Exception as e:
                 raise gov.fault_error("ordering rows by a key (masking)", e) from e
+            if known is not None and known.verdict is None and decision.action is _ALLOW and not gov.setting_up:
+                gov.keep_verdict(known, generation, decision, st.sql)
         if gov.tagging:
             st.sql = tag_statement(st.sql, gov, identity, span, params)
         metrics = gov.metrics

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from governed_db import Identity
+from governed_db import Identity, masking
 
 BOT = Identity("bot", kind="agent")
 SUPPORT = Identity("sam", kind="human", roles=("support",))
@@ -44,7 +44,10 @@ def test_repeated_statement_is_answered_from_the_hot_cache() -> None:
         cur.execute("SELECT id, name, price FROM items WHERE id = ?", (1,))
         assert cur.fetchall() == [(1, "widget", 2.5)], i
     state = _state(conn)
-    assert len(state.hot_plans) == 1 and len(state.hot_uses) == 1
+    assert len(state.hot) == 1  # one entry per statement, holding its verdicts (decision 0423)
+    (entry,) = state.hot.values()
+    assert entry[masking.HOT_USES] is True and entry[masking.HOT_ORDER] is not None
+    assert entry[masking.HOT_PLAN] is not None
 
 
 def test_hot_cache_is_per_identity() -> None:
@@ -111,7 +114,7 @@ def test_hot_plans_count_masked_cells_per_result() -> None:
 
 
 def test_plan_built_across_a_schema_change_is_not_reused() -> None:
-    """A plan built while DDL (another thread) bumped the schema version is stamped old, so it is never reused."""
+    """A plan built while DDL (another thread) bumped the schema version is never kept as one of the new version."""
     _, conn = _conn()
     sql = "SELECT email FROM users"
     assert conn.execute(sql).fetchall() == [("a***@example.com",)]
@@ -129,7 +132,7 @@ def test_plan_built_across_a_schema_change_is_not_reused() -> None:
         assert conn.execute(sql).fetchall() == [("a***@example.com",)]
     finally:
         del state.facts_for
-    assert [entry[2] for entry in state.hot_plans.values()] == [state.version - 1]
+    assert not any(e[2] == state.version and e[masking.HOT_PLAN] is not None for e in state.hot.values())
 
 
 def test_hot_plan_is_not_reused_for_a_result_with_other_columns() -> None:

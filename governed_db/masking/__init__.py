@@ -40,6 +40,13 @@ if TYPE_CHECKING:
     from governed_db.pipeline import Governor
 
 
+#: the slots of a statement's hot entry (``MaskingState.hot``) after its statements, identity, schema version and
+#: good-until time: True when the predicate guard has nothing to check per call; the order guard's ``(spliced,
+#: hazard)``; the result's ``(names, plan, description)`` (None: not derived yet). Decision 0423. The same as
+#: ``engine.HOT_USES``, ... (spelled here so that the statement path imports nothing heavy)
+HOT_USES, HOT_ORDER, HOT_PLAN = 4, 5, 6
+
+
 class MaskPlan(Protocol):
     masked_columns: tuple[str, ...]
     masked_cells: int
@@ -58,32 +65,33 @@ def plan_masking(
     if not description:
         return None
     state = gov.masking_state or _state_for(gov)
-    if not state.active:
-        return None
+    statements = analysis.statements  # shared by every text of a literal shape (governed_db.sql.shapes)
+    # hot path: the entry this statement's predicate_hit found valid (so masking is active), or looked up
+    hot = state.current
+    if hot is None or hot[0] is not statements or hot[1] is not identity or (planned := hot[HOT_PLAN]) is None:
+        if not state.active:
+            return None
+        hot = state.hot.get(id(statements))
+        planned = None if hot is None or hot[0] is not statements or hot[1] is not identity else hot[HOT_PLAN]
     if state.warnings_in_read_order:  # rare: MySQL/MariaDB warnings that may be listed in a masked order
         withheld = _warnings_withheld(description, analysis, identity, state)
         if withheld is not None:
             return withheld
-    # hot path: the same statement object, identity and result shape as last time (well under 1 us). The
-    # validity test is spelled out here and in predicate_hit on purpose: a shared helper measured ~70 ns
-    # more per statement (two calls); keep the two in step (entry layout: MaskingState.remember_hot callers)
-    statements = analysis.statements  # shared by every text of a literal shape (governed_db.sql.shapes)
-    hot = state.hot_plans.get(id(statements))
+    # the same statement object, identity and result shape as last time (well under 1 us); the entry's
+    # validity is checked as in predicate_hit and reorder (the same version and time: decision 0423)
     if (
-        hot is not None
-        and hot[0] is statements
-        and hot[1] is identity
-        and hot[2] == state.version
-        and hot[3] > _now()
+        planned is not None
+        and hot[2] == state.version  # type: ignore[index]
+        and hot[3] > _now()  # type: ignore[index]
         # the result's columns: the same description object as last time (a driver that reuses it, psycopg), an
         # equal one (a tuple compare, nothing built), or the same names
         and (
-            description is hot[6]
-            or description == hot[6]
-            or (len(description) == len(hot[4]) and tuple(map(_first, description)) == hot[4])
+            description is planned[2]
+            or description == planned[2]
+            or (len(description) == len(planned[0]) and tuple(map(_first, description)) == planned[0])
         )
     ):
-        template = hot[5]
+        template = planned[1]
     else:
         template = _plan_slow(description, analysis, identity, state)
     # the plan's derived parts are built once per statement shape; each result gets its own counter
@@ -148,11 +156,7 @@ def _plan_slow(
         state.remember(key, found, until)
     # the description itself is kept: plain tuples (sqlite3, PyMySQL) compare as values, a driver's own column
     # objects by identity (psycopg hands out the same list while the fields stay the same), else by name
-    state.remember_hot(
-        state.hot_plans,
-        analysis,
-        (analysis.statements, identity, version, until, tuple(names), found, description),
-    )
+    state.remember_hot(analysis, identity, version, until, HOT_PLAN, (tuple(names), found, description))
     return found  # type: ignore[no-any-return]
 
 
@@ -182,6 +186,7 @@ _CURSOR_STARTS = "DdCcFf-/ \t\r\n"
 def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, params: Any) -> RuleHit | None:
     """Refuse masked columns in WHERE/JOIN/ORDER BY/GROUP BY/HAVING, copies, and placeholder write-backs."""
     state = gov.masking_state or _state_for(gov)
+    state.current = None  # until this statement's entry is found valid below
     if not state.active:
         return None
     statements = analysis.statements
@@ -197,7 +202,8 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         counted = guard.warning_count_hit(state, analysis, identity)
         if counted is not None:
             return counted
-    hot = state.hot_uses.get(id(statements))  # same validity test as plan_masking's hot path
+    # the statement's one hot entry, checked once here: its reorder and plan start from it (decision 0423)
+    hot = state.hot.get(id(statements))
     if (
         hot is not None
         and hot[0] is statements
@@ -205,12 +211,53 @@ def predicate_hit(analysis: Analysis, *, identity: Identity, gov: Governor, para
         and hot[2] == state.version
         and hot[3] > _now()
     ):
-        hit = None
-    else:
+        state.current = hot
+        if hot[HOT_USES]:
+            return _unkept(state, analysis, identity)
+    from governed_db.masking import guard
+
+    hit = guard.predicate_hit(state, analysis, identity, params)
+    return _unkept(state, analysis, identity) if hit is None else hit
+
+
+def call_hit(state: MaskingState, analysis: Analysis, identity: Identity, by_text: bool) -> RuleHit | None:
+    """:func:`predicate_hit` for a statement whose verdict is kept (``pipeline.Known.verdict``, decision 0423): the
+    checks made on every call, whatever the verdict (masking is active, and the statement's hot entry says its
+    predicate guard has nothing to check per call). ``by_text``: :func:`unkept_by_text` of the statement."""
+    if state.caller_collations:
         from governed_db.masking import guard
 
-        hit = guard.predicate_hit(state, analysis, identity, params)
-    if hit is None and (state.caller_collations or state.caller_functions):
+        declared = guard.declares_caller_collation(state, analysis, identity)
+        if declared is not None:
+            return declared
+    if state.warning_count_withheld:
+        from governed_db.masking import guard
+
+        counted = guard.warning_count_hit(state, analysis, identity)
+        if counted is not None:
+            return counted
+    if by_text or state.caller_collations or state.caller_functions:
+        return _unkept(state, analysis, identity)
+    return None
+
+
+def unkept_by_text(state: MaskingState, analysis: Analysis) -> bool:
+    """Whether :func:`_unkept` looks further at the statement whatever the application registers: its text may
+    name a SQLite converter or be a compound SELECT, or declare or use a PostgreSQL cursor (a pure function of the
+    text and dialect, so kept with the statement's verdict)."""
+    sql = analysis.sql
+    if state.dialect == "sqlite":
+        compound = _COMPOUNDS.get(sql)
+        if compound is None:
+            compound = _compound(sql)
+        return "[" in sql or compound
+    return state.dialect in _PG_DIALECTS and (sql[:1] in _CURSOR_STARTS or len(analysis.statements) > 1)
+
+
+def _unkept(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """What no verdict keeps: the application's code registered meanwhile, SQLite's converters, cursors declared."""
+    hit = None
+    if state.caller_collations or state.caller_functions:
         from governed_db.masking import guard
 
         # not cached with the verdict: a function registered later changes it (decision 0348)
@@ -259,20 +306,22 @@ def reorder(sql: Any, text: str, analysis: Analysis, *, identity: Identity, gov:
     state = gov.masking_state
     if state is None:
         return sql
-    if not state.active:
-        state.read_order = False  # not the flag of a statement run while masking was active (0312, 0334)
-        return sql
     statements = analysis.statements
-    hot = state.hot_orders.get(id(statements))  # same validity test as plan_masking's hot path
+    hot = state.current  # found valid by this statement's predicate_hit (so masking is active), or looked up
+    if hot is None or hot[0] is not statements or hot[1] is not identity or hot[HOT_ORDER] is None:
+        if not state.active:
+            state.read_order = False  # not the flag of a statement run while masking was active (0312, 0334)
+            return sql
+        hot = state.hot.get(id(statements))
     if (
         hot is not None
         and hot[0] is statements
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > _now()
+        and (ordered := hot[HOT_ORDER]) is not None
     ):
-        state.read_order = hot[5]  # (decision 0312)
-        spliced = hot[4]
+        spliced, state.read_order = ordered  # (decision 0312)
         if spliced is None:
             return sql
         if text == spliced.base:

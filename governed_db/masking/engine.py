@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
-from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS
+from governed_db._cache import LRU, STATEMENT_CHARS, STATEMENTS, new_generation
 from governed_db.identity import Identity
 from governed_db.masking import app_functions, drift, sampling, schema
 from governed_db.masking.catalog import Catalog, load_catalog, table_key
@@ -98,6 +98,11 @@ WATCH_SECONDS = 5.0
 SPARSE_WINDOW = 100
 #: the id-keyed hot caches are an accelerator in front of ``memo``; emptied when they outgrow this
 _HOT_CACHE = STATEMENTS
+#: the slots of a statement's hot entry (``MaskingState.hot``) after its statements, identity, schema version and
+#: good-until time: True when the predicate guard has nothing to check per call; the order guard's ``(spliced,
+#: hazard)``; the result's ``(names, plan, description)`` (None: not derived yet). Decision 0423. The package
+#: spells them again (it imports nothing heavy): tests/test_pipeline_verdict.py checks the two agree.
+HOT_USES, HOT_ORDER, HOT_PLAN = 4, 5, 6
 #: identity-dependent answers are re-derived at least this often (grants may change meaning with time)
 MEMO_SECONDS = 60.0
 #: a table's indexes and keys are read again after this many seconds (an index created by a migration is seen)
@@ -412,14 +417,17 @@ class MaskingState:
         #: (plans and verdicts: per statement and identity, two kinds)
         self.memo: LRU[tuple[Any, ...], tuple[float, Any]] = LRU("masking-memo", 2 * STATEMENTS)
         self.lock = threading.RLock()
-        #: hot-path caches keyed by ``id(analysis.statements)`` (analyses are cached objects, so a repeated
-        #: statement has the same statements; every text of a literal shape shares its template's): entries hold
-        #: the statements tuple itself (checked with ``is``, so a recycled id never matches), the identity, the
-        #: schema version and a good-until time, and answer without hashing the statement text or the identity
-        self.hot_plans: dict[int, tuple[Any, ...]] = {}
-        self.hot_uses: dict[int, tuple[Any, ...]] = {}
-        #: the same for the rewritten text of a statement (masking.reorder): the edits, or None
-        self.hot_orders: dict[int, tuple[Any, ...]] = {}
+        #: the hot verdicts, keyed by ``id(analysis.statements)`` (analyses are cached objects, so a repeated
+        #: statement has the same statements; every text of a literal shape shares its template's): one entry per
+        #: statement holds the statements tuple itself (checked with ``is``, so a recycled id never matches), the
+        #: identity, the schema version and a good-until time, then the three verdicts derived under them
+        #: (``HOT_USES``: True when the predicate guard has nothing to check per call; ``HOT_ORDER``: the order
+        #: guard's ``(spliced, hazard)``; ``HOT_PLAN``: the result's ``(names, plan, description)``; None: not
+        #: derived yet), answered without hashing the statement text or the identity
+        self.hot: dict[int, tuple[Any, ...]] = {}
+        #: the entry :func:`governed_db.masking.predicate_hit` last found valid: the statement's reorder and plan
+        #: read it without a lookup (after the same checks but the lookup's; None: look it up)
+        self.current: tuple[Any, ...] | None = None
         #: statements (analysis keys) naming a column their tables lacked when traced: no verdict or plan of
         #: theirs is reused without reading those tables' columns again (decision 0251)
         self.volatile: set[Any] = set()
@@ -468,13 +476,34 @@ class MaskingState:
             seen = self._active_for = (env, self.config.active_in(env))
         return seen[1]
 
-    def remember_hot(self, cache: dict[int, tuple[Any, ...]], analysis: Any, entry: tuple[Any, ...]) -> None:
+    def remember_hot(
+        self, analysis: Any, identity: Any, version: int, until: float, slot: int, value: Any
+    ) -> None:
+        """Keep ``value`` in ``slot`` of the statement's hot entry, judged under ``version`` and good until
+        ``until``: one entry per statement, so a repeat checks its validity once (decision 0423)."""
         if analysis.key in self.volatile:
             return  # names a column its tables lacked: checked again at every execution (decision 0251)
+        statements = analysis.statements
         with self.lock:
-            if len(cache) >= _HOT_CACHE:
-                cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
-            cache[id(analysis.statements)] = entry
+            if version != self.version:
+                return  # judged under labels since replaced (the caches were emptied meanwhile)
+            cache = self.hot
+            old = cache.get(id(statements))
+            if (
+                old is not None
+                and old[0] is statements
+                and old[1] is identity
+                and old[2] == version
+                and old[3] > time.time()
+            ):
+                entry = list(old)
+                entry[3] = min(old[3], until)  # the entry is as good as its shortest-lived verdict
+            else:
+                if len(cache) >= _HOT_CACHE:
+                    cache.clear()  # rare: many distinct statements; rebuilding is cheap and keeps this bounded
+                entry = [statements, identity, version, until, None, None, None]
+            entry[slot] = value
+            cache[id(statements)] = tuple(entry)
 
     # -- tables ----------------------------------------------------------------------------------
     def ran(self, analysis: Analysis) -> None:
@@ -503,9 +532,9 @@ class MaskingState:
         moves on, and the caches that hold them are emptied (lineage is kept: it depends on columns, not labels)."""
         self.version += 1
         self.memo.clear()
-        self.hot_plans.clear()
-        self.hot_uses.clear()
-        self.hot_orders.clear()
+        self.hot.clear()
+        self.current = None
+        new_generation()  # and the connection's statement verdicts holding them (decision 0423)
 
     def invalidate(self) -> None:
         with self.lock:

@@ -26,7 +26,7 @@ from governed_db.identity import Identity
 from governed_db.masking import app_functions, flow, index_reach, order_guard, schema, stored_code, view_rows
 from governed_db.masking.catalog import table_key
 from governed_db.masking.constraints import checksum_tables, is_constraint_use, opaque_unique_index_tables
-from governed_db.masking.engine import MISSING, UNREADABLE, MaskingState
+from governed_db.masking.engine import HOT_USES, MISSING, UNREADABLE, MaskingState
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
@@ -306,9 +306,7 @@ def predicate_hit(state: MaskingState, analysis: Analysis, identity: Identity, p
         # nothing to check per call (no parameters can carry a placeholder back): answer from the hot cache
         # next time, until the grants' answers must be re-derived
         until = state.memo.peek(key, (0.0, None))[0]
-        state.remember_hot(
-            state.hot_uses, analysis, (analysis.statements, identity, version, until)
-        )
+        state.remember_hot(analysis, identity, version, until, HOT_USES, True)
     if facts.writes and state.dialect == "sqlite" and facts.lineage is not None:
         hit = _row_length_hit(state, analysis, identity, facts.lineage, params)
         if hit is not None:

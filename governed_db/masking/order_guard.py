@@ -20,7 +20,7 @@ from governed_db.identity import Identity
 from governed_db.masking import early_stop, write_locks
 from governed_db.masking import order_nodes as nodes
 from governed_db.masking.catalog import table_key
-from governed_db.masking.engine import MISSING, MaskingState
+from governed_db.masking.engine import HOT_ORDER, MISSING, MaskingState
 from governed_db.masking.order import Edit, Planner, Relation
 from governed_db.masking.plan import Access
 from governed_db.masking.splice import Spliced, Unspliceable, apply, splice
@@ -83,16 +83,16 @@ def outcome(
 def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Identity) -> str | None:
     """The text to send instead of ``sql`` (``None``: send it as it is)."""
     statements = analysis.statements
-    hot = state.hot_orders.get(id(statements))
+    hot = state.hot.get(id(statements))
     if (
         hot is not None
         and hot[0] is statements
         and hot[1] is identity
         and hot[2] == state.version
         and hot[3] > time.time()
+        and hot[HOT_ORDER] is not None
     ):
-        spliced = hot[4]
-        state.read_order = hot[5]
+        spliced, state.read_order = hot[HOT_ORDER]
         return None if spliced is None else apply(spliced, sql, state.dialect)
     version = state.version
     found = outcome(state, analysis, identity)
@@ -100,9 +100,7 @@ def rewritten(state: MaskingState, sql: str, analysis: Analysis, identity: Ident
         raise Refused(found.refusal[0])
     state.read_order = found.hazard
     until = state.memo.peek(("order", analysis.key, version, identity), (0.0, None))[0]
-    state.remember_hot(
-        state.hot_orders, analysis, (statements, identity, version, until, found.spliced, found.hazard)
-    )
+    state.remember_hot(analysis, identity, version, until, HOT_ORDER, (found.spliced, found.hazard))
     return None if found.spliced is None else apply(found.spliced, sql, state.dialect)
 
 

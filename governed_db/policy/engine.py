@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governed_db._cache import LRU, STATEMENTS
+from governed_db._cache import LRU, STATEMENTS, new_generation
 from governed_db.errors import ConfigurationError
 from governed_db.identity import Identity
 from governed_db.policy.decision import Action, Decision, RuleHit
@@ -112,6 +112,7 @@ class Policy:
             self._state[:] = [version, rules]
             self._cache.clear()  # the catalog changed: earlier decisions may be stale
             self._hot.clear()
+            new_generation()  # and the connections' verdicts holding them (decision 0423)
         return rules
 
     def with_rules(self, *extra: Rule) -> Policy:
@@ -171,10 +172,30 @@ class Policy:
                 hot.clear()  # many distinct statements: rebuilding is cheap, and this stays bounded
             hot[id(analysis)] = (analysis, identity, environment, database, rules, decision)
 
+    def answers_hot(
+        self, analysis: Analysis, identity: Identity | None, environment: str, database: str | None, decision: Decision
+    ) -> bool:
+        """Whether :meth:`evaluate` answers ``decision`` for these from its hot entry, so that a connection may keep
+        it in a statement's verdict until the next generation (decision 0423): the rules it was made by are still
+        the policy's and the catalog's, and the policy keeps its decisions at all (``cache_size``)."""
+        hot = self._hot.get(id(analysis))
+        state = self._state
+        return (
+            hot is not None
+            and hot[0] is analysis
+            and hot[1] is identity
+            and hot[2] == environment
+            and hot[3] == database
+            and hot[4] is state[1]
+            and hot[5] is decision
+            and state[0] == (catalog_version() if self.rules is None else 0)
+        )
+
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
             self._hot.clear()
+            new_generation()
 
     def _decide(
         self, analysis: Analysis, identity: Identity | None, environment: str, rules: tuple[Rule, ...],

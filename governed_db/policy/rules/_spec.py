@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from governed_db._cache import new_generation
 from governed_db.policy.decision import Action, RuleHit
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def register_rule(spec: RuleSpec, *, replace: bool = False) -> RuleSpec:
             raise ValueError(f"a rule with id {spec.id!r} is already registered")
         _registry[spec.id] = spec
         _version += 1
+    new_generation()  # a verdict judged by the catalog before it changed is judged again (decision 0423)
     return spec
 
 
