@@ -32,7 +32,7 @@ from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
 from governed_db.masking.origins import Written
 from governed_db.masking.plan import Access, detect_masker
-from governed_db.masking.row_length import most_per_value, parameter_bytes
+from governed_db.masking.row_length import DEFAULT_LIMIT, most_per_value, parameter_bytes
 from governed_db.masking.search import unsafe_search
 from governed_db.masking.strategies import any_looks_masked
 from governed_db.masking.toast_counts import reaches_toast
