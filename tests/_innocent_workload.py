@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import governed_db
+from tests.conftest import MYSQL_KW, PG_DSN
 
 AGENT = governed_db.Identity("agent-x", kind="agent", on_behalf_of="bob")
 
@@ -2580,7 +2581,7 @@ def main() -> None:  # pragma: no cover - a measuring script
         elif db == "duck":
             a = b = duckdb.connect()
         elif db == "pg":
-            dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+            dsn = PG_DSN
             a, b = psycopg.connect(dsn, autocommit=True), psycopg.connect(dsn, autocommit=True)
         else:
             kw: dict[str, Any] = {
@@ -2588,7 +2589,7 @@ def main() -> None:  # pragma: no cover - a measuring script
                 "port": 3306,
                 "user": "root",
                 "password": "",
-                "database": "test",
+                "database": MYSQL_KW["database"],
                 "autocommit": True,
             }
             a, b = pymysql.connect(**kw), pymysql.connect(**kw)

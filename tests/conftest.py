@@ -13,8 +13,15 @@ from typing import Any
 
 import pytest
 
-PG_DSN = os.environ.get("GOVERNED_DB_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
-MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+#: pytest-xdist runs test files in two processes at once (``-n 2`` in pyproject.toml); each worker after the first
+#: has its own databases on the shared servers, so two files running at the same time never share a table
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+TEST_DB = "test" if _WORKER == "gw0" else f"test_{_WORKER}"
+PG_DSN = os.environ.get("GOVERNED_DB_TEST_PG", f"host=127.0.0.1 port=5432 dbname={TEST_DB} user=postgres")
+PG_DB = dict(p.split("=", 1) for p in PG_DSN.split()).get("dbname", TEST_DB)
+MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": TEST_DB}
+# subprocesses the tests start connect to the same database
+os.environ.setdefault("GOVERNED_DB_TEST_PG", PG_DSN)
 REQUIRE_SERVERS = os.environ.get("GOVERNED_DB_REQUIRE_SERVERS") == "1"
 #: variables that say where the test servers are, kept by the isolated environment
 _KEPT_ENV = (
@@ -24,6 +31,43 @@ _KEPT_ENV = (
     "GOVERNED_DB_TEST_REDIS",
     "GOVERNED_DB_SCREENSHOTS",
 )
+
+
+def pg_url(scheme: str = "postgresql") -> str:
+    """The PostgreSQL test database as a URL (``postgresql+psycopg2://…``) for SQLAlchemy, asyncpg and the CLI."""
+    parts = dict(p.split("=", 1) for p in PG_DSN.split())
+    return f"{scheme}://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:{parts.get('port', '5432')}/{PG_DB}"
+
+
+def mysql_url(scheme: str = "mysql") -> str:
+    """The MariaDB test database as a URL."""
+    return f"{scheme}://root@127.0.0.1:3306/{TEST_DB}"
+
+
+def pytest_configure(config: Any) -> None:
+    """An xdist worker's own databases exist before its first test (the first worker uses ``test``, which
+    .ci/run creates); a server that is down is reported by the fixtures, not here."""
+    if TEST_DB == "test":
+        return
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 dbname=postgres user=postgres", autocommit=True,
+                             connect_timeout=3) as admin:  # fmt: skip
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEST_DB,)).fetchone():
+                admin.execute(f"CREATE DATABASE {TEST_DB}")
+    except Exception:
+        pass
+    try:
+        import pymysql
+
+        admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3)
+        try:
+            admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {TEST_DB}")
+        finally:
+            admin.close()
+    except Exception:
+        pass
 
 
 def _unavailable(what: str, exc: BaseException) -> None:

@@ -24,6 +24,7 @@ import governed_db
 from governed_db.errors import GovernedDBError
 from governed_db.identity import Identity
 from governed_db.policy import load_policy
+from tests.conftest import MYSQL_KW, PG_DSN
 
 DATA = Path(__file__).resolve().parent / "data" / "adversarial.yaml"
 DIALECTS = ("pg", "my", "lite", "duck")
@@ -206,7 +207,7 @@ _ROWS_SQL = ["SELECT * FROM {t}", "SELECT * FROM {u}"]
 
 def _pg_env(prefix: str) -> Env:
     psycopg = pytest.importorskip("psycopg")
-    dsn = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
+    dsn = PG_DSN + " connect_timeout=3"
     try:
         psycopg.connect(dsn).close()
     except Exception as e:
@@ -233,7 +234,7 @@ def _pg_env(prefix: str) -> Env:
 
 def _my_env(prefix: str) -> Env:
     pymysql = pytest.importorskip("pymysql")
-    kw = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+    kw = dict(MYSQL_KW)
     try:
         pymysql.connect(connect_timeout=3, **kw).close()
     except Exception as e:

@@ -8,7 +8,7 @@ import pytest
 
 import governed_db
 from governed_db import ConfigurationError
-from tests.conftest import MYSQL_KW
+from tests.conftest import MYSQL_KW, pg_url
 
 pytestmark = pytest.mark.anyio
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 async def test_asyncpg_session_with_a_backslash_hiding_encoding_is_refused(pg_dsn: str) -> None:
     """asyncpg: a UTF-8 session is governed; after SET client_encoding = 'SJIS' wrap() refuses it."""
     asyncpg = pytest.importorskip("asyncpg")
-    raw = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+    raw = await asyncpg.connect(pg_url())
     try:
         assert await governed_db.wrap(raw, audit=False).fetchval("SELECT 1") == 1
         await raw.execute("SET client_encoding = 'SJIS'")

@@ -24,6 +24,7 @@ from governed_db.audit.search import Query, search
 from governed_db.audit.store import read_raw
 from governed_db.cli.audit import audit
 from governed_db.errors import GovernanceFault
+from tests.conftest import PG_DSN
 
 KEY = "write-ahead-test-key"
 
@@ -104,7 +105,7 @@ def test_sigkill_during_the_statement_leaves_an_intent_with_outcome_unknown(tmp_
     assert any("outcome unknown" in w for w in result.warnings)
     found = list(search(store, Query(identity="carol")))
     assert [r.get("outcome") for r in found] == ["ok", R.UNKNOWN]
-    out = CliRunner().invoke(audit, ["search", "--store", str(store), "--identity", "carol"])
+    out = CliRunner().invoke(audit, ["search", "--store", str(store), "--identity", "carol"], env={"COLUMNS": "300"})
     assert out.exit_code == 0 and "outcome unknown" in out.output
     out = CliRunner().invoke(audit, ["verify", "--store", str(store), "--format", "json"],
                              env={"GOVERNED_DB_AUDIT_KEY": "k"})
@@ -160,7 +161,7 @@ def test_unwritable_store_refuses_on_postgres(tmp_path: Path, unique: str) -> No
     psycopg = pytest.importorskip("psycopg")
     path = tmp_path / "audit.jsonl"
     table = f"wa_{unique}"
-    raw = psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True)
+    raw = psycopg.connect(PG_DSN, autocommit=True)
     raw.execute(f"CREATE TABLE {table} (v integer)")
     try:
         conn = governed_db.wrap(raw, audit=_store(path), environment="production")

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import governed_db
 from governed_db.cli import main
 from governed_db.masking.catalog import Catalog
+from tests.conftest import mysql_url, pg_url
 
 ROWS = [
     (i, f"user{i}@example.com", f"Paris {i}", f"+1 415-555-{2600 + i:04d}", f"note {i}") for i in range(1, 31)
@@ -39,7 +40,7 @@ def test_classify_sqlite_file_writes_catalog_and_summary(tmp_path: Path) -> None
     """A SQLite file is scanned: the catalog labels by value and by name, and the summary lists them."""
     db = _sqlite_file(tmp_path / "app.db")
     out = tmp_path / "catalog.yaml"
-    result = CliRunner().invoke(main, ["classify", str(db), "-o", str(out)])
+    result = CliRunner().invoke(main, ["classify", str(db), "-o", str(out)], env={"COLUMNS": "400"})  # the path on one line
     assert result.exit_code == 0, result.output
     labels = _labels(out)
     assert labels["people.contact"] == "EMAIL"  # by values: the name says nothing
@@ -127,7 +128,7 @@ def test_classify_postgres_url(pg_conn: Any, unique: str, tmp_path: Path) -> Non
                 f"INSERT INTO {t} VALUES (%s, %s, %s, %s)",
                 [(i, f"u{i}@example.com", f"536-22-{8700 + i}", "10.0.0.1") for i in range(20)],
             )
-        url = "postgresql://postgres@127.0.0.1:5432/test"
+        url = pg_url()
         result = CliRunner().invoke(main, ["classify", url, "--table", t, "-o", str(tmp_path / "c.yaml")])
         assert result.exit_code == 0, result.output
         labels = _labels(tmp_path / "c.yaml")
@@ -144,7 +145,7 @@ def test_classify_mysql_url(mysql_conn: Any, unique: str, tmp_path: Path) -> Non
         cur.execute(f"CREATE TABLE {t} (id int, contact varchar(100), city varchar(50))")
         cur.executemany(f"INSERT INTO {t} VALUES (%s, %s, %s)", [r[:3] for r in ROWS])
     try:
-        url = "mysql://root@127.0.0.1:3306/test"
+        url = mysql_url()
         result = CliRunner().invoke(main, ["classify", url, "--table", t, "-o", str(tmp_path / "c.yaml")])
         assert result.exit_code == 0, result.output
         labels = _labels(tmp_path / "c.yaml")
@@ -161,7 +162,7 @@ def test_classify_takes_sqlalchemy_style_postgres_urls(pg_conn: Any, unique: str
     pg_conn.execute(f"CREATE TABLE {t} (id int, contact text)")
     try:
         pg_conn.execute(f"INSERT INTO {t} VALUES (1, 'a@example.com'), (2, 'b@example.com')")
-        url = f"{scheme}://postgres@127.0.0.1:5432/test"
+        url = pg_url(scheme)
         result = CliRunner().invoke(main, ["classify", url, "--table", t, "-o", str(tmp_path / "c.yaml")])
         assert result.exit_code == 0, result.output
         assert _labels(tmp_path / "c.yaml")[f"{t}.contact"] == "EMAIL"
@@ -176,7 +177,7 @@ def test_classify_mysql_pymysql_url(mysql_conn: Any, unique: str, tmp_path: Path
         cur.execute(f"CREATE TABLE {t} (id int, contact varchar(100))")
         cur.execute(f"INSERT INTO {t} VALUES (1, 'a@example.com')")
     try:
-        url = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
+        url = mysql_url("mysql+pymysql") + "?charset=utf8mb4"
         result = CliRunner().invoke(main, ["classify", url, "--table", t, "-o", str(tmp_path / "c.yaml")])
         assert result.exit_code == 0, result.output
         assert _labels(tmp_path / "c.yaml")[f"{t}.contact"] == "EMAIL"

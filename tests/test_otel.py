@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import governed_db
 from governed_db import GuardrailViolation, Identity
 from governed_db.errors import ConfigurationError
+from tests.conftest import pg_url
 
 AGENT = Identity("report-bot", kind="agent", on_behalf_of="alice")
 
@@ -132,7 +133,7 @@ def test_sqlalchemy_orm_get_records_its_bind_name(pg_dsn: str, pg_conn: Any, spa
     table = f"orm_{unique}"
     pg_conn.execute(f"CREATE TABLE {table} (id int primary key, n int)")
     try:
-        engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/test", identity=AGENT,
+        engine = create_engine(pg_url("postgresql+psycopg2"), identity=AGENT,
                                environment="production", tracer_provider=provider, audit=False)  # fmt: skip
         t = sa.Table(table, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.Integer))
         with engine.connect() as c:

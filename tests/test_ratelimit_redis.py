@@ -141,14 +141,14 @@ def test_url_from_environment_and_redacted(monkeypatch: pytest.MonkeyPatch) -> N
 
 _WORKER = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     import psycopg
     import governed_db
     from governed_db.errors import GuardrailViolation
 
     policy, table, go, name = sys.argv[1:5]
-    conn = psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True)
+    conn = psycopg.connect(os.environ["GOVERNED_DB_TEST_PG"], autocommit=True)
     gov = governed_db.wrap(conn, policy=policy, environment="production", audit=False,
                            identity=governed_db.Identity("fleet-bot", kind="agent"))
     while not Path(go).exists():

@@ -20,6 +20,7 @@ import pytest
 import governed_db
 from governed_db.masking.detect import find_spans
 from tests._redteam import govern
+from tests.conftest import MYSQL_KW, PG_DSN
 
 ROWS = [
     (1, "Alice Smith", "alice@example.com", "536-22-8726", "+1 415 555 0142", "4111111111111111", "Paris"),
@@ -512,7 +513,7 @@ def _generated_table(engine: str) -> tuple[Any, Any, Any]:
     if engine == "postgres":
         psycopg = pytest.importorskip("psycopg")
         try:
-            raw = psycopg.connect("host=127.0.0.1 user=postgres dbname=test", autocommit=True, connect_timeout=3)
+            raw = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
         except Exception:
             pytest.skip("no PostgreSQL server")
         raw.execute(f"DROP TABLE IF EXISTS {table}")
@@ -522,7 +523,7 @@ def _generated_table(engine: str) -> tuple[Any, Any, Any]:
     else:
         pymysql = pytest.importorskip("pymysql")
         try:
-            raw = pymysql.connect(host="127.0.0.1", user="root", database="test", autocommit=True, connect_timeout=3)
+            raw = pymysql.connect(autocommit=True, connect_timeout=3, **MYSQL_KW)
         except Exception:
             pytest.skip("no MariaDB server")
         cur = raw.cursor()
