@@ -144,6 +144,21 @@ def rows_or_rules(conn: Any, sql: str) -> Any:
         return f"refused: {sorted(e.decision.rules)}"
 
 
+def seen_once(sql: str) -> Any:
+    """``see(conn, table)``: what the caller sees of ``sql`` over ``table`` (rolled back), the name blanked to ``T``."""
+
+    def see(conn: Any, table: str) -> Any:
+        try:
+            seen = rows_or_rules(conn, sql.format(t=table))
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            conn.rollback()
+        return repr(seen).replace(table, "T")
+
+    return see
+
+
 def attempt(run: Callable[[str], Any], sql: str, *, approval: bool = False, cut: int | None = None) -> Any:
     """What the attacker sees of ``run(sql)``: its result; ``"refused"`` where masking refused it and ``"refused
     otherwise: <why>"`` (``why`` cut to ``cut`` characters) where another rule did; with ``approval``, ``"approval

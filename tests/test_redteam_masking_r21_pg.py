@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import govern, pg_variants, rows_or_rules
+from tests._redteam import govern, pg_variants, seen_once
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
 
@@ -35,19 +35,6 @@ SECRETS = {"a": "Alice Smith", "b": "Zoe Quinn"}
 REFUSED = "refused: ['masked-column-predicate']"
 
 
-def _once(sql: str) -> Any:
-    """``see(conn, table)``: what the caller sees of ``sql`` over ``table`` (rolled back), the name blanked to ``T``."""
-
-    def see(conn: Any, table: str) -> Any:
-        try:
-            seen = rows_or_rules(conn, sql.format(t=table))
-        except Exception as e:
-            return type(e).__name__
-        finally:
-            conn.rollback()
-        return repr(seen).replace(table, "T")
-
-    return see
 
 
 @pytest.fixture
@@ -103,7 +90,7 @@ TOLD = {
 def test_an_inheritance_child_by_a_masked_column_picks_no_rows(
     family: dict[str, str], driver: str, name: str
 ) -> None:
-    seen = pg_variants(driver, family, _once(TOLD[name]))
+    seen = pg_variants(driver, family, seen_once(TOLD[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1] == repr(REFUSED), seen
 
@@ -121,7 +108,7 @@ UNORDERED = {
 def test_an_inheritance_parent_is_read_in_no_order_a_masked_column_decides(
     family: dict[str, str], name: str
 ) -> None:
-    seen = pg_variants("psycopg", family, _once(UNORDERED[name]))
+    seen = pg_variants("psycopg", family, seen_once(UNORDERED[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected: row 1 first or last
     assert seen["a"][1] == seen["b"][1], seen
     assert "refused" not in seen["a"][1] and "(1," in seen["a"][1], (
@@ -209,7 +196,7 @@ BY_ID = [
 
 @pytest.mark.parametrize("sql", BY_ID, ids=range(len(BY_ID)))
 def test_inheritance_by_a_clear_column_still_runs(by_id: str, sql: str) -> None:
-    seen = pg_variants("psycopg", {"a": by_id, "b": by_id}, _once(sql))
+    seen = pg_variants("psycopg", {"a": by_id, "b": by_id}, seen_once(sql))
     raw, gov = seen["a"]
     assert "refused" not in gov and "Error" not in gov, seen
     assert gov == raw.replace("Person Number", "[PERSON_NAME]") or "[PERSON_NAME]" in gov, seen
@@ -220,7 +207,7 @@ def test_the_family_still_answers_by_key(family: dict[str, str]) -> None:
     into a child, still run."""
 
     def see(conn: Any, table: str) -> Any:
-        return [_once(sql)(conn, table) for sql in (
+        return [seen_once(sql)(conn, table) for sql in (
             "SELECT id, full_name, city FROM {t} WHERE id < 3 ORDER BY id",
             "UPDATE {t} SET city = 'Nice' WHERE id = 1",
             "INSERT INTO {t}_lo (id, full_name, city) VALUES (11, 'Bob Jones', 'Nice')",
@@ -275,7 +262,7 @@ CONFLICTS = {
 
 @pytest.mark.parametrize("name", list(CONFLICTS), ids=list(CONFLICTS))
 def test_a_unique_index_of_one_part_compares_no_stored_row(keyed: dict[str, str], name: str) -> None:
-    seen = pg_variants("psycopg", keyed, _once(CONFLICTS[name]))
+    seen = pg_variants("psycopg", keyed, seen_once(CONFLICTS[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected: a UniqueViolation or a row inserted
     assert seen["a"][1] == seen["b"][1] == repr("refused: ['masked-column-constraint']"), seen
 
@@ -318,7 +305,7 @@ COUNTS = [
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 def test_a_partial_index_over_a_masked_column_counts_no_rows(indexed: dict[str, str], driver: str) -> None:
-    seen = pg_variants(driver, indexed, lambda conn, t: [_once(sql)(conn, t) for sql in COUNTS])
+    seen = pg_variants(driver, indexed, lambda conn, t: [seen_once(sql)(conn, t) for sql in COUNTS])
     assert seen["a"][0][0] != seen["b"][0][0] and seen["a"][0][-1] != seen["b"][0][-1], (
         seen
     )  # the oracle, unprotected
@@ -335,7 +322,7 @@ def test_row_counts_name_the_relation_and_stay_readable_without_one(pg_conn: Any
             f"INSERT INTO {t} SELECT g, 'Aaron Number ' || g, 'Lyon' FROM generate_series(1, 10) g"
         )
         pg_conn.execute(f"CREATE INDEX {t}_p ON {t} (id) WHERE city = 'Paris'")
-        raw, gov = pg_variants("psycopg", {"a": t, "b": t}, _once(COUNTS[0]))["a"]
+        raw, gov = pg_variants("psycopg", {"a": t, "b": t}, seen_once(COUNTS[0]))["a"]
         if "refused" in gov:
             why = _refusal(f"SELECT reltuples FROM pg_class WHERE oid = '{t}'::regclass")
             assert t not in why, why  # refused for our own index over the city: an over-refusal
@@ -378,7 +365,7 @@ PARTITION_INSERTS = {
 
 @pytest.mark.parametrize("sql", list(PARTITION_INSERTS), ids=range(len(PARTITION_INSERTS)))
 def test_an_insert_of_own_values_into_a_partition_runs(split: str, sql: str) -> None:
-    seen = pg_variants("psycopg", {"a": split, "b": split}, _once(sql))
+    seen = pg_variants("psycopg", {"a": split, "b": split}, seen_once(sql))
     assert seen["a"][1] in (repr(PARTITION_INSERTS[sql]), PARTITION_INSERTS[sql]), seen
 
 
@@ -427,7 +414,7 @@ def test_a_policy_for_writes_does_not_refuse_a_read(policed: tuple[str, str], dr
         raw = pytest.importorskip("psycopg2").connect(dsn)
     conn = govern(raw)
     try:
-        assert _once(sql)(conn, t) == repr(POLICED[sql])
+        assert seen_once(sql)(conn, t) == repr(POLICED[sql])
     finally:
         conn.close()
 

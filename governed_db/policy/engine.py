@@ -122,18 +122,9 @@ class Policy:
     def evaluate(
         self, analysis: Analysis, *, identity: Identity | None, environment: str, database: str | None = None
     ) -> Decision:
-        state = self._state
-        hot = self._hot.get(id(analysis))
-        if (
-            hot is not None
-            and hot[0] is analysis
-            and hot[1] is identity
-            and hot[2] == environment
-            and hot[3] == database
-            and hot[4] is state[1]
-            and state[0] == (catalog_version() if self.rules is None else 0)
-        ):
-            return hot[5]  # type: ignore[no-any-return]  # the same rules as active_rules() would return
+        hot = self._hot_decision(analysis, identity, environment, database)
+        if hot is not None:
+            return hot  # the same rules as active_rules() would return
         # literal SQL judged by its shape shares the shape's decision (governed_db.sql.shapes); its length is
         # the one fact of the text itself a rule reads (statement-size)
         key = (analysis.key, analysis.size, analysis.dialect, identity, environment, database)
@@ -178,18 +169,26 @@ class Policy:
         """Whether :meth:`evaluate` answers ``decision`` for these from its hot entry, so that a connection may keep
         it in a statement's verdict until the next generation (decision 0423): the rules it was made by are still
         the policy's and the catalog's, and the policy keeps its decisions at all (``cache_size``)."""
+        return self._hot_decision(analysis, identity, environment, database) is decision
+
+    def _hot_decision(
+        self, analysis: Analysis, identity: Identity | None, environment: str, database: str | None
+    ) -> Decision | None:
+        """The decision kept for this very analysis, identity, environment and database, while the rules it was made
+        by are still the policy's and the catalog's; else None."""
         hot = self._hot.get(id(analysis))
         state = self._state
-        return (
+        if (
             hot is not None
             and hot[0] is analysis
             and hot[1] is identity
             and hot[2] == environment
             and hot[3] == database
             and hot[4] is state[1]
-            and hot[5] is decision
             and state[0] == (catalog_version() if self.rules is None else 0)
-        )
+        ):
+            return hot[5]  # type: ignore[no-any-return]
+        return None
 
     def clear_cache(self) -> None:
         with self._lock:
