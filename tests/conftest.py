@@ -118,6 +118,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     for key in list(os.environ):
         if key.startswith("GOVERNED_DB_") and key not in _KEPT_ENV:
             monkeypatch.delenv(key, raising=False)
+    # pytest-xdist's workers are started with COLUMNS=80 and LINES=24, which would make the CLI's output an
+    # 80-column terminal's instead of a pipe's
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     monkeypatch.setenv("GOVERNED_DB_AUDIT", str(tmp_path / "audit-default"))
     monkeypatch.setenv("GOVERNED_DB_APPROVALS", str(tmp_path / "approvals-default.db"))
 

@@ -105,7 +105,7 @@ def test_sigkill_during_the_statement_leaves_an_intent_with_outcome_unknown(tmp_
     assert any("outcome unknown" in w for w in result.warnings)
     found = list(search(store, Query(identity="carol")))
     assert [r.get("outcome") for r in found] == ["ok", R.UNKNOWN]
-    out = CliRunner().invoke(audit, ["search", "--store", str(store), "--identity", "carol"], env={"COLUMNS": "300"})
+    out = CliRunner().invoke(audit, ["search", "--store", str(store), "--identity", "carol"])
     assert out.exit_code == 0 and "outcome unknown" in out.output
     out = CliRunner().invoke(audit, ["verify", "--store", str(store), "--format", "json"],
                              env={"GOVERNED_DB_AUDIT_KEY": "k"})

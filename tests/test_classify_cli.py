@@ -40,7 +40,7 @@ def test_classify_sqlite_file_writes_catalog_and_summary(tmp_path: Path) -> None
     """A SQLite file is scanned: the catalog labels by value and by name, and the summary lists them."""
     db = _sqlite_file(tmp_path / "app.db")
     out = tmp_path / "catalog.yaml"
-    result = CliRunner().invoke(main, ["classify", str(db), "-o", str(out)], env={"COLUMNS": "400"})  # the path on one line
+    result = CliRunner().invoke(main, ["classify", str(db), "-o", str(out)])
     assert result.exit_code == 0, result.output
     labels = _labels(out)
     assert labels["people.contact"] == "EMAIL"  # by values: the name says nothing

@@ -459,7 +459,7 @@ def test_another_sessions_plan_is_refused(mysql_kw: dict[str, Any], people: str)
                 shown = _run(raw, SESSION_PLANS[0].format(pid=pid))[1][0][0]
                 return governed, shown
 
-            governed, shown = _waiting_application(mysql_kw, people, name, look, wait=2)
+            governed, shown = _waiting_application(mysql_kw, people, name, look, wait=15)  # ends at the locker's rollback, not by timing out
             assert f"full_name = '{name}'" in shown, shown
             assert governed == [("refused", ("system-catalog",))] * len(SESSION_PLANS), governed
     finally:
