@@ -61,11 +61,15 @@ class _Counted:
 
 
 def test_a_repeated_statement_is_answered_from_its_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Judged in full twice (the second fills masking's entry), then kept: no full judgement, the same rows."""
+    """Judged in full once or twice (the second fills masking's entry, unless an earlier test's connection filled the
+    caches it shares), then kept: no full judgement, the same rows."""
     _, conn = _conn()
     counted = _Counted(monkeypatch)
+    _point(conn, 2)
+    assert 1 <= counted.calls <= 2
+    counted.calls = 0
     _point(conn, 5)
-    assert counted.calls == 2
+    assert counted.calls == 0
     verdict = _verdict(conn, POINT)
     assert verdict is not None and verdict[0] == GENERATION[0] and verdict[2].action is Action.ALLOW
 
