@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 import governed_db
-from tests._redteam import asyncpg_variants, leaked, pg_variants, rows_or_rules
+from tests._redteam import asyncpg_variants, leaked, pg_variants, seen_once
 
 pytestmark = pytest.mark.usefixtures("pg_dsn")
 
@@ -69,20 +69,6 @@ def split(pg_conn: Any, unique: str) -> Iterator[dict[str, str]]:
             pg_conn.execute(f"DROP TABLE IF EXISTS {t}, {t}h CASCADE")
 
 
-def _once(sql: str) -> Any:
-    """``see(conn, table)``: what the caller sees of ``sql`` over ``table`` (rolled back afterwards), the table's name
-    blanked to ``T`` in what comes back."""
-
-    def see(conn: Any, table: str) -> Any:
-        try:
-            seen = rows_or_rules(conn, sql.format(t=table))
-        except Exception as e:
-            return type(e).__name__
-        finally:
-            conn.rollback()
-        return repr(seen).replace(table, "T")
-
-    return see
 
 
 #: name -> statement; over the raw connection, the two copies answer differently
@@ -105,7 +91,7 @@ TOLD = {
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
 @pytest.mark.parametrize("name", list(TOLD), ids=list(TOLD))
 def test_a_partition_by_a_masked_column_picks_no_rows(split: dict[str, str], driver: str, name: str) -> None:
-    seen = pg_variants(driver, split, _once(TOLD[name]))
+    seen = pg_variants(driver, split, seen_once(TOLD[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1] == repr(REFUSED), seen
 
@@ -124,7 +110,7 @@ UNORDERED = {
 def test_a_table_partitioned_by_a_masked_column_is_read_in_no_order_it_decides(
     split: dict[str, str], name: str
 ) -> None:
-    seen = pg_variants("psycopg", split, _once(UNORDERED[name]))
+    seen = pg_variants("psycopg", split, seen_once(UNORDERED[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1], seen
     assert "refused" not in seen["a"][1], seen  # ordered by values nobody masked, not refused
@@ -185,7 +171,7 @@ BY_ID = [
 
 @pytest.mark.parametrize("sql", BY_ID, ids=range(len(BY_ID)))
 def test_partitions_by_a_clear_column_still_run(by_id: str, sql: str) -> None:
-    seen = pg_variants("psycopg", {"a": by_id, "b": by_id}, _once(sql))
+    seen = pg_variants("psycopg", {"a": by_id, "b": by_id}, seen_once(sql))
     raw, gov = seen["a"]
     assert "refused" not in gov and "Error" not in gov, seen
     assert gov == raw.replace("Person Number", "[PERSON_NAME]") or "[PERSON_NAME]" in gov, seen
@@ -195,7 +181,7 @@ def test_a_table_partitioned_by_a_masked_column_still_answers_by_key(split: dict
     """Reading the parent by its clear columns, in their order, and writing it by key, still run."""
 
     def see(conn: Any, table: str) -> Any:
-        return [_once(sql)(conn, table) for sql in (
+        return [seen_once(sql)(conn, table) for sql in (
             "SELECT id, full_name, city FROM {t} WHERE id < 4 ORDER BY id",
             "SELECT count(*) FROM {t} WHERE city = 'Lyon'",
             "UPDATE {t} SET city = 'Nice' WHERE id = 1",
@@ -254,7 +240,7 @@ def _as_role(driver: str, role: str, tables: dict[str, str], sql: str) -> dict[s
     for v, t in tables.items():
         raw, gov = connect(), govern(connect())
         try:
-            seen[v] = (_once(sql)(raw, t), _once(sql)(gov, t))
+            seen[v] = (seen_once(sql)(raw, t), seen_once(sql)(gov, t))
         finally:
             raw.close()
             gov.close()
@@ -306,7 +292,7 @@ def test_a_row_security_policy_over_a_clear_column_still_runs(guarded_rows: tupl
     for sql in ("SELECT id, city FROM {t} ORDER BY id", "UPDATE {t} SET city = 'Nice' WHERE id = 2"):
         raw, gov = _as_role("psycopg", role, {"city": tables["city"]}, sql)["city"]
         assert gov == raw and "refused" not in gov, (raw, gov)
-    seen = pg_variants("psycopg", {v: tables[v] for v in "ab"}, _once("SELECT id, city FROM {t} ORDER BY id"))
+    seen = pg_variants("psycopg", {v: tables[v] for v in "ab"}, seen_once("SELECT id, city FROM {t} ORDER BY id"))
     assert seen["a"][1] == seen["b"][1] == seen["a"][0], seen  # the superuser sees every row, as stored
 
 
@@ -410,7 +396,7 @@ FIRED = {
 def test_a_rule_or_trigger_over_a_masked_column_decides_no_row_count(
     fired: dict[str, str], driver: str, name: str
 ) -> None:
-    seen = pg_variants(driver, fired, _once(FIRED[name]))
+    seen = pg_variants(driver, fired, seen_once(FIRED[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1] == repr("refused: ['masked-column-constraint']"), seen
 
@@ -449,7 +435,7 @@ FIRED_OK = [
 
 @pytest.mark.parametrize("sql", FIRED_OK, ids=range(len(FIRED_OK)))
 def test_innocent_triggers_and_rules_still_run(fired: dict[str, str], sql: str) -> None:
-    seen = pg_variants("psycopg", fired, _once(sql))
+    seen = pg_variants("psycopg", fired, seen_once(sql))
     assert seen["a"][1] == seen["b"][1] == seen["a"][0] == "1", seen
 
 
@@ -509,7 +495,7 @@ def test_an_application_function_over_a_masked_table_is_not_run(
     application: ``SELECT name(1)`` returned ``Alice Smith`` as stored (no scan recognises a name), and
     ``has('...')`` said whether a customer holds a guessed e-mail. masking.md listed such functions among its
     limits; 0319 refused only stored code the caller defines."""
-    seen = pg_variants(driver, looked_up, _once(CALLED[name]))
+    seen = pg_variants(driver, looked_up, seen_once(CALLED[name]))
     assert seen["a"][0] != seen["b"][0], seen  # the oracle, unprotected
     assert seen["a"][1] == seen["b"][1] == repr(REFUSED), seen
 
@@ -539,6 +525,6 @@ def test_an_application_function_through_asyncpg(looked_up: dict[str, str]) -> N
                                  "SELECT town FROM {t}_tv ORDER BY id"],
                          ids=["no-table", "a-clear-table", "over-its-rows", "the-servers-own", "a-view"])  # fmt: skip
 def test_functions_over_no_masked_column_still_run(looked_up: dict[str, str], sql: str) -> None:
-    seen = pg_variants("psycopg", looked_up, _once(sql))
+    seen = pg_variants("psycopg", looked_up, seen_once(sql))
     assert seen["a"][1] == seen["b"][1] == seen["a"][0], seen
     assert "refused" not in seen["a"][1], seen
