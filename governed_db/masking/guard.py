@@ -528,6 +528,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _names_apart_by_case_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
+        or _duckdb_variable_hit(state, analysis, identity)
         or _row_count_hit(state, analysis, access, identity)
         or _statement_text_hit(state, analysis, identity)
         or _toast_hit(state, analysis, identity)
@@ -1617,6 +1618,28 @@ def _duckdb_measure_hit(state: MaskingState, analysis: Analysis, identity: Ident
                 "read memory and storage measures through an identity that sees no masked columns (a monitoring "
                 "service identity), or ask for an unmask grant (masking.unmask); row counts "
                 "(duckdb_tables().estimated_size) stay readable",
+            )
+    return None
+
+
+def _duckdb_variable_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """DuckDB: ``getvariable('x')`` returns a value the session holds, which the application may have set before
+    wrap() (``SET VARIABLE cur = '536-22-8726'``): a value of unknown origin, masked only by scanning, and a
+    predicate on it runs. The same state as ``duckdb_variables()`` (decision 0420); refused to an identity with
+    masked columns, the agent's own variables included (which variable the application set is not known)."""
+    if state.dialect != "duckdb":
+        return None
+    for stmt in analysis.statements:
+        if any(f.lower().rsplit(".", 1)[-1] == "getvariable" for f in stmt.functions):
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                "getvariable() reads a variable of the session, which the application may have set before handing "
+                "the connection over (to a value that masking would hide), as duckdb_variables() does",
+                "write the value into the statement (or bind it as a parameter) instead of reading it back from a "
+                "variable, or ask for an unmask grant (masking.unmask)",
             )
     return None
 
