@@ -29,6 +29,7 @@ from governed_db.drivers.sqlite import (
     caller_code,
     compiled_again,
     converter_failed,
+    copy_refused,
     fetch_failed,
     harmless_callable,
     hook_refusal,
@@ -203,19 +204,27 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
     # -- the non-SQL ways data leaves (as for sqlite3) -------------------------------------------
     async def backup(self, target: Any, **kwargs: Any) -> Any:
         raw_target = innermost(target)
-        return await govern(
-            self._self_gov,
-            "connection.backup",
-            "VACUUM INTO 'backup-target'",
-            None,
-            lambda _s: self.__wrapped__.backup(raw_target, **kwargs),
-        )
+        try:
+            return await govern(
+                self._self_gov,
+                "connection.backup",
+                "VACUUM INTO 'backup-target'",
+                None,
+                lambda _s: self.__wrapped__.backup(raw_target, **kwargs),
+            )
+        except GuardrailViolation as e:
+            copy_refused(e, "connection.backup")
+            raise
 
     async def iterdump(self) -> AsyncIterator[str]:
         async def dump(_s: Any) -> list[str]:
             return [line async for line in self.__wrapped__.iterdump()]
 
-        lines = await govern(self._self_gov, "connection.iterdump", "VACUUM INTO 'iterdump'", None, dump)
+        try:
+            lines = await govern(self._self_gov, "connection.iterdump", "VACUUM INTO 'iterdump'", None, dump)
+        except GuardrailViolation as e:
+            copy_refused(e, "connection.iterdump")
+            raise
         for line in lines:
             yield line
 

@@ -554,22 +554,14 @@ class SqliteConnection(GovernedConnection):
     def backup(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         # A backup copies every row unmasked: judged as writing the database to a file.
         raw_target = innermost(target)
-        return run(
-            self._self_gov,
-            "connection.backup",
-            "VACUUM INTO 'backup-target'",
-            None,
-            lambda _s: self.__wrapped__.backup(raw_target, *args, **kwargs),
+        return whole_copy(
+            self._self_gov, "connection.backup", lambda _s: self.__wrapped__.backup(raw_target, *args, **kwargs)
         )
 
     def iterdump(self, *args: Any, **kwargs: Any) -> Any:
         # iterdump() emits every row as SQL text, which masking cannot reach: judged as a file export.
-        lines: list[str] = run(
-            self._self_gov,
-            "connection.iterdump",
-            "VACUUM INTO 'iterdump'",
-            None,
-            lambda _s: list(self.__wrapped__.iterdump(*args, **kwargs)),
+        lines: list[str] = whole_copy(
+            self._self_gov, "connection.iterdump", lambda _s: list(self.__wrapped__.iterdump(*args, **kwargs))
         )
         return iter(lines)
 
@@ -596,17 +588,24 @@ class SqliteConnection(GovernedConnection):
             )
             return self.__wrapped__.blobopen(table, column, row, **kwargs)
 
-        return run(gov, "connection.blobopen", sql, (row,), invoke)
+        try:
+            return run(gov, "connection.blobopen", sql, (row,), invoke)
+        except GuardrailViolation as e:
+            if "write-effect" in e.rules:
+                # the stand-in UPDATE's rowcount is unknown: say what blobopen() does, not what the stand-in lacks
+                reword(
+                    e,
+                    f"blobopen() opens {table}.{column} for writing: blob I/O changes the stored bytes directly, "
+                    "around the statements governed_db judges, measures and masks, so the change cannot be measured "
+                    f"(it is judged as {sql})",
+                    f"open it with readonly=True to read the cell, or write it with execute('{sql}', (value, "
+                    "rowid)), whose effect is measured",
+                )
+            raise
 
     def serialize(self, *args: Any, **kwargs: Any) -> Any:
         # the whole database as bytes, unmasked: judged as writing the database to a file
-        return run(
-            self._self_gov,
-            "connection.serialize",
-            "VACUUM INTO 'serialize'",
-            None,
-            lambda _s: self.__wrapped__.serialize(*args, **kwargs),
-        )
+        return whole_copy(self._self_gov, "connection.serialize", lambda _s: self.__wrapped__.serialize(*args, **kwargs))
 
     def deserialize(self, data: Any, *args: Any, **kwargs: Any) -> Any:
         # replaces every table of the schema at once: judged as dropping it
@@ -618,6 +617,49 @@ class SqliteConnection(GovernedConnection):
             None,
             lambda _s: self.__wrapped__.deserialize(data, *args, **kwargs),
         )
+
+
+#: what each whole-database copy of the connection's API does, for its refusal (decision 0433)
+_COPIES = {
+    "connection.iterdump": "iterdump() would write out every stored value of the database as SQL text",
+    "connection.serialize": "serialize() would return the whole database file as bytes",
+    "connection.backup": "backup() would copy the whole database into another connection",
+}
+_COPY_REMEDY = (
+    "select the rows you need with execute() and fetch them (masked columns come back masked), or have a person "
+    "with an unmask grant copy the database"
+)
+
+
+def reword(e: GuardrailViolation, what: str, remedy: str) -> None:
+    """Give the refusal ``e`` of an API call judged as a stand-in statement the call's own reason and remedy, in
+    place (its decision and rules kept): the stand-in's text (``VACUUM INTO``, an UPDATE's rowcount) is not what
+    the caller did (decision 0433). An approval request keeps its text (it names the request)."""
+    from governed_db.errors import ApprovalRequired
+
+    if isinstance(e, ApprovalRequired):
+        return
+    rules = ", ".join(e.rules)
+    e.args = (f"refused by governed_db: {rules + ': ' if rules else ''}{what}. Next step: {remedy}.",)
+
+
+def whole_copy(gov: Any, entry: str, invoke: Any) -> Any:
+    """Run ``invoke`` (``entry``: a copy of the whole database) judged as ``VACUUM INTO`` (a copy to a file); a
+    refusal says what the call would have copied."""
+    try:
+        target = "backup-target" if entry == "connection.backup" else entry.rpartition(".")[2]
+        return run(gov, entry, f"VACUUM INTO '{target}'", None, invoke)
+    except GuardrailViolation as e:
+        copy_refused(e, entry)
+        raise
+
+
+def copy_refused(e: GuardrailViolation, entry: str) -> None:
+    """``e`` (the refusal of ``entry``, a whole-database copy judged as ``VACUUM INTO``) reworded to say what the
+    call would have copied, where its text speaks of the stand-in."""
+    if "VACUUM INTO" in str(e):
+        reword(e, f"{_COPIES[entry]}, masked columns included, past masking (it is judged as VACUUM INTO, a "
+                  "copy of the database to a file)", _COPY_REMEDY)  # fmt: skip
 
 
 class SqliteDriver(Driver):

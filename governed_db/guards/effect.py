@@ -95,6 +95,11 @@ def _shape(analysis: Analysis, dialect: str) -> _Shape:
         # the rowcount is the outer query's (or the plan's lines), not what the nested data change did
         return _Shape(f"the rowcount of {stmt.operation} does not count the rows its nested data change "
                       "changes, so its effect cannot be measured")  # fmt: skip
+    if "or-rollback" in stmt.flags:
+        # a row that breaks a constraint ends the transaction the write is measured in, bracket and all
+        return _Shape("UPDATE OR ROLLBACK ends the transaction its effect is measured in when a row breaks a "
+                      "constraint, so its effect cannot be measured; write it with OR ABORT (the default: the "
+                      "statement alone is undone) or OR FAIL")  # fmt: skip
     rendered = _targets(stmt, dialect)
     tables = rendered or stmt.tables_written or _replace_target(stmt)
     if not tables:
@@ -173,10 +178,11 @@ def _replace_target(stmt: StatementInfo) -> tuple[str, ...]:
 
 
 def _replaces(analysis: Analysis) -> bool:
-    """The statement resolves conflicts by deleting the conflicting rows (``REPLACE``, ``INSERT OR REPLACE``)."""
+    """The statement resolves conflicts by deleting the conflicting rows (``REPLACE``, ``INSERT OR REPLACE``,
+    SQLite's ``UPDATE OR REPLACE``)."""
     for stmt in analysis.statements:
         tree = stmt.expression
-        if stmt.operation == "REPLACE" or (
+        if stmt.operation == "REPLACE" or "or-replace" in stmt.flags or (
             isinstance(tree, exp.Insert) and str(tree.args.get("alternative") or "").upper() == "REPLACE"
         ):
             return True

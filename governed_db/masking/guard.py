@@ -127,8 +127,31 @@ _CLAUSE_WHY = {
         "order the server reads them in",
         "use LIMIT n (governed_db fixes the order of the rows), or name one row by its whole key",
     ),
+    # SQLite's UPDATE OR <resolution> (decision 0432)
+    "or-ignore": (
+        "UPDATE OR IGNORE skips each row whose change breaks a constraint and goes on with the other rows, so "
+        "the count of rows changed says which rows failed",
+        "write without OR IGNORE, or name one row by its whole key (WHERE id = ...)",
+    ),
+    "or-fail": (
+        "UPDATE OR FAIL keeps the rows changed before the first one that breaks a constraint, so what is left "
+        "changed says which row failed",
+        "write without OR FAIL, or name one row by its whole key (WHERE id = ...)",
+    ),
+    "or-rollback": (
+        "UPDATE OR ROLLBACK ends the whole transaction when a row breaks a constraint, so whether the "
+        "transaction survives says whether some row failed",
+        "write without OR ROLLBACK, or name one row by its whole key (WHERE id = ...)",
+    ),
+    "or-replace": (
+        "UPDATE OR REPLACE deletes every other row whose unique values the changed rows take, so which rows are "
+        "left says which values were stored",
+        "write without OR REPLACE (a conflict then fails the statement whole)",
+    ),
 }
 _MARIADB_CLAUSES = frozenset(_CLAUSE_WHY)
+#: clauses whose effect reaches rows other than the one a whole key names: no one-row exception
+_OTHER_ROWS = frozenset({"or-replace"})
 
 
 def _mariadb_clause_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
@@ -142,7 +165,9 @@ def _mariadb_clause_hit(state: MaskingState, analysis: Analysis, identity: Ident
     for stmt in analysis.statements:
         marks = sorted(stmt.flags & _MARIADB_CLAUSES)
         tree = stmt.expression
-        if not marks or (tree is not None and order_guard.in_no_read_order(state, access, tree)):
+        if not marks or (
+            tree is not None and not (stmt.flags & _OTHER_ROWS) and order_guard.in_no_read_order(state, access, tree)
+        ):
             continue
         masked = _masked_tables(state, identity, list(tree.find_all(exp.Table)) if tree is not None else None)
         if masked is None:
@@ -503,6 +528,7 @@ def _uses_hit(state: MaskingState, analysis: Analysis, access: Access, identity:
         _encoding_hit(state, analysis, identity)
         or _names_apart_by_case_hit(state, analysis, identity)
         or _resource_counter_hit(state, analysis, identity)
+        or _duckdb_variable_hit(state, analysis, identity)
         or _row_count_hit(state, analysis, access, identity)
         or _statement_text_hit(state, analysis, identity)
         or _toast_hit(state, analysis, identity)
@@ -1592,6 +1618,28 @@ def _duckdb_measure_hit(state: MaskingState, analysis: Analysis, identity: Ident
                 "read memory and storage measures through an identity that sees no masked columns (a monitoring "
                 "service identity), or ask for an unmask grant (masking.unmask); row counts "
                 "(duckdb_tables().estimated_size) stay readable",
+            )
+    return None
+
+
+def _duckdb_variable_hit(state: MaskingState, analysis: Analysis, identity: Identity) -> RuleHit | None:
+    """DuckDB: ``getvariable('x')`` returns a value the session holds, which the application may have set before
+    wrap() (``SET VARIABLE cur = '536-22-8726'``): a value of unknown origin, masked only by scanning, and a
+    predicate on it runs. The same state as ``duckdb_variables()`` (decision 0420); refused to an identity with
+    masked columns, the agent's own variables included (which variable the application set is not known)."""
+    if state.dialect != "duckdb":
+        return None
+    for stmt in analysis.statements:
+        if any(f.lower().rsplit(".", 1)[-1] == "getvariable" for f in stmt.functions):
+            return _hit(
+                state,
+                analysis,
+                identity,
+                PREDICATE_RULE,
+                "getvariable() reads a variable of the session, which the application may have set before handing "
+                "the connection over (to a value that masking would hide), as duckdb_variables() does",
+                "write the value into the statement (or bind it as a parameter) instead of reading it back from a "
+                "variable, or ask for an unmask grant (masking.unmask)",
             )
     return None
 

@@ -69,6 +69,8 @@ def statement_info(
     marks: frozenset[str] = frozenset()
     if gd == "mysql" and parsed_from is None:
         tokens, marks = _mariadb_clauses(tokens)
+    elif gd == "sqlite" and parsed_from is None:
+        tokens, marks = _sqlite_update_or(tokens)
     info = _statement_info(d, gd, text, tokens, parsed_from=parsed_from, full=full)
     if marks and info.expression is not None:
         info = dataclasses.replace(info, flags=info.flags | marks)
@@ -78,6 +80,29 @@ def statement_info(
     return info
 
 
+
+
+#: SQLite's ``UPDATE OR <resolution>``: the flag each resolution sets (ABORT is the default: no flag)
+_UPDATE_OR = {"IGNORE": "or-ignore", "REPLACE": "or-replace", "FAIL": "or-fail", "ROLLBACK": "or-rollback",
+              "ABORT": None}  # fmt: skip
+
+
+def _sqlite_update_or(tokens: list[Token]) -> tuple[list[Token], frozenset[str]]:
+    """``tokens`` without the ``OR <resolution>`` of SQLite's ``[WITH ...] UPDATE OR IGNORE|REPLACE|FAIL|ROLLBACK|
+    ABORT t ...``, which the parser does not know, and a flag for the resolution (decision 0432). The text keeps it:
+    the server reads it as written; what the resolution adds is judged by masking and the write-effect guard."""
+    depth = 0
+    for i, tok in enumerate(tokens[:-2]):
+        kind = tok.token_type
+        depth += (kind == TokenType.L_PAREN) - (kind == TokenType.R_PAREN)
+        if depth or kind != TokenType.UPDATE:
+            continue
+        word = tokens[i + 2].text.upper()
+        if tokens[i + 1].token_type != TokenType.OR or word not in _UPDATE_OR:
+            break
+        flag = _UPDATE_OR[word]
+        return tokens[: i + 1] + tokens[i + 3 :], frozenset({flag} if flag else ())
+    return tokens, frozenset()
 
 
 def _mariadb_clauses(tokens: list[Token]) -> tuple[list[Token], frozenset[str]]:
