@@ -30,6 +30,7 @@ from governed_db.masking.engine import HOT_USES, MISSING, UNREADABLE, MaskingSta
 from governed_db.masking.flow import known_function_name
 from governed_db.masking.lineage import Lineage, Origin
 from governed_db.masking.messages import scrub_message
+from governed_db.masking.named_counts import bare_name, named_relations
 from governed_db.masking.origins import Written
 from governed_db.masking.plan import Access, detect_masker
 from governed_db.masking.row_length import DEFAULT_LIMIT, most_per_value, parameter_bytes
@@ -1091,7 +1092,7 @@ def _row_count_hit(state: MaskingState, analysis: Analysis, access: Access, iden
             "(WHERE oid = 't'::regclass, relname = 't', schemaname = 'public'; pg_stat_get_live_tuples('t'::regclass)); "
             "or ask for an unmask grant (masking.unmask)",
         )  # fmt: skip
-    picked = _rows_picked_by_masked(state, access)
+    picked = _rows_picked_by_masked(state, access, _names_counted(analysis))
     if not picked:
         return None
     return _hit(
@@ -1103,15 +1104,42 @@ def _row_count_hit(state: MaskingState, analysis: Analysis, access: Access, iden
     )  # fmt: skip
 
 
-def _rows_picked_by_masked(state: MaskingState, access: Access) -> str | None:
+def _names_counted(analysis: Analysis) -> frozenset[str] | None:
+    """The relation names every statement's counts are bounded to by literal (``WHERE relname = 'orders'``, see
+    :mod:`masking.named_counts`); ``None`` where one statement reads counts of any relation."""
+    names: set[str] = set()
+    for stmt in analysis.statements:
+        if any(f.lower().rsplit(".", 1)[-1] in ROW_COUNT_FUNCTIONS for f in stmt.functions):
+            return None  # ``pg_stat_get_live_tuples(oid)`` counts any relation
+        found = named_relations(stmt.expression)
+        if found is None:
+            return None
+        names |= found
+    return frozenset(names)
+
+
+def _picked_relation(table: str, what: str) -> str | None:
+    """The name of the relation whose rows a picker picks (``None``: not known)."""
+    for prefix, suffix in (("partial index ", " of"), ("partition ", " of"), ("materialized view ", " over")):
+        if what.startswith(prefix) and what.endswith(f"{suffix} {table}"):
+            return bare_name(what[len(prefix) : -len(f"{suffix} {table}")])
+    if what == f"inheritance child {table}":
+        return bare_name(table)
+    return None
+
+
+def _rows_picked_by_masked(state: MaskingState, access: Access, named: frozenset[str] | None = None) -> str | None:
     """The first relation (as ``what of table``) whose rows a column masked for the identity picks, or a reason to
-    assume one (the catalog unread, too many tables to judge); ``None`` where there is none."""
+    assume one (the catalog unread, too many tables to judge); ``None`` where there is none. ``named``: the only
+    relation names whose counts are read (a picked relation of another name counts nothing read, decision 0431)."""
     found = state.row_pickers()
     if found is None:
         return "a relation the catalog could not be read for"
     if len({t for t, _w, _c in found}) > _PICKER_TABLES:
         return f"one of {len(found)} relations (more than masking judges one by one)"
     for table, what, columns in found:
+        if named is not None and (relation := _picked_relation(table, what)) is not None and relation not in named:
+            continue
         key = table_key(table)
         info = state.table(key)
         masked = sorted(c for c in info.columns or () if {c.lower(), "*"} & columns and access.masks(key, c))

@@ -513,7 +513,12 @@ class Walker:
                     return combine(fn)
                 for out in s.projections:  # ORDER BY / GROUP BY an output alias
                     if out.name.lower() == name:
-                        return out.origin
+                        # where the engine takes no output alias (PostgreSQL's and MariaDB's WHERE), the name is an
+                        # enclosing query's column: ``EXISTS (SELECT id AS full_name FROM i WHERE full_name < 'M')``
+                        # compares the outer ``full_name``; both count (decision 0430)
+                        # (SQLite and DuckDB take the alias there)
+                        outer = self.enclosing(name, s.parent) if self.dialect in _NO_WHERE_ALIAS else []
+                        return combine([out.origin, *outer]) if outer else out.origin
             s = s.parent
         if name in self.locators and not qualifier:
             # rowid, xmin...: where or when a row was stored, not what it holds
@@ -1557,6 +1562,8 @@ class Walker:
             # counts as both
             for col in part.find_all(exp.Column):
                 shadow = aliases.get(col.name.lower()) if not col.table else None
+                if shadow is not None and self.input_first(col, part, clause, scope):
+                    shadow = None
                 # an output that is the very column the name reads (``SELECT id, email ... WHERE email IS NOT
                 # NULL``) is walked with the clause below, where what it is used in counts (a null test, 0209)
                 if shadow is not None and not (shadow.kind == "column" and shadow == self.column(col, scope)):
@@ -1577,6 +1584,39 @@ class Walker:
                 self.orderings(part, scope, ctes, clause, beside)
                 continue
             self.lineage.uses.append((clause, self.expr(part, scope, ctes)))
+
+    def input_first(self, col: exp.Column, part: exp.Expression, clause: str, scope: Scope) -> bool:
+        """Does PostgreSQL read the bare name ``col`` in ``clause`` as a column of the query's own FROM, never as
+        an output alias of the same name? In WHERE, JOIN ON, HAVING and a window it never reads an output name;
+        in GROUP BY an input column wins; in ORDER BY an output name wins when it is a whole item, an input column
+        within an expression (decision 0430). Only where a table of the query's own FROM certainly has the name:
+        otherwise both count (fail closed). The other engines' rules differ (MariaDB reads an output alias in
+        HAVING and in a window's ORDER BY): both count there."""
+        if self.dialect not in ("postgres", "postgresql") or clause in ("DISTINCT ON", "QUALIFY"):
+            return False
+        if self.output_named(col, part, clause, scope) is not None:
+            return False
+        name = col.name.lower()
+        return any(src.find(name) is not None for src in scope.sources) and all(
+            src.columns is not None for src in scope.sources
+        )
+
+    def output_named(self, col: exp.Expression, part: exp.Expression, clause: str, scope: Scope) -> Origin | None:
+        """What a query's own ORDER BY item ``col`` sorts by on PostgreSQL when it is a bare name of an output: that
+        output, not a column of the same name of its FROM (``SELECT id AS full_name ... ORDER BY full_name`` sorts
+        by ``id``). ``None``: another engine, or not such an item."""
+        if (
+            self.dialect not in ("postgres", "postgresql")
+            or clause != "ORDER BY"
+            or not isinstance(part.parent, exp.Select)
+            or not isinstance(col, exp.Column)
+            or col.table
+            or not isinstance(col.parent, exp.Ordered)
+            or col.parent.parent is not part
+        ):
+            return None
+        named = [o.origin for o in scope.projections if o.name and o.name.lower() == col.name.lower()]
+        return combine(named) if named else None
 
     def beside(
         self, items: list[exp.Expression], scope: Scope, aliases: dict[str, Origin] | None = None
@@ -1663,7 +1703,9 @@ class Walker:
                 else:
                     self.lineage.uses.append((clause, Origin("unknown")))
                 continue
-            self.keyed_use(clause, self.expr(target, scope, ctes), beside.get(id(item)) if beside else None)
+            output = self.output_named(target, part, clause, scope)
+            origin = output if output is not None else self.expr(target, scope, ctes)
+            self.keyed_use(clause, origin, beside.get(id(item)) if beside else None)
 
     def implicit(self, node: exp.Expression | None, src: Source) -> None:
         """``src``'s columns are taken as a whole, by a star or a whole row, not by name: a column another
@@ -1700,6 +1742,10 @@ class Walker:
         used = [o for n, o in (*lcols, *rcols) if n in shared]
         if used:
             self.lineage.uses.append(("NATURAL JOIN", combine(used)))
+
+
+#: the engines that never read an output alias in WHERE (a name there is a FROM column, or an enclosing query's)
+_NO_WHERE_ALIAS = frozenset({"postgres", "postgresql", "mysql"})
 
 
 #: the collations SQLite defines itself (C code of its own; the sqlite3 proxy refuses to replace them)

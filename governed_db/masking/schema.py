@@ -1890,8 +1890,8 @@ def read_held_rows(conn: Any, dialect: str, table_sql: str) -> str | None:
 
 def row_pickers(conn: Any, dialect: str) -> list[tuple[str, str, frozenset[str]]] | None:
     """PostgreSQL: the relations whose rows a condition on column values picks, each as ``(table, what,
-    lower-case columns the condition reads)``: a partial index (its predicate), a partitioned table (its key:
-    every column where it holds an expression), an inheritance child (a CHECK constraint of its), a materialized
+    lower-case columns the condition reads)``: a partial index (its predicate), each partition of a partitioned
+    table at any depth (the table's key: every column where it holds an expression; decision 0431), an inheritance child (a CHECK constraint of its), a materialized
     view (every column of each relation its query uses, a WHERE's among them). Their row counts
     in the catalog count the rows meeting the condition (decision 0399). ``[]`` on other databases; ``None`` when
     the catalog cannot be read."""
@@ -1929,10 +1929,12 @@ _PG_ROW_PICKERS = (
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) "
     "WHERE k.contype = 'c' AND NOT c.relispartition "
     "AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = k.conrelid) GROUP BY k.conrelid "
-    "UNION ALL SELECT pt.partrelid::regclass::text, 'the partitions of', array_agg(a.attname::text), NULL "
+    "UNION ALL SELECT pt.partrelid::regclass::text, 'partition ' || d.relid::regclass::text || ' of', "
+    "array_agg(a.attname::text), NULL "
     "FROM pg_catalog.pg_partitioned_table pt JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid "
     "AND a.attnum > 0 AND NOT a.attisdropped AND (a.attnum = ANY (pt.partattrs::int2[]) OR pt.partexprs IS NOT NULL) "
-    "GROUP BY pt.partrelid "
+    "CROSS JOIN LATERAL pg_catalog.pg_partition_tree(pt.partrelid) d WHERE d.relid <> pt.partrelid "
+    "GROUP BY pt.partrelid, d.relid "
     "UNION ALL SELECT d.refobjid::regclass::text, 'materialized view ' || r.ev_class::regclass::text || ' over', "
     "array_agg(a.attname::text), NULL FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class m ON m.oid = r.ev_class "
     "AND m.relkind = 'm' JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass "
