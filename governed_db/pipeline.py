@@ -185,6 +185,14 @@ class Governor:
         limited = (
             limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
         )
+        if decision.action is Action.DENY:
+            # refused whatever masking would add: its checks may read and classify every table the statement
+            # names, a catalog view such as pg_stats included (minutes of detection), so cheap refusals come
+            # first (decision 0434)
+            ms = self.masking_state
+            if ms is not None:
+                ms.current = None  # no entry of this statement's: nothing runs
+            return self._with_hits(known, params, decision, limited, None)
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
         return self._with_hits(known, params, decision, limited, masked)
 
