@@ -185,10 +185,10 @@ class Governor:
         limited = (
             limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
         )
-        if decision.action is Action.DENY:
-            # refused whatever masking would add: its checks may read and classify every table the statement
-            # names, a catalog view such as pg_stats included (minutes of detection), so cheap refusals come
-            # first (decision 0434)
+        if decision.action is Action.DENY and "system-catalog" in decision.rules:
+            # refused whatever masking would add: its checks would read and classify the catalog views the
+            # statement names (pg_stats' arrays of values: minutes of detection), so the cheap refusal comes first
+            # (decision 0434); other refusals keep masking's reasons beside the policy's
             ms = self.masking_state
             if ms is not None:
                 ms.current = None  # no entry of this statement's: nothing runs
