@@ -185,6 +185,14 @@ class Governor:
         limited = (
             limiter.on_statement(identity, self.environment) if limiter is not None and not self.setting_up else None
         )
+        if decision.action is Action.DENY and "system-catalog" in decision.rules:
+            # refused whatever masking would add: its checks would read and classify the catalog views the
+            # statement names (pg_stats' arrays of values: minutes of detection), so the cheap refusal comes first
+            # (decision 0434); other refusals keep masking's reasons beside the policy's
+            ms = self.masking_state
+            if ms is not None:
+                ms.current = None  # no entry of this statement's: nothing runs
+            return self._with_hits(known, params, decision, limited, None)
         masked = masking.predicate_hit(analysis, identity=identity, gov=self, params=params)
         return self._with_hits(known, params, decision, limited, masked)
 
