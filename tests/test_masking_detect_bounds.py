@@ -4,13 +4,13 @@ leaked; a statement the policy refuses is refused before masking reads (and clas
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Any
 
 import pytest
 
 import governed_db
+from bench.bench_detect_bounds import _phone_array
 from governed_db.errors import GuardrailViolation
 from governed_db.identity import Identity
 from governed_db.masking import detect, engine, recognizers
@@ -18,22 +18,6 @@ from governed_db.masking import detect, engine, recognizers
 AGENT = Identity("pgs-bot", kind="agent")
 
 
-def _digits(n: int) -> str:
-    rnd = random.Random(434)
-    return "".join(rnd.choice("0123456789-.,() /+") for _ in range(n))
-
-
-_AREAS = (212, 303, 415, 503, 617, 646, 702, 808)
-
-
-def _phone_array(n: int) -> str:
-    rnd = random.Random(434)
-    values: list[str] = []
-    size = 2
-    while size < n:
-        values.append(f'"+1 {rnd.choice(_AREAS)}-555-{rnd.randint(100, 199):04d}"')  # 555-0100..0199: fictional
-        size += len(values[-1]) + 1
-    return "{" + ",".join(values) + "}"
 
 
 def test_phones_past_the_parsed_head_are_masked_not_leaked() -> None:
