@@ -19,7 +19,10 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 TEST_DB = "test" if _WORKER == "gw0" else f"test_{_WORKER}"
 PG_DSN = os.environ.get("GOVERNED_DB_TEST_PG", f"host=127.0.0.1 port=5432 dbname={TEST_DB} user=postgres")
 PG_DB = dict(p.split("=", 1) for p in PG_DSN.split()).get("dbname", TEST_DB)
-MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": TEST_DB}
+#: MariaDB: one database, ``test``, for both processes (tests there name it in expected outputs; their tables carry
+#: unique names)
+MYSQL_DB = "test"
+MYSQL_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": MYSQL_DB}
 # subprocesses the tests start connect to the same database
 os.environ.setdefault("GOVERNED_DB_TEST_PG", PG_DSN)
 REQUIRE_SERVERS = os.environ.get("GOVERNED_DB_REQUIRE_SERVERS") == "1"
@@ -41,7 +44,7 @@ def pg_url(scheme: str = "postgresql") -> str:
 
 def mysql_url(scheme: str = "mysql") -> str:
     """The MariaDB test database as a URL."""
-    return f"{scheme}://root@127.0.0.1:3306/{TEST_DB}"
+    return f"{scheme}://root@127.0.0.1:3306/{MYSQL_DB}"
 
 
 def pytest_configure(config: Any) -> None:

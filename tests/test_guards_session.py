@@ -17,7 +17,7 @@ from governed_db import Identity
 from governed_db.errors import GuardrailViolation
 from governed_db.policy import Policy
 from governed_db.policy.file import PolicyFileError, policy_from_mapping
-from tests.conftest import TEST_DB
+from tests.conftest import MYSQL_DB
 
 READER = Identity("report-bot", kind="agent")
 HUMAN = Identity("alice")
@@ -256,7 +256,7 @@ def test_select_db_is_judged_as_use(mysql_kw: dict[str, Any]) -> None:
         gov.select_db("mysql")
     cur = raw.cursor()
     cur.execute("SELECT DATABASE()")
-    assert cur.fetchone() == (TEST_DB,)
+    assert cur.fetchone() == (MYSQL_DB,)
     raw.close()
 
 

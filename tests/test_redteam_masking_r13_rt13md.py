@@ -33,7 +33,7 @@ import governed_db
 from governed_db.masking.messages import REWRITTEN_WITHHELD, scrub_diagnostic
 from tests._redteam import CURIOUS_AGENT, govern, made_tables
 from tests._redteam import rows_or_rules as _see
-from tests.conftest import TEST_DB
+from tests.conftest import MYSQL_DB
 
 COLUMNS = "(id int primary key, full_name varchar(100), birth_date date, tax_ref varchar(20), flags bit(8), city varchar(40))"
 ROWS_A = [
@@ -212,7 +212,7 @@ def _hide_and_restore(mysql_kw: dict[str, Any], table: str, trick: str, governed
 
 @pytest.mark.parametrize("trick", ["USE {db}", "CREATE TEMPORARY TABLE rt13md_tmp (i int)", "DROP TEMPORARY TABLE IF EXISTS rt13md_x"])
 def test_a_sample_of_rows_rolled_back_is_no_evidence(mysql_kw: dict[str, Any], plain: Any, trick: str) -> None:
-    trick = trick.format(db=TEST_DB)  # (the id stays the same in every test process)
+    trick = trick.format(db=MYSQL_DB)  # (the id stays the same in every test process)
     tables = {"A": plain(PLAIN_A), "B": plain(PLAIN_B)}
     raw = [_hide_and_restore(mysql_kw, tables[c], trick, governed=False) for c in ("A", "B")]
     assert raw[0] != raw[1], raw

@@ -37,7 +37,7 @@ import sqlglot
 
 import governed_db
 from tests._redteam import CURIOUS_AGENT, govern, rows_or_rules
-from tests.conftest import TEST_DB
+from tests.conftest import MYSQL_DB
 
 HUMAN = governed_db.Identity("bob", kind="human")  # a person without an unmask grant: production lets DDL warn
 COLUMNS = "(id int primary key, full_name varchar(100), ssn varchar(20), city varchar(40))"
@@ -652,7 +652,7 @@ def test_checksum_table_tells_no_value(mysql_kw: dict[str, Any], pair: Pair, sql
         conn = _session(mysql_kw, governed)
         try:
             for c, t in pair.items():
-                seen[governed, c] = repr(_see(conn, sql.format(t=t, db=TEST_DB))).replace(t, "T")
+                seen[governed, c] = repr(_see(conn, sql.format(t=t, db=MYSQL_DB))).replace(t, "T")
         finally:
             conn.close()
     if "QUICK" not in sql:  # (QUICK reads the live checksum only MyISAM/Aria keep: NULL for InnoDB)
@@ -670,7 +670,7 @@ def test_checksum_of_a_table_without_masked_columns_still_runs(
     gov = _session(mysql_kw, True)
     try:
         rows = rows_or_rules(gov, f"CHECKSUM TABLE {t}")
-        assert isinstance(rows, list) and len(rows) == 1 and rows[0][0] == f"{TEST_DB}.{t}", rows
+        assert isinstance(rows, list) and len(rows) == 1 and rows[0][0] == f"{MYSQL_DB}.{t}", rows
     finally:
         gov.close()
         with mysql_conn.cursor() as cur:
@@ -715,7 +715,7 @@ def test_unique_index_forms_tell_no_duplicate(
         conn = _session(mysql_kw, governed)
         try:
             for c, t in coded.items():
-                seen[governed, c] = repr(_see(conn, sql.format(t=t, db=TEST_DB))).replace(t, "T"), _schema(mysql_conn, t)
+                seen[governed, c] = repr(_see(conn, sql.format(t=t, db=MYSQL_DB))).replace(t, "T"), _schema(mysql_conn, t)
         finally:
             conn.close()
     assert seen[False, "A"] != seen[False, "B"], seen  # raw: "Duplicate entry" for B only

@@ -48,7 +48,7 @@ import pytest
 
 import governed_db
 from tests._redteam import MariaTable, govern
-from tests.conftest import TEST_DB
+from tests.conftest import MYSQL_DB
 
 DDL = (
     "(id int primary key, full_name varchar(100), email varchar(100), ssn varchar(100){ssn_default}, "
@@ -740,11 +740,11 @@ def test_mariadb_use_forgets_labels_of_the_other_databases_tables(my: My, unique
         cur.execute(read)
         assert cur.fetchall() == ((1, "colour1"),)
         seen = []
-        for switch in (f"USE {other}", f"USE {TEST_DB}", f"USE {other}"):
+        for switch in (f"USE {other}", f"USE {MYSQL_DB}", f"USE {other}"):
             cur.execute(switch)
             cur.execute(read)
             seen.append(cur.fetchall())
-        gov.select_db(TEST_DB)
+        gov.select_db(MYSQL_DB)
         cur.execute(read)
         gov.select_db(other)
         cur.execute(read)
