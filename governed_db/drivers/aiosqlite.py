@@ -29,7 +29,8 @@ from governed_db.drivers.sqlite import (
     caller_code,
     compiled_again,
     converter_failed,
-    copy_refused,
+    copy_refusal,
+    copy_stand_in,
     fetch_failed,
     harmless_callable,
     hook_refusal,
@@ -204,27 +205,23 @@ class AiosqliteConnection(_RowFactoryGuard, PrivateWithheld, AsyncGovernedConnec
     # -- the non-SQL ways data leaves (as for sqlite3) -------------------------------------------
     async def backup(self, target: Any, **kwargs: Any) -> Any:
         raw_target = innermost(target)
-        try:
+        with copy_refusal("connection.backup"):
             return await govern(
                 self._self_gov,
                 "connection.backup",
-                "VACUUM INTO 'backup-target'",
+                copy_stand_in("connection.backup"),
                 None,
                 lambda _s: self.__wrapped__.backup(raw_target, **kwargs),
             )
-        except GuardrailViolation as e:
-            copy_refused(e, "connection.backup")
-            raise
 
     async def iterdump(self) -> AsyncIterator[str]:
         async def dump(_s: Any) -> list[str]:
             return [line async for line in self.__wrapped__.iterdump()]
 
-        try:
-            lines = await govern(self._self_gov, "connection.iterdump", "VACUUM INTO 'iterdump'", None, dump)
-        except GuardrailViolation as e:
-            copy_refused(e, "connection.iterdump")
-            raise
+        with copy_refusal("connection.iterdump"):
+            lines = await govern(
+                self._self_gov, "connection.iterdump", copy_stand_in("connection.iterdump"), None, dump
+            )
         for line in lines:
             yield line
 

@@ -24,6 +24,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from governed_db import masking
@@ -646,20 +647,26 @@ def reword(e: GuardrailViolation, what: str, remedy: str) -> None:
 def whole_copy(gov: Any, entry: str, invoke: Any) -> Any:
     """Run ``invoke`` (``entry``: a copy of the whole database) judged as ``VACUUM INTO`` (a copy to a file); a
     refusal says what the call would have copied."""
+    with copy_refusal(entry):
+        return run(gov, entry, copy_stand_in(entry), None, invoke)
+
+
+def copy_stand_in(entry: str) -> str:
+    """The statement a whole-database copy of the connection's API (``entry``) is judged as."""
+    return f"VACUUM INTO '{'backup-target' if entry == 'connection.backup' else entry.rpartition('.')[2]}'"
+
+
+@contextmanager
+def copy_refusal(entry: str) -> Iterator[None]:
+    """A refusal of ``entry`` (a whole-database copy judged as ``VACUUM INTO``) raised inside, reworded to say what
+    the call would have copied where its text speaks of the stand-in (sqlite3 and aiosqlite alike)."""
     try:
-        target = "backup-target" if entry == "connection.backup" else entry.rpartition(".")[2]
-        return run(gov, entry, f"VACUUM INTO '{target}'", None, invoke)
+        yield
     except GuardrailViolation as e:
-        copy_refused(e, entry)
+        if "VACUUM INTO" in str(e):
+            reword(e, f"{_COPIES[entry]}, masked columns included, past masking (it is judged as VACUUM INTO, a "
+                      "copy of the database to a file)", _COPY_REMEDY)  # fmt: skip
         raise
-
-
-def copy_refused(e: GuardrailViolation, entry: str) -> None:
-    """``e`` (the refusal of ``entry``, a whole-database copy judged as ``VACUUM INTO``) reworded to say what the
-    call would have copied, where its text speaks of the stand-in."""
-    if "VACUUM INTO" in str(e):
-        reword(e, f"{_COPIES[entry]}, masked columns included, past masking (it is judged as VACUUM INTO, a "
-                  "copy of the database to a file)", _COPY_REMEDY)  # fmt: skip
 
 
 class SqliteDriver(Driver):
