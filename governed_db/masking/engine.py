@@ -326,20 +326,6 @@ def _digest(value: Any) -> bytes:
 
 
 
-def sqlite_affinity(declared: str) -> str:
-    """The affinity SQLite gives a column declared ``declared`` (its rules, in their order)."""
-    t = declared.upper()
-    if "INT" in t:
-        return "INTEGER"
-    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
-        return "TEXT"
-    if "BLOB" in t or not t.strip():
-        return "BLOB"
-    if "REAL" in t or "FLOA" in t or "DOUB" in t:
-        return "REAL"
-    return "NUMERIC"
-
-
 #: a value of the type a SQLite column of that affinity stores numbers as (an untyped or BLOB column: none)
 _NATIVE: dict[str, Any] = {"INTEGER": 1, "NUMERIC": 1, "REAL": 1.0}
 _CONSTANTS: dict[type, Any] = {int: 0, float: 0.0}
@@ -1452,7 +1438,7 @@ class MaskingState:
         if self.dialect != "sqlite":
             return None
         declared = self.declared_type(key, column)
-        return None if declared is None else sqlite_affinity(declared)
+        return None if declared is None else schema.sqlite_affinity(declared)
 
     def masker(self, key: str, column: str, cls: ColumnClass) -> Masker:
         label = cls.label or "SENSITIVE"

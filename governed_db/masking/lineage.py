@@ -64,7 +64,7 @@ from governed_db.masking.origins import (
     computed_star,
     star_outputs,
 )
-from governed_db.masking.schema import bare_table
+from governed_db.masking.schema import bare_table, sqlite_affinity
 from governed_db.masking.writes import is_default, record_writes, trace_command, trace_write, walk_write
 
 #: pseudo-columns that locate a row (SQLite, PostgreSQL, DuckDB, Oracle-style): never data, never sensitive
@@ -972,11 +972,7 @@ class Walker:
             return True
         if self.dialect != "sqlite" or self.declared is None:
             return False
-        for t, c in found.sources:
-            declared = (self.declared(t, c) or "").upper()
-            if "INT" in declared or not any(k in declared for k in ("CHAR", "CLOB", "TEXT")):
-                return False
-        return True
+        return all(sqlite_affinity(self.declared(t, c) or "") == "TEXT" for t, c in found.sources)
 
     def sum_overflows(self, node: exp.Sum | exp.Avg, parts: list[Origin]) -> str | None:
         """Why a DuckDB ``sum()``/``avg()`` of masked values can fail by what they hold (``None``: it cannot)."""

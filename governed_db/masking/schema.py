@@ -2419,3 +2419,17 @@ def _tables_in(sql: str, dialect: str) -> tuple[str, ...] | None:
         if isinstance(t.this, exp.Identifier) and not (not t.args.get("db") and t.name.lower() in ctes):
             out.append(".".join(p.name for p in t.parts))
     return tuple(dict.fromkeys(out))
+
+
+def sqlite_affinity(declared: str) -> str:
+    """The affinity SQLite gives a column declared ``declared`` (its rules, in their order)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
